@@ -1,0 +1,339 @@
+//! Subcommands: what each one checks, runs and prints.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use clap::{Parser, Subcommand, ValueEnum};
+use swarm_orchestrator::git::Repo;
+use swarm_orchestrator::graph::TaskGraph;
+use swarm_orchestrator::plan::{self, Plan, SandboxMode};
+use swarm_orchestrator::run::{self, RunError, RunOptions};
+use swarm_orchestrator::{exit, journal, report};
+use swarm_sandbox::Stop;
+use tokio::sync::watch;
+
+use crate::Failure;
+use crate::output;
+
+/// Run a graph of tasks in git worktrees, sandboxed, and merge the results.
+#[derive(Debug, Parser)]
+#[command(name = "swarm", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Also write logs (RUST_LOG filter) to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a plan: every task in its own worktree, results merged into swarm/<run>.
+    Run(RunArgs),
+    /// Check a plan (and that its base exists) without running anything.
+    Validate {
+        /// The plan file.
+        plan: PathBuf,
+    },
+    /// Print a plan's task graph, or a run's graph coloured by status.
+    Graph {
+        /// The plan file (or use --run).
+        #[arg(required_unless_present = "run")]
+        plan: Option<PathBuf>,
+        /// Colour the graph of this run by task status.
+        #[arg(long, conflicts_with = "plan")]
+        run: Option<String>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Show what a run did (default: the latest run), also while it runs.
+    Status {
+        /// The run name (see `.swarm/runs/`).
+        run: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON schema of plan files.
+    #[command(hide = true)]
+    Schema,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Name of the run (default: the plan's name, with -2, -3... if taken).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run at most N tasks at once (default: the plan's, else the CPU count).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Start from this revision instead of the plan's `base`.
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Override the plan's sandbox (`none` disables confinement).
+    #[arg(long, value_enum)]
+    pub sandbox: Option<SandboxArg>,
+    /// Time a stopped worker gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// Print only the final summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SandboxArg {
+    Landlock,
+    None,
+}
+
+pub fn main(cli: Cli) -> Result<i32, Failure> {
+    let cwd = match &cli.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().map_err(|e| Failure::Internal(e.into()))?,
+    };
+    match cli.command {
+        Command::Run(args) => run_plan(&cwd, args),
+        Command::Validate { plan } => validate(&cwd, &plan),
+        Command::Graph { plan, run, format } => {
+            graph(&cwd, plan.as_deref(), run.as_deref(), format)
+        }
+        Command::Status { run, json } => status(&cwd, run.as_deref(), json),
+        Command::Schema => {
+            print!("{}", plan::schema::json_schema());
+            Ok(exit::SUCCESS)
+        }
+    }
+}
+
+fn load_plan(cwd: &Path, path: &Path) -> Result<Plan, Failure> {
+    let full = cwd.join(path);
+    let mut plan = plan::load(&full).map_err(Failure::Plan)?;
+    // Messages name the plan as the user wrote it, not as an absolute path.
+    plan.source.name = path.display().to_string();
+    Ok(plan)
+}
+
+fn open_repo(cwd: &Path) -> Result<Repo, Failure> {
+    Repo::discover(cwd).map_err(|e| {
+        Failure::Invalid(anyhow!(
+            "{e}\nhelp: run swarm inside a git repository (`git init` creates one)"
+        ))
+    })
+}
+
+fn invalid_or_internal(e: RunError) -> Failure {
+    let help = match &e {
+        RunError::NameTaken { .. } => "\nhelp: pick another --name, or omit it to get a free one",
+        RunError::SwarmBranchExists { .. } => {
+            "\nhelp: rename that branch (git branch -m swarm NEW)"
+        }
+        RunError::Git(swarm_orchestrator::git::GitError::UnknownRev { .. }) => {
+            "\nhelp: set `base` in [swarm] (or --base) to an existing branch, tag or commit"
+        }
+        _ => "",
+    };
+    if e.is_invalid_input() {
+        Failure::Invalid(anyhow!("{e}{help}"))
+    } else {
+        Failure::Internal(anyhow!(e))
+    }
+}
+
+fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
+    let plan = load_plan(cwd, path)?;
+    let repo = open_repo(cwd)?;
+    let base = repo
+        .resolve(&plan.base)
+        .map_err(|e| invalid_or_internal(e.into()))?;
+    let graph = TaskGraph::new(&plan.tasks);
+    let roots = (0..graph.len())
+        .filter(|&i| graph.deps(i).next().is_none())
+        .count();
+    let longest = (0..graph.len())
+        .map(|i| graph.critical_path(i))
+        .max()
+        .unwrap_or(0);
+    println!(
+        "{}: ok: {} tasks, {} without dependencies, longest chain {}, base {} ({})",
+        path.display(),
+        plan.tasks.len(),
+        roots,
+        longest,
+        plan.base,
+        &base.to_string()[..12]
+    );
+    Ok(exit::SUCCESS)
+}
+
+fn graph(
+    cwd: &Path,
+    plan_path: Option<&Path>,
+    run: Option<&str>,
+    format: GraphFormat,
+) -> Result<i32, Failure> {
+    let (plan, status) = match (plan_path, run) {
+        (Some(path), _) => (load_plan(cwd, path)?, None),
+        (None, run) => {
+            let repo = open_repo(cwd)?;
+            let (_, report) = load_report(&repo, run)?;
+            let plan = load_plan(cwd, Path::new(&report.plan))?;
+            let status: Vec<_> = plan
+                .tasks
+                .iter()
+                .map(|t| {
+                    report
+                        .tasks
+                        .iter()
+                        .find(|r| r.id == t.id)
+                        .map_or(swarm_protocol::TaskStatus::Pending, |r| r.status)
+                })
+                .collect();
+            (plan, Some(status))
+        }
+    };
+    let graph = TaskGraph::new(&plan.tasks);
+    let text = match format {
+        GraphFormat::Dot => graph.to_dot(&plan.name, &plan.tasks, status.as_deref()),
+        GraphFormat::Mermaid => graph.to_mermaid(&plan.tasks, status.as_deref()),
+    };
+    print!("{text}");
+    Ok(exit::SUCCESS)
+}
+
+fn load_report(
+    repo: &Repo,
+    run: Option<&str>,
+) -> Result<(String, swarm_protocol::RunReport), Failure> {
+    let name = match run {
+        Some(name) => name.to_string(),
+        None => run::latest_run(&repo.workdir).ok_or_else(|| {
+            Failure::Invalid(anyhow!(
+                "find a run in {}: swarm has not run here yet\nhelp: start one with `swarm run PLAN`",
+                repo.workdir.display()
+            ))
+        })?,
+    };
+    let path = report::run_dir(&repo.workdir, &name).join("events.jsonl");
+    if !path.exists() {
+        return Err(Failure::Invalid(anyhow!(
+            "find run `{name}`: no journal at {}\nhelp: runs are listed in .swarm/runs/",
+            path.display()
+        )));
+    }
+    let events = journal::read(&path).map_err(|e| Failure::Internal(e.into()))?;
+    let report = report::fold(&events)
+        .ok_or_else(|| Failure::Internal(anyhow!("read run `{name}`: its journal is empty")))?;
+    Ok((name, report))
+}
+
+fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    let (_, report) = load_report(&repo, run)?;
+    if json {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
+        println!("{text}");
+    } else {
+        print!("{}", output::summary(&report, &repo.workdir));
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
+    let mut plan = load_plan(cwd, &args.plan)?;
+    let repo = open_repo(cwd)?;
+    if let Some(base) = args.base {
+        plan.base = base;
+    }
+    if let Some(sandbox) = args.sandbox {
+        plan.sandbox = match sandbox {
+            SandboxArg::Landlock => SandboxMode::Landlock,
+            SandboxArg::None => SandboxMode::None,
+        };
+    }
+    if plan.sandbox == SandboxMode::Landlock {
+        return Err(Failure::Invalid(anyhow!(
+            "start run: the landlock sandbox is not available in this version of swarm yet\n\
+             help: set `sandbox = \"none\"` in the [swarm] table of {} (or pass --sandbox none) \
+             to run tasks without confinement",
+            args.plan.display()
+        )));
+    }
+    if args.concurrency == Some(0) {
+        return Err(Failure::Invalid(anyhow!(
+            "start run: --concurrency must be at least 1"
+        )));
+    }
+    let concurrency = args
+        .concurrency
+        .or(plan.concurrency)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = RunOptions {
+        name: args.name,
+        concurrency,
+        grace: args.grace,
+    };
+    let prepared = run::prepare(repo, plan, options).map_err(invalid_or_internal)?;
+    eprintln!(
+        "warning: sandbox = \"none\": tasks of run `{}` run unconfined, with your permissions",
+        prepared.run
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+        .map_err(Failure::Internal)?;
+    let live = !args.quiet;
+    let result = runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(None);
+        tokio::spawn(forward_signals(stop_tx));
+        let mut printer = output::Progress::new();
+        let mut observer = |event: &swarm_protocol::Event| {
+            if live {
+                printer.event(event);
+            }
+        };
+        run::execute(prepared, &mut observer, stop_rx).await
+    });
+    let report = result.map_err(|e| Failure::Internal(e.into()))?;
+    eprint!("{}", output::summary(&report, Path::new(&report.repo)));
+    Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
+}
+
+/// First SIGINT/SIGTERM: stop gracefully. Second: kill at once.
+async fn forward_signals(stop: watch::Sender<Option<Stop>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("failed to install signal handlers; Ctrl-C will not stop workers cleanly");
+        return;
+    };
+    for level in [Stop::Graceful, Stop::Immediate] {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        if level == Stop::Graceful {
+            eprintln!(
+                "swarm: stopping: waiting for running tasks to end (Ctrl-C again to kill them now)"
+            );
+        }
+        let _ = stop.send(Some(level));
+    }
+}

@@ -1,0 +1,67 @@
+//! `swarm`: the command line. The only part of swarm that reads the
+//! environment, installs signal handlers or prints.
+
+mod cli;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use swarm_orchestrator::exit;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.log_file.as_deref());
+    let code = match cli::main(args) {
+        Ok(code) => code,
+        Err(failure) => {
+            output::print_failure(&failure);
+            failure.exit_code()
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
+
+fn init_tracing(log_file: Option<&std::path::Path>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match log_file.map(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+    }) {
+        Some(Ok(file)) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init(),
+        Some(Err(e)) => {
+            builder.with_writer(std::io::stderr).init();
+            tracing::warn!(error = %e, "failed to open the log file; logging to stderr");
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+}
+
+/// Why a command failed, and so which exit code it ends with.
+#[derive(Debug)]
+pub enum Failure {
+    /// The plan is invalid (rendered with its source).
+    Plan(Box<swarm_orchestrator::plan::PlanError>),
+    /// The command line or the repository state makes the command invalid.
+    Invalid(anyhow::Error),
+    /// Something went wrong while working.
+    Internal(anyhow::Error),
+}
+
+impl Failure {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Self::Plan(_) | Self::Invalid(_) => exit::INVALID_INPUT,
+            Self::Internal(_) => exit::TASKS_FAILED,
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! What users see: a line per notable event while a run goes, the final
+//! summary table, and errors.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use swarm_protocol::{Event, EventBody, RunReport, TaskStatus};
+
+use crate::Failure;
+
+/// Prints run events as lines on stderr.
+pub struct Progress {
+    total: usize,
+    finished: usize,
+    width: usize,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Self {
+            total: 0,
+            finished: 0,
+            width: 8,
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        match &event.body {
+            EventBody::RunStarted {
+                run,
+                base,
+                base_commit,
+                integration_branch,
+                concurrency,
+                tasks,
+                ..
+            } => {
+                self.total = tasks.len();
+                self.width = tasks
+                    .iter()
+                    .map(|t| t.id.len())
+                    .max()
+                    .unwrap_or(8)
+                    .clamp(8, 40);
+                eprintln!(
+                    "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}) into branch {integration_branch}",
+                    tasks.len(),
+                    short(base_commit)
+                );
+            }
+            EventBody::TaskStarted { task, attempt, .. } => {
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                eprintln!("  {:<10} {task:<w$}{again}", "start", w = self.width);
+            }
+            EventBody::AttemptFinished { .. } | EventBody::RunFinished { .. } => {}
+            EventBody::TaskFinished {
+                task,
+                status,
+                reason,
+            } => {
+                self.finished += 1;
+                let why = reason
+                    .as_deref()
+                    .map(|r| format!("  {r}"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "  {:<10} {task:<w$} [{}/{}]{why}",
+                    status.as_str(),
+                    self.finished.min(self.total),
+                    self.total,
+                    w = self.width
+                );
+            }
+            EventBody::TaskMerged { task, .. } => {
+                eprintln!("  {:<10} {task}", "merged");
+            }
+            EventBody::TaskConflicted { task, files, .. } => {
+                eprintln!(
+                    "  {:<10} {task:<w$}  in {}",
+                    "conflict",
+                    files.join(", "),
+                    w = self.width
+                );
+            }
+        }
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
+}
+
+fn duration(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.2}s", ms as f64 / 1000.0)
+    } else if ms < 600_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+/// The table printed at the end of a run and by `swarm status`.
+pub fn summary(report: &RunReport, workdir: &Path) -> String {
+    let prefix = format!("{}/", workdir.display());
+    let rel = |p: &str| p.strip_prefix(prefix.as_str()).unwrap_or(p).to_string();
+    let width = report
+        .tasks
+        .iter()
+        .map(|t| t.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = String::new();
+    let state = match report.exit_code {
+        None => "running".to_string(),
+        Some(0) => "succeeded".to_string(),
+        Some(130) => "interrupted".to_string(),
+        Some(code) => format!("finished with failures (exit {code})"),
+    };
+    let _ = writeln!(out, "\nrun {}: {state}", report.run);
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  result",
+        "task", "status", "time", "try", "changed"
+    );
+    for t in &report.tasks {
+        let result = match (&t.git_ref, t.status) {
+            (_, TaskStatus::Conflicted) => format!("conflict in {}", t.conflict_files.join(", ")),
+            (Some(r), _) => r.clone(),
+            (None, _) => t.reason.clone().unwrap_or_default(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {result}",
+            t.id,
+            t.status.as_str(),
+            if t.attempts == 0 {
+                "-".into()
+            } else {
+                duration(t.duration_ms)
+            },
+            t.attempts,
+            t.changed_files.len(),
+        );
+    }
+    let count =
+        |pred: fn(TaskStatus) -> bool| report.tasks.iter().filter(|t| pred(t.status)).count();
+    let _ = writeln!(
+        out,
+        "\n  {} merged, {} succeeded (read-only), {} failed, {} conflicted, {} blocked or skipped, {} cancelled",
+        count(|s| s == TaskStatus::Merged),
+        count(|s| s == TaskStatus::Succeeded),
+        count(|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut)),
+        count(|s| s == TaskStatus::Conflicted),
+        count(|s| matches!(s, TaskStatus::Blocked | TaskStatus::Skipped)),
+        count(|s| s == TaskStatus::Cancelled),
+    );
+    let _ = writeln!(
+        out,
+        "  branch {} at {}{}",
+        report.integration_branch,
+        short(&report.integration_commit),
+        report
+            .duration_ms
+            .map(|d| format!(", {}", duration(d)))
+            .unwrap_or_default()
+    );
+    for t in report
+        .tasks
+        .iter()
+        .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::TimedOut))
+    {
+        let _ = writeln!(out, "  {} log: {}", t.id, rel(&t.stderr_log));
+    }
+    out
+}
+
+pub fn print_failure(failure: &Failure) {
+    match failure {
+        Failure::Plan(err) => {
+            let handler = miette::GraphicalReportHandler::new_themed(if use_color() {
+                miette::GraphicalTheme::unicode()
+            } else {
+                miette::GraphicalTheme::unicode_nocolor()
+            })
+            .with_width(100)
+            .with_links(false);
+            let mut text = String::new();
+            let _ = handler.render_report(&mut text, err.as_ref());
+            eprintln!("error: invalid plan\n{text}");
+        }
+        Failure::Invalid(err) | Failure::Internal(err) => {
+            eprintln!("error: failed to {err:#}");
+        }
+    }
+}
+
+fn use_color() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}

@@ -1,0 +1,240 @@
+//! Everything swarm does to git: opening the user's repository, creating and
+//! removing task worktrees, snapshotting a worktree into a commit, merging
+//! task results, and the ref layout that keeps every result.
+//!
+//! libgit2 (git2) does the object work in process; the git CLI is used only
+//! where it is faster or the only safe way (worktree metadata, full
+//! checkouts). No hook ever runs: git2 never runs hooks, and every git CLI
+//! call disables them.
+
+mod merge;
+mod snapshot;
+mod worktree;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use git2::{Oid, Repository};
+
+pub use merge::{MergeOutcome, merge_into, merge_results};
+pub use snapshot::{Snapshot, snapshot};
+pub use worktree::Worktrees;
+
+/// Failure of a git operation, as a fragment that reads after "failed to".
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("find a git repository at {path}: {source}")]
+    NotARepo { path: PathBuf, source: git2::Error },
+    #[error(
+        "use the repository at {path}: it is bare; run swarm in a repository with a working tree"
+    )]
+    Bare { path: PathBuf },
+    #[error("resolve base `{rev}`: no such commit in {repo}")]
+    UnknownRev { rev: String, repo: PathBuf },
+    #[error("{action}: {source}")]
+    Git2 { action: String, source: git2::Error },
+    #[error("{action}: {message}")]
+    Cli { action: String, message: String },
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        source: std::io::Error,
+    },
+}
+
+pub(crate) trait Context<T> {
+    fn context(self, action: impl FnOnce() -> String) -> Result<T, GitError>;
+}
+
+impl<T> Context<T> for Result<T, git2::Error> {
+    fn context(self, action: impl FnOnce() -> String) -> Result<T, GitError> {
+        self.map_err(|source| GitError::Git2 {
+            action: action(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for Result<T, std::io::Error> {
+    fn context(self, action: impl FnOnce() -> String) -> Result<T, GitError> {
+        self.map_err(|source| GitError::Io {
+            action: action(),
+            source,
+        })
+    }
+}
+
+/// The repository a run works in.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    /// Root of the main working tree (where `.swarm/` lives).
+    pub workdir: PathBuf,
+    /// The common git directory (`.git` of the main working tree).
+    pub common_dir: PathBuf,
+}
+
+/// The identity of commits swarm creates. Fixed, so that a run's commits
+/// never depend on the machine's or user's git configuration.
+pub fn signature() -> Result<git2::Signature<'static>, GitError> {
+    git2::Signature::now("swarm", "swarm@localhost")
+        .context(|| "create the commit signature".into())
+}
+
+impl Repo {
+    /// Finds the repository containing `dir`.
+    pub fn discover(dir: &Path) -> Result<Self, GitError> {
+        // Object checks on every write cost ~90% of a merge; every object
+        // swarm writes comes from libgit2 itself, so they are redundant.
+        git2::opts::strict_object_creation(false);
+        let repo = Repository::discover(dir).map_err(|source| GitError::NotARepo {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if repo.is_bare() {
+            return Err(GitError::Bare {
+                path: repo.path().to_path_buf(),
+            });
+        }
+        let common_dir = repo.commondir().to_path_buf();
+        // From a linked worktree, `.swarm/` still belongs to the main one.
+        let workdir = if repo.is_worktree() {
+            common_dir
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| common_dir.clone())
+        } else {
+            repo.workdir()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| common_dir.clone())
+        };
+        Ok(Self {
+            workdir,
+            common_dir,
+        })
+    }
+
+    /// Opens a fresh handle (git2 handles are not `Sync`; each blocking job
+    /// opens its own).
+    pub fn open(&self) -> Result<Repository, GitError> {
+        Repository::open(&self.common_dir)
+            .context(|| format!("open repository {}", self.common_dir.display()))
+    }
+
+    /// The commit `rev` names.
+    pub fn resolve(&self, rev: &str) -> Result<Oid, GitError> {
+        let repo = self.open()?;
+        repo.revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(|_| GitError::UnknownRev {
+                rev: rev.to_string(),
+                repo: self.workdir.clone(),
+            })
+    }
+
+    /// Whether a ref exists.
+    pub fn has_ref(&self, name: &str) -> Result<bool, GitError> {
+        Ok(self.open()?.find_reference(name).is_ok())
+    }
+
+    /// Whether any ref exists under `prefix` (e.g. `refs/swarm/run/`).
+    pub fn has_refs_under(&self, prefix: &str) -> Result<bool, GitError> {
+        let repo = self.open()?;
+        let mut refs = repo
+            .references_glob(&format!("{prefix}*"))
+            .context(|| format!("list refs under {prefix}"))?;
+        Ok(refs.next().is_some())
+    }
+
+    /// Points `name` at `oid`, creating or moving it.
+    pub fn set_ref(&self, name: &str, oid: Oid, log: &str) -> Result<(), GitError> {
+        self.open()?
+            .reference(name, oid, true, log)
+            .context(|| format!("update {name}"))?;
+        Ok(())
+    }
+
+    /// Adds `pattern` to `.git/info/exclude` unless it is there already, so
+    /// swarm's own files never show up in `git status`.
+    pub fn exclude(&self, pattern: &str) -> Result<(), GitError> {
+        let path = self.common_dir.join("info").join("exclude");
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current.lines().any(|l| l.trim() == pattern) {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).context(|| format!("create {}", dir.display()))?;
+        }
+        let mut text = current;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(pattern);
+        text.push('\n');
+        std::fs::write(&path, text).context(|| format!("write {}", path.display()))
+    }
+
+    /// A `git` command run in `dir` with hooks disabled and none of the
+    /// variables that would point it at another repository.
+    pub fn git(&self, dir: &Path) -> Command {
+        let mut cmd = Command::new("git");
+        cmd.current_dir(dir)
+            .args([
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-c",
+                "advice.detachedHead=false",
+            ])
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE")
+            .env_remove("GIT_COMMON_DIR")
+            .env_remove("GIT_OBJECT_DIRECTORY");
+        cmd
+    }
+}
+
+/// Runs a prepared git command, turning a non-zero exit into an error that
+/// carries git's own message.
+pub(crate) fn run_git(mut cmd: Command, action: impl Fn() -> String) -> Result<String, GitError> {
+    let out = cmd.output().map_err(|source| GitError::Io {
+        action: format!("{} (running git)", action()),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(GitError::Cli {
+            action: action(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The ref layout of a run. Task ids contain no `/` or `.`, so these names
+/// can never collide: no task ref is a directory of another, and earlier
+/// attempts (`<task>.<n>`) cannot be mistaken for a task.
+pub mod refs {
+    /// `refs/swarm/<run>/<task>`: the result of a task.
+    pub fn task(run: &str, task: &str) -> String {
+        format!("refs/swarm/{run}/{task}")
+    }
+
+    /// `refs/swarm/<run>/<task>.<attempt>`: an earlier, failed attempt.
+    pub fn attempt(run: &str, task: &str, attempt: u32) -> String {
+        format!("refs/swarm/{run}/{task}.{attempt}")
+    }
+
+    /// `refs/heads/swarm/<run>`: the integration branch.
+    pub fn integration(run: &str) -> String {
+        format!("refs/heads/{}", integration_branch(run))
+    }
+
+    pub fn integration_branch(run: &str) -> String {
+        format!("swarm/{run}")
+    }
+
+    /// Prefix of all of a run's hidden refs.
+    pub fn run_prefix(run: &str) -> String {
+        format!("refs/swarm/{run}/")
+    }
+}

@@ -1,0 +1,93 @@
+//! Snapshots: turning whatever a worker left in its worktree into a commit,
+//! without the worker's cooperation and without running anything of its.
+//!
+//! libgit2 does the work in the coordinator: it stores symlinks as symlinks
+//! (it never follows one), honours `.gitignore`, and runs no hooks, so a
+//! worker cannot make the coordinator execute or read anything by planting
+//! files.
+
+use std::path::Path;
+
+use git2::{IndexAddOption, Oid, Repository};
+
+use super::{Context, GitError, signature};
+
+/// The commit a worktree was snapshotted into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The new commit, or the base itself when nothing changed.
+    pub commit: Oid,
+    /// Paths that differ from the base, sorted.
+    pub changed: Vec<String>,
+}
+
+impl Snapshot {
+    pub fn is_unchanged(&self) -> bool {
+        self.changed.is_empty()
+    }
+}
+
+/// Commits the state of the worktree at `path` on top of `base`.
+///
+/// `scope` limits which paths may be seen as deleted: a worktree checked out
+/// with only some `paths` does not have the rest on disk, and their absence
+/// is not a deletion. New files anywhere are always taken.
+pub fn snapshot(
+    path: &Path,
+    base: Oid,
+    scope: &[String],
+    message: &str,
+) -> Result<Snapshot, GitError> {
+    let action = || format!("snapshot worktree {}", path.display());
+    let repo = Repository::open(path).context(action)?;
+    let mut index = repo.index().context(action)?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .context(action)?;
+    if scope.is_empty() {
+        index.update_all(["*"], None).context(action)?;
+    } else {
+        index.update_all(scope, None).context(action)?;
+    }
+    let tree_id = index.write_tree().context(action)?;
+    let base_commit = repo.find_commit(base).context(action)?;
+    let base_tree = base_commit.tree().context(action)?;
+    if tree_id == base_tree.id() {
+        return Ok(Snapshot {
+            commit: base,
+            changed: Vec::new(),
+        });
+    }
+    let tree = repo.find_tree(tree_id).context(action)?;
+    let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
+    let sig = signature()?;
+    let commit = repo
+        .commit(None, &sig, &sig, message, &tree, &[&base_commit])
+        .context(action)?;
+    // Leave the worktree consistent with its snapshot, so that a kept
+    // (failed) worktree shows a clean `git status` and `git log` shows it.
+    index.write().context(action)?;
+    repo.set_head_detached(commit).context(action)?;
+    Ok(Snapshot { commit, changed })
+}
+
+/// Paths that differ between two trees, sorted.
+pub(crate) fn changed_paths(
+    repo: &Repository,
+    old: &git2::Tree<'_>,
+    new: &git2::Tree<'_>,
+) -> Result<Vec<String>, git2::Error> {
+    let diff = repo.diff_tree_to_tree(Some(old), Some(new), None)?;
+    let mut paths: Vec<String> = diff
+        .deltas()
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or_else(|| d.old_file().path())
+                .map(|p| p.to_string_lossy().into_owned())
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}

@@ -1,0 +1,133 @@
+//! Task worktrees: created in parallel, cheaply, and removed off the
+//! critical path.
+//!
+//! `git worktree add` is not safe to run concurrently (it races on
+//! `.git/worktrees/`), so only that metadata step is serialised, and it is
+//! done with `--no-checkout`, which takes a few milliseconds whatever the
+//! repository's size. The checkout itself then runs in parallel: the git CLI
+//! for a full tree (git's checkout is the fastest there is), libgit2 in
+//! process when a task names its `paths` (a handful of files).
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use git2::{Oid, Repository, build::CheckoutBuilder};
+
+use super::{Context, GitError, Repo, run_git};
+
+/// Creates and removes the worktrees of one repository.
+#[derive(Debug)]
+pub struct Worktrees {
+    repo: Repo,
+    /// Held only while `.git/worktrees/` is being changed.
+    metadata: Mutex<()>,
+}
+
+impl Worktrees {
+    pub fn new(repo: Repo) -> Self {
+        Self {
+            repo,
+            metadata: Mutex::new(()),
+        }
+    }
+
+    /// Creates a worktree at `path` with a detached HEAD at `commit`.
+    ///
+    /// With `paths`, only those paths are checked out; the index still
+    /// holds the whole tree, so a snapshot sees nothing else as deleted.
+    pub fn create(&self, path: &Path, commit: Oid, paths: &[String]) -> Result<(), GitError> {
+        if path.exists() {
+            // A leftover from an interrupted run with the same name.
+            self.remove(path)?;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).context(|| format!("create {}", parent.display()))?;
+        }
+        let action = || format!("create worktree {}", path.display());
+        {
+            let _guard = self
+                .metadata
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut cmd = self.repo.git(&self.repo.workdir);
+            cmd.args(["worktree", "add", "--no-checkout", "--detach", "--quiet"])
+                .arg(path)
+                .arg(commit.to_string());
+            run_git(cmd, action)?;
+        }
+        if paths.is_empty() {
+            let mut cmd = self.repo.git(path);
+            cmd.args(["reset", "--hard", "--quiet"]);
+            run_git(cmd, || {
+                format!("check out {} in {}", commit, path.display())
+            })?;
+        } else {
+            checkout_paths(path, commit, paths)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the worktree at `path` and its metadata under `.git/worktrees`.
+    /// The caller must have committed anything worth keeping first.
+    pub fn remove(&self, path: &Path) -> Result<(), GitError> {
+        let admin = admin_dir(path);
+        if path.exists() {
+            std::fs::remove_dir_all(path)
+                .context(|| format!("remove worktree {}", path.display()))?;
+        }
+        if let Some(admin) = admin
+            && admin.starts_with(self.repo.common_dir.join("worktrees"))
+        {
+            let _guard = self
+                .metadata
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if admin.exists() {
+                std::fs::remove_dir_all(&admin)
+                    .context(|| format!("remove {}", admin.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `git worktree prune`: forgets worktrees whose directory is gone.
+    pub fn prune(&self) -> Result<(), GitError> {
+        let _guard = self
+            .metadata
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cmd = self.repo.git(&self.repo.workdir);
+        cmd.args(["worktree", "prune"]);
+        run_git(cmd, || "prune worktree metadata".into()).map(drop)
+    }
+}
+
+/// The worktree's directory under `.git/worktrees/`, read from its `.git`
+/// file.
+fn admin_dir(worktree: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
+    let dir = text.strip_prefix("gitdir:")?.trim();
+    Some(PathBuf::from(dir))
+}
+
+/// Fills the index with the whole tree of `commit` but writes only `paths`
+/// to disk.
+fn checkout_paths(path: &Path, commit: Oid, paths: &[String]) -> Result<(), GitError> {
+    let action = || format!("check out {} in {}", paths.join(", "), path.display());
+    let repo = Repository::open(path).context(action)?;
+    let tree = repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .context(action)?;
+    let mut index = repo.index().context(action)?;
+    index.read_tree(&tree).context(action)?;
+    index.write().context(action)?;
+    let mut checkout = CheckoutBuilder::new();
+    checkout.force().update_index(true);
+    for p in paths {
+        checkout.path(p);
+    }
+    repo.checkout_tree(tree.as_object(), Some(&mut checkout))
+        .context(action)?;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! The task graph: a petgraph DAG over a plan's tasks, with the orders the
+//! scheduler and the merger need, and DOT / Mermaid renderings.
+//!
+//! Nodes are indices into the plan's task list, so every other module can
+//! keep plain `Vec`s indexed the same way.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt::Write as _;
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use swarm_protocol::TaskStatus;
+
+use crate::plan::Task;
+
+/// Edges point from a dependency to its dependent.
+#[derive(Debug, Clone)]
+pub struct TaskGraph {
+    graph: DiGraph<usize, ()>,
+    /// Tasks in merge order: topological, ties broken by plan order.
+    order: Vec<usize>,
+    /// Number of tasks on the longest path from each task to the end of the
+    /// graph, itself included.
+    critical: Vec<usize>,
+}
+
+fn build(tasks: &[Task]) -> DiGraph<usize, ()> {
+    let mut graph = DiGraph::with_capacity(tasks.len(), tasks.len());
+    for i in 0..tasks.len() {
+        graph.add_node(i);
+    }
+    let index: std::collections::HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    for (i, task) in tasks.iter().enumerate() {
+        for dep in &task.deps {
+            if let Some(&d) = index.get(dep.as_str()) {
+                graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
+            }
+        }
+    }
+    graph
+}
+
+/// A dependency cycle among `tasks`, as task indices in dependency order
+/// (each depends on the one before, the first on the last), if there is one.
+pub fn find_cycle(tasks: &[Task]) -> Option<Vec<usize>> {
+    let graph = build(tasks);
+    // Smallest strongly connected component with more than one node, then a
+    // path around it; the one with the earliest task makes messages stable.
+    let scc = petgraph::algo::tarjan_scc(&graph)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .min_by_key(|c| c.iter().map(|n| n.index()).min())?;
+    let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
+    let start = *scc.iter().min_by_key(|n| n.index())?;
+    // Walk forward inside the component until we come back to a seen node.
+    let mut path = vec![start];
+    let mut at = start;
+    loop {
+        let next = graph
+            .neighbors_directed(at, Direction::Outgoing)
+            .filter(|n| members.contains(n))
+            .min_by_key(|n| n.index())?;
+        if let Some(pos) = path.iter().position(|&p| p == next) {
+            return Some(path[pos..].iter().map(|n| n.index()).collect());
+        }
+        path.push(next);
+        at = next;
+    }
+}
+
+impl TaskGraph {
+    /// Builds the graph of a checked plan (no unknown deps, no cycles).
+    pub fn new(tasks: &[Task]) -> Self {
+        let graph = build(tasks);
+        let order = topo_order(&graph);
+        let mut critical = vec![1; tasks.len()];
+        for &i in order.iter().rev() {
+            let longest = graph
+                .neighbors_directed(NodeIndex::new(i), Direction::Outgoing)
+                .map(|n| critical[n.index()])
+                .max()
+                .unwrap_or(0);
+            critical[i] = longest + 1;
+        }
+        Self {
+            graph,
+            order,
+            critical,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    /// Tasks in merge order: dependencies first, then plan order.
+    pub fn merge_order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Length (in tasks) of the longest chain starting at `task`; the
+    /// scheduler starts tasks with longer chains first.
+    pub fn critical_path(&self, task: usize) -> usize {
+        self.critical[task]
+    }
+
+    pub fn deps(&self, task: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors_directed(NodeIndex::new(task), Direction::Incoming)
+            .map(|n| n.index())
+    }
+
+    pub fn dependents(&self, task: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors_directed(NodeIndex::new(task), Direction::Outgoing)
+            .map(|n| n.index())
+    }
+
+    /// The graph in Graphviz DOT, nodes coloured by `status` where given.
+    pub fn to_dot(&self, name: &str, tasks: &[Task], status: Option<&[TaskStatus]>) -> String {
+        let mut out = format!(
+            "digraph \"{}\" {{\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
+            escape(name)
+        );
+        for (i, task) in tasks.iter().enumerate() {
+            let _ = match status.and_then(|s| s.get(i)) {
+                Some(s) => writeln!(
+                    out,
+                    "  \"{}\" [label=\"{}\\n{s}\", style=\"rounded,filled\", fillcolor=\"{}\"];",
+                    escape(&task.id),
+                    escape(&task.id),
+                    colour(*s)
+                ),
+                None => writeln!(out, "  \"{}\";", escape(&task.id)),
+            };
+        }
+        for edge in self.graph.raw_edges() {
+            let _ = writeln!(
+                out,
+                "  \"{}\" -> \"{}\";",
+                escape(&tasks[edge.source().index()].id),
+                escape(&tasks[edge.target().index()].id)
+            );
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// The graph as a Mermaid flowchart, nodes styled by `status` where given.
+    pub fn to_mermaid(&self, tasks: &[Task], status: Option<&[TaskStatus]>) -> String {
+        // Mermaid ids cannot contain `-`; index-based ids avoid any escaping.
+        let mut out = String::from("flowchart LR\n");
+        for (i, task) in tasks.iter().enumerate() {
+            let _ = match status.and_then(|s| s.get(i)) {
+                Some(s) => writeln!(out, "  t{i}[\"{}<br/>{s}\"]", task.id),
+                None => writeln!(out, "  t{i}[\"{}\"]", task.id),
+            };
+        }
+        for edge in self.graph.raw_edges() {
+            let _ = writeln!(
+                out,
+                "  t{} --> t{}",
+                edge.source().index(),
+                edge.target().index()
+            );
+        }
+        if let Some(status) = status {
+            for (i, s) in status.iter().enumerate() {
+                let _ = writeln!(out, "  style t{i} fill:{}", colour(*s));
+            }
+        }
+        out
+    }
+}
+
+/// Kahn's algorithm with a min-heap so that ready tasks come out in plan
+/// order: the same plan always merges in the same order.
+fn topo_order(graph: &DiGraph<usize, ()>) -> Vec<usize> {
+    let mut indegree: Vec<usize> = graph
+        .node_indices()
+        .map(|n| graph.neighbors_directed(n, Direction::Incoming).count())
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = indegree
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d == 0)
+        .map(|(i, _)| Reverse(i))
+        .collect();
+    let mut order = Vec::with_capacity(indegree.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for n in graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing) {
+            indegree[n.index()] -= 1;
+            if indegree[n.index()] == 0 {
+                ready.push(Reverse(n.index()));
+            }
+        }
+    }
+    order
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn colour(status: TaskStatus) -> &'static str {
+    match status {
+        TaskStatus::Pending => "#eeeeee",
+        TaskStatus::Running => "#9ecbff",
+        TaskStatus::Succeeded | TaskStatus::Merged => "#a6e3a1",
+        TaskStatus::Failed | TaskStatus::TimedOut => "#f38ba8",
+        TaskStatus::Conflicted => "#fab387",
+        TaskStatus::Blocked | TaskStatus::Skipped | TaskStatus::Cancelled => "#cccccc",
+    }
+}

@@ -1,0 +1,19 @@
+//! The swarm coordinator as a library: plans, the task graph, git
+//! worktrees and merges, the dispatcher that runs a plan, and the journal
+//! and reports it leaves behind.
+//!
+//! Nothing here prints or reads the process environment; the `swarm` binary
+//! is the only place that talks to the user.
+
+pub mod exit;
+pub mod git;
+pub mod graph;
+pub mod journal;
+pub mod plan;
+pub mod report;
+pub mod run;
+
+/// RFC 3339 UTC time with milliseconds, as used in journals and reports.
+pub fn timestamp(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}

@@ -1,0 +1,478 @@
+//! From the parsed file to checked tasks: defaults, matrix expansion, and
+//! every check that needs the whole plan (ids, dependencies, cycles).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use swarm_protocol::{Isolation, TaskKind};
+use toml::Spanned;
+
+use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
+use super::schema::{MatrixValue, PlanFile, TaskFields};
+use super::{Plan, Task, is_valid_run_name, is_valid_task_id};
+
+/// Turns a TOML/serde error into a positioned plan error, with a "did you
+/// mean" for misspelt keys and values.
+pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
+    let message = err.message().trim().to_string();
+    let span = err.span();
+    // serde words these as: unknown field `x`, expected one of `a`, `b`
+    //                       unknown variant `x`, expected `a` or `b`
+    let (kind, word) = if let Some(rest) = message.strip_prefix("unknown field `") {
+        (PlanErrorKind::UnknownKey, rest.split('`').next())
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        (PlanErrorKind::BadValue, rest.split('`').next())
+    } else {
+        (PlanErrorKind::Syntax, None)
+    };
+    let expected: Vec<&str> = message
+        .split_once("expected")
+        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    let first_line = message.lines().next().unwrap_or_default().to_string();
+    let label = match kind {
+        PlanErrorKind::UnknownKey => "unknown key",
+        PlanErrorKind::BadValue => "unknown value",
+        _ => "here",
+    };
+    let mut error = source.error(kind, first_line, span, label);
+    if let Some(word) = word {
+        error.help = match did_you_mean(word, expected.iter().copied()) {
+            Some(close) => Some(format!("did you mean `{close}`?")),
+            None if !expected.is_empty() => Some(format!(
+                "expected one of: {}",
+                expected
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => None,
+        };
+    } else if kind == PlanErrorKind::Syntax {
+        error.kind = if message.contains("invalid type") || message.contains("missing field") {
+            PlanErrorKind::BadValue
+        } else {
+            PlanErrorKind::Syntax
+        };
+    }
+    error
+}
+
+pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, PlanError> {
+    let name = match &file.swarm.name {
+        Some(name) => {
+            if !is_valid_run_name(name.get_ref()) {
+                return Err(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("invalid run name `{}`", name.get_ref()),
+                        Some(name.span()),
+                        "not usable in a git branch name",
+                    )
+                    .with_help("use letters, digits, `_`, `-` and `.` (not first), e.g. `refactor-logging`"));
+            }
+            name.get_ref().clone()
+        }
+        None => {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !is_valid_run_name(&stem) {
+                return Err(PlanError::plain(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "{}: the file name `{stem}` cannot be a run name",
+                        source.name
+                    ),
+                )
+                .with_help("set `name` in the `[swarm]` table, e.g. name = \"refactor\""));
+            }
+            stem
+        }
+    };
+    if let Some(c) = &file.swarm.concurrency
+        && *c.get_ref() == 0
+    {
+        return Err(source.error(
+            PlanErrorKind::BadValue,
+            "concurrency must be at least 1",
+            Some(c.span()),
+            "zero",
+        ));
+    }
+    check_defaults(&source, &file.defaults)?;
+    if file.task.is_empty() {
+        return Err(PlanError::plain(
+            PlanErrorKind::Empty,
+            format!("{}: the plan has no tasks", source.name),
+        )
+        .with_help(
+            "add at least one task:\n\n[[task]]\nid = \"hello\"\nrun = \"echo hello > hello.txt\"",
+        ));
+    }
+
+    let mut tasks = Vec::new();
+    // Unexpanded id of a matrix task -> ids of its expansions.
+    let mut templates: HashMap<String, Vec<String>> = HashMap::new();
+    // Task id -> where it was first defined, for duplicate errors.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for spanned in &file.task {
+        let table_span = spanned.span();
+        let fields = spanned.get_ref();
+        let Some(id) = &fields.id else {
+            return Err(source
+                .error(
+                    PlanErrorKind::BadValue,
+                    "a task has no `id`",
+                    Some(table_span),
+                    "this task",
+                )
+                .with_help("give every task a unique id, e.g. id = \"build\""));
+        };
+        let combos = matrix_combinations(&source, fields)?;
+        let from_matrix = fields.matrix.is_some();
+        let mut expanded = Vec::new();
+        for combo in &combos {
+            let task = resolve(&source, &file.defaults, fields, combo)?;
+            if let Some(first) = seen.get(&task.id) {
+                let (line, col) = source.line_col(*first);
+                let message = if from_matrix {
+                    format!(
+                        "the matrix of `{}` expands to the duplicate id `{}`",
+                        id.get_ref(),
+                        task.id
+                    )
+                } else {
+                    format!("duplicate task id `{}`", task.id)
+                };
+                return Err(source
+                    .error(
+                        PlanErrorKind::DuplicateId,
+                        message,
+                        Some(task.span.clone()),
+                        "defined again here",
+                    )
+                    .with_help(format!(
+                        "first defined at {}:{line}:{col}; task ids must be unique{}",
+                        source.name,
+                        if from_matrix {
+                            " (put every matrix key in the id, e.g. \"test-{os}-{version}\")"
+                        } else {
+                            ""
+                        }
+                    )));
+            }
+            seen.insert(task.id.clone(), task.span.start);
+            expanded.push(task.id.clone());
+            tasks.push(task);
+        }
+        if from_matrix {
+            templates.insert(id.get_ref().clone(), expanded);
+        }
+    }
+
+    resolve_deps(&source, &file, &templates, &mut tasks)?;
+    if let Some(cycle) = crate::graph::find_cycle(&tasks) {
+        let names: Vec<&str> = cycle.iter().map(|&i| tasks[i].id.as_str()).collect();
+        let first = &tasks[cycle[0]];
+        return Err(source
+            .error(
+                PlanErrorKind::Cycle,
+                format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
+                Some(first.span.clone()),
+                "this task depends on itself through the cycle",
+            )
+            .with_help(
+                "remove one of these dependencies; a plan must be a directed acyclic graph",
+            ));
+    }
+
+    Ok(Plan {
+        path: path.to_path_buf(),
+        source,
+        name,
+        base: file.swarm.base.clone().unwrap_or_else(|| "HEAD".into()),
+        concurrency: file.swarm.concurrency.as_ref().map(|c| *c.get_ref()),
+        sandbox: file.swarm.sandbox.unwrap_or_default(),
+        on_failure: file.swarm.on_failure.unwrap_or_default(),
+        tasks,
+    })
+}
+
+fn check_defaults(source: &Source, defaults: &TaskFields) -> Result<(), PlanError> {
+    let misplaced = [
+        ("id", defaults.id.as_ref().map(|s| s.span())),
+        (
+            "deps",
+            defaults
+                .deps
+                .as_ref()
+                .and_then(|d| d.first())
+                .map(|s| s.span()),
+        ),
+        ("matrix", defaults.matrix.as_ref().map(|s| s.span())),
+    ];
+    for (key, span) in misplaced {
+        if let Some(span) = span {
+            return Err(source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("`{key}` cannot have a default"),
+                    Some(span),
+                    "in [defaults]",
+                )
+                .with_help(format!("set `{key}` on each task instead")));
+        }
+    }
+    Ok(())
+}
+
+/// Every combination of a task's matrix, as `name -> value` maps; one empty
+/// map for a task without a matrix. Keys are taken in sorted order.
+fn matrix_combinations(
+    source: &Source,
+    fields: &TaskFields,
+) -> Result<Vec<BTreeMap<String, String>>, PlanError> {
+    let mut combos = vec![BTreeMap::new()];
+    let Some(matrix) = &fields.matrix else {
+        return Ok(combos);
+    };
+    for (key, values) in matrix.get_ref() {
+        if values.is_empty() {
+            return Err(source.error(
+                PlanErrorKind::BadValue,
+                format!("matrix key `{key}` has no values"),
+                Some(matrix.span()),
+                "in this matrix",
+            ));
+        }
+        combos = combos
+            .into_iter()
+            .flat_map(|combo| {
+                values.iter().map(move |v: &MatrixValue| {
+                    let mut next = combo.clone();
+                    next.insert(key.clone(), v.to_string());
+                    next
+                })
+            })
+            .collect();
+    }
+    Ok(combos)
+}
+
+fn substitute(text: &str, combo: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (key, value) in combo {
+        out = out.replace(&format!("{{{key}}}"), value);
+    }
+    out
+}
+
+/// One concrete task from its table, the defaults and a matrix combination.
+fn resolve(
+    source: &Source,
+    defaults: &TaskFields,
+    fields: &TaskFields,
+    combo: &BTreeMap<String, String>,
+) -> Result<Task, PlanError> {
+    let sub = |s: &str| substitute(s, combo);
+    let id_field = fields.id.as_ref().map(|s| (s.get_ref().as_str(), s.span()));
+    let (raw_id, span) = id_field.unwrap_or(("", 0..0));
+    let id = sub(raw_id);
+    if !is_valid_task_id(&id) {
+        return Err(source
+            .error(PlanErrorKind::BadValue, format!("invalid task id `{id}`"), Some(span), "invalid id")
+            .with_help("task ids use only lowercase letters, digits, `_` and `-` (at most 100), e.g. \"build-core\""));
+    }
+
+    let pick = |own: &Option<Spanned<String>>, default: &Option<Spanned<String>>| {
+        own.as_ref().or(default.as_ref()).cloned()
+    };
+    let run = pick(&fields.run, &defaults.run);
+    let wasm = pick(&fields.wasm, &defaults.wasm);
+    let prompt = pick(&fields.prompt, &defaults.prompt);
+    let kinds: Vec<(&str, &Spanned<String>)> =
+        [("run", &run), ("wasm", &wasm), ("prompt", &prompt)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect();
+    let run = match kinds.as_slice() {
+        [] => {
+            return Err(source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` has nothing to run"),
+                    Some(span),
+                    "this task",
+                )
+                .with_help("set exactly one of `run` (a shell command), `wasm` or `prompt`"));
+        }
+        [(_, _), (second, value), ..] => {
+            return Err(source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` sets more than one of `run`, `wasm` and `prompt`"),
+                    Some(value.span()),
+                    format!("`{second}` given as well"),
+                )
+                .with_help("a task runs exactly one thing; split it into two tasks"));
+        }
+        [("run", value)] => sub(value.get_ref()),
+        [(kind, value)] => {
+            let issue = if *kind == "wasm" {
+                "WASM tasks"
+            } else {
+                "agent (`prompt`) tasks"
+            };
+            return Err(source
+                .error(
+                    PlanErrorKind::Unsupported,
+                    format!("task `{id}` uses `{kind}`, which this version of swarm does not support yet"),
+                    Some(value.span()),
+                    "not supported yet",
+                )
+                .with_help(format!("{issue} are planned; for now use `run` with a shell command")));
+        }
+    };
+
+    let mut env = defaults.env.clone().unwrap_or_default();
+    for (k, v) in fields.env.iter().flatten() {
+        env.insert(k.clone(), v.clone());
+    }
+    let env = env.into_iter().map(|(k, v)| (sub(&k), sub(&v))).collect();
+
+    let timeout = match pick(&fields.timeout, &defaults.timeout) {
+        None => None,
+        Some(t) => Some(humantime::parse_duration(t.get_ref()).map_err(|e| {
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid timeout `{}` for task `{id}`: {e}", t.get_ref()),
+                    Some(t.span()),
+                    "not a duration",
+                )
+                .with_help("write durations like \"90s\", \"20m\" or \"1h 30m\"")
+        })?),
+    };
+
+    let mut paths = Vec::new();
+    for p in fields
+        .paths
+        .as_ref()
+        .or(defaults.paths.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let p = sub(p);
+        let clean = p.trim_end_matches('/').trim_start_matches("./").to_string();
+        if clean.is_empty()
+            || clean.starts_with('/')
+            || clean.split('/').any(|c| c == ".." || c == ".git")
+        {
+            return Err(source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid path `{p}` in task `{id}`"),
+                    Some(span.clone()),
+                    "in this task",
+                )
+                .with_help("`paths` are relative to the repository root, without `..` or `.git`"));
+        }
+        paths.push(clean);
+    }
+
+    Ok(Task {
+        id,
+        span,
+        deps: fields
+            .deps
+            .iter()
+            .flatten()
+            .map(|d| sub(d.get_ref()))
+            .collect(),
+        kind: TaskKind::Command,
+        run,
+        env,
+        timeout,
+        retries: fields.retries.or(defaults.retries).unwrap_or(0),
+        verify: fields
+            .verify
+            .as_ref()
+            .or(defaults.verify.as_ref())
+            .map(|v| sub(v)),
+        paths,
+        isolation: fields
+            .isolation
+            .or(defaults.isolation)
+            .unwrap_or(Isolation::Worktree),
+    })
+}
+
+/// Replaces template deps by their expansions and checks every dependency.
+fn resolve_deps(
+    source: &Source,
+    file: &PlanFile,
+    templates: &HashMap<String, Vec<String>>,
+    tasks: &mut [Task],
+) -> Result<(), PlanError> {
+    let ids: std::collections::HashSet<String> = tasks.iter().map(|t| t.id.clone()).collect();
+    // Spans of deps as written, to point at the bad one.
+    let dep_spans: HashMap<&str, std::ops::Range<usize>> = file
+        .task
+        .iter()
+        .flat_map(|t| t.get_ref().deps.iter().flatten())
+        .map(|d| (d.get_ref().as_str(), d.span()))
+        .collect();
+    for task in tasks.iter_mut() {
+        let mut deps = Vec::new();
+        for dep in std::mem::take(&mut task.deps) {
+            let span = dep_spans
+                .get(dep.as_str())
+                .cloned()
+                .or(Some(task.span.clone()));
+            if let Some(expansions) = templates.get(&dep).filter(|_| !ids.contains(&dep)) {
+                deps.extend(expansions.iter().cloned());
+            } else if dep == task.id {
+                return Err(source
+                    .error(
+                        PlanErrorKind::SelfDependency,
+                        format!("task `{dep}` depends on itself"),
+                        span,
+                        "self-dependency",
+                    )
+                    .with_help("remove it from its own `deps`"));
+            } else if ids.contains(&dep) {
+                deps.push(dep);
+            } else {
+                let close = did_you_mean(&dep, ids.iter().map(String::as_str));
+                return Err(source
+                    .error(
+                        PlanErrorKind::UnknownDependency,
+                        format!("task `{}` depends on unknown task `{dep}`", task.id),
+                        span,
+                        "no task has this id",
+                    )
+                    .with_help(match close {
+                        Some(c) => format!("did you mean `{c}`?"),
+                        None => {
+                            "every entry of `deps` must be the id of a task in this plan".into()
+                        }
+                    }));
+            }
+        }
+        if deps.iter().any(|d| d == &task.id) {
+            return Err(source.error(
+                PlanErrorKind::SelfDependency,
+                format!("task `{}` depends on itself", task.id),
+                Some(task.span.clone()),
+                "through its own matrix",
+            ));
+        }
+        let mut unique = std::collections::HashSet::new();
+        deps.retain(|d| unique.insert(d.clone()));
+        task.deps = deps;
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Plans: reading `plan.toml`, applying `[defaults]`, expanding matrices and
+//! checking the result, so that everything after this module works with a
+//! complete, valid graph of [`Task`]s.
+//!
+//! Every problem found here is a [`PlanError`] pointing at the offending line;
+//! nothing here touches git or the file system beyond reading the plan.
+
+mod error;
+mod expand;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{PlanError, PlanErrorKind, Source, did_you_mean};
+pub use schema::{OnFailure, SandboxMode};
+use swarm_protocol::{Isolation, TaskKind};
+
+/// A checked plan, ready to be turned into a graph and run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub source: Source,
+    /// The run name (also the integration branch's last component).
+    pub name: String,
+    pub base: String,
+    pub concurrency: Option<usize>,
+    pub sandbox: SandboxMode,
+    pub on_failure: OnFailure,
+    /// Tasks in plan order, matrices expanded, defaults applied.
+    pub tasks: Vec<Task>,
+}
+
+/// One task of a plan after defaults and matrix expansion.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: String,
+    /// Where the task's `id` stands in the plan (for later errors).
+    pub span: Range<usize>,
+    pub deps: Vec<String>,
+    pub kind: TaskKind,
+    /// The shell command of a command task.
+    pub run: String,
+    pub env: BTreeMap<String, String>,
+    pub timeout: Option<Duration>,
+    pub retries: u32,
+    pub verify: Option<String>,
+    pub paths: Vec<String>,
+    pub isolation: Isolation,
+}
+
+/// Reads and checks the plan at `path`.
+pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Box::new(
+            PlanError::plain(
+                PlanErrorKind::Io,
+                format!("cannot read plan {}: {e}", path.display()),
+            )
+            .with_help("check the path; plans are TOML files such as plans/quickstart.toml"),
+        )
+    })?;
+    parse(path, text)
+}
+
+/// Checks the plan `text`, read from `path` (used for messages and the
+/// default run name).
+pub fn parse(path: &Path, text: String) -> Result<Plan, Box<PlanError>> {
+    let source = Source::new(path, text);
+    let file: schema::PlanFile =
+        toml::from_str(&source.text).map_err(|e| Box::new(expand::toml_error(&source, &e)))?;
+    expand::plan(path, source, file).map_err(Box::new)
+}
+
+/// True if `id` is a valid task id: `[a-z0-9_-]+`, at most 100 characters.
+///
+/// These characters keep every per-task ref name valid and collision-free:
+/// no `/` means no ref can be a prefix directory of another, and no `.` lets
+/// swarm keep earlier attempts at `<task>.<n>` beside the task's own ref.
+pub fn is_valid_task_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// True if `name` can be a run name: one valid git ref component of
+/// `[A-Za-z0-9_.-]`, not starting with `.` or `-`, without `..`, not ending
+/// in `.lock` or `.`.
+pub fn is_valid_run_name(name: &str) -> bool {
+    let Some(first) = name.bytes().next() else {
+        return false;
+    };
+    name.len() <= 100
+        && first != b'.'
+        && first != b'-'
+        && !name.contains("..")
+        && !name.ends_with(".lock")
+        && !name.ends_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! The plan file as written by users: the serde schema of `plan.toml`.
+//!
+//! These types mirror the TOML one to one (unknown keys are errors) and keep
+//! the source spans that later checks need to point at the right line. The
+//! JSON schema published as `plan.schema.json` is generated from them.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A swarm plan: a graph of tasks to run in git worktrees and merge.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "swarm plan")]
+pub struct PlanFile {
+    /// Settings of the run as a whole.
+    #[serde(default)]
+    pub swarm: SwarmSection,
+    /// Task fields applied to every task (a task's own value wins; `env`
+    /// tables are merged).
+    #[serde(default)]
+    pub defaults: TaskFields,
+    /// The tasks. Order matters only to break ties: it is the merge order
+    /// among tasks that do not depend on each other.
+    #[serde(default)]
+    #[schemars(with = "Vec<TaskFields>")]
+    pub task: Vec<Spanned<TaskFields>>,
+}
+
+/// The `[swarm]` table.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmSection {
+    /// Name of the run: the integration branch is `swarm/<name>` and task
+    /// results are kept at `refs/swarm/<name>/<task>`. Default: the plan
+    /// file's stem.
+    #[schemars(with = "Option<String>")]
+    pub name: Option<Spanned<String>>,
+    /// Git revision the run starts from. Default: `HEAD`.
+    pub base: Option<String>,
+    /// At most this many tasks run at once. Default: the number of CPUs.
+    #[schemars(with = "Option<usize>", range(min = 1))]
+    pub concurrency: Option<Spanned<usize>>,
+    /// How workers are confined. Default: `landlock`.
+    pub sandbox: Option<SandboxMode>,
+    /// What a failed task does to the rest of the run. Default: `stop`.
+    pub on_failure: Option<OnFailure>,
+}
+
+/// How workers are confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Landlock + seccomp confinement to the task's worktree.
+    #[default]
+    Landlock,
+    /// No confinement at all. Prints a warning on every run.
+    None,
+}
+
+/// What happens to the rest of a run when a task fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Start no new task; tasks already running finish and are kept.
+    #[default]
+    Stop,
+    /// Keep running every task that does not depend on the failed one.
+    Continue,
+}
+
+/// One `[[task]]` table (also the shape of `[defaults]`).
+#[derive(Debug, Default, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFields {
+    /// Unique id, `[a-z0-9_-]+`. With a matrix it may hold `{name}`
+    /// placeholders.
+    #[schemars(with = "Option<String>")]
+    pub id: Option<Spanned<String>>,
+    /// Ids of tasks that must succeed first; this task starts from the merge
+    /// of their results. Naming a matrix task's unexpanded id (with its
+    /// `{placeholders}`) depends on all of its expansions.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub deps: Option<Vec<Spanned<String>>>,
+    /// A shell command, run with `sh -c` in the task's worktree.
+    #[schemars(with = "Option<String>")]
+    pub run: Option<Spanned<String>>,
+    /// A WASI module to run (not supported by this version yet).
+    #[schemars(with = "Option<String>")]
+    pub wasm: Option<Spanned<String>>,
+    /// A prompt for a coding agent (not supported by this version yet).
+    #[schemars(with = "Option<String>")]
+    pub prompt: Option<Spanned<String>>,
+    /// Extra environment variables for the worker.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Wall-clock limit per attempt, e.g. `"90s"`, `"20m"`, `"1h 30m"`.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// How many times a failed attempt is retried from a clean worktree.
+    pub retries: Option<u32>,
+    /// A command that must exit 0 after `run` succeeds for the task to count
+    /// as done (run with `sh -c` in the same worktree).
+    pub verify: Option<String>,
+    /// Paths the task needs. When given, only these are checked out in its
+    /// worktree (everything else still exists in its commit).
+    pub paths: Option<Vec<String>>,
+    /// `worktree` (default): its own writable worktree. `readonly`: a shared
+    /// checkout of its base commit; nothing is committed or merged.
+    pub isolation: Option<swarm_protocol::Isolation>,
+    /// Run the task once per combination of these values, substituting
+    /// `{name}` in `id`, `deps`, `run`, `verify`, `prompt`, `paths` and `env`.
+    #[schemars(with = "Option<BTreeMap<String, Vec<MatrixValue>>>")]
+    pub matrix: Option<Spanned<BTreeMap<String, Vec<MatrixValue>>>>,
+}
+
+/// A matrix value: strings, integers and booleans are all substituted as text.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MatrixValue {
+    String(String),
+    Integer(i64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for MatrixValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::String(s) => f.write_str(s),
+            Self::Integer(i) => write!(f, "{i}"),
+            Self::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// The JSON schema of plan files, pretty-printed, as committed in
+/// `plan.schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(PlanFile);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,188 @@
+//! The run report as a fold over journal events. The dispatcher builds its
+//! final `report.json` with the same fold that `swarm status` applies to the
+//! journal on disk, so the two always agree.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use swarm_protocol::{Event, EventBody, RunReport, TaskReport, TaskStatus};
+
+/// Folds events into a [`RunReport`].
+#[derive(Debug, Default)]
+pub struct ReportBuilder {
+    report: Option<RunReport>,
+    index: HashMap<String, usize>,
+}
+
+/// Where a task attempt's logs are, relative to nothing: absolute paths
+/// under the run directory.
+pub fn log_paths(
+    run_dir: &Path,
+    task: &str,
+    attempt: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = run_dir.join("logs").join(task);
+    (
+        dir.join(format!("{attempt}.out")),
+        dir.join(format!("{attempt}.err")),
+    )
+}
+
+/// The directory of run `run` in the repository at `repo`.
+pub fn run_dir(repo: &Path, run: &str) -> std::path::PathBuf {
+    repo.join(".swarm").join("runs").join(run)
+}
+
+impl ReportBuilder {
+    pub fn apply(&mut self, event: &Event) {
+        match &event.body {
+            EventBody::RunStarted {
+                run,
+                plan,
+                repo,
+                base,
+                base_commit,
+                integration_branch,
+                tasks,
+                ..
+            } => {
+                let dir = run_dir(Path::new(repo), run);
+                self.index = tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.id.clone(), i))
+                    .collect();
+                self.report = Some(RunReport {
+                    v: event.v,
+                    run: run.clone(),
+                    plan: plan.clone(),
+                    repo: repo.clone(),
+                    base: base.clone(),
+                    base_commit: base_commit.clone(),
+                    integration_branch: integration_branch.clone(),
+                    integration_commit: base_commit.clone(),
+                    started_at: event.ts.clone(),
+                    finished_at: None,
+                    duration_ms: None,
+                    exit_code: None,
+                    tasks: tasks
+                        .iter()
+                        .map(|t| {
+                            let (out, err) = log_paths(&dir, &t.id, 1);
+                            TaskReport {
+                                id: t.id.clone(),
+                                kind: t.kind,
+                                isolation: t.isolation,
+                                deps: t.deps.clone(),
+                                status: TaskStatus::Pending,
+                                reason: None,
+                                exit_code: None,
+                                attempts: 0,
+                                duration_ms: 0,
+                                commit: None,
+                                git_ref: None,
+                                changed_files: Vec::new(),
+                                conflict_files: Vec::new(),
+                                stdout_log: out.display().to_string(),
+                                stderr_log: err.display().to_string(),
+                            }
+                        })
+                        .collect(),
+                });
+            }
+            EventBody::TaskStarted { task, attempt, .. } => {
+                let dir = self
+                    .report
+                    .as_ref()
+                    .map(|r| run_dir(Path::new(&r.repo), &r.run));
+                if let (Some(t), Some(dir)) = (self.task(task), dir) {
+                    let (out, err) = log_paths(&dir, task, *attempt);
+                    t.status = TaskStatus::Running;
+                    t.attempts = *attempt;
+                    t.stdout_log = out.display().to_string();
+                    t.stderr_log = err.display().to_string();
+                }
+            }
+            EventBody::AttemptFinished {
+                task,
+                outcome,
+                duration_ms,
+                commit,
+                git_ref,
+                changed_files,
+                ..
+            } => {
+                if let Some(t) = self.task(task) {
+                    t.exit_code = outcome.exit_code();
+                    t.duration_ms += duration_ms;
+                    t.commit = commit.clone();
+                    t.git_ref = git_ref.clone();
+                    t.changed_files = changed_files.clone();
+                }
+            }
+            EventBody::TaskFinished {
+                task,
+                status,
+                reason,
+            } => {
+                if let Some(t) = self.task(task) {
+                    t.status = *status;
+                    t.reason = reason.clone();
+                }
+            }
+            EventBody::TaskMerged {
+                task,
+                integration_commit,
+                ..
+            } => {
+                if let Some(t) = self.task(task) {
+                    t.status = TaskStatus::Merged;
+                }
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                }
+            }
+            EventBody::TaskConflicted { task, files, .. } => {
+                if let Some(t) = self.task(task) {
+                    t.status = TaskStatus::Conflicted;
+                    t.conflict_files = files.clone();
+                }
+            }
+            EventBody::RunFinished {
+                integration_commit,
+                exit_code,
+                duration_ms,
+            } => {
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                    r.exit_code = Some(*exit_code);
+                    r.duration_ms = Some(*duration_ms);
+                    r.finished_at = Some(event.ts.clone());
+                }
+            }
+        }
+    }
+
+    fn task(&mut self, id: &str) -> Option<&mut TaskReport> {
+        let i = *self.index.get(id)?;
+        self.report.as_mut()?.tasks.get_mut(i)
+    }
+
+    /// The report so far (`None` before `run_started`).
+    pub fn report(&self) -> Option<&RunReport> {
+        self.report.as_ref()
+    }
+
+    pub fn into_report(self) -> Option<RunReport> {
+        self.report
+    }
+}
+
+/// The report a list of events adds up to.
+pub fn fold(events: &[Event]) -> Option<RunReport> {
+    let mut builder = ReportBuilder::default();
+    for event in events {
+        builder.apply(event);
+    }
+    builder.into_report()
+}

@@ -1,0 +1,503 @@
+//! The dispatcher: the one owner of a run's state.
+//!
+//! It starts ready tasks (longest remaining critical path first, up to the
+//! concurrency limit), waits on task completions, progress messages and stop
+//! requests in one `select!`, merges results into the integration branch in
+//! a fixed topological order, and writes every state change to the journal.
+//! Task workers never change run state; they send messages.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use git2::Oid;
+use swarm_protocol::{
+    Event, EventBody, Isolation, RunReport, SCHEMA_VERSION, TaskInfo, TaskStatus,
+};
+use swarm_sandbox::Stop;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::task::{self, Ctx, Done, Progress};
+use super::{Prepared, RunError};
+use crate::git::{GitError, MergeOutcome, Worktrees, merge_into, refs};
+use crate::graph::TaskGraph;
+use crate::journal::Journal;
+use crate::plan::OnFailure;
+use crate::report::ReportBuilder;
+
+/// Why no new task is being started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    /// A task failed and the plan says `on_failure = "stop"`.
+    Failure,
+    /// The user (or a signal) asked the run to stop.
+    Cancel,
+}
+
+pub(super) struct Dispatcher<'o> {
+    ctx: Arc<Ctx>,
+    graph: TaskGraph,
+    on_failure: OnFailure,
+    concurrency: usize,
+    base_commit: Oid,
+    status: Vec<TaskStatus>,
+    /// Each finished task's result commit.
+    result: Vec<Option<Oid>>,
+    /// Dependencies not yet succeeded, per task.
+    waiting_on: Vec<usize>,
+    ready: BinaryHeap<(usize, Reverse<usize>)>,
+    running: JoinSet<Done>,
+    progress: mpsc::UnboundedReceiver<Progress>,
+    /// Next position in the merge order.
+    cursor: usize,
+    integration: Oid,
+    stopping: Option<Stopping>,
+    stop: watch::Receiver<Option<Stop>>,
+    journal: Journal,
+    report: ReportBuilder,
+    observer: &'o mut (dyn FnMut(&Event) + Send),
+    started: Instant,
+    cleanup: JoinSet<()>,
+}
+
+impl<'o> Dispatcher<'o> {
+    /// Creates the run's directories, refs and journal, and announces it.
+    pub(super) fn start(
+        prepared: Prepared,
+        observer: &'o mut (dyn FnMut(&Event) + Send),
+        stop: watch::Receiver<Option<Stop>>,
+    ) -> Result<Self, RunError> {
+        let run_dir = prepared.run_dir();
+        let io = |action: String| move |source| RunError::Io { action, source };
+        std::fs::create_dir_all(run_dir.join("logs"))
+            .map_err(io(format!("create {}", run_dir.display())))?;
+        let runs = run_dir.parent().map(|p| p.join("latest"));
+        if let Some(latest) = runs {
+            std::fs::write(&latest, format!("{}\n", prepared.run))
+                .map_err(io(format!("write {}", latest.display())))?;
+        }
+        prepared.repo.exclude("/.swarm/")?;
+        prepared.repo.set_ref(
+            &refs::integration(&prepared.run),
+            prepared.base_commit,
+            "swarm: start run",
+        )?;
+        let journal_path = run_dir.join("events.jsonl");
+        let journal = Journal::create(&journal_path)
+            .map_err(io(format!("create {}", journal_path.display())))?;
+
+        let Prepared {
+            repo,
+            plan,
+            run,
+            base_commit,
+            options,
+        } = prepared;
+        let graph = TaskGraph::new(&plan.tasks);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let worktree_dir = repo.workdir.join(".swarm").join("worktrees").join(&run);
+        let waiting_on: Vec<usize> = (0..plan.tasks.len())
+            .map(|i| graph.deps(i).count())
+            .collect();
+        let mut ready = BinaryHeap::new();
+        for (i, n) in waiting_on.iter().enumerate() {
+            if *n == 0 {
+                ready.push((graph.critical_path(i), Reverse(i)));
+            }
+        }
+        let n = plan.tasks.len();
+        let infos: Vec<TaskInfo> = graph
+            .merge_order()
+            .iter()
+            .map(|&i| {
+                let t = &plan.tasks[i];
+                TaskInfo {
+                    id: t.id.clone(),
+                    kind: t.kind,
+                    isolation: t.isolation,
+                    deps: t.deps.clone(),
+                }
+            })
+            .collect();
+        let ctx = Arc::new(Ctx {
+            worktrees: Worktrees::new(repo.clone()),
+            repo,
+            run,
+            run_dir,
+            worktree_dir,
+            tasks: plan.tasks,
+            grace: options.grace,
+            readonly: Mutex::new(HashMap::new()),
+            progress: tx,
+        });
+        let mut dispatcher = Self {
+            graph,
+            on_failure: plan.on_failure,
+            concurrency: options.concurrency.max(1),
+            base_commit,
+            status: vec![TaskStatus::Pending; n],
+            result: vec![None; n],
+            waiting_on,
+            ready,
+            running: JoinSet::new(),
+            progress: rx,
+            cursor: 0,
+            integration: base_commit,
+            stopping: None,
+            stop,
+            journal,
+            report: ReportBuilder::default(),
+            observer,
+            started: Instant::now(),
+            cleanup: JoinSet::new(),
+            ctx,
+        };
+        dispatcher.emit(EventBody::RunStarted {
+            run: dispatcher.ctx.run.clone(),
+            plan: plan.path.display().to_string(),
+            repo: dispatcher.ctx.repo.workdir.display().to_string(),
+            base: plan.base.clone(),
+            base_commit: base_commit.to_string(),
+            integration_branch: refs::integration_branch(&dispatcher.ctx.run),
+            concurrency: dispatcher.concurrency,
+            tasks: infos,
+        })?;
+        Ok(dispatcher)
+    }
+
+    fn emit(&mut self, body: EventBody) -> Result<(), RunError> {
+        let event = Event {
+            v: SCHEMA_VERSION,
+            ts: crate::timestamp(SystemTime::now()),
+            body,
+        };
+        self.journal.append(&event).map_err(|source| RunError::Io {
+            action: format!("write journal {}", self.journal.path().display()),
+            source,
+        })?;
+        self.report.apply(&event);
+        (self.observer)(&event);
+        Ok(())
+    }
+
+    pub(super) async fn run(mut self) -> Result<RunReport, RunError> {
+        loop {
+            self.dispatch();
+            if self.running.is_empty() {
+                break;
+            }
+            let listen_for_stop = self.stopping != Some(Stopping::Cancel);
+            tokio::select! {
+                Some(progress) = self.progress.recv() => self.on_progress(progress)?,
+                Some(joined) = self.running.join_next() => {
+                    // Progress sent before the task ended comes first.
+                    while let Ok(progress) = self.progress.try_recv() {
+                        self.on_progress(progress)?;
+                    }
+                    match joined {
+                        Ok(done) => self.on_done(done)?,
+                        Err(e) => return Err(RunError::Io {
+                            action: "run a task".into(),
+                            source: std::io::Error::other(e.to_string()),
+                        }),
+                    }
+                }
+                Ok(()) = self.stop.changed(), if listen_for_stop => {
+                    if self.stop.borrow().is_some() {
+                        self.stopping = Some(Stopping::Cancel);
+                    }
+                }
+            }
+        }
+        self.finish().await
+    }
+
+    /// Starts ready tasks while there is room.
+    fn dispatch(&mut self) {
+        if self.stop.borrow().is_some() {
+            self.stopping = Some(Stopping::Cancel);
+        }
+        while self.stopping.is_none() && self.running.len() < self.concurrency {
+            let Some((_, Reverse(i))) = self.ready.pop() else {
+                break;
+            };
+            if self.status[i] != TaskStatus::Pending {
+                continue;
+            }
+            self.status[i] = TaskStatus::Running;
+            let deps: Vec<Oid> = {
+                let mut deps: Vec<usize> = self.graph.deps(i).collect();
+                deps.sort_unstable();
+                deps.iter().filter_map(|&d| self.result[d]).collect()
+            };
+            let ctx = Arc::clone(&self.ctx);
+            let stop = self.stop.clone();
+            let base = self.base_commit;
+            self.running.spawn(task::execute(ctx, i, base, deps, stop));
+        }
+    }
+
+    fn on_progress(&mut self, progress: Progress) -> Result<(), RunError> {
+        match progress {
+            Progress::Started {
+                task,
+                attempt,
+                base,
+                workdir,
+            } => self.emit(EventBody::TaskStarted {
+                task: self.ctx.tasks[task].id.clone(),
+                attempt,
+                base_commit: base.to_string(),
+                workdir: workdir.display().to_string(),
+            }),
+            Progress::AttemptFinished {
+                task,
+                attempt,
+                outcome,
+                verify_passed,
+                duration,
+                snapshot,
+            } => {
+                let (commit, git_ref, changed) = match snapshot {
+                    Some((snap, r)) => (Some(snap.commit.to_string()), Some(r), snap.changed),
+                    None => (None, None, Vec::new()),
+                };
+                self.emit(EventBody::AttemptFinished {
+                    task: self.ctx.tasks[task].id.clone(),
+                    attempt,
+                    outcome,
+                    verify_passed,
+                    duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+                    commit,
+                    git_ref,
+                    changed_files: changed,
+                })
+            }
+        }
+    }
+
+    fn on_done(&mut self, done: Done) -> Result<(), RunError> {
+        let i = done.task;
+        self.status[i] = done.status;
+        self.result[i] = done.result;
+        self.emit(EventBody::TaskFinished {
+            task: self.ctx.tasks[i].id.clone(),
+            status: done.status,
+            reason: done.reason,
+        })?;
+        if let Some(path) = done.removable {
+            // Its work is on its ref; deleting the tree must not delay anyone.
+            let ctx = Arc::clone(&self.ctx);
+            self.cleanup.spawn_blocking(move || {
+                if let Err(e) = ctx.worktrees.remove(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "failed to remove worktree");
+                }
+            });
+        }
+        if done.status == TaskStatus::Succeeded {
+            let dependents: Vec<usize> = self.graph.dependents(i).collect();
+            for d in dependents {
+                self.waiting_on[d] -= 1;
+                if self.waiting_on[d] == 0 && self.status[d] == TaskStatus::Pending {
+                    self.ready.push((self.graph.critical_path(d), Reverse(d)));
+                }
+            }
+        } else {
+            let what = match done.status {
+                TaskStatus::Blocked => "was blocked",
+                TaskStatus::Cancelled => "was cancelled",
+                TaskStatus::TimedOut => "timed out",
+                _ => "failed",
+            };
+            self.block_dependents(i, what)?;
+            if self.on_failure == OnFailure::Stop
+                && matches!(done.status, TaskStatus::Failed | TaskStatus::TimedOut)
+            {
+                self.stopping.get_or_insert(Stopping::Failure);
+            }
+        }
+        self.advance_merges()
+    }
+
+    /// Marks every pending task that depends on `i` (directly or not) blocked.
+    fn block_dependents(&mut self, i: usize, what: &str) -> Result<(), RunError> {
+        let mut stack: Vec<usize> = self.graph.dependents(i).collect();
+        let reason = format!("dependency `{}` {what}", self.ctx.tasks[i].id);
+        while let Some(d) = stack.pop() {
+            if self.status[d] != TaskStatus::Pending {
+                continue;
+            }
+            self.status[d] = TaskStatus::Blocked;
+            self.emit(EventBody::TaskFinished {
+                task: self.ctx.tasks[d].id.clone(),
+                status: TaskStatus::Blocked,
+                reason: Some(reason.clone()),
+            })?;
+            stack.extend(self.graph.dependents(d));
+        }
+        Ok(())
+    }
+
+    /// Merges finished tasks into the integration branch, strictly in merge
+    /// order, so that the same plan always gives the same history and the
+    /// same conflicts whatever order tasks finished in.
+    fn advance_merges(&mut self) -> Result<(), RunError> {
+        while let Some(&i) = self.graph.merge_order().get(self.cursor) {
+            match self.status[i] {
+                TaskStatus::Pending | TaskStatus::Running => return Ok(()),
+                TaskStatus::Succeeded => self.merge(i)?,
+                _ => {}
+            }
+            self.cursor += 1;
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, i: usize) -> Result<(), RunError> {
+        let id = self.ctx.tasks[i].id.clone();
+        let unmerged_dep = self.graph.deps(i).find(|&d| !self.is_in_integration(d));
+        if let Some(d) = unmerged_dep {
+            self.status[i] = TaskStatus::Blocked;
+            return self.emit(EventBody::TaskFinished {
+                task: id,
+                status: TaskStatus::Blocked,
+                reason: Some(format!(
+                    "dependency `{}` {}, so its result cannot be merged",
+                    self.ctx.tasks[d].id, self.status[d]
+                )),
+            });
+        }
+        if self.ctx.tasks[i].isolation == Isolation::Readonly {
+            return Ok(());
+        }
+        let Some(commit) = self.result[i] else {
+            return Ok(());
+        };
+        let message = format!(
+            "swarm: merge {}/{id}\n\nSwarm-Run: {}\nSwarm-Task: {id}\n",
+            self.ctx.run, self.ctx.run
+        );
+        let outcome = merge_into(&self.ctx.repo, self.integration, commit, &message)?;
+        match outcome {
+            MergeOutcome::Merged(new) => {
+                self.ctx.repo.set_ref(
+                    &refs::integration(&self.ctx.run),
+                    new,
+                    &format!("swarm: merge {id}"),
+                )?;
+                self.integration = new;
+            }
+            MergeOutcome::AlreadyIn => {}
+            MergeOutcome::Conflict(files) => {
+                self.status[i] = TaskStatus::Conflicted;
+                self.emit(EventBody::TaskConflicted {
+                    task: id.clone(),
+                    commit: commit.to_string(),
+                    files: files.clone(),
+                })?;
+                self.emit(EventBody::TaskFinished {
+                    task: id,
+                    status: TaskStatus::Conflicted,
+                    reason: Some(format!(
+                        "conflicts with the integration branch in {}",
+                        files.join(", ")
+                    )),
+                })?;
+                if self.on_failure == OnFailure::Stop {
+                    self.stopping.get_or_insert(Stopping::Failure);
+                }
+                return self.block_dependents(i, "conflicted");
+            }
+        }
+        self.status[i] = TaskStatus::Merged;
+        self.emit(EventBody::TaskMerged {
+            task: id,
+            commit: commit.to_string(),
+            integration_commit: self.integration.to_string(),
+        })
+    }
+
+    fn is_in_integration(&self, i: usize) -> bool {
+        match self.status[i] {
+            TaskStatus::Merged => true,
+            TaskStatus::Succeeded => self.ctx.tasks[i].isolation == Isolation::Readonly,
+            _ => false,
+        }
+    }
+
+    async fn finish(mut self) -> Result<RunReport, RunError> {
+        let leftover = match self.stopping {
+            Some(Stopping::Cancel) => (
+                TaskStatus::Cancelled,
+                "the run was cancelled before it started",
+            ),
+            _ => (
+                TaskStatus::Skipped,
+                "the run stopped after a failure before it started",
+            ),
+        };
+        for i in 0..self.status.len() {
+            if self.status[i] == TaskStatus::Pending {
+                self.status[i] = leftover.0;
+                self.emit(EventBody::TaskFinished {
+                    task: self.ctx.tasks[i].id.clone(),
+                    status: leftover.0,
+                    reason: Some(leftover.1.into()),
+                })?;
+            }
+        }
+        self.advance_merges()?;
+
+        // Deleting worktrees of merged tasks overlaps with the merges above;
+        // here we only wait for what is left of it.
+        while self.cleanup.join_next().await.is_some() {}
+        let readonly: Vec<_> = self
+            .ctx
+            .readonly
+            .lock()
+            .await
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
+        let ctx = Arc::clone(&self.ctx);
+        let pruned = tokio::task::spawn_blocking(move || -> Result<(), GitError> {
+            for path in readonly {
+                ctx.worktrees.remove(&path)?;
+            }
+            ctx.worktrees.prune()
+        })
+        .await;
+        match pruned {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "failed to clean up worktrees"),
+            Err(e) => tracing::warn!(error = %e, "failed to clean up worktrees"),
+        }
+
+        let exit_code = if self.stopping == Some(Stopping::Cancel) {
+            crate::exit::INTERRUPTED
+        } else if self.status.iter().all(|s| s.is_success()) {
+            crate::exit::SUCCESS
+        } else {
+            crate::exit::TASKS_FAILED
+        };
+        self.emit(EventBody::RunFinished {
+            integration_commit: self.integration.to_string(),
+            exit_code,
+            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })?;
+        let report = self.report.into_report().ok_or_else(|| RunError::Io {
+            action: "build the report".into(),
+            source: std::io::Error::other("the journal has no run_started event"),
+        })?;
+        let path = self.ctx.run_dir.join("report.json");
+        let text = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other);
+        text.and_then(|t| std::fs::write(&path, t))
+            .map_err(|source| RunError::Io {
+                action: format!("write {}", path.display()),
+                source,
+            })?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,156 @@
+//! Running a plan: preparation (every check that can fail before anything is
+//! changed), then the dispatcher, which owns all run state and drives task
+//! workers, merges, the journal and the report from one loop.
+
+mod dispatch;
+mod task;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use git2::Oid;
+use swarm_protocol::{Event, RunReport};
+use swarm_sandbox::Stop;
+use tokio::sync::watch;
+
+use crate::git::{GitError, Repo, refs};
+use crate::plan::Plan;
+
+/// Settings of one run that come from the command line rather than the plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// An explicit run name (`--name`); taken names are then an error
+    /// instead of getting a numeric suffix.
+    pub name: Option<String>,
+    /// At most this many tasks at once (already resolved from the plan,
+    /// the command line or the number of CPUs).
+    pub concurrency: usize,
+    /// Time between SIGTERM and SIGKILL when a worker is stopped.
+    pub grace: Duration,
+}
+
+/// Failure to run a plan, as a fragment that reads after "failed to".
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("start run `{name}`: the name is already used in this repository ({what})")]
+    NameTaken { name: String, what: String },
+    #[error(
+        "start run `{name}`: a branch named `swarm` exists, so branches `swarm/<run>` cannot be created"
+    )]
+    SwarmBranchExists { name: String },
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        source: std::io::Error,
+    },
+}
+
+impl RunError {
+    /// True when the error is the user's input (exit code 2) rather than a
+    /// failure of the machine or of git.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Self::NameTaken { .. }
+                | Self::SwarmBranchExists { .. }
+                | Self::Git(GitError::UnknownRev { .. })
+        )
+    }
+}
+
+/// A plan checked against its repository, with nothing changed yet.
+#[derive(Debug)]
+pub struct Prepared {
+    pub repo: Repo,
+    pub plan: Plan,
+    pub run: String,
+    pub base_commit: Oid,
+    pub options: RunOptions,
+}
+
+impl Prepared {
+    pub fn run_dir(&self) -> PathBuf {
+        crate::report::run_dir(&self.repo.workdir, &self.run)
+    }
+
+    pub fn integration_branch(&self) -> String {
+        refs::integration_branch(&self.run)
+    }
+}
+
+/// Checks everything about running `plan` in `repo` that can be checked
+/// without changing anything: the base exists, the run name is free.
+pub fn prepare(repo: Repo, plan: Plan, options: RunOptions) -> Result<Prepared, RunError> {
+    let base_commit = repo.resolve(&plan.base)?;
+    let wanted = options.name.clone().unwrap_or_else(|| plan.name.clone());
+    if repo.has_ref("refs/heads/swarm")? {
+        return Err(RunError::SwarmBranchExists { name: wanted });
+    }
+    let run = if options.name.is_some() {
+        if let Some(what) = name_in_use(&repo, &wanted)? {
+            return Err(RunError::NameTaken { name: wanted, what });
+        }
+        wanted
+    } else {
+        // Running the same plan again must just work: later runs of plan
+        // `x` are `x-2`, `x-3`, ... and nothing of the earlier ones is lost.
+        let mut n = 1;
+        loop {
+            let candidate = if n == 1 {
+                wanted.clone()
+            } else {
+                format!("{wanted}-{n}")
+            };
+            if name_in_use(&repo, &candidate)?.is_none() {
+                break candidate;
+            }
+            n += 1;
+        }
+    };
+    Ok(Prepared {
+        repo,
+        plan,
+        run,
+        base_commit,
+        options,
+    })
+}
+
+/// What already uses run name `name`, if anything.
+fn name_in_use(repo: &Repo, name: &str) -> Result<Option<String>, RunError> {
+    let branch = refs::integration(name);
+    if repo.has_ref(&branch)? {
+        return Ok(Some(format!("branch {}", refs::integration_branch(name))));
+    }
+    if repo.has_refs_under(&refs::run_prefix(name))? {
+        return Ok(Some(format!("refs under {}", refs::run_prefix(name))));
+    }
+    let dir = crate::report::run_dir(&repo.workdir, name);
+    if dir.exists() {
+        return Ok(Some(format!("directory {}", dir.display())));
+    }
+    Ok(None)
+}
+
+/// Runs a prepared plan to the end (or until `stop` says otherwise).
+///
+/// `observer` sees every event as it is journalled; the returned report is
+/// the fold of exactly those events.
+pub async fn execute(
+    prepared: Prepared,
+    observer: &mut (dyn FnMut(&Event) + Send),
+    stop: watch::Receiver<Option<Stop>>,
+) -> Result<RunReport, RunError> {
+    dispatch::Dispatcher::start(prepared, observer, stop)?
+        .run()
+        .await
+}
+
+/// The newest run recorded in the repository at `workdir`, if any.
+pub fn latest_run(workdir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(workdir.join(".swarm").join("runs").join("latest")).ok()?;
+    let name = text.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}

@@ -1,0 +1,333 @@
+//! The life of one task, from its base commit to its result: worktree,
+//! attempts (command, then `verify`), snapshot to a ref after every attempt,
+//! retries from a clean worktree.
+//!
+//! It runs as its own tokio task and reports to the dispatcher through
+//! [`Progress`] messages; it never touches run state itself.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use git2::Oid;
+use swarm_protocol::{AttemptOutcome, Isolation, TaskStatus};
+use swarm_sandbox::Stop;
+use swarm_worker::{CommandSpec, run_command};
+use tokio::sync::{Mutex, mpsc, watch};
+
+use crate::git::{GitError, Repo, Snapshot, Worktrees, merge_results, refs, snapshot};
+use crate::plan::Task;
+use crate::report::log_paths;
+
+/// What every task of a run shares.
+#[derive(Debug)]
+pub(super) struct Ctx {
+    pub repo: Repo,
+    pub worktrees: Worktrees,
+    pub run: String,
+    pub run_dir: PathBuf,
+    pub worktree_dir: PathBuf,
+    pub tasks: Vec<Task>,
+    pub grace: Duration,
+    /// Shared read-only checkouts, by commit.
+    pub readonly: Mutex<HashMap<Oid, PathBuf>>,
+    pub progress: mpsc::UnboundedSender<Progress>,
+}
+
+/// Messages from a task to the dispatcher, in the order things happen.
+#[derive(Debug)]
+pub(super) enum Progress {
+    Started {
+        task: usize,
+        attempt: u32,
+        base: Oid,
+        workdir: PathBuf,
+    },
+    AttemptFinished {
+        task: usize,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        verify_passed: Option<bool>,
+        duration: Duration,
+        snapshot: Option<(Snapshot, String)>,
+    },
+}
+
+/// How a task ended, for the dispatcher.
+#[derive(Debug)]
+pub(super) struct Done {
+    pub task: usize,
+    pub status: TaskStatus,
+    pub reason: Option<String>,
+    /// The task's result (its snapshot, or its base when it has none).
+    pub result: Option<Oid>,
+    /// A worktree that can be deleted now that its work is on a ref.
+    pub removable: Option<PathBuf>,
+}
+
+/// Runs task `i` to its end. `deps` are its dependencies' results in plan
+/// order (empty for a root task, which starts from `base`).
+pub(super) async fn execute(
+    ctx: Arc<Ctx>,
+    i: usize,
+    base: Oid,
+    deps: Vec<Oid>,
+    stop: watch::Receiver<Option<Stop>>,
+) -> Done {
+    match execute_inner(&ctx, i, base, deps, stop).await {
+        Ok(done) => done,
+        Err(e) => Done {
+            task: i,
+            status: TaskStatus::Failed,
+            reason: Some(format!("swarm could not run it: failed to {e}")),
+            result: None,
+            removable: None,
+        },
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, GitError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(GitError::Cli {
+            action: "run a git job".into(),
+            message: e.to_string(),
+        })
+    })
+}
+
+async fn execute_inner(
+    ctx: &Arc<Ctx>,
+    i: usize,
+    base: Oid,
+    deps: Vec<Oid>,
+    mut stop: watch::Receiver<Option<Stop>>,
+) -> Result<Done, GitError> {
+    let task = &ctx.tasks[i];
+    let base = if deps.is_empty() {
+        base
+    } else {
+        let repo = ctx.repo.clone();
+        let message = format!("swarm: {}/{}: merge of its dependencies", ctx.run, task.id);
+        match blocking(move || merge_results(&repo, &deps, &message)).await? {
+            Ok(merged) => merged,
+            Err(files) => {
+                return Ok(Done {
+                    task: i,
+                    status: TaskStatus::Blocked,
+                    reason: Some(format!(
+                        "its dependencies conflict with each other in {}",
+                        files.join(", ")
+                    )),
+                    result: None,
+                    removable: None,
+                });
+            }
+        }
+    };
+
+    let attempts = task.retries + 1;
+    for attempt in 1..=attempts {
+        let workdir = match task.isolation {
+            Isolation::Readonly => readonly_checkout(ctx, base).await?,
+            Isolation::Worktree => {
+                let path = ctx.worktree_dir.join(&task.id);
+                let worktrees = Arc::clone(ctx);
+                let (p, paths) = (path.clone(), task.paths.clone());
+                blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
+                path
+            }
+        };
+        let _ = ctx.progress.send(Progress::Started {
+            task: i,
+            attempt,
+            base,
+            workdir: workdir.clone(),
+        });
+        let started = Instant::now();
+        let (outcome, verify_passed) =
+            run_attempt(ctx, task, attempt, base, &workdir, &mut stop).await;
+        let duration = started.elapsed();
+        let success = outcome.is_success() && verify_passed != Some(false);
+        let stopped = stop.borrow().is_some();
+        let last = success
+            || attempt == attempts
+            || matches!(outcome, AttemptOutcome::Cancelled)
+            || stopped;
+
+        let snap = match task.isolation {
+            Isolation::Readonly => None,
+            Isolation::Worktree => {
+                let git_ref = if last {
+                    refs::task(&ctx.run, &task.id)
+                } else {
+                    refs::attempt(&ctx.run, &task.id, attempt)
+                };
+                let message = commit_message(&ctx.run, task, attempt, &outcome, verify_passed);
+                let (repo, wd, scope, r) = (
+                    ctx.repo.clone(),
+                    workdir.clone(),
+                    task.paths.clone(),
+                    git_ref.clone(),
+                );
+                let snap = blocking(move || {
+                    let snap = snapshot(&wd, base, &scope, &message)?;
+                    repo.set_ref(&r, snap.commit, "swarm: task snapshot")?;
+                    Ok(snap)
+                })
+                .await?;
+                Some((snap, git_ref))
+            }
+        };
+        let result = snap.as_ref().map_or(base, |(s, _)| s.commit);
+        let _ = ctx.progress.send(Progress::AttemptFinished {
+            task: i,
+            attempt,
+            outcome: outcome.clone(),
+            verify_passed,
+            duration,
+            snapshot: snap,
+        });
+        if last {
+            let status = if success {
+                TaskStatus::Succeeded
+            } else {
+                match outcome {
+                    AttemptOutcome::TimedOut => TaskStatus::TimedOut,
+                    AttemptOutcome::Cancelled => TaskStatus::Cancelled,
+                    _ if stopped => TaskStatus::Cancelled,
+                    _ => TaskStatus::Failed,
+                }
+            };
+            let reason =
+                (!success).then(|| describe_failure(&outcome, verify_passed, task.timeout));
+            let removable = (success && task.isolation == Isolation::Worktree).then_some(workdir);
+            return Ok(Done {
+                task: i,
+                status,
+                reason,
+                result: Some(result),
+                removable,
+            });
+        }
+        // The failed attempt is on its ref; start over from a clean tree.
+        if task.isolation == Isolation::Worktree {
+            let worktrees = Arc::clone(ctx);
+            blocking(move || worktrees.worktrees.remove(&workdir)).await?;
+        }
+    }
+    unreachable!("the last attempt always returns")
+}
+
+/// The command, then `verify` if the command succeeded, within one deadline.
+async fn run_attempt(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    base: Oid,
+    workdir: &std::path::Path,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> (AttemptOutcome, Option<bool>) {
+    let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
+    let tmp = ctx.run_dir.join("tmp").join(&task.id);
+    for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return (
+                AttemptOutcome::SpawnFailed {
+                    message: format!("create {}: {e}", dir.display()),
+                },
+                None,
+            );
+        }
+    }
+    let mut env: Vec<(String, String)> = vec![
+        ("SWARM_RUN".into(), ctx.run.clone()),
+        ("SWARM_TASK".into(), task.id.clone()),
+        ("SWARM_ATTEMPT".into(), attempt.to_string()),
+        ("SWARM_BASE".into(), base.to_string()),
+        ("TMPDIR".into(), tmp.display().to_string()),
+    ];
+    env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut spec = CommandSpec {
+        script: task.run.clone(),
+        cwd: workdir.to_path_buf(),
+        env,
+        stdout,
+        stderr,
+        deadline: task.timeout.map(|t| tokio::time::Instant::now() + t),
+        grace: ctx.grace,
+    };
+    let outcome = run_command(&spec, stop).await;
+    let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
+        return (outcome, None);
+    };
+    spec.script = verify.clone();
+    let verified = run_command(&spec, stop).await;
+    match verified {
+        AttemptOutcome::Exited { code: 0 } => (outcome, Some(true)),
+        AttemptOutcome::Exited { .. }
+        | AttemptOutcome::Signaled { .. }
+        | AttemptOutcome::SpawnFailed { .. } => (outcome, Some(false)),
+        // A timeout or cancel during verify is the attempt's outcome.
+        other => (other, None),
+    }
+}
+
+/// The shared checkout of `commit` for read-only tasks, created once.
+async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<PathBuf, GitError> {
+    let mut checkouts = ctx.readonly.lock().await;
+    if let Some(path) = checkouts.get(&commit) {
+        return Ok(path.clone());
+    }
+    let path = ctx
+        .worktree_dir
+        .join(format!(".readonly-{}", &commit.to_string()[..12]));
+    let (c, p) = (Arc::clone(ctx), path.clone());
+    blocking(move || c.worktrees.create(&p, commit, &[])).await?;
+    checkouts.insert(commit, path.clone());
+    Ok(path)
+}
+
+fn describe_failure(
+    outcome: &AttemptOutcome,
+    verify_passed: Option<bool>,
+    timeout: Option<Duration>,
+) -> String {
+    match outcome {
+        AttemptOutcome::Exited { code: 0 } if verify_passed == Some(false) => {
+            "verify failed".into()
+        }
+        AttemptOutcome::Exited { code } => format!("exited with code {code}"),
+        AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
+        AttemptOutcome::TimedOut => match timeout {
+            Some(t) => format!("timed out after {}", humantime::format_duration(t)),
+            None => "timed out".into(),
+        },
+        AttemptOutcome::Cancelled => "cancelled".into(),
+        AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
+    }
+}
+
+fn commit_message(
+    run: &str,
+    task: &Task,
+    attempt: u32,
+    outcome: &AttemptOutcome,
+    verify: Option<bool>,
+) -> String {
+    let result = if outcome.is_success() && verify != Some(false) {
+        "succeeded".to_string()
+    } else {
+        describe_failure(outcome, verify, task.timeout)
+    };
+    let mut script: String = task.run.chars().take(2000).collect();
+    if script.len() < task.run.len() {
+        script.push_str("\n[...]");
+    }
+    format!(
+        "swarm: {run}/{id}: {result}\n\n{script}\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
+        id = task.id
+    )
+}

@@ -1,0 +1,291 @@
+//! Shared serde types of swarm: how a task ended, the events of a run's
+//! journal, and the report written at the end of a run.
+//!
+//! These types are the contract between the coordinator and everything that
+//! reads its output (`swarm status`, CI systems, other tools), so they live
+//! apart from the runtime and change only with a bump of [`SCHEMA_VERSION`].
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the journal and report formats. Bumped on any incompatible
+/// change; readers refuse versions they do not know.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How a task ended, as shown to users and recorded in reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Not started yet.
+    Pending,
+    /// Its worker is running (or its worktree is being prepared).
+    Running,
+    /// Ran, exited 0, passed `verify`; not merged yet.
+    Succeeded,
+    /// Succeeded and its result is part of the integration branch.
+    Merged,
+    /// Exited non-zero, was killed by a signal, or failed `verify`.
+    Failed,
+    /// Killed because it ran past its `timeout`.
+    TimedOut,
+    /// Its result conflicts with the integration branch.
+    Conflicted,
+    /// Not run (or not merged) because a dependency did not succeed.
+    Blocked,
+    /// Not run because the run stopped early (`on_failure = "stop"`).
+    Skipped,
+    /// Stopped by the user (Ctrl-C) or by a signal to the coordinator.
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// True once the task will not change state again in this run.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Pending | Self::Running | Self::Succeeded)
+    }
+
+    /// True for outcomes that count as the task doing its job.
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Merged)
+    }
+
+    /// The lowercase word used in human output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Merged => "merged",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::Conflicted => "conflicted",
+            Self::Blocked => "blocked",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of payload a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// A shell command (`run = "..."`), run with `sh -c`.
+    Command,
+}
+
+/// Where a task's worker runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Its own writable worktree; its changes are committed and merged.
+    #[default]
+    Worktree,
+    /// A checkout of its base commit shared with other read-only tasks;
+    /// nothing is committed or merged.
+    Readonly,
+}
+
+/// How one attempt of a task's worker ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum AttemptOutcome {
+    /// The command exited with this code (0 is success).
+    Exited { code: i32 },
+    /// The command was killed by this signal (not by swarm).
+    Signaled { signal: i32 },
+    /// swarm killed it because it ran past its timeout.
+    TimedOut,
+    /// swarm killed it because the run was cancelled.
+    Cancelled,
+    /// The worker could not be started at all.
+    SpawnFailed { message: String },
+}
+
+impl AttemptOutcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Exited { code: 0 })
+    }
+
+    /// The exit code to report, where the worker produced one.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Self::Exited { code } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// One line of a run's journal (`.swarm/runs/<run>/events.jsonl`).
+///
+/// The journal is append-only; `swarm status` and the final report are
+/// folds over it, so they can never disagree with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub v: u32,
+    /// RFC 3339 time, UTC, milliseconds.
+    pub ts: String,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum EventBody {
+    RunStarted {
+        run: String,
+        plan: String,
+        repo: String,
+        base: String,
+        base_commit: String,
+        integration_branch: String,
+        concurrency: usize,
+        /// Every task of the expanded plan, in merge order.
+        tasks: Vec<TaskInfo>,
+    },
+    TaskStarted {
+        task: String,
+        attempt: u32,
+        base_commit: String,
+        workdir: String,
+    },
+    /// One attempt ended. With retries left a failed attempt is followed by
+    /// another `task_started`.
+    AttemptFinished {
+        task: String,
+        attempt: u32,
+        #[serde(flatten)]
+        outcome: AttemptOutcome,
+        /// Whether `verify` ran and passed (`None`: not run).
+        verify_passed: Option<bool>,
+        duration_ms: u64,
+        /// The snapshot of the worktree after this attempt, if it has one.
+        commit: Option<String>,
+        /// The ref that keeps `commit`.
+        #[serde(rename = "ref")]
+        git_ref: Option<String>,
+        changed_files: Vec<String>,
+    },
+    /// The task reached a final status (or `succeeded`, before its merge).
+    TaskFinished {
+        task: String,
+        status: TaskStatus,
+        /// Why, in a few words, for anything but success.
+        reason: Option<String>,
+    },
+    TaskMerged {
+        task: String,
+        commit: String,
+        integration_commit: String,
+    },
+    TaskConflicted {
+        task: String,
+        commit: String,
+        files: Vec<String>,
+    },
+    RunFinished {
+        integration_commit: String,
+        exit_code: i32,
+        duration_ms: u64,
+    },
+}
+
+/// A task as announced at the start of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub id: String,
+    pub kind: TaskKind,
+    pub isolation: Isolation,
+    pub deps: Vec<String>,
+}
+
+/// `.swarm/runs/<run>/report.json`: the result of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub v: u32,
+    pub run: String,
+    pub plan: String,
+    pub repo: String,
+    pub base: String,
+    pub base_commit: String,
+    pub integration_branch: String,
+    /// Tip of the integration branch (equal to `base_commit` if nothing merged).
+    pub integration_commit: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// The process exit code `swarm run` ended (or will end) with.
+    pub exit_code: Option<i32>,
+    pub tasks: Vec<TaskReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub id: String,
+    pub kind: TaskKind,
+    pub isolation: Isolation,
+    pub deps: Vec<String>,
+    pub status: TaskStatus,
+    pub reason: Option<String>,
+    /// Exit code of the last attempt, if it exited.
+    pub exit_code: Option<i32>,
+    pub attempts: u32,
+    /// Sum over all attempts.
+    pub duration_ms: u64,
+    /// The task's result commit (the snapshot of its last attempt).
+    pub commit: Option<String>,
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Files the last attempt changed relative to its base; empty when the
+    /// task changed nothing.
+    pub changed_files: Vec<String>,
+    pub conflict_files: Vec<String>,
+    pub stdout_log: String,
+    pub stderr_log: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_flat_json_objects_tagged_by_event() -> Result<(), serde_json::Error> {
+        let event = Event {
+            v: SCHEMA_VERSION,
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            body: EventBody::AttemptFinished {
+                task: "a".into(),
+                attempt: 1,
+                outcome: AttemptOutcome::Exited { code: 3 },
+                verify_passed: None,
+                duration_ms: 5,
+                commit: None,
+                git_ref: None,
+                changed_files: vec![],
+            },
+        };
+        let line = serde_json::to_string(&event)?;
+        assert_eq!(
+            line,
+            r#"{"v":1,"ts":"2026-01-01T00:00:00.000Z","event":"attempt_finished","task":"a","attempt":1,"outcome":"exited","code":3,"verify_passed":null,"duration_ms":5,"commit":null,"ref":null,"changed_files":[]}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&line)?, event);
+        Ok(())
+    }
+
+    #[test]
+    fn only_terminal_states_are_final() {
+        assert!(!TaskStatus::Succeeded.is_final());
+        assert!(TaskStatus::Merged.is_final());
+        assert!(TaskStatus::Conflicted.is_final());
+        assert!(!TaskStatus::Running.is_final());
+    }
+}

@@ -1,0 +1,39 @@
+//! Process groups: starting a worker as the leader of its own group and
+//! stopping the whole group, including children that outlive the worker.
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// How urgently a worker is to be stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    /// SIGTERM, then SIGKILL after the grace period.
+    Graceful,
+    /// SIGKILL at once (a second Ctrl-C).
+    Immediate,
+}
+
+/// Sends SIGKILL to every process left in group `pgid`. A group that is
+/// already empty is not an error.
+pub fn kill_group(pgid: u32) {
+    signal(pgid, Signal::SIGKILL);
+}
+
+fn signal(pgid: u32, sig: Signal) {
+    let Ok(raw) = i32::try_from(pgid) else { return };
+    if raw <= 1 {
+        // Never signal group 0 (our own) or 1 (init's): a bug must not
+        // become a kill of the coordinator or the machine.
+        return;
+    }
+    match killpg(Pid::from_raw(raw), sig) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(err) => tracing::warn!(pgid, ?sig, %err, "failed to signal process group"),
+    }
+}
+
+/// Asks every process in group `pgid` to stop (SIGTERM).
+pub fn term_group(pgid: u32) {
+    signal(pgid, Signal::SIGTERM);
+}

@@ -1,0 +1,122 @@
+//! Command tasks: `sh -c <script>` in the task's directory, output to log
+//! files, stopped on deadline or on request.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use swarm_protocol::AttemptOutcome;
+use swarm_sandbox::{Stop, kill_group, term_group};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// One command to run.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// Given to `sh -c`.
+    pub script: String,
+    pub cwd: PathBuf,
+    /// Variables added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// Output is appended to these files (created if missing).
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// When the command is killed as timed out.
+    pub deadline: Option<Instant>,
+    /// How long a stopped command gets between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+/// Runs `spec` to completion, deadline or stop request, and reaps its whole
+/// process group either way: background children die with the attempt.
+pub async fn run_command(
+    spec: &CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> AttemptOutcome {
+    let open = |path: &PathBuf| OpenOptions::new().create(true).append(true).open(path);
+    let (stdout, stderr) = match (open(&spec.stdout), open(&spec.stderr)) {
+        (Ok(out), Ok(err)) => (out, err),
+        (Err(e), _) | (_, Err(e)) => {
+            return AttemptOutcome::SpawnFailed {
+                message: format!("open log files: {e}"),
+            };
+        }
+    };
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(&spec.script)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return AttemptOutcome::SpawnFailed {
+                message: format!("start `sh -c` in {}: {e}", spec.cwd.display()),
+            };
+        }
+    };
+    let Some(pgid) = child.id() else {
+        return AttemptOutcome::SpawnFailed {
+            message: "the command exited before it could be tracked".into(),
+        };
+    };
+    let deadline = async {
+        match spec.deadline {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+
+    let (outcome, how) = tokio::select! {
+        status = child.wait() => {
+            kill_group(pgid);
+            return match status {
+                Ok(status) => match (status.code(), status.signal()) {
+                    (Some(code), _) => AttemptOutcome::Exited { code },
+                    (None, Some(signal)) => AttemptOutcome::Signaled { signal },
+                    (None, None) => AttemptOutcome::Exited { code: -1 },
+                },
+                Err(e) => AttemptOutcome::SpawnFailed { message: format!("wait for the command: {e}") },
+            };
+        }
+        () = deadline => (AttemptOutcome::TimedOut, Stop::Graceful),
+        how = requested(stop, Stop::Graceful) => (AttemptOutcome::Cancelled, how),
+    };
+
+    if how == Stop::Graceful {
+        term_group(pgid);
+        tokio::select! {
+            _ = child.wait() => {}
+            () = tokio::time::sleep(spec.grace) => {}
+            _ = requested(stop, Stop::Immediate) => {}
+        }
+    }
+    kill_group(pgid);
+    let _ = child.wait().await;
+    // Anything that was still starting up when the leader died.
+    kill_group(pgid);
+    outcome
+}
+
+/// Resolves once a stop of at least `level` has been requested.
+async fn requested(stop: &mut watch::Receiver<Option<Stop>>, level: Stop) -> Stop {
+    // Copy the value out at once: the watch guard must not live across the
+    // await below.
+    let seen = stop
+        .wait_for(|s| s.is_some_and(|s| s >= level))
+        .await
+        .map(|s| *s);
+    match seen {
+        Ok(s) => s.unwrap_or(level),
+        // The coordinator is gone: nobody will ever ask.
+        Err(_) => std::future::pending().await,
+    }
+}
