@@ -1,1 +1,9 @@
-fn main() {}
+//! End-to-end tests: the real `swarm` binary on real temporary git
+//! repositories. One test binary (modules below) keeps link time down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod example_plans;
+mod run;
+mod support;

@@ -23,15 +23,15 @@ pub use worktree::Worktrees;
 /// Failure of a git operation, as a fragment that reads after "failed to".
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("find a git repository at {path}: {source}")]
+    #[error("find a git repository at {} or any parent directory", path.display())]
     NotARepo { path: PathBuf, source: git2::Error },
     #[error(
         "use the repository at {path}: it is bare; run swarm in a repository with a working tree"
     )]
     Bare { path: PathBuf },
-    #[error("resolve base `{rev}`: no such commit in {repo}")]
+    #[error("resolve base `{rev}`: no such commit in {}", repo.display())]
     UnknownRev { rev: String, repo: PathBuf },
-    #[error("{action}: {source}")]
+    #[error("{action}: {}", source.message())]
     Git2 { action: String, source: git2::Error },
     #[error("{action}: {message}")]
     Cli { action: String, message: String },
@@ -107,6 +107,9 @@ impl Repo {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| common_dir.clone())
         };
+        // libgit2 reports directories with a trailing `/`; normalise so
+        // that joined paths and messages look as users expect.
+        let workdir: PathBuf = workdir.components().collect();
         Ok(Self {
             workdir,
             common_dir,

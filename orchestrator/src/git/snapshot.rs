@@ -41,14 +41,19 @@ pub fn snapshot(
     let action = || format!("snapshot worktree {}", path.display());
     let repo = Repository::open(path).context(action)?;
     let mut index = repo.index().context(action)?;
+    // add_all adds new and modified files and drops index entries whose
+    // file is gone; outside `scope` a missing file was never checked out,
+    // so it is skipped (callback result 1) instead of deleted.
+    let mut skip_unchecked = |p: &Path, _: &[u8]| -> i32 {
+        if scope.is_empty() || in_scope(p, scope) || path.join(p).symlink_metadata().is_ok() {
+            0
+        } else {
+            1
+        }
+    };
     index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_unchecked))
         .context(action)?;
-    if scope.is_empty() {
-        index.update_all(["*"], None).context(action)?;
-    } else {
-        index.update_all(scope, None).context(action)?;
-    }
     let tree_id = index.write_tree().context(action)?;
     let base_commit = repo.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
@@ -69,6 +74,10 @@ pub fn snapshot(
     index.write().context(action)?;
     repo.set_head_detached(commit).context(action)?;
     Ok(Snapshot { commit, changed })
+}
+
+fn in_scope(p: &Path, scope: &[String]) -> bool {
+    scope.iter().any(|s| p.starts_with(s))
 }
 
 /// Paths that differ between two trees, sorted.

@@ -1,6 +1,10 @@
 //! From the parsed file to checked tasks: defaults, matrix expansion, and
 //! every check that needs the whole plan (ids, dependencies, cycles).
 
+// A PlanError is built at most once per invocation, on the way out; its size
+// costs nothing that boxing every internal return would save.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 

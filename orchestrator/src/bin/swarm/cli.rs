@@ -264,14 +264,6 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
             SandboxArg::None => SandboxMode::None,
         };
     }
-    if plan.sandbox == SandboxMode::Landlock {
-        return Err(Failure::Invalid(anyhow!(
-            "start run: the landlock sandbox is not available in this version of swarm yet\n\
-             help: set `sandbox = \"none\"` in the [swarm] table of {} (or pass --sandbox none) \
-             to run tasks without confinement",
-            args.plan.display()
-        )));
-    }
     if args.concurrency == Some(0) {
         return Err(Failure::Invalid(anyhow!(
             "start run: --concurrency must be at least 1"
@@ -286,7 +278,17 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         concurrency,
         grace: args.grace,
     };
+    let plan_path = args.plan.display().to_string();
+    let sandbox = plan.sandbox;
     let prepared = run::prepare(repo, plan, options).map_err(invalid_or_internal)?;
+    if sandbox == SandboxMode::Landlock {
+        return Err(Failure::Invalid(anyhow!(
+            "start run: the landlock sandbox is not available in this version of swarm yet\n\
+             help: set `sandbox = \"none\"` in the [swarm] table of {} (or pass --sandbox none) \
+             to run tasks without confinement",
+            plan_path
+        )));
+    }
     eprintln!(
         "warning: sandbox = \"none\": tasks of run `{}` run unconfined, with your permissions",
         prepared.run

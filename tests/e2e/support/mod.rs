@@ -1,0 +1,266 @@
+//! Shared support for end-to-end tests: hermetic temporary git repositories
+//! and a way to drive the real `swarm` binary against them.
+//!
+//! Every process runs with a cleared environment, a temporary HOME, no
+//! global or system git configuration and fixed commit dates, so tests see
+//! the same thing on every machine.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// The `swarm` binary under test.
+pub fn swarm_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_swarm")
+}
+
+/// A temporary git repository with a first commit.
+pub struct TestRepo {
+    /// Holds the repository (`repo/`), HOME (`home/`) and plans (`plans/`).
+    root: TempDir,
+}
+
+/// What a `swarm` invocation did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Panics with the whole output unless the exit code is `code`.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Applies the hermetic environment to a command.
+pub fn hermetic(cmd: &mut Command, home: &Path) {
+    cmd.env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .env("LC_ALL", "C")
+        .env("NO_COLOR", "1");
+}
+
+impl TestRepo {
+    /// A repository whose first commit holds `README.md` and `src/lib.txt`.
+    pub fn new() -> Self {
+        let repo = Self::empty();
+        repo.write("README.md", "# test repo\n");
+        repo.write("src/lib.txt", "fn main\n");
+        repo.write("docs/guide.txt", "guide\n");
+        repo.commit_all("init");
+        repo
+    }
+
+    /// An initialised repository with no commits.
+    pub fn empty() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("swarm-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        for dir in ["repo", "home", "plans", "outside"] {
+            std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
+        }
+        let repo = Self { root };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.root.path().join("repo")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    /// A directory outside the repository that tasks may write to (they
+    /// run unsandboxed in these tests) to tell the test what they saw.
+    pub fn outside(&self) -> PathBuf {
+        self.root.path().join("outside")
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+
+    pub fn commit_all(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "-m", message]);
+    }
+
+    /// Runs git in the repository; panics unless it succeeds.
+    #[track_caller]
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = self.git_output(args);
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    pub fn git_output(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("git");
+        hermetic(&mut cmd, &self.home());
+        cmd.current_dir(self.path())
+            .args(args)
+            .output()
+            .expect("run git")
+    }
+
+    /// Whether `git rev-parse --verify` finds `rev`.
+    pub fn has_rev(&self, rev: &str) -> bool {
+        self.git_output(&["rev-parse", "-q", "--verify", &format!("{rev}^{{commit}}")])
+            .status
+            .success()
+    }
+
+    /// A file's content at a revision.
+    #[track_caller]
+    pub fn show(&self, rev: &str, path: &str) -> String {
+        self.git(&["show", &format!("{rev}:{path}")])
+    }
+
+    /// Writes a plan file (outside the repository) and returns its path.
+    pub fn plan(&self, name: &str, toml: &str) -> PathBuf {
+        let path = self.root.path().join("plans").join(name);
+        std::fs::write(&path, toml).expect("write plan");
+        path
+    }
+
+    /// A `swarm` command in the repository with the hermetic environment.
+    pub fn swarm_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(swarm_bin());
+        hermetic(&mut cmd, &self.home());
+        cmd.current_dir(self.path()).args(args);
+        cmd
+    }
+
+    pub fn swarm(&self, args: &[&str]) -> Run {
+        self.swarm_cmd(args).output().expect("run swarm").into()
+    }
+
+    /// `swarm run PLAN` with extra arguments.
+    pub fn run_plan(&self, plan: &Path, extra: &[&str]) -> Run {
+        let plan = plan.to_str().expect("utf-8 path");
+        let mut args = vec!["run", plan];
+        args.extend_from_slice(extra);
+        self.swarm(&args)
+    }
+
+    /// The report of the latest run, via `swarm status --json`.
+    pub fn report(&self) -> serde_json::Value {
+        let run = self.swarm(&["status", "--json"]);
+        run.assert_code(0);
+        serde_json::from_str(&run.stdout).expect("status --json prints JSON")
+    }
+
+    /// Refs under `refs/swarm/` and `refs/heads/swarm/`, and `.swarm/`:
+    /// whatever a run leaves behind. Empty means no side effects.
+    pub fn swarm_traces(&self) -> Vec<String> {
+        let mut traces: Vec<String> = self
+            .git(&[
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/swarm",
+                "refs/heads/swarm",
+            ])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if self.path().join(".swarm").exists() {
+            traces.push(".swarm/".into());
+        }
+        let worktrees = self.git(&["worktree", "list", "--porcelain"]);
+        traces.extend(
+            worktrees
+                .lines()
+                .filter(|l| l.starts_with("worktree "))
+                .skip(1)
+                .map(str::to_string),
+        );
+        traces
+    }
+}
+
+/// The task entry of a report by id.
+#[track_caller]
+pub fn task<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["tasks"]
+        .as_array()
+        .expect("tasks array")
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id} in report"))
+}
+
+/// Replaces what changes from run to run (temp paths, hashes) so that
+/// user-visible text can be snapshotted.
+pub fn redact(text: &str, repo: &TestRepo) -> String {
+    let root = repo.root().display().to_string();
+    let mut out = text.replace(&root, "[TMP]");
+    // 40-hex commit ids and their 10/12-char abbreviations.
+    let mut redacted = String::with_capacity(out.len());
+    let mut word = String::new();
+    for c in out.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_hexdigit() {
+            word.push(c);
+            continue;
+        }
+        if word.len() >= 10
+            && word.chars().any(|c| c.is_ascii_digit())
+            && word.chars().any(|c| c.is_ascii_alphabetic())
+        {
+            redacted.push_str("[HASH]");
+        } else {
+            redacted.push_str(&word);
+        }
+        word.clear();
+        redacted.push(c);
+    }
+    redacted.pop();
+    out = redacted;
+    out
+}
