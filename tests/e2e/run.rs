@@ -437,3 +437,31 @@ fn graph_prints_dot_and_mermaid() {
     mermaid.assert_code(0);
     insta::assert_snapshot!("graph_mermaid", mermaid.stdout);
 }
+
+#[test]
+fn from_a_linked_worktree_head_is_that_worktrees_head() {
+    let repo = TestRepo::new();
+    let linked = repo.root().join("linked");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "feature",
+        linked.to_str().unwrap(),
+    ]);
+    std::fs::write(linked.join("feature.txt"), "feature\n").unwrap();
+    repo.git_in(&linked, &["add", "feature.txt"]);
+    repo.git_in(&linked, &["commit", "-qm", "feature"]);
+    let p = plan(
+        &repo,
+        "[[task]]\nid = \"a\"\nrun = \"cat feature.txt > seen.txt\"\n",
+    );
+    let mut cmd = repo.swarm_cmd(&["run", p.to_str().unwrap()]);
+    cmd.current_dir(&linked);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    run.assert_code(0);
+    assert_eq!(repo.show("swarm/p", "seen.txt"), "feature");
+    // Run state lives with the main worktree.
+    assert!(repo.path().join(".swarm/runs/p/report.json").exists());
+}

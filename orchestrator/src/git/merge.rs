@@ -3,6 +3,7 @@
 
 use git2::{Oid, Repository};
 
+use super::treemerge::merge_trees;
 use super::{Context, GitError, Repo, signature};
 
 /// What merging one commit into another did.
@@ -16,16 +17,33 @@ pub enum MergeOutcome {
     Conflict(Vec<String>),
 }
 
-/// Merges `theirs` into `ours`, creating a merge commit with both as
-/// parents (a task's merge is always visible in history).
-pub fn merge_into(
-    repo: &Repo,
-    ours: Oid,
-    theirs: Oid,
-    message: &str,
-) -> Result<MergeOutcome, GitError> {
-    let repo = repo.open()?;
-    merge_in(&repo, ours, theirs, message)
+/// Merges one result after another into the integration branch.
+///
+/// It keeps one repository handle for all merges: libgit2 caches the trees it
+/// has read, and consecutive merges read the same large trees again and again
+/// (reopening per merge made them about twice as slow on a 10k-file tree).
+pub struct Merger {
+    repo: Repository,
+}
+
+impl std::fmt::Debug for Merger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Merger")
+            .field("repo", &self.repo.path())
+            .finish()
+    }
+}
+
+impl Merger {
+    pub fn new(repo: &Repo) -> Result<Self, GitError> {
+        Ok(Self { repo: repo.open()? })
+    }
+
+    /// Merges `theirs` into `ours`, creating a merge commit with both as
+    /// parents (a task's merge is always visible in history).
+    pub fn merge(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
+        merge_in(&self.repo, ours, theirs, message)
+    }
 }
 
 fn merge_in(
@@ -40,6 +58,36 @@ fn merge_in(
     }
     let ours_commit = repo.find_commit(ours).context(action)?;
     let theirs_commit = repo.find_commit(theirs).context(action)?;
+    // Fast path: with a single merge base, merge the trees level by level.
+    let bases = repo.merge_bases(ours, theirs).context(action)?;
+    if let [base] = &*bases {
+        let base_tree = repo
+            .find_commit(*base)
+            .and_then(|c| c.tree())
+            .context(action)?;
+        let fast = merge_trees(
+            repo,
+            Some(base_tree.id()),
+            ours_commit.tree_id(),
+            theirs_commit.tree_id(),
+        )
+        .context(action)?;
+        if let Some(tree_id) = fast {
+            let tree = repo.find_tree(tree_id).context(action)?;
+            let sig = signature()?;
+            let commit = repo
+                .commit(
+                    None,
+                    &sig,
+                    &sig,
+                    message,
+                    &tree,
+                    &[&ours_commit, &theirs_commit],
+                )
+                .context(action)?;
+            return Ok(MergeOutcome::Merged(commit));
+        }
+    }
     let mut index = repo
         .merge_commits(&ours_commit, &theirs_commit, None)
         .context(action)?;
@@ -94,4 +142,252 @@ pub fn merge_results(
         }
     }
     Ok(Ok(acc))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use git2::{Index, IndexEntry, IndexTime, Oid, Repository};
+
+    use super::super::treemerge::merge_trees;
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        repo: Repository,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::init(dir.path()).unwrap();
+            Self { _dir: dir, repo }
+        }
+
+        /// A commit whose tree holds exactly `files`, on top of `parent`.
+        fn commit(&self, files: &BTreeMap<&str, &str>, parent: Option<Oid>) -> Oid {
+            let mut index = Index::new().unwrap();
+            for (path, content) in files {
+                let entry = IndexEntry {
+                    ctime: IndexTime::new(0, 0),
+                    mtime: IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: 0o100644,
+                    uid: 0,
+                    gid: 0,
+                    file_size: 0,
+                    id: self.repo.blob(content.as_bytes()).unwrap(),
+                    flags: 0,
+                    flags_extended: 0,
+                    path: path.as_bytes().to_vec(),
+                };
+                index.add(&entry).unwrap();
+            }
+            let tree = self
+                .repo
+                .find_tree(index.write_tree_to(&self.repo).unwrap())
+                .unwrap();
+            let sig = signature().unwrap();
+            let parents: Vec<_> = parent
+                .map(|p| self.repo.find_commit(p).unwrap())
+                .into_iter()
+                .collect();
+            let parents: Vec<_> = parents.iter().collect();
+            self.repo
+                .commit(None, &sig, &sig, "c", &tree, &parents)
+                .unwrap()
+        }
+
+        fn tree_of(&self, commit: Oid) -> Oid {
+            self.repo.find_commit(commit).unwrap().tree_id()
+        }
+
+        /// Merges both ways (fast path first, then libgit2's full merge) and
+        /// checks they agree wherever the fast path answers.
+        fn merge(&self, base: Oid, ours: Oid, theirs: Oid) -> (Option<Oid>, MergeOutcome) {
+            let fast = merge_trees(
+                &self.repo,
+                Some(self.tree_of(base)),
+                self.tree_of(ours),
+                self.tree_of(theirs),
+            )
+            .unwrap();
+            let full = {
+                let mut index = self
+                    .repo
+                    .merge_commits(
+                        &self.repo.find_commit(ours).unwrap(),
+                        &self.repo.find_commit(theirs).unwrap(),
+                        None,
+                    )
+                    .unwrap();
+                (!index.has_conflicts()).then(|| index.write_tree_to(&self.repo).unwrap())
+            };
+            if let Some(fast) = fast {
+                assert_eq!(Some(fast), full, "fast path and full merge disagree");
+            }
+            (fast, merge_in(&self.repo, ours, theirs, "m").unwrap())
+        }
+
+        fn file(&self, commit: Oid, path: &str) -> Option<String> {
+            let tree = self.repo.find_commit(commit).unwrap().tree().unwrap();
+            let entry = tree.get_path(std::path::Path::new(path)).ok()?;
+            let blob = self.repo.find_blob(entry.id()).unwrap();
+            Some(String::from_utf8(blob.content().to_vec()).unwrap())
+        }
+    }
+
+    fn files<'a>(pairs: &[(&'a str, &'a str)]) -> BTreeMap<&'a str, &'a str> {
+        pairs.iter().copied().collect()
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("a/one.txt", "1\n2\n3\n4\n5\n6\n7\n8\n"),
+        ("a/two.txt", "two\n"),
+        ("b/three.txt", "three\n"),
+        ("c/four.txt", "four\n"),
+    ];
+
+    fn with(
+        changes: &[(&'static str, Option<&'static str>)],
+    ) -> BTreeMap<&'static str, &'static str> {
+        let mut map = files(BASE);
+        for (path, content) in changes {
+            match content {
+                Some(c) => map.insert(path, c),
+                None => map.remove(path),
+            };
+        }
+        map
+    }
+
+    #[test]
+    fn disjoint_changes_take_the_fast_path_and_match_the_full_merge() {
+        let f = Fixture::new();
+        let base = f.commit(&files(BASE), None);
+        let ours = f.commit(
+            &with(&[("a/two.txt", Some("TWO\n")), ("new/x.txt", Some("x\n"))]),
+            Some(base),
+        );
+        let theirs = f.commit(
+            &with(&[
+                ("b/three.txt", Some("THREE\n")),
+                ("new/y.txt", Some("y\n")),
+                ("c/four.txt", None),
+            ]),
+            Some(base),
+        );
+        let (fast, outcome) = f.merge(base, ours, theirs);
+        assert!(
+            fast.is_some(),
+            "disjoint changes must not need the full merge"
+        );
+        let MergeOutcome::Merged(merged) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(f.file(merged, "a/two.txt").as_deref(), Some("TWO\n"));
+        assert_eq!(f.file(merged, "b/three.txt").as_deref(), Some("THREE\n"));
+        assert_eq!(f.file(merged, "new/x.txt").as_deref(), Some("x\n"));
+        assert_eq!(f.file(merged, "new/y.txt").as_deref(), Some("y\n"));
+        // c/ lost its only file, so the directory is gone too.
+        assert_eq!(f.file(merged, "c/four.txt"), None);
+        assert!(
+            f.repo
+                .find_commit(merged)
+                .unwrap()
+                .tree()
+                .unwrap()
+                .get_name("c")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn edits_to_one_file_fall_back_to_a_content_merge() {
+        let f = Fixture::new();
+        let base = f.commit(&files(BASE), None);
+        let ours = f.commit(
+            &with(&[("a/one.txt", Some("ONE\n2\n3\n4\n5\n6\n7\n8\n"))]),
+            Some(base),
+        );
+        let theirs = f.commit(
+            &with(&[("a/one.txt", Some("1\n2\n3\n4\n5\n6\n7\nEIGHT\n"))]),
+            Some(base),
+        );
+        let (fast, outcome) = f.merge(base, ours, theirs);
+        assert!(fast.is_none());
+        let MergeOutcome::Merged(merged) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            f.file(merged, "a/one.txt").as_deref(),
+            Some("ONE\n2\n3\n4\n5\n6\n7\nEIGHT\n")
+        );
+    }
+
+    #[test]
+    fn conflicting_edits_name_the_file() {
+        let f = Fixture::new();
+        let base = f.commit(&files(BASE), None);
+        let ours = f.commit(&with(&[("b/three.txt", Some("left\n"))]), Some(base));
+        let theirs = f.commit(&with(&[("b/three.txt", Some("right\n"))]), Some(base));
+        let (_, outcome) = f.merge(base, ours, theirs);
+        assert_eq!(outcome, MergeOutcome::Conflict(vec!["b/three.txt".into()]));
+    }
+
+    #[test]
+    fn a_rename_meeting_an_edit_falls_back_to_rename_detection() {
+        let f = Fixture::new();
+        let base = f.commit(&files(BASE), None);
+        let ours = f.commit(
+            &with(&[("a/one.txt", None), ("a/renamed.txt", Some(BASE[0].1))]),
+            Some(base),
+        );
+        let theirs = f.commit(
+            &with(&[("a/one.txt", Some("1\n2\n3\n4\n5\n6\n7\nEIGHT\n"))]),
+            Some(base),
+        );
+        let (fast, outcome) = f.merge(base, ours, theirs);
+        assert!(fast.is_none());
+        let MergeOutcome::Merged(merged) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(
+            f.file(merged, "a/renamed.txt").as_deref(),
+            Some("1\n2\n3\n4\n5\n6\n7\nEIGHT\n")
+        );
+        assert_eq!(f.file(merged, "a/one.txt"), None);
+    }
+
+    #[test]
+    fn a_file_deleted_on_both_sides_is_left_to_the_full_merge() {
+        let f = Fixture::new();
+        let base = f.commit(&files(BASE), None);
+        let ours = f.commit(
+            &with(&[("a/two.txt", None), ("a/left.txt", Some("two\n"))]),
+            Some(base),
+        );
+        let theirs = f.commit(
+            &with(&[("a/two.txt", None), ("a/right.txt", Some("two\n"))]),
+            Some(base),
+        );
+        let (fast, _) = f.merge(base, ours, theirs);
+        assert!(
+            fast.is_none(),
+            "a rename on both sides must reach rename detection"
+        );
+    }
+
+    #[test]
+    fn a_result_already_merged_is_not_merged_again() {
+        let f = Fixture::new();
+        let base = f.commit(&files(BASE), None);
+        let ours = f.commit(&with(&[("a/two.txt", Some("TWO\n"))]), Some(base));
+        assert_eq!(
+            merge_in(&f.repo, ours, base, "m").unwrap(),
+            MergeOutcome::AlreadyIn
+        );
+    }
 }

@@ -9,6 +9,7 @@
 
 mod merge;
 mod snapshot;
+mod treemerge;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use std::process::Command;
 
 use git2::{Oid, Repository};
 
-pub use merge::{MergeOutcome, merge_into, merge_results};
+pub use merge::{MergeOutcome, Merger, merge_results};
 pub use snapshot::{Snapshot, snapshot};
 pub use worktree::Worktrees;
 
@@ -71,6 +72,9 @@ pub struct Repo {
     pub workdir: PathBuf,
     /// The common git directory (`.git` of the main working tree).
     pub common_dir: PathBuf,
+    /// The git directory swarm was started in: differs from `common_dir` in
+    /// a linked worktree, whose `HEAD` is the one revisions resolve against.
+    pub git_dir: PathBuf,
 }
 
 /// The identity of commits swarm creates. Fixed, so that a run's commits
@@ -96,6 +100,7 @@ impl Repo {
             });
         }
         let common_dir = repo.commondir().to_path_buf();
+        let git_dir = repo.path().to_path_buf();
         // From a linked worktree, `.swarm/` still belongs to the main one.
         let workdir = if repo.is_worktree() {
             common_dir
@@ -113,6 +118,7 @@ impl Repo {
         Ok(Self {
             workdir,
             common_dir,
+            git_dir,
         })
     }
 
@@ -125,7 +131,8 @@ impl Repo {
 
     /// The commit `rev` names.
     pub fn resolve(&self, rev: &str) -> Result<Oid, GitError> {
-        let repo = self.open()?;
+        let repo = Repository::open(&self.git_dir)
+            .context(|| format!("open repository {}", self.git_dir.display()))?;
         repo.revparse_single(rev)
             .and_then(|o| o.peel_to_commit())
             .map(|c| c.id())

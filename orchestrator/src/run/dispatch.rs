@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::task::{self, Ctx, Done, Progress};
 use super::{Prepared, RunError};
-use crate::git::{GitError, MergeOutcome, Worktrees, merge_into, refs};
+use crate::git::{GitError, MergeOutcome, Merger, Worktrees, refs};
 use crate::graph::TaskGraph;
 use crate::journal::Journal;
 use crate::plan::OnFailure;
@@ -53,6 +53,7 @@ pub(super) struct Dispatcher<'o> {
     /// Next position in the merge order.
     cursor: usize,
     integration: Oid,
+    merger: Merger,
     stopping: Option<Stopping>,
     stop: watch::Receiver<Option<Stop>>,
     journal: Journal,
@@ -95,6 +96,7 @@ impl<'o> Dispatcher<'o> {
             base_commit,
             options,
         } = prepared;
+        let merger = Merger::new(&repo)?;
         let graph = TaskGraph::new(&plan.tasks);
         let (tx, rx) = mpsc::unbounded_channel();
         let worktree_dir = repo.workdir.join(".swarm").join("worktrees").join(&run);
@@ -145,6 +147,7 @@ impl<'o> Dispatcher<'o> {
             progress: rx,
             cursor: 0,
             integration: base_commit,
+            merger,
             stopping: None,
             stop,
             journal,
@@ -379,7 +382,7 @@ impl<'o> Dispatcher<'o> {
             "swarm: merge {}/{id}\n\nSwarm-Run: {}\nSwarm-Task: {id}\n",
             self.ctx.run, self.ctx.run
         );
-        let outcome = merge_into(&self.ctx.repo, self.integration, commit, &message)?;
+        let outcome = self.merger.merge(self.integration, commit, &message)?;
         match outcome {
             MergeOutcome::Merged(new) => {
                 self.ctx.repo.set_ref(
