@@ -142,12 +142,25 @@ impl TestRepo {
     }
 
     pub fn git_output(&self, args: &[&str]) -> Output {
+        self.git_output_in(&self.path(), args)
+    }
+
+    /// Runs git in another directory (a linked worktree, say).
+    #[track_caller]
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git_output_in(dir, args);
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    }
+
+    fn git_output_in(&self, dir: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new("git");
         hermetic(&mut cmd, &self.home());
-        cmd.current_dir(self.path())
-            .args(args)
-            .output()
-            .expect("run git")
+        cmd.current_dir(dir).args(args).output().expect("run git")
     }
 
     /// Whether `git rev-parse --verify` finds `rev`.
