@@ -45,7 +45,9 @@ pub async fn run_command(
             };
         }
     };
-    let mut cmd = Command::new("sh");
+    // An absolute path spares a PATH search (several failed execve calls)
+    // per task; every POSIX system has /bin/sh.
+    let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&spec.script)
         .current_dir(&spec.cwd)

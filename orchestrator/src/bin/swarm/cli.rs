@@ -294,7 +294,10 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         prepared.run
     );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread runs the dispatcher and every worker future: a child's exit
+    // and the next spawn need no hop between threads (which cost ~20% over
+    // `xargs -P` on 1,000 no-op tasks). Git work runs on the blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("start the async runtime")
