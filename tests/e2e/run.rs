@@ -465,3 +465,25 @@ fn from_a_linked_worktree_head_is_that_worktrees_head() {
     // Run state lives with the main worktree.
     assert!(repo.path().join(".swarm/runs/p/report.json").exists());
 }
+
+#[test]
+fn the_longest_remaining_chain_starts_first() {
+    let repo = TestRepo::new();
+    // With one slot, `lone` (first in the plan, nothing after it) must wait
+    // for `head` and `middle`, which have longer chains behind them; once
+    // `lone` and `tail` are level (one task each), plan order decides.
+    let p = repo.plan(
+        "order.toml",
+        "[swarm]\nsandbox = \"none\"\nconcurrency = 1\n\n[[task]]\nid = \"lone\"\nrun = \"true\"\n\n[[task]]\nid = \"head\"\nrun = \"true\"\n\n[[task]]\nid = \"middle\"\ndeps = [\"head\"]\nrun = \"true\"\n\n[[task]]\nid = \"tail\"\ndeps = [\"middle\"]\nrun = \"true\"\n",
+    );
+    repo.run_plan(&p, &[]).assert_code(0);
+    let journal =
+        std::fs::read_to_string(repo.path().join(".swarm/runs/order/events.jsonl")).unwrap();
+    let started: Vec<String> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "task_started")
+        .map(|e| e["task"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(started, ["head", "middle", "lone", "tail"]);
+}

@@ -465,11 +465,13 @@ impl<'o> Dispatcher<'o> {
             .map(|(_, p)| p)
             .collect();
         let ctx = Arc::clone(&self.ctx);
+        // `remove` deletes each worktree's metadata too, so no `git worktree
+        // prune` (a process spawn) is needed at the end of every run.
         let pruned = tokio::task::spawn_blocking(move || -> Result<(), GitError> {
             for path in readonly {
                 ctx.worktrees.remove(&path)?;
             }
-            ctx.worktrees.prune()
+            Ok(())
         })
         .await;
         match pruned {
