@@ -9,3 +9,7 @@ pub const TASKS_FAILED: i32 = 1;
 pub const INVALID_INPUT: i32 = 2;
 /// The run was interrupted (Ctrl-C, SIGTERM); all work is kept on refs.
 pub const INTERRUPTED: i32 = 130;
+
+/// Exit code of the sandbox helper when it could not confine a worker (the
+/// worker's command never ran). Seen in a task's result, not as swarm's own.
+pub const SANDBOX_FAILED: i32 = 125;

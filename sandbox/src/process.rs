@@ -28,7 +28,13 @@ fn signal(pgid: u32, sig: Signal) {
         return;
     }
     match killpg(Pid::from_raw(raw), sig) {
-        Ok(()) | Err(Errno::ESRCH) => {}
+        Ok(()) => {}
+        // No such group (yet): a sandboxed worker creates its group with
+        // setsid a moment after it starts; until then, signal the leader.
+        Err(Errno::ESRCH) => match nix::sys::signal::kill(Pid::from_raw(raw), sig) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(err) => tracing::warn!(pgid, ?sig, %err, "failed to signal process"),
+        },
         Err(err) => tracing::warn!(pgid, ?sig, %err, "failed to signal process group"),
     }
 }

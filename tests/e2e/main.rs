@@ -6,4 +6,5 @@
 mod bad_input;
 mod example_plans;
 mod run;
+mod sandbox;
 mod support;

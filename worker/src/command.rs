@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use swarm_protocol::AttemptOutcome;
-use swarm_sandbox::{Stop, kill_group, term_group};
+use swarm_sandbox::{Policy, Stop, kill_group, term_group};
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -28,6 +28,17 @@ pub struct CommandSpec {
     pub deadline: Option<Instant>,
     /// How long a stopped command gets between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Confine the command; `None` runs it unconfined with the inherited
+    /// environment plus `env`.
+    pub sandbox: Option<Sandboxed>,
+}
+
+/// How to confine a command: the sandbox helper (the `swarm` binary, run as
+/// `swarm __sandbox`) and the policy it enforces before `execve`.
+#[derive(Debug, Clone)]
+pub struct Sandboxed {
+    pub helper: PathBuf,
+    pub policy: Policy,
 }
 
 /// Runs `spec` to completion, deadline or stop request, and reaps its whole
@@ -47,7 +58,25 @@ pub async fn run_command(
     };
     // An absolute path spares a PATH search (several failed execve calls)
     // per task; every POSIX system has /bin/sh.
-    let mut cmd = Command::new("/bin/sh");
+    let mut cmd = match &spec.sandbox {
+        None => Command::new("/bin/sh"),
+        Some(sandboxed) => {
+            let policy = match serde_json::to_string(&sandboxed.policy) {
+                Ok(json) => json,
+                Err(e) => {
+                    return AttemptOutcome::SpawnFailed {
+                        message: format!("encode the sandbox policy: {e}"),
+                    };
+                }
+            };
+            let mut cmd = Command::new(&sandboxed.helper);
+            cmd.args(["__sandbox", "--policy", &policy, "--", "/bin/sh"]);
+            // Nothing of the coordinator's environment reaches a sandboxed
+            // worker but what `env` lists (an allowlist built by the caller).
+            cmd.env_clear();
+            cmd
+        }
+    };
     cmd.arg("-c")
         .arg(&spec.script)
         .current_dir(&spec.cwd)
@@ -55,8 +84,12 @@ pub async fn run_command(
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
-        .process_group(0)
         .kill_on_drop(true);
+    if spec.sandbox.is_none() {
+        // A sandboxed worker's helper calls setsid, which makes it the
+        // leader of a new group (and fails if it already leads one).
+        cmd.process_group(0);
+    }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {

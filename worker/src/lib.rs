@@ -8,6 +8,6 @@
 
 mod command;
 
-pub use command::{CommandSpec, run_command};
+pub use command::{CommandSpec, Sandboxed, run_command};
 pub use swarm_protocol::AttemptOutcome;
 pub use swarm_sandbox::Stop;

@@ -27,19 +27,23 @@ impl Snapshot {
     }
 }
 
-/// Commits the state of the worktree at `path` on top of `base`.
+/// Commits the state of the worktree at `path`, whose git directory is
+/// `git_dir`, on top of `base`. `git_dir` comes from swarm's own records,
+/// never from the worktree's `.git` file, which the worker could rewrite.
 ///
 /// `scope` limits which paths may be seen as deleted: a worktree checked out
 /// with only some `paths` does not have the rest on disk, and their absence
 /// is not a deletion. New files anywhere are always taken.
 pub fn snapshot(
     path: &Path,
+    git_dir: &Path,
     base: Oid,
     scope: &[String],
     message: &str,
 ) -> Result<Snapshot, GitError> {
     let action = || format!("snapshot worktree {}", path.display());
-    let repo = Repository::open(path).context(action)?;
+    let repo = Repository::open(git_dir).context(action)?;
+    repo.set_workdir(path, false).context(action)?;
     let mut index = repo.index().context(action)?;
     // add_all adds new and modified files and drops index entries whose
     // file is gone; outside `scope` a missing file was never checked out,

@@ -31,11 +31,16 @@ impl Worktrees {
         }
     }
 
-    /// Creates a worktree at `path` with a detached HEAD at `commit`.
+    /// Creates a worktree at `path` with a detached HEAD at `commit`, and
+    /// returns its git directory (under `.git/worktrees/`).
     ///
     /// With `paths`, only those paths are checked out; the index still
     /// holds the whole tree, so a snapshot sees nothing else as deleted.
-    pub fn create(&self, path: &Path, commit: Oid, paths: &[String]) -> Result<(), GitError> {
+    ///
+    /// The git directory is read now, before any worker runs: later, the
+    /// worktree's `.git` file is the worker's to rewrite, and swarm must not
+    /// follow it.
+    pub fn create(&self, path: &Path, commit: Oid, paths: &[String]) -> Result<PathBuf, GitError> {
         if path.exists() {
             // A leftover from an interrupted run with the same name.
             self.remove(path)?;
@@ -64,7 +69,10 @@ impl Worktrees {
         } else {
             checkout_paths(path, commit, paths)?;
         }
-        Ok(())
+        admin_dir(path).ok_or_else(|| GitError::Cli {
+            action: action(),
+            message: format!("{} has no readable .git file", path.display()),
+        })
     }
 
     /// Deletes the worktree at `path` and its metadata under `.git/worktrees`.

@@ -131,6 +131,7 @@ impl<'o> Dispatcher<'o> {
             worktree_dir,
             tasks: plan.tasks,
             grace: options.grace,
+            sandbox: options.sandbox,
             readonly: Mutex::new(HashMap::new()),
             progress: tx,
         });

@@ -27,6 +27,18 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// Time between SIGTERM and SIGKILL when a worker is stopped.
     pub grace: Duration,
+    /// How workers are confined; `None` runs them unconfined.
+    pub sandbox: Option<SandboxSettings>,
+}
+
+/// Confinement of a run's workers.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// The sandbox helper: the `swarm` binary, run as `swarm __sandbox`.
+    pub helper: PathBuf,
+    /// The only variables of the coordinator's environment workers see
+    /// (already filtered by the allowlist).
+    pub env: Vec<(String, String)>,
 }
 
 /// Failure to run a plan, as a fragment that reads after "failed to".

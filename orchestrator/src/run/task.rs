@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use git2::Oid;
 use swarm_protocol::{AttemptOutcome, Isolation, TaskStatus};
+use swarm_sandbox::Policy;
 use swarm_sandbox::Stop;
-use swarm_worker::{CommandSpec, run_command};
+use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::git::{GitError, Repo, Snapshot, Worktrees, merge_results, refs, snapshot};
@@ -30,6 +31,7 @@ pub(super) struct Ctx {
     pub worktree_dir: PathBuf,
     pub tasks: Vec<Task>,
     pub grace: Duration,
+    pub sandbox: Option<super::SandboxSettings>,
     /// Shared read-only checkouts, by commit.
     pub readonly: Mutex<HashMap<Oid, PathBuf>>,
     pub progress: mpsc::UnboundedSender<Progress>,
@@ -130,14 +132,14 @@ async fn execute_inner(
 
     let attempts = task.retries + 1;
     for attempt in 1..=attempts {
-        let workdir = match task.isolation {
-            Isolation::Readonly => readonly_checkout(ctx, base).await?,
+        let (workdir, admin) = match task.isolation {
+            Isolation::Readonly => (readonly_checkout(ctx, base).await?, None),
             Isolation::Worktree => {
                 let path = ctx.worktree_dir.join(&task.id);
                 let worktrees = Arc::clone(ctx);
                 let (p, paths) = (path.clone(), task.paths.clone());
-                blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
-                path
+                let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
+                (path, Some(admin))
             }
         };
         let _ = ctx.progress.send(Progress::Started {
@@ -157,9 +159,9 @@ async fn execute_inner(
             || matches!(outcome, AttemptOutcome::Cancelled)
             || stopped;
 
-        let snap = match task.isolation {
-            Isolation::Readonly => None,
-            Isolation::Worktree => {
+        let snap = match admin {
+            None => None,
+            Some(admin) => {
                 let git_ref = if last {
                     refs::task(&ctx.run, &task.id)
                 } else {
@@ -173,7 +175,7 @@ async fn execute_inner(
                     git_ref.clone(),
                 );
                 let snap = blocking(move || {
-                    let snap = snapshot(&wd, base, &scope, &message)?;
+                    let snap = snapshot(&wd, &admin, base, &scope, &message)?;
                     repo.set_ref(&r, snap.commit, "swarm: task snapshot")?;
                     Ok(snap)
                 })
@@ -249,6 +251,23 @@ async fn run_attempt(
         ("SWARM_BASE".into(), base.to_string()),
         ("TMPDIR".into(), tmp.display().to_string()),
     ];
+    let sandbox = ctx.sandbox.as_ref().map(|settings| {
+        // Writable: the worktree and the private tmp. Readable: the
+        // repository's .git (git commands in the worktree need it) and a
+        // shared read-only checkout. Nothing else of the repository.
+        let mut read_write = vec![tmp.clone()];
+        let mut read_only = vec![ctx.repo.common_dir.clone()];
+        match task.isolation {
+            Isolation::Worktree => read_write.push(workdir.to_path_buf()),
+            Isolation::Readonly => read_only.push(workdir.to_path_buf()),
+        }
+        env.extend(settings.env.iter().cloned());
+        env.push(("HOME".into(), tmp.display().to_string()));
+        Sandboxed {
+            helper: settings.helper.clone(),
+            policy: Policy::for_worker(read_write, read_only),
+        }
+    });
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut spec = CommandSpec {
         script: task.run.clone(),
@@ -258,6 +277,7 @@ async fn run_attempt(
         stderr,
         deadline: task.timeout.map(|t| tokio::time::Instant::now() + t),
         grace: ctx.grace,
+        sandbox,
     };
     let outcome = run_command(&spec, stop).await;
     let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
@@ -285,7 +305,7 @@ async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<PathBuf, GitEr
         .worktree_dir
         .join(format!(".readonly-{}", &commit.to_string()[..12]));
     let (c, p) = (Arc::clone(ctx), path.clone());
-    blocking(move || c.worktrees.create(&p, commit, &[])).await?;
+    blocking(move || c.worktrees.create(&p, commit, &[]).map(drop)).await?;
     checkouts.insert(commit, path.clone());
     Ok(path)
 }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use swarm_orchestrator::git::Repo;
 use swarm_orchestrator::graph::TaskGraph;
 use swarm_orchestrator::plan::{self, Plan, SandboxMode};
-use swarm_orchestrator::run::{self, RunError, RunOptions};
+use swarm_orchestrator::run::{self, RunError, RunOptions, SandboxSettings};
 use swarm_orchestrator::{exit, journal, report};
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
@@ -58,9 +58,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show what this machine supports for sandboxing and what swarm enforces.
+    Doctor,
     /// Print the JSON schema of plan files.
     #[command(hide = true)]
     Schema,
+    /// The sandbox helper: confine this process, then exec ARGV (internal).
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox {
+        /// The policy, as JSON.
+        #[arg(long)]
+        policy: String,
+        #[arg(last = true, required = true)]
+        argv: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -111,6 +122,8 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             graph(&cwd, plan.as_deref(), run.as_deref(), format)
         }
         Command::Status { run, json } => status(&cwd, run.as_deref(), json),
+        Command::Doctor => doctor(),
+        Command::Sandbox { policy, argv } => Ok(sandbox_helper(&policy, &argv)),
         Command::Schema => {
             print!("{}", plan::schema::json_schema());
             Ok(exit::SUCCESS)
@@ -274,25 +287,24 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         .or(plan.concurrency)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let options = RunOptions {
+        sandbox: None,
         name: args.name,
         concurrency,
         grace: args.grace,
     };
     let plan_path = args.plan.display().to_string();
-    let sandbox = plan.sandbox;
+    let sandbox = match plan.sandbox {
+        SandboxMode::None => None,
+        SandboxMode::Landlock => Some(sandbox_settings(&plan_path)?),
+    };
+    let options = RunOptions { sandbox, ..options };
     let prepared = run::prepare(repo, plan, options).map_err(invalid_or_internal)?;
-    if sandbox == SandboxMode::Landlock {
-        return Err(Failure::Invalid(anyhow!(
-            "start run: the landlock sandbox is not available in this version of swarm yet\n\
-             help: set `sandbox = \"none\"` in the [swarm] table of {} (or pass --sandbox none) \
-             to run tasks without confinement",
-            plan_path
-        )));
+    if prepared.options.sandbox.is_none() {
+        eprintln!(
+            "warning: sandbox = \"none\": tasks of run `{}` run UNCONFINED, with your permissions and environment",
+            prepared.run
+        );
     }
-    eprintln!(
-        "warning: sandbox = \"none\": tasks of run `{}` run unconfined, with your permissions",
-        prepared.run
-    );
 
     // One thread runs the dispatcher and every worker future: a child's exit
     // and the next spawn need no hop between threads (which cost ~20% over
@@ -319,6 +331,79 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
 }
 
+/// Fails closed: sandboxed runs need the kernel to enforce the sandbox.
+fn sandbox_settings(plan_path: &str) -> Result<SandboxSettings, Failure> {
+    if let Err(why) = swarm_sandbox::probe::probe().require() {
+        return Err(Failure::Invalid(anyhow!(
+            "start run: tasks cannot be sandboxed on this machine: {why}\n\
+             help: `swarm doctor` shows what this kernel supports; to run without any confinement \
+             (tasks get your permissions), set `sandbox = \"none\"` in the [swarm] table of {plan_path} \
+             or pass --sandbox none"
+        )));
+    }
+    let helper = std::env::current_exe()
+        .context("find the swarm binary to use as the sandbox helper")
+        .map_err(Failure::Internal)?;
+    let env = std::env::vars()
+        .filter(|(k, _)| swarm_sandbox::ENV_ALLOWLIST.contains(&k.as_str()) || k.starts_with("LC_"))
+        .collect();
+    Ok(SandboxSettings { helper, env })
+}
+
+/// `swarm doctor`: what this machine supports and what swarm will enforce.
+fn doctor() -> Result<i32, Failure> {
+    let support = swarm_sandbox::probe::probe();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let git = std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("not found ({e})"));
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!("kernel            {}", kernel.trim());
+    match support.landlock_abi {
+        Some(abi) => println!(
+            "landlock          ABI {abi} (swarm needs {})",
+            swarm_sandbox::probe::required_abi()
+        ),
+        None => println!(
+            "landlock          unavailable: {}",
+            support.landlock_error.as_deref().unwrap_or("unknown")
+        ),
+    }
+    println!("seccomp           {}", yes(support.seccomp));
+    println!(
+        "user namespaces   {} (not used yet)",
+        yes(support.user_namespaces)
+    );
+    println!("git               {git}");
+    match support.require() {
+        Ok(()) => {
+            println!("\nswarm enforces, for every sandboxed task:");
+            println!(
+                "  files      write only in the task's worktree and private tmp (also HOME, TMPDIR);"
+            );
+            println!(
+                "             read the system directories, the repository's .git, nothing else of it"
+            );
+            println!("  network    none: no TCP (Landlock), no sockets but Unix ones (seccomp)");
+            println!(
+                "  processes  no signals or ptrace out of the sandbox, no namespaces, io_uring, bpf,"
+            );
+            println!(
+                "             keyrings, mounts, TIOCSTI; no capabilities, no_new_privs; rlimits"
+            );
+            println!("  env        only PATH, locale, TERM, TZ and the task's own variables");
+            Ok(exit::SUCCESS)
+        }
+        Err(why) => {
+            println!("\nsandboxed runs are REFUSED on this machine: {why}");
+            println!("only `sandbox = \"none\"` (no confinement at all) can run here");
+            Ok(exit::TASKS_FAILED)
+        }
+    }
+}
+
 /// First SIGINT/SIGTERM: stop gracefully. Second: kill at once.
 async fn forward_signals(stop: watch::Sender<Option<Stop>>) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -341,4 +426,16 @@ async fn forward_signals(stop: watch::Sender<Option<Stop>>) {
         }
         let _ = stop.send(Some(level));
     }
+}
+
+/// `swarm __sandbox`: runs in the worker's process, single-threaded, right
+/// after the coordinator spawned it. Returns only if confinement failed, and
+/// then nothing was started.
+fn sandbox_helper(policy: &str, argv: &[std::ffi::OsString]) -> i32 {
+    let error = match serde_json::from_str::<swarm_sandbox::Policy>(policy) {
+        Ok(policy) => swarm_sandbox::confine_and_exec(&policy, argv).to_string(),
+        Err(e) => format!("read the sandbox policy: {e}"),
+    };
+    eprintln!("swarm sandbox: failed to {error}; the task was not started");
+    exit::SANDBOX_FAILED
 }

@@ -11,7 +11,10 @@ use swarm_orchestrator::exit;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    init_tracing(args.log_file.as_deref());
+    // The sandbox helper must stay single-threaded and quiet until it execs.
+    if !matches!(args.command, cli::Command::Sandbox { .. }) {
+        init_tracing(args.log_file.as_deref());
+    }
     let code = match cli::main(args) {
         Ok(code) => code,
         Err(failure) => {

@@ -1,0 +1,284 @@
+//! The sandbox helper: confines the current (single-threaded, freshly
+//! executed) process according to a [`Policy`] and then `execve`s the
+//! worker. Landlock's `restrict_self` only restricts the calling thread and
+//! its future children, which is why this runs in a helper process of its
+//! own and never in the multi-threaded coordinator.
+//!
+//! Order matters: session and parent-death signal first (so the worker is
+//! stopped with its group and dies with the coordinator), then limits, fds,
+//! capabilities, `no_new_privs`, Landlock, and seccomp last (it forbids
+//! syscalls the earlier steps need).
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
+};
+
+use crate::policy::{Network, Policy};
+use crate::seccomp;
+
+/// The Landlock ABI swarm needs: 6 adds signal and abstract-socket scopes
+/// (4 added TCP rules).
+pub const REQUIRED_ABI: ABI = ABI::V6;
+
+/// Why a worker could not be confined. The worker is not started.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    #[error("detach from the terminal (setsid): {0}")]
+    Session(std::io::Error),
+    #[error("set resource limit {name}: {source}")]
+    Limit {
+        name: &'static str,
+        source: std::io::Error,
+    },
+    #[error("close inherited file descriptors: {0}")]
+    Fds(std::io::Error),
+    #[error("drop capabilities: {0}")]
+    Capabilities(std::io::Error),
+    #[error("set no_new_privs: {0}")]
+    NoNewPrivs(std::io::Error),
+    #[error("apply the Landlock ruleset: {0}")]
+    Landlock(#[from] landlock::RulesetError),
+    #[error(
+        "apply the Landlock ruleset: the kernel enforces it only partly (Landlock ABI {REQUIRED_ABI:?} or newer is needed)"
+    )]
+    LandlockPartial,
+    #[error("install the seccomp filter: {0}")]
+    Seccomp(String),
+    #[error("start {program}: {source}")]
+    Exec {
+        program: String,
+        source: std::io::Error,
+    },
+}
+
+fn last_os_error<T>(ret: impl Into<i64>, wrap: impl FnOnce(std::io::Error) -> T) -> Result<(), T> {
+    if ret.into() == -1 {
+        Err(wrap(std::io::Error::last_os_error()))
+    } else {
+        Ok(())
+    }
+}
+
+/// Confines this process by `policy` and replaces it with `argv`. Returns
+/// only on failure, and then nothing was started.
+pub fn confine_and_exec(policy: &Policy, argv: &[OsString]) -> ConfineError {
+    match confine(policy) {
+        Ok(()) => {}
+        Err(e) => return e,
+    }
+    let Some((program, args)) = argv.split_first() else {
+        return ConfineError::Exec {
+            program: String::new(),
+            source: std::io::Error::other("no command given"),
+        };
+    };
+    // The environment was already built by the coordinator; exec keeps it.
+    let source = std::process::Command::new(program).args(args).exec();
+    ConfineError::Exec {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    }
+}
+
+fn confine(policy: &Policy) -> Result<(), ConfineError> {
+    // SAFETY: plain syscalls on this process, no memory is shared.
+    #[allow(unsafe_code)]
+    unsafe {
+        // A new session: no controlling terminal (so no TIOCSTI into the
+        // user's shell), and its own process group for group kills.
+        last_os_error(libc::setsid(), ConfineError::Session)?;
+        // Die with the coordinator, even if it is killed with SIGKILL.
+        last_os_error(
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0),
+            ConfineError::Session,
+        )?;
+    }
+    set_limits(policy)?;
+    close_fds(&policy.keep_fds)?;
+    drop_capabilities()?;
+    // SAFETY: prctl with integer arguments only.
+    #[allow(unsafe_code)]
+    unsafe {
+        last_os_error(
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            ConfineError::NoNewPrivs,
+        )?;
+    }
+    landlock(policy)?;
+    seccomp::install(policy.network).map_err(ConfineError::Seccomp)
+}
+
+fn set_limits(policy: &Policy) -> Result<(), ConfineError> {
+    let l = policy.limits;
+    let limits = [
+        ("RLIMIT_NPROC", libc::RLIMIT_NPROC, l.processes),
+        ("RLIMIT_NOFILE", libc::RLIMIT_NOFILE, l.open_files),
+        ("RLIMIT_FSIZE", libc::RLIMIT_FSIZE, l.file_size),
+        ("RLIMIT_AS", libc::RLIMIT_AS, l.address_space),
+        ("RLIMIT_CPU", libc::RLIMIT_CPU, l.cpu_seconds),
+        // No core dumps of a worker's memory into its worktree.
+        ("RLIMIT_CORE", libc::RLIMIT_CORE, 0),
+    ];
+    for (name, resource, value) in limits {
+        let limit = libc::rlimit {
+            rlim_cur: value,
+            rlim_max: value,
+        };
+        // SAFETY: `limit` is a valid rlimit for the duration of the call.
+        #[allow(unsafe_code)]
+        let ret = unsafe { libc::setrlimit(resource, &limit) };
+        last_os_error(ret, |source| ConfineError::Limit { name, source })?;
+    }
+    Ok(())
+}
+
+/// Closes every fd above 2 except `keep`.
+fn close_fds(keep: &[i32]) -> Result<(), ConfineError> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > from {
+            // SAFETY: close_range only closes descriptors of this process.
+            #[allow(unsafe_code)]
+            let ret = unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
+            last_os_error(ret, ConfineError::Fds)?;
+        }
+        from = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Leaves the process without any capability, also when it runs as root:
+/// empty bounding and ambient sets, and securebits so that `execve` as
+/// uid 0 does not grant them back.
+fn drop_capabilities() -> Result<(), ConfineError> {
+    const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
+    const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
+    const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
+    const SECBIT_NO_SETUID_FIXUP_LOCKED: libc::c_ulong = 1 << 3;
+    const SECBIT_KEEP_CAPS_LOCKED: libc::c_ulong = 1 << 5;
+    const SECBIT_NO_CAP_AMBIENT_RAISE: libc::c_ulong = 1 << 6;
+    const SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED: libc::c_ulong = 1 << 7;
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    const CAP_SETPCAP: u32 = 8;
+
+    // SAFETY: prctl/capset with valid arguments; the structs live across
+    // the calls.
+    #[allow(unsafe_code)]
+    unsafe {
+        let has_setpcap = {
+            let mut header = CapHeader {
+                version: LINUX_CAPABILITY_VERSION_3,
+                pid: 0,
+            };
+            let mut data = [CapData {
+                effective: 0,
+                permitted: 0,
+                inheritable: 0,
+            }; 2];
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) == 0
+                && data[0].effective & (1 << CAP_SETPCAP) != 0
+        };
+        last_os_error(
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            ),
+            ConfineError::Capabilities,
+        )?;
+        if has_setpcap {
+            for cap in 0..=63 {
+                // EINVAL past the last capability the kernel knows.
+                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 {
+                    break;
+                }
+            }
+            let bits = SECBIT_NOROOT
+                | SECBIT_NOROOT_LOCKED
+                | SECBIT_NO_SETUID_FIXUP
+                | SECBIT_NO_SETUID_FIXUP_LOCKED
+                | SECBIT_KEEP_CAPS_LOCKED
+                | SECBIT_NO_CAP_AMBIENT_RAISE
+                | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+            last_os_error(
+                libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0),
+                ConfineError::Capabilities,
+            )?;
+        }
+        let mut header = CapHeader {
+            version: LINUX_CAPABILITY_VERSION_3,
+            pid: 0,
+        };
+        let data = [CapData {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        let ret = libc::syscall(libc::SYS_capset, &mut header, data.as_ptr());
+        last_os_error(ret, ConfineError::Capabilities)?;
+    }
+    Ok(())
+}
+
+fn existing<'a>(paths: impl IntoIterator<Item = &'a std::path::PathBuf>) -> Vec<&'a Path> {
+    paths
+        .into_iter()
+        .map(|p| p.as_path())
+        .filter(|p| p.exists())
+        .collect()
+}
+
+fn landlock(policy: &Policy) -> Result<(), ConfineError> {
+    let abi = REQUIRED_ABI;
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(abi))?
+        .scope(Scope::from_all(abi))?;
+    if policy.network == Network::None {
+        ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
+    }
+    let status = ruleset
+        .create()?
+        .add_rules(path_beneath_rules(
+            existing(&policy.read_only),
+            AccessFs::from_read(abi),
+        ))?
+        .add_rules(path_beneath_rules(
+            existing(&policy.devices),
+            AccessFs::from_read(abi) | AccessFs::WriteFile | AccessFs::IoctlDev,
+        ))?
+        .add_rules(path_beneath_rules(
+            existing(&policy.read_write),
+            AccessFs::from_all(abi),
+        ))?
+        .restrict_self()?;
+    if status.ruleset != RulesetStatus::FullyEnforced {
+        return Err(ConfineError::LandlockPartial);
+    }
+    Ok(())
+}

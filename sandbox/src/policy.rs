@@ -1,0 +1,149 @@
+//! What a sandboxed worker may do: the paths it may read and write, whether
+//! it may use the network, the limits it runs under. The coordinator builds a
+//! [`Policy`] per task and hands it to the sandbox helper, which enforces it
+//! before `execve`; nothing the worker does afterwards can widen it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Network access of a sandboxed worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// No sockets but Unix ones, no TCP, no UDP, no DNS.
+    #[default]
+    None,
+    /// Unrestricted network (explicit opt-in only).
+    Full,
+}
+
+/// Resource limits (rlimits) of a worker and everything it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// RLIMIT_NPROC: processes of the worker's user (stops fork bombs).
+    pub processes: u64,
+    /// RLIMIT_NOFILE: open files per process.
+    pub open_files: u64,
+    /// RLIMIT_FSIZE: largest file a process may write, in bytes.
+    pub file_size: u64,
+    /// RLIMIT_AS: address space per process, in bytes.
+    pub address_space: u64,
+    /// RLIMIT_CPU: CPU seconds per process.
+    pub cpu_seconds: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            processes: 4096,
+            open_files: 4096,
+            file_size: 8 << 30,
+            address_space: 16 << 30,
+            cpu_seconds: 6 * 3600,
+        }
+    }
+}
+
+/// Everything the sandbox helper enforces for one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Policy {
+    /// Directories (and files) the worker may read, write, create and delete
+    /// in: its worktree and its private tmp.
+    pub read_write: Vec<PathBuf>,
+    /// Paths the worker may read and execute but not change: system
+    /// directories, the repository's `.git`, a shared read-only checkout.
+    pub read_only: Vec<PathBuf>,
+    /// Device files that may be read and written (`/dev/null`, ...).
+    pub devices: Vec<PathBuf>,
+    pub network: Network,
+    pub limits: Limits,
+    /// File descriptors above 2 that stay open in the worker (everything
+    /// else is closed before `execve`).
+    pub keep_fds: Vec<i32>,
+}
+
+/// System paths every worker may read: enough to run a shell, coreutils,
+/// git and the usual toolchains installed system-wide. Only a subset of
+/// `/etc`: not `/etc/shadow`, SSH host keys or other credentials. Missing
+/// ones are skipped.
+pub const SYSTEM_READ_ONLY: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/opt",
+    "/proc",
+    "/sys",
+    "/etc/alternatives",
+    "/etc/bash.bashrc",
+    "/etc/ca-certificates",
+    "/etc/debian_version",
+    "/etc/environment",
+    "/etc/gitattributes",
+    "/etc/gitconfig",
+    "/etc/group",
+    "/etc/host.conf",
+    "/etc/hostname",
+    "/etc/hosts",
+    "/etc/inputrc",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/locale.alias",
+    "/etc/localtime",
+    "/etc/mime.types",
+    "/etc/nsswitch.conf",
+    "/etc/os-release",
+    "/etc/passwd",
+    "/etc/profile",
+    "/etc/protocols",
+    "/etc/resolv.conf",
+    "/etc/services",
+    "/etc/ssl",
+    "/etc/terminfo",
+    "/etc/timezone",
+];
+
+/// Device files every worker may use.
+pub const SYSTEM_DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
+
+/// Environment variables passed through to a sandboxed worker; everything
+/// else (API keys, SSH_AUTH_SOCK, cloud credentials...) is scrubbed.
+pub const ENV_ALLOWLIST: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TERM",
+    "TZ",
+    "NO_COLOR",
+];
+
+impl Policy {
+    /// The usual policy for a worker: `read_write` plus the system paths.
+    pub fn for_worker(read_write: Vec<PathBuf>, read_only: Vec<PathBuf>) -> Self {
+        let mut ro: Vec<PathBuf> = SYSTEM_READ_ONLY.iter().map(PathBuf::from).collect();
+        ro.extend(read_only);
+        Self {
+            read_write,
+            read_only: ro,
+            devices: SYSTEM_DEVICES.iter().map(PathBuf::from).collect(),
+            network: Network::None,
+            limits: Limits::default(),
+            keep_fds: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The seccomp filter of a sandboxed worker: system calls a build, test or
+//! codemod never needs and an attacker would (namespaces, ptrace, io_uring,
+//! BPF, keyrings, mounts, terminal injection, non-Unix sockets). They fail
+//! with EPERM (so tools see a plain error, not a crash); `clone3` fails with
+//! ENOSYS because its flags live in memory a filter cannot read, and libc
+//! then falls back to `clone`, whose flags the filter checks.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use crate::policy::Network;
+
+/// System calls denied outright.
+const DENIED: &[libc::c_long] = &[
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_bpf,
+    libc::SYS_perf_event_open,
+    libc::SYS_userfaultfd,
+    libc::SYS_keyctl,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_chroot,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+    libc::SYS_kexec_load,
+    libc::SYS_kexec_file_load,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_reboot,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_name_to_handle_at,
+    libc::SYS_acct,
+    libc::SYS_quotactl,
+    libc::SYS_fanotify_init,
+    libc::SYS_move_mount,
+    libc::SYS_open_tree,
+    libc::SYS_fsopen,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_mount_setattr,
+];
+
+/// `clone` flags that create namespaces (CLONE_NEWTIME shares its bit with
+/// the exit signal in `clone`'s flags, and `unshare` is denied anyway).
+const NAMESPACE_FLAGS: &[u64] = &[
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWCGROUP as u64,
+];
+
+fn arch() -> Result<TargetArch, String> {
+    std::env::consts::ARCH.try_into().map_err(|e| {
+        format!(
+            "seccomp filters are not supported on {}: {e:?}",
+            std::env::consts::ARCH
+        )
+    })
+}
+
+fn cond(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(|e| e.to_string())
+}
+
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
+    SeccompRule::new(conditions).map_err(|e| e.to_string())
+}
+
+/// The main filter: EPERM for everything in its rules.
+fn deny_filter(network: Network) -> Result<BpfProgram, String> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
+    let clone_rules = NAMESPACE_FLAGS
+        .iter()
+        .map(|&flag| rule(vec![cond(0, SeccompCmpOp::MaskedEq(flag), flag)?]))
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_clone, clone_rules);
+    let tty_rules = [libc::TIOCSTI, libc::TIOCLINUX]
+        .iter()
+        .map(|&req| {
+            SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, req)
+                .map_err(|e| e.to_string())
+                .and_then(|c| rule(vec![c]))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_ioctl, tty_rules);
+    if network == Network::None {
+        let unix_only = rule(vec![
+            SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Ne,
+                libc::AF_UNIX as u64,
+            )
+            .map_err(|e| e.to_string())?,
+        ])?;
+        rules.insert(libc::SYS_socket, vec![unix_only]);
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch()?,
+    )
+    .map_err(|e| e.to_string())?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())
+}
+
+/// `clone3` answers ENOSYS, so libc falls back to the filtered `clone`.
+fn clone3_filter() -> Result<BpfProgram, String> {
+    let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch()?,
+    )
+    .map_err(|e| e.to_string())?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())
+}
+
+/// Installs both filters on the current thread (and so its children).
+/// Requires `no_new_privs` (or CAP_SYS_ADMIN).
+pub fn install(network: Network) -> Result<(), String> {
+    let deny = deny_filter(network)?;
+    let clone3 = clone3_filter()?;
+    seccompiler::apply_filter(&deny).map_err(|e| e.to_string())?;
+    seccompiler::apply_filter(&clone3).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_compile_for_this_machine() {
+        assert!(!deny_filter(Network::None).unwrap().is_empty());
+        assert!(!deny_filter(Network::Full).unwrap().is_empty());
+        assert!(!clone3_filter().unwrap().is_empty());
+    }
+}

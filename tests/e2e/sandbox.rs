@@ -1,0 +1,415 @@
+//! Attacks on the sandbox, each run as a command task in a real sandboxed
+//! worker through the `swarm` binary. Every attempt must fail, and the host
+//! must be unchanged afterwards: the tests check both.
+//!
+//! A task records each attempt in `result.txt` in its worktree ("denied X"
+//! or "ALLOWED X"); the file comes back through the real snapshot commit.
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::{TestRepo, task};
+
+/// Shell prelude: `try NAME CMD...` records whether CMD succeeded.
+const PRELUDE: &str = r#"mkdir -p results; R="$PWD/results/$SWARM_TASK.txt"
+try() { n=$1; shift; if "$@" >/dev/null 2>&1; then echo "ALLOWED $n" >> "$R"; else echo "denied $n" >> "$R"; fi; }
+"#;
+
+/// Whether this kernel can enforce the sandbox. Where it cannot, the tests
+/// say so loudly and pass, except under `CI=true`, where they must run.
+fn sandbox_available(repo: &TestRepo) -> bool {
+    let doctor = repo.swarm(&["doctor"]);
+    if doctor.code == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but this machine cannot enforce the sandbox:\n{}",
+        doctor.stdout
+    );
+    eprintln!(
+        "SKIPPED: sandbox attack test: this kernel cannot enforce the sandbox:\n{}",
+        doctor.stdout
+    );
+    false
+}
+
+/// Runs `tasks` (id, script) sandboxed in one plan and returns each task's
+/// `result.txt` lines.
+fn attack(
+    repo: &TestRepo,
+    env: &[(&str, String)],
+    tasks: &[(&str, String)],
+) -> Vec<(String, Vec<String>)> {
+    let env_table = env
+        .iter()
+        .map(|(k, v)| format!("{k} = {v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut plan = format!(
+        "[swarm]\nname = \"attack\"\non_failure = \"continue\"\n\n[defaults]\ntimeout = \"20s\"\nenv = {{ {env_table} }}\n\n"
+    );
+    for (id, script) in tasks {
+        plan.push_str(&format!(
+            "[[task]]\nid = \"{id}\"\nrun = '''\n{PRELUDE}{script}\ntrue\n'''\n\n"
+        ));
+    }
+    let p = repo.plan("attack.toml", &plan);
+    let run = repo.run_plan(&p, &[]);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let report = repo.report();
+    tasks
+        .iter()
+        .map(|(id, _)| {
+            let t = task(&report, id);
+            assert_eq!(t["status"], "merged", "task {id} did not run cleanly: {t}");
+            (id.to_string(), results_of(repo, id))
+        })
+        .collect()
+}
+
+/// The attempts task `id` recorded (none if it recorded nothing).
+fn results_of(repo: &TestRepo, id: &str) -> Vec<String> {
+    let rev = format!("refs/swarm/attack/{id}:results/{id}.txt");
+    if !repo.git_output(&["cat-file", "-e", &rev]).status.success() {
+        return Vec::new();
+    }
+    repo.git(&["show", &rev])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[track_caller]
+fn assert_all_denied(results: &[(String, Vec<String>)], expected: usize) {
+    let mut count = 0;
+    for (id, lines) in results {
+        for line in lines {
+            assert!(line.starts_with("denied "), "task {id}: {line}");
+            count += 1;
+        }
+    }
+    assert_eq!(
+        count, expected,
+        "not every attempt was recorded: {results:?}"
+    );
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+#[test]
+fn writes_outside_the_worktree_fail_and_leave_the_host_unchanged() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let out = repo.outside();
+    std::fs::write(out.join("victim.txt"), "original\n").unwrap();
+    std::fs::create_dir(out.join("dir")).unwrap();
+    std::fs::write(out.join("dir/inner.txt"), "inner\n").unwrap();
+    let results = attack(
+        &repo,
+        &[("OUT", out.display().to_string())],
+        &[
+            ("absolute", "try abs sh -c 'echo x > \"$OUT/new.txt\"'\ntry abs-append sh -c 'echo x >> \"$OUT/victim.txt\"'".into()),
+            ("dotdot", "try dotdot sh -c 'echo x > ../../../../../outside/new2.txt'\ntry mkdir mkdir \"$OUT/newdir\"".into()),
+            ("symlink", "ln -s \"$OUT\" out-link\nln -s \"$OUT/victim.txt\" victim-link\ntry via-dir-link sh -c 'echo x > out-link/new3.txt'\ntry via-file-link sh -c 'echo pwned > victim-link'".into()),
+            ("swap", "mkdir -p sub\necho ok > sub/f\nrm -rf sub\nln -s \"$OUT/dir\" sub\ntry swapped-link sh -c 'echo pwned > sub/inner.txt'".into()),
+            ("move-in", "try mv-dir-in mv \"$OUT/dir\" ./stolen\ntry mv-file-in mv \"$OUT/victim.txt\" ./stolen.txt".into()),
+            ("truncate", "try truncate truncate -s 0 \"$OUT/victim.txt\"\ntry rm rm -f \"$OUT/victim.txt\"\ntry rm-dir rm -rf \"$OUT/dir\"".into()),
+            ("metadata", "try chown chown 4242 \"$OUT/victim.txt\"".into()),
+        ],
+    );
+    assert_all_denied(&results, 13);
+    assert_eq!(read(&out.join("victim.txt")), "original\n");
+    assert_eq!(read(&out.join("dir/inner.txt")), "inner\n");
+    let mut entries: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(entries, ["dir", "victim.txt"]);
+    use std::os::unix::fs::MetadataExt;
+    assert_ne!(
+        std::fs::metadata(out.join("victim.txt")).unwrap().uid(),
+        4242
+    );
+}
+
+#[test]
+fn the_repository_git_directory_is_read_only() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    repo.git(&["branch", "other"]);
+    let git_dir = repo.path().join(".git");
+    let config_before = read(&git_dir.join("config"));
+    let results = attack(
+        &repo,
+        &[],
+        &[
+            (
+                "git-dir",
+                "common=$(git rev-parse --git-common-dir)\n\
+                 try hook sh -c \"echo evil > $common/hooks/post-checkout\"\n\
+                 try config sh -c \"echo '[core] fsmonitor = evil' >> $common/config\"\n\
+                 try update-ref git update-ref refs/heads/evil HEAD\n\
+                 try branch-file sh -c \"echo 0000 > $common/refs/heads/other\"\n\
+                 try other-admin sh -c \"echo x > $common/worktrees/victim-admin\"\n\
+                 try objects sh -c \"echo x > $common/objects/evil\"\n\
+                 try git-commit sh -c 'echo y > y.txt && git add y.txt && git -c user.name=a -c user.email=a@b commit -qm evil'"
+                    .into(),
+            ),
+            // A worker may rewrite its worktree's .git file; swarm must not
+            // follow it when it snapshots.
+            ("gitfile", "echo 'gitdir: /nonexistent/evil' > .git\necho kept > kept.txt".into()),
+        ],
+    );
+    assert_all_denied(&results[..1], 7);
+    assert_eq!(read(&git_dir.join("config")), config_before);
+    assert!(!git_dir.join("hooks/post-checkout").exists());
+    assert!(!repo.has_rev("refs/heads/evil"));
+    assert_eq!(
+        repo.git(&["rev-parse", "other"]),
+        repo.git(&["rev-parse", "main"])
+    );
+    assert_eq!(repo.show("refs/swarm/attack/gitfile", "kept.txt"), "kept");
+}
+
+#[test]
+fn secrets_of_the_real_home_and_environment_stay_hidden() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let home = repo.home();
+    for (path, content) in [
+        (".ssh/id_ed25519", "PRIVATE KEY"),
+        (".aws/credentials", "aws_secret"),
+        (".git-credentials", "https://u:p@host"),
+    ] {
+        std::fs::create_dir_all(home.join(path).parent().unwrap()).unwrap();
+        std::fs::write(home.join(path), content).unwrap();
+    }
+    let plan = repo.plan(
+        "secrets.toml",
+        &format!(
+            "[swarm]\nname = \"attack\"\n\n[[task]]\nid = \"secrets\"\nenv = {{ REAL_HOME = {:?} }}\nrun = '''\n{PRELUDE}\
+             try ssh-key cat \"$REAL_HOME/.ssh/id_ed25519\"\n\
+             try aws cat \"$REAL_HOME/.aws/credentials\"\n\
+             try git-credentials cat \"$REAL_HOME/.git-credentials\"\n\
+             try parent-environ cat /proc/$PPID/environ\n\
+             try shadow cat /etc/shadow\n\
+             env | sort > env.txt\n\
+             grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd|Seccomp):' /proc/self/status > status.txt\n\
+             true\n'''\n",
+            home.display().to_string()
+        ),
+    );
+    let mut cmd = repo.swarm_cmd(&["run", p_str(&plan)]);
+    cmd.env("ANTHROPIC_API_KEY", "sk-ant-secret")
+        .env("SSH_AUTH_SOCK", "/tmp/agent.sock")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-secret");
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    run.assert_code(0);
+    let results = vec![("secrets".to_string(), results_of(&repo, "secrets"))];
+    assert_all_denied(&results, 5);
+    let env = repo.show("refs/swarm/attack/secrets", "env.txt");
+    for line in env.lines() {
+        let name = line.split('=').next().unwrap();
+        assert!(
+            [
+                "PATH",
+                "HOME",
+                "TMPDIR",
+                "PWD",
+                "SHLVL",
+                "OLDPWD",
+                "_",
+                "LC_ALL",
+                "NO_COLOR",
+                "REAL_HOME"
+            ]
+            .contains(&name)
+                || name.starts_with("SWARM_"),
+            "unexpected variable in the worker: {line}"
+        );
+    }
+    for secret in ["sk-ant-secret", "aws-secret", "agent.sock"] {
+        assert!(
+            !env.contains(secret),
+            "{secret} leaked into the worker:\n{env}"
+        );
+    }
+    let status = repo.show("refs/swarm/attack/secrets", "status.txt");
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+    assert!(status.contains("CapPrm:\t0000000000000000"), "{status}");
+    assert!(status.contains("CapBnd:\t0000000000000000"), "{status}");
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+}
+
+fn p_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn no_network_reaches_the_host() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let tcp6 = TcpListener::bind("[::1]:0").ok();
+    if let Some(l) = &tcp6 {
+        l.set_nonblocking(true).unwrap();
+    }
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let abstract_name = format!("swarm-test-{}", std::process::id());
+    let unix = {
+        use std::os::linux::net::SocketAddrExt;
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+        std::os::unix::net::UnixListener::bind_addr(&addr).unwrap()
+    };
+    unix.set_nonblocking(true).unwrap();
+    let py = |code: &str| format!("python3 -c \"{code}\"");
+    let port6 = tcp6.as_ref().map_or(1, |l| l.local_addr().unwrap().port());
+    let results = attack(
+        &repo,
+        &[
+            ("TCP_PORT", tcp.local_addr().unwrap().port().to_string()),
+            ("TCP6_PORT", port6.to_string()),
+            ("UDP_PORT", udp.local_addr().unwrap().port().to_string()),
+            ("ABSTRACT", abstract_name.clone()),
+        ],
+        &[
+            (
+                "net",
+                [
+                    format!("try tcp4 {}", py("import os,socket; socket.create_connection(('127.0.0.1', int(os.environ['TCP_PORT'])), 2)")),
+                    format!("try tcp6 {}", py("import os,socket; socket.create_connection(('::1', int(os.environ['TCP6_PORT'])), 2)")),
+                    format!("try udp {}", py("import os,socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'leak', ('127.0.0.1', int(os.environ['UDP_PORT'])))")),
+                    format!("try raw {}", py("import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)")),
+                    format!("try netlink {}", py("import socket; socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)")),
+                    format!("try abstract-unix {}", py("import os,socket; s=socket.socket(socket.AF_UNIX); s.connect('\\0' + os.environ['ABSTRACT'])")),
+                    "try dns getent hosts example.com".to_string(),
+                    "try curl curl -sS -m 2 http://127.0.0.1:$TCP_PORT/".to_string(),
+                    "try wget wget -q -t 1 -T 2 -O /dev/null http://127.0.0.1:$TCP_PORT/".to_string(),
+                ]
+                .join("\n"),
+            ),
+            // Unix sockets inside the sandbox keep working (tools need them).
+            ("unix-ok", py("import socket; a,b=socket.socketpair(); a.send(b'x'); assert b.recv(1)==b'x'") + " && echo fine > fine.txt"),
+        ],
+    );
+    assert_all_denied(&results[..1], 9);
+    assert_eq!(repo.show("refs/swarm/attack/unix-ok", "fine.txt"), "fine");
+    assert!(tcp.accept().is_err(), "a TCP connection reached the host");
+    if let Some(l) = &tcp6 {
+        assert!(
+            l.accept().is_err(),
+            "an IPv6 TCP connection reached the host"
+        );
+    }
+    let mut buf = [0u8; 16];
+    assert!(
+        udp.recv_from(&mut buf).is_err(),
+        "a UDP datagram reached the host"
+    );
+    match unix.accept() {
+        Ok((mut s, _)) => {
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            panic!("an abstract unix connection reached the host");
+        }
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+    }
+}
+
+#[test]
+fn processes_cannot_touch_the_coordinator_or_escape() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let py = |code: &str| format!("python3 -c \"{code}\"");
+    let results = attack(
+        &repo,
+        &[],
+        &[(
+            "procs",
+            [
+                "try kill-coordinator kill -TERM $PPID".to_string(),
+                "try kill-init kill -0 1".to_string(),
+                format!("try ptrace {}", py("import ctypes,os; libc=ctypes.CDLL(None, use_errno=True); r=libc.ptrace(16, os.getppid(), 0, 0); assert r == 0")),
+                "try proc-mem sh -c 'head -c 1 /proc/$PPID/mem'".to_string(),
+                "try unshare unshare -r true".to_string(),
+                "try unshare-net unshare -n true".to_string(),
+                format!("try tiocsti {}", py("import fcntl,termios,os; fd=os.open('/dev/tty', os.O_RDWR); fcntl.ioctl(fd, termios.TIOCSTI, b'x')")),
+                format!("try tiocsti-stdin {}", py("import fcntl,termios; fcntl.ioctl(0, termios.TIOCSTI, b'x')")),
+                format!("try io-uring {}", py("import ctypes; libc=ctypes.CDLL(None, use_errno=True); p=ctypes.create_string_buffer(120); r=libc.syscall(425, 1, p); assert r >= 0")),
+                format!("try bpf {}", py("import ctypes; libc=ctypes.CDLL(None, use_errno=True); r=libc.syscall(321, 0, 0, 0); assert r >= 0")),
+                format!("try keyctl {}", py("import ctypes; libc=ctypes.CDLL(None, use_errno=True); r=libc.syscall(250, 0, -3, 0); assert r >= 0")),
+                format!("try mount {}", py("import ctypes; libc=ctypes.CDLL(None, use_errno=True); r=libc.mount(b'none', b'/tmp', b'tmpfs', 0, None); assert r == 0")),
+            ]
+            .join("\n"),
+        )],
+    );
+    assert_all_denied(&results, 12);
+}
+
+#[test]
+fn sandboxed_timeouts_kill_the_whole_tree() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let p = repo.plan(
+        "slow.toml",
+        "[swarm]\nname = \"attack\"\n\n[[task]]\nid = \"slow\"\ntimeout = \"500ms\"\nrun = \"(sleep 2; touch late.txt) & (trap '' TERM; sleep 37.25) & echo partial > partial.txt; sleep 37.25\"\n",
+    );
+    let started = std::time::Instant::now();
+    repo.run_plan(&p, &["--grace", "200ms"]).assert_code(1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(task(&repo.report(), "slow")["status"], "timed_out");
+    assert_eq!(
+        repo.show("refs/swarm/attack/slow", "partial.txt"),
+        "partial"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let wt = repo.path().join(".swarm/worktrees/attack/slow");
+    assert!(
+        !wt.join("late.txt").exists(),
+        "a background child outlived its timed-out task"
+    );
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains("sleep 37.25"),
+        "a process ignoring SIGTERM survived"
+    );
+}
+
+#[test]
+fn doctor_reports_what_is_enforced() {
+    let repo = TestRepo::new();
+    let run = repo.swarm(&["doctor"]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("landlock          ABI"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("swarm enforces"), "{}", run.stdout);
+}
