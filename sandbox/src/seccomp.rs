@@ -1,7 +1,9 @@
 //! The seccomp filter of a sandboxed worker: system calls a build, test or
 //! codemod never needs and an attacker would (namespaces, ptrace, io_uring,
 //! BPF, keyrings, mounts, terminal injection, non-Unix sockets). They fail
-//! with EPERM (so tools see a plain error, not a crash); `clone3` fails with
+//! with EPERM (so tools see a plain error, not a crash). `setsid` and
+//! `setpgid` are denied too, so nothing can leave the worker's process
+//! group and survive its kill. `clone3` fails with
 //! ENOSYS because its flags live in memory a filter cannot read, and libc
 //! then falls back to `clone`, whose flags the filter checks.
 
@@ -53,6 +55,11 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_fsmount,
     libc::SYS_fspick,
     libc::SYS_mount_setattr,
+    // Leaving the process group would let a daemon outlive the task's
+    // group kill (and race the coordinator's snapshot of the worktree).
+    // The helper's own setsid happens before the filter is installed.
+    libc::SYS_setsid,
+    libc::SYS_setpgid,
 ];
 
 /// `clone` flags that create namespaces (CLONE_NEWTIME shares its bit with

@@ -360,11 +360,13 @@ fn processes_cannot_touch_the_coordinator_or_escape() {
                 format!("try bpf {}", py("import ctypes; libc=ctypes.CDLL(None, use_errno=True); r=libc.syscall(321, 0, 0, 0); assert r >= 0")),
                 format!("try keyctl {}", py("import ctypes; libc=ctypes.CDLL(None, use_errno=True); r=libc.syscall(250, 0, -3, 0); assert r >= 0")),
                 format!("try mount {}", py("import ctypes; libc=ctypes.CDLL(None, use_errno=True); r=libc.mount(b'none', b'/tmp', b'tmpfs', 0, None); assert r == 0")),
+                format!("try setsid {}", py("import os; os.setsid()")),
+                format!("try setpgid {}", py("import os; os.setpgid(0, 0)")),
             ]
             .join("\n"),
         )],
     );
-    assert_all_denied(&results, 12);
+    assert_all_denied(&results, 14);
 }
 
 #[test]
@@ -402,6 +404,30 @@ fn sandboxed_timeouts_kill_the_whole_tree() {
 }
 
 #[test]
+fn a_daemon_cannot_escape_the_task() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    // The classic double fork: the grandchild tries to become a session
+    // leader so that a group kill misses it, then outlives the task.
+    let p = repo.plan(
+        "daemon.toml",
+        "[swarm]\nname = \"attack\"\n\n[[task]]\nid = \"daemon\"\nrun = '''\npython3 -c \"\nimport os, time\nif os.fork() == 0:\n    try:\n        os.setsid()\n    except OSError:\n        pass\n    if os.fork() == 0:\n        time.sleep(38.5)\n        open('late.txt', 'w').write('x')\n    os._exit(0)\n\"\necho started > started.txt\n'''\n",
+    );
+    repo.run_plan(&p, &[]).assert_code(0);
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains("38.5"),
+        "the daemon outlived its task"
+    );
+}
+
+#[test]
 fn doctor_reports_what_is_enforced() {
     let repo = TestRepo::new();
     let run = repo.swarm(&["doctor"]);
@@ -412,4 +438,36 @@ fn doctor_reports_what_is_enforced() {
         run.stdout
     );
     assert!(run.stdout.contains("swarm enforces"), "{}", run.stdout);
+}
+
+#[test]
+fn read_paths_open_toolchains_read_only() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let tools = repo.home().join("tools/bin");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::write(
+        tools.join("hello"),
+        "#!/bin/sh\necho hello from a toolchain\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tools.join("hello"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = repo.plan(
+        "tools.toml",
+        &format!(
+            "[swarm]\nname = \"attack\"\nread_paths = [\"~/tools\"]\n\n[[task]]\nid = \"tools\"\nrun = '''\n{PRELUDE}\
+             {bin}/hello > out.txt\ntry write-toolchain sh -c 'echo x > {bin}/evil'\n'''\n",
+            bin = tools.display()
+        ),
+    );
+    repo.run_plan(&p, &[]).assert_code(0);
+    assert_eq!(
+        repo.show("refs/swarm/attack/tools", "out.txt"),
+        "hello from a toolchain"
+    );
+    assert_all_denied(&[("tools".into(), results_of(&repo, "tools"))], 1);
+    assert!(!tools.join("evil").exists());
 }

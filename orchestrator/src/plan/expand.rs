@@ -201,6 +201,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         concurrency: file.swarm.concurrency.as_ref().map(|c| *c.get_ref()),
         sandbox: file.swarm.sandbox.unwrap_or_default(),
         on_failure: file.swarm.on_failure.unwrap_or_default(),
+        read_paths: file.swarm.read_paths.clone().unwrap_or_default(),
         tasks,
     })
 }

@@ -29,6 +29,9 @@ pub struct Plan {
     pub concurrency: Option<usize>,
     pub sandbox: SandboxMode,
     pub on_failure: OnFailure,
+    /// Extra read-only paths for sandboxed tasks, as written (`~/` not yet
+    /// expanded: only the CLI knows the home directory).
+    pub read_paths: Vec<String>,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }

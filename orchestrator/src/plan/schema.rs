@@ -47,6 +47,10 @@ pub struct SwarmSection {
     pub sandbox: Option<SandboxMode>,
     /// What a failed task does to the rest of the run. Default: `stop`.
     pub on_failure: Option<OnFailure>,
+    /// Extra paths sandboxed tasks may read (and execute), such as
+    /// toolchains outside the system directories: `["~/.cargo", "~/.rustup"]`.
+    /// `~/` is your home directory.
+    pub read_paths: Option<Vec<String>>,
 }
 
 /// How workers are confined.

@@ -39,6 +39,8 @@ pub struct SandboxSettings {
     /// The only variables of the coordinator's environment workers see
     /// (already filtered by the allowlist).
     pub env: Vec<(String, String)>,
+    /// Extra paths workers may read (the plan's `read_paths`, expanded).
+    pub read_only: Vec<PathBuf>,
 }
 
 /// Failure to run a plan, as a fragment that reads after "failed to".

@@ -257,6 +257,7 @@ async fn run_attempt(
         // shared read-only checkout. Nothing else of the repository.
         let mut read_write = vec![tmp.clone()];
         let mut read_only = vec![ctx.repo.common_dir.clone()];
+        read_only.extend(settings.read_only.iter().cloned());
         match task.isolation {
             Isolation::Worktree => read_write.push(workdir.to_path_buf()),
             Isolation::Readonly => read_only.push(workdir.to_path_buf()),

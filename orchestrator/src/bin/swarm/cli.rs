@@ -295,7 +295,7 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
     let plan_path = args.plan.display().to_string();
     let sandbox = match plan.sandbox {
         SandboxMode::None => None,
-        SandboxMode::Landlock => Some(sandbox_settings(&plan_path)?),
+        SandboxMode::Landlock => Some(sandbox_settings(&plan_path, &plan.read_paths)?),
     };
     let options = RunOptions { sandbox, ..options };
     let prepared = run::prepare(repo, plan, options).map_err(invalid_or_internal)?;
@@ -332,7 +332,7 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
 }
 
 /// Fails closed: sandboxed runs need the kernel to enforce the sandbox.
-fn sandbox_settings(plan_path: &str) -> Result<SandboxSettings, Failure> {
+fn sandbox_settings(plan_path: &str, read_paths: &[String]) -> Result<SandboxSettings, Failure> {
     if let Err(why) = swarm_sandbox::probe::probe().require() {
         return Err(Failure::Invalid(anyhow!(
             "start run: tasks cannot be sandboxed on this machine: {why}\n\
@@ -347,7 +347,36 @@ fn sandbox_settings(plan_path: &str) -> Result<SandboxSettings, Failure> {
     let env = std::env::vars()
         .filter(|(k, _)| swarm_sandbox::ENV_ALLOWLIST.contains(&k.as_str()) || k.starts_with("LC_"))
         .collect();
-    Ok(SandboxSettings { helper, env })
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut read_only = Vec::new();
+    for raw in read_paths {
+        let path = match (raw.strip_prefix("~/"), &home) {
+            (Some(rest), Some(home)) => home.join(rest),
+            (Some(_), None) => {
+                return Err(Failure::Invalid(anyhow!(
+                    "start run: `read_paths` entry `{raw}` in {plan_path} needs $HOME, which is not set"
+                )));
+            }
+            (None, _) => PathBuf::from(raw),
+        };
+        if !path.is_absolute() {
+            return Err(Failure::Invalid(anyhow!(
+                "start run: `read_paths` entry `{raw}` in {plan_path} must be absolute or start with ~/"
+            )));
+        }
+        if !path.exists() {
+            eprintln!(
+                "warning: `read_paths` entry {} does not exist; ignored",
+                path.display()
+            );
+        }
+        read_only.push(path);
+    }
+    Ok(SandboxSettings {
+        helper,
+        env,
+        read_only,
+    })
 }
 
 /// `swarm doctor`: what this machine supports and what swarm will enforce.
