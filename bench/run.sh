@@ -42,6 +42,9 @@ mkdir -p "$HOME"
 
 now_ms() { date +%s%N | awk '{ printf "%.1f", $1 / 1000000 }'; }
 
+# median_of: the median of the numbers on stdin.
+median_of() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 # median CMD...: runs CMD $RUNS times, prints the median wall time in ms.
 median() {
   local times=() t0 t1
@@ -49,7 +52,19 @@ median() {
     t0=$(now_ms); "$@" >/dev/null 2>&1; t1=$(now_ms)
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+  printf '%s\n' "${times[@]}" | median_of
+}
+
+# matrix_plan FILE N TASK: a plan of N tasks (ids `t-0`...), sandbox off, each
+# running TASK (a TOML table body without the id and matrix).
+matrix_plan() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys
+path, n, body = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path, "w") as f:
+    f.write('[swarm]\nsandbox = "none"\n\n[[task]]\nid = "t-{n}"\n' + body + "\n")
+    f.write("matrix = { n = [%s] }\n" % ", ".join(str(i) for i in range(n)))
+PY
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -70,12 +85,8 @@ PY
 
 echo "== 1. 1,000 no-op read-only tasks"
 new_repo "$WORK/noop" 10
-python3 - "$WORK/noop.toml" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write('[swarm]\nsandbox = "none"\n\n[[task]]\nid = "noop-{n}"\nisolation = "readonly"\nrun = "true"\n')
-    f.write("matrix = { n = [%s] }\n" % ", ".join(str(i) for i in range(1000)))
-PY
+matrix_plan "$WORK/noop.toml" 1000 'isolation = "readonly"
+run = "true"'
 # Forget earlier runs so that every repetition does the same work.
 reset_swarm() {
   rm -rf .swarm
@@ -94,12 +105,7 @@ echo "swarm $noop_swarm ms, xargs $noop_xargs ms, parallel $noop_parallel ms"
 
 echo "== 2. 200 writing tasks (worktree, commit, merge)"
 new_repo "$WORK/write" 100
-python3 - "$WORK/write.toml" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write('[swarm]\nsandbox = "none"\n\n[[task]]\nid = "w-{n}"\nrun = "echo $SWARM_TASK > out-$SWARM_TASK.txt"\n')
-    f.write("matrix = { n = [%s] }\n" % ", ".join(str(i) for i in range(200)))
-PY
+matrix_plan "$WORK/write.toml" 200 'run = "echo $SWARM_TASK > out-$SWARM_TASK.txt"'
 swarm_write() { cd "$WORK/write" && reset_swarm && "$SWARM" run -q -j "$NPROC" "$WORK/write.toml"; }
 by_hand() {
   # What a user would script: a worktree and branch per task, run, commit,
@@ -109,7 +115,7 @@ by_hand() {
   git checkout -q -b integration
   for i in $(seq 0 199); do
     git worktree add -q -b "task-$i" "../byhand-wt/$i" main
-    (cd "../byhand-wt/$i" && echo "w-$i" > "out-w-$i.txt" && git add -A && git commit -qm "task $i")
+    (cd "../byhand-wt/$i" && echo "t-$i" > "out-t-$i.txt" && git add -A && git commit -qm "task $i")
     git merge -q --no-ff --no-edit "task-$i"
     git worktree remove --force "../byhand-wt/$i"
   done
@@ -134,7 +140,7 @@ wt_git_create() {
     git -C "$WORK/big" worktree remove --force "$WORK/big-wt"
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+  printf '%s\n' "${times[@]}" | median_of
 }
 wt_git=$(wt_git_create)
 wt_full=$("$BENCH_GIT" worktrees "$WORK/big" HEAD "$RUNS")
@@ -169,7 +175,7 @@ for _ in $(seq "$RUNS"); do
   read -r ms tree_swarm_merge < <("$BENCH_GIT" merge "$WORK/big" main "${branches[@]}")
   merge_times+=("$ms")
 done
-merge_swarm=$(printf '%s\n' "${merge_times[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+merge_swarm=$(printf '%s\n' "${merge_times[@]}" | median_of)
 merge_same=$([ "$tree_cli" = "$tree_swarm_merge" ] && echo identical || echo DIFFERENT)
 echo "merge-tree loop $merge_cli ms, swarm $merge_swarm ms, trees $merge_same"
 
@@ -177,8 +183,8 @@ echo "== 5. sandboxed vs plain spawn of /bin/true"
 mkdir -p "$WORK/spawn"
 spawn_runs=()
 for _ in $(seq "$RUNS"); do spawn_runs+=("$("$BENCH_SPAWN" "$SWARM" 1000 "$WORK/spawn")"); done
-spawn_plain=$(printf '%s\n' "${spawn_runs[@]}" | awk '{ print $1 }' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-spawn_sandboxed=$(printf '%s\n' "${spawn_runs[@]}" | awk '{ print $2 }' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+spawn_plain=$(printf '%s\n' "${spawn_runs[@]}" | awk '{ print $1 }' | median_of)
+spawn_sandboxed=$(printf '%s\n' "${spawn_runs[@]}" | awk '{ print $2 }' | median_of)
 echo "plain $spawn_plain us, sandboxed $spawn_sandboxed us"
 
 GIT_VERSION=$(git --version | awk '{ print $3 }')
@@ -199,7 +205,9 @@ the default is tmpfs.
 
 ## 1. 1,000 no-op read-only tasks
 
-Every tool runs \`sh -c true\` 1,000 times, $NPROC at a time. swarm's time includes
+Every tool runs \`sh -c true\` 1,000 times, $NPROC at a time, unconfined (\`sandbox = "none"\`:
+this compares scheduling with tools that have no sandbox; the sandbox's own cost is section 5).
+swarm's time includes
 parsing the plan, the shared read-only checkout, a log file pair and three journal
 events per task, and the report.
 

@@ -121,25 +121,26 @@ fn deny_filter(network: Network) -> Result<BpfProgram, String> {
         ])?;
         rules.insert(libc::SYS_socket, vec![unix_only]);
     }
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch()?,
-    )
-    .map_err(|e| e.to_string())?;
-    filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())
+    compile(rules, libc::EPERM)
 }
 
 /// `clone3` answers ENOSYS, so libc falls back to the filtered `clone`.
 fn clone3_filter() -> Result<BpfProgram, String> {
-    let rules = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
+    compile(
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        libc::ENOSYS,
+    )
+}
+
+/// A filter that answers `errno` to every call its rules match and allows
+/// the rest, for this machine's architecture (other architectures are
+/// killed by the filter's own check).
+fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, String> {
+    let errno = u32::try_from(errno).map_err(|e| e.to_string())?;
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
+        SeccompAction::Errno(errno),
         arch()?,
     )
     .map_err(|e| e.to_string())?;
