@@ -6,8 +6,9 @@
 //!
 //! Order matters: session and parent-death signal first (so the worker is
 //! stopped with its group and dies with the coordinator), then limits, fds,
-//! capabilities, `no_new_privs`, Landlock, and seccomp last (it forbids
-//! syscalls the earlier steps need).
+//! the namespace layer (it needs the capabilities a new user namespace
+//! grants), capabilities, `no_new_privs`, Landlock, and seccomp last (it
+//! forbids syscalls the earlier steps need).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -18,6 +19,7 @@ use landlock::{
     RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 
+use crate::namespaces::{self, NamespaceError};
 use crate::policy::{Network, Policy};
 use crate::seccomp;
 
@@ -37,6 +39,8 @@ pub enum ConfineError {
     },
     #[error("close inherited file descriptors: {0}")]
     Fds(std::io::Error),
+    #[error("{0}")]
+    Namespaces(NamespaceError),
     #[error("drop capabilities: {0}")]
     Capabilities(std::io::Error),
     #[error("set no_new_privs: {0}")]
@@ -100,6 +104,11 @@ fn confine(policy: &Policy) -> Result<(), ConfineError> {
     }
     set_limits(policy)?;
     close_fds(&policy.keep_fds)?;
+    match namespaces::isolate(policy) {
+        // Without user namespaces, Landlock and seccomp below still hold.
+        Ok(()) | Err(NamespaceError::Unavailable(_)) => {}
+        Err(e) => return Err(ConfineError::Namespaces(e)),
+    }
     drop_capabilities()?;
     // SAFETY: prctl with integer arguments only.
     #[allow(unsafe_code)]

@@ -10,6 +10,7 @@
 //! process means talking to the kernel directly.
 
 mod confine;
+mod namespaces;
 pub mod policy;
 pub mod probe;
 pub mod process;

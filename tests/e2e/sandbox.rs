@@ -111,6 +111,11 @@ fn writes_outside_the_worktree_fail_and_leave_the_host_unchanged() {
     std::fs::write(out.join("victim.txt"), "original\n").unwrap();
     std::fs::create_dir(out.join("dir")).unwrap();
     std::fs::write(out.join("dir/inner.txt"), "inner\n").unwrap();
+    let (mode_before, mtime_before) = {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(out.join("victim.txt")).unwrap();
+        (meta.mode() & 0o777, meta.mtime())
+    };
     let results = attack(
         &repo,
         &[("OUT", out.display().to_string())],
@@ -121,10 +126,24 @@ fn writes_outside_the_worktree_fail_and_leave_the_host_unchanged() {
             ("swap", "mkdir -p sub\necho ok > sub/f\nrm -rf sub\nln -s \"$OUT/dir\" sub\ntry swapped-link sh -c 'echo pwned > sub/inner.txt'".into()),
             ("move-in", "try mv-dir-in mv \"$OUT/dir\" ./stolen\ntry mv-file-in mv \"$OUT/victim.txt\" ./stolen.txt".into()),
             ("truncate", "try truncate truncate -s 0 \"$OUT/victim.txt\"\ntry rm rm -f \"$OUT/victim.txt\"\ntry rm-dir rm -rf \"$OUT/dir\"".into()),
-            ("metadata", "try chown chown 4242 \"$OUT/victim.txt\"".into()),
+            (
+                "metadata",
+                "try chown chown 4242 \"$OUT/victim.txt\"\n\
+                 try chmod chmod 777 \"$OUT/victim.txt\"\n\
+                 try utime touch -d 2001-01-01 \"$OUT/victim.txt\"\n\
+                 try setxattr python3 -c \"import os; os.setxattr(os.environ['OUT'] + '/victim.txt', 'user.x', b'1')\"\n\
+                 echo mine > mine.txt\n\
+                 chmod 600 mine.txt && touch -d 2001-01-01 mine.txt && echo ok > own-metadata.txt"
+                    .into(),
+            ),
         ],
     );
-    assert_all_denied(&results, 13);
+    assert_all_denied(&results, 16);
+    // Metadata of the worker's own files is still its to change.
+    assert_eq!(
+        repo.show("refs/swarm/attack/metadata", "own-metadata.txt"),
+        "ok"
+    );
     assert_eq!(read(&out.join("victim.txt")), "original\n");
     assert_eq!(read(&out.join("dir/inner.txt")), "inner\n");
     let mut entries: Vec<String> = std::fs::read_dir(&out)
@@ -134,10 +153,10 @@ fn writes_outside_the_worktree_fail_and_leave_the_host_unchanged() {
     entries.sort();
     assert_eq!(entries, ["dir", "victim.txt"]);
     use std::os::unix::fs::MetadataExt;
-    assert_ne!(
-        std::fs::metadata(out.join("victim.txt")).unwrap().uid(),
-        4242
-    );
+    let meta = std::fs::metadata(out.join("victim.txt")).unwrap();
+    assert_ne!(meta.uid(), 4242);
+    assert_eq!(meta.mode() & 0o777, mode_before);
+    assert_eq!(meta.mtime(), mtime_before);
 }
 
 #[test]
