@@ -402,8 +402,12 @@ fn doctor() -> Result<i32, Failure> {
     }
     println!("seccomp           {}", yes(support.seccomp));
     println!(
-        "user namespaces   {} (not used yet)",
-        yes(support.user_namespaces)
+        "user namespaces   {}",
+        if support.user_namespaces {
+            "yes: namespace layer on (all but the worktree remounted read-only, no network interfaces)"
+        } else {
+            "no: Landlock + seccomp baseline only (chmod/utime/xattr outside the worktree not blocked)"
+        }
     );
     println!("git               {git}");
     match support.require() {
@@ -413,8 +417,9 @@ fn doctor() -> Result<i32, Failure> {
                 "  files      write only in the task's worktree and private tmp (also HOME, TMPDIR);"
             );
             println!(
-                "             read the system directories, the repository's .git, nothing else of it"
+                "             read the system directories, the repository's .git, nothing else of it;"
             );
+            println!("             all else read-only, metadata included (namespace layer)");
             println!("  network    none: no TCP (Landlock), no sockets but Unix ones (seccomp)");
             println!(
                 "  processes  no signals or ptrace out of the sandbox, no namespaces, io_uring, bpf,"
