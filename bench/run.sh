@@ -258,8 +258,8 @@ Final trees: **$merge_same**. Target: no slower than the merge-tree loop.
 ## 5. Starting a worker: sandboxed vs plain
 
 1,000 spawns of \`/bin/true\`, one after another, mean per spawn. Sandboxed: through the
-helper (\`swarm __sandbox\`: setsid, rlimits, fds, capabilities, no_new_privs, Landlock,
-seccomp, then exec).
+helper (\`swarm __sandbox\`: setsid, rlimits, fds, user/mount/network namespaces with
+read-only remounts, capabilities, no_new_privs, Landlock, seccomp, then exec).
 
 | spawn | per spawn | vs plain |
 |---|---:|---:|
@@ -269,7 +269,8 @@ seccomp, then exec).
 Target: at most 1.25x (bubblewrap measured about 6x here). **Not met yet.** Measured
 by hand on the same machine: exec of the \`swarm\` binary itself and its argument parsing
 cost about 1.25 ms over \`/bin/true\`; building the Landlock ruleset and compiling the
-seccomp filter, plus the second exec, about 1.3 ms. The fix is to build the ruleset and
+seccomp filter, plus the second exec, about 1.3 ms; the namespace layer (one remount per
+mount point) about 1 ms more. The fix is to build the ruleset and
 the BPF program once in the coordinator and only apply them in the new process; see the
 sandbox issue's notes.
 EOF
