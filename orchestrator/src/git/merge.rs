@@ -58,52 +58,28 @@ fn merge_in(
     }
     let ours_commit = repo.find_commit(ours).context(action)?;
     let theirs_commit = repo.find_commit(theirs).context(action)?;
-    // Fast path: with a single merge base, merge the trees level by level.
-    let bases = repo.merge_bases(ours, theirs).context(action)?;
-    if let [base] = &*bases {
-        let base_tree = repo
-            .find_commit(*base)
-            .and_then(|c| c.tree())
-            .context(action)?;
-        let fast = merge_trees(
-            repo,
-            Some(base_tree.id()),
-            ours_commit.tree_id(),
-            theirs_commit.tree_id(),
-        )
-        .context(action)?;
-        if let Some(tree_id) = fast {
-            let tree = repo.find_tree(tree_id).context(action)?;
-            let sig = signature()?;
-            let commit = repo
-                .commit(
-                    None,
-                    &sig,
-                    &sig,
-                    message,
-                    &tree,
-                    &[&ours_commit, &theirs_commit],
-                )
-                .context(action)?;
-            return Ok(MergeOutcome::Merged(commit));
-        }
-    }
-    let mut index = repo
-        .merge_commits(&ours_commit, &theirs_commit, None)
-        .context(action)?;
-    if index.has_conflicts() {
-        let mut files: Vec<String> = index
-            .conflicts()
-            .context(action)?
-            .filter_map(Result::ok)
-            .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-            .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
-            .collect();
-        files.sort();
-        files.dedup();
-        return Ok(MergeOutcome::Conflict(files));
-    }
-    let tree_id = index.write_tree_to(repo).context(action)?;
+    let tree_id =
+        match fast_merge(repo, ours, theirs, &ours_commit, &theirs_commit).context(action)? {
+            Some(tree_id) => tree_id,
+            None => {
+                let mut index = repo
+                    .merge_commits(&ours_commit, &theirs_commit, None)
+                    .context(action)?;
+                if index.has_conflicts() {
+                    let mut files: Vec<String> = index
+                        .conflicts()
+                        .context(action)?
+                        .filter_map(Result::ok)
+                        .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                        .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+                        .collect();
+                    files.sort();
+                    files.dedup();
+                    return Ok(MergeOutcome::Conflict(files));
+                }
+                index.write_tree_to(repo).context(action)?
+            }
+        };
     let tree = repo.find_tree(tree_id).context(action)?;
     let sig = signature()?;
     let commit = repo
@@ -117,6 +93,26 @@ fn merge_in(
         )
         .context(action)?;
     Ok(MergeOutcome::Merged(commit))
+}
+
+/// The merged tree from the fast path, when there is a single merge base and
+/// the fast path can answer; `None` sends the caller to the full merge.
+fn fast_merge(
+    repo: &Repository,
+    ours: Oid,
+    theirs: Oid,
+    ours_commit: &git2::Commit<'_>,
+    theirs_commit: &git2::Commit<'_>,
+) -> Result<Option<Oid>, git2::Error> {
+    let bases = repo.merge_bases(ours, theirs)?;
+    let [base] = &*bases else { return Ok(None) };
+    let base_tree = repo.find_commit(*base)?.tree_id();
+    merge_trees(
+        repo,
+        Some(base_tree),
+        ours_commit.tree_id(),
+        theirs_commit.tree_id(),
+    )
 }
 
 /// The commit a task with several dependencies starts from: the merge of
