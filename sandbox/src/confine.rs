@@ -1,27 +1,17 @@
-//! The sandbox helper: confines the current (single-threaded, freshly
-//! executed) process according to a [`Policy`] and then `execve`s the
-//! worker. Landlock's `restrict_self` only restricts the calling thread and
-//! its future children, which is why this runs in a helper process of its
-//! own and never in the multi-threaded coordinator.
-//!
-//! Order matters: session and parent-death signal first (so the worker is
-//! stopped with its group and dies with the coordinator), then limits, fds,
-//! the namespace layer (it needs the capabilities a new user namespace
-//! grants), capabilities, `no_new_privs`, Landlock, and seccomp last (it
-//! forbids syscalls the earlier steps need).
+//! The confinement steps of a worker process, each a small function the
+//! launcher's child calls in order just before `execve` (see
+//! `launcher::child`): limits, file descriptors, capabilities,
+//! `no_new_privs`, Landlock. The Landlock ruleset is built in the launcher
+//! (once per worker, before the fork) and only applied in the child.
 
-use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 
-use crate::namespaces::{self, NamespaceError};
 use crate::policy::{Network, Policy};
-use crate::seccomp;
 
 /// The Landlock ABI swarm needs: 6 adds signal and abstract-socket scopes
 /// (4 added TCP rules).
@@ -30,8 +20,6 @@ pub const REQUIRED_ABI: ABI = ABI::V6;
 /// Why a worker could not be confined. The worker is not started.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfineError {
-    #[error("detach from the terminal (setsid): {0}")]
-    Session(std::io::Error),
     #[error("set resource limit {name}: {source}")]
     Limit {
         name: &'static str,
@@ -39,8 +27,6 @@ pub enum ConfineError {
     },
     #[error("close inherited file descriptors: {0}")]
     Fds(std::io::Error),
-    #[error("{0}")]
-    Namespaces(NamespaceError),
     #[error("drop capabilities: {0}")]
     Capabilities(std::io::Error),
     #[error("set no_new_privs: {0}")]
@@ -51,13 +37,6 @@ pub enum ConfineError {
         "apply the Landlock ruleset: the kernel enforces it only partly (Landlock ABI {REQUIRED_ABI:?} or newer is needed)"
     )]
     LandlockPartial,
-    #[error("install the seccomp filter: {0}")]
-    Seccomp(String),
-    #[error("start {program}: {source}")]
-    Exec {
-        program: String,
-        source: std::io::Error,
-    },
 }
 
 fn last_os_error<T>(ret: impl Into<i64>, wrap: impl FnOnce(std::io::Error) -> T) -> Result<(), T> {
@@ -68,64 +47,29 @@ fn last_os_error<T>(ret: impl Into<i64>, wrap: impl FnOnce(std::io::Error) -> T)
     }
 }
 
-/// Confines this process by `policy` and replaces it with `argv`. Returns
-/// only on failure, and then nothing was started.
-pub fn confine_and_exec(policy: &Policy, argv: &[OsString]) -> ConfineError {
-    match confine(policy) {
-        Ok(()) => {}
-        Err(e) => return e,
-    }
-    let Some((program, args)) = argv.split_first() else {
-        return ConfineError::Exec {
-            program: String::new(),
-            source: std::io::Error::other("no command given"),
-        };
-    };
-    // The environment was already built by the coordinator; exec keeps it.
-    let source = std::process::Command::new(program).args(args).exec();
-    ConfineError::Exec {
-        program: program.to_string_lossy().into_owned(),
-        source,
-    }
-}
-
-fn confine(policy: &Policy) -> Result<(), ConfineError> {
-    // SAFETY: plain syscalls on this process, no memory is shared.
-    #[allow(unsafe_code)]
-    unsafe {
-        // A new session: no controlling terminal (so no TIOCSTI into the
-        // user's shell), and its own process group for group kills.
-        last_os_error(libc::setsid(), ConfineError::Session)?;
-        // Die with the coordinator, even if it is killed with SIGKILL.
-        last_os_error(
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0),
-            ConfineError::Session,
-        )?;
-    }
-    set_limits(policy)?;
-    close_fds(&policy.keep_fds)?;
-    match namespaces::isolate(policy) {
-        // Without user namespaces, Landlock and seccomp below still hold.
-        Ok(()) | Err(NamespaceError::Unavailable(_)) => {}
-        Err(e) => return Err(ConfineError::Namespaces(e)),
-    }
-    drop_capabilities()?;
+/// Sets `no_new_privs`: nothing the worker executes gains privileges.
+pub(crate) fn no_new_privs() -> Result<(), ConfineError> {
     // SAFETY: prctl with integer arguments only.
     #[allow(unsafe_code)]
-    unsafe {
-        last_os_error(
-            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
-            ConfineError::NoNewPrivs,
-        )?;
-    }
-    landlock(policy)?;
-    seccomp::install(policy.network).map_err(ConfineError::Seccomp)
+    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    last_os_error(ret, ConfineError::NoNewPrivs)
 }
 
-fn set_limits(policy: &Policy) -> Result<(), ConfineError> {
+/// Sets the worker's rlimits. `nproc` is false where a PID namespace caps
+/// the worker's processes instead (RLIMIT_NPROC counts every process of the
+/// user, so it would be shared by all workers of a run).
+pub(crate) fn set_limits(policy: &Policy, nproc: bool) -> Result<(), ConfineError> {
     let l = policy.limits;
     let limits = [
-        ("RLIMIT_NPROC", libc::RLIMIT_NPROC, l.processes),
+        (
+            "RLIMIT_NPROC",
+            libc::RLIMIT_NPROC,
+            if nproc {
+                l.processes
+            } else {
+                libc::RLIM_INFINITY
+            },
+        ),
         ("RLIMIT_NOFILE", libc::RLIMIT_NOFILE, l.open_files),
         ("RLIMIT_FSIZE", libc::RLIMIT_FSIZE, l.file_size),
         ("RLIMIT_AS", libc::RLIMIT_AS, l.address_space),
@@ -134,6 +78,9 @@ fn set_limits(policy: &Policy) -> Result<(), ConfineError> {
         ("RLIMIT_CORE", libc::RLIMIT_CORE, 0),
     ];
     for (name, resource, value) in limits {
+        if value == libc::RLIM_INFINITY {
+            continue;
+        }
         let limit = libc::rlimit {
             rlim_cur: value,
             rlim_max: value,
@@ -147,7 +94,7 @@ fn set_limits(policy: &Policy) -> Result<(), ConfineError> {
 }
 
 /// Closes every fd above 2 except `keep`.
-fn close_fds(keep: &[i32]) -> Result<(), ConfineError> {
+pub(crate) fn close_fds(keep: &[i32]) -> Result<(), ConfineError> {
     let mut keep: Vec<u32> = keep
         .iter()
         .filter_map(|&fd| u32::try_from(fd).ok())
@@ -170,7 +117,7 @@ fn close_fds(keep: &[i32]) -> Result<(), ConfineError> {
 /// Leaves the process without any capability, also when it runs as root:
 /// empty bounding and ambient sets, and securebits so that `execve` as
 /// uid 0 does not grant them back.
-fn drop_capabilities() -> Result<(), ConfineError> {
+pub(crate) fn drop_capabilities() -> Result<(), ConfineError> {
     const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
     const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
     const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
@@ -262,7 +209,10 @@ fn existing<'a>(paths: impl IntoIterator<Item = &'a std::path::PathBuf>) -> Vec<
         .collect()
 }
 
-fn landlock(policy: &Policy) -> Result<(), ConfineError> {
+/// The worker's Landlock ruleset, built in the launcher: read-write
+/// beneath `read_write`, read-only beneath `read_only`, devices, no TCP
+/// unless the network is open, and the signal and abstract-socket scopes.
+pub(crate) fn ruleset(policy: &Policy) -> Result<RulesetCreated, ConfineError> {
     let abi = REQUIRED_ABI;
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -271,7 +221,7 @@ fn landlock(policy: &Policy) -> Result<(), ConfineError> {
     if policy.network == Network::None {
         ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
     }
-    let status = ruleset
+    Ok(ruleset
         .create()?
         .add_rules(path_beneath_rules(
             existing(&policy.read_only),
@@ -284,8 +234,25 @@ fn landlock(policy: &Policy) -> Result<(), ConfineError> {
         .add_rules(path_beneath_rules(
             existing(&policy.read_write),
             AccessFs::from_all(abi),
-        ))?
-        .restrict_self()?;
+        ))?)
+}
+
+/// Adds a read-only rule for `path` to `ruleset`: for a mount made after
+/// the ruleset was built (the worker's fresh `/proc`), whose root is not
+/// the inode a rule built earlier names.
+pub(crate) fn allow_read(
+    ruleset: RulesetCreated,
+    path: &Path,
+) -> Result<RulesetCreated, ConfineError> {
+    Ok(ruleset.add_rules(path_beneath_rules(
+        [path],
+        AccessFs::from_read(REQUIRED_ABI),
+    ))?)
+}
+
+/// Restricts the calling process (and its future children) by `ruleset`.
+pub(crate) fn restrict(ruleset: RulesetCreated) -> Result<(), ConfineError> {
+    let status = ruleset.restrict_self()?;
     if status.ruleset != RulesetStatus::FullyEnforced {
         return Err(ConfineError::LandlockPartial);
     }

@@ -13,8 +13,6 @@ pub struct Support {
     pub landlock_error: Option<String>,
     /// Whether seccomp filters can be installed.
     pub seccomp: bool,
-    /// Whether unprivileged user namespaces are enabled.
-    pub user_namespaces: bool,
 }
 
 /// Asks the kernel.
@@ -37,12 +35,6 @@ pub fn probe() -> Support {
         };
         (abi, libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) >= 0)
     };
-    let userns = std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-        .map(|s| s.trim().parse::<u64>().unwrap_or(0) > 0)
-        .unwrap_or(false)
-        && std::fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone")
-            .map(|s| s.trim() != "0")
-            .unwrap_or(true);
     let (landlock_abi, landlock_error) = match abi {
         Ok(v) => (Some(v), None),
         Err(e) => (
@@ -60,7 +52,6 @@ pub fn probe() -> Support {
         landlock_abi,
         landlock_error,
         seccomp,
-        user_namespaces: userns,
     }
 }
 

@@ -149,13 +149,18 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
         .map_err(|e: seccompiler::BackendError| e.to_string())
 }
 
-/// Installs both filters on the current thread (and so its children).
+/// Both filters of a worker, compiled once per run and network mode.
+pub(crate) fn compile_filters(network: Network) -> Result<[BpfProgram; 2], String> {
+    Ok([deny_filter(network)?, clone3_filter()?])
+}
+
+/// Installs `filters` on the current thread (and so its children).
 /// Requires `no_new_privs` (or CAP_SYS_ADMIN).
-pub fn install(network: Network) -> Result<(), String> {
-    let deny = deny_filter(network)?;
-    let clone3 = clone3_filter()?;
-    seccompiler::apply_filter(&deny).map_err(|e| e.to_string())?;
-    seccompiler::apply_filter(&clone3).map_err(|e| e.to_string())
+pub(crate) fn apply(filters: &[BpfProgram; 2]) -> Result<(), String> {
+    for filter in filters {
+        seccompiler::apply_filter(filter).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

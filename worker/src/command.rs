@@ -1,17 +1,21 @@
-//! Command tasks: `sh -c <script>` in the task's directory, output to log
-//! files, stopped on deadline or on request.
+//! Command tasks: `sh -c <script>` in the task's directory, sandboxed
+//! through the run's launcher or plainly in a process group of its own,
+//! output captured to log files, stopped on deadline or on request.
 
 use std::fs::OpenOptions;
+use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use swarm_protocol::AttemptOutcome;
-use swarm_sandbox::{Policy, Stop, kill_group, term_group};
+use swarm_sandbox::{Exit, Launcher, Policy, SpawnRequest, Spawned, Stop, kill_group, term_group};
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::output;
 
 /// One command to run.
 #[derive(Debug, Clone)]
@@ -28,55 +32,119 @@ pub struct CommandSpec {
     pub deadline: Option<Instant>,
     /// How long a stopped command gets between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Most bytes of each output stream kept in its log file.
+    pub max_output: u64,
     /// Confine the command; `None` runs it unconfined with the inherited
     /// environment plus `env`.
     pub sandbox: Option<Sandboxed>,
 }
 
-/// How to confine a command: the sandbox helper (the `swarm` binary, run as
-/// `swarm __sandbox`) and the policy it enforces before `execve`.
+/// How to confine a command: the run's sandbox launcher and the policy it
+/// enforces before `execve`.
 #[derive(Debug, Clone)]
 pub struct Sandboxed {
-    pub helper: PathBuf,
+    pub launcher: Launcher,
     pub policy: Policy,
 }
 
+/// A started command.
+enum Running {
+    /// Unconfined: our child, leader of its own process group.
+    Plain {
+        child: tokio::process::Child,
+        pgid: u32,
+    },
+    Sandboxed(Spawned),
+}
+
+impl Running {
+    /// Waits for the command to end (cancel-safe).
+    async fn wait(&mut self) -> AttemptOutcome {
+        match self {
+            Self::Plain { child, .. } => match child.wait().await {
+                Ok(status) => match (status.code(), status.signal()) {
+                    (Some(code), _) => AttemptOutcome::Exited { code },
+                    (None, Some(signal)) => AttemptOutcome::Signaled { signal },
+                    (None, None) => AttemptOutcome::Exited { code: -1 },
+                },
+                Err(e) => AttemptOutcome::SpawnFailed {
+                    message: format!("wait for the command: {e}"),
+                },
+            },
+            Self::Sandboxed(spawned) => match spawned.wait().await {
+                Exit::Exited(code) => AttemptOutcome::Exited { code },
+                Exit::Signaled(signal) => AttemptOutcome::Signaled { signal },
+                Exit::Failed(message) => AttemptOutcome::SpawnFailed { message },
+                Exit::LauncherGone => AttemptOutcome::SpawnFailed {
+                    message: "the sandbox launcher exited while the command ran".into(),
+                },
+            },
+        }
+    }
+
+    /// SIGTERM (graceful) or SIGKILL to everything the command started.
+    async fn signal(&self, how: Stop) {
+        match (self, how) {
+            (Self::Plain { pgid, .. }, Stop::Graceful) => term_group(*pgid),
+            (Self::Plain { pgid, .. }, Stop::Immediate) => kill_group(*pgid),
+            (Self::Sandboxed(spawned), how) => spawned.stop(how == Stop::Immediate).await,
+        }
+    }
+}
+
 /// Runs `spec` to completion, deadline or stop request, and reaps its whole
-/// process group either way: background children die with the attempt.
+/// process tree either way: background children die with the attempt.
 pub async fn run_command(
     spec: &CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> AttemptOutcome {
+    let spawn_failed = |what: &str, e: &dyn std::fmt::Display| AttemptOutcome::SpawnFailed {
+        message: format!("{what}: {e}"),
+    };
     let open = |path: &PathBuf| OpenOptions::new().create(true).append(true).open(path);
     let (stdout, stderr) = match (open(&spec.stdout), open(&spec.stderr)) {
         (Ok(out), Ok(err)) => (out, err),
-        (Err(e), _) | (_, Err(e)) => {
-            return AttemptOutcome::SpawnFailed {
-                message: format!("open log files: {e}"),
-            };
-        }
+        (Err(e), _) | (_, Err(e)) => return spawn_failed("open log files", &e),
     };
+    let ((out_w, out_r), (err_w, err_r)) = match (output::pipe(), output::pipe()) {
+        (Ok(out), Ok(err)) => (out, err),
+        (Err(e), _) | (_, Err(e)) => return spawn_failed("create output pipes", &e),
+    };
+    let captures = [
+        tokio::spawn(output::capture(out_r, stdout, spec.max_output)),
+        tokio::spawn(output::capture(err_r, stderr, spec.max_output)),
+    ];
+    let running = match &spec.sandbox {
+        None => spawn_plain(spec, out_w, err_w),
+        Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w).await,
+    };
+    let outcome = match running {
+        Ok(mut running) => supervise(spec, &mut running, stop).await,
+        Err(outcome) => outcome,
+    };
+    // Every writer is gone by now (the tree was killed); a process that
+    // escaped an unconfined task's group may still hold a pipe, so the
+    // wait for the last output is bounded.
+    for capture in captures {
+        let abort = capture.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), capture)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+    outcome
+}
+
+fn spawn_plain(
+    spec: &CommandSpec,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> Result<Running, AttemptOutcome> {
     // An absolute path spares a PATH search (several failed execve calls)
     // per task; every POSIX system has /bin/sh.
-    let mut cmd = match &spec.sandbox {
-        None => Command::new("/bin/sh"),
-        Some(sandboxed) => {
-            let policy = match serde_json::to_string(&sandboxed.policy) {
-                Ok(json) => json,
-                Err(e) => {
-                    return AttemptOutcome::SpawnFailed {
-                        message: format!("encode the sandbox policy: {e}"),
-                    };
-                }
-            };
-            let mut cmd = Command::new(&sandboxed.helper);
-            cmd.args(["__sandbox", "--policy", &policy, "--", "/bin/sh"]);
-            // Nothing of the coordinator's environment reaches a sandboxed
-            // worker but what `env` lists (an allowlist built by the caller).
-            cmd.env_clear();
-            cmd
-        }
-    };
+    let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&spec.script)
         .current_dir(&spec.cwd)
@@ -84,60 +152,80 @@ pub async fn run_command(
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
+        .process_group(0)
         .kill_on_drop(true);
-    if spec.sandbox.is_none() {
-        // A sandboxed worker's helper calls setsid, which makes it the
-        // leader of a new group (and fails if it already leads one).
-        cmd.process_group(0);
+    let child = cmd.spawn().map_err(|e| AttemptOutcome::SpawnFailed {
+        message: format!("start `sh -c` in {}: {e}", spec.cwd.display()),
+    })?;
+    // The command holds our copies of the pipes' write ends: they must be
+    // closed for the captures to see the end of the output.
+    drop(cmd);
+    let pgid = child.id().ok_or_else(|| AttemptOutcome::SpawnFailed {
+        message: "the command exited before it could be tracked".into(),
+    })?;
+    Ok(Running::Plain { child, pgid })
+}
+
+async fn spawn_sandboxed(
+    spec: &CommandSpec,
+    sandboxed: &Sandboxed,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> Result<Running, AttemptOutcome> {
+    let failed = |message: String| AttemptOutcome::SpawnFailed { message };
+    let stdin =
+        std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
+    let request = SpawnRequest {
+        argv: vec!["/bin/sh".into(), "-c".into(), spec.script.clone()],
+        // Nothing of the coordinator's environment reaches a sandboxed
+        // worker but what `env` lists (an allowlist built by the caller).
+        env: spec.env.clone(),
+        cwd: spec.cwd.clone(),
+        policy: sandboxed.policy.clone(),
+        stdin: stdin.into(),
+        stdout,
+        stderr,
+    };
+    match sandboxed.launcher.spawn(request).await {
+        Ok(spawned) => Ok(Running::Sandboxed(spawned)),
+        Err(e) => Err(failed(e.to_string())),
     }
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            return AttemptOutcome::SpawnFailed {
-                message: format!("start `sh -c` in {}: {e}", spec.cwd.display()),
-            };
-        }
-    };
-    let Some(pgid) = child.id() else {
-        return AttemptOutcome::SpawnFailed {
-            message: "the command exited before it could be tracked".into(),
-        };
-    };
+}
+
+/// Waits for `running` to end, its deadline or a stop request; then stops
+/// whatever is left of it.
+async fn supervise(
+    spec: &CommandSpec,
+    running: &mut Running,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> AttemptOutcome {
     let deadline = async {
         match spec.deadline {
             Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
     };
-
     let (outcome, how) = tokio::select! {
-        status = child.wait() => {
-            kill_group(pgid);
-            return match status {
-                Ok(status) => match (status.code(), status.signal()) {
-                    (Some(code), _) => AttemptOutcome::Exited { code },
-                    (None, Some(signal)) => AttemptOutcome::Signaled { signal },
-                    (None, None) => AttemptOutcome::Exited { code: -1 },
-                },
-                Err(e) => AttemptOutcome::SpawnFailed { message: format!("wait for the command: {e}") },
-            };
+        outcome = running.wait() => {
+            // Whatever the command left running dies with it.
+            running.signal(Stop::Immediate).await;
+            return outcome;
         }
         () = deadline => (AttemptOutcome::TimedOut, Stop::Graceful),
         how = requested(stop, Stop::Graceful) => (AttemptOutcome::Cancelled, how),
     };
-
     if how == Stop::Graceful {
-        term_group(pgid);
+        running.signal(Stop::Graceful).await;
         tokio::select! {
-            _ = child.wait() => {}
+            _ = running.wait() => {}
             () = tokio::time::sleep(spec.grace) => {}
             _ = requested(stop, Stop::Immediate) => {}
         }
     }
-    kill_group(pgid);
-    let _ = child.wait().await;
+    running.signal(Stop::Immediate).await;
+    let _ = running.wait().await;
     // Anything that was still starting up when the leader died.
-    kill_group(pgid);
+    running.signal(Stop::Immediate).await;
     outcome
 }
 

@@ -7,6 +7,7 @@
 //! background process outlives its task.
 
 mod command;
+mod output;
 
 pub use command::{CommandSpec, Sandboxed, run_command};
 pub use swarm_protocol::AttemptOutcome;

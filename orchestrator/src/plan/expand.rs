@@ -362,6 +362,39 @@ fn resolve(
         })?),
     };
 
+    let size = |key: &str, value: Option<Spanned<String>>| -> Result<Option<u64>, PlanError> {
+        let Some(value) = value else { return Ok(None) };
+        match value.get_ref().trim().parse::<bytesize::ByteSize>() {
+            Ok(size) if size.as_u64() > 0 => Ok(Some(size.as_u64())),
+            Ok(_) => Err("must be more than zero".to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+        .map_err(|e| {
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid {key} `{}` for task `{id}`: {e}", value.get_ref()),
+                    Some(value.span()),
+                    "not a size",
+                )
+                .with_help("write sizes like \"512MiB\", \"2GiB\" or \"64KiB\"")
+        })
+    };
+    let memory = size("memory", pick(&fields.memory, &defaults.memory))?;
+    let max_output = size("max_output", pick(&fields.max_output, &defaults.max_output))?
+        .unwrap_or(super::DEFAULT_MAX_OUTPUT);
+    let processes = fields.processes.or(defaults.processes);
+    if processes == Some(0) {
+        return Err(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!("invalid processes `0` for task `{id}`"),
+                Some(span.clone()),
+                "in this task",
+            )
+            .with_help("`processes` counts the worker's processes and threads: at least 1"));
+    }
+
     let mut paths = Vec::new();
     for p in fields
         .paths
@@ -412,6 +445,10 @@ fn resolve(
             .isolation
             .or(defaults.isolation)
             .unwrap_or(Isolation::Worktree),
+        network: fields.network.or(defaults.network).unwrap_or_default(),
+        memory,
+        processes,
+        max_output,
     })
 }
 

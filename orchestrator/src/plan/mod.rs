@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{PlanError, PlanErrorKind, Source, did_you_mean};
-pub use schema::{OnFailure, SandboxMode};
+pub use schema::{NetworkMode, OnFailure, SandboxMode};
 use swarm_protocol::{Isolation, TaskKind};
 
 /// A checked plan, ready to be turned into a graph and run.
@@ -52,7 +52,17 @@ pub struct Task {
     pub verify: Option<String>,
     pub paths: Vec<String>,
     pub isolation: Isolation,
+    pub network: NetworkMode,
+    /// Address-space limit per process, in bytes.
+    pub memory: Option<u64>,
+    /// Processes and threads at once.
+    pub processes: Option<u64>,
+    /// Bytes of each output stream kept in the log.
+    pub max_output: u64,
 }
+
+/// Output kept per stream when the plan does not say.
+pub const DEFAULT_MAX_OUTPUT: u64 = 16 << 20;
 
 /// Reads and checks the plan at `path`.
 pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {

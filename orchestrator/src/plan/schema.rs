@@ -64,6 +64,17 @@ pub enum SandboxMode {
     None,
 }
 
+/// Network access of a sandboxed task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// No network: no TCP, UDP, DNS or raw sockets; Unix sockets only.
+    #[default]
+    None,
+    /// The host's network, unrestricted (explicit opt-in).
+    Full,
+}
+
 /// What happens to the rest of a run when a task fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -113,6 +124,22 @@ pub struct TaskFields {
     /// `worktree` (default): its own writable worktree. `readonly`: a shared
     /// checkout of its base commit; nothing is committed or merged.
     pub isolation: Option<swarm_protocol::Isolation>,
+    /// Network access of the sandboxed worker: `none` (default: no TCP, UDP
+    /// or DNS, only a loopback interface of its own) or `full` (explicit
+    /// opt-in: the host's network).
+    pub network: Option<NetworkMode>,
+    /// Memory limit per process of the worker (address space), e.g.
+    /// `"2GiB"`. Default: 16GiB.
+    #[schemars(with = "Option<String>")]
+    pub memory: Option<Spanned<String>>,
+    /// Most processes and threads the worker may have at once (fork bombs
+    /// stop there). Default: 4096.
+    #[schemars(range(min = 1))]
+    pub processes: Option<u64>,
+    /// Most bytes of each output stream (stdout, stderr) kept in the task's
+    /// log; the rest is dropped and the log says so. Default: 16MiB.
+    #[schemars(with = "Option<String>")]
+    pub max_output: Option<Spanned<String>>,
     /// Run the task once per combination of these values, substituting
     /// `{name}` in `id`, `deps`, `run`, `verify`, `prompt`, `paths` and `env`.
     #[schemars(with = "Option<BTreeMap<String, Vec<MatrixValue>>>")]

@@ -34,8 +34,8 @@ pub struct RunOptions {
 /// Confinement of a run's workers.
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
-    /// The sandbox helper: the `swarm` binary, run as `swarm __sandbox`.
-    pub helper: PathBuf,
+    /// The run's sandbox launcher (`swarm __sandbox`), already started.
+    pub launcher: swarm_sandbox::Launcher,
     /// The only variables of the coordinator's environment workers see
     /// (already filtered by the allowlist).
     pub env: Vec<(String, String)>,

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use git2::Oid;
 use swarm_protocol::{AttemptOutcome, Isolation, TaskStatus};
-use swarm_sandbox::Policy;
-use swarm_sandbox::Stop;
+use swarm_sandbox::{Network, Policy, Stop};
 use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::git::{GitError, Repo, Snapshot, Worktrees, merge_results, refs, snapshot};
-use crate::plan::Task;
+use crate::plan::{NetworkMode, Task};
 use crate::report::log_paths;
 
 /// What every task of a run shares.
@@ -264,9 +263,20 @@ async fn run_attempt(
         }
         env.extend(settings.env.iter().cloned());
         env.push(("HOME".into(), tmp.display().to_string()));
+        let mut policy = Policy::for_worker(read_write, read_only);
+        policy.network = match task.network {
+            NetworkMode::None => Network::None,
+            NetworkMode::Full => Network::Full,
+        };
+        if let Some(memory) = task.memory {
+            policy.limits.address_space = memory;
+        }
+        if let Some(processes) = task.processes {
+            policy.limits.processes = processes;
+        }
         Sandboxed {
-            helper: settings.helper.clone(),
-            policy: Policy::for_worker(read_write, read_only),
+            launcher: settings.launcher.clone(),
+            policy,
         }
     });
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -278,6 +288,7 @@ async fn run_attempt(
         stderr,
         deadline: task.timeout.map(|t| tokio::time::Instant::now() + t),
         grace: ctx.grace,
+        max_output: task.max_output,
         sandbox,
     };
     let outcome = run_command(&spec, stop).await;

@@ -63,15 +63,10 @@ pub enum Command {
     /// Print the JSON schema of plan files.
     #[command(hide = true)]
     Schema,
-    /// The sandbox helper: confine this process, then exec ARGV (internal).
+    /// The sandbox launcher: started by `swarm run` with a socket on fd 3,
+    /// it starts every sandboxed worker of the run (internal).
     #[command(name = "__sandbox", hide = true)]
-    Sandbox {
-        /// The policy, as JSON.
-        #[arg(long)]
-        policy: String,
-        #[arg(last = true, required = true)]
-        argv: Vec<std::ffi::OsString>,
-    },
+    Sandbox,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,7 +118,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         }
         Command::Status { run, json } => status(&cwd, run.as_deref(), json),
         Command::Doctor => doctor(),
-        Command::Sandbox { policy, argv } => Ok(sandbox_helper(&policy, &argv)),
+        Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
         Command::Schema => {
             print!("{}", plan::schema::json_schema());
             Ok(exit::SUCCESS)
@@ -292,20 +287,6 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         concurrency,
         grace: args.grace,
     };
-    let plan_path = args.plan.display().to_string();
-    let sandbox = match plan.sandbox {
-        SandboxMode::None => None,
-        SandboxMode::Landlock => Some(sandbox_settings(&plan_path, &plan.read_paths)?),
-    };
-    let options = RunOptions { sandbox, ..options };
-    let prepared = run::prepare(repo, plan, options).map_err(invalid_or_internal)?;
-    if prepared.options.sandbox.is_none() {
-        eprintln!(
-            "warning: sandbox = \"none\": tasks of run `{}` run UNCONFINED, with your permissions and environment",
-            prepared.run
-        );
-    }
-
     // One thread runs the dispatcher and every worker future: a child's exit
     // and the next spawn need no hop between threads (which cost ~20% over
     // `xargs -P` on 1,000 no-op tasks). Git work runs on the blocking pool.
@@ -314,6 +295,29 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
+    let plan_path = args.plan.display().to_string();
+    let sandbox = match plan.sandbox {
+        SandboxMode::None => None,
+        SandboxMode::Landlock => {
+            Some(runtime.block_on(sandbox_settings(&plan_path, &plan.read_paths))?)
+        }
+    };
+    let options = RunOptions { sandbox, ..options };
+    let prepared = run::prepare(repo, plan, options).map_err(invalid_or_internal)?;
+    match &prepared.options.sandbox {
+        None => eprintln!(
+            "warning: sandbox = \"none\": tasks of run `{}` run UNCONFINED, with your permissions and environment",
+            prepared.run
+        ),
+        Some(settings) => {
+            if let Some(why) = settings.launcher.degraded() {
+                eprintln!(
+                    "warning: user namespaces are unavailable ({why}): tasks run under Landlock + seccomp only, \
+                     so chmod, utime and xattr changes outside the worktree are not blocked (see `swarm doctor`)"
+                );
+            }
+        }
+    }
     let live = !args.quiet;
     let result = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(None);
@@ -331,19 +335,22 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
 }
 
-/// Fails closed: sandboxed runs need the kernel to enforce the sandbox.
-fn sandbox_settings(plan_path: &str, read_paths: &[String]) -> Result<SandboxSettings, Failure> {
-    if let Err(why) = swarm_sandbox::probe::probe().require() {
-        return Err(Failure::Invalid(anyhow!(
+/// Starts the run's sandbox launcher. Fails closed: sandboxed runs need
+/// the kernel to enforce the sandbox.
+async fn sandbox_settings(
+    plan_path: &str,
+    read_paths: &[String],
+) -> Result<SandboxSettings, Failure> {
+    let refuse = |why: String| {
+        Failure::Invalid(anyhow!(
             "start run: tasks cannot be sandboxed on this machine: {why}\n\
              help: `swarm doctor` shows what this kernel supports; to run without any confinement \
              (tasks get your permissions), set `sandbox = \"none\"` in the [swarm] table of {plan_path} \
              or pass --sandbox none"
-        )));
-    }
-    let helper = std::env::current_exe()
-        .context("find the swarm binary to use as the sandbox helper")
-        .map_err(Failure::Internal)?;
+        ))
+    };
+    swarm_sandbox::probe::probe().require().map_err(refuse)?;
+    let launcher = start_launcher().await.map_err(|e| refuse(e.to_string()))?;
     let env = std::env::vars()
         .filter(|(k, _)| swarm_sandbox::ENV_ALLOWLIST.contains(&k.as_str()) || k.starts_with("LC_"))
         .collect();
@@ -373,10 +380,17 @@ fn sandbox_settings(plan_path: &str, read_paths: &[String]) -> Result<SandboxSet
         read_only.push(path);
     }
     Ok(SandboxSettings {
-        helper,
+        launcher,
         env,
         read_only,
     })
+}
+
+/// Starts this binary as the sandbox launcher (`swarm __sandbox`).
+async fn start_launcher() -> anyhow::Result<swarm_sandbox::Launcher> {
+    let helper =
+        std::env::current_exe().context("find the swarm binary to use as the sandbox launcher")?;
+    Ok(swarm_sandbox::Launcher::start(&helper).await?)
 }
 
 /// `swarm doctor`: what this machine supports and what swarm will enforce.
@@ -401,17 +415,32 @@ fn doctor() -> Result<i32, Failure> {
         ),
     }
     println!("seccomp           {}", yes(support.seccomp));
-    println!(
-        "user namespaces   {}",
-        if support.user_namespaces {
-            "yes: namespace layer on (all but the worktree remounted read-only, no network interfaces)"
-        } else {
-            "no: Landlock + seccomp baseline only (chmod/utime/xattr outside the worktree not blocked)"
-        }
-    );
+    // Whether the namespace layer works is only known by trying it: sysctls
+    // do not show an AppArmor or container policy that refuses it.
+    let launcher = support.require().and_then(|()| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?
+            .block_on(async {
+                start_launcher()
+                    .await
+                    .map(|l| l.degraded().map(str::to_string))
+            })
+            .map_err(|e| format!("{e:#}"))
+    });
+    match &launcher {
+        Ok(None) => println!(
+            "namespaces        yes: user, mount, PID and network namespaces per task (namespace layer on)"
+        ),
+        Ok(Some(why)) => println!(
+            "namespaces        no ({why}): Landlock + seccomp baseline only (chmod/utime/xattr outside the worktree not blocked)"
+        ),
+        Err(_) => println!("namespaces        not tried"),
+    }
     println!("git               {git}");
-    match support.require() {
-        Ok(()) => {
+    match launcher {
+        Ok(_) => {
             println!("\nswarm enforces, for every sandboxed task:");
             println!(
                 "  files      write only in the task's worktree and private tmp (also HOME, TMPDIR);"
@@ -460,16 +489,4 @@ async fn forward_signals(stop: watch::Sender<Option<Stop>>) {
         }
         let _ = stop.send(Some(level));
     }
-}
-
-/// `swarm __sandbox`: runs in the worker's process, single-threaded, right
-/// after the coordinator spawned it. Returns only if confinement failed, and
-/// then nothing was started.
-fn sandbox_helper(policy: &str, argv: &[std::ffi::OsString]) -> i32 {
-    let error = match serde_json::from_str::<swarm_sandbox::Policy>(policy) {
-        Ok(policy) => swarm_sandbox::confine_and_exec(&policy, argv).to_string(),
-        Err(e) => format!("read the sandbox policy: {e}"),
-    };
-    eprintln!("swarm sandbox: failed to {error}; the task was not started");
-    exit::SANDBOX_FAILED
 }

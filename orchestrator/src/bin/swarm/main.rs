@@ -11,8 +11,8 @@ use swarm_orchestrator::exit;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    // The sandbox helper must stay single-threaded and quiet until it execs.
-    if !matches!(args.command, cli::Command::Sandbox { .. }) {
+    // The sandbox launcher must stay single-threaded and quiet.
+    if !matches!(args.command, cli::Command::Sandbox) {
         init_tracing(args.log_file.as_deref());
     }
     let code = match cli::main(args) {

@@ -1,0 +1,247 @@
+//! What runs in the launcher's children, between `fork` and `execve`.
+//!
+//! Everything a child needs (C strings, the Landlock ruleset, the compiled
+//! seccomp filters) is prepared by the launcher before it forks, so the
+//! child only makes system calls. The launcher is single-threaded, so a
+//! forked child may still allocate (error messages do).
+//!
+//! Namespace layer: the launcher `clone`s the worker's init with new mount
+//! and PID namespaces. Init makes the writable paths writable, mounts a
+//! fresh `/proc`, caps the process count, leaves the network, then forks
+//! the worker and waits. SIGTERM sent to init is passed on to every process
+//! in the namespace; when the worker ends, init reports its status and
+//! exits, and the kernel kills whatever is left.
+//!
+//! Order in the worker matters: signal mask and session first (its own
+//! process group, no controlling terminal), then fds, directory, limits,
+//! capabilities, `no_new_privs`, Landlock, and seccomp last (it forbids
+//! calls the earlier steps need).
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, RawFd};
+
+use landlock::RulesetCreated;
+use seccompiler::BpfProgram;
+
+use crate::confine;
+use crate::namespaces::{self, TaskMounts};
+use crate::policy::Policy;
+use crate::seccomp;
+
+/// Everything a worker's process needs, built before the fork.
+pub(super) struct Prepared<'a> {
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    pub cwd: CString,
+    /// (fd received from the coordinator, where it lands in the worker).
+    pub fds: Vec<(RawFd, RawFd)>,
+    /// Fds above 2 that stay open in the worker.
+    pub keep: Vec<RawFd>,
+    pub policy: &'a Policy,
+    pub ruleset: RulesetCreated,
+    pub filters: &'a [BpfProgram; 2],
+    /// Write end of the failure pipe (close-on-exec).
+    pub errors: RawFd,
+}
+
+/// Exit code of a child whose confinement failed (the reason is on the
+/// failure pipe).
+const EXIT_CONFINE: i32 = 125;
+
+/// Starts the worker's init in new mount and PID namespaces; returns its
+/// (host) pid.
+pub(super) fn spawn_in_namespaces(
+    prepared: Prepared<'_>,
+    mounts: &TaskMounts,
+    status: &std::os::fd::OwnedFd,
+) -> Result<i32, String> {
+    let flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::SIGCHLD;
+    // SAFETY: a fork-like clone (no new stack, no shared memory) from a
+    // single-threaded process; the child never returns from `init`.
+    #[allow(unsafe_code)]
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match pid {
+        -1 => Err(format!(
+            "start the worker's init (clone): {}",
+            std::io::Error::last_os_error()
+        )),
+        0 => init(prepared, mounts, status.as_raw_fd()),
+        pid => i32::try_from(pid).map_err(|e| e.to_string()),
+    }
+}
+
+/// Starts the worker directly (baseline, no namespaces); returns its pid.
+pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
+    // SAFETY: fork from a single-threaded process; the child never returns.
+    #[allow(unsafe_code)]
+    match unsafe { libc::fork() } {
+        -1 => Err(format!(
+            "start the worker (fork): {}",
+            std::io::Error::last_os_error()
+        )),
+        0 => worker(prepared, true),
+        pid => Ok(pid),
+    }
+}
+
+/// Writes `message` to the failure pipe and exits.
+fn fail(errors: RawFd, message: &str) -> ! {
+    // SAFETY: writing a local buffer, then leaving without running any
+    // of the parent's destructors or atexit handlers.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::write(errors, message.as_ptr().cast(), message.len());
+        libc::_exit(EXIT_CONFINE)
+    }
+}
+
+/// Pid 1 of the worker's namespace.
+fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
+    // SAFETY: prctl with integer arguments.
+    #[allow(unsafe_code)]
+    unsafe {
+        // The launcher dies with the coordinator; init (and so the whole
+        // namespace) dies with the launcher.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    }
+    let capped = match namespaces::isolate_task(mounts) {
+        Ok(capped) => capped,
+        Err(message) => fail(prepared.errors, &message),
+    };
+    // Landlock ignores rules on a covered mount point: the fresh /proc needs
+    // a rule of its own, which only exists now.
+    prepared.ruleset = match confine::allow_read(prepared.ruleset, std::path::Path::new("/proc")) {
+        Ok(ruleset) => ruleset,
+        Err(e) => fail(prepared.errors, &format!("confine the worker: {e}")),
+    };
+    // SAFETY: fork from this single-threaded process.
+    #[allow(unsafe_code)]
+    let child = unsafe { libc::fork() };
+    match child {
+        -1 => fail(
+            prepared.errors,
+            &format!(
+                "start the worker (fork): {}",
+                std::io::Error::last_os_error()
+            ),
+        ),
+        0 => worker(prepared, !capped),
+        _ => {}
+    }
+    // Init keeps nothing of the launcher's but the status pipe: the
+    // coordinator's socket, the worker's fds and the failure pipe are the
+    // worker's business (a held pipe would keep the coordinator reading).
+    if confine::close_fds(&[status]).is_err() {
+        // SAFETY: leaving; the kernel kills the namespace with us.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::_exit(EXIT_CONFINE)
+        };
+    }
+    // SAFETY: signal set handling and waits on our own children, with
+    // valid pointers to locals.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        loop {
+            let sig = libc::sigwaitinfo(&set, std::ptr::null_mut());
+            if sig == libc::SIGTERM || sig == libc::SIGINT || sig == libc::SIGHUP {
+                // Every process of the namespace but init itself.
+                libc::kill(-1, sig);
+                continue;
+            }
+            loop {
+                let mut wstatus = 0;
+                let pid = libc::waitpid(-1, &mut wstatus, libc::WNOHANG);
+                if pid <= 0 {
+                    break;
+                }
+                if pid == child {
+                    let bytes = wstatus.to_ne_bytes();
+                    libc::write(status, bytes.as_ptr().cast(), bytes.len());
+                    // Leaving ends the namespace: the kernel kills
+                    // everything the worker left behind.
+                    libc::_exit(0);
+                }
+            }
+        }
+    }
+}
+
+/// The worker's own process: confine, then `execve` (`argv[0]` is a path).
+fn worker(mut prepared: Prepared<'_>, nproc_limit: bool) -> ! {
+    let errors = prepared.errors;
+    let argv_c = std::mem::take(&mut prepared.argv);
+    let env_c = std::mem::take(&mut prepared.env);
+    if let Err(message) = confine_worker(prepared, nproc_limit) {
+        fail(errors, &format!("confine the worker: {message}"));
+    }
+    let Some(program) = argv_c.first() else {
+        fail(errors, "start the worker: no command given");
+    };
+    let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env_c.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: null-terminated arrays of pointers into CStrings that live
+    // until execve replaces this process.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    }
+    fail(
+        errors,
+        &format!(
+            "start {}: {}",
+            program.to_string_lossy(),
+            std::io::Error::last_os_error()
+        ),
+    )
+}
+
+fn confine_worker(p: Prepared<'_>, nproc_limit: bool) -> Result<(), String> {
+    let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: plain syscalls on this process with valid local pointers.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        // A new session: no controlling terminal (so no TIOCSTI into the
+        // user's shell), and a process group of its own for group kills.
+        if libc::setsid() == -1 {
+            return Err(os("detach from the terminal (setsid)"));
+        }
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        // Move the received fds out of the way of every target first, so
+        // that no dup2 overwrites a source still to be placed.
+        let mut moved = Vec::with_capacity(p.fds.len());
+        for &(src, dst) in &p.fds {
+            let high = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 1024);
+            if high == -1 {
+                return Err(os("place the worker's file descriptors"));
+            }
+            moved.push((high, dst));
+        }
+        for (high, dst) in moved {
+            if libc::dup2(high, dst) == -1 {
+                return Err(os("place the worker's file descriptors"));
+            }
+        }
+        if libc::chdir(p.cwd.as_ptr()) == -1 {
+            return Err(os(&format!("enter {}", p.cwd.to_string_lossy())));
+        }
+    }
+    confine::set_limits(p.policy, nproc_limit).map_err(|e| e.to_string())?;
+    confine::drop_capabilities().map_err(|e| e.to_string())?;
+    confine::no_new_privs().map_err(|e| e.to_string())?;
+    confine::restrict(p.ruleset).map_err(|e| e.to_string())?;
+    let mut keep = p.keep.clone();
+    keep.push(p.errors);
+    confine::close_fds(&keep).map_err(|e| e.to_string())?;
+    seccomp::apply(p.filters).map_err(|e| format!("install the seccomp filter: {e}"))
+}

@@ -1,0 +1,357 @@
+//! The coordinator's side of the launcher: starts `swarm __sandbox` once per
+//! run, sends it spawn and stop requests, and routes each worker's end back
+//! to whoever is waiting for it.
+
+use std::collections::HashMap;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
+};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+
+use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Reply, Request};
+use crate::policy::Policy;
+
+/// Why the launcher could not be started or used.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("start the sandbox launcher {helper}: {source}")]
+    Start {
+        helper: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("start the sandbox launcher: {0}")]
+    Refused(String),
+    #[error("talk to the sandbox launcher: {0}")]
+    Channel(std::io::Error),
+    #[error("talk to the sandbox launcher: it exited")]
+    Gone,
+    #[error("start a sandboxed worker: at most {MAX_FDS} file descriptors can be passed")]
+    TooManyFds,
+}
+
+/// How a sandboxed worker ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    Exited(i32),
+    Signaled(i32),
+    /// Confinement failed: the worker's command never ran.
+    Failed(String),
+    /// The launcher died; the worker died with it.
+    LauncherGone,
+}
+
+/// One worker to start.
+#[derive(Debug)]
+pub struct SpawnRequest {
+    /// `argv[0]` is the program's path (no PATH search).
+    pub argv: Vec<String>,
+    /// The worker's whole environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub policy: Policy,
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+type Waiters = Mutex<HashMap<u64, oneshot::Sender<Exit>>>;
+
+struct Inner {
+    sock: Arc<AsyncFd<OwnedFd>>,
+    next_id: AtomicU64,
+    waiters: Arc<Waiters>,
+    degraded: Option<String>,
+    // Kept so the launcher is reaped (and killed if still there) with us.
+    _process: tokio::process::Child,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The launcher sees the end of its requests, stops whatever still
+        // runs and exits; the reply reader then sees it go.
+        let _ = nix::sys::socket::shutdown(
+            self.sock.get_ref().as_raw_fd(),
+            nix::sys::socket::Shutdown::Write,
+        );
+    }
+}
+
+/// A running launcher. Cheap to clone; the launcher exits when the last
+/// clone is dropped and the coordinator closes the socket (or dies).
+#[derive(Clone)]
+pub struct Launcher {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launcher")
+            .field("degraded", &self.inner.degraded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Launcher {
+    /// Starts `helper __sandbox` (the `swarm` binary) and waits until it is
+    /// ready. Fails when the machine cannot enforce the sandbox.
+    pub async fn start(helper: &Path) -> Result<Self, LaunchError> {
+        let start_err = |source| LaunchError::Start {
+            helper: helper.to_path_buf(),
+            source,
+        };
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| start_err(e.into()))?;
+        let mut cmd = tokio::process::Command::new(helper);
+        cmd.arg("__sandbox")
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            // Its own group: a Ctrl-C at the terminal reaches the
+            // coordinator, which stops workers gracefully through it.
+            .process_group(0)
+            .kill_on_drop(true);
+        let raw = theirs.as_raw_fd();
+        // SAFETY: dup2 is async-signal-safe; it places the socket at the
+        // fd the launcher expects (clearing close-on-exec on the copy).
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(raw, CHANNEL_FD) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let process = cmd.spawn().map_err(start_err)?;
+        drop(theirs);
+        set_nonblocking(&ours).map_err(LaunchError::Channel)?;
+        // SAFETY: `ours` is an OwnedFd, so the descriptor stays open (and is
+        // not reused) for as long as the registration that owns it.
+        #[allow(unsafe_code)]
+        let sock = unsafe { AsyncFd::register(ours) }
+            .map_err(|e| LaunchError::Channel(std::io::Error::other(e.to_string())))?;
+        let mut buf = vec![0u8; 64 << 10];
+        let degraded = match recv(&sock, &mut buf).await? {
+            Some(Reply::Ready { degraded }) => degraded,
+            Some(Reply::Fatal { message }) => return Err(LaunchError::Refused(message)),
+            Some(other) => {
+                return Err(LaunchError::Refused(format!(
+                    "unexpected first message {other:?}"
+                )));
+            }
+            None => return Err(LaunchError::Gone),
+        };
+        let inner = Arc::new(Inner {
+            sock: Arc::new(sock),
+            next_id: AtomicU64::new(1),
+            waiters: Arc::new(Mutex::new(HashMap::new())),
+            degraded,
+            _process: process,
+        });
+        tokio::spawn(read_replies(
+            Arc::clone(&inner.sock),
+            Arc::clone(&inner.waiters),
+            buf,
+        ));
+        Ok(Self { inner })
+    }
+
+    /// Why the namespace layer is off (Landlock + seccomp only), if it is.
+    pub fn degraded(&self) -> Option<&str> {
+        self.inner.degraded.as_deref()
+    }
+
+    /// Starts a worker. Returns once the request is sent; confinement
+    /// failures arrive as [`Exit::Failed`].
+    pub async fn spawn(&self, request: SpawnRequest) -> Result<Spawned, LaunchError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let SpawnRequest {
+            argv,
+            env,
+            cwd,
+            policy,
+            stdin,
+            stdout,
+            stderr,
+        } = request;
+        let mut fds = vec![stdin, stdout, stderr];
+        let mut targets = vec![0, 1, 2];
+        // `keep_fds` name fds of the coordinator to pass on unchanged.
+        for &fd in &policy.keep_fds {
+            // SAFETY: the caller asked for this fd of ours to be passed on;
+            // we only duplicate it.
+            #[allow(unsafe_code)]
+            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+            if dup == -1 {
+                return Err(LaunchError::Channel(std::io::Error::last_os_error()));
+            }
+            // SAFETY: `dup` is a fresh descriptor we own.
+            #[allow(unsafe_code)]
+            fds.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) });
+            targets.push(fd);
+        }
+        if fds.len() > MAX_FDS {
+            return Err(LaunchError::TooManyFds);
+        }
+        let message = Request::Spawn {
+            id,
+            argv,
+            env,
+            cwd,
+            policy: Box::new(policy),
+            fds: targets,
+        };
+        let (tx, rx) = oneshot::channel();
+        self.waiters().insert(id, tx);
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        if let Err(e) = self.send(&message, &raw).await {
+            self.waiters().remove(&id);
+            return Err(e);
+        }
+        Ok(Spawned {
+            id,
+            exit: Some(rx),
+            launcher: self.clone(),
+        })
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Exit>>> {
+        lock(&self.inner.waiters)
+    }
+
+    async fn send(&self, request: &Request, fds: &[RawFd]) -> Result<(), LaunchError> {
+        let bytes = serde_json::to_vec(request)
+            .map_err(|e| LaunchError::Channel(std::io::Error::other(e)))?;
+        if bytes.len() > MAX_MESSAGE {
+            return Err(LaunchError::Channel(std::io::Error::other(
+                "the request is too large (a script over 1 MiB?)",
+            )));
+        }
+        let iov = [IoSlice::new(&bytes)];
+        let rights = [ControlMessage::ScmRights(fds)];
+        let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
+        self.inner
+            .sock
+            .async_io(Interest::WRITABLE, |sock| {
+                sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)
+                    .map_err(std::io::Error::from)
+            })
+            .await
+            .map(drop)
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::EPIPE) {
+                    LaunchError::Gone
+                } else {
+                    LaunchError::Channel(e)
+                }
+            })
+    }
+}
+
+/// A worker the launcher was asked to start.
+#[derive(Debug)]
+pub struct Spawned {
+    id: u64,
+    exit: Option<oneshot::Receiver<Exit>>,
+    launcher: Launcher,
+}
+
+impl Spawned {
+    /// Waits for the worker to end (cancel-safe).
+    pub async fn wait(&mut self) -> Exit {
+        let Some(rx) = self.exit.as_mut() else {
+            return Exit::LauncherGone;
+        };
+        let exit = rx.await.unwrap_or(Exit::LauncherGone);
+        self.exit = None;
+        exit
+    }
+
+    /// Asks the worker to stop: SIGTERM to every process in it, or, with
+    /// `kill`, SIGKILL to all of it at once.
+    pub async fn stop(&self, kill: bool) {
+        let _ = self
+            .launcher
+            .send(&Request::Stop { id: self.id, kill }, &[])
+            .await;
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    #[allow(unsafe_code)]
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags == -1 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == -1
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// One reply; `None` when the launcher closed the socket.
+async fn recv(sock: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> Result<Option<Reply>, LaunchError> {
+    let len = sock
+        .async_io(Interest::READABLE, |sock| {
+            let mut iov = [IoSliceMut::new(buf)];
+            recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::empty())
+                .map(|m| m.bytes)
+                .map_err(std::io::Error::from)
+        })
+        .await
+        .map_err(LaunchError::Channel)?;
+    if len == 0 {
+        return Ok(None);
+    }
+    serde_json::from_slice(&buf[..len])
+        .map(Some)
+        .map_err(|e| LaunchError::Channel(std::io::Error::other(e)))
+}
+
+fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Exit>>> {
+    waiters
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Routes every worker's end to its waiter until the launcher goes away;
+/// then every waiter learns that its worker is gone too.
+async fn read_replies(sock: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Waiters>, mut buf: Vec<u8>) {
+    loop {
+        let (id, exit) = match recv(&sock, &mut buf).await {
+            Ok(Some(Reply::Exited { id, code, signal })) => (
+                id,
+                match (code, signal) {
+                    (Some(code), _) => Exit::Exited(code),
+                    (None, Some(signal)) => Exit::Signaled(signal),
+                    (None, None) => Exit::Exited(-1),
+                },
+            ),
+            Ok(Some(Reply::Failed { id, message })) => (id, Exit::Failed(message)),
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => {
+                for (_, tx) in std::mem::take(&mut *lock(&waiters)) {
+                    let _ = tx.send(Exit::LauncherGone);
+                }
+                return;
+            }
+        };
+        if let Some(tx) = lock(&waiters).remove(&id) {
+            let _ = tx.send(exit);
+        }
+    }
+}

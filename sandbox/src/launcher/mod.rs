@@ -1,0 +1,78 @@
+//! The sandbox launcher: one helper process per run that starts every
+//! sandboxed worker.
+//!
+//! The coordinator is multi-threaded, and Landlock, user namespaces and
+//! seccomp must be set up by a single-threaded process; re-executing a
+//! helper for every worker costs two `execve`s of a large binary per task
+//! (that made a sandboxed spawn ~6x a plain one). So the `swarm` binary is
+//! re-executed once per run (`swarm __sandbox`), enters the run-wide
+//! namespaces, and then serves spawn requests over a Unix socket: for each
+//! one it builds the worker's Landlock ruleset, forks, confines the child
+//! and `execve`s the worker, and reports the worker's end.
+//!
+//! With the namespace layer on, each worker is the child of a tiny init
+//! process (pid 1 of the worker's own PID namespace, see [`child`]): when
+//! the worker ends, init exits and the kernel kills everything left in the
+//! namespace, so nothing a worker starts can outlive it, double-forked
+//! daemons included.
+//!
+//! Wire format: one JSON message per `SOCK_SEQPACKET` packet; a spawn
+//! request carries the worker's stdin, stdout, stderr and any further fds
+//! (`Policy::keep_fds`) as `SCM_RIGHTS`. Every spawn gets exactly one
+//! answer, [`Reply::Exited`] or [`Reply::Failed`].
+
+mod child;
+mod client;
+mod server;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Policy;
+
+pub use client::{Exit, LaunchError, Launcher, SpawnRequest, Spawned};
+pub use server::serve;
+
+/// The fd on which the launcher finds its socket to the coordinator.
+pub const CHANNEL_FD: i32 = 3;
+
+/// Largest message on the socket (a spawn request with its script).
+const MAX_MESSAGE: usize = 1 << 20;
+
+/// Most fds one request may carry.
+const MAX_FDS: usize = 16;
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Request {
+    /// Start a worker. The packet carries one fd per entry of `fds`, which
+    /// says where each lands in the worker (0, 1, 2, then `keep_fds`).
+    Spawn {
+        id: u64,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: PathBuf,
+        policy: Box<Policy>,
+        fds: Vec<i32>,
+    },
+    /// Stop worker `id`: SIGTERM to everything in it (`kill: false`) or
+    /// SIGKILL to all of it at once.
+    Stop { id: u64, kill: bool },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Reply {
+    /// The launcher is ready; `degraded` says why the namespace layer is
+    /// off, if it is.
+    Ready { degraded: Option<String> },
+    /// The launcher cannot work at all.
+    Fatal { message: String },
+    /// The worker ended.
+    Exited {
+        id: u64,
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// The worker could not be started (confinement failed): nothing ran.
+    Failed { id: u64, message: String },
+}

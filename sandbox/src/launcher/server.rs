@@ -1,0 +1,428 @@
+//! The launcher process (`swarm __sandbox`): sets up the run-wide
+//! namespaces once, then serves spawn and stop requests from the
+//! coordinator until its socket closes. Single-threaded by design: Landlock,
+//! `unshare(CLONE_NEWUSER)` and forking all require it.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use seccompiler::BpfProgram;
+
+use super::child::{self, Prepared};
+use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Reply, Request};
+use crate::namespaces::{self, Base, NamespaceError, TaskMounts};
+use crate::policy::{Network, Policy};
+use crate::{confine, seccomp};
+
+/// Exit code of the launcher when it cannot serve at all.
+const EXIT_FATAL: i32 = 125;
+
+/// A worker the launcher started and has not reaped yet.
+struct Worker {
+    id: u64,
+    /// Read end of the pipe on which the worker's confinement reports a
+    /// failure (closed unread by a successful `execve`).
+    errors: OwnedFd,
+    /// Namespace layer: read end of the pipe on which init reports the
+    /// worker's wait status. `None` in the baseline, where `pid` is the
+    /// worker itself (and leads its process group).
+    status: Option<OwnedFd>,
+}
+
+struct Server {
+    sock: OwnedFd,
+    base: Option<Base>,
+    filters: HashMap<Network, [BpfProgram; 2]>,
+    workers: HashMap<i32, Worker>,
+    by_id: HashMap<u64, i32>,
+    sigchld: OwnedFd,
+    buf: Vec<u8>,
+}
+
+/// Runs the launcher on the socket at [`CHANNEL_FD`]. Returns the process's
+/// exit code once the coordinator closes the socket.
+pub fn serve() -> i32 {
+    // SAFETY: the coordinator passes the socket as fd 3; nothing else in
+    // this fresh process owns it.
+    #[allow(unsafe_code)]
+    let sock = unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) };
+    let mut server = match Server::new(sock) {
+        Ok(server) => server,
+        Err((sock, message)) => {
+            let _ = send(sock.as_raw_fd(), &Reply::Fatal { message });
+            return EXIT_FATAL;
+        }
+    };
+    server.run();
+    0
+}
+
+fn errno(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+impl Server {
+    fn new(sock: OwnedFd) -> Result<Self, (OwnedFd, String)> {
+        let fail = |sock, message| Err((sock, message));
+        // SAFETY: plain syscalls on our own process and fds.
+        #[allow(unsafe_code)]
+        let sigchld = unsafe {
+            libc::fcntl(sock.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+            // Blocked here, so inherited blocked by every init process,
+            // which waits for them with sigwaitinfo; workers unblock all.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+                libc::sigaddset(&mut set, sig);
+            }
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            let mut chld: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut chld);
+            libc::sigaddset(&mut chld, libc::SIGCHLD);
+            let fd = libc::signalfd(-1, &chld, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+            if fd == -1 {
+                return fail(sock, errno("create a signalfd for SIGCHLD"));
+            }
+            OwnedFd::from_raw_fd(fd)
+        };
+        if let Err(why) = crate::probe::probe().require() {
+            return fail(sock, why);
+        }
+        let (base, degraded) = match namespaces::enter_base() {
+            Ok(base) => (Some(base), None),
+            // Without user namespaces, Landlock and seccomp still hold.
+            Err(NamespaceError::Unavailable(e)) => (None, Some(e.to_string())),
+            Err(e) => return fail(sock, e.to_string()),
+        };
+        let server = Self {
+            sock,
+            base,
+            filters: HashMap::new(),
+            workers: HashMap::new(),
+            by_id: HashMap::new(),
+            sigchld,
+            buf: vec![0; MAX_MESSAGE],
+        };
+        if send(server.sock.as_raw_fd(), &Reply::Ready { degraded }).is_err() {
+            return fail(server.sock, "answer the coordinator".into());
+        }
+        Ok(server)
+    }
+
+    fn run(&mut self) {
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.sock.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.sigchld.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfds.
+            #[allow(unsafe_code)]
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if n == -1 {
+                if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            if fds[1].revents != 0 {
+                self.reap();
+            }
+            if fds[0].revents != 0 && !self.serve_one() {
+                break;
+            }
+        }
+        // The coordinator is gone (or closed the socket): nothing may run
+        // without it.
+        for &pid in self.workers.keys() {
+            kill_worker(pid, self.base.is_some(), libc::SIGKILL);
+        }
+    }
+
+    /// Handles one request; false when the socket is closed.
+    fn serve_one(&mut self) -> bool {
+        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let mut iov = [IoSliceMut::new(&mut self.buf)];
+        let msg = match recvmsg::<()>(
+            self.sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => msg,
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => return true,
+            Err(_) => return false,
+        };
+        let len = msg.bytes;
+        let truncated = msg
+            .flags
+            .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+        let mut fds = Vec::new();
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                if let ControlMessageOwned::ScmRights(raw) = c {
+                    // SAFETY: the kernel just installed these fds for us.
+                    #[allow(unsafe_code)]
+                    fds.extend(
+                        raw.into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
+                }
+            }
+        }
+        if len == 0 {
+            return false;
+        }
+        let request = match serde_json::from_slice::<Request>(&self.buf[..len]) {
+            Ok(request) if !truncated => request,
+            // A broken request cannot be answered by id: give up, which
+            // the coordinator sees as a dead launcher (and fails closed).
+            _ => return false,
+        };
+        match request {
+            Request::Spawn {
+                id,
+                argv,
+                env,
+                cwd,
+                policy,
+                fds: targets,
+            } => {
+                if let Err(message) = self.spawn(id, &argv, &env, &cwd, &policy, &targets, fds) {
+                    let _ = send(self.sock.as_raw_fd(), &Reply::Failed { id, message });
+                }
+            }
+            Request::Stop { id, kill } => {
+                if let Some(&pid) = self.by_id.get(&id) {
+                    let sig = if kill { libc::SIGKILL } else { libc::SIGTERM };
+                    kill_worker(pid, self.base.is_some(), sig);
+                }
+            }
+        }
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        &mut self,
+        id: u64,
+        argv: &[String],
+        env: &[(String, String)],
+        cwd: &std::path::Path,
+        policy: &Policy,
+        targets: &[i32],
+        fds: Vec<OwnedFd>,
+    ) -> Result<(), String> {
+        if fds.len() != targets.len() {
+            return Err(format!(
+                "receive the worker's file descriptors ({} of {})",
+                fds.len(),
+                targets.len()
+            ));
+        }
+        let cstring = |s: &[u8]| CString::new(s).map_err(|e| format!("pass `{e}` to execve"));
+        let argv = argv
+            .iter()
+            .map(|a| cstring(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if argv.is_empty() {
+            return Err("start the worker: no command given".into());
+        }
+        let env = env
+            .iter()
+            .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cwd = cstring(cwd.as_os_str().as_bytes())?;
+        let ruleset = confine::ruleset(policy).map_err(|e| e.to_string())?;
+        let filters = match self.filters.entry(policy.network) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                seccomp::compile_filters(policy.network)
+                    .map_err(|e| format!("compile the seccomp filter: {e}"))?,
+            ),
+        };
+        let mounts = self.base.as_ref().map(|base| TaskMounts {
+            writable: policy
+                .read_write
+                .iter()
+                .filter(|p| p.exists())
+                .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
+                .collect(),
+            pid_max: Some(policy.limits.processes),
+            no_network: (policy.network == Network::None).then(|| base.no_network.as_raw_fd()),
+        });
+        let (errors_r, errors_w) = pipe()?;
+        let (status_r, status_w) = match mounts {
+            Some(_) => {
+                let (r, w) = pipe()?;
+                (Some(r), Some(w))
+            }
+            None => (None, None),
+        };
+        let prepared = Prepared {
+            argv,
+            env,
+            cwd,
+            fds: fds
+                .iter()
+                .map(AsRawFd::as_raw_fd)
+                .zip(targets.iter().copied())
+                .collect(),
+            keep: targets.to_vec(),
+            policy,
+            ruleset,
+            filters,
+            errors: errors_w.as_raw_fd(),
+        };
+        let pid = match (&mounts, &status_w) {
+            (Some(mounts), Some(status)) => child::spawn_in_namespaces(prepared, mounts, status),
+            _ => child::spawn_plain(prepared),
+        }?;
+        self.workers.insert(
+            pid,
+            Worker {
+                id,
+                errors: errors_r,
+                status: status_r,
+            },
+        );
+        self.by_id.insert(id, pid);
+        Ok(())
+    }
+
+    /// Reaps every ended worker and reports it.
+    fn reap(&mut self) {
+        let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+        // SAFETY: reading into a buffer of the right size; nonblocking fd.
+        #[allow(unsafe_code)]
+        while unsafe {
+            libc::read(
+                self.sigchld.as_raw_fd(),
+                info.as_mut_ptr().cast(),
+                info.len(),
+            )
+        } > 0
+        {}
+        loop {
+            let mut status = 0;
+            // SAFETY: `status` is a valid out pointer.
+            #[allow(unsafe_code)]
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            let Some(worker) = self.workers.remove(&pid) else {
+                continue;
+            };
+            self.by_id.remove(&worker.id);
+            let reply = self.ended(pid, status, &worker);
+            let _ = send(self.sock.as_raw_fd(), &reply);
+        }
+    }
+
+    fn ended(&self, pid: i32, status: i32, worker: &Worker) -> Reply {
+        let id = worker.id;
+        let failure = read_all(worker.errors.as_fd());
+        if !failure.is_empty() {
+            return Reply::Failed {
+                id,
+                message: String::from_utf8_lossy(&failure).into_owned(),
+            };
+        }
+        let status = match &worker.status {
+            // Init reports the worker's own status; without it, init itself
+            // was killed (a stop with SIGKILL), which took the worker along.
+            Some(fd) => match <[u8; 4]>::try_from(read_all(fd.as_fd()).as_slice()) {
+                Ok(bytes) => i32::from_ne_bytes(bytes),
+                Err(_) => status,
+            },
+            None => {
+                // Whatever the worker left in its group dies with it.
+                kill_worker(pid, false, libc::SIGKILL);
+                status
+            }
+        };
+        if libc::WIFEXITED(status) {
+            Reply::Exited {
+                id,
+                code: Some(libc::WEXITSTATUS(status)),
+                signal: None,
+            }
+        } else {
+            Reply::Exited {
+                id,
+                code: None,
+                signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+            }
+        }
+    }
+}
+
+/// Signals worker `pid`: with the namespace layer, `pid` is the worker's
+/// init (SIGTERM is passed on to every process in the namespace, SIGKILL
+/// ends the namespace); in the baseline, its process group.
+fn kill_worker(pid: i32, namespaced: bool, sig: i32) {
+    // SAFETY: kill takes no pointers; `pid` is our unreaped child, so it
+    // cannot have been reused.
+    #[allow(unsafe_code)]
+    unsafe {
+        if namespaced || libc::kill(-pid, sig) == -1 {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) == -1 {
+            return Err(errno("create a pipe"));
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+/// Everything left in a pipe whose writers are all gone.
+fn read_all(fd: BorrowedFd<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // SAFETY: reading into a local buffer.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        match usize::try_from(n) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+        if out.len() > 64 << 10 {
+            break;
+        }
+    }
+    out
+}
+
+fn send(sock: RawFd, reply: &Reply) -> Result<(), ()> {
+    let bytes = serde_json::to_vec(reply).map_err(drop)?;
+    let iov = [IoSlice::new(&bytes)];
+    let no_fds: [ControlMessage<'_>; 0] = [];
+    loop {
+        match sendmsg::<()>(sock, &iov, &no_fds, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return Err(()),
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Captured output: a worker writes to a pipe, and the coordinator copies
+//! it into the task's log file, up to a limit. A worker that floods its
+//! output (by bug or on purpose) cannot fill the disk; past the limit the
+//! rest is read and dropped, so the worker never blocks on a full pipe, and
+//! the log ends with a line saying how much was dropped.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+
+/// A pipe for one output stream: the end the worker writes to (blocking,
+/// close-on-exec in the coordinator) and the end the coordinator reads.
+pub(crate) fn pipe() -> std::io::Result<(OwnedFd, pipe::Receiver)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((write, pipe::Receiver::from_owned_fd(read)?))
+}
+
+/// Copies `from` into `log` until the writers are gone, keeping at most
+/// `limit` bytes. Returns the number of bytes dropped.
+pub(crate) async fn capture(mut from: pipe::Receiver, mut log: File, limit: u64) -> u64 {
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut kept, mut dropped) = (0u64, 0u64);
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let room = usize::try_from(limit.saturating_sub(kept)).unwrap_or(usize::MAX);
+        let take = n.min(room);
+        // A failing log write (disk full) must not stop the draining: the
+        // worker would block on a full pipe.
+        if take > 0 && log.write_all(&buf[..take]).is_ok() {
+            kept += take as u64;
+        }
+        dropped += (n - take) as u64;
+    }
+    if dropped > 0 {
+        let _ = writeln!(
+            log,
+            "\n[swarm: output truncated: {dropped} more bytes were dropped (the limit is {limit} bytes, `max_output` in the plan)]"
+        );
+    }
+    dropped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[tokio::test]
+    async fn output_beyond_the_limit_is_dropped_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (write, read) = pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut w = File::from(write);
+            for _ in 0..100 {
+                w.write_all(&[b'x'; 1000]).unwrap();
+            }
+        });
+        let dropped = capture(read, File::create(&path).unwrap(), 2500).await;
+        writer.join().unwrap();
+        assert_eq!(dropped, 100_000 - 2500);
+        let mut text = String::new();
+        File::open(&path)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(text.starts_with(&"x".repeat(2500)));
+        assert!(!text.contains(&"x".repeat(2501)));
+        assert!(text.contains("97500 more bytes were dropped"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn output_within_the_limit_is_kept_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let (write, read) = pipe().unwrap();
+        File::from(write).write_all(b"hello\n").unwrap();
+        assert_eq!(capture(read, File::create(&path).unwrap(), 6).await, 0);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
+    }
+}
