@@ -201,15 +201,8 @@ pub(crate) fn drop_capabilities() -> Result<(), ConfineError> {
     Ok(())
 }
 
-fn existing<'a>(paths: impl IntoIterator<Item = &'a std::path::PathBuf>) -> Vec<&'a Path> {
-    paths
-        .into_iter()
-        .map(|p| p.as_path())
-        .filter(|p| p.exists())
-        .collect()
-}
-
-/// The worker's Landlock ruleset, built in the launcher: read-write
+/// The worker's Landlock ruleset, built in the launcher (paths that do not
+/// exist are skipped): read-write
 /// beneath `read_write`, read-only beneath `read_only`, devices, no TCP
 /// unless the network is open, and the signal and abstract-socket scopes.
 pub(crate) fn ruleset(policy: &Policy) -> Result<RulesetCreated, ConfineError> {
@@ -224,15 +217,15 @@ pub(crate) fn ruleset(policy: &Policy) -> Result<RulesetCreated, ConfineError> {
     Ok(ruleset
         .create()?
         .add_rules(path_beneath_rules(
-            existing(&policy.read_only),
+            &policy.read_only,
             AccessFs::from_read(abi),
         ))?
         .add_rules(path_beneath_rules(
-            existing(&policy.devices),
+            &policy.devices,
             AccessFs::from_read(abi) | AccessFs::WriteFile | AccessFs::IoctlDev,
         ))?
         .add_rules(path_beneath_rules(
-            existing(&policy.read_write),
+            &policy.read_write,
             AccessFs::from_all(abi),
         ))?)
 }

@@ -1,7 +1,7 @@
 //! What runs in the launcher's children, between `fork` and `execve`.
 //!
 //! Everything a child needs (C strings, the Landlock ruleset, the compiled
-//! seccomp filters) is prepared by the launcher before it forks, so the
+//! seccomp filter) is prepared by the launcher before it forks, so the
 //! child only makes system calls. The launcher is single-threaded, so a
 //! forked child may still allocate (error messages do).
 //!
@@ -39,7 +39,7 @@ pub(super) struct Prepared<'a> {
     pub keep: Vec<RawFd>,
     pub policy: &'a Policy,
     pub ruleset: RulesetCreated,
-    pub filters: &'a [BpfProgram; 2],
+    pub filter: &'a BpfProgram,
     /// Write end of the failure pipe (close-on-exec).
     pub errors: RawFd,
 }
@@ -243,5 +243,5 @@ fn confine_worker(p: Prepared<'_>, nproc_limit: bool) -> Result<(), String> {
     let mut keep = p.keep.clone();
     keep.push(p.errors);
     confine::close_fds(&keep).map_err(|e| e.to_string())?;
-    seccomp::apply(p.filters).map_err(|e| format!("install the seccomp filter: {e}"))
+    seccomp::apply(p.filter).map_err(|e| format!("install the seccomp filter: {e}"))
 }

@@ -36,7 +36,7 @@ struct Worker {
 struct Server {
     sock: OwnedFd,
     base: Option<Base>,
-    filters: HashMap<Network, [BpfProgram; 2]>,
+    filters: HashMap<Network, BpfProgram>,
     workers: HashMap<i32, Worker>,
     by_id: HashMap<u64, i32>,
     sigchld: OwnedFd,
@@ -245,10 +245,10 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()?;
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
         let ruleset = confine::ruleset(policy).map_err(|e| e.to_string())?;
-        let filters = match self.filters.entry(policy.network) {
+        let filter = match self.filters.entry(policy.network) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                seccomp::compile_filters(policy.network)
+                seccomp::compile_filter(policy.network)
                     .map_err(|e| format!("compile the seccomp filter: {e}"))?,
             ),
         };
@@ -282,7 +282,7 @@ impl Server {
             keep: targets.to_vec(),
             policy,
             ruleset,
-            filters,
+            filter,
             errors: errors_w.as_raw_fd(),
         };
         let pid = match (&mounts, &status_w) {
