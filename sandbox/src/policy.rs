@@ -21,7 +21,10 @@ pub enum Network {
 /// Resource limits (rlimits) of a worker and everything it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
-    /// RLIMIT_NPROC: processes of the worker's user (stops fork bombs).
+    /// Processes and threads of the worker at once (stops fork bombs). With
+    /// the namespace layer it is the PID namespace's `pid_max` (so between
+    /// this and this + 300 processes); in the baseline, RLIMIT_NPROC (which
+    /// counts all processes of the user, and does not bind root).
     pub processes: u64,
     /// RLIMIT_NOFILE: open files per process.
     pub open_files: u64,

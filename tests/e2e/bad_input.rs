@@ -193,3 +193,27 @@ fn bad_command_line_exits_2() {
     .assert_code(2);
     assert!(repo.swarm_traces().is_empty());
 }
+
+#[test]
+fn bad_limits_point_at_them() {
+    let repo = TestRepo::new();
+    let err = rejected(
+        &repo,
+        "[[task]]\nid = \"a\"\nrun = \"true\"\nmemory = \"lots\"\n",
+    );
+    assert!(err.contains("bad.toml:4:"), "{err}");
+    insta::assert_snapshot!(err);
+    let err = rejected(
+        &repo,
+        "[defaults]\nmax_output = \"0KiB\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+    );
+    assert!(
+        err.contains("invalid max_output `0KiB` for task `a`: must be more than zero"),
+        "{err}"
+    );
+    let err = rejected(
+        &repo,
+        "[[task]]\nid = \"a\"\nrun = \"true\"\nnetwork = \"some\"\n",
+    );
+    assert!(err.contains("`none`") && err.contains("`full`"), "{err}");
+}

@@ -7,4 +7,5 @@ mod bad_input;
 mod example_plans;
 mod run;
 mod sandbox;
+mod sandbox_limits;
 mod support;

@@ -19,7 +19,7 @@ try() { n=$1; shift; if "$@" >/dev/null 2>&1; then echo "ALLOWED $n" >> "$R"; el
 
 /// Whether this kernel can enforce the sandbox. Where it cannot, the tests
 /// say so loudly and pass, except under `CI=true`, where they must run.
-fn sandbox_available(repo: &TestRepo) -> bool {
+pub(crate) fn sandbox_available(repo: &TestRepo) -> bool {
     let doctor = repo.swarm(&["doctor"]);
     if doctor.code == 0 {
         return true;
@@ -38,7 +38,7 @@ fn sandbox_available(repo: &TestRepo) -> bool {
 
 /// Runs `tasks` (id, script) sandboxed in one plan and returns each task's
 /// `result.txt` lines.
-fn attack(
+pub(crate) fn attack(
     repo: &TestRepo,
     env: &[(&str, String)],
     tasks: &[(&str, String)],
@@ -83,7 +83,7 @@ fn results_of(repo: &TestRepo, id: &str) -> Vec<String> {
 }
 
 #[track_caller]
-fn assert_all_denied(results: &[(String, Vec<String>)], expected: usize) {
+pub(crate) fn assert_all_denied(results: &[(String, Vec<String>)], expected: usize) {
     let mut count = 0;
     for (id, lines) in results {
         for line in lines {

@@ -367,7 +367,8 @@ fn resolve(
         match value.get_ref().trim().parse::<bytesize::ByteSize>() {
             Ok(size) if size.as_u64() > 0 => Ok(Some(size.as_u64())),
             Ok(_) => Err("must be more than zero".to_string()),
-            Err(e) => Err(e.to_string()),
+            // bytesize's own message talks about floats and ByteSize.
+            Err(_) => Err("expected a number and a unit".to_string()),
         }
         .map_err(|e| {
             source

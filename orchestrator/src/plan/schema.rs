@@ -132,8 +132,9 @@ pub struct TaskFields {
     /// `"2GiB"`. Default: 16GiB.
     #[schemars(with = "Option<String>")]
     pub memory: Option<Spanned<String>>,
-    /// Most processes and threads the worker may have at once (fork bombs
-    /// stop there). Default: 4096.
+    /// Processes and threads the worker may have at once (fork bombs stop
+    /// there; the kernel's granularity lets up to 300 more through).
+    /// Default: 4096.
     #[schemars(range(min = 1))]
     pub processes: Option<u64>,
     /// Most bytes of each output stream (stdout, stderr) kept in the task's

@@ -259,7 +259,10 @@ impl Server {
                 .filter(|p| p.exists())
                 .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
                 .collect(),
-            pid_max: Some(policy.limits.processes),
+            // The kernel allocates pids from 300 up once they wrap, and
+            // refuses a pid_max under 301: this bound lets the worker have
+            // at least `processes` at once and never more than 300 beyond.
+            pid_max: Some(policy.limits.processes.saturating_add(300)),
             no_network: (policy.network == Network::None).then(|| base.no_network.as_raw_fd()),
         });
         let (errors_r, errors_w) = pipe()?;
