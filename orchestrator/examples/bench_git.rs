@@ -47,9 +47,9 @@ fn worktrees(dir: &Path, rev: &str, n: usize, paths: &[String]) -> anyhow::Resul
     for i in 0..n {
         let path = scratch(&repo, &format!("wt-{i}"));
         let started = Instant::now();
-        trees.create(&path, commit, paths)?;
+        let admin = trees.create(&path, commit, paths)?;
         times.push(started.elapsed().as_secs_f64() * 1000.0);
-        trees.remove(&path)?;
+        trees.remove(&path, Some(&admin))?;
     }
     trees.prune()?;
     times.sort_by(f64::total_cmp);
@@ -87,12 +87,11 @@ fn stress(
                         break;
                     }
                     let path = scratch(&repo, &format!("stress-{i}"));
-                    let ok =
-                        trees.create(&path, commit, &paths).is_ok() && path.join(".git").exists();
-                    if !ok {
+                    let admin = trees.create(&path, commit, &paths);
+                    if !(admin.is_ok() && path.join(".git").exists()) {
                         failures.fetch_add(1, Ordering::SeqCst);
                     }
-                    let _ = trees.remove(&path);
+                    let _ = trees.remove(&path, admin.as_deref().ok());
                 }
             })
         })

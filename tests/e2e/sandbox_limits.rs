@@ -260,3 +260,51 @@ fn killing_the_coordinator_kills_every_worker() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_rewritten_git_file_cannot_steer_the_coordinators_cleanup() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    // After success (worktree removed in the background) and after a failed
+    // attempt (removed before the retry), swarm deletes the worktree and its
+    // git directory: it must not take the directory from the worktree's
+    // `.git` file, which the worker can rewrite.
+    let common = repo.path().join(".git");
+    let p = repo.plan(
+        "gitfile.toml",
+        &format!(
+            r#"[swarm]
+name = "gitfile"
+on_failure = "continue"
+
+[[task]]
+id = "up"
+run = "echo 'gitdir: {common}/worktrees/../..' > .git; echo x > up.txt"
+
+[[task]]
+id = "sideways"
+retries = 1
+run = "echo 'gitdir: {common}/worktrees/victim' > .git; echo x > sideways.txt; test \"$SWARM_ATTEMPT\" = 2"
+
+[[task]]
+id = "victim"
+run = "sleep 1; echo x > victim.txt"
+"#,
+            common = common.display()
+        ),
+    );
+    let run = repo.run_plan(&p, &[]);
+    run.assert_code(0);
+    assert!(common.join("HEAD").exists(), "the repository was deleted");
+    assert!(repo.path().join("README.md").exists());
+    let report = repo.report();
+    for id in ["up", "sideways", "victim"] {
+        assert_eq!(task(&report, id)["status"], "merged", "{id}");
+    }
+    assert_eq!(repo.show("swarm/gitfile", "victim.txt"), "x");
+    // Every worktree and its metadata is gone, and git agrees.
+    let list = repo.git(&["worktree", "list", "--porcelain"]);
+    assert_eq!(list.matches("worktree ").count(), 1, "{list}");
+}

@@ -43,7 +43,7 @@ impl Worktrees {
     pub fn create(&self, path: &Path, commit: Oid, paths: &[String]) -> Result<PathBuf, GitError> {
         if path.exists() {
             // A leftover from an interrupted run with the same name.
-            self.remove(path)?;
+            self.remove(path, None)?;
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).context(|| format!("create {}", parent.display()))?;
@@ -69,23 +69,29 @@ impl Worktrees {
         } else {
             checkout_paths(path, commit, paths)?;
         }
-        admin_dir(path).ok_or_else(|| GitError::Cli {
+        self.admin_dir(path).ok_or_else(|| GitError::Cli {
             action: action(),
-            message: format!("{} has no readable .git file", path.display()),
+            message: format!("git recorded no worktree at {}", path.display()),
         })
     }
 
-    /// Deletes the worktree at `path` and its metadata under `.git/worktrees`.
-    /// The caller must have committed anything worth keeping first.
-    pub fn remove(&self, path: &Path) -> Result<(), GitError> {
-        let admin = admin_dir(path);
-        if path.exists() {
+    /// Deletes the worktree at `path` and its metadata under `.git/worktrees`
+    /// (`admin`, as [`create`](Self::create) returned it, or `None` to look
+    /// it up). The caller must have committed anything worth keeping first.
+    ///
+    /// Nothing in the worktree is read: its `.git` file is the worker's to
+    /// rewrite (`gitdir: <repo>/.git/worktrees/../..` would otherwise make
+    /// this delete the repository).
+    pub fn remove(&self, path: &Path, admin: Option<&Path>) -> Result<(), GitError> {
+        let admin = match admin {
+            Some(admin) => self.is_admin_dir(admin).then(|| admin.to_path_buf()),
+            None => self.admin_dir(path),
+        };
+        if path.symlink_metadata().is_ok() {
             std::fs::remove_dir_all(path)
                 .context(|| format!("remove worktree {}", path.display()))?;
         }
-        if let Some(admin) = admin
-            && admin.starts_with(self.repo.common_dir.join("worktrees"))
-        {
+        if let Some(admin) = admin {
             let _guard = self
                 .metadata
                 .lock()
@@ -110,12 +116,27 @@ impl Worktrees {
     }
 }
 
-/// The worktree's directory under `.git/worktrees/`, read from its `.git`
-/// file.
-fn admin_dir(worktree: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(worktree.join(".git")).ok()?;
-    let dir = text.strip_prefix("gitdir:")?.trim();
-    Some(PathBuf::from(dir))
+impl Worktrees {
+    /// The worktree's directory under `.git/worktrees/`, found from git's
+    /// own record there (each admin directory's `gitdir` file names its
+    /// worktree's `.git`). Workers cannot write under `.git`.
+    fn admin_dir(&self, worktree: &Path) -> Option<PathBuf> {
+        let want = worktree.join(".git");
+        let entries = std::fs::read_dir(self.repo.common_dir.join("worktrees")).ok()?;
+        entries.flatten().map(|e| e.path()).find(|admin| {
+            std::fs::read_to_string(admin.join("gitdir"))
+                .is_ok_and(|text| Path::new(text.trim()) == want)
+        })
+    }
+
+    /// True if `admin` is exactly one directory below `.git/worktrees/`.
+    fn is_admin_dir(&self, admin: &Path) -> bool {
+        let root = self.repo.common_dir.join("worktrees");
+        admin.parent() == Some(root.as_path())
+            && admin
+                .file_name()
+                .is_some_and(|name| name != ".." && name != ".")
+    }
 }
 
 /// Fills the index with the whole tree of `commit` but writes only `paths`

@@ -291,11 +291,11 @@ impl<'o> Dispatcher<'o> {
             status: done.status,
             reason: done.reason,
         })?;
-        if let Some(path) = done.removable {
+        if let Some((path, admin)) = done.removable {
             // Its work is on its ref; deleting the tree must not delay anyone.
             let ctx = Arc::clone(&self.ctx);
             self.cleanup.spawn_blocking(move || {
-                if let Err(e) = ctx.worktrees.remove(&path) {
+                if let Err(e) = ctx.worktrees.remove(&path, Some(&admin)) {
                     tracing::warn!(path = %path.display(), error = %e, "failed to remove worktree");
                 }
             });
@@ -469,8 +469,8 @@ impl<'o> Dispatcher<'o> {
         // `remove` deletes each worktree's metadata too, so no `git worktree
         // prune` (a process spawn) is needed at the end of every run.
         let pruned = tokio::task::spawn_blocking(move || -> Result<(), GitError> {
-            for path in readonly {
-                ctx.worktrees.remove(&path)?;
+            for (path, admin) in readonly {
+                ctx.worktrees.remove(&path, Some(&admin))?;
             }
             Ok(())
         })

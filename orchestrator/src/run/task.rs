@@ -31,8 +31,8 @@ pub(super) struct Ctx {
     pub tasks: Vec<Task>,
     pub grace: Duration,
     pub sandbox: Option<super::SandboxSettings>,
-    /// Shared read-only checkouts, by commit.
-    pub readonly: Mutex<HashMap<Oid, PathBuf>>,
+    /// Shared read-only checkouts (and their git directories), by commit.
+    pub readonly: Mutex<HashMap<Oid, (PathBuf, PathBuf)>>,
     pub progress: mpsc::UnboundedSender<Progress>,
 }
 
@@ -63,8 +63,9 @@ pub(super) struct Done {
     pub reason: Option<String>,
     /// The task's result (its snapshot, or its base when it has none).
     pub result: Option<Oid>,
-    /// A worktree that can be deleted now that its work is on a ref.
-    pub removable: Option<PathBuf>,
+    /// A worktree (and its git directory) that can be deleted now that its
+    /// work is on a ref.
+    pub removable: Option<(PathBuf, PathBuf)>,
 }
 
 /// Runs task `i` to its end. `deps` are its dependencies' results in plan
@@ -158,6 +159,7 @@ async fn execute_inner(
             || matches!(outcome, AttemptOutcome::Cancelled)
             || stopped;
 
+        let admin_dir = admin.clone();
         let snap = match admin {
             None => None,
             Some(admin) => {
@@ -204,7 +206,7 @@ async fn execute_inner(
             };
             let reason =
                 (!success).then(|| describe_failure(&outcome, verify_passed, task.timeout));
-            let removable = (success && task.isolation == Isolation::Worktree).then_some(workdir);
+            let removable = admin_dir.filter(|_| success).map(|admin| (workdir, admin));
             return Ok(Done {
                 task: i,
                 status,
@@ -214,9 +216,9 @@ async fn execute_inner(
             });
         }
         // The failed attempt is on its ref; start over from a clean tree.
-        if task.isolation == Isolation::Worktree {
+        if let Some(admin) = admin_dir {
             let worktrees = Arc::clone(ctx);
-            blocking(move || worktrees.worktrees.remove(&workdir)).await?;
+            blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
         }
     }
     unreachable!("the last attempt always returns")
@@ -310,15 +312,15 @@ async fn run_attempt(
 /// The shared checkout of `commit` for read-only tasks, created once.
 async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<PathBuf, GitError> {
     let mut checkouts = ctx.readonly.lock().await;
-    if let Some(path) = checkouts.get(&commit) {
+    if let Some((path, _)) = checkouts.get(&commit) {
         return Ok(path.clone());
     }
     let path = ctx
         .worktree_dir
         .join(format!(".readonly-{}", &commit.to_string()[..12]));
     let (c, p) = (Arc::clone(ctx), path.clone());
-    blocking(move || c.worktrees.create(&p, commit, &[]).map(drop)).await?;
-    checkouts.insert(commit, path.clone());
+    let admin = blocking(move || c.worktrees.create(&p, commit, &[])).await?;
+    checkouts.insert(commit, (path.clone(), admin));
     Ok(path)
 }
 
