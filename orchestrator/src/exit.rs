@@ -10,6 +10,8 @@ pub const INVALID_INPUT: i32 = 2;
 /// The run was interrupted (Ctrl-C, SIGTERM); all work is kept on refs.
 pub const INTERRUPTED: i32 = 130;
 
-/// Exit code of the sandbox helper when it could not confine a worker (the
-/// worker's command never ran). Seen in a task's result, not as swarm's own.
+/// Exit code of the sandbox launcher (`swarm __sandbox`, internal) when it
+/// cannot serve at all; it tells the coordinator why before it exits, and
+/// `swarm run` then refuses to start (INVALID_INPUT). Must match
+/// `swarm_sandbox::launcher`'s own constant.
 pub const SANDBOX_FAILED: i32 = 125;

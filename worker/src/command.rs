@@ -110,29 +110,37 @@ pub async fn run_command(
         (Ok(out), Ok(err)) => (out, err),
         (Err(e), _) | (_, Err(e)) => return spawn_failed("create output pipes", &e),
     };
-    let captures = [
-        tokio::spawn(output::capture(out_r, stdout, spec.max_output)),
-        tokio::spawn(output::capture(err_r, stderr, spec.max_output)),
-    ];
-    let running = match &spec.sandbox {
-        None => spawn_plain(spec, out_w, err_w),
-        Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w).await,
+    // The captures run inside this future (no task spawned per attempt)
+    // while the command runs, and drain what is left once it ended.
+    let captured = async {
+        tokio::join!(
+            output::capture(out_r, stdout, spec.max_output),
+            output::capture(err_r, stderr, spec.max_output)
+        )
     };
-    let outcome = match running {
-        Ok(mut running) => supervise(spec, &mut running, stop).await,
-        Err(outcome) => outcome,
+    let attempt = async {
+        let running = match &spec.sandbox {
+            None => spawn_plain(spec, out_w, err_w),
+            Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w).await,
+        };
+        match running {
+            Ok(mut running) => supervise(spec, &mut running, stop).await,
+            Err(outcome) => outcome,
+        }
+    };
+    tokio::pin!(captured, attempt);
+    let mut drained = false;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut attempt => break outcome,
+            _ = &mut captured, if !drained => drained = true,
+        }
     };
     // Every writer is gone by now (the tree was killed); a process that
     // escaped an unconfined task's group may still hold a pipe, so the
     // wait for the last output is bounded.
-    for capture in captures {
-        let abort = capture.abort_handle();
-        if tokio::time::timeout(Duration::from_secs(2), capture)
-            .await
-            .is_err()
-        {
-            abort.abort();
-        }
+    if !drained {
+        let _ = tokio::time::timeout(Duration::from_secs(2), captured).await;
     }
     outcome
 }
