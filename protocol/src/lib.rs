@@ -77,6 +77,8 @@ impl std::fmt::Display for TaskStatus {
 pub enum TaskKind {
     /// A shell command (`run = "..."`), run with `sh -c`.
     Command,
+    /// A WASI program (`wasm = "..."`), run by wasmtime.
+    Wasm,
 }
 
 /// Where a task's worker runs.
@@ -107,6 +109,9 @@ pub enum AttemptOutcome {
     Cancelled,
     /// The worker could not be started at all.
     SpawnFailed { message: String },
+    /// A WASM guest trapped (unreachable, stack overflow, out-of-bounds
+    /// access, out of fuel, ...); the message names the trap.
+    Trapped { message: String },
 }
 
 impl AttemptOutcome {

@@ -118,8 +118,6 @@ fn unsupported_task_kinds_are_rejected_not_ignored() {
         "[[task]]\nid = \"agent\"\nprompt = \"refactor everything\"\n",
     );
     assert!(err.contains("does not support yet"), "{err}");
-    let err = rejected(&repo, "[[task]]\nid = \"mod\"\nwasm = \"tool.wasm\"\n");
-    assert!(err.contains("`wasm`"), "{err}");
 }
 
 #[test]

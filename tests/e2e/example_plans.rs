@@ -76,3 +76,33 @@ fn committed_json_schema_is_current() {
         "plan.schema.json is out of date: run `SWARM_UPDATE_SCHEMA=1 cargo test -p swarm --test e2e committed_json_schema`"
     );
 }
+
+#[test]
+fn example_wasm_tool_is_built_from_its_source() {
+    let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plans/tools");
+    let built = wat::parse_file(tools.join("stamp.wat")).unwrap();
+    if std::env::var_os("SWARM_UPDATE_SCHEMA").is_some() {
+        std::fs::write(tools.join("stamp.wasm"), &built).unwrap();
+    }
+    assert!(
+        std::fs::read(tools.join("stamp.wasm")).unwrap_or_default() == built,
+        "plans/tools/stamp.wasm is out of date: run `SWARM_UPDATE_SCHEMA=1 cargo test -p swarm --test e2e example_wasm_tool`"
+    );
+}
+
+#[test]
+fn wasm_stamp_runs_and_merges() {
+    let repo = TestRepo::new();
+    for dir in ["orchestrator", "sandbox", "worker", "protocol"] {
+        repo.write(&format!("{dir}/README.md"), "a crate\n");
+    }
+    repo.commit_all("crates");
+    let plan = example_plans()
+        .into_iter()
+        .find(|p| p.ends_with("wasm-stamp.toml"))
+        .unwrap();
+    repo.run_plan(&plan, &[]).assert_code(0);
+    let stamps = repo.show("swarm/wasm-stamp", "STAMPS.txt");
+    assert_eq!(stamps.lines().count(), 4, "{stamps}");
+    assert!(stamps.contains("stamped by a WASI tool in swarm task sandbox"));
+}

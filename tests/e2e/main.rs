@@ -9,3 +9,5 @@ mod run;
 mod sandbox;
 mod sandbox_limits;
 mod support;
+mod wasm;
+mod wasm_guests;

@@ -238,7 +238,7 @@ async fn supervise(
 }
 
 /// Resolves once a stop of at least `level` has been requested.
-async fn requested(stop: &mut watch::Receiver<Option<Stop>>, level: Stop) -> Stop {
+pub(crate) async fn requested(stop: &mut watch::Receiver<Option<Stop>>, level: Stop) -> Stop {
     // Copy the value out at once: the watch guard must not live across the
     // await below.
     let seen = stop

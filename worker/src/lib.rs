@@ -8,6 +8,7 @@
 
 mod command;
 mod output;
+pub mod wasm;
 
 pub use command::{CommandSpec, Sandboxed, run_command};
 pub use swarm_protocol::AttemptOutcome;

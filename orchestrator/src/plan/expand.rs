@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 use super::schema::{MatrixValue, PlanFile, TaskFields};
-use super::{Plan, Task, is_valid_run_name, is_valid_task_id};
+use super::{Plan, Task, WasmTask, is_valid_run_name, is_valid_task_id};
 
 /// Turns a TOML/serde error into a positioned plan error, with a "did you
 /// mean" for misspelt keys and values.
@@ -64,6 +64,7 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
 }
 
 pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, PlanError> {
+    let plan_dir = path.parent().unwrap_or(Path::new(""));
     let name = match &file.swarm.name {
         Some(name) => {
             if !is_valid_run_name(name.get_ref()) {
@@ -139,7 +140,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         let from_matrix = fields.matrix.is_some();
         let mut expanded = Vec::new();
         for combo in &combos {
-            let task = resolve(&source, &file.defaults, fields, combo)?;
+            let task = resolve(&source, plan_dir, &file.defaults, fields, combo)?;
             if let Some(first) = seen.get(&task.id) {
                 let (line, col) = source.line_col(*first);
                 let message = if from_matrix {
@@ -278,6 +279,7 @@ fn substitute(text: &str, combo: &BTreeMap<String, String>) -> String {
 /// One concrete task from its table, the defaults and a matrix combination.
 fn resolve(
     source: &Source,
+    plan_dir: &Path,
     defaults: &TaskFields,
     fields: &TaskFields,
     combo: &BTreeMap<String, String>,
@@ -303,7 +305,7 @@ fn resolve(
             .into_iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
             .collect();
-    let run = match kinds.as_slice() {
+    let (kind, run, wasm) = match kinds.as_slice() {
         [] => {
             return Err(source
                 .error(
@@ -324,13 +326,25 @@ fn resolve(
                 )
                 .with_help("a task runs exactly one thing; split it into two tasks"));
         }
-        [("run", value)] => sub(value.get_ref()),
+        [("run", value)] => (TaskKind::Command, sub(value.get_ref()), None),
+        [("wasm", value)] => (
+            TaskKind::Wasm,
+            String::new(),
+            Some(WasmTask {
+                module: plan_dir.join(sub(value.get_ref())),
+                span: value.span(),
+                args: fields
+                    .args
+                    .as_ref()
+                    .or(defaults.args.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|a| sub(a))
+                    .collect(),
+                fuel: fields.fuel.or(defaults.fuel),
+            }),
+        ),
         [(kind, value)] => {
-            let issue = if *kind == "wasm" {
-                "WASM tasks"
-            } else {
-                "agent (`prompt`) tasks"
-            };
             return Err(source
                 .error(
                     PlanErrorKind::Unsupported,
@@ -338,9 +352,28 @@ fn resolve(
                     Some(value.span()),
                     "not supported yet",
                 )
-                .with_help(format!("{issue} are planned; for now use `run` with a shell command")));
+                .with_help("agent (`prompt`) tasks are planned; for now use `run` with a shell command or `wasm` with a WASI program"));
         }
     };
+    if kind == TaskKind::Command
+        && let Some(key) = [
+            ("args", fields.args.is_some()),
+            ("fuel", fields.fuel.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
+    {
+        return Err(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!("task `{id}` sets `{key}`, which only WASM tasks take"),
+                Some(span),
+                "a `run` task",
+            )
+            .with_help(format!(
+                "put the arguments in the `run` command itself, or make it a `wasm` task; remove `{key}`"
+            )));
+    }
 
     let mut env = defaults.env.clone().unwrap_or_default();
     for (k, v) in fields.env.iter().flatten() {
@@ -431,8 +464,9 @@ fn resolve(
             .flatten()
             .map(|d| sub(d.get_ref()))
             .collect(),
-        kind: TaskKind::Command,
+        kind,
         run,
+        wasm,
         env,
         timeout,
         retries: fields.retries.or(defaults.retries).unwrap_or(0),

@@ -46,6 +46,8 @@ pub struct Task {
     pub kind: TaskKind,
     /// The shell command of a command task.
     pub run: String,
+    /// What a WASM task runs.
+    pub wasm: Option<WasmTask>,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
     pub retries: u32,
@@ -59,6 +61,20 @@ pub struct Task {
     pub processes: Option<u64>,
     /// Bytes of each output stream kept in the log.
     pub max_output: u64,
+}
+
+/// The program of a WASM task.
+#[derive(Debug, Clone)]
+pub struct WasmTask {
+    /// The module or component (written relative to the plan's directory
+    /// unless absolute, after matrix substitution).
+    pub module: PathBuf,
+    /// Where `wasm = ...` stands in the plan.
+    pub span: Range<usize>,
+    /// The guest's arguments (after its own name, argv[0]).
+    pub args: Vec<String>,
+    /// Deterministic fuel: the guest traps when it runs out.
+    pub fuel: Option<u64>,
 }
 
 /// Output kept per stream when the plan does not say.

@@ -102,9 +102,18 @@ pub struct TaskFields {
     /// A shell command, run with `sh -c` in the task's worktree.
     #[schemars(with = "Option<String>")]
     pub run: Option<Spanned<String>>,
-    /// A WASI module to run (not supported by this version yet).
+    /// A WASI program to run against the task's worktree: a preview 1
+    /// module or a preview 2 command component, relative to the plan's
+    /// directory. Only the worktree (as `.`) and the task's `read_paths`
+    /// are visible to it.
     #[schemars(with = "Option<String>")]
     pub wasm: Option<Spanned<String>>,
+    /// Arguments of a `wasm` task's program (after its name).
+    pub args: Option<Vec<String>>,
+    /// Deterministic fuel for a `wasm` task: it traps when it runs out, at
+    /// the same point on every run.
+    #[schemars(range(min = 1))]
+    pub fuel: Option<u64>,
     /// A prompt for a coding agent (not supported by this version yet).
     #[schemars(with = "Option<String>")]
     pub prompt: Option<Spanned<String>>,

@@ -132,6 +132,7 @@ impl<'o> Dispatcher<'o> {
             tasks: plan.tasks,
             grace: options.grace,
             sandbox: options.sandbox,
+            wasm: options.wasm,
             readonly: Mutex::new(HashMap::new()),
             progress: tx,
         });

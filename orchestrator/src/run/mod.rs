@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub grace: Duration,
     /// How workers are confined; `None` runs them unconfined.
     pub sandbox: Option<SandboxSettings>,
+    /// Runs WASM tasks, with every program of the plan already loaded
+    /// (`None` when the plan has none).
+    pub wasm: Option<std::sync::Arc<swarm_worker::wasm::WasmEngine>>,
 }
 
 /// Confinement of a run's workers.

@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use git2::Oid;
 use swarm_protocol::{AttemptOutcome, Isolation, TaskStatus};
 use swarm_sandbox::{Network, Policy, Stop};
+use swarm_worker::wasm::WasmSpec;
 use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::git::{GitError, Repo, Snapshot, Worktrees, merge_results, refs, snapshot};
-use crate::plan::{NetworkMode, Task};
+use crate::plan::{NetworkMode, Task, WasmTask};
 use crate::report::log_paths;
 
 /// What every task of a run shares.
@@ -31,6 +32,8 @@ pub(super) struct Ctx {
     pub tasks: Vec<Task>,
     pub grace: Duration,
     pub sandbox: Option<super::SandboxSettings>,
+    /// Runs the WASM tasks (when the plan has any).
+    pub wasm: Option<Arc<swarm_worker::wasm::WasmEngine>>,
     /// Shared read-only checkouts (and their git directories), by commit.
     pub readonly: Mutex<HashMap<Oid, (PathBuf, PathBuf)>>,
     pub progress: mpsc::UnboundedSender<Progress>,
@@ -281,6 +284,12 @@ async fn run_attempt(
             policy,
         }
     });
+    if let Some(wasm) = &task.wasm {
+        return (
+            run_wasm(ctx, task, wasm, workdir, env, stdout, stderr, stop).await,
+            None,
+        );
+    }
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut spec = CommandSpec {
         script: task.run.clone(),
@@ -303,11 +312,62 @@ async fn run_attempt(
         AttemptOutcome::Exited { code: 0 } => (outcome, Some(true)),
         AttemptOutcome::Exited { .. }
         | AttemptOutcome::Signaled { .. }
+        | AttemptOutcome::Trapped { .. }
         | AttemptOutcome::SpawnFailed { .. } => (outcome, Some(false)),
         // A timeout or cancel during verify is the attempt's outcome.
         other => (other, None),
     }
 }
+
+/// A WASM task's attempt. The guest's environment is swarm's variables and
+/// the task's own, nothing of the coordinator's; it sees the worktree as
+/// `.` and the plan's `read_paths` directories, read-only.
+#[allow(clippy::too_many_arguments)]
+async fn run_wasm(
+    ctx: &Ctx,
+    task: &Task,
+    wasm: &WasmTask,
+    workdir: &std::path::Path,
+    mut env: Vec<(String, String)>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> AttemptOutcome {
+    let Some(engine) = &ctx.wasm else {
+        return AttemptOutcome::SpawnFailed {
+            message: "run a WASM task: the run has no WASM engine".into(),
+        };
+    };
+    // TMPDIR names a host path the guest cannot see.
+    env.retain(|(k, _)| k.starts_with("SWARM_"));
+    env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let read_only = ctx
+        .sandbox
+        .iter()
+        .flat_map(|s| s.read_only.iter())
+        .filter(|p| p.is_dir())
+        .cloned()
+        .collect();
+    let spec = WasmSpec {
+        module: wasm.module.clone(),
+        args: wasm.args.clone(),
+        env,
+        dir: workdir.to_path_buf(),
+        read_only,
+        stdout,
+        stderr,
+        max_output: task.max_output,
+        deadline: task.timeout.map(|t| tokio::time::Instant::now() + t),
+        memory: task.memory.unwrap_or(DEFAULT_WASM_MEMORY),
+        fuel: wasm.fuel,
+        grace: ctx.grace,
+    };
+    engine.run(&spec, stop).await
+}
+
+/// A WASM guest's memory when the plan does not say: all a 32-bit guest
+/// can address.
+const DEFAULT_WASM_MEMORY: u64 = 4 << 30;
 
 /// The shared checkout of `commit` for read-only tasks, created once.
 async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<PathBuf, GitError> {
@@ -341,6 +401,7 @@ fn describe_failure(
         },
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
+        AttemptOutcome::Trapped { message } => message.clone(),
     }
 }
 

@@ -162,6 +162,7 @@ fn invalid_or_internal(e: RunError) -> Failure {
 
 fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let plan = load_plan(cwd, path)?;
+    wasm_engine(&plan, 1)?;
     let repo = open_repo(cwd)?;
     let base = repo
         .resolve(&plan.base)
@@ -281,8 +282,10 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         .concurrency
         .or(plan.concurrency)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let wasm = wasm_engine(&plan, concurrency)?;
     let options = RunOptions {
         sandbox: None,
+        wasm,
         name: args.name,
         concurrency,
         grace: args.grace,
@@ -333,6 +336,68 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
     let report = result.map_err(|e| Failure::Internal(e.into()))?;
     eprint!("{}", output::summary(&report, Path::new(&report.repo)));
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
+}
+
+/// The WASM engine of a plan with WASM tasks, every program loaded and
+/// checked: a file that is not WASM, a module without `_start` or with
+/// imports swarm does not provide is a plan error at its `wasm = ...`.
+fn wasm_engine(
+    plan: &Plan,
+    concurrency: usize,
+) -> Result<Option<std::sync::Arc<swarm_worker::wasm::WasmEngine>>, Failure> {
+    let wasm_tasks: Vec<_> = plan
+        .tasks
+        .iter()
+        .filter_map(|t| Some((t, t.wasm.as_ref()?)))
+        .collect();
+    if wasm_tasks.is_empty() {
+        return Ok(None);
+    }
+    // Compiled programs are cached across runs (wasmtime keys them by
+    // content and its own version) in the user's cache directory.
+    let cache_dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache"))
+                .filter(|p| p.is_absolute())
+        })
+        .map(|dir| dir.join("swarm").join("wasm"));
+    let options = swarm_worker::wasm::EngineOptions {
+        cache_dir,
+        concurrency,
+        fuel: wasm_tasks.iter().any(|(_, w)| w.fuel.is_some()),
+    };
+    let engine = swarm_worker::wasm::WasmEngine::new(&options)
+        .map_err(|e| Failure::Internal(anyhow!("start run: failed to {e}")))?;
+    for (task, wasm) in wasm_tasks {
+        if let Err(e) = engine.load(&wasm.module) {
+            let help = match e {
+                swarm_worker::wasm::WasmError::Read { .. } => {
+                    "`wasm` paths are relative to the plan's directory"
+                }
+                swarm_worker::wasm::WasmError::NoStart { .. }
+                | swarm_worker::wasm::WasmError::UnknownImport { .. } => {
+                    "build the tool as a WASI command: `cargo build --target wasm32-wasip1` (or wasm32-wasip2)"
+                }
+                _ => {
+                    "`wasm` takes a WASI preview 1 module or a preview 2 command component (.wasm)"
+                }
+            };
+            return Err(Failure::Plan(Box::new(
+                plan.source
+                    .error(
+                        plan::PlanErrorKind::BadValue,
+                        format!("task `{}` cannot run its program: failed to {e}", task.id),
+                        Some(wasm.span.clone()),
+                        "this program",
+                    )
+                    .with_help(help),
+            )));
+        }
+    }
+    Ok(Some(std::sync::Arc::new(engine)))
 }
 
 /// Starts the run's sandbox launcher. Fails closed: sandboxed runs need

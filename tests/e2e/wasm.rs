@@ -1,0 +1,271 @@
+//! WASM tasks through the `swarm` binary: real wasmtime running WASI
+//! guests (built from WAT in `wasm_guests`) against real worktrees.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{TestRepo, redact, task};
+use crate::wasm_guests as guests;
+
+/// Writes `bytes` as `name` beside the test's plans (where `wasm = "name"`
+/// finds it).
+fn tool(repo: &TestRepo, name: &str, bytes: &[u8]) {
+    let path = repo.plan(name, "");
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn wasm_guests_edit_the_worktree_and_the_edits_merge() {
+    let repo = TestRepo::new();
+    tool(&repo, "writer.wasm", &guests::writer());
+    tool(
+        &repo,
+        "writer-p2.wasm",
+        &guests::component(&guests::writer()),
+    );
+    let p = repo.plan(
+        "wasm.toml",
+        r#"[swarm]
+name = "wasm"
+
+[[task]]
+id = "p1"
+wasm = "writer.wasm"
+args = ["hello.txt", "hello from a preview 1 module"]
+
+[[task]]
+id = "p2"
+wasm = "writer-p2.wasm"
+args = ["hello-p2.txt", "hello from a preview 2 component"]
+
+[[task]]
+id = "after"
+deps = ["p1", "p2"]
+run = "cat hello.txt hello-p2.txt > both.txt"
+"#,
+    );
+    repo.run_plan(&p, &[]).assert_code(0);
+    let report = repo.report();
+    for id in ["p1", "p2", "after"] {
+        assert_eq!(task(&report, id)["status"], "merged", "{id}");
+    }
+    assert_eq!(task(&report, "p1")["kind"], "wasm");
+    assert_eq!(
+        repo.show("swarm/wasm", "both.txt"),
+        "hello from a preview 1 module\nhello from a preview 2 component"
+    );
+    // The edit is the task's own commit on its ref.
+    assert_eq!(
+        repo.show("refs/swarm/wasm/p1", "hello.txt"),
+        "hello from a preview 1 module"
+    );
+}
+
+#[test]
+fn preopen_escapes_fail_and_leave_the_host_unchanged() {
+    let repo = TestRepo::new();
+    let out = repo.outside();
+    std::fs::write(out.join("secret.txt"), "secret\n").unwrap();
+    // Symlinks committed to the repository, checked out in the worktree.
+    std::os::unix::fs::symlink(&out, repo.path().join("link-out")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/root", repo.path().join("proc-root")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../..", repo.path().join("link-up")).unwrap();
+    repo.commit_all("symlinks out");
+    tool(&repo, "probe.wasm", &guests::probe());
+    tool(&repo, "probe-p2.wasm", &guests::component(&guests::probe()));
+    let attempts = [
+        "../escape.txt".to_string(),
+        "../../../../../../../etc/passwd".to_string(),
+        format!("{}/escape.txt", out.display()),
+        "/etc/passwd".to_string(),
+        "link-out/escape.txt".to_string(),
+        "link-out/secret.txt".to_string(),
+        "proc-root/etc/passwd".to_string(),
+        "link-up/etc/passwd".to_string(),
+        "inside.txt".to_string(),
+    ];
+    let args = attempts
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let p = repo.plan(
+        "escape.toml",
+        &format!(
+            "[swarm]\nname = \"escape\"\n\n[defaults]\nargs = [{args}]\n\n[[task]]\nid = \"p1\"\nwasm = \"probe.wasm\"\n\n[[task]]\nid = \"p2\"\nwasm = \"probe-p2.wasm\"\n"
+        ),
+    );
+    repo.run_plan(&p, &[]).assert_code(0);
+    for id in ["p1", "p2"] {
+        let log = std::fs::read_to_string(
+            repo.path()
+                .join(format!(".swarm/runs/escape/logs/{id}/1.out")),
+        )
+        .unwrap();
+        let expected: Vec<String> = attempts
+            .iter()
+            .map(|a| {
+                if a == "inside.txt" {
+                    format!("ALLOWED {a}")
+                } else {
+                    format!("denied {a}")
+                }
+            })
+            .collect();
+        assert_eq!(log.lines().collect::<Vec<_>>(), expected, "task {id}");
+    }
+    assert!(!out.join("escape.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(out.join("secret.txt")).unwrap(),
+        "secret\n"
+    );
+    // The guest created its file inside, through the real worktree.
+    assert_eq!(repo.show("refs/swarm/escape/p1", "inside.txt"), "");
+}
+
+#[test]
+fn runaway_guests_are_stopped_and_named() {
+    let repo = TestRepo::new();
+    tool(&repo, "spin.wasm", &guests::spin());
+    tool(&repo, "balloon.wasm", &guests::balloon());
+    tool(&repo, "recurse.wasm", &guests::recurse());
+    tool(&repo, "exit7.wasm", &guests::exit7());
+    tool(&repo, "flood.wasm", &guests::flood());
+    let p = repo.plan(
+        "runaway.toml",
+        r#"[swarm]
+name = "runaway"
+on_failure = "continue"
+
+[[task]]
+id = "spin"
+wasm = "spin.wasm"
+timeout = "1s"
+
+[[task]]
+id = "fuel"
+wasm = "spin.wasm"
+fuel = 1000000
+
+[[task]]
+id = "balloon"
+wasm = "balloon.wasm"
+memory = "8MiB"
+
+[[task]]
+id = "roomy"
+wasm = "balloon.wasm"
+memory = "2GiB"
+
+[[task]]
+id = "recurse"
+wasm = "recurse.wasm"
+
+[[task]]
+id = "exit7"
+wasm = "exit7.wasm"
+
+[[task]]
+id = "flood"
+wasm = "flood.wasm"
+max_output = "64KiB"
+"#,
+    );
+    let started = Instant::now();
+    let run = repo.run_plan(&p, &["--grace", "200ms"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let report = repo.report();
+    let reason = |id: &str| {
+        task(&report, id)["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(task(&report, "spin")["status"], "timed_out");
+    assert_eq!(reason("spin"), "timed out after 1s");
+    assert_eq!(task(&report, "fuel")["status"], "failed");
+    assert_eq!(
+        reason("fuel"),
+        "trapped: out of fuel (the task allows 1000000)"
+    );
+    // memory.grow fails at the cap, and the guest sees it (exit 3).
+    assert_eq!(reason("balloon"), "exited with code 3");
+    assert_eq!(task(&report, "roomy")["status"], "merged");
+    assert_eq!(
+        reason("recurse"),
+        "trapped: stack overflow (runaway recursion?)"
+    );
+    assert_eq!(reason("exit7"), "exited with code 7");
+    assert_eq!(
+        task(&report, "flood")["status"],
+        "merged",
+        "{}",
+        reason("flood")
+    );
+    let log =
+        std::fs::read_to_string(repo.path().join(".swarm/runs/runaway/logs/flood/1.out")).unwrap();
+    assert!(log.starts_with(&"x".repeat(65536)));
+    assert!(
+        log.ends_with(&format!(
+            "[swarm: output truncated: {} more bytes were dropped (the limit is 65536 bytes, `max_output` in the plan)]\n",
+            40_000_000 - 65536
+        )),
+        "{}",
+        &log[65536..]
+    );
+}
+
+/// `swarm validate` and `swarm run` both reject the plan, exit 2, with the
+/// task, the file and the line; returns the redacted message.
+fn rejected(repo: &TestRepo, file: &str, bytes: &[u8]) -> String {
+    tool(repo, file, bytes);
+    let p = repo.plan(
+        "bad.toml",
+        &format!("[[task]]\nid = \"tool\"\nwasm = \"{file}\"\n"),
+    );
+    let validate = repo.swarm(&["validate", p.to_str().unwrap()]);
+    validate.assert_code(2);
+    let run = repo.run_plan(&p, &[]);
+    run.assert_code(2);
+    assert_eq!(run.stderr, validate.stderr);
+    assert!(repo.swarm_traces().is_empty(), "{:?}", repo.swarm_traces());
+    let err = redact(&validate.stderr, repo);
+    assert!(err.contains("bad.toml:3:"), "{err}");
+    assert!(err.contains(&format!("[TMP]/plans/{file}")), "{err}");
+    err
+}
+
+#[test]
+fn bad_programs_are_rejected_before_anything_runs() {
+    let repo = TestRepo::new();
+    let err = rejected(&repo, "notes.wasm", b"these are notes, not wasm\n");
+    assert!(
+        err.contains("is not a WebAssembly module or component"),
+        "{err}"
+    );
+    insta::assert_snapshot!("wasm_not_wasm", err);
+    let err = rejected(&repo, "lib.wasm", &guests::no_start());
+    assert!(err.contains("has no `_start` function"), "{err}");
+    let err = rejected(&repo, "missiles.wasm", &guests::unknown_import());
+    assert!(err.contains("imports `env::launch_missiles`"), "{err}");
+    insta::assert_snapshot!("wasm_unknown_import", err);
+    let missing = repo.plan(
+        "missing.toml",
+        "[[task]]\nid = \"tool\"\nwasm = \"nowhere.wasm\"\n",
+    );
+    let run = repo.swarm(&["validate", missing.to_str().unwrap()]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("nowhere.wasm"), "{}", run.stderr);
+    let args = repo.plan(
+        "args.toml",
+        "[[task]]\nid = \"a\"\nrun = \"true\"\nargs = [\"x\"]\n",
+    );
+    let run = repo.swarm(&["validate", args.to_str().unwrap()]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("sets `args`, which only WASM tasks take"),
+        "{}",
+        run.stderr
+    );
+}
