@@ -269,3 +269,57 @@ fn bad_programs_are_rejected_before_anything_runs() {
         run.stderr
     );
 }
+
+#[test]
+fn symlinks_a_guest_creates_are_stored_never_followed() {
+    let repo = TestRepo::new();
+    tool(&repo, "symlink.wasm", &guests::symlink());
+    let p = repo.plan(
+        "links.toml",
+        r#"[swarm]
+name = "links"
+on_failure = "continue"
+
+[[task]]
+id = "inside"
+wasm = "symlink.wasm"
+args = ["README.md", "readme-link"]
+
+[[task]]
+id = "outside"
+wasm = "symlink.wasm"
+args = ["../../../../../../../etc/passwd", "passwd-link"]
+
+[[task]]
+id = "absolute"
+wasm = "symlink.wasm"
+args = ["/etc/passwd", "abs-link"]
+"#,
+    );
+    repo.run_plan(&p, &[]);
+    let report = repo.report();
+    // A link inside the worktree is created and committed as a link.
+    assert_eq!(task(&report, "inside")["status"], "merged");
+    let tree = repo.git(&["ls-tree", "refs/swarm/links/inside", "readme-link"]);
+    assert!(tree.starts_with("120000 blob "), "{tree}");
+    assert_eq!(
+        repo.show("refs/swarm/links/inside", "readme-link"),
+        "README.md"
+    );
+    // Links pointing out are refused by WASI, or, where created, stored as
+    // the link itself: the coordinator never reads through them.
+    for (id, link, target) in [
+        ("outside", "passwd-link", "../../../../../../../etc/passwd"),
+        ("absolute", "abs-link", "/etc/passwd"),
+    ] {
+        let rev = format!("refs/swarm/links/{id}");
+        if task(&report, id)["status"] == "merged" {
+            let tree = repo.git(&["ls-tree", &rev, link]);
+            assert!(tree.starts_with("120000 blob "), "{id}: {tree}");
+            assert_eq!(repo.show(&rev, link), target);
+        } else {
+            assert_eq!(task(&report, id)["status"], "failed", "{id}");
+            assert!(repo.git(&["ls-tree", &rev, link]).is_empty(), "{id}");
+        }
+    }
+}

@@ -10,6 +10,7 @@ const IMPORTS: &str = r#"
   (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "path_symlink" (func $path_symlink (param i32 i32 i32 i32 i32) (result i32)))
 "#;
 
 /// Helpers: `$strlen`, `$write` (to an fd), `$arg` (the address of
@@ -82,6 +83,21 @@ pub fn probe() -> Vec<u8> {
       (drop (call $write (i32.const 1) (i32.const 48) (i32.const 1)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $next))))
+"#,
+    )
+}
+
+/// `symlink TARGET LINK`: creates LINK in the worktree pointing at TARGET;
+/// exits with WASI's errno when that is refused.
+pub fn symlink() -> Vec<u8> {
+    module(
+        r#"
+  (func (export "_start") (local $target i32) (local $link i32)
+    (if (i32.lt_u (call $load_args) (i32.const 3)) (then (call $proc_exit (i32.const 100))))
+    (local.set $target (call $arg (i32.const 1)))
+    (local.set $link (call $arg (i32.const 2)))
+    (call $proc_exit (call $path_symlink (local.get $target) (call $strlen (local.get $target))
+      (i32.const 3) (local.get $link) (call $strlen (local.get $link)))))
 "#,
     )
 }

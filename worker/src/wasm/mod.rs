@@ -27,6 +27,9 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 pub use run::WasmSpec;
 use run::{P1Host, P2Host};
 
+/// The wasmtime release WASM tasks run on (kept in step with Cargo.toml).
+pub const WASMTIME: &str = "48";
+
 /// How often the epoch advances: the granularity of timeouts and stops.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -250,6 +253,27 @@ impl WasmEngine {
             }
             _ => Err(WasmError::NotWasm { path: p() }),
         }
+    }
+
+    /// Compiles a tiny WASI command: proves that this machine can run WASM
+    /// tasks (for `swarm doctor`).
+    pub fn self_check(&self) -> Result<(), WasmError> {
+        let module = Module::new(
+            &self.engine,
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+                       (func (export "_start")))"#,
+        )
+        .map_err(|e| WasmError::Compile {
+            path: "a built-in test module".into(),
+            message: e.to_string(),
+        })?;
+        self.p1
+            .instantiate_pre(&module)
+            .map(drop)
+            .map_err(|e| WasmError::Link {
+                path: "a built-in test module".into(),
+                message: e.to_string(),
+            })
     }
 
     fn runtime(&self) -> Option<&tokio::runtime::Runtime> {

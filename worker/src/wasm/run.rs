@@ -211,7 +211,11 @@ fn wasi_context(spec: &WasmSpec, stdout: &Sink, stderr: &Sink) -> Result<WasiCtx
         .stderr(stderr.clone())
         .allow_tcp(false)
         .allow_udp(false)
-        .allow_ip_name_lookup(false);
+        .allow_ip_name_lookup(false)
+        // Guests have a runtime of their own: a file operation runs right on
+        // the guest's thread instead of a hop to a blocking thread and back,
+        // which made a trivial guest's run 7x slower (120 µs vs 16 µs).
+        .allow_blocking_current_thread(true);
     builder
         .preopened_dir(&spec.dir, ".", FsPerms::ReadWrite)
         .map_err(|e| format!("preopen {}: {e}", spec.dir.display()))?;

@@ -504,6 +504,19 @@ fn doctor() -> Result<i32, Failure> {
         Err(_) => println!("namespaces        not tried"),
     }
     println!("git               {git}");
+    let wasm = swarm_worker::wasm::WasmEngine::new(&swarm_worker::wasm::EngineOptions {
+        cache_dir: None,
+        concurrency: 1,
+        fuel: false,
+    })
+    .and_then(|engine| engine.self_check());
+    match wasm {
+        Ok(()) => println!(
+            "wasmtime          {}: WASM tasks run (WASI preview 1 modules, preview 2 command components)",
+            swarm_worker::wasm::WASMTIME
+        ),
+        Err(e) => println!("wasmtime          WASM tasks cannot run: failed to {e}"),
+    }
     match launcher {
         Ok(_) => {
             println!("\nswarm enforces, for every sandboxed task:");
