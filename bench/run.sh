@@ -351,5 +351,8 @@ merge per task, $NPROC at a time): a WASM tool vs a sandboxed shell command
 |---|---:|---:|
 | sandboxed command tasks | $cmd500 ms | 1.00x |
 | **WASM tasks** | **$wasm500 ms** | **$(ratio "$wasm500" "$cmd500")x** |
+
+Both are dominated by what every task costs whatever it runs: its worktree, snapshot and
+merge (section 2); the payload is the smaller part.
 EOF
 echo "wrote $OUT"
