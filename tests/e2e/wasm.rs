@@ -323,3 +323,32 @@ args = ["/etc/passwd", "abs-link"]
         }
     }
 }
+
+#[test]
+fn ctrl_c_cancels_a_running_guest() {
+    let repo = TestRepo::new();
+    tool(&repo, "spin.wasm", &guests::spin());
+    let p = repo.plan(
+        "cancel.toml",
+        "[swarm]\nname = \"cancel\"\n\n[[task]]\nid = \"spin\"\nwasm = \"spin.wasm\"\n",
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", p.to_str().unwrap(), "--grace", "300ms"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let events = repo.path().join(".swarm/runs/cancel/events.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&events).is_ok_and(|e| e.contains("task_started")) {
+        assert!(Instant::now() < deadline, "the guest never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped = Instant::now();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    assert_eq!(task(&repo.report(), "spin")["status"], "cancelled");
+}
