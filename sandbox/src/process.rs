@@ -29,8 +29,8 @@ fn signal(pgid: u32, sig: Signal) {
     }
     match killpg(Pid::from_raw(raw), sig) {
         Ok(()) => {}
-        // No such group (yet): a sandboxed worker creates its group with
-        // setsid a moment after it starts; until then, signal the leader.
+        // No such group: the leader may have left it (or never made it);
+        // signal the leader itself.
         Err(Errno::ESRCH) => match nix::sys::signal::kill(Pid::from_raw(raw), sig) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(err) => tracing::warn!(pgid, ?sig, %err, "failed to signal process"),

@@ -490,3 +490,76 @@ fn read_paths_open_toolchains_read_only() {
     assert_all_denied(&[("tools".into(), results_of(&repo, "tools"))], 1);
     assert!(!tools.join("evil").exists());
 }
+
+/// Runs `swarm ARGS` as a process in which the Landlock system calls fail
+/// with ENOSYS, as on a kernel built without Landlock: python3 installs a
+/// seccomp filter (no_new_privs first) and execs swarm.
+fn swarm_without_landlock(repo: &TestRepo, args: &[&str]) -> crate::support::Run {
+    const NO_LANDLOCK: &str = r#"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def insn(code, jt, jf, k): return struct.pack("HBBI", code, jt, jf, k)
+ENOSYS = 38
+prog = b"".join([
+    insn(0x20, 0, 0, 0),                          # load the syscall number
+    insn(0x35, 0, 3, 444),                        # < 444 (landlock_create_ruleset): allow
+    insn(0x35, 2, 0, 447),                        # >= 447: allow
+    insn(0x06, 0, 0, 0x00050000 | ENOSYS),        # 444..446: ENOSYS
+    insn(0x06, 0, 0, 0x7fff0000),
+    insn(0x06, 0, 0, 0x7fff0000),
+])
+buf = ctypes.create_string_buffer(prog)
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(len(prog) // 8, ctypes.addressof(buf))
+assert libc.prctl(38, 1, 0, 0, 0) == 0                  # PR_SET_NO_NEW_PRIVS
+assert libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, filter
+os.execv(sys.argv[1], sys.argv[1:])
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    crate::support::hermetic(&mut cmd, &repo.home());
+    cmd.current_dir(repo.path())
+        .args(["-c", NO_LANDLOCK, crate::support::swarm_bin()])
+        .args(args);
+    cmd.output().unwrap().into()
+}
+
+#[test]
+fn without_landlock_sandboxed_runs_are_refused_and_none_is_loud() {
+    let repo = TestRepo::new();
+    let p = repo.plan(
+        "plain.toml",
+        "[swarm]\nname = \"plain\"\n\n[[task]]\nid = \"a\"\nrun = \"echo hi > hi.txt\"\n",
+    );
+    let plan = p.to_str().unwrap();
+    let refused = swarm_without_landlock(&repo, &["run", plan]);
+    refused.assert_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("tasks cannot be sandboxed on this machine")
+            && refused
+                .stderr
+                .contains("the kernel was built without Landlock")
+            && refused.stderr.contains("--sandbox none"),
+        "{}",
+        refused.stderr
+    );
+    assert!(repo.swarm_traces().is_empty(), "{:?}", repo.swarm_traces());
+    let doctor = swarm_without_landlock(&repo, &["doctor"]);
+    assert_eq!(doctor.code, 1, "{}", doctor.stdout);
+    assert!(
+        doctor.stdout.contains("sandboxed runs are REFUSED"),
+        "{}",
+        doctor.stdout
+    );
+    // The explicit opt-out runs, and says loudly that it is unconfined.
+    let unconfined = swarm_without_landlock(&repo, &["run", plan, "--sandbox", "none"]);
+    unconfined.assert_code(0);
+    assert!(
+        unconfined.stderr.contains("run UNCONFINED"),
+        "{}",
+        unconfined.stderr
+    );
+    assert_eq!(repo.show("swarm/plain", "hi.txt"), "hi");
+}

@@ -11,6 +11,55 @@ use std::os::fd::OwnedFd;
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
+/// How much of one output stream is kept: the first `limit` bytes; the
+/// rest is counted and dropped. Shared by command and WASM tasks, so both
+/// bound their logs the same way and say so the same way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    limit: u64,
+    kept: u64,
+    dropped: u64,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            kept: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Of `len` new bytes, how many to keep (the rest is counted dropped).
+    pub(crate) fn take(&mut self, len: usize) -> usize {
+        let room = usize::try_from(self.limit.saturating_sub(self.kept)).unwrap_or(usize::MAX);
+        let take = len.min(room);
+        self.kept += take as u64;
+        self.dropped += (len - take) as u64;
+        take
+    }
+
+    /// Bytes kept that the log write then failed on (disk full) are
+    /// not in the log.
+    pub(crate) fn unkeep(&mut self, len: usize) {
+        self.kept -= len as u64;
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The line that ends a truncated log, if anything was dropped.
+    pub(crate) fn note(&self) -> Option<String> {
+        (self.dropped > 0).then(|| {
+            format!(
+                "\n[swarm: output truncated: {} more bytes were dropped (the limit is {} bytes, `max_output` in the plan)]\n",
+                self.dropped, self.limit
+            )
+        })
+    }
+}
+
 /// A pipe for one output stream: the end the worker writes to (blocking,
 /// close-on-exec in the coordinator) and the end the coordinator reads.
 pub(crate) fn pipe() -> std::io::Result<(OwnedFd, pipe::Receiver)> {
@@ -22,28 +71,23 @@ pub(crate) fn pipe() -> std::io::Result<(OwnedFd, pipe::Receiver)> {
 /// `limit` bytes. Returns the number of bytes dropped.
 pub(crate) async fn capture(mut from: pipe::Receiver, mut log: File, limit: u64) -> u64 {
     let mut buf = vec![0u8; 64 << 10];
-    let (mut kept, mut dropped) = (0u64, 0u64);
+    let mut budget = Budget::new(limit);
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let room = usize::try_from(limit.saturating_sub(kept)).unwrap_or(usize::MAX);
-        let take = n.min(room);
+        let take = budget.take(n);
         // A failing log write (disk full) must not stop the draining: the
         // worker would block on a full pipe.
-        if take > 0 && log.write_all(&buf[..take]).is_ok() {
-            kept += take as u64;
+        if take > 0 && log.write_all(&buf[..take]).is_err() {
+            budget.unkeep(take);
         }
-        dropped += (n - take) as u64;
     }
-    if dropped > 0 {
-        let _ = writeln!(
-            log,
-            "\n[swarm: output truncated: {dropped} more bytes were dropped (the limit is {limit} bytes, `max_output` in the plan)]"
-        );
+    if let Some(note) = budget.note() {
+        let _ = log.write_all(note.as_bytes());
     }
-    dropped
+    budget.dropped()
 }
 
 #[cfg(test)]

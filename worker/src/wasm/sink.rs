@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+use crate::output::Budget;
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 struct State {
     file: File,
-    limit: u64,
-    kept: u64,
-    dropped: u64,
+    budget: Budget,
 }
 
 /// One output stream of a guest. Clones share the file and the counts
@@ -28,21 +28,19 @@ impl Sink {
     pub(crate) fn new(file: File, limit: u64) -> Self {
         Self(Arc::new(Mutex::new(State {
             file,
-            limit,
-            kept: 0,
-            dropped: 0,
+            budget: Budget::new(limit),
         })))
     }
 
     fn push(&self, buf: &[u8]) -> std::io::Result<()> {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let room = usize::try_from(s.limit.saturating_sub(s.kept)).unwrap_or(usize::MAX);
-        let take = buf.len().min(room);
-        if take > 0 {
-            s.file.write_all(&buf[..take])?;
-            s.kept += take as u64;
+        let take = s.budget.take(buf.len());
+        if take > 0
+            && let Err(e) = s.file.write_all(&buf[..take])
+        {
+            s.budget.unkeep(take);
+            return Err(e);
         }
-        s.dropped += (buf.len() - take) as u64;
         Ok(())
     }
 
@@ -50,12 +48,8 @@ impl Sink {
     /// was (the same line as for command tasks).
     pub(crate) fn finish(&self) {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.dropped > 0 {
-            let (dropped, limit) = (s.dropped, s.limit);
-            let _ = writeln!(
-                s.file,
-                "\n[swarm: output truncated: {dropped} more bytes were dropped (the limit is {limit} bytes, `max_output` in the plan)]"
-            );
+        if let Some(note) = s.budget.note() {
+            let _ = s.file.write_all(note.as_bytes());
         }
     }
 }

@@ -414,8 +414,10 @@ async fn sandbox_settings(
              or pass --sandbox none"
         ))
     };
-    swarm_sandbox::probe::probe().require().map_err(refuse)?;
-    let launcher = start_launcher().await.map_err(|e| refuse(e.to_string()))?;
+    // The launcher checks the kernel itself and says why it refuses.
+    let launcher = start_launcher()
+        .await
+        .map_err(|e| refuse(format!("{e:#}")))?;
     let env = std::env::vars()
         .filter(|(k, _)| swarm_sandbox::ENV_ALLOWLIST.contains(&k.as_str()) || k.starts_with("LC_"))
         .collect();
