@@ -39,6 +39,18 @@ fn signal(pgid: u32, sig: Signal) {
     }
 }
 
+/// Restores SIGPIPE's default action (Rust ignores it), so that a command
+/// whose output is piped into `head` ends quietly when the reader goes away,
+/// like any Unix tool, instead of failing on its next write.
+pub fn default_sigpipe() {
+    // SAFETY: SIG_DFL installs no handler, so nothing can run in signal
+    // context.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Asks every process in group `pgid` to stop (SIGTERM).
 pub fn term_group(pgid: u32) {
     signal(pgid, Signal::SIGTERM);

@@ -487,3 +487,37 @@ fn the_longest_remaining_chain_starts_first() {
         .collect();
     assert_eq!(started, ["head", "middle", "lone", "tail"]);
 }
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    use std::io::BufRead;
+    let repo = TestRepo::new();
+    // A graph far larger than a pipe's buffer.
+    let p = plan(
+        &repo,
+        "[[task]]\nid = \"t-{n}\"\nrun = \"true\"\nmatrix = { n = [REPLACE] }\n"
+            .replace(
+                "REPLACE",
+                &(0..30000)
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+            .as_str(),
+    );
+    let mut child = repo
+        .swarm_cmd(&["graph", p.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone now, like `swarm graph | head -1`.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(first.starts_with("digraph"), "{first}");
+}

@@ -15,6 +15,12 @@ fn main() -> ExitCode {
     if !matches!(args.command, cli::Command::Sandbox) {
         init_tracing(args.log_file.as_deref());
     }
+    // Commands that only print end quietly when their reader goes away
+    // (`swarm status | head`); `run` keeps SIGPIPE ignored, so a closed pipe
+    // can never kill a run and its workers.
+    if !matches!(args.command, cli::Command::Run(_) | cli::Command::Sandbox) {
+        swarm_sandbox::process::default_sigpipe();
+    }
     let code = match cli::main(args) {
         Ok(code) => code,
         Err(failure) => {
