@@ -35,6 +35,10 @@ pub enum LaunchError {
     Gone,
     #[error("start a sandboxed worker: at most {MAX_FDS} file descriptors can be passed")]
     TooManyFds,
+    #[error(
+        "start a sandboxed worker: its command is {len} bytes, and the sandbox takes at most {max}; put the script in a file in the repository and run that file"
+    )]
+    TooLarge { len: usize, max: usize },
 }
 
 /// How a sandboxed worker ended.
@@ -69,6 +73,8 @@ struct Inner {
     next_id: AtomicU64,
     waiters: Arc<Waiters>,
     degraded: Option<String>,
+    /// Largest request the socket carries (its send buffer's size).
+    max_message: usize,
     // Kept so the launcher is reaped (and killed if still there) with us.
     _process: tokio::process::Child,
 }
@@ -138,6 +144,13 @@ impl Launcher {
         let process = cmd.spawn().map_err(start_err)?;
         drop(theirs);
         set_nonblocking(&ours).map_err(LaunchError::Channel)?;
+        // A request is one packet, which must fit the sender's buffer; ask
+        // for room for large scripts (the system may grant less).
+        use nix::sys::socket::{getsockopt, setsockopt, sockopt::SndBuf};
+        let _ = setsockopt(&ours, SndBuf, &(MAX_MESSAGE + (64 << 10)));
+        let max_message = getsockopt(&ours, SndBuf)
+            .map_or(64 << 10, |granted| granted.saturating_sub(64 << 10))
+            .min(MAX_MESSAGE);
         // SAFETY: `ours` is an OwnedFd, so the descriptor stays open (and is
         // not reused) for as long as the registration that owns it.
         #[allow(unsafe_code)]
@@ -159,6 +172,7 @@ impl Launcher {
             next_id: AtomicU64::new(1),
             waiters: Arc::new(Mutex::new(HashMap::new())),
             degraded,
+            max_message,
             _process: process,
         });
         tokio::spawn(read_replies(
@@ -235,10 +249,11 @@ impl Launcher {
     async fn send(&self, request: &Request, fds: &[RawFd]) -> Result<(), LaunchError> {
         let bytes = serde_json::to_vec(request)
             .map_err(|e| LaunchError::Channel(std::io::Error::other(e)))?;
-        if bytes.len() > MAX_MESSAGE {
-            return Err(LaunchError::Channel(std::io::Error::other(
-                "the request is too large (a script over 1 MiB?)",
-            )));
+        if bytes.len() > self.inner.max_message {
+            return Err(LaunchError::TooLarge {
+                len: bytes.len(),
+                max: self.inner.max_message,
+            });
         }
         let iov = [IoSlice::new(&bytes)];
         let rights = [ControlMessage::ScmRights(fds)];
