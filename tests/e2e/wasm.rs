@@ -352,3 +352,41 @@ fn ctrl_c_cancels_a_running_guest() {
     assert!(stopped.elapsed() < Duration::from_secs(5));
     assert_eq!(task(&repo.report(), "spin")["status"], "cancelled");
 }
+
+#[test]
+fn read_paths_are_preopened_read_only_with_or_without_the_kernel_sandbox() {
+    let repo = TestRepo::new();
+    let data = repo.outside();
+    std::fs::write(data.join("data.txt"), "data\n").unwrap();
+    tool(&repo, "readonly.wasm", &guests::readonly_probe());
+    for (name, sandbox) in [("sandboxed", "landlock"), ("unconfined", "none")] {
+        let p = repo.plan(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\nsandbox = \"{sandbox}\"\nread_paths = [{:?}]\n\n[[task]]\nid = \"probe\"\nwasm = \"readonly.wasm\"\nargs = [\"data.txt\", \"new.txt\"]\n",
+                data.display().to_string()
+            ),
+        );
+        repo.run_plan(&p, &[]).assert_code(0);
+        let log = std::fs::read_to_string(
+            repo.path()
+                .join(format!(".swarm/runs/{name}/logs/probe/1.out")),
+        )
+        .unwrap();
+        assert_eq!(
+            log.lines().collect::<Vec<_>>(),
+            [
+                "read ok data.txt",
+                "write denied data.txt",
+                "read denied new.txt",
+                "write denied new.txt"
+            ],
+            "{name}"
+        );
+    }
+    assert!(!data.join("new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(data.join("data.txt")).unwrap(),
+        "data\n"
+    );
+}

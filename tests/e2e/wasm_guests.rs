@@ -102,6 +102,44 @@ pub fn symlink() -> Vec<u8> {
     )
 }
 
+/// `readonly PATH...`: for each PATH under the first extra preopen (fd 4,
+/// the plan's first `read_paths` directory), tries to open it for reading,
+/// then for writing (creating it), and prints `read ok|denied PATH` and
+/// `write ALLOWED|denied PATH`.
+pub fn readonly_probe() -> Vec<u8> {
+    module(
+        r#"
+  (data (i32.const 64) "read ok ")
+  (data (i32.const 80) "read denied ")
+  (data (i32.const 96) "write ALLOWED ")
+  (data (i32.const 112) "write denied ")
+  (func $line (param $ptr i32) (param $len i32) (param $path i32) (param $plen i32)
+    (drop (call $write (i32.const 1) (local.get $ptr) (local.get $len)))
+    (drop (call $write (i32.const 1) (local.get $path) (local.get $plen)))
+    (drop (call $write (i32.const 1) (i32.const 48) (i32.const 1))))
+  (func (export "_start") (local $argc i32) (local $i i32) (local $path i32) (local $len i32)
+    (local.set $argc (call $load_args))
+    (local.set $i (i32.const 1))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $argc)))
+      (local.set $path (call $arg (local.get $i)))
+      (local.set $len (call $strlen (local.get $path)))
+      ;; read: no flags, FD_READ only
+      (if (call $path_open (i32.const 4) (i32.const 0) (local.get $path) (local.get $len)
+            (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 8))
+        (then (call $line (i32.const 80) (i32.const 12) (local.get $path) (local.get $len)))
+        (else (call $line (i32.const 64) (i32.const 8) (local.get $path) (local.get $len))))
+      ;; write: O_CREAT, FD_WRITE
+      (if (call $path_open (i32.const 4) (i32.const 0) (local.get $path) (local.get $len)
+            (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 8))
+        (then (call $line (i32.const 112) (i32.const 13) (local.get $path) (local.get $len)))
+        (else (call $line (i32.const 96) (i32.const 14) (local.get $path) (local.get $len))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next))))
+"#,
+    )
+}
+
 /// Spins forever.
 pub fn spin() -> Vec<u8> {
     module(r#"(func (export "_start") (loop $forever (br $forever)))"#)

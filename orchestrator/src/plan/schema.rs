@@ -49,7 +49,8 @@ pub struct SwarmSection {
     pub on_failure: Option<OnFailure>,
     /// Extra paths sandboxed tasks may read (and execute), such as
     /// toolchains outside the system directories: `["~/.cargo", "~/.rustup"]`.
-    /// `~/` is your home directory.
+    /// `~/` is your home directory. WASM tasks see these directories
+    /// read-only at the same paths.
     pub read_paths: Option<Vec<String>>,
 }
 

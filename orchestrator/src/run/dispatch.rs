@@ -132,6 +132,7 @@ impl<'o> Dispatcher<'o> {
             tasks: plan.tasks,
             grace: options.grace,
             sandbox: options.sandbox,
+            read_paths: options.read_paths,
             wasm: options.wasm,
             readonly: Mutex::new(HashMap::new()),
             progress: tx,

@@ -29,6 +29,9 @@ pub struct RunOptions {
     pub grace: Duration,
     /// How workers are confined; `None` runs them unconfined.
     pub sandbox: Option<SandboxSettings>,
+    /// Extra paths tasks may read (the plan's `read_paths`, expanded):
+    /// through the sandbox for commands, preopened for WASM tasks.
+    pub read_paths: Vec<PathBuf>,
     /// Runs WASM tasks, with every program of the plan already loaded
     /// (`None` when the plan has none).
     pub wasm: Option<std::sync::Arc<swarm_worker::wasm::WasmEngine>>,
@@ -42,8 +45,6 @@ pub struct SandboxSettings {
     /// The only variables of the coordinator's environment workers see
     /// (already filtered by the allowlist).
     pub env: Vec<(String, String)>,
-    /// Extra paths workers may read (the plan's `read_paths`, expanded).
-    pub read_only: Vec<PathBuf>,
 }
 
 /// Failure to run a plan, as a fragment that reads after "failed to".

@@ -32,6 +32,8 @@ pub(super) struct Ctx {
     pub tasks: Vec<Task>,
     pub grace: Duration,
     pub sandbox: Option<super::SandboxSettings>,
+    /// The plan's `read_paths`, expanded.
+    pub read_paths: Vec<PathBuf>,
     /// Runs the WASM tasks (when the plan has any).
     pub wasm: Option<Arc<swarm_worker::wasm::WasmEngine>>,
     /// Shared read-only checkouts (and their git directories), by commit.
@@ -261,7 +263,7 @@ async fn run_attempt(
         // shared read-only checkout. Nothing else of the repository.
         let mut read_write = vec![tmp.clone()];
         let mut read_only = vec![ctx.repo.common_dir.clone()];
-        read_only.extend(settings.read_only.iter().cloned());
+        read_only.extend(ctx.read_paths.iter().cloned());
         match task.isolation {
             Isolation::Worktree => read_write.push(workdir.to_path_buf()),
             Isolation::Readonly => read_only.push(workdir.to_path_buf()),
@@ -321,7 +323,8 @@ async fn run_attempt(
 
 /// A WASM task's attempt. The guest's environment is swarm's variables and
 /// the task's own, nothing of the coordinator's; it sees the worktree as
-/// `.` and the plan's `read_paths` directories, read-only.
+/// `.` and the plan's `read_paths` directories, read-only (with or without
+/// the kernel sandbox).
 #[allow(clippy::too_many_arguments)]
 async fn run_wasm(
     ctx: &Ctx,
@@ -342,9 +345,8 @@ async fn run_wasm(
     env.retain(|(k, _)| k.starts_with("SWARM_"));
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let read_only = ctx
-        .sandbox
+        .read_paths
         .iter()
-        .flat_map(|s| s.read_only.iter())
         .filter(|p| p.is_dir())
         .cloned()
         .collect();

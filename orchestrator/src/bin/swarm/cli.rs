@@ -285,6 +285,7 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
     let wasm = wasm_engine(&plan, concurrency)?;
     let options = RunOptions {
         sandbox: None,
+        read_paths: Vec::new(),
         wasm,
         name: args.name,
         concurrency,
@@ -301,11 +302,13 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
     let plan_path = args.plan.display().to_string();
     let sandbox = match plan.sandbox {
         SandboxMode::None => None,
-        SandboxMode::Landlock => {
-            Some(runtime.block_on(sandbox_settings(&plan_path, &plan.read_paths))?)
-        }
+        SandboxMode::Landlock => Some(runtime.block_on(sandbox_settings(&plan_path))?),
     };
-    let options = RunOptions { sandbox, ..options };
+    let options = RunOptions {
+        sandbox,
+        read_paths: read_paths(&plan_path, &plan.read_paths)?,
+        ..options
+    };
     let prepared = run::prepare(repo, plan, options).map_err(invalid_or_internal)?;
     match &prepared.options.sandbox {
         None => eprintln!(
@@ -402,10 +405,7 @@ fn wasm_engine(
 
 /// Starts the run's sandbox launcher. Fails closed: sandboxed runs need
 /// the kernel to enforce the sandbox.
-async fn sandbox_settings(
-    plan_path: &str,
-    read_paths: &[String],
-) -> Result<SandboxSettings, Failure> {
+async fn sandbox_settings(plan_path: &str) -> Result<SandboxSettings, Failure> {
     let refuse = |why: String| {
         Failure::Invalid(anyhow!(
             "start run: tasks cannot be sandboxed on this machine: {why}\n\
@@ -421,6 +421,12 @@ async fn sandbox_settings(
     let env = std::env::vars()
         .filter(|(k, _)| swarm_sandbox::ENV_ALLOWLIST.contains(&k.as_str()) || k.starts_with("LC_"))
         .collect();
+    Ok(SandboxSettings { launcher, env })
+}
+
+/// The plan's `read_paths`, with `~/` expanded: readable by command tasks
+/// under the sandbox, preopened read-only for WASM tasks.
+fn read_paths(plan_path: &str, read_paths: &[String]) -> Result<Vec<PathBuf>, Failure> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut read_only = Vec::new();
     for raw in read_paths {
@@ -446,11 +452,7 @@ async fn sandbox_settings(
         }
         read_only.push(path);
     }
-    Ok(SandboxSettings {
-        launcher,
-        env,
-        read_only,
-    })
+    Ok(read_only)
 }
 
 /// Starts this binary as the sandbox launcher (`swarm __sandbox`).
