@@ -495,16 +495,28 @@ fn read_paths_open_toolchains_read_only() {
 /// with ENOSYS, as on a kernel built without Landlock: python3 installs a
 /// seccomp filter (no_new_privs first) and execs swarm.
 fn swarm_without_landlock(repo: &TestRepo, args: &[&str]) -> crate::support::Run {
-    const NO_LANDLOCK: &str = r#"
+    swarm_denied(repo, 444, 447, 38, args)
+}
+
+/// Runs `swarm ARGS` with system calls `first..end` (x86_64 numbers)
+/// failing with `errno`, through a seccomp filter python3 installs.
+fn swarm_denied(
+    repo: &TestRepo,
+    first: u32,
+    end: u32,
+    errno: u32,
+    args: &[&str],
+) -> crate::support::Run {
+    const DENY: &str = r#"
 import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 def insn(code, jt, jf, k): return struct.pack("HBBI", code, jt, jf, k)
-ENOSYS = 38
+first, end, errno = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 prog = b"".join([
     insn(0x20, 0, 0, 0),                          # load the syscall number
-    insn(0x35, 0, 3, 444),                        # < 444 (landlock_create_ruleset): allow
-    insn(0x35, 2, 0, 447),                        # >= 447: allow
-    insn(0x06, 0, 0, 0x00050000 | ENOSYS),        # 444..446: ENOSYS
+    insn(0x35, 0, 3, first),                      # < first: allow
+    insn(0x35, 2, 0, end),                        # >= end: allow
+    insn(0x06, 0, 0, 0x00050000 | errno),         # first..end: errno
     insn(0x06, 0, 0, 0x7fff0000),
     insn(0x06, 0, 0, 0x7fff0000),
 ])
@@ -514,12 +526,14 @@ class Fprog(ctypes.Structure):
 fprog = Fprog(len(prog) // 8, ctypes.addressof(buf))
 assert libc.prctl(38, 1, 0, 0, 0) == 0                  # PR_SET_NO_NEW_PRIVS
 assert libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, filter
-os.execv(sys.argv[1], sys.argv[1:])
+os.execv(sys.argv[4], sys.argv[4:])
 "#;
     let mut cmd = std::process::Command::new("python3");
     crate::support::hermetic(&mut cmd, &repo.home());
     cmd.current_dir(repo.path())
-        .args(["-c", NO_LANDLOCK, crate::support::swarm_bin()])
+        .args(["-c", DENY])
+        .args([first, end, errno].map(|n| n.to_string()))
+        .arg(crate::support::swarm_bin())
         .args(args);
     cmd.output().unwrap().into()
 }
@@ -562,4 +576,65 @@ fn without_landlock_sandboxed_runs_are_refused_and_none_is_loud() {
         unconfined.stderr
     );
     assert_eq!(repo.show("swarm/plain", "hi.txt"), "hi");
+}
+
+// The filter below names `unshare` by its x86_64 number.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn without_user_namespaces_the_baseline_still_confines() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let out = repo.outside();
+    std::fs::write(out.join("victim.txt"), "original\n").unwrap();
+    let p = repo.plan(
+        "baseline.toml",
+        &format!(
+            "[swarm]\nname = \"baseline\"\non_failure = \"continue\"\n\n[defaults]\nenv = {{ OUT = {:?} }}\n\n\
+             [[task]]\nid = \"attacks\"\nrun = '''\n{PRELUDE}\
+             try write-outside sh -c 'echo x > \"$OUT/victim.txt\"'\n\
+             try net python3 -c \"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\"\n\
+             try setsid python3 -c \"import os; os.setsid()\"\n\
+             echo inside > inside.txt\n'''\n\n\
+             [[task]]\nid = \"slow\"\ntimeout = \"500ms\"\nrun = \"(trap '' TERM; sleep 44.75) & sleep 44.75\"\n",
+            out.display().to_string()
+        ),
+    );
+    // unshare (272 on x86_64) refused: no user namespace for the launcher.
+    let run = swarm_denied(
+        &repo,
+        272,
+        273,
+        1,
+        &["run", p.to_str().unwrap(), "--grace", "200ms"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("user namespaces are unavailable"),
+        "{}",
+        run.stderr
+    );
+    let report = repo.report();
+    assert_eq!(task(&report, "attacks")["status"], "merged");
+    assert_eq!(task(&report, "slow")["status"], "timed_out");
+    let results = repo.git(&["show", "refs/swarm/baseline/attacks:results/attacks.txt"]);
+    assert_eq!(
+        results.lines().collect::<Vec<_>>(),
+        ["denied write-outside", "denied net", "denied setsid"]
+    );
+    assert_eq!(
+        repo.show("refs/swarm/baseline/attacks", "inside.txt"),
+        "inside"
+    );
+    assert_eq!(read(&out.join("victim.txt")), "original\n");
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).contains("sleep 44.75"),
+        "a process of the timed-out task survived"
+    );
 }

@@ -42,6 +42,9 @@ pub(super) struct Prepared<'a> {
     pub filter: &'a BpfProgram,
     /// Write end of the failure pipe (close-on-exec).
     pub errors: RawFd,
+    /// The launcher's read ends of this worker's pipes: closed first thing
+    /// in the child, so that the pipes' only readers are in the launcher.
+    pub launcher_ends: Vec<RawFd>,
 }
 
 /// Exit code of a child whose confinement failed (the reason is on the
@@ -79,8 +82,35 @@ pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
             "start the worker (fork): {}",
             std::io::Error::last_os_error()
         )),
-        0 => worker(prepared, true),
+        0 => {
+            die_with_launcher(prepared.errors, &prepared.launcher_ends);
+            worker(prepared, true)
+        }
         pid => Ok(pid),
+    }
+}
+
+/// Sets the parent-death signal, then makes sure the launcher did not die
+/// before it was set (the signal would never come): `pipe` is our write end
+/// of a pipe the launcher reads, and a pipe whose reader is gone polls as
+/// an error. (`getppid` cannot tell: across a PID namespace it is 0.)
+fn die_with_launcher(pipe: RawFd, launcher_ends: &[RawFd]) {
+    // SAFETY: closing our copies of the launcher's fds; prctl and poll with
+    // a valid pointer to a local pollfd.
+    #[allow(unsafe_code)]
+    unsafe {
+        for &fd in launcher_ends {
+            libc::close(fd);
+        }
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        let mut fd = libc::pollfd {
+            fd: pipe,
+            events: 0,
+            revents: 0,
+        };
+        if libc::poll(&mut fd, 1, 0) == 1 && fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            libc::_exit(EXIT_CONFINE);
+        }
     }
 }
 
@@ -97,13 +127,9 @@ fn fail(errors: RawFd, message: &str) -> ! {
 
 /// Pid 1 of the worker's namespace.
 fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
-    // SAFETY: prctl with integer arguments.
-    #[allow(unsafe_code)]
-    unsafe {
-        // The launcher dies with the coordinator; init (and so the whole
-        // namespace) dies with the launcher.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-    }
+    // The launcher dies with the coordinator; init (and so the whole
+    // namespace) dies with the launcher.
+    die_with_launcher(status, &prepared.launcher_ends);
     let capped = match namespaces::isolate_task(mounts) {
         Ok(capped) => capped,
         Err(message) => fail(prepared.errors, &message),

@@ -321,6 +321,9 @@ impl Server {
             ruleset,
             filter,
             errors: errors_w.as_raw_fd(),
+            launcher_ends: std::iter::once(errors_r.as_raw_fd())
+                .chain(status_r.as_ref().map(AsRawFd::as_raw_fd))
+                .collect(),
         };
         let pid = match (&mounts, &status_w) {
             (Some(mounts), Some(status)) => child::spawn_in_namespaces(prepared, mounts, status),
