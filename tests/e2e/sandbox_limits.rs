@@ -240,14 +240,16 @@ fn killing_the_coordinator_kills_every_worker() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let worktrees = repo.path().join(".swarm/worktrees/orphans");
+    // Two shells and two sleeps per task, all running.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !(worktrees.join("a/up.txt").exists() && worktrees.join("b/up.txt").exists()) {
-        assert!(Instant::now() < deadline, "the workers never started");
+    while processes_with("sleep 43.25").len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the workers never started: {:?}",
+            processes_with("sleep 43.25")
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Two shells and two sleeps per task.
-    assert_eq!(processes_with("sleep 43.25").len(), 6);
     coordinator.kill().unwrap();
     coordinator.wait().unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -29,12 +29,12 @@ struct Worker {
     errors: OwnedFd,
     /// Namespace layer: read end of the pipe on which init reports the
     /// worker's wait status. `None` in the baseline, where `pid` is the
-    /// worker itself (and leads its process group), and once read.
+    /// worker itself (and leads its process group).
+    ///
+    /// It is read only once init is reaped: init exits right after writing
+    /// it, and its exit is what kills whatever the worker left running, so
+    /// only then is the worktree nobody's but the coordinator's to snapshot.
     status: Option<OwnedFd>,
-    /// The coordinator has been told how the worker ended (init reports it
-    /// before it exits, so the namespace's teardown is off the critical
-    /// path); what is left is reaping init.
-    reported: bool,
 }
 
 struct Server {
@@ -118,38 +118,27 @@ impl Server {
     }
 
     fn run(&mut self) {
-        let mut fds: Vec<libc::pollfd> = Vec::new();
-        let mut watched: Vec<i32> = Vec::new();
         loop {
-            let entry = |fd: RawFd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            fds.clear();
-            watched.clear();
-            fds.push(entry(self.sock.as_raw_fd()));
-            fds.push(entry(self.sigchld.as_raw_fd()));
-            for (&pid, worker) in &self.workers {
-                if let Some(status) = &worker.status {
-                    fds.push(entry(status.as_raw_fd()));
-                    watched.push(pid);
-                }
-            }
-            let n = libc::nfds_t::try_from(fds.len()).unwrap_or(2);
-            // SAFETY: `fds` is a valid array of `n` pollfds.
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.sock.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.sigchld.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of two pollfds.
             #[allow(unsafe_code)]
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), n, -1) };
-            if ready == -1 {
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if n == -1 {
                 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
                 break;
-            }
-            for (pollfd, &pid) in fds[2..].iter().zip(&watched) {
-                if pollfd.revents != 0 {
-                    self.status_ready(pid);
-                }
             }
             if fds[1].revents != 0 {
                 self.reap();
@@ -163,25 +152,6 @@ impl Server {
         for &pid in self.workers.keys() {
             kill_worker(pid, self.base.is_some(), libc::SIGKILL);
         }
-    }
-
-    /// Init of worker `pid` wrote the worker's status (or died without).
-    fn status_ready(&mut self, pid: i32) {
-        let Some(worker) = self.workers.get_mut(&pid) else {
-            return;
-        };
-        let Some(fd) = worker.status.take() else {
-            return;
-        };
-        let Ok(bytes) = <[u8; 4]>::try_from(read_all(fd.as_fd()).as_slice()) else {
-            // Init was killed (a stop with SIGKILL): reported when reaped.
-            return;
-        };
-        worker.reported = true;
-        let id = worker.id;
-        let reply = ended(id, i32::from_ne_bytes(bytes), &worker.errors);
-        self.by_id.remove(&id);
-        let _ = send(self.sock.as_raw_fd(), &reply);
     }
 
     /// Handles one request; false when the socket is closed.
@@ -335,7 +305,6 @@ impl Server {
                 id,
                 errors: errors_r,
                 status: status_r,
-                reported: false,
             },
         );
         self.by_id.insert(id, pid);
@@ -366,13 +335,18 @@ impl Server {
             let Some(worker) = self.workers.remove(&pid) else {
                 continue;
             };
-            if self.base.is_none() {
-                // Whatever the worker left in its group dies with it.
-                kill_worker(pid, false, libc::SIGKILL);
-            }
-            if worker.reported {
-                continue;
-            }
+            let status = match &worker.status {
+                // Init reports the worker's own status; without it, init
+                // itself was killed (a stop with SIGKILL), which took the
+                // worker along.
+                Some(fd) => <[u8; 4]>::try_from(read_all(fd.as_fd()).as_slice())
+                    .map_or(status, i32::from_ne_bytes),
+                None => {
+                    // Whatever the worker left in its group dies with it.
+                    kill_worker(pid, false, libc::SIGKILL);
+                    status
+                }
+            };
             self.by_id.remove(&worker.id);
             let reply = ended(worker.id, status, &worker.errors);
             let _ = send(self.sock.as_raw_fd(), &reply);
