@@ -18,7 +18,7 @@
 //! on with the Landlock + seccomp baseline, and `swarm doctor` says so.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -123,18 +123,11 @@ pub(crate) fn enter_base() -> Result<Base, NamespaceError> {
 /// creates it (the launcher itself stays in the host's, which workers with
 /// `network = "full"` need) and the launcher opens it through `/proc`.
 fn network_namespace() -> Result<OwnedFd, std::io::Error> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // SAFETY: the launcher is single-threaded; the child only calls
     // unshare, write and pause before it is killed.
     #[allow(unsafe_code)]
     unsafe {
-        let mut ready = [0 as RawFd; 2];
-        if libc::pipe2(ready.as_mut_ptr(), libc::O_CLOEXEC) == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let (read, write) = (
-            OwnedFd::from_raw_fd(ready[0]),
-            OwnedFd::from_raw_fd(ready[1]),
-        );
         let pid = libc::fork();
         if pid == -1 {
             return Err(std::io::Error::last_os_error());

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{TestRepo, redact, task};
+use crate::support::{TestRepo, assert_truncated, redact, task};
 use crate::wasm_guests as guests;
 
 /// Writes `bytes` as `name` beside the test's plans (where `wasm = "name"`
@@ -205,14 +205,7 @@ max_output = "64KiB"
     let log =
         std::fs::read_to_string(repo.path().join(".swarm/runs/runaway/logs/flood/1.out")).unwrap();
     assert!(log.starts_with(&"x".repeat(65536)));
-    assert!(
-        log.ends_with(&format!(
-            "[swarm: output truncated: {} more bytes were dropped (the limit is 65536 bytes, `max_output` in the plan)]\n",
-            40_000_000 - 65536
-        )),
-        "{}",
-        &log[65536..]
-    );
+    assert_truncated(&log, 40_000_000 - 65536, 65536);
 }
 
 /// `swarm validate` and `swarm run` both reject the plan, exit 2, with the

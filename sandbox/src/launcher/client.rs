@@ -229,10 +229,10 @@ impl Launcher {
             fds: targets,
         };
         let (tx, rx) = oneshot::channel();
-        self.waiters().insert(id, tx);
+        lock(&self.inner.waiters).insert(id, tx);
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
         if let Err(e) = self.send(&message, &raw).await {
-            self.waiters().remove(&id);
+            lock(&self.inner.waiters).remove(&id);
             return Err(e);
         }
         Ok(Spawned {
@@ -240,10 +240,6 @@ impl Launcher {
             exit: Some(rx),
             launcher: self.clone(),
         })
-    }
-
-    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Exit>>> {
-        lock(&self.inner.waiters)
     }
 
     async fn send(&self, request: &Request, fds: &[RawFd]) -> Result<(), LaunchError> {
@@ -306,15 +302,9 @@ impl Spawned {
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own.
-    #[allow(unsafe_code)]
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags == -1 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == -1
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
 }
 

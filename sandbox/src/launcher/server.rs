@@ -396,17 +396,11 @@ fn kill_worker(pid: i32, namespaced: bool, sig: i32) {
 /// A pipe whose read end never blocks (a reader must not hang on a writer
 /// that a worker may have kept alive).
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
-    #[allow(unsafe_code)]
-    unsafe {
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) == -1
-            || libc::fcntl(fds[0], libc::F_SETFL, libc::O_NONBLOCK) == -1
-        {
-            return Err(errno("create a pipe"));
-        }
-        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
-    }
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .and_then(|(r, w)| fcntl(&r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map(|_| (r, w)))
+        .map_err(|e| format!("create a pipe: {e}"))?;
+    Ok((read, write))
 }
 
 /// Everything left in a pipe whose writers are all gone.

@@ -277,3 +277,17 @@ pub fn redact(text: &str, repo: &TestRepo) -> String {
     out = redacted;
     out
 }
+
+/// Asserts that `log` (a task's output log) ends with the line saying that
+/// `dropped` bytes past `limit` were dropped.
+#[track_caller]
+pub fn assert_truncated(log: &str, dropped: u64, limit: u64) {
+    let note = format!(
+        "[swarm: output truncated: {dropped} more bytes were dropped (the limit is {limit} bytes, `max_output` in the plan)]\n"
+    );
+    assert!(
+        log.ends_with(&note),
+        "expected the log to end with {note:?}, it ends with {:?}",
+        &log[log.len().saturating_sub(200)..]
+    );
+}
