@@ -6,6 +6,7 @@
 //! is the only place that talks to the user.
 
 pub mod exit;
+pub mod gateway;
 pub mod git;
 pub mod graph;
 pub mod journal;

@@ -85,6 +85,7 @@ impl ReportBuilder {
                                 conflict_files: Vec::new(),
                                 stdout_log: out.display().to_string(),
                                 stderr_log: err.display().to_string(),
+                                agent: None,
                             }
                         })
                         .collect(),
@@ -110,9 +111,11 @@ impl ReportBuilder {
                 commit,
                 git_ref,
                 changed_files,
+                agent,
                 ..
             } => {
                 if let Some(t) = self.task(task) {
+                    t.agent = agent.clone();
                     t.exit_code = outcome.exit_code();
                     t.duration_ms += duration_ms;
                     t.commit = commit.clone();

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod agent;
+
 /// Version of the journal and report formats. Bumped on any incompatible
 /// change; readers refuse versions they do not know.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -79,6 +81,9 @@ pub enum TaskKind {
     Command,
     /// A WASI program (`wasm = "..."`), run by wasmtime.
     Wasm,
+    /// A coding agent (`prompt = "..."`), talking to a model through the
+    /// coordinator's gateway.
+    Agent,
 }
 
 /// Where a task's worker runs.
@@ -178,6 +183,9 @@ pub enum EventBody {
         #[serde(rename = "ref")]
         git_ref: Option<String>,
         changed_files: Vec<String>,
+        /// What an agent task's session did (agent tasks only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<agent::AgentReport>,
     },
     /// The task reached a final status (or `succeeded`, before its merge).
     TaskFinished {
@@ -255,6 +263,10 @@ pub struct TaskReport {
     pub conflict_files: Vec<String>,
     pub stdout_log: String,
     pub stderr_log: String,
+    /// An agent task's last session: outcome, summary, turns, tokens, cost
+    /// and transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<agent::AgentReport>,
 }
 
 #[cfg(test)]
@@ -275,6 +287,7 @@ mod tests {
                 commit: None,
                 git_ref: None,
                 changed_files: vec![],
+                agent: None,
             },
         };
         let line = serde_json::to_string(&event)?;

@@ -55,3 +55,43 @@ pub fn default_sigpipe() {
 pub fn term_group(pgid: u32) {
     signal(pgid, Signal::SIGTERM);
 }
+
+/// Makes `fd` (one of ours, normally close-on-exec) stay open, at the same
+/// number, in the program `cmd` starts: how an unsandboxed agent worker
+/// inherits its channel to the coordinator. (Sandboxed workers get theirs
+/// through the launcher, `Policy::keep_fds`.)
+pub fn pass_fd(cmd: &mut tokio::process::Command, fd: std::os::fd::RawFd) {
+    // SAFETY: fcntl is async-signal-safe and touches only the child's copy
+    // of the descriptor table.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Takes ownership of `fd`, a descriptor this process inherited (an agent
+/// worker's channel), and marks it close-on-exec so that nothing the
+/// worker runs inherits it. Fails if `fd` is not open or is a standard
+/// stream.
+pub fn adopt_fd(fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    if fd <= 2 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("fd {fd} is a standard stream"),
+        ));
+    }
+    // SAFETY: F_SETFD on a number we were told is ours; fails with EBADF
+    // (and we stop) if it is not open.
+    #[allow(unsafe_code)]
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(std::os::fd::FromRawFd::from_raw_fd(fd))
+    }
+}

@@ -20,8 +20,19 @@ use crate::output;
 /// One command to run.
 #[derive(Debug, Clone)]
 pub struct CommandSpec {
-    /// Given to `sh -c`.
+    /// Given to `sh -c` (unless `program` is set).
     pub script: String,
+    /// A program and its arguments to run instead of `sh -c script`
+    /// (`argv[0]` is its path; no PATH search).
+    pub program: Option<Vec<String>>,
+    /// Descriptors of ours that stay open, at the same numbers, in the
+    /// command (an agent's channel to the coordinator).
+    pub pass_fds: Vec<std::os::fd::RawFd>,
+    /// Whether an unconfined command inherits the coordinator's
+    /// environment (a sandboxed one never does).
+    pub inherit_env: bool,
+    /// Variables an unconfined command must not inherit (API keys).
+    pub env_remove: Vec<String>,
     pub cwd: PathBuf,
     /// Variables added to the inherited environment.
     pub env: Vec<(String, String)>,
@@ -34,9 +45,21 @@ pub struct CommandSpec {
     pub grace: Duration,
     /// Most bytes of each output stream kept in its log file.
     pub max_output: u64,
-    /// Confine the command; `None` runs it unconfined with the inherited
-    /// environment plus `env`.
+    /// Confine the command; `None` runs it unconfined (with the inherited
+    /// environment plus `env` if `inherit_env`).
     pub sandbox: Option<Sandboxed>,
+}
+
+impl CommandSpec {
+    /// What is executed: `program`, or `/bin/sh -c script`. An absolute
+    /// path spares a PATH search (several failed execve calls) per task;
+    /// every POSIX system has /bin/sh.
+    fn argv(&self) -> Vec<String> {
+        match &self.program {
+            Some(argv) if !argv.is_empty() => argv.clone(),
+            _ => vec!["/bin/sh".into(), "-c".into(), self.script.clone()],
+        }
+    }
 }
 
 /// How to confine a command: the run's sandbox launcher and the policy it
@@ -150,11 +173,18 @@ fn spawn_plain(
     stdout: OwnedFd,
     stderr: OwnedFd,
 ) -> Result<Running, AttemptOutcome> {
-    // An absolute path spares a PATH search (several failed execve calls)
-    // per task; every POSIX system has /bin/sh.
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(&spec.script)
+    let argv = spec.argv();
+    let mut cmd = Command::new(&argv[0]);
+    if !spec.inherit_env {
+        cmd.env_clear();
+    }
+    for var in &spec.env_remove {
+        cmd.env_remove(var);
+    }
+    for &fd in &spec.pass_fds {
+        swarm_sandbox::process::pass_fd(&mut cmd, fd);
+    }
+    cmd.args(&argv[1..])
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -163,7 +193,7 @@ fn spawn_plain(
         .process_group(0)
         .kill_on_drop(true);
     let child = cmd.spawn().map_err(|e| AttemptOutcome::SpawnFailed {
-        message: format!("start `sh -c` in {}: {e}", spec.cwd.display()),
+        message: format!("start `{}` in {}: {e}", argv[0], spec.cwd.display()),
     })?;
     // The command holds our copies of the pipes' write ends: they must be
     // closed for the captures to see the end of the output.
@@ -183,13 +213,15 @@ async fn spawn_sandboxed(
     let failed = |message: String| AttemptOutcome::SpawnFailed { message };
     let stdin =
         std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
+    let mut policy = sandboxed.policy.clone();
+    policy.keep_fds.extend(&spec.pass_fds);
     let request = SpawnRequest {
-        argv: vec!["/bin/sh".into(), "-c".into(), spec.script.clone()],
+        argv: spec.argv(),
         // Nothing of the coordinator's environment reaches a sandboxed
         // worker but what `env` lists (an allowlist built by the caller).
         env: spec.env.clone(),
         cwd: spec.cwd.clone(),
-        policy: sandboxed.policy.clone(),
+        policy,
         stdin: stdin.into(),
         stdout,
         stderr,

@@ -6,6 +6,7 @@
 //! lives in one process group that is killed when the attempt ends, so no
 //! background process outlives its task.
 
+pub mod agent;
 mod command;
 mod output;
 pub mod wasm;

@@ -12,6 +12,9 @@ use swarm_protocol::{Isolation, TaskKind};
 use toml::Spanned;
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
+use super::models::{
+    self, AgentTask, Budget, DEFAULT_MAX_TURNS, DEFAULT_REPAIR_ROUNDS, ModelConfig,
+};
 use super::schema::{MatrixValue, PlanFile, TaskFields};
 use super::{Plan, Task, WasmTask, is_valid_run_name, is_valid_task_id};
 
@@ -108,6 +111,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         ));
     }
     check_defaults(&source, &file.defaults)?;
+    let models = models::resolve_models(&source, &file.models)?;
     if file.task.is_empty() {
         return Err(PlanError::plain(
             PlanErrorKind::Empty,
@@ -140,7 +144,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         let from_matrix = fields.matrix.is_some();
         let mut expanded = Vec::new();
         for combo in &combos {
-            let task = resolve(&source, plan_dir, &file.defaults, fields, combo)?;
+            let task = resolve(&source, plan_dir, &models, &file.defaults, fields, combo)?;
             if let Some(first) = seen.get(&task.id) {
                 let (line, col) = source.line_col(*first);
                 let message = if from_matrix {
@@ -194,6 +198,19 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
             ));
     }
 
+    let budget = match file.swarm.budget {
+        None => Budget::default(),
+        Some(b) => {
+            // A run-wide USD limit needs the price of every model in use.
+            let used = tasks.iter().filter_map(|t| t.agent.as_ref());
+            let unpriced = used
+                .filter_map(|a| models.get(&a.model))
+                .find(|m| m.price.is_none());
+            let span = tasks.first().map(|t| t.span.clone()).unwrap_or(0..0);
+            models::check_budget(&source, b.into(), span, "the run", unpriced)?
+        }
+    };
+
     Ok(Plan {
         path: path.to_path_buf(),
         source,
@@ -203,6 +220,8 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         sandbox: file.swarm.sandbox.unwrap_or_default(),
         on_failure: file.swarm.on_failure.unwrap_or_default(),
         read_paths: file.swarm.read_paths.clone().unwrap_or_default(),
+        models,
+        budget,
         tasks,
     })
 }
@@ -280,6 +299,7 @@ fn substitute(text: &str, combo: &BTreeMap<String, String>) -> String {
 fn resolve(
     source: &Source,
     plan_dir: &Path,
+    models: &BTreeMap<String, ModelConfig>,
     defaults: &TaskFields,
     fields: &TaskFields,
     combo: &BTreeMap<String, String>,
@@ -305,7 +325,7 @@ fn resolve(
             .into_iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
             .collect();
-    let (kind, run, wasm) = match kinds.as_slice() {
+    let (kind, run, wasm, agent) = match kinds.as_slice() {
         [] => {
             return Err(source
                 .error(
@@ -326,7 +346,7 @@ fn resolve(
                 )
                 .with_help("a task runs exactly one thing; split it into two tasks"));
         }
-        [("run", value)] => (TaskKind::Command, sub(value.get_ref()), None),
+        [("run", value)] => (TaskKind::Command, sub(value.get_ref()), None, None),
         [("wasm", value)] => (
             TaskKind::Wasm,
             String::new(),
@@ -343,19 +363,64 @@ fn resolve(
                     .collect(),
                 fuel: fields.fuel.or(defaults.fuel),
             }),
+            None,
         ),
-        [(kind, value)] => {
-            return Err(source
-                .error(
-                    PlanErrorKind::Unsupported,
-                    format!("task `{id}` uses `{kind}`, which this version of swarm does not support yet"),
-                    Some(value.span()),
-                    "not supported yet",
-                )
-                .with_help("agent (`prompt`) tasks are planned; for now use `run` with a shell command or `wasm` with a WASI program"));
+        [(_, value)] => {
+            let prompt = sub(value.get_ref());
+            if prompt.trim().is_empty() {
+                return Err(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` has an empty prompt"),
+                        Some(value.span()),
+                        "empty",
+                    )
+                    .with_help("say what the agent should do, e.g. prompt = \"Replace log with tracing in crates/core\""));
+            }
+            let (model_name, model_span) = pick(&fields.model, &defaults.model)
+                .map(|m| (sub(m.get_ref()), m.span()))
+                .unwrap_or_else(|| ("default".into(), span.clone()));
+            let model = models::pick_model(source, models, &id, &model_name, model_span)?;
+            let budget = fields.budget.or(defaults.budget).unwrap_or_default();
+            let budget = models::check_budget(
+                source,
+                budget.into(),
+                span.clone(),
+                &format!("task `{id}`"),
+                model.price.is_none().then_some(model),
+            )?;
+            let max_turns = fields
+                .max_turns
+                .or(defaults.max_turns)
+                .unwrap_or(DEFAULT_MAX_TURNS);
+            if max_turns == 0 {
+                return Err(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` has max_turns = 0"),
+                        Some(span.clone()),
+                        "in this task",
+                    )
+                    .with_help("an agent needs at least one model call; the default is 50"));
+            }
+            (
+                TaskKind::Agent,
+                String::new(),
+                None,
+                Some(AgentTask {
+                    prompt,
+                    model: model_name,
+                    max_turns,
+                    budget,
+                    repair_rounds: fields
+                        .repair_rounds
+                        .or(defaults.repair_rounds)
+                        .unwrap_or(DEFAULT_REPAIR_ROUNDS),
+                }),
+            )
         }
     };
-    if kind == TaskKind::Command
+    if kind != TaskKind::Wasm
         && let Some(key) = [
             ("args", fields.args.is_some()),
             ("fuel", fields.fuel.is_some()),
@@ -368,10 +433,31 @@ fn resolve(
                 PlanErrorKind::BadValue,
                 format!("task `{id}` sets `{key}`, which only WASM tasks take"),
                 Some(span),
-                "a `run` task",
+                "not a `wasm` task",
             )
             .with_help(format!(
                 "put the arguments in the `run` command itself, or make it a `wasm` task; remove `{key}`"
+            )));
+    }
+    if kind != TaskKind::Agent
+        && let Some(key) = [
+            ("model", fields.model.is_some()),
+            ("max_turns", fields.max_turns.is_some()),
+            ("budget", fields.budget.is_some()),
+            ("repair_rounds", fields.repair_rounds.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
+    {
+        return Err(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!("task `{id}` sets `{key}`, which only agent (`prompt`) tasks take"),
+                Some(span),
+                "not a `prompt` task",
+            )
+            .with_help(format!(
+                "remove `{key}`, or give the task a `prompt` instead"
             )));
     }
 
@@ -467,6 +553,7 @@ fn resolve(
         kind,
         run,
         wasm,
+        agent,
         env,
         timeout,
         retries: fields.retries.or(defaults.retries).unwrap_or(0),

@@ -7,6 +7,7 @@
 
 mod error;
 mod expand;
+mod models;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{PlanError, PlanErrorKind, Source, did_you_mean};
-pub use schema::{NetworkMode, OnFailure, SandboxMode};
+pub use models::{AgentTask, Budget, ModelConfig};
+pub use schema::{NetworkMode, OnFailure, Price, Provider, SandboxMode};
 use swarm_protocol::{Isolation, TaskKind};
 
 /// A checked plan, ready to be turned into a graph and run.
@@ -32,6 +34,10 @@ pub struct Plan {
     /// Extra read-only paths for sandboxed tasks, as written (`~/` not yet
     /// expanded: only the CLI knows the home directory).
     pub read_paths: Vec<String>,
+    /// The models agent tasks use, by name.
+    pub models: BTreeMap<String, ModelConfig>,
+    /// What all agent tasks together may spend.
+    pub budget: Budget,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }
@@ -48,6 +54,8 @@ pub struct Task {
     pub run: String,
     /// What a WASM task runs.
     pub wasm: Option<WasmTask>,
+    /// What an agent task does.
+    pub agent: Option<AgentTask>,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
     pub retries: u32,

@@ -27,6 +27,82 @@ pub struct PlanFile {
     #[serde(default)]
     #[schemars(with = "Vec<TaskFields>")]
     pub task: Vec<Spanned<TaskFields>>,
+    /// Models that agent (`prompt`) tasks can use, by name. A task uses
+    /// `default` unless it sets `model`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, ModelFields>")]
+    pub models: BTreeMap<String, Spanned<ModelFields>>,
+}
+
+/// One `[models.NAME]` table: a provider endpoint and how to use it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFields {
+    /// The wire protocol: `anthropic` (Messages API) or `openai` (any
+    /// OpenAI-compatible Chat Completions endpoint: OpenAI, Ollama, vLLM,
+    /// llama.cpp's server, OpenRouter).
+    pub provider: Provider,
+    /// The provider's model name, e.g. `claude-sonnet-4-5` or `gpt-4.1`.
+    pub model: String,
+    /// Endpoint. Default: `https://api.anthropic.com` (anthropic) or
+    /// `https://api.openai.com/v1` (openai); Ollama is
+    /// `http://localhost:11434/v1`.
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key. Only the
+    /// coordinator reads it; workers never see it. Default:
+    /// `ANTHROPIC_API_KEY` (anthropic), `OPENAI_API_KEY` (openai). Set it to
+    /// `""` for endpoints without authentication (a local Ollama).
+    pub api_key_env: Option<String>,
+    /// Most tokens of one response. Default: 8192.
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u32>,
+    /// Most calls to this model in flight at once, across the run. Default: 16.
+    #[schemars(range(min = 1))]
+    pub concurrency: Option<usize>,
+    /// Requests per minute the account allows; calls are paced to stay
+    /// under it. Default: no pacing (429s are still waited out).
+    #[schemars(range(min = 1))]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens (input + output) per minute the account allows; calls are
+    /// paced by their estimated size. Default: no pacing.
+    #[schemars(range(min = 1))]
+    pub tokens_per_minute: Option<u64>,
+    /// Retries of a call that failed with a server error (5xx), a broken or
+    /// hung stream. Rate limits (429, 529) are waited out and not counted.
+    /// Default: 4.
+    pub retries: Option<u32>,
+    /// A call fails (and is retried) when the provider sends nothing for
+    /// this long, e.g. `"60s"`. Default: 120s.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// USD per million tokens, for budgets and reports. Default: swarm's
+    /// table of known models.
+    pub price: Option<Price>,
+}
+
+/// The wire protocol of a model endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Anthropic,
+    Openai,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+}
+
+/// A spending limit: tokens (input + output), US dollars, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetFields {
+    #[schemars(range(min = 1))]
+    pub tokens: Option<u64>,
+    pub usd: Option<f64>,
 }
 
 /// The `[swarm]` table.
@@ -52,6 +128,8 @@ pub struct SwarmSection {
     /// `~/` is your home directory. WASM tasks see these directories
     /// read-only at the same paths.
     pub read_paths: Option<Vec<String>>,
+    /// A limit on what all agent tasks of the run may spend together.
+    pub budget: Option<BudgetFields>,
 }
 
 /// How workers are confined.
@@ -115,9 +193,22 @@ pub struct TaskFields {
     /// the same point on every run.
     #[schemars(range(min = 1))]
     pub fuel: Option<u64>,
-    /// A prompt for a coding agent (not supported by this version yet).
+    /// A prompt for swarm's coding agent, which works in the task's
+    /// worktree with file, search and shell tools, in the sandbox.
     #[schemars(with = "Option<String>")]
     pub prompt: Option<Spanned<String>>,
+    /// Which `[models.NAME]` an agent task uses. Default: `default`.
+    #[schemars(with = "Option<String>")]
+    pub model: Option<Spanned<String>>,
+    /// Most model calls of an agent task (repair rounds included).
+    /// Default: 50.
+    #[schemars(range(min = 1))]
+    pub max_turns: Option<u32>,
+    /// What an agent task may spend; the gateway refuses calls beyond it.
+    pub budget: Option<BudgetFields>,
+    /// How many times an agent whose work fails `verify` gets the failure
+    /// back to fix it. Default: 2.
+    pub repair_rounds: Option<u32>,
     /// Extra environment variables for the worker.
     pub env: Option<BTreeMap<String, String>>,
     /// Wall-clock limit per attempt, e.g. `"90s"`, `"20m"`, `"1h 30m"`.

@@ -134,6 +134,13 @@ impl<'o> Dispatcher<'o> {
             sandbox: options.sandbox,
             read_paths: options.read_paths,
             wasm: options.wasm,
+            gateway: options.gateway,
+            agent_program: options.agent_program,
+            secret_vars: plan
+                .models
+                .values()
+                .filter_map(|m| m.api_key_env.clone())
+                .collect(),
             readonly: Mutex::new(HashMap::new()),
             progress: tx,
         });
@@ -265,6 +272,7 @@ impl<'o> Dispatcher<'o> {
                 verify_passed,
                 duration,
                 snapshot,
+                agent,
             } => {
                 let (commit, git_ref, changed) = match snapshot {
                     Some((snap, r)) => (Some(snap.commit.to_string()), Some(r), snap.changed),
@@ -279,6 +287,7 @@ impl<'o> Dispatcher<'o> {
                     commit,
                     git_ref,
                     changed_files: changed,
+                    agent,
                 })
             }
         }

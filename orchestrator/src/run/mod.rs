@@ -2,8 +2,11 @@
 //! changed), then the dispatcher, which owns all run state and drives task
 //! workers, merges, the journal and the report from one loop.
 
+mod agent;
 mod dispatch;
 mod task;
+
+pub use agent::transcript_path;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +38,10 @@ pub struct RunOptions {
     /// Runs WASM tasks, with every program of the plan already loaded
     /// (`None` when the plan has none).
     pub wasm: Option<std::sync::Arc<swarm_worker::wasm::WasmEngine>>,
+    /// Reaches the models of agent tasks (`None` when the plan has none).
+    pub gateway: Option<std::sync::Arc<crate::gateway::Gateway>>,
+    /// The `swarm` binary, run as `swarm __agent` for agent tasks.
+    pub agent_program: Option<PathBuf>,
 }
 
 /// Confinement of a run's workers.

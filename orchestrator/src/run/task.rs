@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use git2::Oid;
+use swarm_protocol::agent::{AgentOutcome, AgentReport};
 use swarm_protocol::{AttemptOutcome, Isolation, TaskStatus};
 use swarm_sandbox::{Network, Policy, Stop};
 use swarm_worker::wasm::WasmSpec;
@@ -36,6 +37,10 @@ pub(super) struct Ctx {
     pub read_paths: Vec<PathBuf>,
     /// Runs the WASM tasks (when the plan has any).
     pub wasm: Option<Arc<swarm_worker::wasm::WasmEngine>>,
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    pub agent_program: Option<PathBuf>,
+    /// Variables holding API keys: never passed to an unconfined command.
+    pub secret_vars: Vec<String>,
     /// Shared read-only checkouts (and their git directories), by commit.
     pub readonly: Mutex<HashMap<Oid, (PathBuf, PathBuf)>>,
     pub progress: mpsc::UnboundedSender<Progress>,
@@ -57,6 +62,7 @@ pub(super) enum Progress {
         verify_passed: Option<bool>,
         duration: Duration,
         snapshot: Option<(Snapshot, String)>,
+        agent: Option<AgentReport>,
     },
 }
 
@@ -154,10 +160,14 @@ async fn execute_inner(
             workdir: workdir.clone(),
         });
         let started = Instant::now();
-        let (outcome, verify_passed) =
+        let (outcome, verify_passed, agent) =
             run_attempt(ctx, task, attempt, base, &workdir, &mut stop).await;
         let duration = started.elapsed();
-        let success = outcome.is_success() && verify_passed != Some(false);
+        let success = outcome.is_success()
+            && verify_passed != Some(false)
+            && agent
+                .as_ref()
+                .is_none_or(|r| r.outcome == AgentOutcome::Finished);
         let stopped = stop.borrow().is_some();
         let last = success
             || attempt == attempts
@@ -173,7 +183,14 @@ async fn execute_inner(
                 } else {
                     refs::attempt(&ctx.run, &task.id, attempt)
                 };
-                let message = commit_message(&ctx.run, task, attempt, &outcome, verify_passed);
+                let message = commit_message(
+                    &ctx.run,
+                    task,
+                    attempt,
+                    &outcome,
+                    verify_passed,
+                    agent.as_ref(),
+                );
                 let (repo, wd, scope, r) = (
                     ctx.repo.clone(),
                     workdir.clone(),
@@ -197,6 +214,7 @@ async fn execute_inner(
             verify_passed,
             duration,
             snapshot: snap,
+            agent: agent.clone(),
         });
         if last {
             let status = if success {
@@ -209,8 +227,8 @@ async fn execute_inner(
                     _ => TaskStatus::Failed,
                 }
             };
-            let reason =
-                (!success).then(|| describe_failure(&outcome, verify_passed, task.timeout));
+            let reason = (!success)
+                .then(|| describe_failure(&outcome, verify_passed, task.timeout, agent.as_ref()));
             let removable = admin_dir.filter(|_| success).map(|admin| (workdir, admin));
             return Ok(Done {
                 task: i,
@@ -229,7 +247,8 @@ async fn execute_inner(
     unreachable!("the last attempt always returns")
 }
 
-/// The command, then `verify` if the command succeeded, within one deadline.
+/// The command (or the agent, or the WASM program), then `verify` if it
+/// succeeded, within one deadline.
 async fn run_attempt(
     ctx: &Ctx,
     task: &Task,
@@ -237,7 +256,7 @@ async fn run_attempt(
     base: Oid,
     workdir: &std::path::Path,
     stop: &mut watch::Receiver<Option<Stop>>,
-) -> (AttemptOutcome, Option<bool>) {
+) -> (AttemptOutcome, Option<bool>, Option<AgentReport>) {
     let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
     let tmp = ctx.run_dir.join("tmp").join(&task.id);
     for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
@@ -246,6 +265,7 @@ async fn run_attempt(
                 AttemptOutcome::SpawnFailed {
                     message: format!("create {}: {e}", dir.display()),
                 },
+                None,
                 None,
             );
         }
@@ -290,11 +310,16 @@ async fn run_attempt(
         return (
             run_wasm(ctx, task, wasm, workdir, env, stdout, stderr, stop).await,
             None,
+            None,
         );
     }
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut spec = CommandSpec {
         script: task.run.clone(),
+        program: None,
+        pass_fds: Vec::new(),
+        inherit_env: true,
+        env_remove: ctx.secret_vars.clone(),
         cwd: workdir.to_path_buf(),
         env,
         stdout,
@@ -304,20 +329,24 @@ async fn run_attempt(
         max_output: task.max_output,
         sandbox,
     };
+    if let Some(agent) = &task.agent {
+        let done = super::agent::run(ctx, task, agent, attempt, spec, stop).await;
+        return (done.outcome, done.verify_passed, done.report);
+    }
     let outcome = run_command(&spec, stop).await;
     let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
-        return (outcome, None);
+        return (outcome, None, None);
     };
     spec.script = verify.clone();
     let verified = run_command(&spec, stop).await;
     match verified {
-        AttemptOutcome::Exited { code: 0 } => (outcome, Some(true)),
+        AttemptOutcome::Exited { code: 0 } => (outcome, Some(true), None),
         AttemptOutcome::Exited { .. }
         | AttemptOutcome::Signaled { .. }
         | AttemptOutcome::Trapped { .. }
-        | AttemptOutcome::SpawnFailed { .. } => (outcome, Some(false)),
+        | AttemptOutcome::SpawnFailed { .. } => (outcome, Some(false), None),
         // A timeout or cancel during verify is the attempt's outcome.
-        other => (other, None),
+        other => (other, None, None),
     }
 }
 
@@ -390,7 +419,18 @@ fn describe_failure(
     outcome: &AttemptOutcome,
     verify_passed: Option<bool>,
     timeout: Option<Duration>,
+    agent: Option<&AgentReport>,
 ) -> String {
+    let ended_itself = !matches!(
+        outcome,
+        AttemptOutcome::TimedOut | AttemptOutcome::Cancelled | AttemptOutcome::SpawnFailed { .. }
+    );
+    if let Some(why) = agent
+        .filter(|_| ended_itself)
+        .and_then(super::agent::describe_failure)
+    {
+        return why;
+    }
     match outcome {
         AttemptOutcome::Exited { code: 0 } if verify_passed == Some(false) => {
             "verify failed".into()
@@ -413,14 +453,24 @@ fn commit_message(
     attempt: u32,
     outcome: &AttemptOutcome,
     verify: Option<bool>,
+    agent: Option<&AgentReport>,
 ) -> String {
-    let result = if outcome.is_success() && verify != Some(false) {
+    let succeeded = outcome.is_success()
+        && verify != Some(false)
+        && agent.is_none_or(|r| r.outcome == AgentOutcome::Finished);
+    let result = if succeeded {
         "succeeded".to_string()
     } else {
-        describe_failure(outcome, verify, task.timeout)
+        describe_failure(outcome, verify, task.timeout, agent)
     };
-    let mut script: String = task.run.chars().take(2000).collect();
-    if script.len() < task.run.len() {
+    // What the task did: its command, or its prompt and the agent's summary.
+    let what = match (&task.agent, agent) {
+        (Some(a), Some(r)) if !r.summary.is_empty() => format!("{}\n\n{}", a.prompt, r.summary),
+        (Some(a), _) => a.prompt.clone(),
+        (None, _) => task.run.clone(),
+    };
+    let mut script: String = what.chars().take(2000).collect();
+    if script.len() < what.len() {
         script.push_str("\n[...]");
     }
     format!(

@@ -67,6 +67,10 @@ pub enum Command {
     /// it starts every sandboxed worker of the run (internal).
     #[command(name = "__sandbox", hide = true)]
     Sandbox,
+    /// The agent worker of an agent task: started by `swarm run` in the
+    /// task's sandbox with its channel to the model gateway (internal).
+    #[command(name = "__agent", hide = true)]
+    Agent,
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,6 +123,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         Command::Status { run, json } => status(&cwd, run.as_deref(), json),
         Command::Doctor => doctor(),
         Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
+        Command::Agent => Ok(crate::agent::agent_main()),
         Command::Schema => {
             print!("{}", plan::schema::json_schema());
             Ok(exit::SUCCESS)
@@ -283,10 +288,21 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         .or(plan.concurrency)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let wasm = wasm_engine(&plan, concurrency)?;
+    let gateway = crate::agent::gateway(&plan)?;
+    let agent_program = match &gateway {
+        None => None,
+        Some(_) => Some(
+            std::env::current_exe()
+                .context("find the swarm binary to run agent workers")
+                .map_err(Failure::Internal)?,
+        ),
+    };
     let options = RunOptions {
         sandbox: None,
         read_paths: Vec::new(),
         wasm,
+        gateway,
+        agent_program,
         name: args.name,
         concurrency,
         grace: args.grace,

@@ -1,6 +1,7 @@
 //! `swarm`: the command line. The only part of swarm that reads the
 //! environment, installs signal handlers or prints.
 
+mod agent;
 mod cli;
 mod output;
 
@@ -11,14 +12,18 @@ use swarm_orchestrator::exit;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    // The sandbox launcher must stay single-threaded and quiet.
-    if !matches!(args.command, cli::Command::Sandbox) {
+    // The sandbox launcher and the agent worker must stay single-threaded
+    // and quiet.
+    if !matches!(args.command, cli::Command::Sandbox | cli::Command::Agent) {
         init_tracing(args.log_file.as_deref());
     }
     // Commands that only print end quietly when their reader goes away
     // (`swarm status | head`); `run` keeps SIGPIPE ignored, so a closed pipe
     // can never kill a run and its workers.
-    if !matches!(args.command, cli::Command::Run(_) | cli::Command::Sandbox) {
+    if !matches!(
+        args.command,
+        cli::Command::Run(_) | cli::Command::Sandbox | cli::Command::Agent
+    ) {
         swarm_sandbox::process::default_sigpipe();
     }
     let code = match cli::main(args) {

@@ -1,0 +1,91 @@
+//! The CLI's part of agent tasks: reading API keys from the environment
+//! (the only place swarm does), setting up the run's model gateway, and the
+//! hidden `swarm __agent` command that is the agent worker itself.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use swarm_orchestrator::gateway::{Gateway, Secret};
+use swarm_orchestrator::plan::{Plan, PlanErrorKind};
+
+use crate::Failure;
+
+/// The variable through which `swarm __agent` learns its channel's fd.
+const CHANNEL_VAR: &str = "SWARM_GATEWAY_FD";
+
+/// The gateway for a plan's agent tasks (`None` without any), with the key
+/// of every model they use read from its `api_key_env`.
+pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
+    let used: std::collections::BTreeSet<&str> = plan
+        .tasks
+        .iter()
+        .filter_map(|t| t.agent.as_ref())
+        .map(|a| a.model.as_str())
+        .collect();
+    if used.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = BTreeMap::new();
+    for name in used {
+        let Some(model) = plan.models.get(name) else {
+            continue;
+        };
+        let Some(var) = &model.api_key_env else {
+            continue;
+        };
+        match std::env::var(var) {
+            Ok(key) if !key.trim().is_empty() => {
+                keys.insert(name.to_string(), Secret::new(key.trim()));
+            }
+            _ => {
+                let error = plan
+                    .source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "model `{name}` reads its API key from ${var}, which is not set"
+                        ),
+                        Some(model.span.clone()),
+                        "this model",
+                    )
+                    .with_help(format!(
+                        "export {var}=... before `swarm run`, or name another variable with api_key_env (\"\" for endpoints without a key, such as a local Ollama)"
+                    ));
+                return Err(Failure::Plan(Box::new(error)));
+            }
+        }
+    }
+    let gateway = Gateway::new(&plan.models, &keys, plan.budget)
+        .map_err(|e| Failure::Internal(anyhow::anyhow!("start run: failed to {e}")))?;
+    Ok(Some(Arc::new(gateway)))
+}
+
+/// `swarm __agent`: the agent worker, started by `swarm run` in a task's
+/// worktree with its channel to the coordinator open at `$SWARM_GATEWAY_FD`.
+pub fn agent_main() -> i32 {
+    let fd = std::env::var(CHANNEL_VAR)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok());
+    let Some(fd) = fd else {
+        eprintln!(
+            "swarm __agent is started by `swarm run` for agent tasks; it is not for direct use"
+        );
+        return swarm_orchestrator::exit::INVALID_INPUT;
+    };
+    let stream = match swarm_sandbox::process::adopt_fd(fd) {
+        Ok(owned) => std::os::unix::net::UnixStream::from(owned),
+        Err(e) => {
+            eprintln!("swarm agent: failed to use the channel at fd {fd}: {e}");
+            return 1;
+        }
+    };
+    let root = match std::env::current_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("swarm agent: failed to find the worktree: {e}");
+            return 1;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    swarm_worker::agent::run(stream, &root, &mut out).code()
+}

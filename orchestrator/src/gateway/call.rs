@@ -1,0 +1,99 @@
+//! One model call with its retries: paced by the endpoint's limiter, rate
+//! limits waited out (never retried before the provider's `retry-after`,
+//! and not counted as failures: a rate-limited call waits, it does not fail
+//! the task), other failures retried with exponential backoff and jitter up
+//! to the model's `retries`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::Endpoint;
+use super::stream::{self, Answer, Failure};
+
+/// Told about every failed attempt that will be retried: why, how long
+/// until the next one, and whether it was a rate limit.
+pub(crate) type OnRetry<'a> = dyn FnMut(&str, Duration, bool) + Send + 'a;
+
+/// Calls the model with `body` (of about `estimate` tokens) until it
+/// answers or fails for good; the error says why, retries included.
+pub(crate) async fn call(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    body: &Value,
+    estimate: u64,
+    on_text: &mut (dyn FnMut(&str) + Send),
+    on_retry: &mut OnRetry<'_>,
+) -> Result<Answer, String> {
+    let retries = endpoint.config.retries;
+    let mut failures = 0u32;
+    let mut limited = 0u32;
+    loop {
+        let permit = endpoint.limiter.acquire(estimate).await;
+        let result = stream::attempt(http, endpoint, body, on_text).await;
+        drop(permit);
+        match result {
+            Ok(answer) => {
+                endpoint.limiter.settle(estimate, answer.usage.total());
+                return Ok(answer);
+            }
+            Err(Failure::Fatal { message }) => return Err(message),
+            Err(Failure::RateLimited {
+                retry_after,
+                message,
+            }) => {
+                limited = limited.saturating_add(1);
+                let wait = retry_after.unwrap_or_else(|| backoff(limited));
+                // Every caller of this model waits, not just this one: the
+                // provider's limit is per account.
+                endpoint.limiter.cool_down(Instant::now() + wait);
+                on_retry(&message, wait, true);
+            }
+            Err(Failure::Transient {
+                retry_after,
+                message,
+            }) => {
+                failures += 1;
+                if failures > retries {
+                    return Err(format!(
+                        "{message} (gave up after {retries} {})",
+                        if retries == 1 { "retry" } else { "retries" }
+                    ));
+                }
+                let wait = backoff(failures).max(retry_after.unwrap_or_default());
+                if let Some(after) = retry_after {
+                    endpoint.limiter.cool_down(Instant::now() + after);
+                }
+                on_retry(&message, wait, false);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s... up to 30 s, each
+/// drawn from the upper half of its range so that retries of many workers
+/// spread out but none comes early.
+fn backoff(attempt: u32) -> Duration {
+    let base = 500u64
+        .saturating_mul(1 << attempt.saturating_sub(1).min(10))
+        .min(30_000);
+    Duration::from_millis(base / 2 + fastrand::u64(0..=base / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for _ in 0..100 {
+            let first = backoff(1);
+            assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500));
+            let fourth = backoff(4);
+            assert!(fourth >= Duration::from_millis(2000) && fourth <= Duration::from_millis(4000));
+            assert!(backoff(40) <= Duration::from_secs(30));
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, llama.cpp's
+//! server, OpenRouter): the request body for a conversation, and the
+//! streamed `chat.completion.chunk`s folded into an answer. Tool-call
+//! arguments arrive as text split across many chunks, keyed by the call's
+//! index; only the first chunk of a call carries its id and name.
+
+use serde_json::{Value, json};
+use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
+
+use super::stream::{Assembler, Failure, Slot, Step};
+
+/// The body of a streamed `POST /chat/completions`.
+pub(crate) fn body(
+    model: &str,
+    max_tokens: u32,
+    system: &str,
+    tools: &[ToolSpec],
+    messages: &[Message],
+) -> Value {
+    let tools: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            json!({"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": t.input_schema,
+            }})
+        })
+        .collect();
+    let mut out = vec![json!({"role": "system", "content": system})];
+    for m in messages {
+        push_message(&mut out, m);
+    }
+    json!({
+        "model": model,
+        "messages": out,
+        "tools": tools,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+        // Newer OpenAI models take only this name; other servers ignore it
+        // or take it too.
+        "max_completion_tokens": max_tokens,
+    })
+}
+
+fn push_message(out: &mut Vec<Value>, m: &Message) {
+    let text: Vec<&str> = m
+        .content
+        .iter()
+        .filter_map(|b| match b {
+            Block::Text { text } if !text.is_empty() => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    match m.role {
+        Role::Assistant => {
+            let calls: Vec<Value> = m
+                .content
+                .iter()
+                .filter_map(|b| match b {
+                    Block::ToolCall {
+                        id,
+                        name,
+                        input,
+                        invalid_input,
+                    } => {
+                        // What the model really sent, even if malformed.
+                        let arguments = invalid_input
+                            .as_ref()
+                            .map_or_else(|| input.to_string(), |bad| bad.raw.clone());
+                        Some(json!({"id": id, "type": "function",
+                                    "function": {"name": name, "arguments": arguments}}))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let content = if text.is_empty() {
+                Value::Null
+            } else {
+                Value::String(text.join("\n"))
+            };
+            let mut msg = json!({"role": "assistant", "content": content});
+            if !calls.is_empty() {
+                msg["tool_calls"] = Value::Array(calls);
+            }
+            out.push(msg);
+        }
+        Role::User => {
+            // Tool results must directly follow the assistant message.
+            for b in &m.content {
+                if let Block::ToolResult {
+                    id,
+                    content,
+                    is_error,
+                } = b
+                {
+                    let content = if *is_error {
+                        format!("Error: {content}")
+                    } else {
+                        content.clone()
+                    };
+                    out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+                }
+            }
+            if !text.is_empty() {
+                out.push(json!({"role": "user", "content": text.join("\n\n")}));
+            }
+        }
+    }
+}
+
+/// Folds one SSE `data:` payload into `answer`.
+pub(crate) fn fold(
+    answer: &mut Assembler,
+    data: &str,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Step, Failure> {
+    let data = data.trim();
+    if data == "[DONE]" {
+        return Ok(Step::Done);
+    }
+    if data.is_empty() {
+        return Ok(Step::Continue);
+    }
+    let v: Value = serde_json::from_str(data)
+        .map_err(|e| Failure::transient(format!("the model sent an unreadable chunk: {e}")))?;
+    if let Some(error) = v.get("error") {
+        let message = format!(
+            "the model's stream reported an error: {}",
+            error["message"].as_str().unwrap_or_default()
+        );
+        return Err(Failure::transient(message));
+    }
+    if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
+        answer.usage.input_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0);
+        answer.usage.output_tokens = usage["completion_tokens"].as_u64().unwrap_or(0);
+    }
+    let Some(choice) = v["choices"].get(0) else {
+        return Ok(Step::Continue);
+    };
+    let delta = &choice["delta"];
+    if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        answer.text(Slot::Text, text);
+        on_text(text);
+    }
+    for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        let slot = Slot::Tool(call["index"].as_u64().unwrap_or(0));
+        let function = &call["function"];
+        answer.tool(slot, call["id"].as_str(), function["name"].as_str());
+        if let Some(args) = function["arguments"].as_str() {
+            answer.tool_args(slot, args);
+        }
+    }
+    if let Some(reason) = choice["finish_reason"].as_str() {
+        answer.stop = Some(match reason {
+            "stop" => StopReason::EndTurn,
+            "tool_calls" | "function_call" => StopReason::ToolUse,
+            "length" => StopReason::MaxTokens,
+            _ => StopReason::Other,
+        });
+    }
+    Ok(Step::Continue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_split_across_chunks_are_joined_by_index() {
+        let mut a = Assembler::default();
+        let mut sink = |_: &str| {};
+        let chunks = [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"write_file","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"bash","arguments":"{\"comm"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"path\":\"x\","}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"content\":\"y\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"and\":\"ls\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9}}"#,
+        ];
+        for c in chunks {
+            assert!(matches!(fold(&mut a, c, &mut sink), Ok(Step::Continue)));
+        }
+        assert!(matches!(fold(&mut a, "[DONE]", &mut sink), Ok(Step::Done)));
+        let answer = a.finish();
+        assert_eq!(answer.usage.total(), 16);
+        assert_eq!(answer.content.len(), 2);
+        assert!(
+            matches!(&answer.content[0], Block::ToolCall { id, input, .. } if id == "call_a" && input["content"] == "y")
+        );
+        assert!(
+            matches!(&answer.content[1], Block::ToolCall { input, .. } if input["command"] == "ls")
+        );
+    }
+
+    #[test]
+    fn tool_results_become_tool_messages_before_user_text() {
+        let m = Message {
+            role: Role::User,
+            content: vec![
+                Block::ToolResult {
+                    id: "c1".into(),
+                    content: "boom".into(),
+                    is_error: true,
+                },
+                Block::Text {
+                    text: "verify failed".into(),
+                },
+            ],
+        };
+        let body = body("m", 10, "sys", &[], &[m]);
+        let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+        assert_eq!(msgs[1]["role"], "tool");
+        assert_eq!(msgs[1]["content"], "Error: boom");
+        assert_eq!(msgs[2]["role"], "user");
+    }
+}

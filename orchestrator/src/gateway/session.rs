@@ -1,0 +1,583 @@
+//! The coordinator's side of one agent worker's channel: the conversation,
+//! the protocol checks on what the worker sends, the task's turn and budget
+//! limits, the model calls, the `verify` verdicts and the transcript.
+//!
+//! The worker is untrusted (a model drives it), so nothing it says is taken
+//! on faith: the gateway keeps the history itself, refuses a turn that does
+//! not answer every tool call exactly once, counts turns, tokens and cost
+//! itself, and decides the session's outcome from what it saw.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use swarm_protocol::agent::{
+    AgentMessage, AgentOutcome, AgentReport, Block, CoordinatorMessage, Message, Refusal, Role,
+    ToolSpec,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+
+use super::transcript::Transcript;
+use super::{Endpoint, Gateway, Spent, anthropic, call, openai, over_budget, prices};
+use crate::plan::{AgentTask, Budget, Provider};
+
+/// Longest line the worker may send (a turn with its tool results).
+const MAX_LINE: usize = 16 << 20;
+
+/// The result of running `verify` after the agent said it was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// It failed; `feedback` is the end of its output.
+    Failed {
+        feedback: String,
+    },
+}
+
+/// Runs a task's `verify` when its agent says it is done.
+pub trait Verifier: Send {
+    fn verify(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>>;
+}
+
+/// How a session ended, for the task.
+#[derive(Debug, Clone)]
+pub struct SessionEnd {
+    pub report: AgentReport,
+    /// Whether the last `verify` passed (`None`: it never ran).
+    pub verify_passed: Option<bool>,
+}
+
+/// One agent task's conversation with its model.
+#[derive(Debug)]
+pub struct Session {
+    gateway: Arc<Gateway>,
+    endpoint: Arc<Endpoint>,
+    task: String,
+    agent: AgentTask,
+    bash_timeout: Duration,
+    transcript: Transcript,
+    system: String,
+    tools: Vec<ToolSpec>,
+    messages: Vec<Message>,
+    started: bool,
+    turns: u32,
+    rounds: u32,
+    spent: Spent,
+    summary: String,
+    /// Decided by the coordinator, from what it saw.
+    outcome: Option<(AgentOutcome, Option<String>)>,
+    worker_report: Option<AgentReport>,
+    verify_passed: Option<bool>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("model", &self.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A session of task `task` doing `agent`, writing its transcript at
+    /// `transcript`.
+    pub fn new(
+        gateway: Arc<Gateway>,
+        task: &str,
+        agent: &AgentTask,
+        bash_timeout: Duration,
+        transcript: &Path,
+    ) -> Result<Self, String> {
+        let endpoint = gateway
+            .endpoint(&agent.model)
+            .ok_or_else(|| format!("find model `{}` for task `{task}`", agent.model))?;
+        Ok(Self {
+            gateway,
+            endpoint,
+            task: task.to_string(),
+            agent: agent.clone(),
+            bash_timeout,
+            transcript: Transcript::open(transcript),
+            system: String::new(),
+            tools: Vec::new(),
+            messages: Vec::new(),
+            started: false,
+            turns: 0,
+            rounds: 0,
+            spent: Spent::default(),
+            summary: String::new(),
+            outcome: None,
+            worker_report: None,
+            verify_passed: None,
+        })
+    }
+
+    /// Serves the worker on `stream` until it closes it. `verify` runs the
+    /// task's verify command (`Passed` when it has none).
+    pub async fn serve(&mut self, stream: UnixStream, verifier: &mut dyn Verifier) {
+        let (read, mut write) = stream.into_split();
+        let mut read = BufReader::new(read);
+        let hello = CoordinatorMessage::Hello {
+            task: self.task.clone(),
+            prompt: self.agent.prompt.clone(),
+            max_turns: self.agent.max_turns,
+            bash_timeout_secs: self.bash_timeout.as_secs().max(1),
+        };
+        if send(&mut write, &hello).await.is_err() {
+            return;
+        }
+        let mut line = Vec::new();
+        loop {
+            let message = match recv(&mut read, &mut line).await {
+                Ok(None) => break,
+                Ok(Some(m)) => m,
+                Err(e) => {
+                    self.broken(&mut write, e).await;
+                    break;
+                }
+            };
+            let keep_going = match message {
+                AgentMessage::Start { system, tools } if !self.started => {
+                    self.started = true;
+                    self.transcript.write(
+                        "start",
+                        json!({"task": self.task, "model": self.endpoint.config.model,
+                               "provider": self.endpoint.config.name,
+                               "system": system, "tools": tools}),
+                    );
+                    self.system = system;
+                    self.tools = tools;
+                    true
+                }
+                AgentMessage::Start { .. } => {
+                    self.broken(&mut write, "a second start".into()).await;
+                    false
+                }
+                AgentMessage::Turn { content } => self.turn(&mut write, content).await,
+                AgentMessage::Tool { name, detail } => {
+                    self.transcript
+                        .write("tool", json!({"name": name, "detail": detail}));
+                    true
+                }
+                AgentMessage::Finished { summary } => {
+                    self.summary = summary.chars().take(4000).collect();
+                    self.transcript
+                        .write("finished", json!({"summary": self.summary}));
+                    let verdict = verifier.verify().await;
+                    self.verdict(&mut write, verdict).await
+                }
+                AgentMessage::Report(report) => {
+                    self.transcript.write("report", json!({"report": report}));
+                    self.worker_report = Some(report);
+                    true
+                }
+            };
+            if !keep_going {
+                break;
+            }
+        }
+    }
+
+    /// The session's end as far as it got (also after `serve` was
+    /// cancelled because the worker's process ended).
+    pub fn end(&mut self) -> SessionEnd {
+        let (outcome, detail) = match (&self.outcome, &self.worker_report) {
+            (Some((o, d)), _) => (*o, d.clone()),
+            // The worker may stop on its own limits (turns) or be
+            // cancelled; it cannot declare success itself.
+            (None, Some(r)) if r.outcome != AgentOutcome::Finished => (r.outcome, r.detail.clone()),
+            (None, Some(_)) => (
+                AgentOutcome::Crashed,
+                Some("the agent reported success without a verdict from the coordinator".into()),
+            ),
+            (None, None) => (
+                AgentOutcome::Crashed,
+                Some("the agent process ended without a report".into()),
+            ),
+        };
+        let summary = if self.summary.is_empty() {
+            self.worker_report
+                .as_ref()
+                .map(|r| r.summary.chars().take(4000).collect())
+                .unwrap_or_default()
+        } else {
+            self.summary.clone()
+        };
+        let report = AgentReport {
+            outcome,
+            summary,
+            turns: self.turns,
+            repair_rounds: self.rounds,
+            usage: self.spent.usage,
+            cost_usd: self.spent.usd,
+            transcript: Some(self.transcript.path().display().to_string()),
+            detail,
+        };
+        self.transcript.write("end", json!({"report": report}));
+        SessionEnd {
+            report,
+            verify_passed: self.verify_passed,
+        }
+    }
+
+    fn stop(&mut self, outcome: AgentOutcome, detail: String) {
+        if self.outcome.is_none() {
+            self.outcome = Some((outcome, Some(detail)));
+        }
+    }
+
+    async fn broken(&mut self, write: &mut OwnedWriteHalf, why: String) {
+        let message = format!("the agent broke the channel protocol: {why}");
+        self.transcript.write("error", json!({"message": message}));
+        let _ = send(
+            write,
+            &CoordinatorMessage::Refused {
+                why: Refusal::Protocol,
+                message: message.clone(),
+            },
+        )
+        .await;
+        self.stop(AgentOutcome::Crashed, message);
+    }
+
+    async fn refuse(&mut self, write: &mut OwnedWriteHalf, why: Refusal, message: String) -> bool {
+        let outcome = match why {
+            Refusal::Budget => AgentOutcome::Budget,
+            Refusal::MaxTurns => AgentOutcome::MaxTurns,
+            Refusal::Model => AgentOutcome::ModelError,
+            Refusal::Protocol => AgentOutcome::Crashed,
+            Refusal::Cancelled => AgentOutcome::Cancelled,
+        };
+        self.transcript
+            .write("refused", json!({"why": why, "message": message}));
+        self.stop(outcome, message.clone());
+        send(write, &CoordinatorMessage::Refused { why, message })
+            .await
+            .is_ok()
+    }
+
+    /// Why another call is not allowed, if it is not.
+    fn refusal(&self) -> Option<(Refusal, String)> {
+        if let Some((outcome, _)) = self.outcome {
+            return Some((
+                Refusal::Protocol,
+                format!("the session already ended ({})", outcome.as_str()),
+            ));
+        }
+        if self.turns >= self.agent.max_turns {
+            return Some((
+                Refusal::MaxTurns,
+                format!("the task reached its max_turns ({})", self.agent.max_turns),
+            ));
+        }
+        if let Some(why) = over_budget(
+            &self.agent.budget,
+            &self.spent,
+            &format!("task `{}`", self.task),
+        ) {
+            return Some((Refusal::Budget, why));
+        }
+        self.gateway
+            .run_budget_spent()
+            .map(|why| (Refusal::Budget, why))
+    }
+
+    async fn turn(&mut self, write: &mut OwnedWriteHalf, content: Vec<Block>) -> bool {
+        if !self.started {
+            self.broken(write, "a turn before start".into()).await;
+            return false;
+        }
+        if let Err(why) = check_turn(&self.messages, &content) {
+            self.broken(write, why).await;
+            return false;
+        }
+        if let Some((why, message)) = self.refusal() {
+            return self.refuse(write, why, message).await;
+        }
+        self.transcript.write("user", json!({"content": content}));
+        self.messages.push(Message {
+            role: Role::User,
+            content,
+        });
+        self.turns += 1;
+
+        let config = &self.endpoint.config;
+        let max_tokens = remaining_tokens(&self.agent.budget, &self.spent)
+            .map_or(config.max_tokens, |left| config.max_tokens.min(left.max(1)));
+        let body = match config.provider {
+            Provider::Anthropic => anthropic::body(
+                &config.model,
+                max_tokens,
+                &self.system,
+                &self.tools,
+                &self.messages,
+            ),
+            Provider::Openai => openai::body(
+                &config.model,
+                max_tokens,
+                &self.system,
+                &self.tools,
+                &self.messages,
+            ),
+        };
+        // About four bytes a token: enough to pace by tokens per minute.
+        let estimate = body.to_string().len() as u64 / 4;
+
+        // Text and retries stream to the worker while the call runs.
+        let (tx, mut rx) =
+            mpsc::unbounded_channel::<(CoordinatorMessage, Option<serde_json::Value>)>();
+        let (http, endpoint) = (&self.gateway.http, &self.endpoint);
+        let calling = async move {
+            let text_tx = tx.clone();
+            let mut on_text = move |text: &str| {
+                let _ = text_tx.send((
+                    CoordinatorMessage::Delta {
+                        text: text.to_string(),
+                    },
+                    None,
+                ));
+            };
+            let mut on_retry = move |reason: &str, wait: Duration, limited: bool| {
+                let note = json!({"reason": reason, "wait_ms": wait.as_millis() as u64, "rate_limited": limited});
+                let _ = tx.send((
+                    CoordinatorMessage::Retrying {
+                        reason: reason.to_string(),
+                    },
+                    Some(note),
+                ));
+            };
+            call::call(http, endpoint, &body, estimate, &mut on_text, &mut on_retry).await
+        };
+        let transcript = &mut self.transcript;
+        let forwarding = async {
+            let mut worker_gone = false;
+            while let Some((message, note)) = rx.recv().await {
+                if let Some(note) = note {
+                    transcript.write("retry", note);
+                }
+                if !worker_gone {
+                    worker_gone = send(write, &message).await.is_err();
+                }
+            }
+        };
+        let (result, ()) = tokio::join!(calling, forwarding);
+
+        match result {
+            Ok(answer) => {
+                let usd = prices::cost(
+                    config.price,
+                    answer.usage.input_tokens,
+                    answer.usage.output_tokens,
+                );
+                self.spent.usage.add(answer.usage);
+                self.spent.usd += usd;
+                self.gateway.record(answer.usage, usd);
+                self.transcript.write(
+                    "assistant",
+                    json!({"content": answer.content, "stop": answer.stop,
+                           "usage": answer.usage, "cost_usd": usd}),
+                );
+                self.messages.push(Message {
+                    role: Role::Assistant,
+                    content: answer.content.clone(),
+                });
+                let reply = CoordinatorMessage::Reply {
+                    content: answer.content,
+                    stop: answer.stop,
+                    usage: answer.usage,
+                    total: self.spent.usage,
+                    cost_usd: self.spent.usd,
+                };
+                send(write, &reply).await.is_ok()
+            }
+            Err(message) => {
+                let message = format!("the model call failed: {message}");
+                self.refuse(write, Refusal::Model, message).await
+            }
+        }
+    }
+
+    async fn verdict(&mut self, write: &mut OwnedWriteHalf, verdict: Verdict) -> bool {
+        let message = match verdict {
+            Verdict::Passed => {
+                self.verify_passed = Some(true);
+                self.outcome = Some((AgentOutcome::Finished, None));
+                self.transcript.write("verify", json!({"passed": true}));
+                CoordinatorMessage::Verdict {
+                    accepted: true,
+                    feedback: String::new(),
+                    repair: false,
+                }
+            }
+            Verdict::Failed { feedback } => {
+                self.verify_passed = Some(false);
+                let repair = self.rounds < self.agent.repair_rounds;
+                self.transcript.write(
+                    "verify",
+                    json!({"passed": false, "output": feedback, "repair": repair}),
+                );
+                if repair {
+                    self.rounds += 1;
+                } else {
+                    self.stop(
+                        AgentOutcome::VerifyFailed,
+                        format!(
+                            "verify still failed after {} repair round{}",
+                            self.rounds,
+                            if self.rounds == 1 { "" } else { "s" }
+                        ),
+                    );
+                }
+                CoordinatorMessage::Verdict {
+                    accepted: false,
+                    feedback,
+                    repair,
+                }
+            }
+        };
+        send(write, &message).await.is_ok()
+    }
+}
+
+/// Tokens left in the task's budget, if it has a token limit.
+fn remaining_tokens(budget: &Budget, spent: &Spent) -> Option<u32> {
+    budget
+        .tokens
+        .map(|limit| u32::try_from(limit.saturating_sub(spent.usage.total())).unwrap_or(u32::MAX))
+}
+
+/// Checks that a turn answers every tool call of the model's last answer
+/// exactly once and nothing else.
+fn check_turn(messages: &[Message], content: &[Block]) -> Result<(), String> {
+    if content.is_empty() {
+        return Err("an empty turn".into());
+    }
+    let pending: Vec<&str> = match messages.last() {
+        None => Vec::new(),
+        Some(Message {
+            role: Role::User, ..
+        }) => {
+            return Err("a turn before the model answered the last one".into());
+        }
+        Some(Message { content, .. }) => content
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolCall { id, .. } => Some(id.as_str()),
+                _ => None,
+            })
+            .collect(),
+    };
+    let mut answered: Vec<&str> = Vec::new();
+    for block in content {
+        match block {
+            Block::ToolCall { .. } => return Err("a turn with a tool call in it".into()),
+            Block::ToolResult { id, .. } => {
+                if !pending.contains(&id.as_str()) {
+                    return Err(format!("a result for `{id}`, which the model did not call"));
+                }
+                if answered.contains(&id.as_str()) {
+                    return Err(format!("two results for `{id}`"));
+                }
+                answered.push(id);
+            }
+            Block::Text { .. } => {}
+        }
+    }
+    if let Some(missing) = pending.iter().find(|id| !answered.contains(id)) {
+        return Err(format!("no result for the tool call `{missing}`"));
+    }
+    Ok(())
+}
+
+async fn send(write: &mut OwnedWriteHalf, message: &CoordinatorMessage) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    write.write_all(&line).await
+}
+
+/// The next message, `None` at the end of the stream; an error names what
+/// was wrong with the line.
+async fn recv(
+    read: &mut BufReader<OwnedReadHalf>,
+    line: &mut Vec<u8>,
+) -> Result<Option<AgentMessage>, String> {
+    line.clear();
+    loop {
+        let available = read.fill_buf().await.map_err(|e| format!("read: {e}"))?;
+        if available.is_empty() {
+            return if line.is_empty() {
+                Ok(None)
+            } else {
+                Err("a message cut off by the end of the stream".into())
+            };
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        line.extend_from_slice(chunk);
+        let used = done.unwrap_or(chunk.len());
+        read.consume(used);
+        if line.len() > MAX_LINE {
+            return Err(format!("a message of more than {MAX_LINE} bytes"));
+        }
+        if done.is_some() {
+            break;
+        }
+    }
+    serde_json::from_slice(line)
+        .map(Some)
+        .map_err(|e| format!("an unreadable message: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn call(id: &str) -> Block {
+        Block::ToolCall {
+            id: id.into(),
+            name: "bash".into(),
+            input: Value::Null,
+            invalid_input: None,
+        }
+    }
+
+    fn result(id: &str) -> Block {
+        Block::ToolResult {
+            id: id.into(),
+            content: String::new(),
+            is_error: false,
+        }
+    }
+
+    #[test]
+    fn a_turn_must_answer_every_call_exactly_once() {
+        let history = vec![
+            Message {
+                role: Role::User,
+                content: vec![Block::Text { text: "go".into() }],
+            },
+            Message {
+                role: Role::Assistant,
+                content: vec![call("a"), call("b")],
+            },
+        ];
+        assert!(check_turn(&history, &[result("a"), result("b")]).is_ok());
+        let err = |c: &[Block]| check_turn(&history, c).err().unwrap_or_default();
+        assert_eq!(err(&[result("a")]), "no result for the tool call `b`");
+        assert_eq!(
+            err(&[result("a"), result("a"), result("b")]),
+            "two results for `a`"
+        );
+        assert!(err(&[result("a"), result("b"), result("c")]).contains("did not call"));
+        assert!(check_turn(&history[..1], &[Block::Text { text: "x".into() }]).is_err());
+        assert!(check_turn(&[], &[result("a")]).is_err());
+    }
+}

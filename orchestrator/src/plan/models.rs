@@ -1,0 +1,247 @@
+//! Agent tasks in a plan: the `[models.NAME]` tables, budgets, and the
+//! checks that tie a `prompt` task to a model it can use.
+
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
+use super::schema::{BudgetFields, ModelFields, Price, Provider};
+
+/// A model endpoint as the gateway uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// The table's name (`default` in `[models.default]`).
+    pub name: String,
+    pub provider: Provider,
+    pub model: String,
+    /// Endpoint without a trailing `/`.
+    pub base_url: String,
+    /// The variable holding the key; `None` for endpoints without auth.
+    pub api_key_env: Option<String>,
+    pub max_tokens: u32,
+    pub concurrency: usize,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u64>,
+    pub retries: u32,
+    pub timeout: Duration,
+    /// Known or configured price; `None`: calls are counted as free.
+    pub price: Option<Price>,
+    /// Where the table stands in the plan.
+    pub span: Range<usize>,
+}
+
+/// A spending limit; `None` parts are unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    pub tokens: Option<u64>,
+    pub usd: Option<f64>,
+}
+
+impl From<BudgetFields> for Budget {
+    fn from(b: BudgetFields) -> Self {
+        Self {
+            tokens: b.tokens,
+            usd: b.usd,
+        }
+    }
+}
+
+/// What an agent task does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentTask {
+    pub prompt: String,
+    /// Name of its `[models.NAME]` table.
+    pub model: String,
+    pub max_turns: u32,
+    pub budget: Budget,
+    pub repair_rounds: u32,
+}
+
+pub const DEFAULT_MAX_TURNS: u32 = 50;
+pub const DEFAULT_REPAIR_ROUNDS: u32 = 2;
+
+/// Checks every `[models.NAME]` table.
+pub(super) fn resolve_models(
+    source: &Source,
+    tables: &BTreeMap<String, Spanned<ModelFields>>,
+) -> Result<BTreeMap<String, ModelConfig>, PlanError> {
+    let mut models = BTreeMap::new();
+    for (name, table) in tables {
+        let span = table.span();
+        let fields = table.get_ref();
+        let bad = |message: String, help: &str| {
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    message,
+                    Some(span.clone()),
+                    "in this model",
+                )
+                .with_help(help.to_string())
+        };
+        if fields.model.trim().is_empty() {
+            return Err(bad(
+                format!("model `{name}` has an empty `model`"),
+                "name the provider's model, e.g. model = \"claude-sonnet-4-5\"",
+            ));
+        }
+        let default_url = match fields.provider {
+            Provider::Anthropic => "https://api.anthropic.com",
+            Provider::Openai => "https://api.openai.com/v1",
+        };
+        let base_url = fields
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default_url.into())
+            .trim_end_matches('/')
+            .to_string();
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(bad(
+                format!("model `{name}` has an invalid base_url `{base_url}`"),
+                "use an http:// or https:// URL, e.g. base_url = \"http://localhost:11434/v1\"",
+            ));
+        }
+        let api_key_env = match &fields.api_key_env {
+            Some(v) if v.is_empty() => None,
+            Some(v) => Some(v.clone()),
+            None => Some(
+                match fields.provider {
+                    Provider::Anthropic => "ANTHROPIC_API_KEY",
+                    Provider::Openai => "OPENAI_API_KEY",
+                }
+                .into(),
+            ),
+        };
+        let timeout = match &fields.timeout {
+            None => Duration::from_secs(120),
+            Some(t) => humantime::parse_duration(t.get_ref())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("invalid timeout `{}` for model `{name}`", t.get_ref()),
+                            Some(t.span()),
+                            "not a duration",
+                        )
+                        .with_help("write durations like \"60s\" or \"2m\"")
+                })?,
+        };
+        if let Some(price) = fields.price
+            && !(price.input >= 0.0 && price.output >= 0.0)
+        {
+            return Err(bad(
+                format!("model `{name}` has a negative price"),
+                "prices are USD per million tokens, e.g. price = { input = 3.0, output = 15.0 }",
+            ));
+        }
+        if fields.concurrency == Some(0) || fields.max_tokens == Some(0) {
+            return Err(bad(
+                format!("model `{name}` sets `concurrency` or `max_tokens` to 0"),
+                "both must be at least 1",
+            ));
+        }
+        models.insert(
+            name.clone(),
+            ModelConfig {
+                name: name.clone(),
+                provider: fields.provider,
+                model: fields.model.clone(),
+                base_url,
+                api_key_env,
+                max_tokens: fields.max_tokens.unwrap_or(8192),
+                concurrency: fields.concurrency.unwrap_or(16),
+                requests_per_minute: fields.requests_per_minute.filter(|&r| r > 0),
+                tokens_per_minute: fields.tokens_per_minute.filter(|&t| t > 0),
+                retries: fields.retries.unwrap_or(4),
+                timeout,
+                price: fields
+                    .price
+                    .or_else(|| crate::gateway::prices::lookup(&fields.model)),
+                span,
+            },
+        );
+    }
+    Ok(models)
+}
+
+/// Checks a budget written at `span`; `model` is the model whose price a
+/// USD limit needs (`None` for the run's budget: checked per model).
+pub(super) fn check_budget(
+    source: &Source,
+    budget: Budget,
+    span: Range<usize>,
+    whose: &str,
+    unpriced: Option<&ModelConfig>,
+) -> Result<Budget, PlanError> {
+    if budget.tokens == Some(0) || budget.usd.is_some_and(|u| u.is_nan() || u <= 0.0) {
+        return Err(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!("the budget of {whose} must be more than zero"),
+                Some(span),
+                "here",
+            )
+            .with_help("e.g. budget = { tokens = 400000, usd = 2.0 }; leave it out for no limit"));
+    }
+    if budget.usd.is_some()
+        && let Some(model) = unpriced
+    {
+        return Err(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!(
+                    "{whose} has a USD budget, but swarm does not know the price of model `{}` ({})",
+                    model.name, model.model
+                ),
+                Some(model.span.clone()),
+                "no price for this model",
+            )
+            .with_help(
+                "add its price in USD per million tokens, e.g. price = { input = 3.0, output = 15.0 }, or use a token budget",
+            ));
+    }
+    Ok(budget)
+}
+
+/// The model an agent task names, or a positioned error.
+pub(super) fn pick_model<'a>(
+    source: &Source,
+    models: &'a BTreeMap<String, ModelConfig>,
+    id: &str,
+    name: &str,
+    span: Range<usize>,
+) -> Result<&'a ModelConfig, PlanError> {
+    if let Some(model) = models.get(name) {
+        return Ok(model);
+    }
+    let help = if models.is_empty() {
+        "agent tasks need a model; add one, e.g.\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\napi_key_env = \"ANTHROPIC_API_KEY\"".to_string()
+    } else {
+        match did_you_mean(name, models.keys().map(String::as_str)) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!(
+                "the plan's models are: {}",
+                models
+                    .keys()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    };
+    Err(source
+        .error(
+            PlanErrorKind::BadValue,
+            format!("task `{id}` uses model `{name}`, which the plan does not define"),
+            Some(span),
+            "no such [models] table",
+        )
+        .with_help(help))
+}

@@ -1,0 +1,215 @@
+//! One attempt of an agent task: the agent process (`swarm __agent`, in the
+//! task's sandbox, with no network) and its gateway session, side by side,
+//! joined by a socket pair; `verify` runs when the agent says it is done,
+//! and its failure goes back to the agent for a repair round.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use swarm_protocol::AttemptOutcome;
+use swarm_protocol::agent::{AgentOutcome, AgentReport};
+use swarm_sandbox::Stop;
+use swarm_worker::{CommandSpec, run_command};
+use tokio::sync::watch;
+
+use super::task::Ctx;
+use crate::gateway::{Session, Verdict, Verifier};
+use crate::plan::{AgentTask, Task};
+
+/// Most seconds one bash call of an agent may run.
+const MAX_BASH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Bytes of `verify`'s output given back to the agent.
+const FEEDBACK_BYTES: u64 = 8 << 10;
+
+/// How an agent attempt ended.
+pub(super) struct AgentAttempt {
+    pub outcome: AttemptOutcome,
+    pub verify_passed: Option<bool>,
+    pub report: Option<AgentReport>,
+}
+
+fn failed(message: String) -> AgentAttempt {
+    AgentAttempt {
+        outcome: AttemptOutcome::SpawnFailed { message },
+        verify_passed: None,
+        report: None,
+    }
+}
+
+/// Where attempt `attempt` of `task` keeps its transcript.
+pub fn transcript_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    run_dir
+        .join("logs")
+        .join(task)
+        .join(format!("{attempt}.transcript.jsonl"))
+}
+
+/// Runs one attempt of agent task `task`. `spec` is set up for the task's
+/// worktree, environment, logs, deadline and sandbox; this turns it into
+/// the agent process and a verify command.
+pub(super) async fn run(
+    ctx: &Ctx,
+    task: &Task,
+    agent: &AgentTask,
+    attempt: u32,
+    mut spec: CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> AgentAttempt {
+    let (Some(gateway), Some(program)) = (&ctx.gateway, &ctx.agent_program) else {
+        return failed("run an agent task: the run has no model gateway".into());
+    };
+    let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
+        Ok(pair) => pair,
+        Err(e) => return failed(format!("create the agent's channel: {e}")),
+    };
+    let ours = match ours
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(ours))
+    {
+        Ok(s) => s,
+        Err(e) => return failed(format!("create the agent's channel: {e}")),
+    };
+    let transcript = transcript_path(&ctx.run_dir, &task.id, attempt);
+    let bash_timeout = task
+        .timeout
+        .unwrap_or(MAX_BASH_TIMEOUT)
+        .min(MAX_BASH_TIMEOUT);
+    let mut session =
+        match Session::new(gateway.clone(), &task.id, agent, bash_timeout, &transcript) {
+            Ok(s) => s,
+            Err(e) => return failed(e),
+        };
+
+    let verify_spec = task.verify.as_ref().map(|v| CommandSpec {
+        script: v.clone(),
+        ..spec.clone()
+    });
+    let fd = theirs.as_raw_fd();
+    spec.program = Some(vec![program.display().to_string(), "__agent".into()]);
+    spec.pass_fds = vec![fd];
+    // The agent's environment is swarm's own list, never the coordinator's.
+    spec.inherit_env = false;
+    spec.env.push(("SWARM_GATEWAY_FD".into(), fd.to_string()));
+    if let Some(sandboxed) = &mut spec.sandbox {
+        // The agent is the swarm binary, wherever it is installed.
+        sandboxed.policy.read_only.push(program.clone());
+    }
+
+    let mut verifier = VerifyRunner {
+        spec: verify_spec,
+        stop: stop.clone(),
+        stdout: spec.stdout.clone(),
+        stderr: spec.stderr.clone(),
+    };
+
+    let outcome = {
+        let agent_run = run_command(&spec, stop);
+        let serving = session.serve(ours, &mut verifier);
+        tokio::pin!(agent_run, serving);
+        let outcome = tokio::select! {
+            outcome = &mut agent_run => outcome,
+            () = &mut serving => agent_run.await,
+        };
+        // The agent is gone: once our copy of its end is closed too, the
+        // session reads what is left (its report) and sees the end. A call
+        // still in flight is abandoned after a moment.
+        drop(theirs);
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut serving).await;
+        outcome
+    };
+    let end = session.end();
+    let mut report = end.report;
+    match outcome {
+        AttemptOutcome::Cancelled => report.outcome = AgentOutcome::Cancelled,
+        AttemptOutcome::TimedOut if report.outcome == AgentOutcome::Crashed => {
+            report.detail = Some("timed out".into());
+        }
+        _ => {}
+    }
+    AgentAttempt {
+        outcome,
+        verify_passed: end.verify_passed,
+        report: Some(report),
+    }
+}
+
+/// Runs the task's verify command (if it has one) in the agent's
+/// worktree, sandbox and logs, and gives back the end of its output.
+struct VerifyRunner {
+    spec: Option<CommandSpec>,
+    stop: watch::Receiver<Option<Stop>>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Verifier for VerifyRunner {
+    fn verify(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>> {
+        Box::pin(async move {
+            let Some(spec) = &self.spec else {
+                return Verdict::Passed;
+            };
+            let marks = (file_len(&self.stdout), file_len(&self.stderr));
+            match run_command(spec, &mut self.stop).await {
+                AttemptOutcome::Exited { code: 0 } => Verdict::Passed,
+                other => {
+                    let mut feedback = tail(&self.stdout, marks.0);
+                    feedback.push_str(&tail(&self.stderr, marks.1));
+                    feedback.push_str(&format!("\n[verify: {}]", describe(&other)));
+                    Verdict::Failed { feedback }
+                }
+            }
+        })
+    }
+}
+
+/// Why an agent attempt did not succeed, in a few words.
+pub(super) fn describe_failure(report: &AgentReport) -> Option<String> {
+    let detail = report.detail.clone().unwrap_or_default();
+    Some(match report.outcome {
+        AgentOutcome::Finished => return None,
+        AgentOutcome::MaxTurns => format!("the agent stopped: {detail}"),
+        AgentOutcome::Budget => format!("the agent's budget ran out: {detail}"),
+        AgentOutcome::ModelError => detail,
+        AgentOutcome::VerifyFailed => detail,
+        AgentOutcome::Crashed => format!("the agent failed: {detail}"),
+        AgentOutcome::Cancelled => "cancelled".into(),
+    })
+}
+
+fn describe(outcome: &AttemptOutcome) -> String {
+    match outcome {
+        AttemptOutcome::Exited { code } => format!("exited with code {code}"),
+        AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
+        AttemptOutcome::TimedOut => "timed out".into(),
+        AttemptOutcome::Cancelled => "cancelled".into(),
+        AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
+        AttemptOutcome::Trapped { message } => message.clone(),
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// What was appended to `path` after offset `from`, at most the last
+/// [`FEEDBACK_BYTES`].
+fn tail(path: &Path, from: u64) -> String {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let end = file_len(path);
+    let start = from.max(end.saturating_sub(FEEDBACK_BYTES));
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if start > from {
+        format!("[... {} earlier bytes]\n{text}", start - from)
+    } else {
+        text
+    }
+}

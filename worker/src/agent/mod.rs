@@ -1,0 +1,14 @@
+//! The coding agent of agent (`prompt`) tasks. It runs as its own process
+//! (`swarm __agent`) inside the task's sandbox, with no network and no API
+//! key: it reaches the model only through the channel the coordinator
+//! handed it at spawn. [`run`] is the loop; [`tools`] what the model can do
+//! in the worktree.
+
+mod channel;
+mod prompt;
+mod run;
+pub mod tools;
+
+pub use channel::ChannelError;
+pub use prompt::INSTRUCTION_FILES;
+pub use run::{AgentExit, run};
