@@ -111,13 +111,46 @@ fn base_ref_that_does_not_exist() {
 }
 
 #[test]
-fn unsupported_task_kinds_are_rejected_not_ignored() {
+fn an_agent_task_without_a_model_shows_how_to_add_one() {
     let repo = TestRepo::new();
     let err = rejected(
         &repo,
         "[[task]]\nid = \"agent\"\nprompt = \"refactor everything\"\n",
     );
-    assert!(err.contains("does not support yet"), "{err}");
+    assert!(err.contains("[models.default]"), "{err}");
+    insta::assert_snapshot!(err);
+}
+
+#[test]
+fn agent_settings_are_checked_against_the_models() {
+    let repo = TestRepo::new();
+    let models = "[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n\n[models.local]\nprovider = \"openai\"\nmodel = \"llama3.1:8b\"\nbase_url = \"http://localhost:11434/v1\"\n\n";
+    for (tasks, needle) in [
+        (
+            "[[task]]\nid = \"a\"\nprompt = \"x\"\nmodel = \"locl\"\n",
+            "did you mean `local`?",
+        ),
+        (
+            "[[task]]\nid = \"a\"\nprompt = \"x\"\nmodel = \"local\"\nbudget = { usd = 1.0 }\n",
+            "does not know the price of model `local`",
+        ),
+        (
+            "[[task]]\nid = \"a\"\nrun = \"true\"\nmax_turns = 3\n",
+            "only agent (`prompt`) tasks take",
+        ),
+        (
+            "[[task]]\nid = \"a\"\nprompt = \"x\"\nbudget = { tokens = 0 }\n",
+            "must be more than zero",
+        ),
+        (
+            "[[task]]\nid = \"a\"\nprompt = \"  \"\n",
+            "has an empty prompt",
+        ),
+    ] {
+        let err = rejected(&repo, &format!("{models}{tasks}"));
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert!(err.contains("bad.toml:"), "{err}");
+    }
 }
 
 #[test]

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent;
 mod bad_input;
 mod example_plans;
+mod model_mock;
 mod run;
 mod sandbox;
 mod sandbox_limits;

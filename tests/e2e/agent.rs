@@ -1,0 +1,590 @@
+//! Agent tasks end to end: the real `swarm` binary runs agents in the
+//! sandbox against the mock model server (a real HTTP server on loopback
+//! speaking both providers' wire protocols), which checks every request.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::support::model::{Call, MockModel, Options, Reply, Wire, text, tool, tool_raw};
+use crate::support::{TestRepo, task};
+
+const KEY: &str = "sk-test-SECRET-0123456789";
+
+fn anthropic_plan(mock: &MockModel, extra_models: &str, tasks: &str) -> String {
+    format!(
+        r#"[swarm]
+on_failure = "continue"
+
+[models.default]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+{extra_models}
+{tasks}"#,
+        url = mock.base_url(Wire::Anthropic)
+    )
+}
+
+fn run_with_key(repo: &TestRepo, plan: &Path) -> crate::support::Run {
+    let mut cmd = repo.swarm_cmd(&["run", plan.to_str().unwrap()]);
+    cmd.env("TEST_MODEL_KEY", KEY);
+    cmd.output().unwrap().into()
+}
+
+/// Every file under `dir`, recursively (not following links).
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            out.extend(files_under(&path));
+        } else if meta.is_file() {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn assert_key_nowhere(repo: &TestRepo, mock: &MockModel, outputs: &[&str]) {
+    for out in outputs {
+        assert!(!out.contains(KEY), "the key leaked into swarm's output");
+    }
+    for file in files_under(&repo.path().join(".swarm")) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(KEY),
+            "the key leaked into {}",
+            file.display()
+        );
+    }
+    for call in mock.calls() {
+        assert!(
+            !call.body.to_string().contains(KEY),
+            "the key reached the model in request {}",
+            call.index
+        );
+    }
+}
+
+fn result_of(call: &Call, i: usize) -> (String, bool) {
+    let r = &call.tool_results[i];
+    (r.content.clone(), r.is_error)
+}
+
+#[test]
+fn agents_edit_in_parallel_repair_after_verify_and_dependents_see_their_work() {
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match (call.conversation.as_str(), call.turn) {
+            ("Write a.txt.", 0) => Reply::answer(vec![
+                text("I will write the file."),
+                tool(
+                    "w1",
+                    "write_file",
+                    json!({"path": "a.txt", "content": "A\n"}),
+                ),
+            ]),
+            ("Write a.txt.", _) => {
+                assert!(!call.tool_results[0].is_error, "{:?}", call.tool_results);
+                Reply::answer(vec![tool(
+                    "f1",
+                    "finish",
+                    json!({"summary": "wrote a.txt"}),
+                )])
+            }
+            ("Fix the README.", 0) => Reply::answer(vec![tool(
+                "e1",
+                "edit_file",
+                json!({"path": "README.md", "old_string": "# test repo", "new_string": "# test repo B"}),
+            )]),
+            ("Fix the README.", 1) => {
+                Reply::answer(vec![tool("f1", "finish", json!({"summary": "first try"}))])
+            }
+            // verify failed: its output came back with the finish's result.
+            ("Fix the README.", 2) => {
+                assert!(
+                    call.last_user_text.contains("verify command failed"),
+                    "{}",
+                    call.last_user_text
+                );
+                assert!(
+                    call.last_user_text.contains("not fixed yet"),
+                    "{}",
+                    call.last_user_text
+                );
+                assert_eq!(call.tool_results.len(), 1);
+                Reply::answer(vec![tool(
+                    "e2",
+                    "edit_file",
+                    json!({"path": "README.md", "old_string": "repo B", "new_string": "repo B fixed"}),
+                )])
+            }
+            ("Fix the README.", _) => Reply::answer(vec![tool(
+                "f2",
+                "finish",
+                json!({"summary": "fixed the README"}),
+            )]),
+            ("Combine.", 0) => Reply::answer(vec![
+                tool("r1", "read_file", json!({"path": "a.txt"})),
+                tool("r2", "grep", json!({"pattern": "fixed"})),
+            ]),
+            ("Combine.", 1) => {
+                let (a, _) = result_of(call, 0);
+                let (grep, _) = result_of(call, 1);
+                let content = format!(
+                    "a has A: {}\nreadme fixed: {}\n",
+                    a.contains('A'),
+                    grep.contains("README.md")
+                );
+                Reply::answer(vec![tool(
+                    "w1",
+                    "write_file",
+                    json!({"path": "c.txt", "content": content}),
+                )])
+            }
+            ("Combine.", _) => Reply::text("All done: c.txt written."),
+            other => panic!("unexpected conversation {other:?}"),
+        },
+    );
+    let plan = repo.plan(
+        "agents.toml",
+        &anthropic_plan(
+            &mock,
+            "",
+            r#"
+[[task]]
+id = "a"
+prompt = "Write a.txt."
+
+[[task]]
+id = "b"
+prompt = "Fix the README."
+verify = "grep -q fixed README.md || { echo not fixed yet; exit 1; }"
+
+[[task]]
+id = "c"
+prompt = "Combine."
+deps = ["a", "b"]
+"#,
+        ),
+    );
+    let run = run_with_key(&repo, &plan);
+    run.assert_code(0);
+    mock.assert_clean();
+
+    assert_eq!(repo.show("swarm/agents", "a.txt"), "A");
+    assert_eq!(
+        repo.show("swarm/agents", "README.md"),
+        "# test repo B fixed"
+    );
+    assert_eq!(
+        repo.show("swarm/agents", "c.txt"),
+        "a has A: true\nreadme fixed: true"
+    );
+
+    let report = repo.report();
+    let b = &task(&report, "b")["agent"];
+    assert_eq!(b["outcome"], "finished");
+    assert_eq!(b["summary"], "fixed the README");
+    assert_eq!(b["turns"], 4);
+    assert_eq!(b["repair_rounds"], 1);
+    assert_eq!(b["usage"]["input_tokens"], 400);
+    assert_eq!(b["usage"]["output_tokens"], 80);
+    // claude-sonnet-4-5 at $3 / $15 per million tokens.
+    let cost = b["cost_usd"].as_f64().unwrap();
+    assert!(
+        (cost - (400.0 * 3.0 + 80.0 * 15.0) / 1e6).abs() < 1e-9,
+        "{cost}"
+    );
+    let transcript = std::fs::read_to_string(b["transcript"].as_str().unwrap()).unwrap();
+    let kinds: Vec<String> = transcript
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for kind in [
+        "start",
+        "user",
+        "assistant",
+        "tool",
+        "finished",
+        "verify",
+        "report",
+        "end",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "no {kind} in the transcript: {kinds:?}"
+        );
+    }
+    // The agent's log shows the model's text and its tool calls.
+    let log = std::fs::read_to_string(task(&report, "a")["stdout_log"].as_str().unwrap()).unwrap();
+    assert!(
+        log.contains("I will write the file.") && log.contains("-> write_file a.txt"),
+        "{log}"
+    );
+    // The commit of an agent task carries its prompt and summary.
+    let message = repo.git(&["log", "-1", "--format=%B", "refs/swarm/agents/b"]);
+    assert!(
+        message.contains("Fix the README.") && message.contains("fixed the README"),
+        "{message}"
+    );
+
+    assert_key_nowhere(&repo, &mock, &[&run.stdout, &run.stderr]);
+}
+
+#[test]
+fn openai_compatible_endpoints_stream_split_tool_calls() {
+    let repo = TestRepo::new();
+    let mock = MockModel::start(Options::new("llama3.1:8b"), |call| match call.turn {
+        0 => Reply::answer(vec![
+            text("Writing."),
+            tool_raw(
+                "call_1",
+                "write_file",
+                r#"{"path": "notes/n.txt", "content": "from a local model\n"}"#,
+                7,
+            ),
+            tool_raw("call_2", "list_dir", r#"{"path": "."}"#, 2),
+        ]),
+        _ => {
+            assert!(
+                call.tool_results.iter().all(|r| !r.is_error),
+                "{:?}",
+                call.tool_results
+            );
+            assert!(
+                call.tool_results[1].content.contains("notes/"),
+                "{:?}",
+                call.tool_results
+            );
+            Reply::answer(vec![tool("call_3", "finish", json!({"summary": "noted"}))])
+        }
+    });
+    let plan = repo.plan(
+        "local.toml",
+        &format!(
+            r#"[models.default]
+provider = "openai"
+model = "llama3.1:8b"
+base_url = "{}"
+api_key_env = ""
+
+[[task]]
+id = "note"
+prompt = "Write a note."
+"#,
+            mock.base_url(Wire::OpenAi)
+        ),
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    mock.assert_clean();
+    assert_eq!(
+        repo.show("swarm/local", "notes/n.txt"),
+        "from a local model"
+    );
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].body["stream_options"]["include_usage"], true);
+    // An unpriced local model costs nothing and needs no key.
+    let report = repo.report();
+    assert_eq!(task(&report, "note")["agent"]["cost_usd"], 0.0);
+}
+
+#[test]
+fn model_faults_are_retried_or_reported_and_partial_work_is_kept() {
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| {
+            let finish = || Reply::answer(vec![tool("f", "finish", json!({"summary": "ok"}))]);
+            let write = |name: &str| {
+                Reply::answer(vec![tool(
+                    "w",
+                    "write_file",
+                    json!({"path": format!("{name}.txt"), "content": "partial\n"}),
+                )])
+            };
+            match (call.conversation.as_str(), call.turn, call.attempt) {
+                ("rate limited", 0, 1) => Reply::rate_limited(1),
+                ("server error", 0, 1) => Reply::status(500, "internal error"),
+                ("cut stream", 0, 1) => Reply::Cut {
+                    parts: vec![text("this answer is cut"), text("off")],
+                    after_events: 3,
+                },
+                ("hung", 0, 1) => Reply::Hang,
+                ("malformed", 0, _) => Reply::answer(vec![tool_raw(
+                    "m1",
+                    "write_file",
+                    r#"{"path": "x.txt", "content": "#,
+                    3,
+                )]),
+                ("malformed", 1, _) => {
+                    let (content, is_error) = result_of(call, 0);
+                    assert!(is_error && content.contains("not valid JSON"), "{content}");
+                    finish()
+                }
+                ("unknown tool", 0, _) => {
+                    Reply::answer(vec![tool("u1", "launch_missiles", json!({}))])
+                }
+                ("unknown tool", 1, _) => {
+                    let (content, is_error) = result_of(call, 0);
+                    assert!(is_error && content.contains("unknown tool"), "{content}");
+                    finish()
+                }
+                ("turns", t, _) => write(&format!("turns{t}")),
+                ("budget", t, _) => write(&format!("budget{t}")),
+                ("always failing", _, _) => Reply::status(503, "overloaded forever"),
+                (_, 0, _) => finish(),
+                other => panic!("unexpected call {other:?}"),
+            }
+        },
+    );
+    let plan = repo.plan(
+        "faults.toml",
+        &anthropic_plan(
+            &mock,
+            &format!(
+                r#"
+[models.impatient]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+timeout = "1s"
+retries = 1
+"#,
+                url = mock.base_url(Wire::Anthropic)
+            ),
+            r#"
+[[task]]
+id = "rate-limited"
+prompt = "rate limited"
+
+[[task]]
+id = "server-error"
+prompt = "server error"
+
+[[task]]
+id = "cut-stream"
+prompt = "cut stream"
+
+[[task]]
+id = "hung"
+prompt = "hung"
+model = "impatient"
+
+[[task]]
+id = "malformed"
+prompt = "malformed"
+
+[[task]]
+id = "unknown-tool"
+prompt = "unknown tool"
+
+[[task]]
+id = "turns"
+prompt = "turns"
+max_turns = 2
+
+[[task]]
+id = "budget"
+prompt = "budget"
+budget = { tokens = 150 }
+
+[[task]]
+id = "gives-up"
+prompt = "always failing"
+model = "impatient"
+"#,
+        ),
+    );
+    let run = run_with_key(&repo, &plan);
+    run.assert_code(1);
+    mock.assert_clean();
+    assert_eq!(mock.stats().early_retries, 0);
+    let report = repo.report();
+    for id in [
+        "rate-limited",
+        "server-error",
+        "cut-stream",
+        "hung",
+        "malformed",
+        "unknown-tool",
+    ] {
+        let t = task(&report, id);
+        assert_eq!(t["status"], "merged", "{id}: {t}");
+        assert_eq!(t["agent"]["outcome"], "finished", "{id}");
+    }
+    // The 429 was waited out: the retry came a second later, not before.
+    let calls = mock.calls();
+    let rl: Vec<&Call> = calls
+        .iter()
+        .filter(|c| c.conversation == "rate limited")
+        .collect();
+    assert_eq!(rl.len(), 2);
+
+    let turns = task(&report, "turns");
+    assert_eq!(turns["status"], "failed");
+    assert_eq!(turns["agent"]["outcome"], "max_turns");
+    assert!(
+        turns["reason"].as_str().unwrap().contains("max_turns (2)"),
+        "{turns}"
+    );
+    // Its partial work is on its ref.
+    assert_eq!(
+        repo.show("refs/swarm/faults/turns", "turns0.txt"),
+        "partial"
+    );
+
+    let budget = task(&report, "budget");
+    assert_eq!(budget["status"], "failed");
+    assert_eq!(budget["agent"]["outcome"], "budget");
+    assert_eq!(budget["agent"]["turns"], 2, "{budget}");
+    assert!(
+        budget["reason"].as_str().unwrap().contains("150 tokens"),
+        "{budget}"
+    );
+    assert_eq!(
+        repo.show("refs/swarm/faults/budget", "budget1.txt"),
+        "partial"
+    );
+
+    let gave_up = task(&report, "gives-up");
+    assert_eq!(gave_up["agent"]["outcome"], "model_error");
+    assert!(
+        gave_up["reason"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 1 retry"),
+        "{gave_up}"
+    );
+    assert_key_nowhere(&repo, &mock, &[&run.stdout, &run.stderr]);
+}
+
+#[test]
+fn an_agent_that_tries_to_exfiltrate_gets_errors_and_the_host_is_unchanged() {
+    let repo = TestRepo::new();
+    std::fs::create_dir_all(repo.home().join(".ssh")).unwrap();
+    std::fs::write(
+        repo.home().join(".ssh/id_rsa"),
+        "SSH-PRIVATE-KEY-MATERIAL\n",
+    )
+    .unwrap();
+    let canary = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    canary.set_nonblocking(true).unwrap();
+    let port = canary.local_addr().unwrap().port();
+    let home = repo.home().display().to_string();
+    let outside = repo.outside().display().to_string();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        move |call| match call.turn {
+            0 => Reply::answer(vec![
+                tool(
+                    "t1",
+                    "bash",
+                    json!({"command": "env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'"}),
+                ),
+                tool(
+                    "t2",
+                    "read_file",
+                    json!({"path": format!("{home}/.ssh/id_rsa")}),
+                ),
+                tool(
+                    "t3",
+                    "bash",
+                    json!({"command": format!("cat {home}/.ssh/id_rsa")}),
+                ),
+                tool(
+                    "t4",
+                    "bash",
+                    json!({"command": format!("curl -s -m 2 http://127.0.0.1:{port}/ || echo curl failed")}),
+                ),
+                tool(
+                    "t5",
+                    "write_file",
+                    json!({"path": "../../outside/pwned.txt", "content": "x"}),
+                ),
+                tool(
+                    "t6",
+                    "bash",
+                    json!({"command": format!("echo x > {outside}/pwned.txt")}),
+                ),
+                tool(
+                    "t7",
+                    "read_file",
+                    json!({"path": "/proc/self/root/etc/shadow"}),
+                ),
+            ]),
+            _ => {
+                let results = &call.tool_results;
+                assert!(results[1].is_error, "{:?}", results[1]);
+                assert!(results[4].is_error, "{:?}", results[4]);
+                assert!(
+                    results[3].content.contains("curl failed"),
+                    "{:?}",
+                    results[3]
+                );
+                for r in results {
+                    assert!(!r.content.contains("SSH-PRIVATE-KEY-MATERIAL"), "{r:?}");
+                }
+                Reply::answer(vec![tool("f", "finish", json!({"summary": "tried"}))])
+            }
+        },
+    );
+    let plan = repo.plan(
+        "exfil.toml",
+        &anthropic_plan(
+            &mock,
+            "",
+            "[[task]]\nid = \"evil\"\nprompt = \"Steal things.\"\n",
+        ),
+    );
+    let run = run_with_key(&repo, &plan);
+    run.assert_code(0);
+    mock.assert_clean();
+    assert_eq!(mock.calls().len(), 2, "the second turn's asserts ran");
+    assert!(!repo.outside().join("pwned.txt").exists());
+    assert!(canary.accept().is_err(), "the agent reached the network");
+    assert_key_nowhere(&repo, &mock, &[&run.stdout, &run.stderr]);
+}
+
+#[test]
+fn a_missing_api_key_is_a_plan_error_before_anything_runs() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "nokey.toml",
+        "[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n\n[[task]]\nid = \"a\"\nprompt = \"hi\"\n",
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("ANTHROPIC_API_KEY, which is not set"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nokey.toml:1:1"), "{}", run.stderr);
+    assert!(repo.swarm_traces().is_empty());
+}
