@@ -95,3 +95,11 @@ pub fn adopt_fd(fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd>
         Ok(std::os::fd::FromRawFd::from_raw_fd(fd))
     }
 }
+
+/// Makes this process's memory and environment (`/proc/self/environ`,
+/// `/proc/self/mem`) unreadable to other processes of the same user, and
+/// turns off its core dumps: the coordinator holds API keys, and an
+/// unconfined worker (`sandbox = "none"`) runs as the same user.
+pub fn hide_secrets() -> std::io::Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from)
+}

@@ -31,12 +31,20 @@ pub(crate) fn body(
 }
 
 fn message(m: &Message) -> Value {
-    let mut content: Vec<Value> = m
+    // Tool results must come first in a user message.
+    let results = m
         .content
         .iter()
+        .filter(|b| matches!(b, Block::ToolResult { .. }));
+    let others = m
+        .content
+        .iter()
+        .filter(|b| !matches!(b, Block::ToolResult { .. }));
+    let mut content: Vec<Value> = results
+        .chain(others)
         .filter_map(|b| match b {
-            // The API refuses empty text blocks.
-            Block::Text { text } if text.is_empty() => None,
+            // The API refuses text blocks without visible text.
+            Block::Text { text } if text.trim().is_empty() => None,
             Block::Text { text } => Some(json!({"type": "text", "text": text})),
             Block::ToolCall {
                 id, name, input, ..

@@ -33,16 +33,23 @@ pub(crate) async fn call(
         let permit = endpoint.limiter.acquire(estimate).await;
         let result = stream::attempt(http, endpoint, body, on_text).await;
         drop(permit);
-        match result {
+        let failure = match result {
             Ok(answer) => {
                 endpoint.limiter.settle(estimate, answer.usage.total());
                 return Ok(answer);
             }
-            Err(Failure::Fatal { message }) => return Err(message),
-            Err(Failure::RateLimited {
+            Err(failure) => failure,
+        };
+        // A refused or failed attempt used none (or an unknown part) of the
+        // tokens it reserved; keeping them would stall every later call
+        // after a burst of 429s.
+        endpoint.limiter.settle(estimate, 0);
+        match failure {
+            Failure::Fatal { message } => return Err(message),
+            Failure::RateLimited {
                 retry_after,
                 message,
-            }) => {
+            } => {
                 limited = limited.saturating_add(1);
                 let wait = retry_after.unwrap_or_else(|| backoff(limited));
                 // Every caller of this model waits, not just this one: the
@@ -50,10 +57,10 @@ pub(crate) async fn call(
                 endpoint.limiter.cool_down(Instant::now() + wait);
                 on_retry(&message, wait, true);
             }
-            Err(Failure::Transient {
+            Failure::Transient {
                 retry_after,
                 message,
-            }) => {
+            } => {
                 failures += 1;
                 if failures > retries {
                     return Err(format!(

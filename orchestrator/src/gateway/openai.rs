@@ -11,6 +11,7 @@ use super::stream::{Assembler, Failure, Slot, Step};
 
 /// The body of a streamed `POST /chat/completions`.
 pub(crate) fn body(
+    base_url: &str,
     model: &str,
     max_tokens: u32,
     system: &str,
@@ -29,16 +30,21 @@ pub(crate) fn body(
     for m in messages {
         push_message(&mut out, m);
     }
-    json!({
+    let mut body = json!({
         "model": model,
         "messages": out,
         "tools": tools,
         "stream": true,
         "stream_options": {"include_usage": true},
-        // Newer OpenAI models take only this name; other servers ignore it
-        // or take it too.
+        // Newer OpenAI models take only this name...
         "max_completion_tokens": max_tokens,
-    })
+    });
+    // ...and refuse the older one, which Ollama and llama.cpp's server
+    // still need.
+    if !base_url.contains("api.openai.com") {
+        body["max_tokens"] = json!(max_tokens);
+    }
+    body
 }
 
 fn push_message(out: &mut Vec<Value>, m: &Message) {
@@ -72,7 +78,8 @@ fn push_message(out: &mut Vec<Value>, m: &Message) {
                     _ => None,
                 })
                 .collect();
-            let content = if text.is_empty() {
+            // `null` content is only allowed beside tool calls.
+            let content = if text.is_empty() && !calls.is_empty() {
                 Value::Null
             } else {
                 Value::String(text.join("\n"))
@@ -208,7 +215,8 @@ mod tests {
                 },
             ],
         };
-        let body = body("m", 10, "sys", &[], &[m]);
+        let body = body("http://localhost:11434/v1", "m", 10, "sys", &[], &[m]);
+        assert_eq!(body["max_tokens"], 10);
         let msgs = body["messages"].as_array().cloned().unwrap_or_default();
         assert_eq!(msgs[1]["role"], "tool");
         assert_eq!(msgs[1]["content"], "Error: boom");

@@ -28,6 +28,9 @@ use crate::plan::{AgentTask, Budget, Provider};
 /// Longest line the worker may send (a turn with its tool results).
 const MAX_LINE: usize = 16 << 20;
 
+/// Tool notes recorded in a transcript at most.
+const MAX_TOOL_NOTES: u32 = 10_000;
+
 /// The result of running `verify` after the agent said it was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -64,6 +67,9 @@ pub struct Session {
     tools: Vec<ToolSpec>,
     messages: Vec<Message>,
     started: bool,
+    /// The agent said it was done and has not sent a turn since.
+    finished_round: bool,
+    tool_notes: u32,
     turns: u32,
     rounds: u32,
     spent: Spent,
@@ -106,6 +112,8 @@ impl Session {
             tools: Vec::new(),
             messages: Vec::new(),
             started: false,
+            finished_round: false,
+            tool_notes: 0,
             turns: 0,
             rounds: 0,
             spent: Spent::default(),
@@ -159,11 +167,30 @@ impl Session {
                 }
                 AgentMessage::Turn { content } => self.turn(&mut write, content).await,
                 AgentMessage::Tool { name, detail } => {
-                    self.transcript
-                        .write("tool", json!({"name": name, "detail": detail}));
+                    // Notes are for people; a worker cannot flood the disk
+                    // with them.
+                    if self.tool_notes < MAX_TOOL_NOTES {
+                        self.tool_notes += 1;
+                        let name: String = name.chars().take(64).collect();
+                        let detail: String = detail.chars().take(300).collect();
+                        self.transcript
+                            .write("tool", json!({"name": name, "detail": detail}));
+                    }
                     true
                 }
+                AgentMessage::Finished { .. }
+                    if self.outcome.is_some()
+                        || self.finished_round
+                        || !matches!(self.messages.last(), Some(m) if m.role == Role::Assistant) =>
+                {
+                    // Only an agent whose model just answered, in a session
+                    // still going, can say it is done (once per round): a
+                    // worker cannot turn a stop into a success.
+                    self.broken(&mut write, "finished out of turn".into()).await;
+                    false
+                }
                 AgentMessage::Finished { summary } => {
+                    self.finished_round = true;
                     self.summary = summary.chars().take(4000).collect();
                     self.transcript
                         .write("finished", json!({"summary": self.summary}));
@@ -291,6 +318,7 @@ impl Session {
             self.broken(write, "a turn before start".into()).await;
             return false;
         }
+        self.finished_round = false;
         if let Err(why) = check_turn(&self.messages, &content) {
             self.broken(write, why).await;
             return false;
@@ -317,6 +345,7 @@ impl Session {
                 &self.messages,
             ),
             Provider::Openai => openai::body(
+                &config.base_url,
                 &config.model,
                 max_tokens,
                 &self.system,
@@ -367,7 +396,23 @@ impl Session {
         let (result, ()) = tokio::join!(calling, forwarding);
 
         match result {
-            Ok(answer) => {
+            Ok(mut answer) => {
+                if answer.usage.total() == 0 {
+                    // A server that reports no usage (one that ignores
+                    // `stream_options`) must not escape the budget: count
+                    // about four bytes a token.
+                    let said: usize = answer
+                        .content
+                        .iter()
+                        .map(|b| serde_json::to_string(b).map_or(0, |t| t.len()))
+                        .sum();
+                    answer.usage.input_tokens = estimate;
+                    answer.usage.output_tokens = said as u64 / 4;
+                    self.transcript.write(
+                        "note",
+                        json!({"message": "the server reported no token usage; it was estimated"}),
+                    );
+                }
                 let usd = prices::cost(
                     config.price,
                     answer.usage.input_tokens,
@@ -405,7 +450,9 @@ impl Session {
         let message = match verdict {
             Verdict::Passed => {
                 self.verify_passed = Some(true);
-                self.outcome = Some((AgentOutcome::Finished, None));
+                if self.outcome.is_none() {
+                    self.outcome = Some((AgentOutcome::Finished, None));
+                }
                 self.transcript.write("verify", json!({"passed": true}));
                 CoordinatorMessage::Verdict {
                     accepted: true,
@@ -555,6 +602,83 @@ mod tests {
             content: String::new(),
             is_error: false,
         }
+    }
+
+    /// A worker that says it finished before the model ever answered is
+    /// refused, and the session does not count as a success.
+    #[tokio::test]
+    async fn a_worker_cannot_declare_success_out_of_turn() {
+        use crate::plan::{ModelConfig, Provider};
+        let config = ModelConfig {
+            name: "default".into(),
+            provider: Provider::Anthropic,
+            // Nothing listens here: no call may be made.
+            model: "m".into(),
+            base_url: "http://127.0.0.1:9".into(),
+            api_key_env: None,
+            max_tokens: 10,
+            concurrency: 1,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            retries: 0,
+            timeout: Duration::from_secs(1),
+            price: None,
+            span: 0..0,
+        };
+        let models = std::collections::BTreeMap::from([("default".to_string(), config)]);
+        let gateway =
+            Arc::new(Gateway::new(&models, &Default::default(), Budget::default()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let agent = AgentTask {
+            prompt: "p".into(),
+            model: "default".into(),
+            max_turns: 5,
+            budget: Budget::default(),
+            repair_rounds: 0,
+        };
+        let mut session = Session::new(
+            gateway,
+            "t",
+            &agent,
+            Duration::from_secs(5),
+            &dir.path().join("t.jsonl"),
+        )
+        .unwrap();
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        struct Pass;
+        impl Verifier for Pass {
+            fn verify(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>> {
+                Box::pin(async { Verdict::Passed })
+            }
+        }
+        let worker = async move {
+            let (read, mut write) = theirs.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let _hello = lines.next_line().await.unwrap();
+            for m in [
+                AgentMessage::Start {
+                    system: "s".into(),
+                    tools: vec![],
+                },
+                AgentMessage::Finished {
+                    summary: "all done, honest".into(),
+                },
+            ] {
+                let mut line = serde_json::to_vec(&m).unwrap();
+                line.push(b'\n');
+                write.write_all(&line).await.unwrap();
+            }
+            lines.next_line().await.unwrap().unwrap_or_default()
+        };
+        let mut pass = Pass;
+        let (reply, ()) = tokio::join!(worker, session.serve(ours, &mut pass));
+        assert!(
+            reply.contains("refused") && reply.contains("finished out of turn"),
+            "{reply}"
+        );
+        let end = session.end();
+        assert_eq!(end.report.outcome, AgentOutcome::Crashed);
+        assert_eq!(end.verify_passed, None);
     }
 
     #[test]

@@ -93,16 +93,28 @@ impl Assembler {
         }
     }
 
-    /// A tool call starts (or, for OpenAI, a later delta repeats its id or
-    /// name, which then fills in what is missing).
+    /// A tool call starts, or (OpenAI) a later delta of it repeats its id
+    /// or name, which only fills in what is missing. Servers that leave out
+    /// `index` put every call at 0: a new id there starts a new call.
     pub fn tool(&mut self, slot: Slot, id: Option<&str>, name: Option<&str>) {
+        let id = id.filter(|i| !i.is_empty());
         match self.part(slot) {
+            Some(Part::Tool { id: i, .. }) if id.is_some_and(|new| !i.is_empty() && new != i) => {
+                self.parts.push((
+                    slot,
+                    Part::Tool {
+                        id: id.unwrap_or_default().to_string(),
+                        name: name.unwrap_or_default().to_string(),
+                        args: String::new(),
+                    },
+                ));
+            }
             Some(Part::Tool { id: i, name: n, .. }) => {
                 if let Some(id) = id.filter(|_| i.is_empty()) {
                     *i = id.to_string();
                 }
-                if let Some(name) = name {
-                    n.push_str(name);
+                if let Some(name) = name.filter(|_| n.is_empty()) {
+                    *n = name.to_string();
                 }
             }
             Some(Part::Text(_)) => {}
@@ -241,15 +253,16 @@ pub(crate) async fn attempt(
     let status = response.status();
     if !status.is_success() {
         let retry_after = retry_after(response.headers());
-        let text = match tokio::time::timeout(config.timeout, response.text()).await {
-            Ok(Ok(t)) => t,
-            _ => String::new(),
-        };
+        let text: String = tokio::time::timeout(config.timeout, read_bounded(response))
+            .await
+            .unwrap_or_default();
         let message = redact(
             &format!("HTTP {}: {}", status.as_u16(), error_message(&text)),
             key,
         );
         return Err(match status.as_u16() {
+            // Out of credit, not over a rate: waiting will not help.
+            429 if text.contains("insufficient_quota") => Failure::Fatal { message },
             429 | 529 => Failure::RateLimited {
                 retry_after,
                 message,
@@ -268,6 +281,9 @@ pub(crate) async fn attempt(
         let event = match tokio::time::timeout(config.timeout, events.next()).await {
             Err(_) => return Err(silent()),
             Ok(None) if answer.done => break,
+            // Some OpenAI-compatible servers end without `[DONE]` after the
+            // finish reason: the answer is whole.
+            Ok(None) if config.provider == Provider::Openai && answer.stop.is_some() => break,
             Ok(None) => {
                 return Err(Failure::transient(
                     "the stream ended before the answer was complete",
@@ -293,16 +309,44 @@ pub(crate) async fn attempt(
     Ok(answer.finish())
 }
 
-/// `retry-after-ms` (OpenAI) or `retry-after` in seconds.
+/// Longest wait a provider can ask for; anything beyond is taken as this.
+const MAX_RETRY_AFTER: f64 = 3600.0;
+
+/// `retry-after-ms` (OpenAI), or `retry-after` in seconds or as an HTTP
+/// date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(ms) = get("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-    }
-    get("retry-after")
+    let seconds = |s: f64| {
+        (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER)))
+    };
+    if let Some(wait) = get("retry-after-ms")
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(3600.0)))
+        .and_then(|ms| seconds(ms / 1000.0))
+    {
+        return Some(wait);
+    }
+    let value = get("retry-after")?.trim();
+    if let Ok(s) = value.parse::<f64>() {
+        return seconds(s);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let wait = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    seconds(wait.as_secs_f64())
+}
+
+/// The start of an error response's body (at most 64 KiB are read).
+async fn read_bounded(response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= 64 << 10 {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The provider's own words from an error body (both providers put them at
@@ -330,6 +374,49 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_name_is_not_doubled_and_a_new_id_at_the_same_index_is_a_new_call() {
+        let mut a = Assembler::default();
+        a.tool(Slot::Tool(0), Some("c1"), Some("bash"));
+        a.tool(Slot::Tool(0), Some("c1"), Some("bash"));
+        a.tool_args(Slot::Tool(0), "{}");
+        a.tool(Slot::Tool(0), Some("c2"), Some("list_dir"));
+        a.tool_args(Slot::Tool(0), "{\"path\": \".\"}");
+        let answer = a.finish();
+        let calls: Vec<(&str, &str)> = answer
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolCall { id, name, .. } => Some((id.as_str(), name.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(calls, [("c1", "bash"), ("c2", "list_dir")]);
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_milliseconds_and_dates_and_refuses_nonsense() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        h.insert("retry-after-ms", "inf".parse().unwrap());
+        h.insert("retry-after", "1e300".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3600)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(30);
+        h.remove("retry-after-ms");
+        h.insert(
+            "retry-after",
+            httpdate::fmt_http_date(later).parse().unwrap(),
+        );
+        let wait = retry_after(&h).unwrap();
+        assert!(
+            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+    }
 
     #[test]
     fn split_arguments_are_joined_and_bad_ones_are_flagged() {

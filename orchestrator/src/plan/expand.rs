@@ -389,6 +389,16 @@ fn resolve(
                 &format!("task `{id}`"),
                 model.price.is_none().then_some(model),
             )?;
+            if fields.network.or(defaults.network) == Some(super::NetworkMode::Full) {
+                return Err(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` is an agent task with network = \"full\""),
+                        Some(span.clone()),
+                        "an agent task",
+                    )
+                    .with_help("agents reach their model through swarm and have no network of their own; remove `network`"));
+            }
             let max_turns = fields
                 .max_turns
                 .or(defaults.max_turns)

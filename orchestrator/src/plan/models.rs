@@ -106,7 +106,7 @@ pub(super) fn resolve_models(
                 "use an http:// or https:// URL, e.g. base_url = \"http://localhost:11434/v1\"",
             ));
         }
-        let api_key_env = match &fields.api_key_env {
+        let api_key_env: Option<String> = match &fields.api_key_env {
             Some(v) if v.is_empty() => None,
             Some(v) => Some(v.clone()),
             None => Some(
@@ -117,6 +117,12 @@ pub(super) fn resolve_models(
                 .into(),
             ),
         };
+        if api_key_env.is_some() && base_url.starts_with("http://") && !is_loopback(&base_url) {
+            return Err(bad(
+                format!("model `{name}` would send its API key unencrypted to {base_url}"),
+                "use https://, or set api_key_env = \"\" for a local endpoint without a key",
+            ));
+        }
         let timeout = match &fields.timeout {
             None => Duration::from_secs(120),
             Some(t) => humantime::parse_duration(t.get_ref())
@@ -169,6 +175,20 @@ pub(super) fn resolve_models(
         );
     }
     Ok(models)
+}
+
+/// True if `url` (http://...) names this machine.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.trim_start_matches("http://");
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks a budget written at `span`; `model` is the model whose price a

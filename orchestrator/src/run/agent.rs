@@ -105,30 +105,65 @@ pub(super) async fn run(
         stderr: spec.stderr.clone(),
     };
 
+    // The agent runs under a stop signal of its own: the run's (forwarded)
+    // or ours, when the session ended first because the agent broke the
+    // protocol and must not go on unsupervised.
+    let (local_stop, mut agent_stop) = watch::channel(*stop.borrow());
+    let mut stopped_by_us = false;
     let outcome = {
-        let agent_run = run_command(&spec, stop);
+        let agent_run = run_command(&spec, &mut agent_stop);
         let serving = session.serve(ours, &mut verifier);
         tokio::pin!(agent_run, serving);
-        let outcome = tokio::select! {
-            outcome = &mut agent_run => outcome,
-            () = &mut serving => agent_run.await,
+        let mut served = false;
+        let mut run_stop_open = true;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut agent_run => break outcome,
+                () = &mut serving, if !served => {
+                    served = true;
+                    if local_stop.borrow().is_none() {
+                        stopped_by_us = true;
+                        let _ = local_stop.send(Some(Stop::Graceful));
+                    }
+                }
+                changed = stop.changed(), if run_stop_open => match changed {
+                    Ok(()) => {
+                        let level = *stop.borrow();
+                        let _ = local_stop.send(level);
+                    }
+                    Err(_) => run_stop_open = false,
+                },
+            }
         };
         // The agent is gone: once our copy of its end is closed too, the
         // session reads what is left (its report) and sees the end. A call
         // still in flight is abandoned after a moment.
         drop(theirs);
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut serving).await;
+        if !served {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut serving).await;
+        }
         outcome
     };
     let end = session.end();
     let mut report = end.report;
-    match outcome {
-        AttemptOutcome::Cancelled => report.outcome = AgentOutcome::Cancelled,
-        AttemptOutcome::TimedOut if report.outcome == AgentOutcome::Crashed => {
-            report.detail = Some("timed out".into());
+    let outcome = match outcome {
+        // We stopped it for breaking the protocol: a failure, not a cancel.
+        AttemptOutcome::Cancelled if stopped_by_us && stop.borrow().is_none() => {
+            // SIGTERM (Linux), which is what it was stopped with.
+            AttemptOutcome::Signaled { signal: 15 }
         }
-        _ => {}
-    }
+        AttemptOutcome::Cancelled => {
+            report.outcome = AgentOutcome::Cancelled;
+            AttemptOutcome::Cancelled
+        }
+        AttemptOutcome::TimedOut => {
+            if report.outcome == AgentOutcome::Crashed {
+                report.detail = Some("timed out".into());
+            }
+            AttemptOutcome::TimedOut
+        }
+        other => other,
+    };
     AgentAttempt {
         outcome,
         verify_passed: end.verify_passed,

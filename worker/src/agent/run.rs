@@ -218,7 +218,29 @@ fn session(
                     });
                     continue;
                 }
-                // A turn without tool calls: the model considers itself done.
+                // A refusal or a content filter is not the work done.
+                StopReason::Other => {
+                    let detail = format!(
+                        "the model stopped without finishing the task: {}",
+                        said.trim()
+                    );
+                    let _ = writeln!(log, "\nswarm agent: {detail}");
+                    report(
+                        channel,
+                        AgentOutcome::ModelError,
+                        summary,
+                        turns,
+                        Some(detail),
+                    )?;
+                    return Ok(AgentExit::Stopped);
+                }
+                _ if said.trim().is_empty() => {
+                    pending.push(Block::Text {
+                        text: "You ended your turn without saying or doing anything. Use the tools to do the task, then call finish.".into(),
+                    });
+                    continue;
+                }
+                // A turn of text without tool calls: the model is done.
                 _ => finished = Some(said.trim().to_string()),
             }
         }

@@ -55,6 +55,13 @@ pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
             }
         }
     }
+    if !keys.is_empty()
+        && let Err(e) = swarm_sandbox::process::hide_secrets()
+    {
+        eprintln!(
+            "warning: cannot hide swarm's memory from other processes ({e}); API keys may be readable by unconfined workers"
+        );
+    }
     let gateway = Gateway::new(&plan.models, &keys, plan.budget)
         .map_err(|e| Failure::Internal(anyhow::anyhow!("start run: failed to {e}")))?;
     Ok(Some(Arc::new(gateway)))

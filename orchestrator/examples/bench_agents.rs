@@ -1,0 +1,463 @@
+//! Benchmark driver for `bench/run.sh`: what agent tasks cost swarm, against
+//! the mock model server of the tests (real HTTP on loopback, SSE).
+//!
+//! ```text
+//! bench_agents latency N
+//!     prints: direct_p50_us gateway_p50_us added_p50_us added_p90_us
+//! bench_agents goodput LIMIT AGENTS SECONDS RPM
+//!     prints: accepted_per_s goodput_pct rate_limited early_retries
+//! bench_agents rss SWARM
+//!     prints: idle_rss_kb
+//! bench_agents fanout SWARM N DIR
+//!     prints: wall_ms agents_alive_max agent_rss_max_kb agent_rss_mean_kb coordinator_rss_max_kb
+//! ```
+//!
+//! latency: N first-turn calls straight to the mock with reqwest (the
+//! stream read to its end) vs the same calls through a gateway session (a
+//! worker's turn sent on the channel until the whole reply is back); the
+//! difference is what the gateway adds. goodput: AGENTS sessions call as
+//! fast as they can for SECONDS against a mock that allows LIMIT requests a
+//! second (429 + retry-after beyond), with RPM requests per minute of pacing
+//! (0: none). rss: one `swarm __agent` waiting for the model. fanout: a
+//! real `swarm run` of N agent tasks at once, sandboxed, against a mock
+//! allowing 50 requests a second, with every agent process's RSS sampled.
+
+#[path = "../../tests/e2e/support/model/mod.rs"]
+mod model;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::StreamExt;
+use model::{MockModel, Options, Reply, Wire};
+use serde_json::json;
+use swarm_orchestrator::gateway::{Gateway, Session, Verdict, Verifier};
+use swarm_orchestrator::plan::{AgentTask, Budget, ModelConfig, Provider};
+use swarm_protocol::agent::{AgentMessage, Block, CoordinatorMessage};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["latency", n] => latency(n.parse()?),
+        ["goodput", limit, agents, secs, rpm] => {
+            goodput(limit.parse()?, agents.parse()?, secs.parse()?, rpm.parse()?)
+        }
+        ["rss", swarm] => rss(Path::new(swarm)),
+        ["fanout", swarm, n, dir] => fanout(Path::new(swarm), n.parse()?, Path::new(dir)),
+        _ => bail!("usage: see the top of bench_agents.rs"),
+    }
+}
+
+fn config(mock: &MockModel, concurrency: usize, rpm: Option<u32>) -> ModelConfig {
+    ModelConfig {
+        name: "default".into(),
+        provider: Provider::Anthropic,
+        model: "claude-sonnet-4-5".into(),
+        base_url: mock.base_url(Wire::Anthropic),
+        api_key_env: None,
+        max_tokens: 1024,
+        concurrency,
+        requests_per_minute: rpm,
+        tokens_per_minute: None,
+        retries: 4,
+        timeout: Duration::from_secs(30),
+        price: None,
+        span: 0..0,
+    }
+}
+
+fn agent_task(prompt: &str) -> AgentTask {
+    AgentTask {
+        prompt: prompt.into(),
+        model: "default".into(),
+        max_turns: u32::MAX,
+        budget: Budget::default(),
+        repair_rounds: 0,
+    }
+}
+
+struct NoVerify;
+
+impl Verifier for NoVerify {
+    fn verify(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>> {
+        Box::pin(async { Verdict::Passed })
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The worker's side of a session, in process.
+struct FakeWorker {
+    read: tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: tokio::net::unix::OwnedWriteHalf,
+    line: String,
+}
+
+impl FakeWorker {
+    async fn send(&mut self, m: &AgentMessage) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(m)?;
+        line.push(b'\n');
+        self.write.write_all(&line).await?;
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> anyhow::Result<CoordinatorMessage> {
+        self.line.clear();
+        if self.read.read_line(&mut self.line).await? == 0 {
+            bail!("the gateway closed the channel");
+        }
+        Ok(serde_json::from_str(&self.line)?)
+    }
+
+    /// Sends a turn and waits for the whole reply.
+    async fn turn(&mut self, text: &str) -> anyhow::Result<()> {
+        self.send(&AgentMessage::Turn {
+            content: vec![Block::Text { text: text.into() }],
+        })
+        .await?;
+        loop {
+            match self.recv().await? {
+                CoordinatorMessage::Reply { .. } => return Ok(()),
+                CoordinatorMessage::Refused { message, .. } => bail!("refused: {message}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A session of `gateway` served on a task of the runtime, and its worker.
+async fn start_session(
+    gateway: &Arc<Gateway>,
+    prompt: &str,
+    transcript: &Path,
+) -> anyhow::Result<FakeWorker> {
+    let (ours, theirs) = tokio::net::UnixStream::pair()?;
+    let mut session = Session::new(
+        gateway.clone(),
+        "bench",
+        &agent_task(prompt),
+        Duration::from_secs(60),
+        transcript,
+    )
+    .map_err(anyhow::Error::msg)?;
+    tokio::spawn(async move { session.serve(ours, &mut NoVerify).await });
+    let (read, write) = theirs.into_split();
+    let mut worker = FakeWorker {
+        read: tokio::io::BufReader::new(read),
+        write,
+        line: String::new(),
+    };
+    worker.recv().await?;
+    worker
+        .send(&AgentMessage::Start {
+            system: "You are a benchmark.".into(),
+            tools: Vec::new(),
+        })
+        .await?;
+    Ok(worker)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn latency(n: usize) -> anyhow::Result<()> {
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |_| {
+        Reply::text("ok, done.")
+    });
+    let dir = tempfile::tempdir()?;
+    let rt = runtime()?;
+    let config = config(&mock, 16, None);
+    let models = BTreeMap::from([("default".to_string(), config.clone())]);
+    let gateway = Arc::new(Gateway::new(&models, &BTreeMap::new(), Budget::default())?);
+    let http = reqwest::Client::new();
+    let body = json!({
+        "model": config.model, "max_tokens": config.max_tokens,
+        "system": "You are a benchmark.",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "go"}]}],
+        "tools": [], "stream": true,
+    });
+    let url = format!("{}/v1/messages", config.base_url);
+    let (direct, through) = rt.block_on(async {
+        let mut direct = Vec::with_capacity(n);
+        let mut through = Vec::with_capacity(n);
+        // Alternate the two so that drift hits both alike; warm up first.
+        for i in 0..n + 20 {
+            let started = Instant::now();
+            let response = http
+                .post(&url)
+                .header("anthropic-version", "2023-06-01")
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&body)?)
+                .send()
+                .await?;
+            let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
+            while let Some(event) = events.next().await {
+                if event?.event == "message_stop" {
+                    break;
+                }
+            }
+            let d = started.elapsed();
+
+            let mut worker =
+                start_session(&gateway, "go", &dir.path().join(format!("{i}.jsonl"))).await?;
+            let started = Instant::now();
+            worker.turn("go").await?;
+            let g = started.elapsed();
+            if i >= 20 {
+                direct.push(d);
+                through.push(g);
+            }
+        }
+        anyhow::Ok((direct, through))
+    })?;
+    let mut added: Vec<Duration> = through
+        .iter()
+        .zip(&direct)
+        .map(|(g, d)| g.saturating_sub(*d))
+        .collect();
+    let (mut direct, mut through) = (direct, through);
+    direct.sort();
+    through.sort();
+    added.sort();
+    let d50 = percentile(&direct, 0.5);
+    let g50 = percentile(&through, 0.5);
+    println!(
+        "{} {} {} {}",
+        d50.as_micros(),
+        g50.as_micros(),
+        g50.saturating_sub(d50).as_micros(),
+        percentile(&added, 0.9).as_micros()
+    );
+    mock.assert_clean();
+    Ok(())
+}
+
+fn goodput(limit: u32, agents: usize, secs: u64, rpm: u32) -> anyhow::Result<()> {
+    let mock = MockModel::start(
+        Options {
+            rate_limit: Some(limit),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |_| Reply::text("ok"),
+    );
+    let dir = tempfile::tempdir()?;
+    let rt = runtime()?;
+    let config = config(&mock, agents, (rpm > 0).then_some(rpm));
+    let models = BTreeMap::from([("default".to_string(), config)]);
+    let gateway = Arc::new(Gateway::new(&models, &BTreeMap::new(), Budget::default())?);
+    let before = mock.stats();
+    let elapsed = rt.block_on(async {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(secs);
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..agents {
+            let gateway = gateway.clone();
+            let transcript = dir.path().join(format!("{i}.jsonl"));
+            set.spawn(async move {
+                let mut worker =
+                    start_session(&gateway, &format!("agent {i}"), &transcript).await?;
+                let mut first = true;
+                while Instant::now() < deadline {
+                    worker.turn(if first { "go" } else { "again" }).await?;
+                    first = false;
+                }
+                anyhow::Ok(())
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            done??;
+        }
+        anyhow::Ok(started.elapsed())
+    })?;
+    let stats = mock.stats();
+    let accepted = (stats.accepted - before.accepted) as f64;
+    let per_s = accepted / elapsed.as_secs_f64();
+    println!(
+        "{per_s:.1} {:.1} {} {}",
+        100.0 * per_s / f64::from(limit),
+        stats.rate_limited - before.rate_limited,
+        stats.early_retries
+    );
+    Ok(())
+}
+
+/// Starts `swarm __agent` in `dir` with a channel; returns it and our end.
+fn spawn_agent(
+    swarm: &Path,
+    dir: &Path,
+) -> anyhow::Result<(std::process::Child, std::os::unix::net::UnixStream)> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    let fd = theirs.as_raw_fd();
+    let mut cmd = tokio::process::Command::new(swarm);
+    cmd.arg("__agent")
+        .current_dir(dir)
+        .env_clear()
+        .env("SWARM_GATEWAY_FD", fd.to_string())
+        .stdout(std::process::Stdio::null());
+    swarm_sandbox::process::pass_fd(&mut cmd, fd);
+    let child = cmd.as_std_mut().spawn().context("start swarm __agent")?;
+    drop(theirs);
+    Ok((child, ours))
+}
+
+fn rss_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn rss(swarm: &Path) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("README.md"), "# bench\n")?;
+    let (mut child, ours) = spawn_agent(swarm, dir.path())?;
+    let mut write = ours.try_clone()?;
+    let mut read = BufReader::new(ours);
+    let hello = CoordinatorMessage::Hello {
+        task: "bench".into(),
+        prompt: "go".into(),
+        max_turns: 10,
+        bash_timeout_secs: 60,
+    };
+    writeln!(write, "{}", serde_json::to_string(&hello)?)?;
+    // Start, then the first turn: the agent now waits for the model.
+    let mut line = String::new();
+    for _ in 0..2 {
+        line.clear();
+        read.read_line(&mut line)?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let rss = rss_kb(child.id(), "VmRSS:").context("read the agent's RSS")?;
+    child.kill()?;
+    child.wait()?;
+    println!("{rss}");
+    Ok(())
+}
+
+fn fanout(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
+    let mock = MockModel::start(
+        Options {
+            rate_limit: Some(50),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match call.turn {
+            0 => Reply::answer(vec![model::tool(
+                "w",
+                "write_file",
+                json!({"path": format!("out/{}.txt", call.conversation.replace(' ', "-")), "content": "done\n"}),
+            )]),
+            1 => Reply::answer(vec![model::tool(
+                "b",
+                "bash",
+                json!({"command": "wc -l README.md"}),
+            )]),
+            _ => Reply::answer(vec![model::tool("f", "finish", json!({"summary": "done"}))]),
+        },
+    );
+    let repo = dir.join("repo");
+    let _ = std::fs::remove_dir_all(&repo);
+    std::fs::create_dir_all(&repo)?;
+    let git = |args: &[&str]| -> anyhow::Result<()> {
+        let ok = std::process::Command::new("git")
+            .current_dir(&repo)
+            .args(args)
+            .status()?
+            .success();
+        if !ok {
+            bail!("git {args:?} failed");
+        }
+        Ok(())
+    };
+    git(&["init", "-q", "-b", "main"])?;
+    std::fs::write(repo.join("README.md"), "# fan-out\n")?;
+    git(&["add", "-A"])?;
+    git(&["commit", "-q", "-m", "init"])?;
+    let mut plan = format!(
+        "[swarm]\nname = \"fanout\"\nconcurrency = {n}\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"\"\nconcurrency = {n}\n\n",
+        mock.base_url(Wire::Anthropic)
+    );
+    for i in 0..n {
+        plan.push_str(&format!(
+            "[[task]]\nid = \"agent-{i}\"\nprompt = \"agent {i}\"\n\n"
+        ));
+    }
+    let plan_path = dir.join("fanout.toml");
+    std::fs::write(&plan_path, plan)?;
+
+    let started = Instant::now();
+    let mut child = std::process::Command::new(swarm)
+        .current_dir(&repo)
+        .args(["run", "--quiet"])
+        .arg(&plan_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let coordinator = child.id();
+    let mut alive_max = 0usize;
+    let mut agent_max = 0u64;
+    let mut agent_sum = 0u64;
+    let mut agent_samples = 0u64;
+    let mut coordinator_max = 0u64;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        coordinator_max = coordinator_max.max(rss_kb(coordinator, "VmRSS:").unwrap_or(0));
+        let agents = agent_pids();
+        alive_max = alive_max.max(agents.len());
+        for pid in agents {
+            if let Some(kb) = rss_kb(pid, "VmRSS:") {
+                agent_max = agent_max.max(kb);
+                agent_sum += kb;
+                agent_samples += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let wall = started.elapsed();
+    if !status.success() {
+        bail!("swarm run failed: {status}");
+    }
+    println!(
+        "{} {alive_max} {agent_max} {} {coordinator_max}",
+        wall.as_millis(),
+        agent_sum / agent_samples.max(1)
+    );
+    Ok(())
+}
+
+/// Pids of running `swarm __agent` processes.
+fn agent_pids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|&b| b == 0).nth(1) == Some(b"__agent".as_slice()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
