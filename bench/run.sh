@@ -22,11 +22,12 @@ NPROC=$(nproc)
 OUT=${OUT:-$ROOT/BENCHMARKS.md}
 
 cd "$ROOT"
-cargo build --release --quiet -p swarm --bin swarm --example bench_git --example bench_spawn --example bench_wasm
+cargo build --release --quiet -p swarm --bin swarm --example bench_git --example bench_spawn --example bench_wasm --example bench_agents
 SWARM=$ROOT/target/release/swarm
 BENCH_GIT=$ROOT/target/release/examples/bench_git
 BENCH_SPAWN=$ROOT/target/release/examples/bench_spawn
 BENCH_WASM=$ROOT/target/release/examples/bench_wasm
+BENCH_AGENTS=$ROOT/target/release/examples/bench_agents
 
 if [ -z "${BENCH_DIR:-}" ]; then
   if [ -d /dev/shm ] && [ -w /dev/shm ]; then BENCH_DIR=/dev/shm; else BENCH_DIR=${TMPDIR:-/tmp}; fi
@@ -223,6 +224,21 @@ cmd500_tree=$(git -C "$WORK/wasm500" rev-parse 'swarm/cmd500^{tree}')
 if [ "$wasm500_tree" = "$cmd500_tree" ]; then wasm500_same=identical; else wasm500_same=DIFFERENT; fi
 echo "wasm: cold $wasm_cold ms, cached $wasm_cached ms, warm $wasm_warm us; 500 tasks: wasm $wasm500 ms, command $cmd500 ms, trees $wasm500_same"
 
+echo "== 7. Agent tasks"
+# Columns of repeated runs of a bench_agents mode, median per column.
+agents_runs() { for _ in $(seq "$RUNS"); do "$BENCH_AGENTS" "$@"; done; }
+col() { awk -v c="$1" '{ print $c }' | median_of; }
+lat=$(agents_runs latency 1000)
+lat_direct=$(col 1 <<<"$lat"); lat_gateway=$(col 2 <<<"$lat"); lat_added=$(col 3 <<<"$lat"); lat_added90=$(col 4 <<<"$lat")
+gp_paced=$("$BENCH_AGENTS" goodput 20 100 20 1200)
+gp_reactive=$("$BENCH_AGENTS" goodput 20 100 20 0)
+agent_rss=$(agents_runs rss "$SWARM" | col 1)
+mkdir -p "$WORK/fanout"
+fan=$(agents_runs fanout "$SWARM" 100 "$WORK/fanout")
+fan_wall=$(col 1 <<<"$fan"); fan_alive=$(col 2 <<<"$fan"); fan_rss_max=$(col 3 <<<"$fan")
+fan_rss_mean=$(col 4 <<<"$fan"); fan_coord=$(col 5 <<<"$fan")
+echo "agents: latency added $lat_added us (p90 $lat_added90); goodput paced [$gp_paced] reactive [$gp_reactive]; idle rss $agent_rss kB; fan-out $fan"
+
 GIT_VERSION=$(git --version | awk '{ print $3 }')
 cat > "$OUT" <<EOF
 # Benchmarks
@@ -354,5 +370,55 @@ merge per task, $NPROC at a time): a WASM tool vs a sandboxed shell command
 
 Both are dominated by what every task costs whatever it runs: its worktree, snapshot and
 merge (section 2); the payload is the smaller part.
+
+## 7. Agent tasks: the model gateway and the agent worker
+
+All against the tests' mock model server (\`tests/e2e/support/model/\`: real HTTP/1.1 on
+loopback, Anthropic Messages API with SSE), driven by \`bench_agents\`.
+
+**Latency the gateway adds to a model call.** 1,000 first-turn calls, alternating: straight
+to the mock with reqwest (request sent, SSE stream read to \`message_stop\`), and through a
+gateway session (a worker's turn written on its Unix socket until the whole reply is back:
+JSON in, conversation kept, limiter, provider request, SSE parsed, deltas and reply
+forwarded, transcript lines written).
+
+| per call | p50 |
+|---|---:|
+| straight to the mock | $lat_direct µs |
+| through swarm's gateway | $lat_gateway µs |
+| **added by the gateway** | **$lat_added µs** (p90 of the per-call difference: $lat_added90 µs) |
+
+Target: p50 under 0.5 ms. For comparison (reference figures measured by the team, not in
+this run): LLM gateways add 0.6 ms (Bifrost) to 2-12 ms (LiteLLM) a request.
+
+**Goodput under a rate limit.** 100 agents call as fast as they can for 20 s against a mock
+that allows 20 requests in each one-second window and answers the rest with 429 and
+\`retry-after\`. Goodput is the requests answered over what the windows allowed; an early
+retry is a request of a conversation sent before the retry-after its last 429 gave.
+
+| pacing | answered/s | goodput | 429s | early retries |
+|---|---:|---:|---:|---:|
+| \`requests_per_minute = 1200\` in the plan | $(awk '{print $1}' <<<"$gp_paced") | **$(awk '{print $2}' <<<"$gp_paced")%** | $(awk '{print $3}' <<<"$gp_paced") | **$(awk '{print $4}' <<<"$gp_paced")** |
+| none (only 429s and the shared cool-down) | $(awk '{print $1}' <<<"$gp_reactive") | **$(awk '{print $2}' <<<"$gp_reactive")%** | $(awk '{print $3}' <<<"$gp_reactive") | **$(awk '{print $4}' <<<"$gp_reactive")** |
+
+Target: at least 95% of the limit, zero retries before retry-after. Without pacing every
+waiting agent retries when the cool-down ends and most are refused again; they still wait
+(no task fails) and never come early. With the account's limit in the plan there are almost
+no 429s.
+
+**Memory of agent workers.** One \`swarm __agent\` (release build) waiting for the model: **$agent_rss kB** RSS.
+A real \`swarm run\` of 100 agent tasks at once (sandboxed; each writes a file, runs \`wc\`
+in bash and finishes; the mock allows 50 requests a second), every agent's RSS sampled
+every 20 ms: up to $fan_alive agents alive at once, **$fan_rss_mean kB** each on average
+(max $fan_rss_max kB), the coordinator at most $fan_coord kB, $fan_wall ms for the run.
+
+| one agent waiting for its model | RSS |
+|---|---:|
+| **swarm's agent worker** | **$agent_rss kB** |
+| Claude Code (reference, measured by the team) | ~190,000 kB (peak ~297,000) |
+| Codex CLI (reference, measured by the team) | ~140,000 kB (peak ~148,000) |
+
+Target: under 15 MB. The agent is single-threaded blocking code with no HTTP client and no
+runtime: the coordinator holds the conversation and the connection.
 EOF
 echo "wrote $OUT"

@@ -6,6 +6,7 @@
 //!     prints: direct_p50_us gateway_p50_us added_p50_us added_p90_us
 //! bench_agents goodput LIMIT AGENTS SECONDS RPM
 //!     prints: accepted_per_s goodput_pct rate_limited early_retries
+//!     (goodput: accepted requests over what the mock's windows allowed)
 //! bench_agents rss SWARM
 //!     prints: idle_rss_kb
 //! bench_agents fanout SWARM N DIR
@@ -53,8 +54,10 @@ fn main() -> anyhow::Result<()> {
         ["goodput", limit, agents, secs, rpm] => {
             goodput(limit.parse()?, agents.parse()?, secs.parse()?, rpm.parse()?)
         }
-        ["rss", swarm] => rss(Path::new(swarm)),
-        ["fanout", swarm, n, dir] => fanout(Path::new(swarm), n.parse()?, Path::new(dir)),
+        ["rss", swarm] => rss(&std::fs::canonicalize(swarm)?),
+        ["fanout", swarm, n, dir] => {
+            fanout(&std::fs::canonicalize(swarm)?, n.parse()?, Path::new(dir))
+        }
         _ => bail!("usage: see the top of bench_agents.rs"),
     }
 }
@@ -272,10 +275,12 @@ fn goodput(limit: u32, agents: usize, secs: u64, rpm: u32) -> anyhow::Result<()>
             set.spawn(async move {
                 let mut worker =
                     start_session(&gateway, &format!("agent {i}"), &transcript).await?;
-                let mut first = true;
+                // The first turn names the conversation for the mock's
+                // early-retry check.
+                let mut text = format!("agent {i}");
                 while Instant::now() < deadline {
-                    worker.turn(if first { "go" } else { "again" }).await?;
-                    first = false;
+                    worker.turn(&text).await?;
+                    text = "again".into();
                 }
                 anyhow::Ok(())
             });
@@ -288,9 +293,12 @@ fn goodput(limit: u32, agents: usize, secs: u64, rpm: u32) -> anyhow::Result<()>
     let stats = mock.stats();
     let accepted = (stats.accepted - before.accepted) as f64;
     let per_s = accepted / elapsed.as_secs_f64();
+    // The mock counts fixed one-second windows from its start, which was
+    // just before ours: the run spans this many of them.
+    let windows = elapsed.as_secs() + 1;
     println!(
         "{per_s:.1} {:.1} {} {}",
-        100.0 * per_s / f64::from(limit),
+        100.0 * accepted / (windows as f64 * f64::from(limit)),
         stats.rate_limited - before.rate_limited,
         stats.early_retries
     );

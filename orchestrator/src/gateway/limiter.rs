@@ -25,10 +25,15 @@ struct Bucket {
 }
 
 impl Bucket {
+    /// A bucket for `limit` a minute that holds one second's worth: calls
+    /// are spread evenly instead of a minute's allowance going at once,
+    /// which providers that count by the second (or a fan-out of a
+    /// hundred agents) would answer with 429s.
     fn per_minute(limit: f64, now: Instant) -> Self {
+        let capacity = (limit / 60.0).max(1.0);
         Self {
-            capacity: limit,
-            level: limit,
+            capacity,
+            level: capacity,
             per_sec: limit / 60.0,
             at: now,
         }
@@ -166,17 +171,18 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn requests_per_minute_paces_calls_after_the_burst() {
-        let limiter = Limiter::new(&config(Some(60), None));
+    async fn requests_per_minute_paces_calls_evenly() {
+        let limiter = Limiter::new(&config(Some(1200), None));
         let start = Instant::now();
-        for _ in 0..60 {
+        for _ in 0..20 {
             drop(limiter.acquire(0).await);
         }
-        // The bucket starts full: a minute's worth goes at once...
+        // One second's worth goes at once...
         assert!(start.elapsed() < Duration::from_millis(10));
-        // ...and then one per second.
-        drop(limiter.acquire(0).await);
-        drop(limiter.acquire(0).await);
+        // ...and then one every 50 ms.
+        for _ in 0..40 {
+            drop(limiter.acquire(0).await);
+        }
         let t = start.elapsed();
         assert!(
             t >= Duration::from_millis(1990) && t < Duration::from_millis(2100),
@@ -199,10 +205,10 @@ mod tests {
         let limiter = Limiter::new(&config(None, Some(6000)));
         let start = Instant::now();
         drop(limiter.acquire(100).await);
-        // It really used the whole minute's tokens and 100 more.
-        limiter.settle(100, 6100);
+        // It really used 100 tokens more than the second's worth it had.
+        limiter.settle(100, 200);
         drop(limiter.acquire(100).await);
-        // 200 tokens at 100 per second.
+        // 100 of debt and 100 for this call, at 100 per second.
         let t = start.elapsed();
         assert!(
             t >= Duration::from_millis(1990) && t < Duration::from_millis(2100),
