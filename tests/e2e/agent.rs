@@ -588,3 +588,51 @@ fn a_missing_api_key_is_a_plan_error_before_anything_runs() {
     assert!(run.stderr.contains("nokey.toml:1:1"), "{}", run.stderr);
     assert!(repo.swarm_traces().is_empty());
 }
+
+#[test]
+fn ctrl_c_stops_an_agent_waiting_on_the_model_and_keeps_its_work() {
+    use std::time::{Duration, Instant};
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match call.turn {
+            0 => Reply::answer(vec![tool(
+                "w",
+                "write_file",
+                json!({"path": "progress.txt", "content": "half done\n"}),
+            )]),
+            // The model never answers the second turn.
+            _ => Reply::Hang,
+        },
+    );
+    let plan = repo.plan(
+        "cancel.toml",
+        &anthropic_plan(&mock, "", "[[task]]\nid = \"slow\"\nprompt = \"Take your time.\"\n"),
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--grace", "500ms"])
+        .env("TEST_MODEL_KEY", KEY)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mock.calls().len() < 2 {
+        assert!(Instant::now() < deadline, "the agent never made its second call");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let report = repo.report();
+    let slow = task(&report, "slow");
+    assert_eq!(slow["status"], "cancelled");
+    assert_eq!(slow["agent"]["outcome"], "cancelled");
+    assert_eq!(repo.show("refs/swarm/cancel/slow", "progress.txt"), "half done");
+    mock.assert_clean();
+}
