@@ -90,8 +90,9 @@ pub(super) async fn run(
     let fd = theirs.as_raw_fd();
     spec.program = Some(vec![program.display().to_string(), "__agent".into()]);
     spec.pass_fds = vec![fd];
-    // The agent's environment is swarm's own list, never the coordinator's.
-    spec.inherit_env = false;
+    // Sandboxed, the agent's environment is swarm's own list; unconfined
+    // (`sandbox = "none"`), it is the user's, as for any task, minus the
+    // variables holding API keys (`env_remove`).
     spec.env.push(("SWARM_GATEWAY_FD".into(), fd.to_string()));
     if let Some(sandboxed) = &mut spec.sandbox {
         // The agent is the swarm binary, wherever it is installed.

@@ -170,12 +170,30 @@ pub fn summary(report: &RunReport, workdir: &Path) -> String {
             .map(|d| format!(", {}", duration(d)))
             .unwrap_or_default()
     );
+    let agents: Vec<_> = report.tasks.iter().filter_map(|t| t.agent.as_ref()).collect();
+    if !agents.is_empty() {
+        let turns: u32 = agents.iter().map(|a| a.turns).sum();
+        let input: u64 = agents.iter().map(|a| a.usage.input_tokens).sum();
+        let output: u64 = agents.iter().map(|a| a.usage.output_tokens).sum();
+        let usd: f64 = agents.iter().map(|a| a.cost_usd).sum();
+        let _ = writeln!(
+            out,
+            "  agents: {} sessions, {turns} turns, {input} tokens in, {output} out, ${usd:.4}",
+            agents.len()
+        );
+    }
     for t in report
         .tasks
         .iter()
         .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::TimedOut))
     {
+        if let Some(reason) = &t.reason {
+            let _ = writeln!(out, "  {}: {reason}", t.id);
+        }
         let _ = writeln!(out, "  {} log: {}", t.id, rel(&t.stderr_log));
+        if let Some(transcript) = t.agent.as_ref().and_then(|a| a.transcript.as_deref()) {
+            let _ = writeln!(out, "  {} transcript: {}", t.id, rel(transcript));
+        }
     }
     out
 }
