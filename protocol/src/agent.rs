@@ -194,6 +194,19 @@ pub enum Refusal {
     Cancelled,
 }
 
+impl Refusal {
+    /// How a session refused for this reason ends.
+    pub fn outcome(self) -> AgentOutcome {
+        match self {
+            Self::Budget => AgentOutcome::Budget,
+            Self::MaxTurns => AgentOutcome::MaxTurns,
+            Self::Model => AgentOutcome::ModelError,
+            Self::Protocol => AgentOutcome::Crashed,
+            Self::Cancelled => AgentOutcome::Cancelled,
+        }
+    }
+}
+
 /// How an agent session ended. Only `finished` (with `verify` passing, if
 /// the task has one) counts as success: a session that stopped on a limit
 /// is never reported as done.

@@ -610,7 +610,11 @@ fn ctrl_c_stops_an_agent_waiting_on_the_model_and_keeps_its_work() {
     );
     let plan = repo.plan(
         "cancel.toml",
-        &anthropic_plan(&mock, "", "[[task]]\nid = \"slow\"\nprompt = \"Take your time.\"\n"),
+        &anthropic_plan(
+            &mock,
+            "",
+            "[[task]]\nid = \"slow\"\nprompt = \"Take your time.\"\n",
+        ),
     );
     let mut child = repo
         .swarm_cmd(&["run", plan.to_str().unwrap(), "--grace", "500ms"])
@@ -620,7 +624,10 @@ fn ctrl_c_stops_an_agent_waiting_on_the_model_and_keeps_its_work() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while mock.calls().len() < 2 {
-        assert!(Instant::now() < deadline, "the agent never made its second call");
+        assert!(
+            Instant::now() < deadline,
+            "the agent never made its second call"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -628,11 +635,18 @@ fn ctrl_c_stops_an_agent_waiting_on_the_model_and_keeps_its_work() {
     let started = Instant::now();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let report = repo.report();
     let slow = task(&report, "slow");
     assert_eq!(slow["status"], "cancelled");
     assert_eq!(slow["agent"]["outcome"], "cancelled");
-    assert_eq!(repo.show("refs/swarm/cancel/slow", "progress.txt"), "half done");
+    assert_eq!(
+        repo.show("refs/swarm/cancel/slow", "progress.txt"),
+        "half done"
+    );
     mock.assert_clean();
 }

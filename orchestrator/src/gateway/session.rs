@@ -272,13 +272,7 @@ impl Session {
     }
 
     async fn refuse(&mut self, write: &mut OwnedWriteHalf, why: Refusal, message: String) -> bool {
-        let outcome = match why {
-            Refusal::Budget => AgentOutcome::Budget,
-            Refusal::MaxTurns => AgentOutcome::MaxTurns,
-            Refusal::Model => AgentOutcome::ModelError,
-            Refusal::Protocol => AgentOutcome::Crashed,
-            Refusal::Cancelled => AgentOutcome::Cancelled,
-        };
+        let outcome = why.outcome();
         self.transcript
             .write("refused", json!({"why": why, "message": message}));
         self.stop(outcome, message.clone());

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use swarm_protocol::agent::{
-    AgentMessage, AgentOutcome, AgentReport, Block, CoordinatorMessage, Refusal, StopReason,
+    AgentMessage, AgentOutcome, AgentReport, Block, CoordinatorMessage, StopReason,
 };
 
 use super::channel::{Channel, ChannelError};
@@ -143,13 +143,7 @@ fn session(
                 CoordinatorMessage::Reply { content, stop, .. } => break (content, stop),
                 CoordinatorMessage::Refused { why, message } => {
                     let _ = writeln!(log, "\nswarm agent: stopped: {message}");
-                    let outcome = match why {
-                        Refusal::Budget => AgentOutcome::Budget,
-                        Refusal::MaxTurns => AgentOutcome::MaxTurns,
-                        Refusal::Model => AgentOutcome::ModelError,
-                        Refusal::Protocol => AgentOutcome::Crashed,
-                        Refusal::Cancelled => AgentOutcome::Cancelled,
-                    };
+                    let outcome = why.outcome();
                     report(channel, outcome, summary, turns, Some(message))?;
                     return Ok(AgentExit::Stopped);
                 }

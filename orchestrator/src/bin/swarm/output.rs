@@ -170,7 +170,11 @@ pub fn summary(report: &RunReport, workdir: &Path) -> String {
             .map(|d| format!(", {}", duration(d)))
             .unwrap_or_default()
     );
-    let agents: Vec<_> = report.tasks.iter().filter_map(|t| t.agent.as_ref()).collect();
+    let agents: Vec<_> = report
+        .tasks
+        .iter()
+        .filter_map(|t| t.agent.as_ref())
+        .collect();
     if !agents.is_empty() {
         let turns: u32 = agents.iter().map(|a| a.turns).sum();
         let input: u64 = agents.iter().map(|a| a.usage.input_tokens).sum();
