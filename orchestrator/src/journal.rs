@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use swarm_protocol::{Event, SCHEMA_VERSION};
+use swarm_protocol::{Event, EventBody, SCHEMA_VERSION};
 
 /// Appends events to a journal file.
 #[derive(Debug)]
@@ -47,11 +47,36 @@ impl Journal {
 
     /// Writes one event as one line, in a single write so that a concurrent
     /// reader sees whole lines (or a torn last one, which readers skip).
+    /// Events that change what a resumed run would do (a task finished,
+    /// merged, the run started or ended) are flushed to the disk before this
+    /// returns, so a crash or power loss cannot forget them after the fact.
     pub fn append(&mut self, event: &Event) -> io::Result<()> {
         let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
         line.push(b'\n');
-        self.file.write_all(&line)
+        self.file.write_all(&line)?;
+        if is_state_change(&event.body) {
+            self.file.sync_data()?;
+        }
+        Ok(())
     }
+}
+
+/// Cuts a torn last line (the writer died mid-write) off the journal at
+/// `path`, so that appending to it again starts on a line of its own.
+pub fn repair(path: &Path) -> io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if whole < bytes.len() {
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(whole as u64)?;
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+/// Whether `body` records a state a resumed run must see.
+fn is_state_change(body: &EventBody) -> bool {
+    !matches!(body, EventBody::TaskStarted { .. })
 }
 
 /// Reads every event of the journal at `path`. A last line without its

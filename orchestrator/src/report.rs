@@ -151,6 +151,23 @@ impl ReportBuilder {
                     t.conflict_files = files.clone();
                 }
             }
+            EventBody::RunResumed {
+                pending,
+                integration_commit,
+                ..
+            } => {
+                for id in pending {
+                    if let Some(t) = self.task(id) {
+                        t.status = TaskStatus::Pending;
+                        t.reason = None;
+                    }
+                }
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                    r.exit_code = None;
+                    r.finished_at = None;
+                }
+            }
             EventBody::RunFinished {
                 integration_commit,
                 exit_code,

@@ -161,6 +161,18 @@ pub enum EventBody {
         /// Every task of the expanded plan, in merge order.
         tasks: Vec<TaskInfo>,
     },
+    /// `swarm resume` took over the run after its coordinator died (or the
+    /// run was cancelled): what follows continues it.
+    RunResumed {
+        /// Tasks that were running and start again from a clean worktree
+        /// (their partial work is on `<task>.<attempt>` refs).
+        restarted: Vec<String>,
+        /// Every task that will run again (the restarted ones, and those
+        /// cancelled, skipped or blocked by them).
+        pending: Vec<String>,
+        /// The integration branch's tip the run continues from.
+        integration_commit: String,
+    },
     TaskStarted {
         task: String,
         attempt: u32,

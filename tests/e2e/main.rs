@@ -7,6 +7,7 @@ mod agent;
 mod bad_input;
 mod example_plans;
 mod model_mock;
+mod resume;
 mod run;
 mod sandbox;
 mod sandbox_limits;

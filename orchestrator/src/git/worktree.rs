@@ -120,7 +120,7 @@ impl Worktrees {
     /// The worktree's directory under `.git/worktrees/`, found from git's
     /// own record there (each admin directory's `gitdir` file names its
     /// worktree's `.git`). Workers cannot write under `.git`.
-    fn admin_dir(&self, worktree: &Path) -> Option<PathBuf> {
+    pub(crate) fn admin_dir(&self, worktree: &Path) -> Option<PathBuf> {
         let want = worktree.join(".git");
         let entries = std::fs::read_dir(self.repo.common_dir.join("worktrees")).ok()?;
         entries.flatten().map(|e| e.path()).find(|admin| {

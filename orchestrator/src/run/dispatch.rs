@@ -19,6 +19,7 @@ use swarm_sandbox::Stop;
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::lock::RunLock;
 use super::task::{self, Ctx, Done, Progress};
 use super::{Prepared, RunError};
 use crate::git::{GitError, MergeOutcome, Merger, Worktrees, refs};
@@ -26,6 +27,29 @@ use crate::graph::TaskGraph;
 use crate::journal::Journal;
 use crate::plan::OnFailure;
 use crate::report::ReportBuilder;
+
+fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
+    move |source| RunError::Io { action, source }
+}
+
+/// Removes the shared read-only checkouts a dead coordinator left (they
+/// hold nothing to keep).
+fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(worktree_dir) else {
+        return;
+    };
+    let worktrees = Worktrees::new(repo.clone());
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".readonly-")
+            && let Err(e) = worktrees.remove(&entry.path(), None)
+        {
+            tracing::warn!(path = %entry.path().display(), error = %e, "failed to remove a stale checkout");
+        }
+    }
+}
 
 /// Why no new task is being started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +85,10 @@ pub(super) struct Dispatcher<'o> {
     observer: &'o mut (dyn FnMut(&Event) + Send),
     started: Instant,
     cleanup: JoinSet<()>,
+    /// The attempt number each task starts at (1, or more when resumed).
+    next_attempt: Vec<u32>,
+    /// Held while this dispatcher drives the run.
+    _lock: RunLock,
 }
 
 impl<'o> Dispatcher<'o> {
@@ -71,20 +99,132 @@ impl<'o> Dispatcher<'o> {
         stop: watch::Receiver<Option<Stop>>,
     ) -> Result<Self, RunError> {
         let run_dir = prepared.run_dir();
-        let io = |action: String| move |source| RunError::Io { action, source };
         std::fs::create_dir_all(run_dir.join("logs"))
             .map_err(io(format!("create {}", run_dir.display())))?;
+        let lock = RunLock::acquire(&run_dir, &prepared.run)?;
         let runs = run_dir.parent().map(|p| p.join("latest"));
         if let Some(latest) = runs {
             std::fs::write(&latest, format!("{}\n", prepared.run))
                 .map_err(io(format!("write {}", latest.display())))?;
         }
+        // `swarm resume` runs exactly this plan, whatever becomes of the file.
+        let saved = run_dir.join("plan.toml");
+        std::fs::write(&saved, prepared.plan.source.text.as_bytes())
+            .map_err(io(format!("write {}", saved.display())))?;
         prepared.repo.exclude("/.swarm/")?;
         prepared.repo.set_ref(
             &refs::integration(&prepared.run),
             prepared.base_commit,
             "swarm: start run",
         )?;
+        let base_commit = prepared.base_commit;
+        let plan_path = prepared.plan.path.display().to_string();
+        let base = prepared.plan.base.clone();
+        let mut dispatcher = Self::new(prepared, observer, stop, lock)?;
+        let infos = dispatcher.task_infos();
+        dispatcher.emit(EventBody::RunStarted {
+            run: dispatcher.ctx.run.clone(),
+            plan: plan_path,
+            repo: dispatcher.ctx.repo.workdir.display().to_string(),
+            base,
+            base_commit: base_commit.to_string(),
+            integration_branch: refs::integration_branch(&dispatcher.ctx.run),
+            concurrency: dispatcher.concurrency,
+            tasks: infos,
+        })?;
+        Ok(dispatcher)
+    }
+
+    /// Takes over a run whose coordinator died or was cancelled: finished
+    /// tasks stay finished, merges stay done, interrupted tasks start again
+    /// from a clean worktree after their leftovers are committed.
+    pub(super) fn resume(
+        prepared: Prepared,
+        observer: &'o mut (dyn FnMut(&Event) + Send),
+        stop: watch::Receiver<Option<Stop>>,
+    ) -> Result<Self, RunError> {
+        let run_dir = prepared.run_dir();
+        let lock = RunLock::acquire(&run_dir, &prepared.run)?;
+        let worktree_dir = prepared
+            .repo
+            .workdir
+            .join(".swarm")
+            .join("worktrees")
+            .join(&prepared.run);
+        let recovered = super::resume::recover(
+            &prepared.repo,
+            &Worktrees::new(prepared.repo.clone()),
+            &prepared.run,
+            &run_dir,
+            &worktree_dir,
+            &prepared.plan.tasks,
+        )?;
+        remove_readonly_checkouts(&prepared.repo, &worktree_dir);
+        let mut prepared = prepared;
+        prepared.base_commit = recovered.base_commit;
+        let mut dispatcher = Self::new(prepared, observer, stop, lock)?;
+        // The new observer has not seen the run start.
+        (dispatcher.observer)(&recovered.run_started);
+        for event in crate::journal::read(dispatcher.journal.path()).unwrap_or_default() {
+            dispatcher.report.apply(&event);
+        }
+        dispatcher.status = recovered.status;
+        dispatcher.result = recovered.result;
+        dispatcher.next_attempt = recovered.next_attempt;
+        dispatcher.integration = recovered.integration;
+        let pending: Vec<usize> = (0..dispatcher.status.len())
+            .filter(|&i| dispatcher.status[i] == TaskStatus::Pending)
+            .collect();
+        let ids = |list: &[usize]| -> Vec<String> {
+            list.iter()
+                .map(|&i| dispatcher.ctx.tasks[i].id.clone())
+                .collect()
+        };
+        let body = EventBody::RunResumed {
+            restarted: ids(&recovered.restarted),
+            pending: ids(&pending),
+            integration_commit: dispatcher.integration.to_string(),
+        };
+        dispatcher.emit(body)?;
+        dispatcher.ready.clear();
+        for i in 0..dispatcher.status.len() {
+            dispatcher.waiting_on[i] = dispatcher
+                .graph
+                .deps(i)
+                .filter(|&d| {
+                    !matches!(
+                        dispatcher.status[d],
+                        TaskStatus::Succeeded | TaskStatus::Merged
+                    )
+                })
+                .count();
+            if dispatcher.status[i] == TaskStatus::Pending && dispatcher.waiting_on[i] == 0 {
+                dispatcher
+                    .ready
+                    .push((dispatcher.graph.critical_path(i), Reverse(i)));
+            }
+        }
+        // Dependents of what failed before stay blocked.
+        for i in 0..dispatcher.status.len() {
+            let what = match dispatcher.status[i] {
+                TaskStatus::Failed => "failed",
+                TaskStatus::TimedOut => "timed out",
+                TaskStatus::Conflicted => "conflicted",
+                _ => continue,
+            };
+            dispatcher.block_dependents(i, what)?;
+        }
+        Ok(dispatcher)
+    }
+
+    /// The dispatcher of `prepared` with nothing started yet.
+    fn new(
+        prepared: Prepared,
+        observer: &'o mut (dyn FnMut(&Event) + Send),
+        stop: watch::Receiver<Option<Stop>>,
+        lock: RunLock,
+    ) -> Result<Self, RunError> {
+        let run_dir = prepared.run_dir();
         let journal_path = run_dir.join("events.jsonl");
         let journal = Journal::create(&journal_path)
             .map_err(io(format!("create {}", journal_path.display())))?;
@@ -110,19 +250,6 @@ impl<'o> Dispatcher<'o> {
             }
         }
         let n = plan.tasks.len();
-        let infos: Vec<TaskInfo> = graph
-            .merge_order()
-            .iter()
-            .map(|&i| {
-                let t = &plan.tasks[i];
-                TaskInfo {
-                    id: t.id.clone(),
-                    kind: t.kind,
-                    isolation: t.isolation,
-                    deps: t.deps.clone(),
-                }
-            })
-            .collect();
         let ctx = Arc::new(Ctx {
             worktrees: Worktrees::new(repo.clone()),
             repo,
@@ -144,7 +271,7 @@ impl<'o> Dispatcher<'o> {
             readonly: Mutex::new(HashMap::new()),
             progress: tx,
         });
-        let mut dispatcher = Self {
+        let dispatcher = Self {
             graph,
             on_failure: plan.on_failure,
             concurrency: options.concurrency.max(1),
@@ -165,19 +292,28 @@ impl<'o> Dispatcher<'o> {
             observer,
             started: Instant::now(),
             cleanup: JoinSet::new(),
+            next_attempt: vec![1; n],
+            _lock: lock,
             ctx,
         };
-        dispatcher.emit(EventBody::RunStarted {
-            run: dispatcher.ctx.run.clone(),
-            plan: plan.path.display().to_string(),
-            repo: dispatcher.ctx.repo.workdir.display().to_string(),
-            base: plan.base.clone(),
-            base_commit: base_commit.to_string(),
-            integration_branch: refs::integration_branch(&dispatcher.ctx.run),
-            concurrency: dispatcher.concurrency,
-            tasks: infos,
-        })?;
         Ok(dispatcher)
+    }
+
+    /// Every task as announced at the start of a run, in merge order.
+    fn task_infos(&self) -> Vec<TaskInfo> {
+        self.graph
+            .merge_order()
+            .iter()
+            .map(|&i| {
+                let t = &self.ctx.tasks[i];
+                TaskInfo {
+                    id: t.id.clone(),
+                    kind: t.kind,
+                    isolation: t.isolation,
+                    deps: t.deps.clone(),
+                }
+            })
+            .collect()
     }
 
     fn emit(&mut self, body: EventBody) -> Result<(), RunError> {
@@ -248,7 +384,9 @@ impl<'o> Dispatcher<'o> {
             let ctx = Arc::clone(&self.ctx);
             let stop = self.stop.clone();
             let base = self.base_commit;
-            self.running.spawn(task::execute(ctx, i, base, deps, stop));
+            let first = self.next_attempt[i];
+            self.running
+                .spawn(task::execute(ctx, i, base, deps, first, stop));
         }
     }
 

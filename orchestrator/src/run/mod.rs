@@ -4,6 +4,8 @@
 
 mod agent;
 mod dispatch;
+mod lock;
+mod resume;
 mod task;
 
 pub use agent::transcript_path;
@@ -65,6 +67,12 @@ pub enum RunError {
         "start run `{name}`: a branch named `swarm` exists, so branches `swarm/<run>` cannot be created"
     )]
     SwarmBranchExists { name: String },
+    #[error(
+        "drive run `{run}`: another swarm process (pid {holder}) is driving it; wait for it to end, or stop it"
+    )]
+    Locked { run: String, holder: String },
+    #[error("resume run `{run}`: {why}")]
+    NotResumable { run: String, why: String },
     #[error("{action}: {source}")]
     Io {
         action: String,
@@ -80,6 +88,8 @@ impl RunError {
             self,
             Self::NameTaken { .. }
                 | Self::SwarmBranchExists { .. }
+                | Self::Locked { .. }
+                | Self::NotResumable { .. }
                 | Self::Git(GitError::UnknownRev { .. })
         )
     }
@@ -143,6 +153,20 @@ pub fn prepare(repo: Repo, plan: Plan, options: RunOptions) -> Result<Prepared, 
     })
 }
 
+/// A run to resume: `run`, with the plan it was started with (its saved
+/// copy). Whether it can be resumed is checked when it is driven, under its
+/// lock.
+pub fn prepare_resume(repo: Repo, plan: Plan, run: String, options: RunOptions) -> Prepared {
+    Prepared {
+        repo,
+        plan,
+        run,
+        // Read from the run's journal when it is resumed.
+        base_commit: Oid::ZERO_SHA1,
+        options,
+    }
+}
+
 /// What already uses run name `name`, if anything.
 fn name_in_use(repo: &Repo, name: &str) -> Result<Option<String>, RunError> {
     let branch = refs::integration(name);
@@ -169,6 +193,18 @@ pub async fn execute(
     stop: watch::Receiver<Option<Stop>>,
 ) -> Result<RunReport, RunError> {
     dispatch::Dispatcher::start(prepared, observer, stop)?
+        .run()
+        .await
+}
+
+/// Continues a run whose coordinator died or was cancelled, from its journal
+/// and git; the report covers the whole run.
+pub async fn resume(
+    prepared: Prepared,
+    observer: &mut (dyn FnMut(&Event) + Send),
+    stop: watch::Receiver<Option<Stop>>,
+) -> Result<RunReport, RunError> {
+    dispatch::Dispatcher::resume(prepared, observer, stop)?
         .run()
         .await
 }

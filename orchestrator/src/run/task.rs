@@ -86,9 +86,10 @@ pub(super) async fn execute(
     i: usize,
     base: Oid,
     deps: Vec<Oid>,
+    first_attempt: u32,
     stop: watch::Receiver<Option<Stop>>,
 ) -> Done {
-    match execute_inner(&ctx, i, base, deps, stop).await {
+    match execute_inner(&ctx, i, base, deps, first_attempt, stop).await {
         Ok(done) => done,
         Err(e) => Done {
             task: i,
@@ -116,6 +117,7 @@ async fn execute_inner(
     i: usize,
     base: Oid,
     deps: Vec<Oid>,
+    first_attempt: u32,
     mut stop: watch::Receiver<Option<Stop>>,
 ) -> Result<Done, GitError> {
     let task = &ctx.tasks[i];
@@ -141,8 +143,9 @@ async fn execute_inner(
         }
     };
 
-    let attempts = task.retries + 1;
-    for attempt in 1..=attempts {
+    // A resumed task numbers its attempts on from the interrupted one.
+    let last_attempt = first_attempt + task.retries;
+    for attempt in first_attempt..=last_attempt {
         let (workdir, admin) = match task.isolation {
             Isolation::Readonly => (readonly_checkout(ctx, base).await?, None),
             Isolation::Worktree => {
@@ -170,7 +173,7 @@ async fn execute_inner(
                 .is_none_or(|r| r.outcome == AgentOutcome::Finished);
         let stopped = stop.borrow().is_some();
         let last = success
-            || attempt == attempts
+            || attempt == last_attempt
             || matches!(outcome, AttemptOutcome::Cancelled)
             || stopped;
 

@@ -34,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a plan: every task in its own worktree, results merged into swarm/<run>.
     Run(RunArgs),
+    /// Continue a run whose coordinator died or was cancelled (default: the
+    /// latest run): finished tasks stay finished, interrupted ones start again.
+    Resume(ResumeArgs),
     /// Check a plan (and that its base exists) without running anything.
     Validate {
         /// The plan file.
@@ -97,6 +100,30 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The run (see `.swarm/runs/`; default: the latest).
+    pub run: Option<String>,
+    /// Run at most N tasks at once (default: the plan's, else the CPU count).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Override the plan's sandbox (`none` disables confinement).
+    #[arg(long, value_enum)]
+    pub sandbox: Option<SandboxArg>,
+    /// Time a stopped worker gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// Print only the final summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Whether `drive` starts a run or takes one over.
+enum Mode {
+    Start { name: Option<String> },
+    Resume { run: String },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphFormat {
     Dot,
@@ -116,6 +143,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
     };
     match cli.command {
         Command::Run(args) => run_plan(&cwd, args),
+        Command::Resume(args) => resume_run(&cwd, args),
         Command::Validate { plan } => validate(&cwd, &plan),
         Command::Graph { plan, run, format } => {
             graph(&cwd, plan.as_deref(), run.as_deref(), format)
@@ -272,6 +300,82 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
     if let Some(base) = args.base {
         plan.base = base;
     }
+    let plan_path = args.plan.display().to_string();
+    drive(
+        repo,
+        plan,
+        &plan_path,
+        Drive {
+            concurrency: args.concurrency,
+            sandbox: args.sandbox,
+            grace: args.grace,
+            quiet: args.quiet,
+        },
+        Mode::Start { name: args.name },
+    )
+}
+
+/// `swarm resume`: the run's saved plan, driven again from where it was.
+fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    let Some(run) = args.run.clone().or_else(|| run::latest_run(&repo.workdir)) else {
+        return Err(Failure::Invalid(anyhow!(
+            "resume: no run found in {}; start one with `swarm run PLAN`",
+            repo.workdir.display()
+        )));
+    };
+    let run_dir = report::run_dir(&repo.workdir, &run);
+    let saved = run_dir.join("plan.toml");
+    let text = std::fs::read_to_string(&saved).map_err(|e| {
+        Failure::Invalid(anyhow!(
+            "resume run `{run}`: cannot read its saved plan {}: {e} (runs started by swarm before 0.2 cannot be resumed)",
+            saved.display()
+        ))
+    })?;
+    // Relative paths in the plan (`wasm = ...`) are relative to where the
+    // plan was, as when the run started.
+    let original = journal::read(&run_dir.join("events.jsonl"))
+        .ok()
+        .and_then(|events| {
+            events.into_iter().find_map(|e| match e.body {
+                swarm_protocol::EventBody::RunStarted { plan, .. } => Some(PathBuf::from(plan)),
+                _ => None,
+            })
+        })
+        .unwrap_or(saved);
+    let plan = plan::parse(&original, text).map_err(Failure::Plan)?;
+    let plan_path = original.display().to_string();
+    drive(
+        repo,
+        plan,
+        &plan_path,
+        Drive {
+            concurrency: args.concurrency,
+            sandbox: args.sandbox,
+            grace: args.grace,
+            quiet: args.quiet,
+        },
+        Mode::Resume { run },
+    )
+}
+
+/// Command-line settings of `run` and `resume`.
+struct Drive {
+    concurrency: Option<usize>,
+    sandbox: Option<SandboxArg>,
+    grace: Duration,
+    quiet: bool,
+}
+
+/// Sets up what a run needs (sandbox launcher, WASM engine, model gateway)
+/// and runs or resumes it to the end.
+fn drive(
+    repo: swarm_orchestrator::git::Repo,
+    mut plan: Plan,
+    plan_path: &str,
+    args: Drive,
+    mode: Mode,
+) -> Result<i32, Failure> {
     if let Some(sandbox) = args.sandbox {
         plan.sandbox = match sandbox {
             SandboxArg::Landlock => SandboxMode::Landlock,
@@ -297,13 +401,17 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
                 .map_err(Failure::Internal)?,
         ),
     };
+    let name = match &mode {
+        Mode::Start { name } => name.clone(),
+        Mode::Resume { run } => Some(run.clone()),
+    };
     let options = RunOptions {
         sandbox: None,
         read_paths: Vec::new(),
         wasm,
         gateway,
         agent_program,
-        name: args.name,
+        name,
         concurrency,
         grace: args.grace,
     };
@@ -315,17 +423,21 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
-    let plan_path = args.plan.display().to_string();
     let sandbox = match plan.sandbox {
         SandboxMode::None => None,
-        SandboxMode::Landlock => Some(runtime.block_on(sandbox_settings(&plan_path))?),
+        SandboxMode::Landlock => Some(runtime.block_on(sandbox_settings(plan_path))?),
     };
     let options = RunOptions {
         sandbox,
-        read_paths: read_paths(&plan_path, &plan.read_paths)?,
+        read_paths: read_paths(plan_path, &plan.read_paths)?,
         ..options
     };
-    let prepared = run::prepare(repo, plan, options).map_err(invalid_or_internal)?;
+    let resuming = matches!(mode, Mode::Resume { .. });
+    let prepared = match mode {
+        Mode::Start { .. } => run::prepare(repo, plan, options),
+        Mode::Resume { run } => Ok(run::prepare_resume(repo, plan, run, options)),
+    }
+    .map_err(invalid_or_internal)?;
     match &prepared.options.sandbox {
         None => eprintln!(
             "warning: sandbox = \"none\": tasks of run `{}` run UNCONFINED, with your permissions and environment",
@@ -350,9 +462,13 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
                 printer.event(event);
             }
         };
-        run::execute(prepared, &mut observer, stop_rx).await
+        if resuming {
+            run::resume(prepared, &mut observer, stop_rx).await
+        } else {
+            run::execute(prepared, &mut observer, stop_rx).await
+        }
     });
-    let report = result.map_err(|e| Failure::Internal(e.into()))?;
+    let report = result.map_err(invalid_or_internal)?;
     eprint!("{}", output::summary(&report, Path::new(&report.repo)));
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
 }

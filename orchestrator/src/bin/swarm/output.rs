@@ -56,6 +56,16 @@ impl Progress {
                 };
                 eprintln!("  {:<10} {task:<w$}{again}", "start", w = self.width);
             }
+            EventBody::RunResumed {
+                restarted, pending, ..
+            } => {
+                self.finished = self.total.saturating_sub(pending.len());
+                eprintln!(
+                    "swarm: resuming: {} tasks to run ({} restarted from a clean worktree, their partial work kept)",
+                    pending.len(),
+                    restarted.len()
+                );
+            }
             EventBody::AttemptFinished { .. } | EventBody::RunFinished { .. } => {}
             EventBody::TaskFinished {
                 task,

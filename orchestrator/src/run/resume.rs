@@ -1,0 +1,281 @@
+//! Taking over a run whose coordinator died (kill -9, power loss, OOM) or
+//! was cancelled: what the journal and git say happened, so the resumed
+//! dispatcher runs only what is left.
+//!
+//! Finished tasks are not run again; merges already done are not redone
+//! (the integration branch's tip is read from git, which also catches a
+//! merge whose journal line was lost to the crash). Tasks that were running
+//! start again from a clean worktree, after their worktree, as the crash
+//! left it, is committed to `<task>.<attempt>`: nothing is lost.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use git2::Oid;
+use swarm_protocol::{Event, EventBody, Isolation, TaskStatus};
+
+use super::RunError;
+use crate::git::{Context, Repo, Worktrees, refs, snapshot};
+use crate::plan::Task;
+
+/// A run's state as the crash left it.
+#[derive(Debug)]
+pub(super) struct Recovered {
+    pub status: Vec<TaskStatus>,
+    pub result: Vec<Option<Oid>>,
+    /// The attempt number each task to run starts at.
+    pub next_attempt: Vec<u32>,
+    pub base_commit: Oid,
+    pub integration: Oid,
+    /// Tasks that were running when the coordinator died.
+    pub restarted: Vec<usize>,
+    /// The journal's `run_started`, shown again to the new observer.
+    pub run_started: Event,
+}
+
+/// What the journal says of one task.
+#[derive(Debug, Default, Clone)]
+struct Seen {
+    status: Option<TaskStatus>,
+    started: Option<(u32, Oid)>,
+    finished_attempt: Option<u32>,
+    commit: Option<Oid>,
+    merged: Option<Oid>,
+}
+
+fn not_resumable(run: &str, why: impl Into<String>) -> RunError {
+    RunError::NotResumable {
+        run: run.to_string(),
+        why: why.into(),
+    }
+}
+
+fn oid(text: &str) -> Option<Oid> {
+    Oid::from_str(text).ok()
+}
+
+/// Reads run `run`'s journal and git state, and prepares every unfinished
+/// task to run again (snapshotting what it left first).
+pub(super) fn recover(
+    repo: &Repo,
+    worktrees: &Worktrees,
+    run: &str,
+    run_dir: &Path,
+    worktree_dir: &Path,
+    tasks: &[Task],
+) -> Result<Recovered, RunError> {
+    let journal = run_dir.join("events.jsonl");
+    if !journal.exists() {
+        return Err(not_resumable(
+            run,
+            format!("it has no journal at {}", journal.display()),
+        ));
+    }
+    crate::journal::repair(&journal).map_err(|source| RunError::Io {
+        action: format!("repair journal {}", journal.display()),
+        source,
+    })?;
+    let events =
+        crate::journal::read(&journal).map_err(|e| not_resumable(run, format!("failed to {e}")))?;
+    let Some(run_started) = events
+        .iter()
+        .find(|e| matches!(e.body, EventBody::RunStarted { .. }))
+        .cloned()
+    else {
+        return Err(not_resumable(run, "its journal has no run_started event"));
+    };
+    let EventBody::RunStarted {
+        base_commit,
+        tasks: infos,
+        ..
+    } = &run_started.body
+    else {
+        return Err(not_resumable(run, "its journal has no run_started event"));
+    };
+    let base_commit =
+        oid(base_commit).ok_or_else(|| not_resumable(run, "its base commit is unreadable"))?;
+    let mut wanted: Vec<&str> = infos.iter().map(|t| t.id.as_str()).collect();
+    let mut have: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    wanted.sort_unstable();
+    have.sort_unstable();
+    if wanted != have {
+        return Err(not_resumable(
+            run,
+            "its saved plan does not have the tasks its journal names",
+        ));
+    }
+    if let Some(EventBody::RunFinished { exit_code, .. }) = events.last().map(|e| &e.body)
+        && *exit_code != crate::exit::INTERRUPTED
+    {
+        return Err(not_resumable(
+            run,
+            format!("it finished (exit {exit_code}); run the plan again with `swarm run`"),
+        ));
+    }
+
+    let index: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    let mut seen = vec![Seen::default(); tasks.len()];
+    let at = |id: &str| index.get(id).copied();
+    for event in &events {
+        match &event.body {
+            EventBody::TaskStarted {
+                task,
+                attempt,
+                base_commit,
+                ..
+            } => {
+                if let (Some(i), Some(base)) = (at(task), oid(base_commit)) {
+                    seen[i].started = Some((*attempt, base));
+                    seen[i].status = Some(TaskStatus::Running);
+                }
+            }
+            EventBody::AttemptFinished {
+                task,
+                attempt,
+                commit,
+                ..
+            } => {
+                if let Some(i) = at(task) {
+                    seen[i].finished_attempt = Some(*attempt);
+                    seen[i].commit = commit.as_deref().and_then(oid);
+                }
+            }
+            EventBody::TaskFinished { task, status, .. } => {
+                if let Some(i) = at(task) {
+                    seen[i].status = Some(*status);
+                }
+            }
+            EventBody::TaskMerged { task, commit, .. } => {
+                if let Some(i) = at(task) {
+                    seen[i].status = Some(TaskStatus::Merged);
+                    seen[i].merged = oid(commit);
+                }
+            }
+            EventBody::TaskConflicted { task, .. } => {
+                if let Some(i) = at(task) {
+                    seen[i].status = Some(TaskStatus::Conflicted);
+                }
+            }
+            EventBody::RunResumed { pending, .. } => {
+                for id in pending {
+                    if let Some(i) = at(id) {
+                        seen[i].status = None;
+                    }
+                }
+            }
+            EventBody::RunStarted { .. } | EventBody::RunFinished { .. } => {}
+        }
+    }
+
+    // Git is the truth about merges: the journal line of the last one may
+    // have been lost to the crash (the branch moves first).
+    let integration = repo.resolve(&refs::integration(run)).map_err(|e| {
+        not_resumable(
+            run,
+            format!("its integration branch is gone: failed to {e}"),
+        )
+    })?;
+    if let Some(task) = merged_task_of(repo, integration)?
+        && let Some(i) = at(&task)
+        && seen[i].status == Some(TaskStatus::Succeeded)
+    {
+        seen[i].status = Some(TaskStatus::Merged);
+        seen[i].merged = seen[i].commit;
+    }
+
+    let mut status = vec![TaskStatus::Pending; tasks.len()];
+    let mut result = vec![None; tasks.len()];
+    let mut next_attempt = vec![1; tasks.len()];
+    let mut restarted = Vec::new();
+    for (i, task) in tasks.iter().enumerate() {
+        let s = &seen[i];
+        let last_attempt = s.started.map_or(0, |(a, _)| a);
+        next_attempt[i] = last_attempt + 1;
+        match s.status {
+            Some(TaskStatus::Merged) => {
+                status[i] = TaskStatus::Merged;
+                result[i] = s.merged.or(s.commit);
+            }
+            Some(TaskStatus::Succeeded) => {
+                status[i] = TaskStatus::Succeeded;
+                result[i] = match task.isolation {
+                    Isolation::Readonly => s.started.map(|(_, base)| base),
+                    Isolation::Worktree => s.commit,
+                };
+            }
+            Some(done @ (TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted)) => {
+                status[i] = done;
+                result[i] = s.commit;
+            }
+            Some(TaskStatus::Running) => restarted.push(i),
+            // Cancelled, skipped, blocked or never started: to run.
+            _ => {}
+        }
+        if status[i] == TaskStatus::Pending {
+            keep_leftovers(repo, worktrees, run, worktree_dir, task, s, last_attempt)?;
+        }
+    }
+    Ok(Recovered {
+        status,
+        result,
+        next_attempt,
+        base_commit,
+        integration,
+        restarted,
+        run_started,
+    })
+}
+
+/// The task whose merge made `commit`, from its `Swarm-Task:` trailer.
+fn merged_task_of(repo: &Repo, commit: Oid) -> Result<Option<String>, RunError> {
+    let git = repo.open()?;
+    let commit = git
+        .find_commit(commit)
+        .context(|| "read the integration branch".into())?;
+    if commit.parent_count() < 2 {
+        return Ok(None);
+    }
+    let message = commit.message().unwrap_or_default();
+    Ok(message
+        .lines()
+        .find_map(|l| l.strip_prefix("Swarm-Task: "))
+        .map(|t| t.trim().to_string()))
+}
+
+/// Before a task runs again: commits what its last, interrupted attempt
+/// left in its worktree to `<task>.<attempt>` and removes the worktree; a
+/// result ref from an attempt the journal never heard of is kept there too.
+fn keep_leftovers(
+    repo: &Repo,
+    worktrees: &Worktrees,
+    run: &str,
+    worktree_dir: &Path,
+    task: &Task,
+    seen: &Seen,
+    attempt: u32,
+) -> Result<(), RunError> {
+    let attempt = attempt.max(1);
+    let path = worktree_dir.join(&task.id);
+    let keep_ref = refs::attempt(run, &task.id, attempt);
+    if task.isolation == Isolation::Worktree && path.exists() {
+        if let (Some(admin), Some((_, base))) = (worktrees.admin_dir(&path), seen.started) {
+            let message = format!(
+                "swarm: {run}/{id}: interrupted (attempt {attempt})\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
+                id = task.id
+            );
+            let snap = snapshot(&path, &admin, base, &task.paths, &message)?;
+            repo.set_ref(&keep_ref, snap.commit, "swarm: interrupted attempt")?;
+        }
+        worktrees.remove(&path, None)?;
+    } else if let Ok(commit) = repo.resolve(&refs::task(run, &task.id))
+        && !repo.has_ref(&keep_ref)?
+        && seen.finished_attempt.is_none_or(|a| a < attempt)
+    {
+        repo.set_ref(&keep_ref, commit, "swarm: result of an interrupted attempt")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! `swarm resume`: a run whose coordinator was killed (kill -9) at random
+//! points, or cancelled, continues to the same result as an uninterrupted
+//! run, without re-running finished tasks or losing any work.
+
+use std::collections::BTreeSet;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::TestRepo;
+
+/// Seven tasks: parallel roots, a diamond, a chain, a read-only check.
+const PLAN: &str = r#"
+[swarm]
+concurrency = 2
+on_failure = "continue"
+
+[[task]]
+id = "a"
+run = "sleep 0.05; echo a > a.txt"
+
+[[task]]
+id = "b"
+run = "echo b > b.txt; sleep 0.08"
+
+[[task]]
+id = "c"
+run = "sleep 0.03; echo c > c.txt"
+
+[[task]]
+id = "d"
+deps = ["a", "b"]
+run = "cat a.txt b.txt > d.txt; sleep 0.02"
+
+[[task]]
+id = "e"
+deps = ["c", "d"]
+run = "cat c.txt d.txt > e.txt"
+
+[[task]]
+id = "f"
+deps = ["a"]
+run = "echo more >> a.txt"
+
+[[task]]
+id = "g"
+deps = ["e", "f"]
+isolation = "readonly"
+run = "grep -q more a.txt && test -f e.txt"
+"#;
+
+/// A small deterministic generator, so a failing trial can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+fn journal(repo: &TestRepo, run: &str) -> Vec<Value> {
+    let path = repo.path().join(format!(".swarm/runs/{run}/events.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn tree(repo: &TestRepo, run: &str) -> String {
+    repo.git(&["rev-parse", &format!("swarm/{run}^{{tree}}")])
+}
+
+fn start(repo: &TestRepo, args: &[&str]) -> Child {
+    repo.swarm_cmd(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn kill9(child: &mut Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
+/// Tasks the journal says had finished (any final status, or succeeded).
+fn finished(events: &[Value]) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "task_finished")
+        .map(|e| e["task"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn kill_9_at_random_points_then_resume_gives_the_uninterrupted_result() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("r.toml", PLAN);
+    let plan = plan.to_str().unwrap();
+    repo.swarm(&["run", plan, "--name", "reference"])
+        .assert_code(0);
+    let expected = tree(&repo, "reference");
+    let full = {
+        let t = Instant::now();
+        repo.swarm(&["run", plan, "--name", "timing"])
+            .assert_code(0);
+        t.elapsed()
+    };
+
+    let mut rng = Lcg(0x5eed);
+    let mut resumed = 0;
+    for trial in 0..50 {
+        let run = format!("t{trial}");
+        let delay = Duration::from_millis(rng.next(full.as_millis() as u64 + 50));
+        let context = format!("trial {trial}: kill -9 after {delay:?} (full run {full:?})");
+        let mut child = start(&repo, &["run", plan, "--name", &run]);
+        std::thread::sleep(delay);
+        kill9(&mut child);
+        let before = journal(&repo, &run);
+        if before.is_empty() {
+            // Killed before it wrote anything: nothing to resume; run it.
+            assert!(repo.swarm(&["resume", &run]).code != 0, "{context}");
+            continue;
+        }
+        let done_before = finished(&before);
+        let ended = before.iter().any(|e| e["event"] == "run_finished");
+        // A third of the trials kill the resume too.
+        if !ended && rng.next(3) == 0 {
+            let mut again = start(&repo, &["resume", &run]);
+            std::thread::sleep(Duration::from_millis(rng.next(full.as_millis() as u64)));
+            kill9(&mut again);
+        }
+        if !journal(&repo, &run)
+            .iter()
+            .any(|e| e["event"] == "run_finished")
+        {
+            let out = repo.swarm(&["resume", &run]);
+            assert_eq!(out.code, 0, "{context}\n{}\n{}", out.stdout, out.stderr);
+            resumed += 1;
+        }
+        assert_eq!(tree(&repo, &run), expected, "{context}");
+
+        let after = journal(&repo, &run);
+        let first_resume = after
+            .iter()
+            .position(|e| e["event"] == "run_resumed")
+            .unwrap_or(after.len());
+        for e in &after[first_resume..] {
+            if e["event"] == "task_started" {
+                let task = e["task"].as_str().unwrap();
+                assert!(
+                    !done_before.contains(task),
+                    "{context}: task {task} had finished but ran again"
+                );
+            }
+        }
+        // Every interrupted attempt's work is on a ref of its own.
+        for e in &after {
+            if e["event"] == "run_resumed" {
+                for task in e["restarted"].as_array().unwrap() {
+                    let task = task.as_str().unwrap();
+                    if task == "g" {
+                        continue; // read-only: nothing to keep
+                    }
+                    let refs = repo.git(&[
+                        "for-each-ref",
+                        "--format=%(refname)",
+                        &format!("refs/swarm/{run}/{task}.*"),
+                    ]);
+                    assert!(
+                        !refs.is_empty(),
+                        "{context}: no ref kept for interrupted {task}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(resumed >= 25, "only {resumed} trials needed a resume");
+}
+
+#[test]
+fn a_second_coordinator_on_a_run_is_refused() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("slow.toml", "[[task]]\nid = \"slow\"\nrun = \"sleep 20\"\n");
+    let mut child = start(&repo, &["run", plan.to_str().unwrap()]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !journal(&repo, "slow")
+        .iter()
+        .any(|e| e["event"] == "task_started")
+    {
+        assert!(Instant::now() < deadline, "the run never started its task");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = repo.swarm(&["resume", "slow"]);
+    kill9(&mut child);
+    second.assert_code(2);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("another swarm process (pid {})", child.id())),
+        "{}",
+        second.stderr
+    );
+}
+
+#[test]
+fn a_cancelled_run_resumes_its_cancelled_tasks() {
+    let repo = TestRepo::new();
+    // `slow` hangs on its first attempt only.
+    let plan = repo.plan(
+        "c.toml",
+        "[[task]]\nid = \"quick\"\nrun = \"echo q > q.txt\"\n\n[[task]]\nid = \"slow\"\nrun = \"echo attempt $SWARM_ATTEMPT > s.txt; [ $SWARM_ATTEMPT -gt 1 ] || sleep 20\"\n\n[[task]]\nid = \"after\"\ndeps = [\"slow\"]\nrun = \"cat s.txt > after.txt\"\n",
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--grace", "200ms"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let progress = repo.path().join(".swarm/worktrees/c/slow/s.txt");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !progress.exists() || !finished(&journal(&repo, "c")).contains("quick") {
+        assert!(Instant::now() < deadline, "the tasks never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let cancelled = repo.git(&["rev-parse", "refs/swarm/c/slow"]);
+
+    // The plan file changes after the start: resume runs the saved copy.
+    std::fs::write(&plan, "[[task]]\nid = \"other\"\nrun = \"true\"\n").unwrap();
+    repo.swarm(&["resume"]).assert_code(0);
+    let events = journal(&repo, "c");
+    let starts = |task: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "task_started" && e["task"] == task)
+            .count()
+    };
+    assert_eq!(starts("quick"), 1, "a finished task ran again");
+    assert_eq!(starts("slow"), 2);
+    let r = events.iter().find(|e| e["event"] == "run_resumed").unwrap();
+    let pending: Vec<&str> = r["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(pending, ["slow", "after"]);
+    assert_eq!(repo.show("swarm/c", "after.txt"), "attempt 2");
+    assert_eq!(repo.show("swarm/c", "q.txt"), "q");
+    // The cancelled attempt's work is kept on a ref of its own.
+    assert_eq!(
+        repo.git(&["rev-parse", "refs/swarm/c/slow.1^{tree}"]),
+        repo.git(&["rev-parse", &format!("{cancelled}^{{tree}}")])
+    );
+    let report = repo.report();
+    assert_eq!(report["exit_code"], 0);
+}
+
+#[test]
+fn a_finished_run_is_not_resumed() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("done.toml", "[[task]]\nid = \"a\"\nrun = \"true\"\n");
+    repo.run_plan(&plan, &[]).assert_code(0);
+    let out = repo.swarm(&["resume"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("resume run `done`: it finished (exit 0)"),
+        "{}",
+        out.stderr
+    );
+}
