@@ -5,6 +5,7 @@
 //! Nothing here prints or reads the process environment; the `swarm` binary
 //! is the only place that talks to the user.
 
+pub mod clean;
 pub mod exit;
 pub mod gateway;
 pub mod git;

@@ -5,6 +5,7 @@
 
 mod agent;
 mod bad_input;
+mod clean;
 mod example_plans;
 mod model_mock;
 mod resume;

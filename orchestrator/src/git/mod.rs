@@ -164,6 +164,24 @@ impl Repo {
         Ok(())
     }
 
+    /// Deletes ref `name` (a ref that is already gone is not an error).
+    pub fn delete_ref(&self, name: &str) -> Result<(), GitError> {
+        let repo = self.open()?;
+        if let Ok(mut r) = repo.find_reference(name) {
+            r.delete().context(|| format!("delete {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// The tree of commit `commit`.
+    pub fn tree_of(&self, commit: Oid) -> Result<Oid, GitError> {
+        Ok(self
+            .open()?
+            .find_commit(commit)
+            .context(|| format!("read commit {commit}"))?
+            .tree_id())
+    }
+
     /// Adds `pattern` to `.git/info/exclude` unless it is there already, so
     /// swarm's own files never show up in `git status`.
     pub fn exclude(&self, pattern: &str) -> Result<(), GitError> {

@@ -13,7 +13,7 @@ use super::RunError;
 
 /// The held lock of a run.
 #[derive(Debug)]
-pub(crate) struct RunLock {
+pub struct RunLock {
     _lock: Flock<File>,
 }
 

@@ -9,6 +9,17 @@ mod resume;
 mod task;
 
 pub use agent::transcript_path;
+pub use lock::RunLock;
+
+/// Takes run `run`'s lock (in `run_dir`), as a coordinator does: for
+/// anything that must not happen while the run is driven.
+pub fn lock_run(run_dir: &Path, run: &str) -> Result<RunLock, RunError> {
+    std::fs::create_dir_all(run_dir).map_err(|source| RunError::Io {
+        action: format!("create {}", run_dir.display()),
+        source,
+    })?;
+    RunLock::acquire(run_dir, run)
+}
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

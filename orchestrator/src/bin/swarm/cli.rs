@@ -61,6 +61,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Free what runs leave on disk (worktrees, private tmp); work that is not
+    /// on a ref yet is committed to one first. Default: the latest run.
+    Clean {
+        /// The run (see `.swarm/runs/`).
+        #[arg(conflicts_with = "all")]
+        run: Option<String>,
+        /// Every run of the repository.
+        #[arg(long)]
+        all: bool,
+        /// Also delete the refs of tasks whose result is merged (their work is
+        /// in the integration branch); other refs are always kept.
+        #[arg(long)]
+        refs: bool,
+    },
     /// Show what this machine supports for sandboxing and what swarm enforces.
     Doctor,
     /// Print the JSON schema of plan files.
@@ -144,6 +158,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Run(args) => run_plan(&cwd, args),
         Command::Resume(args) => resume_run(&cwd, args),
+        Command::Clean { run, all, refs } => clean(&cwd, run, all, refs),
         Command::Validate { plan } => validate(&cwd, &plan),
         Command::Graph { plan, run, format } => {
             graph(&cwd, plan.as_deref(), run.as_deref(), format)
@@ -313,6 +328,60 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         },
         Mode::Start { name: args.name },
     )
+}
+
+/// `swarm clean`: frees each run's worktrees and scratch space.
+fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    let known = swarm_orchestrator::clean::runs(&repo.workdir);
+    let runs = if all {
+        known
+    } else {
+        let Some(run) = run.or_else(|| run::latest_run(&repo.workdir)) else {
+            println!("nothing to clean: no runs in {}", repo.workdir.display());
+            return Ok(exit::SUCCESS);
+        };
+        if !known.contains(&run) {
+            return Err(Failure::Invalid(anyhow!(
+                "clean run `{run}`: no such run in {} (runs: {})",
+                repo.workdir.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+        vec![run]
+    };
+    let mut total = 0;
+    let mut code = exit::SUCCESS;
+    for run in runs {
+        match swarm_orchestrator::clean::clean(&repo, &run, refs) {
+            Ok(c) => {
+                total += c.bytes_freed;
+                println!(
+                    "run {}: removed {} worktree{} ({})",
+                    c.run,
+                    c.worktrees,
+                    if c.worktrees == 1 { "" } else { "s" },
+                    bytesize::ByteSize::b(c.bytes_freed)
+                );
+                for (task, r) in &c.kept {
+                    println!("  kept {task}'s uncommitted work on {r}");
+                }
+                for r in &c.refs_deleted {
+                    println!("  deleted {r} (merged)");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: failed to {e}");
+                code = exit::TASKS_FAILED;
+            }
+        }
+    }
+    println!("freed {}", bytesize::ByteSize::b(total));
+    Ok(code)
 }
 
 /// `swarm resume`: the run's saved plan, driven again from where it was.

@@ -1,0 +1,108 @@
+//! `swarm clean`: frees worktrees and scratch space, never work.
+
+use std::time::{Duration, Instant};
+
+use crate::support::TestRepo;
+
+#[test]
+fn clean_frees_worktrees_but_commits_work_that_is_on_no_ref_first() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "c.toml",
+        "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"good\"\nrun = \"echo good > good.txt\"\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 3\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    // The failed task's worktree stays for inspection; someone edits it
+    // after the run, so part of its content is on no ref.
+    let worktree = repo.path().join(".swarm/worktrees/c/bad");
+    assert!(worktree.join("half.txt").exists());
+    std::fs::write(worktree.join("fix.txt"), "by hand\n").unwrap();
+
+    let out = repo.swarm(&["clean", "--refs"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("run c: removed 1 worktree"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("kept bad's uncommitted work on refs/swarm/c/bad.1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("deleted refs/swarm/c/good (merged)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("freed "), "{}", out.stdout);
+    assert!(!worktree.exists());
+    assert_eq!(repo.show("refs/swarm/c/bad.1", "fix.txt"), "by hand");
+    assert_eq!(repo.show("refs/swarm/c/bad.1", "half.txt"), "half");
+    // The failed task's own ref stays (not merged); the merged work is in
+    // the integration branch.
+    assert_eq!(repo.show("refs/swarm/c/bad", "half.txt"), "half");
+    assert_eq!(repo.show("swarm/c", "good.txt"), "good");
+    // git forgot the worktree too.
+    let list = repo.git(&["worktree", "list", "--porcelain"]);
+    assert_eq!(
+        list.lines().filter(|l| l.starts_with("worktree ")).count(),
+        1,
+        "{list}"
+    );
+    // A second clean has nothing left to do and keeps nothing twice.
+    let again = repo.swarm(&["clean"]);
+    again.assert_code(0);
+    assert!(
+        again.stdout.contains("removed 0 worktrees"),
+        "{}",
+        again.stdout
+    );
+    assert!(!again.stdout.contains("kept"), "{}", again.stdout);
+}
+
+#[test]
+fn clean_leaves_a_running_run_alone() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "busy.toml",
+        "[[task]]\nid = \"slow\"\nrun = \"echo x > x.txt; sleep 20\"\n",
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = repo.path().join(".swarm/worktrees/busy/slow/x.txt");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = repo.swarm(&["clean", "busy"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("clean run `busy`: it is being driven by swarm process"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.exists(), "clean removed a running task's worktree");
+}
+
+#[test]
+fn clean_names_an_unknown_run() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("one.toml", "[[task]]\nid = \"a\"\nrun = \"true\"\n");
+    repo.run_plan(&plan, &[]).assert_code(0);
+    let out = repo.swarm(&["clean", "nope"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no such run") && out.stderr.contains("runs: one"),
+        "{}",
+        out.stderr
+    );
+}
