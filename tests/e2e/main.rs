@@ -7,6 +7,7 @@ mod agent;
 mod bad_input;
 mod clean;
 mod example_plans;
+mod faults;
 mod model_mock;
 mod resume;
 mod run;

@@ -211,6 +211,27 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         }
     };
 
+    let min_free_space = match &file.swarm.min_free_space {
+        None => super::DEFAULT_MIN_FREE_SPACE,
+        Some(v) => v
+            .get_ref()
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map(|b| b.as_u64())
+            .map_err(|_| {
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("invalid min_free_space `{}`", v.get_ref()),
+                        Some(v.span()),
+                        "not a size",
+                    )
+                    .with_help(
+                        "write sizes like \"512MiB\" or \"2GiB\" (\"0B\" turns the check off)",
+                    )
+            })?,
+    };
+
     Ok(Plan {
         path: path.to_path_buf(),
         source,
@@ -222,6 +243,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         read_paths: file.swarm.read_paths.clone().unwrap_or_default(),
         models,
         budget,
+        min_free_space,
         tasks,
     })
 }

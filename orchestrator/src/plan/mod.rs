@@ -38,6 +38,8 @@ pub struct Plan {
     pub models: BTreeMap<String, ModelConfig>,
     /// What all agent tasks together may spend.
     pub budget: Budget,
+    /// Free bytes the worktrees' file system must have for a task to start.
+    pub min_free_space: u64,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }
@@ -84,6 +86,9 @@ pub struct WasmTask {
     /// Deterministic fuel: the guest traps when it runs out.
     pub fuel: Option<u64>,
 }
+
+/// Free space a task needs to start when the plan does not say.
+pub const DEFAULT_MIN_FREE_SPACE: u64 = 256 << 20;
 
 /// Output kept per stream when the plan does not say.
 pub const DEFAULT_MAX_OUTPUT: u64 = 16 << 20;
@@ -142,5 +147,7 @@ pub fn is_valid_run_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests;

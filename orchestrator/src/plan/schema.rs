@@ -130,6 +130,11 @@ pub struct SwarmSection {
     pub read_paths: Option<Vec<String>>,
     /// A limit on what all agent tasks of the run may spend together.
     pub budget: Option<BudgetFields>,
+    /// A task does not start (it fails, saying why) when the file system of
+    /// the worktrees has less free space than this, e.g. `"2GiB"`.
+    /// Default: 256MiB.
+    #[schemars(with = "Option<String>")]
+    pub min_free_space: Option<Spanned<String>>,
 }
 
 /// How workers are confined.

@@ -32,6 +32,20 @@ fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { action, source }
 }
 
+/// `MemAvailable` of `/proc/meminfo`, in bytes.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 /// Removes the shared read-only checkouts a dead coordinator left (they
 /// hold nothing to keep).
 fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::Path) {
@@ -72,6 +86,8 @@ pub(super) struct Dispatcher<'o> {
     /// Dependencies not yet succeeded, per task.
     waiting_on: Vec<usize>,
     ready: BinaryHeap<(usize, Reverse<usize>)>,
+    /// Ready tasks waiting for memory to become available.
+    deferred: Vec<(usize, Reverse<usize>)>,
     running: JoinSet<Done>,
     progress: mpsc::UnboundedReceiver<Progress>,
     /// Next position in the merge order.
@@ -268,6 +284,7 @@ impl<'o> Dispatcher<'o> {
                 .values()
                 .filter_map(|m| m.api_key_env.clone())
                 .collect(),
+            min_free_space: plan.min_free_space,
             readonly: Mutex::new(HashMap::new()),
             progress: tx,
         });
@@ -280,6 +297,7 @@ impl<'o> Dispatcher<'o> {
             result: vec![None; n],
             waiting_on,
             ready,
+            deferred: Vec::new(),
             running: JoinSet::new(),
             progress: rx,
             cursor: 0,
@@ -333,7 +351,7 @@ impl<'o> Dispatcher<'o> {
 
     pub(super) async fn run(mut self) -> Result<RunReport, RunError> {
         loop {
-            self.dispatch();
+            self.dispatch()?;
             if self.running.is_empty() {
                 break;
             }
@@ -364,7 +382,9 @@ impl<'o> Dispatcher<'o> {
     }
 
     /// Starts ready tasks while there is room.
-    fn dispatch(&mut self) {
+    fn dispatch(&mut self) -> Result<(), RunError> {
+        // Tasks that waited for memory get another chance each time.
+        self.ready.extend(self.deferred.drain(..));
         if self.stop.borrow().is_some() {
             self.stopping = Some(Stopping::Cancel);
         }
@@ -373,6 +393,35 @@ impl<'o> Dispatcher<'o> {
                 break;
             };
             if self.status[i] != TaskStatus::Pending {
+                continue;
+            }
+            // Admission: a task that says how much memory it needs waits
+            // until that much is available; with nothing else running to
+            // wait for, it fails, saying so.
+            if let Some(need) = self.ctx.tasks[i].memory
+                && let Some(available) = mem_available()
+                && need > available
+            {
+                if !self.running.is_empty() {
+                    self.deferred
+                        .push((self.graph.critical_path(i), Reverse(i)));
+                    continue;
+                }
+                self.status[i] = TaskStatus::Failed;
+                let reason = format!(
+                    "not started: it needs {} of memory (`memory`) and the machine has {} available",
+                    bytesize::ByteSize::b(need),
+                    bytesize::ByteSize::b(available)
+                );
+                self.emit(EventBody::TaskFinished {
+                    task: self.ctx.tasks[i].id.clone(),
+                    status: TaskStatus::Failed,
+                    reason: Some(reason),
+                })?;
+                self.block_dependents(i, "failed")?;
+                if self.on_failure == OnFailure::Stop {
+                    self.stopping.get_or_insert(Stopping::Failure);
+                }
                 continue;
             }
             self.status[i] = TaskStatus::Running;
@@ -388,6 +437,7 @@ impl<'o> Dispatcher<'o> {
             self.running
                 .spawn(task::execute(ctx, i, base, deps, first, stop));
         }
+        Ok(())
     }
 
     fn on_progress(&mut self, progress: Progress) -> Result<(), RunError> {

@@ -41,6 +41,8 @@ pub(super) struct Ctx {
     pub agent_program: Option<PathBuf>,
     /// Variables holding API keys: never passed to an unconfined command.
     pub secret_vars: Vec<String>,
+    /// Free bytes the worktrees' file system must keep.
+    pub min_free_space: u64,
     /// Shared read-only checkouts (and their git directories), by commit.
     pub readonly: Mutex<HashMap<Oid, (PathBuf, PathBuf)>>,
     pub progress: mpsc::UnboundedSender<Progress>,
@@ -143,6 +145,15 @@ async fn execute_inner(
         }
     };
 
+    if let Some(why) = short_of_space(ctx) {
+        return Ok(Done {
+            task: i,
+            status: TaskStatus::Failed,
+            reason: Some(why),
+            result: None,
+            removable: None,
+        });
+    }
     // A resumed task numbers its attempts on from the interrupted one.
     let last_attempt = first_attempt + task.retries;
     for attempt in first_attempt..=last_attempt {
@@ -248,6 +259,27 @@ async fn execute_inner(
         }
     }
     unreachable!("the last attempt always returns")
+}
+
+/// Why the disk is too full for another worktree, if it is: a task that
+/// would fill it fails before it starts instead.
+fn short_of_space(ctx: &Ctx) -> Option<String> {
+    if ctx.min_free_space == 0 {
+        return None;
+    }
+    let dir = [&ctx.worktree_dir, &ctx.repo.workdir]
+        .into_iter()
+        .find(|d| d.exists())?;
+    let stat = nix::sys::statvfs::statvfs(dir.as_path()).ok()?;
+    let free = u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size()));
+    (free < ctx.min_free_space).then(|| {
+        format!(
+            "not started: {} free on the file system of {}, below min_free_space ({}); free some space (`swarm clean --all`) or lower min_free_space",
+            bytesize::ByteSize::b(free),
+            dir.display(),
+            bytesize::ByteSize::b(ctx.min_free_space)
+        )
+    })
 }
 
 /// The command (or the agent, or the WASM program), then `verify` if it

@@ -1,0 +1,142 @@
+//! Workers that misbehave and machines that run short: the run ends as it
+//! should, with nothing left running and nothing lost.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{TestRepo, task};
+
+/// Pids of processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(marker)
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn a_worker_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let repo = TestRepo::new();
+    // Ignored signals stay ignored across exec: sleep ignores TERM too. Its
+    // background child (with a unique duration, to find it) as well.
+    let plan = repo.plan(
+        "stubborn.toml",
+        "[[task]]\nid = \"stubborn\"\nrun = \"trap '' TERM; sleep 31.71 & echo ready > r.txt; sleep 31.72\"\n",
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--grace", "500ms"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = repo.path().join(".swarm/worktrees/stubborn/stubborn/r.txt");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let stopped = Instant::now();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let took = stopped.elapsed();
+    assert!(
+        took >= Duration::from_millis(450),
+        "no grace period: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(processes_with("31.71").is_empty() && processes_with("31.72").is_empty());
+    let report = repo.report();
+    assert_eq!(task(&report, "stubborn")["status"], "cancelled");
+    assert_eq!(repo.show("refs/swarm/stubborn/stubborn", "r.txt"), "ready");
+}
+
+#[test]
+fn a_worker_that_closes_its_output_and_runs_on_still_times_out() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "mute.toml",
+        "[[task]]\nid = \"mute\"\ntimeout = \"1s\"\nrun = \"echo before; exec >&- 2>&-; sleep 32.61\"\n",
+    );
+    let started = Instant::now();
+    let run = repo.run_plan(&plan, &["--grace", "300ms"]);
+    run.assert_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let report = repo.report();
+    let mute = task(&report, "mute");
+    assert_eq!(mute["status"], "timed_out");
+    let log = std::fs::read_to_string(mute["stdout_log"].as_str().unwrap()).unwrap();
+    assert_eq!(log, "before\n");
+    assert!(processes_with("32.61").is_empty());
+}
+
+#[test]
+fn a_worker_that_fills_the_disk_stops_the_next_task_at_the_guard() {
+    let repo = TestRepo::new();
+    let stat = nix::sys::statvfs::statvfs(repo.path().as_path()).unwrap();
+    let free = stat.blocks_available() * stat.fragment_size();
+    // The guard sits 40 MiB below what is free now; the first task writes
+    // 80 MiB (in its private tmp, not committed), the next must not start.
+    let guard = free.saturating_sub(40 << 20);
+    let plan = repo.plan(
+        "full.toml",
+        &format!(
+            "[swarm]\nmin_free_space = \"{guard}B\"\n\n[[task]]\nid = \"filler\"\nrun = \"dd if=/dev/zero of=$TMPDIR/fill bs=1M count=80 2>/dev/null; echo filled > f.txt\"\n\n[[task]]\nid = \"next\"\ndeps = [\"filler\"]\nrun = \"echo next > n.txt\"\n"
+        ),
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(1);
+    let report = repo.report();
+    assert_eq!(task(&report, "filler")["status"], "merged");
+    let next = task(&report, "next");
+    assert_eq!(next["status"], "failed");
+    let reason = next["reason"].as_str().unwrap();
+    assert!(reason.contains("below min_free_space"), "{reason}");
+    assert!(reason.contains("swarm clean"), "{reason}");
+    // The guard stops tasks, not the record of the run: cleaning frees it.
+    let cleaned = repo.swarm(&["clean"]);
+    cleaned.assert_code(0);
+    assert!(
+        cleaned.stdout.contains("freed 80.0 MiB") || cleaned.stdout.contains("freed 8"),
+        "{}",
+        cleaned.stdout
+    );
+}
+
+#[test]
+fn a_task_that_needs_more_memory_than_the_machine_has_is_not_started() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "big.toml",
+        "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"huge\"\nmemory = \"1000TiB\"\nrun = \"true\"\n\n[[task]]\nid = \"small\"\nrun = \"true\"\n\n[[task]]\nid = \"after\"\ndeps = [\"huge\"]\nrun = \"true\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let report = repo.report();
+    let huge = task(&report, "huge");
+    assert_eq!(huge["status"], "failed");
+    assert!(
+        huge["reason"]
+            .as_str()
+            .unwrap()
+            .contains("needs 1000.0 TiB of memory"),
+        "{huge}"
+    );
+    assert_eq!(huge["attempts"], 0);
+    assert_eq!(task(&report, "small")["status"], "merged");
+    assert_eq!(task(&report, "after")["status"], "blocked");
+}
