@@ -271,7 +271,7 @@ fn short_of_space(ctx: &Ctx) -> Option<String> {
         .into_iter()
         .find(|d| d.exists())?;
     let stat = nix::sys::statvfs::statvfs(dir.as_path()).ok()?;
-    let free = u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size()));
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
     (free < ctx.min_free_space).then(|| {
         format!(
             "not started: {} free on the file system of {}, below min_free_space ({}); free some space (`swarm clean --all`) or lower min_free_space",
