@@ -140,3 +140,42 @@ fn a_task_that_needs_more_memory_than_the_machine_has_is_not_started() {
     assert_eq!(task(&report, "small")["status"], "merged");
     assert_eq!(task(&report, "after")["status"], "blocked");
 }
+
+#[test]
+fn sigterm_stops_a_run_like_ctrl_c_and_a_second_signal_skips_the_grace_period() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "term.toml",
+        "[[task]]\nid = \"stubborn\"\nrun = \"trap '' TERM; echo ready > r.txt; sleep 33.81\"\n",
+    );
+    // A grace period far longer than the test: only the second signal can
+    // end it early.
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--grace", "60s"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = repo.path().join(".swarm/worktrees/term/stubborn/r.txt");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it did not wait for the grace period"
+    );
+    let second = Instant::now();
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        second.elapsed()
+    );
+    assert!(processes_with("33.81").is_empty());
+    assert_eq!(repo.show("refs/swarm/term/stubborn", "r.txt"), "ready");
+}
