@@ -117,6 +117,9 @@ pub enum AttemptOutcome {
     /// A WASM guest trapped (unreachable, stack overflow, out-of-bounds
     /// access, out of fuel, ...); the message names the trap.
     Trapped { message: String },
+    /// The kernel killed a process of the task because the task went over
+    /// its memory limit (its cgroup's, in bytes).
+    OutOfMemory { limit: Option<u64> },
 }
 
 impl AttemptOutcome {

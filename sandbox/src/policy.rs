@@ -64,6 +64,11 @@ pub struct Policy {
     /// File descriptors above 2 that stay open in the worker (everything
     /// else is closed before `execve`).
     pub keep_fds: Vec<i32>,
+    /// Descriptors of ours, each a `cgroup.procs` file opened for writing:
+    /// the worker (with its init) joins these cgroups before anything of it
+    /// runs, so the cgroups' limits cover all of it.
+    #[serde(default)]
+    pub cgroups: Vec<i32>,
 }
 
 /// System paths every worker may read: enough to run a shell, coreutils,
@@ -147,6 +152,7 @@ impl Policy {
             network: Network::None,
             limits: Limits::default(),
             keep_fds: Vec::new(),
+            cgroups: Vec::new(),
         }
     }
 }

@@ -103,3 +103,22 @@ pub fn adopt_fd(fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd>
 pub fn hide_secrets() -> std::io::Result<()> {
     nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from)
 }
+
+/// Makes the program `cmd` starts join the cgroups whose `cgroup.procs`
+/// files `fds` are (open for writing) before it runs: how an unsandboxed
+/// task gets its cgroup limits. (Sandboxed ones join through the launcher,
+/// `Policy::cgroups`.)
+pub fn join_cgroups(cmd: &mut tokio::process::Command, fds: Vec<std::os::fd::RawFd>) {
+    // SAFETY: write is async-signal-safe; the buffer is a constant.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
+                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}

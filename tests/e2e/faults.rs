@@ -179,3 +179,41 @@ fn sigterm_stops_a_run_like_ctrl_c_and_a_second_signal_skips_the_grace_period() 
     assert!(processes_with("33.81").is_empty());
     assert_eq!(repo.show("refs/swarm/term/stubborn", "r.txt"), "ready");
 }
+
+/// What `swarm doctor` says of cgroups on this machine.
+fn cgroups(repo: &TestRepo) -> Option<String> {
+    let doctor = repo.swarm(&["doctor"]);
+    let line = doctor
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("cgroups"))?
+        .to_string();
+    (!line.contains("unavailable")).then_some(line)
+}
+
+#[test]
+fn a_task_over_its_memory_is_killed_and_reported_as_out_of_memory() {
+    let repo = TestRepo::new();
+    // Three processes of 48 MiB each: every one is under the task's 96 MiB,
+    // together they are not.
+    let plan = repo.plan(
+        "oom.toml",
+        "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"hungry\"\nmemory = \"96MiB\"\nrun = '''\nfor i in 1 2 3; do python3 -c 'import time; x = bytearray(48 << 20); time.sleep(3)' & done\nwait; wait; exit 1\n'''\n\n[[task]]\nid = \"modest\"\nmemory = \"96MiB\"\nrun = \"python3 -c 'x = bytearray(16 << 20)' && echo ok > ok.txt\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let report = repo.report();
+    assert_eq!(task(&report, "modest")["status"], "merged");
+    let hungry = task(&report, "hungry");
+    assert_eq!(hungry["status"], "failed");
+    let reason = hungry["reason"].as_str().unwrap();
+    match cgroups(&repo) {
+        // The task as a whole is limited: the kernel kills one of them.
+        Some(_) => assert_eq!(
+            reason,
+            "killed: out of memory (the task's limit is 96.0 MiB, `memory` in the plan)"
+        ),
+        // Each process is limited on its own, so all three fit: the task
+        // fails by its own exit code.
+        None => assert_eq!(reason, "exited with code 1"),
+    }
+}

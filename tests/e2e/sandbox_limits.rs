@@ -85,14 +85,14 @@ run = "yes swarm-flood-line | head -c 30000000; echo done > flood.txt"
     let report = repo.report();
 
     // Between the cap and the cap + 300 (see `processes`), counting the
-    // shell and python themselves.
+    // shell and python themselves (and, with a cgroup, the task's init).
     assert_eq!(task(&report, "forks")["status"], "merged");
     let forks: u32 = repo
         .show("refs/swarm/limits/forks", "forks.txt")
         .parse()
         .unwrap();
     assert!(
-        (38..340).contains(&forks),
+        (36..340).contains(&forks),
         "forked {forks} times with a cap of 40"
     );
 

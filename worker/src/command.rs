@@ -33,6 +33,9 @@ pub struct CommandSpec {
     pub inherit_env: bool,
     /// Variables an unconfined command must not inherit (API keys).
     pub env_remove: Vec<String>,
+    /// `cgroup.procs` files (open for writing) the command joins before it
+    /// runs.
+    pub cgroups: Vec<std::os::fd::RawFd>,
     pub cwd: PathBuf,
     /// Variables added to the inherited environment.
     pub env: Vec<(String, String)>,
@@ -184,6 +187,9 @@ fn spawn_plain(
     for &fd in &spec.pass_fds {
         swarm_sandbox::process::pass_fd(&mut cmd, fd);
     }
+    if !spec.cgroups.is_empty() {
+        swarm_sandbox::process::join_cgroups(&mut cmd, spec.cgroups.clone());
+    }
     cmd.args(&argv[1..])
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -215,6 +221,7 @@ async fn spawn_sandboxed(
         std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
     let mut policy = sandboxed.policy.clone();
     policy.keep_fds.extend(&spec.pass_fds);
+    policy.cgroups.extend(&spec.cgroups);
     let request = SpawnRequest {
         argv: spec.argv(),
         // Nothing of the coordinator's environment reaches a sandboxed

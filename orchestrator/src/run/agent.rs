@@ -223,6 +223,7 @@ fn describe(outcome: &AttemptOutcome) -> String {
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
         AttemptOutcome::Trapped { message } => message.clone(),
+        AttemptOutcome::OutOfMemory { .. } => "killed: out of memory".into(),
     }
 }
 

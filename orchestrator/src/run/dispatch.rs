@@ -266,6 +266,7 @@ impl<'o> Dispatcher<'o> {
             }
         }
         let n = plan.tasks.len();
+        let cgroups = super::cgroup::Cgroups::new(&run);
         let ctx = Arc::new(Ctx {
             worktrees: Worktrees::new(repo.clone()),
             repo,
@@ -285,6 +286,7 @@ impl<'o> Dispatcher<'o> {
                 .filter_map(|m| m.api_key_env.clone())
                 .collect(),
             min_free_space: plan.min_free_space,
+            cgroups,
             readonly: Mutex::new(HashMap::new()),
             progress: tx,
         });

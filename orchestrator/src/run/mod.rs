@@ -3,6 +3,7 @@
 //! workers, merges, the journal and the report from one loop.
 
 mod agent;
+mod cgroup;
 mod dispatch;
 mod lock;
 mod resume;
@@ -10,6 +11,12 @@ mod task;
 
 pub use agent::transcript_path;
 pub use lock::RunLock;
+
+/// Which cgroups tasks get on this machine (`"v2"`, `"v1"`), or `None`
+/// when their limits are rlimits only.
+pub fn cgroup_support() -> Option<&'static str> {
+    cgroup::Cgroups::probe()
+}
 
 /// Takes run `run`'s lock (in `run_dir`), as a coordinator does: for
 /// anything that must not happen while the run is driven.

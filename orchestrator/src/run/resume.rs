@@ -71,6 +71,7 @@ pub(super) fn recover(
             format!("it has no journal at {}", journal.display()),
         ));
     }
+    remove_stale_ref_locks(repo, run);
     crate::journal::repair(&journal).map_err(|source| RunError::Io {
         action: format!("repair journal {}", journal.display()),
         source,
@@ -230,6 +231,30 @@ pub(super) fn recover(
     })
 }
 
+/// Removes the lock files a coordinator killed in the middle of a ref
+/// update left beside the run's refs (git refuses to touch a locked ref).
+/// Safe: the caller holds the run's lock, so nobody else updates them.
+fn remove_stale_ref_locks(repo: &Repo, run: &str) {
+    let refs_dir = repo.common_dir.join("refs");
+    let branch_lock = refs_dir
+        .join("heads")
+        .join("swarm")
+        .join(format!("{run}.lock"));
+    let _ = std::fs::remove_file(branch_lock);
+    remove_lock_files(&refs_dir.join("swarm").join(run));
+}
+
+/// Removes `*.lock` files directly in `dir`.
+fn remove_lock_files(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".lock") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// The task whose merge made `commit`, from its `Swarm-Task:` trailer.
 fn merged_task_of(repo: &Repo, commit: Oid) -> Result<Option<String>, RunError> {
     let git = repo.open()?;
@@ -263,6 +288,8 @@ fn keep_leftovers(
     let keep_ref = refs::attempt(run, &task.id, attempt);
     if task.isolation == Isolation::Worktree && path.exists() {
         if let (Some(admin), Some((_, base))) = (worktrees.admin_dir(&path), seen.started) {
+            // A snapshot or checkout the crash interrupted left its locks.
+            remove_lock_files(&admin);
             let message = format!(
                 "swarm: {run}/{id}: interrupted (attempt {attempt})\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
                 id = task.id

@@ -43,6 +43,8 @@ pub(super) struct Ctx {
     pub secret_vars: Vec<String>,
     /// Free bytes the worktrees' file system must keep.
     pub min_free_space: u64,
+    /// The run's cgroups, when the machine allows them.
+    pub cgroups: Option<super::cgroup::Cgroups>,
     /// Shared read-only checkouts (and their git directories), by commit.
     pub readonly: Mutex<HashMap<Oid, (PathBuf, PathBuf)>>,
     pub progress: mpsc::UnboundedSender<Progress>,
@@ -312,6 +314,19 @@ async fn run_attempt(
         ("SWARM_BASE".into(), base.to_string()),
         ("TMPDIR".into(), tmp.display().to_string()),
     ];
+    let cgroup = match (&ctx.cgroups, &task.wasm) {
+        (Some(cgroups), None) => {
+            let processes = task
+                .processes
+                .unwrap_or(swarm_sandbox::Limits::default().processes);
+            let name = format!("{}-{attempt}", task.id);
+            cgroups
+                .task(&name, task.memory, processes)
+                .map_err(|e| tracing::warn!(task = %task.id, error = %e, "failed to create the task's cgroup; it runs under rlimits only"))
+                .ok()
+        }
+        _ => None,
+    };
     let sandbox = ctx.sandbox.as_ref().map(|settings| {
         // Writable: the worktree and the private tmp. Readable: the
         // repository's .git (git commands in the worktree need it) and a
@@ -330,7 +345,9 @@ async fn run_attempt(
             NetworkMode::None => Network::None,
             NetworkMode::Full => Network::Full,
         };
-        if let Some(memory) = task.memory {
+        // With a cgroup, `memory` limits the task as a whole; without one,
+        // each of its processes.
+        if let Some(memory) = task.memory.filter(|_| cgroup.is_none()) {
             policy.limits.address_space = memory;
         }
         if let Some(processes) = task.processes {
@@ -349,7 +366,7 @@ async fn run_attempt(
         );
     }
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let mut spec = CommandSpec {
+    let spec = CommandSpec {
         script: task.run.clone(),
         program: None,
         pass_fds: Vec::new(),
@@ -363,7 +380,38 @@ async fn run_attempt(
         grace: ctx.grace,
         max_output: task.max_output,
         sandbox,
+        cgroups: cgroup.as_ref().map(|c| c.fds()).unwrap_or_default(),
     };
+    let (outcome, verify_passed, report) = command_or_agent(ctx, task, attempt, spec, stop).await;
+    // A task that failed after the kernel killed one of its processes for
+    // memory failed for that reason, however its shell reported it (137).
+    // One that handled the kill and succeeded did not fail.
+    let failed = !outcome.is_success() || verify_passed == Some(false);
+    let oom = failed
+        && cgroup.as_ref().is_some_and(|c| c.oom_killed())
+        && !matches!(
+            outcome,
+            AttemptOutcome::Cancelled | AttemptOutcome::TimedOut
+        );
+    drop(cgroup);
+    if oom {
+        return (
+            AttemptOutcome::OutOfMemory { limit: task.memory },
+            None,
+            report,
+        );
+    }
+    (outcome, verify_passed, report)
+}
+
+/// The agent, or the command and then `verify`.
+async fn command_or_agent(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    mut spec: CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> (AttemptOutcome, Option<bool>, Option<AgentReport>) {
     if let Some(agent) = &task.agent {
         let done = super::agent::run(ctx, task, agent, attempt, spec, stop).await;
         return (done.outcome, done.verify_passed, done.report);
@@ -379,6 +427,7 @@ async fn run_attempt(
         AttemptOutcome::Exited { .. }
         | AttemptOutcome::Signaled { .. }
         | AttemptOutcome::Trapped { .. }
+        | AttemptOutcome::OutOfMemory { .. }
         | AttemptOutcome::SpawnFailed { .. } => (outcome, Some(false), None),
         // A timeout or cancel during verify is the attempt's outcome.
         other => (other, None, None),
@@ -479,6 +528,13 @@ fn describe_failure(
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
         AttemptOutcome::Trapped { message } => message.clone(),
+        AttemptOutcome::OutOfMemory { limit } => match limit {
+            Some(limit) => format!(
+                "killed: out of memory (the task's limit is {}, `memory` in the plan)",
+                bytesize::ByteSize::b(*limit)
+            ),
+            None => "killed: out of memory".into(),
+        },
     }
 }
 

@@ -37,6 +37,8 @@ pub(super) struct Prepared<'a> {
     pub fds: Vec<(RawFd, RawFd)>,
     /// Fds above 2 that stay open in the worker.
     pub keep: Vec<RawFd>,
+    /// `cgroup.procs` files to join before anything of the worker runs.
+    pub cgroups: Vec<RawFd>,
     pub policy: &'a Policy,
     pub ruleset: RulesetCreated,
     pub filter: &'a BpfProgram,
@@ -84,6 +86,7 @@ pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
         )),
         0 => {
             die_with_launcher(prepared.errors, &prepared.launcher_ends);
+            join_cgroups(&prepared);
             worker(prepared, true)
         }
         pid => Ok(pid),
@@ -114,6 +117,32 @@ fn die_with_launcher(pipe: RawFd, launcher_ends: &[RawFd]) {
     }
 }
 
+/// Moves this process into the task's cgroups: writing `0` to a
+/// `cgroup.procs` means "the writer". The files were opened by the
+/// coordinator, whose credentials the kernel checks, so this works from
+/// inside the user namespace and the read-only mounts.
+fn join_cgroups(prepared: &Prepared<'_>) {
+    for &fd in &prepared.cgroups {
+        // SAFETY: a write of a local buffer to an fd we were given.
+        #[allow(unsafe_code)]
+        let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+        if n != 1 {
+            fail(
+                prepared.errors,
+                &format!(
+                    "join the task's cgroup: {}",
+                    std::io::Error::last_os_error()
+                ),
+            );
+        }
+        // SAFETY: closing an fd of ours that nothing else uses.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::close(fd);
+        }
+    }
+}
+
 /// Writes `message` to the failure pipe and exits.
 fn fail(errors: RawFd, message: &str) -> ! {
     // SAFETY: writing a local buffer, then leaving without running any
@@ -130,6 +159,8 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
     // The launcher dies with the coordinator; init (and so the whole
     // namespace) dies with the launcher.
     die_with_launcher(status, &prepared.launcher_ends);
+    // Before the worker is forked, so that it and all it starts are in them.
+    join_cgroups(&prepared);
     let capped = match namespaces::isolate_task(mounts) {
         Ok(capped) => capped,
         Err(message) => fail(prepared.errors, &message),

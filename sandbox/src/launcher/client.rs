@@ -217,6 +217,19 @@ impl Launcher {
             fds.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) });
             targets.push(fd);
         }
+        // Cgroups to join travel the same way, marked by a negative target.
+        for &fd in &policy.cgroups {
+            // SAFETY: as above, a duplicate of a descriptor the caller owns.
+            #[allow(unsafe_code)]
+            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+            if dup == -1 {
+                return Err(LaunchError::Channel(std::io::Error::last_os_error()));
+            }
+            // SAFETY: `dup` is a fresh descriptor we own.
+            #[allow(unsafe_code)]
+            fds.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) });
+            targets.push(super::JOIN_CGROUP);
+        }
         if fds.len() > MAX_FDS {
             return Err(LaunchError::TooManyFds);
         }

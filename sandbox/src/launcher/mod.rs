@@ -40,6 +40,10 @@ pub const CHANNEL_FD: i32 = 3;
 /// Largest message on the socket (a spawn request with its script).
 const MAX_MESSAGE: usize = 1 << 20;
 
+/// The target of a passed fd that is a `cgroup.procs` to join, not an fd
+/// of the worker.
+const JOIN_CGROUP: i32 = -1;
+
 /// Most fds one request may carry.
 const MAX_FDS: usize = 16;
 

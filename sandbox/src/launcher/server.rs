@@ -285,8 +285,16 @@ impl Server {
                 .iter()
                 .map(AsRawFd::as_raw_fd)
                 .zip(targets.iter().copied())
+                .filter(|&(_, target)| target >= 0)
                 .collect(),
-            keep: targets.to_vec(),
+            keep: targets.iter().copied().filter(|&t| t >= 0).collect(),
+            cgroups: fds
+                .iter()
+                .map(AsRawFd::as_raw_fd)
+                .zip(targets.iter().copied())
+                .filter(|&(_, target)| target == super::JOIN_CGROUP)
+                .map(|(fd, _)| fd)
+                .collect(),
             policy,
             ruleset,
             filter,

@@ -685,6 +685,14 @@ fn doctor() -> Result<i32, Failure> {
         ),
     }
     println!("seccomp           {}", yes(support.seccomp));
+    match run::cgroup_support() {
+        Some(version) => println!(
+            "cgroups           {version}: a task's `memory` and `processes` limit all of its processes together"
+        ),
+        None => println!(
+            "cgroups           unavailable: `memory` limits each process's address space, `processes` through the PID namespace"
+        ),
+    }
     // Whether the namespace layer works is only known by trying it: sysctls
     // do not show an AppArmor or container policy that refuses it.
     let launcher = support.require().and_then(|()| {

@@ -1,0 +1,243 @@
+//! Per-task cgroups, when the machine lets swarm make them: a task's
+//! `memory` becomes a limit on all of its processes together (not only on
+//! each one's address space), its `processes` a `pids.max`, and a task the
+//! kernel killed for memory is reported as such.
+//!
+//! cgroup v2 is used when swarm's own cgroup delegates the memory and pids
+//! controllers to its children; otherwise the v1 memory and pids
+//! hierarchies, when they are writable (as for root on many machines). With
+//! neither, tasks run under rlimits only. The worker joins its cgroups
+//! itself, before anything of it runs, through `cgroup.procs` files the
+//! coordinator opened (see `swarm_sandbox::Policy::cgroups`).
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// Where swarm makes cgroups for this run.
+#[derive(Debug)]
+enum Hierarchy {
+    /// One directory; memory and pids controllers in it.
+    V2(PathBuf),
+    /// The memory and the pids hierarchy.
+    V1 { memory: PathBuf, pids: PathBuf },
+}
+
+/// The run's parent cgroups, removed when the run ends.
+#[derive(Debug)]
+pub(crate) struct Cgroups {
+    hierarchy: Hierarchy,
+}
+
+/// One attempt's cgroups, removed when dropped (once its processes are gone).
+#[derive(Debug)]
+pub(crate) struct TaskCgroup {
+    dirs: Vec<PathBuf>,
+    procs: Vec<File>,
+    memory: PathBuf,
+    v2: bool,
+}
+
+/// This process's cgroup path in the hierarchy `/proc/self/cgroup` lists
+/// as `field` ("" for v2, else a controller name).
+fn own_path(field: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let matches = if field.is_empty() {
+            controllers.is_empty()
+        } else {
+            controllers.split(',').any(|c| c == field)
+        };
+        matches.then(|| path.to_string())
+    })
+}
+
+/// Removes the cgroups of swarm coordinators that died without removing
+/// them (kill -9): `swarm-<run>-<pid>` directories, under `parent`, whose
+/// pid is gone. Only empty cgroups can be removed, so nothing alive is hit.
+fn remove_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("swarm-")
+            .and_then(|rest| rest.rsplit('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        if let Ok(tasks) = std::fs::read_dir(&dir) {
+            for task in tasks.flatten().filter(|t| t.path().is_dir()) {
+                let _ = std::fs::remove_dir(task.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+fn under(root: &str, path: &str, name: &str) -> PathBuf {
+    Path::new(root)
+        .join(path.trim_start_matches('/'))
+        .join(name)
+}
+
+impl Cgroups {
+    /// Which cgroups tasks would get on this machine, for `swarm doctor`:
+    /// `Some("v2")`, `Some("v1")`, or `None` (rlimits only).
+    pub fn probe() -> Option<&'static str> {
+        let probe = Self::new("probe")?;
+        Some(match probe.hierarchy {
+            Hierarchy::V2(_) => "v2",
+            Hierarchy::V1 { .. } => "v1",
+        })
+    }
+
+    /// The run's cgroups, named after `tag`, if the machine allows them.
+    pub fn new(tag: &str) -> Option<Self> {
+        let name = format!("swarm-{tag}-{}", std::process::id());
+        if let Some(path) = own_path("") {
+            let dir = under("/sys/fs/cgroup", &path, &name);
+            if let Some(parent) = dir.parent() {
+                remove_stale(parent);
+            }
+            if std::fs::create_dir(&dir).is_ok() {
+                let controllers =
+                    std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+                let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
+                if has("memory")
+                    && has("pids")
+                    && std::fs::write(dir.join("cgroup.subtree_control"), "+memory +pids").is_ok()
+                {
+                    return Some(Self {
+                        hierarchy: Hierarchy::V2(dir),
+                    });
+                }
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+        let memory = under("/sys/fs/cgroup/memory", &own_path("memory")?, &name);
+        let pids = under("/sys/fs/cgroup/pids", &own_path("pids")?, &name);
+        for dir in [&memory, &pids] {
+            if let Some(parent) = dir.parent() {
+                remove_stale(parent);
+            }
+        }
+        std::fs::create_dir(&memory).ok()?;
+        if std::fs::create_dir(&pids).is_err() {
+            let _ = std::fs::remove_dir(&memory);
+            return None;
+        }
+        Some(Self {
+            hierarchy: Hierarchy::V1 { memory, pids },
+        })
+    }
+
+    /// Cgroups for attempt `name` with these limits (`None`: unlimited).
+    pub fn task(
+        &self,
+        name: &str,
+        memory: Option<u64>,
+        processes: u64,
+    ) -> std::io::Result<TaskCgroup> {
+        let (memory_dir, pids_dir, v2) = match &self.hierarchy {
+            Hierarchy::V2(dir) => (dir.join(name), dir.join(name), true),
+            Hierarchy::V1 { memory, pids } => (memory.join(name), pids.join(name), false),
+        };
+        let mut dirs = vec![memory_dir.clone()];
+        if pids_dir != memory_dir {
+            dirs.push(pids_dir.clone());
+        }
+        for dir in &dirs {
+            // A leftover of a crashed run of the same name and pid is empty.
+            let _ = std::fs::remove_dir(dir);
+            std::fs::create_dir(dir)?;
+        }
+        let cgroup = TaskCgroup {
+            dirs: dirs.clone(),
+            procs: Vec::new(),
+            memory: memory_dir.clone(),
+            v2,
+        };
+        if let Some(bytes) = memory {
+            let file = if v2 {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            };
+            std::fs::write(memory_dir.join(file), bytes.to_string())?;
+            if v2 {
+                // Swapping would only delay the limit.
+                let _ = std::fs::write(memory_dir.join("memory.swap.max"), "0");
+            }
+        }
+        std::fs::write(pids_dir.join("pids.max"), processes.to_string())?;
+        let mut cgroup = cgroup;
+        for dir in &dirs {
+            cgroup.procs.push(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join("cgroup.procs"))?,
+            );
+        }
+        Ok(cgroup)
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        match &self.hierarchy {
+            Hierarchy::V2(dir) => {
+                let _ = std::fs::remove_dir(dir);
+            }
+            Hierarchy::V1 { memory, pids } => {
+                let _ = std::fs::remove_dir(memory);
+                let _ = std::fs::remove_dir(pids);
+            }
+        }
+    }
+}
+
+impl TaskCgroup {
+    /// The `cgroup.procs` files the worker writes itself into.
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// Whether the kernel killed a process of the task for memory.
+    pub fn oom_killed(&self) -> bool {
+        let (file, key) = if self.v2 {
+            ("memory.events", "oom_kill")
+        } else {
+            ("memory.oom_control", "oom_kill")
+        };
+        std::fs::read_to_string(self.memory.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
+            .any(|n| n > 0)
+    }
+}
+
+impl Drop for TaskCgroup {
+    fn drop(&mut self) {
+        self.procs.clear();
+        for dir in &self.dirs {
+            // The last processes may still be on their way out.
+            for _ in 0..50 {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                }
+            }
+        }
+    }
+}
