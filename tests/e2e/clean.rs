@@ -1,8 +1,6 @@
 //! `swarm clean`: frees worktrees and scratch space, never work.
 
-use std::time::{Duration, Instant};
-
-use crate::support::TestRepo;
+use crate::support::{TestRepo, wait_until};
 
 #[test]
 fn clean_frees_worktrees_but_commits_work_that_is_on_no_ref_first() {
@@ -75,11 +73,7 @@ fn clean_leaves_a_running_run_alone() {
         .spawn()
         .unwrap();
     let started = repo.path().join(".swarm/worktrees/busy/slow/x.txt");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the task never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the task to start", || started.exists());
     let out = repo.swarm(&["clean", "busy"]);
     let _ = child.kill();
     let _ = child.wait();

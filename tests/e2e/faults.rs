@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, signal, task, wait_until};
 
 /// Pids of processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<u32> {
@@ -38,16 +38,8 @@ fn a_worker_that_ignores_sigterm_is_killed_after_the_grace_period() {
         .spawn()
         .unwrap();
     let ready = repo.path().join(".swarm/worktrees/stubborn/stubborn/r.txt");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "the task never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    wait_until("the task to start", || ready.exists());
+    signal(&child, nix::sys::signal::Signal::SIGINT);
     let stopped = Instant::now();
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let took = stopped.elapsed();
@@ -156,20 +148,15 @@ fn sigterm_stops_a_run_like_ctrl_c_and_a_second_signal_skips_the_grace_period() 
         .spawn()
         .unwrap();
     let ready = repo.path().join(".swarm/worktrees/term/stubborn/r.txt");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "the task never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_until("the task to start", || ready.exists());
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
         "it did not wait for the grace period"
     );
     let second = Instant::now();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(
         second.elapsed() < Duration::from_secs(5),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::TestRepo;
+use crate::support::{TestRepo, signal, wait_until};
 
 /// Seven tasks: parallel roots, a diamond, a chain, a read-only check.
 const PLAN: &str = r#"
@@ -192,14 +192,11 @@ fn a_second_coordinator_on_a_run_is_refused() {
     let repo = TestRepo::new();
     let plan = repo.plan("slow.toml", "[[task]]\nid = \"slow\"\nrun = \"sleep 20\"\n");
     let mut child = start(&repo, &["run", plan.to_str().unwrap()]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !journal(&repo, "slow")
-        .iter()
-        .any(|e| e["event"] == "task_started")
-    {
-        assert!(Instant::now() < deadline, "the run never started its task");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the run to start its task", || {
+        journal(&repo, "slow")
+            .iter()
+            .any(|e| e["event"] == "task_started")
+    });
     let second = repo.swarm(&["resume", "slow"]);
     kill9(&mut child);
     second.assert_code(2);
@@ -226,16 +223,10 @@ fn a_cancelled_run_resumes_its_cancelled_tasks() {
         .spawn()
         .unwrap();
     let progress = repo.path().join(".swarm/worktrees/c/slow/s.txt");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !progress.exists() || !finished(&journal(&repo, "c")).contains("quick") {
-        assert!(Instant::now() < deadline, "the tasks never got going");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    wait_until("the tasks to get going", || {
+        !(!progress.exists() || !finished(&journal(&repo, "c")).contains("quick"))
+    });
+    signal(&child, nix::sys::signal::Signal::SIGINT);
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let cancelled = repo.git(&["rev-parse", "refs/swarm/c/slow"]);
 

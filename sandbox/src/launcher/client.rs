@@ -68,6 +68,21 @@ pub struct SpawnRequest {
 
 type Waiters = Mutex<HashMap<u64, oneshot::Sender<Exit>>>;
 
+/// A close-on-exec duplicate of `fd`, a descriptor of the caller's that
+/// goes to a worker.
+fn duplicate(fd: RawFd) -> Result<OwnedFd, LaunchError> {
+    // SAFETY: the caller asked for this fd of ours to be passed on; we only
+    // duplicate it.
+    #[allow(unsafe_code)]
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if dup == -1 {
+        return Err(LaunchError::Channel(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `dup` is a fresh descriptor we own.
+    #[allow(unsafe_code)]
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) })
+}
+
 struct Inner {
     sock: Arc<AsyncFd<OwnedFd>>,
     next_id: AtomicU64,
@@ -203,32 +218,13 @@ impl Launcher {
         } = request;
         let mut fds = vec![stdin, stdout, stderr];
         let mut targets = vec![0, 1, 2];
-        // `keep_fds` name fds of the coordinator to pass on unchanged.
-        for &fd in &policy.keep_fds {
-            // SAFETY: the caller asked for this fd of ours to be passed on;
-            // we only duplicate it.
-            #[allow(unsafe_code)]
-            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-            if dup == -1 {
-                return Err(LaunchError::Channel(std::io::Error::last_os_error()));
-            }
-            // SAFETY: `dup` is a fresh descriptor we own.
-            #[allow(unsafe_code)]
-            fds.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) });
-            targets.push(fd);
-        }
-        // Cgroups to join travel the same way, marked by a negative target.
-        for &fd in &policy.cgroups {
-            // SAFETY: as above, a duplicate of a descriptor the caller owns.
-            #[allow(unsafe_code)]
-            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-            if dup == -1 {
-                return Err(LaunchError::Channel(std::io::Error::last_os_error()));
-            }
-            // SAFETY: `dup` is a fresh descriptor we own.
-            #[allow(unsafe_code)]
-            fds.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) });
-            targets.push(super::JOIN_CGROUP);
+        // `keep_fds` name fds of the coordinator to pass on unchanged;
+        // cgroups to join travel the same way, marked by a negative target.
+        let passed = policy.keep_fds.iter().map(|&fd| (fd, fd));
+        let joined = policy.cgroups.iter().map(|&fd| (fd, super::JOIN_CGROUP));
+        for (fd, target) in passed.chain(joined) {
+            fds.push(duplicate(fd)?);
+            targets.push(target);
         }
         if fds.len() > MAX_FDS {
             return Err(LaunchError::TooManyFds);

@@ -293,3 +293,22 @@ pub fn assert_truncated(log: &str, dropped: u64, limit: u64) {
         &log[log.len().saturating_sub(200)..]
     );
 }
+
+/// Waits up to 20 s for `ready`, polling; panics naming `what` otherwise.
+#[track_caller]
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` to the child process (a `swarm` under test).
+pub fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, signal).expect("signal the child");
+}
