@@ -7,6 +7,7 @@
 
 pub mod clean;
 pub mod exit;
+pub mod export;
 pub mod gateway;
 pub mod git;
 pub mod graph;

@@ -246,6 +246,24 @@ deps = ["a", "b"]
         "{message}"
     );
 
+    // `swarm logs` reads the transcript for people.
+    let logs = repo.swarm(&["logs", "agents", "b"]);
+    logs.assert_code(0);
+    for needle in [
+        "[turn 1] 100 tokens in, 20 out",
+        "  -> edit_file",
+        "verify: failed (repair round follows)",
+        "not fixed yet",
+        "verify: passed",
+        "end: finished after 4 turns, 480 tokens",
+    ] {
+        assert!(
+            logs.stdout.contains(needle),
+            "{needle:?} not in:\n{}",
+            logs.stdout
+        );
+    }
+
     assert_key_nowhere(&repo, &mock, &[&run.stdout, &run.stderr]);
 }
 

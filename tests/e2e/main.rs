@@ -9,6 +9,7 @@ mod clean;
 mod example_plans;
 mod faults;
 mod model_mock;
+mod outputs;
 mod resume;
 mod run;
 mod sandbox;

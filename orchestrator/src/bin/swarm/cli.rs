@@ -75,6 +75,19 @@ pub enum Command {
         #[arg(long)]
         refs: bool,
     },
+    /// Print a task's output (for agent tasks, a readable transcript).
+    Logs {
+        /// The run (see `.swarm/runs/`).
+        run: String,
+        /// The task.
+        task: String,
+        /// Which attempt (default: the last).
+        #[arg(long)]
+        attempt: Option<u32>,
+        /// Keep printing the output as it grows, until the task ends.
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Show what this machine supports for sandboxing and what swarm enforces.
     Doctor,
     /// Print the JSON schema of plan files.
@@ -112,6 +125,31 @@ pub struct RunArgs {
     /// Print only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub outputs: Outputs,
+}
+
+/// Machine-readable outputs of `run` and `resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Outputs {
+    /// `json`: print every event as one JSON object per line on stdout
+    /// (and nothing else there; progress and the summary go to stderr).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub events: Option<EventsFormat>,
+    /// Append every event as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub events_file: Option<PathBuf>,
+    /// Write a JUnit XML report to FILE: one test case per task.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary to FILE (e.g. "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,6 +168,8 @@ pub struct ResumeArgs {
     /// Print only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub outputs: Outputs,
 }
 
 /// Whether `drive` starts a run or takes one over.
@@ -159,6 +199,15 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         Command::Run(args) => run_plan(&cwd, args),
         Command::Resume(args) => resume_run(&cwd, args),
         Command::Clean { run, all, refs } => clean(&cwd, run, all, refs),
+        Command::Logs {
+            run,
+            task,
+            attempt,
+            follow,
+        } => {
+            let repo = open_repo(&cwd)?;
+            crate::logs::logs(&repo.workdir, &run, &task, attempt, follow)
+        }
         Command::Validate { plan } => validate(&cwd, &plan),
         Command::Graph { plan, run, format } => {
             graph(&cwd, plan.as_deref(), run.as_deref(), format)
@@ -325,6 +374,7 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
             sandbox: args.sandbox,
             grace: args.grace,
             quiet: args.quiet,
+            outputs: args.outputs,
         },
         Mode::Start { name: args.name },
     )
@@ -423,6 +473,7 @@ fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
             sandbox: args.sandbox,
             grace: args.grace,
             quiet: args.quiet,
+            outputs: args.outputs,
         },
         Mode::Resume { run },
     )
@@ -434,6 +485,7 @@ struct Drive {
     sandbox: Option<SandboxArg>,
     grace: Duration,
     quiet: bool,
+    outputs: Outputs,
 }
 
 /// Sets up what a run needs (sandbox launcher, WASM engine, model gateway)
@@ -522,6 +574,20 @@ fn drive(
         }
     }
     let live = !args.quiet;
+    let outputs = args.outputs;
+    let mut events_file = match &outputs.events_file {
+        None => None,
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    Failure::Invalid(anyhow!("open --events-file {}: {e}", path.display()))
+                })?,
+        ),
+    };
+    let events_stdout = outputs.events == Some(EventsFormat::Json);
     let result = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(None);
         tokio::spawn(forward_signals(stop_tx));
@@ -529,6 +595,19 @@ fn drive(
         let mut observer = |event: &swarm_protocol::Event| {
             if live {
                 printer.event(event);
+            }
+            if events_stdout || events_file.is_some() {
+                let line = serde_json::to_string(event).unwrap_or_default();
+                if events_stdout {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+                if let Some(file) = &mut events_file {
+                    use std::io::Write as _;
+                    let _ = writeln!(file, "{line}");
+                }
             }
         };
         if resuming {
@@ -539,7 +618,31 @@ fn drive(
     });
     let report = result.map_err(invalid_or_internal)?;
     eprint!("{}", output::summary(&report, Path::new(&report.repo)));
+    write_exports(&report, &outputs)?;
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
+}
+
+/// Writes the JUnit report and the Markdown summary the command line asked
+/// for. The summary is appended, as `$GITHUB_STEP_SUMMARY` expects.
+fn write_exports(report: &swarm_protocol::RunReport, outputs: &Outputs) -> Result<(), Failure> {
+    if let Some(path) = &outputs.junit {
+        let xml = swarm_orchestrator::export::junit(report)
+            .map_err(|e| Failure::Internal(anyhow!("write the JUnit report: {e}")))?;
+        std::fs::write(path, xml).map_err(|e| {
+            Failure::Internal(anyhow!("write the JUnit report {}: {e}", path.display()))
+        })?;
+    }
+    if let Some(path) = &outputs.summary {
+        use std::io::Write as _;
+        let text = swarm_orchestrator::export::markdown(report);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| Failure::Internal(anyhow!("write the summary {}: {e}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// The WASM engine of a plan with WASM tasks, every program loaded and

@@ -3,6 +3,7 @@
 
 mod agent;
 mod cli;
+mod logs;
 mod output;
 
 use std::process::ExitCode;

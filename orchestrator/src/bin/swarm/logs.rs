@@ -1,0 +1,204 @@
+//! `swarm logs RUN TASK`: a task's output, and for agent tasks a readable
+//! transcript (turns, tool calls, results), also while the run goes on
+//! (`--follow`).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use serde_json::Value;
+use swarm_orchestrator::{journal, report, run};
+
+use crate::Failure;
+
+/// Characters of a tool result shown in a transcript.
+const RESULT_CHARS: usize = 600;
+
+pub fn logs(
+    workdir: &Path,
+    run_name: &str,
+    task: &str,
+    attempt: Option<u32>,
+    follow: bool,
+) -> Result<i32, Failure> {
+    let dir = report::run_dir(workdir, run_name);
+    let events = journal::read(&dir.join("events.jsonl")).map_err(|e| {
+        Failure::Invalid(anyhow!(
+            "show logs of run `{run_name}`: {e} (see `swarm status` for runs)"
+        ))
+    })?;
+    let folded = report::fold(&events).ok_or_else(|| {
+        Failure::Invalid(anyhow!("show logs of run `{run_name}`: it has not started"))
+    })?;
+    let Some(t) = folded.tasks.iter().find(|t| t.id == task) else {
+        let ids: Vec<&str> = folded.tasks.iter().map(|t| t.id.as_str()).collect();
+        let hint = swarm_orchestrator::plan::did_you_mean(task, ids.iter().copied())
+            .map(|c| format!("; did you mean `{c}`?"))
+            .unwrap_or_default();
+        return Err(Failure::Invalid(anyhow!(
+            "show logs of task `{task}`: run `{run_name}` has no such task{hint}"
+        )));
+    };
+    let attempt = attempt.unwrap_or(t.attempts.max(1));
+    let (out, err) = report::log_paths(&dir, task, attempt);
+    let transcript = run::transcript_path(&dir, task, attempt);
+    let mut stdout = std::io::stdout().lock();
+    if follow {
+        return follow_log(&mut stdout, &dir, task, &out)
+            .map(|()| swarm_orchestrator::exit::SUCCESS);
+    }
+    if transcript.exists() {
+        let text = std::fs::read_to_string(&transcript).unwrap_or_default();
+        let _ = stdout.write_all(render_transcript(&text).as_bytes());
+    } else {
+        let _ = stdout.write_all(&std::fs::read(&out).unwrap_or_default());
+    }
+    let err_text = std::fs::read(&err).unwrap_or_default();
+    if !err_text.is_empty() {
+        let _ = writeln!(stdout, "--- stderr");
+        let _ = stdout.write_all(&err_text);
+    }
+    Ok(swarm_orchestrator::exit::SUCCESS)
+}
+
+/// Prints `log` as it grows until the task `task` has finished.
+fn follow_log(out: &mut impl Write, dir: &Path, task: &str, log: &PathBuf) -> Result<(), Failure> {
+    let mut offset = 0u64;
+    loop {
+        // Read the journal first: output written before the task finished is
+        // then on disk when the loop ends.
+        let finished = journal::read(&dir.join("events.jsonl"))
+            .map(|events| {
+                events.iter().any(|e| match &e.body {
+                    swarm_protocol::EventBody::TaskFinished { task: t, .. } => t == task,
+                    swarm_protocol::EventBody::RunFinished { .. } => true,
+                    _ => false,
+                })
+            })
+            .unwrap_or(false);
+        if let Ok(mut file) = std::fs::File::open(log)
+            && file.seek(SeekFrom::Start(offset)).is_ok()
+        {
+            let mut bytes = Vec::new();
+            if file.read_to_end(&mut bytes).is_ok() && !bytes.is_empty() {
+                offset += bytes.len() as u64;
+                let _ = out.write_all(&bytes);
+                let _ = out.flush();
+            }
+        }
+        if finished {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn clip(text: &str, max: usize) -> String {
+    let mut s: String = text.chars().take(max).collect();
+    if s.len() < text.len() {
+        s.push_str(" [...]");
+    }
+    s
+}
+
+/// A transcript (JSON lines) as text for people: each turn's text, tool
+/// calls and (clipped) results, retries, verify results and the end.
+pub fn render_transcript(jsonl: &str) -> String {
+    let mut out = String::new();
+    let mut turn = 0;
+    for line in jsonl.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        match v["type"].as_str().unwrap_or_default() {
+            "start" => out.push_str(&format!(
+                "agent of task {} with model {} ({} tools)\n",
+                s("task"),
+                s("model"),
+                v["tools"].as_array().map_or(0, Vec::len)
+            )),
+            "user" => {
+                for block in v["content"].as_array().into_iter().flatten() {
+                    match block["type"].as_str() {
+                        Some("text") => out.push_str(&format!(
+                            "\n> {}\n",
+                            block["text"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .replace('\n', "\n> ")
+                        )),
+                        Some("tool_result") => out.push_str(&format!(
+                            "  <- {}{}\n",
+                            if block["is_error"].as_bool() == Some(true) {
+                                "error: "
+                            } else {
+                                ""
+                            },
+                            clip(block["content"].as_str().unwrap_or_default(), RESULT_CHARS)
+                                .replace('\n', "\n     ")
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            "assistant" => {
+                turn += 1;
+                out.push_str(&format!(
+                    "\n[turn {turn}] {} tokens in, {} out\n",
+                    v["usage"]["input_tokens"], v["usage"]["output_tokens"]
+                ));
+                for block in v["content"].as_array().into_iter().flatten() {
+                    match block["type"].as_str() {
+                        Some("text") => {
+                            out.push_str(block["text"].as_str().unwrap_or_default());
+                            out.push('\n');
+                        }
+                        Some("tool_call") => out.push_str(&format!(
+                            "  -> {} {}\n",
+                            block["name"].as_str().unwrap_or_default(),
+                            clip(&block["input"].to_string(), 300)
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            "retry" => out.push_str(&format!(
+                "  (retrying in {} ms: {})\n",
+                v["wait_ms"],
+                s("reason")
+            )),
+            "finished" => out.push_str(&format!("\nfinished: {}\n", s("summary"))),
+            "verify" => {
+                if v["passed"].as_bool() == Some(true) {
+                    out.push_str("verify: passed\n");
+                } else {
+                    out.push_str(&format!(
+                        "verify: failed{}\n{}\n",
+                        if v["repair"].as_bool() == Some(true) {
+                            " (repair round follows)"
+                        } else {
+                            ""
+                        },
+                        clip(&s("output"), 2000)
+                    ));
+                }
+            }
+            "refused" | "error" => out.push_str(&format!("\nstopped: {}\n", s("message"))),
+            "end" => {
+                let r = &v["report"];
+                out.push_str(&format!(
+                    "\nend: {} after {} turns, {} tokens, ${:.4}\n",
+                    r["outcome"].as_str().unwrap_or_default(),
+                    r["turns"],
+                    r["usage"]["input_tokens"].as_u64().unwrap_or(0)
+                        + r["usage"]["output_tokens"].as_u64().unwrap_or(0),
+                    r["cost_usd"].as_f64().unwrap_or(0.0)
+                ));
+            }
+            _ => {}
+        }
+    }
+    out
+}
