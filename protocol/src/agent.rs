@@ -97,7 +97,9 @@ pub enum StopReason {
 }
 
 /// Tokens of one call, or summed over several.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -210,7 +212,7 @@ impl Refusal {
 /// How an agent session ended. Only `finished` (with `verify` passing, if
 /// the task has one) counts as success: a session that stopped on a limit
 /// is never reported as done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentOutcome {
     /// The model said it was done (the finish tool, or a turn without tool
@@ -245,7 +247,7 @@ impl AgentOutcome {
 }
 
 /// What an agent session did, as recorded in the run report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AgentReport {
     pub outcome: AgentOutcome,
     /// The agent's own summary of its work (from the finish tool).

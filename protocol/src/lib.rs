@@ -9,12 +9,21 @@ use serde::{Deserialize, Serialize};
 
 pub mod agent;
 
+/// The JSON schema of journal events (`events.jsonl`, `--events json`),
+/// pretty-printed, as committed in `events.schema.json`.
+pub fn events_schema() -> String {
+    let schema = schemars::schema_for!(Event);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// Version of the journal and report formats. Bumped on any incompatible
 /// change; readers refuse versions they do not know.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How a task ended, as shown to users and recorded in reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     /// Not started yet.
@@ -74,7 +83,7 @@ impl std::fmt::Display for TaskStatus {
 }
 
 /// The kind of payload a task runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     /// A shell command (`run = "..."`), run with `sh -c`.
@@ -101,7 +110,7 @@ pub enum Isolation {
 }
 
 /// How one attempt of a task's worker ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum AttemptOutcome {
     /// The command exited with this code (0 is success).
@@ -140,7 +149,7 @@ impl AttemptOutcome {
 ///
 /// The journal is append-only; `swarm status` and the final report are
 /// folds over it, so they can never disagree with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     /// [`SCHEMA_VERSION`] of the writer.
     pub v: u32,
@@ -150,7 +159,7 @@ pub struct Event {
     pub body: EventBody,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum EventBody {
     RunStarted {
@@ -227,7 +236,7 @@ pub enum EventBody {
 }
 
 /// A task as announced at the start of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskInfo {
     pub id: String,
     pub kind: TaskKind,
@@ -236,7 +245,7 @@ pub struct TaskInfo {
 }
 
 /// `.swarm/runs/<run>/report.json`: the result of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunReport {
     pub v: u32,
     pub run: String,
@@ -255,7 +264,7 @@ pub struct RunReport {
     pub tasks: Vec<TaskReport>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskReport {
     pub id: String,
     pub kind: TaskKind,

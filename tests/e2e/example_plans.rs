@@ -61,6 +61,42 @@ fn ci_batch_runs_and_merges() {
     assert!(index.contains("src/lib.txt"));
 }
 
+/// The schema of `--events json` and `events.jsonl`: a change to it shows
+/// here, and must come with a version bump if it is not additive.
+#[test]
+fn committed_events_schema_is_current() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events.schema.json");
+    let repo = TestRepo::new();
+    let run = repo.swarm(&["schema", "--events"]);
+    run.assert_code(0);
+    if std::env::var_os("SWARM_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, &run.stdout).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == run.stdout,
+        "events.schema.json is out of date: run `SWARM_UPDATE_SCHEMA=1 cargo test -p swarm --test e2e committed_events_schema`"
+    );
+    // Every event in it, by name.
+    let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let text = schema.to_string();
+    for event in [
+        "run_started",
+        "run_resumed",
+        "task_started",
+        "attempt_finished",
+        "task_finished",
+        "task_merged",
+        "task_conflicted",
+        "run_finished",
+    ] {
+        assert!(
+            text.contains(&format!("\"{event}\"")),
+            "{event} missing from the schema"
+        );
+    }
+}
+
 #[test]
 fn committed_json_schema_is_current() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plan.schema.json");

@@ -90,9 +90,12 @@ pub enum Command {
     },
     /// Show what this machine supports for sandboxing and what swarm enforces.
     Doctor,
-    /// Print the JSON schema of plan files.
+    /// Print the JSON schema of plan files (`--events`: of run events).
     #[command(hide = true)]
-    Schema,
+    Schema {
+        #[arg(long)]
+        events: bool,
+    },
     /// The sandbox launcher: started by `swarm run` with a socket on fd 3,
     /// it starts every sandboxed worker of the run (internal).
     #[command(name = "__sandbox", hide = true)]
@@ -216,8 +219,12 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         Command::Doctor => doctor(),
         Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
         Command::Agent => Ok(crate::agent::agent_main()),
-        Command::Schema => {
-            print!("{}", plan::schema::json_schema());
+        Command::Schema { events } => {
+            if events {
+                print!("{}", swarm_protocol::events_schema());
+            } else {
+                print!("{}", plan::schema::json_schema());
+            }
             Ok(exit::SUCCESS)
         }
     }
