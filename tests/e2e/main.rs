@@ -8,6 +8,7 @@ mod bad_input;
 mod clean;
 mod example_plans;
 mod faults;
+mod live;
 mod model_mock;
 mod outputs;
 mod resume;

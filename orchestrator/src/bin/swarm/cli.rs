@@ -595,13 +595,34 @@ fn drive(
         ),
     };
     let events_stdout = outputs.events == Some(EventsFormat::Json);
+    let tty = {
+        use std::io::IsTerminal as _;
+        std::io::stderr().is_terminal()
+    };
     let result = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(None);
         tokio::spawn(forward_signals(stop_tx));
-        let mut printer = output::Progress::new();
+        let printer = std::sync::Arc::new(std::sync::Mutex::new(output::Live::new(tty)));
+        // On a terminal the running tasks' block is redrawn as time passes.
+        let ticker = (live && tty).then(|| {
+            let printer = std::sync::Arc::clone(&printer);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_millis(500));
+                loop {
+                    every.tick().await;
+                    printer
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .tick();
+                }
+            })
+        });
         let mut observer = |event: &swarm_protocol::Event| {
             if live {
-                printer.event(event);
+                printer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .event(event);
             }
             if events_stdout || events_file.is_some() {
                 let line = serde_json::to_string(event).unwrap_or_default();
@@ -617,11 +638,15 @@ fn drive(
                 }
             }
         };
-        if resuming {
+        let result = if resuming {
             run::resume(prepared, &mut observer, stop_rx).await
         } else {
             run::execute(prepared, &mut observer, stop_rx).await
+        };
+        if let Some(ticker) = ticker {
+            ticker.abort();
         }
+        result
     });
     let report = result.map_err(invalid_or_internal)?;
     eprint!("{}", output::summary(&report, Path::new(&report.repo)));

@@ -4,15 +4,23 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use swarm_protocol::{Event, EventBody, RunReport, TaskStatus};
+use std::collections::HashSet;
+use std::time::Instant;
+
+use swarm_protocol::{Event, EventBody, RunReport, TaskInfo, TaskKind, TaskStatus};
 
 use crate::Failure;
 
-/// Prints run events as lines on stderr.
+/// Turns run events into progress lines, and keeps what the live view
+/// shows: the running tasks, the counts and the critical path left.
 pub struct Progress {
     total: usize,
     finished: usize,
+    failed: usize,
     width: usize,
+    tasks: Vec<TaskInfo>,
+    done: HashSet<String>,
+    running: Vec<(String, Instant)>,
 }
 
 impl Progress {
@@ -20,11 +28,72 @@ impl Progress {
         Self {
             total: 0,
             finished: 0,
+            failed: 0,
             width: 8,
+            tasks: Vec::new(),
+            done: HashSet::new(),
+            running: Vec::new(),
         }
     }
 
-    pub fn event(&mut self, event: &Event) {
+    /// The live view's block: one line per running task and a line of
+    /// counts. Redrawn in place on a terminal.
+    pub fn block(&self) -> Vec<String> {
+        let running = self.running.len();
+        let queued = self.total.saturating_sub(self.finished + running);
+        let mut lines = vec![format!(
+            "  -- {running} running, {queued} queued, {}/{} done ({} failed), critical path left {} --",
+            self.finished.min(self.total),
+            self.total,
+            self.failed,
+            self.critical_path_left()
+        )];
+        for (task, since) in &self.running {
+            let kind = self
+                .tasks
+                .iter()
+                .find(|t| &t.id == task)
+                .map_or("", |t| match t.kind {
+                    TaskKind::Command => "command",
+                    TaskKind::Wasm => "wasm",
+                    TaskKind::Agent => "agent",
+                });
+            lines.push(format!(
+                "  > {task:<w$} {kind:<8} {:>7.1}s",
+                since.elapsed().as_secs_f64(),
+                w = self.width
+            ));
+        }
+        lines
+    }
+
+    /// Tasks on the longest chain of unfinished tasks.
+    fn critical_path_left(&self) -> usize {
+        // Tasks come in merge order (dependencies first).
+        let mut depth: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut longest = 0;
+        for t in &self.tasks {
+            if self.done.contains(&t.id) {
+                continue;
+            }
+            let d = 1 + t
+                .deps
+                .iter()
+                .filter_map(|d| depth.get(d.as_str()))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            longest = longest.max(d);
+            depth.insert(&t.id, d);
+        }
+        longest
+    }
+
+    fn lines(&mut self, event: &Event) -> Vec<String> {
+        let mut out = Vec::new();
+        macro_rules! say {
+            ($($arg:tt)*) => { out.push(format!($($arg)*)) };
+        }
         match &event.body {
             EventBody::RunStarted {
                 run,
@@ -36,31 +105,34 @@ impl Progress {
                 ..
             } => {
                 self.total = tasks.len();
+                self.tasks = tasks.clone();
                 self.width = tasks
                     .iter()
                     .map(|t| t.id.len())
                     .max()
                     .unwrap_or(8)
                     .clamp(8, 40);
-                eprintln!(
+                say!(
                     "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}) into branch {integration_branch}",
                     tasks.len(),
                     short(base_commit)
                 );
             }
             EventBody::TaskStarted { task, attempt, .. } => {
+                self.running.retain(|(t, _)| t != task);
+                self.running.push((task.clone(), Instant::now()));
                 let again = if *attempt > 1 {
                     format!(" (attempt {attempt})")
                 } else {
                     String::new()
                 };
-                eprintln!("  {:<10} {task:<w$}{again}", "start", w = self.width);
+                say!("  {:<10} {task:<w$}{again}", "start", w = self.width);
             }
             EventBody::RunResumed {
                 restarted, pending, ..
             } => {
                 self.finished = self.total.saturating_sub(pending.len());
-                eprintln!(
+                say!(
                     "swarm: resuming: {} tasks to run ({} restarted from a clean worktree, their partial work kept)",
                     pending.len(),
                     restarted.len()
@@ -73,11 +145,19 @@ impl Progress {
                 reason,
             } => {
                 self.finished += 1;
+                self.running.retain(|(t, _)| t != task);
+                self.done.insert(task.clone());
+                if matches!(
+                    status,
+                    TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
+                ) {
+                    self.failed += 1;
+                }
                 let why = reason
                     .as_deref()
                     .map(|r| format!("  {r}"))
                     .unwrap_or_default();
-                eprintln!(
+                say!(
                     "  {:<10} {task:<w$} [{}/{}]{why}",
                     status.as_str(),
                     self.finished.min(self.total),
@@ -86,10 +166,10 @@ impl Progress {
                 );
             }
             EventBody::TaskMerged { task, .. } => {
-                eprintln!("  {:<10} {task}", "merged");
+                say!("  {:<10} {task}", "merged");
             }
             EventBody::TaskConflicted { task, files, .. } => {
-                eprintln!(
+                say!(
                     "  {:<10} {task:<w$}  in {}",
                     "conflict",
                     files.join(", "),
@@ -97,6 +177,76 @@ impl Progress {
                 );
             }
         }
+        out
+    }
+}
+
+/// Progress on stderr. On a terminal, event lines scroll by while the block
+/// of running tasks (see [`Progress::block`]) stays below them, redrawn in
+/// place by `tick` as time passes; elsewhere only the lines are printed.
+pub struct Live {
+    progress: Progress,
+    tty: bool,
+    /// Lines of the block on screen now.
+    drawn: usize,
+    over: bool,
+}
+
+impl Live {
+    pub fn new(tty: bool) -> Self {
+        Self {
+            progress: Progress::new(),
+            tty,
+            drawn: 0,
+            over: false,
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        use std::io::Write as _;
+        let lines = self.progress.lines(event);
+        let mut err = std::io::stderr().lock();
+        self.erase(&mut err);
+        for line in lines {
+            let _ = writeln!(err, "{line}");
+        }
+        if matches!(event.body, EventBody::RunFinished { .. }) {
+            self.over = true;
+        } else {
+            self.draw(&mut err);
+        }
+        let _ = err.flush();
+    }
+
+    /// Redraws the block (elapsed times move on).
+    pub fn tick(&mut self) {
+        use std::io::Write as _;
+        if !self.tty || self.over {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        self.erase(&mut err);
+        self.draw(&mut err);
+        let _ = err.flush();
+    }
+
+    fn erase(&mut self, w: &mut impl std::io::Write) {
+        if self.drawn > 0 {
+            // Up to the block's first line, then clear to the end.
+            let _ = write!(w, "\x1b[{}A\x1b[J", self.drawn);
+            self.drawn = 0;
+        }
+    }
+
+    fn draw(&mut self, w: &mut impl std::io::Write) {
+        if !self.tty || self.progress.total == 0 {
+            return;
+        }
+        let block = self.progress.block();
+        for line in &block {
+            let _ = writeln!(w, "{line}");
+        }
+        self.drawn = block.len();
     }
 }
 
