@@ -436,8 +436,12 @@ impl<'o> Dispatcher<'o> {
             let stop = self.stop.clone();
             let base = self.base_commit;
             let first = self.next_attempt[i];
-            self.running
-                .spawn(task::execute(ctx, i, base, deps, first, stop));
+            // A span per task, so that logs of many workers can be told apart.
+            let span = tracing::info_span!("task", id = %self.ctx.tasks[i].id, attempt = first);
+            self.running.spawn(tracing::Instrument::instrument(
+                task::execute(ctx, i, base, deps, first, stop),
+                span,
+            ));
         }
         Ok(())
     }

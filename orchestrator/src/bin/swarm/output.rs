@@ -283,10 +283,16 @@ pub fn summary(report: &RunReport, workdir: &Path) -> String {
         Some(code) => format!("finished with failures (exit {code})"),
     };
     let _ = writeln!(out, "\nrun {}: {state}", report.run);
+    let agents = report.tasks.iter().any(|t| t.agent.is_some());
     let _ = writeln!(
         out,
-        "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  result",
-        "task", "status", "time", "try", "changed"
+        "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {}result",
+        "task",
+        "status",
+        "time",
+        "try",
+        "changed",
+        if agents { "  tokens      cost  " } else { "" }
     );
     for t in &report.tasks {
         let result = match (&t.git_ref, t.status) {
@@ -294,9 +300,18 @@ pub fn summary(report: &RunReport, workdir: &Path) -> String {
             (Some(r), _) => r.clone(),
             (None, _) => t.reason.clone().unwrap_or_default(),
         };
+        let usage = match (&t.agent, agents) {
+            (Some(a), _) => format!(
+                "{:>8}  {:>8}  ",
+                a.usage.total(),
+                format!("${:.4}", a.cost_usd)
+            ),
+            (None, true) => format!("{:>8}  {:>8}  ", "-", "-"),
+            (None, false) => String::new(),
+        };
         let _ = writeln!(
             out,
-            "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {result}",
+            "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {usage}{result}",
             t.id,
             t.status.as_str(),
             if t.attempts == 0 {
