@@ -240,6 +240,7 @@ fan_rss_mean=$(col 4 <<<"$fan"); fan_coord=$(col 5 <<<"$fan")
 echo "agents: latency added $lat_added us (p90 $lat_added90); goodput paced [$gp_paced] reactive [$gp_reactive]; idle rss $agent_rss kB; fan-out $fan"
 
 echo "== 8. 10,000 tasks"
+cd "$WORK"
 new_repo "$WORK/big" 10
 python3 - "$WORK" <<'PY'
 import sys

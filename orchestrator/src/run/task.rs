@@ -314,8 +314,12 @@ async fn run_attempt(
         ("SWARM_BASE".into(), base.to_string()),
         ("TMPDIR".into(), tmp.display().to_string()),
     ];
+    // Cgroups only for tasks that ask for limits: making and removing one
+    // costs about a millisecond in the kernel, which doubled the cost of a
+    // no-op task.
+    let limited = task.memory.is_some() || task.processes.is_some();
     let cgroup = match (&ctx.cgroups, &task.wasm) {
-        (Some(cgroups), None) => {
+        (Some(cgroups), None) if limited => {
             let processes = task
                 .processes
                 .unwrap_or(swarm_sandbox::Limits::default().processes);
