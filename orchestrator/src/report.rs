@@ -151,6 +151,10 @@ impl ReportBuilder {
                     t.conflict_files = files.clone();
                 }
             }
+            // Progress only: the agent's report comes with its attempt.
+            EventBody::AgentTool { .. }
+            | EventBody::AgentUsage { .. }
+            | EventBody::BudgetSpent { .. } => {}
             EventBody::RunResumed {
                 pending,
                 integration_commit,

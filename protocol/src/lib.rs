@@ -218,6 +218,22 @@ pub enum EventBody {
         /// Why, in a few words, for anything but success.
         reason: Option<String>,
     },
+    /// An agent task is running a tool (for progress views).
+    AgentTool {
+        task: String,
+        name: String,
+        detail: String,
+    },
+    /// An agent task's model call ended: its tokens, and the task's so far.
+    AgentUsage {
+        task: String,
+        turn: u32,
+        usage: agent::Usage,
+        total: agent::Usage,
+        cost_usd: f64,
+    },
+    /// A task's or the run's budget stopped an agent task.
+    BudgetSpent { task: String, message: String },
     TaskMerged {
         task: String,
         commit: String,

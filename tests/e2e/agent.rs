@@ -246,6 +246,23 @@ deps = ["a", "b"]
         "{message}"
     );
 
+    // The event stream shows what agents do as they do it.
+    let journal =
+        std::fs::read_to_string(repo.path().join(".swarm/runs/agents/events.jsonl")).unwrap();
+    let events: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().any(|e| e["event"] == "agent_tool"
+        && e["task"] == "a"
+        && e["detail"] == "write_file a.txt"));
+    let last_usage = events
+        .iter()
+        .rfind(|e| e["event"] == "agent_usage" && e["task"] == "b")
+        .unwrap();
+    assert_eq!(last_usage["turn"], 4);
+    assert_eq!(last_usage["total"]["input_tokens"], 400);
+
     // `swarm logs` reads the transcript for people.
     let logs = repo.swarm(&["logs", "agents", "b"]);
     logs.assert_code(0);

@@ -28,7 +28,7 @@ use swarm_protocol::agent::Usage;
 
 use crate::plan::{Budget, ModelConfig};
 
-pub use session::{Session, SessionEnd, Verdict, Verifier};
+pub use session::{AgentNote, Notes, Session, SessionEnd, Verdict, Verifier};
 
 /// An API key. Never printed: its `Debug` is redacted, and every error
 /// text the gateway records is scrubbed of it.

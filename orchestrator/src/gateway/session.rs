@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 use swarm_protocol::agent::{
     AgentMessage, AgentOutcome, AgentReport, Block, CoordinatorMessage, Message, Refusal, Role,
-    ToolSpec,
+    ToolSpec, Usage,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -41,6 +41,28 @@ pub enum Verdict {
     },
 }
 
+/// What a session tells the dispatcher as it goes (for progress views and
+/// the event stream).
+#[derive(Debug, Clone)]
+pub enum AgentNote {
+    Tool {
+        name: String,
+        detail: String,
+    },
+    Usage {
+        turn: u32,
+        usage: Usage,
+        total: Usage,
+        cost_usd: f64,
+    },
+    Budget {
+        message: String,
+    },
+}
+
+/// Where a session's notes go.
+pub type Notes = Box<dyn Fn(AgentNote) + Send + Sync>;
+
 /// Runs a task's `verify` when its agent says it is done.
 pub trait Verifier: Send {
     fn verify(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>>;
@@ -55,7 +77,6 @@ pub struct SessionEnd {
 }
 
 /// One agent task's conversation with its model.
-#[derive(Debug)]
 pub struct Session {
     gateway: Arc<Gateway>,
     endpoint: Arc<Endpoint>,
@@ -78,6 +99,7 @@ pub struct Session {
     outcome: Option<(AgentOutcome, Option<String>)>,
     worker_report: Option<AgentReport>,
     verify_passed: Option<bool>,
+    notes: Option<Notes>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -88,7 +110,28 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("task", &self.task)
+            .field("turns", &self.turns)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Session {
+    /// Sends the session's notes (tool calls, usage, budget stops) to `notes`.
+    pub fn with_notes(mut self, notes: Notes) -> Self {
+        self.notes = Some(notes);
+        self
+    }
+
+    fn note(&self, note: AgentNote) {
+        if let Some(notes) = &self.notes {
+            notes(note);
+        }
+    }
+
     /// A session of task `task` doing `agent`, writing its transcript at
     /// `transcript`.
     pub fn new(
@@ -121,6 +164,7 @@ impl Session {
             outcome: None,
             worker_report: None,
             verify_passed: None,
+            notes: None,
         })
     }
 
@@ -175,6 +219,7 @@ impl Session {
                         let detail: String = detail.chars().take(300).collect();
                         self.transcript
                             .write("tool", json!({"name": name, "detail": detail}));
+                        self.note(AgentNote::Tool { name, detail });
                     }
                     true
                 }
@@ -275,6 +320,11 @@ impl Session {
         let outcome = why.outcome();
         self.transcript
             .write("refused", json!({"why": why, "message": message}));
+        if why == Refusal::Budget {
+            self.note(AgentNote::Budget {
+                message: message.clone(),
+            });
+        }
         self.stop(outcome, message.clone());
         send(write, &CoordinatorMessage::Refused { why, message })
             .await
@@ -423,6 +473,12 @@ impl Session {
                 self.messages.push(Message {
                     role: Role::Assistant,
                     content: answer.content.clone(),
+                });
+                self.note(AgentNote::Usage {
+                    turn: self.turns,
+                    usage: answer.usage,
+                    total: self.spent.usage,
+                    cost_usd: self.spent.usd,
                 });
                 let reply = CoordinatorMessage::Reply {
                     content: answer.content,

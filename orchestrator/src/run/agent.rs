@@ -82,6 +82,12 @@ pub(super) async fn run(
             Ok(s) => s,
             Err(e) => return failed(e),
         };
+    if let Some(index) = ctx.tasks.iter().position(|t| t.id == task.id) {
+        let progress = ctx.progress.clone();
+        session = session.with_notes(Box::new(move |note| {
+            let _ = progress.send(super::task::Progress::Agent { task: index, note });
+        }));
+    }
 
     let verify_spec = task.verify.as_ref().map(|v| CommandSpec {
         script: v.clone(),

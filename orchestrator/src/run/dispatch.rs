@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use super::lock::RunLock;
 use super::task::{self, Ctx, Done, Progress};
 use super::{Prepared, RunError};
+use crate::gateway::AgentNote;
 use crate::git::{GitError, MergeOutcome, Merger, Worktrees, refs};
 use crate::graph::TaskGraph;
 use crate::journal::Journal;
@@ -448,6 +449,25 @@ impl<'o> Dispatcher<'o> {
 
     fn on_progress(&mut self, progress: Progress) -> Result<(), RunError> {
         match progress {
+            Progress::Agent { task, note } => {
+                let task = self.ctx.tasks[task].id.clone();
+                self.emit(match note {
+                    AgentNote::Tool { name, detail } => EventBody::AgentTool { task, name, detail },
+                    AgentNote::Usage {
+                        turn,
+                        usage,
+                        total,
+                        cost_usd,
+                    } => EventBody::AgentUsage {
+                        task,
+                        turn,
+                        usage,
+                        total,
+                        cost_usd,
+                    },
+                    AgentNote::Budget { message } => EventBody::BudgetSpent { task, message },
+                })
+            }
             Progress::Started {
                 task,
                 attempt,

@@ -168,7 +168,11 @@ pub(super) fn recover(
                     }
                 }
             }
-            EventBody::RunStarted { .. } | EventBody::RunFinished { .. } => {}
+            EventBody::RunStarted { .. }
+            | EventBody::RunFinished { .. }
+            | EventBody::AgentTool { .. }
+            | EventBody::AgentUsage { .. }
+            | EventBody::BudgetSpent { .. } => {}
         }
     }
 

@@ -68,6 +68,11 @@ pub(super) enum Progress {
         snapshot: Option<(Snapshot, String)>,
         agent: Option<AgentReport>,
     },
+    /// What an agent task's session reports as it goes.
+    Agent {
+        task: usize,
+        note: crate::gateway::AgentNote,
+    },
 }
 
 /// How a task ended, for the dispatcher.

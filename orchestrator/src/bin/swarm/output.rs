@@ -21,6 +21,8 @@ pub struct Progress {
     tasks: Vec<TaskInfo>,
     done: HashSet<String>,
     running: Vec<(String, Instant)>,
+    /// Agent tasks: the tool running now, tokens and cost so far.
+    agents: std::collections::HashMap<String, (String, u64, f64)>,
 }
 
 impl Progress {
@@ -33,6 +35,7 @@ impl Progress {
             tasks: Vec::new(),
             done: HashSet::new(),
             running: Vec::new(),
+            agents: std::collections::HashMap::new(),
         }
     }
 
@@ -41,8 +44,15 @@ impl Progress {
     pub fn block(&self) -> Vec<String> {
         let running = self.running.len();
         let queued = self.total.saturating_sub(self.finished + running);
+        let spent = if self.agents.is_empty() {
+            String::new()
+        } else {
+            let tokens: u64 = self.agents.values().map(|a| a.1).sum();
+            let usd: f64 = self.agents.values().map(|a| a.2).sum();
+            format!(", {tokens} tokens, ${usd:.4}")
+        };
         let mut lines = vec![format!(
-            "  -- {running} running, {queued} queued, {}/{} done ({} failed), critical path left {} --",
+            "  -- {running} running, {queued} queued, {}/{} done ({} failed), critical path left {}{spent} --",
             self.finished.min(self.total),
             self.total,
             self.failed,
@@ -58,11 +68,21 @@ impl Progress {
                     TaskKind::Wasm => "wasm",
                     TaskKind::Agent => "agent",
                 });
-            lines.push(format!(
-                "  > {task:<w$} {kind:<8} {:>7.1}s",
+            let agent = self
+                .agents
+                .get(task)
+                .map(|(tool, tokens, usd)| format!("  {tokens} tok ${usd:.4}  {tool}"))
+                .unwrap_or_default();
+            let mut line = format!(
+                "  > {task:<w$} {kind:<8} {:>7.1}s{agent}",
                 since.elapsed().as_secs_f64(),
                 w = self.width
-            ));
+            );
+            // One screen line per task, whatever the tool's detail.
+            if line.chars().count() > 118 {
+                line = line.chars().take(117).collect::<String>() + "~";
+            }
+            lines.push(line);
         }
         lines
     }
@@ -139,6 +159,22 @@ impl Progress {
                 );
             }
             EventBody::AttemptFinished { .. } | EventBody::RunFinished { .. } => {}
+            EventBody::AgentTool { task, detail, .. } => {
+                self.agents.entry(task.clone()).or_default().0 = detail.clone();
+            }
+            EventBody::AgentUsage {
+                task,
+                total,
+                cost_usd,
+                ..
+            } => {
+                let a = self.agents.entry(task.clone()).or_default();
+                a.1 = total.total();
+                a.2 = *cost_usd;
+            }
+            EventBody::BudgetSpent { task, message } => {
+                say!("  {:<10} {task:<w$}  {message}", "budget", w = self.width);
+            }
             EventBody::TaskFinished {
                 task,
                 status,
@@ -400,4 +436,84 @@ pub fn print_failure(failure: &Failure) {
 fn use_color() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_protocol::agent::Usage;
+    use swarm_protocol::{Event, EventBody, Isolation, TaskInfo, TaskKind};
+
+    use super::Progress;
+
+    fn event(body: EventBody) -> Event {
+        Event {
+            v: 1,
+            ts: String::new(),
+            body,
+        }
+    }
+
+    #[test]
+    fn the_block_shows_an_agents_tool_and_spending() {
+        let mut p = Progress::new();
+        let info = |id: &str, kind| TaskInfo {
+            id: id.into(),
+            kind,
+            isolation: Isolation::Worktree,
+            deps: vec![],
+        };
+        for body in [
+            EventBody::RunStarted {
+                run: "r".into(),
+                plan: String::new(),
+                repo: String::new(),
+                base: "HEAD".into(),
+                base_commit: "0".repeat(40),
+                integration_branch: "swarm/r".into(),
+                concurrency: 2,
+                tasks: vec![
+                    info("core", TaskKind::Agent),
+                    info("docs", TaskKind::Command),
+                ],
+            },
+            EventBody::TaskStarted {
+                task: "core".into(),
+                attempt: 1,
+                base_commit: "0".repeat(40),
+                workdir: String::new(),
+            },
+            EventBody::AgentTool {
+                task: "core".into(),
+                name: "bash".into(),
+                detail: "bash cargo check -p core".into(),
+            },
+            EventBody::AgentUsage {
+                task: "core".into(),
+                turn: 3,
+                usage: Usage::default(),
+                total: Usage {
+                    input_tokens: 12000,
+                    output_tokens: 345,
+                },
+                cost_usd: 0.0412,
+            },
+        ] {
+            let _ = p.lines(&event(body));
+        }
+        let block = p.block();
+        assert_eq!(
+            block[0],
+            "  -- 1 running, 1 queued, 0/2 done (0 failed), critical path left 1, 12345 tokens, $0.0412 --"
+        );
+        assert!(
+            block[1].starts_with("  > core     agent "),
+            "{:?}",
+            block[1]
+        );
+        assert!(
+            block[1].ends_with("s  12345 tok $0.0412  bash cargo check -p core"),
+            "{:?}",
+            block[1]
+        );
+    }
 }
