@@ -76,7 +76,13 @@ pub fn repair(path: &Path) -> io::Result<()> {
 
 /// Whether `body` records a state a resumed run must see.
 fn is_state_change(body: &EventBody) -> bool {
-    !matches!(body, EventBody::TaskStarted { .. })
+    !matches!(
+        body,
+        EventBody::TaskStarted { .. }
+            | EventBody::TaskQueued { .. }
+            | EventBody::AgentTool { .. }
+            | EventBody::AgentUsage { .. }
+    )
 }
 
 /// Reads every event of the journal at `path`. A last line without its

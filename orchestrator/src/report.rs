@@ -152,7 +152,8 @@ impl ReportBuilder {
                 }
             }
             // Progress only: the agent's report comes with its attempt.
-            EventBody::AgentTool { .. }
+            EventBody::TaskQueued { .. }
+            | EventBody::AgentTool { .. }
             | EventBody::AgentUsage { .. }
             | EventBody::BudgetSpent { .. } => {}
             EventBody::RunResumed {

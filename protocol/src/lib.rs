@@ -185,6 +185,8 @@ pub enum EventBody {
         /// The integration branch's tip the run continues from.
         integration_commit: String,
     },
+    /// Every dependency of the task succeeded: it waits for a free slot.
+    TaskQueued { task: String },
     TaskStarted {
         task: String,
         attempt: u32,

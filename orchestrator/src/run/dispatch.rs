@@ -149,7 +149,20 @@ impl<'o> Dispatcher<'o> {
             concurrency: dispatcher.concurrency,
             tasks: infos,
         })?;
+        dispatcher.announce_ready()?;
         Ok(dispatcher)
+    }
+
+    /// Emits `task_queued` for every task in the ready queue.
+    fn announce_ready(&mut self) -> Result<(), RunError> {
+        let mut queued: Vec<usize> = self.ready.iter().map(|(_, Reverse(i))| *i).collect();
+        queued.sort_unstable();
+        for i in queued {
+            self.emit(EventBody::TaskQueued {
+                task: self.ctx.tasks[i].id.clone(),
+            })?;
+        }
+        Ok(())
     }
 
     /// Takes over a run whose coordinator died or was cancelled: finished
@@ -231,6 +244,7 @@ impl<'o> Dispatcher<'o> {
             };
             dispatcher.block_dependents(i, what)?;
         }
+        dispatcher.announce_ready()?;
         Ok(dispatcher)
     }
 
@@ -531,6 +545,9 @@ impl<'o> Dispatcher<'o> {
                 self.waiting_on[d] -= 1;
                 if self.waiting_on[d] == 0 && self.status[d] == TaskStatus::Pending {
                     self.ready.push((self.graph.critical_path(d), Reverse(d)));
+                    self.emit(EventBody::TaskQueued {
+                        task: self.ctx.tasks[d].id.clone(),
+                    })?;
                 }
             }
         } else {

@@ -170,6 +170,7 @@ pub(super) fn recover(
             }
             EventBody::RunStarted { .. }
             | EventBody::RunFinished { .. }
+            | EventBody::TaskQueued { .. }
             | EventBody::AgentTool { .. }
             | EventBody::AgentUsage { .. }
             | EventBody::BudgetSpent { .. } => {}

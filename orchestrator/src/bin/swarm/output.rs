@@ -158,7 +158,9 @@ impl Progress {
                     restarted.len()
                 );
             }
-            EventBody::AttemptFinished { .. } | EventBody::RunFinished { .. } => {}
+            EventBody::AttemptFinished { .. }
+            | EventBody::RunFinished { .. }
+            | EventBody::TaskQueued { .. } => {}
             EventBody::AgentTool { task, detail, .. } => {
                 self.agents.entry(task.clone()).or_default().0 = detail.clone();
             }
