@@ -61,13 +61,16 @@ fn ci_batch_runs_and_merges() {
     assert!(index.contains("src/lib.txt"));
 }
 
-/// The schema of `--events json` and `events.jsonl`: a change to it shows
-/// here, and must come with a version bump if it is not additive.
-#[test]
-fn committed_events_schema_is_current() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events.schema.json");
+/// Asserts that `swarm schema ARGS` prints what is committed at `file`
+/// (rewriting it with SWARM_UPDATE_SCHEMA=1); returns the schema.
+fn assert_committed_schema(file: &str, args: &[&str], test: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(file);
     let repo = TestRepo::new();
-    let run = repo.swarm(&["schema", "--events"]);
+    let mut cmd = vec!["schema"];
+    cmd.extend_from_slice(args);
+    let run = repo.swarm(&cmd);
     run.assert_code(0);
     if std::env::var_os("SWARM_UPDATE_SCHEMA").is_some() {
         std::fs::write(&path, &run.stdout).unwrap();
@@ -75,7 +78,19 @@ fn committed_events_schema_is_current() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == run.stdout,
-        "events.schema.json is out of date: run `SWARM_UPDATE_SCHEMA=1 cargo test -p swarm --test e2e committed_events_schema`"
+        "{file} is out of date: run `SWARM_UPDATE_SCHEMA=1 cargo test -p swarm --test e2e {test}`"
+    );
+    committed
+}
+
+/// The schema of `--events json` and `events.jsonl`: a change to it shows
+/// here, and must come with a version bump if it is not additive.
+#[test]
+fn committed_events_schema_is_current() {
+    let committed = assert_committed_schema(
+        "events.schema.json",
+        &["--events"],
+        "committed_events_schema",
     );
     // Every event in it, by name.
     let schema: serde_json::Value = serde_json::from_str(&committed).unwrap();
@@ -83,7 +98,11 @@ fn committed_events_schema_is_current() {
     for event in [
         "run_started",
         "run_resumed",
+        "task_queued",
         "task_started",
+        "agent_tool",
+        "agent_usage",
+        "budget_spent",
         "attempt_finished",
         "task_finished",
         "task_merged",
@@ -99,18 +118,7 @@ fn committed_events_schema_is_current() {
 
 #[test]
 fn committed_json_schema_is_current() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plan.schema.json");
-    let repo = TestRepo::new();
-    let run = repo.swarm(&["schema"]);
-    run.assert_code(0);
-    if std::env::var_os("SWARM_UPDATE_SCHEMA").is_some() {
-        std::fs::write(&path, &run.stdout).unwrap();
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == run.stdout,
-        "plan.schema.json is out of date: run `SWARM_UPDATE_SCHEMA=1 cargo test -p swarm --test e2e committed_json_schema`"
-    );
+    assert_committed_schema("plan.schema.json", &[], "committed_json_schema");
 }
 
 #[test]

@@ -113,12 +113,19 @@ pub struct RunArgs {
     /// Name of the run (default: the plan's name, with -2, -3... if taken).
     #[arg(long)]
     pub name: Option<String>,
-    /// Run at most N tasks at once (default: the plan's, else the CPU count).
-    #[arg(short = 'j', long, value_name = "N")]
-    pub concurrency: Option<usize>,
     /// Start from this revision instead of the plan's `base`.
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
+    #[command(flatten)]
+    pub drive: Drive,
+}
+
+/// Settings `run` and `resume` share.
+#[derive(Debug, clap::Args)]
+pub struct Drive {
+    /// Run at most N tasks at once (default: the plan's, else the CPU count).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
     /// Override the plan's sandbox (`none` disables confinement).
     #[arg(long, value_enum)]
     pub sandbox: Option<SandboxArg>,
@@ -159,20 +166,8 @@ pub enum EventsFormat {
 pub struct ResumeArgs {
     /// The run (see `.swarm/runs/`; default: the latest).
     pub run: Option<String>,
-    /// Run at most N tasks at once (default: the plan's, else the CPU count).
-    #[arg(short = 'j', long, value_name = "N")]
-    pub concurrency: Option<usize>,
-    /// Override the plan's sandbox (`none` disables confinement).
-    #[arg(long, value_enum)]
-    pub sandbox: Option<SandboxArg>,
-    /// Time a stopped worker gets between SIGTERM and SIGKILL.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub grace: Duration,
-    /// Print only the final summary.
-    #[arg(short, long)]
-    pub quiet: bool,
     #[command(flatten)]
-    pub outputs: Outputs,
+    pub drive: Drive,
 }
 
 /// Whether `drive` starts a run or takes one over.
@@ -376,13 +371,7 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         repo,
         plan,
         &plan_path,
-        Drive {
-            concurrency: args.concurrency,
-            sandbox: args.sandbox,
-            grace: args.grace,
-            quiet: args.quiet,
-            outputs: args.outputs,
-        },
+        args.drive,
         Mode::Start { name: args.name },
     )
 }
@@ -471,28 +460,7 @@ fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
         .unwrap_or(saved);
     let plan = plan::parse(&original, text).map_err(Failure::Plan)?;
     let plan_path = original.display().to_string();
-    drive(
-        repo,
-        plan,
-        &plan_path,
-        Drive {
-            concurrency: args.concurrency,
-            sandbox: args.sandbox,
-            grace: args.grace,
-            quiet: args.quiet,
-            outputs: args.outputs,
-        },
-        Mode::Resume { run },
-    )
-}
-
-/// Command-line settings of `run` and `resume`.
-struct Drive {
-    concurrency: Option<usize>,
-    sandbox: Option<SandboxArg>,
-    grace: Duration,
-    quiet: bool,
-    outputs: Outputs,
+    drive(repo, plan, &plan_path, args.drive, Mode::Resume { run })
 }
 
 /// Sets up what a run needs (sandbox launcher, WASM engine, model gateway)
