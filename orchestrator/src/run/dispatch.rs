@@ -281,7 +281,13 @@ impl<'o> Dispatcher<'o> {
             }
         }
         let n = plan.tasks.len();
-        let cgroups = super::cgroup::Cgroups::new(&run);
+        // Only tasks that set limits get cgroups (see task.rs): a run
+        // without any makes none.
+        let limited = plan
+            .tasks
+            .iter()
+            .any(|t| t.wasm.is_none() && (t.memory.is_some() || t.processes.is_some()));
+        let cgroups = limited.then(|| super::cgroup::Cgroups::new(&run)).flatten();
         let ctx = Arc::new(Ctx {
             worktrees: Worktrees::new(repo.clone()),
             repo,
