@@ -82,6 +82,8 @@ impl ReportBuilder {
                                 commit: None,
                                 git_ref: None,
                                 changed_files: Vec::new(),
+                                skipped_files: Vec::new(),
+                                snapshot_ms: 0,
                                 conflict_files: Vec::new(),
                                 stdout_log: out.display().to_string(),
                                 stderr_log: err.display().to_string(),
@@ -111,6 +113,8 @@ impl ReportBuilder {
                 commit,
                 git_ref,
                 changed_files,
+                skipped_files,
+                snapshot_ms,
                 agent,
                 ..
             } => {
@@ -121,6 +125,8 @@ impl ReportBuilder {
                     t.commit = commit.clone();
                     t.git_ref = git_ref.clone();
                     t.changed_files = changed_files.clone();
+                    t.skipped_files = skipped_files.clone();
+                    t.snapshot_ms += snapshot_ms.unwrap_or(0);
                 }
             }
             EventBody::TaskFinished {

@@ -209,6 +209,13 @@ pub enum EventBody {
         #[serde(rename = "ref")]
         git_ref: Option<String>,
         changed_files: Vec<String>,
+        /// Files of the worktree the snapshot left out (too large, refused
+        /// by git, unreadable); everything else is in `commit`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped_files: Vec<SkippedFile>,
+        /// How long the snapshot took (absent: no snapshot was taken).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_ms: Option<u64>,
         /// What an agent task's session did (agent tasks only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<agent::AgentReport>,
@@ -251,6 +258,68 @@ pub enum EventBody {
         exit_code: i32,
         duration_ms: u64,
     },
+}
+
+/// A file of a task's worktree that its snapshot did not commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SkippedFile {
+    /// Relative to the worktree (`/`-separated; bytes that are not UTF-8
+    /// shown as U+FFFD).
+    pub path: String,
+    #[serde(flatten)]
+    pub reason: SkipReason,
+}
+
+/// Why a snapshot left a file out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum SkipReason {
+    /// Larger than the task's `max_file_size` (both in bytes); its content
+    /// was never read.
+    TooLarge { size: u64, limit: u64 },
+    /// Git refuses the path (a name that stands for `.git`, such as
+    /// `.GIT`, `git~1` or `sub/.git`); for a directory, everything in it.
+    Refused { message: String },
+    /// It could not be read: permissions, an I/O error, or not a regular
+    /// file, directory or symlink (a named pipe, socket or device).
+    Unreadable { message: String },
+}
+
+impl std::fmt::Display for SkippedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.reason {
+            SkipReason::TooLarge { size, limit } => write!(
+                f,
+                "{}: too large ({}, over max_file_size of {})",
+                self.path,
+                human_size(*size),
+                human_size(*limit)
+            ),
+            SkipReason::Refused { message } => {
+                write!(f, "{}: refused by git: {message}", self.path)
+            }
+            SkipReason::Unreadable { message } => write!(f, "{}: unreadable: {message}", self.path),
+        }
+    }
+}
+
+/// `2.0 GiB`, `100.0 MiB`, `512 B`: binary units, one decimal.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A task as announced at the start of a run.
@@ -302,6 +371,14 @@ pub struct TaskReport {
     /// Files the last attempt changed relative to its base; empty when the
     /// task changed nothing.
     pub changed_files: Vec<String>,
+    /// Files the last attempt's snapshot left out, and why: they are in no
+    /// commit (a tracked one keeps its base content).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<SkippedFile>,
+    /// Time spent snapshotting worktrees, summed over all attempts (not
+    /// part of `duration_ms`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub snapshot_ms: u64,
     pub conflict_files: Vec<String>,
     pub stdout_log: String,
     pub stderr_log: String,
@@ -329,6 +406,8 @@ mod tests {
                 commit: None,
                 git_ref: None,
                 changed_files: vec![],
+                skipped_files: vec![],
+                snapshot_ms: None,
                 agent: None,
             },
         };
@@ -338,6 +417,44 @@ mod tests {
             r#"{"v":1,"ts":"2026-01-01T00:00:00.000Z","event":"attempt_finished","task":"a","attempt":1,"outcome":"exited","code":3,"verify_passed":null,"duration_ms":5,"commit":null,"ref":null,"changed_files":[]}"#
         );
         assert_eq!(serde_json::from_str::<Event>(&line)?, event);
+        Ok(())
+    }
+
+    #[test]
+    fn skipped_files_are_flat_and_absent_when_none() -> Result<(), serde_json::Error> {
+        let skipped = SkippedFile {
+            path: "big.bin".into(),
+            reason: SkipReason::TooLarge {
+                size: 2 << 30,
+                limit: 100 << 20,
+            },
+        };
+        let json = serde_json::to_string(&skipped)?;
+        assert_eq!(
+            json,
+            r#"{"path":"big.bin","reason":"too_large","size":2147483648,"limit":104857600}"#
+        );
+        assert_eq!(serde_json::from_str::<SkippedFile>(&json)?, skipped);
+        assert_eq!(
+            skipped.to_string(),
+            "big.bin: too large (2.0 GiB, over max_file_size of 100.0 MiB)"
+        );
+        // A line written before these fields existed still reads.
+        let old = r#"{"v":1,"ts":"t","event":"attempt_finished","task":"a","attempt":1,"outcome":"exited","code":0,"verify_passed":null,"duration_ms":5,"commit":"c","ref":"r","changed_files":[]}"#;
+        let Event {
+            body:
+                EventBody::AttemptFinished {
+                    skipped_files,
+                    snapshot_ms,
+                    ..
+                },
+            ..
+        } = serde_json::from_str::<Event>(old)?
+        else {
+            panic!("not an attempt_finished event");
+        };
+        assert!(skipped_files.is_empty());
+        assert_eq!(snapshot_ms, None);
         Ok(())
     }
 

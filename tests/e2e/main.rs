@@ -15,6 +15,7 @@ mod resume;
 mod run;
 mod sandbox;
 mod sandbox_limits;
+mod snapshot_limits;
 mod support;
 mod wasm;
 mod wasm_guests;

@@ -8,6 +8,7 @@
 //! call disables them.
 
 mod merge;
+mod scan;
 mod snapshot;
 mod treemerge;
 mod worktree;
@@ -18,7 +19,7 @@ use std::process::Command;
 use git2::{Oid, Repository};
 
 pub use merge::{MergeOutcome, Merger, merge_results};
-pub use snapshot::{Snapshot, snapshot};
+pub use snapshot::{Snapshot, SnapshotLimits, snapshot};
 pub use worktree::Worktrees;
 
 /// Failure of a git operation, as a fragment that reads after "failed to".

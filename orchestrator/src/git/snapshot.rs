@@ -1,16 +1,46 @@
 //! Snapshots: turning whatever a worker left in its worktree into a commit,
 //! without the worker's cooperation and without running anything of its.
 //!
-//! libgit2 does the work in the coordinator: it stores symlinks as symlinks
-//! (it never follows one), honours `.gitignore`, and runs no hooks, so a
-//! worker cannot make the coordinator execute or read anything by planting
-//! files.
+//! The worktree is hostile input to the coordinator, so the snapshot does
+//! not hand it to libgit2's working-directory machinery (which applies the
+//! worker's `.gitattributes`: CRLF conversion, `ident`, filter drivers, and
+//! buffers whole files to do so). It walks the worktree itself
+//! ([`scan`](super::scan)) and stores exact bytes:
+//!
+//! - a file whose stat data matches its index entry is not read (the
+//!   index written at checkout is what keeps an unchanged tree cheap);
+//! - any other file is streamed into the object database in chunks, so
+//!   memory does not grow with file size; a file over the task's
+//!   `max_file_size` is never read at all;
+//! - symlinks are stored as links and never followed; no hook runs;
+//! - a path git refuses (`.GIT/config`, `git~1/config`, `sub/.git/...`),
+//!   a file over the limit, and anything unreadable is left out and
+//!   reported, and the rest is committed: one bad path never costs a task
+//!   its work.
 
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::Metadata;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use git2::{IndexAddOption, Oid, Repository};
+use git2::{Index, IndexEntry, IndexTime, ObjectType, Oid, Repository};
+use swarm_protocol::{SkipReason, SkippedFile};
 
+use super::scan::{self, Found};
 use super::{Context, GitError, signature};
+
+const MODE_FILE: u32 = 0o100_644;
+const MODE_EXECUTABLE: u32 = 0o100_755;
+const MODE_SYMLINK: u32 = 0o120_000;
+const MODE_GITLINK: u32 = 0o160_000;
+
+/// Files up to this size are read into memory in one go (so that libgit2
+/// can skip writing an object it already has); larger ones are streamed.
+const SMALL_FILE: u64 = 256 << 10;
 
 /// The commit a worktree was snapshotted into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +49,14 @@ pub struct Snapshot {
     pub commit: Oid,
     /// Paths that differ from the base, sorted.
     pub changed: Vec<String>,
+    /// Paths left out, sorted: they are in no commit (a tracked one keeps
+    /// its content from the base).
+    pub skipped: Vec<SkippedFile>,
+    /// How long the snapshot took.
+    pub duration: Duration,
+    /// How many files had their content read: the others' stat data
+    /// matched the index.
+    pub hashed: usize,
 }
 
 impl Snapshot {
@@ -27,60 +65,414 @@ impl Snapshot {
     }
 }
 
+/// What a snapshot takes from the task's plan.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotLimits<'a> {
+    /// Limits which paths may be seen as deleted: a worktree checked out
+    /// with only some `paths` does not have the rest on disk, and their
+    /// absence is not a deletion. New files anywhere are always taken.
+    pub scope: &'a [String],
+    /// Files larger than this (in bytes) are left out, unread.
+    pub max_file_size: u64,
+}
+
 /// Commits the state of the worktree at `path`, whose git directory is
-/// `git_dir`, on top of `base`. `git_dir` comes from swarm's own records,
-/// never from the worktree's `.git` file, which the worker could rewrite.
-///
-/// `scope` limits which paths may be seen as deleted: a worktree checked out
-/// with only some `paths` does not have the rest on disk, and their absence
-/// is not a deletion. New files anywhere are always taken.
+/// `git_dir`, on top of `base`, with the message `message` makes of the
+/// files left out. `git_dir` comes from swarm's own records, never from the
+/// worktree's `.git` file, which the worker could rewrite.
 pub fn snapshot(
     path: &Path,
     git_dir: &Path,
     base: Oid,
-    scope: &[String],
-    message: &str,
+    limits: SnapshotLimits<'_>,
+    message: impl FnOnce(&[SkippedFile]) -> String,
 ) -> Result<Snapshot, GitError> {
+    let started = Instant::now();
     let action = || format!("snapshot worktree {}", path.display());
-    let repo = Repository::open(git_dir).context(action)?;
-    repo.set_workdir(path, false).context(action)?;
-    let mut index = repo.index().context(action)?;
-    // add_all adds new and modified files and drops index entries whose
-    // file is gone; outside `scope` a missing file was never checked out,
-    // so it is skipped (callback result 1) instead of deleted.
-    let mut skip_unchecked = |p: &Path, _: &[u8]| -> i32 {
-        if scope.is_empty() || in_scope(p, scope) || path.join(p).symlink_metadata().is_ok() {
-            0
-        } else {
-            1
-        }
-    };
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_unchecked))
-        .context(action)?;
-    let tree_id = index.write_tree().context(action)?;
+    // Bare: libgit2 gets no working directory, so nothing below can reach
+    // the worktree through it (index writes would otherwise diff "racily
+    // clean" entries against it, with the worker's filters).
+    let repo = Repository::open_bare(git_dir).context(action)?;
     let base_commit = repo.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
+    let mut index = open_index(&repo, git_dir, &base_tree).context(action)?;
+
+    let mut builder = Builder {
+        repo: &repo,
+        root: path,
+        max_file_size: limits.max_file_size,
+        // Entries whose file changed after the index was written may still
+        // match it by stat data ("racily clean"): those are always read.
+        index_written: std::fs::metadata(git_dir.join("index"))
+            .ok()
+            .map(|m| (m.mtime(), m.mtime_nsec())),
+        entries: index.iter().map(|e| (e.path.clone(), e)).collect(),
+        probe: Index::new().context(action)?,
+        skipped: Vec::new(),
+        hashed: 0,
+    };
+
+    let exclude = scan::read_ignore_file(path, &repo.commondir().join("info").join("exclude"));
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    scan::walk(path, exclude.as_ref(), |found| match found {
+        Found::File(rel, meta) => {
+            builder.add(&mut index, &rel, &meta);
+            seen.insert(rel);
+            true
+        }
+        Found::Dir(rel) => {
+            // A gitlink's directory is another repository's checkout: the
+            // gitlink stays as it is.
+            if builder
+                .entries
+                .get(&rel)
+                .is_some_and(|e| e.mode == MODE_GITLINK)
+            {
+                seen.insert(rel);
+                false
+            } else if let Err(message) = builder.valid_dir(&rel) {
+                builder.skip(&rel, SkipReason::Refused { message });
+                false
+            } else {
+                true
+            }
+        }
+        Found::Special(rel, meta) => {
+            let message = format!(
+                "{}: only regular files, directories and symlinks can be committed",
+                file_kind(&meta)
+            );
+            builder.skip(&rel, SkipReason::Unreadable { message });
+            // Left out, but not deleted: a tracked path keeps its entry.
+            seen.insert(rel);
+            true
+        }
+        Found::Unreadable(rel, e) => {
+            builder.skip(
+                &rel,
+                SkipReason::Unreadable {
+                    message: e.to_string(),
+                },
+            );
+            true
+        }
+    });
+
+    // What the walk did not see: deleted files, tracked files that match
+    // an ignore pattern (they stay tracked), and files outside `scope`
+    // that were never checked out.
+    let mut real_dirs = HashMap::new();
+    let unseen: Vec<(Vec<u8>, u32)> = builder
+        .entries
+        .iter()
+        .filter(|(p, _)| !seen.contains(*p))
+        .map(|(p, e)| (p.clone(), e.mode))
+        .collect();
+    for (rel, mode) in unseen {
+        match scan::lstat_beneath(path, &rel, &mut real_dirs) {
+            Ok(Some(m)) if mode == MODE_GITLINK && m.is_dir() => {}
+            Ok(Some(m)) if !m.is_dir() => builder.add(&mut index, &rel, &m),
+            Ok(Some(_)) => remove(&mut index, &rel).context(action)?,
+            Ok(None) if limits.scope.is_empty() || in_scope(&rel, limits.scope) => {
+                remove(&mut index, &rel).context(action)?;
+            }
+            Ok(None) => {}
+            // Kept as it was: unreadable is not deleted.
+            Err(e) => builder.skip(
+                &rel,
+                SkipReason::Unreadable {
+                    message: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    let Builder {
+        mut skipped,
+        hashed,
+        ..
+    } = builder;
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.dedup_by(|a, b| a.path == b.path);
+    let tree_id = index.write_tree_to(&repo).context(action)?;
     if tree_id == base_tree.id() {
         return Ok(Snapshot {
             commit: base,
             changed: Vec::new(),
+            skipped,
+            duration: started.elapsed(),
+            hashed,
         });
     }
     let tree = repo.find_tree(tree_id).context(action)?;
     let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
     let sig = signature()?;
     let commit = repo
-        .commit(None, &sig, &sig, message, &tree, &[&base_commit])
+        .commit(None, &sig, &sig, &message(&skipped), &tree, &[&base_commit])
         .context(action)?;
     // Leave the worktree consistent with its snapshot, so that a kept
     // (failed) worktree shows a clean `git status` and `git log` shows it.
     index.write().context(action)?;
     repo.set_head_detached(commit).context(action)?;
-    Ok(Snapshot { commit, changed })
+    Ok(Snapshot {
+        commit,
+        changed,
+        skipped,
+        duration: started.elapsed(),
+        hashed,
+    })
 }
 
-fn in_scope(p: &Path, scope: &[String]) -> bool {
+/// The worktree's index, or (if the worker damaged it beyond reading) a
+/// fresh one holding the base tree: then every file is read, but nothing
+/// is lost.
+fn open_index(
+    repo: &Repository,
+    git_dir: &Path,
+    base_tree: &git2::Tree<'_>,
+) -> Result<Index, git2::Error> {
+    let mut index = match repo.index() {
+        Ok(index) => index,
+        Err(_) => {
+            let file = git_dir.join("index");
+            let _ = std::fs::remove_file(&file);
+            let mut index = Index::open(&file)?;
+            index.read_tree(base_tree)?;
+            return Ok(index);
+        }
+    };
+    // A worker that ran `git merge` may have left conflict stages, which
+    // no tree can hold; the files on disk say what the task wants.
+    if index.has_conflicts() {
+        let staged: Vec<(Vec<u8>, i32)> = index
+            .iter()
+            .map(|e| (e.path, i32::from((e.flags >> 12) & 3)))
+            .filter(|(_, stage)| *stage != 0)
+            .collect();
+        for (rel, stage) in staged {
+            index.remove(Path::new(OsStr::from_bytes(&rel)), stage)?;
+        }
+    }
+    Ok(index)
+}
+
+/// Builds the new index entry by entry, collecting what it leaves out.
+struct Builder<'a> {
+    repo: &'a Repository,
+    root: &'a Path,
+    max_file_size: u64,
+    index_written: Option<(i64, i64)>,
+    /// The index as checked out (stage 0), by path.
+    entries: HashMap<Vec<u8>, IndexEntry>,
+    /// An index without a repository, to ask libgit2 whether it accepts a
+    /// path before any content is read.
+    probe: Index,
+    skipped: Vec<SkippedFile>,
+    hashed: usize,
+}
+
+impl Builder<'_> {
+    /// Brings the entry of the file or symlink at `rel` (whose `lstat` is
+    /// `meta`) up to date, or leaves it out and says why.
+    fn add(&mut self, index: &mut Index, rel: &[u8], meta: &Metadata) {
+        let mode = if meta.is_symlink() {
+            MODE_SYMLINK
+        } else if meta.mode() & 0o100 != 0 {
+            MODE_EXECUTABLE
+        } else {
+            MODE_FILE
+        };
+        if let Some(old) = self.entries.get(rel)
+            && self.unchanged(old, meta, mode)
+        {
+            return;
+        }
+        if let Err(message) = self.valid_path(rel, mode) {
+            self.skip(rel, SkipReason::Refused { message });
+            return;
+        }
+        if mode != MODE_SYMLINK && meta.len() > self.max_file_size {
+            self.skip(
+                rel,
+                SkipReason::TooLarge {
+                    size: meta.len(),
+                    limit: self.max_file_size,
+                },
+            );
+            return;
+        }
+        let (id, meta) = match self.store(rel, meta, mode) {
+            Ok(stored) => stored,
+            Err(message) => {
+                self.skip(rel, SkipReason::Unreadable { message });
+                return;
+            }
+        };
+        self.hashed += 1;
+        let entry = IndexEntry {
+            ctime: index_time(meta.ctime(), meta.ctime_nsec()),
+            mtime: index_time(meta.mtime(), meta.mtime_nsec()),
+            // The index keeps the low 32 bits of these, as git does.
+            dev: meta.dev() as u32,
+            ino: meta.ino() as u32,
+            mode,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            file_size: meta.len() as u32,
+            id,
+            flags: 0,
+            flags_extended: 0,
+            path: rel.to_vec(),
+        };
+        if let Err(e) = index.add(&entry) {
+            self.skip(
+                rel,
+                SkipReason::Refused {
+                    message: e.message().to_string(),
+                },
+            );
+        }
+    }
+
+    /// Writes the content of `rel` as a blob: the link's target for a
+    /// symlink, the file's exact bytes (no attribute, filter or line-ending
+    /// conversion) otherwise. Returns the blob and the `fstat` of what was
+    /// read, which goes into the index.
+    fn store(&self, rel: &[u8], meta: &Metadata, mode: u32) -> Result<(Oid, Metadata), String> {
+        let abs = scan::join(self.root, rel);
+        if mode == MODE_SYMLINK {
+            let target = std::fs::read_link(&abs).map_err(|e| e.to_string())?;
+            let id = self
+                .repo
+                .blob(target.as_os_str().as_bytes())
+                .map_err(|e| e.message().to_string())?;
+            return Ok((id, meta.clone()));
+        }
+        let file = scan::open_no_follow(&abs).map_err(|e| e.to_string())?;
+        let meta = file.metadata().map_err(|e| e.to_string())?;
+        if !meta.is_file() {
+            return Err("it changed while it was being read".into());
+        }
+        let size = meta.len();
+        if size > self.max_file_size {
+            return Err("it grew past max_file_size while it was being read".into());
+        }
+        let mut reader = file.take(size);
+        let id = if size <= SMALL_FILE {
+            let mut data = Vec::with_capacity(size as usize);
+            reader.read_to_end(&mut data).map_err(|e| e.to_string())?;
+            if data.len() as u64 != size {
+                return Err("it shrank while it was being read".into());
+            }
+            self.repo.blob(&data).map_err(|e| e.message().to_string())?
+        } else {
+            let odb = self.repo.odb().map_err(|e| e.message().to_string())?;
+            let len = usize::try_from(size).map_err(|e| e.to_string())?;
+            let mut writer = odb
+                .writer(len, ObjectType::Blob)
+                .map_err(|e| e.message().to_string())?;
+            let copied = std::io::copy(&mut reader, &mut writer).map_err(|e| e.to_string())?;
+            if copied != size {
+                return Err("it shrank while it was being read".into());
+            }
+            writer.finalize().map_err(|e| e.message().to_string())?
+        };
+        Ok((id, meta))
+    }
+
+    /// True if the file's stat data proves it is what the index entry
+    /// says, as git decides it: same type and mode, size, inode, owner,
+    /// mtime and ctime (which no worker can set back), and not touched in
+    /// the same clock tick as the index was written.
+    fn unchanged(&self, old: &IndexEntry, meta: &Metadata, mode: u32) -> bool {
+        let same_time = |t: &IndexTime, secs: i64, nsecs: i64| {
+            t.seconds() == secs as i32 && (t.nanoseconds() == 0 || t.nanoseconds() == nsecs as u32)
+        };
+        let racy = match self.index_written {
+            Some((secs, nsecs)) => {
+                (
+                    i64::from(old.mtime.seconds()),
+                    i64::from(old.mtime.nanoseconds()),
+                ) >= (secs, nsecs)
+            }
+            None => true,
+        };
+        old.mode == mode
+            && old.file_size == meta.len() as u32
+            && old.ino == meta.ino() as u32
+            && old.uid == meta.uid()
+            && old.gid == meta.gid()
+            && same_time(&old.mtime, meta.mtime(), meta.mtime_nsec())
+            && same_time(&old.ctime, meta.ctime(), meta.ctime_nsec())
+            && !racy
+    }
+
+    /// Whether libgit2 would store `rel` at all: it refuses names that
+    /// stand for `.git` (`.GIT`, `git~1`, `.git ` on some file systems) in
+    /// any component, and `.`/`..`.
+    fn valid_path(&mut self, rel: &[u8], mode: u32) -> Result<(), String> {
+        let entry = IndexEntry {
+            ctime: IndexTime::new(0, 0),
+            mtime: IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode,
+            uid: 0,
+            gid: 0,
+            file_size: 0,
+            id: Oid::ZERO_SHA1,
+            flags: 0,
+            flags_extended: 0,
+            path: rel.to_vec(),
+        };
+        let answer = self.probe.add(&entry).map_err(|e| e.message().to_string());
+        let _ = self.probe.clear();
+        answer
+    }
+
+    /// Whether the files of directory `rel` could be stored: a directory
+    /// whose name git refuses is left out whole, as one entry.
+    fn valid_dir(&mut self, rel: &[u8]) -> Result<(), String> {
+        let mut probe = rel.to_vec();
+        probe.extend_from_slice(b"/f");
+        self.valid_path(&probe, MODE_FILE).map_err(|_| {
+            "git refuses this directory's name (`.git`, or a name that can stand for it), so nothing in it was committed".to_string()
+        })
+    }
+
+    fn skip(&mut self, rel: &[u8], reason: SkipReason) {
+        self.skipped.push(SkippedFile {
+            path: String::from_utf8_lossy(rel).into_owned(),
+            reason,
+        });
+    }
+}
+
+fn index_time(secs: i64, nsecs: i64) -> IndexTime {
+    // The index format's 32-bit seconds, as git writes them.
+    IndexTime::new(secs as i32, nsecs as u32)
+}
+
+fn file_kind(meta: &Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn remove(index: &mut Index, rel: &[u8]) -> Result<(), git2::Error> {
+    index.remove_path(Path::new(OsStr::from_bytes(rel)))
+}
+
+fn in_scope(rel: &[u8], scope: &[String]) -> bool {
+    let p = Path::new(OsStr::from_bytes(rel));
     scope.iter().any(|s| p.starts_with(s))
 }
 
@@ -103,4 +495,309 @@ pub(crate) fn changed_paths(
     paths.sort();
     paths.dedup();
     Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    use super::super::{Repo, Worktrees};
+    use super::*;
+
+    /// A repository whose first commit holds `files`, and worktrees of it
+    /// made as a run makes them.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        worktrees: Worktrees,
+        base: Oid,
+    }
+
+    struct Worktree {
+        path: PathBuf,
+        admin: PathBuf,
+    }
+
+    impl Fixture {
+        fn new(files: &[(&str, &str)]) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let main = dir.path().join("repo");
+            let repo = Repository::init(&main).unwrap();
+            let mut index = repo.index().unwrap();
+            for (path, content) in files {
+                let abs = main.join(path);
+                std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+                std::fs::write(&abs, content).unwrap();
+                index.add_path(Path::new(path)).unwrap();
+            }
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = signature().unwrap();
+            let base = repo
+                .commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+                .unwrap();
+            let worktrees = Worktrees::new(Repo::discover(&main).unwrap());
+            Self {
+                dir,
+                worktrees,
+                base,
+            }
+        }
+
+        fn worktree(&self, name: &str, paths: &[&str]) -> Worktree {
+            let path = self.dir.path().join("worktrees").join(name);
+            let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+            let admin = self.worktrees.create(&path, self.base, &paths).unwrap();
+            Worktree { path, admin }
+        }
+
+        fn snapshot(&self, wt: &Worktree, scope: &[&str], max_file_size: u64) -> Snapshot {
+            let scope: Vec<String> = scope.iter().map(|p| p.to_string()).collect();
+            let limits = SnapshotLimits {
+                scope: &scope,
+                max_file_size,
+            };
+            snapshot(&wt.path, &wt.admin, self.base, limits, |skipped| {
+                format!("test snapshot, {} left out", skipped.len())
+            })
+            .unwrap()
+        }
+
+        /// Every file of `commit`: path to (mode, content).
+        fn files(&self, commit: Oid) -> BTreeMap<String, (i32, Vec<u8>)> {
+            let repo = Repository::open(self.dir.path().join("repo")).unwrap();
+            let tree = repo.find_commit(commit).unwrap().tree().unwrap();
+            let mut files = BTreeMap::new();
+            tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+                if entry.kind() == Some(ObjectType::Blob) {
+                    let blob = repo.find_blob(entry.id()).unwrap();
+                    let path = format!("{dir}{}", entry.name().unwrap());
+                    files.insert(path, (entry.filemode(), blob.content().to_vec()));
+                }
+                git2::TreeWalkResult::Ok
+            })
+            .unwrap();
+            files
+        }
+    }
+
+    fn write(wt: &Worktree, rel: &str, content: &[u8]) {
+        let abs = wt.path.join(rel);
+        std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+        std::fs::write(abs, content).unwrap();
+    }
+
+    fn content(files: &BTreeMap<String, (i32, Vec<u8>)>, path: &str) -> Option<Vec<u8>> {
+        files.get(path).map(|(_, c)| c.clone())
+    }
+
+    const MB: u64 = 1 << 20;
+
+    #[test]
+    fn task_written_attributes_and_filters_are_not_applied() {
+        let fx = Fixture::new(&[("README", "r\n")]);
+        let wt = fx.worktree("attrs", &[]);
+        write(
+            &wt,
+            ".gitattributes",
+            b"* text eol=crlf\n* filter=evil ident\n",
+        );
+        write(&wt, "crlf.txt", b"a\r\nb\r\n");
+        write(&wt, "lf.txt", b"a\nb\n");
+        write(&wt, "ident.txt", b"$Id: not-a-hash $\n");
+        let snap = fx.snapshot(&wt, &[], 100 * MB);
+        let files = fx.files(snap.commit);
+        assert_eq!(content(&files, "crlf.txt").unwrap(), b"a\r\nb\r\n");
+        assert_eq!(content(&files, "lf.txt").unwrap(), b"a\nb\n");
+        assert_eq!(
+            content(&files, "ident.txt").unwrap(),
+            b"$Id: not-a-hash $\n"
+        );
+        assert!(snap.skipped.is_empty(), "{:?}", snap.skipped);
+    }
+
+    #[test]
+    fn files_over_the_limit_are_left_out_unread_and_reported() {
+        let fx = Fixture::new(&[("grown.bin", "small\n"), ("README", "r\n")]);
+        let wt = fx.worktree("big", &[]);
+        write(&wt, "big.bin", &[7u8; 2000]);
+        write(&wt, "grown.bin", &[8u8; 3000]);
+        write(&wt, "fits.bin", &[9u8; 1000]);
+        // Sparse: a snapshot that read it would take seconds and gigabytes.
+        let sparse = std::fs::File::create(wt.path.join("sparse.bin")).unwrap();
+        sparse.set_len(4 << 30).unwrap();
+        let snap = fx.snapshot(&wt, &[], 1000);
+        let files = fx.files(snap.commit);
+        assert_eq!(content(&files, "fits.bin").unwrap(), vec![9u8; 1000]);
+        assert!(!files.contains_key("big.bin"));
+        assert!(!files.contains_key("sparse.bin"));
+        // A tracked file that grew past the limit keeps its base content.
+        assert_eq!(content(&files, "grown.bin").unwrap(), b"small\n");
+        let too_large = |path: &str, size: u64| SkippedFile {
+            path: path.into(),
+            reason: SkipReason::TooLarge { size, limit: 1000 },
+        };
+        assert_eq!(
+            snap.skipped,
+            [
+                too_large("big.bin", 2000),
+                too_large("grown.bin", 3000),
+                too_large("sparse.bin", 4 << 30)
+            ]
+        );
+        assert_eq!(snap.changed, ["fits.bin"]);
+    }
+
+    #[test]
+    fn large_files_are_streamed_exactly() {
+        let fx = Fixture::new(&[("README", "r\n")]);
+        let wt = fx.worktree("stream", &[]);
+        let data: Vec<u8> = (0..3 * MB).map(|i| (i * 7 % 251) as u8).collect();
+        write(&wt, "data.bin", &data);
+        let snap = fx.snapshot(&wt, &[], 100 * MB);
+        assert_eq!(content(&fx.files(snap.commit), "data.bin").unwrap(), data);
+    }
+
+    #[test]
+    fn paths_git_refuses_are_left_out_and_the_rest_is_committed() {
+        let fx = Fixture::new(&[("README", "r\n")]);
+        let wt = fx.worktree("refused", &[]);
+        write(&wt, "GIT~1/config", b"[core]\n");
+        write(&wt, ".GIT/config", b"[core]\n");
+        write(&wt, "sub/.git/config", b"[core]\n");
+        write(&wt, "sub/ok.txt", b"ok\n");
+        write(&wt, "other/.git", b"gitdir: /etc\n");
+        write(&wt, "work.txt", b"work\n");
+        let snap = fx.snapshot(&wt, &[], 100 * MB);
+        let files = fx.files(snap.commit);
+        assert_eq!(content(&files, "work.txt").unwrap(), b"work\n");
+        assert_eq!(content(&files, "sub/ok.txt").unwrap(), b"ok\n");
+        let skipped: Vec<&str> = snap.skipped.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(skipped, [".GIT", "GIT~1", "other/.git", "sub/.git"]);
+        assert!(
+            snap.skipped
+                .iter()
+                .all(|s| matches!(s.reason, SkipReason::Refused { .. })),
+            "{:?}",
+            snap.skipped
+        );
+        assert_eq!(snap.changed, ["sub/ok.txt", "work.txt"]);
+    }
+
+    #[test]
+    fn gitignore_nested_exclude_and_tracked_but_ignored_files() {
+        let fx = Fixture::new(&[
+            (".gitignore", "*.log\n"),
+            ("keep.log", "old\n"),
+            ("sub/.gitignore", "tmp/\n!wanted.log\n"),
+        ]);
+        std::fs::write(fx.dir.path().join("repo/.git/info/exclude"), "secret.txt\n").unwrap();
+        let wt = fx.worktree("ignore", &[]);
+        write(&wt, "keep.log", b"new\n");
+        write(&wt, "new.log", b"x\n");
+        write(&wt, "sub/tmp/x", b"x\n");
+        write(&wt, "sub/wanted.log", b"w\n");
+        write(&wt, "sub/ok.txt", b"ok\n");
+        write(&wt, "secret.txt", b"s\n");
+        let snap = fx.snapshot(&wt, &[], 100 * MB);
+        assert_eq!(snap.changed, ["keep.log", "sub/ok.txt", "sub/wanted.log"]);
+        assert_eq!(
+            content(&fx.files(snap.commit), "keep.log").unwrap(),
+            b"new\n"
+        );
+    }
+
+    #[test]
+    fn symlinks_are_stored_as_links_never_followed_and_exec_bits_kept() {
+        let fx = Fixture::new(&[("docs/guide.txt", "guide\n"), ("README", "r\n")]);
+        let outside = fx.dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("guide.txt"), "SECRET\n").unwrap();
+        let wt = fx.worktree("links", &[]);
+        std::os::unix::fs::symlink("/etc/passwd", wt.path.join("link")).unwrap();
+        // A tracked directory replaced by a link to a directory outside
+        // whose files have the tracked names.
+        std::fs::remove_dir_all(wt.path.join("docs")).unwrap();
+        std::os::unix::fs::symlink(&outside, wt.path.join("docs")).unwrap();
+        write(&wt, "run.sh", b"#!/bin/sh\n");
+        std::fs::set_permissions(
+            wt.path.join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let snap = fx.snapshot(&wt, &[], 100 * MB);
+        let files = fx.files(snap.commit);
+        assert_eq!(files["link"], (0o120000, b"/etc/passwd".to_vec()));
+        assert_eq!(files["docs"].0, 0o120000);
+        assert!(!files.contains_key("docs/guide.txt"));
+        assert!(files.values().all(|(_, c)| c != b"SECRET\n"));
+        assert_eq!(files["run.sh"].0, 0o100755);
+        assert_eq!(files["README"].0, 0o100644);
+    }
+
+    #[test]
+    fn deletions_count_only_within_scope() {
+        let fx = Fixture::new(&[
+            ("src/a.txt", "a\n"),
+            ("src/b.txt", "b\n"),
+            ("docs/d.txt", "d\n"),
+        ]);
+        let narrow = fx.worktree("narrow", &["src"]);
+        assert!(!narrow.path.join("docs").exists());
+        std::fs::remove_file(narrow.path.join("src/a.txt")).unwrap();
+        let snap = fx.snapshot(&narrow, &["src"], 100 * MB);
+        let files = fx.files(snap.commit);
+        assert_eq!(snap.changed, ["src/a.txt"]);
+        assert!(files.contains_key("docs/d.txt"));
+
+        let full = fx.worktree("full", &[]);
+        std::fs::remove_dir_all(full.path.join("docs")).unwrap();
+        let snap = fx.snapshot(&full, &[], 100 * MB);
+        assert_eq!(snap.changed, ["docs/d.txt"]);
+    }
+
+    #[test]
+    fn files_whose_stat_matches_the_index_are_not_read() {
+        let files: Vec<(String, String)> = (0..50)
+            .map(|i| (format!("f/{i}.txt"), format!("{i}\n")))
+            .collect();
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        let fx = Fixture::new(&files);
+        let wt = fx.worktree("stat", &[]);
+        // Past the clock tick of the checkout, so its entries are not racy
+        // once the first snapshot has written the index.
+        std::thread::sleep(Duration::from_millis(50));
+        write(&wt, "f/1.txt", b"one\n");
+        let first = fx.snapshot(&wt, &[], 100 * MB);
+        assert_eq!(first.changed, ["f/1.txt"]);
+        std::thread::sleep(Duration::from_millis(50));
+        // Same size as before: only its times tell.
+        write(&wt, "f/2.txt", b"x\n");
+        let second = fx.snapshot(&wt, &[], 100 * MB);
+        assert_eq!(second.hashed, 1, "unchanged files were read again");
+        let files = fx.files(second.commit);
+        assert_eq!(content(&files, "f/1.txt").unwrap(), b"one\n");
+        assert_eq!(content(&files, "f/2.txt").unwrap(), b"x\n");
+    }
+
+    #[test]
+    fn special_files_are_reported_and_a_damaged_index_loses_nothing() {
+        let fx = Fixture::new(&[("README", "r\n"), ("gone.txt", "g\n")]);
+        let wt = fx.worktree("special", &[]);
+        nix::unistd::mkfifo(&wt.path.join("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::remove_file(wt.path.join("gone.txt")).unwrap();
+        write(&wt, "work.txt", b"work\n");
+        std::fs::write(wt.admin.join("index"), b"DIRC garbage").unwrap();
+        let snap = fx.snapshot(&wt, &[], 100 * MB);
+        assert_eq!(snap.changed, ["gone.txt", "work.txt"]);
+        assert_eq!(snap.skipped.len(), 1);
+        assert_eq!(snap.skipped[0].path, "pipe");
+        assert!(matches!(
+            &snap.skipped[0].reason,
+            SkipReason::Unreadable { message } if message.contains("named pipe")
+        ));
+    }
 }

@@ -517,6 +517,11 @@ fn resolve(
         let Some(value) = value else { return Ok(None) };
         match value.get_ref().trim().parse::<bytesize::ByteSize>() {
             Ok(size) if size.as_u64() > 0 => Ok(Some(size.as_u64())),
+            // Zero would leave every file out; "no limit" is a large size.
+            Ok(_) if key == "max_file_size" => Err(
+                "must be more than zero (there is no unlimited: write a size as large as you need, e.g. \"10GiB\")"
+                    .to_string(),
+            ),
             Ok(_) => Err("must be more than zero".to_string()),
             // bytesize's own message talks about floats and ByteSize.
             Err(_) => Err("expected a number and a unit".to_string()),
@@ -535,6 +540,11 @@ fn resolve(
     let memory = size("memory", pick(&fields.memory, &defaults.memory))?;
     let max_output = size("max_output", pick(&fields.max_output, &defaults.max_output))?
         .unwrap_or(super::DEFAULT_MAX_OUTPUT);
+    let max_file_size = size(
+        "max_file_size",
+        pick(&fields.max_file_size, &defaults.max_file_size),
+    )?
+    .unwrap_or(super::DEFAULT_MAX_FILE_SIZE);
     let processes = fields.processes.or(defaults.processes);
     if processes == Some(0) {
         return Err(source
@@ -603,6 +613,7 @@ fn resolve(
         memory,
         processes,
         max_output,
+        max_file_size,
     })
 }
 
@@ -671,4 +682,37 @@ fn resolve_deps(
         task.deps = deps;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<super::super::Plan, Box<super::super::PlanError>> {
+        super::super::parse(Path::new("plan.toml"), text.to_string())
+    }
+
+    #[test]
+    fn max_file_size_defaults_to_100mib_and_refuses_zero() {
+        let plan = parse(
+            "[defaults]\nmax_file_size = \"1GiB\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n\n[[task]]\nid = \"b\"\nrun = \"true\"\nmax_file_size = \"5MB\"\n",
+        )
+        .map_err(|e| e.to_string());
+        let plan = plan.as_ref().map(|p| &p.tasks);
+        assert_eq!(
+            plan.map(|t| t.iter().map(|t| t.max_file_size).collect::<Vec<_>>()),
+            Ok(vec![1 << 30, 5_000_000])
+        );
+        let default =
+            parse("[[task]]\nid = \"a\"\nrun = \"true\"\n").map(|p| p.tasks[0].max_file_size);
+        assert_eq!(default.ok(), Some(100 << 20));
+        let zero = parse("[[task]]\nid = \"a\"\nrun = \"true\"\nmax_file_size = \"0B\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            zero.contains("invalid max_file_size `0B` for task `a`: must be more than zero (there is no unlimited"),
+            "{zero}"
+        );
+    }
 }

@@ -71,6 +71,8 @@ pub struct Task {
     pub processes: Option<u64>,
     /// Bytes of each output stream kept in the log.
     pub max_output: u64,
+    /// Largest file a snapshot of the task's worktree commits, in bytes.
+    pub max_file_size: u64,
 }
 
 /// The program of a WASM task.
@@ -92,6 +94,9 @@ pub const DEFAULT_MIN_FREE_SPACE: u64 = 256 << 20;
 
 /// Output kept per stream when the plan does not say.
 pub const DEFAULT_MAX_OUTPUT: u64 = 16 << 20;
+
+/// Largest file a snapshot commits when the plan does not say.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 << 20;
 
 /// Reads and checks the plan at `path`.
 pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {

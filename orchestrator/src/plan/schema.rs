@@ -247,6 +247,13 @@ pub struct TaskFields {
     /// log; the rest is dropped and the log says so. Default: 16MiB.
     #[schemars(with = "Option<String>")]
     pub max_output: Option<Spanned<String>>,
+    /// Largest file the task's snapshot commits, e.g. `"1GiB"`. A larger
+    /// file is left out unread and listed in the report (with its size
+    /// and this limit); everything else is committed. Must be more than
+    /// zero (there is no "unlimited": write a size as large as you need).
+    /// Default: 100MiB.
+    #[schemars(with = "Option<String>")]
+    pub max_file_size: Option<Spanned<String>>,
     /// Run the task once per combination of these values, substituting
     /// `{name}` in `id`, `deps`, `run`, `verify`, `prompt`, `paths` and `env`.
     #[schemars(with = "Option<BTreeMap<String, Vec<MatrixValue>>>")]

@@ -508,9 +508,15 @@ impl<'o> Dispatcher<'o> {
                 snapshot,
                 agent,
             } => {
-                let (commit, git_ref, changed) = match snapshot {
-                    Some((snap, r)) => (Some(snap.commit.to_string()), Some(r), snap.changed),
-                    None => (None, None, Vec::new()),
+                let (commit, git_ref, changed, skipped, snapshot_ms) = match snapshot {
+                    Some((snap, r)) => (
+                        Some(snap.commit.to_string()),
+                        Some(r),
+                        snap.changed,
+                        snap.skipped,
+                        Some(u64::try_from(snap.duration.as_millis()).unwrap_or(u64::MAX)),
+                    ),
+                    None => (None, None, Vec::new(), Vec::new(), None),
                 };
                 self.emit(EventBody::AttemptFinished {
                     task: self.ctx.tasks[task].id.clone(),
@@ -521,6 +527,8 @@ impl<'o> Dispatcher<'o> {
                     commit,
                     git_ref,
                     changed_files: changed,
+                    skipped_files: skipped,
+                    snapshot_ms,
                     agent,
                 })
             }

@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 
 use git2::Oid;
 use swarm_protocol::agent::{AgentOutcome, AgentReport};
-use swarm_protocol::{AttemptOutcome, Isolation, TaskStatus};
+use swarm_protocol::{AttemptOutcome, Isolation, SkippedFile, TaskStatus};
 use swarm_sandbox::{Network, Policy, Stop};
 use swarm_worker::wasm::WasmSpec;
 use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::{Mutex, mpsc, watch};
 
-use crate::git::{GitError, Repo, Snapshot, Worktrees, merge_results, refs, snapshot};
+use crate::git::{
+    GitError, Repo, Snapshot, SnapshotLimits, Worktrees, merge_results, refs, snapshot,
+};
 use crate::plan::{NetworkMode, Task, WasmTask};
 use crate::report::log_paths;
 
@@ -204,22 +206,22 @@ async fn execute_inner(
                 } else {
                     refs::attempt(&ctx.run, &task.id, attempt)
                 };
-                let message = commit_message(
-                    &ctx.run,
-                    task,
-                    attempt,
-                    &outcome,
-                    verify_passed,
-                    agent.as_ref(),
-                );
-                let (repo, wd, scope, r) = (
+                let (repo, wd, r, run) = (
                     ctx.repo.clone(),
                     workdir.clone(),
-                    task.paths.clone(),
                     git_ref.clone(),
+                    ctx.run.clone(),
                 );
+                let (t, o, a) = (task.clone(), outcome.clone(), agent.clone());
                 let snap = blocking(move || {
-                    let snap = snapshot(&wd, &admin, base, &scope, &message)?;
+                    let limits = SnapshotLimits {
+                        scope: &t.paths,
+                        max_file_size: t.max_file_size,
+                    };
+                    let message = |skipped: &[SkippedFile]| {
+                        commit_message(&run, &t, attempt, &o, verify_passed, a.as_ref(), skipped)
+                    };
+                    let snap = snapshot(&wd, &admin, base, limits, message)?;
                     repo.set_ref(&r, snap.commit, "swarm: task snapshot")?;
                     Ok(snap)
                 })
@@ -554,6 +556,7 @@ fn commit_message(
     outcome: &AttemptOutcome,
     verify: Option<bool>,
     agent: Option<&AgentReport>,
+    skipped: &[SkippedFile],
 ) -> String {
     let succeeded = outcome.is_success()
         && verify != Some(false)
@@ -573,8 +576,19 @@ fn commit_message(
     if script.len() < what.len() {
         script.push_str("\n[...]");
     }
+    // What the snapshot left out, where whoever reads the commit sees it.
+    let mut left_out = String::new();
+    if !skipped.is_empty() {
+        left_out.push_str("\n\nNot committed (see the run's report):");
+        for file in skipped.iter().take(20) {
+            left_out.push_str(&format!("\n  {file}"));
+        }
+        if skipped.len() > 20 {
+            left_out.push_str(&format!("\n  and {} more", skipped.len() - 20));
+        }
+    }
     format!(
-        "swarm: {run}/{id}: {result}\n\n{script}\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
+        "swarm: {run}/{id}: {result}\n\n{script}{left_out}\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
         id = task.id
     )
 }
