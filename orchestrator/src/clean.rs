@@ -2,16 +2,20 @@
 //! directories, git's worktree records) without losing anything. A worktree
 //! whose content is not on a ref yet is committed to one first; task refs
 //! go only when asked, and only for tasks whose work is merged.
+//!
+//! Cleaning goes on past what it cannot do (a worktree it cannot commit is
+//! left in place, and said so) and frees everything else. Everything is
+//! removed through [`State`], so no link in `.swarm` is ever followed.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use git2::Oid;
 use swarm_protocol::{EventBody, TaskStatus};
 
-use crate::git::{GitError, Repo, Worktrees, refs, snapshot};
+use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, refs, snapshot};
 use crate::journal;
-use crate::report::run_dir;
+use crate::state::{Kind, State, StateError};
 
 /// What cleaning one run did.
 #[derive(Debug, Default)]
@@ -24,30 +28,38 @@ pub struct Cleaned {
     /// Task refs deleted (`--refs`).
     pub refs_deleted: Vec<String>,
     pub bytes_freed: u64,
+    /// What could not be freed, each as a fragment after "failed to".
+    pub problems: Vec<String>,
+    /// Lines of the run's journal that could not be read.
+    pub skipped: Vec<journal::Skipped>,
 }
 
-/// Why a run could not be cleaned, as a fragment after "failed to".
+/// Why a run could not be cleaned at all, as a fragment after "failed to".
 #[derive(Debug, thiserror::Error)]
 pub enum CleanError {
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error(
         "clean run `{run}`: it is being driven by swarm process {holder}; clean it when it ends"
     )]
     Running { run: String, holder: String },
-    #[error("clean {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("clean run `{run}`: {message}")]
+    Other { run: String, message: String },
 }
 
-/// Cleans run `run` of the repository; with `delete_refs`, also deletes
-/// the refs of its tasks whose result is merged.
-pub fn clean(repo: &Repo, run: &str, delete_refs: bool) -> Result<Cleaned, CleanError> {
-    let dir = run_dir(&repo.workdir, run);
+/// Cleans run `run` of the repository (whose checked state directory is
+/// `state`); with `delete_refs`, also deletes the refs of its tasks whose
+/// result is merged. What it could not free is in [`Cleaned::problems`].
+pub fn clean(
+    repo: &Repo,
+    state: &State,
+    run: &str,
+    delete_refs: bool,
+) -> Result<Cleaned, CleanError> {
     // Nobody may be driving the run while its worktrees go.
-    let _lock = match crate::run::lock_run(&dir, run) {
+    let _lock = match crate::run::lock_run(state, run) {
         Ok(lock) => lock,
         Err(crate::run::RunError::Locked { holder, .. }) => {
             return Err(CleanError::Running {
@@ -55,14 +67,32 @@ pub fn clean(repo: &Repo, run: &str, delete_refs: bool) -> Result<Cleaned, Clean
                 holder,
             });
         }
+        Err(crate::run::RunError::State(e)) => return Err(CleanError::State(e)),
         Err(e) => {
-            return Err(CleanError::Io {
-                path: dir,
-                source: std::io::Error::other(e.to_string()),
+            return Err(CleanError::Other {
+                run: run.into(),
+                message: e.to_string(),
             });
         }
     };
-    let events = journal::read(&dir.join("events.jsonl")).unwrap_or_default();
+    let journal_path = state.path().join("runs").join(run).join("events.jsonl");
+    // Without its journal swarm cannot tell which worktree holds unsaved
+    // work, so an unreadable one stops the run's cleaning (a missing one
+    // means nothing ever started).
+    let (events, skipped) = match journal::read_tolerant(&journal_path) {
+        Ok(read) => read,
+        Err(journal::JournalError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            (Vec::new(), Vec::new())
+        }
+        Err(e) => {
+            return Err(CleanError::Other {
+                run: run.into(),
+                message: format!("failed to {e}"),
+            });
+        }
+    };
     // Each task's last attempt and the commit it started from, and its status.
     let mut started: HashMap<String, (u32, Oid)> = HashMap::new();
     let mut status: HashMap<String, TaskStatus> = HashMap::new();
@@ -92,34 +122,85 @@ pub fn clean(repo: &Repo, run: &str, delete_refs: bool) -> Result<Cleaned, Clean
 
     let mut cleaned = Cleaned {
         run: run.into(),
+        skipped,
         ..Cleaned::default()
     };
     let worktrees = Worktrees::new(repo.clone());
-    let worktree_dir = repo.workdir.join(".swarm").join("worktrees").join(run);
-    for entry in read_dir(&worktree_dir)? {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
-        if !name.starts_with(".readonly-")
-            && let Some(kept) = keep(repo, &worktrees, run, &name, &path, started.get(&name))?
-        {
-            cleaned.kept.push((name.clone(), kept));
+    let mut left = 0;
+    for entry in state.entries(&["worktrees", run])? {
+        let name = entry.name;
+        let parts = ["worktrees", run, name.as_str()];
+        let path = state.path().join("worktrees").join(run).join(&name);
+        if entry.kind != Kind::Dir {
+            // Not a worktree swarm made: removed, never followed.
+            if let Err(e) = state.remove(&parts) {
+                cleaned.problems.push(format!("{e}"));
+                left += 1;
+            }
+            continue;
         }
-        cleaned.bytes_freed += size_of(&path);
-        worktrees.remove(&path, None)?;
-        cleaned.worktrees += 1;
+        if !name.starts_with(".readonly-") {
+            match keep(repo, &worktrees, run, &name, &path, started.get(&name)) {
+                Ok(Some(kept)) => cleaned.kept.push((name.clone(), kept)),
+                Ok(None) => {}
+                Err(e) => {
+                    cleaned.problems.push(format!(
+                        "keep the work of task `{name}` (worktree {} left in place, nothing removed): failed to {e}",
+                        path.display()
+                    ));
+                    left += 1;
+                    continue;
+                }
+            }
+        }
+        let size = state.size(&parts);
+        match worktrees.remove(&path, None) {
+            Ok(()) => {
+                cleaned.bytes_freed += size;
+                cleaned.worktrees += 1;
+            }
+            Err(e) => {
+                cleaned.problems.push(e.to_string());
+                left += 1;
+            }
+        }
     }
-    remove_dir(&worktree_dir)?;
-    let tmp = dir.join("tmp");
-    cleaned.bytes_freed += size_of(&tmp);
-    remove_dir(&tmp)?;
-    worktrees.prune()?;
+    if left == 0
+        && let Err(e) = state.remove(&["worktrees", run])
+    {
+        cleaned.problems.push(e.to_string());
+    }
+    for entry in state.entries(&["runs", run, "tmp"])? {
+        let parts = ["runs", run, "tmp", entry.name.as_str()];
+        let size = state.size(&parts);
+        match state.remove(&parts) {
+            Ok(()) => cleaned.bytes_freed += size,
+            Err(e) => cleaned.problems.push(e.to_string()),
+        }
+    }
+    if let Err(e) = state.remove(&["runs", run, "tmp"]) {
+        cleaned.problems.push(e.to_string());
+    }
+    if let Err(e) = worktrees.prune() {
+        cleaned.problems.push(e.to_string());
+    }
 
     if delete_refs {
         for (task, s) in &status {
             let name = refs::task(run, task);
-            if *s == TaskStatus::Merged && repo.has_ref(&name)? {
-                repo.delete_ref(&name)?;
-                cleaned.refs_deleted.push(name);
+            if *s != TaskStatus::Merged {
+                continue;
+            }
+            match repo.has_ref(&name).and_then(|has| {
+                if has {
+                    repo.delete_ref(&name).map(|()| true)
+                } else {
+                    Ok(false)
+                }
+            }) {
+                Ok(true) => cleaned.refs_deleted.push(name),
+                Ok(false) => {}
+                Err(e) => cleaned.problems.push(e.to_string()),
             }
         }
         cleaned.refs_deleted.sort();
@@ -143,7 +224,13 @@ fn keep(
     let message = format!(
         "swarm: {run}/{task}: worktree content kept by swarm clean\n\nSwarm-Run: {run}\nSwarm-Task: {task}\nSwarm-Attempt: {attempt}\n"
     );
-    let snap = snapshot(path, &admin, base, &[], &message)?;
+    // Everything the user may have left there is kept, whatever its size:
+    // the worktree is deleted next.
+    let limits = SnapshotLimits {
+        scope: &[],
+        max_file_size: u64::MAX,
+    };
+    let snap = snapshot(path, &admin, base, limits, |_| message)?;
     let tree = repo.tree_of(snap.commit)?;
     let mut existing = vec![refs::task(run, task)];
     existing.extend((1..=attempt + 1).map(|n| refs::attempt(run, task, n)));
@@ -162,52 +249,8 @@ fn keep(
     Ok(Some(free))
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, CleanError> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => Ok(entries.flatten().collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(CleanError::Io {
-            path: dir.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-fn remove_dir(dir: &Path) -> Result<(), CleanError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(CleanError::Io {
-            path: dir.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-/// Bytes of the files under `path` (not following links).
-fn size_of(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| size_of(&e.path())).sum())
-        .unwrap_or(0)
-}
-
-/// Every run recorded in the repository at `workdir`, by name.
-pub fn runs(workdir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(workdir.join(".swarm").join("runs"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+/// Every run recorded in the repository (whose checked state directory is
+/// `state`), by name.
+pub fn runs(state: &State) -> Result<Vec<String>, StateError> {
+    state.runs()
 }

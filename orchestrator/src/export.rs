@@ -2,6 +2,10 @@
 //! per task, failures with the tail of their log) and a Markdown summary
 //! (for `$GITHUB_STEP_SUMMARY`). Both are views of the same report that
 //! `swarm status` shows, so they cannot disagree with it.
+//!
+//! Reasons, file names, agent summaries and logs are the tasks' own text:
+//! control characters in them are escaped (see [`crate::escape`]), and in
+//! Markdown they cannot open code spans, links, images or HTML.
 
 use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
@@ -10,6 +14,8 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use swarm_protocol::{RunReport, TaskReport, TaskStatus};
+
+use crate::escape;
 
 /// Bytes of a failed task's log put into reports.
 const LOG_TAIL: u64 = 4096;
@@ -37,11 +43,19 @@ pub fn log_tail(path: &Path) -> String {
 /// is all it wrote.
 fn task_tail(task: &TaskReport) -> String {
     let err = log_tail(Path::new(&task.stderr_log));
-    if err.trim().is_empty() {
+    let tail = if err.trim().is_empty() {
         log_tail(Path::new(&task.stdout_log))
     } else {
         err
-    }
+    };
+    escape::text(&tail).into_owned()
+}
+
+/// A task's reason (or its status) as one line of plain text.
+fn reason(task: &TaskReport) -> String {
+    task.reason
+        .as_deref()
+        .map_or_else(|| task.status.to_string(), |r| escape::line(r).into_owned())
 }
 
 fn is_failure(status: TaskStatus) -> bool {
@@ -62,21 +76,13 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
             TestCaseStatus::success()
         } else if is_failure(task.status) {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(
-                task.reason
-                    .clone()
-                    .unwrap_or_else(|| task.status.to_string()),
-            );
+            s.set_message(reason(task));
             s.set_type(task.status.as_str());
             s.set_description(task_tail(task));
             s
         } else {
             let mut s = TestCaseStatus::skipped();
-            s.set_message(
-                task.reason
-                    .clone()
-                    .unwrap_or_else(|| task.status.to_string()),
-            );
+            s.set_message(reason(task));
             s
         };
         if task.status == TaskStatus::Pending || task.status == TaskStatus::Running {
@@ -173,13 +179,20 @@ pub fn markdown(report: &RunReport) -> String {
     out.push_str("---|\n");
     for t in &report.tasks {
         let note = match t.status {
-            TaskStatus::Conflicted => format!("conflict in {}", t.conflict_files.join(", ")),
+            TaskStatus::Conflicted => format!(
+                "conflict in {}",
+                t.conflict_files
+                    .iter()
+                    .map(|f| escape::markdown(f))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             s if s.is_success() => t
                 .agent
                 .as_ref()
-                .map(|a| a.summary.clone())
+                .map(|a| escape::markdown(&a.summary))
                 .unwrap_or_default(),
-            _ => t.reason.clone().unwrap_or_default(),
+            _ => escape::markdown_prose(t.reason.as_deref().unwrap_or_default()),
         };
         let _ = write!(
             out,
@@ -202,7 +215,7 @@ pub fn markdown(report: &RunReport) -> String {
                 None => out.push_str(" | |"),
             }
         }
-        let _ = writeln!(out, " {} |", note.replace('|', "\\|").replace('\n', " "));
+        let _ = writeln!(out, " {note} |");
     }
     for t in report.tasks.iter().filter(|t| is_failure(t.status)) {
         let tail = task_tail(t);
@@ -213,7 +226,7 @@ pub fn markdown(report: &RunReport) -> String {
             out,
             "\n<details><summary><code>{}</code>: {}</summary>\n\n```text\n{}\n```\n\n</details>",
             t.id,
-            t.reason.as_deref().unwrap_or(t.status.as_str()),
+            escape::html(t.reason.as_deref().unwrap_or(t.status.as_str())),
             tail.trim_end().replace("```", "'''")
         );
     }

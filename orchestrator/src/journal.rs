@@ -34,7 +34,14 @@ pub enum JournalError {
 
 impl Journal {
     pub fn create(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // A link planted at the journal's path is refused, never appended
+        // through (the directories above it are checked by `state`).
+        let file = OpenOptions::new()
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -85,9 +92,44 @@ fn is_state_change(body: &EventBody) -> bool {
     )
 }
 
+/// A journal line a tolerant read skipped: not an event of this format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "skipped line {} of {}: it is not a swarm event ({})",
+            self.line,
+            self.path.display(),
+            self.message
+        )
+    }
+}
+
 /// Reads every event of the journal at `path`. A last line without its
-/// newline (the writer was interrupted mid-write) is ignored.
+/// newline (the writer was interrupted mid-write) is ignored; any other
+/// line that is not an event is an error naming it (what `resume` needs:
+/// it must not guess what a lost line said).
 pub fn read(path: &Path) -> Result<Vec<Event>, JournalError> {
+    read_lines(path, false).map(|(events, _)| events)
+}
+
+/// Reads the journal at `path` like [`read`], but skips lines that are not
+/// events, returning them: one damaged line must not hide the rest of a
+/// run from `swarm status` or `swarm logs`. A line of a newer format is
+/// still an error.
+pub fn read_tolerant(path: &Path) -> Result<(Vec<Event>, Vec<Skipped>), JournalError> {
+    read_lines(path, true)
+}
+
+fn read_lines(path: &Path, tolerant: bool) -> Result<(Vec<Event>, Vec<Skipped>), JournalError> {
     let io_err = |source| JournalError::Io {
         path: path.to_path_buf(),
         source,
@@ -95,36 +137,82 @@ pub fn read(path: &Path) -> Result<Vec<Event>, JournalError> {
     let file = File::open(path).map_err(io_err)?;
     let mut reader = BufReader::new(file);
     let mut events = Vec::new();
-    let mut line = String::new();
+    let mut skipped = Vec::new();
+    let mut line = Vec::new();
     let mut number = 0;
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(io_err)?;
+        let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
         if n == 0 {
             break;
         }
         number += 1;
-        if !line.ends_with('\n') {
+        if line.last() != Some(&b'\n') {
             break;
         }
-        let event: Event =
-            serde_json::from_str(&line).map_err(|e| {
-                match serde_json::from_str::<serde_json::Value>(&line)
+        match serde_json::from_slice::<Event>(&line) {
+            Ok(event) => events.push(event),
+            Err(e) => {
+                if let Some(v) = serde_json::from_slice::<serde_json::Value>(&line)
                     .ok()
                     .and_then(|v| v.get("v")?.as_u64())
+                    && v > u64::from(SCHEMA_VERSION)
                 {
-                    Some(v) if v > u64::from(SCHEMA_VERSION) => JournalError::TooNew {
+                    return Err(JournalError::TooNew {
                         path: path.to_path_buf(),
                         found: u32::try_from(v).unwrap_or(u32::MAX),
-                    },
-                    _ => JournalError::Corrupt {
+                    });
+                }
+                if !tolerant {
+                    return Err(JournalError::Corrupt {
                         path: path.to_path_buf(),
                         line: number,
                         message: e.to_string(),
-                    },
+                    });
                 }
-            })?;
-        events.push(event);
+                skipped.push(Skipped {
+                    path: path.to_path_buf(),
+                    line: number,
+                    message: e.to_string(),
+                });
+            }
+        }
     }
-    Ok(events)
+    Ok((events, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_middle_line_is_skipped_by_tolerant_reads_only() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("events.jsonl");
+        let event = |run: &str| {
+            serde_json::to_string(&Event {
+                v: SCHEMA_VERSION,
+                ts: String::new(),
+                body: EventBody::RunFinished {
+                    exit_code: 0,
+                    duration_ms: 1,
+                    integration_commit: run.into(),
+                },
+            })
+            .unwrap_or_default()
+        };
+        let mut text = format!("{}\n{{\"v\":1,\"ev", event("a")).into_bytes();
+        text.push(0xff);
+        text.extend_from_slice(format!("\n{}\n{{torn", event("b")).as_bytes());
+        std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+        match read(&path) {
+            Err(JournalError::Corrupt { line: 2, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        let (events, skipped) = read_tolerant(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(events.len(), 2);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].line, 2);
+        assert!(skipped[0].to_string().starts_with("skipped line 2 of "));
+    }
 }

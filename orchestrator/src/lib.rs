@@ -6,6 +6,7 @@
 //! is the only place that talks to the user.
 
 pub mod clean;
+pub mod escape;
 pub mod exit;
 pub mod export;
 pub mod gateway;
@@ -15,6 +16,7 @@ pub mod journal;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod state;
 
 /// RFC 3339 UTC time with milliseconds, as used in journals and reports.
 pub fn timestamp(t: std::time::SystemTime) -> String {

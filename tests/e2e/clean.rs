@@ -1,5 +1,7 @@
 //! `swarm clean`: frees worktrees and scratch space, never work.
 
+use std::path::Path;
+
 use crate::support::{TestRepo, wait_until};
 
 #[test]
@@ -99,4 +101,46 @@ fn clean_names_an_unknown_run() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn clean_goes_past_a_worktree_it_cannot_commit_and_says_why() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "c.toml",
+        "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 3\"\n\n[[task]]\nid = \"other\"\nrun = \"echo other > other.txt; exit 3\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let bad = repo.path().join(".swarm/worktrees/c/bad");
+    let other = repo.path().join(".swarm/worktrees/c/other");
+    std::fs::write(bad.join("unsaved.txt"), "by hand\n").unwrap();
+    std::fs::write(other.join("unsaved.txt"), "by hand\n").unwrap();
+    // Break `bad`'s git records: its index is garbage, so its work cannot be
+    // committed (and must then not be deleted either).
+    let admin = std::fs::read_to_string(bad.join(".git")).unwrap();
+    let admin = Path::new(admin.trim().strip_prefix("gitdir: ").unwrap()).to_path_buf();
+    std::fs::write(admin.join("index"), "not an index").unwrap();
+    let tmp = repo.path().join(".swarm/runs/c/tmp");
+    assert!(tmp.exists());
+
+    let out = repo.swarm(&["clean"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("error: run c: failed to keep the work of task `bad`")
+            && out.stderr.contains("left in place"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("removed 1 worktree"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("kept other's uncommitted work on refs/swarm/c/other.1"),
+        "{}",
+        out.stdout
+    );
+    assert!(bad.join("unsaved.txt").exists(), "unsaved work was deleted");
+    assert!(!other.exists());
+    assert!(!tmp.exists());
+    assert_eq!(repo.show("refs/swarm/c/other.1", "unsaved.txt"), "by hand");
 }

@@ -6,6 +6,7 @@
 mod agent;
 mod bad_input;
 mod clean;
+mod escapes;
 mod example_plans;
 mod faults;
 mod live;
@@ -16,6 +17,7 @@ mod run;
 mod sandbox;
 mod sandbox_limits;
 mod snapshot_limits;
+mod state;
 mod support;
 mod wasm;
 mod wasm_guests;

@@ -26,7 +26,10 @@ impl RunLock {
             action: format!("open {}", path.display()),
             source,
         };
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // A link planted at `lock` is refused, never truncated through.
         let file = std::fs::OpenOptions::new()
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .create(true)
             .truncate(false)
             .read(true)

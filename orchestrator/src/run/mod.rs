@@ -18,15 +18,33 @@ pub fn cgroup_support() -> Option<&'static str> {
     cgroup::Cgroups::probe()
 }
 
-/// Takes run `run`'s lock (in `run_dir`), as a coordinator does: for
-/// anything that must not happen while the run is driven.
-pub fn lock_run(run_dir: &Path, run: &str) -> Result<RunLock, RunError> {
-    std::fs::create_dir_all(run_dir).map_err(|source| RunError::Io {
-        action: format!("create {}", run_dir.display()),
-        source,
-    })?;
-    RunLock::acquire(run_dir, run)
+/// Takes run `run`'s lock, as a coordinator does: for anything that must
+/// not happen while the run is driven. The run's directory is created
+/// through `state`, never through a link.
+pub fn lock_run(state: &State, run: &str) -> Result<RunLock, RunError> {
+    check_run_name(run)?;
+    state.check_run(run)?;
+    let run_dir = state.ensure_dir(&["runs", run])?;
+    RunLock::acquire(&run_dir, run)
 }
+
+/// Refuses a run name that is not one path component and one git ref
+/// component: the same rule as a plan's `name`, checked before anything is
+/// created (a name like `../x` or `/tmp/x` would otherwise put the run's
+/// directory, lock and worktrees outside `.swarm`).
+pub fn check_run_name(name: &str) -> Result<(), RunError> {
+    if crate::plan::is_valid_run_name(name) {
+        Ok(())
+    } else {
+        Err(RunError::BadName {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// What a valid run name is, for help messages.
+pub const RUN_NAME_RULE: &str = "a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . \
+     (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`";
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,6 +56,7 @@ use tokio::sync::watch;
 
 use crate::git::{GitError, Repo, refs};
 use crate::plan::Plan;
+use crate::state::{State, StateError};
 
 /// Settings of one run that come from the command line rather than the plan.
 #[derive(Debug, Clone)]
@@ -89,6 +108,10 @@ pub enum RunError {
         "drive run `{run}`: another swarm process (pid {holder}) is driving it; wait for it to end, or stop it"
     )]
     Locked { run: String, holder: String },
+    #[error("use run name `{name}`: {RUN_NAME_RULE}")]
+    BadName { name: String },
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("resume run `{run}`: {why}")]
     NotResumable { run: String, why: String },
     #[error("{action}: {source}")]
@@ -105,11 +128,12 @@ impl RunError {
         matches!(
             self,
             Self::NameTaken { .. }
+                | Self::BadName { .. }
                 | Self::SwarmBranchExists { .. }
                 | Self::Locked { .. }
                 | Self::NotResumable { .. }
                 | Self::Git(GitError::UnknownRev { .. })
-        )
+        ) || matches!(self, Self::State(e) if e.is_unsafe())
     }
 }
 
@@ -136,8 +160,11 @@ impl Prepared {
 /// Checks everything about running `plan` in `repo` that can be checked
 /// without changing anything: the base exists, the run name is free.
 pub fn prepare(repo: Repo, plan: Plan, options: RunOptions) -> Result<Prepared, RunError> {
-    let base_commit = repo.resolve(&plan.base)?;
     let wanted = options.name.clone().unwrap_or_else(|| plan.name.clone());
+    check_run_name(&wanted)?;
+    State::check_untracked(&repo)?;
+    let state = State::open(&repo.workdir)?;
+    let base_commit = repo.resolve(&plan.base)?;
     if repo.has_ref("refs/heads/swarm")? {
         return Err(RunError::SwarmBranchExists { name: wanted });
     }
@@ -162,6 +189,9 @@ pub fn prepare(repo: Repo, plan: Plan, options: RunOptions) -> Result<Prepared, 
             n += 1;
         }
     };
+    if let Some(state) = &state {
+        state.check_run(&run)?;
+    }
     Ok(Prepared {
         repo,
         plan,
@@ -173,16 +203,35 @@ pub fn prepare(repo: Repo, plan: Plan, options: RunOptions) -> Result<Prepared, 
 
 /// A run to resume: `run`, with the plan it was started with (its saved
 /// copy). Whether it can be resumed is checked when it is driven, under its
-/// lock.
-pub fn prepare_resume(repo: Repo, plan: Plan, run: String, options: RunOptions) -> Prepared {
-    Prepared {
+/// lock; that its name and state directory are sound, now.
+pub fn prepare_resume(
+    repo: Repo,
+    plan: Plan,
+    run: String,
+    options: RunOptions,
+) -> Result<Prepared, RunError> {
+    check_run_name(&run)?;
+    open_run_state(&repo, &run)?;
+    Ok(Prepared {
         repo,
         plan,
         run,
         // Read from the run's journal when it is resumed.
         base_commit: Oid::ZERO_SHA1,
         options,
+    })
+}
+
+/// The state directory of `repo` for reading or resuming run `run`: it must
+/// be untracked, and nothing of the run's layout may be a link.
+pub fn open_run_state(repo: &Repo, run: &str) -> Result<Option<State>, RunError> {
+    check_run_name(run)?;
+    State::check_untracked(repo)?;
+    let state = State::open(&repo.workdir)?;
+    if let Some(state) = &state {
+        state.check_run(run)?;
     }
+    Ok(state)
 }
 
 /// What already uses run name `name`, if anything.
@@ -195,7 +244,8 @@ fn name_in_use(repo: &Repo, name: &str) -> Result<Option<String>, RunError> {
         return Ok(Some(format!("refs under {}", refs::run_prefix(name))));
     }
     let dir = crate::report::run_dir(&repo.workdir, name);
-    if dir.exists() {
+    // A link there is taken too (and refused later); never followed.
+    if dir.symlink_metadata().is_ok() {
         return Ok(Some(format!("directory {}", dir.display())));
     }
     Ok(None)
@@ -210,6 +260,10 @@ pub async fn execute(
     observer: &mut (dyn FnMut(&Event) + Send),
     stop: watch::Receiver<Option<Stop>>,
 ) -> Result<RunReport, RunError> {
+    // Everything the run writes into exists, checked, before the
+    // dispatcher writes through plain paths.
+    State::check_untracked(&prepared.repo)?;
+    State::create(&prepared.repo.workdir)?.begin_run(&prepared.run)?;
     dispatch::Dispatcher::start(prepared, observer, stop)?
         .run()
         .await
@@ -222,14 +276,38 @@ pub async fn resume(
     observer: &mut (dyn FnMut(&Event) + Send),
     stop: watch::Receiver<Option<Stop>>,
 ) -> Result<RunReport, RunError> {
+    let Some(state) = open_run_state(&prepared.repo, &prepared.run)? else {
+        return Err(RunError::NotResumable {
+            run: prepared.run.clone(),
+            why: format!("swarm has not run in {}", prepared.repo.workdir.display()),
+        });
+    };
+    if state
+        .entries(&["runs"])?
+        .iter()
+        .all(|e| e.name != prepared.run)
+    {
+        return Err(RunError::NotResumable {
+            run: prepared.run.clone(),
+            why: "no such run (see .swarm/runs/)".into(),
+        });
+    }
+    for parts in [
+        &["runs", prepared.run.as_str(), "logs"][..],
+        &["runs", &prepared.run, "tmp"],
+        &["worktrees", &prepared.run],
+    ] {
+        state.ensure_dir(parts)?;
+    }
     dispatch::Dispatcher::resume(prepared, observer, stop)?
         .run()
         .await
 }
 
 /// The newest run recorded in the repository at `workdir`, if any.
-pub fn latest_run(workdir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(workdir.join(".swarm").join("runs").join("latest")).ok()?;
-    let name = text.trim();
-    (!name.is_empty()).then(|| name.to_string())
+pub fn latest_run(workdir: &Path) -> Result<Option<String>, RunError> {
+    match State::open(workdir)? {
+        None => Ok(None),
+        Some(state) => Ok(state.latest()?),
+    }
 }

@@ -15,7 +15,7 @@ use git2::Oid;
 use swarm_protocol::{Event, EventBody, Isolation, TaskStatus};
 
 use super::RunError;
-use crate::git::{Context, Repo, Worktrees, refs, snapshot};
+use crate::git::{Context, Repo, SnapshotLimits, Worktrees, refs, snapshot};
 use crate::plan::Task;
 
 /// A run's state as the crash left it.
@@ -299,7 +299,11 @@ fn keep_leftovers(
                 "swarm: {run}/{id}: interrupted (attempt {attempt})\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
                 id = task.id
             );
-            let snap = snapshot(&path, &admin, base, &task.paths, &message)?;
+            let limits = SnapshotLimits {
+                scope: &task.paths,
+                max_file_size: task.max_file_size,
+            };
+            let snap = snapshot(&path, &admin, base, limits, |_| message)?;
             repo.set_ref(&keep_ref, snap.commit, "swarm: interrupted attempt")?;
         }
         worktrees.remove(&path, None)?;

@@ -76,6 +76,9 @@ pub enum Command {
         refs: bool,
     },
     /// Print a task's output (for agent tasks, a readable transcript).
+    ///
+    /// Control characters in the output (escape sequences a task printed)
+    /// are shown escaped (`\x1b`), so a task cannot drive your terminal.
     Logs {
         /// The run (see `.swarm/runs/`).
         run: String,
@@ -87,6 +90,11 @@ pub enum Command {
         /// Keep printing the output as it grows, until the task ends.
         #[arg(short, long)]
         follow: bool,
+        /// Print the output's bytes unchanged, escape sequences included.
+        /// Only when stdout is not a terminal (a pipe, a file): on a
+        /// terminal swarm refuses, since the bytes are the task's.
+        #[arg(long)]
+        raw: bool,
     },
     /// Show what this machine supports for sandboxing and what swarm enforces.
     Doctor,
@@ -202,9 +210,12 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             task,
             attempt,
             follow,
+            raw,
         } => {
+            check_name(&run)?;
             let repo = open_repo(&cwd)?;
-            crate::logs::logs(&repo.workdir, &run, &task, attempt, follow)
+            open_state(&repo, &run)?;
+            crate::logs::logs(&repo.workdir, &run, &task, attempt, follow, raw)
         }
         Command::Validate { plan } => validate(&cwd, &plan),
         Command::Graph { plan, run, format } => {
@@ -241,8 +252,42 @@ fn open_repo(cwd: &Path) -> Result<Repo, Failure> {
     })
 }
 
+/// Refuses an invalid run name given on the command line (exit 2), before
+/// anything is looked at or created.
+fn check_name(name: &str) -> Result<(), Failure> {
+    run::check_run_name(name).map_err(invalid_or_internal)
+}
+
+/// The checked state directory for reading run `run` (`None` if swarm
+/// never ran here): untracked, no link in the run's layout.
+fn open_state(repo: &Repo, run: &str) -> Result<Option<swarm_orchestrator::state::State>, Failure> {
+    run::open_run_state(repo, run).map_err(invalid_or_internal)
+}
+
+/// The latest run of `repo`, if any (read without following a link).
+fn latest(repo: &Repo) -> Result<Option<String>, Failure> {
+    swarm_orchestrator::state::State::check_untracked(repo)
+        .map_err(|e| invalid_or_internal(e.into()))?;
+    run::latest_run(&repo.workdir).map_err(invalid_or_internal)
+}
+
+/// Warns, on stderr, about journal lines a tolerant read skipped.
+pub fn warn_skipped(skipped: &[journal::Skipped]) {
+    for s in skipped {
+        eprintln!(
+            "warning: {}",
+            swarm_orchestrator::escape::line(&s.to_string())
+        );
+    }
+}
+
 fn invalid_or_internal(e: RunError) -> Failure {
+    let state_help;
     let help = match &e {
+        RunError::State(s) if s.help().is_some() => {
+            state_help = format!("\nhelp: {}", s.help().unwrap_or_default());
+            state_help.as_str()
+        }
         RunError::NameTaken { .. } => "\nhelp: pick another --name, or omit it to get a free one",
         RunError::SwarmBranchExists { .. } => {
             "\nhelp: rename that branch (git branch -m swarm NEW)"
@@ -295,6 +340,9 @@ fn graph(
     let (plan, status) = match (plan_path, run) {
         (Some(path), _) => (load_plan(cwd, path)?, None),
         (None, run) => {
+            if let Some(run) = run {
+                check_name(run)?;
+            }
             let repo = open_repo(cwd)?;
             let (_, report) = load_report(&repo, run)?;
             let plan = load_plan(cwd, Path::new(&report.plan))?;
@@ -326,14 +374,18 @@ fn load_report(
     run: Option<&str>,
 ) -> Result<(String, swarm_protocol::RunReport), Failure> {
     let name = match run {
-        Some(name) => name.to_string(),
-        None => run::latest_run(&repo.workdir).ok_or_else(|| {
+        Some(name) => {
+            check_name(name)?;
+            name.to_string()
+        }
+        None => latest(repo)?.ok_or_else(|| {
             Failure::Invalid(anyhow!(
                 "find a run in {}: swarm has not run here yet\nhelp: start one with `swarm run PLAN`",
                 repo.workdir.display()
             ))
         })?,
     };
+    open_state(repo, &name)?;
     let path = report::run_dir(&repo.workdir, &name).join("events.jsonl");
     if !path.exists() {
         return Err(Failure::Invalid(anyhow!(
@@ -341,7 +393,9 @@ fn load_report(
             path.display()
         )));
     }
-    let events = journal::read(&path).map_err(|e| Failure::Internal(e.into()))?;
+    let (events, skipped) =
+        journal::read_tolerant(&path).map_err(|e| Failure::Internal(e.into()))?;
+    warn_skipped(&skipped);
     let report = report::fold(&events)
         .ok_or_else(|| Failure::Internal(anyhow!("read run `{name}`: its journal is empty")))?;
     Ok((name, report))
@@ -353,7 +407,7 @@ fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, Failure> {
     if json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
-        println!("{text}");
+        println!("{}", swarm_orchestrator::escape::json(&text));
     } else {
         print!("{}", output::summary(&report, &repo.workdir));
     }
@@ -361,6 +415,9 @@ fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, Failure> {
 }
 
 fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
+    if let Some(name) = &args.name {
+        check_name(name)?;
+    }
     let mut plan = load_plan(cwd, &args.plan)?;
     let repo = open_repo(cwd)?;
     if let Some(base) = args.base {
@@ -378,12 +435,23 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
 
 /// `swarm clean`: frees each run's worktrees and scratch space.
 fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, Failure> {
+    use swarm_orchestrator::escape;
+    use swarm_orchestrator::state::State;
+    if let Some(run) = &run {
+        check_name(run)?;
+    }
     let repo = open_repo(cwd)?;
-    let known = swarm_orchestrator::clean::runs(&repo.workdir);
+    let state_err = |e: swarm_orchestrator::state::StateError| invalid_or_internal(e.into());
+    State::check_untracked(&repo).map_err(state_err)?;
+    let Some(state) = State::open(&repo.workdir).map_err(state_err)? else {
+        println!("nothing to clean: no runs in {}", repo.workdir.display());
+        return Ok(exit::SUCCESS);
+    };
+    let known = swarm_orchestrator::clean::runs(&state).map_err(state_err)?;
     let runs = if all {
         known
     } else {
-        let Some(run) = run.or_else(|| run::latest_run(&repo.workdir)) else {
+        let Some(run) = run.or(state.latest().map_err(state_err)?) else {
             println!("nothing to clean: no runs in {}", repo.workdir.display());
             return Ok(exit::SUCCESS);
         };
@@ -400,11 +468,17 @@ fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, 
         }
         vec![run]
     };
+    // Every run's layout is checked before anything is removed: a link
+    // anywhere refuses the whole command.
+    for run in &runs {
+        state.check_run(run).map_err(state_err)?;
+    }
     let mut total = 0;
     let mut code = exit::SUCCESS;
     for run in runs {
-        match swarm_orchestrator::clean::clean(&repo, &run, refs) {
+        match swarm_orchestrator::clean::clean(&repo, &state, &run, refs) {
             Ok(c) => {
+                warn_skipped(&c.skipped);
                 total += c.bytes_freed;
                 println!(
                     "run {}: removed {} worktree{} ({})",
@@ -419,26 +493,38 @@ fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, 
                 for r in &c.refs_deleted {
                     println!("  deleted {r} (merged)");
                 }
+                for problem in &c.problems {
+                    eprintln!("error: run {}: failed to {}", c.run, escape::line(problem));
+                    code = exit::TASKS_FAILED;
+                }
             }
             Err(e) => {
-                eprintln!("error: failed to {e}");
+                eprintln!("error: failed to {}", escape::line(&e.to_string()));
                 code = exit::TASKS_FAILED;
             }
         }
     }
     println!("freed {}", bytesize::ByteSize::b(total));
+    if code != exit::SUCCESS {
+        eprintln!("swarm clean left the above in place; everything else was freed");
+    }
     Ok(code)
 }
 
 /// `swarm resume`: the run's saved plan, driven again from where it was.
 fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
+    if let Some(run) = &args.run {
+        check_name(run)?;
+    }
     let repo = open_repo(cwd)?;
-    let Some(run) = args.run.clone().or_else(|| run::latest_run(&repo.workdir)) else {
+    let latest_run = latest(&repo)?;
+    let Some(run) = args.run.clone().or(latest_run) else {
         return Err(Failure::Invalid(anyhow!(
             "resume: no run found in {}; start one with `swarm run PLAN`",
             repo.workdir.display()
         )));
     };
+    open_state(&repo, &run)?;
     let run_dir = report::run_dir(&repo.workdir, &run);
     let saved = run_dir.join("plan.toml");
     let text = std::fs::read_to_string(&saved).map_err(|e| {
@@ -531,7 +617,7 @@ fn drive(
     let resuming = matches!(mode, Mode::Resume { .. });
     let prepared = match mode {
         Mode::Start { .. } => run::prepare(repo, plan, options),
-        Mode::Resume { run } => Ok(run::prepare_resume(repo, plan, run, options)),
+        Mode::Resume { run } => run::prepare_resume(repo, plan, run, options),
     }
     .map_err(invalid_or_internal)?;
     match &prepared.options.sandbox {
@@ -594,6 +680,8 @@ fn drive(
             }
             if events_stdout || events_file.is_some() {
                 let line = serde_json::to_string(event).unwrap_or_default();
+                // The same JSON, with nothing a terminal would act on.
+                let line = swarm_orchestrator::escape::json(&line);
                 if events_stdout {
                     use std::io::Write as _;
                     let mut out = std::io::stdout().lock();

@@ -8,12 +8,30 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use serde_json::Value;
-use swarm_orchestrator::{journal, report, run};
+use swarm_orchestrator::{escape, journal, report, run};
 
 use crate::Failure;
 
 /// Characters of a tool result shown in a transcript.
 const RESULT_CHARS: usize = 600;
+
+/// How a task's output reaches stdout.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Control characters shown escaped: what a terminal gets.
+    Escaped,
+    /// The bytes as the task wrote them (`--raw`, stdout not a terminal).
+    Raw,
+}
+
+impl Mode {
+    fn write(self, out: &mut impl Write, bytes: &[u8]) {
+        let _ = match self {
+            Self::Raw => out.write_all(bytes),
+            Self::Escaped => out.write_all(escape::bytes(bytes).as_bytes()),
+        };
+    }
+}
 
 pub fn logs(
     workdir: &Path,
@@ -21,13 +39,27 @@ pub fn logs(
     task: &str,
     attempt: Option<u32>,
     follow: bool,
+    raw: bool,
 ) -> Result<i32, Failure> {
+    let mode = if raw {
+        use std::io::IsTerminal as _;
+        if std::io::stdout().is_terminal() {
+            return Err(Failure::Invalid(anyhow!(
+                "show logs raw: stdout is a terminal, and a task's raw output can drive it (escape sequences)\n\
+                 help: drop --raw to see the output with control characters escaped, or pipe it (`| less -R`, `> file`)"
+            )));
+        }
+        Mode::Raw
+    } else {
+        Mode::Escaped
+    };
     let dir = report::run_dir(workdir, run_name);
-    let events = journal::read(&dir.join("events.jsonl")).map_err(|e| {
+    let (events, skipped) = journal::read_tolerant(&dir.join("events.jsonl")).map_err(|e| {
         Failure::Invalid(anyhow!(
             "show logs of run `{run_name}`: {e} (see `swarm status` for runs)"
         ))
     })?;
+    crate::cli::warn_skipped(&skipped);
     let folded = report::fold(&events).ok_or_else(|| {
         Failure::Invalid(anyhow!("show logs of run `{run_name}`: it has not started"))
     })?;
@@ -45,31 +77,41 @@ pub fn logs(
     let transcript = run::transcript_path(&dir, task, attempt);
     let mut stdout = std::io::stdout().lock();
     if follow {
-        return follow_log(&mut stdout, &dir, task, &out)
+        return follow_log(&mut stdout, &dir, task, &out, mode)
             .map(|()| swarm_orchestrator::exit::SUCCESS);
     }
     if transcript.exists() {
         let text = std::fs::read_to_string(&transcript).unwrap_or_default();
-        let _ = stdout.write_all(render_transcript(&text).as_bytes());
+        mode.write(&mut stdout, render_transcript(&text).as_bytes());
     } else {
-        let _ = stdout.write_all(&std::fs::read(&out).unwrap_or_default());
+        mode.write(&mut stdout, &std::fs::read(&out).unwrap_or_default());
     }
     let err_text = std::fs::read(&err).unwrap_or_default();
     if !err_text.is_empty() {
         let _ = writeln!(stdout, "--- stderr");
-        let _ = stdout.write_all(&err_text);
+        mode.write(&mut stdout, &err_text);
     }
     Ok(swarm_orchestrator::exit::SUCCESS)
 }
 
 /// Prints `log` as it grows until the task `task` has finished.
-fn follow_log(out: &mut impl Write, dir: &Path, task: &str, log: &PathBuf) -> Result<(), Failure> {
+fn follow_log(
+    out: &mut impl Write,
+    dir: &Path,
+    task: &str,
+    log: &PathBuf,
+    mode: Mode,
+) -> Result<(), Failure> {
+    // Escaping works on whole characters: a multi-byte character or an
+    // escape sequence split across two reads must not slip through, so
+    // bytes after the last newline wait for the next read (unless raw).
+    let mut pending: Vec<u8> = Vec::new();
     let mut offset = 0u64;
     loop {
         // Read the journal first: output written before the task finished is
         // then on disk when the loop ends.
-        let finished = journal::read(&dir.join("events.jsonl"))
-            .map(|events| {
+        let finished = journal::read_tolerant(&dir.join("events.jsonl"))
+            .map(|(events, _)| {
                 events.iter().any(|e| match &e.body {
                     swarm_protocol::EventBody::TaskFinished { task: t, .. } => t == task,
                     swarm_protocol::EventBody::RunFinished { .. } => true,
@@ -83,11 +125,22 @@ fn follow_log(out: &mut impl Write, dir: &Path, task: &str, log: &PathBuf) -> Re
             let mut bytes = Vec::new();
             if file.read_to_end(&mut bytes).is_ok() && !bytes.is_empty() {
                 offset += bytes.len() as u64;
-                let _ = out.write_all(&bytes);
+                pending.extend_from_slice(&bytes);
+                let whole = match mode {
+                    Mode::Raw => pending.len(),
+                    Mode::Escaped => pending
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |i| i + 1),
+                };
+                mode.write(out, &pending[..whole]);
+                pending.drain(..whole);
                 let _ = out.flush();
             }
         }
         if finished {
+            mode.write(out, &pending);
+            let _ = out.flush();
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use swarm_protocol::{Event, EventBody, RunReport, TaskInfo, TaskKind, TaskStatus};
 
+use swarm_orchestrator::escape;
+
 use crate::Failure;
 
 /// Turns run events into progress lines, and keeps what the live view
@@ -245,8 +247,10 @@ impl Live {
         let lines = self.progress.lines(event);
         let mut err = std::io::stderr().lock();
         self.erase(&mut err);
+        // File names, reasons and agent details are the task's: one
+        // visible line each, never an escape sequence.
         for line in lines {
-            let _ = writeln!(err, "{line}");
+            let _ = writeln!(err, "{}", escape::line(&line));
         }
         if matches!(event.body, EventBody::RunFinished { .. }) {
             self.over = true;
@@ -282,7 +286,7 @@ impl Live {
         }
         let block = self.progress.block();
         for line in &block {
-            let _ = writeln!(w, "{line}");
+            let _ = writeln!(w, "{}", escape::line(line));
         }
         self.drawn = block.len();
     }
@@ -302,8 +306,13 @@ fn duration(ms: u64) -> String {
     }
 }
 
-/// The table printed at the end of a run and by `swarm status`.
+/// The table printed at the end of a run and by `swarm status`, with every
+/// control character a task put into it (file names, reasons) escaped.
 pub fn summary(report: &RunReport, workdir: &Path) -> String {
+    escape::text(&summary_text(report, workdir)).into_owned()
+}
+
+fn summary_text(report: &RunReport, workdir: &Path) -> String {
     let prefix = format!("{}/", workdir.display());
     let rel = |p: &str| p.strip_prefix(prefix.as_str()).unwrap_or(p).to_string();
     let width = report
@@ -427,10 +436,17 @@ pub fn print_failure(failure: &Failure) {
             .with_links(false);
             let mut text = String::new();
             let _ = handler.render_report(&mut text, err.as_ref());
+            // Colours are miette's own; without them, nothing may be raw.
+            let text = if use_color() {
+                text
+            } else {
+                escape::text(&text).into_owned()
+            };
             eprintln!("error: invalid plan\n{text}");
         }
         Failure::Invalid(err) | Failure::Internal(err) => {
-            eprintln!("error: failed to {err:#}");
+            // Errors name paths and files a task may have chosen.
+            eprintln!("error: failed to {}", escape::text(&format!("{err:#}")));
         }
     }
 }

@@ -1,0 +1,195 @@
+//! Escape sequences from tasks never reach a terminal or a summary raw
+//! (issue 14, class 6): file names, task output, failure reasons and agent
+//! summaries are shown with their control characters escaped.
+
+use serde_json::json;
+
+use crate::support::TestRepo;
+use crate::support::model::{MockModel, Options, Reply, Wire, tool};
+
+/// OSC 52 (write the clipboard), then the one-byte CSI U+009B.
+const OSC52: &str = "\u{1b}]52;c;aGk=\u{7}";
+
+/// Panics if `bytes` hold anything a terminal acts on: ESC, BEL, or
+/// U+009B (as UTF-8 or as a lone byte).
+#[track_caller]
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    assert!(
+        !bytes.iter().any(|&b| b == 0x1b || b == 0x07 || b == 0x9b),
+        "{what} holds a raw control byte:\n{text:?}"
+    );
+}
+
+fn swarm_bytes(repo: &TestRepo, args: &[&str]) -> std::process::Output {
+    repo.swarm_cmd(args).output().unwrap()
+}
+
+const PLAN: &str = r#"[swarm]
+on_failure = "continue"
+
+[[task]]
+id = "left"
+run = '''printf left > "$(printf 'f\033]52;c;aGk=\007\302\233x')"; printf left > '<img src=x>`a`.txt' '''
+
+[[task]]
+id = "right"
+run = '''printf right > "$(printf 'f\033]52;c;aGk=\007\302\233x')"; printf right > '<img src=x>`a`.txt' '''
+
+[[task]]
+id = "noisy"
+run = '''printf '\033]52;c;aGk=\007out\302\233\n'; printf '\033]52;c;aGk=\007err\n' >&2; exit 3'''
+"#;
+
+#[test]
+fn file_names_and_output_with_escape_sequences_are_shown_escaped() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("esc.toml", PLAN);
+    let summary = repo.root().join("summary.md");
+    let junit = repo.root().join("junit.xml");
+    let run = swarm_bytes(
+        &repo,
+        &[
+            "run",
+            plan.to_str().unwrap(),
+            "-j",
+            "1",
+            "--events",
+            "json",
+            "--summary",
+            summary.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert_inert("run's stderr", &run.stderr);
+    assert_inert("run's stdout (events)", &run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    // The conflicting file is named, visibly.
+    assert!(
+        stderr.contains("conflict") && stderr.contains("f\\x1b]52;c;aGk=\\x07\\u{9b}x"),
+        "{stderr}"
+    );
+    // The events are still JSON with the real name in them.
+    let conflicted = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"] == "task_conflicted" || e["type"] == "task_conflicted")
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(conflicted.contains("\\u001b]52"), "{conflicted}");
+
+    let md = std::fs::read(&summary).unwrap();
+    assert_inert("the Markdown summary", &md);
+    let md = String::from_utf8_lossy(&md);
+    assert!(
+        !md.replace("\\<", "").contains("<img"),
+        "HTML from a file name: {md}"
+    );
+    assert!(md.contains("\\<img src=x\\>\\`a\\`.txt"), "{md}");
+    assert_inert("the JUnit report", &std::fs::read(&junit).unwrap());
+
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["status", "esc"],
+        &["logs", "esc", "noisy"],
+    ] {
+        let out = swarm_bytes(&repo, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert_inert(&format!("stdout of {args:?}"), &out.stdout);
+        assert_inert(&format!("stderr of {args:?}"), &out.stderr);
+    }
+    let logs = swarm_bytes(&repo, &["logs", "esc", "noisy"]);
+    assert_eq!(
+        String::from_utf8_lossy(&logs.stdout),
+        "\\x1b]52;c;aGk=\\x07out\\u{9b}\n--- stderr\n\\x1b]52;c;aGk=\\x07err\n"
+    );
+    // --raw into a pipe: the bytes as the task wrote them.
+    let raw = swarm_bytes(&repo, &["logs", "esc", "noisy", "--raw"]);
+    assert_eq!(raw.status.code(), Some(0), "{raw:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&raw.stdout),
+        format!("{OSC52}out\u{9b}\n--- stderr\n{OSC52}err\n")
+    );
+}
+
+#[test]
+fn agent_reasons_and_summaries_are_shown_escaped() {
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some("sk-test".into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match call.conversation.as_str() {
+            "fail" => Reply::status(400, format!("{OSC52}bad\u{9b}request")),
+            _ => Reply::answer(vec![tool(
+                "f",
+                "finish",
+                json!({"summary": format!("done {OSC52}<script>x</script>")}),
+            )]),
+        },
+    );
+    let plan = repo.plan(
+        "agents.toml",
+        &format!(
+            r#"[swarm]
+on_failure = "continue"
+
+[models.default]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+retries = 0
+
+[[task]]
+id = "fails"
+prompt = "fail"
+
+[[task]]
+id = "works"
+prompt = "work"
+"#,
+            url = mock.base_url(Wire::Anthropic)
+        ),
+    );
+    let summary = repo.root().join("summary.md");
+    let run = repo
+        .swarm_cmd(&[
+            "run",
+            plan.to_str().unwrap(),
+            "--summary",
+            summary.to_str().unwrap(),
+        ])
+        .env("TEST_MODEL_KEY", "sk-test")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert_inert("run's stderr", &run.stderr);
+    assert_inert("run's stdout", &run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("\\x1b]52;c;aGk=\\x07bad\\u{9b}request"),
+        "{stderr}"
+    );
+    let md = std::fs::read(&summary).unwrap();
+    assert_inert("the Markdown summary", &md);
+    assert!(
+        !String::from_utf8_lossy(&md)
+            .replace("\\<", "")
+            .contains("<script>")
+    );
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["logs", "agents", "works"],
+    ] {
+        let out = swarm_bytes(&repo, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert_inert(&format!("stdout of {args:?}"), &out.stdout);
+        assert_inert(&format!("stderr of {args:?}"), &out.stderr);
+    }
+}
