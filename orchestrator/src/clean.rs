@@ -45,6 +45,10 @@ pub enum CleanError {
         "clean run `{run}`: it is being driven by swarm process {holder}; clean it when it ends"
     )]
     Running { run: String, holder: String },
+    #[error(
+        "find the git records of worktree {path}: none under .git/worktrees names it, so its content cannot be committed"
+    )]
+    Unrecorded { path: std::path::PathBuf },
     #[error("clean run `{run}`: {message}")]
     Other { run: String, message: String },
 }
@@ -218,8 +222,16 @@ fn keep(
     path: &Path,
     started: Option<&(u32, Oid)>,
 ) -> Result<Option<String>, CleanError> {
-    let (Some(admin), Some(&(attempt, base))) = (worktrees.admin_dir(path), started) else {
+    // A worktree of a task that never started holds nothing of its own.
+    let Some(&(attempt, base)) = started else {
         return Ok(None);
+    };
+    // Without git's record of it there is no index or object store to
+    // commit with; deleting it would lose what it holds.
+    let Some(admin) = worktrees.admin_dir(path) else {
+        return Err(CleanError::Unrecorded {
+            path: path.to_path_buf(),
+        });
     };
     let message = format!(
         "swarm: {run}/{task}: worktree content kept by swarm clean\n\nSwarm-Run: {run}\nSwarm-Task: {task}\nSwarm-Attempt: {attempt}\n"

@@ -115,11 +115,12 @@ fn clean_goes_past_a_worktree_it_cannot_commit_and_says_why() {
     let other = repo.path().join(".swarm/worktrees/c/other");
     std::fs::write(bad.join("unsaved.txt"), "by hand\n").unwrap();
     std::fs::write(other.join("unsaved.txt"), "by hand\n").unwrap();
-    // Break `bad`'s git records: its index is garbage, so its work cannot be
-    // committed (and must then not be deleted either).
+    // Lose `bad`'s git records (its admin directory under .git/worktrees):
+    // its work cannot be committed, so it must not be deleted either.
     let admin = std::fs::read_to_string(bad.join(".git")).unwrap();
     let admin = Path::new(admin.trim().strip_prefix("gitdir: ").unwrap()).to_path_buf();
-    std::fs::write(admin.join("index"), "not an index").unwrap();
+    assert!(admin.starts_with(repo.path().join(".git/worktrees")));
+    std::fs::remove_dir_all(&admin).unwrap();
     let tmp = repo.path().join(".swarm/runs/c/tmp");
     assert!(tmp.exists());
 
@@ -128,7 +129,8 @@ fn clean_goes_past_a_worktree_it_cannot_commit_and_says_why() {
     assert!(
         out.stderr
             .contains("error: run c: failed to keep the work of task `bad`")
-            && out.stderr.contains("left in place"),
+            && out.stderr.contains("left in place")
+            && out.stderr.contains("none under .git/worktrees names it"),
         "{}",
         out.stderr
     );
