@@ -29,6 +29,8 @@ pub enum ConfineError {
     Fds(std::io::Error),
     #[error("drop capabilities: {0}")]
     Capabilities(std::io::Error),
+    #[error("switch to the sandbox's unprivileged user: {0}")]
+    Identity(std::io::Error),
     #[error("set no_new_privs: {0}")]
     NoNewPrivs(std::io::Error),
     #[error("apply the Landlock ruleset: {0}")]
@@ -114,10 +116,11 @@ pub(crate) fn close_fds(keep: &[i32]) -> Result<(), ConfineError> {
     Ok(())
 }
 
-/// Leaves the process without any capability, also when it runs as root:
-/// empty bounding and ambient sets, and securebits so that `execve` as
-/// uid 0 does not grant them back.
-pub(crate) fn drop_capabilities() -> Result<(), ConfineError> {
+/// Switches the process to `identity` (uid, gid; no supplementary groups),
+/// if given, and leaves it without any capability, also when it runs as
+/// root: empty bounding and ambient sets, and securebits so that `execve`
+/// as uid 0 does not grant them back.
+pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), ConfineError> {
     const SECBIT_NOROOT: libc::c_ulong = 1 << 0;
     const SECBIT_NOROOT_LOCKED: libc::c_ulong = 1 << 1;
     const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
@@ -186,6 +189,13 @@ pub(crate) fn drop_capabilities() -> Result<(), ConfineError> {
                 ConfineError::Capabilities,
             )?;
         }
+        // With SECBIT_NO_SETUID_FIXUP the switch keeps the capabilities
+        // until the capset below clears them all.
+        if let Some((uid, gid)) = identity {
+            last_os_error(libc::setgroups(0, std::ptr::null()), ConfineError::Identity)?;
+            last_os_error(libc::setresgid(gid, gid, gid), ConfineError::Identity)?;
+            last_os_error(libc::setresuid(uid, uid, uid), ConfineError::Identity)?;
+        }
         let mut header = CapHeader {
             version: LINUX_CAPABILITY_VERSION_3,
             pid: 0,
@@ -202,10 +212,11 @@ pub(crate) fn drop_capabilities() -> Result<(), ConfineError> {
 }
 
 /// The worker's Landlock ruleset, built in the launcher (paths that do not
-/// exist are skipped): read-write
-/// beneath `read_write`, read-only beneath `read_only`, devices, no TCP
-/// unless the network is open, and the signal and abstract-socket scopes.
-pub(crate) fn ruleset(policy: &Policy) -> Result<RulesetCreated, ConfineError> {
+/// exist are skipped): read-write beneath `read_write`, read-only beneath
+/// `read_only` (and the sources of `views`, where they are shown), devices,
+/// no TCP unless the network is open, and the signal and abstract-socket
+/// scopes.
+pub(crate) fn ruleset(policy: &Policy, with_views: bool) -> Result<RulesetCreated, ConfineError> {
     let abi = REQUIRED_ABI;
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -218,6 +229,14 @@ pub(crate) fn ruleset(policy: &Policy) -> Result<RulesetCreated, ConfineError> {
         .create()?
         .add_rules(path_beneath_rules(
             &policy.read_only,
+            AccessFs::from_read(abi),
+        ))?
+        .add_rules(path_beneath_rules(
+            policy
+                .views
+                .iter()
+                .filter(|_| with_views)
+                .map(|v| &v.source),
             AccessFs::from_read(abi),
         ))?
         .add_rules(path_beneath_rules(

@@ -13,12 +13,14 @@
 mod confine;
 pub mod launcher;
 mod namespaces;
+pub mod ownership;
 pub mod policy;
 pub mod probe;
 pub mod process;
 mod seccomp;
+mod view;
 
 pub use confine::{ConfineError, REQUIRED_ABI};
 pub use launcher::{Exit, LaunchError, Launcher, SpawnRequest, Spawned};
-pub use policy::{ENV_ALLOWLIST, Limits, Network, Policy};
+pub use policy::{ENV_ALLOWLIST, Limits, Network, Policy, SANDBOX_IDENTITY, View, worker_identity};
 pub use process::{Stop, kill_group, term_group};

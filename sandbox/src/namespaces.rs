@@ -4,11 +4,11 @@
 //! extended attributes, and cannot make a subtree read-only below a granted
 //! one. So the launcher enters a new user + mount namespace once per run in
 //! which every mount is remounted read-only ([`enter_base`]), and each
-//! worker gets, on top of that, a mount namespace of its own in which only
-//! its writable paths are writable again, a PID namespace with a fresh
-//! `/proc` (it sees only its own processes) and a process cap, and a
-//! network namespace with nothing but a loopback interface that is down
-//! ([`isolate_task`]). All of that fails with EROFS / ENETUNREACH outside
+//! worker gets, on top of that, a mount namespace of its own whose root
+//! holds only the paths it was granted (see [`crate::view`]), with only its
+//! writable paths writable, a PID namespace with a fresh `/proc` (it sees
+//! only its own processes) and a process cap, and a network namespace with
+//! nothing but a loopback interface that is down ([`isolate_task`]). All of that fails with EROFS / ENETUNREACH outside
 //! the worktree, also for a worker running as root.
 //!
 //! Doing the expensive part (remounting every mount) once per run instead
@@ -53,29 +53,36 @@ fn cstr(path: &Path) -> Result<CString, std::io::Error> {
     CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)
 }
 
-/// Enters a new user + mount namespace in which every mount is read-only.
+/// Enters the run-wide namespaces, in which every mount is read-only.
 /// Must be called while the process is single-threaded.
+///
+/// As another user than root: a new user + mount namespace that maps the
+/// user onto itself, so files keep their owners and workers keep exactly
+/// the user's rights. As root: the same, plus
+/// [`SANDBOX_IDENTITY`](crate::policy::SANDBOX_IDENTITY) mapped
+/// onto itself, which workers switch to (see [`crate::policy`]); groups
+/// stay settable so that they can drop root's supplementary groups.
 pub(crate) fn enter_base() -> Result<Base, NamespaceError> {
-    // SAFETY: getuid/getgid/unshare take no pointers.
+    // SAFETY: getuid/getgid take no pointers.
     #[allow(unsafe_code)]
-    let (uid, gid, ret) = unsafe {
-        let (uid, gid) = (libc::getuid(), libc::getgid());
-        (
-            uid,
-            gid,
-            libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS),
-        )
-    };
-    if ret == -1 {
-        return Err(NamespaceError::Unavailable(std::io::Error::last_os_error()));
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    match crate::policy::worker_identity() {
+        // A map of more than one's own id must be written from the parent
+        // namespace, by a process that keeps its capabilities there.
+        Some((id, gid_of)) => map_from_outside(format!("{uid} {uid} 1\n{id} {id} 1\n"), {
+            format!("{gid} {gid} 1\n{gid_of} {gid_of} 1\n")
+        })?,
+        None => {
+            unshare_user_and_mounts()?;
+            let write = |file: &str, text: String| {
+                std::fs::write(file, text).map_err(NamespaceError::IdMap)
+            };
+            // An unprivileged writer of gid_map must give up setgroups first.
+            write("/proc/self/setgroups", "deny".into())?;
+            write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
+            write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
+        }
     }
-    // Map our own ids onto themselves: files keep their owners, and workers
-    // keep exactly the rights they had (capabilities are dropped later).
-    let write =
-        |file: &str, text: String| std::fs::write(file, text).map_err(NamespaceError::IdMap);
-    write("/proc/self/setgroups", "deny".into())?;
-    write("/proc/self/uid_map", format!("{uid} {uid} 1"))?;
-    write("/proc/self/gid_map", format!("{gid} {gid} 1"))?;
 
     mount(
         None,
@@ -93,10 +100,7 @@ pub(crate) fn enter_base() -> Result<Base, NamespaceError> {
         what: "readable",
         source,
     })? {
-        let Ok(target) = cstr(&mount_point) else {
-            continue;
-        };
-        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked_flags(&target);
+        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked_flags(&mount_point);
         match mount(None, &mount_point, flags, "read-only") {
             Ok(()) => {}
             // Gone, or hidden under another mount: nothing reachable there.
@@ -117,6 +121,60 @@ pub(crate) fn enter_base() -> Result<Base, NamespaceError> {
     Ok(Base {
         no_network: network_namespace().map_err(NamespaceError::Network)?,
     })
+}
+
+fn unshare_user_and_mounts() -> Result<(), NamespaceError> {
+    // SAFETY: unshare takes no pointers.
+    #[allow(unsafe_code)]
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } == -1 {
+        return Err(NamespaceError::Unavailable(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Enters a new user + mount namespace whose id maps a child, left behind
+/// in the parent namespace, writes.
+fn map_from_outside(uid_map: String, gid_map: String) -> Result<(), NamespaceError> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| NamespaceError::IdMap(e.into()))?;
+    let parent = std::process::id();
+    // SAFETY: the launcher is single-threaded; the child reads one byte,
+    // writes two files and leaves with _exit.
+    #[allow(unsafe_code)]
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Err(NamespaceError::IdMap(std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(write);
+        let mut byte = [0u8; 1];
+        let ok = nix::unistd::read(&read, &mut byte) == Ok(1)
+            && byte[0] == 1
+            && std::fs::write(format!("/proc/{parent}/uid_map"), &uid_map).is_ok()
+            && std::fs::write(format!("/proc/{parent}/gid_map"), &gid_map).is_ok();
+        // SAFETY: leaving the forked child without running the parent's
+        // destructors.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::_exit(i32::from(!ok))
+        };
+    }
+    drop(read);
+    let unshared = unshare_user_and_mounts();
+    // Told to go on either way: it must not wait forever.
+    let _ = nix::unistd::write(&write, &[u8::from(unshared.is_ok())]);
+    drop(write);
+    let mut status = 0;
+    // SAFETY: waiting for our own child with a valid pointer.
+    #[allow(unsafe_code)]
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    unshared?;
+    if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(NamespaceError::IdMap(std::io::Error::other(
+            "the helper in the parent namespace could not write the id maps",
+        )));
+    }
+    Ok(())
 }
 
 /// A new network namespace, kept alive by an fd: a short-lived child
@@ -156,8 +214,8 @@ fn network_namespace() -> Result<OwnedFd, std::io::Error> {
 /// What [`isolate_task`] needs, prepared before the worker's process exists.
 #[derive(Debug)]
 pub(crate) struct TaskMounts {
-    /// Paths made writable again (bind-mounted onto themselves).
-    pub writable: Vec<CString>,
+    /// The worker's file system: what it may see, and where.
+    pub view: crate::view::Plan,
     /// Value for the new PID namespace's `pid_max`: caps the number of
     /// processes (and threads) the worker can have at once.
     pub pid_max: Option<u64>,
@@ -167,57 +225,18 @@ pub(crate) struct TaskMounts {
 }
 
 /// Runs in the worker's init process, inside its new mount and PID
-/// namespaces: writable paths, a fresh `/proc`, the process cap, no network.
-/// Returns whether the process cap is in force (Linux >= 6.14 keeps
-/// `pid_max` per PID namespace). Errors say what failed; the worker is not
-/// started.
+/// namespaces: its own root with only the granted paths, a fresh `/proc`,
+/// the process cap, no network. Returns whether the process cap is in
+/// force (Linux >= 6.14 keeps `pid_max` per PID namespace). Errors say what
+/// failed; the worker is not started.
 pub(crate) fn isolate_task(mounts: &TaskMounts) -> Result<bool, String> {
-    let fail = |what: &str, path: &Path, e: std::io::Error| {
-        format!("isolate the worker: make {} {what}: {e}", path.display())
-    };
-    for path in &mounts.writable {
-        let p = Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
-        mount(
-            Some(p),
-            p,
-            libc::MS_BIND | libc::MS_REC,
-            "a mount of its own",
-        )
-        .map_err(|(what, e)| fail(what, p, e))?;
-        let flags = libc::MS_REMOUNT | libc::MS_BIND | locked_flags(path);
-        mount(None, p, flags, "writable").map_err(|(what, e)| fail(what, p, e))?;
-    }
-    let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    // SAFETY: constant C strings, no data argument.
-    #[allow(unsafe_code)]
-    let ret = unsafe {
-        libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            proc_flags,
-            std::ptr::null(),
-        )
-    };
-    if ret == -1 {
-        return Err(fail(
-            "a fresh proc file system",
-            Path::new("/proc"),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    let capped = mounts.pid_max.is_some_and(|pid_max| {
-        std::fs::write("/proc/sys/kernel/pid_max", pid_max.to_string()).is_ok()
-    });
-    // Nothing in the worker may change a sysctl or other /proc knob of its
-    // namespaces (it has no capabilities left; this is the second wall).
-    mount(
-        None,
-        Path::new("/proc"),
-        libc::MS_REMOUNT | libc::MS_RDONLY | proc_flags,
-        "read-only",
-    )
-    .map_err(|(what, e)| fail(what, Path::new("/proc"), e))?;
+    let mut capped = false;
+    crate::view::build(&mounts.view, |proc| {
+        capped = mounts.pid_max.is_some_and(|pid_max| {
+            std::fs::write(proc.join("sys/kernel/pid_max"), pid_max.to_string()).is_ok()
+        });
+        Ok(())
+    })?;
     if let Some(fd) = mounts.no_network {
         // SAFETY: setns with an fd the launcher opened and keeps open.
         #[allow(unsafe_code)]
@@ -260,7 +279,10 @@ fn mount(
 
 /// Flags a remount inside a user namespace must keep: the kernel refuses to
 /// clear flags that were set when the mount was inherited.
-fn locked_flags(mount_point: &CString) -> libc::c_ulong {
+pub(crate) fn locked_flags(mount_point: &Path) -> libc::c_ulong {
+    let Ok(mount_point) = cstr(mount_point) else {
+        return 0;
+    };
     // SAFETY: `stat` is written by statvfs and read only on success.
     #[allow(unsafe_code)]
     let stat = unsafe {

@@ -69,6 +69,33 @@ pub struct Policy {
     /// runs, so the cgroups' limits cover all of it.
     #[serde(default)]
     pub cgroups: Vec<i32>,
+    /// Directories shown read-only at another path than their own: the
+    /// sanitised git directory a task sees in place of the repository's.
+    /// Only the namespace layer can show them; without it they are not
+    /// granted at all (the baseline cannot hide what lies at the target).
+    #[serde(default)]
+    pub views: Vec<View>,
+}
+
+/// A directory shown read-only at `target` in the worker's file system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub source: PathBuf,
+    pub target: PathBuf,
+}
+
+/// The unprivileged identity (uid, gid) a sandboxed worker runs as when
+/// swarm itself runs as root: `nobody` / `nogroup`, so that ordinary file
+/// permissions protect the machine too (a root-only file stays unreadable
+/// even where a read-only rule exposes its directory). When swarm runs as
+/// another user, workers keep that user's identity, which is already
+/// unprivileged.
+pub const SANDBOX_IDENTITY: (u32, u32) = (65534, 65534);
+
+/// The identity workers of this process run as, if it is not the process's
+/// own: [`SANDBOX_IDENTITY`] when the effective uid is root.
+pub fn worker_identity() -> Option<(u32, u32)> {
+    nix::unistd::geteuid().is_root().then_some(SANDBOX_IDENTITY)
 }
 
 /// System paths every worker may read: enough to run a shell, coreutils,
@@ -153,6 +180,7 @@ impl Policy {
             limits: Limits::default(),
             keep_fds: Vec::new(),
             cgroups: Vec::new(),
+            views: Vec::new(),
         }
     }
 }

@@ -3,9 +3,14 @@
 //! BPF, keyrings, mounts, terminal injection, non-Unix sockets). They fail
 //! with EPERM (so tools see a plain error, not a crash). `setsid` and
 //! `setpgid` are denied too, so nothing can leave the worker's process
-//! group and survive its kill. `clone3` fails with
-//! ENOSYS because its flags live in memory a filter cannot read, and libc
-//! then falls back to `clone`, whose flags the filter checks.
+//! group and survive its kill. `clone3` and `openat2` fail with ENOSYS
+//! because their flags live in memory a filter cannot read, and libc then
+//! falls back to `clone` and `openat`, whose arguments the filter checks.
+//!
+//! No call may give a file the set-user-ID or set-group-ID bit (`chmod`
+//! and its relatives, `open`/`creat`/`mknod` with such a mode): a copy of
+//! a shell made set-user-ID in a worktree would outlive the task on the
+//! host and hand its owner's identity to anyone who runs it.
 
 use std::collections::BTreeMap;
 
@@ -91,10 +96,64 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
     SeccompRule::new(conditions).map_err(|e| e.to_string())
 }
 
+fn dword(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(|e| e.to_string())
+}
+
+/// The mode bits no file may be given.
+const PRIVILEGE_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+
+/// Rules matching a call whose mode argument `mode` carries a privilege
+/// bit; with `flags`, only when that argument asks for a file to be created
+/// (`O_CREAT`, or `O_TMPFILE`), since the mode is garbage otherwise.
+fn privileged_mode(mode: u8, flags: Option<u8>) -> Result<Vec<SeccompRule>, String> {
+    // O_TMPFILE includes O_DIRECTORY; its own bit is the rest.
+    let creating = [
+        libc::O_CREAT as u64,
+        (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64,
+    ];
+    let mut rules = Vec::new();
+    for bit in PRIVILEGE_BITS {
+        let has_bit = dword(mode, SeccompCmpOp::MaskedEq(bit), bit)?;
+        match flags {
+            None => rules.push(rule(vec![has_bit])?),
+            Some(flags) => {
+                for create in creating {
+                    rules.push(rule(vec![
+                        dword(flags, SeccompCmpOp::MaskedEq(create), create)?,
+                        has_bit.clone(),
+                    ])?);
+                }
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// Calls that set a file's mode, by (number, mode argument, flags argument).
+const MODE_SETTERS: &[(libc::c_long, u8, Option<u8>)] = &[
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_chmod, 1, None),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_creat, 1, None),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_mknod, 1, None),
+    #[cfg(target_arch = "x86_64")]
+    (libc::SYS_open, 2, Some(1)),
+    (libc::SYS_fchmod, 1, None),
+    (libc::SYS_fchmodat, 2, None),
+    (libc::SYS_fchmodat2, 2, None),
+    (libc::SYS_mknodat, 2, None),
+    (libc::SYS_openat, 3, Some(2)),
+];
+
 /// The main filter: EPERM for everything in its rules.
 fn deny_filter(network: Network) -> Result<BpfProgram, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
+    for &(nr, mode, flags) in MODE_SETTERS {
+        rules.insert(nr, privileged_mode(mode, flags)?);
+    }
     let clone_rules = NAMESPACE_FLAGS
         .iter()
         .map(|&flag| rule(vec![cond(0, SeccompCmpOp::MaskedEq(flag), flag)?]))
@@ -143,13 +202,14 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
 
 /// A worker's filter, compiled once per run and network mode.
 ///
-/// seccompiler gives one errno per filter, and `clone3` needs ENOSYS (so
-/// libc falls back to `clone`) where everything else gets EPERM. A second
-/// filter would cost a second BPF JIT compilation in every worker (~90 µs
-/// here), so the `clone3` check is three instructions put in front of the
-/// compiled filter instead. It needs no architecture check of its own: the
-/// number is `clone3` on every architecture Linux has, and any other
-/// architecture's calls are killed by the filter's own check right after.
+/// seccompiler gives one errno per filter, and `clone3` and `openat2` need
+/// ENOSYS (so libc falls back to `clone` and `openat`) where everything
+/// else gets EPERM. A second filter would cost a second BPF JIT compilation
+/// in every worker (~90 µs here), so that check is four instructions put in
+/// front of the compiled filter instead. It needs no architecture check of
+/// its own: the numbers are `clone3` and `openat2` on every architecture
+/// Linux has, and any other architecture's calls are killed by the filter's
+/// own check right after.
 pub(crate) fn compile_filter(network: Network) -> Result<BpfProgram, String> {
     // Instruction codes from linux/bpf_common.h.
     const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
@@ -157,11 +217,13 @@ pub(crate) fn compile_filter(network: Network) -> Result<BpfProgram, String> {
     const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
     const SECCOMP_DATA_NR_OFFSET: u32 = 0;
     let clone3 = u32::try_from(libc::SYS_clone3).map_err(|e| e.to_string())?;
+    let openat2 = u32::try_from(libc::SYS_openat2).map_err(|e| e.to_string())?;
     let enosys = u32::try_from(libc::ENOSYS).map_err(|e| e.to_string())?;
     let insn = |code, jt, jf, k| sock_filter { code, jt, jf, k };
     let mut program = vec![
         insn(BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR_OFFSET),
-        insn(BPF_JMP_JEQ_K, 0, 1, clone3),
+        insn(BPF_JMP_JEQ_K, 1, 0, clone3),
+        insn(BPF_JMP_JEQ_K, 0, 1, openat2),
         insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | enosys),
     ];
     program.extend(deny_filter(network)?);
@@ -184,6 +246,6 @@ mod tests {
         let full = compile_filter(Network::Full).unwrap();
         // The socket rule is the only difference.
         assert!(none.len() > full.len());
-        assert_eq!(none[..3], full[..3]);
+        assert_eq!(none[..4], full[..4]);
     }
 }

@@ -40,6 +40,8 @@ pub(super) struct Prepared<'a> {
     /// `cgroup.procs` files to join before anything of the worker runs.
     pub cgroups: Vec<RawFd>,
     pub policy: &'a Policy,
+    /// The unprivileged (uid, gid) the worker switches to, if any.
+    pub identity: Option<(u32, u32)>,
     pub ruleset: RulesetCreated,
     pub filter: &'a BpfProgram,
     /// Write end of the failure pipe (close-on-exec).
@@ -294,7 +296,7 @@ fn confine_worker(p: Prepared<'_>, nproc_limit: bool) -> Result<(), String> {
         }
     }
     confine::set_limits(p.policy, nproc_limit).map_err(|e| e.to_string())?;
-    confine::drop_capabilities().map_err(|e| e.to_string())?;
+    confine::drop_capabilities(p.identity).map_err(|e| e.to_string())?;
     confine::no_new_privs().map_err(|e| e.to_string())?;
     confine::restrict(p.ruleset).map_err(|e| e.to_string())?;
     let mut keep = p.keep.clone();

@@ -248,7 +248,7 @@ impl Server {
             .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
             .collect::<Result<Vec<_>, _>>()?;
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
-        let ruleset = confine::ruleset(policy).map_err(|e| e.to_string())?;
+        let ruleset = confine::ruleset(policy, self.base.is_some()).map_err(|e| e.to_string())?;
         let filter = match self.filters.entry(policy.network) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(
@@ -257,12 +257,7 @@ impl Server {
             ),
         };
         let mounts = self.base.as_ref().map(|base| TaskMounts {
-            writable: policy
-                .read_write
-                .iter()
-                .filter(|p| p.exists())
-                .filter_map(|p| CString::new(p.as_os_str().as_bytes()).ok())
-                .collect(),
+            view: crate::view::plan(policy, true),
             // The kernel allocates pids from 300 up once they wrap, and
             // refuses a pid_max under 301: this bound lets the worker have
             // at least `processes` at once and never more than 300 beyond.
@@ -296,6 +291,7 @@ impl Server {
                 .map(|(fd, _)| fd)
                 .collect(),
             policy,
+            identity: crate::policy::worker_identity(),
             ruleset,
             filter,
             errors: errors_w.as_raw_fd(),

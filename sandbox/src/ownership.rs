@@ -1,0 +1,96 @@
+//! Handing a task's writable directories to the unprivileged identity its
+//! workers run as (see [`crate::policy::worker_identity`]) and taking them
+//! back once every process of the task is gone.
+//!
+//! Both walks run while nothing of the task is alive (before it starts,
+//! after the launcher reaped it), and neither ever follows a symlink: links
+//! are re-owned themselves (`lchown`), and only real directories are
+//! entered. Taking a tree back as root also clears any set-user-ID or
+//! set-group-ID bit on it (the kernel does so on `chown` of an executable),
+//! a second wall behind the seccomp rule that forbids setting them.
+
+use std::path::Path;
+
+/// Why a tree could not be re-owned.
+#[derive(Debug, thiserror::Error)]
+#[error("change the owner of {path}: {source}")]
+pub struct OwnershipError {
+    pub path: std::path::PathBuf,
+    pub source: std::io::Error,
+}
+
+/// Makes `uid:gid` the owner of `root` and everything beneath it.
+pub fn hand_over(root: &Path, (uid, gid): (u32, u32)) -> Result<(), OwnershipError> {
+    chown_tree(root, uid, gid)
+}
+
+/// Makes this process's effective user and group the owner of `root` and
+/// everything beneath it again.
+pub fn take_back(root: &Path) -> Result<(), OwnershipError> {
+    chown_tree(
+        root,
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )
+}
+
+fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), OwnershipError> {
+    let fail = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OwnershipError { path, source }
+    };
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = match path.symlink_metadata() {
+            Ok(meta) => meta,
+            // Gone already (a missing tmp dir): nothing to re-own.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(fail(&path)(e)),
+        };
+        std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(fail(&path))?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(fail(&path))? {
+                stack.push(entry.map_err(fail(&path))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn trees_change_hands_without_following_links() {
+        if !nix::unistd::geteuid().is_root() {
+            // Only root may give files away; the e2e tests cover the rest.
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "x").unwrap();
+        let root = dir.path().join("tree");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/file"), "x").unwrap();
+        std::os::unix::fs::symlink(&victim, root.join("a/link")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("dirlink")).unwrap();
+        hand_over(&root, (65534, 65534)).unwrap();
+        for p in ["", "a", "a/b", "a/b/file", "a/link", "dirlink"] {
+            let meta = root.join(p).symlink_metadata().unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "{p}");
+        }
+        assert_eq!(victim.metadata().unwrap().uid(), 0);
+        std::fs::set_permissions(
+            root.join("a/b/file"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        take_back(&root).unwrap();
+        let file = root.join("a/b/file").metadata().unwrap();
+        assert_eq!(file.uid(), 0);
+        assert_eq!(file.mode() & 0o7000, 0, "the set-user-ID bit survived");
+    }
+}

@@ -1,0 +1,469 @@
+//! The file system a sandboxed worker sees: a fresh root that holds what
+//! its policy grants and nothing else.
+//!
+//! Landlock decides which files a worker may open, but it does not cover
+//! `connect` on pathname Unix sockets (before ABI 9), so a task could talk
+//! to any host service whose socket it can name: the Docker daemon, the
+//! ssh-agent, D-Bus, a database. The root cause is that those sockets are
+//! in the worker's view at all. So each worker's init builds a new root (as
+//! bubblewrap does): a small tmpfs into which only the granted paths are
+//! bind-mounted, at their own paths (or, for a [`View`](crate::policy::View),
+//! at another), then `pivot_root`s into it and detaches the host's tree.
+//! `/run`, `/tmp`, `/var`, `/dev/shm` and home directories show only what
+//! the task was granted, which for most tasks is nothing.
+//!
+//! Every mount is `nosuid` (and, but for device files, `nodev`); only the
+//! worktree and the private tmp are writable. The directories swarm creates
+//! to hold the mounts are read-only once the root is built.
+//!
+//! [`plan`] runs in the launcher (it resolves paths, which may allocate and
+//! fail); [`build`] runs in the worker's init, in its own mount namespace.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::policy::Policy;
+
+/// How a granted path is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Access {
+    ReadOnly,
+    Device,
+    ReadWrite,
+}
+
+#[derive(Debug)]
+enum What {
+    /// Bind-mount `source` (a canonical host path, a directory when `dir`).
+    Bind {
+        source: PathBuf,
+        dir: bool,
+        access: Access,
+    },
+    /// A symlink whose text resolves, in the view, to a granted path: how
+    /// `/bin -> usr/bin` and `/etc/localtime` stay links.
+    Link(PathBuf),
+}
+
+#[derive(Debug)]
+struct Entry {
+    target: PathBuf,
+    what: What,
+}
+
+/// The mounts of one worker's root, resolved before its init exists.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    entries: Vec<Entry>,
+}
+
+/// Where the new root is assembled (under the temporary root).
+const NEW_ROOT: &str = "/newroot";
+/// Where the host's root stays reachable while the new one is assembled.
+const OLD_ROOT: &str = "/oldroot";
+
+/// Resolves `policy` into mounts. Missing paths are skipped, as Landlock
+/// skips them; `/proc` is never bound (each worker gets a fresh one).
+/// `views` are included only where they can be shown (`with_views`).
+pub(crate) fn plan(policy: &Policy, with_views: bool) -> Plan {
+    let mut grants: Vec<(PathBuf, PathBuf, Access)> = Vec::new();
+    let same = |paths: &[PathBuf], access| {
+        paths
+            .iter()
+            .map(move |p| (p.clone(), p.clone(), access))
+            .collect::<Vec<_>>()
+    };
+    grants.extend(same(&policy.read_write, Access::ReadWrite));
+    grants.extend(same(&policy.read_only, Access::ReadOnly));
+    grants.extend(same(&policy.devices, Access::Device));
+    if with_views {
+        grants.extend(
+            policy
+                .views
+                .iter()
+                .map(|v| (v.target.clone(), v.source.clone(), Access::ReadOnly)),
+        );
+    }
+    // Resolve each grant: (target, canonical source, is a link at the
+    // target, is a directory, access).
+    let mut resolved = Vec::new();
+    for (target, source, access) in grants {
+        let Some(target) = normal(&target) else {
+            continue;
+        };
+        if target.starts_with("/proc") {
+            continue;
+        }
+        let Ok(lstat) = source.symlink_metadata() else {
+            continue;
+        };
+        let Ok(real) = source.canonicalize() else {
+            continue;
+        };
+        let dir = real.is_dir();
+        resolved.push((target, real, lstat.file_type().is_symlink(), dir, access));
+    }
+    // One grant per target: the strongest access wins.
+    resolved.sort_by(|a, b| a.0.cmp(&b.0).then(b.4.cmp(&a.4)));
+    resolved.dedup_by(|later, kept| later.0 == kept.0);
+    let bound: Vec<(PathBuf, PathBuf)> = resolved
+        .iter()
+        .filter(|r| !r.2)
+        .map(|r| (r.1.clone(), r.0.clone()))
+        .collect();
+    let mut entries = Vec::with_capacity(resolved.len());
+    for (target, real, is_link, dir, access) in resolved {
+        // A link whose destination is shown anyway stays a link; any other
+        // link is replaced by what it points to (`/etc/resolv.conf` into
+        // `/run`: the file, not `/run`).
+        let shown = is_link
+            .then(|| {
+                bound.iter().find_map(|(source, at)| {
+                    real.strip_prefix(source).ok().map(|rest| at.join(rest))
+                })
+            })
+            .flatten();
+        let what = match shown {
+            Some(text) => What::Link(text),
+            None => What::Bind {
+                source: real,
+                dir,
+                access,
+            },
+        };
+        entries.push(Entry { target, what });
+    }
+    // A grant beneath a link is reached through the link's destination.
+    let links: Vec<PathBuf> = entries
+        .iter()
+        .filter(|e| matches!(e.what, What::Link(_)))
+        .map(|e| e.target.clone())
+        .collect();
+    entries.retain(|e| {
+        !links
+            .iter()
+            .any(|l| e.target != *l && e.target.starts_with(l))
+    });
+    Plan { entries }
+}
+
+/// `path` made absolute-normal (no `.`, `..` or repeated `/`), if it is
+/// absolute.
+fn normal(path: &Path) -> Option<PathBuf> {
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+fn cstr(path: &Path) -> Result<CString, String> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())
+}
+
+fn errno(what: &str, path: &Path) -> String {
+    format!(
+        "{what} {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    )
+}
+
+fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&std::ffi::CStr>,
+    flags: libc::c_ulong,
+    data: Option<&std::ffi::CStr>,
+) -> Result<(), String> {
+    let target_c = cstr(target)?;
+    let source_c = source.map(cstr).transpose()?;
+    // SAFETY: every pointer is a valid C string (or null where the call
+    // allows it) that outlives the call.
+    #[allow(unsafe_code)]
+    let ret = unsafe {
+        libc::mount(
+            source_c.as_ref().map_or(c"none".as_ptr(), |s| s.as_ptr()),
+            target_c.as_ptr(),
+            fstype.map_or(std::ptr::null(), std::ffi::CStr::as_ptr),
+            flags,
+            data.map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+        )
+    };
+    if ret == -1 {
+        Err(errno("mount", target))
+    } else {
+        Ok(())
+    }
+}
+
+fn pivot_root(new_root: &Path, put_old: &Path) -> Result<(), String> {
+    let (new_c, old_c) = (cstr(new_root)?, cstr(put_old)?);
+    // SAFETY: two valid C strings.
+    #[allow(unsafe_code)]
+    let ret = unsafe { libc::syscall(libc::SYS_pivot_root, new_c.as_ptr(), old_c.as_ptr()) };
+    if ret == -1 {
+        Err(errno("pivot_root into", new_root))
+    } else {
+        Ok(())
+    }
+}
+
+fn detach(path: &Path) -> Result<(), String> {
+    let c = cstr(path)?;
+    // SAFETY: a valid C string.
+    #[allow(unsafe_code)]
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == -1 {
+        return Err(errno("detach", path));
+    }
+    Ok(())
+}
+
+fn chdir(path: &Path) -> Result<(), String> {
+    std::env::set_current_dir(path).map_err(|e| format!("enter {}: {e}", path.display()))
+}
+
+/// Below `root`: `path` (absolute) re-rooted there.
+fn under(root: &str, path: &Path) -> PathBuf {
+    Path::new(root).join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Builds the worker's root from `plan` and enters it. Runs in the
+/// worker's init, in fresh mount and PID namespaces, before anything of
+/// the task exists. `proc` is called with the new root's fresh `/proc`
+/// mounted read-write (to set its knobs); it is read-only afterwards.
+pub(crate) fn build(
+    plan: &Plan,
+    proc: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let fail = |e: String| format!("build the worker's file system: {e}");
+    // A scratch root on a directory every system has; pivoting into it
+    // leaves the host's whole tree reachable under OLD_ROOT for the binds.
+    let scratch = [Path::new("/tmp"), Path::new("/mnt"), Path::new("/proc")]
+        .into_iter()
+        .find(|p| p.is_dir())
+        .ok_or_else(|| fail("find a directory to mount a scratch root on".into()))?;
+    let private = libc::MS_NOSUID | libc::MS_NODEV;
+    mount(
+        Some(Path::new("tmpfs")),
+        scratch,
+        Some(c"tmpfs"),
+        private,
+        Some(c"mode=0755,size=64k"),
+    )
+    .map_err(fail)?;
+    for dir in [NEW_ROOT, OLD_ROOT] {
+        std::fs::create_dir(under(&scratch.display().to_string(), Path::new(dir)))
+            .map_err(|e| fail(format!("create {dir}: {e}")))?;
+    }
+    chdir(scratch).map_err(fail)?;
+    pivot_root(Path::new("."), &Path::new(".").join("oldroot")).map_err(fail)?;
+    chdir(Path::new("/")).map_err(fail)?;
+    mount(
+        Some(Path::new("tmpfs")),
+        Path::new(NEW_ROOT),
+        Some(c"tmpfs"),
+        private,
+        Some(c"mode=0755,size=1m"),
+    )
+    .map_err(fail)?;
+
+    for entry in &plan.entries {
+        let What::Bind {
+            source,
+            dir,
+            access,
+        } = &entry.what
+        else {
+            continue;
+        };
+        let at = under(NEW_ROOT, &entry.target);
+        mount_point(&at, *dir).map_err(fail)?;
+        mount(
+            Some(&under(OLD_ROOT, source)),
+            &at,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(fail)?;
+        let flags = match access {
+            Access::ReadWrite => private,
+            Access::ReadOnly => private | libc::MS_RDONLY,
+            Access::Device => libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_RDONLY,
+        };
+        let locked = crate::namespaces::locked_flags(&at);
+        mount(
+            None,
+            &at,
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | flags | locked,
+            None,
+        )
+        .map_err(fail)?;
+    }
+    for entry in &plan.entries {
+        if let What::Link(text) = &entry.what {
+            link(text, &under(NEW_ROOT, &entry.target)).map_err(fail)?;
+        }
+    }
+    // What shells and tools expect of /dev beside the device files.
+    if Path::new(NEW_ROOT).join("dev").is_dir() {
+        for (name, text) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            link(Path::new(text), &Path::new(NEW_ROOT).join("dev").join(name)).map_err(fail)?;
+        }
+    }
+
+    let proc_dir = Path::new(NEW_ROOT).join("proc");
+    std::fs::create_dir_all(&proc_dir).map_err(|e| fail(format!("create /proc: {e}")))?;
+    let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    mount(
+        Some(Path::new("proc")),
+        &proc_dir,
+        Some(c"proc"),
+        proc_flags,
+        None,
+    )
+    .map_err(|e| fail(format!("a fresh proc file system: {e}")))?;
+    proc(&proc_dir)?;
+    // Nothing in the worker may change a sysctl or other /proc knob of
+    // its namespaces (it has no capabilities left; this is the second wall).
+    mount(
+        None,
+        &proc_dir,
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | proc_flags,
+        None,
+    )
+    .map_err(fail)?;
+    mount(
+        None,
+        Path::new(NEW_ROOT),
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | private,
+        None,
+    )
+    .map_err(fail)?;
+
+    // Leave the host's tree behind for good: the binds keep what they show.
+    detach(Path::new(OLD_ROOT)).map_err(fail)?;
+    chdir(Path::new(NEW_ROOT)).map_err(fail)?;
+    pivot_root(Path::new("."), Path::new(".")).map_err(fail)?;
+    detach(Path::new(".")).map_err(fail)?;
+    chdir(Path::new("/")).map_err(fail)
+}
+
+/// Makes `at` exist as a directory (or an empty file) to mount on.
+fn mount_point(at: &Path, dir: bool) -> Result<(), String> {
+    let create = |e: std::io::Error| format!("create mount point {}: {e}", at.display());
+    if dir {
+        return std::fs::create_dir_all(at).map_err(create);
+    }
+    if let Some(parent) = at.parent() {
+        std::fs::create_dir_all(parent).map_err(create)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(at)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(create(e)),
+    }
+}
+
+fn link(text: &Path, at: &Path) -> Result<(), String> {
+    if let Some(parent) = at.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+    }
+    match std::os::unix::fs::symlink(text, at) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(format!("create link {}: {e}", at.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(plan: &Plan) -> Vec<String> {
+        plan.entries
+            .iter()
+            .map(|e| match &e.what {
+                What::Bind { access, .. } => format!("{} {access:?}", e.target.display()),
+                What::Link(text) => format!("{} -> {}", e.target.display(), text.display()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn links_to_shown_paths_stay_links_and_others_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(root.join("run/resolve")).unwrap();
+        std::fs::write(root.join("run/resolve/stub.conf"), "x").unwrap();
+        std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+        std::os::unix::fs::symlink(root.join("run/resolve/stub.conf"), root.join("resolv.conf"))
+            .unwrap();
+        let policy = Policy {
+            read_only: vec![
+                root.join("usr"),
+                root.join("bin"),
+                root.join("resolv.conf"),
+                root.join("missing"),
+                "/proc".into(),
+            ],
+            read_write: vec![root.join("usr/bin/../bin")],
+            ..Policy::default()
+        };
+        let plan = plan(&policy, true);
+        let r = root.display();
+        assert_eq!(
+            targets(&plan),
+            [
+                format!("{r}/bin -> {r}/usr/bin"),
+                format!("{r}/resolv.conf ReadOnly"),
+                format!("{r}/usr ReadOnly"),
+                format!("{r}/usr/bin ReadWrite"),
+            ]
+        );
+        let What::Bind { source, dir, .. } = &plan.entries[1].what else {
+            panic!("not a bind");
+        };
+        assert_eq!(*source, root.join("run/resolve/stub.conf"));
+        assert!(!dir);
+    }
+
+    #[test]
+    fn views_are_shown_only_where_they_can_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = Policy {
+            views: vec![crate::policy::View {
+                source: dir.path().to_path_buf(),
+                target: "/repo/.git".into(),
+            }],
+            ..Policy::default()
+        };
+        assert_eq!(targets(&plan(&policy, true)), ["/repo/.git ReadOnly"]);
+        assert!(plan(&policy, false).entries.is_empty());
+    }
+}
