@@ -15,6 +15,7 @@ mod outputs;
 mod resume;
 mod run;
 mod sandbox;
+mod sandbox_escapes;
 mod sandbox_limits;
 mod snapshot_limits;
 mod state;

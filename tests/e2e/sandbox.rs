@@ -125,7 +125,7 @@ fn writes_outside_the_worktree_fail_and_leave_the_host_unchanged() {
             ("symlink", "ln -s \"$OUT\" out-link\nln -s \"$OUT/victim.txt\" victim-link\ntry via-dir-link sh -c 'echo x > out-link/new3.txt'\ntry via-file-link sh -c 'echo pwned > victim-link'".into()),
             ("swap", "mkdir -p sub\necho ok > sub/f\nrm -rf sub\nln -s \"$OUT/dir\" sub\ntry swapped-link sh -c 'echo pwned > sub/inner.txt'".into()),
             ("move-in", "try mv-dir-in mv \"$OUT/dir\" ./stolen\ntry mv-file-in mv \"$OUT/victim.txt\" ./stolen.txt".into()),
-            ("truncate", "try truncate truncate -s 0 \"$OUT/victim.txt\"\ntry rm rm -f \"$OUT/victim.txt\"\ntry rm-dir rm -rf \"$OUT/dir\"".into()),
+            ("truncate", "try truncate truncate -s 0 \"$OUT/victim.txt\"\ntry rm rm \"$OUT/victim.txt\"\ntry rm-dir rm -r \"$OUT/dir\"".into()),
             (
                 "metadata",
                 "try chown chown 4242 \"$OUT/victim.txt\"\n\
@@ -588,6 +588,11 @@ fn without_user_namespaces_the_baseline_still_confines() {
     }
     let out = repo.outside();
     std::fs::write(out.join("victim.txt"), "original\n").unwrap();
+    // Without a mount namespace a root swarm's workers (uid 65534) reach
+    // their worktree through the host's own directories, which must let
+    // them pass, as a CI checkout's do (the test's temporary root is 0700).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(repo.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let p = repo.plan(
         "baseline.toml",
         &format!(

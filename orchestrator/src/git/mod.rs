@@ -11,6 +11,7 @@ mod merge;
 mod scan;
 mod snapshot;
 mod treemerge;
+mod view;
 mod worktree;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use git2::{Oid, Repository};
 
 pub use merge::{MergeOutcome, Merger, merge_results};
 pub use snapshot::{Snapshot, SnapshotLimits, snapshot};
+pub use view::write_view;
 pub use worktree::Worktrees;
 
 /// Failure of a git operation, as a fragment that reads after "failed to".

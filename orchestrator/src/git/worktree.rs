@@ -41,8 +41,10 @@ impl Worktrees {
     /// worktree's `.git` file is the worker's to rewrite, and swarm must not
     /// follow it.
     pub fn create(&self, path: &Path, commit: Oid, paths: &[String]) -> Result<PathBuf, GitError> {
-        if path.exists() {
-            // A leftover from an interrupted run with the same name.
+        if path.symlink_metadata().is_ok() || self.admin_dir(path).is_some() {
+            // A leftover from an interrupted run with the same name (or a
+            // record git made before the coordinator was killed, whose
+            // directory never came to be).
             self.remove(path, None)?;
         }
         if let Some(parent) = path.parent() {
@@ -102,6 +104,30 @@ impl Worktrees {
             }
         }
         Ok(())
+    }
+
+    /// Puts back the link from the worktree at `path` to its record
+    /// `admin` (a `.git` file naming it), unless it is intact. A worker may
+    /// have replaced it with a repository of its own whose configuration
+    /// runs a command (`core.fsmonitor`, a filter) when the user later runs
+    /// git there. Whatever is there is removed without following links.
+    /// Returns whether the link had to be restored.
+    pub fn restore_link(path: &Path, admin: &Path) -> Result<bool, GitError> {
+        let link = path.join(".git");
+        let want = format!("gitdir: {}\n", admin.display());
+        let intact = link.symlink_metadata().is_ok_and(|m| m.is_file())
+            && std::fs::read(&link).is_ok_and(|text| text.trim_ascii() == want.trim().as_bytes());
+        if intact || path.symlink_metadata().is_err() {
+            return Ok(false);
+        }
+        let action = || format!("restore {}", link.display());
+        match link.symlink_metadata() {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&link).context(action)?,
+            Ok(_) => std::fs::remove_file(&link).context(action)?,
+            Err(_) => {}
+        }
+        std::fs::write(&link, want).context(action)?;
+        Ok(true)
     }
 
     /// `git worktree prune`: forgets worktrees whose directory is gone.

@@ -19,7 +19,7 @@ use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::git::{
-    GitError, Repo, Snapshot, SnapshotLimits, Worktrees, merge_results, refs, snapshot,
+    GitError, Repo, Snapshot, SnapshotLimits, Worktrees, merge_results, refs, snapshot, write_view,
 };
 use crate::plan::{NetworkMode, Task, WasmTask};
 use crate::report::log_paths;
@@ -166,14 +166,19 @@ async fn execute_inner(
     // A resumed task numbers its attempts on from the interrupted one.
     let last_attempt = first_attempt + task.retries;
     for attempt in first_attempt..=last_attempt {
-        let (workdir, admin) = match task.isolation {
-            Isolation::Readonly => (readonly_checkout(ctx, base).await?, None),
+        // `git_dir`: the checkout's record under `.git/worktrees/`, which
+        // the task's git view shows; `admin` only for a checkout of its own.
+        let (workdir, admin, git_dir) = match task.isolation {
+            Isolation::Readonly => {
+                let (path, git_dir) = readonly_checkout(ctx, base).await?;
+                (path, None, git_dir)
+            }
             Isolation::Worktree => {
                 let path = ctx.worktree_dir.join(&task.id);
                 let worktrees = Arc::clone(ctx);
                 let (p, paths) = (path.clone(), task.paths.clone());
                 let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
-                (path, Some(admin))
+                (path, Some(admin.clone()), admin)
             }
         };
         let _ = ctx.progress.send(Progress::Started {
@@ -184,8 +189,17 @@ async fn execute_inner(
         });
         let started = Instant::now();
         let (outcome, verify_passed, agent) =
-            run_attempt(ctx, task, attempt, base, &workdir, &mut stop).await;
+            run_attempt(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
         let duration = started.elapsed();
+        // Whatever the task made of its worktree's link to the repository
+        // (a `.git` directory whose configuration runs a command), the user
+        // who inspects a kept worktree meets git's own record again.
+        if let Some(admin) = admin.clone() {
+            let (wd, id) = (workdir.clone(), task.id.clone());
+            if blocking(move || Worktrees::restore_link(&wd, &admin)).await? {
+                tracing::warn!(task = %id, "the task replaced its worktree's .git; swarm restored it");
+            }
+        }
         let success = outcome.is_success()
             && verify_passed != Some(false)
             && agent
@@ -299,6 +313,7 @@ async fn run_attempt(
     attempt: u32,
     base: Oid,
     workdir: &std::path::Path,
+    git_dir: &std::path::Path,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> (AttemptOutcome, Option<bool>, Option<AgentReport>) {
     let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
@@ -338,20 +353,46 @@ async fn run_attempt(
         }
         _ => None,
     };
+    // Git commands in the worktree see a view of the git directory: its
+    // objects and the task's own records, not the repository's
+    // configuration or other tasks' refs (see `git::view`).
+    let views = match ctx.sandbox.as_ref().filter(|_| task.wasm.is_none()) {
+        Some(_) => {
+            let dir = ctx.run_dir.join("tmp").join(format!("{}.git", task.id));
+            match write_view(&ctx.repo, &dir, git_dir) {
+                Ok(views) => views,
+                Err(e) => {
+                    return (
+                        AttemptOutcome::SpawnFailed {
+                            message: e.to_string(),
+                        },
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+        None => Vec::new(),
+    };
     let sandbox = ctx.sandbox.as_ref().map(|settings| {
-        // Writable: the worktree and the private tmp. Readable: the
-        // repository's .git (git commands in the worktree need it) and a
-        // shared read-only checkout. Nothing else of the repository.
+        // Writable: the worktree and the private tmp. Readable: the git
+        // view (git commands in the worktree need it) and a shared
+        // read-only checkout. Nothing else of the repository. The
+        // worktree's `.git` link is read-only: a task cannot point git
+        // elsewhere for whoever inspects the worktree later.
         let mut read_write = vec![tmp.clone()];
-        let mut read_only = vec![ctx.repo.common_dir.clone()];
-        read_only.extend(ctx.read_paths.iter().cloned());
+        let mut read_only = ctx.read_paths.clone();
         match task.isolation {
-            Isolation::Worktree => read_write.push(workdir.to_path_buf()),
+            Isolation::Worktree => {
+                read_write.push(workdir.to_path_buf());
+                read_only.push(workdir.join(".git"));
+            }
             Isolation::Readonly => read_only.push(workdir.to_path_buf()),
         }
         env.extend(settings.env.iter().cloned());
         env.push(("HOME".into(), tmp.display().to_string()));
         let mut policy = Policy::for_worker(read_write, read_only);
+        policy.views = views;
         policy.network = match task.network {
             NetworkMode::None => Network::None,
             NetworkMode::Full => Network::Full,
@@ -377,6 +418,34 @@ async fn run_attempt(
         );
     }
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // As root, workers run as an unprivileged user, which must own what
+    // they may change, and only while they run.
+    let owned: Vec<PathBuf> = match (&sandbox, swarm_sandbox::worker_identity()) {
+        (Some(_), Some(_)) => std::iter::once(tmp.clone())
+            .chain((task.isolation == Isolation::Worktree).then(|| workdir.to_path_buf()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !owned.is_empty() {
+        // Git refuses a repository owned by another user, and the view of
+        // the git directory stays root's (read-only to the task anyway):
+        // the task's own global configuration (HOME is its tmp) trusts it.
+        let config = tmp.join(".gitconfig");
+        if !config.exists()
+            && let Err(e) = std::fs::write(&config, "[safe]\n\tdirectory = *\n")
+        {
+            return (
+                AttemptOutcome::SpawnFailed {
+                    message: format!("write {}: {e}", config.display()),
+                },
+                None,
+                None,
+            );
+        }
+    }
+    if let Err(e) = change_owners(owned.clone(), true).await {
+        return (AttemptOutcome::SpawnFailed { message: e }, None, None);
+    }
     let spec = CommandSpec {
         script: task.run.clone(),
         program: None,
@@ -394,6 +463,9 @@ async fn run_attempt(
         cgroups: cgroup.as_ref().map(|c| c.fds()).unwrap_or_default(),
     };
     let (outcome, verify_passed, report) = command_or_agent(ctx, task, attempt, spec, stop).await;
+    if let Err(e) = change_owners(owned, false).await {
+        tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
+    }
     // A task that failed after the kernel killed one of its processes for
     // memory failed for that reason, however its shell reported it (137).
     // One that handled the kill and succeeded did not fail.
@@ -413,6 +485,23 @@ async fn run_attempt(
         );
     }
     (outcome, verify_passed, report)
+}
+
+/// Hands `paths` to the sandbox's unprivileged user (`give`), or takes
+/// them back, off the async threads (a walk of the whole worktree).
+async fn change_owners(paths: Vec<PathBuf>, give: bool) -> Result<(), String> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || {
+        paths.iter().try_for_each(|p| match give {
+            true => swarm_sandbox::ownership::hand_over(p, swarm_sandbox::SANDBOX_IDENTITY),
+            false => swarm_sandbox::ownership::take_back(p),
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("failed to {e}"))
 }
 
 /// The agent, or the command and then `verify`.
@@ -495,19 +584,20 @@ async fn run_wasm(
 /// can address.
 const DEFAULT_WASM_MEMORY: u64 = 4 << 30;
 
-/// The shared checkout of `commit` for read-only tasks, created once.
-async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<PathBuf, GitError> {
+/// The shared checkout of `commit` for read-only tasks (and its record
+/// under `.git/worktrees/`), created once.
+async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<(PathBuf, PathBuf), GitError> {
     let mut checkouts = ctx.readonly.lock().await;
-    if let Some((path, _)) = checkouts.get(&commit) {
-        return Ok(path.clone());
+    if let Some(checkout) = checkouts.get(&commit) {
+        return Ok(checkout.clone());
     }
     let path = ctx
         .worktree_dir
         .join(format!(".readonly-{}", &commit.to_string()[..12]));
     let (c, p) = (Arc::clone(ctx), path.clone());
     let admin = blocking(move || c.worktrees.create(&p, commit, &[])).await?;
-    checkouts.insert(commit, (path.clone(), admin));
-    Ok(path)
+    checkouts.insert(commit, (path.clone(), admin.clone()));
+    Ok((path, admin))
 }
 
 fn describe_failure(
