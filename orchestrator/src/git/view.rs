@@ -110,28 +110,49 @@ pub fn write_view(repo: &Repo, dir: &Path, admin: &Path) -> Result<Vec<View>, Gi
 
 /// The repository's configuration reduced to [`SAFE_KEYS`] and the
 /// `extensions.*` that say how its objects and refs are stored.
+///
+/// Read by hand rather than through libgit2, which would follow
+/// `include.path` (and give up on the whole file when an included one does
+/// not parse): only plain `[core]` and `[extensions]` lines count, and only
+/// values that are plain words, so nothing but such words can reach the
+/// file the task sees.
 fn safe_config(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut sections: std::collections::BTreeMap<String, Vec<(String, String)>> =
         Default::default();
-    if let Ok(config) = git2::Config::open(path)
-        && let Ok(mut entries) = config.entries(None)
-    {
-        while let Some(Ok(entry)) = entries.next() {
-            let (Ok(name), Ok(value)) = (entry.name(), entry.value()) else {
+    let mut section = String::new();
+    for line in text.lines() {
+        let mut line = line.trim();
+        if let Some(rest) = line.strip_prefix('[') {
+            let Some((header, after)) = rest.split_once(']') else {
+                section.clear();
                 continue;
             };
-            let name = name.to_ascii_lowercase();
-            let Some((section, key)) = name.split_once('.') else {
-                continue;
+            // `[remote "origin"]` and the like are never safe.
+            section = if header.contains(|c: char| c.is_whitespace() || c == '"') {
+                String::new()
+            } else {
+                header.to_ascii_lowercase()
             };
-            let safe = SAFE_KEYS.contains(&name.as_str())
-                || (section == "extensions" && !key.contains('.'));
-            if safe {
-                sections
-                    .entry(section.to_string())
-                    .or_default()
-                    .push((key.to_string(), value.to_string()));
-            }
+            line = after.trim();
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim().trim_matches('"');
+        let word = !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        let name = format!("{section}.{key}");
+        let safe = SAFE_KEYS.contains(&name.as_str())
+            || (section == "extensions" && key.chars().all(|c| c.is_ascii_alphanumeric()));
+        if word && safe {
+            let keys = sections.entry(section.clone()).or_default();
+            // The last value of a key wins, as in git.
+            keys.retain(|(k, _)| *k != key);
+            keys.push((key, value.to_string()));
         }
     }
     let mut out =
@@ -139,8 +160,7 @@ fn safe_config(path: &Path) -> String {
     for (section, keys) in sections {
         out.push_str(&format!("[{section}]\n"));
         for (key, value) in keys {
-            let value = value.replace('\\', "\\\\").replace('"', "\\\"");
-            out.push_str(&format!("\t{key} = \"{value}\"\n"));
+            out.push_str(&format!("\t{key} = {value}\n"));
         }
     }
     out
@@ -176,15 +196,16 @@ mod tests {
              [http]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n\
              [remote \"origin\"]\n\turl = https://user:token@example.com/x.git\n\
              [credential]\n\thelper = store\n[filter \"x\"]\n\tclean = evil\n\
-             [include]\n\tpath = /etc/passwd\n",
+             [include]\n\tpath = /etc/passwd\n[core]\n\tfilemode = false\n\tfilemode = true\n\
+             \teditor = \"vim; rm -rf ~\"\n",
         )
         .unwrap();
         let text = safe_config(&config);
         assert_eq!(
             text,
             "# swarm: what this task may know of the repository's configuration\n\
-             [core]\n\trepositoryformatversion = \"1\"\n\tfilemode = \"true\"\n\
-             [extensions]\n\tobjectformat = \"sha256\"\n"
+             [core]\n\trepositoryformatversion = 1\n\tfilemode = true\n\
+             [extensions]\n\tobjectformat = sha256\n"
         );
     }
 }
