@@ -350,3 +350,32 @@ fn a_kept_worktree_runs_nothing_of_the_task_when_the_user_runs_git() {
         );
     }
 }
+
+#[test]
+fn links_a_task_leaves_in_its_tmp_are_never_followed_by_swarm() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let planted = repo.outside().join("planted");
+    // The first attempt leaves links where swarm writes or re-owns files
+    // before the next attempt; the retry must find them inert.
+    let plan = repo.plan(
+        "links.toml",
+        &format!(
+            "[swarm]\nname = \"links\"\n\n[[task]]\nid = \"t\"\nretries = 1\nrun = '''\n\
+             if [ \"$SWARM_ATTEMPT\" = 1 ]; then\n\
+             \x20 ln -s {p} \"$HOME/.gitconfig\"\n\
+             \x20 ln -s {out} \"$TMPDIR/outside-dir\"\n\
+             \x20 exit 1\n\
+             fi\n\
+             ls -la \"$HOME\" > seen.txt\n'''\n",
+            p = planted.display(),
+            out = repo.outside().display()
+        ),
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    assert!(!planted.exists(), "swarm followed a task's link");
+    let outside = repo.outside().symlink_metadata().unwrap();
+    assert_eq!(outside.uid(), nix::unistd::geteuid().as_raw());
+}

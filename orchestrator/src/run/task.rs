@@ -430,10 +430,18 @@ async fn run_attempt(
         // Git refuses a repository owned by another user, and the view of
         // the git directory stays root's (read-only to the task anyway):
         // the task's own global configuration (HOME is its tmp) trusts it.
+        // Only ever a new file: an earlier attempt may have left a link
+        // there, which a plain write would follow as root.
         let config = tmp.join(".gitconfig");
-        if !config.exists()
-            && let Err(e) = std::fs::write(&config, "[safe]\n\tdirectory = *\n")
-        {
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&config)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"[safe]\n\tdirectory = *\n"));
+        if let Err(e) = created.or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        }) {
             return (
                 AttemptOutcome::SpawnFailed {
                     message: format!("write {}: {e}", config.display()),
