@@ -457,6 +457,12 @@ fn doctor_reports_what_is_enforced() {
         run.stdout
     );
     assert!(run.stdout.contains("swarm enforces"), "{}", run.stdout);
+    let identity = if nix::unistd::geteuid().is_root() {
+        "identity   uid 65534, gid 65534 (nobody)".to_string()
+    } else {
+        format!("identity   your own user (uid {})", nix::unistd::geteuid())
+    };
+    assert!(run.stdout.contains(&identity), "{}", run.stdout);
 }
 
 #[test]

@@ -928,9 +928,24 @@ fn doctor() -> Result<i32, Failure> {
                 "  files      write only in the task's worktree and private tmp (also HOME, TMPDIR);"
             );
             println!(
-                "             read the system directories, the repository's .git, nothing else of it;"
+                "             read the system directories, a view of the repository's .git (objects,"
             );
-            println!("             all else read-only, metadata included (namespace layer)");
+            println!(
+                "             no config, no refs), nothing else of it; no set-user-ID files"
+            );
+            println!(
+                "             (namespace layer) a root file system of these paths only: no host sockets;"
+            );
+            println!("             all else read-only, metadata included, every mount nosuid");
+            match swarm_sandbox::worker_identity() {
+                Some((uid, gid)) => println!(
+                    "  identity   uid {uid}, gid {gid} (nobody), no supplementary groups: swarm runs as root"
+                ),
+                None => println!(
+                    "  identity   your own user (uid {}), no capabilities",
+                    nix::unistd::geteuid()
+                ),
+            }
             println!("  network    none: no TCP (Landlock), no sockets but Unix ones (seccomp)");
             println!(
                 "  processes  no signals or ptrace out of the sandbox, no namespaces, io_uring, bpf,"
