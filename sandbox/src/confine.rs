@@ -7,9 +7,11 @@
 use std::path::Path;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
-    RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
+
+use crate::cache::SystemPaths;
 
 use crate::policy::{Network, Policy};
 
@@ -216,7 +218,11 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
 /// `read_only` (and the sources of `views`, where they are shown), devices,
 /// no TCP unless the network is open, and the signal and abstract-socket
 /// scopes.
-pub(crate) fn ruleset(policy: &Policy, with_views: bool) -> Result<RulesetCreated, ConfineError> {
+pub(crate) fn ruleset(
+    policy: &Policy,
+    with_views: bool,
+    system: &mut SystemPaths,
+) -> Result<RulesetCreated, ConfineError> {
     let abi = REQUIRED_ABI;
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -225,28 +231,39 @@ pub(crate) fn ruleset(policy: &Policy, with_views: bool) -> Result<RulesetCreate
     if policy.network == Network::None {
         ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
     }
-    Ok(ruleset
-        .create()?
-        .add_rules(path_beneath_rules(
-            &policy.read_only,
-            AccessFs::from_read(abi),
-        ))?
-        .add_rules(path_beneath_rules(
-            policy
-                .views
-                .iter()
-                .filter(|_| with_views)
-                .map(|v| &v.source),
-            AccessFs::from_read(abi),
-        ))?
-        .add_rules(path_beneath_rules(
-            &policy.devices,
-            AccessFs::from_read(abi) | AccessFs::WriteFile | AccessFs::IoctlDev,
-        ))?
-        .add_rules(path_beneath_rules(
-            &policy.read_write,
-            AccessFs::from_all(abi),
-        ))?)
+    let read = AccessFs::from_read(abi);
+    let device = read | AccessFs::WriteFile | AccessFs::IoctlDev;
+    let mut created = ruleset.create()?;
+    // System paths through the launcher's descriptors, opened once a run;
+    // the task's own paths afresh.
+    let mut fresh: Vec<(&Path, BitFlags<AccessFs>)> = Vec::new();
+    for (paths, access) in [(&policy.read_only, read), (&policy.devices, device)] {
+        for path in paths {
+            match system.fd(path) {
+                Some((fd, is_file)) => {
+                    let access = if is_file {
+                        access & AccessFs::from_file(abi)
+                    } else {
+                        access
+                    };
+                    created = created.add_rule(PathBeneath::new(fd, access))?;
+                }
+                None => fresh.push((path, access)),
+            }
+        }
+    }
+    let views = policy.views.iter().filter(|_| with_views);
+    fresh.extend(views.map(|v| (v.source.as_path(), read)));
+    fresh.extend(
+        policy
+            .read_write
+            .iter()
+            .map(|p| (p.as_path(), AccessFs::from_all(abi))),
+    );
+    for (path, access) in fresh {
+        created = created.add_rules(path_beneath_rules([path], access))?;
+    }
+    Ok(created)
 }
 
 /// Adds a read-only rule for `path` to `ruleset`: for a mount made after

@@ -10,6 +10,7 @@
 //! This crate is the only one allowed `unsafe` code, because confining a
 //! process means talking to the kernel directly.
 
+mod cache;
 mod confine;
 pub mod launcher;
 mod namespaces;

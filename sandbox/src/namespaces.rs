@@ -100,7 +100,19 @@ pub(crate) fn enter_base() -> Result<Base, NamespaceError> {
         what: "readable",
         source,
     })? {
-        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | locked_flags(&mount_point);
+        // nosuid and nodev too (but for device files), so that a bind of
+        // any of these for a worker is already all it must be.
+        let nodev = if mount_point.starts_with("/dev") {
+            0
+        } else {
+            libc::MS_NODEV
+        };
+        let flags = libc::MS_REMOUNT
+            | libc::MS_BIND
+            | libc::MS_RDONLY
+            | libc::MS_NOSUID
+            | nodev
+            | locked_flags(&mount_point);
         match mount(None, &mount_point, flags, "read-only") {
             Ok(()) => {}
             // Gone, or hidden under another mount: nothing reachable there.
@@ -280,17 +292,8 @@ fn mount(
 /// Flags a remount inside a user namespace must keep: the kernel refuses to
 /// clear flags that were set when the mount was inherited.
 pub(crate) fn locked_flags(mount_point: &Path) -> libc::c_ulong {
-    let Ok(mount_point) = cstr(mount_point) else {
+    let Some(stat) = statvfs(mount_point) else {
         return 0;
-    };
-    // SAFETY: `stat` is written by statvfs and read only on success.
-    #[allow(unsafe_code)]
-    let stat = unsafe {
-        let mut stat: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(mount_point.as_ptr(), &mut stat) != 0 {
-            return 0;
-        }
-        stat
     };
     let pairs = [
         (libc::ST_NOSUID, libc::MS_NOSUID),
@@ -304,6 +307,21 @@ pub(crate) fn locked_flags(mount_point: &Path) -> libc::c_ulong {
         .iter()
         .filter(|(st, _)| stat.f_flag & st != 0)
         .fold(0, |acc, (_, ms)| acc | ms)
+}
+
+/// The `ST_*` flags of the mount at `path`.
+pub(crate) fn mount_flags(path: &Path) -> libc::c_ulong {
+    statvfs(path).map_or(0, |s| s.f_flag)
+}
+
+fn statvfs(path: &Path) -> Option<libc::statvfs> {
+    let path = cstr(path).ok()?;
+    // SAFETY: `stat` is written by statvfs and read only on success.
+    #[allow(unsafe_code)]
+    unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(path.as_ptr(), &mut stat) == 0).then_some(stat)
+    }
 }
 
 /// Mount points of this mount namespace, from `/proc/self/mountinfo`

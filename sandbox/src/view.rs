@@ -21,8 +21,10 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::cache::SystemPaths;
 use crate::policy::Policy;
 
 /// How a granted path is mounted.
@@ -66,7 +68,7 @@ const OLD_ROOT: &str = "/oldroot";
 /// Resolves `policy` into mounts. Missing paths are skipped, as Landlock
 /// skips them; `/proc` is never bound (each worker gets a fresh one).
 /// `views` are included only where they can be shown (`with_views`).
-pub(crate) fn plan(policy: &Policy, with_views: bool) -> Plan {
+pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) -> Plan {
     let mut grants: Vec<(PathBuf, PathBuf, Access)> = Vec::new();
     let same = |paths: &[PathBuf], access| {
         paths
@@ -85,6 +87,17 @@ pub(crate) fn plan(policy: &Policy, with_views: bool) -> Plan {
                 .map(|v| (v.target.clone(), v.source.clone(), Access::ReadOnly)),
         );
     }
+    // Entries of a directory the launcher covered are shown by one bind of
+    // the covering tmpfs, which holds them (see `cover_system_dirs`).
+    for dir in system.covered() {
+        grants.retain(|(target, _, _)| !(target.starts_with(dir) && target != dir));
+        let access = if dir == Path::new("/dev") {
+            Access::Device
+        } else {
+            Access::ReadOnly
+        };
+        grants.push((dir.clone(), dir.clone(), access));
+    }
     // Resolve each grant: (target, canonical source, is a link at the
     // target, is a directory, access).
     let mut resolved = Vec::new();
@@ -95,14 +108,10 @@ pub(crate) fn plan(policy: &Policy, with_views: bool) -> Plan {
         if target.starts_with("/proc") {
             continue;
         }
-        let Ok(lstat) = source.symlink_metadata() else {
+        let Some(r) = system.resolve(&source) else {
             continue;
         };
-        let Ok(real) = source.canonicalize() else {
-            continue;
-        };
-        let dir = real.is_dir();
-        resolved.push((target, real, lstat.file_type().is_symlink(), dir, access));
+        resolved.push((target, r.real, r.is_link, r.is_dir, access));
     }
     // One grant per target: the strongest access wins.
     resolved.sort_by(|a, b| a.0.cmp(&b.0).then(b.4.cmp(&a.4)));
@@ -297,11 +306,23 @@ pub(crate) fn build(
             None,
         )
         .map_err(fail)?;
-        let flags = match access {
-            Access::ReadWrite => private,
-            Access::ReadOnly => private | libc::MS_RDONLY,
-            Access::Device => libc::MS_NOSUID | libc::MS_NOEXEC | libc::MS_RDONLY,
+        let (flags, already) = match access {
+            Access::ReadWrite => (private, 0),
+            Access::ReadOnly => (
+                private | libc::MS_RDONLY,
+                libc::ST_RDONLY | libc::ST_NOSUID | libc::ST_NODEV,
+            ),
+            Access::Device => (
+                libc::MS_NOSUID | libc::MS_RDONLY,
+                libc::ST_RDONLY | libc::ST_NOSUID,
+            ),
         };
+        // The run-wide namespace made every mount read-only, nosuid and
+        // (but /dev) nodev, and a bind keeps its source's flags: a remount
+        // is needed only where that did not take (and for the writable).
+        if already != 0 && crate::namespaces::mount_flags(&at) & already == already {
+            continue;
+        }
         let locked = crate::namespaces::locked_flags(&at);
         mount(
             None,
@@ -317,16 +338,9 @@ pub(crate) fn build(
             link(text, &under(NEW_ROOT, &entry.target)).map_err(fail)?;
         }
     }
-    // What shells and tools expect of /dev beside the device files.
-    if Path::new(NEW_ROOT).join("dev").is_dir() {
-        for (name, text) in [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ] {
-            link(Path::new(text), &Path::new(NEW_ROOT).join("dev").join(name)).map_err(fail)?;
-        }
+    let dev = Path::new(NEW_ROOT).join("dev");
+    if dev.is_dir() && dev.join("fd").symlink_metadata().is_err() {
+        dev_links(&dev).map_err(fail)?;
     }
 
     let proc_dir = Path::new(NEW_ROOT).join("proc");
@@ -366,6 +380,98 @@ pub(crate) fn build(
     pivot_root(Path::new("."), Path::new(".")).map_err(fail)?;
     detach(Path::new(".")).map_err(fail)?;
     chdir(Path::new("/")).map_err(fail)
+}
+
+/// What shells and tools expect of `/dev` beside the device files.
+fn dev_links(dev: &Path) -> Result<(), String> {
+    for (name, text) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        link(Path::new(text), &dev.join(name))?;
+    }
+    Ok(())
+}
+
+/// Replaces `/etc` and `/dev`, in the launcher's own mount namespace, by a
+/// read-only tmpfs holding only the entries every worker is granted (bind
+/// mounts of the originals, links where they lead to shown paths), and
+/// returns the directories it covered. A worker's root then shows each with
+/// one recursive bind instead of one mount per file: with some thirty
+/// files of `/etc` granted, that was most of the mounts of a spawn.
+/// Called once per run, before any worker exists.
+pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>, String> {
+    use crate::policy::{SYSTEM_DEVICES, SYSTEM_READ_ONLY};
+    let mut covered = Vec::new();
+    for dir in ["/etc", "/dev"] {
+        let dir = Path::new(dir);
+        if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let under = |list: &[&str]| -> Vec<PathBuf> {
+            list.iter()
+                .map(PathBuf::from)
+                .filter(|p| p.starts_with(dir) && p != dir)
+                .collect()
+        };
+        let policy = Policy {
+            read_only: under(SYSTEM_READ_ONLY),
+            devices: under(SYSTEM_DEVICES),
+            ..Policy::default()
+        };
+        let plan = plan(&policy, false, system);
+        // The originals, held open while the tmpfs covers their directory.
+        let mut sources = Vec::new();
+        for entry in &plan.entries {
+            if let What::Bind { source, dir, .. } = &entry.what {
+                let file = std::fs::File::options()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                    .open(source)
+                    .map_err(|e| format!("open {}: {e}", source.display()))?;
+                sources.push((file, &entry.target, *dir));
+            }
+        }
+        let flags = libc::MS_NOSUID | libc::MS_NODEV;
+        mount(
+            Some(Path::new("tmpfs")),
+            dir,
+            Some(c"tmpfs"),
+            flags,
+            Some(c"mode=0755,size=64k"),
+        )?;
+        for (file, target, is_dir) in &sources {
+            mount_point(target, *is_dir)?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+            mount(
+                Some(Path::new(&format!("/proc/self/fd/{fd}"))),
+                target,
+                None,
+                libc::MS_BIND,
+                None,
+            )?;
+        }
+        for entry in &plan.entries {
+            if let What::Link(text) = &entry.what {
+                link(text, &entry.target)?;
+            }
+        }
+        if dir == Path::new("/dev") {
+            dev_links(dir)?;
+        }
+        mount(
+            None,
+            dir,
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | flags,
+            None,
+        )?;
+        covered.push(dir.to_path_buf());
+    }
+    system.set_covered(covered.clone());
+    Ok(covered)
 }
 
 /// Makes `at` exist as a directory (or an empty file) to mount on.
@@ -435,7 +541,7 @@ mod tests {
             read_write: vec![root.join("usr/bin/../bin")],
             ..Policy::default()
         };
-        let plan = plan(&policy, true);
+        let plan = plan(&policy, true, &mut SystemPaths::default());
         let r = root.display();
         assert_eq!(
             targets(&plan),
@@ -463,7 +569,11 @@ mod tests {
             }],
             ..Policy::default()
         };
-        assert_eq!(targets(&plan(&policy, true)), ["/repo/.git ReadOnly"]);
-        assert!(plan(&policy, false).entries.is_empty());
+        let mut system = SystemPaths::default();
+        assert_eq!(
+            targets(&plan(&policy, true, &mut system)),
+            ["/repo/.git ReadOnly"]
+        );
+        assert!(plan(&policy, false, &mut system).entries.is_empty());
     }
 }

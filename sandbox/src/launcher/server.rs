@@ -45,6 +45,8 @@ struct Server {
     by_id: HashMap<u64, i32>,
     sigchld: OwnedFd,
     buf: Vec<u8>,
+    /// The system paths every worker is granted, resolved once.
+    system: crate::cache::SystemPaths,
 }
 
 /// Runs the launcher on the socket at [`CHANNEL_FD`]. Returns the process's
@@ -96,8 +98,12 @@ impl Server {
         if let Err(why) = crate::probe::probe().require() {
             return fail(sock, why);
         }
+        let mut system = crate::cache::SystemPaths::default();
         let (base, degraded) = match namespaces::enter_base() {
-            Ok(base) => (Some(base), None),
+            Ok(base) => match crate::view::cover_system_dirs(&mut system) {
+                Ok(_) => (Some(base), None),
+                Err(e) => return fail(sock, format!("prepare the workers' file system: {e}")),
+            },
             // Without user namespaces, Landlock and seccomp still hold.
             Err(NamespaceError::Unavailable(e)) => (None, Some(e.to_string())),
             Err(e) => return fail(sock, e.to_string()),
@@ -110,6 +116,7 @@ impl Server {
             by_id: HashMap::new(),
             sigchld,
             buf: vec![0; MAX_MESSAGE],
+            system,
         };
         if send(server.sock.as_raw_fd(), &Reply::Ready { degraded }).is_err() {
             return fail(server.sock, "answer the coordinator".into());
@@ -248,7 +255,8 @@ impl Server {
             .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
             .collect::<Result<Vec<_>, _>>()?;
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
-        let ruleset = confine::ruleset(policy, self.base.is_some()).map_err(|e| e.to_string())?;
+        let ruleset = confine::ruleset(policy, self.base.is_some(), &mut self.system)
+            .map_err(|e| e.to_string())?;
         let filter = match self.filters.entry(policy.network) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(
@@ -257,7 +265,7 @@ impl Server {
             ),
         };
         let mounts = self.base.as_ref().map(|base| TaskMounts {
-            view: crate::view::plan(policy, true),
+            view: crate::view::plan(policy, true, &mut self.system),
             // The kernel allocates pids from 300 up once they wrap, and
             // refuses a pid_max under 301: this bound lets the worker have
             // at least `processes` at once and never more than 300 beyond.
