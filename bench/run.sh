@@ -181,6 +181,14 @@ merge_swarm=$(printf '%s\n' "${merge_times[@]}" | median_of)
 merge_same=$([ "$tree_cli" = "$tree_swarm_merge" ] && echo identical || echo DIFFERENT)
 echo "merge-tree loop $merge_cli ms, swarm $merge_swarm ms, trees $merge_same"
 
+echo "== 4b. snapshots of a 10,000-file worktree (libgit2 add_all before issue 14, swarm's own now)"
+read -r snap_old snap_old_rss < <("$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 0 old)
+read -r snap_new snap_new_rss < <("$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 0 new)
+# A hostile task: a 200 MiB file and `* text eol=crlf` in .gitattributes.
+read -r snapb_old snapb_old_rss < <("$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 200 old)
+read -r snapb_new snapb_new_rss < <("$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 200 new)
+echo "5 changes: old $snap_old ms, new $snap_new ms; +200 MiB with crlf: old $snapb_old ms / ${snapb_old_rss} KiB, new $snapb_new ms / ${snapb_new_rss} KiB"
+
 echo "== 5. sandboxed vs plain spawn of /bin/true"
 mkdir -p "$WORK/spawn"
 spawn_runs=()
@@ -336,6 +344,17 @@ only its metadata step, \`--no-checkout\`, and checks out in parallel.)
 | **swarm (libgit2 in memory)** | **$merge_swarm ms** | **$(awk -v t="$merge_swarm" 'BEGIN { printf "%.1f", t / 50 }') ms** |
 
 Final trees: **$merge_same**. Target: no slower than the merge-tree loop.
+
+### Snapshots (same repository)
+
+A fresh worktree with 5 files edited and one added, then its snapshot; the
+hostile case adds a 200 MiB file under a task-written \`* text eol=crlf\`.
+Peak RSS is the whole benchmark process's.
+
+| snapshot | 5 changes | hostile: time | hostile: peak RSS |
+|---|---:|---:|---:|
+| libgit2 \`add_all\` (before issue 14) | $snap_old ms | $snapb_old ms | $snapb_old_rss KiB |
+| **swarm's walk + streamed blobs** | **$snap_new ms** | **$snapb_new ms** | **$snapb_new_rss KiB** |
 
 ## 5. Starting a worker: sandboxed vs plain
 

@@ -7,6 +7,12 @@
 //! bench_git stress REPO REV THREADS TOTAL [PATH...]
 //!                                            THREADS creators until TOTAL worktrees were made
 //! bench_git merge REPO BASE COMMIT...        merge COMMITs into BASE in order; prints ms and tree
+//! bench_git snapshot REPO REV RUNS CHANGES BIG_MIB old|new
+//!                                            snapshot a fresh worktree with CHANGES edited
+//!                                            files, one new file and a BIG_MIB file (0: none;
+//!                                            with a `* text eol=crlf` .gitattributes),
+//!                                            with the old (libgit2 `add_all`) or new
+//!                                            snapshot; prints median ms and peak RSS in KiB
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -15,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use swarm_orchestrator::git::{MergeOutcome, Merger, Repo, Worktrees};
+use swarm_orchestrator::git::{MergeOutcome, Merger, Repo, SnapshotLimits, Worktrees};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +37,14 @@ fn main() -> anyhow::Result<()> {
             &args[5..],
         ),
         Some("merge") if args.len() >= 4 => merge(Path::new(&args[1]), &args[2], &args[3..]),
+        Some("snapshot") if args.len() == 7 => snapshot(
+            Path::new(&args[1]),
+            &args[2],
+            args[3].parse()?,
+            args[4].parse()?,
+            args[5].parse()?,
+            args[6] == "old",
+        ),
         _ => bail!("usage: see the module documentation of orchestrator/examples/bench_git.rs"),
     }
 }
@@ -134,4 +148,107 @@ fn merge(dir: &Path, base: &str, commits: &[String]) -> anyhow::Result<()> {
         .id();
     println!("{elapsed:.1} {tree}");
     Ok(())
+}
+
+fn snapshot(
+    dir: &Path,
+    rev: &str,
+    runs: usize,
+    changes: usize,
+    big_mib: usize,
+    old: bool,
+) -> anyhow::Result<()> {
+    let repo = Repo::discover(dir)?;
+    let commit = repo.resolve(rev)?;
+    let trees = Worktrees::new(repo.clone());
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let path = scratch(&repo, &format!("snap-{i}"));
+        let admin = trees.create(&path, commit, &[])?;
+        // As a task would: past the checkout's clock tick, then its edits.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let files: Vec<PathBuf> = walk_files(&path)?;
+        for f in files.iter().take(changes) {
+            let mut text = std::fs::read(f)?;
+            text.extend_from_slice(b"edited\n");
+            std::fs::write(f, text)?;
+        }
+        std::fs::write(path.join("new-file.txt"), "new\n")?;
+        if big_mib > 0 {
+            // The attack of issue 14: text conversion makes libgit2 buffer
+            // the whole file.
+            std::fs::write(path.join(".gitattributes"), "* text eol=crlf\n")?;
+            let chunk = vec![b'x'; 1 << 20];
+            let mut big = std::fs::File::create(path.join("big.bin"))?;
+            for _ in 0..big_mib {
+                std::io::Write::write_all(&mut big, &chunk)?;
+            }
+        }
+        let started = Instant::now();
+        if old {
+            old_snapshot(&path, &admin, commit)?;
+        } else {
+            let limits = SnapshotLimits {
+                scope: &[],
+                max_file_size: u64::MAX,
+            };
+            swarm_orchestrator::git::snapshot(&path, &admin, commit, limits, |_| "bench".into())?;
+        }
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        trees.remove(&path, Some(&admin))?;
+    }
+    trees.prune()?;
+    times.sort_by(f64::total_cmp);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
+        .unwrap_or_default();
+    println!("{:.1} {peak}", times[times.len() / 2]);
+    Ok(())
+}
+
+/// The regular files of a worktree (not under `.git`), sorted.
+fn walk_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if entry.file_name() == ".git" {
+                continue;
+            } else if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The snapshot as it was before issue 14: libgit2's `add_all` over the
+/// worktree (which applies `.gitattributes` and reads whole files).
+fn old_snapshot(path: &Path, git_dir: &Path, base: git2::Oid) -> anyhow::Result<git2::Oid> {
+    let repo = git2::Repository::open(git_dir)?;
+    repo.set_workdir(path, false)?;
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    let tree_id = index.write_tree()?;
+    let base_commit = repo.find_commit(base)?;
+    let tree = repo.find_tree(tree_id)?;
+    let sig = swarm_orchestrator::git::signature()?;
+    let commit = repo.commit(None, &sig, &sig, "bench", &tree, &[&base_commit])?;
+    // The old snapshot listed the changed paths too.
+    let base_tree = base_commit.tree()?;
+    let _ = repo
+        .diff_tree_to_tree(Some(&base_tree), Some(&tree), None)?
+        .deltas()
+        .count();
+    index.write()?;
+    repo.set_head_detached(commit)?;
+    Ok(commit)
 }

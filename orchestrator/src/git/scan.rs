@@ -77,7 +77,8 @@ pub(crate) fn walk(root: &Path, exclude: Option<&Gitignore>, mut visit: impl FnM
             }
             let rel = child(&dir, name.as_bytes());
             let abs_child = join(root, &rel);
-            let meta = match std::fs::symlink_metadata(&abs_child) {
+            // `fstatat` on the open directory, without following a link.
+            let meta = match entry.metadata() {
                 Ok(meta) => meta,
                 Err(e) => {
                     visit(Found::Unreadable(rel, e));
