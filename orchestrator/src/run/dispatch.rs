@@ -508,7 +508,7 @@ impl<'o> Dispatcher<'o> {
                 snapshot,
                 agent,
             } => {
-                let (commit, git_ref, changed, skipped, snapshot_ms) = match snapshot {
+                let (commit, git_ref, changed, skipped, snapshot_ms) = match snapshot.map(|b| *b) {
                     Some((snap, r)) => (
                         Some(snap.commit.to_string()),
                         Some(r),

@@ -67,7 +67,9 @@ pub(super) enum Progress {
         outcome: AttemptOutcome,
         verify_passed: Option<bool>,
         duration: Duration,
-        snapshot: Option<(Snapshot, String)>,
+        /// Boxed: the snapshot's lists make this variant much larger
+        /// than the others.
+        snapshot: Option<Box<(Snapshot, String)>>,
         agent: Option<AgentReport>,
     },
     /// What an agent task's session reports as it goes.
@@ -240,10 +242,10 @@ async fn execute_inner(
                     Ok(snap)
                 })
                 .await?;
-                Some((snap, git_ref))
+                Some(Box::new((snap, git_ref)))
             }
         };
-        let result = snap.as_ref().map_or(base, |(s, _)| s.commit);
+        let result = snap.as_ref().map_or(base, |b| b.0.commit);
         let _ = ctx.progress.send(Progress::AttemptFinished {
             task: i,
             attempt,
