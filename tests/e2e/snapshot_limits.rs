@@ -18,7 +18,9 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// Whether `rev:path` names an object.
 fn has_file(repo: &TestRepo, object: &str) -> bool {
-    repo.git_output(&["cat-file", "-e", object]).status.success()
+    repo.git_output(&["cat-file", "-e", object])
+        .status
+        .success()
 }
 
 #[test]
