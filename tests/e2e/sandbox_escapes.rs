@@ -255,7 +255,7 @@ fn the_git_directory_shows_no_secrets_and_no_other_task() {
     repo.git(&["update-ref", "refs/swarm/other/sibling", &sibling]);
     repo.git(&["reset", "-q", "--hard"]);
     repo.git(&["branch", "feature"]);
-    let script = format!(
+    let script = String::from(
         "common=$(git rev-parse --git-common-dir)\n\
          try token-in-config sh -c 'git config --list | grep -q SECRET'\n\
          try token-in-files sh -c \"grep -rqs SECRET $common\"\n\
@@ -272,7 +272,7 @@ fn the_git_directory_shows_no_secrets_and_no_other_task() {
          git rev-parse --is-inside-work-tree > inside.txt\n\
          echo changed >> docs/guide.txt\n\
          git diff --stat > diff.txt\n\
-         git checkout -q -- docs/guide.txt 2>/dev/null || true\n"
+         git checkout -q -- docs/guide.txt 2>/dev/null || true\n",
     );
     let results = attack(&repo, &[], &[("a", script.clone()), ("b", script)]);
     assert_all_denied(&results, 18);

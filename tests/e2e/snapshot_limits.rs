@@ -72,6 +72,11 @@ printf '$Id: kept $\n' > ident.txt
         peak_kib < 300 * 1024,
         "the coordinator's peak RSS was {peak_kib} KiB"
     );
+    // The summary says what the ref lacks.
+    assert!(
+        stderr.contains("big: 1 file not committed (see the report):\n    big.bin: too large (2.0 GiB, over max_file_size of 100.0 MiB)"),
+        "{stderr}"
+    );
 
     // Exact bytes, whatever the task's .gitattributes say.
     let normal = repo.git_output(&["cat-file", "blob", "refs/swarm/big/big:normal.txt"]);

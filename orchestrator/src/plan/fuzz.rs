@@ -37,6 +37,7 @@ fn line() -> impl Strategy<Value = String> {
         "memory",
         "processes",
         "max_output",
+        "max_file_size",
         "matrix",
         "env",
         "args",

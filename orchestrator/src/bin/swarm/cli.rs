@@ -930,9 +930,7 @@ fn doctor() -> Result<i32, Failure> {
             println!(
                 "             read the system directories, a view of the repository's .git (objects,"
             );
-            println!(
-                "             no config, no refs), nothing else of it; no set-user-ID files"
-            );
+            println!("             no config, no refs), nothing else of it; no set-user-ID files");
             println!(
                 "             (namespace layer) a root file system of these paths only: no host sockets;"
             );

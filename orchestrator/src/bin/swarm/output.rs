@@ -421,6 +421,24 @@ fn summary_text(report: &RunReport, workdir: &Path) -> String {
             let _ = writeln!(out, "  {} transcript: {}", t.id, rel(transcript));
         }
     }
+    // Work a snapshot left out (too large, refused by git, unreadable) is
+    // named, so that nobody takes the ref for all of it.
+    const SHOWN: usize = 5;
+    for t in report.tasks.iter().filter(|t| !t.skipped_files.is_empty()) {
+        let n = t.skipped_files.len();
+        let _ = writeln!(
+            out,
+            "  {}: {n} file{} not committed (see the report):",
+            t.id,
+            if n == 1 { "" } else { "s" }
+        );
+        for skipped in t.skipped_files.iter().take(SHOWN) {
+            let _ = writeln!(out, "    {skipped}");
+        }
+        if n > SHOWN {
+            let _ = writeln!(out, "    and {} more", n - SHOWN);
+        }
+    }
     out
 }
 
