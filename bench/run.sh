@@ -23,9 +23,11 @@ OUT=${OUT:-$ROOT/BENCHMARKS.md}
 
 cd "$ROOT"
 cargo build --release --quiet -p swarm --bin swarm --example bench_git --example bench_spawn --example bench_wasm --example bench_agents
+cargo build --release --quiet -p swarm-sandbox --example bench_ownership
 SWARM=$ROOT/target/release/swarm
 BENCH_GIT=$ROOT/target/release/examples/bench_git
 BENCH_SPAWN=$ROOT/target/release/examples/bench_spawn
+BENCH_OWNERSHIP=$ROOT/target/release/examples/bench_ownership
 BENCH_WASM=$ROOT/target/release/examples/bench_wasm
 BENCH_AGENTS=$ROOT/target/release/examples/bench_agents
 
@@ -200,6 +202,11 @@ spawn_plain2=$(spawn_col 3)
 spawn_sandboxed2=$(spawn_col 4)
 spawn_bwrap=$(spawn_col 5)
 echo "plain $spawn_plain us, sandboxed $spawn_sandboxed us, 2 at a time: $spawn_plain2 / $spawn_sandboxed2 us, bwrap $spawn_bwrap us"
+# As root, each attempt hands its worktree to the sandbox's user and back.
+if [ "$(id -u)" = 0 ]; then
+  read -r own_give own_back < <("$BENCH_OWNERSHIP" 10000 "$WORK")
+  echo "ownership of 10,000 files: hand over $own_give ms, take back $own_back ms"
+fi
 
 echo "== 6. WASM tasks"
 mkdir -p "$WORK/wasm"
