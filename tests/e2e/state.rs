@@ -43,6 +43,7 @@ fn run_names_that_are_paths_or_not_ref_safe_are_refused_before_anything_is_made(
         "feature/x",
         " x",
         "",
+        "latest",
     ] {
         for args in [
             vec!["run", plan.to_str().unwrap(), "--name", name],

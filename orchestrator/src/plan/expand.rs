@@ -78,7 +78,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
                         Some(name.span()),
                         "not usable in a git branch name",
                     )
-                    .with_help("use letters, digits, `_`, `-` and `.` (not first), e.g. `refactor-logging`"));
+                    .with_help("use letters, digits, `_`, `-` and `.` (not first), e.g. `refactor-logging`; `latest` is taken by swarm"));
             }
             name.get_ref().clone()
         }

@@ -136,12 +136,14 @@ pub fn is_valid_task_id(id: &str) -> bool {
 
 /// True if `name` can be a run name: one valid git ref component of
 /// `[A-Za-z0-9_.-]`, not starting with `.` or `-`, without `..`, not ending
-/// in `.lock` or `.`.
+/// in `.lock` or `.`, and not `latest` (the file in `.swarm/runs/` that
+/// names the newest run).
 pub fn is_valid_run_name(name: &str) -> bool {
     let Some(first) = name.bytes().next() else {
         return false;
     };
-    name.len() <= 100
+    name != "latest"
+        && name.len() <= 100
         && first != b'.'
         && first != b'-'
         && !name.contains("..")

@@ -78,7 +78,9 @@ fn ids_and_run_names_are_ref_safe() {
         assert!(!is_valid_task_id(bad), "{bad}");
     }
     assert!(is_valid_run_name("Refactor.v2-x"));
-    for bad in ["", ".x", "-x", "a..b", "x.lock", "x.", "a/b", "a b"] {
+    for bad in [
+        "", ".x", "-x", "a..b", "x.lock", "x.", "a/b", "a b", "latest",
+    ] {
         assert!(!is_valid_run_name(bad), "{bad}");
     }
 }

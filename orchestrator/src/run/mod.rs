@@ -44,7 +44,7 @@ pub fn check_run_name(name: &str) -> Result<(), RunError> {
 
 /// What a valid run name is, for help messages.
 pub const RUN_NAME_RULE: &str = "a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . \
-     (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`";
+     (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`";
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
