@@ -184,9 +184,12 @@ impl Progress {
                 status,
                 reason,
             } => {
-                self.finished += 1;
+                // A task that succeeded and then conflicted at its merge is
+                // finished twice: it is counted once.
+                if self.done.insert(task.clone()) {
+                    self.finished += 1;
+                }
                 self.running.retain(|(t, _)| t != task);
-                self.done.insert(task.clone());
                 if matches!(
                     status,
                     TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
@@ -477,7 +480,7 @@ fn use_color() -> bool {
 #[cfg(test)]
 mod tests {
     use swarm_protocol::agent::Usage;
-    use swarm_protocol::{Event, EventBody, Isolation, TaskInfo, TaskKind};
+    use swarm_protocol::{Event, EventBody, Isolation, TaskInfo, TaskKind, TaskStatus};
 
     use super::Progress;
 
@@ -487,6 +490,60 @@ mod tests {
             ts: String::new(),
             body,
         }
+    }
+
+    fn started(ids: &[&str]) -> EventBody {
+        EventBody::RunStarted {
+            run: "r".into(),
+            plan: String::new(),
+            repo: String::new(),
+            base: "HEAD".into(),
+            base_commit: "0".repeat(40),
+            integration_branch: "swarm/r".into(),
+            concurrency: 1,
+            tasks: ids
+                .iter()
+                .map(|id| TaskInfo {
+                    id: (*id).into(),
+                    kind: TaskKind::Command,
+                    isolation: Isolation::Worktree,
+                    deps: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn finished(task: &str, status: TaskStatus) -> EventBody {
+        EventBody::TaskFinished {
+            task: task.into(),
+            status,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_conflicted_task_is_counted_once() {
+        let mut p = Progress::new();
+        let mut lines = Vec::new();
+        for body in [
+            started(&["a", "b", "c", "d"]),
+            finished("a", TaskStatus::Succeeded),
+            finished("b", TaskStatus::Succeeded),
+            finished("c", TaskStatus::Succeeded),
+            finished("c", TaskStatus::Conflicted),
+            finished("d", TaskStatus::Succeeded),
+        ] {
+            lines.extend(p.lines(&event(body)));
+        }
+        let counters: Vec<_> = lines
+            .iter()
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('[')))
+            .collect();
+        assert_eq!(counters, ["[1/4]", "[2/4]", "[3/4]", "[3/4]", "[4/4]"]);
+        assert_eq!(
+            p.block()[0],
+            "  -- 0 running, 0 queued, 4/4 done (1 failed), critical path left 0 --"
+        );
     }
 
     #[test]
