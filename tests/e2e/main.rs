@@ -12,6 +12,7 @@ mod faults;
 mod live;
 mod model_mock;
 mod outputs;
+mod papercuts;
 mod resume;
 mod run;
 mod sandbox;

@@ -54,3 +54,34 @@ impl RunLock {
         Ok(Self { _lock: lock })
     }
 }
+
+/// Whether a coordinator holds the lock of the run in `run_dir` now. A run
+/// whose journal has no end and whose lock nobody holds was interrupted
+/// (its coordinator died). The probe takes a shared lock for an instant,
+/// never creates the file and never follows a link.
+pub fn is_held(run_dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .read(true)
+        .open(run_dir.join("lock"))
+    else {
+        return false;
+    };
+    Flock::lock(file, FlockArg::LockSharedNonblock).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_is_held_only_while_a_coordinator_has_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_held(dir.path()), "no lock file: nobody drives the run");
+        let lock = RunLock::acquire(dir.path(), "r").unwrap();
+        assert!(is_held(dir.path()));
+        drop(lock);
+        assert!(!is_held(dir.path()));
+    }
+}

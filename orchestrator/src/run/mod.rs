@@ -10,7 +10,7 @@ mod resume;
 mod task;
 
 pub use agent::transcript_path;
-pub use lock::RunLock;
+pub use lock::{RunLock, is_held as is_driven};
 
 /// Which cgroups tasks get on this machine (`"v2"`, `"v1"`), or `None`
 /// when their limits are rlimits only.

@@ -403,13 +403,17 @@ fn load_report(
 
 fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, Failure> {
     let repo = open_repo(cwd)?;
-    let (_, report) = load_report(&repo, run)?;
+    let (name, report) = load_report(&repo, run)?;
     if json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
         println!("{}", swarm_orchestrator::escape::json(&text));
     } else {
-        print!("{}", output::summary(&report, &repo.workdir));
+        let driven = run::is_driven(&report::run_dir(&repo.workdir, &name));
+        print!(
+            "{}",
+            output::status_summary(&report, &repo.workdir, driven)
+        );
     }
     Ok(exit::SUCCESS)
 }

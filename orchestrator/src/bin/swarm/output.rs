@@ -312,10 +312,17 @@ fn duration(ms: u64) -> String {
 /// The table printed at the end of a run and by `swarm status`, with every
 /// control character a task put into it (file names, reasons) escaped.
 pub fn summary(report: &RunReport, workdir: &Path) -> String {
-    escape::text(&summary_text(report, workdir)).into_owned()
+    escape::text(&summary_text(report, workdir, true)).into_owned()
 }
 
-fn summary_text(report: &RunReport, workdir: &Path) -> String {
+/// The summary `swarm status` prints: a run whose journal has no end is
+/// running only while a coordinator drives it (`driven`); otherwise its
+/// coordinator died, and the summary says how to continue it.
+pub fn status_summary(report: &RunReport, workdir: &Path, driven: bool) -> String {
+    escape::text(&summary_text(report, workdir, driven)).into_owned()
+}
+
+fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
     let prefix = format!("{}/", workdir.display());
     let rel = |p: &str| p.strip_prefix(prefix.as_str()).unwrap_or(p).to_string();
     let width = report
@@ -327,7 +334,11 @@ fn summary_text(report: &RunReport, workdir: &Path) -> String {
         .max(4);
     let mut out = String::new();
     let state = match report.exit_code {
-        None => "running".to_string(),
+        None if driven => "running".to_string(),
+        None => format!(
+            "interrupted (its coordinator is gone); `swarm resume {}` continues it",
+            report.run
+        ),
         Some(0) => "succeeded".to_string(),
         Some(130) => "interrupted".to_string(),
         Some(code) => format!("finished with failures (exit {code})"),
