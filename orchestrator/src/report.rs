@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use swarm_protocol::{Event, EventBody, RunReport, TaskReport, TaskStatus};
+use swarm_protocol::{Event, EventBody, RunReport, TaskKind, TaskReport, TaskStatus};
 
 /// Folds events into a [`RunReport`].
 #[derive(Debug, Default)]
@@ -25,6 +25,20 @@ pub fn log_paths(
     (
         dir.join(format!("{attempt}.out")),
         dir.join(format!("{attempt}.err")),
+    )
+}
+
+/// Where the output of an attempt's `verify` command is: apart from the
+/// command's own (`<attempt>.verify.out|.err`).
+pub fn verify_log_paths(
+    run_dir: &Path,
+    task: &str,
+    attempt: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = run_dir.join("logs").join(task);
+    (
+        dir.join(format!("{attempt}.verify.out")),
+        dir.join(format!("{attempt}.verify.err")),
     )
 }
 
@@ -108,7 +122,9 @@ impl ReportBuilder {
             }
             EventBody::AttemptFinished {
                 task,
+                attempt,
                 outcome,
+                verify_passed,
                 duration_ms,
                 commit,
                 git_ref,
@@ -116,9 +132,21 @@ impl ReportBuilder {
                 skipped_files,
                 snapshot_ms,
                 agent,
-                ..
             } => {
+                let dir = self
+                    .report
+                    .as_ref()
+                    .map(|r| run_dir(Path::new(&r.repo), &r.run));
                 if let Some(t) = self.task(task) {
+                    // A command task's failed `verify` wrote its own logs.
+                    if let (Some(false), true, Some(dir)) =
+                        (verify_passed, t.kind != TaskKind::Agent, dir)
+                    {
+                        t.stderr_log = verify_log_paths(&dir, task, *attempt)
+                            .1
+                            .display()
+                            .to_string();
+                    }
                     t.agent = agent.clone();
                     t.exit_code = outcome.exit_code();
                     t.duration_ms += duration_ms;

@@ -52,3 +52,88 @@ fn status_of_a_run_whose_coordinator_died_says_interrupted_and_how_to_resume() {
     );
     drop(held);
 }
+
+#[test]
+fn a_failed_verify_has_logs_of_its_own_and_a_reason_naming_it() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "{HEADER}[[task]]\nid = \"t\"\nrun = \"echo built; echo run-err >&2\"\nverify = \"echo checking; echo bad >&2; exit 4\"\n"
+        ),
+    );
+    let run = repo.run_plan(&plan, &["--name", "v"]);
+    run.assert_code(1);
+    let reason = r#"verify "echo checking; echo bad >&2; exit 4" exited with code 4, see .swarm/runs/v/logs/t/1.verify.err (and .verify.out)"#;
+    let report = repo.report();
+    assert_eq!(crate::support::task(&report, "t")["reason"], reason);
+    assert!(
+        run.stderr.contains(&format!("  t: {reason}\n"))
+            && run
+                .stderr
+                .contains("  t log: .swarm/runs/v/logs/t/1.verify.err\n"),
+        "{}",
+        run.stderr
+    );
+    let log = |name: &str| {
+        std::fs::read_to_string(repo.path().join(".swarm/runs/v/logs/t").join(name)).unwrap()
+    };
+    assert_eq!(log("1.out"), "built\n");
+    assert_eq!(log("1.err"), "run-err\n");
+    assert_eq!(log("1.verify.out"), "checking\n");
+    assert_eq!(log("1.verify.err"), "bad\n");
+    let logs = repo.swarm(&["logs", "v", "t"]);
+    logs.assert_code(0);
+    assert_eq!(
+        logs.stdout,
+        "built\n--- stderr\nrun-err\n--- verify stdout\nchecking\n--- verify stderr\nbad\n"
+    );
+}
+
+#[test]
+fn logs_of_nothing_say_so_and_one_argument_means_the_latest_run() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "{HEADER}[[task]]\nid = \"fails\"\nrun = \"echo out; exit 3\"\n\n[[task]]\nid = \"after\"\ndeps = [\"fails\"]\nrun = \"true\"\n"
+        ),
+    );
+    repo.run_plan(&plan, &["--name", "l"]).assert_code(1);
+
+    let never = repo.swarm(&["logs", "l", "after"]);
+    never.assert_code(2);
+    assert!(
+        never.stderr.contains(
+            "show logs of task `after`: it never ran in run `l` (it is blocked: dependency `fails` failed)"
+        ),
+        "{}",
+        never.stderr
+    );
+    assert_eq!(never.stdout, "");
+
+    let attempt = repo.swarm(&["logs", "l", "fails", "--attempt", "2"]);
+    attempt.assert_code(2);
+    assert!(
+        attempt.stderr.contains(
+            "show logs of task `fails`: it has no attempt 2 in run `l` (attempts: 1 to 1)"
+        ),
+        "{}",
+        attempt.stderr
+    );
+
+    // `swarm logs TASK`: the latest run's task.
+    let latest = repo.swarm(&["logs", "fails"]);
+    latest.assert_code(0);
+    assert_eq!(latest.stdout, "out\n");
+
+    // Logs that are gone are said to be gone.
+    std::fs::remove_dir_all(repo.path().join(".swarm/runs/l/logs/fails")).unwrap();
+    let gone = repo.swarm(&["logs", "fails"]);
+    gone.assert_code(2);
+    assert!(
+        gone.stderr.contains("attempt 1 of run `l` left no logs at"),
+        "{}",
+        gone.stderr
+    );
+}

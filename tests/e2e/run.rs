@@ -219,7 +219,10 @@ fn verify_failure_fails_the_task() {
     run.assert_code(1);
     let report = repo.report();
     assert_eq!(task(&report, "v")["status"], "failed");
-    assert_eq!(task(&report, "v")["reason"], "verify failed");
+    assert_eq!(
+        task(&report, "v")["reason"],
+        r#"verify "grep -q final doc.txt" exited with code 1, see .swarm/runs/p/logs/v/1.verify.err (and .verify.out)"#
+    );
     assert_eq!(repo.show("refs/swarm/p/v", "doc.txt"), "draft");
 }
 

@@ -22,7 +22,7 @@ use crate::git::{
     GitError, Repo, Snapshot, SnapshotLimits, Worktrees, merge_results, refs, snapshot, write_view,
 };
 use crate::plan::{NetworkMode, Task, WasmTask};
-use crate::report::log_paths;
+use crate::report::{log_paths, verify_log_paths};
 
 /// What every task of a run shares.
 #[derive(Debug)]
@@ -190,8 +190,9 @@ async fn execute_inner(
             workdir: workdir.clone(),
         });
         let started = Instant::now();
-        let (outcome, verify_passed, agent) =
+        let (outcome, verify, agent) =
             run_attempt(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
+        let verify_passed = verify.as_ref().map(|v| *v == Verify::Passed);
         let duration = started.elapsed();
         // Whatever the task made of its worktree's link to the repository
         // (a `.git` directory whose configuration runs a command), the user
@@ -228,14 +229,14 @@ async fn execute_inner(
                     git_ref.clone(),
                     ctx.run.clone(),
                 );
-                let (t, o, a) = (task.clone(), outcome.clone(), agent.clone());
+                let (t, o, v, a) = (task.clone(), outcome.clone(), verify.clone(), agent.clone());
                 let snap = blocking(move || {
                     let limits = SnapshotLimits {
                         scope: &t.paths,
                         max_file_size: t.max_file_size,
                     };
                     let message = |skipped: &[SkippedFile]| {
-                        commit_message(&run, &t, attempt, &o, verify_passed, a.as_ref(), skipped)
+                        commit_message(&run, &t, attempt, &o, v.as_ref(), a.as_ref(), skipped)
                     };
                     let snap = snapshot(&wd, &admin, base, limits, message)?;
                     repo.set_ref(&r, snap.commit, "swarm: task snapshot")?;
@@ -266,8 +267,16 @@ async fn execute_inner(
                     _ => TaskStatus::Failed,
                 }
             };
-            let reason = (!success)
-                .then(|| describe_failure(&outcome, verify_passed, task.timeout, agent.as_ref()));
+            let reason = (!success).then(|| {
+                describe_failure(
+                    &outcome,
+                    verify.as_ref(),
+                    task,
+                    &ctx.run,
+                    attempt,
+                    agent.as_ref(),
+                )
+            });
             let removable = admin_dir.filter(|_| success).map(|admin| (workdir, admin));
             return Ok(Done {
                 task: i,
@@ -317,7 +326,7 @@ async fn run_attempt(
     workdir: &std::path::Path,
     git_dir: &std::path::Path,
     stop: &mut watch::Receiver<Option<Stop>>,
-) -> (AttemptOutcome, Option<bool>, Option<AgentReport>) {
+) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
     let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
     let tmp = ctx.run_dir.join("tmp").join(&task.id);
     for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
@@ -472,14 +481,14 @@ async fn run_attempt(
         sandbox,
         cgroups: cgroup.as_ref().map(|c| c.fds()).unwrap_or_default(),
     };
-    let (outcome, verify_passed, report) = command_or_agent(ctx, task, attempt, spec, stop).await;
+    let (outcome, verify, report) = command_or_agent(ctx, task, attempt, spec, stop).await;
     if let Err(e) = change_owners(owned, false).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
     // A task that failed after the kernel killed one of its processes for
     // memory failed for that reason, however its shell reported it (137).
     // One that handled the kill and succeeded did not fail.
-    let failed = !outcome.is_success() || verify_passed == Some(false);
+    let failed = !outcome.is_success() || matches!(verify, Some(Verify::Failed(_)));
     let oom = failed
         && cgroup.as_ref().is_some_and(|c| c.oom_killed())
         && !matches!(
@@ -494,7 +503,7 @@ async fn run_attempt(
             report,
         );
     }
-    (outcome, verify_passed, report)
+    (outcome, verify, report)
 }
 
 /// Hands `paths` to the sandbox's unprivileged user (`give`), or takes
@@ -514,31 +523,48 @@ async fn change_owners(paths: Vec<PathBuf>, give: bool) -> Result<(), String> {
     .map_err(|e| format!("failed to {e}"))
 }
 
-/// The agent, or the command and then `verify`.
+/// How an attempt's `verify` went, when it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Verify {
+    Passed,
+    /// How the verify command ended; `None` for an agent's verify, whose
+    /// rounds are in its transcript.
+    Failed(Option<AttemptOutcome>),
+}
+
+/// The agent, or the command and then `verify`, whose output goes to logs
+/// of its own (`<attempt>.verify.out|.err`).
 async fn command_or_agent(
     ctx: &Ctx,
     task: &Task,
     attempt: u32,
     mut spec: CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
-) -> (AttemptOutcome, Option<bool>, Option<AgentReport>) {
+) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
     if let Some(agent) = &task.agent {
         let done = super::agent::run(ctx, task, agent, attempt, spec, stop).await;
-        return (done.outcome, done.verify_passed, done.report);
+        let verify = done.verify_passed.map(|passed| match passed {
+            true => Verify::Passed,
+            false => Verify::Failed(None),
+        });
+        return (done.outcome, verify, done.report);
     }
     let outcome = run_command(&spec, stop).await;
     let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
         return (outcome, None, None);
     };
     spec.script = verify.clone();
+    (spec.stdout, spec.stderr) = verify_log_paths(&ctx.run_dir, &task.id, attempt);
     let verified = run_command(&spec, stop).await;
     match verified {
-        AttemptOutcome::Exited { code: 0 } => (outcome, Some(true), None),
+        AttemptOutcome::Exited { code: 0 } => (outcome, Some(Verify::Passed), None),
         AttemptOutcome::Exited { .. }
         | AttemptOutcome::Signaled { .. }
         | AttemptOutcome::Trapped { .. }
         | AttemptOutcome::OutOfMemory { .. }
-        | AttemptOutcome::SpawnFailed { .. } => (outcome, Some(false), None),
+        | AttemptOutcome::SpawnFailed { .. } => {
+            (outcome, Some(Verify::Failed(Some(verified))), None)
+        }
         // A timeout or cancel during verify is the attempt's outcome.
         other => (other, None, None),
     }
@@ -612,8 +638,10 @@ async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<(PathBuf, Path
 
 fn describe_failure(
     outcome: &AttemptOutcome,
-    verify_passed: Option<bool>,
-    timeout: Option<Duration>,
+    verify: Option<&Verify>,
+    task: &Task,
+    run: &str,
+    attempt: u32,
     agent: Option<&AgentReport>,
 ) -> String {
     let ended_itself = !matches!(
@@ -627,12 +655,37 @@ fn describe_failure(
         return why;
     }
     match outcome {
-        AttemptOutcome::Exited { code: 0 } if verify_passed == Some(false) => {
-            "verify failed".into()
-        }
+        AttemptOutcome::Exited { code: 0 } => match verify {
+            Some(Verify::Failed(Some(ended))) => {
+                // The command as written (its first line), and where its
+                // output is, relative to the repository.
+                let script = task.verify.as_deref().unwrap_or_default();
+                let mut shown: String = script
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(80)
+                    .collect();
+                if shown.len() < script.trim_end().len() {
+                    shown.push_str(" ...");
+                }
+                let (_, err) = verify_log_paths(
+                    &crate::report::run_dir(std::path::Path::new(""), run),
+                    &task.id,
+                    attempt,
+                );
+                format!(
+                    "verify \"{shown}\" {}, see {} (and .verify.out)",
+                    describe_failure(ended, None, task, run, attempt, None),
+                    err.display()
+                )
+            }
+            _ => "verify failed".into(),
+        },
         AttemptOutcome::Exited { code } => format!("exited with code {code}"),
         AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
-        AttemptOutcome::TimedOut => match timeout {
+        AttemptOutcome::TimedOut => match task.timeout {
             Some(t) => format!("timed out after {}", humantime::format_duration(t)),
             None => "timed out".into(),
         },
@@ -654,17 +707,17 @@ fn commit_message(
     task: &Task,
     attempt: u32,
     outcome: &AttemptOutcome,
-    verify: Option<bool>,
+    verify: Option<&Verify>,
     agent: Option<&AgentReport>,
     skipped: &[SkippedFile],
 ) -> String {
     let succeeded = outcome.is_success()
-        && verify != Some(false)
+        && !matches!(verify, Some(Verify::Failed(_)))
         && agent.is_none_or(|r| r.outcome == AgentOutcome::Finished);
     let result = if succeeded {
         "succeeded".to_string()
     } else {
-        describe_failure(outcome, verify, task.timeout, agent)
+        describe_failure(outcome, verify, task, run, attempt, agent)
     };
     // What the task did: its command, or its prompt and the agent's summary.
     let what = match (&task.agent, agent) {

@@ -80,10 +80,12 @@ pub enum Command {
     /// Control characters in the output (escape sequences a task printed)
     /// are shown escaped (`\x1b`), so a task cannot drive your terminal.
     Logs {
-        /// The run (see `.swarm/runs/`).
+        /// The run (see `.swarm/runs/`), then the task; with one argument,
+        /// the task of the latest run.
+        #[arg(value_name = "RUN")]
         run: String,
         /// The task.
-        task: String,
+        task: Option<String>,
         /// Which attempt (default: the last).
         #[arg(long)]
         attempt: Option<u32>,
@@ -212,8 +214,21 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             follow,
             raw,
         } => {
-            check_name(&run)?;
             let repo = open_repo(&cwd)?;
+            // `swarm logs TASK`: the latest run, as `status` defaults to.
+            let (run, task) = match task {
+                Some(task) => (run, task),
+                None => {
+                    let latest = latest(&repo)?.ok_or_else(|| {
+                        Failure::Invalid(anyhow!(
+                            "show logs of task `{run}`: swarm has not run in {}\nhelp: start a run with `swarm run PLAN`",
+                            repo.workdir.display()
+                        ))
+                    })?;
+                    (latest, run)
+                }
+            };
+            check_name(&run)?;
             open_state(&repo, &run)?;
             crate::logs::logs(&repo.workdir, &run, &task, attempt, follow, raw)
         }

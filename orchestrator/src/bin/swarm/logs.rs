@@ -72,13 +72,40 @@ pub fn logs(
             "show logs of task `{task}`: run `{run_name}` has no such task{hint}"
         )));
     };
+    // Nothing to show is said, never an empty success: a task that never
+    // ran (blocked, skipped; `--follow` waits for one still to come), an
+    // attempt it did not make, logs that are gone.
+    if t.attempts == 0 && (!follow || t.status.is_final()) {
+        let why = t
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        return Err(Failure::Invalid(anyhow!(
+            "show logs of task `{task}`: it never ran in run `{run_name}` (it is {}{why})",
+            t.status.as_str()
+        )));
+    }
+    if let Some(n) = attempt.filter(|&n| n == 0 || n > t.attempts) {
+        return Err(Failure::Invalid(anyhow!(
+            "show logs of task `{task}`: it has no attempt {n} in run `{run_name}` (attempts: 1 to {})",
+            t.attempts
+        )));
+    }
     let attempt = attempt.unwrap_or(t.attempts.max(1));
     let (out, err) = report::log_paths(&dir, task, attempt);
+    let (verify_out, verify_err) = report::verify_log_paths(&dir, task, attempt);
     let transcript = run::transcript_path(&dir, task, attempt);
     let mut stdout = std::io::stdout().lock();
     if follow {
         return follow_log(&mut stdout, &dir, task, &out, mode)
             .map(|()| swarm_orchestrator::exit::SUCCESS);
+    }
+    if ![&out, &err, &transcript].iter().any(|p| p.exists()) {
+        return Err(Failure::Invalid(anyhow!(
+            "show logs of task `{task}`: attempt {attempt} of run `{run_name}` left no logs at {}",
+            out.display()
+        )));
     }
     if transcript.exists() {
         let text = std::fs::read_to_string(&transcript).unwrap_or_default();
@@ -90,6 +117,17 @@ pub fn logs(
     if !err_text.is_empty() {
         let _ = writeln!(stdout, "--- stderr");
         mode.write(&mut stdout, &err_text);
+    }
+    // `verify`'s output, apart from the command's.
+    for (path, name) in [
+        (&verify_out, "verify stdout"),
+        (&verify_err, "verify stderr"),
+    ] {
+        let text = std::fs::read(path).unwrap_or_default();
+        if !text.is_empty() {
+            let _ = writeln!(stdout, "--- {name}");
+            mode.write(&mut stdout, &text);
+        }
     }
     Ok(swarm_orchestrator::exit::SUCCESS)
 }
