@@ -46,8 +46,10 @@ pub(crate) fn bash(root: &Root, input: &Input, max: Duration) -> Result<String, 
     match &ending {
         Ending::Exited(_) => reap::kill_leftovers(&mark, None),
         Ending::TimedOut | Ending::Lost(_) => {
-            reap::kill_leftovers(&mark, Some(child.id()));
+            // The shell first: killed after its foreground job, it would
+            // have a moment to report the job ("Killed") into the output.
             let _ = child.kill();
+            reap::kill_leftovers(&mark, Some(child.id()));
             let _ = child.wait();
         }
     }
