@@ -137,3 +137,45 @@ fn logs_of_nothing_say_so_and_one_argument_means_the_latest_run() {
         gone.stderr
     );
 }
+
+#[test]
+fn a_run_stopped_by_a_failure_resumes_what_it_skipped() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "s.toml",
+        "[swarm]\nsandbox = \"none\"\nconcurrency = 1\non_failure = \"stop\"\n\n\
+         [[task]]\nid = \"fails\"\nrun = \"exit 1\"\n\n\
+         [[task]]\nid = \"after\"\ndeps = [\"fails\"]\nrun = \"true\"\n\n\
+         [[task]]\nid = \"later\"\nrun = \"echo later > later.txt\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let report = repo.report();
+    assert_eq!(crate::support::task(&report, "later")["status"], "skipped");
+
+    let resumed = repo.swarm(&["resume"]);
+    // `fails` stays failed (and `after` blocked): the run still failed.
+    resumed.assert_code(1);
+    assert!(
+        resumed
+            .stderr
+            .contains("swarm: resuming: 2 tasks to run (0 restarted from a clean worktree"),
+        "{}",
+        resumed.stderr
+    );
+    let report = repo.report();
+    assert_eq!(crate::support::task(&report, "later")["status"], "merged");
+    assert_eq!(crate::support::task(&report, "fails")["attempts"], 1);
+    assert_eq!(crate::support::task(&report, "after")["status"], "blocked");
+    assert_eq!(repo.show("swarm/s", "later.txt"), "later");
+
+    // Nothing skipped any more: nothing to resume.
+    let again = repo.swarm(&["resume"]);
+    again.assert_code(2);
+    assert!(
+        again
+            .stderr
+            .contains("it finished (exit 1) and skipped no task"),
+        "{}",
+        again.stderr
+    );
+}

@@ -256,6 +256,8 @@ fn a_cancelled_run_resumes_its_cancelled_tasks() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(pending, ["slow", "after"]);
+    // `slow` was cancelled while it ran: it restarts, and is said to.
+    assert_eq!(r["restarted"], serde_json::json!(["slow"]));
     assert_eq!(repo.show("swarm/c", "after.txt"), "attempt 2");
     assert_eq!(repo.show("swarm/c", "q.txt"), "q");
     // The cancelled attempt's work is kept on a ref of its own.
@@ -276,7 +278,7 @@ fn a_finished_run_is_not_resumed() {
     out.assert_code(2);
     assert!(
         out.stderr
-            .contains("resume run `done`: it finished (exit 0)"),
+            .contains("resume run `done`: it finished (exit 0) and skipped no task"),
         "{}",
         out.stderr
     );

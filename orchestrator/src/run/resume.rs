@@ -27,7 +27,7 @@ pub(super) struct Recovered {
     pub next_attempt: Vec<u32>,
     pub base_commit: Oid,
     pub integration: Oid,
-    /// Tasks that were running when the coordinator died.
+    /// Tasks that were running when the coordinator died or was cancelled.
     pub restarted: Vec<usize>,
     /// The journal's `run_started`, shown again to the new observer.
     pub run_started: Event,
@@ -105,14 +105,16 @@ pub(super) fn recover(
             "its saved plan does not have the tasks its journal names",
         ));
     }
-    if let Some(EventBody::RunFinished { exit_code, .. }) = events.last().map(|e| &e.body)
-        && *exit_code != crate::exit::INTERRUPTED
-    {
-        return Err(not_resumable(
-            run,
-            format!("it finished (exit {exit_code}); run the plan again with `swarm run`"),
-        ));
-    }
+    // A run that ended by itself is resumed only to run what it skipped
+    // (`on_failure = "stop"`); a cancelled one, whatever is left.
+    let finished = match events.last().map(|e| &e.body) {
+        Some(EventBody::RunFinished { exit_code, .. })
+            if *exit_code != crate::exit::INTERRUPTED =>
+        {
+            Some(*exit_code)
+        }
+        _ => None,
+    };
 
     let index: HashMap<&str, usize> = tasks
         .iter()
@@ -177,6 +179,17 @@ pub(super) fn recover(
         }
     }
 
+    if let Some(exit_code) = finished
+        && !seen.iter().any(|s| s.status == Some(TaskStatus::Skipped))
+    {
+        return Err(not_resumable(
+            run,
+            format!(
+                "it finished (exit {exit_code}) and skipped no task; run the plan again with `swarm run`"
+            ),
+        ));
+    }
+
     // Git is the truth about merges: the journal line of the last one may
     // have been lost to the crash (the branch moves first).
     let integration = repo.resolve(&refs::integration(run)).map_err(|e| {
@@ -217,8 +230,11 @@ pub(super) fn recover(
                 status[i] = done;
                 result[i] = s.commit;
             }
+            // Interrupted (a crash) or cancelled (Ctrl-C) while running:
+            // its partial work is kept and it starts over.
             Some(TaskStatus::Running) => restarted.push(i),
-            // Cancelled, skipped, blocked or never started: to run.
+            Some(TaskStatus::Cancelled) if s.started.is_some() => restarted.push(i),
+            // Cancelled or skipped before it started, blocked: to run.
             _ => {}
         }
         if status[i] == TaskStatus::Pending {
