@@ -21,5 +21,6 @@ mod sandbox_limits;
 mod snapshot_limits;
 mod state;
 mod support;
+mod toolchains;
 mod wasm;
 mod wasm_guests;

@@ -252,7 +252,19 @@ fn secrets_of_the_real_home_and_environment_stay_hidden() {
                 "_",
                 "LC_ALL",
                 "NO_COLOR",
-                "REAL_HOME"
+                "REAL_HOME",
+                // What detected toolchains need to be found (paths, no
+                // secrets): see `swarm validate`.
+                "CARGO_HOME",
+                "RUSTUP_HOME",
+                "RUSTUP_TOOLCHAIN",
+                "PYENV_ROOT",
+                "PYENV_VERSION",
+                "VIRTUAL_ENV",
+                "CONDA_PREFIX",
+                "GOROOT",
+                "GOPATH",
+                "GOMODCACHE"
             ]
             .contains(&name)
                 || name.starts_with("SWARM_"),

@@ -232,6 +232,34 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
             })?,
     };
 
+    let toolchains = toolchains(&source, file.swarm.toolchains.as_ref())?;
+    // Relative or home-less entries are plan errors whatever the machine;
+    // whether a path exists is the CLI's check (it knows the home).
+    let read_paths = file
+        .swarm
+        .read_paths
+        .iter()
+        .flatten()
+        .map(|p| {
+            let raw = p.get_ref();
+            if raw.starts_with("~/") || Path::new(raw).is_absolute() {
+                Ok(super::ReadPath {
+                    raw: raw.clone(),
+                    span: p.span(),
+                })
+            } else {
+                Err(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("`read_paths` entry `{raw}` is relative"),
+                        Some(p.span()),
+                        "not an absolute path",
+                    )
+                    .with_help("write an absolute path, or one that starts with ~/ (your home)"))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
     Ok(Plan {
         path: path.to_path_buf(),
         source,
@@ -240,12 +268,50 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         concurrency: file.swarm.concurrency.as_ref().map(|c| *c.get_ref()),
         sandbox: file.swarm.sandbox.unwrap_or_default(),
         on_failure: file.swarm.on_failure.unwrap_or_default(),
-        read_paths: file.swarm.read_paths.clone().unwrap_or_default(),
+        read_paths,
+        toolchains,
         models,
         budget,
         min_free_space,
         tasks,
     })
+}
+
+/// `[swarm] toolchains`: `true`, `false` or a list of known names.
+fn toolchains(
+    source: &Source,
+    field: Option<&toml::Spanned<super::schema::ToolchainsField>>,
+) -> Result<super::Toolchains, PlanError> {
+    use super::schema::ToolchainsField;
+    let Some(field) = field else {
+        return Ok(super::Toolchains::All);
+    };
+    match field.get_ref() {
+        ToolchainsField::All(true) => Ok(super::Toolchains::All),
+        ToolchainsField::All(false) => Ok(super::Toolchains::None),
+        ToolchainsField::Only(names) => {
+            if let Some(bad) = names
+                .iter()
+                .find(|n| !super::TOOLCHAINS.contains(&n.as_str()))
+            {
+                let known = super::TOOLCHAINS.join("`, `");
+                let help = match super::error::did_you_mean(bad, super::TOOLCHAINS.iter().copied())
+                {
+                    Some(close) => format!("did you mean `{close}`? known toolchains: `{known}`"),
+                    None => format!("known toolchains: `{known}`"),
+                };
+                return Err(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("unknown toolchain `{bad}`"),
+                        Some(field.span()),
+                        "not a toolchain swarm knows",
+                    )
+                    .with_help(help));
+            }
+            Ok(super::Toolchains::Only(names.clone()))
+        }
+    }
 }
 
 fn check_defaults(source: &Source, defaults: &TaskFields) -> Result<(), PlanError> {

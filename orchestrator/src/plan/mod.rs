@@ -33,7 +33,9 @@ pub struct Plan {
     pub on_failure: OnFailure,
     /// Extra read-only paths for sandboxed tasks, as written (`~/` not yet
     /// expanded: only the CLI knows the home directory).
-    pub read_paths: Vec<String>,
+    pub read_paths: Vec<ReadPath>,
+    /// Which detected toolchains tasks may use.
+    pub toolchains: Toolchains,
     /// The models agent tasks use, by name.
     pub models: BTreeMap<String, ModelConfig>,
     /// What all agent tasks together may spend.
@@ -42,6 +44,37 @@ pub struct Plan {
     pub min_free_space: u64,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
+}
+
+/// A `read_paths` entry as written, with its place in the plan (so that a
+/// path that does not exist is reported at its line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPath {
+    pub raw: String,
+    pub span: Range<usize>,
+}
+
+/// The toolchains swarm knows how to find and grant (`[swarm] toolchains`).
+pub const TOOLCHAINS: &[&str] = &["rust", "node", "python", "go"];
+
+/// Which detected toolchains sandboxed tasks may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Toolchains {
+    All,
+    None,
+    /// Names from [`TOOLCHAINS`], checked.
+    Only(Vec<String>),
+}
+
+impl Toolchains {
+    /// True if the toolchain `name` may be granted.
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::None => false,
+            Self::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
 }
 
 /// One task of a plan after defaults and matrix expansion.

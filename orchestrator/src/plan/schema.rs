@@ -123,11 +123,19 @@ pub struct SwarmSection {
     pub sandbox: Option<SandboxMode>,
     /// What a failed task does to the rest of the run. Default: `stop`.
     pub on_failure: Option<OnFailure>,
-    /// Extra paths sandboxed tasks may read (and execute), such as
-    /// toolchains outside the system directories: `["~/.cargo", "~/.rustup"]`.
+    /// Extra paths sandboxed tasks may read (and execute), beyond the
+    /// toolchains swarm finds itself (see `toolchains`): `["~/tools"]`.
+    /// Each must be absolute or start with `~/`, and exist.
     /// `~/` is your home directory. WASM tasks see these directories
     /// read-only at the same paths.
-    pub read_paths: Option<Vec<String>>,
+    #[schemars(with = "Option<Vec<String>>")]
+    pub read_paths: Option<Vec<Spanned<String>>>,
+    /// Which toolchains found in swarm's environment sandboxed tasks may
+    /// use (their directories read-only, the variables they need passed):
+    /// `true` (default) for all of `rust`, `node`, `python`, `go`;
+    /// `false` for none; or a list such as `["rust"]`.
+    #[schemars(with = "Option<ToolchainsField>")]
+    pub toolchains: Option<Spanned<ToolchainsField>>,
     /// A limit on what all agent tasks of the run may spend together.
     pub budget: Option<BudgetFields>,
     /// A task does not start (it fails, saying why) when the file system of
@@ -258,6 +266,14 @@ pub struct TaskFields {
     /// `{name}` in `id`, `deps`, `run`, `verify`, `prompt`, `paths` and `env`.
     #[schemars(with = "Option<BTreeMap<String, Vec<MatrixValue>>>")]
     pub matrix: Option<Spanned<BTreeMap<String, Vec<MatrixValue>>>>,
+}
+
+/// `toolchains = true | false | ["rust", ...]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ToolchainsField {
+    All(bool),
+    Only(Vec<String>),
 }
 
 /// A matrix value: strings, integers and booleans are all substituted as text.

@@ -428,6 +428,15 @@ async fn run_attempt(
             None,
         );
     }
+    if task.isolation == Isolation::Readonly {
+        // A read-only checkout cannot hold build output: cargo writes
+        // `target/` beside Cargo.toml unless told otherwise. The task's own
+        // `env` (added below) still wins.
+        env.push((
+            "CARGO_TARGET_DIR".into(),
+            tmp.join("target").display().to_string(),
+        ));
+    }
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     // As root, workers run as an unprivileged user, which must own what
     // they may change, and only while they run.

@@ -343,6 +343,8 @@ fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
         plan.base,
         &base.to_string()[..12]
     );
+    let (read_paths, found) = grants(&plan)?;
+    print_grants(&read_paths, &found);
     Ok(exit::SUCCESS)
 }
 
@@ -499,12 +501,16 @@ fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, 
             Ok(c) => {
                 warn_skipped(&c.skipped);
                 total += c.bytes_freed;
+                // Each size next to what held it.
                 println!(
-                    "run {}: removed {} worktree{} ({})",
+                    "run {}: removed {} worktree{} ({}) and {} tmp director{} ({})",
                     c.run,
                     c.worktrees,
                     if c.worktrees == 1 { "" } else { "s" },
-                    bytesize::ByteSize::b(c.bytes_freed)
+                    bytesize::ByteSize::b(c.worktree_bytes),
+                    c.tmp_dirs,
+                    if c.tmp_dirs == 1 { "y" } else { "ies" },
+                    bytesize::ByteSize::b(c.tmp_bytes)
                 );
                 for (task, r) in &c.kept {
                     println!("  kept {task}'s uncommitted work on {r}");
@@ -628,9 +634,17 @@ fn drive(
         SandboxMode::None => None,
         SandboxMode::Landlock => Some(runtime.block_on(sandbox_settings(plan_path))?),
     };
+    let (mut read_only, found) = grants(&plan)?;
+    let sandbox = sandbox.map(|mut settings| {
+        for toolchain in &found {
+            settings.env.extend(toolchain.env.iter().cloned());
+        }
+        settings
+    });
+    read_only.extend(found.iter().flat_map(|t| t.grants.iter().cloned()));
     let options = RunOptions {
         sandbox,
-        read_paths: read_paths(plan_path, &plan.read_paths)?,
+        read_paths: read_only,
         ..options
     };
     let resuming = matches!(mode, Mode::Resume { .. });
@@ -836,34 +850,88 @@ async fn sandbox_settings(plan_path: &str) -> Result<SandboxSettings, Failure> {
 }
 
 /// The plan's `read_paths`, with `~/` expanded: readable by command tasks
-/// under the sandbox, preopened read-only for WASM tasks.
-fn read_paths(plan_path: &str, read_paths: &[String]) -> Result<Vec<PathBuf>, Failure> {
+/// under the sandbox, preopened read-only for WASM tasks. An entry that
+/// does not exist is an error at its line (`validate` and `run` agree): a
+/// typo would otherwise surface as a confusing failure inside a task.
+fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut read_only = Vec::new();
-    for raw in read_paths {
+    for entry in &plan.read_paths {
+        let raw = &entry.raw;
         let path = match (raw.strip_prefix("~/"), &home) {
             (Some(rest), Some(home)) => home.join(rest),
             (Some(_), None) => {
-                return Err(Failure::Invalid(anyhow!(
-                    "start run: `read_paths` entry `{raw}` in {plan_path} needs $HOME, which is not set"
-                )));
+                return Err(plan_error(
+                    plan,
+                    format!("`read_paths` entry `{raw}` needs $HOME, which is not set"),
+                    entry.span.clone(),
+                    "starts with ~/",
+                    "set HOME, or write the path in full",
+                ));
             }
             (None, _) => PathBuf::from(raw),
         };
-        if !path.is_absolute() {
-            return Err(Failure::Invalid(anyhow!(
-                "start run: `read_paths` entry `{raw}` in {plan_path} must be absolute or start with ~/"
-            )));
-        }
         if !path.exists() {
-            eprintln!(
-                "warning: `read_paths` entry {} does not exist; ignored",
-                path.display()
-            );
+            return Err(plan_error(
+                plan,
+                format!("`read_paths` entry `{}` does not exist", path.display()),
+                entry.span.clone(),
+                "no such file or directory",
+                "fix the path, or remove the entry",
+            ));
         }
         read_only.push(path);
     }
     Ok(read_only)
+}
+
+/// An error at `span` of the plan's source, rendered like any plan error.
+fn plan_error(
+    plan: &Plan,
+    message: String,
+    span: std::ops::Range<usize>,
+    label: &str,
+    help: &str,
+) -> Failure {
+    Failure::Plan(Box::new(
+        plan.source
+            .error(
+                swarm_orchestrator::plan::PlanErrorKind::BadValue,
+                message,
+                Some(span),
+                label,
+            )
+            .with_help(help),
+    ))
+}
+
+/// What sandboxed tasks of `plan` get beyond their worktree: the plan's
+/// `read_paths`, then the detected toolchains' directories; and the
+/// toolchains' variables.
+fn grants(plan: &Plan) -> Result<(Vec<PathBuf>, Vec<crate::toolchains::Toolchain>), Failure> {
+    let read_paths = read_paths(plan)?;
+    let found = crate::toolchains::detect(&crate::toolchains::HostEnv::current(), &plan.toolchains);
+    Ok((read_paths, found))
+}
+
+/// Lines saying what sandboxed tasks are granted, for `validate` and
+/// `doctor`.
+fn print_grants(read_paths: &[PathBuf], found: &[crate::toolchains::Toolchain]) {
+    if found.is_empty() {
+        println!("toolchains        none found (or turned off by `toolchains`)");
+    }
+    for toolchain in found {
+        println!("toolchain {:<7} {}", toolchain.name, toolchain.found);
+        for grant in &toolchain.grants {
+            println!("  read-only       {}", grant.display());
+        }
+        for (key, value) in &toolchain.env {
+            println!("  env             {key}={value}");
+        }
+    }
+    for path in read_paths {
+        println!("read_paths        {}", path.display());
+    }
 }
 
 /// Starts this binary as the sandbox launcher (`swarm __sandbox`).
@@ -971,6 +1039,14 @@ fn doctor() -> Result<i32, Failure> {
                 "             keyrings, mounts, TIOCSTI; no capabilities, no_new_privs; rlimits"
             );
             println!("  env        only PATH, locale, TERM, TZ and the task's own variables");
+            println!(
+                "\ntoolchains of this environment, granted to sandboxed tasks unless a plan's `toolchains` says otherwise:"
+            );
+            let found = crate::toolchains::detect(
+                &crate::toolchains::HostEnv::current(),
+                &swarm_orchestrator::plan::Toolchains::All,
+            );
+            print_grants(&[], &found);
             Ok(exit::SUCCESS)
         }
         Err(why) => {

@@ -5,6 +5,7 @@ mod agent;
 mod cli;
 mod logs;
 mod output;
+mod toolchains;
 
 use std::process::ExitCode;
 
