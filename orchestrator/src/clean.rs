@@ -23,10 +23,17 @@ pub struct Cleaned {
     pub run: String,
     /// Worktrees and checkouts removed.
     pub worktrees: usize,
+    /// Bytes the removed worktrees held.
+    pub worktree_bytes: u64,
+    /// Private tmp directories (and git views) of tasks removed.
+    pub tmp_dirs: usize,
+    /// Bytes the removed tmp directories held.
+    pub tmp_bytes: u64,
     /// Work that was only in a worktree, now committed: (task, ref).
     pub kept: Vec<(String, String)>,
     /// Task refs deleted (`--refs`).
     pub refs_deleted: Vec<String>,
+    /// Everything freed: worktrees and tmp directories.
     pub bytes_freed: u64,
     /// What could not be freed, each as a fragment after "failed to".
     pub problems: Vec<String>,
@@ -161,6 +168,7 @@ pub fn clean(
         match worktrees.remove(&path, None) {
             Ok(()) => {
                 cleaned.bytes_freed += size;
+                cleaned.worktree_bytes += size;
                 cleaned.worktrees += 1;
             }
             Err(e) => {
@@ -178,7 +186,11 @@ pub fn clean(
         let parts = ["runs", run, "tmp", entry.name.as_str()];
         let size = state.size(&parts);
         match state.remove(&parts) {
-            Ok(()) => cleaned.bytes_freed += size,
+            Ok(()) => {
+                cleaned.bytes_freed += size;
+                cleaned.tmp_bytes += size;
+                cleaned.tmp_dirs += 1;
+            }
             Err(e) => cleaned.problems.push(e.to_string()),
         }
     }

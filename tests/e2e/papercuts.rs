@@ -179,3 +179,43 @@ fn a_run_stopped_by_a_failure_resumes_what_it_skipped() {
         again.stderr
     );
 }
+
+#[test]
+fn a_succeeded_tasks_tmp_goes_with_its_worktree_and_clean_names_what_it_freed() {
+    let repo = TestRepo::new();
+    // Sandboxed, as by default: each task also has a view of the git
+    // directory under tmp/.
+    let plan = repo.plan(
+        "t.toml",
+        "[swarm]\non_failure = \"continue\"\n\n\
+         [[task]]\nid = \"ok\"\nrun = \"head -c 100000 /dev/zero > $TMPDIR/scratch\"\n\n\
+         [[task]]\nid = \"bad\"\nrun = \"head -c 100000 /dev/zero > $TMPDIR/scratch; exit 3\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let tmp = repo.path().join(".swarm/runs/t/tmp");
+    assert!(!tmp.join("ok").exists(), "the succeeded task's tmp is kept");
+    assert!(!tmp.join("ok.git").exists(), "its git view is kept");
+    assert!(tmp.join("bad/scratch").exists());
+    assert!(tmp.join("bad.git").exists());
+
+    let out = repo.swarm(&["clean"]);
+    out.assert_code(0);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("run t: "))
+        .unwrap();
+    assert!(
+        line.starts_with("run t: removed 1 worktree (")
+            && line.contains(") and 2 tmp directories ("),
+        "{}",
+        out.stdout
+    );
+    // The tmp directories' size is theirs, not the worktree's.
+    let tmp_size = line.rsplit('(').next().unwrap();
+    assert!(
+        tmp_size.contains("KiB") || tmp_size.contains("KB"),
+        "{line}"
+    );
+    assert!(!tmp.exists());
+}

@@ -554,6 +554,20 @@ impl<'o> Dispatcher<'o> {
             });
         }
         if done.status == TaskStatus::Succeeded {
+            // Its private tmp and its view of the git directory are scratch,
+            // gone with its worktree (what failed keeps them, for a look).
+            let tmp = self.ctx.run_dir.join("tmp");
+            let id = self.ctx.tasks[i].id.clone();
+            self.cleanup.spawn_blocking(move || {
+                for dir in [tmp.join(&id), tmp.join(format!("{id}.git"))] {
+                    match std::fs::remove_dir_all(&dir) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            tracing::warn!(path = %dir.display(), error = %e, "failed to remove a task's tmp directory");
+                        }
+                        _ => {}
+                    }
+                }
+            });
             let dependents: Vec<usize> = self.graph.dependents(i).collect();
             for d in dependents {
                 self.waiting_on[d] -= 1;
