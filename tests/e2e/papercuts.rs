@@ -219,3 +219,38 @@ fn a_succeeded_tasks_tmp_goes_with_its_worktree_and_clean_names_what_it_freed() 
     );
     assert!(!tmp.exists());
 }
+
+#[test]
+fn uncommitted_changes_are_said_to_be_left_out() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "d.toml",
+        &format!("{HEADER}[[task]]\nid = \"read\"\nrun = \"cat README.md > seen.txt\"\n"),
+    );
+    // Clean: nothing said.
+    let clean = repo.run_plan(&plan, &["--name", "clean"]);
+    clean.assert_code(0);
+    assert!(!clean.stderr.contains("uncommitted"), "{}", clean.stderr);
+
+    repo.write("README.md", "# edited, not committed\n");
+    repo.write("new.txt", "untracked\n");
+    let dirty = repo.run_plan(&plan, &["--name", "dirty"]);
+    dirty.assert_code(0);
+    assert!(
+        dirty.stderr.contains(
+            "warning: the working tree has 2 uncommitted changes, which the run does not see: its tasks start from the commit "
+        ) && dirty
+            .stderr
+            .contains("(commit the changes first, or pass --base to say where to start)"),
+        "{}",
+        dirty.stderr
+    );
+    assert!(
+        dirty.stderr.contains(
+            ") (without the 2 uncommitted changes in the working tree) into branch swarm/dirty"
+        ),
+        "{}",
+        dirty.stderr
+    );
+    assert_eq!(repo.show("swarm/dirty", "seen.txt"), "# test repo");
+}

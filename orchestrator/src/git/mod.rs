@@ -145,6 +145,24 @@ impl Repo {
             })
     }
 
+    /// How many paths of the working tree differ from `HEAD` (changed,
+    /// staged, or untracked and not ignored): what a run, which starts from
+    /// a commit, does not see.
+    pub fn uncommitted(&self) -> Result<usize, GitError> {
+        let repo = Repository::open(&self.git_dir)
+            .context(|| format!("open repository {}", self.git_dir.display()))?;
+        let mut options = git2::StatusOptions::new();
+        options
+            .include_untracked(true)
+            .recurse_untracked_dirs(false)
+            .include_ignored(false)
+            .exclude_submodules(true);
+        let statuses = repo
+            .statuses(Some(&mut options))
+            .context(|| format!("read the status of {}", self.workdir.display()))?;
+        Ok(statuses.len())
+    }
+
     /// Whether a ref exists.
     pub fn has_ref(&self, name: &str) -> Result<bool, GitError> {
         Ok(self.open()?.find_reference(name).is_ok())

@@ -667,6 +667,26 @@ fn drive(
             }
         }
     }
+    // A run starts from a commit: changes in the working tree are not in
+    // it, which surprises whoever just edited a file and ran the plan.
+    let uncommitted = match resuming {
+        true => 0,
+        false => {
+            let head = prepared.repo.resolve("HEAD").ok();
+            match prepared.repo.uncommitted() {
+                Ok(n) if n > 0 && head == Some(prepared.base_commit) => n,
+                _ => 0,
+            }
+        }
+    };
+    if uncommitted > 0 {
+        eprintln!(
+            "warning: the working tree has {uncommitted} uncommitted change{}, which the run does not see: \
+             its tasks start from the commit {} (commit the changes first, or pass --base to say where to start)",
+            if uncommitted == 1 { "" } else { "s" },
+            prepared.base_commit.to_string().get(..10).unwrap_or_default()
+        );
+    }
     let live = !args.quiet;
     let outputs = args.outputs;
     let mut events_file = match &outputs.events_file {
@@ -689,7 +709,9 @@ fn drive(
     let result = runtime.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(None);
         tokio::spawn(forward_signals(stop_tx));
-        let printer = std::sync::Arc::new(std::sync::Mutex::new(output::Live::new(tty)));
+        let printer = std::sync::Arc::new(std::sync::Mutex::new(
+            output::Live::new(tty).uncommitted(uncommitted),
+        ));
         // On a terminal the running tasks' block is redrawn as time passes.
         let ticker = (live && tty).then(|| {
             let printer = std::sync::Arc::clone(&printer);

@@ -25,6 +25,8 @@ pub struct Progress {
     running: Vec<(String, Instant)>,
     /// Agent tasks: the tool running now, tokens and cost so far.
     agents: std::collections::HashMap<String, (String, u64, f64)>,
+    /// Paths of the working tree with changes the run does not see.
+    uncommitted: usize,
 }
 
 impl Progress {
@@ -38,6 +40,7 @@ impl Progress {
             done: HashSet::new(),
             running: Vec::new(),
             agents: std::collections::HashMap::new(),
+            uncommitted: 0,
         }
     }
 
@@ -134,8 +137,15 @@ impl Progress {
                     .max()
                     .unwrap_or(8)
                     .clamp(8, 40);
+                let unseen = match self.uncommitted {
+                    0 => String::new(),
+                    n => format!(
+                        " (without the {n} uncommitted change{} in the working tree)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                };
                 say!(
-                    "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}) into branch {integration_branch}",
+                    "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}){unseen} into branch {integration_branch}",
                     tasks.len(),
                     short(base_commit)
                 );
@@ -243,6 +253,13 @@ impl Live {
             drawn: 0,
             over: false,
         }
+    }
+
+    /// The header says that `paths` changed paths of the working tree are
+    /// not in the run (it starts from a commit).
+    pub fn uncommitted(mut self, paths: usize) -> Self {
+        self.progress.uncommitted = paths;
+        self
     }
 
     pub fn event(&mut self, event: &Event) {
