@@ -254,3 +254,31 @@ fn uncommitted_changes_are_said_to_be_left_out() {
     );
     assert_eq!(repo.show("swarm/dirty", "seen.txt"), "# test repo");
 }
+
+#[test]
+fn a_placeholder_that_is_no_matrix_key_is_refused_with_a_did_you_mean() {
+    let repo = TestRepo::new();
+    // The shell's own braces pass: ${VAR}, {a,b}, awk's {print $1}, find's {}.
+    let ok = repo.plan(
+        "ok.toml",
+        "[[task]]\nid = \"t-{shard}\"\nrun = \"echo ${HOME} {a,b} | awk '{print $1}'; find . -exec true {} ';' # {shard}\"\nmatrix = { shard = [1, 2] }\n",
+    );
+    repo.swarm(&["validate", ok.to_str().unwrap()])
+        .assert_code(0);
+
+    let bad = repo.plan(
+        "bad.toml",
+        "[[task]]\nid = \"t-{shard}\"\nrun = \"make test SHARD={shrad}\"\nmatrix = { shard = [1, 2] }\n",
+    );
+    let out = repo.swarm(&["validate", bad.to_str().unwrap()]);
+    out.assert_code(2);
+    for needle in [
+        "task `t-{shard}`: `{shrad}` in `run` is not a key of its matrix",
+        "bad.toml:3:",
+        "not a matrix key",
+        "did you mean `{shard}`? the matrix has `{shard}`",
+    ] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    assert!(repo.swarm_traces().is_empty());
+}
