@@ -282,3 +282,22 @@ fn a_placeholder_that_is_no_matrix_key_is_refused_with_a_did_you_mean() {
     }
     assert!(repo.swarm_traces().is_empty());
 }
+
+#[test]
+fn build_output_that_is_not_ignored_is_named_with_how_to_leave_it_out() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "b.toml",
+        &format!(
+            "{HEADER}[[task]]\nid = \"build\"\nrun = \"mkdir -p target/debug src && touch target/debug/a target/debug/b src/new.rs\"\n\n\
+             [[task]]\nid = \"ignored\"\nrun = \"printf 'target/\\\\n' > .gitignore; mkdir -p target && touch target/c\"\n"
+        ),
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(0);
+    let warning = "  warning: build committed 2 files under target/ (build output?); add `target/` to .gitignore (or .git/info/exclude) to leave it out\n";
+    assert!(run.stderr.contains(warning), "{}", run.stderr);
+    assert!(!run.stderr.contains("warning: ignored"), "{}", run.stderr);
+    let status = repo.swarm(&["status"]);
+    assert!(status.stdout.contains(warning), "{}", status.stdout);
+}

@@ -470,7 +470,44 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
             let _ = writeln!(out, "    and {} more", n - SHOWN);
         }
     }
+    build_output_warnings(report, &mut out);
     out
+}
+
+/// Directories that hold build output, caches and environments: a result
+/// that adds files under them most likely committed what a `.gitignore`
+/// would have left out. `dist` and `build` can be sources, so they need
+/// more files before they are named.
+const BUILD_DIRS: [(&str, usize); 6] = [
+    ("target", 1),
+    ("node_modules", 1),
+    ("__pycache__", 1),
+    (".venv", 1),
+    ("dist", 20),
+    ("build", 20),
+];
+
+/// Names the tasks whose result committed build output, and how to keep
+/// it out.
+fn build_output_warnings(report: &RunReport, out: &mut String) {
+    for t in &report.tasks {
+        for (dir, threshold) in BUILD_DIRS {
+            let n = t
+                .changed_files
+                .iter()
+                .filter(|f| f.split('/').rev().skip(1).any(|part| part == dir))
+                .count();
+            if n >= threshold {
+                let _ = writeln!(
+                    out,
+                    "  warning: {} committed {n} file{} under {dir}/ (build output?); \
+                     add `{dir}/` to .gitignore (or .git/info/exclude) to leave it out",
+                    t.id,
+                    if n == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
 }
 
 pub fn print_failure(failure: &Failure) {
