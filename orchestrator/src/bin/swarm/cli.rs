@@ -427,10 +427,7 @@ fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, Failure> {
         println!("{}", swarm_orchestrator::escape::json(&text));
     } else {
         let driven = run::is_driven(&report::run_dir(&repo.workdir, &name));
-        print!(
-            "{}",
-            output::status_summary(&report, &repo.workdir, driven)
-        );
+        print!("{}", output::status_summary(&report, &repo.workdir, driven));
     }
     Ok(exit::SUCCESS)
 }
@@ -684,7 +681,11 @@ fn drive(
             "warning: the working tree has {uncommitted} uncommitted change{}, which the run does not see: \
              its tasks start from the commit {} (commit the changes first, or pass --base to say where to start)",
             if uncommitted == 1 { "" } else { "s" },
-            prepared.base_commit.to_string().get(..10).unwrap_or_default()
+            prepared
+                .base_commit
+                .to_string()
+                .get(..10)
+                .unwrap_or_default()
         );
     }
     let live = !args.quiet;
