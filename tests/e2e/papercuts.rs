@@ -301,3 +301,22 @@ fn build_output_that_is_not_ignored_is_named_with_how_to_leave_it_out() {
     let status = repo.swarm(&["status"]);
     assert!(status.stdout.contains(warning), "{}", status.stdout);
 }
+
+#[test]
+fn a_repository_with_no_commits_says_so_and_how_to_make_one() {
+    let repo = TestRepo::empty();
+    let plan = repo.plan(
+        "e.toml",
+        &format!("{HEADER}[[task]]\nid = \"one\"\nrun = \"true\"\n"),
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("has no commits yet")
+            && run
+                .stderr
+                .contains("help: tasks start from a commit: commit something first"),
+        "{}",
+        run.stderr
+    );
+}

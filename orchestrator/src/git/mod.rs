@@ -33,8 +33,20 @@ pub enum GitError {
         "use the repository at {path}: it is bare; run swarm in a repository with a working tree"
     )]
     Bare { path: PathBuf },
-    #[error("resolve base `{rev}`: no such commit in {}", repo.display())]
-    UnknownRev { rev: String, repo: PathBuf },
+    #[error(
+        "resolve base `{rev}`: {}",
+        if *empty {
+            format!("the repository {} has no commits yet", repo.display())
+        } else {
+            format!("no such commit in {}", repo.display())
+        }
+    )]
+    UnknownRev {
+        rev: String,
+        repo: PathBuf,
+        /// The repository has no commit at all (`git init` and nothing more).
+        empty: bool,
+    },
     #[error("{action}: {}", source.message())]
     Git2 { action: String, source: git2::Error },
     #[error("{action}: {message}")]
@@ -142,6 +154,7 @@ impl Repo {
             .map_err(|_| GitError::UnknownRev {
                 rev: rev.to_string(),
                 repo: self.workdir.clone(),
+                empty: has_no_commits(&repo),
             })
     }
 
@@ -286,4 +299,16 @@ pub mod refs {
     pub fn run_prefix(run: &str) -> String {
         format!("refs/swarm/{run}/")
     }
+}
+
+/// `git init` and nothing more: HEAD names a branch not yet born and no
+/// reference exists. (libgit2's `is_empty` answers false when the unborn
+/// branch is not its own default name, e.g. after `git init -b main`.)
+fn has_no_commits(repo: &Repository) -> bool {
+    let unborn = matches!(repo.head(), Err(e) if e.code() == git2::ErrorCode::UnbornBranch);
+    unborn
+        && repo
+            .references()
+            .map(|mut refs| refs.next().is_none())
+            .unwrap_or(false)
 }

@@ -42,8 +42,17 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
         PlanErrorKind::BadValue => "unknown value",
         _ => "here",
     };
-    let mut error = source.error(kind, first_line, span, label);
-    if let Some(word) = word {
+    let mut error = source.error(kind, first_line, span.clone(), label);
+    // Names other tools use for swarm's keys.
+    let alias = word.and_then(|w| match w {
+        "depends_on" | "depends" | "dependencies" | "needs" | "after" | "requires" => Some("deps"),
+        "cmd" | "command" | "script" | "shell" => Some("run"),
+        "check" | "test" => Some("verify"),
+        _ => None,
+    });
+    if let (PlanErrorKind::UnknownKey, Some(alias)) = (kind, alias) {
+        error.help = Some(format!("did you mean `{alias}`?"));
+    } else if let Some(word) = word {
         error.help = match did_you_mean(word, expected.iter().copied()) {
             Some(close) => Some(format!("did you mean `{close}`?")),
             None if !expected.is_empty() => Some(format!(
@@ -62,6 +71,34 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
         } else {
             PlanErrorKind::Syntax
         };
+        // A number where swarm wants a duration or a size: an example in
+        // the unit the key takes.
+        if let Some(number) = message
+            .strip_prefix("invalid type: integer `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            let line_start = span
+                .as_ref()
+                .and_then(|s| source.text.get(..s.start))
+                .and_then(|before| before.rfind('\n').map(|i| i + 1).or(Some(0)))
+                .unwrap_or(0);
+            let key = source
+                .text
+                .get(line_start..)
+                .and_then(|line| line.split('=').next())
+                .map(str::trim)
+                .unwrap_or_default();
+            let example = match key {
+                "timeout" | "grace" => Some(format!("{key} = \"{number}s\"")),
+                "memory" | "max_output" | "max_file_size" | "min_free_space" => {
+                    Some(format!("{key} = \"{number}MiB\""))
+                }
+                _ => None,
+            };
+            if let Some(example) = example {
+                error.help = Some(format!("`{key}` is a string with a unit, e.g. {example}"));
+            }
+        }
     }
     error
 }

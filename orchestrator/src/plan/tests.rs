@@ -84,3 +84,23 @@ fn ids_and_run_names_are_ref_safe() {
         assert!(!is_valid_run_name(bad), "{bad}");
     }
 }
+
+#[test]
+fn keys_other_tools_use_and_numbers_without_units_get_examples() {
+    let e = parse_err("[[task]]\nid = \"a\"\nrun = \"x\"\ndepends_on = [\"b\"]\n");
+    assert_eq!(e.kind, PlanErrorKind::UnknownKey);
+    assert_eq!(e.help.as_deref(), Some("did you mean `deps`?"));
+    let e = parse_err("[[task]]\nid = \"a\"\ncommand = \"x\"\n");
+    assert_eq!(e.help.as_deref(), Some("did you mean `run`?"));
+
+    let e = parse_err("[[task]]\nid = \"a\"\nrun = \"x\"\ntimeout = 300\n");
+    assert_eq!(
+        e.help.as_deref(),
+        Some("`timeout` is a string with a unit, e.g. timeout = \"300s\"")
+    );
+    let e = parse_err("[defaults]\nmemory = 512\n[[task]]\nid = \"a\"\nrun = \"x\"\n");
+    assert_eq!(
+        e.help.as_deref(),
+        Some("`memory` is a string with a unit, e.g. memory = \"512MiB\"")
+    );
+}

@@ -307,6 +307,9 @@ fn invalid_or_internal(e: RunError) -> Failure {
         RunError::SwarmBranchExists { .. } => {
             "\nhelp: rename that branch (git branch -m swarm NEW)"
         }
+        RunError::Git(swarm_orchestrator::git::GitError::UnknownRev { empty: true, .. }) => {
+            "\nhelp: tasks start from a commit: commit something first (git add -A && git commit -m init)"
+        }
         RunError::Git(swarm_orchestrator::git::GitError::UnknownRev { .. }) => {
             "\nhelp: set `base` in [swarm] (or --base) to an existing branch, tag or commit"
         }
