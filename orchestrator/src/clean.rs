@@ -16,6 +16,7 @@ use swarm_protocol::{EventBody, TaskStatus};
 use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, refs, snapshot};
 use crate::journal;
 use crate::state::{Kind, State, StateError};
+use crate::worktree_home::{HomeError, WorktreeHome};
 
 /// What cleaning one run did.
 #[derive(Debug, Default)]
@@ -48,6 +49,8 @@ pub enum CleanError {
     Git(#[from] GitError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Home(#[from] HomeError),
     #[error(
         "clean run `{run}`: it is being driven by swarm process {holder}; clean it when it ends"
     )]
@@ -137,50 +140,21 @@ pub fn clean(
         ..Cleaned::default()
     };
     let worktrees = Worktrees::new(repo.clone());
-    let mut left = 0;
-    for entry in state.entries(&["worktrees", run])? {
-        let name = entry.name;
-        let parts = ["worktrees", run, name.as_str()];
-        let path = state.path().join("worktrees").join(run).join(&name);
-        if entry.kind != Kind::Dir {
-            // Not a worktree swarm made: removed, never followed.
-            if let Err(e) = state.remove(&parts) {
-                cleaned.problems.push(format!("{e}"));
-                left += 1;
-            }
-            continue;
+    // Where the run's worktrees are: the home its journal recorded, if it
+    // belongs to this repository (a journal is only a file).
+    let recorded = events.iter().find_map(|e| match &e.body {
+        EventBody::RunStarted { worktrees, .. } => worktrees.as_deref().map(Path::new),
+        _ => None,
+    });
+    let home = match WorktreeHome::open(recorded, repo) {
+        Ok(home) => home,
+        Err(e) => {
+            cleaned.problems.push(e.to_string());
+            None
         }
-        if !name.starts_with(".readonly-") {
-            match keep(repo, &worktrees, run, &name, &path, started.get(&name)) {
-                Ok(Some(kept)) => cleaned.kept.push((name.clone(), kept)),
-                Ok(None) => {}
-                Err(e) => {
-                    cleaned.problems.push(format!(
-                        "keep the work of task `{name}` (worktree {} left in place, nothing removed): failed to {e}",
-                        path.display()
-                    ));
-                    left += 1;
-                    continue;
-                }
-            }
-        }
-        let size = state.size(&parts);
-        match worktrees.remove(&path, None) {
-            Ok(()) => {
-                cleaned.bytes_freed += size;
-                cleaned.worktree_bytes += size;
-                cleaned.worktrees += 1;
-            }
-            Err(e) => {
-                cleaned.problems.push(e.to_string());
-                left += 1;
-            }
-        }
-    }
-    if left == 0
-        && let Err(e) = state.remove(&["worktrees", run])
-    {
-        cleaned.problems.push(e.to_string());
+    };
+    if let Some(home) = &home {
+        clean_worktrees(repo, &worktrees, home, run, &started, &mut cleaned)?;
     }
     for entry in state.entries(&["runs", run, "tmp"])? {
         let parts = ["runs", run, "tmp", entry.name.as_str()];
@@ -222,6 +196,64 @@ pub fn clean(
         cleaned.refs_deleted.sort();
     }
     Ok(cleaned)
+}
+
+/// Removes run `run`'s worktrees in `home`, committing first what only a
+/// worktree holds.
+fn clean_worktrees(
+    repo: &Repo,
+    worktrees: &Worktrees,
+    home: &WorktreeHome,
+    run: &str,
+    started: &HashMap<String, (u32, Oid)>,
+    cleaned: &mut Cleaned,
+) -> Result<(), CleanError> {
+    home.check_run(run)?;
+    let mut left = 0;
+    for entry in home.entries(run)? {
+        let name = entry.name;
+        let path = home.run_dir(run).join(&name);
+        if entry.kind != Kind::Dir {
+            // Not a worktree swarm made: removed, never followed.
+            if let Err(e) = home.remove(run, Some(&name)) {
+                cleaned.problems.push(format!("{e}"));
+                left += 1;
+            }
+            continue;
+        }
+        if !name.starts_with(".readonly-") {
+            match keep(repo, worktrees, run, &name, &path, started.get(&name)) {
+                Ok(Some(kept)) => cleaned.kept.push((name.clone(), kept)),
+                Ok(None) => {}
+                Err(e) => {
+                    cleaned.problems.push(format!(
+                        "keep the work of task `{name}` (worktree {} left in place, nothing removed): failed to {e}",
+                        path.display()
+                    ));
+                    left += 1;
+                    continue;
+                }
+            }
+        }
+        let size = home.size(run, &name);
+        match worktrees.remove(&path, None) {
+            Ok(()) => {
+                cleaned.bytes_freed += size;
+                cleaned.worktree_bytes += size;
+                cleaned.worktrees += 1;
+            }
+            Err(e) => {
+                cleaned.problems.push(e.to_string());
+                left += 1;
+            }
+        }
+    }
+    if left == 0
+        && let Err(e) = home.remove(run, None)
+    {
+        cleaned.problems.push(e.to_string());
+    }
+    Ok(())
 }
 
 /// Commits the worktree of `task` to a ref of its own unless its content is

@@ -17,6 +17,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod state;
+pub mod worktree_home;
 
 /// RFC 3339 UTC time with milliseconds, as used in journals and reports.
 pub fn timestamp(t: std::time::SystemTime) -> String {

@@ -6,7 +6,8 @@
 //! .swarm/runs/<run>/                 lock, events.jsonl, report.json, plan.toml
 //! .swarm/runs/<run>/logs/<task>/     <attempt>.out, .err, .transcript.jsonl
 //! .swarm/runs/<run>/tmp/<task>/      a task's private tmp (HOME, TMPDIR)
-//! .swarm/worktrees/<run>/<task>      a task's worktree
+//! .swarm/worktrees/<run>/<task>      a task's worktree, in runs from before
+//!                                    worktrees moved out of the repository
 //! ```
 //!
 //! The directory sits in a checkout, and a checkout is whatever a branch or
@@ -186,6 +187,89 @@ impl State {
         Ok(Self { path, dir })
     }
 
+    /// A directory swarm owns outside the repository (a repository's
+    /// worktree home): `name` in `parent`. `parent` is the user's own path,
+    /// links and all (created if `create`); `name` is opened, and everything
+    /// below it later, never through a link. `None` if it does not exist
+    /// (and `create` is false).
+    pub fn owned(parent: &Path, name: &str, create: bool) -> Result<Option<Self>, StateError> {
+        if create {
+            std::fs::create_dir_all(parent).map_err(|source| StateError::Io {
+                action: "create",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let top = match open_workdir(parent) {
+            Ok(top) => top,
+            Err(StateError::Io { source, .. })
+                if !create && source.kind() == io::ErrorKind::NotFound =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let path = parent.join(name);
+        let dir = match create {
+            true => Some(ensure_dir_at(&top, name, &path)?),
+            false => open_dir_at(&top, name, &path)?,
+        };
+        Ok(dir.map(|dir| Self { path, dir }))
+    }
+
+    /// The content of the file at `parts` (`None` if absent); a link there
+    /// is refused, never followed.
+    pub fn read_file(&self, parts: &[&str]) -> Result<Option<String>, StateError> {
+        let Some((last, parents)) = parts.split_last() else {
+            return Ok(None);
+        };
+        let path = self.path_of(parts);
+        let Some(parent) = self.dir(parents, false)? else {
+            return Ok(None);
+        };
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match nix::fcntl::openat(&parent, *last, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => return Err(StateError::Symlink { path }),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).map_err(
+            |source| StateError::Io {
+                action: "read",
+                path,
+                source,
+            },
+        )?;
+        Ok(Some(text))
+    }
+
+    /// Creates the file at `parts` with `content`; it must not exist yet
+    /// (so nothing is ever written through a link).
+    pub fn create_file(&self, parts: &[&str], content: &str) -> Result<(), StateError> {
+        let Some((last, parents)) = parts.split_last() else {
+            return Ok(());
+        };
+        let path = self.path_of(parts);
+        let parent = self.dir(parents, true)?.ok_or_else(|| StateError::Io {
+            action: "create",
+            path: path.clone(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(&parent, *last, flags, Mode::from_bits_truncate(0o644))
+            .map_err(io_err("create", &path))?;
+        std::io::Write::write_all(&mut std::fs::File::from(fd), content.as_bytes()).map_err(
+            |source| StateError::Io {
+                action: "write",
+                path,
+                source,
+            },
+        )
+    }
+
     /// Refuses a state directory that git tracks: a checkout would then
     /// decide what is in it. Also refuses when nothing of it exists yet,
     /// since a checkout could still put it there.
@@ -326,15 +410,12 @@ impl State {
     }
 
     /// Creates what run `run` writes into before it starts (its directory,
-    /// `logs`, `tmp`, the worktrees' parent) and records it as the latest
-    /// run; refuses if any of it is or passes through a link.
+    /// `logs`, `tmp`) and records it as the latest run; refuses if any of
+    /// it is or passes through a link. (Its worktrees are outside the
+    /// repository: see [`crate::worktree_home`].)
     pub fn begin_run(&self, run: &str) -> Result<(), StateError> {
         self.check_run(run)?;
-        for parts in [
-            &["runs", run, "logs"][..],
-            &["runs", run, "tmp"],
-            &["worktrees", run],
-        ] {
+        for parts in [&["runs", run, "logs"][..], &["runs", run, "tmp"]] {
             self.dir(parts, true)?;
         }
         self.set_latest(run)

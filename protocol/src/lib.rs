@@ -172,6 +172,11 @@ pub enum EventBody {
         concurrency: usize,
         /// Every task of the expanded plan, in merge order.
         tasks: Vec<TaskInfo>,
+        /// The directory holding the repository's task worktrees (the run's
+        /// are in `<worktrees>/<run>/`); absent in journals of runs that
+        /// kept them in `.swarm/worktrees/`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worktrees: Option<String>,
     },
     /// `swarm resume` took over the run after its coordinator died (or the
     /// run was cancelled): what follows continues it.

@@ -14,7 +14,7 @@ fn clean_frees_worktrees_but_commits_work_that_is_on_no_ref_first() {
     repo.run_plan(&plan, &[]).assert_code(1);
     // The failed task's worktree stays for inspection; someone edits it
     // after the run, so part of its content is on no ref.
-    let worktree = repo.path().join(".swarm/worktrees/c/bad");
+    let worktree = repo.worktree("c", "bad");
     assert!(worktree.join("half.txt").exists());
     std::fs::write(worktree.join("fix.txt"), "by hand\n").unwrap();
 
@@ -74,7 +74,7 @@ fn clean_leaves_a_running_run_alone() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = repo.path().join(".swarm/worktrees/busy/slow/x.txt");
+    let started = repo.worktree("busy", "slow").join("x.txt");
     wait_until("the task to start", || started.exists());
     let out = repo.swarm(&["clean", "busy"]);
     let _ = child.kill();
@@ -111,8 +111,8 @@ fn clean_goes_past_a_worktree_it_cannot_commit_and_says_why() {
         "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 3\"\n\n[[task]]\nid = \"other\"\nrun = \"echo other > other.txt; exit 3\"\n",
     );
     repo.run_plan(&plan, &[]).assert_code(1);
-    let bad = repo.path().join(".swarm/worktrees/c/bad");
-    let other = repo.path().join(".swarm/worktrees/c/other");
+    let bad = repo.worktree("c", "bad");
+    let other = repo.worktree("c", "other");
     std::fs::write(bad.join("unsaved.txt"), "by hand\n").unwrap();
     std::fs::write(other.join("unsaved.txt"), "by hand\n").unwrap();
     // Lose `bad`'s git records (its admin directory under .git/worktrees):

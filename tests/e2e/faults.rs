@@ -37,7 +37,7 @@ fn a_worker_that_ignores_sigterm_is_killed_after_the_grace_period() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let ready = repo.path().join(".swarm/worktrees/stubborn/stubborn/r.txt");
+    let ready = repo.worktree("stubborn", "stubborn").join("r.txt");
     wait_until("the task to start", || ready.exists());
     signal(&child, nix::sys::signal::Signal::SIGINT);
     let stopped = Instant::now();
@@ -83,18 +83,19 @@ fn a_worker_that_fills_the_disk_stops_the_next_task_at_the_guard() {
     let stat = nix::sys::statvfs::statvfs(repo.path().as_path()).unwrap();
     let free = stat.blocks_available() * stat.fragment_size();
     // The guard sits 40 MiB below what is free now; the first task writes
-    // 80 MiB (in its private tmp, not committed), the next must not start.
+    // 80 MiB in its private tmp and fails (so its tmp is kept, as a failed
+    // task's is), the next must not start.
     let guard = free.saturating_sub(40 << 20);
     let plan = repo.plan(
         "full.toml",
         &format!(
-            "[swarm]\nmin_free_space = \"{guard}B\"\n\n[[task]]\nid = \"filler\"\nrun = \"dd if=/dev/zero of=$TMPDIR/fill bs=1M count=80 2>/dev/null; echo filled > f.txt\"\n\n[[task]]\nid = \"next\"\ndeps = [\"filler\"]\nrun = \"echo next > n.txt\"\n"
+            "[swarm]\nmin_free_space = \"{guard}B\"\non_failure = \"continue\"\nconcurrency = 1\n\n[[task]]\nid = \"filler\"\nrun = \"dd if=/dev/zero of=$TMPDIR/fill bs=1M count=80 2>/dev/null; exit 1\"\n\n[[task]]\nid = \"next\"\nrun = \"echo next > n.txt\"\n"
         ),
     );
     let run = repo.run_plan(&plan, &[]);
     run.assert_code(1);
     let report = repo.report();
-    assert_eq!(task(&report, "filler")["status"], "merged");
+    assert_eq!(task(&report, "filler")["status"], "failed");
     let next = task(&report, "next");
     assert_eq!(next["status"], "failed");
     let reason = next["reason"].as_str().unwrap();
@@ -147,7 +148,7 @@ fn sigterm_stops_a_run_like_ctrl_c_and_a_second_signal_skips_the_grace_period() 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let ready = repo.path().join(".swarm/worktrees/term/stubborn/r.txt");
+    let ready = repo.worktree("term", "stubborn").join("r.txt");
     wait_until("the task to start", || ready.exists());
     signal(&child, nix::sys::signal::Signal::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));

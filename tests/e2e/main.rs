@@ -24,3 +24,4 @@ mod support;
 mod toolchains;
 mod wasm;
 mod wasm_guests;
+mod worktrees;

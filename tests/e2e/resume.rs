@@ -228,7 +228,7 @@ fn a_cancelled_run_resumes_its_cancelled_tasks() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let progress = repo.path().join(".swarm/worktrees/c/slow/s.txt");
+    let progress = repo.worktree("c", "slow").join("s.txt");
     wait_until("the tasks to get going", || {
         !(!progress.exists() || !finished(&journal(&repo, "c")).contains("quick"))
     });

@@ -125,7 +125,7 @@ run = "echo fine > fine.txt"
     assert_eq!(repo.show("swarm/p", "fine.txt"), "fine");
     assert!(!repo.has_rev("swarm/p:work.txt"));
     // The failed worktree is kept for inspection, clean against its snapshot.
-    let kept = repo.path().join(".swarm/worktrees/p/broken");
+    let kept = repo.worktree("p", "broken");
     assert!(kept.join("work.txt").exists());
 }
 
@@ -410,7 +410,7 @@ fn sigint_cancels_running_tasks_and_keeps_their_work() {
         .spawn()
         .unwrap();
     // Wait until the task has written its file.
-    let progress = repo.path().join(".swarm/worktrees/p/long/progress.txt");
+    let progress = repo.worktree("p", "long").join("progress.txt");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !progress.exists() {
         assert!(Instant::now() < deadline, "task never started");

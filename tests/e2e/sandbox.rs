@@ -419,7 +419,7 @@ fn sandboxed_timeouts_kill_the_whole_tree() {
         "partial"
     );
     std::thread::sleep(Duration::from_millis(2500));
-    let wt = repo.path().join(".swarm/worktrees/attack/slow");
+    let wt = repo.worktree("attack", "slow");
     assert!(
         !wt.join("late.txt").exists(),
         "a background child outlived its timed-out task"

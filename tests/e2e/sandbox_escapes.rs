@@ -214,7 +214,7 @@ fn tasks_run_as_an_unprivileged_user() {
         );
         // Once the task is over, what it left is root's again (the kept
         // worktree and its private tmp).
-        let kept = repo.path().join(".swarm/worktrees/ids/who");
+        let kept = repo.worktree("ids", "who");
         for file in [kept.join("uid.txt"), kept.join("README.md"), kept.clone()] {
             assert_eq!(
                 file.symlink_metadata().unwrap().uid(),
@@ -316,11 +316,7 @@ fn a_kept_worktree_runs_nothing_of_the_task_when_the_user_runs_git() {
         );
         repo.run_plan(&plan, &[]).assert_code(1);
         assert_eq!(task(&repo.report(), "trap")["status"], "failed");
-        let kept = repo
-            .path()
-            .join(".swarm/worktrees")
-            .join(&name)
-            .join("trap");
+        let kept = repo.worktree(&name, "trap");
         let link = kept.join(".git");
         assert!(
             link.symlink_metadata().unwrap().is_file(),

@@ -169,7 +169,7 @@ fn links_in_the_state_directory_are_refused_and_never_followed() {
         "[[task]]\nid = \"a\"\nrun = \"echo a > a.txt; exit 1\"\n",
     );
     repo.run_plan(&plan, &[]).assert_code(1);
-    let worktrees = repo.path().join(".swarm/worktrees/one");
+    let worktrees = repo.worktree_home().join("one");
     std::fs::remove_dir_all(&worktrees).unwrap();
     std::os::unix::fs::symlink(repo.outside().join("dir"), &worktrees).unwrap();
     let latest = repo.path().join(".swarm/runs/latest");

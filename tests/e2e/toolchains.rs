@@ -28,7 +28,7 @@ fn rustup_home() -> Option<PathBuf> {
 
 /// A CARGO_HOME of the test's own, holding the machine's cargo binaries
 /// and a registry token that tasks must never read.
-fn cargo_home(repo: &TestRepo) -> PathBuf {
+pub(crate) fn cargo_home(repo: &TestRepo) -> PathBuf {
     let home = repo.root().join("cargo-home");
     std::fs::create_dir_all(&home).unwrap();
     std::os::unix::fs::symlink(cargo_bin(), home.join("bin")).unwrap();
@@ -43,7 +43,7 @@ fn cargo_home(repo: &TestRepo) -> PathBuf {
 }
 
 /// `swarm ARGS` with `CARGO_HOME` (and the machine's `RUSTUP_HOME`) set.
-fn swarm_with_cargo(repo: &TestRepo, cargo_home: &Path, args: &[&str]) -> Run {
+pub(crate) fn swarm_with_cargo(repo: &TestRepo, cargo_home: &Path, args: &[&str]) -> Run {
     let mut cmd = repo.swarm_cmd(args);
     cmd.env("CARGO_HOME", cargo_home);
     if let Some(rustup) = rustup_home() {

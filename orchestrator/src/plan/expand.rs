@@ -299,6 +299,28 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let worktrees = match &file.swarm.worktrees {
+        None => None,
+        Some(p) => {
+            let raw = p.get_ref();
+            if !(raw.starts_with("~/") || Path::new(raw).is_absolute()) {
+                return Err(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("`worktrees` directory `{raw}` is relative"),
+                        Some(p.span()),
+                        "not an absolute path",
+                    )
+                    .with_help(
+                        "write an absolute path outside the repository, or one that starts with ~/",
+                    ));
+            }
+            Some(super::ReadPath {
+                raw: raw.clone(),
+                span: p.span(),
+            })
+        }
+    };
 
     Ok(Plan {
         path: path.to_path_buf(),
@@ -310,6 +332,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         on_failure: file.swarm.on_failure.unwrap_or_default(),
         read_paths,
         toolchains,
+        worktrees,
         models,
         budget,
         min_free_space,

@@ -36,6 +36,8 @@ pub struct Plan {
     pub read_paths: Vec<ReadPath>,
     /// Which detected toolchains tasks may use.
     pub toolchains: Toolchains,
+    /// `[swarm] worktrees`, as written (`~/` not yet expanded).
+    pub worktrees: Option<ReadPath>,
     /// The models agent tasks use, by name.
     pub models: BTreeMap<String, ModelConfig>,
     /// What all agent tasks together may spend.

@@ -136,6 +136,12 @@ pub struct SwarmSection {
     /// `false` for none; or a list such as `["rust"]`.
     #[schemars(with = "Option<ToolchainsField>")]
     pub toolchains: Option<Spanned<ToolchainsField>>,
+    /// Where task worktrees are made: a directory outside the repository
+    /// (absolute, or starting with `~/`), under which each repository gets
+    /// a directory of its own. Default: `~/.cache/swarm/worktrees` (or
+    /// `$XDG_CACHE_HOME/swarm/worktrees`); `--worktrees` overrides it.
+    #[schemars(with = "Option<String>")]
+    pub worktrees: Option<Spanned<String>>,
     /// A limit on what all agent tasks of the run may spend together.
     pub budget: Option<BudgetFields>,
     /// A task does not start (it fails, saying why) when the file system of

@@ -8,6 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -28,6 +29,7 @@ use crate::graph::TaskGraph;
 use crate::journal::Journal;
 use crate::plan::OnFailure;
 use crate::report::ReportBuilder;
+use crate::worktree_home::WorktreeHome;
 
 fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { action, source }
@@ -112,6 +114,7 @@ impl<'o> Dispatcher<'o> {
     /// Creates the run's directories, refs and journal, and announces it.
     pub(super) fn start(
         prepared: Prepared,
+        home: &WorktreeHome,
         observer: &'o mut (dyn FnMut(&Event) + Send),
         stop: watch::Receiver<Option<Stop>>,
     ) -> Result<Self, RunError> {
@@ -137,7 +140,8 @@ impl<'o> Dispatcher<'o> {
         let base_commit = prepared.base_commit;
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
-        let mut dispatcher = Self::new(prepared, observer, stop, lock)?;
+        let worktree_dir = home.run_dir(&prepared.run);
+        let mut dispatcher = Self::new(prepared, worktree_dir, observer, stop, lock)?;
         let infos = dispatcher.task_infos();
         dispatcher.emit(EventBody::RunStarted {
             run: dispatcher.ctx.run.clone(),
@@ -148,6 +152,7 @@ impl<'o> Dispatcher<'o> {
             integration_branch: refs::integration_branch(&dispatcher.ctx.run),
             concurrency: dispatcher.concurrency,
             tasks: infos,
+            worktrees: Some(home.path().display().to_string()),
         })?;
         dispatcher.announce_ready()?;
         Ok(dispatcher)
@@ -170,17 +175,13 @@ impl<'o> Dispatcher<'o> {
     /// from a clean worktree after their leftovers are committed.
     pub(super) fn resume(
         prepared: Prepared,
+        home: &WorktreeHome,
         observer: &'o mut (dyn FnMut(&Event) + Send),
         stop: watch::Receiver<Option<Stop>>,
     ) -> Result<Self, RunError> {
         let run_dir = prepared.run_dir();
         let lock = RunLock::acquire(&run_dir, &prepared.run)?;
-        let worktree_dir = prepared
-            .repo
-            .workdir
-            .join(".swarm")
-            .join("worktrees")
-            .join(&prepared.run);
+        let worktree_dir = home.run_dir(&prepared.run);
         let recovered = super::resume::recover(
             &prepared.repo,
             &Worktrees::new(prepared.repo.clone()),
@@ -192,7 +193,7 @@ impl<'o> Dispatcher<'o> {
         remove_readonly_checkouts(&prepared.repo, &worktree_dir);
         let mut prepared = prepared;
         prepared.base_commit = recovered.base_commit;
-        let mut dispatcher = Self::new(prepared, observer, stop, lock)?;
+        let mut dispatcher = Self::new(prepared, worktree_dir, observer, stop, lock)?;
         // The new observer has not seen the run start.
         (dispatcher.observer)(&recovered.run_started);
         for event in crate::journal::read(dispatcher.journal.path()).unwrap_or_default() {
@@ -251,6 +252,7 @@ impl<'o> Dispatcher<'o> {
     /// The dispatcher of `prepared` with nothing started yet.
     fn new(
         prepared: Prepared,
+        worktree_dir: PathBuf,
         observer: &'o mut (dyn FnMut(&Event) + Send),
         stop: watch::Receiver<Option<Stop>>,
         lock: RunLock,
@@ -270,7 +272,6 @@ impl<'o> Dispatcher<'o> {
         let merger = Merger::new(&repo)?;
         let graph = TaskGraph::new(&plan.tasks);
         let (tx, rx) = mpsc::unbounded_channel();
-        let worktree_dir = repo.workdir.join(".swarm").join("worktrees").join(&run);
         let waiting_on: Vec<usize> = (0..plan.tasks.len())
             .map(|i| graph.deps(i).count())
             .collect();

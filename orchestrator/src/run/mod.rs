@@ -57,6 +57,7 @@ use tokio::sync::watch;
 use crate::git::{GitError, Repo, refs};
 use crate::plan::Plan;
 use crate::state::{State, StateError};
+use crate::worktree_home::WorktreeHome;
 
 /// Settings of one run that come from the command line rather than the plan.
 #[derive(Debug, Clone)]
@@ -81,6 +82,10 @@ pub struct RunOptions {
     pub gateway: Option<std::sync::Arc<crate::gateway::Gateway>>,
     /// The `swarm` binary, run as `swarm __agent` for agent tasks.
     pub agent_program: Option<PathBuf>,
+    /// Where repositories' worktree homes are made (see
+    /// [`crate::worktree_home`]): outside the repository. A resumed run
+    /// uses the home its journal recorded instead.
+    pub worktree_root: PathBuf,
 }
 
 /// Confinement of a run's workers.
@@ -112,6 +117,8 @@ pub enum RunError {
     BadName { name: String },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Home(#[from] crate::worktree_home::HomeError),
     #[error("resume run `{run}`: {why}")]
     NotResumable { run: String, why: String },
     #[error("{action}: {source}")]
@@ -134,6 +141,7 @@ impl RunError {
                 | Self::NotResumable { .. }
                 | Self::Git(GitError::UnknownRev { .. })
         ) || matches!(self, Self::State(e) if e.is_unsafe())
+            || matches!(self, Self::Home(e) if e.is_invalid_input())
     }
 }
 
@@ -192,6 +200,7 @@ pub fn prepare(repo: Repo, plan: Plan, options: RunOptions) -> Result<Prepared, 
     if let Some(state) = &state {
         state.check_run(&run)?;
     }
+    crate::worktree_home::check_root(&options.worktree_root, &repo)?;
     Ok(Prepared {
         repo,
         plan,
@@ -264,7 +273,9 @@ pub async fn execute(
     // dispatcher writes through plain paths.
     State::check_untracked(&prepared.repo)?;
     State::create(&prepared.repo.workdir)?.begin_run(&prepared.run)?;
-    dispatch::Dispatcher::start(prepared, observer, stop)?
+    let home = WorktreeHome::create(&prepared.options.worktree_root, &prepared.repo)?;
+    home.begin_run(&prepared.run)?;
+    dispatch::Dispatcher::start(prepared, &home, observer, stop)?
         .run()
         .await
 }
@@ -295,13 +306,44 @@ pub async fn resume(
     for parts in [
         &["runs", prepared.run.as_str(), "logs"][..],
         &["runs", &prepared.run, "tmp"],
-        &["worktrees", &prepared.run],
     ] {
         state.ensure_dir(parts)?;
     }
-    dispatch::Dispatcher::resume(prepared, observer, stop)?
+    let home = resume_home(&prepared)?;
+    home.begin_run(&prepared.run)?;
+    dispatch::Dispatcher::resume(prepared, &home, observer, stop)?
         .run()
         .await
+}
+
+/// The worktree home a run's journal recorded (made again if it is gone),
+/// or `.swarm/worktrees` for runs from before homes.
+fn resume_home(prepared: &Prepared) -> Result<WorktreeHome, RunError> {
+    let journal = prepared.run_dir().join("events.jsonl");
+    let recorded = crate::journal::read_tolerant(&journal)
+        .ok()
+        .and_then(|(events, _)| {
+            events.into_iter().find_map(|e| match e.body {
+                swarm_protocol::EventBody::RunStarted { worktrees, .. } => Some(worktrees),
+                _ => None,
+            })
+        })
+        .flatten()
+        .map(PathBuf::from);
+    if let Some(home) = WorktreeHome::open(recorded.as_deref(), &prepared.repo)? {
+        return Ok(home);
+    }
+    match recorded.as_deref().and_then(Path::parent) {
+        // Gone (a cleared cache): made again where it was.
+        Some(root) => Ok(WorktreeHome::create(root, &prepared.repo)?),
+        None => {
+            State::create(&prepared.repo.workdir)?;
+            WorktreeHome::open(None, &prepared.repo)?.ok_or_else(|| RunError::NotResumable {
+                run: prepared.run.clone(),
+                why: "its state directory is gone".into(),
+            })
+        }
+    }
 }
 
 /// The newest run recorded in the repository at `workdir`, if any.

@@ -205,6 +205,39 @@ impl TestRepo {
         self.swarm(&args)
     }
 
+    /// Where run `run` makes the worktree of `task`: in the repository's
+    /// worktree home, outside the repository.
+    pub fn worktree(&self, run: &str, task: &str) -> PathBuf {
+        self.worktree_home().join(run).join(task)
+    }
+
+    /// The repository's worktree home under the default root:
+    /// `repo-<8 hex of the hash of its git directory's path>`.
+    pub fn worktree_home(&self) -> PathBuf {
+        use std::io::Write as _;
+        let common = self.path().join(".git").canonicalize().expect("git dir");
+        let mut child = Command::new("git")
+            .args(["hash-object", "--stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("git hash-object");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(common.as_os_str().as_encoded_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("git hash-object");
+        let hash = String::from_utf8_lossy(&out.stdout);
+        self.worktree_root().join(format!("repo-{}", &hash[..8]))
+    }
+
+    /// The default root of worktree homes for this test's HOME.
+    pub fn worktree_root(&self) -> PathBuf {
+        self.home().join(".cache/swarm/worktrees")
+    }
+
     /// The report of the latest run, via `swarm status --json`.
     pub fn report(&self) -> serde_json::Value {
         let run = self.swarm(&["status", "--json"]);
@@ -227,6 +260,9 @@ impl TestRepo {
             .collect();
         if self.path().join(".swarm").exists() {
             traces.push(".swarm/".into());
+        }
+        if self.worktree_root().exists() {
+            traces.push("worktree home".into());
         }
         let worktrees = self.git(&["worktree", "list", "--porcelain"]);
         traces.extend(
@@ -255,7 +291,15 @@ pub fn task<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Valu
 /// user-visible text can be snapshotted.
 pub fn redact(text: &str, repo: &TestRepo) -> String {
     let root = repo.root().display().to_string();
-    let mut out = text.replace(&root, "[TMP]");
+    let mut out = text.to_string();
+    // The repository's worktree home: `repo-<8 hex>` under the root.
+    if let Ok(entries) = std::fs::read_dir(repo.worktree_root()) {
+        for entry in entries.flatten() {
+            let home = entry.path().display().to_string();
+            out = out.replace(&home, "[WORKTREES]");
+        }
+    }
+    let mut out = out.replace(&root, "[TMP]");
     // 40-hex commit ids and their 10/12-char abbreviations.
     let mut redacted = String::with_capacity(out.len());
     let mut word = String::new();

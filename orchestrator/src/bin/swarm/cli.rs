@@ -126,6 +126,10 @@ pub struct RunArgs {
     /// Start from this revision instead of the plan's `base`.
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
+    /// Make task worktrees under DIR (outside the repository) instead of
+    /// the plan's `worktrees` or ~/.cache/swarm/worktrees.
+    #[arg(long, value_name = "DIR")]
+    pub worktrees: Option<PathBuf>,
     #[command(flatten)]
     pub drive: Drive,
 }
@@ -182,8 +186,13 @@ pub struct ResumeArgs {
 
 /// Whether `drive` starts a run or takes one over.
 enum Mode {
-    Start { name: Option<String> },
-    Resume { run: String },
+    Start {
+        name: Option<String>,
+        worktrees: Option<PathBuf>,
+    },
+    Resume {
+        run: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -297,9 +306,10 @@ pub fn warn_skipped(skipped: &[journal::Skipped]) {
 }
 
 fn invalid_or_internal(e: RunError) -> Failure {
+    use swarm_orchestrator::worktree_home::HomeError;
     let state_help;
     let help = match &e {
-        RunError::State(s) if s.help().is_some() => {
+        RunError::State(s) | RunError::Home(HomeError::State(s)) if s.help().is_some() => {
             state_help = format!("\nhelp: {}", s.help().unwrap_or_default());
             state_help.as_str()
         }
@@ -312,6 +322,12 @@ fn invalid_or_internal(e: RunError) -> Failure {
         }
         RunError::Git(swarm_orchestrator::git::GitError::UnknownRev { .. }) => {
             "\nhelp: set `base` in [swarm] (or --base) to an existing branch, tag or commit"
+        }
+        RunError::Home(HomeError::InsideRepository { .. } | HomeError::Relative { .. }) => {
+            "\nhelp: choose an absolute directory outside the repository (--worktrees DIR, or `worktrees` in [swarm])"
+        }
+        RunError::Home(HomeError::Foreign { .. }) => {
+            "\nhelp: choose another directory for worktrees (--worktrees DIR), or remove that one if nothing of it is needed"
         }
         _ => "",
     };
@@ -450,7 +466,10 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         plan,
         &plan_path,
         args.drive,
-        Mode::Start { name: args.name },
+        Mode::Start {
+            name: args.name,
+            worktrees: args.worktrees.map(|dir| cwd.join(dir)),
+        },
     )
 }
 
@@ -609,10 +628,23 @@ fn drive(
         ),
     };
     let name = match &mode {
-        Mode::Start { name } => name.clone(),
+        Mode::Start { name, .. } => name.clone(),
         Mode::Resume { run } => Some(run.clone()),
     };
+    // A resumed run uses the home its journal recorded; this is only for
+    // starting one.
+    let worktree_root = match &mode {
+        Mode::Start {
+            worktrees: Some(dir),
+            ..
+        } => dir.clone(),
+        _ => match &plan.worktrees {
+            Some(entry) => expand_home(&plan, entry, "worktrees")?,
+            None => default_worktree_root(),
+        },
+    };
     let options = RunOptions {
+        worktree_root,
         sandbox: None,
         read_paths: Vec::new(),
         wasm,
@@ -909,6 +941,45 @@ fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
         read_only.push(path);
     }
     Ok(read_only)
+}
+
+/// `entry` of the plan with `~/` expanded to the home directory.
+fn expand_home(
+    plan: &Plan,
+    entry: &swarm_orchestrator::plan::ReadPath,
+    key: &str,
+) -> Result<PathBuf, Failure> {
+    let raw = &entry.raw;
+    match raw.strip_prefix("~/") {
+        None => Ok(PathBuf::from(raw)),
+        Some(rest) => match std::env::var_os("HOME") {
+            Some(home) => Ok(PathBuf::from(home).join(rest)),
+            None => Err(plan_error(
+                plan,
+                format!("`{key}` entry `{raw}` needs $HOME, which is not set"),
+                entry.span.clone(),
+                "starts with ~/",
+                "set HOME, or write the path in full",
+            )),
+        },
+    }
+}
+
+/// Where worktrees go unless the plan or `--worktrees` says: the user's
+/// cache directory, which is outside any repository.
+fn default_worktree_root() -> PathBuf {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    match (var("XDG_CACHE_HOME"), var("HOME")) {
+        (Some(cache), _) => cache.join("swarm").join("worktrees"),
+        (None, Some(home)) => home.join(".cache").join("swarm").join("worktrees"),
+        (None, None) => std::env::temp_dir()
+            .join(format!("swarm-{}", nix::unistd::getuid()))
+            .join("worktrees"),
+    }
 }
 
 /// An error at `span` of the plan's source, rendered like any plan error.

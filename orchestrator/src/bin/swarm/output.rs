@@ -566,6 +566,7 @@ mod tests {
             base_commit: "0".repeat(40),
             integration_branch: "swarm/r".into(),
             concurrency: 1,
+            worktrees: None,
             tasks: ids
                 .iter()
                 .map(|id| TaskInfo {
@@ -629,6 +630,7 @@ mod tests {
                 base_commit: "0".repeat(40),
                 integration_branch: "swarm/r".into(),
                 concurrency: 2,
+                worktrees: None,
                 tasks: vec![
                     info("core", TaskKind::Agent),
                     info("docs", TaskKind::Command),

@@ -1,0 +1,271 @@
+//! Where a repository's task worktrees live: outside the repository, so
+//! that a worktree behaves like a clone for every tool that walks up the
+//! directory tree (cargo finding the outer `Cargo.toml` and workspace, npm
+//! and node finding an outer `package.json` or `node_modules`, go finding an
+//! outer `go.mod`, python tooling finding `pyproject.toml`).
+//!
+//! ```text
+//! <root>/<repo>-<hash>/.repository        the repository this home belongs to
+//! <root>/<repo>-<hash>/<run>/<task>       a task's worktree
+//! <root>/<repo>-<hash>/<run>/.readonly-*  shared read-only checkouts
+//! <root>/<repo>-<hash>/.cache/<tool>      build caches shared by its tasks
+//! ```
+//!
+//! `<root>` is the user's choice (the CLI defaults it to the user's cache
+//! directory); `<repo>-<hash>` keeps two repositories of the same name
+//! apart. The home is opened with the same care as `.swarm` (no link below
+//! it is followed), and a run's journal records where its worktrees are,
+//! but a journal is only a file in the repository: swarm removes nothing in
+//! a home whose `.repository` does not name this repository.
+//!
+//! Runs recorded before worktrees moved out (journals that name no home)
+//! keep theirs in `.swarm/worktrees/<run>`.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::{GitError, Repo};
+use crate::state::{Entry, State, StateError};
+
+/// The marker naming the repository a home belongs to.
+const MARKER: &str = ".repository";
+
+/// Why a worktree home cannot be used, as a fragment after "failed to".
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error(
+        "use {root} for worktrees: it is inside the repository {repo}, where tools that walk up the directory tree (cargo, npm, go, git) would find the repository's own files"
+    )]
+    InsideRepository { root: PathBuf, repo: PathBuf },
+    #[error("use {root} for worktrees: the path is not absolute")]
+    Relative { root: PathBuf },
+    #[error(
+        "use worktree home {home}: it belongs to another repository ({owner}), so swarm leaves it alone"
+    )]
+    Foreign { home: PathBuf, owner: String },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+impl HomeError {
+    /// True when the user's choice of directory is wrong (exit code 2).
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            Self::InsideRepository { .. } | Self::Relative { .. } | Self::Foreign { .. } => true,
+            Self::State(e) => e.is_unsafe(),
+            Self::Git(_) => false,
+        }
+    }
+}
+
+/// The directory of one repository's worktrees, opened and checked.
+#[derive(Debug)]
+pub struct WorktreeHome {
+    dir: State,
+    /// `Some("worktrees")` for the `.swarm` layout of earlier runs.
+    prefix: Option<&'static str>,
+}
+
+/// `<name of the repository's directory>-<8 hex digits of its git
+/// directory's path>`: readable, and distinct per repository.
+pub fn repo_key(repo: &Repo) -> String {
+    let common = repo
+        .common_dir
+        .canonicalize()
+        .unwrap_or_else(|_| repo.common_dir.clone());
+    let hash = git2::Oid::hash_object(
+        git2::ObjectType::Blob,
+        common.as_os_str().as_encoded_bytes(),
+    )
+    .map(|oid| oid.to_string())
+    .unwrap_or_default();
+    let name: String = repo
+        .workdir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' | '.' => c,
+            _ => '-',
+        })
+        .collect();
+    let name = name.trim_start_matches(['.', '-']);
+    let name = if name.is_empty() { "repo" } else { name };
+    format!("{name}-{}", hash.get(..8).unwrap_or("0"))
+}
+
+/// What `.repository` says: the repository's git directory.
+fn marker_text(repo: &Repo) -> String {
+    let common = repo
+        .common_dir
+        .canonicalize()
+        .unwrap_or_else(|_| repo.common_dir.clone());
+    format!("{}\n", common.display())
+}
+
+/// Refuses a root inside the repository's working tree.
+pub fn check_root(root: &Path, repo: &Repo) -> Result<(), HomeError> {
+    if !root.is_absolute() {
+        return Err(HomeError::Relative {
+            root: root.to_path_buf(),
+        });
+    }
+    // Compare what both resolve to (a root not made yet: its nearest
+    // existing ancestor, plus the rest).
+    let resolve = |p: &Path| -> PathBuf {
+        let mut missing = Vec::new();
+        let mut current = p.to_path_buf();
+        loop {
+            if let Ok(real) = current.canonicalize() {
+                return missing.iter().rev().fold(real, |acc, part| acc.join(part));
+            }
+            match (current.file_name(), current.parent()) {
+                (Some(name), Some(parent)) => {
+                    missing.push(name.to_os_string());
+                    current = parent.to_path_buf();
+                }
+                _ => return p.to_path_buf(),
+            }
+        }
+    };
+    let workdir = resolve(&repo.workdir);
+    if resolve(root).starts_with(&workdir) {
+        return Err(HomeError::InsideRepository {
+            root: root.to_path_buf(),
+            repo: repo.workdir.clone(),
+        });
+    }
+    Ok(())
+}
+
+impl WorktreeHome {
+    /// The home of `repo` under `root`.
+    pub fn path_for(root: &Path, repo: &Repo) -> PathBuf {
+        root.join(repo_key(repo))
+    }
+
+    /// Creates (or opens) the home of `repo` under `root` for a new run.
+    pub fn create(root: &Path, repo: &Repo) -> Result<Self, HomeError> {
+        check_root(root, repo)?;
+        let key = repo_key(repo);
+        let dir = State::owned(root, &key, true)?.ok_or_else(|| StateError::Io {
+            action: "create",
+            path: root.join(&key),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+        let want = marker_text(repo);
+        match dir.read_file(&[MARKER])? {
+            None => dir.create_file(&[MARKER], &want)?,
+            Some(owner) if owner == want => {}
+            Some(owner) => {
+                return Err(HomeError::Foreign {
+                    home: dir.path().to_path_buf(),
+                    owner: owner.trim().to_string(),
+                });
+            }
+        }
+        Ok(Self { dir, prefix: None })
+    }
+
+    /// The home a run's journal recorded (`None` for runs from before
+    /// homes: `.swarm/worktrees`), checked to belong to `repo`. `Ok(None)`
+    /// when it is gone.
+    pub fn open(recorded: Option<&Path>, repo: &Repo) -> Result<Option<Self>, HomeError> {
+        let Some(home) = recorded else {
+            return Ok(State::open(&repo.workdir)?.map(|dir| Self {
+                dir,
+                prefix: Some("worktrees"),
+            }));
+        };
+        let (Some(parent), Some(name)) = (home.parent(), home.file_name()) else {
+            return Ok(None);
+        };
+        let Some(dir) = State::owned(parent, &name.to_string_lossy(), false)? else {
+            return Ok(None);
+        };
+        match dir.read_file(&[MARKER])? {
+            Some(owner) if owner == marker_text(repo) => Ok(Some(Self { dir, prefix: None })),
+            owner => Err(HomeError::Foreign {
+                home: home.to_path_buf(),
+                owner: owner.map_or_else(|| "none recorded".into(), |o| o.trim().to_string()),
+            }),
+        }
+    }
+
+    /// The home's path (what a run's journal records).
+    pub fn path(&self) -> PathBuf {
+        match self.prefix {
+            Some(prefix) => self.dir.path().join(prefix),
+            None => self.dir.path().to_path_buf(),
+        }
+    }
+
+    fn parts<'a>(&self, rest: &[&'a str]) -> Vec<&'a str> {
+        self.prefix
+            .into_iter()
+            .chain(rest.iter().copied())
+            .collect()
+    }
+
+    /// `<home>/<run>`: where run `run`'s worktrees go.
+    pub fn run_dir(&self, run: &str) -> PathBuf {
+        self.path().join(run)
+    }
+
+    /// Creates `<home>/<run>` before a run writes through its plain path;
+    /// refuses a link there or at any entry in it.
+    pub fn begin_run(&self, run: &str) -> Result<PathBuf, HomeError> {
+        self.check_run(run)?;
+        Ok(self.dir.ensure_dir(&self.parts(&[run]))?)
+    }
+
+    /// Refuses a link at `<home>/<run>` or directly in it.
+    pub fn check_run(&self, run: &str) -> Result<(), HomeError> {
+        for e in self.dir.entries(&self.parts(&[]))? {
+            if e.name == run && e.kind == crate::state::Kind::Symlink {
+                return Err(StateError::Symlink {
+                    path: self.run_dir(run),
+                }
+                .into());
+            }
+        }
+        for e in self.dir.entries(&self.parts(&[run]))? {
+            if e.kind == crate::state::Kind::Symlink {
+                return Err(StateError::Symlink {
+                    path: self.run_dir(run).join(&e.name),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries of `<home>/<run>` (none if absent), links not followed.
+    pub fn entries(&self, run: &str) -> Result<Vec<Entry>, HomeError> {
+        Ok(self.dir.entries(&self.parts(&[run]))?)
+    }
+
+    /// Removes `<home>/<run>/<name>` (or `<home>/<run>` itself when `name`
+    /// is `None`) without following links.
+    pub fn remove(&self, run: &str, name: Option<&str>) -> Result<(), HomeError> {
+        let parts = self.parts(&[run]);
+        let parts = match name {
+            Some(name) => parts.into_iter().chain([name]).collect(),
+            None => parts,
+        };
+        Ok(self.dir.remove(&parts)?)
+    }
+
+    /// Bytes held under `<home>/<run>/<name>`.
+    pub fn size(&self, run: &str, name: &str) -> u64 {
+        self.dir.size(&self.parts(&[run, name]))
+    }
+
+    /// `<home>/.cache/<tool>`, created: a build cache the repository's
+    /// tasks share.
+    pub fn cache_dir(&self, tool: &str) -> Result<PathBuf, HomeError> {
+        Ok(self.dir.ensure_dir(&self.parts(&[".cache", tool]))?)
+    }
+}

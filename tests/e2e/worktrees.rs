@@ -1,0 +1,157 @@
+//! Task worktrees live outside the repository, so that tools which walk up
+//! the directory tree (cargo looking for a workspace, npm for
+//! `node_modules`) see a clone, not the user's repository around it; where
+//! they go is configurable, never inside the repository, and swarm removes
+//! nothing in a directory that a journal merely claims is its own.
+
+use crate::sandbox::sandbox_available;
+use crate::support::{TestRepo, task};
+use crate::toolchains::{cargo_home, swarm_with_cargo};
+
+#[test]
+fn worktrees_are_outside_the_repository_where_cargo_finds_no_outer_package() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    // A package at the repository's root with no `[workspace]` table: from
+    // a worktree inside the repository, cargo walked up to this file (and
+    // the sandbox refused to let it read it).
+    repo.write(
+        "Cargo.toml",
+        "[package]\nname = \"outer\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    repo.write("src/lib.rs", "pub fn outer() {}\n");
+    repo.write(".gitignore", "target/\nCargo.lock\n");
+    repo.commit_all("a crate at the root");
+    let plan = repo.plan(
+        "w.toml",
+        "[swarm]\nname = \"w\"\n\n[[task]]\nid = \"meta\"\nrun = '''\n\
+         cargo metadata --offline --no-deps --format-version 1 > meta.json\n\
+         pwd > where.txt\n'''\n",
+    );
+    let cargo = cargo_home(&repo);
+    let run = swarm_with_cargo(&repo, &cargo, &["run", plan.to_str().unwrap()]);
+    run.assert_code(0);
+    let meta = repo.show("swarm/w", "meta.json");
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    let worktree = repo.worktree("w", "meta");
+    // The workspace cargo saw is the worktree itself.
+    assert_eq!(
+        meta["workspace_root"].as_str(),
+        Some(worktree.to_str().unwrap()),
+        "{meta}"
+    );
+    assert_eq!(meta["packages"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        repo.show("swarm/w", "where.txt"),
+        worktree.display().to_string()
+    );
+    assert!(!worktree.starts_with(repo.path()));
+    assert!(worktree.starts_with(repo.home().join(".cache/swarm/worktrees")));
+    // The journal records where the run's worktrees are.
+    let journal = std::fs::read_to_string(repo.path().join(".swarm/runs/w/events.jsonl")).unwrap();
+    assert!(
+        journal.contains(&format!(
+            "\"worktrees\":\"{}\"",
+            repo.worktree_home().display()
+        )),
+        "{journal}"
+    );
+    assert!(!repo.path().join(".swarm/worktrees").exists());
+}
+
+#[test]
+fn the_worktree_directory_is_configurable_but_never_inside_the_repository() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "c.toml",
+        "[swarm]\nname = \"c\"\nsandbox = \"none\"\n\n[[task]]\nid = \"t\"\nrun = \"pwd > where.txt\"\n",
+    );
+    // Inside the repository: refused before anything is made.
+    let inside = repo.path().join("wt");
+    let run = repo.run_plan(&plan, &["--worktrees", inside.to_str().unwrap()]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("is inside the repository")
+            && run
+                .stderr
+                .contains("help: choose an absolute directory outside the repository"),
+        "{}",
+        run.stderr
+    );
+    assert!(repo.swarm_traces().is_empty(), "{:?}", repo.swarm_traces());
+
+    // In the plan, relative: an error at its line.
+    let relative = repo.plan(
+        "r.toml",
+        "[swarm]\nworktrees = \"wt\"\n\n[[task]]\nid = \"t\"\nrun = \"true\"\n",
+    );
+    let out = repo.swarm(&["validate", relative.to_str().unwrap()]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("`worktrees` directory `wt` is relative")
+            && out.stderr.contains(":2:"),
+        "{}",
+        out.stderr
+    );
+
+    // Elsewhere, by flag: under DIR, in the repository's own directory.
+    let dir = repo.outside().join("fast-disk");
+    repo.run_plan(&plan, &["--worktrees", dir.to_str().unwrap()])
+        .assert_code(0);
+    let seen = repo.show("swarm/c", "where.txt");
+    let home = repo.worktree_home();
+    let expected = dir.join(home.file_name().unwrap()).join("c/t");
+    assert_eq!(seen, expected.display().to_string());
+    assert!(!repo.worktree_root().exists());
+
+    // And by the plan's key.
+    let keyed = repo.plan(
+        "k.toml",
+        &format!(
+            "[swarm]\nname = \"k\"\nsandbox = \"none\"\nworktrees = \"{}\"\n\n[[task]]\nid = \"t\"\nrun = \"pwd > where.txt\"\n",
+            repo.outside().join("other").display()
+        ),
+    );
+    repo.run_plan(&keyed, &[]).assert_code(0);
+    assert!(
+        repo.show("swarm/k", "where.txt")
+            .starts_with(repo.outside().join("other").to_str().unwrap())
+    );
+}
+
+#[test]
+fn clean_leaves_alone_a_directory_a_forged_journal_names() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "f.toml",
+        "[swarm]\nname = \"f\"\nsandbox = \"none\"\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 1\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    // Someone's directory, shaped like a worktree home of run `f`.
+    let victim = repo.outside().join("victim");
+    std::fs::create_dir_all(victim.join("f/bad")).unwrap();
+    std::fs::write(victim.join("f/bad/precious.txt"), "mine\n").unwrap();
+    let journal = repo.path().join(".swarm/runs/f/events.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let home = repo.worktree_home().display().to_string();
+    assert!(text.contains(&home));
+    std::fs::write(&journal, text.replace(&home, victim.to_str().unwrap())).unwrap();
+
+    let out = repo.swarm(&["clean", "f"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("belongs to another repository"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("f/bad/precious.txt")).unwrap(),
+        "mine\n"
+    );
+    // The real worktree is untouched too: its work is still there.
+    assert!(repo.worktree("f", "bad").join("half.txt").exists());
+    assert_eq!(task(&repo.report(), "bad")["status"], "failed");
+}
