@@ -264,8 +264,25 @@ impl WorktreeHome {
     }
 
     /// `<home>/.cache/<tool>`, created: a build cache the repository's
-    /// tasks share.
-    pub fn cache_dir(&self, tool: &str) -> Result<PathBuf, HomeError> {
-        Ok(self.dir.ensure_dir(&self.parts(&[".cache", tool]))?)
+    /// tasks share. `owner`: the identity sandboxed tasks run as when it is
+    /// not swarm's own (root's tasks run as nobody), which must be able to
+    /// write there.
+    pub fn cache_dir(&self, tool: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, HomeError> {
+        let path = self.dir.ensure_dir(&self.parts(&[".cache", tool]))?;
+        if let Some((uid, gid)) = owner {
+            // The path has no link in it (just checked, component by
+            // component, and only swarm writes above it).
+            nix::unistd::chown(
+                &path,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| StateError::Io {
+                action: "hand over",
+                path: path.clone(),
+                source: std::io::Error::from(e),
+            })?;
+        }
+        Ok(path)
     }
 }

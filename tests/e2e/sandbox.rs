@@ -264,7 +264,12 @@ fn secrets_of_the_real_home_and_environment_stay_hidden() {
                 "CONDA_PREFIX",
                 "GOROOT",
                 "GOPATH",
-                "GOMODCACHE"
+                "GOMODCACHE",
+                // Their build caches (paths under the worktree home).
+                "CARGO_TARGET_DIR",
+                "npm_config_cache",
+                "PIP_CACHE_DIR",
+                "GOCACHE"
             ]
             .contains(&name)
                 || name.starts_with("SWARM_"),

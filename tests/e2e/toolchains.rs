@@ -220,3 +220,104 @@ fn bad_read_paths_entries_are_reported_at_their_line_by_validate_and_run() {
         assert!(!repo.has_rev(&format!("swarm/{name}")));
     }
 }
+
+#[test]
+fn build_caches_outlive_a_run_so_a_tasks_dependencies_are_built_once() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    // A dependency outside the repository (as a registry crate would be),
+    // shown to tasks read-only; no `.gitignore` for `target/`.
+    let dep = repo.outside().join("dep");
+    std::fs::create_dir_all(dep.join("src")).unwrap();
+    std::fs::write(
+        dep.join("Cargo.toml"),
+        "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(dep.join("src/lib.rs"), "pub fn two() -> u32 {\n    2\n}\n").unwrap();
+    repo.write(
+        "Cargo.toml",
+        &format!(
+            "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ndep = {{ path = {:?} }}\n",
+            dep.display()
+        ),
+    );
+    repo.write(
+        "src/lib.rs",
+        "pub fn three() -> u32 {\n    dep::two() + 1\n}\n",
+    );
+    repo.commit_all("a crate with a dependency");
+    let cargo = cargo_home(&repo);
+    let plan = repo.plan(
+        "b.toml",
+        &format!(
+            "[swarm]\nread_paths = [{:?}]\n\n[[task]]\nid = \"build\"\nrun = '''\n\
+             cargo build --offline\necho \"$CARGO_TARGET_DIR\" > target-dir.txt\n\
+             echo \"$npm_config_cache\" > npm-cache.txt\n'''\n",
+            dep.display().to_string()
+        ),
+    );
+    let log = |run: &str| {
+        std::fs::read_to_string(
+            repo.path()
+                .join(format!(".swarm/runs/{run}/logs/build/1.err")),
+        )
+        .unwrap_or_default()
+    };
+    for (run, dep_built) in [("one", true), ("two", false)] {
+        let out = swarm_with_cargo(
+            &repo,
+            &cargo,
+            &["run", plan.to_str().unwrap(), "--name", run],
+        );
+        assert_eq!(out.code, 0, "{}\n{}", out.stderr, log(run));
+        assert!(log(run).contains("Compiling tiny"), "{}", log(run));
+        assert_eq!(
+            log(run).contains("Compiling dep"),
+            dep_built,
+            "run {run}:\n{}",
+            log(run)
+        );
+    }
+    // The task's own target directory in the worktree home, kept across
+    // runs; nothing of it is in the result.
+    let target = repo.worktree_home().join(".cache/cargo-target/build");
+    assert_eq!(
+        repo.show("swarm/two", "target-dir.txt"),
+        target.display().to_string()
+    );
+    assert!(target.join("debug").is_dir());
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "swarm/two"]);
+    assert!(!files.contains("target/"), "{files}");
+    // Caches of other toolchains found (node's, when node is installed)
+    // are shared by every task.
+    let npm = repo.show("swarm/two", "npm-cache.txt");
+    if !npm.is_empty() {
+        assert_eq!(
+            npm,
+            repo.worktree_home()
+                .join(".cache/npm")
+                .display()
+                .to_string()
+        );
+    }
+
+    // Turned off: cargo builds in the worktree, from scratch.
+    let off = repo.plan(
+        "off.toml",
+        &format!(
+            "[swarm]\ncaches = false\nread_paths = [{:?}]\n\n[[task]]\nid = \"build\"\nrun = '''\n\
+             cargo build --offline\ntest -d target/debug\nrm -rf target\n'''\n",
+            dep.display().to_string()
+        ),
+    );
+    let out = swarm_with_cargo(
+        &repo,
+        &cargo,
+        &["run", off.to_str().unwrap(), "--name", "off"],
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stderr, log("off"));
+    assert!(log("off").contains("Compiling dep"), "{}", log("off"));
+}

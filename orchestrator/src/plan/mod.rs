@@ -38,6 +38,8 @@ pub struct Plan {
     pub toolchains: Toolchains,
     /// `[swarm] worktrees`, as written (`~/` not yet expanded).
     pub worktrees: Option<ReadPath>,
+    /// Whether sandboxed tasks share build caches (`[swarm] caches`).
+    pub caches: bool,
     /// The models agent tasks use, by name.
     pub models: BTreeMap<String, ModelConfig>,
     /// What all agent tasks together may spend.

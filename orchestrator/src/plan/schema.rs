@@ -142,6 +142,12 @@ pub struct SwarmSection {
     /// `$XDG_CACHE_HOME/swarm/worktrees`); `--worktrees` overrides it.
     #[schemars(with = "Option<String>")]
     pub worktrees: Option<Spanned<String>>,
+    /// Whether sandboxed tasks share a writable build cache per detected
+    /// toolchain (cargo's target directory, npm's, pip's and go's caches),
+    /// kept per repository across runs. Default: `true`. A task can plant
+    /// build output in a shared cache that another task then uses: turn
+    /// this off when tasks must not trust each other.
+    pub caches: Option<bool>,
     /// A limit on what all agent tasks of the run may spend together.
     pub budget: Option<BudgetFields>,
     /// A task does not start (it fails, saying why) when the file system of

@@ -68,6 +68,27 @@ fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::
     }
 }
 
+/// The build caches of a sandboxed run, created (writable by the identity
+/// its tasks run as).
+fn cache_dirs(prepared: &Prepared, home: &WorktreeHome) -> Result<Vec<task::Cache>, RunError> {
+    if prepared.options.sandbox.is_none() {
+        return Ok(Vec::new());
+    }
+    let owner = swarm_sandbox::worker_identity();
+    prepared
+        .options
+        .caches
+        .iter()
+        .map(|c| {
+            Ok(task::Cache {
+                var: c.var.clone(),
+                dir: home.cache_dir(&c.name, owner)?,
+                per_task: c.per_task,
+            })
+        })
+        .collect()
+}
+
 /// Why no new task is being started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stopping {
@@ -141,7 +162,8 @@ impl<'o> Dispatcher<'o> {
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
         let worktree_dir = home.run_dir(&prepared.run);
-        let mut dispatcher = Self::new(prepared, worktree_dir, observer, stop, lock)?;
+        let caches = cache_dirs(&prepared, home)?;
+        let mut dispatcher = Self::new(prepared, worktree_dir, caches, observer, stop, lock)?;
         let infos = dispatcher.task_infos();
         dispatcher.emit(EventBody::RunStarted {
             run: dispatcher.ctx.run.clone(),
@@ -193,7 +215,8 @@ impl<'o> Dispatcher<'o> {
         remove_readonly_checkouts(&prepared.repo, &worktree_dir);
         let mut prepared = prepared;
         prepared.base_commit = recovered.base_commit;
-        let mut dispatcher = Self::new(prepared, worktree_dir, observer, stop, lock)?;
+        let caches = cache_dirs(&prepared, home)?;
+        let mut dispatcher = Self::new(prepared, worktree_dir, caches, observer, stop, lock)?;
         // The new observer has not seen the run start.
         (dispatcher.observer)(&recovered.run_started);
         for event in crate::journal::read(dispatcher.journal.path()).unwrap_or_default() {
@@ -253,6 +276,7 @@ impl<'o> Dispatcher<'o> {
     fn new(
         prepared: Prepared,
         worktree_dir: PathBuf,
+        caches: Vec<task::Cache>,
         observer: &'o mut (dyn FnMut(&Event) + Send),
         stop: watch::Receiver<Option<Stop>>,
         lock: RunLock,
@@ -295,6 +319,7 @@ impl<'o> Dispatcher<'o> {
             run,
             run_dir,
             worktree_dir,
+            caches,
             tasks: plan.tasks,
             grace: options.grace,
             sandbox: options.sandbox,

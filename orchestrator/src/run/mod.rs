@@ -86,6 +86,28 @@ pub struct RunOptions {
     /// [`crate::worktree_home`]): outside the repository. A resumed run
     /// uses the home its journal recorded instead.
     pub worktree_root: PathBuf,
+    /// Build caches sandboxed tasks share (one per detected toolchain,
+    /// none when the plan turns them off).
+    pub caches: Vec<BuildCache>,
+}
+
+/// A build cache of the repository's sandboxed tasks: the variable `var`
+/// points a task at `<worktree home>/.cache/<name>` (or, `per_task`, at
+/// `<worktree home>/.cache/<name>/<task>`), which it may write, and which
+/// later runs find again.
+///
+/// Download and build caches that are content-addressed (npm's, pip's,
+/// go's) are shared by all tasks: the tools keep concurrent use consistent.
+/// Cargo's target directory is not: two tasks building the same package
+/// from different worktrees into one target directory would take each
+/// other's artifacts for fresh (cargo judges by modification times), so
+/// each task id keeps its own, and every later run of that task starts
+/// with its dependencies built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildCache {
+    pub name: String,
+    pub var: String,
+    pub per_task: bool,
 }
 
 /// Confinement of a run's workers.

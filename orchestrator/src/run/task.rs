@@ -32,6 +32,8 @@ pub(super) struct Ctx {
     pub run: String,
     pub run_dir: PathBuf,
     pub worktree_dir: PathBuf,
+    /// Build caches of sandboxed tasks.
+    pub caches: Vec<Cache>,
     pub tasks: Vec<Task>,
     pub grace: Duration,
     pub sandbox: Option<super::SandboxSettings>,
@@ -50,6 +52,51 @@ pub(super) struct Ctx {
     /// Shared read-only checkouts (and their git directories), by commit.
     pub readonly: Mutex<HashMap<Oid, (PathBuf, PathBuf)>>,
     pub progress: mpsc::UnboundedSender<Progress>,
+}
+
+/// A build cache (see [`super::BuildCache`]), its directory made.
+#[derive(Debug)]
+pub(super) struct Cache {
+    pub var: String,
+    pub dir: PathBuf,
+    /// Each task gets `<dir>/<task>`, made when it first runs.
+    pub per_task: bool,
+}
+
+/// The directories of `ctx`'s caches that `task` uses, made (and handed to
+/// `owner`, the identity sandboxed tasks run as when it is not swarm's).
+fn task_caches(
+    ctx: &Ctx,
+    task: &Task,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for cache in &ctx.caches {
+        // A read-only task's build output goes to its private tmp.
+        if cache.per_task && task.isolation == Isolation::Readonly {
+            continue;
+        }
+        let dir = match cache.per_task {
+            false => cache.dir.clone(),
+            true => {
+                let dir = cache.dir.join(&task.id);
+                // The parent is swarm's (checked when it was made), and a
+                // task id is one plain path component.
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {
+                        if let Some((uid, gid)) = owner {
+                            std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                dir
+            }
+        };
+        out.push((cache.var.clone(), dir));
+    }
+    Ok(out)
 }
 
 /// Messages from a task to the dispatcher, in the order things happen.
@@ -385,6 +432,21 @@ async fn run_attempt(
         }
         None => Vec::new(),
     };
+    let caches = match ctx.sandbox.as_ref().filter(|_| task.wasm.is_none()) {
+        None => Vec::new(),
+        Some(_) => match task_caches(ctx, task, swarm_sandbox::worker_identity()) {
+            Ok(caches) => caches,
+            Err(e) => {
+                return (
+                    AttemptOutcome::SpawnFailed {
+                        message: format!("create the build caches of task `{}`: {e}", task.id),
+                    },
+                    None,
+                    None,
+                );
+            }
+        },
+    };
     let sandbox = ctx.sandbox.as_ref().map(|settings| {
         // Writable: the worktree and the private tmp. Readable: the git
         // view (git commands in the worktree need it) and a shared
@@ -392,6 +454,7 @@ async fn run_attempt(
         // worktree's `.git` link is read-only: a task cannot point git
         // elsewhere for whoever inspects the worktree later.
         let mut read_write = vec![tmp.clone()];
+        read_write.extend(caches.iter().map(|(_, dir)| dir.clone()));
         let mut read_only = ctx.read_paths.clone();
         match task.isolation {
             Isolation::Worktree => {
@@ -401,6 +464,11 @@ async fn run_attempt(
             Isolation::Readonly => read_only.push(workdir.to_path_buf()),
         }
         env.extend(settings.env.iter().cloned());
+        env.extend(
+            caches
+                .iter()
+                .map(|(var, dir)| (var.clone(), dir.display().to_string())),
+        );
         env.push(("HOME".into(), tmp.display().to_string()));
         let mut policy = Policy::for_worker(read_write, read_only);
         policy.views = views;

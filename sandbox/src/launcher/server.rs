@@ -250,9 +250,19 @@ impl Server {
         if argv.is_empty() {
             return Err("start the worker: no command given".into());
         }
+        // A later value of a variable replaces an earlier one (a task's
+        // `env` over a toolchain's), as `Command::env` does: execve would
+        // pass both, and which one a program reads differs (getenv takes
+        // the first).
+        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, (k, _)) in env.iter().enumerate() {
+            last.insert(k.as_str(), i);
+        }
         let env = env
             .iter()
-            .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+            .enumerate()
+            .filter(|(i, (k, _))| last.get(k.as_str()) == Some(i))
+            .map(|(_, (k, v))| cstring(format!("{k}={v}").as_bytes()))
             .collect::<Result<Vec<_>, _>>()?;
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
         let ruleset = confine::ruleset(policy, self.base.is_some(), &mut self.system)

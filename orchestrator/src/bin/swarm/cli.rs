@@ -363,7 +363,15 @@ fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
         &base.to_string()[..12]
     );
     let (read_paths, found) = grants(&plan)?;
-    print_grants(&read_paths, &found);
+    let home = swarm_orchestrator::worktree_home::WorktreeHome::path_for(
+        &match &plan.worktrees {
+            Some(entry) => expand_home(&plan, entry, "worktrees")?,
+            None => default_worktree_root(),
+        },
+        &repo,
+    );
+    print_grants(&read_paths, &found, plan.caches.then_some(home.as_path()));
+    println!("worktrees         {}", home.display());
     Ok(exit::SUCCESS)
 }
 
@@ -645,6 +653,7 @@ fn drive(
     };
     let options = RunOptions {
         worktree_root,
+        caches: Vec::new(),
         sandbox: None,
         read_paths: Vec::new(),
         wasm,
@@ -674,9 +683,22 @@ fn drive(
         settings
     });
     read_only.extend(found.iter().flat_map(|t| t.grants.iter().cloned()));
+    let caches = match plan.caches {
+        false => Vec::new(),
+        true => found
+            .iter()
+            .filter_map(|t| crate::toolchains::cache_of(t.name))
+            .map(|(name, var)| run::BuildCache {
+                name: name.into(),
+                var: var.into(),
+                per_task: var == "CARGO_TARGET_DIR",
+            })
+            .collect(),
+    };
     let options = RunOptions {
         sandbox,
         read_paths: read_only,
+        caches,
         ..options
     };
     let resuming = matches!(mode, Mode::Resume { .. });
@@ -1013,7 +1035,12 @@ fn grants(plan: &Plan) -> Result<(Vec<PathBuf>, Vec<crate::toolchains::Toolchain
 
 /// Lines saying what sandboxed tasks are granted, for `validate` and
 /// `doctor`.
-fn print_grants(read_paths: &[PathBuf], found: &[crate::toolchains::Toolchain]) {
+/// `home`: the repository's worktree home when tasks share build caches.
+fn print_grants(
+    read_paths: &[PathBuf],
+    found: &[crate::toolchains::Toolchain],
+    home: Option<&Path>,
+) {
     if found.is_empty() {
         println!("toolchains        none found (or turned off by `toolchains`)");
     }
@@ -1024,6 +1051,20 @@ fn print_grants(read_paths: &[PathBuf], found: &[crate::toolchains::Toolchain]) 
         }
         for (key, value) in &toolchain.env {
             println!("  env             {key}={value}");
+        }
+        if let (Some(home), Some((name, var))) = (home, crate::toolchains::cache_of(toolchain.name))
+        {
+            let dir = home.join(".cache").join(name);
+            match var {
+                "CARGO_TARGET_DIR" => println!(
+                    "  build cache     {var}={}/<task> (writable, kept for the task's later runs)",
+                    dir.display()
+                ),
+                _ => println!(
+                    "  shared cache    {var}={} (writable, shared by the repository's tasks)",
+                    dir.display()
+                ),
+            }
         }
     }
     for path in read_paths {
@@ -1109,7 +1150,7 @@ fn doctor() -> Result<i32, Failure> {
         Ok(_) => {
             println!("\nswarm enforces, for every sandboxed task:");
             println!(
-                "  files      write only in the task's worktree and private tmp (also HOME, TMPDIR);"
+                "  files      write only in the task's worktree, private tmp (also HOME, TMPDIR) and build caches;"
             );
             println!(
                 "             read the system directories, a view of the repository's .git (objects,"
@@ -1143,7 +1184,7 @@ fn doctor() -> Result<i32, Failure> {
                 &crate::toolchains::HostEnv::current(),
                 &swarm_orchestrator::plan::Toolchains::All,
             );
-            print_grants(&[], &found);
+            print_grants(&[], &found, None);
             Ok(exit::SUCCESS)
         }
         Err(why) => {

@@ -71,6 +71,21 @@ pub struct Toolchain {
     pub env: Vec<(String, String)>,
 }
 
+/// The build cache of a toolchain's sandboxed tasks: its directory's name
+/// under the worktree home's `.cache/`, and the variable pointing the tool
+/// at it. Cargo's is the target directory, one per task id (see
+/// `run::BuildCache` for why it is not shared); the others are the tools'
+/// content-addressed download and build caches, shared.
+pub fn cache_of(toolchain: &str) -> Option<(&'static str, &'static str)> {
+    match toolchain {
+        "rust" => Some(("cargo-target", "CARGO_TARGET_DIR")),
+        "node" => Some(("npm", "npm_config_cache")),
+        "python" => Some(("pip", "PIP_CACHE_DIR")),
+        "go" => Some(("go-build", "GOCACHE")),
+        _ => None,
+    }
+}
+
 /// Looks for one toolchain.
 type Finder = fn(&HostEnv) -> Option<Toolchain>;
 
