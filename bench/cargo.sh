@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Section 9 of BENCHMARKS.md: a 4-task `cargo test` fan-out of a real crate
+# (regex-syntax, from the machine's cargo registry, made a git repository),
+# first and second run, sandboxed through swarm with its build caches, with
+# them turned off, and the same by hand (4 worktrees, `cargo test` in each,
+# $NPROC at a time).
+#
+#   bench/cargo.sh          # writes section 9 into BENCHMARKS.md
+#
+# Each task edits one module (a comment, as a refactor would touch a file)
+# and runs the crate's library tests. Needs regex-syntax in the registry
+# (`cargo fetch` in this workspace puts it there) and a release build.
+# bench/run.sh calls this at its end.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$ROOT/BENCHMARKS.md}
+NPROC=$(nproc)
+REAL_HOME=${HOME}
+CARGO_HOME=${CARGO_HOME:-$REAL_HOME/.cargo}
+RUSTUP_HOME=${RUSTUP_HOME:-$REAL_HOME/.rustup}
+export CARGO_HOME RUSTUP_HOME
+
+cd "$ROOT"
+cargo build --release --quiet -p swarm --bin swarm
+SWARM=$ROOT/target/release/swarm
+SRC=$(ls -d "$CARGO_HOME"/registry/src/*/regex-syntax-0.8.* 2>/dev/null | sort -V | tail -1)
+if [ -z "$SRC" ]; then
+  echo "regex-syntax is not in $CARGO_HOME/registry: run \`cargo fetch\` in $ROOT" >&2
+  exit 1
+fi
+VERSION=${SRC##*/regex-syntax-}
+
+# On disk, not tmpfs: build output is what a real run writes.
+WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-cargo-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+export HOME=$WORK/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+mkdir -p "$HOME"
+
+REPO=$WORK/regex-syntax
+cp -r "$SRC" "$REPO"
+cd "$REPO"
+printf 'target/\n' > .gitignore
+git init -q -b main && git add -A && git commit -q -m "regex-syntax $VERSION"
+
+MODULES=(ast/parse.rs hir/translate.rs hir/literal.rs unicode.rs)
+plan() { # plan NAME CACHES
+  {
+    printf '[swarm]\nname = "%s"\ncaches = %s\nconcurrency = %s\n\n' "$1" "$2" "$NPROC"
+    local i=0
+    for m in "${MODULES[@]}"; do
+      i=$((i + 1))
+      printf '[[task]]\nid = "t%s"\nrun = """\necho "// touched by t%s" >> src/%s\ncargo test --offline --lib -q >/dev/null\n"""\n\n' "$i" "$i" "$m"
+    done
+  } > "$WORK/$1.toml"
+}
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
+
+swarm_run() { # swarm_run PLAN RUN
+  local t; t=$(now_s)
+  "$SWARM" run -q --name "$2" "$WORK/$1.toml" >/dev/null 2>"$WORK/$2.err" || {
+    cat "$WORK/$2.err" >&2; exit 1; }
+  elapsed "$t"
+}
+plan cached true
+plan uncached false
+s_first=$(swarm_run cached c1)
+s_second=$(swarm_run cached c2)
+u_first=$(swarm_run uncached u1)
+u_second=$(swarm_run uncached u2)
+echo "swarm with caches: $s_first s, $s_second s; without: $u_first s, $u_second s"
+
+# By hand: 4 worktrees, each edited and tested, $NPROC at a time; the
+# second round reuses the same worktrees (their target/ is warm).
+by_hand() { # by_hand ROUND
+  local t; t=$(now_s)
+  local i=0
+  for m in "${MODULES[@]}"; do
+    i=$((i + 1))
+    local wt=$WORK/hand/t$i
+    [ -d "$wt" ] || git worktree add -q --detach "$wt" main
+    printf '%s %s %s\n' "$wt" "$m" "$1"
+  done | xargs -P "$NPROC" -L 1 sh -c \
+    'cd "$0" && git checkout -q -- . && echo "// round $2" >> "src/$1" && cargo test --offline --lib -q >/dev/null 2>&1'
+  elapsed "$t"
+}
+h_first=$(by_hand 1)
+h_second=$(by_hand 2)
+echo "by hand: $h_first s, $h_second s"
+
+section=$(cat <<EOF
+## 9. A 4-task \`cargo test\` fan-out (regex-syntax $VERSION)
+
+Measured by \`bench/cargo.sh\` on $(date -u +%Y-%m-%d), on disk: the crate from the cargo
+registry made a git repository; 4 tasks, $NPROC at a time, each appends a comment to one
+module (as a refactor touches a file) and runs \`cargo test --offline --lib\`. swarm's
+tasks are sandboxed. "Second run" is the same plan run again (a new run, new worktrees);
+by hand, it is the same 4 worktrees edited and tested again.
+
+| 4 tasks | first run | second run |
+|---|---:|---:|
+| **swarm, build caches on (default)** | **$s_first s** | **$s_second s** |
+| swarm, \`caches = false\` | $u_first s | $u_second s |
+| by hand: 4 \`git worktree\`s, \`cargo test\` in each | $h_first s | $h_second s |
+
+swarm gives each task id its own cargo target directory, kept across runs in the
+repository's worktree home, so a task's second run finds its dependencies built and
+rustc's incremental cache warm, as a worktree kept by hand does. Tasks of one run do not
+share a target directory: cargo judges freshness by modification times, and two worktrees
+building the same package into one directory would take each other's artifacts for fresh.
+regex-syntax has no dependencies, so the first run builds the crate once per task in
+every column; with dependencies, each task id builds them once, then never again.
+EOF
+)
+python3 - "$OUT" "$section" <<'PY'
+import re, sys
+path, section = sys.argv[1], sys.argv[2]
+text = open(path).read()
+text = re.sub(r"\n## 9\. .*?(?=\n## |\Z)", "", text, flags=re.S).rstrip("\n")
+open(path, "w").write(text + "\n\n" + section + "\n")
+PY
+echo "wrote section 9 of $OUT"
