@@ -115,7 +115,8 @@ pub struct SwarmSection {
     #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     /// Git revision the run starts from. Default: `HEAD`.
-    pub base: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub base: Option<Spanned<String>>,
     /// At most this many tasks run at once. Default: the number of CPUs.
     #[schemars(with = "Option<usize>", range(min = 1))]
     pub concurrency: Option<Spanned<usize>>,
