@@ -131,3 +131,65 @@ fn every_read_paths_entry_that_does_not_exist_is_reported() {
     assert!(err.contains("`/nonexistent/a` does not exist"), "{err}");
     assert!(err.contains("`/nonexistent/b` does not exist"), "{err}");
 }
+
+#[test]
+fn file_paths_in_a_matrix_make_ids_and_reach_the_command_as_written() {
+    let repo = TestRepo::new();
+    repo.write("src/main.rs", "fn main() {}\n");
+    repo.write("src/cli/Args.rs", "// args\n");
+    repo.commit_all("sources");
+    let plan = repo.plan(
+        "files.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"count-{file}\"\nrun = \"wc -l < {file} > {file:slug}.count\"\nmatrix = { file = [\"src/main.rs\", \"src/cli/Args.rs\"] }\n\n[[task]]\nid = \"all\"\ndeps = [\"count-*\"]\nrun = \"cat *.count > total\"\n",
+    );
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    validate.assert_code(0);
+    assert!(
+        validate.stdout.contains("ok: 3 tasks"),
+        "{}",
+        validate.stdout
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    let report = repo.report();
+    for id in ["count-src-main-rs", "count-src-cli-args-rs", "all"] {
+        assert_eq!(crate::support::task(&report, id)["status"], "merged");
+    }
+    assert_eq!(
+        repo.show("swarm/files", "src-cli-args-rs.count").trim(),
+        "1"
+    );
+    assert_eq!(repo.show("swarm/files", "total").trim(), "1\n1");
+}
+
+#[test]
+fn values_whose_slugs_collide_are_named_both() {
+    let repo = TestRepo::new();
+    let err = rejected(
+        &repo,
+        "[[task]]\nid = \"lint-{file}\"\nrun = \"true\"\nmatrix = { file = [\"src/a.rs\", \"src-a.rs\"] }\n",
+    );
+    assert!(
+        err.contains(
+            "matrix values `src/a.rs` and `src-a.rs` of `file` make the same id `lint-src-a-rs`"
+        ),
+        "{err}"
+    );
+    insta::assert_snapshot!(err);
+}
+
+#[test]
+fn include_and_exclude_shape_the_matrix() {
+    let repo = TestRepo::new();
+    let out = valid(
+        &repo,
+        "[[task]]\nid = \"build-{os}-{arch}\"\nrun = \"true\"\nmatrix = { include = [{ os = \"linux\", arch = \"x86_64\" }, { os = \"macos\", arch = \"aarch64\" }] }\n\n[[task]]\nid = \"test-{os}-{v}\"\nrun = \"true\"\nmatrix = { os = [\"linux\", \"macos\"], v = [1, 2], exclude = [{ os = \"macos\", v = 1 }] }\n\n[[task]]\nid = \"done\"\nrun = \"true\"\ndeps = [\"build-*\", \"test-*\"]\n",
+    );
+    assert!(out.contains("ok: 6 tasks, 5 without dependencies"), "{out}");
+
+    let err = rejected(
+        &repo,
+        "[[task]]\nid = \"t-{os}\"\nrun = \"true\"\nmatrix = { os = [\"linux\"], include = [\"macos\"], exclude = [{ os = \"bsd\" }] }\n",
+    );
+    assert!(err.starts_with("error: invalid plan (2 errors)\n"), "{err}");
+    insta::assert_snapshot!(err);
+}

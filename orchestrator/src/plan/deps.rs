@@ -2,11 +2,18 @@
 //! (`"fmt-*"`) by the ids they match, every dep checked against the plan's
 //! ids, and cycles found.
 
+// A PlanError is built at most once per mistake, on the way out; its size
+// costs nothing that boxing every internal return would save.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use super::Task;
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
+
+/// A task's deps as written (after matrix substitution), with their spans.
+pub(super) type Written = Vec<(String, Range<usize>)>;
 
 /// Sets each task's `deps` from `written` (every task id of the plan, in
 /// plan order, with its deps as written after matrix substitution, and their
@@ -18,7 +25,7 @@ use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 pub(super) fn resolve(
     source: &Source,
     tasks: &mut [Task],
-    written: Vec<(String, Vec<(String, Range<usize>)>)>,
+    written: Vec<(String, Written)>,
     templates: &HashMap<String, Vec<String>>,
     errors: &mut Vec<PlanError>,
 ) {

@@ -172,26 +172,35 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
             );
             continue;
         };
-        let Some(combos) = keep(&mut errors, matrix::combinations(&source, fields)) else {
+        let Some(combos) = matrix::combinations(&source, fields, &mut errors) else {
             continue;
         };
         if let Some(m) = &fields.matrix
-            && !matrix::check_placeholders(&source, id.get_ref(), fields, m, &mut errors)
+            && !matrix::check_placeholders(&source, id.get_ref(), fields, m, &combos, &mut errors)
         {
             continue;
         }
+        // Id -> the combination that made it, for slug collisions.
+        let mut made_by: HashMap<String, &BTreeMap<String, String>> = HashMap::new();
         let from_matrix = fields.matrix.is_some();
         // A matrix that leaves a key out of its id repeats ids in every
         // expansion: one error says it.
         let mut duplicate_reported = false;
         let mut expanded = Vec::new();
-        for combo in &combos {
-            let task_id = matrix::substitute(id.get_ref(), combo);
+        for combo in combos.iter().map(|c| &c.values) {
+            let task_id = matrix::substitute_id(id.get_ref(), combo);
             let span = id.span();
             if !is_valid_task_id(&task_id) {
                 errors.push(source
                     .error(PlanErrorKind::BadValue, format!("invalid task id `{task_id}`"), Some(span), "invalid id")
                     .with_help("task ids use only lowercase letters, digits, `_` and `-` (at most 100), e.g. \"build-core\""));
+                continue;
+            }
+            if let Some(error) = made_by
+                .get(&task_id)
+                .and_then(|other| slug_collision(&source, &task_id, span.clone(), other, combo))
+            {
+                errors.push(error);
                 continue;
             }
             if let Some(first) = seen.get(&task_id) {
@@ -229,6 +238,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
                 continue;
             }
             seen.insert(task_id.clone(), span.start);
+            made_by.insert(task_id.clone(), combo);
             expanded.push(task_id.clone());
             let mut task_errors = Vec::new();
             let task = resolve(&ctx, fields, combo, &task_id, span, &mut task_errors);
@@ -248,7 +258,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
                     .deps
                     .iter()
                     .flatten()
-                    .map(|d| (matrix::substitute(d.get_ref(), combo), d.span()))
+                    .map(|d| (matrix::substitute_id(d.get_ref(), combo), d.span()))
                     .collect(),
             ));
             tasks.extend(task);
@@ -357,6 +367,34 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         min_free_space,
         tasks,
     })
+}
+
+/// The error for two combinations of one matrix that make the same id
+/// because two different values of a key have the same slug.
+fn slug_collision(
+    source: &Source,
+    id: &str,
+    span: Range<usize>,
+    first: &BTreeMap<String, String>,
+    second: &BTreeMap<String, String>,
+) -> Option<PlanError> {
+    let (key, a, b) = first.iter().find_map(|(key, a)| {
+        let b = second.get(key)?;
+        (a != b && matrix::slug(a) == matrix::slug(b)).then_some((key, a, b))
+    })?;
+    Some(
+        source
+            .error(
+                PlanErrorKind::DuplicateId,
+                format!("matrix values `{a}` and `{b}` of `{key}` make the same id `{id}`"),
+                Some(span),
+                "the same id twice",
+            )
+            .with_help(format!(
+                "in an id a value is slugged (lowercase, other characters `-`), and both give `{}`; rename one of them",
+                matrix::slug(a)
+            )),
+    )
 }
 
 /// The value of `result`, or `None` with its error added to `errors`.

@@ -222,3 +222,117 @@ fn cycles_through_globs_are_cycles() {
     assert_eq!(e.kind, PlanErrorKind::Cycle);
     assert_eq!(e.message, "dependency cycle: a-1 -> b -> a-1");
 }
+
+fn ids(plan: &Plan) -> Vec<&str> {
+    plan.tasks.iter().map(|t| t.id.as_str()).collect()
+}
+
+#[test]
+fn slugs_make_ids_of_any_value() {
+    for (value, slug) in [
+        ("src/a.rs", "src-a-rs"),
+        ("Src/Main.RS", "src-main-rs"),
+        ("./x//y.", "x-y"),
+        ("a b\tc", "a-b-c"),
+        ("__init__.py", "__init__-py"),
+        ("já", "j"),
+        ("already-ok_1", "already-ok_1"),
+    ] {
+        assert_eq!(matrix::slug(value), slug, "{value}");
+    }
+}
+
+#[test]
+fn matrix_values_are_slugged_in_ids_and_deps_and_raw_elsewhere() {
+    let plan = parse_ok(
+        "[[task]]\nid = \"build-{file}\"\nrun = \"cc {file} -o {file:slug}\"\npaths = [\"{file}\"]\nenv = { F = \"{file}\" }\nmatrix = { file = [\"src/a.c\", \"src/B.c\"] }\n\n[[task]]\nid = \"lint-{file}\"\nrun = \"lint {file}\"\ndeps = [\"build-{file}\"]\nmatrix = { file = [\"src/a.c\"] }\n",
+    );
+    assert_eq!(
+        ids(&plan),
+        ["build-src-a-c", "build-src-b-c", "lint-src-a-c"]
+    );
+    let a = &plan.tasks[0];
+    assert_eq!(a.run, "cc src/a.c -o src-a-c");
+    assert_eq!(a.paths, ["src/a.c"]);
+    assert_eq!(a.env.get("F").map(String::as_str), Some("src/a.c"));
+    assert_eq!(plan.tasks[2].deps, ["build-src-a-c"]);
+}
+
+#[test]
+fn values_whose_slugs_collide_are_named_both() {
+    let e = parse_err(
+        "[[task]]\nid = \"t-{f}\"\nrun = \"x\"\nmatrix = { f = [\"a/b\", \"a.b\", \"c\"] }\n",
+    );
+    assert_eq!(e.kind, PlanErrorKind::DuplicateId);
+    assert_eq!(
+        e.message,
+        "matrix values `a/b` and `a.b` of `f` make the same id `t-a-b`"
+    );
+    let e = parse_err("[[task]]\nid = \"t\"\nrun = \"{f:upper}\"\nmatrix = { f = [\"a\"] }\n");
+    assert!(
+        e.message.contains("unknown modifier `upper`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn include_gives_exactly_its_combinations_or_adds_to_the_cross_product() {
+    let plan = parse_ok(
+        "[[task]]\nid = \"b-{os}-{arch}\"\nrun = \"make {os} {arch}\"\nmatrix = { include = [{ os = \"linux\", arch = \"x86_64\" }, { os = \"macos\", arch = \"aarch64\" }] }\n",
+    );
+    assert_eq!(ids(&plan), ["b-linux-x86_64", "b-macos-aarch64"]);
+    assert_eq!(plan.tasks[1].run, "make macos aarch64");
+
+    let plan = parse_ok(
+        "[[task]]\nid = \"t-{os}-{v}\"\nrun = \"x\"\nmatrix = { os = [\"linux\", \"macos\"], v = [1, 2], exclude = [{ os = \"macos\", v = 1 }], include = [{ os = \"windows\", v = 3 }] }\n",
+    );
+    assert_eq!(
+        ids(&plan),
+        ["t-linux-1", "t-linux-2", "t-macos-2", "t-windows-3"]
+    );
+}
+
+#[test]
+fn bad_include_and_exclude_entries_point_at_themselves() {
+    let text = "[[task]]\nid = \"t-{os}\"\nrun = \"x\"\nmatrix = { os = [\"linux\"], include = [\"macos\", { os = 1.5 }], exclude = [{ sos = \"linux\" }, { os = \"bsd\" }] }\n";
+    let e = parse_err(text);
+    let at = |e: &PlanError| {
+        e.span
+            .map(|s| text[s.offset()..s.offset() + s.len()].to_string())
+            .unwrap_or_default()
+    };
+    let found: Vec<(String, String)> = e.all().map(|e| (e.message.clone(), at(e))).collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "`include` entries are tables of matrix values".to_string(),
+                "\"macos\"".to_string()
+            ),
+            (
+                "matrix key `os` has a value that is not a string, integer or boolean".into(),
+                "{ os = 1.5 }".into()
+            ),
+            (
+                "`exclude` entry names `sos`, which is not a key of the matrix".into(),
+                "{ sos = \"linux\" }".into()
+            ),
+            (
+                "`exclude` entry matches no combination of the matrix".into(),
+                "{ os = \"bsd\" }".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_key_some_combinations_lack_is_an_error() {
+    let e = parse_err(
+        "[[task]]\nid = \"t-{os}-{arch}\"\nrun = \"x\"\nmatrix = { os = [\"linux\"], include = [{ os = \"macos\", arch = \"arm\" }] }\n",
+    );
+    assert_eq!(
+        e.message,
+        "task `t-{os}-{arch}`: `{arch}` in `id` has no value in the matrix's combinations"
+    );
+}
