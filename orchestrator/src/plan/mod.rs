@@ -11,6 +11,7 @@ mod expand;
 mod matrix;
 mod models;
 pub mod schema;
+mod task;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
