@@ -13,6 +13,7 @@ mod live;
 mod model_mock;
 mod outputs;
 mod papercuts;
+mod plan_features;
 mod resume;
 mod run;
 mod sandbox;

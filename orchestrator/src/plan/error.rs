@@ -24,7 +24,17 @@ pub struct PlanError {
     pub help: Option<String>,
     /// Stable machine-readable kind, used by tests and `--events json`.
     pub kind: PlanErrorKind,
+    /// The plan's other errors, in file order after this one (at most
+    /// [`MAX_ERRORS`] in all), so that one pass over the plan fixes them all.
+    #[related]
+    pub related: Vec<PlanError>,
+    /// Errors found beyond [`MAX_ERRORS`], counted but not kept.
+    pub omitted: usize,
 }
+
+/// Most errors of one plan reported together: past this many, the rest are
+/// usually the same mistake again, and the first screenful is what helps.
+pub const MAX_ERRORS: usize = 20;
 
 /// What kind of mistake a [`PlanError`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +81,8 @@ impl Source {
             label: label.into(),
             help: None,
             kind,
+            related: Vec::new(),
+            omitted: 0,
         }
     }
 
@@ -97,7 +109,45 @@ impl PlanError {
             label: String::new(),
             help: None,
             kind,
+            related: Vec::new(),
+            omitted: 0,
         }
+    }
+
+    /// All of `errors` as one: the first in file order (whole-file errors
+    /// first), the next ones [`related`](Self::related), at most
+    /// [`MAX_ERRORS`] kept. `None` when there are none.
+    pub fn bundle(errors: Vec<PlanError>) -> Option<PlanError> {
+        let carried: usize = errors.iter().map(|e| e.omitted).sum();
+        let mut errors: Vec<PlanError> = errors
+            .into_iter()
+            .flat_map(|mut e| {
+                let related = std::mem::take(&mut e.related);
+                std::iter::once(e).chain(related)
+            })
+            .collect();
+        errors.sort_by_key(|e| e.span.map_or(0, |s| s.offset()));
+        // The same mistake reached twice (a default every task inherits, a
+        // matrix task's every expansion) is reported once.
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert((e.span.map(|s| (s.offset(), s.len())), e.message.clone())));
+        let omitted = carried + errors.len().saturating_sub(MAX_ERRORS);
+        errors.truncate(MAX_ERRORS);
+        let mut errors = errors.into_iter();
+        let mut first = errors.next()?;
+        first.related = errors.collect();
+        first.omitted = omitted;
+        Some(first)
+    }
+
+    /// This error and its related ones, in file order.
+    pub fn all(&self) -> impl Iterator<Item = &PlanError> {
+        std::iter::once(self).chain(&self.related)
+    }
+
+    /// How many errors this one stands for (the omitted ones included).
+    pub fn count(&self) -> usize {
+        1 + self.related.len() + self.omitted
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {

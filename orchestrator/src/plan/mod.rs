@@ -5,17 +5,20 @@
 //! Every problem found here is a [`PlanError`] pointing at the offending line;
 //! nothing here touches git or the file system beyond reading the plan.
 
+mod deps;
 mod error;
 mod expand;
+mod matrix;
 mod models;
 pub mod schema;
+mod task;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{PlanError, PlanErrorKind, Source, did_you_mean};
+pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, Source, did_you_mean};
 pub use models::{AgentTask, Budget, ModelConfig};
 pub use schema::{NetworkMode, OnFailure, Price, Provider, SandboxMode};
 use swarm_protocol::{Isolation, TaskKind};
@@ -28,6 +31,9 @@ pub struct Plan {
     /// The run name (also the integration branch's last component).
     pub name: String,
     pub base: String,
+    /// Where `base` was given, so that one naming no commit is reported
+    /// there.
+    pub base_from: BaseFrom,
     pub concurrency: Option<usize>,
     pub sandbox: SandboxMode,
     pub on_failure: OnFailure,
@@ -48,6 +54,43 @@ pub struct Plan {
     pub min_free_space: u64,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
+}
+
+/// Where a plan's base revision was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseFrom {
+    /// Not given: `HEAD`.
+    Default,
+    /// `[swarm] base`, at this span of the plan.
+    Plan(Range<usize>),
+    /// `--base` on the command line.
+    CommandLine,
+}
+
+impl Plan {
+    /// The error for a base that names no commit of `repo`, at its line in
+    /// the plan; `None` unless the plan set it.
+    pub fn unknown_base(&self, repo: &Path) -> Option<PlanError> {
+        let BaseFrom::Plan(span) = &self.base_from else {
+            return None;
+        };
+        Some(
+            self.source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "base `{}` names no branch, tag or commit of {}",
+                        self.base,
+                        repo.display()
+                    ),
+                    Some(span.clone()),
+                    "no such revision",
+                )
+                .with_help(
+                    "set `base` in [swarm] (or --base) to an existing branch, tag or commit",
+                ),
+        )
+    }
 }
 
 /// A `read_paths` entry as written, with its place in the plan (so that a

@@ -65,13 +65,32 @@ pub struct AgentTask {
 pub const DEFAULT_MAX_TURNS: u32 = 50;
 pub const DEFAULT_REPAIR_ROUNDS: u32 = 2;
 
-/// Checks every `[models.NAME]` table.
+/// Checks every `[models.NAME]` table: the valid ones, by name; an error
+/// for each of the others.
 pub(super) fn resolve_models(
     source: &Source,
     tables: &BTreeMap<String, Spanned<ModelFields>>,
-) -> Result<BTreeMap<String, ModelConfig>, PlanError> {
+    errors: &mut Vec<PlanError>,
+) -> BTreeMap<String, ModelConfig> {
     let mut models = BTreeMap::new();
     for (name, table) in tables {
+        match model_config(source, name, table) {
+            Ok(model) => {
+                models.insert(name.clone(), model);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    models
+}
+
+/// One `[models.NAME]` table, checked.
+fn model_config(
+    source: &Source,
+    name: &str,
+    table: &Spanned<ModelFields>,
+) -> Result<ModelConfig, PlanError> {
+    {
         let span = table.span();
         let fields = table.get_ref();
         let bad = |message: String, help: &str| {
@@ -153,28 +172,24 @@ pub(super) fn resolve_models(
                 "both must be at least 1",
             ));
         }
-        models.insert(
-            name.clone(),
-            ModelConfig {
-                name: name.clone(),
-                provider: fields.provider,
-                model: fields.model.clone(),
-                base_url,
-                api_key_env,
-                max_tokens: fields.max_tokens.unwrap_or(8192),
-                concurrency: fields.concurrency.unwrap_or(16),
-                requests_per_minute: fields.requests_per_minute.filter(|&r| r > 0),
-                tokens_per_minute: fields.tokens_per_minute.filter(|&t| t > 0),
-                retries: fields.retries.unwrap_or(4),
-                timeout,
-                price: fields
-                    .price
-                    .or_else(|| crate::gateway::prices::lookup(&fields.model)),
-                span,
-            },
-        );
+        Ok(ModelConfig {
+            name: name.to_string(),
+            provider: fields.provider,
+            model: fields.model.clone(),
+            base_url,
+            api_key_env,
+            max_tokens: fields.max_tokens.unwrap_or(8192),
+            concurrency: fields.concurrency.unwrap_or(16),
+            requests_per_minute: fields.requests_per_minute.filter(|&r| r > 0),
+            tokens_per_minute: fields.tokens_per_minute.filter(|&t| t > 0),
+            retries: fields.retries.unwrap_or(4),
+            timeout,
+            price: fields
+                .price
+                .or_else(|| crate::gateway::prices::lookup(&fields.model)),
+            span,
+        })
     }
-    Ok(models)
 }
 
 /// True if `url` (http://...) names this machine.

@@ -115,7 +115,8 @@ pub struct SwarmSection {
     #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     /// Git revision the run starts from. Default: `HEAD`.
-    pub base: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub base: Option<Spanned<String>>,
     /// At most this many tasks run at once. Default: the number of CPUs.
     #[schemars(with = "Option<usize>", range(min = 1))]
     pub concurrency: Option<Spanned<usize>>,
@@ -275,9 +276,36 @@ pub struct TaskFields {
     #[schemars(with = "Option<String>")]
     pub max_file_size: Option<Spanned<String>>,
     /// Run the task once per combination of these values, substituting
-    /// `{name}` in `id`, `deps`, `run`, `verify`, `prompt`, `paths` and `env`.
-    #[schemars(with = "Option<BTreeMap<String, Vec<MatrixValue>>>")]
-    pub matrix: Option<Spanned<BTreeMap<String, Vec<MatrixValue>>>>,
+    /// `{name}` in `id`, `deps`, `run`, `wasm`, `args`, `verify`, `prompt`,
+    /// `paths` and `env`. In `id` and `deps` a value is slugged (lowercase,
+    /// other characters `-`: `src/a.rs` gives `src-a-rs`); `{name:slug}`
+    /// asks for that anywhere.
+    #[schemars(with = "Option<MatrixSchema>")]
+    pub matrix: Option<Spanned<MatrixField>>,
+}
+
+/// A matrix as read: each key's list, `include` and `exclude` alike; their
+/// items keep spans so that a bad one is reported where it is.
+pub type MatrixField = BTreeMap<String, Spanned<Vec<Spanned<toml::Value>>>>;
+
+// The shape of a matrix for the JSON schema only: `MatrixField` is what is
+// read, so that each item is checked (and reported) where it is.
+/// A task's matrix: each key's list of values, and combinations to add
+/// (`include`) or remove (`exclude`).
+#[derive(JsonSchema)]
+#[schemars(rename = "Matrix")]
+#[allow(dead_code)]
+pub struct MatrixSchema {
+    /// More combinations, after the cross product of the keys, each as
+    /// written: `[{ os = "linux", arch = "x86_64" }]`. Keys the lists do not
+    /// have are values of that combination only.
+    include: Option<Vec<BTreeMap<String, MatrixValue>>>,
+    /// Combinations removed from the cross product: each entry removes those
+    /// that have all of its values.
+    exclude: Option<Vec<BTreeMap<String, MatrixValue>>>,
+    /// Each key's values; the task runs for every combination.
+    #[serde(flatten)]
+    keys: BTreeMap<String, Vec<MatrixValue>>,
 }
 
 /// `toolchains = true | false | ["rust", ...]`.

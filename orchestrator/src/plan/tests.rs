@@ -104,3 +104,235 @@ fn keys_other_tools_use_and_numbers_without_units_get_examples() {
         Some("`memory` is a string with a unit, e.g. memory = \"512MiB\"")
     );
 }
+
+/// Messages of all the errors `parse_err` found, in order.
+fn messages(e: &PlanError) -> Vec<String> {
+    e.all().map(|e| e.message.clone()).collect()
+}
+
+#[test]
+fn every_error_is_reported_in_file_order() {
+    let e = parse_err(
+        "[swarm]\nconcurrency = 0\n\n[[task]]\nid = \"Bad\"\nrun = \"x\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ntimeout = \"soon\"\nmemory = \"lots\"\ndeps = [\"zz\"]\n\n[[task]]\nid = \"b\"\nrun = \"x\"\n",
+    );
+    assert_eq!(
+        messages(&e),
+        [
+            "concurrency must be at least 1",
+            "invalid task id `Bad`",
+            "invalid timeout `soon` for task `b`: expected number at 0",
+            "invalid memory `lots` for task `b`: expected a number and a unit",
+            "task `b` depends on unknown task `zz`",
+            "duplicate task id `b`",
+        ]
+    );
+    assert_eq!(e.count(), 6);
+    assert!(e.all().all(|e| e.span.is_some()));
+}
+
+#[test]
+fn a_mistake_every_expansion_makes_is_reported_once() {
+    let e = parse_err(
+        "[[task]]\nid = \"t-{n}\"\nrun = \"x\"\ntimeout = \"soon\"\nmatrix = { n = [1, 2, 3] }\n",
+    );
+    assert_eq!(
+        messages(&e),
+        ["invalid timeout `soon` for task `t-{n}`: expected number at 0"]
+    );
+}
+
+#[test]
+fn errors_beyond_the_cap_are_counted() {
+    let tasks: String = (0..30)
+        .map(|i| format!("[[task]]\nid = \"t{i}\"\nrun = \"x\"\ndeps = [\"nope{i}\"]\n"))
+        .collect();
+    let e = parse_err(&tasks);
+    assert_eq!(e.all().count(), MAX_ERRORS);
+    assert_eq!(e.omitted, 30 - MAX_ERRORS);
+    assert_eq!(e.count(), 30);
+    assert!(messages(&e)[0].contains("`nope0`"), "{:?}", messages(&e));
+}
+
+#[test]
+fn deps_on_a_task_with_errors_are_not_reported_again() {
+    let e = parse_err(
+        "[[task]]\nid = \"a\"\nrun = \"x\"\ntimeout = \"soon\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ndeps = [\"a\"]\n",
+    );
+    assert_eq!(e.count(), 1, "{:?}", messages(&e));
+}
+
+#[test]
+fn a_base_set_in_the_plan_keeps_its_span() {
+    let text = "[swarm]\nbase = \"nope\"\n[[task]]\nid = \"a\"\nrun = \"x\"\n";
+    let plan = parse_ok(text);
+    let BaseFrom::Plan(span) = plan.base_from.clone() else {
+        panic!("{:?}", plan.base_from);
+    };
+    assert_eq!(&text[span], "\"nope\"");
+    let e = plan
+        .unknown_base(Path::new("/repo"))
+        .map(|e| (e.message, e.help));
+    assert_eq!(
+        e,
+        Some((
+            "base `nope` names no branch, tag or commit of /repo".to_string(),
+            Some("set `base` in [swarm] (or --base) to an existing branch, tag or commit".into())
+        ))
+    );
+    assert_eq!(
+        parse_ok("[[task]]\nid = \"a\"\nrun = \"x\"\n").base_from,
+        BaseFrom::Default
+    );
+}
+
+#[test]
+fn glob_deps_match_ids_after_expansion_but_never_the_task_itself() {
+    let plan = parse_ok(
+        "[[task]]\nid = \"fmt-{c}\"\nrun = \"x\"\nmatrix = { c = [\"a\", \"b\"] }\n\n[[task]]\nid = \"fmt-all\"\nrun = \"x\"\ndeps = [\"fmt-*\"]\n\n[[task]]\nid = \"lint\"\nrun = \"x\"\ndeps = [\"fmt-?\", \"fmt-[b]\"]\n",
+    );
+    let deps = |id: &str| {
+        plan.tasks
+            .iter()
+            .find(|t| t.id == id)
+            .map(|t| t.deps.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(deps("fmt-all"), ["fmt-a", "fmt-b"]);
+    assert_eq!(deps("lint"), ["fmt-a", "fmt-b"]);
+}
+
+#[test]
+fn a_glob_matching_nothing_points_at_it_with_a_suggestion() {
+    let text = "[[task]]\nid = \"fmt-a\"\nrun = \"x\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ndeps = [\"fnt-*\"]\n";
+    let e = parse_err(text);
+    assert_eq!(e.kind, PlanErrorKind::UnknownDependency);
+    assert_eq!(e.message, "`deps` glob `fnt-*` matches no task");
+    assert_eq!(e.help.as_deref(), Some("did you mean `fmt-*`?"));
+    let span = e.span.map(|s| s.offset()..s.offset() + s.len());
+    assert_eq!(span.map(|s| &text[s]), Some("\"fnt-*\""));
+    let e = parse_err("[[task]]\nid = \"a\"\nrun = \"x\"\ndeps = [\"[a\"]\n");
+    assert!(e.message.starts_with("invalid glob `[a`"), "{}", e.message);
+}
+
+#[test]
+fn cycles_through_globs_are_cycles() {
+    let e = parse_err(
+        "[[task]]\nid = \"a-1\"\nrun = \"x\"\ndeps = [\"b*\"]\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ndeps = [\"a-*\"]\n",
+    );
+    assert_eq!(e.kind, PlanErrorKind::Cycle);
+    assert_eq!(e.message, "dependency cycle: a-1 -> b -> a-1");
+}
+
+fn ids(plan: &Plan) -> Vec<&str> {
+    plan.tasks.iter().map(|t| t.id.as_str()).collect()
+}
+
+#[test]
+fn slugs_make_ids_of_any_value() {
+    for (value, slug) in [
+        ("src/a.rs", "src-a-rs"),
+        ("Src/Main.RS", "src-main-rs"),
+        ("./x//y.", "x-y"),
+        ("a b\tc", "a-b-c"),
+        ("__init__.py", "__init__-py"),
+        ("já", "j"),
+        ("already-ok_1", "already-ok_1"),
+    ] {
+        assert_eq!(matrix::slug(value), slug, "{value}");
+    }
+}
+
+#[test]
+fn matrix_values_are_slugged_in_ids_and_deps_and_raw_elsewhere() {
+    let plan = parse_ok(
+        "[[task]]\nid = \"build-{file}\"\nrun = \"cc {file} -o {file:slug}\"\npaths = [\"{file}\"]\nenv = { F = \"{file}\" }\nmatrix = { file = [\"src/a.c\", \"src/B.c\"] }\n\n[[task]]\nid = \"lint-{file}\"\nrun = \"lint {file}\"\ndeps = [\"build-{file}\"]\nmatrix = { file = [\"src/a.c\"] }\n",
+    );
+    assert_eq!(
+        ids(&plan),
+        ["build-src-a-c", "build-src-b-c", "lint-src-a-c"]
+    );
+    let a = &plan.tasks[0];
+    assert_eq!(a.run, "cc src/a.c -o src-a-c");
+    assert_eq!(a.paths, ["src/a.c"]);
+    assert_eq!(a.env.get("F").map(String::as_str), Some("src/a.c"));
+    assert_eq!(plan.tasks[2].deps, ["build-src-a-c"]);
+}
+
+#[test]
+fn values_whose_slugs_collide_are_named_both() {
+    let e = parse_err(
+        "[[task]]\nid = \"t-{f}\"\nrun = \"x\"\nmatrix = { f = [\"a/b\", \"a.b\", \"c\"] }\n",
+    );
+    assert_eq!(e.kind, PlanErrorKind::DuplicateId);
+    assert_eq!(
+        e.message,
+        "matrix values `a/b` and `a.b` of `f` make the same id `t-a-b`"
+    );
+    let e = parse_err("[[task]]\nid = \"t\"\nrun = \"{f:upper}\"\nmatrix = { f = [\"a\"] }\n");
+    assert!(
+        e.message.contains("unknown modifier `upper`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn include_gives_exactly_its_combinations_or_adds_to_the_cross_product() {
+    let plan = parse_ok(
+        "[[task]]\nid = \"b-{os}-{arch}\"\nrun = \"make {os} {arch}\"\nmatrix = { include = [{ os = \"linux\", arch = \"x86_64\" }, { os = \"macos\", arch = \"aarch64\" }] }\n",
+    );
+    assert_eq!(ids(&plan), ["b-linux-x86_64", "b-macos-aarch64"]);
+    assert_eq!(plan.tasks[1].run, "make macos aarch64");
+
+    let plan = parse_ok(
+        "[[task]]\nid = \"t-{os}-{v}\"\nrun = \"x\"\nmatrix = { os = [\"linux\", \"macos\"], v = [1, 2], exclude = [{ os = \"macos\", v = 1 }], include = [{ os = \"windows\", v = 3 }] }\n",
+    );
+    assert_eq!(
+        ids(&plan),
+        ["t-linux-1", "t-linux-2", "t-macos-2", "t-windows-3"]
+    );
+}
+
+#[test]
+fn bad_include_and_exclude_entries_point_at_themselves() {
+    let text = "[[task]]\nid = \"t-{os}\"\nrun = \"x\"\nmatrix = { os = [\"linux\"], include = [\"macos\", { os = 1.5 }], exclude = [{ sos = \"linux\" }, { os = \"bsd\" }] }\n";
+    let e = parse_err(text);
+    let at = |e: &PlanError| {
+        e.span
+            .map(|s| text[s.offset()..s.offset() + s.len()].to_string())
+            .unwrap_or_default()
+    };
+    let found: Vec<(String, String)> = e.all().map(|e| (e.message.clone(), at(e))).collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "`include` entries are tables of matrix values".to_string(),
+                "\"macos\"".to_string()
+            ),
+            (
+                "matrix key `os` has a value that is not a string, integer or boolean".into(),
+                "{ os = 1.5 }".into()
+            ),
+            (
+                "`exclude` entry names `sos`, which is not a key of the matrix".into(),
+                "{ sos = \"linux\" }".into()
+            ),
+            (
+                "`exclude` entry matches no combination of the matrix".into(),
+                "{ os = \"bsd\" }".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_key_some_combinations_lack_is_an_error() {
+    let e = parse_err(
+        "[[task]]\nid = \"t-{os}-{arch}\"\nrun = \"x\"\nmatrix = { os = [\"linux\"], include = [{ os = \"macos\", arch = \"arm\" }] }\n",
+    );
+    assert_eq!(
+        e.message,
+        "task `t-{os}-{arch}`: `{arch}` in `id` has no value in the matrix's combinations"
+    );
+}

@@ -338,13 +338,33 @@ fn invalid_or_internal(e: RunError) -> Failure {
     }
 }
 
+/// `e`, and for a base that names no commit, where that base was given: at
+/// its line when the plan set it, or named as `--base`'s.
+fn base_failure(plan: &Plan, e: RunError) -> Failure {
+    if let RunError::Git(swarm_orchestrator::git::GitError::UnknownRev {
+        empty: false, repo, ..
+    }) = &e
+    {
+        if let Some(error) = plan.unknown_base(repo) {
+            return Failure::Plan(Box::new(error));
+        }
+        if plan.base_from == plan::BaseFrom::CommandLine {
+            return Failure::Invalid(anyhow!(
+                "{e}\nhelp: `{}` was given with --base; pass an existing branch, tag or commit",
+                plan.base
+            ));
+        }
+    }
+    invalid_or_internal(e)
+}
+
 fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let plan = load_plan(cwd, path)?;
     wasm_engine(&plan, 1)?;
     let repo = open_repo(cwd)?;
     let base = repo
         .resolve(&plan.base)
-        .map_err(|e| invalid_or_internal(e.into()))?;
+        .map_err(|e| base_failure(&plan, e.into()))?;
     let graph = TaskGraph::new(&plan.tasks);
     let roots = (0..graph.len())
         .filter(|&i| graph.deps(i).next().is_none())
@@ -467,6 +487,7 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
     let repo = open_repo(cwd)?;
     if let Some(base) = args.base {
         plan.base = base;
+        plan.base_from = plan::BaseFrom::CommandLine;
     }
     let plan_path = args.plan.display().to_string();
     drive(
@@ -702,11 +723,16 @@ fn drive(
         ..options
     };
     let resuming = matches!(mode, Mode::Resume { .. });
+    // `prepare` takes the plan; what a bad base's error needs is kept.
+    let base_plan = Plan {
+        tasks: Vec::new(),
+        ..plan.clone()
+    };
     let prepared = match mode {
         Mode::Start { .. } => run::prepare(repo, plan, options),
         Mode::Resume { run } => run::prepare_resume(repo, plan, run, options),
     }
-    .map_err(invalid_or_internal)?;
+    .map_err(|e| base_failure(&base_plan, e))?;
     match &prepared.options.sandbox {
         None => eprintln!(
             "warning: sandbox = \"none\": tasks of run `{}` run UNCONFINED, with your permissions and environment",
@@ -936,33 +962,40 @@ async fn sandbox_settings(plan_path: &str) -> Result<SandboxSettings, Failure> {
 fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut read_only = Vec::new();
+    // Every bad entry at once, like the plan's own errors.
+    let mut errors = Vec::new();
     for entry in &plan.read_paths {
         let raw = &entry.raw;
         let path = match (raw.strip_prefix("~/"), &home) {
             (Some(rest), Some(home)) => home.join(rest),
             (Some(_), None) => {
-                return Err(plan_error(
+                errors.push(plan_error(
                     plan,
                     format!("`read_paths` entry `{raw}` needs $HOME, which is not set"),
                     entry.span.clone(),
                     "starts with ~/",
                     "set HOME, or write the path in full",
                 ));
+                continue;
             }
             (None, _) => PathBuf::from(raw),
         };
         if !path.exists() {
-            return Err(plan_error(
+            errors.push(plan_error(
                 plan,
                 format!("`read_paths` entry `{}` does not exist", path.display()),
                 entry.span.clone(),
                 "no such file or directory",
                 "fix the path, or remove the entry",
             ));
+            continue;
         }
         read_only.push(path);
     }
-    Ok(read_only)
+    match plan::PlanError::bundle(errors) {
+        Some(error) => Err(Failure::Plan(Box::new(error))),
+        None => Ok(read_only),
+    }
 }
 
 /// `entry` of the plan with `~/` expanded to the home directory.
@@ -976,13 +1009,13 @@ fn expand_home(
         None => Ok(PathBuf::from(raw)),
         Some(rest) => match std::env::var_os("HOME") {
             Some(home) => Ok(PathBuf::from(home).join(rest)),
-            None => Err(plan_error(
+            None => Err(Failure::Plan(Box::new(plan_error(
                 plan,
                 format!("`{key}` entry `{raw}` needs $HOME, which is not set"),
                 entry.span.clone(),
                 "starts with ~/",
                 "set HOME, or write the path in full",
-            )),
+            )))),
         },
     }
 }
@@ -1004,24 +1037,22 @@ fn default_worktree_root() -> PathBuf {
     }
 }
 
-/// An error at `span` of the plan's source, rendered like any plan error.
+/// An error at `span` of the plan's source.
 fn plan_error(
     plan: &Plan,
     message: String,
     span: std::ops::Range<usize>,
     label: &str,
     help: &str,
-) -> Failure {
-    Failure::Plan(Box::new(
-        plan.source
-            .error(
-                swarm_orchestrator::plan::PlanErrorKind::BadValue,
-                message,
-                Some(span),
-                label,
-            )
-            .with_help(help),
-    ))
+) -> plan::PlanError {
+    plan.source
+        .error(
+            swarm_orchestrator::plan::PlanErrorKind::BadValue,
+            message,
+            Some(span),
+            label,
+        )
+        .with_help(help)
 }
 
 /// What sandboxed tasks of `plan` get beyond their worktree: the plan's

@@ -520,20 +520,66 @@ pub fn print_failure(failure: &Failure) {
             })
             .with_width(100)
             .with_links(false);
+            // Each error rendered on its own (miette would nest the related
+            // ones under the first), in file order.
             let mut text = String::new();
-            let _ = handler.render_report(&mut text, err.as_ref());
+            for (i, one) in err.all().enumerate() {
+                if i > 0 {
+                    text.push('\n');
+                }
+                let _ = handler.render_report(&mut text, &OnePlanError(one));
+            }
+            if err.omitted > 0 {
+                let _ = writeln!(
+                    text,
+                    "\n... and {} more error{}",
+                    err.omitted,
+                    if err.omitted == 1 { "" } else { "s" }
+                );
+            }
             // Colours are miette's own; without them, nothing may be raw.
             let text = if use_color() {
                 text
             } else {
                 escape::text(&text).into_owned()
             };
-            eprintln!("error: invalid plan\n{text}");
+            let count = err.count();
+            if count == 1 {
+                eprintln!("error: invalid plan\n{text}");
+            } else {
+                eprintln!("error: invalid plan ({count} errors)\n{text}");
+            }
         }
         Failure::Invalid(err) | Failure::Internal(err) => {
             // Errors name paths and files a task may have chosen.
             eprintln!("error: failed to {}", escape::text(&format!("{err:#}")));
         }
+    }
+}
+
+/// One plan error without its related ones.
+#[derive(Debug)]
+struct OnePlanError<'a>(&'a swarm_orchestrator::plan::PlanError);
+
+impl std::fmt::Display for OnePlanError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.0, f)
+    }
+}
+
+impl std::error::Error for OnePlanError<'_> {}
+
+impl miette::Diagnostic for OnePlanError<'_> {
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        miette::Diagnostic::help(self.0)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        miette::Diagnostic::source_code(self.0)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        miette::Diagnostic::labels(self.0)
     }
 }
 

@@ -1,0 +1,392 @@
+//! Matrices: a task's matrix expanded to its combinations (the cross
+//! product of its keys, less `exclude`, plus `include`), and `{key}`
+//! placeholders checked and substituted (slugged where an id is made).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use toml::{Spanned, Value};
+
+use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
+use super::schema::{MatrixField, TaskFields};
+
+/// One combination of a matrix: `key -> value`, and where it was written
+/// (the matrix, or its `include` entry).
+#[derive(Debug, Clone)]
+pub(super) struct Combo {
+    pub values: BTreeMap<String, String>,
+    pub span: Range<usize>,
+}
+
+/// Every combination of a task's matrix, in a fixed order: the cross
+/// product of its keys (sorted, the first varying slowest), less those an
+/// `exclude` entry matches, then each `include` entry as written. One empty
+/// combination for a task without a matrix. `None` (errors added) if the
+/// matrix is invalid.
+pub(super) fn combinations(
+    source: &Source,
+    fields: &TaskFields,
+    errors: &mut Vec<PlanError>,
+) -> Option<Vec<Combo>> {
+    let Some(matrix) = &fields.matrix else {
+        return Some(vec![Combo {
+            values: BTreeMap::new(),
+            span: 0..0,
+        }]);
+    };
+    let before = errors.len();
+    let mut combos = vec![BTreeMap::new()];
+    let mut include = Vec::new();
+    let mut exclude = Vec::new();
+    for (key, list) in matrix.get_ref() {
+        match key.as_str() {
+            "include" => include = tables(source, key, list, errors),
+            "exclude" => exclude = tables(source, key, list, errors),
+            _ => {
+                if list.get_ref().is_empty() {
+                    errors.push(source.error(
+                        PlanErrorKind::BadValue,
+                        format!("matrix key `{key}` has no values"),
+                        Some(list.span()),
+                        "no values",
+                    ));
+                    continue;
+                }
+                let mut values = Vec::new();
+                for item in list.get_ref() {
+                    match scalar(item.get_ref()) {
+                        Some(v) => values.push(v),
+                        None => errors.push(not_a_scalar(source, key, item.span())),
+                    }
+                }
+                combos = combos
+                    .into_iter()
+                    .flat_map(|combo| {
+                        values.iter().map(move |v| {
+                            let mut next = combo.clone();
+                            next.insert(key.clone(), v.clone());
+                            next
+                        })
+                    })
+                    .collect();
+            }
+        }
+    }
+    let keys: BTreeSet<&String> = matrix
+        .get_ref()
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "include" | "exclude"))
+        .collect();
+    // Only `include`: exactly its combinations.
+    if keys.is_empty() && !include.is_empty() {
+        combos.clear();
+    }
+    for (entry, span) in &exclude {
+        if let Some(key) = entry.keys().find(|k| !keys.contains(k)) {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("`exclude` entry names `{key}`, which is not a key of the matrix"),
+                        Some(span.clone()),
+                        "not a matrix key",
+                    )
+                    .with_help(match did_you_mean(key, keys.iter().map(|k| k.as_str())) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => "`exclude` entries name keys of the matrix and one of their values"
+                            .into(),
+                    }),
+            );
+            continue;
+        }
+        let count = combos.len();
+        combos.retain(|combo| !entry.iter().all(|(k, v)| combo.get(k) == Some(v)));
+        if combos.len() == count {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        "`exclude` entry matches no combination of the matrix",
+                        Some(span.clone()),
+                        "excludes nothing",
+                    )
+                    .with_help("check its values against the matrix's lists"),
+            );
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let mut out: Vec<Combo> = combos
+        .into_iter()
+        .map(|values| Combo {
+            values,
+            span: matrix.span(),
+        })
+        .collect();
+    out.extend(
+        include
+            .into_iter()
+            .map(|(values, span)| Combo { values, span }),
+    );
+    Some(out)
+}
+
+/// The entries of `include` or `exclude`: tables of scalars, with spans.
+fn tables(
+    source: &Source,
+    key: &str,
+    list: &Spanned<Vec<Spanned<Value>>>,
+    errors: &mut Vec<PlanError>,
+) -> Vec<(BTreeMap<String, String>, Range<usize>)> {
+    let mut out = Vec::new();
+    for item in list.get_ref() {
+        let table = match item.get_ref() {
+            Value::Table(t) if !t.is_empty() => t,
+            _ => {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("`{key}` entries are tables of matrix values"),
+                            Some(item.span()),
+                            "not a table",
+                        )
+                        .with_help(format!(
+                            "write each entry as a table, e.g. {key} = [{{ os = \"linux\", arch = \"x86_64\" }}]"
+                        )),
+                );
+                continue;
+            }
+        };
+        let mut values = BTreeMap::new();
+        for (k, v) in table {
+            match scalar(v) {
+                Some(v) => {
+                    values.insert(k.clone(), v);
+                }
+                None => errors.push(not_a_scalar(source, k, item.span())),
+            }
+        }
+        out.push((values, item.span()));
+    }
+    out
+}
+
+/// A matrix value as the text substituted: strings, integers, booleans.
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn not_a_scalar(source: &Source, key: &str, span: Range<usize>) -> PlanError {
+    source
+        .error(
+            PlanErrorKind::BadValue,
+            format!("matrix key `{key}` has a value that is not a string, integer or boolean"),
+            Some(span),
+            "not a matrix value",
+        )
+        .with_help("matrix values are substituted as text: write them as strings, e.g. \"1.5\"")
+}
+
+/// `value` made fit for a task id: lowercase, each run of characters an id
+/// cannot hold (`/`, `.`, spaces, ...) one `-`, no `-` at either end.
+pub fn slug(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// `{key}` and `{key:slug}` placeholders in `text` (not `${VAR}`, `{}`,
+/// `{a,b}`, `{1..3}` or `{print $1}`, which are the shell's), with their
+/// byte offsets.
+fn placeholders(text: &str) -> Vec<(usize, &str)> {
+    let mut found = Vec::new();
+    let mut rest = 0;
+    while let Some(open) = text[rest..].find('{').map(|i| rest + i) {
+        rest = open + 1;
+        let Some(close) = text[rest..].find('}').map(|i| rest + i) else {
+            break;
+        };
+        let word = &text[rest..close];
+        let shell_variable = text[..open].ends_with('$');
+        let is_name = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        let name = match word.split_once(':') {
+            Some((key, modifier)) => is_name(key) && is_name(modifier),
+            None => is_name(word),
+        };
+        if name && !shell_variable {
+            found.push((open, word));
+        }
+    }
+    found
+}
+
+/// Refuses a `{placeholder}` that names no key of the task's matrix (it
+/// would reach the command as written), one with a modifier other than
+/// `slug`, and one that some combination has no value for.
+///
+/// Adds an error for each; true if there was none.
+pub(super) fn check_placeholders(
+    source: &Source,
+    id: &str,
+    fields: &TaskFields,
+    matrix: &Spanned<MatrixField>,
+    combos: &[Combo],
+    errors: &mut Vec<PlanError>,
+) -> bool {
+    let before = errors.len();
+    let all_keys: BTreeSet<&str> = combos
+        .iter()
+        .flat_map(|c| c.values.keys().map(String::as_str))
+        .collect();
+    let keys: Vec<&str> = all_keys.into_iter().collect();
+    let spanned = [
+        ("id", fields.id.as_ref()),
+        ("run", fields.run.as_ref()),
+        ("wasm", fields.wasm.as_ref()),
+        ("prompt", fields.prompt.as_ref()),
+    ];
+    let mut texts: Vec<(&str, &str, Option<Range<usize>>)> = spanned
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (*k, v.get_ref().as_str(), Some(v.span()))))
+        .collect();
+    texts.extend(fields.verify.as_deref().map(|v| ("verify", v, None)));
+    for (key, list) in [("args", &fields.args), ("paths", &fields.paths)] {
+        texts.extend(list.iter().flatten().map(|v| (key, v.as_str(), None)));
+    }
+    texts.extend(
+        fields
+            .env
+            .iter()
+            .flatten()
+            .map(|(_, v)| ("env", v.as_str(), None)),
+    );
+    let mut used = BTreeSet::new();
+    for (key, text, span) in texts {
+        for (offset, word) in placeholders(text) {
+            // Inside a quoted string the value starts one byte in; a basic
+            // string without escapes keeps offsets, else the whole value.
+            let at = span
+                .clone()
+                .map(|s| {
+                    let start = s.start + 1 + offset;
+                    if source.text.get(start..start + word.len() + 2)
+                        == Some(&text[offset..offset + word.len() + 2])
+                    {
+                        start..start + word.len() + 2
+                    } else {
+                        s
+                    }
+                })
+                .unwrap_or_else(|| matrix.span());
+            let (name, modifier) = word.split_once(':').unwrap_or((word, ""));
+            if !matches!(modifier, "" | "slug") {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("task `{id}`: `{{{word}}}` in `{key}` has an unknown modifier `{modifier}`"),
+                            Some(at),
+                            "unknown modifier",
+                        )
+                        .with_help(format!("`{{{name}:slug}}` is the value made fit for an id; `{{{name}}}` is the value as written")),
+                );
+                continue;
+            }
+            if keys.contains(&name) {
+                used.insert((name, key));
+                continue;
+            }
+            let known = keys
+                .iter()
+                .map(|k| format!("`{{{k}}}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let help = match did_you_mean(name, keys.iter().copied()) {
+                Some(close) => format!("did you mean `{{{close}}}`? the matrix has {known}"),
+                None => format!(
+                    "the matrix has {known}; add `{name}` to it, or write the braces some other way if they are the command's own"
+                ),
+            };
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}`: `{{{word}}}` in `{key}` is not a key of its matrix"),
+                        Some(at),
+                        "not a matrix key",
+                    )
+                    .with_help(help),
+            );
+        }
+    }
+    // A key only some `include` entries give has no value in the others.
+    let mut reported = BTreeSet::new();
+    for combo in combos {
+        for (name, field) in &used {
+            if !combo.values.contains_key(*name)
+                && reported.insert((*name, combo.span.start, combo.span.end))
+            {
+                let what = if combo.span == matrix.span() {
+                    "the matrix's combinations"
+                } else {
+                    "this `include` entry"
+                };
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("task `{id}`: `{{{name}}}` in `{field}` has no value in {what}"),
+                            Some(combo.span.clone()),
+                            format!("no `{name}` here"),
+                        )
+                        .with_help(format!(
+                            "give `{name}` a value in every combination, or leave it out of `{field}`"
+                        )),
+                );
+            }
+        }
+    }
+    errors.len() == before
+}
+
+/// `text` with `{key}` replaced by the combination's value as written and
+/// `{key:slug}` by its [`slug`].
+pub(super) fn substitute(text: &str, combo: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (key, value) in combo {
+        out = out
+            .replace(&format!("{{{key}}}"), value)
+            .replace(&format!("{{{key}:slug}}"), &slug(value));
+    }
+    out
+}
+
+/// `text` (an id, or a dependency's id) with every placeholder replaced by
+/// the [`slug`] of its value: ids cannot hold `/` or `.`, values often do.
+pub(super) fn substitute_id(text: &str, combo: &BTreeMap<String, String>) -> String {
+    let mut out = text.to_string();
+    for (key, value) in combo {
+        let slug = slug(value);
+        out = out
+            .replace(&format!("{{{key}}}"), &slug)
+            .replace(&format!("{{{key}:slug}}"), &slug);
+    }
+    out
+}

@@ -1,0 +1,363 @@
+//! One task: its table, the defaults and a matrix combination made into a
+//! checked [`Task`], every problem of its fields reported.
+
+// As in expand.rs: a PlanError is built once per mistake, on the way out.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use swarm_protocol::{Isolation, TaskKind};
+use toml::Spanned;
+
+use super::error::{PlanError, PlanErrorKind};
+use super::expand::{Ctx, keep};
+use super::models::{self, AgentTask, Budget, DEFAULT_MAX_TURNS, DEFAULT_REPAIR_ROUNDS};
+use super::schema::TaskFields;
+use super::{Task, WasmTask, matrix};
+
+/// One concrete task from its table, the defaults and a matrix combination.
+/// Each problem is added to `errors` (all of them, not the first); the task
+/// is `None` if there was any.
+pub(super) fn resolve(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    combo: &BTreeMap<String, String>,
+    id: &str,
+    span: Range<usize>,
+    errors: &mut Vec<PlanError>,
+) -> Option<Task> {
+    let Ctx {
+        source,
+        plan_dir,
+        models,
+        defaults,
+        ..
+    } = *ctx;
+    let before = errors.len();
+    let sub = |s: &str| matrix::substitute(s, combo);
+
+    let pick = |own: &Option<Spanned<String>>, default: &Option<Spanned<String>>| {
+        own.as_ref().or(default.as_ref()).cloned()
+    };
+    let run = pick(&fields.run, &defaults.run);
+    let wasm = pick(&fields.wasm, &defaults.wasm);
+    let prompt = pick(&fields.prompt, &defaults.prompt);
+    let kinds: Vec<(&str, &Spanned<String>)> =
+        [("run", &run), ("wasm", &wasm), ("prompt", &prompt)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .collect();
+    let (kind, run, wasm, agent) = match kinds.as_slice() {
+        [] => {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` has nothing to run"),
+                        Some(span),
+                        "this task",
+                    )
+                    .with_help("set exactly one of `run` (a shell command), `wasm` or `prompt`"),
+            );
+            return None;
+        }
+        [(_, _), (second, value), ..] => {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` sets more than one of `run`, `wasm` and `prompt`"),
+                        Some(value.span()),
+                        format!("`{second}` given as well"),
+                    )
+                    .with_help("a task runs exactly one thing; split it into two tasks"),
+            );
+            return None;
+        }
+        [("run", value)] => (TaskKind::Command, sub(value.get_ref()), None, None),
+        [("wasm", value)] => (
+            TaskKind::Wasm,
+            String::new(),
+            Some(WasmTask {
+                module: plan_dir.join(sub(value.get_ref())),
+                span: value.span(),
+                args: fields
+                    .args
+                    .as_ref()
+                    .or(defaults.args.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|a| sub(a))
+                    .collect(),
+                fuel: fields.fuel.or(defaults.fuel),
+            }),
+            None,
+        ),
+        [(_, value)] => {
+            let prompt = sub(value.get_ref());
+            if prompt.trim().is_empty() {
+                errors.push(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` has an empty prompt"),
+                        Some(value.span()),
+                        "empty",
+                    )
+                    .with_help("say what the agent should do, e.g. prompt = \"Replace log with tracing in crates/core\""));
+            }
+            let (model_name, model_span) = pick(&fields.model, &defaults.model)
+                .map(|m| (sub(m.get_ref()), m.span()))
+                .unwrap_or_else(|| ("default".into(), span.clone()));
+            let budget = fields.budget.or(defaults.budget).unwrap_or_default();
+            let budget = if ctx.broken_models.contains(&model_name) {
+                // Its table's own error says what is wrong.
+                Budget::default()
+            } else {
+                keep(
+                    errors,
+                    models::pick_model(source, models, id, &model_name, model_span),
+                )
+                .and_then(|model| {
+                    keep(
+                        errors,
+                        models::check_budget(
+                            source,
+                            budget.into(),
+                            span.clone(),
+                            &format!("task `{id}`"),
+                            model.price.is_none().then_some(model),
+                        ),
+                    )
+                })
+                .unwrap_or_default()
+            };
+            if fields.network.or(defaults.network) == Some(super::NetworkMode::Full) {
+                errors.push(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` is an agent task with network = \"full\""),
+                        Some(span.clone()),
+                        "an agent task",
+                    )
+                    .with_help("agents reach their model through swarm and have no network of their own; remove `network`"));
+            }
+            let max_turns = fields
+                .max_turns
+                .or(defaults.max_turns)
+                .unwrap_or(DEFAULT_MAX_TURNS);
+            if max_turns == 0 {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("task `{id}` has max_turns = 0"),
+                            Some(span.clone()),
+                            "in this task",
+                        )
+                        .with_help("an agent needs at least one model call; the default is 50"),
+                );
+            }
+            (
+                TaskKind::Agent,
+                String::new(),
+                None,
+                Some(AgentTask {
+                    prompt,
+                    model: model_name,
+                    max_turns,
+                    budget,
+                    repair_rounds: fields
+                        .repair_rounds
+                        .or(defaults.repair_rounds)
+                        .unwrap_or(DEFAULT_REPAIR_ROUNDS),
+                }),
+            )
+        }
+    };
+    if kind != TaskKind::Wasm
+        && let Some(key) = [
+            ("args", fields.args.is_some()),
+            ("fuel", fields.fuel.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
+    {
+        errors.push(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!("task `{id}` sets `{key}`, which only WASM tasks take"),
+                Some(span.clone()),
+                "not a `wasm` task",
+            )
+            .with_help(format!(
+                "put the arguments in the `run` command itself, or make it a `wasm` task; remove `{key}`"
+            )));
+    }
+    if kind != TaskKind::Agent
+        && let Some(key) = [
+            ("model", fields.model.is_some()),
+            ("max_turns", fields.max_turns.is_some()),
+            ("budget", fields.budget.is_some()),
+            ("repair_rounds", fields.repair_rounds.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(key, set)| set.then_some(key))
+    {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` sets `{key}`, which only agent (`prompt`) tasks take"),
+                    Some(span.clone()),
+                    "not a `prompt` task",
+                )
+                .with_help(format!(
+                    "remove `{key}`, or give the task a `prompt` instead"
+                )),
+        );
+    }
+
+    let mut env = defaults.env.clone().unwrap_or_default();
+    for (k, v) in fields.env.iter().flatten() {
+        env.insert(k.clone(), v.clone());
+    }
+    let env = env.into_iter().map(|(k, v)| (sub(&k), sub(&v))).collect();
+
+    let timeout = match pick(&fields.timeout, &defaults.timeout) {
+        None => None,
+        Some(t) => keep(
+            errors,
+            humantime::parse_duration(t.get_ref()).map_err(|e| {
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("invalid timeout `{}` for task `{id}`: {e}", t.get_ref()),
+                        Some(t.span()),
+                        "not a duration",
+                    )
+                    .with_help("write durations like \"90s\", \"20m\" or \"1h 30m\"")
+            }),
+        ),
+    };
+
+    let size = |key: &str, value: Option<Spanned<String>>| -> Result<Option<u64>, PlanError> {
+        let Some(value) = value else { return Ok(None) };
+        match value.get_ref().trim().parse::<bytesize::ByteSize>() {
+            Ok(size) if size.as_u64() > 0 => Ok(Some(size.as_u64())),
+            // Zero would leave every file out; "no limit" is a large size.
+            Ok(_) if key == "max_file_size" => Err(
+                "must be more than zero (there is no unlimited: write a size as large as you need, e.g. \"10GiB\")"
+                    .to_string(),
+            ),
+            Ok(_) => Err("must be more than zero".to_string()),
+            // bytesize's own message talks about floats and ByteSize.
+            Err(_) => Err("expected a number and a unit".to_string()),
+        }
+        .map_err(|e| {
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid {key} `{}` for task `{id}`: {e}", value.get_ref()),
+                    Some(value.span()),
+                    "not a size",
+                )
+                .with_help("write sizes like \"512MiB\", \"2GiB\" or \"64KiB\"")
+        })
+    };
+    let memory = keep(
+        errors,
+        size("memory", pick(&fields.memory, &defaults.memory)),
+    )
+    .flatten();
+    let max_output = keep(
+        errors,
+        size("max_output", pick(&fields.max_output, &defaults.max_output)),
+    )
+    .flatten()
+    .unwrap_or(super::DEFAULT_MAX_OUTPUT);
+    let max_file_size = keep(
+        errors,
+        size(
+            "max_file_size",
+            pick(&fields.max_file_size, &defaults.max_file_size),
+        ),
+    )
+    .flatten()
+    .unwrap_or(super::DEFAULT_MAX_FILE_SIZE);
+    let processes = fields.processes.or(defaults.processes);
+    if processes == Some(0) {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid processes `0` for task `{id}`"),
+                    Some(span.clone()),
+                    "in this task",
+                )
+                .with_help("`processes` counts the worker's processes and threads: at least 1"),
+        );
+    }
+
+    let mut paths = Vec::new();
+    for p in fields
+        .paths
+        .as_ref()
+        .or(defaults.paths.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let p = sub(p);
+        let clean = p.trim_end_matches('/').trim_start_matches("./").to_string();
+        if clean.is_empty()
+            || clean.starts_with('/')
+            || clean.split('/').any(|c| c == ".." || c == ".git")
+        {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("invalid path `{p}` in task `{id}`"),
+                        Some(span.clone()),
+                        "in this task",
+                    )
+                    .with_help(
+                        "`paths` are relative to the repository root, without `..` or `.git`",
+                    ),
+            );
+        }
+        paths.push(clean);
+    }
+
+    if errors.len() > before {
+        return None;
+    }
+    Some(Task {
+        id: id.to_string(),
+        span,
+        // Resolved with every task's id known, in `deps::resolve`.
+        deps: Vec::new(),
+        kind,
+        run,
+        wasm,
+        agent,
+        env,
+        timeout,
+        retries: fields.retries.or(defaults.retries).unwrap_or(0),
+        verify: fields
+            .verify
+            .as_ref()
+            .or(defaults.verify.as_ref())
+            .map(|v| sub(v)),
+        paths,
+        isolation: fields
+            .isolation
+            .or(defaults.isolation)
+            .unwrap_or(Isolation::Worktree),
+        network: fields.network.or(defaults.network).unwrap_or_default(),
+        memory,
+        processes,
+        max_output,
+        max_file_size,
+    })
+}

@@ -1,0 +1,195 @@
+//! Plan features a first day needs (issue 15), as the user sees them:
+//! every error of a plan at once, a bad `base` at its line, globs in
+//! `deps`, matrix values that make ids, and `include`/`exclude` matrices.
+
+use crate::support::{TestRepo, redact};
+
+/// `swarm validate` and `swarm run` reject the plan alike (exit 2, nothing
+/// left behind); returns the redacted stderr.
+fn rejected(repo: &TestRepo, toml: &str) -> String {
+    let plan = repo.plan("bad.toml", toml);
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    validate.assert_code(2);
+    let run = repo.run_plan(&plan, &["--sandbox", "none"]);
+    run.assert_code(2);
+    assert_eq!(validate.stderr, run.stderr, "run and validate disagree");
+    assert!(repo.swarm_traces().is_empty(), "{:?}", repo.swarm_traces());
+    redact(&validate.stderr, repo)
+}
+
+/// `swarm validate` accepts the plan; returns its stdout.
+fn valid(repo: &TestRepo, toml: &str) -> String {
+    let plan = repo.plan("ok.toml", toml);
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    validate.assert_code(0);
+    validate.stdout
+}
+
+#[test]
+fn every_plan_error_is_reported_at_once() {
+    let repo = TestRepo::new();
+    let err = rejected(
+        &repo,
+        "[[task]]\nid = \"build\"\nrun = \"true\"\ntimeout = \"soon\"\n\n[[task]]\nid = \"Test\"\nrun = \"true\"\n\n[[task]]\nid = \"lint\"\nrun = \"true\"\ndeps = [\"biuld\", \"fmt\"]\n",
+    );
+    assert!(err.starts_with("error: invalid plan (4 errors)\n"), "{err}");
+    let order: Vec<usize> = [
+        "invalid timeout `soon`",
+        "invalid task id `Test`",
+        "unknown task `biuld`",
+        "unknown task `fmt`",
+    ]
+    .iter()
+    .map(|needle| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("{needle}: {err}"))
+    })
+    .collect();
+    assert!(order.is_sorted(), "not in file order: {err}");
+    assert!(err.contains("bad.toml:4:"), "{err}");
+    assert!(err.contains("bad.toml:13:"), "{err}");
+    insta::assert_snapshot!(err);
+}
+
+#[test]
+fn past_twenty_errors_the_rest_are_counted() {
+    let repo = TestRepo::new();
+    let tasks: String = (0..25)
+        .map(|i| format!("[[task]]\nid = \"t{i}\"\nrun = \"true\"\ndeps = [\"nope{i}\"]\n"))
+        .collect();
+    let err = rejected(&repo, &tasks);
+    assert!(
+        err.starts_with("error: invalid plan (25 errors)\n"),
+        "{err}"
+    );
+    assert_eq!(err.matches("depends on unknown task").count(), 20, "{err}");
+    assert!(err.trim_end().ends_with("... and 5 more errors"), "{err}");
+}
+
+#[test]
+fn a_base_that_does_not_exist_points_at_its_line() {
+    let repo = TestRepo::new();
+    let err = rejected(
+        &repo,
+        "[swarm]\nbase = \"nope\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+    );
+    assert!(err.contains("bad.toml:2:8]"), "{err}");
+    assert!(
+        err.contains("set `base` in [swarm] (or --base) to an existing branch, tag or commit"),
+        "{err}"
+    );
+    insta::assert_snapshot!(err);
+
+    // From the command line there is no line to show: it says so.
+    let plan = repo.plan("ok.toml", "[[task]]\nid = \"a\"\nrun = \"true\"\n");
+    let run = repo.run_plan(&plan, &["--sandbox", "none", "--base", "nope"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("`nope` was given with --base"),
+        "{}",
+        run.stderr
+    );
+    assert!(repo.swarm_traces().is_empty());
+}
+
+#[test]
+fn glob_deps_fan_in_and_a_glob_matching_nothing_is_an_error() {
+    let repo = TestRepo::new();
+    let out = valid(
+        &repo,
+        "[[task]]\nid = \"fmt-{c}\"\nrun = \"true\"\nmatrix = { c = [\"a\", \"b\", \"c\"] }\n\n[[task]]\nid = \"fmt-all\"\nrun = \"true\"\ndeps = [\"fmt-*\"]\n",
+    );
+    assert!(out.contains("ok: 4 tasks, 3 without dependencies"), "{out}");
+
+    let err = rejected(
+        &repo,
+        "[[task]]\nid = \"fmt-a\"\nrun = \"true\"\n\n[[task]]\nid = \"all\"\nrun = \"true\"\ndeps = [\"fnt-*\"]\n",
+    );
+    assert!(err.contains("did you mean `fmt-*`?"), "{err}");
+    insta::assert_snapshot!(err);
+}
+
+#[test]
+fn glob_deps_run_after_every_match() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "globs.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"part-{n}\"\nrun = \"echo {n} > part-{n}.txt\"\nmatrix = { n = [1, 2] }\n\n[[task]]\nid = \"join\"\ndeps = [\"part-*\"]\nrun = \"cat part-1.txt part-2.txt > all.txt\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    assert_eq!(repo.show("swarm/globs", "all.txt").trim_end(), "1\n2");
+}
+
+#[test]
+fn every_read_paths_entry_that_does_not_exist_is_reported() {
+    let repo = TestRepo::new();
+    let err = rejected(
+        &repo,
+        "[swarm]\nread_paths = [\"/nonexistent/a\", \"/nonexistent/b\"]\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+    );
+    assert!(err.starts_with("error: invalid plan (2 errors)\n"), "{err}");
+    assert!(err.contains("`/nonexistent/a` does not exist"), "{err}");
+    assert!(err.contains("`/nonexistent/b` does not exist"), "{err}");
+}
+
+#[test]
+fn file_paths_in_a_matrix_make_ids_and_reach_the_command_as_written() {
+    let repo = TestRepo::new();
+    repo.write("src/main.rs", "fn main() {}\n");
+    repo.write("src/cli/Args.rs", "// args\n");
+    repo.commit_all("sources");
+    let plan = repo.plan(
+        "files.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"count-{file}\"\nrun = \"wc -l < {file} > {file:slug}.count\"\nmatrix = { file = [\"src/main.rs\", \"src/cli/Args.rs\"] }\n\n[[task]]\nid = \"all\"\ndeps = [\"count-*\"]\nrun = \"cat *.count > total\"\n",
+    );
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    validate.assert_code(0);
+    assert!(
+        validate.stdout.contains("ok: 3 tasks"),
+        "{}",
+        validate.stdout
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    let report = repo.report();
+    for id in ["count-src-main-rs", "count-src-cli-args-rs", "all"] {
+        assert_eq!(crate::support::task(&report, id)["status"], "merged");
+    }
+    assert_eq!(
+        repo.show("swarm/files", "src-cli-args-rs.count").trim(),
+        "1"
+    );
+    assert_eq!(repo.show("swarm/files", "total").trim(), "1\n1");
+}
+
+#[test]
+fn values_whose_slugs_collide_are_named_both() {
+    let repo = TestRepo::new();
+    let err = rejected(
+        &repo,
+        "[[task]]\nid = \"lint-{file}\"\nrun = \"true\"\nmatrix = { file = [\"src/a.rs\", \"src-a.rs\"] }\n",
+    );
+    assert!(
+        err.contains(
+            "matrix values `src/a.rs` and `src-a.rs` of `file` make the same id `lint-src-a-rs`"
+        ),
+        "{err}"
+    );
+    insta::assert_snapshot!(err);
+}
+
+#[test]
+fn include_and_exclude_shape_the_matrix() {
+    let repo = TestRepo::new();
+    let out = valid(
+        &repo,
+        "[[task]]\nid = \"build-{os}-{arch}\"\nrun = \"true\"\nmatrix = { include = [{ os = \"linux\", arch = \"x86_64\" }, { os = \"macos\", arch = \"aarch64\" }] }\n\n[[task]]\nid = \"test-{os}-{v}\"\nrun = \"true\"\nmatrix = { os = [\"linux\", \"macos\"], v = [1, 2], exclude = [{ os = \"macos\", v = 1 }] }\n\n[[task]]\nid = \"done\"\nrun = \"true\"\ndeps = [\"build-*\", \"test-*\"]\n",
+    );
+    assert!(out.contains("ok: 6 tasks, 5 without dependencies"), "{out}");
+
+    let err = rejected(
+        &repo,
+        "[[task]]\nid = \"t-{os}\"\nrun = \"true\"\nmatrix = { os = [\"linux\"], include = [\"macos\"], exclude = [{ os = \"bsd\" }] }\n",
+    );
+    assert!(err.starts_with("error: invalid plan (2 errors)\n"), "{err}");
+    insta::assert_snapshot!(err);
+}
