@@ -168,7 +168,10 @@ pub enum EventBody {
         repo: String,
         base: String,
         base_commit: String,
-        integration_branch: String,
+        /// `None` for a run whose tasks are all read-only: it has nothing
+        /// to merge, so it creates no branch.
+        #[serde(default)]
+        integration_branch: Option<String>,
         concurrency: usize,
         /// Every task of the expanded plan, in merge order.
         tasks: Vec<TaskInfo>,
@@ -184,6 +187,10 @@ pub enum EventBody {
         pending: Vec<String>,
         /// The integration branch's tip the run continues from.
         integration_commit: String,
+        /// Tasks that had failed or timed out and run again
+        /// (`swarm resume --retry-failed`); also in `pending`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        retried: Vec<String>,
     },
     /// Every dependency of the task succeeded: it waits for a free slot.
     TaskQueued { task: String },
@@ -247,6 +254,11 @@ pub enum EventBody {
         task: String,
         commit: String,
         integration_commit: String,
+        /// The user merged it by hand after a conflict (`swarm resolve`):
+        /// `integration_commit` is their merge commit, which its dependents
+        /// start from.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resolved: bool,
     },
     TaskConflicted {
         task: String,
@@ -340,7 +352,9 @@ pub struct RunReport {
     pub repo: String,
     pub base: String,
     pub base_commit: String,
-    pub integration_branch: String,
+    /// `None` for a run whose tasks are all read-only (no branch).
+    #[serde(default)]
+    pub integration_branch: Option<String>,
     /// Tip of the integration branch (equal to `base_commit` if nothing merged).
     pub integration_commit: String,
     pub started_at: String,

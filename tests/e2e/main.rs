@@ -15,6 +15,7 @@ mod outputs;
 mod papercuts;
 mod resume;
 mod run;
+mod run_management;
 mod sandbox;
 mod sandbox_escapes;
 mod sandbox_limits;

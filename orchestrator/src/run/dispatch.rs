@@ -129,11 +129,21 @@ impl<'o> Dispatcher<'o> {
         std::fs::write(&saved, prepared.plan.source.text.as_bytes())
             .map_err(io(format!("write {}", saved.display())))?;
         prepared.repo.exclude("/.swarm/")?;
-        prepared.repo.set_ref(
-            &refs::integration(&prepared.run),
-            prepared.base_commit,
-            "swarm: start run",
-        )?;
+        // A run of read-only tasks merges nothing: a branch would only be
+        // one more thing to clean up.
+        let branch = (!prepared
+            .plan
+            .tasks
+            .iter()
+            .all(|t| t.isolation == Isolation::Readonly))
+        .then(|| refs::integration_branch(&prepared.run));
+        if branch.is_some() {
+            prepared.repo.set_ref(
+                &refs::integration(&prepared.run),
+                prepared.base_commit,
+                "swarm: start run",
+            )?;
+        }
         let base_commit = prepared.base_commit;
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
@@ -145,7 +155,7 @@ impl<'o> Dispatcher<'o> {
             repo: dispatcher.ctx.repo.workdir.display().to_string(),
             base,
             base_commit: base_commit.to_string(),
-            integration_branch: refs::integration_branch(&dispatcher.ctx.run),
+            integration_branch: branch,
             concurrency: dispatcher.concurrency,
             tasks: infos,
         })?;
@@ -188,6 +198,7 @@ impl<'o> Dispatcher<'o> {
             &run_dir,
             &worktree_dir,
             &prepared.plan.tasks,
+            prepared.options.retry_failed.as_deref(),
         )?;
         remove_readonly_checkouts(&prepared.repo, &worktree_dir);
         let mut prepared = prepared;
@@ -214,6 +225,7 @@ impl<'o> Dispatcher<'o> {
             restarted: ids(&recovered.restarted),
             pending: ids(&pending),
             integration_commit: dispatcher.integration.to_string(),
+            retried: ids(&recovered.retried),
         };
         dispatcher.emit(body)?;
         dispatcher.ready.clear();
@@ -690,6 +702,7 @@ impl<'o> Dispatcher<'o> {
             task: id,
             commit: commit.to_string(),
             integration_commit: self.integration.to_string(),
+            resolved: false,
         })
     }
 

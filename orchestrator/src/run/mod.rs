@@ -81,6 +81,9 @@ pub struct RunOptions {
     pub gateway: Option<std::sync::Arc<crate::gateway::Gateway>>,
     /// The `swarm` binary, run as `swarm __agent` for agent tasks.
     pub agent_program: Option<PathBuf>,
+    /// When resuming: run again the tasks that failed or timed out (all of
+    /// them if empty, else these), and those they blocked.
+    pub retry_failed: Option<Vec<String>>,
 }
 
 /// Confinement of a run's workers.

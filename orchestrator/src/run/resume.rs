@@ -29,6 +29,8 @@ pub(super) struct Recovered {
     pub integration: Oid,
     /// Tasks that were running when the coordinator died or was cancelled.
     pub restarted: Vec<usize>,
+    /// Failed tasks that run again (`--retry-failed`).
+    pub retried: Vec<usize>,
     /// The journal's `run_started`, shown again to the new observer.
     pub run_started: Event,
 }
@@ -41,6 +43,9 @@ struct Seen {
     finished_attempt: Option<u32>,
     commit: Option<Oid>,
     merged: Option<Oid>,
+    /// It failed and runs again (`--retry-failed`): its result ref is kept
+    /// at `<task>.<attempt>` before the new attempt replaces it.
+    retrying: bool,
 }
 
 fn not_resumable(run: &str, why: impl Into<String>) -> RunError {
@@ -63,6 +68,7 @@ pub(super) fn recover(
     run_dir: &Path,
     worktree_dir: &Path,
     tasks: &[Task],
+    retry_failed: Option<&[String]>,
 ) -> Result<Recovered, RunError> {
     let journal = run_dir.join("events.jsonl");
     if !journal.exists() {
@@ -88,6 +94,7 @@ pub(super) fn recover(
     let EventBody::RunStarted {
         base_commit,
         tasks: infos,
+        integration_branch,
         ..
     } = &run_started.body
     else {
@@ -152,10 +159,21 @@ pub(super) fn recover(
                     seen[i].status = Some(*status);
                 }
             }
-            EventBody::TaskMerged { task, commit, .. } => {
+            EventBody::TaskMerged {
+                task,
+                commit,
+                integration_commit,
+                resolved,
+            } => {
                 if let Some(i) = at(task) {
                     seen[i].status = Some(TaskStatus::Merged);
-                    seen[i].merged = oid(commit);
+                    // A conflict resolved by hand: dependents start from the
+                    // user's merge, which holds the fix.
+                    seen[i].merged = oid(if *resolved {
+                        integration_commit
+                    } else {
+                        commit
+                    });
                 }
             }
             EventBody::TaskConflicted { task, .. } => {
@@ -179,25 +197,44 @@ pub(super) fn recover(
         }
     }
 
+    let retried = retried_tasks(run, tasks, &seen, retry_failed)?;
+    for &i in &retried {
+        seen[i].status = None;
+        seen[i].retrying = true;
+    }
     if let Some(exit_code) = finished
-        && !seen.iter().any(|s| s.status == Some(TaskStatus::Skipped))
+        && !has_runnable(tasks, &seen)
     {
+        let failed = seen
+            .iter()
+            .any(|s| matches!(s.status, Some(TaskStatus::Failed | TaskStatus::TimedOut)));
         return Err(not_resumable(
             run,
             format!(
-                "it finished (exit {exit_code}) and skipped no task; run the plan again with `swarm run`"
+                "it finished (exit {exit_code}) and has no task left that can run; {}",
+                if failed {
+                    format!(
+                        "after fixing the cause, `swarm resume {run} --retry-failed` runs its failed tasks again"
+                    )
+                } else {
+                    "run the plan again with `swarm run`".to_string()
+                }
             ),
         ));
     }
 
     // Git is the truth about merges: the journal line of the last one may
     // have been lost to the crash (the branch moves first).
-    let integration = repo.resolve(&refs::integration(run)).map_err(|e| {
-        not_resumable(
-            run,
-            format!("its integration branch is gone: failed to {e}"),
-        )
-    })?;
+    // A read-only run has no branch: it merges nothing.
+    let integration = match integration_branch {
+        None => base_commit,
+        Some(_) => repo.resolve(&refs::integration(run)).map_err(|e| {
+            not_resumable(
+                run,
+                format!("its integration branch is gone: failed to {e}"),
+            )
+        })?,
+    };
     if let Some(task) = merged_task_of(repo, integration)?
         && let Some(i) = at(&task)
         && seen[i].status == Some(TaskStatus::Succeeded)
@@ -248,7 +285,107 @@ pub(super) fn recover(
         base_commit,
         integration,
         restarted,
+        retried,
         run_started,
+    })
+}
+
+/// The failed (or timed-out) tasks `--retry-failed` runs again: all of
+/// them, or the ones named (each must exist and have failed).
+fn retried_tasks(
+    run: &str,
+    tasks: &[Task],
+    seen: &[Seen],
+    retry_failed: Option<&[String]>,
+) -> Result<Vec<usize>, RunError> {
+    let Some(only) = retry_failed else {
+        return Ok(Vec::new());
+    };
+    let failed = |i: usize| {
+        matches!(
+            seen[i].status,
+            Some(TaskStatus::Failed | TaskStatus::TimedOut)
+        )
+    };
+    let mut retried = Vec::new();
+    if only.is_empty() {
+        retried.extend((0..tasks.len()).filter(|&i| failed(i)));
+    }
+    for id in only {
+        let Some(i) = tasks.iter().position(|t| &t.id == id) else {
+            let hint = crate::plan::did_you_mean(id, tasks.iter().map(|t| t.id.as_str()))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(not_resumable(run, format!("it has no task `{id}`{hint}")));
+        };
+        if !failed(i) {
+            let now = seen[i].status.map_or("pending", TaskStatus::as_str);
+            return Err(not_resumable(
+                run,
+                format!(
+                    "task `{id}` did not fail (it is {now}); --retry-failed runs only failed tasks again"
+                ),
+            ));
+        }
+        retried.push(i);
+    }
+    if retried.is_empty() {
+        return Err(not_resumable(
+            run,
+            "no task of it failed or timed out, so there is nothing to retry",
+        ));
+    }
+    Ok(retried)
+}
+
+/// Whether some task would run: one not final (to run again) none of whose
+/// dependencies, direct or not, failed, timed out or conflicted.
+fn has_runnable(tasks: &[Task], seen: &[Seen]) -> bool {
+    let index: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
+    // 0: not visited, 1: visiting, 2: fine, 3: dead (a failure below it).
+    fn dead(
+        i: usize,
+        tasks: &[Task],
+        seen: &[Seen],
+        index: &HashMap<&str, usize>,
+        memo: &mut [u8],
+    ) -> bool {
+        match memo[i] {
+            2 => return false,
+            1 | 3 => return true,
+            _ => {}
+        }
+        memo[i] = 1;
+        let failed = matches!(
+            seen[i].status,
+            Some(TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted)
+        );
+        let is_dead = failed
+            || tasks[i]
+                .deps
+                .iter()
+                .filter_map(|d| index.get(d.as_str()))
+                .any(|&d| dead(d, tasks, seen, index, memo));
+        memo[i] = if is_dead { 3 } else { 2 };
+        is_dead
+    }
+    let mut memo = vec![0u8; tasks.len()];
+    (0..tasks.len()).any(|i| {
+        let to_run = !matches!(
+            seen[i].status,
+            Some(
+                TaskStatus::Merged
+                    | TaskStatus::Succeeded
+                    | TaskStatus::Failed
+                    | TaskStatus::TimedOut
+                    | TaskStatus::Conflicted
+            )
+        );
+        to_run && !dead(i, tasks, seen, &index, &mut memo)
     })
 }
 
@@ -325,7 +462,7 @@ fn keep_leftovers(
         worktrees.remove(&path, None)?;
     } else if let Ok(commit) = repo.resolve(&refs::task(run, &task.id))
         && !repo.has_ref(&keep_ref)?
-        && seen.finished_attempt.is_none_or(|a| a < attempt)
+        && (seen.retrying || seen.finished_attempt.is_none_or(|a| a < attempt))
     {
         repo.set_ref(&keep_ref, commit, "swarm: result of an interrupted attempt")?;
     }
