@@ -99,6 +99,8 @@ impl ReportBuilder {
                                 skipped_files: Vec::new(),
                                 snapshot_ms: 0,
                                 conflict_files: Vec::new(),
+                                conflict_hunks: Vec::new(),
+                                conflict_with: Vec::new(),
                                 stdout_log: out.display().to_string(),
                                 stderr_log: err.display().to_string(),
                                 agent: None,
@@ -179,10 +181,18 @@ impl ReportBuilder {
                     r.integration_commit = integration_commit.clone();
                 }
             }
-            EventBody::TaskConflicted { task, files, .. } => {
+            EventBody::TaskConflicted {
+                task,
+                files,
+                hunks,
+                touched_by,
+                ..
+            } => {
                 if let Some(t) = self.task(task) {
                     t.status = TaskStatus::Conflicted;
                     t.conflict_files = files.clone();
+                    t.conflict_hunks = hunks.clone();
+                    t.conflict_with = touched_by.clone();
                 }
             }
             // Progress only: the agent's report comes with its attempt.

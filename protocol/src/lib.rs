@@ -264,12 +264,39 @@ pub enum EventBody {
         task: String,
         commit: String,
         files: Vec<String>,
+        /// The conflicting regions, in lines of the integration branch's
+        /// version of each file (files both sides added or deleted have
+        /// none: the whole file conflicts).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hunks: Vec<ConflictHunk>,
+        /// Merged tasks that changed these files too: the other side.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        touched_by: Vec<String>,
     },
     RunFinished {
         integration_commit: String,
         exit_code: i32,
         duration_ms: u64,
     },
+}
+
+/// One conflicting region of a file: lines `start` to `end` (1-based,
+/// inclusive) of the integration branch's version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ConflictHunk {
+    pub path: String,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl std::fmt::Display for ConflictHunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.start == self.end {
+            write!(f, "{} line {}", self.path, self.start)
+        } else {
+            write!(f, "{} lines {}-{}", self.path, self.start, self.end)
+        }
+    }
 }
 
 /// A file of a task's worktree that its snapshot did not commit.
@@ -394,6 +421,12 @@ pub struct TaskReport {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub snapshot_ms: u64,
     pub conflict_files: Vec<String>,
+    /// Where the files conflict (see [`ConflictHunk`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflict_hunks: Vec<ConflictHunk>,
+    /// Merged tasks that changed the conflicting files too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflict_with: Vec<String>,
     pub stdout_log: String,
     pub stderr_log: String,
     /// An agent task's last session: outcome, summary, turns, tokens, cost

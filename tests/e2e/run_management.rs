@@ -420,6 +420,23 @@ fn resolve_records_a_conflict_merged_by_hand_and_resume_runs_its_dependents_from
         "{}",
         run.stderr
     );
+    // The conflict report says where, with whom, and what to do.
+    assert!(
+        run.stderr
+            .contains("  right: conflict in same.txt line 1 with left\n"),
+        "{}",
+        run.stderr
+    );
+    let right = task(&repo.report(), "right").clone();
+    assert_eq!(
+        right["conflict_hunks"],
+        serde_json::json!([{"path": "same.txt", "start": 1, "end": 1}])
+    );
+    assert_eq!(right["conflict_with"], serde_json::json!(["left"]));
+    assert_eq!(
+        right["reason"],
+        "conflicts with the integration branch in same.txt, also changed by left"
+    );
     let help = repo.swarm(&["resolve", "--help"]);
     assert!(
         help.stdout.contains("git merge refs/swarm/RUN/TASK"),

@@ -678,16 +678,23 @@ impl<'o> Dispatcher<'o> {
             MergeOutcome::AlreadyIn => {}
             MergeOutcome::Conflict(files) => {
                 self.status[i] = TaskStatus::Conflicted;
+                let (hunks, touched_by) = self.conflict_details(commit, &files);
+                let with = match touched_by.as_slice() {
+                    [] => String::new(),
+                    tasks => format!(", also changed by {}", tasks.join(", ")),
+                };
                 self.emit(EventBody::TaskConflicted {
                     task: id.clone(),
                     commit: commit.to_string(),
                     files: files.clone(),
+                    hunks,
+                    touched_by,
                 })?;
                 self.emit(EventBody::TaskFinished {
                     task: id,
                     status: TaskStatus::Conflicted,
                     reason: Some(format!(
-                        "conflicts with the integration branch in {}",
+                        "conflicts with the integration branch in {}{with}",
                         files.join(", ")
                     )),
                 })?;
@@ -704,6 +711,36 @@ impl<'o> Dispatcher<'o> {
             integration_commit: self.integration.to_string(),
             resolved: false,
         })
+    }
+
+    /// Where `commit` conflicts with the integration branch, and which
+    /// merged tasks changed those files: what the user needs to resolve it.
+    /// Best effort: the conflict itself is already known.
+    fn conflict_details(
+        &self,
+        commit: Oid,
+        files: &[String],
+    ) -> (Vec<swarm_protocol::ConflictHunk>, Vec<String>) {
+        let hunks = self
+            .merger
+            .conflict_hunks(self.integration, commit)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "failed to find the conflicting lines");
+                Vec::new()
+            });
+        let touched_by = self
+            .report
+            .report()
+            .map(|r| {
+                r.tasks
+                    .iter()
+                    .filter(|t| t.status == TaskStatus::Merged)
+                    .filter(|t| t.changed_files.iter().any(|f| files.contains(f)))
+                    .map(|t| t.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (hunks, touched_by)
     }
 
     fn is_in_integration(&self, i: usize) -> bool {

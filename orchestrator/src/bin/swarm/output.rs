@@ -485,6 +485,20 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         .iter()
         .filter(|t| t.status == TaskStatus::Conflicted)
     {
+        let place = if t.conflict_hunks.is_empty() {
+            t.conflict_files.join(", ")
+        } else {
+            t.conflict_hunks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let with = match t.conflict_with.as_slice() {
+            [] => String::new(),
+            tasks => format!(" with {}", tasks.join(", ")),
+        };
+        let _ = writeln!(out, "  {}: conflict in {place}{with}", t.id);
         let _ = writeln!(
             out,
             "  {id}: next step: git switch {branch} && git merge refs/swarm/{run}/{id}, fix, commit, then `swarm resolve {run} {id}` (see `swarm resolve --help`)",
