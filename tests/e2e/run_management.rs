@@ -502,3 +502,66 @@ fn resolve_records_a_conflict_merged_by_hand_and_resume_runs_its_dependents_from
     assert_eq!(repo.show("swarm/c", "after.txt"), "resolved");
     repo.git(&["merge-base", "--is-ancestor", &merged_tip, "swarm/c"]);
 }
+
+#[test]
+fn squash_history_gives_one_commit_per_task_and_leaves_task_refs_alone() {
+    let repo = TestRepo::new();
+    let p = repo.plan(
+        "s.toml",
+        "[swarm]\nsandbox = \"none\"\nhistory = \"squash\"\nconcurrency = 1\n\n\
+         [[task]]\nid = \"a\"\nrun = \"echo a > a.txt\"\n\n\
+         [[task]]\nid = \"b\"\ndeps = [\"a\"]\nrun = \"echo more >> a.txt\"\n\n\
+         [[task]]\nid = \"c\"\nrun = \"echo c > c.txt\"\n\n\
+         [[task]]\nid = \"noop\"\nrun = \"true\"\n",
+    );
+    repo.run_plan(&p, &["--name", "s"]).assert_code(0);
+    let base = repo.git(&["rev-parse", "main"]);
+    // Linear: one parent each, one commit per task that changed something.
+    let log = repo.git(&["log", "--format=%P %s", &format!("{base}..swarm/s")]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    for line in &lines {
+        let (parents, _) = line.split_once(" swarm: ").unwrap();
+        assert_eq!(parents.split(' ').count(), 1, "{log}");
+    }
+    let subjects: Vec<&str> = lines.iter().map(|l| l.split_once(' ').unwrap().1).collect();
+    assert_eq!(
+        subjects,
+        [
+            "swarm: squash s/c",
+            "swarm: squash s/b",
+            "swarm: squash s/a"
+        ]
+    );
+    // A dependent's change lands on top of its dependency's, without a
+    // conflict (each commit holds its task's own changes).
+    assert_eq!(repo.show("swarm/s", "a.txt"), "a\nmore");
+    assert_eq!(repo.show("swarm/s", "c.txt"), "c");
+    assert_eq!(task(&repo.report(), "noop")["status"], "merged");
+    // Task refs are the tasks' snapshots, as with merges: not on the branch.
+    assert_eq!(repo.show("refs/swarm/s/b", "a.txt"), "a\nmore");
+    let on_branch = repo
+        .git_output(&["merge-base", "--is-ancestor", "refs/swarm/s/a", "swarm/s"])
+        .status
+        .success();
+    assert!(!on_branch);
+
+    // A crash after the branch moved but before the journal said so: the
+    // resumed run takes the squash commit as the task's merge.
+    edit_journal(&repo, "s", |l| {
+        let cut = l.contains("\"run_finished\"")
+            || (l.contains("\"task_merged\"") && l.contains("\"task\":\"c\""))
+            || (l.contains("\"task_") && l.contains("\"noop\""));
+        (!cut).then(|| l.to_string())
+    });
+    repo.swarm(&["resume", "s"]).assert_code(0);
+    let merged_c = journal(&repo, "s")
+        .iter()
+        .filter(|e| e["event"] == "task_merged" && e["task"] == "c")
+        .count();
+    assert_eq!(merged_c, 0, "c was merged again");
+    assert_eq!(
+        repo.git(&["rev-list", "--count", &format!("{base}..swarm/s")]),
+        "3"
+    );
+}

@@ -45,22 +45,72 @@ impl Merger {
         merge_in(&self.repo, ours, theirs, message)
     }
 
+    /// Applies the changes of task result `theirs` (relative to its parent,
+    /// the task's base) onto `ours` as one commit with `ours` as its only
+    /// parent: a cherry-pick, in memory. A result that is its base (the
+    /// task changed nothing) or already in `ours` adds no commit.
+    pub fn squash(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
+        let repo = &self.repo;
+        let action = || format!("squash {theirs} onto {ours}");
+        if ours == theirs || repo.graph_descendant_of(ours, theirs).context(action)? {
+            return Ok(MergeOutcome::AlreadyIn);
+        }
+        let ours_commit = repo.find_commit(ours).context(action)?;
+        let theirs_commit = repo.find_commit(theirs).context(action)?;
+        // A snapshot has exactly one parent, its base; anything else is a
+        // base itself (the merge of a task's dependencies): no change.
+        if theirs_commit.parent_count() != 1 {
+            return Ok(MergeOutcome::AlreadyIn);
+        }
+        let mut index = repo
+            .cherrypick_commit(&theirs_commit, &ours_commit, 0, None)
+            .context(action)?;
+        if index.has_conflicts() {
+            let mut files: Vec<String> = index
+                .conflicts()
+                .context(action)?
+                .filter_map(Result::ok)
+                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+                .collect();
+            files.sort();
+            files.dedup();
+            return Ok(MergeOutcome::Conflict(files));
+        }
+        let tree_id = index.write_tree_to(repo).context(action)?;
+        if tree_id == ours_commit.tree_id() {
+            return Ok(MergeOutcome::AlreadyIn);
+        }
+        let tree = repo.find_tree(tree_id).context(action)?;
+        let sig = signature()?;
+        let commit = repo
+            .commit(None, &sig, &sig, message, &tree, &[&ours_commit])
+            .context(action)?;
+        Ok(MergeOutcome::Merged(commit))
+    }
+
     /// Where merging `theirs` into `ours` conflicts, in lines of `ours`'
     /// version of each file. Merges again (conflicts are rare, and
     /// [`Self::merge`] stays as fast as it was); a file deleted on one side
     /// has none (the whole file conflicts).
+    /// With `squash`, as [`Self::squash`] merges (against the result's
+    /// parent).
     pub fn conflict_hunks(
         &self,
         ours: Oid,
         theirs: Oid,
+        squash: bool,
     ) -> Result<Vec<swarm_protocol::ConflictHunk>, GitError> {
         let repo = &self.repo;
         let action = || format!("find the conflicts of {theirs} with {ours}");
         let ours_commit = repo.find_commit(ours).context(action)?;
         let theirs_commit = repo.find_commit(theirs).context(action)?;
-        let index = repo
-            .merge_commits(&ours_commit, &theirs_commit, None)
-            .context(action)?;
+        let index = if squash {
+            repo.cherrypick_commit(&theirs_commit, &ours_commit, 0, None)
+        } else {
+            repo.merge_commits(&ours_commit, &theirs_commit, None)
+        }
+        .context(action)?;
         let mut hunks = Vec::new();
         for conflict in index.conflicts().context(action)?.flatten() {
             let (Some(our), Some(their)) = (&conflict.our, &conflict.their) else {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use error::{PlanError, PlanErrorKind, Source, did_you_mean};
 pub use models::{AgentTask, Budget, ModelConfig};
-pub use schema::{NetworkMode, OnFailure, Price, Provider, SandboxMode};
+pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode};
 use swarm_protocol::{Isolation, TaskKind};
 
 /// A checked plan, ready to be turned into a graph and run.
@@ -31,6 +31,8 @@ pub struct Plan {
     pub concurrency: Option<usize>,
     pub sandbox: SandboxMode,
     pub on_failure: OnFailure,
+    /// How results land on the integration branch.
+    pub history: History,
     /// Extra read-only paths for sandboxed tasks, as written (`~/` not yet
     /// expanded: only the CLI knows the home directory).
     pub read_paths: Vec<ReadPath>,

@@ -26,7 +26,7 @@ use crate::gateway::AgentNote;
 use crate::git::{GitError, MergeOutcome, Merger, Worktrees, refs};
 use crate::graph::TaskGraph;
 use crate::journal::Journal;
-use crate::plan::OnFailure;
+use crate::plan::{History, OnFailure};
 use crate::report::ReportBuilder;
 
 fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
@@ -79,6 +79,7 @@ pub(super) struct Dispatcher<'o> {
     ctx: Arc<Ctx>,
     graph: TaskGraph,
     on_failure: OnFailure,
+    history: History,
     concurrency: usize,
     base_commit: Oid,
     status: Vec<TaskStatus>,
@@ -326,6 +327,7 @@ impl<'o> Dispatcher<'o> {
         let dispatcher = Self {
             graph,
             on_failure: plan.on_failure,
+            history: plan.history,
             concurrency: options.concurrency.max(1),
             base_commit,
             status: vec![TaskStatus::Pending; n],
@@ -661,11 +663,18 @@ impl<'o> Dispatcher<'o> {
         let Some(commit) = self.result[i] else {
             return Ok(());
         };
+        let squash = self.history == History::Squash;
         let message = format!(
-            "swarm: merge {}/{id}\n\nSwarm-Run: {}\nSwarm-Task: {id}\n",
-            self.ctx.run, self.ctx.run
+            "swarm: {} {}/{id}\n\nSwarm-Run: {}\nSwarm-Task: {id}\n",
+            if squash { "squash" } else { "merge" },
+            self.ctx.run,
+            self.ctx.run
         );
-        let outcome = self.merger.merge(self.integration, commit, &message)?;
+        let outcome = if squash {
+            self.merger.squash(self.integration, commit, &message)?
+        } else {
+            self.merger.merge(self.integration, commit, &message)?
+        };
         match outcome {
             MergeOutcome::Merged(new) => {
                 self.ctx.repo.set_ref(
@@ -723,7 +732,7 @@ impl<'o> Dispatcher<'o> {
     ) -> (Vec<swarm_protocol::ConflictHunk>, Vec<String>) {
         let hunks = self
             .merger
-            .conflict_hunks(self.integration, commit)
+            .conflict_hunks(self.integration, commit, self.history == History::Squash)
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "failed to find the conflicting lines");
                 Vec::new()

@@ -419,10 +419,11 @@ fn merged_task_of(repo: &Repo, commit: Oid) -> Result<Option<String>, RunError> 
     let commit = git
         .find_commit(commit)
         .context(|| "read the integration branch".into())?;
-    if commit.parent_count() < 2 {
+    let message = commit.message().unwrap_or_default();
+    // A merge, or with `history = "squash"` a task's one commit.
+    if commit.parent_count() < 2 && !message.starts_with("swarm: squash ") {
         return Ok(None);
     }
-    let message = commit.message().unwrap_or_default();
     Ok(message
         .lines()
         .find_map(|l| l.strip_prefix("Swarm-Task: "))
