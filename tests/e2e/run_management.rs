@@ -491,6 +491,14 @@ fn resolve_records_a_conflict_merged_by_hand_and_resume_runs_its_dependents_from
     assert_eq!(last["resolved"], true);
     assert_eq!(last["integration_commit"], merged_tip.as_str());
     assert_eq!(task(&repo.report(), "right")["status"], "merged");
+    let status = repo.swarm(&["status", "c"]);
+    assert!(
+        status
+            .stdout
+            .contains("  `swarm resume c` runs what a resolved conflict blocked: after\n"),
+        "{}",
+        status.stdout
+    );
     // Twice is refused: it is merged now.
     repo.swarm(&["resolve", "c", "right"]).assert_code(2);
 

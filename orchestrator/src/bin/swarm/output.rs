@@ -507,6 +507,30 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
             branch = report.integration_branch.as_deref().unwrap_or_default(),
         );
     }
+    // After `swarm resolve`, tasks the conflict blocked can run: their
+    // dependencies are all merged now.
+    let runnable: Vec<&str> = report
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Blocked)
+        .filter(|t| {
+            t.deps.iter().all(|d| {
+                report
+                    .tasks
+                    .iter()
+                    .any(|o| &o.id == d && o.status.is_success())
+            })
+        })
+        .map(|t| t.id.as_str())
+        .collect();
+    if report.exit_code.is_some() && !runnable.is_empty() {
+        let _ = writeln!(
+            out,
+            "  `swarm resume {}` runs what a resolved conflict blocked: {}",
+            report.run,
+            runnable.join(", ")
+        );
+    }
     // Work a snapshot left out (too large, refused by git, unreadable) is
     // named, so that nobody takes the ref for all of it.
     const SHOWN: usize = 5;
