@@ -134,7 +134,27 @@ fn runs_lists_every_run_newest_first_with_its_state_counts_and_branch() {
     assert_eq!(second["branch"], "swarm/second");
     assert_eq!(second["exit_code"], 1);
     assert_eq!(json[3]["branch"], Value::Null);
-    assert!(json[3]["age_secs"].as_u64().unwrap() > 0);
+    assert!(json[3]["age_secs"].is_u64());
+
+    // A run directory whose coordinator died before its first event is
+    // named on stderr, not listed.
+    std::fs::create_dir_all(repo.path().join(".swarm/runs/ghost")).unwrap();
+    std::fs::write(repo.path().join(".swarm/runs/ghost/events.jsonl"), "").unwrap();
+    let with_ghost = repo.swarm(&["runs"]);
+    with_ghost.assert_code(0);
+    assert_eq!(
+        with_ghost.stdout.lines().count(),
+        5,
+        "{}",
+        with_ghost.stdout
+    );
+    assert!(
+        with_ghost
+            .stderr
+            .contains("warning: run ghost: its journal is empty"),
+        "{}",
+        with_ghost.stderr
+    );
 
     // The same decision as `swarm status`.
     let status = repo.swarm(&["status", "fourth"]);

@@ -73,6 +73,11 @@ pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
         };
         crate::cli::warn_skipped(&skipped);
         let Some(report) = report::fold(&events) else {
+            eprintln!(
+                "warning: run {}: its journal is empty (it never started); `swarm clean {}` removes what it left",
+                escape::line(&name),
+                escape::line(&name)
+            );
             continue;
         };
         let branch = refs::integration(&name);
