@@ -416,9 +416,13 @@ fn resume_retry_failed_reruns_failed_tasks_and_what_they_blocked_in_the_same_run
         serde_json::json!(["flaky"])
     );
 
-    // Then the rest: `other` is retried (and fails again, attempt 2).
+    // Then the rest: `other` is retried (and fails again, attempt 2). Its
+    // worktree was cleaned away: its first result is kept from its ref.
+    repo.swarm(&["clean", "r"]).assert_code(0);
+    let first = repo.git(&["rev-parse", "refs/swarm/r/other"]);
     let rest = repo.swarm(&["resume", "r", "--retry-failed"]);
     rest.assert_code(1);
+    assert_eq!(repo.git(&["rev-parse", "refs/swarm/r/other.1"]), first);
     assert_eq!(task(&repo.report(), "other")["attempts"], 2);
     assert_eq!(task(&repo.report(), "flaky")["attempts"], 2);
 }

@@ -449,8 +449,13 @@ fn keep_leftovers(
         if let (Some(admin), Some((_, base))) = (worktrees.admin_dir(&path), seen.started) {
             // A snapshot or checkout the crash interrupted left its locks.
             remove_lock_files(&admin);
+            let what = if seen.retrying {
+                "failed, kept before a retry"
+            } else {
+                "interrupted"
+            };
             let message = format!(
-                "swarm: {run}/{id}: interrupted (attempt {attempt})\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
+                "swarm: {run}/{id}: {what} (attempt {attempt})\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
                 id = task.id
             );
             let limits = SnapshotLimits {
