@@ -53,7 +53,7 @@ pub enum BranchFate {
     /// Kept: its tip is on no other branch and not at HEAD, so deleting it
     /// would lose merged work (`force` deletes it).
     Unmerged { name: String, tip: Oid },
-    /// Kept: the main worktree has it checked out.
+    /// Kept: the main worktree (or a linked one) has it checked out.
     CheckedOut { name: String },
 }
 
@@ -82,8 +82,8 @@ pub enum CleanError {
 ///
 /// With `delete_refs` the integration branch goes too, but only if its tip
 /// is reachable from another branch or HEAD (as `git branch -d`), or with
-/// `force` (as `git branch -D`); never while the main worktree has it
-/// checked out.
+/// `force` (as `git branch -D`); never while a worktree has it checked
+/// out.
 pub fn clean(
     repo: &Repo,
     state: &State,
@@ -268,6 +268,17 @@ fn delete_branch(repo: &Repo, run: &str, force: bool) -> Result<Option<BranchFat
         && head.symbolic_target().ok().flatten() == Some(full.as_str())
     {
         return Ok(Some(BranchFate::CheckedOut { name }));
+    }
+    // Nor under a linked worktree (git's records: `worktrees/*/HEAD`).
+    let linked = std::fs::read_dir(repo.common_dir.join("worktrees"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("HEAD")).ok());
+    for head in linked {
+        if head.trim().strip_prefix("ref: ") == Some(full.as_str()) {
+            return Ok(Some(BranchFate::CheckedOut { name }));
+        }
     }
     if !force {
         let mut tips: Vec<Oid> = Vec::new();

@@ -223,6 +223,17 @@ fn clean_refs_deletes_the_branch_only_when_its_tip_is_on_another_branch() {
     );
     assert!(repo.has_rev("swarm/s"));
     repo.git(&["switch", "-q", "main"]);
+    // Nor one checked out in a linked worktree.
+    let linked = repo.root().join("linked");
+    repo.git(&["worktree", "add", "-q", linked.to_str().unwrap(), "swarm/s"]);
+    let out = repo.swarm(&["clean", "s", "--refs", "--force"]);
+    assert!(
+        out.stdout
+            .contains("  kept branch swarm/s: it is checked out"),
+        "{}",
+        out.stdout
+    );
+    repo.git(&["worktree", "remove", linked.to_str().unwrap()]);
     // Forced, an unmerged branch goes, its hash printed.
     let s_tip = repo.git(&["rev-parse", "swarm/s"]);
     let forced = repo.swarm(&["clean", "s", "--refs", "--force"]);

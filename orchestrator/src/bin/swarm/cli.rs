@@ -86,7 +86,7 @@ pub enum Command {
         #[arg(long)]
         refs: bool,
         /// With --refs: delete the integration branch even if its tip is on
-        /// no other branch (as `git branch -D`). Never the checked-out one.
+        /// no other branch (as `git branch -D`). Never a checked-out one.
         #[arg(long, requires = "refs")]
         force: bool,
     },
