@@ -541,8 +541,10 @@ fn resolve_records_a_conflict_merged_by_hand_and_resume_runs_its_dependents_from
     let report = repo.report();
     assert_eq!(task(&report, "after")["status"], "merged");
     assert_eq!(report["exit_code"], 0);
-    // The dependent started from the user's merge: it saw the fix.
+    // The dependent started from the user's merge: it saw the fix. Its
+    // first result (blocked at its merge) is kept.
     assert_eq!(repo.show("swarm/c", "after.txt"), "resolved");
+    assert_eq!(repo.show("refs/swarm/c/after.1", "after.txt"), "right");
     repo.git(&["merge-base", "--is-ancestor", &merged_tip, "swarm/c"]);
 }
 

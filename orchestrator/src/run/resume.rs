@@ -40,11 +40,10 @@ pub(super) struct Recovered {
 struct Seen {
     status: Option<TaskStatus>,
     started: Option<(u32, Oid)>,
-    finished_attempt: Option<u32>,
     commit: Option<Oid>,
     merged: Option<Oid>,
-    /// It failed and runs again (`--retry-failed`): its result ref is kept
-    /// at `<task>.<attempt>` before the new attempt replaces it.
+    /// It failed and runs again (`--retry-failed`): what its kept worktree
+    /// is committed as says so.
     retrying: bool,
 }
 
@@ -143,14 +142,8 @@ pub(super) fn recover(
                     seen[i].status = Some(TaskStatus::Running);
                 }
             }
-            EventBody::AttemptFinished {
-                task,
-                attempt,
-                commit,
-                ..
-            } => {
+            EventBody::AttemptFinished { task, commit, .. } => {
                 if let Some(i) = at(task) {
-                    seen[i].finished_attempt = Some(*attempt);
                     seen[i].commit = commit.as_deref().and_then(oid);
                 }
             }
@@ -431,8 +424,8 @@ fn merged_task_of(repo: &Repo, commit: Oid) -> Result<Option<String>, RunError> 
 }
 
 /// Before a task runs again: commits what its last, interrupted attempt
-/// left in its worktree to `<task>.<attempt>` and removes the worktree; a
-/// result ref from an attempt the journal never heard of is kept there too.
+/// left in its worktree to `<task>.<attempt>` and removes the worktree;
+/// without a worktree, its result ref is kept there.
 fn keep_leftovers(
     repo: &Repo,
     worktrees: &Worktrees,
@@ -468,8 +461,10 @@ fn keep_leftovers(
         worktrees.remove(&path, None)?;
     } else if let Ok(commit) = repo.resolve(&refs::task(run, &task.id))
         && !repo.has_ref(&keep_ref)?
-        && (seen.retrying || seen.finished_attempt.is_none_or(|a| a < attempt))
     {
+        // Whether or not the journal heard of that attempt's end (a task
+        // blocked at its merge, or retried, finished it): the task runs
+        // again and its ref will be replaced.
         repo.set_ref(&keep_ref, commit, "swarm: result of an interrupted attempt")?;
     }
     Ok(())
