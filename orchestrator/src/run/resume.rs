@@ -334,51 +334,22 @@ fn retried_tasks(
 /// Whether some task would run: one not final (to run again) none of whose
 /// dependencies, direct or not, failed, timed out or conflicted.
 fn has_runnable(tasks: &[Task], seen: &[Seen]) -> bool {
-    let index: HashMap<&str, usize> = tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.as_str(), i))
-        .collect();
-    // 0: not visited, 1: visiting, 2: fine, 3: dead (a failure below it).
-    fn dead(
-        i: usize,
-        tasks: &[Task],
-        seen: &[Seen],
-        index: &HashMap<&str, usize>,
-        memo: &mut [u8],
-    ) -> bool {
-        match memo[i] {
-            2 => return false,
-            1 | 3 => return true,
-            _ => {}
-        }
-        memo[i] = 1;
-        let failed = matches!(
+    // In merge order (dependencies first), without recursion: plans of
+    // thousands of tasks may be one long chain.
+    let graph = crate::graph::TaskGraph::new(tasks);
+    let mut dead = vec![false; tasks.len()];
+    for &i in graph.merge_order() {
+        dead[i] = matches!(
             seen[i].status,
             Some(TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted)
-        );
-        let is_dead = failed
-            || tasks[i]
-                .deps
-                .iter()
-                .filter_map(|d| index.get(d.as_str()))
-                .any(|&d| dead(d, tasks, seen, index, memo));
-        memo[i] = if is_dead { 3 } else { 2 };
-        is_dead
+        ) || graph.deps(i).any(|d| dead[d]);
     }
-    let mut memo = vec![0u8; tasks.len()];
     (0..tasks.len()).any(|i| {
         let to_run = !matches!(
             seen[i].status,
-            Some(
-                TaskStatus::Merged
-                    | TaskStatus::Succeeded
-                    | TaskStatus::Failed
-                    | TaskStatus::TimedOut
-                    | TaskStatus::Conflicted
-            )
+            Some(TaskStatus::Merged | TaskStatus::Succeeded)
         );
-        to_run && !dead(i, tasks, seen, &index, &mut memo)
+        to_run && !dead[i]
     })
 }
 
