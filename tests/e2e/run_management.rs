@@ -441,12 +441,17 @@ fn resume_retry_failed_reruns_failed_tasks_and_what_they_blocked_in_the_same_run
 #[test]
 fn resolve_records_a_conflict_merged_by_hand_and_resume_runs_its_dependents_from_it() {
     let repo = TestRepo::new();
-    let p = plan(
-        &repo,
+    let p = repo.plan(
         "c.toml",
-        "[[task]]\nid = \"left\"\nrun = \"echo left > same.txt\"\n\n[[task]]\nid = \"right\"\nrun = \"echo right > same.txt\"\n\n[[task]]\nid = \"after\"\ndeps = [\"right\"]\nrun = \"cat same.txt > after.txt\"\n",
+        // `left` ends last, so `after` runs (and is blocked at its merge)
+        // before `right`'s merge conflicts.
+        &format!(
+            "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\nconcurrency = 2\n\n{}",
+            "[[task]]\nid = \"left\"\nrun = \"sleep 1; echo left > same.txt\"\n\n[[task]]\nid = \"right\"\nrun = \"echo right > same.txt\"\n\n[[task]]\nid = \"after\"\ndeps = [\"right\"]\nrun = \"cat same.txt > after.txt\"\n"
+        ),
     );
-    let run = repo.swarm(&["run", &p, "--name", "c"]);
+    let p = p.to_str().unwrap();
+    let run = repo.swarm(&["run", p, "--name", "c"]);
     run.assert_code(1);
     assert!(
         run.stderr.contains(
@@ -467,10 +472,15 @@ fn resolve_records_a_conflict_merged_by_hand_and_resume_runs_its_dependents_from
         right["conflict_hunks"],
         serde_json::json!([{"path": "same.txt", "start": 1, "end": 1}])
     );
-    assert_eq!(right["conflict_with"], serde_json::json!(["left"]));
     assert_eq!(
         right["reason"],
         "conflicts with the integration branch in same.txt, also changed by left"
+    );
+    assert_eq!(right["conflict_with"], serde_json::json!(["left"]));
+    let after = task(&repo.report(), "after").clone();
+    assert_eq!(
+        (&after["status"], &after["attempts"]),
+        (&"blocked".into(), &1.into())
     );
     let help = repo.swarm(&["resolve", "--help"]);
     assert!(
