@@ -1,7 +1,8 @@
 //! `swarm clean`: frees what runs leave on disk (worktrees, private tmp
 //! directories, git's worktree records) without losing anything. A worktree
 //! whose content is not on a ref yet is committed to one first; task refs
-//! go only when asked, and only for tasks whose work is merged.
+//! go only when asked, and only for tasks whose work is merged; the
+//! integration branch only when its tip is on another branch (or forced).
 //!
 //! Cleaning goes on past what it cannot do (a worktree it cannot commit is
 //! left in place, and said so) and frees everything else. Everything is
@@ -34,12 +35,27 @@ pub struct Cleaned {
     pub kept: Vec<(String, String)>,
     /// Task refs deleted (`--refs`).
     pub refs_deleted: Vec<String>,
+    /// What became of the integration branch (`--refs`; `None`: it does
+    /// not exist).
+    pub branch: Option<BranchFate>,
     /// Everything freed: worktrees and tmp directories.
     pub bytes_freed: u64,
     /// What could not be freed, each as a fragment after "failed to".
     pub problems: Vec<String>,
     /// Lines of the run's journal that could not be read.
     pub skipped: Vec<journal::Skipped>,
+}
+
+/// What `--refs` did with a run's integration branch `swarm/<run>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchFate {
+    /// Deleted; it pointed at `was`, so it can be recreated.
+    Deleted { name: String, was: Oid },
+    /// Kept: its tip is on no other branch and not at HEAD, so deleting it
+    /// would lose merged work (`force` deletes it).
+    Unmerged { name: String, tip: Oid },
+    /// Kept: the main worktree (or a linked one) has it checked out.
+    CheckedOut { name: String },
 }
 
 /// Why a run could not be cleaned at all, as a fragment after "failed to".
@@ -66,11 +82,17 @@ pub enum CleanError {
 /// Cleans run `run` of the repository (whose checked state directory is
 /// `state`); with `delete_refs`, also deletes the refs of its tasks whose
 /// result is merged. What it could not free is in [`Cleaned::problems`].
+///
+/// With `delete_refs` the integration branch goes too, but only if its tip
+/// is reachable from another branch or HEAD (as `git branch -d`), or with
+/// `force` (as `git branch -D`); never while a worktree has it checked
+/// out.
 pub fn clean(
     repo: &Repo,
     state: &State,
     run: &str,
     delete_refs: bool,
+    force: bool,
 ) -> Result<Cleaned, CleanError> {
     // Nobody may be driving the run while its worktrees go.
     let _lock = match crate::run::lock_run(state, run) {
@@ -194,6 +216,10 @@ pub fn clean(
             }
         }
         cleaned.refs_deleted.sort();
+        match delete_branch(repo, run, force) {
+            Ok(fate) => cleaned.branch = fate,
+            Err(e) => cleaned.problems.push(e.to_string()),
+        }
     }
     Ok(cleaned)
 }
@@ -254,6 +280,73 @@ fn clean_worktrees(
         cleaned.problems.push(e.to_string());
     }
     Ok(())
+}
+
+/// Deletes `swarm/<run>` if nothing is lost by it (see [`clean`]).
+fn delete_branch(repo: &Repo, run: &str, force: bool) -> Result<Option<BranchFate>, GitError> {
+    use crate::git::Context as _;
+    let full = refs::integration(run);
+    let name = refs::integration_branch(run);
+    let git = repo.open()?;
+    let Ok(branch) = git.find_reference(&full) else {
+        return Ok(None);
+    };
+    let Some(tip) = branch.target() else {
+        return Ok(None);
+    };
+    // The main worktree's HEAD (the common directory's), whatever worktree
+    // swarm was started in: deleting the branch under it would orphan it.
+    if let Ok(head) = git.find_reference("HEAD")
+        && head.symbolic_target().ok().flatten() == Some(full.as_str())
+    {
+        return Ok(Some(BranchFate::CheckedOut { name }));
+    }
+    // Nor under a linked worktree (git's records: `worktrees/*/HEAD`).
+    let linked = std::fs::read_dir(repo.common_dir.join("worktrees"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("HEAD")).ok());
+    for head in linked {
+        if head.trim().strip_prefix("ref: ") == Some(full.as_str()) {
+            return Ok(Some(BranchFate::CheckedOut { name }));
+        }
+    }
+    if !force {
+        let mut tips: Vec<Oid> = Vec::new();
+        if let Ok(head) = git.head()
+            && let Some(oid) = head.target()
+        {
+            tips.push(oid);
+        }
+        let branches = git
+            .references_glob("refs/heads/*")
+            .context(|| "list branches".into())?;
+        for r in branches.flatten() {
+            if r.name().ok() != Some(full.as_str())
+                && let Some(oid) = r.target()
+            {
+                tips.push(oid);
+            }
+        }
+        let mut reachable = false;
+        for other in tips {
+            if other == tip
+                || git
+                    .graph_descendant_of(other, tip)
+                    .context(|| format!("compare {name} with the other branches"))?
+            {
+                reachable = true;
+                break;
+            }
+        }
+        if !reachable {
+            return Ok(Some(BranchFate::Unmerged { name, tip }));
+        }
+    }
+    drop(branch);
+    repo.delete_ref(&full)?;
+    Ok(Some(BranchFate::Deleted { name, was: tip }))
 }
 
 /// Commits the worktree of `task` to a ref of its own unless its content is

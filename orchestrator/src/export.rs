@@ -152,7 +152,7 @@ pub fn markdown(report: &RunReport) -> String {
     let _ = writeln!(
         out,
         "{} tasks: {} merged, {} succeeded (read-only), {} failed, {} conflicted, {} blocked or skipped, {} cancelled. \
-         Branch `{}` at `{}`{}.\n",
+         {}{}.\n",
         report.tasks.len(),
         count(&|s| s == TaskStatus::Merged),
         count(&|s| s == TaskStatus::Succeeded),
@@ -160,8 +160,13 @@ pub fn markdown(report: &RunReport) -> String {
         count(&|s| s == TaskStatus::Conflicted),
         count(&|s| matches!(s, TaskStatus::Blocked | TaskStatus::Skipped)),
         count(&|s| s == TaskStatus::Cancelled),
-        report.integration_branch,
-        short(&report.integration_commit),
+        match &report.integration_branch {
+            Some(branch) => format!(
+                "Branch `{branch}` at `{}`",
+                short(&report.integration_commit)
+            ),
+            None => "No branch (read-only run)".to_string(),
+        },
         report
             .duration_ms
             .map(|ms| format!(", {}", duration(ms)))

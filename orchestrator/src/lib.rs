@@ -15,6 +15,7 @@ pub mod graph;
 pub mod journal;
 pub mod plan;
 pub mod report;
+pub mod resolve;
 pub mod run;
 pub mod state;
 pub mod worktree_home;

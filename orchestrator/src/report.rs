@@ -99,6 +99,8 @@ impl ReportBuilder {
                                 skipped_files: Vec::new(),
                                 snapshot_ms: 0,
                                 conflict_files: Vec::new(),
+                                conflict_hunks: Vec::new(),
+                                conflict_with: Vec::new(),
                                 stdout_log: out.display().to_string(),
                                 stderr_log: err.display().to_string(),
                                 agent: None,
@@ -179,10 +181,18 @@ impl ReportBuilder {
                     r.integration_commit = integration_commit.clone();
                 }
             }
-            EventBody::TaskConflicted { task, files, .. } => {
+            EventBody::TaskConflicted {
+                task,
+                files,
+                hunks,
+                touched_by,
+                ..
+            } => {
                 if let Some(t) = self.task(task) {
                     t.status = TaskStatus::Conflicted;
                     t.conflict_files = files.clone();
+                    t.conflict_hunks = hunks.clone();
+                    t.conflict_with = touched_by.clone();
                 }
             }
             // Progress only: the agent's report comes with its attempt.
@@ -244,4 +254,44 @@ pub fn fold(events: &[Event]) -> Option<RunReport> {
         builder.apply(event);
     }
     builder.into_report()
+}
+
+/// Where a run stands, as `swarm status` and `swarm runs` say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Its journal has no end and a coordinator holds its lock.
+    Running,
+    /// Its journal has no end and nobody drives it: the coordinator died.
+    Interrupted,
+    /// Every task succeeded.
+    FinishedOk,
+    /// It ended with failed, conflicted or blocked tasks.
+    Failed,
+    /// It was cancelled (Ctrl-C, SIGTERM).
+    Stopped,
+}
+
+impl RunState {
+    /// The state of the run `report` describes; `driven` is whether a
+    /// coordinator holds its lock (see `run::is_driven`).
+    pub fn of(report: &RunReport, driven: bool) -> Self {
+        match report.exit_code {
+            None if driven => Self::Running,
+            None => Self::Interrupted,
+            Some(crate::exit::SUCCESS) => Self::FinishedOk,
+            Some(crate::exit::INTERRUPTED) => Self::Stopped,
+            Some(_) => Self::Failed,
+        }
+    }
+
+    /// The words shown to users (and in `swarm runs --json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Interrupted => "interrupted",
+            Self::FinishedOk => "finished ok",
+            Self::Failed => "failed",
+            Self::Stopped => "stopped",
+        }
+    }
 }

@@ -168,7 +168,10 @@ pub enum EventBody {
         repo: String,
         base: String,
         base_commit: String,
-        integration_branch: String,
+        /// `None` for a run whose tasks are all read-only: it has nothing
+        /// to merge, so it creates no branch.
+        #[serde(default)]
+        integration_branch: Option<String>,
         concurrency: usize,
         /// Every task of the expanded plan, in merge order.
         tasks: Vec<TaskInfo>,
@@ -189,6 +192,10 @@ pub enum EventBody {
         pending: Vec<String>,
         /// The integration branch's tip the run continues from.
         integration_commit: String,
+        /// Tasks that had failed or timed out and run again
+        /// (`swarm resume --retry-failed`); also in `pending`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        retried: Vec<String>,
     },
     /// Every dependency of the task succeeded: it waits for a free slot.
     TaskQueued { task: String },
@@ -252,17 +259,49 @@ pub enum EventBody {
         task: String,
         commit: String,
         integration_commit: String,
+        /// The user merged it by hand after a conflict (`swarm resolve`):
+        /// `integration_commit` is their merge commit, which its dependents
+        /// start from.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resolved: bool,
     },
     TaskConflicted {
         task: String,
         commit: String,
         files: Vec<String>,
+        /// The conflicting regions, in lines of the integration branch's
+        /// version of each file (files both sides added or deleted have
+        /// none: the whole file conflicts).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        hunks: Vec<ConflictHunk>,
+        /// Merged tasks that changed these files too: the other side.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        touched_by: Vec<String>,
     },
     RunFinished {
         integration_commit: String,
         exit_code: i32,
         duration_ms: u64,
     },
+}
+
+/// One conflicting region of a file: lines `start` to `end` (1-based,
+/// inclusive) of the integration branch's version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ConflictHunk {
+    pub path: String,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl std::fmt::Display for ConflictHunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.start == self.end {
+            write!(f, "{} line {}", self.path, self.start)
+        } else {
+            write!(f, "{} lines {}-{}", self.path, self.start, self.end)
+        }
+    }
 }
 
 /// A file of a task's worktree that its snapshot did not commit.
@@ -345,7 +384,9 @@ pub struct RunReport {
     pub repo: String,
     pub base: String,
     pub base_commit: String,
-    pub integration_branch: String,
+    /// `None` for a run whose tasks are all read-only (no branch).
+    #[serde(default)]
+    pub integration_branch: Option<String>,
     /// Tip of the integration branch (equal to `base_commit` if nothing merged).
     pub integration_commit: String,
     pub started_at: String,
@@ -385,6 +426,12 @@ pub struct TaskReport {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub snapshot_ms: u64,
     pub conflict_files: Vec<String>,
+    /// Where the files conflict (see [`ConflictHunk`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflict_hunks: Vec<ConflictHunk>,
+    /// Merged tasks that changed the conflicting files too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflict_with: Vec<String>,
     pub stdout_log: String,
     pub stderr_log: String,
     /// An agent task's last session: outcome, summary, turns, tokens, cost

@@ -16,6 +16,7 @@ mod papercuts;
 mod plan_features;
 mod resume;
 mod run;
+mod run_management;
 mod sandbox;
 mod sandbox_escapes;
 mod sandbox_limits;

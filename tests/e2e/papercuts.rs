@@ -174,7 +174,7 @@ fn a_run_stopped_by_a_failure_resumes_what_it_skipped() {
     assert!(
         again
             .stderr
-            .contains("it finished (exit 1) and skipped no task"),
+            .contains("it finished (exit 1) and has no task left that can run; after fixing the cause, `swarm resume s --retry-failed` runs its failed tasks again"),
         "{}",
         again.stderr
     );

@@ -278,7 +278,7 @@ fn a_finished_run_is_not_resumed() {
     out.assert_code(2);
     assert!(
         out.stderr
-            .contains("resume run `done`: it finished (exit 0) and skipped no task"),
+            .contains("resume run `done`: it finished (exit 0) and has no task left that can run; run the plan again with `swarm run`"),
         "{}",
         out.stderr
     );

@@ -44,6 +44,137 @@ impl Merger {
     pub fn merge(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
         merge_in(&self.repo, ours, theirs, message)
     }
+
+    /// Applies the changes of task result `theirs` (relative to its parent,
+    /// the task's base) onto `ours` as one commit with `ours` as its only
+    /// parent: a cherry-pick, in memory. A result that is its base (the
+    /// task changed nothing) or already in `ours` adds no commit.
+    pub fn squash(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
+        let repo = &self.repo;
+        let action = || format!("squash {theirs} onto {ours}");
+        if ours == theirs || repo.graph_descendant_of(ours, theirs).context(action)? {
+            return Ok(MergeOutcome::AlreadyIn);
+        }
+        let ours_commit = repo.find_commit(ours).context(action)?;
+        let theirs_commit = repo.find_commit(theirs).context(action)?;
+        // A snapshot has exactly one parent, its base; anything else is a
+        // base itself (the merge of a task's dependencies): no change.
+        if theirs_commit.parent_count() != 1 {
+            return Ok(MergeOutcome::AlreadyIn);
+        }
+        let mut index = repo
+            .cherrypick_commit(&theirs_commit, &ours_commit, 0, None)
+            .context(action)?;
+        if index.has_conflicts() {
+            let mut files: Vec<String> = index
+                .conflicts()
+                .context(action)?
+                .filter_map(Result::ok)
+                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+                .collect();
+            files.sort();
+            files.dedup();
+            return Ok(MergeOutcome::Conflict(files));
+        }
+        let tree_id = index.write_tree_to(repo).context(action)?;
+        if tree_id == ours_commit.tree_id() {
+            return Ok(MergeOutcome::AlreadyIn);
+        }
+        let tree = repo.find_tree(tree_id).context(action)?;
+        let sig = signature()?;
+        let commit = repo
+            .commit(None, &sig, &sig, message, &tree, &[&ours_commit])
+            .context(action)?;
+        Ok(MergeOutcome::Merged(commit))
+    }
+
+    /// Where merging `theirs` into `ours` conflicts, in lines of `ours`'
+    /// version of each file. Merges again (conflicts are rare, and
+    /// [`Self::merge`] stays as fast as it was); a file deleted on one side
+    /// has none (the whole file conflicts).
+    /// With `squash`, as [`Self::squash`] merges (against the result's
+    /// parent).
+    pub fn conflict_hunks(
+        &self,
+        ours: Oid,
+        theirs: Oid,
+        squash: bool,
+    ) -> Result<Vec<swarm_protocol::ConflictHunk>, GitError> {
+        let repo = &self.repo;
+        let action = || format!("find the conflicts of {theirs} with {ours}");
+        let ours_commit = repo.find_commit(ours).context(action)?;
+        let theirs_commit = repo.find_commit(theirs).context(action)?;
+        let index = if squash {
+            repo.cherrypick_commit(&theirs_commit, &ours_commit, 0, None)
+        } else {
+            repo.merge_commits(&ours_commit, &theirs_commit, None)
+        }
+        .context(action)?;
+        let mut hunks = Vec::new();
+        for conflict in index.conflicts().context(action)?.flatten() {
+            let (Some(our), Some(their)) = (&conflict.our, &conflict.their) else {
+                continue;
+            };
+            let path = String::from_utf8_lossy(&our.path).into_owned();
+            let blob = |id: Oid| repo.find_blob(id).context(action);
+            let (our_blob, their_blob) = (blob(our.id)?, blob(their.id)?);
+            // Both sides added the file: merged against an empty one, as
+            // git does.
+            let base_blob = match &conflict.ancestor {
+                Some(base) => Some(blob(base.id)?),
+                None => None,
+            };
+            let mut base_in = git2::MergeFileInput::new();
+            base_in.content(base_blob.as_ref().map_or(&[][..], |b| b.content()));
+            let mut our_in = git2::MergeFileInput::new();
+            our_in.content(our_blob.content());
+            let mut their_in = git2::MergeFileInput::new();
+            their_in.content(their_blob.content());
+            let merged = git2::merge_file(&base_in, &our_in, &their_in, None).context(action)?;
+            for (start, end) in marker_regions(merged.content()) {
+                hunks.push(swarm_protocol::ConflictHunk {
+                    path: path.clone(),
+                    start,
+                    end,
+                });
+            }
+        }
+        Ok(hunks)
+    }
+}
+
+/// The conflicting regions of a file merged with conflict markers, as
+/// 1-based inclusive line ranges of "ours" (the lines before `=======`, or
+/// `|||||||` in diff3 style). A region where ours has no lines is shown at
+/// the line it would be.
+fn marker_regions(content: &[u8]) -> Vec<(u32, u32)> {
+    #[derive(PartialEq)]
+    enum In {
+        Outside,
+        Ours,
+        Other,
+    }
+    let mut regions = Vec::new();
+    let mut line = 0u32;
+    let mut start = 0u32;
+    let mut at = In::Outside;
+    for text in content.split(|&b| b == b'\n') {
+        match at {
+            In::Outside if text.starts_with(b"<<<<<<<") => {
+                at = In::Ours;
+                start = line + 1;
+            }
+            In::Ours if text.starts_with(b"|||||||") || text == b"=======" => at = In::Other,
+            In::Other | In::Ours if text.starts_with(b">>>>>>>") => {
+                regions.push((start, line.max(start)));
+                at = In::Outside;
+            }
+            In::Other => {}
+            In::Outside | In::Ours => line += 1,
+        }
+    }
+    regions
 }
 
 fn merge_in(
@@ -148,6 +279,15 @@ mod tests {
 
     use super::super::treemerge::merge_trees;
     use super::*;
+
+    #[test]
+    fn marker_regions_are_lines_of_ours() {
+        let merged = b"a\n<<<<<<< ours\nb1\nb2\n=======\nc\n>>>>>>> theirs\nd\n<<<<<<< ours\n||||||| base\nx\n=======\ny\n>>>>>>> theirs\ne\n";
+        // Ours: a, b1, b2, d, e: the first region is lines 2-3; the second
+        // has no line of ours and is shown where it would be (line 5).
+        assert_eq!(marker_regions(merged), [(2, 3), (5, 5)]);
+        assert!(marker_regions(b"no conflict\n").is_empty());
+    }
 
     struct Fixture {
         _dir: tempfile::TempDir,

@@ -50,6 +50,7 @@ fn line() -> impl Strategy<Value = String> {
         "concurrency",
         "sandbox",
         "on_failure",
+        "history",
         "read_paths",
         "min_free_space",
         "provider",

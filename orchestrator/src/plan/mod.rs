@@ -20,7 +20,7 @@ use std::time::Duration;
 
 pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, Source, did_you_mean};
 pub use models::{AgentTask, Budget, ModelConfig};
-pub use schema::{NetworkMode, OnFailure, Price, Provider, SandboxMode};
+pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode};
 use swarm_protocol::{Isolation, TaskKind};
 
 /// A checked plan, ready to be turned into a graph and run.
@@ -37,6 +37,8 @@ pub struct Plan {
     pub concurrency: Option<usize>,
     pub sandbox: SandboxMode,
     pub on_failure: OnFailure,
+    /// How results land on the integration branch.
+    pub history: History,
     /// Extra read-only paths for sandboxed tasks, as written (`~/` not yet
     /// expanded: only the CLI knows the home directory).
     pub read_paths: Vec<ReadPath>,
@@ -199,6 +201,56 @@ pub fn parse(path: &Path, text: String) -> Result<Plan, Box<PlanError>> {
     let file: schema::PlanFile =
         toml::from_str(&source.text).map_err(|e| Box::new(expand::toml_error(&source, &e)))?;
     expand::plan(path, source, file).map_err(Box::new)
+}
+
+/// A task id given on the command line (`--only`) that the plan lacks.
+#[derive(Debug, thiserror::Error)]
+#[error("select task `{id}`: the plan has no such task{}", match suggestion {
+    Some(s) => format!(" (did you mean `{s}`?)"),
+    None => String::new(),
+})]
+pub struct UnknownTask {
+    pub id: String,
+    pub suggestion: Option<String>,
+}
+
+impl Plan {
+    /// Keeps only the tasks `ids` and every task they depend on, directly
+    /// or not (plan order unchanged), so the plan stays a complete graph.
+    pub fn select(&mut self, ids: &[String]) -> Result<(), UnknownTask> {
+        let index: std::collections::HashMap<&str, usize> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.as_str(), i))
+            .collect();
+        let mut keep = vec![false; self.tasks.len()];
+        let mut stack = Vec::new();
+        for id in ids {
+            let Some(&i) = index.get(id.as_str()) else {
+                return Err(UnknownTask {
+                    id: id.clone(),
+                    suggestion: did_you_mean(id, self.tasks.iter().map(|t| t.id.as_str()))
+                        .map(str::to_string),
+                });
+            };
+            stack.push(i);
+        }
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut keep[i], true) {
+                continue;
+            }
+            stack.extend(
+                self.tasks[i]
+                    .deps
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str())),
+            );
+        }
+        let mut keep = keep.into_iter();
+        self.tasks.retain(|_| keep.next().unwrap_or(false));
+        Ok(())
+    }
 }
 
 /// True if `id` is a valid task id: `[a-z0-9_-]+`, at most 100 characters.

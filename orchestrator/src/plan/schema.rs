@@ -124,6 +124,8 @@ pub struct SwarmSection {
     pub sandbox: Option<SandboxMode>,
     /// What a failed task does to the rest of the run. Default: `stop`.
     pub on_failure: Option<OnFailure>,
+    /// How results land on the integration branch. Default: `merge`.
+    pub history: Option<History>,
     /// Extra paths sandboxed tasks may read (and execute), beyond the
     /// toolchains swarm finds itself (see `toolchains`): `["~/tools"]`.
     /// Each must be absolute or start with `~/`, and exist.
@@ -189,6 +191,18 @@ pub enum OnFailure {
     Stop,
     /// Keep running every task that does not depend on the failed one.
     Continue,
+}
+
+/// How task results land on the integration branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum History {
+    /// A merge commit per task, its result commit as second parent.
+    #[default]
+    Merge,
+    /// One commit per task with the task's own changes (a cherry-pick of
+    /// its result onto the branch): a linear history. Task refs unchanged.
+    Squash,
 }
 
 /// One `[[task]]` table (also the shape of `[defaults]`).

@@ -27,7 +27,7 @@ use crate::gateway::AgentNote;
 use crate::git::{GitError, MergeOutcome, Merger, Worktrees, refs};
 use crate::graph::TaskGraph;
 use crate::journal::Journal;
-use crate::plan::OnFailure;
+use crate::plan::{History, OnFailure};
 use crate::report::ReportBuilder;
 use crate::worktree_home::WorktreeHome;
 
@@ -102,6 +102,7 @@ pub(super) struct Dispatcher<'o> {
     ctx: Arc<Ctx>,
     graph: TaskGraph,
     on_failure: OnFailure,
+    history: History,
     concurrency: usize,
     base_commit: Oid,
     status: Vec<TaskStatus>,
@@ -153,11 +154,21 @@ impl<'o> Dispatcher<'o> {
         std::fs::write(&saved, prepared.plan.source.text.as_bytes())
             .map_err(io(format!("write {}", saved.display())))?;
         prepared.repo.exclude("/.swarm/")?;
-        prepared.repo.set_ref(
-            &refs::integration(&prepared.run),
-            prepared.base_commit,
-            "swarm: start run",
-        )?;
+        // A run of read-only tasks merges nothing: a branch would only be
+        // one more thing to clean up.
+        let branch = (!prepared
+            .plan
+            .tasks
+            .iter()
+            .all(|t| t.isolation == Isolation::Readonly))
+        .then(|| refs::integration_branch(&prepared.run));
+        if branch.is_some() {
+            prepared.repo.set_ref(
+                &refs::integration(&prepared.run),
+                prepared.base_commit,
+                "swarm: start run",
+            )?;
+        }
         let base_commit = prepared.base_commit;
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
@@ -171,7 +182,7 @@ impl<'o> Dispatcher<'o> {
             repo: dispatcher.ctx.repo.workdir.display().to_string(),
             base,
             base_commit: base_commit.to_string(),
-            integration_branch: refs::integration_branch(&dispatcher.ctx.run),
+            integration_branch: branch,
             concurrency: dispatcher.concurrency,
             tasks: infos,
             worktrees: Some(home.path().display().to_string()),
@@ -211,6 +222,7 @@ impl<'o> Dispatcher<'o> {
             &run_dir,
             &worktree_dir,
             &prepared.plan.tasks,
+            prepared.options.retry_failed.as_deref(),
         )?;
         remove_readonly_checkouts(&prepared.repo, &worktree_dir);
         let mut prepared = prepared;
@@ -238,6 +250,7 @@ impl<'o> Dispatcher<'o> {
             restarted: ids(&recovered.restarted),
             pending: ids(&pending),
             integration_commit: dispatcher.integration.to_string(),
+            retried: ids(&recovered.retried),
         };
         dispatcher.emit(body)?;
         dispatcher.ready.clear();
@@ -340,6 +353,7 @@ impl<'o> Dispatcher<'o> {
         let dispatcher = Self {
             graph,
             on_failure: plan.on_failure,
+            history: plan.history,
             concurrency: options.concurrency.max(1),
             base_commit,
             status: vec![TaskStatus::Pending; n],
@@ -675,11 +689,18 @@ impl<'o> Dispatcher<'o> {
         let Some(commit) = self.result[i] else {
             return Ok(());
         };
+        let squash = self.history == History::Squash;
         let message = format!(
-            "swarm: merge {}/{id}\n\nSwarm-Run: {}\nSwarm-Task: {id}\n",
-            self.ctx.run, self.ctx.run
+            "swarm: {} {}/{id}\n\nSwarm-Run: {}\nSwarm-Task: {id}\n",
+            if squash { "squash" } else { "merge" },
+            self.ctx.run,
+            self.ctx.run
         );
-        let outcome = self.merger.merge(self.integration, commit, &message)?;
+        let outcome = if squash {
+            self.merger.squash(self.integration, commit, &message)?
+        } else {
+            self.merger.merge(self.integration, commit, &message)?
+        };
         match outcome {
             MergeOutcome::Merged(new) => {
                 self.ctx.repo.set_ref(
@@ -692,16 +713,23 @@ impl<'o> Dispatcher<'o> {
             MergeOutcome::AlreadyIn => {}
             MergeOutcome::Conflict(files) => {
                 self.status[i] = TaskStatus::Conflicted;
+                let (hunks, touched_by) = self.conflict_details(commit, &files);
+                let with = match touched_by.as_slice() {
+                    [] => String::new(),
+                    tasks => format!(", also changed by {}", tasks.join(", ")),
+                };
                 self.emit(EventBody::TaskConflicted {
                     task: id.clone(),
                     commit: commit.to_string(),
                     files: files.clone(),
+                    hunks,
+                    touched_by,
                 })?;
                 self.emit(EventBody::TaskFinished {
                     task: id,
                     status: TaskStatus::Conflicted,
                     reason: Some(format!(
-                        "conflicts with the integration branch in {}",
+                        "conflicts with the integration branch in {}{with}",
                         files.join(", ")
                     )),
                 })?;
@@ -716,7 +744,38 @@ impl<'o> Dispatcher<'o> {
             task: id,
             commit: commit.to_string(),
             integration_commit: self.integration.to_string(),
+            resolved: false,
         })
+    }
+
+    /// Where `commit` conflicts with the integration branch, and which
+    /// merged tasks changed those files: what the user needs to resolve it.
+    /// Best effort: the conflict itself is already known.
+    fn conflict_details(
+        &self,
+        commit: Oid,
+        files: &[String],
+    ) -> (Vec<swarm_protocol::ConflictHunk>, Vec<String>) {
+        let hunks = self
+            .merger
+            .conflict_hunks(self.integration, commit, self.history == History::Squash)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "failed to find the conflicting lines");
+                Vec::new()
+            });
+        let touched_by = self
+            .report
+            .report()
+            .map(|r| {
+                r.tasks
+                    .iter()
+                    .filter(|t| t.status == TaskStatus::Merged)
+                    .filter(|t| t.changed_files.iter().any(|f| files.contains(f)))
+                    .map(|t| t.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (hunks, touched_by)
     }
 
     fn is_in_integration(&self, i: usize) -> bool {

@@ -89,6 +89,9 @@ pub struct RunOptions {
     /// Build caches sandboxed tasks share (one per detected toolchain,
     /// none when the plan turns them off).
     pub caches: Vec<BuildCache>,
+    /// When resuming: run again the tasks that failed or timed out (all of
+    /// them if empty, else these), and those they blocked.
+    pub retry_failed: Option<Vec<String>>,
 }
 
 /// A build cache of the repository's sandboxed tasks: the variable `var`

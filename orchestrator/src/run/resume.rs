@@ -29,6 +29,8 @@ pub(super) struct Recovered {
     pub integration: Oid,
     /// Tasks that were running when the coordinator died or was cancelled.
     pub restarted: Vec<usize>,
+    /// Failed tasks that run again (`--retry-failed`).
+    pub retried: Vec<usize>,
     /// The journal's `run_started`, shown again to the new observer.
     pub run_started: Event,
 }
@@ -38,9 +40,11 @@ pub(super) struct Recovered {
 struct Seen {
     status: Option<TaskStatus>,
     started: Option<(u32, Oid)>,
-    finished_attempt: Option<u32>,
     commit: Option<Oid>,
     merged: Option<Oid>,
+    /// It failed and runs again (`--retry-failed`): what its kept worktree
+    /// is committed as says so.
+    retrying: bool,
 }
 
 fn not_resumable(run: &str, why: impl Into<String>) -> RunError {
@@ -63,6 +67,7 @@ pub(super) fn recover(
     run_dir: &Path,
     worktree_dir: &Path,
     tasks: &[Task],
+    retry_failed: Option<&[String]>,
 ) -> Result<Recovered, RunError> {
     let journal = run_dir.join("events.jsonl");
     if !journal.exists() {
@@ -88,6 +93,7 @@ pub(super) fn recover(
     let EventBody::RunStarted {
         base_commit,
         tasks: infos,
+        integration_branch,
         ..
     } = &run_started.body
     else {
@@ -136,14 +142,8 @@ pub(super) fn recover(
                     seen[i].status = Some(TaskStatus::Running);
                 }
             }
-            EventBody::AttemptFinished {
-                task,
-                attempt,
-                commit,
-                ..
-            } => {
+            EventBody::AttemptFinished { task, commit, .. } => {
                 if let Some(i) = at(task) {
-                    seen[i].finished_attempt = Some(*attempt);
                     seen[i].commit = commit.as_deref().and_then(oid);
                 }
             }
@@ -152,10 +152,21 @@ pub(super) fn recover(
                     seen[i].status = Some(*status);
                 }
             }
-            EventBody::TaskMerged { task, commit, .. } => {
+            EventBody::TaskMerged {
+                task,
+                commit,
+                integration_commit,
+                resolved,
+            } => {
                 if let Some(i) = at(task) {
                     seen[i].status = Some(TaskStatus::Merged);
-                    seen[i].merged = oid(commit);
+                    // A conflict resolved by hand: dependents start from the
+                    // user's merge, which holds the fix.
+                    seen[i].merged = oid(if *resolved {
+                        integration_commit
+                    } else {
+                        commit
+                    });
                 }
             }
             EventBody::TaskConflicted { task, .. } => {
@@ -179,25 +190,44 @@ pub(super) fn recover(
         }
     }
 
+    let retried = retried_tasks(run, tasks, &seen, retry_failed)?;
+    for &i in &retried {
+        seen[i].status = None;
+        seen[i].retrying = true;
+    }
     if let Some(exit_code) = finished
-        && !seen.iter().any(|s| s.status == Some(TaskStatus::Skipped))
+        && !has_runnable(tasks, &seen)
     {
+        let failed = seen
+            .iter()
+            .any(|s| matches!(s.status, Some(TaskStatus::Failed | TaskStatus::TimedOut)));
         return Err(not_resumable(
             run,
             format!(
-                "it finished (exit {exit_code}) and skipped no task; run the plan again with `swarm run`"
+                "it finished (exit {exit_code}) and has no task left that can run; {}",
+                if failed {
+                    format!(
+                        "after fixing the cause, `swarm resume {run} --retry-failed` runs its failed tasks again"
+                    )
+                } else {
+                    "run the plan again with `swarm run`".to_string()
+                }
             ),
         ));
     }
 
     // Git is the truth about merges: the journal line of the last one may
     // have been lost to the crash (the branch moves first).
-    let integration = repo.resolve(&refs::integration(run)).map_err(|e| {
-        not_resumable(
-            run,
-            format!("its integration branch is gone: failed to {e}"),
-        )
-    })?;
+    // A read-only run has no branch: it merges nothing.
+    let integration = match integration_branch {
+        None => base_commit,
+        Some(_) => repo.resolve(&refs::integration(run)).map_err(|e| {
+            not_resumable(
+                run,
+                format!("its integration branch is gone: failed to {e}"),
+            )
+        })?,
+    };
     if let Some(task) = merged_task_of(repo, integration)?
         && let Some(i) = at(&task)
         && seen[i].status == Some(TaskStatus::Succeeded)
@@ -248,7 +278,78 @@ pub(super) fn recover(
         base_commit,
         integration,
         restarted,
+        retried,
         run_started,
+    })
+}
+
+/// The failed (or timed-out) tasks `--retry-failed` runs again: all of
+/// them, or the ones named (each must exist and have failed).
+fn retried_tasks(
+    run: &str,
+    tasks: &[Task],
+    seen: &[Seen],
+    retry_failed: Option<&[String]>,
+) -> Result<Vec<usize>, RunError> {
+    let Some(only) = retry_failed else {
+        return Ok(Vec::new());
+    };
+    let failed = |i: usize| {
+        matches!(
+            seen[i].status,
+            Some(TaskStatus::Failed | TaskStatus::TimedOut)
+        )
+    };
+    let mut retried = Vec::new();
+    if only.is_empty() {
+        retried.extend((0..tasks.len()).filter(|&i| failed(i)));
+    }
+    for id in only {
+        let Some(i) = tasks.iter().position(|t| &t.id == id) else {
+            let hint = crate::plan::did_you_mean(id, tasks.iter().map(|t| t.id.as_str()))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(not_resumable(run, format!("it has no task `{id}`{hint}")));
+        };
+        if !failed(i) {
+            let now = seen[i].status.map_or("pending", TaskStatus::as_str);
+            return Err(not_resumable(
+                run,
+                format!(
+                    "task `{id}` did not fail (it is {now}); --retry-failed runs only failed tasks again"
+                ),
+            ));
+        }
+        retried.push(i);
+    }
+    if retried.is_empty() {
+        return Err(not_resumable(
+            run,
+            "no task of it failed or timed out, so there is nothing to retry",
+        ));
+    }
+    Ok(retried)
+}
+
+/// Whether some task would run: one not final (to run again) none of whose
+/// dependencies, direct or not, failed, timed out or conflicted.
+fn has_runnable(tasks: &[Task], seen: &[Seen]) -> bool {
+    // In merge order (dependencies first), without recursion: plans of
+    // thousands of tasks may be one long chain.
+    let graph = crate::graph::TaskGraph::new(tasks);
+    let mut dead = vec![false; tasks.len()];
+    for &i in graph.merge_order() {
+        dead[i] = matches!(
+            seen[i].status,
+            Some(TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted)
+        ) || graph.deps(i).any(|d| dead[d]);
+    }
+    (0..tasks.len()).any(|i| {
+        let to_run = !matches!(
+            seen[i].status,
+            Some(TaskStatus::Merged | TaskStatus::Succeeded)
+        );
+        to_run && !dead[i]
     })
 }
 
@@ -282,10 +383,11 @@ fn merged_task_of(repo: &Repo, commit: Oid) -> Result<Option<String>, RunError> 
     let commit = git
         .find_commit(commit)
         .context(|| "read the integration branch".into())?;
-    if commit.parent_count() < 2 {
+    let message = commit.message().unwrap_or_default();
+    // A merge, or with `history = "squash"` a task's one commit.
+    if commit.parent_count() < 2 && !message.starts_with("swarm: squash ") {
         return Ok(None);
     }
-    let message = commit.message().unwrap_or_default();
     Ok(message
         .lines()
         .find_map(|l| l.strip_prefix("Swarm-Task: "))
@@ -293,8 +395,8 @@ fn merged_task_of(repo: &Repo, commit: Oid) -> Result<Option<String>, RunError> 
 }
 
 /// Before a task runs again: commits what its last, interrupted attempt
-/// left in its worktree to `<task>.<attempt>` and removes the worktree; a
-/// result ref from an attempt the journal never heard of is kept there too.
+/// left in its worktree to `<task>.<attempt>` and removes the worktree;
+/// without a worktree, its result ref is kept there.
 fn keep_leftovers(
     repo: &Repo,
     worktrees: &Worktrees,
@@ -311,8 +413,13 @@ fn keep_leftovers(
         if let (Some(admin), Some((_, base))) = (worktrees.admin_dir(&path), seen.started) {
             // A snapshot or checkout the crash interrupted left its locks.
             remove_lock_files(&admin);
+            let what = if seen.retrying {
+                "failed, kept before a retry"
+            } else {
+                "interrupted"
+            };
             let message = format!(
-                "swarm: {run}/{id}: interrupted (attempt {attempt})\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
+                "swarm: {run}/{id}: {what} (attempt {attempt})\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
                 id = task.id
             );
             let limits = SnapshotLimits {
@@ -325,8 +432,10 @@ fn keep_leftovers(
         worktrees.remove(&path, None)?;
     } else if let Ok(commit) = repo.resolve(&refs::task(run, &task.id))
         && !repo.has_ref(&keep_ref)?
-        && seen.finished_attempt.is_none_or(|a| a < attempt)
     {
+        // Whether or not the journal heard of that attempt's end (a task
+        // blocked at its merge, or retried, finished it): the task runs
+        // again and its ref will be replaced.
         repo.set_ref(&keep_ref, commit, "swarm: result of an interrupted attempt")?;
     }
     Ok(())

@@ -159,7 +159,7 @@ impl TestRepo {
         String::from_utf8_lossy(&out.stdout).trim_end().to_string()
     }
 
-    fn git_output_in(&self, dir: &Path, args: &[&str]) -> Output {
+    pub fn git_output_in(&self, dir: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new("git");
         hermetic(&mut cmd, &self.home());
         cmd.current_dir(dir).args(args).output().expect("run git")

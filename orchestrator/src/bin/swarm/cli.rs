@@ -61,6 +61,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the runs of this repository, newest first: state, start time,
+    /// task counts (merged/failed/total) and integration branch.
+    Runs {
+        /// Print the list as a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
     /// Free what runs leave on disk (worktrees, private tmp); work that is not
     /// on a ref yet is committed to one first. Default: the latest run.
     Clean {
@@ -72,8 +79,25 @@ pub enum Command {
         all: bool,
         /// Also delete the refs of tasks whose result is merged (their work is
         /// in the integration branch); other refs are always kept.
+        ///
+        /// Also deletes the integration branch `swarm/<run>` if its tip is
+        /// on another branch or HEAD (it was merged somewhere); otherwise it
+        /// is kept, and said so.
         #[arg(long)]
         refs: bool,
+        /// With --refs: delete the integration branch even if its tip is on
+        /// no other branch (as `git branch -D`). Never a checked-out one.
+        #[arg(long, requires = "refs")]
+        force: bool,
+    },
+    /// Record a conflicted task as merged after you merged it into
+    /// swarm/<run> by hand; `swarm resume` then runs what it blocked.
+    #[command(after_long_help = crate::resolve::STEPS)]
+    Resolve {
+        /// The run.
+        run: String,
+        /// The conflicted task.
+        task: String,
     },
     /// Print a task's output (for agent tasks, a readable transcript).
     ///
@@ -130,6 +154,10 @@ pub struct RunArgs {
     /// the plan's `worktrees` or ~/.cache/swarm/worktrees.
     #[arg(long, value_name = "DIR")]
     pub worktrees: Option<PathBuf>,
+    /// Run only these tasks of the plan, and every task they depend on
+    /// (`--only a b` or `--only a,b`).
+    #[arg(long, value_name = "ID", num_args = 1.., value_delimiter = ',')]
+    pub only: Vec<String>,
     #[command(flatten)]
     pub drive: Drive,
 }
@@ -180,6 +208,20 @@ pub enum EventsFormat {
 pub struct ResumeArgs {
     /// The run (see `.swarm/runs/`; default: the latest).
     pub run: Option<String>,
+    /// Run again, in the same run, the tasks that failed or timed out (and
+    /// those they blocked), from the integration branch as it is now:
+    /// after you fixed the cause. Merged tasks are not run again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// With --retry-failed: retry only these failed tasks (`a b` or `a,b`).
+    #[arg(
+        long,
+        value_name = "ID",
+        num_args = 1..,
+        value_delimiter = ',',
+        requires = "retry_failed"
+    )]
+    pub only: Vec<String>,
     #[command(flatten)]
     pub drive: Drive,
 }
@@ -192,6 +234,8 @@ enum Mode {
     },
     Resume {
         run: String,
+        /// `--retry-failed` (with the `--only` tasks, if any).
+        retry_failed: Option<Vec<String>>,
     },
 }
 
@@ -215,7 +259,12 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Run(args) => run_plan(&cwd, args),
         Command::Resume(args) => resume_run(&cwd, args),
-        Command::Clean { run, all, refs } => clean(&cwd, run, all, refs),
+        Command::Clean {
+            run,
+            all,
+            refs,
+            force,
+        } => clean(&cwd, run, all, refs, force),
         Command::Logs {
             run,
             task,
@@ -246,6 +295,8 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             graph(&cwd, plan.as_deref(), run.as_deref(), format)
         }
         Command::Status { run, json } => status(&cwd, run.as_deref(), json),
+        Command::Runs { json } => crate::runs::runs(&cwd, json),
+        Command::Resolve { run, task } => crate::resolve::resolve(&cwd, &run, &task),
         Command::Doctor => doctor(),
         Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
         Command::Agent => Ok(crate::agent::agent_main()),
@@ -484,6 +535,10 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         check_name(name)?;
     }
     let mut plan = load_plan(cwd, &args.plan)?;
+    if !args.only.is_empty() {
+        plan.select(&args.only)
+            .map_err(|e| Failure::Invalid(anyhow!("{e}")))?;
+    }
     let repo = open_repo(cwd)?;
     if let Some(base) = args.base {
         plan.base = base;
@@ -503,7 +558,13 @@ fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
 }
 
 /// `swarm clean`: frees each run's worktrees and scratch space.
-fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, Failure> {
+fn clean(
+    cwd: &Path,
+    run: Option<String>,
+    all: bool,
+    refs: bool,
+    force: bool,
+) -> Result<i32, Failure> {
     use swarm_orchestrator::escape;
     use swarm_orchestrator::state::State;
     if let Some(run) = &run {
@@ -545,7 +606,7 @@ fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, 
     let mut total = 0;
     let mut code = exit::SUCCESS;
     for run in runs {
-        match swarm_orchestrator::clean::clean(&repo, &state, &run, refs) {
+        match swarm_orchestrator::clean::clean(&repo, &state, &run, refs, force) {
             Ok(c) => {
                 warn_skipped(&c.skipped);
                 total += c.bytes_freed;
@@ -566,6 +627,7 @@ fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, 
                 for r in &c.refs_deleted {
                     println!("  deleted {r} (merged)");
                 }
+                print_branch_fate(c.branch.as_ref());
                 for problem in &c.problems {
                     eprintln!("error: run {}: failed to {}", c.run, escape::line(problem));
                     code = exit::TASKS_FAILED;
@@ -582,6 +644,32 @@ fn clean(cwd: &Path, run: Option<String>, all: bool, refs: bool) -> Result<i32, 
         eprintln!("swarm clean left the above in place; everything else was freed");
     }
     Ok(code)
+}
+
+/// What `clean --refs` did with the integration branch, with what brings
+/// it back or how to delete it anyway.
+fn print_branch_fate(fate: Option<&swarm_orchestrator::clean::BranchFate>) {
+    use swarm_orchestrator::clean::BranchFate;
+    match fate {
+        None => {}
+        Some(BranchFate::Deleted { name, was }) => {
+            let short = was.to_string();
+            println!(
+                "  deleted branch {name} (was {})",
+                short.get(..10).unwrap_or(&short)
+            );
+        }
+        Some(BranchFate::Unmerged { name, tip }) => {
+            let short = tip.to_string();
+            println!(
+                "  kept branch {name}: its tip {} is on no other branch (merge it first, or pass --force to delete it anyway)",
+                short.get(..10).unwrap_or(&short)
+            );
+        }
+        Some(BranchFate::CheckedOut { name }) => {
+            println!("  kept branch {name}: it is checked out (switch to another branch first)");
+        }
+    }
 }
 
 /// `swarm resume`: the run's saved plan, driven again from where it was.
@@ -608,18 +696,41 @@ fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
     })?;
     // Relative paths in the plan (`wasm = ...`) are relative to where the
     // plan was, as when the run started.
-    let original = journal::read(&run_dir.join("events.jsonl"))
+    let started = journal::read(&run_dir.join("events.jsonl"))
         .ok()
         .and_then(|events| {
             events.into_iter().find_map(|e| match e.body {
-                swarm_protocol::EventBody::RunStarted { plan, .. } => Some(PathBuf::from(plan)),
+                swarm_protocol::EventBody::RunStarted { plan, tasks, .. } => {
+                    Some((PathBuf::from(plan), tasks))
+                }
                 _ => None,
             })
-        })
-        .unwrap_or(saved);
-    let plan = plan::parse(&original, text).map_err(Failure::Plan)?;
+        });
+    let (original, tasks) = match started {
+        Some((plan, tasks)) => (plan, Some(tasks)),
+        None => (saved, None),
+    };
+    let mut plan = plan::parse(&original, text).map_err(Failure::Plan)?;
+    // A run started with `--only` runs the tasks its journal announced.
+    if let Some(tasks) = tasks
+        && tasks.len() < plan.tasks.len()
+    {
+        let ids: Vec<String> = tasks.into_iter().map(|t| t.id).collect();
+        plan.select(&ids).map_err(|e| {
+            Failure::Invalid(anyhow!(
+                "resume run `{run}`: its saved plan does not have the tasks its journal names: failed to {e}"
+            ))
+        })?;
+    }
     let plan_path = original.display().to_string();
-    drive(repo, plan, &plan_path, args.drive, Mode::Resume { run })
+    let retry_failed = args.retry_failed.then_some(args.only);
+    drive(
+        repo,
+        plan,
+        &plan_path,
+        args.drive,
+        Mode::Resume { run, retry_failed },
+    )
 }
 
 /// Sets up what a run needs (sandbox launcher, WASM engine, model gateway)
@@ -656,9 +767,9 @@ fn drive(
                 .map_err(Failure::Internal)?,
         ),
     };
-    let name = match &mode {
-        Mode::Start { name, .. } => name.clone(),
-        Mode::Resume { run } => Some(run.clone()),
+    let (name, retry_failed) = match &mode {
+        Mode::Start { name, .. } => (name.clone(), None),
+        Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone()),
     };
     // A resumed run uses the home its journal recorded; this is only for
     // starting one.
@@ -683,6 +794,7 @@ fn drive(
         name,
         concurrency,
         grace: args.grace,
+        retry_failed,
     };
     // One thread runs the dispatcher and every worker future: a child's exit
     // and the next spawn need no hop between threads (which cost ~20% over
@@ -730,7 +842,7 @@ fn drive(
     };
     let prepared = match mode {
         Mode::Start { .. } => run::prepare(repo, plan, options),
-        Mode::Resume { run } => run::prepare_resume(repo, plan, run, options),
+        Mode::Resume { run, .. } => run::prepare_resume(repo, plan, run, options),
     }
     .map_err(|e| base_failure(&base_plan, e))?;
     match &prepared.options.sandbox {

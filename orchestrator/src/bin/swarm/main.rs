@@ -5,6 +5,8 @@ mod agent;
 mod cli;
 mod logs;
 mod output;
+mod resolve;
+mod runs;
 mod toolchains;
 
 use std::process::ExitCode;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use swarm_protocol::{Event, EventBody, RunReport, TaskInfo, TaskKind, TaskStatus};
 
 use swarm_orchestrator::escape;
+use swarm_orchestrator::report::RunState;
 
 use crate::Failure;
 
@@ -144,8 +145,12 @@ impl Progress {
                         if n == 1 { "" } else { "s" }
                     ),
                 };
+                let into = match integration_branch {
+                    Some(branch) => format!(" into branch {branch}"),
+                    None => ", no branch (read-only run)".to_string(),
+                };
                 say!(
-                    "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}){unseen} into branch {integration_branch}",
+                    "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}){unseen}{into}",
                     tasks.len(),
                     short(base_commit)
                 );
@@ -161,11 +166,22 @@ impl Progress {
                 say!("  {:<10} {task:<w$}{again}", "start", w = self.width);
             }
             EventBody::RunResumed {
-                restarted, pending, ..
+                restarted,
+                pending,
+                retried,
+                ..
             } => {
                 self.finished = self.total.saturating_sub(pending.len());
+                let again = match retried.len() {
+                    0 => String::new(),
+                    n => format!(
+                        ", {n} failed task{} retried: {}",
+                        if n == 1 { "" } else { "s" },
+                        retried.join(", ")
+                    ),
+                };
                 say!(
-                    "swarm: resuming: {} tasks to run ({} restarted from a clean worktree, their partial work kept)",
+                    "swarm: resuming: {} tasks to run ({} restarted from a clean worktree, their partial work kept{again})",
                     pending.len(),
                     restarted.len()
                 );
@@ -350,15 +366,19 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         .unwrap_or(4)
         .max(4);
     let mut out = String::new();
-    let state = match report.exit_code {
-        None if driven => "running".to_string(),
-        None => format!(
+    // The same decision as `swarm runs`, in the words of a summary.
+    let state = match RunState::of(report, driven) {
+        RunState::Running => "running".to_string(),
+        RunState::Interrupted => format!(
             "interrupted (its coordinator is gone); `swarm resume {}` continues it",
             report.run
         ),
-        Some(0) => "succeeded".to_string(),
-        Some(130) => "interrupted".to_string(),
-        Some(code) => format!("finished with failures (exit {code})"),
+        RunState::FinishedOk => "succeeded".to_string(),
+        RunState::Stopped => "interrupted".to_string(),
+        RunState::Failed => format!(
+            "finished with failures (exit {})",
+            report.exit_code.unwrap_or_default()
+        ),
     };
     let _ = writeln!(out, "\nrun {}: {state}", report.run);
     let agents = report.tasks.iter().any(|t| t.agent.is_some());
@@ -413,16 +433,22 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         count(|s| matches!(s, TaskStatus::Blocked | TaskStatus::Skipped)),
         count(|s| s == TaskStatus::Cancelled),
     );
-    let _ = writeln!(
-        out,
-        "  branch {} at {}{}",
-        report.integration_branch,
-        short(&report.integration_commit),
-        report
-            .duration_ms
-            .map(|d| format!(", {}", duration(d)))
-            .unwrap_or_default()
-    );
+    let took = report
+        .duration_ms
+        .map(|d| format!(", {}", duration(d)))
+        .unwrap_or_default();
+    match &report.integration_branch {
+        Some(branch) => {
+            let _ = writeln!(
+                out,
+                "  branch {branch} at {}{took}",
+                short(&report.integration_commit)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  no branch (read-only run){took}");
+        }
+    }
     let agents: Vec<_> = report
         .tasks
         .iter()
@@ -451,6 +477,59 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         if let Some(transcript) = t.agent.as_ref().and_then(|a| a.transcript.as_deref()) {
             let _ = writeln!(out, "  {} transcript: {}", t.id, rel(transcript));
         }
+    }
+    // A conflict is the user's to merge: the next step, in one line (the
+    // whole recipe is in `swarm resolve --help`).
+    for t in report
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Conflicted)
+    {
+        let place = if t.conflict_hunks.is_empty() {
+            t.conflict_files.join(", ")
+        } else {
+            t.conflict_hunks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let with = match t.conflict_with.as_slice() {
+            [] => String::new(),
+            tasks => format!(" with {}", tasks.join(", ")),
+        };
+        let _ = writeln!(out, "  {}: conflict in {place}{with}", t.id);
+        let _ = writeln!(
+            out,
+            "  {id}: next step: git switch {branch} && git merge refs/swarm/{run}/{id}, fix, commit, then `swarm resolve {run} {id}` (see `swarm resolve --help`)",
+            id = t.id,
+            run = report.run,
+            branch = report.integration_branch.as_deref().unwrap_or_default(),
+        );
+    }
+    // After `swarm resolve`, tasks the conflict blocked can run: their
+    // dependencies are all merged now.
+    let runnable: Vec<&str> = report
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Blocked)
+        .filter(|t| {
+            t.deps.iter().all(|d| {
+                report
+                    .tasks
+                    .iter()
+                    .any(|o| &o.id == d && o.status.is_success())
+            })
+        })
+        .map(|t| t.id.as_str())
+        .collect();
+    if report.exit_code.is_some() && !runnable.is_empty() {
+        let _ = writeln!(
+            out,
+            "  `swarm resume {}` runs what a resolved conflict blocked: {}",
+            report.run,
+            runnable.join(", ")
+        );
     }
     // Work a snapshot left out (too large, refused by git, unreadable) is
     // named, so that nobody takes the ref for all of it.
@@ -610,7 +689,7 @@ mod tests {
             repo: String::new(),
             base: "HEAD".into(),
             base_commit: "0".repeat(40),
-            integration_branch: "swarm/r".into(),
+            integration_branch: Some("swarm/r".into()),
             concurrency: 1,
             worktrees: None,
             tasks: ids
@@ -674,7 +753,7 @@ mod tests {
                 repo: String::new(),
                 base: "HEAD".into(),
                 base_commit: "0".repeat(40),
-                integration_branch: "swarm/r".into(),
+                integration_branch: Some("swarm/r".into()),
                 concurrency: 2,
                 worktrees: None,
                 tasks: vec![
