@@ -42,6 +42,9 @@ REPO=$WORK/regex-syntax
 cp -r "$SRC" "$REPO"
 cd "$REPO"
 printf 'target/\n' > .gitignore
+# Tasks have no network: dependencies (regex-syntax's optional ones included,
+# which `--lib` tests resolve) are fetched once, as the README says.
+cargo fetch -q
 git init -q -b main && git add -A && git commit -q -m "regex-syntax $VERSION"
 
 MODULES=(ast/parse.rs hir/translate.rs hir/literal.rs unicode.rs)

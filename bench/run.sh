@@ -16,6 +16,7 @@
 # parallel; its column says n/a without it). Not run in CI: timings on a
 # shared CI machine mean little.
 set -euo pipefail
+REAL_HOME=$HOME
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-3}
 NPROC=$(nproc)
@@ -486,3 +487,6 @@ change of the journal is flushed to disk (fsync) so that \`swarm resume\` never 
 finished task; on tmpfs that is free, on a disk it adds a flush per task event.
 EOF
 echo "wrote $OUT"
+
+# Section 9 (a real crate built by cargo) has a script of its own.
+HOME=$REAL_HOME OUT="$OUT" "$ROOT/bench/cargo.sh"
