@@ -10,8 +10,12 @@ pub const INVALID_INPUT: i32 = 2;
 /// The run was interrupted (Ctrl-C, SIGTERM); all work is kept on refs.
 pub const INTERRUPTED: i32 = 130;
 
+/// swarm itself failed (an I/O or git error it could not get past, a bug):
+/// not the tasks' fault, and not the input's. What was done is kept.
+pub const INTERNAL_ERROR: i32 = 3;
+
 /// Exit code of the sandbox launcher (`swarm __sandbox`, internal) when it
 /// cannot serve at all; it tells the coordinator why before it exits, and
-/// `swarm run` then refuses to start (INVALID_INPUT). Must match
-/// `swarm_sandbox::launcher`'s own constant.
-pub const SANDBOX_FAILED: i32 = 125;
+/// `swarm run` then refuses to start (INVALID_INPUT). Defined once, by the
+/// launcher.
+pub const SANDBOX_FAILED: i32 = swarm_sandbox::launcher::EXIT_SANDBOX_FAILED;

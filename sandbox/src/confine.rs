@@ -54,7 +54,7 @@ fn last_os_error<T>(ret: impl Into<i64>, wrap: impl FnOnce(std::io::Error) -> T)
 /// Sets `no_new_privs`: nothing the worker executes gains privileges.
 pub(crate) fn no_new_privs() -> Result<(), ConfineError> {
     // SAFETY: prctl with integer arguments only.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     last_os_error(ret, ConfineError::NoNewPrivs)
 }
@@ -90,7 +90,7 @@ pub(crate) fn set_limits(policy: &Policy, nproc: bool) -> Result<(), ConfineErro
             rlim_max: value,
         };
         // SAFETY: `limit` is a valid rlimit for the duration of the call.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         let ret = unsafe { libc::setrlimit(resource, &limit) };
         last_os_error(ret, |source| ConfineError::Limit { name, source })?;
     }
@@ -109,7 +109,7 @@ pub(crate) fn close_fds(keep: &[i32]) -> Result<(), ConfineError> {
     for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
         if fd > from {
             // SAFETY: close_range only closes descriptors of this process.
-            #[allow(unsafe_code)]
+            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
             let ret = unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
             last_os_error(ret, ConfineError::Fds)?;
         }
@@ -147,7 +147,7 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
 
     // SAFETY: prctl/capset with valid arguments; the structs live across
     // the calls.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         let has_setpcap = {
             let mut header = CapHeader {

@@ -64,7 +64,7 @@ fn cstr(path: &Path) -> Result<CString, std::io::Error> {
 /// stay settable so that they can drop root's supplementary groups.
 pub(crate) fn enter_base() -> Result<Base, NamespaceError> {
     // SAFETY: getuid/getgid take no pointers.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     match crate::policy::worker_identity() {
         // A map of more than one's own id must be written from the parent
@@ -137,7 +137,7 @@ pub(crate) fn enter_base() -> Result<Base, NamespaceError> {
 
 fn unshare_user_and_mounts() -> Result<(), NamespaceError> {
     // SAFETY: unshare takes no pointers.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) } == -1 {
         return Err(NamespaceError::Unavailable(std::io::Error::last_os_error()));
     }
@@ -152,7 +152,7 @@ fn map_from_outside(uid_map: String, gid_map: String) -> Result<(), NamespaceErr
     let parent = std::process::id();
     // SAFETY: the launcher is single-threaded; the child reads one byte,
     // writes two files and leaves with _exit.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let pid = unsafe { libc::fork() };
     if pid == -1 {
         return Err(NamespaceError::IdMap(std::io::Error::last_os_error()));
@@ -166,7 +166,7 @@ fn map_from_outside(uid_map: String, gid_map: String) -> Result<(), NamespaceErr
             && std::fs::write(format!("/proc/{parent}/gid_map"), &gid_map).is_ok();
         // SAFETY: leaving the forked child without running the parent's
         // destructors.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
             libc::_exit(i32::from(!ok))
         };
@@ -178,7 +178,7 @@ fn map_from_outside(uid_map: String, gid_map: String) -> Result<(), NamespaceErr
     drop(write);
     let mut status = 0;
     // SAFETY: waiting for our own child with a valid pointer.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
     unshared?;
     if waited != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
@@ -196,7 +196,7 @@ fn network_namespace() -> Result<OwnedFd, std::io::Error> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // SAFETY: the launcher is single-threaded; the child only calls
     // unshare, write and pause before it is killed.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         let pid = libc::fork();
         if pid == -1 {
@@ -251,7 +251,7 @@ pub(crate) fn isolate_task(mounts: &TaskMounts) -> Result<bool, String> {
     })?;
     if let Some(fd) = mounts.no_network {
         // SAFETY: setns with an fd the launcher opened and keeps open.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } == -1 {
             return Err(format!(
                 "isolate the worker: join the no-network namespace: {}",
@@ -272,7 +272,7 @@ fn mount(
     let source_c = source.map(cstr).transpose().map_err(|e| (what, e))?;
     // SAFETY: the strings outlive the call; null fstype and data are allowed
     // for bind mounts, remounts and propagation changes.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let ret = unsafe {
         libc::mount(
             source_c.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
@@ -317,7 +317,7 @@ pub(crate) fn mount_flags(path: &Path) -> libc::c_ulong {
 fn statvfs(path: &Path) -> Option<libc::statvfs> {
     let path = cstr(path).ok()?;
     // SAFETY: `stat` is written by statvfs and read only on success.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         let mut stat: libc::statvfs = std::mem::zeroed();
         (libc::statvfs(path.as_ptr(), &mut stat) == 0).then_some(stat)

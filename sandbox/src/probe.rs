@@ -20,7 +20,7 @@ pub fn probe() -> Support {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     // SAFETY: with a null attribute pointer and size 0 this call only
     // returns the ABI version; PR_GET_SECCOMP takes no pointers.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let (abi, seccomp) = unsafe {
         let abi = libc::syscall(
             libc::SYS_landlock_create_ruleset,

@@ -45,7 +45,7 @@ fn signal(pgid: u32, sig: Signal) {
 pub fn default_sigpipe() {
     // SAFETY: SIG_DFL installs no handler, so nothing can run in signal
     // context.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
@@ -63,7 +63,7 @@ pub fn term_group(pgid: u32) {
 pub fn pass_fd(cmd: &mut tokio::process::Command, fd: std::os::fd::RawFd) {
     // SAFETY: fcntl is async-signal-safe and touches only the child's copy
     // of the descriptor table.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         cmd.pre_exec(move || {
             if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
@@ -87,7 +87,7 @@ pub fn adopt_fd(fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd>
     }
     // SAFETY: F_SETFD on a number we were told is ours; fails with EBADF
     // (and we stop) if it is not open.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) == -1 {
             return Err(std::io::Error::last_os_error());
@@ -110,7 +110,7 @@ pub fn hide_secrets() -> std::io::Result<()> {
 /// `Policy::cgroups`.)
 pub fn join_cgroups(cmd: &mut tokio::process::Command, fds: Vec<std::os::fd::RawFd>) {
     // SAFETY: write is async-signal-safe; the buffer is a constant.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         cmd.pre_exec(move || {
             for &fd in &fds {

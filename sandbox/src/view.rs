@@ -199,7 +199,7 @@ fn mount(
     let source_c = source.map(cstr).transpose()?;
     // SAFETY: every pointer is a valid C string (or null where the call
     // allows it) that outlives the call.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let ret = unsafe {
         libc::mount(
             source_c.as_ref().map_or(c"none".as_ptr(), |s| s.as_ptr()),
@@ -219,7 +219,7 @@ fn mount(
 fn pivot_root(new_root: &Path, put_old: &Path) -> Result<(), String> {
     let (new_c, old_c) = (cstr(new_root)?, cstr(put_old)?);
     // SAFETY: two valid C strings.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let ret = unsafe { libc::syscall(libc::SYS_pivot_root, new_c.as_ptr(), old_c.as_ptr()) };
     if ret == -1 {
         Err(errno("pivot_root into", new_root))
@@ -231,7 +231,7 @@ fn pivot_root(new_root: &Path, put_old: &Path) -> Result<(), String> {
 fn detach(path: &Path) -> Result<(), String> {
     let c = cstr(path)?;
     // SAFETY: a valid C string.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == -1 {
         return Err(errno("detach", path));
     }

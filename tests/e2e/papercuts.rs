@@ -320,3 +320,24 @@ fn a_repository_with_no_commits_says_so_and_how_to_make_one() {
         run.stderr
     );
 }
+
+#[test]
+fn swarm_failing_itself_exits_3_not_as_a_failed_task() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "i.toml",
+        &format!("{HEADER}[[task]]\nid = \"one\"\nrun = \"echo 1 > one.txt\"\n"),
+    );
+    // The tasks succeed; writing the JUnit report where no directory is
+    // fails: swarm's failure, not the tasks' nor the plan's.
+    let junit = repo.outside().join("no-such-dir/junit.xml");
+    let run = repo.run_plan(&plan, &["--name", "i", "--junit", junit.to_str().unwrap()]);
+    run.assert_code(3);
+    assert!(
+        run.stderr.contains("write the JUnit report"),
+        "{}",
+        run.stderr
+    );
+    // What was done is kept.
+    assert_eq!(repo.show("swarm/i", "one.txt"), "1");
+}

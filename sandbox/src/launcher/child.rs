@@ -53,7 +53,7 @@ pub(super) struct Prepared<'a> {
 
 /// Exit code of a child whose confinement failed (the reason is on the
 /// failure pipe).
-const EXIT_CONFINE: i32 = 125;
+const EXIT_CONFINE: i32 = super::EXIT_SANDBOX_FAILED;
 
 /// Starts the worker's init in new mount and PID namespaces; returns its
 /// (host) pid.
@@ -65,7 +65,7 @@ pub(super) fn spawn_in_namespaces(
     let flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::SIGCHLD;
     // SAFETY: a fork-like clone (no new stack, no shared memory) from a
     // single-threaded process; the child never returns from `init`.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
     match pid {
         -1 => Err(format!(
@@ -80,7 +80,7 @@ pub(super) fn spawn_in_namespaces(
 /// Starts the worker directly (baseline, no namespaces); returns its pid.
 pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
     // SAFETY: fork from a single-threaded process; the child never returns.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     match unsafe { libc::fork() } {
         -1 => Err(format!(
             "start the worker (fork): {}",
@@ -102,7 +102,7 @@ pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
 fn die_with_launcher(pipe: RawFd, launcher_ends: &[RawFd]) {
     // SAFETY: closing our copies of the launcher's fds; prctl and poll with
     // a valid pointer to a local pollfd.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         for &fd in launcher_ends {
             libc::close(fd);
@@ -126,7 +126,7 @@ fn die_with_launcher(pipe: RawFd, launcher_ends: &[RawFd]) {
 fn join_cgroups(prepared: &Prepared<'_>) {
     for &fd in &prepared.cgroups {
         // SAFETY: a write of a local buffer to an fd we were given.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
         if n != 1 {
             fail(
@@ -138,7 +138,7 @@ fn join_cgroups(prepared: &Prepared<'_>) {
             );
         }
         // SAFETY: closing an fd of ours that nothing else uses.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
             libc::close(fd);
         }
@@ -149,7 +149,7 @@ fn join_cgroups(prepared: &Prepared<'_>) {
 fn fail(errors: RawFd, message: &str) -> ! {
     // SAFETY: writing a local buffer, then leaving without running any
     // of the parent's destructors or atexit handlers.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         libc::write(errors, message.as_ptr().cast(), message.len());
         libc::_exit(EXIT_CONFINE)
@@ -174,7 +174,7 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
         Err(e) => fail(prepared.errors, &format!("confine the worker: {e}")),
     };
     // SAFETY: fork from this single-threaded process.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let child = unsafe { libc::fork() };
     match child {
         -1 => fail(
@@ -192,14 +192,14 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
     // worker's business (a held pipe would keep the coordinator reading).
     if confine::close_fds(&[status]).is_err() {
         // SAFETY: leaving; the kernel kills the namespace with us.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
             libc::_exit(EXIT_CONFINE)
         };
     }
     // SAFETY: signal set handling and waits on our own children, with
     // valid pointers to locals.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -248,7 +248,7 @@ fn worker(mut prepared: Prepared<'_>, nproc_limit: bool) -> ! {
     envp.push(std::ptr::null());
     // SAFETY: null-terminated arrays of pointers into CStrings that live
     // until execve replaces this process.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
     }
@@ -265,7 +265,7 @@ fn worker(mut prepared: Prepared<'_>, nproc_limit: bool) -> ! {
 fn confine_worker(p: Prepared<'_>, nproc_limit: bool) -> Result<(), String> {
     let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
     // SAFETY: plain syscalls on this process with valid local pointers.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);

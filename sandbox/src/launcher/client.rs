@@ -73,13 +73,13 @@ type Waiters = Mutex<HashMap<u64, oneshot::Sender<Exit>>>;
 fn duplicate(fd: RawFd) -> Result<OwnedFd, LaunchError> {
     // SAFETY: the caller asked for this fd of ours to be passed on; we only
     // duplicate it.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
     if dup == -1 {
         return Err(LaunchError::Channel(std::io::Error::last_os_error()));
     }
     // SAFETY: `dup` is a fresh descriptor we own.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup) })
 }
 
@@ -147,7 +147,7 @@ impl Launcher {
         let raw = theirs.as_raw_fd();
         // SAFETY: dup2 is async-signal-safe; it places the socket at the
         // fd the launcher expects (clearing close-on-exec on the copy).
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
             cmd.pre_exec(move || {
                 if libc::dup2(raw, CHANNEL_FD) == -1 {
@@ -168,7 +168,7 @@ impl Launcher {
             .min(MAX_MESSAGE);
         // SAFETY: `ours` is an OwnedFd, so the descriptor stays open (and is
         // not reused) for as long as the registration that owns it.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         let sock = unsafe { AsyncFd::register(ours) }
             .map_err(|e| LaunchError::Channel(std::io::Error::other(e.to_string())))?;
         let mut buf = vec![0u8; 64 << 10];

@@ -21,6 +21,11 @@
 //! (`Policy::keep_fds`) as `SCM_RIGHTS`. Every spawn gets exactly one
 //! answer, [`Reply::Exited`] or [`Reply::Failed`].
 
+/// Exit code of the launcher when it cannot serve at all, and of a worker
+/// whose confinement failed before `execve` (the reason goes to the
+/// coordinator separately). The coordinator reads it as `exit::SANDBOX_FAILED`.
+pub const EXIT_SANDBOX_FAILED: i32 = 125;
+
 mod child;
 mod client;
 mod server;

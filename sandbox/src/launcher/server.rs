@@ -19,7 +19,7 @@ use crate::policy::{Network, Policy};
 use crate::{confine, seccomp};
 
 /// Exit code of the launcher when it cannot serve at all.
-const EXIT_FATAL: i32 = 125;
+const EXIT_FATAL: i32 = super::EXIT_SANDBOX_FAILED;
 
 /// A worker the launcher started and has not reaped yet.
 struct Worker {
@@ -54,7 +54,7 @@ struct Server {
 pub fn serve() -> i32 {
     // SAFETY: the coordinator passes the socket as fd 3; nothing else in
     // this fresh process owns it.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let sock = unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) };
     let mut server = match Server::new(sock) {
         Ok(server) => server,
@@ -75,7 +75,7 @@ impl Server {
     fn new(sock: OwnedFd) -> Result<Self, (OwnedFd, String)> {
         let fail = |sock, message| Err((sock, message));
         // SAFETY: plain syscalls on our own process and fds.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         let sigchld = unsafe {
             libc::fcntl(sock.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
             // Blocked here, so inherited blocked by every init process,
@@ -139,7 +139,7 @@ impl Server {
                 },
             ];
             // SAFETY: `fds` is a valid array of two pollfds.
-            #[allow(unsafe_code)]
+            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
             let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
             if n == -1 {
                 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
@@ -184,7 +184,7 @@ impl Server {
             for c in cmsgs {
                 if let ControlMessageOwned::ScmRights(raw) = c {
                     // SAFETY: the kernel just installed these fds for us.
-                    #[allow(unsafe_code)]
+                    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
                     fds.extend(
                         raw.into_iter()
                             .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
@@ -224,7 +224,7 @@ impl Server {
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "one spawn request, unpacked")]
     fn spawn(
         &mut self,
         id: u64,
@@ -337,7 +337,7 @@ impl Server {
     fn reap(&mut self) {
         let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
         // SAFETY: reading into a buffer of the right size; nonblocking fd.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         while unsafe {
             libc::read(
                 self.sigchld.as_raw_fd(),
@@ -349,7 +349,7 @@ impl Server {
         loop {
             let mut status = 0;
             // SAFETY: `status` is a valid out pointer.
-            #[allow(unsafe_code)]
+            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
                 break;
@@ -407,7 +407,7 @@ fn ended(id: u64, status: i32, errors: &OwnedFd) -> Reply {
 fn kill_worker(pid: i32, namespaced: bool, sig: i32) {
     // SAFETY: kill takes no pointers; `pid` is our unreaped child, so it
     // cannot have been reused.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         if namespaced || libc::kill(-pid, sig) == -1 {
             libc::kill(pid, sig);
@@ -431,7 +431,7 @@ fn read_all(fd: BorrowedFd<'_>) -> Vec<u8> {
     let mut chunk = [0u8; 4096];
     loop {
         // SAFETY: reading into a local buffer.
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
         match usize::try_from(n) {
             Ok(0) | Err(_) => break,

@@ -79,7 +79,7 @@ impl Failure {
     fn exit_code(&self) -> i32 {
         match self {
             Self::Plan(_) | Self::Invalid(_) => exit::INVALID_INPUT,
-            Self::Internal(_) => exit::TASKS_FAILED,
+            Self::Internal(_) => exit::INTERNAL_ERROR,
         }
     }
 }
