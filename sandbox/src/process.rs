@@ -122,3 +122,104 @@ pub fn join_cgroups(cmd: &mut tokio::process::Command, fds: Vec<std::os::fd::Raw
         });
     }
 }
+
+/// Makes the unconfined command `cmd` starts die, with everything it
+/// started, when the coordinator dies, however it dies (`kill -9`, OOM):
+/// a sandboxed worker has its PID namespace for that; an unconfined one
+/// gets a watcher.
+///
+/// The process `cmd` tracks becomes a small watcher that leads the
+/// command's process group and never `exec`s: it forks the command (which
+/// goes on to `exec`), asks the kernel for SIGUSR1 when the coordinator
+/// dies (`PR_SET_PDEATHSIG`), and then waits. When the command ends, the
+/// watcher ends the same way (same exit code, or same signal), so callers
+/// see the command's outcome. When the coordinator dies, the watcher kills
+/// the whole group. It ignores SIGTERM, so that a graceful stop of the
+/// group (SIGTERM, grace, SIGKILL) still gives the command its grace
+/// period. Must be the last `pre_exec` step, and `cmd` must be spawned from
+/// a thread that lives as long as the command (the parent-death signal
+/// follows the spawning thread): the coordinator's runtime thread.
+pub fn watch_coordinator(cmd: &mut tokio::process::Command) {
+    let coordinator = i32::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: between fork and exec only async-signal-safe calls are made
+    // (setpgid, sigprocmask, fork, prctl, getppid, kill, sigwaitinfo,
+    // waitpid, signal, syscall(close_range), _exit); nothing allocates.
+    #[expect(unsafe_code, reason = "fork and signal handling between fork and exec")]
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setpgid(0, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Blocked before the fork, so that neither the command's end
+            // nor the coordinator's death can come before the wait.
+            let mut waited: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut waited);
+            libc::sigaddset(&mut waited, libc::SIGCHLD);
+            libc::sigaddset(&mut waited, libc::SIGUSR1);
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            if libc::sigprocmask(libc::SIG_BLOCK, &waited, &mut old) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let command = libc::fork();
+            if command == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if command == 0 {
+                // The command: on to exec, with the mask it was given.
+                libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+                return Ok(());
+            }
+            watch(command, coordinator, &waited)
+        });
+    }
+}
+
+/// The watcher's life (see [`watch_coordinator`]); never returns.
+///
+/// SAFETY: to be called only in the forked child, between fork and exec.
+#[expect(unsafe_code, reason = "raw signal and process calls in a forked child")]
+unsafe fn watch(command: libc::pid_t, coordinator: libc::pid_t, waited: &libc::sigset_t) -> ! {
+    // SAFETY: see the function's contract.
+    unsafe {
+        // The watcher holds nothing: no copy of the output pipes (their
+        // readers see the end when the command's tree is gone) and none of
+        // the spawn's error pipe (whose end tells the coordinator that the
+        // spawn is done).
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1);
+        if libc::getppid() != coordinator {
+            // It died before the request took effect.
+            libc::kill(0, libc::SIGKILL);
+        }
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(waited, &mut info);
+            if sig == libc::SIGUSR1 {
+                libc::kill(0, libc::SIGKILL);
+            }
+            if sig != libc::SIGCHLD {
+                continue;
+            }
+            let mut status = 0;
+            if libc::waitpid(command, &mut status, libc::WNOHANG) != command {
+                continue;
+            }
+            if libc::WIFEXITED(status) {
+                libc::_exit(libc::WEXITSTATUS(status));
+            }
+            if libc::WIFSIGNALED(status) {
+                let signal = libc::WTERMSIG(status);
+                libc::signal(signal, libc::SIG_DFL);
+                let mut only: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut only);
+                libc::sigaddset(&mut only, signal);
+                libc::sigprocmask(libc::SIG_UNBLOCK, &only, std::ptr::null_mut());
+                libc::kill(libc::getpid(), signal);
+            }
+            libc::_exit(128 + libc::WTERMSIG(status));
+        }
+    }
+}

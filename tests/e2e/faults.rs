@@ -205,3 +205,64 @@ fn a_task_over_its_memory_is_killed_and_reported_as_out_of_memory() {
         None => assert_eq!(reason, "exited with code 1"),
     }
 }
+
+#[test]
+fn unconfined_workers_and_their_children_die_with_a_killed_coordinator() {
+    let repo = TestRepo::new();
+    // Each task leaves a background child and a grandchild in a new shell.
+    let plan = repo.plan(
+        "orphans.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"sleep 41.71 & sh -c 'sleep 41.71' & touch $TMPDIR/../../ready-a; sleep 41.71\"\n\n\
+         [[task]]\nid = \"b\"\nrun = \"sleep 41.71 & touch $TMPDIR/../../ready-b; wait\"\n",
+    );
+    let mut coordinator = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "orphans"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = repo.path().join(".swarm/runs/orphans");
+    wait_until("both tasks to start their children", || {
+        run_dir.join("ready-a").exists() && run_dir.join("ready-b").exists()
+    });
+    assert!(processes_with("41.71").len() >= 4);
+    coordinator.kill().unwrap();
+    coordinator.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_with("41.71").is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        processes_with("41.71").is_empty(),
+        "unconfined workers outlived their coordinator"
+    );
+}
+
+#[test]
+fn an_unconfined_workers_exit_code_signal_and_grace_period_are_its_own() {
+    let repo = TestRepo::new();
+    // The watcher in front of an unconfined command passes its end on
+    // unchanged, and a timeout's SIGTERM reaches the command, which may
+    // use its grace period.
+    let plan = repo.plan(
+        "ends.toml",
+        "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n\
+         [[task]]\nid = \"code\"\nrun = \"exit 7\"\n\n\
+         [[task]]\nid = \"signal\"\nrun = \"kill -USR2 $$\"\n\n\
+         [[task]]\nid = \"graceful\"\ntimeout = \"1s\"\nrun = \"trap 'echo cleaned > cleaned.txt; exit 0' TERM; sleep 30 & wait\"\n",
+    );
+    repo.run_plan(&plan, &["--name", "ends", "--grace", "5s"])
+        .assert_code(1);
+    let report = repo.report();
+    assert_eq!(task(&report, "code")["exit_code"], 7, "{report}");
+    let reason = task(&report, "signal")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("12") || reason.contains("USR2"), "{reason}");
+    assert_eq!(task(&report, "graceful")["status"], "timed_out");
+    assert_eq!(
+        repo.show("refs/swarm/ends/graceful", "cleaned.txt"),
+        "cleaned"
+    );
+}

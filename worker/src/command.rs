@@ -83,6 +83,19 @@ enum Running {
     Sandboxed(Spawned),
 }
 
+impl Drop for Running {
+    /// An attempt dropped before its command ended (the coordinator failed,
+    /// or its task was aborted) stops the whole group, not only its leader
+    /// (`kill_on_drop`'s SIGKILL reaches the leader alone).
+    fn drop(&mut self) {
+        if let Self::Plain { child, pgid } = self
+            && matches!(child.try_wait(), Ok(None))
+        {
+            kill_group(*pgid);
+        }
+    }
+}
+
 impl Running {
     /// Waits for the command to end (cancel-safe).
     async fn wait(&mut self) -> AttemptOutcome {
@@ -198,6 +211,9 @@ fn spawn_plain(
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
+    // Last: the group dies with the coordinator (the sandbox's PID
+    // namespace does that for sandboxed commands).
+    swarm_sandbox::process::watch_coordinator(&mut cmd);
     let child = cmd.spawn().map_err(|e| AttemptOutcome::SpawnFailed {
         message: format!("start `{}` in {}: {e}", argv[0], spec.cwd.display()),
     })?;
