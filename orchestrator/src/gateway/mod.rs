@@ -8,14 +8,14 @@
 //! concurrency cap, pacing to the account's rate limits and a cool-down
 //! after a 429 ([`limiter`]); the run's budget.
 //!
-//! Providers: the Anthropic Messages API ([`anthropic`]) and OpenAI-style
-//! Chat Completions ([`openai`]), both streamed over SSE ([`stream`]).
+//! Providers: the Anthropic Messages API and OpenAI-style Chat Completions,
+//! each behind the [`provider::Provider`] trait, both streamed over SSE
+//! ([`stream`]).
 
-mod anthropic;
 mod call;
 mod limiter;
-mod openai;
 pub mod prices;
+mod provider;
 mod session;
 mod stream;
 mod transcript;
@@ -63,6 +63,8 @@ pub(crate) struct Endpoint {
     pub config: ModelConfig,
     pub key: Option<Secret>,
     pub limiter: limiter::Limiter,
+    /// Chosen once, from `config`.
+    pub provider: &'static dyn provider::Provider,
 }
 
 /// What a run spends on models.
@@ -110,6 +112,7 @@ impl Gateway {
                     config: config.clone(),
                     key: keys.get(name).cloned(),
                     limiter: limiter::Limiter::new(config),
+                    provider: provider::for_config(config),
                 };
                 (name.clone(), Arc::new(endpoint))
             })

@@ -22,8 +22,8 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use super::transcript::Transcript;
-use super::{Endpoint, Gateway, Spent, anthropic, call, openai, over_budget, prices};
-use crate::plan::{AgentTask, Budget, Provider};
+use super::{Endpoint, Gateway, Spent, call, over_budget, prices};
+use crate::plan::{AgentTask, Budget};
 
 /// Longest line the worker may send (a turn with its tool results).
 const MAX_LINE: usize = 16 << 20;
@@ -380,23 +380,13 @@ impl Session {
         let config = &self.endpoint.config;
         let max_tokens = remaining_tokens(&self.agent.budget, &self.spent)
             .map_or(config.max_tokens, |left| config.max_tokens.min(left.max(1)));
-        let body = match config.provider {
-            Provider::Anthropic => anthropic::body(
-                &config.model,
-                max_tokens,
-                &self.system,
-                &self.tools,
-                &self.messages,
-            ),
-            Provider::Openai => openai::body(
-                &config.base_url,
-                &config.model,
-                max_tokens,
-                &self.system,
-                &self.tools,
-                &self.messages,
-            ),
-        };
+        let body = self.endpoint.provider.body(
+            config,
+            max_tokens,
+            &self.system,
+            &self.tools,
+            &self.messages,
+        );
         // About four bytes a token: enough to pace by tokens per minute.
         let estimate = body.to_string().len() as u64 / 4;
 
