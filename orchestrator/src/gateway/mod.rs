@@ -10,7 +10,7 @@
 //! a model through the same machinery with [`Gateway::complete`].
 //!
 //! Providers: the Anthropic Messages API and OpenAI-style Chat Completions,
-//! each behind the [`provider::Provider`] trait, both streamed over SSE
+//! each behind the `provider::Provider` trait, both streamed over SSE
 //! ([`stream`]).
 
 mod call;
