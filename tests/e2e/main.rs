@@ -9,6 +9,7 @@ mod clean;
 mod escapes;
 mod example_plans;
 mod faults;
+mod gateway_complete;
 mod live;
 mod model_mock;
 mod outputs;

@@ -6,16 +6,18 @@
 //! back, and writes every turn to the task's transcript. What it shares
 //! across all workers of a run lives here: one HTTP client, and per model a
 //! concurrency cap, pacing to the account's rate limits and a cool-down
-//! after a 429 ([`limiter`]); the run's budget.
+//! after a 429 ([`limiter`]); the run's budget. Coordinator-side code calls
+//! a model through the same machinery with [`Gateway::complete`].
 //!
-//! Providers: the Anthropic Messages API ([`anthropic`]) and OpenAI-style
-//! Chat Completions ([`openai`]), both streamed over SSE ([`stream`]).
+//! Providers: the Anthropic Messages API and OpenAI-style Chat Completions,
+//! each behind the `provider::Provider` trait, both streamed over SSE
+//! ([`stream`]).
 
-mod anthropic;
 mod call;
+mod complete;
 mod limiter;
-mod openai;
 pub mod prices;
+mod provider;
 mod session;
 mod stream;
 mod transcript;
@@ -28,6 +30,7 @@ use swarm_protocol::agent::Usage;
 
 use crate::plan::{Budget, ModelConfig};
 
+pub use complete::{Completion, CompletionRequest, ToolCall};
 pub use session::{AgentNote, Notes, Session, SessionEnd, Verdict, Verifier};
 
 /// An API key. Never printed: its `Debug` is redacted, and every error
@@ -51,11 +54,18 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Why the gateway could not be set up.
+/// Why the gateway could not be set up, or a coordinator-side call
+/// ([`Gateway::complete`]) did not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("create the HTTP client for the model gateway: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("find model `{0}` among the plan's models")]
+    UnknownModel(String),
+    #[error("call model `{model}`: {why}")]
+    Budget { model: String, why: String },
+    #[error("call model `{model}`: {message}")]
+    Call { model: String, message: String },
 }
 
 /// One model endpoint, shared by every task that uses it.
@@ -63,6 +73,8 @@ pub(crate) struct Endpoint {
     pub config: ModelConfig,
     pub key: Option<Secret>,
     pub limiter: limiter::Limiter,
+    /// Chosen once, from `config`.
+    pub provider: &'static dyn provider::Provider,
 }
 
 /// What a run spends on models.
@@ -110,6 +122,7 @@ impl Gateway {
                     config: config.clone(),
                     key: keys.get(name).cloned(),
                     limiter: limiter::Limiter::new(config),
+                    provider: provider::for_config(config),
                 };
                 (name.clone(), Arc::new(endpoint))
             })
@@ -138,11 +151,43 @@ impl Gateway {
         over_budget(&self.budget, &s, "the run")
     }
 
-    fn record(&self, usage: Usage, usd: f64) {
+    /// Counts a call's `answer` against the run: a server that reports no
+    /// usage (one that ignores `stream_options`) must not escape the budget,
+    /// so it is estimated at about four bytes a token from the request's
+    /// `estimate` and the answer. Returns the call's cost and whether its
+    /// usage was estimated.
+    fn settle(
+        &self,
+        config: &ModelConfig,
+        answer: &mut stream::Answer,
+        estimate: u64,
+    ) -> (f64, bool) {
+        let estimated = answer.usage.total() == 0;
+        if estimated {
+            let said: usize = answer
+                .content
+                .iter()
+                .map(|b| serde_json::to_string(b).map_or(0, |t| t.len()))
+                .sum();
+            answer.usage.input_tokens = estimate;
+            answer.usage.output_tokens = said as u64 / 4;
+        }
+        let usd = prices::cost(
+            config.price,
+            answer.usage.input_tokens,
+            answer.usage.output_tokens,
+        );
         let mut s = lock(&self.spent);
-        s.usage.add(usage);
+        s.usage.add(answer.usage);
         s.usd += usd;
+        (usd, estimated)
     }
+}
+
+/// About four bytes a token: enough to pace a request's `body` by tokens
+/// per minute.
+fn estimate_tokens(body: &serde_json::Value) -> u64 {
+    body.to_string().len() as u64 / 4
 }
 
 /// Why `budget` forbids another call after `spent`, if it does.

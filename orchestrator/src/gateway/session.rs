@@ -22,8 +22,8 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use super::transcript::Transcript;
-use super::{Endpoint, Gateway, Spent, anthropic, call, openai, over_budget, prices};
-use crate::plan::{AgentTask, Budget, Provider};
+use super::{Endpoint, Gateway, Spent, call, estimate_tokens, over_budget};
+use crate::plan::{AgentTask, Budget};
 
 /// Longest line the worker may send (a turn with its tool results).
 const MAX_LINE: usize = 16 << 20;
@@ -380,25 +380,14 @@ impl Session {
         let config = &self.endpoint.config;
         let max_tokens = remaining_tokens(&self.agent.budget, &self.spent)
             .map_or(config.max_tokens, |left| config.max_tokens.min(left.max(1)));
-        let body = match config.provider {
-            Provider::Anthropic => anthropic::body(
-                &config.model,
-                max_tokens,
-                &self.system,
-                &self.tools,
-                &self.messages,
-            ),
-            Provider::Openai => openai::body(
-                &config.base_url,
-                &config.model,
-                max_tokens,
-                &self.system,
-                &self.tools,
-                &self.messages,
-            ),
-        };
-        // About four bytes a token: enough to pace by tokens per minute.
-        let estimate = body.to_string().len() as u64 / 4;
+        let body = self.endpoint.provider.body(
+            config,
+            max_tokens,
+            &self.system,
+            &self.tools,
+            &self.messages,
+        );
+        let estimate = estimate_tokens(&body);
 
         // Text and retries stream to the worker while the call runs.
         let (tx, mut rx) =
@@ -441,30 +430,15 @@ impl Session {
 
         match result {
             Ok(mut answer) => {
-                if answer.usage.total() == 0 {
-                    // A server that reports no usage (one that ignores
-                    // `stream_options`) must not escape the budget: count
-                    // about four bytes a token.
-                    let said: usize = answer
-                        .content
-                        .iter()
-                        .map(|b| serde_json::to_string(b).map_or(0, |t| t.len()))
-                        .sum();
-                    answer.usage.input_tokens = estimate;
-                    answer.usage.output_tokens = said as u64 / 4;
+                let (usd, estimated) = self.gateway.settle(config, &mut answer, estimate);
+                if estimated {
                     self.transcript.write(
                         "note",
                         json!({"message": "the server reported no token usage; it was estimated"}),
                     );
                 }
-                let usd = prices::cost(
-                    config.price,
-                    answer.usage.input_tokens,
-                    answer.usage.output_tokens,
-                );
                 self.spent.usage.add(answer.usage);
                 self.spent.usd += usd;
-                self.gateway.record(answer.usage, usd);
                 self.transcript.write(
                     "assistant",
                     json!({"content": answer.content, "stop": answer.stop,
@@ -540,8 +514,8 @@ impl Session {
     }
 }
 
-/// Tokens left in the task's budget, if it has a token limit.
-fn remaining_tokens(budget: &Budget, spent: &Spent) -> Option<u32> {
+/// Tokens left in `budget`, if it has a token limit.
+pub(crate) fn remaining_tokens(budget: &Budget, spent: &Spent) -> Option<u32> {
     budget
         .tokens
         .map(|limit| u32::try_from(limit.saturating_sub(spent.usage.total())).unwrap_or(u32::MAX))

@@ -9,8 +9,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use swarm_protocol::agent::{Block, InvalidInput, StopReason, Usage};
 
-use super::{Endpoint, anthropic, openai, redact};
-use crate::plan::Provider;
+use super::{Endpoint, redact};
 
 /// How an attempt failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,24 +211,8 @@ pub(crate) async fn attempt(
 ) -> Result<Answer, Failure> {
     let config = &endpoint.config;
     let key = endpoint.key.as_ref();
-    let request = match config.provider {
-        Provider::Anthropic => {
-            let mut r = http
-                .post(format!("{}/v1/messages", config.base_url))
-                .header("anthropic-version", "2023-06-01");
-            if let Some(key) = key {
-                r = r.header("x-api-key", key.expose());
-            }
-            r
-        }
-        Provider::Openai => {
-            let mut r = http.post(format!("{}/chat/completions", config.base_url));
-            if let Some(key) = key {
-                r = r.bearer_auth(key.expose());
-            }
-            r
-        }
-    };
+    let provider = endpoint.provider;
+    let request = provider.request(http, config, key);
     let request = request
         .header("content-type", "application/json")
         .header("accept", "text/event-stream")
@@ -260,19 +243,7 @@ pub(crate) async fn attempt(
             &format!("HTTP {}: {}", status.as_u16(), error_message(&text)),
             key,
         );
-        return Err(match status.as_u16() {
-            // Out of credit, not over a rate: waiting will not help.
-            429 if text.contains("insufficient_quota") => Failure::Fatal { message },
-            429 | 529 => Failure::RateLimited {
-                retry_after,
-                message,
-            },
-            408 | 409 | 500..=599 => Failure::Transient {
-                retry_after,
-                message,
-            },
-            _ => Failure::Fatal { message },
-        });
+        return Err(provider.classify(status.as_u16(), &text, retry_after, message));
     }
 
     let mut events = response.bytes_stream().eventsource();
@@ -281,9 +252,7 @@ pub(crate) async fn attempt(
         let event = match tokio::time::timeout(config.timeout, events.next()).await {
             Err(_) => return Err(silent()),
             Ok(None) if answer.done => break,
-            // Some OpenAI-compatible servers end without `[DONE]` after the
-            // finish reason: the answer is whole.
-            Ok(None) if config.provider == Provider::Openai && answer.stop.is_some() => break,
+            Ok(None) if provider.complete_without_end(&answer) => break,
             Ok(None) => {
                 return Err(Failure::transient(
                     "the stream ended before the answer was complete",
@@ -297,10 +266,7 @@ pub(crate) async fn attempt(
             }
             Ok(Some(Ok(event))) => event,
         };
-        let step = match config.provider {
-            Provider::Anthropic => anthropic::fold(&mut answer, &event.event, &event.data, on_text),
-            Provider::Openai => openai::fold(&mut answer, &event.data, on_text),
-        }?;
+        let step = provider.decode(&mut answer, &event.event, &event.data, on_text)?;
         if let Step::Done = step {
             answer.done = true;
             break;

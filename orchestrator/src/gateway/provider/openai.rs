@@ -7,10 +7,66 @@
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
 
-use super::stream::{Assembler, Failure, Slot, Step};
+use super::Provider;
+use crate::gateway::Secret;
+use crate::gateway::stream::{Assembler, Failure, Slot, Step};
+use crate::plan::ModelConfig;
+
+/// OpenAI-style Chat Completions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OpenAi;
+
+impl Provider for OpenAi {
+    fn body(
+        &self,
+        config: &ModelConfig,
+        max_tokens: u32,
+        system: &str,
+        tools: &[ToolSpec],
+        messages: &[Message],
+    ) -> Value {
+        body(
+            &config.base_url,
+            &config.model,
+            max_tokens,
+            system,
+            tools,
+            messages,
+        )
+    }
+
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        config: &ModelConfig,
+        key: Option<&Secret>,
+    ) -> reqwest::RequestBuilder {
+        let mut r = http.post(format!("{}/chat/completions", config.base_url));
+        if let Some(key) = key {
+            r = r.bearer_auth(key.expose());
+        }
+        r
+    }
+
+    fn decode(
+        &self,
+        answer: &mut Assembler,
+        _event: &str,
+        data: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Step, Failure> {
+        fold(answer, data, on_text)
+    }
+
+    // Some OpenAI-compatible servers end without `[DONE]` after the finish
+    // reason: the answer is whole.
+    fn complete_without_end(&self, answer: &Assembler) -> bool {
+        answer.stop.is_some()
+    }
+}
 
 /// The body of a streamed `POST /chat/completions`.
-pub(crate) fn body(
+fn body(
     base_url: &str,
     model: &str,
     max_tokens: u32,
@@ -115,7 +171,7 @@ fn push_message(out: &mut Vec<Value>, m: &Message) {
 }
 
 /// Folds one SSE `data:` payload into `answer`.
-pub(crate) fn fold(
+fn fold(
     answer: &mut Assembler,
     data: &str,
     on_text: &mut (dyn FnMut(&str) + Send),

@@ -5,10 +5,55 @@
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
 
-use super::stream::{Assembler, Failure, Slot, Step};
+use super::Provider;
+use crate::gateway::Secret;
+use crate::gateway::stream::{Assembler, Failure, Slot, Step};
+use crate::plan::ModelConfig;
+
+/// The Anthropic Messages API.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anthropic;
+
+impl Provider for Anthropic {
+    fn body(
+        &self,
+        config: &ModelConfig,
+        max_tokens: u32,
+        system: &str,
+        tools: &[ToolSpec],
+        messages: &[Message],
+    ) -> Value {
+        body(&config.model, max_tokens, system, tools, messages)
+    }
+
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        config: &ModelConfig,
+        key: Option<&Secret>,
+    ) -> reqwest::RequestBuilder {
+        let mut r = http
+            .post(format!("{}/v1/messages", config.base_url))
+            .header("anthropic-version", "2023-06-01");
+        if let Some(key) = key {
+            r = r.header("x-api-key", key.expose());
+        }
+        r
+    }
+
+    fn decode(
+        &self,
+        answer: &mut Assembler,
+        event: &str,
+        data: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Step, Failure> {
+        fold(answer, event, data, on_text)
+    }
+}
 
 /// The body of a streamed `POST /v1/messages`.
-pub(crate) fn body(
+fn body(
     model: &str,
     max_tokens: u32,
     system: &str,
@@ -72,7 +117,7 @@ fn message(m: &Message) -> Value {
 }
 
 /// Folds one SSE event into `answer`.
-pub(crate) fn fold(
+fn fold(
     answer: &mut Assembler,
     event: &str,
     data: &str,

@@ -1,0 +1,193 @@
+//! One model call from the coordinator itself (a planner, a summariser),
+//! not from an agent worker: [`Gateway::complete`]. It takes the same path
+//! as an agent's turn — the model's concurrency cap and pacing, the
+//! cool-down after a 429 or 529, retries with backoff ([`call`]), the run's
+//! budget, and a transcript in the same format — so coordinator-side calls
+//! are limited, counted and recorded like everything else.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use swarm_protocol::agent::{Block, InvalidInput, Message, StopReason, ToolSpec, Usage};
+
+use super::session::remaining_tokens;
+use super::transcript::Transcript;
+use super::{Gateway, GatewayError, call, estimate_tokens};
+
+/// What to ask a model.
+#[derive(Debug, Clone, Default)]
+pub struct CompletionRequest {
+    /// The model's name in the plan's `[models]` table (`default`).
+    pub model: String,
+    pub system: String,
+    /// The conversation so far; it must start with a user message.
+    pub messages: Vec<Message>,
+    /// At most this many tokens of answer; `None`: the model's
+    /// `max_tokens`. Lowered to what is left of the run's token budget.
+    pub max_tokens: Option<u32>,
+    /// Tools the model may call (their calls come back in
+    /// [`Completion::tool_calls`]; nothing runs them here).
+    pub tools: Vec<ToolSpec>,
+    /// Names the caller in the transcript (`planner`).
+    pub label: String,
+    /// Where the call's transcript is appended; `None`: none is written.
+    pub transcript: Option<PathBuf>,
+}
+
+/// A tool call in the model's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments; `{}` when they were not a JSON object.
+    pub input: Value,
+    /// Why the arguments were refused, if they were.
+    pub invalid_input: Option<InvalidInput>,
+}
+
+/// The model's answer to a [`CompletionRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The answer's text blocks, joined.
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+    /// The whole answer in order, as it would go back into `messages`.
+    pub content: Vec<Block>,
+    pub stop_reason: StopReason,
+    /// Reported by the server, or estimated when it reported none.
+    pub usage: Usage,
+    pub cost_usd: f64,
+}
+
+impl Gateway {
+    /// Asks the model and returns its whole answer.
+    pub async fn complete(&self, request: &CompletionRequest) -> Result<Completion, GatewayError> {
+        self.complete_streaming(request, &mut |_| {}).await
+    }
+
+    /// Like [`Gateway::complete`], handing each piece of text to `on_text`
+    /// as it arrives. (Both read the provider's SSE stream: the wire is the
+    /// same either way, only the caller's view differs.)
+    pub async fn complete_streaming(
+        &self,
+        request: &CompletionRequest,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Completion, GatewayError> {
+        let model = &request.model;
+        let endpoint = self
+            .endpoint(model)
+            .ok_or_else(|| GatewayError::UnknownModel(model.clone()))?;
+        let config = &endpoint.config;
+        let mut transcript = request.transcript.as_deref().map(Transcript::open);
+        let mut write = |kind: &str, entry: Value| {
+            if let Some(t) = &mut transcript {
+                t.write(kind, entry);
+            }
+        };
+        write(
+            "start",
+            json!({"label": request.label, "model": config.model, "provider": config.name,
+                   "system": request.system, "tools": request.tools}),
+        );
+        for m in &request.messages {
+            write("message", json!({"role": m.role, "content": m.content}));
+        }
+        if let Some(why) = self.run_budget_spent() {
+            write("refused", json!({"why": "budget", "message": why}));
+            return Err(GatewayError::Budget {
+                model: model.clone(),
+                why,
+            });
+        }
+        let wanted = request.max_tokens.unwrap_or(config.max_tokens);
+        let spent = *super::lock(&self.spent);
+        let max_tokens =
+            remaining_tokens(&self.budget, &spent).map_or(wanted, |left| wanted.min(left.max(1)));
+        let body = endpoint.provider.body(
+            config,
+            max_tokens,
+            &request.system,
+            &request.tools,
+            &request.messages,
+        );
+        let estimate = estimate_tokens(&body);
+
+        let result = {
+            let mut on_retry = |reason: &str, wait: Duration, limited: bool| {
+                write(
+                    "retry",
+                    json!({"reason": reason, "wait_ms": wait.as_millis() as u64,
+                           "rate_limited": limited}),
+                );
+            };
+            call::call(
+                &self.http,
+                &endpoint,
+                &body,
+                estimate,
+                on_text,
+                &mut on_retry,
+            )
+            .await
+        };
+        let mut answer = match result {
+            Ok(answer) => answer,
+            Err(message) => {
+                write("error", json!({"message": message}));
+                return Err(GatewayError::Call {
+                    model: model.clone(),
+                    message,
+                });
+            }
+        };
+        let (usd, estimated) = self.settle(config, &mut answer, estimate);
+        if estimated {
+            write(
+                "note",
+                json!({"message": "the server reported no token usage; it was estimated"}),
+            );
+        }
+        write(
+            "assistant",
+            json!({"content": answer.content, "stop": answer.stop,
+                   "usage": answer.usage, "cost_usd": usd}),
+        );
+        Ok(completion(answer.content, answer.stop, answer.usage, usd))
+    }
+}
+
+fn completion(
+    content: Vec<Block>,
+    stop_reason: StopReason,
+    usage: Usage,
+    cost_usd: f64,
+) -> Completion {
+    let mut texts = Vec::new();
+    let mut tool_calls = Vec::new();
+    for block in &content {
+        match block {
+            Block::Text { text } => texts.push(text.as_str()),
+            Block::ToolCall {
+                id,
+                name,
+                input,
+                invalid_input,
+            } => tool_calls.push(ToolCall {
+                id: id.clone(),
+                name: name.clone(),
+                input: input.clone(),
+                invalid_input: invalid_input.clone(),
+            }),
+            Block::ToolResult { .. } => {}
+        }
+    }
+    Completion {
+        text: texts.concat(),
+        tool_calls,
+        stop_reason,
+        usage,
+        cost_usd,
+        content,
+    }
+}

@@ -1,0 +1,252 @@
+//! Model providers: everything that differs between wire protocols sits
+//! behind [`Provider`], so the rest of the gateway (calls, retries, limits,
+//! budgets, transcripts) never asks which one it talks to.
+//!
+//! Adding a provider is one file here implementing the trait, and one arm
+//! in [`for_config`], where a model's configuration picks it.
+
+mod anthropic;
+mod openai;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use swarm_protocol::agent::{Message, ToolSpec};
+
+use super::Secret;
+use super::stream::{Assembler, Failure, Step};
+use crate::plan::{self, ModelConfig};
+
+pub(crate) use anthropic::Anthropic;
+pub(crate) use openai::OpenAi;
+
+/// One wire protocol. Implementations hold no state: everything a call
+/// needs comes from the model's configuration and the conversation.
+pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
+    /// The JSON body of a streamed request for the conversation `messages`
+    /// after `system`, offering `tools`, with at most `max_tokens` of answer.
+    fn body(
+        &self,
+        config: &ModelConfig,
+        max_tokens: u32,
+        system: &str,
+        tools: &[ToolSpec],
+        messages: &[Message],
+    ) -> Value;
+
+    /// The request to send `body` with: URL from the configured base, and
+    /// the provider's own headers, authentication with `key` included
+    /// (the common JSON and SSE headers are added by the caller).
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        config: &ModelConfig,
+        key: Option<&Secret>,
+    ) -> reqwest::RequestBuilder;
+
+    /// Folds one SSE event (`event` name, `data` payload) into `answer`:
+    /// text deltas (also handed to `on_text`), tool-call starts and argument
+    /// pieces, usage (cached input counted as input), the stop reason; says
+    /// when the message is complete, or how a reported error fails the
+    /// attempt.
+    fn decode(
+        &self,
+        answer: &mut Assembler,
+        event: &str,
+        data: &str,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Step, Failure>;
+
+    /// Whether a stream that ended without its end marker still carried a
+    /// whole answer (some servers stop after the finish reason).
+    fn complete_without_end(&self, _answer: &Assembler) -> bool {
+        false
+    }
+
+    /// What an unsuccessful HTTP `status` with error body `body` means:
+    /// wait (rate limited), retry, or give up. `message` is what to record.
+    fn classify(
+        &self,
+        status: u16,
+        body: &str,
+        retry_after: Option<Duration>,
+        message: String,
+    ) -> Failure {
+        classify_status(status, body, retry_after, message)
+    }
+}
+
+/// The provider a model's configuration names.
+pub(crate) fn for_config(config: &ModelConfig) -> &'static dyn Provider {
+    match config.provider {
+        plan::Provider::Anthropic => &Anthropic,
+        plan::Provider::Openai => &OpenAi,
+    }
+}
+
+/// The classification both built-in providers share: 429 and 529 are rate
+/// limits (unless the account is out of credit), 408, 409 and 5xx are worth
+/// a retry, any other status is final.
+pub(crate) fn classify_status(
+    status: u16,
+    body: &str,
+    retry_after: Option<Duration>,
+    message: String,
+) -> Failure {
+    match status {
+        // Out of credit, not over a rate: waiting will not help.
+        429 if body.contains("insufficient_quota") => Failure::Fatal { message },
+        429 | 529 => Failure::RateLimited {
+            retry_after,
+            message,
+        },
+        408 | 409 | 500..=599 => Failure::Transient {
+            retry_after,
+            message,
+        },
+        _ => Failure::Fatal { message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(provider: plan::Provider, base_url: &str) -> ModelConfig {
+        ModelConfig {
+            name: "default".into(),
+            provider,
+            model: "m".into(),
+            base_url: base_url.into(),
+            api_key_env: None,
+            max_tokens: 10,
+            concurrency: 1,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            retries: 0,
+            timeout: Duration::from_secs(1),
+            price: None,
+            span: 0..0,
+        }
+    }
+
+    #[test]
+    fn each_provider_builds_its_own_url_and_authentication() {
+        let http = reqwest::Client::new();
+        let key = Secret::new("sk-test");
+        let anthropic = config(plan::Provider::Anthropic, "http://127.0.0.1:1");
+        let provider = for_config(&anthropic);
+        let r = provider
+            .request(&http, &anthropic, Some(&key))
+            .build()
+            .unwrap();
+        assert_eq!(r.url().as_str(), "http://127.0.0.1:1/v1/messages");
+        assert_eq!(r.headers()["x-api-key"], "sk-test");
+        assert_eq!(r.headers()["anthropic-version"], "2023-06-01");
+        assert!(r.headers().get("authorization").is_none());
+
+        let openai = config(plan::Provider::Openai, "http://127.0.0.1:1/v1");
+        let provider = for_config(&openai);
+        let r = provider
+            .request(&http, &openai, Some(&key))
+            .build()
+            .unwrap();
+        assert_eq!(r.url().as_str(), "http://127.0.0.1:1/v1/chat/completions");
+        assert_eq!(r.headers()["authorization"], "Bearer sk-test");
+        assert!(r.headers().get("x-api-key").is_none());
+        let r = provider.request(&http, &openai, None).build().unwrap();
+        assert!(r.headers().get("authorization").is_none());
+    }
+
+    #[test]
+    fn each_provider_encodes_the_same_conversation_in_its_own_shape() {
+        use swarm_protocol::agent::{Block, Role};
+        let messages = [Message {
+            role: Role::User,
+            content: vec![Block::Text { text: "hi".into() }],
+        }];
+        let tools = [ToolSpec {
+            name: "bash".into(),
+            description: "run".into(),
+            input_schema: serde_json::json!({"type": "object"}),
+        }];
+        let c = config(plan::Provider::Anthropic, "http://h");
+        let b = for_config(&c).body(&c, 7, "sys", &tools, &messages);
+        assert_eq!(b["system"], "sys");
+        assert_eq!(b["max_tokens"], 7);
+        assert_eq!(b["stream"], true);
+        assert_eq!(b["messages"][0]["content"][0]["text"], "hi");
+        assert_eq!(b["tools"][0]["input_schema"]["type"], "object");
+
+        let c = config(plan::Provider::Openai, "http://h/v1");
+        let b = for_config(&c).body(&c, 7, "sys", &tools, &messages);
+        assert_eq!(b["messages"][0]["role"], "system");
+        assert_eq!(b["messages"][1]["content"], "hi");
+        assert_eq!(b["max_completion_tokens"], 7);
+        assert_eq!(b["stream_options"]["include_usage"], true);
+        assert_eq!(b["tools"][0]["function"]["name"], "bash");
+    }
+
+    #[test]
+    fn stream_errors_and_early_ends_are_the_providers_call() {
+        let mut sink = |_: &str| {};
+        let mut a = Assembler::default();
+        let overloaded = r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#;
+        assert!(matches!(
+            Anthropic.decode(&mut a, "error", overloaded, &mut sink),
+            Err(Failure::RateLimited { .. })
+        ));
+        let invalid = r#"{"type":"error","error":{"type":"invalid_request_error","message":"no"}}"#;
+        assert!(matches!(
+            Anthropic.decode(&mut a, "error", invalid, &mut sink),
+            Err(Failure::Fatal { .. })
+        ));
+        assert!(matches!(
+            OpenAi.decode(&mut a, "", r#"{"error":{"message":"x"}}"#, &mut sink),
+            Err(Failure::Transient { .. })
+        ));
+        let finished =
+            r#"{"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}"#;
+        let mut b = Assembler::default();
+        assert!(!OpenAi.complete_without_end(&b));
+        assert!(matches!(
+            OpenAi.decode(&mut b, "", finished, &mut sink),
+            Ok(Step::Continue)
+        ));
+        // Anthropic's stream is whole only at `message_stop`.
+        assert!(OpenAi.complete_without_end(&b) && !Anthropic.complete_without_end(&b));
+    }
+
+    #[test]
+    fn statuses_are_classified_as_wait_retry_or_give_up() {
+        let wait = Some(Duration::from_secs(3));
+        let c = |status, body: &str| Anthropic.classify(status, body, wait, "m".into());
+        assert_eq!(
+            c(429, "slow down"),
+            Failure::RateLimited {
+                retry_after: wait,
+                message: "m".into()
+            }
+        );
+        assert!(matches!(c(529, ""), Failure::RateLimited { .. }));
+        assert!(matches!(
+            OpenAi.classify(
+                429,
+                r#"{"error":{"code":"insufficient_quota"}}"#,
+                None,
+                "m".into()
+            ),
+            Failure::Fatal { .. }
+        ));
+        assert_eq!(
+            c(503, ""),
+            Failure::Transient {
+                retry_after: wait,
+                message: "m".into()
+            }
+        );
+        assert!(matches!(c(408, ""), Failure::Transient { .. }));
+        assert!(matches!(c(401, ""), Failure::Fatal { .. }));
+        assert!(matches!(c(400, ""), Failure::Fatal { .. }));
+    }
+}

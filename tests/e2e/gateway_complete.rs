@@ -1,0 +1,254 @@
+//! `Gateway::complete`, the coordinator's own model call, against the mock
+//! model server on loopback for both wire protocols: what was sent, usage
+//! counted against the run's budget, a 429's retry-after waited out, and
+//! the transcript.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use swarm_orchestrator::gateway::{CompletionRequest, Gateway, GatewayError, Secret};
+use swarm_orchestrator::plan::{Budget, ModelConfig, Provider};
+use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
+
+use crate::support::model::{MockModel, Options, Reply, Wire, text, tool};
+
+const KEY: &str = "sk-test-complete";
+
+fn gateway(mock: &MockModel, wire: Wire, budget: Budget) -> Arc<Gateway> {
+    let provider = match wire {
+        Wire::Anthropic => Provider::Anthropic,
+        Wire::OpenAi => Provider::Openai,
+    };
+    let config = ModelConfig {
+        name: "default".into(),
+        provider,
+        model: "mock-model".into(),
+        base_url: mock.base_url(wire),
+        api_key_env: None,
+        max_tokens: 1000,
+        concurrency: 2,
+        requests_per_minute: None,
+        tokens_per_minute: None,
+        retries: 2,
+        timeout: Duration::from_secs(10),
+        price: None,
+        span: 0..0,
+    };
+    let models = BTreeMap::from([("default".to_string(), config)]);
+    let keys = BTreeMap::from([("default".to_string(), Secret::new(KEY))]);
+    Arc::new(Gateway::new(&models, &keys, budget).unwrap())
+}
+
+fn options() -> Options {
+    Options {
+        api_key: Some(KEY.into()),
+        ..Options::new("mock-model")
+    }
+}
+
+fn request(prompt: &str, transcript: Option<std::path::PathBuf>) -> CompletionRequest {
+    CompletionRequest {
+        model: "default".into(),
+        system: "You split goals into tasks.".into(),
+        messages: vec![Message {
+            role: Role::User,
+            content: vec![Block::Text {
+                text: prompt.into(),
+            }],
+        }],
+        label: "planner".into(),
+        transcript,
+        ..CompletionRequest::default()
+    }
+}
+
+fn transcript(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+async fn answers_with_text_tools_and_usage(wire: Wire) {
+    let mock = MockModel::start(options(), |_| Reply::Answer {
+        parts: vec![
+            text("Two tasks."),
+            tool("c1", "add_task", json!({"name": "a"})),
+        ],
+        input_tokens: 40,
+        output_tokens: 2,
+    });
+    let gw = gateway(&mock, wire, Budget::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.jsonl");
+    let mut req = request("split this goal", Some(path.clone()));
+    req.tools = vec![ToolSpec {
+        name: "add_task".into(),
+        description: "add a task".into(),
+        input_schema: json!({"type": "object"}),
+    }];
+    req.max_tokens = Some(77);
+    let done = gw.complete(&req).await.unwrap();
+    assert_eq!(done.text, "Two tasks.");
+    assert_eq!(done.tool_calls.len(), 1);
+    assert_eq!(done.tool_calls[0].name, "add_task");
+    assert_eq!(done.tool_calls[0].input["name"], "a");
+    assert_eq!(done.stop_reason, StopReason::ToolUse);
+    assert_eq!(done.usage.total(), 42);
+    assert_eq!(gw.spent().0.total(), 42);
+
+    mock.assert_clean();
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].wire, wire);
+    assert_eq!(calls[0].system, "You split goals into tasks.");
+    assert_eq!(calls[0].conversation, "split this goal");
+    assert_eq!(calls[0].tools, ["add_task"]);
+    let max = match wire {
+        Wire::Anthropic => &calls[0].body["max_tokens"],
+        Wire::OpenAi => &calls[0].body["max_completion_tokens"],
+    };
+    assert_eq!(max, 77);
+
+    let lines = transcript(&path);
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
+    assert_eq!(kinds, ["start", "message", "assistant"]);
+    assert_eq!(lines[0]["label"], "planner");
+    assert_eq!(lines[2]["usage"]["input_tokens"], 40);
+    assert!(!std::fs::read_to_string(&path).unwrap().contains(KEY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_answers_with_text_tools_and_usage_anthropic() {
+    answers_with_text_tools_and_usage(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_answers_with_text_tools_and_usage_openai() {
+    answers_with_text_tools_and_usage(Wire::OpenAi).await;
+}
+
+async fn streams_text_as_it_arrives(wire: Wire) {
+    let mock = MockModel::start(options(), |_| {
+        Reply::answer(vec![text("alpha beta gamma delta epsilon")])
+    });
+    let gw = gateway(&mock, wire, Budget::default());
+    let mut pieces = Vec::new();
+    let done = gw
+        .complete_streaming(&request("go", None), &mut |t| pieces.push(t.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(done.text, "alpha beta gamma delta epsilon");
+    assert_eq!(pieces.concat(), done.text);
+    assert_eq!(done.stop_reason, StopReason::EndTurn);
+    mock.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_streams_text_as_it_arrives_anthropic() {
+    streams_text_as_it_arrives(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_streams_text_as_it_arrives_openai() {
+    streams_text_as_it_arrives(Wire::OpenAi).await;
+}
+
+async fn counts_against_the_run_budget(wire: Wire) {
+    let mock = MockModel::start(options(), |_| Reply::Answer {
+        parts: vec![text("ok")],
+        input_tokens: 100,
+        output_tokens: 20,
+    });
+    let budget = Budget {
+        tokens: Some(150),
+        usd: None,
+    };
+    let gw = gateway(&mock, wire, budget);
+    gw.complete(&request("one", None)).await.unwrap();
+    // 30 tokens are left: the next answer may not be longer.
+    gw.complete(&request("two", None)).await.unwrap();
+    assert_eq!(gw.spent().0.total(), 240);
+    let refused = gw.complete(&request("three", None)).await.unwrap_err();
+    assert!(
+        matches!(&refused, GatewayError::Budget { why, .. } if why.contains("240 of its 150 tokens")),
+        "{refused}"
+    );
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 2, "a refused call reaches no server");
+    let max = match wire {
+        Wire::Anthropic => &calls[1].body["max_tokens"],
+        Wire::OpenAi => &calls[1].body["max_completion_tokens"],
+    };
+    assert_eq!(max, 30);
+    mock.assert_clean();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_counts_against_the_run_budget_anthropic() {
+    counts_against_the_run_budget(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_counts_against_the_run_budget_openai() {
+    counts_against_the_run_budget(Wire::OpenAi).await;
+}
+
+async fn waits_out_a_429(wire: Wire) {
+    let mock = MockModel::start(options(), |call| {
+        if call.attempt == 1 {
+            Reply::rate_limited(1)
+        } else {
+            Reply::text("after the wait")
+        }
+    });
+    let gw = gateway(&mock, wire, Budget::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let started = Instant::now();
+    let done = gw
+        .complete(&request("busy", Some(path.clone())))
+        .await
+        .unwrap();
+    assert_eq!(done.text, "after the wait");
+    assert!(started.elapsed() >= Duration::from_millis(950));
+    assert_eq!(mock.calls().len(), 2);
+    assert_eq!(mock.stats().early_retries, 0);
+    mock.assert_clean();
+    let lines = transcript(&path);
+    let retry = lines.iter().find(|l| l["type"] == "retry").unwrap();
+    assert_eq!(retry["rate_limited"], true);
+    assert_eq!(retry["wait_ms"], 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_waits_out_a_429_anthropic() {
+    waits_out_a_429(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_waits_out_a_429_openai() {
+    waits_out_a_429(Wire::OpenAi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_fails_for_good_on_a_bad_key_and_an_unknown_model() {
+    let mock = MockModel::start(options(), |_| Reply::status(401, "invalid x-api-key"));
+    let gw = gateway(&mock, Wire::Anthropic, Budget::default());
+    let failed = gw.complete(&request("hi", None)).await.unwrap_err();
+    assert!(
+        matches!(&failed, GatewayError::Call { message, .. } if message.contains("HTTP 401")),
+        "{failed}"
+    );
+    assert_eq!(mock.calls().len(), 1, "a 401 is not retried");
+    let mut req = request("hi", None);
+    req.model = "nope".into();
+    let unknown = gw.complete(&req).await.unwrap_err();
+    assert_eq!(
+        unknown.to_string(),
+        "find model `nope` among the plan's models"
+    );
+}
