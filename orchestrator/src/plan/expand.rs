@@ -14,7 +14,7 @@ use std::path::Path;
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 use super::models::{self, Budget, ModelConfig};
 use super::schema::{PlanFile, TaskFields};
-use super::{Plan, deps, is_valid_run_name, is_valid_task_id, matrix, task};
+use super::{Plan, Task, deps, is_valid_run_name, is_valid_task_id, matrix, task};
 
 /// Turns a TOML/serde error into a positioned plan error, with a "did you
 /// mean" for misspelt keys and values.
@@ -270,7 +270,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         None => Budget::default(),
         Some(b) => {
             // A run-wide USD limit needs the price of every model in use.
-            let used = tasks.iter().filter_map(|t| t.agent.as_ref());
+            let used = tasks.iter().filter_map(Task::agent);
             let unpriced = used
                 .filter_map(|a| models.get(&a.model))
                 .find(|m| m.price.is_none());
