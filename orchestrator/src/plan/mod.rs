@@ -11,6 +11,7 @@ mod expand;
 mod matrix;
 mod models;
 pub mod schema;
+mod settings;
 mod task;
 
 use std::collections::BTreeMap;
@@ -247,10 +248,7 @@ pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {
 /// Checks the plan `text`, read from `path` (used for messages and the
 /// default run name).
 pub fn parse(path: &Path, text: String) -> Result<Plan, Box<PlanError>> {
-    let source = Source::new(path, text);
-    let file: schema::PlanFile =
-        toml::from_str(&source.text).map_err(|e| Box::new(expand::toml_error(&source, &e)))?;
-    expand::plan(path, source, file).map_err(Box::new)
+    expand::plan(path, Source::new(path, text)).map_err(Box::new)
 }
 
 /// A task id given on the command line (`--only`) that the plan lacks.
