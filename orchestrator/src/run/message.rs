@@ -7,7 +7,7 @@ use swarm_protocol::agent::{AgentOutcome, AgentReport};
 use swarm_protocol::{AttemptOutcome, SkippedFile};
 
 use super::task::Verify;
-use crate::plan::{Payload, Task};
+use crate::plan::{Payload, Task, WasmTask};
 
 /// The message of the snapshot commit of `task`'s attempt `attempt`.
 pub(super) fn commit_message(
@@ -49,18 +49,38 @@ pub(super) fn commit_message(
     )
 }
 
-/// What the task ran, as its commit tells it: the command; the agent's
-/// prompt and its summary.
+/// What the task ran, as its commit tells it: the command; the WASM
+/// program's file name and arguments; the agent's prompt and its summary.
 fn what_it_ran(task: &Task, agent: Option<&AgentReport>) -> String {
     match &task.payload {
         Payload::Command { run } => run.clone(),
-        // As before the payload was one enum: nothing yet.
-        Payload::Wasm(_) => String::new(),
+        Payload::Wasm(wasm) => wasm_command_line(wasm),
         Payload::Agent(a) => match agent.filter(|r| !r.summary.is_empty()) {
             Some(r) => format!("{}\n\n{}", a.prompt, r.summary),
             None => a.prompt.clone(),
         },
     }
+}
+
+/// `program.wasm arg1 "arg 2"`: the module's file name (its directory is
+/// the plan's business, not the commit's) and its arguments, those that
+/// would not read back as one word quoted.
+fn wasm_command_line(wasm: &WasmTask) -> String {
+    let program = wasm
+        .module
+        .file_name()
+        .unwrap_or(wasm.module.as_os_str())
+        .to_string_lossy();
+    std::iter::once(program.into_owned())
+        .chain(wasm.args.iter().map(|arg| {
+            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '"') {
+                format!("{arg:?}")
+            } else {
+                arg.clone()
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -91,6 +111,25 @@ mod tests {
     }
 
     const SUCCESS: AttemptOutcome = AttemptOutcome::Exited { code: 0 };
+
+    #[test]
+    fn a_wasm_commit_names_its_program_and_arguments() {
+        let t = task(
+            "[[task]]\nid = \"gen\"\nwasm = \"guests/gen.wasm\"\nargs = [\"--out\", \"a b.txt\"]\n",
+        );
+        let message = commit_message("r", &t, 1, &SUCCESS, None, None, &[]);
+        assert_eq!(
+            head(&message),
+            (
+                "swarm: r/gen: succeeded".to_string(),
+                "gen.wasm --out \"a b.txt\"".to_string()
+            )
+        );
+        assert!(
+            message.ends_with("\n\nSwarm-Run: r\nSwarm-Task: gen\nSwarm-Attempt: 1\n"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn an_agent_commit_gives_its_prompt_then_its_summary() {
