@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use swarm_protocol::Isolation;
+use swarm_protocol::{Isolation, TaskKind};
 use toml::Spanned;
 
 use super::error::{PlanError, PlanErrorKind};
@@ -180,9 +180,6 @@ pub(super) fn resolve(
     })
 }
 
-/// The key that makes a task of each kind, in the order they are named.
-const KIND_KEYS: [&str; 3] = ["run", "wasm", "prompt"];
-
 /// The task's payload: which of `run`, `wasm` and `prompt` it sets (exactly
 /// one), resolved by that kind's own step; then the keys of other kinds it
 /// must not set. `None` if it sets none or several.
@@ -200,15 +197,21 @@ fn payload(
     let pick = |own: &Option<Spanned<String>>, default: &Option<Spanned<String>>| {
         own.as_ref().or(default.as_ref()).cloned()
     };
+    // Each kind, the key that makes a task of that kind, and its value.
+    // Keyed by the protocol's kind so that the `match` below must handle
+    // every kind.
     let given = [
-        pick(&fields.run, &defaults.run),
-        pick(&fields.wasm, &defaults.wasm),
-        pick(&fields.prompt, &defaults.prompt),
+        (TaskKind::Command, "run", pick(&fields.run, &defaults.run)),
+        (TaskKind::Wasm, "wasm", pick(&fields.wasm, &defaults.wasm)),
+        (
+            TaskKind::Agent,
+            "prompt",
+            pick(&fields.prompt, &defaults.prompt),
+        ),
     ];
-    let kinds: Vec<(&str, &Spanned<String>)> = KIND_KEYS
+    let kinds: Vec<(TaskKind, &str, &Spanned<String>)> = given
         .iter()
-        .zip(&given)
-        .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v)))
+        .filter_map(|(kind, key, v)| v.as_ref().map(|v| (*kind, *key, v)))
         .collect();
     let payload = match kinds.as_slice() {
         [] => {
@@ -224,7 +227,7 @@ fn payload(
             );
             return None;
         }
-        [(_, _), (second, value), ..] => {
+        [_, (_, second, value), ..] => {
             errors.push(
                 source
                     .error(
@@ -237,9 +240,9 @@ fn payload(
             );
             return None;
         }
-        [("run", value)] => command(value, combo),
-        [("wasm", value)] => wasm(ctx, fields, value, combo),
-        [(_, value)] => agent(ctx, fields, value, combo, id, span, errors),
+        [(TaskKind::Command, _, value)] => command(value, combo),
+        [(TaskKind::Wasm, _, value)] => wasm(ctx, fields, value, combo),
+        [(TaskKind::Agent, _, value)] => agent(ctx, fields, value, combo, id, span, errors),
     };
     foreign_keys(ctx, fields, &payload, id, span, errors);
     Some(payload)
