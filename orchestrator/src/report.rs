@@ -140,10 +140,13 @@ impl ReportBuilder {
                     .as_ref()
                     .map(|r| run_dir(Path::new(&r.repo), &r.run));
                 if let Some(t) = self.task(task) {
-                    // A command task's failed `verify` wrote its own logs.
-                    if let (Some(false), true, Some(dir)) =
-                        (verify_passed, t.kind != TaskKind::Agent, dir)
-                    {
+                    // A command task's failed `verify` wrote its own logs;
+                    // an agent's verify output went back to the agent.
+                    let verify_logs = match t.kind {
+                        TaskKind::Command | TaskKind::Wasm => true,
+                        TaskKind::Agent => false,
+                    };
+                    if let (Some(false), true, Some(dir)) = (verify_passed, verify_logs, dir) {
                         t.stderr_log = verify_log_paths(&dir, task, *attempt)
                             .1
                             .display()

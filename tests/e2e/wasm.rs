@@ -61,6 +61,32 @@ run = "cat hello.txt hello-p2.txt > both.txt"
 }
 
 #[test]
+fn a_wasm_result_commit_says_what_program_ran() {
+    let repo = TestRepo::new();
+    tool(&repo, "writer.wasm", &guests::writer());
+    let p = repo.plan(
+        "wasm-message.toml",
+        r#"[swarm]
+name = "wm"
+
+[[task]]
+id = "w"
+wasm = "writer.wasm"
+args = ["out.txt", "two words"]
+"#,
+    );
+    repo.run_plan(&p, &[]).assert_code(0);
+    // Like a command task's: the outcome, then what ran, then trailers.
+    let message = repo.git(&["log", "-1", "--format=%B", "refs/swarm/wm/w"]);
+    assert!(
+        message.starts_with(
+            "swarm: wm/w: succeeded\n\nwriter.wasm out.txt \"two words\"\n\nSwarm-Run: wm\nSwarm-Task: w\n"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
 fn preopen_escapes_fail_and_leave_the_host_unchanged() {
     let repo = TestRepo::new();
     let out = repo.outside();

@@ -1,7 +1,7 @@
-//! From the parsed file to checked tasks: defaults applied, matrices
-//! expanded (`matrix.rs`), every value checked, dependencies resolved
-//! (`deps.rs`), each task's own fields checked (`task.rs`). Errors are
-//! collected, not returned at the first.
+//! From the plan's text to checked tasks, in named steps (see [`plan`]):
+//! parse, settings (`settings.rs`), defaults, matrix (`matrix.rs`), resolve
+//! each task by its kind (`task.rs`), validate what needs every task
+//! (`deps.rs`). Errors are collected, not returned at the first.
 
 // A PlanError is built at most once per invocation, on the way out; its size
 // costs nothing that boxing every internal return would save.
@@ -14,11 +14,11 @@ use std::path::Path;
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 use super::models::{self, Budget, ModelConfig};
 use super::schema::{PlanFile, TaskFields};
-use super::{Plan, deps, is_valid_run_name, is_valid_task_id, matrix, task};
+use super::{Plan, Task, deps, is_valid_task_id, matrix, settings, task};
 
 /// Turns a TOML/serde error into a positioned plan error, with a "did you
 /// mean" for misspelt keys and values.
-pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
+fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
     let message = err.message().trim().to_string();
     let span = err.span();
     // serde words these as: unknown field `x`, expected one of `a`, `b`
@@ -101,39 +101,22 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
     error
 }
 
-pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, PlanError> {
-    // Every check below adds to `errors` and goes on with what is valid, so
-    // that one `swarm validate` reports every mistake, not the first.
+/// Reads the plan `source` (from `path`) in steps: [`parse`], settings
+/// (`settings::check`), [`defaults`], [`matrix`], [`resolve`] (each task by
+/// its kind) and [`validate`]. Each step adds its errors to one list and
+/// goes on with what is valid, so that one `swarm validate` reports every
+/// mistake (in file order, by [`PlanError::bundle`]), not the first. Only a
+/// file that is not a plan at all stops at once.
+pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
+    let file = parse(&source)?;
     let mut errors = Vec::new();
-    let plan_dir = path.parent().unwrap_or(Path::new(""));
-    let name = keep(&mut errors, run_name(path, &source, &file)).unwrap_or_default();
-    if let Some(c) = &file.swarm.concurrency
-        && *c.get_ref() == 0
-    {
-        errors.push(source.error(
-            PlanErrorKind::BadValue,
-            "concurrency must be at least 1",
-            Some(c.span()),
-            "zero",
-        ));
-    }
-    check_defaults(&source, &file.defaults, &mut errors);
-    let models = models::resolve_models(&source, &file.models, &mut errors);
-    if file.task.is_empty() {
-        errors.push(
-            PlanError::plain(
-                PlanErrorKind::Empty,
-                format!("{}: the plan has no tasks", source.name),
-            )
-            .with_help(
-                "add at least one task:\n\n[[task]]\nid = \"hello\"\nrun = \"echo hello > hello.txt\"",
-            ),
-        );
-    }
-
+    let settings = settings::check(path, &source, &file, &mut errors);
+    let models = settings.models;
+    defaults(&source, &file.defaults, &mut errors);
+    let expanded = matrix(&source, &file, &mut errors);
     let ctx = Ctx {
         source: &source,
-        plan_dir,
+        plan_dir: path.parent().unwrap_or(Path::new("")),
         models: &models,
         broken_models: file
             .models
@@ -143,219 +126,9 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
             .collect(),
         defaults: &file.defaults,
     };
-    let mut tasks = Vec::new();
-    // Every task id with a valid id, in plan order, and its deps as written
-    // (substituted), with spans.
-    let mut deps = Vec::new();
-    // Unexpanded id of a matrix task -> ids of its expansions.
-    let mut templates: HashMap<String, Vec<String>> = HashMap::new();
-    // Every task id, valid or not, -> where it was first defined: duplicate
-    // errors point there, and deps on a task with errors of its own are not
-    // reported again as unknown.
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for spanned in &file.task {
-        let fields = spanned.get_ref();
-        let Some(id) = &fields.id else {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        "a task has no `id`",
-                        Some(spanned.span()),
-                        "this task",
-                    )
-                    .with_help("give every task a unique id, e.g. id = \"build\""),
-            );
-            continue;
-        };
-        let Some(combos) = matrix::combinations(&source, fields, &mut errors) else {
-            continue;
-        };
-        if let Some(m) = &fields.matrix
-            && !matrix::check_placeholders(&source, id.get_ref(), fields, m, &combos, &mut errors)
-        {
-            continue;
-        }
-        // Id -> the combination that made it, for slug collisions.
-        let mut made_by: HashMap<String, &BTreeMap<String, String>> = HashMap::new();
-        let from_matrix = fields.matrix.is_some();
-        // A matrix that leaves a key out of its id repeats ids in every
-        // expansion: one error says it.
-        let mut duplicate_reported = false;
-        let mut expanded = Vec::new();
-        for combo in combos.iter().map(|c| &c.values) {
-            let task_id = matrix::substitute_id(id.get_ref(), combo);
-            let span = id.span();
-            if !is_valid_task_id(&task_id) {
-                errors.push(source
-                    .error(PlanErrorKind::BadValue, format!("invalid task id `{task_id}`"), Some(span), "invalid id")
-                    .with_help("task ids use only lowercase letters, digits, `_` and `-` (at most 100), e.g. \"build-core\""));
-                continue;
-            }
-            if let Some(error) = made_by
-                .get(&task_id)
-                .and_then(|other| slug_collision(&source, &task_id, span.clone(), other, combo))
-            {
-                errors.push(error);
-                continue;
-            }
-            if let Some(first) = seen.get(&task_id) {
-                if duplicate_reported {
-                    continue;
-                }
-                duplicate_reported = from_matrix;
-                let (line, col) = source.line_col(*first);
-                let message = if from_matrix {
-                    format!(
-                        "the matrix of `{}` expands to the duplicate id `{task_id}`",
-                        id.get_ref(),
-                    )
-                } else {
-                    format!("duplicate task id `{task_id}`")
-                };
-                errors.push(
-                    source
-                        .error(
-                            PlanErrorKind::DuplicateId,
-                            message,
-                            Some(span),
-                            "defined again here",
-                        )
-                        .with_help(format!(
-                            "first defined at {}:{line}:{col}; task ids must be unique{}",
-                            source.name,
-                            if from_matrix {
-                                " (put every matrix key in the id, e.g. \"test-{os}-{version}\")"
-                            } else {
-                                ""
-                            }
-                        )),
-                );
-                continue;
-            }
-            seen.insert(task_id.clone(), span.start);
-            made_by.insert(task_id.clone(), combo);
-            expanded.push(task_id.clone());
-            let mut task_errors = Vec::new();
-            let task = task::resolve(&ctx, fields, combo, &task_id, span, &mut task_errors);
-            // One mistake in a matrix task is made by each of its
-            // expansions: name it once, by the id as written.
-            errors.extend(task_errors.into_iter().map(|mut e| {
-                if from_matrix {
-                    e.message = e
-                        .message
-                        .replace(&format!("`{task_id}`"), &format!("`{}`", id.get_ref()));
-                }
-                e
-            }));
-            deps.push((
-                task_id.clone(),
-                fields
-                    .deps
-                    .iter()
-                    .flatten()
-                    .map(|d| (matrix::substitute_id(d.get_ref(), combo), d.span()))
-                    .collect(),
-            ));
-            tasks.extend(task);
-        }
-        if from_matrix {
-            templates.insert(id.get_ref().clone(), expanded);
-        }
-    }
-
-    deps::resolve(&source, &mut tasks, deps, &templates, &mut errors);
-
-    let budget = match file.swarm.budget {
-        None => Budget::default(),
-        Some(b) => {
-            // A run-wide USD limit needs the price of every model in use.
-            let used = tasks.iter().filter_map(|t| t.agent.as_ref());
-            let unpriced = used
-                .filter_map(|a| models.get(&a.model))
-                .find(|m| m.price.is_none());
-            let span = tasks.first().map(|t| t.span.clone()).unwrap_or(0..0);
-            keep(
-                &mut errors,
-                models::check_budget(&source, b.into(), span, "the run", unpriced),
-            )
-            .unwrap_or_default()
-        }
-    };
-
-    let min_free_space = match &file.swarm.min_free_space {
-        None => super::DEFAULT_MIN_FREE_SPACE,
-        Some(v) => match v.get_ref().trim().parse::<bytesize::ByteSize>() {
-            Ok(b) => b.as_u64(),
-            Err(_) => {
-                errors.push(
-                    source
-                        .error(
-                            PlanErrorKind::BadValue,
-                            format!("invalid min_free_space `{}`", v.get_ref()),
-                            Some(v.span()),
-                            "not a size",
-                        )
-                        .with_help(
-                            "write sizes like \"512MiB\" or \"2GiB\" (\"0B\" turns the check off)",
-                        ),
-                );
-                0
-            }
-        },
-    };
-
-    let toolchains = keep(
-        &mut errors,
-        toolchains(&source, file.swarm.toolchains.as_ref()),
-    )
-    .unwrap_or(super::Toolchains::None);
-    // Relative or home-less entries are plan errors whatever the machine;
-    // whether a path exists is the CLI's check (it knows the home).
-    let mut read_paths = Vec::new();
-    for p in file.swarm.read_paths.iter().flatten() {
-        let raw = p.get_ref();
-        if raw.starts_with("~/") || Path::new(raw).is_absolute() {
-            read_paths.push(super::ReadPath {
-                raw: raw.clone(),
-                span: p.span(),
-            });
-        } else {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("`read_paths` entry `{raw}` is relative"),
-                        Some(p.span()),
-                        "not an absolute path",
-                    )
-                    .with_help("write an absolute path, or one that starts with ~/ (your home)"),
-            );
-        }
-    }
-    let mut worktrees = None;
-    if let Some(p) = &file.swarm.worktrees {
-        let raw = p.get_ref();
-        if raw.starts_with("~/") || Path::new(raw).is_absolute() {
-            worktrees = Some(super::ReadPath {
-                raw: raw.clone(),
-                span: p.span(),
-            });
-        } else {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("`worktrees` directory `{raw}` is relative"),
-                        Some(p.span()),
-                        "not an absolute path",
-                    )
-                    .with_help(
-                        "write an absolute path outside the repository, or one that starts with ~/",
-                    ),
-            );
-        }
-    }
+    let templates = expanded.templates;
+    let (mut tasks, written) = resolve(&ctx, expanded.items, &mut errors);
+    let budget = validate(&ctx, &file, &mut tasks, written, &templates, &mut errors);
 
     if let Some(error) = PlanError::bundle(errors) {
         return Err(error);
@@ -363,7 +136,7 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
     Ok(Plan {
         path: path.to_path_buf(),
         source,
-        name,
+        name: settings.name,
         base: file
             .swarm
             .base
@@ -380,15 +153,294 @@ pub(super) fn plan(path: &Path, source: Source, file: PlanFile) -> Result<Plan, 
         sandbox: file.swarm.sandbox.unwrap_or_default(),
         on_failure: file.swarm.on_failure.unwrap_or_default(),
         history: file.swarm.history.unwrap_or_default(),
-        read_paths,
-        toolchains,
-        worktrees,
+        read_paths: settings.read_paths,
+        toolchains: settings.toolchains,
+        worktrees: settings.worktrees,
         caches: file.swarm.caches.unwrap_or(true),
         models,
         budget,
-        min_free_space,
+        min_free_space: settings.min_free_space,
         tasks,
     })
+}
+
+/// Step 1, parse: the TOML into the schema's types. A syntax error, an
+/// unknown key or a value of the wrong type is the one error reported:
+/// nothing after it could be trusted.
+fn parse(source: &Source) -> Result<PlanFile, PlanError> {
+    toml::from_str(&source.text).map_err(|e| toml_error(source, &e))
+}
+
+/// Step 3, defaults: `[defaults]` may not hold what is one task's own
+/// (`id`, `deps`, `matrix`). Its other values are applied to each task in
+/// step 5, where a task's own value wins.
+fn defaults(source: &Source, defaults: &TaskFields, errors: &mut Vec<PlanError>) {
+    let misplaced = [
+        ("id", defaults.id.as_ref().map(|s| s.span())),
+        (
+            "deps",
+            defaults
+                .deps
+                .as_ref()
+                .and_then(|d| d.first())
+                .map(|s| s.span()),
+        ),
+        ("matrix", defaults.matrix.as_ref().map(|s| s.span())),
+    ];
+    for (key, span) in misplaced {
+        if let Some(span) = span {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("`{key}` cannot have a default"),
+                        Some(span),
+                        "in [defaults]",
+                    )
+                    .with_help(format!("set `{key}` on each task instead")),
+            );
+        }
+    }
+}
+
+/// One task of the plan after matrix expansion, its fields not yet
+/// resolved.
+struct Expanded<'a> {
+    fields: &'a TaskFields,
+    combo: BTreeMap<String, String>,
+    id: String,
+    span: Range<usize>,
+    /// The id as written, for a task made by a matrix.
+    template: Option<&'a str>,
+}
+
+/// What the matrix step makes of one `[[task]]` table, in the order found:
+/// tasks, and the reasons for those it cannot make. Kept in one list so
+/// that errors at one place (a matrix task's id) keep the order in which
+/// the expansions met them.
+enum Expansion<'a> {
+    Task(Expanded<'a>),
+    Refused(PlanError),
+}
+
+/// The matrix step's result.
+struct Expansions<'a> {
+    items: Vec<Expansion<'a>>,
+    /// Unexpanded id of each matrix task -> the ids of its expansions, so
+    /// that a dep on the template means all of them.
+    templates: HashMap<String, Vec<String>>,
+}
+
+/// Step 4, matrix: every `[[task]]` table expanded to its tasks (one for a
+/// table without a matrix), ids made, checked and unique.
+fn matrix<'a>(source: &Source, file: &'a PlanFile, errors: &mut Vec<PlanError>) -> Expansions<'a> {
+    if file.task.is_empty() {
+        errors.push(
+            PlanError::plain(
+                PlanErrorKind::Empty,
+                format!("{}: the plan has no tasks", source.name),
+            )
+            .with_help(
+                "add at least one task:\n\n[[task]]\nid = \"hello\"\nrun = \"echo hello > hello.txt\"",
+            ),
+        );
+    }
+    let mut out = Vec::new();
+    let mut templates: HashMap<String, Vec<String>> = HashMap::new();
+    // Every task id, valid or not, -> where it was first defined: duplicate
+    // errors point there.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for spanned in &file.task {
+        let fields = spanned.get_ref();
+        let Some(id) = &fields.id else {
+            out.push(Expansion::Refused(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        "a task has no `id`",
+                        Some(spanned.span()),
+                        "this task",
+                    )
+                    .with_help("give every task a unique id, e.g. id = \"build\""),
+            ));
+            continue;
+        };
+        let mut found = Vec::new();
+        let combos = matrix::combinations(source, fields, &mut found);
+        let placeholders_ok = match (&combos, &fields.matrix) {
+            (Some(combos), Some(m)) => {
+                matrix::check_placeholders(source, id.get_ref(), fields, m, combos, &mut found)
+            }
+            _ => true,
+        };
+        out.extend(found.into_iter().map(Expansion::Refused));
+        let Some(combos) = combos.filter(|_| placeholders_ok) else {
+            continue;
+        };
+        // Id -> the combination that made it, for slug collisions.
+        let mut made_by: HashMap<String, &BTreeMap<String, String>> = HashMap::new();
+        let from_matrix = fields.matrix.is_some();
+        // A matrix that leaves a key out of its id repeats ids in every
+        // expansion: one error says it.
+        let mut duplicate_reported = false;
+        let mut expanded = Vec::new();
+        for combo in combos.iter().map(|c| &c.values) {
+            let task_id = matrix::substitute_id(id.get_ref(), combo);
+            let span = id.span();
+            if !is_valid_task_id(&task_id) {
+                out.push(Expansion::Refused(source
+                    .error(PlanErrorKind::BadValue, format!("invalid task id `{task_id}`"), Some(span), "invalid id")
+                    .with_help("task ids use only lowercase letters, digits, `_` and `-` (at most 100), e.g. \"build-core\"")));
+                continue;
+            }
+            if let Some(error) = made_by
+                .get(&task_id)
+                .and_then(|other| slug_collision(source, &task_id, span.clone(), other, combo))
+            {
+                out.push(Expansion::Refused(error));
+                continue;
+            }
+            if let Some(first) = seen.get(&task_id) {
+                if !duplicate_reported {
+                    duplicate_reported = from_matrix;
+                    out.push(Expansion::Refused(duplicate(
+                        source,
+                        &task_id,
+                        span,
+                        *first,
+                        from_matrix.then(|| id.get_ref().as_str()),
+                    )));
+                }
+                continue;
+            }
+            seen.insert(task_id.clone(), span.start);
+            made_by.insert(task_id.clone(), combo);
+            expanded.push(task_id.clone());
+            out.push(Expansion::Task(Expanded {
+                fields,
+                combo: combo.clone(),
+                id: task_id,
+                span,
+                template: from_matrix.then(|| id.get_ref().as_str()),
+            }));
+        }
+        if from_matrix {
+            templates.insert(id.get_ref().clone(), expanded);
+        }
+    }
+    Expansions {
+        items: out,
+        templates,
+    }
+}
+
+/// The error for a task id defined twice; `template` is the id as written
+/// of a matrix task that expands to it.
+fn duplicate(
+    source: &Source,
+    id: &str,
+    span: Range<usize>,
+    first: usize,
+    template: Option<&str>,
+) -> PlanError {
+    let (line, col) = source.line_col(first);
+    let message = match template {
+        Some(template) => {
+            format!("the matrix of `{template}` expands to the duplicate id `{id}`")
+        }
+        None => format!("duplicate task id `{id}`"),
+    };
+    source
+        .error(
+            PlanErrorKind::DuplicateId,
+            message,
+            Some(span),
+            "defined again here",
+        )
+        .with_help(format!(
+            "first defined at {}:{line}:{col}; task ids must be unique{}",
+            source.name,
+            if template.is_some() {
+                " (put every matrix key in the id, e.g. \"test-{os}-{version}\")"
+            } else {
+                ""
+            }
+        ))
+}
+
+/// Step 5, resolve: each task's defaults applied, its payload made by its
+/// kind's own step (`task::resolve`) and its fields checked. Returns the
+/// tasks without errors, and the deps as written of every task with a
+/// valid id (those with errors included: a dep on one is not reported
+/// again as unknown).
+fn resolve(
+    ctx: &Ctx,
+    expansions: Vec<Expansion>,
+    errors: &mut Vec<PlanError>,
+) -> (Vec<Task>, Vec<(String, deps::Written)>) {
+    let mut tasks = Vec::new();
+    let mut written = Vec::new();
+    for expansion in expansions {
+        let e = match expansion {
+            Expansion::Task(e) => e,
+            Expansion::Refused(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
+        let mut task_errors = Vec::new();
+        let task = task::resolve(ctx, e.fields, &e.combo, &e.id, e.span, &mut task_errors);
+        // One mistake in a matrix task is made by each of its expansions:
+        // name it once, by the id as written.
+        errors.extend(task_errors.into_iter().map(|mut error| {
+            if let Some(template) = e.template {
+                error.message = error
+                    .message
+                    .replace(&format!("`{}`", e.id), &format!("`{template}`"));
+            }
+            error
+        }));
+        written.push((
+            e.id,
+            e.fields
+                .deps
+                .iter()
+                .flatten()
+                .map(|d| (matrix::substitute_id(d.get_ref(), &e.combo), d.span()))
+                .collect(),
+        ));
+        tasks.extend(task);
+    }
+    (tasks, written)
+}
+
+/// Step 6, validate: what needs every task at once. Dependencies resolved
+/// (templates, globs), unknown ones and cycles reported (`deps.rs`); the
+/// run-wide budget checked against the models in use. Returns the budget.
+fn validate(
+    ctx: &Ctx,
+    file: &PlanFile,
+    tasks: &mut [Task],
+    written: Vec<(String, deps::Written)>,
+    templates: &HashMap<String, Vec<String>>,
+    errors: &mut Vec<PlanError>,
+) -> Budget {
+    deps::resolve(ctx.source, tasks, written, templates, errors);
+    let Some(b) = file.swarm.budget else {
+        return Budget::default();
+    };
+    // A run-wide USD limit needs the price of every model in use.
+    let unpriced = tasks
+        .iter()
+        .filter_map(Task::agent)
+        .filter_map(|a| ctx.models.get(&a.model))
+        .find(|m| m.price.is_none());
+    let span = tasks.first().map(|t| t.span.clone()).unwrap_or(0..0);
+    keep(
+        errors,
+        models::check_budget(ctx.source, b.into(), span, "the run", unpriced),
+    )
+    .unwrap_or_default()
 }
 
 /// The error for two combinations of one matrix that make the same id
@@ -433,104 +485,6 @@ pub(super) struct Ctx<'a> {
     /// is not reported again.
     pub broken_models: HashSet<String>,
     pub defaults: &'a TaskFields,
-}
-
-/// The run's name: `[swarm] name`, else the plan file's stem.
-fn run_name(path: &Path, source: &Source, file: &PlanFile) -> Result<String, PlanError> {
-    if let Some(name) = &file.swarm.name {
-        if !is_valid_run_name(name.get_ref()) {
-            return Err(source
-                .error(
-                    PlanErrorKind::BadValue,
-                    format!("invalid run name `{}`", name.get_ref()),
-                    Some(name.span()),
-                    "not usable in a git branch name",
-                )
-                .with_help("use letters, digits, `_`, `-` and `.` (not first), e.g. `refactor-logging`; `latest` is taken by swarm"));
-        }
-        return Ok(name.get_ref().clone());
-    }
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if !is_valid_run_name(&stem) {
-        return Err(PlanError::plain(
-            PlanErrorKind::BadValue,
-            format!(
-                "{}: the file name `{stem}` cannot be a run name",
-                source.name
-            ),
-        )
-        .with_help("set `name` in the `[swarm]` table, e.g. name = \"refactor\""));
-    }
-    Ok(stem)
-}
-
-/// `[swarm] toolchains`: `true`, `false` or a list of known names.
-fn toolchains(
-    source: &Source,
-    field: Option<&toml::Spanned<super::schema::ToolchainsField>>,
-) -> Result<super::Toolchains, PlanError> {
-    use super::schema::ToolchainsField;
-    let Some(field) = field else {
-        return Ok(super::Toolchains::All);
-    };
-    match field.get_ref() {
-        ToolchainsField::All(true) => Ok(super::Toolchains::All),
-        ToolchainsField::All(false) => Ok(super::Toolchains::None),
-        ToolchainsField::Only(names) => {
-            if let Some(bad) = names
-                .iter()
-                .find(|n| !super::TOOLCHAINS.contains(&n.as_str()))
-            {
-                let known = super::TOOLCHAINS.join("`, `");
-                let help = match super::error::did_you_mean(bad, super::TOOLCHAINS.iter().copied())
-                {
-                    Some(close) => format!("did you mean `{close}`? known toolchains: `{known}`"),
-                    None => format!("known toolchains: `{known}`"),
-                };
-                return Err(source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("unknown toolchain `{bad}`"),
-                        Some(field.span()),
-                        "not a toolchain swarm knows",
-                    )
-                    .with_help(help));
-            }
-            Ok(super::Toolchains::Only(names.clone()))
-        }
-    }
-}
-
-fn check_defaults(source: &Source, defaults: &TaskFields, errors: &mut Vec<PlanError>) {
-    let misplaced = [
-        ("id", defaults.id.as_ref().map(|s| s.span())),
-        (
-            "deps",
-            defaults
-                .deps
-                .as_ref()
-                .and_then(|d| d.first())
-                .map(|s| s.span()),
-        ),
-        ("matrix", defaults.matrix.as_ref().map(|s| s.span())),
-    ];
-    for (key, span) in misplaced {
-        if let Some(span) = span {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("`{key}` cannot have a default"),
-                        Some(span),
-                        "in [defaults]",
-                    )
-                    .with_help(format!("set `{key}` on each task instead")),
-            );
-        }
-    }
 }
 
 #[cfg(test)]

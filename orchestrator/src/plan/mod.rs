@@ -11,6 +11,7 @@ mod expand;
 mod matrix;
 mod models;
 pub mod schema;
+mod settings;
 mod task;
 
 use std::collections::BTreeMap;
@@ -133,13 +134,8 @@ pub struct Task {
     /// Where the task's `id` stands in the plan (for later errors).
     pub span: Range<usize>,
     pub deps: Vec<String>,
-    pub kind: TaskKind,
-    /// The shell command of a command task.
-    pub run: String,
-    /// What a WASM task runs.
-    pub wasm: Option<WasmTask>,
-    /// What an agent task does.
-    pub agent: Option<AgentTask>,
+    /// What the task runs: the one part that differs by kind.
+    pub payload: Payload,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
     pub retries: u32,
@@ -155,6 +151,61 @@ pub struct Task {
     pub max_output: u64,
     /// Largest file a snapshot of the task's worktree commits, in bytes.
     pub max_file_size: u64,
+}
+
+/// What a task runs. One variant per kind, so that a task cannot be two
+/// kinds at once, and a new kind is a new variant that every `match` on it
+/// must handle (see ARCHITECTURE.md, "Adding a task kind").
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// A shell command (`run`).
+    Command { run: String },
+    /// A WASI program (`wasm`).
+    Wasm(WasmTask),
+    /// A coding agent (`prompt`).
+    Agent(AgentTask),
+}
+
+impl Payload {
+    /// The kind the protocol (journal, report) records for this payload.
+    pub fn kind(&self) -> TaskKind {
+        match self {
+            Self::Command { .. } => TaskKind::Command,
+            Self::Wasm(_) => TaskKind::Wasm,
+            Self::Agent(_) => TaskKind::Agent,
+        }
+    }
+}
+
+impl Task {
+    /// The task's kind, as the protocol records it.
+    pub fn kind(&self) -> TaskKind {
+        self.payload.kind()
+    }
+
+    /// The shell command of a command task.
+    pub fn command(&self) -> Option<&str> {
+        match &self.payload {
+            Payload::Command { run } => Some(run),
+            Payload::Wasm(_) | Payload::Agent(_) => None,
+        }
+    }
+
+    /// The program of a WASM task.
+    pub fn wasm(&self) -> Option<&WasmTask> {
+        match &self.payload {
+            Payload::Wasm(wasm) => Some(wasm),
+            Payload::Command { .. } | Payload::Agent(_) => None,
+        }
+    }
+
+    /// What an agent task does.
+    pub fn agent(&self) -> Option<&AgentTask> {
+        match &self.payload {
+            Payload::Agent(agent) => Some(agent),
+            Payload::Command { .. } | Payload::Wasm(_) => None,
+        }
+    }
 }
 
 /// The program of a WASM task.
@@ -197,10 +248,7 @@ pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {
 /// Checks the plan `text`, read from `path` (used for messages and the
 /// default run name).
 pub fn parse(path: &Path, text: String) -> Result<Plan, Box<PlanError>> {
-    let source = Source::new(path, text);
-    let file: schema::PlanFile =
-        toml::from_str(&source.text).map_err(|e| Box::new(expand::toml_error(&source, &e)))?;
-    expand::plan(path, source, file).map_err(Box::new)
+    expand::plan(path, Source::new(path, text)).map_err(Box::new)
 }
 
 /// A task id given on the command line (`--only`) that the plan lacks.

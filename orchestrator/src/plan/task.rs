@@ -14,7 +14,7 @@ use super::error::{PlanError, PlanErrorKind};
 use super::expand::{Ctx, keep};
 use super::models::{self, AgentTask, Budget, DEFAULT_MAX_TURNS, DEFAULT_REPAIR_ROUNDS};
 use super::schema::TaskFields;
-use super::{Task, WasmTask, matrix};
+use super::{Payload, Task, WasmTask, matrix};
 
 /// One concrete task from its table, the defaults and a matrix combination.
 /// Each problem is added to `errors` (all of them, not the first); the task
@@ -28,195 +28,16 @@ pub(super) fn resolve(
     errors: &mut Vec<PlanError>,
 ) -> Option<Task> {
     let Ctx {
-        source,
-        plan_dir,
-        models,
-        defaults,
-        ..
+        source, defaults, ..
     } = *ctx;
     let before = errors.len();
     let sub = |s: &str| matrix::substitute(s, combo);
-
     let pick = |own: &Option<Spanned<String>>, default: &Option<Spanned<String>>| {
         own.as_ref().or(default.as_ref()).cloned()
     };
-    let run = pick(&fields.run, &defaults.run);
-    let wasm = pick(&fields.wasm, &defaults.wasm);
-    let prompt = pick(&fields.prompt, &defaults.prompt);
-    let kinds: Vec<(&str, &Spanned<String>)> =
-        [("run", &run), ("wasm", &wasm), ("prompt", &prompt)]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
-            .collect();
-    let (kind, run, wasm, agent) = match kinds.as_slice() {
-        [] => {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("task `{id}` has nothing to run"),
-                        Some(span),
-                        "this task",
-                    )
-                    .with_help("set exactly one of `run` (a shell command), `wasm` or `prompt`"),
-            );
-            return None;
-        }
-        [(_, _), (second, value), ..] => {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("task `{id}` sets more than one of `run`, `wasm` and `prompt`"),
-                        Some(value.span()),
-                        format!("`{second}` given as well"),
-                    )
-                    .with_help("a task runs exactly one thing; split it into two tasks"),
-            );
-            return None;
-        }
-        [("run", value)] => (TaskKind::Command, sub(value.get_ref()), None, None),
-        [("wasm", value)] => (
-            TaskKind::Wasm,
-            String::new(),
-            Some(WasmTask {
-                module: plan_dir.join(sub(value.get_ref())),
-                span: value.span(),
-                args: fields
-                    .args
-                    .as_ref()
-                    .or(defaults.args.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .map(|a| sub(a))
-                    .collect(),
-                fuel: fields.fuel.or(defaults.fuel),
-            }),
-            None,
-        ),
-        [(_, value)] => {
-            let prompt = sub(value.get_ref());
-            if prompt.trim().is_empty() {
-                errors.push(source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("task `{id}` has an empty prompt"),
-                        Some(value.span()),
-                        "empty",
-                    )
-                    .with_help("say what the agent should do, e.g. prompt = \"Replace log with tracing in crates/core\""));
-            }
-            let (model_name, model_span) = pick(&fields.model, &defaults.model)
-                .map(|m| (sub(m.get_ref()), m.span()))
-                .unwrap_or_else(|| ("default".into(), span.clone()));
-            let budget = fields.budget.or(defaults.budget).unwrap_or_default();
-            let budget = if ctx.broken_models.contains(&model_name) {
-                // Its table's own error says what is wrong.
-                Budget::default()
-            } else {
-                keep(
-                    errors,
-                    models::pick_model(source, models, id, &model_name, model_span),
-                )
-                .and_then(|model| {
-                    keep(
-                        errors,
-                        models::check_budget(
-                            source,
-                            budget.into(),
-                            span.clone(),
-                            &format!("task `{id}`"),
-                            model.price.is_none().then_some(model),
-                        ),
-                    )
-                })
-                .unwrap_or_default()
-            };
-            if fields.network.or(defaults.network) == Some(super::NetworkMode::Full) {
-                errors.push(source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("task `{id}` is an agent task with network = \"full\""),
-                        Some(span.clone()),
-                        "an agent task",
-                    )
-                    .with_help("agents reach their model through swarm and have no network of their own; remove `network`"));
-            }
-            let max_turns = fields
-                .max_turns
-                .or(defaults.max_turns)
-                .unwrap_or(DEFAULT_MAX_TURNS);
-            if max_turns == 0 {
-                errors.push(
-                    source
-                        .error(
-                            PlanErrorKind::BadValue,
-                            format!("task `{id}` has max_turns = 0"),
-                            Some(span.clone()),
-                            "in this task",
-                        )
-                        .with_help("an agent needs at least one model call; the default is 50"),
-                );
-            }
-            (
-                TaskKind::Agent,
-                String::new(),
-                None,
-                Some(AgentTask {
-                    prompt,
-                    model: model_name,
-                    max_turns,
-                    budget,
-                    repair_rounds: fields
-                        .repair_rounds
-                        .or(defaults.repair_rounds)
-                        .unwrap_or(DEFAULT_REPAIR_ROUNDS),
-                }),
-            )
-        }
-    };
-    if kind != TaskKind::Wasm
-        && let Some(key) = [
-            ("args", fields.args.is_some()),
-            ("fuel", fields.fuel.is_some()),
-        ]
-        .into_iter()
-        .find_map(|(key, set)| set.then_some(key))
-    {
-        errors.push(source
-            .error(
-                PlanErrorKind::BadValue,
-                format!("task `{id}` sets `{key}`, which only WASM tasks take"),
-                Some(span.clone()),
-                "not a `wasm` task",
-            )
-            .with_help(format!(
-                "put the arguments in the `run` command itself, or make it a `wasm` task; remove `{key}`"
-            )));
-    }
-    if kind != TaskKind::Agent
-        && let Some(key) = [
-            ("model", fields.model.is_some()),
-            ("max_turns", fields.max_turns.is_some()),
-            ("budget", fields.budget.is_some()),
-            ("repair_rounds", fields.repair_rounds.is_some()),
-        ]
-        .into_iter()
-        .find_map(|(key, set)| set.then_some(key))
-    {
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::BadValue,
-                    format!("task `{id}` sets `{key}`, which only agent (`prompt`) tasks take"),
-                    Some(span.clone()),
-                    "not a `prompt` task",
-                )
-                .with_help(format!(
-                    "remove `{key}`, or give the task a `prompt` instead"
-                )),
-        );
-    }
+    // A task with nothing (or too much) to run has no kind: its other
+    // fields cannot be judged either.
+    let payload = payload(ctx, fields, combo, id, &span, errors)?;
 
     let mut env = defaults.env.clone().unwrap_or_default();
     for (k, v) in fields.env.iter().flatten() {
@@ -337,10 +158,7 @@ pub(super) fn resolve(
         span,
         // Resolved with every task's id known, in `deps::resolve`.
         deps: Vec::new(),
-        kind,
-        run,
-        wasm,
-        agent,
+        payload,
         env,
         timeout,
         retries: fields.retries.or(defaults.retries).unwrap_or(0),
@@ -360,4 +178,257 @@ pub(super) fn resolve(
         max_output,
         max_file_size,
     })
+}
+
+/// The task's payload: which of `run`, `wasm` and `prompt` it sets (exactly
+/// one), resolved by that kind's own step; then the keys of other kinds it
+/// must not set. `None` if it sets none or several.
+fn payload(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    combo: &BTreeMap<String, String>,
+    id: &str,
+    span: &Range<usize>,
+    errors: &mut Vec<PlanError>,
+) -> Option<Payload> {
+    let Ctx {
+        source, defaults, ..
+    } = *ctx;
+    let pick = |own: &Option<Spanned<String>>, default: &Option<Spanned<String>>| {
+        own.as_ref().or(default.as_ref()).cloned()
+    };
+    // Each kind, the key that makes a task of that kind, and its value.
+    // Keyed by the protocol's kind so that the `match` below must handle
+    // every kind.
+    let given = [
+        (TaskKind::Command, "run", pick(&fields.run, &defaults.run)),
+        (TaskKind::Wasm, "wasm", pick(&fields.wasm, &defaults.wasm)),
+        (
+            TaskKind::Agent,
+            "prompt",
+            pick(&fields.prompt, &defaults.prompt),
+        ),
+    ];
+    let kinds: Vec<(TaskKind, &str, &Spanned<String>)> = given
+        .iter()
+        .filter_map(|(kind, key, v)| v.as_ref().map(|v| (*kind, *key, v)))
+        .collect();
+    let payload = match kinds.as_slice() {
+        [] => {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` has nothing to run"),
+                        Some(span.clone()),
+                        "this task",
+                    )
+                    .with_help("set exactly one of `run` (a shell command), `wasm` or `prompt`"),
+            );
+            return None;
+        }
+        [_, (_, second, value), ..] => {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` sets more than one of `run`, `wasm` and `prompt`"),
+                        Some(value.span()),
+                        format!("`{second}` given as well"),
+                    )
+                    .with_help("a task runs exactly one thing; split it into two tasks"),
+            );
+            return None;
+        }
+        [(TaskKind::Command, _, value)] => command(value, combo),
+        [(TaskKind::Wasm, _, value)] => wasm(ctx, fields, value, combo),
+        [(TaskKind::Agent, _, value)] => agent(ctx, fields, value, combo, id, span, errors),
+    };
+    foreign_keys(ctx, fields, &payload, id, span, errors);
+    Some(payload)
+}
+
+/// A command task: its shell command.
+fn command(run: &Spanned<String>, combo: &BTreeMap<String, String>) -> Payload {
+    Payload::Command {
+        run: matrix::substitute(run.get_ref(), combo),
+    }
+}
+
+/// A WASM task: its program (relative to the plan's directory), arguments
+/// and fuel.
+fn wasm(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    module: &Spanned<String>,
+    combo: &BTreeMap<String, String>,
+) -> Payload {
+    let defaults = ctx.defaults;
+    let sub = |s: &str| matrix::substitute(s, combo);
+    Payload::Wasm(WasmTask {
+        module: ctx.plan_dir.join(sub(module.get_ref())),
+        span: module.span(),
+        args: fields
+            .args
+            .as_ref()
+            .or(defaults.args.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|a| sub(a))
+            .collect(),
+        fuel: fields.fuel.or(defaults.fuel),
+    })
+}
+
+/// An agent task: its prompt, its model (which must exist and suit the
+/// budget), its turns and repair rounds. Its problems go to `errors`; the
+/// payload is returned anyway so that the other kinds' keys are checked.
+fn agent(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    prompt: &Spanned<String>,
+    combo: &BTreeMap<String, String>,
+    id: &str,
+    span: &Range<usize>,
+    errors: &mut Vec<PlanError>,
+) -> Payload {
+    let Ctx {
+        source,
+        models,
+        defaults,
+        ..
+    } = *ctx;
+    let sub = |s: &str| matrix::substitute(s, combo);
+    let value = prompt;
+    let prompt = sub(value.get_ref());
+    if prompt.trim().is_empty() {
+        errors.push(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!("task `{id}` has an empty prompt"),
+                Some(value.span()),
+                "empty",
+            )
+            .with_help("say what the agent should do, e.g. prompt = \"Replace log with tracing in crates/core\""));
+    }
+    let (model_name, model_span) = fields
+        .model
+        .as_ref()
+        .or(defaults.model.as_ref())
+        .map(|m| (sub(m.get_ref()), m.span()))
+        .unwrap_or_else(|| ("default".into(), span.clone()));
+    let budget = fields.budget.or(defaults.budget).unwrap_or_default();
+    let budget = if ctx.broken_models.contains(&model_name) {
+        // Its table's own error says what is wrong.
+        Budget::default()
+    } else {
+        keep(
+            errors,
+            models::pick_model(source, models, id, &model_name, model_span),
+        )
+        .and_then(|model| {
+            keep(
+                errors,
+                models::check_budget(
+                    source,
+                    budget.into(),
+                    span.clone(),
+                    &format!("task `{id}`"),
+                    model.price.is_none().then_some(model),
+                ),
+            )
+        })
+        .unwrap_or_default()
+    };
+    if fields.network.or(defaults.network) == Some(super::NetworkMode::Full) {
+        errors.push(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!("task `{id}` is an agent task with network = \"full\""),
+                Some(span.clone()),
+                "an agent task",
+            )
+            .with_help("agents reach their model through swarm and have no network of their own; remove `network`"));
+    }
+    let max_turns = fields
+        .max_turns
+        .or(defaults.max_turns)
+        .unwrap_or(DEFAULT_MAX_TURNS);
+    if max_turns == 0 {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` has max_turns = 0"),
+                    Some(span.clone()),
+                    "in this task",
+                )
+                .with_help("an agent needs at least one model call; the default is 50"),
+        );
+    }
+    Payload::Agent(AgentTask {
+        prompt,
+        model: model_name,
+        max_turns,
+        budget,
+        repair_rounds: fields
+            .repair_rounds
+            .or(defaults.repair_rounds)
+            .unwrap_or(DEFAULT_REPAIR_ROUNDS),
+    })
+}
+
+/// An error for the first key the task sets that belongs to another kind
+/// (`args` on a command task, `model` on a WASM task, ...).
+fn foreign_keys(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    payload: &Payload,
+    id: &str,
+    span: &Range<usize>,
+    errors: &mut Vec<PlanError>,
+) {
+    let source = ctx.source;
+    let wasm_keys = [
+        ("args", fields.args.is_some()),
+        ("fuel", fields.fuel.is_some()),
+    ];
+    let agent_keys = [
+        ("model", fields.model.is_some()),
+        ("max_turns", fields.max_turns.is_some()),
+        ("budget", fields.budget.is_some()),
+        ("repair_rounds", fields.repair_rounds.is_some()),
+    ];
+    let first = |keys: &[(&'static str, bool)]| keys.iter().find_map(|(k, set)| set.then_some(*k));
+    let (wasm_key, agent_key) = match payload {
+        Payload::Command { .. } => (first(&wasm_keys), first(&agent_keys)),
+        Payload::Wasm(_) => (None, first(&agent_keys)),
+        Payload::Agent(_) => (first(&wasm_keys), None),
+    };
+    if let Some(key) = wasm_key {
+        errors.push(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!("task `{id}` sets `{key}`, which only WASM tasks take"),
+                Some(span.clone()),
+                "not a `wasm` task",
+            )
+            .with_help(format!(
+                "put the arguments in the `run` command itself, or make it a `wasm` task; remove `{key}`"
+            )));
+    }
+    if let Some(key) = agent_key {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` sets `{key}`, which only agent (`prompt`) tasks take"),
+                    Some(span.clone()),
+                    "not a `prompt` task",
+                )
+                .with_help(format!(
+                    "remove `{key}`, or give the task a `prompt` instead"
+                )),
+        );
+    }
 }

@@ -41,7 +41,7 @@ fn matrix_expands_in_sorted_key_order_and_template_deps_fan_in() {
     );
     let ids: Vec<&str> = plan.tasks.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["t-x-1", "t-y-1", "t-x-2", "t-y-2", "all"]);
-    assert_eq!(plan.tasks[1].run, "echo 1y");
+    assert_eq!(plan.tasks[1].command(), Some("echo 1y"));
     assert_eq!(plan.tasks[4].deps.len(), 4);
 }
 
@@ -252,7 +252,7 @@ fn matrix_values_are_slugged_in_ids_and_deps_and_raw_elsewhere() {
         ["build-src-a-c", "build-src-b-c", "lint-src-a-c"]
     );
     let a = &plan.tasks[0];
-    assert_eq!(a.run, "cc src/a.c -o src-a-c");
+    assert_eq!(a.command(), Some("cc src/a.c -o src-a-c"));
     assert_eq!(a.paths, ["src/a.c"]);
     assert_eq!(a.env.get("F").map(String::as_str), Some("src/a.c"));
     assert_eq!(plan.tasks[2].deps, ["build-src-a-c"]);
@@ -282,7 +282,7 @@ fn include_gives_exactly_its_combinations_or_adds_to_the_cross_product() {
         "[[task]]\nid = \"b-{os}-{arch}\"\nrun = \"make {os} {arch}\"\nmatrix = { include = [{ os = \"linux\", arch = \"x86_64\" }, { os = \"macos\", arch = \"aarch64\" }] }\n",
     );
     assert_eq!(ids(&plan), ["b-linux-x86_64", "b-macos-aarch64"]);
-    assert_eq!(plan.tasks[1].run, "make macos aarch64");
+    assert_eq!(plan.tasks[1].command(), Some("make macos aarch64"));
 
     let plan = parse_ok(
         "[[task]]\nid = \"t-{os}-{v}\"\nrun = \"x\"\nmatrix = { os = [\"linux\", \"macos\"], v = [1, 2], exclude = [{ os = \"macos\", v = 1 }], include = [{ os = \"windows\", v = 3 }] }\n",

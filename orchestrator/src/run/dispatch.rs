@@ -321,10 +321,9 @@ impl<'o> Dispatcher<'o> {
         let n = plan.tasks.len();
         // Only tasks that set limits get cgroups (see task.rs): a run
         // without any makes none.
-        let limited = plan
-            .tasks
-            .iter()
-            .any(|t| t.wasm.is_none() && (t.memory.is_some() || t.processes.is_some()));
+        let limited = plan.tasks.iter().any(|t| {
+            !super::task::in_process(&t.payload) && (t.memory.is_some() || t.processes.is_some())
+        });
         let cgroups = limited.then(|| super::cgroup::Cgroups::new(&run)).flatten();
         let ctx = Arc::new(Ctx {
             worktrees: Worktrees::new(repo.clone()),
@@ -389,7 +388,7 @@ impl<'o> Dispatcher<'o> {
                 let t = &self.ctx.tasks[i];
                 TaskInfo {
                     id: t.id.clone(),
-                    kind: t.kind,
+                    kind: t.kind(),
                     isolation: t.isolation,
                     deps: t.deps.clone(),
                 }

@@ -6,6 +6,7 @@ mod agent;
 mod cgroup;
 mod dispatch;
 mod lock;
+mod message;
 mod resume;
 mod task;
 

@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 use crate::git::{
     GitError, Repo, Snapshot, SnapshotLimits, Worktrees, merge_results, refs, snapshot, write_view,
 };
-use crate::plan::{NetworkMode, Task, WasmTask};
+use crate::plan::{AgentTask, NetworkMode, Payload, Task, WasmTask};
 use crate::report::{log_paths, verify_log_paths};
 
 /// What every task of a run shares.
@@ -283,7 +283,15 @@ async fn execute_inner(
                         max_file_size: t.max_file_size,
                     };
                     let message = |skipped: &[SkippedFile]| {
-                        commit_message(&run, &t, attempt, &o, v.as_ref(), a.as_ref(), skipped)
+                        super::message::commit_message(
+                            &run,
+                            &t,
+                            attempt,
+                            &o,
+                            v.as_ref(),
+                            a.as_ref(),
+                            skipped,
+                        )
                     };
                     let snap = snapshot(&wd, &admin, base, limits, message)?;
                     repo.set_ref(&r, snap.commit, "swarm: task snapshot")?;
@@ -398,8 +406,8 @@ async fn run_attempt(
     // costs about a millisecond in the kernel, which doubled the cost of a
     // no-op task.
     let limited = task.memory.is_some() || task.processes.is_some();
-    let cgroup = match (&ctx.cgroups, &task.wasm) {
-        (Some(cgroups), None) if limited => {
+    let cgroup = match &ctx.cgroups {
+        Some(cgroups) if limited && !in_process(&task.payload) => {
             let processes = task
                 .processes
                 .unwrap_or(swarm_sandbox::Limits::default().processes);
@@ -414,7 +422,7 @@ async fn run_attempt(
     // Git commands in the worktree see a view of the git directory: its
     // objects and the task's own records, not the repository's
     // configuration or other tasks' refs (see `git::view`).
-    let views = match ctx.sandbox.as_ref().filter(|_| task.wasm.is_none()) {
+    let views = match ctx.sandbox.as_ref().filter(|_| !in_process(&task.payload)) {
         Some(_) => {
             let dir = ctx.run_dir.join("tmp").join(format!("{}.git", task.id));
             match write_view(&ctx.repo, &dir, git_dir) {
@@ -432,7 +440,7 @@ async fn run_attempt(
         }
         None => Vec::new(),
     };
-    let caches = match ctx.sandbox.as_ref().filter(|_| task.wasm.is_none()) {
+    let caches = match ctx.sandbox.as_ref().filter(|_| !in_process(&task.payload)) {
         None => Vec::new(),
         Some(_) => match task_caches(ctx, task, swarm_sandbox::worker_identity()) {
             Ok(caches) => caches,
@@ -489,13 +497,18 @@ async fn run_attempt(
             policy,
         }
     });
-    if let Some(wasm) = &task.wasm {
-        return (
-            run_wasm(ctx, task, wasm, workdir, env, stdout, stderr, stop).await,
-            None,
-            None,
-        );
-    }
+    let (script, agent) = match &task.payload {
+        Payload::Wasm(wasm) => {
+            return (
+                run_wasm(ctx, task, wasm, workdir, env, stdout, stderr, stop).await,
+                None,
+                None,
+            );
+        }
+        Payload::Command { run } => (run.clone(), None),
+        // `agent::run` sets the program (the agent) in place of a script.
+        Payload::Agent(agent) => (String::new(), Some(agent)),
+    };
     if task.isolation == Isolation::Readonly {
         // A read-only checkout cannot hold build output: cargo writes
         // `target/` beside Cargo.toml unless told otherwise. The task's own
@@ -543,7 +556,7 @@ async fn run_attempt(
         return (AttemptOutcome::SpawnFailed { message: e }, None, None);
     }
     let spec = CommandSpec {
-        script: task.run.clone(),
+        script,
         program: None,
         pass_fds: Vec::new(),
         inherit_env: true,
@@ -558,7 +571,7 @@ async fn run_attempt(
         sandbox,
         cgroups: cgroup.as_ref().map(|c| c.fds()).unwrap_or_default(),
     };
-    let (outcome, verify, report) = command_or_agent(ctx, task, attempt, spec, stop).await;
+    let (outcome, verify, report) = command_or_agent(ctx, task, agent, attempt, spec, stop).await;
     if let Err(e) = change_owners(owned, false).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
@@ -609,16 +622,18 @@ pub(super) enum Verify {
     Failed(Option<AttemptOutcome>),
 }
 
-/// The agent, or the command and then `verify`, whose output goes to logs
-/// of its own (`<attempt>.verify.out|.err`).
+/// The agent (`agent`, the task's payload if it is an agent task), or the
+/// command and then `verify`, whose output goes to logs of its own
+/// (`<attempt>.verify.out|.err`).
 async fn command_or_agent(
     ctx: &Ctx,
     task: &Task,
+    agent: Option<&AgentTask>,
     attempt: u32,
     mut spec: CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
-    if let Some(agent) = &task.agent {
+    if let Some(agent) = agent {
         let done = super::agent::run(ctx, task, agent, attempt, spec, stop).await;
         let verify = done.verify_passed.map(|passed| match passed {
             true => Verify::Passed,
@@ -693,6 +708,16 @@ async fn run_wasm(
     engine.run(&spec, stop).await
 }
 
+/// True for a payload that runs inside swarm's own process (a WASM guest
+/// under wasmtime, confined by WASI): the cgroup, git view and build caches
+/// of a sandboxed process are not for it.
+pub(super) fn in_process(payload: &Payload) -> bool {
+    match payload {
+        Payload::Wasm(_) => true,
+        Payload::Command { .. } | Payload::Agent(_) => false,
+    }
+}
+
 /// A WASM guest's memory when the plan does not say: all a 32-bit guest
 /// can address.
 const DEFAULT_WASM_MEMORY: u64 = 4 << 30;
@@ -713,7 +738,7 @@ async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<(PathBuf, Path
     Ok((path, admin))
 }
 
-fn describe_failure(
+pub(super) fn describe_failure(
     outcome: &AttemptOutcome,
     verify: Option<&Verify>,
     task: &Task,
@@ -777,48 +802,4 @@ fn describe_failure(
             None => "killed: out of memory".into(),
         },
     }
-}
-
-fn commit_message(
-    run: &str,
-    task: &Task,
-    attempt: u32,
-    outcome: &AttemptOutcome,
-    verify: Option<&Verify>,
-    agent: Option<&AgentReport>,
-    skipped: &[SkippedFile],
-) -> String {
-    let succeeded = outcome.is_success()
-        && !matches!(verify, Some(Verify::Failed(_)))
-        && agent.is_none_or(|r| r.outcome == AgentOutcome::Finished);
-    let result = if succeeded {
-        "succeeded".to_string()
-    } else {
-        describe_failure(outcome, verify, task, run, attempt, agent)
-    };
-    // What the task did: its command, or its prompt and the agent's summary.
-    let what = match (&task.agent, agent) {
-        (Some(a), Some(r)) if !r.summary.is_empty() => format!("{}\n\n{}", a.prompt, r.summary),
-        (Some(a), _) => a.prompt.clone(),
-        (None, _) => task.run.clone(),
-    };
-    let mut script: String = what.chars().take(2000).collect();
-    if script.len() < what.len() {
-        script.push_str("\n[...]");
-    }
-    // What the snapshot left out, where whoever reads the commit sees it.
-    let mut left_out = String::new();
-    if !skipped.is_empty() {
-        left_out.push_str("\n\nNot committed (see the run's report):");
-        for file in skipped.iter().take(20) {
-            left_out.push_str(&format!("\n  {file}"));
-        }
-        if skipped.len() > 20 {
-            left_out.push_str(&format!("\n  and {} more", skipped.len() - 20));
-        }
-    }
-    format!(
-        "swarm: {run}/{id}: {result}\n\n{script}{left_out}\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
-        id = task.id
-    )
 }

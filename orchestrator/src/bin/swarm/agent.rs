@@ -19,7 +19,7 @@ pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
     let used: std::collections::BTreeSet<&str> = plan
         .tasks
         .iter()
-        .filter_map(|t| t.agent.as_ref())
+        .filter_map(|t| t.agent())
         .map(|a| a.model.as_str())
         .collect();
     if used.is_empty() {

@@ -994,7 +994,7 @@ fn wasm_engine(
     let wasm_tasks: Vec<_> = plan
         .tasks
         .iter()
-        .filter_map(|t| Some((t, t.wasm.as_ref()?)))
+        .filter_map(|t| Some((t, t.wasm()?)))
         .collect();
     if wasm_tasks.is_empty() {
         return Ok(None);

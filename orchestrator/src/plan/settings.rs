@@ -1,0 +1,196 @@
+//! Step 2 of [`super::expand::plan`], settings: the `[swarm]` table (run
+//! name, concurrency, free space, toolchains and the paths it names) and
+//! the `[models.NAME]` tables, checked.
+
+// As in expand.rs: a PlanError is built once per mistake, on the way out.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::error::{PlanError, PlanErrorKind, Source};
+use super::expand::keep;
+use super::models::{self, ModelConfig};
+use super::schema::PlanFile;
+use super::{ReadPath, Toolchains, is_valid_run_name};
+
+/// The checked values of `[swarm]` that need more than a copy.
+pub(super) struct Settings {
+    pub name: String,
+    pub min_free_space: u64,
+    pub toolchains: Toolchains,
+    pub read_paths: Vec<ReadPath>,
+    pub worktrees: Option<ReadPath>,
+    /// The valid `[models.NAME]` tables, by name.
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// Checks `[swarm]` and `[models]`, each problem added to `errors`; what is invalid gets a
+/// harmless value (the plan is refused anyway).
+pub(super) fn check(
+    path: &Path,
+    source: &Source,
+    file: &PlanFile,
+    errors: &mut Vec<PlanError>,
+) -> Settings {
+    let name = keep(errors, run_name(path, source, file)).unwrap_or_default();
+    if let Some(c) = &file.swarm.concurrency
+        && *c.get_ref() == 0
+    {
+        errors.push(source.error(
+            PlanErrorKind::BadValue,
+            "concurrency must be at least 1",
+            Some(c.span()),
+            "zero",
+        ));
+    }
+    let min_free_space = match &file.swarm.min_free_space {
+        None => super::DEFAULT_MIN_FREE_SPACE,
+        Some(v) => match v.get_ref().trim().parse::<bytesize::ByteSize>() {
+            Ok(b) => b.as_u64(),
+            Err(_) => {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("invalid min_free_space `{}`", v.get_ref()),
+                            Some(v.span()),
+                            "not a size",
+                        )
+                        .with_help(
+                            "write sizes like \"512MiB\" or \"2GiB\" (\"0B\" turns the check off)",
+                        ),
+                );
+                0
+            }
+        },
+    };
+
+    let toolchains = keep(errors, toolchains(source, file.swarm.toolchains.as_ref()))
+        .unwrap_or(Toolchains::None);
+    // Relative or home-less entries are plan errors whatever the machine;
+    // whether a path exists is the CLI's check (it knows the home).
+    let mut read_paths = Vec::new();
+    for p in file.swarm.read_paths.iter().flatten() {
+        let raw = p.get_ref();
+        if raw.starts_with("~/") || Path::new(raw).is_absolute() {
+            read_paths.push(ReadPath {
+                raw: raw.clone(),
+                span: p.span(),
+            });
+        } else {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("`read_paths` entry `{raw}` is relative"),
+                        Some(p.span()),
+                        "not an absolute path",
+                    )
+                    .with_help("write an absolute path, or one that starts with ~/ (your home)"),
+            );
+        }
+    }
+    let mut worktrees = None;
+    if let Some(p) = &file.swarm.worktrees {
+        let raw = p.get_ref();
+        if raw.starts_with("~/") || Path::new(raw).is_absolute() {
+            worktrees = Some(ReadPath {
+                raw: raw.clone(),
+                span: p.span(),
+            });
+        } else {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("`worktrees` directory `{raw}` is relative"),
+                        Some(p.span()),
+                        "not an absolute path",
+                    )
+                    .with_help(
+                        "write an absolute path outside the repository, or one that starts with ~/",
+                    ),
+            );
+        }
+    }
+
+    let models = models::resolve_models(source, &file.models, errors);
+    Settings {
+        models,
+        name,
+        min_free_space,
+        toolchains,
+        read_paths,
+        worktrees,
+    }
+}
+
+/// The run's name: `[swarm] name`, else the plan file's stem.
+fn run_name(path: &Path, source: &Source, file: &PlanFile) -> Result<String, PlanError> {
+    if let Some(name) = &file.swarm.name {
+        if !is_valid_run_name(name.get_ref()) {
+            return Err(source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid run name `{}`", name.get_ref()),
+                    Some(name.span()),
+                    "not usable in a git branch name",
+                )
+                .with_help("use letters, digits, `_`, `-` and `.` (not first), e.g. `refactor-logging`; `latest` is taken by swarm"));
+        }
+        return Ok(name.get_ref().clone());
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !is_valid_run_name(&stem) {
+        return Err(PlanError::plain(
+            PlanErrorKind::BadValue,
+            format!(
+                "{}: the file name `{stem}` cannot be a run name",
+                source.name
+            ),
+        )
+        .with_help("set `name` in the `[swarm]` table, e.g. name = \"refactor\""));
+    }
+    Ok(stem)
+}
+
+/// `[swarm] toolchains`: `true`, `false` or a list of known names.
+fn toolchains(
+    source: &Source,
+    field: Option<&toml::Spanned<super::schema::ToolchainsField>>,
+) -> Result<Toolchains, PlanError> {
+    use super::schema::ToolchainsField;
+    let Some(field) = field else {
+        return Ok(Toolchains::All);
+    };
+    match field.get_ref() {
+        ToolchainsField::All(true) => Ok(Toolchains::All),
+        ToolchainsField::All(false) => Ok(Toolchains::None),
+        ToolchainsField::Only(names) => {
+            if let Some(bad) = names
+                .iter()
+                .find(|n| !super::TOOLCHAINS.contains(&n.as_str()))
+            {
+                let known = super::TOOLCHAINS.join("`, `");
+                let help = match super::error::did_you_mean(bad, super::TOOLCHAINS.iter().copied())
+                {
+                    Some(close) => format!("did you mean `{close}`? known toolchains: `{known}`"),
+                    None => format!("known toolchains: `{known}`"),
+                };
+                return Err(source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("unknown toolchain `{bad}`"),
+                        Some(field.span()),
+                        "not a toolchain swarm knows",
+                    )
+                    .with_help(help));
+            }
+            Ok(Toolchains::Only(names.clone()))
+        }
+    }
+}
