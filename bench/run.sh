@@ -488,5 +488,8 @@ finished task; on tmpfs that is free, on a disk it adds a flush per task event.
 EOF
 echo "wrote $OUT"
 
-# Section 9 (a real crate built by cargo) has a script of its own.
+# Section 9 (a real crate built by cargo) has a script of its own; so has
+# section 10 (the dispatcher's latency while merges run).
 HOME=$REAL_HOME OUT="$OUT" "$ROOT/bench/cargo.sh"
+mkdir -p "$WORK/dispatch"
+python3 "$ROOT/bench/dispatch.py" "$SWARM" "$WORK/dispatch" "$OUT"
