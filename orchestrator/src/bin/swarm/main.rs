@@ -2,7 +2,11 @@
 //! environment, installs signal handlers or prints.
 
 mod agent;
+mod clean_cmd;
 mod cli;
+mod doctor;
+mod drive;
+mod grants;
 mod logs;
 mod output;
 mod resolve;
