@@ -308,7 +308,7 @@ pub type MatrixField = BTreeMap<String, Spanned<Vec<Spanned<toml::Value>>>>;
 /// (`include`) or remove (`exclude`).
 #[derive(JsonSchema)]
 #[schemars(rename = "Matrix")]
-#[allow(dead_code)]
+#[expect(dead_code, reason = "read by schemars only, never constructed")]
 pub struct MatrixSchema {
     /// More combinations, after the cross product of the keys, each as
     /// written: `[{ os = "linux", arch = "x86_64" }]`. Keys the lists do not
