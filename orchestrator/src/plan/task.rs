@@ -417,6 +417,22 @@ fn foreign_keys(
                 "put the arguments in the `run` command itself, or make it a `wasm` task; remove `{key}`"
             )));
     }
+    // A WASM task's attempt is the program alone: a `verify` written on it
+    // would never run (one from `[defaults]` is for the other tasks).
+    if matches!(payload, Payload::Wasm(_)) && fields.verify.is_some() {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` sets `verify`, which WASM tasks do not run"),
+                    Some(span.clone()),
+                    "a `wasm` task",
+                )
+                .with_help(
+                    "check the program's result in a command task that depends on it (`deps`), and remove `verify`",
+                ),
+        );
+    }
     if let Some(key) = agent_key {
         errors.push(
             source

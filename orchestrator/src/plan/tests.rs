@@ -336,3 +336,17 @@ fn a_key_some_combinations_lack_is_an_error() {
         "task `t-{os}-{arch}`: `{arch}` in `id` has no value in the matrix's combinations"
     );
 }
+
+#[test]
+fn a_verify_written_on_a_wasm_task_is_refused_one_from_defaults_is_not() {
+    let e = parse_err("[[task]]\nid = \"w\"\nwasm = \"tool.wasm\"\nverify = \"true\"\n");
+    assert!(
+        e.message
+            .contains("sets `verify`, which WASM tasks do not run"),
+        "{}",
+        e.message
+    );
+    parse_ok(
+        "[defaults]\nverify = \"true\"\n\n[[task]]\nid = \"w\"\nwasm = \"tool.wasm\"\n\n[[task]]\nid = \"c\"\nrun = \"true\"\n",
+    );
+}

@@ -666,7 +666,10 @@ async fn command_or_agent(
 /// the task's own, nothing of the coordinator's; it sees the worktree as
 /// `.` and the plan's `read_paths` directories, read-only (with or without
 /// the kernel sandbox).
-#[expect(clippy::too_many_arguments, reason = "one WASM attempt, unpacked from the task and its context")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one WASM attempt, unpacked from the task and its context"
+)]
 async fn run_wasm(
     ctx: &Ctx,
     task: &Task,
