@@ -451,25 +451,7 @@ impl State {
     /// The run named in `runs/latest`, if any (a link there is refused;
     /// a name that is not a valid run name counts as none).
     pub fn latest(&self) -> Result<Option<String>, StateError> {
-        let Some(runs) = self.dir(&["runs"], false)? else {
-            return Ok(None);
-        };
-        let path = self.path_of(&["runs", "latest"]);
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = match nix::fcntl::openat(&runs, "latest", flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => return Err(StateError::Symlink { path }),
-            Err(e) => return Err(io_err("read", &path)(e)),
-        };
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).map_err(
-            |source| StateError::Io {
-                action: "read",
-                path: path.clone(),
-                source,
-            },
-        )?;
+        let text = self.read_file(&["runs", "latest"])?.unwrap_or_default();
         let name = text.trim();
         Ok(crate::plan::is_valid_run_name(name).then(|| name.to_string()))
     }
