@@ -316,7 +316,7 @@ fn spawn_agent(
     cmd.arg("__agent")
         .current_dir(dir)
         .env_clear()
-        .env("SWARM_GATEWAY_FD", fd.to_string())
+        .env(swarm_protocol::agent::CHANNEL_FD_VAR, fd.to_string())
         .stdout(std::process::Stdio::null());
     swarm_sandbox::process::pass_fd(&mut cmd, fd);
     let child = cmd.as_std_mut().spawn().context("start swarm __agent")?;

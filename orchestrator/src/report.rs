@@ -44,7 +44,7 @@ pub fn verify_log_paths(
 
 /// The directory of run `run` in the repository at `repo`.
 pub fn run_dir(repo: &Path, run: &str) -> std::path::PathBuf {
-    repo.join(".swarm").join("runs").join(run)
+    repo.join(crate::state::STATE_DIR).join("runs").join(run)
 }
 
 impl ReportBuilder {

@@ -22,6 +22,10 @@
 //!         ◄─────────────────────────── Report
 //! ```
 
+/// The variable naming the descriptor of an agent worker's end of the
+/// channel (set by the coordinator, read by `swarm __agent`).
+pub const CHANNEL_FD_VAR: &str = "SWARM_GATEWAY_FD";
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

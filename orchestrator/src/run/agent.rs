@@ -99,7 +99,8 @@ pub(super) async fn run(
     // Sandboxed, the agent's environment is swarm's own list; unconfined
     // (`sandbox = "none"`), it is the user's, as for any task, minus the
     // variables holding API keys (`env_remove`).
-    spec.env.push(("SWARM_GATEWAY_FD".into(), fd.to_string()));
+    spec.env
+        .push((swarm_protocol::agent::CHANNEL_FD_VAR.into(), fd.to_string()));
     if let Some(sandboxed) = &mut spec.sandbox {
         // The agent is the swarm binary, wherever it is installed.
         sandboxed.policy.read_only.push(program.clone());

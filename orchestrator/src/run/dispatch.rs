@@ -153,7 +153,9 @@ impl<'o> Dispatcher<'o> {
         let saved = run_dir.join("plan.toml");
         std::fs::write(&saved, prepared.plan.source.text.as_bytes())
             .map_err(io(format!("write {}", saved.display())))?;
-        prepared.repo.exclude("/.swarm/")?;
+        prepared
+            .repo
+            .exclude(&format!("/{}/", crate::state::STATE_DIR))?;
         // A run of read-only tasks merges nothing: a branch would only be
         // one more thing to clean up.
         let branch = (!prepared

@@ -11,7 +11,7 @@ use swarm_orchestrator::plan::{Plan, PlanErrorKind};
 use crate::Failure;
 
 /// The variable through which `swarm __agent` learns its channel's fd.
-const CHANNEL_VAR: &str = "SWARM_GATEWAY_FD";
+const CHANNEL_VAR: &str = swarm_protocol::agent::CHANNEL_FD_VAR;
 
 /// The gateway for a plan's agent tasks (`None` without any), with the key
 /// of every model they use read from its `api_key_env`.
