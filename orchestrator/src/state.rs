@@ -429,23 +429,11 @@ impl State {
             path: self.path_of(&["runs"]),
             source: io::Error::from(io::ErrorKind::NotFound),
         })?;
-        let path = self.path_of(&["runs", "latest"]);
         let tmp = format!(".latest.{}", std::process::id());
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let _ = nix::unistd::unlinkat(&runs, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-        let fd = nix::fcntl::openat(&runs, tmp.as_str(), flags, Mode::from_bits_truncate(0o644))
-            .map_err(io_err("write", &path))?;
-        let mut file = std::fs::File::from(fd);
-        std::io::Write::write_all(&mut file, format!("{run}\n").as_bytes()).map_err(|source| {
-            StateError::Io {
-                action: "write",
-                path: path.clone(),
-                source,
-            }
-        })?;
-        drop(file);
-        nix::fcntl::renameat(&runs, tmp.as_str(), &runs, "latest").map_err(io_err("write", &path))
+        self.create_file(&["runs", &tmp], &format!("{run}\n"))?;
+        nix::fcntl::renameat(&runs, tmp.as_str(), &runs, "latest")
+            .map_err(io_err("write", &self.path_of(&["runs", "latest"])))
     }
 
     /// The run named in `runs/latest`, if any (a link there is refused;

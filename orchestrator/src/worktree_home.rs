@@ -70,10 +70,7 @@ pub struct WorktreeHome {
 /// `<name of the repository's directory>-<8 hex digits of its git
 /// directory's path>`: readable, and distinct per repository.
 pub fn repo_key(repo: &Repo) -> String {
-    let common = repo
-        .common_dir
-        .canonicalize()
-        .unwrap_or_else(|_| repo.common_dir.clone());
+    let common = git_dir(repo);
     let hash = git2::Oid::hash_object(
         git2::ObjectType::Blob,
         common.as_os_str().as_encoded_bytes(),
@@ -96,13 +93,16 @@ pub fn repo_key(repo: &Repo) -> String {
     format!("{name}-{}", hash.get(..8).unwrap_or("0"))
 }
 
+/// The repository's git directory, resolved: what names it for its home.
+fn git_dir(repo: &Repo) -> PathBuf {
+    repo.common_dir
+        .canonicalize()
+        .unwrap_or_else(|_| repo.common_dir.clone())
+}
+
 /// What `.repository` says: the repository's git directory.
 fn marker_text(repo: &Repo) -> String {
-    let common = repo
-        .common_dir
-        .canonicalize()
-        .unwrap_or_else(|_| repo.common_dir.clone());
-    format!("{}\n", common.display())
+    format!("{}\n", git_dir(repo).display())
 }
 
 /// Refuses a root inside the repository's working tree.
@@ -221,16 +221,9 @@ impl WorktreeHome {
         Ok(self.dir.ensure_dir(&self.parts(&[run]))?)
     }
 
-    /// Refuses a link at `<home>/<run>` or directly in it.
+    /// Refuses a link at `<home>/<run>` (opening it never follows one) or
+    /// directly in it.
     pub fn check_run(&self, run: &str) -> Result<(), HomeError> {
-        for e in self.dir.entries(&self.parts(&[]))? {
-            if e.name == run && e.kind == crate::state::Kind::Symlink {
-                return Err(StateError::Symlink {
-                    path: self.run_dir(run),
-                }
-                .into());
-            }
-        }
         for e in self.dir.entries(&self.parts(&[run]))? {
             if e.kind == crate::state::Kind::Symlink {
                 return Err(StateError::Symlink {

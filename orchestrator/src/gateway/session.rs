@@ -633,22 +633,8 @@ mod tests {
     #[tokio::test]
     async fn a_worker_cannot_declare_success_out_of_turn() {
         use crate::plan::{ModelConfig, Provider};
-        let config = ModelConfig {
-            name: "default".into(),
-            provider: Provider::Anthropic,
-            // Nothing listens here: no call may be made.
-            model: "m".into(),
-            base_url: "http://127.0.0.1:9".into(),
-            api_key_env: None,
-            max_tokens: 10,
-            concurrency: 1,
-            requests_per_minute: None,
-            tokens_per_minute: None,
-            retries: 0,
-            timeout: Duration::from_secs(1),
-            price: None,
-            span: 0..0,
-        };
+        // Nothing listens here: no call may be made.
+        let config = ModelConfig::for_test(Provider::Anthropic, "http://127.0.0.1:9");
         let models = std::collections::BTreeMap::from([("default".to_string(), config)]);
         let gateway =
             Arc::new(Gateway::new(&models, &Default::default(), Budget::default()).unwrap());

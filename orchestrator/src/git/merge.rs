@@ -66,16 +66,9 @@ impl Merger {
             .cherrypick_commit(&theirs_commit, &ours_commit, 0, None)
             .context(action)?;
         if index.has_conflicts() {
-            let mut files: Vec<String> = index
-                .conflicts()
-                .context(action)?
-                .filter_map(Result::ok)
-                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-                .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
-                .collect();
-            files.sort();
-            files.dedup();
-            return Ok(MergeOutcome::Conflict(files));
+            return Ok(MergeOutcome::Conflict(
+                conflicted_files(&index).context(action)?,
+            ));
         }
         let tree_id = index.write_tree_to(repo).context(action)?;
         if tree_id == ours_commit.tree_id() {
@@ -197,16 +190,9 @@ fn merge_in(
                     .merge_commits(&ours_commit, &theirs_commit, None)
                     .context(action)?;
                 if index.has_conflicts() {
-                    let mut files: Vec<String> = index
-                        .conflicts()
-                        .context(action)?
-                        .filter_map(Result::ok)
-                        .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-                        .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
-                        .collect();
-                    files.sort();
-                    files.dedup();
-                    return Ok(MergeOutcome::Conflict(files));
+                    return Ok(MergeOutcome::Conflict(
+                        conflicted_files(&index).context(action)?,
+                    ));
                 }
                 index.write_tree_to(repo).context(action)?
             }
@@ -269,6 +255,19 @@ pub fn merge_results(
         }
     }
     Ok(Ok(acc))
+}
+
+/// The paths of a merged index's conflicts, sorted, each once.
+fn conflicted_files(index: &git2::Index) -> Result<Vec<String>, git2::Error> {
+    let mut files: Vec<String> = index
+        .conflicts()?
+        .filter_map(Result::ok)
+        .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+        .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
 }
 
 #[cfg(test)]

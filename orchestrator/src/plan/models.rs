@@ -35,6 +35,29 @@ pub struct ModelConfig {
     pub span: Range<usize>,
 }
 
+#[cfg(test)]
+impl ModelConfig {
+    /// A model named `default` at `base_url`, one request at a time, no
+    /// retries, a one-second timeout: for tests of the gateway.
+    pub(crate) fn for_test(provider: super::Provider, base_url: &str) -> Self {
+        Self {
+            name: "default".into(),
+            provider,
+            model: "m".into(),
+            base_url: base_url.into(),
+            api_key_env: None,
+            max_tokens: 10,
+            concurrency: 1,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            retries: 0,
+            timeout: std::time::Duration::from_secs(1),
+            price: None,
+            span: 0..0,
+        }
+    }
+}
+
 /// A spending limit; `None` parts are unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Budget {

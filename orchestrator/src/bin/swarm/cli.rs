@@ -426,13 +426,8 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
         &base.to_string()[..12]
     );
     let (read_paths, found) = grants(&plan)?;
-    let home = swarm_orchestrator::worktree_home::WorktreeHome::path_for(
-        &match &plan.worktrees {
-            Some(entry) => expand_home(&plan, entry, "worktrees")?,
-            None => default_worktree_root(),
-        },
-        &repo,
-    );
+    let home =
+        swarm_orchestrator::worktree_home::WorktreeHome::path_for(&worktree_root(&plan)?, &repo);
     print_grants(&read_paths, &found, plan.caches.then_some(home.as_path()));
     println!("worktrees         {}", home.display());
     Ok(exit::SUCCESS)

@@ -162,10 +162,7 @@ pub(crate) fn drive(
             worktrees: Some(dir),
             ..
         } => dir.clone(),
-        _ => match &plan.worktrees {
-            Some(entry) => expand_home(&plan, entry, "worktrees")?,
-            None => default_worktree_root(),
-        },
+        _ => worktree_root(&plan)?,
     };
     let options = RunOptions {
         worktree_root,

@@ -13,25 +13,16 @@ use crate::Failure;
 /// does not exist is an error at its line (`validate` and `run` agree): a
 /// typo would otherwise surface as a confusing failure inside a task.
 pub(crate) fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut read_only = Vec::new();
     // Every bad entry at once, like the plan's own errors.
     let mut errors = Vec::new();
     for entry in &plan.read_paths {
-        let raw = &entry.raw;
-        let path = match (raw.strip_prefix("~/"), &home) {
-            (Some(rest), Some(home)) => home.join(rest),
-            (Some(_), None) => {
-                errors.push(plan_error(
-                    plan,
-                    format!("`read_paths` entry `{raw}` needs $HOME, which is not set"),
-                    entry.span.clone(),
-                    "starts with ~/",
-                    "set HOME, or write the path in full",
-                ));
+        let path = match expand_home(plan, entry, "read_paths") {
+            Ok(path) => path,
+            Err(e) => {
+                errors.push(*e);
                 continue;
             }
-            (None, _) => PathBuf::from(raw),
         };
         if !path.exists() {
             errors.push(plan_error(
@@ -51,31 +42,41 @@ pub(crate) fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
     }
 }
 
-/// `entry` of the plan with `~/` expanded to the home directory.
-pub(crate) fn expand_home(
+/// `entry` (of the plan's `key`) with `~/` expanded to the home directory.
+fn expand_home(
     plan: &Plan,
-    entry: &swarm_orchestrator::plan::ReadPath,
+    entry: &plan::ReadPath,
     key: &str,
-) -> Result<PathBuf, Failure> {
+) -> Result<PathBuf, Box<plan::PlanError>> {
     let raw = &entry.raw;
     match raw.strip_prefix("~/") {
         None => Ok(PathBuf::from(raw)),
         Some(rest) => match std::env::var_os("HOME") {
             Some(home) => Ok(PathBuf::from(home).join(rest)),
-            None => Err(Failure::Plan(Box::new(plan_error(
+            None => Err(Box::new(plan_error(
                 plan,
                 format!("`{key}` entry `{raw}` needs $HOME, which is not set"),
                 entry.span.clone(),
                 "starts with ~/",
                 "set HOME, or write the path in full",
-            )))),
+            ))),
         },
+    }
+}
+
+/// Where worktree homes are made for `plan`: its `worktrees` (with `~/`
+/// expanded), else [`default_worktree_root`]. (`--worktrees` wins over
+/// both; the caller checks it first.)
+pub(crate) fn worktree_root(plan: &Plan) -> Result<PathBuf, Failure> {
+    match &plan.worktrees {
+        Some(entry) => expand_home(plan, entry, "worktrees").map_err(Failure::Plan),
+        None => Ok(default_worktree_root()),
     }
 }
 
 /// Where worktrees go unless the plan or `--worktrees` says: the user's
 /// cache directory, which is outside any repository.
-pub(crate) fn default_worktree_root() -> PathBuf {
+fn default_worktree_root() -> PathBuf {
     let var = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)

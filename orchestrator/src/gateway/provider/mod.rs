@@ -113,21 +113,7 @@ mod tests {
     use super::*;
 
     fn config(provider: plan::Provider, base_url: &str) -> ModelConfig {
-        ModelConfig {
-            name: "default".into(),
-            provider,
-            model: "m".into(),
-            base_url: base_url.into(),
-            api_key_env: None,
-            max_tokens: 10,
-            concurrency: 1,
-            requests_per_minute: None,
-            tokens_per_minute: None,
-            retries: 0,
-            timeout: Duration::from_secs(1),
-            price: None,
-            span: 0..0,
-        }
+        ModelConfig::for_test(provider, base_url)
     }
 
     #[test]
