@@ -9,6 +9,7 @@ pub mod clean;
 pub mod escape;
 pub mod exit;
 pub mod export;
+pub mod fold;
 pub mod gateway;
 pub mod git;
 pub mod graph;

@@ -196,6 +196,10 @@ pub enum EventBody {
         /// (`swarm resume --retry-failed`); also in `pending`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         retried: Vec<String>,
+        /// Tasks whose merge the integration branch holds though the
+        /// journal lost its `task_merged` to the crash: merged now.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        merged: Vec<String>,
     },
     /// Every dependency of the task succeeded: it waits for a free slot.
     TaskQueued { task: String },

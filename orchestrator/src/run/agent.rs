@@ -83,9 +83,9 @@ pub(super) async fn run(
             Err(e) => return failed(e),
         };
     if let Some(index) = ctx.tasks.iter().position(|t| t.id == task.id) {
-        let progress = ctx.progress.clone();
+        let events = ctx.events.clone();
         session = session.with_notes(Box::new(move |note| {
-            let _ = progress.send(super::task::Progress::Agent { task: index, note });
+            let _ = events.send(super::executor::ExecEvent::Agent { task: index, note });
         }));
     }
 

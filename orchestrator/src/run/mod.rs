@@ -5,10 +5,13 @@
 mod agent;
 mod cgroup;
 mod dispatch;
+mod executor;
+mod local;
 mod lock;
 mod message;
 mod resume;
 mod task;
+mod writer;
 
 pub use agent::transcript_path;
 pub use lock::{RunLock, is_held as is_driven};

@@ -8,43 +8,36 @@
 //! start again from a clean worktree, after their worktree, as the crash
 //! left it, is committed to `<task>.<attempt>`: nothing is lost.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use git2::Oid;
 use swarm_protocol::{Event, EventBody, Isolation, TaskStatus};
 
 use super::RunError;
+use super::executor::Reattached;
+use crate::fold::{RunFold, TaskState};
 use crate::git::{Context, Repo, SnapshotLimits, Worktrees, refs, snapshot};
 use crate::plan::Task;
 
 /// A run's state as the crash left it.
 #[derive(Debug)]
 pub(super) struct Recovered {
-    pub status: Vec<TaskStatus>,
-    pub result: Vec<Option<Oid>>,
-    /// The attempt number each task to run starts at.
-    pub next_attempt: Vec<u32>,
+    /// What the journal's events add up to.
+    pub fold: RunFold,
+    /// Every task that runs (again): announced in `run_resumed`.
+    pub pending: Vec<usize>,
     pub base_commit: Oid,
     pub integration: Oid,
     /// Tasks that were running when the coordinator died or was cancelled.
     pub restarted: Vec<usize>,
+    /// Tasks that were running and still are: their executor adopted them.
+    pub adopted: Vec<usize>,
     /// Failed tasks that run again (`--retry-failed`).
     pub retried: Vec<usize>,
+    /// A task whose merge git shows but the journal lost to the crash.
+    pub merged_by_git: Option<usize>,
     /// The journal's `run_started`, shown again to the new observer.
     pub run_started: Event,
-}
-
-/// What the journal says of one task.
-#[derive(Debug, Default, Clone)]
-struct Seen {
-    status: Option<TaskStatus>,
-    started: Option<(u32, Oid)>,
-    commit: Option<Oid>,
-    merged: Option<Oid>,
-    /// It failed and runs again (`--retry-failed`): what its kept worktree
-    /// is committed as says so.
-    retrying: bool,
 }
 
 fn not_resumable(run: &str, why: impl Into<String>) -> RunError {
@@ -54,20 +47,17 @@ fn not_resumable(run: &str, why: impl Into<String>) -> RunError {
     }
 }
 
-fn oid(text: &str) -> Option<Oid> {
-    Oid::from_str(text).ok()
-}
-
 /// Reads run `run`'s journal and git state, and prepares every unfinished
-/// task to run again (snapshotting what it left first).
+/// task to run again (snapshotting what it left first). `reattach` asks
+/// the executor whether an attempt the journal says was running still is.
 pub(super) fn recover(
     repo: &Repo,
-    worktrees: &Worktrees,
     run: &str,
     run_dir: &Path,
     worktree_dir: &Path,
     tasks: &[Task],
     retry_failed: Option<&[String]>,
+    reattach: &mut dyn FnMut(usize, u32) -> Reattached,
 ) -> Result<Recovered, RunError> {
     let journal = run_dir.join("events.jsonl");
     if !journal.exists() {
@@ -99,8 +89,8 @@ pub(super) fn recover(
     else {
         return Err(not_resumable(run, "its journal has no run_started event"));
     };
-    let base_commit =
-        oid(base_commit).ok_or_else(|| not_resumable(run, "its base commit is unreadable"))?;
+    let base_commit = Oid::from_str(base_commit)
+        .map_err(|_| not_resumable(run, "its base commit is unreadable"))?;
     let mut wanted: Vec<&str> = infos.iter().map(|t| t.id.as_str()).collect();
     let mut have: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
     wanted.sort_unstable();
@@ -122,85 +112,28 @@ pub(super) fn recover(
         _ => None,
     };
 
-    let index: HashMap<&str, usize> = tasks
+    let fold = RunFold::of(&events);
+    let slots: Vec<usize> = tasks
         .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.as_str(), i))
+        .map(|t| fold.slot(&t.id))
+        .collect::<Option<_>>()
+        .ok_or_else(|| not_resumable(run, "its journal does not list every task"))?;
+    let state: Vec<TaskState> = slots
+        .iter()
+        .map(|&s| fold.state(s).cloned().unwrap_or_default())
         .collect();
-    let mut seen = vec![Seen::default(); tasks.len()];
-    let at = |id: &str| index.get(id).copied();
-    for event in &events {
-        match &event.body {
-            EventBody::TaskStarted {
-                task,
-                attempt,
-                base_commit,
-                ..
-            } => {
-                if let (Some(i), Some(base)) = (at(task), oid(base_commit)) {
-                    seen[i].started = Some((*attempt, base));
-                    seen[i].status = Some(TaskStatus::Running);
-                }
-            }
-            EventBody::AttemptFinished { task, commit, .. } => {
-                if let Some(i) = at(task) {
-                    seen[i].commit = commit.as_deref().and_then(oid);
-                }
-            }
-            EventBody::TaskFinished { task, status, .. } => {
-                if let Some(i) = at(task) {
-                    seen[i].status = Some(*status);
-                }
-            }
-            EventBody::TaskMerged {
-                task,
-                commit,
-                integration_commit,
-                resolved,
-            } => {
-                if let Some(i) = at(task) {
-                    seen[i].status = Some(TaskStatus::Merged);
-                    // A conflict resolved by hand: dependents start from the
-                    // user's merge, which holds the fix.
-                    seen[i].merged = oid(if *resolved {
-                        integration_commit
-                    } else {
-                        commit
-                    });
-                }
-            }
-            EventBody::TaskConflicted { task, .. } => {
-                if let Some(i) = at(task) {
-                    seen[i].status = Some(TaskStatus::Conflicted);
-                }
-            }
-            EventBody::RunResumed { pending, .. } => {
-                for id in pending {
-                    if let Some(i) = at(id) {
-                        seen[i].status = None;
-                    }
-                }
-            }
-            EventBody::RunStarted { .. }
-            | EventBody::RunFinished { .. }
-            | EventBody::TaskQueued { .. }
-            | EventBody::AgentTool { .. }
-            | EventBody::AgentUsage { .. }
-            | EventBody::BudgetSpent { .. } => {}
-        }
-    }
+    let mut status: Vec<TaskStatus> = slots.iter().map(|&s| fold.status(s)).collect();
 
-    let retried = retried_tasks(run, tasks, &seen, retry_failed)?;
+    let retried = retried_tasks(run, tasks, &status, retry_failed)?;
     for &i in &retried {
-        seen[i].status = None;
-        seen[i].retrying = true;
+        status[i] = TaskStatus::Pending;
     }
     if let Some(exit_code) = finished
-        && !has_runnable(tasks, &seen)
+        && !has_runnable(tasks, &status)
     {
-        let failed = seen
+        let failed = status
             .iter()
-            .any(|s| matches!(s.status, Some(TaskStatus::Failed | TaskStatus::TimedOut)));
+            .any(|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut));
         return Err(not_resumable(
             run,
             format!(
@@ -228,57 +161,55 @@ pub(super) fn recover(
             )
         })?,
     };
-    if let Some(task) = merged_task_of(repo, integration)?
-        && let Some(i) = at(&task)
-        && seen[i].status == Some(TaskStatus::Succeeded)
-    {
-        seen[i].status = Some(TaskStatus::Merged);
-        seen[i].merged = seen[i].commit;
+    let merged_by_git = merged_task_of(repo, integration)?
+        .and_then(|task| tasks.iter().position(|t| t.id == task))
+        .filter(|&i| status[i] == TaskStatus::Succeeded);
+    if let Some(i) = merged_by_git {
+        status[i] = TaskStatus::Merged;
     }
 
-    let mut status = vec![TaskStatus::Pending; tasks.len()];
-    let mut result = vec![None; tasks.len()];
-    let mut next_attempt = vec![1; tasks.len()];
+    let worktrees = Worktrees::new(repo.clone());
+    let mut pending = Vec::new();
     let mut restarted = Vec::new();
+    let mut adopted = Vec::new();
     for (i, task) in tasks.iter().enumerate() {
-        let s = &seen[i];
-        let last_attempt = s.started.map_or(0, |(a, _)| a);
-        next_attempt[i] = last_attempt + 1;
-        match s.status {
-            Some(TaskStatus::Merged) => {
-                status[i] = TaskStatus::Merged;
-                result[i] = s.merged.or(s.commit);
-            }
-            Some(TaskStatus::Succeeded) => {
-                status[i] = TaskStatus::Succeeded;
-                result[i] = match task.isolation {
-                    Isolation::Readonly => s.started.map(|(_, base)| base),
-                    Isolation::Worktree => s.commit,
-                };
-            }
-            Some(done @ (TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted)) => {
-                status[i] = done;
-                result[i] = s.commit;
-            }
+        let s = &state[i];
+        let runs_again = match status[i] {
+            TaskStatus::Merged
+            | TaskStatus::Succeeded
+            | TaskStatus::Failed
+            | TaskStatus::TimedOut
+            | TaskStatus::Conflicted => false,
             // Interrupted (a crash) or cancelled (Ctrl-C) while running:
-            // its partial work is kept and it starts over.
-            Some(TaskStatus::Running) => restarted.push(i),
-            Some(TaskStatus::Cancelled) if s.started.is_some() => restarted.push(i),
+            // its partial work is kept and it starts over, unless its
+            // executor still runs it.
+            TaskStatus::Running | TaskStatus::Cancelled if s.attempt > 0 => {
+                if status[i] == TaskStatus::Running && reattach(i, s.attempt) == Reattached::Adopted
+                {
+                    adopted.push(i);
+                    continue;
+                }
+                restarted.push(i);
+                true
+            }
             // Cancelled or skipped before it started, blocked: to run.
-            _ => {}
-        }
-        if status[i] == TaskStatus::Pending {
-            keep_leftovers(repo, worktrees, run, worktree_dir, task, s, last_attempt)?;
+            _ => true,
+        };
+        if runs_again {
+            let retrying = retried.contains(&i);
+            keep_leftovers(repo, &worktrees, run, worktree_dir, task, s, retrying)?;
+            pending.push(i);
         }
     }
     Ok(Recovered {
-        status,
-        result,
-        next_attempt,
+        fold,
+        pending,
         base_commit,
         integration,
         restarted,
+        adopted,
         retried,
+        merged_by_git,
         run_started,
     })
 }
@@ -288,18 +219,13 @@ pub(super) fn recover(
 fn retried_tasks(
     run: &str,
     tasks: &[Task],
-    seen: &[Seen],
+    status: &[TaskStatus],
     retry_failed: Option<&[String]>,
 ) -> Result<Vec<usize>, RunError> {
     let Some(only) = retry_failed else {
         return Ok(Vec::new());
     };
-    let failed = |i: usize| {
-        matches!(
-            seen[i].status,
-            Some(TaskStatus::Failed | TaskStatus::TimedOut)
-        )
-    };
+    let failed = |i: usize| matches!(status[i], TaskStatus::Failed | TaskStatus::TimedOut);
     let mut retried = Vec::new();
     if only.is_empty() {
         retried.extend((0..tasks.len()).filter(|&i| failed(i)));
@@ -312,7 +238,7 @@ fn retried_tasks(
             return Err(not_resumable(run, format!("it has no task `{id}`{hint}")));
         };
         if !failed(i) {
-            let now = seen[i].status.map_or("pending", TaskStatus::as_str);
+            let now = status[i].as_str();
             return Err(not_resumable(
                 run,
                 format!(
@@ -333,22 +259,19 @@ fn retried_tasks(
 
 /// Whether some task would run: one not final (to run again) none of whose
 /// dependencies, direct or not, failed, timed out or conflicted.
-fn has_runnable(tasks: &[Task], seen: &[Seen]) -> bool {
+fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
     // In merge order (dependencies first), without recursion: plans of
     // thousands of tasks may be one long chain.
     let graph = crate::graph::TaskGraph::new(tasks);
     let mut dead = vec![false; tasks.len()];
     for &i in graph.merge_order() {
         dead[i] = matches!(
-            seen[i].status,
-            Some(TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted)
+            status[i],
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
         ) || graph.deps(i).any(|d| dead[d]);
     }
     (0..tasks.len()).any(|i| {
-        let to_run = !matches!(
-            seen[i].status,
-            Some(TaskStatus::Merged | TaskStatus::Succeeded)
-        );
+        let to_run = !matches!(status[i], TaskStatus::Merged | TaskStatus::Succeeded);
         to_run && !dead[i]
     })
 }
@@ -403,17 +326,17 @@ fn keep_leftovers(
     run: &str,
     worktree_dir: &Path,
     task: &Task,
-    seen: &Seen,
-    attempt: u32,
+    state: &TaskState,
+    retrying: bool,
 ) -> Result<(), RunError> {
-    let attempt = attempt.max(1);
+    let attempt = state.attempt.max(1);
     let path = worktree_dir.join(&task.id);
     let keep_ref = refs::attempt(run, &task.id, attempt);
     if task.isolation == Isolation::Worktree && path.exists() {
-        if let (Some(admin), Some((_, base))) = (worktrees.admin_dir(&path), seen.started) {
+        if let (Some(admin), Some(base)) = (worktrees.admin_dir(&path), state.base) {
             // A snapshot or checkout the crash interrupted left its locks.
             remove_lock_files(&admin);
-            let what = if seen.retrying {
+            let what = if retrying {
                 "failed, kept before a retry"
             } else {
                 "interrupted"

@@ -2,8 +2,8 @@
 //! attempts (command, then `verify`), snapshot to a ref after every attempt,
 //! retries from a clean worktree.
 //!
-//! It runs as its own tokio task and reports to the dispatcher through
-//! [`Progress`] messages; it never touches run state itself.
+//! It runs as its own tokio task of the local executor and reports through
+//! [`ExecEvent`]s; it never touches run state itself.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,8 +18,9 @@ use swarm_worker::wasm::WasmSpec;
 use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::{Mutex, mpsc, watch};
 
+use super::executor::{ExecEvent, Launch};
 use crate::git::{
-    GitError, Repo, Snapshot, SnapshotLimits, Worktrees, merge_results, refs, snapshot, write_view,
+    GitError, Repo, SnapshotLimits, Worktrees, merge_results, refs, snapshot, write_view,
 };
 use crate::plan::{AgentTask, NetworkMode, Payload, Task, WasmTask};
 use crate::report::{log_paths, verify_log_paths};
@@ -34,7 +35,7 @@ pub(super) struct Ctx {
     pub worktree_dir: PathBuf,
     /// Build caches of sandboxed tasks.
     pub caches: Vec<Cache>,
-    pub tasks: Vec<Task>,
+    pub tasks: Arc<[Task]>,
     pub grace: Duration,
     pub sandbox: Option<super::SandboxSettings>,
     /// The plan's `read_paths`, expanded.
@@ -51,7 +52,8 @@ pub(super) struct Ctx {
     pub cgroups: Option<super::cgroup::Cgroups>,
     /// Shared read-only checkouts (and their git directories), by commit.
     pub readonly: Mutex<HashMap<Oid, (PathBuf, PathBuf)>>,
-    pub progress: mpsc::UnboundedSender<Progress>,
+    /// Where the task's events go (its executor).
+    pub events: mpsc::UnboundedSender<ExecEvent>,
 }
 
 /// A build cache (see [`super::BuildCache`]), its directory made.
@@ -99,63 +101,30 @@ fn task_caches(
     Ok(out)
 }
 
-/// Messages from a task to the dispatcher, in the order things happen.
-#[derive(Debug)]
-pub(super) enum Progress {
-    Started {
-        task: usize,
-        attempt: u32,
-        base: Oid,
-        workdir: PathBuf,
-    },
-    AttemptFinished {
-        task: usize,
-        attempt: u32,
-        outcome: AttemptOutcome,
-        verify_passed: Option<bool>,
-        duration: Duration,
-        /// Boxed: the snapshot's lists make this variant much larger
-        /// than the others.
-        snapshot: Option<Box<(Snapshot, String)>>,
-        agent: Option<AgentReport>,
-    },
-    /// What an agent task's session reports as it goes.
-    Agent {
-        task: usize,
-        note: crate::gateway::AgentNote,
-    },
-}
-
-/// How a task ended, for the dispatcher.
+/// How a task ended, for its executor.
 #[derive(Debug)]
 pub(super) struct Done {
     pub task: usize,
     pub status: TaskStatus,
     pub reason: Option<String>,
-    /// The task's result (its snapshot, or its base when it has none).
-    pub result: Option<Oid>,
     /// A worktree (and its git directory) that can be deleted now that its
     /// work is on a ref.
     pub removable: Option<(PathBuf, PathBuf)>,
 }
 
-/// Runs task `i` to its end. `deps` are its dependencies' results in plan
-/// order (empty for a root task, which starts from `base`).
+/// Runs a task to its end.
 pub(super) async fn execute(
     ctx: Arc<Ctx>,
-    i: usize,
-    base: Oid,
-    deps: Vec<Oid>,
-    first_attempt: u32,
+    launch: Launch,
     stop: watch::Receiver<Option<Stop>>,
 ) -> Done {
-    match execute_inner(&ctx, i, base, deps, first_attempt, stop).await {
+    let i = launch.task;
+    match execute_inner(&ctx, launch, stop).await {
         Ok(done) => done,
         Err(e) => Done {
             task: i,
             status: TaskStatus::Failed,
             reason: Some(format!("swarm could not run it: failed to {e}")),
-            result: None,
             removable: None,
         },
     }
@@ -174,12 +143,15 @@ async fn blocking<T: Send + 'static>(
 
 async fn execute_inner(
     ctx: &Arc<Ctx>,
-    i: usize,
-    base: Oid,
-    deps: Vec<Oid>,
-    first_attempt: u32,
+    launch: Launch,
     mut stop: watch::Receiver<Option<Stop>>,
 ) -> Result<Done, GitError> {
+    let Launch {
+        task: i,
+        base,
+        deps,
+        first_attempt,
+    } = launch;
     let task = &ctx.tasks[i];
     let base = if deps.is_empty() {
         base
@@ -196,7 +168,6 @@ async fn execute_inner(
                         "its dependencies conflict with each other in {}",
                         files.join(", ")
                     )),
-                    result: None,
                     removable: None,
                 });
             }
@@ -208,7 +179,6 @@ async fn execute_inner(
             task: i,
             status: TaskStatus::Failed,
             reason: Some(why),
-            result: None,
             removable: None,
         });
     }
@@ -230,7 +200,7 @@ async fn execute_inner(
                 (path, Some(admin.clone()), admin)
             }
         };
-        let _ = ctx.progress.send(Progress::Started {
+        let _ = ctx.events.send(ExecEvent::Started {
             task: i,
             attempt,
             base,
@@ -301,8 +271,7 @@ async fn execute_inner(
                 Some(Box::new((snap, git_ref)))
             }
         };
-        let result = snap.as_ref().map_or(base, |b| b.0.commit);
-        let _ = ctx.progress.send(Progress::AttemptFinished {
+        let _ = ctx.events.send(ExecEvent::AttemptFinished {
             task: i,
             attempt,
             outcome: outcome.clone(),
@@ -337,7 +306,6 @@ async fn execute_inner(
                 task: i,
                 status,
                 reason,
-                result: Some(result),
                 removable,
             });
         }

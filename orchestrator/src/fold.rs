@@ -1,0 +1,321 @@
+//! The one fold of a run's events into its state.
+//!
+//! The journal is the run's source of truth, and three readers need the
+//! state it adds up to: the dispatcher (which task is pending, running,
+//! finished, merged; what each one's result is), the report (`report.json`,
+//! `swarm status`, `swarm runs`, JUnit) and resume (what is left to run).
+//! They all apply events through [`RunFold::apply`], so an event handled
+//! for one of them cannot be forgotten by another: `apply` matches every
+//! event kind without a catch-all, and a unit test replays one of each kind
+//! the committed schema names.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use git2::Oid;
+use swarm_protocol::{Event, EventBody, Isolation, RunReport, TaskKind, TaskReport, TaskStatus};
+
+use crate::report::{log_paths, run_dir, verify_log_paths};
+
+/// What the events say of one task, beyond its report: the git facts the
+/// dispatcher and resume act on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskState {
+    /// The last attempt that started (0: none did).
+    pub attempt: u32,
+    /// The commit that attempt started from.
+    pub base: Option<Oid>,
+    /// The snapshot of the last attempt that finished, if it had one.
+    pub commit: Option<Oid>,
+    /// What its merge recorded: the task's commit, or the user's merge
+    /// commit for a conflict resolved by hand (which holds the fix).
+    pub merged: Option<Oid>,
+}
+
+/// Folds events into a run's state and its [`RunReport`].
+#[derive(Debug, Default)]
+pub struct RunFold {
+    report: Option<RunReport>,
+    /// Task id to its slot (the order `run_started` lists tasks in).
+    index: HashMap<String, usize>,
+    tasks: Vec<TaskState>,
+}
+
+fn oid(text: &str) -> Option<Oid> {
+    Oid::from_str(text).ok()
+}
+
+impl RunFold {
+    /// The state `events` add up to.
+    pub fn of(events: &[Event]) -> Self {
+        let mut fold = Self::default();
+        for event in events {
+            fold.apply(event);
+        }
+        fold
+    }
+
+    pub fn apply(&mut self, event: &Event) {
+        match &event.body {
+            EventBody::RunStarted {
+                run,
+                plan,
+                repo,
+                base,
+                base_commit,
+                integration_branch,
+                tasks,
+                ..
+            } => {
+                let dir = run_dir(Path::new(repo), run);
+                self.index = tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.id.clone(), i))
+                    .collect();
+                self.tasks = vec![TaskState::default(); tasks.len()];
+                self.report = Some(RunReport {
+                    v: event.v,
+                    run: run.clone(),
+                    plan: plan.clone(),
+                    repo: repo.clone(),
+                    base: base.clone(),
+                    base_commit: base_commit.clone(),
+                    integration_branch: integration_branch.clone(),
+                    integration_commit: base_commit.clone(),
+                    started_at: event.ts.clone(),
+                    finished_at: None,
+                    duration_ms: None,
+                    exit_code: None,
+                    tasks: tasks
+                        .iter()
+                        .map(|t| {
+                            let (out, err) = log_paths(&dir, &t.id, 1);
+                            TaskReport {
+                                id: t.id.clone(),
+                                kind: t.kind,
+                                isolation: t.isolation,
+                                deps: t.deps.clone(),
+                                status: TaskStatus::Pending,
+                                reason: None,
+                                exit_code: None,
+                                attempts: 0,
+                                duration_ms: 0,
+                                commit: None,
+                                git_ref: None,
+                                changed_files: Vec::new(),
+                                skipped_files: Vec::new(),
+                                snapshot_ms: 0,
+                                conflict_files: Vec::new(),
+                                conflict_hunks: Vec::new(),
+                                conflict_with: Vec::new(),
+                                stdout_log: out.display().to_string(),
+                                stderr_log: err.display().to_string(),
+                                agent: None,
+                            }
+                        })
+                        .collect(),
+                });
+            }
+            EventBody::TaskStarted {
+                task,
+                attempt,
+                base_commit,
+                ..
+            } => {
+                let dir = self.run_dir();
+                if let Some((t, s)) = self.task_mut(task)
+                    && let Some(dir) = dir
+                {
+                    let (out, err) = log_paths(&dir, task, *attempt);
+                    t.status = TaskStatus::Running;
+                    t.attempts = *attempt;
+                    t.stdout_log = out.display().to_string();
+                    t.stderr_log = err.display().to_string();
+                    s.attempt = *attempt;
+                    s.base = oid(base_commit);
+                }
+            }
+            EventBody::AttemptFinished {
+                task,
+                attempt,
+                outcome,
+                verify_passed,
+                duration_ms,
+                commit,
+                git_ref,
+                changed_files,
+                skipped_files,
+                snapshot_ms,
+                agent,
+            } => {
+                let dir = self.run_dir();
+                if let Some((t, s)) = self.task_mut(task) {
+                    // A command task's failed `verify` wrote its own logs;
+                    // an agent's verify output went back to the agent.
+                    let verify_logs = match t.kind {
+                        TaskKind::Command | TaskKind::Wasm => true,
+                        TaskKind::Agent => false,
+                    };
+                    if let (Some(false), true, Some(dir)) = (verify_passed, verify_logs, dir) {
+                        t.stderr_log = verify_log_paths(&dir, task, *attempt)
+                            .1
+                            .display()
+                            .to_string();
+                    }
+                    t.agent = agent.clone();
+                    t.exit_code = outcome.exit_code();
+                    t.duration_ms += duration_ms;
+                    t.commit = commit.clone();
+                    t.git_ref = git_ref.clone();
+                    t.changed_files = changed_files.clone();
+                    t.skipped_files = skipped_files.clone();
+                    t.snapshot_ms += snapshot_ms.unwrap_or(0);
+                    s.commit = commit.as_deref().and_then(oid);
+                }
+            }
+            EventBody::TaskFinished {
+                task,
+                status,
+                reason,
+            } => {
+                if let Some((t, _)) = self.task_mut(task) {
+                    t.status = *status;
+                    t.reason = reason.clone();
+                }
+            }
+            EventBody::TaskMerged {
+                task,
+                commit,
+                integration_commit,
+                resolved,
+            } => {
+                if let Some((t, s)) = self.task_mut(task) {
+                    t.status = TaskStatus::Merged;
+                    s.merged = oid(if *resolved {
+                        integration_commit
+                    } else {
+                        commit
+                    });
+                }
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                }
+            }
+            EventBody::TaskConflicted {
+                task,
+                files,
+                hunks,
+                touched_by,
+                ..
+            } => {
+                if let Some((t, _)) = self.task_mut(task) {
+                    t.status = TaskStatus::Conflicted;
+                    t.conflict_files = files.clone();
+                    t.conflict_hunks = hunks.clone();
+                    t.conflict_with = touched_by.clone();
+                }
+            }
+            // Progress only: the agent's report comes with its attempt.
+            EventBody::TaskQueued { .. }
+            | EventBody::AgentTool { .. }
+            | EventBody::AgentUsage { .. }
+            | EventBody::BudgetSpent { .. } => {}
+            EventBody::RunResumed {
+                pending,
+                integration_commit,
+                merged,
+                ..
+            } => {
+                for id in pending {
+                    if let Some((t, _)) = self.task_mut(id) {
+                        t.status = TaskStatus::Pending;
+                        t.reason = None;
+                    }
+                }
+                for id in merged {
+                    if let Some((t, s)) = self.task_mut(id) {
+                        t.status = TaskStatus::Merged;
+                        s.merged = s.commit;
+                    }
+                }
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                    r.exit_code = None;
+                    r.finished_at = None;
+                }
+            }
+            EventBody::RunFinished {
+                integration_commit,
+                exit_code,
+                duration_ms,
+            } => {
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                    r.exit_code = Some(*exit_code);
+                    r.duration_ms = Some(*duration_ms);
+                    r.finished_at = Some(event.ts.clone());
+                }
+            }
+        }
+    }
+
+    fn run_dir(&self) -> Option<std::path::PathBuf> {
+        self.report
+            .as_ref()
+            .map(|r| run_dir(Path::new(&r.repo), &r.run))
+    }
+
+    fn task_mut(&mut self, id: &str) -> Option<(&mut TaskReport, &mut TaskState)> {
+        let i = *self.index.get(id)?;
+        let t = self.report.as_mut()?.tasks.get_mut(i)?;
+        Some((t, self.tasks.get_mut(i)?))
+    }
+
+    /// The slot of task `id` (its place in `run_started`'s list).
+    pub fn slot(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// The status of the task in `slot` (pending before `run_started`).
+    pub fn status(&self, slot: usize) -> TaskStatus {
+        self.report
+            .as_ref()
+            .and_then(|r| r.tasks.get(slot))
+            .map_or(TaskStatus::Pending, |t| t.status)
+    }
+
+    /// The git facts of the task in `slot`.
+    pub fn state(&self, slot: usize) -> Option<&TaskState> {
+        self.tasks.get(slot)
+    }
+
+    /// What the task in `slot` gives its dependents and the integration
+    /// branch: for a merged task what its merge recorded; for one that
+    /// succeeded, its snapshot (a read-only task's is the commit it ran
+    /// on); for one that ended otherwise, its last snapshot.
+    pub fn result(&self, slot: usize) -> Option<Oid> {
+        let s = self.tasks.get(slot)?;
+        match self.status(slot) {
+            TaskStatus::Merged => s.merged.or(s.commit),
+            TaskStatus::Succeeded => match self.report.as_ref()?.tasks.get(slot)?.isolation {
+                Isolation::Readonly => s.base,
+                Isolation::Worktree => s.commit,
+            },
+            _ => s.commit,
+        }
+    }
+
+    /// The report so far (`None` before `run_started`).
+    pub fn report(&self) -> Option<&RunReport> {
+        self.report.as_ref()
+    }
+
+    pub fn into_report(self) -> Option<RunReport> {
+        self.report
+    }
+}
+
+#[cfg(test)]
+#[path = "fold_tests.rs"]
+mod tests;

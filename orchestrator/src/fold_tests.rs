@@ -1,0 +1,301 @@
+//! Replays one event of every kind the committed schema names through the
+//! fold, checking the state each one leaves.
+
+use std::collections::BTreeSet;
+
+use swarm_protocol::agent::Usage;
+use swarm_protocol::{
+    AttemptOutcome, Event, EventBody, Isolation, SCHEMA_VERSION, TaskInfo, TaskKind, TaskStatus,
+};
+
+use super::RunFold;
+
+const BASE: &str = "1111111111111111111111111111111111111111";
+const A1: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const MERGE: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const C1: &str = "cccccccccccccccccccccccccccccccccccccccc";
+const FIX: &str = "dddddddddddddddddddddddddddddddddddddddd";
+
+fn event(body: EventBody) -> Event {
+    Event {
+        v: SCHEMA_VERSION,
+        ts: "2026-01-01T00:00:00.000Z".into(),
+        body,
+    }
+}
+
+fn info(id: &str, isolation: Isolation, deps: &[&str]) -> TaskInfo {
+    TaskInfo {
+        id: id.into(),
+        kind: TaskKind::Command,
+        isolation,
+        deps: deps.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn started(task: &str, attempt: u32, base: &str) -> EventBody {
+    EventBody::TaskStarted {
+        task: task.into(),
+        attempt,
+        base_commit: base.into(),
+        workdir: format!("/w/{task}"),
+    }
+}
+
+fn attempt_finished(task: &str, attempt: u32, code: i32, commit: Option<&str>) -> EventBody {
+    EventBody::AttemptFinished {
+        task: task.into(),
+        attempt,
+        outcome: AttemptOutcome::Exited { code },
+        verify_passed: None,
+        duration_ms: 5,
+        commit: commit.map(str::to_string),
+        git_ref: commit.map(|_| format!("refs/swarm/r/{task}")),
+        changed_files: vec![format!("{task}.txt")],
+        skipped_files: Vec::new(),
+        snapshot_ms: Some(1),
+        agent: None,
+    }
+}
+
+fn finished(task: &str, status: TaskStatus) -> EventBody {
+    EventBody::TaskFinished {
+        task: task.into(),
+        status,
+        reason: (!status.is_success()).then(|| "why".into()),
+    }
+}
+
+fn oid(text: &str) -> Option<git2::Oid> {
+    git2::Oid::from_str(text).ok()
+}
+
+/// The names of the events in the committed `events.schema.json`.
+fn schema_event_names() -> BTreeSet<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../events.schema.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    schema["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            o["properties"]["event"]["const"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn every_committed_event_replays_through_the_fold() {
+    let mut fold = RunFold::default();
+    let mut seen = BTreeSet::new();
+    let mut apply = |fold: &mut RunFold, body: EventBody| {
+        let event = event(body);
+        let json = serde_json::to_value(&event).unwrap();
+        seen.insert(json["event"].as_str().unwrap().to_string());
+        fold.apply(&event);
+    };
+
+    // `a` writes, `b` only reads, `c` depends on both.
+    apply(
+        &mut fold,
+        EventBody::RunStarted {
+            run: "r".into(),
+            plan: "plan.toml".into(),
+            repo: "/repo".into(),
+            base: "HEAD".into(),
+            base_commit: BASE.into(),
+            integration_branch: Some("swarm/r".into()),
+            concurrency: 2,
+            tasks: vec![
+                info("a", Isolation::Worktree, &[]),
+                info("b", Isolation::Readonly, &[]),
+                info("c", Isolation::Worktree, &["a", "b"]),
+            ],
+            worktrees: None,
+        },
+    );
+    let (a, b, c) = (
+        fold.slot("a").unwrap(),
+        fold.slot("b").unwrap(),
+        fold.slot("c").unwrap(),
+    );
+    assert_eq!(fold.slot("nope"), None);
+    assert!((0..3).all(|i| fold.status(i) == TaskStatus::Pending));
+    assert_eq!(fold.report().unwrap().integration_commit, BASE);
+
+    apply(&mut fold, EventBody::TaskQueued { task: "a".into() });
+    assert_eq!(fold.status(a), TaskStatus::Pending);
+
+    apply(&mut fold, started("a", 1, BASE));
+    assert_eq!(fold.status(a), TaskStatus::Running);
+    assert_eq!(fold.state(a).unwrap().attempt, 1);
+    assert_eq!(fold.state(a).unwrap().base, oid(BASE));
+    assert_eq!(
+        fold.report().unwrap().tasks[a].stdout_log,
+        "/repo/.swarm/runs/r/logs/a/1.out"
+    );
+
+    // Progress of an agent changes no state.
+    apply(
+        &mut fold,
+        EventBody::AgentTool {
+            task: "a".into(),
+            name: "bash".into(),
+            detail: "ls".into(),
+        },
+    );
+    apply(
+        &mut fold,
+        EventBody::AgentUsage {
+            task: "a".into(),
+            turn: 1,
+            usage: Usage::default(),
+            total: Usage::default(),
+            cost_usd: 0.0,
+        },
+    );
+    apply(
+        &mut fold,
+        EventBody::BudgetSpent {
+            task: "a".into(),
+            message: "spent".into(),
+        },
+    );
+    assert_eq!(fold.status(a), TaskStatus::Running);
+
+    // A failed attempt, then a retry that succeeds.
+    apply(&mut fold, attempt_finished("a", 1, 1, Some(C1)));
+    assert_eq!(fold.state(a).unwrap().commit, oid(C1));
+    apply(&mut fold, started("a", 2, BASE));
+    apply(&mut fold, attempt_finished("a", 2, 0, Some(A1)));
+    apply(&mut fold, finished("a", TaskStatus::Succeeded));
+    let t = &fold.report().unwrap().tasks[a];
+    assert_eq!(
+        (t.status, t.attempts, t.duration_ms),
+        (TaskStatus::Succeeded, 2, 10)
+    );
+    assert_eq!(t.commit.as_deref(), Some(A1));
+    assert_eq!(fold.result(a), oid(A1));
+
+    apply(
+        &mut fold,
+        EventBody::TaskMerged {
+            task: "a".into(),
+            commit: A1.into(),
+            integration_commit: MERGE.into(),
+            resolved: false,
+        },
+    );
+    assert_eq!(fold.status(a), TaskStatus::Merged);
+    assert_eq!(fold.result(a), oid(A1));
+    assert_eq!(fold.report().unwrap().integration_commit, MERGE);
+
+    // A read-only task's result is the commit it ran on.
+    apply(&mut fold, started("b", 1, BASE));
+    apply(&mut fold, attempt_finished("b", 1, 0, None));
+    apply(&mut fold, finished("b", TaskStatus::Succeeded));
+    assert_eq!(fold.result(b), oid(BASE));
+
+    apply(&mut fold, started("c", 1, MERGE));
+    apply(&mut fold, attempt_finished("c", 1, 0, Some(C1)));
+    apply(&mut fold, finished("c", TaskStatus::Succeeded));
+    apply(
+        &mut fold,
+        EventBody::TaskConflicted {
+            task: "c".into(),
+            commit: C1.into(),
+            files: vec!["x".into()],
+            hunks: Vec::new(),
+            touched_by: vec!["a".into()],
+        },
+    );
+    apply(&mut fold, finished("c", TaskStatus::Conflicted));
+    assert_eq!(fold.status(c), TaskStatus::Conflicted);
+    assert_eq!(fold.report().unwrap().tasks[c].conflict_with, ["a"]);
+    assert_eq!(fold.result(c), oid(C1));
+
+    apply(
+        &mut fold,
+        EventBody::RunFinished {
+            integration_commit: MERGE.into(),
+            exit_code: 1,
+            duration_ms: 100,
+        },
+    );
+    assert_eq!(fold.report().unwrap().exit_code, Some(1));
+
+    // Resumed: `c` runs again, with its attempts counted on.
+    apply(
+        &mut fold,
+        EventBody::RunResumed {
+            restarted: Vec::new(),
+            pending: vec!["c".into()],
+            integration_commit: MERGE.into(),
+            retried: vec!["c".into()],
+            merged: Vec::new(),
+        },
+    );
+    assert_eq!(fold.status(c), TaskStatus::Pending);
+    assert_eq!(fold.report().unwrap().tasks[c].reason, None);
+    assert_eq!(fold.report().unwrap().exit_code, None);
+    assert_eq!(fold.state(c).unwrap().attempt, 1);
+    assert_eq!(fold.status(a), TaskStatus::Merged);
+
+    // A conflict resolved by hand: dependents start from the user's merge.
+    apply(
+        &mut fold,
+        EventBody::TaskMerged {
+            task: "c".into(),
+            commit: C1.into(),
+            integration_commit: FIX.into(),
+            resolved: true,
+        },
+    );
+    assert_eq!(fold.result(c), oid(FIX));
+
+    // A merge git shows but the journal lost: `b2` succeeded, and the
+    // resumed run finds its merge on the branch.
+    let mut lost = RunFold::default();
+    lost.apply(&event(EventBody::RunStarted {
+        run: "r".into(),
+        plan: "plan.toml".into(),
+        repo: "/repo".into(),
+        base: "HEAD".into(),
+        base_commit: BASE.into(),
+        integration_branch: Some("swarm/r".into()),
+        concurrency: 1,
+        tasks: vec![info("b2", Isolation::Worktree, &[])],
+        worktrees: None,
+    }));
+    lost.apply(&event(started("b2", 1, BASE)));
+    lost.apply(&event(attempt_finished("b2", 1, 0, Some(A1))));
+    lost.apply(&event(finished("b2", TaskStatus::Succeeded)));
+    lost.apply(&event(EventBody::RunResumed {
+        restarted: Vec::new(),
+        pending: Vec::new(),
+        integration_commit: MERGE.into(),
+        retried: Vec::new(),
+        merged: vec!["b2".into()],
+    }));
+    assert_eq!(lost.status(0), TaskStatus::Merged);
+    assert_eq!(lost.result(0), oid(A1));
+
+    assert_eq!(
+        seen,
+        schema_event_names(),
+        "every event of the committed schema replays through the fold"
+    );
+}
+
+#[test]
+fn events_before_the_run_started_change_nothing() {
+    let mut fold = RunFold::default();
+    fold.apply(&event(started("a", 1, BASE)));
+    assert!(fold.report().is_none());
+    assert_eq!(fold.status(0), TaskStatus::Pending);
+    assert_eq!(fold.result(0), None);
+}

@@ -1,0 +1,126 @@
+//! Where task attempts run: the seam between the dispatcher, which decides
+//! what runs when, and an executor, which runs it.
+//!
+//! The dispatcher hands an executor a ready task ([`Launch`]) once the
+//! executor admits it, and selects on the executor's [`ExecEvent`]s:
+//! attempts starting and ending (with their result commits), progress of
+//! agent tasks, the task's end, or its loss. It stops tasks through
+//! [`Executor::cancel`] and, when a run is resumed, asks whether attempts
+//! the dead coordinator started still live ([`Executor::reattach`]).
+//!
+//! [`super::local::LocalExecutor`] runs attempts on this machine (worktree,
+//! kernel or WASM sandbox, cgroups, the agent gateway). Another executor (a
+//! batch cluster) implements the same trait; see "Adding an executor" in
+//! ARCHITECTURE.md.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use git2::Oid;
+use swarm_protocol::agent::AgentReport;
+use swarm_protocol::{AttemptOutcome, TaskStatus};
+use swarm_sandbox::Stop;
+
+use crate::git::Snapshot;
+
+/// A ready task, handed to an executor: task `task` (its index in the
+/// plan) starts from `base`, merged with `deps` (its dependencies' results
+/// in plan order; empty for a root task), numbering its attempts from
+/// `first_attempt`.
+#[derive(Debug, Clone)]
+pub(crate) struct Launch {
+    pub task: usize,
+    pub base: Oid,
+    pub deps: Vec<Oid>,
+    pub first_attempt: u32,
+}
+
+/// Whether an executor takes a task now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Start,
+    /// No room for any task: try again when one ends.
+    Full,
+    /// Not this task yet (it needs more memory than is free while others
+    /// run): try others, and this one again when one ends.
+    Wait,
+    /// Never: the task fails with this reason, without starting.
+    Refuse(String),
+}
+
+/// What became of an attempt a dead coordinator started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reattached {
+    /// It is gone: the task starts again (its leftovers kept first).
+    Gone,
+    /// The executor found it alive and reports its events from now on
+    /// (attempts that outlive the coordinator: a batch cluster's jobs;
+    /// local attempts die with it).
+    Adopted,
+}
+
+/// What an executor reports, per task, in the order things happen.
+#[derive(Debug)]
+pub(crate) enum ExecEvent {
+    /// An attempt started in `workdir`, from `base`.
+    Started {
+        task: usize,
+        attempt: u32,
+        base: Oid,
+        workdir: PathBuf,
+    },
+    /// An attempt ended; its worktree is on `snapshot`'s ref.
+    AttemptFinished {
+        task: usize,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        verify_passed: Option<bool>,
+        duration: Duration,
+        /// Boxed: the snapshot's lists make this variant much larger
+        /// than the others.
+        snapshot: Option<Box<(Snapshot, String)>>,
+        agent: Option<AgentReport>,
+    },
+    /// What an agent task's session reports as it goes.
+    Agent {
+        task: usize,
+        note: crate::gateway::AgentNote,
+    },
+    /// The task reached its end: its last attempt's result is what its
+    /// last `AttemptFinished` recorded.
+    Finished {
+        task: usize,
+        status: TaskStatus,
+        reason: Option<String>,
+    },
+    /// The executor lost the task (its worker died in a way it cannot
+    /// account for); it counts as failed.
+    Lost { task: usize, why: String },
+}
+
+/// Runs task attempts for the dispatcher. Methods never block: anything
+/// slow happens inside the executor, reported through [`Executor::next`].
+pub(crate) trait Executor: Send {
+    /// Whether `task` can start now (capacity, memory).
+    fn admit(&self, task: usize) -> Admission;
+
+    /// Starts an admitted task; its events follow through `next`.
+    fn start(&mut self, launch: Launch);
+
+    /// The next event of any task. `None` once nothing runs. Must be
+    /// cancel-safe: the dispatcher drops it when something else is ready.
+    fn next(&mut self) -> BoxFuture<'_, Option<ExecEvent>>;
+
+    /// Stops a running task (`Graceful` first, `Immediate` to escalate);
+    /// it still reports its end.
+    fn cancel(&mut self, task: usize, how: Stop);
+
+    /// After a coordinator restart: whether attempt `attempt` of `task`,
+    /// which the journal says was running, still runs.
+    fn reattach(&mut self, task: usize, attempt: u32) -> Reattached;
+
+    /// Waits for the executor's own clean-up (worktrees of finished tasks,
+    /// shared checkouts) once no task runs.
+    fn shutdown(&mut self) -> BoxFuture<'_, ()>;
+}

@@ -1,0 +1,316 @@
+//! The local executor: task attempts on this machine, each a tokio task
+//! ([`super::task::execute`]) driving a worktree, a sandboxed process, a
+//! WASM guest or an agent session, reporting through one channel.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use swarm_protocol::TaskStatus;
+use swarm_sandbox::Stop;
+use tokio::sync::{Mutex, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
+use super::task::{self, Ctx, Done};
+use super::{Prepared, RunError};
+use crate::git::{GitError, Worktrees};
+use crate::plan::Task;
+use crate::worktree_home::WorktreeHome;
+
+/// Runs attempts as tokio tasks of this process, at most `concurrency` at
+/// once.
+pub(super) struct LocalExecutor {
+    ctx: Arc<Ctx>,
+    concurrency: usize,
+    running: JoinSet<Done>,
+    /// The task each running tokio task runs, to name a lost one.
+    ids: HashMap<tokio::task::Id, usize>,
+    /// Each running task's own stop signal.
+    stops: HashMap<usize, watch::Sender<Option<Stop>>>,
+    events: mpsc::UnboundedReceiver<ExecEvent>,
+    /// Ends seen while events the task sent before ending were unread.
+    ended: VecDeque<ExecEvent>,
+    /// Deleting what finished tasks no longer need, off the way.
+    cleanup: JoinSet<()>,
+}
+
+impl LocalExecutor {
+    /// The executor of `prepared`'s tasks (`tasks`, shared with the
+    /// dispatcher), with worktrees in `home`. A `resumed` run first removes
+    /// the shared checkouts its dead coordinator left.
+    pub(super) fn new(
+        prepared: &Prepared,
+        tasks: Arc<[Task]>,
+        home: &WorktreeHome,
+        resumed: bool,
+    ) -> Result<Self, RunError> {
+        let worktree_dir = home.run_dir(&prepared.run);
+        if resumed {
+            remove_readonly_checkouts(&prepared.repo, &worktree_dir);
+        }
+        let options = &prepared.options;
+        // Only tasks that set limits get cgroups (see task.rs): a run
+        // without any makes none.
+        let limited = tasks.iter().any(|t| {
+            !task::in_process(&t.payload) && (t.memory.is_some() || t.processes.is_some())
+        });
+        let cgroups = limited
+            .then(|| super::cgroup::Cgroups::new(&prepared.run))
+            .flatten();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ctx = Arc::new(Ctx {
+            worktrees: Worktrees::new(prepared.repo.clone()),
+            repo: prepared.repo.clone(),
+            run: prepared.run.clone(),
+            run_dir: prepared.run_dir(),
+            worktree_dir,
+            caches: cache_dirs(prepared, home)?,
+            tasks,
+            grace: options.grace,
+            sandbox: options.sandbox.clone(),
+            read_paths: options.read_paths.clone(),
+            wasm: options.wasm.clone(),
+            gateway: options.gateway.clone(),
+            agent_program: options.agent_program.clone(),
+            secret_vars: prepared
+                .plan
+                .models
+                .values()
+                .filter_map(|m| m.api_key_env.clone())
+                .collect(),
+            min_free_space: prepared.plan.min_free_space,
+            cgroups,
+            readonly: Mutex::new(HashMap::new()),
+            events: tx,
+        });
+        Ok(Self {
+            ctx,
+            concurrency: options.concurrency.max(1),
+            running: JoinSet::new(),
+            ids: HashMap::new(),
+            stops: HashMap::new(),
+            events: rx,
+            ended: VecDeque::new(),
+            cleanup: JoinSet::new(),
+        })
+    }
+
+    /// The event for a task's tokio task that ended, and the clean-up of
+    /// what it leaves.
+    fn on_joined(
+        &mut self,
+        joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
+    ) -> Option<ExecEvent> {
+        let done = match joined {
+            Ok((id, done)) => {
+                self.ids.remove(&id);
+                done
+            }
+            Err(e) => {
+                let task = self.ids.remove(&e.id())?;
+                self.stops.remove(&task);
+                return Some(ExecEvent::Lost {
+                    task,
+                    why: e.to_string(),
+                });
+            }
+        };
+        self.stops.remove(&done.task);
+        if let Some((path, admin)) = done.removable {
+            // Its work is on its ref; deleting the tree must not delay anyone.
+            let ctx = Arc::clone(&self.ctx);
+            self.cleanup.spawn_blocking(move || {
+                if let Err(e) = ctx.worktrees.remove(&path, Some(&admin)) {
+                    tracing::warn!(path = %path.display(), error = %e, "failed to remove worktree");
+                }
+            });
+        }
+        if done.status == TaskStatus::Succeeded {
+            // Its private tmp and its view of the git directory are scratch,
+            // gone with its worktree (what failed keeps them, for a look).
+            let tmp = self.ctx.run_dir.join("tmp");
+            let id = self.ctx.tasks[done.task].id.clone();
+            self.cleanup.spawn_blocking(move || {
+                for dir in [tmp.join(&id), tmp.join(format!("{id}.git"))] {
+                    match std::fs::remove_dir_all(&dir) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            tracing::warn!(path = %dir.display(), error = %e, "failed to remove a task's tmp directory");
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+        Some(ExecEvent::Finished {
+            task: done.task,
+            status: done.status,
+            reason: done.reason,
+        })
+    }
+}
+
+impl Executor for LocalExecutor {
+    fn admit(&self, task: usize) -> Admission {
+        if self.running.len() >= self.concurrency {
+            return Admission::Full;
+        }
+        // A task that says how much memory it needs waits until that much
+        // is available; with nothing else running to wait for, it fails,
+        // saying so.
+        if let Some(need) = self.ctx.tasks[task].memory
+            && let Some(available) = mem_available()
+            && need > available
+        {
+            if !self.running.is_empty() {
+                return Admission::Wait;
+            }
+            return Admission::Refuse(format!(
+                "not started: it needs {} of memory (`memory`) and the machine has {} available",
+                bytesize::ByteSize::b(need),
+                bytesize::ByteSize::b(available)
+            ));
+        }
+        Admission::Start
+    }
+
+    fn start(&mut self, launch: Launch) {
+        let i = launch.task;
+        let (stop, stopped) = watch::channel(None);
+        // A span per task, so that logs of many workers can be told apart.
+        let span = tracing::info_span!(
+            "task",
+            id = %self.ctx.tasks[i].id,
+            attempt = launch.first_attempt
+        );
+        let handle = self.running.spawn(tracing::Instrument::instrument(
+            task::execute(Arc::clone(&self.ctx), launch, stopped),
+            span,
+        ));
+        self.ids.insert(handle.id(), i);
+        self.stops.insert(i, stop);
+    }
+
+    fn next(&mut self) -> BoxFuture<'_, Option<ExecEvent>> {
+        Box::pin(async move {
+            loop {
+                // What a task sent before it ended comes before its end.
+                if let Ok(event) = self.events.try_recv() {
+                    return Some(event);
+                }
+                if let Some(event) = self.ended.pop_front() {
+                    return Some(event);
+                }
+                if self.running.is_empty() {
+                    return None;
+                }
+                tokio::select! {
+                    biased;
+                    Some(event) = self.events.recv() => return Some(event),
+                    Some(joined) = self.running.join_next_with_id() => {
+                        if let Some(event) = self.on_joined(joined) {
+                            self.ended.push_back(event);
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    fn cancel(&mut self, task: usize, how: Stop) {
+        if let Some(stop) = self.stops.get(&task) {
+            stop.send_replace(Some(how));
+        }
+    }
+
+    fn reattach(&mut self, _task: usize, _attempt: u32) -> Reattached {
+        // Local attempts are children of the coordinator: they died with it.
+        Reattached::Gone
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // Deleting worktrees of merged tasks overlapped with the run;
+            // here we only wait for what is left of it.
+            while self.cleanup.join_next().await.is_some() {}
+            let readonly: Vec<_> = self
+                .ctx
+                .readonly
+                .lock()
+                .await
+                .drain()
+                .map(|(_, p)| p)
+                .collect();
+            let ctx = Arc::clone(&self.ctx);
+            // `remove` deletes each worktree's metadata too, so no `git
+            // worktree prune` (a process spawn) is needed at the end of
+            // every run.
+            let pruned = tokio::task::spawn_blocking(move || -> Result<(), GitError> {
+                for (path, admin) in readonly {
+                    ctx.worktrees.remove(&path, Some(&admin))?;
+                }
+                Ok(())
+            })
+            .await;
+            match pruned {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "failed to clean up worktrees"),
+                Err(e) => tracing::warn!(error = %e, "failed to clean up worktrees"),
+            }
+        })
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Removes the shared read-only checkouts a dead coordinator left (they
+/// hold nothing to keep).
+fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(worktree_dir) else {
+        return;
+    };
+    let worktrees = Worktrees::new(repo.clone());
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".readonly-")
+            && let Err(e) = worktrees.remove(&entry.path(), None)
+        {
+            tracing::warn!(path = %entry.path().display(), error = %e, "failed to remove a stale checkout");
+        }
+    }
+}
+
+/// The build caches of a sandboxed run, created (writable by the identity
+/// its tasks run as).
+fn cache_dirs(prepared: &Prepared, home: &WorktreeHome) -> Result<Vec<task::Cache>, RunError> {
+    if prepared.options.sandbox.is_none() {
+        return Ok(Vec::new());
+    }
+    let owner = swarm_sandbox::worker_identity();
+    prepared
+        .options
+        .caches
+        .iter()
+        .map(|c| {
+            Ok(task::Cache {
+                var: c.var.clone(),
+                dir: home.cache_dir(&c.name, owner)?,
+                per_task: c.per_task,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,197 @@
+//! The run's writer: one thread that appends to the journal (with its
+//! fsyncs) and merges results into the integration branch (libgit2), so
+//! that neither ever blocks the dispatcher.
+//!
+//! Jobs run strictly in the order the dispatcher submits them: a merge
+//! starts only after every journal line before it is on disk, so a crash
+//! can leave the integration branch at most one merge ahead of the journal
+//! (which resume reads from git), as when both ran on the dispatcher.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use git2::Oid;
+use swarm_protocol::{ConflictHunk, Event};
+use tokio::sync::mpsc;
+
+use super::RunError;
+use crate::git::{GitError, MergeOutcome, Merger, Repo, refs};
+use crate::journal::Journal;
+
+/// A merge of a task's result into the integration branch.
+#[derive(Debug)]
+pub(super) struct MergeJob {
+    pub task: usize,
+    pub id: String,
+    pub ours: Oid,
+    pub theirs: Oid,
+    pub message: String,
+    /// One commit holding the task's changes instead of a merge commit.
+    pub squash: bool,
+}
+
+/// How a merge went.
+#[derive(Debug)]
+pub(super) enum Merged {
+    /// The integration branch moved to this commit.
+    Moved(Oid),
+    /// The result was already in it.
+    AlreadyIn,
+    Conflict {
+        files: Vec<String>,
+        /// Where, when that could be found (best effort).
+        hunks: Vec<ConflictHunk>,
+    },
+}
+
+enum Job {
+    Append(Box<Event>),
+    Merge(MergeJob),
+}
+
+/// The handle the dispatcher holds; dropping it finishes the queued jobs.
+pub(super) struct Writer {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    merged: mpsc::UnboundedReceiver<(usize, Result<Merged, GitError>)>,
+    /// The first journal write that failed: the run cannot go on.
+    failed: Arc<Mutex<Option<RunError>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the thread, appending to `journal` and merging into run
+    /// `run`'s integration branch of `repo`.
+    pub(super) fn start(journal: Journal, repo: &Repo, run: &str) -> Result<Self, RunError> {
+        let merger = Merger::new(repo)?;
+        let (repo, branch) = (repo.clone(), refs::integration(run));
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let (done, merged) = mpsc::unbounded_channel();
+        let failed = Arc::new(Mutex::new(None));
+        let failure = Arc::clone(&failed);
+        let mut journal = journal;
+        let thread = std::thread::Builder::new()
+            .name("swarm-writer".into())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        Job::Append(event) => {
+                            if let Err(source) = journal.append(&event) {
+                                let mut failed =
+                                    failure.lock().unwrap_or_else(PoisonError::into_inner);
+                                failed.get_or_insert(RunError::Io {
+                                    action: format!("write journal {}", journal.path().display()),
+                                    source,
+                                });
+                            }
+                        }
+                        Job::Merge(job) => {
+                            let task = job.task;
+                            let _ = done.send((task, merge(&merger, &repo, &branch, job)));
+                        }
+                    }
+                }
+            })
+            .map_err(|source| RunError::Io {
+                action: "start the journal's writer thread".into(),
+                source,
+            })?;
+        Ok(Self {
+            jobs: Some(jobs),
+            merged,
+            failed,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues `event` for the journal; fails if an earlier write failed.
+    pub(super) fn append(&mut self, event: Event) -> Result<(), RunError> {
+        self.check()?;
+        self.submit(Job::Append(Box::new(event)))
+    }
+
+    /// Queues a merge; its result comes through [`Writer::next_merged`].
+    pub(super) fn merge(&mut self, job: MergeJob) -> Result<(), RunError> {
+        self.submit(Job::Merge(job))
+    }
+
+    /// The next merge's result: the task and how it went. Cancel-safe.
+    pub(super) async fn next_merged(&mut self) -> Result<(usize, Merged), RunError> {
+        match self.merged.recv().await {
+            Some((task, result)) => Ok((task, result?)),
+            None => Err(self.gone()),
+        }
+    }
+
+    /// Waits for every queued job; the first journal write that failed.
+    pub(super) fn close(mut self) -> Result<(), RunError> {
+        self.join();
+        self.check()
+    }
+
+    fn submit(&mut self, job: Job) -> Result<(), RunError> {
+        match &self.jobs {
+            Some(jobs) if jobs.send(job).is_ok() => Ok(()),
+            _ => Err(self.gone()),
+        }
+    }
+
+    fn check(&self) -> Result<(), RunError> {
+        match self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn gone(&self) -> RunError {
+        RunError::Io {
+            action: "write the journal".into(),
+            source: std::io::Error::other("its writer thread ended"),
+        }
+    }
+
+    fn join(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the journal's writer thread panicked");
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// Whatever ends the run, the lines it queued reach the journal.
+    fn drop(&mut self) {
+        self.join();
+    }
+}
+
+fn merge(merger: &Merger, repo: &Repo, branch: &str, job: MergeJob) -> Result<Merged, GitError> {
+    let outcome = if job.squash {
+        merger.squash(job.ours, job.theirs, &job.message)?
+    } else {
+        merger.merge(job.ours, job.theirs, &job.message)?
+    };
+    Ok(match outcome {
+        MergeOutcome::Merged(new) => {
+            repo.set_ref(branch, new, &format!("swarm: merge {}", job.id))?;
+            Merged::Moved(new)
+        }
+        MergeOutcome::AlreadyIn => Merged::AlreadyIn,
+        MergeOutcome::Conflict(files) => {
+            // Best effort: the conflict itself is already known.
+            let hunks = merger
+                .conflict_hunks(job.ours, job.theirs, job.squash)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "failed to find the conflicting lines");
+                    Vec::new()
+                });
+            Merged::Conflict { files, hunks }
+        }
+    })
+}
