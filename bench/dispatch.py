@@ -2,11 +2,13 @@
 """Dispatch latency of swarm's dispatcher while merges of a large repository run.
 
 Section 10 of BENCHMARKS.md. Two plans, each run in a 10,000-file repository
-next to 40 writing tasks (every one of which is merged into the integration
-branch, a merge of a 10,000-file tree):
+with 40 writing tasks interleaved (every one of which is merged into the
+integration branch, a merge of a 10,000-file tree, while the others run):
 
   chain   1,000 read-only no-op tasks, each depending on the one before
-  fanout  200 read-only no-op tasks with no dependencies
+  fanout  200 read-only no-op tasks, each depending only on `warm`, a
+          read-only task that makes the shared read-only checkout first (so
+          that no measured task waits for a 10,000-file checkout)
 
 `swarm run --events json` prints every event the moment the dispatcher emits
 it; this script stamps each line on arrival (monotonic clock) and measures,
@@ -16,9 +18,12 @@ fan-out, the `task_finished` that freed the slot it took (the latest
 `task_finished` before it). That is the dispatcher's reaction time: a slow
 merge or fsync on its thread shows up here.
 
-    bench/dispatch.py SWARM WORKDIR [BENCHMARKS.md]
-        prints "chain p50 p99 fanout p50 p99" (ms, median of 3 runs) and, given
-        the file, writes section 10 into it. bench/run.sh calls it.
+    bench/dispatch.py WORKDIR [BENCHMARKS.md] LABEL=SWARM [LABEL=SWARM ...]
+        prints "LABEL chain p50 p99 fanout p50 p99" (ms, median of 3 runs)
+        per binary and, given the file, writes section 10 into it with a
+        column pair per binary (measured side by side, in turns). bench/run.sh
+        calls it with the binary it built; the committed figures also have
+        `before=`, a build of 6e97252 (merges and fsync on the dispatcher).
 """
 
 import json
@@ -46,12 +51,21 @@ def make_repo(path, files=10_000):
 
 def plan(kind, n, writers=40):
     lines = ['[swarm]\nsandbox = "none"\n']
-    for i in range(writers):
-        lines.append(
-            f'[[task]]\nid = "w{i}"\nrun = "echo {i} > d{i:03}/written.txt"\n'
-        )
+    if kind == "fanout":
+        lines.append('[[task]]\nid = "warm"\nisolation = "readonly"\nrun = "true"\n')
+    # A writer every few readers, so that merges run while readers start.
+    every = max(1, n // writers)
+    w = 0
     for i in range(n):
-        dep = f'deps = ["r{i - 1}"]\n' if kind == "chain" and i > 0 else ""
+        if i % every == 0 and w < writers:
+            lines.append(
+                f'[[task]]\nid = "w{w}"\nrun = "echo {w} > d{w:03}/written.txt"\n'
+            )
+            w += 1
+        if kind == "chain":
+            dep = f'deps = ["r{i - 1}"]\n' if i > 0 else ""
+        else:
+            dep = 'deps = ["warm"]\n'
         lines.append(f'[[task]]\nid = "r{i}"\nisolation = "readonly"\nrun = "true"\n{dep}')
     return "\n".join(lines)
 
@@ -61,7 +75,7 @@ def measure(swarm, repo, kind, n, jobs):
     with open(plan_path, "w") as f:
         f.write(plan(kind, n))
     proc = subprocess.Popen(
-        [swarm, "run", "-q", "-j", str(jobs), "--events", "json", "--name", kind, plan_path],
+        [swarm, "run", "-q", "-j", str(jobs), "--events", "json", "--name", f"{kind}-{time.time_ns()}", plan_path],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -93,46 +107,59 @@ def measure(swarm, repo, kind, n, jobs):
 SECTION = """## 10. Dispatch latency while merges run
 
 Measured by `bench/dispatch.py` on {date}: in a 10,000-file repository, 40 writing
-tasks (each merged into the integration branch) run beside read-only no-op tasks, {jobs}
-at a time, unsandboxed so that only swarm's own work is timed, on tmpfs (`/dev/shm`). For each read-only task:
-the time from the event that made it startable (its dependency's `task_finished` in
-the chain; the `task_finished` that freed its slot in the fan-out) to its
-`task_started`, stamped on arrival from `--events json`. Median of {runs} runs.
+tasks (each merged into the integration branch) run interleaved with read-only no-op
+tasks, {jobs} at a time, unsandboxed so that only swarm's own work is timed, on tmpfs
+(`/dev/shm`). For each read-only task: the time from the event that made it startable
+(its dependency's `task_finished` in the chain; the `task_finished` that freed its slot
+in the fan-out) to its `task_started`, stamped on arrival from `--events json`. Median
+of {runs} runs; the binaries measured in turns on the same repositories.
 
-| | p50 | p99 |
-|---|---:|---:|
-| 1,000-task chain | {c50:.2f} ms | {c99:.2f} ms |
-| 200-task fan-out | {f50:.2f} ms | {f99:.2f} ms |
+{table}
+{notes}"""
 
-Today libgit2 merges, snapshots and the journal's fsync run on the dispatcher's thread,
-so a task that becomes startable waits for whatever of that is in progress (the p99).
-Target: p99 under 1 ms while merges run, by moving blocking work off the dispatcher.
-"""
+NOTES = {
+    "before": "`before` is 6e97252, where libgit2 merges into the integration branch and the\n"
+    "journal's fsync ran on the dispatcher's thread, and a task's `task_started` was\n"
+    "reported only after its process was spawned.",
+    "after": "`after` is this tree: merges and journal writes run on the run's writer thread\n"
+    "(in submission order), a chain link starts from its dependency's result without a\n"
+    "trip to the blocking pool, and a task's start is reported before its spawn.",
+}
 
 
 def main():
-    swarm, work = sys.argv[1], sys.argv[2]
-    out = sys.argv[3] if len(sys.argv) > 3 else None
+    args = sys.argv[1:]
+    work = args.pop(0)
+    out = args.pop(0) if args and "=" not in args[0] else None
+    binaries = [a.split("=", 1) for a in args]
     jobs = os.cpu_count() or 2
-    runs = []
+    runs = {label: [] for label, _ in binaries}
     for r in range(3):
         repo = os.path.join(work, f"big{r}")
         make_repo(repo)
-        chain = measure(swarm, repo, "chain", 1000, jobs)
-        fanout = measure(swarm, repo, "fanout", 200, jobs)
-        runs.append((*chain, *fanout))
-    med = [sorted(col)[len(col) // 2] for col in zip(*runs)]
-    print(" ".join(f"{v:.2f}" for v in med))
+        for label, swarm in binaries:
+            chain = measure(swarm, repo, "chain", 1000, jobs)
+            fanout = measure(swarm, repo, "fanout", 200, jobs)
+            runs[label].append((*chain, *fanout))
+    meds = {}
+    for label, _ in binaries:
+        meds[label] = [sorted(col)[len(col) // 2] for col in zip(*runs[label])]
+        print(label, " ".join(f"{v:.2f}" for v in meds[label]))
     if out:
         import re
+        head = "| |" + "".join(f" {l} p50 | {l} p99 |" for l, _ in binaries)
+        rule = "|---|" + "---:|---:|" * len(binaries)
+        row = lambda name, k: f"| {name} |" + "".join(
+            f" {meds[l][k]:.2f} ms | {meds[l][k + 1]:.2f} ms |" for l, _ in binaries
+        )
+        table = "\n".join([head, rule, row("1,000-task chain", 0), row("200-task fan-out", 2)])
+        notes = "\n\n".join(NOTES[l] for l, _ in binaries if l in NOTES)
         section = SECTION.format(
             date=time.strftime("%Y-%m-%d", time.gmtime()),
             jobs=jobs,
-            runs=len(runs),
-            c50=med[0],
-            c99=med[1],
-            f50=med[2],
-            f99=med[3],
+            runs=3,
+            table=table,
+            notes=notes + "\n" if notes else "",
         )
         text = open(out).read()
         text = re.sub(r"\n## 10\. .*?(?=\n## |\Z)", "", text, flags=re.S).rstrip("\n")

@@ -492,4 +492,4 @@ echo "wrote $OUT"
 # section 10 (the dispatcher's latency while merges run).
 HOME=$REAL_HOME OUT="$OUT" "$ROOT/bench/cargo.sh"
 mkdir -p "$WORK/dispatch"
-python3 "$ROOT/bench/dispatch.py" "$SWARM" "$WORK/dispatch" "$OUT"
+python3 "$ROOT/bench/dispatch.py" "$WORK/dispatch" "$OUT" "after=$SWARM"

@@ -58,13 +58,26 @@ impl Journal {
     /// merged, the run started or ended) are flushed to the disk before this
     /// returns, so a crash or power loss cannot forget them after the fact.
     pub fn append(&mut self, event: &Event) -> io::Result<()> {
-        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
-        if is_state_change(&event.body) {
+        if self.write(event)? {
             self.file.sync_data()?;
         }
         Ok(())
+    }
+
+    /// Writes one event as one line (into the page cache: a crash of the
+    /// process cannot lose it, a power loss can) and says whether it must
+    /// be flushed to the disk too; the caller does that through a
+    /// [`Journal::flusher`], on a thread where the wait harms nobody.
+    pub fn write(&mut self, event: &Event) -> io::Result<bool> {
+        let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)?;
+        Ok(is_state_change(&event.body))
+    }
+
+    /// A handle on the journal's file for `sync_data`, from another thread.
+    pub fn flusher(&self) -> io::Result<File> {
+        self.file.try_clone()
     }
 }
 

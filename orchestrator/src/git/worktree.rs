@@ -155,6 +155,13 @@ impl Worktrees {
         })
     }
 
+    /// The commit the worktree recorded in `admin` was checked out at (its
+    /// detached `HEAD`), when that can be read.
+    pub(crate) fn checked_out_at(admin: &Path) -> Option<Oid> {
+        let head = std::fs::read_to_string(admin.join("HEAD")).ok()?;
+        Oid::from_str(head.trim()).ok()
+    }
+
     /// True if `admin` is exactly one directory below `.git/worktrees/`.
     fn is_admin_dir(&self, admin: &Path) -> bool {
         let root = self.repo.common_dir.join("worktrees");

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::executor::{Admission, ExecEvent, Executor, Launch};
 use super::local::LocalExecutor;
 use super::lock::RunLock;
-use super::writer::{MergeJob, Merged, Writer};
+use super::writer::Writer;
 use super::{Prepared, RunError};
 use crate::fold::RunFold;
 use crate::gateway::AgentNote;
@@ -33,6 +33,9 @@ use crate::graph::TaskGraph;
 use crate::journal::Journal;
 use crate::plan::{History, OnFailure, Task};
 use crate::worktree_home::WorktreeHome;
+
+mod merging;
+mod resumed;
 
 fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { action, source }
@@ -159,89 +162,6 @@ impl<'o> Dispatcher<'o> {
         Ok(())
     }
 
-    /// Takes over a run whose coordinator died or was cancelled: finished
-    /// tasks stay finished, merges stay done, interrupted tasks start again
-    /// from a clean worktree after their leftovers are committed.
-    pub(super) fn resume(
-        prepared: Prepared,
-        home: &WorktreeHome,
-        observer: &'o mut (dyn FnMut(&Event) + Send),
-        stop: watch::Receiver<Option<Stop>>,
-    ) -> Result<Self, RunError> {
-        let run_dir = prepared.run_dir();
-        let lock = RunLock::acquire(&run_dir, &prepared.run)?;
-        let tasks: Arc<[Task]> = Arc::from(prepared.plan.tasks.clone());
-        let mut executor = LocalExecutor::new(&prepared, Arc::clone(&tasks), home, true)?;
-        let recovered = super::resume::recover(
-            &prepared.repo,
-            &prepared.run,
-            &run_dir,
-            &home.run_dir(&prepared.run),
-            &prepared.plan.tasks,
-            prepared.options.retry_failed.as_deref(),
-            &mut |task, attempt| executor.reattach(task, attempt),
-        )?;
-        let mut prepared = prepared;
-        prepared.base_commit = recovered.base_commit;
-        let mut dispatcher = Self::new(prepared, tasks, Box::new(executor), observer, stop, lock)?;
-        // The new observer has not seen the run start.
-        (dispatcher.observer)(&recovered.run_started);
-        dispatcher.fold = recovered.fold;
-        dispatcher.find_slots()?;
-        dispatcher.integration = recovered.integration;
-        for &i in &recovered.adopted {
-            dispatcher.in_flight[i] = true;
-        }
-        let ids = |list: &[usize]| -> Vec<String> {
-            list.iter()
-                .map(|&i| dispatcher.tasks[i].id.clone())
-                .collect()
-        };
-        let body = EventBody::RunResumed {
-            restarted: ids(&recovered.restarted),
-            pending: ids(&recovered.pending),
-            integration_commit: dispatcher.integration.to_string(),
-            retried: ids(&recovered.retried),
-            // The branch moved but the crash lost the journal line.
-            merged: ids(recovered.merged_by_git.as_slice()),
-        };
-        dispatcher.emit(body)?;
-        for i in 0..dispatcher.tasks.len() {
-            let slot = dispatcher.slot[i];
-            dispatcher.next_attempt[i] = dispatcher.fold.state(slot).map_or(0, |s| s.attempt) + 1;
-        }
-        dispatcher.ready.clear();
-        for i in 0..dispatcher.tasks.len() {
-            dispatcher.waiting_on[i] = dispatcher
-                .graph
-                .deps(i)
-                .filter(|&d| {
-                    !matches!(
-                        dispatcher.status(d),
-                        TaskStatus::Succeeded | TaskStatus::Merged
-                    )
-                })
-                .count();
-            if dispatcher.status(i) == TaskStatus::Pending && dispatcher.waiting_on[i] == 0 {
-                dispatcher
-                    .ready
-                    .push((dispatcher.graph.critical_path(i), Reverse(i)));
-            }
-        }
-        // Dependents of what failed before stay blocked.
-        for i in 0..dispatcher.tasks.len() {
-            let what = match dispatcher.status(i) {
-                TaskStatus::Failed => "failed",
-                TaskStatus::TimedOut => "timed out",
-                TaskStatus::Conflicted => "conflicted",
-                _ => continue,
-            };
-            dispatcher.block_dependents(i, what)?;
-        }
-        dispatcher.announce_ready()?;
-        Ok(dispatcher)
-    }
-
     /// The dispatcher of `prepared` with nothing started yet, its tasks
     /// run by `executor`.
     fn new(
@@ -349,17 +269,18 @@ impl<'o> Dispatcher<'o> {
         self.fold.result(self.slot[i])
     }
 
-    /// Records a state change: the fold applies it, the observer sees it,
-    /// and the writer queues it for the journal.
+    /// Records a state change: the journal gets it (its flush queued on the
+    /// writer's thread), the fold applies it, the observer sees it.
     fn emit(&mut self, body: EventBody) -> Result<(), RunError> {
         let event = Event {
             v: SCHEMA_VERSION,
             ts: crate::timestamp(SystemTime::now()),
             body,
         };
+        self.writer.append(&event)?;
         self.fold.apply(&event);
         (self.observer)(&event);
-        self.writer.append(event)
+        Ok(())
     }
 
     pub(super) async fn run(mut self) -> Result<RunReport, RunError> {
@@ -593,141 +514,6 @@ impl<'o> Dispatcher<'o> {
             stack.extend(self.graph.dependents(d));
         }
         Ok(())
-    }
-
-    /// Merges finished tasks into the integration branch, strictly in merge
-    /// order, so that the same plan always gives the same history and the
-    /// same conflicts whatever order tasks finished in. One merge at a time
-    /// runs on the writer's thread; its result continues the walk.
-    fn advance_merges(&mut self) -> Result<(), RunError> {
-        if self.merging.is_some() {
-            return Ok(());
-        }
-        while let Some(&i) = self.graph.merge_order().get(self.cursor) {
-            let merging = match self.status(i) {
-                TaskStatus::Pending | TaskStatus::Running => return Ok(()),
-                TaskStatus::Succeeded => self.start_merge(i)?,
-                _ => false,
-            };
-            if merging {
-                return Ok(());
-            }
-            self.cursor += 1;
-        }
-        Ok(())
-    }
-
-    /// Hands task `i`'s merge to the writer, or says why there is none to
-    /// do (then `false`).
-    fn start_merge(&mut self, i: usize) -> Result<bool, RunError> {
-        let id = self.tasks[i].id.clone();
-        let unmerged_dep = self.graph.deps(i).find(|&d| !self.is_in_integration(d));
-        if let Some(d) = unmerged_dep {
-            self.emit(EventBody::TaskFinished {
-                task: id,
-                status: TaskStatus::Blocked,
-                reason: Some(format!(
-                    "dependency `{}` {}, so its result cannot be merged",
-                    self.tasks[d].id,
-                    self.status(d)
-                )),
-            })?;
-            return Ok(false);
-        }
-        if self.tasks[i].isolation == Isolation::Readonly {
-            return Ok(false);
-        }
-        let Some(commit) = self.result(i) else {
-            return Ok(false);
-        };
-        let squash = self.history == History::Squash;
-        let message = format!(
-            "swarm: {} {}/{id}\n\nSwarm-Run: {}\nSwarm-Task: {id}\n",
-            if squash { "squash" } else { "merge" },
-            self.run,
-            self.run
-        );
-        self.writer.merge(MergeJob {
-            task: i,
-            id,
-            ours: self.integration,
-            theirs: commit,
-            message,
-            squash,
-        })?;
-        self.merging = Some(i);
-        Ok(true)
-    }
-
-    /// The writer merged task `i` (or found it conflicting).
-    fn on_merged(&mut self, i: usize, merged: Merged) -> Result<(), RunError> {
-        self.merging = None;
-        self.cursor += 1;
-        let id = self.tasks[i].id.clone();
-        let commit = self.result(i).map(|c| c.to_string()).unwrap_or_default();
-        match merged {
-            Merged::Moved(new) => self.integration = new,
-            Merged::AlreadyIn => {}
-            Merged::Conflict { files, hunks } => {
-                let touched_by = self.touched_by(&files);
-                let with = match touched_by.as_slice() {
-                    [] => String::new(),
-                    tasks => format!(", also changed by {}", tasks.join(", ")),
-                };
-                let reason = format!(
-                    "conflicts with the integration branch in {}{with}",
-                    files.join(", ")
-                );
-                self.emit(EventBody::TaskConflicted {
-                    task: id.clone(),
-                    commit,
-                    files,
-                    hunks,
-                    touched_by,
-                })?;
-                self.emit(EventBody::TaskFinished {
-                    task: id,
-                    status: TaskStatus::Conflicted,
-                    reason: Some(reason),
-                })?;
-                if self.on_failure == OnFailure::Stop {
-                    self.stopping.get_or_insert(Stopping::Failure);
-                }
-                self.block_dependents(i, "conflicted")?;
-                return self.advance_merges();
-            }
-        }
-        self.emit(EventBody::TaskMerged {
-            task: id,
-            commit,
-            integration_commit: self.integration.to_string(),
-            resolved: false,
-        })?;
-        self.advance_merges()
-    }
-
-    /// The merged tasks that changed any of `files`: the other side of a
-    /// conflict, for the user who resolves it.
-    fn touched_by(&self, files: &[String]) -> Vec<String> {
-        self.fold
-            .report()
-            .map(|r| {
-                r.tasks
-                    .iter()
-                    .filter(|t| t.status == TaskStatus::Merged)
-                    .filter(|t| t.changed_files.iter().any(|f| files.contains(f)))
-                    .map(|t| t.id.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn is_in_integration(&self, i: usize) -> bool {
-        match self.status(i) {
-            TaskStatus::Merged => true,
-            TaskStatus::Succeeded => self.tasks[i].isolation == Isolation::Readonly,
-            _ => false,
-        }
     }
 
     async fn finish(mut self) -> Result<RunReport, RunError> {

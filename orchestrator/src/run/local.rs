@@ -53,7 +53,7 @@ impl LocalExecutor {
         // Only tasks that set limits get cgroups (see task.rs): a run
         // without any makes none.
         let limited = tasks.iter().any(|t| {
-            !task::in_process(&t.payload) && (t.memory.is_some() || t.processes.is_some())
+            !super::attempt::in_process(&t.payload) && (t.memory.is_some() || t.processes.is_some())
         });
         let cgroups = limited
             .then(|| super::cgroup::Cgroups::new(&prepared.run))

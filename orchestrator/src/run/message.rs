@@ -6,7 +6,7 @@
 use swarm_protocol::agent::{AgentOutcome, AgentReport};
 use swarm_protocol::{AttemptOutcome, SkippedFile};
 
-use super::task::Verify;
+use super::attempt::Verify;
 use crate::plan::{Payload, Task, WasmTask};
 
 /// The message of the snapshot commit of `task`'s attempt `attempt`.

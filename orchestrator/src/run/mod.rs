@@ -3,6 +3,7 @@
 //! workers, merges, the journal and the report from one loop.
 
 mod agent;
+mod attempt;
 mod cgroup;
 mod dispatch;
 mod executor;

@@ -26,6 +26,9 @@ pub(super) struct Recovered {
     pub fold: RunFold,
     /// Every task that runs (again): announced in `run_resumed`.
     pub pending: Vec<usize>,
+    /// The number each task's next attempt gets: after every attempt the
+    /// journal or the task's refs know of.
+    pub first_attempt: Vec<u32>,
     pub base_commit: Oid,
     pub integration: Oid,
     /// Tasks that were running when the coordinator died or was cancelled.
@@ -172,6 +175,7 @@ pub(super) fn recover(
     let mut pending = Vec::new();
     let mut restarted = Vec::new();
     let mut adopted = Vec::new();
+    let mut first_attempt: Vec<u32> = state.iter().map(|s| s.attempt + 1).collect();
     for (i, task) in tasks.iter().enumerate() {
         let s = &state[i];
         let runs_again = match status[i] {
@@ -197,13 +201,15 @@ pub(super) fn recover(
         };
         if runs_again {
             let retrying = retried.contains(&i);
-            keep_leftovers(repo, &worktrees, run, worktree_dir, task, s, retrying)?;
+            let kept = keep_leftovers(repo, &worktrees, run, worktree_dir, task, s, retrying)?;
+            first_attempt[i] = s.attempt.max(kept.unwrap_or(0)) + 1;
             pending.push(i);
         }
     }
     Ok(Recovered {
         fold,
         pending,
+        first_attempt,
         base_commit,
         integration,
         restarted,
@@ -319,7 +325,8 @@ fn merged_task_of(repo: &Repo, commit: Oid) -> Result<Option<String>, RunError> 
 
 /// Before a task runs again: commits what its last, interrupted attempt
 /// left in its worktree to `<task>.<attempt>` and removes the worktree;
-/// without a worktree, its result ref is kept there.
+/// without a worktree, its result ref is kept there. The attempt number it
+/// kept something as, if it did: the task's next attempt comes after it.
 fn keep_leftovers(
     repo: &Repo,
     worktrees: &Worktrees,
@@ -328,12 +335,20 @@ fn keep_leftovers(
     task: &Task,
     state: &TaskState,
     retrying: bool,
-) -> Result<(), RunError> {
+) -> Result<Option<u32>, RunError> {
     let attempt = state.attempt.max(1);
+    let mut kept = None;
     let path = worktree_dir.join(&task.id);
     let keep_ref = refs::attempt(run, &task.id, attempt);
     if task.isolation == Isolation::Worktree && path.exists() {
-        if let (Some(admin), Some(base)) = (worktrees.admin_dir(&path), state.base) {
+        // The journal may not have heard of the attempt (the crash came
+        // between its worktree and its `task_started` line): the worktree's
+        // own record says where it started.
+        let admin = worktrees.admin_dir(&path);
+        let base = state
+            .base
+            .or_else(|| admin.as_deref().and_then(Worktrees::checked_out_at));
+        if let (Some(admin), Some(base)) = (admin, base) {
             // A snapshot or checkout the crash interrupted left its locks.
             remove_lock_files(&admin);
             let what = if retrying {
@@ -351,6 +366,7 @@ fn keep_leftovers(
             };
             let snap = snapshot(&path, &admin, base, limits, |_| message)?;
             repo.set_ref(&keep_ref, snap.commit, "swarm: interrupted attempt")?;
+            kept = Some(attempt);
         }
         worktrees.remove(&path, None)?;
     } else if let Ok(commit) = repo.resolve(&refs::task(run, &task.id))
@@ -360,6 +376,7 @@ fn keep_leftovers(
         // blocked at its merge, or retried, finished it): the task runs
         // again and its ref will be replaced.
         repo.set_ref(&keep_ref, commit, "swarm: result of an interrupted attempt")?;
+        kept = Some(attempt);
     }
-    Ok(())
+    Ok(kept)
 }

@@ -1,11 +1,13 @@
-//! The run's writer: one thread that appends to the journal (with its
-//! fsyncs) and merges results into the integration branch (libgit2), so
-//! that neither ever blocks the dispatcher.
+//! The run's writer: journal lines are written at once, in the order the
+//! dispatcher emits them (a write to the page cache, which a crash of the
+//! process cannot lose); the fsyncs that make state changes survive a power
+//! loss, and the merges into the integration branch (libgit2), run on one
+//! thread of their own, so that neither ever blocks the dispatcher.
 //!
-//! Jobs run strictly in the order the dispatcher submits them: a merge
-//! starts only after every journal line before it is on disk, so a crash
-//! can leave the integration branch at most one merge ahead of the journal
-//! (which resume reads from git), as when both ran on the dispatcher.
+//! That thread's jobs run strictly in the order submitted: a merge starts
+//! only after every journal line before it is on disk, so a crash can leave
+//! the integration branch at most one merge ahead of the journal (which
+//! resume reads from git), as when both ran on the dispatcher.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -45,15 +47,17 @@ pub(super) enum Merged {
 }
 
 enum Job {
-    Append(Box<Event>),
+    /// Flush the journal's lines so far to the disk.
+    Flush,
     Merge(MergeJob),
 }
 
 /// The handle the dispatcher holds; dropping it finishes the queued jobs.
 pub(super) struct Writer {
+    journal: Journal,
     jobs: Option<std::sync::mpsc::Sender<Job>>,
     merged: mpsc::UnboundedReceiver<(usize, Result<Merged, GitError>)>,
-    /// The first journal write that failed: the run cannot go on.
+    /// The first journal flush that failed: the run cannot go on.
     failed: Arc<Mutex<Option<RunError>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -63,23 +67,27 @@ impl Writer {
     /// `run`'s integration branch of `repo`.
     pub(super) fn start(journal: Journal, repo: &Repo, run: &str) -> Result<Self, RunError> {
         let merger = Merger::new(repo)?;
+        let file = journal.flusher().map_err(|source| RunError::Io {
+            action: format!("open journal {}", journal.path().display()),
+            source,
+        })?;
+        let path = journal.path().to_path_buf();
         let (repo, branch) = (repo.clone(), refs::integration(run));
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let (done, merged) = mpsc::unbounded_channel();
         let failed = Arc::new(Mutex::new(None));
         let failure = Arc::clone(&failed);
-        let mut journal = journal;
         let thread = std::thread::Builder::new()
             .name("swarm-writer".into())
             .spawn(move || {
                 for job in queue {
                     match job {
-                        Job::Append(event) => {
-                            if let Err(source) = journal.append(&event) {
+                        Job::Flush => {
+                            if let Err(source) = file.sync_data() {
                                 let mut failed =
                                     failure.lock().unwrap_or_else(PoisonError::into_inner);
                                 failed.get_or_insert(RunError::Io {
-                                    action: format!("write journal {}", journal.path().display()),
+                                    action: format!("flush journal {}", path.display()),
                                     source,
                                 });
                             }
@@ -96,6 +104,7 @@ impl Writer {
                 source,
             })?;
         Ok(Self {
+            journal,
             jobs: Some(jobs),
             merged,
             failed,
@@ -103,10 +112,18 @@ impl Writer {
         })
     }
 
-    /// Queues `event` for the journal; fails if an earlier write failed.
-    pub(super) fn append(&mut self, event: Event) -> Result<(), RunError> {
+    /// Writes `event` to the journal, and queues its flush if it is a state
+    /// change; fails if an earlier write or flush failed.
+    pub(super) fn append(&mut self, event: &Event) -> Result<(), RunError> {
         self.check()?;
-        self.submit(Job::Append(Box::new(event)))
+        let flush = self.journal.write(event).map_err(|source| RunError::Io {
+            action: format!("write journal {}", self.journal.path().display()),
+            source,
+        })?;
+        if flush {
+            self.submit(Job::Flush)?;
+        }
+        Ok(())
     }
 
     /// Queues a merge; its result comes through [`Writer::next_merged`].
@@ -122,7 +139,7 @@ impl Writer {
         }
     }
 
-    /// Waits for every queued job; the first journal write that failed.
+    /// Waits for every queued job; the first journal flush that failed.
     pub(super) fn close(mut self) -> Result<(), RunError> {
         self.join();
         self.check()
@@ -149,7 +166,7 @@ impl Writer {
 
     fn gone(&self) -> RunError {
         RunError::Io {
-            action: "write the journal".into(),
+            action: format!("write journal {}", self.journal.path().display()),
             source: std::io::Error::other("its writer thread ended"),
         }
     }

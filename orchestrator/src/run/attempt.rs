@@ -1,0 +1,408 @@
+//! One attempt of a task on this machine: its environment, build caches,
+//! cgroup, view of the git directory and sandbox policy, then the command
+//! and its `verify`, the agent, or the WASM guest.
+
+use std::path::PathBuf;
+
+use git2::Oid;
+use swarm_protocol::agent::AgentReport;
+use swarm_protocol::{AttemptOutcome, Isolation};
+use swarm_sandbox::{Network, Policy, Stop};
+use swarm_worker::wasm::WasmSpec;
+use swarm_worker::{CommandSpec, Sandboxed, run_command};
+use tokio::sync::watch;
+
+use super::task::Ctx;
+use crate::git::write_view;
+use crate::plan::{AgentTask, NetworkMode, Payload, Task, WasmTask};
+use crate::report::{log_paths, verify_log_paths};
+
+/// The directories of `ctx`'s caches that `task` uses, made (and handed to
+/// `owner`, the identity sandboxed tasks run as when it is not swarm's).
+fn task_caches(
+    ctx: &Ctx,
+    task: &Task,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for cache in &ctx.caches {
+        // A read-only task's build output goes to its private tmp.
+        if cache.per_task && task.isolation == Isolation::Readonly {
+            continue;
+        }
+        let dir = match cache.per_task {
+            false => cache.dir.clone(),
+            true => {
+                let dir = cache.dir.join(&task.id);
+                // The parent is swarm's (checked when it was made), and a
+                // task id is one plain path component.
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {
+                        if let Some((uid, gid)) = owner {
+                            std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                dir
+            }
+        };
+        out.push((cache.var.clone(), dir));
+    }
+    Ok(out)
+}
+
+/// The command (or the agent, or the WASM program), then `verify` if it
+/// succeeded, within one deadline.
+pub(super) async fn run_attempt(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    base: Oid,
+    workdir: &std::path::Path,
+    git_dir: &std::path::Path,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
+    let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
+    let tmp = ctx.run_dir.join("tmp").join(&task.id);
+    for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            return (
+                AttemptOutcome::SpawnFailed {
+                    message: format!("create {}: {e}", dir.display()),
+                },
+                None,
+                None,
+            );
+        }
+    }
+    let mut env: Vec<(String, String)> = vec![
+        ("SWARM_RUN".into(), ctx.run.clone()),
+        ("SWARM_TASK".into(), task.id.clone()),
+        ("SWARM_ATTEMPT".into(), attempt.to_string()),
+        ("SWARM_BASE".into(), base.to_string()),
+        ("TMPDIR".into(), tmp.display().to_string()),
+    ];
+    // Cgroups only for tasks that ask for limits: making and removing one
+    // costs about a millisecond in the kernel, which doubled the cost of a
+    // no-op task.
+    let limited = task.memory.is_some() || task.processes.is_some();
+    let cgroup = match &ctx.cgroups {
+        Some(cgroups) if limited && !in_process(&task.payload) => {
+            let processes = task
+                .processes
+                .unwrap_or(swarm_sandbox::Limits::default().processes);
+            let name = format!("{}-{attempt}", task.id);
+            cgroups
+                .task(&name, task.memory, processes)
+                .map_err(|e| tracing::warn!(task = %task.id, error = %e, "failed to create the task's cgroup; it runs under rlimits only"))
+                .ok()
+        }
+        _ => None,
+    };
+    // Git commands in the worktree see a view of the git directory: its
+    // objects and the task's own records, not the repository's
+    // configuration or other tasks' refs (see `git::view`).
+    let views = match ctx.sandbox.as_ref().filter(|_| !in_process(&task.payload)) {
+        Some(_) => {
+            let dir = ctx.run_dir.join("tmp").join(format!("{}.git", task.id));
+            match write_view(&ctx.repo, &dir, git_dir) {
+                Ok(views) => views,
+                Err(e) => {
+                    return (
+                        AttemptOutcome::SpawnFailed {
+                            message: e.to_string(),
+                        },
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+        None => Vec::new(),
+    };
+    let caches = match ctx.sandbox.as_ref().filter(|_| !in_process(&task.payload)) {
+        None => Vec::new(),
+        Some(_) => match task_caches(ctx, task, swarm_sandbox::worker_identity()) {
+            Ok(caches) => caches,
+            Err(e) => {
+                return (
+                    AttemptOutcome::SpawnFailed {
+                        message: format!("create the build caches of task `{}`: {e}", task.id),
+                    },
+                    None,
+                    None,
+                );
+            }
+        },
+    };
+    let sandbox = ctx.sandbox.as_ref().map(|settings| {
+        // Writable: the worktree and the private tmp. Readable: the git
+        // view (git commands in the worktree need it) and a shared
+        // read-only checkout. Nothing else of the repository. The
+        // worktree's `.git` link is read-only: a task cannot point git
+        // elsewhere for whoever inspects the worktree later.
+        let mut read_write = vec![tmp.clone()];
+        read_write.extend(caches.iter().map(|(_, dir)| dir.clone()));
+        let mut read_only = ctx.read_paths.clone();
+        match task.isolation {
+            Isolation::Worktree => {
+                read_write.push(workdir.to_path_buf());
+                read_only.push(workdir.join(".git"));
+            }
+            Isolation::Readonly => read_only.push(workdir.to_path_buf()),
+        }
+        env.extend(settings.env.iter().cloned());
+        env.extend(
+            caches
+                .iter()
+                .map(|(var, dir)| (var.clone(), dir.display().to_string())),
+        );
+        env.push(("HOME".into(), tmp.display().to_string()));
+        let mut policy = Policy::for_worker(read_write, read_only);
+        policy.views = views;
+        policy.network = match task.network {
+            NetworkMode::None => Network::None,
+            NetworkMode::Full => Network::Full,
+        };
+        // With a cgroup, `memory` limits the task as a whole; without one,
+        // each of its processes.
+        if let Some(memory) = task.memory.filter(|_| cgroup.is_none()) {
+            policy.limits.address_space = memory;
+        }
+        if let Some(processes) = task.processes {
+            policy.limits.processes = processes;
+        }
+        Sandboxed {
+            launcher: settings.launcher.clone(),
+            policy,
+        }
+    });
+    let (script, agent) = match &task.payload {
+        Payload::Wasm(wasm) => {
+            return (
+                run_wasm(ctx, task, wasm, workdir, env, stdout, stderr, stop).await,
+                None,
+                None,
+            );
+        }
+        Payload::Command { run } => (run.clone(), None),
+        // `agent::run` sets the program (the agent) in place of a script.
+        Payload::Agent(agent) => (String::new(), Some(agent)),
+    };
+    if task.isolation == Isolation::Readonly {
+        // A read-only checkout cannot hold build output: cargo writes
+        // `target/` beside Cargo.toml unless told otherwise. The task's own
+        // `env` (added below) still wins.
+        env.push((
+            "CARGO_TARGET_DIR".into(),
+            tmp.join("target").display().to_string(),
+        ));
+    }
+    env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // As root, workers run as an unprivileged user, which must own what
+    // they may change, and only while they run.
+    let owned: Vec<PathBuf> = match (&sandbox, swarm_sandbox::worker_identity()) {
+        (Some(_), Some(_)) => std::iter::once(tmp.clone())
+            .chain((task.isolation == Isolation::Worktree).then(|| workdir.to_path_buf()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if !owned.is_empty() {
+        // Git refuses a repository owned by another user, and the view of
+        // the git directory stays root's (read-only to the task anyway):
+        // the task's own global configuration (HOME is its tmp) trusts it.
+        // Only ever a new file: an earlier attempt may have left a link
+        // there, which a plain write would follow as root.
+        let config = tmp.join(".gitconfig");
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&config)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"[safe]\n\tdirectory = *\n"));
+        if let Err(e) = created.or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        }) {
+            return (
+                AttemptOutcome::SpawnFailed {
+                    message: format!("write {}: {e}", config.display()),
+                },
+                None,
+                None,
+            );
+        }
+    }
+    if let Err(e) = change_owners(owned.clone(), true).await {
+        return (AttemptOutcome::SpawnFailed { message: e }, None, None);
+    }
+    let spec = CommandSpec {
+        script,
+        program: None,
+        pass_fds: Vec::new(),
+        inherit_env: true,
+        env_remove: ctx.secret_vars.clone(),
+        cwd: workdir.to_path_buf(),
+        env,
+        stdout,
+        stderr,
+        deadline: task.timeout.map(|t| tokio::time::Instant::now() + t),
+        grace: ctx.grace,
+        max_output: task.max_output,
+        sandbox,
+        cgroups: cgroup.as_ref().map(|c| c.fds()).unwrap_or_default(),
+    };
+    let (outcome, verify, report) = command_or_agent(ctx, task, agent, attempt, spec, stop).await;
+    if let Err(e) = change_owners(owned, false).await {
+        tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
+    }
+    // A task that failed after the kernel killed one of its processes for
+    // memory failed for that reason, however its shell reported it (137).
+    // One that handled the kill and succeeded did not fail.
+    let failed = !outcome.is_success() || matches!(verify, Some(Verify::Failed(_)));
+    let oom = failed
+        && cgroup.as_ref().is_some_and(|c| c.oom_killed())
+        && !matches!(
+            outcome,
+            AttemptOutcome::Cancelled | AttemptOutcome::TimedOut
+        );
+    drop(cgroup);
+    if oom {
+        return (
+            AttemptOutcome::OutOfMemory { limit: task.memory },
+            None,
+            report,
+        );
+    }
+    (outcome, verify, report)
+}
+
+/// Hands `paths` to the sandbox's unprivileged user (`give`), or takes
+/// them back, off the async threads (a walk of the whole worktree).
+async fn change_owners(paths: Vec<PathBuf>, give: bool) -> Result<(), String> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || {
+        paths.iter().try_for_each(|p| match give {
+            true => swarm_sandbox::ownership::hand_over(p, swarm_sandbox::SANDBOX_IDENTITY),
+            false => swarm_sandbox::ownership::take_back(p),
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("failed to {e}"))
+}
+
+/// How an attempt's `verify` went, when it ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Verify {
+    Passed,
+    /// How the verify command ended; `None` for an agent's verify, whose
+    /// rounds are in its transcript.
+    Failed(Option<AttemptOutcome>),
+}
+
+/// The agent (`agent`, the task's payload if it is an agent task), or the
+/// command and then `verify`, whose output goes to logs of its own
+/// (`<attempt>.verify.out|.err`).
+async fn command_or_agent(
+    ctx: &Ctx,
+    task: &Task,
+    agent: Option<&AgentTask>,
+    attempt: u32,
+    mut spec: CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
+    if let Some(agent) = agent {
+        let done = super::agent::run(ctx, task, agent, attempt, spec, stop).await;
+        let verify = done.verify_passed.map(|passed| match passed {
+            true => Verify::Passed,
+            false => Verify::Failed(None),
+        });
+        return (done.outcome, verify, done.report);
+    }
+    let outcome = run_command(&spec, stop).await;
+    let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
+        return (outcome, None, None);
+    };
+    spec.script = verify.clone();
+    (spec.stdout, spec.stderr) = verify_log_paths(&ctx.run_dir, &task.id, attempt);
+    let verified = run_command(&spec, stop).await;
+    match verified {
+        AttemptOutcome::Exited { code: 0 } => (outcome, Some(Verify::Passed), None),
+        AttemptOutcome::Exited { .. }
+        | AttemptOutcome::Signaled { .. }
+        | AttemptOutcome::Trapped { .. }
+        | AttemptOutcome::OutOfMemory { .. }
+        | AttemptOutcome::SpawnFailed { .. } => {
+            (outcome, Some(Verify::Failed(Some(verified))), None)
+        }
+        // A timeout or cancel during verify is the attempt's outcome.
+        other => (other, None, None),
+    }
+}
+
+/// A WASM task's attempt. The guest's environment is swarm's variables and
+/// the task's own, nothing of the coordinator's; it sees the worktree as
+/// `.` and the plan's `read_paths` directories, read-only (with or without
+/// the kernel sandbox).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one WASM attempt, unpacked from the task and its context"
+)]
+async fn run_wasm(
+    ctx: &Ctx,
+    task: &Task,
+    wasm: &WasmTask,
+    workdir: &std::path::Path,
+    mut env: Vec<(String, String)>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> AttemptOutcome {
+    let Some(engine) = &ctx.wasm else {
+        return AttemptOutcome::SpawnFailed {
+            message: "run a WASM task: the run has no WASM engine".into(),
+        };
+    };
+    // TMPDIR names a host path the guest cannot see.
+    env.retain(|(k, _)| k.starts_with("SWARM_"));
+    env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let read_only = ctx
+        .read_paths
+        .iter()
+        .filter(|p| p.is_dir())
+        .cloned()
+        .collect();
+    let spec = WasmSpec {
+        module: wasm.module.clone(),
+        args: wasm.args.clone(),
+        env,
+        dir: workdir.to_path_buf(),
+        read_only,
+        stdout,
+        stderr,
+        max_output: task.max_output,
+        deadline: task.timeout.map(|t| tokio::time::Instant::now() + t),
+        memory: task.memory.unwrap_or(DEFAULT_WASM_MEMORY),
+        fuel: wasm.fuel,
+        grace: ctx.grace,
+    };
+    engine.run(&spec, stop).await
+}
+
+/// True for a payload that runs inside swarm's own process (a WASM guest
+/// under wasmtime, confined by WASI): the cgroup, git view and build caches
+/// of a sandboxed process are not for it.
+pub(super) fn in_process(payload: &Payload) -> bool {
+    match payload {
+        Payload::Wasm(_) => true,
+        Payload::Command { .. } | Payload::Agent(_) => false,
+    }
+}
+
+/// A WASM guest's memory when the plan does not say: all a 32-bit guest
+/// can address.
+const DEFAULT_WASM_MEMORY: u64 = 4 << 30;

@@ -1,0 +1,99 @@
+//! The dispatcher of a resumed run: it starts from what the journal and
+//! git say (see `run::resume`) instead of from nothing.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+use swarm_protocol::{Event, EventBody, TaskStatus};
+use swarm_sandbox::Stop;
+use tokio::sync::watch;
+
+use super::super::executor::Executor as _;
+use super::super::local::LocalExecutor;
+use super::super::lock::RunLock;
+use super::super::{Prepared, RunError};
+use super::Dispatcher;
+use crate::plan::Task;
+use crate::worktree_home::WorktreeHome;
+
+impl<'o> Dispatcher<'o> {
+    /// Takes over a run whose coordinator died or was cancelled: finished
+    /// tasks stay finished, merges stay done, interrupted tasks start again
+    /// from a clean worktree after their leftovers are committed.
+    pub(in crate::run) fn resume(
+        prepared: Prepared,
+        home: &WorktreeHome,
+        observer: &'o mut (dyn FnMut(&Event) + Send),
+        stop: watch::Receiver<Option<Stop>>,
+    ) -> Result<Self, RunError> {
+        let run_dir = prepared.run_dir();
+        let lock = RunLock::acquire(&run_dir, &prepared.run)?;
+        let tasks: Arc<[Task]> = Arc::from(prepared.plan.tasks.clone());
+        let mut executor = LocalExecutor::new(&prepared, Arc::clone(&tasks), home, true)?;
+        let recovered = super::super::resume::recover(
+            &prepared.repo,
+            &prepared.run,
+            &run_dir,
+            &home.run_dir(&prepared.run),
+            &prepared.plan.tasks,
+            prepared.options.retry_failed.as_deref(),
+            &mut |task, attempt| executor.reattach(task, attempt),
+        )?;
+        let mut prepared = prepared;
+        prepared.base_commit = recovered.base_commit;
+        let mut dispatcher = Self::new(prepared, tasks, Box::new(executor), observer, stop, lock)?;
+        // The new observer has not seen the run start.
+        (dispatcher.observer)(&recovered.run_started);
+        dispatcher.fold = recovered.fold;
+        dispatcher.find_slots()?;
+        dispatcher.integration = recovered.integration;
+        for &i in &recovered.adopted {
+            dispatcher.in_flight[i] = true;
+        }
+        let ids = |list: &[usize]| -> Vec<String> {
+            list.iter()
+                .map(|&i| dispatcher.tasks[i].id.clone())
+                .collect()
+        };
+        let body = EventBody::RunResumed {
+            restarted: ids(&recovered.restarted),
+            pending: ids(&recovered.pending),
+            integration_commit: dispatcher.integration.to_string(),
+            retried: ids(&recovered.retried),
+            // The branch moved but the crash lost the journal line.
+            merged: ids(recovered.merged_by_git.as_slice()),
+        };
+        dispatcher.emit(body)?;
+        dispatcher.next_attempt = recovered.first_attempt;
+        dispatcher.ready.clear();
+        for i in 0..dispatcher.tasks.len() {
+            dispatcher.waiting_on[i] = dispatcher
+                .graph
+                .deps(i)
+                .filter(|&d| {
+                    !matches!(
+                        dispatcher.status(d),
+                        TaskStatus::Succeeded | TaskStatus::Merged
+                    )
+                })
+                .count();
+            if dispatcher.status(i) == TaskStatus::Pending && dispatcher.waiting_on[i] == 0 {
+                dispatcher
+                    .ready
+                    .push((dispatcher.graph.critical_path(i), Reverse(i)));
+            }
+        }
+        // Dependents of what failed before stay blocked.
+        for i in 0..dispatcher.tasks.len() {
+            let what = match dispatcher.status(i) {
+                TaskStatus::Failed => "failed",
+                TaskStatus::TimedOut => "timed out",
+                TaskStatus::Conflicted => "conflicted",
+                _ => continue,
+            };
+            dispatcher.block_dependents(i, what)?;
+        }
+        dispatcher.announce_ready()?;
+        Ok(dispatcher)
+    }
+}
