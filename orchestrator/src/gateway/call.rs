@@ -10,7 +10,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::Endpoint;
-use super::stream::{self, Answer, Failure};
+use super::attempt::attempt;
+use super::stream::{Answer, Failure};
 
 /// Told about every failed attempt that will be retried: why, how long
 /// until the next one, and whether it was a rate limit.
@@ -31,7 +32,7 @@ pub(crate) async fn call(
     let mut limited = 0u32;
     loop {
         let permit = endpoint.limiter.acquire(estimate).await;
-        let result = stream::attempt(http, endpoint, body, on_text).await;
+        let result = attempt(http, endpoint, body, on_text).await;
         drop(permit);
         let failure = match result {
             Ok(answer) => {

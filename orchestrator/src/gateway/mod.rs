@@ -13,6 +13,7 @@
 //! each behind the `provider::Provider` trait, both streamed over SSE
 //! ([`stream`]).
 
+mod attempt;
 mod call;
 mod complete;
 mod limiter;

@@ -1,13 +1,13 @@
 //! The Anthropic Messages API: the request body for a conversation, and the
 //! streamed events (`message_start`, `content_block_*`, `message_delta`,
-//! `message_stop`, `error`) folded into an answer.
+//! `message_stop`, `error`) decoded into the gateway's common events.
 
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
 
 use super::Provider;
 use crate::gateway::Secret;
-use crate::gateway::stream::{Assembler, Failure, Slot, Step};
+use crate::gateway::stream::{Failure, Slot, StreamEvent};
 use crate::plan::ModelConfig;
 
 /// The Anthropic Messages API.
@@ -41,14 +41,8 @@ impl Provider for Anthropic {
         r
     }
 
-    fn decode(
-        &self,
-        answer: &mut Assembler,
-        event: &str,
-        data: &str,
-        on_text: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Step, Failure> {
-        fold(answer, event, data, on_text)
+    fn decode(&self, event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure> {
+        decode(event, data)
     }
 }
 
@@ -116,42 +110,30 @@ fn message(m: &Message) -> Value {
     json!({"role": role, "content": content})
 }
 
-/// Folds one SSE event into `answer`.
-fn fold(
-    answer: &mut Assembler,
-    event: &str,
-    data: &str,
-    on_text: &mut (dyn FnMut(&str) + Send),
-) -> Result<Step, Failure> {
+/// One SSE event as common events.
+fn decode(event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure> {
     if event == "ping" || data.trim().is_empty() {
-        return Ok(Step::Continue);
+        return Ok(Vec::new());
     }
     let v: Value = serde_json::from_str(data)
         .map_err(|e| Failure::transient(format!("the model sent an unreadable event: {e}")))?;
     let kind = v["type"].as_str().unwrap_or(event);
-    let index = || Slot::Block(v["index"].as_u64().unwrap_or(0));
+    let slot = Slot::Block(v["index"].as_u64().unwrap_or(0));
+    let mut out = Vec::new();
     match kind {
-        "message_start" => {
-            let usage = &v["message"]["usage"];
-            let n = |k: &str| usage[k].as_u64().unwrap_or(0);
-            // Cached input is still input the task used.
-            answer.usage.input_tokens =
-                n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens");
-            answer.usage.output_tokens = n("output_tokens");
-        }
+        "message_start" => out.push(usage(&v["message"]["usage"])),
         "content_block_start" => {
             let block = &v["content_block"];
             match block["type"].as_str() {
-                Some("text") => {
-                    let text = block["text"].as_str().unwrap_or_default();
-                    answer.text(index(), text);
-                    if !text.is_empty() {
-                        on_text(text);
-                    }
-                }
-                Some("tool_use") => {
-                    answer.tool(index(), block["id"].as_str(), block["name"].as_str())
-                }
+                Some("text") => out.push(StreamEvent::Text {
+                    slot,
+                    text: block["text"].as_str().unwrap_or_default().to_string(),
+                }),
+                Some("tool_use") => out.push(StreamEvent::ToolStart {
+                    slot,
+                    id: block["id"].as_str().map(str::to_string),
+                    name: block["name"].as_str().map(str::to_string),
+                }),
                 // Thinking and other blocks are not part of the answer.
                 _ => {}
             }
@@ -159,49 +141,74 @@ fn fold(
         "content_block_delta" => {
             let delta = &v["delta"];
             match delta["type"].as_str() {
-                Some("text_delta") => {
-                    let text = delta["text"].as_str().unwrap_or_default();
-                    answer.text(index(), text);
-                    on_text(text);
-                }
-                Some("input_json_delta") => {
-                    answer.tool_args(index(), delta["partial_json"].as_str().unwrap_or_default());
-                }
+                Some("text_delta") => out.push(StreamEvent::Text {
+                    slot,
+                    text: delta["text"].as_str().unwrap_or_default().to_string(),
+                }),
+                Some("input_json_delta") => out.push(StreamEvent::ToolArgs {
+                    slot,
+                    piece: delta["partial_json"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                }),
                 _ => {}
             }
         }
         "message_delta" => {
-            if let Some(out) = v["usage"]["output_tokens"].as_u64() {
-                answer.usage.output_tokens = out;
-            }
-            if let Some(stop) = v["delta"]["stop_reason"].as_str() {
-                answer.stop = Some(match stop {
-                    "end_turn" | "stop_sequence" => StopReason::EndTurn,
-                    "tool_use" => StopReason::ToolUse,
-                    "max_tokens" => StopReason::MaxTokens,
-                    _ => StopReason::Other,
+            if let Some(output) = v["usage"]["output_tokens"].as_u64() {
+                out.push(StreamEvent::Usage {
+                    input: None,
+                    output: Some(output),
                 });
             }
+            if let Some(reason) = v["delta"]["stop_reason"].as_str() {
+                out.push(StreamEvent::Stop(stop_reason(reason)));
+            }
         }
-        "message_stop" => return Ok(Step::Done),
-        "error" => {
-            let message = format!(
-                "the model's stream reported {}: {}",
-                v["error"]["type"].as_str().unwrap_or("an error"),
-                v["error"]["message"].as_str().unwrap_or_default()
-            );
-            return Err(match v["error"]["type"].as_str() {
-                Some("overloaded_error" | "rate_limit_error") => Failure::RateLimited {
-                    retry_after: None,
-                    message,
-                },
-                Some("api_error") | None => Failure::transient(message),
-                Some(_) => Failure::Fatal { message },
-            });
-        }
+        "message_stop" => out.push(StreamEvent::Done),
+        "error" => return Err(error(&v["error"])),
         _ => {}
     }
-    Ok(Step::Continue)
+    Ok(out)
+}
+
+/// A `usage` object as an event: cached input is still input the call
+/// used.
+fn usage(usage: &Value) -> StreamEvent {
+    let n = |k: &str| usage[k].as_u64().unwrap_or(0);
+    StreamEvent::Usage {
+        input: Some(
+            n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens"),
+        ),
+        output: Some(n("output_tokens")),
+    }
+}
+
+fn stop_reason(reason: &str) -> StopReason {
+    match reason {
+        "end_turn" | "stop_sequence" => StopReason::EndTurn,
+        "tool_use" => StopReason::ToolUse,
+        "max_tokens" => StopReason::MaxTokens,
+        _ => StopReason::Other,
+    }
+}
+
+/// How an `error` object the API reported fails the attempt.
+fn error(error: &Value) -> Failure {
+    let message = format!(
+        "the model's stream reported {}: {}",
+        error["type"].as_str().unwrap_or("an error"),
+        error["message"].as_str().unwrap_or_default()
+    );
+    match error["type"].as_str() {
+        Some("overloaded_error" | "rate_limit_error") => Failure::RateLimited {
+            retry_after: None,
+            message,
+        },
+        Some("api_error") | None => Failure::transient(message),
+        Some(_) => Failure::Fatal { message },
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +217,7 @@ mod tests {
 
     #[test]
     fn a_streamed_tool_call_becomes_one_block() {
+        use crate::gateway::stream::Assembler;
         let mut a = Assembler::default();
         let mut texts = Vec::new();
         let mut sink = |t: &str| texts.push(t.to_string());
@@ -244,17 +252,15 @@ mod tests {
             ),
         ];
         for (e, d) in events {
-            assert!(matches!(fold(&mut a, e, d, &mut sink), Ok(Step::Continue)));
+            let decoded = decode(e, d).unwrap();
+            assert!(!decoded.contains(&StreamEvent::Done));
+            a.apply_all(decoded, &mut sink);
         }
-        assert!(matches!(
-            fold(
-                &mut a,
-                "message_stop",
-                r#"{"type":"message_stop"}"#,
-                &mut sink
-            ),
-            Ok(Step::Done)
-        ));
+        assert!(!a.is_whole(Anthropic.stop_ends_stream()));
+        let end = decode("message_stop", r#"{"type":"message_stop"}"#).unwrap();
+        assert_eq!(end, [StreamEvent::Done]);
+        a.apply_all(end, &mut sink);
+        assert!(a.is_whole(false));
         let answer = a.finish();
         assert_eq!(texts, ["Hi"]);
         assert_eq!(

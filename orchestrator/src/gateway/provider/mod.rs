@@ -14,7 +14,7 @@ use serde_json::Value;
 use swarm_protocol::agent::{Message, ToolSpec};
 
 use super::Secret;
-use super::stream::{Assembler, Failure, Step};
+use super::stream::{Failure, StreamEvent};
 use crate::plan::{self, ModelConfig};
 
 pub(crate) use anthropic::Anthropic;
@@ -44,22 +44,16 @@ pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
         key: Option<&Secret>,
     ) -> reqwest::RequestBuilder;
 
-    /// Folds one SSE event (`event` name, `data` payload) into `answer`:
-    /// text deltas (also handed to `on_text`), tool-call starts and argument
-    /// pieces, usage (cached input counted as input), the stop reason; says
-    /// when the message is complete, or how a reported error fails the
-    /// attempt.
-    fn decode(
-        &self,
-        answer: &mut Assembler,
-        event: &str,
-        data: &str,
-        on_text: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Step, Failure>;
+    /// One SSE event (`event` name, `data` payload) as common events: text
+    /// deltas, tool-call starts and argument pieces, usage (cached input
+    /// counted as input), the stop reason, and [`StreamEvent::Done`] at the
+    /// stream's end marker; or how an error the stream reported fails the
+    /// attempt. The gateway folds the events into the answer itself.
+    fn decode(&self, event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure>;
 
-    /// Whether a stream that ended without its end marker still carried a
-    /// whole answer (some servers stop after the finish reason).
-    fn complete_without_end(&self, _answer: &Assembler) -> bool {
+    /// Whether this provider's servers may end a stream right after the
+    /// stop reason, without the end marker (the answer is then whole).
+    fn stop_ends_stream(&self) -> bool {
         false
     }
 
@@ -175,32 +169,30 @@ mod tests {
 
     #[test]
     fn stream_errors_and_early_ends_are_the_providers_call() {
-        let mut sink = |_: &str| {};
-        let mut a = Assembler::default();
+        use crate::gateway::stream::Assembler;
         let overloaded = r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#;
         assert!(matches!(
-            Anthropic.decode(&mut a, "error", overloaded, &mut sink),
+            Anthropic.decode("error", overloaded),
             Err(Failure::RateLimited { .. })
         ));
         let invalid = r#"{"type":"error","error":{"type":"invalid_request_error","message":"no"}}"#;
         assert!(matches!(
-            Anthropic.decode(&mut a, "error", invalid, &mut sink),
+            Anthropic.decode("error", invalid),
             Err(Failure::Fatal { .. })
         ));
         assert!(matches!(
-            OpenAi.decode(&mut a, "", r#"{"error":{"message":"x"}}"#, &mut sink),
+            OpenAi.decode("", r#"{"error":{"message":"x"}}"#),
             Err(Failure::Transient { .. })
         ));
         let finished =
             r#"{"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}"#;
         let mut b = Assembler::default();
-        assert!(!OpenAi.complete_without_end(&b));
-        assert!(matches!(
-            OpenAi.decode(&mut b, "", finished, &mut sink),
-            Ok(Step::Continue)
-        ));
+        assert!(!b.is_whole(OpenAi.stop_ends_stream()));
+        let events = OpenAi.decode("", finished).unwrap();
+        assert!(!events.contains(&StreamEvent::Done));
+        b.apply_all(events, &mut |_| {});
         // Anthropic's stream is whole only at `message_stop`.
-        assert!(OpenAi.complete_without_end(&b) && !Anthropic.complete_without_end(&b));
+        assert!(b.is_whole(OpenAi.stop_ends_stream()) && !b.is_whole(Anthropic.stop_ends_stream()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, llama.cpp's
 //! server, OpenRouter): the request body for a conversation, and the
-//! streamed `chat.completion.chunk`s folded into an answer. Tool-call
+//! streamed `chat.completion.chunk`s decoded into the gateway's common
+//! events. Tool-call
 //! arguments arrive as text split across many chunks, keyed by the call's
 //! index; only the first chunk of a call carries its id and name.
 
@@ -9,7 +10,7 @@ use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
 
 use super::Provider;
 use crate::gateway::Secret;
-use crate::gateway::stream::{Assembler, Failure, Slot, Step};
+use crate::gateway::stream::{Failure, Slot, StreamEvent};
 use crate::plan::ModelConfig;
 
 /// OpenAI-style Chat Completions.
@@ -48,20 +49,14 @@ impl Provider for OpenAi {
         r
     }
 
-    fn decode(
-        &self,
-        answer: &mut Assembler,
-        _event: &str,
-        data: &str,
-        on_text: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Step, Failure> {
-        fold(answer, data, on_text)
+    fn decode(&self, _event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure> {
+        decode(data)
     }
 
     // Some OpenAI-compatible servers end without `[DONE]` after the finish
     // reason: the answer is whole.
-    fn complete_without_end(&self, answer: &Assembler) -> bool {
-        answer.stop.is_some()
+    fn stop_ends_stream(&self) -> bool {
+        true
     }
 }
 
@@ -170,57 +165,75 @@ fn push_message(out: &mut Vec<Value>, m: &Message) {
     }
 }
 
-/// Folds one SSE `data:` payload into `answer`.
-fn fold(
-    answer: &mut Assembler,
-    data: &str,
-    on_text: &mut (dyn FnMut(&str) + Send),
-) -> Result<Step, Failure> {
+/// One SSE `data:` payload as common events.
+fn decode(data: &str) -> Result<Vec<StreamEvent>, Failure> {
     let data = data.trim();
     if data == "[DONE]" {
-        return Ok(Step::Done);
+        return Ok(vec![StreamEvent::Done]);
     }
     if data.is_empty() {
-        return Ok(Step::Continue);
+        return Ok(Vec::new());
     }
     let v: Value = serde_json::from_str(data)
         .map_err(|e| Failure::transient(format!("the model sent an unreadable chunk: {e}")))?;
     if let Some(error) = v.get("error") {
-        let message = format!(
-            "the model's stream reported an error: {}",
-            error["message"].as_str().unwrap_or_default()
-        );
-        return Err(Failure::transient(message));
+        return Err(reported(error));
     }
+    let mut out = Vec::new();
     if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
-        answer.usage.input_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0);
-        answer.usage.output_tokens = usage["completion_tokens"].as_u64().unwrap_or(0);
+        out.push(StreamEvent::Usage {
+            input: Some(usage["prompt_tokens"].as_u64().unwrap_or(0)),
+            output: Some(usage["completion_tokens"].as_u64().unwrap_or(0)),
+        });
     }
     let Some(choice) = v["choices"].get(0) else {
-        return Ok(Step::Continue);
+        return Ok(out);
     };
     let delta = &choice["delta"];
     if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-        answer.text(Slot::Text, text);
-        on_text(text);
+        out.push(StreamEvent::Text {
+            slot: Slot::Text,
+            text: text.to_string(),
+        });
     }
     for call in delta["tool_calls"].as_array().into_iter().flatten() {
         let slot = Slot::Tool(call["index"].as_u64().unwrap_or(0));
         let function = &call["function"];
-        answer.tool(slot, call["id"].as_str(), function["name"].as_str());
+        out.push(StreamEvent::ToolStart {
+            slot,
+            id: call["id"].as_str().map(str::to_string),
+            name: function["name"].as_str().map(str::to_string),
+        });
         if let Some(args) = function["arguments"].as_str() {
-            answer.tool_args(slot, args);
+            out.push(StreamEvent::ToolArgs {
+                slot,
+                piece: args.to_string(),
+            });
         }
     }
     if let Some(reason) = choice["finish_reason"].as_str() {
-        answer.stop = Some(match reason {
-            "stop" => StopReason::EndTurn,
-            "tool_calls" | "function_call" => StopReason::ToolUse,
-            "length" => StopReason::MaxTokens,
-            _ => StopReason::Other,
-        });
+        out.push(StreamEvent::Stop(finish_reason(reason)));
     }
-    Ok(Step::Continue)
+    Ok(out)
+}
+
+fn finish_reason(reason: &str) -> StopReason {
+    match reason {
+        "stop" => StopReason::EndTurn,
+        "tool_calls" | "function_call" => StopReason::ToolUse,
+        "length" => StopReason::MaxTokens,
+        _ => StopReason::Other,
+    }
+}
+
+/// An `error` object a server sent in place of an answer. Such servers
+/// give no kind that says whether waiting would help, so it is worth a
+/// retry.
+fn reported(error: &Value) -> Failure {
+    Failure::transient(format!(
+        "the model's stream reported an error: {}",
+        error["message"].as_str().unwrap_or_default()
+    ))
 }
 
 #[cfg(test)]
@@ -229,6 +242,7 @@ mod tests {
 
     #[test]
     fn arguments_split_across_chunks_are_joined_by_index() {
+        use crate::gateway::stream::Assembler;
         let mut a = Assembler::default();
         let mut sink = |_: &str| {};
         let chunks = [
@@ -242,9 +256,11 @@ mod tests {
             r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9}}"#,
         ];
         for c in chunks {
-            assert!(matches!(fold(&mut a, c, &mut sink), Ok(Step::Continue)));
+            let decoded = decode(c).unwrap();
+            assert!(!decoded.contains(&StreamEvent::Done));
+            a.apply_all(decoded, &mut sink);
         }
-        assert!(matches!(fold(&mut a, "[DONE]", &mut sink), Ok(Step::Done)));
+        assert_eq!(decode("[DONE]").unwrap(), [StreamEvent::Done]);
         let answer = a.finish();
         assert_eq!(answer.usage.total(), 16);
         assert_eq!(answer.content.len(), 2);
