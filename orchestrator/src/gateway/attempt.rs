@@ -1,7 +1,8 @@
-//! One HTTP attempt of a model call: send the request, read the SSE stream
-//! through the provider's decoder into the shared fold ([`Assembler`])
-//! while text is handed on as it arrives, and say what kind of failure it
-//! was when it fails (wait it out, retry, or give up).
+//! One HTTP attempt of a model call: send the request, read the answer
+//! through the provider's decoder into the shared fold ([`Assembler`]) —
+//! an SSE stream event by event while text is handed on as it arrives, or
+//! a whole JSON response at once — and say what kind of failure it was
+//! when it fails (wait it out, retry, or give up).
 
 use std::time::Duration;
 
@@ -9,32 +10,37 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
 
+use super::call::Prepared;
 use super::stream::{Answer, Assembler, Failure};
 use super::{Endpoint, redact};
 
-/// Runs one HTTP attempt of a call with request `body`, handing each piece
-/// of text to `on_text` as it arrives.
+/// Most bytes of a whole (non-streamed) answer read; `max_tokens` keeps
+/// real answers far below it.
+const MAX_WHOLE: usize = 16 << 20;
+
+/// Runs one HTTP attempt of `request`, handing each piece of text to
+/// `on_text` as it arrives (all of it at once when the answer comes whole).
 pub(crate) async fn attempt(
     http: &reqwest::Client,
     endpoint: &Endpoint,
-    body: &Value,
+    request: &Prepared,
     on_text: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Answer, Failure> {
     let config = &endpoint.config;
     let key = endpoint.key.as_ref();
     let provider = endpoint.provider;
-    let request = provider.request(http, config, key);
-    let request = request
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(serde_json::to_vec(body).unwrap_or_default());
-    let silent = || {
-        Failure::transient(format!(
-            "the model sent nothing for {}",
-            humantime::format_duration(config.timeout)
-        ))
+    let accept = if request.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
     };
-    let response = match tokio::time::timeout(config.timeout, request.send()).await {
+    let sending = provider
+        .request(http, config, key, request.stream)
+        .header("content-type", "application/json")
+        .header("accept", accept)
+        .body(serde_json::to_vec(&request.body).unwrap_or_default());
+    let silent = || silent(endpoint);
+    let response = match tokio::time::timeout(config.timeout, sending.send()).await {
         Err(_) => return Err(silent()),
         Ok(Err(e)) => {
             return Err(Failure::transient(redact(
@@ -55,6 +61,9 @@ pub(crate) async fn attempt(
             key,
         );
         return Err(provider.classify(status.as_u16(), &text, retry_after, message));
+    }
+    if !request.stream {
+        return whole(endpoint, response, on_text).await;
     }
 
     let mut events = response.bytes_stream().eventsource();
@@ -85,6 +94,51 @@ pub(crate) async fn attempt(
         }
     }
     Ok(answer.finish())
+}
+
+/// Reads a whole JSON answer (every chunk within the model's `timeout`)
+/// and folds the provider's events for it.
+async fn whole(
+    endpoint: &Endpoint,
+    response: reqwest::Response,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Answer, Failure> {
+    let key = endpoint.key.as_ref();
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    loop {
+        match tokio::time::timeout(endpoint.config.timeout, chunks.next()).await {
+            Err(_) => return Err(silent(endpoint)),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(Failure::transient(redact(
+                    &format!("the answer broke: {}", error_chain(&e)),
+                    key,
+                )));
+            }
+            Ok(Some(Ok(chunk))) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_WHOLE {
+                    return Err(Failure::transient(format!(
+                        "the model's answer is larger than {} MiB",
+                        MAX_WHOLE >> 20
+                    )));
+                }
+            }
+        }
+    }
+    let response: Value = serde_json::from_slice(&body)
+        .map_err(|e| Failure::transient(format!("the model sent an unreadable answer: {e}")))?;
+    let mut answer = Assembler::default();
+    answer.apply_all(endpoint.provider.decode_whole(&response)?, on_text);
+    Ok(answer.finish())
+}
+
+fn silent(endpoint: &Endpoint) -> Failure {
+    Failure::transient(format!(
+        "the model sent nothing for {}",
+        humantime::format_duration(endpoint.config.timeout)
+    ))
 }
 
 /// Longest wait a provider can ask for; anything beyond is taken as this.

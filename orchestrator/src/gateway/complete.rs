@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, InvalidInput, Message, StopReason, ToolSpec, Usage};
 
+use super::provider::Ask;
 use super::session::remaining_tokens;
 use super::transcript::Transcript;
-use super::{Gateway, GatewayError, call, estimate_tokens};
+use super::{Gateway, GatewayError, call};
 
 /// What to ask a model.
 #[derive(Debug, Clone, Default)]
@@ -61,17 +62,30 @@ pub struct Completion {
 }
 
 impl Gateway {
-    /// Asks the model and returns its whole answer.
+    /// Asks the model and returns its whole answer. The request does not
+    /// stream: the server sends the answer as one JSON response when it is
+    /// done, so the model's `timeout` bounds the wait for all of it;
+    /// [`Gateway::complete_streaming`] suits answers that take longer.
     pub async fn complete(&self, request: &CompletionRequest) -> Result<Completion, GatewayError> {
-        self.complete_streaming(request, &mut |_| {}).await
+        self.ask(request, false, &mut |_| {}).await
     }
 
-    /// Like [`Gateway::complete`], handing each piece of text to `on_text`
-    /// as it arrives. (Both read the provider's SSE stream: the wire is the
-    /// same either way, only the caller's view differs.)
+    /// Like [`Gateway::complete`], but the answer is streamed (SSE) and
+    /// each piece of text is handed to `on_text` as it arrives; `timeout`
+    /// then bounds the silence between pieces.
     pub async fn complete_streaming(
         &self,
         request: &CompletionRequest,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Completion, GatewayError> {
+        self.ask(request, true, on_text).await
+    }
+
+    /// One call, streamed or not.
+    async fn ask(
+        &self,
+        request: &CompletionRequest,
+        stream: bool,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Completion, GatewayError> {
         let model = &request.model;
@@ -88,7 +102,7 @@ impl Gateway {
         write(
             "start",
             json!({"label": request.label, "model": config.model, "provider": config.name,
-                   "system": request.system, "tools": request.tools}),
+                   "system": request.system, "tools": request.tools, "stream": stream}),
         );
         for m in &request.messages {
             write("message", json!({"role": m.role, "content": m.content}));
@@ -104,14 +118,13 @@ impl Gateway {
         let spent = *super::lock(&self.spent);
         let max_tokens =
             remaining_tokens(&self.budget, &spent).map_or(wanted, |left| wanted.min(left.max(1)));
-        let body = endpoint.provider.body(
-            config,
+        let prepared = endpoint.prepare(&Ask {
+            system: &request.system,
+            tools: &request.tools,
+            messages: &request.messages,
             max_tokens,
-            &request.system,
-            &request.tools,
-            &request.messages,
-        );
-        let estimate = estimate_tokens(&body);
+            stream,
+        });
 
         let result = {
             let mut on_retry = |reason: &str, wait: Duration, limited: bool| {
@@ -121,15 +134,7 @@ impl Gateway {
                            "rate_limited": limited}),
                 );
             };
-            call::call(
-                &self.http,
-                &endpoint,
-                &body,
-                estimate,
-                on_text,
-                &mut on_retry,
-            )
-            .await
+            call::call(&self.http, &endpoint, &prepared, on_text, &mut on_retry).await
         };
         let mut answer = match result {
             Ok(answer) => answer,
@@ -141,7 +146,7 @@ impl Gateway {
                 });
             }
         };
-        let (usd, estimated) = self.settle(config, &mut answer, estimate);
+        let (usd, estimated) = self.settle(config, &mut answer, prepared.estimate);
         if estimated {
             write(
                 "note",

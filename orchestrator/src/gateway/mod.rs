@@ -10,8 +10,10 @@
 //! a model through the same machinery with [`Gateway::complete`].
 //!
 //! Providers: the Anthropic Messages API and OpenAI-style Chat Completions,
-//! each behind the `provider::Provider` trait, both streamed over SSE
-//! ([`stream`]).
+//! each behind the `provider::Provider` trait, which turns the provider's
+//! answer (an SSE stream, or one JSON response when the call does not
+//! stream) into common events; one fold ([`stream`]) builds the answer
+//! from them.
 
 mod attempt;
 mod call;
@@ -183,12 +185,6 @@ impl Gateway {
         s.usd += usd;
         (usd, estimated)
     }
-}
-
-/// About four bytes a token: enough to pace a request's `body` by tokens
-/// per minute.
-fn estimate_tokens(body: &serde_json::Value) -> u64 {
-    body.to_string().len() as u64 / 4
 }
 
 /// Why `budget` forbids another call after `spent`, if it does.

@@ -21,8 +21,9 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
+use super::provider::Ask;
 use super::transcript::Transcript;
-use super::{Endpoint, Gateway, Spent, call, estimate_tokens, over_budget};
+use super::{Endpoint, Gateway, Spent, call, over_budget};
 use crate::plan::{AgentTask, Budget};
 
 /// Longest line the worker may send (a turn with its tool results).
@@ -380,19 +381,19 @@ impl Session {
         let config = &self.endpoint.config;
         let max_tokens = remaining_tokens(&self.agent.budget, &self.spent)
             .map_or(config.max_tokens, |left| config.max_tokens.min(left.max(1)));
-        let body = self.endpoint.provider.body(
-            config,
+        // Always streamed: the worker shows the text as it comes.
+        let request = self.endpoint.prepare(&Ask {
+            system: &self.system,
+            tools: &self.tools,
+            messages: &self.messages,
             max_tokens,
-            &self.system,
-            &self.tools,
-            &self.messages,
-        );
-        let estimate = estimate_tokens(&body);
+            stream: true,
+        });
 
         // Text and retries stream to the worker while the call runs.
         let (tx, mut rx) =
             mpsc::unbounded_channel::<(CoordinatorMessage, Option<serde_json::Value>)>();
-        let (http, endpoint) = (&self.gateway.http, &self.endpoint);
+        let (http, endpoint, request) = (&self.gateway.http, &self.endpoint, &request);
         let calling = async move {
             let text_tx = tx.clone();
             let mut on_text = move |text: &str| {
@@ -412,7 +413,7 @@ impl Session {
                     Some(note),
                 ));
             };
-            call::call(http, endpoint, &body, estimate, &mut on_text, &mut on_retry).await
+            call::call(http, endpoint, request, &mut on_text, &mut on_retry).await
         };
         let transcript = &mut self.transcript;
         let forwarding = async {
@@ -430,7 +431,7 @@ impl Session {
 
         match result {
             Ok(mut answer) => {
-                let (usd, estimated) = self.gateway.settle(config, &mut answer, estimate);
+                let (usd, estimated) = self.gateway.settle(config, &mut answer, request.estimate);
                 if estimated {
                     self.transcript.write(
                         "note",

@@ -1,11 +1,12 @@
 //! The Anthropic Messages API: the request body for a conversation, and the
-//! streamed events (`message_start`, `content_block_*`, `message_delta`,
-//! `message_stop`, `error`) decoded into the gateway's common events.
+//! answer decoded into the gateway's common events, from the streamed
+//! events (`message_start`, `content_block_*`, `message_delta`,
+//! `message_stop`, `error`) or from a whole `message`.
 
 use serde_json::{Value, json};
-use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
+use swarm_protocol::agent::{Block, Message, Role, StopReason};
 
-use super::Provider;
+use super::{Ask, Provider};
 use crate::gateway::Secret;
 use crate::gateway::stream::{Failure, Slot, StreamEvent};
 use crate::plan::ModelConfig;
@@ -15,15 +16,8 @@ use crate::plan::ModelConfig;
 pub(crate) struct Anthropic;
 
 impl Provider for Anthropic {
-    fn body(
-        &self,
-        config: &ModelConfig,
-        max_tokens: u32,
-        system: &str,
-        tools: &[ToolSpec],
-        messages: &[Message],
-    ) -> Value {
-        body(&config.model, max_tokens, system, tools, messages)
+    fn body(&self, config: &ModelConfig, ask: &Ask<'_>) -> Value {
+        body(&config.model, ask)
     }
 
     fn request(
@@ -31,6 +25,7 @@ impl Provider for Anthropic {
         http: &reqwest::Client,
         config: &ModelConfig,
         key: Option<&Secret>,
+        _stream: bool,
     ) -> reqwest::RequestBuilder {
         let mut r = http
             .post(format!("{}/v1/messages", config.base_url))
@@ -44,28 +39,27 @@ impl Provider for Anthropic {
     fn decode(&self, event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure> {
         decode(event, data)
     }
+
+    fn decode_whole(&self, response: &Value) -> Result<Vec<StreamEvent>, Failure> {
+        decode_whole(response)
+    }
 }
 
-/// The body of a streamed `POST /v1/messages`.
-fn body(
-    model: &str,
-    max_tokens: u32,
-    system: &str,
-    tools: &[ToolSpec],
-    messages: &[Message],
-) -> Value {
-    let tools: Vec<Value> = tools
+/// The body of a `POST /v1/messages`.
+fn body(model: &str, ask: &Ask<'_>) -> Value {
+    let tools: Vec<Value> = ask
+        .tools
         .iter()
         .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
         .collect();
-    let messages: Vec<Value> = messages.iter().map(message).collect();
+    let messages: Vec<Value> = ask.messages.iter().map(message).collect();
     json!({
         "model": model,
-        "max_tokens": max_tokens,
-        "system": system,
+        "max_tokens": ask.max_tokens,
+        "system": ask.system,
         "messages": messages,
         "tools": tools,
-        "stream": true,
+        "stream": ask.stream,
     })
 }
 
@@ -173,6 +167,47 @@ fn decode(event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure> {
     Ok(out)
 }
 
+/// A whole `message` as common events.
+fn decode_whole(message: &Value) -> Result<Vec<StreamEvent>, Failure> {
+    if message["type"] == "error" {
+        return Err(error(&message["error"]));
+    }
+    let Some(content) = message["content"].as_array() else {
+        return Err(Failure::transient(
+            "the model's answer has no content (not a message)",
+        ));
+    };
+    let mut out = vec![usage(&message["usage"])];
+    for (i, block) in content.iter().enumerate() {
+        let slot = Slot::Block(i as u64);
+        match block["type"].as_str() {
+            Some("text") => out.push(StreamEvent::Text {
+                slot,
+                text: block["text"].as_str().unwrap_or_default().to_string(),
+            }),
+            Some("tool_use") => {
+                out.push(StreamEvent::ToolStart {
+                    slot,
+                    id: block["id"].as_str().map(str::to_string),
+                    name: block["name"].as_str().map(str::to_string),
+                });
+                // The input comes parsed; as text it goes through the same
+                // check as streamed arguments.
+                let piece = match &block["input"] {
+                    Value::Null => String::new(),
+                    input => input.to_string(),
+                };
+                out.push(StreamEvent::ToolArgs { slot, piece });
+            }
+            _ => {}
+        }
+    }
+    if let Some(reason) = message["stop_reason"].as_str() {
+        out.push(StreamEvent::Stop(stop_reason(reason)));
+    }
+    Ok(out)
+}
+
 /// A `usage` object as an event: cached input is still input the call
 /// used.
 fn usage(usage: &Value) -> StreamEvent {
@@ -194,10 +229,11 @@ fn stop_reason(reason: &str) -> StopReason {
     }
 }
 
-/// How an `error` object the API reported fails the attempt.
+/// How an `error` object the API reported (in a stream, or in place of a
+/// message) fails the attempt.
 fn error(error: &Value) -> Failure {
     let message = format!(
-        "the model's stream reported {}: {}",
+        "the model reported {}: {}",
         error["type"].as_str().unwrap_or("an error"),
         error["message"].as_str().unwrap_or_default()
     );
@@ -215,43 +251,46 @@ fn error(error: &Value) -> Failure {
 mod tests {
     use super::*;
 
+    /// A streamed answer: text, then a tool call whose arguments come in two
+    /// pieces (without the closing `message_stop`).
+    const STREAM: &[(&str, &str)] = &[
+        (
+            "message_start",
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":12,"output_tokens":1}}}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+        ),
+        (
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"bash","input":{}}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"command\":"}}"#,
+        ),
+        (
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" \"ls\"}"}}"#,
+        ),
+        (
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":30}}"#,
+        ),
+    ];
+
     #[test]
     fn a_streamed_tool_call_becomes_one_block() {
         use crate::gateway::stream::Assembler;
         let mut a = Assembler::default();
         let mut texts = Vec::new();
         let mut sink = |t: &str| texts.push(t.to_string());
-        let events = [
-            (
-                "message_start",
-                r#"{"type":"message_start","message":{"usage":{"input_tokens":12,"output_tokens":1}}}"#,
-            ),
-            (
-                "content_block_start",
-                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-            ),
-            (
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
-            ),
-            (
-                "content_block_start",
-                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"bash","input":{}}}"#,
-            ),
-            (
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"command\":"}}"#,
-            ),
-            (
-                "content_block_delta",
-                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":" \"ls\"}"}}"#,
-            ),
-            (
-                "message_delta",
-                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":30}}"#,
-            ),
-        ];
-        for (e, d) in events {
+        for &(e, d) in STREAM {
             let decoded = decode(e, d).unwrap();
             assert!(!decoded.contains(&StreamEvent::Done));
             a.apply_all(decoded, &mut sink);
@@ -271,5 +310,37 @@ mod tests {
         assert!(
             matches!(&answer.content[1], Block::ToolCall { input, .. } if input["command"] == "ls")
         );
+    }
+
+    #[test]
+    fn a_whole_message_makes_the_same_answer_as_its_stream() {
+        use crate::gateway::stream::Assembler;
+        let mut streamed = Assembler::default();
+        for &(e, d) in STREAM {
+            streamed.apply_all(decode(e, d).unwrap(), &mut |_| {});
+        }
+        let message = serde_json::json!({"id": "msg_1", "type": "message", "role": "assistant",
+            "content": [{"type": "text", "text": "Hi"},
+                        {"type": "tool_use", "id": "toolu_1", "name": "bash", "input": {"command": "ls"}}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 2, "cache_read_input_tokens": 10, "output_tokens": 30}});
+        let mut texts = Vec::new();
+        let mut whole = Assembler::default();
+        whole.apply_all(decode_whole(&message).unwrap(), &mut |t| {
+            texts.push(t.to_string())
+        });
+        assert_eq!(texts, ["Hi"]);
+        assert_eq!(whole.finish(), streamed.finish());
+
+        let overloaded = serde_json::json!({"type": "error",
+            "error": {"type": "overloaded_error", "message": "busy"}});
+        assert!(matches!(
+            decode_whole(&overloaded),
+            Err(Failure::RateLimited { .. })
+        ));
+        assert!(matches!(
+            decode_whole(&serde_json::json!({"type": "message"})),
+            Err(Failure::Transient { .. })
+        ));
     }
 }

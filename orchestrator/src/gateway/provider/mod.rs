@@ -20,28 +20,36 @@ use crate::plan::{self, ModelConfig};
 pub(crate) use anthropic::Anthropic;
 pub(crate) use openai::OpenAi;
 
+/// What one call asks of a model, in provider-neutral terms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    pub system: &'a str,
+    /// Tools the model may call.
+    pub tools: &'a [ToolSpec],
+    /// The conversation so far; it starts with a user message.
+    pub messages: &'a [Message],
+    /// At most this many tokens of answer.
+    pub max_tokens: u32,
+    /// Stream the answer over SSE, or have it whole in one JSON response.
+    pub stream: bool,
+}
+
 /// One wire protocol. Implementations hold no state: everything a call
 /// needs comes from the model's configuration and the conversation.
 pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
-    /// The JSON body of a streamed request for the conversation `messages`
-    /// after `system`, offering `tools`, with at most `max_tokens` of answer.
-    fn body(
-        &self,
-        config: &ModelConfig,
-        max_tokens: u32,
-        system: &str,
-        tools: &[ToolSpec],
-        messages: &[Message],
-    ) -> Value;
+    /// The JSON body of the request for `ask`, streamed or not as it says.
+    fn body(&self, config: &ModelConfig, ask: &Ask<'_>) -> Value;
 
-    /// The request to send `body` with: URL from the configured base, and
-    /// the provider's own headers, authentication with `key` included
-    /// (the common JSON and SSE headers are added by the caller).
+    /// The request to send a body with: URL from the configured base (some
+    /// APIs choose streaming by URL, hence `stream`), and the provider's own
+    /// headers, authentication with `key` included (the common JSON and
+    /// accept headers are added by the caller).
     fn request(
         &self,
         http: &reqwest::Client,
         config: &ModelConfig,
         key: Option<&Secret>,
+        stream: bool,
     ) -> reqwest::RequestBuilder;
 
     /// One SSE event (`event` name, `data` payload) as common events: text
@@ -50,6 +58,13 @@ pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
     /// stream's end marker; or how an error the stream reported fails the
     /// attempt. The gateway folds the events into the answer itself.
     fn decode(&self, event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure>;
+
+    /// A whole (non-streamed) JSON response as the same common events, so
+    /// the same fold builds the answer: each part's text, its tool calls
+    /// with their arguments in one piece, usage, the stop reason (no
+    /// `Done`: a whole response is complete by itself); or how an error in
+    /// place of an answer fails the attempt.
+    fn decode_whole(&self, response: &Value) -> Result<Vec<StreamEvent>, Failure>;
 
     /// Whether this provider's servers may end a stream right after the
     /// stop reason, without the end marker (the answer is then whole).
@@ -117,7 +132,7 @@ mod tests {
         let anthropic = config(plan::Provider::Anthropic, "http://127.0.0.1:1");
         let provider = for_config(&anthropic);
         let r = provider
-            .request(&http, &anthropic, Some(&key))
+            .request(&http, &anthropic, Some(&key), true)
             .build()
             .unwrap();
         assert_eq!(r.url().as_str(), "http://127.0.0.1:1/v1/messages");
@@ -128,13 +143,16 @@ mod tests {
         let openai = config(plan::Provider::Openai, "http://127.0.0.1:1/v1");
         let provider = for_config(&openai);
         let r = provider
-            .request(&http, &openai, Some(&key))
+            .request(&http, &openai, Some(&key), false)
             .build()
             .unwrap();
         assert_eq!(r.url().as_str(), "http://127.0.0.1:1/v1/chat/completions");
         assert_eq!(r.headers()["authorization"], "Bearer sk-test");
         assert!(r.headers().get("x-api-key").is_none());
-        let r = provider.request(&http, &openai, None).build().unwrap();
+        let r = provider
+            .request(&http, &openai, None, true)
+            .build()
+            .unwrap();
         assert!(r.headers().get("authorization").is_none());
     }
 
@@ -150,21 +168,34 @@ mod tests {
             description: "run".into(),
             input_schema: serde_json::json!({"type": "object"}),
         }];
+        let ask = |stream| Ask {
+            system: "sys",
+            tools: &tools,
+            messages: &messages,
+            max_tokens: 7,
+            stream,
+        };
         let c = config(plan::Provider::Anthropic, "http://h");
-        let b = for_config(&c).body(&c, 7, "sys", &tools, &messages);
+        let b = for_config(&c).body(&c, &ask(true));
         assert_eq!(b["system"], "sys");
         assert_eq!(b["max_tokens"], 7);
         assert_eq!(b["stream"], true);
         assert_eq!(b["messages"][0]["content"][0]["text"], "hi");
         assert_eq!(b["tools"][0]["input_schema"]["type"], "object");
+        assert_eq!(for_config(&c).body(&c, &ask(false))["stream"], false);
 
         let c = config(plan::Provider::Openai, "http://h/v1");
-        let b = for_config(&c).body(&c, 7, "sys", &tools, &messages);
+        let b = for_config(&c).body(&c, &ask(true));
         assert_eq!(b["messages"][0]["role"], "system");
         assert_eq!(b["messages"][1]["content"], "hi");
         assert_eq!(b["max_completion_tokens"], 7);
         assert_eq!(b["stream_options"]["include_usage"], true);
         assert_eq!(b["tools"][0]["function"]["name"], "bash");
+        // The API refuses `stream_options` on a request that does not
+        // stream; a whole response always reports usage.
+        let b = for_config(&c).body(&c, &ask(false));
+        assert_eq!(b["stream"], false);
+        assert!(b.get("stream_options").is_none());
     }
 
     #[test]
