@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use swarm_orchestrator::gateway::{CompletionRequest, Gateway, GatewayError, Secret};
+use swarm_orchestrator::gateway::{BudgetScope, CompletionRequest, Gateway, GatewayError, Secret};
 use swarm_orchestrator::plan::{Budget, ModelConfig, Provider};
 use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
 
@@ -215,6 +215,74 @@ async fn complete_counts_against_the_run_budget_anthropic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_counts_against_the_run_budget_openai() {
     counts_against_the_run_budget(Wire::OpenAi).await;
+}
+
+/// A planner's calls share a budget scope: refused once it is spent, each
+/// asking for no more than is left of it or of the run, while calls outside
+/// it go on under the run's budget.
+async fn counts_against_a_budget_scope(wire: Wire) {
+    let mock = MockModel::start(options(false), |_| Reply::Answer {
+        parts: vec![text("ok")],
+        input_tokens: 100,
+        output_tokens: 20,
+    });
+    let gw = gateway(
+        &mock,
+        wire,
+        Budget {
+            tokens: Some(1000),
+            usd: None,
+        },
+    );
+    let planner = Arc::new(BudgetScope::new(
+        "the planner",
+        Budget {
+            tokens: Some(150),
+            usd: None,
+        },
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("planner.jsonl");
+    let planned = |prompt: &str| CompletionRequest {
+        budget: Some(Arc::clone(&planner)),
+        ..request(prompt, Some(path.clone()))
+    };
+    gw.complete(&planned("one")).await.unwrap();
+    gw.complete(&planned("two")).await.unwrap();
+    let refused = gw.complete(&planned("three")).await.unwrap_err();
+    assert!(
+        matches!(&refused, GatewayError::Budget { why, .. }
+            if why == "the planner has used 240 of its 150 tokens"),
+        "{refused}"
+    );
+    gw.complete(&request("four", None)).await.unwrap();
+    assert_eq!(planner.spent().0.total(), 240);
+    assert_eq!(gw.spent().0.total(), 360);
+
+    let calls = mock.calls();
+    let max: Vec<&Value> = calls
+        .iter()
+        .map(|c| match wire {
+            Wire::Anthropic => &c.body["max_tokens"],
+            Wire::OpenAi => &c.body["max_completion_tokens"],
+        })
+        .collect();
+    // The scope's 150, then its last 30; outside it, the run's last 760.
+    assert_eq!(max, [150, 30, 760]);
+    mock.assert_clean();
+    let lines = transcript(&path);
+    let refusal = lines.iter().find(|l| l["type"] == "refused").unwrap();
+    assert_eq!(refusal["why"], "budget");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_counts_against_a_budget_scope_anthropic() {
+    counts_against_a_budget_scope(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_counts_against_a_budget_scope_openai() {
+    counts_against_a_budget_scope(Wire::OpenAi).await;
 }
 
 /// A whole answer's 429 is waited out like a stream's.

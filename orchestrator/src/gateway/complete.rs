@@ -2,19 +2,21 @@
 //! not from an agent worker: [`Gateway::complete`]. It takes the same path
 //! as an agent's turn — the model's concurrency cap and pacing, the
 //! cool-down after a 429 or 529, retries with backoff ([`call`]), the run's
-//! budget, and a transcript in the same format — so coordinator-side calls
-//! are limited, counted and recorded like everything else.
+//! budget and, if the request names one, a [`BudgetScope`] of its own
+//! (checked and settled as an agent task's budget is), and a transcript in
+//! the same format — so coordinator-side calls are limited, counted and
+//! recorded like everything else.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, InvalidInput, Message, StopReason, ToolSpec, Usage};
 
 use super::provider::Ask;
-use super::session::remaining_tokens;
 use super::transcript::Transcript;
-use super::{Gateway, GatewayError, call};
+use super::{BudgetScope, Gateway, GatewayError, call};
 
 /// What to ask a model.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +27,8 @@ pub struct CompletionRequest {
     /// The conversation so far; it must start with a user message.
     pub messages: Vec<Message>,
     /// At most this many tokens of answer; `None`: the model's
-    /// `max_tokens`. Lowered to what is left of the run's token budget.
+    /// `max_tokens`. Lowered to what is left of the run's token budget and
+    /// of `budget`'s.
     pub max_tokens: Option<u32>,
     /// Tools the model may call (their calls come back in
     /// [`Completion::tool_calls`]; nothing runs them here).
@@ -34,6 +37,11 @@ pub struct CompletionRequest {
     pub label: String,
     /// Where the call's transcript is appended; `None`: none is written.
     pub transcript: Option<PathBuf>,
+    /// A budget the call counts against besides the run's, as an agent
+    /// task's calls count against the task's: the call is refused once
+    /// either is spent. Share one scope between calls (a planner's) to
+    /// limit them together; `None`: the run's budget only.
+    pub budget: Option<Arc<BudgetScope>>,
 }
 
 /// A tool call in the model's answer.
@@ -107,17 +115,18 @@ impl Gateway {
         for m in &request.messages {
             write("message", json!({"role": m.role, "content": m.content}));
         }
-        if let Some(why) = self.run_budget_spent() {
-            write("refused", json!({"why": "budget", "message": why}));
-            return Err(GatewayError::Budget {
-                model: model.clone(),
-                why,
-            });
-        }
         let wanted = request.max_tokens.unwrap_or(config.max_tokens);
-        let spent = *super::lock(&self.spent);
-        let max_tokens =
-            remaining_tokens(&self.budget, &spent).map_or(wanted, |left| wanted.min(left.max(1)));
+        let scope = request.budget.as_deref();
+        let max_tokens = match self.admit(scope, wanted) {
+            Ok(max_tokens) => max_tokens,
+            Err(why) => {
+                write("refused", json!({"why": "budget", "message": why}));
+                return Err(GatewayError::Budget {
+                    model: model.clone(),
+                    why,
+                });
+            }
+        };
         let prepared = endpoint.prepare(&Ask {
             system: &request.system,
             tools: &request.tools,
@@ -146,7 +155,7 @@ impl Gateway {
                 });
             }
         };
-        let (usd, estimated) = self.settle(config, &mut answer, prepared.estimate);
+        let (usd, estimated) = self.settle(config, &mut answer, prepared.estimate, scope);
         if estimated {
             write(
                 "note",
