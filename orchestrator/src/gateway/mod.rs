@@ -22,7 +22,7 @@ mod call;
 mod complete;
 mod limiter;
 pub mod prices;
-mod provider;
+pub(crate) mod provider;
 mod session;
 mod stream;
 mod transcript;
@@ -121,7 +121,7 @@ impl Gateway {
                     config: config.clone(),
                     key: keys.get(name).cloned(),
                     limiter: limiter::Limiter::new(config),
-                    provider: provider::for_config(config),
+                    provider: provider::for_kind(config.provider),
                 };
                 (name.clone(), Arc::new(endpoint))
             })

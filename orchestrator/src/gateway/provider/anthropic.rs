@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, Message, Role, StopReason};
 
-use super::{Ask, Provider};
+use super::{Ask, Defaults, Provider};
 use crate::gateway::Secret;
 use crate::gateway::stream::{Failure, Slot, StreamEvent};
 use crate::plan::ModelConfig;
@@ -16,6 +16,13 @@ use crate::plan::ModelConfig;
 pub(crate) struct Anthropic;
 
 impl Provider for Anthropic {
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            base_url: "https://api.anthropic.com",
+            api_key_env: "ANTHROPIC_API_KEY",
+        }
+    }
+
     fn body(&self, config: &ModelConfig, ask: &Ask<'_>) -> Value {
         body(&config.model, ask)
     }

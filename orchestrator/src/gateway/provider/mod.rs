@@ -1,9 +1,13 @@
 //! Model providers: everything that differs between wire protocols sits
 //! behind [`Provider`], so the rest of the gateway (calls, retries, limits,
-//! budgets, transcripts) never asks which one it talks to.
+//! budgets, transcripts) and the plan never ask which one they talk to.
+//! A provider encodes a request, decodes the answer (streamed or whole)
+//! into the gateway's common events, classifies errors with their retry
+//! hints, and gives the defaults the plan fills in for its models.
 //!
-//! Adding a provider is one file here implementing the trait, and one arm
-//! in [`for_config`], where a model's configuration picks it.
+//! Adding a provider is one file here implementing the trait, its variant
+//! in `plan::Provider` (the plan's `provider` key), and one arm in
+//! [`for_kind`], where that key picks the implementation.
 
 mod anthropic;
 mod openai;
@@ -34,9 +38,22 @@ pub(crate) struct Ask<'a> {
     pub stream: bool,
 }
 
+/// What a model of a provider gets when its `[models.NAME]` table leaves
+/// it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Defaults {
+    /// The provider's own API, without a trailing `/`.
+    pub base_url: &'static str,
+    /// The environment variable the API key is read from.
+    pub api_key_env: &'static str,
+}
+
 /// One wire protocol. Implementations hold no state: everything a call
 /// needs comes from the model's configuration and the conversation.
 pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
+    /// The `base_url` and key variable of a model that names none.
+    fn defaults(&self) -> Defaults;
+
     /// The JSON body of the request for `ask`, streamed or not as it says.
     fn body(&self, config: &ModelConfig, ask: &Ask<'_>) -> Value;
 
@@ -85,9 +102,10 @@ pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The provider a model's configuration names.
-pub(crate) fn for_config(config: &ModelConfig) -> &'static dyn Provider {
-    match config.provider {
+/// The provider a plan's `provider` key names: the one place that maps
+/// the key to an implementation.
+pub(crate) fn for_kind(kind: plan::Provider) -> &'static dyn Provider {
+    match kind {
         plan::Provider::Anthropic => &Anthropic,
         plan::Provider::Openai => &OpenAi,
     }
@@ -126,11 +144,21 @@ mod tests {
     }
 
     #[test]
+    fn each_provider_gives_its_own_defaults() {
+        let anthropic = for_kind(plan::Provider::Anthropic).defaults();
+        assert_eq!(anthropic.base_url, "https://api.anthropic.com");
+        assert_eq!(anthropic.api_key_env, "ANTHROPIC_API_KEY");
+        let openai = for_kind(plan::Provider::Openai).defaults();
+        assert_eq!(openai.base_url, "https://api.openai.com/v1");
+        assert_eq!(openai.api_key_env, "OPENAI_API_KEY");
+    }
+
+    #[test]
     fn each_provider_builds_its_own_url_and_authentication() {
         let http = reqwest::Client::new();
         let key = Secret::new("sk-test");
         let anthropic = config(plan::Provider::Anthropic, "http://127.0.0.1:1");
-        let provider = for_config(&anthropic);
+        let provider = for_kind(anthropic.provider);
         let r = provider
             .request(&http, &anthropic, Some(&key), true)
             .build()
@@ -141,7 +169,7 @@ mod tests {
         assert!(r.headers().get("authorization").is_none());
 
         let openai = config(plan::Provider::Openai, "http://127.0.0.1:1/v1");
-        let provider = for_config(&openai);
+        let provider = for_kind(openai.provider);
         let r = provider
             .request(&http, &openai, Some(&key), false)
             .build()
@@ -176,16 +204,16 @@ mod tests {
             stream,
         };
         let c = config(plan::Provider::Anthropic, "http://h");
-        let b = for_config(&c).body(&c, &ask(true));
+        let b = for_kind(c.provider).body(&c, &ask(true));
         assert_eq!(b["system"], "sys");
         assert_eq!(b["max_tokens"], 7);
         assert_eq!(b["stream"], true);
         assert_eq!(b["messages"][0]["content"][0]["text"], "hi");
         assert_eq!(b["tools"][0]["input_schema"]["type"], "object");
-        assert_eq!(for_config(&c).body(&c, &ask(false))["stream"], false);
+        assert_eq!(for_kind(c.provider).body(&c, &ask(false))["stream"], false);
 
         let c = config(plan::Provider::Openai, "http://h/v1");
-        let b = for_config(&c).body(&c, &ask(true));
+        let b = for_kind(c.provider).body(&c, &ask(true));
         assert_eq!(b["messages"][0]["role"], "system");
         assert_eq!(b["messages"][1]["content"], "hi");
         assert_eq!(b["max_completion_tokens"], 7);
@@ -193,7 +221,7 @@ mod tests {
         assert_eq!(b["tools"][0]["function"]["name"], "bash");
         // The API refuses `stream_options` on a request that does not
         // stream; a whole response always reports usage.
-        let b = for_config(&c).body(&c, &ask(false));
+        let b = for_kind(c.provider).body(&c, &ask(false));
         assert_eq!(b["stream"], false);
         assert!(b.get("stream_options").is_none());
     }

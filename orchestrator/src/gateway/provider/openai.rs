@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, Message, Role, StopReason};
 
-use super::{Ask, Provider};
+use super::{Ask, Defaults, Provider};
 use crate::gateway::Secret;
 use crate::gateway::stream::{Failure, Slot, StreamEvent};
 use crate::plan::ModelConfig;
@@ -19,6 +19,13 @@ use crate::plan::ModelConfig;
 pub(crate) struct OpenAi;
 
 impl Provider for OpenAi {
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            base_url: "https://api.openai.com/v1",
+            api_key_env: "OPENAI_API_KEY",
+        }
+    }
+
     fn body(&self, config: &ModelConfig, ask: &Ask<'_>) -> Value {
         body(&config.base_url, &config.model, ask)
     }
