@@ -18,6 +18,15 @@ use crate::support::model::{MockModel, Options, Reply, Wire, text, tool};
 const KEY: &str = "sk-test-complete";
 
 fn gateway(mock: &MockModel, wire: Wire, budget: Budget) -> Arc<Gateway> {
+    gateway_with_timeout(mock, wire, budget, Duration::from_secs(10))
+}
+
+fn gateway_with_timeout(
+    mock: &MockModel,
+    wire: Wire,
+    budget: Budget,
+    timeout: Duration,
+) -> Arc<Gateway> {
     let provider = match wire {
         Wire::Anthropic => Provider::Anthropic,
         Wire::OpenAi => Provider::Openai,
@@ -33,7 +42,7 @@ fn gateway(mock: &MockModel, wire: Wire, budget: Budget) -> Arc<Gateway> {
         requests_per_minute: None,
         tokens_per_minute: None,
         retries: 2,
-        timeout: Duration::from_secs(10),
+        timeout,
         price: None,
         span: 0..0,
     };
@@ -364,6 +373,40 @@ async fn retries_a_5xx_and_a_cut_answer(wire: Wire) {
         "{failed}"
     );
     assert_eq!(mock.calls().len(), 3);
+}
+
+/// A server that sends its headers and then nothing is given up on after
+/// the model's `timeout`, and the call tried again.
+async fn retries_a_silent_whole_answer(wire: Wire) {
+    let mock = MockModel::start(options(false), |call| match call.attempt {
+        1 => Reply::Hang,
+        _ => Reply::text("awake"),
+    });
+    let gw = gateway_with_timeout(&mock, wire, Budget::default(), Duration::from_secs(1));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let started = Instant::now();
+    let done = gw
+        .complete(&request("sleepy", Some(path.clone())))
+        .await
+        .unwrap();
+    assert_eq!(done.text, "awake");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(mock.calls().len(), 2);
+    mock.assert_clean();
+    let lines = transcript(&path);
+    let retry = lines.iter().find(|l| l["type"] == "retry").unwrap();
+    assert_eq!(retry["reason"], "the model sent nothing for 1s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_retries_a_silent_whole_answer_anthropic() {
+    retries_a_silent_whole_answer(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_retries_a_silent_whole_answer_openai() {
+    retries_a_silent_whole_answer(Wire::OpenAi).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ pub(crate) enum Failure {
         retry_after: Option<Duration>,
         message: String,
     },
-    /// Worth another try: a 5xx, a broken, cut or silent stream.
+    /// Worth another try: a 5xx, a broken, cut or silent stream or answer.
     Transient {
         retry_after: Option<Duration>,
         message: String,
@@ -57,7 +57,7 @@ pub(crate) enum Slot {
 }
 
 /// One provider-neutral piece of an answer, as a provider decodes it from
-/// an SSE event.
+/// an SSE event or a whole JSON response.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum StreamEvent {
     /// Text for the part at `slot`. The first event of a slot starts its
