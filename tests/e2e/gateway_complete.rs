@@ -1,14 +1,15 @@
-//! `Gateway::complete`, the coordinator's own model call, against the mock
-//! model server on loopback for both wire protocols: what was sent, usage
-//! counted against the run's budget, a 429's retry-after waited out, and
-//! the transcript.
+//! `Gateway::complete` (whole answers, `stream: false` on the wire) and
+//! `Gateway::complete_streaming` (SSE), the coordinator's own model call,
+//! against the mock model server on loopback for both wire protocols: what
+//! was sent, usage counted against the run's budget, a 429's retry-after
+//! waited out, 5xx and cut answers retried, and the transcript.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use swarm_orchestrator::gateway::{CompletionRequest, Gateway, GatewayError, Secret};
+use swarm_orchestrator::gateway::{BudgetScope, CompletionRequest, Gateway, GatewayError, Secret};
 use swarm_orchestrator::plan::{Budget, ModelConfig, Provider};
 use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
 
@@ -17,6 +18,15 @@ use crate::support::model::{MockModel, Options, Reply, Wire, text, tool};
 const KEY: &str = "sk-test-complete";
 
 fn gateway(mock: &MockModel, wire: Wire, budget: Budget) -> Arc<Gateway> {
+    gateway_with_timeout(mock, wire, budget, Duration::from_secs(10))
+}
+
+fn gateway_with_timeout(
+    mock: &MockModel,
+    wire: Wire,
+    budget: Budget,
+    timeout: Duration,
+) -> Arc<Gateway> {
     let provider = match wire {
         Wire::Anthropic => Provider::Anthropic,
         Wire::OpenAi => Provider::Openai,
@@ -32,7 +42,7 @@ fn gateway(mock: &MockModel, wire: Wire, budget: Budget) -> Arc<Gateway> {
         requests_per_minute: None,
         tokens_per_minute: None,
         retries: 2,
-        timeout: Duration::from_secs(10),
+        timeout,
         price: None,
         span: 0..0,
     };
@@ -41,9 +51,11 @@ fn gateway(mock: &MockModel, wire: Wire, budget: Budget) -> Arc<Gateway> {
     Arc::new(Gateway::new(&models, &keys, budget).unwrap())
 }
 
-fn options() -> Options {
+/// The mock checks that every request streams, or that none does.
+fn options(stream: bool) -> Options {
     Options {
         api_key: Some(KEY.into()),
+        stream: Some(stream),
         ..Options::new("mock-model")
     }
 }
@@ -72,8 +84,8 @@ fn transcript(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
-async fn answers_with_text_tools_and_usage(wire: Wire) {
-    let mock = MockModel::start(options(), |_| Reply::Answer {
+async fn answers_with_text_tools_and_usage(wire: Wire, stream: bool) {
+    let mock = MockModel::start(options(stream), |_| Reply::Answer {
         parts: vec![
             text("Two tasks."),
             tool("c1", "add_task", json!({"name": "a"})),
@@ -91,7 +103,12 @@ async fn answers_with_text_tools_and_usage(wire: Wire) {
         input_schema: json!({"type": "object"}),
     }];
     req.max_tokens = Some(77);
-    let done = gw.complete(&req).await.unwrap();
+    let done = if stream {
+        gw.complete_streaming(&req, &mut |_| {}).await
+    } else {
+        gw.complete(&req).await
+    };
+    let done = done.unwrap();
     assert_eq!(done.text, "Two tasks.");
     assert_eq!(done.tool_calls.len(), 1);
     assert_eq!(done.tool_calls[0].name, "add_task");
@@ -104,6 +121,7 @@ async fn answers_with_text_tools_and_usage(wire: Wire) {
     let calls = mock.calls();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].wire, wire);
+    assert_eq!(calls[0].stream, stream);
     assert_eq!(calls[0].system, "You split goals into tasks.");
     assert_eq!(calls[0].conversation, "split this goal");
     assert_eq!(calls[0].tools, ["add_task"]);
@@ -117,22 +135,33 @@ async fn answers_with_text_tools_and_usage(wire: Wire) {
     let kinds: Vec<&str> = lines.iter().filter_map(|l| l["type"].as_str()).collect();
     assert_eq!(kinds, ["start", "message", "assistant"]);
     assert_eq!(lines[0]["label"], "planner");
+    assert_eq!(lines[0]["stream"], stream);
     assert_eq!(lines[2]["usage"]["input_tokens"], 40);
     assert!(!std::fs::read_to_string(&path).unwrap().contains(KEY));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_answers_with_text_tools_and_usage_anthropic() {
-    answers_with_text_tools_and_usage(Wire::Anthropic).await;
+    answers_with_text_tools_and_usage(Wire::Anthropic, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_answers_with_text_tools_and_usage_openai() {
-    answers_with_text_tools_and_usage(Wire::OpenAi).await;
+    answers_with_text_tools_and_usage(Wire::OpenAi, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_streaming_answers_with_text_tools_and_usage_anthropic() {
+    answers_with_text_tools_and_usage(Wire::Anthropic, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_streaming_answers_with_text_tools_and_usage_openai() {
+    answers_with_text_tools_and_usage(Wire::OpenAi, true).await;
 }
 
 async fn streams_text_as_it_arrives(wire: Wire) {
-    let mock = MockModel::start(options(), |_| {
+    let mock = MockModel::start(options(true), |_| {
         Reply::answer(vec![text("alpha beta gamma delta epsilon")])
     });
     let gw = gateway(&mock, wire, Budget::default());
@@ -158,7 +187,7 @@ async fn complete_streams_text_as_it_arrives_openai() {
 }
 
 async fn counts_against_the_run_budget(wire: Wire) {
-    let mock = MockModel::start(options(), |_| Reply::Answer {
+    let mock = MockModel::start(options(false), |_| Reply::Answer {
         parts: vec![text("ok")],
         input_tokens: 100,
         output_tokens: 20,
@@ -197,8 +226,77 @@ async fn complete_counts_against_the_run_budget_openai() {
     counts_against_the_run_budget(Wire::OpenAi).await;
 }
 
+/// A planner's calls share a budget scope: refused once it is spent, each
+/// asking for no more than is left of it or of the run, while calls outside
+/// it go on under the run's budget.
+async fn counts_against_a_budget_scope(wire: Wire) {
+    let mock = MockModel::start(options(false), |_| Reply::Answer {
+        parts: vec![text("ok")],
+        input_tokens: 100,
+        output_tokens: 20,
+    });
+    let gw = gateway(
+        &mock,
+        wire,
+        Budget {
+            tokens: Some(1000),
+            usd: None,
+        },
+    );
+    let planner = Arc::new(BudgetScope::new(
+        "the planner",
+        Budget {
+            tokens: Some(150),
+            usd: None,
+        },
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("planner.jsonl");
+    let planned = |prompt: &str| CompletionRequest {
+        budget: Some(Arc::clone(&planner)),
+        ..request(prompt, Some(path.clone()))
+    };
+    gw.complete(&planned("one")).await.unwrap();
+    gw.complete(&planned("two")).await.unwrap();
+    let refused = gw.complete(&planned("three")).await.unwrap_err();
+    assert!(
+        matches!(&refused, GatewayError::Budget { why, .. }
+            if why == "the planner has used 240 of its 150 tokens"),
+        "{refused}"
+    );
+    gw.complete(&request("four", None)).await.unwrap();
+    assert_eq!(planner.spent().0.total(), 240);
+    assert_eq!(gw.spent().0.total(), 360);
+
+    let calls = mock.calls();
+    let max: Vec<&Value> = calls
+        .iter()
+        .map(|c| match wire {
+            Wire::Anthropic => &c.body["max_tokens"],
+            Wire::OpenAi => &c.body["max_completion_tokens"],
+        })
+        .collect();
+    // The scope's 150, then its last 30; outside it, the run's last 760.
+    assert_eq!(max, [150, 30, 760]);
+    mock.assert_clean();
+    let lines = transcript(&path);
+    let refusal = lines.iter().find(|l| l["type"] == "refused").unwrap();
+    assert_eq!(refusal["why"], "budget");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_counts_against_a_budget_scope_anthropic() {
+    counts_against_a_budget_scope(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_counts_against_a_budget_scope_openai() {
+    counts_against_a_budget_scope(Wire::OpenAi).await;
+}
+
+/// A whole answer's 429 is waited out like a stream's.
 async fn waits_out_a_429(wire: Wire) {
-    let mock = MockModel::start(options(), |call| {
+    let mock = MockModel::start(options(false), |call| {
         if call.attempt == 1 {
             Reply::rate_limited(1)
         } else {
@@ -215,7 +313,9 @@ async fn waits_out_a_429(wire: Wire) {
         .unwrap();
     assert_eq!(done.text, "after the wait");
     assert!(started.elapsed() >= Duration::from_millis(950));
-    assert_eq!(mock.calls().len(), 2);
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| !c.stream));
     assert_eq!(mock.stats().early_retries, 0);
     mock.assert_clean();
     let lines = transcript(&path);
@@ -234,9 +334,94 @@ async fn complete_waits_out_a_429_openai() {
     waits_out_a_429(Wire::OpenAi).await;
 }
 
+/// A 5xx and a whole answer cut off halfway are retried with backoff (and
+/// counted against `retries`, 2 here).
+async fn retries_a_5xx_and_a_cut_answer(wire: Wire) {
+    let mock = MockModel::start(options(false), |call| match call.attempt {
+        1 => Reply::status(503, "upstream busy"),
+        2 => Reply::Cut {
+            parts: vec![text("half of an answer that never ends")],
+            after_events: 0,
+        },
+        _ => Reply::text("third time"),
+    });
+    let gw = gateway(&mock, wire, Budget::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let done = gw
+        .complete(&request("flaky", Some(path.clone())))
+        .await
+        .unwrap();
+    assert_eq!(done.text, "third time");
+    assert_eq!(mock.calls().len(), 3);
+    mock.assert_clean();
+    let lines = transcript(&path);
+    let retries: Vec<&Value> = lines.iter().filter(|l| l["type"] == "retry").collect();
+    assert_eq!(retries.len(), 2, "{lines:#?}");
+    assert!(retries.iter().all(|r| r["rate_limited"] == false));
+    let reason = |i: usize| retries[i]["reason"].as_str().unwrap();
+    assert!(reason(0).contains("HTTP 503") && reason(0).contains("upstream busy"));
+    assert!(reason(1).contains("the answer broke"), "{}", reason(1));
+
+    // A third failure is one too many.
+    let mock = MockModel::start(options(false), |_| Reply::status(500, "down"));
+    let gw = gateway(&mock, wire, Budget::default());
+    let failed = gw.complete(&request("down", None)).await.unwrap_err();
+    assert!(
+        matches!(&failed, GatewayError::Call { message, .. }
+            if message.contains("HTTP 500") && message.contains("gave up after 2 retries")),
+        "{failed}"
+    );
+    assert_eq!(mock.calls().len(), 3);
+}
+
+/// A server that sends its headers and then nothing is given up on after
+/// the model's `timeout`, and the call tried again.
+async fn retries_a_silent_whole_answer(wire: Wire) {
+    let mock = MockModel::start(options(false), |call| match call.attempt {
+        1 => Reply::Hang,
+        _ => Reply::text("awake"),
+    });
+    let gw = gateway_with_timeout(&mock, wire, Budget::default(), Duration::from_secs(1));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let started = Instant::now();
+    let done = gw
+        .complete(&request("sleepy", Some(path.clone())))
+        .await
+        .unwrap();
+    assert_eq!(done.text, "awake");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(mock.calls().len(), 2);
+    mock.assert_clean();
+    let lines = transcript(&path);
+    let retry = lines.iter().find(|l| l["type"] == "retry").unwrap();
+    assert_eq!(retry["reason"], "the model sent nothing for 1s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_retries_a_silent_whole_answer_anthropic() {
+    retries_a_silent_whole_answer(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_retries_a_silent_whole_answer_openai() {
+    retries_a_silent_whole_answer(Wire::OpenAi).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_retries_a_5xx_and_a_cut_answer_anthropic() {
+    retries_a_5xx_and_a_cut_answer(Wire::Anthropic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_retries_a_5xx_and_a_cut_answer_openai() {
+    retries_a_5xx_and_a_cut_answer(Wire::OpenAi).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_fails_for_good_on_a_bad_key_and_an_unknown_model() {
-    let mock = MockModel::start(options(), |_| Reply::status(401, "invalid x-api-key"));
+    let mock = MockModel::start(options(false), |_| Reply::status(401, "invalid x-api-key"));
     let gw = gateway(&mock, Wire::Anthropic, Budget::default());
     let failed = gw.complete(&request("hi", None)).await.unwrap_err();
     assert!(

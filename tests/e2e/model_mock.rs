@@ -312,3 +312,131 @@ fn cut_aborts_the_stream_and_hang_does_not_block_shutdown() {
     drop(mock);
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+/// `body` asking for a whole answer; OpenAI's loses `stream_options`, which
+/// the real API refuses without streaming.
+fn unstreamed(mut body: Value) -> Value {
+    body["stream"] = json!(false);
+    body.as_object_mut().unwrap().remove("stream_options");
+    body
+}
+
+#[test]
+fn requests_that_do_not_stream_get_whole_answers_in_both_wires() {
+    let mock = MockModel::start(
+        Options {
+            stream: Some(false),
+            ..options()
+        },
+        tool_then_done,
+    );
+    let task = json!([{"role": "user", "content": "task"}]);
+    let anthropic = post(
+        mock.addr(),
+        "/v1/messages",
+        ANTHROPIC,
+        &unstreamed(anthropic_body(task.clone())),
+    );
+    assert_eq!(anthropic.status, 200);
+    assert!(anthropic.head.contains("content-type: application/json") && anthropic.complete);
+    let message: Value = serde_json::from_str(&anthropic.body).unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(
+        message["content"][0],
+        json!({"type": "text", "text": "reading it"})
+    );
+    assert_eq!(message["content"][1]["input"], json!({"path": "a.txt"}));
+    assert_eq!(message["stop_reason"], "tool_use");
+    assert_eq!(message["usage"]["output_tokens"], 7);
+
+    let messages =
+        json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "task"}]);
+    let openai = post(
+        mock.addr(),
+        "/v1/chat/completions",
+        OPENAI,
+        &unstreamed(openai_body(messages)),
+    );
+    assert!(openai.status == 200 && openai.complete);
+    let completion: Value = serde_json::from_str(&openai.body).unwrap();
+    let choice = &completion["choices"][0];
+    assert_eq!(choice["message"]["content"], "reading it");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "read");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"path": "a.txt"})
+    );
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(completion["usage"]["total_tokens"], 18);
+    assert!(mock.calls().iter().all(|c| !c.stream));
+    mock.assert_clean();
+}
+
+#[test]
+fn a_cut_whole_answer_is_half_a_body_on_an_aborted_connection() {
+    let mock = MockModel::start(
+        Options {
+            stream: Some(false),
+            ..options()
+        },
+        |_| Reply::Cut {
+            parts: vec![text("partial answer")],
+            after_events: 3,
+        },
+    );
+    let cut = post(
+        mock.addr(),
+        "/v1/messages",
+        ANTHROPIC,
+        &unstreamed(anthropic_body(json!([{"role": "user", "content": "cut"}]))),
+    );
+    assert_eq!(cut.status, 200);
+    assert!(!cut.complete, "the answer was not cut: {}", cut.body);
+    assert!(cut.body.starts_with('{') && serde_json::from_str::<Value>(&cut.body).is_err());
+    mock.assert_clean();
+}
+
+#[test]
+fn invariants_check_the_stream_flag() {
+    // Expects streamed requests (the default).
+    let mock = MockModel::start(options(), |_| Reply::text("ok"));
+    let task = json!([{"role": "user", "content": "task"}]);
+    post(
+        mock.addr(),
+        "/v1/messages",
+        ANTHROPIC,
+        &unstreamed(anthropic_body(task.clone())),
+    );
+    let mut not_a_flag = anthropic_body(task.clone());
+    not_a_flag["stream"] = json!("yes");
+    post(mock.addr(), "/v1/messages", ANTHROPIC, &not_a_flag);
+    let violations = mock.violations();
+    assert_eq!(violations.len(), 3, "{violations:#?}");
+    assert!(violations[0].contains("stream is false, expected true"));
+    assert!(violations[1].contains("stream is \"yes\", not a boolean"));
+    assert!(violations[2].contains("stream is false, expected true"));
+    // An unreadable flag is not a streamed request: the answer came whole.
+    assert!(mock.calls().iter().all(|c| !c.stream));
+
+    // Accepts either, but not OpenAI's stream_options without streaming.
+    let mock = MockModel::start(
+        Options {
+            stream: None,
+            ..options()
+        },
+        |_| Reply::text("ok"),
+    );
+    let mut body = openai_body(task);
+    post(mock.addr(), "/v1/chat/completions", OPENAI, &body);
+    body["stream"] = json!(false);
+    post(mock.addr(), "/v1/chat/completions", OPENAI, &body);
+    let violations = mock.violations();
+    assert_eq!(violations.len(), 1, "{violations:#?}");
+    assert!(
+        violations[0].starts_with("request 1")
+            && violations[0].contains("stream_options on a request that does not stream")
+    );
+    let streamed: Vec<bool> = mock.calls().iter().map(|c| c.stream).collect();
+    assert_eq!(streamed, [true, false]);
+}

@@ -10,28 +10,54 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::Endpoint;
-use super::stream::{self, Answer, Failure};
+use super::attempt::attempt;
+use super::provider::Ask;
+use super::stream::{Answer, Failure};
+
+/// A request ready to send, built once and sent again on every retry.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub body: Value,
+    /// Whether the answer is streamed over SSE or comes whole.
+    pub stream: bool,
+    /// About how many tokens the request is, to pace it by.
+    pub estimate: u64,
+}
+
+impl Endpoint {
+    /// The provider's request for `ask` to this model.
+    pub(crate) fn prepare(&self, ask: &Ask<'_>) -> Prepared {
+        let body = self.provider.body(&self.config, ask);
+        // About four bytes a token: enough to pace by tokens per minute.
+        let estimate = body.to_string().len() as u64 / 4;
+        Prepared {
+            body,
+            stream: ask.stream,
+            estimate,
+        }
+    }
+}
 
 /// Told about every failed attempt that will be retried: why, how long
 /// until the next one, and whether it was a rate limit.
 pub(crate) type OnRetry<'a> = dyn FnMut(&str, Duration, bool) + Send + 'a;
 
-/// Calls the model with `body` (of about `estimate` tokens) until it
-/// answers or fails for good; the error says why, retries included.
+/// Sends `request` to the model until it answers or fails for good; the
+/// error says why, retries included.
 pub(crate) async fn call(
     http: &reqwest::Client,
     endpoint: &Endpoint,
-    body: &Value,
-    estimate: u64,
+    request: &Prepared,
     on_text: &mut (dyn FnMut(&str) + Send),
     on_retry: &mut OnRetry<'_>,
 ) -> Result<Answer, String> {
     let retries = endpoint.config.retries;
+    let estimate = request.estimate;
     let mut failures = 0u32;
     let mut limited = 0u32;
     loop {
         let permit = endpoint.limiter.acquire(estimate).await;
-        let result = stream::attempt(http, endpoint, body, on_text).await;
+        let result = attempt(http, endpoint, request, on_text).await;
         drop(permit);
         let failure = match result {
             Ok(answer) => {

@@ -2,18 +2,21 @@
 //! not from an agent worker: [`Gateway::complete`]. It takes the same path
 //! as an agent's turn — the model's concurrency cap and pacing, the
 //! cool-down after a 429 or 529, retries with backoff ([`call`]), the run's
-//! budget, and a transcript in the same format — so coordinator-side calls
-//! are limited, counted and recorded like everything else.
+//! budget and, if the request names one, a [`BudgetScope`] of its own
+//! (checked and settled as an agent task's budget is), and a transcript in
+//! the same format — so coordinator-side calls are limited, counted and
+//! recorded like everything else.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, InvalidInput, Message, StopReason, ToolSpec, Usage};
 
-use super::session::remaining_tokens;
+use super::provider::Ask;
 use super::transcript::Transcript;
-use super::{Gateway, GatewayError, call, estimate_tokens};
+use super::{BudgetScope, Gateway, GatewayError, call};
 
 /// What to ask a model.
 #[derive(Debug, Clone, Default)]
@@ -24,7 +27,8 @@ pub struct CompletionRequest {
     /// The conversation so far; it must start with a user message.
     pub messages: Vec<Message>,
     /// At most this many tokens of answer; `None`: the model's
-    /// `max_tokens`. Lowered to what is left of the run's token budget.
+    /// `max_tokens`. Lowered to what is left of the run's token budget and
+    /// of `budget`'s.
     pub max_tokens: Option<u32>,
     /// Tools the model may call (their calls come back in
     /// [`Completion::tool_calls`]; nothing runs them here).
@@ -33,6 +37,11 @@ pub struct CompletionRequest {
     pub label: String,
     /// Where the call's transcript is appended; `None`: none is written.
     pub transcript: Option<PathBuf>,
+    /// A budget the call counts against besides the run's, as an agent
+    /// task's calls count against the task's: the call is refused once
+    /// either is spent. Share one scope between calls (a planner's) to
+    /// limit them together; `None`: the run's budget only.
+    pub budget: Option<Arc<BudgetScope>>,
 }
 
 /// A tool call in the model's answer.
@@ -61,17 +70,30 @@ pub struct Completion {
 }
 
 impl Gateway {
-    /// Asks the model and returns its whole answer.
+    /// Asks the model and returns its whole answer. The request does not
+    /// stream: the server sends the answer as one JSON response when it is
+    /// done, so the model's `timeout` bounds the wait for all of it;
+    /// [`Gateway::complete_streaming`] suits answers that take longer.
     pub async fn complete(&self, request: &CompletionRequest) -> Result<Completion, GatewayError> {
-        self.complete_streaming(request, &mut |_| {}).await
+        self.ask(request, false, &mut |_| {}).await
     }
 
-    /// Like [`Gateway::complete`], handing each piece of text to `on_text`
-    /// as it arrives. (Both read the provider's SSE stream: the wire is the
-    /// same either way, only the caller's view differs.)
+    /// Like [`Gateway::complete`], but the answer is streamed (SSE) and
+    /// each piece of text is handed to `on_text` as it arrives; `timeout`
+    /// then bounds the silence between pieces.
     pub async fn complete_streaming(
         &self,
         request: &CompletionRequest,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<Completion, GatewayError> {
+        self.ask(request, true, on_text).await
+    }
+
+    /// One call, streamed or not.
+    async fn ask(
+        &self,
+        request: &CompletionRequest,
+        stream: bool,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Completion, GatewayError> {
         let model = &request.model;
@@ -88,30 +110,30 @@ impl Gateway {
         write(
             "start",
             json!({"label": request.label, "model": config.model, "provider": config.name,
-                   "system": request.system, "tools": request.tools}),
+                   "system": request.system, "tools": request.tools, "stream": stream}),
         );
         for m in &request.messages {
             write("message", json!({"role": m.role, "content": m.content}));
         }
-        if let Some(why) = self.run_budget_spent() {
-            write("refused", json!({"why": "budget", "message": why}));
-            return Err(GatewayError::Budget {
-                model: model.clone(),
-                why,
-            });
-        }
         let wanted = request.max_tokens.unwrap_or(config.max_tokens);
-        let spent = *super::lock(&self.spent);
-        let max_tokens =
-            remaining_tokens(&self.budget, &spent).map_or(wanted, |left| wanted.min(left.max(1)));
-        let body = endpoint.provider.body(
-            config,
+        let scope = request.budget.as_deref();
+        let max_tokens = match self.admit(scope, wanted) {
+            Ok(max_tokens) => max_tokens,
+            Err(why) => {
+                write("refused", json!({"why": "budget", "message": why}));
+                return Err(GatewayError::Budget {
+                    model: model.clone(),
+                    why,
+                });
+            }
+        };
+        let prepared = endpoint.prepare(&Ask {
+            system: &request.system,
+            tools: &request.tools,
+            messages: &request.messages,
             max_tokens,
-            &request.system,
-            &request.tools,
-            &request.messages,
-        );
-        let estimate = estimate_tokens(&body);
+            stream,
+        });
 
         let result = {
             let mut on_retry = |reason: &str, wait: Duration, limited: bool| {
@@ -121,15 +143,7 @@ impl Gateway {
                            "rate_limited": limited}),
                 );
             };
-            call::call(
-                &self.http,
-                &endpoint,
-                &body,
-                estimate,
-                on_text,
-                &mut on_retry,
-            )
-            .await
+            call::call(&self.http, &endpoint, &prepared, on_text, &mut on_retry).await
         };
         let mut answer = match result {
             Ok(answer) => answer,
@@ -141,7 +155,7 @@ impl Gateway {
                 });
             }
         };
-        let (usd, estimated) = self.settle(config, &mut answer, estimate);
+        let (usd, estimated) = self.settle(config, &mut answer, prepared.estimate, scope);
         if estimated {
             write(
                 "note",

@@ -6,18 +6,23 @@
 //! back, and writes every turn to the task's transcript. What it shares
 //! across all workers of a run lives here: one HTTP client, and per model a
 //! concurrency cap, pacing to the account's rate limits and a cool-down
-//! after a 429 ([`limiter`]); the run's budget. Coordinator-side code calls
-//! a model through the same machinery with [`Gateway::complete`].
+//! after a 429 ([`limiter`]); the run's budget, and the budget scopes of
+//! tasks and other callers under it ([`budget`]). Coordinator-side code
+//! calls a model through the same machinery with [`Gateway::complete`].
 //!
 //! Providers: the Anthropic Messages API and OpenAI-style Chat Completions,
-//! each behind the `provider::Provider` trait, both streamed over SSE
-//! ([`stream`]).
+//! each behind the `provider::Provider` trait, which turns the provider's
+//! answer (an SSE stream, or one JSON response when the call does not
+//! stream) into common events; one fold ([`stream`]) builds the answer
+//! from them.
 
+mod attempt;
+mod budget;
 mod call;
 mod complete;
 mod limiter;
 pub mod prices;
-mod provider;
+pub(crate) mod provider;
 mod session;
 mod stream;
 mod transcript;
@@ -30,6 +35,7 @@ use swarm_protocol::agent::Usage;
 
 use crate::plan::{Budget, ModelConfig};
 
+pub use budget::BudgetScope;
 pub use complete::{Completion, CompletionRequest, ToolCall};
 pub use session::{AgentNote, Notes, Session, SessionEnd, Verdict, Verifier};
 
@@ -77,19 +83,12 @@ pub(crate) struct Endpoint {
     pub provider: &'static dyn provider::Provider,
 }
 
-/// What a run spends on models.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Spent {
-    pub usage: Usage,
-    pub usd: f64,
-}
-
 /// The run-wide part of the gateway. Cheap to share (`Arc`).
 pub struct Gateway {
     http: reqwest::Client,
     endpoints: BTreeMap<String, Arc<Endpoint>>,
-    budget: Budget,
-    spent: Mutex<Spent>,
+    /// The run's budget, which every call counts against.
+    run: BudgetScope,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -122,7 +121,7 @@ impl Gateway {
                     config: config.clone(),
                     key: keys.get(name).cloned(),
                     limiter: limiter::Limiter::new(config),
-                    provider: provider::for_config(config),
+                    provider: provider::for_kind(config.provider),
                 };
                 (name.clone(), Arc::new(endpoint))
             })
@@ -130,85 +129,18 @@ impl Gateway {
         Ok(Self {
             http,
             endpoints,
-            budget,
-            spent: Mutex::new(Spent::default()),
+            run: BudgetScope::new("the run", budget),
         })
     }
 
     /// What the run has spent so far.
     pub fn spent(&self) -> (Usage, f64) {
-        let s = lock(&self.spent);
-        (s.usage, s.usd)
+        self.run.spent()
     }
 
     fn endpoint(&self, model: &str) -> Option<Arc<Endpoint>> {
         self.endpoints.get(model).cloned()
     }
-
-    /// Why the run's budget forbids another call, if it does.
-    fn run_budget_spent(&self) -> Option<String> {
-        let s = *lock(&self.spent);
-        over_budget(&self.budget, &s, "the run")
-    }
-
-    /// Counts a call's `answer` against the run: a server that reports no
-    /// usage (one that ignores `stream_options`) must not escape the budget,
-    /// so it is estimated at about four bytes a token from the request's
-    /// `estimate` and the answer. Returns the call's cost and whether its
-    /// usage was estimated.
-    fn settle(
-        &self,
-        config: &ModelConfig,
-        answer: &mut stream::Answer,
-        estimate: u64,
-    ) -> (f64, bool) {
-        let estimated = answer.usage.total() == 0;
-        if estimated {
-            let said: usize = answer
-                .content
-                .iter()
-                .map(|b| serde_json::to_string(b).map_or(0, |t| t.len()))
-                .sum();
-            answer.usage.input_tokens = estimate;
-            answer.usage.output_tokens = said as u64 / 4;
-        }
-        let usd = prices::cost(
-            config.price,
-            answer.usage.input_tokens,
-            answer.usage.output_tokens,
-        );
-        let mut s = lock(&self.spent);
-        s.usage.add(answer.usage);
-        s.usd += usd;
-        (usd, estimated)
-    }
-}
-
-/// About four bytes a token: enough to pace a request's `body` by tokens
-/// per minute.
-fn estimate_tokens(body: &serde_json::Value) -> u64 {
-    body.to_string().len() as u64 / 4
-}
-
-/// Why `budget` forbids another call after `spent`, if it does.
-pub(crate) fn over_budget(budget: &Budget, spent: &Spent, whose: &str) -> Option<String> {
-    if let Some(limit) = budget.tokens
-        && spent.usage.total() >= limit
-    {
-        return Some(format!(
-            "{whose} has used {} of its {limit} tokens",
-            spent.usage.total()
-        ));
-    }
-    if let Some(limit) = budget.usd
-        && spent.usd >= limit
-    {
-        return Some(format!(
-            "{whose} has spent ${:.4} of its ${limit:.2}",
-            spent.usd
-        ));
-    }
-    None
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -21,9 +21,10 @@ use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
+use super::provider::Ask;
 use super::transcript::Transcript;
-use super::{Endpoint, Gateway, Spent, call, estimate_tokens, over_budget};
-use crate::plan::{AgentTask, Budget};
+use super::{BudgetScope, Endpoint, Gateway, call};
+use crate::plan::AgentTask;
 
 /// Longest line the worker may send (a turn with its tool results).
 const MAX_LINE: usize = 16 << 20;
@@ -93,7 +94,8 @@ pub struct Session {
     tool_notes: u32,
     turns: u32,
     rounds: u32,
-    spent: Spent,
+    /// The task's budget and what its calls spent.
+    budget: BudgetScope,
     summary: String,
     /// Decided by the coordinator, from what it saw.
     outcome: Option<(AgentOutcome, Option<String>)>,
@@ -159,7 +161,7 @@ impl Session {
             tool_notes: 0,
             turns: 0,
             rounds: 0,
-            spent: Spent::default(),
+            budget: BudgetScope::new(format!("task `{task}`"), agent.budget),
             summary: String::new(),
             outcome: None,
             worker_report: None,
@@ -279,13 +281,14 @@ impl Session {
         } else {
             self.summary.clone()
         };
+        let (usage, cost_usd) = self.budget.spent();
         let report = AgentReport {
             outcome,
             summary,
             turns: self.turns,
             repair_rounds: self.rounds,
-            usage: self.spent.usage,
-            cost_usd: self.spent.usd,
+            usage,
+            cost_usd,
             transcript: Some(self.transcript.path().display().to_string()),
             detail,
         };
@@ -331,7 +334,8 @@ impl Session {
             .is_ok()
     }
 
-    /// Why another call is not allowed, if it is not.
+    /// Why another call is not allowed, if it is not (budgets aside:
+    /// [`Gateway::admit`] checks those).
     fn refusal(&self) -> Option<(Refusal, String)> {
         if let Some((outcome, _)) = self.outcome {
             return Some((
@@ -345,16 +349,7 @@ impl Session {
                 format!("the task reached its max_turns ({})", self.agent.max_turns),
             ));
         }
-        if let Some(why) = over_budget(
-            &self.agent.budget,
-            &self.spent,
-            &format!("task `{}`", self.task),
-        ) {
-            return Some((Refusal::Budget, why));
-        }
-        self.gateway
-            .run_budget_spent()
-            .map(|why| (Refusal::Budget, why))
+        None
     }
 
     async fn turn(&mut self, write: &mut OwnedWriteHalf, content: Vec<Block>) -> bool {
@@ -370,6 +365,12 @@ impl Session {
         if let Some((why, message)) = self.refusal() {
             return self.refuse(write, why, message).await;
         }
+        let endpoint = Arc::clone(&self.endpoint);
+        let config = &endpoint.config;
+        let max_tokens = match self.gateway.admit(Some(&self.budget), config.max_tokens) {
+            Ok(max_tokens) => max_tokens,
+            Err(why) => return self.refuse(write, Refusal::Budget, why).await,
+        };
         self.transcript.write("user", json!({"content": content}));
         self.messages.push(Message {
             role: Role::User,
@@ -377,22 +378,19 @@ impl Session {
         });
         self.turns += 1;
 
-        let config = &self.endpoint.config;
-        let max_tokens = remaining_tokens(&self.agent.budget, &self.spent)
-            .map_or(config.max_tokens, |left| config.max_tokens.min(left.max(1)));
-        let body = self.endpoint.provider.body(
-            config,
+        // Always streamed: the worker shows the text as it comes.
+        let request = endpoint.prepare(&Ask {
+            system: &self.system,
+            tools: &self.tools,
+            messages: &self.messages,
             max_tokens,
-            &self.system,
-            &self.tools,
-            &self.messages,
-        );
-        let estimate = estimate_tokens(&body);
+            stream: true,
+        });
 
         // Text and retries stream to the worker while the call runs.
         let (tx, mut rx) =
             mpsc::unbounded_channel::<(CoordinatorMessage, Option<serde_json::Value>)>();
-        let (http, endpoint) = (&self.gateway.http, &self.endpoint);
+        let (http, endpoint, request) = (&self.gateway.http, &endpoint, &request);
         let calling = async move {
             let text_tx = tx.clone();
             let mut on_text = move |text: &str| {
@@ -412,7 +410,7 @@ impl Session {
                     Some(note),
                 ));
             };
-            call::call(http, endpoint, &body, estimate, &mut on_text, &mut on_retry).await
+            call::call(http, endpoint, request, &mut on_text, &mut on_retry).await
         };
         let transcript = &mut self.transcript;
         let forwarding = async {
@@ -430,15 +428,16 @@ impl Session {
 
         match result {
             Ok(mut answer) => {
-                let (usd, estimated) = self.gateway.settle(config, &mut answer, estimate);
+                let (usd, estimated) =
+                    self.gateway
+                        .settle(config, &mut answer, request.estimate, Some(&self.budget));
                 if estimated {
                     self.transcript.write(
                         "note",
                         json!({"message": "the server reported no token usage; it was estimated"}),
                     );
                 }
-                self.spent.usage.add(answer.usage);
-                self.spent.usd += usd;
+                let (total, cost_usd) = self.budget.spent();
                 self.transcript.write(
                     "assistant",
                     json!({"content": answer.content, "stop": answer.stop,
@@ -451,15 +450,15 @@ impl Session {
                 self.note(AgentNote::Usage {
                     turn: self.turns,
                     usage: answer.usage,
-                    total: self.spent.usage,
-                    cost_usd: self.spent.usd,
+                    total,
+                    cost_usd,
                 });
                 let reply = CoordinatorMessage::Reply {
                     content: answer.content,
                     stop: answer.stop,
                     usage: answer.usage,
-                    total: self.spent.usage,
-                    cost_usd: self.spent.usd,
+                    total,
+                    cost_usd,
                 };
                 send(write, &reply).await.is_ok()
             }
@@ -512,13 +511,6 @@ impl Session {
         };
         send(write, &message).await.is_ok()
     }
-}
-
-/// Tokens left in `budget`, if it has a token limit.
-pub(crate) fn remaining_tokens(budget: &Budget, spent: &Spent) -> Option<u32> {
-    budget
-        .tokens
-        .map(|limit| u32::try_from(limit.saturating_sub(spent.usage.total())).unwrap_or(u32::MAX))
 }
 
 /// Checks that a turn answers every tool call of the model's last answer
@@ -632,7 +624,7 @@ mod tests {
     /// refused, and the session does not count as a success.
     #[tokio::test]
     async fn a_worker_cannot_declare_success_out_of_turn() {
-        use crate::plan::{ModelConfig, Provider};
+        use crate::plan::{Budget, ModelConfig, Provider};
         // Nothing listens here: no call may be made.
         let config = ModelConfig::for_test(Provider::Anthropic, "http://127.0.0.1:9");
         let models = std::collections::BTreeMap::from([("default".to_string(), config)]);

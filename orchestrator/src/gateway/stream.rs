@@ -1,15 +1,15 @@
-//! One HTTP attempt of a model call: send the request, read the SSE stream
-//! into a whole answer while forwarding text as it arrives, and say what
-//! kind of failure it was when it fails (wait it out, retry, or give up).
+//! What every provider's answer is made of, and the one fold that builds
+//! it. A provider only translates its wire format into [`StreamEvent`]s
+//! (text for a part, a tool call's start and argument pieces, usage, the
+//! stop reason, the end); [`Assembler::apply`] folds them into an
+//! [`Answer`] the same way for all providers: text joined per part,
+//! tool-call arguments joined across pieces and parsed once at the end,
+//! parts kept in the order they first appeared.
 
 use std::time::Duration;
 
-use eventsource_stream::Eventsource;
-use futures_util::StreamExt;
 use serde_json::Value;
 use swarm_protocol::agent::{Block, InvalidInput, StopReason, Usage};
-
-use super::{Endpoint, redact};
 
 /// How an attempt failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +20,7 @@ pub(crate) enum Failure {
         retry_after: Option<Duration>,
         message: String,
     },
-    /// Worth another try: a 5xx, a broken, cut or silent stream.
+    /// Worth another try: a 5xx, a broken, cut or silent stream or answer.
     Transient {
         retry_after: Option<Duration>,
         message: String,
@@ -46,13 +46,45 @@ pub(crate) struct Answer {
     pub usage: Usage,
 }
 
-/// Where a streamed piece belongs: Anthropic numbers content blocks;
-/// OpenAI has one text and numbered tool calls.
+/// Where a piece of an answer belongs: wire protocols either number all
+/// content blocks (Anthropic), or have one text and numbered tool calls
+/// (OpenAI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Slot {
     Block(u64),
     Text,
     Tool(u64),
+}
+
+/// One provider-neutral piece of an answer, as a provider decodes it from
+/// an SSE event or a whole JSON response.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum StreamEvent {
+    /// Text for the part at `slot`. The first event of a slot starts its
+    /// part even when the text is empty, so parts keep the order in which
+    /// the model began them.
+    Text { slot: Slot, text: String },
+    /// A tool call starts at `slot`. A later event for the same slot may
+    /// repeat its id or name (OpenAI), which only fills in what is missing;
+    /// a different id there starts another call (servers that leave out
+    /// the index put every call at 0).
+    ToolStart {
+        slot: Slot,
+        id: Option<String>,
+        name: Option<String>,
+    },
+    /// A piece of the JSON text of the arguments of the tool call at `slot`.
+    ToolArgs { slot: Slot, piece: String },
+    /// Token usage so far, cached input counted as input; `None` keeps
+    /// what an earlier event reported.
+    Usage {
+        input: Option<u64>,
+        output: Option<u64>,
+    },
+    /// Why the model stopped.
+    Stop(StopReason),
+    /// The stream's end marker: the answer is complete.
+    Done,
 }
 
 #[derive(Debug)]
@@ -65,18 +97,64 @@ enum Part {
     },
 }
 
-/// Builds an [`Answer`] from stream events, in the order parts first
+/// Builds an [`Answer`] from [`StreamEvent`]s, in the order parts first
 /// appear.
 #[derive(Debug, Default)]
 pub(crate) struct Assembler {
     parts: Vec<(Slot, Part)>,
-    pub stop: Option<StopReason>,
-    pub usage: Usage,
+    stop: Option<StopReason>,
+    usage: Usage,
     /// The stream said it is complete.
-    pub done: bool,
+    done: bool,
 }
 
 impl Assembler {
+    /// Folds one event into the answer, handing non-empty text to
+    /// `on_text` as well: the only way into an answer, whichever provider
+    /// decoded the event.
+    pub fn apply(&mut self, event: StreamEvent, on_text: &mut (dyn FnMut(&str) + Send)) {
+        match event {
+            StreamEvent::Text { slot, text } => {
+                self.text(slot, &text);
+                if !text.is_empty() {
+                    on_text(&text);
+                }
+            }
+            StreamEvent::ToolStart { slot, id, name } => {
+                self.tool(slot, id.as_deref(), name.as_deref());
+            }
+            StreamEvent::ToolArgs { slot, piece } => self.tool_args(slot, &piece),
+            StreamEvent::Usage { input, output } => {
+                if let Some(input) = input {
+                    self.usage.input_tokens = input;
+                }
+                if let Some(output) = output {
+                    self.usage.output_tokens = output;
+                }
+            }
+            StreamEvent::Stop(reason) => self.stop = Some(reason),
+            StreamEvent::Done => self.done = true,
+        }
+    }
+
+    /// [`Assembler::apply`] for each of `events` in order.
+    pub fn apply_all(
+        &mut self,
+        events: impl IntoIterator<Item = StreamEvent>,
+        on_text: &mut (dyn FnMut(&str) + Send),
+    ) {
+        for event in events {
+            self.apply(event, on_text);
+        }
+    }
+
+    /// Whether the answer is whole: the stream sent its end marker, or
+    /// `stop_ends` (the provider's servers may end right after the stop
+    /// reason, without the marker) and a stop reason came.
+    pub fn is_whole(&self, stop_ends: bool) -> bool {
+        self.done || (stop_ends && self.stop.is_some())
+    }
+
     fn part(&mut self, slot: Slot) -> Option<&mut Part> {
         self.parts
             .iter_mut()
@@ -84,7 +162,7 @@ impl Assembler {
             .map(|(_, p)| p)
     }
 
-    pub fn text(&mut self, slot: Slot, text: &str) {
+    fn text(&mut self, slot: Slot, text: &str) {
         match self.part(slot) {
             Some(Part::Text(t)) => t.push_str(text),
             Some(Part::Tool { .. }) => {}
@@ -92,10 +170,8 @@ impl Assembler {
         }
     }
 
-    /// A tool call starts, or (OpenAI) a later delta of it repeats its id
-    /// or name, which only fills in what is missing. Servers that leave out
-    /// `index` put every call at 0: a new id there starts a new call.
-    pub fn tool(&mut self, slot: Slot, id: Option<&str>, name: Option<&str>) {
+    /// See [`StreamEvent::ToolStart`].
+    fn tool(&mut self, slot: Slot, id: Option<&str>, name: Option<&str>) {
         let id = id.filter(|i| !i.is_empty());
         match self.part(slot) {
             Some(Part::Tool { id: i, .. }) if id.is_some_and(|new| !i.is_empty() && new != i) => {
@@ -128,7 +204,7 @@ impl Assembler {
         }
     }
 
-    pub fn tool_args(&mut self, slot: Slot, piece: &str) {
+    fn tool_args(&mut self, slot: Slot, piece: &str) {
         if let Some(Part::Tool { args, .. }) = self.part(slot) {
             args.push_str(piece);
         }
@@ -195,148 +271,6 @@ fn parse_args(raw: &str) -> (Value, Option<InvalidInput>) {
     }
 }
 
-/// What a provider's event did to the answer.
-pub(crate) enum Step {
-    Continue,
-    Done,
-}
-
-/// Runs one HTTP attempt of a call with request `body`, handing each piece
-/// of text to `on_text` as it arrives.
-pub(crate) async fn attempt(
-    http: &reqwest::Client,
-    endpoint: &Endpoint,
-    body: &Value,
-    on_text: &mut (dyn FnMut(&str) + Send),
-) -> Result<Answer, Failure> {
-    let config = &endpoint.config;
-    let key = endpoint.key.as_ref();
-    let provider = endpoint.provider;
-    let request = provider.request(http, config, key);
-    let request = request
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .body(serde_json::to_vec(body).unwrap_or_default());
-    let silent = || {
-        Failure::transient(format!(
-            "the model sent nothing for {}",
-            humantime::format_duration(config.timeout)
-        ))
-    };
-    let response = match tokio::time::timeout(config.timeout, request.send()).await {
-        Err(_) => return Err(silent()),
-        Ok(Err(e)) => {
-            return Err(Failure::transient(redact(
-                &format!("reach {}: {}", config.base_url, error_chain(&e)),
-                key,
-            )));
-        }
-        Ok(Ok(r)) => r,
-    };
-    let status = response.status();
-    if !status.is_success() {
-        let retry_after = retry_after(response.headers());
-        let text: String = tokio::time::timeout(config.timeout, read_bounded(response))
-            .await
-            .unwrap_or_default();
-        let message = redact(
-            &format!("HTTP {}: {}", status.as_u16(), error_message(&text)),
-            key,
-        );
-        return Err(provider.classify(status.as_u16(), &text, retry_after, message));
-    }
-
-    let mut events = response.bytes_stream().eventsource();
-    let mut answer = Assembler::default();
-    loop {
-        let event = match tokio::time::timeout(config.timeout, events.next()).await {
-            Err(_) => return Err(silent()),
-            Ok(None) if answer.done => break,
-            Ok(None) if provider.complete_without_end(&answer) => break,
-            Ok(None) => {
-                return Err(Failure::transient(
-                    "the stream ended before the answer was complete",
-                ));
-            }
-            Ok(Some(Err(e))) => {
-                return Err(Failure::transient(redact(
-                    &format!("the stream broke: {e}"),
-                    key,
-                )));
-            }
-            Ok(Some(Ok(event))) => event,
-        };
-        let step = provider.decode(&mut answer, &event.event, &event.data, on_text)?;
-        if let Step::Done = step {
-            answer.done = true;
-            break;
-        }
-    }
-    Ok(answer.finish())
-}
-
-/// Longest wait a provider can ask for; anything beyond is taken as this.
-const MAX_RETRY_AFTER: f64 = 3600.0;
-
-/// `retry-after-ms` (OpenAI), or `retry-after` in seconds or as an HTTP
-/// date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let seconds = |s: f64| {
-        (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER)))
-    };
-    if let Some(wait) = get("retry-after-ms")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .and_then(|ms| seconds(ms / 1000.0))
-    {
-        return Some(wait);
-    }
-    let value = get("retry-after")?.trim();
-    if let Ok(s) = value.parse::<f64>() {
-        return seconds(s);
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    let wait = at
-        .duration_since(std::time::SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    seconds(wait.as_secs_f64())
-}
-
-/// The start of an error response's body (at most 64 KiB are read).
-async fn read_bounded(response: reqwest::Response) -> String {
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= 64 << 10 {
-            break;
-        }
-    }
-    String::from_utf8_lossy(&body).into_owned()
-}
-
-/// The provider's own words from an error body (both providers put them at
-/// `error.message`), or the start of the body.
-fn error_message(body: &str) -> String {
-    let from_json = serde_json::from_str::<Value>(body).ok().and_then(|v| {
-        v.pointer("/error/message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
-    from_json.unwrap_or_else(|| body.chars().take(300).collect())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,26 +296,40 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_takes_seconds_milliseconds_and_dates_and_refuses_nonsense() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("retry-after", "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert("retry-after-ms", "1500".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
-        h.insert("retry-after-ms", "inf".parse().unwrap());
-        h.insert("retry-after", "1e300".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(3600)));
-        let later = std::time::SystemTime::now() + Duration::from_secs(30);
-        h.remove("retry-after-ms");
-        h.insert(
-            "retry-after",
-            httpdate::fmt_http_date(later).parse().unwrap(),
+    fn the_fold_keeps_earlier_usage_and_hands_on_only_visible_text() {
+        let mut a = Assembler::default();
+        let mut seen = Vec::new();
+        let events = [
+            StreamEvent::Usage {
+                input: Some(12),
+                output: Some(1),
+            },
+            StreamEvent::Text {
+                slot: Slot::Block(0),
+                text: String::new(),
+            },
+            StreamEvent::Text {
+                slot: Slot::Block(0),
+                text: "Hi".into(),
+            },
+            StreamEvent::Usage {
+                input: None,
+                output: Some(30),
+            },
+            StreamEvent::Stop(StopReason::MaxTokens),
+        ];
+        a.apply_all(events, &mut |t| seen.push(t.to_string()));
+        assert_eq!(seen, ["Hi"]);
+        assert!(!a.is_whole(false) && a.is_whole(true));
+        a.apply(StreamEvent::Done, &mut |_| {});
+        assert!(a.is_whole(false));
+        let answer = a.finish();
+        assert_eq!(
+            (answer.usage.input_tokens, answer.usage.output_tokens),
+            (12, 30)
         );
-        let wait = retry_after(&h).unwrap();
-        assert!(
-            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
-            "{wait:?}"
-        );
+        assert_eq!(answer.stop, StopReason::MaxTokens);
+        assert_eq!(answer.content, [Block::Text { text: "Hi".into() }]);
     }
 
     #[test]

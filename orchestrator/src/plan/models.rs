@@ -132,14 +132,13 @@ fn model_config(
                 "name the provider's model, e.g. model = \"claude-sonnet-4-5\"",
             ));
         }
-        let default_url = match fields.provider {
-            Provider::Anthropic => "https://api.anthropic.com",
-            Provider::Openai => "https://api.openai.com/v1",
-        };
+        // Each provider's own, from its module: adding one touches no
+        // code here.
+        let defaults = crate::gateway::provider::for_kind(fields.provider).defaults();
         let base_url = fields
             .base_url
             .clone()
-            .unwrap_or_else(|| default_url.into())
+            .unwrap_or_else(|| defaults.base_url.into())
             .trim_end_matches('/')
             .to_string();
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
@@ -151,13 +150,7 @@ fn model_config(
         let api_key_env: Option<String> = match &fields.api_key_env {
             Some(v) if v.is_empty() => None,
             Some(v) => Some(v.clone()),
-            None => Some(
-                match fields.provider {
-                    Provider::Anthropic => "ANTHROPIC_API_KEY",
-                    Provider::Openai => "OPENAI_API_KEY",
-                }
-                .into(),
-            ),
+            None => Some(defaults.api_key_env.into()),
         };
         if api_key_env.is_some() && base_url.starts_with("http://") && !is_loopback(&base_url) {
             return Err(bad(

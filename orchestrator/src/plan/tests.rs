@@ -350,3 +350,27 @@ fn a_verify_written_on_a_wasm_task_is_refused_one_from_defaults_is_not() {
         "[defaults]\nverify = \"true\"\n\n[[task]]\nid = \"w\"\nwasm = \"tool.wasm\"\n\n[[task]]\nid = \"c\"\nrun = \"true\"\n",
     );
 }
+
+#[test]
+fn models_get_their_providers_defaults_unless_the_plan_sets_them() {
+    let plan = parse_ok(
+        "[models.a]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n\n\
+         [models.o]\nprovider = \"openai\"\nmodel = \"gpt-4.1\"\n\n\
+         [models.local]\nprovider = \"openai\"\nmodel = \"llama3.1:8b\"\n\
+         base_url = \"http://localhost:11434/v1/\"\napi_key_env = \"\"\n\n\
+         [[task]]\nid = \"t\"\nrun = \"true\"\n",
+    );
+    let model = |name: &str| {
+        let m = &plan.models[name];
+        (m.base_url.as_str(), m.api_key_env.as_deref())
+    };
+    assert_eq!(
+        model("a"),
+        ("https://api.anthropic.com", Some("ANTHROPIC_API_KEY"))
+    );
+    assert_eq!(
+        model("o"),
+        ("https://api.openai.com/v1", Some("OPENAI_API_KEY"))
+    );
+    assert_eq!(model("local"), ("http://localhost:11434/v1", None));
+}

@@ -1,9 +1,13 @@
 //! Model providers: everything that differs between wire protocols sits
 //! behind [`Provider`], so the rest of the gateway (calls, retries, limits,
-//! budgets, transcripts) never asks which one it talks to.
+//! budgets, transcripts) and the plan never ask which one they talk to.
+//! A provider encodes a request, decodes the answer (streamed or whole)
+//! into the gateway's common events, classifies errors with their retry
+//! hints, and gives the defaults the plan fills in for its models.
 //!
-//! Adding a provider is one file here implementing the trait, and one arm
-//! in [`for_config`], where a model's configuration picks it.
+//! Adding a provider is one file here implementing the trait, its variant
+//! in `plan::Provider` (the plan's `provider` key), and one arm in
+//! [`for_kind`], where that key picks the implementation.
 
 mod anthropic;
 mod openai;
@@ -14,52 +18,74 @@ use serde_json::Value;
 use swarm_protocol::agent::{Message, ToolSpec};
 
 use super::Secret;
-use super::stream::{Assembler, Failure, Step};
+use super::stream::{Failure, StreamEvent};
 use crate::plan::{self, ModelConfig};
 
 pub(crate) use anthropic::Anthropic;
 pub(crate) use openai::OpenAi;
 
+/// What one call asks of a model, in provider-neutral terms.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask<'a> {
+    pub system: &'a str,
+    /// Tools the model may call.
+    pub tools: &'a [ToolSpec],
+    /// The conversation so far; it starts with a user message.
+    pub messages: &'a [Message],
+    /// At most this many tokens of answer.
+    pub max_tokens: u32,
+    /// Stream the answer over SSE, or have it whole in one JSON response.
+    pub stream: bool,
+}
+
+/// What a model of a provider gets when its `[models.NAME]` table leaves
+/// it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Defaults {
+    /// The provider's own API, without a trailing `/`.
+    pub base_url: &'static str,
+    /// The environment variable the API key is read from.
+    pub api_key_env: &'static str,
+}
+
 /// One wire protocol. Implementations hold no state: everything a call
 /// needs comes from the model's configuration and the conversation.
 pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
-    /// The JSON body of a streamed request for the conversation `messages`
-    /// after `system`, offering `tools`, with at most `max_tokens` of answer.
-    fn body(
-        &self,
-        config: &ModelConfig,
-        max_tokens: u32,
-        system: &str,
-        tools: &[ToolSpec],
-        messages: &[Message],
-    ) -> Value;
+    /// The `base_url` and key variable of a model that names none.
+    fn defaults(&self) -> Defaults;
 
-    /// The request to send `body` with: URL from the configured base, and
-    /// the provider's own headers, authentication with `key` included
-    /// (the common JSON and SSE headers are added by the caller).
+    /// The JSON body of the request for `ask`, streamed or not as it says.
+    fn body(&self, config: &ModelConfig, ask: &Ask<'_>) -> Value;
+
+    /// The request to send a body with: URL from the configured base (some
+    /// APIs choose streaming by URL, hence `stream`), and the provider's own
+    /// headers, authentication with `key` included (the common JSON and
+    /// accept headers are added by the caller).
     fn request(
         &self,
         http: &reqwest::Client,
         config: &ModelConfig,
         key: Option<&Secret>,
+        stream: bool,
     ) -> reqwest::RequestBuilder;
 
-    /// Folds one SSE event (`event` name, `data` payload) into `answer`:
-    /// text deltas (also handed to `on_text`), tool-call starts and argument
-    /// pieces, usage (cached input counted as input), the stop reason; says
-    /// when the message is complete, or how a reported error fails the
-    /// attempt.
-    fn decode(
-        &self,
-        answer: &mut Assembler,
-        event: &str,
-        data: &str,
-        on_text: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Step, Failure>;
+    /// One SSE event (`event` name, `data` payload) as common events: text
+    /// deltas, tool-call starts and argument pieces, usage (cached input
+    /// counted as input), the stop reason, and [`StreamEvent::Done`] at the
+    /// stream's end marker; or how an error the stream reported fails the
+    /// attempt. The gateway folds the events into the answer itself.
+    fn decode(&self, event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure>;
 
-    /// Whether a stream that ended without its end marker still carried a
-    /// whole answer (some servers stop after the finish reason).
-    fn complete_without_end(&self, _answer: &Assembler) -> bool {
+    /// A whole (non-streamed) JSON response as the same common events, so
+    /// the same fold builds the answer: each part's text, its tool calls
+    /// with their arguments in one piece, usage, the stop reason (no
+    /// `Done`: a whole response is complete by itself); or how an error in
+    /// place of an answer fails the attempt.
+    fn decode_whole(&self, response: &Value) -> Result<Vec<StreamEvent>, Failure>;
+
+    /// Whether this provider's servers may end a stream right after the
+    /// stop reason, without the end marker (the answer is then whole).
+    fn stop_ends_stream(&self) -> bool {
         false
     }
 
@@ -76,9 +102,10 @@ pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The provider a model's configuration names.
-pub(crate) fn for_config(config: &ModelConfig) -> &'static dyn Provider {
-    match config.provider {
+/// The provider a plan's `provider` key names: the one place that maps
+/// the key to an implementation.
+pub(crate) fn for_kind(kind: plan::Provider) -> &'static dyn Provider {
+    match kind {
         plan::Provider::Anthropic => &Anthropic,
         plan::Provider::Openai => &OpenAi,
     }
@@ -117,13 +144,23 @@ mod tests {
     }
 
     #[test]
+    fn each_provider_gives_its_own_defaults() {
+        let anthropic = for_kind(plan::Provider::Anthropic).defaults();
+        assert_eq!(anthropic.base_url, "https://api.anthropic.com");
+        assert_eq!(anthropic.api_key_env, "ANTHROPIC_API_KEY");
+        let openai = for_kind(plan::Provider::Openai).defaults();
+        assert_eq!(openai.base_url, "https://api.openai.com/v1");
+        assert_eq!(openai.api_key_env, "OPENAI_API_KEY");
+    }
+
+    #[test]
     fn each_provider_builds_its_own_url_and_authentication() {
         let http = reqwest::Client::new();
         let key = Secret::new("sk-test");
         let anthropic = config(plan::Provider::Anthropic, "http://127.0.0.1:1");
-        let provider = for_config(&anthropic);
+        let provider = for_kind(anthropic.provider);
         let r = provider
-            .request(&http, &anthropic, Some(&key))
+            .request(&http, &anthropic, Some(&key), true)
             .build()
             .unwrap();
         assert_eq!(r.url().as_str(), "http://127.0.0.1:1/v1/messages");
@@ -132,15 +169,18 @@ mod tests {
         assert!(r.headers().get("authorization").is_none());
 
         let openai = config(plan::Provider::Openai, "http://127.0.0.1:1/v1");
-        let provider = for_config(&openai);
+        let provider = for_kind(openai.provider);
         let r = provider
-            .request(&http, &openai, Some(&key))
+            .request(&http, &openai, Some(&key), false)
             .build()
             .unwrap();
         assert_eq!(r.url().as_str(), "http://127.0.0.1:1/v1/chat/completions");
         assert_eq!(r.headers()["authorization"], "Bearer sk-test");
         assert!(r.headers().get("x-api-key").is_none());
-        let r = provider.request(&http, &openai, None).build().unwrap();
+        let r = provider
+            .request(&http, &openai, None, true)
+            .build()
+            .unwrap();
         assert!(r.headers().get("authorization").is_none());
     }
 
@@ -156,51 +196,62 @@ mod tests {
             description: "run".into(),
             input_schema: serde_json::json!({"type": "object"}),
         }];
+        let ask = |stream| Ask {
+            system: "sys",
+            tools: &tools,
+            messages: &messages,
+            max_tokens: 7,
+            stream,
+        };
         let c = config(plan::Provider::Anthropic, "http://h");
-        let b = for_config(&c).body(&c, 7, "sys", &tools, &messages);
+        let b = for_kind(c.provider).body(&c, &ask(true));
         assert_eq!(b["system"], "sys");
         assert_eq!(b["max_tokens"], 7);
         assert_eq!(b["stream"], true);
         assert_eq!(b["messages"][0]["content"][0]["text"], "hi");
         assert_eq!(b["tools"][0]["input_schema"]["type"], "object");
+        assert_eq!(for_kind(c.provider).body(&c, &ask(false))["stream"], false);
 
         let c = config(plan::Provider::Openai, "http://h/v1");
-        let b = for_config(&c).body(&c, 7, "sys", &tools, &messages);
+        let b = for_kind(c.provider).body(&c, &ask(true));
         assert_eq!(b["messages"][0]["role"], "system");
         assert_eq!(b["messages"][1]["content"], "hi");
         assert_eq!(b["max_completion_tokens"], 7);
         assert_eq!(b["stream_options"]["include_usage"], true);
         assert_eq!(b["tools"][0]["function"]["name"], "bash");
+        // The API refuses `stream_options` on a request that does not
+        // stream; a whole response always reports usage.
+        let b = for_kind(c.provider).body(&c, &ask(false));
+        assert_eq!(b["stream"], false);
+        assert!(b.get("stream_options").is_none());
     }
 
     #[test]
     fn stream_errors_and_early_ends_are_the_providers_call() {
-        let mut sink = |_: &str| {};
-        let mut a = Assembler::default();
+        use crate::gateway::stream::Assembler;
         let overloaded = r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#;
         assert!(matches!(
-            Anthropic.decode(&mut a, "error", overloaded, &mut sink),
+            Anthropic.decode("error", overloaded),
             Err(Failure::RateLimited { .. })
         ));
         let invalid = r#"{"type":"error","error":{"type":"invalid_request_error","message":"no"}}"#;
         assert!(matches!(
-            Anthropic.decode(&mut a, "error", invalid, &mut sink),
+            Anthropic.decode("error", invalid),
             Err(Failure::Fatal { .. })
         ));
         assert!(matches!(
-            OpenAi.decode(&mut a, "", r#"{"error":{"message":"x"}}"#, &mut sink),
+            OpenAi.decode("", r#"{"error":{"message":"x"}}"#),
             Err(Failure::Transient { .. })
         ));
         let finished =
             r#"{"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}"#;
         let mut b = Assembler::default();
-        assert!(!OpenAi.complete_without_end(&b));
-        assert!(matches!(
-            OpenAi.decode(&mut b, "", finished, &mut sink),
-            Ok(Step::Continue)
-        ));
+        assert!(!b.is_whole(OpenAi.stop_ends_stream()));
+        let events = OpenAi.decode("", finished).unwrap();
+        assert!(!events.contains(&StreamEvent::Done));
+        b.apply_all(events, &mut |_| {});
         // Anthropic's stream is whole only at `message_stop`.
-        assert!(OpenAi.complete_without_end(&b) && !Anthropic.complete_without_end(&b));
+        assert!(b.is_whole(OpenAi.stop_ends_stream()) && !b.is_whole(Anthropic.stop_ends_stream()));
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, llama.cpp's
 //! server, OpenRouter): the request body for a conversation, and the
-//! streamed `chat.completion.chunk`s folded into an answer. Tool-call
-//! arguments arrive as text split across many chunks, keyed by the call's
-//! index; only the first chunk of a call carries its id and name.
+//! answer decoded into the gateway's common events, from streamed
+//! `chat.completion.chunk`s or a whole `chat.completion`. Streamed
+//! tool-call arguments arrive as text split across many chunks, keyed by
+//! the call's index; only the first chunk of a call carries its id and
+//! name.
 
 use serde_json::{Value, json};
-use swarm_protocol::agent::{Block, Message, Role, StopReason, ToolSpec};
+use swarm_protocol::agent::{Block, Message, Role, StopReason};
 
-use super::Provider;
+use super::{Ask, Defaults, Provider};
 use crate::gateway::Secret;
-use crate::gateway::stream::{Assembler, Failure, Slot, Step};
+use crate::gateway::stream::{Failure, Slot, StreamEvent};
 use crate::plan::ModelConfig;
 
 /// OpenAI-style Chat Completions.
@@ -17,22 +19,15 @@ use crate::plan::ModelConfig;
 pub(crate) struct OpenAi;
 
 impl Provider for OpenAi {
-    fn body(
-        &self,
-        config: &ModelConfig,
-        max_tokens: u32,
-        system: &str,
-        tools: &[ToolSpec],
-        messages: &[Message],
-    ) -> Value {
-        body(
-            &config.base_url,
-            &config.model,
-            max_tokens,
-            system,
-            tools,
-            messages,
-        )
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            base_url: "https://api.openai.com/v1",
+            api_key_env: "OPENAI_API_KEY",
+        }
+    }
+
+    fn body(&self, config: &ModelConfig, ask: &Ask<'_>) -> Value {
+        body(&config.base_url, &config.model, ask)
     }
 
     fn request(
@@ -40,6 +35,7 @@ impl Provider for OpenAi {
         http: &reqwest::Client,
         config: &ModelConfig,
         key: Option<&Secret>,
+        _stream: bool,
     ) -> reqwest::RequestBuilder {
         let mut r = http.post(format!("{}/chat/completions", config.base_url));
         if let Some(key) = key {
@@ -48,33 +44,25 @@ impl Provider for OpenAi {
         r
     }
 
-    fn decode(
-        &self,
-        answer: &mut Assembler,
-        _event: &str,
-        data: &str,
-        on_text: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Step, Failure> {
-        fold(answer, data, on_text)
+    fn decode(&self, _event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure> {
+        decode(data)
+    }
+
+    fn decode_whole(&self, response: &Value) -> Result<Vec<StreamEvent>, Failure> {
+        decode_whole(response)
     }
 
     // Some OpenAI-compatible servers end without `[DONE]` after the finish
     // reason: the answer is whole.
-    fn complete_without_end(&self, answer: &Assembler) -> bool {
-        answer.stop.is_some()
+    fn stop_ends_stream(&self) -> bool {
+        true
     }
 }
 
-/// The body of a streamed `POST /chat/completions`.
-fn body(
-    base_url: &str,
-    model: &str,
-    max_tokens: u32,
-    system: &str,
-    tools: &[ToolSpec],
-    messages: &[Message],
-) -> Value {
-    let tools: Vec<Value> = tools
+/// The body of a `POST /chat/completions`.
+fn body(base_url: &str, model: &str, ask: &Ask<'_>) -> Value {
+    let tools: Vec<Value> = ask
+        .tools
         .iter()
         .map(|t| {
             json!({"type": "function", "function": {
@@ -82,23 +70,27 @@ fn body(
             }})
         })
         .collect();
-    let mut out = vec![json!({"role": "system", "content": system})];
-    for m in messages {
+    let mut out = vec![json!({"role": "system", "content": ask.system})];
+    for m in ask.messages {
         push_message(&mut out, m);
     }
     let mut body = json!({
         "model": model,
         "messages": out,
         "tools": tools,
-        "stream": true,
-        "stream_options": {"include_usage": true},
+        "stream": ask.stream,
         // Newer OpenAI models take only this name...
-        "max_completion_tokens": max_tokens,
+        "max_completion_tokens": ask.max_tokens,
     });
     // ...and refuse the older one, which Ollama and llama.cpp's server
     // still need.
     if !base_url.contains("api.openai.com") {
-        body["max_tokens"] = json!(max_tokens);
+        body["max_tokens"] = json!(ask.max_tokens);
+    }
+    // A stream reports usage only when asked; the API refuses the option
+    // on a request that does not stream (whose answer always has usage).
+    if ask.stream {
+        body["stream_options"] = json!({"include_usage": true});
     }
     body
 }
@@ -170,57 +162,112 @@ fn push_message(out: &mut Vec<Value>, m: &Message) {
     }
 }
 
-/// Folds one SSE `data:` payload into `answer`.
-fn fold(
-    answer: &mut Assembler,
-    data: &str,
-    on_text: &mut (dyn FnMut(&str) + Send),
-) -> Result<Step, Failure> {
+/// One SSE `data:` payload as common events.
+fn decode(data: &str) -> Result<Vec<StreamEvent>, Failure> {
     let data = data.trim();
     if data == "[DONE]" {
-        return Ok(Step::Done);
+        return Ok(vec![StreamEvent::Done]);
     }
     if data.is_empty() {
-        return Ok(Step::Continue);
+        return Ok(Vec::new());
     }
     let v: Value = serde_json::from_str(data)
         .map_err(|e| Failure::transient(format!("the model sent an unreadable chunk: {e}")))?;
+    let mut out = Vec::new();
+    // A chunk without choices may still carry the usage.
+    if let Some(choice) = common(&v, &mut out)? {
+        message(&choice["delta"], false, &mut out);
+        finish(choice, &mut out);
+    }
+    Ok(out)
+}
+
+/// A whole `chat.completion` as common events.
+fn decode_whole(v: &Value) -> Result<Vec<StreamEvent>, Failure> {
+    let mut out = Vec::new();
+    let Some(choice) = common(v, &mut out)? else {
+        return Err(Failure::transient(
+            "the model's answer has no choices (not a chat completion)",
+        ));
+    };
+    message(&choice["message"], true, &mut out);
+    finish(choice, &mut out);
+    Ok(out)
+}
+
+/// What a chunk and a whole completion share: an error in place of an
+/// answer, the usage, the first choice.
+fn common<'v>(v: &'v Value, out: &mut Vec<StreamEvent>) -> Result<Option<&'v Value>, Failure> {
     if let Some(error) = v.get("error") {
-        let message = format!(
-            "the model's stream reported an error: {}",
-            error["message"].as_str().unwrap_or_default()
-        );
-        return Err(Failure::transient(message));
+        return Err(reported(error));
     }
     if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
-        answer.usage.input_tokens = usage["prompt_tokens"].as_u64().unwrap_or(0);
-        answer.usage.output_tokens = usage["completion_tokens"].as_u64().unwrap_or(0);
-    }
-    let Some(choice) = v["choices"].get(0) else {
-        return Ok(Step::Continue);
-    };
-    let delta = &choice["delta"];
-    if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-        answer.text(Slot::Text, text);
-        on_text(text);
-    }
-    for call in delta["tool_calls"].as_array().into_iter().flatten() {
-        let slot = Slot::Tool(call["index"].as_u64().unwrap_or(0));
-        let function = &call["function"];
-        answer.tool(slot, call["id"].as_str(), function["name"].as_str());
-        if let Some(args) = function["arguments"].as_str() {
-            answer.tool_args(slot, args);
-        }
-    }
-    if let Some(reason) = choice["finish_reason"].as_str() {
-        answer.stop = Some(match reason {
-            "stop" => StopReason::EndTurn,
-            "tool_calls" | "function_call" => StopReason::ToolUse,
-            "length" => StopReason::MaxTokens,
-            _ => StopReason::Other,
+        out.push(StreamEvent::Usage {
+            input: Some(usage["prompt_tokens"].as_u64().unwrap_or(0)),
+            output: Some(usage["completion_tokens"].as_u64().unwrap_or(0)),
         });
     }
-    Ok(Step::Continue)
+    Ok(v["choices"].get(0))
+}
+
+/// The text and tool calls of a streamed `delta` or a `whole` message. In a
+/// whole message the calls are in order and complete, so their position
+/// is their slot; in a stream it is the `index` they carry.
+fn message(m: &Value, whole: bool, out: &mut Vec<StreamEvent>) {
+    if let Some(text) = m["content"].as_str().filter(|t| !t.is_empty()) {
+        out.push(StreamEvent::Text {
+            slot: Slot::Text,
+            text: text.to_string(),
+        });
+    }
+    for (position, call) in m["tool_calls"].as_array().into_iter().flatten().enumerate() {
+        let index = if whole {
+            position as u64
+        } else {
+            call["index"].as_u64().unwrap_or(0)
+        };
+        let slot = Slot::Tool(index);
+        let function = &call["function"];
+        out.push(StreamEvent::ToolStart {
+            slot,
+            id: call["id"].as_str().map(str::to_string),
+            name: function["name"].as_str().map(str::to_string),
+        });
+        // Arguments are JSON text; some servers send the object itself.
+        let piece = match &function["arguments"] {
+            Value::String(text) => Some(text.clone()),
+            Value::Object(_) => Some(function["arguments"].to_string()),
+            _ => None,
+        };
+        if let Some(piece) = piece {
+            out.push(StreamEvent::ToolArgs { slot, piece });
+        }
+    }
+}
+
+fn finish(choice: &Value, out: &mut Vec<StreamEvent>) {
+    if let Some(reason) = choice["finish_reason"].as_str() {
+        out.push(StreamEvent::Stop(finish_reason(reason)));
+    }
+}
+
+fn finish_reason(reason: &str) -> StopReason {
+    match reason {
+        "stop" => StopReason::EndTurn,
+        "tool_calls" | "function_call" => StopReason::ToolUse,
+        "length" => StopReason::MaxTokens,
+        _ => StopReason::Other,
+    }
+}
+
+/// An `error` object a server sent in a stream or in place of an answer.
+/// Such servers give no kind that says whether waiting would help, so it
+/// is worth a retry.
+fn reported(error: &Value) -> Failure {
+    Failure::transient(format!(
+        "the model reported an error: {}",
+        error["message"].as_str().unwrap_or_default()
+    ))
 }
 
 #[cfg(test)]
@@ -229,6 +276,7 @@ mod tests {
 
     #[test]
     fn arguments_split_across_chunks_are_joined_by_index() {
+        use crate::gateway::stream::Assembler;
         let mut a = Assembler::default();
         let mut sink = |_: &str| {};
         let chunks = [
@@ -242,9 +290,11 @@ mod tests {
             r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9}}"#,
         ];
         for c in chunks {
-            assert!(matches!(fold(&mut a, c, &mut sink), Ok(Step::Continue)));
+            let decoded = decode(c).unwrap();
+            assert!(!decoded.contains(&StreamEvent::Done));
+            a.apply_all(decoded, &mut sink);
         }
-        assert!(matches!(fold(&mut a, "[DONE]", &mut sink), Ok(Step::Done)));
+        assert_eq!(decode("[DONE]").unwrap(), [StreamEvent::Done]);
         let answer = a.finish();
         assert_eq!(answer.usage.total(), 16);
         assert_eq!(answer.content.len(), 2);
@@ -254,6 +304,46 @@ mod tests {
         assert!(
             matches!(&answer.content[1], Block::ToolCall { input, .. } if input["command"] == "ls")
         );
+    }
+
+    #[test]
+    fn a_whole_completion_makes_the_same_answer_as_its_stream() {
+        use crate::gateway::stream::Assembler;
+        let chunks = [
+            r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":"Looking."}}],"usage":null}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"read_file","arguments":"{\"path\":"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"a\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"bash","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9}}"#,
+            "[DONE]",
+        ];
+        let mut streamed = Assembler::default();
+        for c in chunks {
+            streamed.apply_all(decode(c).unwrap(), &mut |_| {});
+        }
+        let completion = json!({"id": "chatcmpl-1", "object": "chat.completion",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                "role": "assistant", "content": "Looking.",
+                "tool_calls": [
+                    {"id": "call_a", "type": "function",
+                     "function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}},
+                    // Some servers send the arguments as an object.
+                    {"id": "call_b", "type": "function",
+                     "function": {"name": "bash", "arguments": {}}}]}}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 9, "total_tokens": 16}});
+        let mut whole = Assembler::default();
+        whole.apply_all(decode_whole(&completion).unwrap(), &mut |_| {});
+        let answer = whole.finish();
+        assert_eq!(answer.content.len(), 3);
+        assert_eq!(answer, streamed.finish());
+
+        let error = json!({"error": {"message": "upstream failed", "code": 502}});
+        assert!(matches!(
+            decode_whole(&error),
+            Err(Failure::Transient { message, .. }) if message.contains("upstream failed")
+        ));
+        assert!(decode_whole(&json!({"object": "list", "data": []})).is_err());
     }
 
     #[test]
@@ -271,7 +361,14 @@ mod tests {
                 },
             ],
         };
-        let body = body("http://localhost:11434/v1", "m", 10, "sys", &[], &[m]);
+        let ask = Ask {
+            system: "sys",
+            tools: &[],
+            messages: &[m],
+            max_tokens: 10,
+            stream: true,
+        };
+        let body = body("http://localhost:11434/v1", "m", &ask);
         assert_eq!(body["max_tokens"], 10);
         let msgs = body["messages"].as_array().cloned().unwrap_or_default();
         assert_eq!(msgs[1]["role"], "tool");

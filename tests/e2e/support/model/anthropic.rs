@@ -1,5 +1,6 @@
 //! The Anthropic Messages API side of the mock: a request read into a
-//! [`Call`], a scripted answer as the SSE events the real API sends.
+//! [`Call`], a scripted answer as the SSE events the real API sends, or as
+//! its whole `message`.
 
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -115,6 +116,33 @@ pub(super) fn events(
     ));
     out.push(event("message_stop", &json!({"type": "message_stop"})));
     out
+}
+
+/// The whole `message` of a request that does not stream. The real API
+/// sends tool input parsed; arguments scripted as something other than JSON
+/// go as a string, which a client must refuse as not an object.
+pub(super) fn message(
+    model: &str,
+    index: usize,
+    parts: &[Part],
+    input_tokens: u64,
+    output_tokens: u64,
+) -> Value {
+    let content: Vec<Value> = parts
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) => json!({"type": "text", "text": text}),
+            Part::ToolCall { id, name, args, .. } => {
+                let input = serde_json::from_str(args).unwrap_or_else(|_| json!(args));
+                json!({"type": "tool_use", "id": id, "name": name, "input": input})
+            }
+        })
+        .collect();
+    let tool_use = parts.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+    json!({"id": format!("msg_mock_{index}"), "type": "message", "role": "assistant",
+           "model": model, "content": content,
+           "stop_reason": if tool_use { "tool_use" } else { "end_turn" }, "stop_sequence": null,
+           "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
 }
 
 pub(super) fn error_body(code: u16, message: &str) -> Value {

@@ -44,8 +44,19 @@ pub(super) fn check(
             body["model"], options.model
         ));
     }
-    if body["stream"] != true {
-        out.push(format!("stream is {}, expected true", body["stream"]));
+    // Both APIs take a missing flag as false.
+    let stream = match &body["stream"] {
+        Value::Bool(stream) => *stream,
+        Value::Null => false,
+        other => {
+            out.push(format!("stream is {other}, not a boolean"));
+            false
+        }
+    };
+    if let Some(expected) = options.stream
+        && stream != expected
+    {
+        out.push(format!("stream is {stream}, expected {expected}"));
     }
     let max = match wire {
         Wire::Anthropic => &body["max_tokens"],
@@ -55,10 +66,13 @@ pub(super) fn check(
     if max.as_u64().is_none_or(|n| n == 0) {
         out.push(format!("max tokens is {max}, expected a positive integer"));
     }
-    if wire == Wire::OpenAi && body["stream_options"]["include_usage"] != true {
+    if wire == Wire::OpenAi && stream && body["stream_options"]["include_usage"] != true {
         out.push(
             "stream_options.include_usage is not true: the stream would report no usage".into(),
         );
+    }
+    if wire == Wire::OpenAi && !stream && !body["stream_options"].is_null() {
+        out.push("stream_options on a request that does not stream (the API refuses it)".into());
     }
     tools(wire, &body["tools"], out);
     match wire {

@@ -1,6 +1,8 @@
 //! A mock model server for end-to-end tests and benchmarks: real HTTP/1.1 on
 //! loopback speaking the Anthropic Messages API and the OpenAI Chat
-//! Completions API with SSE streaming. A script decides each reply; every
+//! Completions API, streamed over SSE or answered whole as one JSON
+//! response, as each request's `stream` flag asks. A script decides each
+//! reply; every
 //! request is recorded and checked against the wire protocols' invariants
 //! (see `invariants.rs`), so a test can assert both what the client did and
 //! that it never sent something a real provider would reject.
@@ -41,15 +43,18 @@ pub struct Options {
     pub model: String,
     /// Requests allowed per fixed one-second window; beyond it, 429.
     pub rate_limit: Option<u32>,
+    /// The `stream` flag every request must have; `None` accepts either.
+    pub stream: Option<bool>,
 }
 
 impl Options {
-    /// No key, no rate limit.
+    /// No key, no rate limit, streamed requests (as agents send them).
     pub fn new(model: impl Into<String>) -> Self {
         Self {
             api_key: None,
             model: model.into(),
             rate_limit: None,
+            stream: Some(true),
         }
     }
 }
@@ -68,6 +73,8 @@ pub struct Call {
     /// Position in [`MockModel::calls`] (and in violation messages).
     pub index: usize,
     pub wire: Wire,
+    /// Whether the request asked for a streamed answer (`"stream": true`).
+    pub stream: bool,
     /// The raw JSON body (`Null` if it was not JSON).
     pub body: Value,
     /// Text of the first user message: identifies a task's conversation.
@@ -103,8 +110,8 @@ pub enum Part {
 /// What the mock does with one request.
 #[derive(Clone, Debug)]
 pub enum Reply {
-    /// A complete streamed answer; the stop reason is tool use if any part
-    /// is a tool call.
+    /// A complete answer, streamed or whole as the request asked; the stop
+    /// reason is tool use if any part is a tool call.
     Answer {
         parts: Vec<Part>,
         input_tokens: u64,
@@ -118,7 +125,8 @@ pub enum Reply {
         body: String,
     },
     /// The first `after_events` SSE events of the answer, then an aborted
-    /// connection.
+    /// connection; to a request that does not stream, the first half of
+    /// the JSON answer, then an aborted connection.
     Cut {
         parts: Vec<Part>,
         after_events: usize,
@@ -297,6 +305,7 @@ fn blank_call(wire: Wire) -> Call {
     Call {
         index: 0,
         wire,
+        stream: false,
         body: Value::Null,
         conversation: String::new(),
         turn: 0,

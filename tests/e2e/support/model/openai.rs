@@ -1,5 +1,6 @@
 //! The OpenAI Chat Completions side of the mock: a request read into a
-//! [`Call`], a scripted answer as the SSE chunks the real API sends.
+//! [`Call`], a scripted answer as the SSE chunks the real API sends, or as
+//! its whole `chat.completion`.
 
 use hyper::body::Bytes;
 use serde_json::{Value, json};
@@ -122,6 +123,45 @@ pub(super) fn events(
     }
     out.push(Bytes::from_static(b"data: [DONE]\n\n"));
     out
+}
+
+/// The whole `chat.completion` of a request that does not stream: one
+/// content string (`null` beside tool calls without text), the calls with
+/// their arguments as text, and usage, which such an answer always has.
+pub(super) fn completion(
+    model: &str,
+    index: usize,
+    parts: &[Part],
+    input_tokens: u64,
+    output_tokens: u64,
+) -> Value {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for part in parts {
+        match part {
+            Part::Text(t) => text.push_str(t),
+            Part::ToolCall { id, name, args, .. } => calls.push(
+                json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}),
+            ),
+        }
+    }
+    let mut message = json!({"role": "assistant", "content": text});
+    if !calls.is_empty() {
+        if text.is_empty() {
+            message["content"] = Value::Null;
+        }
+        message["tool_calls"] = Value::Array(calls);
+    }
+    let finish = if message["tool_calls"].is_null() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    json!({"id": format!("chatcmpl-mock-{index}"), "object": "chat.completion",
+           "created": 0, "model": model,
+           "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+           "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                     "total_tokens": input_tokens + output_tokens}})
 }
 
 pub(super) fn error_body(code: u16, message: &str) -> Value {

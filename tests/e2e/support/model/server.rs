@@ -1,6 +1,7 @@
 //! The HTTP side of the mock: accepting connections, recording and checking
 //! each request, applying the rate limit, and turning a [`Reply`] into a
-//! response (an SSE stream that finishes, aborts or hangs; or an error).
+//! response (an SSE stream or a whole JSON answer, either of which may
+//! finish, abort or hang; or an error).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -105,6 +106,7 @@ impl Shared {
             (Some(body), Wire::OpenAi) => openai::call(body),
             (None, _) => blank_call(wire),
         };
+        call.stream = parsed.as_ref().is_some_and(|b| b["stream"] == true);
         match (route, &parsed) {
             (None, _) => problems.push(format!("{} {path} is not a model API route", head.method)),
             (Some(_), None) => problems.push("body is not JSON".to_owned()),
@@ -209,21 +211,50 @@ impl Shared {
                 openai::events(model, call.index, parts, input, output, usage)
             }
         };
+        let whole = |parts: &[Part], input: u64, output: u64| {
+            let answer = match call.wire {
+                Wire::Anthropic => anthropic::message(model, call.index, parts, input, output),
+                Wire::OpenAi => openai::completion(model, call.index, parts, input, output),
+            };
+            Bytes::from(answer.to_string())
+        };
+        let kind = if call.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
         match reply {
             Reply::Answer {
                 parts,
                 input_tokens,
                 output_tokens,
-            } => sse(events(&parts, input_tokens, output_tokens), End::Finish),
+            } if call.stream => ok_response(
+                events(&parts, input_tokens, output_tokens),
+                End::Finish,
+                kind,
+            ),
+            Reply::Answer {
+                parts,
+                input_tokens,
+                output_tokens,
+            } => ok_response(
+                vec![whole(&parts, input_tokens, output_tokens)],
+                End::Finish,
+                kind,
+            ),
             Reply::Cut {
                 parts,
                 after_events,
-            } => {
+            } if call.stream => {
                 let mut events = events(&parts, 10, 10);
                 events.truncate(after_events);
-                sse(events, End::Abort)
+                ok_response(events, End::Abort, kind)
             }
-            Reply::Hang => sse(Vec::new(), End::Hang),
+            Reply::Cut { parts, .. } => {
+                let answer = whole(&parts, 10, 10);
+                ok_response(vec![answer.slice(..answer.len() / 2)], End::Abort, kind)
+            }
+            Reply::Hang => ok_response(Vec::new(), End::Hang, kind),
             Reply::Status {
                 code,
                 retry_after,
@@ -248,36 +279,37 @@ enum End {
     Hang,
 }
 
-fn sse(events: Vec<Bytes>, end: End) -> Response<Body> {
+/// A 200 response of `kind` sending `chunks`, then ending as `end` says.
+fn ok_response(chunks: Vec<Bytes>, end: End, kind: &str) -> Response<Body> {
     let stream = futures_util::stream::unfold(
-        (events.into_iter(), end, false),
-        |(mut events, end, aborted)| async move {
-            if let Some(event) = events.next() {
-                return Some((Ok(Frame::data(event)), (events, end, aborted)));
+        (chunks.into_iter(), end, false),
+        |(mut chunks, end, aborted)| async move {
+            if let Some(chunk) = chunks.next() {
+                return Some((Ok(Frame::data(chunk)), (chunks, end, aborted)));
             }
             match end {
                 End::Finish => None,
                 End::Hang => std::future::pending().await,
                 End::Abort if aborted => None,
                 End::Abort => {
-                    // Pending for a moment lets hyper flush the events sent so
+                    // Pending for a moment lets hyper flush the chunks sent so
                     // far before it tears the connection down.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     let err = std::io::Error::new(
                         std::io::ErrorKind::ConnectionAborted,
                         "mock model cut the stream",
                     );
-                    Some((Err(err), (events, end, true)))
+                    Some((Err(err), (chunks, end, true)))
                 }
             }
         },
     );
     Response::builder()
         .status(200)
-        .header("content-type", "text/event-stream")
+        .header("content-type", kind)
         .header("cache-control", "no-cache")
         .body(StreamBody::new(stream).boxed_unsync())
-        .expect("SSE response")
+        .expect("200 response")
 }
 
 fn error(wire: Wire, code: u16, retry_after: Option<u64>, message: &str) -> Response<Body> {

@@ -1,0 +1,232 @@
+//! One HTTP attempt of a model call: send the request, read the answer
+//! through the provider's decoder into the shared fold ([`Assembler`]) —
+//! an SSE stream event by event while text is handed on as it arrives, or
+//! a whole JSON response at once — and say what kind of failure it was
+//! when it fails (wait it out, retry, or give up).
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::call::Prepared;
+use super::stream::{Answer, Assembler, Failure};
+use super::{Endpoint, redact};
+
+/// Most bytes of a whole (non-streamed) answer read; `max_tokens` keeps
+/// real answers far below it.
+const MAX_WHOLE: usize = 16 << 20;
+
+/// Runs one HTTP attempt of `request`, handing each piece of text to
+/// `on_text` as it arrives (all of it at once when the answer comes whole).
+pub(crate) async fn attempt(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    request: &Prepared,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Answer, Failure> {
+    let config = &endpoint.config;
+    let key = endpoint.key.as_ref();
+    let provider = endpoint.provider;
+    let accept = if request.stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    let sending = provider
+        .request(http, config, key, request.stream)
+        .header("content-type", "application/json")
+        .header("accept", accept)
+        .body(serde_json::to_vec(&request.body).unwrap_or_default());
+    let silent = || silent(endpoint);
+    let response = match tokio::time::timeout(config.timeout, sending.send()).await {
+        Err(_) => return Err(silent()),
+        Ok(Err(e)) => {
+            return Err(Failure::transient(redact(
+                &format!("reach {}: {}", config.base_url, error_chain(&e)),
+                key,
+            )));
+        }
+        Ok(Ok(r)) => r,
+    };
+    let status = response.status();
+    if !status.is_success() {
+        let retry_after = retry_after(response.headers());
+        let text: String = tokio::time::timeout(config.timeout, read_bounded(response))
+            .await
+            .unwrap_or_default();
+        let message = redact(
+            &format!("HTTP {}: {}", status.as_u16(), error_message(&text)),
+            key,
+        );
+        return Err(provider.classify(status.as_u16(), &text, retry_after, message));
+    }
+    if !request.stream {
+        return whole(endpoint, response, on_text).await;
+    }
+
+    let mut events = response.bytes_stream().eventsource();
+    let mut answer = Assembler::default();
+    let stop_ends = provider.stop_ends_stream();
+    loop {
+        let event = match tokio::time::timeout(config.timeout, events.next()).await {
+            Err(_) => return Err(silent()),
+            Ok(None) if answer.is_whole(stop_ends) => break,
+            Ok(None) => {
+                return Err(Failure::transient(
+                    "the stream ended before the answer was complete",
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                return Err(Failure::transient(redact(
+                    &format!("the stream broke: {e}"),
+                    key,
+                )));
+            }
+            Ok(Some(Ok(event))) => event,
+        };
+        answer.apply_all(provider.decode(&event.event, &event.data)?, on_text);
+        // Whatever a server sends after its end marker is not part of the
+        // answer.
+        if answer.is_whole(false) {
+            break;
+        }
+    }
+    Ok(answer.finish())
+}
+
+/// Reads a whole JSON answer (every chunk within the model's `timeout`)
+/// and folds the provider's events for it.
+async fn whole(
+    endpoint: &Endpoint,
+    response: reqwest::Response,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<Answer, Failure> {
+    let key = endpoint.key.as_ref();
+    let mut body = Vec::new();
+    let mut chunks = response.bytes_stream();
+    loop {
+        match tokio::time::timeout(endpoint.config.timeout, chunks.next()).await {
+            Err(_) => return Err(silent(endpoint)),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(Failure::transient(redact(
+                    &format!("the answer broke: {}", error_chain(&e)),
+                    key,
+                )));
+            }
+            Ok(Some(Ok(chunk))) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_WHOLE {
+                    return Err(Failure::transient(format!(
+                        "the model's answer is larger than {} MiB",
+                        MAX_WHOLE >> 20
+                    )));
+                }
+            }
+        }
+    }
+    let response: Value = serde_json::from_slice(&body)
+        .map_err(|e| Failure::transient(format!("the model sent an unreadable answer: {e}")))?;
+    let mut answer = Assembler::default();
+    answer.apply_all(endpoint.provider.decode_whole(&response)?, on_text);
+    Ok(answer.finish())
+}
+
+fn silent(endpoint: &Endpoint) -> Failure {
+    Failure::transient(format!(
+        "the model sent nothing for {}",
+        humantime::format_duration(endpoint.config.timeout)
+    ))
+}
+
+/// Longest wait a provider can ask for; anything beyond is taken as this.
+const MAX_RETRY_AFTER: f64 = 3600.0;
+
+/// `retry-after-ms` (OpenAI), or `retry-after` in seconds or as an HTTP
+/// date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let seconds = |s: f64| {
+        (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER)))
+    };
+    if let Some(wait) = get("retry-after-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .and_then(|ms| seconds(ms / 1000.0))
+    {
+        return Some(wait);
+    }
+    let value = get("retry-after")?.trim();
+    if let Ok(s) = value.parse::<f64>() {
+        return seconds(s);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let wait = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    seconds(wait.as_secs_f64())
+}
+
+/// The start of an error response's body (at most 64 KiB are read).
+async fn read_bounded(response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= 64 << 10 {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The provider's own words from an error body (both providers put them at
+/// `error.message`), or the start of the body.
+fn error_message(body: &str) -> String {
+    let from_json = serde_json::from_str::<Value>(body).ok().and_then(|v| {
+        v.pointer("/error/message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    from_json.unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_milliseconds_and_dates_and_refuses_nonsense() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        h.insert("retry-after-ms", "inf".parse().unwrap());
+        h.insert("retry-after", "1e300".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3600)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(30);
+        h.remove("retry-after-ms");
+        h.insert(
+            "retry-after",
+            httpdate::fmt_http_date(later).parse().unwrap(),
+        );
+        let wait = retry_after(&h).unwrap();
+        assert!(
+            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+    }
+}
