@@ -112,7 +112,7 @@ tasks, {jobs} at a time, unsandboxed so that only swarm's own work is timed, on 
 (`/dev/shm`). For each read-only task: the time from the event that made it startable
 (its dependency's `task_finished` in the chain; the `task_finished` that freed its slot
 in the fan-out) to its `task_started`, stamped on arrival from `--events json`. Median
-of {runs} runs; the binaries measured in turns on the same repositories.
+of {runs} run(s) (`DISPATCH_RUNS`); the binaries measured in turns on the same repositories.
 
 {table}
 {notes}"""
@@ -127,6 +127,10 @@ NOTES = {
 }
 
 
+# Repositories (and runs of each plan per binary) whose median is reported.
+RUNS = int(os.environ.get("DISPATCH_RUNS", "3"))
+
+
 def main():
     args = sys.argv[1:]
     work = args.pop(0)
@@ -134,7 +138,7 @@ def main():
     binaries = [a.split("=", 1) for a in args]
     jobs = os.cpu_count() or 2
     runs = {label: [] for label, _ in binaries}
-    for r in range(3):
+    for r in range(RUNS):
         repo = os.path.join(work, f"big{r}")
         make_repo(repo)
         for label, swarm in binaries:
@@ -157,7 +161,7 @@ def main():
         section = SECTION.format(
             date=time.strftime("%Y-%m-%d", time.gmtime()),
             jobs=jobs,
-            runs=3,
+            runs=RUNS,
             table=table,
             notes=notes + "\n" if notes else "",
         )

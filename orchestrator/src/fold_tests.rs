@@ -33,6 +33,20 @@ fn info(id: &str, isolation: Isolation, deps: &[&str]) -> TaskInfo {
     }
 }
 
+fn run_started(tasks: Vec<TaskInfo>) -> EventBody {
+    EventBody::RunStarted {
+        run: "r".into(),
+        plan: "plan.toml".into(),
+        repo: "/repo".into(),
+        base: "HEAD".into(),
+        base_commit: BASE.into(),
+        integration_branch: Some("swarm/r".into()),
+        concurrency: 2,
+        tasks,
+        worktrees: None,
+    }
+}
+
 fn started(task: &str, attempt: u32, base: &str) -> EventBody {
     EventBody::TaskStarted {
         task: task.into(),
@@ -102,21 +116,11 @@ fn every_committed_event_replays_through_the_fold() {
     // `a` writes, `b` only reads, `c` depends on both.
     apply(
         &mut fold,
-        EventBody::RunStarted {
-            run: "r".into(),
-            plan: "plan.toml".into(),
-            repo: "/repo".into(),
-            base: "HEAD".into(),
-            base_commit: BASE.into(),
-            integration_branch: Some("swarm/r".into()),
-            concurrency: 2,
-            tasks: vec![
-                info("a", Isolation::Worktree, &[]),
-                info("b", Isolation::Readonly, &[]),
-                info("c", Isolation::Worktree, &["a", "b"]),
-            ],
-            worktrees: None,
-        },
+        run_started(vec![
+            info("a", Isolation::Worktree, &[]),
+            info("b", Isolation::Readonly, &[]),
+            info("c", Isolation::Worktree, &["a", "b"]),
+        ]),
     );
     let (a, b, c) = (
         fold.slot("a").unwrap(),
@@ -260,17 +264,11 @@ fn every_committed_event_replays_through_the_fold() {
     // A merge git shows but the journal lost: `b2` succeeded, and the
     // resumed run finds its merge on the branch.
     let mut lost = RunFold::default();
-    lost.apply(&event(EventBody::RunStarted {
-        run: "r".into(),
-        plan: "plan.toml".into(),
-        repo: "/repo".into(),
-        base: "HEAD".into(),
-        base_commit: BASE.into(),
-        integration_branch: Some("swarm/r".into()),
-        concurrency: 1,
-        tasks: vec![info("b2", Isolation::Worktree, &[])],
-        worktrees: None,
-    }));
+    lost.apply(&event(run_started(vec![info(
+        "b2",
+        Isolation::Worktree,
+        &[],
+    )])));
     lost.apply(&event(started("b2", 1, BASE)));
     lost.apply(&event(attempt_finished("b2", 1, 0, Some(A1))));
     lost.apply(&event(finished("b2", TaskStatus::Succeeded)));
