@@ -111,7 +111,11 @@ pub fn clean(
             });
         }
     };
-    let journal_path = state.path().join("runs").join(run).join("events.jsonl");
+    let journal_path = state
+        .path()
+        .join(crate::layout::RUNS)
+        .join(run)
+        .join(crate::layout::JOURNAL);
     // Without its journal swarm cannot tell which worktree holds unsaved
     // work, so an unreadable one stops the run's cleaning (a missing one
     // means nothing ever started).
@@ -178,8 +182,13 @@ pub fn clean(
     if let Some(home) = &home {
         clean_worktrees(repo, &worktrees, home, run, &started, &mut cleaned)?;
     }
-    for entry in state.entries(&["runs", run, "tmp"])? {
-        let parts = ["runs", run, "tmp", entry.name.as_str()];
+    for entry in state.entries(&[crate::layout::RUNS, run, crate::layout::TMP])? {
+        let parts = [
+            crate::layout::RUNS,
+            run,
+            crate::layout::TMP,
+            entry.name.as_str(),
+        ];
         let size = state.size(&parts);
         match state.remove(&parts) {
             Ok(()) => {
@@ -190,7 +199,7 @@ pub fn clean(
             Err(e) => cleaned.problems.push(e.to_string()),
         }
     }
-    if let Err(e) = state.remove(&["runs", run, "tmp"]) {
+    if let Err(e) = state.remove(&[crate::layout::RUNS, run, crate::layout::TMP]) {
         cleaned.problems.push(e.to_string());
     }
     if let Err(e) = worktrees.prune() {

@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn a_damaged_middle_line_is_skipped_by_tolerant_reads_only() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("events.jsonl");
+        let path = dir.path().join(crate::layout::JOURNAL);
         let event = |run: &str| {
             serde_json::to_string(&Event {
                 v: SCHEMA_VERSION,

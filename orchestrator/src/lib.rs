@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod git;
 pub mod graph;
 pub mod journal;
+pub mod layout;
 pub mod plan;
 pub mod report;
 pub mod resolve;

@@ -14,7 +14,7 @@ pub fn log_paths(
     task: &str,
     attempt: u32,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = run_dir.join("logs").join(task);
+    let dir = crate::layout::task_logs(run_dir, task);
     (
         dir.join(format!("{attempt}.out")),
         dir.join(format!("{attempt}.err")),
@@ -28,17 +28,14 @@ pub fn verify_log_paths(
     task: &str,
     attempt: u32,
 ) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = run_dir.join("logs").join(task);
+    let dir = crate::layout::task_logs(run_dir, task);
     (
         dir.join(format!("{attempt}.verify.out")),
         dir.join(format!("{attempt}.verify.err")),
     )
 }
 
-/// The directory of run `run` in the repository at `repo`.
-pub fn run_dir(repo: &Path, run: &str) -> std::path::PathBuf {
-    repo.join(crate::state::STATE_DIR).join("runs").join(run)
-}
+pub use crate::layout::run_dir;
 
 /// The report a list of events adds up to.
 pub fn fold(events: &[Event]) -> Option<RunReport> {

@@ -121,7 +121,11 @@ pub fn resolve(
         Err(crate::run::RunError::State(e)) => return Err(ResolveError::State(e)),
         Err(e) => return Err(other(e.to_string())),
     };
-    let path = state.path().join("runs").join(run).join("events.jsonl");
+    let path = state
+        .path()
+        .join(crate::layout::RUNS)
+        .join(run)
+        .join(crate::layout::JOURNAL);
     // A line torn by a crash is cut off, so the new one starts a line.
     journal::repair(&path)
         .map_err(|e| other(format!("failed to repair journal {}: {e}", path.display())))?;

@@ -387,21 +387,21 @@ impl State {
     /// task's own files (inside its worktree and tmp) are not swarm's state
     /// and are not looked at.
     pub fn check_run(&self, run: &str) -> Result<(), StateError> {
-        self.check_no_link(&["runs", "latest"])?;
+        self.check_no_link(&[crate::layout::RUNS, crate::layout::LATEST])?;
         self.check_no_link(&["worktrees", run])?;
         for e in self.entries(&["worktrees", run])? {
             self.check_no_link(&["worktrees", run, &e.name])?;
         }
-        self.check_no_link(&["runs", run])?;
-        for e in self.entries(&["runs", run])? {
-            self.check_no_link(&["runs", run, &e.name])?;
+        self.check_no_link(&[crate::layout::RUNS, run])?;
+        for e in self.entries(&[crate::layout::RUNS, run])? {
+            self.check_no_link(&[crate::layout::RUNS, run, &e.name])?;
         }
-        for sub in ["logs", "tmp"] {
-            for e in self.entries(&["runs", run, sub])? {
-                self.check_no_link(&["runs", run, sub, &e.name])?;
-                if sub == "logs" && e.kind == Kind::Dir {
-                    for f in self.entries(&["runs", run, sub, &e.name])? {
-                        self.check_no_link(&["runs", run, sub, &e.name, &f.name])?;
+        for sub in [crate::layout::LOGS, crate::layout::TMP] {
+            for e in self.entries(&[crate::layout::RUNS, run, sub])? {
+                self.check_no_link(&[crate::layout::RUNS, run, sub, &e.name])?;
+                if sub == crate::layout::LOGS && e.kind == Kind::Dir {
+                    for f in self.entries(&[crate::layout::RUNS, run, sub, &e.name])? {
+                        self.check_no_link(&[crate::layout::RUNS, run, sub, &e.name, &f.name])?;
                     }
                 }
             }
@@ -415,7 +415,10 @@ impl State {
     /// repository: see [`crate::worktree_home`].)
     pub fn begin_run(&self, run: &str) -> Result<(), StateError> {
         self.check_run(run)?;
-        for parts in [&["runs", run, "logs"][..], &["runs", run, "tmp"]] {
+        for parts in [
+            &[crate::layout::RUNS, run, crate::layout::LOGS][..],
+            &[crate::layout::RUNS, run, crate::layout::TMP],
+        ] {
             self.dir(parts, true)?;
         }
         self.set_latest(run)
@@ -424,22 +427,28 @@ impl State {
     /// Writes `runs/latest`: a new file renamed over the old one, so a
     /// link there is replaced, never written through.
     pub fn set_latest(&self, run: &str) -> Result<(), StateError> {
-        let runs = self.dir(&["runs"], true)?.ok_or_else(|| StateError::Io {
-            action: "create",
-            path: self.path_of(&["runs"]),
-            source: io::Error::from(io::ErrorKind::NotFound),
-        })?;
+        let runs = self
+            .dir(&[crate::layout::RUNS], true)?
+            .ok_or_else(|| StateError::Io {
+                action: "create",
+                path: self.path_of(&[crate::layout::RUNS]),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            })?;
         let tmp = format!(".latest.{}", std::process::id());
         let _ = nix::unistd::unlinkat(&runs, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-        self.create_file(&["runs", &tmp], &format!("{run}\n"))?;
-        nix::fcntl::renameat(&runs, tmp.as_str(), &runs, "latest")
-            .map_err(io_err("write", &self.path_of(&["runs", "latest"])))
+        self.create_file(&[crate::layout::RUNS, &tmp], &format!("{run}\n"))?;
+        nix::fcntl::renameat(&runs, tmp.as_str(), &runs, crate::layout::LATEST).map_err(io_err(
+            "write",
+            &self.path_of(&[crate::layout::RUNS, crate::layout::LATEST]),
+        ))
     }
 
     /// The run named in `runs/latest`, if any (a link there is refused;
     /// a name that is not a valid run name counts as none).
     pub fn latest(&self) -> Result<Option<String>, StateError> {
-        let text = self.read_file(&["runs", "latest"])?.unwrap_or_default();
+        let text = self
+            .read_file(&[crate::layout::RUNS, crate::layout::LATEST])?
+            .unwrap_or_default();
         let name = text.trim();
         Ok(crate::plan::is_valid_run_name(name).then(|| name.to_string()))
     }
@@ -447,12 +456,12 @@ impl State {
     /// Every run recorded here (directories under `runs/`), by name.
     pub fn runs(&self) -> Result<Vec<String>, StateError> {
         let mut names = Vec::new();
-        for e in self.entries(&["runs"])? {
+        for e in self.entries(&[crate::layout::RUNS])? {
             match e.kind {
                 Kind::Dir if crate::plan::is_valid_run_name(&e.name) => names.push(e.name),
                 Kind::Symlink => {
                     return Err(StateError::Symlink {
-                        path: self.path_of(&["runs", &e.name]),
+                        path: self.path_of(&[crate::layout::RUNS, &e.name]),
                     });
                 }
                 _ => {}
@@ -605,11 +614,11 @@ mod tests {
         let (_root, work, outside) = setup();
         let state = State::create(&work).unwrap_or_else(|e| panic!("{e}"));
         let dir = state
-            .ensure_dir(&["runs", "r", "tmp", "t"])
+            .ensure_dir(&[crate::layout::RUNS, "r", "tmp", "t"])
             .unwrap_or_else(|e| panic!("{e}"));
         std::os::unix::fs::symlink(&outside, dir.join("out")).unwrap_or_else(|e| panic!("{e}"));
         state
-            .remove(&["runs", "r", "tmp"])
+            .remove(&[crate::layout::RUNS, "r", crate::layout::TMP])
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(outside.join("keep").exists());
         assert!(!work.join(".swarm/runs/r/tmp").exists());

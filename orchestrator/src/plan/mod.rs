@@ -322,7 +322,7 @@ pub fn is_valid_run_name(name: &str) -> bool {
     let Some(first) = name.bytes().next() else {
         return false;
     };
-    name != "latest"
+    name != crate::layout::LATEST
         && name.len() <= 100
         && first != b'.'
         && first != b'-'

@@ -41,10 +41,7 @@ fn failed(message: String) -> AgentAttempt {
 
 /// Where attempt `attempt` of `task` keeps its transcript.
 pub fn transcript_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
-    run_dir
-        .join("logs")
-        .join(task)
-        .join(format!("{attempt}.transcript.jsonl"))
+    crate::layout::task_logs(run_dir, task).join(format!("{attempt}.transcript.jsonl"))
 }
 
 /// Runs one attempt of agent task `task`. `spec` is set up for the task's

@@ -65,7 +65,7 @@ pub(super) async fn run_attempt(
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
     let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
-    let tmp = ctx.run_dir.join("tmp").join(&task.id);
+    let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
     for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
         if let Err(e) = std::fs::create_dir_all(dir) {
             return (
@@ -106,7 +106,7 @@ pub(super) async fn run_attempt(
     // configuration or other tasks' refs (see `git::view`).
     let views = match ctx.sandbox.as_ref().filter(|_| !in_process(&task.payload)) {
         Some(_) => {
-            let dir = ctx.run_dir.join("tmp").join(format!("{}.git", task.id));
+            let dir = crate::layout::git_view(&ctx.run_dir, &task.id);
             match write_view(&ctx.repo, &dir, git_dir) {
                 Ok(views) => views,
                 Err(e) => {

@@ -97,16 +97,16 @@ impl<'o> Dispatcher<'o> {
         stop: watch::Receiver<Option<Stop>>,
     ) -> Result<Self, RunError> {
         let run_dir = prepared.run_dir();
-        std::fs::create_dir_all(run_dir.join("logs"))
+        std::fs::create_dir_all(run_dir.join(crate::layout::LOGS))
             .map_err(io(format!("create {}", run_dir.display())))?;
         let lock = RunLock::acquire(&run_dir, &prepared.run)?;
-        let runs = run_dir.parent().map(|p| p.join("latest"));
+        let runs = run_dir.parent().map(|p| p.join(crate::layout::LATEST));
         if let Some(latest) = runs {
             std::fs::write(&latest, format!("{}\n", prepared.run))
                 .map_err(io(format!("write {}", latest.display())))?;
         }
         // `swarm resume` runs exactly this plan, whatever becomes of the file.
-        let saved = run_dir.join("plan.toml");
+        let saved = run_dir.join(crate::layout::PLAN);
         std::fs::write(&saved, prepared.plan.source.text.as_bytes())
             .map_err(io(format!("write {}", saved.display())))?;
         prepared
@@ -173,7 +173,7 @@ impl<'o> Dispatcher<'o> {
         lock: RunLock,
     ) -> Result<Self, RunError> {
         let run_dir = prepared.run_dir();
-        let journal_path = run_dir.join("events.jsonl");
+        let journal_path = run_dir.join(crate::layout::JOURNAL);
         let journal = Journal::create(&journal_path)
             .map_err(io(format!("create {}", journal_path.display())))?;
         let writer = Writer::start(journal, &prepared.repo, &prepared.run)?;
@@ -566,7 +566,7 @@ impl<'o> Dispatcher<'o> {
             action: "build the report".into(),
             source: std::io::Error::other("the journal has no run_started event"),
         })?;
-        let path = run_dir.join("report.json");
+        let path = run_dir.join(crate::layout::REPORT);
         let text = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other);
         text.and_then(|t| std::fs::write(&path, t))
             .map_err(|source| RunError::Io {

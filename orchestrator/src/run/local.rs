@@ -5,10 +5,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 use swarm_protocol::TaskStatus;
 use swarm_sandbox::Stop;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
@@ -81,7 +82,7 @@ impl LocalExecutor {
                 .collect(),
             min_free_space: prepared.plan.min_free_space,
             cgroups,
-            readonly: Mutex::new(HashMap::new()),
+            readonly: DashMap::new(),
             events: tx,
         });
         Ok(Self {
@@ -129,10 +130,13 @@ impl LocalExecutor {
         if done.status == TaskStatus::Succeeded {
             // Its private tmp and its view of the git directory are scratch,
             // gone with its worktree (what failed keeps them, for a look).
-            let tmp = self.ctx.run_dir.join("tmp");
-            let id = self.ctx.tasks[done.task].id.clone();
+            let (run_dir, id) = (&self.ctx.run_dir, &self.ctx.tasks[done.task].id);
+            let dirs = [
+                crate::layout::task_tmp(run_dir, id),
+                crate::layout::git_view(run_dir, id),
+            ];
             self.cleanup.spawn_blocking(move || {
-                for dir in [tmp.join(&id), tmp.join(format!("{id}.git"))] {
+                for dir in dirs {
                     match std::fs::remove_dir_all(&dir) {
                         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                             tracing::warn!(path = %dir.display(), error = %e, "failed to remove a task's tmp directory");
@@ -236,11 +240,10 @@ impl Executor for LocalExecutor {
             let readonly: Vec<_> = self
                 .ctx
                 .readonly
-                .lock()
-                .await
-                .drain()
-                .map(|(_, p)| p)
+                .iter()
+                .filter_map(|c| c.value().get().cloned())
                 .collect();
+            self.ctx.readonly.clear();
             let ctx = Arc::clone(&self.ctx);
             // `remove` deletes each worktree's metadata too, so no `git
             // worktree prune` (a process spawn) is needed at the end of

@@ -21,7 +21,7 @@ impl RunLock {
     /// Takes the lock of the run in `run_dir` (named `run` in messages), or
     /// says which process holds it.
     pub fn acquire(run_dir: &Path, run: &str) -> Result<Self, RunError> {
-        let path = run_dir.join("lock");
+        let path = run_dir.join(crate::layout::LOCK);
         let io = |source| RunError::Io {
             action: format!("open {}", path.display()),
             source,
@@ -64,7 +64,7 @@ pub fn is_held(run_dir: &Path) -> bool {
     let Ok(file) = std::fs::OpenOptions::new()
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .read(true)
-        .open(run_dir.join("lock"))
+        .open(run_dir.join(crate::layout::LOCK))
     else {
         return false;
     };

@@ -29,7 +29,7 @@ pub fn cgroup_support() -> Option<&'static str> {
 pub fn lock_run(state: &State, run: &str) -> Result<RunLock, RunError> {
     check_run_name(run)?;
     state.check_run(run)?;
-    let run_dir = state.ensure_dir(&["runs", run])?;
+    let run_dir = state.ensure_dir(&[crate::layout::RUNS, run])?;
     RunLock::acquire(&run_dir, run)
 }
 
@@ -324,7 +324,7 @@ pub async fn resume(
         });
     };
     if state
-        .entries(&["runs"])?
+        .entries(&[crate::layout::RUNS])?
         .iter()
         .all(|e| e.name != prepared.run)
     {
@@ -334,8 +334,12 @@ pub async fn resume(
         });
     }
     for parts in [
-        &["runs", prepared.run.as_str(), "logs"][..],
-        &["runs", &prepared.run, "tmp"],
+        &[
+            crate::layout::RUNS,
+            prepared.run.as_str(),
+            crate::layout::LOGS,
+        ][..],
+        &[crate::layout::RUNS, &prepared.run, crate::layout::TMP],
     ] {
         state.ensure_dir(parts)?;
     }
@@ -349,7 +353,7 @@ pub async fn resume(
 /// The worktree home a run's journal recorded (made again if it is gone),
 /// or `.swarm/worktrees` for runs from before homes.
 fn resume_home(prepared: &Prepared) -> Result<WorktreeHome, RunError> {
-    let journal = prepared.run_dir().join("events.jsonl");
+    let journal = prepared.run_dir().join(crate::layout::JOURNAL);
     let recorded = crate::journal::read_tolerant(&journal)
         .ok()
         .and_then(|(events, _)| {

@@ -62,7 +62,7 @@ pub(super) fn recover(
     retry_failed: Option<&[String]>,
     reattach: &mut dyn FnMut(usize, u32) -> Reattached,
 ) -> Result<Recovered, RunError> {
-    let journal = run_dir.join("events.jsonl");
+    let journal = run_dir.join(crate::layout::JOURNAL);
     if !journal.exists() {
         return Err(not_resumable(
             run,

@@ -5,16 +5,16 @@
 //! It runs as its own tokio task of the local executor and reports through
 //! [`ExecEvent`]s; it never touches run state itself.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dashmap::DashMap;
 use git2::Oid;
 use swarm_protocol::agent::{AgentOutcome, AgentReport};
 use swarm_protocol::{AttemptOutcome, Isolation, SkippedFile, TaskStatus};
 use swarm_sandbox::Stop;
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{OnceCell, mpsc, watch};
 
 use super::attempt::{Verify, run_attempt};
 use super::executor::{ExecEvent, Launch};
@@ -47,8 +47,10 @@ pub(super) struct Ctx {
     pub min_free_space: u64,
     /// The run's cgroups, when the machine allows them.
     pub cgroups: Option<super::cgroup::Cgroups>,
-    /// Shared read-only checkouts (and their git directories), by commit.
-    pub readonly: Mutex<HashMap<Oid, (PathBuf, PathBuf)>>,
+    /// Shared read-only checkouts (and their git directories), by commit:
+    /// each made once, by the first task that needs it, while tasks on
+    /// other commits go on.
+    pub readonly: DashMap<Oid, Arc<OnceCell<(PathBuf, PathBuf)>>>,
     /// Where the task's events go (its executor).
     pub events: mpsc::UnboundedSender<ExecEvent>,
 }
@@ -310,17 +312,19 @@ fn short_of_space(ctx: &Ctx) -> Option<String> {
 /// The shared checkout of `commit` for read-only tasks (and its record
 /// under `.git/worktrees/`), created once.
 async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<(PathBuf, PathBuf), GitError> {
-    let mut checkouts = ctx.readonly.lock().await;
-    if let Some(checkout) = checkouts.get(&commit) {
-        return Ok(checkout.clone());
-    }
-    let path = ctx
-        .worktree_dir
-        .join(format!(".readonly-{}", &commit.to_string()[..12]));
-    let (c, p) = (Arc::clone(ctx), path.clone());
-    let admin = blocking(move || c.worktrees.create(&p, commit, &[])).await?;
-    checkouts.insert(commit, (path.clone(), admin.clone()));
-    Ok((path, admin))
+    // The map's lock is held only to find the cell, never across the wait.
+    let cell = Arc::clone(ctx.readonly.entry(commit).or_default().value());
+    let made = cell
+        .get_or_try_init(|| async {
+            let path = ctx
+                .worktree_dir
+                .join(format!(".readonly-{}", &commit.to_string()[..12]));
+            let (c, p) = (Arc::clone(ctx), path.clone());
+            let admin = blocking(move || c.worktrees.create(&p, commit, &[])).await?;
+            Ok::<_, GitError>((path, admin))
+        })
+        .await?;
+    Ok(made.clone())
 }
 
 pub(super) fn describe_failure(

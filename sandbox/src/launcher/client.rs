@@ -2,12 +2,13 @@
 //! run, sends it spawn and stop requests, and routes each worker's end back
 //! to whoever is waiting for it.
 
-use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
 
 use nix::sys::socket::{
     AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
@@ -66,7 +67,7 @@ pub struct SpawnRequest {
     pub stderr: OwnedFd,
 }
 
-type Waiters = Mutex<HashMap<u64, oneshot::Sender<Exit>>>;
+type Waiters = DashMap<u64, oneshot::Sender<Exit>>;
 
 /// A close-on-exec duplicate of `fd`, a descriptor of the caller's that
 /// goes to a worker.
@@ -185,7 +186,7 @@ impl Launcher {
         let inner = Arc::new(Inner {
             sock: Arc::new(sock),
             next_id: AtomicU64::new(1),
-            waiters: Arc::new(Mutex::new(HashMap::new())),
+            waiters: Arc::new(DashMap::new()),
             degraded,
             max_message,
             _process: process,
@@ -238,10 +239,10 @@ impl Launcher {
             fds: targets,
         };
         let (tx, rx) = oneshot::channel();
-        lock(&self.inner.waiters).insert(id, tx);
+        self.inner.waiters.insert(id, tx);
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
         if let Err(e) = self.send(&message, &raw).await {
-            lock(&self.inner.waiters).remove(&id);
+            self.inner.waiters.remove(&id);
             return Err(e);
         }
         Ok(Spawned {
@@ -336,12 +337,6 @@ async fn recv(sock: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> Result<Option<Reply>, 
         .map_err(|e| LaunchError::Channel(std::io::Error::other(e)))
 }
 
-fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Exit>>> {
-    waiters
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Routes every worker's end to its waiter until the launcher goes away;
 /// then every waiter learns that its worker is gone too.
 async fn read_replies(sock: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Waiters>, mut buf: Vec<u8>) {
@@ -358,13 +353,16 @@ async fn read_replies(sock: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Waiters>, mut bu
             Ok(Some(Reply::Failed { id, message })) => (id, Exit::Failed(message)),
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => {
-                for (_, tx) in std::mem::take(&mut *lock(&waiters)) {
-                    let _ = tx.send(Exit::LauncherGone);
+                let ids: Vec<u64> = waiters.iter().map(|w| *w.key()).collect();
+                for id in ids {
+                    if let Some((_, tx)) = waiters.remove(&id) {
+                        let _ = tx.send(Exit::LauncherGone);
+                    }
                 }
                 return;
             }
         };
-        if let Some(tx) = lock(&waiters).remove(&id) {
+        if let Some((_, tx)) = waiters.remove(&id) {
             let _ = tx.send(exit);
         }
     }

@@ -14,11 +14,12 @@
 mod run;
 mod sink;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use dashmap::DashMap;
 
 use wasmtime::component::{Component, Linker as ComponentLinker};
 use wasmtime::{Engine, Linker, Module};
@@ -90,7 +91,8 @@ pub struct WasmEngine {
     engine: Engine,
     p1: Linker<P1Host>,
     p2: ComponentLinker<P2Host>,
-    programs: Mutex<HashMap<PathBuf, Arc<Program>>>,
+    /// Compiled programs by path, shared by the run's concurrent tasks.
+    programs: DashMap<PathBuf, Arc<Program>>,
     runtime: Option<tokio::runtime::Runtime>,
     ticking: Arc<AtomicBool>,
     /// Fuel metering is on (every store then needs fuel).
@@ -164,7 +166,7 @@ impl WasmEngine {
             engine,
             p1,
             p2,
-            programs: Mutex::new(HashMap::new()),
+            programs: DashMap::new(),
             runtime: Some(runtime),
             ticking,
             metered: options.fuel,
@@ -180,20 +182,16 @@ impl WasmEngine {
     }
 
     fn program(&self, path: &Path) -> Result<Arc<Program>, WasmError> {
-        if let Some(program) = self
-            .programs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(path)
-        {
-            return Ok(Arc::clone(program));
+        if let Some(program) = self.programs.get(path) {
+            return Ok(Arc::clone(&program));
         }
+        // Compiled outside the map's lock: two tasks loading the same new
+        // program may both compile it (the disk cache makes the second
+        // cheap), but nobody waits on a shard while a module compiles.
         let program = Arc::new(self.compile(path)?);
-        self.programs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(path.to_path_buf(), Arc::clone(&program));
-        Ok(program)
+        Ok(Arc::clone(
+            &self.programs.entry(path.to_path_buf()).or_insert(program),
+        ))
     }
 
     fn compile(&self, path: &Path) -> Result<Program, WasmError> {

@@ -488,7 +488,7 @@ pub(crate) fn load_report(
         })?,
     };
     open_state(repo, &name)?;
-    let path = report::run_dir(&repo.workdir, &name).join("events.jsonl");
+    let path = report::run_dir(&repo.workdir, &name).join(swarm_orchestrator::layout::JOURNAL);
     if !path.exists() {
         return Err(Failure::Invalid(anyhow!(
             "find run `{name}`: no journal at {}\nhelp: runs are listed in .swarm/runs/",

@@ -71,7 +71,7 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
     };
     open_state(&repo, &run)?;
     let run_dir = report::run_dir(&repo.workdir, &run);
-    let saved = run_dir.join("plan.toml");
+    let saved = run_dir.join(swarm_orchestrator::layout::PLAN);
     let text = std::fs::read_to_string(&saved).map_err(|e| {
         Failure::Invalid(anyhow!(
             "resume run `{run}`: cannot read its saved plan {}: {e} (runs started by swarm before 0.2 cannot be resumed)",
@@ -80,7 +80,7 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
     })?;
     // Relative paths in the plan (`wasm = ...`) are relative to where the
     // plan was, as when the run started.
-    let started = journal::read(&run_dir.join("events.jsonl"))
+    let started = journal::read(&run_dir.join(swarm_orchestrator::layout::JOURNAL))
         .ok()
         .and_then(|events| {
             events.into_iter().find_map(|e| match e.body {

@@ -54,11 +54,12 @@ pub fn logs(
         Mode::Escaped
     };
     let dir = report::run_dir(workdir, run_name);
-    let (events, skipped) = journal::read_tolerant(&dir.join("events.jsonl")).map_err(|e| {
-        Failure::Invalid(anyhow!(
-            "show logs of run `{run_name}`: {e} (see `swarm status` for runs)"
-        ))
-    })?;
+    let (events, skipped) = journal::read_tolerant(&dir.join(swarm_orchestrator::layout::JOURNAL))
+        .map_err(|e| {
+            Failure::Invalid(anyhow!(
+                "show logs of run `{run_name}`: {e} (see `swarm status` for runs)"
+            ))
+        })?;
     crate::cli::warn_skipped(&skipped);
     let folded = report::fold(&events).ok_or_else(|| {
         Failure::Invalid(anyhow!("show logs of run `{run_name}`: it has not started"))
@@ -148,7 +149,7 @@ fn follow_log(
     loop {
         // Read the journal first: output written before the task finished is
         // then on disk when the loop ends.
-        let finished = journal::read_tolerant(&dir.join("events.jsonl"))
+        let finished = journal::read_tolerant(&dir.join(swarm_orchestrator::layout::JOURNAL))
             .map(|(events, _)| {
                 events.iter().any(|e| match &e.body {
                     swarm_protocol::EventBody::TaskFinished { task: t, .. } => t == task,

@@ -57,7 +57,9 @@ pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
     let mut listed = Vec::new();
     for name in names {
         let dir = report::run_dir(&repo.workdir, &name);
-        let (events, skipped) = match journal::read_tolerant(&dir.join("events.jsonl")) {
+        let (events, skipped) = match journal::read_tolerant(
+            &dir.join(swarm_orchestrator::layout::JOURNAL),
+        ) {
             Ok(read) => read,
             Err(e) => {
                 // A run directory without a journal: its coordinator died

@@ -1,0 +1,47 @@
+//! The names of swarm's own files, in one place: `.swarm/` in the
+//! repository (see [`crate::state`] for how it is opened safely), and a
+//! run's directory in it.
+//!
+//! ```text
+//! .swarm/runs/latest              the newest run's name
+//! .swarm/runs/<run>/events.jsonl  the journal (crate::journal)
+//! .swarm/runs/<run>/report.json   the final report
+//! .swarm/runs/<run>/plan.toml     the plan as it ran (what resume runs)
+//! .swarm/runs/<run>/lock          held while a coordinator drives it
+//! .swarm/runs/<run>/logs/<task>/  each attempt's output
+//! .swarm/runs/<run>/tmp/<task>    each task's private tmp (and HOME)
+//! .swarm/runs/<run>/tmp/<task>.git  its view of the git directory
+//! ```
+
+use std::path::{Path, PathBuf};
+
+pub use crate::state::STATE_DIR;
+
+pub const RUNS: &str = "runs";
+pub const LATEST: &str = "latest";
+pub const JOURNAL: &str = "events.jsonl";
+pub const REPORT: &str = "report.json";
+pub const PLAN: &str = "plan.toml";
+pub const LOCK: &str = "lock";
+pub const LOGS: &str = "logs";
+pub const TMP: &str = "tmp";
+
+/// The directory of run `run` in the repository at `repo`.
+pub fn run_dir(repo: &Path, run: &str) -> PathBuf {
+    repo.join(STATE_DIR).join(RUNS).join(run)
+}
+
+/// Task `task`'s private tmp directory in the run directory `run_dir`.
+pub fn task_tmp(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir.join(TMP).join(task)
+}
+
+/// Where task `task`'s view of the git directory is made.
+pub fn git_view(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir.join(TMP).join(format!("{task}.git"))
+}
+
+/// The directory of task `task`'s logs.
+pub fn task_logs(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir.join(LOGS).join(task)
+}
