@@ -139,8 +139,16 @@ pub fn join_cgroups(cmd: &mut tokio::process::Command, fds: Vec<std::os::fd::Raw
 /// period. Must be the last `pre_exec` step, and `cmd` must be spawned from
 /// a thread that lives as long as the command (the parent-death signal
 /// follows the spawning thread): the coordinator's runtime thread.
-pub fn watch_coordinator(cmd: &mut tokio::process::Command) {
+///
+/// With `cgroup_procs` (a read handle on the `cgroup.procs` of a cgroup
+/// the command joins), the watcher first kills every member of that cgroup:
+/// what left the process group (`setsid`, a daemon's double fork) dies too.
+pub fn watch_coordinator(
+    cmd: &mut tokio::process::Command,
+    cgroup_procs: Option<std::os::fd::RawFd>,
+) {
     let coordinator = i32::try_from(std::process::id()).unwrap_or(0);
+    let reap = cgroup_procs.unwrap_or(-1);
     // SAFETY: between fork and exec only async-signal-safe calls are made
     // (setpgid, sigprocmask, fork, prctl, getppid, kill, sigwaitinfo,
     // waitpid, signal, syscall(close_range), _exit); nothing allocates.
@@ -169,7 +177,7 @@ pub fn watch_coordinator(cmd: &mut tokio::process::Command) {
                 libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
                 return Ok(());
             }
-            watch(command, coordinator, &waited)
+            watch(command, coordinator, &waited, reap)
         });
     }
 }
@@ -178,26 +186,43 @@ pub fn watch_coordinator(cmd: &mut tokio::process::Command) {
 ///
 /// SAFETY: to be called only in the forked child, between fork and exec.
 #[expect(unsafe_code, reason = "raw signal and process calls in a forked child")]
-unsafe fn watch(command: libc::pid_t, coordinator: libc::pid_t, waited: &libc::sigset_t) -> ! {
+unsafe fn watch(
+    command: libc::pid_t,
+    coordinator: libc::pid_t,
+    waited: &libc::sigset_t,
+    reap: libc::c_int,
+) -> ! {
     // SAFETY: see the function's contract.
     unsafe {
-        // The watcher holds nothing: no copy of the output pipes (their
-        // readers see the end when the command's tree is gone) and none of
-        // the spawn's error pipe (whose end tells the coordinator that the
-        // spawn is done).
-        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        // The watcher holds nothing but the cgroup's member list: no copy
+        // of the output pipes (their readers see the end when the command's
+        // tree is gone) and none of the spawn's error pipe (whose end tells
+        // the coordinator that the spawn is done).
+        match u32::try_from(reap) {
+            Ok(keep) => {
+                if keep > 0 {
+                    libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32);
+                }
+                libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
+            }
+            Err(_) => {
+                libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+            }
+        }
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1);
         if libc::getppid() != coordinator {
             // It died before the request took effect.
+            kill_cgroup(reap);
             libc::kill(0, libc::SIGKILL);
         }
         loop {
             let mut info: libc::siginfo_t = std::mem::zeroed();
             let sig = libc::sigwaitinfo(waited, &mut info);
             if sig == libc::SIGUSR1 {
+                kill_cgroup(reap);
                 libc::kill(0, libc::SIGKILL);
             }
             if sig != libc::SIGCHLD {
@@ -220,6 +245,48 @@ unsafe fn watch(command: libc::pid_t, coordinator: libc::pid_t, waited: &libc::s
                 libc::kill(libc::getpid(), signal);
             }
             libc::_exit(128 + libc::WTERMSIG(status));
+        }
+    }
+}
+
+/// Kills every process listed in the `cgroup.procs` open as `procs` (no
+/// file: nothing), except the caller, until none is left (a member may fork
+/// while it is read; at most a hundred rounds).
+///
+/// SAFETY: async-signal-safe (pread, getpid, kill; no allocation), for the
+/// watcher between fork and exec.
+#[expect(unsafe_code, reason = "raw process calls in a forked child")]
+unsafe fn kill_cgroup(procs: libc::c_int) {
+    if procs < 0 {
+        return;
+    }
+    // SAFETY: see the function's contract.
+    unsafe {
+        let me = libc::getpid();
+        for _ in 0..100 {
+            let mut buf = [0u8; 4096];
+            let n = libc::pread(procs, buf.as_mut_ptr().cast(), buf.len(), 0);
+            let Ok(n) = usize::try_from(n) else {
+                return;
+            };
+            let mut others = false;
+            let mut pid: libc::pid_t = 0;
+            for &b in buf.get(..n).unwrap_or_default() {
+                if b.is_ascii_digit() {
+                    pid = pid
+                        .saturating_mul(10)
+                        .saturating_add(libc::pid_t::from(b - b'0'));
+                    continue;
+                }
+                if pid > 0 && pid != me {
+                    libc::kill(pid, libc::SIGKILL);
+                    others = true;
+                }
+                pid = 0;
+            }
+            if !others {
+                return;
+            }
         }
     }
 }

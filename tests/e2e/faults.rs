@@ -238,6 +238,64 @@ fn unconfined_workers_and_their_children_die_with_a_killed_coordinator() {
     );
 }
 
+/// `setsid` leaves the task's process group: only the run's cgroup still
+/// holds what it starts (where the machine gives swarm cgroups).
+#[test]
+fn unconfined_processes_that_leave_their_group_die_with_a_killed_coordinator() {
+    let repo = TestRepo::new();
+    assert!(
+        cgroups(&repo).is_some(),
+        "this test needs cgroups for swarm (see `swarm doctor`): run it as root or in a delegated cgroup"
+    );
+    let plan = repo.plan(
+        "escape.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"setsid sleep 42.71 & touch $TMPDIR/../../ready-a; sleep 42.72\"\n",
+    );
+    let mut coordinator = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "escape"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = repo.path().join(".swarm/runs/escape");
+    wait_until("the task to start its escapee", || {
+        run_dir.join("ready-a").exists() && !processes_with("42.71").is_empty()
+    });
+    coordinator.kill().unwrap();
+    coordinator.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(processes_with("42.71").is_empty() && processes_with("42.72").is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        processes_with("42.71").is_empty(),
+        "a process that left the task's group outlived the coordinator"
+    );
+    assert!(processes_with("42.72").is_empty());
+}
+
+#[test]
+fn what_an_unconfined_task_leaves_running_outside_its_group_ends_with_the_run() {
+    let repo = TestRepo::new();
+    assert!(
+        cgroups(&repo).is_some(),
+        "this test needs cgroups for swarm (see `swarm doctor`): run it as root or in a delegated cgroup"
+    );
+    // A daemon of its own session, its output closed so that the task's
+    // end does not wait for it.
+    let plan = repo.plan(
+        "daemon.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"setsid sleep 43.71 >/dev/null 2>&1 < /dev/null & echo ok > ok.txt\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    assert!(
+        processes_with("43.71").is_empty(),
+        "a daemon an unconfined task started outlived the run"
+    );
+}
+
 #[test]
 fn an_unconfined_workers_exit_code_signal_and_grace_period_are_its_own() {
     let repo = TestRepo::new();

@@ -36,6 +36,10 @@ pub struct CommandSpec {
     /// `cgroup.procs` files (open for writing) the command joins before it
     /// runs.
     pub cgroups: Vec<std::os::fd::RawFd>,
+    /// A read handle on the `cgroup.procs` of a cgroup in `cgroups`: an
+    /// unconfined command's watcher kills its every member when the
+    /// coordinator dies (see `swarm_sandbox::process::watch_coordinator`).
+    pub cgroup_procs: Option<std::os::fd::RawFd>,
     pub cwd: PathBuf,
     /// Variables added to the inherited environment.
     pub env: Vec<(String, String)>,
@@ -213,7 +217,7 @@ fn spawn_plain(
         .kill_on_drop(true);
     // Last: the group dies with the coordinator (the sandbox's PID
     // namespace does that for sandboxed commands).
-    swarm_sandbox::process::watch_coordinator(&mut cmd);
+    swarm_sandbox::process::watch_coordinator(&mut cmd, spec.cgroup_procs);
     let child = cmd.spawn().map_err(|e| AttemptOutcome::SpawnFailed {
         message: format!("start `{}` in {}: {e}", argv[0], spec.cwd.display()),
     })?;

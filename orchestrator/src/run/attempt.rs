@@ -84,15 +84,17 @@ pub(super) async fn run_attempt(
         ("SWARM_BASE".into(), base.to_string()),
         ("TMPDIR".into(), tmp.display().to_string()),
     ];
-    // Cgroups only for tasks that ask for limits: making and removing one
-    // costs about a millisecond in the kernel, which doubled the cost of a
-    // no-op task.
+    // Cgroups of their own only for tasks that ask for limits: making and
+    // removing one costs about a millisecond in the kernel, which doubled
+    // the cost of a no-op task. Unconfined tasks without limits share the
+    // run's (`Ctx::unconfined`), which holds whatever they start.
     let limited = task.memory.is_some() || task.processes.is_some();
     let cgroup = match &ctx.cgroups {
         Some(cgroups) if limited && !in_process(&task.payload) => {
-            let processes = task
-                .processes
-                .unwrap_or(swarm_sandbox::Limits::default().processes);
+            let processes = Some(
+                task.processes
+                    .unwrap_or(swarm_sandbox::Limits::default().processes),
+            );
             let name = format!("{}-{attempt}", task.id);
             cgroups
                 .task(&name, task.memory, processes)
@@ -237,6 +239,12 @@ pub(super) async fn run_attempt(
     if let Err(e) = change_owners(owned.clone(), true).await {
         return (AttemptOutcome::SpawnFailed { message: e }, None, None);
     }
+    // An unconfined command without a cgroup of its own joins the run's:
+    // when the coordinator dies, its watcher kills everything in it.
+    let shared = ctx
+        .unconfined
+        .as_ref()
+        .filter(|_| ctx.sandbox.is_none() && !in_process(&task.payload));
     let spec = CommandSpec {
         script,
         program: None,
@@ -251,7 +259,12 @@ pub(super) async fn run_attempt(
         grace: ctx.grace,
         max_output: task.max_output,
         sandbox,
-        cgroups: cgroup.as_ref().map(|c| c.fds()).unwrap_or_default(),
+        cgroups: cgroup
+            .as_ref()
+            .or(shared)
+            .map(|c| c.fds())
+            .unwrap_or_default(),
+        cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members_fd()),
     };
     let (outcome, verify, report) = command_or_agent(ctx, task, agent, attempt, spec, stop).await;
     if let Err(e) = change_owners(owned, false).await {
@@ -267,6 +280,10 @@ pub(super) async fn run_attempt(
             outcome,
             AttemptOutcome::Cancelled | AttemptOutcome::TimedOut
         );
+    if let Some(cgroup) = &cgroup {
+        // What the task left outside its process group goes with it.
+        cgroup.kill_all();
+    }
     drop(cgroup);
     if oom {
         return (

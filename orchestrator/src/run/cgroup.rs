@@ -29,11 +29,15 @@ pub(crate) struct Cgroups {
     hierarchy: Hierarchy,
 }
 
-/// One attempt's cgroups, removed when dropped (once its processes are gone).
+/// One attempt's cgroups (or the run's shared one for unconfined tasks
+/// without limits), removed when dropped (once its processes are gone).
 #[derive(Debug)]
 pub(crate) struct TaskCgroup {
     dirs: Vec<PathBuf>,
     procs: Vec<File>,
+    /// The pids cgroup, and its member list opened for reading.
+    pids: PathBuf,
+    members: File,
     memory: PathBuf,
     v2: bool,
 }
@@ -145,7 +149,7 @@ impl Cgroups {
         &self,
         name: &str,
         memory: Option<u64>,
-        processes: u64,
+        processes: Option<u64>,
     ) -> std::io::Result<TaskCgroup> {
         let (memory_dir, pids_dir, v2) = match &self.hierarchy {
             Hierarchy::V2(dir) => (dir.join(name), dir.join(name), true),
@@ -163,6 +167,8 @@ impl Cgroups {
         let cgroup = TaskCgroup {
             dirs: dirs.clone(),
             procs: Vec::new(),
+            members: File::open(pids_dir.join("cgroup.procs"))?,
+            pids: pids_dir.clone(),
             memory: memory_dir.clone(),
             v2,
         };
@@ -178,7 +184,8 @@ impl Cgroups {
                 let _ = std::fs::write(memory_dir.join("memory.swap.max"), "0");
             }
         }
-        std::fs::write(pids_dir.join("pids.max"), processes.to_string())?;
+        let max = processes.map_or_else(|| "max".to_string(), |n| n.to_string());
+        std::fs::write(pids_dir.join("pids.max"), max)?;
         let mut cgroup = cgroup;
         for dir in &dirs {
             cgroup.procs.push(
@@ -209,6 +216,34 @@ impl TaskCgroup {
     /// The `cgroup.procs` files the worker writes itself into.
     pub fn fds(&self) -> Vec<RawFd> {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// The member list, for a watcher to kill what is left in the cgroup
+    /// when the coordinator dies.
+    pub fn members_fd(&self) -> RawFd {
+        self.members.as_raw_fd()
+    }
+
+    /// Kills every process still in the cgroup: what a task left behind
+    /// outside its process group (`setsid`, a daemon). A member may fork
+    /// while the list is read: the kill goes round until it is empty.
+    pub fn kill_all(&self) {
+        for _ in 0..100 {
+            let Ok(text) = std::fs::read_to_string(self.pids.join("cgroup.procs")) else {
+                return;
+            };
+            let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Whether the kernel killed a process of the task for memory.

@@ -51,14 +51,24 @@ impl LocalExecutor {
             remove_readonly_checkouts(&prepared.repo, &worktree_dir);
         }
         let options = &prepared.options;
-        // Only tasks that set limits get cgroups (see task.rs): a run
-        // without any makes none.
-        let limited = tasks.iter().any(|t| {
-            !super::attempt::in_process(&t.payload) && (t.memory.is_some() || t.processes.is_some())
-        });
-        let cgroups = limited
+        // Only tasks that set limits get cgroups of their own (see
+        // attempt.rs); unconfined ones share one. A run with neither makes
+        // none.
+        let processes = |t: &Task| !super::attempt::in_process(&t.payload);
+        let limited = tasks
+            .iter()
+            .any(|t| processes(t) && (t.memory.is_some() || t.processes.is_some()));
+        let unconfined = options.sandbox.is_none() && tasks.iter().any(processes);
+        let cgroups = (limited || unconfined)
             .then(|| super::cgroup::Cgroups::new(&prepared.run))
             .flatten();
+        let shared = match (&cgroups, unconfined) {
+            (Some(cgroups), true) => cgroups
+                .task("unconfined", None, None)
+                .map_err(|e| tracing::warn!(error = %e, "failed to create the cgroup of unconfined tasks; what they start outside their process groups may outlive the run"))
+                .ok(),
+            _ => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(Ctx {
             worktrees: Worktrees::new(prepared.repo.clone()),
@@ -81,6 +91,7 @@ impl LocalExecutor {
                 .filter_map(|m| m.api_key_env.clone())
                 .collect(),
             min_free_space: prepared.plan.min_free_space,
+            unconfined: shared,
             cgroups,
             readonly: DashMap::new(),
             events: tx,
@@ -237,6 +248,11 @@ impl Executor for LocalExecutor {
             // Deleting worktrees of merged tasks overlapped with the run;
             // here we only wait for what is left of it.
             while self.cleanup.join_next().await.is_some() {}
+            // What unconfined tasks left running outside their process
+            // groups ends with the run.
+            if let Some(shared) = &self.ctx.unconfined {
+                shared.kill_all();
+            }
             let readonly: Vec<_> = self
                 .ctx
                 .readonly

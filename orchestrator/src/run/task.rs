@@ -45,6 +45,10 @@ pub(super) struct Ctx {
     pub secret_vars: Vec<String>,
     /// Free bytes the worktrees' file system must keep.
     pub min_free_space: u64,
+    /// The cgroup unconfined tasks without limits of their own share, so
+    /// that nothing they start (even outside their process groups) outlives
+    /// the run or its coordinator. Before `cgroups`: dropped first.
+    pub unconfined: Option<super::cgroup::TaskCgroup>,
     /// The run's cgroups, when the machine allows them.
     pub cgroups: Option<super::cgroup::Cgroups>,
     /// Shared read-only checkouts (and their git directories), by commit:
