@@ -75,7 +75,8 @@ def measure(swarm, repo, kind, n, jobs):
     with open(plan_path, "w") as f:
         f.write(plan(kind, n))
     proc = subprocess.Popen(
-        [swarm, "run", "-q", "-j", str(jobs), "--events", "json", "--name", f"{kind}-{time.time_ns()}", plan_path],
+        [swarm, "run", "-q", "-j", str(jobs), "--events", "json", "--name", f"{kind}-{time.time_ns()}",
+         "--worktrees", os.path.join(os.path.dirname(repo), "worktrees"), plan_path],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -142,6 +142,25 @@ pub fn read_tolerant(path: &Path) -> Result<(Vec<Event>, Vec<Skipped>), JournalE
     read_lines(path, true)
 }
 
+/// The journal's `run_started` event (its first whole line that is one),
+/// read without the rest of the journal: what a resume needs before it
+/// takes the run over (the plan's path, the worktree home).
+pub fn run_started(path: &Path) -> Option<Event> {
+    let mut reader = BufReader::new(File::open(path).ok()?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).ok()? == 0 || line.last() != Some(&b'\n') {
+            return None;
+        }
+        if let Ok(event) = serde_json::from_slice::<Event>(&line)
+            && matches!(event.body, EventBody::RunStarted { .. })
+        {
+            return Some(event);
+        }
+    }
+}
+
 fn read_lines(path: &Path, tolerant: bool) -> Result<(Vec<Event>, Vec<Skipped>), JournalError> {
     let io_err = |source| JournalError::Io {
         path: path.to_path_buf(),

@@ -354,15 +354,11 @@ pub async fn resume(
 /// or `.swarm/worktrees` for runs from before homes.
 fn resume_home(prepared: &Prepared) -> Result<WorktreeHome, RunError> {
     let journal = prepared.run_dir().join(crate::layout::JOURNAL);
-    let recorded = crate::journal::read_tolerant(&journal)
-        .ok()
-        .and_then(|(events, _)| {
-            events.into_iter().find_map(|e| match e.body {
-                swarm_protocol::EventBody::RunStarted { worktrees, .. } => Some(worktrees),
-                _ => None,
-            })
+    let recorded = crate::journal::run_started(&journal)
+        .and_then(|e| match e.body {
+            swarm_protocol::EventBody::RunStarted { worktrees, .. } => worktrees,
+            _ => None,
         })
-        .flatten()
         .map(PathBuf::from);
     if let Some(home) = WorktreeHome::open(recorded.as_deref(), &prepared.repo)? {
         return Ok(home);

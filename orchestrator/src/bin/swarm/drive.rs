@@ -80,15 +80,12 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
     })?;
     // Relative paths in the plan (`wasm = ...`) are relative to where the
     // plan was, as when the run started.
-    let started = journal::read(&run_dir.join(swarm_orchestrator::layout::JOURNAL))
-        .ok()
-        .and_then(|events| {
-            events.into_iter().find_map(|e| match e.body {
-                swarm_protocol::EventBody::RunStarted { plan, tasks, .. } => {
-                    Some((PathBuf::from(plan), tasks))
-                }
-                _ => None,
-            })
+    let started = journal::run_started(&run_dir.join(swarm_orchestrator::layout::JOURNAL))
+        .and_then(|e| match e.body {
+            swarm_protocol::EventBody::RunStarted { plan, tasks, .. } => {
+                Some((PathBuf::from(plan), tasks))
+            }
+            _ => None,
         });
     let (original, tasks) = match started {
         Some((plan, tasks)) => (plan, Some(tasks)),
