@@ -51,6 +51,19 @@ pub fn default_sigpipe() {
     }
 }
 
+/// Lowers the calling thread's scheduling priority by `by` nice steps (on
+/// Linux a nice value belongs to a thread, not the process): for threads
+/// that do bulk work in the background, so that under a full CPU they
+/// yield to the thread that must react at once. Best effort.
+pub fn lower_thread_priority(by: i32) {
+    // SAFETY: nice only changes the calling thread's nice value; its -1
+    // return is also a valid value, so errno is not consulted.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        libc::nice(by);
+    }
+}
+
 /// Asks every process in group `pgid` to stop (SIGTERM).
 pub fn term_group(pgid: u32) {
     signal(pgid, Signal::SIGTERM);

@@ -80,6 +80,9 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("swarm-writer".into())
             .spawn(move || {
+                // Merges are bulk work: under a full CPU the dispatcher's
+                // thread comes first.
+                swarm_sandbox::process::lower_thread_priority(super::BACKGROUND_NICE);
                 for job in queue {
                     match job {
                         Job::Flush => {

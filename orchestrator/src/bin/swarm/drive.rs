@@ -179,6 +179,9 @@ pub(crate) fn drive(
     // `xargs -P` on 1,000 no-op tasks). Git work runs on the blocking pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Git work on the blocking pool is bulk work: under a full CPU the
+        // dispatcher (this thread) reacts first.
+        .on_thread_start(|| swarm_sandbox::process::lower_thread_priority(run::BACKGROUND_NICE))
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
