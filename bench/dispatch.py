@@ -109,14 +109,15 @@ SECTION = """## 10. Dispatch latency while merges run
 
 Measured by `bench/dispatch.py` on {date}: in a 10,000-file repository, 40 writing
 tasks (each merged into the integration branch) run interleaved with read-only no-op
-tasks, {jobs} at a time, unsandboxed so that only swarm's own work is timed, on tmpfs
-(`/dev/shm`). For each read-only task: the time from the event that made it startable
+tasks, {jobs} at a time, unsandboxed so that only swarm's own work is timed, repositories
+and worktrees on tmpfs (`/dev/shm`). For each read-only task: the time from the event that made it startable
 (its dependency's `task_finished` in the chain; the `task_finished` that freed its slot
 in the fan-out) to its `task_started`, stamped on arrival from `--events json`. Median
 of {runs} run(s) (`DISPATCH_RUNS`); the binaries measured in turns on the same
-repositories, with the repositories and worktrees on tmpfs.
+repositories.
 
 {table}
+
 {notes}"""
 
 NOTES = {
