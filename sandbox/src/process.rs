@@ -117,25 +117,6 @@ pub fn hide_secrets() -> std::io::Result<()> {
     nix::sys::prctl::set_dumpable(false).map_err(std::io::Error::from)
 }
 
-/// Makes the program `cmd` starts join the cgroups whose `cgroup.procs`
-/// files `fds` are (open for writing) before it runs: how an unsandboxed
-/// task gets its cgroup limits. (Sandboxed ones join through the launcher,
-/// `Policy::cgroups`.)
-pub fn join_cgroups(cmd: &mut tokio::process::Command, fds: Vec<std::os::fd::RawFd>) {
-    // SAFETY: write is async-signal-safe; the buffer is a constant.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Makes the unconfined command `cmd` starts die, with everything it
 /// started, when the coordinator dies, however it dies (`kill -9`, OOM):
 /// a sandboxed worker has its PID namespace for that; an unconfined one
@@ -153,18 +134,25 @@ pub fn join_cgroups(cmd: &mut tokio::process::Command, fds: Vec<std::os::fd::Raw
 /// a thread that lives as long as the command (the parent-death signal
 /// follows the spawning thread): the coordinator's runtime thread.
 ///
-/// With `cgroup_procs` (a read handle on the `cgroup.procs` of a cgroup
-/// the command joins), the watcher first kills every member of that cgroup:
-/// what left the process group (`setsid`, a daemon's double fork) dies too.
+/// The command joins the cgroups whose `cgroup.procs` are open as `join`
+/// (the watcher does not: watchers of tasks sharing a cgroup must not kill
+/// each other). With `cgroup_procs` (the path of the member list of one of
+/// them), the watcher first kills every member of that cgroup: what left
+/// the process group (`setsid`, a daemon's double fork) dies too.
 pub fn watch_coordinator(
     cmd: &mut tokio::process::Command,
-    cgroup_procs: Option<std::os::fd::RawFd>,
+    join: Vec<std::os::fd::RawFd>,
+    cgroup_procs: Option<&std::path::Path>,
 ) {
     let coordinator = i32::try_from(std::process::id()).unwrap_or(0);
-    let reap = cgroup_procs.unwrap_or(-1);
+    // Made before the fork: nothing may allocate after it.
+    let reap = cgroup_procs.and_then(|p| {
+        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())).ok()
+    });
     // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (setpgid, sigprocmask, fork, prctl, getppid, kill, sigwaitinfo,
-    // waitpid, signal, syscall(close_range), _exit); nothing allocates.
+    // (setpgid, sigprocmask, fork, write, prctl, getppid, kill, sigwaitinfo,
+    // waitpid, signal, syscall(close_range), open, read, close, nanosleep,
+    // _exit); nothing allocates.
     #[expect(unsafe_code, reason = "fork and signal handling between fork and exec")]
     unsafe {
         cmd.pre_exec(move || {
@@ -186,11 +174,17 @@ pub fn watch_coordinator(
                 return Err(std::io::Error::last_os_error());
             }
             if command == 0 {
-                // The command: on to exec, with the mask it was given.
+                // The command: into its cgroups, then on to exec, with the
+                // mask it was given.
+                for &fd in &join {
+                    if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
                 return Ok(());
             }
-            watch(command, coordinator, &waited, reap)
+            watch(command, coordinator, &waited, reap.as_deref())
         });
     }
 }
@@ -203,25 +197,15 @@ unsafe fn watch(
     command: libc::pid_t,
     coordinator: libc::pid_t,
     waited: &libc::sigset_t,
-    reap: libc::c_int,
+    reap: Option<&std::ffi::CStr>,
 ) -> ! {
     // SAFETY: see the function's contract.
     unsafe {
-        // The watcher holds nothing but the cgroup's member list: no copy
-        // of the output pipes (their readers see the end when the command's
-        // tree is gone) and none of the spawn's error pipe (whose end tells
-        // the coordinator that the spawn is done).
-        match u32::try_from(reap) {
-            Ok(keep) => {
-                if keep > 0 {
-                    libc::syscall(libc::SYS_close_range, 0u32, keep - 1, 0u32);
-                }
-                libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
-            }
-            Err(_) => {
-                libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
-            }
-        }
+        // The watcher holds nothing: no copy of the output pipes (their
+        // readers see the end when the command's tree is gone) and none of
+        // the spawn's error pipe (whose end tells the coordinator that the
+        // spawn is done).
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
         libc::signal(libc::SIGTERM, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGINT, libc::SIG_IGN);
@@ -262,44 +246,62 @@ unsafe fn watch(
     }
 }
 
-/// Kills every process listed in the `cgroup.procs` open as `procs` (no
-/// file: nothing), except the caller, until none is left (a member may fork
-/// while it is read; at most a hundred rounds).
+/// Kills every process listed in the `cgroup.procs` at `procs` (none:
+/// nothing), except the caller, until none is left: the list is read whole
+/// each round, through a fresh open (cgroup v1 caches an open file's list),
+/// a millisecond apart (killed processes stay listed until they have
+/// exited), at most a hundred rounds.
 ///
-/// SAFETY: async-signal-safe (pread, getpid, kill; no allocation), for the
-/// watcher between fork and exec.
+/// SAFETY: async-signal-safe (open, read, close, getpid, kill, nanosleep;
+/// no allocation), for the watcher between fork and exec.
 #[expect(unsafe_code, reason = "raw process calls in a forked child")]
-unsafe fn kill_cgroup(procs: libc::c_int) {
-    if procs < 0 {
+unsafe fn kill_cgroup(procs: Option<&std::ffi::CStr>) {
+    let Some(path) = procs else {
         return;
-    }
+    };
     // SAFETY: see the function's contract.
     unsafe {
         let me = libc::getpid();
+        let pause = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
         for _ in 0..100 {
-            let mut buf = [0u8; 4096];
-            let n = libc::pread(procs, buf.as_mut_ptr().cast(), buf.len(), 0);
-            let Ok(n) = usize::try_from(n) else {
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
                 return;
-            };
-            let mut others = false;
-            let mut pid: libc::pid_t = 0;
-            for &b in buf.get(..n).unwrap_or_default() {
-                if b.is_ascii_digit() {
-                    pid = pid
-                        .saturating_mul(10)
-                        .saturating_add(libc::pid_t::from(b - b'0'));
-                    continue;
-                }
-                if pid > 0 && pid != me {
-                    libc::kill(pid, libc::SIGKILL);
-                    others = true;
-                }
-                pid = 0;
             }
+            let mut others = false;
+            // A number may be cut by the end of a read: carried on.
+            let mut pid: libc::pid_t = 0;
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                let Ok(n) = usize::try_from(n) else {
+                    break;
+                };
+                if n == 0 {
+                    break;
+                }
+                for &b in buf.get(..n).unwrap_or_default() {
+                    if b.is_ascii_digit() {
+                        pid = pid
+                            .saturating_mul(10)
+                            .saturating_add(libc::pid_t::from(b - b'0'));
+                        continue;
+                    }
+                    if pid > 0 && pid != me {
+                        libc::kill(pid, libc::SIGKILL);
+                        others = true;
+                    }
+                    pid = 0;
+                }
+            }
+            libc::close(fd);
             if !others {
                 return;
             }
+            libc::nanosleep(&pause, std::ptr::null_mut());
         }
     }
 }

@@ -249,7 +249,10 @@ fn unconfined_processes_that_leave_their_group_die_with_a_killed_coordinator() {
     );
     let plan = repo.plan(
         "escape.toml",
-        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"setsid sleep 42.71 & touch $TMPDIR/../../ready-a; sleep 42.72\"\n",
+        // Two tasks, whose watchers share the cgroup; more escapees than
+        // one read of the member list holds.
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"for i in $(seq 700); do setsid sleep 42.71 & done; touch $TMPDIR/../../ready-a; sleep 42.72\"\n\n\
+         [[task]]\nid = \"b\"\nrun = \"setsid sleep 42.71 & sleep 42.72 & touch $TMPDIR/../../ready-b; wait\"\n",
     );
     let mut coordinator = repo
         .swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "escape"])
@@ -258,8 +261,10 @@ fn unconfined_processes_that_leave_their_group_die_with_a_killed_coordinator() {
         .spawn()
         .unwrap();
     let run_dir = repo.path().join(".swarm/runs/escape");
-    wait_until("the task to start its escapee", || {
-        run_dir.join("ready-a").exists() && !processes_with("42.71").is_empty()
+    wait_until("the tasks to start their escapees", || {
+        run_dir.join("ready-a").exists()
+            && run_dir.join("ready-b").exists()
+            && processes_with("42.71").len() >= 701
     });
     coordinator.kill().unwrap();
     coordinator.wait().unwrap();

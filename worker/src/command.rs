@@ -36,10 +36,10 @@ pub struct CommandSpec {
     /// `cgroup.procs` files (open for writing) the command joins before it
     /// runs.
     pub cgroups: Vec<std::os::fd::RawFd>,
-    /// A read handle on the `cgroup.procs` of a cgroup in `cgroups`: an
-    /// unconfined command's watcher kills its every member when the
-    /// coordinator dies (see `swarm_sandbox::process::watch_coordinator`).
-    pub cgroup_procs: Option<std::os::fd::RawFd>,
+    /// The `cgroup.procs` of a cgroup in `cgroups`: an unconfined
+    /// command's watcher kills its every member when the coordinator dies
+    /// (see `swarm_sandbox::process::watch_coordinator`).
+    pub cgroup_procs: Option<PathBuf>,
     pub cwd: PathBuf,
     /// Variables added to the inherited environment.
     pub env: Vec<(String, String)>,
@@ -204,9 +204,6 @@ fn spawn_plain(
     for &fd in &spec.pass_fds {
         swarm_sandbox::process::pass_fd(&mut cmd, fd);
     }
-    if !spec.cgroups.is_empty() {
-        swarm_sandbox::process::join_cgroups(&mut cmd, spec.cgroups.clone());
-    }
     cmd.args(&argv[1..])
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -216,8 +213,13 @@ fn spawn_plain(
         .process_group(0)
         .kill_on_drop(true);
     // Last: the group dies with the coordinator (the sandbox's PID
-    // namespace does that for sandboxed commands).
-    swarm_sandbox::process::watch_coordinator(&mut cmd, spec.cgroup_procs);
+    // namespace does that for sandboxed commands); the command joins its
+    // cgroups there, after the watcher's fork.
+    swarm_sandbox::process::watch_coordinator(
+        &mut cmd,
+        spec.cgroups.clone(),
+        spec.cgroup_procs.as_deref(),
+    );
     let child = cmd.spawn().map_err(|e| AttemptOutcome::SpawnFailed {
         message: format!("start `{}` in {}: {e}", argv[0], spec.cwd.display()),
     })?;

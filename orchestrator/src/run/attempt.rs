@@ -264,7 +264,7 @@ pub(super) async fn run_attempt(
             .or(shared)
             .map(|c| c.fds())
             .unwrap_or_default(),
-        cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members_fd()),
+        cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
     };
     let (outcome, verify, report) = command_or_agent(ctx, task, agent, attempt, spec, stop).await;
     if let Err(e) = change_owners(owned, false).await {
@@ -280,10 +280,7 @@ pub(super) async fn run_attempt(
             outcome,
             AttemptOutcome::Cancelled | AttemptOutcome::TimedOut
         );
-    if let Some(cgroup) = &cgroup {
-        // What the task left outside its process group goes with it.
-        cgroup.kill_all();
-    }
+    // What the task left outside its process group goes with it.
     drop(cgroup);
     if oom {
         return (

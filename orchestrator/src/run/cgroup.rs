@@ -35,9 +35,8 @@ pub(crate) struct Cgroups {
 pub(crate) struct TaskCgroup {
     dirs: Vec<PathBuf>,
     procs: Vec<File>,
-    /// The pids cgroup, and its member list opened for reading.
+    /// The pids cgroup: its `cgroup.procs` lists every member.
     pids: PathBuf,
-    members: File,
     memory: PathBuf,
     v2: bool,
 }
@@ -167,7 +166,6 @@ impl Cgroups {
         let cgroup = TaskCgroup {
             dirs: dirs.clone(),
             procs: Vec::new(),
-            members: File::open(pids_dir.join("cgroup.procs"))?,
             pids: pids_dir.clone(),
             memory: memory_dir.clone(),
             v2,
@@ -220,8 +218,8 @@ impl TaskCgroup {
 
     /// The member list, for a watcher to kill what is left in the cgroup
     /// when the coordinator dies.
-    pub fn members_fd(&self) -> RawFd {
-        self.members.as_raw_fd()
+    pub fn members(&self) -> PathBuf {
+        self.pids.join("cgroup.procs")
     }
 
     /// Kills every process still in the cgroup: what a task left behind
@@ -262,7 +260,10 @@ impl TaskCgroup {
 }
 
 impl Drop for TaskCgroup {
+    /// Whatever the task (or the run's unconfined tasks) left running goes
+    /// first, on every path: an attempt's end, the run's, an error.
     fn drop(&mut self) {
+        self.kill_all();
         self.procs.clear();
         for dir in &self.dirs {
             // The last processes may still be on their way out.

@@ -371,6 +371,10 @@ impl<'o> Dispatcher<'o> {
     }
 
     fn on_event(&mut self, event: ExecEvent) -> Result<(), RunError> {
+        // An executor may report a task it was declared to have lost.
+        if !self.in_flight[event.task()] {
+            return Ok(());
+        }
         match event {
             ExecEvent::Agent { task, note } => {
                 let task = self.tasks[task].id.clone();

@@ -99,6 +99,19 @@ pub(crate) enum ExecEvent {
     Lost { task: usize, why: String },
 }
 
+impl ExecEvent {
+    /// The task the event is about.
+    pub(crate) fn task(&self) -> usize {
+        match self {
+            Self::Started { task, .. }
+            | Self::AttemptFinished { task, .. }
+            | Self::Agent { task, .. }
+            | Self::Finished { task, .. }
+            | Self::Lost { task, .. } => *task,
+        }
+    }
+}
+
 /// Runs task attempts for the dispatcher. Methods never block: anything
 /// slow happens inside the executor, reported through [`Executor::next`].
 pub(crate) trait Executor: Send {

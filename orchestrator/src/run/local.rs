@@ -249,7 +249,8 @@ impl Executor for LocalExecutor {
             // here we only wait for what is left of it.
             while self.cleanup.join_next().await.is_some() {}
             // What unconfined tasks left running outside their process
-            // groups ends with the run.
+            // groups ends with the run (dropping the cgroup kills it too,
+            // on any path; here it goes before the run's report).
             if let Some(shared) = &self.ctx.unconfined {
                 shared.kill_all();
             }

@@ -17,14 +17,14 @@ mod writer;
 pub use agent::transcript_path;
 pub use lock::{RunLock, is_held as is_driven};
 
-/// Which cgroups tasks get on this machine (`"v2"`, `"v1"`), or `None`
-/// when their limits are rlimits only.
 /// How many nice steps below the dispatcher's thread swarm's background
 /// threads run: the run's writer (merges) and, set by the CLI's runtime,
 /// the blocking pool (checkouts, snapshots, deletions). Processes of tasks
 /// are spawned from the dispatcher's thread and keep its priority.
 pub const BACKGROUND_NICE: i32 = 5;
 
+/// Which cgroups tasks get on this machine (`"v2"`, `"v1"`), or `None`
+/// when their limits are rlimits only.
 pub fn cgroup_support() -> Option<&'static str> {
     cgroup::Cgroups::probe()
 }

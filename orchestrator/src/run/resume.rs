@@ -336,11 +336,18 @@ fn keep_leftovers(
     state: &TaskState,
     retrying: bool,
 ) -> Result<Option<u32>, RunError> {
-    let attempt = state.attempt.max(1);
+    let mut attempt = state.attempt.max(1);
     let mut kept = None;
     let path = worktree_dir.join(&task.id);
+    let worktree = task.isolation == Isolation::Worktree && path.exists();
+    // The crash may have come while the next attempt's worktree was being
+    // made, before its `task_started` line: the journal's last attempt is
+    // then kept already, and what the worktree holds is the next one's.
+    if worktree && repo.has_ref(&refs::attempt(run, &task.id, attempt))? {
+        attempt += 1;
+    }
     let keep_ref = refs::attempt(run, &task.id, attempt);
-    if task.isolation == Isolation::Worktree && path.exists() {
+    if worktree {
         // The journal may not have heard of the attempt (the crash came
         // between its worktree and its `task_started` line): the worktree's
         // own record says where it started.
