@@ -72,48 +72,26 @@ pub(super) fn check(
     // whether a path exists is the CLI's check (it knows the home).
     let mut read_paths = Vec::new();
     for p in file.swarm.read_paths.iter().flatten() {
-        let raw = p.get_ref();
-        if raw.starts_with("~/") || Path::new(raw).is_absolute() {
-            read_paths.push(ReadPath {
-                raw: raw.clone(),
-                span: p.span(),
-            });
-        } else {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("`read_paths` entry `{raw}` is relative"),
-                        Some(p.span()),
-                        "not an absolute path",
-                    )
-                    .with_help("write an absolute path, or one that starts with ~/ (your home)"),
-            );
+        match absolute(
+            source,
+            p,
+            "`read_paths` entry",
+            "write an absolute path, or one that starts with ~/ (your home)",
+        ) {
+            Ok(path) => read_paths.push(path),
+            Err(e) => errors.push(e),
         }
     }
-    let mut worktrees = None;
-    if let Some(p) = &file.swarm.worktrees {
-        let raw = p.get_ref();
-        if raw.starts_with("~/") || Path::new(raw).is_absolute() {
-            worktrees = Some(ReadPath {
-                raw: raw.clone(),
-                span: p.span(),
-            });
-        } else {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("`worktrees` directory `{raw}` is relative"),
-                        Some(p.span()),
-                        "not an absolute path",
-                    )
-                    .with_help(
-                        "write an absolute path outside the repository, or one that starts with ~/",
-                    ),
-            );
-        }
-    }
+    let worktrees = file.swarm.worktrees.as_ref().and_then(|p| {
+        absolute(
+            source,
+            p,
+            "`worktrees` directory",
+            "write an absolute path outside the repository, or one that starts with ~/",
+        )
+        .map_err(|e| errors.push(e))
+        .ok()
+    });
 
     let models = models::resolve_models(source, &file.models, errors);
     Settings {
@@ -156,6 +134,31 @@ fn run_name(path: &Path, source: &Source, file: &PlanFile) -> Result<String, Pla
         .with_help("set `name` in the `[swarm]` table, e.g. name = \"refactor\""));
     }
     Ok(stem)
+}
+
+/// A plan path that must be absolute or start with `~/`, or the plan error
+/// naming it as `what` (relative paths would depend on where swarm runs).
+fn absolute(
+    source: &Source,
+    p: &toml::Spanned<String>,
+    what: &str,
+    help: &str,
+) -> Result<ReadPath, PlanError> {
+    let raw = p.get_ref();
+    if raw.starts_with("~/") || Path::new(raw).is_absolute() {
+        return Ok(ReadPath {
+            raw: raw.clone(),
+            span: p.span(),
+        });
+    }
+    Err(source
+        .error(
+            PlanErrorKind::BadValue,
+            format!("{what} `{raw}` is relative"),
+            Some(p.span()),
+            "not an absolute path",
+        )
+        .with_help(help))
 }
 
 /// `[swarm] toolchains`: `true`, `false` or a list of known names.
