@@ -241,10 +241,11 @@ pub(super) async fn run_attempt(
     }
     // An unconfined command without a cgroup of its own joins the run's:
     // when the coordinator dies, its watcher kills everything in it.
+    // (`Ctx::unconfined` exists only for unsandboxed runs.)
     let shared = ctx
         .unconfined
         .as_ref()
-        .filter(|_| ctx.sandbox.is_none() && !in_process(&task.payload));
+        .filter(|_| !in_process(&task.payload));
     let spec = CommandSpec {
         script,
         program: None,

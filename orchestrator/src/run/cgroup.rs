@@ -225,7 +225,7 @@ impl TaskCgroup {
     /// Kills every process still in the cgroup: what a task left behind
     /// outside its process group (`setsid`, a daemon). A member may fork
     /// while the list is read: the kill goes round until it is empty.
-    pub fn kill_all(&self) {
+    fn kill_all(&self) {
         for _ in 0..100 {
             let Ok(text) = std::fs::read_to_string(self.pids.join("cgroup.procs")) else {
                 return;

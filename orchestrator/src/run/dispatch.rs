@@ -89,22 +89,17 @@ pub(super) struct Dispatcher<'o> {
 }
 
 impl<'o> Dispatcher<'o> {
-    /// Creates the run's directories, refs and journal, and announces it.
+    /// Creates the run's refs and journal, and announces it.
     pub(super) fn start(
         prepared: Prepared,
         home: &WorktreeHome,
         observer: &'o mut (dyn FnMut(&Event) + Send),
         stop: watch::Receiver<Option<Stop>>,
     ) -> Result<Self, RunError> {
+        // The run's directories and `runs/latest` are made, checked, by
+        // `State::begin_run` before the dispatcher starts.
         let run_dir = prepared.run_dir();
-        std::fs::create_dir_all(run_dir.join(crate::layout::LOGS))
-            .map_err(io(format!("create {}", run_dir.display())))?;
         let lock = RunLock::acquire(&run_dir, &prepared.run)?;
-        let runs = run_dir.parent().map(|p| p.join(crate::layout::LATEST));
-        if let Some(latest) = runs {
-            std::fs::write(&latest, format!("{}\n", prepared.run))
-                .map_err(io(format!("write {}", latest.display())))?;
-        }
         // `swarm resume` runs exactly this plan, whatever becomes of the file.
         let saved = run_dir.join(crate::layout::PLAN);
         std::fs::write(&saved, prepared.plan.source.text.as_bytes())

@@ -248,12 +248,6 @@ impl Executor for LocalExecutor {
             // Deleting worktrees of merged tasks overlapped with the run;
             // here we only wait for what is left of it.
             while self.cleanup.join_next().await.is_some() {}
-            // What unconfined tasks left running outside their process
-            // groups ends with the run (dropping the cgroup kills it too,
-            // on any path; here it goes before the run's report).
-            if let Some(shared) = &self.ctx.unconfined {
-                shared.kill_all();
-            }
             let readonly: Vec<_> = self
                 .ctx
                 .readonly

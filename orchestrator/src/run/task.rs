@@ -47,7 +47,8 @@ pub(super) struct Ctx {
     pub min_free_space: u64,
     /// The cgroup unconfined tasks without limits of their own share, so
     /// that nothing they start (even outside their process groups) outlives
-    /// the run or its coordinator. Before `cgroups`: dropped first.
+    /// the run or its coordinator: dropping it (with the executor, when the
+    /// run ends) kills what is left in it. Before `cgroups`: dropped first.
     pub unconfined: Option<super::cgroup::TaskCgroup>,
     /// The run's cgroups, when the machine allows them.
     pub cgroups: Option<super::cgroup::Cgroups>,

@@ -63,8 +63,9 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the thread, appending to `journal` and merging into run
-    /// `run`'s integration branch of `repo`.
+    /// Starts the thread that flushes `journal` (whose lines `append`
+    /// writes on the caller's thread) and merges into run `run`'s
+    /// integration branch of `repo`.
     pub(super) fn start(journal: Journal, repo: &Repo, run: &str) -> Result<Self, RunError> {
         let merger = Merger::new(repo)?;
         let file = journal.flusher().map_err(|source| RunError::Io {
