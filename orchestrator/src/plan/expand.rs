@@ -201,6 +201,23 @@ fn defaults(source: &Source, defaults: &TaskFields, errors: &mut Vec<PlanError>)
             );
         }
     }
+    if defaults.creates.is_some() {
+        // The key has no span of its own (lists of paths are plain strings).
+        let at = source
+            .text
+            .find("[defaults]")
+            .and_then(|d| source.text[d..].find("creates").map(|i| d + i));
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    "`creates` cannot have a default",
+                    at.map(|i| i..i + "creates".len()),
+                    "in [defaults]",
+                )
+                .with_help("set `creates` on the task that creates those paths"),
+        );
+    }
 }
 
 /// One task of the plan after matrix expansion, its fields not yet

@@ -267,7 +267,11 @@ pub(super) fn check_placeholders(
         .filter_map(|(k, v)| v.map(|v| (*k, v.get_ref().as_str(), Some(v.span()))))
         .collect();
     texts.extend(fields.verify.as_deref().map(|v| ("verify", v, None)));
-    for (key, list) in [("args", &fields.args), ("paths", &fields.paths)] {
+    for (key, list) in [
+        ("args", &fields.args),
+        ("paths", &fields.paths),
+        ("creates", &fields.creates),
+    ] {
         texts.extend(list.iter().flatten().map(|v| (key, v.as_str(), None)));
     }
     texts.extend(

@@ -140,7 +140,14 @@ pub struct Task {
     pub timeout: Option<Duration>,
     pub retries: u32,
     pub verify: Option<String>,
+    /// Paths the task needs and may write (empty: the whole repository).
     pub paths: Vec<String>,
+    /// Paths the task creates: the task's to write, like `paths`, but
+    /// absent at the base.
+    pub creates: Vec<String>,
+    /// Whether the plan lets this task write what an unordered task also
+    /// writes (`allow_overlap`).
+    pub allow_overlap: bool,
     pub isolation: Isolation,
     pub network: NetworkMode,
     /// Address-space limit per process, in bytes.
@@ -197,6 +204,28 @@ impl Task {
             Payload::Wasm(wasm) => Some(wasm),
             Payload::Command { .. } | Payload::Agent(_) => None,
         }
+    }
+
+    /// Where the task may write: its `paths` and `creates`, or `None` for
+    /// the whole repository (neither given).
+    pub fn owned(&self) -> Option<Vec<&str>> {
+        if self.paths.is_empty() && self.creates.is_empty() {
+            return None;
+        }
+        Some(
+            self.paths
+                .iter()
+                .chain(&self.creates)
+                .map(String::as_str)
+                .collect(),
+        )
+    }
+
+    /// True if `path` (relative to the repository root) is inside one of
+    /// the task's `paths` or `creates`, or the task has neither.
+    pub fn owns(&self, path: &str) -> bool {
+        self.owned()
+            .is_none_or(|owned| owned.iter().any(|o| path_within(path, o)))
     }
 
     /// What an agent task does.
@@ -299,6 +328,13 @@ impl Plan {
         self.tasks.retain(|_| keep.next().unwrap_or(false));
         Ok(())
     }
+}
+
+/// True if `path` is `dir` or lies below it (component-wise: `src/ab` is
+/// not within `src/a`).
+pub fn path_within(path: &str, dir: &str) -> bool {
+    path == dir
+        || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
 }
 
 /// True if `id` is a valid task id: `[a-z0-9_-]+`, at most 100 characters.

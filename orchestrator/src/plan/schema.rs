@@ -158,6 +158,14 @@ pub struct SwarmSection {
     /// Default: 256MiB.
     #[schemars(with = "Option<String>")]
     pub min_free_space: Option<Spanned<String>>,
+    /// `swarm plan` and `run --goal`: how many times a plan the model
+    /// wrote that fails its checks goes back to it with the errors.
+    /// Default: 3.
+    pub plan_repair_rounds: Option<u32>,
+    /// `swarm plan` and `run --goal`: the size of the repository map the
+    /// planner is shown, in tokens (about 4 bytes each). Default: 8000.
+    #[schemars(range(min = 500))]
+    pub plan_context_tokens: Option<u32>,
 }
 
 /// How workers are confined.
@@ -262,6 +270,14 @@ pub struct TaskFields {
     /// Paths the task needs. When given, only these are checked out in its
     /// worktree (everything else still exists in its commit).
     pub paths: Option<Vec<String>>,
+    /// Paths the task creates (files or directories absent at the base).
+    /// Like `paths`, they are the task's to write; unlike them, they need
+    /// not exist (a `paths` entry that does not exist is an error).
+    pub creates: Option<Vec<String>>,
+    /// Let this task write paths that a task not ordered with it (by
+    /// `deps`) also writes. Without it such a pair is a plan error: the
+    /// two would likely conflict when merged.
+    pub allow_overlap: Option<bool>,
     /// `worktree` (default): its own writable worktree. `readonly`: a shared
     /// checkout of its base commit; nothing is committed or merged.
     pub isolation: Option<swarm_protocol::Isolation>,

@@ -121,33 +121,37 @@ pub(super) fn resolve(
     }
 
     let mut paths = Vec::new();
-    for p in fields
-        .paths
-        .as_ref()
-        .or(defaults.paths.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let p = sub(p);
-        let clean = p.trim_end_matches('/').trim_start_matches("./").to_string();
-        if clean.is_empty()
-            || clean.starts_with('/')
-            || clean.split('/').any(|c| c == ".." || c == ".git")
-        {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("invalid path `{p}` in task `{id}`"),
-                        Some(span.clone()),
-                        "in this task",
-                    )
-                    .with_help(
-                        "`paths` are relative to the repository root, without `..` or `.git`",
-                    ),
-            );
+    let mut creates = Vec::new();
+    for (key, list, out) in [
+        (
+            "paths",
+            fields.paths.as_ref().or(defaults.paths.as_ref()),
+            &mut paths,
+        ),
+        ("creates", fields.creates.as_ref(), &mut creates),
+    ] {
+        for p in list.into_iter().flatten() {
+            let p = sub(p);
+            let clean = clean_path(&p);
+            if clean.is_empty()
+                || clean.starts_with('/')
+                || clean.split('/').any(|c| c == ".." || c == ".git")
+            {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("invalid path `{p}` in `{key}` of task `{id}`"),
+                            Some(span.clone()),
+                            "in this task",
+                        )
+                        .with_help(format!(
+                            "`{key}` are relative to the repository root, without `..` or `.git`"
+                        )),
+                );
+            }
+            out.push(clean);
         }
-        paths.push(clean);
     }
 
     if errors.len() > before {
@@ -168,6 +172,11 @@ pub(super) fn resolve(
             .or(defaults.verify.as_ref())
             .map(|v| sub(v)),
         paths,
+        creates,
+        allow_overlap: fields
+            .allow_overlap
+            .or(defaults.allow_overlap)
+            .unwrap_or(false),
         isolation: fields
             .isolation
             .or(defaults.isolation)
@@ -446,5 +455,21 @@ fn foreign_keys(
                     "remove `{key}`, or give the task a `prompt` instead"
                 )),
         );
+    }
+}
+
+/// A `paths` or `creates` entry as swarm keeps it: no `./` in front, no `/`
+/// at the end, no empty or `.` components. An absolute path stays
+/// absolute (and is refused by the caller).
+pub(crate) fn clean_path(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let joined = parts.join("/");
+    if p.starts_with('/') && !joined.is_empty() {
+        format!("/{joined}")
+    } else {
+        joined
     }
 }
