@@ -326,16 +326,59 @@ fn goal(hits: &[Hits], level: usize) -> String {
             let _ = writeln!(out, "- {path}: {}", lines_of(*n as usize));
         }
         if shown > 0 && hit.files.len() > shown {
-            let more = hit.files.len() - shown;
-            let _ = writeln!(out, "- and {}", count(more, "more file", "more files"));
+            let rest = &hit.files[shown..];
+            let _ = writeln!(
+                out,
+                "- and {} ({})",
+                count(rest.len(), "more file", "more files"),
+                by_dir(rest)
+            );
         }
     }
     out
 }
 
+/// Where `files` are, by their directory two levels down at most:
+/// `crates/core/ 12, web/ 3, ./ 1`, most first, five at most.
+fn by_dir(files: &[(String, u32)]) -> String {
+    let mut dirs: Vec<(&str, usize)> = Vec::new();
+    for (path, _) in files {
+        let dir = match path.match_indices('/').map(|(i, _)| i).nth(1) {
+            Some(i) => &path[..=i],
+            None => path.rfind('/').map_or("./", |i| &path[..=i]),
+        };
+        match dirs.iter_mut().find(|(d, _)| *d == dir) {
+            Some((_, n)) => *n += 1,
+            None => dirs.push((dir, 1)),
+        }
+    }
+    dirs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut parts: Vec<String> = dirs
+        .iter()
+        .take(5)
+        .map(|(d, n)| format!("{d} {n}"))
+        .collect();
+    if dirs.len() > 5 {
+        parts.push("...".into());
+    }
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rest_of_a_goal_identifiers_files_is_summed_up_by_directory() {
+        let files: Vec<(String, u32)> =
+            ["a/b/c/x.rs", "a/b/y.rs", "a/z.rs", "top.rs", "a/b/c/d/w.rs"]
+                .iter()
+                .map(|p| (p.to_string(), 1))
+                .collect();
+        assert_eq!(by_dir(&files), "a/b/ 3, ./ 1, a/ 1");
+        let many: Vec<(String, u32)> = (0..7).map(|i| (format!("d{i}/f"), 1)).collect();
+        assert_eq!(by_dir(&many), "d0/ 1, d1/ 1, d2/ 1, d3/ 1, d4/ 1, ...");
+    }
 
     #[test]
     fn whole_lines_never_cut_a_line() {

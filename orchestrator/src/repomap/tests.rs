@@ -349,7 +349,7 @@ fn every_part_shrinks_to_fit_and_the_tree_goes_first() {
         "{text}"
     );
     assert!(text.contains("[truncated: "));
-    assert!(text.contains("- and 40 more files\n"));
+    assert!(text.contains("- and 40 more files (p0/q0/ 40)\n"), "{text}");
     assert!(text.contains("Collapsed directories show nothing below them.\n"));
     // A tight budget: the bulky packages are counted, the identifiers
     // totalled, the tree at its top level.
