@@ -11,6 +11,9 @@
 //! .swarm/runs/<run>/logs/<task>/  each attempt's output
 //! .swarm/runs/<run>/tmp/<task>    each task's private tmp (and HOME)
 //! .swarm/runs/<run>/tmp/<task>.git  its view of the git directory
+//! .swarm/plans/<run>/plan.toml    a plan `swarm run --goal` wrote
+//! .swarm/plans/<run>/plan.map.md  the repository map its planner saw
+//! .swarm/plans/<run>/planner.transcript.jsonl  the planner's conversation
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -25,6 +28,16 @@ pub const PLAN: &str = "plan.toml";
 pub const LOCK: &str = "lock";
 pub const LOGS: &str = "logs";
 pub const TMP: &str = "tmp";
+pub const PLANS: &str = "plans";
+/// The repository map beside a planned plan (`plan.toml` -> `plan.map.md`).
+pub const MAP_SUFFIX: &str = "map.md";
+/// The planner's transcript beside a planned plan.
+pub const PLANNER_TRANSCRIPT: &str = "planner.transcript.jsonl";
+
+/// Where `swarm run --goal` keeps the plan of run `run` and what made it.
+pub fn plans_dir(repo: &Path, run: &str) -> PathBuf {
+    repo.join(STATE_DIR).join(PLANS).join(run)
+}
 
 /// The directory of run `run` in the repository at `repo`.
 pub fn run_dir(repo: &Path, run: &str) -> PathBuf {

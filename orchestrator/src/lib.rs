@@ -16,6 +16,7 @@ pub mod graph;
 pub mod journal;
 pub mod layout;
 pub mod plan;
+pub mod planner;
 pub mod repomap;
 pub mod report;
 pub mod resolve;

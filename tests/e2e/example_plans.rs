@@ -24,6 +24,14 @@ fn example_plans() -> Vec<PathBuf> {
 #[test]
 fn every_example_plan_validates() {
     let repo = TestRepo::new();
+    // What the agent refactor's `paths` name: a Rust workspace's crates
+    // and docs (paths a plan names must exist at its base).
+    for krate in ["core", "server", "cli"] {
+        repo.write(&format!("crates/{krate}/Cargo.toml"), "[package]\n");
+    }
+    repo.write("README.md", "# demo\n");
+    repo.write("docs/setup.md", "setup\n");
+    repo.commit_all("a workspace for the example plans");
     for plan in example_plans() {
         let run = repo.swarm(&["validate", plan.to_str().unwrap()]);
         run.assert_code(0);

@@ -15,6 +15,7 @@ mod model_mock;
 mod outputs;
 mod papercuts;
 mod plan_features;
+mod planner;
 mod resume;
 mod run;
 mod run_management;

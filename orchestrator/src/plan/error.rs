@@ -47,6 +47,8 @@ pub enum PlanErrorKind {
     UnknownDependency,
     SelfDependency,
     Cycle,
+    /// Two tasks that may run side by side may write the same files.
+    Overlap,
     Unsupported,
     Empty,
 }

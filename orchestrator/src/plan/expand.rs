@@ -164,6 +164,52 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
     })
 }
 
+/// Reads a planner configuration `source` (from `path`): a plan without
+/// tasks, whose settings, defaults and models a planned plan starts from.
+pub(super) fn template(path: &Path, source: Source) -> Result<super::Template, PlanError> {
+    let file = parse(&source)?;
+    let mut errors = Vec::new();
+    if let Some(first) = file.task.first() {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    "a planner configuration holds settings, defaults and models, not tasks",
+                    Some(first.span()),
+                    "a task",
+                )
+                .with_help("remove the [[task]] tables: the planner writes the tasks"),
+        );
+    }
+    let settings = settings::check(path, &source, &file, &mut errors);
+    defaults(&source, &file.defaults, &mut errors);
+    let budget = file.swarm.budget.and_then(|b| {
+        keep(
+            &mut errors,
+            models::check_budget(&source, b.into(), 0..0, "the run", None),
+        )
+    });
+    if let Some(error) = PlanError::bundle(errors) {
+        return Err(error);
+    }
+    Ok(super::Template {
+        models: settings.models,
+        budget: budget.unwrap_or_default(),
+        base: file.swarm.base.as_ref().map(|b| b.get_ref().clone()),
+        named: file.swarm.name.is_some(),
+        verify: file.defaults.verify.clone(),
+        repair_rounds: file
+            .swarm
+            .plan_repair_rounds
+            .unwrap_or(super::DEFAULT_PLAN_REPAIR_ROUNDS),
+        context_tokens: file
+            .swarm
+            .plan_context_tokens
+            .unwrap_or(super::DEFAULT_PLAN_CONTEXT_TOKENS),
+        source,
+    })
+}
+
 /// Step 1, parse: the TOML into the schema's types. A syntax error, an
 /// unknown key or a value of the wrong type is the one error reported:
 /// nothing after it could be trusted.

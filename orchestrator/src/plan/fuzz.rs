@@ -33,6 +33,7 @@ fn line() -> impl Strategy<Value = String> {
         "verify",
         "paths",
         "creates",
+        "sparse",
         "allow_overlap",
         "isolation",
         "network",

@@ -11,6 +11,7 @@ mod expand;
 mod matrix;
 mod models;
 pub mod schema;
+pub mod semantic;
 mod settings;
 mod task;
 
@@ -140,8 +141,10 @@ pub struct Task {
     pub timeout: Option<Duration>,
     pub retries: u32,
     pub verify: Option<String>,
-    /// Paths the task needs and may write (empty: the whole repository).
+    /// Paths the task may write (empty: the whole repository).
     pub paths: Vec<String>,
+    /// Whether only `paths` are checked out (`sparse = true`).
+    pub sparse: bool,
     /// Paths the task creates: the task's to write, like `paths`, but
     /// absent at the base.
     pub creates: Vec<String>,
@@ -204,6 +207,12 @@ impl Task {
             Payload::Wasm(wasm) => Some(wasm),
             Payload::Command { .. } | Payload::Agent(_) => None,
         }
+    }
+
+    /// What the task's worktree checks out: its `paths` if it is sparse,
+    /// else everything (empty).
+    pub fn checkout(&self) -> &[String] {
+        if self.sparse { &self.paths } else { &[] }
     }
 
     /// Where the task may write: its `paths` and `creates`, or `None` for
@@ -278,6 +287,39 @@ pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {
 /// default run name).
 pub fn parse(path: &Path, text: String) -> Result<Plan, Box<PlanError>> {
     expand::plan(path, Source::new(path, text)).map_err(Box::new)
+}
+
+/// Rounds a planned plan that fails its checks goes back to the model,
+/// when the configuration does not say.
+pub const DEFAULT_PLAN_REPAIR_ROUNDS: u32 = 3;
+
+/// Tokens of repository map the planner shows the model by default.
+pub const DEFAULT_PLAN_CONTEXT_TOKENS: u32 = 8000;
+
+/// What a planned plan starts from: a plan file without tasks (the
+/// planner's configuration, `swarm.toml`), checked. Its text is copied
+/// into every plan the planner writes, so its settings, defaults and
+/// models apply to the run.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub source: Source,
+    pub models: BTreeMap<String, ModelConfig>,
+    /// `[swarm] budget`: what the planner's calls may spend too.
+    pub budget: Budget,
+    /// `[swarm] base`, if set.
+    pub base: Option<String>,
+    /// Whether `[swarm] name` is set (then the run is named by it).
+    pub named: bool,
+    /// `[defaults] verify`, if set: the run-wide verify.
+    pub verify: Option<String>,
+    pub repair_rounds: u32,
+    pub context_tokens: u32,
+}
+
+/// Reads and checks a planner configuration (a plan without tasks) `text`
+/// from `path`.
+pub fn parse_template(path: &Path, text: String) -> Result<Template, Box<PlanError>> {
+    expand::template(path, Source::new(path, text)).map_err(Box::new)
 }
 
 /// A task id given on the command line (`--only`) that the plan lacks.

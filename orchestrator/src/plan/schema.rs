@@ -267,9 +267,15 @@ pub struct TaskFields {
     /// A command that must exit 0 after `run` succeeds for the task to count
     /// as done (run with `sh -c` in the same worktree).
     pub verify: Option<String>,
-    /// Paths the task needs. When given, only these are checked out in its
-    /// worktree (everything else still exists in its commit).
+    /// Where the task may write: the sandbox lets it write only there (and
+    /// in its private tmp), and a result that changes anything outside
+    /// fails the task. Each must exist at the base. Default: anywhere.
     pub paths: Option<Vec<String>>,
+    /// Check out only `paths` in the task's worktree (everything else
+    /// still exists in its commit): for large repositories, when the task
+    /// needs nothing else, not even to build or test. Default: `false`,
+    /// the whole tree.
+    pub sparse: Option<bool>,
     /// Paths the task creates (files or directories absent at the base).
     /// Like `paths`, they are the task's to write; unlike them, they need
     /// not exist (a `paths` entry that does not exist is an error).

@@ -154,6 +154,19 @@ pub(super) fn resolve(
         }
     }
 
+    let sparse = fields.sparse.or(defaults.sparse).unwrap_or(false);
+    if sparse && paths.is_empty() {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` is `sparse` but has no `paths` to check out"),
+                    Some(span.clone()),
+                    "in this task",
+                )
+                .with_help("list what the task needs in `paths`, or drop `sparse = true`"),
+        );
+    }
     if errors.len() > before {
         return None;
     }
@@ -172,6 +185,7 @@ pub(super) fn resolve(
             .or(defaults.verify.as_ref())
             .map(|v| sub(v)),
         paths,
+        sparse,
         creates,
         allow_overlap: fields
             .allow_overlap

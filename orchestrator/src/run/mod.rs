@@ -218,20 +218,7 @@ pub fn prepare(repo: Repo, plan: Plan, options: RunOptions) -> Result<Prepared, 
         }
         wanted
     } else {
-        // Running the same plan again must just work: later runs of plan
-        // `x` are `x-2`, `x-3`, ... and nothing of the earlier ones is lost.
-        let mut n = 1;
-        loop {
-            let candidate = if n == 1 {
-                wanted.clone()
-            } else {
-                format!("{wanted}-{n}")
-            };
-            if name_in_use(&repo, &candidate)?.is_none() {
-                break candidate;
-            }
-            n += 1;
-        }
+        free_run_name(&repo, &wanted, |_| false)?
     };
     if let Some(state) = &state {
         state.check_run(&run)?;
@@ -267,6 +254,25 @@ pub fn prepare_resume(
     })
 }
 
+/// The checks of what `plan` means (`plan::semantic`: overlapping writers,
+/// paths missing at the base, unchecked agents, `limits`) against its base
+/// commit `base`.
+pub fn check_plan(
+    repo: &Repo,
+    base: Oid,
+    plan: &Plan,
+    limits: crate::plan::semantic::Limits,
+) -> Result<crate::plan::semantic::Findings, RunError> {
+    use crate::git::Context;
+    let git = repo.open()?;
+    let tree = git
+        .find_commit(base)
+        .and_then(|c| c.tree())
+        .context(|| format!("read the tree of base {base}"))?;
+    let exists = |p: &str| tree.get_path(Path::new(p)).is_ok();
+    Ok(crate::plan::semantic::check(plan, &exists, limits))
+}
+
 /// The state directory of `repo` for reading or resuming run `run`: it must
 /// be untracked, and nothing of the run's layout may be a link.
 pub fn open_run_state(repo: &Repo, run: &str) -> Result<Option<State>, RunError> {
@@ -280,6 +286,29 @@ pub fn open_run_state(repo: &Repo, run: &str) -> Result<Option<State>, RunError>
 }
 
 /// What already uses run name `name`, if anything.
+/// `wanted`, or the first of `wanted-2`, `wanted-3`, ... that no run uses
+/// and `taken` does not refuse: running the same plan again must just work,
+/// and nothing of the earlier runs is lost.
+pub fn free_run_name(
+    repo: &Repo,
+    wanted: &str,
+    taken: impl Fn(&str) -> bool,
+) -> Result<String, RunError> {
+    check_run_name(wanted)?;
+    let mut n = 1;
+    loop {
+        let candidate = if n == 1 {
+            wanted.to_string()
+        } else {
+            format!("{wanted}-{n}")
+        };
+        if !taken(&candidate) && name_in_use(repo, &candidate)?.is_none() {
+            return Ok(candidate);
+        }
+        n += 1;
+    }
+}
+
 fn name_in_use(repo: &Repo, name: &str) -> Result<Option<String>, RunError> {
     let branch = refs::integration(name);
     if repo.has_ref(&branch)? {

@@ -368,7 +368,7 @@ fn keep_leftovers(
                 id = task.id
             );
             let limits = SnapshotLimits {
-                scope: &task.paths,
+                scope: task.checkout(),
                 max_file_size: task.max_file_size,
             };
             let snap = snapshot(&path, &admin, base, limits, |_| message)?;

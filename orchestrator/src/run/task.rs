@@ -167,7 +167,7 @@ async fn execute_inner(
             Isolation::Worktree => {
                 let path = ctx.worktree_dir.join(&task.id);
                 let worktrees = Arc::clone(ctx);
-                let (p, paths) = (path.clone(), task.paths.clone());
+                let (p, paths) = (path.clone(), task.checkout().to_vec());
                 let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
                 (path, Some(admin.clone()), admin)
             }
@@ -224,7 +224,7 @@ async fn execute_inner(
                 let (t, o, v, a) = (task.clone(), outcome.clone(), verify.clone(), agent.clone());
                 let snap = blocking(move || {
                     let limits = SnapshotLimits {
-                        scope: &t.paths,
+                        scope: t.checkout(),
                         max_file_size: t.max_file_size,
                     };
                     let message = |skipped: &[SkippedFile]| {

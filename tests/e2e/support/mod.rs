@@ -179,7 +179,20 @@ impl TestRepo {
     }
 
     /// Writes a plan file (outside the repository) and returns its path.
+    ///
+    /// The plan lets its tasks overlap (`allow_overlap = true` in
+    /// `[defaults]`: a table appended at the end, so line numbers in
+    /// messages stay as written, or a line under the plan's own
+    /// `[defaults]` header): these tests are about other things, and
+    /// their parallel tasks without `paths` would otherwise be refused, as
+    /// a user's would. The overlap check's own tests use
+    /// [`plan_exact`](Self::plan_exact).
     pub fn plan(&self, name: &str, toml: &str) -> PathBuf {
+        self.plan_exact(name, &allow_overlap(toml))
+    }
+
+    /// Writes a plan file exactly as given.
+    pub fn plan_exact(&self, name: &str, toml: &str) -> PathBuf {
         let path = self.root.path().join("plans").join(name);
         std::fs::write(&path, toml).expect("write plan");
         path
@@ -355,4 +368,22 @@ pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 pub fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
     nix::sys::signal::kill(pid, signal).expect("signal the child");
+}
+
+/// `toml` with `allow_overlap = true` in its `[defaults]` (see
+/// [`TestRepo::plan`]); unchanged if it says `allow_overlap` already.
+pub fn allow_overlap(toml: &str) -> String {
+    if toml.contains("allow_overlap") {
+        return toml.to_string();
+    }
+    match toml.find("\n[defaults]") {
+        Some(at) => {
+            let end = toml[at + 1..].find('\n').map_or(toml.len(), |e| at + 1 + e);
+            format!("{}\nallow_overlap = true{}", &toml[..end], &toml[end..])
+        }
+        None if toml.starts_with("[defaults]") => {
+            toml.replacen("[defaults]", "[defaults]\nallow_overlap = true", 1)
+        }
+        None => format!("{toml}\n\n[defaults]\nallow_overlap = true\n"),
+    }
 }

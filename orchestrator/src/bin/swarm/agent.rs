@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::collections::BTreeSet;
 use swarm_orchestrator::gateway::{Gateway, Secret};
-use swarm_orchestrator::plan::{Plan, PlanErrorKind};
+
+use swarm_orchestrator::plan::{Budget, ModelConfig, Plan, PlanErrorKind, Source};
 
 use crate::Failure;
 
@@ -16,7 +18,7 @@ const CHANNEL_VAR: &str = swarm_protocol::agent::CHANNEL_FD_VAR;
 /// The gateway for a plan's agent tasks (`None` without any), with the key
 /// of every model they use read from its `api_key_env`.
 pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
-    let used: std::collections::BTreeSet<&str> = plan
+    let used: BTreeSet<&str> = plan
         .tasks
         .iter()
         .filter_map(|t| t.agent())
@@ -25,9 +27,22 @@ pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
     if used.is_empty() {
         return Ok(None);
     }
+    gateway_for(&plan.models, &used, &plan.source, plan.budget, "swarm run").map(Some)
+}
+
+/// A gateway for `models`, with the key of each model in `used` read from
+/// its `api_key_env` (a model of `source`, for the error when it is unset);
+/// `command` is what the help tells the user to run once it is set.
+pub fn gateway_for(
+    models: &BTreeMap<String, ModelConfig>,
+    used: &BTreeSet<&str>,
+    source: &Source,
+    budget: Budget,
+    command: &str,
+) -> Result<Arc<Gateway>, Failure> {
     let mut keys = BTreeMap::new();
-    for name in used {
-        let Some(model) = plan.models.get(name) else {
+    for &name in used {
+        let Some(model) = models.get(name) else {
             continue;
         };
         let Some(var) = &model.api_key_env else {
@@ -38,8 +53,7 @@ pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
                 keys.insert(name.to_string(), Secret::new(key.trim()));
             }
             _ => {
-                let error = plan
-                    .source
+                let error = source
                     .error(
                         PlanErrorKind::BadValue,
                         format!(
@@ -49,7 +63,7 @@ pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
                         "this model",
                     )
                     .with_help(format!(
-                        "export {var}=... before `swarm run`, or name another variable with api_key_env (\"\" for endpoints without a key, such as a local Ollama)"
+                        "export {var}=... before `{command}`, or name another variable with api_key_env (\"\" for endpoints without a key, such as a local Ollama)"
                     ));
                 return Err(Failure::Plan(Box::new(error)));
             }
@@ -62,9 +76,10 @@ pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
             "warning: cannot hide swarm's memory from other processes ({e}); API keys may be readable by unconfined workers"
         );
     }
-    let gateway = Gateway::new(&plan.models, &keys, plan.budget)
-        .map_err(|e| Failure::Internal(anyhow::anyhow!("start run: failed to {e}")))?;
-    Ok(Some(Arc::new(gateway)))
+    let gateway = Gateway::new(models, &keys, budget).map_err(|e| {
+        Failure::Internal(anyhow::anyhow!("start the model gateway: failed to {e}"))
+    })?;
+    Ok(Arc::new(gateway))
 }
 
 /// `swarm __agent`: the agent worker, started by `swarm run` in a task's

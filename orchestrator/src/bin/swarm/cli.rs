@@ -39,6 +39,10 @@ pub enum Command {
     /// Continue a run whose coordinator died or was cancelled (default: the
     /// latest run): finished tasks stay finished, interrupted ones start again.
     Resume(ResumeArgs),
+    /// Let swarm split a goal into a plan: the model (through the
+    /// coordinator's gateway) sees the goal and a map of the repository,
+    /// and swarm writes its answer as a checked plan file to edit and run.
+    Plan(crate::plan_cmd::PlanArgs),
     /// Check a plan (and that its base exists) without running anything.
     Validate {
         /// The plan file.
@@ -144,8 +148,18 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The plan file.
-    pub plan: PathBuf,
+    /// The plan file (or --goal).
+    #[arg(required_unless_present = "goal", conflicts_with = "goal")]
+    pub plan: Option<PathBuf>,
+    /// Plan this goal first (as `swarm plan` does), then run that plan: it
+    /// is printed first and kept in .swarm/plans/<run>/.
+    #[arg(long, value_name = "GOAL")]
+    pub goal: Option<String>,
+    /// With --goal: print the plan and stop before running it.
+    #[arg(long, requires = "goal")]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub planner: crate::plan_cmd::PlannerArgs,
     /// Name of the run (default: the plan's name, with -2, -3... if taken).
     #[arg(long)]
     pub name: Option<String>,
@@ -279,6 +293,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             open_state(&repo, &run)?;
             crate::logs::logs(&repo.workdir, &run, &task, attempt, follow, raw)
         }
+        Command::Plan(args) => crate::plan_cmd::plan_cmd(&cwd, args),
         Command::Validate { plan } => validate(&cwd, &plan),
         Command::Graph { plan, run, format } => {
             graph(&cwd, plan.as_deref(), run.as_deref(), format)
@@ -408,6 +423,7 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let base = repo
         .resolve(&plan.base)
         .map_err(|e| base_failure(&plan, e.into()))?;
+    crate::drive::check_meaning(&repo, base, &plan)?;
     let graph = TaskGraph::new(&plan.tasks);
     let roots = (0..graph.len())
         .filter(|&i| graph.deps(i).next().is_none())

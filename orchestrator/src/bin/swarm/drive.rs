@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, anyhow};
 use swarm_orchestrator::plan::{self, Plan, SandboxMode};
 use swarm_orchestrator::run::{self, RunOptions, SandboxSettings};
-use swarm_orchestrator::{exit, journal, report};
+use swarm_orchestrator::{escape, exit, journal, report};
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
@@ -29,11 +29,52 @@ pub(crate) enum Mode {
     },
 }
 
-pub(crate) fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
+pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
     if let Some(name) = &args.name {
         check_name(name)?;
     }
-    let mut plan = load_plan(cwd, &args.plan)?;
+    let plan_file = match (&args.plan, &args.goal) {
+        (Some(plan), _) => plan.clone(),
+        (None, Some(goal)) => {
+            let planned = crate::plan_cmd::plan_goal(
+                cwd,
+                goal,
+                args.name.as_deref(),
+                args.base.as_deref(),
+                &args.planner,
+            )?;
+            // The plan first, where the run's events are not.
+            if args.drive.outputs.events.is_some() {
+                eprint!("{}", escape::text(&planned.text));
+            } else {
+                print!("{}", escape::text(&planned.text));
+            }
+            let shown = planned
+                .path
+                .strip_prefix(cwd)
+                .unwrap_or(&planned.path)
+                .to_path_buf();
+            if args.dry_run {
+                eprintln!(
+                    "dry run: nothing ran. Edit the plan if you like, then: swarm run {}",
+                    shown.display()
+                );
+                return Ok(exit::SUCCESS);
+            }
+            args.name = Some(planned.name);
+            shown
+        }
+        (None, None) => {
+            return Err(Failure::Invalid(anyhow!(
+                "run: give a plan file or --goal\nhelp: swarm run plans/quickstart.toml, or swarm run --goal \"...\""
+            )));
+        }
+    };
+    let args = RunArgs {
+        plan: Some(plan_file.clone()),
+        ..args
+    };
+    let mut plan = load_plan(cwd, &plan_file)?;
     if !args.only.is_empty() {
         plan.select(&args.only)
             .map_err(|e| Failure::Invalid(anyhow!("{e}")))?;
@@ -43,7 +84,7 @@ pub(crate) fn run_plan(cwd: &Path, args: RunArgs) -> Result<i32, Failure> {
         plan.base = base;
         plan.base_from = plan::BaseFrom::CommandLine;
     }
-    let plan_path = args.plan.display().to_string();
+    let plan_path = plan_file.display().to_string();
     drive(
         repo,
         plan,
@@ -226,6 +267,9 @@ pub(crate) fn drive(
         Mode::Resume { run, .. } => run::prepare_resume(repo, plan, run, options),
     }
     .map_err(|e| base_failure(&base_plan, e))?;
+    if !resuming {
+        check_meaning(&prepared.repo, prepared.base_commit, &prepared.plan)?;
+    }
     match &prepared.options.sandbox {
         None => eprintln!(
             "warning: sandbox = \"none\": tasks of run `{}` run UNCONFINED, with your permissions and environment",
@@ -479,5 +523,21 @@ pub(crate) async fn forward_signals(stop: watch::Sender<Option<Stop>>) {
             );
         }
         let _ = stop.send(Some(level));
+    }
+}
+
+/// The checks of what a plan means against its base: warnings printed,
+/// errors refuse the plan (exit 2) before anything is created.
+pub(crate) fn check_meaning(
+    repo: &swarm_orchestrator::git::Repo,
+    base: git2::Oid,
+    plan: &Plan,
+) -> Result<(), Failure> {
+    let found =
+        run::check_plan(repo, base, plan, Default::default()).map_err(invalid_or_internal)?;
+    crate::output::print_plan_warnings(&found.warnings);
+    match swarm_orchestrator::plan::PlanError::bundle(found.errors) {
+        Some(error) => Err(Failure::Plan(Box::new(error))),
+        None => Ok(()),
     }
 }

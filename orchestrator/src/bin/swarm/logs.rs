@@ -64,6 +64,18 @@ pub fn logs(
     let folded = report::fold(&events).ok_or_else(|| {
         Failure::Invalid(anyhow!("show logs of run `{run_name}`: it has not started"))
     })?;
+    // `swarm logs RUN plan`: the planner's conversation of a `--goal` run
+    // (a task named `plan` comes first).
+    let planner = swarm_orchestrator::layout::plans_dir(workdir, run_name)
+        .join(swarm_orchestrator::layout::PLANNER_TRANSCRIPT);
+    if task == "plan" && !folded.tasks.iter().any(|t| t.id == task) && planner.is_file() {
+        let text = std::fs::read_to_string(&planner).map_err(|e| {
+            Failure::Invalid(anyhow!("show the planner's log of run `{run_name}`: {e}"))
+        })?;
+        let mut stdout = std::io::stdout().lock();
+        mode.write(&mut stdout, render_transcript(&text).as_bytes());
+        return Ok(swarm_orchestrator::exit::SUCCESS);
+    }
     let Some(t) = folded.tasks.iter().find(|t| t.id == task) else {
         let ids: Vec<&str> = folded.tasks.iter().map(|t| t.id.as_str()).collect();
         let hint = swarm_orchestrator::plan::did_you_mean(task, ids.iter().copied())
@@ -199,18 +211,39 @@ fn clip(text: &str, max: usize) -> String {
 pub fn render_transcript(jsonl: &str) -> String {
     let mut out = String::new();
     let mut turn = 0;
+    // A coordinator-side call (the planner's) records its whole
+    // conversation at every call: only the messages not shown yet are.
+    let (mut shown, mut at) = (0, 0);
     for line in jsonl.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
         let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-        match v["type"].as_str().unwrap_or_default() {
+        let kind = v["type"].as_str().unwrap_or_default();
+        match kind {
+            "start" if v.get("label").is_some() => {
+                at = 0;
+                if turn == 0 {
+                    out.push_str(&format!("{} with model {}\n", s("label"), s("model")));
+                }
+            }
             "start" => out.push_str(&format!(
                 "agent of task {} with model {} ({} tools)\n",
                 s("task"),
                 s("model"),
                 v["tools"].as_array().map_or(0, Vec::len)
             )),
+            "message" => {
+                at += 1;
+                if at > shown && v["role"] == "user" {
+                    shown = at;
+                    for block in v["content"].as_array().into_iter().flatten() {
+                        if let Some(text) = block["text"].as_str() {
+                            out.push_str(&format!("\n> {}\n", text.replace('\n', "\n> ")));
+                        }
+                    }
+                }
+            }
             "user" => {
                 for block in v["content"].as_array().into_iter().flatten() {
                     match block["type"].as_str() {
@@ -237,6 +270,9 @@ pub fn render_transcript(jsonl: &str) -> String {
             }
             "assistant" => {
                 turn += 1;
+                // Its answer is the next message of the conversation.
+                at += 1;
+                shown = shown.max(at);
                 out.push_str(&format!(
                     "\n[turn {turn}] {} tokens in, {} out\n",
                     v["usage"]["input_tokens"], v["usage"]["output_tokens"]

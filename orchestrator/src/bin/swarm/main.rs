@@ -9,6 +9,7 @@ mod drive;
 mod grants;
 mod logs;
 mod output;
+mod plan_cmd;
 mod resolve;
 mod runs;
 mod toolchains;
@@ -77,6 +78,8 @@ pub enum Failure {
     Invalid(anyhow::Error),
     /// Something went wrong while working.
     Internal(anyhow::Error),
+    /// The work itself failed (a model the planner needs did not answer).
+    Failed(anyhow::Error),
 }
 
 impl Failure {
@@ -84,6 +87,7 @@ impl Failure {
         match self {
             Self::Plan(_) | Self::Invalid(_) => exit::INVALID_INPUT,
             Self::Internal(_) => exit::INTERNAL_ERROR,
+            Self::Failed(_) => exit::TASKS_FAILED,
         }
     }
 }

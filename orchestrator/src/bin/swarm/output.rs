@@ -592,36 +592,8 @@ fn build_output_warnings(report: &RunReport, out: &mut String) {
 pub fn print_failure(failure: &Failure) {
     match failure {
         Failure::Plan(err) => {
-            let handler = miette::GraphicalReportHandler::new_themed(if use_color() {
-                miette::GraphicalTheme::unicode()
-            } else {
-                miette::GraphicalTheme::unicode_nocolor()
-            })
-            .with_width(100)
-            .with_links(false);
-            // Each error rendered on its own (miette would nest the related
-            // ones under the first), in file order.
-            let mut text = String::new();
-            for (i, one) in err.all().enumerate() {
-                if i > 0 {
-                    text.push('\n');
-                }
-                let _ = handler.render_report(&mut text, &OnePlanError(one));
-            }
-            if err.omitted > 0 {
-                let _ = writeln!(
-                    text,
-                    "\n... and {} more error{}",
-                    err.omitted,
-                    if err.omitted == 1 { "" } else { "s" }
-                );
-            }
-            // Colours are miette's own; without them, nothing may be raw.
-            let text = if use_color() {
-                text
-            } else {
-                escape::text(&text).into_owned()
-            };
+            let errors: Vec<_> = err.all().collect();
+            let text = render_plan_errors(&errors, miette::Severity::Error, err.omitted);
             let count = err.count();
             if count == 1 {
                 eprintln!("error: invalid plan\n{text}");
@@ -629,16 +601,64 @@ pub fn print_failure(failure: &Failure) {
                 eprintln!("error: invalid plan ({count} errors)\n{text}");
             }
         }
-        Failure::Invalid(err) | Failure::Internal(err) => {
+        Failure::Invalid(err) | Failure::Internal(err) | Failure::Failed(err) => {
             // Errors name paths and files a task may have chosen.
             eprintln!("error: failed to {}", escape::text(&format!("{err:#}")));
         }
     }
 }
 
-/// One plan error without its related ones.
+/// Prints what the plan's checks warn about (the plan is still run).
+pub fn print_plan_warnings(warnings: &[swarm_orchestrator::plan::PlanError]) {
+    if warnings.is_empty() {
+        return;
+    }
+    let all: Vec<_> = warnings.iter().collect();
+    eprint!("{}", render_plan_errors(&all, miette::Severity::Warning, 0));
+}
+
+/// Plan errors (or warnings) rendered with their source lines, each on its
+/// own (miette would nest related ones under the first), in the order
+/// given; `omitted` more are counted at the end. Plain text unless stderr
+/// is a colour terminal.
+pub fn render_plan_errors(
+    errors: &[&swarm_orchestrator::plan::PlanError],
+    severity: miette::Severity,
+    omitted: usize,
+) -> String {
+    let handler = miette::GraphicalReportHandler::new_themed(if use_color() {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    })
+    .with_width(100)
+    .with_links(false);
+    let mut text = String::new();
+    for (i, one) in errors.iter().enumerate() {
+        if i > 0 {
+            text.push('\n');
+        }
+        let _ = handler.render_report(&mut text, &OnePlanError(one, severity));
+    }
+    if omitted > 0 {
+        let _ = writeln!(
+            text,
+            "\n... and {} more error{}",
+            omitted,
+            if omitted == 1 { "" } else { "s" }
+        );
+    }
+    // Colours are miette's own; without them, nothing may be raw.
+    if use_color() {
+        text
+    } else {
+        escape::text(&text).into_owned()
+    }
+}
+
+/// One plan error without its related ones, as an error or a warning.
 #[derive(Debug)]
-struct OnePlanError<'a>(&'a swarm_orchestrator::plan::PlanError);
+struct OnePlanError<'a>(&'a swarm_orchestrator::plan::PlanError, miette::Severity);
 
 impl std::fmt::Display for OnePlanError<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -649,6 +669,10 @@ impl std::fmt::Display for OnePlanError<'_> {
 impl std::error::Error for OnePlanError<'_> {}
 
 impl miette::Diagnostic for OnePlanError<'_> {
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.1)
+    }
+
     fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
         miette::Diagnostic::help(self.0)
     }

@@ -1,0 +1,386 @@
+//! `swarm plan GOAL` and the planning step of `swarm run --goal`: the
+//! planner's configuration (`swarm.toml` or `--config`), the base, the
+//! repository map, the model's rounds (`swarm_orchestrator::planner`), and
+//! the files a plan leaves: the plan, its map beside it, the planner's
+//! transcript, and a rejected last attempt for the user to fix by hand.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use swarm_orchestrator::git::Repo;
+use swarm_orchestrator::plan::{self, Template};
+use swarm_orchestrator::planner::{self, Planned, PlannerError};
+use swarm_orchestrator::repomap::{self, MapOptions, RepoMap};
+use swarm_orchestrator::{escape, exit, layout};
+
+use crate::Failure;
+use crate::cli::{invalid_or_internal, open_repo};
+
+/// The planner's settings `swarm plan` and `swarm run --goal` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlannerArgs {
+    /// The model that plans: a name in the configuration's [models]
+    /// (default: `default`).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// At most N tasks in the plan.
+    #[arg(long, value_name = "N", default_value_t = planner::DEFAULT_MAX_TASKS)]
+    pub max_tasks: usize,
+    /// The planner's configuration: a plan without tasks, whose [swarm],
+    /// [defaults] and [models] the written plan starts from (default:
+    /// swarm.toml at the repository's root, if there is one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// What to do, in words (quote it).
+    pub goal: String,
+    /// Where to write the plan; its repository map goes beside it
+    /// (`plan.map.md`), and the planner's conversation
+    /// (`plan.transcript.jsonl`).
+    #[arg(short, long, value_name = "FILE", default_value = "plan.toml")]
+    pub output: PathBuf,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Plan from this revision (default: the configuration's base, else HEAD).
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    #[command(flatten)]
+    pub planner: PlannerArgs,
+}
+
+/// The configuration when the repository has no `swarm.toml`.
+const DEFAULT_CONFIG: &str = "\
+# swarm's default planner configuration (no swarm.toml in the repository).
+[models.default]
+provider = \"anthropic\"
+model = \"claude-sonnet-4-5\"
+";
+
+/// The configuration file `swarm plan` reads unless `--config` names one.
+pub const CONFIG_FILE: &str = "swarm.toml";
+
+/// Everything known before the model is asked.
+pub struct Planning {
+    pub goal: String,
+    pub model: String,
+    pub max_tasks: usize,
+    pub template: Template,
+    pub base_rev: String,
+    pub base: git2::Oid,
+    pub map: RepoMap,
+}
+
+/// `swarm plan GOAL`.
+pub(crate) fn plan_cmd(cwd: &Path, args: PlanArgs) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    let output = cwd.join(&args.output);
+    if output.symlink_metadata().is_ok() && !args.force {
+        return Err(Failure::Invalid(anyhow!(
+            "write the plan to {}: it exists\nhelp: pass --force to replace it, or -o another file",
+            args.output.display()
+        )));
+    }
+    let planning = prepare(&repo, cwd, &args.planner, args.base.as_deref(), &args.goal)?;
+    let stem = output
+        .file_stem()
+        .map_or_else(|| "plan".into(), |s| s.to_string_lossy().into_owned());
+    let dir = output.parent().unwrap_or(cwd).to_path_buf();
+    let map_path = dir.join(format!("{stem}.{}", layout::MAP_SUFFIX));
+    let transcript = dir.join(format!("{stem}.transcript.jsonl"));
+    let rejected = dir.join(format!("{stem}.rejected.toml"));
+    // A fresh conversation: the gateway appends.
+    let _ = std::fs::remove_file(&transcript);
+    write(&map_path, &planning.map.text)?;
+    let planned = ask(&repo, &planning, &output, &map_path, &transcript, &rejected)?;
+    write(&output, &planned.text)?;
+    crate::output::print_plan_warnings(&planned.warnings);
+    summary(&planned, &args.output, &map_path, &planning);
+    Ok(exit::SUCCESS)
+}
+
+/// What `swarm run --goal` planned: the plan file and the run's name.
+pub struct GoalPlan {
+    pub path: PathBuf,
+    pub name: String,
+    pub text: String,
+}
+
+/// The planning step of `swarm run --goal`: the plan, its map and the
+/// transcript in `.swarm/plans/<run>/`, the run's name chosen free.
+pub(crate) fn plan_goal(
+    cwd: &Path,
+    goal: &str,
+    name: Option<&str>,
+    base: Option<&str>,
+    args: &PlannerArgs,
+) -> Result<GoalPlan, Failure> {
+    let repo = open_repo(cwd)?;
+    let planning = prepare(&repo, cwd, args, base, goal)?;
+    let state = swarm_orchestrator::state::State::create(&repo.workdir)
+        .map_err(|e| invalid_or_internal(e.into()))?;
+    let wanted = name.map_or_else(|| slug(goal), str::to_string);
+    let name = swarm_orchestrator::run::free_run_name(&repo, &wanted, |n| {
+        layout::plans_dir(&repo.workdir, n)
+            .symlink_metadata()
+            .is_ok()
+    })
+    .map_err(invalid_or_internal)?;
+    state
+        .ensure_dir(&[layout::PLANS, &name])
+        .map_err(|e| invalid_or_internal(e.into()))?;
+    // swarm's state is never part of the work (as a run makes sure too).
+    repo.exclude(&format!("/{}/", layout::STATE_DIR))
+        .map_err(|e| invalid_or_internal(e.into()))?;
+    let dir = layout::plans_dir(&repo.workdir, &name);
+    let path = dir.join(layout::PLAN);
+    let map_path = dir.join(format!("plan.{}", layout::MAP_SUFFIX));
+    let transcript = dir.join(layout::PLANNER_TRANSCRIPT);
+    let rejected = dir.join("plan.rejected.toml");
+    write(&map_path, &planning.map.text)?;
+    let planned = ask(&repo, &planning, &path, &map_path, &transcript, &rejected)?;
+    write(&path, &planned.text)?;
+    crate::output::print_plan_warnings(&planned.warnings);
+    let shown = path.strip_prefix(cwd).unwrap_or(&path).to_path_buf();
+    summary(&planned, &shown, &map_path, &planning);
+    Ok(GoalPlan {
+        path,
+        name,
+        text: planned.text,
+    })
+}
+
+/// The configuration, the base and the map.
+fn prepare(
+    repo: &Repo,
+    cwd: &Path,
+    args: &PlannerArgs,
+    base: Option<&str>,
+    goal: &str,
+) -> Result<Planning, Failure> {
+    if goal.trim().is_empty() {
+        return Err(Failure::Invalid(anyhow!(
+            "plan: the goal is empty\nhelp: say what to do, e.g. swarm plan \"split the parser into its own crate\""
+        )));
+    }
+    let (path, text) = match &args.config {
+        Some(p) => {
+            let full = cwd.join(p);
+            let text = std::fs::read_to_string(&full).map_err(|e| {
+                Failure::Invalid(anyhow!(
+                    "read the planner configuration {}: {e}",
+                    p.display()
+                ))
+            })?;
+            (p.clone(), text)
+        }
+        None => {
+            let default = repo.workdir.join(CONFIG_FILE);
+            match std::fs::read_to_string(&default) {
+                Ok(text) => (PathBuf::from(CONFIG_FILE), text),
+                Err(_) => (PathBuf::from(CONFIG_FILE), DEFAULT_CONFIG.to_string()),
+            }
+        }
+    };
+    let template = plan::parse_template(&path, text).map_err(Failure::Plan)?;
+    let model = args.model.clone().unwrap_or_else(|| "default".into());
+    if !template.models.contains_key(&model) {
+        let known: Vec<&str> = template.models.keys().map(String::as_str).collect();
+        return Err(Failure::Invalid(anyhow!(
+            "plan: model `{model}` is not among the models of {} ({})\nhelp: add a [models.{model}] table there, or pass --model with one of its names",
+            path.display(),
+            if known.is_empty() {
+                "it has none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
+    if args.max_tasks == 0 {
+        return Err(Failure::Invalid(anyhow!(
+            "plan: --max-tasks must be at least 1"
+        )));
+    }
+    let base_rev = base
+        .map(str::to_string)
+        .or_else(|| template.base.clone())
+        .unwrap_or_else(|| "HEAD".into());
+    let base = repo
+        .resolve(&base_rev)
+        .map_err(|e| invalid_or_internal(e.into()))?;
+    let map = repomap::build(
+        repo,
+        base,
+        &MapOptions {
+            token_budget: template.context_tokens as usize,
+            goal: goal.to_string(),
+        },
+    )
+    .map_err(|e| Failure::Internal(anyhow!("build the repository map: failed to {e}")))?;
+    Ok(Planning {
+        goal: goal.to_string(),
+        model,
+        max_tasks: args.max_tasks,
+        template,
+        base_rev,
+        base,
+        map,
+    })
+}
+
+/// Asks the model (through a gateway of the configuration's models) and
+/// checks its plans; a rejected last attempt is saved at `rejected`.
+fn ask(
+    repo: &Repo,
+    planning: &Planning,
+    plan_path: &Path,
+    map_path: &Path,
+    transcript: &Path,
+    rejected: &Path,
+) -> Result<Planned, Failure> {
+    let used = BTreeSet::from([planning.model.as_str()]);
+    let gateway = crate::agent::gateway_for(
+        &planning.template.models,
+        &used,
+        &planning.template.source,
+        planning.template.budget,
+        "swarm plan",
+    )?;
+    let git = repo
+        .open()
+        .map_err(|e| Failure::Internal(anyhow!("open the repository: failed to {e}")))?;
+    let tree = git
+        .find_commit(planning.base)
+        .and_then(|c| c.tree())
+        .map_err(|e| Failure::Internal(anyhow!("read the base tree: failed to {e}")))?;
+    let exists = |p: &str| tree.get_path(Path::new(p)).is_ok();
+    let map_file = map_path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let request = planner::Request {
+        goal: &planning.goal,
+        model: &planning.model,
+        max_tasks: planning.max_tasks,
+        max_depth: planner::DEFAULT_MAX_DEPTH,
+        template: &planning.template,
+        context: planner::Context {
+            text: &planning.map.text,
+            hash: &planning.map.hash,
+            tokens: planning.map.tokens,
+            file_name: &map_file,
+        },
+        base_rev: &planning.base_rev,
+        base_commit: planning.base,
+        plan_path,
+        transcript: Some(transcript.to_path_buf()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+        .map_err(Failure::Internal)?;
+    eprintln!(
+        "planning with model `{}` ({} files, map of {} tokens)...",
+        planning.model, planning.map.files, planning.map.tokens
+    );
+    match runtime.block_on(planner::plan(&gateway, &request, &exists)) {
+        Ok(planned) => Ok(planned),
+        Err(PlannerError::Rejected {
+            rounds,
+            problems,
+            last_plan,
+            last_answer,
+            ..
+        }) => {
+            let (saved, content) = match &last_plan {
+                Some(text) => (rejected.to_path_buf(), text.as_str()),
+                None => (rejected.with_extension("txt"), last_answer.as_str()),
+            };
+            let kept = std::fs::write(&saved, content).is_ok();
+            let mut message = format!(
+                "plan the goal: the model gave no acceptable plan in {rounds} round{}; the last one's problems:",
+                if rounds == 1 { "" } else { "s" }
+            );
+            for p in &problems {
+                message.push_str("\n  - ");
+                message.push_str(&escape::line(p));
+            }
+            if kept {
+                message.push_str(&format!(
+                    "\nhelp: its last attempt is saved at {}: fix it by hand and `swarm validate` it, or try again (a clearer goal, another --model, more `plan_repair_rounds`)",
+                    saved.display()
+                ));
+            }
+            Err(Failure::Invalid(anyhow!(message)))
+        }
+        Err(PlannerError::Gateway(e)) => Err(Failure::Failed(anyhow!(
+            "{e}\nhelp: the planner's conversation so far is in {}",
+            transcript.display()
+        ))),
+    }
+}
+
+/// What was planned, on stderr.
+fn summary(planned: &Planned, shown: &Path, map_path: &Path, planning: &Planning) {
+    let tasks = planned.plan.tasks.len();
+    let verdict = if planned.answer.split {
+        format!("{tasks} task{}", if tasks == 1 { "" } else { "s" })
+    } else {
+        "1 task (not split)".to_string()
+    };
+    eprintln!(
+        "wrote {}: {verdict}, {} round{}, {} tokens in / {} out (${:.4})",
+        shown.display(),
+        planned.rounds,
+        if planned.rounds == 1 { "" } else { "s" },
+        planned.usage.input_tokens,
+        planned.usage.output_tokens,
+        planned.cost_usd
+    );
+    eprintln!("  reason: {}", escape::line(planned.answer.reason.trim()));
+    eprintln!(
+        "  map:    {} ({} tokens, {})",
+        map_path.display(),
+        planning.map.tokens,
+        planning.map.hash
+    );
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Failure> {
+    std::fs::write(path, text)
+        .map_err(|e| Failure::Invalid(anyhow!("write {}: {e}", path.display())))
+}
+
+/// A run name made of the goal's first words: `Split the parser!` ->
+/// `split-the-parser`.
+pub fn slug(goal: &str) -> String {
+    let words: Vec<String> = goal
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(5)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut name = words.join("-");
+    name.truncate(40);
+    let name = name.trim_end_matches('-').to_string();
+    if name.is_empty() { "goal".into() } else { name }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs_name_runs() {
+        assert_eq!(slug("Split the parser!"), "split-the-parser");
+        assert_eq!(slug("  ÄÖ  "), "goal");
+        assert_eq!(slug("a b c d e f g"), "a-b-c-d-e");
+        assert!(swarm_orchestrator::plan::is_valid_run_name(&slug(
+            &"x".repeat(90)
+        )));
+    }
+}

@@ -1,0 +1,437 @@
+//! Checks of what a plan means, beyond its syntax and graph: whether tasks
+//! that may run side by side write the same files, whether the paths it
+//! names exist at its base, whether anything checks an agent's work, and
+//! (for plans a model wrote) whether it stays within the limits it was
+//! given. They run for every plan, hand-written or planned, once the base
+//! commit is known: `swarm validate`, `swarm run` and the planner's own
+//! rounds.
+//!
+//! The base is seen only through a function saying whether a path exists
+//! there, so this module stays free of git.
+
+use std::collections::HashMap;
+
+use swarm_protocol::Isolation;
+
+use super::{Payload, Plan, PlanError, PlanErrorKind, path_within};
+use crate::graph::TaskGraph;
+
+/// Limits a planned plan must keep; a hand-written one has none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// At most this many tasks.
+    pub max_tasks: Option<usize>,
+    /// At most this many tasks on one chain of dependencies.
+    pub max_depth: Option<usize>,
+}
+
+/// What the checks found: errors refuse the plan, warnings are shown.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub errors: Vec<PlanError>,
+    pub warnings: Vec<PlanError>,
+}
+
+/// Most tasks an error about one task's overlaps names before "and N more".
+const NAMED: usize = 3;
+
+/// Checks `plan` against its base, where `exists(path)` says whether a
+/// path (relative to the repository root) exists.
+pub fn check(plan: &Plan, exists: &dyn Fn(&str) -> bool, limits: Limits) -> Findings {
+    let mut found = Findings::default();
+    let graph = TaskGraph::new(&plan.tasks);
+    let ancestors = ancestors(&graph);
+    limits_check(plan, &graph, limits, &mut found);
+    paths_exist(plan, &ancestors, exists, &mut found);
+    overlaps(plan, &ancestors, &mut found);
+    unchecked(plan, &mut found);
+    found
+}
+
+/// Per task, a bit set of every task it depends on, directly or not.
+fn ancestors(graph: &TaskGraph) -> Vec<Vec<u64>> {
+    let n = graph.len();
+    let words = n.div_ceil(64);
+    let mut sets = vec![vec![0u64; words]; n];
+    // Merge order is topological: a task's dependencies come first.
+    for &task in graph.merge_order() {
+        let mut set = vec![0u64; words];
+        for dep in graph.deps(task) {
+            set[dep / 64] |= 1 << (dep % 64);
+            for (w, d) in set.iter_mut().zip(&sets[dep]) {
+                *w |= d;
+            }
+        }
+        sets[task] = set;
+    }
+    sets
+}
+
+fn is_ancestor(ancestors: &[Vec<u64>], task: usize, of: usize) -> bool {
+    ancestors[of][task / 64] & (1 << (task % 64)) != 0
+}
+
+fn limits_check(plan: &Plan, graph: &TaskGraph, limits: Limits, found: &mut Findings) {
+    if let Some(max) = limits.max_tasks
+        && plan.tasks.len() > max
+    {
+        found.errors.push(
+            PlanError::plain(
+                PlanErrorKind::BadValue,
+                format!(
+                    "the plan has {} tasks, more than the {max} allowed",
+                    plan.tasks.len()
+                ),
+            )
+            .with_help("merge related tasks into one, or raise --max-tasks"),
+        );
+    }
+    if let Some(max) = limits.max_depth {
+        let deepest = (0..graph.len()).max_by_key(|&i| graph.critical_path(i));
+        if let Some(i) = deepest
+            && graph.critical_path(i) > max
+        {
+            let task = &plan.tasks[i];
+            found.errors.push(
+                plan.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "a chain of {} dependent tasks starts at `{}`, longer than the {max} allowed",
+                            graph.critical_path(i),
+                            task.id
+                        ),
+                        Some(task.span.clone()),
+                        "the chain starts here",
+                    )
+                    .with_help("let tasks that do not need each other's work run side by side (fewer `deps`), or merge steps of the chain"),
+            );
+        }
+    }
+}
+
+/// Every `paths` entry exists at the base or is created by a task this one
+/// depends on; a `creates` entry that already exists is only worth a
+/// warning (the task may still write it).
+fn paths_exist(
+    plan: &Plan,
+    ancestors: &[Vec<u64>],
+    exists: &dyn Fn(&str) -> bool,
+    found: &mut Findings,
+) {
+    for (i, task) in plan.tasks.iter().enumerate() {
+        for path in &task.paths {
+            if exists(path) {
+                continue;
+            }
+            let created_before = plan.tasks.iter().enumerate().any(|(j, other)| {
+                is_ancestor(ancestors, j, i)
+                    && other
+                        .creates
+                        .iter()
+                        .any(|c| path_within(path, c) || path_within(c, path))
+            });
+            let created_here = task.creates.iter().any(|c| path_within(path, c));
+            if created_before || created_here {
+                continue;
+            }
+            found.errors.push(
+                plan.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "path `{path}` of task `{}` does not exist at the base ({})",
+                            task.id, plan.base
+                        ),
+                        Some(task.span.clone()),
+                        "in this task",
+                    )
+                    .with_help(format!(
+                        "fix the path, or if the task makes it, move it to `creates = [\"{path}\"]`"
+                    )),
+            );
+        }
+        for path in &task.creates {
+            if exists(path) {
+                found.warnings.push(
+                    plan.source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!(
+                                "`creates` entry `{path}` of task `{}` already exists at the base ({})",
+                                task.id, plan.base
+                            ),
+                            Some(task.span.clone()),
+                            "in this task",
+                        )
+                        .with_help(format!("list it in `paths` instead: `paths = [\"{path}\"]`")),
+                );
+            }
+        }
+    }
+}
+
+/// Two writing tasks that may run at the same time (neither depends on the
+/// other) and may write the same path: their results would likely
+/// conflict. One error per task, naming the tasks it overlaps.
+fn overlaps(plan: &Plan, ancestors: &[Vec<u64>], found: &mut Findings) {
+    let writers: Vec<usize> = (0..plan.tasks.len())
+        .filter(|&i| plan.tasks[i].isolation == Isolation::Worktree)
+        .collect();
+    // Each task's writable paths, once.
+    let owned: HashMap<usize, Option<Vec<&str>>> = writers
+        .iter()
+        .map(|&i| (i, plan.tasks[i].owned()))
+        .collect();
+    for (k, &i) in writers.iter().enumerate() {
+        let a = &plan.tasks[i];
+        if a.allow_overlap {
+            continue;
+        }
+        let mut clashes: Vec<(usize, String)> = Vec::new();
+        for &j in &writers[k + 1..] {
+            let b = &plan.tasks[j];
+            if b.allow_overlap || is_ancestor(ancestors, i, j) || is_ancestor(ancestors, j, i) {
+                continue;
+            }
+            if let Some(why) = overlap(&owned[&i], &owned[&j]) {
+                clashes.push((j, why));
+            }
+        }
+        let Some((first, why)) = clashes.first() else {
+            continue;
+        };
+        let b = &plan.tasks[*first];
+        let (line, _) = plan.source.line_col(b.span.start);
+        let more = match clashes.len() {
+            1 => String::new(),
+            n if n <= NAMED => format!(
+                " (also {})",
+                clashes[1..]
+                    .iter()
+                    .map(|(j, _)| format!("`{}`", plan.tasks[*j].id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            n => format!(
+                " (also {} and {} more)",
+                clashes[1..NAMED]
+                    .iter()
+                    .map(|(j, _)| format!("`{}`", plan.tasks[*j].id))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                n - NAMED
+            ),
+        };
+        found.errors.push(
+            plan.source
+                .error(
+                    PlanErrorKind::Overlap,
+                    format!(
+                        "tasks `{}` and `{}` (line {line}) may both write {why}, and neither depends on the other{more}: they will conflict",
+                        a.id, b.id
+                    ),
+                    Some(a.span.clone()),
+                    "this task",
+                )
+                .with_help(format!(
+                    "add a dependency (`deps = [\"{}\"]` on `{}`) or split the work with disjoint `paths`; if their changes cannot collide, set `allow_overlap = true` on one of them (or in [defaults])",
+                    a.id, b.id
+                )),
+        );
+    }
+}
+
+/// What two tasks may both write, or `None` if nothing.
+fn overlap(a: &Option<Vec<&str>>, b: &Option<Vec<&str>>) -> Option<String> {
+    match (a, b) {
+        (None, None) => Some("anything (neither has `paths`)".into()),
+        (None, Some(_)) | (Some(_), None) => {
+            Some("the same files (one of them has no `paths`, so it may write anywhere)".into())
+        }
+        (Some(a), Some(b)) => a.iter().find_map(|p| {
+            b.iter().find_map(|q| {
+                if path_within(p, q) {
+                    Some(format!("`{p}`"))
+                } else if path_within(q, p) {
+                    Some(format!("`{q}`"))
+                } else {
+                    None
+                }
+            })
+        }),
+    }
+}
+
+/// Agent work that nothing checks.
+fn unchecked(plan: &Plan, found: &mut Findings) {
+    for task in &plan.tasks {
+        match &task.payload {
+            Payload::Agent(_) if task.verify.is_none() => {
+                let (message, help) = if task.isolation == Isolation::Readonly {
+                    (
+                        format!(
+                            "agent task `{}` has no effect: it is read-only and has no `verify`",
+                            task.id
+                        ),
+                        "give it a `verify` command whose exit status is the answer, or let it write (remove `isolation = \"readonly\"`)",
+                    )
+                } else {
+                    (
+                        format!(
+                            "agent task `{}` has no `verify`: nothing checks its work before it is merged",
+                            task.id
+                        ),
+                        "add `verify = \"...\"` (a test command) to the task, or to [defaults] for every task",
+                    )
+                };
+                found.warnings.push(
+                    plan.source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            message,
+                            Some(task.span.clone()),
+                            "this task",
+                        )
+                        .with_help(help),
+                );
+            }
+            Payload::Agent(_) | Payload::Command { .. } | Payload::Wasm(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn findings(text: &str, at_base: &[&str], limits: Limits) -> Findings {
+        let plan = crate::plan::parse(Path::new("plan.toml"), text.to_string()).unwrap();
+        let exists = |p: &str| at_base.iter().any(|b| path_within(b, p));
+        check(&plan, &exists, limits)
+    }
+
+    fn messages(errors: &[PlanError]) -> Vec<String> {
+        errors.iter().map(|e| e.message.clone()).collect()
+    }
+
+    #[test]
+    fn unordered_writers_with_overlapping_paths_are_an_error() {
+        let f = findings(
+            "[[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"src\"]\n\n[[task]]\nid = \"b\"\nrun = \"x\"\npaths = [\"src/b.rs\"]\n",
+            &["src/b.rs"],
+            Limits::default(),
+        );
+        assert_eq!(f.errors.len(), 1, "{:?}", messages(&f.errors));
+        assert!(f.errors[0].message.contains("`a` and `b`"));
+        assert!(f.errors[0].message.contains("`src/b.rs`"));
+        assert_eq!(f.errors[0].kind, PlanErrorKind::Overlap);
+    }
+
+    #[test]
+    fn ordered_disjoint_readonly_or_allowed_tasks_pass() {
+        let ordered = "[[task]]\nid = \"a\"\nrun = \"x\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ndeps = [\"a\"]\n";
+        assert!(findings(ordered, &[], Limits::default()).errors.is_empty());
+        let disjoint = "[[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"src/a\"]\n\n[[task]]\nid = \"b\"\nrun = \"x\"\npaths = [\"src/ab\"]\n";
+        assert!(
+            findings(disjoint, &["src/a/x", "src/ab/y"], Limits::default())
+                .errors
+                .is_empty()
+        );
+        let readonly = "[[task]]\nid = \"a\"\nrun = \"x\"\nisolation = \"readonly\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\n";
+        assert!(findings(readonly, &[], Limits::default()).errors.is_empty());
+        let allowed = "[defaults]\nallow_overlap = true\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\n";
+        assert!(findings(allowed, &[], Limits::default()).errors.is_empty());
+        // Ordered through a third task.
+        let transitive = "[[task]]\nid = \"a\"\nrun = \"x\"\n\n[[task]]\nid = \"m\"\nrun = \"x\"\ndeps = [\"a\"]\nisolation = \"readonly\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ndeps = [\"m\"]\n";
+        assert!(
+            findings(transitive, &[], Limits::default())
+                .errors
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_task_without_paths_overlaps_every_unordered_writer_in_one_error() {
+        let mut text = String::from("[[task]]\nid = \"all\"\nrun = \"x\"\n");
+        for i in 0..5 {
+            text.push_str(&format!(
+                "\n[[task]]\nid = \"t{i}\"\nrun = \"x\"\npaths = [\"p{i}\"]\n"
+            ));
+        }
+        let at_base: Vec<String> = (0..5).map(|i| format!("p{i}")).collect();
+        let at_base: Vec<&str> = at_base.iter().map(String::as_str).collect();
+        let f = findings(&text, &at_base, Limits::default());
+        assert_eq!(f.errors.len(), 1, "{:?}", messages(&f.errors));
+        assert!(
+            f.errors[0].message.contains("and 2 more"),
+            "{}",
+            f.errors[0].message
+        );
+    }
+
+    #[test]
+    fn missing_paths_need_creates_here_or_in_a_dependency() {
+        let text = "[[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"src/old.rs\"]\ncreates = [\"src/new\"]\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ndeps = [\"a\"]\npaths = [\"src/new/mod.rs\"]\n\n[[task]]\nid = \"c\"\nrun = \"x\"\ndeps = [\"b\"]\npaths = [\"docs/missing.md\"]\n";
+        let f = findings(text, &["src/old.rs"], Limits::default());
+        assert_eq!(messages(&f.errors).len(), 1, "{:?}", messages(&f.errors));
+        assert!(
+            f.errors[0]
+                .message
+                .contains("`docs/missing.md` of task `c`")
+        );
+        assert!(
+            f.errors[0]
+                .help
+                .as_deref()
+                .unwrap_or_default()
+                .contains("creates")
+        );
+        // A `creates` that exists is a warning.
+        let f = findings(
+            "[[task]]\nid = \"a\"\nrun = \"x\"\ncreates = [\"src\"]\n",
+            &["src/x.rs"],
+            Limits::default(),
+        );
+        assert!(f.errors.is_empty());
+        assert_eq!(f.warnings.len(), 1);
+    }
+
+    #[test]
+    fn agents_without_verify_warn_and_limits_are_errors() {
+        let text = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[[task]]\nid = \"a\"\nprompt = \"do\"\n\n[[task]]\nid = \"b\"\nprompt = \"look\"\nisolation = \"readonly\"\ndeps = [\"a\"]\n\n[[task]]\nid = \"c\"\nrun = \"x\"\ndeps = [\"b\"]\n";
+        let f = findings(
+            text,
+            &[],
+            Limits {
+                max_tasks: Some(2),
+                max_depth: Some(2),
+            },
+        );
+        let warnings = messages(&f.warnings);
+        assert!(warnings[0].contains("`a` has no `verify`"), "{warnings:?}");
+        assert!(warnings[1].contains("`b` has no effect"), "{warnings:?}");
+        let errors = messages(&f.errors);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("3 tasks, more than the 2")),
+            "{errors:?}"
+        );
+        assert!(
+            errors.iter().any(|e| e.contains("chain of 3")),
+            "{errors:?}"
+        );
+        let f = findings(
+            &text.replace(
+                "[[task]]\nid = \"a\"",
+                "[defaults]\nverify = \"true\"\n\n[[task]]\nid = \"a\"",
+            ),
+            &[],
+            Limits::default(),
+        );
+        assert!(f.warnings.is_empty(), "{:?}", messages(&f.warnings));
+    }
+}

@@ -1,0 +1,152 @@
+//! The planner model's answer: one JSON object describing the split (or
+//! why there is none), read out of the model's text. Everything wrong with
+//! it is said in words the model can act on, since the words go back to it.
+
+use serde::Deserialize;
+
+/// The whole answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// False when one task is best (the goal is small or cannot be split
+    /// without the parts conflicting): then `tasks` holds that one task.
+    pub split: bool,
+    /// Why this split, or why none.
+    pub reason: String,
+    /// The repository's test command, run after every task (`[defaults]
+    /// verify`), if there is an obvious one.
+    #[serde(default)]
+    pub verify: Option<String>,
+    pub tasks: Vec<Unit>,
+}
+
+/// One unit of work.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unit {
+    pub id: String,
+    /// One line: why this task exists.
+    pub why: String,
+    #[serde(default)]
+    pub deps: Vec<String>,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub creates: Vec<String>,
+    /// Instructions for a coding agent.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// A shell command, for work that needs no judgement.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// This task's own check, beyond the run-wide one.
+    #[serde(default)]
+    pub verify: Option<String>,
+    /// It only reads (reviews, reports): nothing of it is merged.
+    #[serde(default)]
+    pub readonly: bool,
+    #[serde(default)]
+    pub allow_overlap: bool,
+}
+
+/// Reads the answer out of the model's `text`: the JSON object in a
+/// ```json fence, or else from the first `{` to the last `}`.
+pub fn parse(text: &str) -> Result<Answer, String> {
+    let json = extract(text).ok_or_else(|| {
+        "the answer holds no JSON object; answer with one JSON object in a ```json fence, as described".to_string()
+    })?;
+    let answer: Answer = serde_json::from_str(json).map_err(|e| {
+        if e.is_eof() {
+            format!("the JSON object ends early ({e}): the answer was cut off or is unbalanced; answer again, shorter if needed")
+        } else {
+            format!("the JSON object is invalid at line {}, column {}: {e}", e.line(), e.column())
+        }
+    })?;
+    if answer.tasks.is_empty() {
+        return Err(
+            "`tasks` is empty: give at least one task (with `split: false` for a single one)"
+                .into(),
+        );
+    }
+    if !answer.split && answer.tasks.len() > 1 {
+        return Err(format!(
+            "`split` is false but there are {} tasks: with `split: false` give exactly one task",
+            answer.tasks.len()
+        ));
+    }
+    let mut problems = Vec::new();
+    for unit in &answer.tasks {
+        match (&unit.prompt, &unit.run) {
+            (Some(_), Some(_)) => problems.push(format!(
+                "task `{}` has both `prompt` and `run`: give one (`prompt` for an agent, `run` for a shell command)",
+                unit.id
+            )),
+            (None, None) => problems.push(format!(
+                "task `{}` has neither `prompt` nor `run`: give one",
+                unit.id
+            )),
+            _ => {}
+        }
+        if unit.why.trim().is_empty() {
+            problems.push(format!(
+                "task `{}` has an empty `why`: say in one line why it exists",
+                unit.id
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(answer)
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+fn extract(text: &str) -> Option<&str> {
+    if let Some(start) = text.find("```json") {
+        let body = &text[start + "```json".len()..];
+        let end = body.find("```").unwrap_or(body.len());
+        return Some(body[..end].trim());
+    }
+    let start = text.find('{')?;
+    let end = text.rfind('}').filter(|&e| e > start);
+    Some(match end {
+        Some(end) => &text[start..=end],
+        // Unbalanced: let the JSON reader say where it ends.
+        None => &text[start..],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE: &str = r#"{"split": false, "reason": "small", "tasks": [{"id": "a", "why": "all of it", "prompt": "do it"}]}"#;
+
+    #[test]
+    fn reads_fenced_or_bare_json() {
+        let fenced = format!("Here is the plan:\n```json\n{ONE}\n```\nDone.");
+        assert_eq!(parse(&fenced).unwrap().tasks[0].id, "a");
+        assert_eq!(parse(&format!("plan: {ONE} ok")).unwrap().reason, "small");
+    }
+
+    #[test]
+    fn says_what_is_wrong() {
+        assert!(
+            parse("no plan here")
+                .unwrap_err()
+                .contains("no JSON object")
+        );
+        let cut = &ONE[..40];
+        assert!(
+            parse(cut).unwrap_err().contains("ends early"),
+            "{}",
+            parse(cut).unwrap_err()
+        );
+        let bad = ONE.replace("\"why\"", "\"because\"");
+        assert!(parse(&bad).unwrap_err().contains("unknown field `because`"));
+        let two = r#"{"split": false, "reason": "r", "tasks": [{"id": "a", "why": "w", "run": "x"}, {"id": "b", "why": "w", "run": "y"}]}"#;
+        assert!(parse(two).unwrap_err().contains("exactly one task"));
+        let both = r#"{"split": true, "reason": "r", "tasks": [{"id": "a", "why": "w", "run": "x", "prompt": "p"}]}"#;
+        assert!(parse(both).unwrap_err().contains("both `prompt` and `run`"));
+    }
+}

@@ -1,0 +1,420 @@
+//! `swarm plan` and `swarm run --goal` against the mock model server with
+//! scripted answers: a plan accepted at once, each kind of problem sent
+//! back and fixed on the next round, a model that never gets it right, a
+//! 429, a "do not split" answer, the prompt as the model sees it, and a
+//! goal planned and run end to end by agents.
+
+use serde_json::{Value, json};
+
+use crate::support::model::{Call, MockModel, Options, Part, Reply, Wire, text, tool};
+use crate::support::{Run, TestRepo, redact};
+
+const KEY: &str = "sk-test-PLANNER-0123456789";
+
+/// A repository with two modules and a planner configuration pointing at
+/// `mock`; `swarm` is the configuration's extra `[swarm]` lines.
+fn repo_for(mock: &MockModel, swarm: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("src/a/lib.rs", "pub fn a() -> &'static str { \"a\" }\n");
+    repo.write("src/b/lib.rs", "pub fn b() -> &'static str { \"b\" }\n");
+    repo.write(
+        "swarm.toml",
+        &format!(
+            r#"[swarm]
+on_failure = "continue"
+{swarm}
+
+[models.default]
+provider = "anthropic"
+model = "mock-model"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+"#,
+            url = mock.base_url(Wire::Anthropic)
+        ),
+    );
+    repo.commit_all("two modules and a planner configuration");
+    repo
+}
+
+fn swarm(repo: &TestRepo, args: &[&str]) -> Run {
+    let mut cmd = repo.swarm_cmd(args);
+    cmd.env("TEST_MODEL_KEY", KEY);
+    cmd.output().unwrap().into()
+}
+
+fn options() -> Options {
+    Options {
+        api_key: Some(KEY.into()),
+        // The planner asks for whole answers, agents stream.
+        stream: None,
+        ..Options::new("mock-model")
+    }
+}
+
+fn is_planner(call: &Call) -> bool {
+    call.system.starts_with("You are the planner of swarm")
+}
+
+/// An answer holding `tasks` as the planner's JSON.
+fn answer(split: bool, tasks: Value) -> Reply {
+    let plan = json!({
+        "split": split,
+        "reason": if split { "the two modules change independently" } else { "a one-line change" },
+        "verify": "test -f README.md",
+        "tasks": tasks,
+    });
+    Reply::text(format!(
+        "Here is the plan.\n```json\n{}\n```",
+        serde_json::to_string_pretty(&plan).unwrap()
+    ))
+}
+
+fn good_tasks() -> Value {
+    json!([
+        {"id": "mod-a", "why": "module a gets its greeting", "paths": ["src/a"],
+         "prompt": "Write src/a/hello.txt."},
+        {"id": "mod-b", "why": "module b gets its greeting", "paths": ["src/b"],
+         "prompt": "Write src/b/hello.txt."},
+        {"id": "docs", "why": "the README names both greetings", "deps": ["mod-a", "mod-b"],
+         "paths": ["README.md"], "prompt": "Mention the greetings in README.md."}
+    ])
+}
+
+#[test]
+fn a_valid_plan_is_written_checked_and_editable() {
+    let mock = MockModel::start(options(), |call| {
+        assert!(!call.stream, "the planner asks for a whole answer");
+        answer(true, good_tasks())
+    });
+    let repo = repo_for(&mock, "");
+    let run = swarm(&repo, &["plan", "Greet from both modules"]);
+    run.assert_code(0);
+    mock.assert_clean();
+    assert_eq!(mock.calls().len(), 1);
+    assert!(
+        run.stderr.contains("wrote plan.toml: 3 tasks, 1 round"),
+        "{}",
+        run.stderr
+    );
+
+    let plan = std::fs::read_to_string(repo.path().join("plan.toml")).unwrap();
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    assert!(plan.starts_with("# Plan written by `swarm plan`"), "{plan}");
+    assert!(plan.contains("# Goal:  Greet from both modules"), "{plan}");
+    assert!(
+        plan.contains(&format!("# Base:    HEAD = {}", head.trim())),
+        "{plan}"
+    );
+    assert!(plan.contains("saved as plan.map.md"), "{plan}");
+    assert!(
+        plan.contains(&format!("base = \"{}\"", head.trim())),
+        "{plan}"
+    );
+    assert!(plan.contains("verify = \"test -f README.md\""), "{plan}");
+    assert!(
+        plan.contains(
+            "# module a gets its greeting\n[[task]]\nid = \"mod-a\"\npaths = [\"src/a\"]"
+        ),
+        "{plan}"
+    );
+    assert!(plan.contains("deps = [\"mod-a\", \"mod-b\"]"), "{plan}");
+    // The configuration's settings and models come along.
+    assert!(
+        plan.contains("on_failure = \"continue\"") && plan.contains("[models.default]"),
+        "{plan}"
+    );
+    assert!(!plan.contains(KEY));
+
+    let map = std::fs::read_to_string(repo.path().join("plan.map.md")).unwrap();
+    assert!(
+        map.contains("a/ (1 file") && map.contains("lib.rs"),
+        "{map}"
+    );
+    assert!(
+        mock.calls()[0].last_user_text.contains(map.trim()),
+        "the model saw the saved map"
+    );
+    let transcript = std::fs::read_to_string(repo.path().join("plan.transcript.jsonl")).unwrap();
+    assert!(transcript.contains("planner") && !transcript.contains(KEY));
+
+    let validate = repo.swarm(&["validate", "plan.toml"]);
+    validate.assert_code(0);
+    assert!(
+        validate.stdout.contains("ok: 3 tasks"),
+        "{}",
+        validate.stdout
+    );
+    // An existing plan is not replaced by accident.
+    let again = swarm(&repo, &["plan", "Greet from both modules"]);
+    again.assert_code(2);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+}
+
+#[test]
+fn each_kind_of_problem_goes_back_and_is_fixed_on_the_next_round() {
+    let mut bad_cycle = good_tasks();
+    bad_cycle[0]["deps"] = json!(["docs"]);
+    let mut bad_dep = good_tasks();
+    bad_dep[1]["deps"] = json!(["nope"]);
+    let mut bad_overlap = good_tasks();
+    bad_overlap[1]["paths"] = json!(["src"]);
+    let mut bad_path = good_tasks();
+    bad_path[1]["paths"] = json!(["src/c"]);
+    let cases: Vec<(&str, Reply, &str)> = vec![
+        ("cycle", answer(true, bad_cycle), "cycle"),
+        ("unknown dependency", answer(true, bad_dep), "`nope`"),
+        (
+            "overlapping paths",
+            answer(true, bad_overlap),
+            "may both write",
+        ),
+        (
+            "missing path",
+            answer(true, bad_path),
+            "`src/c` of task `mod-b` does not exist at the base",
+        ),
+        (
+            "malformed JSON",
+            Reply::text("```json\n{\"split\": true, \"tasks\": [ {\"id\": }\n```"),
+            "JSON object is invalid",
+        ),
+        (
+            "unbalanced JSON",
+            Reply::text("{\"split\": true, \"reason\": \"r\", \"tasks\": ["),
+            "ends early",
+        ),
+    ];
+    for (what, bad, expect) in cases {
+        let mock = MockModel::start(options(), move |call| match call.turn {
+            0 => bad.clone(),
+            _ => answer(true, good_tasks()),
+        });
+        let repo = repo_for(&mock, "");
+        let run = swarm(&repo, &["plan", "Greet from both modules"]);
+        run.assert_code(0);
+        mock.assert_clean();
+        let calls = mock.calls();
+        assert_eq!(calls.len(), 2, "{what}: {}", run.stderr);
+        assert!(
+            calls[1].last_user_text.contains(expect),
+            "{what}: the repair message lacks {expect:?}:\n{}",
+            calls[1].last_user_text
+        );
+        assert!(calls[1].last_user_text.contains("Answer again"), "{what}");
+        assert!(
+            run.stderr.contains("3 tasks, 2 rounds"),
+            "{what}: {}",
+            run.stderr
+        );
+        repo.swarm(&["validate", "plan.toml"]).assert_code(0);
+    }
+}
+
+#[test]
+fn a_cut_answer_and_a_429_are_retried_within_the_round() {
+    let mock = MockModel::start(options(), |call| match call.attempt {
+        1 => Reply::Cut {
+            parts: vec![text("```json\n{\"split\": true, \"tasks\": []}\n```")],
+            after_events: 1,
+        },
+        2 => Reply::rate_limited(1),
+        _ => answer(true, good_tasks()),
+    });
+    let repo = repo_for(&mock, "");
+    let run = swarm(&repo, &["plan", "Greet from both modules"]);
+    run.assert_code(0);
+    mock.assert_clean();
+    assert_eq!(mock.calls().len(), 3, "{}", run.stderr);
+    assert_eq!(
+        mock.stats().early_retries,
+        0,
+        "the 429's retry-after was waited out"
+    );
+    assert!(run.stderr.contains("1 round"), "{}", run.stderr);
+}
+
+#[test]
+fn a_model_that_never_gets_it_right_ends_with_exit_2_and_its_attempt_saved() {
+    let mut bad = good_tasks();
+    bad[0]["deps"] = json!(["docs"]);
+    let mock = MockModel::start(options(), move |_| answer(true, bad.clone()));
+    let repo = repo_for(&mock, "plan_repair_rounds = 1");
+    let run = swarm(&repo, &["plan", "Greet from both modules"]);
+    run.assert_code(2);
+    mock.assert_clean();
+    assert_eq!(mock.calls().len(), 2, "one answer and one repair round");
+    assert!(
+        run.stderr.contains("no acceptable plan in 2 rounds"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("cycle"), "{}", run.stderr);
+    assert!(run.stderr.contains("plan.rejected.toml"), "{}", run.stderr);
+    assert!(!repo.path().join("plan.toml").exists());
+    let saved = std::fs::read_to_string(repo.path().join("plan.rejected.toml")).unwrap();
+    assert!(
+        saved.contains("id = \"mod-a\"\ndeps = [\"docs\"]"),
+        "{saved}"
+    );
+    // The user fixes it by hand: validate names the same problem.
+    let validate = repo.swarm(&["validate", "plan.rejected.toml"]);
+    validate.assert_code(2);
+    assert!(validate.stderr.contains("cycle"), "{}", validate.stderr);
+}
+
+#[test]
+fn small_goals_stay_one_task() {
+    let mock = MockModel::start(options(), |_| {
+        answer(
+            false,
+            json!([{"id": "rename", "why": "one small edit", "paths": ["README.md"],
+                    "prompt": "Rename the title in README.md."}]),
+        )
+    });
+    let repo = repo_for(&mock, "");
+    let run = swarm(
+        &repo,
+        &["plan", "Rename the README title", "-o", "small.toml"],
+    );
+    run.assert_code(0);
+    assert!(run.stderr.contains("1 task (not split)"), "{}", run.stderr);
+    let plan = std::fs::read_to_string(repo.path().join("small.toml")).unwrap();
+    assert!(
+        plan.contains("# Planner: one task is best here: a one-line change"),
+        "{plan}"
+    );
+    assert_eq!(plan.matches("[[task]]").count(), 1, "{plan}");
+    assert!(repo.path().join("small.map.md").exists());
+}
+
+#[test]
+fn the_prompt_shows_the_goal_the_limits_and_the_map() {
+    let mock = MockModel::start(options(), |_| answer(true, good_tasks()));
+    let repo = repo_for(&mock, "");
+    swarm(
+        &repo,
+        &["plan", "Rename `greet_user` to greet", "--max-tasks", "5"],
+    )
+    .assert_code(0);
+    let call = &mock.calls()[0];
+    insta::assert_snapshot!(
+        "planner_prompt",
+        redact(
+            &format!("SYSTEM:\n{}\n\nUSER:\n{}", call.system, call.last_user_text),
+            &repo
+        )
+    );
+}
+
+/// The agents of the planned tasks: each writes its file and finishes.
+fn agent(call: &Call) -> Reply {
+    let file = match call.conversation.as_str() {
+        "Write src/a/hello.txt." => "src/a/hello.txt",
+        "Write src/b/hello.txt." => "src/b/hello.txt",
+        "Mention the greetings in README.md." => "README.md",
+        other => panic!("unexpected conversation {other:?}"),
+    };
+    match call.turn {
+        0 => Reply::answer(vec![tool(
+            "w1",
+            "write_file",
+            json!({"path": file, "content": format!("hello from {file}\n")}),
+        )]),
+        _ => Reply::answer(vec![Part::ToolCall {
+            id: "f1".into(),
+            name: "finish".into(),
+            args: json!({"summary": format!("wrote {file}")}).to_string(),
+            chunks: 1,
+        }]),
+    }
+}
+
+#[test]
+fn run_goal_plans_prints_runs_and_merges_and_the_saved_plan_runs_the_same() {
+    let mock = MockModel::start(options(), |call| {
+        if is_planner(call) {
+            answer(true, good_tasks())
+        } else {
+            agent(call)
+        }
+    });
+    let repo = repo_for(&mock, "");
+
+    // --dry-run plans and stops.
+    let dry = swarm(
+        &repo,
+        &["run", "--goal", "Greet from both modules", "--dry-run"],
+    );
+    dry.assert_code(0);
+    assert!(
+        dry.stdout.starts_with("# Plan written by `swarm plan`"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stderr.contains("dry run: nothing ran"),
+        "{}",
+        dry.stderr
+    );
+    assert!(
+        !repo
+            .path()
+            .join(".swarm/runs/greet-from-both-modules")
+            .exists()
+    );
+    assert!(
+        repo.path()
+            .join(".swarm/plans/greet-from-both-modules/plan.toml")
+            .exists()
+    );
+
+    let run = swarm(&repo, &["run", "--goal", "Greet from both modules"]);
+    run.assert_code(0);
+    mock.assert_clean();
+    // The dry run's plan directory took the first name.
+    let name = "greet-from-both-modules-2";
+    assert!(
+        run.stdout.starts_with("# Plan written by `swarm plan`"),
+        "{}",
+        run.stdout
+    );
+    let branch = format!("swarm/{name}");
+    assert_eq!(
+        repo.show(&branch, "src/a/hello.txt"),
+        "hello from src/a/hello.txt"
+    );
+    assert_eq!(
+        repo.show(&branch, "src/b/hello.txt"),
+        "hello from src/b/hello.txt"
+    );
+    assert_eq!(repo.show(&branch, "README.md"), "hello from README.md");
+    let planned =
+        std::fs::read_to_string(repo.path().join(format!(".swarm/plans/{name}/plan.toml")))
+            .unwrap();
+    let ran =
+        std::fs::read_to_string(repo.path().join(format!(".swarm/runs/{name}/plan.toml"))).unwrap();
+    assert_eq!(planned, ran);
+    assert!(
+        repo.path()
+            .join(format!(".swarm/plans/{name}/plan.map.md"))
+            .exists()
+    );
+
+    let logs = swarm(&repo, &["logs", name, "plan"]);
+    logs.assert_code(0);
+    assert!(
+        logs.stdout.contains("Greet from both modules"),
+        "{}",
+        logs.stdout
+    );
+
+    // The unedited file runs the same tasks to the same tree.
+    let path = format!(".swarm/plans/{name}/plan.toml");
+    let again = swarm(&repo, &["run", &path, "--name", "by-hand"]);
+    again.assert_code(0);
+    assert_eq!(
+        repo.git(&["rev-parse", &format!("{branch}^{{tree}}")]),
+        repo.git(&["rev-parse", "swarm/by-hand^{tree}"])
+    );
+}
