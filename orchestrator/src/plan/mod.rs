@@ -228,6 +228,20 @@ impl Task {
             .is_none_or(|owned| owned.iter().any(|o| path_within(path, o)))
     }
 
+    /// What is checked out in the task's worktree (empty: everything): its
+    /// `paths` and, with them, its `creates` (which a dependency may have
+    /// made already: then the task starts from that file, not without it).
+    /// Also the only paths whose absence from the worktree a snapshot takes
+    /// for a deletion, so that what was never checked out is not deleted
+    /// and nothing under `creates` is lost. Without `paths` the task needs
+    /// the whole repository, whatever it `creates`.
+    pub fn checkout(&self) -> Vec<String> {
+        if self.paths.is_empty() {
+            return Vec::new();
+        }
+        self.paths.iter().chain(&self.creates).cloned().collect()
+    }
+
     /// What an agent task does.
     pub fn agent(&self) -> Option<&AgentTask> {
         match &self.payload {

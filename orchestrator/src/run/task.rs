@@ -167,7 +167,7 @@ async fn execute_inner(
             Isolation::Worktree => {
                 let path = ctx.worktree_dir.join(&task.id);
                 let worktrees = Arc::clone(ctx);
-                let (p, paths) = (path.clone(), task.paths.clone());
+                let (p, paths) = (path.clone(), task.checkout());
                 let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
                 (path, Some(admin.clone()), admin)
             }
@@ -223,11 +223,12 @@ async fn execute_inner(
                 );
                 let (t, o, v, a) = (task.clone(), outcome.clone(), verify.clone(), agent.clone());
                 let snap = blocking(move || {
+                    let checkout = t.checkout();
                     let limits = SnapshotLimits {
-                        scope: &t.paths,
+                        scope: &checkout,
                         max_file_size: t.max_file_size,
                     };
-                    let message = |skipped: &[SkippedFile]| {
+                    let message = |skipped: &[SkippedFile], _: &[String]| {
                         super::message::commit_message(
                             &run,
                             &t,
