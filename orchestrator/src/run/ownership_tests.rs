@@ -1,4 +1,5 @@
-//! Unit tests of path ownership: the result check, on real snapshots.
+//! Unit tests of path ownership: the sandbox's writable set, and the
+//! result check on real snapshots.
 
 use std::path::Path;
 
@@ -74,6 +75,62 @@ fn the_reason_names_the_files_and_the_owned_paths() {
     assert_eq!(
         describe(&t, &many),
         "wrote outside its paths: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9 and 3 more (its creates: gen)"
+    );
+}
+
+/// A worktree-like directory: `src/a/` (with a file), `src/b.rs`, a link
+/// `link -> /` and a link `src/l -> a`.
+fn tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("src/a")).unwrap();
+    std::fs::write(root.join("src/a/x.rs"), "x").unwrap();
+    std::fs::write(root.join("src/b.rs"), "b").unwrap();
+    std::os::unix::fs::symlink("/", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("a", root.join("src/l")).unwrap();
+    dir
+}
+
+#[test]
+fn existing_owned_paths_are_writable_as_they_are() {
+    let dir = tree();
+    let root = dir.path();
+    assert_eq!(
+        writable(root, &["src/a", "src/b.rs"]),
+        [root.join("src/a"), root.join("src/b.rs")]
+    );
+}
+
+#[test]
+fn a_path_to_be_created_is_writable_through_its_parent_made_for_it() {
+    let dir = tree();
+    let root = dir.path();
+    // The parent exists: it is granted.
+    assert_eq!(writable(root, &["src/new.rs"]), [root.join("src")]);
+    // Missing directories on the way are made, never the path itself
+    // (it may be a file).
+    assert_eq!(writable(root, &["gen/deep/out"]), [root.join("gen/deep")]);
+    assert!(root.join("gen/deep").is_dir());
+    assert!(!root.join("gen/deep/out").exists());
+    // At the top: the worktree itself.
+    assert_eq!(writable(root, &["NEW.md"]), [root.to_path_buf()]);
+}
+
+#[test]
+fn links_are_never_followed_and_nested_grants_are_merged() {
+    let dir = tree();
+    let root = dir.path();
+    // A link at the owned path: only its directory can replace it.
+    assert_eq!(writable(root, &["link"]), [root.to_path_buf()]);
+    assert_eq!(writable(root, &["src/l"]), [root.join("src")]);
+    // Beneath a link or a file: nothing (writing there means replacing
+    // what is on the way, outside the path).
+    assert!(writable(root, &["link/etc", "src/l/x.rs", "src/b.rs/x"]).is_empty());
+    assert!(!root.join("src/b.rs/x").exists());
+    // A grant inside another is covered by it.
+    assert_eq!(
+        writable(root, &["src/a", "src/new.rs", "src/a/x.rs", "src/a"]),
+        [root.join("src")]
     );
 }
 
