@@ -192,7 +192,9 @@ fn snapshot(
                 scope: &[],
                 max_file_size: u64::MAX,
             };
-            swarm_orchestrator::git::snapshot(&path, &admin, commit, limits, |_| "bench".into())?;
+            swarm_orchestrator::git::snapshot(&path, &admin, commit, limits, |_, _| {
+                "bench".into()
+            })?;
         }
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         trees.remove(&path, Some(&admin))?;

@@ -388,7 +388,7 @@ fn keep(
         scope: &[],
         max_file_size: u64::MAX,
     };
-    let snap = snapshot(path, &admin, base, limits, |_| message)?;
+    let snap = snapshot(path, &admin, base, limits, |_, _| message)?;
     let tree = repo.tree_of(snap.commit)?;
     let mut existing = vec![refs::task(run, task)];
     existing.extend((1..=attempt + 1).map(|n| refs::attempt(run, task, n)));

@@ -105,6 +105,7 @@ impl RunFold {
                                 git_ref: None,
                                 changed_files: Vec::new(),
                                 skipped_files: Vec::new(),
+                                outside_paths: Vec::new(),
                                 snapshot_ms: 0,
                                 conflict_files: Vec::new(),
                                 conflict_hunks: Vec::new(),
@@ -146,6 +147,7 @@ impl RunFold {
                 git_ref,
                 changed_files,
                 skipped_files,
+                outside_paths,
                 snapshot_ms,
                 agent,
             } => {
@@ -170,6 +172,7 @@ impl RunFold {
                     t.git_ref = git_ref.clone();
                     t.changed_files = changed_files.clone();
                     t.skipped_files = skipped_files.clone();
+                    t.outside_paths = outside_paths.clone();
                     t.snapshot_ms += snapshot_ms.unwrap_or(0);
                     s.commit = commit.as_deref().and_then(oid);
                 }

@@ -67,6 +67,7 @@ fn attempt_finished(task: &str, attempt: u32, code: i32, commit: Option<&str>) -
         git_ref: commit.map(|_| format!("refs/swarm/r/{task}")),
         changed_files: vec![format!("{task}.txt")],
         skipped_files: Vec::new(),
+        outside_paths: Vec::new(),
         snapshot_ms: Some(1),
         agent: None,
     }
@@ -171,13 +172,20 @@ fn every_committed_event_replays_through_the_fold() {
     );
     assert_eq!(fold.status(a), TaskStatus::Running);
 
-    // A failed attempt, then a retry that succeeds.
-    apply(&mut fold, attempt_finished("a", 1, 1, Some(C1)));
+    // A failed attempt (it wrote outside its paths), then a retry that
+    // succeeds.
+    let mut outside = attempt_finished("a", 1, 0, Some(C1));
+    if let EventBody::AttemptFinished { outside_paths, .. } = &mut outside {
+        *outside_paths = vec!["README.md".into()];
+    }
+    apply(&mut fold, outside);
     assert_eq!(fold.state(a).unwrap().commit, oid(C1));
+    assert_eq!(fold.report().unwrap().tasks[a].outside_paths, ["README.md"]);
     apply(&mut fold, started("a", 2, BASE));
     apply(&mut fold, attempt_finished("a", 2, 0, Some(A1)));
     apply(&mut fold, finished("a", TaskStatus::Succeeded));
     let t = &fold.report().unwrap().tasks[a];
+    assert!(t.outside_paths.is_empty());
     assert_eq!(
         (t.status, t.attempts, t.duration_ms),
         (TaskStatus::Succeeded, 2, 10)

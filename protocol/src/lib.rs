@@ -229,6 +229,11 @@ pub enum EventBody {
         /// by git, unreadable); everything else is in `commit`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         skipped_files: Vec<SkippedFile>,
+        /// Files of `changed_files` outside the task's `paths` and
+        /// `creates`: the attempt failed for them, whatever its outcome
+        /// (its work is still on `ref`, but not merged).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        outside_paths: Vec<String>,
         /// How long the snapshot took (absent: no snapshot was taken).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         snapshot_ms: Option<u64>,
@@ -425,6 +430,10 @@ pub struct TaskReport {
     /// commit (a tracked one keeps its base content).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_files: Vec<SkippedFile>,
+    /// Files the last attempt changed outside the task's `paths` and
+    /// `creates`, which failed it (see `reason`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_paths: Vec<String>,
     /// Time spent snapshotting worktrees, summed over all attempts (not
     /// part of `duration_ms`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -463,6 +472,7 @@ mod tests {
                 git_ref: None,
                 changed_files: vec![],
                 skipped_files: vec![],
+                outside_paths: vec![],
                 snapshot_ms: None,
                 agent: None,
             },
@@ -501,6 +511,7 @@ mod tests {
             body:
                 EventBody::AttemptFinished {
                     skipped_files,
+                    outside_paths,
                     snapshot_ms,
                     ..
                 },
@@ -510,6 +521,7 @@ mod tests {
             panic!("not an attempt_finished event");
         };
         assert!(skipped_files.is_empty());
+        assert!(outside_paths.is_empty());
         assert_eq!(snapshot_ms, None);
         Ok(())
     }

@@ -52,7 +52,10 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Policy {
     /// Directories (and files) the worker may read, write, create and delete
-    /// in: its worktree and its private tmp.
+    /// in: its worktree (or, for a task that owns only some paths, those
+    /// within it, the worktree itself being in `read_only`) and its private
+    /// tmp. A file is written in place: removing or renaming it takes rights
+    /// on its directory.
     pub read_write: Vec<PathBuf>,
     /// Paths the worker may read and execute but not change: system
     /// directories, the repository's `.git`, a shared read-only checkout.

@@ -13,7 +13,8 @@
 //! the task was granted, which for most tasks is nothing.
 //!
 //! Every mount is `nosuid` (and, but for device files, `nodev`); only the
-//! worktree and the private tmp are writable. The directories swarm creates
+//! worktree (or the paths a task owns within it, bound writable over its
+//! read-only bind) and the private tmp are writable. The directories swarm creates
 //! to hold the mounts are read-only once the root is built.
 //!
 //! [`plan`] runs in the launcher (it resolves paths, which may allocate and
@@ -557,6 +558,30 @@ mod tests {
         };
         assert_eq!(*source, root.join("run/resolve/stub.conf"));
         assert!(!dir);
+    }
+
+    #[test]
+    fn owned_paths_are_bound_writable_after_their_read_only_worktree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("wt/src/a")).unwrap();
+        std::fs::write(root.join("wt/f.txt"), "f").unwrap();
+        let policy = Policy {
+            read_only: vec![root.join("wt")],
+            read_write: vec![root.join("wt/src/a"), root.join("wt/f.txt")],
+            ..Policy::default()
+        };
+        let plan = plan(&policy, true, &mut SystemPaths::default());
+        let r = root.display();
+        // In mount order: the worktree first, then what is bound over it.
+        assert_eq!(
+            targets(&plan),
+            [
+                format!("{r}/wt ReadOnly"),
+                format!("{r}/wt/f.txt ReadWrite"),
+                format!("{r}/wt/src/a ReadWrite"),
+            ]
+        );
     }
 
     #[test]

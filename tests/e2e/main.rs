@@ -13,6 +13,7 @@ mod gateway_complete;
 mod live;
 mod model_mock;
 mod outputs;
+mod ownership;
 mod papercuts;
 mod plan_features;
 mod planner;

@@ -7,7 +7,8 @@ use crate::support::{TestRepo, redact};
 /// `swarm validate` and `swarm run` reject the plan alike (exit 2, nothing
 /// left behind); returns the redacted stderr.
 fn rejected(repo: &TestRepo, toml: &str) -> String {
-    let plan = repo.plan("bad.toml", toml);
+    // Exactly as written: the messages quote its lines.
+    let plan = repo.plan_exact("bad.toml", toml);
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
     validate.assert_code(2);
     let run = repo.run_plan(&plan, &["--sandbox", "none"]);

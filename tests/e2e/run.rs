@@ -323,7 +323,7 @@ fn paths_check_out_only_what_the_task_needs_and_lose_nothing_else() {
     let p = plan(
         &repo,
         &format!(
-            "[[task]]\nid = \"narrow\"\npaths = [\"src\"]\nrun = \"find . -path ./.git -prune -o -type f -print | sort > {s}; echo edited >> src/lib.txt; echo new > extra.txt\"\n",
+            "[[task]]\nid = \"narrow\"\npaths = [\"src\"]\nsparse = true\ncreates = [\"extra.txt\"]\nrun = \"find . -path ./.git -prune -o -type f -print | sort > {s}; echo edited >> src/lib.txt; echo new > extra.txt\"\n",
             s = seen.display()
         ),
     );

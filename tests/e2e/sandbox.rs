@@ -523,7 +523,7 @@ fn swarm_without_landlock(repo: &TestRepo, args: &[&str]) -> crate::support::Run
 
 /// Runs `swarm ARGS` with system calls `first..end` (x86_64 numbers)
 /// failing with `errno`, through a seccomp filter python3 installs.
-fn swarm_denied(
+pub(crate) fn swarm_denied(
     repo: &TestRepo,
     first: u32,
     end: u32,

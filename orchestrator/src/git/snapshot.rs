@@ -69,8 +69,10 @@ impl Snapshot {
 #[derive(Debug, Clone, Copy)]
 pub struct SnapshotLimits<'a> {
     /// Limits which paths may be seen as deleted: a worktree checked out
-    /// with only some `paths` does not have the rest on disk, and their
-    /// absence is not a deletion. New files anywhere are always taken.
+    /// with only some paths (`Task::checkout`: its `paths` and `creates`)
+    /// does not have the rest on disk, and their absence is not a
+    /// deletion. New files anywhere are always taken (whether the task may
+    /// write them is the result check's business, `run::ownership`).
     pub scope: &'a [String],
     /// Files larger than this (in bytes) are left out, unread.
     pub max_file_size: u64,
@@ -78,14 +80,14 @@ pub struct SnapshotLimits<'a> {
 
 /// Commits the state of the worktree at `path`, whose git directory is
 /// `git_dir`, on top of `base`, with the message `message` makes of the
-/// files left out. `git_dir` comes from swarm's own records, never from the
+/// files left out and the paths that differ from `base`. `git_dir` comes from swarm's own records, never from the
 /// worktree's `.git` file, which the worker could rewrite.
 pub fn snapshot(
     path: &Path,
     git_dir: &Path,
     base: Oid,
     limits: SnapshotLimits<'_>,
-    message: impl FnOnce(&[SkippedFile]) -> String,
+    message: impl FnOnce(&[SkippedFile], &[String]) -> String,
 ) -> Result<Snapshot, GitError> {
     let started = Instant::now();
     let action = || format!("snapshot worktree {}", path.display());
@@ -208,7 +210,14 @@ pub fn snapshot(
     let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
     let sig = signature()?;
     let commit = repo
-        .commit(None, &sig, &sig, &message(&skipped), &tree, &[&base_commit])
+        .commit(
+            None,
+            &sig,
+            &sig,
+            &message(&skipped, &changed),
+            &tree,
+            &[&base_commit],
+        )
         .context(action)?;
     // Leave the worktree consistent with its snapshot, so that a kept
     // (failed) worktree shows a clean `git status` and `git log` shows it.

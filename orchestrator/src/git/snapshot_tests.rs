@@ -58,7 +58,7 @@ impl Fixture {
             scope: &scope,
             max_file_size,
         };
-        snapshot(&wt.path, &wt.admin, self.base, limits, |skipped| {
+        snapshot(&wt.path, &wt.admin, self.base, limits, |skipped, _| {
             format!("test snapshot, {} left out", skipped.len())
         })
         .unwrap()

@@ -209,12 +209,6 @@ impl Task {
         }
     }
 
-    /// What the task's worktree checks out: its `paths` if it is sparse,
-    /// else everything (empty).
-    pub fn checkout(&self) -> &[String] {
-        if self.sparse { &self.paths } else { &[] }
-    }
-
     /// Where the task may write: its `paths` and `creates`, or `None` for
     /// the whole repository (neither given).
     pub fn owned(&self) -> Option<Vec<&str>> {
@@ -235,6 +229,21 @@ impl Task {
     pub fn owns(&self, path: &str) -> bool {
         self.owned()
             .is_none_or(|owned| owned.iter().any(|o| path_within(path, o)))
+    }
+
+    /// What is checked out in the task's worktree (empty: everything): for
+    /// a `sparse` task its `paths` and, with them, its `creates` (which a
+    /// dependency may have made already: then the task starts from that
+    /// file, not without it). Also the only paths whose absence from the
+    /// worktree a snapshot takes for a deletion, so that what was never
+    /// checked out is not deleted and nothing under `creates` is lost.
+    /// Other tasks see the whole tree: their builds and tests need it, and
+    /// where they may write is `owned`, not what they see.
+    pub fn checkout(&self) -> Vec<String> {
+        if !self.sparse || self.paths.is_empty() {
+            return Vec::new();
+        }
+        self.paths.iter().chain(&self.creates).cloned().collect()
     }
 
     /// What an agent task does.

@@ -140,20 +140,39 @@ pub(super) async fn run_attempt(
         },
     };
     let sandbox = ctx.sandbox.as_ref().map(|settings| {
-        // Writable: the worktree and the private tmp. Readable: the git
-        // view (git commands in the worktree need it) and a shared
-        // read-only checkout. Nothing else of the repository. The
-        // worktree's `.git` link is read-only: a task cannot point git
-        // elsewhere for whoever inspects the worktree later.
+        // Writable: the worktree (for a task with `paths` or `creates`,
+        // only those, see `ownership::writable`: the rest of the worktree
+        // is read-only to it) and the private tmp. Readable: the git view
+        // (git commands in the worktree need it) and a shared read-only
+        // checkout. Nothing else of the repository. The worktree's `.git`
+        // link is read-only: a task cannot point git elsewhere for whoever
+        // inspects the worktree later. (A WASM guest runs in swarm's
+        // process: this policy is not its, and nothing is made for it.)
         let mut read_write = vec![tmp.clone()];
         read_write.extend(caches.iter().map(|(_, dir)| dir.clone()));
         let mut read_only = ctx.read_paths.clone();
-        match task.isolation {
-            Isolation::Worktree => {
+        let owned = task.owned().filter(|_| !in_process(&task.payload));
+        match (task.isolation, owned) {
+            (Isolation::Worktree, None) => {
                 read_write.push(workdir.to_path_buf());
                 read_only.push(workdir.join(".git"));
             }
-            Isolation::Readonly => read_only.push(workdir.to_path_buf()),
+            (Isolation::Worktree, Some(owned)) => {
+                read_only.push(workdir.to_path_buf());
+                read_only.push(workdir.join(".git"));
+                read_write.extend(super::ownership::writable(workdir, &owned));
+                // Cargo writes `target/` beside Cargo.toml, which the task
+                // may not write now: its private tmp instead, unless a
+                // build cache gives it a target directory (added below).
+                // The task's own `env` still wins.
+                if !caches.iter().any(|(var, _)| var == "CARGO_TARGET_DIR") {
+                    env.push((
+                        "CARGO_TARGET_DIR".into(),
+                        tmp.join("target").display().to_string(),
+                    ));
+                }
+            }
+            (Isolation::Readonly, _) => read_only.push(workdir.to_path_buf()),
         }
         env.extend(settings.env.iter().cloned());
         env.extend(
@@ -382,6 +401,10 @@ async fn run_wasm(
             message: "run a WASM task: the run has no WASM engine".into(),
         };
     };
+    // The guest may write anywhere in the worktree: a WASI preopen cannot
+    // simply express nested permissions, so a task's `paths` and `creates`
+    // hold for it through the result check alone (`ownership`), as they
+    // do for unsandboxed commands.
     // TMPDIR names a host path the guest cannot see.
     env.retain(|(k, _)| k.starts_with("SWARM_"));
     env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));

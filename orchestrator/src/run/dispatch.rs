@@ -408,6 +408,7 @@ impl<'o> Dispatcher<'o> {
                 verify_passed,
                 duration,
                 snapshot,
+                outside_paths,
                 agent,
             } => {
                 let (commit, git_ref, changed, skipped, snapshot_ms) = match snapshot.map(|b| *b) {
@@ -430,6 +431,7 @@ impl<'o> Dispatcher<'o> {
                     git_ref,
                     changed_files: changed,
                     skipped_files: skipped,
+                    outside_paths,
                     snapshot_ms,
                     agent,
                 })

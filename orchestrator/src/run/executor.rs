@@ -80,6 +80,9 @@ pub(crate) enum ExecEvent {
         /// Boxed: the snapshot's lists make this variant much larger
         /// than the others.
         snapshot: Option<Box<(Snapshot, String)>>,
+        /// What the snapshot changed outside the task's paths (which
+        /// failed the attempt).
+        outside_paths: Vec<String>,
         agent: Option<AgentReport>,
     },
     /// What an agent task's session reports as it goes.

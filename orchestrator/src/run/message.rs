@@ -9,7 +9,12 @@ use swarm_protocol::{AttemptOutcome, SkippedFile};
 use super::attempt::Verify;
 use crate::plan::{Payload, Task, WasmTask};
 
-/// The message of the snapshot commit of `task`'s attempt `attempt`.
+/// The message of the snapshot commit of `task`'s attempt `attempt`,
+/// which changed `outside` outside the task's paths.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "everything an attempt's commit is told from"
+)]
 pub(super) fn commit_message(
     run: &str,
     task: &Task,
@@ -18,14 +23,16 @@ pub(super) fn commit_message(
     verify: Option<&Verify>,
     agent: Option<&AgentReport>,
     skipped: &[SkippedFile],
+    outside: &[String],
 ) -> String {
     let succeeded = outcome.is_success()
         && !matches!(verify, Some(Verify::Failed(_)))
-        && agent.is_none_or(|r| r.outcome == AgentOutcome::Finished);
+        && agent.is_none_or(|r| r.outcome == AgentOutcome::Finished)
+        && outside.is_empty();
     let result = if succeeded {
         "succeeded".to_string()
     } else {
-        super::task::describe_failure(outcome, verify, task, run, attempt, agent)
+        super::task::describe_result(outcome, verify, task, run, attempt, agent, outside)
     };
     let what = what_it_ran(task, agent);
     let mut script: String = what.chars().take(2000).collect();
@@ -117,7 +124,7 @@ mod tests {
         let t = task(
             "[[task]]\nid = \"gen\"\nwasm = \"guests/gen.wasm\"\nargs = [\"--out\", \"a b.txt\"]\n",
         );
-        let message = commit_message("r", &t, 1, &SUCCESS, None, None, &[]);
+        let message = commit_message("r", &t, 1, &SUCCESS, None, None, &[], &[]);
         assert_eq!(
             head(&message),
             (
@@ -146,7 +153,7 @@ mod tests {
             transcript: None,
             detail: None,
         };
-        let message = commit_message("r", &t, 2, &SUCCESS, None, Some(&report), &[]);
+        let message = commit_message("r", &t, 2, &SUCCESS, None, Some(&report), &[], &[]);
         assert_eq!(
             head(&message),
             (

@@ -10,6 +10,7 @@ mod executor;
 mod local;
 mod lock;
 mod message;
+mod ownership;
 mod resume;
 mod task;
 mod writer;

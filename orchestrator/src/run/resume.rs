@@ -367,11 +367,12 @@ fn keep_leftovers(
                 "swarm: {run}/{id}: {what} (attempt {attempt})\n\nSwarm-Run: {run}\nSwarm-Task: {id}\nSwarm-Attempt: {attempt}\n",
                 id = task.id
             );
+            let checkout = task.checkout();
             let limits = SnapshotLimits {
-                scope: task.checkout(),
+                scope: &checkout,
                 max_file_size: task.max_file_size,
             };
-            let snap = snapshot(&path, &admin, base, limits, |_| message)?;
+            let snap = snapshot(&path, &admin, base, limits, |_, _| message)?;
             repo.set_ref(&keep_ref, snap.commit, "swarm: interrupted attempt")?;
             kept = Some(attempt);
         }

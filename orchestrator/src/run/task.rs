@@ -167,7 +167,7 @@ async fn execute_inner(
             Isolation::Worktree => {
                 let path = ctx.worktree_dir.join(&task.id);
                 let worktrees = Arc::clone(ctx);
-                let (p, paths) = (path.clone(), task.checkout().to_vec());
+                let (p, paths) = (path.clone(), task.checkout());
                 let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
                 (path, Some(admin.clone()), admin)
             }
@@ -195,39 +195,32 @@ async fn execute_inner(
                 tracing::warn!(task = %id, "the task replaced its worktree's .git; swarm restored it");
             }
         }
-        let success = outcome.is_success()
+        let ran_ok = outcome.is_success()
             && verify_passed != Some(false)
             && agent
                 .as_ref()
                 .is_none_or(|r| r.outcome == AgentOutcome::Finished);
         let stopped = stop.borrow().is_some();
-        let last = success
-            || attempt == last_attempt
-            || matches!(outcome, AttemptOutcome::Cancelled)
-            || stopped;
+        // The last attempt whatever its result check says.
+        let last_anyway =
+            attempt == last_attempt || matches!(outcome, AttemptOutcome::Cancelled) || stopped;
 
         let admin_dir = admin.clone();
-        let snap = match admin {
-            None => None,
+        // The result check (`ownership`): what the snapshot changed outside
+        // the task's paths fails the attempt. Its work still goes to its
+        // ref, which therefore is chosen only once the check is done.
+        let (snap, outside) = match admin {
+            None => (None, Vec::new()),
             Some(admin) => {
-                let git_ref = if last {
-                    refs::task(&ctx.run, &task.id)
-                } else {
-                    refs::attempt(&ctx.run, &task.id, attempt)
-                };
-                let (repo, wd, r, run) = (
-                    ctx.repo.clone(),
-                    workdir.clone(),
-                    git_ref.clone(),
-                    ctx.run.clone(),
-                );
+                let (repo, wd, run) = (ctx.repo.clone(), workdir.clone(), ctx.run.clone());
                 let (t, o, v, a) = (task.clone(), outcome.clone(), verify.clone(), agent.clone());
-                let snap = blocking(move || {
+                let (snap, outside, git_ref) = blocking(move || {
+                    let checkout = t.checkout();
                     let limits = SnapshotLimits {
-                        scope: t.checkout(),
+                        scope: &checkout,
                         max_file_size: t.max_file_size,
                     };
-                    let message = |skipped: &[SkippedFile]| {
+                    let message = |skipped: &[SkippedFile], changed: &[String]| {
                         super::message::commit_message(
                             &run,
                             &t,
@@ -236,16 +229,26 @@ async fn execute_inner(
                             v.as_ref(),
                             a.as_ref(),
                             skipped,
+                            &super::ownership::outside(&t, changed),
                         )
                     };
                     let snap = snapshot(&wd, &admin, base, limits, message)?;
-                    repo.set_ref(&r, snap.commit, "swarm: task snapshot")?;
-                    Ok(snap)
+                    let outside = super::ownership::outside(&t, &snap.changed);
+                    let git_ref = if (ran_ok && outside.is_empty()) || last_anyway {
+                        refs::task(&run, &t.id)
+                    } else {
+                        refs::attempt(&run, &t.id, attempt)
+                    };
+                    repo.set_ref(&git_ref, snap.commit, "swarm: task snapshot")?;
+                    Ok((snap, outside, git_ref))
                 })
                 .await?;
-                Some(Box::new((snap, git_ref)))
+                (Some(Box::new((snap, git_ref))), outside)
             }
         };
+        let success = ran_ok && outside.is_empty();
+        let last = success || last_anyway;
+        let git_ref = snap.as_ref().map(|s| s.1.clone());
         let _ = ctx.events.send(ExecEvent::AttemptFinished {
             task: i,
             attempt,
@@ -253,6 +256,7 @@ async fn execute_inner(
             verify_passed,
             duration,
             snapshot: snap,
+            outside_paths: outside.clone(),
             agent: agent.clone(),
         });
         if last {
@@ -267,14 +271,21 @@ async fn execute_inner(
                 }
             };
             let reason = (!success).then(|| {
-                describe_failure(
+                let why = describe_result(
                     &outcome,
                     verify.as_ref(),
                     task,
                     &ctx.run,
                     attempt,
                     agent.as_ref(),
-                )
+                    &outside,
+                );
+                match (ran_ok, git_ref) {
+                    (true, Some(r)) => {
+                        format!("{why}; its work is on {r}: {}", super::ownership::HELP)
+                    }
+                    _ => why,
+                }
             });
             let removable = admin_dir.filter(|_| success).map(|admin| (workdir, admin));
             return Ok(Done {
@@ -330,6 +341,32 @@ async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<(PathBuf, Path
         })
         .await?;
     Ok(made.clone())
+}
+
+/// Why an attempt failed: how it ended (`describe_failure`) and what it
+/// wrote outside the task's paths (`outside`, which fails an attempt that
+/// otherwise succeeded).
+pub(super) fn describe_result(
+    outcome: &AttemptOutcome,
+    verify: Option<&Verify>,
+    task: &Task,
+    run: &str,
+    attempt: u32,
+    agent: Option<&AgentReport>,
+    outside: &[String],
+) -> String {
+    let ran_ok = outcome.is_success()
+        && !matches!(verify, Some(Verify::Failed(_)))
+        && agent.is_none_or(|r| r.outcome == AgentOutcome::Finished);
+    let outside = (!outside.is_empty()).then(|| super::ownership::describe(task, outside));
+    match (ran_ok, outside) {
+        (true, Some(outside)) => outside,
+        (false, Some(outside)) => format!(
+            "{}; it also {outside}",
+            describe_failure(outcome, verify, task, run, attempt, agent)
+        ),
+        (_, None) => describe_failure(outcome, verify, task, run, attempt, agent),
+    }
 }
 
 pub(super) fn describe_failure(

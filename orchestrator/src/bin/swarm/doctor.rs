@@ -82,6 +82,9 @@ pub(crate) fn doctor() -> Result<i32, Failure> {
                 "  files      write only in the task's worktree, private tmp (also HOME, TMPDIR) and build caches;"
             );
             println!(
+                "             in the worktree, only its `paths` and `creates` when it names them"
+            );
+            println!(
                 "             read the system directories, a view of the repository's .git (objects,"
             );
             println!("             no config, no refs), nothing else of it; no set-user-ID files");

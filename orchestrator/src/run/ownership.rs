@@ -1,0 +1,143 @@
+//! Path ownership: a task with `paths` or `creates` writes only there.
+//!
+//! Two walls enforce it. The sandbox's writable set ([`writable`]) is the
+//! owned paths rather than the whole worktree, so that a sandboxed command
+//! or agent sees its write elsewhere refused as it happens. The result
+//! check ([`outside`]) compares every attempt's snapshot with its base and
+//! fails the attempt for any file added, changed or deleted outside the
+//! owned paths; it is what holds for WASM tasks (a WASI preopen cannot
+//! express nested permissions, so the guest gets the whole worktree) and
+//! unsandboxed runs, and what makes the sandbox's coarser grants (a
+//! directory for a path that does not exist yet) safe.
+
+use std::path::{Path, PathBuf};
+
+use crate::plan::{Task, path_within};
+
+/// How many names a message lists before it counts the rest.
+const SHOWN: usize = 10;
+
+/// What a task is told to do about files it wrote outside its paths.
+pub(super) const HELP: &str = "add them to `paths` or `creates`, or leave them to another task";
+
+/// The paths under `workdir` a sandboxed task that owns `owned` (relative
+/// to the repository root) may write: each owned path that exists, as it
+/// is (a directory, or a single file: written in place, not deleted or
+/// renamed over); for one that does not exist yet (a `creates` entry, or a
+/// path in a directory not yet made), its parent directory.
+///
+/// Landlock rules, and the binds of the worker's file system view, need an
+/// existing inode, so a path to be created can only be granted through a
+/// directory that holds it. Missing directories on the way are made first
+/// (empty directories are never committed, so this changes no result), so
+/// the grant is the path's own parent, not a wider ancestor. That grant is
+/// wider than the path (its siblings), which is safe because the result
+/// check refuses whatever the task writes outside its owned paths.
+///
+/// Nothing is followed: a symlink at an owned path is granted through its
+/// directory (it can only be replaced), and an owned path beneath a symlink
+/// or a file is not granted at all (writing it means replacing that link or
+/// file, which lies outside the path). A path inside another granted one is
+/// left out: the outer grant covers it, and a separate grant would let the
+/// task swap the inner path for a link before the next spawn (`verify`)
+/// resolves the policy again. So no granted path's parent is writable, and
+/// what a grant names cannot change while the policy is in use.
+pub(super) fn writable(workdir: &Path, owned: &[&str]) -> Vec<PathBuf> {
+    let mut grants: Vec<PathBuf> = owned.iter().filter_map(|p| grant(workdir, p)).collect();
+    grants.sort();
+    grants.dedup();
+    grants
+        .iter()
+        .filter(|p| {
+            !grants
+                .iter()
+                .any(|outer| outer != *p && p.starts_with(outer))
+        })
+        .cloned()
+        .collect()
+}
+
+/// What [`writable`] grants for one owned path `rel`.
+fn grant(workdir: &Path, rel: &str) -> Option<PathBuf> {
+    let parts: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    // The deepest real directory reached so far.
+    let mut dir = workdir.to_path_buf();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let path = dir.join(part);
+        match path.symlink_metadata() {
+            // `symlink_metadata`: a link to a directory is not one.
+            Ok(m) if m.is_dir() => dir = path,
+            Ok(m) if last && m.is_file() => return Some(path),
+            // A link (or a special file) at the owned path itself.
+            Ok(_) if last => return Some(dir),
+            // A file or a link on the way.
+            Ok(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if last {
+                    return Some(dir);
+                }
+                // Only a directory can be on the way to the path. Nothing
+                // of the task runs yet, and `dir` is a real directory.
+                match std::fs::create_dir(&path) {
+                    Ok(()) => dir = path,
+                    Err(e) => {
+                        tracing::debug!(path = %path.display(), error = %e, "failed to create a directory on the way to an owned path");
+                        return Some(dir);
+                    }
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    Some(dir)
+}
+
+/// The files of `changed` (paths relative to the repository root, as a
+/// snapshot lists what differs from its base) that `task` does not own:
+/// none for a task without `paths` or `creates`.
+pub(crate) fn outside(task: &Task, changed: &[String]) -> Vec<String> {
+    let Some(owned) = task.owned() else {
+        return Vec::new();
+    };
+    changed
+        .iter()
+        .filter(|p| !owned.iter().any(|o| path_within(p, o)))
+        .cloned()
+        .collect()
+}
+
+/// Why an attempt that wrote `files` outside the task's paths failed, e.g.
+/// `wrote outside its paths: README.md (its paths: src/a; creates: src/b.rs)`.
+pub(crate) fn describe(task: &Task, files: &[String]) -> String {
+    let mut its = Vec::new();
+    if !task.paths.is_empty() {
+        its.push(format!("paths: {}", list(&task.paths)));
+    }
+    if !task.creates.is_empty() {
+        its.push(format!("creates: {}", list(&task.creates)));
+    }
+    format!(
+        "wrote outside its paths: {} (its {})",
+        list(files),
+        its.join("; ")
+    )
+}
+
+/// `a, b, c` and, past [`SHOWN`] names, `and N more`.
+fn list(names: &[String]) -> String {
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+#[cfg(test)]
+#[path = "ownership_tests.rs"]
+mod tests;
