@@ -55,7 +55,10 @@ pub fn parse(text: &str) -> Result<Answer, String> {
     let json = extract(text).ok_or_else(|| {
         "the answer holds no JSON object; answer with one JSON object in a ```json fence, as described".to_string()
     })?;
-    let answer: Answer = serde_json::from_str(json).map_err(|e| {
+    // One value is read and what follows it (the fence, prose) ignored, so
+    // a fence or brace inside a string of the plan cannot cut it short.
+    let mut reader = serde_json::Deserializer::from_str(json);
+    let answer = Answer::deserialize(&mut reader).map_err(|e| {
         if e.is_eof() {
             format!("the JSON object ends early ({e}): the answer was cut off or is unbalanced; answer again, shorter if needed")
         } else {
@@ -101,19 +104,12 @@ pub fn parse(text: &str) -> Result<Answer, String> {
     }
 }
 
+/// Where the JSON object starts: at the first `{` after a ```json fence,
+/// or else the first `{` of the answer.
 fn extract(text: &str) -> Option<&str> {
-    if let Some(start) = text.find("```json") {
-        let body = &text[start + "```json".len()..];
-        let end = body.find("```").unwrap_or(body.len());
-        return Some(body[..end].trim());
-    }
-    let start = text.find('{')?;
-    let end = text.rfind('}').filter(|&e| e > start);
-    Some(match end {
-        Some(end) => &text[start..=end],
-        // Unbalanced: let the JSON reader say where it ends.
-        None => &text[start..],
-    })
+    let after_fence = text.find("```json").map_or(0, |at| at + "```json".len());
+    let start = after_fence + text[after_fence..].find('{')?;
+    Some(&text[start..])
 }
 
 #[cfg(test)]
@@ -127,6 +123,13 @@ mod tests {
         let fenced = format!("Here is the plan:\n```json\n{ONE}\n```\nDone.");
         assert_eq!(parse(&fenced).unwrap().tasks[0].id, "a");
         assert_eq!(parse(&format!("plan: {ONE} ok")).unwrap().reason, "small");
+        // Fences and braces inside the plan's strings, prose after it.
+        let tricky = ONE.replace("do it", "write a ```json fence } and {");
+        let fenced = format!("```json\n{tricky}\n```\nMore words ``` and }} here.");
+        assert_eq!(
+            parse(&fenced).unwrap().tasks[0].prompt.as_deref(),
+            Some("write a ```json fence } and {")
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub fn render(answer: &Answer, header: &Header<'_>, template: &Template) -> Stri
     if let (None, Some(verify)) = (&template.verify, &answer.verify) {
         config = set_key(&config, "defaults", &format!("verify = {}", string(verify)));
     }
-    out.push_str(config.trim_start());
+    out.push_str(config.trim());
     out.push('\n');
 
     for unit in &answer.tasks {

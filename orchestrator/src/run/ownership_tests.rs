@@ -57,8 +57,14 @@ fn a_task_without_paths_or_creates_owns_everything() {
 #[test]
 fn the_checkout_is_paths_and_creates_or_everything() {
     assert_eq!(
-        task("paths = [\"src/a\"]\ncreates = [\"src/b.rs\"]").checkout(),
+        task("paths = [\"src/a\"]\nsparse = true\ncreates = [\"src/b.rs\"]").checkout(),
         ["src/a", "src/b.rs"]
+    );
+    // Not sparse: the whole tree, whatever it may write.
+    assert!(
+        task("paths = [\"src/a\"]\ncreates = [\"src/b.rs\"]")
+            .checkout()
+            .is_empty()
     );
     assert!(task("").checkout().is_empty());
 }
@@ -166,7 +172,7 @@ fn the_result_check_sees_every_change_of_the_snapshot_outside_the_task() {
             ("docs/d.txt", "d\n"),
         ],
     );
-    let t = task("paths = [\"src/a\"]\ncreates = [\"src/made.rs\", \"src/new/\"]");
+    let t = task("paths = [\"src/a\"]\nsparse = true\ncreates = [\"src/made.rs\", \"src/new/\"]");
     let worktrees = Worktrees::new(repo.clone());
     let path = dir.path().join("wt");
     let admin = worktrees.create(&path, base, &t.checkout()).unwrap();
