@@ -12,7 +12,8 @@ committed (loose objects) and after `git gc` (one pack, as most repositories
 are).
 
     bench/repomap.py WORKDIR [BENCHMARKS.md]
-        prints "FILES OBJECTS median_ms tokens" per repository and, given the
+        prints "FILES OBJECTS ms unverified_ms goal_less_ms tokens" per
+        repository and, given the
         file, writes section 11 into it. REPOMAP_RUNS (default 5) processes per
         measurement, median taken. bench/run.sh calls it at its end.
 
@@ -128,11 +129,11 @@ def make_repo(path, files):
     sh("git", "commit", "-q", "-m", "init", cwd=path)
 
 
-def measure(example, repo):
+def measure(example, repo, goal=GOAL, *flags):
     """Median ms over RUNS processes, and the map's tokens and files."""
     times, tokens, count = [], None, None
     for _ in range(RUNS):
-        out = subprocess.run([example, repo, GOAL], check=True, capture_output=True, text=True, env=ENV).stdout
+        out = subprocess.run([example, repo, goal, *flags], check=True, capture_output=True, text=True, env=ENV).stdout
         fields = dict(f.split("=", 1) for f in out.split())
         times.append(float(fields["ms"]))
         tokens, count = int(fields["tokens"]), int(fields["files"])
@@ -142,18 +143,25 @@ def measure(example, repo):
 
 SECTION = """## 11. Repository map for the planner
 
-Measured by `bench/repomap.py` on {date}, {machine}: `repomap::build` (what `swarm plan`
-shows the model before it splits a goal: packages and their dependencies, AGENTS.md,
+Measured by `bench/repomap.py` on {date}, {machine}: `repomap::build`, what `swarm plan`
+shows the model before it splits a goal (packages and their dependencies, AGENTS.md,
 test and build commands, where the goal's identifiers occur, the file tree collapsed to
-the budget), default budget of 8,000 tokens, goal "{goal}", timed in process by
+the budget), with the default budget of 8,000 tokens, timed in process by
 `cargo run --release -p swarm --example repomap -- REPO GOAL` (median of {runs}
-processes). Synthetic repositories: a Cargo workspace ({crates_note}), an npm workspace,
-nested source directories, docs and JSON fixtures of 1-6 KB each, committed (loose
-objects), then after `git gc` (one pack). Repositories on {fs}.
+processes). Goal: "{goal}", whose identifiers (`RepoLoader`, `parse_manifest`) make it
+read and search every blob; "goal without identifiers" reads only object headers.
+Synthetic repositories: a Cargo workspace ({crates_note}, path and workspace
+dependencies), an npm workspace, nested source directories, docs and JSON fixtures,
+files of 1-6 KB; committed (loose objects), then after `git gc` (one pack). Repositories
+on {fs}.
 
 {table}
 
-Target: under 1 s for 10,000 files.
+Target: under 1 s for 10,000 files. Headers are read on one thread (more do not help);
+blobs are inflated and searched on every core. "Without hash checks" is the same with
+libgit2's check of every object read against its id turned off (`--unverified`, a
+process-wide libgit2 option that swarm leaves on): the difference is the SHA-1 of every
+blob read.
 """
 
 
@@ -167,16 +175,24 @@ def main():
     for files in (1_000, 10_000):
         repo = os.path.join(work, f"repo{files}")
         make_repo(repo, files)
-        loose = measure(example, repo)
-        sh("git", "gc", "-q", cwd=repo)
-        packed = measure(example, repo)
-        for objects, (ms, tokens, count) in (("loose", loose), ("packed", packed)):
-            print(files, objects, f"{ms:.1f}", tokens)
-            rows.append((count, objects, ms, tokens))
+        for objects in ("loose", "packed"):
+            if objects == "packed":
+                sh("git", "gc", "-q", cwd=repo)
+            ms, tokens, count = measure(example, repo)
+            unverified, _, _ = measure(example, repo, GOAL, "--unverified")
+            no_goal, _, _ = measure(example, repo, "Tidy up the code")
+            print(files, objects, f"{ms:.1f}", f"{unverified:.1f}", f"{no_goal:.1f}", tokens)
+            rows.append((count, objects, ms, unverified, no_goal, tokens))
     if out:
         table = "\n".join(
-            ["| files | objects | map built in | map tokens |", "|---:|---|---:|---:|"]
-            + [f"| {count:,} | {objects} | **{ms:.1f} ms** | {tokens:,} |" for count, objects, ms, tokens in rows]
+            [
+                "| files | objects | **map built in** | without hash checks | goal without identifiers | map tokens |",
+                "|---:|---|---:|---:|---:|---:|",
+            ]
+            + [
+                f"| {count:,} | {objects} | **{ms:.1f} ms** | {unverified:.1f} ms | {no_goal:.1f} ms | {tokens:,} |"
+                for count, objects, ms, unverified, no_goal, tokens in rows
+            ]
         )
         fs = subprocess.run(["df", "-T", work], capture_output=True, text=True).stdout.split("\n")[1].split()[1]
         section = SECTION.format(

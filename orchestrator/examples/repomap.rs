@@ -2,13 +2,15 @@
 //! `bench/repomap.py` and for looking at maps by hand:
 //!
 //! ```text
-//! cargo run --release -p swarm --example repomap -- REPO GOAL [--budget TOKENS] [--rev REV] [--print]
+//! cargo run --release -p swarm --example repomap -- REPO GOAL [--budget TOKENS] [--rev REV] [--print] [--unverified]
 //! ```
 //!
 //! Prints one line of `key=value` fields to stdout (`ms`: the time
 //! `repomap::build` took, in process; `tokens`, `files`, `bytes` of the
 //! map), the inferred commands to stderr, and with `--print` the map itself
-//! after the line.
+//! after the line. `--unverified` turns off libgit2's check of every object
+//! it reads against its id (a process-wide option, on by default and in
+//! swarm), to show what that check costs.
 
 use std::path::Path;
 use std::time::Instant;
@@ -20,7 +22,7 @@ use swarm_orchestrator::repomap::{self, MapOptions};
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (Some(dir), Some(goal)) = (args.next(), args.next()) else {
-        bail!("usage: repomap REPO GOAL [--budget TOKENS] [--rev REV] [--print]");
+        bail!("usage: repomap REPO GOAL [--budget TOKENS] [--rev REV] [--print] [--unverified]");
     };
     let mut options = MapOptions {
         goal,
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
             }
             "--rev" => rev = args.next().context("--rev needs a revision")?,
             "--print" => print = true,
+            "--unverified" => git2::opts::strict_hash_verification(false),
             other => bail!("unknown argument {other}"),
         }
     }
