@@ -22,7 +22,9 @@ use super::goal::Search;
 /// One tracked file of the commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct File {
-    /// From the root, `/`-separated (lossy UTF-8 for other names).
+    /// From the root, `/`-separated, as one line: lossy UTF-8, control
+    /// characters rendered visibly (`escape::line`), so that a name cannot
+    /// break the map's lines.
     pub path: String,
     pub oid: Oid,
     /// Bytes of the blob (of a link, its target).
@@ -104,7 +106,11 @@ pub(crate) fn list(
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         match entry.kind() {
             Some(git2::ObjectType::Blob) => files.push(File {
-                path: format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes())),
+                path: crate::escape::line(&format!(
+                    "{dir}{}",
+                    String::from_utf8_lossy(entry.name_bytes())
+                ))
+                .into_owned(),
                 oid: entry.id(),
                 size: 0,
                 link: entry.filemode() == 0o120000,
@@ -262,7 +268,8 @@ pub(crate) fn manifests(
     Ok(texts)
 }
 
-/// The project's instructions: `AGENTS.md` at the root, else `CLAUDE.md`.
+/// The project's instructions: `AGENTS.md` at the root, else `CLAUDE.md`,
+/// with control characters but newlines and tabs rendered visibly.
 pub(crate) fn instructions(
     git: &Repository,
     commit: Oid,
@@ -270,7 +277,9 @@ pub(crate) fn instructions(
 ) -> Result<Option<Text>, MapError> {
     for wanted in ["AGENTS.md", "CLAUDE.md"] {
         if let Some(file) = files.iter().find(|f| f.path == wanted && !f.link) {
-            return read_text(git, commit, file).map(Some);
+            let mut text = read_text(git, commit, file)?;
+            text.text = crate::escape::text(&text.text).into_owned();
+            return Ok(Some(text));
         }
     }
     Ok(None)
