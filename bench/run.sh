@@ -488,8 +488,11 @@ finished task; on tmpfs that is free, on a disk it adds a flush per task event.
 EOF
 echo "wrote $OUT"
 
-# Section 9 (a real crate built by cargo) has a script of its own; so has
-# section 10 (the dispatcher's latency while merges run).
+# Section 9 (a real crate built by cargo) has a script of its own; so have
+# section 10 (the dispatcher's latency while merges run) and section 11 (the
+# planner's repository map).
 HOME=$REAL_HOME OUT="$OUT" "$ROOT/bench/cargo.sh"
 mkdir -p "$WORK/dispatch"
 python3 "$ROOT/bench/dispatch.py" "$WORK/dispatch" "$OUT" "after=$SWARM"
+mkdir -p "$WORK/repomap"
+HOME=$REAL_HOME python3 "$ROOT/bench/repomap.py" "$WORK/repomap" "$OUT"

@@ -45,6 +45,10 @@ pub(crate) struct FileTree<'f> {
     files: &'f [File],
     /// The root first; parents before their children.
     dirs: Vec<Dir>,
+    /// Bytes of each directory's line.
+    line_bytes: Vec<usize>,
+    /// Bytes of each directory's own files block.
+    files_bytes: Vec<usize>,
 }
 
 impl<'f> FileTree<'f> {
@@ -106,7 +110,19 @@ impl<'f> FileTree<'f> {
         for (dir, subdirs) in dirs.iter_mut().zip(by_name) {
             dir.subdirs = subdirs;
         }
-        Self { files, dirs }
+        let mut tree = Self {
+            files,
+            dirs,
+            line_bytes: Vec::new(),
+            files_bytes: Vec::new(),
+        };
+        tree.line_bytes = (0..tree.dirs.len())
+            .map(|d| tree.dir_line(d).len())
+            .collect();
+        tree.files_bytes = (0..tree.dirs.len())
+            .map(|d| tree.files_block(d).len())
+            .collect();
+        tree
     }
 
     /// The tree in at most `max_bytes` bytes, with as few directories
@@ -115,8 +131,8 @@ impl<'f> FileTree<'f> {
     pub fn fit(&self, max_bytes: usize) -> Option<Fitted> {
         let n = self.dirs.len();
         // Bytes of each directory's own line, and of what is below it.
-        let line: Vec<usize> = (0..n).map(|d| self.dir_line(d).len()).collect();
-        let mut below: Vec<usize> = (0..n).map(|d| self.files_block(d).len()).collect();
+        let line = &self.line_bytes;
+        let mut below = self.files_bytes.clone();
         for d in (1..n).rev() {
             let parent = self.dirs[d].parent;
             below[parent] += line[d] + below[d];

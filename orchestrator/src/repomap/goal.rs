@@ -14,7 +14,9 @@
 //! and it is not one of a few common English words (`COMMON`, any case).
 //! Words are runs of ASCII letters, digits and `_` starting with a letter
 //! or `_`, joined by `::` or `.`. For a `::` path the last part is searched
-//! too. At most `MAX_IDENTIFIERS` are kept, in the goal's order.
+//! too if it looks like code on its own (`Repo` of `git::Repo`, not `build`
+//! of `repomap::build`). At most `MAX_IDENTIFIERS` are kept, in the goal's
+//! order.
 //!
 //! Each identifier is searched as a whole word (`git grep -w -F`): not
 //! preceded or followed by a letter, digit or `_`. Binary blobs (a NUL in
@@ -51,10 +53,15 @@ pub fn identifiers(goal: &str) -> Vec<String> {
             continue;
         }
         add(token.text);
-        if let Some((_, last)) = token.text.rsplit_once("::")
-            && last.len() >= 3
-        {
-            add(last);
+        if let Some((_, last)) = token.text.rsplit_once("::") {
+            let last = Token {
+                text: last,
+                quoted: false,
+                starts_sentence: false,
+            };
+            if looks_like_code(&last) {
+                add(last.text);
+            }
         }
     }
     found
@@ -243,7 +250,16 @@ mod tests {
     fn code_shaped_words_are_identifiers() {
         assert_eq!(
             ids("Rename parse_manifest and RepoMap::build, then fix config.toml"),
-            ["parse_manifest", "RepoMap::build", "build", "config.toml"]
+            ["parse_manifest", "RepoMap::build", "config.toml"]
+        );
+        assert_eq!(
+            ids("use crate::git::Repo and std::collections::HashMap"),
+            [
+                "crate::git::Repo",
+                "Repo",
+                "std::collections::HashMap",
+                "HashMap"
+            ]
         );
         assert_eq!(ids("make getUser faster"), ["getUser"]);
         assert_eq!(ids("support IPv4 and MAX_LEN"), ["IPv4", "MAX_LEN"]);

@@ -11,7 +11,7 @@
 //! 1. a header: the number of tracked files and their total size;
 //! 2. the packages, from manifests anywhere in the tree (Cargo, npm, Go,
 //!    Python; vendored directories skipped) with the dependencies between
-//!    them (`packages.rs`);
+//!    them (`packages/`);
 //! 3. the project's instructions, `AGENTS.md` or else `CLAUDE.md` at the
 //!    root, truncated to a share of the budget;
 //! 4. the test and build commands it can infer (`commands.rs`);

@@ -21,6 +21,8 @@
 
 use std::fmt::Write as _;
 
+use crate::escape::line;
+
 use super::commands::Commands;
 use super::files::{FileTree, count, files, size};
 use super::goal::Hits;
@@ -94,11 +96,16 @@ pub(crate) fn fit(parts: &Parts<'_>, budget: usize) -> String {
             }
         }
         if !shrink(&mut levels, &sections, max) {
-            let top = parts.files.iter().filter(|f| !f.path.contains('/')).count();
+            let mut top: Vec<&str> = parts
+                .files
+                .iter()
+                .map(|f| f.path.split('/').next().unwrap_or(""))
+                .collect();
+            top.dedup();
             let _ = writeln!(
                 text,
                 "{title}Not shown: over the budget ({} at the top level).",
-                files(top)
+                count(top.len(), "entry", "entries")
             );
             return whole_lines(&text, max);
         }
@@ -179,9 +186,9 @@ fn packages(packages: &Packages, level: usize) -> String {
             } else {
                 &package.dir
             };
-            let _ = write!(out, "- {} ({dir})", package.name);
+            let _ = write!(out, "- {} ({dir})", line(&package.name));
             if edges && !package.deps.is_empty() {
-                let _ = write!(out, " -> {}", package.deps.join(", "));
+                let _ = write!(out, " -> {}", line(&package.deps.join(", ")));
             }
             out.push('\n');
         }
@@ -192,7 +199,7 @@ fn packages(packages: &Packages, level: usize) -> String {
         if level == 0 {
             out.push_str(":\n");
             for problem in packages.problems.iter().take(5) {
-                let _ = writeln!(out, "- {problem}");
+                let _ = writeln!(out, "- {}", line(problem));
             }
             if n > 5 {
                 let _ = writeln!(out, "- and {}", count(n - 5, "more", "more"));
@@ -271,8 +278,8 @@ fn instructions(text: Option<&Text>, level: usize, max: usize) -> String {
     if shown < lines {
         let _ = writeln!(
             out,
-            "[truncated: {} more of {}]",
-            lines_of(lines - shown),
+            "[truncated: {} of {}]",
+            count(lines - shown, "more line", "more lines"),
             text.path
         );
     }
@@ -399,7 +406,7 @@ mod tests {
         let out = instructions(Some(&text), 0, 40);
         assert_eq!(
             out,
-            "## Instructions (AGENTS.md)\n\none\ntwo\n[truncated: 1 line more of AGENTS.md]\n"
+            "## Instructions (AGENTS.md)\n\none\ntwo\n[truncated: 1 more line of AGENTS.md]\n"
         );
         let out = instructions(Some(&text), 0, 400);
         assert_eq!(out, "## Instructions (AGENTS.md)\n\none\ntwo\nthree\n");
@@ -409,7 +416,7 @@ mod tests {
         };
         let out = instructions(Some(&long), 0, 40);
         assert!(
-            out.contains("\néééé\n[truncated: 1 line more of CLAUDE.md]"),
+            out.contains("\néééé\n[truncated: 1 more line of CLAUDE.md]"),
             "{out}"
         );
     }
