@@ -287,6 +287,10 @@ fn an_empty_commit_has_a_map_too() {
          ## Goal identifiers\n\n`main`: not found\n\n## Files\n\n"
     );
     assert_eq!(map.test_command, None);
+    for budget in 0..30 {
+        let map = build(&repo, commit, &options("fix `main`", budget)).unwrap();
+        assert!(map.tokens <= budget, "{budget}: {:?}", map.text);
+    }
 }
 
 /// Synthetic parts: `n` files spread over deep directories, many packages,
