@@ -75,8 +75,9 @@ pub(crate) fn fit(parts: &Parts<'_>, budget: usize) -> String {
         }
         let title = "\n## Files\n\n";
         let note = "Collapsed directories show nothing below them.\n";
-        let room = max.saturating_sub(text.len() + title.len());
-        if let Some(fitted) = tree.fit(room) {
+        let fixed = text.len() + title.len();
+        let room = max.checked_sub(fixed);
+        if let Some(fitted) = room.and_then(|room| tree.fit(room)) {
             if fitted.collapsed == 0
                 || text.len() + title.len() + note.len() + fitted.text.len() <= max
             {
@@ -88,6 +89,7 @@ pub(crate) fn fit(parts: &Parts<'_>, budget: usize) -> String {
                 return text;
             }
             // The note does not fit beside the tree: collapse further.
+            let room = max - fixed;
             if let Some(fitted) = tree.fit(room.saturating_sub(note.len())) {
                 text.push_str(title);
                 text.push_str(note);

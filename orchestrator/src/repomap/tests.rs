@@ -287,6 +287,10 @@ fn an_empty_commit_has_a_map_too() {
          ## Goal identifiers\n\n`main`: not found\n\n## Files\n\n"
     );
     assert_eq!(map.test_command, None);
+    for budget in 0..30 {
+        let map = build(&repo, commit, &options("fix `main`", budget)).unwrap();
+        assert!(map.tokens <= budget, "{budget}: {:?}", map.text);
+    }
 }
 
 /// Synthetic parts: `n` files spread over deep directories, many packages,
@@ -432,4 +436,44 @@ fn control_characters_in_names_and_instructions_cannot_break_lines() {
         "{}",
         map.text
     );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Whatever the tree and the budget, the map fits and is made of whole
+    /// lines.
+    #[test]
+    fn any_tree_fits_any_budget(
+        paths in proptest::collection::vec("[a-c]{1,2}(/[a-c]{1,3}){0,5}", 0..300),
+        budget in 0usize..2000,
+        instructions in "[a-z \n]{0,3000}",
+    ) {
+        let mut files: Vec<File> = paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| File {
+                path: format!("{p}/f{i}"),
+                oid: Oid::ZERO_SHA1,
+                size: i as u64 * 37,
+                link: false,
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let instructions = Text { path: "AGENTS.md".into(), text: instructions };
+        let parts = Parts {
+            files: &files,
+            submodules: 0,
+            packages: &Packages::default(),
+            instructions: Some(&instructions),
+            commands: &Commands::default(),
+            hits: &[],
+        };
+        let text = fit(&parts, budget);
+        proptest::prop_assert!(estimate_tokens(&text) <= budget);
+        proptest::prop_assert!(text.is_empty() || text.ends_with('\n'));
+        if budget >= 200 {
+            proptest::prop_assert!(text.contains("\n## Files\n\n"), "{}", text);
+        }
+    }
 }
