@@ -10,6 +10,8 @@
 mod merge;
 mod scan;
 mod snapshot;
+#[cfg(test)]
+pub(crate) mod test_repo;
 mod treemerge;
 mod view;
 mod worktree;

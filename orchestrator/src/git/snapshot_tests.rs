@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use super::super::{Repo, Worktrees};
+use super::super::Worktrees;
 use super::*;
 
 /// A repository whose first commit holds `files`, and worktrees of it
@@ -23,21 +23,8 @@ struct Worktree {
 impl Fixture {
     fn new(files: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let main = dir.path().join("repo");
-        let repo = Repository::init(&main).unwrap();
-        let mut index = repo.index().unwrap();
-        for (path, content) in files {
-            let abs = main.join(path);
-            std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
-            std::fs::write(&abs, content).unwrap();
-            index.add_path(Path::new(path)).unwrap();
-        }
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = signature().unwrap();
-        let base = repo
-            .commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
-            .unwrap();
-        let worktrees = Worktrees::new(Repo::discover(&main).unwrap());
+        let (repo, base) = super::super::test_repo::with_files(dir.path(), files);
+        let worktrees = Worktrees::new(repo);
         Self {
             dir,
             worktrees,

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use git2::{Oid, Repository};
+use git2::Repository;
 
 use super::*;
-use crate::git::{Repo, SnapshotLimits, Worktrees, snapshot};
+use crate::git::{SnapshotLimits, Worktrees, snapshot};
 
 /// The first task of a plan of one command task with these extra keys.
 fn task(keys: &str) -> Task {
@@ -140,30 +140,11 @@ fn links_are_never_followed_and_nested_grants_are_merged() {
     );
 }
 
-/// A repository whose first commit holds `files`; returns it and the commit.
-fn repository(dir: &Path, files: &[(&str, &str)]) -> (Repo, Oid) {
-    let main = dir.join("repo");
-    let repo = Repository::init(&main).unwrap();
-    let mut index = repo.index().unwrap();
-    for (path, content) in files {
-        let abs = main.join(path);
-        std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
-        std::fs::write(&abs, content).unwrap();
-        index.add_path(Path::new(path)).unwrap();
-    }
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@example.com").unwrap();
-    let base = repo
-        .commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
-        .unwrap();
-    (Repo::discover(&main).unwrap(), base)
-}
-
 #[test]
 fn the_result_check_sees_every_change_of_the_snapshot_outside_the_task() {
     let dir = tempfile::tempdir().unwrap();
     // `src/made.rs` is a `creates` entry a dependency already made.
-    let (repo, base) = repository(
+    let (repo, base) = crate::git::test_repo::with_files(
         dir.path(),
         &[
             ("README.md", "readme\n"),
