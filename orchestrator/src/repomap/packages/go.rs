@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Ecosystem, Group, Package, join, members};
+use super::{Ecosystem, Group, Package, flat, join};
 use crate::repomap::read::{Text, dir};
 
 /// What the map needs of a `go.mod`.
@@ -98,15 +98,7 @@ pub(super) fn groups(manifests: &[&Text]) -> Vec<Group> {
             deps: deps.into_iter().collect(),
         });
     }
-    let group = Group {
-        ecosystem: Ecosystem::Go,
-        workspace: None,
-        packages: members(&packages, |_| true),
-    };
-    (!group.packages.is_empty())
-        .then_some(group)
-        .into_iter()
-        .collect()
+    flat(Ecosystem::Go, &packages)
 }
 
 #[cfg(test)]

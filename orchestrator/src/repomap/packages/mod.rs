@@ -152,6 +152,19 @@ fn value_at<'t>(table: &'t Table, path: &[&str]) -> Option<&'t Toml> {
 }
 
 /// The packages whose index `keep` accepts, sorted by directory.
+/// One group of every package of `ecosystem` (one without workspaces),
+/// or none when there are no packages.
+fn flat(ecosystem: Ecosystem, packages: &[Package]) -> Vec<Group> {
+    if packages.is_empty() {
+        return Vec::new();
+    }
+    vec![Group {
+        ecosystem,
+        workspace: None,
+        packages: members(packages, |_| true),
+    }]
+}
+
 fn members(packages: &[Package], keep: impl Fn(usize) -> bool) -> Vec<Package> {
     let mut out: Vec<Package> = packages
         .iter()

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use toml::{Table, Value as Toml};
 
-use super::{Ecosystem, Group, Package, members, str_at, toml_table, value_at};
+use super::{Ecosystem, Group, Package, flat, str_at, toml_table, value_at};
 use crate::repomap::read::{Text, dir};
 
 /// A Python distribution name as PEP 503 compares them.
@@ -112,15 +112,7 @@ pub(super) fn groups(manifests: &[&Text], problems: &mut Vec<String>) -> Vec<Gro
                 .collect(),
         })
         .collect();
-    let group = Group {
-        ecosystem: Ecosystem::Python,
-        workspace: None,
-        packages: members(&packages, |_| true),
-    };
-    (!group.packages.is_empty())
-        .then_some(group)
-        .into_iter()
-        .collect()
+    flat(Ecosystem::Python, &packages)
 }
 
 #[cfg(test)]
