@@ -218,6 +218,21 @@ impl Repo {
             .tree_id())
     }
 
+    /// `f` given a function saying whether a path (relative to the root)
+    /// exists in commit `commit`: what a plan's checks ask of its base.
+    pub fn with_paths_of<R>(
+        &self,
+        commit: Oid,
+        f: impl FnOnce(&dyn Fn(&str) -> bool) -> R,
+    ) -> Result<R, GitError> {
+        let git = self.open()?;
+        let tree = git
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .context(|| format!("read the tree of commit {commit}"))?;
+        Ok(f(&|p: &str| tree.get_path(Path::new(p)).is_ok()))
+    }
+
     /// Adds `pattern` to `.git/info/exclude` unless it is there already, so
     /// swarm's own files never show up in `git status`.
     pub fn exclude(&self, pattern: &str) -> Result<(), GitError> {

@@ -264,14 +264,9 @@ pub fn check_plan(
     plan: &Plan,
     limits: crate::plan::semantic::Limits,
 ) -> Result<crate::plan::semantic::Findings, RunError> {
-    use crate::git::Context;
-    let git = repo.open()?;
-    let tree = git
-        .find_commit(base)
-        .and_then(|c| c.tree())
-        .context(|| format!("read the tree of base {base}"))?;
-    let exists = |p: &str| tree.get_path(Path::new(p)).is_ok();
-    Ok(crate::plan::semantic::check(plan, &exists, limits))
+    Ok(repo.with_paths_of(base, |exists| {
+        crate::plan::semantic::check(plan, exists, limits)
+    })?)
 }
 
 /// The state directory of `repo` for reading or resuming run `run`: it must

@@ -250,14 +250,6 @@ fn ask(
         planning.template.budget,
         "swarm plan",
     )?;
-    let git = repo
-        .open()
-        .map_err(|e| Failure::Internal(anyhow!("open the repository: failed to {e}")))?;
-    let tree = git
-        .find_commit(planning.base)
-        .and_then(|c| c.tree())
-        .map_err(|e| Failure::Internal(anyhow!("read the base tree: failed to {e}")))?;
-    let exists = |p: &str| tree.get_path(Path::new(p)).is_ok();
     let map_file = map_path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -287,7 +279,12 @@ fn ask(
         "planning with model `{}` ({} files, map of {} tokens)...",
         planning.model, planning.map.files, planning.map.tokens
     );
-    match runtime.block_on(planner::plan(&gateway, &request, &exists)) {
+    let planned = repo
+        .with_paths_of(planning.base, |exists| {
+            runtime.block_on(planner::plan(&gateway, &request, exists))
+        })
+        .map_err(|e| Failure::Internal(anyhow!("plan the goal: failed to {e}")))?;
+    match planned {
         Ok(planned) => Ok(planned),
         Err(PlannerError::Rejected {
             rounds,
