@@ -9,11 +9,9 @@
 //! The base is seen only through a function saying whether a path exists
 //! there, so this module stays free of git.
 
-use std::collections::HashMap;
-
 use swarm_protocol::Isolation;
 
-use super::{Payload, Plan, PlanError, PlanErrorKind, path_within};
+use super::{Payload, Plan, PlanError, PlanErrorKind, Task, path_within};
 use crate::graph::TaskGraph;
 
 /// Limits a planned plan must keep; a hand-written one has none.
@@ -179,10 +177,7 @@ fn overlaps(plan: &Plan, ancestors: &[Vec<u64>], found: &mut Findings) {
         .filter(|&i| plan.tasks[i].isolation == Isolation::Worktree)
         .collect();
     // Each task's writable paths, once.
-    let owned: HashMap<usize, Option<Vec<&str>>> = writers
-        .iter()
-        .map(|&i| (i, plan.tasks[i].owned()))
-        .collect();
+    let owned: Vec<Option<Vec<&str>>> = plan.tasks.iter().map(Task::owned).collect();
     for (k, &i) in writers.iter().enumerate() {
         let a = &plan.tasks[i];
         if a.allow_overlap {
@@ -194,7 +189,7 @@ fn overlaps(plan: &Plan, ancestors: &[Vec<u64>], found: &mut Findings) {
             if b.allow_overlap || is_ancestor(ancestors, i, j) || is_ancestor(ancestors, j, i) {
                 continue;
             }
-            if let Some(why) = overlap(&owned[&i], &owned[&j]) {
+            if let Some(why) = overlap(&owned[i], &owned[j]) {
                 clashes.push((j, why));
             }
         }

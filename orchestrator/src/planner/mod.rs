@@ -111,6 +111,22 @@ pub async fn plan(
         request.max_depth,
         request.context.text,
     ))];
+    let model_desc = request
+        .template
+        .models
+        .get(request.model)
+        .map(|m| format!("{} via {:?}", m.model, m.provider).to_lowercase())
+        .unwrap_or_default();
+    let header = write::Header {
+        goal: request.goal,
+        model: request.model,
+        model_desc,
+        base_rev: request.base_rev,
+        base_commit: request.base_commit.to_string(),
+        map_hash: request.context.hash,
+        map_tokens: request.context.tokens,
+        map_file: request.context.file_name,
+    };
     let mut usage = Usage::default();
     let mut cost_usd = 0.0;
     let mut round = 0;
@@ -130,7 +146,7 @@ pub async fn plan(
             .await?;
         usage.add(completion.usage);
         cost_usd += completion.cost_usd;
-        let (problems, last_plan) = match check(request, &completion.text, exists) {
+        let (problems, last_plan) = match check(request, &header, &completion.text, exists) {
             Ok((answer, text, plan, warnings)) => {
                 return Ok(Planned {
                     text,
@@ -182,26 +198,12 @@ type Checked = (Answer, String, Plan, Vec<PlanError>);
 /// problems (and the written plan, if it got that far).
 fn check(
     request: &Request<'_>,
+    header: &write::Header<'_>,
     text: &str,
     exists: &dyn Fn(&str) -> bool,
 ) -> Result<Checked, (Vec<String>, Option<String>)> {
     let answer = answer::parse(text).map_err(|p| (vec![p], None))?;
-    let header = write::Header {
-        goal: request.goal,
-        model: request.model,
-        model_desc: request
-            .template
-            .models
-            .get(request.model)
-            .map(|m| format!("{} via {:?}", m.model, m.provider).to_lowercase())
-            .unwrap_or_default(),
-        base_rev: request.base_rev,
-        base_commit: request.base_commit.to_string(),
-        map_hash: request.context.hash,
-        map_tokens: request.context.tokens,
-        map_file: request.context.file_name,
-    };
-    let written = write::render(&answer, &header, request.template);
+    let written = write::render(&answer, header, request.template);
     let plan = crate::plan::parse(request.plan_path, written.clone())
         .map_err(|e| (e.all().map(problem).collect(), Some(written.clone())))?;
     let limits = Limits {

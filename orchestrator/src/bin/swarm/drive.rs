@@ -70,10 +70,6 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
             )));
         }
     };
-    let args = RunArgs {
-        plan: Some(plan_file.clone()),
-        ..args
-    };
     let mut plan = load_plan(cwd, &plan_file)?;
     if !args.only.is_empty() {
         plan.select(&args.only)
