@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use swarm_protocol::experiment::{Decision, Pick, Ranked};
 use swarm_protocol::{RunReport, TaskReport, TaskStatus};
 
 use crate::escape;
@@ -89,11 +90,36 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
             status = TestCaseStatus::skipped();
             status.set_message(format!("still {}", task.status));
         }
+        // A variant that failed is part of its experiment's work, not a
+        // failure of the run: its experiment's case says how that went.
+        if task.variant_of.is_some() && is_failure(task.status) {
+            status = TestCaseStatus::skipped();
+            status.set_message(format!("variant not picked: {}", reason(task)));
+        }
         let mut case = TestCase::new(task.id.clone(), status);
         case.set_classname(format!("swarm.{}", report.run));
         case.set_time(Duration::from_millis(task.duration_ms));
         if let Some(r) = &task.git_ref {
             case.add_property(quick_junit::Property::new("ref", r.clone()));
+        }
+        if let Some(of) = &task.variant_of {
+            case.add_property(quick_junit::Property::new("variant_of", of.clone()));
+        }
+        if let Some(value) = task.score.as_ref().and_then(|s| s.value) {
+            case.add_property(quick_junit::Property::new("score", value.to_string()));
+        }
+        if let Some(d) = &task.experiment {
+            case.add_property(quick_junit::Property::new("pick", d.pick.as_str()));
+            if let Some(w) = &d.winner {
+                case.add_property(quick_junit::Property::new("winner", w.clone()));
+            }
+            for r in &d.ranking {
+                let place = r.rank.map_or_else(|| "-".to_string(), |n| n.to_string());
+                case.add_property(quick_junit::Property::new(
+                    format!("rank.{}", r.variant),
+                    format!("{place} {}", ranking_note(r)),
+                ));
+            }
         }
         if let Some(agent) = &task.agent {
             case.add_property(quick_junit::Property::new(
@@ -222,7 +248,16 @@ pub fn markdown(report: &RunReport) -> String {
         }
         let _ = writeln!(out, " {note} |");
     }
-    for t in report.tasks.iter().filter(|t| is_failure(t.status)) {
+    for t in &report.tasks {
+        if let Some(d) = &t.experiment {
+            out.push_str(&markdown_ranking(&t.id, d));
+        }
+    }
+    for t in report
+        .tasks
+        .iter()
+        .filter(|t| is_failure(t.status) && t.variant_of.is_none())
+    {
         let tail = task_tail(t);
         if tail.trim().is_empty() {
             continue;
@@ -233,6 +268,133 @@ pub fn markdown(report: &RunReport) -> String {
             t.id,
             escape::html(t.reason.as_deref().unwrap_or(t.status.as_str())),
             tail.trim_end().replace("```", "'''")
+        );
+    }
+    out
+}
+
+/// One variant's line of facts, for places with one cell for them.
+fn ranking_note(r: &Ranked) -> String {
+    let score = r.score.map_or_else(|| "-".to_string(), |s| s.to_string());
+    let mut note = format!("{} score={score}", r.task);
+    if let Some(why) = &r.ineligible {
+        let _ = write!(note, " ({})", escape::line(why));
+    }
+    note
+}
+
+/// The columns of a ranking: rank, variant, score, verify, tokens, cost,
+/// time, diff and a note (the winner, or why a variant was not eligible).
+pub fn ranking_cells(d: &Decision) -> Vec<[String; 9]> {
+    d.ranking
+        .iter()
+        .map(|r| {
+            let winner = d.winner.as_deref() == Some(r.task.as_str());
+            [
+                r.rank.map_or_else(|| "-".to_string(), |n| n.to_string()),
+                r.task.clone(),
+                r.score.map_or_else(|| "-".to_string(), |s| s.to_string()),
+                match r.verify_passed {
+                    Some(true) => "passed".into(),
+                    Some(false) => "failed".into(),
+                    None => "-".into(),
+                },
+                r.tokens.to_string(),
+                format!("${:.4}", r.cost_usd),
+                duration(r.duration_ms),
+                r.diff.map_or_else(|| "-".to_string(), |d| d.to_string()),
+                {
+                    let with: Vec<String> = r
+                        .values
+                        .iter()
+                        .map(|(k, v)| escape::line(&format!("{k}={v}")).into_owned())
+                        .collect();
+                    let note = match (&r.ineligible, winner) {
+                        (_, true) => "picked".to_string(),
+                        (Some(why), _) => escape::line(why).into_owned(),
+                        (None, false) => String::new(),
+                    };
+                    [with.join(" "), note]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                },
+            ]
+        })
+        .collect()
+}
+
+/// The headline of a decided experiment: what was picked, or why not.
+pub fn ranking_headline(task: &str, d: &Decision) -> String {
+    let what = match (&d.winner, d.pick) {
+        (Some(w), _) => format!("picked {w}"),
+        (None, Pick::None) => "kept every variant, merged none".to_string(),
+        (None, _) => "no variant could be picked".to_string(),
+    };
+    let mut line = format!("experiment {task} (pick = \"{}\"): {what}", d.pick);
+    if let Some(s) = &d.saved {
+        let _ = write!(
+            line,
+            "; {} never started, {} stopped (they had spent {}, {} tokens, ${:.4}); about {} and ${:.4} not spent",
+            s.not_started.len(),
+            s.stopped.len(),
+            duration(s.stopped_ms),
+            s.stopped_tokens,
+            s.stopped_cost_usd,
+            duration(s.estimated_ms),
+            s.estimated_cost_usd,
+        );
+    }
+    line
+}
+
+/// A decided experiment as plain text: its headline and its ranking.
+pub fn ranking_table(task: &str, d: &Decision) -> String {
+    const HEAD: [&str; 9] = [
+        "rank", "variant", "score", "verify", "tokens", "cost", "time", "diff", "",
+    ];
+    let cells = ranking_cells(d);
+    let mut width = HEAD.map(str::len);
+    for row in &cells {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |row: [&str; 9]| {
+        let mut out = String::from("   ");
+        for (i, (cell, w)) in row.iter().zip(width).enumerate() {
+            // Numbers right, words left; no padding after the last.
+            let _ = match i {
+                8 => write!(out, " {cell}"),
+                2 | 4 | 5 | 6 => write!(out, " {cell:>w$}"),
+                _ => write!(out, " {cell:<w$}"),
+            };
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = format!("  {}\n", ranking_headline(task, d));
+    out.push_str(&line(HEAD));
+    out.push('\n');
+    for row in &cells {
+        out.push_str(&line(row.each_ref().map(String::as_str)));
+        out.push('\n');
+    }
+    out
+}
+
+/// A decided experiment as a Markdown section.
+fn markdown_ranking(task: &str, d: &Decision) -> String {
+    let mut out = format!(
+        "\n### {}\n\n| rank | variant | score | verify | tokens | cost | time | diff | note |\n|---:|---|---:|---|---:|---:|---:|---|---|\n",
+        escape::markdown_prose(&ranking_headline(task, d))
+    );
+    for row in ranking_cells(d) {
+        let [rank, variant, score, verify, tokens, cost, time, diff, note] = row;
+        let _ = writeln!(
+            out,
+            "| {rank} | `{variant}` | {score} | {verify} | {tokens} | {cost} | {time} | {diff} | {} |",
+            escape::markdown_prose(&note)
         );
     }
     out

@@ -30,6 +30,9 @@ pub struct TaskState {
     /// What its merge recorded: the task's commit, or the user's merge
     /// commit for a conflict resolved by hand (which holds the fix).
     pub merged: Option<Oid>,
+    /// Whether the last finished attempt's `verify` passed (`None`: it
+    /// did not run).
+    pub verify_passed: Option<bool>,
 }
 
 /// Folds events into a run's state and its [`RunReport`].
@@ -113,6 +116,10 @@ impl RunFold {
                                 stdout_log: out.display().to_string(),
                                 stderr_log: err.display().to_string(),
                                 agent: None,
+                                variant_of: t.variant_of.clone(),
+                                score: None,
+                                diff: None,
+                                experiment: None,
                             }
                         })
                         .collect(),
@@ -150,6 +157,8 @@ impl RunFold {
                 outside_paths,
                 snapshot_ms,
                 agent,
+                score,
+                diff,
             } => {
                 let dir = self.run_dir();
                 if let Some((t, s)) = self.task_mut(task) {
@@ -174,7 +183,37 @@ impl RunFold {
                     t.skipped_files = skipped_files.clone();
                     t.outside_paths = outside_paths.clone();
                     t.snapshot_ms += snapshot_ms.unwrap_or(0);
+                    t.score = score.clone();
+                    t.diff = *diff;
                     s.commit = commit.as_deref().and_then(oid);
+                    s.verify_passed = *verify_passed;
+                }
+            }
+            EventBody::ExperimentDecided { task, decision } => {
+                // The winner's result is the experiment's: what it gives
+                // its dependents and the integration branch.
+                let winner = decision
+                    .winner
+                    .as_ref()
+                    .and_then(|w| self.index.get(w))
+                    .and_then(|&w| {
+                        let report = self.report.as_ref()?.tasks.get(w)?;
+                        Some((
+                            report.commit.clone(),
+                            report.git_ref.clone(),
+                            report.changed_files.clone(),
+                            self.tasks.get(w)?.clone(),
+                        ))
+                    });
+                if let Some((t, s)) = self.task_mut(task) {
+                    t.experiment = Some(decision.clone());
+                    if let Some((commit, git_ref, changed, state)) = winner {
+                        t.commit = commit;
+                        t.git_ref = git_ref;
+                        t.changed_files = changed;
+                        s.base = state.base;
+                        s.commit = state.commit;
+                    }
                 }
             }
             EventBody::TaskFinished {

@@ -30,6 +30,7 @@ fn info(id: &str, isolation: Isolation, deps: &[&str]) -> TaskInfo {
         kind: TaskKind::Command,
         isolation,
         deps: deps.iter().map(|d| d.to_string()).collect(),
+        variant_of: None,
     }
 }
 
@@ -70,6 +71,8 @@ fn attempt_finished(task: &str, attempt: u32, code: i32, commit: Option<&str>) -
         outside_paths: Vec::new(),
         snapshot_ms: Some(1),
         agent: None,
+        score: None,
+        diff: None,
     }
 }
 
@@ -289,6 +292,65 @@ fn every_committed_event_replays_through_the_fold() {
     }));
     assert_eq!(lost.status(0), TaskStatus::Merged);
     assert_eq!(lost.result(0), oid(A1));
+
+    // An experiment: its winner's result is its own.
+    let mut exp = RunFold::default();
+    let variant = |id: &str| TaskInfo {
+        variant_of: Some("e".into()),
+        ..info(id, Isolation::Worktree, &[])
+    };
+    let tasks = vec![
+        variant("e@1"),
+        variant("e@2"),
+        info("e", Isolation::Worktree, &["e@1", "e@2"]),
+    ];
+    apply(&mut exp, run_started(tasks));
+    for (id, commit) in [("e@1", A1), ("e@2", C1)] {
+        apply(&mut exp, started(id, 1, BASE));
+        apply(&mut exp, attempt_finished(id, 1, 0, Some(commit)));
+        apply(&mut exp, finished(id, TaskStatus::Succeeded));
+    }
+    let ranked = |task: &str, variant: u32, rank: u32| swarm_protocol::experiment::Ranked {
+        task: task.into(),
+        variant,
+        values: Default::default(),
+        rank: Some(rank),
+        ineligible: None,
+        status: TaskStatus::Succeeded,
+        score: Some(f64::from(rank)),
+        verify_passed: None,
+        tokens: 0,
+        cost_usd: 0.0,
+        duration_ms: 5,
+        diff: None,
+        commit: None,
+        git_ref: None,
+    };
+    apply(
+        &mut exp,
+        EventBody::ExperimentDecided {
+            task: "e".into(),
+            decision: swarm_protocol::experiment::Decision {
+                pick: swarm_protocol::experiment::Pick::Min,
+                winner: Some("e@2".into()),
+                ranking: vec![ranked("e@2", 2, 1), ranked("e@1", 1, 2)],
+                saved: None,
+            },
+        },
+    );
+    apply(&mut exp, finished("e", TaskStatus::Succeeded));
+    assert_eq!(exp.result(2), oid(C1));
+    assert_eq!(exp.state(2).unwrap().base, oid(BASE));
+    let e = &exp.report().unwrap().tasks[2];
+    assert_eq!(e.git_ref.as_deref(), Some("refs/swarm/r/e@2"));
+    assert_eq!(
+        e.experiment.as_ref().unwrap().winner.as_deref(),
+        Some("e@2")
+    );
+    assert_eq!(
+        exp.report().unwrap().tasks[0].variant_of.as_deref(),
+        Some("e")
+    );
 
     assert_eq!(
         seen,

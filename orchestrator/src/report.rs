@@ -35,6 +35,19 @@ pub fn verify_log_paths(
     )
 }
 
+/// Where attempt `attempt` of variant `task` logs its `score` command.
+pub fn score_log_paths(
+    run_dir: &Path,
+    task: &str,
+    attempt: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = crate::layout::task_logs(run_dir, task);
+    (
+        dir.join(format!("{attempt}.score.out")),
+        dir.join(format!("{attempt}.score.err")),
+    )
+}
+
 pub use crate::layout::run_dir;
 
 /// The report a list of events adds up to.

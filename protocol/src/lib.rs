@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod agent;
+pub mod experiment;
 
 /// The JSON schema of journal events (`events.jsonl`, `--events json`),
 /// pretty-printed, as committed in `events.schema.json`.
@@ -240,6 +241,21 @@ pub enum EventBody {
         /// What an agent task's session did (agent tasks only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<agent::AgentReport>,
+        /// A variant's `score` (variants of a scored experiment whose
+        /// attempt succeeded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<experiment::Score>,
+        /// The size of a variant's change against its base (variants only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        diff: Option<experiment::DiffStat>,
+    },
+    /// Every variant of an experiment is final: their ranking, and the
+    /// one whose result is the task's (followed by the task's
+    /// `task_finished`).
+    ExperimentDecided {
+        task: String,
+        #[serde(flatten)]
+        decision: experiment::Decision,
     },
     /// The task reached a final status (or `succeeded`, before its merge).
     TaskFinished {
@@ -382,6 +398,9 @@ pub struct TaskInfo {
     pub kind: TaskKind,
     pub isolation: Isolation,
     pub deps: Vec<String>,
+    /// For a variant (`<task>@<k>`), the experiment it is one way of doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_of: Option<String>,
 }
 
 /// `.swarm/runs/<run>/report.json`: the result of a run.
@@ -451,6 +470,18 @@ pub struct TaskReport {
     /// and transcript.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<agent::AgentReport>,
+    /// For a variant (`<task>@<k>`), the experiment it is one way of doing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_of: Option<String>,
+    /// A variant's score, when its experiment has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<experiment::Score>,
+    /// A variant's change against its base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<experiment::DiffStat>,
+    /// For an experiment: its variants ranked, and which one was picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<experiment::Decision>,
 }
 
 #[cfg(test)]
@@ -475,6 +506,8 @@ mod tests {
                 outside_paths: vec![],
                 snapshot_ms: None,
                 agent: None,
+                score: None,
+                diff: None,
             },
         };
         let line = serde_json::to_string(&event)?;

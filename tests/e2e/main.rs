@@ -8,6 +8,7 @@ mod bad_input;
 mod clean;
 mod escapes;
 mod example_plans;
+mod experiments;
 mod faults;
 mod gateway_complete;
 mod live;

@@ -86,7 +86,39 @@ impl BudgetScope {
             .map(|limit| u32::try_from(limit.saturating_sub(total)).unwrap_or(u32::MAX))
     }
 
-    fn add(&self, usage: Usage, usd: f64) {
+    /// Why this budget cannot pay for one more unit of work that costs
+    /// about `tokens` and `usd` (what the dearest finished one cost), if
+    /// it cannot: what is left is less, or it is spent.
+    pub fn short_of(&self, tokens: u64, usd: f64) -> Option<String> {
+        if let Some(why) = self.refusal() {
+            return Some(why);
+        }
+        let spent = *lock(&self.spent);
+        let whose = &self.whose;
+        if let Some(limit) = self.budget.tokens
+            && tokens > 0
+            && spent.usage.total() + tokens > limit
+        {
+            return Some(format!(
+                "{whose} has {} of its {limit} tokens left, and a variant has used {tokens}",
+                limit.saturating_sub(spent.usage.total())
+            ));
+        }
+        if let Some(limit) = self.budget.usd
+            && usd > 0.0
+            && spent.usd + usd > limit
+        {
+            return Some(format!(
+                "{whose} has ${:.4} of its ${limit:.2} left, and a variant has cost ${usd:.4}",
+                (limit - spent.usd).max(0.0)
+            ));
+        }
+        None
+    }
+
+    /// Counts what was spent before this scope existed (a resumed run's
+    /// finished work).
+    pub fn add(&self, usage: Usage, usd: f64) {
         let mut s = lock(&self.spent);
         s.usage.add(usage);
         s.usd += usd;
@@ -99,8 +131,14 @@ impl Gateway {
     /// left of either token budget, so that one answer cannot overspend
     /// much; or why not, the scope's refusal first.
     pub(crate) fn admit(&self, scope: Option<&BudgetScope>, wanted: u32) -> Result<u32, String> {
+        self.admit_all(scope.as_slice(), wanted)
+    }
+
+    /// [`Gateway::admit`] under several scopes at once (a variant's own
+    /// and its experiment's).
+    pub(crate) fn admit_all(&self, scopes: &[&BudgetScope], wanted: u32) -> Result<u32, String> {
         let mut max_tokens = wanted;
-        for budget in scope.into_iter().chain([&self.run]) {
+        for budget in scopes.iter().copied().chain([&self.run]) {
             if let Some(why) = budget.refusal() {
                 return Err(why);
             }
@@ -123,6 +161,17 @@ impl Gateway {
         estimate: u64,
         scope: Option<&BudgetScope>,
     ) -> (f64, bool) {
+        self.settle_all(config, answer, estimate, scope.as_slice())
+    }
+
+    /// [`Gateway::settle`] under several scopes at once.
+    pub(crate) fn settle_all(
+        &self,
+        config: &ModelConfig,
+        answer: &mut Answer,
+        estimate: u64,
+        scopes: &[&BudgetScope],
+    ) -> (f64, bool) {
         let estimated = answer.usage.total() == 0;
         if estimated {
             let said: usize = answer
@@ -138,7 +187,7 @@ impl Gateway {
             answer.usage.input_tokens,
             answer.usage.output_tokens,
         );
-        for budget in scope.into_iter().chain([&self.run]) {
+        for budget in scopes.iter().copied().chain([&self.run]) {
             budget.add(answer.usage, usd);
         }
         (usd, estimated)
@@ -148,6 +197,46 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    #[test]
+    fn short_of_stops_work_the_rest_of_a_budget_cannot_pay_for() {
+        let scope = BudgetScope::new(
+            "the run",
+            Budget {
+                tokens: Some(1000),
+                usd: Some(1.0),
+            },
+        );
+        assert_eq!(scope.short_of(0, 0.0), None);
+        scope.add(
+            Usage {
+                input_tokens: 600,
+                ..Usage::default()
+            },
+            0.5,
+        );
+        assert_eq!(scope.short_of(300, 0.1), None);
+        let tokens = scope.short_of(500, 0.1).unwrap();
+        assert!(
+            tokens.contains("has 400 of its 1000 tokens left"),
+            "{tokens}"
+        );
+        let usd = scope.short_of(100, 0.6).unwrap();
+        assert!(usd.contains("$0.5000 of its $1.00 left"), "{usd}");
+        scope.add(
+            Usage {
+                input_tokens: 400,
+                ..Usage::default()
+            },
+            0.0,
+        );
+        assert!(
+            scope
+                .short_of(0, 0.0)
+                .unwrap()
+                .contains("used 1000 of its 1000")
+        );
+    }
 
     use swarm_protocol::agent::{Block, StopReason};
 

@@ -128,6 +128,7 @@ impl Gateway {
             }
         };
         let prepared = endpoint.prepare(&Ask {
+            temperature: None,
             system: &request.system,
             tools: &request.tools,
             messages: &request.messages,

@@ -89,6 +89,9 @@ pub struct Gateway {
     endpoints: BTreeMap<String, Arc<Endpoint>>,
     /// The run's budget, which every call counts against.
     run: BudgetScope,
+    /// Budgets shared by several tasks: an experiment's, which covers all
+    /// its variants. By name.
+    groups: Mutex<BTreeMap<String, Arc<BudgetScope>>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -130,7 +133,25 @@ impl Gateway {
             http,
             endpoints,
             run: BudgetScope::new("the run", budget),
+            groups: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The budget experiment `task`'s variants share (made with `budget`
+    /// the first time it is asked for).
+    pub fn group(&self, task: &str, budget: Budget) -> Arc<BudgetScope> {
+        let mut groups = lock(&self.groups);
+        Arc::clone(groups.entry(task.to_string()).or_insert_with(|| {
+            Arc::new(BudgetScope::new(
+                format!("task `{task}` (all its variants)"),
+                budget,
+            ))
+        }))
+    }
+
+    /// The run's budget.
+    pub fn run_budget(&self) -> &BudgetScope {
+        &self.run
     }
 
     /// What the run has spent so far.

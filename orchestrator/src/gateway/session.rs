@@ -96,6 +96,8 @@ pub struct Session {
     rounds: u32,
     /// The task's budget and what its calls spent.
     budget: BudgetScope,
+    /// A budget shared with other sessions (an experiment's variants).
+    group: Option<Arc<BudgetScope>>,
     summary: String,
     /// Decided by the coordinator, from what it saw.
     outcome: Option<(AgentOutcome, Option<String>)>,
@@ -162,12 +164,26 @@ impl Session {
             turns: 0,
             rounds: 0,
             budget: BudgetScope::new(format!("task `{task}`"), agent.budget),
+            group: None,
             summary: String::new(),
             outcome: None,
             worker_report: None,
             verify_passed: None,
             notes: None,
         })
+    }
+
+    /// Counts this session's calls against `group` too (the budget an
+    /// experiment's variants share).
+    pub fn join_group(&mut self, group: Arc<BudgetScope>) {
+        self.group = Some(group);
+    }
+
+    /// The session's own budget, then its group's.
+    fn scopes(&self) -> Vec<&BudgetScope> {
+        std::iter::once(&self.budget)
+            .chain(self.group.as_deref())
+            .collect()
     }
 
     /// Serves the worker on `stream` until it closes it. `verify` runs the
@@ -367,7 +383,8 @@ impl Session {
         }
         let endpoint = Arc::clone(&self.endpoint);
         let config = &endpoint.config;
-        let max_tokens = match self.gateway.admit(Some(&self.budget), config.max_tokens) {
+        let scopes = self.scopes();
+        let max_tokens = match self.gateway.admit_all(&scopes, config.max_tokens) {
             Ok(max_tokens) => max_tokens,
             Err(why) => return self.refuse(write, Refusal::Budget, why).await,
         };
@@ -385,6 +402,7 @@ impl Session {
             messages: &self.messages,
             max_tokens,
             stream: true,
+            temperature: self.agent.temperature,
         });
 
         // Text and retries stream to the worker while the call runs.
@@ -430,7 +448,7 @@ impl Session {
             Ok(mut answer) => {
                 let (usd, estimated) =
                     self.gateway
-                        .settle(config, &mut answer, request.estimate, Some(&self.budget));
+                        .settle_all(config, &mut answer, request.estimate, &self.scopes());
                 if estimated {
                     self.transcript.write(
                         "note",
@@ -637,6 +655,7 @@ mod tests {
             max_turns: 5,
             budget: Budget::default(),
             repair_rounds: 0,
+            temperature: None,
         };
         let mut session = Session::new(
             gateway,

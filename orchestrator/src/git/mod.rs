@@ -218,6 +218,56 @@ impl Repo {
             .tree_id())
     }
 
+    /// The size of the change from commit `from` to commit `to`: files,
+    /// lines added and removed (binary files count as files only).
+    pub fn diff_stat(
+        &self,
+        from: Oid,
+        to: Oid,
+    ) -> Result<swarm_protocol::experiment::DiffStat, GitError> {
+        let git = self.open()?;
+        let tree = |c: Oid| {
+            git.find_commit(c)
+                .and_then(|c| c.tree())
+                .context(|| format!("read the tree of commit {c}"))
+        };
+        let (a, b) = (tree(from)?, tree(to)?);
+        let stats = git
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .and_then(|d| d.stats())
+            .context(|| format!("diff {from} against {to}"))?;
+        Ok(swarm_protocol::experiment::DiffStat {
+            files: stats.files_changed() as u64,
+            insertions: stats.insertions() as u64,
+            deletions: stats.deletions() as u64,
+        })
+    }
+
+    /// The change from commit `from` to commit `to` as a patch (`git
+    /// diff` format, no colour).
+    pub fn patch(&self, from: Oid, to: Oid) -> Result<Vec<u8>, GitError> {
+        let git = self.open()?;
+        let tree = |c: Oid| {
+            git.find_commit(c)
+                .and_then(|c| c.tree())
+                .context(|| format!("read the tree of commit {c}"))
+        };
+        let (a, b) = (tree(from)?, tree(to)?);
+        let diff = git
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .context(|| format!("diff {from} against {to}"))?;
+        let mut out = Vec::new();
+        diff.print(git2::DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                out.push(line.origin() as u8);
+            }
+            out.extend_from_slice(line.content());
+            true
+        })
+        .context(|| format!("print the diff of {from} against {to}"))?;
+        Ok(out)
+    }
+
     /// `f` given a function saying whether a path (relative to the root)
     /// exists in commit `commit`: what a plan's checks ask of its base.
     pub fn with_paths_of<R>(

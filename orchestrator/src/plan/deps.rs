@@ -50,6 +50,23 @@ pub(super) fn resolve(
                         )
                         .with_help("remove it from its own `deps`"),
                 );
+            } else if let Some((of, _)) = dep
+                .split_once('@')
+                // Only an experiment depends on its variants.
+                .filter(|(of, _)| ids.contains(&dep) && of != id)
+            {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::UnknownDependency,
+                            format!("task `{}` depends on variant `{dep}`", *id),
+                            Some(span),
+                            "a variant",
+                        )
+                        .with_help(format!(
+                            "depend on the experiment: `{of}` gives its dependents the variant it picks"
+                        )),
+                );
             } else if ids.contains(&dep) {
                 deps.push(dep);
             } else if seen.contains(&&dep) {
@@ -61,7 +78,8 @@ pub(super) fn resolve(
                     Ok(matched) => deps.extend(
                         matched
                             .into_iter()
-                            .filter(|m| *m != id && ids.contains(*m))
+                            // Variants are reached through their experiment.
+                            .filter(|m| *m != id && ids.contains(*m) && !m.contains('@'))
                             .cloned(),
                     ),
                     Err(e) => errors.push(e),

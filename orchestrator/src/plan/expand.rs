@@ -14,7 +14,9 @@ use std::path::Path;
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 use super::models::{self, Budget, ModelConfig};
 use super::schema::{PlanFile, TaskFields};
-use super::{Plan, Task, deps, is_valid_task_id, matrix, settings, task};
+use super::{
+    Experiment, Plan, Role, Task, Variant, deps, is_valid_task_id, matrix, settings, task, variants,
+};
 
 /// Turns a TOML/serde error into a positioned plan error, with a "did you
 /// mean" for misspelt keys and values.
@@ -232,6 +234,9 @@ fn defaults(source: &Source, defaults: &TaskFields, errors: &mut Vec<PlanError>)
                 .map(|s| s.span()),
         ),
         ("matrix", defaults.matrix.as_ref().map(|s| s.span())),
+        ("variants", defaults.variants.as_ref().map(|s| s.span())),
+        ("score", defaults.score.as_ref().map(|s| s.span())),
+        ("pick", defaults.pick.as_ref().map(|s| s.span())),
     ];
     for (key, span) in misplaced {
         if let Some(span) = span {
@@ -275,6 +280,7 @@ struct Expanded<'a> {
     span: Range<usize>,
     /// The id as written, for a task made by a matrix.
     template: Option<&'a str>,
+    role: Role,
 }
 
 /// What the matrix step makes of one `[[task]]` table, in the order found:
@@ -330,14 +336,56 @@ fn matrix<'a>(source: &Source, file: &'a PlanFile, errors: &mut Vec<PlanError>) 
         };
         let mut found = Vec::new();
         let combos = matrix::combinations(source, fields, &mut found);
-        let placeholders_ok = match (&combos, &fields.matrix) {
-            (Some(combos), Some(m)) => {
-                matrix::check_placeholders(source, id.get_ref(), fields, m, combos, &mut found)
+        let variants = variants::read(source, fields, &file.defaults, id.get_ref(), &mut found);
+        let placeholders_ok = match (&combos, &fields.matrix, &variants) {
+            (Some(combos), m, Ok(v)) if m.is_some() || v.is_some() => {
+                // Every placeholder needs a value in every matrix
+                // combination crossed with every variant.
+                let span = m.as_ref().map_or_else(
+                    || v.as_ref().map(|v| v.span.clone()).unwrap_or_default(),
+                    |m| m.span(),
+                );
+                let crossed: Vec<matrix::Combo> = match v {
+                    None => combos.clone(),
+                    Some(v) => combos
+                        .iter()
+                        .flat_map(|c| {
+                            v.values.iter().map(|values| {
+                                let mut all = c.values.clone();
+                                all.extend(values.clone());
+                                matrix::Combo {
+                                    values: all,
+                                    span: if m.is_some() {
+                                        c.span.clone()
+                                    } else {
+                                        span.clone()
+                                    },
+                                }
+                            })
+                        })
+                        .collect(),
+                };
+                matrix::check_placeholders(source, id.get_ref(), fields, span, &crossed, &mut found)
             }
             _ => true,
         };
+        if variants.is_ok()
+            && let Some(at) = id.get_ref().find(&format!("{{{}", variants::NUMBER_KEY))
+        {
+            let start = id.span().start + 1 + at;
+            found.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{}` has `{{variant}}` in its id", id.get_ref()),
+                        Some(start..start + "{variant}".len()),
+                        "in the id",
+                    )
+                    .with_help("a variant's id is the task's id and its number (`<id>@2`): remove `{variant}` from `id`"),
+            );
+        }
         out.extend(found.into_iter().map(Expansion::Refused));
-        let Some(combos) = combos.filter(|_| placeholders_ok) else {
+        let (Some(combos), Ok(variants)) = (combos.filter(|_| placeholders_ok), variants) else {
             continue;
         };
         // Id -> the combination that made it, for slug collisions.
@@ -379,12 +427,58 @@ fn matrix<'a>(source: &Source, file: &'a PlanFile, errors: &mut Vec<PlanError>) 
             seen.insert(task_id.clone(), span.start);
             made_by.insert(task_id.clone(), combo);
             expanded.push(task_id.clone());
+            let template = from_matrix.then(|| id.get_ref().as_str());
+            let role = match &variants {
+                None => Role::Plain,
+                Some(spec) => {
+                    let mut ids = Vec::new();
+                    for (values, number) in spec.values.iter().zip(1..) {
+                        let variant = super::variant_id(&task_id, number);
+                        let mut all = combo.clone();
+                        all.extend(variants::with_overrides(values));
+                        ids.push(variant.clone());
+                        let score = spec.score.clone().map(|mut score| {
+                            score.command = matrix::substitute(&score.command, &all);
+                            score
+                        });
+                        out.push(Expansion::Task(Expanded {
+                            fields,
+                            combo: all,
+                            id: variant,
+                            span: span.clone(),
+                            template,
+                            role: Role::Variant(Variant {
+                                of: task_id.clone(),
+                                number,
+                                values: values
+                                    .iter()
+                                    .filter(|(k, _)| k.as_str() != variants::NUMBER_KEY)
+                                    .map(|(k, v)| (k.clone(), v.clone()))
+                                    .collect(),
+                                score,
+                            }),
+                        }));
+                    }
+                    Role::Experiment(Experiment {
+                        pick: spec.pick,
+                        variants: ids,
+                        scored: spec.score.is_some(),
+                    })
+                }
+            };
+            // The experiment runs nothing; it is checked as its first
+            // variant is (its model, its placeholders' values).
+            let mut own = combo.clone();
+            if let Some(first) = variants.as_ref().and_then(|v| v.values.first()) {
+                own.extend(variants::with_overrides(first));
+            }
             out.push(Expansion::Task(Expanded {
                 fields,
-                combo: combo.clone(),
+                combo: own,
                 id: task_id,
                 span,
-                template: from_matrix.then(|| id.get_ref().as_str()),
+                template,
+                role,
             }));
         }
         if from_matrix {
@@ -452,27 +546,54 @@ fn resolve(
             }
         };
         let mut task_errors = Vec::new();
-        let task = task::resolve(ctx, e.fields, &e.combo, &e.id, e.span, &mut task_errors);
-        // One mistake in a matrix task is made by each of its expansions:
-        // name it once, by the id as written.
+        let task = task::resolve(
+            ctx,
+            e.fields,
+            &e.combo,
+            &e.id,
+            e.span.clone(),
+            &mut task_errors,
+        );
+        // One mistake in a matrix task is made by each of its expansions
+        // (and each variant): name it once, by the id as written.
+        let named = match &e.role {
+            Role::Variant(v) => Some(v.of.as_str()),
+            Role::Plain | Role::Experiment(_) => None,
+        };
         errors.extend(task_errors.into_iter().map(|mut error| {
-            if let Some(template) = e.template {
+            if let Some(of) = named {
                 error.message = error
                     .message
-                    .replace(&format!("`{}`", e.id), &format!("`{template}`"));
+                    .replace(&format!("`{}`", e.id), &format!("`{of}`"));
+            }
+            if let Some(template) = e.template {
+                let own = named.unwrap_or(&e.id);
+                error.message = error
+                    .message
+                    .replace(&format!("`{own}`"), &format!("`{template}`"));
             }
             error
         }));
-        written.push((
-            e.id,
-            e.fields
+        // An experiment waits for its variants, which wait for its deps.
+        let deps = match &e.role {
+            Role::Experiment(x) => x
+                .variants
+                .iter()
+                .map(|v| (v.clone(), e.span.clone()))
+                .collect(),
+            Role::Plain | Role::Variant(_) => e
+                .fields
                 .deps
                 .iter()
                 .flatten()
                 .map(|d| (matrix::substitute_id(d.get_ref(), &e.combo), d.span()))
                 .collect(),
-        ));
-        tasks.extend(task);
+        };
+        written.push((e.id, deps));
+        tasks.extend(task.map(|mut t| {
+            t.role = e.role;
+            t
+        }));
     }
     (tasks, written)
 }

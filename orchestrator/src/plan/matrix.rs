@@ -8,7 +8,7 @@ use std::ops::Range;
 use toml::{Spanned, Value};
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
-use super::schema::{MatrixField, TaskFields};
+use super::schema::TaskFields;
 
 /// One combination of a matrix: `key -> value`, and where it was written
 /// (the matrix, or its `include` entry).
@@ -246,7 +246,7 @@ pub(super) fn check_placeholders(
     source: &Source,
     id: &str,
     fields: &TaskFields,
-    matrix: &Spanned<MatrixField>,
+    table: Range<usize>,
     combos: &[Combo],
     errors: &mut Vec<PlanError>,
 ) -> bool {
@@ -267,6 +267,12 @@ pub(super) fn check_placeholders(
         .filter_map(|(k, v)| v.map(|v| (*k, v.get_ref().as_str(), Some(v.span()))))
         .collect();
     texts.extend(fields.verify.as_deref().map(|v| ("verify", v, None)));
+    texts.extend(
+        fields
+            .score
+            .as_ref()
+            .map(|v| ("score", v.get_ref().as_str(), Some(v.span()))),
+    );
     for (key, list) in [
         ("args", &fields.args),
         ("paths", &fields.paths),
@@ -298,7 +304,7 @@ pub(super) fn check_placeholders(
                         s
                     }
                 })
-                .unwrap_or_else(|| matrix.span());
+                .unwrap_or_else(|| table.clone());
             let (name, modifier) = word.split_once(':').unwrap_or((word, ""));
             if !matches!(modifier, "" | "slug") {
                 errors.push(
@@ -347,7 +353,7 @@ pub(super) fn check_placeholders(
             if !combo.values.contains_key(*name)
                 && reported.insert((*name, combo.span.start, combo.span.end))
             {
-                let what = if combo.span == matrix.span() {
+                let what = if combo.span == table {
                     "the matrix's combinations"
                 } else {
                     "this `include` entry"

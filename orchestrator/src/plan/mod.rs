@@ -14,6 +14,7 @@ pub mod schema;
 pub mod semantic;
 mod settings;
 mod task;
+mod variants;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -23,6 +24,7 @@ use std::time::Duration;
 pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, Source, did_you_mean};
 pub use models::{AgentTask, Budget, ModelConfig};
 pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode};
+pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
 
 /// A checked plan, ready to be turned into a graph and run.
@@ -161,6 +163,81 @@ pub struct Task {
     pub max_output: u64,
     /// Largest file a snapshot of the task's worktree commits, in bytes.
     pub max_file_size: u64,
+    /// The part the task plays in an experiment (`variants`), if any.
+    pub role: Role,
+}
+
+/// What part a task plays in an experiment: a task with `variants` becomes
+/// its variants (`<task>@1` ...), which run like any task, and the
+/// experiment `<task>`, which depends on them, runs nothing, and whose
+/// result is the one variant picked. Dependents name the experiment.
+#[derive(Debug, Clone, Default)]
+pub enum Role {
+    #[default]
+    Plain,
+    Variant(Variant),
+    Experiment(Experiment),
+}
+
+/// One way of doing an experiment.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// The experiment's id.
+    pub of: String,
+    /// `k` of `<task>@<k>`, from 1.
+    pub number: u32,
+    /// Its values of `variants = { key = [...] }` (none for `variants = N`).
+    pub values: BTreeMap<String, String>,
+    /// What ranks it, run after its `verify` passed.
+    pub score: Option<ScoreCommand>,
+}
+
+/// An experiment's `score`.
+#[derive(Debug, Clone)]
+pub struct ScoreCommand {
+    pub command: String,
+    pub timeout: Duration,
+}
+
+/// How long `score` may run when the plan does not say.
+pub const DEFAULT_SCORE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The most variants one task may have.
+pub const MAX_VARIANTS: usize = 64;
+
+/// An experiment: its variants and how one is picked.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub pick: Pick,
+    /// Its variants' ids, by number.
+    pub variants: Vec<String>,
+    /// Whether the variants have a `score`.
+    pub scored: bool,
+}
+
+impl Task {
+    /// The experiment's settings, for an experiment.
+    pub fn experiment(&self) -> Option<&Experiment> {
+        match &self.role {
+            Role::Experiment(e) => Some(e),
+            Role::Plain | Role::Variant(_) => None,
+        }
+    }
+
+    /// The variant's place, for a variant.
+    pub fn variant(&self) -> Option<&Variant> {
+        match &self.role {
+            Role::Variant(v) => Some(v),
+            Role::Plain | Role::Experiment(_) => None,
+        }
+    }
+}
+
+/// The id of variant `number` of task `id`: `@` cannot be in an id
+/// written in a plan, so it collides with none, and git allows it in a
+/// ref (unlike `~`, which names an ancestor).
+pub fn variant_id(id: &str, number: u32) -> String {
+    format!("{id}@{number}")
 }
 
 /// What a task runs. One variant per kind, so that a task cannot be two

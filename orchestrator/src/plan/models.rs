@@ -83,6 +83,8 @@ pub struct AgentTask {
     pub max_turns: u32,
     pub budget: Budget,
     pub repair_rounds: u32,
+    /// Sampling temperature, when the plan sets one.
+    pub temperature: Option<f64>,
 }
 
 pub const DEFAULT_MAX_TURNS: u32 = 50;

@@ -318,6 +318,52 @@ pub struct TaskFields {
     /// asks for that anywhere.
     #[schemars(with = "Option<MatrixSchema>")]
     pub matrix: Option<Spanned<MatrixField>>,
+    /// Run the task several ways, each in its own worktree and sandbox,
+    /// and keep one result: a number of variants (`variants = 4`, told
+    /// apart by `{variant}`), or lists of values whose combinations are the
+    /// variants (`variants = { model = ["a", "b"], temperature = [0.2,
+    /// 0.8] }`): `model` and `temperature` set an agent's, and every key is
+    /// a `{key}` placeholder, as in a matrix. Each variant keeps its ref
+    /// (`refs/swarm/<run>/<task>@<k>`).
+    #[schemars(with = "Option<VariantsSchema>")]
+    pub variants: Option<Spanned<toml::Value>>,
+    /// A command run in each variant's worktree after `verify` passed (in
+    /// the sandbox, the worktree read-only); its last line of output is
+    /// the variant's score. A variant whose score is no number is not
+    /// picked.
+    #[schemars(with = "Option<String>")]
+    pub score: Option<Spanned<String>>,
+    /// How long `score` may run, e.g. `"5m"`. Default: 10m.
+    #[schemars(with = "Option<String>")]
+    pub score_timeout: Option<Spanned<String>>,
+    /// Which variant's result becomes the task's: `min` or `max` (by
+    /// score; ties go to the lowest cost, then the lowest number), `first`
+    /// (the first to pass `verify`; the others are cancelled) or `none`
+    /// (keep every variant, merge none). Default: `first` without `score`;
+    /// with it, required.
+    #[schemars(with = "Option<swarm_protocol::experiment::Pick>")]
+    pub pick: Option<Spanned<swarm_protocol::experiment::Pick>>,
+    /// An agent's sampling temperature (0 to 2). Default: the provider's.
+    pub temperature: Option<f64>,
+}
+
+/// `variants = N` or a table of lists (for the JSON schema only: what is
+/// read is a `toml::Value`, checked where it stands).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum VariantsSchema {
+    Count(#[schemars(range(min = 2, max = 64))] u32),
+    Lists(BTreeMap<String, Vec<VariantValue>>),
+}
+
+/// A value of a variants list.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum VariantValue {
+    String(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
 }
 
 /// A matrix as read: each key's list, `include` and `exclude` alike; their

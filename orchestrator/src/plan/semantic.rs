@@ -117,7 +117,11 @@ fn paths_exist(
     exists: &dyn Fn(&str) -> bool,
     found: &mut Findings,
 ) {
+    // A variant's paths are its experiment's, checked there.
     for (i, task) in plan.tasks.iter().enumerate() {
+        if task.variant().is_some() {
+            continue;
+        }
         for path in &task.paths {
             if exists(path) {
                 continue;
@@ -173,8 +177,12 @@ fn paths_exist(
 /// other) and may write the same path: their results would likely
 /// conflict. One error per task, naming the tasks it overlaps.
 fn overlaps(plan: &Plan, ancestors: &[Vec<u64>], found: &mut Findings) {
+    // An experiment stands for its variants: they all write the same
+    // paths, and only one of them is merged.
     let writers: Vec<usize> = (0..plan.tasks.len())
-        .filter(|&i| plan.tasks[i].isolation == Isolation::Worktree)
+        .filter(|&i| {
+            plan.tasks[i].isolation == Isolation::Worktree && plan.tasks[i].variant().is_none()
+        })
         .collect();
     // Each task's writable paths, once.
     let owned: Vec<Option<Vec<&str>>> = plan.tasks.iter().map(Task::owned).collect();
@@ -260,7 +268,7 @@ fn overlap(a: &Option<Vec<&str>>, b: &Option<Vec<&str>>) -> Option<String> {
 
 /// Agent work that nothing checks.
 fn unchecked(plan: &Plan, found: &mut Findings) {
-    for task in &plan.tasks {
+    for task in plan.tasks.iter().filter(|t| t.variant().is_none()) {
         match &task.payload {
             Payload::Agent(_) if task.verify.is_none() => {
                 let (message, help) = if task.isolation == Isolation::Readonly {

@@ -200,6 +200,7 @@ pub(super) fn resolve(
         processes,
         max_output,
         max_file_size,
+        role: super::Role::Plain,
     })
 }
 
@@ -340,6 +341,39 @@ fn agent(
         .or(defaults.model.as_ref())
         .map(|m| (sub(m.get_ref()), m.span()))
         .unwrap_or_else(|| ("default".into(), span.clone()));
+    // A variant's own model (`variants = { model = [...] }`).
+    let (model_name, model_span) = match combo.get(super::variants::MODEL_OVERRIDE) {
+        Some(m) => (m.clone(), span.clone()),
+        None => (model_name, model_span),
+    };
+    let temperature = match combo.get(super::variants::TEMPERATURE_OVERRIDE) {
+        Some(t) => t.parse::<f64>().ok().or_else(|| {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}`: variant temperature `{t}` is not a number"),
+                        Some(span.clone()),
+                        "in this task",
+                    )
+                    .with_help("write temperatures as numbers, e.g. temperature = [0.2, 0.8]"),
+            );
+            None
+        }),
+        None => fields.temperature.or(defaults.temperature),
+    };
+    if let Some(t) = temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` has temperature {t}"),
+                    Some(span.clone()),
+                    "in this task",
+                )
+                .with_help("a sampling temperature is between 0 and 2"),
+        );
+    }
     let budget = fields.budget.or(defaults.budget).unwrap_or_default();
     let budget = if ctx.broken_models.contains(&model_name) {
         // Its table's own error says what is wrong.
@@ -398,6 +432,7 @@ fn agent(
             .repair_rounds
             .or(defaults.repair_rounds)
             .unwrap_or(DEFAULT_REPAIR_ROUNDS),
+        temperature,
     })
 }
 
@@ -421,6 +456,7 @@ fn foreign_keys(
         ("max_turns", fields.max_turns.is_some()),
         ("budget", fields.budget.is_some()),
         ("repair_rounds", fields.repair_rounds.is_some()),
+        ("temperature", fields.temperature.is_some()),
     ];
     let first = |keys: &[(&'static str, bool)]| keys.iter().find_map(|(k, set)| set.then_some(*k));
     let (wasm_key, agent_key) = match payload {

@@ -374,3 +374,73 @@ fn models_get_their_providers_defaults_unless_the_plan_sets_them() {
     );
     assert_eq!(model("local"), ("http://localhost:11434/v1", None));
 }
+
+#[test]
+fn variants_become_tasks_before_their_experiment_which_dependents_name() {
+    let plan = parse_ok(
+        "[[task]]\nid = \"base\"\nrun = \"true\"\ncreates = [\"b\"]\n\n\
+         [[task]]\nid = \"opt-{os}\"\nmatrix = { os = [\"linux\", \"mac\"] }\ndeps = [\"base\"]\n\
+         creates = [\"out-{os}\"]\nvariants = { level = [1, 9] }\n\
+         run = \"zip -{level} {os} #{variant}\"\nscore = \"stat {os} {level}\"\npick = \"max\"\n\n\
+         [[task]]\nid = \"after\"\ndeps = [\"opt-{os}\"]\nrun = \"true\"\n",
+    );
+    let ids: Vec<&str> = plan.tasks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "base",
+            "opt-linux@1",
+            "opt-linux@2",
+            "opt-linux",
+            "opt-mac@1",
+            "opt-mac@2",
+            "opt-mac",
+            "after"
+        ]
+    );
+    let t = |id: &str| plan.tasks.iter().find(|t| t.id == id).unwrap();
+    assert_eq!(t("opt-mac@2").command(), Some("zip -9 mac #2"));
+    assert_eq!(t("opt-mac@2").deps, ["base"]);
+    let v = t("opt-mac@2").variant().unwrap();
+    assert_eq!((v.of.as_str(), v.number), ("opt-mac", 2));
+    assert_eq!(v.values.get("level").map(String::as_str), Some("9"));
+    assert_eq!(v.score.as_ref().unwrap().command, "stat mac 9");
+    assert_eq!(t("opt-mac").deps, ["opt-mac@1", "opt-mac@2"]);
+    let e = t("opt-mac").experiment().unwrap();
+    assert_eq!((e.pick, e.scored), (super::Pick::Max, true));
+    // A dep on the matrix template means the experiments, not variants.
+    assert_eq!(t("after").deps, ["opt-linux", "opt-mac"]);
+    // Without `score`, the first to pass verify wins.
+    let first = parse_ok("[[task]]\nid = \"e\"\nrun = \"true\"\nvariants = 2\n");
+    assert_eq!(
+        first.tasks[2].experiment().unwrap().pick,
+        super::Pick::First
+    );
+}
+
+#[test]
+fn variant_models_and_temperatures_set_the_agents() {
+    let plan = parse_ok(
+        "[models.a]\nprovider = \"anthropic\"\nmodel = \"m1\"\napi_key_env = \"\"\nbase_url = \"http://localhost:1\"\n\n\
+         [models.b]\nprovider = \"anthropic\"\nmodel = \"m2\"\napi_key_env = \"\"\nbase_url = \"http://localhost:1\"\n\n\
+         [[task]]\nid = \"e\"\nprompt = \"do {model}\"\nverify = \"true\"\n\
+         variants = { model = [\"a\", \"b\"], temperature = [0.5] }\n",
+    );
+    let agent = |i: usize| plan.tasks[i].agent().unwrap().clone();
+    assert_eq!(
+        (
+            agent(0).model.as_str(),
+            agent(0).temperature,
+            agent(0).prompt.as_str()
+        ),
+        ("a", Some(0.5), "do a")
+    );
+    assert_eq!(agent(1).model, "b");
+    let bad = parse_err(
+        "[[task]]\nid = \"e\"\nprompt = \"x\"\nvariants = { model = [\"nope\", \"x\"] }\n",
+    );
+    assert!(
+        bad.to_string().contains("model `nope`") || bad.all().any(|e| e.message.contains("`nope`")),
+        "{bad:?}"
+    );
+}

@@ -79,6 +79,10 @@ pub(super) async fn run(
             Ok(s) => s,
             Err(e) => return failed(e),
         };
+    // A task's budget covers all its variants.
+    if let Some(variant) = task.variant() {
+        session.join_group(gateway.group(&variant.of, agent.budget));
+    }
     if let Some(index) = ctx.tasks.iter().position(|t| t.id == task.id) {
         let events = ctx.events.clone();
         session = session.with_notes(Box::new(move |note| {

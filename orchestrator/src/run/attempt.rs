@@ -63,7 +63,7 @@ pub(super) async fn run_attempt(
     workdir: &std::path::Path,
     git_dir: &std::path::Path,
     stop: &mut watch::Receiver<Option<Stop>>,
-) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
+) -> Ran {
     let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
     let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
     for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
@@ -72,6 +72,7 @@ pub(super) async fn run_attempt(
                 AttemptOutcome::SpawnFailed {
                     message: format!("create {}: {e}", dir.display()),
                 },
+                None,
                 None,
                 None,
             );
@@ -118,6 +119,7 @@ pub(super) async fn run_attempt(
                         },
                         None,
                         None,
+                        None,
                     );
                 }
             }
@@ -133,6 +135,7 @@ pub(super) async fn run_attempt(
                     AttemptOutcome::SpawnFailed {
                         message: format!("create the build caches of task `{}`: {e}", task.id),
                     },
+                    None,
                     None,
                     None,
                 );
@@ -201,13 +204,8 @@ pub(super) async fn run_attempt(
         }
     });
     let (script, agent) = match &task.payload {
-        Payload::Wasm(wasm) => {
-            return (
-                run_wasm(ctx, task, wasm, workdir, env, stdout, stderr, stop).await,
-                None,
-                None,
-            );
-        }
+        // Run below, in swarm's process.
+        Payload::Wasm(_) => (String::new(), None),
         Payload::Command { run } => (run.clone(), None),
         // `agent::run` sets the program (the agent) in place of a script.
         Payload::Agent(agent) => (String::new(), Some(agent)),
@@ -252,11 +250,12 @@ pub(super) async fn run_attempt(
                 },
                 None,
                 None,
+                None,
             );
         }
     }
     if let Err(e) = change_owners(owned.clone(), true).await {
-        return (AttemptOutcome::SpawnFailed { message: e }, None, None);
+        return (AttemptOutcome::SpawnFailed { message: e }, None, None, None);
     }
     // An unconfined command without a cgroup of its own joins the run's:
     // when the coordinator dies, its watcher kills everything in it.
@@ -286,7 +285,31 @@ pub(super) async fn run_attempt(
             .unwrap_or_default(),
         cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
     };
-    let (outcome, verify, report) = command_or_agent(ctx, task, agent, attempt, spec, stop).await;
+    let score_with = task
+        .variant()
+        .and_then(|v| v.score.clone())
+        .map(|score| (score, spec.clone()));
+    let (outcome, verify, report) = match &task.payload {
+        Payload::Wasm(wasm) => {
+            let (env, out, err) = (spec.env.clone(), spec.stdout.clone(), spec.stderr.clone());
+            let outcome = run_wasm(ctx, task, wasm, workdir, env, out, err, stop).await;
+            (outcome, None, None)
+        }
+        Payload::Command { .. } | Payload::Agent(_) => {
+            command_or_agent(ctx, task, agent, attempt, spec, stop).await
+        }
+    };
+    let passed = outcome.is_success()
+        && !matches!(verify, Some(Verify::Failed(_)))
+        && report
+            .as_ref()
+            .is_none_or(|r| r.outcome == swarm_protocol::agent::AgentOutcome::Finished);
+    let score = match score_with {
+        Some((score, spec)) if passed && stop.borrow().is_none() => {
+            Some(super::score::run(ctx, task, attempt, workdir, &score, spec, stop).await)
+        }
+        _ => None,
+    };
     if let Err(e) = change_owners(owned, false).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
@@ -307,10 +330,20 @@ pub(super) async fn run_attempt(
             AttemptOutcome::OutOfMemory { limit: task.memory },
             None,
             report,
+            None,
         );
     }
-    (outcome, verify, report)
+    (outcome, verify, report, score)
 }
+
+/// What one attempt did: how its command (or agent, or program) ended,
+/// its `verify`, the agent's report and a variant's score.
+pub(super) type Ran = (
+    AttemptOutcome,
+    Option<Verify>,
+    Option<AgentReport>,
+    Option<swarm_protocol::experiment::Score>,
+);
 
 /// Hands `paths` to the sandbox's unprivileged user (`give`), or takes
 /// them back, off the async threads (a walk of the whole worktree).

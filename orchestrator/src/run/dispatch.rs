@@ -34,6 +34,7 @@ use crate::journal::Journal;
 use crate::plan::{History, OnFailure, Task};
 use crate::worktree_home::WorktreeHome;
 
+mod experiments;
 mod merging;
 mod resumed;
 
@@ -84,6 +85,17 @@ pub(super) struct Dispatcher<'o> {
     started: Instant,
     /// The attempt number each task starts at (1, or more when resumed).
     next_attempt: Vec<u32>,
+    /// The model gateway, whose budgets decide whether another variant
+    /// may start.
+    gateway: Option<Arc<crate::gateway::Gateway>>,
+    /// For a variant, its experiment's index.
+    experiment_of: Vec<Option<usize>>,
+    /// For an experiment with `pick = "first"`, the variant that passed
+    /// first.
+    first_passed: Vec<Option<usize>>,
+    /// Why a variant was stopped by the dispatcher (another passed first),
+    /// for its `task_finished`.
+    superseded: Vec<Option<String>>,
     /// Held while this dispatcher drives the run.
     _lock: RunLock,
 }
@@ -188,6 +200,14 @@ impl<'o> Dispatcher<'o> {
             }
         }
         let n = tasks.len();
+        let experiment_of = tasks
+            .iter()
+            .map(|t| {
+                let of = &t.variant()?.of;
+                tasks.iter().position(|e| &e.id == of)
+            })
+            .collect();
+        let gateway = options.gateway.clone();
         Ok(Self {
             tasks,
             repo,
@@ -214,6 +234,10 @@ impl<'o> Dispatcher<'o> {
             observer,
             started: Instant::now(),
             next_attempt: vec![1; n],
+            gateway,
+            experiment_of,
+            first_passed: vec![None; n],
+            superseded: vec![None; n],
             _lock: lock,
         })
     }
@@ -230,6 +254,7 @@ impl<'o> Dispatcher<'o> {
                     kind: t.kind(),
                     isolation: t.isolation,
                     deps: t.deps.clone(),
+                    variant_of: t.variant().map(|v| v.of.clone()),
                 }
             })
             .collect()
@@ -337,18 +362,21 @@ impl<'o> Dispatcher<'o> {
                 }
                 Admission::Refuse(reason) => {
                     self.ready.pop();
-                    self.emit(EventBody::TaskFinished {
-                        task: self.tasks[i].id.clone(),
-                        status: TaskStatus::Failed,
-                        reason: Some(reason),
-                    })?;
-                    self.block_dependents(i, "failed")?;
-                    if self.on_failure == OnFailure::Stop {
-                        self.stopping.get_or_insert(Stopping::Failure);
-                    }
+                    self.on_done(i, TaskStatus::Failed, Some(reason))?;
                 }
                 Admission::Start => {
                     self.ready.pop();
+                    // An experiment runs nothing: it is decided when its
+                    // variants end.
+                    if self.tasks[i].experiment().is_some() {
+                        continue;
+                    }
+                    // The budget left stops new variants before it stops
+                    // running ones.
+                    if let Some(why) = self.budget_stops(i) {
+                        self.on_done(i, TaskStatus::Skipped, Some(why))?;
+                        continue;
+                    }
                     self.in_flight[i] = true;
                     let mut deps: Vec<usize> = self.graph.deps(i).collect();
                     deps.sort_unstable();
@@ -410,6 +438,8 @@ impl<'o> Dispatcher<'o> {
                 snapshot,
                 outside_paths,
                 agent,
+                score,
+                diff,
             } => {
                 let (commit, git_ref, changed, skipped, snapshot_ms) = match snapshot.map(|b| *b) {
                     Some((snap, r)) => (
@@ -434,6 +464,8 @@ impl<'o> Dispatcher<'o> {
                     outside_paths,
                     snapshot_ms,
                     agent,
+                    score,
+                    diff,
                 })
             }
             ExecEvent::Finished {
@@ -466,11 +498,24 @@ impl<'o> Dispatcher<'o> {
         reason: Option<String>,
     ) -> Result<(), RunError> {
         self.in_flight[i] = false;
+        let reason = match self.superseded[i].take() {
+            Some(why) if status == TaskStatus::Cancelled => Some(why),
+            _ => reason,
+        };
         self.emit(EventBody::TaskFinished {
             task: self.tasks[i].id.clone(),
             status,
             reason,
         })?;
+        if let Some(e) = self.experiment_of[i] {
+            return self.on_variant_done(i, e, status);
+        }
+        self.after_finished(i, status)
+    }
+
+    /// What follows task `i`'s end: its dependents start or are blocked,
+    /// `on_failure` applies, merges go on.
+    fn after_finished(&mut self, i: usize, status: TaskStatus) -> Result<(), RunError> {
         if status == TaskStatus::Succeeded {
             let dependents: Vec<usize> = self.graph.dependents(i).collect();
             for d in dependents {
@@ -546,7 +591,12 @@ impl<'o> Dispatcher<'o> {
 
         let exit_code = if self.stopping == Some(Stopping::Cancel) {
             crate::exit::INTERRUPTED
-        } else if (0..self.tasks.len()).all(|i| self.status(i).is_success()) {
+        } else if (0..self.tasks.len())
+            // A variant that failed is part of an experiment's work; the
+            // experiment's own status says whether it did its job.
+            .filter(|&i| self.experiment_of[i].is_none())
+            .all(|i| self.status(i).is_success())
+        {
             crate::exit::SUCCESS
         } else {
             crate::exit::TASKS_FAILED

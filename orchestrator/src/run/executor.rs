@@ -84,6 +84,10 @@ pub(crate) enum ExecEvent {
         /// failed the attempt).
         outside_paths: Vec<String>,
         agent: Option<AgentReport>,
+        /// A variant's score, when it has one and the attempt succeeded.
+        score: Option<swarm_protocol::experiment::Score>,
+        /// A variant's change against its base.
+        diff: Option<swarm_protocol::experiment::DiffStat>,
     },
     /// What an agent task's session reports as it goes.
     Agent {

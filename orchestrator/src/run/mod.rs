@@ -7,11 +7,13 @@ mod attempt;
 mod cgroup;
 mod dispatch;
 mod executor;
+mod experiment;
 mod local;
 mod lock;
 mod message;
 mod ownership;
 mod resume;
+mod score;
 mod task;
 mod writer;
 

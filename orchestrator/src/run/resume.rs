@@ -178,6 +178,9 @@ pub(super) fn recover(
     let mut first_attempt: Vec<u32> = state.iter().map(|s| s.attempt + 1).collect();
     for (i, task) in tasks.iter().enumerate() {
         let s = &state[i];
+        if settled_variant(tasks, &status, i) {
+            continue;
+        }
         let runs_again = match status[i] {
             TaskStatus::Merged
             | TaskStatus::Succeeded
@@ -263,6 +266,29 @@ fn retried_tasks(
     Ok(retried)
 }
 
+/// Whether task `i` is a variant that does not run again although it did
+/// not finish: its experiment was decided, or another variant passed first
+/// under `pick = "first"` (which stopped this one).
+fn settled_variant(tasks: &[Task], status: &[TaskStatus], i: usize) -> bool {
+    let Some(variant) = tasks[i].variant() else {
+        return false;
+    };
+    let Some(e) = tasks.iter().position(|t| t.id == variant.of) else {
+        return false;
+    };
+    let decided = !matches!(
+        status[e],
+        TaskStatus::Pending | TaskStatus::Running | TaskStatus::Cancelled | TaskStatus::Blocked
+    );
+    let first_passed = tasks[e]
+        .experiment()
+        .is_some_and(|x| x.pick == crate::plan::Pick::First)
+        && tasks.iter().enumerate().any(|(j, t)| {
+            t.variant().is_some_and(|v| v.of == variant.of) && status[j] == TaskStatus::Succeeded
+        });
+    decided || first_passed
+}
+
 /// Whether some task would run: one not final (to run again) none of whose
 /// dependencies, direct or not, failed, timed out or conflicted.
 fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
@@ -271,13 +297,20 @@ fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
     let graph = crate::graph::TaskGraph::new(tasks);
     let mut dead = vec![false; tasks.len()];
     for &i in graph.merge_order() {
-        dead[i] = matches!(
+        let failed = matches!(
             status[i],
             TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
-        ) || graph.deps(i).any(|d| dead[d]);
+        );
+        // An experiment lives while any of its variants does.
+        dead[i] = failed
+            || match tasks[i].experiment() {
+                Some(_) => graph.deps(i).all(|d| dead[d]),
+                None => graph.deps(i).any(|d| dead[d]),
+            };
     }
     (0..tasks.len()).any(|i| {
-        let to_run = !matches!(status[i], TaskStatus::Merged | TaskStatus::Succeeded);
+        let to_run = !matches!(status[i], TaskStatus::Merged | TaskStatus::Succeeded)
+            && !settled_variant(tasks, status, i);
         to_run && !dead[i]
     })
 }

@@ -182,7 +182,7 @@ async fn execute_inner(
         // not after the (synchronous) spawn of the attempt's process.
         tokio::task::yield_now().await;
         let started = Instant::now();
-        let (outcome, verify, agent) =
+        let (outcome, verify, agent, score) =
             run_attempt(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
         let verify_passed = verify.as_ref().map(|v| *v == Verify::Passed);
         let duration = started.elapsed();
@@ -209,12 +209,13 @@ async fn execute_inner(
         // The result check (`ownership`): what the snapshot changed outside
         // the task's paths fails the attempt. Its work still goes to its
         // ref, which therefore is chosen only once the check is done.
-        let (snap, outside) = match admin {
-            None => (None, Vec::new()),
+        let (snap, outside, diff) = match admin {
+            None => (None, Vec::new(), None),
             Some(admin) => {
                 let (repo, wd, run) = (ctx.repo.clone(), workdir.clone(), ctx.run.clone());
                 let (t, o, v, a) = (task.clone(), outcome.clone(), verify.clone(), agent.clone());
-                let (snap, outside, git_ref) = blocking(move || {
+                let variant = task.variant().is_some();
+                let (snap, outside, git_ref, diff) = blocking(move || {
                     let checkout = t.checkout();
                     let limits = SnapshotLimits {
                         scope: &checkout,
@@ -240,10 +241,15 @@ async fn execute_inner(
                         refs::attempt(&run, &t.id, attempt)
                     };
                     repo.set_ref(&git_ref, snap.commit, "swarm: task snapshot")?;
-                    Ok((snap, outside, git_ref))
+                    // A variant's ranking shows the size of its change.
+                    let diff = match variant {
+                        true => Some(repo.diff_stat(base, snap.commit)?),
+                        false => None,
+                    };
+                    Ok((snap, outside, git_ref, diff))
                 })
                 .await?;
-                (Some(Box::new((snap, git_ref))), outside)
+                (Some(Box::new((snap, git_ref))), outside, diff)
             }
         };
         let success = ran_ok && outside.is_empty();
@@ -258,6 +264,8 @@ async fn execute_inner(
             snapshot: snap,
             outside_paths: outside.clone(),
             agent: agent.clone(),
+            score,
+            diff,
         });
         if last {
             let status = if success {

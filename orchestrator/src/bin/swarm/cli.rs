@@ -128,6 +128,19 @@ pub enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Rank an experiment's variants (a task with `variants`): score,
+    /// verify, tokens, cost, time and diff size of each, and which one was
+    /// picked; `--diff A B` prints the difference between two of them.
+    Compare {
+        /// The run (see `.swarm/runs/`).
+        run: String,
+        /// The experiment (the task with `variants`).
+        task: String,
+        /// Print the diff from variant A's result to variant B's (their
+        /// numbers, `2`, or ids, `speedup@2`).
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        diff: Option<Vec<String>>,
+    },
     /// Show what this machine supports for sandboxing and what swarm enforces.
     Doctor,
     /// Print the JSON schema of plan files (`--events`: of run events).
@@ -301,6 +314,9 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         Command::Status { run, json } => status(&cwd, run.as_deref(), json),
         Command::Runs { json } => crate::runs::runs(&cwd, json),
         Command::Resolve { run, task } => crate::resolve::resolve(&cwd, &run, &task),
+        Command::Compare { run, task, diff } => {
+            crate::compare::compare(&cwd, &run, &task, diff.as_deref())
+        }
         Command::Doctor => doctor(),
         Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
         Command::Agent => Ok(crate::agent::agent_main()),
@@ -432,10 +448,27 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
         .map(|i| graph.critical_path(i))
         .max()
         .unwrap_or(0);
+    // Variants are counted by their experiment.
+    let variants = plan.tasks.iter().filter(|t| t.variant().is_some()).count();
+    let experiments = plan
+        .tasks
+        .iter()
+        .filter(|t| t.experiment().is_some())
+        .count();
+    let tasks = match experiments {
+        0 => format!("{} tasks", plan.tasks.len()),
+        n => {
+            let tasks = plan.tasks.len() - variants;
+            format!(
+                "{tasks} task{} ({n} experiment{} of {variants} variants)",
+                if tasks == 1 { "" } else { "s" },
+                if n == 1 { "" } else { "s" }
+            )
+        }
+    };
     println!(
-        "{}: ok: {} tasks, {} without dependencies, longest chain {}, base {} ({})",
+        "{}: ok: {tasks}, {} without dependencies, longest chain {}, base {} ({})",
         path.display(),
-        plan.tasks.len(),
         roots,
         longest,
         plan.base,

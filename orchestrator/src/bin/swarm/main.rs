@@ -4,6 +4,7 @@
 mod agent;
 mod clean_cmd;
 mod cli;
+mod compare;
 mod doctor;
 mod drive;
 mod grants;

@@ -237,6 +237,13 @@ impl Progress {
             EventBody::TaskMerged { task, .. } => {
                 say!("  {:<10} {task}", "merged");
             }
+            EventBody::ExperimentDecided { task, decision } => {
+                out.extend(
+                    swarm_orchestrator::export::ranking_table(task, decision)
+                        .lines()
+                        .map(str::to_string),
+                );
+            }
             EventBody::TaskConflicted { task, files, .. } => {
                 say!(
                     "  {:<10} {task:<w$}  in {}",
@@ -421,17 +428,38 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
             t.changed_files.len(),
         );
     }
-    let count =
-        |pred: fn(TaskStatus) -> bool| report.tasks.iter().filter(|t| pred(t.status)).count();
+    for t in &report.tasks {
+        if let Some(decision) = &t.experiment {
+            out.push('\n');
+            out.push_str(&swarm_orchestrator::export::ranking_table(&t.id, decision));
+        }
+    }
+    // Variants are counted by their experiment, not as tasks.
+    let count = |pred: fn(TaskStatus) -> bool| {
+        report
+            .tasks
+            .iter()
+            .filter(|t| t.variant_of.is_none() && pred(t.status))
+            .count()
+    };
+    let variants = report
+        .tasks
+        .iter()
+        .filter(|t| t.variant_of.is_some())
+        .count();
     let _ = writeln!(
         out,
-        "\n  {} merged, {} succeeded (read-only), {} failed, {} conflicted, {} blocked or skipped, {} cancelled",
+        "\n  {} merged, {} succeeded (read-only), {} failed, {} conflicted, {} blocked or skipped, {} cancelled{}",
         count(|s| s == TaskStatus::Merged),
         count(|s| s == TaskStatus::Succeeded),
         count(|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut)),
         count(|s| s == TaskStatus::Conflicted),
         count(|s| matches!(s, TaskStatus::Blocked | TaskStatus::Skipped)),
         count(|s| s == TaskStatus::Cancelled),
+        match variants {
+            0 => String::new(),
+            n => format!("; {n} variants (see the rankings)"),
+        }
     );
     let took = report
         .duration_ms
@@ -465,11 +493,9 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
             agents.len()
         );
     }
-    for t in report
-        .tasks
-        .iter()
-        .filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::TimedOut))
-    {
+    for t in report.tasks.iter().filter(|t| {
+        matches!(t.status, TaskStatus::Failed | TaskStatus::TimedOut) && t.variant_of.is_none()
+    }) {
         if let Some(reason) = &t.reason {
             let _ = writeln!(out, "  {}: {reason}", t.id);
         }

@@ -30,6 +30,7 @@ fn started(ids: &[&str]) -> EventBody {
                 kind: TaskKind::Command,
                 isolation: Isolation::Worktree,
                 deps: vec![],
+                variant_of: None,
             })
             .collect(),
     }
@@ -76,6 +77,7 @@ fn the_block_shows_an_agents_tool_and_spending() {
         kind,
         isolation: Isolation::Worktree,
         deps: vec![],
+        variant_of: None,
     };
     for body in [
         EventBody::RunStarted {

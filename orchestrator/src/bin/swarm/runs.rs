@@ -128,8 +128,13 @@ pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
 }
 
 fn listed_run(report: &RunReport, driven: bool, branch: Option<String>, now: SystemTime) -> Listed {
+    // Variants count through their experiment.
     let count = |pred: &dyn Fn(&swarm_protocol::TaskReport) -> bool| {
-        report.tasks.iter().filter(|t| pred(t)).count()
+        report
+            .tasks
+            .iter()
+            .filter(|t| t.variant_of.is_none() && pred(t))
+            .count()
     };
     let age_secs = humantime::parse_rfc3339(&report.started_at)
         .ok()
@@ -150,7 +155,7 @@ fn listed_run(report: &RunReport, driven: bool, branch: Option<String>, now: Sys
                 TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
             )
         }),
-        total: report.tasks.len(),
+        total: count(&|_| true),
         branch,
         exit_code: report.exit_code,
     }

@@ -60,14 +60,18 @@ fn body(model: &str, ask: &Ask<'_>) -> Value {
         .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
         .collect();
     let messages: Vec<Value> = ask.messages.iter().map(message).collect();
-    json!({
+    let mut body = json!({
         "model": model,
         "max_tokens": ask.max_tokens,
         "system": ask.system,
         "messages": messages,
         "tools": tools,
         "stream": ask.stream,
-    })
+    });
+    if let Some(t) = ask.temperature {
+        body["temperature"] = json!(t);
+    }
+    body
 }
 
 fn message(m: &Message) -> Value {

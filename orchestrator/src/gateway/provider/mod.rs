@@ -36,6 +36,8 @@ pub(crate) struct Ask<'a> {
     pub max_tokens: u32,
     /// Stream the answer over SSE, or have it whole in one JSON response.
     pub stream: bool,
+    /// Sampling temperature (`None`: the provider's default).
+    pub temperature: Option<f64>,
 }
 
 /// What a model of a provider gets when its `[models.NAME]` table leaves
@@ -197,6 +199,7 @@ mod tests {
             input_schema: serde_json::json!({"type": "object"}),
         }];
         let ask = |stream| Ask {
+            temperature: None,
             system: "sys",
             tools: &tools,
             messages: &messages,

@@ -87,6 +87,9 @@ fn body(base_url: &str, model: &str, ask: &Ask<'_>) -> Value {
     if !base_url.contains("api.openai.com") {
         body["max_tokens"] = json!(ask.max_tokens);
     }
+    if let Some(t) = ask.temperature {
+        body["temperature"] = json!(t);
+    }
     // A stream reports usage only when asked; the API refuses the option
     // on a request that does not stream (whose answer always has usage).
     if ask.stream {
@@ -362,6 +365,7 @@ mod tests {
             ],
         };
         let ask = Ask {
+            temperature: None,
             system: "sys",
             tools: &[],
             messages: &[m],

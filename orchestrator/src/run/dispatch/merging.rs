@@ -35,8 +35,20 @@ impl Dispatcher<'_> {
     /// Hands task `i`'s merge to the writer, or says why there is none to
     /// do (then `false`).
     fn start_merge(&mut self, i: usize) -> Result<bool, RunError> {
+        // A variant's result reaches the branch only as its experiment's.
+        if self.experiment_of[i].is_some() {
+            return Ok(false);
+        }
         let id = self.tasks[i].id.clone();
-        let unmerged_dep = self.graph.deps(i).find(|&d| !self.is_in_integration(d));
+        // An experiment's result was built on its variants' dependencies.
+        let on = match self.tasks[i].experiment() {
+            Some(_) => self.graph.deps(i).next().unwrap_or(i),
+            None => i,
+        };
+        let unmerged_dep = self
+            .graph
+            .deps(on)
+            .find(|&d| d != i && !self.is_in_integration(d));
         if let Some(d) = unmerged_dep {
             self.emit(EventBody::TaskFinished {
                 task: id,

@@ -65,26 +65,41 @@ impl<'o> Dispatcher<'o> {
         };
         dispatcher.emit(body)?;
         dispatcher.next_attempt = recovered.first_attempt;
+        dispatcher.seed_group_budgets();
         dispatcher.ready.clear();
         for i in 0..dispatcher.tasks.len() {
+            // An experiment waits for its variants to end, however they
+            // ended; other tasks for their dependencies to succeed.
+            let experiment = dispatcher.tasks[i].experiment().is_some();
             dispatcher.waiting_on[i] = dispatcher
                 .graph
                 .deps(i)
-                .filter(|&d| {
-                    !matches!(
+                .filter(|&d| match experiment {
+                    true => matches!(
+                        dispatcher.status(d),
+                        TaskStatus::Pending | TaskStatus::Running
+                    ),
+                    false => !matches!(
                         dispatcher.status(d),
                         TaskStatus::Succeeded | TaskStatus::Merged
-                    )
+                    ),
                 })
                 .count();
-            if dispatcher.status(i) == TaskStatus::Pending && dispatcher.waiting_on[i] == 0 {
+            if dispatcher.status(i) == TaskStatus::Pending
+                && dispatcher.waiting_on[i] == 0
+                && !experiment
+            {
                 dispatcher
                     .ready
                     .push((dispatcher.graph.critical_path(i), Reverse(i)));
             }
         }
-        // Dependents of what failed before stay blocked.
+        // Dependents of what failed before stay blocked (a variant's
+        // failure is its experiment's to weigh).
         for i in 0..dispatcher.tasks.len() {
+            if dispatcher.experiment_of[i].is_some() {
+                continue;
+            }
             let what = match dispatcher.status(i) {
                 TaskStatus::Failed => "failed",
                 TaskStatus::TimedOut => "timed out",
@@ -92,6 +107,16 @@ impl<'o> Dispatcher<'o> {
                 _ => continue,
             };
             dispatcher.block_dependents(i, what)?;
+        }
+        // An experiment whose variants all ended before the crash is
+        // decided now.
+        for e in 0..dispatcher.tasks.len() {
+            if dispatcher.tasks[e].experiment().is_some()
+                && dispatcher.waiting_on[e] == 0
+                && dispatcher.status(e) == TaskStatus::Pending
+            {
+                dispatcher.decide(e)?;
+            }
         }
         dispatcher.announce_ready()?;
         Ok(dispatcher)

@@ -1,0 +1,133 @@
+//! `swarm compare RUN TASK [--diff A B]`: an experiment's variants side by
+//! side (the ranking the run recorded, or, while it runs, what is known so
+//! far), and the diff between two variants' results.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::anyhow;
+use swarm_orchestrator::{escape, export};
+use swarm_protocol::{RunReport, TaskReport};
+
+use crate::Failure;
+use crate::cli::{load_report, open_repo};
+
+pub(crate) fn compare(
+    cwd: &Path,
+    run: &str,
+    task: &str,
+    diff: Option<&[String]>,
+) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    let (run, report) = load_report(&repo, Some(run))?;
+    // `speedup@2` means its experiment.
+    let task = report
+        .tasks
+        .iter()
+        .find(|t| t.id == task)
+        .and_then(|t| t.variant_of.as_deref())
+        .unwrap_or(task);
+    let variants: Vec<&TaskReport> = report
+        .tasks
+        .iter()
+        .filter(|t| t.variant_of.as_deref() == Some(task))
+        .collect();
+    if variants.is_empty() {
+        let experiments: Vec<&str> = report
+            .tasks
+            .iter()
+            .filter_map(|t| t.variant_of.as_deref())
+            .collect();
+        let help = match experiments.first() {
+            Some(_) => {
+                let mut names = experiments;
+                names.dedup();
+                format!("its experiments: {}", names.join(", "))
+            }
+            None => "a task with `variants = N` in its plan is an experiment".to_string(),
+        };
+        return Err(Failure::Invalid(anyhow!(
+            "compare the variants of `{task}` in run `{run}`: it is no experiment\nhelp: {help}"
+        )));
+    }
+    if let Some([a, b]) = diff {
+        let from = pick(&run, task, &variants, a)?;
+        let to = pick(&run, task, &variants, b)?;
+        let patch = repo
+            .patch(from, to)
+            .map_err(|e| Failure::Internal(anyhow!("failed to {e}")))?;
+        let mut out = std::io::stdout().lock();
+        // The files are the tasks' own: on a terminal, their control
+        // characters are shown escaped.
+        use std::io::IsTerminal as _;
+        let written = if std::io::stdout().is_terminal() {
+            out.write_all(escape::text(&String::from_utf8_lossy(&patch)).as_bytes())
+        } else {
+            out.write_all(&patch)
+        };
+        written.map_err(|e| Failure::Internal(e.into()))?;
+        return Ok(swarm_orchestrator::exit::SUCCESS);
+    }
+    print!("{}", escape::text(&table(&report, task, &variants)));
+    Ok(swarm_orchestrator::exit::SUCCESS)
+}
+
+/// The ranking the run recorded, or each variant's state so far.
+fn table(report: &RunReport, task: &str, variants: &[&TaskReport]) -> String {
+    if let Some(decision) = report
+        .tasks
+        .iter()
+        .find(|t| t.id == task)
+        .and_then(|t| t.experiment.as_ref())
+    {
+        return export::ranking_table(task, decision);
+    }
+    let mut out = format!("  experiment {task}: not decided yet\n");
+    for v in variants {
+        let score = v
+            .score
+            .as_ref()
+            .map(|s| match (s.value, &s.error) {
+                (Some(v), _) => format!("score {v}"),
+                (None, Some(e)) => e.clone(),
+                (None, None) => String::new(),
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "    {:<24} {:<10} {score}\n",
+            v.id,
+            v.status.as_str()
+        ));
+    }
+    out
+}
+
+/// The result commit of the variant `which` (its number or its id).
+fn pick(
+    run: &str,
+    task: &str,
+    variants: &[&TaskReport],
+    which: &str,
+) -> Result<git2::Oid, Failure> {
+    let id = match which.parse::<u32>() {
+        Ok(n) => format!("{task}@{n}"),
+        Err(_) => which.to_string(),
+    };
+    let variant = variants.iter().find(|v| v.id == id).ok_or_else(|| {
+        let known: Vec<&str> = variants.iter().map(|v| v.id.as_str()).collect();
+        Failure::Invalid(anyhow!(
+            "compare `{which}` in run `{run}`: `{task}` has no such variant\nhelp: its variants are {} (or their numbers)",
+            known.join(", ")
+        ))
+    })?;
+    variant
+        .commit
+        .as_deref()
+        .and_then(|c| git2::Oid::from_str(c).ok())
+        .ok_or_else(|| {
+            Failure::Invalid(anyhow!(
+                "compare `{id}` in run `{run}`: it has no result commit (it is {})",
+                variant.status
+            ))
+        })
+}

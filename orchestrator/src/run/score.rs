@@ -1,0 +1,121 @@
+//! A variant's `score`: the experiment's command, run in the variant's
+//! worktree after its `verify` passed, in the same sandbox as the task but
+//! with the worktree read-only (a score ranks a result; it cannot change
+//! it), under a deadline of its own. Its last line of output is the score.
+
+use std::path::Path;
+use std::time::Instant;
+
+use swarm_protocol::AttemptOutcome;
+use swarm_protocol::experiment::Score;
+use swarm_sandbox::{Policy, Stop};
+use swarm_worker::{CommandSpec, run_command};
+use tokio::sync::watch;
+
+use super::task::Ctx;
+use crate::plan::{ScoreCommand, Task};
+use crate::report::score_log_paths;
+
+/// Runs `score` for attempt `attempt` of variant `task`, with `spec` (the
+/// attempt's own command, environment and sandbox) as its template.
+pub(super) async fn run(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    workdir: &Path,
+    score: &ScoreCommand,
+    mut spec: CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Score {
+    spec.script = score.command.clone();
+    spec.program = None;
+    (spec.stdout, spec.stderr) = score_log_paths(&ctx.run_dir, &task.id, attempt);
+    spec.deadline = Some(tokio::time::Instant::now() + score.timeout);
+    if let Some(sandbox) = &mut spec.sandbox {
+        read_only_worktree(&mut sandbox.policy, workdir);
+    }
+    let started = Instant::now();
+    let outcome = run_command(&spec, stop).await;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let failed = |error: String| Score {
+        value: None,
+        error: Some(error),
+        duration_ms,
+    };
+    match outcome {
+        AttemptOutcome::Exited { code: 0 } => {}
+        AttemptOutcome::TimedOut => {
+            return failed(format!(
+                "score timed out after {}",
+                humantime::format_duration(score.timeout)
+            ));
+        }
+        AttemptOutcome::Exited { code } => {
+            return failed(format!(
+                "score exited with {code}, see {}",
+                spec.stderr.display()
+            ));
+        }
+        AttemptOutcome::Cancelled => return failed("score was cancelled".into()),
+        AttemptOutcome::Signaled { signal } => {
+            return failed(format!("score was killed by signal {signal}"));
+        }
+        AttemptOutcome::SpawnFailed { message } | AttemptOutcome::Trapped { message } => {
+            return failed(format!("score could not run: {message}"));
+        }
+        AttemptOutcome::OutOfMemory { .. } => return failed("score ran out of memory".into()),
+    }
+    let text = std::fs::read_to_string(&spec.stdout).unwrap_or_default();
+    match parse(&text) {
+        Ok(value) => Score {
+            value: Some(value),
+            error: None,
+            duration_ms,
+        },
+        Err(why) => failed(format!("{why} (see {})", spec.stdout.display())),
+    }
+}
+
+/// The score in a score command's output: its last non-empty line, a
+/// finite number.
+pub(crate) fn parse(output: &str) -> Result<f64, String> {
+    let Some(last) = output.lines().map(str::trim).rfind(|l| !l.is_empty()) else {
+        return Err("score printed nothing; it must print one number".into());
+    };
+    match last.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => {
+            let shown: String = last.chars().take(60).collect();
+            Err(format!(
+                "score printed no number: its last line is `{shown}`"
+            ))
+        }
+    }
+}
+
+/// `policy` with everything of the worktree read-only (its private tmp
+/// and caches stay writable).
+fn read_only_worktree(policy: &mut Policy, workdir: &Path) {
+    policy.read_write.retain(|p| !p.starts_with(workdir));
+    if !policy.read_only.iter().any(|p| p == workdir) {
+        policy.read_only.push(workdir.to_path_buf());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn the_last_line_is_the_score() {
+        assert_eq!(parse("warming up\n12.5\n"), Ok(12.5));
+        assert_eq!(parse("  42  \n\n"), Ok(42.0));
+        assert_eq!(parse("-3e2"), Ok(-300.0));
+        let none = parse("").unwrap_err();
+        assert!(none.contains("printed nothing"), "{none}");
+        let words = parse("1\nfast enough\n").unwrap_err();
+        assert!(words.contains("`fast enough`"), "{words}");
+        assert!(parse("NaN").is_err());
+        assert!(parse("inf").is_err());
+    }
+}

@@ -1,0 +1,506 @@
+//! Experiments (issue 18): a task run several ways (`variants`), each
+//! variant in its own worktree and sandbox, ranked by `score` among those
+//! that passed `verify`, the best merged; every variant kept on its ref.
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::model::{MockModel, Options, Reply, Wire, tool};
+use crate::support::{TestRepo, task, wait_until};
+
+/// Runs `tasks` in plan `name` (with `swarm` settings), returning the run.
+fn run(repo: &TestRepo, name: &str, swarm: &str, tasks: &str) -> crate::support::Run {
+    let plan = plan(repo, name, swarm, tasks);
+    repo.run_plan(&plan, &[])
+}
+
+fn plan(repo: &TestRepo, name: &str, swarm: &str, tasks: &str) -> std::path::PathBuf {
+    repo.plan_exact(
+        &format!("{name}.toml"),
+        &format!("[swarm]\nname = \"{name}\"\n{swarm}\n\n[defaults]\ntimeout = \"60s\"\n\n{tasks}"),
+    )
+}
+
+/// The experiment's ranking: (variant, rank, ineligible reason).
+fn ranking(report: &Value, id: &str) -> Vec<(String, Option<u64>, Option<String>)> {
+    task(report, id)["experiment"]["ranking"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no ranking for {id}: {report}"))
+        .iter()
+        .map(|r| {
+            (
+                r["task"].as_str().unwrap().to_string(),
+                r["rank"].as_u64(),
+                r["ineligible"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn has_ref(repo: &TestRepo, name: &str) -> bool {
+    repo.has_rev(name)
+}
+
+#[test]
+fn min_ranks_the_verified_variants_and_merges_the_best_for_its_dependents() {
+    let repo = TestRepo::new();
+    // n = 1 has the best score but fails verify: it is never picked.
+    let out = run(
+        &repo,
+        "lowest",
+        "",
+        r#"[[task]]
+id = "exp"
+creates = ["n.txt"]
+variants = { n = [5, 3, 9, 1, 7] }
+run = "echo {n} > n.txt"
+verify = "test {n} -ne 1"
+score = "cat n.txt"
+pick = "min"
+
+[[task]]
+id = "after"
+deps = ["exp"]
+creates = ["seen.txt"]
+run = "cp n.txt seen.txt"
+"#,
+    );
+    out.assert_code(0);
+    let report = repo.report();
+    let exp = task(&report, "exp");
+    assert_eq!(exp["status"], "merged", "{report}");
+    assert_eq!(exp["experiment"]["winner"], "exp@2");
+    assert_eq!(exp["experiment"]["pick"], "min");
+    let r = ranking(&report, "exp");
+    let order: Vec<(&str, Option<u64>)> = r.iter().map(|(t, k, _)| (t.as_str(), *k)).collect();
+    assert_eq!(
+        order,
+        [
+            ("exp@2", Some(1)),
+            ("exp@1", Some(2)),
+            ("exp@5", Some(3)),
+            ("exp@3", Some(4)),
+            ("exp@4", None)
+        ]
+    );
+    assert_eq!(r[4].2.as_deref(), Some("verify failed"));
+    assert_eq!(task(&report, "exp@4")["status"], "failed");
+    // The winner is merged, and its dependent started from it.
+    assert_eq!(repo.show("swarm/lowest", "n.txt").trim(), "3");
+    assert_eq!(repo.show("swarm/lowest", "seen.txt").trim(), "3");
+    // Every variant keeps its ref, the failed one included.
+    for k in 1..=5 {
+        assert!(
+            has_ref(&repo, &format!("refs/swarm/lowest/exp@{k}")),
+            "exp@{k}"
+        );
+    }
+    assert_eq!(repo.show("refs/swarm/lowest/exp@4", "n.txt").trim(), "1");
+    // Scores, diffs and variant values are in the report and the summary.
+    assert_eq!(task(&report, "exp@3")["score"]["value"], 9.0);
+    assert_eq!(task(&report, "exp@3")["diff"]["files"], 1);
+    assert_eq!(task(&report, "exp@3")["variant_of"], "exp");
+    assert_eq!(exp["experiment"]["ranking"][0]["values"]["n"], "3");
+    assert!(
+        out.stderr
+            .contains("experiment exp (pick = \"min\"): picked exp@2"),
+        "{}",
+        out.stderr
+    );
+    // `swarm compare` prints the ranking and diffs two variants.
+    let compare = repo.swarm(&["compare", "lowest", "exp"]);
+    compare.assert_code(0);
+    assert!(
+        compare.stdout.contains("picked exp@2"),
+        "{}",
+        compare.stdout
+    );
+    assert!(
+        compare.stdout.contains("verify failed"),
+        "{}",
+        compare.stdout
+    );
+    let diff = repo.swarm(&["compare", "lowest", "exp", "--diff", "1", "exp@2"]);
+    diff.assert_code(0);
+    assert!(
+        diff.stdout.contains("-5") && diff.stdout.contains("+3"),
+        "{}",
+        diff.stdout
+    );
+    let unknown = repo.swarm(&["compare", "lowest", "exp", "--diff", "1", "9"]);
+    unknown.assert_code(2);
+    assert!(
+        unknown.stderr.contains("has no such variant"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn max_breaks_ties_by_number_and_a_score_without_a_number_or_in_time_is_ineligible() {
+    let repo = TestRepo::new();
+    let out = run(
+        &repo,
+        "highest",
+        "",
+        r#"[[task]]
+id = "exp"
+creates = ["n.txt"]
+variants = { n = [4, 8, 8, 2] }
+run = "echo {n} > n.txt"
+score = "case {n} in 4) sleep 20; cat n.txt;; 2) echo fast;; *) echo warming up; cat n.txt;; esac"
+score_timeout = "1s"
+pick = "max"
+"#,
+    );
+    out.assert_code(0);
+    let report = repo.report();
+    assert_eq!(task(&report, "exp")["experiment"]["winner"], "exp@2");
+    let r = ranking(&report, "exp");
+    assert_eq!((r[0].0.as_str(), r[0].1), ("exp@2", Some(1)));
+    assert_eq!((r[1].0.as_str(), r[1].1), ("exp@3", Some(2)));
+    let why = |id: &str| r.iter().find(|x| x.0 == id).unwrap().2.clone().unwrap();
+    assert!(
+        why("exp@1").contains("score timed out after 1s"),
+        "{}",
+        why("exp@1")
+    );
+    assert!(
+        why("exp@4").contains("score printed no number: its last line is `fast`"),
+        "{}",
+        why("exp@4")
+    );
+    assert_eq!(repo.show("swarm/highest", "n.txt").trim(), "8");
+}
+
+#[test]
+fn no_eligible_variant_fails_the_experiment_and_blocks_its_dependents() {
+    let repo = TestRepo::new();
+    let out = run(
+        &repo,
+        "none-ok",
+        "on_failure = \"continue\"",
+        r#"[[task]]
+id = "exp"
+creates = ["n.txt"]
+variants = 2
+run = "echo {variant} > n.txt; exit 3"
+
+[[task]]
+id = "after"
+deps = ["exp"]
+run = "true"
+"#,
+    );
+    out.assert_code(1);
+    let report = repo.report();
+    assert_eq!(task(&report, "exp")["status"], "failed");
+    let reason = task(&report, "exp")["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.starts_with("no variant could be picked (exp@1: failed"),
+        "{reason}"
+    );
+    assert_eq!(task(&report, "after")["status"], "blocked");
+    assert!(has_ref(&repo, "refs/swarm/none-ok/exp@1"));
+}
+
+#[test]
+fn pick_first_cancels_the_other_variants_and_their_processes_are_gone() {
+    let repo = TestRepo::new();
+    let started = Instant::now();
+    let out = run(
+        &repo,
+        "first",
+        "concurrency = 4",
+        r#"[[task]]
+id = "exp"
+creates = ["f.txt"]
+variants = 5
+pick = "first"
+run = "if [ {variant} = 2 ]; then sleep 1; echo two > f.txt; else echo started > f.txt; sleep 37; fi"
+"#,
+    );
+    out.assert_code(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let report = repo.report();
+    let exp = task(&report, "exp");
+    assert_eq!(exp["experiment"]["winner"], "exp@2", "{report}");
+    let saved = &exp["experiment"]["saved"];
+    assert_eq!(saved["stopped"].as_array().unwrap().len(), 3, "{saved}");
+    assert_eq!(saved["not_started"], json!(["exp@5"]), "{saved}");
+    for id in ["exp@1", "exp@3", "exp@4", "exp@5"] {
+        assert_eq!(task(&report, id)["status"], "cancelled", "{id}");
+        let reason = task(&report, id)["reason"].as_str().unwrap();
+        assert!(reason.contains("variant `exp@2` passed first"), "{reason}");
+    }
+    // The stopped variants' work is kept; the winner's is merged.
+    assert_eq!(
+        repo.show("refs/swarm/first/exp@1", "f.txt").trim(),
+        "started"
+    );
+    assert_eq!(repo.show("swarm/first", "f.txt").trim(), "two");
+    assert!(
+        out.stderr.contains("1 never started, 3 stopped"),
+        "{}",
+        out.stderr
+    );
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 37"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
+#[test]
+fn pick_none_merges_nothing_and_keeps_every_variant() {
+    let repo = TestRepo::new();
+    let base = repo.git(&["rev-parse", "HEAD^{tree}"]);
+    let out = run(
+        &repo,
+        "keep",
+        "",
+        r#"[[task]]
+id = "exp"
+creates = ["v.txt"]
+variants = { word = ["a", "b", "c"] }
+run = "echo {word} > v.txt"
+score = "wc -c < v.txt"
+pick = "none"
+"#,
+    );
+    out.assert_code(0);
+    let report = repo.report();
+    let exp = task(&report, "exp");
+    assert_eq!(exp["status"], "succeeded", "{report}");
+    assert!(exp["experiment"]["winner"].is_null());
+    assert_eq!(repo.git(&["rev-parse", "swarm/keep^{tree}"]), base);
+    for (k, word) in [(1, "a"), (2, "b"), (3, "c")] {
+        assert_eq!(
+            repo.show(&format!("refs/swarm/keep/exp@{k}"), "v.txt")
+                .trim(),
+            word
+        );
+    }
+    // Ranked all the same (equal scores: by number).
+    let r = ranking(&report, "exp");
+    assert_eq!(r.iter().filter(|x| x.1.is_some()).count(), 3);
+}
+
+fn journal(repo: &TestRepo, run: &str) -> Vec<Value> {
+    let path = repo.path().join(format!(".swarm/runs/{run}/events.jsonl"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn started(events: &[Value], id: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event"] == "task_started" && e["task"] == id)
+        .count()
+}
+
+fn kill9(child: &mut Child) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait();
+}
+
+#[test]
+fn resume_after_kill_9_mid_experiment_runs_no_finished_variant_again() {
+    let repo = TestRepo::new();
+    // Variant 3 hangs in its first attempt only.
+    let plan = plan(
+        &repo,
+        "crash",
+        "concurrency = 3",
+        r#"[[task]]
+id = "exp"
+creates = ["n.txt"]
+variants = { n = [20, 10, 30] }
+run = "if [ {variant} = 3 ] && [ $SWARM_ATTEMPT = 1 ]; then sleep 60; fi; echo {n} > n.txt"
+score = "cat n.txt"
+pick = "min"
+"#,
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("variants 1 and 2 finished", || {
+        let events = journal(&repo, "crash");
+        ["exp@1", "exp@2"].iter().all(|id| {
+            events
+                .iter()
+                .any(|e| e["event"] == "task_finished" && e["task"] == *id)
+        })
+    });
+    kill9(&mut child);
+    let out = repo.swarm(&["resume", "crash"]);
+    out.assert_code(0);
+    let events = journal(&repo, "crash");
+    assert_eq!(started(&events, "exp@1"), 1);
+    assert_eq!(started(&events, "exp@2"), 1);
+    assert_eq!(started(&events, "exp@3"), 2);
+    let report = repo.report();
+    assert_eq!(
+        task(&report, "exp")["experiment"]["winner"],
+        "exp@2",
+        "{report}"
+    );
+    assert_eq!(repo.show("swarm/crash", "n.txt").trim(), "10");
+}
+
+const KEY: &str = "sk-test-SECRET-0123456789";
+
+/// A mock model that writes `content` to out.txt and finishes; it checks
+/// that the temperature of the variant reached it.
+fn writer(model: &str, content: &'static str) -> MockModel {
+    MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new(model)
+        },
+        move |call| {
+            let t = call.body["temperature"].as_f64();
+            assert!(matches!(t, Some(0.2 | 0.8)), "temperature {t:?}");
+            match call.turn {
+                0 => Reply::answer(vec![tool(
+                    "w",
+                    "write_file",
+                    json!({"path": "out.txt", "content": content}),
+                )]),
+                _ => Reply::answer(vec![tool("f", "finish", json!({"summary": "wrote it"}))]),
+            }
+        },
+    )
+}
+
+#[test]
+fn agent_variants_across_two_models_and_temperatures_are_ranked() {
+    let repo = TestRepo::new();
+    let fast = writer("fast-model", "a\n");
+    let smart = writer("smart-model", "bbbb\n");
+    let plan = repo.plan_exact(
+        "agents.toml",
+        &format!(
+            r#"[swarm]
+name = "models"
+
+[models.fast]
+provider = "anthropic"
+model = "fast-model"
+base_url = "{fast}"
+api_key_env = "TEST_MODEL_KEY"
+
+[models.smart]
+provider = "anthropic"
+model = "smart-model"
+base_url = "{smart}"
+api_key_env = "TEST_MODEL_KEY"
+
+[[task]]
+id = "write"
+prompt = "Write out.txt."
+creates = ["out.txt"]
+verify = "test -s out.txt"
+variants = {{ model = ["fast", "smart"], temperature = [0.2, 0.8] }}
+score = "wc -c < out.txt"
+pick = "max"
+"#,
+            fast = fast.base_url(Wire::Anthropic),
+            smart = smart.base_url(Wire::Anthropic),
+        ),
+    );
+    let mut cmd = repo.swarm_cmd(&["run", plan.to_str().unwrap()]);
+    cmd.env("TEST_MODEL_KEY", KEY);
+    let out: crate::support::Run = cmd.output().unwrap().into();
+    out.assert_code(0);
+    assert_eq!(fast.calls().len(), 4, "two variants, two turns each");
+    assert_eq!(smart.calls().len(), 4);
+    let report = repo.report();
+    let exp = task(&report, "write");
+    // Equal scores and costs: the lowest number of the smart model wins.
+    assert_eq!(exp["experiment"]["winner"], "write@3", "{report}");
+    assert_eq!(exp["experiment"]["ranking"][0]["values"]["model"], "smart");
+    assert_eq!(
+        exp["experiment"]["ranking"][0]["values"]["temperature"],
+        "0.2"
+    );
+    assert_eq!(task(&report, "write@1")["agent"]["outcome"], "finished");
+    assert!(task(&report, "write@1")["agent"]["usage"]["input_tokens"].as_u64() > Some(0));
+    assert_eq!(repo.show("swarm/models", "out.txt").trim(), "bbbb");
+}
+
+#[test]
+fn plan_errors_name_the_variant_keys_that_do_not_fit() {
+    let repo = TestRepo::new();
+    let check = |text: &str, wanted: &str| {
+        let plan = repo.plan_exact("bad.toml", text);
+        let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
+        out.assert_code(2);
+        assert!(
+            out.stderr.contains(wanted),
+            "wanted {wanted:?} in\n{}",
+            out.stderr
+        );
+    };
+    let t = "[[task]]\nid = \"e\"\nrun = \"true\"\n";
+    check(&format!("{t}variants = 1\n"), "task `e` has 1 variants");
+    check(
+        &format!("{t}score = \"x\"\n"),
+        "task `e` sets `score` but has no `variants`",
+    );
+    check(
+        &format!("{t}variants = 2\nscore = \"x\"\n"),
+        "has a `score` but no `pick`",
+    );
+    check(
+        &format!("{t}variants = 2\npick = \"min\"\n"),
+        "picks the min score but has no `score`",
+    );
+    check(
+        &format!("{t}variants = 2\npick = \"best\"\n"),
+        "unknown variant `best`",
+    );
+    check(
+        &format!("{t}variants = 2\n\n[[task]]\nid = \"f\"\nrun = \"true\"\ndeps = [\"e@1\"]\n"),
+        "depends on variant `e@1`",
+    );
+    check(
+        &format!("{t}variants = 2\nisolation = \"readonly\"\n"),
+        "is read-only and has variants",
+    );
+    check(
+        "[[task]]\nid = \"e\"\nrun = \"echo {speed}\"\nvariants = { level = [1, 2] }\n",
+        "`{speed}` in `run` is not a key",
+    );
+    // A good one: validate counts the experiment once.
+    let plan = repo.plan_exact(
+        "good.toml",
+        &format!("{t}creates = [\"x\"]\nvariants = 3\n"),
+    );
+    let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains("1 task (1 experiment of 3 variants)"),
+        "{}",
+        out.stdout
+    );
+}
