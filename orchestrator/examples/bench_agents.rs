@@ -87,6 +87,7 @@ fn agent_task(prompt: &str) -> AgentTask {
         max_turns: u32::MAX,
         budget: Budget::default(),
         repair_rounds: 0,
+        temperature: None,
     }
 }
 

@@ -464,7 +464,7 @@ impl<'o> Dispatcher<'o> {
                     outside_paths,
                     snapshot_ms,
                     agent,
-                    score,
+                    score: score.map(|s| *s),
                     diff,
                 })
             }

@@ -85,7 +85,8 @@ pub(crate) enum ExecEvent {
         outside_paths: Vec<String>,
         agent: Option<AgentReport>,
         /// A variant's score, when it has one and the attempt succeeded.
-        score: Option<swarm_protocol::experiment::Score>,
+        /// Boxed, like the snapshot: rare, and large.
+        score: Option<Box<swarm_protocol::experiment::Score>>,
         /// A variant's change against its base.
         diff: Option<swarm_protocol::experiment::DiffStat>,
     },

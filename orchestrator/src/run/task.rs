@@ -264,7 +264,7 @@ async fn execute_inner(
             snapshot: snap,
             outside_paths: outside.clone(),
             agent: agent.clone(),
-            score,
+            score: score.map(Box::new),
             diff,
         });
         if last {
