@@ -504,3 +504,57 @@ fn plan_errors_name_the_variant_keys_that_do_not_fit() {
         out.stdout
     );
 }
+
+#[test]
+fn the_budget_left_stops_new_variants_first() {
+    let repo = TestRepo::new();
+    let model = writer("only-model", "x\n");
+    let plan = repo.plan_exact(
+        "budget.toml",
+        &format!(
+            r#"[swarm]
+name = "budget"
+concurrency = 1
+
+[models.default]
+provider = "anthropic"
+model = "only-model"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[[task]]
+id = "write"
+prompt = "Write out.txt."
+creates = ["out.txt"]
+verify = "test -s out.txt"
+temperature = 0.2
+budget = {{ tokens = 400 }}
+variants = 3
+score = "wc -c < out.txt"
+pick = "max"
+"#,
+            url = model.base_url(Wire::Anthropic),
+        ),
+    );
+    let mut cmd = repo.swarm_cmd(&["run", plan.to_str().unwrap()]);
+    cmd.env("TEST_MODEL_KEY", KEY);
+    let out: crate::support::Run = cmd.output().unwrap().into();
+    out.assert_code(0);
+    // One variant's two calls cost more than half the task's budget: the
+    // others never start.
+    assert_eq!(model.calls().len(), 2);
+    let report = repo.report();
+    assert_eq!(
+        task(&report, "write")["experiment"]["winner"],
+        "write@1",
+        "{report}"
+    );
+    for id in ["write@2", "write@3"] {
+        assert_eq!(task(&report, id)["status"], "skipped", "{report}");
+        let reason = task(&report, id)["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("not started: task `write` (all its variants) has"),
+            "{reason}"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# What an experiment costs over plain tasks: one task with 16 variants
+# (each a worktree, a run, a verify, a score, a snapshot; one merge) beside
+# 16 independent tasks doing the same work (16 worktrees, runs, verifies,
+# snapshots and merges), and the shell script a user would write for
+# best-of-16 by hand (worktree, run, verify, score, pick the smallest,
+# merge it). Prints a Markdown table (BENCHMARKS.md, section 13).
+#
+#   bench/experiments.sh            # RUNS=3, on tmpfs when there is one
+#   RUNS=5 bench/experiments.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-3}
+cd "$ROOT"
+cargo build --release --quiet -p swarm --bin swarm
+SWARM=$ROOT/target/release/swarm
+
+if [ -z "${BENCH_DIR:-}" ]; then
+  if [ -d /dev/shm ] && [ -w /dev/shm ]; then BENCH_DIR=/dev/shm; else BENCH_DIR=${TMPDIR:-/tmp}; fi
+fi
+WORK=$(mktemp -d "$BENCH_DIR/swarm-bench-exp.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+export HOME=$WORK/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+mkdir -p "$HOME"
+
+now_ms() { date +%s%N | awk '{ printf "%.1f", $1 / 1000000 }'; }
+median_of() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# A 100-file repository with a 64 KiB input to compress.
+repo() {
+  local dir=$1
+  rm -rf "$dir"; mkdir -p "$dir/src"
+  git -C "$dir" init -q -b main
+  for i in $(seq 100); do echo "file $i" > "$dir/src/f$i.txt"; done
+  seq 1 12000 > "$dir/input.txt"
+  git -C "$dir" add -A; git -C "$dir" commit -q -m base
+}
+
+# The work of variant / task K: gzip at level 1..9 (cycling).
+WORK_CMD='mkdir -p out && gzip -$(( (K - 1) % 9 + 1 )) -c input.txt > out/input.gz'
+VERIFY='gzip -d -c out/input.gz | cmp - input.txt'
+SCORE='stat -c %s out/input.gz'
+
+plan_variants() {
+  cat <<EOF
+[swarm]
+name = "exp"
+sandbox = "$1"
+
+[[task]]
+id = "compress"
+creates = ["out"]
+variants = 16
+run = "K={variant}; ${WORK_CMD}"
+verify = "${VERIFY}"
+score = "${SCORE}"
+pick = "min"
+EOF
+}
+
+plan_tasks() {
+  cat <<EOF
+[swarm]
+name = "tasks"
+sandbox = "$1"
+
+[[task]]
+id = "compress-{k}"
+matrix = { k = [$(seq -s ', ' 1 16)] }
+creates = ["out/{k}"]
+run = "K={k}; mkdir -p out/{k} && gzip -\$(( ({k} - 1) % 9 + 1 )) -c input.txt > out/{k}/input.gz"
+verify = "gzip -d -c out/{k}/input.gz | cmp - input.txt"
+EOF
+}
+
+# Best-of-16 by hand, 2 at a time: worktree, run, verify, score; then the
+# smallest merged.
+by_hand() {
+  local dir=$1
+  cd "$dir"
+  for k in $(seq 16); do
+    (
+      git worktree add -q -b "v$k" "../wt$k" HEAD
+      cd "../wt$k"
+      K=$k sh -c "$WORK_CMD" && sh -c "$VERIFY" \
+        && git add -A && git commit -q -m "variant $k" \
+        && echo "$(sh -c "$SCORE") $k" > "../score$k"
+    ) &
+    if (( k % 2 == 0 )); then wait; fi
+  done
+  wait
+  best=$(cat ../score* | sort -n | head -1 | cut -d' ' -f2)
+  git merge -q --no-ff -m "best of 16: v$best" "v$best"
+  for k in $(seq 16); do git worktree remove --force "../wt$k"; done
+  cd - >/dev/null
+}
+
+measure() {
+  local what=$1 times=()
+  for _ in $(seq "$RUNS"); do
+    repo "$WORK/r"
+    rm -f "$WORK"/score*
+    local t0 t1
+    case $what in
+      hand) t0=$(now_ms); by_hand "$WORK/r" >/dev/null 2>&1; t1=$(now_ms) ;;
+      variants-*|tasks-*)
+        local sandbox=${what#*-} kind=${what%%-*}
+        "plan_$kind" "$sandbox" > "$WORK/plan.toml"
+        t0=$(now_ms)
+        "$SWARM" -C "$WORK/r" run "$WORK/plan.toml" -j 2 -q >/dev/null 2>&1
+        t1=$(now_ms)
+        ;;
+    esac
+    times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
+    rm -rf "$HOME/.cache"
+  done
+  printf '%s\n' "${times[@]}" | median_of
+}
+
+hand=$(measure hand)
+tasks_none=$(measure tasks-none)
+variants_none=$(measure variants-none)
+tasks_ll=$(measure tasks-landlock)
+variants_ll=$(measure variants-landlock)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
+
+cat <<EOF
+| approach (2 at a time, $(nproc) cores, median of $RUNS) | wall time | vs 16 tasks |
+|---|---:|---:|
+| best-of-16 by hand (shell: worktree, run, verify, score, merge the best; no sandbox) | ${hand} ms | $(ratio "$hand" "$tasks_none") |
+| swarm, 16 independent tasks, \`sandbox = "none"\` | ${tasks_none} ms | 1.00x |
+| **swarm, one task with \`variants = 16\`, \`sandbox = "none"\`** | **${variants_none} ms** | **$(ratio "$variants_none" "$tasks_none")** |
+| swarm, 16 independent tasks, sandboxed | ${tasks_ll} ms | 1.00x |
+| **swarm, one task with \`variants = 16\`, sandboxed** | **${variants_ll} ms** | **$(ratio "$variants_ll" "$tasks_ll")** |
+EOF
