@@ -6,7 +6,7 @@
 # best-of-16 by hand (worktree, run, verify, score, pick the smallest,
 # merge it). Prints a Markdown table (BENCHMARKS.md, section 13).
 #
-#   bench/experiments.sh            # RUNS=3, on tmpfs when there is one
+#   bench/experiments.sh            # RUNS=3, in $TMPDIR (on disk)
 #   RUNS=5 bench/experiments.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,9 +15,9 @@ cd "$ROOT"
 cargo build --release --quiet -p swarm --bin swarm
 SWARM=$ROOT/target/release/swarm
 
-if [ -z "${BENCH_DIR:-}" ]; then
-  if [ -d /dev/shm ] && [ -w /dev/shm ]; then BENCH_DIR=/dev/shm; else BENCH_DIR=${TMPDIR:-/tmp}; fi
-fi
+# On disk, not tmpfs: a sandboxed worker's view of the file system has a
+# /dev of its own, so worktrees under /dev/shm are not reachable in it.
+BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 WORK=$(mktemp -d "$BENCH_DIR/swarm-bench-exp.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 export HOME=$WORK/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
@@ -104,12 +104,16 @@ measure() {
     rm -f "$WORK"/score*
     local t0 t1
     case $what in
-      hand) t0=$(now_ms); by_hand "$WORK/r" >/dev/null 2>&1; t1=$(now_ms) ;;
+      hand)
+        t0=$(now_ms); by_hand "$WORK/r" >/dev/null 2>&1; t1=$(now_ms)
+        git -C "$WORK/r" log -1 --format=%s | grep -q "best of 16" || { echo "by hand: no merge" >&2; exit 1; }
+        ;;
       variants-*|tasks-*)
         local sandbox=${what#*-} kind=${what%%-*}
         "plan_$kind" "$sandbox" > "$WORK/plan.toml"
         t0=$(now_ms)
-        "$SWARM" -C "$WORK/r" run "$WORK/plan.toml" -j 2 -q >/dev/null 2>&1
+        "$SWARM" -C "$WORK/r" run "$WORK/plan.toml" -j 2 -q >"$WORK/out" 2>&1 \
+          || { echo "swarm failed ($what):" >&2; cat "$WORK/out" >&2; exit 1; }
         t1=$(now_ms)
         ;;
     esac
