@@ -2,11 +2,11 @@
 //! variant in its own worktree and sandbox, ranked by `score` among those
 //! that passed `verify`, the best merged; every variant kept on its ref.
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::resume::{journal, kill9};
 use crate::support::model::{MockModel, Options, Reply, Wire, tool};
 use crate::support::{TestRepo, task, wait_until};
 
@@ -296,28 +296,11 @@ pick = "none"
     assert_eq!(r.iter().filter(|x| x.1.is_some()).count(), 3);
 }
 
-fn journal(repo: &TestRepo, run: &str) -> Vec<Value> {
-    let path = repo.path().join(format!(".swarm/runs/{run}/events.jsonl"));
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn started(events: &[Value], id: &str) -> usize {
     events
         .iter()
         .filter(|e| e["event"] == "task_started" && e["task"] == id)
         .count()
-}
-
-fn kill9(child: &mut Child) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = child.wait();
 }
 
 #[test]

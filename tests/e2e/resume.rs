@@ -63,7 +63,7 @@ impl Lcg {
     }
 }
 
-fn journal(repo: &TestRepo, run: &str) -> Vec<Value> {
+pub(crate) fn journal(repo: &TestRepo, run: &str) -> Vec<Value> {
     let path = repo.path().join(format!(".swarm/runs/{run}/events.jsonl"));
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -84,7 +84,7 @@ fn start(repo: &TestRepo, args: &[&str]) -> Child {
         .unwrap()
 }
 
-fn kill9(child: &mut Child) {
+pub(crate) fn kill9(child: &mut Child) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGKILL,

@@ -226,16 +226,9 @@ impl Repo {
         to: Oid,
     ) -> Result<swarm_protocol::experiment::DiffStat, GitError> {
         let git = self.open()?;
-        let tree = |c: Oid| {
-            git.find_commit(c)
-                .and_then(|c| c.tree())
-                .context(|| format!("read the tree of commit {c}"))
-        };
-        let (a, b) = (tree(from)?, tree(to)?);
-        let stats = git
-            .diff_tree_to_tree(Some(&a), Some(&b), None)
-            .and_then(|d| d.stats())
-            .context(|| format!("diff {from} against {to}"))?;
+        let stats = diff_of(&git, from, to)?
+            .stats()
+            .context(|| format!("count the diff of {from} against {to}"))?;
         Ok(swarm_protocol::experiment::DiffStat {
             files: stats.files_changed() as u64,
             insertions: stats.insertions() as u64,
@@ -247,15 +240,7 @@ impl Repo {
     /// diff` format, no colour).
     pub fn patch(&self, from: Oid, to: Oid) -> Result<Vec<u8>, GitError> {
         let git = self.open()?;
-        let tree = |c: Oid| {
-            git.find_commit(c)
-                .and_then(|c| c.tree())
-                .context(|| format!("read the tree of commit {c}"))
-        };
-        let (a, b) = (tree(from)?, tree(to)?);
-        let diff = git
-            .diff_tree_to_tree(Some(&a), Some(&b), None)
-            .context(|| format!("diff {from} against {to}"))?;
+        let diff = diff_of(&git, from, to)?;
         let mut out = Vec::new();
         diff.print(git2::DiffFormat::Patch, |_, _, line| {
             if matches!(line.origin(), '+' | '-' | ' ') {
@@ -325,6 +310,18 @@ impl Repo {
 
 /// Runs a prepared git command, turning a non-zero exit into an error that
 /// carries git's own message.
+/// The tree-to-tree diff from commit `from` to commit `to`.
+fn diff_of(git: &Repository, from: Oid, to: Oid) -> Result<git2::Diff<'_>, GitError> {
+    let tree = |c: Oid| {
+        git.find_commit(c)
+            .and_then(|c| c.tree())
+            .context(|| format!("read the tree of commit {c}"))
+    };
+    let (a, b) = (tree(from)?, tree(to)?);
+    git.diff_tree_to_tree(Some(&a), Some(&b), None)
+        .context(|| format!("diff {from} against {to}"))
+}
+
 pub(crate) fn run_git(mut cmd: Command, action: impl Fn() -> String) -> Result<String, GitError> {
     let out = cmd.output().map_err(|source| GitError::Io {
         action: format!("{} (running git)", action()),

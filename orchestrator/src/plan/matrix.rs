@@ -59,16 +59,7 @@ pub(super) fn combinations(
                         None => errors.push(not_a_scalar(source, key, item.span())),
                     }
                 }
-                combos = combos
-                    .into_iter()
-                    .flat_map(|combo| {
-                        values.iter().map(move |v| {
-                            let mut next = combo.clone();
-                            next.insert(key.clone(), v.clone());
-                            next
-                        })
-                    })
-                    .collect();
+                combos = cross(combos, key, &values);
             }
         }
     }
@@ -130,6 +121,25 @@ pub(super) fn combinations(
             .map(|(values, span)| Combo { values, span }),
     );
     Some(out)
+}
+
+/// Every combination of `combos` with each of `values` for `key`, in
+/// that order (the earlier keys varying slowest).
+pub(super) fn cross(
+    combos: Vec<BTreeMap<String, String>>,
+    key: &str,
+    values: &[String],
+) -> Vec<BTreeMap<String, String>> {
+    combos
+        .into_iter()
+        .flat_map(|combo| {
+            values.iter().map(move |v| {
+                let mut next = combo.clone();
+                next.insert(key.to_string(), v.clone());
+                next
+            })
+        })
+        .collect()
 }
 
 /// The entries of `include` or `exclude`: tables of scalars, with spans.

@@ -246,16 +246,7 @@ fn lists(
                 )),
             }
         }
-        combos = combos
-            .into_iter()
-            .flat_map(|combo| {
-                values.iter().map(move |v| {
-                    let mut next = combo.clone();
-                    next.insert(key.clone(), v.clone());
-                    next
-                })
-            })
-            .collect();
+        combos = super::matrix::cross(combos, key, &values);
     }
     if combos.len() > MAX_VARIANTS {
         errors.push(bad(
