@@ -90,8 +90,7 @@ impl Worktrees {
             None => self.admin_dir(path),
         };
         if path.symlink_metadata().is_ok() {
-            std::fs::remove_dir_all(path)
-                .context(|| format!("remove worktree {}", path.display()))?;
+            remove_tree(path).context(|| format!("remove worktree {}", path.display()))?;
         }
         if let Some(admin) = admin {
             let _guard = self
@@ -99,8 +98,7 @@ impl Worktrees {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             if admin.exists() {
-                std::fs::remove_dir_all(&admin)
-                    .context(|| format!("remove {}", admin.display()))?;
+                remove_tree(&admin).context(|| format!("remove {}", admin.display()))?;
             }
         }
         Ok(())
@@ -192,4 +190,22 @@ fn checkout_paths(path: &Path, commit: Oid, paths: &[String]) -> Result<(), GitE
     repo.checkout_tree(tree.as_object(), Some(&mut checkout))
         .context(action)?;
     Ok(())
+}
+
+/// `remove_dir_all`, tried again for a moment while a directory is not
+/// empty: after a coordinator is killed, a git command it had started (a
+/// checkout, an index lock) can still be writing there for a few
+/// milliseconds when the resumed run cleans up.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => return other,
+        }
+    }
 }
