@@ -157,6 +157,63 @@ fn short(commit: &str) -> &str {
     commit.get(..10).unwrap_or(commit)
 }
 
+/// A run's tasks counted by outcome. Variants count through their
+/// experiment, not as tasks of their own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub tasks: usize,
+    pub merged: usize,
+    /// Succeeded and not merged: read-only tasks (and experiments that
+    /// keep their variants unmerged).
+    pub succeeded: usize,
+    pub failed: usize,
+    pub conflicted: usize,
+    pub blocked_or_skipped: usize,
+    pub cancelled: usize,
+    pub variants: usize,
+}
+
+impl Tally {
+    pub fn of(report: &RunReport) -> Self {
+        let mut tally = Self::default();
+        for t in &report.tasks {
+            if t.variant_of.is_some() {
+                tally.variants += 1;
+                continue;
+            }
+            tally.tasks += 1;
+            let slot = match t.status {
+                TaskStatus::Merged => &mut tally.merged,
+                TaskStatus::Succeeded => &mut tally.succeeded,
+                TaskStatus::Failed | TaskStatus::TimedOut => &mut tally.failed,
+                TaskStatus::Conflicted => &mut tally.conflicted,
+                TaskStatus::Blocked | TaskStatus::Skipped => &mut tally.blocked_or_skipped,
+                TaskStatus::Cancelled => &mut tally.cancelled,
+                TaskStatus::Pending | TaskStatus::Running => continue,
+            };
+            *slot += 1;
+        }
+        tally
+    }
+
+    /// `2 merged, 0 succeeded (read-only), ...`, and the variants if any.
+    pub fn counts(&self) -> String {
+        let mut out = format!(
+            "{} merged, {} succeeded (read-only), {} failed, {} conflicted, {} blocked or skipped, {} cancelled",
+            self.merged,
+            self.succeeded,
+            self.failed,
+            self.conflicted,
+            self.blocked_or_skipped,
+            self.cancelled
+        );
+        if self.variants > 0 {
+            let _ = write!(out, "; {} variants (see the rankings)", self.variants);
+        }
+        out
+    }
+}
+
 /// The run as Markdown: a headline, a table of tasks, and the tail of each
 /// failed task's log in a collapsed section.
 pub fn markdown(report: &RunReport) -> String {
@@ -173,19 +230,12 @@ pub fn markdown(report: &RunReport) -> String {
         _ => "❌",
     };
     let _ = writeln!(out, "## {icon} swarm run `{}`: {state}\n", report.run);
-    let count =
-        |pred: &dyn Fn(TaskStatus) -> bool| report.tasks.iter().filter(|t| pred(t.status)).count();
+    let tally = Tally::of(report);
     let _ = writeln!(
         out,
-        "{} tasks: {} merged, {} succeeded (read-only), {} failed, {} conflicted, {} blocked or skipped, {} cancelled. \
-         {}{}.\n",
-        report.tasks.len(),
-        count(&|s| s == TaskStatus::Merged),
-        count(&|s| s == TaskStatus::Succeeded),
-        count(&|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut)),
-        count(&|s| s == TaskStatus::Conflicted),
-        count(&|s| matches!(s, TaskStatus::Blocked | TaskStatus::Skipped)),
-        count(&|s| s == TaskStatus::Cancelled),
+        "{} tasks: {}. {}{}.\n",
+        tally.tasks,
+        tally.counts(),
         match &report.integration_branch {
             Some(branch) => format!(
                 "Branch `{branch}` at `{}`",

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::support::model::{Call, MockModel, Options, Reply, Wire, text, tool, tool_raw};
 use crate::support::{TestRepo, task};
 
-const KEY: &str = "sk-test-SECRET-0123456789";
+pub(crate) const KEY: &str = "sk-test-SECRET-0123456789";
 
 fn anthropic_plan(mock: &MockModel, extra_models: &str, tasks: &str) -> String {
     format!(
@@ -27,7 +27,7 @@ api_key_env = "TEST_MODEL_KEY"
     )
 }
 
-fn run_with_key(repo: &TestRepo, plan: &Path) -> crate::support::Run {
+pub(crate) fn run_with_key(repo: &TestRepo, plan: &Path) -> crate::support::Run {
     let mut cmd = repo.swarm_cmd(&["run", plan.to_str().unwrap()]);
     cmd.env("TEST_MODEL_KEY", KEY);
     cmd.output().unwrap().into()

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::agent::{KEY, run_with_key};
 use crate::resume::{journal, kill9};
 use crate::support::model::{MockModel, Options, Reply, Wire, tool};
 use crate::support::{TestRepo, task, wait_until};
@@ -106,6 +107,14 @@ run = "cp n.txt seen.txt"
     assert!(
         out.stderr
             .contains("experiment exp (pick = \"min\"): picked exp@2"),
+        "{}",
+        out.stderr
+    );
+    // Variants count through their experiment, not as failed tasks.
+    assert!(
+        out.stderr.contains(
+            "2 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled; 5 variants (see the rankings)"
+        ),
         "{}",
         out.stderr
     );
@@ -350,8 +359,6 @@ pick = "min"
     assert_eq!(repo.show("swarm/crash", "n.txt").trim(), "10");
 }
 
-const KEY: &str = "sk-test-SECRET-0123456789";
-
 /// A mock model that writes `content` to out.txt and finishes; it checks
 /// that the temperature of the variant reached it.
 fn writer(model: &str, content: &'static str) -> MockModel {
@@ -411,9 +418,7 @@ pick = "max"
             smart = smart.base_url(Wire::Anthropic),
         ),
     );
-    let mut cmd = repo.swarm_cmd(&["run", plan.to_str().unwrap()]);
-    cmd.env("TEST_MODEL_KEY", KEY);
-    let out: crate::support::Run = cmd.output().unwrap().into();
+    let out = run_with_key(&repo, &plan);
     out.assert_code(0);
     assert_eq!(fast.calls().len(), 4, "two variants, two turns each");
     assert_eq!(smart.calls().len(), 4);
@@ -519,9 +524,7 @@ pick = "max"
             url = model.base_url(Wire::Anthropic),
         ),
     );
-    let mut cmd = repo.swarm_cmd(&["run", plan.to_str().unwrap()]);
-    cmd.env("TEST_MODEL_KEY", KEY);
-    let out: crate::support::Run = cmd.output().unwrap().into();
+    let out = run_with_key(&repo, &plan);
     out.assert_code(0);
     // One variant's two calls cost more than half the task's budget: the
     // others never start.

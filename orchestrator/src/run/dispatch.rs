@@ -366,11 +366,9 @@ impl<'o> Dispatcher<'o> {
                 }
                 Admission::Start => {
                     self.ready.pop();
-                    // An experiment runs nothing: it is decided when its
-                    // variants end.
-                    if self.tasks[i].experiment().is_some() {
-                        continue;
-                    }
+                    // An experiment runs nothing and is never queued: it is
+                    // decided when its variants end.
+                    debug_assert!(self.tasks[i].experiment().is_none());
                     // The budget left stops new variants before it stops
                     // running ones.
                     if let Some(why) = self.budget_stops(i) {

@@ -434,32 +434,10 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
             out.push_str(&swarm_orchestrator::export::ranking_table(&t.id, decision));
         }
     }
-    // Variants are counted by their experiment, not as tasks.
-    let count = |pred: fn(TaskStatus) -> bool| {
-        report
-            .tasks
-            .iter()
-            .filter(|t| t.variant_of.is_none() && pred(t.status))
-            .count()
-    };
-    let variants = report
-        .tasks
-        .iter()
-        .filter(|t| t.variant_of.is_some())
-        .count();
     let _ = writeln!(
         out,
-        "\n  {} merged, {} succeeded (read-only), {} failed, {} conflicted, {} blocked or skipped, {} cancelled{}",
-        count(|s| s == TaskStatus::Merged),
-        count(|s| s == TaskStatus::Succeeded),
-        count(|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut)),
-        count(|s| s == TaskStatus::Conflicted),
-        count(|s| matches!(s, TaskStatus::Blocked | TaskStatus::Skipped)),
-        count(|s| s == TaskStatus::Cancelled),
-        match variants {
-            0 => String::new(),
-            n => format!("; {n} variants (see the rankings)"),
-        }
+        "\n  {}",
+        swarm_orchestrator::export::Tally::of(report).counts()
     );
     let took = report
         .duration_ms

@@ -137,18 +137,15 @@ impl Dispatcher<'_> {
             return self.after_finished(e, TaskStatus::Cancelled);
         }
         let rows: Vec<Row> = variants.iter().filter_map(|&v| self.row(v)).collect();
+        // A resumed run does not know which passed first: the lowest
+        // number of those that did.
         let first = self.first_passed[e]
             .or_else(|| {
-                // A resumed run does not know which passed first: the
-                // cheapest, then the lowest number, of those that did.
-                (spec.pick == Pick::First)
-                    .then(|| {
-                        variants
-                            .iter()
-                            .copied()
-                            .find(|&v| self.status(v) == TaskStatus::Succeeded)
-                    })
-                    .flatten()
+                variants
+                    .iter()
+                    .copied()
+                    .find(|&v| self.status(v) == TaskStatus::Succeeded)
+                    .filter(|_| spec.pick == Pick::First)
             })
             .map(|v| self.tasks[v].id.clone());
         let saved = (spec.pick == Pick::First && first.is_some()).then(|| saved(&rows, &first));
