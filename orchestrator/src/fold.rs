@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use git2::Oid;
-use swarm_protocol::{Event, EventBody, Isolation, RunReport, TaskKind, TaskReport, TaskStatus};
+use swarm_protocol::{
+    Event, EventBody, Isolation, JobPlacement, RunReport, TaskKind, TaskReport, TaskStatus,
+};
 
 use crate::report::{log_paths, run_dir, verify_log_paths};
 
@@ -33,6 +35,8 @@ pub struct TaskState {
     /// Whether the last finished attempt's `verify` passed (`None`: it
     /// did not run).
     pub verify_passed: Option<bool>,
+    /// The cluster job of the last attempt that started, if it ran as one.
+    pub job: Option<String>,
 }
 
 /// Folds events into a run's state and its [`RunReport`].
@@ -120,6 +124,7 @@ impl RunFold {
                                 score: None,
                                 diff: None,
                                 experiment: None,
+                                jobs: Vec::new(),
                             }
                         })
                         .collect(),
@@ -129,6 +134,7 @@ impl RunFold {
                 task,
                 attempt,
                 base_commit,
+                job,
                 ..
             } => {
                 let dir = self.run_dir();
@@ -142,6 +148,29 @@ impl RunFold {
                     t.stderr_log = err.display().to_string();
                     s.attempt = *attempt;
                     s.base = oid(base_commit);
+                    s.job = job.clone();
+                    if let Some(job) = job {
+                        t.jobs.push(JobPlacement {
+                            attempt: *attempt,
+                            job: job.clone(),
+                            node: None,
+                        });
+                    }
+                }
+            }
+            EventBody::AttemptPlaced {
+                task,
+                attempt,
+                job,
+                node,
+            } => {
+                if let Some((t, _)) = self.task_mut(task)
+                    && let Some(p) = t
+                        .jobs
+                        .iter_mut()
+                        .find(|p| p.attempt == *attempt && p.job == *job)
+                {
+                    p.node = Some(node.clone());
                 }
             }
             EventBody::AttemptFinished {

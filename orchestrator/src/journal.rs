@@ -98,7 +98,9 @@ pub fn repair(path: &Path) -> io::Result<()> {
 fn is_state_change(body: &EventBody) -> bool {
     !matches!(
         body,
-        EventBody::TaskStarted { .. }
+        // A cluster job's id is what resume finds it by: that one is kept.
+        EventBody::TaskStarted { job: None, .. }
+            | EventBody::AttemptPlaced { .. }
             | EventBody::TaskQueued { .. }
             | EventBody::AgentTool { .. }
             | EventBody::AgentUsage { .. }

@@ -130,6 +130,9 @@ pub enum AttemptOutcome {
     /// The kernel killed a process of the task because the task went over
     /// its memory limit (its cgroup's, in bytes).
     OutOfMemory { limit: Option<u64> },
+    /// The attempt's worker was lost where it ran: its cluster node failed,
+    /// or its job ended without reporting a result; the message says how.
+    Lost { message: String },
 }
 
 impl AttemptOutcome {
@@ -208,7 +211,21 @@ pub enum EventBody {
         task: String,
         attempt: u32,
         base_commit: String,
+        /// Where the attempt runs: its worktree on this machine, or, for a
+        /// cluster job, where the node will make it.
         workdir: String,
+        /// The batch job running the attempt (cluster executors: the Slurm
+        /// job id), journaled as soon as it is submitted so that `swarm
+        /// resume` can find it again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
+    },
+    /// A cluster job of the attempt started on a node.
+    AttemptPlaced {
+        task: String,
+        attempt: u32,
+        job: String,
+        node: String,
     },
     /// One attempt ended. With retries left a failed attempt is followed by
     /// another `task_started`.
@@ -482,6 +499,20 @@ pub struct TaskReport {
     /// For an experiment: its variants ranked, and which one was picked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment: Option<experiment::Decision>,
+    /// The cluster jobs of its attempts (cluster executors only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobPlacement>,
+}
+
+/// One attempt's batch job and the node it ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct JobPlacement {
+    pub attempt: u32,
+    /// The cluster's job id.
+    pub job: String,
+    /// The node it ran on (`None` until it started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[cfg(test)]

@@ -113,6 +113,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
     let file = parse(&source)?;
     let mut errors = Vec::new();
     let settings = settings::check(path, &source, &file, &mut errors);
+    let executor = super::executor::check(&source, &file.executor, &mut errors);
     let models = settings.models;
     defaults(&source, &file.defaults, &mut errors);
     let expanded = matrix(&source, &file, &mut errors);
@@ -162,6 +163,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
         models,
         budget,
         min_free_space: settings.min_free_space,
+        executor,
         tasks,
     })
 }

@@ -7,6 +7,7 @@
 
 mod deps;
 mod error;
+mod executor;
 mod expand;
 mod matrix;
 mod models;
@@ -22,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, Source, did_you_mean};
+pub use executor::{Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
 pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode};
 pub use swarm_protocol::experiment::Pick;
@@ -58,6 +60,8 @@ pub struct Plan {
     pub budget: Budget,
     /// Free bytes the worktrees' file system must have for a task to start.
     pub min_free_space: u64,
+    /// Where task attempts run (`[executor]`).
+    pub executor: Executor,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }

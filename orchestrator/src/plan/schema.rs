@@ -32,6 +32,9 @@ pub struct PlanFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, ModelFields>")]
     pub models: BTreeMap<String, Spanned<ModelFields>>,
+    /// Where task attempts run: this machine (default) or a Slurm cluster.
+    #[serde(default)]
+    pub executor: super::executor::ExecutorSection,
 }
 
 /// One `[models.NAME]` table: a provider endpoint and how to use it.

@@ -230,7 +230,7 @@ fn describe(outcome: &AttemptOutcome) -> String {
         AttemptOutcome::TimedOut => "timed out".into(),
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
-        AttemptOutcome::Trapped { message } => message.clone(),
+        AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),
         AttemptOutcome::OutOfMemory { .. } => "killed: out of memory".into(),
     }
 }

@@ -22,7 +22,6 @@ use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
 use super::executor::{Admission, ExecEvent, Executor, Launch};
-use super::local::LocalExecutor;
 use super::lock::RunLock;
 use super::writer::Writer;
 use super::{Prepared, RunError};
@@ -138,8 +137,8 @@ impl<'o> Dispatcher<'o> {
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
         let tasks: Arc<[Task]> = Arc::from(prepared.plan.tasks.clone());
-        let executor = LocalExecutor::new(&prepared, Arc::clone(&tasks), home, false)?;
-        let mut dispatcher = Self::new(prepared, tasks, Box::new(executor), observer, stop, lock)?;
+        let executor = prepared.executor(Arc::clone(&tasks), home, false)?;
+        let mut dispatcher = Self::new(prepared, tasks, executor, observer, stop, lock)?;
         let infos = dispatcher.task_infos();
         dispatcher.emit(EventBody::RunStarted {
             run: dispatcher.run.clone(),
@@ -421,11 +420,24 @@ impl<'o> Dispatcher<'o> {
                 attempt,
                 base,
                 workdir,
+                job,
             } => self.emit(EventBody::TaskStarted {
                 task: self.tasks[task].id.clone(),
                 attempt,
                 base_commit: base.to_string(),
                 workdir: workdir.display().to_string(),
+                job,
+            }),
+            ExecEvent::Placed {
+                task,
+                attempt,
+                job,
+                node,
+            } => self.emit(EventBody::AttemptPlaced {
+                task: self.tasks[task].id.clone(),
+                attempt,
+                job,
+                node,
             }),
             ExecEvent::AttemptFinished {
                 task,

@@ -63,12 +63,21 @@ pub(crate) enum Reattached {
 /// What an executor reports, per task, in the order things happen.
 #[derive(Debug)]
 pub(crate) enum ExecEvent {
-    /// An attempt started in `workdir`, from `base`.
+    /// An attempt started in `workdir`, from `base` (for a cluster: its
+    /// job `job` was submitted).
     Started {
         task: usize,
         attempt: u32,
         base: Oid,
         workdir: PathBuf,
+        job: Option<String>,
+    },
+    /// A cluster job of an attempt started on node `node`.
+    Placed {
+        task: usize,
+        attempt: u32,
+        job: String,
+        node: String,
     },
     /// An attempt ended; its worktree is on `snapshot`'s ref.
     AttemptFinished {
@@ -112,6 +121,7 @@ impl ExecEvent {
     pub(crate) fn task(&self) -> usize {
         match self {
             Self::Started { task, .. }
+            | Self::Placed { task, .. }
             | Self::AttemptFinished { task, .. }
             | Self::Agent { task, .. }
             | Self::Finished { task, .. }
@@ -137,9 +147,10 @@ pub(crate) trait Executor: Send {
     /// it still reports its end.
     fn cancel(&mut self, task: usize, how: Stop);
 
-    /// After a coordinator restart: whether attempt `attempt` of `task`,
-    /// which the journal says was running, still runs.
-    fn reattach(&mut self, task: usize, attempt: u32) -> Reattached;
+    /// After a coordinator restart: whether the attempt of `task` the
+    /// journal says was running (`state`: its number, base and job) still
+    /// runs.
+    fn reattach(&mut self, task: usize, state: &crate::fold::TaskState) -> Reattached;
 
     /// Waits for the executor's own clean-up (worktrees of finished tasks,
     /// shared checkouts) once no task runs.

@@ -238,7 +238,7 @@ impl Executor for LocalExecutor {
         }
     }
 
-    fn reattach(&mut self, _task: usize, _attempt: u32) -> Reattached {
+    fn reattach(&mut self, _task: usize, _state: &crate::fold::TaskState) -> Reattached {
         // Local attempts are children of the coordinator: they died with it.
         Reattached::Gone
     }

@@ -14,6 +14,7 @@ mod message;
 mod ownership;
 mod resume;
 mod score;
+pub mod slurm;
 mod task;
 mod writer;
 
@@ -106,6 +107,9 @@ pub struct RunOptions {
     /// When resuming: run again the tasks that failed or timed out (all of
     /// them if empty, else these), and those they blocked.
     pub retry_failed: Option<Vec<String>>,
+    /// What a cluster executor needs from the command line (`None` for
+    /// local runs).
+    pub cluster: Option<slurm::ClusterOptions>,
 }
 
 /// A build cache of the repository's sandboxed tasks: the variable `var`
@@ -201,6 +205,23 @@ impl Prepared {
 
     pub fn integration_branch(&self) -> String {
         refs::integration_branch(&self.run)
+    }
+
+    /// The executor the plan chose for its tasks.
+    fn executor(
+        &self,
+        tasks: std::sync::Arc<[crate::plan::Task]>,
+        home: &WorktreeHome,
+        resumed: bool,
+    ) -> Result<Box<dyn executor::Executor + 'static>, RunError> {
+        Ok(match &self.plan.executor {
+            crate::plan::Executor::Local => {
+                Box::new(local::LocalExecutor::new(self, tasks, home, resumed)?)
+            }
+            crate::plan::Executor::Slurm(config) => {
+                Box::new(slurm::SlurmExecutor::new(self, tasks, config)?)
+            }
+        })
     }
 }
 

@@ -60,7 +60,7 @@ pub(super) fn recover(
     worktree_dir: &Path,
     tasks: &[Task],
     retry_failed: Option<&[String]>,
-    reattach: &mut dyn FnMut(usize, u32) -> Reattached,
+    reattach: &mut dyn FnMut(usize, &TaskState) -> Reattached,
 ) -> Result<Recovered, RunError> {
     let journal = run_dir.join(crate::layout::JOURNAL);
     if !journal.exists() {
@@ -191,8 +191,7 @@ pub(super) fn recover(
             // its partial work is kept and it starts over, unless its
             // executor still runs it.
             TaskStatus::Running | TaskStatus::Cancelled if s.attempt > 0 => {
-                if status[i] == TaskStatus::Running && reattach(i, s.attempt) == Reattached::Adopted
-                {
+                if status[i] == TaskStatus::Running && reattach(i, s) == Reattached::Adopted {
                     adopted.push(i);
                     continue;
                 }

@@ -60,7 +60,9 @@ pub(super) async fn run(
         AttemptOutcome::Signaled { signal } => {
             return failed(format!("score was killed by signal {signal}"));
         }
-        AttemptOutcome::SpawnFailed { message } | AttemptOutcome::Trapped { message } => {
+        AttemptOutcome::SpawnFailed { message }
+        | AttemptOutcome::Trapped { message }
+        | AttemptOutcome::Lost { message } => {
             return failed(format!("score could not run: {message}"));
         }
         AttemptOutcome::OutOfMemory { .. } => return failed("score ran out of memory".into()),

@@ -177,6 +177,7 @@ async fn execute_inner(
             attempt,
             base,
             workdir: workdir.clone(),
+            job: None,
         });
         // The dispatcher shares this thread: let it report the start now,
         // not after the (synchronous) spawn of the attempt's process.
@@ -432,7 +433,7 @@ pub(super) fn describe_failure(
         },
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
-        AttemptOutcome::Trapped { message } => message.clone(),
+        AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),
         AttemptOutcome::OutOfMemory { limit } => match limit {
             Some(limit) => format!(
                 "killed: out of memory (the task's limit is {}, `memory` in the plan)",

@@ -111,3 +111,38 @@ pub fn agent_main() -> i32 {
     let mut out = std::io::stdout().lock();
     swarm_worker::agent::run(stream, &root, &mut out).code()
 }
+
+/// The gateway of agent tasks on a cluster node: every model the plan's
+/// task uses is reached through the coordinator's gateway at
+/// `access.url` (`<url>/models/<name>`, the provider's own wire protocol),
+/// authenticated with the run's token instead of a provider key, which
+/// never leaves the coordinator.
+pub fn remote_gateway(
+    plan: &Plan,
+    access: &swarm_orchestrator::run::slurm::record::GatewayAccess,
+) -> Result<Option<Arc<Gateway>>, Failure> {
+    let used: BTreeSet<&str> = plan
+        .tasks
+        .iter()
+        .filter_map(|t| t.agent())
+        .map(|a| a.model.as_str())
+        .collect();
+    if used.is_empty() {
+        return Ok(None);
+    }
+    let mut models = BTreeMap::new();
+    let mut keys = BTreeMap::new();
+    for &name in &used {
+        let Some(model) = plan.models.get(name) else {
+            continue;
+        };
+        let mut model = model.clone();
+        model.base_url = format!("{}/models/{name}", access.url.trim_end_matches('/'));
+        models.insert(name.to_string(), model);
+        keys.insert(name.to_string(), Secret::new(access.token.as_str()));
+    }
+    let gateway = Gateway::new(&models, &keys, plan.budget).map_err(|e| {
+        Failure::Internal(anyhow::anyhow!("start the model gateway: failed to {e}"))
+    })?;
+    Ok(Some(Arc::new(gateway)))
+}

@@ -157,6 +157,10 @@ pub enum Command {
     /// task's sandbox with its channel to the model gateway (internal).
     #[command(name = "__agent", hide = true)]
     Agent,
+    /// One attempt of one task on a cluster node: started by the batch
+    /// script of a Slurm job, with the job's spec on stdin (internal).
+    #[command(name = "__node", hide = true)]
+    Node,
 }
 
 #[derive(Debug, clap::Args)]
@@ -203,6 +207,14 @@ pub struct Drive {
     /// Time a stopped worker gets between SIGTERM and SIGKILL.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub grace: Duration,
+    /// Where task attempts run: `local` (this machine) or `slurm` (one
+    /// batch job each; settings in the plan's [executor] table).
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorArg>,
+    /// Slurm: the address the model gateway listens on for agent tasks on
+    /// nodes (default: 0.0.0.0 on a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub gateway_listen: Option<std::net::SocketAddr>,
     /// Print only the final summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -226,6 +238,12 @@ pub struct Outputs {
     /// Write a Markdown summary to FILE (e.g. "$GITHUB_STEP_SUMMARY").
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -320,6 +338,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         Command::Doctor => doctor(),
         Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
         Command::Agent => Ok(crate::agent::agent_main()),
+        Command::Node => crate::node::node_main(),
         Command::Schema { events } => {
             if events {
                 print!("{}", swarm_protocol::events_schema());

@@ -166,15 +166,26 @@ pub(crate) fn drive(
             SandboxArg::None => SandboxMode::None,
         };
     }
+    match args.executor {
+        Some(ExecutorArg::Local) => plan.executor = plan::Executor::Local,
+        Some(ExecutorArg::Slurm) if !matches!(plan.executor, plan::Executor::Slurm(_)) => {
+            plan.executor = plan::Executor::Slurm(plan::SlurmConfig::default());
+        }
+        _ => {}
+    }
     if args.concurrency == Some(0) {
         return Err(Failure::Invalid(anyhow!(
             "start run: --concurrency must be at least 1"
         )));
     }
-    let concurrency = args
-        .concurrency
-        .or(plan.concurrency)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let concurrency = match &plan.executor {
+        // The cluster's jobs, not this machine's CPUs.
+        plan::Executor::Slurm(config) => args.concurrency.unwrap_or(config.max_jobs),
+        plan::Executor::Local => args
+            .concurrency
+            .or(plan.concurrency)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    };
     let wasm = wasm_engine(&plan, concurrency)?;
     let gateway = crate::agent::gateway(&plan)?;
     let agent_program = match &gateway {
@@ -210,6 +221,7 @@ pub(crate) fn drive(
         concurrency,
         grace: args.grace,
         retry_failed,
+        cluster: None,
     };
     // One thread runs the dispatcher and every worker future: a child's exit
     // and the next spawn need no hop between threads (which cost ~20% over
@@ -222,34 +234,16 @@ pub(crate) fn drive(
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
-    let sandbox = match plan.sandbox {
-        SandboxMode::None => None,
-        SandboxMode::Landlock => Some(runtime.block_on(sandbox_settings(plan_path))?),
-    };
-    let (mut read_only, found) = grants(&plan)?;
-    let sandbox = sandbox.map(|mut settings| {
-        for toolchain in &found {
-            settings.env.extend(toolchain.env.iter().cloned());
-        }
-        settings
-    });
-    read_only.extend(found.iter().flat_map(|t| t.grants.iter().cloned()));
-    let caches = match plan.caches {
-        false => Vec::new(),
-        true => found
-            .iter()
-            .filter_map(|t| crate::toolchains::cache_of(t.name))
-            .map(|(name, var)| run::BuildCache {
-                name: name.into(),
-                var: var.into(),
-                per_task: var == "CARGO_TARGET_DIR",
-            })
-            .collect(),
+    let (sandbox, read_only, caches) = confinement(&runtime, &plan, plan_path)?;
+    let cluster = match &plan.executor {
+        plan::Executor::Local => None,
+        plan::Executor::Slurm(config) => Some(cluster_options(config)?),
     };
     let options = RunOptions {
         sandbox,
         read_paths: read_only,
         caches,
+        cluster,
         ..options
     };
     let resuming = matches!(mode, Mode::Resume { .. });
@@ -468,6 +462,65 @@ pub(crate) fn wasm_engine(
         }
     }
     Ok(Some(std::sync::Arc::new(engine)))
+}
+
+/// What jobs on a cluster get from this command line: the `swarm` binary
+/// they run and the variables their scripts set (the sandbox's allowlist
+/// and the home directory: never a key).
+fn cluster_options(config: &plan::SlurmConfig) -> Result<run::slurm::ClusterOptions, Failure> {
+    let swarm = match &config.swarm {
+        Some(path) => PathBuf::from(path),
+        None => std::env::current_exe()
+            .context("find the swarm binary for the cluster's jobs")
+            .map_err(Failure::Internal)?,
+    };
+    let env = std::env::vars()
+        .filter(|(k, _)| {
+            swarm_sandbox::ENV_ALLOWLIST.contains(&k.as_str())
+                || k.starts_with("LC_")
+                || matches!(k.as_str(), "HOME" | "USER" | "LOGNAME")
+        })
+        .collect();
+    Ok(run::slurm::ClusterOptions {
+        swarm,
+        env,
+        gateway: None,
+    })
+}
+
+/// How a plan's tasks are confined on this machine: the sandbox launcher
+/// (with the detected toolchains' variables), the paths tasks may read,
+/// the build caches they share.
+pub(crate) fn confinement(
+    runtime: &tokio::runtime::Runtime,
+    plan: &Plan,
+    plan_path: &str,
+) -> Result<(Option<SandboxSettings>, Vec<PathBuf>, Vec<run::BuildCache>), Failure> {
+    let sandbox = match plan.sandbox {
+        SandboxMode::None => None,
+        SandboxMode::Landlock => Some(runtime.block_on(sandbox_settings(plan_path))?),
+    };
+    let (mut read_only, found) = grants(&plan)?;
+    let sandbox = sandbox.map(|mut settings| {
+        for toolchain in &found {
+            settings.env.extend(toolchain.env.iter().cloned());
+        }
+        settings
+    });
+    read_only.extend(found.iter().flat_map(|t| t.grants.iter().cloned()));
+    let caches = match plan.caches {
+        false => Vec::new(),
+        true => found
+            .iter()
+            .filter_map(|t| crate::toolchains::cache_of(t.name))
+            .map(|(name, var)| run::BuildCache {
+                name: name.into(),
+                var: var.into(),
+                per_task: var == "CARGO_TARGET_DIR",
+            })
+            .collect(),
+    };
+    Ok((sandbox, read_only, caches))
 }
 
 /// Starts the run's sandbox launcher. Fails closed: sandboxed runs need

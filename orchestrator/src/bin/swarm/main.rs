@@ -9,6 +9,7 @@ mod doctor;
 mod drive;
 mod grants;
 mod logs;
+mod node;
 mod output;
 mod plan_cmd;
 mod resolve;

@@ -155,7 +155,9 @@ impl Progress {
                     short(base_commit)
                 );
             }
-            EventBody::TaskStarted { task, attempt, .. } => {
+            EventBody::TaskStarted {
+                task, attempt, job, ..
+            } => {
                 self.running.retain(|(t, _)| t != task);
                 self.running.push((task.clone(), Instant::now()));
                 let again = if *attempt > 1 {
@@ -163,7 +165,20 @@ impl Progress {
                 } else {
                     String::new()
                 };
-                say!("  {:<10} {task:<w$}{again}", "start", w = self.width);
+                let job = match job {
+                    Some(job) => format!(" job {job}"),
+                    None => String::new(),
+                };
+                say!("  {:<10} {task:<w$}{again}{job}", "start", w = self.width);
+            }
+            EventBody::AttemptPlaced {
+                task, job, node, ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$} job {job} on {node}",
+                    "placed",
+                    w = self.width
+                );
             }
             EventBody::RunResumed {
                 restarted,

@@ -8,8 +8,6 @@ use swarm_protocol::{Event, EventBody, TaskStatus};
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
-use super::super::executor::Executor as _;
-use super::super::local::LocalExecutor;
 use super::super::lock::RunLock;
 use super::super::{Prepared, RunError};
 use super::Dispatcher;
@@ -29,7 +27,7 @@ impl<'o> Dispatcher<'o> {
         let run_dir = prepared.run_dir();
         let lock = RunLock::acquire(&run_dir, &prepared.run)?;
         let tasks: Arc<[Task]> = Arc::from(prepared.plan.tasks.clone());
-        let mut executor = LocalExecutor::new(&prepared, Arc::clone(&tasks), home, true)?;
+        let mut executor = prepared.executor(Arc::clone(&tasks), home, true)?;
         let recovered = super::super::resume::recover(
             &prepared.repo,
             &prepared.run,
@@ -37,11 +35,11 @@ impl<'o> Dispatcher<'o> {
             &home.run_dir(&prepared.run),
             &prepared.plan.tasks,
             prepared.options.retry_failed.as_deref(),
-            &mut |task, attempt| executor.reattach(task, attempt),
+            &mut |task, state| executor.reattach(task, state),
         )?;
         let mut prepared = prepared;
         prepared.base_commit = recovered.base_commit;
-        let mut dispatcher = Self::new(prepared, tasks, Box::new(executor), observer, stop, lock)?;
+        let mut dispatcher = Self::new(prepared, tasks, executor, observer, stop, lock)?;
         // The new observer has not seen the run start.
         (dispatcher.observer)(&recovered.run_started);
         dispatcher.fold = recovered.fold;

@@ -1,0 +1,118 @@
+//! `swarm __node`: a Slurm job's worker. Its spec comes on stdin (from the
+//! job's script); it sets up what the attempt needs on this node (sandbox
+//! launcher, WASM engine, the coordinator's gateway), runs it through
+//! `run::slurm::node`, and pushes the result back. SIGTERM (`scancel`)
+//! stops the task gracefully; its work is still pushed.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, anyhow};
+use swarm_orchestrator::plan::{self, SandboxMode};
+use swarm_orchestrator::run::RunOptions;
+use swarm_orchestrator::run::slurm::{node, record::NodeJob};
+use tokio::sync::watch;
+
+use crate::Failure;
+
+pub(crate) fn node_main() -> Result<i32, Failure> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("read the job's spec from stdin")
+        .map_err(Failure::Internal)?;
+    let job: NodeJob = serde_json::from_str(text.trim())
+        .context("read the job's spec (swarm __node is started by a swarm job's script)")
+        .map_err(Failure::Invalid)?;
+    let node = std::env::var("SLURMD_NODENAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let tmpdir = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let dir = node::job_dir(&job, tmpdir.as_deref());
+
+    let mut plan = plan::parse(std::path::Path::new(&job.plan_path), job.plan_text.clone())
+        .map_err(Failure::Plan)?;
+    plan.tasks.retain(|t| t.id == job.task);
+    if plan.tasks.is_empty() {
+        return Err(Failure::Invalid(anyhow!(
+            "run job {}.{}: the plan has no task `{}`",
+            job.task,
+            job.attempt,
+            job.task
+        )));
+    }
+    plan.sandbox = match job.sandbox {
+        true => SandboxMode::Landlock,
+        false => SandboxMode::None,
+    };
+    let plan_path = job.plan_path.clone();
+    let wasm = crate::drive::wasm_engine(&plan, 1)?;
+    let gateway = match &job.gateway {
+        None => None,
+        Some(access) => crate::agent::remote_gateway(&plan, access)?,
+    };
+    let agent_program = match &gateway {
+        None => None,
+        Some(_) => Some(
+            std::env::current_exe()
+                .context("find the swarm binary to run agent workers")
+                .map_err(Failure::Internal)?,
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")
+        .map_err(Failure::Internal)?;
+    let (sandbox, read_paths, caches) = crate::drive::confinement(&runtime, &plan, &plan_path)?;
+    let options = RunOptions {
+        name: Some(job.run.clone()),
+        concurrency: 1,
+        grace: std::time::Duration::from_millis(job.grace_ms),
+        sandbox,
+        read_paths,
+        wasm,
+        gateway,
+        agent_program,
+        worktree_root: dir.join("worktrees"),
+        caches,
+        retry_failed: None,
+        cluster: None,
+    };
+    let result = runtime.block_on(async {
+        let (stop_tx, stop_rx) = watch::channel(None);
+        tokio::spawn(crate::drive::forward_signals(stop_tx));
+        node::run_job(&job, plan, options, &dir, &node, stop_rx).await
+    });
+    // Everything worth keeping was pushed; the node's disk is not ours.
+    if let Err(e) = std::fs::remove_dir_all(&dir)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!("swarm: failed to remove {}: {e}", dir.display());
+    }
+    match result {
+        Ok(record) => {
+            eprintln!(
+                "swarm: {}.{} on {node}: {:?}{}",
+                job.task,
+                job.attempt,
+                record.status,
+                record.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            );
+            Ok(swarm_orchestrator::exit::SUCCESS)
+        }
+        Err(e) => Err(Failure::Internal(anyhow!(
+            "run job {}.{} on {node}: failed to {e}",
+            job.task,
+            job.attempt
+        ))),
+    }
+}

@@ -1,0 +1,733 @@
+//! The Slurm executor: every attempt is one batch job on a cluster.
+//!
+//! The coordinator keeps the graph, the merges and the journal. For a
+//! ready task it merges the dependencies' results (as locally), pushes
+//! that base to the shared repository and submits a job (`submit.rs`)
+//! whose script runs `swarm __node` (`node.rs`): on the node, the attempt
+//! runs exactly as the local executor runs it, and its snapshot and exit
+//! record are pushed back (`record.rs`). The pushed record is the truth
+//! about an attempt (jobs vanish from `squeue` minutes after they end);
+//! one poll every `poll_interval` asks `squeue --json` how the jobs are
+//! and fetches the records that arrived. A job that ended without a record
+//! lost its attempt: its node failed (`NODE_FAIL`: tried again on another
+//! job, without using up the task's retries) or its worker died.
+
+mod cluster;
+pub mod node;
+pub mod record;
+mod submit;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use git2::Oid;
+use swarm_protocol::{AttemptOutcome, TaskStatus};
+use swarm_sandbox::Stop;
+use tokio::task::JoinSet;
+
+use self::cluster::JobState;
+use self::record::{ExitRecord, exit_ref, exit_refspec, read_record};
+use self::submit::{Jobs, NotSubmitted, output_of};
+use super::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
+use super::{Prepared, RunError};
+use crate::fold::TaskState;
+use crate::git::{GitError, Repo, Snapshot, refs, run_git};
+use crate::plan::{SlurmConfig, Task};
+
+pub use self::cluster::ClusterError;
+
+/// How many times a task's attempt may be lost to failed nodes before the
+/// task fails for it (these do not use up its `retries`).
+const NODE_FAILURES: u32 = 3;
+
+/// Polls in a row a job may be missing (or ended without a record) before
+/// its attempt counts as lost: a record pushed to a shared file system can
+/// take a moment to show.
+const MISSING_POLLS: u32 = 3;
+
+/// What the command line gives a cluster run.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The `swarm` binary on the nodes.
+    pub swarm: PathBuf,
+    /// The variables every job's script sets (never a secret).
+    pub env: Vec<(String, String)>,
+    /// The coordinator's gateway for agent tasks on nodes.
+    pub gateway: Option<record::GatewayAccess>,
+}
+
+/// One task's job, while it is in flight.
+#[derive(Debug)]
+struct Job {
+    attempt: u32,
+    last_attempt: u32,
+    base: Option<Oid>,
+    /// The cluster's id, once submitted.
+    id: Option<String>,
+    node: Option<String>,
+    stop: Option<Stop>,
+    since: Instant,
+    /// Polls in a row that did not find it alive or finished.
+    missing: u32,
+    node_failures: u32,
+}
+
+/// What the executor's background work brings back.
+enum Work {
+    Submitted {
+        task: usize,
+        attempt: u32,
+        result: Result<(Oid, String), NotSubmitted>,
+    },
+    Polled(Poll),
+}
+
+/// One look at the cluster and the shared repository.
+struct Poll {
+    queue: Result<HashMap<String, JobState>, String>,
+    /// Records that arrived, by task and attempt.
+    records: Vec<(usize, u32, Result<(ExitRecord, Option<String>), String>)>,
+}
+
+/// Runs attempts as Slurm jobs.
+pub(super) struct SlurmExecutor {
+    jobs_ctx: Arc<Jobs>,
+    jobs: HashMap<usize, Job>,
+    work: JoinSet<Work>,
+    events: VecDeque<ExecEvent>,
+    tick: tokio::time::Interval,
+    polling: bool,
+    /// What one look at the cluster said, for the reattach calls of a
+    /// resume (the records it fetched are then in the repository).
+    seen: Option<Poll>,
+}
+
+impl SlurmExecutor {
+    /// The executor of `prepared`'s tasks on the cluster `config` names.
+    pub(super) fn new(
+        prepared: &Prepared,
+        tasks: Arc<[Task]>,
+        config: &SlurmConfig,
+    ) -> Result<Self, RunError> {
+        let Some(cluster) = prepared.options.cluster.clone() else {
+            return Err(RunError::Io {
+                action: "start the Slurm executor".into(),
+                source: std::io::Error::other("the command line gave it no cluster options"),
+            });
+        };
+        let shared = shared_repo(&prepared.repo, config.repo.as_deref())?;
+        let mut tick = tokio::time::interval(config.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let jobs_ctx = Jobs {
+            repo: prepared.repo.clone(),
+            run: prepared.run.clone(),
+            run_dir: prepared.run_dir(),
+            tasks,
+            config: config.clone(),
+            shared,
+            swarm: cluster.swarm,
+            env: cluster.env,
+            plan_path: prepared.plan.path.display().to_string(),
+            plan_text: prepared.plan.source.text.to_string(),
+            sandbox: prepared.options.sandbox.is_some(),
+            grace: prepared.options.grace,
+            gateway: cluster.gateway,
+            pushed: Mutex::new(Default::default()),
+        };
+        Ok(Self {
+            jobs_ctx: Arc::new(jobs_ctx),
+            jobs: HashMap::new(),
+            work: JoinSet::new(),
+            events: VecDeque::new(),
+            tick,
+            polling: false,
+            seen: None,
+        })
+    }
+
+    fn submit(&mut self, task: usize, attempt: u32, base: Oid) {
+        let ctx = Arc::clone(&self.jobs_ctx);
+        self.work.spawn_blocking(move || {
+            let result = ctx
+                .push_base(base)
+                .map_err(|e| NotSubmitted::Failed(format!("failed to {e}")))
+                .and_then(|()| {
+                    ctx.submit(task, attempt, base)
+                        .map_err(NotSubmitted::Failed)
+                })
+                .map(|id| (base, id));
+            Work::Submitted {
+                task,
+                attempt,
+                result,
+            }
+        });
+    }
+
+    fn on_work(&mut self, work: Work) {
+        match work {
+            Work::Submitted {
+                task,
+                attempt,
+                result,
+            } => self.on_submitted(task, attempt, result),
+            Work::Polled(poll) => {
+                self.polling = false;
+                self.on_poll(poll);
+            }
+        }
+    }
+
+    fn on_submitted(
+        &mut self,
+        task: usize,
+        attempt: u32,
+        result: Result<(Oid, String), NotSubmitted>,
+    ) {
+        let Some(job) = self.jobs.get_mut(&task) else {
+            return;
+        };
+        match result {
+            Ok((base, id)) => {
+                job.base = Some(base);
+                job.id = Some(id.clone());
+                job.node = None;
+                job.missing = 0;
+                job.since = Instant::now();
+                if let Some(how) = job.stop {
+                    spawn_cancel(id.clone(), how, false);
+                }
+                self.events.push_back(ExecEvent::Started {
+                    task,
+                    attempt,
+                    base,
+                    workdir: PathBuf::from(format!("job {id} (a worktree on its node)")),
+                    job: Some(id),
+                });
+            }
+            Err(NotSubmitted::Conflict(files)) => {
+                self.jobs.remove(&task);
+                self.events.push_back(ExecEvent::Finished {
+                    task,
+                    status: TaskStatus::Blocked,
+                    reason: Some(format!(
+                        "its dependencies conflict with each other in {}",
+                        files.join(", ")
+                    )),
+                });
+            }
+            Err(NotSubmitted::Failed(why)) => {
+                self.jobs.remove(&task);
+                self.events.push_back(ExecEvent::Finished {
+                    task,
+                    status: TaskStatus::Failed,
+                    reason: Some(format!("swarm could not submit its job: {why}")),
+                });
+            }
+        }
+    }
+
+    /// Starts a look at the cluster, off the dispatcher's thread.
+    fn start_poll(&mut self) {
+        self.polling = true;
+        let ctx = Arc::clone(&self.jobs_ctx);
+        let wanted: Vec<(usize, u32)> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.id.is_some())
+            .map(|(&t, j)| (t, j.attempt))
+            .collect();
+        let last: HashMap<usize, bool> = self
+            .jobs
+            .iter()
+            .map(|(&t, j)| (t, j.attempt >= j.last_attempt || j.stop.is_some()))
+            .collect();
+        self.work
+            .spawn_blocking(move || Work::Polled(look(&ctx, &wanted, &last)));
+    }
+
+    fn on_poll(&mut self, poll: Poll) {
+        let mut recorded = HashMap::new();
+        for (task, attempt, record) in poll.records {
+            recorded.insert(task, (attempt, record));
+        }
+        let queue = match poll.queue {
+            Ok(q) => Some(q),
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to ask the cluster how its jobs are; asking again");
+                None
+            }
+        };
+        let tasks: Vec<usize> = self.jobs.keys().copied().collect();
+        for task in tasks {
+            let Some(job) = self.jobs.get(&task) else {
+                continue;
+            };
+            let Some(id) = job.id.clone() else {
+                continue;
+            };
+            if let Some((attempt, record)) = recorded.remove(&task)
+                && attempt == job.attempt
+            {
+                match record {
+                    Ok((record, git_ref)) => self.on_record(task, record, git_ref),
+                    Err(e) => self.lost(task, format!("its exit record is unreadable: {e}"), false),
+                }
+                continue;
+            }
+            let Some(queue) = &queue else {
+                continue;
+            };
+            let state = queue.get(&id).cloned();
+            let Some(job) = self.jobs.get_mut(&task) else {
+                continue;
+            };
+            match state {
+                Some(state) if !state.ended() => {
+                    job.missing = 0;
+                    if state.running()
+                        && job.node.is_none()
+                        && let Some(node) = state.node.clone()
+                    {
+                        job.node = Some(node.clone());
+                        self.events.push_back(ExecEvent::Placed {
+                            task,
+                            attempt: job.attempt,
+                            job: id,
+                            node,
+                        });
+                    }
+                }
+                ended => {
+                    job.missing += 1;
+                    if job.missing < MISSING_POLLS {
+                        continue;
+                    }
+                    self.ended_without_record(task, &id, ended);
+                }
+            }
+        }
+    }
+
+    /// An attempt's exit record arrived.
+    fn on_record(&mut self, task: usize, record: ExitRecord, git_ref: Option<String>) {
+        let Some(job) = self.jobs.get_mut(&task) else {
+            return;
+        };
+        if job.node.is_none()
+            && let Some(id) = job.id.clone()
+        {
+            job.node = Some(record.node.clone());
+            self.events.push_back(ExecEvent::Placed {
+                task,
+                attempt: job.attempt,
+                job: id,
+                node: record.node.clone(),
+            });
+        }
+        let snapshot = match (&record.commit, git_ref) {
+            (Some(commit), Some(git_ref)) => Oid::from_str(commit).ok().map(|commit| {
+                Box::new((
+                    Snapshot {
+                        commit,
+                        changed: record.changed_files.clone(),
+                        skipped: record.skipped_files.clone(),
+                        duration: Duration::from_millis(record.snapshot_ms.unwrap_or(0)),
+                        hashed: 0,
+                    },
+                    git_ref,
+                ))
+            }),
+            _ => None,
+        };
+        let succeeded = record.status == TaskStatus::Succeeded;
+        let cancelled = matches!(record.outcome, AttemptOutcome::Cancelled) || job.stop.is_some();
+        self.events.push_back(ExecEvent::AttemptFinished {
+            task,
+            attempt: record.attempt,
+            outcome: record.outcome.clone(),
+            verify_passed: record.verify_passed,
+            duration: Duration::from_millis(record.duration_ms),
+            snapshot,
+            outside_paths: record.outside_paths.clone(),
+            agent: record.agent.clone(),
+            score: record.score.clone().map(Box::new),
+            diff: record.diff.clone(),
+        });
+        if succeeded || cancelled || job.attempt >= job.last_attempt {
+            let status = match (succeeded, cancelled) {
+                (false, true) => TaskStatus::Cancelled,
+                _ => record.status,
+            };
+            self.jobs.remove(&task);
+            self.events.push_back(ExecEvent::Finished {
+                task,
+                status,
+                reason: record.reason,
+            });
+        } else {
+            self.again(task, false);
+        }
+    }
+
+    /// The job ended (or vanished) without a record.
+    fn ended_without_record(&mut self, task: usize, id: &str, state: Option<JobState>) {
+        let Some(job) = self.jobs.get(&task) else {
+            return;
+        };
+        let on = job
+            .node
+            .clone()
+            .or_else(|| state.as_ref().and_then(|s| s.node.clone()));
+        let on_node = on
+            .as_deref()
+            .map(|n| format!(" on node {n}"))
+            .unwrap_or_default();
+        let Some(state) = state else {
+            return self.lost(
+                task,
+                format!("its job {id} is no longer known to the cluster and left no result"),
+                false,
+            );
+        };
+        let output = format!("see {} on its node", output_of(id));
+        match state.state.as_str() {
+            "CANCELLED" if job.stop.is_some() => {
+                self.finish_attempt(task, AttemptOutcome::Cancelled, None);
+            }
+            "NODE_FAIL" | "BOOT_FAIL" => self.lost(
+                task,
+                format!(
+                    "its node{} failed while job {id} ran ({})",
+                    on.as_deref().map(|n| format!(" {n}")).unwrap_or_default(),
+                    state.state
+                ),
+                true,
+            ),
+            "TIMEOUT" | "DEADLINE" => self.finish_attempt(
+                task,
+                AttemptOutcome::TimedOut,
+                Some(format!(
+                    "its job {id} ran past its Slurm time limit{on_node}"
+                )),
+            ),
+            "OUT_OF_MEMORY" => self.finish_attempt(
+                task,
+                AttemptOutcome::OutOfMemory { limit: None },
+                Some(format!(
+                    "its job {id} ran out of memory{on_node} ({output})"
+                )),
+            ),
+            other => self.lost(
+                task,
+                format!("its job {id} ended {other}{on_node} without a result ({output})"),
+                false,
+            ),
+        }
+    }
+
+    /// The attempt is lost: tried again when it may be, else the task
+    /// fails. A failed node does not use up the task's retries.
+    fn lost(&mut self, task: usize, message: String, node_failed: bool) {
+        self.finish_attempt_with(
+            task,
+            AttemptOutcome::Lost {
+                message: message.clone(),
+            },
+            Some(message),
+            node_failed,
+        );
+    }
+
+    fn finish_attempt(&mut self, task: usize, outcome: AttemptOutcome, reason: Option<String>) {
+        self.finish_attempt_with(task, outcome, reason, false);
+    }
+
+    fn finish_attempt_with(
+        &mut self,
+        task: usize,
+        outcome: AttemptOutcome,
+        reason: Option<String>,
+        node_failed: bool,
+    ) {
+        let Some(job) = self.jobs.get_mut(&task) else {
+            return;
+        };
+        self.events.push_back(ExecEvent::AttemptFinished {
+            task,
+            attempt: job.attempt,
+            outcome: outcome.clone(),
+            verify_passed: None,
+            duration: job.since.elapsed(),
+            snapshot: None,
+            outside_paths: Vec::new(),
+            agent: None,
+            score: None,
+            diff: None,
+        });
+        let stopped = job.stop.is_some() || matches!(outcome, AttemptOutcome::Cancelled);
+        let node_retry = node_failed && job.node_failures < NODE_FAILURES;
+        if !stopped && (node_retry || job.attempt < job.last_attempt) {
+            if node_retry {
+                job.node_failures += 1;
+            }
+            return self.again(task, node_retry);
+        }
+        let status = match outcome {
+            _ if stopped => TaskStatus::Cancelled,
+            AttemptOutcome::TimedOut => TaskStatus::TimedOut,
+            _ => TaskStatus::Failed,
+        };
+        let reason = match status {
+            TaskStatus::Cancelled => Some(match job.node {
+                None => "cancelled before its job started".to_string(),
+                Some(_) => "cancelled".to_string(),
+            }),
+            _ => reason,
+        };
+        self.jobs.remove(&task);
+        self.events.push_back(ExecEvent::Finished {
+            task,
+            status,
+            reason,
+        });
+    }
+
+    /// The next attempt, as a new job from the same base; `extra` when it
+    /// does not count against the task's retries.
+    fn again(&mut self, task: usize, extra: bool) {
+        let Some(job) = self.jobs.get_mut(&task) else {
+            return;
+        };
+        let Some(base) = job.base else {
+            return;
+        };
+        job.attempt += 1;
+        if extra {
+            job.last_attempt += 1;
+        }
+        job.id = None;
+        job.node = None;
+        job.missing = 0;
+        let attempt = job.attempt;
+        self.submit(task, attempt, base);
+    }
+}
+
+/// The shared repository's location: a URL as written, or a path (relative
+/// to the repository), made a bare repository when it does not exist.
+fn shared_repo(repo: &Repo, written: Option<&str>) -> Result<String, RunError> {
+    let written = written.unwrap_or(".swarm/cluster.git");
+    let is_url = written.contains("://") || (written.contains(':') && !written.starts_with('/'));
+    if is_url {
+        return Ok(written.to_string());
+    }
+    let path = match Path::new(written).is_absolute() {
+        true => PathBuf::from(written),
+        false => repo.workdir.join(written),
+    };
+    if !path.exists() {
+        git2::Repository::init_bare(&path).map_err(|e| {
+            RunError::Git(GitError::Cli {
+                action: format!("create the shared repository {}", path.display()),
+                message: e.message().to_string(),
+            })
+        })?;
+    }
+    Ok(path.display().to_string())
+}
+
+/// Asks the cluster how its jobs are, then fetches the exit records that
+/// arrived (in that order: a job the cluster shows ended has pushed its
+/// record before, so the fetch that follows has it).
+fn look(ctx: &Jobs, wanted: &[(usize, u32)], last: &HashMap<usize, bool>) -> Poll {
+    let queue = cluster::queue().map_err(|e| e.to_string());
+    let mut records = Vec::new();
+    let mut fetch = ctx.repo.git(&ctx.repo.workdir);
+    fetch
+        .args(["fetch", "-q", "--no-tags", &ctx.shared])
+        .arg(exit_refspec(&ctx.run));
+    if let Err(e) = run_git(fetch, || format!("fetch exit records from {}", ctx.shared)) {
+        tracing::warn!(error = %e, "failed to fetch the jobs' results; trying again");
+        return Poll { queue, records };
+    }
+    for &(task, attempt) in wanted {
+        let id = &ctx.tasks[task].id;
+        let Ok(commit) = ctx.repo.resolve(&exit_ref(&ctx.run, id, attempt)) else {
+            continue;
+        };
+        let logs = crate::layout::task_logs(&ctx.run_dir, id);
+        let read = read_record(&ctx.repo, commit, &logs)
+            .map_err(|e| e.to_string())
+            .and_then(|record| {
+                let git_ref = match &record.commit {
+                    None => None,
+                    Some(c) => {
+                        let oid = Oid::from_str(c).map_err(|e| e.to_string())?;
+                        let is_last = last.get(&task).copied().unwrap_or(true)
+                            || record.status == TaskStatus::Succeeded;
+                        let name = match is_last {
+                            true => refs::task(&ctx.run, id),
+                            false => refs::attempt(&ctx.run, id, attempt),
+                        };
+                        ctx.repo
+                            .set_ref(&name, oid, "swarm: task snapshot")
+                            .map_err(|e| e.to_string())?;
+                        Some(name)
+                    }
+                };
+                Ok((record, git_ref))
+            });
+        records.push((task, attempt, read));
+    }
+    Poll { queue, records }
+}
+
+/// Stops job `id`, off the dispatcher's thread; a failure is logged (the
+/// job's end still comes through the polls).
+fn spawn_cancel(id: String, how: Stop, running: bool) {
+    // A running job's worker stops its task itself and reports; a pending
+    // one, or an escalation, is Slurm's to end.
+    let batch_only = running && how == Stop::Graceful;
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = cluster::cancel(&id, batch_only) {
+            tracing::warn!(job = %id, error = %e, "failed to stop a job");
+        }
+    });
+}
+
+impl Executor for SlurmExecutor {
+    fn admit(&self, _task: usize) -> Admission {
+        match self.jobs.len() >= self.jobs_ctx.config.max_jobs {
+            true => Admission::Full,
+            false => Admission::Start,
+        }
+    }
+
+    fn start(&mut self, launch: Launch) {
+        let task = launch.task;
+        let retries = self.jobs_ctx.tasks[task].retries;
+        self.jobs.insert(
+            task,
+            Job {
+                attempt: launch.first_attempt,
+                last_attempt: launch.first_attempt + retries,
+                base: None,
+                id: None,
+                node: None,
+                stop: None,
+                since: Instant::now(),
+                missing: 0,
+                node_failures: 0,
+            },
+        );
+        let ctx = Arc::clone(&self.jobs_ctx);
+        self.work.spawn_blocking(move || {
+            let attempt = launch.first_attempt;
+            let result = ctx
+                .base_of(task, launch.base, &launch.deps)
+                .and_then(|base| {
+                    ctx.push_base(base)
+                        .map_err(|e| NotSubmitted::Failed(format!("failed to {e}")))?;
+                    let id = ctx
+                        .submit(task, attempt, base)
+                        .map_err(NotSubmitted::Failed)?;
+                    Ok((base, id))
+                });
+            Work::Submitted {
+                task,
+                attempt,
+                result,
+            }
+        });
+    }
+
+    fn next(&mut self) -> BoxFuture<'_, Option<ExecEvent>> {
+        Box::pin(async move {
+            loop {
+                if let Some(event) = self.events.pop_front() {
+                    return Some(event);
+                }
+                if self.jobs.is_empty() && self.work.is_empty() {
+                    return None;
+                }
+                let submitted = self.jobs.values().any(|j| j.id.is_some());
+                tokio::select! {
+                    Some(done) = self.work.join_next() => match done {
+                        Ok(work) => self.on_work(work),
+                        Err(e) => tracing::warn!(error = %e, "a background job of the Slurm executor failed"),
+                    },
+                    _ = self.tick.tick(), if submitted && !self.polling => self.start_poll(),
+                }
+            }
+        })
+    }
+
+    fn cancel(&mut self, task: usize, how: Stop) {
+        let Some(job) = self.jobs.get_mut(&task) else {
+            return;
+        };
+        let again = job.stop.is_some();
+        job.stop = Some(how);
+        if let Some(id) = job.id.clone() {
+            // Asked twice (the second Ctrl-C): Slurm ends all of it.
+            spawn_cancel(
+                id,
+                if again { Stop::Immediate } else { how },
+                job.node.is_some(),
+            );
+        }
+    }
+
+    fn reattach(&mut self, task: usize, state: &TaskState) -> Reattached {
+        let (Some(id), Some(base)) = (state.job.clone(), state.base) else {
+            return Reattached::Gone;
+        };
+        // One look at the cluster (and one fetch of the records) serves
+        // every task of the resume.
+        let ctx = Arc::clone(&self.jobs_ctx);
+        let queue = self
+            .seen
+            .get_or_insert_with(|| look(&ctx, &[], &HashMap::new()));
+        let alive = match &queue.queue {
+            Ok(q) => q.get(&id).is_some_and(|s| !s.ended()),
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to ask the cluster about the run's jobs");
+                false
+            }
+        };
+        let recorded = ctx
+            .repo
+            .resolve(&exit_ref(&ctx.run, &ctx.tasks[task].id, state.attempt))
+            .is_ok();
+        if !alive && !recorded {
+            return Reattached::Gone;
+        }
+        let retries = self.jobs_ctx.tasks[task].retries;
+        if let Ok(mut pushed) = self.jobs_ctx.pushed.lock() {
+            pushed.insert(base, Arc::new(Mutex::new(true)));
+        }
+        self.jobs.insert(
+            task,
+            Job {
+                attempt: state.attempt,
+                last_attempt: state.attempt + retries,
+                base: Some(base),
+                id: Some(id),
+                node: None,
+                stop: None,
+                since: Instant::now(),
+                missing: 0,
+                node_failures: 0,
+            },
+        );
+        Reattached::Adopted
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move { while self.work.join_next().await.is_some() {} })
+    }
+}

@@ -1,0 +1,295 @@
+//! A job's side on a cluster node (`swarm __node`): one attempt of one
+//! task, run exactly as the local executor runs it (worktree, sandbox,
+//! verify, score, snapshot), in a clone of the shared repository on
+//! node-local disk; then its snapshot and exit record pushed back.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use git2::Oid;
+use swarm_protocol::{AttemptOutcome, TaskStatus};
+use swarm_sandbox::Stop;
+use tokio::sync::watch;
+
+use super::record::{ExitRecord, NodeJob, attempt_ref, exit_ref, write_record};
+use crate::git::{GitError, Repo, run_git};
+use crate::plan::{Plan, Task};
+use crate::run::executor::{ExecEvent, Executor as _, Launch};
+use crate::run::local::LocalExecutor;
+use crate::run::{Prepared, RunError, RunOptions};
+use crate::state::State;
+use crate::worktree_home::WorktreeHome;
+
+/// Where a job works: `<scratch>/swarm-<run>-<task>-<attempt>-<pid>`.
+pub fn job_dir(job: &NodeJob, tmpdir: Option<&Path>) -> PathBuf {
+    let scratch = job
+        .scratch
+        .as_deref()
+        .map(PathBuf::from)
+        .or_else(|| tmpdir.map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    scratch.join(format!(
+        "swarm-{}-{}-{}-{}",
+        job.run,
+        job.task,
+        job.attempt,
+        std::process::id()
+    ))
+}
+
+/// Runs `job` in `dir` on node `node` and pushes its result and exit
+/// record to the shared repository. `options` are the run's, made on this
+/// node from `plan` (`plan` holds only the job's task). Returns the record
+/// pushed. Whatever happens after the clone exists, a record is pushed: a
+/// job that cannot run its task says why.
+pub async fn run_job(
+    job: &NodeJob,
+    plan: Plan,
+    options: RunOptions,
+    dir: &Path,
+    node: &str,
+    mut stop: watch::Receiver<Option<Stop>>,
+) -> Result<ExitRecord, RunError> {
+    let base = Oid::from_str(&job.base).map_err(|_| RunError::Io {
+        action: format!("read the job's base commit `{}`", job.base),
+        source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+    })?;
+    let repo = clone_base(job, dir).await?;
+    let logs =
+        crate::layout::task_logs(&crate::report::run_dir(&repo.workdir, &job.run), &job.task);
+    let started = std::time::Instant::now();
+    let record = match attempt(job, plan, options, &repo, dir, base, &mut stop).await {
+        Ok(record) => record,
+        Err(e) => {
+            let message = format!("swarm could not run it on node {node}: failed to {e}");
+            ExitRecord {
+                task: job.task.clone(),
+                attempt: job.attempt,
+                node: node.to_string(),
+                outcome: AttemptOutcome::SpawnFailed {
+                    message: message.clone(),
+                },
+                verify_passed: None,
+                duration_ms: millis(started.elapsed()),
+                commit: None,
+                changed_files: Vec::new(),
+                skipped_files: Vec::new(),
+                snapshot_ms: None,
+                outside_paths: Vec::new(),
+                agent: None,
+                score: None,
+                diff: None,
+                status: TaskStatus::Failed,
+                reason: Some(message),
+            }
+        }
+    };
+    let record = ExitRecord {
+        node: node.to_string(),
+        ..record
+    };
+    push(job, &repo, &record, &logs).await?;
+    Ok(record)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// An empty repository at `<dir>/repo` holding the job's base (fetched
+/// shallow: an attempt needs its base's tree, not its history).
+async fn clone_base(job: &NodeJob, dir: &Path) -> Result<Repo, RunError> {
+    let (job, dir) = (job.clone(), dir.to_path_buf());
+    blocking(move || {
+        let path = dir.join("repo");
+        std::fs::create_dir_all(&path).map_err(|source| GitError::Io {
+            action: format!("create {}", path.display()),
+            source,
+        })?;
+        let init = || format!("make the job's repository in {}", path.display());
+        git2::Repository::init(&path).map_err(|e| GitError::Cli {
+            action: init(),
+            message: e.message().to_string(),
+        })?;
+        let repo = Repo::discover(&path)?;
+        let mut fetch = repo.git(&path);
+        fetch.args(["fetch", "-q", "--no-tags", "--depth=1", &job.shared]);
+        fetch.arg(format!("{0}:{0}", job.base_ref));
+        run_git(fetch, || {
+            format!("fetch the base {} from {}", job.base, job.shared)
+        })?;
+        Ok(repo)
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
+) -> Result<T, RunError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(RunError::Io {
+            action: "run a git job".into(),
+            source: std::io::Error::other(e.to_string()),
+        }),
+    }
+}
+
+/// The attempt itself, through the local executor.
+async fn attempt(
+    job: &NodeJob,
+    mut plan: Plan,
+    options: RunOptions,
+    repo: &Repo,
+    dir: &Path,
+    base: Oid,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Result<ExitRecord, RunError> {
+    let Some(index) = plan.tasks.iter().position(|t| t.id == job.task) else {
+        return Err(RunError::Io {
+            action: format!("find task `{}` in the plan", job.task),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    };
+    // The coordinator decides about retries: a job is one attempt.
+    plan.tasks[index].retries = 0;
+    State::create(&repo.workdir)?.begin_run(&job.run)?;
+    let home = WorktreeHome::create(&options.worktree_root, repo)?;
+    home.begin_run(&job.run)?;
+    let tasks: Arc<[Task]> = Arc::from(plan.tasks.clone());
+    let prepared = Prepared {
+        repo: repo.clone(),
+        plan,
+        run: job.run.clone(),
+        base_commit: base,
+        options,
+    };
+    let _ = dir;
+    let mut executor = LocalExecutor::new(&prepared, tasks, &home, false)?;
+    executor.start(Launch {
+        task: index,
+        base,
+        deps: Vec::new(),
+        first_attempt: job.attempt,
+    });
+    let mut record = ExitRecord {
+        task: job.task.clone(),
+        attempt: job.attempt,
+        node: String::new(),
+        outcome: AttemptOutcome::Lost {
+            message: "the attempt reported no end".into(),
+        },
+        verify_passed: None,
+        duration_ms: 0,
+        commit: None,
+        changed_files: Vec::new(),
+        skipped_files: Vec::new(),
+        snapshot_ms: None,
+        outside_paths: Vec::new(),
+        agent: None,
+        score: None,
+        diff: None,
+        status: TaskStatus::Failed,
+        reason: None,
+    };
+    let mut stopping = true;
+    loop {
+        tokio::select! {
+            event = executor.next() => match event {
+                None => break,
+                Some(event) => fold(&mut record, event),
+            },
+            changed = stop.changed(), if stopping => match changed {
+                Ok(()) => {
+                    if let Some(how) = *stop.borrow() {
+                        executor.cancel(index, how);
+                    }
+                }
+                Err(_) => stopping = false,
+            },
+        }
+    }
+    executor.shutdown().await;
+    Ok(record)
+}
+
+/// What an executor event adds to the record.
+fn fold(record: &mut ExitRecord, event: ExecEvent) {
+    match event {
+        ExecEvent::AttemptFinished {
+            outcome,
+            verify_passed,
+            duration,
+            snapshot,
+            outside_paths,
+            agent,
+            score,
+            diff,
+            ..
+        } => {
+            record.outcome = outcome;
+            record.verify_passed = verify_passed;
+            record.duration_ms = millis(duration);
+            if let Some(snapshot) = snapshot {
+                let (snap, _) = *snapshot;
+                record.commit = Some(snap.commit.to_string());
+                record.changed_files = snap.changed;
+                record.skipped_files = snap.skipped;
+                record.snapshot_ms = Some(millis(snap.duration));
+            }
+            record.outside_paths = outside_paths;
+            record.agent = agent;
+            record.score = score.map(|s| *s);
+            record.diff = diff;
+        }
+        ExecEvent::Finished { status, reason, .. } => {
+            record.status = status;
+            record.reason = reason;
+        }
+        ExecEvent::Lost { why, .. } => {
+            record.status = TaskStatus::Failed;
+            record.reason = Some(format!("swarm lost it: {why}"));
+        }
+        ExecEvent::Started { .. } | ExecEvent::Placed { .. } | ExecEvent::Agent { .. } => {}
+    }
+}
+
+/// Pushes the snapshot and the exit record to the shared repository, both
+/// or neither.
+async fn push(
+    job: &NodeJob,
+    repo: &Repo,
+    record: &ExitRecord,
+    logs: &Path,
+) -> Result<(), RunError> {
+    let (job, repo, record, logs) = (
+        job.clone(),
+        repo.clone(),
+        record.clone(),
+        logs.to_path_buf(),
+    );
+    blocking(move || {
+        let exit = write_record(&repo, &job.run, &record, &logs)?;
+        let mut push = repo.git(&repo.workdir);
+        push.args(["push", "-q", "--atomic", &job.shared]);
+        if let Some(commit) = &record.commit {
+            push.arg(format!(
+                "+{commit}:{}",
+                attempt_ref(&job.run, &job.task, job.attempt)
+            ));
+        }
+        push.arg(format!(
+            "+{exit}:{}",
+            exit_ref(&job.run, &job.task, job.attempt)
+        ));
+        run_git(push, || {
+            format!(
+                "push the result of {}.{} to {}",
+                job.task, job.attempt, job.shared
+            )
+        })?;
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,234 @@
+//! What travels between the coordinator and a job on a node: the job's
+//! spec ([`NodeJob`], in the batch script) and its exit record
+//! ([`ExitRecord`], a commit in the shared repository whose tree holds
+//! `exit.json` and the attempt's logs, and whose parent is the attempt's
+//! snapshot, so that one fetch brings both).
+//!
+//! Refs in the shared repository (task ids hold no `.`, so a component
+//! with one is never a task's ref):
+//! - `refs/swarm/<run>/base.d/<commit>`: a base an attempt starts from;
+//! - `refs/swarm/<run>/<task>.<attempt>`: the attempt's snapshot;
+//! - `refs/swarm/<run>/exit.d/<task>.<attempt>`: its exit record.
+
+use std::path::Path;
+
+use git2::Oid;
+use serde::{Deserialize, Serialize};
+use swarm_protocol::agent::AgentReport;
+use swarm_protocol::experiment::{DiffStat, Score};
+use swarm_protocol::{AttemptOutcome, SkippedFile, TaskStatus};
+
+use crate::git::{GitError, Repo};
+
+/// The name of the record's JSON in its commit's tree.
+const RECORD_FILE: &str = "exit.json";
+/// The directory of the attempt's logs in its commit's tree.
+const LOGS_DIR: &str = "logs";
+
+/// Everything a node needs to run one attempt. Never holds a secret: the
+/// batch script carrying it is stored by the cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeJob {
+    pub run: String,
+    pub task: String,
+    pub attempt: u32,
+    /// The shared repository (path or URL).
+    pub shared: String,
+    /// The commit the attempt starts from, and its ref in `shared`.
+    pub base: String,
+    pub base_ref: String,
+    /// The plan, as the coordinator read it (relative paths in it are
+    /// relative to `plan_path`'s directory).
+    pub plan_path: String,
+    pub plan_text: String,
+    /// Whether the attempt runs sandboxed (the run's `sandbox`, after the
+    /// command line).
+    pub sandbox: bool,
+    /// Between SIGTERM and SIGKILL when the attempt is stopped.
+    pub grace_ms: u64,
+    /// Node-local directory for the clone and worktree (`None`: `$TMPDIR`,
+    /// else `/tmp`).
+    pub scratch: Option<String>,
+    /// How agent tasks reach the model: the coordinator's gateway.
+    pub gateway: Option<GatewayAccess>,
+}
+
+/// The coordinator's model gateway as a node reaches it: the provider's
+/// wire protocol at `url`, authenticated with the run's `token` (never a
+/// provider key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayAccess {
+    pub url: String,
+    pub token: String,
+}
+
+/// How an attempt on a node ended: what the local executor reported there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub task: String,
+    pub attempt: u32,
+    /// The node it ran on.
+    pub node: String,
+    pub outcome: AttemptOutcome,
+    pub verify_passed: Option<bool>,
+    pub duration_ms: u64,
+    /// The attempt's snapshot (the record commit's parent).
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub changed_files: Vec<String>,
+    #[serde(default)]
+    pub skipped_files: Vec<SkippedFile>,
+    pub snapshot_ms: Option<u64>,
+    #[serde(default)]
+    pub outside_paths: Vec<String>,
+    pub agent: Option<AgentReport>,
+    pub score: Option<Score>,
+    pub diff: Option<DiffStat>,
+    /// The task's status had this been its last attempt, and why.
+    pub status: TaskStatus,
+    pub reason: Option<String>,
+}
+
+/// The shared repository's ref of a base commit.
+pub fn base_ref(run: &str, base: Oid) -> String {
+    format!("refs/swarm/{run}/base.d/{base}")
+}
+
+/// The shared repository's ref of an attempt's snapshot.
+pub fn attempt_ref(run: &str, task: &str, attempt: u32) -> String {
+    crate::git::refs::attempt(run, task, attempt)
+}
+
+/// The ref of an attempt's exit record (the same name in the shared
+/// repository and, once fetched, in the coordinator's).
+pub fn exit_ref(run: &str, task: &str, attempt: u32) -> String {
+    format!("refs/swarm/{run}/exit.d/{task}.{attempt}")
+}
+
+/// The refspec that fetches every exit record of `run`.
+pub fn exit_refspec(run: &str) -> String {
+    format!("+refs/swarm/{run}/exit.d/*:refs/swarm/{run}/exit.d/*")
+}
+
+/// Commits `record` (of run `run`) with the files of `logs` (a directory; missing is
+/// empty) on top of the snapshot, and returns the commit.
+pub fn write_record(
+    repo: &Repo,
+    run: &str,
+    record: &ExitRecord,
+    logs: &Path,
+) -> Result<Oid, GitError> {
+    let git = repo.open()?;
+    let what = || {
+        format!(
+            "write the exit record of {}.{}",
+            record.task, record.attempt
+        )
+    };
+    let json = serde_json::to_vec_pretty(record).map_err(|e| GitError::Cli {
+        action: what(),
+        message: e.to_string(),
+    })?;
+    let wrap = |e: git2::Error| GitError::Cli {
+        action: what(),
+        message: e.message().to_string(),
+    };
+    let mut logs_tree = git.treebuilder(None).map_err(wrap)?;
+    if let Ok(entries) = std::fs::read_dir(logs) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !path.is_file() {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let blob = git.blob_path(&path).map_err(wrap)?;
+            logs_tree.insert(&name, blob, 0o100644).map_err(wrap)?;
+        }
+    }
+    let logs_oid = logs_tree.write().map_err(wrap)?;
+    let mut root = git.treebuilder(None).map_err(wrap)?;
+    root.insert(RECORD_FILE, git.blob(&json).map_err(wrap)?, 0o100644)
+        .map_err(wrap)?;
+    root.insert(LOGS_DIR, logs_oid, 0o040000).map_err(wrap)?;
+    let tree = git.find_tree(root.write().map_err(wrap)?).map_err(wrap)?;
+    let parent = match &record.commit {
+        Some(c) => Some(
+            Oid::from_str(c)
+                .and_then(|oid| git.find_commit(oid))
+                .map_err(wrap)?,
+        ),
+        None => None,
+    };
+    let sig = crate::git::signature()?;
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    git.commit(
+        None,
+        &sig,
+        &sig,
+        &format!(
+            "swarm: {run}/{}: exit record of attempt {}",
+            record.task, record.attempt
+        ),
+        &tree,
+        &parents,
+    )
+    .map_err(wrap)
+}
+
+/// Reads the exit record at `commit`, writing its logs into `logs` (made
+/// if missing). The snapshot it names must be its commit's parent.
+pub fn read_record(repo: &Repo, commit: Oid, logs: &Path) -> Result<ExitRecord, GitError> {
+    let git = repo.open()?;
+    let what = || format!("read the exit record {commit}");
+    let wrap = |e: git2::Error| GitError::Cli {
+        action: what(),
+        message: e.message().to_string(),
+    };
+    let c = git.find_commit(commit).map_err(wrap)?;
+    let tree = c.tree().map_err(wrap)?;
+    let entry = tree.get_name(RECORD_FILE).ok_or_else(|| GitError::Cli {
+        action: what(),
+        message: format!("it has no {RECORD_FILE}"),
+    })?;
+    let blob = git.find_blob(entry.id()).map_err(wrap)?;
+    let record: ExitRecord = serde_json::from_slice(blob.content()).map_err(|e| GitError::Cli {
+        action: what(),
+        message: e.to_string(),
+    })?;
+    if let Some(snapshot) = &record.commit
+        && c.parent_id(0).ok().map(|p| p.to_string()).as_deref() != Some(snapshot.as_str())
+    {
+        return Err(GitError::Cli {
+            action: what(),
+            message: format!("its snapshot {snapshot} is not its parent"),
+        });
+    }
+    if let Some(dir) = tree.get_name(LOGS_DIR) {
+        let dir = git.find_tree(dir.id()).map_err(wrap)?;
+        std::fs::create_dir_all(logs).map_err(|source| GitError::Io {
+            action: format!("create {}", logs.display()),
+            source,
+        })?;
+        for entry in dir.iter() {
+            // One plain file name each: a record cannot write elsewhere.
+            let Some(name) = entry.name().ok().filter(|n| is_plain_name(n)) else {
+                continue;
+            };
+            let Ok(blob) = git.find_blob(entry.id()) else {
+                continue;
+            };
+            let path = logs.join(name);
+            std::fs::write(&path, blob.content()).map_err(|source| GitError::Io {
+                action: format!("write {}", path.display()),
+                source,
+            })?;
+        }
+    }
+    Ok(record)
+}
+
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
+}

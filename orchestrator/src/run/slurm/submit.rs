@@ -1,0 +1,239 @@
+//! Turning a ready attempt into a Slurm job: its base pushed to the shared
+//! repository, its batch script (the node job's spec inside, no secret in
+//! it), its `sbatch` arguments.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use git2::Oid;
+
+use super::cluster;
+use super::record::{GatewayAccess, NodeJob, base_ref};
+use crate::git::{GitError, Repo, merge_results, run_git};
+use crate::plan::{SlurmConfig, Task};
+
+/// What every job of a run shares.
+#[derive(Debug)]
+pub(super) struct Jobs {
+    pub repo: Repo,
+    pub run: String,
+    pub run_dir: PathBuf,
+    pub tasks: Arc<[Task]>,
+    pub config: SlurmConfig,
+    /// The shared repository, as nodes and this machine reach it.
+    pub shared: String,
+    /// The `swarm` binary on the nodes.
+    pub swarm: PathBuf,
+    /// The variables a job's script sets (none secret).
+    pub env: Vec<(String, String)>,
+    pub plan_path: String,
+    pub plan_text: String,
+    pub sandbox: bool,
+    pub grace: Duration,
+    pub gateway: Option<GatewayAccess>,
+    /// Bases in (or on their way to) the shared repository: each pushed
+    /// once, by the first job that needs it, while jobs on other bases go on.
+    pub pushed: Mutex<HashMap<Oid, Arc<Mutex<bool>>>>,
+}
+
+/// Why an attempt could not be submitted.
+#[derive(Debug)]
+pub(super) enum NotSubmitted {
+    /// Its dependencies' results conflict: the task is blocked.
+    Conflict(Vec<String>),
+    Failed(String),
+}
+
+impl Jobs {
+    /// The commit a task starts from: its one dependency's result, or the
+    /// merge of several (made here, as the local executor does).
+    pub fn base_of(&self, task: usize, base: Oid, deps: &[Oid]) -> Result<Oid, NotSubmitted> {
+        match deps {
+            [] => Ok(base),
+            [only] => Ok(*only),
+            _ => {
+                let message = format!(
+                    "swarm: {}/{}: merge of its dependencies",
+                    self.run, self.tasks[task].id
+                );
+                match merge_results(&self.repo, deps, &message) {
+                    Ok(Ok(merged)) => Ok(merged),
+                    Ok(Err(files)) => Err(NotSubmitted::Conflict(files)),
+                    Err(e) => Err(NotSubmitted::Failed(format!("failed to {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Makes `base` fetchable from the shared repository (once per commit).
+    pub fn push_base(&self, base: Oid) -> Result<(), GitError> {
+        let cell = match self.pushed.lock() {
+            Ok(mut map) => Arc::clone(map.entry(base).or_default()),
+            Err(_) => Arc::new(Mutex::new(false)),
+        };
+        // Two pushes of one new ref at once: the second fails to lock it.
+        let Ok(mut done) = cell.lock() else {
+            return Ok(());
+        };
+        if *done {
+            return Ok(());
+        }
+        let mut push = self.repo.git(&self.repo.workdir);
+        push.args(["push", "-q", &self.shared])
+            .arg(format!("+{base}:{}", base_ref(&self.run, base)));
+        run_git(push, || {
+            format!(
+                "push the base {base} to the shared repository {}",
+                self.shared
+            )
+        })?;
+        *done = true;
+        Ok(())
+    }
+
+    /// Submits attempt `attempt` of `task` from `base` (already pushed).
+    pub fn submit(&self, task: usize, attempt: u32, base: Oid) -> Result<String, String> {
+        let t = &self.tasks[task];
+        let job = NodeJob {
+            run: self.run.clone(),
+            task: t.id.clone(),
+            attempt,
+            shared: self.shared.clone(),
+            base: base.to_string(),
+            base_ref: base_ref(&self.run, base),
+            plan_path: self.plan_path.clone(),
+            plan_text: self.plan_text.clone(),
+            sandbox: self.sandbox,
+            grace_ms: u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX),
+            scratch: self.config.scratch.clone(),
+            gateway: self.gateway.clone(),
+        };
+        let script = script(&self.swarm, &self.env, &job).map_err(|e| e.to_string())?;
+        cluster::submit(&self.args(t, attempt), &script).map_err(|e| format!("failed to {e}"))
+    }
+
+    /// sbatch's arguments for attempt `attempt` of `task`.
+    fn args(&self, task: &Task, attempt: u32) -> Vec<String> {
+        let c = &self.config;
+        let mut args = vec![
+            // The coordinator's environment holds API keys: a job gets
+            // only what its script sets.
+            "--export=NONE".to_string(),
+            // A failed node is swarm's to retry, as a new attempt.
+            "--no-requeue".to_string(),
+            format!("--job-name={}", job_name(&self.run, &task.id, attempt)),
+            format!("--output={}", output_pattern()),
+            "--chdir=/tmp".to_string(),
+        ];
+        let mut flag = |name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                args.push(format!("--{name}={v}"));
+            }
+        };
+        flag("partition", &c.partition);
+        flag("account", &c.account);
+        flag("qos", &c.qos);
+        let time = c.time_limit.clone().or_else(|| {
+            // The worker stops the task at its timeout; Slurm's limit is
+            // the backstop, a minute later.
+            task.timeout.map(|t| {
+                let secs = (t + self.grace).as_secs() + 60;
+                secs.div_ceil(60).to_string()
+            })
+        });
+        flag("time", &time);
+        flag("cpus-per-task", &c.cpus_per_task.map(|n| n.to_string()));
+        let mem = c
+            .mem
+            .clone()
+            .or_else(|| task.memory.map(|b| format!("{}M", b.div_ceil(1 << 20))));
+        flag("mem", &mem);
+        args.extend(c.extra_args.iter().cloned());
+        args
+    }
+}
+
+/// `swarm-<run>-<task>-<attempt>`: how `squeue` shows a job.
+pub(super) fn job_name(run: &str, task: &str, attempt: u32) -> String {
+    format!("swarm-{run}-{task}-{attempt}")
+}
+
+/// Where Slurm writes what a job's script itself prints (the worker's
+/// own diagnostics): on the node, by job id.
+pub(super) fn output_pattern() -> &'static str {
+    "/tmp/swarm-job-%j.out"
+}
+
+/// The file `output_pattern` names for job `id`.
+pub(super) fn output_of(id: &str) -> String {
+    format!("/tmp/swarm-job-{id}.out")
+}
+
+/// The batch script: the variables, then the worker with the job's spec
+/// on its stdin (a quoted here-document: nothing in it is expanded).
+pub(super) fn script(
+    swarm: &Path,
+    env: &[(String, String)],
+    job: &NodeJob,
+) -> Result<String, serde_json::Error> {
+    let spec = serde_json::to_string(job)?;
+    let mut text =
+        String::from("#!/bin/sh\n# swarm: one attempt of one task; see `swarm __node`.\n");
+    for (k, v) in env {
+        if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !k.is_empty() {
+            text.push_str(&format!("export {k}={}\n", quote(v)));
+        }
+    }
+    // serde_json escapes newlines, so the spec is one line and never the
+    // terminator.
+    text.push_str(&format!(
+        "exec {} __node <<'SWARM_JOB_SPEC'\n{spec}\nSWARM_JOB_SPEC\n",
+        quote(&swarm.display().to_string())
+    ));
+    Ok(text)
+}
+
+/// `value` in single quotes for sh.
+fn quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_quotes_and_carries_the_spec() {
+        let job = NodeJob {
+            run: "r".into(),
+            task: "t".into(),
+            attempt: 2,
+            shared: "/s.git".into(),
+            base: "b".into(),
+            base_ref: "refs/swarm/r/base.d/b".into(),
+            plan_path: "/p/plan.toml".into(),
+            plan_text: "[[task]]\nid = 't'\nrun = \"echo 'hi'\"\n".into(),
+            sandbox: true,
+            grace_ms: 1000,
+            scratch: None,
+            gateway: None,
+        };
+        let env = vec![
+            ("PATH".to_string(), "/bin:/it's".to_string()),
+            ("BAD NAME".to_string(), "x".to_string()),
+        ];
+        let text = script(Path::new("/opt/swarm"), &env, &job).unwrap();
+        assert!(text.contains("export PATH='/bin:/it'\\''s'\n"), "{text}");
+        assert!(!text.contains("BAD NAME"));
+        let spec = text
+            .lines()
+            .skip_while(|l| !l.starts_with("exec '/opt/swarm' __node"))
+            .nth(1)
+            .unwrap();
+        let back: NodeJob = serde_json::from_str(spec).unwrap();
+        assert_eq!(back.plan_text, job.plan_text);
+        assert!(text.ends_with("SWARM_JOB_SPEC\n"));
+    }
+}
