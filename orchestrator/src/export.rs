@@ -121,6 +121,19 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
                 ));
             }
         }
+        // Where each attempt ran, on a cluster.
+        for j in &task.jobs {
+            case.add_property(quick_junit::Property::new(
+                format!("job.{}", j.attempt),
+                j.job.clone(),
+            ));
+            if let Some(node) = &j.node {
+                case.add_property(quick_junit::Property::new(
+                    format!("node.{}", j.attempt),
+                    node.clone(),
+                ));
+            }
+        }
         if let Some(agent) = &task.agent {
             case.add_property(quick_junit::Property::new(
                 "agent_outcome",

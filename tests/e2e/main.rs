@@ -24,6 +24,7 @@ mod run_management;
 mod sandbox;
 mod sandbox_escapes;
 mod sandbox_limits;
+mod slurm;
 mod snapshot_limits;
 mod state;
 mod support;

@@ -23,6 +23,7 @@ mod complete;
 mod limiter;
 pub mod prices;
 pub(crate) mod provider;
+pub mod relay;
 mod session;
 mod stream;
 mod transcript;

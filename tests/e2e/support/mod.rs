@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod model;
+pub mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -235,9 +235,21 @@ pub(crate) fn drive(
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
     let (sandbox, read_only, caches) = confinement(&runtime, &plan, plan_path)?;
+    // Agent tasks on nodes reach the model through this relay; it lives
+    // as long as the run.
+    let mut _relay = None;
     let cluster = match &plan.executor {
         plan::Executor::Local => None,
-        plan::Executor::Slurm(config) => Some(cluster_options(config)?),
+        plan::Executor::Slurm(config) => {
+            let mut cluster = cluster_options(config)?;
+            if let Some(gateway) = &options.gateway {
+                let (relay, access) =
+                    runtime.block_on(start_relay(gateway.clone(), args.gateway_listen))?;
+                cluster.gateway = Some(access);
+                _relay = Some(relay);
+            }
+            Some(cluster)
+        }
     };
     let options = RunOptions {
         sandbox,
@@ -486,6 +498,51 @@ fn cluster_options(config: &plan::SlurmConfig) -> Result<run::slurm::ClusterOpti
         env,
         gateway: None,
     })
+}
+
+/// Starts the gateway's relay for agent tasks on nodes, on `listen`
+/// (default: every interface, a free port), with a fresh token.
+async fn start_relay(
+    gateway: std::sync::Arc<swarm_orchestrator::gateway::Gateway>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<
+    (
+        swarm_orchestrator::gateway::relay::Relay,
+        run::slurm::record::GatewayAccess,
+    ),
+    Failure,
+> {
+    use std::io::Read as _;
+    let listen = listen.unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("make the gateway's token")
+        .map_err(Failure::Internal)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let relay = swarm_orchestrator::gateway::relay::Relay::start(gateway, listen, token.clone())
+        .await
+        .with_context(|| {
+            format!("listen for the nodes' agent tasks on {listen} (--gateway-listen)")
+        })
+        .map_err(Failure::Invalid)?;
+    let addr = relay.addr();
+    // Nodes need a name for this machine when it listens everywhere.
+    let host = match addr.ip().is_unspecified() {
+        false => addr.ip().to_string(),
+        true => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into()),
+    };
+    let host = match addr.ip() {
+        std::net::IpAddr::V6(_) if !addr.ip().is_unspecified() => format!("[{host}]"),
+        _ => host,
+    };
+    let access = run::slurm::record::GatewayAccess {
+        url: format!("http://{host}:{}", addr.port()),
+        token,
+    };
+    Ok((relay, access))
 }
 
 /// How a plan's tasks are confined on this machine: the sandbox launcher

@@ -404,14 +404,21 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
     };
     let _ = writeln!(out, "\nrun {}: {state}", report.run);
     let agents = report.tasks.iter().any(|t| t.agent.is_some());
+    // A cluster run says where each task's last attempt ran.
+    let cluster = report.tasks.iter().any(|t| !t.jobs.is_empty());
     let _ = writeln!(
         out,
-        "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {}result",
+        "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {}{}result",
         "task",
         "status",
         "time",
         "try",
         "changed",
+        if cluster {
+            format!("{:<16}  ", "where")
+        } else {
+            String::new()
+        },
         if agents { "  tokens      cost  " } else { "" }
     );
     for t in &report.tasks {
@@ -429,9 +436,21 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
             (None, true) => format!("{:>8}  {:>8}  ", "-", "-"),
             (None, false) => String::new(),
         };
+        let place = match (cluster, t.jobs.last()) {
+            (false, _) => String::new(),
+            (true, None) => format!("{:<16}  ", "-"),
+            (true, Some(j)) => {
+                let at = j
+                    .node
+                    .as_deref()
+                    .map(|n| format!(" on {n}"))
+                    .unwrap_or_default();
+                format!("{:<16}  ", format!("job {}{at}", j.job))
+            }
+        };
         let _ = writeln!(
             out,
-            "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {usage}{result}",
+            "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {place}{usage}{result}",
             t.id,
             t.status.as_str(),
             if t.attempts == 0 {

@@ -122,11 +122,17 @@ pub fn cancel(id: &str, batch_only: bool) -> Result<(), ClusterError> {
         command: command.clone(),
         source,
     })?;
-    if !out.status.success() {
+    let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    // A job that ended meanwhile needs no stopping (scancel then fails,
+    // often saying nothing).
+    let ended = message.is_empty()
+        || message.contains("already completing or completed")
+        || message.contains("Invalid job id");
+    if !out.status.success() && !ended {
         return Err(ClusterError::Refused {
             action: format!("stop job {id}"),
             command,
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            message,
         });
     }
     Ok(())

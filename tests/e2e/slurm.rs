@@ -1,0 +1,449 @@
+//! The Slurm executor (issue 19) against a real cluster: a controller and
+//! three nodes started by each test in a temporary directory
+//! (`support::slurm`), jobs submitted by the real `swarm` binary, run by
+//! `swarm __node` on the nodes, their results pushed to a shared bare
+//! repository and merged by the coordinator.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::agent::KEY;
+use crate::resume::{journal, kill9};
+use crate::support::model::{MockModel, Options, Reply, Wire, tool};
+use crate::support::slurm::Cluster;
+use crate::support::{TestRepo, task, wait_until};
+
+/// A plan run on the cluster (`[executor]` settings added), with short
+/// polls so that the tests are quick.
+fn plan(repo: &TestRepo, name: &str, executor: &str, tasks: &str) -> std::path::PathBuf {
+    repo.plan_exact(
+        &format!("{name}.toml"),
+        &format!(
+            "[swarm]\nname = \"{name}\"\n\n[executor]\nkind = \"slurm\"\npoll_interval = \"200ms\"\n{executor}\n\n[defaults]\ntimeout = \"120s\"\n\n{tasks}"
+        ),
+    )
+}
+
+fn run(repo: &TestRepo, cluster: &Cluster, plan: &Path, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec!["run", plan.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut cmd = repo.swarm_cmd(&args);
+    cmd.env("SLURM_CONF", cluster.conf());
+    cmd.output().unwrap().into()
+}
+
+fn spawn(repo: &TestRepo, cluster: &Cluster, args: &[&str]) -> Child {
+    repo.swarm_cmd(args)
+        .env("SLURM_CONF", cluster.conf())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The `attempt_placed` events of `task`: (attempt, job, node).
+fn placed(events: &[Value], task: &str) -> Vec<(u64, String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "attempt_placed" && e["task"] == task)
+        .map(|e| {
+            (
+                e["attempt"].as_u64().unwrap(),
+                e["job"].as_str().unwrap().to_string(),
+                e["node"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn wait_placed(repo: &TestRepo, run: &str, task: &str) -> (String, String) {
+    let mut found = None;
+    wait_until(&format!("{task} placed on a node"), || {
+        found = placed(&journal(repo, run), task).pop();
+        found.is_some()
+    });
+    let (_, job, node) = found.unwrap();
+    (job, node)
+}
+
+/// Processes whose command line holds `needle` (not this test's own).
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(needle) && !text.contains("cargo") {
+            found.push(text);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_graph_runs_across_the_nodes_and_is_merged_in_order() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    // Four roots at once (they overlap, so they spread over the nodes), a
+    // join of them all, then a task on top of the join.
+    let mut tasks = String::new();
+    for k in 1..=4 {
+        tasks.push_str(&format!(
+            "[[task]]\nid = \"part{k}\"\ncreates = [\"parts/{k}.txt\"]\nrun = \"sleep 2; mkdir -p parts; echo {k} > parts/{k}.txt\"\n\n"
+        ));
+    }
+    tasks.push_str(
+        "[[task]]\nid = \"join\"\ndeps = [\"part*\"]\nrun = \"cat parts/*.txt > all.txt\"\n\n\
+         [[task]]\nid = \"top\"\ndeps = [\"join\"]\nrun = \"wc -l < all.txt > count.txt\"\n",
+    );
+    let plan = plan(&repo, "spread", "", &tasks);
+    let out = run(&repo, &cluster, &plan, &[]);
+    out.assert_code(0);
+    assert_eq!(repo.show("swarm/spread", "all.txt"), "1\n2\n3\n4");
+    assert_eq!(repo.show("swarm/spread", "count.txt").trim(), "4");
+    let report = repo.report();
+    let mut nodes = BTreeSet::new();
+    for id in ["part1", "part2", "part3", "part4", "join", "top"] {
+        let t = task(&report, id);
+        assert_eq!(t["status"], "merged", "{id}: {report}");
+        let jobs = t["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 1, "{id}: {t}");
+        let node = jobs[0]["node"].as_str().unwrap().to_string();
+        assert!(["n1", "n2", "n3"].contains(&node.as_str()), "{node}");
+        nodes.insert(node);
+        // The attempt's logs came back with its result.
+        assert!(
+            Path::new(t["stdout_log"].as_str().unwrap()).exists(),
+            "{id}: {t}"
+        );
+    }
+    assert!(nodes.len() >= 2, "all on {nodes:?}");
+    // Live view and summary name jobs and nodes.
+    assert!(out.stderr.contains("placed"), "{}", out.stderr);
+    let status = repo.swarm(&["status"]);
+    assert!(status.stdout.contains("job"), "{}", status.stdout);
+    // JUnit names the job and node of each attempt.
+    let junit = repo.root().join("junit.xml");
+    let again = run(
+        &repo,
+        &cluster,
+        &plan,
+        &[
+            "--name",
+            "spread2",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--only",
+            "part1",
+        ],
+    );
+    again.assert_code(0);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("name=\"job.1\""), "{xml}");
+    assert!(xml.contains("name=\"node.1\""), "{xml}");
+}
+
+#[test]
+fn a_failing_job_is_retried_as_a_new_job_and_every_attempt_kept() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let plan = plan(
+        &repo,
+        "retry",
+        "",
+        r#"[[task]]
+id = "flaky"
+creates = ["f.txt"]
+retries = 1
+run = "echo attempt $SWARM_ATTEMPT > f.txt; [ $SWARM_ATTEMPT = 2 ] || { echo boom >&2; exit 3; }"
+
+[[task]]
+id = "broken"
+creates = ["b.txt"]
+run = "echo tried > b.txt; echo no such thing >&2; exit 4"
+"#,
+    );
+    let out = run(&repo, &cluster, &plan, &["--sandbox", "none"]);
+    out.assert_code(1);
+    let report = repo.report();
+    let flaky = task(&report, "flaky");
+    assert_eq!(flaky["status"], "merged", "{report}");
+    assert_eq!(flaky["attempts"], 2);
+    let jobs = flaky["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2, "{flaky}");
+    assert_ne!(jobs[0]["job"], jobs[1]["job"]);
+    assert_eq!(repo.show("swarm/retry", "f.txt").trim(), "attempt 2");
+    // The failed attempt is on its own ref, with its log.
+    assert_eq!(
+        repo.show("refs/swarm/retry/flaky.1", "f.txt").trim(),
+        "attempt 1"
+    );
+    let log = repo.path().join(".swarm/runs/retry/logs/flaky/1.err");
+    assert_eq!(std::fs::read_to_string(log).unwrap().trim(), "boom");
+    let broken = task(&report, "broken");
+    assert_eq!(broken["status"], "failed");
+    assert_eq!(broken["reason"], "exited with code 4", "{broken}");
+    assert_eq!(
+        repo.show("refs/swarm/retry/broken", "b.txt").trim(),
+        "tried"
+    );
+    // The job's script carries no environment of the coordinator's.
+    assert_eq!(task(&report, "broken")["exit_code"], 4);
+}
+
+#[test]
+fn cancelling_stops_the_job_on_its_node_and_keeps_its_work() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let plan = plan(
+        &repo,
+        "stop",
+        "",
+        r#"[[task]]
+id = "slow"
+run = "echo partial > partial.txt; exec sleep 87"
+"#,
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap()])
+        .env("SLURM_CONF", cluster.conf())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (job, _) = wait_placed(&repo, "stop", "slow");
+    wait_until("the task's process runs", || {
+        !processes_with("sleep 87").is_empty()
+    });
+    let started = Instant::now();
+    crate::support::signal(&child, nix::sys::signal::Signal::SIGINT);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted run");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let report = repo.report();
+    let slow = task(&report, "slow");
+    assert_eq!(slow["status"], "cancelled", "{report}");
+    // Its work was committed on the node and came back.
+    assert_eq!(
+        repo.show("refs/swarm/stop/slow", "partial.txt").trim(),
+        "partial"
+    );
+    // Nothing of it is left on the node, and the job has ended.
+    wait_until("the job's processes are gone", || {
+        processes_with("sleep 87").is_empty()
+    });
+    wait_until("the job ended", || {
+        cluster
+            .job_state(&job)
+            .is_none_or(|s| s != "RUNNING" && s != "PENDING")
+    });
+}
+
+#[test]
+fn a_node_that_dies_mid_job_costs_an_attempt_that_runs_again_elsewhere() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let plan = plan(
+        &repo,
+        "nodefail",
+        "",
+        r#"[[task]]
+id = "long"
+creates = ["long.txt"]
+run = "sleep 6; echo done > long.txt"
+"#,
+    );
+    let child = spawn(&repo, &cluster, &["run", plan.to_str().unwrap()]);
+    let (_, node) = wait_placed(&repo, "nodefail", "long");
+    cluster.kill_node(&node);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let events = journal(&repo, "nodefail");
+    let places = placed(&events, "long");
+    assert_eq!(places.len(), 2, "{places:?}");
+    assert_eq!(places[0].2, node);
+    assert_ne!(places[1].2, node, "the retry ran on another node");
+    let first = events
+        .iter()
+        .find(|e| e["event"] == "attempt_finished" && e["attempt"] == 1)
+        .unwrap();
+    assert_eq!(first["outcome"], "lost", "{first}");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("its node {node} failed")),
+        "{first}"
+    );
+    assert_eq!(repo.show("swarm/nodefail", "long.txt").trim(), "done");
+}
+
+#[test]
+fn a_resumed_coordinator_adopts_running_jobs_and_collects_finished_ones() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let plan = plan(
+        &repo,
+        "again",
+        "",
+        r#"[[task]]
+id = "quick"
+creates = ["quick.txt"]
+run = "echo quick > quick.txt"
+
+[[task]]
+id = "slow"
+creates = ["slow.txt"]
+run = "sleep 8; echo slow > slow.txt"
+
+[[task]]
+id = "after"
+deps = ["quick", "slow"]
+run = "cat quick.txt slow.txt > both.txt"
+"#,
+    );
+    let mut child = spawn(&repo, &cluster, &["run", plan.to_str().unwrap()]);
+    wait_placed(&repo, "again", "slow");
+    kill9(&mut child);
+    // While no coordinator runs, `slow` goes on on its node.
+    let resumed = {
+        let mut cmd = repo.swarm_cmd(&["resume", "again"]);
+        cmd.env("SLURM_CONF", cluster.conf());
+        crate::support::Run::from(cmd.output().unwrap())
+    };
+    resumed.assert_code(0);
+    assert_eq!(repo.show("swarm/again", "both.txt"), "quick\nslow");
+    let events = journal(&repo, "again");
+    let submitted = |id: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "task_started" && e["task"] == id)
+            .count()
+    };
+    assert_eq!(
+        submitted("slow"),
+        1,
+        "slow ran once: adopted, not started again"
+    );
+    assert!(submitted("quick") <= 1);
+    assert_eq!(submitted("after"), 1);
+}
+
+#[test]
+fn an_agent_on_a_node_reaches_the_model_through_the_gateway_without_the_key() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match call.turn {
+            0 => Reply::answer(vec![tool(
+                "w",
+                "write_file",
+                json!({"path": "hello.txt", "content": "from a node\n"}),
+            )]),
+            _ => Reply::answer(vec![tool("f", "finish", json!({"summary": "done"}))]),
+        },
+    );
+    let plan = repo.plan_exact(
+        "agent.toml",
+        &format!(
+            r#"[swarm]
+name = "agent"
+
+[executor]
+kind = "slurm"
+poll_interval = "200ms"
+
+[models.default]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[[task]]
+id = "write"
+prompt = "Write hello.txt."
+timeout = "120s"
+"#,
+            url = mock.base_url(Wire::Anthropic)
+        ),
+    );
+    let mut cmd = repo.swarm_cmd(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--gateway-listen",
+        "127.0.0.1:0",
+    ]);
+    cmd.env("SLURM_CONF", cluster.conf())
+        .env("TEST_MODEL_KEY", KEY);
+    let out = crate::support::Run::from(cmd.output().unwrap());
+    out.assert_code(0);
+    mock.assert_clean();
+    assert_eq!(mock.calls().len(), 2);
+    assert_eq!(repo.show("swarm/agent", "hello.txt"), "from a node");
+    let report = repo.report();
+    let write = task(&report, "write");
+    assert_eq!(
+        write["jobs"][0]["node"]
+            .as_str()
+            .map(|n| n.starts_with('n')),
+        Some(true)
+    );
+    // The key is in none of the cluster's files (the controller keeps
+    // every job's script and environment; slurmd spools them on nodes):
+    // jobs saw only the run's token.
+    let (mut scripts, mut environments) = (0, 0);
+    for file in files_under(cluster.dir()) {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(KEY), "the key is in {}", file.display());
+        // (The plan in the script names the variable; the job's
+        // environment does not have it.)
+        if file.file_name().is_some_and(|n| n == "environment") {
+            assert!(!text.contains("TEST_MODEL_KEY"), "{}", file.display());
+            environments += 1;
+        }
+        if text.contains("__node") {
+            scripts += 1;
+        }
+    }
+    assert!(
+        scripts > 0,
+        "no job script found under {}",
+        cluster.dir().display()
+    );
+    assert!(
+        environments > 0,
+        "no job environment under {}",
+        cluster.dir().display()
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if meta.is_dir() {
+            out.extend(files_under(&entry.path()));
+        } else if meta.is_file() {
+            out.push(entry.path());
+        }
+    }
+    out
+}
