@@ -54,6 +54,7 @@ fn started(task: &str, attempt: u32, base: &str) -> EventBody {
         attempt,
         base_commit: base.into(),
         workdir: format!("/w/{task}"),
+        job: None,
     }
 }
 

@@ -447,3 +447,17 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn the_example_cluster_plan_runs_on_the_test_cluster() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans/cluster-shards.toml");
+    run(&repo, &cluster, &plan, &[]).assert_code(0);
+    let index = repo.show("swarm/cluster-shards", ".swarm-manifest/INDEX.txt");
+    // Every tracked file of the repository, indexed by six jobs.
+    assert_eq!(index.lines().count(), 3, "{index}");
+    assert!(index.contains("src/lib.txt"), "{index}");
+    let report = repo.report();
+    assert_eq!(task(&report, "index")["status"], "merged");
+}

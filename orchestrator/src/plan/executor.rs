@@ -78,7 +78,7 @@ pub enum ExecutorKind {
 pub enum Executor {
     #[default]
     Local,
-    Slurm(SlurmConfig),
+    Slurm(Box<SlurmConfig>),
 }
 
 /// How a plan's attempts become Slurm jobs.
@@ -240,7 +240,7 @@ pub(super) fn check(
     if let Some(n) = section.max_jobs {
         config.max_jobs = n.max(1);
     }
-    Executor::Slurm(config)
+    Executor::Slurm(Box::new(config))
 }
 
 /// Slurm's `--time` formats: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`,

@@ -444,3 +444,37 @@ fn variant_models_and_temperatures_set_the_agents() {
         "{bad:?}"
     );
 }
+
+#[test]
+fn the_executor_table_is_read_and_checked() {
+    let plan = parse_ok("[[task]]\nid = \"a\"\nrun = \"x\"\n");
+    assert_eq!(plan.executor, Executor::Local);
+    let plan = parse_ok(
+        "[executor]\nkind = \"slurm\"\nrepo = \"/shared/s.git\"\npartition = \"batch\"\ntime_limit = \"1:00:00\"\nmem = \"4G\"\ncpus_per_task = 2\nextra_args = [\"--constraint=ssd\"]\npoll_interval = \"250ms\"\nmax_jobs = 50\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n",
+    );
+    let Executor::Slurm(c) = &plan.executor else {
+        panic!("not slurm: {:?}", plan.executor);
+    };
+    assert_eq!(c.repo.as_deref(), Some("/shared/s.git"));
+    assert_eq!(c.partition.as_deref(), Some("batch"));
+    assert_eq!(c.time_limit.as_deref(), Some("1:00:00"));
+    assert_eq!(c.mem.as_deref(), Some("4G"));
+    assert_eq!(c.cpus_per_task, Some(2));
+    assert_eq!(c.extra_args, ["--constraint=ssd"]);
+    assert_eq!(c.poll_interval, Duration::from_millis(250));
+    assert_eq!(c.max_jobs, 50);
+
+    let e = parse_err(
+        "[executor]\nkind = \"slurm\"\ntime_limit = \"1h\"\nmem = \"4GB\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n",
+    );
+    let text = format!("{e:?}");
+    assert!(text.contains("invalid time_limit `1h`"), "{text}");
+    assert!(text.contains("invalid mem `4GB`"), "{text}");
+    let e = parse_err("[executor]\npartition = \"batch\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n");
+    assert!(
+        format!("{e:?}").contains("[executor] sets `partition` but its kind is local"),
+        "{e:?}"
+    );
+    let e = parse_err("[executor]\nkind = \"kubernetes\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n");
+    assert!(format!("{e:?}").contains("kubernetes"), "{e:?}");
+}

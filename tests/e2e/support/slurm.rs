@@ -70,7 +70,7 @@ impl Cluster {
     pub fn job_state(&self, id: &str) -> Option<String> {
         self.jobs()
             .into_iter()
-            .find(|j| j["job_id"].to_string() == id)
+            .find(|j| j["job_id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
             .map(|j| match &j["job_state"] {
                 serde_json::Value::Array(a) => a[0].as_str().unwrap_or_default().to_string(),
                 s => s.as_str().unwrap_or_default().to_string(),

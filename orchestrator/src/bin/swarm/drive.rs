@@ -169,7 +169,7 @@ pub(crate) fn drive(
     match args.executor {
         Some(ExecutorArg::Local) => plan.executor = plan::Executor::Local,
         Some(ExecutorArg::Slurm) if !matches!(plan.executor, plan::Executor::Slurm(_)) => {
-            plan.executor = plan::Executor::Slurm(plan::SlurmConfig::default());
+            plan.executor = plan::Executor::Slurm(Box::default());
         }
         _ => {}
     }
@@ -548,16 +548,18 @@ async fn start_relay(
 /// How a plan's tasks are confined on this machine: the sandbox launcher
 /// (with the detected toolchains' variables), the paths tasks may read,
 /// the build caches they share.
+pub(crate) type Confinement = (Option<SandboxSettings>, Vec<PathBuf>, Vec<run::BuildCache>);
+
 pub(crate) fn confinement(
     runtime: &tokio::runtime::Runtime,
     plan: &Plan,
     plan_path: &str,
-) -> Result<(Option<SandboxSettings>, Vec<PathBuf>, Vec<run::BuildCache>), Failure> {
+) -> Result<Confinement, Failure> {
     let sandbox = match plan.sandbox {
         SandboxMode::None => None,
         SandboxMode::Landlock => Some(runtime.block_on(sandbox_settings(plan_path))?),
     };
-    let (mut read_only, found) = grants(&plan)?;
+    let (mut read_only, found) = grants(plan)?;
     let sandbox = sandbox.map(|mut settings| {
         for toolchain in &found {
             settings.env.extend(toolchain.env.iter().cloned());

@@ -99,6 +99,7 @@ fn the_block_shows_an_agents_tool_and_spending() {
             attempt: 1,
             base_commit: "0".repeat(40),
             workdir: String::new(),
+            job: None,
         },
         EventBody::AgentTool {
             task: "core".into(),

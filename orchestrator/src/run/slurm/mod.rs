@@ -85,11 +85,15 @@ enum Work {
     Polled(Poll),
 }
 
+/// An exit record that arrived, read, with the ref its snapshot is now
+/// on; or why it could not be read.
+type Arrived = Result<(ExitRecord, Option<String>), String>;
+
 /// One look at the cluster and the shared repository.
 struct Poll {
     queue: Result<HashMap<String, JobState>, String>,
     /// Records that arrived, by task and attempt.
-    records: Vec<(usize, u32, Result<(ExitRecord, Option<String>), String>)>,
+    records: Vec<(usize, u32, Arrived)>,
 }
 
 /// Runs attempts as Slurm jobs.
@@ -355,7 +359,7 @@ impl SlurmExecutor {
             outside_paths: record.outside_paths.clone(),
             agent: record.agent.clone(),
             score: record.score.clone().map(Box::new),
-            diff: record.diff.clone(),
+            diff: record.diff,
         });
         if succeeded || cancelled || job.attempt >= job.last_attempt {
             let status = match (succeeded, cancelled) {

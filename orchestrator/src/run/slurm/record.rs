@@ -232,3 +232,78 @@ pub fn read_record(repo: &Repo, commit: Oid, logs: &Path) -> Result<ExitRecord, 
 fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\0')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_round_trips_with_its_logs_and_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = git2::Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let tree = git
+            .find_tree(git.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
+        let snap = git.commit(None, &sig, &sig, "snap", &tree, &[]).unwrap();
+        let repo = Repo::discover(dir.path()).unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(logs.join("1.out"), "hello\n").unwrap();
+        let record = ExitRecord {
+            task: "t".into(),
+            attempt: 1,
+            node: "n2".into(),
+            outcome: AttemptOutcome::Exited { code: 3 },
+            verify_passed: None,
+            duration_ms: 12,
+            commit: Some(snap.to_string()),
+            changed_files: vec!["a".into()],
+            skipped_files: Vec::new(),
+            snapshot_ms: Some(1),
+            outside_paths: Vec::new(),
+            agent: None,
+            score: None,
+            diff: None,
+            status: TaskStatus::Failed,
+            reason: Some("exited with code 3".into()),
+        };
+        let commit = write_record(&repo, "r", &record, &logs).unwrap();
+        assert_eq!(git.find_commit(commit).unwrap().parent_id(0).unwrap(), snap);
+        let back = dir.path().join("back");
+        let read = read_record(&repo, commit, &back).unwrap();
+        assert_eq!(read.node, "n2");
+        assert_eq!(read.outcome, AttemptOutcome::Exited { code: 3 });
+        assert_eq!(
+            std::fs::read_to_string(back.join("1.out")).unwrap(),
+            "hello\n"
+        );
+        // A record whose snapshot is not its parent is refused.
+        let lie = ExitRecord {
+            commit: Some(commit.to_string()),
+            ..record
+        };
+        let bad = write_record(
+            &repo,
+            "r",
+            &ExitRecord {
+                commit: None,
+                ..lie.clone()
+            },
+            &logs,
+        )
+        .unwrap();
+        let c = git.find_commit(bad).unwrap();
+        let forged = git
+            .commit(None, &sig, &sig, "x", &c.tree().unwrap(), &[])
+            .unwrap();
+        assert!(read_record(&repo, forged, &back).is_ok());
+        let json = serde_json::to_vec(&lie).unwrap();
+        let mut root = git.treebuilder(None).unwrap();
+        root.insert(RECORD_FILE, git.blob(&json).unwrap(), 0o100644)
+            .unwrap();
+        let t = git.find_tree(root.write().unwrap()).unwrap();
+        let orphan = git.commit(None, &sig, &sig, "x", &t, &[]).unwrap();
+        assert!(read_record(&repo, orphan, &back).is_err());
+    }
+}
