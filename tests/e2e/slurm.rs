@@ -461,3 +461,37 @@ fn the_example_cluster_plan_runs_on_the_test_cluster() {
     let report = repo.report();
     assert_eq!(task(&report, "index")["status"], "merged");
 }
+
+#[test]
+fn a_wasm_task_runs_on_a_node_too() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let tools = repo.root().join("plans/tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans/tools/stamp.wasm"),
+        tools.join("stamp.wasm"),
+    )
+    .unwrap();
+    let plan = plan(
+        &repo,
+        "guest",
+        "",
+        r#"[[task]]
+id = "stamp"
+wasm = "tools/stamp.wasm"
+args = ["src/STAMP.txt", "stamped on a node"]
+creates = ["src/STAMP.txt"]
+"#,
+    );
+    run(&repo, &cluster, &plan, &[]).assert_code(0);
+    assert_eq!(
+        repo.show("swarm/guest", "src/STAMP.txt").trim(),
+        "stamped on a node"
+    );
+    let report = repo.report();
+    assert!(
+        task(&report, "stamp")["jobs"][0]["node"].is_string(),
+        "{report}"
+    );
+}

@@ -128,7 +128,10 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
         Some((plan, tasks)) => (plan, Some(tasks)),
         None => (saved, None),
     };
-    let mut plan = plan::parse(&original, text).map_err(Failure::Plan)?;
+    // Absolute, as `swarm run` makes it: jobs on cluster nodes read the
+    // plan's relative paths from it too.
+    let mut plan = plan::parse(&cwd.join(&original), text).map_err(Failure::Plan)?;
+    plan.source.name = original.display().to_string();
     // A run started with `--only` runs the tasks its journal announced.
     if let Some(tasks) = tasks
         && tasks.len() < plan.tasks.len()

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# What Slurm costs a task: the same plan run by the local executor and by
+# the Slurm executor on a real three-node cluster on this machine
+# (tests/slurm/cluster.sh), and 300 tasks over the three nodes beside the
+# job array a user would submit by hand (`sbatch --array --wait`, no git,
+# no sandbox, no merge). Prints a Markdown table (BENCHMARKS.md, section
+# 14). Needs root (the cluster's daemons) and Debian's slurm packages.
+#
+#   bench/slurm.sh                  # RUNS=3, N=300
+#   RUNS=1 N=100 bench/slurm.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-3}
+N=${N:-300}
+SMALL=${SMALL:-30}
+cd "$ROOT"
+cargo build --release --quiet -p swarm --bin swarm
+SWARM=$ROOT/target/release/swarm
+
+BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
+WORK=$(mktemp -d "$BENCH_DIR/swarm-bench-slurm.XXXXXX")
+CLUSTER=$WORK/cluster
+cleanup() { "$ROOT/tests/slurm/cluster.sh" stop "$CLUSTER" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+export HOME=$WORK/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
+export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
+mkdir -p "$HOME"
+"$ROOT/tests/slurm/cluster.sh" start "$CLUSTER" >/dev/null
+export SLURM_CONF=$CLUSTER/slurm.conf
+
+now_ms() { date +%s%N | awk '{ printf "%.1f", $1 / 1000000 }'; }
+median_of() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+repo() {
+  local dir=$1
+  rm -rf "$dir"; mkdir -p "$dir/src"
+  git -C "$dir" init -q -b main
+  for i in $(seq 100); do echo "file $i" > "$dir/src/f$i.txt"; done
+  git -C "$dir" add -A; git -C "$dir" commit -q -m base
+}
+
+# `count` independent tasks, each writing its own file; `executor` is
+# `local` or `slurm`.
+plan() {
+  local count=$1 executor=$2
+  printf '[swarm]\nname = "b"\n\n[executor]\nkind = "%s"\n' "$executor"
+  if [ "$executor" = slurm ]; then printf 'poll_interval = "200ms"\n'; fi
+  for k in $(seq "$count"); do
+    printf '\n[[task]]\nid = "t%s"\ncreates = ["out/%s.txt"]\nrun = "mkdir -p out && echo %s > out/%s.txt"\n' "$k" "$k" "$k" "$k"
+  done
+}
+
+# Milliseconds of one `swarm run` of `count` tasks on `executor`.
+one_run() {
+  local count=$1 executor=$2 dir=$WORK/repo
+  repo "$dir"
+  plan "$count" "$executor" > "$WORK/plan.toml"
+  local t0 t1
+  t0=$(now_ms)
+  (cd "$dir" && "$SWARM" run -q "$WORK/plan.toml" >/dev/null 2>"$WORK/err") || { cat "$WORK/err" >&2; exit 1; }
+  t1=$(now_ms)
+  [ "$(git -C "$dir" ls-tree --name-only swarm/b out/ | wc -l)" = "$count" ] || { echo "not all merged" >&2; exit 1; }
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }'
+}
+
+# Milliseconds of a job array of `count` tasks doing the same echo,
+# submitted and waited for by hand.
+by_hand() {
+  local count=$1 out=$WORK/array
+  rm -rf "$out"; mkdir -p "$out"
+  local t0 t1
+  t0=$(now_ms)
+  printf '#!/bin/sh\necho $SLURM_ARRAY_TASK_ID > %s/$SLURM_ARRAY_TASK_ID.txt\n' "$out" |
+    sbatch --parsable --wait --export=NONE --array=1-"$count" --output=/dev/null >/dev/null
+  t1=$(now_ms)
+  [ "$(ls "$out" | wc -l)" = "$count" ] || { echo "array incomplete" >&2; exit 1; }
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }'
+}
+
+median() { local f=$1; shift; for _ in $(seq "$RUNS"); do "$f" "$@"; echo; done | median_of; }
+
+local_small=$(median one_run "$SMALL" local)
+slurm_small=$(median one_run "$SMALL" slurm)
+array_small=$(median by_hand "$SMALL")
+slurm_big=$(median one_run "$N" slurm)
+array_big=$(median by_hand "$N")
+
+per() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.1f", t / n }'; }
+echo "| what | tasks | wall (ms, median of $RUNS) | per task (ms) |"
+echo "|---|---:|---:|---:|"
+echo "| swarm, local executor (sandboxed) | $SMALL | $local_small | $(per "$local_small" "$SMALL") |"
+echo "| swarm, Slurm executor, 3 nodes (sandboxed) | $SMALL | $slurm_small | $(per "$slurm_small" "$SMALL") |"
+echo "| \`sbatch --array --wait\` by hand (no git, sandbox or merge) | $SMALL | $array_small | $(per "$array_small" "$SMALL") |"
+echo "| swarm, Slurm executor, 3 nodes (sandboxed) | $N | $slurm_big | $(per "$slurm_big" "$N") |"
+echo "| \`sbatch --array --wait\` by hand | $N | $array_big | $(per "$array_big" "$N") |"
