@@ -353,6 +353,42 @@ fn every_committed_event_replays_through_the_fold() {
         Some("e")
     );
 
+    // A cluster job: its id from the start, its node once placed; a
+    // retry is another job.
+    let mut job = RunFold::default();
+    apply(
+        &mut job,
+        run_started(vec![info("j", Isolation::Worktree, &[])]),
+    );
+    for (attempt, id, node) in [(1, "41", "n2"), (2, "57", "n3")] {
+        apply(
+            &mut job,
+            EventBody::TaskStarted {
+                task: "j".into(),
+                attempt,
+                base_commit: BASE.into(),
+                workdir: String::new(),
+                job: Some(id.into()),
+            },
+        );
+        assert_eq!(job.state(0).unwrap().job.as_deref(), Some(id));
+        apply(
+            &mut job,
+            EventBody::AttemptPlaced {
+                task: "j".into(),
+                attempt,
+                job: id.into(),
+                node: node.into(),
+            },
+        );
+    }
+    let jobs = &job.report().unwrap().tasks[0].jobs;
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(
+        (jobs[1].job.as_str(), jobs[1].node.as_deref()),
+        ("57", Some("n3"))
+    );
+
     assert_eq!(
         seen,
         schema_event_names(),

@@ -34,7 +34,7 @@ pub(crate) fn run_with_key(repo: &TestRepo, plan: &Path) -> crate::support::Run 
 }
 
 /// Every file under `dir`, recursively (not following links).
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::agent::KEY;
+use crate::agent::{KEY, files_under};
 use crate::resume::{journal, kill9};
 use crate::support::model::{MockModel, Options, Reply, Wire, tool};
 use crate::support::slurm::Cluster;
@@ -427,25 +427,6 @@ timeout = "120s"
         "no job environment under {}",
         cluster.dir().display()
     );
-}
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.path().symlink_metadata() else {
-            continue;
-        };
-        if meta.is_dir() {
-            out.extend(files_under(&entry.path()));
-        } else if meta.is_file() {
-            out.push(entry.path());
-        }
-    }
-    out
 }
 
 #[test]

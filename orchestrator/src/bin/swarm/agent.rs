@@ -18,12 +18,7 @@ const CHANNEL_VAR: &str = swarm_protocol::agent::CHANNEL_FD_VAR;
 /// The gateway for a plan's agent tasks (`None` without any), with the key
 /// of every model they use read from its `api_key_env`.
 pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
-    let used: BTreeSet<&str> = plan
-        .tasks
-        .iter()
-        .filter_map(|t| t.agent())
-        .map(|a| a.model.as_str())
-        .collect();
+    let used = used_models(plan);
     if used.is_empty() {
         return Ok(None);
     }
@@ -121,12 +116,7 @@ pub fn remote_gateway(
     plan: &Plan,
     access: &swarm_orchestrator::run::slurm::record::GatewayAccess,
 ) -> Result<Option<Arc<Gateway>>, Failure> {
-    let used: BTreeSet<&str> = plan
-        .tasks
-        .iter()
-        .filter_map(|t| t.agent())
-        .map(|a| a.model.as_str())
-        .collect();
+    let used = used_models(plan);
     if used.is_empty() {
         return Ok(None);
     }
@@ -145,4 +135,13 @@ pub fn remote_gateway(
         Failure::Internal(anyhow::anyhow!("start the model gateway: failed to {e}"))
     })?;
     Ok(Some(Arc::new(gateway)))
+}
+
+/// The models the plan's agent tasks use, by name.
+fn used_models(plan: &Plan) -> BTreeSet<&str> {
+    plan.tasks
+        .iter()
+        .filter_map(|t| t.agent())
+        .map(|a| a.model.as_str())
+        .collect()
 }

@@ -59,29 +59,14 @@ pub async fn run_job(
     let logs =
         crate::layout::task_logs(&crate::report::run_dir(&repo.workdir, &job.run), &job.task);
     let started = std::time::Instant::now();
-    let record = match attempt(job, plan, options, &repo, dir, base, &mut stop).await {
+    let record = match attempt(job, plan, options, &repo, base, &mut stop).await {
         Ok(record) => record,
         Err(e) => {
             let message = format!("swarm could not run it on node {node}: failed to {e}");
             ExitRecord {
-                task: job.task.clone(),
-                attempt: job.attempt,
-                node: node.to_string(),
-                outcome: AttemptOutcome::SpawnFailed {
-                    message: message.clone(),
-                },
-                verify_passed: None,
                 duration_ms: millis(started.elapsed()),
-                commit: None,
-                changed_files: Vec::new(),
-                skipped_files: Vec::new(),
-                snapshot_ms: None,
-                outside_paths: Vec::new(),
-                agent: None,
-                score: None,
-                diff: None,
-                status: TaskStatus::Failed,
-                reason: Some(message),
+                reason: Some(message.clone()),
+                ..ExitRecord::failed(job, AttemptOutcome::SpawnFailed { message })
             }
         }
     };
@@ -142,7 +127,6 @@ async fn attempt(
     mut plan: Plan,
     options: RunOptions,
     repo: &Repo,
-    dir: &Path,
     base: Oid,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Result<ExitRecord, RunError> {
@@ -165,7 +149,6 @@ async fn attempt(
         base_commit: base,
         options,
     };
-    let _ = dir;
     let mut executor = LocalExecutor::new(&prepared, tasks, &home, false)?;
     executor.start(Launch {
         task: index,
@@ -173,26 +156,12 @@ async fn attempt(
         deps: Vec::new(),
         first_attempt: job.attempt,
     });
-    let mut record = ExitRecord {
-        task: job.task.clone(),
-        attempt: job.attempt,
-        node: String::new(),
-        outcome: AttemptOutcome::Lost {
+    let mut record = ExitRecord::failed(
+        job,
+        AttemptOutcome::Lost {
             message: "the attempt reported no end".into(),
         },
-        verify_passed: None,
-        duration_ms: 0,
-        commit: None,
-        changed_files: Vec::new(),
-        skipped_files: Vec::new(),
-        snapshot_ms: None,
-        outside_paths: Vec::new(),
-        agent: None,
-        score: None,
-        diff: None,
-        status: TaskStatus::Failed,
-        reason: None,
-    };
+    );
     let mut stopping = true;
     loop {
         tokio::select! {

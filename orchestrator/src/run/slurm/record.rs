@@ -89,6 +89,31 @@ pub struct ExitRecord {
     pub reason: Option<String>,
 }
 
+impl ExitRecord {
+    /// A failed attempt of `job` that ended as `outcome`, with nothing else
+    /// known yet (the node is filled in when the record is pushed).
+    pub fn failed(job: &NodeJob, outcome: AttemptOutcome) -> Self {
+        Self {
+            task: job.task.clone(),
+            attempt: job.attempt,
+            node: String::new(),
+            outcome,
+            verify_passed: None,
+            duration_ms: 0,
+            commit: None,
+            changed_files: Vec::new(),
+            skipped_files: Vec::new(),
+            snapshot_ms: None,
+            outside_paths: Vec::new(),
+            agent: None,
+            score: None,
+            diff: None,
+            status: TaskStatus::Failed,
+            reason: None,
+        }
+    }
+}
+
 /// The shared repository's ref of a base commit.
 pub fn base_ref(run: &str, base: Oid) -> String {
     format!("refs/swarm/{run}/base.d/{base}")
