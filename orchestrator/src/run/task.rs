@@ -98,7 +98,8 @@ pub(super) async fn execute(
     }
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs git work `f` on the blocking pool.
+pub(in crate::run) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
 ) -> Result<T, GitError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {

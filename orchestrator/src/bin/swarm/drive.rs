@@ -191,14 +191,7 @@ pub(crate) fn drive(
     };
     let wasm = wasm_engine(&plan, concurrency)?;
     let gateway = crate::agent::gateway(&plan)?;
-    let agent_program = match &gateway {
-        None => None,
-        Some(_) => Some(
-            std::env::current_exe()
-                .context("find the swarm binary to run agent workers")
-                .map_err(Failure::Internal)?,
-        ),
-    };
+    let agent_program = agent_program(gateway.as_ref())?;
     let (name, retry_failed) = match &mode {
         Mode::Start { name, .. } => (name.clone(), None),
         Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone()),
@@ -490,11 +483,7 @@ fn cluster_options(config: &plan::SlurmConfig) -> Result<run::slurm::ClusterOpti
             .map_err(Failure::Internal)?,
     };
     let env = std::env::vars()
-        .filter(|(k, _)| {
-            swarm_sandbox::ENV_ALLOWLIST.contains(&k.as_str())
-                || k.starts_with("LC_")
-                || matches!(k.as_str(), "HOME" | "USER" | "LOGNAME")
-        })
+        .filter(|(k, _)| passed_to_workers(k) || matches!(k.as_str(), "HOME" | "USER" | "LOGNAME"))
         .collect();
     Ok(run::slurm::ClusterOptions {
         swarm,
@@ -533,9 +522,7 @@ async fn start_relay(
     // Nodes need a name for this machine when it listens everywhere.
     let host = match addr.ip().is_unspecified() {
         false => addr.ip().to_string(),
-        true => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".into()),
+        true => hostname().unwrap_or_else(|| "localhost".into()),
     };
     let host = match addr.ip() {
         std::net::IpAddr::V6(_) if !addr.ip().is_unspecified() => format!("[{host}]"),
@@ -601,9 +588,36 @@ pub(crate) async fn sandbox_settings(plan_path: &str) -> Result<SandboxSettings,
         .await
         .map_err(|e| refuse(format!("{e:#}")))?;
     let env = std::env::vars()
-        .filter(|(k, _)| swarm_sandbox::ENV_ALLOWLIST.contains(&k.as_str()) || k.starts_with("LC_"))
+        .filter(|(k, _)| passed_to_workers(k))
         .collect();
     Ok(SandboxSettings { launcher, env })
+}
+
+/// Whether variable `name` of swarm's environment reaches workers: the
+/// sandbox's allowlist and the locale (never a key).
+fn passed_to_workers(name: &str) -> bool {
+    swarm_sandbox::ENV_ALLOWLIST.contains(&name) || name.starts_with("LC_")
+}
+
+/// This machine's name, as the kernel has it.
+pub(crate) fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// The `swarm` binary, run as `swarm __agent`, when agent tasks need it.
+pub(crate) fn agent_program(
+    gateway: Option<&std::sync::Arc<swarm_orchestrator::gateway::Gateway>>,
+) -> Result<Option<PathBuf>, Failure> {
+    match gateway {
+        None => Ok(None),
+        Some(_) => std::env::current_exe()
+            .context("find the swarm binary to run agent workers")
+            .map(Some)
+            .map_err(Failure::Internal),
+    }
 }
 
 /// Starts this binary as the sandbox launcher (`swarm __sandbox`).

@@ -27,11 +27,7 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
     let node = std::env::var("SLURMD_NODENAME")
         .ok()
         .filter(|n| !n.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
+        .or_else(crate::drive::hostname)
         .unwrap_or_else(|| "unknown".into());
     let tmpdir = std::env::var_os("TMPDIR")
         .map(PathBuf::from)
@@ -59,14 +55,7 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         None => None,
         Some(access) => crate::agent::remote_gateway(&plan, access)?,
     };
-    let agent_program = match &gateway {
-        None => None,
-        Some(_) => Some(
-            std::env::current_exe()
-                .context("find the swarm binary to run agent workers")
-                .map_err(Failure::Internal)?,
-        ),
-    };
+    let agent_program = crate::drive::agent_program(gateway.as_ref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

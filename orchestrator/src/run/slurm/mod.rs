@@ -152,17 +152,25 @@ impl SlurmExecutor {
         })
     }
 
-    fn submit(&mut self, task: usize, attempt: u32, base: Oid) {
+    /// Submits attempt `attempt` of `task`, from the base `base_of` finds
+    /// (on the blocking pool: it may merge), pushed to the shared
+    /// repository first.
+    fn submit(
+        &mut self,
+        task: usize,
+        attempt: u32,
+        base_of: impl FnOnce(&Jobs) -> Result<Oid, NotSubmitted> + Send + 'static,
+    ) {
         let ctx = Arc::clone(&self.jobs_ctx);
         self.work.spawn_blocking(move || {
-            let result = ctx
-                .push_base(base)
-                .map_err(|e| NotSubmitted::Failed(format!("failed to {e}")))
-                .and_then(|()| {
-                    ctx.submit(task, attempt, base)
-                        .map_err(NotSubmitted::Failed)
-                })
-                .map(|id| (base, id));
+            let result = base_of(&ctx).and_then(|base| {
+                ctx.push_base(base)
+                    .map_err(|e| NotSubmitted::Failed(format!("failed to {e}")))?;
+                let id = ctx
+                    .submit(task, attempt, base)
+                    .map_err(NotSubmitted::Failed)?;
+                Ok((base, id))
+            });
             Work::Submitted {
                 task,
                 attempt,
@@ -238,19 +246,21 @@ impl SlurmExecutor {
     fn start_poll(&mut self) {
         self.polling = true;
         let ctx = Arc::clone(&self.jobs_ctx);
-        let wanted: Vec<(usize, u32)> = self
+        // Each submitted job's attempt, and whether it is the task's last.
+        let wanted: Vec<(usize, u32, bool)> = self
             .jobs
             .iter()
             .filter(|(_, j)| j.id.is_some())
-            .map(|(&t, j)| (t, j.attempt))
-            .collect();
-        let last: HashMap<usize, bool> = self
-            .jobs
-            .iter()
-            .map(|(&t, j)| (t, j.attempt >= j.last_attempt || j.stop.is_some()))
+            .map(|(&t, j)| {
+                (
+                    t,
+                    j.attempt,
+                    j.attempt >= j.last_attempt || j.stop.is_some(),
+                )
+            })
             .collect();
         self.work
-            .spawn_blocking(move || Work::Polled(look(&ctx, &wanted, &last)));
+            .spawn_blocking(move || Work::Polled(look(&ctx, &wanted)));
     }
 
     fn on_poll(&mut self, poll: Poll) {
@@ -349,6 +359,10 @@ impl SlurmExecutor {
         };
         let succeeded = record.status == TaskStatus::Succeeded;
         let cancelled = matches!(record.outcome, AttemptOutcome::Cancelled) || job.stop.is_some();
+        let last = ends_task(
+            &record,
+            job.attempt >= job.last_attempt || job.stop.is_some(),
+        );
         self.events.push_back(ExecEvent::AttemptFinished {
             task,
             attempt: record.attempt,
@@ -361,7 +375,7 @@ impl SlurmExecutor {
             score: record.score.clone().map(Box::new),
             diff: record.diff,
         });
-        if succeeded || cancelled || job.attempt >= job.last_attempt {
+        if last {
             let status = match (succeeded, cancelled) {
                 (false, true) => TaskStatus::Cancelled,
                 _ => record.status,
@@ -517,7 +531,7 @@ impl SlurmExecutor {
         job.node = None;
         job.missing = 0;
         let attempt = job.attempt;
-        self.submit(task, attempt, base);
+        self.submit(task, attempt, move |_| Ok(base));
     }
 }
 
@@ -544,10 +558,21 @@ fn shared_repo(repo: &Repo, written: Option<&str>) -> Result<String, RunError> {
     Ok(path.display().to_string())
 }
 
+/// Whether `record`'s attempt is its task's last: it succeeded, was
+/// cancelled, or no other may follow (`final_or_stopped`). Its snapshot
+/// then goes on the task's ref, else on the attempt's: decided once, for
+/// the ref set when the record is read and for the task's end.
+fn ends_task(record: &ExitRecord, final_or_stopped: bool) -> bool {
+    final_or_stopped
+        || record.status == TaskStatus::Succeeded
+        || matches!(record.outcome, AttemptOutcome::Cancelled)
+}
+
 /// Asks the cluster how its jobs are, then fetches the exit records that
 /// arrived (in that order: a job the cluster shows ended has pushed its
-/// record before, so the fetch that follows has it).
-fn look(ctx: &Jobs, wanted: &[(usize, u32)], last: &HashMap<usize, bool>) -> Poll {
+/// record before, so the fetch that follows has it). `wanted`: the jobs'
+/// tasks, attempts, and whether no other attempt may follow.
+fn look(ctx: &Jobs, wanted: &[(usize, u32, bool)]) -> Poll {
     let queue = cluster::queue().map_err(|e| e.to_string());
     let mut records = Vec::new();
     let mut fetch = ctx.repo.git(&ctx.repo.workdir);
@@ -558,7 +583,7 @@ fn look(ctx: &Jobs, wanted: &[(usize, u32)], last: &HashMap<usize, bool>) -> Pol
         tracing::warn!(error = %e, "failed to fetch the jobs' results; trying again");
         return Poll { queue, records };
     }
-    for &(task, attempt) in wanted {
+    for &(task, attempt, final_or_stopped) in wanted {
         let id = &ctx.tasks[task].id;
         let Ok(commit) = ctx.repo.resolve(&exit_ref(&ctx.run, id, attempt)) else {
             continue;
@@ -571,8 +596,7 @@ fn look(ctx: &Jobs, wanted: &[(usize, u32)], last: &HashMap<usize, bool>) -> Pol
                     None => None,
                     Some(c) => {
                         let oid = Oid::from_str(c).map_err(|e| e.to_string())?;
-                        let is_last = last.get(&task).copied().unwrap_or(true)
-                            || record.status == TaskStatus::Succeeded;
+                        let is_last = ends_task(&record, final_or_stopped);
                         let name = match is_last {
                             true => refs::task(&ctx.run, id),
                             false => refs::attempt(&ctx.run, id, attempt),
@@ -628,24 +652,14 @@ impl Executor for SlurmExecutor {
                 node_failures: 0,
             },
         );
-        let ctx = Arc::clone(&self.jobs_ctx);
-        self.work.spawn_blocking(move || {
-            let attempt = launch.first_attempt;
-            let result = ctx
-                .base_of(task, launch.base, &launch.deps)
-                .and_then(|base| {
-                    ctx.push_base(base)
-                        .map_err(|e| NotSubmitted::Failed(format!("failed to {e}")))?;
-                    let id = ctx
-                        .submit(task, attempt, base)
-                        .map_err(NotSubmitted::Failed)?;
-                    Ok((base, id))
-                });
-            Work::Submitted {
-                task,
-                attempt,
-                result,
-            }
+        let Launch {
+            base,
+            deps,
+            first_attempt,
+            ..
+        } = launch;
+        self.submit(task, first_attempt, move |ctx| {
+            ctx.base_of(task, base, &deps)
         });
     }
 
@@ -693,9 +707,7 @@ impl Executor for SlurmExecutor {
         // One look at the cluster (and one fetch of the records) serves
         // every task of the resume.
         let ctx = Arc::clone(&self.jobs_ctx);
-        let queue = self
-            .seen
-            .get_or_insert_with(|| look(&ctx, &[], &HashMap::new()));
+        let queue = self.seen.get_or_insert_with(|| look(&ctx, &[]));
         let alive = match &queue.queue {
             Ok(q) => q.get(&id).is_some_and(|s| !s.ended()),
             Err(e) => {

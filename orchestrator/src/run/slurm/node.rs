@@ -17,6 +17,7 @@ use crate::git::{GitError, Repo, run_git};
 use crate::plan::{Plan, Task};
 use crate::run::executor::{ExecEvent, Executor as _, Launch};
 use crate::run::local::LocalExecutor;
+use crate::run::task::blocking;
 use crate::run::{Prepared, RunError, RunOptions};
 use crate::state::State;
 use crate::worktree_home::WorktreeHome;
@@ -86,7 +87,7 @@ fn millis(d: Duration) -> u64 {
 /// shallow: an attempt needs its base's tree, not its history).
 async fn clone_base(job: &NodeJob, dir: &Path) -> Result<Repo, RunError> {
     let (job, dir) = (job.clone(), dir.to_path_buf());
-    blocking(move || {
+    let repo = blocking(move || {
         let path = dir.join("repo");
         std::fs::create_dir_all(&path).map_err(|source| GitError::Io {
             action: format!("create {}", path.display()),
@@ -106,19 +107,8 @@ async fn clone_base(job: &NodeJob, dir: &Path) -> Result<Repo, RunError> {
         })?;
         Ok(repo)
     })
-    .await
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
-) -> Result<T, RunError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => Ok(result?),
-        Err(e) => Err(RunError::Io {
-            action: "run a git job".into(),
-            source: std::io::Error::other(e.to_string()),
-        }),
-    }
+    .await?;
+    Ok(repo)
 }
 
 /// The attempt itself, through the local executor.
@@ -260,5 +250,6 @@ async fn push(
         })?;
         Ok(())
     })
-    .await
+    .await?;
+    Ok(())
 }
