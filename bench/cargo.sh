@@ -33,10 +33,8 @@ VERSION=${SRC##*/regex-syntax-}
 # On disk, not tmpfs: build output is what a real run writes.
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-cargo-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-export HOME=$WORK/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-mkdir -p "$HOME"
+. "$ROOT/bench/common.sh"
+hermetic_git "$WORK"
 
 REPO=$WORK/regex-syntax
 cp -r "$SRC" "$REPO"

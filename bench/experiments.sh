@@ -20,13 +20,9 @@ SWARM=$ROOT/target/release/swarm
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 WORK=$(mktemp -d "$BENCH_DIR/swarm-bench-exp.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-export HOME=$WORK/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-mkdir -p "$HOME"
+. "$ROOT/bench/common.sh"
+hermetic_git "$WORK"
 
-now_ms() { date +%s%N | awk '{ printf "%.1f", $1 / 1000000 }'; }
-median_of() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # A 100-file repository with a 64 KiB input to compress.
 repo() {

@@ -39,16 +39,8 @@ WORK=$(mktemp -d "$BENCH_DIR/swarm-bench.XXXXXX")
 FS=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
 trap 'rm -rf "$WORK"' EXIT
 
-# Hermetic git: no user configuration, fixed identity.
-export HOME=$WORK/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-mkdir -p "$HOME"
-
-now_ms() { date +%s%N | awk '{ printf "%.1f", $1 / 1000000 }'; }
-
-# median_of: the median of the numbers on stdin.
-median_of() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+. "$ROOT/bench/common.sh"
+hermetic_git "$WORK"
 
 # median CMD...: runs CMD $RUNS times, prints the median wall time in ms.
 median() {

@@ -22,15 +22,11 @@ WORK=$(mktemp -d "$BENCH_DIR/swarm-bench-slurm.XXXXXX")
 CLUSTER=$WORK/cluster
 cleanup() { "$ROOT/tests/slurm/cluster.sh" stop "$CLUSTER" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-export HOME=$WORK/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@example.com
-export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@example.com
-mkdir -p "$HOME"
+. "$ROOT/bench/common.sh"
+hermetic_git "$WORK"
 "$ROOT/tests/slurm/cluster.sh" start "$CLUSTER" >/dev/null
 export SLURM_CONF=$CLUSTER/slurm.conf
 
-now_ms() { date +%s%N | awk '{ printf "%.1f", $1 / 1000000 }'; }
-median_of() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 repo() {
   local dir=$1
