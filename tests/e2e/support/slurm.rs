@@ -5,13 +5,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
 
 use tempfile::TempDir;
 
 /// A running cluster; dropping it stops every daemon and job of it.
 pub struct Cluster {
     dir: TempDir,
+    /// One cluster at a time: four daemons and their jobs on two cores
+    /// beside the other tests would slow those that measure parallelism.
+    _turn: MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/slurm/cluster.sh")
@@ -20,6 +26,8 @@ fn script() -> PathBuf {
 impl Cluster {
     /// Starts a cluster and waits until its three nodes are idle.
     pub fn start() -> Self {
+        // A test that failed holding the turn poisoned nothing of ours.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::Builder::new()
             .prefix("swarm-slurm-")
             .tempdir()
@@ -35,7 +43,7 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        Self { dir }
+        Self { dir, _turn: turn }
     }
 
     /// Where everything of the cluster is (configuration, state, spools).
