@@ -14,7 +14,8 @@ use std::path::Path;
 
 use git2::Oid;
 use swarm_protocol::{
-    Event, EventBody, Isolation, JobPlacement, RunReport, TaskKind, TaskReport, TaskStatus,
+    Event, EventBody, Isolation, JobPlacement, RunReport, TaskInfo, TaskKind, TaskReport,
+    TaskStatus,
 };
 
 use crate::report::{log_paths, run_dir, verify_log_paths};
@@ -37,6 +38,9 @@ pub struct TaskState {
     pub verify_passed: Option<bool>,
     /// The cluster job of the last attempt that started, if it ran as one.
     pub job: Option<String>,
+    /// The request its children were spawned from, once it spawned any:
+    /// it runs no more itself, it waits for them.
+    pub spawned: Option<String>,
 }
 
 /// Folds events into a run's state and its [`RunReport`].
@@ -94,41 +98,36 @@ impl RunFold {
                     finished_at: None,
                     duration_ms: None,
                     exit_code: None,
-                    tasks: tasks
-                        .iter()
-                        .map(|t| {
-                            let (out, err) = log_paths(&dir, &t.id, 1);
-                            TaskReport {
-                                id: t.id.clone(),
-                                kind: t.kind,
-                                isolation: t.isolation,
-                                deps: t.deps.clone(),
-                                status: TaskStatus::Pending,
-                                reason: None,
-                                exit_code: None,
-                                attempts: 0,
-                                duration_ms: 0,
-                                commit: None,
-                                git_ref: None,
-                                changed_files: Vec::new(),
-                                skipped_files: Vec::new(),
-                                outside_paths: Vec::new(),
-                                snapshot_ms: 0,
-                                conflict_files: Vec::new(),
-                                conflict_hunks: Vec::new(),
-                                conflict_with: Vec::new(),
-                                stdout_log: out.display().to_string(),
-                                stderr_log: err.display().to_string(),
-                                agent: None,
-                                variant_of: t.variant_of.clone(),
-                                score: None,
-                                diff: None,
-                                experiment: None,
-                                jobs: Vec::new(),
-                            }
-                        })
-                        .collect(),
+                    tasks: tasks.iter().map(|t| new_task(&dir, t)).collect(),
                 });
+            }
+            EventBody::SubtasksSpawned {
+                task,
+                tasks,
+                request,
+                ..
+            } => {
+                let dir = self.run_dir();
+                if let Some((t, s)) = self.task_mut(task) {
+                    t.subtasks = tasks.iter().map(|c| c.id.clone()).collect();
+                    s.spawned = Some(request.clone());
+                }
+                if let (Some(report), Some(dir)) = (&mut self.report, dir) {
+                    for child in tasks {
+                        if self.index.contains_key(&child.id) {
+                            continue;
+                        }
+                        self.index.insert(child.id.clone(), report.tasks.len());
+                        report.tasks.push(new_task(&dir, child));
+                        self.tasks.push(TaskState::default());
+                    }
+                }
+            }
+            EventBody::SubtasksMerged { task, commit } => {
+                if let Some((t, s)) = self.task_mut(task) {
+                    t.commit = Some(commit.clone());
+                    s.commit = oid(commit);
+                }
             }
             EventBody::TaskStarted {
                 task,
@@ -299,8 +298,13 @@ impl RunFold {
                 ..
             } => {
                 for id in pending {
-                    if let Some((t, _)) = self.task_mut(id) {
-                        t.status = TaskStatus::Pending;
+                    if let Some((t, s)) = self.task_mut(id) {
+                        // A task that spawned subtasks runs no more: it
+                        // waits for them again.
+                        t.status = match s.spawned {
+                            Some(_) => TaskStatus::Running,
+                            None => TaskStatus::Pending,
+                        };
                         t.reason = None;
                     }
                 }
@@ -384,6 +388,42 @@ impl RunFold {
 
     pub fn into_report(self) -> Option<RunReport> {
         self.report
+    }
+}
+
+/// The report of task `t` before anything happened to it, its logs in the
+/// run directory `dir`.
+fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
+    let (out, err) = log_paths(dir, &t.id, 1);
+    TaskReport {
+        id: t.id.clone(),
+        kind: t.kind,
+        isolation: t.isolation,
+        deps: t.deps.clone(),
+        status: TaskStatus::Pending,
+        reason: None,
+        exit_code: None,
+        attempts: 0,
+        duration_ms: 0,
+        commit: None,
+        git_ref: None,
+        changed_files: Vec::new(),
+        skipped_files: Vec::new(),
+        outside_paths: Vec::new(),
+        snapshot_ms: 0,
+        conflict_files: Vec::new(),
+        conflict_hunks: Vec::new(),
+        conflict_with: Vec::new(),
+        stdout_log: out.display().to_string(),
+        stderr_log: err.display().to_string(),
+        agent: None,
+        variant_of: t.variant_of.clone(),
+        parent: crate::plan::subtasks::parent_of(&t.id).map(str::to_string),
+        subtasks: Vec::new(),
+        score: None,
+        diff: None,
+        experiment: None,
+        jobs: Vec::new(),
     }
 }
 

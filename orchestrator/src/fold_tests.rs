@@ -389,6 +389,51 @@ fn every_committed_event_replays_through_the_fold() {
         ("57", Some("n3"))
     );
 
+    // Subtasks: spawned children join the report; the merge of the
+    // subtree is the parent's result; a resumed parent waits again.
+    let mut tree = RunFold::default();
+    apply(
+        &mut tree,
+        run_started(vec![info("p", Isolation::Worktree, &[])]),
+    );
+    apply(&mut tree, started("p", 1, BASE));
+    apply(&mut tree, attempt_finished("p", 1, 0, Some(A1)));
+    apply(
+        &mut tree,
+        EventBody::SubtasksSpawned {
+            task: "p".into(),
+            attempt: 1,
+            tasks: vec![info("p/c", Isolation::Worktree, &[])],
+            request: "[[task]]\nid = \"c\"\nrun = \"true\"\n".into(),
+        },
+    );
+    assert_eq!(tree.slot("p/c"), Some(1));
+    assert_eq!(tree.status(0), TaskStatus::Running);
+    let report = tree.report().unwrap();
+    assert_eq!(report.tasks[0].subtasks, ["p/c"]);
+    assert_eq!(report.tasks[1].parent.as_deref(), Some("p"));
+    assert!(tree.state(0).unwrap().spawned.is_some());
+    apply(&mut tree, started("p/c", 1, A1));
+    apply(&mut tree, attempt_finished("p/c", 1, 0, Some(C1)));
+    apply(&mut tree, finished("p/c", TaskStatus::Succeeded));
+    apply(
+        &mut tree,
+        EventBody::SubtasksMerged {
+            task: "p".into(),
+            commit: FIX.into(),
+        },
+    );
+    assert_eq!(tree.result(0), oid(FIX));
+    apply(&mut tree, finished("p", TaskStatus::Cancelled));
+    tree.apply(&event(EventBody::RunResumed {
+        restarted: Vec::new(),
+        pending: vec!["p".into()],
+        integration_commit: BASE.into(),
+        retried: Vec::new(),
+        merged: Vec::new(),
+    }));
+    assert_eq!(tree.status(0), TaskStatus::Running);
+
     assert_eq!(
         seen,
         schema_event_names(),

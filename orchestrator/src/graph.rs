@@ -94,6 +94,40 @@ impl TaskGraph {
         }
     }
 
+    /// Adds the tasks of `tasks` from index `first` on (subtasks spawned
+    /// at run time; they depend only on each other). They are not in the
+    /// merge order: their results reach the integration branch through
+    /// their parent's.
+    pub fn extend<T: std::borrow::Borrow<Task>>(&mut self, tasks: &[T], first: usize) {
+        let index: std::collections::HashMap<&str, usize> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.borrow().id.as_str(), i))
+            .collect();
+        for i in self.graph.node_count()..tasks.len() {
+            self.graph.add_node(i);
+        }
+        for (i, task) in tasks.iter().enumerate().skip(first) {
+            for dep in &task.borrow().deps {
+                if let Some(&d) = index.get(dep.as_str()) {
+                    self.graph
+                        .add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
+                }
+            }
+        }
+        self.critical.resize(tasks.len(), 1);
+        let sorted = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
+        for node in sorted.iter().rev().filter(|n| n.index() >= first) {
+            let longest = self
+                .graph
+                .neighbors_directed(*node, Direction::Outgoing)
+                .map(|n| self.critical[n.index()])
+                .max()
+                .unwrap_or(0);
+            self.critical[node.index()] = longest + 1;
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.graph.node_count()
     }

@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::plan::subtasks::flat;
 pub use crate::state::STATE_DIR;
 
 pub const RUNS: &str = "runs";
@@ -46,15 +47,15 @@ pub fn run_dir(repo: &Path, run: &str) -> PathBuf {
 
 /// Task `task`'s private tmp directory in the run directory `run_dir`.
 pub fn task_tmp(run_dir: &Path, task: &str) -> PathBuf {
-    run_dir.join(TMP).join(task)
+    run_dir.join(TMP).join(&*flat(task))
 }
 
 /// Where task `task`'s view of the git directory is made.
 pub fn git_view(run_dir: &Path, task: &str) -> PathBuf {
-    run_dir.join(TMP).join(format!("{task}.git"))
+    run_dir.join(TMP).join(format!("{}.git", flat(task)))
 }
 
 /// The directory of task `task`'s logs.
 pub fn task_logs(run_dir: &Path, task: &str) -> PathBuf {
-    run_dir.join(LOGS).join(task)
+    run_dir.join(LOGS).join(&*flat(task))
 }

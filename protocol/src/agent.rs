@@ -139,6 +139,10 @@ pub enum AgentMessage {
     /// The agent is done with this round; the coordinator runs `verify`
     /// and answers with a [`CoordinatorMessage::Verdict`].
     Finished { summary: String },
+    /// The model asked for subtasks (the `spawn_subtasks` tool's input:
+    /// `{"tasks": [...]}`); the coordinator answers with
+    /// [`CoordinatorMessage::Spawned`].
+    Spawn { input: serde_json::Value },
     /// Sent last: how the session ended.
     Report(AgentReport),
 }
@@ -172,6 +176,13 @@ pub enum CoordinatorMessage {
     },
     /// The call was refused or failed for good; the agent must stop.
     Refused { why: Refusal, message: String },
+    /// The answer to [`AgentMessage::Spawn`]: the ids accepted (with the
+    /// parent's prefix), or every problem with the request (then nothing
+    /// of it was accepted).
+    Spawned {
+        accepted: Vec<String>,
+        errors: Vec<String>,
+    },
     /// The answer to [`AgentMessage::Finished`].
     Verdict {
         accepted: bool,

@@ -274,6 +274,22 @@ pub enum EventBody {
         #[serde(flatten)]
         decision: experiment::Decision,
     },
+    /// A task asked for subtasks (an agent's `spawn_subtasks` tool, or a
+    /// command's request file) and its attempt succeeded: its children
+    /// join the run. They start from its result, their results are merged
+    /// onto it (`subtasks_merged`), and it ends when they have.
+    SubtasksSpawned {
+        task: String,
+        attempt: u32,
+        /// The children, with their full ids (`<task>/<child>`).
+        tasks: Vec<TaskInfo>,
+        /// The request as accepted (`[[task]]` tables, with the ids the
+        /// task wrote): what `swarm resume` reads the children from again.
+        request: String,
+    },
+    /// Every child of a task succeeded: their results merged onto the
+    /// task's own (its line) make `commit`, now the task's result.
+    SubtasksMerged { task: String, commit: String },
     /// The task reached a final status (or `succeeded`, before its merge).
     TaskFinished {
         task: String,
@@ -490,6 +506,12 @@ pub struct TaskReport {
     /// For a variant (`<task>@<k>`), the experiment it is one way of doing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant_of: Option<String>,
+    /// For a subtask (`<parent>/<child>`), the task that spawned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// For a task that spawned subtasks, their ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtasks: Vec<String>,
     /// A variant's score, when its experiment has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<experiment::Score>,

@@ -27,6 +27,7 @@ mod sandbox_limits;
 mod slurm;
 mod snapshot_limits;
 mod state;
+mod subtasks;
 mod support;
 mod toolchains;
 mod wasm;

@@ -64,6 +64,10 @@ pub enum AgentNote {
 /// Where a session's notes go.
 pub type Notes = Box<dyn Fn(AgentNote) + Send + Sync>;
 
+/// Takes a subtask request of the model (the `spawn_subtasks` tool's
+/// input): the ids accepted, or every problem with it.
+pub type Spawn = Box<dyn FnMut(&serde_json::Value) -> Result<Vec<String>, Vec<String>> + Send>;
+
 /// Runs a task's `verify` when its agent says it is done.
 pub trait Verifier: Send {
     fn verify(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>>;
@@ -104,6 +108,9 @@ pub struct Session {
     worker_report: Option<AgentReport>,
     verify_passed: Option<bool>,
     notes: Option<Notes>,
+    spawn: Option<Spawn>,
+    /// `spawn_subtasks` calls of the model's last answer not yet served.
+    spawns_asked: Vec<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -127,6 +134,12 @@ impl Session {
     /// Sends the session's notes (tool calls, usage, budget stops) to `notes`.
     pub fn with_notes(mut self, notes: Notes) -> Self {
         self.notes = Some(notes);
+        self
+    }
+
+    /// Hands the model's subtask requests to `spawn`.
+    pub fn with_spawn(mut self, spawn: Spawn) -> Self {
+        self.spawn = Some(spawn);
         self
     }
 
@@ -170,6 +183,8 @@ impl Session {
             worker_report: None,
             verify_passed: None,
             notes: None,
+            spawn: None,
+            spawns_asked: Vec::new(),
         })
     }
 
@@ -260,6 +275,7 @@ impl Session {
                     let verdict = verifier.verify().await;
                     self.verdict(&mut write, verdict).await
                 }
+                AgentMessage::Spawn { input } => self.spawn(&mut write, input).await,
                 AgentMessage::Report(report) => {
                     self.transcript.write("report", json!({"report": report}));
                     self.worker_report = Some(report);
@@ -368,6 +384,40 @@ impl Session {
         None
     }
 
+    /// A subtask request: served only as the model's own `spawn_subtasks`
+    /// call of its last answer (once per call), so a worker cannot ask for
+    /// subtasks the model did not.
+    async fn spawn(&mut self, write: &mut OwnedWriteHalf, input: serde_json::Value) -> bool {
+        let Some(at) = self.spawns_asked.iter().position(|asked| *asked == input) else {
+            self.broken(write, "a subtask request the model did not make".into())
+                .await;
+            return false;
+        };
+        self.spawns_asked.remove(at);
+        let answer = match &mut self.spawn {
+            Some(spawn) => spawn(&input),
+            None => Err(vec!["subtasks are not available to this task".into()]),
+        };
+        let (accepted, errors) = match answer {
+            Ok(accepted) => (accepted, Vec::new()),
+            Err(errors) => (Vec::new(), errors),
+        };
+        self.transcript.write(
+            "spawn",
+            json!({"input": input, "accepted": accepted, "errors": errors}),
+        );
+        self.note(AgentNote::Tool {
+            name: "spawn_subtasks".into(),
+            detail: match errors.is_empty() {
+                true => format!("accepted {}", accepted.join(", ")),
+                false => format!("refused ({} problems)", errors.len()),
+            },
+        });
+        send(write, &CoordinatorMessage::Spawned { accepted, errors })
+            .await
+            .is_ok()
+    }
+
     async fn turn(&mut self, write: &mut OwnedWriteHalf, content: Vec<Block>) -> bool {
         if !self.started {
             self.broken(write, "a turn before start".into()).await;
@@ -465,6 +515,19 @@ impl Session {
                     role: Role::Assistant,
                     content: answer.content.clone(),
                 });
+                self.spawns_asked = answer
+                    .content
+                    .iter()
+                    .filter_map(|b| match b {
+                        Block::ToolCall {
+                            name,
+                            input,
+                            invalid_input: None,
+                            ..
+                        } if name == "spawn_subtasks" => Some(input.clone()),
+                        _ => None,
+                    })
+                    .collect();
                 self.note(AgentNote::Usage {
                     turn: self.turns,
                     usage: answer.usage,

@@ -336,18 +336,21 @@ pub(crate) fn run_git(mut cmd: Command, action: impl Fn() -> String) -> Result<S
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The ref layout of a run. Task ids contain no `/` or `.`, so these names
-/// can never collide: no task ref is a directory of another, and earlier
-/// attempts (`<task>.<n>`) cannot be mistaken for a task.
+/// The ref layout of a run. Task ids contain no `.`, and a subtask's `/`
+/// becomes `+` (`plan::subtasks::flat`), so these names can never collide:
+/// no task ref is a directory of another, and earlier attempts
+/// (`<task>.<n>`) cannot be mistaken for a task.
 pub mod refs {
+    use crate::plan::subtasks::flat;
+
     /// `refs/swarm/<run>/<task>`: the result of a task.
     pub fn task(run: &str, task: &str) -> String {
-        format!("refs/swarm/{run}/{task}")
+        format!("refs/swarm/{run}/{}", flat(task))
     }
 
     /// `refs/swarm/<run>/<task>.<attempt>`: an earlier, failed attempt.
     pub fn attempt(run: &str, task: &str, attempt: u32) -> String {
-        format!("refs/swarm/{run}/{task}.{attempt}")
+        format!("refs/swarm/{run}/{}.{attempt}", flat(task))
     }
 
     /// `refs/heads/swarm/<run>`: the integration branch.

@@ -20,7 +20,7 @@ use super::{
 
 /// Turns a TOML/serde error into a positioned plan error, with a "did you
 /// mean" for misspelt keys and values.
-fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
+pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
     let message = err.message().trim().to_string();
     let span = err.span();
     // serde words these as: unknown field `x`, expected one of `a`, `b`
@@ -164,6 +164,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
         budget,
         min_free_space: settings.min_free_space,
         executor,
+        subtask_limits: super::subtasks::Limits::of(&file.swarm, tasks.len()),
         tasks,
     })
 }
@@ -217,7 +218,7 @@ pub(super) fn template(path: &Path, source: Source) -> Result<super::Template, P
 /// Step 1, parse: the TOML into the schema's types. A syntax error, an
 /// unknown key or a value of the wrong type is the one error reported:
 /// nothing after it could be trusted.
-fn parse(source: &Source) -> Result<PlanFile, PlanError> {
+pub(super) fn parse(source: &Source) -> Result<PlanFile, PlanError> {
     toml::from_str(&source.text).map_err(|e| toml_error(source, &e))
 }
 
@@ -275,7 +276,7 @@ fn defaults(source: &Source, defaults: &TaskFields, errors: &mut Vec<PlanError>)
 
 /// One task of the plan after matrix expansion, its fields not yet
 /// resolved.
-struct Expanded<'a> {
+pub(super) struct Expanded<'a> {
     fields: &'a TaskFields,
     combo: BTreeMap<String, String>,
     id: String,
@@ -289,22 +290,26 @@ struct Expanded<'a> {
 /// tasks, and the reasons for those it cannot make. Kept in one list so
 /// that errors at one place (a matrix task's id) keep the order in which
 /// the expansions met them.
-enum Expansion<'a> {
+pub(super) enum Expansion<'a> {
     Task(Expanded<'a>),
     Refused(PlanError),
 }
 
 /// The matrix step's result.
-struct Expansions<'a> {
-    items: Vec<Expansion<'a>>,
+pub(super) struct Expansions<'a> {
+    pub items: Vec<Expansion<'a>>,
     /// Unexpanded id of each matrix task -> the ids of its expansions, so
     /// that a dep on the template means all of them.
-    templates: HashMap<String, Vec<String>>,
+    pub templates: HashMap<String, Vec<String>>,
 }
 
 /// Step 4, matrix: every `[[task]]` table expanded to its tasks (one for a
 /// table without a matrix), ids made, checked and unique.
-fn matrix<'a>(source: &Source, file: &'a PlanFile, errors: &mut Vec<PlanError>) -> Expansions<'a> {
+pub(super) fn matrix<'a>(
+    source: &Source,
+    file: &'a PlanFile,
+    errors: &mut Vec<PlanError>,
+) -> Expansions<'a> {
     if file.task.is_empty() {
         errors.push(
             PlanError::plain(
@@ -532,7 +537,7 @@ fn duplicate(
 /// tasks without errors, and the deps as written of every task with a
 /// valid id (those with errors included: a dep on one is not reported
 /// again as unknown).
-fn resolve(
+pub(super) fn resolve(
     ctx: &Ctx,
     expansions: Vec<Expansion>,
     errors: &mut Vec<PlanError>,

@@ -14,6 +14,7 @@ mod models;
 pub mod schema;
 pub mod semantic;
 mod settings;
+pub mod subtasks;
 mod task;
 mod variants;
 
@@ -62,6 +63,9 @@ pub struct Plan {
     pub min_free_space: u64,
     /// Where task attempts run (`[executor]`).
     pub executor: Executor,
+    /// How far the graph may grow at run time (`max_depth`,
+    /// `max_children`, `max_tasks`).
+    pub subtask_limits: subtasks::Limits,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }

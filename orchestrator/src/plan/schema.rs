@@ -169,6 +169,17 @@ pub struct SwarmSection {
     /// planner is shown, in tokens (about 4 bytes each). Default: 8000.
     #[schemars(range(min = 500))]
     pub plan_context_tokens: Option<u32>,
+    /// Subtasks (spawned at run time by agents' `spawn_subtasks` tool or a
+    /// command's request file): how deep a tree of them may grow below a
+    /// plan's task. `0` turns subtasks off. Default: 2.
+    pub max_depth: Option<u32>,
+    /// Subtasks: at most this many children per task. Default: 8.
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub max_children: Option<Spanned<u32>>,
+    /// Subtasks: at most this many tasks in the whole run, the plan's own
+    /// included. Default: 100 (or the plan's size, if larger).
+    #[schemars(with = "Option<u32>", range(min = 1))]
+    pub max_tasks: Option<Spanned<u32>>,
 }
 
 /// How workers are confined.

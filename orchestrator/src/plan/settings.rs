@@ -44,6 +44,25 @@ pub(super) fn check(
             "zero",
         ));
     }
+    for (key, value) in [
+        ("max_children", &file.swarm.max_children),
+        ("max_tasks", &file.swarm.max_tasks),
+    ] {
+        if let Some(v) = value
+            && *v.get_ref() == 0
+        {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("{key} must be at least 1"),
+                        Some(v.span()),
+                        "zero",
+                    )
+                    .with_help("to turn subtasks off, set `max_depth = 0`"),
+            );
+        }
+    }
     let min_free_space = match &file.swarm.min_free_space {
         None => super::DEFAULT_MIN_FREE_SPACE,
         Some(v) => match v.get_ref().trim().parse::<bytesize::ByteSize>() {

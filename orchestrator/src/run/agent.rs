@@ -83,7 +83,17 @@ pub(super) async fn run(
     if let Some(variant) = task.variant() {
         session.join_group(gateway.group(&variant.of, agent.budget));
     }
-    if let Some(index) = ctx.tasks.iter().position(|t| t.id == task.id) {
+    // The model's subtask requests, checked as they come (`run::spawn`).
+    let (spawner, parent, workdir) = (
+        std::sync::Arc::clone(&ctx.spawner),
+        task.clone(),
+        spec.cwd.clone(),
+    );
+    session = session.with_spawn(Box::new(move |input| {
+        let request = super::spawn::json_request(input).map_err(|e| vec![e])?;
+        spawner.request(&parent, "spawn_subtasks", &request, &workdir)
+    }));
+    if let Some(index) = ctx.tasks.position(&task.id) {
         let events = ctx.events.clone();
         session = session.with_notes(Box::new(move |note| {
             let _ = events.send(super::executor::ExecEvent::Agent { task: index, note });

@@ -33,7 +33,7 @@ fn task_caches(
         let dir = match cache.per_task {
             false => cache.dir.clone(),
             true => {
-                let dir = cache.dir.join(&task.id);
+                let dir = cache.dir.join(&*crate::plan::subtasks::flat(&task.id));
                 // The parent is swarm's (checked when it was made), and a
                 // task id is one plain path component.
                 match std::fs::create_dir(&dir) {
@@ -84,6 +84,11 @@ pub(super) async fn run_attempt(
         ("SWARM_ATTEMPT".into(), attempt.to_string()),
         ("SWARM_BASE".into(), base.to_string()),
         ("TMPDIR".into(), tmp.display().to_string()),
+        // Where a command may ask for subtasks (see `run::spawn`).
+        (
+            super::spawn::REQUEST_VAR.into(),
+            tmp.join(super::spawn::REQUEST_FILE).display().to_string(),
+        ),
     ];
     // Cgroups of their own only for tasks that ask for limits: making and
     // removing one costs about a millisecond in the kernel, which doubled
@@ -96,7 +101,7 @@ pub(super) async fn run_attempt(
                 task.processes
                     .unwrap_or(swarm_sandbox::Limits::default().processes),
             );
-            let name = format!("{}-{attempt}", task.id);
+            let name = format!("{}-{attempt}", crate::plan::subtasks::flat(&task.id));
             cgroups
                 .task(&name, task.memory, processes)
                 .map_err(|e| tracing::warn!(task = %task.id, error = %e, "failed to create the task's cgroup; it runs under rlimits only"))

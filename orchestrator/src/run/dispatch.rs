@@ -30,12 +30,13 @@ use crate::gateway::AgentNote;
 use crate::git::{Repo, refs};
 use crate::graph::TaskGraph;
 use crate::journal::Journal;
-use crate::plan::{History, OnFailure, Task};
+use crate::plan::{History, OnFailure};
 use crate::worktree_home::WorktreeHome;
 
 mod experiments;
 mod merging;
 mod resumed;
+mod subtasks;
 
 fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { action, source }
@@ -51,7 +52,8 @@ enum Stopping {
 }
 
 pub(super) struct Dispatcher<'o> {
-    tasks: Arc<[Task]>,
+    /// Every task: the plan's, then subtasks as they are spawned.
+    tasks: crate::run::table::TaskTable,
     repo: Repo,
     run: String,
     run_dir: std::path::PathBuf,
@@ -95,6 +97,15 @@ pub(super) struct Dispatcher<'o> {
     /// Why a variant was stopped by the dispatcher (another passed first),
     /// for its `task_finished`.
     superseded: Vec<Option<String>>,
+    /// Subtask requests of running attempts, taken when a task succeeds.
+    spawner: Arc<super::spawn::Spawner>,
+    /// For a subtask, the task that spawned it.
+    parent: Vec<Option<usize>>,
+    /// For a task that spawned subtasks, its children.
+    children: Vec<Vec<usize>>,
+    /// Merges of a finished subtree onto its parent's result, on the
+    /// blocking pool.
+    joins: tokio::task::JoinSet<(usize, subtasks::Joined)>,
     /// Held while this dispatcher drives the run.
     _lock: RunLock,
 }
@@ -136,9 +147,10 @@ impl<'o> Dispatcher<'o> {
         let base_commit = prepared.base_commit;
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
-        let tasks: Arc<[Task]> = Arc::from(prepared.plan.tasks.clone());
-        let executor = prepared.executor(Arc::clone(&tasks), home, false)?;
-        let mut dispatcher = Self::new(prepared, tasks, executor, observer, stop, lock)?;
+        let tasks = crate::run::table::TaskTable::new(prepared.plan.tasks.clone());
+        let spawner = Arc::new(super::spawn::Spawner::new(&prepared.plan, tasks.len()));
+        let executor = prepared.executor(tasks.clone(), Arc::clone(&spawner), home, false)?;
+        let mut dispatcher = Self::new(prepared, tasks, spawner, executor, observer, stop, lock)?;
         let infos = dispatcher.task_infos();
         dispatcher.emit(EventBody::RunStarted {
             run: dispatcher.run.clone(),
@@ -162,7 +174,7 @@ impl<'o> Dispatcher<'o> {
         queued.sort_unstable();
         for i in queued {
             self.emit(EventBody::TaskQueued {
-                task: self.tasks[i].id.clone(),
+                task: self.tasks.get(i).id.clone(),
             })?;
         }
         Ok(())
@@ -172,7 +184,8 @@ impl<'o> Dispatcher<'o> {
     /// run by `executor`.
     fn new(
         prepared: Prepared,
-        tasks: Arc<[Task]>,
+        tasks: crate::run::table::TaskTable,
+        spawner: Arc<super::spawn::Spawner>,
         executor: Box<dyn Executor>,
         observer: &'o mut (dyn FnMut(&Event) + Send),
         stop: watch::Receiver<Option<Stop>>,
@@ -190,7 +203,21 @@ impl<'o> Dispatcher<'o> {
             base_commit,
             options,
         } = prepared;
-        let graph = TaskGraph::new(&tasks);
+        // Subtasks (a resumed run's) are in the graph but not in the merge
+        // order: their results reach the branch through their parents'.
+        let all = tasks.all();
+        let mut graph = TaskGraph::new(&plan.tasks);
+        graph.extend(&all, plan.tasks.len());
+        let parent: Vec<Option<usize>> = all
+            .iter()
+            .map(|t| crate::plan::subtasks::parent_of(&t.id).and_then(|p| tasks.position(p)))
+            .collect();
+        let mut children = vec![Vec::new(); all.len()];
+        for (i, p) in parent.iter().enumerate() {
+            if let Some(p) = p {
+                children[*p].push(i);
+            }
+        }
         let waiting_on: Vec<usize> = (0..tasks.len()).map(|i| graph.deps(i).count()).collect();
         let mut ready = BinaryHeap::new();
         for (i, n) in waiting_on.iter().enumerate() {
@@ -199,11 +226,11 @@ impl<'o> Dispatcher<'o> {
             }
         }
         let n = tasks.len();
-        let experiment_of = tasks
+        let experiment_of = all
             .iter()
             .map(|t| {
                 let of = &t.variant()?.of;
-                tasks.iter().position(|e| &e.id == of)
+                plan.tasks.iter().position(|e| &e.id == of)
             })
             .collect();
         let gateway = options.gateway.clone();
@@ -237,6 +264,10 @@ impl<'o> Dispatcher<'o> {
             experiment_of,
             first_passed: vec![None; n],
             superseded: vec![None; n],
+            spawner,
+            parent,
+            children,
+            joins: tokio::task::JoinSet::new(),
             _lock: lock,
         })
     }
@@ -247,7 +278,7 @@ impl<'o> Dispatcher<'o> {
             .merge_order()
             .iter()
             .map(|&i| {
-                let t = &self.tasks[i];
+                let t = &self.tasks.get(i);
                 TaskInfo {
                     id: t.id.clone(),
                     kind: t.kind(),
@@ -263,6 +294,7 @@ impl<'o> Dispatcher<'o> {
     fn find_slots(&mut self) -> Result<(), RunError> {
         self.slot = self
             .tasks
+            .all()
             .iter()
             .map(|t| {
                 self.fold.slot(&t.id).ok_or_else(|| RunError::NotResumable {
@@ -306,7 +338,7 @@ impl<'o> Dispatcher<'o> {
         loop {
             self.dispatch()?;
             let running = self.in_flight.iter().any(|&f| f);
-            if !running && self.merging.is_none() {
+            if !running && self.merging.is_none() && self.joins.is_empty() {
                 break;
             }
             tokio::select! {
@@ -318,6 +350,9 @@ impl<'o> Dispatcher<'o> {
                     let (task, merged) = merged?;
                     self.on_merged(task, merged)?;
                 }
+                Some(joined) = self.joins.join_next(), if !self.joins.is_empty() => {
+                self.on_joined(joined)?;
+            }
                 Ok(()) = self.stop.changed() => self.on_stop(),
             }
         }
@@ -367,7 +402,7 @@ impl<'o> Dispatcher<'o> {
                     self.ready.pop();
                     // An experiment runs nothing and is never queued: it is
                     // decided when its variants end.
-                    debug_assert!(self.tasks[i].experiment().is_none());
+                    debug_assert!(self.tasks.get(i).experiment().is_none());
                     // The budget left stops new variants before it stops
                     // running ones.
                     if let Some(why) = self.budget_stops(i) {
@@ -377,6 +412,9 @@ impl<'o> Dispatcher<'o> {
                     self.in_flight[i] = true;
                     let mut deps: Vec<usize> = self.graph.deps(i).collect();
                     deps.sort_unstable();
+                    // A subtask starts from its parent's result, merged
+                    // with its siblings' it depends on.
+                    deps.splice(0..0, self.parent[i]);
                     let deps = deps.iter().filter_map(|&d| self.result(d)).collect();
                     self.executor.start(Launch {
                         task: i,
@@ -397,7 +435,7 @@ impl<'o> Dispatcher<'o> {
         }
         match event {
             ExecEvent::Agent { task, note } => {
-                let task = self.tasks[task].id.clone();
+                let task = self.tasks.get(task).id.clone();
                 self.emit(match note {
                     AgentNote::Tool { name, detail } => EventBody::AgentTool { task, name, detail },
                     AgentNote::Usage {
@@ -422,7 +460,7 @@ impl<'o> Dispatcher<'o> {
                 workdir,
                 job,
             } => self.emit(EventBody::TaskStarted {
-                task: self.tasks[task].id.clone(),
+                task: self.tasks.get(task).id.clone(),
                 attempt,
                 base_commit: base.to_string(),
                 workdir: workdir.display().to_string(),
@@ -434,7 +472,7 @@ impl<'o> Dispatcher<'o> {
                 job,
                 node,
             } => self.emit(EventBody::AttemptPlaced {
-                task: self.tasks[task].id.clone(),
+                task: self.tasks.get(task).id.clone(),
                 attempt,
                 job,
                 node,
@@ -462,7 +500,7 @@ impl<'o> Dispatcher<'o> {
                     None => (None, None, Vec::new(), Vec::new(), None),
                 };
                 self.emit(EventBody::AttemptFinished {
-                    task: self.tasks[task].id.clone(),
+                    task: self.tasks.get(task).id.clone(),
                     attempt,
                     outcome,
                     verify_passed,
@@ -508,19 +546,29 @@ impl<'o> Dispatcher<'o> {
         reason: Option<String>,
     ) -> Result<(), RunError> {
         self.in_flight[i] = false;
+        // A task that asked for subtasks and succeeded waits for them.
+        if status == TaskStatus::Succeeded
+            && let Some(accepted) = self.spawner.take(&self.tasks.get(i).id)
+        {
+            return self.spawn_children(i, accepted);
+        }
         let reason = match self.superseded[i].take() {
             Some(why) if status == TaskStatus::Cancelled => Some(why),
             _ => reason,
         };
         self.emit(EventBody::TaskFinished {
-            task: self.tasks[i].id.clone(),
+            task: self.tasks.get(i).id.clone(),
             status,
             reason,
         })?;
         if let Some(e) = self.experiment_of[i] {
             return self.on_variant_done(i, e, status);
         }
-        self.after_finished(i, status)
+        self.after_finished(i, status)?;
+        match self.parent[i] {
+            Some(p) => self.on_child_done(p),
+            None => Ok(()),
+        }
     }
 
     /// What follows task `i`'s end: its dependents start or are blocked,
@@ -533,7 +581,7 @@ impl<'o> Dispatcher<'o> {
                 if self.waiting_on[d] == 0 && self.status(d) == TaskStatus::Pending {
                     self.ready.push((self.graph.critical_path(d), Reverse(d)));
                     self.emit(EventBody::TaskQueued {
-                        task: self.tasks[d].id.clone(),
+                        task: self.tasks.get(d).id.clone(),
                     })?;
                 }
             }
@@ -557,13 +605,13 @@ impl<'o> Dispatcher<'o> {
     /// Marks every pending task that depends on `i` (directly or not) blocked.
     fn block_dependents(&mut self, i: usize, what: &str) -> Result<(), RunError> {
         let mut stack: Vec<usize> = self.graph.dependents(i).collect();
-        let reason = format!("dependency `{}` {what}", self.tasks[i].id);
+        let reason = format!("dependency `{}` {what}", self.tasks.get(i).id);
         while let Some(d) = stack.pop() {
             if self.status(d) != TaskStatus::Pending {
                 continue;
             }
             self.emit(EventBody::TaskFinished {
-                task: self.tasks[d].id.clone(),
+                task: self.tasks.get(d).id.clone(),
                 status: TaskStatus::Blocked,
                 reason: Some(reason.clone()),
             })?;
@@ -586,9 +634,23 @@ impl<'o> Dispatcher<'o> {
         for i in 0..self.tasks.len() {
             if self.status(i) == TaskStatus::Pending {
                 self.emit(EventBody::TaskFinished {
-                    task: self.tasks[i].id.clone(),
+                    task: self.tasks.get(i).id.clone(),
                     status: leftover.0,
                     reason: Some(leftover.1.into()),
+                })?;
+            }
+        }
+        // A task waiting for subtasks that will not run now ends with them
+        // (children come after their parents: the deepest first).
+        for i in (0..self.tasks.len()).rev() {
+            if self.status(i) == TaskStatus::Running && !self.in_flight[i] {
+                self.emit(EventBody::TaskFinished {
+                    task: self.tasks.get(i).id.clone(),
+                    status: leftover.0,
+                    reason: Some(format!(
+                        "its subtasks did not all run: {}",
+                        leftover.1.trim_end_matches(" before it started")
+                    )),
                 })?;
             }
         }

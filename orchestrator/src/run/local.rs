@@ -42,7 +42,8 @@ impl LocalExecutor {
     /// the shared checkouts its dead coordinator left.
     pub(super) fn new(
         prepared: &Prepared,
-        tasks: Arc<[Task]>,
+        tasks: crate::run::table::TaskTable,
+        spawner: Arc<super::spawn::Spawner>,
         home: &WorktreeHome,
         resumed: bool,
     ) -> Result<Self, RunError> {
@@ -56,9 +57,10 @@ impl LocalExecutor {
         // none.
         let processes = |t: &Task| !super::attempt::in_process(&t.payload);
         let limited = tasks
+            .all()
             .iter()
             .any(|t| processes(t) && (t.memory.is_some() || t.processes.is_some()));
-        let unconfined = options.sandbox.is_none() && tasks.iter().any(processes);
+        let unconfined = options.sandbox.is_none() && tasks.all().iter().any(|t| processes(t));
         let cgroups = (limited || unconfined)
             .then(|| super::cgroup::Cgroups::new(&prepared.run))
             .flatten();
@@ -95,6 +97,7 @@ impl LocalExecutor {
             cgroups,
             readonly: DashMap::new(),
             events: tx,
+            spawner,
         });
         Ok(Self {
             ctx,
@@ -141,7 +144,7 @@ impl LocalExecutor {
         if done.status == TaskStatus::Succeeded {
             // Its private tmp and its view of the git directory are scratch,
             // gone with its worktree (what failed keeps them, for a look).
-            let (run_dir, id) = (&self.ctx.run_dir, &self.ctx.tasks[done.task].id);
+            let (run_dir, id) = (&self.ctx.run_dir, &self.ctx.tasks.get(done.task).id);
             let dirs = [
                 crate::layout::task_tmp(run_dir, id),
                 crate::layout::git_view(run_dir, id),
@@ -173,7 +176,7 @@ impl Executor for LocalExecutor {
         // A task that says how much memory it needs waits until that much
         // is available; with nothing else running to wait for, it fails,
         // saying so.
-        if let Some(need) = self.ctx.tasks[task].memory
+        if let Some(need) = self.ctx.tasks.get(task).memory
             && let Some(available) = mem_available()
             && need > available
         {
@@ -195,7 +198,7 @@ impl Executor for LocalExecutor {
         // A span per task, so that logs of many workers can be told apart.
         let span = tracing::info_span!(
             "task",
-            id = %self.ctx.tasks[i].id,
+            id = %self.ctx.tasks.get(i).id,
             attempt = launch.first_attempt
         );
         let handle = self.running.spawn(tracing::Instrument::instrument(

@@ -15,6 +15,8 @@ mod ownership;
 mod resume;
 mod score;
 pub mod slurm;
+mod spawn;
+mod table;
 mod task;
 mod writer;
 
@@ -210,14 +212,15 @@ impl Prepared {
     /// The executor the plan chose for its tasks.
     fn executor(
         &self,
-        tasks: std::sync::Arc<[crate::plan::Task]>,
+        tasks: crate::run::table::TaskTable,
+        spawner: std::sync::Arc<spawn::Spawner>,
         home: &WorktreeHome,
         resumed: bool,
     ) -> Result<Box<dyn executor::Executor + 'static>, RunError> {
         Ok(match &self.plan.executor {
-            crate::plan::Executor::Local => {
-                Box::new(local::LocalExecutor::new(self, tasks, home, resumed)?)
-            }
+            crate::plan::Executor::Local => Box::new(local::LocalExecutor::new(
+                self, tasks, spawner, home, resumed,
+            )?),
             crate::plan::Executor::Slurm(config) => {
                 Box::new(slurm::SlurmExecutor::new(self, tasks, config)?)
             }

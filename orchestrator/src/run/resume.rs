@@ -95,7 +95,12 @@ pub(super) fn recover(
     let base_commit = Oid::from_str(base_commit)
         .map_err(|_| not_resumable(run, "its base commit is unreadable"))?;
     let mut wanted: Vec<&str> = infos.iter().map(|t| t.id.as_str()).collect();
-    let mut have: Vec<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    // Subtasks are not in `run_started`: their `subtasks_spawned` made them.
+    let mut have: Vec<&str> = tasks
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|id| crate::plan::subtasks::depth(id) == 0)
+        .collect();
     wanted.sort_unstable();
     have.sort_unstable();
     if wanted != have {
@@ -179,6 +184,20 @@ pub(super) fn recover(
     for (i, task) in tasks.iter().enumerate() {
         let s = &state[i];
         if settled_variant(tasks, &status, i) {
+            continue;
+        }
+        // A task that spawned subtasks does not run again: unless it
+        // ended, it waits for them again (its own work is on its ref).
+        if s.spawned.is_some() {
+            if matches!(
+                status[i],
+                TaskStatus::Running
+                    | TaskStatus::Cancelled
+                    | TaskStatus::Blocked
+                    | TaskStatus::Skipped
+            ) {
+                pending.push(i);
+            }
             continue;
         }
         let runs_again = match status[i] {
@@ -370,7 +389,7 @@ fn keep_leftovers(
 ) -> Result<Option<u32>, RunError> {
     let mut attempt = state.attempt.max(1);
     let mut kept = None;
-    let path = worktree_dir.join(&task.id);
+    let path = worktree_dir.join(&*crate::plan::subtasks::flat(&task.id));
     let worktree = task.isolation == Isolation::Worktree && path.exists();
     // The crash may have come while the next attempt's worktree was being
     // made, before its `task_started` line: the journal's last attempt is

@@ -32,7 +32,7 @@ pub(super) struct Ctx {
     pub worktree_dir: PathBuf,
     /// Build caches of sandboxed tasks.
     pub caches: Vec<Cache>,
-    pub tasks: Arc<[Task]>,
+    pub tasks: crate::run::table::TaskTable,
     pub grace: Duration,
     pub sandbox: Option<super::SandboxSettings>,
     /// The plan's `read_paths`, expanded.
@@ -58,6 +58,8 @@ pub(super) struct Ctx {
     pub readonly: DashMap<Oid, Arc<OnceCell<(PathBuf, PathBuf)>>>,
     /// Where the task's events go (its executor).
     pub events: mpsc::UnboundedSender<ExecEvent>,
+    /// Subtask requests of running attempts, checked as they come.
+    pub spawner: Arc<super::spawn::Spawner>,
 }
 
 /// A build cache (see [`super::BuildCache`]), its directory made.
@@ -121,7 +123,7 @@ async fn execute_inner(
         deps,
         first_attempt,
     } = launch;
-    let task = &ctx.tasks[i];
+    let task = &ctx.tasks.get(i);
     let base = match deps.as_slice() {
         [] => base,
         // A chain's link starts from its one dependency's result: nothing
@@ -166,13 +168,19 @@ async fn execute_inner(
                 (path, None, git_dir)
             }
             Isolation::Worktree => {
-                let path = ctx.worktree_dir.join(&task.id);
+                let path = ctx
+                    .worktree_dir
+                    .join(&*crate::plan::subtasks::flat(&task.id));
                 let worktrees = Arc::clone(ctx);
                 let (p, paths) = (path.clone(), task.checkout());
                 let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
                 (path, Some(admin.clone()), admin)
             }
         };
+        // What an earlier attempt asked for goes with it.
+        ctx.spawner.reset(&task.id);
+        let request = super::spawn::request_path(&ctx.run_dir, &task.id);
+        let _ = std::fs::remove_file(&request);
         let _ = ctx.events.send(ExecEvent::Started {
             task: i,
             attempt,
@@ -197,11 +205,18 @@ async fn execute_inner(
                 tracing::warn!(task = %id, "the task replaced its worktree's .git; swarm restored it");
             }
         }
-        let ran_ok = outcome.is_success()
+        let mut ran_ok = outcome.is_success()
             && verify_passed != Some(false)
             && agent
                 .as_ref()
                 .is_none_or(|r| r.outcome == AgentOutcome::Finished);
+        // A command's subtask request, checked now that it has done its
+        // part: a request that fails its checks fails the attempt.
+        let refused = match ran_ok {
+            true => read_request(ctx, task, attempt, &request, &workdir).await,
+            false => None,
+        };
+        ran_ok &= refused.is_none();
         let stopped = stop.borrow().is_some();
         // The last attempt whatever its result check says.
         let last_anyway =
@@ -281,6 +296,9 @@ async fn execute_inner(
                 }
             };
             let reason = (!success).then(|| {
+                if let Some(refused) = &refused {
+                    return refused.clone();
+                }
                 let why = describe_result(
                     &outcome,
                     verify.as_ref(),
@@ -312,6 +330,49 @@ async fn execute_inner(
         }
     }
     unreachable!("the last attempt always returns")
+}
+
+/// Reads and checks the subtask request a command left at `path`, if it
+/// left one: why it was refused (each problem also appended to attempt
+/// `attempt`'s error log, where the user looks first), or `None` when it
+/// was accepted or there was none.
+async fn read_request(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    path: &std::path::Path,
+    workdir: &std::path::Path,
+) -> Option<String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            return Some(format!(
+                "its subtask request {} could not be read: {e}",
+                path.display()
+            ));
+        }
+    };
+    let problems = ctx
+        .spawner
+        .request(task, &path.display().to_string(), &text, workdir)
+        .err()?;
+    let (_, stderr) = crate::report::log_paths(&ctx.run_dir, &task.id, attempt);
+    if let Ok(mut log) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&stderr)
+    {
+        use std::io::Write as _;
+        let _ = writeln!(log, "swarm: the subtask request was refused:");
+        for problem in &problems {
+            let _ = writeln!(log, "  {problem}");
+        }
+    }
+    Some(format!(
+        "its subtask request was refused: {}",
+        problems.join("; ")
+    ))
 }
 
 /// Why the disk is too full for another worktree, if it is: a task that

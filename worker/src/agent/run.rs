@@ -179,6 +179,42 @@ fn session(
                             ),
                             true,
                         )
+                    } else if name == "spawn_subtasks" {
+                        let _ = writeln!(log, "-> spawn_subtasks");
+                        channel.send(&AgentMessage::Spawn {
+                            input: input.clone(),
+                        })?;
+                        match channel.recv()? {
+                            CoordinatorMessage::Spawned { accepted, errors }
+                                if errors.is_empty() =>
+                            {
+                                let _ = writeln!(log, "   accepted: {}", accepted.join(", "));
+                                (
+                                    format!(
+                                        "Accepted: {}. They start from your result once you finish.",
+                                        accepted.join(", ")
+                                    ),
+                                    false,
+                                )
+                            }
+                            CoordinatorMessage::Spawned { errors, .. } => {
+                                let _ = writeln!(log, "   refused: {}", errors.join("; "));
+                                (
+                                    format!(
+                                        "The request was refused; nothing of it was accepted. Fix these and call spawn_subtasks again:\n{}",
+                                        errors.join("\n")
+                                    ),
+                                    true,
+                                )
+                            }
+                            other => {
+                                let _ = writeln!(
+                                    log,
+                                    "\nswarm agent: unexpected message from the coordinator: {other:?}"
+                                );
+                                return Ok(AgentExit::Error);
+                            }
+                        }
                     } else if name == "finish" {
                         let s = input["summary"].as_str().unwrap_or_default().to_string();
                         let _ = writeln!(log, "-> finish: {s}");

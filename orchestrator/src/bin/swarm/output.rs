@@ -252,6 +252,35 @@ impl Progress {
             EventBody::TaskMerged { task, .. } => {
                 say!("  {:<10} {task}", "merged");
             }
+            EventBody::SubtasksSpawned { task, tasks, .. } => {
+                // The run grew: its children count, and are shown.
+                self.total += tasks.len();
+                self.tasks.extend(tasks.iter().cloned());
+                self.width = self
+                    .width
+                    .max(tasks.iter().map(|t| t.id.len()).max().unwrap_or(0).min(40));
+                self.running.retain(|(t, _)| t != task);
+                say!(
+                    "  {:<10} {task:<w$}  {} subtask{}: {}",
+                    "spawned",
+                    tasks.len(),
+                    if tasks.len() == 1 { "" } else { "s" },
+                    tasks
+                        .iter()
+                        .map(|t| t.id.rsplit('/').next().unwrap_or(&t.id))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    w = self.width
+                );
+            }
+            EventBody::SubtasksMerged { task, commit } => {
+                say!(
+                    "  {:<10} {task:<w$}  its subtasks merged onto it ({})",
+                    "joined",
+                    short(commit),
+                    w = self.width
+                );
+            }
             EventBody::ExperimentDecided { task, decision } => {
                 out.extend(
                     swarm_orchestrator::export::ranking_table(task, decision)

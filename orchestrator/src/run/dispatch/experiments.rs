@@ -21,7 +21,9 @@ impl Dispatcher<'_> {
         e: usize,
         status: TaskStatus,
     ) -> Result<(), RunError> {
-        let first = self.tasks[e]
+        let first = self
+            .tasks
+            .get(e)
             .experiment()
             .is_some_and(|x| x.pick == Pick::First);
         if first && status == TaskStatus::Succeeded && self.first_passed[e].is_none() {
@@ -46,7 +48,7 @@ impl Dispatcher<'_> {
     fn stop_siblings(&mut self, e: usize, winner: usize) -> Result<(), RunError> {
         let reason = format!(
             "variant `{}` passed first (pick = \"first\")",
-            self.tasks[winner].id
+            self.tasks.get(winner).id
         );
         let siblings: Vec<usize> = self.graph.deps(e).filter(|&v| v != winner).collect();
         for v in siblings {
@@ -55,7 +57,7 @@ impl Dispatcher<'_> {
                 self.executor.cancel(v, Stop::Graceful);
             } else if self.status(v) == TaskStatus::Pending {
                 self.emit(EventBody::TaskFinished {
-                    task: self.tasks[v].id.clone(),
+                    task: self.tasks.get(v).id.clone(),
                     status: TaskStatus::Cancelled,
                     reason: Some(reason.clone()),
                 })?;
@@ -70,7 +72,8 @@ impl Dispatcher<'_> {
     /// the dearest finished variant of its experiment cost.
     pub(super) fn budget_stops(&self, i: usize) -> Option<String> {
         let e = self.experiment_of[i]?;
-        let agent = self.tasks[i].agent()?;
+        let task = self.tasks.get(i);
+        let agent = task.agent()?;
         let gateway = self.gateway.as_ref()?;
         let report = self.fold.report()?;
         let (mut tokens, mut usd) = (0, 0.0_f64);
@@ -84,7 +87,7 @@ impl Dispatcher<'_> {
                 usd = usd.max(a.cost_usd);
             }
         }
-        let group = gateway.group(&self.tasks[e].id, agent.budget);
+        let group = gateway.group(&self.tasks.get(e).id, agent.budget);
         let why = gateway
             .run_budget()
             .short_of(tokens, usd)
@@ -98,7 +101,7 @@ impl Dispatcher<'_> {
         let (Some(gateway), Some(report)) = (self.gateway.as_ref(), self.fold.report()) else {
             return;
         };
-        for (i, task) in self.tasks.iter().enumerate() {
+        for (i, task) in self.tasks.all().iter().enumerate() {
             let (Some(e), Some(agent)) = (self.experiment_of[i], task.agent()) else {
                 continue;
             };
@@ -108,7 +111,7 @@ impl Dispatcher<'_> {
                 .and_then(|t| t.agent.as_ref())
             {
                 gateway
-                    .group(&self.tasks[e].id, agent.budget)
+                    .group(&self.tasks.get(e).id, agent.budget)
                     .add(a.usage, a.cost_usd);
             }
         }
@@ -117,11 +120,11 @@ impl Dispatcher<'_> {
     /// Every variant of experiment `e` has ended: rank them, pick, and
     /// finish `e` with the winner's result.
     pub(super) fn decide(&mut self, e: usize) -> Result<(), RunError> {
-        let Some(spec) = self.tasks[e].experiment().cloned() else {
+        let Some(spec) = self.tasks.get(e).experiment().cloned() else {
             return Ok(());
         };
         let variants: Vec<usize> = self.graph.deps(e).collect();
-        let id = self.tasks[e].id.clone();
+        let id = self.tasks.get(e).id.clone();
         // Variants the user's Ctrl-C stopped are for `swarm resume` to run
         // again: nothing is decided on part of them.
         if self.stopping == Some(Stopping::Cancel)
@@ -147,7 +150,7 @@ impl Dispatcher<'_> {
                     .find(|&v| self.status(v) == TaskStatus::Succeeded)
                     .filter(|_| spec.pick == Pick::First)
             })
-            .map(|v| self.tasks[v].id.clone());
+            .map(|v| self.tasks.get(v).id.clone());
         let saved = (spec.pick == Pick::First && first.is_some()).then(|| saved(&rows, &first));
         let decision = experiment::decide(spec.pick, spec.scored, rows, first.as_deref(), saved);
         let status = if decision.winner.is_some() || spec.pick == Pick::None {
@@ -178,7 +181,7 @@ impl Dispatcher<'_> {
     fn row(&self, v: usize) -> Option<Row> {
         let report = self.fold.report()?.tasks.get(self.slot[v])?;
         let state = self.fold.state(self.slot[v]);
-        let number = self.tasks[v].variant().map_or(0, |x| x.number);
+        let number = self.tasks.get(v).variant().map_or(0, |x| x.number);
         let (tokens, cost_usd) = report
             .agent
             .as_ref()
@@ -187,7 +190,9 @@ impl Dispatcher<'_> {
             ranked: Ranked {
                 task: report.id.clone(),
                 variant: number,
-                values: self.tasks[v]
+                values: self
+                    .tasks
+                    .get(v)
                     .variant()
                     .map(|x| x.values.clone())
                     .unwrap_or_default(),

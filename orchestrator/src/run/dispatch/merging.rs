@@ -39,9 +39,9 @@ impl Dispatcher<'_> {
         if self.experiment_of[i].is_some() {
             return Ok(false);
         }
-        let id = self.tasks[i].id.clone();
+        let id = self.tasks.get(i).id.clone();
         // An experiment's result was built on its variants' dependencies.
-        let on = match self.tasks[i].experiment() {
+        let on = match self.tasks.get(i).experiment() {
             Some(_) => self.graph.deps(i).next().unwrap_or(i),
             None => i,
         };
@@ -55,13 +55,13 @@ impl Dispatcher<'_> {
                 status: TaskStatus::Blocked,
                 reason: Some(format!(
                     "dependency `{}` {}, so its result cannot be merged",
-                    self.tasks[d].id,
+                    self.tasks.get(d).id,
                     self.status(d)
                 )),
             })?;
             return Ok(false);
         }
-        if self.tasks[i].isolation == Isolation::Readonly {
+        if self.tasks.get(i).isolation == Isolation::Readonly {
             return Ok(false);
         }
         let Some(commit) = self.result(i) else {
@@ -90,7 +90,7 @@ impl Dispatcher<'_> {
     pub(super) fn on_merged(&mut self, i: usize, merged: Merged) -> Result<(), RunError> {
         self.merging = None;
         self.cursor += 1;
-        let id = self.tasks[i].id.clone();
+        let id = self.tasks.get(i).id.clone();
         let commit = self.result(i).map(|c| c.to_string()).unwrap_or_default();
         match merged {
             Merged::Moved(new) => self.integration = new,
@@ -152,7 +152,7 @@ impl Dispatcher<'_> {
     pub(super) fn is_in_integration(&self, i: usize) -> bool {
         match self.status(i) {
             TaskStatus::Merged => true,
-            TaskStatus::Succeeded => self.tasks[i].isolation == Isolation::Readonly,
+            TaskStatus::Succeeded => self.tasks.get(i).isolation == Isolation::Readonly,
             _ => false,
         }
     }

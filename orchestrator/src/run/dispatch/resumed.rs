@@ -26,20 +26,26 @@ impl<'o> Dispatcher<'o> {
     ) -> Result<Self, RunError> {
         let run_dir = prepared.run_dir();
         let lock = RunLock::acquire(&run_dir, &prepared.run)?;
-        let tasks: Arc<[Task]> = Arc::from(prepared.plan.tasks.clone());
-        let mut executor = prepared.executor(Arc::clone(&tasks), home, true)?;
+        let tasks = crate::run::table::TaskTable::new(prepared.plan.tasks.clone());
+        replay_subtasks(&prepared, &run_dir, &tasks)?;
+        let spawner = Arc::new(super::super::spawn::Spawner::new(
+            &prepared.plan,
+            tasks.len(),
+        ));
+        let mut executor = prepared.executor(tasks.clone(), Arc::clone(&spawner), home, true)?;
+        let all: Vec<Task> = tasks.all().iter().map(|t| Task::clone(t)).collect();
         let recovered = super::super::resume::recover(
             &prepared.repo,
             &prepared.run,
             &run_dir,
             &home.run_dir(&prepared.run),
-            &prepared.plan.tasks,
+            &all,
             prepared.options.retry_failed.as_deref(),
             &mut |task, state| executor.reattach(task, state),
         )?;
         let mut prepared = prepared;
         prepared.base_commit = recovered.base_commit;
-        let mut dispatcher = Self::new(prepared, tasks, executor, observer, stop, lock)?;
+        let mut dispatcher = Self::new(prepared, tasks, spawner, executor, observer, stop, lock)?;
         // The new observer has not seen the run start.
         (dispatcher.observer)(&recovered.run_started);
         dispatcher.fold = recovered.fold;
@@ -50,7 +56,7 @@ impl<'o> Dispatcher<'o> {
         }
         let ids = |list: &[usize]| -> Vec<String> {
             list.iter()
-                .map(|&i| dispatcher.tasks[i].id.clone())
+                .map(|&i| dispatcher.tasks.get(i).id.clone())
                 .collect()
         };
         let body = EventBody::RunResumed {
@@ -68,7 +74,7 @@ impl<'o> Dispatcher<'o> {
         for i in 0..dispatcher.tasks.len() {
             // An experiment waits for its variants to end, however they
             // ended; other tasks for their dependencies to succeed.
-            let experiment = dispatcher.tasks[i].experiment().is_some();
+            let experiment = dispatcher.tasks.get(i).experiment().is_some();
             dispatcher.waiting_on[i] = dispatcher
                 .graph
                 .deps(i)
@@ -109,14 +115,66 @@ impl<'o> Dispatcher<'o> {
         // An experiment whose variants all ended before the crash is
         // decided now.
         for e in 0..dispatcher.tasks.len() {
-            if dispatcher.tasks[e].experiment().is_some()
+            if dispatcher.tasks.get(e).experiment().is_some()
                 && dispatcher.waiting_on[e] == 0
                 && dispatcher.status(e) == TaskStatus::Pending
             {
                 dispatcher.decide(e)?;
             }
         }
+        // A task whose subtasks all ended before the crash ends now (the
+        // deepest first: a child's end may end its parent).
+        for p in (0..dispatcher.tasks.len()).rev() {
+            if !dispatcher.children[p].is_empty()
+                && dispatcher.status(p) == TaskStatus::Running
+                && !dispatcher.in_flight[p]
+            {
+                dispatcher.on_child_done(p)?;
+            }
+        }
         dispatcher.announce_ready()?;
         Ok(dispatcher)
     }
+}
+
+/// Adds to `tasks` the subtasks the journal of the run in `run_dir` says
+/// were spawned, read again from their journaled requests, in the order
+/// they were spawned (so that every index is what it was).
+fn replay_subtasks(
+    prepared: &Prepared,
+    run_dir: &std::path::Path,
+    tasks: &crate::run::table::TaskTable,
+) -> Result<(), RunError> {
+    let journal = run_dir.join(crate::layout::JOURNAL);
+    let Ok(events) = crate::journal::read(&journal) else {
+        // `recover` says what is wrong with the journal.
+        return Ok(());
+    };
+    for event in events {
+        let EventBody::SubtasksSpawned { task, request, .. } = &event.body else {
+            continue;
+        };
+        let not_resumable = |why: String| RunError::NotResumable {
+            run: prepared.run.clone(),
+            why,
+        };
+        let parent = tasks.position(task).map(|i| tasks.get(i)).ok_or_else(|| {
+            not_resumable(format!(
+                "its journal spawned subtasks of an unknown task `{task}`"
+            ))
+        })?;
+        let children =
+            super::super::spawn::replay(&prepared.plan, &parent, request).map_err(|e| {
+                not_resumable(format!(
+                    "the subtasks of `{task}` no longer read: {}",
+                    e.join("; ")
+                ))
+            })?;
+        for child in children {
+            if tasks.position(&child.id).is_none() {
+                tasks.push(child);
+            }
+        }
+    }
+    Ok(())
 }

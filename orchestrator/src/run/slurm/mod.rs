@@ -35,7 +35,7 @@ use super::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
 use super::{Prepared, RunError};
 use crate::fold::TaskState;
 use crate::git::{GitError, Repo, Snapshot, refs, run_git};
-use crate::plan::{SlurmConfig, Task};
+use crate::plan::SlurmConfig;
 
 pub use self::cluster::ClusterError;
 
@@ -113,7 +113,7 @@ impl SlurmExecutor {
     /// The executor of `prepared`'s tasks on the cluster `config` names.
     pub(super) fn new(
         prepared: &Prepared,
-        tasks: Arc<[Task]>,
+        tasks: crate::run::table::TaskTable,
         config: &SlurmConfig,
     ) -> Result<Self, RunError> {
         let Some(cluster) = prepared.options.cluster.clone() else {
@@ -584,7 +584,7 @@ fn look(ctx: &Jobs, wanted: &[(usize, u32, bool)]) -> Poll {
         return Poll { queue, records };
     }
     for &(task, attempt, final_or_stopped) in wanted {
-        let id = &ctx.tasks[task].id;
+        let id = &ctx.tasks.get(task).id;
         let Ok(commit) = ctx.repo.resolve(&exit_ref(&ctx.run, id, attempt)) else {
             continue;
         };
@@ -637,7 +637,7 @@ impl Executor for SlurmExecutor {
 
     fn start(&mut self, launch: Launch) {
         let task = launch.task;
-        let retries = self.jobs_ctx.tasks[task].retries;
+        let retries = self.jobs_ctx.tasks.get(task).retries;
         self.jobs.insert(
             task,
             Job {
@@ -717,12 +717,12 @@ impl Executor for SlurmExecutor {
         };
         let recorded = ctx
             .repo
-            .resolve(&exit_ref(&ctx.run, &ctx.tasks[task].id, state.attempt))
+            .resolve(&exit_ref(&ctx.run, &ctx.tasks.get(task).id, state.attempt))
             .is_ok();
         if !alive && !recorded {
             return Reattached::Gone;
         }
-        let retries = self.jobs_ctx.tasks[task].retries;
+        let retries = self.jobs_ctx.tasks.get(task).retries;
         if let Ok(mut pushed) = self.jobs_ctx.pushed.lock() {
             pushed.insert(base, Arc::new(Mutex::new(true)));
         }

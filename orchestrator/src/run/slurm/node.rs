@@ -4,7 +4,6 @@
 //! node-local disk; then its snapshot and exit record pushed back.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use git2::Oid;
@@ -14,7 +13,7 @@ use tokio::sync::watch;
 
 use super::record::{ExitRecord, NodeJob, attempt_ref, exit_ref, write_record};
 use crate::git::{GitError, Repo, run_git};
-use crate::plan::{Plan, Task};
+use crate::plan::Plan;
 use crate::run::executor::{ExecEvent, Executor as _, Launch};
 use crate::run::local::LocalExecutor;
 use crate::run::task::blocking;
@@ -131,7 +130,7 @@ async fn attempt(
     State::create(&repo.workdir)?.begin_run(&job.run)?;
     let home = WorktreeHome::create(&options.worktree_root, repo)?;
     home.begin_run(&job.run)?;
-    let tasks: Arc<[Task]> = Arc::from(plan.tasks.clone());
+    let tasks = crate::run::table::TaskTable::new(plan.tasks.clone());
     let prepared = Prepared {
         repo: repo.clone(),
         plan,
@@ -139,7 +138,12 @@ async fn attempt(
         base_commit: base,
         options,
     };
-    let mut executor = LocalExecutor::new(&prepared, tasks, &home, false)?;
+    // A job's attempt cannot hand children to the coordinator.
+    let spawner = std::sync::Arc::new(crate::run::spawn::Spawner::disabled(
+        &prepared.plan,
+        "subtasks need the local executor; this task runs as a Slurm job",
+    ));
+    let mut executor = LocalExecutor::new(&prepared, tasks, spawner, &home, false)?;
     executor.start(Launch {
         task: index,
         base,

@@ -20,7 +20,7 @@ pub(super) struct Jobs {
     pub repo: Repo,
     pub run: String,
     pub run_dir: PathBuf,
-    pub tasks: Arc<[Task]>,
+    pub tasks: crate::run::table::TaskTable,
     pub config: SlurmConfig,
     /// The shared repository, as nodes and this machine reach it.
     pub shared: String,
@@ -56,7 +56,8 @@ impl Jobs {
             _ => {
                 let message = format!(
                     "swarm: {}/{}: merge of its dependencies",
-                    self.run, self.tasks[task].id
+                    self.run,
+                    self.tasks.get(task).id
                 );
                 match merge_results(&self.repo, deps, &message) {
                     Ok(Ok(merged)) => Ok(merged),
@@ -95,7 +96,7 @@ impl Jobs {
 
     /// Submits attempt `attempt` of `task` from `base` (already pushed).
     pub fn submit(&self, task: usize, attempt: u32, base: Oid) -> Result<String, String> {
-        let t = &self.tasks[task];
+        let t = &self.tasks.get(task);
         let job = NodeJob {
             run: self.run.clone(),
             task: t.id.clone(),

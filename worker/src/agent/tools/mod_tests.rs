@@ -22,6 +22,7 @@ fn specs_are_stable_and_include_finish() {
             "glob",
             "grep",
             "bash",
+            "spawn_subtasks",
             "finish"
         ]
     );
@@ -37,7 +38,7 @@ fn unknown_tools_and_finish_are_errors() {
     assert!(out.is_error);
     assert_eq!(
         out.content,
-        "unknown tool `rm_rf`; the tools are: read_file, write_file, edit_file, list_dir, glob, grep, bash, finish"
+        "unknown tool `rm_rf`; the tools are: read_file, write_file, edit_file, list_dir, glob, grep, bash, spawn_subtasks, finish"
     );
     let out = tools.call("finish", &json!({"summary": "done"}));
     assert!(out.is_error);

@@ -6,8 +6,12 @@ use swarm_protocol::agent::ToolSpec;
 
 pub(crate) const FINISH: &str = "finish";
 
+/// The tool that asks the coordinator for subtasks (answered by it, not
+/// run here).
+pub(crate) const SPAWN: &str = "spawn_subtasks";
+
 /// Every tool name, in the order of [`all`].
-pub(crate) const NAMES: [&str; 8] = [
+pub(crate) const NAMES: [&str; 9] = [
     "read_file",
     "write_file",
     "edit_file",
@@ -15,6 +19,7 @@ pub(crate) const NAMES: [&str; 8] = [
     "glob",
     "grep",
     "bash",
+    SPAWN,
     FINISH,
 ];
 
@@ -115,6 +120,40 @@ pub(crate) fn all() -> Vec<ToolSpec> {
                 "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "Seconds before the command is killed. Can only lower the session's limit."}
             }),
             &["command"],
+        ),
+        spec(
+            SPAWN,
+            "Split off parts of the task as subtasks that run in parallel after you finish, \
+             each in its own worktree and sandbox, starting from your result; their work is \
+             merged onto yours before anything that depends on this task starts. Use it for \
+             independent pieces of a large change (one package, one module each). Each subtask \
+             has an `id` (lowercase letters, digits, `-`, `_`), a `prompt` (for a coding agent) \
+             or a `run` (a shell command), and may set `deps` (ids of its siblings to wait \
+             for), `paths` (what it may write, inside yours; unordered siblings must not \
+             overlap) and `verify` (a command that checks its work). The coordinator checks the \
+             request at once and answers with the accepted ids or with every problem to fix. \
+             Finish your own part as usual afterwards.",
+            json!({
+                "tasks": {
+                    "type": "array",
+                    "minItems": 1,
+                    "description": "The subtasks.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "prompt": {"type": "string"},
+                            "run": {"type": "string"},
+                            "deps": {"type": "array", "items": {"type": "string"}},
+                            "paths": {"type": "array", "items": {"type": "string"}},
+                            "creates": {"type": "array", "items": {"type": "string"}},
+                            "verify": {"type": "string"}
+                        },
+                        "required": ["id"]
+                    }
+                }
+            }),
+            &["tasks"],
         ),
         spec(
             FINISH,

@@ -1,0 +1,254 @@
+//! Subtasks: tasks that a running task asks for (an agent's
+//! `spawn_subtasks` tool, or a command's request file), read and checked
+//! exactly as a plan's own tasks are: the same `[[task]]` tables, the
+//! plan's `[defaults]` and `[models]` applied, the same resolution of each
+//! kind, the same dependency and overlap checks. Only what is particular to
+//! a tree is added here: ids are the parent's and the child's
+//! (`parent/child`), dependencies name siblings, and what a child may
+//! write lies inside what its parent may.
+//!
+//! The run-wide limits (`max_depth`, `max_children`, `max_tasks`) are
+//! checked by the run, which knows how many tasks it has.
+
+// As in expand.rs: a PlanError is built once per mistake, on the way out.
+#![allow(clippy::result_large_err)]
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{PlanError, PlanErrorKind, Source};
+use super::expand::{self, Ctx};
+use super::schema::{PlanFile, SwarmSection, TaskFields};
+use super::{Plan, Task, path_within, semantic};
+
+/// How deep a tree of subtasks may grow below a plan's task by default.
+pub const DEFAULT_MAX_DEPTH: u32 = 2;
+/// How many children one task may have by default.
+pub const DEFAULT_MAX_CHILDREN: u32 = 8;
+/// How many tasks a run may have by default, the plan's own included.
+pub const DEFAULT_MAX_TASKS: u32 = 100;
+
+/// What separates a parent's id from its child's.
+pub const SEPARATOR: char = '/';
+
+/// How far a run's graph may grow (`[swarm]`'s `max_depth`,
+/// `max_children` and `max_tasks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Levels of subtasks below a plan's task (0: none at all).
+    pub max_depth: u32,
+    /// Children of one task.
+    pub max_children: u32,
+    /// Tasks of the run, the plan's own included.
+    pub max_tasks: usize,
+}
+
+impl Limits {
+    /// The limits `[swarm]` sets for a plan of `planned` tasks: a plan
+    /// larger than the default `max_tasks` keeps its own tasks (and can
+    /// grow by none) unless it says more.
+    pub(super) fn of(swarm: &SwarmSection, planned: usize) -> Self {
+        Self {
+            max_depth: swarm.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
+            max_children: swarm
+                .max_children
+                .as_ref()
+                .map_or(DEFAULT_MAX_CHILDREN, |v| *v.get_ref()),
+            max_tasks: swarm.max_tasks.as_ref().map_or_else(
+                || planned.max(DEFAULT_MAX_TASKS as usize),
+                |v| *v.get_ref() as usize,
+            ),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_children: DEFAULT_MAX_CHILDREN,
+            max_tasks: DEFAULT_MAX_TASKS as usize,
+        }
+    }
+}
+
+/// A request: `[[task]]` tables and nothing else.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestFile {
+    #[serde(default)]
+    task: Vec<Spanned<TaskFields>>,
+}
+
+/// The id of `parent`'s child `local`.
+pub fn child_id(parent: &str, local: &str) -> String {
+    format!("{parent}{SEPARATOR}{local}")
+}
+
+/// Levels of subtasks above `id` (0 for a plan's own task).
+pub fn depth(id: &str) -> usize {
+    id.matches(SEPARATOR).count()
+}
+
+/// The parent of subtask `id` (`None` for a plan's own task).
+pub fn parent_of(id: &str) -> Option<&str> {
+    id.rsplit_once(SEPARATOR).map(|(parent, _)| parent)
+}
+
+/// Task `id` as one component of a ref name or a file name: a subtask's
+/// `/` would make its ref a directory of its parent's, so it becomes `+`
+/// (which no task id has).
+pub fn flat(id: &str) -> Cow<'_, str> {
+    match id.contains(SEPARATOR) {
+        true => Cow::Owned(id.replace(SEPARATOR, "+")),
+        false => Cow::Borrowed(id),
+    }
+}
+
+/// Reads the children `parent` asks for in `request` (`[[task]]` tables),
+/// resolved against `plan` as its own tasks are, and checked as a plan is:
+/// `exists` says whether a path exists where the children will start
+/// (the parent's worktree). Children are returned in request order with
+/// their full ids (`parent/child`) and dependencies; one without `paths`
+/// or `creates` gets its parent's.
+pub fn resolve(
+    plan: &Plan,
+    parent: &Task,
+    request: &Source,
+    exists: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Task>, PlanError> {
+    // The plan ran, so it parses; its defaults apply to children too.
+    let plan_file = expand::parse(&plan.source)?;
+    let file: RequestFile =
+        toml::from_str(&request.text).map_err(|e| expand::toml_error(request, &e))?;
+    let mut errors = Vec::new();
+    for task in &file.task {
+        let fields = task.get_ref();
+        for (key, span) in [
+            ("variants", fields.variants.as_ref().map(|v| v.span())),
+            ("score", fields.score.as_ref().map(|v| v.span())),
+            ("pick", fields.pick.as_ref().map(|v| v.span())),
+        ] {
+            if let Some(span) = span {
+                errors.push(
+                    request
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("a subtask cannot have `{key}`"),
+                            Some(span),
+                            "not for subtasks",
+                        )
+                        .with_help("experiments are planned up front: remove `variants`, `score` and `pick`"),
+                );
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(bundle(errors));
+    }
+    let as_plan = PlanFile {
+        task: file.task,
+        ..PlanFile::default()
+    };
+    let expanded = expand::matrix(request, &as_plan, &mut errors);
+    let ctx = Ctx {
+        source: request,
+        plan_dir: plan.path.parent().unwrap_or(Path::new("")),
+        models: &plan.models,
+        broken_models: HashSet::new(),
+        defaults: &plan_file.defaults,
+    };
+    let templates = expanded.templates;
+    let (mut tasks, written) = expand::resolve(&ctx, expanded.items, &mut errors);
+    super::deps::resolve(request, &mut tasks, written, &templates, &mut errors);
+    if !errors.is_empty() {
+        return Err(bundle(errors));
+    }
+    for task in &mut tasks {
+        if task.paths.is_empty() && task.creates.is_empty() {
+            task.paths = parent.paths.clone();
+            task.creates = parent.creates.clone();
+        }
+        if let Some(owned) = parent.owned() {
+            let outside: Vec<&String> = task
+                .paths
+                .iter()
+                .chain(&task.creates)
+                .filter(|p| !owned.iter().any(|o| path_within(p, o)))
+                .collect();
+            if let Some(first) = outside.first() {
+                errors.push(
+                    request
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!(
+                                "subtask `{}` may write `{first}`, outside what its parent `{}` may write ({})",
+                                task.id,
+                                parent.id,
+                                owned.join(", ")
+                            ),
+                            Some(task.span.clone()),
+                            "this subtask",
+                        )
+                        .with_help("a subtask's `paths` and `creates` must lie inside its parent's"),
+                );
+            }
+        }
+    }
+    // The plan's own checks of what the children mean: overlaps between
+    // unordered siblings, paths that do not exist where they start.
+    let children = Plan {
+        source: request.clone(),
+        tasks: tasks.clone(),
+        ..plan.clone()
+    };
+    let found = semantic::check(&children, exists, semantic::Limits::default());
+    errors.extend(found.errors);
+    if !errors.is_empty() {
+        return Err(bundle(errors));
+    }
+    for task in &mut tasks {
+        task.id = child_id(&parent.id, &task.id);
+        for dep in &mut task.deps {
+            *dep = child_id(&parent.id, dep);
+        }
+    }
+    Ok(tasks)
+}
+
+fn bundle(errors: Vec<PlanError>) -> PlanError {
+    PlanError::bundle(errors).unwrap_or_else(|| {
+        PlanError::plain(
+            PlanErrorKind::BadValue,
+            "the request has errors".to_string(),
+        )
+    })
+}
+
+/// Each error of `error` (read from `request`) as one line, with its
+/// place (`file:line:column: message (help)`), without the source
+/// excerpt: what an agent gets back from its tool, and a failed task's
+/// reason.
+pub fn messages(error: &PlanError, request: &Source) -> Vec<String> {
+    error
+        .all()
+        .map(|e| {
+            let at = match e.span {
+                Some(span) => {
+                    let (line, col) = request.line_col(span.offset());
+                    format!("{}:{line}:{col}: ", request.name)
+                }
+                None => String::new(),
+            };
+            match &e.help {
+                Some(help) => format!("{at}{} ({help})", e.message),
+                None => format!("{at}{}", e.message),
+            }
+        })
+        .chain((error.omitted > 0).then(|| format!("... and {} more", error.omitted)))
+        .collect()
+}

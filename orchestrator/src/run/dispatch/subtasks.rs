@@ -1,0 +1,193 @@
+//! The dispatcher's side of subtasks: a task that asked for children and
+//! succeeded does not end; its children join the run (journaled with the
+//! request they came from, so that resume makes the same ones), start
+//! from its result, and run like any task. When the last child ends, the
+//! children's results are merged onto the parent's (its line) on the
+//! blocking pool, and the parent ends with that as its result, before
+//! anything that depends on it starts or its merge into the integration
+//! branch. A child that does not succeed blocks its parent.
+
+use std::cmp::Reverse;
+
+use git2::Oid;
+use swarm_protocol::{EventBody, TaskInfo, TaskStatus};
+
+use super::super::RunError;
+use super::super::spawn::Accepted;
+use super::super::task::blocking;
+use super::Dispatcher;
+use crate::git::{GitError, merge_results, refs};
+use crate::plan::Task;
+
+/// How merging a subtree onto its parent went: the merged commit, or the
+/// files where the children's results conflict.
+pub(super) type Joined = Result<Result<Oid, Vec<String>>, GitError>;
+
+impl Dispatcher<'_> {
+    /// Task `i` succeeded having asked for `accepted`: its children join
+    /// the run and it waits for them.
+    pub(super) fn spawn_children(&mut self, i: usize, accepted: Accepted) -> Result<(), RunError> {
+        let attempt = self
+            .fold
+            .state(self.slot[i])
+            .map_or(1, |s| s.attempt.max(1));
+        let infos = accepted.tasks.iter().map(info).collect();
+        self.emit(EventBody::SubtasksSpawned {
+            task: self.tasks.get(i).id.clone(),
+            attempt,
+            tasks: infos,
+            request: accepted.request,
+        })?;
+        let added = self.add_children(i, accepted.tasks)?;
+        for c in added {
+            if self.waiting_on[c] == 0 {
+                self.ready.push((self.graph.critical_path(c), Reverse(c)));
+                self.emit(EventBody::TaskQueued {
+                    task: self.tasks.get(c).id.clone(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `children` of task `i` to the run's tables (not to the
+    /// journal: `subtasks_spawned` says it, or said it before a resume).
+    /// Their indices.
+    pub(super) fn add_children(
+        &mut self,
+        i: usize,
+        children: Vec<Task>,
+    ) -> Result<Vec<usize>, RunError> {
+        let first = self.tasks.len();
+        for child in children {
+            self.tasks.push(child);
+        }
+        let added: Vec<usize> = (first..self.tasks.len()).collect();
+        self.graph.extend(&self.tasks.all(), first);
+        for &c in &added {
+            self.in_flight.push(false);
+            // Its siblings it depends on (its parent's result is there).
+            self.waiting_on.push(self.graph.deps(c).count());
+            self.next_attempt.push(1);
+            self.experiment_of.push(None);
+            self.first_passed.push(None);
+            self.superseded.push(None);
+            self.parent.push(Some(i));
+            self.children.push(Vec::new());
+        }
+        self.children[i].extend(&added);
+        self.find_slots()?;
+        Ok(added)
+    }
+
+    /// A child of `p` ended: once every one has, `p` is merged with them
+    /// or blocked by the first that did not succeed.
+    pub(super) fn on_child_done(&mut self, p: usize) -> Result<(), RunError> {
+        let children = self.children[p].clone();
+        let ended = |s: TaskStatus| s.is_final() || s == TaskStatus::Succeeded;
+        if children.iter().any(|&c| !ended(self.status(c))) {
+            return Ok(());
+        }
+        if let Some(&failed) = children.iter().find(|&&c| !self.status(c).is_success()) {
+            let status = match self.status(failed) {
+                TaskStatus::Cancelled => TaskStatus::Cancelled,
+                _ => TaskStatus::Blocked,
+            };
+            let reason = format!(
+                "subtask `{}` {}",
+                self.tasks.get(failed).id,
+                self.status(failed)
+            );
+            return self.end_parent(p, status, Some(reason));
+        }
+        let Some(own) = self.result(p) else {
+            return self.end_parent(p, TaskStatus::Failed, Some("it has no result".into()));
+        };
+        let mut results = vec![own];
+        results.extend(children.iter().filter_map(|&c| self.result(c)));
+        let repo = self.repo.clone();
+        let message = format!(
+            "swarm: {}/{}: its subtasks merged\n\nSwarm-Run: {}\nSwarm-Task: {}\n",
+            self.run,
+            self.tasks.get(p).id,
+            self.run,
+            self.tasks.get(p).id
+        );
+        self.joins.spawn(async move {
+            (
+                p,
+                blocking(move || merge_results(&repo, &results, &message)).await,
+            )
+        });
+        Ok(())
+    }
+
+    /// The merge of `p`'s subtree ended.
+    pub(super) fn on_joined(
+        &mut self,
+        joined: Result<(usize, Joined), tokio::task::JoinError>,
+    ) -> Result<(), RunError> {
+        let (p, joined) = joined.map_err(|e| RunError::Io {
+            action: "merge a task's subtasks".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        match joined {
+            Ok(Ok(commit)) => {
+                let id = self.tasks.get(p).id.clone();
+                self.repo.set_ref(
+                    &refs::task(&self.run, &id),
+                    commit,
+                    "swarm: subtasks merged",
+                )?;
+                self.emit(EventBody::SubtasksMerged {
+                    task: id,
+                    commit: commit.to_string(),
+                })?;
+                self.end_parent(p, TaskStatus::Succeeded, None)
+            }
+            Ok(Err(files)) => self.end_parent(
+                p,
+                TaskStatus::Failed,
+                Some(format!(
+                    "its subtasks' results conflict in {}",
+                    files.join(", ")
+                )),
+            ),
+            Err(e) => self.end_parent(
+                p,
+                TaskStatus::Failed,
+                Some(format!("its subtasks could not be merged: failed to {e}")),
+            ),
+        }
+    }
+
+    /// Parent `p` ends, as any task does (its own parent told in turn).
+    fn end_parent(
+        &mut self,
+        p: usize,
+        status: TaskStatus,
+        reason: Option<String>,
+    ) -> Result<(), RunError> {
+        self.emit(EventBody::TaskFinished {
+            task: self.tasks.get(p).id.clone(),
+            status,
+            reason,
+        })?;
+        self.after_finished(p, status)?;
+        match self.parent[p] {
+            Some(grandparent) => self.on_child_done(grandparent),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A spawned task as journaled.
+fn info(t: &Task) -> TaskInfo {
+    TaskInfo {
+        id: t.id.clone(),
+        kind: t.kind(),
+        isolation: t.isolation,
+        deps: t.deps.clone(),
+        variant_of: None,
+    }
+}

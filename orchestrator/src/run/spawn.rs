@@ -1,0 +1,236 @@
+//! Subtask requests of running tasks: an agent's `spawn_subtasks` tool
+//! call, or the request file a command leaves at `$SWARM_SUBTASKS`.
+//!
+//! A request is checked the moment it comes, exactly as a plan is
+//! (`plan::subtasks::resolve`), and against the run's limits (`max_depth`,
+//! `max_children`, `max_tasks`), so that an agent gets every error back
+//! while it can still fix its request; nothing is ever cut short to fit
+//! a limit. What an attempt asked for is kept here until the attempt
+//! ends: the dispatcher takes it when the task succeeds (and the children
+//! join the run), and a failed attempt's requests are dropped with it.
+//! Accepted requests count against `max_tasks` from the moment they are
+//! accepted, so two tasks cannot each be promised the last free places.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use crate::plan::subtasks::{self, Limits};
+use crate::plan::{Plan, Source, Task};
+
+/// The name of the request file in a task's private tmp directory, which
+/// `$SWARM_SUBTASKS` names.
+pub(crate) const REQUEST_FILE: &str = "subtasks.toml";
+
+/// The variable naming a command's request file.
+pub(crate) const REQUEST_VAR: &str = "SWARM_SUBTASKS";
+
+/// What one task's running attempt asked for, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Accepted {
+    /// Every `[[task]]` table accepted so far, as one request.
+    pub request: String,
+    /// The children it makes, with full ids.
+    pub tasks: Vec<Task>,
+}
+
+/// The run's subtask requests and limits.
+#[derive(Debug)]
+pub(crate) struct Spawner {
+    plan: Plan,
+    limits: Limits,
+    /// Why no request can be taken here (a cluster node, which cannot
+    /// hand children to the coordinator).
+    disabled: Option<String>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Tasks of the run: the plan's and those spawned.
+    total: usize,
+    /// Accepted requests of running attempts, by task id.
+    pending: HashMap<String, Accepted>,
+}
+
+impl Spawner {
+    /// The spawner of `plan`'s run, which has `total` tasks now (more than
+    /// the plan's when resumed after subtasks were spawned).
+    pub(crate) fn new(plan: &Plan, total: usize) -> Self {
+        Self {
+            plan: Plan {
+                tasks: Vec::new(),
+                ..plan.clone()
+            },
+            limits: plan.subtask_limits,
+            disabled: None,
+            state: Mutex::new(State {
+                total,
+                pending: HashMap::new(),
+            }),
+        }
+    }
+
+    /// A spawner that refuses every request, saying `why`.
+    pub(crate) fn disabled(plan: &Plan, why: &str) -> Self {
+        Self {
+            disabled: Some(why.to_string()),
+            ..Self::new(plan, plan.tasks.len())
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new attempt of `task` starts: what an earlier one asked for is
+    /// void.
+    pub(crate) fn reset(&self, task: &str) {
+        self.state().pending.remove(task);
+    }
+
+    /// Checks `request` (`[[task]]` tables, read from `name`) of `parent`,
+    /// whose worktree is `workdir`, adding it to what the attempt asked
+    /// for before. The ids it adds, or every problem found, one line each.
+    pub(crate) fn request(
+        &self,
+        parent: &Task,
+        name: &str,
+        request: &str,
+        workdir: &Path,
+    ) -> Result<Vec<String>, Vec<String>> {
+        if let Some(why) = &self.disabled {
+            return Err(vec![format!("refused: {why}")]);
+        }
+        let depth = subtasks::depth(&parent.id) + 1;
+        if depth > self.limits.max_depth as usize {
+            return Err(vec![match self.limits.max_depth {
+                0 => "refused: subtasks are turned off for this run (`max_depth = 0` in [swarm])"
+                    .to_string(),
+                max => format!(
+                    "refused: `{}` is already {} level(s) deep and `max_depth` is {max}: do this work in this task instead (or raise `max_depth` in [swarm])",
+                    parent.id,
+                    depth - 1
+                ),
+            }]);
+        }
+        let earlier = self.state().pending.get(&parent.id).cloned();
+        let combined = match &earlier {
+            Some(earlier) => format!("{}\n{request}", earlier.request),
+            None => request.to_string(),
+        };
+        let source = Source::new(Path::new(name), combined.clone());
+        let exists = |path: &str| std::fs::symlink_metadata(workdir.join(path)).is_ok();
+        let tasks = subtasks::resolve(&self.plan, parent, &source, &exists)
+            .map_err(|e| subtasks::messages(&e, &source))?;
+        let max_children = self.limits.max_children as usize;
+        if tasks.len() > max_children {
+            return Err(vec![format!(
+                "refused: `max_children` is {max_children} and this would give `{}` {} subtasks{}: ask for fewer, larger subtasks (or raise `max_children` in [swarm])",
+                parent.id,
+                tasks.len(),
+                match &earlier {
+                    Some(e) => format!(" ({} asked for before)", e.tasks.len()),
+                    None => String::new(),
+                }
+            )]);
+        }
+        let mut state = self.state();
+        let promised: usize = state
+            .pending
+            .iter()
+            .filter(|(id, _)| **id != parent.id)
+            .map(|(_, a)| a.tasks.len())
+            .sum();
+        let after = state.total + promised + tasks.len();
+        if after > self.limits.max_tasks {
+            return Err(vec![format!(
+                "refused: `max_tasks` is {} and the run has {} tasks{}: {} more would make {after}; ask for fewer subtasks (or raise `max_tasks` in [swarm])",
+                self.limits.max_tasks,
+                state.total,
+                match promised {
+                    0 => String::new(),
+                    n => format!(" ({n} more promised to other tasks)"),
+                },
+                tasks.len()
+            )]);
+        }
+        let known = earlier.map_or(0, |e| e.tasks.len());
+        let added = tasks[known..].iter().map(|t| t.id.clone()).collect();
+        state.pending.insert(
+            parent.id.clone(),
+            Accepted {
+                request: combined,
+                tasks,
+            },
+        );
+        Ok(added)
+    }
+
+    /// What `task`'s attempt asked for, taken to be spawned: its children
+    /// count as tasks of the run from now on.
+    pub(crate) fn take(&self, task: &str) -> Option<Accepted> {
+        let mut state = self.state();
+        let accepted = state.pending.remove(task)?;
+        state.total += accepted.tasks.len();
+        Some(accepted)
+    }
+}
+
+/// The children of `parent` that a journaled request (`request`, accepted
+/// when they were spawned) makes, read again from `plan` for a resumed run.
+pub(crate) fn replay(plan: &Plan, parent: &Task, request: &str) -> Result<Vec<Task>, Vec<String>> {
+    let source = Source::new(Path::new("journaled request"), request.to_string());
+    // Paths were checked against the parent's worktree when accepted.
+    subtasks::resolve(plan, parent, &source, &|_| true).map_err(|e| subtasks::messages(&e, &source))
+}
+
+/// Where a command of task `id` leaves its request (`$SWARM_SUBTASKS`).
+pub(crate) fn request_path(run_dir: &Path, id: &str) -> PathBuf {
+    crate::layout::task_tmp(run_dir, id).join(REQUEST_FILE)
+}
+
+/// An agent's request (the tool's JSON: `{"tasks": [{...}, ...]}`) as
+/// `[[task]]` tables, so that it is read by the same code as a file.
+pub(crate) fn json_request(input: &serde_json::Value) -> Result<String, String> {
+    let tasks = input
+        .get("tasks")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| "the input must be an object with a `tasks` list".to_string())?;
+    let mut out = String::new();
+    for (n, task) in tasks.iter().enumerate() {
+        let Some(fields) = task.as_object() else {
+            return Err(format!("task {} of the list is not an object", n + 1));
+        };
+        // JSON's nulls mean "not set"; TOML has none.
+        let fields: toml::Table = fields
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| Ok((k.clone(), to_toml(v)?)))
+            .collect::<Result<_, String>>()?;
+        let text = toml::to_string(&fields).map_err(|e| e.to_string())?;
+        out.push_str("[[task]]\n");
+        out.push_str(&text);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn to_toml(value: &serde_json::Value) -> Result<toml::Value, String> {
+    use serde_json::Value as J;
+    Ok(match value {
+        J::Null => return Err("null inside a value".into()),
+        J::Bool(b) => toml::Value::Boolean(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64().unwrap_or_default()),
+        },
+        J::String(s) => toml::Value::String(s.clone()),
+        J::Array(items) => toml::Value::Array(items.iter().map(to_toml).collect::<Result<_, _>>()?),
+        J::Object(map) => toml::Value::Table(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), to_toml(v)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+    })
+}

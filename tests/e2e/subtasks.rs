@@ -1,0 +1,306 @@
+//! Subtasks (issue 20): a running task asks for children (a command by
+//! writing `$SWARM_SUBTASKS`, an agent through its `spawn_subtasks` tool);
+//! they are checked like a plan, run like any task from the parent's
+//! result, and merged onto it before anything that depends on the parent
+//! starts. Limits are refused with their names; a resumed run re-runs
+//! nothing that finished.
+
+use serde_json::Value;
+
+use crate::resume::{journal, kill9};
+use crate::support::{TestRepo, task, wait_until};
+
+fn plan(repo: &TestRepo, name: &str, swarm: &str, tasks: &str) -> std::path::PathBuf {
+    repo.plan_exact(
+        &format!("{name}.toml"),
+        &format!("[swarm]\nname = \"{name}\"\n{swarm}\n\n[defaults]\ntimeout = \"60s\"\n\n{tasks}"),
+    )
+}
+
+/// A command task `id` that writes `file` and asks for `request`.
+fn spawning(id: &str, creates: &str, own: &str, request: &str) -> String {
+    format!(
+        "[[task]]\nid = \"{id}\"\ncreates = [\"{creates}\"]\nrun = '''\n{own}\ncat > \"$SWARM_SUBTASKS\" <<'REQUEST'\n{request}\nREQUEST\n'''\n"
+    )
+}
+
+const SPLIT: &str = r#"[[task]]
+id = "a"
+creates = ["parts/a.txt"]
+run = "sleep 1; echo a > parts/a.txt"
+
+[[task]]
+id = "b"
+creates = ["parts/b.txt"]
+run = "sleep 1; echo b > parts/b.txt"
+
+[[task]]
+id = "c"
+deps = ["a", "b"]
+creates = ["parts/c.txt"]
+run = "cat parts/a.txt parts/b.txt > parts/c.txt""#;
+
+/// Position in the journal of the first `event` about `task`.
+fn at(events: &[Value], event: &str, task: &str) -> usize {
+    events
+        .iter()
+        .position(|e| e["event"] == event && e["task"] == task)
+        .unwrap_or_else(|| panic!("no {event} of {task} in {events:#?}"))
+}
+
+fn started(events: &[Value], task: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event"] == "task_started" && e["task"] == task)
+        .count()
+}
+
+#[test]
+fn a_commands_subtasks_run_in_parallel_and_merge_before_its_dependents_start() {
+    let repo = TestRepo::new();
+    let tasks = format!(
+        "{}\n[[task]]\nid = \"after\"\ndeps = [\"split\"]\ncreates = [\"after.txt\"]\nrun = \"cat parts/c.txt > after.txt\"\n",
+        spawning(
+            "split",
+            "parts",
+            "mkdir -p parts && echo own > parts/own.txt",
+            SPLIT
+        )
+    );
+    let plan = plan(&repo, "tree", "concurrency = 4", &tasks);
+    let out = repo.run_plan(&plan, &[]);
+    out.assert_code(0);
+    let report = repo.report();
+    assert_eq!(task(&report, "split")["status"], "merged", "{report}");
+    assert_eq!(
+        task(&report, "split")["subtasks"],
+        serde_json::json!(["split/a", "split/b", "split/c"])
+    );
+    for child in ["split/a", "split/b", "split/c"] {
+        assert_eq!(task(&report, child)["status"], "succeeded", "{report}");
+        assert_eq!(task(&report, child)["parent"], "split");
+    }
+    assert_eq!(task(&report, "after")["status"], "merged");
+    assert_eq!(repo.show("swarm/tree", "parts/own.txt"), "own");
+    assert_eq!(repo.show("swarm/tree", "parts/c.txt"), "a\nb");
+    assert_eq!(repo.show("swarm/tree", "after.txt"), "a\nb");
+    // Every child's work is on a ref of its own.
+    assert_eq!(repo.show("refs/swarm/tree/split+a", "parts/a.txt"), "a");
+    let events = journal(&repo, "tree");
+    // a and b ran side by side; c waited for both.
+    let (a_start, b_start) = (
+        at(&events, "task_started", "split/a"),
+        at(&events, "task_started", "split/b"),
+    );
+    let first_end =
+        at(&events, "task_finished", "split/a").min(at(&events, "task_finished", "split/b"));
+    assert!(a_start < first_end && b_start < first_end, "{events:#?}");
+    assert!(at(&events, "task_started", "split/c") > first_end);
+    // The subtree is merged onto its parent before its dependent starts.
+    assert!(at(&events, "subtasks_spawned", "split") < a_start);
+    let joined = at(&events, "subtasks_merged", "split");
+    assert!(joined > at(&events, "task_finished", "split/c"));
+    assert!(at(&events, "task_finished", "split") > joined);
+    assert!(at(&events, "task_started", "after") > joined);
+    assert!(out.stderr.contains("3 subtasks: a, b, c"), "{}", out.stderr);
+}
+
+#[test]
+fn a_failing_child_blocks_its_parent_and_the_parents_dependents() {
+    let repo = TestRepo::new();
+    let request = "[[task]]\nid = \"ok\"\ncreates = [\"d/ok.txt\"]\nrun = \"echo ok > d/ok.txt\"\n\n[[task]]\nid = \"bad\"\ncreates = [\"d/bad.txt\"]\nrun = \"echo partial > d/bad.txt; exit 3\"";
+    let tasks = format!(
+        "{}\n[[task]]\nid = \"after\"\ndeps = [\"p\"]\ncreates = [\"after.txt\"]\nrun = \"true\"\n\n[[task]]\nid = \"other\"\ncreates = [\"other.txt\"]\nrun = \"echo x > other.txt\"\n",
+        spawning("p", "d", "mkdir -p d", request)
+    );
+    let plan = plan(&repo, "fail", "on_failure = \"continue\"", &tasks);
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let report = repo.report();
+    let p = task(&report, "p");
+    assert_eq!(p["status"], "blocked", "{report}");
+    assert_eq!(p["reason"], "subtask `p/bad` failed");
+    assert_eq!(task(&report, "p/bad")["status"], "failed");
+    assert_eq!(task(&report, "p/ok")["status"], "succeeded");
+    assert_eq!(task(&report, "after")["status"], "blocked");
+    assert_eq!(task(&report, "other")["status"], "merged");
+    // Nothing of the failed subtree reached the branch, nothing is lost.
+    assert!(
+        !repo
+            .git(&["ls-tree", "-r", "--name-only", "swarm/fail"])
+            .contains("d/")
+    );
+    assert_eq!(repo.show("refs/swarm/fail/p+bad", "d/bad.txt"), "partial");
+}
+
+/// Runs plan `name` of one spawning task and returns its report's task.
+fn refused(swarm: &str, request: &str) -> (Value, String) {
+    let repo = TestRepo::new();
+    let tasks = spawning("p", "d", "mkdir -p d", request);
+    let plan = plan(&repo, "limits", swarm, &tasks);
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let report = repo.report();
+    let p = task(&report, "p").clone();
+    let log = std::fs::read_to_string(p["stderr_log"].as_str().unwrap()).unwrap_or_default();
+    (p, log)
+}
+
+fn children(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "[[task]]\nid = \"c{i}\"\ncreates = [\"d/{i}.txt\"]\nrun = \"touch d/{i}.txt\"\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_limit_is_refused_with_its_name_never_cut_short() {
+    let (p, log) = refused("max_children = 2", &children(3));
+    let reason = p["reason"].as_str().unwrap();
+    assert_eq!(p["status"], "failed");
+    assert!(
+        reason.contains("`max_children` is 2 and this would give `p` 3 subtasks"),
+        "{reason}"
+    );
+    assert!(log.contains("max_children"), "{log}");
+    assert!(p["subtasks"].is_null(), "{p}");
+
+    let (p, _) = refused("max_tasks = 3", &children(3));
+    let reason = p["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`max_tasks` is 3 and the run has 1 tasks: 3 more would make 4"),
+        "{reason}"
+    );
+
+    let (p, _) = refused("max_depth = 0", &children(1));
+    assert!(
+        p["reason"]
+            .as_str()
+            .unwrap()
+            .contains("subtasks are turned off for this run (`max_depth = 0`"),
+        "{p}"
+    );
+
+    // A request with mistakes names its file and line, as a plan's do.
+    let (p, log) = refused(
+        "",
+        "[[task]]\nid = \"x\"\nrun = \"true\"\ndepends = [\"y\"]",
+    );
+    let reason = p["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("subtasks.toml:4:1: unknown field `depends`"),
+        "{reason}"
+    );
+    assert!(reason.contains("did you mean `deps`?"), "{reason}");
+    assert!(log.contains("unknown field `depends`"), "{log}");
+    // Outside the parent's paths.
+    let (p, _) = refused(
+        "",
+        "[[task]]\nid = \"x\"\ncreates = [\"elsewhere.txt\"]\nrun = \"true\"",
+    );
+    assert!(
+        p["reason"].as_str().unwrap().contains(
+            "subtask `x` may write `elsewhere.txt`, outside what its parent `p` may write (d)"
+        ),
+        "{p}"
+    );
+}
+
+#[test]
+fn subtasks_spawn_subtasks_down_to_max_depth() {
+    // Each level's request is a file of the repository the task copies.
+    let leaf = "[[task]]\nid = \"leaf\"\ncreates = [\"t/m/leaf.txt\"]\nrun = \"echo leaf > t/m/leaf.txt\"\n";
+    let mid = "[[task]]\nid = \"mid\"\ncreates = [\"t/m\"]\nrun = \"mkdir -p t/m && echo mid > t/m/mid.txt && cp req/leaf.toml $SWARM_SUBTASKS\"\n";
+    let repo = TestRepo::new();
+    repo.write("req/leaf.toml", leaf);
+    repo.write("req/mid.toml", mid);
+    repo.commit_all("requests");
+    let tasks = "[[task]]\nid = \"top\"\ncreates = [\"t\"]\nrun = \"mkdir -p t && cp req/mid.toml $SWARM_SUBTASKS\"\n";
+    let deep = plan(&repo, "deep", "", tasks);
+    repo.run_plan(&deep, &[]).assert_code(0);
+    let report = repo.report();
+    assert_eq!(task(&report, "top")["status"], "merged", "{report}");
+    assert_eq!(task(&report, "top/mid")["status"], "succeeded");
+    assert_eq!(task(&report, "top/mid/leaf")["status"], "succeeded");
+    assert_eq!(task(&report, "top/mid/leaf")["parent"], "top/mid");
+    assert_eq!(repo.show("swarm/deep", "t/m/leaf.txt"), "leaf");
+    assert_eq!(repo.show("swarm/deep", "t/m/mid.txt"), "mid");
+
+    // A leaf that asks for more goes past max_depth = 2.
+    let repo = TestRepo::new();
+    repo.write(
+        "req/deeper.toml",
+        "[[task]]\nid = \"deeper\"\nrun = \"true\"\n",
+    );
+    repo.write(
+        "req/leaf.toml",
+        &leaf.replace(
+            "echo leaf > t/m/leaf.txt",
+            "echo leaf > t/m/leaf.txt && cp req/deeper.toml $SWARM_SUBTASKS",
+        ),
+    );
+    repo.write("req/mid.toml", mid);
+    repo.commit_all("requests");
+    let deep = plan(&repo, "deep", "", tasks);
+    repo.run_plan(&deep, &[]).assert_code(1);
+    let report = repo.report();
+    let leaf = task(&report, "top/mid/leaf");
+    assert_eq!(leaf["status"], "failed", "{report}");
+    assert!(
+        leaf["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`top/mid/leaf` is already 2 level(s) deep and `max_depth` is 2"),
+        "{leaf}"
+    );
+    assert_eq!(task(&report, "top/mid")["status"], "blocked");
+    assert_eq!(task(&report, "top")["status"], "blocked");
+}
+
+#[test]
+fn resume_after_kill_9_mid_subtree_reruns_nothing_that_finished() {
+    let repo = TestRepo::new();
+    let request = "[[task]]\nid = \"fast\"\ncreates = [\"s/fast.txt\"]\nrun = \"echo fast > s/fast.txt\"\n\n[[task]]\nid = \"slow\"\ncreates = [\"s/slow.txt\"]\nrun = \"if [ $SWARM_ATTEMPT = 1 ]; then sleep 60; fi; echo slow > s/slow.txt\"";
+    let tasks = format!(
+        "{}\n[[task]]\nid = \"after\"\ndeps = [\"p\"]\ncreates = [\"after.txt\"]\nrun = \"cat s/fast.txt s/slow.txt > after.txt\"\n",
+        spawning("p", "s", "mkdir -p s && echo own > s/own.txt", request)
+    );
+    let plan = plan(&repo, "crash", "concurrency = 2", &tasks);
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("fast finished while slow runs", || {
+        let events = journal(&repo, "crash");
+        events
+            .iter()
+            .any(|e| e["event"] == "task_finished" && e["task"] == "p/fast")
+            && events
+                .iter()
+                .any(|e| e["event"] == "task_started" && e["task"] == "p/slow")
+    });
+    kill9(&mut child);
+    let out = repo.swarm(&["resume", "crash"]);
+    out.assert_code(0);
+    let events = journal(&repo, "crash");
+    assert_eq!(started(&events, "p"), 1, "{events:#?}");
+    assert_eq!(started(&events, "p/fast"), 1);
+    assert_eq!(started(&events, "p/slow"), 2);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "subtasks_spawned")
+            .count(),
+        1
+    );
+    let report = repo.report();
+    assert_eq!(task(&report, "p")["status"], "merged", "{report}");
+    assert_eq!(repo.show("swarm/crash", "after.txt"), "fast\nslow");
+    assert_eq!(repo.show("swarm/crash", "s/own.txt"), "own");
+    // The interrupted attempt's worktree is kept on its attempt ref.
+    assert!(repo.has_rev("refs/swarm/crash/p+slow.1"));
+}
