@@ -72,7 +72,7 @@ fn is_failure(status: TaskStatus) -> bool {
 /// are skipped.
 pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> {
     let mut suite = TestSuite::new(format!("swarm run {}", report.run));
-    for task in &report.tasks {
+    for task in tree_order(report) {
         let mut status = if task.status.is_success() {
             TestCaseStatus::success()
         } else if is_failure(task.status) {
@@ -104,6 +104,12 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
         }
         if let Some(of) = &task.variant_of {
             case.add_property(quick_junit::Property::new("variant_of", of.clone()));
+        }
+        if let Some(parent) = &task.parent {
+            case.add_property(quick_junit::Property::new("parent", parent.clone()));
+        }
+        for child in &task.subtasks {
+            case.add_property(quick_junit::Property::new("subtask", child.clone()));
         }
         if let Some(value) = task.score.as_ref().and_then(|s| s.value) {
             case.add_property(quick_junit::Property::new("score", value.to_string()));
@@ -184,6 +190,9 @@ pub struct Tally {
     pub blocked_or_skipped: usize,
     pub cancelled: usize,
     pub variants: usize,
+    /// Subtasks that succeeded: their results reached the branch with
+    /// their parents'.
+    pub subtasks: usize,
 }
 
 impl Tally {
@@ -195,6 +204,10 @@ impl Tally {
                 continue;
             }
             tally.tasks += 1;
+            if t.parent.is_some() && t.status == TaskStatus::Succeeded {
+                tally.subtasks += 1;
+                continue;
+            }
             let slot = match t.status {
                 TaskStatus::Merged => &mut tally.merged,
                 TaskStatus::Succeeded => &mut tally.succeeded,
@@ -220,11 +233,44 @@ impl Tally {
             self.blocked_or_skipped,
             self.cancelled
         );
+        if self.subtasks > 0 {
+            let _ = write!(
+                out,
+                "; {} subtask{} merged with {} parent",
+                self.subtasks,
+                if self.subtasks == 1 { "" } else { "s" },
+                if self.subtasks == 1 { "its" } else { "their" }
+            );
+        }
         if self.variants > 0 {
             let _ = write!(out, "; {} variants (see the rankings)", self.variants);
         }
         out
     }
+}
+
+/// The tasks of `report` as a tree: each task followed by the subtasks it
+/// spawned (depth first), in the report's order otherwise.
+pub fn tree_order(report: &RunReport) -> Vec<&swarm_protocol::TaskReport> {
+    let by_id: std::collections::HashMap<&str, &swarm_protocol::TaskReport> =
+        report.tasks.iter().map(|t| (t.id.as_str(), t)).collect();
+    let mut out = Vec::with_capacity(report.tasks.len());
+    let mut stack: Vec<&swarm_protocol::TaskReport> = report
+        .tasks
+        .iter()
+        .filter(|t| t.parent.is_none())
+        .rev()
+        .collect();
+    while let Some(t) = stack.pop() {
+        out.push(t);
+        stack.extend(
+            t.subtasks
+                .iter()
+                .rev()
+                .filter_map(|c| by_id.get(c.as_str()).copied()),
+        );
+    }
+    out
 }
 
 /// The run as Markdown: a headline, a table of tasks, and the tail of each
@@ -271,7 +317,7 @@ pub fn markdown(report: &RunReport) -> String {
         out.push_str("---:|---:|");
     }
     out.push_str("---|\n");
-    for t in &report.tasks {
+    for t in tree_order(report) {
         let note = match t.status {
             TaskStatus::Conflicted => format!(
                 "conflict in {}",

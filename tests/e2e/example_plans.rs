@@ -69,6 +69,33 @@ fn ci_batch_runs_and_merges() {
     assert!(index.contains("src/lib.txt"));
 }
 
+#[test]
+fn fan_out_spawns_a_subtask_per_kind_of_file_and_merges_them_before_its_summary() {
+    let repo = TestRepo::new();
+    repo.write("src/a.rs", "fn a() {}\nfn b() {}\n");
+    repo.write("src/b.rs", "fn c() {}\n");
+    repo.write("docs/x.md", "# x\n");
+    repo.commit_all("files of two kinds");
+    let plan = example_plans()
+        .into_iter()
+        .find(|p| p.ends_with("fan-out.toml"))
+        .unwrap();
+    repo.run_plan(&plan, &[]).assert_code(0);
+    let report = repo.report();
+    let survey = task(&report, "survey");
+    assert!(
+        survey["subtasks"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("survey/count-rs")),
+        "{report}"
+    );
+    let summary = repo.show("swarm/fan-out", "swarm-fanout/SUMMARY.md");
+    assert!(summary.contains("rs: 3 lines"), "{summary}");
+    // The test repository has a README too.
+    assert!(summary.contains("md: 2 lines"), "{summary}");
+}
+
 /// Asserts that `swarm schema ARGS` prints what is committed at `file`
 /// (rewriting it with SWARM_UPDATE_SCHEMA=1); returns the schema.
 fn assert_committed_schema(file: &str, args: &[&str], test: &str) -> String {

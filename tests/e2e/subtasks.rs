@@ -304,3 +304,102 @@ fn resume_after_kill_9_mid_subtree_reruns_nothing_that_finished() {
     // The interrupted attempt's worktree is kept on its attempt ref.
     assert!(repo.has_rev("refs/swarm/crash/p+slow.1"));
 }
+
+#[test]
+fn an_agent_spawns_subtasks_fixing_its_request_from_the_errors_it_gets_back() {
+    use crate::agent::{KEY, run_with_key};
+    use crate::support::model::{MockModel, Options, Reply, Wire, tool};
+    use serde_json::json;
+
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match (call.conversation.as_str(), call.turn) {
+            ("Split the work.", 0) => Reply::answer(vec![
+                tool(
+                    "w",
+                    "write_file",
+                    json!({"path": "lead.txt", "content": "lead\n"}),
+                ),
+                // Two mistakes: a dependency on no sibling, a task without
+                // an id; both come back at once.
+                tool(
+                    "s1",
+                    "spawn_subtasks",
+                    json!({"tasks": [
+                        {"id": "docs", "prompt": "Write docs.", "creates": ["docs/a.md"], "deps": ["nope"]},
+                        {"run": "ls | wc -l > count.txt", "creates": ["count.txt"]}
+                    ]}),
+                ),
+            ]),
+            ("Split the work.", 1) => {
+                let refused = &call.tool_results[1];
+                assert!(refused.is_error, "{refused:?}");
+                assert!(
+                    refused.content.contains("unknown task `nope`"),
+                    "{}",
+                    refused.content
+                );
+                assert!(
+                    refused.content.contains("a task has no `id`"),
+                    "{}",
+                    refused.content
+                );
+                Reply::answer(vec![tool(
+                    "s2",
+                    "spawn_subtasks",
+                    json!({"tasks": [
+                        {"id": "docs", "prompt": "Write docs.", "creates": ["docs/a.md"]},
+                        {"id": "count", "run": "ls lead.txt > count.txt", "creates": ["count.txt"], "deps": ["docs"]}
+                    ]}),
+                )])
+            }
+            ("Split the work.", _) => {
+                let accepted = &call.tool_results[0];
+                assert!(!accepted.is_error, "{accepted:?}");
+                assert!(
+                    accepted.content.contains("lead/docs, lead/count"),
+                    "{}",
+                    accepted.content
+                );
+                Reply::answer(vec![tool("f", "finish", json!({"summary": "split it"}))])
+            }
+            ("Write docs.", 0) => Reply::answer(vec![tool(
+                "w",
+                "write_file",
+                json!({"path": "docs/a.md", "content": "# docs\n"}),
+            )]),
+            ("Write docs.", _) => {
+                Reply::answer(vec![tool("f", "finish", json!({"summary": "docs"}))])
+            }
+            (other, turn) => panic!("unexpected conversation {other:?} turn {turn}"),
+        },
+    );
+    let plan = repo.plan_exact(
+        "agents.toml",
+        &format!(
+            "[swarm]\nname = \"agents\"\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"TEST_MODEL_KEY\"\n\n[[task]]\nid = \"lead\"\nprompt = \"Split the work.\"\nverify = \"test -f lead.txt\"\n",
+            mock.base_url(Wire::Anthropic)
+        ),
+    );
+    let out = run_with_key(&repo, &plan);
+    out.assert_code(0);
+    assert!(mock.violations().is_empty(), "{:?}", mock.violations());
+    let report = repo.report();
+    assert_eq!(task(&report, "lead")["status"], "merged", "{report}");
+    assert_eq!(task(&report, "lead/docs")["status"], "succeeded");
+    assert_eq!(task(&report, "lead/count")["status"], "succeeded");
+    assert_eq!(repo.show("swarm/agents", "docs/a.md"), "# docs");
+    assert_eq!(repo.show("swarm/agents", "count.txt"), "lead.txt");
+    assert_eq!(repo.show("swarm/agents", "lead.txt"), "lead");
+    // The lead's transcript records both requests and their answers.
+    let transcript = std::fs::read_to_string(
+        repo.path()
+            .join(".swarm/runs/agents/logs/lead/1.transcript.jsonl"),
+    )
+    .unwrap();
+    assert_eq!(transcript.matches("\"spawn\"").count(), 2, "{transcript}");
+}

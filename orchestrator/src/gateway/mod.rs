@@ -150,6 +150,18 @@ impl Gateway {
         }))
     }
 
+    /// The budget task `task` shares with the subtasks it spawned (and
+    /// theirs): what the whole tree below it spends counts against it.
+    pub fn subtree(&self, task: &str, budget: Budget) -> Arc<BudgetScope> {
+        let mut groups = lock(&self.groups);
+        Arc::clone(groups.entry(format!("{task}/")).or_insert_with(|| {
+            Arc::new(BudgetScope::new(
+                format!("task `{task}` (its subtasks included)"),
+                budget,
+            ))
+        }))
+    }
+
     /// The run's budget.
     pub fn run_budget(&self) -> &BudgetScope {
         &self.run

@@ -100,8 +100,9 @@ pub struct Session {
     rounds: u32,
     /// The task's budget and what its calls spent.
     budget: BudgetScope,
-    /// A budget shared with other sessions (an experiment's variants).
-    group: Option<Arc<BudgetScope>>,
+    /// Budgets shared with other sessions (an experiment's variants, the
+    /// subtree of each task this one descends from).
+    groups: Vec<Arc<BudgetScope>>,
     summary: String,
     /// Decided by the coordinator, from what it saw.
     outcome: Option<(AgentOutcome, Option<String>)>,
@@ -177,7 +178,7 @@ impl Session {
             turns: 0,
             rounds: 0,
             budget: BudgetScope::new(format!("task `{task}`"), agent.budget),
-            group: None,
+            groups: Vec::new(),
             summary: String::new(),
             outcome: None,
             worker_report: None,
@@ -191,13 +192,13 @@ impl Session {
     /// Counts this session's calls against `group` too (the budget an
     /// experiment's variants share).
     pub fn join_group(&mut self, group: Arc<BudgetScope>) {
-        self.group = Some(group);
+        self.groups.push(group);
     }
 
-    /// The session's own budget, then its group's.
+    /// The session's own budget, then its groups'.
     fn scopes(&self) -> Vec<&BudgetScope> {
         std::iter::once(&self.budget)
-            .chain(self.group.as_deref())
+            .chain(self.groups.iter().map(|g| &**g))
             .collect()
     }
 

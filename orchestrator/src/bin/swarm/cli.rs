@@ -515,7 +515,22 @@ pub(crate) fn graph(
             }
             let repo = open_repo(cwd)?;
             let (_, report) = load_report(&repo, run)?;
-            let plan = load_plan(cwd, Path::new(&report.plan))?;
+            let mut plan = load_plan(cwd, Path::new(&report.plan))?;
+            // Subtasks the run spawned, drawn below their parents (they
+            // start from the parent's result).
+            for t in &report.tasks {
+                let Some(parent) = &t.parent else { continue };
+                let Some(template) = plan.tasks.iter().find(|p| &p.id == parent).cloned() else {
+                    continue;
+                };
+                let mut deps = t.deps.clone();
+                deps.push(parent.clone());
+                plan.tasks.push(swarm_orchestrator::plan::Task {
+                    id: t.id.clone(),
+                    deps,
+                    ..template
+                });
+            }
             let status: Vec<_> = plan
                 .tasks
                 .iter()

@@ -450,7 +450,7 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         },
         if agents { "  tokens      cost  " } else { "" }
     );
-    for t in &report.tasks {
+    for t in swarm_orchestrator::export::tree_order(report) {
         let result = match (&t.git_ref, t.status) {
             (_, TaskStatus::Conflicted) => format!("conflict in {}", t.conflict_files.join(", ")),
             (Some(r), _) => r.clone(),

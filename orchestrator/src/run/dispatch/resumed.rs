@@ -70,6 +70,11 @@ impl<'o> Dispatcher<'o> {
         dispatcher.emit(body)?;
         dispatcher.next_attempt = recovered.first_attempt;
         dispatcher.seed_group_budgets();
+        for i in 0..dispatcher.tasks.len() {
+            if !dispatcher.children[i].is_empty() {
+                dispatcher.seed_subtree_budget(i);
+            }
+        }
         dispatcher.ready.clear();
         for i in 0..dispatcher.tasks.len() {
             // An experiment waits for its variants to end, however they

@@ -38,6 +38,7 @@ impl Dispatcher<'_> {
             tasks: infos,
             request: accepted.request,
         })?;
+        self.seed_subtree_budget(i);
         let added = self.add_children(i, accepted.tasks)?;
         for c in added {
             if self.waiting_on[c] == 0 {
@@ -78,6 +79,31 @@ impl Dispatcher<'_> {
         self.children[i].extend(&added);
         self.find_slots()?;
         Ok(added)
+    }
+
+    /// An agent task's budget covers its subtree: its children's sessions
+    /// count against a budget that starts from what it spent itself (and,
+    /// resumed, what its descendants spent).
+    pub(super) fn seed_subtree_budget(&self, i: usize) {
+        let (Some(gateway), Some(report)) = (self.gateway.as_ref(), self.fold.report()) else {
+            return;
+        };
+        let task = self.tasks.get(i);
+        let Some(agent) = task.agent() else {
+            return;
+        };
+        let group = gateway.subtree(&task.id, agent.budget);
+        let mut tree = vec![i];
+        while let Some(t) = tree.pop() {
+            tree.extend(&self.children[t]);
+            if let Some(a) = report
+                .tasks
+                .get(self.slot[t])
+                .and_then(|r| r.agent.as_ref())
+            {
+                group.add(a.usage, a.cost_usd);
+            }
+        }
     }
 
     /// A child of `p` ended: once every one has, `p` is merged with them
