@@ -41,6 +41,20 @@ pub struct TaskState {
     /// The request its children were spawned from, once it spawned any:
     /// it runs no more itself, it waits for them.
     pub spawned: Option<String>,
+    /// It failed and was replanned: its children take its place, starting
+    /// from its base; its own (failed) result is not part of its line.
+    pub replaced: bool,
+}
+
+impl TaskState {
+    /// Where task's line starts for its children: its base when it was
+    /// replanned, else its own result.
+    pub fn line_start(&self) -> Option<Oid> {
+        match self.replaced {
+            true => self.base,
+            false => self.commit,
+        }
+    }
 }
 
 /// Folds events into a run's state and its [`RunReport`].
@@ -123,6 +137,19 @@ impl RunFold {
                     }
                 }
             }
+            EventBody::ReplanStarted { .. } => {}
+            EventBody::Replanned {
+                task,
+                reason,
+                error: None,
+                ..
+            } => {
+                if let Some((t, s)) = self.task_mut(task) {
+                    t.replanned = Some(reason.clone());
+                    s.replaced = true;
+                }
+            }
+            EventBody::Replanned { error: Some(_), .. } => {}
             EventBody::SubtasksMerged { task, commit } => {
                 if let Some((t, s)) = self.task_mut(task) {
                     t.commit = Some(commit.clone());
@@ -420,6 +447,7 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
         variant_of: t.variant_of.clone(),
         parent: crate::plan::subtasks::parent_of(&t.id).map(str::to_string),
         subtasks: Vec::new(),
+        replanned: None,
         score: None,
         diff: None,
         experiment: None,

@@ -434,6 +434,41 @@ fn every_committed_event_replays_through_the_fold() {
     }));
     assert_eq!(tree.status(0), TaskStatus::Running);
 
+    // A replanned task: its line starts at its base, not its failed result.
+    let mut re = RunFold::default();
+    apply(
+        &mut re,
+        run_started(vec![info("f", Isolation::Worktree, &[])]),
+    );
+    apply(&mut re, started("f", 1, BASE));
+    apply(&mut re, attempt_finished("f", 1, 1, Some(A1)));
+    apply(
+        &mut re,
+        EventBody::ReplanStarted {
+            task: "f".into(),
+            round: 1,
+            rounds: 2,
+            reason: "exited with code 1".into(),
+        },
+    );
+    assert_eq!(re.status(0), TaskStatus::Running);
+    assert_eq!(re.state(0).unwrap().line_start(), oid(A1));
+    apply(
+        &mut re,
+        EventBody::Replanned {
+            task: "f".into(),
+            round: 1,
+            reason: "why".into(),
+            diff: "- a\n+ b\n".into(),
+            error: None,
+        },
+    );
+    assert_eq!(re.state(0).unwrap().line_start(), oid(BASE));
+    assert_eq!(
+        re.report().unwrap().tasks[0].replanned.as_deref(),
+        Some("why")
+    );
+
     assert_eq!(
         seen,
         schema_event_names(),

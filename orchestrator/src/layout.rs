@@ -32,6 +32,8 @@ pub const TMP: &str = "tmp";
 pub const PLANS: &str = "plans";
 /// The repository map beside a planned plan (`plan.toml` -> `plan.map.md`).
 pub const MAP_SUFFIX: &str = "map.md";
+/// The replanner's conversation, in the run's directory.
+pub const REPLAN_TRANSCRIPT: &str = "replan.transcript.jsonl";
 /// The planner's transcript beside a planned plan.
 pub const PLANNER_TRANSCRIPT: &str = "planner.transcript.jsonl";
 

@@ -290,6 +290,30 @@ pub enum EventBody {
     /// Every child of a task succeeded: their results merged onto the
     /// task's own (its line) make `commit`, now the task's result.
     SubtasksMerged { task: String, commit: String },
+    /// A task failed after its retries and the run replans it (`[swarm]
+    /// replan`): the coordinator asks its model what should take its
+    /// place. `round` of at most `rounds` in the run.
+    ReplanStarted {
+        task: String,
+        round: u32,
+        rounds: u32,
+        /// Why the task failed.
+        reason: String,
+    },
+    /// The replanner's answer: the change to the plan as a diff of
+    /// `[[task]]` tables (`-` the failed task, `+` the tasks that take its
+    /// place, which `subtasks_spawned` then adds, starting from where it
+    /// started); or, with `error`, why no fix came (the task fails).
+    Replanned {
+        task: String,
+        round: u32,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        diff: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The task reached a final status (or `succeeded`, before its merge).
     TaskFinished {
         task: String,
@@ -512,6 +536,10 @@ pub struct TaskReport {
     /// For a task that spawned subtasks, their ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subtasks: Vec<String>,
+    /// For a failed task that was replanned: the replanner's reason (its
+    /// subtasks are what took its place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replanned: Option<String>,
     /// A variant's score, when its experiment has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<experiment::Score>,

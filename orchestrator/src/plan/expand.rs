@@ -165,6 +165,14 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
         min_free_space: settings.min_free_space,
         executor,
         subtask_limits: super::subtasks::Limits::of(&file.swarm, tasks.len()),
+        replan: super::Replan {
+            rounds: file.swarm.replan.as_ref().map_or(0, |n| *n.get_ref()),
+            model: file
+                .swarm
+                .replan_model
+                .as_ref()
+                .map_or_else(|| "default".to_string(), |m| m.get_ref().clone()),
+        },
         tasks,
     })
 }

@@ -66,8 +66,19 @@ pub struct Plan {
     /// How far the graph may grow at run time (`max_depth`,
     /// `max_children`, `max_tasks`).
     pub subtask_limits: subtasks::Limits,
+    /// Bounded replanning: how many failed tasks may be replanned, and by
+    /// which model (`[swarm] replan`, `replan_model`).
+    pub replan: Replan,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
+}
+
+/// `[swarm] replan`: how many failed tasks the coordinator may have a
+/// model replan, and which model.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Replan {
+    pub rounds: u32,
+    pub model: String,
 }
 
 /// Where a plan's base revision was given.

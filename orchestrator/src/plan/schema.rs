@@ -180,6 +180,15 @@ pub struct SwarmSection {
     /// included. Default: 100 (or the plan's size, if larger).
     #[schemars(with = "Option<u32>", range(min = 1))]
     pub max_tasks: Option<Spanned<u32>>,
+    /// Bounded replanning: when a task fails after its retries, the
+    /// coordinator asks a model (`replan_model`) for a fix, new tasks that
+    /// take the failed one's place, at most this many times per run.
+    /// Default: 0 (off).
+    #[schemars(with = "Option<u32>")]
+    pub replan: Option<Spanned<u32>>,
+    /// The model (a name in `[models]`) that replans. Default: `default`.
+    #[schemars(with = "Option<String>")]
+    pub replan_model: Option<Spanned<String>>,
 }
 
 /// How workers are confined.

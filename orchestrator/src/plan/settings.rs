@@ -63,6 +63,32 @@ pub(super) fn check(
             );
         }
     }
+    if let Some(n) = file.swarm.replan.as_ref().filter(|n| *n.get_ref() > 0) {
+        let model = file
+            .swarm
+            .replan_model
+            .as_ref()
+            .map_or("default", |m| m.get_ref().as_str());
+        if !file.models.contains_key(model) {
+            let span = file
+                .swarm
+                .replan_model
+                .as_ref()
+                .map_or_else(|| n.span(), |m| m.span());
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("`replan` asks model `{model}`, which [models] does not define"),
+                        Some(span),
+                        "no such model",
+                    )
+                    .with_help(format!(
+                        "add a [models.{model}] table (provider, model, api_key_env), or set `replan_model` to one that exists"
+                    )),
+            );
+        }
+    }
     let min_free_space = match &file.swarm.min_free_space {
         None => super::DEFAULT_MIN_FREE_SPACE,
         Some(v) => match v.get_ref().trim().parse::<bytesize::ByteSize>() {

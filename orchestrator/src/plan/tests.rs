@@ -478,3 +478,75 @@ fn the_executor_table_is_read_and_checked() {
     let e = parse_err("[executor]\nkind = \"kubernetes\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n");
     assert!(format!("{e:?}").contains("kubernetes"), "{e:?}");
 }
+
+#[test]
+fn growth_limits_and_replan_are_read_and_checked() {
+    let plan = parse_ok("[[task]]\nid = \"a\"\nrun = \"true\"\n");
+    assert_eq!(plan.subtask_limits, subtasks::Limits::default());
+    assert_eq!(plan.replan.rounds, 0);
+    let plan = parse_ok(
+        "[swarm]\nmax_depth = 1\nmax_children = 3\nmax_tasks = 7\nreplan = 2\nreplan_model = \"fixer\"\n\n[models.fixer]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+    );
+    assert_eq!(
+        plan.subtask_limits,
+        subtasks::Limits {
+            max_depth: 1,
+            max_children: 3,
+            max_tasks: 7
+        }
+    );
+    assert_eq!(
+        (plan.replan.rounds, plan.replan.model.as_str()),
+        (2, "fixer")
+    );
+    let e = parse_err("[swarm]\nreplan = 1\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n");
+    assert_eq!(
+        e.message,
+        "`replan` asks model `default`, which [models] does not define"
+    );
+    assert!(
+        e.help
+            .as_deref()
+            .unwrap_or_default()
+            .contains("[models.default]")
+    );
+    let e = parse_err("[swarm]\nmax_children = 0\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n");
+    assert_eq!(e.message, "max_children must be at least 1");
+    assert_eq!(
+        e.help.as_deref(),
+        Some("to turn subtasks off, set `max_depth = 0`")
+    );
+}
+
+#[test]
+fn a_subtask_request_reads_like_a_plan_with_the_plans_defaults() {
+    let plan = parse_ok(
+        "[defaults]\ntimeout = \"9s\"\n\n[[task]]\nid = \"p\"\npaths = [\"src\"]\nrun = \"true\"\n",
+    );
+    let parent = &plan.tasks[0];
+    let request = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"src/a\"]\n\n[[task]]\nid = \"b\"\ndeps = [\"a\"]\nrun = \"y\"\n".into(),
+    );
+    let children = subtasks::resolve(&plan, parent, &request, &|_| true).unwrap();
+    assert_eq!(children[0].id, "p/a");
+    assert_eq!(children[1].deps, ["p/a"]);
+    // Without paths of its own, a child writes what its parent may.
+    assert_eq!(children[1].paths, ["src"]);
+    assert_eq!(children[0].timeout, Some(Duration::from_secs(9)));
+    let bad = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"docs\"]\nvariants = 2\n".into(),
+    );
+    let e = subtasks::resolve(&plan, parent, &bad, &|_| true).unwrap_err();
+    let lines = subtasks::messages(&e, &bad);
+    assert_eq!(
+        lines,
+        [
+            "req.toml:5:12: a subtask cannot have `variants` (experiments are planned up front: remove `variants`, `score` and `pick`)"
+        ]
+    );
+    assert_eq!(subtasks::flat("p/a/b"), "p+a+b");
+    assert_eq!(subtasks::parent_of("p/a/b"), Some("p/a"));
+    assert_eq!(subtasks::depth("p/a/b"), 2);
+}

@@ -102,7 +102,12 @@ pub(super) async fn run(
     );
     session = session.with_spawn(Box::new(move |input| {
         let request = super::spawn::json_request(input).map_err(|e| vec![e])?;
-        spawner.request(&parent, "spawn_subtasks", &request, &workdir)
+        spawner.request(
+            &parent,
+            "spawn_subtasks",
+            &request,
+            &super::spawn::exists_in(&workdir),
+        )
     }));
     if let Some(index) = ctx.tasks.position(&task.id) {
         let events = ctx.events.clone();

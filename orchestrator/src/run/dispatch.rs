@@ -35,6 +35,7 @@ use crate::worktree_home::WorktreeHome;
 
 mod experiments;
 mod merging;
+mod replanning;
 mod resumed;
 mod subtasks;
 
@@ -106,6 +107,13 @@ pub(super) struct Dispatcher<'o> {
     /// Merges of a finished subtree onto its parent's result, on the
     /// blocking pool.
     joins: tokio::task::JoinSet<(usize, subtasks::Joined)>,
+    /// Asks a model to replan failed tasks (`[swarm] replan`).
+    replanner: Option<super::replan::Replanner>,
+    /// Replans the run may still make, and how many it may make in all.
+    replans_left: u32,
+    replan_rounds: u32,
+    /// Replans waiting for the model.
+    replans: tokio::task::JoinSet<replanning::Answered>,
     /// Held while this dispatcher drives the run.
     _lock: RunLock,
 }
@@ -234,6 +242,17 @@ impl<'o> Dispatcher<'o> {
             })
             .collect();
         let gateway = options.gateway.clone();
+        let replan = plan.replan.clone();
+        let replanner = match (&gateway, replan.rounds) {
+            (Some(gateway), 1..) => Some(super::replan::Replanner {
+                gateway: Arc::clone(gateway),
+                model: replan.model.clone(),
+                spawner: Arc::clone(&spawner),
+                repo: repo.clone(),
+                transcript: run_dir.join(crate::layout::REPLAN_TRANSCRIPT),
+            }),
+            _ => None,
+        };
         Ok(Self {
             tasks,
             repo,
@@ -268,6 +287,10 @@ impl<'o> Dispatcher<'o> {
             parent,
             children,
             joins: tokio::task::JoinSet::new(),
+            replanner,
+            replans_left: replan.rounds,
+            replan_rounds: replan.rounds,
+            replans: tokio::task::JoinSet::new(),
             _lock: lock,
         })
     }
@@ -338,7 +361,11 @@ impl<'o> Dispatcher<'o> {
         loop {
             self.dispatch()?;
             let running = self.in_flight.iter().any(|&f| f);
-            if !running && self.merging.is_none() && self.joins.is_empty() {
+            if !running
+                && self.merging.is_none()
+                && self.joins.is_empty()
+                && self.replans.is_empty()
+            {
                 break;
             }
             tokio::select! {
@@ -352,6 +379,9 @@ impl<'o> Dispatcher<'o> {
                 }
                 Some(joined) = self.joins.join_next(), if !self.joins.is_empty() => {
                 self.on_joined(joined)?;
+            }
+                Some(answered) = self.replans.join_next(), if !self.replans.is_empty() => {
+                self.on_replanned(answered)?;
             }
                 Ok(()) = self.stop.changed() => self.on_stop(),
             }
@@ -414,8 +444,11 @@ impl<'o> Dispatcher<'o> {
                     deps.sort_unstable();
                     // A subtask starts from its parent's result, merged
                     // with its siblings' it depends on.
-                    deps.splice(0..0, self.parent[i]);
-                    let deps = deps.iter().filter_map(|&d| self.result(d)).collect();
+                    let line = self.parent[i].and_then(|p| self.line_start(p));
+                    let deps = line
+                        .into_iter()
+                        .chain(deps.iter().filter_map(|&d| self.result(d)))
+                        .collect();
                     self.executor.start(Launch {
                         task: i,
                         base: self.base_commit,
@@ -552,6 +585,31 @@ impl<'o> Dispatcher<'o> {
         {
             return self.spawn_children(i, accepted);
         }
+        // A task that failed for good may be replanned instead.
+        if matches!(status, TaskStatus::Failed | TaskStatus::TimedOut) {
+            if self.may_replan(i) {
+                return self.start_replan(i, status, reason);
+            }
+            if self.replanner.is_some() && self.replans_left == 0 {
+                let reason = Some(format!(
+                    "{}; not replanned: the run's {} replan{} are used up (`replan` in [swarm])",
+                    reason.unwrap_or_else(|| status.as_str().to_string()),
+                    self.replan_rounds,
+                    if self.replan_rounds == 1 { "" } else { "s" },
+                ));
+                return self.end_task(i, status, reason);
+            }
+        }
+        self.end_task(i, status, reason)
+    }
+
+    /// Task `i` ends with `status`: journaled, and what follows from it.
+    pub(super) fn end_task(
+        &mut self,
+        i: usize,
+        status: TaskStatus,
+        reason: Option<String>,
+    ) -> Result<(), RunError> {
         let reason = match self.superseded[i].take() {
             Some(why) if status == TaskStatus::Cancelled => Some(why),
             _ => reason,

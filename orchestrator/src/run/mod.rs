@@ -12,6 +12,7 @@ mod local;
 mod lock;
 mod message;
 mod ownership;
+mod replan;
 mod resume;
 mod score;
 pub mod slurm;

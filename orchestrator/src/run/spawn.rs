@@ -83,6 +83,11 @@ impl Spawner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Levels of subtasks the run allows below a plan's task.
+    pub(crate) fn max_depth(&self) -> usize {
+        self.limits.max_depth as usize
+    }
+
     /// A new attempt of `task` starts: what an earlier one asked for is
     /// void.
     pub(crate) fn reset(&self, task: &str) {
@@ -90,14 +95,15 @@ impl Spawner {
     }
 
     /// Checks `request` (`[[task]]` tables, read from `name`) of `parent`,
-    /// whose worktree is `workdir`, adding it to what the attempt asked
-    /// for before. The ids it adds, or every problem found, one line each.
+    /// where `exists` says whether a path exists where the children start,
+    /// adding it to what the attempt asked for before. The ids it adds, or
+    /// every problem found, one line each.
     pub(crate) fn request(
         &self,
         parent: &Task,
         name: &str,
         request: &str,
-        workdir: &Path,
+        exists: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<String>, Vec<String>> {
         if let Some(why) = &self.disabled {
             return Err(vec![format!("refused: {why}")]);
@@ -120,8 +126,7 @@ impl Spawner {
             None => request.to_string(),
         };
         let source = Source::new(Path::new(name), combined.clone());
-        let exists = |path: &str| std::fs::symlink_metadata(workdir.join(path)).is_ok();
-        let tasks = subtasks::resolve(&self.plan, parent, &source, &exists)
+        let tasks = subtasks::resolve(&self.plan, parent, &source, exists)
             .map_err(|e| subtasks::messages(&e, &source))?;
         let max_children = self.limits.max_children as usize;
         if tasks.len() > max_children {
@@ -183,6 +188,11 @@ pub(crate) fn replay(plan: &Plan, parent: &Task, request: &str) -> Result<Vec<Ta
     let source = Source::new(Path::new("journaled request"), request.to_string());
     // Paths were checked against the parent's worktree when accepted.
     subtasks::resolve(plan, parent, &source, &|_| true).map_err(|e| subtasks::messages(&e, &source))
+}
+
+/// Whether `path` exists in the worktree `workdir` (not following links).
+pub(crate) fn exists_in(workdir: &Path) -> impl Fn(&str) -> bool + '_ {
+    move |path: &str| std::fs::symlink_metadata(workdir.join(path)).is_ok()
 }
 
 /// Where a command of task `id` leaves its request (`$SWARM_SUBTASKS`).

@@ -355,7 +355,12 @@ async fn read_request(
     };
     let problems = ctx
         .spawner
-        .request(task, &path.display().to_string(), &text, workdir)
+        .request(
+            task,
+            &path.display().to_string(),
+            &text,
+            &super::spawn::exists_in(workdir),
+        )
         .err()?;
     let (_, stderr) = crate::report::log_paths(&ctx.run_dir, &task.id, attempt);
     if let Ok(mut log) = std::fs::OpenOptions::new()

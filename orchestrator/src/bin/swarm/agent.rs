@@ -139,9 +139,15 @@ pub fn remote_gateway(
 
 /// The models the plan's agent tasks use, by name.
 fn used_models(plan: &Plan) -> BTreeSet<&str> {
-    plan.tasks
+    let mut used: BTreeSet<&str> = plan
+        .tasks
         .iter()
         .filter_map(|t| t.agent())
         .map(|a| a.model.as_str())
-        .collect()
+        .collect();
+    // The replanner is a model call of the coordinator's.
+    if plan.replan.rounds > 0 {
+        used.insert(plan.replan.model.as_str());
+    }
+    used
 }

@@ -76,6 +76,19 @@ pub fn logs(
         mode.write(&mut stdout, render_transcript(&text).as_bytes());
         return Ok(swarm_orchestrator::exit::SUCCESS);
     }
+    // `swarm logs RUN replan`: every change the replanner made to the
+    // plan, as the journal recorded it (a task named `replan` comes first).
+    if task == "replan" && !folded.tasks.iter().any(|t| t.id == task) {
+        let text = replans(&events);
+        if text.is_empty() {
+            return Err(Failure::Invalid(anyhow!(
+                "show the replans of run `{run_name}`: it replanned nothing (`replan` in [swarm] allows it)"
+            )));
+        }
+        let mut stdout = std::io::stdout().lock();
+        mode.write(&mut stdout, text.as_bytes());
+        return Ok(swarm_orchestrator::exit::SUCCESS);
+    }
     let Some(t) = folded.tasks.iter().find(|t| t.id == task) else {
         let ids: Vec<&str> = folded.tasks.iter().map(|t| t.id.as_str()).collect();
         let hint = swarm_orchestrator::plan::did_you_mean(task, ids.iter().copied())
@@ -324,6 +337,48 @@ pub fn render_transcript(jsonl: &str) -> String {
                         + r["usage"]["output_tokens"].as_u64().unwrap_or(0),
                     r["cost_usd"].as_f64().unwrap_or(0.0)
                 ));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The replans of a run's journal: for each, the failed task and why, and
+/// the change (a diff of `[[task]]` tables) or why there was none.
+fn replans(events: &[swarm_protocol::Event]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for event in events {
+        match &event.body {
+            swarm_protocol::EventBody::ReplanStarted {
+                task,
+                round,
+                rounds,
+                reason,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "replan {round} of {rounds} ({}): task `{task}` failed: {reason}",
+                    event.ts
+                );
+            }
+            swarm_protocol::EventBody::Replanned {
+                reason,
+                diff,
+                error,
+                ..
+            } => {
+                match error {
+                    Some(why) => {
+                        let _ = writeln!(out, "no fix: {why}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "fix: {reason}");
+                        out.push_str(diff);
+                    }
+                }
+                out.push('\n');
             }
             _ => {}
         }

@@ -273,6 +273,35 @@ impl Progress {
                     w = self.width
                 );
             }
+            EventBody::ReplanStarted {
+                task,
+                round,
+                rounds,
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  failed; asking for a new plan (replan {round} of {rounds})",
+                    "replan",
+                    w = self.width
+                );
+            }
+            EventBody::Replanned {
+                task,
+                reason,
+                diff,
+                error,
+                ..
+            } => match error {
+                Some(why) => say!(
+                    "  {:<10} {task:<w$}  no fix: {why}",
+                    "replan",
+                    w = self.width
+                ),
+                None => {
+                    say!("  {:<10} {task:<w$}  {reason}", "replanned", w = self.width);
+                    out.extend(diff.lines().map(|l| format!("             {l}")));
+                }
+            },
             EventBody::SubtasksMerged { task, commit } => {
                 say!(
                     "  {:<10} {task:<w$}  its subtasks merged onto it ({})",

@@ -27,7 +27,7 @@ impl<'o> Dispatcher<'o> {
         let run_dir = prepared.run_dir();
         let lock = RunLock::acquire(&run_dir, &prepared.run)?;
         let tasks = crate::run::table::TaskTable::new(prepared.plan.tasks.clone());
-        replay_subtasks(&prepared, &run_dir, &tasks)?;
+        let replanned = replay_subtasks(&prepared, &run_dir, &tasks)?;
         let spawner = Arc::new(super::super::spawn::Spawner::new(
             &prepared.plan,
             tasks.len(),
@@ -69,6 +69,8 @@ impl<'o> Dispatcher<'o> {
         };
         dispatcher.emit(body)?;
         dispatcher.next_attempt = recovered.first_attempt;
+        // Replans are counted over the whole run, resumes included.
+        dispatcher.replans_left = dispatcher.replan_rounds.saturating_sub(replanned);
         dispatcher.seed_group_budgets();
         for i in 0..dispatcher.tasks.len() {
             if !dispatcher.children[i].is_empty() {
@@ -144,17 +146,22 @@ impl<'o> Dispatcher<'o> {
 
 /// Adds to `tasks` the subtasks the journal of the run in `run_dir` says
 /// were spawned, read again from their journaled requests, in the order
-/// they were spawned (so that every index is what it was).
+/// they were spawned (so that every index is what it was). How many
+/// replans the run made.
 fn replay_subtasks(
     prepared: &Prepared,
     run_dir: &std::path::Path,
     tasks: &crate::run::table::TaskTable,
-) -> Result<(), RunError> {
+) -> Result<u32, RunError> {
     let journal = run_dir.join(crate::layout::JOURNAL);
     let Ok(events) = crate::journal::read(&journal) else {
         // `recover` says what is wrong with the journal.
-        return Ok(());
+        return Ok(0);
     };
+    let replanned = events
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::ReplanStarted { .. }))
+        .count();
     for event in events {
         let EventBody::SubtasksSpawned { task, request, .. } = &event.body else {
             continue;
@@ -181,5 +188,5 @@ fn replay_subtasks(
             }
         }
     }
-    Ok(())
+    Ok(u32::try_from(replanned).unwrap_or(u32::MAX))
 }

@@ -126,7 +126,7 @@ impl Dispatcher<'_> {
             );
             return self.end_parent(p, status, Some(reason));
         }
-        let Some(own) = self.result(p) else {
+        let Some(own) = self.line_start(p) else {
             return self.end_parent(p, TaskStatus::Failed, Some("it has no result".into()));
         };
         let mut results = vec![own];
@@ -148,6 +148,12 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
+    /// Where task `p`'s line starts for its children: its result, or its
+    /// base when it was replanned (its failed result is left out).
+    pub(super) fn line_start(&self, p: usize) -> Option<Oid> {
+        self.fold.state(self.slot[p])?.line_start()
+    }
+
     /// The merge of `p`'s subtree ended.
     pub(super) fn on_joined(
         &mut self,
@@ -160,6 +166,17 @@ impl Dispatcher<'_> {
         match joined {
             Ok(Ok(commit)) => {
                 let id = self.tasks.get(p).id.clone();
+                // A replanned task's own (failed) result is not in its
+                // line: it moves to its attempt's ref, never lost.
+                if let Some(state) = self.fold.state(self.slot[p]).filter(|s| s.replaced)
+                    && let Some(failed) = state.commit
+                {
+                    self.repo.set_ref(
+                        &refs::attempt(&self.run, &id, state.attempt),
+                        failed,
+                        "swarm: replanned task's failed result",
+                    )?;
+                }
                 self.repo.set_ref(
                     &refs::task(&self.run, &id),
                     commit,
