@@ -427,61 +427,71 @@ fn fix_answer(json: &str) -> crate::support::model::Reply {
     ))])
 }
 
-#[test]
-fn replanning_inserts_a_fix_that_succeeds_and_the_failed_tasks_dependents_run_on_it() {
-    use crate::agent::{KEY, run_with_key};
+/// The mock model as the replanner meets it: the key, whole answers.
+fn replanner(
+    script: impl Fn(&crate::support::model::Call) -> crate::support::model::Reply
+    + Send
+    + Sync
+    + 'static,
+) -> crate::support::model::MockModel {
     use crate::support::model::{MockModel, Options};
-
-    let repo = TestRepo::new();
-    let mock = MockModel::start(
+    MockModel::start(
         Options {
-            api_key: Some(KEY.into()),
+            api_key: Some(crate::agent::KEY.into()),
             // The replanner asks for the whole answer at once.
             stream: Some(false),
             ..Options::new("claude-sonnet-4-5")
         },
-        |call| {
-            assert!(
-                call.conversation.starts_with("Replan 1 of at most 1"),
-                "{}",
-                call.conversation
-            );
-            match call.turn {
-                0 => {
-                    assert!(
-                        call.conversation.contains("The failed task `build`"),
-                        "{}",
-                        call.conversation
-                    );
-                    assert!(
-                        call.conversation.contains("exited with code 1"),
-                        "{}",
-                        call.conversation
-                    );
-                    assert!(
-                        call.conversation.contains("no missing.txt here"),
-                        "{}",
-                        call.conversation
-                    );
-                    // Outside what build may write: refused, sent back.
-                    fix_answer(
-                        r#"{"reason": "r", "tasks": [{"id": "fix", "why": "w", "run": "true", "creates": ["elsewhere.txt"]}]}"#,
-                    )
-                }
-                _ => {
-                    assert!(
-                        call.last_user_text
-                            .contains("outside what its parent `build` may write"),
-                        "{}",
-                        call.last_user_text
-                    );
-                    fix_answer(
-                        r#"{"reason": "missing.txt is never made: write out.txt directly", "tasks": [{"id": "fix", "why": "make the output", "run": "echo fixed > out.txt", "creates": ["out.txt"]}]}"#,
-                    )
-                }
+        script,
+    )
+}
+
+#[test]
+fn replanning_inserts_a_fix_that_succeeds_and_the_failed_tasks_dependents_run_on_it() {
+    use crate::agent::run_with_key;
+
+    let repo = TestRepo::new();
+    let mock = replanner(|call| {
+        assert!(
+            call.conversation.starts_with("Replan 1 of at most 1"),
+            "{}",
+            call.conversation
+        );
+        match call.turn {
+            0 => {
+                assert!(
+                    call.conversation.contains("The failed task `build`"),
+                    "{}",
+                    call.conversation
+                );
+                assert!(
+                    call.conversation.contains("exited with code 1"),
+                    "{}",
+                    call.conversation
+                );
+                assert!(
+                    call.conversation.contains("no missing.txt here"),
+                    "{}",
+                    call.conversation
+                );
+                // Outside what build may write: refused, sent back.
+                fix_answer(
+                    r#"{"reason": "r", "tasks": [{"id": "fix", "why": "w", "run": "true", "creates": ["elsewhere.txt"]}]}"#,
+                )
             }
-        },
-    );
+            _ => {
+                assert!(
+                    call.last_user_text
+                        .contains("outside what its parent `build` may write"),
+                    "{}",
+                    call.last_user_text
+                );
+                fix_answer(
+                    r#"{"reason": "missing.txt is never made: write out.txt directly", "tasks": [{"id": "fix", "why": "make the output", "run": "echo fixed > out.txt", "creates": ["out.txt"]}]}"#,
+                )
+            }
+        }
+    });
     let tasks = "[[task]]\nid = \"build\"\ncreates = [\"out.txt\"]\nrun = \"echo half > out.txt; test -f missing.txt || { echo no missing.txt here >&2; exit 1; }\"\n\n[[task]]\nid = \"after\"\ndeps = [\"build\"]\ncreates = [\"after.txt\"]\nrun = \"cat out.txt > after.txt\"\n";
     let plan = model_plan(&repo, &mock, "fix", "replan = 1", tasks);
     let out = run_with_key(&repo, &plan);
@@ -523,23 +533,11 @@ fn replanning_inserts_a_fix_that_succeeds_and_the_failed_tasks_dependents_run_on
 
 #[test]
 fn replanning_stops_at_its_limit_and_a_fix_that_never_passes_fails_the_task() {
-    use crate::agent::{KEY, run_with_key};
-    use crate::support::model::{MockModel, Options};
-
     let repo = TestRepo::new();
-    let mock = MockModel::start(
-        Options {
-            api_key: Some(KEY.into()),
-            stream: Some(false),
-            ..Options::new("claude-sonnet-4-5")
-        },
-        // Never an acceptable answer: a dependency on nothing.
-        |_| {
-            fix_answer(
-                r#"{"reason": "r", "tasks": [{"id": "fix", "run": "true", "deps": ["ghost"]}]}"#,
-            )
-        },
-    );
+    // Never an acceptable answer: a dependency on nothing.
+    let mock = replanner(|_| {
+        fix_answer(r#"{"reason": "r", "tasks": [{"id": "fix", "run": "true", "deps": ["ghost"]}]}"#)
+    });
     let tasks = "[[task]]\nid = \"one\"\ncreates = [\"one.txt\"]\nrun = \"exit 1\"\n\n[[task]]\nid = \"two\"\ndeps = [\"one\"]\ncreates = [\"two.txt\"]\nrun = \"true\"\n\n[[task]]\nid = \"three\"\ncreates = [\"three.txt\"]\nrun = \"sleep 1; exit 2\"\n";
     let plan = model_plan(
         &repo,

@@ -207,7 +207,7 @@ pub(crate) fn json_request(input: &serde_json::Value) -> Result<String, String> 
         .get("tasks")
         .and_then(serde_json::Value::as_array)
         .ok_or_else(|| "the input must be an object with a `tasks` list".to_string())?;
-    let mut out = String::new();
+    let mut tables = Vec::new();
     for (n, task) in tasks.iter().enumerate() {
         let Some(fields) = task.as_object() else {
             return Err(format!("task {} of the list is not an object", n + 1));
@@ -218,12 +218,12 @@ pub(crate) fn json_request(input: &serde_json::Value) -> Result<String, String> 
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| Ok((k.clone(), to_toml(v)?)))
             .collect::<Result<_, String>>()?;
-        let text = toml::to_string(&fields).map_err(|e| e.to_string())?;
-        out.push_str("[[task]]\n");
-        out.push_str(&text);
-        out.push('\n');
+        tables.push(toml::Value::Table(fields));
     }
-    Ok(out)
+    // One document, so that a task's own tables (`env`) stay its own.
+    let mut document = toml::Table::new();
+    document.insert("task".into(), toml::Value::Array(tables));
+    toml::to_string(&document).map_err(|e| e.to_string())
 }
 
 fn to_toml(value: &serde_json::Value) -> Result<toml::Value, String> {
@@ -243,4 +243,38 @@ fn to_toml(value: &serde_json::Value) -> Result<toml::Value, String> {
                 .collect::<Result<_, String>>()?,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::json_request;
+
+    #[test]
+    fn an_agents_json_becomes_task_tables() {
+        let toml = json_request(&json!({"tasks": [
+            {"id": "a", "run": "make", "paths": ["src"], "verify": null},
+            {"id": "b", "prompt": "Do b.", "deps": ["a"], "retries": 2, "env": {"X": "1"}}
+        ]}))
+        .unwrap();
+        let parsed: toml::Table = toml::from_str(&toml).unwrap();
+        let tasks = parsed["task"].as_array().unwrap();
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(tasks[0]["paths"][0].as_str(), Some("src"));
+        // A null is "not set".
+        assert!(tasks[0].get("verify").is_none());
+        assert_eq!(tasks[1]["retries"].as_integer(), Some(2));
+        assert_eq!(tasks[1]["env"]["X"].as_str(), Some("1"));
+        assert!(
+            json_request(&json!({"task": []}))
+                .unwrap_err()
+                .contains("`tasks` list")
+        );
+        assert!(
+            json_request(&json!({"tasks": ["a"]}))
+                .unwrap_err()
+                .contains("not an object")
+        );
+    }
 }
