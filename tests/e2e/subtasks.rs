@@ -533,6 +533,8 @@ fn replanning_inserts_a_fix_that_succeeds_and_the_failed_tasks_dependents_run_on
 
 #[test]
 fn replanning_stops_at_its_limit_and_a_fix_that_never_passes_fails_the_task() {
+    use crate::agent::run_with_key;
+
     let repo = TestRepo::new();
     // Never an acceptable answer: a dependency on nothing.
     let mock = replanner(|_| {
