@@ -11,6 +11,7 @@ mod executor;
 mod expand;
 mod matrix;
 mod models;
+mod run_verify;
 pub mod schema;
 pub mod semantic;
 mod settings;
@@ -25,7 +26,8 @@ use std::time::Duration;
 pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, Source, did_you_mean};
 pub use executor::{Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
-pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode};
+pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
+pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode, VerifyEvery};
 pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
 
@@ -62,6 +64,8 @@ pub struct Plan {
     pub min_free_space: u64,
     /// Where task attempts run (`[executor]`).
     pub executor: Executor,
+    /// The run-wide verify (`[swarm] verify`), if any.
+    pub verify: Option<RunVerify>,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }

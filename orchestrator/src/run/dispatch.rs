@@ -36,6 +36,7 @@ use crate::worktree_home::WorktreeHome;
 mod experiments;
 mod merging;
 mod resumed;
+mod verifying;
 
 fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { action, source }
@@ -95,6 +96,8 @@ pub(super) struct Dispatcher<'o> {
     /// Why a variant was stopped by the dispatcher (another passed first),
     /// for its `task_finished`.
     superseded: Vec<Option<String>>,
+    /// The run-wide verify (`[swarm] verify`), if the plan has one.
+    verify: Option<verifying::Verifying>,
     /// Held while this dispatcher drives the run.
     _lock: RunLock,
 }
@@ -138,7 +141,9 @@ impl<'o> Dispatcher<'o> {
         let base = prepared.plan.base.clone();
         let tasks: Arc<[Task]> = Arc::from(prepared.plan.tasks.clone());
         let executor = prepared.executor(Arc::clone(&tasks), home, false)?;
+        let verify = verifying::Verifying::new(&prepared, home, base_commit)?;
         let mut dispatcher = Self::new(prepared, tasks, executor, observer, stop, lock)?;
+        dispatcher.verify = verify;
         let infos = dispatcher.task_infos();
         dispatcher.emit(EventBody::RunStarted {
             run: dispatcher.run.clone(),
@@ -237,6 +242,7 @@ impl<'o> Dispatcher<'o> {
             experiment_of,
             first_passed: vec![None; n],
             superseded: vec![None; n],
+            verify: None,
             _lock: lock,
         })
     }
@@ -305,8 +311,10 @@ impl<'o> Dispatcher<'o> {
     pub(super) async fn run(mut self) -> Result<RunReport, RunError> {
         loop {
             self.dispatch()?;
+            self.drive_verify(false)?;
             let running = self.in_flight.iter().any(|&f| f);
-            if !running && self.merging.is_none() {
+            let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
+            if !running && self.merging.is_none() && !verifying {
                 break;
             }
             tokio::select! {
@@ -317,6 +325,11 @@ impl<'o> Dispatcher<'o> {
                 merged = self.writer.next_merged(), if self.merging.is_some() => {
                     let (task, merged) = merged?;
                     self.on_merged(task, merged)?;
+                }
+                done = verifying::next_done(&mut self.verify), if verifying => {
+                    if let Some(done) = done {
+                        self.on_verify_done(done)?;
+                    }
                 }
                 Ok(()) = self.stop.changed() => self.on_stop(),
             }
@@ -336,6 +349,7 @@ impl<'o> Dispatcher<'o> {
                 self.executor.cancel(i, how);
             }
         }
+        self.stop_verify(how);
     }
 
     /// Starts ready tasks while the executor admits them.
@@ -593,9 +607,26 @@ impl<'o> Dispatcher<'o> {
             }
         }
         self.advance_merges()?;
-        while self.merging.is_some() {
-            let (task, merged) = self.writer.next_merged().await?;
-            self.on_merged(task, merged)?;
+        // The last merges, and the run-wide verify of what they made
+        // (with the search and removals a failure starts).
+        loop {
+            self.drive_verify(true)?;
+            let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
+            if self.merging.is_none() && !verifying {
+                break;
+            }
+            tokio::select! {
+                merged = self.writer.next_merged(), if self.merging.is_some() => {
+                    let (task, merged) = merged?;
+                    self.on_merged(task, merged)?;
+                }
+                done = verifying::next_done(&mut self.verify), if verifying => {
+                    if let Some(done) = done {
+                        self.on_verify_done(done)?;
+                    }
+                }
+                Ok(()) = self.stop.changed() => self.on_stop(),
+            }
         }
         self.executor.shutdown().await;
 
@@ -606,6 +637,7 @@ impl<'o> Dispatcher<'o> {
             // experiment's own status says whether it did its job.
             .filter(|&i| self.experiment_of[i].is_none())
             .all(|i| self.status(i).is_success())
+            && self.verify.as_ref().is_none_or(|v| v.passed())
         {
             crate::exit::SUCCESS
         } else {

@@ -16,6 +16,7 @@ mod resume;
 mod score;
 pub mod slurm;
 mod task;
+mod verify;
 mod writer;
 
 pub use agent::transcript_path;
