@@ -107,10 +107,10 @@ pub(in crate::run) fn merges_since(
             .find_commit(at)
             .context(|| format!("read integration commit {at}"))?;
         let message = commit.message().unwrap_or_default();
-        if commit.parent_count() >= 2 || message.starts_with("swarm: squash ") {
-            if let Some(task) = message.lines().find_map(|l| l.strip_prefix("Swarm-Task: ")) {
-                merges.push((at, task.trim().to_string()));
-            }
+        if (commit.parent_count() >= 2 || message.starts_with("swarm: squash "))
+            && let Some(task) = message.lines().find_map(|l| l.strip_prefix("Swarm-Task: "))
+        {
+            merges.push((at, task.trim().to_string()));
         }
         match commit.parent_ids().next() {
             Some(parent) => at = parent,
