@@ -628,6 +628,9 @@ impl<'o> Dispatcher<'o> {
                 Ok(()) = self.stop.changed() => self.on_stop(),
             }
         }
+        if let Some(verify) = &self.verify {
+            verify.close().await;
+        }
         self.executor.shutdown().await;
 
         let exit_code = if self.stopping == Some(Stopping::Cancel) {

@@ -110,6 +110,11 @@ impl Verifying {
         }))
     }
 
+    /// Removes what the runs kept between them (the run is over).
+    pub(super) async fn close(&self) {
+        Arc::clone(&self.runner).close().await;
+    }
+
     /// Whether a run or rebuild is in flight.
     pub(super) fn busy(&self) -> bool {
         !self.jobs.is_empty()

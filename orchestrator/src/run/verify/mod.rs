@@ -1,6 +1,9 @@
 //! The run-wide verify (`[swarm] verify`): one run of the command on one
 //! integration commit. The commit is checked out detached, read-only,
-//! under the run's worktree home (removed after); the command runs
+//! under the run's worktree home: one checkout per run, moved from commit
+//! to commit as `git bisect` moves its own (only the files that differ are
+//! written, so unchanged ones keep their times and an incremental build
+//! stays incremental), removed when the run ends. The command runs
 //! exactly as a task's does (the run's sandbox launcher and environment,
 //! no network, the plan's `read_paths`), with a private tmp and HOME that
 //! persist across the run's verifies (so a build's output is reused from
@@ -23,7 +26,7 @@ use tokio::sync::watch;
 
 use super::task::blocking;
 use super::{Prepared, RunError, SandboxSettings};
-use crate::git::{Repo, Worktrees, write_view};
+use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
 use crate::plan::RunVerify;
 use crate::worktree_home::WorktreeHome;
 
@@ -41,8 +44,10 @@ pub(super) struct Runner {
     worktrees: Worktrees,
     run: String,
     run_dir: PathBuf,
-    /// The detached checkout's path (one at a time).
+    /// The detached checkout's path (one per run).
     checkout: PathBuf,
+    /// Its record under `.git/worktrees/`, once made.
+    admin: std::sync::Mutex<Option<PathBuf>>,
     command: String,
     timeout: Duration,
     grace: Duration,
@@ -96,6 +101,7 @@ impl Runner {
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
             checkout: home.run_dir(&prepared.run).join(".readonly-verify"),
+            admin: std::sync::Mutex::new(None),
             command: verify.command.clone(),
             timeout: verify.timeout,
             grace: prepared.options.grace,
@@ -140,10 +146,6 @@ impl Runner {
             }
             Err(message) => AttemptOutcome::SpawnFailed { message },
         };
-        let me = std::sync::Arc::clone(&self);
-        if let Err(e) = blocking(move || me.worktrees.remove(&me.checkout, None)).await {
-            tracing::warn!(error = %e, "failed to remove the run-wide verify's checkout");
-        }
         let tail = (!outcome.is_success()).then(|| tail(&stderr, &stdout));
         Ran {
             outcome,
@@ -167,7 +169,7 @@ impl Runner {
             std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
         }
         let me = std::sync::Arc::clone(self);
-        let admin = blocking(move || me.worktrees.create(&me.checkout, commit, &[]))
+        let admin = blocking(move || me.check_out(commit))
             .await
             .map_err(|e| e.to_string())?;
         let mut env = vec![
@@ -235,6 +237,63 @@ impl Runner {
             },
             owned,
         ))
+    }
+}
+
+impl Runner {
+    /// Moves the checkout to `commit` (made the first time, or again if
+    /// moving it fails); returns its record.
+    fn check_out(&self, commit: Oid) -> Result<PathBuf, GitError> {
+        let mut admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(record) = admin.as_ref().filter(|_| self.checkout.exists()) {
+            match self.move_to(record, commit) {
+                Ok(()) => return Ok(record.clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to move the run-wide verify's checkout; making it again")
+                }
+            }
+        }
+        let record = self.worktrees.create(&self.checkout, commit, &[])?;
+        *admin = Some(record.clone());
+        Ok(record)
+    }
+
+    fn move_to(&self, record: &Path, commit: Oid) -> Result<(), GitError> {
+        // An unconfined verify could have pointed `.git` elsewhere (a
+        // sandboxed one sees the checkout read-only).
+        Worktrees::restore_link(&self.checkout, record)?;
+        let action = || format!("check out {commit} in {}", self.checkout.display());
+        let mut reset = self.repo.git(&self.checkout);
+        reset
+            .args(["reset", "--hard", "--quiet"])
+            .arg(commit.to_string());
+        run_git(reset, action)?;
+        if self.sandbox.is_none() {
+            // Unconfined, it could write there: what it left goes.
+            let mut clean = self.repo.git(&self.checkout);
+            clean.args(["clean", "-ffdxq"]);
+            run_git(clean, action)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the checkout (the run is over).
+    pub(super) async fn close(self: std::sync::Arc<Self>) {
+        let record = self
+            .admin
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(record) = record else {
+            return;
+        };
+        let removed = blocking(move || self.worktrees.remove(&self.checkout, Some(&record))).await;
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "failed to remove the run-wide verify's checkout");
+        }
     }
 }
 
