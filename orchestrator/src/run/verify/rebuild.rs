@@ -259,4 +259,78 @@ mod tests {
         assert!(tip.tree().unwrap().get_name("b").is_none());
         Ok(())
     }
+
+    #[test]
+    fn resume_moves_a_branch_that_still_holds_a_merge_the_journal_took_out() -> Result<(), GitError>
+    {
+        use swarm_protocol::{Event, EventBody, Isolation, SCHEMA_VERSION, TaskInfo, TaskKind};
+
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, base) = test_repo::with_files(dir.path(), &[("README", "x\n")]);
+        let git = repo.open()?;
+        let (a, b) = (
+            snapshot(&git, base, "a", "a\n"),
+            snapshot(&git, base, "b", "BAD\n"),
+        );
+        let merger = Merger::new(&repo)?;
+        let MergeOutcome::Merged(tip_a) = merger.merge(base, a, &message("a"))? else {
+            panic!("merge of a");
+        };
+        let MergeOutcome::Merged(tip_b) = merger.merge(tip_a, b, &message("b"))? else {
+            panic!("merge of b");
+        };
+        let branch = refs::integration("r");
+        repo.set_ref(&branch, tip_b, "test")?;
+        let event = |body| Event {
+            v: SCHEMA_VERSION,
+            ts: "2026-01-01T00:00:00.000Z".into(),
+            body,
+        };
+        let info = |id: &str| TaskInfo {
+            id: id.into(),
+            kind: TaskKind::Command,
+            isolation: Isolation::Worktree,
+            deps: Vec::new(),
+            variant_of: None,
+        };
+        let mut events = vec![event(EventBody::RunStarted {
+            run: "r".into(),
+            plan: "p.toml".into(),
+            repo: "/repo".into(),
+            base: "HEAD".into(),
+            base_commit: base.to_string(),
+            integration_branch: Some("swarm/r".into()),
+            concurrency: 1,
+            tasks: vec![info("a"), info("b")],
+            worktrees: None,
+        })];
+        for (id, result, tip) in [("a", a, tip_a), ("b", b, tip_b)] {
+            events.push(event(EventBody::TaskMerged {
+                task: id.into(),
+                commit: result.to_string(),
+                integration_commit: tip.to_string(),
+                resolved: false,
+            }));
+        }
+        // Before the rebuild is journaled, git is right.
+        let fold = RunFold::of(&events);
+        assert_eq!(reconcile(&repo, "r", base, tip_b, &fold)?, tip_b);
+        // Journaled, and the crash came before the branch moved: the
+        // journal's tip wins, and the branch is moved to it.
+        events.push(event(EventBody::VerifyBroken {
+            task: "b".into(),
+            commit: tip_b.to_string(),
+            passed_commit: tip_a.to_string(),
+            integration_commit: tip_a.to_string(),
+            unmerged: Vec::new(),
+            conflicted: Vec::new(),
+            reason: "broke it".into(),
+        }));
+        let fold = RunFold::of(&events);
+        assert_eq!(reconcile(&repo, "r", base, tip_b, &fold)?, tip_a);
+        assert_eq!(repo.resolve(&branch)?, tip_a);
+        // The branch moved: nothing to do.
+        assert_eq!(reconcile(&repo, "r", base, tip_a, &fold)?, tip_a);
+        Ok(())
+    }
 }
