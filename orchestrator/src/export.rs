@@ -62,8 +62,63 @@ fn reason(task: &TaskReport) -> String {
 fn is_failure(status: TaskStatus) -> bool {
     matches!(
         status,
-        TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
+        TaskStatus::Failed
+            | TaskStatus::TimedOut
+            | TaskStatus::Conflicted
+            | TaskStatus::BrokeVerify
     )
+}
+
+/// The end of the run-wide verify's output on the commit that `task`'s
+/// merge made, which failed (for a task that broke it).
+fn verify_tail(report: &RunReport, task: &TaskReport) -> String {
+    report
+        .verify_runs
+        .iter()
+        .rfind(|r| !r.passed && r.after.as_deref() == Some(task.id.as_str()))
+        .map(|r| {
+            let err = log_tail(Path::new(&r.stderr_log));
+            let tail = match err.trim().is_empty() {
+                true => log_tail(Path::new(&r.stdout_log)),
+                false => err,
+            };
+            escape::text(&tail).into_owned()
+        })
+        .unwrap_or_default()
+}
+
+/// The run-wide verify as one test case: failed when the integration
+/// branch's last verdict is a failure (or it could not run).
+fn verify_case(report: &RunReport) -> Option<TestCase> {
+    let last = report.verify_runs.last()?;
+    let tip = report
+        .verify_runs
+        .iter()
+        .rfind(|r| r.commit == report.integration_commit);
+    let status = match tip {
+        Some(r) if r.passed => TestCaseStatus::success(),
+        _ => {
+            let failed = tip.unwrap_or(last);
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            s.set_message(format!(
+                "the run-wide verify failed on {} ({}), see {}",
+                short(&failed.commit),
+                failed.purpose.as_str(),
+                failed.stderr_log
+            ));
+            s.set_description(escape::text(&log_tail(Path::new(&failed.stderr_log))).into_owned());
+            s
+        }
+    };
+    let mut case = TestCase::new("(run-wide verify)", status);
+    case.set_classname(format!("swarm.{}", report.run));
+    let ms: u64 = report.verify_runs.iter().map(|r| r.duration_ms).sum();
+    case.set_time(Duration::from_millis(ms));
+    case.add_property(quick_junit::Property::new(
+        "runs",
+        report.verify_runs.len().to_string(),
+    ));
+    Some(case)
 }
 
 /// The run as JUnit XML: one test suite (the run), one test case per task.
@@ -79,7 +134,10 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
             s.set_message(reason(task));
             s.set_type(task.status.as_str());
-            s.set_description(task_tail(task));
+            s.set_description(match task.status {
+                TaskStatus::BrokeVerify => verify_tail(report, task),
+                _ => task_tail(task),
+            });
             s
         } else {
             let mut s = TestCaseStatus::skipped();
@@ -156,6 +214,9 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
         }
         suite.add_test_case(case);
     }
+    if let Some(case) = verify_case(report) {
+        suite.add_test_case(case);
+    }
     if let Some(ms) = report.duration_ms {
         suite.set_time(Duration::from_millis(ms));
     }
@@ -193,6 +254,8 @@ pub struct Tally {
     /// Subtasks that succeeded: their results reached the branch with
     /// their parents'.
     pub subtasks: usize,
+    /// Tasks whose merge broke the run-wide verify.
+    pub broke_verify: usize,
 }
 
 impl Tally {
@@ -215,6 +278,7 @@ impl Tally {
                 TaskStatus::Conflicted => &mut tally.conflicted,
                 TaskStatus::Blocked | TaskStatus::Skipped => &mut tally.blocked_or_skipped,
                 TaskStatus::Cancelled => &mut tally.cancelled,
+                TaskStatus::BrokeVerify => &mut tally.broke_verify,
                 TaskStatus::Pending | TaskStatus::Running => continue,
             };
             *slot += 1;
@@ -241,6 +305,9 @@ impl Tally {
                 if self.subtasks == 1 { "" } else { "s" },
                 if self.subtasks == 1 { "its" } else { "their" }
             );
+        }
+        if self.broke_verify > 0 {
+            let _ = write!(out, ", {} broke verify", self.broke_verify);
         }
         if self.variants > 0 {
             let _ = write!(out, "; {} variants (see the rankings)", self.variants);

@@ -113,6 +113,7 @@ impl RunFold {
                     duration_ms: None,
                     exit_code: None,
                     tasks: tasks.iter().map(|t| new_task(&dir, t)).collect(),
+                    verify_runs: Vec::new(),
                 });
             }
             EventBody::SubtasksSpawned {
@@ -311,6 +312,47 @@ impl RunFold {
                     t.conflict_files = files.clone();
                     t.conflict_hunks = hunks.clone();
                     t.conflict_with = touched_by.clone();
+                }
+            }
+            EventBody::RunVerified { run } => {
+                if let Some(r) = &mut self.report {
+                    r.verify_runs.push(run.clone());
+                }
+            }
+            EventBody::VerifyBroken {
+                task,
+                integration_commit,
+                unmerged,
+                conflicted,
+                reason,
+                ..
+            } => {
+                if let Some((t, s)) = self.task_mut(task) {
+                    t.status = TaskStatus::BrokeVerify;
+                    t.reason = Some(reason.clone());
+                    s.merged = None;
+                }
+                // Their results hold its changes: out of the branch too.
+                for (id, status) in unmerged
+                    .iter()
+                    .map(|id| (id, TaskStatus::Blocked))
+                    .chain(conflicted.iter().map(|id| (id, TaskStatus::Conflicted)))
+                {
+                    if let Some((t, s)) = self.task_mut(id) {
+                        t.status = status;
+                        t.reason = Some(match status {
+                            TaskStatus::Blocked => format!(
+                                "dependency `{task}` broke the run-wide verify; its merge was taken out with it"
+                            ),
+                            _ => format!(
+                                "its merge conflicts once `{task}`'s merge is taken out of the integration branch"
+                            ),
+                        });
+                        s.merged = None;
+                    }
+                }
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
                 }
             }
             // Progress only: the agent's report comes with its attempt.

@@ -353,6 +353,73 @@ fn every_committed_event_replays_through_the_fold() {
         Some("e")
     );
 
+    // The run-wide verify: its runs are listed; the merge that broke it
+    // is taken out, with its merged dependent's.
+    let mut verify = RunFold::default();
+    apply(
+        &mut verify,
+        run_started(vec![
+            info("v", Isolation::Worktree, &[]),
+            info("w", Isolation::Worktree, &["v"]),
+        ]),
+    );
+    for (task, commit) in [("v", A1), ("w", C1)] {
+        apply(&mut verify, started(task, 1, BASE));
+        apply(&mut verify, attempt_finished(task, 1, 0, Some(commit)));
+        apply(&mut verify, finished(task, TaskStatus::Succeeded));
+        apply(
+            &mut verify,
+            EventBody::TaskMerged {
+                task: task.into(),
+                commit: commit.into(),
+                integration_commit: MERGE.into(),
+                resolved: false,
+            },
+        );
+    }
+    apply(
+        &mut verify,
+        EventBody::RunVerified {
+            run: swarm_protocol::verify::VerifyRun {
+                commit: MERGE.into(),
+                purpose: swarm_protocol::verify::VerifyPurpose::Tip,
+                after: Some("w".into()),
+                passed: false,
+                outcome: AttemptOutcome::Exited { code: 1 },
+                duration_ms: 7,
+                stdout_log: "/l/1.out".into(),
+                stderr_log: "/l/1.err".into(),
+                tail: Some("BAD".into()),
+            },
+        },
+    );
+    assert_eq!(verify.report().unwrap().verify_runs.len(), 1);
+    apply(
+        &mut verify,
+        EventBody::VerifyBroken {
+            task: "v".into(),
+            commit: MERGE.into(),
+            passed_commit: BASE.into(),
+            integration_commit: BASE.into(),
+            unmerged: vec!["w".into()],
+            conflicted: Vec::new(),
+            reason: "its merge broke the run-wide verify".into(),
+        },
+    );
+    assert_eq!(verify.status(0), TaskStatus::BrokeVerify);
+    assert_eq!(verify.status(1), TaskStatus::Blocked);
+    // Their refs are what they give, no longer their merges.
+    assert_eq!(verify.result(0), oid(A1));
+    assert_eq!(verify.state(1).unwrap().merged, None);
+    assert!(
+        verify.report().unwrap().tasks[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("`v`")
+    );
+    assert_eq!(verify.report().unwrap().integration_commit, BASE);
+
     // A cluster job: its id from the start, its node once placed; a
     // retry is another job.
     let mut job = RunFold::default();

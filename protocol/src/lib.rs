@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod agent;
 pub mod experiment;
+pub mod verify;
 
 /// The JSON schema of journal events (`events.jsonl`, `--events json`),
 /// pretty-printed, as committed in `events.schema.json`.
@@ -47,6 +48,10 @@ pub enum TaskStatus {
     Skipped,
     /// Stopped by the user (Ctrl-C) or by a signal to the coordinator.
     Cancelled,
+    /// Its merge broke the run-wide verify (`[swarm] verify`), found by
+    /// bisecting the merges: taken out of the integration branch, its
+    /// result kept on its ref.
+    BrokeVerify,
 }
 
 impl TaskStatus {
@@ -73,6 +78,7 @@ impl TaskStatus {
             Self::Blocked => "blocked",
             Self::Skipped => "skipped",
             Self::Cancelled => "cancelled",
+            Self::BrokeVerify => "broke-verify",
         }
     }
 }
@@ -360,6 +366,34 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         touched_by: Vec<String>,
     },
+    /// The run-wide verify (`[swarm] verify`) ran on an integration
+    /// commit.
+    RunVerified {
+        #[serde(flatten)]
+        run: verify::VerifyRun,
+    },
+    /// Bisection found the merge that broke the run-wide verify: it, and
+    /// the merges of its merged dependents (which hold its changes), were
+    /// taken out of the integration branch, and the merges after them
+    /// made again onto the last commit that passed.
+    VerifyBroken {
+        task: String,
+        /// The first integration commit that failed: the task's merge.
+        commit: String,
+        /// The commit before it, which passed: the branch was rebuilt on it.
+        passed_commit: String,
+        /// The integration branch's tip after the rebuild.
+        integration_commit: String,
+        /// Merged tasks taken out with it, because their results hold its
+        /// changes (they are blocked).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unmerged: Vec<String>,
+        /// Merged tasks whose merge conflicted once it was taken out (they
+        /// are conflicted).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        conflicted: Vec<String>,
+        reason: String,
+    },
     RunFinished {
         integration_commit: String,
         exit_code: i32,
@@ -480,6 +514,9 @@ pub struct RunReport {
     /// The process exit code `swarm run` ended (or will end) with.
     pub exit_code: Option<i32>,
     pub tasks: Vec<TaskReport>,
+    /// Every run of the run-wide verify (`[swarm] verify`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_runs: Vec<verify::VerifyRun>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

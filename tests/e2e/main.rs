@@ -21,6 +21,7 @@ mod planner;
 mod resume;
 mod run;
 mod run_management;
+mod run_verify;
 mod sandbox;
 mod sandbox_escapes;
 mod sandbox_limits;

@@ -114,6 +114,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
     let mut errors = Vec::new();
     let settings = settings::check(path, &source, &file, &mut errors);
     let executor = super::executor::check(&source, &file.executor, &mut errors);
+    let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
     let models = settings.models;
     defaults(&source, &file.defaults, &mut errors);
     let expanded = matrix(&source, &file, &mut errors);
@@ -173,6 +174,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
                 .as_ref()
                 .map_or_else(|| "default".to_string(), |m| m.get_ref().clone()),
         },
+        verify,
         tasks,
     })
 }

@@ -11,6 +11,7 @@ mod executor;
 mod expand;
 mod matrix;
 mod models;
+mod run_verify;
 pub mod schema;
 pub mod semantic;
 mod settings;
@@ -26,7 +27,8 @@ use std::time::Duration;
 pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, Source, did_you_mean};
 pub use executor::{Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
-pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode};
+pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
+pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode, VerifyEvery};
 pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
 
@@ -69,6 +71,8 @@ pub struct Plan {
     /// Bounded replanning: how many failed tasks may be replanned, and by
     /// which model (`[swarm] replan`, `replan_model`).
     pub replan: Replan,
+    /// The run-wide verify (`[swarm] verify`), if any.
+    pub verify: Option<RunVerify>,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }

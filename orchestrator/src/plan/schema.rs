@@ -189,6 +189,38 @@ pub struct SwarmSection {
     /// The model (a name in `[models]`) that replans. Default: `default`.
     #[schemars(with = "Option<String>")]
     pub replan_model: Option<Spanned<String>>,
+    /// The run-wide verify: a command (run with `sh -c`, sandboxed like a
+    /// task's, in a read-only checkout of the integration branch) that
+    /// must pass after merges, e.g. `"cargo test --offline"`. When it
+    /// fails, swarm bisects the merges to find the one that broke it,
+    /// marks that task `broke-verify` (its ref kept) and takes its merge,
+    /// and those of its merged dependents, out of the branch.
+    /// `[defaults] verify` is a different thing: each task's own check, in
+    /// its own worktree.
+    #[schemars(with = "Option<String>")]
+    pub verify: Option<Spanned<String>>,
+    /// When the run-wide `verify` runs: `end` (default: once after the
+    /// last merge; cheapest) or `merge` (after merges, batching those that
+    /// land while it runs: a bad merge is found early and its dependents
+    /// are not started).
+    #[schemars(with = "Option<VerifyEvery>")]
+    pub verify_every: Option<Spanned<VerifyEvery>>,
+    /// How long one run of the run-wide `verify` may take, e.g. `"10m"`;
+    /// past it, the run counts as failed. Default: 30m.
+    #[schemars(with = "Option<String>")]
+    pub verify_timeout: Option<Spanned<String>>,
+}
+
+/// When the run-wide `verify` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyEvery {
+    /// After merges: whenever it is not already running and something was
+    /// merged since it last ran.
+    Merge,
+    /// Once, after the last merge.
+    #[default]
+    End,
 }
 
 /// How workers are confined.

@@ -38,6 +38,7 @@ mod merging;
 mod replanning;
 mod resumed;
 mod subtasks;
+mod verifying;
 
 fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { action, source }
@@ -114,6 +115,8 @@ pub(super) struct Dispatcher<'o> {
     replan_rounds: u32,
     /// Replans waiting for the model.
     replans: tokio::task::JoinSet<replanning::Answered>,
+    /// The run-wide verify (`[swarm] verify`), if the plan has one.
+    verify: Option<verifying::Verifying>,
     /// Held while this dispatcher drives the run.
     _lock: RunLock,
 }
@@ -158,7 +161,9 @@ impl<'o> Dispatcher<'o> {
         let tasks = crate::run::table::TaskTable::new(prepared.plan.tasks.clone());
         let spawner = Arc::new(super::spawn::Spawner::new(&prepared.plan, tasks.len()));
         let executor = prepared.executor(tasks.clone(), Arc::clone(&spawner), home, false)?;
+        let verify = verifying::Verifying::new(&prepared, home, base_commit)?;
         let mut dispatcher = Self::new(prepared, tasks, spawner, executor, observer, stop, lock)?;
+        dispatcher.verify = verify;
         let infos = dispatcher.task_infos();
         dispatcher.emit(EventBody::RunStarted {
             run: dispatcher.run.clone(),
@@ -291,6 +296,7 @@ impl<'o> Dispatcher<'o> {
             replans_left: replan.rounds,
             replan_rounds: replan.rounds,
             replans: tokio::task::JoinSet::new(),
+            verify: None,
             _lock: lock,
         })
     }
@@ -360,11 +366,14 @@ impl<'o> Dispatcher<'o> {
     pub(super) async fn run(mut self) -> Result<RunReport, RunError> {
         loop {
             self.dispatch()?;
+            self.drive_verify(false)?;
             let running = self.in_flight.iter().any(|&f| f);
+            let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
             if !running
                 && self.merging.is_none()
                 && self.joins.is_empty()
                 && self.replans.is_empty()
+                && !verifying
             {
                 break;
             }
@@ -383,6 +392,11 @@ impl<'o> Dispatcher<'o> {
                 Some(answered) = self.replans.join_next(), if !self.replans.is_empty() => {
                 self.on_replanned(answered)?;
             }
+                done = verifying::next_done(&mut self.verify), if verifying => {
+                    if let Some(done) = done {
+                        self.on_verify_done(done)?;
+                    }
+                }
                 Ok(()) = self.stop.changed() => self.on_stop(),
             }
         }
@@ -401,6 +415,7 @@ impl<'o> Dispatcher<'o> {
                 self.executor.cancel(i, how);
             }
         }
+        self.stop_verify(how);
     }
 
     /// Starts ready tasks while the executor admits them.
@@ -713,9 +728,29 @@ impl<'o> Dispatcher<'o> {
             }
         }
         self.advance_merges()?;
-        while self.merging.is_some() {
-            let (task, merged) = self.writer.next_merged().await?;
-            self.on_merged(task, merged)?;
+        // The last merges, and the run-wide verify of what they made
+        // (with the search and removals a failure starts).
+        loop {
+            self.drive_verify(true)?;
+            let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
+            if self.merging.is_none() && !verifying {
+                break;
+            }
+            tokio::select! {
+                merged = self.writer.next_merged(), if self.merging.is_some() => {
+                    let (task, merged) = merged?;
+                    self.on_merged(task, merged)?;
+                }
+                done = verifying::next_done(&mut self.verify), if verifying => {
+                    if let Some(done) = done {
+                        self.on_verify_done(done)?;
+                    }
+                }
+                Ok(()) = self.stop.changed() => self.on_stop(),
+            }
+        }
+        if let Some(verify) = &self.verify {
+            verify.close().await;
         }
         self.executor.shutdown().await;
 
@@ -726,6 +761,7 @@ impl<'o> Dispatcher<'o> {
             // experiment's own status says whether it did its job.
             .filter(|&i| self.experiment_of[i].is_none())
             .all(|i| self.status(i).is_success())
+            && self.verify.as_ref().is_none_or(|v| v.passed())
         {
             crate::exit::SUCCESS
         } else {

@@ -313,7 +313,10 @@ fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::
 
 /// The build caches of a sandboxed run, created (writable by the identity
 /// its tasks run as).
-fn cache_dirs(prepared: &Prepared, home: &WorktreeHome) -> Result<Vec<task::Cache>, RunError> {
+pub(super) fn cache_dirs(
+    prepared: &Prepared,
+    home: &WorktreeHome,
+) -> Result<Vec<task::Cache>, RunError> {
     if prepared.options.sandbox.is_none() {
         return Ok(Vec::new());
     }

@@ -19,6 +19,7 @@ pub mod slurm;
 mod spawn;
 mod table;
 mod task;
+mod verify;
 mod writer;
 
 pub use agent::transcript_path;

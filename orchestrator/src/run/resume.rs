@@ -169,6 +169,10 @@ pub(super) fn recover(
             )
         })?,
     };
+    let integration = match integration_branch {
+        Some(_) => super::verify::rebuild::reconcile(repo, run, base_commit, integration, &fold)?,
+        None => integration,
+    };
     let merged_by_git = merged_task_of(repo, integration)?
         .and_then(|task| tasks.iter().position(|t| t.id == task))
         .filter(|&i| status[i] == TaskStatus::Succeeded);
@@ -205,7 +209,8 @@ pub(super) fn recover(
             | TaskStatus::Succeeded
             | TaskStatus::Failed
             | TaskStatus::TimedOut
-            | TaskStatus::Conflicted => false,
+            | TaskStatus::Conflicted
+            | TaskStatus::BrokeVerify => false,
             // Interrupted (a crash) or cancelled (Ctrl-C) while running:
             // its partial work is kept and it starts over, unless its
             // executor still runs it.
@@ -317,7 +322,10 @@ fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
     for &i in graph.merge_order() {
         let failed = matches!(
             status[i],
-            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
+            TaskStatus::Failed
+                | TaskStatus::TimedOut
+                | TaskStatus::Conflicted
+                | TaskStatus::BrokeVerify
         );
         // An experiment lives while any of its variants does.
         dead[i] = failed

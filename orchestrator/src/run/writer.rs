@@ -50,6 +50,9 @@ enum Job {
     /// Flush the journal's lines so far to the disk.
     Flush,
     Merge(MergeJob),
+    /// Move the integration branch to a commit made elsewhere (a rebuild
+    /// that took a merge out), after the lines that say so are on disk.
+    SetBranch(Oid),
 }
 
 /// The handle the dispatcher holds; dropping it finishes the queued jobs.
@@ -100,6 +103,13 @@ impl Writer {
                             let task = job.task;
                             let _ = done.send((task, merge(&merger, &repo, &branch, job)));
                         }
+                        Job::SetBranch(commit) => {
+                            if let Err(e) = repo.set_ref(&branch, commit, "swarm: rebuilt") {
+                                let mut failed =
+                                    failure.lock().unwrap_or_else(PoisonError::into_inner);
+                                failed.get_or_insert(RunError::Git(e));
+                            }
+                        }
                     }
                 }
             })
@@ -133,6 +143,12 @@ impl Writer {
     /// Queues a merge; its result comes through [`Writer::next_merged`].
     pub(super) fn merge(&mut self, job: MergeJob) -> Result<(), RunError> {
         self.submit(Job::Merge(job))
+    }
+
+    /// Queues moving the integration branch to `commit`, after every job
+    /// queued before (its failure fails the next append).
+    pub(super) fn set_branch(&mut self, commit: Oid) -> Result<(), RunError> {
+        self.submit(Job::SetBranch(commit))
     }
 
     /// The next merge's result: the task and how it went. Cancel-safe.

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::collections::HashSet;
 use std::time::Instant;
 
-use swarm_protocol::{Event, EventBody, RunReport, TaskInfo, TaskKind, TaskStatus};
+use swarm_protocol::verify::VerifyPurpose;
+use swarm_protocol::{AttemptOutcome, Event, EventBody, RunReport, TaskInfo, TaskKind, TaskStatus};
 
 use swarm_orchestrator::escape;
 use swarm_orchestrator::report::RunState;
@@ -325,6 +326,54 @@ impl Progress {
                     w = self.width
                 );
             }
+            EventBody::RunVerified { run } => {
+                let at = match (&run.after, run.purpose) {
+                    (_, VerifyPurpose::Base) => "the base".to_string(),
+                    (Some(task), VerifyPurpose::Bisect) => format!("bisect: after {task}"),
+                    (Some(task), VerifyPurpose::Tip) => format!("tip: after {task}"),
+                    (None, _) => run.purpose.as_str().to_string(),
+                };
+                let verdict = match (run.passed, &run.outcome) {
+                    (true, _) => "passed".to_string(),
+                    (false, AttemptOutcome::Exited { code }) => format!("failed (exit {code})"),
+                    (false, AttemptOutcome::TimedOut) => "timed out".to_string(),
+                    (false, AttemptOutcome::SpawnFailed { message }) => {
+                        format!("could not run: {message}")
+                    }
+                    (false, _) => "failed".to_string(),
+                };
+                let log = match run.passed {
+                    true => String::new(),
+                    false => format!(", see {}", run.stderr_log),
+                };
+                say!(
+                    "  {:<10} {} ({at}) {verdict} in {}{log}",
+                    "verify",
+                    short(&run.commit),
+                    duration(run.duration_ms)
+                );
+            }
+            EventBody::VerifyBroken {
+                task,
+                unmerged,
+                conflicted,
+                ..
+            } => {
+                let with = unmerged
+                    .iter()
+                    .chain(conflicted)
+                    .cloned()
+                    .collect::<Vec<_>>();
+                let with = match with.as_slice() {
+                    [] => String::new(),
+                    list => format!(" (with {})", list.join(", ")),
+                };
+                say!(
+                    "  {:<10} {task:<w$}  its merge was taken out of the integration branch{with}",
+                    "unmerged",
+                    w = self.width
+                );
+            }
         }
         out
     }
@@ -410,6 +459,43 @@ impl Live {
 
 fn short(commit: &str) -> &str {
     commit.get(..10).unwrap_or(commit)
+}
+
+/// What the run-wide verify did and where the branch stands with it, if
+/// it ran: `verify: 5 runs (4 to find what broke it, 2.10s); the branch
+/// passes`.
+fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<String> {
+    let runs = &report.verify_runs;
+    let last = runs.last()?;
+    let searching = runs
+        .iter()
+        .filter(|r| r.purpose != VerifyPurpose::Tip)
+        .count();
+    let ms: u64 = runs.iter().map(|r| r.duration_ms).sum();
+    let verdict = if let Some(base) = runs
+        .iter()
+        .find(|r| r.purpose == VerifyPurpose::Base && !r.passed)
+    {
+        format!(
+            "it FAILS at the base {} too, so no task is blamed; see {}",
+            short(&base.commit),
+            rel(&base.stderr_log)
+        )
+    } else if let AttemptOutcome::SpawnFailed { message } = &last.outcome {
+        format!("it could not run: {message}")
+    } else {
+        match runs.iter().rfind(|r| r.commit == report.integration_commit) {
+            Some(r) if r.passed => "the branch passes".to_string(),
+            Some(r) => format!("the branch FAILS, see {}", rel(&r.stderr_log)),
+            None => "the branch's tip was not verified".to_string(),
+        }
+    };
+    Some(format!(
+        "verify: {} run{} ({searching} to find what broke it, {}); {verdict}",
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        duration(ms)
+    ))
 }
 
 fn duration(ms: u64) -> String {
@@ -547,6 +633,9 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
             let _ = writeln!(out, "  no branch (read-only run){took}");
         }
     }
+    if let Some(line) = verify_line(report, &rel) {
+        let _ = writeln!(out, "  {line}");
+    }
     let agents: Vec<_> = report
         .tasks
         .iter()
@@ -564,7 +653,10 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         );
     }
     for t in report.tasks.iter().filter(|t| {
-        matches!(t.status, TaskStatus::Failed | TaskStatus::TimedOut) && t.variant_of.is_none()
+        matches!(
+            t.status,
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::BrokeVerify
+        ) && t.variant_of.is_none()
     }) {
         if let Some(reason) = &t.reason {
             let _ = writeln!(out, "  {}: {reason}", t.id);

@@ -152,7 +152,10 @@ fn listed_run(report: &RunReport, driven: bool, branch: Option<String>, now: Sys
         failed: count(&|t| {
             matches!(
                 t.status,
-                TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
+                TaskStatus::Failed
+                    | TaskStatus::TimedOut
+                    | TaskStatus::Conflicted
+                    | TaskStatus::BrokeVerify
             )
         }),
         total: count(&|_| true),

@@ -15,7 +15,7 @@ impl Dispatcher<'_> {
     /// same conflicts whatever order tasks finished in. One merge at a time
     /// runs on the writer's thread; its result continues the walk.
     pub(super) fn advance_merges(&mut self) -> Result<(), RunError> {
-        if self.merging.is_some() {
+        if self.merging.is_some() || self.verify_holds_merges() {
             return Ok(());
         }
         while let Some(&i) = self.graph.merge_order().get(self.cursor) {
@@ -68,12 +68,7 @@ impl Dispatcher<'_> {
             return Ok(false);
         };
         let squash = self.history == History::Squash;
-        let message = format!(
-            "swarm: {} {}/{id}\n\nSwarm-Run: {}\nSwarm-Task: {id}\n",
-            if squash { "squash" } else { "merge" },
-            self.run,
-            self.run
-        );
+        let message = merge_message(&self.run, &id, squash);
         self.writer.merge(MergeJob {
             task: i,
             id,
@@ -93,7 +88,10 @@ impl Dispatcher<'_> {
         let id = self.tasks.get(i).id.clone();
         let commit = self.result(i).map(|c| c.to_string()).unwrap_or_default();
         match merged {
-            Merged::Moved(new) => self.integration = new,
+            Merged::Moved(new) => {
+                self.integration = new;
+                self.merged_into_branch(i, new);
+            }
             Merged::AlreadyIn => {}
             Merged::Conflict { files, hunks } => {
                 let touched_by = self.touched_by(&files);
@@ -156,4 +154,14 @@ impl Dispatcher<'_> {
             _ => false,
         }
     }
+}
+
+/// The message of task `id`'s merge (or squashed commit) in run `run`:
+/// its `Swarm-Task:` trailer is how resume and the run-wide verify read
+/// the branch back.
+pub(super) fn merge_message(run: &str, id: &str, squash: bool) -> String {
+    format!(
+        "swarm: {} {run}/{id}\n\nSwarm-Run: {run}\nSwarm-Task: {id}\n",
+        if squash { "squash" } else { "merge" },
+    )
 }

@@ -45,12 +45,15 @@ impl<'o> Dispatcher<'o> {
         )?;
         let mut prepared = prepared;
         prepared.base_commit = recovered.base_commit;
+        let verify = super::verifying::Verifying::new(&prepared, home, recovered.base_commit)?;
         let mut dispatcher = Self::new(prepared, tasks, spawner, executor, observer, stop, lock)?;
         // The new observer has not seen the run start.
         (dispatcher.observer)(&recovered.run_started);
         dispatcher.fold = recovered.fold;
         dispatcher.find_slots()?;
         dispatcher.integration = recovered.integration;
+        dispatcher.verify = verify;
+        dispatcher.resume_verify()?;
         for &i in &recovered.adopted {
             dispatcher.in_flight[i] = true;
         }
@@ -115,6 +118,7 @@ impl<'o> Dispatcher<'o> {
                 TaskStatus::Failed => "failed",
                 TaskStatus::TimedOut => "timed out",
                 TaskStatus::Conflicted => "conflicted",
+                TaskStatus::BrokeVerify => "broke the run-wide verify",
                 _ => continue,
             };
             dispatcher.block_dependents(i, what)?;

@@ -1,0 +1,388 @@
+//! The run-wide verify (`[swarm] verify`): one run of the command on one
+//! integration commit. The commit is checked out detached, read-only,
+//! under the run's worktree home: one checkout per run, moved from commit
+//! to commit as `git bisect` moves its own (only the files that differ are
+//! written, so unchanged ones keep their times and an incremental build
+//! stays incremental), removed when the run ends. The command runs
+//! exactly as a task's does (the run's sandbox launcher and environment,
+//! no network, the plan's `read_paths`), with a private tmp and HOME that
+//! persist across the run's verifies (so a build's output is reused from
+//! one commit to the next), under `verify_timeout`. What to verify when,
+//! and what a failure means, is the dispatcher's (`dispatch/verifying.rs`);
+//! where the bisection goes next, [`bisect`]'s; taking a merge out,
+//! [`rebuild`]'s.
+
+pub(super) mod bisect;
+pub(super) mod rebuild;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use git2::Oid;
+use swarm_protocol::AttemptOutcome;
+use swarm_sandbox::{Network, Policy, Stop};
+use swarm_worker::{CommandSpec, Sandboxed, run_command};
+use tokio::sync::watch;
+
+use super::task::blocking;
+use super::{Prepared, RunError, SandboxSettings};
+use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
+use crate::plan::RunVerify;
+use crate::worktree_home::WorktreeHome;
+
+/// What stands in for a task id in the paths of the verify's logs, tmp
+/// and build caches: `@` is in no task id, so it is nobody's.
+const NAME: &str = "@verify";
+
+/// Most bytes of the output's tail an event carries.
+const TAIL_BYTES: usize = 2000;
+
+/// Runs the run-wide verify on commits of one run.
+#[derive(Debug)]
+pub(super) struct Runner {
+    repo: Repo,
+    worktrees: Worktrees,
+    run: String,
+    run_dir: PathBuf,
+    /// The detached checkout's path (one per run).
+    checkout: PathBuf,
+    /// Its record under `.git/worktrees/`, once made.
+    admin: std::sync::Mutex<Option<PathBuf>>,
+    command: String,
+    timeout: Duration,
+    grace: Duration,
+    sandbox: Option<SandboxSettings>,
+    read_paths: Vec<PathBuf>,
+    /// Build caches (variable, directory), as sandboxed tasks get them.
+    caches: Vec<(String, PathBuf)>,
+    /// Variables holding API keys: never passed to an unconfined command.
+    secret_vars: Vec<String>,
+}
+
+/// One run's result.
+#[derive(Debug)]
+pub(super) struct Ran {
+    pub outcome: AttemptOutcome,
+    pub duration: Duration,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    /// The end of its output, when it failed.
+    pub tail: Option<String>,
+}
+
+impl Runner {
+    /// The runner of `prepared`'s run-wide `verify`, with its checkouts in
+    /// `home`.
+    pub(super) fn new(
+        prepared: &Prepared,
+        home: &WorktreeHome,
+        verify: &RunVerify,
+    ) -> Result<Self, RunError> {
+        let owner = swarm_sandbox::worker_identity();
+        let caches = match &prepared.options.sandbox {
+            None => Vec::new(),
+            Some(_) => super::local::cache_dirs(prepared, home)?
+                .into_iter()
+                .map(|c| {
+                    let dir = match c.per_task {
+                        false => c.dir,
+                        true => per_task_cache(&c.dir, owner).map_err(|source| RunError::Io {
+                            action: format!("create {}", c.dir.join(NAME).display()),
+                            source,
+                        })?,
+                    };
+                    Ok((c.var, dir))
+                })
+                .collect::<Result<_, RunError>>()?,
+        };
+        Ok(Self {
+            repo: prepared.repo.clone(),
+            worktrees: Worktrees::new(prepared.repo.clone()),
+            run: prepared.run.clone(),
+            run_dir: prepared.run_dir(),
+            checkout: home.run_dir(&prepared.run).join(".readonly-verify"),
+            admin: std::sync::Mutex::new(None),
+            command: verify.command.clone(),
+            timeout: verify.timeout,
+            grace: prepared.options.grace,
+            sandbox: prepared.options.sandbox.clone(),
+            read_paths: prepared.options.read_paths.clone(),
+            caches,
+            secret_vars: prepared
+                .plan
+                .models
+                .values()
+                .filter_map(|m| m.api_key_env.clone())
+                .collect(),
+        })
+    }
+
+    /// Runs the verify (the run's `number`-th) on `commit`.
+    pub(super) async fn run(
+        self: std::sync::Arc<Self>,
+        number: u32,
+        commit: Oid,
+        mut stop: watch::Receiver<Option<Stop>>,
+    ) -> Ran {
+        let dir = crate::layout::task_logs(&self.run_dir, NAME);
+        let (stdout, stderr) = (
+            dir.join(format!("{number}.out")),
+            dir.join(format!("{number}.err")),
+        );
+        let started = Instant::now();
+        let outcome = match self.prepare(commit, stdout.clone(), stderr.clone()).await {
+            Ok((spec, owned)) => {
+                let outcome = run_command(&spec, &mut stop).await;
+                if let Some(tmp) = owned {
+                    let taken = tokio::task::spawn_blocking(move || {
+                        swarm_sandbox::ownership::take_back(&tmp)
+                    })
+                    .await;
+                    if !matches!(taken, Ok(Ok(()))) {
+                        tracing::warn!("failed to take the run-wide verify's tmp back");
+                    }
+                }
+                outcome
+            }
+            Err(message) => AttemptOutcome::SpawnFailed { message },
+        };
+        let tail = (!outcome.is_success()).then(|| tail(&stderr, &stdout));
+        Ran {
+            outcome,
+            duration: started.elapsed(),
+            stdout,
+            stderr,
+            tail: tail.flatten(),
+        }
+    }
+
+    /// The checkout of `commit` and the command's spec; the tmp directory
+    /// handed to the sandbox's identity, if it was.
+    async fn prepare(
+        self: &std::sync::Arc<Self>,
+        commit: Oid,
+        stdout: PathBuf,
+        stderr: PathBuf,
+    ) -> Result<(CommandSpec, Option<PathBuf>), String> {
+        let tmp = crate::layout::task_tmp(&self.run_dir, NAME);
+        for d in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
+            std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+        }
+        let me = std::sync::Arc::clone(self);
+        let admin = blocking(move || me.check_out(commit))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut env = vec![
+            ("SWARM_RUN".to_string(), self.run.clone()),
+            ("SWARM_VERIFY_COMMIT".into(), commit.to_string()),
+            ("TMPDIR".into(), tmp.display().to_string()),
+        ];
+        // A read-only checkout holds no build output: cargo's goes to the
+        // build cache if there is one, else to the tmp, kept from one
+        // verify to the next.
+        if !self.caches.iter().any(|(var, _)| var == "CARGO_TARGET_DIR") {
+            env.push((
+                "CARGO_TARGET_DIR".into(),
+                tmp.join("target").display().to_string(),
+            ));
+        }
+        let mut owned = None;
+        let sandbox = match &self.sandbox {
+            None => None,
+            Some(settings) => {
+                // Git commands see the checkout's own record, not the
+                // repository's configuration or refs (as a task does).
+                let view_dir = crate::layout::git_view(&self.run_dir, NAME);
+                let views = write_view(&self.repo, &view_dir, &admin).map_err(|e| e.to_string())?;
+                let mut read_write = vec![tmp.clone()];
+                read_write.extend(self.caches.iter().map(|(_, d)| d.clone()));
+                let mut read_only = self.read_paths.clone();
+                read_only.push(self.checkout.clone());
+                env.extend(settings.env.iter().cloned());
+                env.extend(
+                    self.caches
+                        .iter()
+                        .map(|(var, dir)| (var.clone(), dir.display().to_string())),
+                );
+                env.push(("HOME".into(), tmp.display().to_string()));
+                let mut policy = Policy::for_worker(read_write, read_only);
+                policy.views = views;
+                policy.network = Network::None;
+                if swarm_sandbox::worker_identity().is_some() {
+                    owned = Some(hand_over(&tmp).await?);
+                }
+                Some(Sandboxed {
+                    launcher: settings.launcher.clone(),
+                    policy,
+                })
+            }
+        };
+        Ok((
+            CommandSpec {
+                script: self.command.clone(),
+                program: None,
+                pass_fds: Vec::new(),
+                inherit_env: true,
+                env_remove: self.secret_vars.clone(),
+                cgroups: Vec::new(),
+                cgroup_procs: None,
+                cwd: self.checkout.clone(),
+                env,
+                stdout,
+                stderr,
+                deadline: Some(tokio::time::Instant::now() + self.timeout),
+                grace: self.grace,
+                max_output: crate::plan::DEFAULT_MAX_OUTPUT,
+                sandbox,
+            },
+            owned,
+        ))
+    }
+}
+
+impl Runner {
+    /// Moves the checkout to `commit` (made the first time, or again if
+    /// moving it fails); returns its record.
+    fn check_out(&self, commit: Oid) -> Result<PathBuf, GitError> {
+        let mut admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(record) = admin.as_ref().filter(|_| self.checkout.exists()) {
+            match self.move_to(record, commit) {
+                Ok(()) => return Ok(record.clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to move the run-wide verify's checkout; making it again")
+                }
+            }
+        }
+        let record = self.worktrees.create(&self.checkout, commit, &[])?;
+        *admin = Some(record.clone());
+        Ok(record)
+    }
+
+    fn move_to(&self, record: &Path, commit: Oid) -> Result<(), GitError> {
+        // An unconfined verify could have pointed `.git` elsewhere (a
+        // sandboxed one sees the checkout read-only).
+        Worktrees::restore_link(&self.checkout, record)?;
+        let action = || format!("check out {commit} in {}", self.checkout.display());
+        let mut reset = self.repo.git(&self.checkout);
+        reset
+            .args(["reset", "--hard", "--quiet"])
+            .arg(commit.to_string());
+        run_git(reset, action)?;
+        if self.sandbox.is_none() {
+            // Unconfined, it could write there: what it left goes.
+            let mut clean = self.repo.git(&self.checkout);
+            clean.args(["clean", "-ffdxq"]);
+            run_git(clean, action)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the checkout (the run is over).
+    pub(super) async fn close(self: std::sync::Arc<Self>) {
+        let record = self
+            .admin
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(record) = record else {
+            return;
+        };
+        let removed = blocking(move || self.worktrees.remove(&self.checkout, Some(&record))).await;
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "failed to remove the run-wide verify's checkout");
+        }
+    }
+}
+
+/// Hands `tmp` to the sandbox's unprivileged identity (swarm runs as
+/// root), with a git configuration that trusts the checkout, which stays
+/// root's; returns it, to be taken back.
+async fn hand_over(tmp: &Path) -> Result<PathBuf, String> {
+    let tmp = tmp.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        // Only ever a new file: an earlier verify may have left a link.
+        let config = tmp.join(".gitconfig");
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&config)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"[safe]\n\tdirectory = *\n"))
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(format!("write {}: {e}", config.display()));
+            }
+            _ => {}
+        }
+        swarm_sandbox::ownership::hand_over(&tmp, swarm_sandbox::SANDBOX_IDENTITY)
+            .map_err(|e| format!("failed to {e}"))?;
+        Ok(tmp)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The verify's own directory of a per-task build cache (cargo's target
+/// directory): kept across runs, so each verify builds only what changed.
+fn per_task_cache(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<PathBuf> {
+    let dir = dir.join(NAME);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    Ok(dir)
+}
+
+/// The last lines of a failed run's output: its stderr, else its stdout.
+fn tail(stderr: &Path, stdout: &Path) -> Option<String> {
+    [stderr, stdout].into_iter().find_map(|path| {
+        let bytes = std::fs::read(path).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim_end();
+        if text.is_empty() {
+            return None;
+        }
+        let mut start = text.len().saturating_sub(TAIL_BYTES);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        // From a line's start, unless one line is longer than the tail.
+        let cut = &text[start..];
+        let cut = match (start > 0, cut.find('\n')) {
+            (true, Some(n)) if n + 1 < cut.len() => &cut[n + 1..],
+            _ => cut,
+        };
+        Some(cut.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn the_tail_is_the_end_of_stderr_else_stdout_from_a_line_start() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+        std::fs::write(&out, "test a ... ok\ntest b ... FAILED\n")?;
+        std::fs::write(&err, "")?;
+        assert_eq!(
+            tail(&err, &out).as_deref(),
+            Some("test a ... ok\ntest b ... FAILED")
+        );
+        let long: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&err, &long)?;
+        let t = tail(&err, &out).unwrap_or_default();
+        assert!(t.len() <= super::TAIL_BYTES, "{}", t.len());
+        assert!(t.starts_with("line "), "{t}");
+        assert!(t.ends_with("line 999"), "{t}");
+        Ok(())
+    }
+}
