@@ -15,20 +15,21 @@ use git2::{Oid, Repository, build::CheckoutBuilder};
 
 use super::{Context, GitError, Repo, run_git};
 
+/// Held only while a `.git/worktrees/` is being changed. One for the whole
+/// process, not one per [`Worktrees`]: the executor's tasks and the
+/// run-wide verify each have their own, and `git worktree add` reads every
+/// other record there (a half-made one fails it).
+static METADATA: Mutex<()> = Mutex::new(());
+
 /// Creates and removes the worktrees of one repository.
 #[derive(Debug)]
 pub struct Worktrees {
     repo: Repo,
-    /// Held only while `.git/worktrees/` is being changed.
-    metadata: Mutex<()>,
 }
 
 impl Worktrees {
     pub fn new(repo: Repo) -> Self {
-        Self {
-            repo,
-            metadata: Mutex::new(()),
-        }
+        Self { repo }
     }
 
     /// Creates a worktree at `path` with a detached HEAD at `commit`, and
@@ -52,8 +53,7 @@ impl Worktrees {
         }
         let action = || format!("create worktree {}", path.display());
         {
-            let _guard = self
-                .metadata
+            let _guard = METADATA
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut cmd = self.repo.git(&self.repo.workdir);
@@ -93,8 +93,7 @@ impl Worktrees {
             remove_tree(path).context(|| format!("remove worktree {}", path.display()))?;
         }
         if let Some(admin) = admin {
-            let _guard = self
-                .metadata
+            let _guard = METADATA
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             if admin.exists() {
@@ -130,8 +129,7 @@ impl Worktrees {
 
     /// `git worktree prune`: forgets worktrees whose directory is gone.
     pub fn prune(&self) -> Result<(), GitError> {
-        let _guard = self
-            .metadata
+        let _guard = METADATA
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut cmd = self.repo.git(&self.repo.workdir);

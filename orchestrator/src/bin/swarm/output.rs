@@ -342,12 +342,8 @@ impl Progress {
                     }
                     (false, _) => "failed".to_string(),
                 };
-                let log = match run.passed {
-                    true => String::new(),
-                    false => format!(", see {}", run.stderr_log),
-                };
                 say!(
-                    "  {:<10} {} ({at}) {verdict} in {}{log}",
+                    "  {:<10} {} ({at}) {verdict} in {}",
                     "verify",
                     short(&run.commit),
                     duration(run.duration_ms)
@@ -550,9 +546,17 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
     let agents = report.tasks.iter().any(|t| t.agent.is_some());
     // A cluster run says where each task's last attempt ran.
     let cluster = report.tasks.iter().any(|t| !t.jobs.is_empty());
+    // `broke-verify` is the one status longer than the column.
+    let status_width = report
+        .tasks
+        .iter()
+        .map(|t| t.status.as_str().len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
     let _ = writeln!(
         out,
-        "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {}{}result",
+        "  {:<width$}  {:<status_width$}  {:>8}  {:>3}  {:>7}  {}{}result",
         "task",
         "status",
         "time",
@@ -594,7 +598,7 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<width$}  {:<10}  {:>8}  {:>3}  {:>7}  {place}{usage}{result}",
+            "  {:<width$}  {:<status_width$}  {:>8}  {:>3}  {:>7}  {place}{usage}{result}",
             t.id,
             t.status.as_str(),
             if t.attempts == 0 {
@@ -661,7 +665,11 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         if let Some(reason) = &t.reason {
             let _ = writeln!(out, "  {}: {reason}", t.id);
         }
-        let _ = writeln!(out, "  {} log: {}", t.id, rel(&t.stderr_log));
+        // A task that broke verify did its own job: its reason names the
+        // verify's log, which is the one to read.
+        if t.status != TaskStatus::BrokeVerify {
+            let _ = writeln!(out, "  {} log: {}", t.id, rel(&t.stderr_log));
+        }
         if let Some(transcript) = t.agent.as_ref().and_then(|a| a.transcript.as_deref()) {
             let _ = writeln!(out, "  {} transcript: {}", t.id, rel(transcript));
         }

@@ -423,6 +423,9 @@ impl Dispatcher<'_> {
             short(onto)
         );
         if let Some(log) = log {
+            // Relative to the repository, as other reasons name logs.
+            let prefix = format!("{}/", self.repo.workdir.display());
+            let log = log.strip_prefix(prefix.as_str()).unwrap_or(&log);
             reason.push_str(&format!(", see {log}"));
         }
         reason.push_str(&format!(
