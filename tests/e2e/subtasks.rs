@@ -579,3 +579,67 @@ fn replanning_stops_at_its_limit_and_a_fix_that_never_passes_fails_the_task() {
         1
     );
 }
+
+#[test]
+fn an_agents_budget_covers_the_subtasks_it_spawns() {
+    use crate::agent::{KEY, run_with_key};
+    use crate::support::model::{MockModel, Options, Reply, tool};
+    use serde_json::json;
+
+    let repo = TestRepo::new();
+    // Every answer costs 120 tokens (100 in, 20 out).
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match (call.conversation.as_str(), call.turn) {
+            ("Lead.", 0) => Reply::answer(vec![tool(
+                "s",
+                "spawn_subtasks",
+                json!({"tasks": [{"id": "kid", "prompt": "Kid.", "creates": ["kid0.txt"]}]}),
+            )]),
+            ("Lead.", _) => Reply::answer(vec![tool("f", "finish", json!({"summary": "split"}))]),
+            ("Kid.", 0) => Reply::answer(vec![tool(
+                "w",
+                "write_file",
+                json!({"path": "kid0.txt", "content": "partial\n"}),
+            )]),
+            ("Kid.", _) => Reply::answer(vec![tool("f", "finish", json!({"summary": "kid"}))]),
+            (other, turn) => panic!("unexpected conversation {other:?} turn {turn}"),
+        },
+    );
+    // The lead spends 240 of its 300 tokens; its subtask has no budget of
+    // its own, but its first call takes the subtree past the lead's.
+    let plan = model_plan(
+        &repo,
+        &mock,
+        "budget",
+        "",
+        "[[task]]\nid = \"lead\"\nprompt = \"Lead.\"\nbudget = { tokens = 300 }\n",
+    );
+    run_with_key(&repo, &plan).assert_code(1);
+    let report = repo.report();
+    let kid = task(&report, "lead/kid");
+    assert_eq!(kid["status"], "failed", "{report}");
+    assert_eq!(kid["agent"]["outcome"], "budget", "{kid}");
+    assert!(
+        kid["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its subtasks included"),
+        "{kid}"
+    );
+    assert_eq!(task(&report, "lead")["status"], "blocked");
+    let kid_calls = mock
+        .calls()
+        .iter()
+        .filter(|c| c.conversation == "Kid.")
+        .count();
+    assert_eq!(kid_calls, 1);
+    // Its work is kept.
+    assert_eq!(
+        repo.show("refs/swarm/budget/lead+kid", "kid0.txt"),
+        "partial"
+    );
+}

@@ -114,7 +114,8 @@ pub enum Command {
         /// the task of the latest run.
         #[arg(value_name = "RUN")]
         run: String,
-        /// The task.
+        /// The task (or `plan`: the planner's conversation of a `run
+        /// --goal`; `replan`: every change the replanner made, as diffs).
         task: Option<String>,
         /// Which attempt (default: the last).
         #[arg(long)]
