@@ -18,6 +18,7 @@ mod ownership;
 mod papercuts;
 mod plan_features;
 mod planner;
+mod replan;
 mod resume;
 mod run;
 mod run_management;

@@ -1,0 +1,123 @@
+//! What the dispatcher makes of its executor's reports: each one becomes
+//! the journal's event (attempts, agent notes, cluster placements), and a
+//! task's end goes on to `on_done`.
+
+use swarm_protocol::{EventBody, TaskStatus};
+
+use super::super::RunError;
+use super::super::executor::ExecEvent;
+use super::Dispatcher;
+use crate::gateway::AgentNote;
+
+impl Dispatcher<'_> {
+    pub(super) fn on_event(&mut self, event: ExecEvent) -> Result<(), RunError> {
+        // An executor may report a task it was declared to have lost.
+        if !self.in_flight[event.task()] {
+            return Ok(());
+        }
+        match event {
+            ExecEvent::Agent { task, note } => {
+                let task = self.tasks.get(task).id.clone();
+                self.emit(match note {
+                    AgentNote::Tool { name, detail } => EventBody::AgentTool { task, name, detail },
+                    AgentNote::Usage {
+                        turn,
+                        usage,
+                        total,
+                        cost_usd,
+                    } => EventBody::AgentUsage {
+                        task,
+                        turn,
+                        usage,
+                        total,
+                        cost_usd,
+                    },
+                    AgentNote::Budget { message } => EventBody::BudgetSpent { task, message },
+                })
+            }
+            ExecEvent::Started {
+                task,
+                attempt,
+                base,
+                workdir,
+                job,
+            } => self.emit(EventBody::TaskStarted {
+                task: self.tasks.get(task).id.clone(),
+                attempt,
+                base_commit: base.to_string(),
+                workdir: workdir.display().to_string(),
+                job,
+            }),
+            ExecEvent::Placed {
+                task,
+                attempt,
+                job,
+                node,
+            } => self.emit(EventBody::AttemptPlaced {
+                task: self.tasks.get(task).id.clone(),
+                attempt,
+                job,
+                node,
+            }),
+            ExecEvent::AttemptFinished {
+                task,
+                attempt,
+                outcome,
+                verify_passed,
+                duration,
+                snapshot,
+                outside_paths,
+                agent,
+                score,
+                diff,
+            } => {
+                let (commit, git_ref, changed, skipped, snapshot_ms) = match snapshot.map(|b| *b) {
+                    Some((snap, r)) => (
+                        Some(snap.commit.to_string()),
+                        Some(r),
+                        snap.changed,
+                        snap.skipped,
+                        Some(u64::try_from(snap.duration.as_millis()).unwrap_or(u64::MAX)),
+                    ),
+                    None => (None, None, Vec::new(), Vec::new(), None),
+                };
+                self.emit(EventBody::AttemptFinished {
+                    task: self.tasks.get(task).id.clone(),
+                    attempt,
+                    outcome,
+                    verify_passed,
+                    duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+                    commit,
+                    git_ref,
+                    changed_files: changed,
+                    skipped_files: skipped,
+                    outside_paths,
+                    snapshot_ms,
+                    agent,
+                    score: score.map(|s| *s),
+                    diff,
+                })
+            }
+            ExecEvent::Finished {
+                task,
+                status,
+                reason,
+            } => self.on_done(task, status, reason),
+            ExecEvent::Lost { task, why } => self.on_done(
+                task,
+                TaskStatus::Failed,
+                Some(format!("swarm lost it: {why}")),
+            ),
+        }
+    }
+
+    /// Every task still in flight is lost (the executor ended early).
+    pub(super) fn lose_all(&mut self, why: &str) -> Result<(), RunError> {
+        for i in 0..self.tasks.len() {
+            if self.in_flight[i] {
+                self.on_done(i, TaskStatus::Failed, Some(format!("swarm lost it: {why}")))?;
+            }
+        }
+        Ok(())
+    }
+}
