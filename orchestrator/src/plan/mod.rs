@@ -97,6 +97,15 @@ pub enum BaseFrom {
 }
 
 impl Plan {
+    /// The variables holding the API keys of its models: never passed to
+    /// an unconfined command.
+    pub fn secret_vars(&self) -> Vec<String> {
+        self.models
+            .values()
+            .filter_map(|m| m.api_key_env.clone())
+            .collect()
+    }
+
     /// The error for a base that names no commit of `repo`, at its line in
     /// the plan; `None` unless the plan set it.
     pub fn unknown_base(&self, repo: &Path) -> Option<PlanError> {

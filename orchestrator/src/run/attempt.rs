@@ -32,25 +32,51 @@ fn task_caches(
         }
         let dir = match cache.per_task {
             false => cache.dir.clone(),
-            true => {
-                let dir = cache.dir.join(&*crate::plan::subtasks::flat(&task.id));
-                // The parent is swarm's (checked when it was made), and a
-                // task id is one plain path component.
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {
-                        if let Some((uid, gid)) = owner {
-                            std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(e),
-                }
-                dir
-            }
+            true => owned_cache_dir(&cache.dir, &crate::plan::subtasks::flat(&task.id), owner)?,
         };
         out.push((cache.var.clone(), dir));
     }
     Ok(out)
+}
+
+/// `<dir>/<name>`, a per-task build cache's directory of one task (or of
+/// the run-wide verify), made if missing and handed to `owner`.
+pub(super) fn owned_cache_dir(
+    dir: &std::path::Path,
+    name: &str,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<PathBuf> {
+    let dir = dir.join(name);
+    // The parent is swarm's (checked when it was made), and `name` is one
+    // plain path component.
+    match std::fs::create_dir(&dir) {
+        Ok(()) => {
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    Ok(dir)
+}
+
+/// Writes `<home>/.gitconfig` trusting every repository: git refuses one
+/// owned by another user, and the checkouts and git views a sandboxed
+/// identity works in stay root's. Only ever a new file: an earlier
+/// attempt may have left a link there, which a plain write would follow
+/// as root (an existing file is left as it is).
+pub(super) fn trust_checkouts(home: &std::path::Path) -> std::io::Result<()> {
+    let config = home.join(".gitconfig");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&config)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"[safe]\n\tdirectory = *\n"))
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Ok(()),
+            _ => Err(e),
+        })
 }
 
 /// The command (or the agent, or the WASM program), then `verify` if it
@@ -234,24 +260,13 @@ pub(super) async fn run_attempt(
         _ => Vec::new(),
     };
     if !owned.is_empty() {
-        // Git refuses a repository owned by another user, and the view of
-        // the git directory stays root's (read-only to the task anyway):
-        // the task's own global configuration (HOME is its tmp) trusts it.
-        // Only ever a new file: an earlier attempt may have left a link
-        // there, which a plain write would follow as root.
-        let config = tmp.join(".gitconfig");
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&config)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"[safe]\n\tdirectory = *\n"));
-        if let Err(e) = created.or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        }) {
+        // The view of the git directory stays root's (read-only to the task
+        // anyway): the task's own global configuration (HOME is its tmp)
+        // trusts it.
+        if let Err(e) = trust_checkouts(&tmp) {
             return (
                 AttemptOutcome::SpawnFailed {
-                    message: format!("write {}: {e}", config.display()),
+                    message: format!("write {}: {e}", tmp.join(".gitconfig").display()),
                 },
                 None,
                 None,

@@ -86,12 +86,7 @@ impl LocalExecutor {
             wasm: options.wasm.clone(),
             gateway: options.gateway.clone(),
             agent_program: options.agent_program.clone(),
-            secret_vars: prepared
-                .plan
-                .models
-                .values()
-                .filter_map(|m| m.api_key_env.clone())
-                .collect(),
+            secret_vars: prepared.plan.secret_vars(),
             min_free_space: prepared.plan.min_free_space,
             unconfined: shared,
             cgroups,

@@ -86,10 +86,14 @@ impl Runner {
                 .map(|c| {
                     let dir = match c.per_task {
                         false => c.dir,
-                        true => per_task_cache(&c.dir, owner).map_err(|source| RunError::Io {
-                            action: format!("create {}", c.dir.join(NAME).display()),
-                            source,
-                        })?,
+                        // Its own, kept across runs, so each verify builds
+                        // only what changed.
+                        true => super::attempt::owned_cache_dir(&c.dir, NAME, owner).map_err(
+                            |source| RunError::Io {
+                                action: format!("create {}", c.dir.join(NAME).display()),
+                                source,
+                            },
+                        )?,
                     };
                     Ok((c.var, dir))
                 })
@@ -108,12 +112,7 @@ impl Runner {
             sandbox: prepared.options.sandbox.clone(),
             read_paths: prepared.options.read_paths.clone(),
             caches,
-            secret_vars: prepared
-                .plan
-                .models
-                .values()
-                .filter_map(|m| m.api_key_env.clone())
-                .collect(),
+            secret_vars: prepared.plan.secret_vars(),
         })
     }
 
@@ -303,41 +302,14 @@ impl Runner {
 async fn hand_over(tmp: &Path) -> Result<PathBuf, String> {
     let tmp = tmp.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        // Only ever a new file: an earlier verify may have left a link.
-        let config = tmp.join(".gitconfig");
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&config)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"[safe]\n\tdirectory = *\n"))
-        {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(format!("write {}: {e}", config.display()));
-            }
-            _ => {}
-        }
+        super::attempt::trust_checkouts(&tmp)
+            .map_err(|e| format!("write {}: {e}", tmp.join(".gitconfig").display()))?;
         swarm_sandbox::ownership::hand_over(&tmp, swarm_sandbox::SANDBOX_IDENTITY)
             .map_err(|e| format!("failed to {e}"))?;
         Ok(tmp)
     })
     .await
     .map_err(|e| e.to_string())?
-}
-
-/// The verify's own directory of a per-task build cache (cargo's target
-/// directory): kept across runs, so each verify builds only what changed.
-fn per_task_cache(dir: &Path, owner: Option<(u32, u32)>) -> std::io::Result<PathBuf> {
-    let dir = dir.join(NAME);
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    Ok(dir)
 }
 
 /// The last lines of a failed run's output: its stderr, else its stdout.
