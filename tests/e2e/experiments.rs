@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::agent::{KEY, run_with_key};
-use crate::resume::{journal, kill9};
+use crate::resume::{journal, kill9, started};
 use crate::support::model::{MockModel, Options, Reply, Wire, tool};
 use crate::support::{TestRepo, task, wait_until};
 
@@ -303,13 +303,6 @@ pick = "none"
     // Ranked all the same (equal scores: by number).
     let r = ranking(&report, "exp");
     assert_eq!(r.iter().filter(|x| x.1.is_some()).count(), 3);
-}
-
-fn started(events: &[Value], id: &str) -> usize {
-    events
-        .iter()
-        .filter(|e| e["event"] == "task_started" && e["task"] == id)
-        .count()
 }
 
 #[test]

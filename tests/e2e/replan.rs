@@ -20,16 +20,7 @@ fn replanner(
     + Sync
     + 'static,
 ) -> crate::support::model::MockModel {
-    use crate::support::model::{MockModel, Options};
-    MockModel::start(
-        Options {
-            api_key: Some(crate::agent::KEY.into()),
-            // The replanner asks for the whole answer at once.
-            stream: Some(false),
-            ..Options::new("claude-sonnet-4-5")
-        },
-        script,
-    )
+    crate::subtasks::keyed_mock(Some(false), script)
 }
 
 #[test]

@@ -84,6 +84,14 @@ fn start(repo: &TestRepo, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// How many times the journal `events` say task `id` started.
+pub(crate) fn started(events: &[Value], id: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["event"] == "task_started" && e["task"] == id)
+        .count()
+}
+
 pub(crate) fn kill9(child: &mut Child) {
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

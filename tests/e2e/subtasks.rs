@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::resume::{journal, kill9};
+use crate::resume::{journal, kill9, started};
 use crate::support::{TestRepo, task, wait_until};
 
 fn plan(repo: &TestRepo, name: &str, swarm: &str, tasks: &str) -> std::path::PathBuf {
@@ -46,13 +46,6 @@ pub(crate) fn at(events: &[Value], event: &str, task: &str) -> usize {
         .iter()
         .position(|e| e["event"] == event && e["task"] == task)
         .unwrap_or_else(|| panic!("no {event} of {task} in {events:#?}"))
-}
-
-fn started(events: &[Value], task: &str) -> usize {
-    events
-        .iter()
-        .filter(|e| e["event"] == "task_started" && e["task"] == task)
-        .count()
 }
 
 #[test]
@@ -307,83 +300,75 @@ fn resume_after_kill_9_mid_subtree_reruns_nothing_that_finished() {
 
 #[test]
 fn an_agent_spawns_subtasks_fixing_its_request_from_the_errors_it_gets_back() {
-    use crate::agent::{KEY, run_with_key};
-    use crate::support::model::{MockModel, Options, Reply, Wire, tool};
+    use crate::agent::run_with_key;
+    use crate::support::model::{Reply, tool};
     use serde_json::json;
 
     let repo = TestRepo::new();
-    let mock = MockModel::start(
-        Options {
-            api_key: Some(KEY.into()),
-            ..Options::new("claude-sonnet-4-5")
-        },
-        |call| match (call.conversation.as_str(), call.turn) {
-            ("Split the work.", 0) => Reply::answer(vec![
-                tool(
-                    "w",
-                    "write_file",
-                    json!({"path": "lead.txt", "content": "lead\n"}),
-                ),
-                // Two mistakes: a dependency on no sibling, a task without
-                // an id; both come back at once.
-                tool(
-                    "s1",
-                    "spawn_subtasks",
-                    json!({"tasks": [
-                        {"id": "docs", "prompt": "Write docs.", "creates": ["docs/a.md"], "deps": ["nope"]},
-                        {"run": "ls | wc -l > count.txt", "creates": ["count.txt"]}
-                    ]}),
-                ),
-            ]),
-            ("Split the work.", 1) => {
-                let refused = &call.tool_results[1];
-                assert!(refused.is_error, "{refused:?}");
-                assert!(
-                    refused.content.contains("unknown task `nope`"),
-                    "{}",
-                    refused.content
-                );
-                assert!(
-                    refused.content.contains("a task has no `id`"),
-                    "{}",
-                    refused.content
-                );
-                Reply::answer(vec![tool(
-                    "s2",
-                    "spawn_subtasks",
-                    json!({"tasks": [
-                        {"id": "docs", "prompt": "Write docs.", "creates": ["docs/a.md"]},
-                        {"id": "count", "run": "ls lead.txt > count.txt", "creates": ["count.txt"], "deps": ["docs"]}
-                    ]}),
-                )])
-            }
-            ("Split the work.", _) => {
-                let accepted = &call.tool_results[0];
-                assert!(!accepted.is_error, "{accepted:?}");
-                assert!(
-                    accepted.content.contains("lead/docs, lead/count"),
-                    "{}",
-                    accepted.content
-                );
-                Reply::answer(vec![tool("f", "finish", json!({"summary": "split it"}))])
-            }
-            ("Write docs.", 0) => Reply::answer(vec![tool(
+    let mock = keyed_mock(None, |call| match (call.conversation.as_str(), call.turn) {
+        ("Split the work.", 0) => Reply::answer(vec![
+            tool(
                 "w",
                 "write_file",
-                json!({"path": "docs/a.md", "content": "# docs\n"}),
-            )]),
-            ("Write docs.", _) => {
-                Reply::answer(vec![tool("f", "finish", json!({"summary": "docs"}))])
-            }
-            (other, turn) => panic!("unexpected conversation {other:?} turn {turn}"),
-        },
-    );
-    let plan = repo.plan_exact(
-        "agents.toml",
-        &format!(
-            "[swarm]\nname = \"agents\"\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"TEST_MODEL_KEY\"\n\n[[task]]\nid = \"lead\"\nprompt = \"Split the work.\"\nverify = \"test -f lead.txt\"\n",
-            mock.base_url(Wire::Anthropic)
-        ),
+                json!({"path": "lead.txt", "content": "lead\n"}),
+            ),
+            // Two mistakes: a dependency on no sibling, a task without
+            // an id; both come back at once.
+            tool(
+                "s1",
+                "spawn_subtasks",
+                json!({"tasks": [
+                    {"id": "docs", "prompt": "Write docs.", "creates": ["docs/a.md"], "deps": ["nope"]},
+                    {"run": "ls | wc -l > count.txt", "creates": ["count.txt"]}
+                ]}),
+            ),
+        ]),
+        ("Split the work.", 1) => {
+            let refused = &call.tool_results[1];
+            assert!(refused.is_error, "{refused:?}");
+            assert!(
+                refused.content.contains("unknown task `nope`"),
+                "{}",
+                refused.content
+            );
+            assert!(
+                refused.content.contains("a task has no `id`"),
+                "{}",
+                refused.content
+            );
+            Reply::answer(vec![tool(
+                "s2",
+                "spawn_subtasks",
+                json!({"tasks": [
+                    {"id": "docs", "prompt": "Write docs.", "creates": ["docs/a.md"]},
+                    {"id": "count", "run": "ls lead.txt > count.txt", "creates": ["count.txt"], "deps": ["docs"]}
+                ]}),
+            )])
+        }
+        ("Split the work.", _) => {
+            let accepted = &call.tool_results[0];
+            assert!(!accepted.is_error, "{accepted:?}");
+            assert!(
+                accepted.content.contains("lead/docs, lead/count"),
+                "{}",
+                accepted.content
+            );
+            Reply::answer(vec![tool("f", "finish", json!({"summary": "split it"}))])
+        }
+        ("Write docs.", 0) => Reply::answer(vec![tool(
+            "w",
+            "write_file",
+            json!({"path": "docs/a.md", "content": "# docs\n"}),
+        )]),
+        ("Write docs.", _) => Reply::answer(vec![tool("f", "finish", json!({"summary": "docs"}))]),
+        (other, turn) => panic!("unexpected conversation {other:?} turn {turn}"),
+    });
+    let plan = model_plan(
+        &repo,
+        &mock,
+        "agents",
+        "",
+        "[[task]]\nid = \"lead\"\nprompt = \"Split the work.\"\nverify = \"test -f lead.txt\"\n",
     );
     let out = run_with_key(&repo, &plan);
     out.assert_code(0);
@@ -402,6 +387,26 @@ fn an_agent_spawns_subtasks_fixing_its_request_from_the_errors_it_gets_back() {
     )
     .unwrap();
     assert_eq!(transcript.matches("\"spawn\"").count(), 2, "{transcript}");
+}
+
+/// The mock model expecting the agent tests' key, and, with `stream`,
+/// that every request streams (or not).
+pub(crate) fn keyed_mock(
+    stream: Option<bool>,
+    script: impl Fn(&crate::support::model::Call) -> crate::support::model::Reply
+    + Send
+    + Sync
+    + 'static,
+) -> crate::support::model::MockModel {
+    use crate::support::model::{MockModel, Options};
+    MockModel::start(
+        Options {
+            api_key: Some(crate::agent::KEY.into()),
+            stream,
+            ..Options::new("claude-sonnet-4-5")
+        },
+        script,
+    )
 }
 
 /// A plan of `tasks` with a model (the mock) and `[swarm]` settings.
@@ -423,33 +428,27 @@ pub(crate) fn model_plan(
 
 #[test]
 fn an_agents_budget_covers_the_subtasks_it_spawns() {
-    use crate::agent::{KEY, run_with_key};
-    use crate::support::model::{MockModel, Options, Reply, tool};
+    use crate::agent::run_with_key;
+    use crate::support::model::{Reply, tool};
     use serde_json::json;
 
     let repo = TestRepo::new();
     // Every answer costs 120 tokens (100 in, 20 out).
-    let mock = MockModel::start(
-        Options {
-            api_key: Some(KEY.into()),
-            ..Options::new("claude-sonnet-4-5")
-        },
-        |call| match (call.conversation.as_str(), call.turn) {
-            ("Lead.", 0) => Reply::answer(vec![tool(
-                "s",
-                "spawn_subtasks",
-                json!({"tasks": [{"id": "kid", "prompt": "Kid.", "creates": ["kid0.txt"]}]}),
-            )]),
-            ("Lead.", _) => Reply::answer(vec![tool("f", "finish", json!({"summary": "split"}))]),
-            ("Kid.", 0) => Reply::answer(vec![tool(
-                "w",
-                "write_file",
-                json!({"path": "kid0.txt", "content": "partial\n"}),
-            )]),
-            ("Kid.", _) => Reply::answer(vec![tool("f", "finish", json!({"summary": "kid"}))]),
-            (other, turn) => panic!("unexpected conversation {other:?} turn {turn}"),
-        },
-    );
+    let mock = keyed_mock(None, |call| match (call.conversation.as_str(), call.turn) {
+        ("Lead.", 0) => Reply::answer(vec![tool(
+            "s",
+            "spawn_subtasks",
+            json!({"tasks": [{"id": "kid", "prompt": "Kid.", "creates": ["kid0.txt"]}]}),
+        )]),
+        ("Lead.", _) => Reply::answer(vec![tool("f", "finish", json!({"summary": "split"}))]),
+        ("Kid.", 0) => Reply::answer(vec![tool(
+            "w",
+            "write_file",
+            json!({"path": "kid0.txt", "content": "partial\n"}),
+        )]),
+        ("Kid.", _) => Reply::answer(vec![tool("f", "finish", json!({"summary": "kid"}))]),
+        (other, turn) => panic!("unexpected conversation {other:?} turn {turn}"),
+    });
     // The lead spends 240 of its 300 tokens; its subtask has no budget of
     // its own, but its first call takes the subtree past the lead's.
     let plan = model_plan(

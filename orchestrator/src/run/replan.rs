@@ -27,9 +27,6 @@ use crate::plan::{Payload, Task};
 /// Rounds of one replan: the first answer and this many corrections.
 const ROUNDS: u32 = 3;
 
-/// Bytes of each of the failed attempt's logs shown to the model.
-const LOG_TAIL: u64 = 4 << 10;
-
 /// What the replanner is shown of a failed task.
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
@@ -38,7 +35,8 @@ pub(crate) struct Failure {
     pub reason: String,
     /// Where its last attempt started: where what replaces it starts.
     pub base: Oid,
-    /// Its last attempt's logs.
+    /// Its last attempt's logs (the model is shown their last 4 KiB, as
+    /// reports are).
     pub logs: Vec<PathBuf>,
     /// The other tasks of the run, with their status, for context.
     pub others: Vec<String>,
@@ -265,7 +263,7 @@ fn request(failure: &Failure) -> String {
     }
     let _ = writeln!(out, "\nWhy it failed: {}", failure.reason);
     for log in &failure.logs {
-        let tail = tail(log);
+        let tail = crate::export::log_tail(log);
         if !tail.trim().is_empty() {
             let _ = writeln!(
                 out,
@@ -285,19 +283,6 @@ fn request(failure: &Failure) -> String {
         );
     }
     out
-}
-
-/// The last [`LOG_TAIL`] bytes of `path` (nothing if unreadable).
-fn tail(path: &std::path::Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = file.metadata().map_or(0, |m| m.len());
-    let _ = file.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL)));
-    let mut bytes = Vec::new();
-    let _ = file.read_to_end(&mut bytes);
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]
