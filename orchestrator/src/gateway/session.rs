@@ -65,8 +65,14 @@ pub enum AgentNote {
 pub type Notes = Box<dyn Fn(AgentNote) + Send + Sync>;
 
 /// Takes a subtask request of the model (the `spawn_subtasks` tool's
-/// input): the ids accepted, or every problem with it.
-pub type Spawn = Box<dyn FnMut(&serde_json::Value) -> Result<Vec<String>, Vec<String>> + Send>;
+/// input): the ids accepted, or every problem with it. A future, so that
+/// the checks (file reads, a plan's parse) run off the session's thread.
+pub type Spawn = Box<
+    dyn Fn(
+            serde_json::Value,
+        ) -> futures_util::future::BoxFuture<'static, Result<Vec<String>, Vec<String>>>
+        + Send,
+>;
 
 /// Runs a task's `verify` when its agent says it is done.
 pub trait Verifier: Send {
@@ -396,7 +402,7 @@ impl Session {
         };
         self.spawns_asked.remove(at);
         let answer = match &mut self.spawn {
-            Some(spawn) => spawn(&input),
+            Some(spawn) => spawn(input.clone()).await,
             None => Err(vec!["subtasks are not available to this task".into()]),
         };
         let (accepted, errors) = match answer {

@@ -97,17 +97,28 @@ pub(super) async fn run(
     // The model's subtask requests, checked as they come (`run::spawn`).
     let (spawner, parent, workdir) = (
         std::sync::Arc::clone(&ctx.spawner),
-        task.clone(),
-        spec.cwd.clone(),
+        std::sync::Arc::new(task.clone()),
+        std::sync::Arc::new(spec.cwd.clone()),
     );
     session = session.with_spawn(Box::new(move |input| {
-        let request = super::spawn::json_request(input).map_err(|e| vec![e])?;
-        spawner.request(
-            &parent,
-            "spawn_subtasks",
-            &request,
-            &super::spawn::exists_in(&workdir),
-        )
+        let (spawner, parent, workdir) = (
+            std::sync::Arc::clone(&spawner),
+            std::sync::Arc::clone(&parent),
+            std::sync::Arc::clone(&workdir),
+        );
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let request = super::spawn::json_request(&input).map_err(|e| vec![e])?;
+                spawner.request(
+                    &parent,
+                    "spawn_subtasks",
+                    &request,
+                    &super::spawn::exists_in(&workdir),
+                )
+            })
+            .await
+            .unwrap_or_else(|e| Err(vec![format!("swarm could not check it: {e}")]))
+        })
     }));
     if let Some(index) = ctx.tasks.position(&task.id) {
         let events = ctx.events.clone();

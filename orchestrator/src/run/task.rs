@@ -353,15 +353,19 @@ async fn read_request(
             ));
         }
     };
-    let problems = ctx
-        .spawner
-        .request(
-            task,
-            &path.display().to_string(),
-            &text,
-            &super::spawn::exists_in(workdir),
-        )
-        .err()?;
+    // The checks parse and stat: off the dispatcher's thread.
+    let (spawner, parent, name, workdir) = (
+        Arc::clone(&ctx.spawner),
+        task.clone(),
+        path.display().to_string(),
+        workdir.to_path_buf(),
+    );
+    let checked = tokio::task::spawn_blocking(move || {
+        spawner.request(&parent, &name, &text, &super::spawn::exists_in(&workdir))
+    })
+    .await
+    .unwrap_or_else(|e| Err(vec![format!("swarm could not check it: {e}")]));
+    let problems = checked.err()?;
     let (_, stderr) = crate::report::log_paths(&ctx.run_dir, &task.id, attempt);
     if let Ok(mut log) = std::fs::OpenOptions::new()
         .append(true)
