@@ -472,6 +472,7 @@ fn every_committed_event_replays_through_the_fold() {
             attempt: 1,
             tasks: vec![info("p/c", Isolation::Worktree, &[])],
             request: "[[task]]\nid = \"c\"\nrun = \"true\"\n".into(),
+            deadline: None,
         },
     );
     assert_eq!(tree.slot("p/c"), Some(1));

@@ -292,6 +292,11 @@ pub enum EventBody {
         /// The request as accepted (`[[task]]` tables, with the ids the
         /// task wrote): what `swarm resume` reads the children from again.
         request: String,
+        /// When the subtree must have ended (RFC 3339): the task's
+        /// `timeout` from the start of the attempt that asked. Absent when
+        /// the task has no timeout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<String>,
     },
     /// Every child of a task succeeded: their results merged onto the
     /// task's own (its line) make `commit`, now the task's result.

@@ -6,6 +6,7 @@
 mod agent;
 mod bad_input;
 mod clean;
+mod confinement;
 mod escapes;
 mod example_plans;
 mod experiments;

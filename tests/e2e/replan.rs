@@ -7,7 +7,7 @@ use crate::resume::journal;
 use crate::subtasks::{at, model_plan};
 use crate::support::{TestRepo, task};
 
-fn fix_answer(json: &str) -> crate::support::model::Reply {
+pub(crate) fn fix_answer(json: &str) -> crate::support::model::Reply {
     crate::support::model::Reply::answer(vec![crate::support::model::text(format!(
         "Here is the fix.\n```json\n{json}\n```"
     ))])

@@ -28,6 +28,16 @@ pub(crate) async fn attempt(
 ) -> Result<Answer, Failure> {
     let config = &endpoint.config;
     let key = endpoint.key.as_ref();
+    // A model that needs a key whose variable was unset when the run
+    // started (one the plan declares but none of its own tasks used, for
+    // a subtask that asked for it): say so rather than send no key.
+    if key.is_none()
+        && let Some(var) = &config.api_key_env
+    {
+        return Err(Failure::Fatal {
+            message: format!("the model has no API key: ${var} was not set when the run started"),
+        });
+    }
     let provider = endpoint.provider;
     let accept = if request.stream {
         "text/event-stream"

@@ -5,6 +5,7 @@
 //! Every problem found here is a [`PlanError`] pointing at the offending line;
 //! nothing here touches git or the file system beyond reading the plan.
 
+pub mod ceiling;
 mod deps;
 mod error;
 mod executor;
@@ -197,6 +198,10 @@ pub struct Task {
     pub max_file_size: u64,
     /// The part the task plays in an experiment (`variants`), if any.
     pub role: Role,
+    /// When it must have ended, whatever its `timeout`: a subtask's
+    /// subtree ends by its parent's deadline (see `ceiling`). `None` for
+    /// the plan's own tasks.
+    pub not_after: Option<std::time::SystemTime>,
 }
 
 /// What part a task plays in an experiment: a task with `variants` becomes

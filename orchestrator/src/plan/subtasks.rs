@@ -15,11 +15,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::ceiling::Ceiling;
 use super::error::{PlanError, PlanErrorKind, Source};
 use super::expand::{self, Ctx};
 use super::schema::{PlanFile, SwarmSection, TaskFields};
@@ -109,10 +111,22 @@ pub fn flat(id: &str) -> Cow<'_, str> {
     }
 }
 
+/// What a parent passes on to its children beyond its own fields.
+#[derive(Debug, Clone, Default)]
+pub struct Inherited {
+    /// The WASM modules the plan's own tasks run (`ceiling::modules`).
+    pub modules: Vec<PathBuf>,
+    /// When the children must have ended (the parent's timeout from the
+    /// start of the attempt that asked for them), if they must.
+    pub deadline: Option<SystemTime>,
+}
+
 /// Reads the children `parent` asks for in `request` (`[[task]]` tables),
 /// resolved against `plan` as its own tasks are, and checked as a plan is:
 /// `exists` says whether a path exists where the children will start
-/// (the parent's worktree). Children are returned in request order with
+/// (the parent's worktree). Each child is fitted under its parent's
+/// capability ceiling (`ceiling`): what it leaves out it inherits, what it
+/// asks for beyond is refused. Children are returned in request order with
 /// their full ids (`parent/child`) and dependencies; one without `paths`
 /// or `creates` gets its parent's.
 pub fn resolve(
@@ -120,6 +134,7 @@ pub fn resolve(
     parent: &Task,
     request: &Source,
     exists: &dyn Fn(&str) -> bool,
+    inherited: &Inherited,
 ) -> Result<Vec<Task>, PlanError> {
     // The plan ran, so it parses; its defaults apply to children too.
     let plan_file = expand::parse(&plan.source)?;
@@ -131,6 +146,10 @@ pub fn resolve(
         for (key, span) in [
             ("variants", fields.variants.as_ref().map(|v| v.span())),
             ("score", fields.score.as_ref().map(|v| v.span())),
+            (
+                "score_timeout",
+                fields.score_timeout.as_ref().map(|v| v.span()),
+            ),
             ("pick", fields.pick.as_ref().map(|v| v.span())),
         ] {
             if let Some(span) = span {
@@ -142,7 +161,7 @@ pub fn resolve(
                             Some(span),
                             "not for subtasks",
                         )
-                        .with_help("experiments are planned up front: remove `variants`, `score` and `pick`"),
+                        .with_help("experiments are planned up front: remove `variants`, `score`, `score_timeout` and `pick`"),
                 );
             }
         }
@@ -150,6 +169,13 @@ pub fn resolve(
     if !errors.is_empty() {
         return Err(bundle(errors));
     }
+    // What each table asked for itself, to tell a key it left out (which
+    // the child inherits) from one it set (which the ceiling judges).
+    let tables: Vec<(std::ops::Range<usize>, TaskFields)> = file
+        .task
+        .iter()
+        .map(|t| (t.span(), t.get_ref().clone()))
+        .collect();
     let as_plan = PlanFile {
         task: file.task,
         ..PlanFile::default()
@@ -168,7 +194,29 @@ pub fn resolve(
     if !errors.is_empty() {
         return Err(bundle(errors));
     }
+    let ceiling = Ceiling::of(
+        parent,
+        &inherited.modules,
+        inherited.deadline,
+        &plan_file.defaults,
+    );
     for task in &mut tasks {
+        // A child's id stands in its own table, after the table's header
+        // and before the next one's (a matrix's children share a table).
+        let Some((_, fields)) = tables
+            .iter()
+            .rev()
+            .find(|(span, _)| span.start <= task.span.start)
+        else {
+            errors.push(request.error(
+                PlanErrorKind::BadValue,
+                format!("subtask `{}` comes from no `[[task]]` table", task.id),
+                Some(task.span.clone()),
+                "this subtask",
+            ));
+            continue;
+        };
+        ceiling.admit(task, fields, request, &mut errors);
         if task.paths.is_empty() && task.creates.is_empty() {
             task.paths = parent.paths.clone();
             task.creates = parent.creates.clone();

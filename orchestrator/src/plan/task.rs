@@ -201,6 +201,7 @@ pub(super) fn resolve(
         max_output,
         max_file_size,
         role: super::Role::Plain,
+        not_after: None,
     })
 }
 

@@ -528,7 +528,8 @@ fn a_subtask_request_reads_like_a_plan_with_the_plans_defaults() {
         Path::new("req.toml"),
         "[[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"src/a\"]\n\n[[task]]\nid = \"b\"\ndeps = [\"a\"]\nrun = \"y\"\n".into(),
     );
-    let children = subtasks::resolve(&plan, parent, &request, &|_| true).unwrap();
+    let children =
+        subtasks::resolve(&plan, parent, &request, &|_| true, &Default::default()).unwrap();
     assert_eq!(children[0].id, "p/a");
     assert_eq!(children[1].deps, ["p/a"]);
     // Without paths of its own, a child writes what its parent may.
@@ -538,15 +539,128 @@ fn a_subtask_request_reads_like_a_plan_with_the_plans_defaults() {
         Path::new("req.toml"),
         "[[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"docs\"]\nvariants = 2\n".into(),
     );
-    let e = subtasks::resolve(&plan, parent, &bad, &|_| true).unwrap_err();
+    let e = subtasks::resolve(&plan, parent, &bad, &|_| true, &Default::default()).unwrap_err();
     let lines = subtasks::messages(&e, &bad);
     assert_eq!(
         lines,
         [
-            "req.toml:5:12: a subtask cannot have `variants` (experiments are planned up front: remove `variants`, `score` and `pick`)"
+            "req.toml:5:12: a subtask cannot have `variants` (experiments are planned up front: remove `variants`, `score`, `score_timeout` and `pick`)"
         ]
     );
     assert_eq!(subtasks::flat("p/a/b"), "p+a+b");
     assert_eq!(subtasks::parent_of("p/a/b"), Some("p/a"));
     assert_eq!(subtasks::depth("p/a/b"), 2);
+}
+
+/// Confinement never widens: a child asking for more than its parent may
+/// have is refused, every key at once, each naming the parent's value; a
+/// key it leaves out is its parent's, not the plan's `[defaults]`.
+#[test]
+fn a_subtask_can_only_narrow_what_its_parent_may_do() {
+    let plan = parse_ok(
+        "[defaults]\nnetwork = \"full\"\nmemory = \"8GiB\"\nretries = 3\n\n[[task]]\nid = \"p\"\nrun = \"true\"\nnetwork = \"none\"\nmemory = \"1GiB\"\nprocesses = 64\ntimeout = \"9s\"\nretries = 1\nmax_output = \"1MiB\"\n",
+    );
+    let parent = &plan.tasks[0];
+    let wide = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\nnetwork = \"full\"\nmemory = \"2GiB\"\nprocesses = 100\ntimeout = \"1h\"\nretries = 2\nmax_output = \"2MiB\"\nmax_file_size = \"1GiB\"\n".into(),
+    );
+    let e = subtasks::resolve(&plan, parent, &wide, &|_| true, &Default::default()).unwrap_err();
+    let lines = subtasks::messages(&e, &wide);
+    let expected = [
+        "`network = \"full\"`, more than its parent `p` may have (`network = \"none\"`)",
+        "`memory = \"2GiB\"`, more than its parent `p` may have (`memory = \"1.0 GiB\"`)",
+        "`processes = 100`, more than its parent `p` may have (`processes = 64`)",
+        "`timeout = \"1h\"`, more than its parent `p` may have (`timeout = \"9s\"`)",
+        "`retries = 2`, more than its parent `p` may have (`retries = 1`)",
+        "`max_output = \"2MiB\"`, more than its parent `p` may have (`max_output = \"1.0 MiB\"`)",
+        "`max_file_size = \"1GiB\"`, more than its parent `p` may have (`max_file_size = \"100.0 MiB\"`)",
+    ];
+    for want in expected {
+        assert!(
+            lines.iter().any(|l| l.contains(want)),
+            "no refusal with {want} in {lines:#?}"
+        );
+    }
+    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    // Left out: the parent's values, not [defaults]'.
+    let quiet = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\n".into(),
+    );
+    let children =
+        subtasks::resolve(&plan, parent, &quiet, &|_| true, &Default::default()).unwrap();
+    let child = &children[0];
+    assert_eq!(child.network, parent.network);
+    assert_eq!(child.memory, Some(1 << 30));
+    assert_eq!(child.processes, Some(64));
+    assert_eq!(child.timeout, Some(Duration::from_secs(9)));
+    assert_eq!(child.retries, 1);
+    assert_eq!(child.max_output, 1 << 20);
+    // Asking for less is fine.
+    let narrow = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\nmemory = \"512MiB\"\ntimeout = \"5s\"\nretries = 0\n"
+            .into(),
+    );
+    let children =
+        subtasks::resolve(&plan, parent, &narrow, &|_| true, &Default::default()).unwrap();
+    assert_eq!(children[0].memory, Some(512 << 20));
+    assert_eq!(children[0].timeout, Some(Duration::from_secs(5)));
+}
+
+/// A read-only parent's children write nothing; a subtree's deadline is
+/// passed on; a WASM child runs only a module the plan names; an agent
+/// child's turns and budget stay under its agent parent's.
+#[test]
+fn a_subtask_inherits_isolation_deadline_modules_and_budget() {
+    let plan = parse_ok(
+        "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[[task]]\nid = \"r\"\nrun = \"true\"\nisolation = \"readonly\"\n\n[[task]]\nid = \"g\"\nprompt = \"go\"\nmax_turns = 5\nbudget = { tokens = 1000 }\n",
+    );
+    let reader = &plan.tasks[0];
+    let write = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\nisolation = \"worktree\"\n\n[[task]]\nid = \"w\"\nwasm = \"/etc/passwd\"\n".into(),
+    );
+    let deadline = std::time::SystemTime::now() + Duration::from_secs(30);
+    let inherited = subtasks::Inherited {
+        modules: Vec::new(),
+        deadline: Some(deadline),
+    };
+    let e = subtasks::resolve(&plan, reader, &write, &|_| true, &inherited).unwrap_err();
+    let lines = subtasks::messages(&e, &write).join("\n");
+    assert!(lines.contains("`isolation = \"worktree\"`"), "{lines}");
+    assert!(
+        lines.contains("WASM module /etc/passwd, which none of the plan's own tasks runs"),
+        "{lines}"
+    );
+    let quiet = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\n".into(),
+    );
+    let children = subtasks::resolve(&plan, reader, &quiet, &|_| true, &inherited).unwrap();
+    assert_eq!(children[0].isolation, swarm_protocol::Isolation::Readonly);
+    assert_eq!(children[0].not_after, Some(deadline));
+    let agent = &plan.tasks[1];
+    let greedy = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nprompt = \"x\"\nmax_turns = 50\nbudget = { tokens = 5000 }\n".into(),
+    );
+    let e = subtasks::resolve(&plan, agent, &greedy, &|_| true, &inherited).unwrap_err();
+    let lines = subtasks::messages(&e, &greedy).join("\n");
+    assert!(lines.contains("`max_turns = 50`"), "{lines}");
+    assert!(
+        lines.contains("`budget = { tokens = 5000 }`, more than its parent `g` may have (`budget = { tokens = 1000 }`)"),
+        "{lines}"
+    );
+    let asking = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nprompt = \"x\"\n".into(),
+    );
+    let children = subtasks::resolve(&plan, agent, &asking, &|_| true, &inherited).unwrap();
+    let Payload::Agent(own) = &children[0].payload else {
+        panic!("not an agent: {:?}", children[0].payload)
+    };
+    assert_eq!(own.max_turns, 5);
+    assert_eq!(own.budget.tokens, Some(1000));
 }

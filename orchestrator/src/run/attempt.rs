@@ -294,7 +294,7 @@ pub(super) async fn run_attempt(
         env,
         stdout,
         stderr,
-        deadline: task.timeout.map(|t| tokio::time::Instant::now() + t),
+        deadline: deadline(task),
         grace: ctx.grace,
         max_output: task.max_output,
         sandbox,
@@ -476,12 +476,28 @@ async fn run_wasm(
         stdout,
         stderr,
         max_output: task.max_output,
-        deadline: task.timeout.map(|t| tokio::time::Instant::now() + t),
+        deadline: deadline(task),
         memory: task.memory.unwrap_or(DEFAULT_WASM_MEMORY),
         fuel: wasm.fuel,
         grace: ctx.grace,
     };
     engine.run(&spec, stop).await
+}
+
+/// When an attempt of `task` that starts now must end: its `timeout`
+/// from now, or its subtree's deadline (a subtask's parent's) if sooner.
+pub(super) fn deadline(task: &Task) -> Option<tokio::time::Instant> {
+    let now = tokio::time::Instant::now();
+    let own = task.timeout.map(|t| now + t);
+    let subtree = task.not_after.map(|at| {
+        now + at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    });
+    match (own, subtree) {
+        (Some(own), Some(subtree)) => Some(own.min(subtree)),
+        (own, subtree) => own.or(subtree),
+    }
 }
 
 /// True for a payload that runs inside swarm's own process (a WASM guest

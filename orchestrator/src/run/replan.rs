@@ -128,7 +128,7 @@ impl Replanner {
         let text = request.clone();
         // A new attempt of the request: what an earlier round asked for
         // is void.
-        spawner.reset(&task.id);
+        spawner.reset(&task.id, None);
         let checked = super::task::blocking(move || {
             repo.with_paths_of(base, |exists| {
                 spawner.request(&task, "replan", &text, exists)
@@ -148,7 +148,13 @@ impl Replanner {
 /// the failed task out, the new tasks in (ids as they run).
 fn diff(task: &Task, why: &str, request: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "- [[task]] id = \"{}\"   # {why}", task.id);
+    // `why` is the task's failure: one line, as every line of the diff.
+    let _ = writeln!(
+        out,
+        "- [[task]] id = \"{}\"   # {}",
+        task.id,
+        crate::escape::line(why)
+    );
     match &task.payload {
         Payload::Command { run } => {
             let _ = writeln!(out, "-   run = {}", crate::planner::write::string(run));

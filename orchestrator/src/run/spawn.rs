@@ -14,8 +14,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::SystemTime;
 
-use crate::plan::subtasks::{self, Limits};
+use crate::plan::subtasks::{self, Inherited, Limits};
 use crate::plan::{Plan, Source, Task};
 
 /// The name of the request file in a task's private tmp directory, which
@@ -32,12 +33,17 @@ pub(crate) struct Accepted {
     pub request: String,
     /// The children it makes, with full ids.
     pub tasks: Vec<Task>,
+    /// When they must have ended (journaled, so that a resumed run keeps
+    /// it).
+    pub deadline: Option<SystemTime>,
 }
 
 /// The run's subtask requests and limits.
 #[derive(Debug)]
 pub(crate) struct Spawner {
     plan: Plan,
+    /// The WASM modules the plan's own tasks run: all a subtask may run.
+    modules: Vec<std::path::PathBuf>,
     limits: Limits,
     /// Why no request can be taken here (a cluster node, which cannot
     /// hand children to the coordinator).
@@ -51,6 +57,9 @@ struct State {
     total: usize,
     /// Accepted requests of running attempts, by task id.
     pending: HashMap<String, Accepted>,
+    /// When each running attempt started (its children's deadline counts
+    /// from there), by task id.
+    started: HashMap<String, SystemTime>,
 }
 
 impl Spawner {
@@ -62,11 +71,13 @@ impl Spawner {
                 tasks: Vec::new(),
                 ..plan.clone()
             },
+            modules: crate::plan::ceiling::modules(&plan.tasks),
             limits: plan.subtask_limits,
             disabled: None,
             state: Mutex::new(State {
                 total,
                 pending: HashMap::new(),
+                started: HashMap::new(),
             }),
         }
     }
@@ -88,10 +99,26 @@ impl Spawner {
         self.limits.max_depth as usize
     }
 
-    /// A new attempt of `task` starts: what an earlier one asked for is
+    /// A new attempt of `task` starts (at `started`, for an attempt that
+    /// runs; `None` for a replan's new round, whose fix gets no deadline
+    /// beyond the failed task's own): what an earlier one asked for is
     /// void.
-    pub(crate) fn reset(&self, task: &str) {
-        self.state().pending.remove(task);
+    pub(crate) fn reset(&self, task: &str, started: Option<SystemTime>) {
+        let mut state = self.state();
+        state.pending.remove(task);
+        match started {
+            Some(at) => state.started.insert(task.to_string(), at),
+            None => state.started.remove(task),
+        };
+    }
+
+    /// What `parent`'s running attempt passes on to its children.
+    fn inherited(&self, parent: &Task) -> Inherited {
+        let started = self.state().started.get(&parent.id).copied();
+        Inherited {
+            modules: self.modules.clone(),
+            deadline: started.zip(parent.timeout).map(|(at, t)| at + t),
+        }
     }
 
     /// Checks `request` (`[[task]]` tables, read from `name`) of `parent`,
@@ -126,7 +153,8 @@ impl Spawner {
             None => request.to_string(),
         };
         let source = Source::new(Path::new(name), combined.clone());
-        let tasks = subtasks::resolve(&self.plan, parent, &source, exists)
+        let inherited = self.inherited(parent);
+        let tasks = subtasks::resolve(&self.plan, parent, &source, exists, &inherited)
             .map_err(|e| subtasks::messages(&e, &source))?;
         let max_children = self.limits.max_children as usize;
         if tasks.len() > max_children {
@@ -167,6 +195,7 @@ impl Spawner {
             Accepted {
                 request: combined,
                 tasks,
+                deadline: inherited.deadline,
             },
         );
         Ok(added)
@@ -183,11 +212,22 @@ impl Spawner {
 }
 
 /// The children of `parent` that a journaled request (`request`, accepted
-/// when they were spawned) makes, read again from `plan` for a resumed run.
-pub(crate) fn replay(plan: &Plan, parent: &Task, request: &str) -> Result<Vec<Task>, Vec<String>> {
+/// when they were spawned, with `deadline`) makes, read again from `plan`
+/// for a resumed run.
+pub(crate) fn replay(
+    plan: &Plan,
+    parent: &Task,
+    request: &str,
+    deadline: Option<SystemTime>,
+) -> Result<Vec<Task>, Vec<String>> {
     let source = Source::new(Path::new("journaled request"), request.to_string());
+    let inherited = Inherited {
+        modules: crate::plan::ceiling::modules(&plan.tasks),
+        deadline,
+    };
     // Paths were checked against the parent's worktree when accepted.
-    subtasks::resolve(plan, parent, &source, &|_| true).map_err(|e| subtasks::messages(&e, &source))
+    subtasks::resolve(plan, parent, &source, &|_| true, &inherited)
+        .map_err(|e| subtasks::messages(&e, &source))
 }
 
 /// Whether `path` exists in the worktree `workdir` (not following links).

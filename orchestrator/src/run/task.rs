@@ -178,7 +178,8 @@ async fn execute_inner(
             }
         };
         // What an earlier attempt asked for goes with it.
-        ctx.spawner.reset(&task.id);
+        ctx.spawner
+            .reset(&task.id, Some(std::time::SystemTime::now()));
         let request = super::spawn::request_path(&ctx.run_dir, &task.id);
         let _ = std::fs::remove_file(&request);
         let _ = ctx.events.send(ExecEvent::Started {
@@ -498,9 +499,16 @@ pub(super) fn describe_failure(
         },
         AttemptOutcome::Exited { code } => format!("exited with code {code}"),
         AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
-        AttemptOutcome::TimedOut => match task.timeout {
-            Some(t) => format!("timed out after {}", humantime::format_duration(t)),
-            None => "timed out".into(),
+        AttemptOutcome::TimedOut => match (task.timeout, task.not_after) {
+            // The subtree's deadline came first.
+            (_, Some(at)) if at <= std::time::SystemTime::now() => {
+                let parent = crate::plan::subtasks::parent_of(&task.id).unwrap_or("its parent");
+                format!(
+                    "timed out: the deadline of `{parent}`'s subtree passed (a parent's `timeout` covers its subtasks)"
+                )
+            }
+            (Some(t), _) => format!("timed out after {}", humantime::format_duration(t)),
+            (None, _) => "timed out".into(),
         },
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),

@@ -19,10 +19,27 @@ const CHANNEL_VAR: &str = swarm_protocol::agent::CHANNEL_FD_VAR;
 /// of every model they use read from its `api_key_env`.
 pub fn gateway(plan: &Plan) -> Result<Option<Arc<Gateway>>, Failure> {
     let used = used_models(plan);
-    if used.is_empty() {
+    // A task may ask for agent subtasks on any of the plan's models, so
+    // a plan that declares models and allows subtasks has a gateway even
+    // if none of its own tasks is an agent (the keys of models no task
+    // uses are read if set: a child on one without gets a clear error).
+    let spawnable = plan.subtask_limits.max_depth > 0 && !plan.models.is_empty();
+    if used.is_empty() && !spawnable {
         return Ok(None);
     }
-    gateway_for(&plan.models, &used, &plan.source, plan.budget, "swarm run").map(Some)
+    let optional: BTreeSet<&str> = match spawnable {
+        true => plan.models.keys().map(String::as_str).collect(),
+        false => BTreeSet::new(),
+    };
+    let gateway = gateway_with(
+        &plan.models,
+        &used,
+        &optional,
+        &plan.source,
+        plan.budget,
+        "swarm run",
+    )?;
+    Ok(Some(gateway))
 }
 
 /// A gateway for `models`, with the key of each model in `used` read from
@@ -35,7 +52,29 @@ pub fn gateway_for(
     budget: Budget,
     command: &str,
 ) -> Result<Arc<Gateway>, Failure> {
+    gateway_with(models, used, &BTreeSet::new(), source, budget, command)
+}
+
+/// [`gateway_for`], with the keys of the `optional` models read too when
+/// their variables are set (models a subtask may ask for).
+fn gateway_with(
+    models: &BTreeMap<String, ModelConfig>,
+    used: &BTreeSet<&str>,
+    optional: &BTreeSet<&str>,
+    source: &Source,
+    budget: Budget,
+    command: &str,
+) -> Result<Arc<Gateway>, Failure> {
     let mut keys = BTreeMap::new();
+    for &name in optional.difference(used) {
+        let var = models.get(name).and_then(|m| m.api_key_env.as_ref());
+        if let Some(key) = var
+            .and_then(|var| std::env::var(var).ok())
+            .filter(|k| !k.trim().is_empty())
+        {
+            keys.insert(name.to_string(), Secret::new(key.trim()));
+        }
+    }
     for &name in used {
         let Some(model) = models.get(name) else {
             continue;

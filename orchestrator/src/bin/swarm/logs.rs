@@ -357,10 +357,13 @@ fn replans(events: &[swarm_protocol::Event]) -> String {
                 rounds,
                 reason,
             } => {
+                // The reason and the model's words are untrusted: one
+                // line each, so that they cannot forge lines of this log.
                 let _ = writeln!(
                     out,
-                    "replan {round} of {rounds} ({}): task `{task}` failed: {reason}",
-                    event.ts
+                    "replan {round} of {rounds} ({}): task `{task}` failed: {}",
+                    event.ts,
+                    escape::line(reason)
                 );
             }
             swarm_protocol::EventBody::Replanned {
@@ -371,10 +374,10 @@ fn replans(events: &[swarm_protocol::Event]) -> String {
             } => {
                 match error {
                     Some(why) => {
-                        let _ = writeln!(out, "no fix: {why}");
+                        let _ = writeln!(out, "no fix: {}", escape::line(why));
                     }
                     None => {
-                        let _ = writeln!(out, "fix: {reason}");
+                        let _ = writeln!(out, "fix: {}", escape::line(reason));
                         out.push_str(diff);
                     }
                 }

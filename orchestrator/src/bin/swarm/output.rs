@@ -240,7 +240,7 @@ impl Progress {
                 }
                 let why = reason
                     .as_deref()
-                    .map(|r| format!("  {r}"))
+                    .map(|r| format!("  {}", escape::line(r)))
                     .unwrap_or_default();
                 say!(
                     "  {:<10} {task:<w$} [{}/{}]{why}",
@@ -573,7 +573,9 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         let result = match (&t.git_ref, t.status) {
             (_, TaskStatus::Conflicted) => format!("conflict in {}", t.conflict_files.join(", ")),
             (Some(r), _) => r.clone(),
-            (None, _) => t.reason.clone().unwrap_or_default(),
+            // A reason holds what a task or a model wrote: one line, so
+            // that it cannot forge rows of the table.
+            (None, _) => escape::line(t.reason.as_deref().unwrap_or_default()).into_owned(),
         };
         let usage = match (&t.agent, agents) {
             (Some(a), _) => format!(
@@ -663,7 +665,7 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         ) && t.variant_of.is_none()
     }) {
         if let Some(reason) = &t.reason {
-            let _ = writeln!(out, "  {}: {reason}", t.id);
+            let _ = writeln!(out, "  {}: {}", t.id, escape::line(reason));
         }
         // A task that broke verify did its own job: its reason names the
         // verify's log, which is the one to read.

@@ -167,7 +167,13 @@ fn replay_subtasks(
         .filter(|e| matches!(e.body, EventBody::ReplanStarted { .. }))
         .count();
     for event in events {
-        let EventBody::SubtasksSpawned { task, request, .. } = &event.body else {
+        let EventBody::SubtasksSpawned {
+            task,
+            request,
+            deadline,
+            ..
+        } = &event.body
+        else {
             continue;
         };
         let not_resumable = |why: String| RunError::NotResumable {
@@ -179,8 +185,11 @@ fn replay_subtasks(
                 "its journal spawned subtasks of an unknown task `{task}`"
             ))
         })?;
-        let children =
-            super::super::spawn::replay(&prepared.plan, &parent, request).map_err(|e| {
+        let deadline = deadline
+            .as_deref()
+            .and_then(|d| humantime::parse_rfc3339(d).ok());
+        let children = super::super::spawn::replay(&prepared.plan, &parent, request, deadline)
+            .map_err(|e| {
                 not_resumable(format!(
                     "the subtasks of `{task}` no longer read: {}",
                     e.join("; ")

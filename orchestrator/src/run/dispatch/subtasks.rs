@@ -37,6 +37,7 @@ impl Dispatcher<'_> {
             attempt,
             tasks: infos,
             request: accepted.request,
+            deadline: accepted.deadline.map(crate::timestamp),
         })?;
         self.seed_subtree_budget(i);
         let added = self.add_children(i, accepted.tasks)?;
