@@ -185,6 +185,9 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
                 ));
             }
         }
+        for warning in &task.warnings {
+            case.add_property(quick_junit::Property::new("warning", warning.clone()));
+        }
         // Where each attempt ran, on a cluster.
         for j in &task.jobs {
             case.add_property(quick_junit::Property::new(

@@ -280,6 +280,7 @@ impl RunFold {
                 if let Some((t, _)) = self.task_mut(task) {
                     t.status = *status;
                     t.reason = reason.clone();
+                    t.warnings = warnings(t);
                 }
             }
             EventBody::TaskMerged {
@@ -462,6 +463,26 @@ impl RunFold {
 
 /// The report of task `t` before anything happened to it, its logs in the
 /// run directory `dir`.
+/// The start of the warning for a writing task that changed nothing.
+pub const CHANGED_NOTHING: &str = "changed nothing";
+
+/// What `t`, just finished, should be looked at for though it did not
+/// fail: a task that may write and succeeded without changing a file
+/// (a silent no-op, such as an in-place edit that matched nothing).
+fn warnings(t: &TaskReport) -> Vec<String> {
+    let wrote = t.isolation == Isolation::Worktree
+        && t.subtasks.is_empty()
+        && t.variant_of.is_none()
+        && t.experiment.is_none()
+        && t.commit.is_some();
+    match t.status == TaskStatus::Succeeded && wrote && t.changed_files.is_empty() {
+        true => vec![format!(
+            "{CHANGED_NOTHING}: it succeeded without changing a file (if it only checks, `isolation = \"readonly\"` says so)"
+        )],
+        false => Vec::new(),
+    }
+}
+
 fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
     let (out, err) = log_paths(dir, &t.id, 1);
     TaskReport {
@@ -490,6 +511,7 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
         parent: crate::plan::subtasks::parent_of(&t.id).map(str::to_string),
         subtasks: Vec::new(),
         replanned: None,
+        warnings: Vec::new(),
         score: None,
         diff: None,
         experiment: None,

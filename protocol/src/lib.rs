@@ -594,6 +594,11 @@ pub struct TaskReport {
     /// The cluster jobs of its attempts (cluster executors only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobPlacement>,
+    /// What a person should look at though the task did not fail, e.g.
+    /// `changed nothing: ...` for a writing task that succeeded without
+    /// changing a file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One attempt's batch job and the node it ran on.

@@ -279,6 +279,16 @@ pub(crate) fn allow_read(
     ))?)
 }
 
+/// Adds a read-write rule for `path` to `ruleset`, as [`allow_read`] does
+/// for a mount made after the ruleset was built (the worker's private
+/// `/dev/shm`).
+pub(crate) fn allow_write(
+    ruleset: RulesetCreated,
+    path: &Path,
+) -> Result<RulesetCreated, ConfineError> {
+    Ok(ruleset.add_rules(path_beneath_rules([path], AccessFs::from_all(REQUIRED_ABI)))?)
+}
+
 /// Restricts the calling process (and its future children) by `ruleset`.
 pub(crate) fn restrict(ruleset: RulesetCreated) -> Result<(), ConfineError> {
     let status = ruleset.restrict_self()?;

@@ -343,6 +343,22 @@ pub(crate) fn build(
     if dev.is_dir() && dev.join("fd").symlink_metadata().is_err() {
         dev_links(&dev).map_err(fail)?;
     }
+    // A private, size-limited `/dev/shm`: POSIX shared memory and
+    // semaphores (Python's multiprocessing, pytest-xdist) need it, and the
+    // host's would be a channel between tasks. It lives in this mount
+    // namespace, so it is gone with the attempt; its pages count against
+    // the task's cgroup like any memory it uses.
+    let shm = dev.join("shm");
+    if shm.is_dir() {
+        mount(
+            Some(Path::new("tmpfs")),
+            &shm,
+            Some(c"tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some(SHM_OPTIONS),
+        )
+        .map_err(|e| fail(format!("a private /dev/shm: {e}")))?;
+    }
 
     let proc_dir = Path::new(NEW_ROOT).join("proc");
     std::fs::create_dir_all(&proc_dir).map_err(|e| fail(format!("create /proc: {e}")))?;
@@ -382,6 +398,14 @@ pub(crate) fn build(
     detach(Path::new(".")).map_err(fail)?;
     chdir(Path::new("/")).map_err(fail)
 }
+
+/// The mount options of a worker's private `/dev/shm`: writable by
+/// whoever the worker runs as (sticky, as the host's), as large as
+/// Docker's default.
+const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=64m,nr_inodes=16384";
+
+/// Where a worker's private `/dev/shm` is, in its own root.
+pub(crate) const SHM: &str = "/dev/shm";
 
 /// What shells and tools expect of `/dev` beside the device files.
 fn dev_links(dev: &Path) -> Result<(), String> {
@@ -461,6 +485,9 @@ pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>
         }
         if dir == Path::new("/dev") {
             dev_links(dir)?;
+            // Where each worker mounts its private `/dev/shm` (see `build`).
+            std::fs::create_dir(dir.join("shm"))
+                .map_err(|e| format!("create {}: {e}", dir.join("shm").display()))?;
         }
         mount(
             None,

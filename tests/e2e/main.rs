@@ -8,6 +8,7 @@ mod bad_input;
 mod clean;
 mod confinement;
 mod escapes;
+mod everyday_tools;
 mod example_plans;
 mod experiments;
 mod faults;

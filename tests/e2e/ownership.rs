@@ -50,12 +50,20 @@ fn intruders() -> String {
          try other-package sh -c 'mkdir -p src/b && echo y > src/b/f'\n\
          try rename mv src/a src/c\n\
          try own sh -c 'echo mine > src/a/a.txt && mkdir -p src/a/sub && echo new > src/a/sub/n.txt'\n'''\n\n\
-         [[task]]\nid = \"file\"\npaths = [\"src/b/b.txt\"]\nrun = '''\n{PRELUDE}R=\"$PWD/src/b/b.txt\"\n\
-         try sibling sh -c 'echo x > src/b/other'\n\
-         try delete rm src/b/b.txt\n\
-         try rename mv src/b/b.txt src/b/c.txt\n\
-         try in-place sh -c 'c=$(cat src/b/b.txt); printf \"%s\\\\nrewritten\\\\n\" \"$c\" > src/b/b.txt'\n'''\n"
+         {}",
+        in_place()
     )
+}
+
+/// A task that owns only the file `src/b/b.txt` and edits it as people
+/// do: `sed -i`, `perl -pi` and `patch` each write a temporary file beside
+/// it and rename it over the original.
+fn in_place() -> &'static str {
+    "[[task]]\nid = \"file\"\npaths = [\"src/b/b.txt\"]\nrun = '''\nset -e\n\
+     sed -i 's/^b$/b by sed/' src/b/b.txt\n\
+     perl -pi -e 's/by sed/by sed and perl/' src/b/b.txt\n\
+     printf -- '--- a/src/b/b.txt\\n+++ b/src/b/b.txt\\n@@ -1 +1,2 @@\\n b by sed and perl\\n+patched\\n' > \"$TMPDIR/p.diff\"\n\
+     patch -p1 < \"$TMPDIR/p.diff\"\n'''\n"
 }
 
 /// Whether a command's error is the file system's refusal: a read-only
@@ -91,18 +99,18 @@ fn assert_refused(repo: &TestRepo, name: &str) {
     assert!(!exists(repo, &format!("{branch}:src/b/f")));
     assert!(!exists(repo, &format!("{branch}:src/c/a.txt")));
 
-    // A file of its own is rewritten in place, never deleted or renamed.
-    let file = repo.show(&branch, "src/b/b.txt");
-    let lines: Vec<&str> = file.lines().collect();
-    assert_eq!(lines.len(), 6, "{file}");
-    assert_eq!(lines[0], "b", "{file}");
-    for (line, try_name) in lines[1..].iter().zip(["sibling", "delete", "rename"]) {
-        let error = line.strip_prefix(&format!("denied {try_name}: "));
-        assert!(error.is_some_and(refusal), "{file}");
-    }
-    assert_eq!(lines[4..], ["rewritten", "ALLOWED in-place"], "{file}");
-    assert!(!exists(repo, &format!("{branch}:src/b/other")));
-    assert!(!exists(repo, &format!("{branch}:src/b/c.txt")));
+    // A file of its own is edited by sed -i, perl -pi and patch, which
+    // write beside it and rename; nothing else of src/b changed.
+    assert_eq!(
+        repo.show(&branch, "src/b/b.txt"),
+        "b by sed and perl\npatched"
+    );
+    assert_eq!(
+        task(&report, "file")["changed_files"],
+        serde_json::json!(["src/b/b.txt"])
+    );
+    let listed = repo.git_output(&["ls-tree", "-r", "--name-only", &branch, "src/b"]);
+    assert_eq!(String::from_utf8_lossy(&listed.stdout), "src/b/b.txt\n");
 }
 
 #[test]
@@ -127,6 +135,55 @@ fn the_sandbox_refuses_writes_outside_a_tasks_paths() {
         task(&report, "maker")["changed_files"],
         serde_json::json!(["docs/guide.txt", "src/made.rs"])
     );
+}
+
+/// A task that owns one file may write beside it (that is how in-place
+/// editors work) but the result check keeps it to the file: a sibling it
+/// wrote instead fails the attempt, naming it, and the work stays on its
+/// ref. A writing task that changed nothing succeeds with a warning.
+#[test]
+fn a_task_owning_a_file_cannot_keep_a_sibling_and_one_that_changed_nothing_is_warned() {
+    let repo = repo();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let junit = repo.root().join("junit.xml");
+    let plan = repo.plan(
+        "beside.toml",
+        "[swarm]\nname = \"beside\"\non_failure = \"continue\"\n\n\
+         [[task]]\nid = \"sibling\"\npaths = [\"src/b/b.txt\"]\n\
+         run = \"sed -i s/b/c/ src/b/b.txt && echo x > src/b/other\"\n\n\
+         [[task]]\nid = \"noop\"\npaths = [\"src/a/a.txt\"]\n\
+         run = \"perl -pi -e 's/nothing here/x/' src/a/a.txt\"\n",
+    );
+    let out = repo.run_plan(&plan, &["--junit", junit.to_str().unwrap()]);
+    out.assert_code(1);
+    let report = repo.report();
+    let sibling = task(&report, "sibling");
+    assert_eq!(sibling["status"], "failed", "{report}");
+    assert!(
+        sibling["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("wrote outside its paths: src/b/other (its paths: src/b/b.txt)"),
+        "{sibling}"
+    );
+    assert_eq!(repo.show("refs/swarm/beside/sibling", "src/b/other"), "x");
+    assert_eq!(repo.show("refs/swarm/beside/sibling", "src/b/b.txt"), "c");
+    let noop = task(&report, "noop");
+    assert_eq!(noop["status"], "merged", "{report}");
+    let warning = "changed nothing";
+    assert!(
+        noop["warnings"][0].as_str().unwrap().starts_with(warning),
+        "{noop}"
+    );
+    assert!(
+        out.stderr.contains("warning: `noop` changed nothing"),
+        "{}",
+        out.stderr
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(warning), "{xml}");
 }
 
 // The filter `swarm_denied` installs names `unshare` by its x86_64 number.

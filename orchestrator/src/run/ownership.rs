@@ -21,10 +21,15 @@ const SHOWN: usize = 10;
 pub(super) const HELP: &str = "add them to `paths` or `creates`, or leave them to another task";
 
 /// The paths under `workdir` a sandboxed task that owns `owned` (relative
-/// to the repository root) may write: each owned path that exists, as it
-/// is (a directory, or a single file: written in place, not deleted or
-/// renamed over); for one that does not exist yet (a `creates` entry, or a
-/// path in a directory not yet made), its parent directory.
+/// to the repository root) may write: each owned directory as it is; for
+/// an owned file, or a path that does not exist yet (a `creates` entry, or
+/// a path in a directory not yet made), its parent directory.
+///
+/// A file is granted through its directory because that is how nearly
+/// every tool writes one: `sed -i`, `perl -pi`, `patch`, editors,
+/// formatters and code-mod tools write a temporary file beside it and
+/// rename it over the original, which a grant of the file alone refuses
+/// (sed fails, perl only warns and changes nothing).
 ///
 /// Landlock rules, and the binds of the worker's file system view, need an
 /// existing inode, so a path to be created can only be granted through a
@@ -68,8 +73,8 @@ fn grant(workdir: &Path, rel: &str) -> Option<PathBuf> {
         match path.symlink_metadata() {
             // `symlink_metadata`: a link to a directory is not one.
             Ok(m) if m.is_dir() => dir = path,
-            Ok(m) if last && m.is_file() => return Some(path),
-            // A link (or a special file) at the owned path itself.
+            // A file, a link or a special file at the owned path itself:
+            // its directory, where a tool writes beside it and renames.
             Ok(_) if last => return Some(dir),
             // A file or a link on the way.
             Ok(_) => return None,

@@ -98,13 +98,14 @@ fn tree() -> tempfile::TempDir {
 }
 
 #[test]
-fn existing_owned_paths_are_writable_as_they_are() {
+fn owned_directories_are_writable_as_they_are_and_files_through_theirs() {
     let dir = tree();
     let root = dir.path();
-    assert_eq!(
-        writable(root, &["src/a", "src/b.rs"]),
-        [root.join("src/a"), root.join("src/b.rs")]
-    );
+    assert_eq!(writable(root, &["src/a"]), [root.join("src/a")]);
+    // A file's directory: `sed -i` and friends write beside it and rename
+    // over it (the result check keeps the task to the file).
+    assert_eq!(writable(root, &["src/a/x.rs"]), [root.join("src/a")]);
+    assert_eq!(writable(root, &["src/a", "src/b.rs"]), [root.join("src")]);
 }
 
 #[test]

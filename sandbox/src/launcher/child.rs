@@ -173,6 +173,15 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
         Ok(ruleset) => ruleset,
         Err(e) => fail(prepared.errors, &format!("confine the worker: {e}")),
     };
+    // So does the private /dev/shm the view mounted (init exists only
+    // where the view was built, so this is never the host's).
+    let shm = std::path::Path::new(crate::view::SHM);
+    if shm.is_dir() {
+        prepared.ruleset = match confine::allow_write(prepared.ruleset, shm) {
+            Ok(ruleset) => ruleset,
+            Err(e) => fail(prepared.errors, &format!("confine the worker: {e}")),
+        };
+    }
     // SAFETY: fork from this single-threaded process.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let child = unsafe { libc::fork() };

@@ -642,6 +642,11 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
     if let Some(line) = verify_line(report, &rel) {
         let _ = writeln!(out, "  {line}");
     }
+    for t in report.tasks.iter().filter(|t| !t.warnings.is_empty()) {
+        for warning in &t.warnings {
+            let _ = writeln!(out, "  warning: `{}` {warning}", t.id);
+        }
+    }
     let agents: Vec<_> = report
         .tasks
         .iter()
