@@ -16,7 +16,7 @@ use crate::sandbox::sandbox_available;
 use crate::support::{TestRepo, task, wait_until};
 
 fn plan(repo: &TestRepo, name: &str, swarm: &str, tasks: &str) -> std::path::PathBuf {
-    repo.plan_exact(
+    repo.plan(
         &format!("{name}.toml"),
         &format!("[swarm]\nname = \"{name}\"\n{swarm}\n\n[defaults]\ntimeout = \"60s\"\n\n{tasks}"),
     )
@@ -378,7 +378,7 @@ fn a_task_killed_for_memory_never_succeeds_even_if_its_shell_exits_0() {
         "[[task]]\nid = \"verify\"\ncreates = [\"v.txt\"]\nmemory = \"64MiB\"\nrun = \"echo v > v.txt\"\nverify = '''\n{balloon}\nexit 0\n'''\n\n"
     ));
     tasks.push_str(&format!(
-        "[[task]]\nid = \"scored\"\ncreates = [\"s.txt\"]\nmemory = \"64MiB\"\nvariants = 2\nrun = \"echo {{variant}} > s.txt\"\nscore = '''\n{balloon}\necho 5\n'''\n\n"
+        "[[task]]\nid = \"scored\"\ncreates = [\"s.txt\"]\nmemory = \"64MiB\"\nvariants = 2\nrun = \"echo {{variant}} > s.txt\"\nscore = '''\n{balloon}\necho 5\n'''\npick = \"max\"\n\n"
     ));
     tasks.push_str(
         "[[task]]\nid = \"fine\"\ncreates = [\"fine.txt\"]\nmemory = \"64MiB\"\nrun = \"echo ok > fine.txt\"\n",
