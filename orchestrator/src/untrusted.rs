@@ -116,10 +116,12 @@ pub fn read(dir: &Path, rel: &str, limits: Limits) -> Result<Vec<u8>, UntrustedE
     let mut current: OwnedFd =
         open(dir, directory, Mode::empty()).map_err(|e| opened(dir.to_path_buf(), e))?;
     let mut walked = dir.to_path_buf();
-    let (last, parents) = components.split_last().ok_or_else(|| UntrustedError::BadName {
-        dir: dir.to_path_buf(),
-        name: rel.to_string(),
-    })?;
+    let (last, parents) = components
+        .split_last()
+        .ok_or_else(|| UntrustedError::BadName {
+            dir: dir.to_path_buf(),
+            name: rel.to_string(),
+        })?;
     for component in parents {
         walked.push(component);
         current = openat(&current, *component, directory, Mode::empty())
@@ -328,7 +330,10 @@ mod tests {
         let d = dir();
         std::fs::create_dir(d.path().join("d")).unwrap();
         let e = read(d.path(), "d", LIMITS).unwrap_err().to_string();
-        assert!(e.ends_with("d is not a regular file (it is a directory)"), "{e}");
+        assert!(
+            e.ends_with("d is not a regular file (it is a directory)"),
+            "{e}"
+        );
         assert!(read(d.path(), "none", LIMITS).unwrap_err().is_missing());
         for name in ["", "../x", "a/../b", "/etc/passwd", "a//b", "."] {
             let e = read(d.path(), name, LIMITS).unwrap_err();

@@ -349,15 +349,17 @@ pub(super) async fn run_attempt(
                 c.empty();
                 if c.oom_kills() > oom_kills.unwrap_or(0) {
                     scored.value = None;
-                    scored.error = Some(super::task::describe_failure(
-                        &AttemptOutcome::OutOfMemory { limit: task.memory },
-                        None,
-                        task,
-                        &ctx.run,
-                        attempt,
-                        None,
-                    )
-                    .replacen("killed", "score was killed", 1));
+                    scored.error = Some(
+                        super::task::describe_failure(
+                            &AttemptOutcome::OutOfMemory { limit: task.memory },
+                            None,
+                            task,
+                            &ctx.run,
+                            attempt,
+                            None,
+                        )
+                        .replacen("killed", "score was killed", 1),
+                    );
                 }
             }
             Some(scored)

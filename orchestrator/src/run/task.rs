@@ -364,7 +364,7 @@ async fn read_request(
         Err(e) if e.is_missing() => return None,
         Err(e) => {
             let why = format!("its subtask request could not be read: {e}");
-            append_to_log(ctx, task, attempt, &[why.clone()]);
+            append_to_log(ctx, task, attempt, std::slice::from_ref(&why));
             return Some(why);
         }
     };
