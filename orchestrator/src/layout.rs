@@ -52,6 +52,11 @@ pub fn task_tmp(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(TMP).join(&*flat(task))
 }
 
+/// The HOME and TMPDIR of variant `task`'s scorer, made fresh for it.
+pub fn score_home(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir.join(TMP).join(format!("{}.score", flat(task)))
+}
+
 /// Where task `task`'s view of the git directory is made.
 pub fn git_view(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(TMP).join(format!("{}.git", flat(task)))

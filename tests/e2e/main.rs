@@ -13,6 +13,7 @@ mod example_plans;
 mod experiments;
 mod faults;
 mod gateway_complete;
+mod hostile_task;
 mod live;
 mod model_mock;
 mod outputs;

@@ -8,7 +8,7 @@
 //! call disables them.
 
 mod merge;
-mod scan;
+pub(crate) mod scan;
 mod snapshot;
 #[cfg(test)]
 pub(crate) mod test_repo;

@@ -112,8 +112,14 @@ impl Worktrees {
     pub fn restore_link(path: &Path, admin: &Path) -> Result<bool, GitError> {
         let link = path.join(".git");
         let want = format!("gitdir: {}\n", admin.display());
-        let intact = link.symlink_metadata().is_ok_and(|m| m.is_file())
-            && std::fs::read(&link).is_ok_and(|text| text.trim_ascii() == want.trim().as_bytes());
+        // Read as what it may be: the task's file (no link followed, no
+        // FIFO waited on, a few KiB at most).
+        let limits = crate::untrusted::Limits {
+            max_size: 4096,
+            what: "a worktree's .git link",
+        };
+        let intact = crate::untrusted::read(path, ".git", limits)
+            .is_ok_and(|text| text.trim_ascii() == want.trim().as_bytes());
         if intact || path.symlink_metadata().is_err() {
             return Ok(false);
         }

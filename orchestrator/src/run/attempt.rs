@@ -319,30 +319,56 @@ pub(super) async fn run_attempt(
             command_or_agent(ctx, task, agent, attempt, spec, stop).await
         }
     };
-    let passed = outcome.is_success()
+    // A task the kernel killed a process of for its memory limit failed
+    // for that reason, whatever its shell made of the kill (137, or 0 from
+    // a shell that went on): decided by the cgroup's count of OOM kills,
+    // read once nothing of the command and its verify is left (so that a
+    // kill still on its way is counted), never by how the exit looked.
+    let oom_kills = cgroup.as_ref().map(|c| {
+        c.empty();
+        c.oom_kills()
+    });
+    let oom = oom_kills.is_some_and(|n| n > 0)
+        && !matches!(
+            outcome,
+            AttemptOutcome::Cancelled | AttemptOutcome::TimedOut
+        );
+    let passed = !oom
+        && outcome.is_success()
         && !matches!(verify, Some(Verify::Failed(_)))
         && report
             .as_ref()
             .is_none_or(|r| r.outcome == swarm_protocol::agent::AgentOutcome::Finished);
     let score = match score_with {
         Some((score, spec)) if passed && stop.borrow().is_none() => {
-            Some(super::score::run(ctx, task, attempt, workdir, &score, spec, stop).await)
+            let mut scored =
+                super::score::run(ctx, task, attempt, workdir, &score, spec, stop).await;
+            // The score runs in the task's cgroup: a kill for memory there
+            // fails the score, even if its shell printed a number after.
+            if let Some(c) = &cgroup {
+                c.empty();
+                if c.oom_kills() > oom_kills.unwrap_or(0) {
+                    scored.value = None;
+                    scored.error = Some(
+                        super::task::describe_failure(
+                            &AttemptOutcome::OutOfMemory { limit: task.memory },
+                            None,
+                            task,
+                            &ctx.run,
+                            attempt,
+                            None,
+                        )
+                        .replacen("killed", "score was killed", 1),
+                    );
+                }
+            }
+            Some(scored)
         }
         _ => None,
     };
     if let Err(e) = change_owners(owned, false).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
-    // A task that failed after the kernel killed one of its processes for
-    // memory failed for that reason, however its shell reported it (137).
-    // One that handled the kill and succeeded did not fail.
-    let failed = !outcome.is_success() || matches!(verify, Some(Verify::Failed(_)));
-    let oom = failed
-        && cgroup.as_ref().is_some_and(|c| c.oom_killed())
-        && !matches!(
-            outcome,
-            AttemptOutcome::Cancelled | AttemptOutcome::TimedOut
-        );
     // What the task left outside its process group goes with it.
     drop(cgroup);
     if oom {

@@ -244,8 +244,11 @@ impl TaskCgroup {
         }
     }
 
-    /// Whether the kernel killed a process of the task for memory.
-    pub fn oom_killed(&self) -> bool {
+    /// How many processes of the task the kernel has killed for memory so
+    /// far: the cgroup's own count, which does not depend on how (or
+    /// whether) the task's shell reported the kill. Read once nothing of
+    /// the task runs any more ([`Self::empty`]), it is final.
+    pub fn oom_kills(&self) -> u64 {
         let (file, key) = if self.v2 {
             ("memory.events", "oom_kill")
         } else {
@@ -255,7 +258,12 @@ impl TaskCgroup {
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.strip_prefix(key)?.trim().parse::<u64>().ok())
-            .any(|n| n > 0)
+            .sum()
+    }
+
+    /// Kills whatever is still in the cgroup and waits until it is empty.
+    pub fn empty(&self) {
+        self.kill_all();
     }
 }
 

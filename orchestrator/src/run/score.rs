@@ -2,6 +2,12 @@
 //! worktree after its `verify` passed, in the same sandbox as the task but
 //! with the worktree read-only (a score ranks a result; it cannot change
 //! it), under a deadline of its own. Its last line of output is the score.
+//!
+//! The scorer judges the variant, so it sees nothing the variant wrote but
+//! its worktree: a fresh, empty HOME and TMPDIR of its own (removed after),
+//! not the variant's tmp (its HOME, where a `usercustomize.py` or a
+//! `.bashrc` would run in the scorer) and not the build caches the variant
+//! wrote to.
 
 use std::path::Path;
 use std::time::Instant;
@@ -34,9 +40,35 @@ pub(super) async fn run(
     if let Some(sandbox) = &mut spec.sandbox {
         read_only_worktree(&mut sandbox.policy, workdir);
     }
+    let home = crate::layout::score_home(&ctx.run_dir, &task.id);
+    let made = {
+        let (home, sandboxed) = (home.clone(), spec.sandbox.is_some());
+        tokio::task::spawn_blocking(move || fresh_home(&home, sandboxed))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|made| made)
+    };
+    if let Err(e) = made {
+        return Score {
+            value: None,
+            error: Some(format!("score could not run: {e}")),
+            duration_ms: 0,
+        };
+    }
+    let variant_tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
+    let caches: Vec<&Path> = ctx.caches.iter().map(|c| c.dir.as_path()).collect();
+    let cache_vars: Vec<&str> = ctx.caches.iter().map(|c| c.var.as_str()).collect();
+    isolate(&mut spec, &home, &variant_tmp, &caches, &cache_vars);
     let started = Instant::now();
     let outcome = run_command(&spec, stop).await;
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    {
+        let home = home.clone();
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&home)).await;
+        if let Ok(Err(e)) = removed {
+            tracing::warn!(task = %task.id, error = %e, "failed to remove the scorer's home");
+        }
+    }
     let failed = |error: String| Score {
         value: None,
         error: Some(error),
@@ -92,6 +124,62 @@ pub(crate) fn parse(output: &str) -> Result<f64, String> {
                 "score printed no number: its last line is `{shown}`"
             ))
         }
+    }
+}
+
+/// Makes `home`, empty (whatever an earlier scorer left there goes), with
+/// a git configuration that trusts root's checkouts and, for a sandboxed
+/// scorer run as root, owned by the sandbox's identity.
+fn fresh_home(home: &Path, sandboxed: bool) -> Result<(), String> {
+    let action = |e: std::io::Error| format!("create {}: {e}", home.display());
+    match std::fs::remove_dir_all(home) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(action(e)),
+    }
+    std::fs::create_dir(home).map_err(action)?;
+    if sandboxed && swarm_sandbox::worker_identity().is_some() {
+        super::attempt::trust_checkouts(home).map_err(action)?;
+        swarm_sandbox::ownership::hand_over(home, swarm_sandbox::SANDBOX_IDENTITY)
+            .map_err(|e| format!("failed to {e}"))?;
+    }
+    Ok(())
+}
+
+/// `spec` for a scorer whose HOME and TMPDIR are `home`, that neither
+/// reads nor writes `variant_tmp` (the variant's private tmp, its HOME)
+/// or the build `caches`, and whose cargo builds into `home`.
+fn isolate(
+    spec: &mut CommandSpec,
+    home: &Path,
+    variant_tmp: &Path,
+    caches: &[&Path],
+    cache_vars: &[&str],
+) {
+    let foreign = |p: &Path| p.starts_with(variant_tmp) || caches.iter().any(|c| p.starts_with(c));
+    let points_in = |value: &str| foreign(Path::new(value));
+    let had_target = spec.env.iter().any(|(k, _)| k == "CARGO_TARGET_DIR");
+    spec.env.retain(|(k, v)| {
+        !matches!(k.as_str(), "HOME" | "TMPDIR" | "CARGO_TARGET_DIR")
+            && k != super::spawn::REQUEST_VAR
+            && !cache_vars.contains(&k.as_str())
+            && !points_in(v)
+    });
+    let home_text = home.display().to_string();
+    spec.env.push(("TMPDIR".into(), home_text.clone()));
+    if had_target {
+        spec.env.push((
+            "CARGO_TARGET_DIR".into(),
+            home.join("target").display().to_string(),
+        ));
+    }
+    if let Some(sandbox) = &mut spec.sandbox {
+        // Unconfined, HOME is the user's, as for every unconfined command.
+        spec.env.push(("HOME".into(), home_text));
+        let policy = &mut sandbox.policy;
+        policy.read_write.retain(|p| !foreign(p));
+        policy.read_only.retain(|p| !foreign(p));
+        policy.read_write.push(home.to_path_buf());
     }
 }
 

@@ -152,42 +152,20 @@ impl Spawner {
             Some(earlier) => format!("{}\n{request}", earlier.request),
             None => request.to_string(),
         };
+        // The limits first, on a count of the tables (a matrix's
+        // combinations counted, not made): resolving a request of 50,000
+        // tasks only to refuse it cost the coordinator hundreds of MB.
+        if let Some(at_least) = count_tasks(&combined) {
+            self.check_children(parent, at_least, earlier.as_ref())?;
+            self.check_total(parent, at_least)?;
+        }
         let source = Source::new(Path::new(name), combined.clone());
         let inherited = self.inherited(parent);
         let tasks = subtasks::resolve(&self.plan, parent, &source, exists, &inherited)
             .map_err(|e| subtasks::messages(&e, &source))?;
-        let max_children = self.limits.max_children as usize;
-        if tasks.len() > max_children {
-            return Err(vec![format!(
-                "refused: `max_children` is {max_children} and this would give `{}` {} subtasks{}: ask for fewer, larger subtasks (or raise `max_children` in [swarm])",
-                parent.id,
-                tasks.len(),
-                match &earlier {
-                    Some(e) => format!(" ({} asked for before)", e.tasks.len()),
-                    None => String::new(),
-                }
-            )]);
-        }
+        self.check_children(parent, tasks.len(), earlier.as_ref())?;
         let mut state = self.state();
-        let promised: usize = state
-            .pending
-            .iter()
-            .filter(|(id, _)| **id != parent.id)
-            .map(|(_, a)| a.tasks.len())
-            .sum();
-        let after = state.total + promised + tasks.len();
-        if after > self.limits.max_tasks {
-            return Err(vec![format!(
-                "refused: `max_tasks` is {} and the run has {} tasks{}: {} more would make {after}; ask for fewer subtasks (or raise `max_tasks` in [swarm])",
-                self.limits.max_tasks,
-                state.total,
-                match promised {
-                    0 => String::new(),
-                    n => format!(" ({n} more promised to other tasks)"),
-                },
-                tasks.len()
-            )]);
-        }
+        Self::total_within(&state, &self.limits, parent, tasks.len())?;
         let known = earlier.map_or(0, |e| e.tasks.len());
         let added = tasks[known..].iter().map(|t| t.id.clone()).collect();
         state.pending.insert(
@@ -201,6 +179,59 @@ impl Spawner {
         Ok(added)
     }
 
+    /// Refuses `count` children of `parent` past `max_children`.
+    fn check_children(
+        &self,
+        parent: &Task,
+        count: usize,
+        earlier: Option<&Accepted>,
+    ) -> Result<(), Vec<String>> {
+        let max_children = self.limits.max_children as usize;
+        if count <= max_children {
+            return Ok(());
+        }
+        Err(vec![format!(
+            "refused: `max_children` is {max_children} and this would give `{}` {count} subtasks{}: ask for fewer, larger subtasks (or raise `max_children` in [swarm])",
+            parent.id,
+            match earlier {
+                Some(e) => format!(" ({} asked for before)", e.tasks.len()),
+                None => String::new(),
+            }
+        )])
+    }
+
+    /// Refuses `count` children of `parent` past `max_tasks`.
+    fn check_total(&self, parent: &Task, count: usize) -> Result<(), Vec<String>> {
+        Self::total_within(&self.state(), &self.limits, parent, count)
+    }
+
+    fn total_within(
+        state: &State,
+        limits: &Limits,
+        parent: &Task,
+        count: usize,
+    ) -> Result<(), Vec<String>> {
+        let promised: usize = state
+            .pending
+            .iter()
+            .filter(|(id, _)| **id != parent.id)
+            .map(|(_, a)| a.tasks.len())
+            .sum();
+        let after = state.total + promised + count;
+        if after <= limits.max_tasks {
+            return Ok(());
+        }
+        Err(vec![format!(
+            "refused: `max_tasks` is {} and the run has {} tasks{}: {count} more would make {after}; ask for fewer subtasks (or raise `max_tasks` in [swarm])",
+            limits.max_tasks,
+            state.total,
+            match promised {
+                0 => String::new(),
+                n => format!(" ({n} more promised to other tasks)"),
+            },
+        )])
+    }
+
     /// What `task`'s attempt asked for, taken to be spawned: its children
     /// count as tasks of the run from now on.
     pub(crate) fn take(&self, task: &str) -> Option<Accepted> {
@@ -208,6 +239,76 @@ impl Spawner {
         let accepted = state.pending.remove(task)?;
         state.total += accepted.tasks.len();
         Some(accepted)
+    }
+}
+
+/// How many tasks `request` makes at least, counted without resolving
+/// it: one per `[[task]]` table, or per combination of its `matrix` (the
+/// cross product of its keys, less at most what each `exclude` entry
+/// matches, plus its `include` entries). `None` when it does not parse
+/// (resolving it then reports why).
+pub(crate) fn count_tasks(request: &str) -> Option<usize> {
+    let document: toml::Table = toml::from_str(request).ok()?;
+    let Some(toml::Value::Array(tables)) = document.get("task") else {
+        return Some(0);
+    };
+    Some(
+        tables
+            .iter()
+            .map(|table| match table.get("matrix") {
+                Some(toml::Value::Table(matrix)) => combinations(matrix),
+                _ => 1,
+            })
+            .fold(0usize, usize::saturating_add),
+    )
+}
+
+/// The fewest combinations `matrix` can make (see [`count_tasks`]).
+fn combinations(matrix: &toml::Table) -> usize {
+    let list = |key: &str| match matrix.get(key) {
+        Some(toml::Value::Array(items)) => items.as_slice(),
+        _ => &[],
+    };
+    let keys: Vec<(&String, &Vec<toml::Value>)> = matrix
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "include" | "exclude"))
+        .filter_map(|(k, v)| v.as_array().map(|a| (k, a)))
+        .collect();
+    let product = match keys.is_empty() {
+        // Only `include`: exactly its entries.
+        true => 0,
+        false => keys
+            .iter()
+            .map(|(_, values)| values.len())
+            .fold(1usize, usize::saturating_mul),
+    };
+    // An exclude entry fixes some keys: it matches at most the product of
+    // the others' lengths (none if a value it names is not in the list).
+    let excluded = list("exclude")
+        .iter()
+        .filter_map(toml::Value::as_table)
+        .map(|entry| {
+            keys.iter()
+                .map(|(k, values)| match entry.get(k.as_str()) {
+                    // Values compare as the matrix compares them: as text.
+                    Some(v) => values
+                        .iter()
+                        .filter(|x| scalar(x).is_some_and(|x| Some(x) == scalar(v)))
+                        .count(),
+                    None => values.len(),
+                })
+                .fold(1usize, usize::saturating_mul)
+        })
+        .fold(0usize, usize::saturating_add);
+    product.saturating_sub(excluded) + list("include").len()
+}
+
+fn scalar(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -230,9 +331,15 @@ pub(crate) fn replay(
         .map_err(|e| subtasks::messages(&e, &source))
 }
 
-/// Whether `path` exists in the worktree `workdir` (not following links).
+/// Whether `path` exists in the worktree `workdir`, following no link on
+/// the way (the task made the worktree: a link there to a host directory
+/// must not let it ask root what exists outside).
 pub(crate) fn exists_in(workdir: &Path) -> impl Fn(&str) -> bool + '_ {
-    move |path: &str| std::fs::symlink_metadata(workdir.join(path)).is_ok()
+    move |path: &str| {
+        let mut real_dirs = HashMap::new();
+        crate::git::scan::lstat_beneath(workdir, path.as_bytes(), &mut real_dirs)
+            .is_ok_and(|found| found.is_some())
+    }
 }
 
 /// Where a command of task `id` leaves its request (`$SWARM_SUBTASKS`).
@@ -290,6 +397,28 @@ mod tests {
     use serde_json::json;
 
     use super::json_request;
+
+    #[test]
+    fn tasks_are_counted_without_resolving_them() {
+        use super::count_tasks;
+        assert_eq!(count_tasks("[[task]]\n[[task]]\nid = 'x'\n"), Some(2));
+        assert_eq!(count_tasks(&"[[task]]\n".repeat(50_000)), Some(50_000));
+        let matrix = "[[task]]\nid = 't-{a}-{b}'\nmatrix = { a = [1, 2, 3], b = ['x', 'y'] }\n";
+        assert_eq!(count_tasks(matrix), Some(6));
+        // 250 x 200: counted, never made.
+        let big = format!(
+            "[[task]]\nid = 't-{{a}}-{{b}}'\nmatrix = {{ a = {:?}, b = {:?} }}\n",
+            (0..250).collect::<Vec<_>>(),
+            (0..200).collect::<Vec<_>>()
+        );
+        assert_eq!(count_tasks(&big), Some(50_000));
+        // `exclude` removes at most what it matches (values compared as
+        // text, as the matrix does); `include` adds its entries.
+        let tuned = "[[task]]\nid = 't'\nmatrix = { a = [1, 2, 3], b = ['x', 'y'], exclude = [{ a = '1' }, { a = 2, b = 'y' }, { a = 9 }], include = [{ a = 7, b = 'z' }] }\n";
+        assert_eq!(count_tasks(tuned), Some(6 - 2 - 1 + 1));
+        assert_eq!(count_tasks("not toml ["), None);
+        assert_eq!(count_tasks(""), Some(0));
+    }
 
     #[test]
     fn an_agents_json_becomes_task_tables() {

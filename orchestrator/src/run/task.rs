@@ -344,14 +344,29 @@ async fn read_request(
     path: &std::path::Path,
     workdir: &std::path::Path,
 ) -> Option<String> {
-    let text = match std::fs::read_to_string(path) {
+    // The task wrote it: read as hostile input (no link followed, no FIFO
+    // waited on, nothing past the cap), off this thread, with a deadline.
+    let (dir, name) = (path.parent()?, super::spawn::REQUEST_FILE);
+    let read = crate::untrusted::read_with_deadline(
+        dir.to_path_buf(),
+        name.to_string(),
+        crate::untrusted::Limits::new("a subtask request"),
+        crate::untrusted::DEFAULT_DEADLINE,
+    )
+    .await
+    .and_then(|bytes| {
+        String::from_utf8(bytes).map_err(|_| crate::untrusted::UntrustedError::Io {
+            path: path.to_path_buf(),
+            message: "it is not UTF-8 text".into(),
+        })
+    });
+    let text = match read {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) if e.is_missing() => return None,
         Err(e) => {
-            return Some(format!(
-                "its subtask request {} could not be read: {e}",
-                path.display()
-            ));
+            let why = format!("its subtask request could not be read: {e}");
+            append_to_log(ctx, task, attempt, std::slice::from_ref(&why));
+            return Some(why);
         }
     };
     // The checks parse and stat: off the dispatcher's thread.
@@ -367,6 +382,16 @@ async fn read_request(
     .await
     .unwrap_or_else(|e| Err(vec![format!("swarm could not check it: {e}")]));
     let problems = checked.err()?;
+    append_to_log(ctx, task, attempt, &problems);
+    Some(format!(
+        "its subtask request was refused: {}",
+        problems.join("; ")
+    ))
+}
+
+/// Appends why attempt `attempt`'s subtask request was refused to its
+/// error log, where the user looks first.
+fn append_to_log(ctx: &Ctx, task: &Task, attempt: u32, problems: &[String]) {
     let (_, stderr) = crate::report::log_paths(&ctx.run_dir, &task.id, attempt);
     if let Ok(mut log) = std::fs::OpenOptions::new()
         .append(true)
@@ -375,14 +400,10 @@ async fn read_request(
     {
         use std::io::Write as _;
         let _ = writeln!(log, "swarm: the subtask request was refused:");
-        for problem in &problems {
+        for problem in problems {
             let _ = writeln!(log, "  {problem}");
         }
     }
-    Some(format!(
-        "its subtask request was refused: {}",
-        problems.join("; ")
-    ))
 }
 
 /// Why the disk is too full for another worktree, if it is: a task that

@@ -1,0 +1,358 @@
+//! Files a task leaves for the coordinator, read as hostile input.
+//!
+//! The coordinator often runs as root, and whatever a task leaves in its
+//! worktree or private tmp (a subtask request, the worktree's `.git`
+//! link) was written by code swarm does not trust. Such a file is read
+//! only through [`read`]: opened relative to a directory the coordinator
+//! owns, walked one component at a time without following a link (a link
+//! to a host file would make root read it for the task), only if it is a
+//! regular file (a FIFO would block the reader for good, a device might
+//! never end), and never past a size cap, checked before reading and held
+//! while reading (a sparse file of any size costs nothing to make).
+//! [`read_with_deadline`] does the same on the blocking pool, so that a
+//! file system that hangs cannot stop the dispatcher.
+//!
+//! A refusal names the path and what was wrong with it, never what the
+//! file (or a link's target) holds.
+
+use std::fmt;
+use std::io::Read as _;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open, openat};
+use nix::sys::stat::Mode;
+
+/// How much of a file a task left swarm reads by default.
+pub const DEFAULT_MAX_SIZE: u64 = 1 << 20;
+
+/// How long reading a file a task left may take by default.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What may be read, and what the file is called in messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest file read, in bytes.
+    pub max_size: u64,
+    /// How the file is named in a refusal: "is 2 MiB, more than the 1 MiB
+    /// {what} may be".
+    pub what: &'static str,
+}
+
+impl Limits {
+    /// The default cap, for a file called `what`.
+    pub const fn new(what: &'static str) -> Self {
+        Self {
+            max_size: DEFAULT_MAX_SIZE,
+            what,
+        }
+    }
+}
+
+/// Why a file a task left was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum UntrustedError {
+    /// Nothing is there (often fine: the task left nothing).
+    #[error("{} does not exist", path.display())]
+    Missing { path: PathBuf },
+    #[error("{} is a symbolic link; swarm does not follow links a task left", path.display())]
+    Link { path: PathBuf },
+    #[error("{} is not a regular file (it is {kind})", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{} is {}, more than the {} {what} may be", path.display(), Size(*size), Size(*max))]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        max: u64,
+        what: &'static str,
+    },
+    #[error("{} is not a plain relative path (`{name}`)", dir.display())]
+    BadName { dir: PathBuf, name: String },
+    #[error("{} could not be read: {message}", path.display())]
+    Io { path: PathBuf, message: String },
+    #[error("{} could not be read within {}", path.display(), humantime::format_duration(*deadline))]
+    TimedOut { path: PathBuf, deadline: Duration },
+}
+
+impl UntrustedError {
+    /// Whether nothing was there.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Self::Missing { .. })
+    }
+}
+
+/// A size as people write it: whole MiB or KiB when it is one, else bytes.
+struct Size(u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            n if n >= 1 << 30 && n % (1 << 30) == 0 => write!(f, "{} GiB", n >> 30),
+            n if n >= 1 << 20 && n % (1 << 20) == 0 => write!(f, "{} MiB", n >> 20),
+            n if n >= 1 << 10 && n % (1 << 10) == 0 => write!(f, "{} KiB", n >> 10),
+            n if n >= 1 << 20 => write!(f, "{:.1} MiB", n as f64 / f64::from(1 << 20)),
+            n => write!(f, "{n} bytes"),
+        }
+    }
+}
+
+/// Reads `rel` (one or more plain components, `/`-separated) under `dir`
+/// (a directory the coordinator owns, itself not a link), within `limits`.
+pub fn read(dir: &Path, rel: &str, limits: Limits) -> Result<Vec<u8>, UntrustedError> {
+    let path = dir.join(rel);
+    let components: Vec<&str> = rel.split('/').collect();
+    if components
+        .iter()
+        .any(|c| c.is_empty() || *c == "." || *c == "..")
+    {
+        return Err(UntrustedError::BadName {
+            dir: dir.to_path_buf(),
+            name: rel.to_string(),
+        });
+    }
+    let directory = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut current: OwnedFd =
+        open(dir, directory, Mode::empty()).map_err(|e| opened(dir.to_path_buf(), e))?;
+    let mut walked = dir.to_path_buf();
+    let (last, parents) = components
+        .split_last()
+        .ok_or_else(|| UntrustedError::BadName {
+            dir: dir.to_path_buf(),
+            name: rel.to_string(),
+        })?;
+    for component in parents {
+        walked.push(component);
+        current = openat(&current, *component, directory, Mode::empty())
+            .map_err(|e| opened(walked.clone(), e))?;
+    }
+    // O_NONBLOCK: opening a FIFO with no writer returns at once (and is
+    // refused below by its type) instead of waiting for one.
+    let file = openat(
+        &current,
+        *last,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| opened(path.clone(), e))?;
+    let file = std::fs::File::from(file);
+    let io = |e: std::io::Error| UntrustedError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(UntrustedError::NotRegular {
+            path,
+            kind: kind(&meta),
+        });
+    }
+    let too_large = |size: u64| UntrustedError::TooLarge {
+        path: path.clone(),
+        size,
+        max: limits.max_size,
+        what: limits.what,
+    };
+    if meta.len() > limits.max_size {
+        return Err(too_large(meta.len()));
+    }
+    // The file may grow between the check and the read: one byte past the
+    // cap is enough to know.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(limits.max_size.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > limits.max_size {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// [`read`] on the blocking pool, given up after `deadline` (the read
+/// itself then finishes, or not, on its own thread: nothing waits for it).
+pub async fn read_with_deadline(
+    dir: PathBuf,
+    rel: String,
+    limits: Limits,
+    deadline: Duration,
+) -> Result<Vec<u8>, UntrustedError> {
+    let path = dir.join(&rel);
+    let job = tokio::task::spawn_blocking(move || read(&dir, &rel, limits));
+    match tokio::time::timeout(deadline, job).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => Err(UntrustedError::Io {
+            path,
+            message: e.to_string(),
+        }),
+        Err(_) => Err(UntrustedError::TimedOut { path, deadline }),
+    }
+}
+
+/// What an `open` of `path` failing with `errno` says about it.
+fn opened(path: PathBuf, errno: Errno) -> UntrustedError {
+    match errno {
+        Errno::ENOENT => UntrustedError::Missing { path },
+        // O_NOFOLLOW on a link: ELOOP for the last component; a link on
+        // the way, opened with O_DIRECTORY|O_NOFOLLOW, is ENOTDIR or ELOOP.
+        Errno::ELOOP => UntrustedError::Link { path },
+        Errno::ENOTDIR => match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_symlink() => UntrustedError::Link { path },
+            Ok(meta) => UntrustedError::NotRegular {
+                path,
+                kind: kind(&meta),
+            },
+            Err(e) => UntrustedError::Io {
+                path,
+                message: e.to_string(),
+            },
+        },
+        other => UntrustedError::Io {
+            path,
+            message: other.desc().to_string(),
+        },
+    }
+}
+
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_size: 16,
+        what: "a test file",
+    };
+
+    fn dir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn a_regular_file_under_the_cap_is_read() {
+        let d = dir();
+        std::fs::write(d.path().join("f"), "hello").unwrap();
+        assert_eq!(read(d.path(), "f", LIMITS).unwrap(), b"hello");
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/g"), "").unwrap();
+        assert_eq!(read(d.path(), "sub/g", LIMITS).unwrap(), b"");
+    }
+
+    #[test]
+    fn exactly_the_cap_is_read_one_byte_more_is_refused() {
+        let d = dir();
+        std::fs::write(d.path().join("at"), [b'x'; 16]).unwrap();
+        assert_eq!(read(d.path(), "at", LIMITS).unwrap().len(), 16);
+        std::fs::write(d.path().join("over"), [b'x'; 17]).unwrap();
+        let e = read(d.path(), "over", LIMITS).unwrap_err().to_string();
+        assert!(
+            e.ends_with("over is 17 bytes, more than the 16 bytes a test file may be"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_huge_sparse_file_is_refused_by_its_size_before_reading() {
+        let d = dir();
+        let f = std::fs::File::create(d.path().join("sparse")).unwrap();
+        f.set_len(768 << 20).unwrap();
+        let started = Instant::now();
+        let e = read(d.path(), "sparse", Limits::new("a request"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("sparse is 768 MiB, more than the 1 MiB a request may be"),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_link_is_refused_and_its_target_never_shown() {
+        let d = dir();
+        std::fs::write(d.path().join("secret"), "MARKER-secret-key = 1").unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret"), d.path().join("link")).unwrap();
+        let e = read(d.path(), "link", LIMITS).unwrap_err();
+        assert!(matches!(e, UntrustedError::Link { .. }), "{e}");
+        let shown = e.to_string();
+        assert!(shown.contains("link is a symbolic link"), "{shown}");
+        assert!(!shown.contains("MARKER"), "{shown}");
+        // A link on the way is refused too.
+        std::fs::create_dir(d.path().join("real")).unwrap();
+        std::fs::write(d.path().join("real/f"), "x").unwrap();
+        std::os::unix::fs::symlink(d.path().join("real"), d.path().join("via")).unwrap();
+        let e = read(d.path(), "via/f", LIMITS).unwrap_err();
+        assert!(matches!(e, UntrustedError::Link { .. }), "{e}");
+        // And so is a directory that is itself a link.
+        let e = read(&d.path().join("via"), "f", LIMITS).unwrap_err();
+        assert!(matches!(e, UntrustedError::Link { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let d = dir();
+        let fifo = d.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600)).unwrap();
+        let started = Instant::now();
+        let e = read(d.path(), "fifo", LIMITS).unwrap_err().to_string();
+        assert!(
+            e.ends_with("fifo is not a regular file (it is a named pipe)"),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_directory_a_missing_file_and_bad_names_are_refused() {
+        let d = dir();
+        std::fs::create_dir(d.path().join("d")).unwrap();
+        let e = read(d.path(), "d", LIMITS).unwrap_err().to_string();
+        assert!(
+            e.ends_with("d is not a regular file (it is a directory)"),
+            "{e}"
+        );
+        assert!(read(d.path(), "none", LIMITS).unwrap_err().is_missing());
+        for name in ["", "../x", "a/../b", "/etc/passwd", "a//b", "."] {
+            let e = read(d.path(), name, LIMITS).unwrap_err();
+            assert!(matches!(e, UntrustedError::BadName { .. }), "{name}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_deadline_version_reads_the_same() {
+        let d = dir();
+        std::fs::write(d.path().join("f"), "ok").unwrap();
+        let got = read_with_deadline(
+            d.path().to_path_buf(),
+            "f".into(),
+            LIMITS,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, b"ok");
+    }
+}
