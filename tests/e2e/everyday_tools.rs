@@ -45,3 +45,46 @@ if __name__ == "__main__":
     assert_eq!(repo.show("swarm/shm", "out/pool.txt"), "285 []");
     assert_eq!(repo.show("swarm/shm", "w.txt"), "mine");
 }
+
+/// The simplest plan (two tasks writing different files, no `paths`)
+/// runs: git merges disjoint changes, so unordered writers are a warning
+/// that says what to do, not an error. A model's plan keeps the contract
+/// (a subtask request with the same pair is refused).
+#[test]
+fn two_writers_without_paths_run_with_a_warning_but_a_models_request_is_refused() {
+    let repo = TestRepo::new();
+    let plan = repo.plan_exact(
+        "pair.toml",
+        "[swarm]\nname = \"pair\"\n\n[[task]]\nid = \"a\"\nrun = \"echo a > a.txt\"\n\n[[task]]\nid = \"b\"\nrun = \"echo b > b.txt\"\n",
+    );
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    validate.assert_code(0);
+    // (miette wraps the lines: look for the pieces.)
+    for piece in [
+        "⚠ tasks `a` and `b`",
+        "may both write anything",
+        "isolation = \"readonly\"",
+    ] {
+        assert!(validate.stderr.contains(piece), "{}", validate.stderr);
+    }
+    let out = repo.run_plan(&plan, &[]);
+    out.assert_code(0);
+    assert_eq!(repo.show("swarm/pair", "a.txt"), "a");
+    assert_eq!(repo.show("swarm/pair", "b.txt"), "b");
+    // The same pair asked for by a running task: refused, paths are the
+    // contract there.
+    let spawning = repo.plan_exact(
+        "asks.toml",
+        "[swarm]\nname = \"asks\"\n\n[[task]]\nid = \"lead\"\nrun = '''\ncat > \"$SWARM_SUBTASKS\" <<'REQUEST'\n[[task]]\nid = \"a\"\nrun = \"echo a > a.txt\"\n\n[[task]]\nid = \"b\"\nrun = \"echo b > b.txt\"\nREQUEST\n'''\n",
+    );
+    let out = repo.run_plan(&spawning, &[]);
+    out.assert_code(1);
+    let report = repo.report();
+    assert!(
+        task(&report, "lead")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("they will conflict"),
+        "{report}"
+    );
+}

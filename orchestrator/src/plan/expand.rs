@@ -18,6 +18,16 @@ use super::{
     Experiment, Plan, Role, Task, Variant, deps, is_valid_task_id, matrix, settings, task, variants,
 };
 
+/// The key of swarm's that other tools name `word`.
+pub(super) fn alias(word: &str) -> Option<&'static str> {
+    match word {
+        "depends_on" | "depends" | "dependencies" | "needs" | "after" | "requires" => Some("deps"),
+        "cmd" | "command" | "script" | "shell" => Some("run"),
+        "check" | "test" => Some("verify"),
+        _ => None,
+    }
+}
+
 /// Turns a TOML/serde error into a positioned plan error, with a "did you
 /// mean" for misspelt keys and values.
 pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
@@ -43,13 +53,7 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
         _ => "here",
     };
     let mut error = source.error(kind, first_line, span.clone(), label);
-    // Names other tools use for swarm's keys.
-    let alias = word.and_then(|w| match w {
-        "depends_on" | "depends" | "dependencies" | "needs" | "after" | "requires" => Some("deps"),
-        "cmd" | "command" | "script" | "shell" => Some("run"),
-        "check" | "test" => Some("verify"),
-        _ => None,
-    });
+    let alias = word.and_then(alias);
     if let (PlanErrorKind::UnknownKey, Some(alias)) = (kind, alias) {
         error.help = Some(format!("did you mean `{alias}`?"));
     } else if let Some(word) = word {
@@ -229,7 +233,21 @@ pub(super) fn template(path: &Path, source: Source) -> Result<super::Template, P
 /// unknown key or a value of the wrong type is the one error reported:
 /// nothing after it could be trusted.
 pub(super) fn parse(source: &Source) -> Result<PlanFile, PlanError> {
-    toml::from_str(&source.text).map_err(|e| toml_error(source, &e))
+    toml::from_str(&source.text).map_err(|e| {
+        let first = toml_error(source, &e);
+        // serde stops at the first mistake: every misspelt key at once.
+        let at = |e: &PlanError| e.span.map(|s| s.offset());
+        let mut errors: Vec<PlanError> = super::keys::unknown(source)
+            .into_iter()
+            .filter(|k| at(k) != at(&first))
+            .collect();
+        if errors.is_empty() {
+            return first;
+        }
+        errors.push(first);
+        errors.sort_by_key(|e| at(e));
+        PlanError::bundle(errors).unwrap_or_else(|| toml_error(source, &e))
+    })
 }
 
 /// Step 3, defaults: `[defaults]` may not hold what is one task's own

@@ -10,6 +10,7 @@ mod deps;
 mod error;
 mod executor;
 mod expand;
+mod keys;
 mod matrix;
 mod models;
 mod run_verify;

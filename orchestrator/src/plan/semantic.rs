@@ -21,6 +21,22 @@ pub struct Limits {
     pub max_tasks: Option<usize>,
     /// At most this many tasks on one chain of dependencies.
     pub max_depth: Option<usize>,
+    /// What two unordered tasks that may write the same files are.
+    pub overlap: Overlap,
+}
+
+/// What two writing tasks that are not ordered and may write the same
+/// files (neither has disjoint `paths`) are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Overlap {
+    /// An error: for plans a model writes (`swarm plan`, subtasks,
+    /// replans), where declaring `paths` is the contract.
+    #[default]
+    Refuse,
+    /// A warning saying what to do: for plans people write, which git
+    /// merges when the changes are disjoint (a real conflict is reported
+    /// and nothing is lost), and which ran before this check existed.
+    Warn,
 }
 
 /// What the checks found: errors refuse the plan, warnings are shown.
@@ -41,7 +57,7 @@ pub fn check(plan: &Plan, exists: &dyn Fn(&str) -> bool, limits: Limits) -> Find
     let ancestors = ancestors(&graph);
     limits_check(plan, &graph, limits, &mut found);
     paths_exist(plan, &ancestors, exists, &mut found);
-    overlaps(plan, &ancestors, &mut found);
+    overlaps(plan, &ancestors, limits.overlap, &mut found);
     unchecked(plan, &mut found);
     found
 }
@@ -176,7 +192,7 @@ fn paths_exist(
 /// Two writing tasks that may run at the same time (neither depends on the
 /// other) and may write the same path: their results would likely
 /// conflict. One error per task, naming the tasks it overlaps.
-fn overlaps(plan: &Plan, ancestors: &[Vec<u64>], found: &mut Findings) {
+fn overlaps(plan: &Plan, ancestors: &[Vec<u64>], mode: Overlap, found: &mut Findings) {
     // An experiment stands for its variants: they all write the same
     // paths, and only one of them is merged.
     let writers: Vec<usize> = (0..plan.tasks.len())
@@ -226,19 +242,32 @@ fn overlaps(plan: &Plan, ancestors: &[Vec<u64>], found: &mut Findings) {
                 n - NAMED
             ),
         };
-        found.errors.push(
+        let (list, consequence) = match mode {
+            Overlap::Refuse => (&mut found.errors, "they will conflict"),
+            Overlap::Warn => (
+                &mut found.warnings,
+                "if their changes touch the same lines they will conflict when merged (swarm then reports it and keeps both results)",
+            ),
+        };
+        let readonly = match (&owned[i], &owned[*first]) {
+            (None, _) | (_, None) => {
+                "; a task that writes nothing can say so with `isolation = \"readonly\"`"
+            }
+            _ => "",
+        };
+        list.push(
             plan.source
                 .error(
                     PlanErrorKind::Overlap,
                     format!(
-                        "tasks `{}` and `{}` (line {line}) may both write {why}, and neither depends on the other{more}: they will conflict",
+                        "tasks `{}` and `{}` (line {line}) may both write {why}, and neither depends on the other{more}: {consequence}",
                         a.id, b.id
                     ),
                     Some(a.span.clone()),
                     "this task",
                 )
                 .with_help(format!(
-                    "add a dependency (`deps = [\"{}\"]` on `{}`) or split the work with disjoint `paths`; if their changes cannot collide, set `allow_overlap = true` on one of them (or in [defaults])",
+                    "declare what each writes with disjoint `paths`, or add a dependency (`deps = [\"{}\"]` on `{}`){readonly}; if their changes cannot collide, set `allow_overlap = true` on one of them (or in [defaults])",
                     a.id, b.id
                 )),
         );
@@ -334,6 +363,21 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_writers_of_a_persons_plan_are_a_warning() {
+        let text = "[[task]]\nid = \"a\"\nrun = \"x\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\n";
+        let warn = Limits {
+            overlap: Overlap::Warn,
+            ..Limits::default()
+        };
+        let f = findings(text, &[], warn);
+        assert!(f.errors.is_empty(), "{:?}", messages(&f.errors));
+        assert_eq!(f.warnings.len(), 1);
+        assert_eq!(f.warnings[0].kind, PlanErrorKind::Overlap);
+        let refuse = findings(text, &[], Limits::default());
+        assert_eq!(refuse.errors.len(), 1);
+    }
+
+    #[test]
     fn ordered_disjoint_readonly_or_allowed_tasks_pass() {
         let ordered = "[[task]]\nid = \"a\"\nrun = \"x\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ndeps = [\"a\"]\n";
         assert!(findings(ordered, &[], Limits::default()).errors.is_empty());
@@ -411,6 +455,7 @@ mod tests {
             Limits {
                 max_tasks: Some(2),
                 max_depth: Some(2),
+                ..Limits::default()
             },
         );
         let warnings = messages(&f.warnings);

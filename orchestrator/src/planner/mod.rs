@@ -209,6 +209,8 @@ fn check(
     let limits = Limits {
         max_tasks: Some(request.max_tasks),
         max_depth: Some(request.max_depth),
+        // A model declares what each task writes.
+        overlap: semantic::Overlap::Refuse,
     };
     let found = semantic::check(&plan, exists, limits);
     if !found.errors.is_empty() {

@@ -658,8 +658,13 @@ pub(crate) fn check_meaning(
     base: git2::Oid,
     plan: &Plan,
 ) -> Result<(), Failure> {
-    let found =
-        run::check_plan(repo, base, plan, Default::default()).map_err(invalid_or_internal)?;
+    // A plan a person wrote (or chose to run): overlapping writers are a
+    // warning, as git merges disjoint changes and reports a conflict.
+    let limits = swarm_orchestrator::plan::semantic::Limits {
+        overlap: swarm_orchestrator::plan::semantic::Overlap::Warn,
+        ..Default::default()
+    };
+    let found = run::check_plan(repo, base, plan, limits).map_err(invalid_or_internal)?;
     crate::output::print_plan_warnings(&found.warnings);
     match swarm_orchestrator::plan::PlanError::bundle(found.errors) {
         Some(error) => Err(Failure::Plan(Box::new(error))),
