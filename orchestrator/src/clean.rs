@@ -14,8 +14,10 @@ use std::path::Path;
 use git2::Oid;
 use swarm_protocol::{EventBody, TaskStatus};
 
+use crate::fold::RunFold;
 use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, refs, snapshot};
 use crate::journal;
+use crate::plan::subtasks::flat;
 use crate::state::{Kind, State, StateError};
 use crate::worktree_home::{HomeError, WorktreeHome};
 
@@ -33,8 +35,10 @@ pub struct Cleaned {
     pub tmp_bytes: u64,
     /// Work that was only in a worktree, now committed: (task, ref).
     pub kept: Vec<(String, String)>,
-    /// Task refs deleted (`--refs`).
+    /// Task refs deleted (`--refs`): their commits are on `swarm/<run>`.
     pub refs_deleted: Vec<String>,
+    /// Task refs `--refs` kept, with why.
+    pub refs_kept: Vec<KeptRef>,
     /// What became of the integration branch (`--refs`; `None`: it does
     /// not exist).
     pub branch: Option<BranchFate>,
@@ -44,6 +48,21 @@ pub struct Cleaned {
     pub problems: Vec<String>,
     /// Lines of the run's journal that could not be read.
     pub skipped: Vec<journal::Skipped>,
+}
+
+/// A ref of the run that `--refs` kept: its commit is not on the
+/// integration branch, so deleting it would lose work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptRef {
+    /// The full ref name (`refs/swarm/<run>/<task>[.<attempt>]`).
+    pub name: String,
+    /// The task it belongs to, with its status, if the run knows it.
+    pub task: Option<(String, TaskStatus)>,
+    /// It holds an earlier attempt (or work `clean` kept from a worktree),
+    /// not the task's result.
+    pub attempt: bool,
+    /// `swarm/<run>` does not exist, so no ref's work is on it.
+    pub no_branch: bool,
 }
 
 /// What `--refs` did with a run's integration branch `swarm/<run>`.
@@ -72,6 +91,10 @@ pub enum CleanError {
     )]
     Running { run: String, holder: String },
     #[error(
+        "free the build caches: run `{run}` is being driven by swarm process {holder}, whose tasks use them; free them when it ends"
+    )]
+    CachesInUse { run: String, holder: String },
+    #[error(
         "find the git records of worktree {path}: none under .git/worktrees names it, so its content cannot be committed"
     )]
     Unrecorded { path: std::path::PathBuf },
@@ -80,8 +103,10 @@ pub enum CleanError {
 }
 
 /// Cleans run `run` of the repository (whose checked state directory is
-/// `state`); with `delete_refs`, also deletes the refs of its tasks whose
-/// result is merged. What it could not free is in [`Cleaned::problems`].
+/// `state`); with `delete_refs`, also deletes the run's refs whose commits
+/// are on its integration branch, keeping (and listing in
+/// [`Cleaned::refs_kept`]) the others. What it could not free is in
+/// [`Cleaned::problems`].
 ///
 /// With `delete_refs` the integration branch goes too, but only if its tip
 /// is reachable from another branch or HEAD (as `git branch -d`), or with
@@ -111,54 +136,22 @@ pub fn clean(
             });
         }
     };
-    let journal_path = state
-        .path()
-        .join(crate::layout::RUNS)
-        .join(run)
-        .join(crate::layout::JOURNAL);
-    // Without its journal swarm cannot tell which worktree holds unsaved
-    // work, so an unreadable one stops the run's cleaning (a missing one
-    // means nothing ever started).
-    let (events, skipped) = match journal::read_tolerant(&journal_path) {
-        Ok(read) => read,
-        Err(journal::JournalError::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            (Vec::new(), Vec::new())
-        }
-        Err(e) => {
-            return Err(CleanError::Other {
-                run: run.into(),
-                message: format!("failed to {e}"),
-            });
-        }
-    };
-    // Each task's last attempt and the commit it started from, and its status.
-    let mut started: HashMap<String, (u32, Oid)> = HashMap::new();
-    let mut status: HashMap<String, TaskStatus> = HashMap::new();
-    for e in &events {
-        match &e.body {
-            EventBody::TaskStarted {
-                task,
-                attempt,
-                base_commit,
-                ..
-            } => {
-                if let Ok(base) = Oid::from_str(base_commit) {
-                    started.insert(task.clone(), (*attempt, base));
-                }
-            }
-            EventBody::TaskFinished {
-                task, status: s, ..
-            } => {
-                status.insert(task.clone(), *s);
-            }
-            EventBody::TaskMerged { task, .. } => {
-                status.insert(task.clone(), TaskStatus::Merged);
-            }
-            _ => {}
-        }
-    }
+    let (events, skipped) = read_journal(state, run)?;
+    // The run's state, as every other reader of the journal sees it.
+    let fold = RunFold::of(&events);
+    // Each task's last attempt and the commit it started from.
+    let started: HashMap<String, (u32, Oid)> = fold
+        .report()
+        .map(|r| r.tasks.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, t)| {
+            let s = fold.state(slot)?;
+            Some((t.id.clone(), (s.attempt, s.base?)))
+        })
+        .filter(|(_, (attempt, _))| *attempt > 0)
+        .collect();
 
     let mut cleaned = Cleaned {
         run: run.into(),
@@ -168,10 +161,7 @@ pub fn clean(
     let worktrees = Worktrees::new(repo.clone());
     // Where the run's worktrees are: the home its journal recorded, if it
     // belongs to this repository (a journal is only a file).
-    let recorded = events.iter().find_map(|e| match &e.body {
-        EventBody::RunStarted { worktrees, .. } => worktrees.as_deref().map(Path::new),
-        _ => None,
-    });
+    let recorded = recorded_home(&events);
     let home = match WorktreeHome::open(recorded, repo) {
         Ok(home) => home,
         Err(e) => {
@@ -207,30 +197,123 @@ pub fn clean(
     }
 
     if delete_refs {
-        for (task, s) in &status {
-            let name = refs::task(run, task);
-            if *s != TaskStatus::Merged {
-                continue;
-            }
-            match repo.has_ref(&name).and_then(|has| {
-                if has {
-                    repo.delete_ref(&name).map(|()| true)
-                } else {
-                    Ok(false)
-                }
-            }) {
-                Ok(true) => cleaned.refs_deleted.push(name),
-                Ok(false) => {}
-                Err(e) => cleaned.problems.push(e.to_string()),
-            }
+        // Before the branch goes: what is on it decides which refs go.
+        if let Err(e) = delete_task_refs(repo, run, &fold, &mut cleaned) {
+            cleaned.problems.push(e.to_string());
         }
-        cleaned.refs_deleted.sort();
         match delete_branch(repo, run, force) {
             Ok(fate) => cleaned.branch = fate,
             Err(e) => cleaned.problems.push(e.to_string()),
         }
     }
     Ok(cleaned)
+}
+
+/// The events of run `run`'s journal and the lines that could not be read
+/// (none for a run whose journal was never written).
+fn read_journal(
+    state: &State,
+    run: &str,
+) -> Result<(Vec<swarm_protocol::Event>, Vec<journal::Skipped>), CleanError> {
+    let path = state
+        .path()
+        .join(crate::layout::RUNS)
+        .join(run)
+        .join(crate::layout::JOURNAL);
+    // Without its journal swarm cannot tell which worktree holds unsaved
+    // work, so an unreadable one stops the run's cleaning (a missing one
+    // means nothing ever started).
+    match journal::read_tolerant(&path) {
+        Ok(read) => Ok(read),
+        Err(journal::JournalError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok((Vec::new(), Vec::new()))
+        }
+        Err(e) => Err(CleanError::Other {
+            run: run.into(),
+            message: format!("failed to {e}"),
+        }),
+    }
+}
+
+/// Where the run's worktrees are, as its `run_started` recorded (`None`:
+/// a run from before worktree homes). Not part of the run's state, so not
+/// in [`RunFold`]: only where its files are.
+fn recorded_home(events: &[swarm_protocol::Event]) -> Option<&Path> {
+    events.iter().find_map(|e| match &e.body {
+        EventBody::RunStarted { worktrees, .. } => worktrees.as_deref().map(Path::new),
+        _ => None,
+    })
+}
+
+/// Deletes each ref under `refs/swarm/<run>/` whose commit is reachable
+/// from `swarm/<run>`, and lists the others as kept: git, not a task's
+/// status, says whether its work is anywhere else.
+fn delete_task_refs(
+    repo: &Repo,
+    run: &str,
+    fold: &RunFold,
+    cleaned: &mut Cleaned,
+) -> Result<(), GitError> {
+    use crate::git::Context as _;
+    let git = repo.open()?;
+    let tip = git
+        .find_reference(&refs::integration(run))
+        .ok()
+        .and_then(|r| r.target());
+    let prefix = refs::run_prefix(run);
+    let mut found: Vec<(String, Oid)> = git
+        .references_glob(&format!("{prefix}*"))
+        .context(|| format!("list the refs under {prefix}"))?
+        .flatten()
+        .filter_map(|r| Some((r.name().ok()?.to_string(), r.target()?)))
+        .collect();
+    found.sort();
+    // Ref names hold a task's id flattened (`/` as `+`).
+    let tasks: HashMap<String, (String, TaskStatus)> = fold
+        .report()
+        .map(|r| r.tasks.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|t| (flat(&t.id).into_owned(), (t.id.clone(), t.status)))
+        .collect();
+    for (name, commit) in found {
+        let on_branch = match tip {
+            Some(tip) => {
+                tip == commit
+                    || git
+                        .graph_descendant_of(tip, commit)
+                        .context(|| format!("compare {name} with swarm/{run}"))?
+            }
+            None => false,
+        };
+        if on_branch {
+            match repo.delete_ref(&name) {
+                Ok(()) => cleaned.refs_deleted.push(name),
+                Err(e) => cleaned.problems.push(e.to_string()),
+            }
+            continue;
+        }
+        let short = name.strip_prefix(&prefix).unwrap_or(&name);
+        let (task, attempt) = match tasks.get(short) {
+            Some(task) => (Some(task.clone()), false),
+            None => {
+                let of = short
+                    .rsplit_once('.')
+                    .filter(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|(base, _)| tasks.get(base));
+                (of.cloned(), of.is_some())
+            }
+        };
+        cleaned.refs_kept.push(KeptRef {
+            name,
+            task,
+            attempt,
+            no_branch: tip.is_none(),
+        });
+    }
+    Ok(())
 }
 
 /// Removes run `run`'s worktrees in `home`, committing first what only a
@@ -411,4 +494,80 @@ fn keep(
 /// `state`), by name.
 pub fn runs(state: &State) -> Result<Vec<String>, StateError> {
     state.runs()
+}
+
+/// One build cache of the repository: `<home>/.cache/<tool>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildCache {
+    pub tool: String,
+    pub path: std::path::PathBuf,
+    pub bytes: u64,
+}
+
+/// The repository's worktree homes that its runs recorded (each opened
+/// and checked to be the repository's), once each.
+fn homes(repo: &Repo, state: &State) -> Result<Vec<WorktreeHome>, CleanError> {
+    let mut homes: Vec<WorktreeHome> = Vec::new();
+    for run in state.runs()? {
+        let (events, _) = read_journal(state, &run)?;
+        // A home that is gone or not the repository's has no cache of it.
+        if let Ok(Some(home)) = WorktreeHome::open(recorded_home(&events), repo)
+            && !homes.iter().any(|h| h.path() == home.path())
+        {
+            homes.push(home);
+        }
+    }
+    Ok(homes)
+}
+
+/// The build caches the repository's tasks share (they outlive runs, so
+/// cleaning a run keeps them), with their sizes.
+pub fn caches(repo: &Repo, state: &State) -> Result<Vec<BuildCache>, CleanError> {
+    let mut out = Vec::new();
+    for home in homes(repo, state)? {
+        for (tool, path, bytes) in home.caches()? {
+            out.push(BuildCache { tool, path, bytes });
+        }
+    }
+    Ok(out)
+}
+
+/// What [`free_caches`] did.
+#[derive(Debug, Default)]
+pub struct FreedCaches {
+    pub removed: Vec<BuildCache>,
+    /// What could not be removed, each as a fragment after "failed to".
+    pub problems: Vec<String>,
+}
+
+/// Removes the repository's build caches. Refused while any of its runs
+/// is being driven: its tasks share them.
+pub fn free_caches(repo: &Repo, state: &State) -> Result<FreedCaches, CleanError> {
+    let mut locks = Vec::new();
+    for run in state.runs()? {
+        match crate::run::lock_run(state, &run) {
+            Ok(lock) => locks.push(lock),
+            Err(crate::run::RunError::Locked { holder, .. }) => {
+                return Err(CleanError::CachesInUse { run, holder });
+            }
+            Err(crate::run::RunError::State(e)) => return Err(CleanError::State(e)),
+            Err(e) => {
+                return Err(CleanError::Other {
+                    run,
+                    message: e.to_string(),
+                });
+            }
+        }
+    }
+    let mut freed = FreedCaches::default();
+    for home in homes(repo, state)? {
+        for (tool, path, bytes) in home.caches()? {
+            match home.remove_cache(&tool) {
+                Ok(()) => freed.removed.push(BuildCache { tool, path, bytes }),
+                Err(e) => freed.problems.push(e.to_string()),
+            }
+        }
+    }
+    drop(locks);
+    Ok(freed)
 }

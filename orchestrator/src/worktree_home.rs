@@ -278,4 +278,169 @@ impl WorktreeHome {
         }
         Ok(path)
     }
+
+    /// The build caches in this home: `(tool, path, bytes)` for each
+    /// `<home>/.cache/<tool>`, links not followed (a link there is listed,
+    /// and removed, as itself).
+    pub fn caches(&self) -> Result<Vec<(String, PathBuf, u64)>, HomeError> {
+        let cache = self.path().join(CACHE);
+        let mut out: Vec<_> = self
+            .dir
+            .entries(&self.parts(&[CACHE]))?
+            .into_iter()
+            .map(|e| {
+                let bytes = self.dir.size(&self.parts(&[CACHE, &e.name]));
+                (e.name.clone(), cache.join(&e.name), bytes)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes the build cache `<home>/.cache/<tool>`, links not followed.
+    pub fn remove_cache(&self, tool: &str) -> Result<(), HomeError> {
+        Ok(self.dir.remove(&self.parts(&[CACHE, tool]))?)
+    }
+}
+
+/// Where a home keeps its build caches.
+const CACHE: &str = ".cache";
+
+/// A worktree home whose repository no longer exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoneHome {
+    /// `<root>/<repo>-<hash>`.
+    pub path: PathBuf,
+    /// The git directory its `.repository` named.
+    pub repository: String,
+    /// Bytes it held.
+    pub bytes: u64,
+}
+
+/// What [`remove_gone`] did under a root.
+#[derive(Debug, Default)]
+pub struct GoneHomes {
+    /// Homes removed.
+    pub removed: Vec<GoneHome>,
+    /// Homes whose repository still exists (left alone).
+    pub live: usize,
+    /// Entries of the root that are not homes swarm can vouch for (no
+    /// marker, a link, a file): left alone.
+    pub unknown: Vec<PathBuf>,
+    /// What could not be removed, each as a fragment after "failed to".
+    pub problems: Vec<String>,
+}
+
+/// Removes every home under `root` whose `.repository` names a git
+/// directory that no longer exists. Only directories directly under
+/// `root` that carry the marker are candidates; nothing is followed
+/// through a link, and a home whose repository may still exist (any
+/// answer but "not found") is kept.
+pub fn remove_gone(root: &Path) -> Result<GoneHomes, HomeError> {
+    let mut out = GoneHomes::default();
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(source) => {
+            return Err(StateError::Io {
+                action: "list",
+                path: root.to_path_buf(),
+                source,
+            }
+            .into());
+        }
+    };
+    let mut names: Vec<String> = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        // `file_type` does not follow a link.
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        match (is_dir, entry.file_name().into_string()) {
+            (true, Ok(name)) => names.push(name),
+            _ => out.unknown.push(path),
+        }
+    }
+    names.sort();
+    for name in names {
+        let path = root.join(&name);
+        match gone_home(root, &name) {
+            Ok(Some((home, repository))) => {
+                let bytes = home_size(&home);
+                match empty_home(&home).and_then(|()| {
+                    // The home is empty now; `remove_dir` removes a
+                    // directory, never what a link there points to.
+                    std::fs::remove_dir(&path).map_err(|source| {
+                        StateError::Io {
+                            action: "remove",
+                            path: path.clone(),
+                            source,
+                        }
+                        .into()
+                    })
+                }) {
+                    Ok(()) => out.removed.push(GoneHome {
+                        path,
+                        repository,
+                        bytes,
+                    }),
+                    Err(e) => out.problems.push(e.to_string()),
+                }
+            }
+            Ok(None) => out.live += 1,
+            Err(GoneError::Unknown) => out.unknown.push(path),
+            Err(GoneError::Home(e)) => out.problems.push(e.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+enum GoneError {
+    /// Not a home swarm made (no marker, or one it cannot read as a path).
+    Unknown,
+    Home(HomeError),
+}
+
+impl From<StateError> for GoneError {
+    fn from(e: StateError) -> Self {
+        Self::Home(e.into())
+    }
+}
+
+/// `<root>/<name>`, opened without following a link, with the git
+/// directory its marker names, if that no longer exists (`None`: it does,
+/// or may).
+fn gone_home(root: &Path, name: &str) -> Result<Option<(State, String)>, GoneError> {
+    let Some(home) = State::owned(root, name, false)? else {
+        return Ok(None);
+    };
+    let marker = match home.read_file(&[MARKER]) {
+        Ok(Some(marker)) => marker,
+        Ok(None) | Err(StateError::Symlink { .. }) => return Err(GoneError::Unknown),
+        Err(e) => return Err(e.into()),
+    };
+    let repository = marker.trim_end_matches('\n').to_string();
+    let git_dir = Path::new(&repository);
+    if repository.is_empty() || repository.contains('\n') || !git_dir.is_absolute() {
+        return Err(GoneError::Unknown);
+    }
+    match std::fs::symlink_metadata(git_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some((home, repository))),
+        _ => Ok(None),
+    }
+}
+
+fn home_size(home: &State) -> u64 {
+    home.entries(&[])
+        .unwrap_or_default()
+        .iter()
+        .map(|e| home.size(&[e.name.as_str()]))
+        .sum()
+}
+
+/// Removes everything in `home`, links not followed.
+fn empty_home(home: &State) -> Result<(), HomeError> {
+    for e in home.entries(&[])? {
+        home.remove(&[e.name.as_str()])?;
+    }
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::support::{TestRepo, wait_until};
+use crate::support::{Run, TestRepo, task, wait_until};
 
 #[test]
 fn clean_frees_worktrees_but_commits_work_that_is_on_no_ref_first() {
@@ -32,7 +32,8 @@ fn clean_frees_worktrees_but_commits_work_that_is_on_no_ref_first() {
         out.stdout
     );
     assert!(
-        out.stdout.contains("deleted refs/swarm/c/good (merged)"),
+        out.stdout
+            .contains("deleted refs/swarm/c/good: its work is on swarm/c"),
         "{}",
         out.stdout
     );
@@ -59,7 +60,11 @@ fn clean_frees_worktrees_but_commits_work_that_is_on_no_ref_first() {
         "{}",
         again.stdout
     );
-    assert!(!again.stdout.contains("kept"), "{}", again.stdout);
+    assert!(
+        !again.stdout.contains("uncommitted work"),
+        "{}",
+        again.stdout
+    );
 }
 
 #[test]
@@ -145,4 +150,352 @@ fn clean_goes_past_a_worktree_it_cannot_commit_and_says_why() {
     assert!(!other.exists());
     assert!(!tmp.exists());
     assert_eq!(repo.show("refs/swarm/c/other.1", "unsaved.txt"), "by hand");
+}
+
+/// The run's refs (`refs/swarm/<run>/...`), sorted.
+fn run_refs(repo: &TestRepo, run: &str) -> Vec<String> {
+    let mut refs: Vec<String> = repo
+        .git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            &format!("refs/swarm/{run}/"),
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    refs.sort();
+    refs
+}
+
+/// Runs `swarm clean RUN --refs` and checks that it kept exactly the refs
+/// whose commits git does not find on `swarm/<run>`, saying so for each,
+/// and deleted the others. Returns the output and the refs kept.
+#[track_caller]
+fn clean_refs_keeps_what_is_not_on_the_branch(repo: &TestRepo, run: &str) -> (Run, Vec<String>) {
+    let branch = format!("swarm/{run}");
+    let before = run_refs(repo, run);
+    assert!(!before.is_empty());
+    let (off, on): (Vec<String>, Vec<String>) = before.into_iter().partition(|r| {
+        let out = repo.git_output(&["merge-base", "--is-ancestor", r, &branch]);
+        match out.status.code() {
+            Some(0) => false,
+            Some(1) => true,
+            _ => panic!("git merge-base failed: {out:?}"),
+        }
+    });
+    let out = repo.swarm(&["clean", run, "--refs"]);
+    out.assert_code(0);
+    assert_eq!(run_refs(repo, run), off, "{}", out.stdout);
+    for r in &off {
+        assert!(
+            out.stdout
+                .contains(&format!("kept {r}: its work is not on {branch}")),
+            "{r}: {}",
+            out.stdout
+        );
+    }
+    for r in &on {
+        assert!(
+            out.stdout
+                .contains(&format!("deleted {r}: its work is on {branch}")),
+            "{r}: {}",
+            out.stdout
+        );
+    }
+    (out, off)
+}
+
+const MIX: &str = r#"[swarm]
+name = "mix"
+on_failure = "continue"
+concurrency = 4
+
+[[task]]
+id = "merged"
+run = "echo m > m.txt"
+
+[[task]]
+id = "ro"
+isolation = "readonly"
+run = "test -f README.md"
+
+[[task]]
+id = "fail"
+run = "echo f > f.txt; exit 3"
+
+[[task]]
+id = "after"
+deps = ["fail"]
+run = "echo a > a.txt"
+
+[[task]]
+id = "slow"
+timeout = "1s"
+run = "echo s > s.txt; sleep 20"
+
+[[task]]
+id = "one"
+run = "echo one > same.txt"
+
+[[task]]
+id = "two"
+run = "echo two > same.txt"
+
+[[task]]
+id = "exp"
+creates = ["n.txt"]
+variants = { n = [5, 3] }
+run = "echo {n} > n.txt"
+score = "cat n.txt"
+pick = "min"
+
+[[task]]
+id = "race"
+creates = ["r.txt"]
+variants = 3
+pick = "first"
+run = "if [ {variant} = 2 ]; then echo two > r.txt; else echo slow > r.txt; sleep 30; fi"
+
+[[task]]
+id = "p"
+creates = ["d"]
+run = '''
+mkdir -p d
+cat > "$SWARM_SUBTASKS" <<'REQUEST'
+[[task]]
+id = "ok"
+creates = ["d/ok.txt"]
+run = "echo ok > d/ok.txt"
+
+[[task]]
+id = "bad"
+creates = ["d/bad.txt"]
+run = "echo partial > d/bad.txt; exit 3"
+REQUEST
+'''
+"#;
+
+#[test]
+fn clean_refs_keeps_every_ref_whose_work_is_not_on_the_branch_whatever_the_status() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("mix.toml", MIX);
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let report = repo.report();
+    let status = |id: &str| task(&report, id)["status"].as_str().unwrap().to_string();
+    let mut seen: Vec<String> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    for want in [
+        "merged",
+        "succeeded",
+        "failed",
+        "timed_out",
+        "blocked",
+        "conflicted",
+        "cancelled",
+    ] {
+        assert!(seen.iter().any(|s| s == want), "no {want} in {report}");
+    }
+    assert_eq!(status("ro"), "succeeded", "{report}");
+    assert_eq!(status("after"), "blocked", "{report}");
+    assert_eq!(status("slow"), "timed_out", "{report}");
+    assert_eq!(status("p/bad"), "failed", "{report}");
+
+    let (out, kept) = clean_refs_keeps_what_is_not_on_the_branch(&repo, "mix");
+    // What only a ref holds is still there.
+    for r in [
+        "refs/swarm/mix/fail",
+        "refs/swarm/mix/slow",
+        "refs/swarm/mix/p+bad",
+        "refs/swarm/mix/exp@1",
+    ] {
+        assert!(kept.iter().any(|k| k == r), "{r} deleted: {}", out.stdout);
+    }
+    assert!(
+        out.stdout
+            .contains("kept refs/swarm/mix/fail: its work is not on swarm/mix (failed)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("kept refs/swarm/mix/p+bad: its work is not on swarm/mix (subtask, failed)"),
+        "{}",
+        out.stdout
+    );
+    assert!(!kept.iter().any(|k| k == "refs/swarm/mix/merged"));
+}
+
+#[test]
+fn clean_refs_after_a_run_wide_verify_keeps_the_culprits_and_its_dependents_work() {
+    let repo = TestRepo::new();
+    let mut tasks: String = (1..=4)
+        .map(|i| {
+            let word = if i == 3 { "BAD" } else { "ok" };
+            format!(
+                "[[task]]\nid = \"t{i}\"\ncreates = [\"t{i}.txt\"]\nrun = \"echo {word} > t{i}.txt\"\n\n"
+            )
+        })
+        .collect();
+    tasks.push_str(
+        "[[task]]\nid = \"after3\"\ndeps = [\"t3\"]\ncreates = [\"after3.txt\"]\nrun = \"echo ok > after3.txt\"\n",
+    );
+    let plan = repo.plan_exact(
+        "v.toml",
+        &format!(
+            "[swarm]\nname = \"v\"\non_failure = \"continue\"\nverify = \"if grep -l BAD *.txt; then exit 1; fi\"\n\n[defaults]\ntimeout = \"60s\"\n\n{tasks}"
+        ),
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let report = repo.report();
+    assert_eq!(task(&report, "t3")["status"], "broke_verify", "{report}");
+    assert_eq!(task(&report, "after3")["status"], "blocked", "{report}");
+
+    let (out, kept) = clean_refs_keeps_what_is_not_on_the_branch(&repo, "v");
+    assert_eq!(
+        kept,
+        ["refs/swarm/v/after3", "refs/swarm/v/t3"],
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("kept refs/swarm/v/t3: its work is not on swarm/v (broke-verify)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("kept refs/swarm/v/after3: its work is not on swarm/v (blocked)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(repo.show("refs/swarm/v/t3", "t3.txt"), "BAD");
+    assert_eq!(repo.show("refs/swarm/v/after3", "after3.txt"), "ok");
+}
+
+#[test]
+fn clean_lists_the_build_caches_it_keeps_and_frees_them_with_caches() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "one.toml",
+        "[[task]]\nid = \"a\"\nrun = \"echo a > a.txt\"\n",
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    // What a cargo build leaves in the repository's shared cache.
+    let cache = repo.worktree_home().join(".cache/cargo");
+    std::fs::create_dir_all(cache.join("a/debug")).unwrap();
+    std::fs::write(cache.join("a/debug/big"), vec![0u8; 1 << 20]).unwrap();
+
+    let out = repo.swarm(&["clean"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("of build caches (swarm clean --caches frees them)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("  {} (1.0 MiB)", cache.display())),
+        "{}",
+        out.stdout
+    );
+    assert!(cache.join("a/debug/big").exists());
+
+    let out = repo.swarm(&["clean", "--caches"]);
+    out.assert_code(0);
+    assert!(
+        out.stdout.contains(&format!(
+            "removed build cache {} (1.0 MiB)",
+            cache.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("freed 1.0 MiB"), "{}", out.stdout);
+    assert!(!cache.exists());
+}
+
+#[test]
+fn clean_gone_removes_the_homes_of_deleted_repositories_only() {
+    let alive = TestRepo::new();
+    let deleted = TestRepo::new();
+    let root = alive.outside().join("worktrees");
+    let root_arg = root.to_str().unwrap();
+    for repo in [&alive, &deleted] {
+        let plan = repo.plan(
+            "one.toml",
+            "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"a\"\nrun = \"echo a > a.txt; exit 3\"\n",
+        );
+        repo.run_plan(&plan, &["--worktrees", root_arg])
+            .assert_code(1);
+    }
+    let homes = |root: &Path| -> Vec<std::path::PathBuf> {
+        let mut homes: Vec<_> = std::fs::read_dir(root)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        homes.sort();
+        homes
+    };
+    let owner = |home: &Path| {
+        std::fs::read_to_string(home.join(".repository"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(homes(&root).len(), 2);
+    let deleted_git = deleted.path().join(".git").canonicalize().unwrap();
+    let (gone, kept): (Vec<_>, Vec<_>) = homes(&root)
+        .into_iter()
+        .partition(|h| owner(h) == deleted_git.to_str().unwrap());
+    let (gone, kept) = (&gone[0], &kept[0]);
+    // A link in the root to a directory that looks like a gone home: left
+    // alone, and what it points to untouched.
+    let decoy = alive.outside().join("decoy");
+    std::fs::create_dir_all(&decoy).unwrap();
+    std::fs::write(decoy.join(".repository"), "/nonexistent/.git\n").unwrap();
+    std::os::unix::fs::symlink(&decoy, root.join("decoy")).unwrap();
+    std::fs::remove_dir_all(deleted.path()).unwrap();
+
+    let out = alive.swarm(&["clean", "--gone", "--worktrees", root_arg]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains(&format!("removed {} (", gone.display()))
+            && out.stdout.contains(&format!(
+                "its repository {} no longer exists",
+                deleted_git.display()
+            )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("1 worktree home of existing repositories kept"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "left {}: not a worktree home swarm made",
+            root.join("decoy").display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("freed 0 B"), "{}", out.stdout);
+    assert!(!gone.exists());
+    assert!(kept.join("one/a").exists());
+    assert!(decoy.join(".repository").exists());
+    // Nothing more to do the second time.
+    let again = alive.swarm(&["clean", "--gone", "--worktrees", root_arg]);
+    again.assert_code(0);
+    assert!(!again.stdout.contains("removed"), "{}", again.stdout);
 }

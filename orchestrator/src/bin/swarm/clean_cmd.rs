@@ -15,6 +15,7 @@ pub(crate) fn clean(
     all: bool,
     refs: bool,
     force: bool,
+    caches: bool,
 ) -> Result<i32, Failure> {
     use swarm_orchestrator::escape;
     use swarm_orchestrator::state::State;
@@ -75,8 +76,12 @@ pub(crate) fn clean(
                 for (task, r) in &c.kept {
                     println!("  kept {task}'s uncommitted work on {r}");
                 }
+                let branch = format!("swarm/{}", c.run);
                 for r in &c.refs_deleted {
-                    println!("  deleted {r} (merged)");
+                    println!("  deleted {r}: its work is on {branch}");
+                }
+                for k in &c.refs_kept {
+                    println!("  {}", kept_ref(k, &branch));
                 }
                 print_branch_fate(c.branch.as_ref());
                 for problem in &c.problems {
@@ -89,6 +94,53 @@ pub(crate) fn clean(
                 code = exit::TASKS_FAILED;
             }
         }
+    }
+    // Caches are the repository's, not a run's: after every run.
+    match caches {
+        true => match swarm_orchestrator::clean::free_caches(&repo, &state) {
+            Ok(freed) => {
+                for c in &freed.removed {
+                    total += c.bytes;
+                    println!(
+                        "removed build cache {} ({})",
+                        escape::line(&c.path.display().to_string()),
+                        bytesize::ByteSize::b(c.bytes)
+                    );
+                }
+                for problem in &freed.problems {
+                    eprintln!("error: failed to {}", escape::line(problem));
+                    code = exit::TASKS_FAILED;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: failed to {}", escape::line(&e.to_string()));
+                code = exit::TASKS_FAILED;
+            }
+        },
+        false => match swarm_orchestrator::clean::caches(&repo, &state) {
+            // Empty ones (made for tools a run never used) are not news.
+            Ok(kept) if kept.iter().any(|c| c.bytes > 0) => {
+                let kept: Vec<_> = kept.into_iter().filter(|c| c.bytes > 0).collect();
+                let bytes: u64 = kept.iter().map(|c| c.bytes).sum();
+                println!(
+                    "kept {} of build caches (swarm clean --caches frees them):",
+                    bytesize::ByteSize::b(bytes)
+                );
+                for c in &kept {
+                    println!(
+                        "  {} ({})",
+                        escape::line(&c.path.display().to_string()),
+                        bytesize::ByteSize::b(c.bytes)
+                    );
+                }
+            }
+            Ok(_) => {}
+            // Listing is only a courtesy: what was cleaned stays cleaned.
+            Err(e) => eprintln!(
+                "warning: failed to list the build caches: {}",
+                escape::line(&e.to_string())
+            ),
+        },
     }
     println!("freed {}", bytesize::ByteSize::b(total));
     if code != exit::SUCCESS {
@@ -121,4 +173,60 @@ pub(crate) fn print_branch_fate(fate: Option<&swarm_orchestrator::clean::BranchF
             println!("  kept branch {name}: it is checked out (switch to another branch first)");
         }
     }
+}
+
+/// One line on a ref `clean --refs` kept: which, and why deleting it would
+/// lose work.
+fn kept_ref(k: &swarm_orchestrator::clean::KeptRef, branch: &str) -> String {
+    let why = match k.no_branch {
+        true => format!("{branch} does not exist, so its work is on no branch"),
+        false => format!("its work is not on {branch}"),
+    };
+    let what = match (&k.task, k.attempt) {
+        (Some((task, status)), false) if task.contains('/') => format!(" (subtask, {status})"),
+        (Some((_, status)), false) => format!(" ({status})"),
+        (Some((task, status)), true) => {
+            format!(" (an earlier attempt of task `{task}`, now {status})")
+        }
+        (None, _) => String::new(),
+    };
+    format!("kept {}: {why}{what}", k.name)
+}
+
+/// `swarm clean --gone`: removes, under the worktree root, the homes of
+/// repositories that no longer exist.
+pub(crate) fn clean_gone(root: Option<std::path::PathBuf>) -> Result<i32, Failure> {
+    use swarm_orchestrator::escape;
+    let root = root.unwrap_or_else(crate::grants::default_worktree_root);
+    let shown = escape::line(&root.display().to_string()).into_owned();
+    let gone = swarm_orchestrator::worktree_home::remove_gone(&root)
+        .map_err(|e| Failure::Internal(anyhow!("failed to {e}")))?;
+    let mut total = 0;
+    for home in &gone.removed {
+        total += home.bytes;
+        println!(
+            "removed {} ({}): its repository {} no longer exists",
+            escape::line(&home.path.display().to_string()),
+            bytesize::ByteSize::b(home.bytes),
+            escape::line(&home.repository)
+        );
+    }
+    println!(
+        "{} worktree home{} of existing repositories kept in {shown}",
+        gone.live,
+        if gone.live == 1 { "" } else { "s" }
+    );
+    for path in &gone.unknown {
+        println!(
+            "left {}: not a worktree home swarm made",
+            escape::line(&path.display().to_string())
+        );
+    }
+    let mut code = exit::SUCCESS;
+    for problem in &gone.problems {
+        eprintln!("error: failed to {}", escape::line(problem));
+        code = exit::TASKS_FAILED;
+    }
+    println!("freed {}", bytesize::ByteSize::b(total));
+    Ok(code)
 }

@@ -76,6 +76,9 @@ pub enum Command {
     },
     /// Free what runs leave on disk (worktrees, private tmp); work that is not
     /// on a ref yet is committed to one first. Default: the latest run.
+    ///
+    /// The repository's build caches outlive runs: they are listed, and freed
+    /// with --caches.
     Clean {
         /// The run (see `.swarm/runs/`).
         #[arg(conflicts_with = "all")]
@@ -83,8 +86,9 @@ pub enum Command {
         /// Every run of the repository.
         #[arg(long)]
         all: bool,
-        /// Also delete the refs of tasks whose result is merged (their work is
-        /// in the integration branch); other refs are always kept.
+        /// Also delete the run's refs whose commits are on the integration
+        /// branch swarm/<run> (git decides, not the task's status); the others
+        /// are kept and listed with why.
         ///
         /// Also deletes the integration branch `swarm/<run>` if its tip is
         /// on another branch or HEAD (it was merged somewhere); otherwise it
@@ -95,6 +99,18 @@ pub enum Command {
         /// no other branch (as `git branch -D`). Never a checked-out one.
         #[arg(long, requires = "refs")]
         force: bool,
+        /// Also free the repository's build caches (shared by its tasks
+        /// across runs); refused while one of its runs is being driven.
+        #[arg(long)]
+        caches: bool,
+        /// Instead: remove, machine-wide, the worktree homes (worktrees and
+        /// caches) of repositories that no longer exist.
+        #[arg(long, conflicts_with_all = ["run", "all", "refs", "caches"])]
+        gone: bool,
+        /// With --gone: the root of worktree homes (default: where runs put
+        /// them, ~/.cache/swarm/worktrees).
+        #[arg(long, value_name = "DIR", requires = "gone")]
+        worktrees: Option<PathBuf>,
     },
     /// Record a conflicted task as merged after you merged it into
     /// swarm/<run> by hand; `swarm resume` then runs what it blocked.
@@ -299,7 +315,13 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             all,
             refs,
             force,
-        } => clean(&cwd, run, all, refs, force),
+            caches,
+            gone,
+            worktrees,
+        } => match gone {
+            true => clean_gone(worktrees.map(|dir| cwd.join(dir))),
+            false => clean(&cwd, run, all, refs, force, caches),
+        },
         Command::Logs {
             run,
             task,

@@ -76,7 +76,7 @@ pub(crate) fn worktree_root(plan: &Plan) -> Result<PathBuf, Failure> {
 
 /// Where worktrees go unless the plan or `--worktrees` says: the user's
 /// cache directory, which is outside any repository.
-fn default_worktree_root() -> PathBuf {
+pub(crate) fn default_worktree_root() -> PathBuf {
     let var = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)
