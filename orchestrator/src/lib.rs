@@ -22,6 +22,7 @@ pub mod report;
 pub mod resolve;
 pub mod run;
 pub mod state;
+pub mod trust;
 pub mod worktree_home;
 
 /// RFC 3339 UTC time with milliseconds, as used in journals and reports.
