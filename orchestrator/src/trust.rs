@@ -27,7 +27,9 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use toml::Spanned;
 
-use crate::plan::{DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_OUTPUT, ModelConfig, PlanError, PlanErrorKind, Source};
+use crate::plan::{
+    DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_OUTPUT, ModelConfig, PlanError, PlanErrorKind, Source,
+};
 
 /// One key that widens what tasks may do, or sends a key elsewhere than
 /// the provider's own endpoint.
@@ -129,7 +131,11 @@ pub fn weakenings(source: &Source, models: &BTreeMap<String, ModelConfig>) -> Ve
             "runs tasks unconfined, with your permissions and files".into(),
         );
     }
-    if let Some(p) = swarm.read_paths.as_ref().filter(|p| !p.get_ref().is_empty()) {
+    if let Some(p) = swarm
+        .read_paths
+        .as_ref()
+        .filter(|p| !p.get_ref().is_empty())
+    {
         add(
             "[swarm]",
             "read_paths",
@@ -181,7 +187,12 @@ pub fn weakenings(source: &Source, models: &BTreeMap<String, ModelConfig>) -> Ve
             );
         }
     }
-    if let Some(kind) = view.executor.kind.as_ref().filter(|k| k.get_ref() != "local") {
+    if let Some(kind) = view
+        .executor
+        .kind
+        .as_ref()
+        .filter(|k| k.get_ref() != "local")
+    {
         add(
             "[executor]",
             "kind",
@@ -201,7 +212,12 @@ fn task_weakenings(
     add: &mut impl FnMut(&str, &'static str, Range<usize>, String),
 ) {
     if let Some(n) = task.network.as_ref().filter(|n| n.get_ref() == "full") {
-        add(table, "network", n.span(), "gives tasks the host's network".into());
+        add(
+            table,
+            "network",
+            n.span(),
+            "gives tasks the host's network".into(),
+        );
     }
     let limits = swarm_sandbox::Limits::default();
     let sizes = [
@@ -219,16 +235,26 @@ fn task_weakenings(
                 table,
                 key,
                 value.span(),
-                format!("raises {key} above swarm's default of {}", bytesize::ByteSize::b(default)),
+                format!(
+                    "raises {key} above swarm's default of {}",
+                    bytesize::ByteSize::b(default)
+                ),
             );
         }
     }
-    if let Some(p) = task.processes.as_ref().filter(|p| *p.get_ref() > limits.processes) {
+    if let Some(p) = task
+        .processes
+        .as_ref()
+        .filter(|p| *p.get_ref() > limits.processes)
+    {
         add(
             table,
             "processes",
             p.span(),
-            format!("raises processes above swarm's default of {}", limits.processes),
+            format!(
+                "raises processes above swarm's default of {}",
+                limits.processes
+            ),
         );
     }
 }
@@ -419,8 +445,8 @@ mod tests {
 
     fn found(text: &str) -> Vec<Weakening> {
         let path = Path::new("swarm.toml");
-        let template = crate::plan::parse_template(path, text.to_string())
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let template =
+            crate::plan::parse_template(path, text.to_string()).unwrap_or_else(|e| panic!("{e:?}"));
         weakenings(&template.source, &template.models)
     }
 
@@ -521,7 +547,11 @@ kind = "slurm"
         let source = Source::new(Path::new("swarm.toml"), text.to_string());
         assert_eq!(source.line_col(all[0].span.start).0, 2);
         assert_eq!(all[0].setting(), "sandbox = \"none\"");
-        assert!(all[8].effect.contains("$SOME_SECRET to evil.example"), "{:?}", all[8]);
+        assert!(
+            all[8].effect.contains("$SOME_SECRET to evil.example"),
+            "{:?}",
+            all[8]
+        );
         assert!(all[10].effect.contains("$OPENAI_API_KEY"), "{:?}", all[10]);
     }
 
@@ -561,7 +591,11 @@ api_key_env = ""
         let all = weakenings(&template.source, &template.models);
         let error = refuse(&template.source, &all, "run `swarm trust`").expect("an error");
         assert_eq!(error.count(), 2);
-        assert!(error.message.contains("[swarm] `sandbox` needs trust"), "{}", error.message);
+        assert!(
+            error.message.contains("[swarm] `sandbox` needs trust"),
+            "{}",
+            error.message
+        );
         assert_eq!(error.help.as_deref(), Some("run `swarm trust`"));
         assert!(refuse(&template.source, &[], "").is_none());
     }
@@ -603,10 +637,20 @@ api_key_env = ""
         assert!(!store.is_trusted(file, b"a").expect("read"));
         store.trust(file, b"a").expect("trust");
         assert!(store.is_trusted(file, b"a").expect("read"));
-        assert!(!store.is_trusted(file, b"b").expect("read"), "one byte changed");
-        assert!(!store.is_trusted(Path::new("/other/swarm.toml"), b"a").expect("read"));
+        assert!(
+            !store.is_trusted(file, b"b").expect("read"),
+            "one byte changed"
+        );
+        assert!(
+            !store
+                .is_trusted(Path::new("/other/swarm.toml"), b"a")
+                .expect("read")
+        );
         store.trust(file, b"b").expect("trust again");
-        assert!(!store.is_trusted(file, b"a").expect("read"), "the new content replaces the old");
+        assert!(
+            !store.is_trusted(file, b"a").expect("read"),
+            "the new content replaces the old"
+        );
         assert!(store.revoke(file).expect("revoke"));
         assert!(!store.is_trusted(file, b"b").expect("read"));
         assert!(!store.revoke(file).expect("revoke again"));

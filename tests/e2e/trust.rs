@@ -56,9 +56,10 @@ fn assert_refused_at(run: &Run, line: usize, key: &str) {
 }
 
 /// With the fix reverted (`prepare` no longer calling
-/// `check_repository_config`), the first `swarm plan` exits 0 and the
-/// recording server has a request carrying `$SOME_SECRET` as its key: the
-/// `calls().is_empty()` assertions fail.
+/// `check_repository_config`), the first `swarm plan` exits 0 after the
+/// recording server got a request carrying `$SOME_SECRET` as its key: the
+/// refusal's and the `calls().is_empty()` assertions fail (checked: it
+/// fails at the first `assert_refused_at`).
 #[test]
 fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     let mock = MockModel::start(
@@ -80,7 +81,11 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
 
     let refused = swarm(&repo, &["plan", "Do the thing"], &env);
     assert_refused_at(&refused, 4, "base_url");
-    assert_refused_at(&refused, 5, "`api_key_env` needs trust: it reads $SOME_SECRET");
+    assert_refused_at(
+        &refused,
+        5,
+        "`api_key_env` needs trust: it reads $SOME_SECRET",
+    );
     assert!(mock.calls().is_empty(), "the endpoint was reached");
     assert!(!repo.path().join("plan.toml").exists());
 
@@ -118,11 +123,7 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     assert_eq!(mock.calls().len(), 1);
 
     // --trust: this invocation only, nothing remembered.
-    let once = swarm(
-        &repo,
-        &["plan", "Do the thing", "--force", "--trust"],
-        &env,
-    );
+    let once = swarm(&repo, &["plan", "Do the thing", "--force", "--trust"], &env);
     once.assert_code(0);
     assert!(once.stderr.contains("note: --trust"), "{}", once.stderr);
     assert_eq!(mock.calls().len(), 2);
@@ -136,7 +137,11 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     assert_eq!(mock.calls().len(), 3);
     let revoked = swarm(&repo, &["trust", "--revoke"], &env);
     revoked.assert_code(0);
-    assert!(revoked.stdout.contains("no longer trusted"), "{}", revoked.stdout);
+    assert!(
+        revoked.stdout.contains("no longer trusted"),
+        "{}",
+        revoked.stdout
+    );
     let refused = swarm(&repo, &["plan", "Do the thing", "--force"], &env);
     assert_refused_at(&refused, 4, "base_url");
     assert_eq!(mock.calls().len(), 3);
@@ -162,16 +167,20 @@ fn a_repository_config_that_weakens_nothing_needs_no_trust() {
         ),
     );
     repo.commit_all("a harmless configuration");
-    let run = swarm(&repo, &["plan", "Do the thing"], &[("ANTHROPIC_API_KEY", SECRET)]);
+    let run = swarm(
+        &repo,
+        &["plan", "Do the thing"],
+        &[("ANTHROPIC_API_KEY", SECRET)],
+    );
     run.assert_code(0);
     assert_eq!(mock.calls().len(), 1);
     mock.assert_clean();
 }
 
 /// With the fix reverted, `run --goal` plans, warns once that the sandbox
-/// is off and runs the task's verify on the host: the marker exists and
-/// the `!marker.exists()` assertion fails (as the `--trust` run below
-/// shows the same configuration does when it is trusted).
+/// is off and runs the task's verify on the host: the refusal's
+/// assertions fail (checked), and the marker exists, as the `--trust`
+/// run below shows the same configuration makes when it is trusted.
 #[test]
 fn a_repository_config_cannot_turn_the_sandbox_off() {
     let mock = MockModel::start(
@@ -245,13 +254,22 @@ run = "true"
     validate.assert_code(0);
     for line in [
         format!("weakens           {name}:2: [swarm] sandbox = \"none\": runs tasks unconfined"),
-        format!("weakens           {name}:5: [defaults] network = \"full\": gives tasks the host's network"),
-        format!("weakens           {name}:10: [models.default] base_url = \"http://127.0.0.1:9\": sends $SOME_SECRET to 127.0.0.1:9"),
+        format!(
+            "weakens           {name}:5: [defaults] network = \"full\": gives tasks the host's network"
+        ),
+        format!(
+            "weakens           {name}:10: [models.default] base_url = \"http://127.0.0.1:9\": sends $SOME_SECRET to 127.0.0.1:9"
+        ),
         format!("weakens           {name}:11: [models.default] api_key_env = \"SOME_SECRET\""),
-        "model key         `default`: $SOME_SECRET -> 127.0.0.1:9 (not the provider's own)".to_string(),
+        "model key         `default`: $SOME_SECRET -> 127.0.0.1:9 (not the provider's own)"
+            .to_string(),
         "model key         `plain`: $ANTHROPIC_API_KEY -> api.anthropic.com\n".to_string(),
     ] {
-        assert!(validate.stdout.contains(&line), "{line}\n{}", validate.stdout);
+        assert!(
+            validate.stdout.contains(&line),
+            "{line}\n{}",
+            validate.stdout
+        );
     }
     assert!(!validate.stdout.contains(SECRET));
 
@@ -280,7 +298,11 @@ run = "true"
         &["run", &name, "--sandbox", "landlock", "--name", "again"],
         &env,
     );
-    assert!(!run.stderr.contains("runs tasks unconfined"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("runs tasks unconfined"),
+        "{}",
+        run.stderr
+    );
 
     // A plan that weakens nothing prints nothing new.
     let plain = repo.plan_exact("plain.toml", "[[task]]\nid = \"t\"\nrun = \"true\"\n");

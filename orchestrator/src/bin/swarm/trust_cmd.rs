@@ -113,7 +113,11 @@ pub(crate) fn key_lines(models: &BTreeMap<String, ModelConfig>) -> Vec<String> {
                 escape::line(&r.model),
                 escape::line(&r.var),
                 escape::line(&r.host),
-                if r.own { "" } else { " (not the provider's own)" }
+                if r.own {
+                    ""
+                } else {
+                    " (not the provider's own)"
+                }
             )
         })
         .collect()
