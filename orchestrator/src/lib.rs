@@ -22,6 +22,7 @@ pub mod report;
 pub mod resolve;
 pub mod run;
 pub mod state;
+pub mod trust;
 pub mod untrusted;
 pub mod worktree_home;
 

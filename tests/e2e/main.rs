@@ -35,6 +35,7 @@ mod state;
 mod subtasks;
 mod support;
 mod toolchains;
+mod trust;
 mod wasm;
 mod wasm_guests;
 mod worktrees;

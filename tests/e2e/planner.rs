@@ -34,6 +34,9 @@ api_key_env = "TEST_MODEL_KEY"
         ),
     );
     repo.commit_all("two modules and a planner configuration");
+    // Its endpoint and key variable are not the provider's: the user
+    // trusts it (see trust.rs).
+    repo.swarm(&["trust"]).assert_code(0);
     repo
 }
 

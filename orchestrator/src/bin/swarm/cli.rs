@@ -43,6 +43,16 @@ pub enum Command {
     /// coordinator's gateway) sees the goal and a map of the repository,
     /// and swarm writes its answer as a checked plan file to edit and run.
     Plan(crate::plan_cmd::PlanArgs),
+    /// Trust the repository's swarm.toml as it is now: show what it
+    /// weakens (sandbox, network, read_paths...) and where its model keys
+    /// go, then remember it (outside the repository) by its path and the
+    /// hash of its content. Until then `swarm plan` refuses such settings;
+    /// any change makes the file untrusted again.
+    Trust {
+        /// Forget the trust instead.
+        #[arg(long)]
+        revoke: bool,
+    },
     /// Check a plan (and that its base exists) without running anything.
     Validate {
         /// The plan file.
@@ -348,6 +358,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             crate::logs::logs(&repo.workdir, &run, &task, attempt, follow, raw)
         }
         Command::Plan(args) => crate::plan_cmd::plan_cmd(&cwd, args),
+        Command::Trust { revoke } => crate::trust_cmd::trust_cmd(&cwd, revoke),
         Command::Validate { plan } => validate(&cwd, &plan),
         Command::Graph { plan, run, format } => {
             graph(&cwd, plan.as_deref(), run.as_deref(), format)
@@ -521,6 +532,15 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
         swarm_orchestrator::worktree_home::WorktreeHome::path_for(&worktree_root(&plan)?, &repo);
     print_grants(&read_paths, &found, plan.caches.then_some(home.as_path()));
     println!("worktrees         {}", home.display());
+    // What the plan grants beyond swarm's defaults, and where each key
+    // goes: the user named the plan, so it is theirs, but said plainly.
+    let weakened = swarm_orchestrator::trust::weakenings(&plan.source, &plan.models);
+    for line in crate::trust_cmd::weakening_lines(&plan.source, &weakened) {
+        println!("weakens           {line}");
+    }
+    for line in crate::trust_cmd::key_lines(&plan.models) {
+        println!("model key         {line}");
+    }
     Ok(exit::SUCCESS)
 }
 

@@ -255,6 +255,10 @@ pub(crate) fn drive(
         ..options
     };
     let resuming = matches!(mode, Mode::Resume { .. });
+    let weakened = match &mode {
+        Mode::Start { worktrees, .. } => weakened(&plan, worktrees.is_some()),
+        Mode::Resume { .. } => Vec::new(),
+    };
     // `prepare` takes the plan; what a bad base's error needs is kept.
     let base_plan = Plan {
         tasks: Vec::new(),
@@ -267,6 +271,12 @@ pub(crate) fn drive(
     .map_err(|e| base_failure(&base_plan, e))?;
     if !resuming {
         check_meaning(&prepared.repo, prepared.base_commit, &prepared.plan)?;
+    }
+    if !weakened.is_empty() {
+        eprintln!("warning: the plan grants more than swarm's defaults:");
+        for line in &weakened {
+            eprintln!("  {line}");
+        }
     }
     match &prepared.options.sandbox {
         None => eprintln!(
@@ -382,6 +392,23 @@ pub(crate) fn drive(
     eprint!("{}", output::summary(&report, Path::new(&report.repo)));
     write_exports(&report, &outputs)?;
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
+}
+
+/// What the plan the user named grants beyond swarm's defaults, one line
+/// each, leaving out what the command line overrode (`--sandbox`,
+/// `--executor local`, `--worktrees`): the user's choice, said plainly
+/// before anything runs.
+fn weakened(plan: &Plan, worktrees_given: bool) -> Vec<String> {
+    let found: Vec<_> = swarm_orchestrator::trust::weakenings(&plan.source, &plan.models)
+        .into_iter()
+        .filter(|w| match (w.table.as_str(), w.key) {
+            ("[swarm]", "sandbox") => plan.sandbox == SandboxMode::None,
+            ("[swarm]", "worktrees") => !worktrees_given,
+            ("[executor]", "kind") => plan.executor != plan::Executor::Local,
+            _ => true,
+        })
+        .collect();
+    crate::trust_cmd::weakening_lines(&plan.source, &found)
 }
 
 /// Writes the JUnit report and the Markdown summary the command line asked

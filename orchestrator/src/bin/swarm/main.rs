@@ -15,6 +15,7 @@ mod plan_cmd;
 mod resolve;
 mod runs;
 mod toolchains;
+mod trust_cmd;
 
 use std::process::ExitCode;
 

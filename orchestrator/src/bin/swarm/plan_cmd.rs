@@ -29,9 +29,16 @@ pub struct PlannerArgs {
     pub max_tasks: usize,
     /// The planner's configuration: a plan without tasks, whose [swarm],
     /// [defaults] and [models] the written plan starts from (default:
-    /// swarm.toml at the repository's root, if there is one).
+    /// swarm.toml at the repository's root, else
+    /// ~/.config/swarm/swarm.toml). A file named here is yours, trusted.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Trust the repository's swarm.toml as it is, for this invocation
+    /// only (for CI): its settings beyond swarm's defaults (sandbox,
+    /// network, read_paths, where model keys go...) apply. Without it,
+    /// they need `swarm trust` first.
+    #[arg(long)]
+    pub trust: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -167,7 +174,9 @@ fn prepare(
             "plan: the goal is empty\nhelp: say what to do, e.g. swarm plan \"split the parser into its own crate\""
         )));
     }
-    let (path, text) = match &args.config {
+    // Only a file swarm found in the repository by itself is untrusted:
+    // --config, the user's own and the built-in one are the user's.
+    let (path, text, found_in_repo) = match &args.config {
         Some(p) => {
             let full = cwd.join(p);
             let text = std::fs::read_to_string(&full).map_err(|e| {
@@ -176,17 +185,24 @@ fn prepare(
                     p.display()
                 ))
             })?;
-            (p.clone(), text)
+            (p.clone(), text, None)
         }
         None => {
-            let default = repo.workdir.join(CONFIG_FILE);
-            match std::fs::read_to_string(&default) {
-                Ok(text) => (PathBuf::from(CONFIG_FILE), text),
-                Err(_) => (PathBuf::from(CONFIG_FILE), DEFAULT_CONFIG.to_string()),
+            let in_repo = crate::trust_cmd::repository_config(repo);
+            let users = crate::trust_cmd::config_dir().map(|dir| dir.join(CONFIG_FILE));
+            match std::fs::read_to_string(&in_repo) {
+                Ok(text) => (PathBuf::from(CONFIG_FILE), text, Some(in_repo)),
+                Err(_) => match users.and_then(|p| Some((std::fs::read_to_string(&p).ok()?, p))) {
+                    Some((text, users)) => (users, text, None),
+                    None => (PathBuf::from(CONFIG_FILE), DEFAULT_CONFIG.to_string(), None),
+                },
             }
         }
     };
-    let template = plan::parse_template(&path, text).map_err(Failure::Plan)?;
+    let template = plan::parse_template(&path, text.clone()).map_err(Failure::Plan)?;
+    if let Some(file) = &found_in_repo {
+        crate::trust_cmd::check_repository_config(file, &text, &template, args.trust)?;
+    }
     let model = args.model.clone().unwrap_or_else(|| "default".into());
     if !template.models.contains_key(&model) {
         let known: Vec<&str> = template.models.keys().map(String::as_str).collect();

@@ -1,0 +1,177 @@
+//! `swarm trust`, and the origin of configuration: where the user's own
+//! configuration directory and trust records are, whether the
+//! repository's `swarm.toml` may weaken anything, and the lines `swarm
+//! run` and `swarm validate` print about what a plan weakens and where
+//! its model keys go. The rules are `swarm_orchestrator::trust`'s.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use swarm_orchestrator::escape;
+use swarm_orchestrator::git::Repo;
+use swarm_orchestrator::plan::{self, ModelConfig, Source};
+use swarm_orchestrator::trust::{self, TrustStore, Weakening};
+
+use crate::Failure;
+use crate::cli::open_repo;
+
+/// What an untrusted `swarm.toml` that weakens something is told.
+pub(crate) const UNTRUSTED_HELP: &str = "swarm found this file in the repository, and it could come from anyone who wrote to it: \
+review it, then run `swarm trust` to trust this content (or pass --trust for this invocation only)";
+
+/// The user's configuration directory: `$XDG_CONFIG_HOME/swarm`, else
+/// `~/.config/swarm`.
+pub(crate) fn config_dir() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    match (var("XDG_CONFIG_HOME"), var("HOME")) {
+        (Some(config), _) => Some(config.join("swarm")),
+        (None, Some(home)) => Some(home.join(".config").join("swarm")),
+        (None, None) => None,
+    }
+}
+
+/// Where trusted configurations are remembered.
+pub(crate) fn store() -> Option<TrustStore> {
+    config_dir().map(|dir| TrustStore::new(dir.join("trusted")))
+}
+
+/// The repository's own configuration file, by the absolute path its
+/// trust is recorded under.
+pub(crate) fn repository_config(repo: &Repo) -> PathBuf {
+    std::fs::canonicalize(&repo.workdir)
+        .unwrap_or_else(|_| repo.workdir.clone())
+        .join(crate::plan_cmd::CONFIG_FILE)
+}
+
+/// Refuses the repository's configuration `template` (read as `text`
+/// from `file`) if it weakens anything and the user has not trusted this
+/// content, nor passed `--trust` (`once`).
+pub(crate) fn check_repository_config(
+    file: &Path,
+    text: &str,
+    template: &plan::Template,
+    once: bool,
+) -> Result<(), Failure> {
+    let found = trust::weakenings(&template.source, &template.models);
+    if found.is_empty() {
+        return Ok(());
+    }
+    if once {
+        eprintln!(
+            "note: --trust: {} applies as it is for this invocation, {} setting{} beyond swarm's defaults included",
+            template.source.name,
+            found.len(),
+            if found.len() == 1 { "" } else { "s" }
+        );
+        return Ok(());
+    }
+    let trusted = match store() {
+        Some(store) => store
+            .is_trusted(file, text.as_bytes())
+            .map_err(|e| Failure::Internal(anyhow!(e)))?,
+        None => false,
+    };
+    if trusted {
+        return Ok(());
+    }
+    match trust::refuse(&template.source, &found, UNTRUSTED_HELP) {
+        Some(error) => Err(Failure::Plan(Box::new(error))),
+        None => Ok(()),
+    }
+}
+
+/// `where: key = value: effect` of each weakening, `where` being
+/// `file:line`.
+pub(crate) fn weakening_lines(source: &Source, found: &[Weakening]) -> Vec<String> {
+    found
+        .iter()
+        .map(|w| {
+            format!(
+                "{}:{}: {} {}: {}",
+                escape::line(&source.name),
+                source.line_col(w.span.start).0,
+                w.table,
+                w.setting(),
+                escape::line(&w.effect)
+            )
+        })
+        .collect()
+}
+
+/// `model `x`: $VAR -> host` for each model that sends a key.
+pub(crate) fn key_lines(models: &BTreeMap<String, ModelConfig>) -> Vec<String> {
+    trust::key_routes(models)
+        .iter()
+        .map(|r| {
+            format!(
+                "`{}`: ${} -> {}{}",
+                escape::line(&r.model),
+                escape::line(&r.var),
+                escape::line(&r.host),
+                if r.own {
+                    ""
+                } else {
+                    " (not the provider's own)"
+                }
+            )
+        })
+        .collect()
+}
+
+/// `swarm trust [--revoke]`.
+pub(crate) fn trust_cmd(cwd: &Path, revoke: bool) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    let file = repository_config(&repo);
+    let store = store().ok_or_else(|| {
+        Failure::Invalid(anyhow!(
+            "trust {}: swarm has nowhere to remember it\nhelp: set HOME (or XDG_CONFIG_HOME): trust is kept in ~/.config/swarm/trusted",
+            file.display()
+        ))
+    })?;
+    if revoke {
+        let was = store
+            .revoke(&file)
+            .map_err(|e| Failure::Internal(anyhow!(e)))?;
+        match was {
+            true => println!("{}: no longer trusted", file.display()),
+            false => println!("{}: was not trusted", file.display()),
+        }
+        return Ok(swarm_orchestrator::exit::SUCCESS);
+    }
+    let text = std::fs::read_to_string(&file).map_err(|e| {
+        Failure::Invalid(anyhow!(
+            "trust {}: {e}\nhelp: `swarm trust` trusts the swarm.toml at the repository's root, which `swarm plan` reads",
+            file.display()
+        ))
+    })?;
+    let template = plan::parse_template(Path::new(crate::plan_cmd::CONFIG_FILE), text.clone())
+        .map_err(Failure::Plan)?;
+    let found = trust::weakenings(&template.source, &template.models);
+    let hash = trust::content_hash(text.as_bytes());
+    println!(
+        "{} (sha256 {}):",
+        file.display(),
+        hash.get(..16).unwrap_or_default()
+    );
+    if found.is_empty() {
+        println!("  weakens nothing: swarm uses it untrusted too");
+    }
+    for line in weakening_lines(&template.source, &found) {
+        println!("  weakens  {line}");
+    }
+    for line in key_lines(&template.models) {
+        println!("  key      {line}");
+    }
+    store
+        .trust(&file, text.as_bytes())
+        .map_err(|e| Failure::Internal(anyhow!(e)))?;
+    println!(
+        "trusted: `swarm plan` and `swarm run --goal` use it as it is now; any change to it makes it untrusted again (`swarm trust --revoke` forgets it)"
+    );
+    Ok(swarm_orchestrator::exit::SUCCESS)
+}
