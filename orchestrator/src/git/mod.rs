@@ -162,20 +162,40 @@ impl Repo {
 
     /// How many paths of the working tree differ from `HEAD` (changed,
     /// staged, or untracked and not ignored): what a run, which starts from
-    /// a commit, does not see.
-    pub fn uncommitted(&self) -> Result<usize, GitError> {
+    /// a commit, does not see. Files of `except` (such as the plan being
+    /// run, which is rarely committed yet) are not counted.
+    pub fn uncommitted(&self, except: &[&Path]) -> Result<usize, GitError> {
         let repo = Repository::open(&self.git_dir)
             .context(|| format!("open repository {}", self.git_dir.display()))?;
         let mut options = git2::StatusOptions::new();
+        // Untracked files one by one, so that `except` (the plan just
+        // written, in a new directory) can be told from the rest.
         options
             .include_untracked(true)
-            .recurse_untracked_dirs(false)
+            .recurse_untracked_dirs(!except.is_empty())
             .include_ignored(false)
             .exclude_submodules(true);
         let statuses = repo
             .statuses(Some(&mut options))
             .context(|| format!("read the status of {}", self.workdir.display()))?;
-        Ok(statuses.len())
+        let root = self
+            .workdir
+            .canonicalize()
+            .unwrap_or_else(|_| self.workdir.clone());
+        let skipped: Vec<PathBuf> = except
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .filter_map(|p| p.strip_prefix(&root).ok().map(Path::to_path_buf))
+            .collect();
+        Ok(statuses
+            .iter()
+            .filter(|entry| {
+                entry
+                    .path()
+                    .ok()
+                    .is_none_or(|p| !skipped.iter().any(|s| s == Path::new(p)))
+            })
+            .count())
     }
 
     /// Whether a ref exists.

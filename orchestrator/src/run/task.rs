@@ -383,6 +383,12 @@ async fn read_request(
     .unwrap_or_else(|e| Err(vec![format!("swarm could not check it: {e}")]));
     let problems = checked.err()?;
     append_to_log(ctx, task, attempt, &problems);
+    // The run's limits say "refused: ..." to an agent; here the reason
+    // says it once.
+    let problems: Vec<&str> = problems
+        .iter()
+        .map(|p| p.strip_prefix("refused: ").unwrap_or(p))
+        .collect();
     Some(format!(
         "its subtask request was refused: {}",
         problems.join("; ")

@@ -191,9 +191,12 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+// One of the two, said as such when neither is given (the usage line shows
+// `[PLAN]`, so "<PLAN> is required" read as a contradiction).
+#[command(group(clap::ArgGroup::new("what").required(true).args(["plan", "goal"])))]
 pub struct RunArgs {
     /// The plan file (or --goal).
-    #[arg(required_unless_present = "goal", conflicts_with = "goal")]
+    #[arg(conflicts_with = "goal")]
     pub plan: Option<PathBuf>,
     /// Plan this goal first (as `swarm plan` does), then run that plan: it
     /// is printed first and kept in .swarm/plans/<run>/.

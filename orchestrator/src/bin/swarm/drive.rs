@@ -298,7 +298,7 @@ pub(crate) fn drive(
         true => 0,
         false => {
             let head = prepared.repo.resolve("HEAD").ok();
-            match prepared.repo.uncommitted() {
+            match prepared.repo.uncommitted(&[prepared.plan.path.as_path()]) {
                 Ok(n) if n > 0 && head == Some(prepared.base_commit) => n,
                 _ => 0,
             }

@@ -133,13 +133,19 @@ pub fn logs(
             out.display()
         )));
     }
+    // Whether anything was shown: an empty log is said, not left blank.
+    let mut shown = false;
     if transcript.exists() {
         let text = std::fs::read_to_string(&transcript).unwrap_or_default();
+        shown |= !text.is_empty();
         mode.write(&mut stdout, render_transcript(&text).as_bytes());
     } else {
-        mode.write(&mut stdout, &std::fs::read(&out).unwrap_or_default());
+        let text = std::fs::read(&out).unwrap_or_default();
+        shown |= !text.is_empty();
+        mode.write(&mut stdout, &text);
     }
     let err_text = std::fs::read(&err).unwrap_or_default();
+    shown |= !err_text.is_empty();
     if !err_text.is_empty() {
         let _ = writeln!(stdout, "--- stderr");
         mode.write(&mut stdout, &err_text);
@@ -151,9 +157,14 @@ pub fn logs(
     ] {
         let text = std::fs::read(path).unwrap_or_default();
         if !text.is_empty() {
+            shown = true;
             let _ = writeln!(stdout, "--- {name}");
             mode.write(&mut stdout, &text);
         }
+    }
+    if !shown {
+        // On stderr, so that a pipe of the output gets the output only.
+        eprintln!("(no output: attempt {attempt} of task `{task}` printed nothing)");
     }
     Ok(swarm_orchestrator::exit::SUCCESS)
 }

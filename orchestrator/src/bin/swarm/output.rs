@@ -536,7 +536,7 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
             report.run
         ),
         RunState::FinishedOk => "succeeded".to_string(),
-        RunState::Stopped => "interrupted".to_string(),
+        RunState::Stopped => format!("interrupted; `swarm resume {}` continues it", report.run),
         RunState::Failed => format!(
             "finished with failures (exit {})",
             report.exit_code.unwrap_or_default()
