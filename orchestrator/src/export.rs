@@ -534,6 +534,8 @@ pub fn ranking_table(task: &str, d: &Decision) -> String {
         "rank", "variant", "score", "verify", "tokens", "cost", "time", "diff", "",
     ];
     let cells = ranking_cells(d);
+    // Tokens and cost are an agent's: command variants spend none.
+    let spent = d.ranking.iter().any(|r| r.tokens > 0 || r.cost_usd > 0.0);
     let mut width = HEAD.map(str::len);
     for row in &cells {
         for (w, c) in width.iter_mut().zip(row) {
@@ -545,6 +547,7 @@ pub fn ranking_table(task: &str, d: &Decision) -> String {
         for (i, (cell, w)) in row.iter().zip(width).enumerate() {
             // Numbers right, words left; no padding after the last.
             let _ = match i {
+                4 | 5 if !spent => Ok(()),
                 8 => write!(out, " {cell}"),
                 2 | 4 | 5 | 6 => write!(out, " {cell:>w$}"),
                 _ => write!(out, " {cell:<w$}"),

@@ -88,3 +88,32 @@ fn two_writers_without_paths_run_with_a_warning_but_a_models_request_is_refused(
         "{report}"
     );
 }
+
+/// A sandboxed write outside `paths` fails as the tool reports it ("Read-only
+/// file system"); the reason says the rule, the task's paths and the file,
+/// as good as the unsandboxed run's "wrote outside its paths".
+#[test]
+fn a_sandboxed_write_outside_paths_says_why_and_names_the_file() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    repo.write("a/a.txt", "a\n");
+    repo.write("b/b.txt", "b\n");
+    repo.commit_all("two directories");
+    let plan = repo.plan(
+        "out.toml",
+        "[swarm]\nname = \"out\"\n\n[[task]]\nid = \"stray\"\npaths = [\"a\"]\nrun = \"echo x > b/y\"\n",
+    );
+    let out = repo.run_plan(&plan, &[]);
+    out.assert_code(1);
+    let report = repo.report();
+    let reason = task(&report, "stray")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.starts_with("exited with code 2; writes outside its paths are refused in the sandbox (its paths: a): it was refused b/y; add them to `paths` or `creates`"),
+        "{reason}"
+    );
+}

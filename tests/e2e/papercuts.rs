@@ -341,3 +341,52 @@ fn swarm_failing_itself_exits_3_not_as_a_failed_task() {
     // What was done is kept.
     assert_eq!(repo.show("swarm/i", "one.txt"), "1");
 }
+
+/// Issue 30's papercuts: the plan just written (not committed yet) is not
+/// an "uncommitted change" of the run; a task that printed nothing has its
+/// logs say so; `swarm run` without a plan names both ways to give one;
+/// a `read_paths` entry swarm does not show is a warning.
+#[test]
+fn the_new_plan_is_no_uncommitted_change_and_silence_is_said() {
+    let repo = TestRepo::new();
+    std::fs::create_dir_all(repo.path().join("plans")).unwrap();
+    let plan = repo.path().join("plans/new.toml");
+    std::fs::write(
+        &plan,
+        format!("{HEADER}[[task]]\nid = \"quiet\"\nrun = \"true\"\n"),
+    )
+    .unwrap();
+    let out = repo.run_plan(&plan, &["--name", "q"]);
+    out.assert_code(0);
+    assert!(!out.stderr.contains("uncommitted"), "{}", out.stderr);
+    let logs = repo.swarm(&["logs", "q", "quiet"]);
+    logs.assert_code(0);
+    assert_eq!(logs.stdout, "");
+    assert!(
+        logs.stderr
+            .contains("(no output: attempt 1 of task `quiet` printed nothing)"),
+        "{}",
+        logs.stderr
+    );
+    let none = repo.swarm(&["run"]);
+    none.assert_code(2);
+    assert!(
+        none.stderr.contains("<PLAN|--goal <GOAL>>"),
+        "{}",
+        none.stderr
+    );
+
+    let etc = repo.plan(
+        "etc.toml",
+        "[swarm]\nread_paths = [\"/etc/hostname\"]\n\n[[task]]\nid = \"t\"\nrun = \"true\"\n",
+    );
+    let validate = repo.swarm(&["validate", etc.to_str().unwrap()]);
+    validate.assert_code(0);
+    assert!(
+        validate
+            .stderr
+            .contains("`read_paths` entry `/etc/hostname` is not shown to sandboxed tasks"),
+        "{}",
+        validate.stderr
+    );
+}

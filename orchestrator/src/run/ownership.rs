@@ -129,6 +129,62 @@ pub(crate) fn describe(task: &Task, files: &[String]) -> String {
     )
 }
 
+/// Why a sandboxed attempt of `task` (which owns `owned`) that failed may
+/// have failed for writing outside its paths, read from the end of its
+/// error output `stderr`: the sandbox refuses such a write as it happens
+/// (EROFS or EACCES), and the tool says only that, so the reason names
+/// the rule and the paths, and the files when the tool named them. `None`
+/// when the output shows no refusal.
+pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Option<String> {
+    let owned = task.owned()?;
+    let refusal = |l: &str| l.contains("Read-only file system") || l.contains("Permission denied");
+    let lines: Vec<&str> = stderr.lines().filter(|l| refusal(l)).collect();
+    if lines.is_empty() {
+        return None;
+    }
+    // Words of those lines that name a path of the worktree outside the
+    // task's own: `cannot create b/y`, `temporary file b/sedX1: ...`,
+    // `Permission denied: 'b/y'`.
+    let mut files: Vec<String> = Vec::new();
+    for line in &lines {
+        for word in line.split(|c: char| c.is_whitespace() || c == ',') {
+            let word = word.trim_matches(|c: char| matches!(c, '\'' | '"' | '`' | ':' | '(' | ')'));
+            let rel = Path::new(word)
+                .strip_prefix(workdir)
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|_| PathBuf::from(word));
+            let Some(rel) = rel
+                .to_str()
+                .filter(|r| !r.is_empty() && !r.starts_with('/'))
+            else {
+                continue;
+            };
+            let plausible = rel.contains('/') || workdir.join(rel).exists();
+            if plausible
+                && !rel.starts_with("..")
+                && !owned.iter().any(|o| path_within(rel, o))
+                && !files.iter().any(|f| f == rel)
+            {
+                files.push(rel.to_string());
+            }
+        }
+    }
+    // EACCES has other causes (a file the task may not read); EROFS in a
+    // sandboxed task is the read-only rest of its worktree.
+    if files.is_empty() && !lines.iter().any(|l| l.contains("Read-only file system")) {
+        return None;
+    }
+    let owned: Vec<String> = owned.iter().map(|s| (*s).to_string()).collect();
+    let named = match files.is_empty() {
+        true => String::new(),
+        false => format!(": it was refused {}", list(&files)),
+    };
+    Some(format!(
+        "writes outside its paths are refused in the sandbox (its paths: {}){named}; {HELP}",
+        list(&owned)
+    ))
+}
+
 /// `a, b, c` and, past [`SHOWN`] names, `and N more`.
 fn list(names: &[String]) -> String {
     let mut text = names

@@ -203,3 +203,28 @@ fn the_result_check_sees_every_change_of_the_snapshot_outside_the_task() {
     assert_eq!(snap.changed, ["src/made.rs"]);
     assert!(outside(&t, &snap.changed).is_empty());
 }
+
+#[test]
+fn a_sandboxed_refusal_is_explained_with_the_files_it_names() {
+    let dir = tree();
+    let root = dir.path();
+    let t = task("paths = [\"src/a\"]");
+    let why = super::refused_writes(
+        &t,
+        root,
+        "sh: 1: cannot create src/b/y: Read-only file system\nsed: couldn't open temporary file src/sedX1: Read-only file system\n",
+    )
+    .unwrap();
+    assert_eq!(
+        why,
+        format!(
+            "writes outside its paths are refused in the sandbox (its paths: src/a): it was refused src/b/y, src/sedX1; {}",
+            super::HELP
+        )
+    );
+    // Its own paths are not named; an unrelated failure says nothing.
+    assert!(super::refused_writes(&t, root, "error: no such file\n").is_none());
+    assert!(super::refused_writes(&t, root, "cat: /etc/shadow: Permission denied\n").is_none());
+    // A task without paths owns everything.
+    assert!(super::refused_writes(&task(""), root, "x: Read-only file system").is_none());
+}

@@ -309,10 +309,26 @@ async fn execute_inner(
                     agent.as_ref(),
                     &outside,
                 );
-                match (ran_ok, git_ref) {
-                    (true, Some(r)) => {
+                // A sandboxed write outside the task's paths fails as the
+                // tool reports it ("Read-only file system"): say the rule.
+                let refused_writes = match (&ctx.sandbox, &outcome) {
+                    (Some(_), AttemptOutcome::Exited { code })
+                        if *code != 0 && outside.is_empty() =>
+                    {
+                        let (_, stderr) = crate::report::log_paths(&ctx.run_dir, &task.id, attempt);
+                        super::ownership::refused_writes(
+                            task,
+                            &workdir,
+                            &crate::export::log_tail(&stderr),
+                        )
+                    }
+                    _ => None,
+                };
+                match (ran_ok, git_ref, refused_writes) {
+                    (true, Some(r), _) => {
                         format!("{why}; its work is on {r}: {}", super::ownership::HELP)
                     }
+                    (_, _, Some(refused)) => format!("{why}; {refused}"),
                     _ => why,
                 }
             });

@@ -16,6 +16,7 @@ pub(crate) fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
     let mut read_only = Vec::new();
     // Every bad entry at once, like the plan's own errors.
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     for entry in &plan.read_paths {
         let path = match expand_home(plan, entry, "read_paths") {
             Ok(path) => path,
@@ -34,8 +35,24 @@ pub(crate) fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
             ));
             continue;
         }
+        // A sandboxed task's /etc and /dev are swarm's own subset (no
+        // secrets, no devices beyond the harmless ones): an entry there is
+        // not shown, which must not pass in silence.
+        if ["/etc", "/dev"].iter().any(|d| path.starts_with(d)) {
+            warnings.push(plan_error(
+                plan,
+                format!(
+                    "`read_paths` entry `{}` is not shown to sandboxed tasks",
+                    path.display()
+                ),
+                entry.span.clone(),
+                "not shown",
+                "a sandboxed task's /etc and /dev hold only swarm's own subset (see README, Sandbox); copy what the task needs into the repository or a directory of its own",
+            ));
+        }
         read_only.push(path);
     }
+    crate::output::print_plan_warnings(&warnings);
     match plan::PlanError::bundle(errors) {
         Some(error) => Err(Failure::Plan(Box::new(error))),
         None => Ok(read_only),
