@@ -390,3 +390,42 @@ fn the_new_plan_is_no_uncommitted_change_and_silence_is_said() {
         validate.stderr
     );
 }
+
+/// `swarm completions SHELL` prints a completion script that knows the
+/// subcommands (bash's is checked by bash itself).
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let repo = TestRepo::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = repo.swarm(&["completions", shell]);
+        out.assert_code(0);
+        for word in ["run", "resume", "validate", "trust", "clean"] {
+            assert!(out.stdout.contains(word), "{shell}: no `{word}`");
+        }
+        // Bash's words offered never include a hidden command (its
+        // script names them only in case labels).
+        if shell == "bash" {
+            let offered: String = out
+                .stdout
+                .lines()
+                .filter(|l| l.contains("opts=\""))
+                .collect();
+            assert!(
+                !offered.contains("__sandbox"),
+                "bash offers a hidden command"
+            );
+        }
+    }
+    let script = repo.path().join("swarm.bash");
+    std::fs::write(&script, repo.swarm(&["completions", "bash"]).stdout).unwrap();
+    let bash = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        bash.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bash.stderr)
+    );
+}

@@ -170,6 +170,12 @@ pub enum Command {
     },
     /// Show what this machine supports for sandboxing and what swarm enforces.
     Doctor,
+    /// Print a completion script for a shell, e.g.
+    /// `swarm completions bash > ~/.local/share/bash-completion/completions/swarm`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the JSON schema of plan files (`--events`: of run events).
     #[command(hide = true)]
     Schema {
@@ -373,6 +379,10 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             crate::compare::compare(&cwd, &run, &task, diff.as_deref())
         }
         Command::Doctor => doctor(),
+        Command::Completions { shell } => {
+            print!("{}", completions(shell));
+            Ok(swarm_orchestrator::exit::SUCCESS)
+        }
         Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
         Command::Agent => Ok(crate::agent::agent_main()),
         Command::Node => crate::node::node_main(),
@@ -644,4 +654,36 @@ pub(crate) fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, F
         print!("{}", output::status_summary(&report, &repo.workdir, driven));
     }
     Ok(exit::SUCCESS)
+}
+
+/// The completion script for `shell`. clap_complete's bash script offers
+/// hidden subcommands too (`__sandbox`, ...): they are taken out of the
+/// words it offers, as the other shells' scripts leave them out.
+fn completions(shell: clap_complete::Shell) -> String {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let hidden: Vec<String> = command
+        .get_subcommands()
+        .filter(|c| c.is_hide_set())
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "swarm", &mut script);
+    let script = String::from_utf8_lossy(&script);
+    script
+        .lines()
+        .map(|line| {
+            let Some((head, rest)) = line.split_once("opts=\"") else {
+                return line.to_string();
+            };
+            let Some((words, tail)) = rest.rsplit_once('"') else {
+                return line.to_string();
+            };
+            let kept: Vec<&str> = words
+                .split(' ')
+                .filter(|w| !hidden.iter().any(|h| w == h))
+                .collect();
+            format!("{head}opts=\"{}\"{tail}", kept.join(" "))
+        })
+        .map(|line| line + "\n")
+        .collect()
 }
