@@ -476,3 +476,37 @@ creates = ["src/STAMP.txt"]
         "{report}"
     );
 }
+
+/// A Slurm plan where no cluster answers (issue 30): the run stops before
+/// any job with one clear line, not once per task with sbatch's raw
+/// multi-line error. (No cluster is started: `SLURM_CONF` names a file
+/// that does not exist.)
+#[test]
+fn a_slurm_plan_without_a_reachable_cluster_stops_before_any_job() {
+    let repo = TestRepo::new();
+    let p = plan(
+        &repo,
+        "nocluster",
+        "",
+        "[[task]]\nid = \"a\"\ncreates = [\"a.txt\"]\nrun = \"echo a > a.txt\"\n\n[[task]]\nid = \"b\"\ncreates = [\"b.txt\"]\nrun = \"echo b > b.txt\"\n",
+    );
+    let missing = repo.root().join("no-such-slurm.conf");
+    let mut cmd = repo.swarm_cmd(&["run", p.to_str().unwrap()]);
+    cmd.env("SLURM_CONF", &missing);
+    let out: crate::support::Run = cmd.output().unwrap().into();
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("reach the Slurm cluster before submitting any job"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("start      a"), "{}", out.stderr);
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("reach the Slurm cluster"))
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {}", out.stderr);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}

@@ -173,6 +173,10 @@ pub enum RunError {
         action: String,
         source: std::io::Error,
     },
+    #[error(
+        "reach the Slurm cluster before submitting any job: {why} (check that its controller runs and that `squeue` works here)"
+    )]
+    NoCluster { why: String },
 }
 
 impl RunError {
@@ -186,6 +190,7 @@ impl RunError {
                 | Self::SwarmBranchExists { .. }
                 | Self::Locked { .. }
                 | Self::NotResumable { .. }
+                | Self::NoCluster { .. }
                 | Self::Git(GitError::UnknownRev { .. })
         ) || matches!(self, Self::State(e) if e.is_unsafe())
             || matches!(self, Self::Home(e) if e.is_invalid_input())

@@ -138,6 +138,48 @@ pub fn cancel(id: &str, batch_only: bool) -> Result<(), ClusterError> {
     Ok(())
 }
 
+/// Whether the cluster answers `squeue` within `timeout`: why not, in one
+/// line, if it does not.
+pub fn reachable(timeout: std::time::Duration) -> Result<(), String> {
+    let mut child = Command::new("squeue")
+        .arg("--noheader")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run `squeue`: {e} (is Slurm's client installed and on PATH?)"))?;
+    let deadline = std::time::Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`squeue` did not answer within {}",
+                    humantime::format_duration(timeout)
+                ));
+            }
+            Err(e) => return Err(format!("wait for `squeue`: {e}")),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+    }
+    let first = err
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message");
+    Err(format!("`squeue` said: {}", first.trim()))
+}
+
 /// The state of every job the cluster still lists, by id.
 pub fn queue() -> Result<HashMap<String, JobState>, ClusterError> {
     let command = "squeue --json".to_string();

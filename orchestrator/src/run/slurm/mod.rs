@@ -39,6 +39,10 @@ use crate::plan::SlurmConfig;
 
 pub use self::cluster::ClusterError;
 
+/// How long the first look at the cluster may take (Slurm's clients retry
+/// a missing configuration for a minute).
+const REACH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How many times a task's attempt may be lost to failed nodes before the
 /// task fails for it (these do not use up its `retries`).
 const NODE_FAILURES: u32 = 3;
@@ -122,6 +126,10 @@ impl SlurmExecutor {
                 source: std::io::Error::other("the command line gave it no cluster options"),
             });
         };
+        // One look at the cluster before any job: without one (no
+        // controller, a name that does not resolve), every task would fail
+        // on its own with sbatch's error.
+        cluster::reachable(REACH_TIMEOUT).map_err(|why| RunError::NoCluster { why })?;
         let shared = shared_repo(&prepared.repo, config.repo.as_deref())?;
         let mut tick = tokio::time::interval(config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
