@@ -14,8 +14,8 @@ use std::path::Path;
 
 use git2::Oid;
 use swarm_protocol::{
-    Event, EventBody, Isolation, JobPlacement, RunReport, TaskInfo, TaskKind, TaskReport,
-    TaskStatus,
+    AttemptOutcome, Event, EventBody, Isolation, JobPlacement, RunReport, TaskInfo, TaskKind,
+    TaskReport, TaskStatus,
 };
 
 use crate::report::{log_paths, run_dir, verify_log_paths};
@@ -218,6 +218,12 @@ impl RunFold {
             } => {
                 let dir = self.run_dir();
                 if let Some((t, s)) = self.task_mut(task) {
+                    // An attempt lost with its node is tried again and
+                    // would leave no trace but the journal.
+                    if let AttemptOutcome::Lost { message } = outcome {
+                        t.warnings
+                            .push(format!("attempt {attempt} was lost: {message}"));
+                    }
                     // A command task's failed `verify` wrote its own logs;
                     // an agent's verify output went back to the agent.
                     let verify_logs = match t.kind {
@@ -280,7 +286,9 @@ impl RunFold {
                 if let Some((t, _)) = self.task_mut(task) {
                     t.status = *status;
                     t.reason = reason.clone();
-                    t.warnings = warnings(t);
+                    let found = warnings(t);
+                    t.warnings.retain(|w| !w.starts_with(CHANGED_NOTHING));
+                    t.warnings.extend(found);
                 }
             }
             EventBody::TaskMerged {

@@ -258,7 +258,14 @@ creates = ["long.txt"]
 run = "sleep 6; echo done > long.txt"
 "#,
     );
-    let child = spawn(&repo, &cluster, &["run", plan.to_str().unwrap()]);
+    // Its live view is read below.
+    let child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap()])
+        .env("SLURM_CONF", cluster.conf())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (_, node) = wait_placed(&repo, "nodefail", "long");
     cluster.kill_node(&node);
     let out = child.wait_with_output().unwrap();
@@ -281,6 +288,24 @@ run = "sleep 6; echo done > long.txt"
         "{first}"
     );
     assert_eq!(repo.show("swarm/nodefail", "long.txt").trim(), "done");
+    // Not only in the journal: the live view, the report and the summary
+    // say it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lost = format!("attempt 1: its node {node} failed");
+    assert!(stderr.contains(&format!("lost       long")), "{stderr}");
+    assert!(stderr.contains(&lost), "{stderr}");
+    let report = repo.report();
+    let warnings = crate::support::task(&report, "long")["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!("attempt 1 was lost: its node {node} failed")),
+        "{report}"
+    );
+    let status = repo.swarm(&["status", "nodefail"]);
+    assert!(
+        status.stdout.contains("warning: `long` attempt 1 was lost"),
+        "{}",
+        status.stdout
+    );
 }
 
 #[test]

@@ -202,6 +202,19 @@ impl Progress {
                     restarted.len()
                 );
             }
+            EventBody::AttemptFinished {
+                task,
+                attempt,
+                outcome: swarm_protocol::AttemptOutcome::Lost { message },
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  attempt {attempt}: {}",
+                    "lost",
+                    escape::line(message),
+                    w = self.width
+                );
+            }
             EventBody::AttemptFinished { .. }
             | EventBody::RunFinished { .. }
             | EventBody::TaskQueued { .. } => {}
