@@ -429,3 +429,29 @@ fn completions_are_printed_for_bash_zsh_and_fish() {
         String::from_utf8_lossy(&bash.stderr)
     );
 }
+
+/// Every mistake of a plan in one pass (issue 30): three misspelt keys in
+/// three tables and two wrong values, each at its place, not one per run.
+#[test]
+fn three_typos_and_two_wrong_values_are_reported_at_once() {
+    let repo = TestRepo::new();
+    let plan = repo.plan_exact(
+        "typos.toml",
+        "[swarm]\nconcurency = 2\n\n[[task]]\nid = \"a\"\nrun = \"x\"\nretries = \"two\"\ntimout = \"1s\"\n\n[[task]]\nid = \"b\"\ncomand = \"y\"\nprocesses = \"many\"\n",
+    );
+    let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    out.assert_code(2);
+    for piece in [
+        "invalid plan (5 errors)",
+        "`concurency`",
+        "did you mean `concurrency`?",
+        "unknown key `timout` in [[task]]",
+        "did you mean `timeout`?",
+        "unknown key `comand` in [[task]]",
+        "invalid type: string \"two\", expected u32",
+        "invalid type: string \"many\", expected u64",
+        "typos.toml:13:",
+    ] {
+        assert!(out.stderr.contains(piece), "no `{piece}` in {}", out.stderr);
+    }
+}

@@ -239,6 +239,7 @@ pub(super) fn parse(source: &Source) -> Result<PlanFile, PlanError> {
         let at = |e: &PlanError| e.span.map(|s| s.offset());
         let mut errors: Vec<PlanError> = super::keys::unknown(source)
             .into_iter()
+            .chain(super::keys::wrong_values(source))
             .filter(|k| at(k) != at(&first))
             .collect();
         if errors.is_empty() {

@@ -88,6 +88,99 @@ pub(super) fn unknown(source: &Source) -> Vec<PlanError> {
     errors
 }
 
+/// The first wrong value of each `[[task]]` table and of `[swarm]` and
+/// `[defaults]`, each table read on its own (serde stops at the first of
+/// the whole file): a table's text runs from its header to the end of its
+/// last value, so a multi-line string inside it cannot be taken for the
+/// next header.
+pub(super) fn wrong_values(source: &Source) -> Vec<PlanError> {
+    let Ok(document) = DeTable::parse(&source.text) else {
+        return Vec::new();
+    };
+    let known = Known::from_schema();
+    let mut errors = Vec::new();
+    let end_of = |table: &DeTable<'_>, from: usize| {
+        table
+            .iter()
+            .map(|(k, v)| k.span().end.max(v.span().end))
+            .max()
+            .unwrap_or(from)
+    };
+    let mut check = |header: std::ops::Range<usize>,
+                     table: &DeTable<'_>,
+                     keys: &BTreeSet<String>,
+                     wrap: &str| {
+        let end = end_of(table, header.end);
+        let Some(body) = source.text.get(header.end..end) else {
+            return;
+        };
+        // Misspelt keys (reported by `unknown`) blanked out, offsets kept,
+        // so that a wrong value after one is still found.
+        let mut body = body.to_string();
+        for (key, value) in table.iter() {
+            if keys.contains(&**key.get_ref()) {
+                continue;
+            }
+            // (An inline table's keys lie inside its "header" span: skip.)
+            let (Some(from), Some(to)) = (
+                key.span().start.checked_sub(header.end),
+                value.span().end.checked_sub(header.end),
+            ) else {
+                continue;
+            };
+            if let Some(range) = body.get(from..to) {
+                let blank: String = range
+                    .chars()
+                    .map(|c| if c == '\n' { '\n' } else { ' ' })
+                    .collect();
+                // Same bytes count only for ASCII: otherwise leave it.
+                if blank.len() == to - from {
+                    body.replace_range(from..to, &blank);
+                }
+            }
+        }
+        let body = body.as_str();
+        // The table alone, under a header of the same shape, so that the
+        // error's offsets map back by one shift.
+        let text = format!("{wrap}{body}");
+        let shift = header.end as isize - wrap.len() as isize;
+        let read: Result<super::schema::PlanFile, _> = toml::from_str(&text);
+        if let Err(e) = read {
+            let alone = Source::new(std::path::Path::new(&source.name), text.clone());
+            let mut error = super::expand::toml_error(&alone, &e);
+            if error.kind == PlanErrorKind::UnknownKey {
+                // `unknown` reports those, with their table's keys.
+                return;
+            }
+            let at = error.span.map(|s| (s.offset() as isize + shift, s.len()));
+            let span = at
+                .filter(|(start, _)| *start >= 0)
+                .map(|(start, len)| start as usize..start as usize + len);
+            let rebuilt =
+                source.error(error.kind, error.message.clone(), span, error.label.clone());
+            error.src = rebuilt.src;
+            error.span = rebuilt.span;
+            errors.push(error);
+        }
+    };
+    for (key, value) in document.get_ref().iter() {
+        let name: &str = key.get_ref();
+        match (name, value.get_ref()) {
+            ("swarm", DeValue::Table(t)) => check(value.span(), t, &known.swarm, "[swarm]"),
+            ("defaults", DeValue::Table(t)) => check(value.span(), t, &known.task, "[defaults]"),
+            ("task", DeValue::Array(tasks)) => {
+                for task in tasks.iter() {
+                    if let DeValue::Table(t) = task.get_ref() {
+                        check(task.span(), t, &known.task, "[[task]]");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    errors
+}
+
 fn error(
     source: &Source,
     key: &str,
@@ -154,6 +247,24 @@ mod tests {
                 ),
             ]
         );
+        // One wrong value per table, each at its place.
+        let typed = Source::new(
+            Path::new("p.toml"),
+            "[[task]]\nid = \"a\"\nrun = '''\n[[ -f x ]]\n'''\nretries = \"two\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\nprocesses = \"many\"\n".into(),
+        );
+        let wrong = super::wrong_values(&typed);
+        let places: Vec<(usize, usize)> = wrong
+            .iter()
+            .map(|e| typed.line_col(e.span.map_or(0, |s| s.offset())))
+            .collect();
+        assert_eq!(places, [(6, 11), (11, 13)], "{wrong:?}");
+        // Tasks written as an inline array are not split, and nothing panics.
+        let inline = Source::new(
+            Path::new("p.toml"),
+            "task = [{ id = \"a\", run = \"x\", retries = \"two\", bogus = 1 }]\n".into(),
+        );
+        let _ = super::wrong_values(&inline);
+        assert_eq!(unknown(&inline).len(), 1);
         // A plan without mistakes has none.
         let good = Source::new(
             Path::new("p.toml"),
