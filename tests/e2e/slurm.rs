@@ -292,7 +292,7 @@ run = "sleep 6; echo done > long.txt"
     // say it.
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lost = format!("attempt 1: its node {node} failed");
-    assert!(stderr.contains(&format!("lost       long")), "{stderr}");
+    assert!(stderr.contains("lost       long"), "{stderr}");
     assert!(stderr.contains(&lost), "{stderr}");
     let report = repo.report();
     let warnings = crate::support::task(&report, "long")["warnings"].to_string();
