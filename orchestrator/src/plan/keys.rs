@@ -88,9 +88,11 @@ pub(super) fn unknown(source: &Source) -> Vec<PlanError> {
     errors
 }
 
-/// The first wrong value of each `[[task]]` table and of `[swarm]` and
-/// `[defaults]`, each table read on its own (serde stops at the first of
-/// the whole file): a table's text runs from its header to the end of its
+/// Every wrong value of each `[[task]]` table and of `[swarm]` and
+/// `[defaults]` (serde stops at the first of the whole file). Each table is
+/// read on its own, again and again: after a wrong value is found, its
+/// key and value are blanked out and the table read once more, so the
+/// next one shows. A table's text runs from its header to the end of its
 /// last value, so a multi-line string inside it cannot be taken for the
 /// next header.
 pub(super) fn wrong_values(source: &Source) -> Vec<PlanError> {
@@ -99,79 +101,19 @@ pub(super) fn wrong_values(source: &Source) -> Vec<PlanError> {
     };
     let known = Known::from_schema();
     let mut errors = Vec::new();
-    let end_of = |table: &DeTable<'_>, from: usize| {
-        table
-            .iter()
-            .map(|(k, v)| k.span().end.max(v.span().end))
-            .max()
-            .unwrap_or(from)
-    };
-    let mut check = |header: std::ops::Range<usize>,
-                     table: &DeTable<'_>,
-                     keys: &BTreeSet<String>,
-                     wrap: &str| {
-        let end = end_of(table, header.end);
-        let Some(body) = source.text.get(header.end..end) else {
-            return;
-        };
-        // Misspelt keys (reported by `unknown`) blanked out, offsets kept,
-        // so that a wrong value after one is still found.
-        let mut body = body.to_string();
-        for (key, value) in table.iter() {
-            if keys.contains(&**key.get_ref()) {
-                continue;
-            }
-            // (An inline table's keys lie inside its "header" span: skip.)
-            let (Some(from), Some(to)) = (
-                key.span().start.checked_sub(header.end),
-                value.span().end.checked_sub(header.end),
-            ) else {
-                continue;
-            };
-            if let Some(range) = body.get(from..to) {
-                let blank: String = range
-                    .chars()
-                    .map(|c| if c == '\n' { '\n' } else { ' ' })
-                    .collect();
-                // Same bytes count only for ASCII: otherwise leave it.
-                if blank.len() == to - from {
-                    body.replace_range(from..to, &blank);
-                }
-            }
-        }
-        let body = body.as_str();
-        // The table alone, under a header of the same shape, so that the
-        // error's offsets map back by one shift.
-        let text = format!("{wrap}{body}");
-        let shift = header.end as isize - wrap.len() as isize;
-        let read: Result<super::schema::PlanFile, _> = toml::from_str(&text);
-        if let Err(e) = read {
-            let alone = Source::new(std::path::Path::new(&source.name), text.clone());
-            let mut error = super::expand::toml_error(&alone, &e);
-            if error.kind == PlanErrorKind::UnknownKey {
-                // `unknown` reports those, with their table's keys.
-                return;
-            }
-            let at = error.span.map(|s| (s.offset() as isize + shift, s.len()));
-            let span = at
-                .filter(|(start, _)| *start >= 0)
-                .map(|(start, len)| start as usize..start as usize + len);
-            let rebuilt =
-                source.error(error.kind, error.message.clone(), span, error.label.clone());
-            error.src = rebuilt.src;
-            error.span = rebuilt.span;
-            errors.push(error);
-        }
-    };
     for (key, value) in document.get_ref().iter() {
         let name: &str = key.get_ref();
         match (name, value.get_ref()) {
-            ("swarm", DeValue::Table(t)) => check(value.span(), t, &known.swarm, "[swarm]"),
-            ("defaults", DeValue::Table(t)) => check(value.span(), t, &known.task, "[defaults]"),
+            ("swarm", DeValue::Table(t)) => {
+                errors.extend(table_values(source, value.span(), t, &known.swarm, "[swarm]"));
+            }
+            ("defaults", DeValue::Table(t)) => {
+                errors.extend(table_values(source, value.span(), t, &known.task, "[defaults]"));
+            }
             ("task", DeValue::Array(tasks)) => {
                 for task in tasks.iter() {
                     if let DeValue::Table(t) = task.get_ref() {
-                        check(task.span(), t, &known.task, "[[task]]");
+                        errors.extend(table_values(source, task.span(), t, &known.task, "[[task]]"));
                     }
                 }
             }
@@ -179,6 +121,99 @@ pub(super) fn wrong_values(source: &Source) -> Vec<PlanError> {
         }
     }
     errors
+}
+
+/// The wrong values of one table, read alone under a header `wrap` of the
+/// same shape as its own.
+fn table_values(
+    source: &Source,
+    header: std::ops::Range<usize>,
+    table: &DeTable<'_>,
+    keys: &BTreeSet<String>,
+    wrap: &str,
+) -> Vec<PlanError> {
+    let end = table
+        .iter()
+        .map(|(k, v)| k.span().end.max(v.span().end))
+        .max()
+        .unwrap_or(header.end);
+    let Some(original) = source.text.get(header.end..end) else {
+        return Vec::new();
+    };
+    // Each entry as a range of `original`. An inline table's keys lie
+    // inside its "header" span and have none: they are never blanked.
+    let entries: Vec<(bool, Option<std::ops::Range<usize>>)> = table
+        .iter()
+        .map(|(key, value)| {
+            let range = key
+                .span()
+                .start
+                .checked_sub(header.end)
+                .zip(value.span().end.checked_sub(header.end))
+                .map(|(from, to)| from..to);
+            (keys.contains(&**key.get_ref()), range)
+        })
+        .collect();
+    // Misspelt keys (reported by `unknown`) are blanked from the start.
+    let mut blanked: Vec<bool> = entries.iter().map(|(known, _)| !known).collect();
+    let shift = header.end as isize - wrap.len() as isize;
+    let mut errors = Vec::new();
+    // At most one more read than the table has entries: each read that
+    // finds a wrong value blanks it.
+    for _ in 0..=entries.len() {
+        let mut body = original.to_string();
+        for ((_, range), blank) in entries.iter().zip(&blanked) {
+            if let (true, Some(range)) = (*blank, range) {
+                blank_out(&mut body, range.clone());
+            }
+        }
+        let text = format!("{wrap}{body}");
+        let read: Result<super::schema::PlanFile, _> = toml::from_str(&text);
+        let Err(e) = read else { break };
+        let alone = Source::new(std::path::Path::new(&source.name), text.clone());
+        let mut error = super::expand::toml_error(&alone, &e);
+        if error.kind == PlanErrorKind::UnknownKey {
+            // `unknown` reports those, with their table's keys.
+            break;
+        }
+        let at = error.span.map(|s| (s.offset() as isize + shift, s.len()));
+        let span = at
+            .filter(|(start, _)| *start >= 0)
+            .map(|(start, len)| start as usize..start as usize + len);
+        // The entry the error lies in, so the next read goes past it; an
+        // error in no entry (a missing key) ends the table's reading.
+        let inside = span.as_ref().and_then(|span| {
+            let at = span.start.checked_sub(header.end)?;
+            entries
+                .iter()
+                .position(|(_, range)| range.as_ref().is_some_and(|r| r.contains(&at)))
+        });
+        let rebuilt = source.error(error.kind, error.message.clone(), span, error.label.clone());
+        error.src = rebuilt.src;
+        error.span = rebuilt.span;
+        errors.push(error);
+        match inside {
+            Some(i) if !blanked[i] => blanked[i] = true,
+            _ => break,
+        }
+    }
+    errors
+}
+
+/// Spaces in place of `range` of `body` (newlines kept, so lines and
+/// offsets stay where they were); left as it is when that would change its
+/// length (non-ASCII text).
+fn blank_out(body: &mut String, range: std::ops::Range<usize>) {
+    let Some(text) = body.get(range.clone()) else {
+        return;
+    };
+    let blank: String = text
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    if blank.len() == range.len() {
+        body.replace_range(range, &blank);
+    }
 }
 
 fn error(
@@ -247,17 +282,17 @@ mod tests {
                 ),
             ]
         );
-        // One wrong value per table, each at its place.
+        // Every wrong value of every table, each at its place.
         let typed = Source::new(
             Path::new("p.toml"),
-            "[[task]]\nid = \"a\"\nrun = '''\n[[ -f x ]]\n'''\nretries = \"two\"\n\n[[task]]\nid = \"b\"\nrun = \"x\"\nprocesses = \"many\"\n".into(),
+            "[[task]]\nid = \"a\"\nrun = '''\n[[ -f x ]]\n'''\nretries = \"two\"\ntimeout = 5\n\n[[task]]\nid = \"b\"\nrun = \"x\"\nprocesses = \"many\"\n".into(),
         );
         let wrong = super::wrong_values(&typed);
         let places: Vec<(usize, usize)> = wrong
             .iter()
             .map(|e| typed.line_col(e.span.map_or(0, |s| s.offset())))
             .collect();
-        assert_eq!(places, [(6, 11), (11, 13)], "{wrong:?}");
+        assert_eq!(places, [(6, 11), (7, 11), (12, 13)], "{wrong:?}");
         // Tasks written as an inline array are not split, and nothing panics.
         let inline = Source::new(
             Path::new("p.toml"),
