@@ -5,6 +5,7 @@
 //! Nothing here prints or reads the process environment; the `swarm` binary
 //! is the only place that talks to the user.
 
+pub mod assemble;
 pub mod clean;
 pub mod escape;
 pub mod exit;
@@ -29,4 +30,16 @@ pub mod worktree_home;
 /// RFC 3339 UTC time with milliseconds, as used in journals and reports.
 pub fn timestamp(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// `e` and every error under it, as `a: b: c`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

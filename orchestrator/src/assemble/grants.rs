@@ -2,23 +2,31 @@
 //! `read_paths` (with `~/` expanded), detected toolchains and their build
 //! caches, and where worktrees go; for `run`, `validate` and `doctor`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use swarm_orchestrator::plan::{self, Plan};
+use super::HostEnv;
+use super::toolchains::{self, Toolchain};
+use crate::plan::{self, Plan, PlanError};
 
-use crate::Failure;
+/// The plan's `read_paths` that exist, and what to warn about.
+#[derive(Debug, Default)]
+pub struct ReadPaths {
+    pub paths: Vec<PathBuf>,
+    /// Entries a sandboxed task will not see.
+    pub warnings: Vec<PlanError>,
+}
 
 /// The plan's `read_paths`, with `~/` expanded: readable by command tasks
 /// under the sandbox, preopened read-only for WASM tasks. An entry that
 /// does not exist is an error at its line (`validate` and `run` agree): a
 /// typo would otherwise surface as a confusing failure inside a task.
-pub(crate) fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
+pub fn read_paths(plan: &Plan, host: &HostEnv) -> Result<ReadPaths, Box<PlanError>> {
     let mut read_only = Vec::new();
     // Every bad entry at once, like the plan's own errors.
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for entry in &plan.read_paths {
-        let path = match expand_home(plan, entry, "read_paths") {
+        let path = match expand_home(plan, host, entry, "read_paths") {
             Ok(path) => path,
             Err(e) => {
                 errors.push(*e);
@@ -52,24 +60,27 @@ pub(crate) fn read_paths(plan: &Plan) -> Result<Vec<PathBuf>, Failure> {
         }
         read_only.push(path);
     }
-    crate::output::print_plan_warnings(&warnings);
-    match plan::PlanError::bundle(errors) {
-        Some(error) => Err(Failure::Plan(Box::new(error))),
-        None => Ok(read_only),
+    match PlanError::bundle(errors) {
+        Some(error) => Err(Box::new(error)),
+        None => Ok(ReadPaths {
+            paths: read_only,
+            warnings,
+        }),
     }
 }
 
 /// `entry` (of the plan's `key`) with `~/` expanded to the home directory.
 fn expand_home(
     plan: &Plan,
+    host: &HostEnv,
     entry: &plan::ReadPath,
     key: &str,
-) -> Result<PathBuf, Box<plan::PlanError>> {
+) -> Result<PathBuf, Box<PlanError>> {
     let raw = &entry.raw;
     match raw.strip_prefix("~/") {
         None => Ok(PathBuf::from(raw)),
-        Some(rest) => match std::env::var_os("HOME") {
-            Some(home) => Ok(PathBuf::from(home).join(rest)),
+        Some(rest) => match &host.home {
+            Some(home) => Ok(home.join(rest)),
             None => Err(Box::new(plan_error(
                 plan,
                 format!("`{key}` entry `{raw}` needs $HOME, which is not set"),
@@ -84,41 +95,37 @@ fn expand_home(
 /// Where worktree homes are made for `plan`: its `worktrees` (with `~/`
 /// expanded), else [`default_worktree_root`]. (`--worktrees` wins over
 /// both; the caller checks it first.)
-pub(crate) fn worktree_root(plan: &Plan) -> Result<PathBuf, Failure> {
+pub fn worktree_root(plan: &Plan, host: &HostEnv) -> Result<PathBuf, Box<PlanError>> {
     match &plan.worktrees {
-        Some(entry) => expand_home(plan, entry, "worktrees").map_err(Failure::Plan),
-        None => Ok(default_worktree_root()),
+        Some(entry) => expand_home(plan, host, entry, "worktrees"),
+        None => Ok(default_worktree_root(host)),
     }
 }
 
 /// Where worktrees go unless the plan or `--worktrees` says: the user's
 /// cache directory, which is outside any repository.
-pub(crate) fn default_worktree_root() -> PathBuf {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-    };
-    match (var("XDG_CACHE_HOME"), var("HOME")) {
-        (Some(cache), _) => cache.join("swarm").join("worktrees"),
-        (None, Some(home)) => home.join(".cache").join("swarm").join("worktrees"),
-        (None, None) => std::env::temp_dir()
+pub fn default_worktree_root(host: &HostEnv) -> PathBuf {
+    match host.cache_home() {
+        Some(cache) => cache.join("swarm").join("worktrees"),
+        None => host
+            .abs_path("TMPDIR")
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
             .join(format!("swarm-{}", nix::unistd::getuid()))
             .join("worktrees"),
     }
 }
 
 /// An error at `span` of the plan's source.
-pub(crate) fn plan_error(
+fn plan_error(
     plan: &Plan,
     message: String,
     span: std::ops::Range<usize>,
     label: &str,
     help: &str,
-) -> plan::PlanError {
+) -> PlanError {
     plan.source
         .error(
-            swarm_orchestrator::plan::PlanErrorKind::BadValue,
+            plan::PlanErrorKind::BadValue,
             message,
             Some(span),
             label,
@@ -126,52 +133,25 @@ pub(crate) fn plan_error(
         .with_help(help)
 }
 
-/// What sandboxed tasks of `plan` get beyond their worktree: the plan's
-/// `read_paths`, then the detected toolchains' directories; and the
-/// toolchains' variables.
-pub(crate) fn grants(
-    plan: &Plan,
-) -> Result<(Vec<PathBuf>, Vec<crate::toolchains::Toolchain>), Failure> {
-    let read_paths = read_paths(plan)?;
-    let found = crate::toolchains::detect(&crate::toolchains::HostEnv::current(), &plan.toolchains);
-    Ok((read_paths, found))
+/// What sandboxed tasks of a plan get beyond their worktree.
+#[derive(Debug, Default)]
+pub struct Grants {
+    /// The plan's `read_paths`, expanded.
+    pub read_paths: Vec<PathBuf>,
+    /// The host's toolchains the plan allows: their directories and
+    /// variables.
+    pub toolchains: Vec<Toolchain>,
+    /// `read_paths` entries a sandboxed task will not see.
+    pub warnings: Vec<PlanError>,
 }
 
-/// Lines saying what sandboxed tasks are granted, for `validate` and
-/// `doctor`.
-/// `home`: the repository's worktree home when tasks share build caches.
-pub(crate) fn print_grants(
-    read_paths: &[PathBuf],
-    found: &[crate::toolchains::Toolchain],
-    home: Option<&Path>,
-) {
-    if found.is_empty() {
-        println!("toolchains        none found (or turned off by `toolchains`)");
-    }
-    for toolchain in found {
-        println!("toolchain {:<7} {}", toolchain.name, toolchain.found);
-        for grant in &toolchain.grants {
-            println!("  read-only       {}", grant.display());
-        }
-        for (key, value) in &toolchain.env {
-            println!("  env             {key}={value}");
-        }
-        if let (Some(home), Some((name, var))) = (home, crate::toolchains::cache_of(toolchain.name))
-        {
-            let dir = home.join(".cache").join(name);
-            match var {
-                "CARGO_TARGET_DIR" => println!(
-                    "  build cache     {var}={}/<task> (writable, kept for the task's later runs)",
-                    dir.display()
-                ),
-                _ => println!(
-                    "  shared cache    {var}={} (writable, shared by the repository's tasks)",
-                    dir.display()
-                ),
-            }
-        }
-    }
-    for path in read_paths {
-        println!("read_paths        {}", path.display());
-    }
+/// What sandboxed tasks of `plan` get on `host` beyond their worktree.
+pub fn grants(plan: &Plan, host: &HostEnv) -> Result<Grants, Box<PlanError>> {
+    let read_paths = read_paths(plan, host)?;
+    Ok(Grants {
+        read_paths: read_paths.paths,
+        toolchains: toolchains::detect(host, &plan.toolchains),
+        warnings: read_paths.warnings,
+    })
 }
+

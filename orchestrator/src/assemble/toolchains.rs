@@ -6,58 +6,13 @@
 //!
 //! Only directories a toolchain runs from are granted, never a whole home
 //! directory: `~/.cargo/credentials.toml` (registry tokens) and `~/.npmrc`
-//! (npm tokens) stay out of sight. Detection reads the environment, so it
-//! lives in the CLI; the library gets plain paths and variables.
+//! (npm tokens) stay out of sight. Detection is a pure function of the
+//! [`HostEnv`] the front end read.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use swarm_orchestrator::plan::Toolchains;
-
-/// What swarm reads to find toolchains: a snapshot of its environment, so
-/// that detection itself is a pure function of it.
-#[derive(Debug, Default)]
-pub struct HostEnv {
-    pub home: Option<PathBuf>,
-    pub vars: HashMap<String, String>,
-    pub path: Vec<PathBuf>,
-}
-
-impl HostEnv {
-    /// swarm's own environment.
-    pub fn current() -> Self {
-        let vars: HashMap<String, String> = std::env::vars().collect();
-        let path = vars
-            .get("PATH")
-            .map(|p| std::env::split_paths(p).collect())
-            .unwrap_or_default();
-        Self {
-            home: std::env::var_os("HOME").map(PathBuf::from),
-            vars,
-            path,
-        }
-    }
-
-    fn var(&self, name: &str) -> Option<PathBuf> {
-        self.vars
-            .get(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    }
-
-    /// The first executable `name` in PATH, as found (not resolved).
-    fn which(&self, name: &str) -> Option<PathBuf> {
-        self.path
-            .iter()
-            .filter(|dir| dir.is_absolute())
-            .map(|dir| dir.join(name))
-            .find(|p| {
-                use std::os::unix::fs::PermissionsExt as _;
-                p.metadata()
-                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            })
-    }
-}
+use super::HostEnv;
+use crate::plan::Toolchains;
 
 /// One toolchain found: what tasks are shown and the variables they get.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +81,7 @@ fn text(path: &Path) -> String {
 fn rust(host: &HostEnv) -> Option<Toolchain> {
     let in_path = host.which("cargo").or_else(|| host.which("rustc"));
     let cargo_home = host
-        .var("CARGO_HOME")
+        .path_var("CARGO_HOME")
         .or_else(|| {
             host.home
                 .as_ref()
@@ -142,7 +97,7 @@ fn rust(host: &HostEnv) -> Option<Toolchain> {
                 .flatten()
         });
     let rustup_home = host
-        .var("RUSTUP_HOME")
+        .path_var("RUSTUP_HOME")
         .or_else(|| {
             host.home
                 .as_ref()
@@ -230,8 +185,8 @@ fn node(host: &HostEnv) -> Option<Toolchain> {
 /// shims need it), or the prefix of the `python3` in PATH.
 fn python(host: &HostEnv) -> Option<Toolchain> {
     let binary = host.which("python3").or_else(|| host.which("python"));
-    let venv = host.var("VIRTUAL_ENV").filter(|d| d.is_dir());
-    let conda = host.var("CONDA_PREFIX").filter(|d| d.is_dir());
+    let venv = host.path_var("VIRTUAL_ENV").filter(|d| d.is_dir());
+    let conda = host.path_var("CONDA_PREFIX").filter(|d| d.is_dir());
     if binary.is_none() && venv.is_none() && conda.is_none() {
         return None;
     }
@@ -261,7 +216,7 @@ fn python(host: &HostEnv) -> Option<Toolchain> {
             // pyenv's shims find the interpreter through PYENV_ROOT, which
             // defaults to a directory of the (private) HOME.
             let root = host
-                .var("PYENV_ROOT")
+                .path_var("PYENV_ROOT")
                 .or_else(|| binary.parent()?.parent().map(Path::to_path_buf));
             if let Some(root) = root {
                 grants.extend(grant(root.clone()));
@@ -307,7 +262,7 @@ fn go(host: &HostEnv) -> Option<Toolchain> {
     let goroot = lines
         .next()
         .filter(|p| p.is_absolute())
-        .or_else(|| host.var("GOROOT"))
+        .or_else(|| host.path_var("GOROOT"))
         .or_else(|| prefix_of(&binary));
     let gopath = lines.next().filter(|p| p.is_absolute());
     let modcache = lines.next().filter(|p| p.is_absolute());
@@ -345,6 +300,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.display().to_string()))
                 .collect(),
             path: path.to_vec(),
+            ..HostEnv::default()
         }
     }
 

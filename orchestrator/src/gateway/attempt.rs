@@ -54,7 +54,7 @@ pub(crate) async fn attempt(
         Err(_) => return Err(silent()),
         Ok(Err(e)) => {
             return Err(Failure::transient(redact(
-                &format!("reach {}: {}", config.base_url, error_chain(&e)),
+                &format!("reach {}: {}", config.base_url, crate::error_chain(&e)),
                 key,
             )));
         }
@@ -122,7 +122,7 @@ async fn whole(
             Ok(None) => break,
             Ok(Some(Err(e))) => {
                 return Err(Failure::transient(redact(
-                    &format!("the answer broke: {}", error_chain(&e)),
+                    &format!("the answer broke: {}", crate::error_chain(&e)),
                     key,
                 )));
             }
@@ -202,16 +202,6 @@ fn error_message(body: &str) -> String {
     from_json.unwrap_or_else(|| body.chars().take(300).collect())
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
 
 #[cfg(test)]
 mod tests {

@@ -2,27 +2,21 @@
 //! changed), then the dispatcher, which owns all run state and drives task
 //! workers, merges, the journal and the report from one loop.
 
-mod agent;
-mod attempt;
-mod cgroup;
 mod dispatch;
 mod executor;
 mod experiment;
 mod local;
 mod lock;
-mod message;
-mod ownership;
+pub mod remote;
 mod replan;
 mod resume;
-mod score;
 pub mod slurm;
 mod spawn;
 mod table;
-mod task;
 mod verify;
 mod writer;
 
-pub use agent::transcript_path;
+pub use local::agent_task::transcript_path;
 pub use lock::{RunLock, is_held as is_driven};
 
 /// How many nice steps below the dispatcher's thread swarm's background
@@ -34,7 +28,7 @@ pub const BACKGROUND_NICE: i32 = 5;
 /// Which cgroups tasks get on this machine (`"v2"`, `"v1"`), or `None`
 /// when their limits are rlimits only.
 pub fn cgroup_support() -> Option<&'static str> {
-    cgroup::Cgroups::probe()
+    local::cgroup::Cgroups::probe()
 }
 
 /// Takes run `run`'s lock, as a coordinator does: for anything that must
@@ -111,9 +105,20 @@ pub struct RunOptions {
     /// When resuming: run again the tasks that failed or timed out (all of
     /// them if empty, else these), and those they blocked.
     pub retry_failed: Option<Vec<String>>,
-    /// What a cluster executor needs from the command line (`None` for
-    /// local runs).
-    pub cluster: Option<slurm::ClusterOptions>,
+    /// What the plan's executor needs beyond the plan.
+    pub executor: ExecutorOptions,
+}
+
+/// The options of the executor the plan names, put together by
+/// [`crate::assemble`]: each executor's own, so that another engine adds
+/// a variant here and its arm in [`Prepared::executor`].
+#[derive(Debug, Clone, Default)]
+pub enum ExecutorOptions {
+    /// Attempts run on this machine.
+    #[default]
+    Local,
+    /// Attempts run as Slurm jobs.
+    Slurm(slurm::ClusterOptions),
 }
 
 /// A build cache of the repository's sandboxed tasks: the variable `var`

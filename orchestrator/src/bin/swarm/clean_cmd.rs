@@ -197,7 +197,9 @@ fn kept_ref(k: &swarm_orchestrator::clean::KeptRef, branch: &str) -> String {
 /// repositories that no longer exist.
 pub(crate) fn clean_gone(root: Option<std::path::PathBuf>) -> Result<i32, Failure> {
     use swarm_orchestrator::escape;
-    let root = root.unwrap_or_else(crate::grants::default_worktree_root);
+    let root = root.unwrap_or_else(|| {
+        swarm_orchestrator::assemble::grants::default_worktree_root(&crate::host::current())
+    });
     let shown = escape::line(&root.display().to_string()).into_owned();
     let gone = swarm_orchestrator::worktree_home::remove_gone(&root)
         .map_err(|e| Failure::Internal(anyhow!("failed to {e}")))?;

@@ -15,7 +15,6 @@ use crate::Failure;
 use crate::clean_cmd::*;
 use crate::doctor::*;
 use crate::drive::*;
-use crate::grants::*;
 use crate::output;
 
 /// Run a graph of tasks in git worktrees, sandboxed, and merge the results.
@@ -384,7 +383,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             Ok(swarm_orchestrator::exit::SUCCESS)
         }
         Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
-        Command::Agent => Ok(crate::agent::agent_main()),
+        Command::Agent => Ok(crate::agent_worker::agent_main()),
         Command::Node => crate::node::node_main(),
         Command::Schema { events } => {
             if events {
@@ -500,7 +499,8 @@ pub(crate) fn base_failure(plan: &Plan, e: RunError) -> Failure {
 
 pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let plan = load_plan(cwd, path)?;
-    wasm_engine(&plan, 1)?;
+    let host = crate::host::current();
+    swarm_orchestrator::assemble::wasm_engine(&plan, 1, &host)?;
     let repo = open_repo(cwd)?;
     let base = repo
         .resolve(&plan.base)
@@ -540,10 +540,17 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
         plan.base,
         &base.to_string()[..12]
     );
-    let (read_paths, found) = grants(&plan)?;
-    let home =
-        swarm_orchestrator::worktree_home::WorktreeHome::path_for(&worktree_root(&plan)?, &repo);
-    print_grants(&read_paths, &found, plan.caches.then_some(home.as_path()));
+    let granted =
+        swarm_orchestrator::assemble::grants::grants(&plan, &host).map_err(Failure::Plan)?;
+    crate::output::print_plan_warnings(&granted.warnings);
+    let root =
+        swarm_orchestrator::assemble::grants::worktree_root(&plan, &host).map_err(Failure::Plan)?;
+    let home = swarm_orchestrator::worktree_home::WorktreeHome::path_for(&root, &repo);
+    crate::output::print_grants(
+        &granted.read_paths,
+        &granted.toolchains,
+        plan.caches.then_some(home.as_path()),
+    );
     println!("worktrees         {}", home.display());
     // What the plan grants beyond swarm's defaults, and where each key
     // goes: the user named the plan, so it is theirs, but said plainly.

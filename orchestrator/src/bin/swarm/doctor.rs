@@ -5,8 +5,6 @@ use swarm_orchestrator::exit;
 use swarm_orchestrator::run;
 
 use crate::Failure;
-use crate::drive::*;
-use crate::grants::*;
 
 /// `swarm doctor`: what this machine supports and what swarm will enforce.
 pub(crate) fn doctor() -> Result<i32, Failure> {
@@ -46,11 +44,11 @@ pub(crate) fn doctor() -> Result<i32, Failure> {
             .build()
             .map_err(|e| e.to_string())?
             .block_on(async {
-                start_launcher()
+                swarm_orchestrator::assemble::start_launcher(&crate::host::current())
                     .await
                     .map(|l| l.degraded().map(str::to_string))
             })
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| swarm_orchestrator::error_chain(&e))
     });
     match &launcher {
         Ok(None) => println!(
@@ -112,11 +110,11 @@ pub(crate) fn doctor() -> Result<i32, Failure> {
             println!(
                 "\ntoolchains of this environment, granted to sandboxed tasks unless a plan's `toolchains` says otherwise:"
             );
-            let found = crate::toolchains::detect(
-                &crate::toolchains::HostEnv::current(),
+            let found = swarm_orchestrator::assemble::toolchains::detect(
+                &crate::host::current(),
                 &swarm_orchestrator::plan::Toolchains::All,
             );
-            print_grants(&[], &found, None);
+            crate::output::print_grants(&[], &found, None);
             Ok(exit::SUCCESS)
         }
         Err(why) => {
@@ -126,3 +124,4 @@ pub(crate) fn doctor() -> Result<i32, Failure> {
         }
     }
 }
+

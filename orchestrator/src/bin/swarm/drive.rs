@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use swarm_orchestrator::plan::{self, Plan, SandboxMode};
-use swarm_orchestrator::run::{self, RunOptions, SandboxSettings};
+use swarm_orchestrator::assemble;
+use swarm_orchestrator::run;
 use swarm_orchestrator::{escape, exit, journal, report};
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
 use crate::Failure;
 use crate::cli::*;
-use crate::grants::*;
 use crate::output;
 
 /// Whether `drive` starts a run or takes one over.
@@ -163,62 +163,29 @@ pub(crate) fn drive(
     args: Drive,
     mode: Mode,
 ) -> Result<i32, Failure> {
-    if let Some(sandbox) = args.sandbox {
-        plan.sandbox = match sandbox {
+    let (name, retry_failed, worktrees) = match &mode {
+        Mode::Start { name, worktrees } => (name.clone(), None, worktrees.clone()),
+        Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone(), None),
+    };
+    // A resumed run uses the home its journal recorded: `worktrees` is
+    // only for starting one.
+    let overrides = assemble::Overrides {
+        sandbox: args.sandbox.map(|sandbox| match sandbox {
             SandboxArg::Landlock => SandboxMode::Landlock,
             SandboxArg::None => SandboxMode::None,
-        };
-    }
-    match args.executor {
-        Some(ExecutorArg::Local) => plan.executor = plan::Executor::Local,
-        Some(ExecutorArg::Slurm) if !matches!(plan.executor, plan::Executor::Slurm(_)) => {
-            plan.executor = plan::Executor::Slurm(Box::default());
-        }
-        _ => {}
-    }
-    if args.concurrency == Some(0) {
-        return Err(Failure::Invalid(anyhow!(
-            "start run: --concurrency must be at least 1"
-        )));
-    }
-    let concurrency = match &plan.executor {
-        // The cluster's jobs, not this machine's CPUs.
-        plan::Executor::Slurm(config) => args.concurrency.unwrap_or(config.max_jobs),
-        plan::Executor::Local => args
-            .concurrency
-            .or(plan.concurrency)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-    };
-    let wasm = wasm_engine(&plan, concurrency)?;
-    let gateway = crate::agent::gateway(&plan)?;
-    let agent_program = agent_program(gateway.as_ref())?;
-    let (name, retry_failed) = match &mode {
-        Mode::Start { name, .. } => (name.clone(), None),
-        Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone()),
-    };
-    // A resumed run uses the home its journal recorded; this is only for
-    // starting one.
-    let worktree_root = match &mode {
-        Mode::Start {
-            worktrees: Some(dir),
-            ..
-        } => dir.clone(),
-        _ => worktree_root(&plan)?,
-    };
-    let options = RunOptions {
-        worktree_root,
-        caches: Vec::new(),
-        sandbox: None,
-        read_paths: Vec::new(),
-        wasm,
-        gateway,
-        agent_program,
+        }),
+        executor: args.executor.map(|executor| match executor {
+            ExecutorArg::Local => assemble::ExecutorChoice::Local,
+            ExecutorArg::Slurm => assemble::ExecutorChoice::Slurm,
+        }),
+        concurrency: args.concurrency,
+        worktrees,
+        gateway_listen: args.gateway_listen,
         name,
-        concurrency,
         grace: args.grace,
         retry_failed,
-        cluster: None,
     };
+    assemble::apply(&mut plan, &overrides);
     // One thread runs the dispatcher and every worker future: a child's exit
     // and the next spawn need no hop between threads (which cost ~20% over
     // `xargs -P` on 1,000 no-op tasks). Git work runs on the blocking pool.
@@ -230,30 +197,16 @@ pub(crate) fn drive(
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
-    let (sandbox, read_only, caches) = confinement(&runtime, &plan, plan_path)?;
-    // Agent tasks on nodes reach the model through this relay; it lives
-    // as long as the run.
-    let mut _relay = None;
-    let cluster = match &plan.executor {
-        plan::Executor::Local => None,
-        plan::Executor::Slurm(config) => {
-            let mut cluster = cluster_options(config)?;
-            if let Some(gateway) = &options.gateway {
-                let (relay, access) =
-                    runtime.block_on(start_relay(gateway.clone(), args.gateway_listen))?;
-                cluster.gateway = Some(access);
-                _relay = Some(relay);
-            }
-            Some(cluster)
-        }
-    };
-    let options = RunOptions {
-        sandbox,
-        read_paths: read_only,
-        caches,
-        cluster,
-        ..options
-    };
+    let host = crate::host::current();
+    let assembly = runtime.block_on(assemble::assemble(
+        &plan,
+        plan_path,
+        &host,
+        &overrides,
+        assemble::Models::Own,
+    ))?;
+    output::print_notices(&assembly.notices);
+    let options = assembly.options;
     let resuming = matches!(mode, Mode::Resume { .. });
     let weakened = match &mode {
         Mode::Start { worktrees, .. } => weakened(&plan, worktrees.is_some()),
@@ -435,223 +388,6 @@ pub(crate) fn write_exports(
             .map_err(|e| Failure::Internal(anyhow!("write the summary {}: {e}", path.display())))?;
     }
     Ok(())
-}
-
-/// The WASM engine of a plan with WASM tasks, every program loaded and
-/// checked: a file that is not WASM, a module without `_start` or with
-/// imports swarm does not provide is a plan error at its `wasm = ...`.
-pub(crate) fn wasm_engine(
-    plan: &Plan,
-    concurrency: usize,
-) -> Result<Option<std::sync::Arc<swarm_worker::wasm::WasmEngine>>, Failure> {
-    let wasm_tasks: Vec<_> = plan
-        .tasks
-        .iter()
-        .filter_map(|t| Some((t, t.wasm()?)))
-        .collect();
-    if wasm_tasks.is_empty() {
-        return Ok(None);
-    }
-    // Compiled programs are cached across runs (wasmtime keys them by
-    // content and its own version) in the user's cache directory.
-    let cache_dir = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache"))
-                .filter(|p| p.is_absolute())
-        })
-        .map(|dir| dir.join("swarm").join("wasm"));
-    let options = swarm_worker::wasm::EngineOptions {
-        cache_dir,
-        concurrency,
-        fuel: wasm_tasks.iter().any(|(_, w)| w.fuel.is_some()),
-    };
-    let engine = swarm_worker::wasm::WasmEngine::new(&options)
-        .map_err(|e| Failure::Internal(anyhow!("start run: failed to {e}")))?;
-    for (task, wasm) in wasm_tasks {
-        if let Err(e) = engine.load(&wasm.module) {
-            let help = match e {
-                swarm_worker::wasm::WasmError::Read { .. } => {
-                    "`wasm` paths are relative to the plan's directory"
-                }
-                swarm_worker::wasm::WasmError::NoStart { .. }
-                | swarm_worker::wasm::WasmError::UnknownImport { .. } => {
-                    "build the tool as a WASI command: `cargo build --target wasm32-wasip1` (or wasm32-wasip2)"
-                }
-                _ => {
-                    "`wasm` takes a WASI preview 1 module or a preview 2 command component (.wasm)"
-                }
-            };
-            return Err(Failure::Plan(Box::new(
-                plan.source
-                    .error(
-                        plan::PlanErrorKind::BadValue,
-                        format!("task `{}` cannot run its program: failed to {e}", task.id),
-                        Some(wasm.span.clone()),
-                        "this program",
-                    )
-                    .with_help(help),
-            )));
-        }
-    }
-    Ok(Some(std::sync::Arc::new(engine)))
-}
-
-/// What jobs on a cluster get from this command line: the `swarm` binary
-/// they run and the variables their scripts set (the sandbox's allowlist
-/// and the home directory: never a key).
-fn cluster_options(config: &plan::SlurmConfig) -> Result<run::slurm::ClusterOptions, Failure> {
-    let swarm = match &config.swarm {
-        Some(path) => PathBuf::from(path),
-        None => std::env::current_exe()
-            .context("find the swarm binary for the cluster's jobs")
-            .map_err(Failure::Internal)?,
-    };
-    let env = std::env::vars()
-        .filter(|(k, _)| passed_to_workers(k) || matches!(k.as_str(), "HOME" | "USER" | "LOGNAME"))
-        .collect();
-    Ok(run::slurm::ClusterOptions {
-        swarm,
-        env,
-        gateway: None,
-    })
-}
-
-/// Starts the gateway's relay for agent tasks on nodes, on `listen`
-/// (default: every interface, a free port), with a fresh token.
-async fn start_relay(
-    gateway: std::sync::Arc<swarm_orchestrator::gateway::Gateway>,
-    listen: Option<std::net::SocketAddr>,
-) -> Result<
-    (
-        swarm_orchestrator::gateway::relay::Relay,
-        run::slurm::record::GatewayAccess,
-    ),
-    Failure,
-> {
-    use std::io::Read as _;
-    let listen = listen.unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-    let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .context("make the gateway's token")
-        .map_err(Failure::Internal)?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let relay = swarm_orchestrator::gateway::relay::Relay::start(gateway, listen, token.clone())
-        .await
-        .with_context(|| {
-            format!("listen for the nodes' agent tasks on {listen} (--gateway-listen)")
-        })
-        .map_err(Failure::Invalid)?;
-    let addr = relay.addr();
-    // Nodes need a name for this machine when it listens everywhere.
-    let host = match addr.ip().is_unspecified() {
-        false => addr.ip().to_string(),
-        true => hostname().unwrap_or_else(|| "localhost".into()),
-    };
-    let host = match addr.ip() {
-        std::net::IpAddr::V6(_) if !addr.ip().is_unspecified() => format!("[{host}]"),
-        _ => host,
-    };
-    let access = run::slurm::record::GatewayAccess {
-        url: format!("http://{host}:{}", addr.port()),
-        token,
-    };
-    Ok((relay, access))
-}
-
-/// How a plan's tasks are confined on this machine: the sandbox launcher
-/// (with the detected toolchains' variables), the paths tasks may read,
-/// the build caches they share.
-pub(crate) type Confinement = (Option<SandboxSettings>, Vec<PathBuf>, Vec<run::BuildCache>);
-
-pub(crate) fn confinement(
-    runtime: &tokio::runtime::Runtime,
-    plan: &Plan,
-    plan_path: &str,
-) -> Result<Confinement, Failure> {
-    let sandbox = match plan.sandbox {
-        SandboxMode::None => None,
-        SandboxMode::Landlock => Some(runtime.block_on(sandbox_settings(plan_path))?),
-    };
-    let (mut read_only, found) = grants(plan)?;
-    let sandbox = sandbox.map(|mut settings| {
-        for toolchain in &found {
-            settings.env.extend(toolchain.env.iter().cloned());
-        }
-        settings
-    });
-    read_only.extend(found.iter().flat_map(|t| t.grants.iter().cloned()));
-    let caches = match plan.caches {
-        false => Vec::new(),
-        true => found
-            .iter()
-            .filter_map(|t| crate::toolchains::cache_of(t.name))
-            .map(|(name, var)| run::BuildCache {
-                name: name.into(),
-                var: var.into(),
-                per_task: var == "CARGO_TARGET_DIR",
-            })
-            .collect(),
-    };
-    Ok((sandbox, read_only, caches))
-}
-
-/// Starts the run's sandbox launcher. Fails closed: sandboxed runs need
-/// the kernel to enforce the sandbox.
-pub(crate) async fn sandbox_settings(plan_path: &str) -> Result<SandboxSettings, Failure> {
-    let refuse = |why: String| {
-        Failure::Invalid(anyhow!(
-            "start run: tasks cannot be sandboxed on this machine: {why}\n\
-             help: `swarm doctor` shows what this kernel supports; to run without any confinement \
-             (tasks get your permissions), set `sandbox = \"none\"` in the [swarm] table of {plan_path} \
-             or pass --sandbox none"
-        ))
-    };
-    // The launcher checks the kernel itself and says why it refuses.
-    let launcher = start_launcher()
-        .await
-        .map_err(|e| refuse(format!("{e:#}")))?;
-    let env = std::env::vars()
-        .filter(|(k, _)| passed_to_workers(k))
-        .collect();
-    Ok(SandboxSettings { launcher, env })
-}
-
-/// Whether variable `name` of swarm's environment reaches workers: the
-/// sandbox's allowlist and the locale (never a key).
-fn passed_to_workers(name: &str) -> bool {
-    swarm_sandbox::ENV_ALLOWLIST.contains(&name) || name.starts_with("LC_")
-}
-
-/// This machine's name, as the kernel has it.
-pub(crate) fn hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-}
-
-/// The `swarm` binary, run as `swarm __agent`, when agent tasks need it.
-pub(crate) fn agent_program(
-    gateway: Option<&std::sync::Arc<swarm_orchestrator::gateway::Gateway>>,
-) -> Result<Option<PathBuf>, Failure> {
-    match gateway {
-        None => Ok(None),
-        Some(_) => std::env::current_exe()
-            .context("find the swarm binary to run agent workers")
-            .map(Some)
-            .map_err(Failure::Internal),
-    }
-}
-
-/// Starts this binary as the sandbox launcher (`swarm __sandbox`).
-pub(crate) async fn start_launcher() -> anyhow::Result<swarm_sandbox::Launcher> {
-    let helper =
-        std::env::current_exe().context("find the swarm binary to use as the sandbox launcher")?;
-    Ok(swarm_sandbox::Launcher::start(&helper).await?)
 }
 
 /// First SIGINT/SIGTERM: stop gracefully. Second: kill at once.

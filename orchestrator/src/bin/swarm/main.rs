@@ -1,20 +1,19 @@
 //! `swarm`: the command line. The only part of swarm that reads the
 //! environment, installs signal handlers or prints.
 
-mod agent;
+mod agent_worker;
 mod clean_cmd;
 mod cli;
 mod compare;
 mod doctor;
 mod drive;
-mod grants;
+mod host;
 mod logs;
 mod node;
 mod output;
 mod plan_cmd;
 mod resolve;
 mod runs;
-mod toolchains;
 mod trust_cmd;
 
 use std::process::ExitCode;
@@ -91,6 +90,17 @@ impl Failure {
             Self::Plan(_) | Self::Invalid(_) => exit::INVALID_INPUT,
             Self::Internal(_) => exit::INTERNAL_ERROR,
             Self::Failed(_) => exit::TASKS_FAILED,
+        }
+    }
+}
+
+impl From<swarm_orchestrator::assemble::SetupError> for Failure {
+    fn from(e: swarm_orchestrator::assemble::SetupError) -> Self {
+        use swarm_orchestrator::assemble::SetupError;
+        match e {
+            SetupError::Plan(error) => Self::Plan(error),
+            e if e.is_invalid_input() => Self::Invalid(anyhow::anyhow!("{e}")),
+            e => Self::Internal(anyhow::anyhow!("{e}")),
         }
     }
 }

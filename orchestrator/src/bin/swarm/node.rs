@@ -8,9 +8,9 @@ use std::io::Read as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
+use swarm_orchestrator::assemble;
 use swarm_orchestrator::plan::{self, SandboxMode};
-use swarm_orchestrator::run::RunOptions;
-use swarm_orchestrator::run::slurm::{node, record::NodeJob};
+use swarm_orchestrator::run::remote::{NodeJob, node};
 use tokio::sync::watch;
 
 use crate::Failure;
@@ -27,7 +27,7 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
     let node = std::env::var("SLURMD_NODENAME")
         .ok()
         .filter(|n| !n.is_empty())
-        .or_else(crate::drive::hostname)
+        .or_else(crate::host::hostname)
         .unwrap_or_else(|| "unknown".into());
     let tmpdir = std::env::var_os("TMPDIR")
         .map(PathBuf::from)
@@ -45,37 +45,38 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
             job.task
         )));
     }
-    plan.sandbox = match job.sandbox {
-        true => SandboxMode::Landlock,
-        false => SandboxMode::None,
+    let overrides = assemble::Overrides {
+        sandbox: Some(match job.sandbox {
+            true => SandboxMode::Landlock,
+            false => SandboxMode::None,
+        }),
+        // The node runs its attempt with the local executor itself
+        // (`node::run_job`); the plan's executor stays as the coordinator
+        // read it.
+        executor: None,
+        concurrency: Some(1),
+        worktrees: Some(dir.join("worktrees")),
+        gateway_listen: None,
+        name: Some(job.run.clone()),
+        grace: std::time::Duration::from_millis(job.grace_ms),
+        retry_failed: None,
     };
-    let plan_path = job.plan_path.clone();
-    let wasm = crate::drive::wasm_engine(&plan, 1)?;
-    let gateway = match &job.gateway {
-        None => None,
-        Some(access) => crate::agent::remote_gateway(&plan, access)?,
-    };
-    let agent_program = crate::drive::agent_program(gateway.as_ref())?;
+    assemble::apply(&mut plan, &overrides);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
-    let (sandbox, read_paths, caches) = crate::drive::confinement(&runtime, &plan, &plan_path)?;
-    let options = RunOptions {
-        name: Some(job.run.clone()),
-        concurrency: 1,
-        grace: std::time::Duration::from_millis(job.grace_ms),
-        sandbox,
-        read_paths,
-        wasm,
-        gateway,
-        agent_program,
-        worktree_root: dir.join("worktrees"),
-        caches,
-        retry_failed: None,
-        cluster: None,
-    };
+    let host = crate::host::current();
+    let assembly = runtime.block_on(assemble::assemble(
+        &plan,
+        &job.plan_path,
+        &host,
+        &overrides,
+        assemble::Models::Remote(job.gateway.clone()),
+    ))?;
+    crate::output::print_notices(&assembly.notices);
+    let options = assembly.options;
     let result = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(None);
         tokio::spawn(crate::drive::forward_signals(stop_tx));

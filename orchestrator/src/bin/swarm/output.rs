@@ -2,7 +2,7 @@
 //! summary table, and errors.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -910,3 +910,53 @@ fn use_color() -> bool {
 #[cfg(test)]
 #[path = "output_tests.rs"]
 mod tests;
+
+/// What putting a run together found to warn about, in order.
+pub fn print_notices(notices: &[swarm_orchestrator::assemble::Notice]) {
+    use swarm_orchestrator::assemble::Notice;
+    for notice in notices {
+        match notice {
+            Notice::Plan(warning) => print_plan_warnings(std::slice::from_ref(warning)),
+            Notice::Warning(text) => eprintln!("warning: {}", escape::text(text)),
+        }
+    }
+}
+
+/// Lines saying what sandboxed tasks are granted, for `validate` and
+/// `doctor`.
+/// `home`: the repository's worktree home when tasks share build caches.
+pub fn print_grants(
+    read_paths: &[PathBuf],
+    found: &[swarm_orchestrator::assemble::toolchains::Toolchain],
+    home: Option<&Path>,
+) {
+    if found.is_empty() {
+        println!("toolchains        none found (or turned off by `toolchains`)");
+    }
+    for toolchain in found {
+        println!("toolchain {:<7} {}", toolchain.name, toolchain.found);
+        for grant in &toolchain.grants {
+            println!("  read-only       {}", grant.display());
+        }
+        for (key, value) in &toolchain.env {
+            println!("  env             {key}={value}");
+        }
+        if let (Some(home), Some((name, var))) = (home, swarm_orchestrator::assemble::toolchains::cache_of(toolchain.name))
+        {
+            let dir = home.join(".cache").join(name);
+            match var {
+                "CARGO_TARGET_DIR" => println!(
+                    "  build cache     {var}={}/<task> (writable, kept for the task's later runs)",
+                    dir.display()
+                ),
+                _ => println!(
+                    "  shared cache    {var}={} (writable, shared by the repository's tasks)",
+                    dir.display()
+                ),
+            }
+        }
+    }
+    for path in read_paths {
+        println!("read_paths        {}", path.display());
+    }
+}

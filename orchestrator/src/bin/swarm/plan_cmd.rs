@@ -259,13 +259,17 @@ fn ask(
     rejected: &Path,
 ) -> Result<Planned, Failure> {
     let used = BTreeSet::from([planning.model.as_str()]);
-    let gateway = crate::agent::gateway_for(
+    let mut notices = Vec::new();
+    let gateway = swarm_orchestrator::assemble::gateway::for_models(
         &planning.template.models,
         &used,
         &planning.template.source,
         planning.template.budget,
         "swarm plan",
+        &crate::host::current(),
+        &mut notices,
     )?;
+    crate::output::print_notices(&notices);
     let map_file = map_path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());

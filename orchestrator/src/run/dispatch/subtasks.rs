@@ -14,7 +14,7 @@ use swarm_protocol::{EventBody, TaskInfo, TaskStatus};
 
 use super::super::RunError;
 use super::super::spawn::Accepted;
-use super::super::task::blocking;
+use crate::run::local::task::blocking;
 use super::Dispatcher;
 use crate::git::{GitError, merge_results, refs};
 use crate::plan::Task;

@@ -380,7 +380,7 @@ impl Dispatcher<'_> {
         v.culprit = None;
         v.jobs.spawn(async move {
             let rebuilt =
-                super::super::task::blocking(move || rebuild(&repo, onto, removed, &later, squash))
+                crate::run::local::task::blocking(move || rebuild(&repo, onto, removed, &later, squash))
                     .await;
             Done::Rebuilt {
                 culprit,

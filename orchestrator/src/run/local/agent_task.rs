@@ -25,7 +25,7 @@ const MAX_BASH_TIMEOUT: Duration = Duration::from_secs(600);
 const FEEDBACK_BYTES: u64 = 8 << 10;
 
 /// How an agent attempt ended.
-pub(super) struct AgentAttempt {
+pub(crate) struct AgentAttempt {
     pub outcome: AttemptOutcome,
     pub verify_passed: Option<bool>,
     pub report: Option<AgentReport>,
@@ -47,7 +47,7 @@ pub fn transcript_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
 /// Runs one attempt of agent task `task`. `spec` is set up for the task's
 /// worktree, environment, logs, deadline and sandbox; this turns it into
 /// the agent process and a verify command.
-pub(super) async fn run(
+pub(crate) async fn run(
     ctx: &Ctx,
     task: &Task,
     agent: &AgentTask,
@@ -108,12 +108,12 @@ pub(super) async fn run(
         );
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let request = super::spawn::json_request(&input).map_err(|e| vec![e])?;
+                let request = crate::run::spawn::json_request(&input).map_err(|e| vec![e])?;
                 spawner.request(
                     &parent,
                     "spawn_subtasks",
                     &request,
-                    &super::spawn::exists_in(&workdir),
+                    &crate::run::spawn::exists_in(&workdir),
                 )
             })
             .await
@@ -123,7 +123,7 @@ pub(super) async fn run(
     if let Some(index) = ctx.tasks.position(&task.id) {
         let events = ctx.events.clone();
         session = session.with_notes(Box::new(move |note| {
-            let _ = events.send(super::executor::ExecEvent::Agent { task: index, note });
+            let _ = events.send(crate::run::executor::ExecEvent::Agent { task: index, note });
         }));
     }
 
@@ -247,7 +247,7 @@ impl Verifier for VerifyRunner {
 }
 
 /// Why an agent attempt did not succeed, in a few words.
-pub(super) fn describe_failure(report: &AgentReport) -> Option<String> {
+pub(crate) fn describe_failure(report: &AgentReport) -> Option<String> {
     let detail = report.detail.clone().unwrap_or_default();
     Some(match report.outcome {
         AgentOutcome::Finished => return None,

@@ -41,7 +41,7 @@ fn task_caches(
 
 /// `<dir>/<name>`, a per-task build cache's directory of one task (or of
 /// the run-wide verify), made if missing and handed to `owner`.
-pub(super) fn owned_cache_dir(
+pub(crate) fn owned_cache_dir(
     dir: &std::path::Path,
     name: &str,
     owner: Option<(u32, u32)>,
@@ -66,7 +66,7 @@ pub(super) fn owned_cache_dir(
 /// identity works in stay root's. Only ever a new file: an earlier
 /// attempt may have left a link there, which a plain write would follow
 /// as root (an existing file is left as it is).
-pub(super) fn trust_checkouts(home: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn trust_checkouts(home: &std::path::Path) -> std::io::Result<()> {
     let config = home.join(".gitconfig");
     std::fs::OpenOptions::new()
         .write(true)
@@ -81,7 +81,7 @@ pub(super) fn trust_checkouts(home: &std::path::Path) -> std::io::Result<()> {
 
 /// The command (or the agent, or the WASM program), then `verify` if it
 /// succeeded, within one deadline.
-pub(super) async fn run_attempt(
+pub(crate) async fn run_attempt(
     ctx: &Ctx,
     task: &Task,
     attempt: u32,
@@ -112,8 +112,8 @@ pub(super) async fn run_attempt(
         ("TMPDIR".into(), tmp.display().to_string()),
         // Where a command may ask for subtasks (see `run::spawn`).
         (
-            super::spawn::REQUEST_VAR.into(),
-            tmp.join(super::spawn::REQUEST_FILE).display().to_string(),
+            crate::run::spawn::REQUEST_VAR.into(),
+            tmp.join(crate::run::spawn::REQUEST_FILE).display().to_string(),
         ),
     ];
     // Cgroups of their own only for tasks that ask for limits: making and
@@ -194,7 +194,7 @@ pub(super) async fn run_attempt(
             (Isolation::Worktree, Some(owned)) => {
                 read_only.push(workdir.to_path_buf());
                 read_only.push(workdir.join(".git"));
-                read_write.extend(super::ownership::writable(workdir, &owned));
+                read_write.extend(super::owned_paths::writable(workdir, &owned));
                 // Cargo writes `target/` beside Cargo.toml, which the task
                 // may not write now: its private tmp instead, unless a
                 // build cache gives it a target directory (added below).
@@ -384,7 +384,7 @@ pub(super) async fn run_attempt(
 
 /// What one attempt did: how its command (or agent, or program) ended,
 /// its `verify`, the agent's report and a variant's score.
-pub(super) type Ran = (
+pub(crate) type Ran = (
     AttemptOutcome,
     Option<Verify>,
     Option<AgentReport>,
@@ -410,7 +410,7 @@ async fn change_owners(paths: Vec<PathBuf>, give: bool) -> Result<(), String> {
 
 /// How an attempt's `verify` went, when it ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Verify {
+pub(crate) enum Verify {
     Passed,
     /// How the verify command ended; `None` for an agent's verify, whose
     /// rounds are in its transcript.
@@ -429,7 +429,7 @@ async fn command_or_agent(
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
     if let Some(agent) = agent {
-        let done = super::agent::run(ctx, task, agent, attempt, spec, stop).await;
+        let done = super::agent_task::run(ctx, task, agent, attempt, spec, stop).await;
         let verify = done.verify_passed.map(|passed| match passed {
             true => Verify::Passed,
             false => Verify::Failed(None),
@@ -512,7 +512,7 @@ async fn run_wasm(
 
 /// When an attempt of `task` that starts now must end: its `timeout`
 /// from now, or its subtree's deadline (a subtask's parent's) if sooner.
-pub(super) fn deadline(task: &Task) -> Option<tokio::time::Instant> {
+pub(crate) fn deadline(task: &Task) -> Option<tokio::time::Instant> {
     let now = tokio::time::Instant::now();
     let own = task.timeout.map(|t| now + t);
     let subtree = task.not_after.map(|at| {
@@ -529,7 +529,7 @@ pub(super) fn deadline(task: &Task) -> Option<tokio::time::Instant> {
 /// True for a payload that runs inside swarm's own process (a WASM guest
 /// under wasmtime, confined by WASI): the cgroup, git view and build caches
 /// of a sandboxed process are not for it.
-pub(super) fn in_process(payload: &Payload) -> bool {
+pub(crate) fn in_process(payload: &Payload) -> bool {
     match payload {
         Payload::Wasm(_) => true,
         Payload::Command { .. } | Payload::Agent(_) => false,

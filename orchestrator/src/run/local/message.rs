@@ -15,7 +15,7 @@ use crate::plan::{Payload, Task, WasmTask};
     clippy::too_many_arguments,
     reason = "everything an attempt's commit is told from"
 )]
-pub(super) fn commit_message(
+pub(crate) fn commit_message(
     run: &str,
     task: &Task,
     attempt: u32,

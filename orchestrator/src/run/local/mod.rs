@@ -1,6 +1,14 @@
 //! The local executor: task attempts on this machine, each a tokio task
-//! ([`super::task::execute`]) driving a worktree, a sandboxed process, a
+//! ([`self::task::execute`]) driving a worktree, a sandboxed process, a
 //! WASM guest or an agent session, reporting through one channel.
+
+pub(crate) mod agent_task;
+pub(crate) mod attempt;
+pub(crate) mod cgroup;
+pub(crate) mod message;
+pub(crate) mod owned_paths;
+pub(crate) mod score;
+pub(crate) mod task;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -12,9 +20,9 @@ use swarm_sandbox::Stop;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
-use super::task::{self, Ctx, Done};
-use super::{Prepared, RunError};
+use crate::run::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
+use self::task::{Ctx, Done};
+use crate::run::{Prepared, RunError};
 use crate::git::{GitError, Worktrees};
 use crate::plan::Task;
 use crate::worktree_home::WorktreeHome;
@@ -43,7 +51,7 @@ impl LocalExecutor {
     pub(super) fn new(
         prepared: &Prepared,
         tasks: crate::run::table::TaskTable,
-        spawner: Arc<super::spawn::Spawner>,
+        spawner: Arc<crate::run::spawn::Spawner>,
         home: &WorktreeHome,
         resumed: bool,
     ) -> Result<Self, RunError> {
@@ -55,14 +63,14 @@ impl LocalExecutor {
         // Only tasks that set limits get cgroups of their own (see
         // attempt.rs); unconfined ones share one. A run with neither makes
         // none.
-        let processes = |t: &Task| !super::attempt::in_process(&t.payload);
+        let processes = |t: &Task| !self::attempt::in_process(&t.payload);
         let limited = tasks
             .all()
             .iter()
             .any(|t| processes(t) && (t.memory.is_some() || t.processes.is_some()));
         let unconfined = options.sandbox.is_none() && tasks.all().iter().any(|t| processes(t));
         let cgroups = (limited || unconfined)
-            .then(|| super::cgroup::Cgroups::new(&prepared.run))
+            .then(|| self::cgroup::Cgroups::new(&prepared.run))
             .flatten();
         let shared = match (&cgroups, unconfined) {
             (Some(cgroups), true) => cgroups

@@ -18,7 +18,7 @@ use crate::plan::{Task, path_within};
 const SHOWN: usize = 10;
 
 /// What a task is told to do about files it wrote outside its paths.
-pub(super) const HELP: &str = "add them to `paths` or `creates`, or leave them to another task";
+pub(crate) const HELP: &str = "add them to `paths` or `creates`, or leave them to another task";
 
 /// The paths under `workdir` a sandboxed task that owns `owned` (relative
 /// to the repository root) may write: each owned directory as it is; for
@@ -47,7 +47,7 @@ pub(super) const HELP: &str = "add them to `paths` or `creates`, or leave them t
 /// task swap the inner path for a link before the next spawn (`verify`)
 /// resolves the policy again. So no granted path's parent is writable, and
 /// what a grant names cannot change while the policy is in use.
-pub(super) fn writable(workdir: &Path, owned: &[&str]) -> Vec<PathBuf> {
+pub(crate) fn writable(workdir: &Path, owned: &[&str]) -> Vec<PathBuf> {
     let mut grants: Vec<PathBuf> = owned.iter().filter_map(|p| grant(workdir, p)).collect();
     grants.sort();
     grants.dedup();
@@ -200,5 +200,5 @@ fn list(names: &[String]) -> String {
 }
 
 #[cfg(test)]
-#[path = "ownership_tests.rs"]
+#[path = "owned_paths_tests.rs"]
 mod tests;

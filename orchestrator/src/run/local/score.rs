@@ -24,7 +24,7 @@ use crate::report::score_log_paths;
 
 /// Runs `score` for attempt `attempt` of variant `task`, with `spec` (the
 /// attempt's own command, environment and sandbox) as its template.
-pub(super) async fn run(
+pub(crate) async fn run(
     ctx: &Ctx,
     task: &Task,
     attempt: u32,
@@ -161,7 +161,7 @@ fn isolate(
     let had_target = spec.env.iter().any(|(k, _)| k == "CARGO_TARGET_DIR");
     spec.env.retain(|(k, v)| {
         !matches!(k.as_str(), "HOME" | "TMPDIR" | "CARGO_TARGET_DIR")
-            && k != super::spawn::REQUEST_VAR
+            && k != crate::run::spawn::REQUEST_VAR
             && !cache_vars.contains(&k.as_str())
             && !points_in(v)
     });

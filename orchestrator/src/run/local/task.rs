@@ -17,14 +17,14 @@ use swarm_sandbox::Stop;
 use tokio::sync::{OnceCell, mpsc, watch};
 
 use super::attempt::{Verify, run_attempt};
-use super::executor::{ExecEvent, Launch};
+use crate::run::executor::{ExecEvent, Launch};
 use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, merge_results, refs, snapshot};
 use crate::plan::Task;
 use crate::report::verify_log_paths;
 
 /// What every task of a run shares.
 #[derive(Debug)]
-pub(super) struct Ctx {
+pub(crate) struct Ctx {
     pub repo: Repo,
     pub worktrees: Worktrees,
     pub run: String,
@@ -34,7 +34,7 @@ pub(super) struct Ctx {
     pub caches: Vec<Cache>,
     pub tasks: crate::run::table::TaskTable,
     pub grace: Duration,
-    pub sandbox: Option<super::SandboxSettings>,
+    pub sandbox: Option<crate::run::SandboxSettings>,
     /// The plan's `read_paths`, expanded.
     pub read_paths: Vec<PathBuf>,
     /// Runs the WASM tasks (when the plan has any).
@@ -59,12 +59,12 @@ pub(super) struct Ctx {
     /// Where the task's events go (its executor).
     pub events: mpsc::UnboundedSender<ExecEvent>,
     /// Subtask requests of running attempts, checked as they come.
-    pub spawner: Arc<super::spawn::Spawner>,
+    pub spawner: Arc<crate::run::spawn::Spawner>,
 }
 
-/// A build cache (see [`super::BuildCache`]), its directory made.
+/// A build cache (see [`crate::run::BuildCache`]), its directory made.
 #[derive(Debug)]
-pub(super) struct Cache {
+pub(crate) struct Cache {
     pub var: String,
     pub dir: PathBuf,
     /// Each task gets `<dir>/<task>`, made when it first runs.
@@ -73,7 +73,7 @@ pub(super) struct Cache {
 
 /// How a task ended, for its executor.
 #[derive(Debug)]
-pub(super) struct Done {
+pub(crate) struct Done {
     pub task: usize,
     pub status: TaskStatus,
     pub reason: Option<String>,
@@ -83,7 +83,7 @@ pub(super) struct Done {
 }
 
 /// Runs a task to its end.
-pub(super) async fn execute(
+pub(crate) async fn execute(
     ctx: Arc<Ctx>,
     launch: Launch,
     stop: watch::Receiver<Option<Stop>>,
@@ -180,7 +180,7 @@ async fn execute_inner(
         // What an earlier attempt asked for goes with it.
         ctx.spawner
             .reset(&task.id, Some(std::time::SystemTime::now()));
-        let request = super::spawn::request_path(&ctx.run_dir, &task.id);
+        let request = crate::run::spawn::request_path(&ctx.run_dir, &task.id);
         let _ = std::fs::remove_file(&request);
         let _ = ctx.events.send(ExecEvent::Started {
             task: i,
@@ -248,11 +248,11 @@ async fn execute_inner(
                             v.as_ref(),
                             a.as_ref(),
                             skipped,
-                            &super::ownership::outside(&t, changed),
+                            &super::owned_paths::outside(&t, changed),
                         )
                     };
                     let snap = snapshot(&wd, &admin, base, limits, message)?;
-                    let outside = super::ownership::outside(&t, &snap.changed);
+                    let outside = super::owned_paths::outside(&t, &snap.changed);
                     let git_ref = if (ran_ok && outside.is_empty()) || last_anyway {
                         refs::task(&run, &t.id)
                     } else {
@@ -316,7 +316,7 @@ async fn execute_inner(
                         if *code != 0 && outside.is_empty() =>
                     {
                         let (_, stderr) = crate::report::log_paths(&ctx.run_dir, &task.id, attempt);
-                        super::ownership::refused_writes(
+                        super::owned_paths::refused_writes(
                             task,
                             &workdir,
                             &crate::export::log_tail(&stderr),
@@ -326,7 +326,7 @@ async fn execute_inner(
                 };
                 match (ran_ok, git_ref, refused_writes) {
                     (true, Some(r), _) => {
-                        format!("{why}; its work is on {r}: {}", super::ownership::HELP)
+                        format!("{why}; its work is on {r}: {}", super::owned_paths::HELP)
                     }
                     (_, _, Some(refused)) => format!("{why}; {refused}"),
                     _ => why,
@@ -362,7 +362,7 @@ async fn read_request(
 ) -> Option<String> {
     // The task wrote it: read as hostile input (no link followed, no FIFO
     // waited on, nothing past the cap), off this thread, with a deadline.
-    let (dir, name) = (path.parent()?, super::spawn::REQUEST_FILE);
+    let (dir, name) = (path.parent()?, crate::run::spawn::REQUEST_FILE);
     let read = crate::untrusted::read_with_deadline(
         dir.to_path_buf(),
         name.to_string(),
@@ -393,7 +393,7 @@ async fn read_request(
         workdir.to_path_buf(),
     );
     let checked = tokio::task::spawn_blocking(move || {
-        spawner.request(&parent, &name, &text, &super::spawn::exists_in(&workdir))
+        spawner.request(&parent, &name, &text, &crate::run::spawn::exists_in(&workdir))
     })
     .await
     .unwrap_or_else(|e| Err(vec![format!("swarm could not check it: {e}")]));
@@ -470,7 +470,7 @@ async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<(PathBuf, Path
 /// Why an attempt failed: how it ended (`describe_failure`) and what it
 /// wrote outside the task's paths (`outside`, which fails an attempt that
 /// otherwise succeeded).
-pub(super) fn describe_result(
+pub(crate) fn describe_result(
     outcome: &AttemptOutcome,
     verify: Option<&Verify>,
     task: &Task,
@@ -482,7 +482,7 @@ pub(super) fn describe_result(
     let ran_ok = outcome.is_success()
         && !matches!(verify, Some(Verify::Failed(_)))
         && agent.is_none_or(|r| r.outcome == AgentOutcome::Finished);
-    let outside = (!outside.is_empty()).then(|| super::ownership::describe(task, outside));
+    let outside = (!outside.is_empty()).then(|| super::owned_paths::describe(task, outside));
     match (ran_ok, outside) {
         (true, Some(outside)) => outside,
         (false, Some(outside)) => format!(
@@ -493,7 +493,7 @@ pub(super) fn describe_result(
     }
 }
 
-pub(super) fn describe_failure(
+pub(crate) fn describe_failure(
     outcome: &AttemptOutcome,
     verify: Option<&Verify>,
     task: &Task,
@@ -507,7 +507,7 @@ pub(super) fn describe_failure(
     );
     if let Some(why) = agent
         .filter(|_| ended_itself)
-        .and_then(super::agent::describe_failure)
+        .and_then(super::agent_task::describe_failure)
     {
         return why;
     }

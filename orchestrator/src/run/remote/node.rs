@@ -16,7 +16,7 @@ use crate::git::{GitError, Repo, run_git};
 use crate::plan::Plan;
 use crate::run::executor::{ExecEvent, Executor as _, Launch};
 use crate::run::local::LocalExecutor;
-use crate::run::task::blocking;
+use crate::run::local::task::blocking;
 use crate::run::{Prepared, RunError, RunOptions};
 use crate::state::State;
 use crate::worktree_home::WorktreeHome;

@@ -13,8 +13,6 @@
 //! job, without using up the task's retries) or its worker died.
 
 mod cluster;
-pub mod node;
-pub mod record;
 mod submit;
 
 use std::collections::{HashMap, VecDeque};
@@ -29,7 +27,7 @@ use swarm_sandbox::Stop;
 use tokio::task::JoinSet;
 
 use self::cluster::JobState;
-use self::record::{ExitRecord, exit_ref, exit_refspec, read_record};
+use super::remote::record::{ExitRecord, exit_ref, exit_refspec, read_record};
 use self::submit::{Jobs, NotSubmitted, output_of};
 use super::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
 use super::{Prepared, RunError};
@@ -52,7 +50,8 @@ const NODE_FAILURES: u32 = 3;
 /// take a moment to show.
 const MISSING_POLLS: u32 = 3;
 
-/// What the command line gives a cluster run.
+/// What a cluster run needs beyond its plan (put together by
+/// [`crate::assemble`]).
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// The `swarm` binary on the nodes.
@@ -60,7 +59,10 @@ pub struct ClusterOptions {
     /// The variables every job's script sets (never a secret).
     pub env: Vec<(String, String)>,
     /// The coordinator's gateway for agent tasks on nodes.
-    pub gateway: Option<record::GatewayAccess>,
+    pub gateway: Option<super::remote::GatewayAccess>,
+    /// The relay nodes reach `gateway` through, kept for as long as the
+    /// run's options are.
+    pub relay: Option<Arc<crate::assemble::Relayed>>,
 }
 
 /// One task's job, while it is in flight.
@@ -120,10 +122,12 @@ impl SlurmExecutor {
         tasks: crate::run::table::TaskTable,
         config: &SlurmConfig,
     ) -> Result<Self, RunError> {
-        let Some(cluster) = prepared.options.cluster.clone() else {
+        let super::ExecutorOptions::Slurm(cluster) = prepared.options.executor.clone() else {
             return Err(RunError::Io {
                 action: "start the Slurm executor".into(),
-                source: std::io::Error::other("the command line gave it no cluster options"),
+                source: std::io::Error::other(
+                    "the run was not put together for a cluster (assemble::assemble does it)",
+                ),
             });
         };
         // One look at the cluster before any job: without one (no

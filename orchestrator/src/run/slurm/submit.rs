@@ -10,7 +10,7 @@ use std::time::Duration;
 use git2::Oid;
 
 use super::cluster;
-use super::record::{GatewayAccess, NodeJob, base_ref};
+use crate::run::remote::record::{GatewayAccess, NodeJob, base_ref};
 use crate::git::{GitError, Repo, merge_results, run_git};
 use crate::plan::{SlurmConfig, Task};
 

@@ -24,7 +24,7 @@ use swarm_sandbox::{Network, Policy, Stop};
 use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::watch;
 
-use super::task::blocking;
+use crate::run::local::task::blocking;
 use super::{Prepared, RunError, SandboxSettings};
 use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
 use crate::plan::RunVerify;
@@ -88,7 +88,7 @@ impl Runner {
                         false => c.dir,
                         // Its own, kept across runs, so each verify builds
                         // only what changed.
-                        true => super::attempt::owned_cache_dir(&c.dir, NAME, owner).map_err(
+                        true => crate::run::local::attempt::owned_cache_dir(&c.dir, NAME, owner).map_err(
                             |source| RunError::Io {
                                 action: format!("create {}", c.dir.join(NAME).display()),
                                 source,
@@ -302,7 +302,7 @@ impl Runner {
 async fn hand_over(tmp: &Path) -> Result<PathBuf, String> {
     let tmp = tmp.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        super::attempt::trust_checkouts(&tmp)
+        crate::run::local::attempt::trust_checkouts(&tmp)
             .map_err(|e| format!("write {}: {e}", tmp.join(".gitconfig").display()))?;
         swarm_sandbox::ownership::hand_over(&tmp, swarm_sandbox::SANDBOX_IDENTITY)
             .map_err(|e| format!("failed to {e}"))?;

@@ -1,0 +1,169 @@
+//! The model gateway of a run: every model its agent tasks (and its
+//! replanner, and the subtasks it may spawn) use, with each key read from
+//! the host's `api_key_env` variable. Keys stay in this process; workers
+//! reach models through it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::{HostEnv, Notice, SetupError};
+use crate::gateway::{Gateway, Secret};
+use crate::plan::{Budget, ModelConfig, Plan, PlanErrorKind, Source};
+use crate::run::remote::GatewayAccess;
+
+/// The gateway for a plan's agent tasks (`None` without any), with the key
+/// of every model they use read from its `api_key_env`.
+pub fn for_run(
+    plan: &Plan,
+    host: &HostEnv,
+    notices: &mut Vec<Notice>,
+) -> Result<Option<Arc<Gateway>>, SetupError> {
+    let used = used_models(plan);
+    // A task may ask for agent subtasks on any of the plan's models, so
+    // a plan that declares models and allows subtasks has a gateway even
+    // if none of its own tasks is an agent (the keys of models no task
+    // uses are read if set: a child on one without gets a clear error).
+    let spawnable = plan.subtask_limits.max_depth > 0 && !plan.models.is_empty();
+    if used.is_empty() && !spawnable {
+        return Ok(None);
+    }
+    let optional: BTreeSet<&str> = match spawnable {
+        true => plan.models.keys().map(String::as_str).collect(),
+        false => BTreeSet::new(),
+    };
+    let keys = Keys {
+        used: &used,
+        optional: &optional,
+        command: "swarm run",
+    };
+    let gateway = with_keys(&plan.models, &keys, &plan.source, plan.budget, host, notices)?;
+    Ok(Some(gateway))
+}
+
+/// A gateway for `models`, with the key of each model in `used` read from
+/// its `api_key_env` (a model of `source`, for the error when it is unset);
+/// `command` is what the help tells the user to run once it is set.
+pub fn for_models(
+    models: &BTreeMap<String, ModelConfig>,
+    used: &BTreeSet<&str>,
+    source: &Source,
+    budget: Budget,
+    command: &str,
+    host: &HostEnv,
+    notices: &mut Vec<Notice>,
+) -> Result<Arc<Gateway>, SetupError> {
+    let keys = Keys {
+        used,
+        optional: &BTreeSet::new(),
+        command,
+    };
+    with_keys(models, &keys, source, budget, host, notices)
+}
+
+/// Which models' keys to read.
+struct Keys<'a> {
+    /// Needed: unset is an error.
+    used: &'a BTreeSet<&'a str>,
+    /// Read when set (models a subtask may ask for).
+    optional: &'a BTreeSet<&'a str>,
+    /// What the help tells the user to run once a key is set.
+    command: &'a str,
+}
+
+fn with_keys(
+    models: &BTreeMap<String, ModelConfig>,
+    wanted: &Keys<'_>,
+    source: &Source,
+    budget: Budget,
+    host: &HostEnv,
+    notices: &mut Vec<Notice>,
+) -> Result<Arc<Gateway>, SetupError> {
+    let mut keys = BTreeMap::new();
+    for &name in wanted.optional.difference(wanted.used) {
+        let var = models.get(name).and_then(|m| m.api_key_env.as_ref());
+        if let Some(key) = var
+            .and_then(|var| host.vars.get(var))
+            .filter(|k| !k.trim().is_empty())
+        {
+            keys.insert(name.to_string(), Secret::new(key.trim()));
+        }
+    }
+    for &name in wanted.used {
+        let Some(model) = models.get(name) else {
+            continue;
+        };
+        let Some(var) = &model.api_key_env else {
+            continue;
+        };
+        match host.vars.get(var) {
+            Some(key) if !key.trim().is_empty() => {
+                keys.insert(name.to_string(), Secret::new(key.trim()));
+            }
+            _ => {
+                let error = source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("model `{name}` reads its API key from ${var}, which is not set"),
+                        Some(model.span.clone()),
+                        "this model",
+                    )
+                    .with_help(format!(
+                        "export {var}=... before `{}`, or name another variable with api_key_env (\"\" for endpoints without a key, such as a local Ollama)",
+                        wanted.command
+                    ));
+                return Err(SetupError::Plan(Box::new(error)));
+            }
+        }
+    }
+    if !keys.is_empty()
+        && let Err(e) = swarm_sandbox::process::hide_secrets()
+    {
+        notices.push(Notice::Warning(format!(
+            "cannot hide swarm's memory from other processes ({e}); API keys may be readable by unconfined workers"
+        )));
+    }
+    let gateway =
+        Gateway::new(models, &keys, budget).map_err(|e| SetupError::Gateway(e.to_string()))?;
+    Ok(Arc::new(gateway))
+}
+
+/// The gateway of agent tasks on a cluster node: every model the plan's
+/// task uses is reached through the coordinator's gateway at
+/// `access.url` (`<url>/models/<name>`, the provider's own wire protocol),
+/// authenticated with the run's token instead of a provider key, which
+/// never leaves the coordinator.
+pub fn remote(plan: &Plan, access: &GatewayAccess) -> Result<Option<Arc<Gateway>>, SetupError> {
+    let used = used_models(plan);
+    if used.is_empty() {
+        return Ok(None);
+    }
+    let mut models = BTreeMap::new();
+    let mut keys = BTreeMap::new();
+    for &name in &used {
+        let Some(model) = plan.models.get(name) else {
+            continue;
+        };
+        let mut model = model.clone();
+        model.base_url = format!("{}/models/{name}", access.url.trim_end_matches('/'));
+        models.insert(name.to_string(), model);
+        keys.insert(name.to_string(), Secret::new(access.token.as_str()));
+    }
+    let gateway = Gateway::new(&models, &keys, plan.budget)
+        .map_err(|e| SetupError::Gateway(e.to_string()))?;
+    Ok(Some(Arc::new(gateway)))
+}
+
+/// The models the plan's agent tasks use, by name.
+fn used_models(plan: &Plan) -> BTreeSet<&str> {
+    let mut used: BTreeSet<&str> = plan
+        .tasks
+        .iter()
+        .filter_map(|t| t.agent())
+        .map(|a| a.model.as_str())
+        .collect();
+    // The replanner is a model call of the coordinator's.
+    if plan.replan.rounds > 0 {
+        used.insert(plan.replan.model.as_str());
+    }
+    used
+}

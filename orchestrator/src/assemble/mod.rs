@@ -1,0 +1,385 @@
+//! Where a run is put together: a parsed plan plus the facts of the host
+//! it runs on (a [`HostEnv`] the front end read) become the [`RunOptions`]
+//! the dispatcher takes, once, in one place: the command line's overrides,
+//! concurrency, the WASM engine with every program loaded, the model
+//! gateway (and, for a cluster, its relay), the sandbox launcher, what
+//! tasks are granted (read paths, toolchains) and their build caches.
+//!
+//! `swarm run`, `swarm resume`, a cluster node's job, `validate` and
+//! `doctor` all use it; so can a test or another front end, which is the
+//! point: running a plan needs no code of the binary. Nothing here prints
+//! or reads the process environment: what would be printed comes back as
+//! [`Notice`]s.
+
+pub mod gateway;
+pub mod grants;
+mod host;
+pub mod toolchains;
+mod wasm;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use self::host::HostEnv;
+pub use self::wasm::wasm_engine;
+use crate::plan::{self, Plan, PlanError, SandboxMode};
+use crate::run::remote::GatewayAccess;
+use crate::run::slurm::ClusterOptions;
+use crate::run::{BuildCache, ExecutorOptions, RunOptions, SandboxSettings};
+
+/// Failure to put a run together, as a fragment that reads after "failed
+/// to".
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The plan asks for something this host cannot give (a `read_paths`
+    /// entry that does not exist, a WASM program that does not load, a
+    /// model whose key is not set): an error at its place in the plan.
+    #[error("{}", .0.message)]
+    Plan(Box<PlanError>),
+    #[error("start run: --concurrency must be at least 1")]
+    ZeroConcurrency,
+    /// The kernel cannot enforce the sandbox, and the run does not run
+    /// unconfined unless told to.
+    #[error(
+        "start run: tasks cannot be sandboxed on this machine: {why}\n\
+         help: `swarm doctor` shows what this kernel supports; to run without any confinement \
+         (tasks get your permissions), set `sandbox = \"none\"` in the [swarm] table of {plan} \
+         or pass --sandbox none"
+    )]
+    NoSandbox { why: String, plan: String },
+    /// The run needs the `swarm` binary (as the sandbox launcher, the
+    /// agent worker or a cluster job's program) and the host gave none.
+    #[error("find the swarm binary {what}")]
+    NoProgram { what: &'static str },
+    #[error("start run: failed to {0}")]
+    Wasm(#[source] swarm_worker::wasm::WasmError),
+    #[error("start the model gateway: failed to {0}")]
+    Gateway(String),
+    #[error("listen for the nodes' agent tasks on {listen} (--gateway-listen): {source}")]
+    Relay {
+        listen: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("make the gateway's token: {0}")]
+    Token(#[source] std::io::Error),
+}
+
+impl SetupError {
+    /// Whether the person running swarm can fix it (a plan or a command
+    /// line to change), rather than something that went wrong.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Plan(_) | Self::ZeroConcurrency | Self::NoSandbox { .. } | Self::Relay { .. }
+        )
+    }
+}
+
+impl From<Box<PlanError>> for SetupError {
+    fn from(e: Box<PlanError>) -> Self {
+        Self::Plan(e)
+    }
+}
+
+/// Where the run's tasks go, as the command line may say it over the
+/// plan's `[executor]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorChoice {
+    Local,
+    Slurm,
+}
+
+/// What the person running swarm said on top of the plan. Each may only be
+/// given by them (a command line, a front end's own settings), never by a
+/// task or a model.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--sandbox`.
+    pub sandbox: Option<SandboxMode>,
+    /// `--executor`.
+    pub executor: Option<ExecutorChoice>,
+    /// `--concurrency`.
+    pub concurrency: Option<usize>,
+    /// `--worktrees`: where worktree homes go, over the plan's `worktrees`.
+    pub worktrees: Option<PathBuf>,
+    /// `--gateway-listen`: where a cluster run's relay listens.
+    pub gateway_listen: Option<SocketAddr>,
+    /// `--name`, or the run being resumed.
+    pub name: Option<String>,
+    /// `--grace`: between SIGTERM and SIGKILL when a worker is stopped.
+    pub grace: Duration,
+    /// `swarm resume --retry-failed` (with its `--only` tasks).
+    pub retry_failed: Option<Vec<String>>,
+}
+
+/// Whose models agent tasks reach.
+#[derive(Debug, Clone)]
+pub enum Models {
+    /// This process holds the keys (the coordinator).
+    Own,
+    /// Through the coordinator's gateway at `GatewayAccess` (a cluster
+    /// node's job; `None`: the job has no agent task).
+    Remote(Option<GatewayAccess>),
+}
+
+/// Something the person should read before the run starts.
+#[derive(Debug)]
+pub enum Notice {
+    /// A plan warning, at its place.
+    Plan(PlanError),
+    /// A line of text.
+    Warning(String),
+}
+
+/// A run put together: what `run::prepare` takes, and what to tell the
+/// person first.
+#[derive(Debug)]
+pub struct Assembly {
+    pub options: RunOptions,
+    pub notices: Vec<Notice>,
+}
+
+/// `overrides`' sandbox and executor applied to `plan`: they change what
+/// the plan's own checks see, so they come before anything else.
+pub fn apply(plan: &mut Plan, overrides: &Overrides) {
+    if let Some(sandbox) = overrides.sandbox {
+        plan.sandbox = sandbox;
+    }
+    match overrides.executor {
+        Some(ExecutorChoice::Local) => plan.executor = plan::Executor::Local,
+        Some(ExecutorChoice::Slurm) if !matches!(plan.executor, plan::Executor::Slurm(_)) => {
+            plan.executor = plan::Executor::Slurm(Box::default());
+        }
+        _ => {}
+    }
+}
+
+/// How many tasks run at once: the command line's, else for a cluster its
+/// `max_jobs` (the cluster's jobs, not this machine's CPUs), else the
+/// plan's, else the host's CPUs.
+pub fn concurrency(plan: &Plan, host: &HostEnv, given: Option<usize>) -> Result<usize, SetupError> {
+    if given == Some(0) {
+        return Err(SetupError::ZeroConcurrency);
+    }
+    Ok(match &plan.executor {
+        plan::Executor::Slurm(config) => given.unwrap_or(config.max_jobs),
+        plan::Executor::Local => given.or(plan.concurrency).unwrap_or(host.cpus.max(1)),
+    })
+}
+
+/// Puts together the run of `plan` (overrides already [`apply`]d) on
+/// `host`. Async because the sandbox launcher and a cluster's relay start
+/// here; call it on the runtime that will drive the run.
+pub async fn assemble(
+    plan: &Plan,
+    plan_path: &str,
+    host: &HostEnv,
+    overrides: &Overrides,
+    models: Models,
+) -> Result<Assembly, SetupError> {
+    let mut notices = Vec::new();
+    let concurrency = concurrency(plan, host, overrides.concurrency)?;
+    let wasm = wasm_engine(plan, concurrency, host)?;
+    let gateway = match &models {
+        Models::Own => gateway::for_run(plan, host, &mut notices)?,
+        Models::Remote(None) => None,
+        Models::Remote(Some(access)) => gateway::remote(plan, access)?,
+    };
+    let agent_program = match gateway {
+        None => None,
+        Some(_) => Some(host.program("to run agent workers")?),
+    };
+    let worktree_root = match &overrides.worktrees {
+        Some(dir) => dir.clone(),
+        None => grants::worktree_root(plan, host)?,
+    };
+    let confinement = confinement(plan, plan_path, host, &mut notices).await?;
+    let executor = match (&plan.executor, &models) {
+        (plan::Executor::Slurm(config), Models::Own) => {
+            let mut cluster = cluster_options(config, host)?;
+            if let Some(gateway) = &gateway {
+                let relayed =
+                    start_relay(Arc::clone(gateway), overrides.gateway_listen, host).await?;
+                cluster.gateway = Some(relayed.access.clone());
+                cluster.relay = Some(Arc::new(relayed));
+            }
+            ExecutorOptions::Slurm(cluster)
+        }
+        _ => ExecutorOptions::Local,
+    };
+    let options = RunOptions {
+        name: overrides.name.clone(),
+        concurrency,
+        grace: overrides.grace,
+        sandbox: confinement.sandbox,
+        read_paths: confinement.read_paths,
+        wasm,
+        gateway,
+        agent_program,
+        worktree_root,
+        caches: confinement.caches,
+        retry_failed: overrides.retry_failed.clone(),
+        executor,
+    };
+    Ok(Assembly { options, notices })
+}
+
+/// How a plan's tasks are confined on a host: the sandbox launcher (with
+/// the detected toolchains' variables), the paths tasks may read, the
+/// build caches they share.
+pub struct Confinement {
+    pub sandbox: Option<SandboxSettings>,
+    pub read_paths: Vec<PathBuf>,
+    pub caches: Vec<BuildCache>,
+}
+
+async fn confinement(
+    plan: &Plan,
+    plan_path: &str,
+    host: &HostEnv,
+    notices: &mut Vec<Notice>,
+) -> Result<Confinement, SetupError> {
+    let sandbox = match plan.sandbox {
+        SandboxMode::None => None,
+        SandboxMode::Landlock => Some(sandbox_settings(plan_path, host).await?),
+    };
+    let granted = grants::grants(plan, host)?;
+    notices.extend(granted.warnings.into_iter().map(Notice::Plan));
+    let found = granted.toolchains;
+    let sandbox = sandbox.map(|mut settings| {
+        for toolchain in &found {
+            settings.env.extend(toolchain.env.iter().cloned());
+        }
+        settings
+    });
+    let mut read_paths = granted.read_paths;
+    read_paths.extend(found.iter().flat_map(|t| t.grants.iter().cloned()));
+    let caches = match plan.caches {
+        false => Vec::new(),
+        true => found
+            .iter()
+            .filter_map(|t| toolchains::cache_of(t.name))
+            .map(|(name, var)| BuildCache {
+                name: name.into(),
+                var: var.into(),
+                per_task: var == "CARGO_TARGET_DIR",
+            })
+            .collect(),
+    };
+    Ok(Confinement {
+        sandbox,
+        read_paths,
+        caches,
+    })
+}
+
+/// Starts the run's sandbox launcher. Fails closed: sandboxed runs need
+/// the kernel to enforce the sandbox.
+async fn sandbox_settings(plan_path: &str, host: &HostEnv) -> Result<SandboxSettings, SetupError> {
+    let refuse = |why: String| SetupError::NoSandbox {
+        why,
+        plan: plan_path.to_string(),
+    };
+    // The launcher checks the kernel itself and says why it refuses.
+    let launcher = start_launcher(host)
+        .await
+        .map_err(|e| refuse(crate::error_chain(&e)))?;
+    Ok(SandboxSettings {
+        launcher,
+        env: host.worker_env(),
+    })
+}
+
+/// Why the sandbox launcher did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LauncherError {
+    #[error("find the swarm binary to use as the sandbox launcher")]
+    NoProgram,
+    #[error(transparent)]
+    Sandbox(#[from] swarm_sandbox::LaunchError),
+}
+
+/// Starts the host's `swarm` binary as the sandbox launcher
+/// (`swarm __sandbox`).
+pub async fn start_launcher(host: &HostEnv) -> Result<swarm_sandbox::Launcher, LauncherError> {
+    let helper = host.exe.as_ref().ok_or(LauncherError::NoProgram)?;
+    Ok(swarm_sandbox::Launcher::start(helper).await?)
+}
+
+/// What jobs on a cluster get from the coordinator: the `swarm` binary
+/// they run and the variables their scripts set (the sandbox's allowlist
+/// and the home directory: never a key).
+fn cluster_options(
+    config: &plan::SlurmConfig,
+    host: &HostEnv,
+) -> Result<ClusterOptions, SetupError> {
+    let swarm = match &config.swarm {
+        Some(path) => PathBuf::from(path),
+        None => host.program("for the cluster's jobs")?,
+    };
+    let mut env = host.worker_env();
+    env.extend(
+        ["HOME", "USER", "LOGNAME"]
+            .iter()
+            .filter_map(|k| Some((k.to_string(), host.var(k)?.to_string()))),
+    );
+    env.sort();
+    Ok(ClusterOptions {
+        swarm,
+        env,
+        gateway: None,
+        relay: None,
+    })
+}
+
+/// Starts the gateway's relay for agent tasks on nodes, on `listen`
+/// (default: every interface, a free port), with a fresh token.
+async fn start_relay(
+    gateway: Arc<crate::gateway::Gateway>,
+    listen: Option<SocketAddr>,
+    host: &HostEnv,
+) -> Result<Relayed, SetupError> {
+    use std::io::Read as _;
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(SetupError::Token)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let relay = crate::gateway::relay::Relay::start(gateway, listen, token.clone())
+        .await
+        .map_err(|source| SetupError::Relay { listen, source })?;
+    let addr = relay.addr();
+    // Nodes need a name for this machine when it listens everywhere.
+    let name = match addr.ip().is_unspecified() {
+        false => addr.ip().to_string(),
+        true => host.hostname.clone().unwrap_or_else(|| "localhost".into()),
+    };
+    let name = match addr.ip() {
+        std::net::IpAddr::V6(_) if !addr.ip().is_unspecified() => format!("[{name}]"),
+        _ => name,
+    };
+    let access = GatewayAccess {
+        url: format!("http://{name}:{}", addr.port()),
+        token,
+    };
+    Ok(Relayed { relay, access })
+}
+
+/// A relay and how nodes reach it.
+pub struct Relayed {
+    pub relay: crate::gateway::relay::Relay,
+    pub access: GatewayAccess,
+}
+
+impl std::fmt::Debug for Relayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relayed")
+            .field("addr", &self.relay.addr())
+            .field("url", &self.access.url)
+            .finish_non_exhaustive()
+    }
+}
+
