@@ -18,7 +18,7 @@ use swarm_protocol::{
     TaskReport, TaskStatus,
 };
 
-use crate::report::{log_paths, run_dir, verify_log_paths};
+use crate::layout::{log_paths, run_dir, verify_log_paths};
 
 /// What the events say of one task, beyond its report: the git facts the
 /// dispatcher and resume act on.

@@ -18,11 +18,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::plan::subtasks::flat;
-pub use crate::state::STATE_DIR;
+pub use crate::ids::LATEST;
+use crate::ids::flat;
+
+/// swarm's directory in a repository.
+pub const STATE_DIR: &str = ".swarm";
 
 pub const RUNS: &str = "runs";
-pub const LATEST: &str = "latest";
 pub const JOURNAL: &str = "events.jsonl";
 pub const REPORT: &str = "report.json";
 pub const PLAN: &str = "plan.toml";
@@ -65,4 +67,50 @@ pub fn git_view(run_dir: &Path, task: &str) -> PathBuf {
 /// The directory of task `task`'s logs.
 pub fn task_logs(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(LOGS).join(&*flat(task))
+}
+
+/// Where a task attempt's logs are, relative to nothing: absolute paths
+/// under the run directory.
+pub fn log_paths(
+    run_dir: &Path,
+    task: &str,
+    attempt: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = task_logs(run_dir, task);
+    (
+        dir.join(format!("{attempt}.out")),
+        dir.join(format!("{attempt}.err")),
+    )
+}
+
+/// Where the output of an attempt's `verify` command is: apart from the
+/// command's own (`<attempt>.verify.out|.err`).
+pub fn verify_log_paths(
+    run_dir: &Path,
+    task: &str,
+    attempt: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = task_logs(run_dir, task);
+    (
+        dir.join(format!("{attempt}.verify.out")),
+        dir.join(format!("{attempt}.verify.err")),
+    )
+}
+
+/// Where attempt `attempt` of variant `task` logs its `score` command.
+pub fn score_log_paths(
+    run_dir: &Path,
+    task: &str,
+    attempt: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = task_logs(run_dir, task);
+    (
+        dir.join(format!("{attempt}.score.out")),
+        dir.join(format!("{attempt}.score.err")),
+    )
+}
+
+/// Where attempt `attempt` of agent task `task` keeps its transcript.
+pub fn transcript_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    task_logs(run_dir, task).join(format!("{attempt}.transcript.jsonl"))
 }

@@ -13,10 +13,12 @@ pub mod export;
 pub mod fold;
 pub mod gateway;
 pub mod git;
-pub mod graph;
+pub mod ids;
 pub mod journal;
 pub mod layout;
 pub mod plan;
+/// The task graph lives with the plan it is made of (`plan::graph`).
+pub use plan::graph;
 pub mod planner;
 pub mod repomap;
 pub mod report;
@@ -43,3 +45,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod layers_tests;

@@ -1,54 +1,11 @@
-//! The run report: where a run's files are, and the report its journal
-//! adds up to. The dispatcher builds its final `report.json` with the same
+//! The run report: what a run's journal adds up to (where its files are
+//! is `crate::layout`'s). The dispatcher builds its final `report.json` with the same
 //! fold ([`crate::fold`]) that `swarm status` applies to the journal on
 //! disk, so the two always agree.
 
-use std::path::Path;
-
 use swarm_protocol::{Event, RunReport};
 
-/// Where a task attempt's logs are, relative to nothing: absolute paths
-/// under the run directory.
-pub fn log_paths(
-    run_dir: &Path,
-    task: &str,
-    attempt: u32,
-) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = crate::layout::task_logs(run_dir, task);
-    (
-        dir.join(format!("{attempt}.out")),
-        dir.join(format!("{attempt}.err")),
-    )
-}
-
-/// Where the output of an attempt's `verify` command is: apart from the
-/// command's own (`<attempt>.verify.out|.err`).
-pub fn verify_log_paths(
-    run_dir: &Path,
-    task: &str,
-    attempt: u32,
-) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = crate::layout::task_logs(run_dir, task);
-    (
-        dir.join(format!("{attempt}.verify.out")),
-        dir.join(format!("{attempt}.verify.err")),
-    )
-}
-
-/// Where attempt `attempt` of variant `task` logs its `score` command.
-pub fn score_log_paths(
-    run_dir: &Path,
-    task: &str,
-    attempt: u32,
-) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dir = crate::layout::task_logs(run_dir, task);
-    (
-        dir.join(format!("{attempt}.score.out")),
-        dir.join(format!("{attempt}.score.err")),
-    )
-}
-
-pub use crate::layout::run_dir;
+pub use crate::layout::{log_paths, run_dir, score_log_paths, verify_log_paths};
 
 /// The report a list of events adds up to.
 pub fn fold(events: &[Event]) -> Option<RunReport> {

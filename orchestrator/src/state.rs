@@ -32,7 +32,7 @@ use nix::sys::stat::{Mode, SFlag};
 use crate::git::{GitError, Repo};
 
 /// The state directory's name, at the root of the main working tree.
-pub const STATE_DIR: &str = ".swarm";
+pub use crate::layout::STATE_DIR;
 
 /// Why swarm's state cannot be used, as a fragment after "failed to".
 #[derive(Debug, thiserror::Error)]

@@ -102,6 +102,17 @@ pub enum TaskKind {
     Agent,
 }
 
+impl TaskKind {
+    /// The kind's name, as plans and the live view say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Wasm => "wasm",
+            Self::Agent => "agent",
+        }
+    }
+}
+
 /// Where a task's worker runs.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,

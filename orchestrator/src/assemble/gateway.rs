@@ -36,7 +36,14 @@ pub fn for_run(
         optional: &optional,
         command: "swarm run",
     };
-    let gateway = with_keys(&plan.models, &keys, &plan.source, plan.budget, host, notices)?;
+    let gateway = with_keys(
+        &plan.models,
+        &keys,
+        &plan.source,
+        plan.budget,
+        host,
+        notices,
+    )?;
     Ok(Some(gateway))
 }
 

@@ -124,12 +124,7 @@ fn plan_error(
     help: &str,
 ) -> PlanError {
     plan.source
-        .error(
-            plan::PlanErrorKind::BadValue,
-            message,
-            Some(span),
-            label,
-        )
+        .error(plan::PlanErrorKind::BadValue, message, Some(span), label)
         .with_help(help)
 }
 
@@ -154,4 +149,3 @@ pub fn grants(plan: &Plan, host: &HostEnv) -> Result<Grants, Box<PlanError>> {
         warnings: read_paths.warnings,
     })
 }
-

@@ -37,7 +37,10 @@ impl HostEnv {
             .map(|p| std::env::split_paths(p).collect())
             .unwrap_or_default();
         Self {
-            home: vars.get("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
+            home: vars
+                .get("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from),
             vars,
             path,
             exe: None,
@@ -74,7 +77,9 @@ impl HostEnv {
 
     /// Variable `name` as an absolute path, if it is one.
     pub fn abs_path(&self, name: &str) -> Option<PathBuf> {
-        self.var(name).map(PathBuf::from).filter(|p| p.is_absolute())
+        self.var(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
     }
 
     /// The user's cache directory: `$XDG_CACHE_HOME`, else `~/.cache`.

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 pub use self::host::HostEnv;
 pub use self::wasm::wasm_engine;
+use crate::gateway::relay::Relay;
 use crate::plan::{self, Plan, PlanError, SandboxMode};
 use crate::run::remote::GatewayAccess;
 use crate::run::slurm::ClusterOptions;
@@ -196,18 +197,24 @@ pub async fn assemble(
         None => grants::worktree_root(plan, host)?,
     };
     let confinement = confinement(plan, plan_path, host, &mut notices).await?;
+    // Exhaustive, so that a new executor is pointed at here: its options
+    // are put together in its own arm.
     let executor = match (&plan.executor, &models) {
+        // A node runs its attempt with the local executor, whatever the
+        // plan's executor is.
+        (plan::Executor::Local, _) | (plan::Executor::Slurm(_), Models::Remote(_)) => {
+            ExecutorOptions::Local
+        }
         (plan::Executor::Slurm(config), Models::Own) => {
             let mut cluster = cluster_options(config, host)?;
             if let Some(gateway) = &gateway {
-                let relayed =
+                let (relay, access) =
                     start_relay(Arc::clone(gateway), overrides.gateway_listen, host).await?;
-                cluster.gateway = Some(relayed.access.clone());
-                cluster.relay = Some(Arc::new(relayed));
+                cluster.gateway = Some(access);
+                cluster.relay = Some(Arc::new(relay));
             }
             ExecutorOptions::Slurm(cluster)
         }
-        _ => ExecutorOptions::Local,
     };
     let options = RunOptions {
         name: overrides.name.clone(),
@@ -340,7 +347,7 @@ async fn start_relay(
     gateway: Arc<crate::gateway::Gateway>,
     listen: Option<SocketAddr>,
     host: &HostEnv,
-) -> Result<Relayed, SetupError> {
+) -> Result<(Relay, GatewayAccess), SetupError> {
     use std::io::Read as _;
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut bytes = [0u8; 24];
@@ -348,7 +355,7 @@ async fn start_relay(
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(SetupError::Token)?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let relay = crate::gateway::relay::Relay::start(gateway, listen, token.clone())
+    let relay = Relay::start(gateway, listen, token.clone())
         .await
         .map_err(|source| SetupError::Relay { listen, source })?;
     let addr = relay.addr();
@@ -365,21 +372,9 @@ async fn start_relay(
         url: format!("http://{name}:{}", addr.port()),
         token,
     };
-    Ok(Relayed { relay, access })
+    Ok((relay, access))
 }
 
-/// A relay and how nodes reach it.
-pub struct Relayed {
-    pub relay: crate::gateway::relay::Relay,
-    pub access: GatewayAccess,
-}
-
-impl std::fmt::Debug for Relayed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relayed")
-            .field("addr", &self.relay.addr())
-            .field("url", &self.access.url)
-            .finish_non_exhaustive()
-    }
-}
-
+#[cfg(test)]
+#[path = "assemble_tests.rs"]
+mod tests;

@@ -39,7 +39,9 @@ pub fn wasm_engine(
                 WasmError::NoStart { .. } | WasmError::UnknownImport { .. } => {
                     "build the tool as a WASI command: `cargo build --target wasm32-wasip1` (or wasm32-wasip2)"
                 }
-                _ => "`wasm` takes a WASI preview 1 module or a preview 2 command component (.wasm)",
+                _ => {
+                    "`wasm` takes a WASI preview 1 module or a preview 2 command component (.wasm)"
+                }
             };
             return Err(SetupError::Plan(Box::new(
                 plan.source

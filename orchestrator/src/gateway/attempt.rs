@@ -202,7 +202,6 @@ fn error_message(body: &str) -> String {
     from_json.unwrap_or_else(|| body.chars().take(300).collect())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use swarm_protocol::agent::Usage;
 
 use super::stream::Answer;
 use super::{Gateway, lock, prices};
-use crate::plan::{Budget, ModelConfig};
+use crate::gateway::config::{Budget, ModelConfig};
 
 /// What was spent against a budget.
 #[derive(Debug, Default, Clone, Copy)]
@@ -241,7 +241,7 @@ mod tests {
     use swarm_protocol::agent::{Block, StopReason};
 
     use super::*;
-    use crate::plan::{Price, Provider};
+    use crate::gateway::config::{Price, Provider};
 
     fn config() -> ModelConfig {
         let mut config = ModelConfig::for_test(Provider::Anthropic, "http://127.0.0.1:9");

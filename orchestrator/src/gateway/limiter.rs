@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use crate::plan::ModelConfig;
+use crate::gateway::config::ModelConfig;
 
 /// A token bucket: up to `capacity` at once, refilled at `per_sec`. Its
 /// level may go below zero when a call turned out bigger than estimated;
@@ -150,7 +150,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Provider;
+    use crate::gateway::config::Provider;
 
     fn config(rpm: Option<u32>, tpm: Option<u64>) -> ModelConfig {
         ModelConfig {

@@ -20,6 +20,7 @@ mod attempt;
 mod budget;
 mod call;
 mod complete;
+pub mod config;
 mod limiter;
 pub mod prices;
 pub(crate) mod provider;
@@ -34,7 +35,7 @@ use std::time::Duration;
 
 use swarm_protocol::agent::Usage;
 
-use crate::plan::{Budget, ModelConfig};
+use crate::gateway::config::{Budget, ModelConfig};
 
 pub use budget::BudgetScope;
 pub use complete::{Completion, CompletionRequest, ToolCall};

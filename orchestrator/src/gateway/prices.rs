@@ -3,7 +3,7 @@
 //! `price = { input, output }` overrides it (and is required for a USD
 //! budget on a model the table does not know, such as a local one).
 
-use crate::plan::Price;
+use crate::gateway::config::Price;
 
 /// List prices in USD per million tokens (input, output), by model-name
 /// prefix; the longest matching prefix wins, so dated names such as

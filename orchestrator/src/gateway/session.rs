@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::provider::Ask;
 use super::transcript::Transcript;
 use super::{BudgetScope, Endpoint, Gateway, call};
-use crate::plan::AgentTask;
+use crate::gateway::config::AgentTask;
 
 /// Longest line the worker may send (a turn with its tool results).
 const MAX_LINE: usize = 16 << 20;
@@ -712,7 +712,7 @@ mod tests {
     /// refused, and the session does not count as a success.
     #[tokio::test]
     async fn a_worker_cannot_declare_success_out_of_turn() {
-        use crate::plan::{Budget, ModelConfig, Provider};
+        use crate::gateway::config::{Budget, ModelConfig, Provider};
         // Nothing listens here: no call may be made.
         let config = ModelConfig::for_test(Provider::Anthropic, "http://127.0.0.1:9");
         let models = std::collections::BTreeMap::from([("default".to_string(), config)]);

@@ -105,15 +105,33 @@ pub(super) fn wrong_values(source: &Source) -> Vec<PlanError> {
         let name: &str = key.get_ref();
         match (name, value.get_ref()) {
             ("swarm", DeValue::Table(t)) => {
-                errors.extend(table_values(source, value.span(), t, &known.swarm, "[swarm]"));
+                errors.extend(table_values(
+                    source,
+                    value.span(),
+                    t,
+                    &known.swarm,
+                    "[swarm]",
+                ));
             }
             ("defaults", DeValue::Table(t)) => {
-                errors.extend(table_values(source, value.span(), t, &known.task, "[defaults]"));
+                errors.extend(table_values(
+                    source,
+                    value.span(),
+                    t,
+                    &known.task,
+                    "[defaults]",
+                ));
             }
             ("task", DeValue::Array(tasks)) => {
                 for task in tasks.iter() {
                     if let DeValue::Table(t) = task.get_ref() {
-                        errors.extend(table_values(source, task.span(), t, &known.task, "[[task]]"));
+                        errors.extend(table_values(
+                            source,
+                            task.span(),
+                            t,
+                            &known.task,
+                            "[[task]]",
+                        ));
                     }
                 }
             }

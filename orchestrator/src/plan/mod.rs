@@ -10,6 +10,7 @@ mod deps;
 mod error;
 mod executor;
 mod expand;
+pub mod graph;
 mod keys;
 mod matrix;
 mod models;
@@ -21,6 +22,7 @@ pub mod subtasks;
 mod task;
 mod variants;
 
+pub use crate::ids::{is_valid_run_name, is_valid_task_id, variant_id};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -271,13 +273,6 @@ impl Task {
     }
 }
 
-/// The id of variant `number` of task `id`: `@` cannot be in an id
-/// written in a plan, so it collides with none, and git allows it in a
-/// ref (unlike `~`, which names an ancestor).
-pub fn variant_id(id: &str, number: u32) -> String {
-    format!("{id}@{number}")
-}
-
 /// What a task runs. One variant per kind, so that a task cannot be two
 /// kinds at once, and a new kind is a new variant that every `match` on it
 /// must handle (see ARCHITECTURE.md, "Adding a task kind").
@@ -501,39 +496,6 @@ impl Plan {
 pub fn path_within(path: &str, dir: &str) -> bool {
     path == dir
         || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
-}
-
-/// True if `id` is a valid task id: `[a-z0-9_-]+`, at most 100 characters.
-///
-/// These characters keep every per-task ref name valid and collision-free:
-/// no `/` means no ref can be a prefix directory of another, and no `.` lets
-/// swarm keep earlier attempts at `<task>.<n>` beside the task's own ref.
-pub fn is_valid_task_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 100
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// True if `name` can be a run name: one valid git ref component of
-/// `[A-Za-z0-9_.-]`, not starting with `.` or `-`, without `..`, not ending
-/// in `.lock` or `.`, and not `latest` (the file in `.swarm/runs/` that
-/// names the newest run).
-pub fn is_valid_run_name(name: &str) -> bool {
-    let Some(first) = name.bytes().next() else {
-        return false;
-    };
-    name != crate::layout::LATEST
-        && name.len() <= 100
-        && first != b'.'
-        && first != b'-'
-        && !name.contains("..")
-        && !name.ends_with(".lock")
-        && !name.ends_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 #[cfg(test)]

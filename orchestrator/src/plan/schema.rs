@@ -83,21 +83,7 @@ pub struct ModelFields {
     pub price: Option<Price>,
 }
 
-/// The wire protocol of a model endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    Anthropic,
-    Openai,
-}
-
-/// USD per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input: f64,
-    pub output: f64,
-}
+pub use crate::gateway::config::{Price, Provider};
 
 /// A spending limit: tokens (input + output), US dollars, or both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]

@@ -13,7 +13,7 @@
 // As in expand.rs: a PlanError is built once per mistake, on the way out.
 #![allow(clippy::result_large_err)]
 
-use std::borrow::Cow;
+pub use crate::ids::{SEPARATOR, child_id, depth, flat, parent_of};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -33,9 +33,6 @@ pub const DEFAULT_MAX_DEPTH: u32 = 2;
 pub const DEFAULT_MAX_CHILDREN: u32 = 8;
 /// How many tasks a run may have by default, the plan's own included.
 pub const DEFAULT_MAX_TASKS: u32 = 100;
-
-/// What separates a parent's id from its child's.
-pub const SEPARATOR: char = '/';
 
 /// How far a run's graph may grow (`[swarm]`'s `max_depth`,
 /// `max_children` and `max_tasks`).
@@ -84,31 +81,6 @@ impl Default for Limits {
 struct RequestFile {
     #[serde(default)]
     task: Vec<Spanned<TaskFields>>,
-}
-
-/// The id of `parent`'s child `local`.
-pub fn child_id(parent: &str, local: &str) -> String {
-    format!("{parent}{SEPARATOR}{local}")
-}
-
-/// Levels of subtasks above `id` (0 for a plan's own task).
-pub fn depth(id: &str) -> usize {
-    id.matches(SEPARATOR).count()
-}
-
-/// The parent of subtask `id` (`None` for a plan's own task).
-pub fn parent_of(id: &str) -> Option<&str> {
-    id.rsplit_once(SEPARATOR).map(|(parent, _)| parent)
-}
-
-/// Task `id` as one component of a ref name or a file name: a subtask's
-/// `/` would make its ref a directory of its parent's, so it becomes `+`
-/// (which no task id has).
-pub fn flat(id: &str) -> Cow<'_, str> {
-    match id.contains(SEPARATOR) {
-        true => Cow::Owned(id.replace(SEPARATOR, "+")),
-        false => Cow::Borrowed(id),
-    }
 }
 
 /// What a parent passes on to its children beyond its own fields.

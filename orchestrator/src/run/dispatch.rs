@@ -37,6 +37,7 @@ mod experiments;
 mod merging;
 mod replanning;
 mod resumed;
+mod slots;
 mod subtasks;
 mod verifying;
 
@@ -67,12 +68,8 @@ pub(super) struct Dispatcher<'o> {
     base_commit: Oid,
     /// The run's state: what its events add up to.
     fold: RunFold,
-    /// Each task's slot in the fold.
-    slot: Vec<usize>,
-    /// Tasks handed to the executor that have not ended yet.
-    in_flight: Vec<bool>,
-    /// Dependencies not yet succeeded, per task.
-    waiting_on: Vec<usize>,
+    /// What the dispatcher keeps about each task, by task index.
+    slots: slots::Slots,
     ready: BinaryHeap<(usize, Reverse<usize>)>,
     /// Ready tasks the executor asked to wait (memory).
     deferred: Vec<(usize, Reverse<usize>)>,
@@ -86,25 +83,11 @@ pub(super) struct Dispatcher<'o> {
     stop: watch::Receiver<Option<Stop>>,
     observer: &'o mut (dyn FnMut(&Event) + Send),
     started: Instant,
-    /// The attempt number each task starts at (1, or more when resumed).
-    next_attempt: Vec<u32>,
     /// The model gateway, whose budgets decide whether another variant
     /// may start.
     gateway: Option<Arc<crate::gateway::Gateway>>,
-    /// For a variant, its experiment's index.
-    experiment_of: Vec<Option<usize>>,
-    /// For an experiment with `pick = "first"`, the variant that passed
-    /// first.
-    first_passed: Vec<Option<usize>>,
-    /// Why a variant was stopped by the dispatcher (another passed first),
-    /// for its `task_finished`.
-    superseded: Vec<Option<String>>,
     /// Subtask requests of running attempts, taken when a task succeeds.
     spawner: Arc<super::spawn::Spawner>,
-    /// For a subtask, the task that spawned it.
-    parent: Vec<Option<usize>>,
-    /// For a task that spawned subtasks, its children.
-    children: Vec<Vec<usize>>,
     /// Merges of a finished subtree onto its parent's result, on the
     /// blocking pool.
     joins: tokio::task::JoinSet<(usize, subtasks::Joined)>,
@@ -221,31 +204,24 @@ impl<'o> Dispatcher<'o> {
         let all = tasks.all();
         let mut graph = TaskGraph::new(&plan.tasks);
         graph.extend(&all, plan.tasks.len());
-        let parent: Vec<Option<usize>> = all
-            .iter()
-            .map(|t| crate::plan::subtasks::parent_of(&t.id).and_then(|p| tasks.position(p)))
-            .collect();
-        let mut children = vec![Vec::new(); all.len()];
-        for (i, p) in parent.iter().enumerate() {
-            if let Some(p) = p {
-                children[*p].push(i);
-            }
-        }
-        let waiting_on: Vec<usize> = (0..tasks.len()).map(|i| graph.deps(i).count()).collect();
+        let mut slots = slots::Slots::default();
         let mut ready = BinaryHeap::new();
-        for (i, n) in waiting_on.iter().enumerate() {
-            if *n == 0 {
+        for (i, t) in all.iter().enumerate() {
+            let waiting_on = graph.deps(i).count();
+            if waiting_on == 0 {
                 ready.push((graph.critical_path(i), Reverse(i)));
             }
+            let experiment_of = t
+                .variant()
+                .and_then(|v| plan.tasks.iter().position(|e| e.id == v.of));
+            let parent = crate::plan::subtasks::parent_of(&t.id).and_then(|p| tasks.position(p));
+            slots.push(slots::Slot::new(waiting_on, experiment_of, parent));
         }
-        let n = tasks.len();
-        let experiment_of = all
-            .iter()
-            .map(|t| {
-                let of = &t.variant()?.of;
-                plan.tasks.iter().position(|e| &e.id == of)
-            })
-            .collect();
+        for i in 0..all.len() {
+            if let Some(p) = slots[i].parent {
+                slots[p].children.push(i);
+            }
+        }
         let gateway = options.gateway.clone();
         let replan = plan.replan.clone();
         let replanner = match (&gateway, replan.rounds) {
@@ -270,9 +246,7 @@ impl<'o> Dispatcher<'o> {
             concurrency: options.concurrency.max(1),
             base_commit,
             fold: RunFold::default(),
-            slot: Vec::new(),
-            in_flight: vec![false; n],
-            waiting_on,
+            slots,
             ready,
             deferred: Vec::new(),
             cursor: 0,
@@ -283,14 +257,8 @@ impl<'o> Dispatcher<'o> {
             stop,
             observer,
             started: Instant::now(),
-            next_attempt: vec![1; n],
             gateway,
-            experiment_of,
-            first_passed: vec![None; n],
-            superseded: vec![None; n],
             spawner,
-            parent,
-            children,
             joins: tokio::task::JoinSet::new(),
             replanner,
             replans_left: replan.rounds,
@@ -321,32 +289,31 @@ impl<'o> Dispatcher<'o> {
 
     /// Finds each task's slot in the fold, once it has seen `run_started`.
     fn find_slots(&mut self) -> Result<(), RunError> {
-        self.slot = self
-            .tasks
-            .all()
-            .iter()
-            .map(|t| {
-                self.fold.slot(&t.id).ok_or_else(|| RunError::NotResumable {
+        let all = self.tasks.all();
+        for (t, slot) in all.iter().zip(self.slots.iter_mut()) {
+            slot.fold = self
+                .fold
+                .slot(&t.id)
+                .ok_or_else(|| RunError::NotResumable {
                     run: self.run.clone(),
                     why: format!("its journal's run_started does not list task `{}`", t.id),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+                })?;
+        }
         Ok(())
     }
 
     /// Where task `i` stands: what its events say, or running from the
     /// moment it is handed to the executor.
     fn status(&self, i: usize) -> TaskStatus {
-        match self.fold.status(self.slot[i]) {
-            TaskStatus::Pending if self.in_flight[i] => TaskStatus::Running,
+        match self.fold.status(self.slots[i].fold) {
+            TaskStatus::Pending if self.slots[i].in_flight => TaskStatus::Running,
             status => status,
         }
     }
 
     /// What task `i` gives its dependents and the integration branch.
     fn result(&self, i: usize) -> Option<Oid> {
-        self.fold.result(self.slot[i])
+        self.fold.result(self.slots[i].fold)
     }
 
     /// Records a state change: the journal gets it (its flush queued on the
@@ -367,7 +334,7 @@ impl<'o> Dispatcher<'o> {
         loop {
             self.dispatch()?;
             self.drive_verify(false)?;
-            let running = self.in_flight.iter().any(|&f| f);
+            let running = self.slots.iter().any(|s| s.in_flight);
             let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
             if !running
                 && self.merging.is_none()
@@ -411,7 +378,7 @@ impl<'o> Dispatcher<'o> {
         };
         self.stopping = Some(Stopping::Cancel);
         for i in 0..self.tasks.len() {
-            if self.in_flight[i] {
+            if self.slots[i].in_flight {
                 self.executor.cancel(i, how);
             }
         }
@@ -454,12 +421,12 @@ impl<'o> Dispatcher<'o> {
                         self.on_done(i, TaskStatus::Skipped, Some(why))?;
                         continue;
                     }
-                    self.in_flight[i] = true;
+                    self.slots[i].in_flight = true;
                     let mut deps: Vec<usize> = self.graph.deps(i).collect();
                     deps.sort_unstable();
                     // A subtask starts from its parent's result, merged
                     // with its siblings' it depends on.
-                    let line = self.parent[i].and_then(|p| self.line_start(p));
+                    let line = self.slots[i].parent.and_then(|p| self.line_start(p));
                     let deps = line
                         .into_iter()
                         .chain(deps.iter().filter_map(|&d| self.result(d)))
@@ -468,7 +435,7 @@ impl<'o> Dispatcher<'o> {
                         task: i,
                         base: self.base_commit,
                         deps,
-                        first_attempt: self.next_attempt[i],
+                        first_attempt: self.slots[i].next_attempt,
                     });
                 }
             }
@@ -482,7 +449,7 @@ impl<'o> Dispatcher<'o> {
         status: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), RunError> {
-        self.in_flight[i] = false;
+        self.slots[i].in_flight = false;
         // A task that asked for subtasks and succeeded waits for them.
         if status == TaskStatus::Succeeded
             && let Some(accepted) = self.spawner.take(&self.tasks.get(i).id)
@@ -514,7 +481,7 @@ impl<'o> Dispatcher<'o> {
         status: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), RunError> {
-        let reason = match self.superseded[i].take() {
+        let reason = match self.slots[i].superseded.take() {
             Some(why) if status == TaskStatus::Cancelled => Some(why),
             _ => reason,
         };
@@ -523,11 +490,11 @@ impl<'o> Dispatcher<'o> {
             status,
             reason,
         })?;
-        if let Some(e) = self.experiment_of[i] {
+        if let Some(e) = self.slots[i].experiment_of {
             return self.on_variant_done(i, e, status);
         }
         self.after_finished(i, status)?;
-        match self.parent[i] {
+        match self.slots[i].parent {
             Some(p) => self.on_child_done(p),
             None => Ok(()),
         }
@@ -539,8 +506,8 @@ impl<'o> Dispatcher<'o> {
         if status == TaskStatus::Succeeded {
             let dependents: Vec<usize> = self.graph.dependents(i).collect();
             for d in dependents {
-                self.waiting_on[d] -= 1;
-                if self.waiting_on[d] == 0 && self.status(d) == TaskStatus::Pending {
+                self.slots[d].waiting_on -= 1;
+                if self.slots[d].waiting_on == 0 && self.status(d) == TaskStatus::Pending {
                     self.ready.push((self.graph.critical_path(d), Reverse(d)));
                     self.emit(EventBody::TaskQueued {
                         task: self.tasks.get(d).id.clone(),
@@ -605,7 +572,7 @@ impl<'o> Dispatcher<'o> {
         // A task waiting for subtasks that will not run now ends with them
         // (children come after their parents: the deepest first).
         for i in (0..self.tasks.len()).rev() {
-            if self.status(i) == TaskStatus::Running && !self.in_flight[i] {
+            if self.status(i) == TaskStatus::Running && !self.slots[i].in_flight {
                 self.emit(EventBody::TaskFinished {
                     task: self.tasks.get(i).id.clone(),
                     status: leftover.0,
@@ -648,7 +615,7 @@ impl<'o> Dispatcher<'o> {
         } else if (0..self.tasks.len())
             // A variant that failed is part of an experiment's work; the
             // experiment's own status says whether it did its job.
-            .filter(|&i| self.experiment_of[i].is_none())
+            .filter(|&i| self.slots[i].experiment_of.is_none())
             .all(|i| self.status(i).is_success())
             && self.verify.as_ref().is_none_or(|v| v.passed())
         {

@@ -16,7 +16,7 @@ mod table;
 mod verify;
 mod writer;
 
-pub use local::agent_task::transcript_path;
+pub use crate::layout::transcript_path;
 pub use lock::{RunLock, is_held as is_driven};
 
 /// How many nice steps below the dispatcher's thread swarm's background
@@ -110,7 +110,7 @@ pub struct RunOptions {
 }
 
 /// The options of the executor the plan names, put together by
-/// [`crate::assemble`]: each executor's own, so that another engine adds
+/// `assemble::assemble`: each executor's own, so that another engine adds
 /// a variant here and its arm in [`Prepared::executor`].
 #[derive(Debug, Clone, Default)]
 pub enum ExecutorOptions {
@@ -214,7 +214,7 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn run_dir(&self) -> PathBuf {
-        crate::report::run_dir(&self.repo.workdir, &self.run)
+        crate::layout::run_dir(&self.repo.workdir, &self.run)
     }
 
     pub fn integration_branch(&self) -> String {
@@ -351,7 +351,7 @@ fn name_in_use(repo: &Repo, name: &str) -> Result<Option<String>, RunError> {
     if repo.has_refs_under(&refs::run_prefix(name))? {
         return Ok(Some(format!("refs under {}", refs::run_prefix(name))));
     }
-    let dir = crate::report::run_dir(&repo.workdir, name);
+    let dir = crate::layout::run_dir(&repo.workdir, name);
     // A link there is taken too (and refused later); never followed.
     if dir.symlink_metadata().is_ok() {
         return Ok(Some(format!("directory {}", dir.display())));

@@ -124,4 +124,3 @@ pub(crate) fn doctor() -> Result<i32, Failure> {
         }
     }
 }
-

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
-use swarm_orchestrator::plan::{self, Plan, SandboxMode};
 use swarm_orchestrator::assemble;
+use swarm_orchestrator::plan::{self, Plan, SandboxMode};
 use swarm_orchestrator::run;
 use swarm_orchestrator::{escape, exit, journal, report};
 use swarm_sandbox::Stop;

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use swarm_protocol::verify::VerifyPurpose;
-use swarm_protocol::{AttemptOutcome, Event, EventBody, RunReport, TaskInfo, TaskKind, TaskStatus};
+use swarm_protocol::{AttemptOutcome, Event, EventBody, RunReport, TaskInfo, TaskStatus};
 
 use swarm_orchestrator::escape;
 use swarm_orchestrator::report::RunState;
@@ -70,11 +70,7 @@ impl Progress {
                 .tasks
                 .iter()
                 .find(|t| &t.id == task)
-                .map_or("", |t| match t.kind {
-                    TaskKind::Command => "command",
-                    TaskKind::Wasm => "wasm",
-                    TaskKind::Agent => "agent",
-                });
+                .map_or("", |t| t.kind.name());
             let agent = self
                 .agents
                 .get(task)
@@ -941,8 +937,10 @@ pub fn print_grants(
         for (key, value) in &toolchain.env {
             println!("  env             {key}={value}");
         }
-        if let (Some(home), Some((name, var))) = (home, swarm_orchestrator::assemble::toolchains::cache_of(toolchain.name))
-        {
+        if let (Some(home), Some((name, var))) = (
+            home,
+            swarm_orchestrator::assemble::toolchains::cache_of(toolchain.name),
+        ) {
             let dir = home.join(".cache").join(name);
             match var {
                 "CARGO_TARGET_DIR" => println!(

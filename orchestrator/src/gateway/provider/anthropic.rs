@@ -8,8 +8,8 @@ use swarm_protocol::agent::{Block, Message, Role, StopReason};
 
 use super::{Ask, Defaults, Provider};
 use crate::gateway::Secret;
+use crate::gateway::config::ModelConfig;
 use crate::gateway::stream::{Failure, Slot, StreamEvent};
-use crate::plan::ModelConfig;
 
 /// The Anthropic Messages API.
 #[derive(Debug, Clone, Copy)]

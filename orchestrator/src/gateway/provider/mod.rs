@@ -6,7 +6,7 @@
 //! hints, and gives the defaults the plan fills in for its models.
 //!
 //! Adding a provider is one file here implementing the trait, its variant
-//! in `plan::Provider` (the plan's `provider` key), and one arm in
+//! in `config::Provider` (the plan's `provider` key), and one arm in
 //! [`for_kind`], where that key picks the implementation.
 
 mod anthropic;
@@ -19,7 +19,7 @@ use swarm_protocol::agent::{Message, ToolSpec};
 
 use super::Secret;
 use super::stream::{Failure, StreamEvent};
-use crate::plan::{self, ModelConfig};
+use crate::gateway::config::{self, ModelConfig};
 
 pub(crate) use anthropic::Anthropic;
 pub(crate) use openai::OpenAi;
@@ -106,10 +106,10 @@ pub(crate) trait Provider: Send + Sync + std::fmt::Debug {
 
 /// The provider a plan's `provider` key names: the one place that maps
 /// the key to an implementation.
-pub(crate) fn for_kind(kind: plan::Provider) -> &'static dyn Provider {
+pub(crate) fn for_kind(kind: config::Provider) -> &'static dyn Provider {
     match kind {
-        plan::Provider::Anthropic => &Anthropic,
-        plan::Provider::Openai => &OpenAi,
+        config::Provider::Anthropic => &Anthropic,
+        config::Provider::Openai => &OpenAi,
     }
 }
 
@@ -141,16 +141,16 @@ pub(crate) fn classify_status(
 mod tests {
     use super::*;
 
-    fn config(provider: plan::Provider, base_url: &str) -> ModelConfig {
+    fn config(provider: config::Provider, base_url: &str) -> ModelConfig {
         ModelConfig::for_test(provider, base_url)
     }
 
     #[test]
     fn each_provider_gives_its_own_defaults() {
-        let anthropic = for_kind(plan::Provider::Anthropic).defaults();
+        let anthropic = for_kind(config::Provider::Anthropic).defaults();
         assert_eq!(anthropic.base_url, "https://api.anthropic.com");
         assert_eq!(anthropic.api_key_env, "ANTHROPIC_API_KEY");
-        let openai = for_kind(plan::Provider::Openai).defaults();
+        let openai = for_kind(config::Provider::Openai).defaults();
         assert_eq!(openai.base_url, "https://api.openai.com/v1");
         assert_eq!(openai.api_key_env, "OPENAI_API_KEY");
     }
@@ -159,7 +159,7 @@ mod tests {
     fn each_provider_builds_its_own_url_and_authentication() {
         let http = reqwest::Client::new();
         let key = Secret::new("sk-test");
-        let anthropic = config(plan::Provider::Anthropic, "http://127.0.0.1:1");
+        let anthropic = config(config::Provider::Anthropic, "http://127.0.0.1:1");
         let provider = for_kind(anthropic.provider);
         let r = provider
             .request(&http, &anthropic, Some(&key), true)
@@ -170,7 +170,7 @@ mod tests {
         assert_eq!(r.headers()["anthropic-version"], "2023-06-01");
         assert!(r.headers().get("authorization").is_none());
 
-        let openai = config(plan::Provider::Openai, "http://127.0.0.1:1/v1");
+        let openai = config(config::Provider::Openai, "http://127.0.0.1:1/v1");
         let provider = for_kind(openai.provider);
         let r = provider
             .request(&http, &openai, Some(&key), false)
@@ -206,7 +206,7 @@ mod tests {
             max_tokens: 7,
             stream,
         };
-        let c = config(plan::Provider::Anthropic, "http://h");
+        let c = config(config::Provider::Anthropic, "http://h");
         let b = for_kind(c.provider).body(&c, &ask(true));
         assert_eq!(b["system"], "sys");
         assert_eq!(b["max_tokens"], 7);
@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(b["tools"][0]["input_schema"]["type"], "object");
         assert_eq!(for_kind(c.provider).body(&c, &ask(false))["stream"], false);
 
-        let c = config(plan::Provider::Openai, "http://h/v1");
+        let c = config(config::Provider::Openai, "http://h/v1");
         let b = for_kind(c.provider).body(&c, &ask(true));
         assert_eq!(b["messages"][0]["role"], "system");
         assert_eq!(b["messages"][1]["content"], "hi");

@@ -11,8 +11,8 @@ use swarm_protocol::agent::{Block, Message, Role, StopReason};
 
 use super::{Ask, Defaults, Provider};
 use crate::gateway::Secret;
+use crate::gateway::config::ModelConfig;
 use crate::gateway::stream::{Failure, Slot, StreamEvent};
-use crate::plan::ModelConfig;
 
 /// OpenAI-style Chat Completions.
 #[derive(Debug, Clone, Copy)]

@@ -26,8 +26,8 @@ impl Dispatcher<'_> {
             .get(e)
             .experiment()
             .is_some_and(|x| x.pick == Pick::First);
-        if first && status == TaskStatus::Succeeded && self.first_passed[e].is_none() {
-            self.first_passed[e] = Some(i);
+        if first && status == TaskStatus::Succeeded && self.slots[e].first_passed.is_none() {
+            self.slots[e].first_passed = Some(i);
             self.stop_siblings(e, i)?;
         }
         self.variant_ended(e)
@@ -35,8 +35,8 @@ impl Dispatcher<'_> {
 
     /// One more variant of `e` ended: decide it once none is left.
     fn variant_ended(&mut self, e: usize) -> Result<(), RunError> {
-        self.waiting_on[e] = self.waiting_on[e].saturating_sub(1);
-        if self.waiting_on[e] == 0 && self.status(e) == TaskStatus::Pending {
+        self.slots[e].waiting_on = self.slots[e].waiting_on.saturating_sub(1);
+        if self.slots[e].waiting_on == 0 && self.status(e) == TaskStatus::Pending {
             self.decide(e)?;
         }
         self.advance_merges()
@@ -52,8 +52,8 @@ impl Dispatcher<'_> {
         );
         let siblings: Vec<usize> = self.graph.deps(e).filter(|&v| v != winner).collect();
         for v in siblings {
-            if self.in_flight[v] {
-                self.superseded[v] = Some(reason.clone());
+            if self.slots[v].in_flight {
+                self.slots[v].superseded = Some(reason.clone());
                 self.executor.cancel(v, Stop::Graceful);
             } else if self.status(v) == TaskStatus::Pending {
                 self.emit(EventBody::TaskFinished {
@@ -61,7 +61,7 @@ impl Dispatcher<'_> {
                     status: TaskStatus::Cancelled,
                     reason: Some(reason.clone()),
                 })?;
-                self.waiting_on[e] = self.waiting_on[e].saturating_sub(1);
+                self.slots[e].waiting_on = self.slots[e].waiting_on.saturating_sub(1);
             }
         }
         Ok(())
@@ -71,7 +71,7 @@ impl Dispatcher<'_> {
     /// it: the run's or its experiment's is spent, or has less left than
     /// the dearest finished variant of its experiment cost.
     pub(super) fn budget_stops(&self, i: usize) -> Option<String> {
-        let e = self.experiment_of[i]?;
+        let e = self.slots[i].experiment_of?;
         let task = self.tasks.get(i);
         let agent = task.agent()?;
         let gateway = self.gateway.as_ref()?;
@@ -80,7 +80,7 @@ impl Dispatcher<'_> {
         for v in self.graph.deps(e) {
             if let Some(a) = report
                 .tasks
-                .get(self.slot[v])
+                .get(self.slots[v].fold)
                 .and_then(|t| t.agent.as_ref())
             {
                 tokens = tokens.max(a.usage.total());
@@ -102,12 +102,12 @@ impl Dispatcher<'_> {
             return;
         };
         for (i, task) in self.tasks.all().iter().enumerate() {
-            let (Some(e), Some(agent)) = (self.experiment_of[i], task.agent()) else {
+            let (Some(e), Some(agent)) = (self.slots[i].experiment_of, task.agent()) else {
                 continue;
             };
             if let Some(a) = report
                 .tasks
-                .get(self.slot[i])
+                .get(self.slots[i].fold)
                 .and_then(|t| t.agent.as_ref())
             {
                 gateway
@@ -142,7 +142,8 @@ impl Dispatcher<'_> {
         let rows: Vec<Row> = variants.iter().filter_map(|&v| self.row(v)).collect();
         // A resumed run does not know which passed first: the lowest
         // number of those that did.
-        let first = self.first_passed[e]
+        let first = self.slots[e]
+            .first_passed
             .or_else(|| {
                 variants
                     .iter()
@@ -174,13 +175,13 @@ impl Dispatcher<'_> {
     /// Whether variant `v` of `e` was cancelled because another passed
     /// first, not by the user.
     fn superseded_by_first(&self, e: usize, v: usize) -> bool {
-        self.first_passed[e].is_some_and(|w| w != v)
+        self.slots[e].first_passed.is_some_and(|w| w != v)
     }
 
     /// What the fold knows of variant `v`, for the ranking.
     fn row(&self, v: usize) -> Option<Row> {
-        let report = self.fold.report()?.tasks.get(self.slot[v])?;
-        let state = self.fold.state(self.slot[v]);
+        let report = self.fold.report()?.tasks.get(self.slots[v].fold)?;
+        let state = self.fold.state(self.slots[v].fold);
         let number = self.tasks.get(v).variant().map_or(0, |x| x.number);
         let (tokens, cost_usd) = report
             .agent

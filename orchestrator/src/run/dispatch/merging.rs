@@ -36,7 +36,7 @@ impl Dispatcher<'_> {
     /// do (then `false`).
     fn start_merge(&mut self, i: usize) -> Result<bool, RunError> {
         // A variant's result reaches the branch only as its experiment's.
-        if self.experiment_of[i].is_some() {
+        if self.slots[i].experiment_of.is_some() {
             return Ok(false);
         }
         let id = self.tasks.get(i).id.clone();

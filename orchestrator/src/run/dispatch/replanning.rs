@@ -29,7 +29,7 @@ impl Dispatcher<'_> {
             && self.replanner.is_some()
             && self.stopping != Some(Stopping::Cancel)
             && self.stop.borrow().is_none()
-            && self.experiment_of[i].is_none()
+            && self.slots[i].experiment_of.is_none()
             && task.experiment().is_none()
             && subtasks::depth(&task.id) < self.spawner.max_depth()
     }
@@ -57,7 +57,10 @@ impl Dispatcher<'_> {
             rounds: self.replan_rounds,
             reason: why.clone(),
         })?;
-        let report = self.fold.report().and_then(|r| r.tasks.get(self.slot[i]));
+        let report = self
+            .fold
+            .report()
+            .and_then(|r| r.tasks.get(self.slots[i].fold));
         let logs = report
             .map(|t| vec![t.stderr_log.clone().into(), t.stdout_log.clone().into()])
             .unwrap_or_default();
@@ -72,7 +75,7 @@ impl Dispatcher<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let Some(base) = self.fold.state(self.slot[i]).and_then(|s| s.base) else {
+        let Some(base) = self.fold.state(self.slots[i].fold).and_then(|s| s.base) else {
             return self.end_task(i, status, reason);
         };
         let failure = Failure {

@@ -55,7 +55,7 @@ impl<'o> Dispatcher<'o> {
         dispatcher.verify = verify;
         dispatcher.resume_verify()?;
         for &i in &recovered.adopted {
-            dispatcher.in_flight[i] = true;
+            dispatcher.slots[i].in_flight = true;
         }
         let ids = |list: &[usize]| -> Vec<String> {
             list.iter()
@@ -71,12 +71,18 @@ impl<'o> Dispatcher<'o> {
             merged: ids(recovered.merged_by_git.as_slice()),
         };
         dispatcher.emit(body)?;
-        dispatcher.next_attempt = recovered.first_attempt;
+        for (slot, first) in dispatcher
+            .slots
+            .iter_mut()
+            .zip(recovered.first_attempt.iter().copied())
+        {
+            slot.next_attempt = first;
+        }
         // Replans are counted over the whole run, resumes included.
         dispatcher.replans_left = dispatcher.replan_rounds.saturating_sub(replanned);
         dispatcher.seed_group_budgets();
         for i in 0..dispatcher.tasks.len() {
-            if !dispatcher.children[i].is_empty() {
+            if !dispatcher.slots[i].children.is_empty() {
                 dispatcher.seed_subtree_budget(i);
             }
         }
@@ -85,7 +91,7 @@ impl<'o> Dispatcher<'o> {
             // An experiment waits for its variants to end, however they
             // ended; other tasks for their dependencies to succeed.
             let experiment = dispatcher.tasks.get(i).experiment().is_some();
-            dispatcher.waiting_on[i] = dispatcher
+            dispatcher.slots[i].waiting_on = dispatcher
                 .graph
                 .deps(i)
                 .filter(|&d| match experiment {
@@ -100,7 +106,7 @@ impl<'o> Dispatcher<'o> {
                 })
                 .count();
             if dispatcher.status(i) == TaskStatus::Pending
-                && dispatcher.waiting_on[i] == 0
+                && dispatcher.slots[i].waiting_on == 0
                 && !experiment
             {
                 dispatcher
@@ -111,7 +117,7 @@ impl<'o> Dispatcher<'o> {
         // Dependents of what failed before stay blocked (a variant's
         // failure is its experiment's to weigh).
         for i in 0..dispatcher.tasks.len() {
-            if dispatcher.experiment_of[i].is_some() {
+            if dispatcher.slots[i].experiment_of.is_some() {
                 continue;
             }
             let what = match dispatcher.status(i) {
@@ -127,7 +133,7 @@ impl<'o> Dispatcher<'o> {
         // decided now.
         for e in 0..dispatcher.tasks.len() {
             if dispatcher.tasks.get(e).experiment().is_some()
-                && dispatcher.waiting_on[e] == 0
+                && dispatcher.slots[e].waiting_on == 0
                 && dispatcher.status(e) == TaskStatus::Pending
             {
                 dispatcher.decide(e)?;
@@ -136,9 +142,9 @@ impl<'o> Dispatcher<'o> {
         // A task whose subtasks all ended before the crash ends now (the
         // deepest first: a child's end may end its parent).
         for p in (0..dispatcher.tasks.len()).rev() {
-            if !dispatcher.children[p].is_empty()
+            if !dispatcher.slots[p].children.is_empty()
                 && dispatcher.status(p) == TaskStatus::Running
-                && !dispatcher.in_flight[p]
+                && !dispatcher.slots[p].in_flight
             {
                 dispatcher.on_child_done(p)?;
             }

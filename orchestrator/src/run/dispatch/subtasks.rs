@@ -14,10 +14,11 @@ use swarm_protocol::{EventBody, TaskInfo, TaskStatus};
 
 use super::super::RunError;
 use super::super::spawn::Accepted;
-use crate::run::local::task::blocking;
 use super::Dispatcher;
+use super::slots::Slot;
 use crate::git::{GitError, merge_results, refs};
 use crate::plan::Task;
+use crate::run::local::task::blocking;
 
 /// How merging a subtree onto its parent went: the merged commit, or the
 /// files where the children's results conflict.
@@ -29,7 +30,7 @@ impl Dispatcher<'_> {
     pub(super) fn spawn_children(&mut self, i: usize, accepted: Accepted) -> Result<(), RunError> {
         let attempt = self
             .fold
-            .state(self.slot[i])
+            .state(self.slots[i].fold)
             .map_or(1, |s| s.attempt.max(1));
         let infos = accepted.tasks.iter().map(info).collect();
         self.emit(EventBody::SubtasksSpawned {
@@ -42,7 +43,7 @@ impl Dispatcher<'_> {
         self.seed_subtree_budget(i);
         let added = self.add_children(i, accepted.tasks)?;
         for c in added {
-            if self.waiting_on[c] == 0 {
+            if self.slots[c].waiting_on == 0 {
                 self.ready.push((self.graph.critical_path(c), Reverse(c)));
                 self.emit(EventBody::TaskQueued {
                     task: self.tasks.get(c).id.clone(),
@@ -67,17 +68,11 @@ impl Dispatcher<'_> {
         let added: Vec<usize> = (first..self.tasks.len()).collect();
         self.graph.extend(&self.tasks.all(), first);
         for &c in &added {
-            self.in_flight.push(false);
             // Its siblings it depends on (its parent's result is there).
-            self.waiting_on.push(self.graph.deps(c).count());
-            self.next_attempt.push(1);
-            self.experiment_of.push(None);
-            self.first_passed.push(None);
-            self.superseded.push(None);
-            self.parent.push(Some(i));
-            self.children.push(Vec::new());
+            self.slots
+                .push(Slot::new(self.graph.deps(c).count(), None, Some(i)));
         }
-        self.children[i].extend(&added);
+        self.slots[i].children.extend(&added);
         self.find_slots()?;
         Ok(added)
     }
@@ -96,10 +91,10 @@ impl Dispatcher<'_> {
         let group = gateway.subtree(&task.id, agent.budget);
         let mut tree = vec![i];
         while let Some(t) = tree.pop() {
-            tree.extend(&self.children[t]);
+            tree.extend(&self.slots[t].children);
             if let Some(a) = report
                 .tasks
-                .get(self.slot[t])
+                .get(self.slots[t].fold)
                 .and_then(|r| r.agent.as_ref())
             {
                 group.add(a.usage, a.cost_usd);
@@ -110,7 +105,7 @@ impl Dispatcher<'_> {
     /// A child of `p` ended: once every one has, `p` is merged with them
     /// or blocked by the first that did not succeed.
     pub(super) fn on_child_done(&mut self, p: usize) -> Result<(), RunError> {
-        let children = self.children[p].clone();
+        let children = self.slots[p].children.clone();
         let ended = |s: TaskStatus| s.is_final() || s == TaskStatus::Succeeded;
         if children.iter().any(|&c| !ended(self.status(c))) {
             return Ok(());
@@ -152,7 +147,7 @@ impl Dispatcher<'_> {
     /// Where task `p`'s line starts for its children: its result, or its
     /// base when it was replanned (its failed result is left out).
     pub(super) fn line_start(&self, p: usize) -> Option<Oid> {
-        self.fold.state(self.slot[p])?.line_start()
+        self.fold.state(self.slots[p].fold)?.line_start()
     }
 
     /// The merge of `p`'s subtree ended.
@@ -169,7 +164,7 @@ impl Dispatcher<'_> {
                 let id = self.tasks.get(p).id.clone();
                 // A replanned task's own (failed) result is not in its
                 // line: it moves to its attempt's ref, never lost.
-                if let Some(state) = self.fold.state(self.slot[p]).filter(|s| s.replaced)
+                if let Some(state) = self.fold.state(self.slots[p].fold).filter(|s| s.replaced)
                     && let Some(failed) = state.commit
                 {
                     self.repo.set_ref(
@@ -218,7 +213,7 @@ impl Dispatcher<'_> {
             reason,
         })?;
         self.after_finished(p, status)?;
-        match self.parent[p] {
+        match self.slots[p].parent {
             Some(grandparent) => self.on_child_done(grandparent),
             None => Ok(()),
         }

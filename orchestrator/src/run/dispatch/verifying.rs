@@ -379,9 +379,10 @@ impl Dispatcher<'_> {
         v.rebuilding = true;
         v.culprit = None;
         v.jobs.spawn(async move {
-            let rebuilt =
-                crate::run::local::task::blocking(move || rebuild(&repo, onto, removed, &later, squash))
-                    .await;
+            let rebuilt = crate::run::local::task::blocking(move || {
+                rebuild(&repo, onto, removed, &later, squash)
+            })
+            .await;
             Done::Rebuilt {
                 culprit,
                 at,

@@ -39,11 +39,6 @@ fn failed(message: String) -> AgentAttempt {
     }
 }
 
-/// Where attempt `attempt` of `task` keeps its transcript.
-pub fn transcript_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
-    crate::layout::task_logs(run_dir, task).join(format!("{attempt}.transcript.jsonl"))
-}
-
 /// Runs one attempt of agent task `task`. `spec` is set up for the task's
 /// worktree, environment, logs, deadline and sandbox; this turns it into
 /// the agent process and a verify command.
@@ -69,7 +64,7 @@ pub(crate) async fn run(
         Ok(s) => s,
         Err(e) => return failed(format!("create the agent's channel: {e}")),
     };
-    let transcript = transcript_path(&ctx.run_dir, &task.id, attempt);
+    let transcript = crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt);
     let bash_timeout = task
         .timeout
         .unwrap_or(MAX_BASH_TIMEOUT)

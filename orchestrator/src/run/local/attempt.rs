@@ -14,8 +14,8 @@ use tokio::sync::watch;
 
 use super::task::Ctx;
 use crate::git::write_view;
+use crate::layout::{log_paths, verify_log_paths};
 use crate::plan::{AgentTask, NetworkMode, Payload, Task, WasmTask};
-use crate::report::{log_paths, verify_log_paths};
 
 /// The directories of `ctx`'s caches that `task` uses, made (and handed to
 /// `owner`, the identity sandboxed tasks run as when it is not swarm's).
@@ -79,8 +79,44 @@ pub(crate) fn trust_checkouts(home: &std::path::Path) -> std::io::Result<()> {
         })
 }
 
+/// What one attempt did: how its command (or agent, or program) ended,
+/// its `verify`, the agent's report and a variant's score.
+#[derive(Debug)]
+pub(crate) struct Ran {
+    pub outcome: AttemptOutcome,
+    pub verify: Option<Verify>,
+    pub agent: Option<AgentReport>,
+    pub score: Option<swarm_protocol::experiment::Score>,
+}
+
+impl Ran {
+    /// An attempt that could not start, and why.
+    fn not_started(message: String) -> Self {
+        Self {
+            outcome: AttemptOutcome::SpawnFailed { message },
+            verify: None,
+            agent: None,
+            score: None,
+        }
+    }
+
+    /// Whether the attempt did its work: it ran to success, its `verify`
+    /// did not fail and an agent finished.
+    fn passed(&self) -> bool {
+        self.outcome.is_success()
+            && !matches!(self.verify, Some(Verify::Failed(_)))
+            && self
+                .agent
+                .as_ref()
+                .is_none_or(|r| r.outcome == swarm_protocol::agent::AgentOutcome::Finished)
+    }
+}
+
 /// The command (or the agent, or the WASM program), then `verify` if it
-/// succeeded, within one deadline.
+/// succeeded, within one deadline; then a variant's score. In steps: what
+/// the attempt runs in is set up ([`Setup::make`]), what it may change is
+/// handed to the sandbox's user, it runs ([`Setup::run`]), and what it
+/// changed is taken back.
 pub(crate) async fn run_attempt(
     ctx: &Ctx,
     task: &Task,
@@ -90,21 +126,157 @@ pub(crate) async fn run_attempt(
     git_dir: &std::path::Path,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Ran {
-    let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
-    let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
-    for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            return (
-                AttemptOutcome::SpawnFailed {
-                    message: format!("create {}: {e}", dir.display()),
-                },
-                None,
-                None,
-                None,
-            );
-        }
+    let setup = match Setup::make(ctx, task, attempt, base, workdir, git_dir) {
+        Ok(setup) => setup,
+        Err(message) => return Ran::not_started(message),
+    };
+    if let Err(message) = setup.hand_over().await {
+        return Ran::not_started(message);
     }
-    let mut env: Vec<(String, String)> = vec![
+    let Setup {
+        spec,
+        cgroup,
+        owned,
+        ..
+    } = setup;
+    let ran = run_in(ctx, task, attempt, workdir, spec, cgroup.as_ref(), stop).await;
+    if let Err(e) = change_owners(owned, false).await {
+        tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
+    }
+    // What the task left outside its process group goes with it.
+    drop(cgroup);
+    ran
+}
+
+/// Everything an attempt runs in, made before it starts.
+struct Setup {
+    /// The process to start: script, environment, logs, sandbox, limits.
+    spec: CommandSpec,
+    /// The attempt's own cgroup, for a task with limits.
+    cgroup: Option<super::cgroup::TaskCgroup>,
+    /// What the sandbox's unprivileged user owns while the attempt runs
+    /// (as root only).
+    owned: Vec<PathBuf>,
+    /// The task's private tmp (and HOME).
+    tmp: PathBuf,
+}
+
+impl Setup {
+    /// Logs and tmp, environment, cgroup, git view, build caches and the
+    /// sandbox policy of attempt `attempt` of `task`; the error says why
+    /// it cannot start.
+    fn make(
+        ctx: &Ctx,
+        task: &Task,
+        attempt: u32,
+        base: Oid,
+        workdir: &std::path::Path,
+        git_dir: &std::path::Path,
+    ) -> Result<Self, String> {
+        let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
+        let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
+        for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        }
+        let mut env = attempt_env(ctx, task, attempt, base, &tmp);
+        let cgroup = task_cgroup(ctx, task, attempt);
+        let sandbox = match &ctx.sandbox {
+            None => None,
+            Some(settings) => {
+                let confined = Confined {
+                    task,
+                    workdir,
+                    git_dir,
+                    tmp: &tmp,
+                    own_cgroup: cgroup.is_some(),
+                };
+                Some(confined.sandbox(ctx, settings, &mut env)?)
+            }
+        };
+        if task.isolation == Isolation::Readonly {
+            // A read-only checkout cannot hold build output: cargo writes
+            // `target/` beside Cargo.toml unless told otherwise. The task's
+            // own `env` (added below) still wins.
+            env.push((
+                "CARGO_TARGET_DIR".into(),
+                tmp.join("target").display().to_string(),
+            ));
+        }
+        env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // As root, workers run as an unprivileged user, which must own what
+        // they may change, and only while they run.
+        let owned: Vec<PathBuf> = match (&sandbox, swarm_sandbox::worker_identity()) {
+            (Some(_), Some(_)) => std::iter::once(tmp.clone())
+                .chain((task.isolation == Isolation::Worktree).then(|| workdir.to_path_buf()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let script = match &task.payload {
+            Payload::Command { run } => run.clone(),
+            // A WASM program runs in swarm's process; `agent::run` sets
+            // the program (the agent) in place of a script.
+            Payload::Wasm(_) | Payload::Agent(_) => String::new(),
+        };
+        // An unconfined command without a cgroup of its own joins the run's:
+        // when the coordinator dies, its watcher kills everything in it.
+        // (`Ctx::unconfined` exists only for unsandboxed runs.)
+        let shared = ctx
+            .unconfined
+            .as_ref()
+            .filter(|_| !in_process(&task.payload));
+        let spec = CommandSpec {
+            script,
+            program: None,
+            pass_fds: Vec::new(),
+            inherit_env: true,
+            env_remove: ctx.secret_vars.clone(),
+            cwd: workdir.to_path_buf(),
+            env,
+            stdout,
+            stderr,
+            deadline: deadline(task),
+            grace: ctx.grace,
+            max_output: task.max_output,
+            sandbox,
+            cgroups: cgroup
+                .as_ref()
+                .or(shared)
+                .map(|c| c.fds())
+                .unwrap_or_default(),
+            cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
+        };
+        Ok(Self {
+            spec,
+            cgroup,
+            owned,
+            tmp,
+        })
+    }
+
+    /// Hands what the attempt may change to the sandbox's user (as root).
+    async fn hand_over(&self) -> Result<(), String> {
+        if self.owned.is_empty() {
+            return Ok(());
+        }
+        // The view of the git directory stays root's (read-only to the task
+        // anyway): the task's own global configuration (HOME is its tmp)
+        // trusts it.
+        trust_checkouts(&self.tmp)
+            .map_err(|e| format!("write {}: {e}", self.tmp.join(".gitconfig").display()))?;
+        change_owners(self.owned.clone(), true).await
+    }
+}
+
+/// The variables swarm gives every attempt (the sandbox's and the task's
+/// own come after).
+fn attempt_env(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    base: Oid,
+    tmp: &std::path::Path,
+) -> Vec<(String, String)> {
+    vec![
         ("SWARM_RUN".into(), ctx.run.clone()),
         ("SWARM_TASK".into(), task.id.clone()),
         ("SWARM_ATTEMPT".into(), attempt.to_string()),
@@ -113,79 +285,91 @@ pub(crate) async fn run_attempt(
         // Where a command may ask for subtasks (see `run::spawn`).
         (
             crate::run::spawn::REQUEST_VAR.into(),
-            tmp.join(crate::run::spawn::REQUEST_FILE).display().to_string(),
+            tmp.join(crate::run::spawn::REQUEST_FILE)
+                .display()
+                .to_string(),
         ),
-    ];
-    // Cgroups of their own only for tasks that ask for limits: making and
-    // removing one costs about a millisecond in the kernel, which doubled
-    // the cost of a no-op task. Unconfined tasks without limits share the
-    // run's (`Ctx::unconfined`), which holds whatever they start.
+    ]
+}
+
+/// The attempt's own cgroup, for a task that asks for limits: making and
+/// removing one costs about a millisecond in the kernel, which doubled the
+/// cost of a no-op task. Unconfined tasks without limits share the run's
+/// (`Ctx::unconfined`), which holds whatever they start.
+fn task_cgroup(ctx: &Ctx, task: &Task, attempt: u32) -> Option<super::cgroup::TaskCgroup> {
     let limited = task.memory.is_some() || task.processes.is_some();
-    let cgroup = match &ctx.cgroups {
+    match &ctx.cgroups {
         Some(cgroups) if limited && !in_process(&task.payload) => {
             let processes = Some(
                 task.processes
                     .unwrap_or(swarm_sandbox::Limits::default().processes),
             );
-            let name = format!("{}-{attempt}", crate::plan::subtasks::flat(&task.id));
+            let name = format!("{}-{attempt}", crate::ids::flat(&task.id));
             cgroups
                 .task(&name, task.memory, processes)
                 .map_err(|e| tracing::warn!(task = %task.id, error = %e, "failed to create the task's cgroup; it runs under rlimits only"))
                 .ok()
         }
         _ => None,
-    };
-    // Git commands in the worktree see a view of the git directory: its
-    // objects and the task's own records, not the repository's
-    // configuration or other tasks' refs (see `git::view`).
-    let views = match ctx.sandbox.as_ref().filter(|_| !in_process(&task.payload)) {
-        Some(_) => {
-            let dir = crate::layout::git_view(&ctx.run_dir, &task.id);
-            match write_view(&ctx.repo, &dir, git_dir) {
-                Ok(views) => views,
-                Err(e) => {
-                    return (
-                        AttemptOutcome::SpawnFailed {
-                            message: e.to_string(),
-                        },
-                        None,
-                        None,
-                        None,
-                    );
-                }
+    }
+}
+
+/// What a sandboxed attempt's policy is made from.
+struct Confined<'a> {
+    task: &'a Task,
+    workdir: &'a std::path::Path,
+    git_dir: &'a std::path::Path,
+    tmp: &'a std::path::Path,
+    /// Whether the attempt has a cgroup of its own (which then holds its
+    /// memory limit).
+    own_cgroup: bool,
+}
+
+impl Confined<'_> {
+    /// The sandbox of the attempt (its git view and build caches made),
+    /// the variables it needs added to `env`.
+    fn sandbox(
+        &self,
+        ctx: &Ctx,
+        settings: &crate::run::SandboxSettings,
+        env: &mut Vec<(String, String)>,
+    ) -> Result<Sandboxed, String> {
+        let Self {
+            task,
+            workdir,
+            git_dir,
+            tmp,
+            own_cgroup,
+        } = *self;
+        // A WASM guest runs in swarm's process: this policy is not its, and
+        // nothing is made for it.
+        let in_process = in_process(&task.payload);
+        // Git commands in the worktree see a view of the git directory:
+        // its objects and the task's own records, not the repository's
+        // configuration or other tasks' refs (see `git::view`).
+        let views = match in_process {
+            true => Vec::new(),
+            false => {
+                let dir = crate::layout::git_view(&ctx.run_dir, &task.id);
+                write_view(&ctx.repo, &dir, git_dir).map_err(|e| e.to_string())?
             }
-        }
-        None => Vec::new(),
-    };
-    let caches = match ctx.sandbox.as_ref().filter(|_| !in_process(&task.payload)) {
-        None => Vec::new(),
-        Some(_) => match task_caches(ctx, task, swarm_sandbox::worker_identity()) {
-            Ok(caches) => caches,
-            Err(e) => {
-                return (
-                    AttemptOutcome::SpawnFailed {
-                        message: format!("create the build caches of task `{}`: {e}", task.id),
-                    },
-                    None,
-                    None,
-                    None,
-                );
-            }
-        },
-    };
-    let sandbox = ctx.sandbox.as_ref().map(|settings| {
+        };
+        let caches = match in_process {
+            true => Vec::new(),
+            false => task_caches(ctx, task, swarm_sandbox::worker_identity())
+                .map_err(|e| format!("create the build caches of task `{}`: {e}", task.id))?,
+        };
         // Writable: the worktree (for a task with `paths` or `creates`,
-        // only those, see `ownership::writable`: the rest of the worktree
+        // only those, see `owned_paths::writable`: the rest of the worktree
         // is read-only to it) and the private tmp. Readable: the git view
         // (git commands in the worktree need it) and a shared read-only
         // checkout. Nothing else of the repository. The worktree's `.git`
         // link is read-only: a task cannot point git elsewhere for whoever
-        // inspects the worktree later. (A WASM guest runs in swarm's
-        // process: this policy is not its, and nothing is made for it.)
-        let mut read_write = vec![tmp.clone()];
+        // inspects the worktree later.
+        let mut read_write = vec![tmp.to_path_buf()];
         read_write.extend(caches.iter().map(|(_, dir)| dir.clone()));
         let mut read_only = ctx.read_paths.clone();
-        let owned = task.owned().filter(|_| !in_process(&task.payload));
+        let owned = task.owned().filter(|_| !in_process);
         match (task.isolation, owned) {
             (Isolation::Worktree, None) => {
                 read_write.push(workdir.to_path_buf());
@@ -223,173 +407,102 @@ pub(crate) async fn run_attempt(
         };
         // With a cgroup, `memory` limits the task as a whole; without one,
         // each of its processes.
-        if let Some(memory) = task.memory.filter(|_| cgroup.is_none()) {
+        if let Some(memory) = task.memory.filter(|_| !own_cgroup) {
             policy.limits.address_space = memory;
         }
         if let Some(processes) = task.processes {
             policy.limits.processes = processes;
         }
-        Sandboxed {
+        Ok(Sandboxed {
             launcher: settings.launcher.clone(),
             policy,
-        }
-    });
-    let (script, agent) = match &task.payload {
-        // Run below, in swarm's process.
-        Payload::Wasm(_) => (String::new(), None),
-        Payload::Command { run } => (run.clone(), None),
-        // `agent::run` sets the program (the agent) in place of a script.
-        Payload::Agent(agent) => (String::new(), Some(agent)),
-    };
-    if task.isolation == Isolation::Readonly {
-        // A read-only checkout cannot hold build output: cargo writes
-        // `target/` beside Cargo.toml unless told otherwise. The task's own
-        // `env` (added below) still wins.
-        env.push((
-            "CARGO_TARGET_DIR".into(),
-            tmp.join("target").display().to_string(),
-        ));
+        })
     }
-    env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    // As root, workers run as an unprivileged user, which must own what
-    // they may change, and only while they run.
-    let owned: Vec<PathBuf> = match (&sandbox, swarm_sandbox::worker_identity()) {
-        (Some(_), Some(_)) => std::iter::once(tmp.clone())
-            .chain((task.isolation == Isolation::Worktree).then(|| workdir.to_path_buf()))
-            .collect(),
-        _ => Vec::new(),
-    };
-    if !owned.is_empty() {
-        // The view of the git directory stays root's (read-only to the task
-        // anyway): the task's own global configuration (HOME is its tmp)
-        // trusts it.
-        if let Err(e) = trust_checkouts(&tmp) {
-            return (
-                AttemptOutcome::SpawnFailed {
-                    message: format!("write {}: {e}", tmp.join(".gitconfig").display()),
-                },
-                None,
-                None,
-                None,
-            );
-        }
-    }
-    if let Err(e) = change_owners(owned.clone(), true).await {
-        return (AttemptOutcome::SpawnFailed { message: e }, None, None, None);
-    }
-    // An unconfined command without a cgroup of its own joins the run's:
-    // when the coordinator dies, its watcher kills everything in it.
-    // (`Ctx::unconfined` exists only for unsandboxed runs.)
-    let shared = ctx
-        .unconfined
-        .as_ref()
-        .filter(|_| !in_process(&task.payload));
-    let spec = CommandSpec {
-        script,
-        program: None,
-        pass_fds: Vec::new(),
-        inherit_env: true,
-        env_remove: ctx.secret_vars.clone(),
-        cwd: workdir.to_path_buf(),
-        env,
-        stdout,
-        stderr,
-        deadline: deadline(task),
-        grace: ctx.grace,
-        max_output: task.max_output,
-        sandbox,
-        cgroups: cgroup
-            .as_ref()
-            .or(shared)
-            .map(|c| c.fds())
-            .unwrap_or_default(),
-        cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
-    };
+}
+
+/// Runs the attempt's payload as `spec` says, then its verify, then a
+/// variant's score; a kill for memory (counted by `cgroup`) fails it
+/// whatever its exit looked like.
+async fn run_in(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    workdir: &std::path::Path,
+    spec: CommandSpec,
+    cgroup: Option<&super::cgroup::TaskCgroup>,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Ran {
     let score_with = task
         .variant()
         .and_then(|v| v.score.clone())
         .map(|score| (score, spec.clone()));
-    let (outcome, verify, report) = match &task.payload {
+    let (outcome, verify, agent) = match &task.payload {
         Payload::Wasm(wasm) => {
             let (env, out, err) = (spec.env.clone(), spec.stdout.clone(), spec.stderr.clone());
             let outcome = run_wasm(ctx, task, wasm, workdir, env, out, err, stop).await;
             (outcome, None, None)
         }
-        Payload::Command { .. } | Payload::Agent(_) => {
-            command_or_agent(ctx, task, agent, attempt, spec, stop).await
+        Payload::Command { .. } => command_or_agent(ctx, task, None, attempt, spec, stop).await,
+        Payload::Agent(agent) => {
+            command_or_agent(ctx, task, Some(agent), attempt, spec, stop).await
         }
+    };
+    let mut ran = Ran {
+        outcome,
+        verify,
+        agent,
+        score: None,
     };
     // A task the kernel killed a process of for its memory limit failed
     // for that reason, whatever its shell made of the kill (137, or 0 from
     // a shell that went on): decided by the cgroup's count of OOM kills,
     // read once nothing of the command and its verify is left (so that a
     // kill still on its way is counted), never by how the exit looked.
-    let oom_kills = cgroup.as_ref().map(|c| {
+    let oom_kills = cgroup.map(|c| {
         c.empty();
         c.oom_kills()
     });
     let oom = oom_kills.is_some_and(|n| n > 0)
         && !matches!(
-            outcome,
+            ran.outcome,
             AttemptOutcome::Cancelled | AttemptOutcome::TimedOut
         );
-    let passed = !oom
-        && outcome.is_success()
-        && !matches!(verify, Some(Verify::Failed(_)))
-        && report
-            .as_ref()
-            .is_none_or(|r| r.outcome == swarm_protocol::agent::AgentOutcome::Finished);
-    let score = match score_with {
-        Some((score, spec)) if passed && stop.borrow().is_none() => {
-            let mut scored =
-                super::score::run(ctx, task, attempt, workdir, &score, spec, stop).await;
-            // The score runs in the task's cgroup: a kill for memory there
-            // fails the score, even if its shell printed a number after.
-            if let Some(c) = &cgroup {
-                c.empty();
-                if c.oom_kills() > oom_kills.unwrap_or(0) {
-                    scored.value = None;
-                    scored.error = Some(
-                        super::task::describe_failure(
-                            &AttemptOutcome::OutOfMemory { limit: task.memory },
-                            None,
-                            task,
-                            &ctx.run,
-                            attempt,
-                            None,
-                        )
-                        .replacen("killed", "score was killed", 1),
-                    );
-                }
-            }
-            Some(scored)
-        }
-        _ => None,
-    };
-    if let Err(e) = change_owners(owned, false).await {
-        tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
-    }
-    // What the task left outside its process group goes with it.
-    drop(cgroup);
     if oom {
-        return (
-            AttemptOutcome::OutOfMemory { limit: task.memory },
-            None,
-            report,
-            None,
-        );
+        return Ran {
+            outcome: AttemptOutcome::OutOfMemory { limit: task.memory },
+            verify: None,
+            score: None,
+            ..ran
+        };
     }
-    (outcome, verify, report, score)
+    if let Some((score, spec)) = score_with
+        && ran.passed()
+        && stop.borrow().is_none()
+    {
+        let mut scored = super::score::run(ctx, task, attempt, workdir, &score, spec, stop).await;
+        // The score runs in the task's cgroup: a kill for memory there
+        // fails the score, even if its shell printed a number after.
+        if let Some(c) = cgroup {
+            c.empty();
+            if c.oom_kills() > oom_kills.unwrap_or(0) {
+                scored.value = None;
+                scored.error = Some(
+                    super::task::describe_failure(
+                        &AttemptOutcome::OutOfMemory { limit: task.memory },
+                        None,
+                        task,
+                        &ctx.run,
+                        attempt,
+                        None,
+                    )
+                    .replacen("killed", "score was killed", 1),
+                );
+            }
+        }
+        ran.score = Some(scored);
+    }
+    ran
 }
-
-/// What one attempt did: how its command (or agent, or program) ended,
-/// its `verify`, the agent's report and a variant's score.
-pub(crate) type Ran = (
-    AttemptOutcome,
-    Option<Verify>,
-    Option<AgentReport>,
-    Option<swarm_protocol::experiment::Score>,
-);
 
 /// Hands `paths` to the sandbox's unprivileged user (`give`), or takes
 /// them back, off the async threads (a walk of the whole worktree).

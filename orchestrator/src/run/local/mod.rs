@@ -20,11 +20,11 @@ use swarm_sandbox::Stop;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::run::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
 use self::task::{Ctx, Done};
-use crate::run::{Prepared, RunError};
 use crate::git::{GitError, Worktrees};
 use crate::plan::Task;
+use crate::run::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
+use crate::run::{Prepared, RunError};
 use crate::worktree_home::WorktreeHome;
 
 /// Runs attempts as tokio tasks of this process, at most `concurrency` at

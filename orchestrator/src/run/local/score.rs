@@ -19,8 +19,8 @@ use swarm_worker::{CommandSpec, run_command};
 use tokio::sync::watch;
 
 use super::task::Ctx;
+use crate::layout::score_log_paths;
 use crate::plan::{ScoreCommand, Task};
-use crate::report::score_log_paths;
 
 /// Runs `score` for attempt `attempt` of variant `task`, with `spec` (the
 /// attempt's own command, environment and sandbox) as its template.

@@ -16,11 +16,11 @@ use swarm_protocol::{AttemptOutcome, Isolation, SkippedFile, TaskStatus};
 use swarm_sandbox::Stop;
 use tokio::sync::{OnceCell, mpsc, watch};
 
-use super::attempt::{Verify, run_attempt};
-use crate::run::executor::{ExecEvent, Launch};
+use super::attempt::{Ran, Verify, run_attempt};
 use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, merge_results, refs, snapshot};
+use crate::layout::verify_log_paths;
 use crate::plan::Task;
-use crate::report::verify_log_paths;
+use crate::run::executor::{ExecEvent, Launch};
 
 /// What every task of a run shares.
 #[derive(Debug)]
@@ -193,8 +193,12 @@ async fn execute_inner(
         // not after the (synchronous) spawn of the attempt's process.
         tokio::task::yield_now().await;
         let started = Instant::now();
-        let (outcome, verify, agent, score) =
-            run_attempt(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
+        let Ran {
+            outcome,
+            verify,
+            agent,
+            score,
+        } = run_attempt(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
         let verify_passed = verify.as_ref().map(|v| *v == Verify::Passed);
         let duration = started.elapsed();
         // Whatever the task made of its worktree's link to the repository
@@ -315,7 +319,7 @@ async fn execute_inner(
                     (Some(_), AttemptOutcome::Exited { code })
                         if *code != 0 && outside.is_empty() =>
                     {
-                        let (_, stderr) = crate::report::log_paths(&ctx.run_dir, &task.id, attempt);
+                        let (_, stderr) = crate::layout::log_paths(&ctx.run_dir, &task.id, attempt);
                         super::owned_paths::refused_writes(
                             task,
                             &workdir,
@@ -393,7 +397,12 @@ async fn read_request(
         workdir.to_path_buf(),
     );
     let checked = tokio::task::spawn_blocking(move || {
-        spawner.request(&parent, &name, &text, &crate::run::spawn::exists_in(&workdir))
+        spawner.request(
+            &parent,
+            &name,
+            &text,
+            &crate::run::spawn::exists_in(&workdir),
+        )
     })
     .await
     .unwrap_or_else(|e| Err(vec![format!("swarm could not check it: {e}")]));
@@ -414,7 +423,7 @@ async fn read_request(
 /// Appends why attempt `attempt`'s subtask request was refused to its
 /// error log, where the user looks first.
 fn append_to_log(ctx: &Ctx, task: &Task, attempt: u32, problems: &[String]) {
-    let (_, stderr) = crate::report::log_paths(&ctx.run_dir, &task.id, attempt);
+    let (_, stderr) = crate::layout::log_paths(&ctx.run_dir, &task.id, attempt);
     if let Ok(mut log) = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -528,7 +537,7 @@ pub(crate) fn describe_failure(
                     shown.push_str(" ...");
                 }
                 let (_, err) = verify_log_paths(
-                    &crate::report::run_dir(std::path::Path::new(""), run),
+                    &crate::layout::run_dir(std::path::Path::new(""), run),
                     &task.id,
                     attempt,
                 );

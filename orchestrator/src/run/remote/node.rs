@@ -57,7 +57,7 @@ pub async fn run_job(
     })?;
     let repo = clone_base(job, dir).await?;
     let logs =
-        crate::layout::task_logs(&crate::report::run_dir(&repo.workdir, &job.run), &job.task);
+        crate::layout::task_logs(&crate::layout::run_dir(&repo.workdir, &job.run), &job.task);
     let started = std::time::Instant::now();
     let record = match attempt(job, plan, options, &repo, base, &mut stop).await {
         Ok(record) => record,

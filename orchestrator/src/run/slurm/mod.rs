@@ -27,9 +27,9 @@ use swarm_sandbox::Stop;
 use tokio::task::JoinSet;
 
 use self::cluster::JobState;
-use super::remote::record::{ExitRecord, exit_ref, exit_refspec, read_record};
 use self::submit::{Jobs, NotSubmitted, output_of};
 use super::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
+use super::remote::record::{ExitRecord, exit_ref, exit_refspec, read_record};
 use super::{Prepared, RunError};
 use crate::fold::TaskState;
 use crate::git::{GitError, Repo, Snapshot, refs, run_git};
@@ -51,7 +51,7 @@ const NODE_FAILURES: u32 = 3;
 const MISSING_POLLS: u32 = 3;
 
 /// What a cluster run needs beyond its plan (put together by
-/// [`crate::assemble`]).
+/// `assemble::assemble`).
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// The `swarm` binary on the nodes.
@@ -62,7 +62,7 @@ pub struct ClusterOptions {
     pub gateway: Option<super::remote::GatewayAccess>,
     /// The relay nodes reach `gateway` through, kept for as long as the
     /// run's options are.
-    pub relay: Option<Arc<crate::assemble::Relayed>>,
+    pub relay: Option<Arc<crate::gateway::relay::Relay>>,
 }
 
 /// One task's job, while it is in flight.
@@ -113,6 +113,10 @@ pub(super) struct SlurmExecutor {
     /// What one look at the cluster said, for the reattach calls of a
     /// resume (the records it fetched are then in the repository).
     seen: Option<Poll>,
+    /// The relay jobs reach the model gateway through: it serves for as
+    /// long as the executor lives (the run's options are dropped once the
+    /// dispatcher is made).
+    _relay: Option<Arc<crate::gateway::relay::Relay>>,
 }
 
 impl SlurmExecutor {
@@ -161,6 +165,7 @@ impl SlurmExecutor {
             tick,
             polling: false,
             seen: None,
+            _relay: cluster.relay,
         })
     }
 

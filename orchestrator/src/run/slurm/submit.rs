@@ -10,9 +10,9 @@ use std::time::Duration;
 use git2::Oid;
 
 use super::cluster;
-use crate::run::remote::record::{GatewayAccess, NodeJob, base_ref};
 use crate::git::{GitError, Repo, merge_results, run_git};
 use crate::plan::{SlurmConfig, Task};
+use crate::run::remote::record::{GatewayAccess, NodeJob, base_ref};
 
 /// What every job of a run shares.
 #[derive(Debug)]

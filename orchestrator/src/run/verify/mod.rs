@@ -24,10 +24,10 @@ use swarm_sandbox::{Network, Policy, Stop};
 use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::watch;
 
-use crate::run::local::task::blocking;
 use super::{Prepared, RunError, SandboxSettings};
 use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
 use crate::plan::RunVerify;
+use crate::run::local::task::blocking;
 use crate::worktree_home::WorktreeHome;
 
 /// What stands in for a task id in the paths of the verify's logs, tmp
@@ -88,12 +88,11 @@ impl Runner {
                         false => c.dir,
                         // Its own, kept across runs, so each verify builds
                         // only what changed.
-                        true => crate::run::local::attempt::owned_cache_dir(&c.dir, NAME, owner).map_err(
-                            |source| RunError::Io {
+                        true => crate::run::local::attempt::owned_cache_dir(&c.dir, NAME, owner)
+                            .map_err(|source| RunError::Io {
                                 action: format!("create {}", c.dir.join(NAME).display()),
                                 source,
-                            },
-                        )?,
+                            })?,
                     };
                     Ok((c.var, dir))
                 })

@@ -1,0 +1,137 @@
+//! A run put together from code, as a test or another front end would:
+//! a plan, an injected `HostEnv`, no code of the binary and nothing of
+//! this process's own environment.
+
+use std::time::Duration;
+
+use swarm_protocol::TaskStatus;
+
+use super::{HostEnv, Models, Overrides, SetupError, assemble};
+use crate::git::refs;
+use crate::plan;
+
+fn host() -> HostEnv {
+    let mut host = HostEnv::new([
+        ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+        ("HOME".to_string(), "/nonexistent".to_string()),
+    ]);
+    host.cpus = 2;
+    host
+}
+
+#[test]
+fn a_plan_runs_from_code_with_an_injected_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, _) = crate::git::test_repo::with_files(dir.path(), &[("README", "hi\n")]);
+    let text = r#"
+[swarm]
+sandbox = "none"
+
+[[task]]
+id = "a"
+run = "echo a > a.txt"
+
+[[task]]
+id = "b"
+run = "echo b > b.txt"
+paths = ["b.txt"]
+deps = ["a"]
+"#;
+    let plan_path = repo.workdir.join("plan.toml");
+    let plan = plan::parse(&plan_path, text.to_string()).unwrap();
+    let overrides = Overrides {
+        worktrees: Some(dir.path().join("worktrees")),
+        name: Some("from-code".into()),
+        grace: Duration::from_secs(1),
+        ..Overrides::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(async {
+        let assembly = assemble(&plan, "plan.toml", &host(), &overrides, Models::Own)
+            .await
+            .unwrap();
+        // The host's CPUs, not this machine's.
+        assert_eq!(assembly.options.concurrency, 2);
+        assert!(assembly.options.sandbox.is_none());
+        assert!(assembly.options.gateway.is_none());
+        let prepared = crate::run::prepare(repo.clone(), plan, assembly.options).unwrap();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(None);
+        crate::run::execute(prepared, &mut |_| {}, stop)
+            .await
+            .unwrap()
+    });
+    let statuses: Vec<_> = report
+        .tasks
+        .iter()
+        .map(|t| (t.id.as_str(), t.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [("a", TaskStatus::Merged), ("b", TaskStatus::Merged)]
+    );
+    repo.resolve(&refs::integration("from-code")).unwrap();
+    let shown = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&repo.workdir)
+        .args(["show", "swarm/from-code:b.txt", "swarm/from-code:a.txt"])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), "b\na\n");
+}
+
+#[tokio::test]
+async fn keys_and_the_swarm_binary_come_from_the_host_given() {
+    // A model key the host does not have is a plan error at the model,
+    // whatever this process's environment holds.
+    let text = r#"
+[models.default]
+provider = "anthropic"
+model = "m"
+api_key_env = "SWARM_TEST_KEY_THE_HOST_LACKS"
+
+[[task]]
+id = "a"
+prompt = "do it"
+"#;
+    let plan = plan::parse(std::path::Path::new("p.toml"), text.to_string()).unwrap();
+    let overrides = Overrides::default();
+    match assemble(&plan, "p.toml", &host(), &overrides, Models::Own).await {
+        Err(SetupError::Plan(e)) => assert!(
+            e.message.contains(
+                "reads its API key from $SWARM_TEST_KEY_THE_HOST_LACKS, which is not set"
+            ),
+            "{}",
+            e.message
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Given the key, agent tasks need the `swarm` binary, which this host
+    // does not name.
+    let mut keyed = host();
+    keyed
+        .vars
+        .insert("SWARM_TEST_KEY_THE_HOST_LACKS".into(), "k".into());
+    let err = assemble(&plan, "p.toml", &keyed, &overrides, Models::Own)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SetupError::NoProgram { .. }), "{err:?}");
+    assert!(!err.is_invalid_input());
+    // A sandboxed plan on a host without the binary fails closed.
+    let sandboxed = plan::parse(
+        std::path::Path::new("p.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"true\"\n".into(),
+    )
+    .unwrap();
+    let err = assemble(&sandboxed, "p.toml", &host(), &overrides, Models::Own)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SetupError::NoSandbox { .. }) && err.is_invalid_input(),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("--sandbox none"), "{err}");
+}

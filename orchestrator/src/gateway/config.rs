@@ -1,0 +1,93 @@
+//! What the gateway needs to know of a model and of an agent task: the
+//! configuration of a model endpoint (`[models.NAME]`, resolved), its
+//! wire protocol and price, spending limits, and what an agent task asks.
+//! Owned here, on the gateway's side; the plan reads its tables into
+//! these types, so the gateway needs nothing of the plan.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// The wire protocol of a model endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Anthropic,
+    Openai,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+}
+
+/// A model endpoint as the gateway uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// The table's name (`default` in `[models.default]`).
+    pub name: String,
+    pub provider: Provider,
+    pub model: String,
+    /// Endpoint without a trailing `/`.
+    pub base_url: String,
+    /// The variable holding the key; `None` for endpoints without auth.
+    pub api_key_env: Option<String>,
+    pub max_tokens: u32,
+    pub concurrency: usize,
+    pub requests_per_minute: Option<u32>,
+    pub tokens_per_minute: Option<u64>,
+    pub retries: u32,
+    pub timeout: Duration,
+    /// Known or configured price; `None`: calls are counted as free.
+    pub price: Option<Price>,
+    /// Where the table stands in the plan.
+    pub span: Range<usize>,
+}
+
+#[cfg(test)]
+impl ModelConfig {
+    /// A model named `default` at `base_url`, one request at a time, no
+    /// retries, a one-second timeout: for tests of the gateway.
+    pub(crate) fn for_test(provider: Provider, base_url: &str) -> Self {
+        Self {
+            name: "default".into(),
+            provider,
+            model: "m".into(),
+            base_url: base_url.into(),
+            api_key_env: None,
+            max_tokens: 10,
+            concurrency: 1,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            retries: 0,
+            timeout: std::time::Duration::from_secs(1),
+            price: None,
+            span: 0..0,
+        }
+    }
+}
+
+/// A spending limit; `None` parts are unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    pub tokens: Option<u64>,
+    pub usd: Option<f64>,
+}
+
+/// What an agent task does (its `prompt`, model and limits).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentTask {
+    pub prompt: String,
+    /// Name of its `[models.NAME]` table.
+    pub model: String,
+    pub max_turns: u32,
+    pub budget: Budget,
+    pub repair_rounds: u32,
+    /// Sampling temperature, when the plan sets one.
+    pub temperature: Option<f64>,
+}

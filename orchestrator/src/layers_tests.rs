@@ -1,0 +1,136 @@
+//! The library's top-level modules form no import cycle (ARCHITECTURE.md,
+//! "Layers"): each may use only modules below it, so any one can be read,
+//! tested and replaced with what is under it alone. Read from the source
+//! (every `crate::<module>` a module's code names, comments left out), so
+//! a new import that closes a circle fails here, naming the files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Every top-level module of the library, with its files.
+fn modules(src: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut modules = BTreeMap::new();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "bin" || name == "lib.rs" || name.ends_with("_tests.rs") {
+            continue;
+        }
+        let (module, files) = match name.strip_suffix(".rs") {
+            Some(module) => (module.to_string(), vec![path]),
+            None if path.is_dir() => (name, rust_files(&path)),
+            None => continue,
+        };
+        modules.entry(module).or_insert_with(Vec::new).extend(files);
+    }
+    modules
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The top-level modules `text` names as `crate::<module>` (or inside
+/// `crate::{...}`), outside comments and test modules.
+fn named(text: &str, modules: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<String> {
+    let code: String = text
+        .split("#[cfg(test)]")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut found = BTreeSet::new();
+    for (at, _) in code.match_indices("crate::") {
+        let rest = &code[at + "crate::".len()..];
+        let names: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group
+                .split('}')
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(|item| item.trim().split("::").next().unwrap_or_default())
+                .collect(),
+            None => vec![
+                rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or_default(),
+            ],
+        };
+        found.extend(
+            names
+                .into_iter()
+                .filter(|n| modules.contains_key(*n))
+                .map(str::to_string),
+        );
+    }
+    found
+}
+
+#[test]
+fn top_level_modules_form_no_import_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules = modules(&src);
+    assert!(modules.len() > 10, "{modules:?}");
+    // module -> (module it names -> a file that names it)
+    let mut edges: BTreeMap<&str, BTreeMap<String, PathBuf>> = BTreeMap::new();
+    for (module, files) in &modules {
+        let out = edges.entry(module).or_default();
+        for file in files {
+            let text = std::fs::read_to_string(file).unwrap();
+            for other in named(&text, &modules) {
+                if &other != module {
+                    out.entry(other).or_insert_with(|| file.clone());
+                }
+            }
+        }
+    }
+    // A depth-first walk; a module met again on the current path closes a
+    // cycle.
+    fn walk<'a>(
+        at: &'a str,
+        edges: &'a BTreeMap<&'a str, BTreeMap<String, PathBuf>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        if let Some(start) = path.iter().position(|m| *m == at) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(at);
+            return Some(cycle);
+        }
+        if !done.insert(at) {
+            return None;
+        }
+        path.push(at);
+        for next in edges.get(at).into_iter().flat_map(|e| e.keys()) {
+            if let Some(cycle) = walk(next, edges, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for module in edges.keys() {
+        if let Some(cycle) = walk(module, &edges, &mut Vec::new(), &mut done) {
+            let why: Vec<String> = cycle
+                .windows(2)
+                .map(|w| format!("  {} -> {} ({})", w[0], w[1], edges[w[0]][w[1]].display()))
+                .collect();
+            panic!(
+                "the library's top-level modules import in a circle:\n{}\nmove the shared name down (ids, layout) or the code up",
+                why.join("\n")
+            );
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! One record per task of the run, by task index: everything the
+//! dispatcher keeps about a task beyond its events (which the fold holds).
+//! A task's record is made in one place ([`Slots::push`]), for the plan's
+//! tasks and for subtasks alike, so a new piece of per-task state is one
+//! new field, never one more vector to keep in step.
+
+use std::ops::{Index, IndexMut};
+
+/// What the dispatcher keeps about one task.
+#[derive(Debug, Clone)]
+pub(super) struct Slot {
+    /// Its place in the run's fold (known once `run_started` is folded;
+    /// see `Dispatcher::find_slots`).
+    pub fold: usize,
+    /// Handed to the executor and not ended yet.
+    pub in_flight: bool,
+    /// Dependencies not yet succeeded.
+    pub waiting_on: usize,
+    /// The attempt number it starts at (1, or more when resumed).
+    pub next_attempt: u32,
+    /// For a variant, its experiment's index.
+    pub experiment_of: Option<usize>,
+    /// For an experiment with `pick = "first"`, the variant that passed
+    /// first.
+    pub first_passed: Option<usize>,
+    /// Why a variant was stopped by the dispatcher (another passed
+    /// first), for its `task_finished`.
+    pub superseded: Option<String>,
+    /// For a subtask, the task that spawned it.
+    pub parent: Option<usize>,
+    /// For a task that spawned subtasks, its children.
+    pub children: Vec<usize>,
+}
+
+impl Slot {
+    /// A task not started, waiting on `waiting_on` dependencies.
+    pub(super) fn new(
+        waiting_on: usize,
+        experiment_of: Option<usize>,
+        parent: Option<usize>,
+    ) -> Self {
+        Self {
+            fold: 0,
+            in_flight: false,
+            waiting_on,
+            next_attempt: 1,
+            experiment_of,
+            first_passed: None,
+            superseded: None,
+            parent,
+            children: Vec::new(),
+        }
+    }
+}
+
+/// Every task's record, by task index.
+#[derive(Debug, Default)]
+pub(super) struct Slots(Vec<Slot>);
+
+impl Slots {
+    /// Adds the next task's record; its index.
+    pub(super) fn push(&mut self, slot: Slot) -> usize {
+        self.0.push(slot);
+        self.0.len() - 1
+    }
+
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, Slot> {
+        self.0.iter()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Slot> {
+        self.0.iter_mut()
+    }
+}
+
+impl Index<usize> for Slots {
+    type Output = Slot;
+    fn index(&self, task: usize) -> &Slot {
+        &self.0[task]
+    }
+}
+
+impl IndexMut<usize> for Slots {
+    fn index_mut(&mut self, task: usize) -> &mut Slot {
+        &mut self.0[task]
+    }
+}
