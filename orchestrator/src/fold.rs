@@ -516,7 +516,7 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
         stderr_log: err.display().to_string(),
         agent: None,
         variant_of: t.variant_of.clone(),
-        parent: crate::plan::subtasks::parent_of(&t.id).map(str::to_string),
+        parent: crate::ids::parent_of(&t.id).map(str::to_string),
         subtasks: Vec::new(),
         replanned: None,
         warnings: Vec::new(),

@@ -450,7 +450,7 @@ impl State {
             .read_file(&[crate::layout::RUNS, crate::layout::LATEST])?
             .unwrap_or_default();
         let name = text.trim();
-        Ok(crate::plan::is_valid_run_name(name).then(|| name.to_string()))
+        Ok(crate::ids::is_valid_run_name(name).then(|| name.to_string()))
     }
 
     /// Every run recorded here (directories under `runs/`), by name.
@@ -458,7 +458,7 @@ impl State {
         let mut names = Vec::new();
         for e in self.entries(&[crate::layout::RUNS])? {
             match e.kind {
-                Kind::Dir if crate::plan::is_valid_run_name(&e.name) => names.push(e.name),
+                Kind::Dir if crate::ids::is_valid_run_name(&e.name) => names.push(e.name),
                 Kind::Symlink => {
                     return Err(StateError::Symlink {
                         path: self.path_of(&[crate::layout::RUNS, &e.name]),
