@@ -77,3 +77,26 @@ pub fn flat(id: &str) -> Cow<'_, str> {
         false => Cow::Borrowed(id),
     }
 }
+
+/// A task's place in a run's task table: the plan's tasks in plan order,
+/// then subtasks in the order they were spawned. What the task graph, the
+/// dispatcher's records and executors index by; a count or a position in
+/// anything else is a plain `usize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskIndex(usize);
+
+impl TaskIndex {
+    pub const fn new(index: usize) -> Self {
+        Self(index)
+    }
+
+    /// The index as a position in a slice of the run's tasks.
+    pub const fn get(self) -> usize {
+        self.0
+    }
+
+    /// The indices of a table of `len` tasks, in order.
+    pub fn all(len: usize) -> impl DoubleEndedIterator<Item = TaskIndex> + Clone + use<> {
+        (0..len).map(Self)
+    }
+}

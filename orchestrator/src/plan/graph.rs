@@ -12,6 +12,7 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 use swarm_protocol::TaskStatus;
 
+pub use crate::ids::TaskIndex;
 use crate::plan::Task;
 
 /// Edges point from a dependency to its dependent.
@@ -19,7 +20,7 @@ use crate::plan::Task;
 pub struct TaskGraph {
     graph: DiGraph<usize, ()>,
     /// Tasks in merge order: topological, ties broken by plan order.
-    order: Vec<usize>,
+    order: Vec<TaskIndex>,
     /// Number of tasks on the longest path from each task to the end of the
     /// graph, itself included.
     critical: Vec<usize>,
@@ -89,7 +90,7 @@ impl TaskGraph {
         }
         Self {
             graph,
-            order,
+            order: order.into_iter().map(TaskIndex::new).collect(),
             critical,
         }
     }
@@ -98,7 +99,8 @@ impl TaskGraph {
     /// at run time; they depend only on each other). They are not in the
     /// merge order: their results reach the integration branch through
     /// their parent's.
-    pub fn extend<T: std::borrow::Borrow<Task>>(&mut self, tasks: &[T], first: usize) {
+    pub fn extend<T: std::borrow::Borrow<Task>>(&mut self, tasks: &[T], first: TaskIndex) {
+        let first = first.get();
         let index: std::collections::HashMap<&str, usize> = tasks
             .iter()
             .enumerate()
@@ -137,26 +139,26 @@ impl TaskGraph {
     }
 
     /// Tasks in merge order: dependencies first, then plan order.
-    pub fn merge_order(&self) -> &[usize] {
+    pub fn merge_order(&self) -> &[TaskIndex] {
         &self.order
     }
 
     /// Length (in tasks) of the longest chain starting at `task`; the
     /// scheduler starts tasks with longer chains first.
-    pub fn critical_path(&self, task: usize) -> usize {
-        self.critical[task]
+    pub fn critical_path(&self, task: TaskIndex) -> usize {
+        self.critical[task.get()]
     }
 
-    pub fn deps(&self, task: usize) -> impl Iterator<Item = usize> + '_ {
+    pub fn deps(&self, task: TaskIndex) -> impl Iterator<Item = TaskIndex> + '_ {
         self.graph
-            .neighbors_directed(NodeIndex::new(task), Direction::Incoming)
-            .map(|n| n.index())
+            .neighbors_directed(NodeIndex::new(task.get()), Direction::Incoming)
+            .map(|n| TaskIndex::new(n.index()))
     }
 
-    pub fn dependents(&self, task: usize) -> impl Iterator<Item = usize> + '_ {
+    pub fn dependents(&self, task: TaskIndex) -> impl Iterator<Item = TaskIndex> + '_ {
         self.graph
-            .neighbors_directed(NodeIndex::new(task), Direction::Outgoing)
-            .map(|n| n.index())
+            .neighbors_directed(NodeIndex::new(task.get()), Direction::Outgoing)
+            .map(|n| TaskIndex::new(n.index()))
     }
 
     /// The graph in Graphviz DOT, nodes coloured by `status` where given.

@@ -12,7 +12,7 @@
 use swarm_protocol::Isolation;
 
 use super::{Payload, Plan, PlanError, PlanErrorKind, Task, path_within};
-use crate::graph::TaskGraph;
+use crate::graph::{TaskGraph, TaskIndex};
 
 /// Limits a planned plan must keep; a hand-written one has none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,13 +70,13 @@ fn ancestors(graph: &TaskGraph) -> Vec<Vec<u64>> {
     // Merge order is topological: a task's dependencies come first.
     for &task in graph.merge_order() {
         let mut set = vec![0u64; words];
-        for dep in graph.deps(task) {
+        for dep in graph.deps(task).map(TaskIndex::get) {
             set[dep / 64] |= 1 << (dep % 64);
             for (w, d) in set.iter_mut().zip(&sets[dep]) {
                 *w |= d;
             }
         }
-        sets[task] = set;
+        sets[task.get()] = set;
     }
     sets
 }
@@ -101,11 +101,11 @@ fn limits_check(plan: &Plan, graph: &TaskGraph, limits: Limits, found: &mut Find
         );
     }
     if let Some(max) = limits.max_depth {
-        let deepest = (0..graph.len()).max_by_key(|&i| graph.critical_path(i));
+        let deepest = TaskIndex::all(graph.len()).max_by_key(|&i| graph.critical_path(i));
         if let Some(i) = deepest
             && graph.critical_path(i) > max
         {
-            let task = &plan.tasks[i];
+            let task = &plan.tasks[i.get()];
             found.errors.push(
                 plan.source
                     .error(

@@ -9,6 +9,7 @@
 //! journal. Nothing slow runs on its thread, so a large merge or an fsync
 //! never delays another task's start or a Ctrl-C.
 
+use crate::ids::TaskIndex;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -70,13 +71,13 @@ pub(super) struct Dispatcher<'o> {
     fold: RunFold,
     /// What the dispatcher keeps about each task, by task index.
     slots: slots::Slots,
-    ready: BinaryHeap<(usize, Reverse<usize>)>,
+    ready: BinaryHeap<(usize, Reverse<TaskIndex>)>,
     /// Ready tasks the executor asked to wait (memory).
-    deferred: Vec<(usize, Reverse<usize>)>,
+    deferred: Vec<(usize, Reverse<TaskIndex>)>,
     /// Next position in the merge order.
     cursor: usize,
     /// The task whose merge the writer is doing.
-    merging: Option<usize>,
+    merging: Option<TaskIndex>,
     integration: Oid,
     writer: Writer,
     stopping: Option<Stopping>,
@@ -90,7 +91,7 @@ pub(super) struct Dispatcher<'o> {
     spawner: Arc<super::spawn::Spawner>,
     /// Merges of a finished subtree onto its parent's result, on the
     /// blocking pool.
-    joins: tokio::task::JoinSet<(usize, subtasks::Joined)>,
+    joins: tokio::task::JoinSet<(TaskIndex, subtasks::Joined)>,
     /// Asks a model to replan failed tasks (`[swarm] replan`).
     replanner: Option<super::replan::Replanner>,
     /// Replans the run may still make, and how many it may make in all.
@@ -166,7 +167,7 @@ impl<'o> Dispatcher<'o> {
 
     /// Emits `task_queued` for every task in the ready queue.
     fn announce_ready(&mut self) -> Result<(), RunError> {
-        let mut queued: Vec<usize> = self.ready.iter().map(|(_, Reverse(i))| *i).collect();
+        let mut queued: Vec<TaskIndex> = self.ready.iter().map(|(_, Reverse(i))| *i).collect();
         queued.sort_unstable();
         for i in queued {
             self.emit(EventBody::TaskQueued {
@@ -203,21 +204,22 @@ impl<'o> Dispatcher<'o> {
         // order: their results reach the branch through their parents'.
         let all = tasks.all();
         let mut graph = TaskGraph::new(&plan.tasks);
-        graph.extend(&all, plan.tasks.len());
+        graph.extend(&all, TaskIndex::new(plan.tasks.len()));
         let mut slots = slots::Slots::default();
         let mut ready = BinaryHeap::new();
-        for (i, t) in all.iter().enumerate() {
+        for (i, t) in TaskIndex::all(all.len()).zip(all.iter()) {
             let waiting_on = graph.deps(i).count();
             if waiting_on == 0 {
                 ready.push((graph.critical_path(i), Reverse(i)));
             }
             let experiment_of = t
                 .variant()
-                .and_then(|v| plan.tasks.iter().position(|e| e.id == v.of));
+                .and_then(|v| plan.tasks.iter().position(|e| e.id == v.of))
+                .map(TaskIndex::new);
             let parent = crate::plan::subtasks::parent_of(&t.id).and_then(|p| tasks.position(p));
             slots.push(slots::Slot::new(waiting_on, experiment_of, parent));
         }
-        for i in 0..all.len() {
+        for i in TaskIndex::all(all.len()) {
             if let Some(p) = slots[i].parent {
                 slots[p].children.push(i);
             }
@@ -304,7 +306,7 @@ impl<'o> Dispatcher<'o> {
 
     /// Where task `i` stands: what its events say, or running from the
     /// moment it is handed to the executor.
-    fn status(&self, i: usize) -> TaskStatus {
+    fn status(&self, i: TaskIndex) -> TaskStatus {
         match self.fold.status(self.slots[i].fold) {
             TaskStatus::Pending if self.slots[i].in_flight => TaskStatus::Running,
             status => status,
@@ -312,7 +314,7 @@ impl<'o> Dispatcher<'o> {
     }
 
     /// What task `i` gives its dependents and the integration branch.
-    fn result(&self, i: usize) -> Option<Oid> {
+    fn result(&self, i: TaskIndex) -> Option<Oid> {
         self.fold.result(self.slots[i].fold)
     }
 
@@ -377,7 +379,7 @@ impl<'o> Dispatcher<'o> {
             return;
         };
         self.stopping = Some(Stopping::Cancel);
-        for i in 0..self.tasks.len() {
+        for i in self.tasks.indices() {
             if self.slots[i].in_flight {
                 self.executor.cancel(i, how);
             }
@@ -422,7 +424,7 @@ impl<'o> Dispatcher<'o> {
                         continue;
                     }
                     self.slots[i].in_flight = true;
-                    let mut deps: Vec<usize> = self.graph.deps(i).collect();
+                    let mut deps: Vec<TaskIndex> = self.graph.deps(i).collect();
                     deps.sort_unstable();
                     // A subtask starts from its parent's result, merged
                     // with its siblings' it depends on.
@@ -445,7 +447,7 @@ impl<'o> Dispatcher<'o> {
 
     pub(super) fn on_done(
         &mut self,
-        i: usize,
+        i: TaskIndex,
         status: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), RunError> {
@@ -477,7 +479,7 @@ impl<'o> Dispatcher<'o> {
     /// Task `i` ends with `status`: journaled, and what follows from it.
     pub(super) fn end_task(
         &mut self,
-        i: usize,
+        i: TaskIndex,
         status: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), RunError> {
@@ -502,9 +504,9 @@ impl<'o> Dispatcher<'o> {
 
     /// What follows task `i`'s end: its dependents start or are blocked,
     /// `on_failure` applies, merges go on.
-    fn after_finished(&mut self, i: usize, status: TaskStatus) -> Result<(), RunError> {
+    fn after_finished(&mut self, i: TaskIndex, status: TaskStatus) -> Result<(), RunError> {
         if status == TaskStatus::Succeeded {
-            let dependents: Vec<usize> = self.graph.dependents(i).collect();
+            let dependents: Vec<TaskIndex> = self.graph.dependents(i).collect();
             for d in dependents {
                 self.slots[d].waiting_on -= 1;
                 if self.slots[d].waiting_on == 0 && self.status(d) == TaskStatus::Pending {
@@ -532,8 +534,8 @@ impl<'o> Dispatcher<'o> {
     }
 
     /// Marks every pending task that depends on `i` (directly or not) blocked.
-    fn block_dependents(&mut self, i: usize, what: &str) -> Result<(), RunError> {
-        let mut stack: Vec<usize> = self.graph.dependents(i).collect();
+    fn block_dependents(&mut self, i: TaskIndex, what: &str) -> Result<(), RunError> {
+        let mut stack: Vec<TaskIndex> = self.graph.dependents(i).collect();
         let reason = format!("dependency `{}` {what}", self.tasks.get(i).id);
         while let Some(d) = stack.pop() {
             if self.status(d) != TaskStatus::Pending {
@@ -560,7 +562,7 @@ impl<'o> Dispatcher<'o> {
                 "the run stopped after a failure before it started",
             ),
         };
-        for i in 0..self.tasks.len() {
+        for i in self.tasks.indices() {
             if self.status(i) == TaskStatus::Pending {
                 self.emit(EventBody::TaskFinished {
                     task: self.tasks.get(i).id.clone(),
@@ -571,7 +573,7 @@ impl<'o> Dispatcher<'o> {
         }
         // A task waiting for subtasks that will not run now ends with them
         // (children come after their parents: the deepest first).
-        for i in (0..self.tasks.len()).rev() {
+        for i in self.tasks.indices().rev() {
             if self.status(i) == TaskStatus::Running && !self.slots[i].in_flight {
                 self.emit(EventBody::TaskFinished {
                     task: self.tasks.get(i).id.clone(),
@@ -612,7 +614,9 @@ impl<'o> Dispatcher<'o> {
 
         let exit_code = if self.stopping == Some(Stopping::Cancel) {
             crate::exit::INTERRUPTED
-        } else if (0..self.tasks.len())
+        } else if self
+            .tasks
+            .indices()
             // A variant that failed is part of an experiment's work; the
             // experiment's own status says whether it did its job.
             .filter(|&i| self.slots[i].experiment_of.is_none())

@@ -13,6 +13,7 @@
 //! batch cluster) implements the same trait; see "Adding an executor" in
 //! ARCHITECTURE.md.
 
+use crate::ids::TaskIndex;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ use crate::git::Snapshot;
 /// `first_attempt`.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {
-    pub task: usize,
+    pub task: TaskIndex,
     pub base: Oid,
     pub deps: Vec<Oid>,
     pub first_attempt: u32,
@@ -66,7 +67,7 @@ pub(crate) enum ExecEvent {
     /// An attempt started in `workdir`, from `base` (for a cluster: its
     /// job `job` was submitted).
     Started {
-        task: usize,
+        task: TaskIndex,
         attempt: u32,
         base: Oid,
         workdir: PathBuf,
@@ -74,14 +75,14 @@ pub(crate) enum ExecEvent {
     },
     /// A cluster job of an attempt started on node `node`.
     Placed {
-        task: usize,
+        task: TaskIndex,
         attempt: u32,
         job: String,
         node: String,
     },
     /// An attempt ended; its worktree is on `snapshot`'s ref.
     AttemptFinished {
-        task: usize,
+        task: TaskIndex,
         attempt: u32,
         outcome: AttemptOutcome,
         verify_passed: Option<bool>,
@@ -101,24 +102,24 @@ pub(crate) enum ExecEvent {
     },
     /// What an agent task's session reports as it goes.
     Agent {
-        task: usize,
+        task: TaskIndex,
         note: crate::gateway::AgentNote,
     },
     /// The task reached its end: its last attempt's result is what its
     /// last `AttemptFinished` recorded.
     Finished {
-        task: usize,
+        task: TaskIndex,
         status: TaskStatus,
         reason: Option<String>,
     },
     /// The executor lost the task (its worker died in a way it cannot
     /// account for); it counts as failed.
-    Lost { task: usize, why: String },
+    Lost { task: TaskIndex, why: String },
 }
 
 impl ExecEvent {
     /// The task the event is about.
-    pub(crate) fn task(&self) -> usize {
+    pub(crate) fn task(&self) -> TaskIndex {
         match self {
             Self::Started { task, .. }
             | Self::Placed { task, .. }
@@ -134,7 +135,7 @@ impl ExecEvent {
 /// slow happens inside the executor, reported through [`Executor::next`].
 pub(crate) trait Executor: Send {
     /// Whether `task` can start now (capacity, memory).
-    fn admit(&self, task: usize) -> Admission;
+    fn admit(&self, task: TaskIndex) -> Admission;
 
     /// Starts an admitted task; its events follow through `next`.
     fn start(&mut self, launch: Launch);
@@ -145,12 +146,12 @@ pub(crate) trait Executor: Send {
 
     /// Stops a running task (`Graceful` first, `Immediate` to escalate);
     /// it still reports its end.
-    fn cancel(&mut self, task: usize, how: Stop);
+    fn cancel(&mut self, task: TaskIndex, how: Stop);
 
     /// After a coordinator restart: whether the attempt of `task` the
     /// journal says was running (`state`: its number, base and job) still
     /// runs.
-    fn reattach(&mut self, task: usize, state: &crate::fold::TaskState) -> Reattached;
+    fn reattach(&mut self, task: TaskIndex, state: &crate::fold::TaskState) -> Reattached;
 
     /// Waits for the executor's own clean-up (worktrees of finished tasks,
     /// shared checkouts) once no task runs.

@@ -17,6 +17,7 @@ use super::RunError;
 use super::executor::Reattached;
 use crate::fold::{RunFold, TaskState};
 use crate::git::{Context, Repo, SnapshotLimits, Worktrees, refs, snapshot};
+use crate::ids::TaskIndex;
 use crate::plan::Task;
 
 /// A run's state as the crash left it.
@@ -25,20 +26,20 @@ pub(super) struct Recovered {
     /// What the journal's events add up to.
     pub fold: RunFold,
     /// Every task that runs (again): announced in `run_resumed`.
-    pub pending: Vec<usize>,
+    pub pending: Vec<TaskIndex>,
     /// The number each task's next attempt gets: after every attempt the
     /// journal or the task's refs know of.
     pub first_attempt: Vec<u32>,
     pub base_commit: Oid,
     pub integration: Oid,
     /// Tasks that were running when the coordinator died or was cancelled.
-    pub restarted: Vec<usize>,
+    pub restarted: Vec<TaskIndex>,
     /// Tasks that were running and still are: their executor adopted them.
-    pub adopted: Vec<usize>,
+    pub adopted: Vec<TaskIndex>,
     /// Failed tasks that run again (`--retry-failed`).
-    pub retried: Vec<usize>,
+    pub retried: Vec<TaskIndex>,
     /// A task whose merge git shows but the journal lost to the crash.
-    pub merged_by_git: Option<usize>,
+    pub merged_by_git: Option<TaskIndex>,
     /// The journal's `run_started`, shown again to the new observer.
     pub run_started: Event,
 }
@@ -60,7 +61,7 @@ pub(super) fn recover(
     worktree_dir: &Path,
     tasks: &[Task],
     retry_failed: Option<&[String]>,
-    reattach: &mut dyn FnMut(usize, &TaskState) -> Reattached,
+    reattach: &mut dyn FnMut(TaskIndex, &TaskState) -> Reattached,
 ) -> Result<Recovered, RunError> {
     let journal = run_dir.join(crate::layout::JOURNAL);
     if !journal.exists() {
@@ -215,7 +216,9 @@ pub(super) fn recover(
             // its partial work is kept and it starts over, unless its
             // executor still runs it.
             TaskStatus::Running | TaskStatus::Cancelled if s.attempt > 0 => {
-                if status[i] == TaskStatus::Running && reattach(i, s) == Reattached::Adopted {
+                if status[i] == TaskStatus::Running
+                    && reattach(TaskIndex::new(i), s) == Reattached::Adopted
+                {
                     adopted.push(i);
                     continue;
                 }
@@ -232,16 +235,17 @@ pub(super) fn recover(
             pending.push(i);
         }
     }
+    let indices = |list: Vec<usize>| list.into_iter().map(TaskIndex::new).collect();
     Ok(Recovered {
         fold,
-        pending,
+        pending: indices(pending),
         first_attempt,
         base_commit,
         integration,
-        restarted,
-        adopted,
-        retried,
-        merged_by_git,
+        restarted: indices(restarted),
+        adopted: indices(adopted),
+        retried: indices(retried),
+        merged_by_git: merged_by_git.map(TaskIndex::new),
         run_started,
     })
 }
@@ -319,7 +323,7 @@ fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
     // thousands of tasks may be one long chain.
     let graph = crate::graph::TaskGraph::new(tasks);
     let mut dead = vec![false; tasks.len()];
-    for &i in graph.merge_order() {
+    for i in graph.merge_order().iter().map(|i| i.get()) {
         let failed = matches!(
             status[i],
             TaskStatus::Failed
@@ -330,8 +334,8 @@ fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
         // An experiment lives while any of its variants does.
         dead[i] = failed
             || match tasks[i].experiment() {
-                Some(_) => graph.deps(i).all(|d| dead[d]),
-                None => graph.deps(i).any(|d| dead[d]),
+                Some(_) => graph.deps(TaskIndex::new(i)).all(|d| dead[d.get()]),
+                None => graph.deps(TaskIndex::new(i)).any(|d| dead[d.get()]),
             };
     }
     (0..tasks.len()).any(|i| {

@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::ids::TaskIndex;
 use crate::plan::Task;
 
 /// Every task of the run, by index: the plan's in plan order, then
@@ -21,8 +22,8 @@ impl TaskTable {
 
     /// Task `i`. Indices come from the table itself, so one past its end is
     /// a bug in swarm.
-    pub(crate) fn get(&self, i: usize) -> Arc<Task> {
-        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner)[i])
+    pub(crate) fn get(&self, i: TaskIndex) -> Arc<Task> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner)[i.get()])
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -30,10 +31,10 @@ impl TaskTable {
     }
 
     /// Adds `task` at the end; its index.
-    pub(crate) fn push(&self, task: Task) -> usize {
+    pub(crate) fn push(&self, task: Task) -> TaskIndex {
         let mut all = self.0.write().unwrap_or_else(PoisonError::into_inner);
         all.push(Arc::new(task));
-        all.len() - 1
+        TaskIndex::new(all.len() - 1)
     }
 
     /// Every task now, in order.
@@ -45,11 +46,17 @@ impl TaskTable {
     }
 
     /// The index of the task `id`.
-    pub(crate) fn position(&self, id: &str) -> Option<usize> {
+    pub(crate) fn position(&self, id: &str) -> Option<TaskIndex> {
         self.0
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .position(|t| t.id == id)
+            .map(TaskIndex::new)
+    }
+
+    /// Every task's index now, in order.
+    pub(crate) fn indices(&self) -> impl DoubleEndedIterator<Item = TaskIndex> + Clone + use<> {
+        TaskIndex::all(self.len())
     }
 }

@@ -9,6 +9,7 @@
 //! the integration branch at most one merge ahead of the journal (which
 //! resume reads from git), as when both ran on the dispatcher.
 
+use crate::ids::TaskIndex;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -23,7 +24,7 @@ use crate::journal::Journal;
 /// A merge of a task's result into the integration branch.
 #[derive(Debug)]
 pub(super) struct MergeJob {
-    pub task: usize,
+    pub task: TaskIndex,
     pub id: String,
     pub ours: Oid,
     pub theirs: Oid,
@@ -59,7 +60,7 @@ enum Job {
 pub(super) struct Writer {
     journal: Journal,
     jobs: Option<std::sync::mpsc::Sender<Job>>,
-    merged: mpsc::UnboundedReceiver<(usize, Result<Merged, GitError>)>,
+    merged: mpsc::UnboundedReceiver<(TaskIndex, Result<Merged, GitError>)>,
     /// The first journal flush that failed: the run cannot go on.
     failed: Arc<Mutex<Option<RunError>>>,
     thread: Option<JoinHandle<()>>,
@@ -152,7 +153,7 @@ impl Writer {
     }
 
     /// The next merge's result: the task and how it went. Cancel-safe.
-    pub(super) async fn next_merged(&mut self) -> Result<(usize, Merged), RunError> {
+    pub(super) async fn next_merged(&mut self) -> Result<(TaskIndex, Merged), RunError> {
         match self.merged.recv().await {
             Some((task, result)) => Ok((task, result?)),
             None => Err(self.gone()),

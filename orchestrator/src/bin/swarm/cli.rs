@@ -507,10 +507,10 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
         .map_err(|e| base_failure(&plan, e.into()))?;
     crate::drive::check_meaning(&repo, base, &plan)?;
     let graph = TaskGraph::new(&plan.tasks);
-    let roots = (0..graph.len())
+    let roots = swarm_orchestrator::ids::TaskIndex::all(graph.len())
         .filter(|&i| graph.deps(i).next().is_none())
         .count();
-    let longest = (0..graph.len())
+    let longest = swarm_orchestrator::ids::TaskIndex::all(graph.len())
         .map(|i| graph.critical_path(i))
         .max()
         .unwrap_or(0);

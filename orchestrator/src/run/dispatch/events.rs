@@ -113,7 +113,7 @@ impl Dispatcher<'_> {
 
     /// Every task still in flight is lost (the executor ended early).
     pub(super) fn lose_all(&mut self, why: &str) -> Result<(), RunError> {
-        for i in 0..self.tasks.len() {
+        for i in self.tasks.indices() {
             if self.slots[i].in_flight {
                 self.on_done(i, TaskStatus::Failed, Some(format!("swarm lost it: {why}")))?;
             }

@@ -5,6 +5,7 @@
 //! experiment is decided (ranked, picked) and finishes with the winner's
 //! result, which its dependents and the merge take from the fold.
 
+use crate::ids::TaskIndex;
 use swarm_protocol::experiment::{Pick, Ranked, Saved};
 use swarm_protocol::{EventBody, TaskStatus};
 use swarm_sandbox::Stop;
@@ -17,8 +18,8 @@ impl Dispatcher<'_> {
     /// Variant `i` of experiment `e` ended with `status`.
     pub(super) fn on_variant_done(
         &mut self,
-        i: usize,
-        e: usize,
+        i: TaskIndex,
+        e: TaskIndex,
         status: TaskStatus,
     ) -> Result<(), RunError> {
         let first = self
@@ -34,7 +35,7 @@ impl Dispatcher<'_> {
     }
 
     /// One more variant of `e` ended: decide it once none is left.
-    fn variant_ended(&mut self, e: usize) -> Result<(), RunError> {
+    fn variant_ended(&mut self, e: TaskIndex) -> Result<(), RunError> {
         self.slots[e].waiting_on = self.slots[e].waiting_on.saturating_sub(1);
         if self.slots[e].waiting_on == 0 && self.status(e) == TaskStatus::Pending {
             self.decide(e)?;
@@ -45,12 +46,12 @@ impl Dispatcher<'_> {
     /// `pick = "first"`: variant `winner` passed, so the others of `e` are
     /// not needed: running ones are stopped (their work is kept on their
     /// refs), those not started never start.
-    fn stop_siblings(&mut self, e: usize, winner: usize) -> Result<(), RunError> {
+    fn stop_siblings(&mut self, e: TaskIndex, winner: TaskIndex) -> Result<(), RunError> {
         let reason = format!(
             "variant `{}` passed first (pick = \"first\")",
             self.tasks.get(winner).id
         );
-        let siblings: Vec<usize> = self.graph.deps(e).filter(|&v| v != winner).collect();
+        let siblings: Vec<TaskIndex> = self.graph.deps(e).filter(|&v| v != winner).collect();
         for v in siblings {
             if self.slots[v].in_flight {
                 self.slots[v].superseded = Some(reason.clone());
@@ -70,7 +71,7 @@ impl Dispatcher<'_> {
     /// Why variant `i` must not start, if the budget left cannot pay for
     /// it: the run's or its experiment's is spent, or has less left than
     /// the dearest finished variant of its experiment cost.
-    pub(super) fn budget_stops(&self, i: usize) -> Option<String> {
+    pub(super) fn budget_stops(&self, i: TaskIndex) -> Option<String> {
         let e = self.slots[i].experiment_of?;
         let task = self.tasks.get(i);
         let agent = task.agent()?;
@@ -101,7 +102,7 @@ impl Dispatcher<'_> {
         let (Some(gateway), Some(report)) = (self.gateway.as_ref(), self.fold.report()) else {
             return;
         };
-        for (i, task) in self.tasks.all().iter().enumerate() {
+        for (i, task) in self.tasks.indices().zip(self.tasks.all().iter()) {
             let (Some(e), Some(agent)) = (self.slots[i].experiment_of, task.agent()) else {
                 continue;
             };
@@ -119,11 +120,11 @@ impl Dispatcher<'_> {
 
     /// Every variant of experiment `e` has ended: rank them, pick, and
     /// finish `e` with the winner's result.
-    pub(super) fn decide(&mut self, e: usize) -> Result<(), RunError> {
+    pub(super) fn decide(&mut self, e: TaskIndex) -> Result<(), RunError> {
         let Some(spec) = self.tasks.get(e).experiment().cloned() else {
             return Ok(());
         };
-        let variants: Vec<usize> = self.graph.deps(e).collect();
+        let variants: Vec<TaskIndex> = self.graph.deps(e).collect();
         let id = self.tasks.get(e).id.clone();
         // Variants the user's Ctrl-C stopped are for `swarm resume` to run
         // again: nothing is decided on part of them.
@@ -174,12 +175,12 @@ impl Dispatcher<'_> {
 
     /// Whether variant `v` of `e` was cancelled because another passed
     /// first, not by the user.
-    fn superseded_by_first(&self, e: usize, v: usize) -> bool {
+    fn superseded_by_first(&self, e: TaskIndex, v: TaskIndex) -> bool {
         self.slots[e].first_passed.is_some_and(|w| w != v)
     }
 
     /// What the fold knows of variant `v`, for the ranking.
-    fn row(&self, v: usize) -> Option<Row> {
+    fn row(&self, v: TaskIndex) -> Option<Row> {
         let report = self.fold.report()?.tasks.get(self.slots[v].fold)?;
         let state = self.fold.state(self.slots[v].fold);
         let number = self.tasks.get(v).variant().map_or(0, |x| x.number);

@@ -2,6 +2,7 @@
 //! branch strictly in merge order, one merge at a time on the writer's
 //! thread, each result continuing the walk.
 
+use crate::ids::TaskIndex;
 use swarm_protocol::{EventBody, Isolation, TaskStatus};
 
 use super::super::RunError;
@@ -34,7 +35,7 @@ impl Dispatcher<'_> {
 
     /// Hands task `i`'s merge to the writer, or says why there is none to
     /// do (then `false`).
-    fn start_merge(&mut self, i: usize) -> Result<bool, RunError> {
+    fn start_merge(&mut self, i: TaskIndex) -> Result<bool, RunError> {
         // A variant's result reaches the branch only as its experiment's.
         if self.slots[i].experiment_of.is_some() {
             return Ok(false);
@@ -82,7 +83,7 @@ impl Dispatcher<'_> {
     }
 
     /// The writer merged task `i` (or found it conflicting).
-    pub(super) fn on_merged(&mut self, i: usize, merged: Merged) -> Result<(), RunError> {
+    pub(super) fn on_merged(&mut self, i: TaskIndex, merged: Merged) -> Result<(), RunError> {
         self.merging = None;
         self.cursor += 1;
         let id = self.tasks.get(i).id.clone();
@@ -147,7 +148,7 @@ impl Dispatcher<'_> {
             .unwrap_or_default()
     }
 
-    pub(super) fn is_in_integration(&self, i: usize) -> bool {
+    pub(super) fn is_in_integration(&self, i: TaskIndex) -> bool {
         match self.status(i) {
             TaskStatus::Merged => true,
             TaskStatus::Succeeded => self.tasks.get(i).isolation == Isolation::Readonly,

@@ -8,6 +8,7 @@
 //! their work. No fix (the model failed, or no answer passed the checks in
 //! its rounds): the task fails as it would have.
 
+use crate::ids::TaskIndex;
 use swarm_protocol::{EventBody, TaskStatus};
 
 use super::super::RunError;
@@ -17,13 +18,19 @@ use crate::plan::subtasks;
 
 /// A replan the model answered: the task, the round, how and why it had
 /// failed, and the fix or why there is none.
-pub(super) type Answered = (usize, u32, TaskStatus, Option<String>, Result<Fix, String>);
+pub(super) type Answered = (
+    TaskIndex,
+    u32,
+    TaskStatus,
+    Option<String>,
+    Result<Fix, String>,
+);
 
 impl Dispatcher<'_> {
     /// Whether failed task `i` may be replanned: the run has replans left
     /// and a model to ask, is not being cancelled, the task is no variant
     /// or experiment, and its replacement would fit under `max_depth`.
-    pub(super) fn may_replan(&self, i: usize) -> bool {
+    pub(super) fn may_replan(&self, i: TaskIndex) -> bool {
         let task = self.tasks.get(i);
         self.replans_left > 0
             && self.replanner.is_some()
@@ -38,7 +45,7 @@ impl Dispatcher<'_> {
     /// `status` for `reason`.
     pub(super) fn start_replan(
         &mut self,
-        i: usize,
+        i: TaskIndex,
         status: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), RunError> {

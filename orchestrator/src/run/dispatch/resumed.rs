@@ -1,6 +1,7 @@
 //! The dispatcher of a resumed run: it starts from what the journal and
 //! git say (see `run::resume`) instead of from nothing.
 
+use crate::ids::TaskIndex;
 use std::cmp::Reverse;
 use std::sync::Arc;
 
@@ -57,7 +58,7 @@ impl<'o> Dispatcher<'o> {
         for &i in &recovered.adopted {
             dispatcher.slots[i].in_flight = true;
         }
-        let ids = |list: &[usize]| -> Vec<String> {
+        let ids = |list: &[TaskIndex]| -> Vec<String> {
             list.iter()
                 .map(|&i| dispatcher.tasks.get(i).id.clone())
                 .collect()
@@ -81,13 +82,13 @@ impl<'o> Dispatcher<'o> {
         // Replans are counted over the whole run, resumes included.
         dispatcher.replans_left = dispatcher.replan_rounds.saturating_sub(replanned);
         dispatcher.seed_group_budgets();
-        for i in 0..dispatcher.tasks.len() {
+        for i in dispatcher.tasks.indices() {
             if !dispatcher.slots[i].children.is_empty() {
                 dispatcher.seed_subtree_budget(i);
             }
         }
         dispatcher.ready.clear();
-        for i in 0..dispatcher.tasks.len() {
+        for i in dispatcher.tasks.indices() {
             // An experiment waits for its variants to end, however they
             // ended; other tasks for their dependencies to succeed.
             let experiment = dispatcher.tasks.get(i).experiment().is_some();
@@ -116,7 +117,7 @@ impl<'o> Dispatcher<'o> {
         }
         // Dependents of what failed before stay blocked (a variant's
         // failure is its experiment's to weigh).
-        for i in 0..dispatcher.tasks.len() {
+        for i in dispatcher.tasks.indices() {
             if dispatcher.slots[i].experiment_of.is_some() {
                 continue;
             }
@@ -131,7 +132,7 @@ impl<'o> Dispatcher<'o> {
         }
         // An experiment whose variants all ended before the crash is
         // decided now.
-        for e in 0..dispatcher.tasks.len() {
+        for e in dispatcher.tasks.indices() {
             if dispatcher.tasks.get(e).experiment().is_some()
                 && dispatcher.slots[e].waiting_on == 0
                 && dispatcher.status(e) == TaskStatus::Pending
@@ -141,7 +142,7 @@ impl<'o> Dispatcher<'o> {
         }
         // A task whose subtasks all ended before the crash ends now (the
         // deepest first: a child's end may end its parent).
-        for p in (0..dispatcher.tasks.len()).rev() {
+        for p in dispatcher.tasks.indices().rev() {
             if !dispatcher.slots[p].children.is_empty()
                 && dispatcher.status(p) == TaskStatus::Running
                 && !dispatcher.slots[p].in_flight

@@ -6,6 +6,8 @@
 
 use std::ops::{Index, IndexMut};
 
+use crate::ids::TaskIndex;
+
 /// What the dispatcher keeps about one task.
 #[derive(Debug, Clone)]
 pub(super) struct Slot {
@@ -19,25 +21,25 @@ pub(super) struct Slot {
     /// The attempt number it starts at (1, or more when resumed).
     pub next_attempt: u32,
     /// For a variant, its experiment's index.
-    pub experiment_of: Option<usize>,
+    pub experiment_of: Option<TaskIndex>,
     /// For an experiment with `pick = "first"`, the variant that passed
     /// first.
-    pub first_passed: Option<usize>,
+    pub first_passed: Option<TaskIndex>,
     /// Why a variant was stopped by the dispatcher (another passed
     /// first), for its `task_finished`.
     pub superseded: Option<String>,
     /// For a subtask, the task that spawned it.
-    pub parent: Option<usize>,
+    pub parent: Option<TaskIndex>,
     /// For a task that spawned subtasks, its children.
-    pub children: Vec<usize>,
+    pub children: Vec<TaskIndex>,
 }
 
 impl Slot {
     /// A task not started, waiting on `waiting_on` dependencies.
     pub(super) fn new(
         waiting_on: usize,
-        experiment_of: Option<usize>,
-        parent: Option<usize>,
+        experiment_of: Option<TaskIndex>,
+        parent: Option<TaskIndex>,
     ) -> Self {
         Self {
             fold: 0,
@@ -59,9 +61,9 @@ pub(super) struct Slots(Vec<Slot>);
 
 impl Slots {
     /// Adds the next task's record; its index.
-    pub(super) fn push(&mut self, slot: Slot) -> usize {
+    pub(super) fn push(&mut self, slot: Slot) -> TaskIndex {
         self.0.push(slot);
-        self.0.len() - 1
+        TaskIndex::new(self.0.len() - 1)
     }
 
     pub(super) fn iter(&self) -> std::slice::Iter<'_, Slot> {
@@ -73,15 +75,15 @@ impl Slots {
     }
 }
 
-impl Index<usize> for Slots {
+impl Index<TaskIndex> for Slots {
     type Output = Slot;
-    fn index(&self, task: usize) -> &Slot {
-        &self.0[task]
+    fn index(&self, task: TaskIndex) -> &Slot {
+        &self.0[task.get()]
     }
 }
 
-impl IndexMut<usize> for Slots {
-    fn index_mut(&mut self, task: usize) -> &mut Slot {
-        &mut self.0[task]
+impl IndexMut<TaskIndex> for Slots {
+    fn index_mut(&mut self, task: TaskIndex) -> &mut Slot {
+        &mut self.0[task.get()]
     }
 }

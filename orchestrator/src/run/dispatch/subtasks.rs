@@ -7,6 +7,7 @@
 //! anything that depends on it starts or its merge into the integration
 //! branch. A child that does not succeed blocks its parent.
 
+use crate::ids::TaskIndex;
 use std::cmp::Reverse;
 
 use git2::Oid;
@@ -27,7 +28,11 @@ pub(super) type Joined = Result<Result<Oid, Vec<String>>, GitError>;
 impl Dispatcher<'_> {
     /// Task `i` succeeded having asked for `accepted`: its children join
     /// the run and it waits for them.
-    pub(super) fn spawn_children(&mut self, i: usize, accepted: Accepted) -> Result<(), RunError> {
+    pub(super) fn spawn_children(
+        &mut self,
+        i: TaskIndex,
+        accepted: Accepted,
+    ) -> Result<(), RunError> {
         let attempt = self
             .fold
             .state(self.slots[i].fold)
@@ -58,14 +63,16 @@ impl Dispatcher<'_> {
     /// Their indices.
     pub(super) fn add_children(
         &mut self,
-        i: usize,
+        i: TaskIndex,
         children: Vec<Task>,
-    ) -> Result<Vec<usize>, RunError> {
-        let first = self.tasks.len();
-        for child in children {
-            self.tasks.push(child);
-        }
-        let added: Vec<usize> = (first..self.tasks.len()).collect();
+    ) -> Result<Vec<TaskIndex>, RunError> {
+        let added: Vec<TaskIndex> = children
+            .into_iter()
+            .map(|child| self.tasks.push(child))
+            .collect();
+        let Some(&first) = added.first() else {
+            return Ok(added);
+        };
         self.graph.extend(&self.tasks.all(), first);
         for &c in &added {
             // Its siblings it depends on (its parent's result is there).
@@ -80,7 +87,7 @@ impl Dispatcher<'_> {
     /// An agent task's budget covers its subtree: its children's sessions
     /// count against a budget that starts from what it spent itself (and,
     /// resumed, what its descendants spent).
-    pub(super) fn seed_subtree_budget(&self, i: usize) {
+    pub(super) fn seed_subtree_budget(&self, i: TaskIndex) {
         let (Some(gateway), Some(report)) = (self.gateway.as_ref(), self.fold.report()) else {
             return;
         };
@@ -104,7 +111,7 @@ impl Dispatcher<'_> {
 
     /// A child of `p` ended: once every one has, `p` is merged with them
     /// or blocked by the first that did not succeed.
-    pub(super) fn on_child_done(&mut self, p: usize) -> Result<(), RunError> {
+    pub(super) fn on_child_done(&mut self, p: TaskIndex) -> Result<(), RunError> {
         let children = self.slots[p].children.clone();
         let ended = |s: TaskStatus| s.is_final() || s == TaskStatus::Succeeded;
         if children.iter().any(|&c| !ended(self.status(c))) {
@@ -146,14 +153,14 @@ impl Dispatcher<'_> {
 
     /// Where task `p`'s line starts for its children: its result, or its
     /// base when it was replanned (its failed result is left out).
-    pub(super) fn line_start(&self, p: usize) -> Option<Oid> {
+    pub(super) fn line_start(&self, p: TaskIndex) -> Option<Oid> {
         self.fold.state(self.slots[p].fold)?.line_start()
     }
 
     /// The merge of `p`'s subtree ended.
     pub(super) fn on_joined(
         &mut self,
-        joined: Result<(usize, Joined), tokio::task::JoinError>,
+        joined: Result<(TaskIndex, Joined), tokio::task::JoinError>,
     ) -> Result<(), RunError> {
         let (p, joined) = joined.map_err(|e| RunError::Io {
             action: "merge a task's subtasks".into(),
@@ -203,7 +210,7 @@ impl Dispatcher<'_> {
     /// Parent `p` ends, as any task does (its own parent told in turn).
     fn end_parent(
         &mut self,
-        p: usize,
+        p: TaskIndex,
         status: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), RunError> {

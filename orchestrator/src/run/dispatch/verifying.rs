@@ -14,6 +14,7 @@
 //! tip is verified again. Everything runs off the dispatcher's thread: runs
 //! and rebuilds are futures of one `JoinSet` its loop selects on.
 
+use crate::ids::TaskIndex;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ const MAX_CULPRITS_WITHOUT_PASS: u32 = 8;
 pub(super) enum Done {
     Ran(Ran),
     Rebuilt {
-        culprit: usize,
+        culprit: TaskIndex,
         /// The chain position of its merge.
         at: usize,
         rebuilt: Result<Rebuilt, GitError>,
@@ -66,7 +67,7 @@ pub(super) struct Verifying {
     green_known: bool,
     /// The merges since `green`, in order: (task, integration commit
     /// after it).
-    chain: Vec<(usize, Oid)>,
+    chain: Vec<(TaskIndex, Oid)>,
     bisect: Option<Bisect>,
     /// A culprit's chain position, waiting for the merge in flight.
     culprit: Option<usize>,
@@ -180,7 +181,7 @@ impl Dispatcher<'_> {
     }
 
     /// A merge of task `i` moved the branch to `commit`.
-    pub(super) fn merged_into_branch(&mut self, i: usize, commit: Oid) {
+    pub(super) fn merged_into_branch(&mut self, i: TaskIndex, commit: Oid) {
         if let Some(v) = &mut self.verify {
             v.chain.push((i, commit));
         }
@@ -395,7 +396,12 @@ impl Dispatcher<'_> {
     /// The branch was rebuilt without `culprit`'s merge (chain position
     /// `at`): journaled, then the branch moves (on the writer, after the
     /// line is on disk), then its dependents are blocked.
-    fn on_rebuilt(&mut self, culprit: usize, at: usize, rebuilt: Rebuilt) -> Result<(), RunError> {
+    fn on_rebuilt(
+        &mut self,
+        culprit: TaskIndex,
+        at: usize,
+        rebuilt: Rebuilt,
+    ) -> Result<(), RunError> {
         let Some(v) = &mut self.verify else {
             return Ok(());
         };
@@ -413,7 +419,7 @@ impl Dispatcher<'_> {
             ));
         }
         let id = self.tasks.get(culprit).id.clone();
-        let ids = |list: &[usize]| -> Vec<String> {
+        let ids = |list: &[TaskIndex]| -> Vec<String> {
             list.iter().map(|&i| self.tasks.get(i).id.clone()).collect()
         };
         let (unmerged, conflicted) = (ids(&rebuilt.unmerged), ids(&rebuilt.conflicted));
@@ -459,9 +465,9 @@ impl Dispatcher<'_> {
     }
 
     /// Every task that depends on `i`, directly or not.
-    fn all_dependents(&self, i: usize) -> std::collections::HashSet<usize> {
+    fn all_dependents(&self, i: TaskIndex) -> std::collections::HashSet<TaskIndex> {
         let mut seen = std::collections::HashSet::new();
-        let mut stack: Vec<usize> = self.graph.dependents(i).collect();
+        let mut stack: Vec<TaskIndex> = self.graph.dependents(i).collect();
         while let Some(d) = stack.pop() {
             if seen.insert(d) {
                 stack.extend(self.graph.dependents(d));

@@ -10,6 +10,7 @@ pub(crate) mod owned_paths;
 pub(crate) mod score;
 pub(crate) mod task;
 
+use crate::ids::TaskIndex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -34,9 +35,9 @@ pub(super) struct LocalExecutor {
     concurrency: usize,
     running: JoinSet<Done>,
     /// The task each running tokio task runs, to name a lost one.
-    ids: HashMap<tokio::task::Id, usize>,
+    ids: HashMap<tokio::task::Id, TaskIndex>,
     /// Each running task's own stop signal.
-    stops: HashMap<usize, watch::Sender<Option<Stop>>>,
+    stops: HashMap<TaskIndex, watch::Sender<Option<Stop>>>,
     events: mpsc::UnboundedReceiver<ExecEvent>,
     /// Ends seen while events the task sent before ending were unread.
     ended: VecDeque<ExecEvent>,
@@ -172,7 +173,7 @@ impl LocalExecutor {
 }
 
 impl Executor for LocalExecutor {
-    fn admit(&self, task: usize) -> Admission {
+    fn admit(&self, task: TaskIndex) -> Admission {
         if self.running.len() >= self.concurrency {
             return Admission::Full;
         }
@@ -238,13 +239,13 @@ impl Executor for LocalExecutor {
         })
     }
 
-    fn cancel(&mut self, task: usize, how: Stop) {
+    fn cancel(&mut self, task: TaskIndex, how: Stop) {
         if let Some(stop) = self.stops.get(&task) {
             stop.send_replace(Some(how));
         }
     }
 
-    fn reattach(&mut self, _task: usize, _state: &crate::fold::TaskState) -> Reattached {
+    fn reattach(&mut self, _task: TaskIndex, _state: &crate::fold::TaskState) -> Reattached {
         // Local attempts are children of the coordinator: they died with it.
         Reattached::Gone
     }

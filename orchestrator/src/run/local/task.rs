@@ -5,6 +5,7 @@
 //! It runs as its own tokio task of the local executor and reports through
 //! [`ExecEvent`]s; it never touches run state itself.
 
+use crate::ids::TaskIndex;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ pub(crate) struct Cache {
 /// How a task ended, for its executor.
 #[derive(Debug)]
 pub(crate) struct Done {
-    pub task: usize,
+    pub task: TaskIndex,
     pub status: TaskStatus,
     pub reason: Option<String>,
     /// A worktree (and its git directory) that can be deleted now that its

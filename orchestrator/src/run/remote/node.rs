@@ -3,6 +3,7 @@
 //! verify, score, snapshot), in a clone of the shared repository on
 //! node-local disk; then its snapshot and exit record pushed back.
 
+use crate::ids::TaskIndex;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -145,7 +146,7 @@ async fn attempt(
     ));
     let mut executor = LocalExecutor::new(&prepared, tasks, spawner, &home, false)?;
     executor.start(Launch {
-        task: index,
+        task: TaskIndex::new(index),
         base,
         deps: Vec::new(),
         first_attempt: job.attempt,
@@ -166,7 +167,7 @@ async fn attempt(
             changed = stop.changed(), if stopping => match changed {
                 Ok(()) => {
                     if let Some(how) = *stop.borrow() {
-                        executor.cancel(index, how);
+                        executor.cancel(TaskIndex::new(index), how);
                     }
                 }
                 Err(_) => stopping = false,

@@ -15,6 +15,7 @@
 mod cluster;
 mod submit;
 
+use crate::ids::TaskIndex;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -84,7 +85,7 @@ struct Job {
 /// What the executor's background work brings back.
 enum Work {
     Submitted {
-        task: usize,
+        task: TaskIndex,
         attempt: u32,
         result: Result<(Oid, String), NotSubmitted>,
     },
@@ -99,13 +100,13 @@ type Arrived = Result<(ExitRecord, Option<String>), String>;
 struct Poll {
     queue: Result<HashMap<String, JobState>, String>,
     /// Records that arrived, by task and attempt.
-    records: Vec<(usize, u32, Arrived)>,
+    records: Vec<(TaskIndex, u32, Arrived)>,
 }
 
 /// Runs attempts as Slurm jobs.
 pub(super) struct SlurmExecutor {
     jobs_ctx: Arc<Jobs>,
-    jobs: HashMap<usize, Job>,
+    jobs: HashMap<TaskIndex, Job>,
     work: JoinSet<Work>,
     events: VecDeque<ExecEvent>,
     tick: tokio::time::Interval,
@@ -174,7 +175,7 @@ impl SlurmExecutor {
     /// repository first.
     fn submit(
         &mut self,
-        task: usize,
+        task: TaskIndex,
         attempt: u32,
         base_of: impl FnOnce(&Jobs) -> Result<Oid, NotSubmitted> + Send + 'static,
     ) {
@@ -212,7 +213,7 @@ impl SlurmExecutor {
 
     fn on_submitted(
         &mut self,
-        task: usize,
+        task: TaskIndex,
         attempt: u32,
         result: Result<(Oid, String), NotSubmitted>,
     ) {
@@ -264,7 +265,7 @@ impl SlurmExecutor {
         self.polling = true;
         let ctx = Arc::clone(&self.jobs_ctx);
         // Each submitted job's attempt, and whether it is the task's last.
-        let wanted: Vec<(usize, u32, bool)> = self
+        let wanted: Vec<(TaskIndex, u32, bool)> = self
             .jobs
             .iter()
             .filter(|(_, j)| j.id.is_some())
@@ -292,7 +293,7 @@ impl SlurmExecutor {
                 None
             }
         };
-        let tasks: Vec<usize> = self.jobs.keys().copied().collect();
+        let tasks: Vec<TaskIndex> = self.jobs.keys().copied().collect();
         for task in tasks {
             let Some(job) = self.jobs.get(&task) else {
                 continue;
@@ -344,7 +345,7 @@ impl SlurmExecutor {
     }
 
     /// An attempt's exit record arrived.
-    fn on_record(&mut self, task: usize, record: ExitRecord, git_ref: Option<String>) {
+    fn on_record(&mut self, task: TaskIndex, record: ExitRecord, git_ref: Option<String>) {
         let Some(job) = self.jobs.get_mut(&task) else {
             return;
         };
@@ -409,7 +410,7 @@ impl SlurmExecutor {
     }
 
     /// The job ended (or vanished) without a record.
-    fn ended_without_record(&mut self, task: usize, id: &str, state: Option<JobState>) {
+    fn ended_without_record(&mut self, task: TaskIndex, id: &str, state: Option<JobState>) {
         let Some(job) = self.jobs.get(&task) else {
             return;
         };
@@ -466,7 +467,7 @@ impl SlurmExecutor {
 
     /// The attempt is lost: tried again when it may be, else the task
     /// fails. A failed node does not use up the task's retries.
-    fn lost(&mut self, task: usize, message: String, node_failed: bool) {
+    fn lost(&mut self, task: TaskIndex, message: String, node_failed: bool) {
         self.finish_attempt_with(
             task,
             AttemptOutcome::Lost {
@@ -477,13 +478,13 @@ impl SlurmExecutor {
         );
     }
 
-    fn finish_attempt(&mut self, task: usize, outcome: AttemptOutcome, reason: Option<String>) {
+    fn finish_attempt(&mut self, task: TaskIndex, outcome: AttemptOutcome, reason: Option<String>) {
         self.finish_attempt_with(task, outcome, reason, false);
     }
 
     fn finish_attempt_with(
         &mut self,
-        task: usize,
+        task: TaskIndex,
         outcome: AttemptOutcome,
         reason: Option<String>,
         node_failed: bool,
@@ -533,7 +534,7 @@ impl SlurmExecutor {
 
     /// The next attempt, as a new job from the same base; `extra` when it
     /// does not count against the task's retries.
-    fn again(&mut self, task: usize, extra: bool) {
+    fn again(&mut self, task: TaskIndex, extra: bool) {
         let Some(job) = self.jobs.get_mut(&task) else {
             return;
         };
@@ -589,7 +590,7 @@ fn ends_task(record: &ExitRecord, final_or_stopped: bool) -> bool {
 /// arrived (in that order: a job the cluster shows ended has pushed its
 /// record before, so the fetch that follows has it). `wanted`: the jobs'
 /// tasks, attempts, and whether no other attempt may follow.
-fn look(ctx: &Jobs, wanted: &[(usize, u32, bool)]) -> Poll {
+fn look(ctx: &Jobs, wanted: &[(TaskIndex, u32, bool)]) -> Poll {
     let queue = cluster::queue().map_err(|e| e.to_string());
     let mut records = Vec::new();
     let mut fetch = ctx.repo.git(&ctx.repo.workdir);
@@ -645,7 +646,7 @@ fn spawn_cancel(id: String, how: Stop, running: bool) {
 }
 
 impl Executor for SlurmExecutor {
-    fn admit(&self, _task: usize) -> Admission {
+    fn admit(&self, _task: TaskIndex) -> Admission {
         match self.jobs.len() >= self.jobs_ctx.config.max_jobs {
             true => Admission::Full,
             false => Admission::Start,
@@ -701,7 +702,7 @@ impl Executor for SlurmExecutor {
         })
     }
 
-    fn cancel(&mut self, task: usize, how: Stop) {
+    fn cancel(&mut self, task: TaskIndex, how: Stop) {
         let Some(job) = self.jobs.get_mut(&task) else {
             return;
         };
@@ -717,7 +718,7 @@ impl Executor for SlurmExecutor {
         }
     }
 
-    fn reattach(&mut self, task: usize, state: &TaskState) -> Reattached {
+    fn reattach(&mut self, task: TaskIndex, state: &TaskState) -> Reattached {
         let (Some(id), Some(base)) = (state.job.clone(), state.base) else {
             return Reattached::Gone;
         };

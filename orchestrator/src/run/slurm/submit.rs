@@ -2,6 +2,7 @@
 //! repository, its batch script (the node job's spec inside, no secret in
 //! it), its `sbatch` arguments.
 
+use crate::ids::TaskIndex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -49,7 +50,7 @@ pub(super) enum NotSubmitted {
 impl Jobs {
     /// The commit a task starts from: its one dependency's result, or the
     /// merge of several (made here, as the local executor does).
-    pub fn base_of(&self, task: usize, base: Oid, deps: &[Oid]) -> Result<Oid, NotSubmitted> {
+    pub fn base_of(&self, task: TaskIndex, base: Oid, deps: &[Oid]) -> Result<Oid, NotSubmitted> {
         match deps {
             [] => Ok(base),
             [only] => Ok(*only),
@@ -95,7 +96,7 @@ impl Jobs {
     }
 
     /// Submits attempt `attempt` of `task` from `base` (already pushed).
-    pub fn submit(&self, task: usize, attempt: u32, base: Oid) -> Result<String, String> {
+    pub fn submit(&self, task: TaskIndex, attempt: u32, base: Oid) -> Result<String, String> {
         let t = &self.tasks.get(task);
         let job = NodeJob {
             run: self.run.clone(),

@@ -6,6 +6,7 @@
 //! that descends from a removed one). And reading the branch's merges
 //! back from git, for resume.
 
+use crate::ids::TaskIndex;
 use git2::Oid;
 use swarm_protocol::TaskStatus;
 
@@ -15,7 +16,7 @@ use crate::git::{Context, GitError, MergeOutcome, Merger, Repo, refs};
 /// A merge to make again onto the rebuilt branch.
 #[derive(Debug, Clone)]
 pub(in crate::run) struct Remerge {
-    pub task: usize,
+    pub task: TaskIndex,
     /// The result its merge took (what the fold recorded).
     pub result: Oid,
     pub message: String,
@@ -30,11 +31,11 @@ pub(in crate::run) struct Rebuilt {
     /// again).
     pub tip: Oid,
     /// The merges made again: (task, integration commit after it).
-    pub links: Vec<(usize, Oid)>,
+    pub links: Vec<(TaskIndex, Oid)>,
     /// Tasks left out because their results hold the removed changes.
-    pub unmerged: Vec<usize>,
+    pub unmerged: Vec<TaskIndex>,
     /// Tasks whose merge conflicted without the removed one.
-    pub conflicted: Vec<usize>,
+    pub conflicted: Vec<TaskIndex>,
 }
 
 /// Makes the merges `later` again onto `onto`, without `removed` (the
@@ -221,17 +222,17 @@ mod tests {
         let later: Vec<Remerge> = chain[2..]
             .iter()
             .map(|&(task, _, result)| Remerge {
-                task,
+                task: TaskIndex::new(task),
                 result,
                 message: message(ids[task]),
                 dependent: false,
             })
             .collect();
         let rebuilt = rebuild(&repo, chain[0].1, b, &later, false)?;
-        assert_eq!(rebuilt.unmerged, [2]);
+        assert_eq!(rebuilt.unmerged, [TaskIndex::new(2)]);
         assert!(rebuilt.conflicted.is_empty());
         assert_eq!(rebuilt.links.len(), 1);
-        assert_eq!(rebuilt.links[0].0, 3);
+        assert_eq!(rebuilt.links[0].0, TaskIndex::new(3));
         assert_eq!(rebuilt.tip, rebuilt.links[0].1);
         let tree = git.find_commit(rebuilt.tip).unwrap().tree().unwrap();
         for (file, present) in [("a", true), ("b", false), ("c", false), ("d", true)] {
@@ -247,12 +248,12 @@ mod tests {
         let mut marked = later.clone();
         marked[1].dependent = true;
         let rebuilt = rebuild(&repo, chain[0].1, b, &marked, false)?;
-        assert_eq!(rebuilt.unmerged, [2, 3]);
+        assert_eq!(rebuilt.unmerged, [TaskIndex::new(2), TaskIndex::new(3)]);
         assert_eq!(rebuilt.tip, chain[0].1);
 
         // Squashed, the same: one single-parent commit per task.
         let squashed = rebuild(&repo, chain[0].1, b, &later, true)?;
-        assert_eq!(squashed.unmerged, [2]);
+        assert_eq!(squashed.unmerged, [TaskIndex::new(2)]);
         let tip = git.find_commit(squashed.tip).unwrap();
         assert_eq!(tip.parent_count(), 1);
         assert!(tip.tree().unwrap().get_name("d").is_some());
