@@ -22,9 +22,9 @@
 # which drowns the difference between the tools. tmpfs measures the work
 # each tool does.
 #
-# Needs: a release build (done here), git, GNU parallel (apt-get install
-# parallel; its column says n/a without it). Not run in CI: timings on a
-# shared CI machine mean little.
+# Needs: a release build (done here), git, python3, GNU parallel (apt-get install
+# parallel; its column says n/a without it). CI runs it in smoke mode only:
+# timings on a shared CI machine mean little.
 set -euo pipefail
 REAL_HOME=$HOME
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -339,11 +339,26 @@ for i in range(n):
 with open(f"{work}/graph.toml", "w") as f:
     f.write("\n".join(lines))
 PY
-# time_of CMD...: "seconds peak_kB" of one run, by GNU time; a failing CMD
+# time_of CMD...: "seconds peak_kB" of one run, by GNU time (or, where it is
+# not installed, the same two figures from Python's getrusage); a failing CMD
 # ends the script.
 time_of() {
-  run_logged "$WORK/timed.log" /usr/bin/time -o "$WORK/time.out" -f "%e %M" "$@"
+  if [ -x /usr/bin/time ]; then
+    run_logged "$WORK/timed.log" /usr/bin/time -o "$WORK/time.out" -f "%e %M" "$@"
+  else
+    run_logged "$WORK/timed.log" rusage_time "$WORK/time.out" "$@"
+  fi
   tail -1 "$WORK/time.out"
+}
+# rusage_time FILE CMD...: CMD's wall seconds and peak RSS (kB) into FILE.
+rusage_time() {
+  python3 -c '
+import resource, subprocess, sys, time
+t = time.monotonic()
+code = subprocess.run(sys.argv[2:]).returncode
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+open(sys.argv[1], "w").write("%.2f %d\n" % (time.monotonic() - t, rss))
+sys.exit(code)' "$@"
 }
 plan_clean "$WORK/big" "$WORK/big.toml"
 plan_clean "$WORK/big" "$WORK/graph.toml"
