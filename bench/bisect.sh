@@ -12,22 +12,26 @@
 #   bench/bisect.sh                    # culprits at merges 8, 33 and 57
 #   VERIFY_SLEEP=1 POSITIONS="20" bench/bisect.sh
 #   SWARM=/path/to/swarm bench/bisect.sh   # an already built binary
+#   SMOKE=1 SWARM=target/debug/swarm bench/bisect.sh
+#
+# Smoke mode (SMOKE=1, see bench/common.sh): 8 tasks, the culprit at merge
+# 3, a 0.05 s verify, to check that the script still runs;
+# tests/e2e/bench_scripts.rs does so in CI. A swarm run that ends otherwise
+# than expected (0 without verify, 1 when the verify fails) ends the script
+# with a message naming it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-N=64
-POSITIONS=${POSITIONS:-"8 33 57"}
-VERIFY_SLEEP=${VERIFY_SLEEP:-0.5}
+. "$ROOT/bench/common.sh"
+N=$(sized 64 8)
+POSITIONS=${POSITIONS:-$(sized "8 33 57" 3)}
+VERIFY_SLEEP=${VERIFY_SLEEP:-$(sized 0.5 0.05)}
 cd "$ROOT"
-if [[ -z ${SWARM:-} ]]; then
-  cargo build --release --quiet -p swarm --bin swarm
-  SWARM=${CARGO_TARGET_DIR:-$ROOT/target}/release/swarm
-fi
+ensure_swarm
 
 # On disk, not tmpfs (see bench/experiments.sh).
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 WORK=$(mktemp -d "$BENCH_DIR/swarm-bench-bisect.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-. "$ROOT/bench/common.sh"
 hermetic_git "$WORK"
 
 VERIFY="sleep $VERIFY_SLEEP; if grep -l BAD *.txt; then exit 1; fi"
@@ -79,7 +83,7 @@ by_hand() {
   local out
   out=$(git bisect run sh -c "$VERIFY" 2>&1)
   local probes
-  probes=$(grep -c '^running' <<<"$out")
+  probes=$(grep -c '^running' <<<"$out" || true)
   local culprit
   culprit=$(git rev-parse refs/bisect/bad)
   local task
@@ -93,37 +97,47 @@ by_hand() {
   cd - >/dev/null
 }
 
+# swarm_ms NAME EXPECT: milliseconds of one `swarm run` of NAME.toml in the
+# repository, which must exit EXPECT (1: the run-wide verify failed, as it
+# must); any other exit (a refused plan: 2) ends the script.
+swarm_ms() {
+  local t0 t1 status=0
+  t0=$(now_ms)
+  "$SWARM" -C "$WORK/r" run "$WORK/$1.toml" -j 2 -q >"$WORK/out" 2>&1 || status=$?
+  t1=$(now_ms)
+  if [ "$status" != "$2" ]; then
+    echo "bisect.sh: \`swarm run $1.toml\` exited $status, not $2:" >&2
+    tail -n 40 "$WORK/out" >&2
+    exit 1
+  fi
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }'
+}
+
 rows=()
 for pos in $POSITIONS; do
   repo "$WORK/r"
   base=$(git -C "$WORK/r" rev-parse HEAD)
   # The same tasks without verify: the branch a user would bisect by hand.
   plan plain "$pos" > "$WORK/plain.toml"
-  t0=$(now_ms)
-  "$SWARM" -C "$WORK/r" run "$WORK/plain.toml" -j 2 -q >"$WORK/out" 2>&1 \
-    || { echo "swarm failed (plain):" >&2; cat "$WORK/out" >&2; exit 1; }
-  t1=$(now_ms)
-  plain_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }')
+  plan_clean "$WORK/r" "$WORK/plain.toml"
+  plain_ms=$(swarm_ms plain 0)
 
   plan end "$pos" "verify = \"$VERIFY\"" > "$WORK/end.toml"
-  t0=$(now_ms)
-  "$SWARM" -C "$WORK/r" run "$WORK/end.toml" -j 2 -q >"$WORK/out" 2>&1 && {
-    echo "swarm: the verify did not fail" >&2; exit 1; }
-  t1=$(now_ms)
-  end_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }')
-  read -r end_runs end_probes end_phase end_culprit < <(journal_stats end)
+  plan_clean "$WORK/r" "$WORK/end.toml"
+  end_ms=$(swarm_ms end 1)
+  stats=$(journal_stats end)
+  read -r end_runs end_probes end_phase end_culprit <<<"$stats"
 
   plan merge "$pos" "verify = \"$VERIFY\"
 verify_every = \"merge\"" > "$WORK/merge.toml"
-  t0=$(now_ms)
-  "$SWARM" -C "$WORK/r" run "$WORK/merge.toml" -j 2 -q >"$WORK/out" 2>&1 && {
-    echo "swarm: the verify did not fail" >&2; exit 1; }
-  t1=$(now_ms)
-  merge_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }')
-  read -r merge_runs merge_probes _ merge_culprit < <(journal_stats merge)
+  plan_clean "$WORK/r" "$WORK/merge.toml"
+  merge_ms=$(swarm_ms merge 1)
+  stats=$(journal_stats merge)
+  read -r merge_runs merge_probes _ merge_culprit <<<"$stats"
 
   t0=$(now_ms)
-  read -r hand_runs hand_probes hand_culprit < <(by_hand "$WORK/r" swarm/plain "$base")
+  hand=$(checked by_hand "$WORK/r" swarm/plain "$base")
+  read -r hand_runs hand_probes hand_culprit <<<"$hand"
   t1=$(now_ms)
   hand_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1000 }')
 

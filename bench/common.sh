@@ -1,4 +1,52 @@
-# Helpers every benchmark script sources: hermetic git and timing.
+# Helpers every benchmark script sources: hermetic git, timing, smoke mode
+# and checked commands.
+#
+# Every script takes these from the environment:
+#
+#   SMOKE=1          tiny sizes (a handful of tasks and files, one run, short
+#                    sleeps): checks that the script runs, measures nothing.
+#                    tests/e2e/bench_scripts.rs runs every script so in CI.
+#   SWARM=PATH       the swarm binary to measure; nothing is built. Without
+#                    it a release build is made (cargo build --release).
+#   BENCH_BIN_DIR=D  (run.sh, repomap.py) the directory holding the example
+#                    harnesses (bench_git, bench_spawn, bench_wasm,
+#                    bench_agents, bench_ownership, repomap); nothing is
+#                    built. Without it they are built, release.
+#   OUT=FILE         (scripts writing BENCHMARKS.md) where to write instead;
+#                    in smoke mode the default is a temporary file, never
+#                    BENCHMARKS.md.
+#
+# A benchmarked command that fails ends the script (exit 1) with a message
+# naming it and the end of its output: a refused plan is never timed as if
+# it had run.
+
+SMOKE=${SMOKE:-0}
+case $SMOKE in 0 | '' | false | no) SMOKE=0 ;; *) SMOKE=1 ;; esac
+
+# sized NORMAL SMOKE: the first in normal mode, the second in smoke mode.
+sized() { if [ "$SMOKE" = 1 ]; then printf '%s\n' "$2"; else printf '%s\n' "$1"; fi; }
+
+# bench_out DEFAULT: where the script writes its section(s): $OUT if set,
+# else DEFAULT (BENCHMARKS.md), but a new temporary file in smoke mode.
+bench_out() {
+  if [ -n "${OUT:-}" ]; then
+    printf '%s\n' "$OUT"
+  elif [ "$SMOKE" = 1 ]; then
+    mktemp "${TMPDIR:-/tmp}/swarm-bench-smoke.XXXXXX.md"
+  else
+    printf '%s\n' "$1"
+  fi
+}
+
+# ensure_swarm: sets SWARM to a release build of swarm (built here from
+# $ROOT) unless SWARM is given.
+ensure_swarm() {
+  if [ -z "${SWARM:-}" ]; then
+    (cd "$ROOT" && cargo build --release --quiet -p swarm --bin swarm)
+    SWARM=${CARGO_TARGET_DIR:-$ROOT/target}/release/swarm
+  fi
+  [ -x "$SWARM" ] || { echo "${0##*/}: SWARM=$SWARM is not an executable" >&2; exit 1; }
+}
 
 # hermetic_git DIR: HOME in DIR/home, no user or system git configuration,
 # a fixed identity.
@@ -14,3 +62,65 @@ now_ms() { date +%s%N | awk '{ printf "%.1f", $1 / 1000000 }'; }
 
 # median_of: the median of the numbers on stdin.
 median_of() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# bench_fail STATUS LOG CMD...: says that CMD failed with STATUS, shows the
+# end of LOG (its output), exits 1.
+bench_fail() {
+  local status=$1 log=$2; shift 2
+  {
+    echo "${0##*/}: benchmarked command failed (exit $status): $*"
+    if [ -s "$log" ]; then
+      echo "--- its output (last 40 lines):"
+      tail -n 40 "$log"
+    fi
+  } >&2
+  case $log in */swarm-bench-err.*) rm -f "$log" ;; esac
+  exit 1
+}
+
+# run_logged LOG CMD...: runs CMD with its output in LOG; if it fails, the
+# script ends (bench_fail). CMD may be a shell function: it runs in a
+# subshell of its own with `set -e` in force, so that any step of it that
+# fails counts (errexit does not apply to a function called where its
+# status is tested, nor inside $(...)), and its `cd`s stay there. The
+# step of it that failed is named in LOG.
+run_logged() {
+  local log=$1 status=0; shift
+  (set -eE; trap 'echo "failed (exit $?): $BASH_COMMAND" >&2' ERR; "$@") >"$log" 2>&1 &
+  wait $! || status=$?
+  [ "$status" = 0 ] || bench_fail "$status" "$log" "$@"
+}
+
+# checked CMD...: runs CMD like run_logged, but passes its stdout through
+# (for the commands whose output is the measurement); stderr is kept to show
+# if it fails.
+checked() {
+  local err status=0
+  err=$(mktemp "${TMPDIR:-/tmp}/swarm-bench-err.XXXXXX")
+  (set -eE; trap 'echo "failed (exit $?): $BASH_COMMAND" >&2' ERR; "$@") 2>"$err" &
+  wait $! || status=$?
+  [ "$status" = 0 ] || bench_fail "$status" "$err" "$@"
+  rm -f "$err"
+}
+
+# plan_clean REPO PLAN: `swarm validate` must accept PLAN in REPO without a
+# warning, else the script ends showing what it said. The generated plans
+# are written as a user would write them; when a new plan check refuses or
+# warns about one, this says so (and CI, which runs every script) instead of
+# the benchmark timing a refused run or measuring a plan users are told to
+# fix.
+plan_clean() {
+  local err status=0
+  err=$(mktemp "${TMPDIR:-/tmp}/swarm-bench-err.XXXXXX")
+  "$SWARM" -C "$1" validate "$2" >/dev/null 2>"$err" || status=$?
+  if [ "$status" != 0 ] || [ -s "$err" ]; then
+    {
+      echo "${0##*/}: swarm validate $2 (in $1) exited $status, saying:"
+      head -n 60 "$err"
+      echo "${0##*/}: fix the plan this script writes"
+    } >&2
+    rm -f "$err"
+    exit 1
+  fi
+  rm -f "$err"
+}

@@ -8,19 +8,25 @@
 #
 #   bench/experiments.sh            # RUNS=3, in $TMPDIR (on disk)
 #   RUNS=5 bench/experiments.sh
+#   SMOKE=1 SWARM=target/debug/swarm bench/experiments.sh
+#
+# Smoke mode (SMOKE=1, see bench/common.sh): 4 variants / tasks instead of
+# 16, one run, to check that the script still runs;
+# tests/e2e/bench_scripts.rs does so in CI. With SWARM nothing is built. A
+# benchmarked command that fails ends the script with a message naming it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-RUNS=${RUNS:-3}
+. "$ROOT/bench/common.sh"
+RUNS=${RUNS:-$(sized 3 1)}
+K=$(sized 16 4)
 cd "$ROOT"
-cargo build --release --quiet -p swarm --bin swarm
-SWARM=$ROOT/target/release/swarm
+ensure_swarm
 
 # On disk, not tmpfs: a sandboxed worker's view of the file system has a
 # /dev of its own, so worktrees under /dev/shm are not reachable in it.
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 WORK=$(mktemp -d "$BENCH_DIR/swarm-bench-exp.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-. "$ROOT/bench/common.sh"
 hermetic_git "$WORK"
 
 
@@ -48,7 +54,7 @@ sandbox = "$1"
 [[task]]
 id = "compress"
 creates = ["out"]
-variants = 16
+variants = $K
 run = "K={variant}; ${WORK_CMD}"
 verify = "${VERIFY}"
 score = "${SCORE}"
@@ -64,7 +70,7 @@ sandbox = "$1"
 
 [[task]]
 id = "compress-{k}"
-matrix = { k = [$(seq -s ', ' 1 16)] }
+matrix = { k = [$(seq -s ', ' 1 "$K")] }
 creates = ["out/{k}"]
 run = "K={k}; mkdir -p out/{k} && gzip -\$(( ({k} - 1) % 9 + 1 )) -c input.txt > out/{k}/input.gz"
 verify = "gzip -d -c out/{k}/input.gz | cmp - input.txt"
@@ -72,11 +78,12 @@ EOF
 }
 
 # Best-of-16 by hand, 2 at a time: worktree, run, verify, score; then the
-# smallest merged.
+# smallest merged. Every variant must get through (they all do, here): one
+# that fails fails the function (each is waited for by pid).
 by_hand() {
-  local dir=$1
+  local dir=$1 pids=()
   cd "$dir"
-  for k in $(seq 16); do
+  for k in $(seq "$K"); do
     (
       git worktree add -q -b "v$k" "../wt$k" HEAD
       cd "../wt$k"
@@ -84,12 +91,16 @@ by_hand() {
         && git add -A && git commit -q -m "variant $k" \
         && echo "$(sh -c "$SCORE") $k" > "../score$k"
     ) &
-    if (( k % 2 == 0 )); then wait; fi
+    pids+=($!)
+    if (( k % 2 == 0 )); then
+      for p in "${pids[@]}"; do wait "$p"; done
+      pids=()
+    fi
   done
-  wait
-  best=$(cat ../score* | sort -n | head -1 | cut -d' ' -f2)
-  git merge -q --no-ff -m "best of 16: v$best" "v$best"
-  for k in $(seq 16); do git worktree remove --force "../wt$k"; done
+  for p in "${pids[@]}"; do wait "$p"; done
+  best=$(sort -n ../score* | awk 'NR == 1 { print $2 }')
+  git merge -q --no-ff -m "best of $K: v$best" "v$best"
+  for k in $(seq "$K"); do git worktree remove --force "../wt$k"; done
   cd - >/dev/null
 }
 
@@ -101,15 +112,15 @@ measure() {
     local t0 t1
     case $what in
       hand)
-        t0=$(now_ms); by_hand "$WORK/r" >/dev/null 2>&1; t1=$(now_ms)
-        git -C "$WORK/r" log -1 --format=%s | grep -q "best of 16" || { echo "by hand: no merge" >&2; exit 1; }
+        t0=$(now_ms); run_logged "$WORK/out" by_hand "$WORK/r"; t1=$(now_ms)
+        git -C "$WORK/r" log -1 --format=%s | grep -q "best of $K" || { echo "by hand: no merge" >&2; exit 1; }
         ;;
       variants-*|tasks-*)
         local sandbox=${what#*-} kind=${what%%-*}
         "plan_$kind" "$sandbox" > "$WORK/plan.toml"
+        plan_clean "$WORK/r" "$WORK/plan.toml"
         t0=$(now_ms)
-        "$SWARM" -C "$WORK/r" run "$WORK/plan.toml" -j 2 -q >"$WORK/out" 2>&1 \
-          || { echo "swarm failed ($what):" >&2; cat "$WORK/out" >&2; exit 1; }
+        run_logged "$WORK/out" "$SWARM" -C "$WORK/r" run "$WORK/plan.toml" -j 2 -q
         t1=$(now_ms)
         ;;
     esac
@@ -127,11 +138,11 @@ variants_ll=$(measure variants-landlock)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
 cat <<EOF
-| approach (2 at a time, $(nproc) cores, median of $RUNS) | wall time | vs 16 tasks |
+| approach (2 at a time, $(nproc) cores, median of $RUNS) | wall time | vs $K tasks |
 |---|---:|---:|
-| best-of-16 by hand (shell: worktree, run, verify, score, merge the best; no sandbox) | ${hand} ms | $(ratio "$hand" "$tasks_none") |
-| swarm, 16 independent tasks, \`sandbox = "none"\` | ${tasks_none} ms | 1.00x |
-| **swarm, one task with \`variants = 16\`, \`sandbox = "none"\`** | **${variants_none} ms** | **$(ratio "$variants_none" "$tasks_none")** |
-| swarm, 16 independent tasks, sandboxed | ${tasks_ll} ms | 1.00x |
-| **swarm, one task with \`variants = 16\`, sandboxed** | **${variants_ll} ms** | **$(ratio "$variants_ll" "$tasks_ll")** |
+| best-of-$K by hand (shell: worktree, run, verify, score, merge the best; no sandbox) | ${hand} ms | $(ratio "$hand" "$tasks_none") |
+| swarm, $K independent tasks, \`sandbox = "none"\` | ${tasks_none} ms | 1.00x |
+| **swarm, one task with \`variants = $K\`, \`sandbox = "none"\`** | **${variants_none} ms** | **$(ratio "$variants_none" "$tasks_none")** |
+| swarm, $K independent tasks, sandboxed | ${tasks_ll} ms | 1.00x |
+| **swarm, one task with \`variants = $K\`, sandboxed** | **${variants_ll} ms** | **$(ratio "$variants_ll" "$tasks_ll")** |
 EOF

@@ -17,7 +17,15 @@ are).
         file, writes section 11 into it. REPOMAP_RUNS (default 5) processes per
         measurement, median taken. bench/run.sh calls it at its end.
 
-Needs git and a Rust toolchain (the example is built here, release).
+Needs git and a Rust toolchain (the example is built here, release, unless
+BENCH_BIN_DIR names a directory holding it).
+
+    SMOKE=1 BENCH_BIN_DIR=target/debug/examples bench/repomap.py WORKDIR OUT.md
+        smoke mode (see bench/common.sh): repositories of 100 and 300 files,
+        one process per measurement, no settling; checks that the script
+        runs (tests/e2e/bench_scripts.rs does so in CI).
+
+A run of the example that fails ends the script naming the command.
 """
 
 import os
@@ -29,7 +37,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNS = int(os.environ.get("REPOMAP_RUNS", "5"))
+SMOKE = os.environ.get("SMOKE", "0") not in ("", "0", "false", "no")
+RUNS = int(os.environ.get("REPOMAP_RUNS", "1" if SMOKE else "5"))
+SIZES = (100, 300) if SMOKE else (1_000, 10_000)
 GOAL = "Make RepoLoader cache what parse_manifest returns"
 ENV = dict(
     os.environ,
@@ -133,7 +143,9 @@ def make_repo(path, files):
 def settle():
     """Lets the machine finish writing what was just made: right after
     10,000 files are created, maps take three times as long for a few
-    seconds."""
+    seconds. Not in smoke mode: nothing is measured there."""
+    if SMOKE:
+        return
     os.sync()
     time.sleep(5)
 
@@ -142,7 +154,11 @@ def measure(example, repo, goal=GOAL, *flags):
     """Median ms over RUNS processes, and the map's tokens and files."""
     times, tokens, count = [], None, None
     for _ in range(RUNS):
-        out = subprocess.run([example, repo, goal, *flags], check=True, capture_output=True, text=True, env=ENV).stdout
+        cmd = [example, repo, goal, *flags]
+        run = subprocess.run(cmd, capture_output=True, text=True, env=ENV)
+        if run.returncode != 0:
+            sys.exit(f"repomap.py: `{' '.join(cmd)}` failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
+        out = run.stdout
         fields = dict(f.split("=", 1) for f in out.split())
         times.append(float(fields["ms"]))
         tokens, count = int(fields["tokens"]), int(fields["files"])
@@ -152,7 +168,7 @@ def measure(example, repo, goal=GOAL, *flags):
 
 SECTION = """## 11. Repository map for the planner
 
-Measured on {date}, {machine}, by
+{smoke}Measured on {date}, {machine}, by
 `python3 bench/repomap.py WORKDIR BENCHMARKS.md` (WORKDIR on {fs}; `bench/run.sh` calls
 it so). Timed: `repomap::build`, what `swarm plan` shows the model before it splits a
 goal (packages and their dependencies, AGENTS.md, test and build commands, where the
@@ -184,10 +200,16 @@ def main():
     args = sys.argv[1:]
     work = args.pop(0)
     out = args.pop(0) if args else None
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "swarm", "--example", "repomap"], cwd=ROOT, check=True)
-    example = os.path.join(ROOT, "target", "release", "examples", "repomap")
+    bin_dir = os.environ.get("BENCH_BIN_DIR")
+    if not bin_dir:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "swarm", "--example", "repomap"], cwd=ROOT, check=True)
+        target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+        bin_dir = os.path.join(target, "release", "examples")
+    example = os.path.join(bin_dir, "repomap")
+    if not os.access(example, os.X_OK):
+        sys.exit(f"repomap.py: {example} is missing (BENCH_BIN_DIR={bin_dir})")
     rows = []
-    for files in (1_000, 10_000):
+    for files in SIZES:
         repo = os.path.join(work, f"repo{files}")
         make_repo(repo, files)
         for objects in ("loose", "packed"):
@@ -218,6 +240,8 @@ def write_section(out, rows, fs):
         ]
     )
     section = SECTION.format(
+        smoke="**Smoke run (`SMOKE=1`): 100 and 300 files, one process each; these figures measure nothing.**\n\n"
+        if SMOKE else "",
         date=time.strftime("%Y-%m-%d", time.gmtime()),
         machine=f"{os.cpu_count()} cores ({platform.machine()})",
         goal=GOAL,
@@ -227,7 +251,7 @@ def write_section(out, rows, fs):
         fs=fs,
         table=table,
     )
-    text = open(out).read()
+    text = open(out).read() if os.path.exists(out) else ""
     text = re.sub(r"\n## 11\. .*?(?=\n## |\Z)", "", text, flags=re.S).rstrip("\n")
     open(out, "w").write(text + "\n\n" + section)
 

@@ -5,6 +5,16 @@
 #   bench/run.sh            # everything (a few minutes on 2 cores)
 #   RUNS=5 bench/run.sh     # more repetitions per measurement (median taken)
 #   BENCH_DIR=/tmp bench/run.sh   # work on disk instead of tmpfs
+#   SMOKE=1 SWARM=target/debug/swarm BENCH_BIN_DIR=target/debug/examples \
+#     OUT=/tmp/b.md bench/run.sh    # smoke mode: tiny sizes, RUNS=1, no build
+#
+# Smoke mode (SMOKE=1, see bench/common.sh) runs every section with a
+# handful of tasks and files, once, to check that the script still runs
+# (tests/e2e/bench_scripts.rs does so in CI); with SWARM and BENCH_BIN_DIR
+# nothing is built, and OUT defaults to a temporary file. SUBSCRIPTS=0
+# leaves out sections 9-11 (cargo.sh, dispatch.py, repomap.py). Whatever
+# the mode, a benchmarked command that fails ends the script with a message
+# naming it.
 #
 # By default the work happens on tmpfs (/dev/shm): on the small VMs we
 # measure on, file creation on disk is throttled and erratic (the same
@@ -12,41 +22,74 @@
 # which drowns the difference between the tools. tmpfs measures the work
 # each tool does.
 #
-# Needs: a release build (done here), git, GNU parallel (apt-get install
-# parallel; its column says n/a without it). Not run in CI: timings on a
-# shared CI machine mean little.
+# Needs: a release build (done here), git, python3, GNU parallel (apt-get install
+# parallel; its column says n/a without it). CI runs it in smoke mode only:
+# timings on a shared CI machine mean little.
 set -euo pipefail
 REAL_HOME=$HOME
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-RUNS=${RUNS:-3}
+. "$ROOT/bench/common.sh"
+RUNS=${RUNS:-$(sized 3 1)}
 NPROC=$(nproc)
-OUT=${OUT:-$ROOT/BENCHMARKS.md}
+OUT=$(bench_out "$ROOT/BENCHMARKS.md")
 
 cd "$ROOT"
-cargo build --release --quiet -p swarm --bin swarm --example bench_git --example bench_spawn --example bench_wasm --example bench_agents
-cargo build --release --quiet -p swarm-sandbox --example bench_ownership
-SWARM=$ROOT/target/release/swarm
-BENCH_GIT=$ROOT/target/release/examples/bench_git
-BENCH_SPAWN=$ROOT/target/release/examples/bench_spawn
-BENCH_OWNERSHIP=$ROOT/target/release/examples/bench_ownership
-BENCH_WASM=$ROOT/target/release/examples/bench_wasm
-BENCH_AGENTS=$ROOT/target/release/examples/bench_agents
+if [ -n "${SWARM:-}" ]; then BUILD="\`$SWARM\`"; else BUILD="release build"; fi
+ensure_swarm
+if [ -z "${BENCH_BIN_DIR:-}" ]; then
+  cargo build --release --quiet -p swarm --example bench_git --example bench_spawn --example bench_wasm --example bench_agents
+  cargo build --release --quiet -p swarm-sandbox --example bench_ownership
+  BENCH_BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release/examples
+fi
+BENCH_GIT=$BENCH_BIN_DIR/bench_git
+BENCH_SPAWN=$BENCH_BIN_DIR/bench_spawn
+BENCH_OWNERSHIP=$BENCH_BIN_DIR/bench_ownership
+BENCH_WASM=$BENCH_BIN_DIR/bench_wasm
+BENCH_AGENTS=$BENCH_BIN_DIR/bench_agents
+for bin in "$BENCH_GIT" "$BENCH_SPAWN" "$BENCH_OWNERSHIP" "$BENCH_WASM" "$BENCH_AGENTS"; do
+  [ -x "$bin" ] || { echo "run.sh: $bin is missing (BENCH_BIN_DIR=$BENCH_BIN_DIR)" >&2; exit 1; }
+done
+
+# The sizes of each section: as measured, or a handful in smoke mode.
+N_NOOP=$(sized 1000 20)        # 1. no-op tasks
+N_WRITE=$(sized 200 6)         # 2. writing tasks
+N_BIG_FILES=$(sized 10000 300) # 3, 4. files of the big repository
+STRESS=$(sized "16 1000" "2 8") # 3. threads, worktrees made
+N_MERGES=$(sized 50 5)         # 4. task results merged
+BIG_MIB=$(sized 200 1)         # 4b. the hostile snapshot's big file
+N_SPAWN=$(sized 1000 20)       # 5. spawns
+N_OWNED=$(sized 10000 100)     # 5. files handed over
+N_WASM=$(sized 2000 20)        # 6. warm WASM attempts
+N_WASM_TASKS=$(sized 500 6)    # 6. tasks of swarm run
+N_LATENCY=$(sized 1000 20)     # 7. model calls
+GOODPUT=$(sized "100 20" "4 1") # 7. agents, seconds
+N_FANOUT=$(sized 100 3)        # 7. agent tasks at once
+N_HUGE=$(sized 10000 50)       # 8. tasks
 
 if [ -z "${BENCH_DIR:-}" ]; then
   if [ -d /dev/shm ] && [ -w /dev/shm ]; then BENCH_DIR=/dev/shm; else BENCH_DIR=${TMPDIR:-/tmp}; fi
 fi
 WORK=$(mktemp -d "$BENCH_DIR/swarm-bench.XXXXXX")
 FS=$(df -T "$WORK" | awk 'NR == 2 { print $2 }')
-trap 'rm -rf "$WORK"' EXIT
+# A sandboxed worker gets a /dev/shm of its own (empty): what sandboxed
+# workers run in (sections 5-7: their worktrees, HOME, the repositories)
+# cannot be under /dev/shm, and goes to disk when WORK is there.
+case $(realpath "$WORK") in
+  /dev/shm/*) SWORK=$(mktemp -d "${TMPDIR:-/tmp}/swarm-bench-sandboxed.XXXXXX") ;;
+  *) SWORK=$WORK ;;
+esac
+SFS=$(df -T "$SWORK" | awk 'NR == 2 { print $2 }')
+trap 'rm -rf "$WORK" "$SWORK"' EXIT
+if [ "$SFS" = "$FS" ]; then SANDBOXED_ON=; else SANDBOXED_ON=" (sandboxed runs of sections 5-7 on $SFS: a sandboxed worker has a \`/dev/shm\` of its own)"; fi
 
-. "$ROOT/bench/common.sh"
 hermetic_git "$WORK"
 
-# median CMD...: runs CMD $RUNS times, prints the median wall time in ms.
+# median CMD...: runs CMD $RUNS times, prints the median wall time in ms. A
+# run of CMD that fails ends the script (bench/common.sh's run_logged).
 median() {
   local times=() t0 t1
   for _ in $(seq "$RUNS"); do
-    t0=$(now_ms); "$@" >/dev/null 2>&1; t1=$(now_ms)
+    t0=$(now_ms); run_logged "$WORK/timed.log" "$@"; t1=$(now_ms)
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
   done
   printf '%s\n' "${times[@]}" | median_of
@@ -80,10 +123,11 @@ PY
   git -C "$1" add -A && git -C "$1" commit -qm init
 }
 
-echo "== 1. 1,000 no-op read-only tasks"
+echo "== 1. $N_NOOP no-op read-only tasks"
 new_repo "$WORK/noop" 10
-matrix_plan "$WORK/noop.toml" 1000 'isolation = "readonly"
+matrix_plan "$WORK/noop.toml" "$N_NOOP" 'isolation = "readonly"
 run = "true"'
+plan_clean "$WORK/noop" "$WORK/noop.toml"
 # Forget earlier runs so that every repetition does the same work.
 reset_swarm() {
   rm -rf .swarm
@@ -92,17 +136,21 @@ reset_swarm() {
 }
 swarm_noop() { cd "$WORK/noop" && reset_swarm && "$SWARM" run -q -j "$NPROC" "$WORK/noop.toml"; }
 noop_swarm=$(median swarm_noop)
-noop_xargs=$(median sh -c "seq 1000 | xargs -P$NPROC -n1 sh -c true")
+noop_xargs=$(median sh -c "seq $N_NOOP | xargs -P$NPROC -n1 sh -c true")
 if command -v parallel >/dev/null && parallel --version 2>/dev/null | grep -q GNU; then
-  noop_parallel=$(median sh -c "seq 1000 | parallel -j$NPROC sh -c true")
+  noop_parallel=$(median sh -c "seq $N_NOOP | parallel -j$NPROC sh -c true")
 else
   noop_parallel=n/a
 fi
 echo "swarm $noop_swarm ms, xargs $noop_xargs ms, parallel $noop_parallel ms"
 
-echo "== 2. 200 writing tasks (worktree, commit, merge)"
+echo "== 2. $N_WRITE writing tasks (worktree, commit, merge)"
 new_repo "$WORK/write" 100
-matrix_plan "$WORK/write.toml" 200 'run = "echo $SWARM_TASK > out-$SWARM_TASK.txt"'
+# Each task says what it creates: unordered writing tasks without `paths` or
+# `creates` are warned about (they might collide).
+matrix_plan "$WORK/write.toml" "$N_WRITE" 'creates = ["out-t-{n}.txt"]
+run = "echo $SWARM_TASK > out-$SWARM_TASK.txt"'
+plan_clean "$WORK/write" "$WORK/write.toml"
 swarm_write() { cd "$WORK/write" && reset_swarm && "$SWARM" run -q -j "$NPROC" "$WORK/write.toml"; }
 by_hand() {
   # What a user would script: a worktree and branch per task, run, commit,
@@ -110,7 +158,7 @@ by_hand() {
   local repo=$WORK/byhand
   rm -rf "$repo" && cp -r "$WORK/write.orig" "$repo" && cd "$repo"
   git checkout -q -b integration
-  for i in $(seq 0 199); do
+  for i in $(seq 0 $((N_WRITE - 1))); do
     git worktree add -q -b "task-$i" "../byhand-wt/$i" main
     (cd "../byhand-wt/$i" && echo "t-$i" > "out-t-$i.txt" && git add -A && git commit -qm "task $i")
     git merge -q --no-ff --no-edit "task-$i"
@@ -126,31 +174,33 @@ tree_hand=$(git -C "$WORK/byhand" rev-parse "integration^{tree}")
 write_same=$([ "$tree_swarm" = "$tree_hand" ] && echo identical || echo DIFFERENT)
 echo "swarm $write_swarm ms, by hand $write_hand ms, trees $write_same"
 
-echo "== 3. worktrees of a 10,000-file repository"
-new_repo "$WORK/big" 10000
+echo "== 3. worktrees of a $N_BIG_FILES-file repository"
+new_repo "$WORK/big" "$N_BIG_FILES"
 # Creation only: removal is timed by neither side (swarm removes off the
 # critical path). bench_git prints its median creation time itself.
 wt_git_create() {
   local times=() t0 t1
   for _ in $(seq "$RUNS"); do
-    t0=$(now_ms); git -C "$WORK/big" worktree add -q --detach "$WORK/big-wt" HEAD; t1=$(now_ms)
+    t0=$(now_ms); run_logged "$WORK/timed.log" git -C "$WORK/big" worktree add -q --detach "$WORK/big-wt" HEAD; t1=$(now_ms)
     git -C "$WORK/big" worktree remove --force "$WORK/big-wt"
     times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')")
   done
   printf '%s\n' "${times[@]}" | median_of
 }
 wt_git=$(wt_git_create)
-wt_full=$("$BENCH_GIT" worktrees "$WORK/big" HEAD "$RUNS")
-wt_paths=$("$BENCH_GIT" worktrees "$WORK/big" HEAD "$RUNS" src/d007)
+wt_full=$(checked "$BENCH_GIT" worktrees "$WORK/big" HEAD "$RUNS")
+wt_paths=$(checked "$BENCH_GIT" worktrees "$WORK/big" HEAD "$RUNS" src/d007)
 # The race is in the metadata step, so checkouts are scoped to keep 1,000
 # creations within a minute.
-read -r stress_failures stress_secs < <("$BENCH_GIT" stress "$WORK/big" HEAD 16 1000 src/d007)
+# shellcheck disable=SC2086 # two numbers
+stress=$(checked "$BENCH_GIT" stress "$WORK/big" HEAD $STRESS src/d007)
+read -r stress_failures stress_secs <<<"$stress"
 echo "git $wt_git ms, swarm full $wt_full ms, paths $wt_paths ms, stress failures $stress_failures in ${stress_secs}s"
 
-echo "== 4. merging 50 disjoint task results (10,000-file repository)"
+echo "== 4. merging $N_MERGES disjoint task results ($N_BIG_FILES-file repository)"
 cd "$WORK/big"
 branches=()
-for i in $(seq 1 50); do
+for i in $(seq 1 "$N_MERGES"); do
   git worktree add -q --detach "$WORK/m-wt" main
   (cd "$WORK/m-wt" && echo "change $i" >> "src/d$(printf %03d "$i")/f$(printf %05d "$i").txt" && git commit -qam "change $i")
   branches+=("$(git -C "$WORK/m-wt" rev-parse HEAD)")
@@ -169,25 +219,33 @@ merge_cli=$(median merge_tree_loop)
 tree_cli=$(cat "$WORK/merge-tree.out")
 merge_times=()
 for _ in $(seq "$RUNS"); do
-  read -r ms tree_swarm_merge < <("$BENCH_GIT" merge "$WORK/big" main "${branches[@]}")
+  merged=$(checked "$BENCH_GIT" merge "$WORK/big" main "${branches[@]}")
+  read -r ms tree_swarm_merge <<<"$merged"
   merge_times+=("$ms")
 done
 merge_swarm=$(printf '%s\n' "${merge_times[@]}" | median_of)
 merge_same=$([ "$tree_cli" = "$tree_swarm_merge" ] && echo identical || echo DIFFERENT)
 echo "merge-tree loop $merge_cli ms, swarm $merge_swarm ms, trees $merge_same"
 
-echo "== 4b. snapshots of a 10,000-file worktree (libgit2 add_all before issue 14, swarm's own now)"
-read -r snap_old snap_old_rss < <("$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 0 old)
-read -r snap_new snap_new_rss < <("$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 0 new)
+echo "== 4b. snapshots of a $N_BIG_FILES-file worktree (libgit2 add_all before issue 14, swarm's own now)"
+snap=$(checked "$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 0 old)
+read -r snap_old snap_old_rss <<<"$snap"
+snap=$(checked "$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 0 new)
+read -r snap_new snap_new_rss <<<"$snap"
 # A hostile task: a 200 MiB file and `* text eol=crlf` in .gitattributes.
-read -r snapb_old snapb_old_rss < <("$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 200 old)
-read -r snapb_new snapb_new_rss < <("$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 200 new)
-echo "5 changes: old $snap_old ms, new $snap_new ms; +200 MiB with crlf: old $snapb_old ms / ${snapb_old_rss} KiB, new $snapb_new ms / ${snapb_new_rss} KiB"
+snap=$(checked "$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 "$BIG_MIB" old)
+read -r snapb_old snapb_old_rss <<<"$snap"
+snap=$(checked "$BENCH_GIT" snapshot "$WORK/big" main "$RUNS" 5 "$BIG_MIB" new)
+read -r snapb_new snapb_new_rss <<<"$snap"
+echo "5 changes: old $snap_old ms, new $snap_new ms; +$BIG_MIB MiB with crlf: old $snapb_old ms / ${snapb_old_rss} KiB, new $snapb_new ms / ${snapb_new_rss} KiB"
 
 echo "== 5. sandboxed vs plain spawn of /bin/true"
-mkdir -p "$WORK/spawn"
+mkdir -p "$SWORK/spawn" "$SWORK/home"
 spawn_runs=()
-for _ in $(seq "$RUNS"); do spawn_runs+=("$("$BENCH_SPAWN" "$SWARM" 1000 "$WORK/spawn")"); done
+for _ in $(seq "$RUNS"); do
+  spawn=$(HOME=$SWORK/home checked "$BENCH_SPAWN" "$SWARM" "$N_SPAWN" "$SWORK/spawn")
+  spawn_runs+=("$spawn")
+done
 spawn_col() { printf '%s\n' "${spawn_runs[@]}" | awk -v c="$1" '{ print $c }' | median_of; }
 spawn_plain=$(spawn_col 1)
 spawn_sandboxed=$(spawn_col 2)
@@ -197,90 +255,137 @@ spawn_bwrap=$(spawn_col 5)
 echo "plain $spawn_plain us, sandboxed $spawn_sandboxed us, 2 at a time: $spawn_plain2 / $spawn_sandboxed2 us, bwrap $spawn_bwrap us"
 # As root, each attempt hands its worktree to the sandbox's user and back.
 if [ "$(id -u)" = 0 ]; then
-  read -r own_give own_back < <("$BENCH_OWNERSHIP" 10000 "$WORK")
-  echo "ownership of 10,000 files: hand over $own_give ms, take back $own_back ms"
+  own=$(checked "$BENCH_OWNERSHIP" "$N_OWNED" "$WORK")
+  read -r own_give own_back <<<"$own"
+  echo "ownership of $N_OWNED files: hand over $own_give ms, take back $own_back ms"
 fi
 
 echo "== 6. WASM tasks"
 mkdir -p "$WORK/wasm"
 wasm_runs=()
-for _ in $(seq "$RUNS"); do wasm_runs+=("$("$BENCH_WASM" "$ROOT/plans/tools/stamp.wasm" 2000 "$WORK/wasm")"); done
+for _ in $(seq "$RUNS"); do
+  wasm=$(checked "$BENCH_WASM" "$ROOT/plans/tools/stamp.wasm" "$N_WASM" "$WORK/wasm")
+  wasm_runs+=("$wasm")
+done
 wasm_col() { printf '%s\n' "${wasm_runs[@]}" | awk -v c="$1" '{ print $c }' | median_of; }
 wasm_cold=$(wasm_col 1)
 wasm_cached=$(wasm_col 2)
 wasm_warm=$(wasm_col 3)
 # 500 tasks that each write one file: a WASI tool vs a sandboxed shell.
-new_repo "$WORK/wasm500" 100
-cp "$ROOT/plans/tools/stamp.wasm" "$WORK/stamp.wasm"
-python3 - "$WORK" <<'PY'
+new_repo "$SWORK/wasm500" 100
+cp "$ROOT/plans/tools/stamp.wasm" "$SWORK/stamp.wasm"
+# Each task says what it creates (see section 2).
+python3 - "$SWORK" "$N_WASM_TASKS" <<'PY'
 import sys
-work = sys.argv[1]
-ns = ", ".join(str(i) for i in range(500))
+work, n = sys.argv[1], int(sys.argv[2])
+ns = ", ".join(str(i) for i in range(n))
 with open(f"{work}/wasm500.toml", "w") as f:
-    f.write('[[task]]\nid = "t-{n}"\nwasm = "stamp.wasm"\nargs = ["out-{n}.txt", "task {n}"]\n')
+    f.write('[[task]]\nid = "t-{n}"\ncreates = ["out-{n}.txt"]\nwasm = "stamp.wasm"\nargs = ["out-{n}.txt", "task {n}"]\n')
     f.write(f"matrix = {{ n = [{ns}] }}\n")
 with open(f"{work}/cmd500.toml", "w") as f:
-    f.write('[[task]]\nid = "t-{n}"\nrun = "echo \'task {n}\' > out-{n}.txt"\n')
+    f.write('[[task]]\nid = "t-{n}"\ncreates = ["out-{n}.txt"]\nrun = "echo \'task {n}\' > out-{n}.txt"\n')
     f.write(f"matrix = {{ n = [{ns}] }}\n")
 PY
-swarm_wasm500() { cd "$WORK/wasm500" && reset_swarm && "$SWARM" run -q -j "$NPROC" "$WORK/wasm500.toml"; }
-swarm_cmd500() { cd "$WORK/wasm500" && reset_swarm && "$SWARM" run -q -j "$NPROC" "$WORK/cmd500.toml"; }
+plan_clean "$SWORK/wasm500" "$SWORK/wasm500.toml"
+plan_clean "$SWORK/wasm500" "$SWORK/cmd500.toml"
+swarm_wasm500() { cd "$SWORK/wasm500" && reset_swarm && HOME=$SWORK/home "$SWARM" run -q -j "$NPROC" "$SWORK/wasm500.toml"; }
+swarm_cmd500() { cd "$SWORK/wasm500" && reset_swarm && HOME=$SWORK/home "$SWARM" run -q -j "$NPROC" "$SWORK/cmd500.toml"; }
 wasm500=$(median swarm_wasm500)
-wasm500_tree=$(git -C "$WORK/wasm500" rev-parse 'swarm/wasm500^{tree}')
+wasm500_tree=$(git -C "$SWORK/wasm500" rev-parse 'swarm/wasm500^{tree}')
 cmd500=$(median swarm_cmd500)
-cmd500_tree=$(git -C "$WORK/wasm500" rev-parse 'swarm/cmd500^{tree}')
+cmd500_tree=$(git -C "$SWORK/wasm500" rev-parse 'swarm/cmd500^{tree}')
 if [ "$wasm500_tree" = "$cmd500_tree" ]; then wasm500_same=identical; else wasm500_same=DIFFERENT; fi
-echo "wasm: cold $wasm_cold ms, cached $wasm_cached ms, warm $wasm_warm us; 500 tasks: wasm $wasm500 ms, command $cmd500 ms, trees $wasm500_same"
+echo "wasm: cold $wasm_cold ms, cached $wasm_cached ms, warm $wasm_warm us; $N_WASM_TASKS tasks: wasm $wasm500 ms, command $cmd500 ms, trees $wasm500_same"
 
 echo "== 7. Agent tasks"
-# Columns of repeated runs of a bench_agents mode, median per column.
-agents_runs() { for _ in $(seq "$RUNS"); do "$BENCH_AGENTS" "$@"; done; }
+# Columns of repeated runs of a bench_agents mode, median per column. A run
+# that fails ends agents_runs' subshell and so, through the assignment, the
+# script.
+agents_runs() { for _ in $(seq "$RUNS"); do checked "$BENCH_AGENTS" "$@"; done; }
 col() { awk -v c="$1" '{ print $c }' | median_of; }
-lat=$(agents_runs latency 1000)
+lat=$(agents_runs latency "$N_LATENCY")
 lat_direct=$(col 1 <<<"$lat"); lat_gateway=$(col 2 <<<"$lat"); lat_added=$(col 3 <<<"$lat"); lat_added90=$(col 4 <<<"$lat")
-gp_paced=$("$BENCH_AGENTS" goodput 20 100 20 1200)
-gp_reactive=$("$BENCH_AGENTS" goodput 20 100 20 0)
+# shellcheck disable=SC2086 # agents and seconds
+gp_paced=$(checked "$BENCH_AGENTS" goodput 20 $GOODPUT 1200)
+# shellcheck disable=SC2086
+gp_reactive=$(checked "$BENCH_AGENTS" goodput 20 $GOODPUT 0)
 agent_rss=$(agents_runs rss "$SWARM" | col 1)
-mkdir -p "$WORK/fanout"
-fan=$(agents_runs fanout "$SWARM" 100 "$WORK/fanout")
+mkdir -p "$SWORK/fanout"
+fan=$(HOME=$SWORK/home agents_runs fanout "$SWARM" "$N_FANOUT" "$SWORK/fanout")
 fan_wall=$(col 1 <<<"$fan"); fan_alive=$(col 2 <<<"$fan"); fan_rss_max=$(col 3 <<<"$fan")
 fan_rss_mean=$(col 4 <<<"$fan"); fan_coord=$(col 5 <<<"$fan")
 echo "agents: latency added $lat_added us (p90 $lat_added90); goodput paced [$gp_paced] reactive [$gp_reactive]; idle rss $agent_rss kB; fan-out $fan"
 
-echo "== 8. 10,000 tasks"
+echo "== 8. $N_HUGE tasks"
 cd "$WORK"
 new_repo "$WORK/big" 10
-python3 - "$WORK" <<'PY'
+# In the graph, t-1 depends on t-0 (the one task with one dependency): two
+# writing tasks neither of which waits for the other are warned about.
+python3 - "$WORK" "$N_HUGE" <<'PY'
 import sys
-work = sys.argv[1]
-ns = ", ".join(str(i) for i in range(10000))
+work, n = sys.argv[1], int(sys.argv[2])
+ns = ", ".join(str(i) for i in range(n))
 with open(f"{work}/big.toml", "w") as f:
     f.write('[swarm]\nsandbox = "none"\n\n[[task]]\nid = "t-{n}"\nisolation = "readonly"\nrun = "true"\n')
     f.write(f"matrix = {{ n = [{ns}] }}\n")
 lines = []
-for i in range(10000):
+for i in range(n):
     lines += ["[[task]]", f'id = "t-{i}"', 'run = "true"']
-    if i > 1:
+    if i == 1:
+        lines.append('deps = ["t-0"]')
+    elif i > 1:
         lines.append(f'deps = ["t-{i - 1}", "t-{i // 2}"]')
     lines.append("")
 with open(f"{work}/graph.toml", "w") as f:
     f.write("\n".join(lines))
 PY
-# time_of CMD...: "seconds peak_kB" of one run, by GNU time.
-time_of() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
+# time_of CMD...: "seconds peak_kB" of one run, by GNU time (or, where it is
+# not installed, the same two figures from Python's getrusage); a failing CMD
+# ends the script.
+time_of() {
+  if [ -x /usr/bin/time ]; then
+    run_logged "$WORK/timed.log" /usr/bin/time -o "$WORK/time.out" -f "%e %M" "$@"
+  else
+    run_logged "$WORK/timed.log" rusage_time "$WORK/time.out" "$@"
+  fi
+  tail -1 "$WORK/time.out"
+}
+# rusage_time FILE CMD...: CMD's wall seconds and peak RSS (kB) into FILE.
+rusage_time() {
+  python3 -c '
+import resource, subprocess, sys, time
+t = time.monotonic()
+code = subprocess.run(sys.argv[2:]).returncode
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+open(sys.argv[1], "w").write("%.2f %d\n" % (time.monotonic() - t, rss))
+sys.exit(code)' "$@"
+}
+plan_clean "$WORK/big" "$WORK/big.toml"
+plan_clean "$WORK/big" "$WORK/graph.toml"
 big_validate=$(cd "$WORK/big" && time_of "$SWARM" validate "$WORK/big.toml")
 graph_validate=$(cd "$WORK/big" && time_of "$SWARM" validate "$WORK/graph.toml")
 big_run=$(cd "$WORK/big" && reset_swarm && time_of "$SWARM" run -q -j "$NPROC" "$WORK/big.toml")
-echo "10k: validate [$big_validate] graph [$graph_validate] run [$big_run]"
+echo "$N_HUGE: validate [$big_validate] graph [$graph_validate] run [$big_run]"
 
 GIT_VERSION=$(git --version | awk '{ print $3 }')
-cat > "$OUT" <<EOF
+if [ "$SMOKE" = 1 ]; then
+  SMOKE_NOTE="**Smoke run (\`SMOKE=1\`): a handful of tasks and files, one run each; these figures measure nothing.**
+
+"
+else
+  SMOKE_NOTE=
+fi
+cat > "$WORK/sections-1-8.md" <<EOF
 # Benchmarks
 
-Measured by \`bench/run.sh\` on $(date -u +%Y-%m-%d): $NPROC cores, Linux $(uname -r), git $GIT_VERSION,
-swarm $("$SWARM" --version | awk '{ print $2 }') (release build), working directory on $FS. Wall times,
+${SMOKE_NOTE}Measured by \`bench/run.sh\` on $(date -u +%Y-%m-%d): $NPROC cores, Linux $(uname -r), git $GIT_VERSION,
+swarm $("$SWARM" --version | awk '{ print $2 }') ($BUILD), working directory on $FS$SANDBOXED_ON. Wall times,
 median of $RUNS runs, everything side by side in one run of the script. Lower is better.
 Regenerate with \`bench/run.sh\` (\`BENCH_DIR=/tmp bench/run.sh\` to measure on disk).
+
+Every script in \`bench/\` is run in CI with tiny sizes by \`tests/e2e/bench_scripts.rs\`
+(\`SMOKE=1\`, see \`bench/common.sh\`), so that each still runs as committed; the figures
+here come from full runs on the machine named.
 
 On this VM's disk, file creation is throttled and erratic: the same \`git worktree add\`
 of 10,000 files took between 0.65 s and 6.3 s minutes apart, and \`xargs\` running
@@ -471,20 +576,34 @@ runtime: the coordinator holds the conversation and the connection.
 | | time | peak RSS |
 |---|---:|---:|
 | \`swarm validate\`, 10,000 independent tasks (one matrix) | $(awk '{print $1}' <<<"$big_validate") s | $(awk '{print $2}' <<<"$big_validate") kB |
-| \`swarm validate\`, 10,000 tasks in a deep graph (two deps each, longest chain 9,999) | $(awk '{print $1}' <<<"$graph_validate") s | $(awk '{print $2}' <<<"$graph_validate") kB |
+| \`swarm validate\`, 10,000 tasks in a deep graph (two deps each, longest chain 10,000) | $(awk '{print $1}' <<<"$graph_validate") s | $(awk '{print $2}' <<<"$graph_validate") kB |
 | **\`swarm run\`, 10,000 no-op read-only tasks, $NPROC at a time** | **$(awk '{print $1}' <<<"$big_run") s** | **$(awk '{print $2}' <<<"$big_run") kB** |
 
 Targets: validation under a second; a run's coordinator within a few hundred MB. Every state
 change of the journal is flushed to disk (fsync) so that \`swarm resume\` never loses a
 finished task; on tmpfs that is free, on a disk it adds a flush per task event.
 EOF
-echo "wrote $OUT"
+# Sections 1-8 replace the head of OUT; the sections after them (9 on, each
+# written by a script of its own) are kept.
+python3 - "$WORK/sections-1-8.md" "$OUT" <<'PY'
+import os, re, sys
+head, out = sys.argv[1], sys.argv[2]
+old = open(out).read() if os.path.exists(out) else ""
+tail = re.search(r"^## (9|[1-9][0-9])\. ", old, flags=re.M)
+text = open(head).read().rstrip("\n") + "\n"
+if tail:
+    text += "\n" + old[tail.start():]
+open(out, "w").write(text)
+PY
+echo "wrote sections 1-8 of $OUT"
 
 # Section 9 (a real crate built by cargo) has a script of its own; so have
 # section 10 (the dispatcher's latency while merges run) and section 11 (the
-# planner's repository map).
-HOME=$REAL_HOME OUT="$OUT" "$ROOT/bench/cargo.sh"
-mkdir -p "$WORK/dispatch"
-python3 "$ROOT/bench/dispatch.py" "$WORK/dispatch" "$OUT" "after=$SWARM"
-mkdir -p "$WORK/repomap"
-HOME=$REAL_HOME python3 "$ROOT/bench/repomap.py" "$WORK/repomap" "$OUT"
+# planner's repository map). They get the same binaries, mode and OUT.
+if [ "${SUBSCRIPTS:-1}" != 0 ]; then
+  HOME=$REAL_HOME OUT="$OUT" SWARM="$SWARM" SMOKE="$SMOKE" "$ROOT/bench/cargo.sh"
+  mkdir -p "$WORK/dispatch"
+  SMOKE="$SMOKE" python3 "$ROOT/bench/dispatch.py" "$WORK/dispatch" "$OUT" "after=$SWARM"
+  mkdir -p "$WORK/repomap"
+  HOME=$REAL_HOME SMOKE="$SMOKE" BENCH_BIN_DIR="$BENCH_BIN_DIR" python3 "$ROOT/bench/repomap.py" "$WORK/repomap" "$OUT"
+fi

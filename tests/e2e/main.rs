@@ -5,6 +5,7 @@
 
 mod agent;
 mod bad_input;
+mod bench_scripts;
 mod clean;
 mod confinement;
 mod escapes;

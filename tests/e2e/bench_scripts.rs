@@ -1,0 +1,322 @@
+//! Every script in `bench/` still runs as committed (issue 30): each is run
+//! in smoke mode (`SMOKE=1`: a handful of tasks and files, one run; see
+//! `bench/common.sh`) with this build's debug `swarm` and example harnesses,
+//! and must exit 0 with a table of figures. The figures themselves are not
+//! checked: timings on a shared CI machine mean nothing. A plan check that
+//! starts refusing or warning about a plan a script writes, or a benchmarked
+//! command that fails, fails the script and so the test.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::sandbox::sandbox_available;
+use crate::support::slurm::Cluster;
+use crate::support::{Run, TestRepo, hermetic, swarm_bin};
+
+/// The harnesses `bench/run.sh` and `bench/repomap.py` drive.
+const EXAMPLES: [&str; 6] = [
+    "bench_git",
+    "bench_spawn",
+    "bench_wasm",
+    "bench_agents",
+    "bench_ownership",
+    "repomap",
+];
+
+/// The workspace's root, where `bench/` is.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The example harnesses, built beside the `swarm` under test
+/// (`target/debug/examples/`). `cargo test --workspace` builds them before
+/// it runs any test; `cargo test -p swarm --test e2e` alone does not, and
+/// then this says what to run rather than skip.
+fn examples_dir() -> PathBuf {
+    let dir = Path::new(swarm_bin())
+        .parent()
+        .expect("the swarm binary is in a directory")
+        .join("examples");
+    let missing: Vec<_> = EXAMPLES
+        .iter()
+        .filter(|name| !dir.join(name).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the example harnesses {missing:?} are missing from {}: run \
+         `cargo build --workspace --all-targets --locked` first",
+        dir.display()
+    );
+    dir
+}
+
+/// The machine's cargo home (its registry holds regex-syntax for
+/// `bench/cargo.sh`), as the toolchains tests find it.
+fn real_cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .filter(|d| d.join("registry").is_dir())
+        .expect("a cargo home with a registry (CARGO_HOME or ~/.cargo): run `cargo fetch`")
+}
+
+/// The machine's rustup home, when cargo is a rustup proxy.
+fn real_rustup_home() -> Option<PathBuf> {
+    std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
+        .filter(|d| d.is_dir())
+}
+
+/// A smoke run of one script: its temporary directory (HOME, TMPDIR, OUT),
+/// and the hermetic environment of the other e2e tests.
+struct Smoke {
+    repo: TestRepo,
+}
+
+impl Smoke {
+    fn new() -> Self {
+        let smoke = Self {
+            repo: TestRepo::new(),
+        };
+        std::fs::create_dir_all(smoke.tmp()).expect("mkdir tmp");
+        smoke
+    }
+
+    /// Whether the sandbox can be enforced here (it must be under CI);
+    /// the scripts run sandboxed tasks.
+    fn sandbox_available(&self) -> bool {
+        sandbox_available(&self.repo)
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.repo.root().join("tmp")
+    }
+
+    /// Where the scripts that write BENCHMARKS.md write instead.
+    fn out(&self) -> PathBuf {
+        self.repo.root().join("BENCHMARKS.md")
+    }
+
+    /// `program args` in `bench/`'s smoke mode with this build's binaries.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        hermetic(&mut cmd, &self.repo.home());
+        cmd.current_dir(root())
+            .args(args)
+            .env("SMOKE", "1")
+            .env("SWARM", swarm_bin())
+            .env("BENCH_BIN_DIR", examples_dir())
+            .env("OUT", self.out())
+            .env("TMPDIR", self.tmp())
+            .env("RUST_BACKTRACE", "0");
+        cmd
+    }
+
+    /// Runs the command, failing the test with its output unless it exits 0.
+    #[track_caller]
+    fn run(&self, name: &str, mut cmd: Command) -> Run {
+        let started = Instant::now();
+        let run: Run = cmd.output().expect("run the script").into();
+        eprintln!(
+            "{name}: {:.1} s in smoke mode",
+            started.elapsed().as_secs_f64()
+        );
+        run.assert_code(0);
+        run
+    }
+
+    /// What the script wrote to OUT.
+    #[track_caller]
+    fn written(&self) -> String {
+        std::fs::read_to_string(self.out()).expect("the script wrote OUT")
+    }
+}
+
+/// Asserts that `text` holds a Markdown table whose every row of data has
+/// a figure (a digit past the row's label) or says `n/a` (a tool this
+/// machine lacks, such as GNU parallel): an empty cell is a measurement
+/// that silently did not happen.
+#[track_caller]
+fn assert_tables_have_figures(text: &str) {
+    let mut rows = 0;
+    for line in text.lines().filter(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').collect();
+        let is_rule = cells
+            .iter()
+            .all(|c| c.trim().chars().all(|ch| matches!(ch, '-' | ':')));
+        let is_header = !is_rule
+            && text
+                .lines()
+                .skip_while(|l| *l != line)
+                .nth(1)
+                .is_some_and(|next| next.starts_with("|---"));
+        if is_rule || is_header {
+            continue;
+        }
+        rows += 1;
+        assert!(
+            line.contains("n/a")
+                || cells[1..]
+                    .iter()
+                    .any(|c| c.chars().any(|ch| ch.is_ascii_digit())),
+            "a table row without figures: {line}\n--- in\n{text}"
+        );
+    }
+    assert!(rows > 0, "no table rows in:\n{text}");
+}
+
+#[test]
+fn bench_run_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // Sections 9-11 are the other scripts, tested on their own below. The
+    // work goes to the default tmpfs (/dev/shm), as in a real run.
+    let mut cmd = smoke.command("bash", &["bench/run.sh"]);
+    cmd.env("SUBSCRIPTS", "0");
+    smoke.run("bench/run.sh", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 8. 10,000 tasks"), "{out}");
+    assert!(out.contains("Smoke run"), "{out}");
+    assert_tables_have_figures(&out);
+}
+
+#[test]
+fn bench_run_sh_fails_naming_a_benchmarked_command_that_fails() {
+    let smoke = Smoke::new();
+    // A swarm whose runs are refused, as a new plan check would refuse a
+    // plan: validate and --version still work.
+    let fake = smoke.repo.root().join("refusing-swarm");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \" $* \" in *\" run \"*) echo 'error: invalid plan (fake)' >&2; exit 2 ;; esac\nexec {} \"$@\"\n",
+            swarm_bin()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = smoke.command("bash", &["bench/run.sh"]);
+    cmd.env("SWARM", &fake).env("SUBSCRIPTS", "0");
+    let run: Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("run.sh: benchmarked command failed (exit 2): swarm_noop"),
+        "{}",
+        run.stderr
+    );
+    // The step that failed, and what it said.
+    assert!(run.stderr.contains("\"$SWARM\" run -q"), "{}", run.stderr);
+    assert!(run.stderr.contains("invalid plan (fake)"), "{}", run.stderr);
+    assert!(!smoke.out().exists(), "a failed run wrote OUT");
+}
+
+#[test]
+fn bench_cargo_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    let mut cmd = smoke.command("bash", &["bench/cargo.sh"]);
+    cmd.env("CARGO_HOME", real_cargo_home());
+    if let Some(rustup) = real_rustup_home() {
+        cmd.env("RUSTUP_HOME", rustup);
+    }
+    if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
+        cmd.env("RUSTUP_TOOLCHAIN", toolchain);
+    }
+    smoke.run("bench/cargo.sh", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 9. "), "{out}");
+    assert_tables_have_figures(&out);
+}
+
+#[test]
+fn bench_dispatch_py_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    let work = smoke.tmp().join("dispatch");
+    std::fs::create_dir_all(&work).unwrap();
+    let after = format!("after={}", swarm_bin());
+    let cmd = smoke.command(
+        "python3",
+        &[
+            "bench/dispatch.py",
+            work.to_str().unwrap(),
+            smoke.out().to_str().unwrap(),
+            &after,
+        ],
+    );
+    smoke.run("bench/dispatch.py", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 10. "), "{out}");
+    assert_tables_have_figures(&out);
+}
+
+#[test]
+fn bench_repomap_py_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    let work = smoke.tmp().join("repomap");
+    std::fs::create_dir_all(&work).unwrap();
+    let cmd = smoke.command(
+        "python3",
+        &[
+            "bench/repomap.py",
+            work.to_str().unwrap(),
+            smoke.out().to_str().unwrap(),
+        ],
+    );
+    smoke.run("bench/repomap.py", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 11. "), "{out}");
+    assert_tables_have_figures(&out);
+}
+
+#[test]
+fn bench_bisect_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    let run = smoke.run(
+        "bench/bisect.sh",
+        smoke.command("bash", &["bench/bisect.sh"]),
+    );
+    // The culprit is found by swarm both ways and by hand.
+    assert_eq!(run.stdout.matches("`t3` in").count(), 3, "{}", run.stdout);
+    assert_tables_have_figures(&run.stdout);
+}
+
+#[test]
+fn bench_experiments_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    let run = smoke.run(
+        "bench/experiments.sh",
+        smoke.command("bash", &["bench/experiments.sh"]),
+    );
+    assert!(run.stdout.contains("`variants = 4`"), "{}", run.stdout);
+    assert_tables_have_figures(&run.stdout);
+}
+
+#[test]
+fn bench_slurm_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // The test cluster, one at a time like the Slurm executor's tests;
+    // the script uses it instead of starting its own.
+    let cluster = Cluster::start();
+    let mut cmd = smoke.command("bash", &["bench/slurm.sh"]);
+    cmd.env("BENCH_CLUSTER", cluster.dir());
+    let run = smoke.run("bench/slurm.sh", cmd);
+    assert!(run.stdout.contains("Slurm executor"), "{}", run.stdout);
+    assert_tables_have_figures(&run.stdout);
+}
