@@ -85,7 +85,9 @@ by_hand() {
   cd "$dir"
   for k in $(seq "$K"); do
     (
-      git worktree add -q -b "v$k" "../wt$k" HEAD
+      # Concurrent `git worktree add`s race on .git/worktrees (git
+      # itself does not lock it): one at a time, as swarm does.
+      flock ../worktrees.lock git worktree add -q -b "v$k" "../wt$k" HEAD
       cd "../wt$k"
       K=$k sh -c "$WORK_CMD" && sh -c "$VERIFY" \
         && git add -A && git commit -q -m "variant $k" \
