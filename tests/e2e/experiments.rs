@@ -414,46 +414,28 @@ pick = "max"
 #[test]
 fn plan_errors_name_the_variant_keys_that_do_not_fit() {
     let repo = TestRepo::new();
-    let check = |text: &str, wanted: &str| {
+    // Every plan's errors, one after the other, snapshotted together.
+    let mut errors = String::new();
+    let mut check = |text: &str| {
         let plan = repo.plan_exact("bad.toml", text);
         let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
         out.assert_code(2);
-        assert!(
-            out.stderr.contains(wanted),
-            "wanted {wanted:?} in\n{}",
-            out.stderr
-        );
+        errors.push_str(&format!("$ swarm validate bad.toml\n{}\n", out.stderr));
     };
     let t = "[[task]]\nid = \"e\"\nrun = \"true\"\n";
-    check(&format!("{t}variants = 1\n"), "task `e` has 1 variants");
-    check(
-        &format!("{t}score = \"x\"\n"),
-        "task `e` sets `score` but has no `variants`",
-    );
-    check(
-        &format!("{t}variants = 2\nscore = \"x\"\n"),
-        "has a `score` but no `pick`",
-    );
-    check(
-        &format!("{t}variants = 2\npick = \"min\"\n"),
-        "picks the min score but has no `score`",
-    );
-    check(
-        &format!("{t}variants = 2\npick = \"best\"\n"),
-        "unknown variant `best`",
-    );
-    check(
-        &format!("{t}variants = 2\n\n[[task]]\nid = \"f\"\nrun = \"true\"\ndeps = [\"e@1\"]\n"),
-        "depends on variant `e@1`",
-    );
-    check(
-        &format!("{t}variants = 2\nisolation = \"readonly\"\n"),
-        "is read-only and has variants",
-    );
-    check(
-        "[[task]]\nid = \"e\"\nrun = \"echo {speed}\"\nvariants = { level = [1, 2] }\n",
-        "`{speed}` in `run` is not a key",
-    );
+    check(&format!("{t}variants = 1\n"));
+    check(&format!("{t}score = \"x\"\n"));
+    check(&format!("{t}variants = 2\nscore = \"x\"\n"));
+    check(&format!("{t}variants = 2\npick = \"min\"\n"));
+    check(&format!("{t}variants = 2\npick = \"best\"\n"));
+    check(&format!(
+        "{t}variants = 2\n\n[[task]]\nid = \"f\"\nrun = \"true\"\ndeps = [\"e@1\"]\n"
+    ));
+    check(&format!("{t}variants = 2\nisolation = \"readonly\"\n"));
+    check("[[task]]\nid = \"e\"\nrun = \"echo {speed}\"\nvariants = { level = [1, 2] }\n");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("variant_plan_errors", redact(&errors, &repo));
+    });
     // A good one: validate counts the experiment once.
     let plan = repo.plan_exact(
         "good.toml",

@@ -253,15 +253,8 @@ fn a_placeholder_that_is_no_matrix_key_is_refused_with_a_did_you_mean() {
     );
     let out = repo.swarm(&["validate", bad.to_str().unwrap()]);
     out.assert_code(2);
-    for needle in [
-        "task `t-{shard}`: `{shrad}` in `run` is not a key of its matrix",
-        "bad.toml:3:",
-        "not a matrix key",
-        "did you mean `{shard}`? the matrix has `{shard}`",
-    ] {
-        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
-    }
     assert!(repo.swarm_traces().is_empty());
+    insta::assert_snapshot!(redact(&out.stderr, &repo));
 }
 
 #[test]
@@ -356,13 +349,7 @@ fn the_new_plan_is_no_uncommitted_change_and_silence_is_said() {
     );
     let validate = repo.swarm(&["validate", etc.to_str().unwrap()]);
     validate.assert_code(0);
-    assert!(
-        validate
-            .stderr
-            .contains("`read_paths` entry `/etc/hostname` is not shown to sandboxed tasks"),
-        "{}",
-        validate.stderr
-    );
+    insta::assert_snapshot!("read_paths_warning", redact(&validate.stderr, &repo));
 }
 
 /// `swarm completions SHELL` prints a completion script that knows the
@@ -415,17 +402,6 @@ fn three_typos_and_two_wrong_values_are_reported_at_once() {
     );
     let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
     out.assert_code(2);
-    for piece in [
-        "invalid plan (5 errors)",
-        "`concurency`",
-        "did you mean `concurrency`?",
-        "unknown key `timout` in [[task]]",
-        "did you mean `timeout`?",
-        "unknown key `comand` in [[task]]",
-        "invalid type: string \"two\", expected u32",
-        "invalid type: string \"many\", expected u64",
-        "typos.toml:13:",
-    ] {
-        assert!(out.stderr.contains(piece), "no `{piece}` in {}", out.stderr);
-    }
+    assert_eq!(out.stdout, "");
+    insta::assert_snapshot!(redact(&out.stderr, &repo));
 }
