@@ -125,68 +125,39 @@ fn an_agent_task_without_a_model_shows_how_to_add_one() {
 fn agent_settings_are_checked_against_the_models() {
     let repo = TestRepo::new();
     let models = "[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n\n[models.local]\nprovider = \"openai\"\nmodel = \"llama3.1:8b\"\nbase_url = \"http://localhost:11434/v1\"\n\n";
-    for (tasks, needle) in [
-        (
-            "[[task]]\nid = \"a\"\nprompt = \"x\"\nmodel = \"locl\"\n",
-            "did you mean `local`?",
-        ),
-        (
-            "[[task]]\nid = \"a\"\nprompt = \"x\"\nmodel = \"local\"\nbudget = { usd = 1.0 }\n",
-            "does not know the price of model `local`",
-        ),
-        (
-            "[[task]]\nid = \"a\"\nrun = \"true\"\nmax_turns = 3\n",
-            "only agent (`prompt`) tasks take",
-        ),
-        (
-            "[[task]]\nid = \"a\"\nprompt = \"x\"\nbudget = { tokens = 0 }\n",
-            "must be more than zero",
-        ),
-        (
-            "[[task]]\nid = \"a\"\nprompt = \"  \"\n",
-            "has an empty prompt",
-        ),
+    // Each plan's errors, one after the other, snapshotted together.
+    let mut errors = String::new();
+    for tasks in [
+        "[[task]]\nid = \"a\"\nprompt = \"x\"\nmodel = \"locl\"\n",
+        "[[task]]\nid = \"a\"\nprompt = \"x\"\nmodel = \"local\"\nbudget = { usd = 1.0 }\n",
+        "[[task]]\nid = \"a\"\nrun = \"true\"\nmax_turns = 3\n",
+        "[[task]]\nid = \"a\"\nprompt = \"x\"\nbudget = { tokens = 0 }\n",
+        "[[task]]\nid = \"a\"\nprompt = \"  \"\n",
     ] {
         let err = rejected(&repo, &format!("{models}{tasks}"));
-        assert!(err.contains(needle), "{needle}: {err}");
-        assert!(err.contains("bad.toml:"), "{err}");
+        errors.push_str(&format!("$ swarm run bad.toml\n{err}\n"));
     }
+    insta::assert_snapshot!(errors);
 }
 
 #[test]
 fn invalid_values_point_at_them() {
     let repo = TestRepo::new();
-    for (toml, needle) in [
-        (
-            "[[task]]\nid = \"Bad Id\"\nrun = \"true\"\n",
-            "invalid task id `Bad Id`",
-        ),
-        (
-            "[[task]]\nid = \"a\"\nrun = \"true\"\ntimeout = \"soon\"\n",
-            "invalid timeout `soon`",
-        ),
-        ("[[task]]\nid = \"a\"\n", "has nothing to run"),
-        (
-            "[[task]]\nid = \"a\"\nrun = \"true\"\nisolation = \"readwrite\"\n",
-            "unknown variant `readwrite`",
-        ),
-        (
-            "[swarm]\nsandbox = \"landlok\"\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
-            "did you mean `landlock`?",
-        ),
-        (
-            "[[task]]\nid = \"a\"\nrun = \"true\"\npaths = [\"../etc\"]\n",
-            "invalid path `../etc`",
-        ),
-        (
-            "[swarm]\nconcurrency = 0\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
-            "concurrency must be at least 1",
-        ),
+    // Each plan's errors, one after the other, snapshotted together.
+    let mut errors = String::new();
+    for toml in [
+        "[[task]]\nid = \"Bad Id\"\nrun = \"true\"\n",
+        "[[task]]\nid = \"a\"\nrun = \"true\"\ntimeout = \"soon\"\n",
+        "[[task]]\nid = \"a\"\n",
+        "[[task]]\nid = \"a\"\nrun = \"true\"\nisolation = \"readwrite\"\n",
+        "[swarm]\nsandbox = \"landlok\"\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+        "[[task]]\nid = \"a\"\nrun = \"true\"\npaths = [\"../etc\"]\n",
+        "[swarm]\nconcurrency = 0\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
     ] {
         let err = rejected(&repo, toml);
-        assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
-        assert!(err.contains("bad.toml:"), "no position in:\n{err}");
+        errors.push_str(&format!("$ swarm run bad.toml\n{err}\n"));
     }
+    insta::assert_snapshot!(errors);
 }
 
 #[test]

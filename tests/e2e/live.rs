@@ -1,10 +1,11 @@
 //! The live view, on a real terminal: `swarm run` inside tmux, its screen
-//! captured while tasks run and after the run.
+//! captured while tasks run and after the run; and without a terminal, its
+//! lines (one per event), snapshotted.
 
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{TestRepo, swarm_bin, wait_until};
+use crate::support::{TestRepo, redact, snapshot_settings, stable_stderr, swarm_bin, wait_until};
 
 struct Tmux {
     socket: std::path::PathBuf,
@@ -97,4 +98,69 @@ fn the_live_view_shows_running_tasks_and_clears_for_the_summary() {
     // The event lines stay, in order, above the summary.
     let merged = end.find("merged     after").unwrap();
     assert!(merged < end.find("run live: succeeded").unwrap(), "{end}");
+}
+
+/// A chain, so that its events come in one order: a writing task, one that
+/// fails its first attempt and is retried, and a read-only check.
+const CHAIN: &str = r#"[[task]]
+id = "fetch"
+run = "echo data > data.txt"
+
+[[task]]
+id = "flaky-step"
+deps = ["fetch"]
+retries = 1
+run = "echo try $SWARM_ATTEMPT > flaky.txt; test $SWARM_ATTEMPT -gt 1"
+
+[[task]]
+id = "report"
+deps = ["flaky-step"]
+isolation = "readonly"
+run = "cat data.txt flaky.txt"
+"#;
+
+/// The lines of the live view, up to the summary, in one order (see
+/// `stable_stderr`).
+fn live_lines(stderr: &str) -> String {
+    let at = stderr.find("\n\nrun ").unwrap_or(stderr.len());
+    stable_stderr(&stderr[..=at])
+}
+
+/// Without a terminal (a CI log, a pipe), the live view is one line per
+/// event and nothing redrawn.
+#[test]
+fn without_a_terminal_the_live_view_prints_one_line_per_event() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("chain.toml", CHAIN);
+    let run = repo.run_plan(&plan, &["--name", "chain", "-j", "1", "--sandbox", "none"]);
+    run.assert_code(0);
+    assert!(!run.stderr.contains('\x1b'), "{:?}", run.stderr);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("live_lines", redact(&live_lines(&run.stderr), &repo));
+    });
+}
+
+/// A resumed run says what it resumes, then goes on as a run does.
+#[test]
+fn a_resumed_run_says_what_it_runs_again() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("chain.toml", CHAIN);
+    repo.run_plan(&plan, &["--name", "again", "-j", "1", "--sandbox", "none"])
+        .assert_code(0);
+    // The coordinator died as `report` ran: its start is the last line.
+    let journal = repo.path().join(".swarm/runs/again/events.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let cut = text
+        .find("\"event\":\"task_started\",\"task\":\"report\"")
+        .unwrap();
+    let end = cut + text[cut..].find('\n').unwrap() + 1;
+    std::fs::write(&journal, &text[..end]).unwrap();
+    let run = repo.swarm(&["resume", "again", "-j", "1", "--sandbox", "none"]);
+    run.assert_code(0);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(
+            "resumed_live_lines",
+            redact(&live_lines(&run.stderr), &repo)
+        );
+    });
 }

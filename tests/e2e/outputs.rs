@@ -1,9 +1,13 @@
 //! What users and CI systems see of a run: the human summary, the JSON
 //! event stream, the JUnit report, the Markdown summary and `swarm logs`,
 //! snapshotted for a run with a success, a failure, a conflict and a
-//! blocked dependent.
+//! blocked dependent, and for runs where everything merges, tasks fail
+//! each their own way, a conflict, an interrupted run and warnings.
 
-use crate::support::{TestRepo, redact};
+use crate::support::{
+    Run, TestRepo, by_task, redact, signal, snapshot_settings, stable_stderr, summary_of,
+    wait_until,
+};
 
 const PLAN: &str = r#"[swarm]
 on_failure = "continue"
@@ -43,24 +47,6 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\b\d+\.\d\ds\b", "[T]s"),
         (r"\b\d+m \d\ds\b", "[T]"),
     ]
-}
-
-/// `text`'s lines grouped by what `key` says they are about (a task), the
-/// groups in the order of their first lines, each group's lines in their
-/// own order. Merges run on the dispatcher's writer thread, so whether
-/// `left`'s merge or `right`'s start is reported first differs from run to
-/// run even one task at a time; each task's own story does not.
-fn by_task(text: &str, key: impl Fn(&str) -> String) -> String {
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-    for line in text.lines() {
-        let k = key(line);
-        match groups.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, lines)) => lines.push(line),
-            None => groups.push((k, vec![line])),
-        }
-    }
-    let lines: Vec<&str> = groups.into_iter().flat_map(|(_, l)| l).collect();
-    lines.join("\n") + "\n"
 }
 
 #[test]
@@ -139,4 +125,238 @@ fn a_runs_outputs_agree_and_read_well() {
         "{}",
         unknown.stderr
     );
+}
+
+/// `swarm run PLAN --name NAME`, one task at a time and unconfined (the
+/// same warning on every machine, whatever its sandbox), with `extra`.
+fn run_named(repo: &TestRepo, plan: &std::path::Path, name: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--name", name, "-j", "1", "--sandbox", "none"];
+    args.extend_from_slice(extra);
+    repo.run_plan(plan, &args)
+}
+
+/// Where a run writes its JUnit report and Markdown summary, as
+/// `--junit` and `--summary` arguments.
+fn exports(repo: &TestRepo) -> [String; 4] {
+    [
+        "--junit".into(),
+        repo.root().join("junit.xml").display().to_string(),
+        "--summary".into(),
+        repo.root().join("summary.md").display().to_string(),
+    ]
+}
+
+fn junit_of(repo: &TestRepo) -> String {
+    std::fs::read_to_string(repo.root().join("junit.xml")).unwrap()
+}
+
+fn markdown_of(repo: &TestRepo) -> String {
+    std::fs::read_to_string(repo.root().join("summary.md")).unwrap()
+}
+
+/// A chain (so that every line comes in one order) of a writing task, its
+/// dependent and a read-only check.
+const ALL_MERGED: &str = r#"[[task]]
+id = "docs"
+run = "echo docs > docs.txt"
+
+[[task]]
+id = "code"
+deps = ["docs"]
+run = "echo code > code.txt; echo more >> docs.txt"
+
+[[task]]
+id = "check"
+deps = ["code"]
+isolation = "readonly"
+run = "test -f code.txt"
+"#;
+
+#[test]
+fn a_run_whose_tasks_all_merge_says_so_in_every_output() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("merged.toml", ALL_MERGED);
+    let files = exports(&repo);
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let run = run_named(&repo, &plan, "merged", &files);
+    run.assert_code(0);
+    assert_eq!(run.stdout, "");
+    assert_eq!(repo.show("swarm/merged", "docs.txt"), "docs\nmore");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(
+            "all_merged_stderr",
+            redact(&stable_stderr(&run.stderr), &repo)
+        );
+        insta::assert_snapshot!("all_merged_markdown", redact(&markdown_of(&repo), &repo));
+        insta::assert_snapshot!("all_merged_junit", redact(&junit_of(&repo), &repo));
+    });
+}
+
+/// Tasks that fail each their own way, none merged, so that the order of
+/// the lines is the plan's: an exit code with an error on stderr (and the
+/// dependent it blocks), a timeout, a failed `verify`.
+const FAILING: &str = r#"[swarm]
+on_failure = "continue"
+
+[[task]]
+id = "build"
+run = "echo compiling; echo 'error[E0308]: mismatched types' >&2; exit 101"
+
+[[task]]
+id = "test"
+deps = ["build"]
+run = "true"
+
+[[task]]
+id = "slow"
+timeout = "1s"
+run = "echo waiting; sleep 30"
+
+[[task]]
+id = "checked"
+run = "echo built > built.txt"
+verify = "echo checking; echo 'expected 2, got 3' >&2; exit 4"
+"#;
+
+#[test]
+fn a_failed_task_is_reported_with_its_reason_and_log_in_every_output() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("failing.toml", FAILING);
+    let files = exports(&repo);
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let run = run_named(
+        &repo,
+        &plan,
+        "failing",
+        &[&["--grace", "200ms"], &files[..]].concat(),
+    );
+    run.assert_code(1);
+    assert!(!repo.has_rev("refs/swarm/failing/test"));
+    assert!(repo.has_rev("refs/swarm/failing/checked"));
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("failed_stderr", redact(&stable_stderr(&run.stderr), &repo));
+        insta::assert_snapshot!("failed_markdown", redact(&markdown_of(&repo), &repo));
+        insta::assert_snapshot!("failed_junit", redact(&junit_of(&repo), &repo));
+    });
+}
+
+#[test]
+fn a_conflict_is_reported_with_where_with_whom_and_the_next_step() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "conflict.toml",
+        r#"[swarm]
+on_failure = "continue"
+
+[[task]]
+id = "left"
+run = "echo left > same.txt"
+
+[[task]]
+id = "right"
+run = "echo right > same.txt; echo ok > other.txt"
+"#,
+    );
+    let run = run_named(&repo, &plan, "conflict", &[]);
+    run.assert_code(1);
+    assert!(repo.has_rev("refs/swarm/conflict/right"));
+    assert_eq!(repo.show("swarm/conflict", "same.txt"), "left");
+    // The summary: the live lines are `outputs`' (and a dependent of
+    // `right` could start from its result before its merge conflicts, or
+    // not: the failed run's snapshot has a blocked dependent).
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("conflict_summary", redact(summary_of(&run.stderr), &repo));
+    });
+}
+
+#[test]
+fn an_interrupted_run_says_how_to_resume_it_in_every_output() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "stopped.toml",
+        r#"[[task]]
+id = "first"
+run = "echo first > first.txt"
+
+[[task]]
+id = "slow"
+deps = ["first"]
+run = "echo started > started.txt; sleep 30"
+
+[[task]]
+id = "after"
+deps = ["slow"]
+run = "true"
+"#,
+    );
+    let files = exports(&repo);
+    let mut args = vec![
+        "run",
+        plan.to_str().unwrap(),
+        "--name",
+        "stopped",
+        "-j",
+        "1",
+        "--sandbox",
+        "none",
+        "--grace",
+        "200ms",
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let child = repo
+        .swarm_cmd(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = repo.worktree("stopped", "slow").join("started.txt");
+    wait_until("the slow task to start", || started.exists());
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    let run: Run = child.wait_with_output().unwrap().into();
+    run.assert_code(130);
+    assert_eq!(repo.show("swarm/stopped", "first.txt"), "first");
+    assert_eq!(
+        repo.show("refs/swarm/stopped/slow", "started.txt"),
+        "started"
+    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(
+            "interrupted_stderr",
+            redact(&stable_stderr(&run.stderr), &repo)
+        );
+        insta::assert_snapshot!("interrupted_markdown", redact(&markdown_of(&repo), &repo));
+    });
+}
+
+#[test]
+fn warnings_are_reported_in_every_output() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "warned.toml",
+        r#"[[task]]
+id = "noop"
+run = "true"
+
+[[task]]
+id = "build"
+deps = ["noop"]
+run = "mkdir -p target/debug && touch target/debug/app target/debug/app.d && echo fn > lib.rs"
+"#,
+    );
+    // A change the run does not see.
+    repo.write("README.md", "# edited, not committed\n");
+    let files = exports(&repo);
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let run = run_named(&repo, &plan, "warned", &files);
+    run.assert_code(0);
+    assert!(repo.has_rev("refs/swarm/warned/noop"));
+    assert_eq!(repo.show("swarm/warned", "README.md"), "# test repo");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(
+            "warnings_stderr",
+            redact(&stable_stderr(&run.stderr), &repo)
+        );
+        insta::assert_snapshot!("warnings_markdown", redact(&markdown_of(&repo), &repo));
+        insta::assert_snapshot!("warnings_junit", redact(&junit_of(&repo), &repo));
+    });
 }

@@ -1,8 +1,9 @@
 //! Plan features a first day needs (issue 15), as the user sees them:
 //! every error of a plan at once, a bad `base` at its line, globs in
-//! `deps`, matrix values that make ids, and `include`/`exclude` matrices.
+//! `deps`, matrix values that make ids, `include`/`exclude` matrices, and
+//! what `swarm validate` says of a plan that runs, warnings included.
 
-use crate::support::{TestRepo, redact};
+use crate::support::{TestRepo, redact, snapshot_settings};
 
 /// `swarm validate` and `swarm run` reject the plan alike (exit 2, nothing
 /// left behind); returns the redacted stderr.
@@ -193,4 +194,50 @@ fn include_and_exclude_shape_the_matrix() {
     );
     assert!(err.starts_with("error: invalid plan (2 errors)\n"), "{err}");
     insta::assert_snapshot!(err);
+}
+
+/// A plan that runs but has several things to look at: `swarm validate`
+/// says what it checked on stdout and every warning at once on stderr.
+#[test]
+fn validate_says_what_it_checked_and_warns_of_everything_at_once() {
+    let repo = TestRepo::new();
+    // Exactly as written: overlapping writers are one of the warnings.
+    let plan = repo.plan_exact(
+        "warned.toml",
+        r#"[swarm]
+read_paths = ["/etc/hostname"]
+
+[models.default]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+
+[[task]]
+id = "docs"
+creates = ["README.md"]
+run = "echo more >> README.md"
+
+[[task]]
+id = "fmt"
+run = "sed -i s/fn/pub fn/ src/lib.txt"
+
+[[task]]
+id = "lint"
+isolation = "readonly"
+run = "true"
+
+[[task]]
+id = "review"
+deps = ["docs"]
+prompt = "Review the docs."
+"#,
+    );
+    let mut cmd = repo.swarm_cmd(&["validate", plan.to_str().unwrap()]);
+    crate::sandbox::only_git_in_path(&repo, &mut cmd);
+    let validate: crate::support::Run = cmd.output().unwrap().into();
+    validate.assert_code(0);
+    assert!(repo.swarm_traces().is_empty(), "{:?}", repo.swarm_traces());
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("validate_warnings_stdout", redact(&validate.stdout, &repo));
+        insta::assert_snapshot!("validate_warnings_stderr", redact(&validate.stderr, &repo));
+    });
 }

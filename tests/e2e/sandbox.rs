@@ -10,7 +10,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, task};
 
 /// Shell prelude: `try NAME CMD...` records whether CMD succeeded.
 const PRELUDE: &str = r#"mkdir -p results; R="$PWD/results/$SWARM_TASK.txt"
@@ -463,23 +463,66 @@ fn a_daemon_cannot_escape_the_task() {
     );
 }
 
+/// `cmd` with only git in its PATH: `swarm doctor` and `validate` then
+/// find no toolchain of this machine, and list the same on every one.
+pub(crate) fn only_git_in_path(repo: &TestRepo, cmd: &mut std::process::Command) {
+    let bin = repo.root().join("only-git");
+    if !bin.exists() {
+        std::fs::create_dir_all(&bin).unwrap();
+        let path = std::env::var_os("PATH").unwrap();
+        let git = std::env::split_paths(&path)
+            .map(|dir| dir.join("git"))
+            .find(|git| git.is_file())
+            .expect("git is in PATH");
+        std::os::unix::fs::symlink(git, bin.join("git")).unwrap();
+    }
+    cmd.env("PATH", &bin);
+}
+
+/// What `swarm doctor` says that is this machine's, not swarm's: the
+/// kernel, its Landlock ABI, cgroups, namespaces, git's version and the
+/// identity of workers (root or not).
+fn machine_filters() -> insta::Settings {
+    let mut settings = crate::support::snapshot_settings();
+    for (regex, placeholder) in [
+        (r"(?m)^kernel            .+$", "kernel            [KERNEL]"),
+        (
+            r"(?m)^landlock          ABI \d+ ",
+            "landlock          ABI [ABI] ",
+        ),
+        (r"(?m)^cgroups           .+$", "cgroups           [CGROUPS]"),
+        (
+            r"(?m)^namespaces        .+$",
+            "namespaces        [NAMESPACES]",
+        ),
+        (
+            r"(?m)^git               git version .+$",
+            "git               git version [VERSION]",
+        ),
+        (r"(?m)^  identity   .+$", "  identity   [IDENTITY]"),
+    ] {
+        settings.add_filter(regex, placeholder);
+    }
+    settings
+}
+
 #[test]
 fn doctor_reports_what_is_enforced() {
     let repo = TestRepo::new();
-    let run = repo.swarm(&["doctor"]);
+    let mut cmd = repo.swarm_cmd(&["doctor"]);
+    only_git_in_path(&repo, &mut cmd);
+    let run: crate::support::Run = cmd.output().unwrap().into();
     run.assert_code(0);
-    assert!(
-        run.stdout.contains("landlock          ABI"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("swarm enforces"), "{}", run.stdout);
     let identity = if nix::unistd::geteuid().is_root() {
         "identity   uid 65534, gid 65534 (nobody)".to_string()
     } else {
         format!("identity   your own user (uid {})", nix::unistd::geteuid())
     };
     assert!(run.stdout.contains(&identity), "{}", run.stdout);
+    // The shape of the report, not this machine's values.
+    machine_filters().bind(|| {
+        insta::assert_snapshot!("doctor", redact(&run.stdout, &repo));
+    });
 }
 
 #[test]
@@ -585,11 +628,9 @@ fn without_landlock_sandboxed_runs_are_refused_and_none_is_loud() {
     assert!(repo.swarm_traces().is_empty(), "{:?}", repo.swarm_traces());
     let doctor = swarm_without_landlock(&repo, &["doctor"]);
     assert_eq!(doctor.code, 1, "{}", doctor.stdout);
-    assert!(
-        doctor.stdout.contains("sandboxed runs are REFUSED"),
-        "{}",
-        doctor.stdout
-    );
+    machine_filters().bind(|| {
+        insta::assert_snapshot!("doctor_without_landlock", redact(&doctor.stdout, &repo));
+    });
     // The explicit opt-out runs, and says loudly that it is unconfined.
     let unconfined = swarm_without_landlock(&repo, &["run", plan, "--sandbox", "none"]);
     unconfined.assert_code(0);

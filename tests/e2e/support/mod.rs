@@ -306,7 +306,11 @@ pub fn task<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Valu
 pub fn redact(text: &str, repo: &TestRepo) -> String {
     let root = repo.root().display().to_string();
     let mut out = text.to_string();
-    // The repository's worktree home: `repo-<8 hex>` under the root.
+    // The repository's worktree home: `repo-<8 hex>` under the root, also
+    // where no run made it yet (`swarm validate` names it).
+    if repo.path().join(".git").exists() {
+        out = out.replace(&repo.worktree_home().display().to_string(), "[WORKTREES]");
+    }
     if let Ok(entries) = std::fs::read_dir(repo.worktree_root()) {
         for entry in entries.flatten() {
             let home = entry.path().display().to_string();
@@ -314,7 +318,9 @@ pub fn redact(text: &str, repo: &TestRepo) -> String {
         }
     }
     let mut out = out.replace(&root, "[TMP]");
-    // 40-hex commit ids and their 10/12-char abbreviations.
+    // 40-hex commit ids and their 10/12-char abbreviations, also the few
+    // made of digits (or letters) only: one in a hundred, and merge
+    // commits have the time they were made.
     let mut redacted = String::with_capacity(out.len());
     let mut word = String::new();
     for c in out.chars().chain(std::iter::once(' ')) {
@@ -322,10 +328,9 @@ pub fn redact(text: &str, repo: &TestRepo) -> String {
             word.push(c);
             continue;
         }
-        if word.len() >= 10
-            && word.chars().any(|c| c.is_ascii_digit())
-            && word.chars().any(|c| c.is_ascii_alphabetic())
-        {
+        let mixed = word.chars().any(|c| c.is_ascii_digit())
+            && word.chars().any(|c| c.is_ascii_alphabetic());
+        if word.len() >= 10 && (mixed || matches!(word.len(), 10 | 12 | 40)) {
             redacted.push_str("[HASH]");
         } else {
             redacted.push_str(&word);
@@ -336,6 +341,123 @@ pub fn redact(text: &str, repo: &TestRepo) -> String {
     redacted.pop();
     out = redacted;
     out
+}
+
+/// Regex filters for snapshots of what users see: what changes from run to
+/// run and from machine to machine, replaced by a placeholder. Paths and
+/// commit ids are [`redact`]'s (they need the repository).
+const SNAPSHOT_FILTERS: [(&str, &str); 13] = [
+    // JSON events and reports (compact or pretty): times, durations,
+    // timestamps.
+    (r#""ts":( ?)"[^"]+""#, r#""ts":$1"[TS]""#),
+    (
+        r#""(duration_ms|snapshot_ms|started_at|finished_at|age_secs)":( ?)("[^"]+"|\d+)"#,
+        r#""$1":$2[X]"#,
+    ),
+    // JUnit: times and timestamps.
+    (r#"time="[0-9.]+""#, r#"time="[T]""#),
+    (r#"timestamp="[^"]+""#, r#"timestamp="[T]""#),
+    // Durations as the summary, the live view and rankings print them:
+    // `0.42s`, `12.5s`, `11m05s`. Same width, so tables stay aligned.
+    (r"\b\d\.\d\ds\b", "[T]s"),
+    (r"\b\d\d\d?\.\ds\b", "[T]s"),
+    (r"\b\d+m\d\ds\b", "[T]s"),
+    // RFC 3339 times, and local ones as `swarm runs` prints them (same
+    // width).
+    (
+        r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)",
+        "[TIMESTAMP]",
+    ),
+    (r"\b\d{4}-\d\d-\d\d \d\d:\d\d\b", "YYYY-MM-DD hh:mm"),
+    // Ports of servers the tests start, and process ids.
+    (r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0):\d+", "$1:[PORT]"),
+    (r"\b(pid|PID|process) \d+", "$1 [PID]"),
+    // Sizes on disk depend on the file system.
+    (r"\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b", "[SIZE]"),
+    // Abbreviated blob ids of a diff's `index` line.
+    (
+        r"(?m)^index [0-9a-f]{7,}\.\.[0-9a-f]{7,}",
+        "index [BLOB]..[BLOB]",
+    ),
+];
+
+/// Settings for snapshots of user-visible text, with the filters above;
+/// use as `snapshot_settings().bind(|| insta::assert_snapshot!(name,
+/// redact(&text, &repo)))`.
+pub fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    for (regex, placeholder) in SNAPSHOT_FILTERS {
+        settings.add_filter(regex, placeholder);
+    }
+    settings
+}
+
+/// The final summary of a run's stderr (from the blank line before its
+/// `run NAME: ...` line): what is left on screen when it ends.
+#[track_caller]
+pub fn summary_of(stderr: &str) -> &str {
+    let at = stderr
+        .find("\n\nrun ")
+        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
+    &stderr[at + 2..]
+}
+
+/// `text`'s lines grouped by what `key` says they are about (a task), the
+/// groups in the order of their first lines, each group's lines in their
+/// own order. Merges run on the dispatcher's writer thread, and a
+/// dependent starts from its dependency's result, not its merge: whether a
+/// task's merge or the next task's start is reported first differs from
+/// run to run even one task at a time; each task's own story does not.
+pub fn by_task(text: &str, key: impl Fn(&str) -> String) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for line in text.lines() {
+        let k = key(line);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, lines)) => lines.push(line),
+            None => groups.push((k, vec![line])),
+        }
+    }
+    let lines: Vec<&str> = groups.into_iter().flat_map(|(_, l)| l).collect();
+    lines.join("\n") + "\n"
+}
+
+/// A run's stderr with the live view's lines (those before the summary)
+/// in one order on every run: what the merge of a task reports (`merged`,
+/// `conflict`, `conflicted`, `unmerged`) right after that task's last line
+/// before it, every other line where it came. Merges run on the
+/// dispatcher's writer thread, and a dependent starts from its
+/// dependency's result, not its merge: whether a task's merge or the next
+/// task's start is said first differs from run to run even one task at a
+/// time.
+pub fn stable_stderr(stderr: &str) -> String {
+    let (live, summary) = match stderr.find("\n\nrun ") {
+        Some(at) => stderr.split_at(at + 1),
+        None => (stderr, ""),
+    };
+    // `  STATUS     TASK ...`: the task a line is about.
+    let task = |line: &str| -> Option<String> {
+        line.starts_with("  ")
+            .then(|| line.split_whitespace().nth(1).map(str::to_string))
+            .flatten()
+    };
+    let mut lines: Vec<&str> = Vec::new();
+    for line in live.lines() {
+        let merging = matches!(
+            line.split_whitespace().next(),
+            Some("merged" | "conflict" | "conflicted" | "unmerged")
+        );
+        let after = match (merging, task(line)) {
+            (true, Some(id)) => lines
+                .iter()
+                .rposition(|l| task(l).as_deref() == Some(id.as_str())),
+            _ => None,
+        };
+        match after {
+            Some(at) => lines.insert(at + 1, line),
+            None => lines.push(line),
+        }
+    }
+    lines.join("\n") + "\n" + summary
 }
 
 /// Asserts that `log` (a task's output log) ends with the line saying that
