@@ -83,7 +83,10 @@ pub(super) fn read(
                 source
                     .error(
                         PlanErrorKind::BadValue,
-                        format!("task `{id}` has {n} variants"),
+                        format!(
+                            "task `{id}` has {n} variant{}",
+                            if *n == 1 { "" } else { "s" }
+                        ),
                         Some(span.clone()),
                         "not between 2 and 64",
                     )

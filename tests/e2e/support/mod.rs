@@ -58,6 +58,18 @@ impl Run {
 }
 
 /// Applies the hermetic environment to a command.
+/// Where test repositories are made: `/tmp` when it is there, whatever
+/// `TMPDIR` says, so that paths stay short (miette wraps a message at 100
+/// columns, and a temp path cut in two could not be redacted from a
+/// snapshot).
+pub fn temp_root() -> PathBuf {
+    let tmp = Path::new("/tmp");
+    match tmp.is_dir() {
+        true => tmp.to_path_buf(),
+        false => std::env::temp_dir(),
+    }
+}
+
 pub fn hermetic(cmd: &mut Command, home: &Path) {
     cmd.env_clear()
         .env(
@@ -93,7 +105,7 @@ impl TestRepo {
     pub fn empty() -> Self {
         let root = tempfile::Builder::new()
             .prefix("swarm-e2e-")
-            .tempdir()
+            .tempdir_in(temp_root())
             .expect("tempdir");
         for dir in ["repo", "home", "plans", "outside"] {
             std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");

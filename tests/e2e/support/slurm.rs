@@ -30,7 +30,7 @@ impl Cluster {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::Builder::new()
             .prefix("swarm-slurm-")
-            .tempdir()
+            .tempdir_in(super::temp_root())
             .expect("tempdir");
         let out = Command::new(script())
             .arg("start")

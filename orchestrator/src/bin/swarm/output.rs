@@ -192,10 +192,14 @@ impl Progress {
                         retried.join(", ")
                     ),
                 };
+                let restarted = match restarted.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} restarted from a clean worktree, their partial work kept)"),
+                };
                 say!(
-                    "swarm: resuming: {} tasks to run ({} restarted from a clean worktree, their partial work kept{again})",
+                    "swarm: resuming: {} task{} to run{restarted}{again}",
                     pending.len(),
-                    restarted.len()
+                    if pending.len() == 1 { "" } else { "s" },
                 );
             }
             EventBody::AttemptFinished {
