@@ -16,8 +16,8 @@ use swarm_protocol::{EventBody, TaskStatus};
 
 use crate::fold::RunFold;
 use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, refs, snapshot};
+use crate::ids::flat;
 use crate::journal;
-use crate::plan::subtasks::flat;
 use crate::state::{Kind, State, StateError};
 use crate::worktree_home::{HomeError, WorktreeHome};
 

@@ -40,16 +40,27 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The top-level modules `text` names as `crate::<module>` (or inside
-/// `crate::{...}`), outside comments and test modules.
+/// `crate::{...}`), outside comments and test code.
 fn named(text: &str, modules: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<String> {
-    let code: String = text
-        .split("#[cfg(test)]")
-        .next()
-        .unwrap_or_default()
-        .lines()
-        .map(|line| line.split("//").next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
+    // Test code may reach anywhere: a `#[cfg(test)]` item (the line after
+    // the attribute) and an inline test module (from its attribute to the
+    // end of the file, where modules keep them) are left out.
+    let mut code = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]" {
+            match lines.next() {
+                Some(item)
+                    if item.trim_start().starts_with("mod ") && item.trim_end().ends_with('{') =>
+                {
+                    break;
+                }
+                _ => continue,
+            }
+        }
+        code.push_str(line.split("//").next().unwrap_or_default());
+        code.push('\n');
+    }
     let mut found = BTreeSet::new();
     for (at, _) in code.match_indices("crate::") {
         let rest = &code[at + "crate::".len()..];

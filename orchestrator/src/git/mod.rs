@@ -357,11 +357,11 @@ pub(crate) fn run_git(mut cmd: Command, action: impl Fn() -> String) -> Result<S
 }
 
 /// The ref layout of a run. Task ids contain no `.`, and a subtask's `/`
-/// becomes `+` (`plan::subtasks::flat`), so these names can never collide:
+/// becomes `+` (`ids::flat`), so these names can never collide:
 /// no task ref is a directory of another, and earlier attempts
 /// (`<task>.<n>`) cannot be mistaken for a task.
 pub mod refs {
-    use crate::plan::subtasks::flat;
+    use crate::ids::flat;
 
     /// `refs/swarm/<run>/<task>`: the result of a task.
     pub fn task(run: &str, task: &str) -> String {

@@ -216,7 +216,7 @@ impl<'o> Dispatcher<'o> {
                 .variant()
                 .and_then(|v| plan.tasks.iter().position(|e| e.id == v.of))
                 .map(TaskIndex::new);
-            let parent = crate::plan::subtasks::parent_of(&t.id).and_then(|p| tasks.position(p));
+            let parent = crate::ids::parent_of(&t.id).and_then(|p| tasks.position(p));
             slots.push(slots::Slot::new(waiting_on, experiment_of, parent));
         }
         for i in TaskIndex::all(all.len()) {

@@ -46,7 +46,7 @@ pub fn lock_run(state: &State, run: &str) -> Result<RunLock, RunError> {
 /// created (a name like `../x` or `/tmp/x` would otherwise put the run's
 /// directory, lock and worktrees outside `.swarm`).
 pub fn check_run_name(name: &str) -> Result<(), RunError> {
-    if crate::plan::is_valid_run_name(name) {
+    if crate::ids::is_valid_run_name(name) {
         Ok(())
     } else {
         Err(RunError::BadName {

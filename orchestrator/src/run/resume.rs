@@ -100,7 +100,7 @@ pub(super) fn recover(
     let mut have: Vec<&str> = tasks
         .iter()
         .map(|t| t.id.as_str())
-        .filter(|id| crate::plan::subtasks::depth(id) == 0)
+        .filter(|id| crate::ids::depth(id) == 0)
         .collect();
     wanted.sort_unstable();
     have.sort_unstable();
@@ -401,7 +401,7 @@ fn keep_leftovers(
 ) -> Result<Option<u32>, RunError> {
     let mut attempt = state.attempt.max(1);
     let mut kept = None;
-    let path = worktree_dir.join(&*crate::plan::subtasks::flat(&task.id));
+    let path = worktree_dir.join(&*crate::ids::flat(&task.id));
     let worktree = task.isolation == Isolation::Worktree && path.exists();
     // The crash may have come while the next attempt's worktree was being
     // made, before its `task_started` line: the journal's last attempt is

@@ -80,14 +80,14 @@ pub(crate) async fn run(
     }
     // A task's budget covers its subtree: a subtask also spends what its
     // agent ancestors may.
-    let mut above = crate::plan::subtasks::parent_of(&task.id);
+    let mut above = crate::ids::parent_of(&task.id);
     while let Some(id) = above {
         if let Some(ancestor) = ctx.tasks.position(id).map(|i| ctx.tasks.get(i))
             && let Some(theirs) = ancestor.agent()
         {
             session.join_group(gateway.subtree(id, theirs.budget));
         }
-        above = crate::plan::subtasks::parent_of(id);
+        above = crate::ids::parent_of(id);
     }
     // The model's subtask requests, checked as they come (`run::spawn`).
     let (spawner, parent, workdir) = (

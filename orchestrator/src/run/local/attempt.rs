@@ -32,7 +32,7 @@ fn task_caches(
         }
         let dir = match cache.per_task {
             false => cache.dir.clone(),
-            true => owned_cache_dir(&cache.dir, &crate::plan::subtasks::flat(&task.id), owner)?,
+            true => owned_cache_dir(&cache.dir, &crate::ids::flat(&task.id), owner)?,
         };
         out.push((cache.var.clone(), dir));
     }

@@ -169,9 +169,7 @@ async fn execute_inner(
                 (path, None, git_dir)
             }
             Isolation::Worktree => {
-                let path = ctx
-                    .worktree_dir
-                    .join(&*crate::plan::subtasks::flat(&task.id));
+                let path = ctx.worktree_dir.join(&*crate::ids::flat(&task.id));
                 let worktrees = Arc::clone(ctx);
                 let (p, paths) = (path.clone(), task.checkout());
                 let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
@@ -555,7 +553,7 @@ pub(crate) fn describe_failure(
         AttemptOutcome::TimedOut => match (task.timeout, task.not_after) {
             // The subtree's deadline came first.
             (_, Some(at)) if at <= std::time::SystemTime::now() => {
-                let parent = crate::plan::subtasks::parent_of(&task.id).unwrap_or("its parent");
+                let parent = crate::ids::parent_of(&task.id).unwrap_or("its parent");
                 format!(
                     "timed out: the deadline of `{parent}`'s subtree passed (a parent's `timeout` covers its subtasks)"
                 )
