@@ -236,10 +236,10 @@ pub async fn assemble(
 /// How a plan's tasks are confined on a host: the sandbox launcher (with
 /// the detected toolchains' variables), the paths tasks may read, the
 /// build caches they share.
-pub struct Confinement {
-    pub sandbox: Option<SandboxSettings>,
-    pub read_paths: Vec<PathBuf>,
-    pub caches: Vec<BuildCache>,
+struct Confinement {
+    sandbox: Option<SandboxSettings>,
+    read_paths: Vec<PathBuf>,
+    caches: Vec<BuildCache>,
 }
 
 async fn confinement(

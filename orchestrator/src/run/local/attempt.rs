@@ -103,20 +103,27 @@ impl Ran {
     /// Whether the attempt did its work: it ran to success, its `verify`
     /// did not fail and an agent finished.
     fn passed(&self) -> bool {
-        self.outcome.is_success()
-            && !matches!(self.verify, Some(Verify::Failed(_)))
-            && self
-                .agent
-                .as_ref()
-                .is_none_or(|r| r.outcome == swarm_protocol::agent::AgentOutcome::Finished)
+        did_its_work(&self.outcome, self.verify.as_ref(), self.agent.as_ref())
     }
+}
+
+/// Whether an attempt did its work: it ran to success, its `verify` did
+/// not fail and an agent finished.
+pub(crate) fn did_its_work(
+    outcome: &AttemptOutcome,
+    verify: Option<&Verify>,
+    agent: Option<&AgentReport>,
+) -> bool {
+    outcome.is_success()
+        && !matches!(verify, Some(Verify::Failed(_)))
+        && agent.is_none_or(|r| r.outcome == swarm_protocol::agent::AgentOutcome::Finished)
 }
 
 /// The command (or the agent, or the WASM program), then `verify` if it
 /// succeeded, within one deadline; then a variant's score. In steps: what
 /// the attempt runs in is set up ([`Setup::make`]), what it may change is
-/// handed to the sandbox's user, it runs ([`Setup::run`]), and what it
-/// changed is taken back.
+/// handed to the sandbox's user ([`Setup::hand_over`]), it runs
+/// ([`run_in`]), and what it changed is taken back.
 pub(crate) async fn run_attempt(
     ctx: &Ctx,
     task: &Task,

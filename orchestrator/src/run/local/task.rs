@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use git2::Oid;
-use swarm_protocol::agent::{AgentOutcome, AgentReport};
+use swarm_protocol::agent::AgentReport;
 use swarm_protocol::{AttemptOutcome, Isolation, SkippedFile, TaskStatus};
 use swarm_sandbox::Stop;
 use tokio::sync::{OnceCell, mpsc, watch};
 
-use super::attempt::{Ran, Verify, run_attempt};
+use super::attempt::{Ran, Verify, did_its_work, run_attempt};
 use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, merge_results, refs, snapshot};
 use crate::layout::verify_log_paths;
 use crate::plan::Task;
@@ -209,11 +209,7 @@ async fn execute_inner(
                 tracing::warn!(task = %id, "the task replaced its worktree's .git; swarm restored it");
             }
         }
-        let mut ran_ok = outcome.is_success()
-            && verify_passed != Some(false)
-            && agent
-                .as_ref()
-                .is_none_or(|r| r.outcome == AgentOutcome::Finished);
+        let mut ran_ok = did_its_work(&outcome, verify.as_ref(), agent.as_ref());
         // A command's subtask request, checked now that it has done its
         // part: a request that fails its checks fails the attempt.
         let refused = match ran_ok {
@@ -487,9 +483,7 @@ pub(crate) fn describe_result(
     agent: Option<&AgentReport>,
     outside: &[String],
 ) -> String {
-    let ran_ok = outcome.is_success()
-        && !matches!(verify, Some(Verify::Failed(_)))
-        && agent.is_none_or(|r| r.outcome == AgentOutcome::Finished);
+    let ran_ok = did_its_work(outcome, verify, agent);
     let outside = (!outside.is_empty()).then(|| super::owned_paths::describe(task, outside));
     match (ran_ok, outside) {
         (true, Some(outside)) => outside,
