@@ -22,6 +22,7 @@ mod seccomp;
 mod view;
 
 pub use confine::{ConfineError, REQUIRED_ABI};
+pub use launcher::UnconfinedRequest;
 pub use launcher::{Exit, LaunchError, Launcher, SpawnRequest, Spawned};
 pub use policy::{ENV_ALLOWLIST, Limits, Network, Policy, SANDBOX_IDENTITY, View, worker_identity};
 pub use process::{Stop, kill_group, term_group};

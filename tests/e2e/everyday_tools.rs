@@ -117,3 +117,40 @@ fn a_sandboxed_write_outside_paths_says_why_and_names_the_file() {
         "{reason}"
     );
 }
+
+/// A pipeline whose reader leaves early ends quietly, as in a terminal:
+/// a task's commands start with SIGPIPE at its default action, sandboxed
+/// or not (the launcher, a Rust program, ignores it, and an ignored signal
+/// stays ignored across `execve`: `yes` then failed with "Broken pipe").
+#[test]
+fn a_pipeline_into_head_ends_quietly_sandboxed_or_not() {
+    let repo = TestRepo::new();
+    let mut modes = vec!["none"];
+    if sandbox_available(&repo) {
+        modes.push("landlock");
+    }
+    for mode in modes {
+        let name = format!("pipe-{mode}");
+        let plan = repo.plan(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\nsandbox = \"{mode}\"\n\n[[task]]\nid = \"p\"\ncreates = [\"head.txt\", \"ignored.txt\"]\nrun = \"yes | head -1 > head.txt; grep SigIgn /proc/self/status > ignored.txt\"\n"
+            ),
+        );
+        let out = repo.run_plan(&plan, &[]);
+        out.assert_code(0);
+        assert_eq!(
+            repo.show(&format!("swarm/{name}"), "head.txt"),
+            "y",
+            "{mode}"
+        );
+        let log =
+            std::fs::read_to_string(repo.path().join(format!(".swarm/runs/{name}/logs/p/1.err")))
+                .unwrap();
+        assert!(!log.contains("Broken pipe"), "{mode}: {log}");
+        // Bit 13 (SIGPIPE) of the ignored signals' mask is clear.
+        let ignored = repo.show(&format!("swarm/{name}"), "ignored.txt");
+        let mask = u64::from_str_radix(ignored.trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << 12), 0, "{mode}: {ignored}");
+    }
+}

@@ -15,6 +15,7 @@ mod experiments;
 mod faults;
 mod gateway_complete;
 mod hostile_task;
+mod launcher;
 mod live;
 mod model_mock;
 mod outputs;

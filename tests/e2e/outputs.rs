@@ -360,3 +360,27 @@ run = "mkdir -p target/debug && touch target/debug/app target/debug/app.d && ech
         insta::assert_snapshot!("warnings_junit", redact(&junit_of(&repo), &repo));
     });
 }
+
+#[test]
+fn quiet_prints_only_the_summary_and_in_it_only_what_did_not_succeed() {
+    let repo = TestRepo::new();
+    let plan = repo.plan("outputs.toml", PLAN);
+    let run = repo.run_plan(&plan, &["-q", "--name", "quiet", "--grace", "200ms"]);
+    run.assert_code(1);
+    // Nothing before the summary: no live line, no table of every task.
+    assert!(run.stderr.starts_with("\nrun quiet: "), "{}", run.stderr);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("quiet_stderr", redact(&run.stderr, &repo));
+    });
+
+    // A run where everything succeeds: the totals, no table.
+    let fine = repo.plan(
+        "fine.toml",
+        "[[task]]\nid = \"a\"\nrun = \"echo a > a.txt\"\n\n[[task]]\nid = \"b\"\nrun = \"echo b > b.txt\"\n",
+    );
+    let run = repo.run_plan(&fine, &["-q", "--name", "fine"]);
+    run.assert_code(0);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("quiet_all_merged", redact(&run.stderr, &repo));
+    });
+}

@@ -155,3 +155,31 @@ fn clean_leaves_alone_a_directory_a_forged_journal_names() {
     assert!(repo.worktree("f", "bad").join("half.txt").exists());
     assert_eq!(task(&repo.report(), "bad")["status"], "failed");
 }
+
+#[test]
+fn a_relative_worktree_directory_with_dot_dot_works_for_every_kind_of_task() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "rel.toml",
+        "[swarm]\nname = \"rel\"\nsandbox = \"none\"\n\n\
+         [[task]]\nid = \"look\"\nisolation = \"readonly\"\nrun = \"test -f README.md\"\n\n\
+         [[task]]\nid = \"write\"\nrun = \"pwd > where.txt\"\n",
+    );
+    // Given as a user types it in the repository: `..` and all.
+    let run = repo.run_plan(&plan, &["--worktrees", "../outside/wt"]);
+    run.assert_code(0);
+    let report = repo.report();
+    assert_eq!(task(&report, "look")["status"], "succeeded");
+    assert_eq!(task(&report, "write")["status"], "merged");
+    // Recorded without the `..`, where git keeps it.
+    let seen = repo.show("swarm/rel", "where.txt");
+    let home = repo.worktree_home();
+    let expected = repo
+        .outside()
+        .canonicalize()
+        .unwrap()
+        .join("wt")
+        .join(home.file_name().unwrap())
+        .join("rel/write");
+    assert_eq!(seen, expected.display().to_string());
+}

@@ -1,16 +1,19 @@
-//! Command tasks: `sh -c <script>` in the task's directory, sandboxed
-//! through the run's launcher or plainly in a process group of its own,
+//! Command tasks: `sh -c <script>` in the task's directory, started by the
+//! run's launcher (sandboxed, or unconfined in a process group of its own),
 //! output captured to log files, stopped on deadline or on request.
 
 use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
 use swarm_protocol::AttemptOutcome;
-use swarm_sandbox::{Exit, Launcher, Policy, SpawnRequest, Spawned, Stop, kill_group, term_group};
+
+use swarm_sandbox::{
+    Exit, Launcher, Policy, SpawnRequest, Spawned, Stop, UnconfinedRequest, kill_group, term_group,
+};
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -28,17 +31,16 @@ pub struct CommandSpec {
     /// Descriptors of ours that stay open, at the same numbers, in the
     /// command (an agent's channel to the coordinator).
     pub pass_fds: Vec<std::os::fd::RawFd>,
-    /// Whether an unconfined command inherits the coordinator's
-    /// environment (a sandboxed one never does).
+    /// Whether an unconfined command inherits the environment its launcher
+    /// was started with (a sandboxed one never inherits any).
     pub inherit_env: bool,
     /// Variables an unconfined command must not inherit (API keys).
     pub env_remove: Vec<String>,
     /// `cgroup.procs` files (open for writing) the command joins before it
     /// runs.
     pub cgroups: Vec<std::os::fd::RawFd>,
-    /// The `cgroup.procs` of a cgroup in `cgroups`: an unconfined
-    /// command's watcher kills its every member when the coordinator dies
-    /// (see `swarm_sandbox::process::watch_coordinator`).
+    /// The `cgroup.procs` of a cgroup in `cgroups`: the unconfined
+    /// launcher kills its every member when the coordinator dies.
     pub cgroup_procs: Option<PathBuf>,
     pub cwd: PathBuf,
     /// Variables added to the inherited environment.
@@ -53,8 +55,13 @@ pub struct CommandSpec {
     /// Most bytes of each output stream kept in its log file.
     pub max_output: u64,
     /// Confine the command; `None` runs it unconfined (with the inherited
-    /// environment plus `env` if `inherit_env`).
+    /// environment plus `env` if `inherit_env`), started by `unconfined`.
     pub sandbox: Option<Sandboxed>,
+    /// The run's launcher of unconfined commands
+    /// (`Launcher::start_unconfined`), which starts the command when
+    /// `sandbox` is `None`; without one, this process starts it (slower:
+    /// see `Running::InProcess`).
+    pub unconfined: Option<Launcher>,
 }
 
 impl CommandSpec {
@@ -79,20 +86,27 @@ pub struct Sandboxed {
 
 /// A started command.
 enum Running {
-    /// Unconfined: our child, leader of its own process group.
-    Plain {
+    /// Started by a launcher (sandboxed, or an unconfined run's), which
+    /// reports its end and stops it: swarm's own process never forks.
+    Launched(Spawned),
+    /// Unconfined, started from this process because no launcher was
+    /// given (a run put together from code without a `swarm` binary):
+    /// our child, leader of its own process group, under a watcher (see
+    /// `swarm_sandbox::process::watch_coordinator`). Two forks of this
+    /// whole process a command; the launcher is much cheaper.
+    InProcess {
         child: tokio::process::Child,
         pgid: u32,
     },
-    Sandboxed(Spawned),
 }
 
 impl Drop for Running {
     /// An attempt dropped before its command ended (the coordinator failed,
     /// or its task was aborted) stops the whole group, not only its leader
-    /// (`kill_on_drop`'s SIGKILL reaches the leader alone).
+    /// (`kill_on_drop`'s SIGKILL reaches the leader alone). A launched
+    /// command is stopped by its `Spawned`'s drop.
     fn drop(&mut self) {
-        if let Self::Plain { child, pgid } = self
+        if let Self::InProcess { child, pgid } = self
             && matches!(child.try_wait(), Ok(None))
         {
             kill_group(*pgid);
@@ -101,36 +115,43 @@ impl Drop for Running {
 }
 
 impl Running {
-    /// Waits for the command to end (cancel-safe).
+    /// Waits for the command to end (cancel-safe). A launched command's
+    /// leftovers (in its group or namespace) are gone by then: the launcher
+    /// kills them when it reaps the command.
     async fn wait(&mut self) -> AttemptOutcome {
         match self {
-            Self::Plain { child, .. } => match child.wait().await {
-                Ok(status) => match (status.code(), status.signal()) {
-                    (Some(code), _) => AttemptOutcome::Exited { code },
-                    (None, Some(signal)) => AttemptOutcome::Signaled { signal },
-                    (None, None) => AttemptOutcome::Exited { code: -1 },
-                },
-                Err(e) => AttemptOutcome::SpawnFailed {
-                    message: format!("wait for the command: {e}"),
-                },
-            },
-            Self::Sandboxed(spawned) => match spawned.wait().await {
+            Self::Launched(spawned) => match spawned.wait().await {
                 Exit::Exited(code) => AttemptOutcome::Exited { code },
                 Exit::Signaled(signal) => AttemptOutcome::Signaled { signal },
                 Exit::Failed(message) => AttemptOutcome::SpawnFailed { message },
                 Exit::LauncherGone => AttemptOutcome::SpawnFailed {
-                    message: "the sandbox launcher exited while the command ran".into(),
+                    message: "the launcher exited while the command ran".into(),
                 },
             },
+            Self::InProcess { child, pgid } => {
+                let outcome = match child.wait().await {
+                    Ok(status) => match (status.code(), status.signal()) {
+                        (Some(code), _) => AttemptOutcome::Exited { code },
+                        (None, Some(signal)) => AttemptOutcome::Signaled { signal },
+                        (None, None) => AttemptOutcome::Exited { code: -1 },
+                    },
+                    Err(e) => AttemptOutcome::SpawnFailed {
+                        message: format!("wait for the command: {e}"),
+                    },
+                };
+                // Whatever the command left running dies with it.
+                kill_group(*pgid);
+                outcome
+            }
         }
     }
 
     /// SIGTERM (graceful) or SIGKILL to everything the command started.
     async fn signal(&self, how: Stop) {
         match (self, how) {
-            (Self::Plain { pgid, .. }, Stop::Graceful) => term_group(*pgid),
-            (Self::Plain { pgid, .. }, Stop::Immediate) => kill_group(*pgid),
-            (Self::Sandboxed(spawned), how) => spawned.stop(how == Stop::Immediate).await,
+            (Self::Launched(spawned), how) => spawned.stop(how == Stop::Immediate).await,
+            (Self::InProcess { pgid, .. }, Stop::Graceful) => term_group(*pgid),
+            (Self::InProcess { pgid, .. }, Stop::Immediate) => kill_group(*pgid),
         }
     }
 }
@@ -163,7 +184,7 @@ pub async fn run_command(
     };
     let attempt = async {
         let running = match &spec.sandbox {
-            None => spawn_plain(spec, out_w, err_w),
+            None => spawn_unconfined(spec, out_w, err_w).await,
             Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w).await,
         };
         match running {
@@ -188,7 +209,39 @@ pub async fn run_command(
     outcome
 }
 
-fn spawn_plain(
+async fn spawn_unconfined(
+    spec: &CommandSpec,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+) -> Result<Running, AttemptOutcome> {
+    let failed = |message: String| AttemptOutcome::SpawnFailed { message };
+    let argv = spec.argv();
+    let Some(launcher) = &spec.unconfined else {
+        return spawn_in_process(spec, stdout, stderr);
+    };
+    let stdin =
+        std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
+    let request = UnconfinedRequest {
+        argv,
+        inherit: spec.inherit_env,
+        remove: spec.env_remove.clone(),
+        env: spec.env.clone(),
+        cwd: spec.cwd.clone(),
+        keep_fds: spec.pass_fds.clone(),
+        cgroups: spec.cgroups.clone(),
+        reap: spec.cgroup_procs.clone(),
+        stdin: stdin.into(),
+        stdout,
+        stderr,
+    };
+    match launcher.spawn_unconfined(request).await {
+        Ok(spawned) => Ok(Running::Launched(spawned)),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// The fallback without a launcher (see [`Running::InProcess`]).
+fn spawn_in_process(
     spec: &CommandSpec,
     stdout: OwnedFd,
     stderr: OwnedFd,
@@ -212,8 +265,7 @@ fn spawn_plain(
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    // Last: the group dies with the coordinator (the sandbox's PID
-    // namespace does that for sandboxed commands); the command joins its
+    // Last: the group dies with the coordinator; the command joins its
     // cgroups there, after the watcher's fork.
     swarm_sandbox::process::watch_coordinator(
         &mut cmd,
@@ -229,7 +281,7 @@ fn spawn_plain(
     let pgid = child.id().ok_or_else(|| AttemptOutcome::SpawnFailed {
         message: "the command exited before it could be tracked".into(),
     })?;
-    Ok(Running::Plain { child, pgid })
+    Ok(Running::InProcess { child, pgid })
 }
 
 async fn spawn_sandboxed(
@@ -256,7 +308,7 @@ async fn spawn_sandboxed(
         stderr,
     };
     match sandboxed.launcher.spawn(request).await {
-        Ok(spawned) => Ok(Running::Sandboxed(spawned)),
+        Ok(spawned) => Ok(Running::Launched(spawned)),
         Err(e) => Err(failed(e.to_string())),
     }
 }
@@ -275,11 +327,8 @@ async fn supervise(
         }
     };
     let (outcome, how) = tokio::select! {
-        outcome = running.wait() => {
-            // Whatever the command left running dies with it.
-            running.signal(Stop::Immediate).await;
-            return outcome;
-        }
+        // Whatever the command left running died with it (see `wait`).
+        outcome = running.wait() => return outcome,
         () = deadline => (AttemptOutcome::TimedOut, Stop::Graceful),
         how = requested(stop, Stop::Graceful) => (AttemptOutcome::Cancelled, how),
     };
@@ -293,8 +342,6 @@ async fn supervise(
     }
     running.signal(Stop::Immediate).await;
     let _ = running.wait().await;
-    // Anything that was still starting up when the leader died.
-    running.signal(Stop::Immediate).await;
     outcome
 }
 

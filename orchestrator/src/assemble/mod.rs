@@ -65,6 +65,9 @@ pub enum SetupError {
     },
     #[error("make the gateway's token: {0}")]
     Token(#[source] std::io::Error),
+    /// The launcher of an unconfined run's commands did not start.
+    #[error("start the launcher of unconfined commands: {0}")]
+    Launcher(String),
 }
 
 impl SetupError {
@@ -192,10 +195,10 @@ pub async fn assemble(
         None => None,
         Some(_) => Some(host.program("to run agent workers")?),
     };
-    let worktree_root = match &overrides.worktrees {
+    let worktree_root = resolved(&match &overrides.worktrees {
         Some(dir) => dir.clone(),
         None => grants::worktree_root(plan, host)?,
-    };
+    });
     let confinement = confinement(plan, plan_path, host, &mut notices).await?;
     // Exhaustive, so that a new executor is pointed at here: its options
     // are put together in its own arm.
@@ -221,6 +224,7 @@ pub async fn assemble(
         concurrency,
         grace: overrides.grace,
         sandbox: confinement.sandbox,
+        unconfined: confinement.unconfined,
         read_paths: confinement.read_paths,
         wasm,
         gateway,
@@ -233,11 +237,49 @@ pub async fn assemble(
     Ok(Assembly { options, notices })
 }
 
+/// `path` without `.`, `..` or links in it, as git records a worktree's
+/// place (`--worktrees ../wt` made paths git did not know as its own):
+/// the part that exists resolved, the rest cleaned by its components.
+fn resolved(path: &std::path::Path) -> PathBuf {
+    use std::path::Component;
+    let mut rest = Vec::new();
+    let mut existing = path;
+    let base = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(Component::Normal(name));
+                existing = parent;
+            }
+            // `..` or `.` at the end of a path that does not exist, or no
+            // parent: clean what is there.
+            _ => {
+                rest.extend(existing.components().rev());
+                break PathBuf::new();
+            }
+        }
+    };
+    let mut out = base;
+    for component in rest.into_iter().rev() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// How a plan's tasks are confined on a host: the sandbox launcher (with
 /// the detected toolchains' variables), the paths tasks may read, the
 /// build caches they share.
 struct Confinement {
     sandbox: Option<SandboxSettings>,
+    unconfined: Option<swarm_sandbox::Launcher>,
     read_paths: Vec<PathBuf>,
     caches: Vec<BuildCache>,
 }
@@ -248,9 +290,9 @@ async fn confinement(
     host: &HostEnv,
     notices: &mut Vec<Notice>,
 ) -> Result<Confinement, SetupError> {
-    let sandbox = match plan.sandbox {
-        SandboxMode::None => None,
-        SandboxMode::Landlock => Some(sandbox_settings(plan_path, host).await?),
+    let (sandbox, unconfined) = match plan.sandbox {
+        SandboxMode::None => (None, unconfined_launcher(plan, host).await?),
+        SandboxMode::Landlock => (Some(sandbox_settings(plan_path, host).await?), None),
     };
     let granted = grants::grants(plan, host)?;
     notices.extend(granted.warnings.into_iter().map(Notice::Plan));
@@ -277,6 +319,7 @@ async fn confinement(
     };
     Ok(Confinement {
         sandbox,
+        unconfined,
         read_paths,
         caches,
     })
@@ -297,6 +340,31 @@ async fn sandbox_settings(plan_path: &str, host: &HostEnv) -> Result<SandboxSett
         launcher,
         env: host.worker_env(),
     })
+}
+
+/// Starts the launcher of an unconfined run's commands, with the host's
+/// environment less the plan's keys (what commands inherit), when the host
+/// has a `swarm` binary; without one, the coordinator starts commands
+/// itself.
+async fn unconfined_launcher(
+    plan: &Plan,
+    host: &HostEnv,
+) -> Result<Option<swarm_sandbox::Launcher>, SetupError> {
+    let Some(helper) = &host.exe else {
+        return Ok(None);
+    };
+    let secrets = plan.secret_vars();
+    let mut env: Vec<(String, String)> = host
+        .vars
+        .iter()
+        .filter(|(k, _)| !secrets.contains(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.sort();
+    swarm_sandbox::Launcher::start_unconfined(helper, &env)
+        .await
+        .map(Some)
+        .map_err(|e| SetupError::Launcher(crate::error_chain(&e)))
 }
 
 /// Why the sandbox launcher did not start.

@@ -336,6 +336,8 @@ impl<'o> Dispatcher<'o> {
         loop {
             self.dispatch()?;
             self.drive_verify(false)?;
+            // One flush for everything this step wrote.
+            self.writer.commit()?;
             let running = self.slots.iter().any(|s| s.in_flight);
             let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
             if !running
@@ -590,6 +592,7 @@ impl<'o> Dispatcher<'o> {
         // (with the search and removals a failure starts).
         loop {
             self.drive_verify(true)?;
+            self.writer.commit()?;
             let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
             if self.merging.is_none() && !verifying {
                 break;

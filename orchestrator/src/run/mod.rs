@@ -85,6 +85,12 @@ pub struct RunOptions {
     pub grace: Duration,
     /// How workers are confined; `None` runs them unconfined.
     pub sandbox: Option<SandboxSettings>,
+    /// Starts an unconfined run's commands (`swarm __sandbox --unconfined`),
+    /// so that the coordinator never forks itself for one; `None` in a
+    /// sandboxed run, or where no `swarm` binary was given (then the
+    /// coordinator starts them itself, at twice a fork of its whole
+    /// process each).
+    pub unconfined: Option<swarm_sandbox::Launcher>,
     /// Extra paths tasks may read (the plan's `read_paths`, expanded):
     /// through the sandbox for commands, preopened for WASM tasks.
     pub read_paths: Vec<PathBuf>,

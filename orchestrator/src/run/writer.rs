@@ -8,8 +8,16 @@
 //! only after every journal line before it is on disk, so a crash can leave
 //! the integration branch at most one merge ahead of the journal (which
 //! resume reads from git), as when both ran on the dispatcher.
+//!
+//! Flushes are grouped: the dispatcher asks for one per step
+//! ([`Writer::commit`]), not per line, and one queued flush covers every
+//! line written before it starts, so lines written together (a task's
+//! attempt and its end), or while the disk is busy with an earlier flush,
+//! share one `fdatasync` instead of one each (a disk flush costs
+//! milliseconds on ext4).
 
 use crate::ids::TaskIndex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -63,6 +71,12 @@ pub(super) struct Writer {
     merged: mpsc::UnboundedReceiver<(TaskIndex, Result<Merged, GitError>)>,
     /// The first journal flush that failed: the run cannot go on.
     failed: Arc<Mutex<Option<RunError>>>,
+    /// A flush is queued and has not started: lines written now are on
+    /// disk when it ends, so they need no flush of their own.
+    flush_queued: Arc<AtomicBool>,
+    /// Lines that must reach the disk were written since the last
+    /// [`Writer::commit`].
+    unflushed: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -82,6 +96,8 @@ impl Writer {
         let (done, merged) = mpsc::unbounded_channel();
         let failed = Arc::new(Mutex::new(None));
         let failure = Arc::clone(&failed);
+        let flush_queued = Arc::new(AtomicBool::new(false));
+        let queued = Arc::clone(&flush_queued);
         let thread = std::thread::Builder::new()
             .name("swarm-writer".into())
             .spawn(move || {
@@ -91,6 +107,9 @@ impl Writer {
                 for job in queue {
                     match job {
                         Job::Flush => {
+                            // Cleared before the flush: a line written
+                            // from now on asks for a flush of its own.
+                            queued.store(false, Ordering::SeqCst);
                             if let Err(source) = file.sync_data() {
                                 let mut failed =
                                     failure.lock().unwrap_or_else(PoisonError::into_inner);
@@ -123,32 +142,47 @@ impl Writer {
             jobs: Some(jobs),
             merged,
             failed,
+            flush_queued,
+            unflushed: false,
             thread: Some(thread),
         })
     }
 
-    /// Writes `event` to the journal, and queues its flush if it is a state
-    /// change; fails if an earlier write or flush failed.
+    /// Writes `event` to the journal (its flush, if it is a state change,
+    /// queued by the next [`Writer::commit`]); fails if an earlier write or
+    /// flush failed.
     pub(super) fn append(&mut self, event: &Event) -> Result<(), RunError> {
         self.check()?;
         let flush = self.journal.write(event).map_err(|source| RunError::Io {
             action: format!("write journal {}", self.journal.path().display()),
             source,
         })?;
-        if flush {
+        self.unflushed |= flush;
+        Ok(())
+    }
+
+    /// Queues the flush of the state changes written since the last call
+    /// (the dispatcher calls it once a step, before it waits again). A
+    /// flush that is queued and has not started covers them already.
+    pub(super) fn commit(&mut self) -> Result<(), RunError> {
+        if std::mem::take(&mut self.unflushed) && !self.flush_queued.swap(true, Ordering::SeqCst) {
             self.submit(Job::Flush)?;
         }
         Ok(())
     }
 
-    /// Queues a merge; its result comes through [`Writer::next_merged`].
+    /// Queues a merge, after the flush of every line before it; its result
+    /// comes through [`Writer::next_merged`].
     pub(super) fn merge(&mut self, job: MergeJob) -> Result<(), RunError> {
+        self.commit()?;
         self.submit(Job::Merge(job))
     }
 
-    /// Queues moving the integration branch to `commit`, after every job
-    /// queued before (its failure fails the next append).
+    /// Queues moving the integration branch to `commit`, after the flush of
+    /// every line before it and every job queued before (its failure fails
+    /// the next append).
     pub(super) fn set_branch(&mut self, commit: Oid) -> Result<(), RunError> {
+        self.commit()?;
         self.submit(Job::SetBranch(commit))
     }
 
@@ -160,8 +194,10 @@ impl Writer {
         }
     }
 
-    /// Waits for every queued job; the first journal flush that failed.
+    /// Flushes what is left, waits for every queued job; the first journal
+    /// flush that failed.
     pub(super) fn close(mut self) -> Result<(), RunError> {
+        self.commit()?;
         self.join();
         self.check()
     }
@@ -203,8 +239,9 @@ impl Writer {
 }
 
 impl Drop for Writer {
-    /// Whatever ends the run, the lines it queued reach the journal.
+    /// Whatever ends the run, the lines it wrote reach the disk.
     fn drop(&mut self) {
+        let _ = self.commit();
         self.join();
     }
 }

@@ -51,6 +51,23 @@ pub(super) struct Prepared<'a> {
     pub launcher_ends: Vec<RawFd>,
 }
 
+/// Everything an unconfined command's process needs, built before the fork.
+pub(super) struct Unconfined {
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    pub cwd: CString,
+    /// (fd received from the coordinator, where it lands in the command).
+    pub fds: Vec<(RawFd, RawFd)>,
+    /// Fds above 2 that stay open in the command.
+    pub keep: Vec<RawFd>,
+    /// `cgroup.procs` files to join before anything of the command runs.
+    pub cgroups: Vec<RawFd>,
+    /// Write end of the failure pipe (close-on-exec).
+    pub errors: RawFd,
+    /// The launcher's read ends of this command's pipes.
+    pub launcher_ends: Vec<RawFd>,
+}
+
 /// Exit code of a child whose confinement failed (the reason is on the
 /// failure pipe).
 const EXIT_CONFINE: i32 = super::EXIT_SANDBOX_FAILED;
@@ -88,11 +105,96 @@ pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
         )),
         0 => {
             die_with_launcher(prepared.errors, &prepared.launcher_ends);
-            join_cgroups(&prepared);
+            join_cgroups(&prepared.cgroups, prepared.errors);
             worker(prepared, true)
         }
         pid => Ok(pid),
     }
+}
+
+/// Starts an unconfined command, leader of a process group of its own (in
+/// the launcher's session: unlike a worker, it keeps the terminal, as any
+/// command a person starts does); returns its pid.
+pub(super) fn spawn_unconfined(command: Unconfined) -> Result<i32, String> {
+    // SAFETY: fork from a single-threaded process; the child never returns.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    match unsafe { libc::fork() } {
+        -1 => Err(format!(
+            "start the command (fork): {}",
+            std::io::Error::last_os_error()
+        )),
+        0 => {
+            let errors = command.errors;
+            die_with_launcher(errors, &command.launcher_ends);
+            join_cgroups(&command.cgroups, errors);
+            if let Err(message) = enter_unconfined(&command) {
+                fail(errors, &format!("start the command: {message}"));
+            }
+            exec(&command.argv, &command.env, errors)
+        }
+        pid => Ok(pid),
+    }
+}
+
+/// An unconfined command's process before `execve`: default signal
+/// handling, its own process group, its fds and directory.
+fn enter_unconfined(command: &Unconfined) -> Result<(), String> {
+    let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    default_signals();
+    // SAFETY: plain syscalls on this process.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        if libc::setpgid(0, 0) == -1 {
+            return Err(os("lead a process group (setpgid)"));
+        }
+    }
+    place_fds(&command.fds).map_err(|()| os("place the command's file descriptors"))?;
+    // SAFETY: a valid C string.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    if unsafe { libc::chdir(command.cwd.as_ptr()) } == -1 {
+        return Err(os(&format!("enter {}", command.cwd.to_string_lossy())));
+    }
+    let mut keep = command.keep.clone();
+    keep.push(command.errors);
+    confine::close_fds(&keep).map_err(|e| e.to_string())
+}
+
+/// No signal blocked, and SIGPIPE back to its default (the launcher, a
+/// Rust program, ignores it, and an ignored signal stays ignored across
+/// `execve`): `yes | head -1` must end.
+fn default_signals() {
+    // SAFETY: signal-set handling on locals; SIG_DFL installs no handler.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Puts each received fd at its place. The sources are first moved out of
+/// the way of every target, so that no `dup2` overwrites a source still to
+/// be placed.
+fn place_fds(fds: &[(RawFd, RawFd)]) -> Result<(), ()> {
+    let mut moved = Vec::with_capacity(fds.len());
+    // SAFETY: fcntl and dup2 on fds of this process.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        for &(src, dst) in fds {
+            let high = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 1024);
+            if high == -1 {
+                return Err(());
+            }
+            moved.push((high, dst));
+        }
+        for (high, dst) in moved {
+            if libc::dup2(high, dst) == -1 {
+                return Err(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sets the parent-death signal, then makes sure the launcher did not die
@@ -123,14 +225,14 @@ fn die_with_launcher(pipe: RawFd, launcher_ends: &[RawFd]) {
 /// `cgroup.procs` means "the writer". The files were opened by the
 /// coordinator, whose credentials the kernel checks, so this works from
 /// inside the user namespace and the read-only mounts.
-fn join_cgroups(prepared: &Prepared<'_>) {
-    for &fd in &prepared.cgroups {
+fn join_cgroups(cgroups: &[RawFd], errors: RawFd) {
+    for &fd in cgroups {
         // SAFETY: a write of a local buffer to an fd we were given.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
         if n != 1 {
             fail(
-                prepared.errors,
+                errors,
                 &format!(
                     "join the task's cgroup: {}",
                     std::io::Error::last_os_error()
@@ -162,7 +264,7 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
     // namespace) dies with the launcher.
     die_with_launcher(status, &prepared.launcher_ends);
     // Before the worker is forked, so that it and all it starts are in them.
-    join_cgroups(&prepared);
+    join_cgroups(&prepared.cgroups, prepared.errors);
     let capped = match namespaces::isolate_task(mounts) {
         Ok(capped) => capped,
         Err(message) => fail(prepared.errors, &message),
@@ -248,6 +350,11 @@ fn worker(mut prepared: Prepared<'_>, nproc_limit: bool) -> ! {
     if let Err(message) = confine_worker(prepared, nproc_limit) {
         fail(errors, &format!("confine the worker: {message}"));
     }
+    exec(&argv_c, &env_c, errors)
+}
+
+/// `execve(argv[0], argv, env)`; on failure, says why on `errors` and exits.
+fn exec(argv_c: &[CString], env_c: &[CString], errors: RawFd) -> ! {
     let Some(program) = argv_c.first() else {
         fail(errors, "start the worker: no command given");
     };
@@ -273,33 +380,17 @@ fn worker(mut prepared: Prepared<'_>, nproc_limit: bool) -> ! {
 
 fn confine_worker(p: Prepared<'_>, nproc_limit: bool) -> Result<(), String> {
     let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    default_signals();
     // SAFETY: plain syscalls on this process with valid local pointers.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         // A new session: no controlling terminal (so no TIOCSTI into the
         // user's shell), and a process group of its own for group kills.
         if libc::setsid() == -1 {
             return Err(os("detach from the terminal (setsid)"));
         }
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        // Move the received fds out of the way of every target first, so
-        // that no dup2 overwrites a source still to be placed.
-        let mut moved = Vec::with_capacity(p.fds.len());
-        for &(src, dst) in &p.fds {
-            let high = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 1024);
-            if high == -1 {
-                return Err(os("place the worker's file descriptors"));
-            }
-            moved.push((high, dst));
-        }
-        for (high, dst) in moved {
-            if libc::dup2(high, dst) == -1 {
-                return Err(os("place the worker's file descriptors"));
-            }
-        }
+        place_fds(&p.fds).map_err(|()| os("place the worker's file descriptors"))?;
         if libc::chdir(p.cwd.as_ptr()) == -1 {
             return Err(os(&format!("enter {}", p.cwd.to_string_lossy())));
         }

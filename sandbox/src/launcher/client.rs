@@ -1,6 +1,6 @@
 //! The coordinator's side of the launcher: starts `swarm __sandbox` once per
-//! run, sends it spawn and stop requests, and routes each worker's end back
-//! to whoever is waiting for it.
+//! run (per mode), sends it spawn and stop requests, and routes each
+//! worker's end back to whoever is waiting for it.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -17,7 +17,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
-use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Reply, Request};
+use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Mode, Reply, Request};
 use crate::policy::Policy;
 
 /// Why the launcher could not be started or used.
@@ -62,6 +62,31 @@ pub struct SpawnRequest {
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
     pub policy: Policy,
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// One unconfined command to start (a launcher in [`Mode::Unconfined`]).
+#[derive(Debug)]
+pub struct UnconfinedRequest {
+    /// `argv[0]` is the program's path (no PATH search).
+    pub argv: Vec<String>,
+    /// Whether the command gets the launcher's environment (the one it was
+    /// started with), before `remove` and `env`.
+    pub inherit: bool,
+    /// Variables it must not get (API keys).
+    pub remove: Vec<String>,
+    /// Variables set over the rest.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// Descriptors of the caller's that stay open, at the same numbers.
+    pub keep_fds: Vec<RawFd>,
+    /// `cgroup.procs` files (open for writing) the command joins first.
+    pub cgroups: Vec<RawFd>,
+    /// The `cgroup.procs` of one of them: its every member is killed if the
+    /// coordinator goes away (what left the process group with it).
+    pub reap: Option<PathBuf>,
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
@@ -125,6 +150,24 @@ impl Launcher {
     /// Starts `helper __sandbox` (the `swarm` binary) and waits until it is
     /// ready. Fails when the machine cannot enforce the sandbox.
     pub async fn start(helper: &Path) -> Result<Self, LaunchError> {
+        Self::start_in(helper, Mode::Sandboxed, &[]).await
+    }
+
+    /// Starts `helper __sandbox --unconfined`, which starts an unconfined
+    /// run's commands, with environment `env` (what commands that inherit
+    /// one get: the caller leaves keys out).
+    pub async fn start_unconfined(
+        helper: &Path,
+        env: &[(String, String)],
+    ) -> Result<Self, LaunchError> {
+        Self::start_in(helper, Mode::Unconfined, env).await
+    }
+
+    async fn start_in(
+        helper: &Path,
+        mode: Mode,
+        env: &[(String, String)],
+    ) -> Result<Self, LaunchError> {
         let start_err = |source| LaunchError::Start {
             helper: helper.to_path_buf(),
             source,
@@ -137,8 +180,12 @@ impl Launcher {
         )
         .map_err(|e| start_err(e.into()))?;
         let mut cmd = tokio::process::Command::new(helper);
-        cmd.arg("__sandbox")
-            .env_clear()
+        cmd.arg("__sandbox");
+        if mode == Mode::Unconfined {
+            cmd.arg("--unconfined");
+        }
+        cmd.env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             // Its own group: a Ctrl-C at the terminal reaches the
@@ -217,19 +264,8 @@ impl Launcher {
             stdout,
             stderr,
         } = request;
-        let mut fds = vec![stdin, stdout, stderr];
-        let mut targets = vec![0, 1, 2];
-        // `keep_fds` name fds of the coordinator to pass on unchanged;
-        // cgroups to join travel the same way, marked by a negative target.
-        let passed = policy.keep_fds.iter().map(|&fd| (fd, fd));
-        let joined = policy.cgroups.iter().map(|&fd| (fd, super::JOIN_CGROUP));
-        for (fd, target) in passed.chain(joined) {
-            fds.push(duplicate(fd)?);
-            targets.push(target);
-        }
-        if fds.len() > MAX_FDS {
-            return Err(LaunchError::TooManyFds);
-        }
+        let (fds, targets) =
+            passed_fds([stdin, stdout, stderr], &policy.keep_fds, &policy.cgroups)?;
         let message = Request::Spawn {
             id,
             argv,
@@ -238,16 +274,61 @@ impl Launcher {
             policy: Box::new(policy),
             fds: targets,
         };
+        self.request(id, &message, fds).await
+    }
+
+    /// Starts an unconfined command (a launcher started with
+    /// [`Launcher::start_unconfined`]). Returns once the request is sent.
+    pub async fn spawn_unconfined(
+        &self,
+        request: UnconfinedRequest,
+    ) -> Result<Spawned, LaunchError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let UnconfinedRequest {
+            argv,
+            inherit,
+            remove,
+            env,
+            cwd,
+            keep_fds,
+            cgroups,
+            reap,
+            stdin,
+            stdout,
+            stderr,
+        } = request;
+        let (fds, targets) = passed_fds([stdin, stdout, stderr], &keep_fds, &cgroups)?;
+        let message = Request::Unconfined {
+            id,
+            argv,
+            inherit,
+            remove,
+            env,
+            cwd,
+            fds: targets,
+            reap,
+        };
+        self.request(id, &message, fds).await
+    }
+
+    /// Sends start request `message` (worker `id`) with `fds`.
+    async fn request(
+        &self,
+        id: u64,
+        message: &Request,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Spawned, LaunchError> {
         let (tx, rx) = oneshot::channel();
         self.inner.waiters.insert(id, tx);
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-        if let Err(e) = self.send(&message, &raw).await {
+        if let Err(e) = self.send(message, &raw).await {
             self.inner.waiters.remove(&id);
             return Err(e);
         }
         Ok(Spawned {
             id,
             exit: Some(rx),
+            ended: None,
             launcher: self.clone(),
         })
     }
@@ -282,23 +363,50 @@ impl Launcher {
     }
 }
 
-/// A worker the launcher was asked to start.
+/// The fds a start request carries (the worker's stdin, stdout, stderr,
+/// then `keep` at their own numbers), and where each lands: `keep` name
+/// fds of the coordinator to pass on unchanged; cgroups to join travel the
+/// same way, marked by a negative target.
+fn passed_fds(
+    std: [OwnedFd; 3],
+    keep: &[RawFd],
+    cgroups: &[RawFd],
+) -> Result<(Vec<OwnedFd>, Vec<i32>), LaunchError> {
+    let mut fds = Vec::from(std);
+    let mut targets = vec![0, 1, 2];
+    let passed = keep.iter().map(|&fd| (fd, fd));
+    let joined = cgroups.iter().map(|&fd| (fd, super::JOIN_CGROUP));
+    for (fd, target) in passed.chain(joined) {
+        fds.push(duplicate(fd)?);
+        targets.push(target);
+    }
+    if fds.len() > MAX_FDS {
+        return Err(LaunchError::TooManyFds);
+    }
+    Ok((fds, targets))
+}
+
+/// A worker the launcher was asked to start. Dropped before it ended (an
+/// attempt aborted), it is killed, with everything it started.
 #[derive(Debug)]
 pub struct Spawned {
     id: u64,
+    /// Until the worker's end is known.
     exit: Option<oneshot::Receiver<Exit>>,
+    ended: Option<Exit>,
     launcher: Launcher,
 }
 
 impl Spawned {
-    /// Waits for the worker to end (cancel-safe).
+    /// Waits for the worker to end (cancel-safe; once it ended, at once,
+    /// the same way).
     pub async fn wait(&mut self) -> Exit {
-        let Some(rx) = self.exit.as_mut() else {
-            return Exit::LauncherGone;
-        };
-        let exit = rx.await.unwrap_or(Exit::LauncherGone);
-        self.exit = None;
-        exit
+        if let Some(rx) = self.exit.as_mut() {
+            let exit = rx.await.unwrap_or(Exit::LauncherGone);
+            self.exit = None;
+            self.ended = Some(exit);
+        }
+        self.ended.clone().unwrap_or(Exit::LauncherGone)
     }
 
     /// Asks the worker to stop: SIGTERM to every process in it, or, with
@@ -308,6 +416,31 @@ impl Spawned {
             .launcher
             .send(&Request::Stop { id: self.id, kill }, &[])
             .await;
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            return;
+        }
+        // Best effort and without waiting (a drop cannot): a full socket
+        // means a launcher far behind, which still kills everything when
+        // the run ends.
+        let Ok(bytes) = serde_json::to_vec(&Request::Stop {
+            id: self.id,
+            kill: true,
+        }) else {
+            return;
+        };
+        let iov = [IoSlice::new(&bytes)];
+        let _ = sendmsg::<()>(
+            self.launcher.inner.sock.get_ref().as_raw_fd(),
+            &iov,
+            &[],
+            MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+            None,
+        );
     }
 }
 

@@ -16,6 +16,15 @@
 //! namespace, so nothing a worker starts can outlive it, double-forked
 //! daemons included.
 //!
+//! The same process, started in [`Mode::Unconfined`], starts the commands
+//! of an unconfined run (`sandbox = "none"`): the coordinator is a large
+//! multi-threaded process, and forking it for every command (and once more
+//! for a watcher that killed the command's group if the coordinator died)
+//! was most of a no-op task's cost. The launcher is small and
+//! single-threaded, so its fork is cheap, and it is the one watcher of all
+//! of them: when the coordinator's socket closes, however the coordinator
+//! died, it kills every command's process group and cgroup.
+//!
 //! Wire format: one JSON message per `SOCK_SEQPACKET` packet; a spawn
 //! request carries the worker's stdin, stdout, stderr and any further fds
 //! (`Policy::keep_fds`) as `SCM_RIGHTS`. Every spawn gets exactly one
@@ -36,7 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
 
-pub use client::{Exit, LaunchError, Launcher, SpawnRequest, Spawned};
+pub use client::{Exit, LaunchError, Launcher, SpawnRequest, Spawned, UnconfinedRequest};
 pub use server::serve;
 
 /// The fd on which the launcher finds its socket to the coordinator.
@@ -52,6 +61,17 @@ const JOIN_CGROUP: i32 = -1;
 /// Most fds one request may carry.
 const MAX_FDS: usize = 16;
 
+/// What a launcher starts. A launcher serves one mode only, chosen when it
+/// starts: a sandboxed run's launcher never starts anything unconfined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Confined workers ([`Launcher::spawn`]).
+    Sandboxed,
+    /// Unconfined commands ([`Launcher::spawn_unconfined`]), each the leader
+    /// of its own process group.
+    Unconfined,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 enum Request {
     /// Start a worker. The packet carries one fd per entry of `fds`, which
@@ -63,6 +83,21 @@ enum Request {
         cwd: PathBuf,
         policy: Box<Policy>,
         fds: Vec<i32>,
+    },
+    /// Start an unconfined command (a launcher in [`Mode::Unconfined`]
+    /// only). Its environment is the launcher's own if `inherit`, without
+    /// `remove`, with `env` over it; the packet's fds as for `Spawn`.
+    Unconfined {
+        id: u64,
+        argv: Vec<String>,
+        inherit: bool,
+        remove: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: PathBuf,
+        fds: Vec<i32>,
+        /// The `cgroup.procs` of the cgroup the command joins, whose every
+        /// member is killed if the coordinator goes away.
+        reap: Option<PathBuf>,
     },
     /// Stop worker `id`: SIGTERM to everything in it (`kill: false`) or
     /// SIGKILL to all of it at once.

@@ -1,19 +1,22 @@
 //! The launcher process (`swarm __sandbox`): sets up the run-wide
 //! namespaces once, then serves spawn and stop requests from the
 //! coordinator until its socket closes. Single-threaded by design: Landlock,
-//! `unshare(CLONE_NEWUSER)` and forking all require it.
+//! `unshare(CLONE_NEWUSER)` and forking all require it. In
+//! [`Mode::Unconfined`] (`swarm __sandbox --unconfined`) it sets up nothing
+//! and starts unconfined commands only.
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use seccompiler::BpfProgram;
 
 use super::child::{self, Prepared};
-use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Reply, Request};
+use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Mode, Reply, Request};
 use crate::namespaces::{self, Base, NamespaceError, TaskMounts};
 use crate::policy::{Network, Policy};
 use crate::{confine, seccomp};
@@ -35,9 +38,13 @@ struct Worker {
     /// it, and its exit is what kills whatever the worker left running, so
     /// only then is the worktree nobody's but the coordinator's to snapshot.
     status: Option<OwnedFd>,
+    /// An unconfined command's cgroup (its `cgroup.procs`), whose members
+    /// are killed with it if the coordinator goes away.
+    reap: Option<PathBuf>,
 }
 
 struct Server {
+    mode: Mode,
     sock: OwnedFd,
     base: Option<Base>,
     filters: HashMap<Network, BpfProgram>,
@@ -51,12 +58,12 @@ struct Server {
 
 /// Runs the launcher on the socket at [`CHANNEL_FD`]. Returns the process's
 /// exit code once the coordinator closes the socket.
-pub fn serve() -> i32 {
+pub fn serve(mode: Mode) -> i32 {
     // SAFETY: the coordinator passes the socket as fd 3; nothing else in
     // this fresh process owns it.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let sock = unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) };
-    let mut server = match Server::new(sock) {
+    let mut server = match Server::new(sock, mode) {
         Ok(server) => server,
         Err((sock, message)) => {
             let _ = send(sock.as_raw_fd(), &Reply::Fatal { message });
@@ -72,7 +79,7 @@ fn errno(what: &str) -> String {
 }
 
 impl Server {
-    fn new(sock: OwnedFd) -> Result<Self, (OwnedFd, String)> {
+    fn new(sock: OwnedFd, mode: Mode) -> Result<Self, (OwnedFd, String)> {
         let fail = |sock, message| Err((sock, message));
         // SAFETY: plain syscalls on our own process and fds.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -95,20 +102,28 @@ impl Server {
             }
             OwnedFd::from_raw_fd(fd)
         };
-        if let Err(why) = crate::probe::probe().require() {
-            return fail(sock, why);
-        }
         let mut system = crate::cache::SystemPaths::default();
-        let (base, degraded) = match namespaces::enter_base() {
-            Ok(base) => match crate::view::cover_system_dirs(&mut system) {
-                Ok(_) => (Some(base), None),
-                Err(e) => return fail(sock, format!("prepare the workers' file system: {e}")),
-            },
-            // Without user namespaces, Landlock and seccomp still hold.
-            Err(NamespaceError::Unavailable(e)) => (None, Some(e.to_string())),
-            Err(e) => return fail(sock, e.to_string()),
+        let (base, degraded) = match mode {
+            Mode::Unconfined => (None, None),
+            Mode::Sandboxed => {
+                if let Err(why) = crate::probe::probe().require() {
+                    return fail(sock, why);
+                }
+                match namespaces::enter_base() {
+                    Ok(base) => match crate::view::cover_system_dirs(&mut system) {
+                        Ok(_) => (Some(base), None),
+                        Err(e) => {
+                            return fail(sock, format!("prepare the workers' file system: {e}"));
+                        }
+                    },
+                    // Without user namespaces, Landlock and seccomp still hold.
+                    Err(NamespaceError::Unavailable(e)) => (None, Some(e.to_string())),
+                    Err(e) => return fail(sock, e.to_string()),
+                }
+            }
         };
         let server = Self {
+            mode,
             sock,
             base,
             filters: HashMap::new(),
@@ -156,7 +171,10 @@ impl Server {
         }
         // The coordinator is gone (or closed the socket): nothing may run
         // without it.
-        for &pid in self.workers.keys() {
+        for (&pid, worker) in &self.workers {
+            if let Some(procs) = &worker.reap {
+                kill_cgroup(procs);
+            }
             kill_worker(pid, self.base.is_some(), libc::SIGKILL);
         }
     }
@@ -210,7 +228,40 @@ impl Server {
                 policy,
                 fds: targets,
             } => {
-                if let Err(message) = self.spawn(id, &argv, &env, &cwd, &policy, &targets, fds) {
+                let started = match self.mode {
+                    Mode::Sandboxed => self.spawn(id, &argv, &env, &cwd, &policy, &targets, fds),
+                    Mode::Unconfined => Err(
+                        "start a sandboxed worker: this launcher starts unconfined commands only"
+                            .into(),
+                    ),
+                };
+                if let Err(message) = started {
+                    let _ = send(self.sock.as_raw_fd(), &Reply::Failed { id, message });
+                }
+            }
+            Request::Unconfined {
+                id,
+                argv,
+                inherit,
+                remove,
+                env,
+                cwd,
+                fds: targets,
+                reap,
+            } => {
+                // Fails closed: a sandboxed run's launcher never starts
+                // anything unconfined, whatever it is asked.
+                let started = match self.mode {
+                    Mode::Unconfined => {
+                        let env = unconfined_env(inherit, &remove, &env);
+                        self.spawn_unconfined(id, &argv, &env, &cwd, &targets, fds, reap)
+                    }
+                    Mode::Sandboxed => Err(
+                        "start an unconfined command: this launcher starts sandboxed workers only"
+                            .into(),
+                    ),
+                };
+                if let Err(message) = started {
                     let _ = send(self.sock.as_raw_fd(), &Reply::Failed { id, message });
                 }
             }
@@ -327,6 +378,70 @@ impl Server {
                 id,
                 errors: errors_r,
                 status: status_r,
+                reap: None,
+            },
+        );
+        self.by_id.insert(id, pid);
+        Ok(())
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one start request, unpacked")]
+    fn spawn_unconfined(
+        &mut self,
+        id: u64,
+        argv: &[String],
+        env: &[(Vec<u8>, Vec<u8>)],
+        cwd: &std::path::Path,
+        targets: &[i32],
+        fds: Vec<OwnedFd>,
+        reap: Option<PathBuf>,
+    ) -> Result<(), String> {
+        if fds.len() != targets.len() {
+            return Err(format!(
+                "receive the command's file descriptors ({} of {})",
+                fds.len(),
+                targets.len()
+            ));
+        }
+        let cstring = |s: &[u8]| CString::new(s).map_err(|e| format!("pass `{e}` to execve"));
+        let argv = argv
+            .iter()
+            .map(|a| cstring(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if argv.is_empty() {
+            return Err("start the command: no command given".into());
+        }
+        let env = env
+            .iter()
+            .map(|(k, v)| cstring(&[k.as_slice(), b"=", v.as_slice()].concat()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (errors_r, errors_w) = pipe()?;
+        let raw = || {
+            fds.iter()
+                .map(AsRawFd::as_raw_fd)
+                .zip(targets.iter().copied())
+        };
+        let prepared = child::Unconfined {
+            argv,
+            env,
+            cwd: cstring(cwd.as_os_str().as_bytes())?,
+            fds: raw().filter(|&(_, target)| target >= 0).collect(),
+            keep: targets.iter().copied().filter(|&t| t >= 0).collect(),
+            cgroups: raw()
+                .filter(|&(_, target)| target == super::JOIN_CGROUP)
+                .map(|(fd, _)| fd)
+                .collect(),
+            errors: errors_w.as_raw_fd(),
+            launcher_ends: vec![errors_r.as_raw_fd()],
+        };
+        let pid = child::spawn_unconfined(prepared)?;
+        self.workers.insert(
+            pid,
+            Worker {
+                id,
+                errors: errors_r,
+                status: None,
+                reap,
             },
         );
         self.by_id.insert(id, pid);
@@ -365,7 +480,13 @@ impl Server {
                     .map_or(status, i32::from_ne_bytes),
                 None => {
                     // Whatever the worker left in its group dies with it.
-                    kill_worker(pid, false, libc::SIGKILL);
+                    // Only the group: `pid` is reaped, and could be anyone's
+                    // now (a group id is never reused while it has members).
+                    // SAFETY: kill takes no pointers.
+                    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+                    unsafe {
+                        libc::kill(-pid, libc::SIGKILL);
+                    }
                     status
                 }
             };
@@ -412,6 +533,73 @@ fn kill_worker(pid: i32, namespaced: bool, sig: i32) {
         if namespaced || libc::kill(-pid, sig) == -1 {
             libc::kill(pid, sig);
         }
+    }
+}
+
+/// An unconfined command's environment: the launcher's own (the one the
+/// coordinator started it with) if `inherit`, without `remove` and the
+/// variables `env` sets, then `env` (a later value of a variable replacing
+/// an earlier one, as `Command::env` does).
+fn unconfined_env(
+    inherit: bool,
+    remove: &[String],
+    env: &[(String, String)],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let set: std::collections::HashSet<&[u8]> = env.iter().map(|(k, _)| k.as_bytes()).collect();
+    let removed: std::collections::HashSet<&[u8]> = remove.iter().map(|k| k.as_bytes()).collect();
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    if inherit {
+        for (k, v) in std::env::vars_os() {
+            let (k, v) = (k.as_bytes().to_vec(), v.as_bytes().to_vec());
+            if !set.contains(k.as_slice()) && !removed.contains(k.as_slice()) {
+                out.push((k, v));
+            }
+        }
+    }
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (i, (k, _)) in env.iter().enumerate() {
+        last.insert(k.as_str(), i);
+    }
+    out.extend(
+        env.iter()
+            .enumerate()
+            .filter(|(i, (k, _))| last.get(k.as_str()) == Some(i))
+            .map(|(_, (k, v))| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+    );
+    out
+}
+
+/// Kills every member of the cgroup whose `cgroup.procs` is `procs`, until
+/// none is left: through `cgroup.kill` where the kernel has it (it also
+/// catches processes forking while they are killed), else member by
+/// member, the list read anew each round (at most a hundred rounds, a
+/// millisecond apart: killed processes stay listed until they exited).
+fn kill_cgroup(procs: &std::path::Path) {
+    if let Some(dir) = procs.parent()
+        && std::fs::write(dir.join("cgroup.kill"), b"1").is_ok()
+    {
+        return;
+    }
+    let me = std::process::id();
+    for _ in 0..100 {
+        let Ok(list) = std::fs::read_to_string(procs) else {
+            return;
+        };
+        let mut others = false;
+        for pid in list.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if u32::try_from(pid).is_ok_and(|p| p != me) && pid > 1 {
+                // SAFETY: kill takes no pointers.
+                #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                others = true;
+            }
+        }
+        if !others {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

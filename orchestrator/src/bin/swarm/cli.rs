@@ -182,9 +182,13 @@ pub enum Command {
         events: bool,
     },
     /// The sandbox launcher: started by `swarm run` with a socket on fd 3,
-    /// it starts every sandboxed worker of the run (internal).
+    /// it starts every sandboxed worker of the run, or with `--unconfined`
+    /// every command of an unconfined run (internal).
     #[command(name = "__sandbox", hide = true)]
-    Sandbox,
+    Sandbox {
+        #[arg(long)]
+        unconfined: bool,
+    },
     /// The agent worker of an agent task: started by `swarm run` in the
     /// task's sandbox with its channel to the model gateway (internal).
     #[command(name = "__agent", hide = true)]
@@ -250,7 +254,8 @@ pub struct Drive {
     /// nodes (default: 0.0.0.0 on a free port).
     #[arg(long, value_name = "ADDR")]
     pub gateway_listen: Option<std::net::SocketAddr>,
-    /// Print only the final summary.
+    /// Print only the final summary (whose table then lists only the
+    /// tasks that did not succeed).
     #[arg(short, long)]
     pub quiet: bool,
     #[command(flatten)]
@@ -382,7 +387,11 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             print!("{}", completions(shell));
             Ok(swarm_orchestrator::exit::SUCCESS)
         }
-        Command::Sandbox => Ok(swarm_sandbox::launcher::serve()),
+        Command::Sandbox { unconfined } => Ok(swarm_sandbox::launcher::serve(if unconfined {
+            swarm_sandbox::launcher::Mode::Unconfined
+        } else {
+            swarm_sandbox::launcher::Mode::Sandboxed
+        })),
         Command::Agent => Ok(crate::agent_worker::agent_main()),
         Command::Node => crate::node::node_main(),
         Command::Schema { events } => {

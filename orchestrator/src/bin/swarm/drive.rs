@@ -342,7 +342,11 @@ pub(crate) fn drive(
         result
     });
     let report = result.map_err(invalid_or_internal)?;
-    eprint!("{}", output::summary(&report, Path::new(&report.repo)));
+    let summary = match args.quiet {
+        true => output::quiet_summary(&report, Path::new(&report.repo)),
+        false => output::summary(&report, Path::new(&report.repo)),
+    };
+    eprint!("{summary}");
     write_exports(&report, &outputs)?;
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
 }

@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // The sandbox launcher and the agent worker must stay single-threaded
     // and quiet.
-    if !matches!(args.command, cli::Command::Sandbox | cli::Command::Agent) {
+    if !matches!(
+        args.command,
+        cli::Command::Sandbox { .. } | cli::Command::Agent
+    ) {
         init_tracing(args.log_file.as_deref());
     }
     // Commands that only print end quietly when their reader goes away
@@ -33,7 +36,7 @@ fn main() -> ExitCode {
     // can never kill a run and its workers.
     if !matches!(
         args.command,
-        cli::Command::Run(_) | cli::Command::Sandbox | cli::Command::Agent
+        cli::Command::Run(_) | cli::Command::Sandbox { .. } | cli::Command::Agent
     ) {
         swarm_sandbox::process::default_sigpipe();
     }

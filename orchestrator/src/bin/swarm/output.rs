@@ -520,17 +520,31 @@ fn duration(ms: u64) -> String {
 /// The table printed at the end of a run and by `swarm status`, with every
 /// control character a task put into it (file names, reasons) escaped.
 pub fn summary(report: &RunReport, workdir: &Path) -> String {
-    escape::text(&summary_text(report, workdir, true)).into_owned()
+    escape::text(&summary_text(report, workdir, true, false)).into_owned()
+}
+
+/// The summary of `swarm run -q`: the table only has the tasks that did
+/// not succeed (none when all did), so that it stays short however many
+/// tasks the run had; the totals and every next step are the same.
+pub fn quiet_summary(report: &RunReport, workdir: &Path) -> String {
+    escape::text(&summary_text(report, workdir, true, true)).into_owned()
 }
 
 /// The summary `swarm status` prints: a run whose journal has no end is
 /// running only while a coordinator drives it (`driven`); otherwise its
 /// coordinator died, and the summary says how to continue it.
 pub fn status_summary(report: &RunReport, workdir: &Path, driven: bool) -> String {
-    escape::text(&summary_text(report, workdir, driven)).into_owned()
+    escape::text(&summary_text(report, workdir, driven, false)).into_owned()
 }
 
-fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
+/// The summary; `only_unsuccessful` leaves the tasks that succeeded out
+/// of the table.
+fn summary_text(
+    report: &RunReport,
+    workdir: &Path,
+    driven: bool,
+    only_unsuccessful: bool,
+) -> String {
     let prefix = format!("{}/", workdir.display());
     let rel = |p: &str| p.strip_prefix(prefix.as_str()).unwrap_or(p).to_string();
     let width = report
@@ -556,6 +570,10 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         ),
     };
     let _ = writeln!(out, "\nrun {}: {state}", report.run);
+    let rows: Vec<&swarm_protocol::TaskReport> = swarm_orchestrator::export::tree_order(report)
+        .into_iter()
+        .filter(|t| !only_unsuccessful || !t.status.is_success())
+        .collect();
     let agents = report.tasks.iter().any(|t| t.agent.is_some());
     // A cluster run says where each task's last attempt ran.
     let cluster = report.tasks.iter().any(|t| !t.jobs.is_empty());
@@ -567,22 +585,24 @@ fn summary_text(report: &RunReport, workdir: &Path, driven: bool) -> String {
         .max()
         .unwrap_or(0)
         .max(10);
-    let _ = writeln!(
-        out,
-        "  {:<width$}  {:<status_width$}  {:>8}  {:>3}  {:>7}  {}{}result",
-        "task",
-        "status",
-        "time",
-        "try",
-        "changed",
-        if cluster {
-            format!("{:<16}  ", "where")
-        } else {
-            String::new()
-        },
-        if agents { "  tokens      cost  " } else { "" }
-    );
-    for t in swarm_orchestrator::export::tree_order(report) {
+    if !rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:<status_width$}  {:>8}  {:>3}  {:>7}  {}{}result",
+            "task",
+            "status",
+            "time",
+            "try",
+            "changed",
+            if cluster {
+                format!("{:<16}  ", "where")
+            } else {
+                String::new()
+            },
+            if agents { "  tokens      cost  " } else { "" }
+        );
+    }
+    for t in rows {
         let result = match (&t.git_ref, t.status) {
             (_, TaskStatus::Conflicted) => format!("conflict in {}", t.conflict_files.join(", ")),
             (Some(r), _) => r.clone(),

@@ -225,7 +225,7 @@ impl Setup {
             Payload::Wasm(_) | Payload::Agent(_) => String::new(),
         };
         // An unconfined command without a cgroup of its own joins the run's:
-        // when the coordinator dies, its watcher kills everything in it.
+        // when the coordinator dies, its launcher kills everything in it.
         // (`Ctx::unconfined` exists only for unsandboxed runs.)
         let shared = ctx
             .unconfined
@@ -245,6 +245,7 @@ impl Setup {
             grace: ctx.grace,
             max_output: task.max_output,
             sandbox,
+            unconfined: ctx.unconfined_launcher.clone(),
             cgroups: cgroup
                 .as_ref()
                 .or(shared)

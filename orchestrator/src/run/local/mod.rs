@@ -91,6 +91,7 @@ impl LocalExecutor {
             tasks,
             grace: options.grace,
             sandbox: options.sandbox.clone(),
+            unconfined_launcher: options.unconfined.clone(),
             read_paths: options.read_paths.clone(),
             wasm: options.wasm.clone(),
             gateway: options.gateway.clone(),

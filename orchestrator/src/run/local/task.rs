@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     pub tasks: crate::run::table::TaskTable,
     pub grace: Duration,
     pub sandbox: Option<crate::run::SandboxSettings>,
+    /// Starts unconfined commands (see `RunOptions::unconfined`).
+    pub unconfined_launcher: Option<swarm_sandbox::Launcher>,
     /// The plan's `read_paths`, expanded.
     pub read_paths: Vec<PathBuf>,
     /// Runs the WASM tasks (when the plan has any).

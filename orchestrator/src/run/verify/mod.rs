@@ -52,6 +52,8 @@ pub(super) struct Runner {
     timeout: Duration,
     grace: Duration,
     sandbox: Option<SandboxSettings>,
+    /// Starts the verify when the run is unconfined.
+    unconfined: Option<swarm_sandbox::Launcher>,
     read_paths: Vec<PathBuf>,
     /// Build caches (variable, directory), as sandboxed tasks get them.
     caches: Vec<(String, PathBuf)>,
@@ -109,6 +111,7 @@ impl Runner {
             timeout: verify.timeout,
             grace: prepared.options.grace,
             sandbox: prepared.options.sandbox.clone(),
+            unconfined: prepared.options.unconfined.clone(),
             read_paths: prepared.options.read_paths.clone(),
             caches,
             secret_vars: prepared.plan.secret_vars(),
@@ -232,6 +235,7 @@ impl Runner {
                 grace: self.grace,
                 max_output: crate::plan::DEFAULT_MAX_OUTPUT,
                 sandbox,
+                unconfined: self.unconfined.clone(),
             },
             owned,
         ))

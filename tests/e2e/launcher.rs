@@ -1,0 +1,205 @@
+//! The launcher of an unconfined run's commands (`swarm __sandbox
+//! --unconfined`), driven directly through its library API: what it gives
+//! a command (exit code, signal, environment, directory), that a dropped
+//! command dies with what it started, and that each launcher starts only
+//! its own kind (a sandboxed run's launcher never starts anything
+//! unconfined). That commands die with a coordinator killed with SIGKILL
+//! is tested through `swarm run` in `faults.rs`.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::time::Duration;
+
+use swarm_sandbox::{Exit, Launcher, Policy, SpawnRequest, UnconfinedRequest};
+
+use crate::support::{swarm_bin, wait_until};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn null() -> OwnedFd {
+    std::fs::File::open("/dev/null").unwrap().into()
+}
+
+fn file(path: &Path) -> OwnedFd {
+    std::fs::File::create(path).unwrap().into()
+}
+
+fn script(dir: &Path, script: &str, out: &Path) -> UnconfinedRequest {
+    UnconfinedRequest {
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        inherit: true,
+        remove: vec!["SECRET_KEY".into()],
+        env: vec![("ADDED".into(), "by the request".into())],
+        cwd: dir.to_path_buf(),
+        keep_fds: Vec::new(),
+        cgroups: Vec::new(),
+        reap: None,
+        stdin: null(),
+        stdout: file(out),
+        stderr: null(),
+    }
+}
+
+fn env() -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), "/usr/bin:/bin".into()),
+        ("INHERITED".into(), "from the run".into()),
+        ("SECRET_KEY".into(), "sk-never".into()),
+        ("ADDED".into(), "overridden".into()),
+    ]
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie (not reaped yet by whoever is its parent) is as good as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn an_unconfined_command_gets_its_exit_code_signal_environment_and_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    runtime().block_on(async {
+        let launcher = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
+            .await
+            .unwrap();
+        let mut spawned = launcher
+            .spawn_unconfined(script(
+                dir.path(),
+                "pwd; echo \"$INHERITED|${SECRET_KEY-unset}|$ADDED\"; exit 7",
+                &out,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(7));
+        // Asked again, the same answer.
+        assert_eq!(spawned.wait().await, Exit::Exited(7));
+        let seen = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(
+            seen,
+            format!(
+                "{}\nfrom the run|unset|by the request\n",
+                dir.path().canonicalize().unwrap().display()
+            )
+        );
+
+        let mut killed = launcher
+            .spawn_unconfined(script(dir.path(), "kill -USR1 $$", &out))
+            .await
+            .unwrap();
+        assert_eq!(
+            killed.wait().await,
+            Exit::Signaled(nix::sys::signal::Signal::SIGUSR1 as i32)
+        );
+
+        // Not inheriting: only what the request sets.
+        let mut bare = script(dir.path(), "env | sort", &out);
+        bare.inherit = false;
+        let mut spawned = launcher.spawn_unconfined(bare).await.unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(0));
+        let seen = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            !seen.contains("INHERITED") && !seen.contains("sk-never"),
+            "{seen}"
+        );
+        assert!(seen.contains("ADDED=by the request"), "{seen}");
+
+        // A program that does not exist: a failure that says so, not an
+        // exit code.
+        let mut missing = script(dir.path(), "", &out);
+        missing.argv = vec!["/nonexistent/program".into()];
+        let mut spawned = launcher.spawn_unconfined(missing).await.unwrap();
+        match spawned.wait().await {
+            Exit::Failed(message) => assert!(
+                message.contains("/nonexistent/program") && message.contains("No such file"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn a_dropped_command_and_what_it_started_are_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pids");
+    runtime().block_on(async {
+        let launcher = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
+            .await
+            .unwrap();
+        let spawned = launcher
+            .spawn_unconfined(script(dir.path(), "sleep 300 & echo $$ $!; wait", &out))
+            .await
+            .unwrap();
+        wait_until("the command wrote its pids", || {
+            std::fs::read_to_string(&out).is_ok_and(|s| s.ends_with('\n'))
+        });
+        let pids: Vec<i32> = std::fs::read_to_string(&out)
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert!(pids.iter().all(|&p| alive(p)));
+        // An attempt aborted mid-run drops its command.
+        drop(spawned);
+        // Something of the runtime's must run for the launcher's reply.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        wait_until("the dropped command's group is gone", || {
+            pids.iter().all(|&p| !alive(p))
+        });
+    });
+}
+
+#[test]
+fn each_launcher_starts_only_its_own_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    runtime().block_on(async {
+        let unconfined = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
+            .await
+            .unwrap();
+        let request = SpawnRequest {
+            argv: vec!["/bin/true".into()],
+            env: Vec::new(),
+            cwd: dir.path().to_path_buf(),
+            policy: Policy::for_worker(vec![dir.path().to_path_buf()], Vec::new()),
+            stdin: null(),
+            stdout: null(),
+            stderr: null(),
+        };
+        let mut spawned = unconfined.spawn(request).await.unwrap();
+        match spawned.wait().await {
+            Exit::Failed(message) => {
+                assert!(message.contains("unconfined commands only"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // A sandboxed run's launcher, where the machine has one, refuses
+        // to start anything unconfined, whoever asks.
+        let Ok(sandboxed) = Launcher::start(Path::new(swarm_bin())).await else {
+            return;
+        };
+        let mut spawned = sandboxed
+            .spawn_unconfined(script(dir.path(), "echo ran", &out))
+            .await
+            .unwrap();
+        match spawned.wait().await {
+            Exit::Failed(message) => {
+                assert!(message.contains("sandboxed workers only"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(std::fs::read_to_string(&out).unwrap_or_default().is_empty());
+    });
+}
