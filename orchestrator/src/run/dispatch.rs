@@ -308,7 +308,7 @@ impl<'o> Dispatcher<'o> {
     /// moment it is handed to the executor.
     fn status(&self, i: TaskIndex) -> TaskStatus {
         match self.fold.status(self.slots[i].fold) {
-            TaskStatus::Pending if self.slots[i].in_flight => TaskStatus::Running,
+            TaskStatus::Pending if self.slots[i].in_flight() => TaskStatus::Running,
             status => status,
         }
     }
@@ -338,7 +338,7 @@ impl<'o> Dispatcher<'o> {
             self.drive_verify(false)?;
             // One flush for everything this step wrote.
             self.writer.commit()?;
-            let running = self.slots.iter().any(|s| s.in_flight);
+            let running = self.slots.any_in_flight();
             let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
             if !running
                 && self.merging.is_none()
@@ -382,7 +382,7 @@ impl<'o> Dispatcher<'o> {
         };
         self.stopping = Some(Stopping::Cancel);
         for i in self.tasks.indices() {
-            if self.slots[i].in_flight {
+            if self.slots[i].in_flight() {
                 self.executor.cancel(i, how);
             }
         }
@@ -425,7 +425,7 @@ impl<'o> Dispatcher<'o> {
                         self.on_done(i, TaskStatus::Skipped, Some(why))?;
                         continue;
                     }
-                    self.slots[i].in_flight = true;
+                    self.slots.set_in_flight(i, true);
                     let mut deps: Vec<TaskIndex> = self.graph.deps(i).collect();
                     deps.sort_unstable();
                     // A subtask starts from its parent's result, merged
@@ -453,7 +453,7 @@ impl<'o> Dispatcher<'o> {
         status: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), RunError> {
-        self.slots[i].in_flight = false;
+        self.slots.set_in_flight(i, false);
         // A task that asked for subtasks and succeeded waits for them.
         if status == TaskStatus::Succeeded
             && let Some(accepted) = self.spawner.take(&self.tasks.get(i).id)
@@ -576,7 +576,7 @@ impl<'o> Dispatcher<'o> {
         // A task waiting for subtasks that will not run now ends with them
         // (children come after their parents: the deepest first).
         for i in self.tasks.indices().rev() {
-            if self.status(i) == TaskStatus::Running && !self.slots[i].in_flight {
+            if self.status(i) == TaskStatus::Running && !self.slots[i].in_flight() {
                 self.emit(EventBody::TaskFinished {
                     task: self.tasks.get(i).id.clone(),
                     status: leftover.0,

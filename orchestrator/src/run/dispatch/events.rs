@@ -12,7 +12,7 @@ use crate::gateway::AgentNote;
 impl Dispatcher<'_> {
     pub(super) fn on_event(&mut self, event: ExecEvent) -> Result<(), RunError> {
         // An executor may report a task it was declared to have lost.
-        if !self.slots[event.task()].in_flight {
+        if !self.slots[event.task()].in_flight() {
             return Ok(());
         }
         match event {
@@ -114,7 +114,7 @@ impl Dispatcher<'_> {
     /// Every task still in flight is lost (the executor ended early).
     pub(super) fn lose_all(&mut self, why: &str) -> Result<(), RunError> {
         for i in self.tasks.indices() {
-            if self.slots[i].in_flight {
+            if self.slots[i].in_flight() {
                 self.on_done(i, TaskStatus::Failed, Some(format!("swarm lost it: {why}")))?;
             }
         }

@@ -53,7 +53,7 @@ impl Dispatcher<'_> {
         );
         let siblings: Vec<TaskIndex> = self.graph.deps(e).filter(|&v| v != winner).collect();
         for v in siblings {
-            if self.slots[v].in_flight {
+            if self.slots[v].in_flight() {
                 self.slots[v].superseded = Some(reason.clone());
                 self.executor.cancel(v, Stop::Graceful);
             } else if self.status(v) == TaskStatus::Pending {

@@ -56,7 +56,7 @@ impl<'o> Dispatcher<'o> {
         dispatcher.verify = verify;
         dispatcher.resume_verify()?;
         for &i in &recovered.adopted {
-            dispatcher.slots[i].in_flight = true;
+            dispatcher.slots.set_in_flight(i, true);
         }
         let ids = |list: &[TaskIndex]| -> Vec<String> {
             list.iter()
@@ -145,7 +145,7 @@ impl<'o> Dispatcher<'o> {
         for p in dispatcher.tasks.indices().rev() {
             if !dispatcher.slots[p].children.is_empty()
                 && dispatcher.status(p) == TaskStatus::Running
-                && !dispatcher.slots[p].in_flight
+                && !dispatcher.slots[p].in_flight()
             {
                 dispatcher.on_child_done(p)?;
             }

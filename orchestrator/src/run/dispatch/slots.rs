@@ -14,8 +14,9 @@ pub(super) struct Slot {
     /// Its place in the run's fold (known once `run_started` is folded;
     /// see `Dispatcher::find_slots`).
     pub fold: usize,
-    /// Handed to the executor and not ended yet.
-    pub in_flight: bool,
+    /// Handed to the executor and not ended yet (changed only through
+    /// [`Slots::set_in_flight`], which counts them).
+    in_flight: bool,
     /// Dependencies not yet succeeded.
     pub waiting_on: usize,
     /// The attempt number it starts at (1, or more when resumed).
@@ -35,6 +36,11 @@ pub(super) struct Slot {
 }
 
 impl Slot {
+    /// Whether it is handed to the executor and not ended yet.
+    pub(super) fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
     /// A task not started, waiting on `waiting_on` dependencies.
     pub(super) fn new(
         waiting_on: usize,
@@ -55,19 +61,34 @@ impl Slot {
     }
 }
 
-/// Every task's record, by task index.
+/// Every task's record, by task index, and how many are in flight (the
+/// dispatcher asks after every event: counting them each time cost a pass
+/// over all tasks per event, which grew with the plan).
 #[derive(Debug, Default)]
-pub(super) struct Slots(Vec<Slot>);
+pub(super) struct Slots(Vec<Slot>, usize);
 
 impl Slots {
     /// Adds the next task's record; its index.
     pub(super) fn push(&mut self, slot: Slot) -> TaskIndex {
+        self.1 += usize::from(slot.in_flight);
         self.0.push(slot);
         TaskIndex::new(self.0.len() - 1)
     }
 
-    pub(super) fn iter(&self) -> std::slice::Iter<'_, Slot> {
-        self.0.iter()
+    /// Marks task `i` handed to the executor, or ended.
+    pub(super) fn set_in_flight(&mut self, i: TaskIndex, in_flight: bool) {
+        let slot = &mut self.0[i.get()];
+        match (slot.in_flight, in_flight) {
+            (false, true) => self.1 += 1,
+            (true, false) => self.1 -= 1,
+            _ => {}
+        }
+        slot.in_flight = in_flight;
+    }
+
+    /// Whether any task is handed to the executor and not ended yet.
+    pub(super) fn any_in_flight(&self) -> bool {
+        self.1 > 0
     }
 
     pub(super) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Slot> {
