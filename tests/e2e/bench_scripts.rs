@@ -217,6 +217,18 @@ fn bench_run_sh_fails_naming_a_benchmarked_command_that_fails() {
 }
 
 #[test]
+fn bench_pertask_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    let run = smoke.run("bench/pertask.sh", smoke.command("bash", &["bench/pertask.sh"]));
+    assert!(run.stdout.contains("## 16. Per-task cost and scale"), "{}", run.stdout);
+    assert!(run.stdout.contains("**swarm**, sandboxed"), "{}", run.stdout);
+    assert_tables_have_figures(&run.stdout);
+}
+
+#[test]
 fn bench_cargo_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {
