@@ -222,9 +222,20 @@ fn bench_pertask_sh_runs_in_smoke_mode() {
     if !smoke.sandbox_available() {
         return;
     }
-    let run = smoke.run("bench/pertask.sh", smoke.command("bash", &["bench/pertask.sh"]));
-    assert!(run.stdout.contains("## 16. Per-task cost and scale"), "{}", run.stdout);
-    assert!(run.stdout.contains("**swarm**, sandboxed"), "{}", run.stdout);
+    let run = smoke.run(
+        "bench/pertask.sh",
+        smoke.command("bash", &["bench/pertask.sh"]),
+    );
+    assert!(
+        run.stdout.contains("## 16. Per-task cost and scale"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("**swarm**, sandboxed"),
+        "{}",
+        run.stdout
+    );
     assert_tables_have_figures(&run.stdout);
 }
 

@@ -461,34 +461,52 @@ impl Server {
             )
         } > 0
         {}
-        loop {
+        // Every child of the launcher is a worker: none left, none to wait
+        // for (and no ECHILD to take).
+        while !self.workers.is_empty() {
+            // Seen before it is reaped: while the ended worker is a zombie,
+            // its process group cannot be anyone else's, and a signal to
+            // it succeeds (a group whose leader alone is left is empty to
+            // the kernel only once the leader is reaped).
+            // SAFETY: `info` is a valid out pointer; WNOWAIT reaps nothing.
+            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+            let pid = unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let found = libc::waitid(
+                    libc::P_ALL,
+                    0,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                );
+                if found == -1 { 0 } else { info.si_pid() }
+            };
+            if pid <= 0 {
+                break;
+            }
+            if self.workers.get(&pid).is_some_and(|w| w.status.is_none()) {
+                // Whatever the worker left in its group dies with it.
+                // SAFETY: kill takes no pointers; `pid` is our unreaped
+                // child, so its group is its own.
+                #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                }
+            }
             let mut status = 0;
             // SAFETY: `status` is a valid out pointer.
             #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-            if pid <= 0 {
+            if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
                 break;
             }
             let Some(worker) = self.workers.remove(&pid) else {
                 continue;
             };
+            // Init reports the worker's own status; without it, init itself
+            // was killed (a stop with SIGKILL), which took the worker along.
             let status = match &worker.status {
-                // Init reports the worker's own status; without it, init
-                // itself was killed (a stop with SIGKILL), which took the
-                // worker along.
                 Some(fd) => <[u8; 4]>::try_from(read_all(fd.as_fd()).as_slice())
                     .map_or(status, i32::from_ne_bytes),
-                None => {
-                    // Whatever the worker left in its group dies with it.
-                    // Only the group: `pid` is reaped, and could be anyone's
-                    // now (a group id is never reused while it has members).
-                    // SAFETY: kill takes no pointers.
-                    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-                    unsafe {
-                        libc::kill(-pid, libc::SIGKILL);
-                    }
-                    status
-                }
+                None => status,
             };
             self.by_id.remove(&worker.id);
             let reply = ended(worker.id, status, &worker.errors);
