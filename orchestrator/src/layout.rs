@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! .swarm/runs/latest              the newest run's name
+//! .swarm/durations.json           how long tasks took (crate::durations)
 //! .swarm/runs/<run>/events.jsonl  the journal (crate::journal)
 //! .swarm/runs/<run>/report.json   the final report
 //! .swarm/runs/<run>/plan.toml     the plan as it ran (what resume runs)
@@ -25,6 +26,8 @@ use crate::ids::flat;
 pub const STATE_DIR: &str = ".swarm";
 
 pub const RUNS: &str = "runs";
+/// The history of task durations, shared by the repository's runs.
+pub const DURATIONS: &str = "durations.json";
 pub const JOURNAL: &str = "events.jsonl";
 pub const REPORT: &str = "report.json";
 pub const PLAN: &str = "plan.toml";

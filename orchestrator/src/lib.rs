@@ -7,6 +7,7 @@
 
 pub mod assemble;
 pub mod clean;
+pub mod durations;
 pub mod escape;
 pub mod exit;
 pub mod export;

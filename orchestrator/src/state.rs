@@ -443,6 +443,50 @@ impl State {
         ))
     }
 
+    /// Replaces the file at `parts` with `content`: a new file of its own
+    /// name renamed over it, so a reader sees the old content or the new,
+    /// never half, and a link there is replaced, never written through.
+    pub fn replace_file(&self, parts: &[&str], content: &str) -> Result<(), StateError> {
+        let Some((last, parents)) = parts.split_last() else {
+            return Ok(());
+        };
+        let path = self.path_of(parts);
+        let parent = self.dir(parents, true)?.ok_or_else(|| StateError::Io {
+            action: "create",
+            path: path.clone(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })?;
+        // Of this process and this moment: concurrent writers (two runs)
+        // never share a temporary file, and the last rename wins.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let tmp = format!(".{last}.{}.{nanos}", std::process::id());
+        let mut tmp_parts: Vec<&str> = parents.to_vec();
+        tmp_parts.push(&tmp);
+        let _ = nix::unistd::unlinkat(
+            &parent,
+            tmp.as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        if let Err(e) = self.create_file(&tmp_parts, content) {
+            let _ = nix::unistd::unlinkat(
+                &parent,
+                tmp.as_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            return Err(e);
+        }
+        nix::fcntl::renameat(&parent, tmp.as_str(), &parent, *last).map_err(|e| {
+            let _ = nix::unistd::unlinkat(
+                &parent,
+                tmp.as_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            io_err("write", &path)(e)
+        })
+    }
+
     /// The run named in `runs/latest`, if any (a link there is refused;
     /// a name that is not a valid run name counts as none).
     pub fn latest(&self) -> Result<Option<String>, StateError> {

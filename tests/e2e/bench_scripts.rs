@@ -281,6 +281,25 @@ fn bench_dispatch_py_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_schedule_py_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    let work = smoke.tmp().join("schedule");
+    std::fs::create_dir_all(&work).unwrap();
+    let cmd = smoke.command(
+        "python3",
+        &[
+            "bench/schedule.py",
+            work.to_str().unwrap(),
+            smoke.out().to_str().unwrap(),
+        ],
+    );
+    smoke.run("bench/schedule.py", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 16. "), "{out}");
+    assert_tables_have_figures(&out);
+}
+
+#[test]
 fn bench_repomap_py_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     let work = smoke.tmp().join("repomap");

@@ -491,6 +491,55 @@ fn the_longest_remaining_chain_starts_first() {
     assert_eq!(started, ["head", "middle", "lone", "tail"]);
 }
 
+/// The tasks of run `run` in the order they started, from its journal.
+fn start_order(repo: &TestRepo, run: &str) -> Vec<String> {
+    let journal =
+        std::fs::read_to_string(repo.path().join(format!(".swarm/runs/{run}/events.jsonl")))
+            .unwrap();
+    journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "task_started")
+        .map(|e| e["task"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_second_run_starts_the_longest_chain_in_time_first() {
+    let repo = TestRepo::new();
+    // One slot. `slow` is one long task, last in the plan; `c1 -> c2 ->
+    // c3` is a chain of three instant ones. Counted in tasks (the first
+    // run, with no history) the chain is longer and starts first; in the
+    // time the first run measured, `slow` is, and the second run starts
+    // it first. Neither plan order nor the count would put `slow` first.
+    let p = repo.plan(
+        "order.toml",
+        "[swarm]\nsandbox = \"none\"\nconcurrency = 1\n\n\
+         [[task]]\nid = \"c1\"\nrun = \"true\"\n\n\
+         [[task]]\nid = \"c2\"\ndeps = [\"c1\"]\nrun = \"true\"\n\n\
+         [[task]]\nid = \"c3\"\ndeps = [\"c2\"]\nrun = \"true\"\n\n\
+         [[task]]\nid = \"slow\"\nrun = \"sleep 1.5\"\n",
+    );
+    let history = repo.path().join(".swarm/durations.json");
+    assert!(!history.exists());
+    repo.run_plan(&p, &["--name", "first"]).assert_code(0);
+    assert_eq!(start_order(&repo, "first"), ["c1", "c2", "c3", "slow"]);
+    let text = std::fs::read_to_string(&history).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let entries = kept["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{text}");
+    let slow = entries.iter().find(|e| e["task"] == "slow").unwrap();
+    assert!(slow["ms"][0].as_u64().unwrap() >= 1500, "{text}");
+
+    repo.run_plan(&p, &["--name", "second"]).assert_code(0);
+    assert_eq!(start_order(&repo, "second"), ["slow", "c1", "c2", "c3"]);
+
+    // Deleting the file forgets: the order by count again.
+    std::fs::remove_file(&history).unwrap();
+    repo.run_plan(&p, &["--name", "third"]).assert_code(0);
+    assert_eq!(start_order(&repo, "third"), ["c1", "c2", "c3", "slow"]);
+}
+
 #[test]
 fn printing_into_a_closed_pipe_ends_quietly() {
     use std::io::BufRead;

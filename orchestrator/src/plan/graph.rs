@@ -24,6 +24,26 @@ pub struct TaskGraph {
     /// Number of tasks on the longest path from each task to the end of the
     /// graph, itself included.
     critical: Vec<usize>,
+    /// Each task's expected duration in milliseconds (see [`Self::weigh`]).
+    expected: Vec<u64>,
+    /// What a task added later (a subtask) is expected to take.
+    fallback: u64,
+    /// Expected milliseconds on the longest path from each task to the end
+    /// of the graph, itself included: the order of the ready queue.
+    priority: Vec<u64>,
+}
+
+/// What a task is expected to take when nothing says otherwise: one
+/// second each makes the priority the critical path in tasks.
+pub const UNWEIGHED_MS: u64 = 1000;
+
+/// How long each task of a graph is expected to take, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    /// By task index.
+    pub per_task: Vec<u64>,
+    /// For a task not in `per_task` (a subtask spawned later).
+    pub fallback: u64,
 }
 
 fn build(tasks: &[Task]) -> DiGraph<usize, ()> {
@@ -88,10 +108,41 @@ impl TaskGraph {
                 .unwrap_or(0);
             critical[i] = longest + 1;
         }
-        Self {
+        let mut graph = Self {
             graph,
             order: order.into_iter().map(TaskIndex::new).collect(),
             critical,
+            expected: vec![UNWEIGHED_MS; tasks.len()],
+            fallback: UNWEIGHED_MS,
+            priority: Vec::new(),
+        };
+        graph.prioritise();
+        graph
+    }
+
+    /// Weighs each task by how long it is expected to take, so that the
+    /// ready queue starts the longest remaining chain in time, not in
+    /// tasks.
+    pub fn weigh(&mut self, expected: Expected) {
+        self.fallback = expected.fallback;
+        self.expected = expected.per_task;
+        self.expected.resize(self.graph.node_count(), self.fallback);
+        self.prioritise();
+    }
+
+    /// Recomputes every task's priority from the expected durations.
+    fn prioritise(&mut self) {
+        // Subtasks may make the merge order partial: toposort all nodes.
+        let sorted = petgraph::algo::toposort(&self.graph, None).unwrap_or_default();
+        self.priority = self.expected.clone();
+        for node in sorted.iter().rev() {
+            let longest = self
+                .graph
+                .neighbors_directed(*node, Direction::Outgoing)
+                .map(|n| self.priority[n.index()])
+                .max()
+                .unwrap_or(0);
+            self.priority[node.index()] = self.expected[node.index()].saturating_add(longest);
         }
     }
 
@@ -128,6 +179,8 @@ impl TaskGraph {
                 .unwrap_or(0);
             self.critical[node.index()] = longest + 1;
         }
+        self.expected.resize(tasks.len(), self.fallback);
+        self.prioritise();
     }
 
     pub fn len(&self) -> usize {
@@ -143,10 +196,18 @@ impl TaskGraph {
         &self.order
     }
 
-    /// Length (in tasks) of the longest chain starting at `task`; the
-    /// scheduler starts tasks with longer chains first.
+    /// Length (in tasks) of the longest chain starting at `task` (what
+    /// `swarm validate` reports; the scheduler orders by [`Self::priority`]).
     pub fn critical_path(&self, task: TaskIndex) -> usize {
         self.critical[task.get()]
+    }
+
+    /// Expected milliseconds on the longest chain starting at `task` (the
+    /// critical path in tasks when the graph is not [weighed](Self::weigh),
+    /// times [`UNWEIGHED_MS`]); the scheduler starts tasks with higher
+    /// priority first, ties in plan order.
+    pub fn priority(&self, task: TaskIndex) -> u64 {
+        self.priority[task.get()]
     }
 
     pub fn deps(&self, task: TaskIndex) -> impl Iterator<Item = TaskIndex> + '_ {

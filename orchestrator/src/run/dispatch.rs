@@ -1,7 +1,8 @@
 //! The dispatcher: the one owner of a run's state.
 //!
-//! It starts ready tasks (longest remaining critical path first, as the
-//! executor admits them), and waits in one `select!` on the executor's
+//! It starts ready tasks (longest remaining critical path first, in the
+//! seconds the repository's duration history expects, as the executor
+//! admits them), and waits in one `select!` on the executor's
 //! events, the writer's merge results and stop requests. It merges results
 //! into the integration branch in a fixed topological order, one at a time
 //! on the writer's thread, and every state change is an event: applied to
@@ -71,9 +72,15 @@ pub(super) struct Dispatcher<'o> {
     fold: RunFold,
     /// What the dispatcher keeps about each task, by task index.
     slots: slots::Slots,
-    ready: BinaryHeap<(usize, Reverse<TaskIndex>)>,
+    /// Ready tasks by priority (`TaskGraph::priority`), ties in plan order.
+    ready: BinaryHeap<(u64, Reverse<TaskIndex>)>,
     /// Ready tasks the executor asked to wait (memory).
-    deferred: Vec<(usize, Reverse<TaskIndex>)>,
+    deferred: Vec<(u64, Reverse<TaskIndex>)>,
+    /// How long tasks took in earlier runs, which weighs the graph.
+    durations: crate::durations::History,
+    /// This run's successful attempts and how long each took, in
+    /// milliseconds: added to the history when the run ends.
+    took: Vec<(TaskIndex, u64)>,
     /// Next position in the merge order.
     cursor: usize,
     /// The task whose merge the writer is doing.
@@ -205,12 +212,14 @@ impl<'o> Dispatcher<'o> {
         let all = tasks.all();
         let mut graph = TaskGraph::new(&plan.tasks);
         graph.extend(&all, TaskIndex::new(plan.tasks.len()));
+        let durations = crate::durations::History::load(&repo.workdir);
+        graph.weigh(durations.expected(&all));
         let mut slots = slots::Slots::default();
         let mut ready = BinaryHeap::new();
         for (i, t) in TaskIndex::all(all.len()).zip(all.iter()) {
             let waiting_on = graph.deps(i).count();
             if waiting_on == 0 {
-                ready.push((graph.critical_path(i), Reverse(i)));
+                ready.push((graph.priority(i), Reverse(i)));
             }
             let experiment_of = t
                 .variant()
@@ -251,6 +260,8 @@ impl<'o> Dispatcher<'o> {
             slots,
             ready,
             deferred: Vec::new(),
+            durations,
+            took: Vec::new(),
             cursor: 0,
             merging: None,
             integration: base_commit,
@@ -327,6 +338,11 @@ impl<'o> Dispatcher<'o> {
             body,
         };
         self.writer.append(&event)?;
+        if let Some((task, ms)) = crate::durations::succeeded(&event.body)
+            && let Some(i) = self.tasks.position(task)
+        {
+            self.took.push((i, ms));
+        }
         self.fold.apply(&event);
         (self.observer)(&event);
         Ok(())
@@ -512,7 +528,7 @@ impl<'o> Dispatcher<'o> {
             for d in dependents {
                 self.slots[d].waiting_on -= 1;
                 if self.slots[d].waiting_on == 0 && self.status(d) == TaskStatus::Pending {
-                    self.ready.push((self.graph.critical_path(d), Reverse(d)));
+                    self.ready.push((self.graph.priority(d), Reverse(d)));
                     self.emit(EventBody::TaskQueued {
                         task: self.tasks.get(d).id.clone(),
                     })?;
@@ -635,6 +651,16 @@ impl<'o> Dispatcher<'o> {
             exit_code,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })?;
+        // The history is a hint for later runs: failing to keep it is no
+        // reason for this one to fail.
+        let took: Vec<_> = self
+            .took
+            .iter()
+            .map(|&(i, ms)| (self.tasks.get(i), ms))
+            .collect();
+        if let Err(e) = crate::durations::History::add_run(&self.repo.workdir, &took) {
+            tracing::warn!(error = %crate::error_chain(&e), "failed to keep the tasks' durations");
+        }
         let Self {
             writer,
             fold,

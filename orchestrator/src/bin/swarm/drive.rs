@@ -269,6 +269,24 @@ pub(crate) fn drive(
                 .unwrap_or_default()
         );
     }
+    // The live view's critical path left, in the time the repository's
+    // earlier runs took (when they ran some of this plan's tasks).
+    let expected = {
+        let history = swarm_orchestrator::durations::History::load(&prepared.repo.workdir);
+        let tasks = &prepared.plan.tasks;
+        tasks
+            .iter()
+            .any(|t| history.estimate(t).is_some())
+            .then(|| {
+                let expected = history.expected(tasks);
+                let by_id: std::collections::HashMap<String, u64> = tasks
+                    .iter()
+                    .map(|t| t.id.clone())
+                    .zip(expected.per_task)
+                    .collect();
+                (by_id, expected.fallback)
+            })
+    };
     let live = !args.quiet;
     let outputs = args.outputs;
     let mut events_file = match &outputs.events_file {
@@ -292,7 +310,9 @@ pub(crate) fn drive(
         let (stop_tx, stop_rx) = watch::channel(None);
         tokio::spawn(forward_signals(stop_tx));
         let printer = std::sync::Arc::new(std::sync::Mutex::new(
-            output::Live::new(tty).uncommitted(uncommitted),
+            output::Live::new(tty)
+                .uncommitted(uncommitted)
+                .expected(expected),
         ));
         // On a terminal the running tasks' block is redrawn as time passes.
         let ticker = (live && tty).then(|| {

@@ -29,6 +29,10 @@ pub struct Progress {
     agents: std::collections::HashMap<String, (String, u64, f64)>,
     /// Paths of the working tree with changes the run does not see.
     uncommitted: usize,
+    /// What each task is expected to take, in milliseconds, when the
+    /// repository's duration history knows some of them, and what the
+    /// others are expected to take.
+    expected: Option<(std::collections::HashMap<String, u64>, u64)>,
 }
 
 impl Progress {
@@ -43,6 +47,7 @@ impl Progress {
             running: Vec::new(),
             agents: std::collections::HashMap::new(),
             uncommitted: 0,
+            expected: None,
         }
     }
 
@@ -63,7 +68,10 @@ impl Progress {
             self.finished.min(self.total),
             self.total,
             self.failed,
-            self.critical_path_left()
+            match &self.expected {
+                None => self.critical_path_left().to_string(),
+                Some((expected, fallback)) => seconds(self.time_left(expected, *fallback)),
+            }
         )];
         for (task, since) in &self.running {
             let kind = self
@@ -108,6 +116,34 @@ impl Progress {
                 .unwrap_or(0);
             longest = longest.max(d);
             depth.insert(&t.id, d);
+        }
+        longest
+    }
+
+    /// Expected milliseconds on the longest chain of unfinished tasks, a
+    /// running task counting what it is expected to take still.
+    fn time_left(&self, expected: &std::collections::HashMap<String, u64>, fallback: u64) -> u64 {
+        let mut left: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        let mut longest = 0;
+        for t in &self.tasks {
+            if self.done.contains(&t.id) {
+                continue;
+            }
+            let mut own = expected.get(&t.id).copied().unwrap_or(fallback);
+            if let Some((_, since)) = self.running.iter().find(|(r, _)| *r == t.id) {
+                let ran = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                own = own.saturating_sub(ran);
+            }
+            let after = t
+                .deps
+                .iter()
+                .filter_map(|d| left.get(d.as_str()))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            let total = after.saturating_add(own);
+            longest = longest.max(total);
+            left.insert(&t.id, total);
         }
         longest
     }
@@ -416,6 +452,16 @@ impl Live {
         self
     }
 
+    /// The block shows the critical path left in expected time: `expected`
+    /// milliseconds for each task it names, `fallback` for the others.
+    pub fn expected(
+        mut self,
+        expected: Option<(std::collections::HashMap<String, u64>, u64)>,
+    ) -> Self {
+        self.progress.expected = expected;
+        self
+    }
+
     pub fn event(&mut self, event: &Event) {
         use std::io::Write as _;
         let lines = self.progress.lines(event);
@@ -463,6 +509,16 @@ impl Live {
             let _ = writeln!(w, "{}", escape::line(line));
         }
         self.drawn = block.len();
+    }
+}
+
+/// A duration the block shows: `~42s`, `~3m05s`, `~2h10m`.
+fn seconds(ms: u64) -> String {
+    let s = ms.div_ceil(1000);
+    match s {
+        0..60 => format!("~{s}s"),
+        60..3600 => format!("~{}m{:02}s", s / 60, s % 60),
+        _ => format!("~{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }
 

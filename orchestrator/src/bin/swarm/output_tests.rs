@@ -135,3 +135,32 @@ fn the_block_shows_an_agents_tool_and_spending() {
         block[1]
     );
 }
+
+#[test]
+fn with_a_duration_history_the_critical_path_left_is_in_time() {
+    let mut p = Progress::new();
+    p.expected = Some((
+        [("a".to_string(), 3_000), ("b".to_string(), 65_000)]
+            .into_iter()
+            .collect(),
+        2_000,
+    ));
+    let mut body = started(&["a", "b", "c", "d"]);
+    // a -> b -> c; d alone. c is unknown: the fallback's 2 s.
+    if let EventBody::RunStarted { tasks, .. } = &mut body {
+        tasks[1].deps = vec!["a".into()];
+        tasks[2].deps = vec!["b".into()];
+    }
+    let _ = p.lines(&event(body));
+    assert_eq!(
+        p.block()[0],
+        "  -- 0 running, 4 queued, 0/4 done (0 failed), critical path left ~1m10s --"
+    );
+    let _ = p.lines(&event(finished("a", TaskStatus::Succeeded)));
+    let _ = p.lines(&event(finished("b", TaskStatus::Succeeded)));
+    // What is left: c (2 s) or d (2 s).
+    assert_eq!(
+        p.block()[0],
+        "  -- 0 running, 2 queued, 2/4 done (0 failed), critical path left ~2s --"
+    );
+}

@@ -112,7 +112,7 @@ impl<'o> Dispatcher<'o> {
             {
                 dispatcher
                     .ready
-                    .push((dispatcher.graph.critical_path(i), Reverse(i)));
+                    .push((dispatcher.graph.priority(i), Reverse(i)));
             }
         }
         // Dependents of what failed before stay blocked (a variant's

@@ -49,7 +49,7 @@ impl Dispatcher<'_> {
         let added = self.add_children(i, accepted.tasks)?;
         for c in added {
             if self.slots[c].waiting_on == 0 {
-                self.ready.push((self.graph.critical_path(c), Reverse(c)));
+                self.ready.push((self.graph.priority(c), Reverse(c)));
                 self.emit(EventBody::TaskQueued {
                     task: self.tasks.get(c).id.clone(),
                 })?;
@@ -73,7 +73,10 @@ impl Dispatcher<'_> {
         let Some(&first) = added.first() else {
             return Ok(added);
         };
-        self.graph.extend(&self.tasks.all(), first);
+        let all = self.tasks.all();
+        self.graph.extend(&all, first);
+        // A subtask that ran in an earlier run is expected to take as long.
+        self.graph.weigh(self.durations.expected(&all));
         for &c in &added {
             // Its siblings it depends on (its parent's result is there).
             self.slots

@@ -1,0 +1,336 @@
+//! How long tasks took before, so that the next run can schedule by time.
+//!
+//! The dispatcher starts the ready task with the longest remaining chain
+//! first. Counted in tasks, a chain of three one-second tasks outranks a
+//! one-minute task; counted in expected seconds, it does not. This module
+//! keeps a bounded history of the durations of tasks' successful attempts,
+//! per repository and shared by its runs (`.swarm/durations.json`,
+//! [`crate::layout::DURATIONS`]), and turns it into each task's expected
+//! duration ([`History::expected`]), which weighs the task graph
+//! ([`crate::graph::TaskGraph::weigh`]).
+//!
+//! A task is known by its id and a hash of what it runs ([`key`]): its
+//! command, WASM program and arguments or agent prompt and model, its
+//! `verify` and its environment. A changed task is a new one, and starts
+//! with the median of the known tasks of its run (one second when none is
+//! known, which makes a first run's order the critical path in tasks).
+//!
+//! The history is a cache: it is read when a run starts and merged and
+//! replaced whole (a new file renamed over the old) when it ends. Two runs
+//! ending at once may lose one's samples (the last writer wins), and a
+//! file that does not read is ignored with a warning; neither ever fails a
+//! run. It is bounded: the last [`SAMPLES`] durations of each task, the
+//! [`MAX_ENTRIES`] tasks seen most recently, and a file of at most
+//! [`MAX_BYTES`] read. Deleting the file forgets everything.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use swarm_protocol::EventBody;
+
+use crate::graph::{Expected, UNWEIGHED_MS};
+use crate::plan::{Payload, Task};
+use crate::state::{State, StateError};
+
+/// Durations kept per task: its estimate is their median, so one slow or
+/// fast run moves it little.
+pub const SAMPLES: usize = 5;
+
+/// Tasks kept; the ones seen least recently go first.
+pub const MAX_ENTRIES: usize = 4096;
+
+/// A larger file is not read (ignored as corrupt): the history never costs
+/// a run more than a moment.
+pub const MAX_BYTES: usize = 4 << 20;
+
+/// Longer task ids are not kept (no plan's ids are this long), which
+/// bounds an entry's size.
+const MAX_ID: usize = 512;
+
+/// The file's format.
+const VERSION: u32 = 1;
+
+/// Why the history could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DurationsError {
+    #[error("open swarm's state directory")]
+    State(#[from] StateError),
+    #[error("encode the duration history")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// What makes "the same task" across runs: a hash of what it runs (its
+/// payload, `verify` and environment), in hex. The id is kept beside it.
+pub fn key(task: &Task) -> String {
+    let mut hash = Sha256::new();
+    // Each part with its length, so that no two tasks' parts run together
+    // into the same bytes.
+    let mut part = |label: &str, value: &[u8]| {
+        hash.update(label.as_bytes());
+        hash.update(value.len().to_le_bytes());
+        hash.update(value);
+    };
+    match &task.payload {
+        Payload::Command { run } => part("run", run.as_bytes()),
+        Payload::Wasm(wasm) => {
+            part("wasm", wasm.module.as_os_str().as_encoded_bytes());
+            for arg in &wasm.args {
+                part("arg", arg.as_bytes());
+            }
+            part("fuel", &wasm.fuel.unwrap_or(0).to_le_bytes());
+        }
+        Payload::Agent(agent) => {
+            part("prompt", agent.prompt.as_bytes());
+            part("model", agent.model.as_bytes());
+        }
+    }
+    if let Some(verify) = &task.verify {
+        part("verify", verify.as_bytes());
+    }
+    for (name, value) in &task.env {
+        part("env", name.as_bytes());
+        part("=", value.as_bytes());
+    }
+    let digest = hash.finalize();
+    digest
+        .iter()
+        .take(8)
+        .fold(String::with_capacity(16), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The duration of a successful attempt, from its `attempt_finished`:
+/// the task's id and milliseconds. Failed, cancelled and timed-out
+/// attempts say nothing of how long the task's work takes.
+pub fn succeeded(body: &EventBody) -> Option<(&str, u64)> {
+    match body {
+        EventBody::AttemptFinished {
+            task,
+            outcome,
+            verify_passed,
+            duration_ms,
+            outside_paths,
+            ..
+        } if outcome.is_success() && *verify_passed != Some(false) && outside_paths.is_empty() => {
+            Some((task.as_str(), *duration_ms))
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct File {
+    v: u32,
+    /// Incremented by every run that records: when each entry was seen.
+    generation: u64,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    task: String,
+    hash: String,
+    /// The last durations, oldest first, in milliseconds.
+    ms: Vec<u64>,
+    /// The generation that last recorded it.
+    seen: u64,
+}
+
+/// The durations a repository's runs recorded.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    generation: u64,
+    /// By (task id, hash).
+    entries: HashMap<(String, String), Entry>,
+}
+
+impl History {
+    /// The history of the repository whose main working tree is
+    /// `workdir`: empty when there is none, or when it does not read (a
+    /// warning says so; the history is only ever a hint).
+    pub fn load(workdir: &Path) -> Self {
+        let text = match State::open(workdir).and_then(|state| match state {
+            Some(state) => state.read_file(&[crate::layout::DURATIONS]),
+            None => Ok(None),
+        }) {
+            Ok(Some(text)) => text,
+            Ok(None) => return Self::default(),
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "ignoring the duration history: it does not read");
+                return Self::default();
+            }
+        };
+        match Self::parse(&text) {
+            Ok(history) => history,
+            Err(why) => {
+                tracing::warn!(
+                    path = %workdir.join(crate::layout::STATE_DIR).join(crate::layout::DURATIONS).display(),
+                    %why,
+                    "ignoring the duration history"
+                );
+                Self::default()
+            }
+        }
+    }
+
+    /// The history in `text` (the file's content).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_BYTES {
+            return Err(format!("it is larger than {MAX_BYTES} bytes"));
+        }
+        let file: File = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if file.v != VERSION {
+            return Err(format!("its version is {}, not {VERSION}", file.v));
+        }
+        let mut history = Self {
+            generation: file.generation,
+            entries: HashMap::new(),
+        };
+        for mut entry in file.entries {
+            if entry.ms.is_empty() || entry.task.len() > MAX_ID {
+                continue;
+            }
+            let excess = entry.ms.len().saturating_sub(SAMPLES);
+            entry.ms.drain(..excess);
+            history
+                .entries
+                .insert((entry.task.clone(), entry.hash.clone()), entry);
+        }
+        history.evict();
+        Ok(history)
+    }
+
+    /// The file's content.
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        let mut entries: Vec<Entry> = self.entries.values().cloned().collect();
+        // A stable file: the same history is the same text.
+        entries.sort_by(|a, b| (&a.task, &a.hash).cmp(&(&b.task, &b.hash)));
+        serde_json::to_string_pretty(&File {
+            v: VERSION,
+            generation: self.generation,
+            entries,
+        })
+    }
+
+    /// How many tasks it knows.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What `task` is expected to take, in milliseconds, if it ran
+    /// before: the median of its last durations.
+    pub fn estimate(&self, task: &Task) -> Option<u64> {
+        self.estimate_by(&task.id, &key(task))
+    }
+
+    fn estimate_by(&self, id: &str, hash: &str) -> Option<u64> {
+        let entry = self.entries.get(&(id.to_owned(), hash.to_owned()))?;
+        median(&entry.ms)
+    }
+
+    /// Each of `tasks`' expected duration in milliseconds: its estimate,
+    /// or for a task that never ran (and a later subtask) the median of
+    /// the known ones' estimates; [`UNWEIGHED_MS`] for every task when
+    /// none is known. At least a millisecond each, so that a longer chain
+    /// of instant tasks still comes first.
+    pub fn expected<T: Borrow<Task>>(&self, tasks: &[T]) -> Expected {
+        let known: Vec<Option<u64>> = tasks.iter().map(|t| self.estimate(t.borrow())).collect();
+        let estimates: Vec<u64> = known.iter().flatten().copied().collect();
+        let fallback = median(&estimates).unwrap_or(UNWEIGHED_MS).max(1);
+        Expected {
+            per_task: known
+                .into_iter()
+                .map(|k| k.map_or(fallback, |ms| ms.max(1)))
+                .collect(),
+            fallback,
+        }
+    }
+
+    /// Adds one successful attempt of `task` that took `ms`.
+    pub fn record(&mut self, task: &Task, ms: u64) {
+        self.record_by(&task.id, &key(task), ms);
+    }
+
+    fn record_by(&mut self, id: &str, hash: &str, ms: u64) {
+        if id.len() > MAX_ID {
+            return;
+        }
+        // One generation per run that records: everything it saw is newer
+        // than anything before it.
+        let seen = self.generation + 1;
+        let entry = self
+            .entries
+            .entry((id.to_owned(), hash.to_owned()))
+            .or_insert_with(|| Entry {
+                task: id.to_owned(),
+                hash: hash.to_owned(),
+                ms: Vec::new(),
+                seen,
+            });
+        entry.seen = seen;
+        entry.ms.push(ms);
+        let excess = entry.ms.len().saturating_sub(SAMPLES);
+        entry.ms.drain(..excess);
+    }
+
+    /// Drops the entries seen least recently beyond [`MAX_ENTRIES`].
+    fn evict(&mut self) {
+        let excess = self.entries.len().saturating_sub(MAX_ENTRIES);
+        if excess == 0 {
+            return;
+        }
+        let mut by_age: Vec<(u64, (String, String))> = self
+            .entries
+            .iter()
+            .map(|(k, e)| (e.seen, k.clone()))
+            .collect();
+        by_age.sort();
+        for (_, k) in by_age.into_iter().take(excess) {
+            self.entries.remove(&k);
+        }
+    }
+
+    /// Adds a run's successful attempts (`samples`: each task with its
+    /// duration in milliseconds) to the history of the repository at
+    /// `workdir`, read again now (another run may have ended since this
+    /// one started), and replaces the file.
+    pub fn add_run<T: Borrow<Task>>(
+        workdir: &Path,
+        samples: &[(T, u64)],
+    ) -> Result<(), DurationsError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let mut history = Self::load(workdir);
+        for (task, ms) in samples {
+            history.record(task.borrow(), *ms);
+        }
+        history.generation += 1;
+        history.evict();
+        let text = history.to_json()?;
+        State::create(workdir)?.replace_file(&[crate::layout::DURATIONS], &text)?;
+        Ok(())
+    }
+}
+
+/// The median of `values` (the lower of the middle two of an even count,
+/// so that it is one of them).
+fn median(values: &[u64]) -> Option<u64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
+}
+
+#[cfg(test)]
+#[path = "durations_tests.rs"]
+mod tests;

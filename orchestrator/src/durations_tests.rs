@@ -1,0 +1,261 @@
+//! The duration history: bounded, keyed by what a task runs, the median
+//! for unknown tasks, and never a reason for a run to fail.
+
+use std::path::Path;
+
+use super::*;
+use crate::graph::TaskGraph;
+use crate::ids::TaskIndex;
+
+fn plan(text: &str) -> crate::plan::Plan {
+    match crate::plan::parse(Path::new("plans/test.toml"), text.into()) {
+        Ok(plan) => plan,
+        Err(e) => panic!("plan rejected: {e:?}"),
+    }
+}
+
+fn task(id: &str, run: &str) -> Task {
+    let text = format!("[[task]]\nid = {id:?}\nrun = {run:?}\n");
+    plan(&text).tasks.remove(0)
+}
+
+#[test]
+fn the_estimate_is_the_median_of_the_last_samples() {
+    let a = task("a", "sleep 1");
+    let mut history = History::default();
+    assert_eq!(history.estimate(&a), None);
+    for ms in [100, 5000, 300, 200, 250] {
+        history.record(&a, ms);
+    }
+    assert_eq!(history.estimate(&a), Some(250));
+    // Only the last SAMPLES count: two more slow ones push 100 and 5000
+    // out, and the median moves up.
+    history.record(&a, 900);
+    history.record(&a, 800);
+    assert_eq!(history.estimate(&a), Some(300));
+    let text = history.to_json().unwrap();
+    let again = History::parse(&text).unwrap();
+    assert_eq!(again.estimate(&a), Some(300));
+}
+
+#[test]
+fn a_changed_command_is_a_new_task() {
+    let before = task("build", "make all");
+    let after = task("build", "make all -j8");
+    assert_ne!(key(&before), key(&after));
+    assert_eq!(key(&before), key(&task("build", "make all")));
+    let mut history = History::default();
+    history.record(&before, 60_000);
+    assert_eq!(history.estimate(&before), Some(60_000));
+    assert_eq!(history.estimate(&after), None);
+    // The same command under another id is another task too.
+    assert_eq!(history.estimate(&task("build2", "make all")), None);
+}
+
+#[test]
+fn environment_and_verify_are_part_of_what_a_task_runs() {
+    let plain = plan("[[task]]\nid = \"t\"\nrun = \"x\"\n").tasks.remove(0);
+    let env = plan("[[task]]\nid = \"t\"\nrun = \"x\"\nenv = { N = \"3\" }\n")
+        .tasks
+        .remove(0);
+    let verify = plan("[[task]]\nid = \"t\"\nrun = \"x\"\nverify = \"true\"\n")
+        .tasks
+        .remove(0);
+    assert_ne!(key(&plain), key(&env));
+    assert_ne!(key(&plain), key(&verify));
+    assert_ne!(key(&env), key(&verify));
+}
+
+#[test]
+fn unknown_tasks_get_the_median_of_known_ones_and_one_second_when_none_is() {
+    let tasks = [
+        task("a", "a"),
+        task("b", "b"),
+        task("c", "c"),
+        task("d", "d"),
+    ];
+    let empty = History::default();
+    assert_eq!(
+        empty.expected(&tasks),
+        Expected {
+            per_task: vec![UNWEIGHED_MS; 4],
+            fallback: UNWEIGHED_MS
+        }
+    );
+    let mut history = History::default();
+    history.record(&tasks[0], 10_000);
+    history.record(&tasks[1], 2_000);
+    history.record(&tasks[2], 0);
+    // Known: 10 s, 2 s and 0 (at least a millisecond); `d` gets their
+    // median, as a subtask spawned later would.
+    assert_eq!(
+        history.expected(&tasks),
+        Expected {
+            per_task: vec![10_000, 2_000, 1, 2_000],
+            fallback: 2_000
+        }
+    );
+}
+
+#[test]
+fn the_history_keeps_the_tasks_seen_most_recently() {
+    let mut history = History::default();
+    for i in 0..MAX_ENTRIES + 10 {
+        // Each a run of its own, so that ages differ.
+        history.record_by(&format!("t{i}"), "h", 1);
+        history.generation += 1;
+    }
+    history.evict();
+    assert_eq!(history.len(), MAX_ENTRIES);
+    assert!(history.estimate_by("t0", "h").is_none());
+    assert!(history.estimate_by("t9", "h").is_none());
+    assert_eq!(history.estimate_by("t10", "h"), Some(1));
+    assert_eq!(
+        history.estimate_by(&format!("t{}", MAX_ENTRIES + 9), "h"),
+        Some(1)
+    );
+    // Ids longer than any plan's are not kept.
+    history.record_by(&"x".repeat(MAX_ID + 1), "h", 1);
+    assert_eq!(history.len(), MAX_ENTRIES);
+}
+
+#[test]
+fn a_file_that_does_not_read_is_ignored() {
+    assert!(History::parse("{ not json").is_err());
+    assert!(History::parse(r#"{"v":99,"generation":1,"entries":[]}"#).is_err());
+    assert!(History::parse(&" ".repeat(MAX_BYTES + 1)).is_err());
+
+    let repo = tempfile::tempdir().unwrap();
+    let state = repo.path().join(crate::layout::STATE_DIR);
+    std::fs::create_dir(&state).unwrap();
+    let file = state.join(crate::layout::DURATIONS);
+    std::fs::write(&file, "{ half a file").unwrap();
+    assert!(History::load(repo.path()).is_empty());
+    // A run's samples replace it with a good one.
+    let a = task("a", "sleep 1");
+    History::add_run(repo.path(), &[(&a, 1200)]).unwrap();
+    let history = History::load(repo.path());
+    assert_eq!(history.estimate(&a), Some(1200));
+    // A link is not followed: the history is just absent.
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &file).unwrap();
+    assert!(History::load(repo.path()).is_empty());
+}
+
+#[test]
+fn runs_add_to_the_history_in_the_repository() {
+    let repo = tempfile::tempdir().unwrap();
+    // No state directory yet: nothing known, and nothing to fail on.
+    assert!(History::load(repo.path()).is_empty());
+    let a = task("a", "sleep 1");
+    let b = task("b", "sleep 2");
+    History::add_run(repo.path(), &[(&a, 1000), (&b, 2000)]).unwrap();
+    History::add_run(repo.path(), &[(&a, 3000)]).unwrap();
+    let history = History::load(repo.path());
+    // Median of 1000 and 3000: the lower middle.
+    assert_eq!(history.estimate(&a), Some(1000));
+    assert_eq!(history.estimate(&b), Some(2000));
+    assert_eq!(history.generation, 2);
+    // No temporary file is left beside it.
+    let names: Vec<String> = std::fs::read_dir(repo.path().join(crate::layout::STATE_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [crate::layout::DURATIONS]);
+}
+
+#[test]
+fn successful_attempts_are_the_samples() {
+    let event = |line: &str| -> EventBody {
+        let e: swarm_protocol::Event = serde_json::from_str(line).unwrap();
+        e.body
+    };
+    let ok = event(
+        r#"{"v":1,"ts":"t","event":"attempt_finished","task":"a","attempt":1,"outcome":"exited","code":0,"verify_passed":null,"duration_ms":1234,"commit":null,"ref":null,"changed_files":[]}"#,
+    );
+    assert_eq!(succeeded(&ok), Some(("a", 1234)));
+    let failed = event(
+        r#"{"v":1,"ts":"t","event":"attempt_finished","task":"a","attempt":1,"outcome":"exited","code":1,"verify_passed":null,"duration_ms":5,"commit":null,"ref":null,"changed_files":[]}"#,
+    );
+    assert_eq!(succeeded(&failed), None);
+    let broke_verify = event(
+        r#"{"v":1,"ts":"t","event":"attempt_finished","task":"a","attempt":1,"outcome":"exited","code":0,"verify_passed":false,"duration_ms":5,"commit":null,"ref":null,"changed_files":[]}"#,
+    );
+    assert_eq!(succeeded(&broke_verify), None);
+}
+
+/// `slow` is one long task; `chain` is three short ones in a row. Counted
+/// in tasks the chain comes first; in expected time the long task does.
+#[test]
+fn priority_by_time_differs_from_priority_by_count() {
+    let plan = plan(
+        r#"
+[[task]]
+id = "c1"
+run = "sleep 1"
+[[task]]
+id = "c2"
+run = "sleep 1"
+deps = ["c1"]
+[[task]]
+id = "c3"
+run = "sleep 1"
+deps = ["c2"]
+[[task]]
+id = "slow"
+run = "sleep 10"
+"#,
+    );
+    let ix = |id: &str| TaskIndex::new(plan.tasks.iter().position(|t| t.id == id).unwrap());
+    let mut graph = TaskGraph::new(&plan.tasks);
+    // Unweighed: the count of tasks, in seconds.
+    assert_eq!(graph.critical_path(ix("c1")), 3);
+    assert_eq!(graph.priority(ix("c1")), 3 * UNWEIGHED_MS);
+    assert_eq!(graph.priority(ix("slow")), UNWEIGHED_MS);
+    assert!(graph.priority(ix("c1")) > graph.priority(ix("slow")));
+
+    let mut history = History::default();
+    for t in &plan.tasks {
+        let ms = if t.id == "slow" { 10_000 } else { 1_000 };
+        history.record(t, ms);
+    }
+    graph.weigh(history.expected(&plan.tasks));
+    assert_eq!(graph.priority(ix("c1")), 3_000);
+    assert_eq!(graph.priority(ix("c3")), 1_000);
+    assert_eq!(graph.priority(ix("slow")), 10_000);
+    assert!(graph.priority(ix("slow")) > graph.priority(ix("c1")));
+    // The count is what it was.
+    assert_eq!(graph.critical_path(ix("c1")), 3);
+}
+
+#[test]
+fn subtasks_added_later_are_weighed_by_the_fallback() {
+    let mut plan = plan(
+        r#"
+[[task]]
+id = "a"
+run = "a"
+[[task]]
+id = "b"
+run = "b"
+"#,
+    );
+    let mut history = History::default();
+    history.record(&plan.tasks[0], 4_000);
+    history.record(&plan.tasks[1], 8_000);
+    let mut graph = TaskGraph::new(&plan.tasks);
+    graph.weigh(history.expected(&plan.tasks));
+    // Two subtasks, the second depending on the first.
+    let mut x = task("ax", "x");
+    x.id = "a/x".into();
+    let mut y = task("ay", "y");
+    y.id = "a/y".into();
+    y.deps = vec!["a/x".into()];
+    plan.tasks.push(x);
+    plan.tasks.push(y);
+    graph.extend(&plan.tasks, TaskIndex::new(2));
+    // The fallback is the median of 4 s and 8 s: the lower, 4 s.
+    assert_eq!(graph.priority(TaskIndex::new(3)), 4_000);
+    assert_eq!(graph.priority(TaskIndex::new(2)), 8_000);
+    assert_eq!(graph.priority(TaskIndex::new(1)), 8_000);
+}
