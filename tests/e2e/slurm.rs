@@ -164,19 +164,26 @@ fn ready_tasks_go_out_as_one_job_array_in_an_environment_of_swarms() {
     }
     let plan = plan(&repo, "array", "", &tasks);
     let mut cmd = repo.swarm_cmd(&["run", plan.to_str().unwrap()]);
-    cmd.env("SLURM_CONF", cluster.conf())
-        .env("SWARM_TEST_COORDINATOR_ONLY", "only-the-coordinator-has-this");
+    cmd.env("SLURM_CONF", cluster.conf()).env(
+        "SWARM_TEST_COORDINATOR_ONLY",
+        "only-the-coordinator-has-this",
+    );
     let out = crate::support::Run::from(cmd.output().unwrap());
     out.assert_code(0);
     for k in 0..10 {
-        assert_eq!(repo.show("swarm/array", &format!("out/{k}.txt")).trim(), k.to_string());
+        assert_eq!(
+            repo.show("swarm/array", &format!("out/{k}.txt")).trim(),
+            k.to_string()
+        );
     }
     let events = journal(&repo, "array");
     let mut arrays = BTreeSet::new();
     let mut indices = BTreeSet::new();
     for e in events.iter().filter(|e| e["event"] == "task_started") {
         let job = e["job"].as_str().unwrap();
-        let (array, index) = job.split_once('_').unwrap_or_else(|| panic!("{job} is no array element"));
+        let (array, index) = job
+            .split_once('_')
+            .unwrap_or_else(|| panic!("{job} is no array element"));
         arrays.insert(array.to_string());
         indices.insert(index.parse::<u32>().unwrap());
     }
@@ -281,7 +288,10 @@ run = "echo partial2 > partial2.txt; exec sleep 87"
     let (job2, _) = wait_placed(&repo, "stop", "slow2");
     // Both went out as elements of one array.
     let array = |id: &str| id.split_once('_').map(|(a, _)| a.to_string());
-    assert!(array(&job).is_some() && array(&job) == array(&job2), "{job} {job2}");
+    assert!(
+        array(&job).is_some() && array(&job) == array(&job2),
+        "{job} {job2}"
+    );
     wait_until("the tasks' processes run", || {
         processes_with("sleep 87").len() == 2
     });
@@ -430,7 +440,10 @@ run = "cat quick.txt slow.txt > both.txt"
         1,
         "slow ran once: adopted, not started again"
     );
-    assert_eq!(placed(&events, "slow").last().map(|p| p.1.clone()), Some(slow_job));
+    assert_eq!(
+        placed(&events, "slow").last().map(|p| p.1.clone()),
+        Some(slow_job)
+    );
     assert!(submitted("quick") <= 1);
     assert_eq!(submitted("after"), 1);
 }

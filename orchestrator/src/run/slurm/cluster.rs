@@ -302,7 +302,10 @@ fn indices(spec: &str) -> Vec<u64> {
         };
         if let (Ok(first), Ok(last)) = (first, last) {
             // Slurm's MaxArraySize is at most 4,000,001.
-            out.extend((first..=last.min(first.saturating_add(4_000_000))).step_by(usize::try_from(step).unwrap_or(1)));
+            out.extend(
+                (first..=last.min(first.saturating_add(4_000_000)))
+                    .step_by(usize::try_from(step).unwrap_or(1)),
+            );
         }
     }
     out
