@@ -98,9 +98,12 @@ struct Job {
 /// What the executor's background work brings back.
 enum Work {
     /// Each attempt of a batch: its base and job id, or why not.
-    Submitted(Vec<(TaskIndex, u32, Result<(Oid, String), NotSubmitted>)>),
+    Submitted(Vec<(TaskIndex, u32, Submission)>),
     Polled(Poll),
 }
+
+/// An attempt's base and job id once submitted, or why it was not.
+type Submission = Result<(Oid, String), NotSubmitted>;
 
 /// How an attempt finds its base (on the blocking pool: it may merge).
 type BaseOf = Box<dyn FnOnce(&Jobs) -> Result<Oid, NotSubmitted> + Send>;
@@ -282,12 +285,7 @@ impl SlurmExecutor {
         }
     }
 
-    fn on_submitted(
-        &mut self,
-        task: TaskIndex,
-        attempt: u32,
-        result: Result<(Oid, String), NotSubmitted>,
-    ) {
+    fn on_submitted(&mut self, task: TaskIndex, attempt: u32, result: Submission) {
         let Some(job) = self.jobs.get_mut(&task) else {
             return;
         };
