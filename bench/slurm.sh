@@ -3,7 +3,8 @@
 # the Slurm executor on a real three-node cluster on this machine
 # (tests/slurm/cluster.sh), and 300 tasks over the three nodes beside the
 # job array a user would submit by hand (`sbatch --array --wait`, no git,
-# no sandbox, no merge). Prints a Markdown table (BENCHMARKS.md, section
+# no sandbox, no merge), with `--export=NONE` and with `--export=ALL` from
+# a clean environment. Prints a Markdown table (BENCHMARKS.md, section
 # 14). Needs root (the cluster's daemons) and Debian's slurm packages.
 #
 #   bench/slurm.sh                  # RUNS=3, N=300
@@ -75,14 +76,19 @@ one_run() {
 }
 
 # Milliseconds of a job array of `count` tasks doing the same echo,
-# submitted and waited for by hand.
+# submitted and waited for by hand; `export` is sbatch's --export: NONE
+# (the coordinator's environment kept out, as swarm must; slurmd then
+# builds each job's environment with `su -`), or ALL from a clean `env -i`
+# (the same environment kept out, no login shell: what swarm does since
+# issue 32).
 by_hand() {
-  local count=$1 out=$WORK/array
+  local count=$1 export=$2 out=$WORK/array
   rm -rf "$out"; mkdir -p "$out"
   local t0 t1
   t0=$(now_ms)
   printf '#!/bin/sh\necho $SLURM_ARRAY_TASK_ID > %s/$SLURM_ARRAY_TASK_ID.txt\n' "$out" |
-    sbatch --parsable --wait --export=NONE --array=1-"$count" --output=/dev/null >/dev/null
+    env -i PATH="$PATH" SLURM_CONF="$SLURM_CONF" \
+      sbatch --parsable --wait --export="$export" --array=1-"$count" --output=/dev/null >/dev/null
   t1=$(now_ms)
   [ "$(ls "$out" | wc -l)" = "$count" ] || { echo "array incomplete" >&2; exit 1; }
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }'
@@ -94,10 +100,12 @@ median() { local f=$1; shift; for _ in $(seq "$RUNS"); do checked "$f" "$@"; ech
 
 local_small=$(median one_run "$SMALL" local)
 slurm_small=$(median one_run "$SMALL" slurm)
-array_small=$(median by_hand "$SMALL")
+array_small=$(median by_hand "$SMALL" NONE)
+array_small_all=$(median by_hand "$SMALL" ALL)
 if [ "$SMOKE" = 0 ]; then
   slurm_big=$(median one_run "$N" slurm)
-  array_big=$(median by_hand "$N")
+  array_big=$(median by_hand "$N" NONE)
+  array_big_all=$(median by_hand "$N" ALL)
 fi
 
 per() { awk -v t="$1" -v n="$2" 'BEGIN { printf "%.1f", t / n }'; }
@@ -105,8 +113,10 @@ echo "| what | tasks | wall (ms, median of $RUNS) | per task (ms) |"
 echo "|---|---:|---:|---:|"
 echo "| swarm, local executor (sandboxed) | $SMALL | $local_small | $(per "$local_small" "$SMALL") |"
 echo "| swarm, Slurm executor, 3 nodes (sandboxed) | $SMALL | $slurm_small | $(per "$slurm_small" "$SMALL") |"
-echo "| \`sbatch --array --wait\` by hand (no git, sandbox or merge) | $SMALL | $array_small | $(per "$array_small" "$SMALL") |"
+echo "| \`sbatch --array --wait --export=NONE\` by hand (no git, sandbox or merge) | $SMALL | $array_small | $(per "$array_small" "$SMALL") |"
+echo "| \`env -i sbatch --array --wait --export=ALL\` by hand | $SMALL | $array_small_all | $(per "$array_small_all" "$SMALL") |"
 if [ "$SMOKE" = 0 ]; then
   echo "| swarm, Slurm executor, 3 nodes (sandboxed) | $N | $slurm_big | $(per "$slurm_big" "$N") |"
-  echo "| \`sbatch --array --wait\` by hand | $N | $array_big | $(per "$array_big" "$N") |"
+  echo "| \`sbatch --array --wait --export=NONE\` by hand | $N | $array_big | $(per "$array_big" "$N") |"
+  echo "| \`env -i sbatch --array --wait --export=ALL\` by hand | $N | $array_big_all | $(per "$array_big_all" "$N") |"
 fi

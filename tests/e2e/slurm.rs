@@ -148,6 +148,70 @@ fn a_graph_runs_across_the_nodes_and_is_merged_in_order() {
     assert!(xml.contains("name=\"node.1\""), "{xml}");
 }
 
+/// Issue 32: the tasks ready together go out as one job array (one
+/// `sbatch`, one script), each its own element, and the jobs' environment
+/// is swarm's own (`--export=ALL` from a clean one): no login shell on the
+/// node, nothing of the coordinator's.
+#[test]
+fn ready_tasks_go_out_as_one_job_array_in_an_environment_of_swarms() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let mut tasks = String::new();
+    for k in 0..10 {
+        tasks.push_str(&format!(
+            "[[task]]\nid = \"t{k}\"\ncreates = [\"out/{k}.txt\"]\nrun = \"mkdir -p out; echo {k} > out/{k}.txt\"\n\n"
+        ));
+    }
+    let plan = plan(&repo, "array", "", &tasks);
+    let mut cmd = repo.swarm_cmd(&["run", plan.to_str().unwrap()]);
+    cmd.env("SLURM_CONF", cluster.conf()).env(
+        "SWARM_TEST_COORDINATOR_ONLY",
+        "only-the-coordinator-has-this",
+    );
+    let out = crate::support::Run::from(cmd.output().unwrap());
+    out.assert_code(0);
+    for k in 0..10 {
+        assert_eq!(
+            repo.show("swarm/array", &format!("out/{k}.txt")).trim(),
+            k.to_string()
+        );
+    }
+    let events = journal(&repo, "array");
+    let mut arrays = BTreeSet::new();
+    let mut indices = BTreeSet::new();
+    for e in events.iter().filter(|e| e["event"] == "task_started") {
+        let job = e["job"].as_str().unwrap();
+        let (array, index) = job
+            .split_once('_')
+            .unwrap_or_else(|| panic!("{job} is no array element"));
+        arrays.insert(array.to_string());
+        indices.insert(index.parse::<u32>().unwrap());
+    }
+    assert_eq!(arrays.len(), 1, "one sbatch: {arrays:?}");
+    assert_eq!(indices, (0..10).collect(), "one element per task");
+    // One job record for the ten (the controller keeps one script per
+    // submission), and no login environment asked for.
+    let mut scripts = 0;
+    for file in files_under(cluster.dir()) {
+        let Ok(bytes) = std::fs::read(&file) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("only-the-coordinator-has-this"),
+            "the coordinator's environment is in {}",
+            file.display()
+        );
+        if file.file_name().is_some_and(|n| n == "environment") {
+            assert!(!text.contains("SLURM_GET_USER_ENV=1"), "{}", file.display());
+        }
+        if file.file_name().is_some_and(|n| n == "script") && text.contains("__node") {
+            scripts += 1;
+        }
+    }
+    assert_eq!(scripts, 1, "scripts under {}", cluster.dir().display());
+}
+
 #[test]
 fn a_failing_job_is_retried_as_a_new_job_and_every_attempt_kept() {
     let cluster = Cluster::start();
@@ -207,6 +271,10 @@ fn cancelling_stops_the_job_on_its_node_and_keeps_its_work() {
         r#"[[task]]
 id = "slow"
 run = "echo partial > partial.txt; exec sleep 87"
+
+[[task]]
+id = "slow2"
+run = "echo partial2 > partial2.txt; exec sleep 87"
 "#,
     );
     let mut child = repo
@@ -217,8 +285,15 @@ run = "echo partial > partial.txt; exec sleep 87"
         .spawn()
         .unwrap();
     let (job, _) = wait_placed(&repo, "stop", "slow");
-    wait_until("the task's process runs", || {
-        !processes_with("sleep 87").is_empty()
+    let (job2, _) = wait_placed(&repo, "stop", "slow2");
+    // Both went out as elements of one array.
+    let array = |id: &str| id.split_once('_').map(|(a, _)| a.to_string());
+    assert!(
+        array(&job).is_some() && array(&job) == array(&job2),
+        "{job} {job2}"
+    );
+    wait_until("the tasks' processes run", || {
+        processes_with("sleep 87").len() == 2
     });
     let started = Instant::now();
     crate::support::signal(&child, nix::sys::signal::Signal::SIGINT);
@@ -228,20 +303,27 @@ run = "echo partial > partial.txt; exec sleep 87"
     let report = repo.report();
     let slow = task(&report, "slow");
     assert_eq!(slow["status"], "cancelled", "{report}");
-    // Its work was committed on the node and came back.
+    assert_eq!(task(&report, "slow2")["status"], "cancelled", "{report}");
+    // Their work was committed on the node and came back.
     assert_eq!(
         repo.show("refs/swarm/stop/slow", "partial.txt").trim(),
         "partial"
+    );
+    assert_eq!(
+        repo.show("refs/swarm/stop/slow2", "partial2.txt").trim(),
+        "partial2"
     );
     // Nothing of it is left on the node, and the job has ended.
     wait_until("the job's processes are gone", || {
         processes_with("sleep 87").is_empty()
     });
-    wait_until("the job ended", || {
-        cluster
-            .job_state(&job)
-            .is_none_or(|s| s != "RUNNING" && s != "PENDING")
-    });
+    for job in [&job, &job2] {
+        wait_until("the job ended", || {
+            cluster
+                .job_state(job)
+                .is_none_or(|s| s != "RUNNING" && s != "PENDING")
+        });
+    }
 }
 
 #[test]
@@ -333,7 +415,10 @@ run = "cat quick.txt slow.txt > both.txt"
 "#,
     );
     let mut child = spawn(&repo, &cluster, &["run", plan.to_str().unwrap()]);
-    wait_placed(&repo, "again", "slow");
+    let (slow_job, _) = wait_placed(&repo, "again", "slow");
+    // An array's element (`quick` and `slow` went out together), which
+    // resume must find again by that id.
+    assert!(slow_job.contains('_'), "{slow_job}");
     kill9(&mut child);
     // While no coordinator runs, `slow` goes on on its node.
     let resumed = {
@@ -354,6 +439,10 @@ run = "cat quick.txt slow.txt > both.txt"
         submitted("slow"),
         1,
         "slow ran once: adopted, not started again"
+    );
+    assert_eq!(
+        placed(&events, "slow").last().map(|p| p.1.clone()),
+        Some(slow_job)
     );
     assert!(submitted("quick") <= 1);
     assert_eq!(submitted("after"), 1);

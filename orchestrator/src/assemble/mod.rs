@@ -401,9 +401,23 @@ fn cluster_options(
             .filter_map(|k| Some((k.to_string(), host.var(k)?.to_string()))),
     );
     env.sort();
+    // sbatch's environment becomes the job's (`--export=ALL`, which spares
+    // each job a login shell): the job's variables, and Slurm's own
+    // (`SLURM_CONF` finds the cluster, `SBATCH_*` are the user's defaults
+    // for sbatch), which `--export=NONE` passed on as well. Nothing else of
+    // this process's environment, which holds API keys.
+    let mut submit_env = env.clone();
+    submit_env.extend(
+        host.vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("SLURM_") || k.starts_with("SBATCH_"))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    submit_env.sort();
     Ok(ClusterOptions {
         swarm,
         env,
+        submit_env,
         gateway: None,
         relay: None,
     })

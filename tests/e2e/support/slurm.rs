@@ -74,11 +74,22 @@ impl Cluster {
         v["jobs"].as_array().cloned().unwrap_or_default()
     }
 
-    /// The state Slurm gives job `id` (`None` once it forgot it).
+    /// The state Slurm gives job `id` (`None` once it forgot it): a job
+    /// array's element is `ARRAY_INDEX`, as swarm names it.
     pub fn job_state(&self, id: &str) -> Option<String> {
+        let name = |j: &serde_json::Value| {
+            let array = j["array_job_id"].as_u64().filter(|&a| a != 0);
+            match (array, j["array_task_id"].as_u64()) {
+                (Some(a), Some(i)) => Some(format!("{a}_{i}")),
+                // The elements still pending, as one record.
+                (Some(a), None) => Some(format!("{a}_pending")),
+                _ => j["job_id"].as_u64().map(|n| n.to_string()),
+            }
+        };
+        let pending = id.split_once('_').map(|(a, _)| format!("{a}_pending"));
         self.jobs()
             .into_iter()
-            .find(|j| j["job_id"].as_u64().map(|n| n.to_string()).as_deref() == Some(id))
+            .find(|j| name(j).is_some_and(|n| n == id || Some(&n) == pending.as_ref()))
             .map(|j| match &j["job_state"] {
                 serde_json::Value::Array(a) => a[0].as_str().unwrap_or_default().to_string(),
                 s => s.as_str().unwrap_or_default().to_string(),

@@ -1,5 +1,7 @@
 //! `swarm __node`: a Slurm job's worker. Its spec comes on stdin (from the
-//! job's script); it sets up what the attempt needs on this node (sandbox
+//! job's script): a job array's `NodeBatch`, of which this job runs the
+//! element `SLURM_ARRAY_TASK_ID` names (or one `NodeJob`, as jobs
+//! submitted before arrays carried); it sets up what the attempt needs on this node (sandbox
 //! launcher, WASM engine, the coordinator's gateway), runs it through
 //! `run::slurm::node`, and pushes the result back. SIGTERM (`scancel`)
 //! stops the task gracefully; its work is still pushed.
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, anyhow};
 use swarm_orchestrator::assemble;
 use swarm_orchestrator::plan::{self, SandboxMode};
-use swarm_orchestrator::run::remote::{NodeJob, node};
+use swarm_orchestrator::run::remote::{NodeBatch, NodeJob, node};
 use tokio::sync::watch;
 
 use crate::Failure;
@@ -21,9 +23,7 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         .read_to_string(&mut text)
         .context("read the job's spec from stdin")
         .map_err(Failure::Internal)?;
-    let job: NodeJob = serde_json::from_str(text.trim())
-        .context("read the job's spec (swarm __node is started by a swarm job's script)")
-        .map_err(Failure::Invalid)?;
+    let job = read_spec(text.trim()).map_err(Failure::Invalid)?;
     let node = std::env::var("SLURMD_NODENAME")
         .ok()
         .filter(|n| !n.is_empty())
@@ -105,4 +105,26 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
             job.attempt
         ))),
     }
+}
+
+/// This job's spec: its element of the array's batch, or a lone job's.
+fn read_spec(text: &str) -> anyhow::Result<NodeJob> {
+    const WHAT: &str = "read the job's spec (swarm __node is started by a swarm job's script)";
+    if let Ok(job) = serde_json::from_str::<NodeJob>(text) {
+        return Ok(job);
+    }
+    let batch: NodeBatch = serde_json::from_str(text).context(WHAT)?;
+    let index = std::env::var("SLURM_ARRAY_TASK_ID").context(
+        "read SLURM_ARRAY_TASK_ID: the spec is a job array's, and this job is no array element",
+    )?;
+    let index: usize = index
+        .trim()
+        .parse()
+        .with_context(|| format!("read SLURM_ARRAY_TASK_ID `{index}`"))?;
+    batch.job(index).ok_or_else(|| {
+        anyhow!(
+            "the job array's spec has {} element(s), none at index {index}",
+            batch.elements.len()
+        )
+    })
 }

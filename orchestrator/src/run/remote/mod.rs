@@ -1,5 +1,5 @@
 //! What every executor that runs attempts on other machines shares, not
-//! only Slurm's: the job's spec a node gets ([`NodeJob`]), how it reaches
+//! only Slurm's: the job's spec a node gets ([`NodeJob`], several of them as one job array's [`NodeBatch`]), how it reaches
 //! the coordinator's model gateway ([`GatewayAccess`]), the exit record it
 //! pushes back ([`ExitRecord`], `record.rs`), and the node's side of a job
 //! (`node.rs`: the attempt run by the local executor there, its work
@@ -9,4 +9,4 @@
 pub mod node;
 pub mod record;
 
-pub use self::record::{ExitRecord, GatewayAccess, NodeJob};
+pub use self::record::{ExitRecord, GatewayAccess, NodeBatch, NodeElement, NodeJob};

@@ -53,6 +53,54 @@ pub struct NodeJob {
     pub gateway: Option<GatewayAccess>,
 }
 
+/// Several attempts submitted as one job array: what they share once (the
+/// plan above all, which would otherwise be stored by the cluster once per
+/// job), and per array index what [`NodeJob`] holds of one attempt. The
+/// node picks its element by `SLURM_ARRAY_TASK_ID` ([`NodeBatch::job`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeBatch {
+    pub run: String,
+    pub shared: String,
+    pub plan_path: String,
+    pub plan_text: String,
+    pub sandbox: bool,
+    pub grace_ms: u64,
+    pub scratch: Option<String>,
+    pub gateway: Option<GatewayAccess>,
+    /// By array index.
+    pub elements: Vec<NodeElement>,
+}
+
+/// One attempt of a [`NodeBatch`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeElement {
+    pub task: String,
+    pub attempt: u32,
+    pub base: String,
+    pub base_ref: String,
+}
+
+impl NodeBatch {
+    /// The spec of the attempt at array index `index`.
+    pub fn job(&self, index: usize) -> Option<NodeJob> {
+        let e = self.elements.get(index)?;
+        Some(NodeJob {
+            run: self.run.clone(),
+            task: e.task.clone(),
+            attempt: e.attempt,
+            shared: self.shared.clone(),
+            base: e.base.clone(),
+            base_ref: e.base_ref.clone(),
+            plan_path: self.plan_path.clone(),
+            plan_text: self.plan_text.clone(),
+            sandbox: self.sandbox,
+            grace_ms: self.grace_ms,
+            scratch: self.scratch.clone(),
+            gateway: self.gateway.clone(),
+        })
+    }
+}
+
 /// The coordinator's model gateway as a node reaches it: the provider's
 /// wire protocol at `url`, authenticated with the run's `token` (never a
 /// provider key).

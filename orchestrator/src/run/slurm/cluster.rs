@@ -64,11 +64,18 @@ impl JobState {
     }
 }
 
-/// Submits a batch job: `args` for sbatch, `script` on its stdin. Returns
-/// the job id.
-pub fn submit(args: &[String], script: &str) -> Result<String, ClusterError> {
+/// Submits a batch job: `args` for sbatch, `script` on its stdin, and
+/// `env` sbatch's whole environment (nothing of this process's: with
+/// `--export=ALL` it becomes the job's). Returns the job id.
+pub fn submit(
+    args: &[String],
+    env: &[(String, String)],
+    script: &str,
+) -> Result<String, ClusterError> {
     let command = "sbatch --parsable".to_string();
     let mut child = Command::new("sbatch")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--parsable")
         .args(args)
         .stdin(Stdio::piped())
@@ -107,16 +114,18 @@ pub fn submit(args: &[String], script: &str) -> Result<String, ClusterError> {
     Ok(id)
 }
 
-/// Stops job `id`: `batch_only` signals only its batch script (the swarm
-/// worker, which then stops the task itself, keeps its work and reports)
-/// with SIGTERM; otherwise Slurm stops everything of the job (SIGTERM,
-/// then SIGKILL after the cluster's KillWait).
-pub fn cancel(id: &str, batch_only: bool) -> Result<(), ClusterError> {
+/// Stops jobs `ids` (one `scancel` for all): `batch_only` signals only
+/// their batch scripts (the swarm worker, which then stops the task
+/// itself, keeps its work and reports) with SIGTERM; otherwise Slurm stops
+/// everything of the jobs (SIGTERM, then SIGKILL after the cluster's
+/// KillWait).
+pub fn cancel(ids: &[String], batch_only: bool) -> Result<(), ClusterError> {
     let mut cmd = Command::new("scancel");
     if batch_only {
         cmd.args(["--batch", "--signal=TERM"]);
     }
-    cmd.arg(id);
+    cmd.args(ids);
+    let id = ids.join(" ");
     let command = format!("scancel {id}");
     let out = cmd.output().map_err(|source| ClusterError::Spawn {
         command: command.clone(),
@@ -210,6 +219,16 @@ struct Queue {
 #[derive(Deserialize)]
 struct QueuedJob {
     job_id: serde_json::Value,
+    /// An array element's array, and its index (0 and none for a job
+    /// that is no array element).
+    #[serde(default)]
+    array_job_id: serde_json::Value,
+    #[serde(default)]
+    array_task_id: serde_json::Value,
+    /// The indices of the elements still pending as one record, the
+    /// array's own (`3-9`, `1,4-6%2`).
+    #[serde(default)]
+    array_task_string: Option<String>,
     /// A string up to Slurm 23.02, a list of strings after.
     job_state: serde_json::Value,
     #[serde(default)]
@@ -220,7 +239,9 @@ struct QueuedJob {
     state_reason: Option<String>,
 }
 
-/// Reads `squeue --json` output.
+/// Reads `squeue --json` output. An array element is listed as
+/// `ARRAY_INDEX` (how swarm names its jobs), and the elements Slurm still
+/// keeps pending as one record each get that record's state.
 pub fn parse_queue(json: &[u8]) -> Result<HashMap<String, JobState>, ClusterError> {
     let queue: Queue = serde_json::from_slice(json)?;
     let text = |v: &serde_json::Value| match v {
@@ -232,23 +253,62 @@ pub fn parse_queue(json: &[u8]) -> Result<HashMap<String, JobState>, ClusterErro
         _ => None,
     };
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty() && s != "None");
-    Ok(queue
-        .jobs
-        .into_iter()
-        .filter_map(|j| {
-            let id = text(&j.job_id)?;
-            let state = text(&j.job_state)?;
-            let node = nonempty(j.batch_host).or_else(|| nonempty(j.nodes));
-            Some((
-                id,
-                JobState {
-                    state,
-                    node,
-                    reason: nonempty(j.state_reason),
-                },
-            ))
-        })
-        .collect())
+    let mut jobs = HashMap::new();
+    for j in queue.jobs {
+        let (Some(id), Some(state)) = (text(&j.job_id), text(&j.job_state)) else {
+            continue;
+        };
+        let node = nonempty(j.batch_host).or_else(|| nonempty(j.nodes));
+        let job = JobState {
+            state,
+            node,
+            reason: nonempty(j.state_reason),
+        };
+        let array = text(&j.array_job_id).filter(|a| a != "0");
+        let Some(array) = array else {
+            jobs.insert(id, job);
+            continue;
+        };
+        // Slurm 24 writes a missing index as {"set": false, ...}.
+        let set = !matches!(&j.array_task_id, serde_json::Value::Object(o) if o.get("set") == Some(&serde_json::Value::Bool(false)));
+        match text(&j.array_task_id).filter(|_| set) {
+            Some(index) => {
+                jobs.insert(format!("{array}_{index}"), job);
+            }
+            None => {
+                for index in indices(j.array_task_string.as_deref().unwrap_or_default()) {
+                    jobs.insert(format!("{array}_{index}"), job.clone());
+                }
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// The indices an array's task string names: `0-9`, `1,3,5-7`, `0-8:2`,
+/// with a `%N` throttle after; what it cannot read names none.
+fn indices(spec: &str) -> Vec<u64> {
+    let spec = spec.split('%').next().unwrap_or_default();
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (range, step) = match part.split_once(':') {
+            Some((r, s)) => (r, s.parse::<u64>().ok().filter(|&s| s > 0)),
+            None => (part, Some(1)),
+        };
+        let Some(step) = step else { continue };
+        let (first, last) = match range.split_once('-') {
+            Some((a, b)) => (a.parse::<u64>(), b.parse::<u64>()),
+            None => (range.parse::<u64>(), range.parse::<u64>()),
+        };
+        if let (Ok(first), Ok(last)) = (first, last) {
+            // Slurm's MaxArraySize is at most 4,000,001.
+            out.extend(
+                (first..=last.min(first.saturating_add(4_000_000)))
+                    .step_by(usize::try_from(step).unwrap_or(1)),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -270,5 +330,29 @@ mod tests {
         assert_eq!(q["13"].reason.as_deref(), Some("Resources"));
         assert!(q["14"].ended());
         assert_eq!(q["14"].node.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn array_elements_are_named_array_index() {
+        // As Slurm 22.05 lists an array of 21 whose first 12 run: the last
+        // element keeps the array's own id, the pending rest is one record.
+        let json = br#"{"jobs":[
+            {"job_id":2,"array_job_id":1,"array_task_id":0,"array_task_string":"","job_state":"RUNNING","batch_host":"n1"},
+            {"job_id":13,"array_job_id":1,"array_task_id":11,"array_task_string":"","job_state":"COMPLETED","batch_host":"n3"},
+            {"job_id":1,"array_job_id":1,"array_task_id":null,"array_task_string":"12-14,16,18-22:2%4","job_state":"PENDING","batch_host":""},
+            {"job_id":40,"array_job_id":0,"array_task_id":null,"job_state":"RUNNING","batch_host":"n2"}
+        ]}"#;
+        let q = parse_queue(json).unwrap();
+        assert_eq!(q["1_0"].state, "RUNNING");
+        assert_eq!(q["1_0"].node.as_deref(), Some("n1"));
+        assert!(q["1_11"].ended());
+        for pending in ["1_12", "1_13", "1_14", "1_16", "1_18", "1_20", "1_22"] {
+            assert_eq!(q[pending].state, "PENDING", "{pending}");
+        }
+        assert!(!q.contains_key("1_15") && !q.contains_key("1_19"));
+        // A job that is no array element keeps its plain id.
+        assert_eq!(q["40"].state, "RUNNING");
+        assert!(!q.contains_key("2") && !q.contains_key("1"));
+        assert_eq!(q.len(), 10);
     }
 }

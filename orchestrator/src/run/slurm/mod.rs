@@ -1,4 +1,5 @@
-//! The Slurm executor: every attempt is one batch job on a cluster.
+//! The Slurm executor: every attempt is one batch job on a cluster, an
+//! element of a job array.
 //!
 //! The coordinator keeps the graph, the merges and the journal. For a
 //! ready task it merges the dependencies' results (as locally), pushes
@@ -7,10 +8,19 @@
 //! runs exactly as the local executor runs it, and its snapshot and exit
 //! record are pushed back (`record.rs`). The pushed record is the truth
 //! about an attempt (jobs vanish from `squeue` minutes after they end);
-//! one poll every `poll_interval` asks `squeue --json` how the jobs are
-//! and fetches the records that arrived. A job that ended without a record
-//! lost its attempt: its node failed (`NODE_FAIL`: tried again on another
-//! job, without using up the task's retries) or its worker died.
+//! one poll every `poll_interval` asks `squeue --json` how all the jobs
+//! are (one call, whatever their number) and fetches the records that
+//! arrived (one fetch). A job that ended without a record lost its
+//! attempt: its node failed (`NODE_FAIL`: tried again on another job,
+//! without using up the task's retries) or its worker died.
+//!
+//! What a job costs is Slurm's more than swarm's (issue 32): a submission
+//! per task, and before each job a login shell (`--export=NONE`). So the
+//! attempts the dispatcher starts in one step are gathered and submitted
+//! together as job arrays (`flush`), and a job's environment is made by
+//! swarm from nothing and passed with `--export=ALL` (`submit.rs`), which
+//! keeps the coordinator's keys out as `--export=NONE` did, without the
+//! login shell.
 
 mod cluster;
 mod submit;
@@ -59,6 +69,9 @@ pub struct ClusterOptions {
     pub swarm: PathBuf,
     /// The variables every job's script sets (never a secret).
     pub env: Vec<(String, String)>,
+    /// `sbatch`'s whole environment, which becomes its jobs' (never a
+    /// secret: `env` and Slurm's own variables).
+    pub submit_env: Vec<(String, String)>,
     /// The coordinator's gateway for agent tasks on nodes.
     pub gateway: Option<super::remote::GatewayAccess>,
     /// The relay nodes reach `gateway` through, kept for as long as the
@@ -84,13 +97,16 @@ struct Job {
 
 /// What the executor's background work brings back.
 enum Work {
-    Submitted {
-        task: TaskIndex,
-        attempt: u32,
-        result: Result<(Oid, String), NotSubmitted>,
-    },
+    /// Each attempt of a batch: its base and job id, or why not.
+    Submitted(Vec<(TaskIndex, u32, Submission)>),
     Polled(Poll),
 }
+
+/// An attempt's base and job id once submitted, or why it was not.
+type Submission = Result<(Oid, String), NotSubmitted>;
+
+/// How an attempt finds its base (on the blocking pool: it may merge).
+type BaseOf = Box<dyn FnOnce(&Jobs) -> Result<Oid, NotSubmitted> + Send>;
 
 /// An exit record that arrived, read, with the ref its snapshot is now
 /// on; or why it could not be read.
@@ -108,6 +124,12 @@ pub(super) struct SlurmExecutor {
     jobs_ctx: Arc<Jobs>,
     jobs: HashMap<TaskIndex, Job>,
     work: JoinSet<Work>,
+    /// Attempts to submit, gathered until `next` is awaited: every task
+    /// the dispatcher started in one step goes out in one `sbatch`.
+    queued: Vec<(TaskIndex, u32, BaseOf)>,
+    /// Jobs to stop, likewise in one `scancel` each way (batch script
+    /// only, or all of the job).
+    cancels: Vec<(String, bool)>,
     events: VecDeque<ExecEvent>,
     tick: tokio::time::Interval,
     polling: bool,
@@ -151,6 +173,7 @@ impl SlurmExecutor {
             shared,
             swarm: cluster.swarm,
             env: cluster.env,
+            submit_env: cluster.submit_env,
             plan_path: prepared.plan.path.display().to_string(),
             plan_text: prepared.plan.source.text.to_string(),
             sandbox: prepared.options.sandbox.is_some(),
@@ -162,6 +185,8 @@ impl SlurmExecutor {
             jobs_ctx: Arc::new(jobs_ctx),
             jobs: HashMap::new(),
             work: JoinSet::new(),
+            queued: Vec::new(),
+            cancels: Vec::new(),
             events: VecDeque::new(),
             tick,
             polling: false,
@@ -170,40 +195,89 @@ impl SlurmExecutor {
         })
     }
 
-    /// Submits attempt `attempt` of `task`, from the base `base_of` finds
-    /// (on the blocking pool: it may merge), pushed to the shared
-    /// repository first.
+    /// Queues attempt `attempt` of `task`, from the base `base_of` finds,
+    /// for the next `flush`.
     fn submit(
         &mut self,
         task: TaskIndex,
         attempt: u32,
         base_of: impl FnOnce(&Jobs) -> Result<Oid, NotSubmitted> + Send + 'static,
     ) {
-        let ctx = Arc::clone(&self.jobs_ctx);
-        self.work.spawn_blocking(move || {
-            let result = base_of(&ctx).and_then(|base| {
-                ctx.push_base(base)
-                    .map_err(|e| NotSubmitted::Failed(format!("failed to {e}")))?;
-                let id = ctx
-                    .submit(task, attempt, base)
-                    .map_err(NotSubmitted::Failed)?;
-                Ok((base, id))
+        self.queued.push((task, attempt, Box::new(base_of)));
+    }
+
+    /// Submits every queued attempt, off the dispatcher's thread: each
+    /// one's base found and pushed to the shared repository, then all of
+    /// them as job arrays (`Jobs::submit_batch`); and stops the jobs
+    /// waiting to be stopped.
+    ///
+    /// Why arrays: `sbatch` is a round trip to the controller, which then
+    /// schedules, logs and keeps one job record per submission; an array
+    /// is one submission, one script (the plan stored once, not once per
+    /// task) and is started by Slurm in bulk. Each element is still one
+    /// attempt with an id of its own (`ARRAY_INDEX`) that `squeue`,
+    /// `scancel`, the journal and resume use as they used a job's, so
+    /// retries, cancels and lost nodes stay per attempt.
+    fn flush(&mut self) {
+        if !self.queued.is_empty() {
+            let ctx = Arc::clone(&self.jobs_ctx);
+            let queued = std::mem::take(&mut self.queued);
+            self.work.spawn_blocking(move || {
+                let mut results = Vec::new();
+                let mut ready = Vec::new();
+                for (task, attempt, base_of) in queued {
+                    let based = base_of(&ctx).and_then(|base| {
+                        ctx.push_base(base)
+                            .map_err(|e| NotSubmitted::Failed(format!("failed to {e}")))?;
+                        Ok(base)
+                    });
+                    match based {
+                        Ok(base) => ready.push((task, attempt, base)),
+                        Err(e) => results.push((task, attempt, Err(e))),
+                    }
+                }
+                let ids = ctx.submit_batch(&ready);
+                for ((task, attempt, base), id) in ready.into_iter().zip(ids) {
+                    let result = id.map(|id| (base, id)).map_err(NotSubmitted::Failed);
+                    results.push((task, attempt, result));
+                }
+                Work::Submitted(results)
             });
-            Work::Submitted {
-                task,
-                attempt,
-                result,
+        }
+        for batch_only in [true, false] {
+            let ids: Vec<String> = self
+                .cancels
+                .iter()
+                .filter(|(_, b)| *b == batch_only)
+                .map(|(id, _)| id.clone())
+                .collect();
+            if ids.is_empty() {
+                continue;
             }
-        });
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = cluster::cancel(&ids, batch_only) {
+                    tracing::warn!(jobs = %ids.join(" "), error = %e, "failed to stop jobs");
+                }
+            });
+        }
+        self.cancels.clear();
+    }
+
+    /// Stops job `id` at the next `flush`; a failure is logged (the job's
+    /// end still comes through the polls).
+    fn stop_job(&mut self, id: String, how: Stop, running: bool) {
+        // A running job's worker stops its task itself and reports; a
+        // pending one, or an escalation, is Slurm's to end.
+        self.cancels.push((id, running && how == Stop::Graceful));
     }
 
     fn on_work(&mut self, work: Work) {
         match work {
-            Work::Submitted {
-                task,
-                attempt,
-                result,
-            } => self.on_submitted(task, attempt, result),
+            Work::Submitted(results) => {
+                for (task, attempt, result) in results {
+                    self.on_submitted(task, attempt, result);
+                }
+            }
             Work::Polled(poll) => {
                 self.polling = false;
                 self.on_poll(poll);
@@ -211,12 +285,7 @@ impl SlurmExecutor {
         }
     }
 
-    fn on_submitted(
-        &mut self,
-        task: TaskIndex,
-        attempt: u32,
-        result: Result<(Oid, String), NotSubmitted>,
-    ) {
+    fn on_submitted(&mut self, task: TaskIndex, attempt: u32, result: Submission) {
         let Some(job) = self.jobs.get_mut(&task) else {
             return;
         };
@@ -228,7 +297,7 @@ impl SlurmExecutor {
                 job.missing = 0;
                 job.since = Instant::now();
                 if let Some(how) = job.stop {
-                    spawn_cancel(id.clone(), how, false);
+                    self.stop_job(id.clone(), how, false);
                 }
                 self.events.push_back(ExecEvent::Started {
                     task,
@@ -632,19 +701,6 @@ fn look(ctx: &Jobs, wanted: &[(TaskIndex, u32, bool)]) -> Poll {
     Poll { queue, records }
 }
 
-/// Stops job `id`, off the dispatcher's thread; a failure is logged (the
-/// job's end still comes through the polls).
-fn spawn_cancel(id: String, how: Stop, running: bool) {
-    // A running job's worker stops its task itself and reports; a pending
-    // one, or an escalation, is Slurm's to end.
-    let batch_only = running && how == Stop::Graceful;
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = cluster::cancel(&id, batch_only) {
-            tracing::warn!(job = %id, error = %e, "failed to stop a job");
-        }
-    });
-}
-
 impl Executor for SlurmExecutor {
     fn admit(&self, _task: TaskIndex) -> Admission {
         match self.jobs.len() >= self.jobs_ctx.config.max_jobs {
@@ -684,6 +740,7 @@ impl Executor for SlurmExecutor {
     fn next(&mut self) -> BoxFuture<'_, Option<ExecEvent>> {
         Box::pin(async move {
             loop {
+                self.flush();
                 if let Some(event) = self.events.pop_front() {
                     return Some(event);
                 }
@@ -709,12 +766,9 @@ impl Executor for SlurmExecutor {
         let again = job.stop.is_some();
         job.stop = Some(how);
         if let Some(id) = job.id.clone() {
+            let running = job.node.is_some();
             // Asked twice (the second Ctrl-C): Slurm ends all of it.
-            spawn_cancel(
-                id,
-                if again { Stop::Immediate } else { how },
-                job.node.is_some(),
-            );
+            self.stop_job(id, if again { Stop::Immediate } else { how }, running);
         }
     }
 
