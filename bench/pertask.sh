@@ -6,7 +6,7 @@
 # of 500 to 10,000 tasks: wall time, CPU time per task (user + system, from
 # the kernel, children included) and peak RSS, and how long `swarm status`
 # takes on each run's journal. Prints a Markdown section (BENCHMARKS.md,
-# section 16).
+# section 17).
 #
 #   bench/pertask.sh                      # RUNS=5, N=1000
 #   BASELINE=/path/to/older/swarm bench/pertask.sh   # adds its rows
@@ -133,7 +133,7 @@ med() { tr ' ' '\n' <<<"$1" | grep . | median_of; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
-echo "## 16. Per-task cost and scale"
+echo "## 17. Per-task cost and scale"
 echo
 echo "Measured by \`bench/pertask.sh\` at commit $COMMIT on $(date -u +%Y-%m-%d): $(nproc) cores,"
 echo "$N no-op tasks (\`sh -c true\`, read-only), $NPROC at a time, every row interleaved"

@@ -227,7 +227,7 @@ fn bench_pertask_sh_runs_in_smoke_mode() {
         smoke.command("bash", &["bench/pertask.sh"]),
     );
     assert!(
-        run.stdout.contains("## 16. Per-task cost and scale"),
+        run.stdout.contains("## 17. Per-task cost and scale"),
         "{}",
         run.stdout
     );
