@@ -3,7 +3,9 @@
 //! Everything a child needs (C strings, the Landlock ruleset, the compiled
 //! seccomp filter) is prepared by the launcher before it forks, so the
 //! child only makes system calls. The launcher is single-threaded, so a
-//! forked child may still allocate (error messages do).
+//! forked child may still allocate (error messages do). An unconfined
+//! command's process is not forked: it shares the launcher's memory until
+//! it execs, as with `posix_spawn` (see [`spawn_unconfined`]).
 //!
 //! Namespace layer: the launcher `clone`s the worker's init with new mount
 //! and PID namespaces. Init makes the writable paths writable, mounts a
@@ -51,7 +53,9 @@ pub(super) struct Prepared<'a> {
     pub launcher_ends: Vec<RawFd>,
 }
 
-/// Everything an unconfined command's process needs, built before the fork.
+/// Everything an unconfined command's process needs, built before it
+/// starts: the process shares the launcher's memory until it execs (see
+/// [`spawn_unconfined`]), so it allocates nothing on its way there.
 pub(super) struct Unconfined {
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
@@ -66,6 +70,34 @@ pub(super) struct Unconfined {
     pub errors: RawFd,
     /// The launcher's read ends of this command's pipes.
     pub launcher_ends: Vec<RawFd>,
+}
+
+/// Where an unconfined command's process runs until it execs. One is
+/// enough: the launcher is suspended while the process uses it.
+pub(super) struct ChildStack(Vec<u8>);
+
+impl ChildStack {
+    /// Room for the few frames between `clone` and `execve`, and for the
+    /// formatting of a failure's message.
+    const SIZE: usize = 256 << 10;
+
+    pub fn new() -> Self {
+        Self(vec![0; Self::SIZE])
+    }
+}
+
+/// [`Unconfined`] as the process uses it: every pointer array and fd list
+/// made by the launcher.
+struct Ready<'a> {
+    command: &'a Unconfined,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// (a close-on-exec copy of the source, well above every target; the
+    /// target).
+    placed: Vec<(RawFd, RawFd)>,
+    /// What stays open past fd 2, sorted: the targets, the kept fds and the
+    /// failure pipe.
+    open: Vec<u32>,
 }
 
 /// Exit code of a child whose confinement failed (the reason is on the
@@ -115,48 +147,153 @@ pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
 /// Starts an unconfined command, leader of a process group of its own (in
 /// the launcher's session: unlike a worker, it keeps the terminal, as any
 /// command a person starts does); returns its pid.
-pub(super) fn spawn_unconfined(command: Unconfined) -> Result<i32, String> {
-    // SAFETY: fork from a single-threaded process; the child never returns.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    match unsafe { libc::fork() } {
-        -1 => Err(format!(
-            "start the command (fork): {}",
-            std::io::Error::last_os_error()
-        )),
-        0 => {
-            let errors = command.errors;
-            die_with_launcher(errors, &command.launcher_ends);
-            join_cgroups(&command.cgroups, errors);
-            if let Err(message) = enter_unconfined(&command) {
-                fail(errors, &format!("start the command: {message}"));
-            }
-            exec(&command.argv, &command.env, errors)
-        }
-        pid => Ok(pid),
+///
+/// The process is made as `posix_spawn` makes one (`CLONE_VM |
+/// CLONE_VFORK`): it shares the launcher's memory, on a stack of its own,
+/// and the launcher waits until it has exec'd or exited. A `fork` copies
+/// the launcher's page tables and faults its pages back in, then `execve`
+/// throws them away: for a command that does little, that was a third of
+/// its start. `posix_spawn` itself cannot set a parent-death signal or
+/// join cgroups by fd, which these processes do.
+pub(super) fn spawn_unconfined(
+    command: &Unconfined,
+    stack: &mut ChildStack,
+) -> Result<i32, String> {
+    let mut argv: Vec<*const libc::c_char> = command.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = command.env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // Sources moved out of the way of every target first, so that no
+    // `dup2` in the process overwrites a source still to be placed.
+    let mut placed = Vec::with_capacity(command.fds.len());
+    let mut copies = Vec::with_capacity(command.fds.len());
+    for &(src, dst) in &command.fds {
+        let high = nix::fcntl::fcntl(
+            // SAFETY: `src` is a descriptor the request brought, open for
+            // the length of this call.
+            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+            unsafe {
+                std::os::fd::BorrowedFd::borrow_raw(src)
+            },
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1024),
+        )
+        .map_err(|e| format!("start the command: place its file descriptors: {e}"))?;
+        // SAFETY: `high` is a fresh descriptor we own.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        copies.push(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) });
+        placed.push((high, dst));
     }
+    let mut open: Vec<u32> = command
+        .keep
+        .iter()
+        .chain(std::iter::once(&command.errors))
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    open.sort_unstable();
+    open.dedup();
+    let ready = Ready {
+        command,
+        argv,
+        envp,
+        placed,
+        open,
+    };
+    let top = stack.0.as_mut_ptr_range().end;
+    // 16-byte alignment, as the ABI wants of a stack pointer.
+    let top = top.wrapping_sub(top as usize % 16);
+    // SAFETY: `unconfined_child` gets a pointer to `ready`, which outlives
+    // the process's use of it: with CLONE_VFORK this thread is suspended
+    // until the process has exec'd or exited, and the stack it runs on is
+    // ours and used by nothing else meanwhile. The process never returns
+    // into our frames.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let pid = unsafe {
+        libc::clone(
+            unconfined_child,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::from_ref(&ready).cast_mut().cast(),
+        )
+    };
+    drop(copies);
+    if pid == -1 {
+        return Err(format!(
+            "start the command (clone): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(pid)
+}
+
+/// The body of an unconfined command's process (see [`spawn_unconfined`]):
+/// system calls only, on what the launcher prepared, then `execve`. A
+/// failure is formatted (the one allocation, on the launcher's heap while
+/// it is suspended: leaked, never freed twice), written to the failure
+/// pipe, and the process exits.
+extern "C" fn unconfined_child(ready: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the pointer `spawn_unconfined` passed, to a `Ready` that
+    // lives until this process execs or exits.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let ready = unsafe { &*ready.cast::<Ready<'_>>() };
+    let command = ready.command;
+    let errors = command.errors;
+    die_with_launcher(errors, &command.launcher_ends);
+    join_cgroups(&command.cgroups, errors);
+    if let Err(what) = enter_unconfined(ready) {
+        fail(
+            errors,
+            &format!(
+                "start the command: {what}: {}",
+                std::io::Error::last_os_error()
+            ),
+        );
+    }
+    // SAFETY: null-terminated arrays of pointers into CStrings of the
+    // launcher's, which it keeps until this process has exec'd.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        libc::execve(ready.argv[0], ready.argv.as_ptr(), ready.envp.as_ptr());
+    }
+    let program = command
+        .argv
+        .first()
+        .map_or_else(Default::default, |p| p.to_string_lossy());
+    fail(
+        errors,
+        &format!("start {program}: {}", std::io::Error::last_os_error()),
+    )
 }
 
 /// An unconfined command's process before `execve`: default signal
-/// handling, its own process group, its fds and directory.
-fn enter_unconfined(command: &Unconfined) -> Result<(), String> {
-    let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+/// handling, its own process group, its fds and directory. On failure,
+/// what failed (errno says why).
+fn enter_unconfined(ready: &Ready<'_>) -> Result<(), &'static str> {
     default_signals();
-    // SAFETY: plain syscalls on this process.
+    // SAFETY: plain syscalls on this process, on fds and a C string the
+    // launcher keeps open and alive until we exec.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         if libc::setpgid(0, 0) == -1 {
-            return Err(os("lead a process group (setpgid)"));
+            return Err("lead a process group (setpgid)");
+        }
+        for &(high, dst) in &ready.placed {
+            if libc::dup2(high, dst) == -1 {
+                return Err("place the command's file descriptors");
+            }
+        }
+        if libc::chdir(ready.command.cwd.as_ptr()) == -1 {
+            return Err("enter its directory");
+        }
+        let mut from = 3u32;
+        for &fd in ready.open.iter().chain(std::iter::once(&u32::MAX)) {
+            if fd > from && libc::syscall(libc::SYS_close_range, from, fd - 1, 0) == -1 {
+                return Err("close the launcher's file descriptors");
+            }
+            from = fd.saturating_add(1);
         }
     }
-    place_fds(&command.fds).map_err(|()| os("place the command's file descriptors"))?;
-    // SAFETY: a valid C string.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    if unsafe { libc::chdir(command.cwd.as_ptr()) } == -1 {
-        return Err(os(&format!("enter {}", command.cwd.to_string_lossy())));
-    }
-    let mut keep = command.keep.clone();
-    keep.push(command.errors);
-    confine::close_fds(&keep).map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// No signal blocked, and SIGPIPE back to its default (the launcher, a

@@ -116,8 +116,10 @@ struct Inner {
     degraded: Option<String>,
     /// Largest request the socket carries (its send buffer's size).
     max_message: usize,
+    /// The launcher's pid (while it runs: it is our child until reaped).
+    pid: Option<u32>,
     // Kept so the launcher is reaped (and killed if still there) with us.
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
 }
 
 impl Drop for Inner {
@@ -128,8 +130,19 @@ impl Drop for Inner {
             self.sock.get_ref().as_raw_fd(),
             nix::sys::socket::Shutdown::Write,
         );
+        // Waited for (briefly: it only kills what is left and exits), so
+        // that nothing it started outlives the run's end, and so that its
+        // time and its commands' count in ours (`time swarm run`).
+        let deadline = std::time::Instant::now() + LAUNCHER_EXIT;
+        while matches!(self.process.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }
+
+/// How long the last [`Launcher`]'s drop waits for the launcher to exit
+/// (then `kill_on_drop` has the runtime kill and reap it).
+const LAUNCHER_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A running launcher. Cheap to clone; the launcher exits when the last
 /// clone is dropped and the coordinator closes the socket (or dies).
@@ -236,7 +249,8 @@ impl Launcher {
             waiters: Arc::new(DashMap::new()),
             degraded,
             max_message,
-            _process: process,
+            pid: process.id(),
+            process,
         });
         tokio::spawn(read_replies(
             Arc::clone(&inner.sock),
@@ -249,6 +263,13 @@ impl Launcher {
     /// Why the namespace layer is off (Landlock + seccomp only), if it is.
     pub fn degraded(&self) -> Option<&str> {
         self.inner.degraded.as_deref()
+    }
+
+    /// The launcher's process id: a caller may move it into a cgroup, which
+    /// everything it starts from then on inherits (see
+    /// [`UnconfinedRequest::cgroups`] for joining one per command instead).
+    pub fn pid(&self) -> Option<u32> {
+        self.inner.pid
     }
 
     /// Starts a worker. Returns once the request is sent; confinement

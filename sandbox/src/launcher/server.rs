@@ -54,6 +54,12 @@ struct Server {
     buf: Vec<u8>,
     /// The system paths every worker is granted, resolved once.
     system: crate::cache::SystemPaths,
+    /// Every cgroup a command was started to be reaped from: emptied when
+    /// the coordinator goes, whether or not a command of it still runs
+    /// (what a finished one left, `setsid` and gone, is in it too).
+    cgroups: std::collections::BTreeSet<PathBuf>,
+    /// Where an unconfined command's process runs until it execs.
+    stack: child::ChildStack,
 }
 
 /// Runs the launcher on the socket at [`CHANNEL_FD`]. Returns the process's
@@ -132,6 +138,8 @@ impl Server {
             sigchld,
             buf: vec![0; MAX_MESSAGE],
             system,
+            cgroups: std::collections::BTreeSet::new(),
+            stack: child::ChildStack::new(),
         };
         if send(server.sock.as_raw_fd(), &Reply::Ready { degraded }).is_err() {
             return fail(server.sock, "answer the coordinator".into());
@@ -171,11 +179,16 @@ impl Server {
         }
         // The coordinator is gone (or closed the socket): nothing may run
         // without it.
-        for (&pid, worker) in &self.workers {
-            if let Some(procs) = &worker.reap {
-                kill_cgroup(procs);
-            }
+        // Groups first, cgroups after: the launcher may itself be in a
+        // cgroup it kills (the run's shared one, joined once so that its
+        // commands need not join it each), and must outlive the groups.
+        for &pid in self.workers.keys() {
             kill_worker(pid, self.base.is_some(), libc::SIGKILL);
+        }
+        let live = self.workers.values().filter_map(|w| w.reap.as_ref());
+        let cgroups: std::collections::BTreeSet<&PathBuf> = live.chain(&self.cgroups).collect();
+        for procs in cgroups {
+            kill_cgroup(procs);
         }
     }
 
@@ -434,7 +447,10 @@ impl Server {
             errors: errors_w.as_raw_fd(),
             launcher_ends: vec![errors_r.as_raw_fd()],
         };
-        let pid = child::spawn_unconfined(prepared)?;
+        let pid = child::spawn_unconfined(&prepared, &mut self.stack)?;
+        if let Some(procs) = &reap {
+            self.cgroups.insert(procs.clone());
+        }
         self.workers.insert(
             pid,
             Worker {
@@ -593,12 +609,15 @@ fn unconfined_env(
 /// member, the list read anew each round (at most a hundred rounds, a
 /// millisecond apart: killed processes stay listed until they exited).
 fn kill_cgroup(procs: &std::path::Path) {
+    let me = std::process::id();
+    let member = |list: &str| list.lines().any(|l| l.trim().parse::<u32>() == Ok(me));
+    // `cgroup.kill` would kill the launcher too when it is a member.
     if let Some(dir) = procs.parent()
+        && !std::fs::read_to_string(procs).is_ok_and(|list| member(&list))
         && std::fs::write(dir.join("cgroup.kill"), b"1").is_ok()
     {
         return;
     }
-    let me = std::process::id();
     for _ in 0..100 {
         let Ok(list) = std::fs::read_to_string(procs) else {
             return;

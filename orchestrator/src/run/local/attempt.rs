@@ -246,11 +246,17 @@ impl Setup {
             max_output: task.max_output,
             sandbox,
             unconfined: ctx.unconfined_launcher.clone(),
-            cgroups: cgroup
-                .as_ref()
-                .or(shared)
-                .map(|c| c.fds())
-                .unwrap_or_default(),
+            // A command the launcher starts is born in the shared cgroup
+            // when the launcher is in it.
+            cgroups: match (&cgroup, shared) {
+                (Some(own), _) => own.fds(),
+                (None, Some(shared))
+                    if !(shared.holds_launcher() && ctx.unconfined_launcher.is_some()) =>
+                {
+                    shared.fds()
+                }
+                _ => Vec::new(),
+            },
             cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
         };
         Ok(Self {

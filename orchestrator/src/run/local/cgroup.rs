@@ -39,6 +39,9 @@ pub(crate) struct TaskCgroup {
     pids: PathBuf,
     memory: PathBuf,
     v2: bool,
+    /// A process moved in whole ([`TaskCgroup::adopt`]): spared by the
+    /// kills, moved back out before the cgroup is removed.
+    adopted: Option<u32>,
 }
 
 /// This process's cgroup path in the hierarchy `/proc/self/cgroup` lists
@@ -169,6 +172,7 @@ impl Cgroups {
             pids: pids_dir.clone(),
             memory: memory_dir.clone(),
             v2,
+            adopted: None,
         };
         if let Some(bytes) = memory {
             let file = if v2 {
@@ -216,6 +220,26 @@ impl TaskCgroup {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
     }
 
+    /// Moves process `pid` (a launcher of the run's commands) into the
+    /// cgroup, so that everything it starts from now on is in it without
+    /// joining it itself: a cgroup migration per command costs more than
+    /// the command's own start (two in a v1 hierarchy). The process is not
+    /// killed with the cgroup's members; it goes back to the cgroup it came
+    /// from (the coordinator's) before the cgroup is removed.
+    pub fn adopt(&mut self, pid: u32) -> std::io::Result<()> {
+        use std::io::Write as _;
+        for mut procs in &self.procs {
+            procs.write_all(pid.to_string().as_bytes())?;
+        }
+        self.adopted = Some(pid);
+        Ok(())
+    }
+
+    /// Whether a process was moved in with [`TaskCgroup::adopt`].
+    pub fn holds_launcher(&self) -> bool {
+        self.adopted.is_some()
+    }
+
     /// The member list, for a watcher to kill what is left in the cgroup
     /// when the coordinator dies.
     pub fn members(&self) -> PathBuf {
@@ -230,7 +254,12 @@ impl TaskCgroup {
             let Ok(text) = std::fs::read_to_string(self.pids.join("cgroup.procs")) else {
                 return;
             };
-            let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            let spared = self.adopted.and_then(|p| i32::try_from(p).ok());
+            let pids: Vec<i32> = text
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .filter(|&pid| Some(pid) != spared)
+                .collect();
             if pids.is_empty() {
                 return;
             }
@@ -273,6 +302,15 @@ impl Drop for TaskCgroup {
     fn drop(&mut self) {
         self.kill_all();
         self.procs.clear();
+        if let Some(pid) = self.adopted {
+            // Back where the coordinator is (the run's directory's parent);
+            // a launcher that is gone already needs nothing.
+            for dir in &self.dirs {
+                if let Some(home) = dir.parent().and_then(Path::parent) {
+                    let _ = std::fs::write(home.join("cgroup.procs"), pid.to_string());
+                }
+            }
+        }
         for dir in &self.dirs {
             // The last processes may still be on their way out.
             for _ in 0..50 {

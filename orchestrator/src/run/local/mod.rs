@@ -80,6 +80,16 @@ impl LocalExecutor {
                 .ok(),
             _ => None,
         };
+        // The launcher joins the shared cgroup once, so that its commands
+        // are born in it; if it cannot, each joins it.
+        let mut shared = shared;
+        if let (Some(shared), Some(pid)) = (
+            shared.as_mut(),
+            options.unconfined.as_ref().and_then(|l| l.pid()),
+        ) && let Err(e) = shared.adopt(pid)
+        {
+            tracing::debug!(error = %e, "the launcher stays out of the cgroup of unconfined tasks; each joins it");
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let ctx = Arc::new(Ctx {
             worktrees: Worktrees::new(prepared.repo.clone()),
