@@ -63,50 +63,73 @@ pub fn check(plan: &Plan, exists: &dyn Fn(&str) -> bool, limits: Limits) -> Find
 }
 
 /// Which tasks a task depends on, directly or not, worked out for a task
-/// only when a check asks (a bit set per task asked about). Made for every
-/// task up front, the sets took n² bits: 12.5 MB and most of the plan
-/// check's time for 10,000 tasks, of which most plans ask about few (only
-/// writers whose paths overlap, and tasks whose paths do not exist yet).
+/// only when a check asks (a bit set per task asked about, and per task it
+/// depends on). Made for every task up front, the sets took n² bits: 12.5
+/// MB and most of the plan check's time for 10,000 tasks, of which most
+/// plans ask about few (only writers whose paths overlap, and tasks whose
+/// paths do not exist yet).
 struct Ancestry<'g> {
     graph: &'g TaskGraph,
-    sets: std::cell::RefCell<std::collections::HashMap<usize, std::rc::Rc<Vec<u64>>>>,
+    sets: std::cell::RefCell<Vec<Option<std::rc::Rc<Vec<u64>>>>>,
 }
 
 impl<'g> Ancestry<'g> {
     fn new(graph: &'g TaskGraph) -> Self {
         Self {
             graph,
-            sets: std::cell::RefCell::default(),
+            sets: std::cell::RefCell::new(vec![None; graph.len()]),
         }
     }
 
     /// Whether `of` depends on `task`, directly or not.
     fn is_ancestor(&self, task: usize, of: usize) -> bool {
-        self.set(of)
-            .get(task / 64)
+        if let Some(Some(set)) = self.sets.borrow().get(of) {
+            return Self::has(set, task);
+        }
+        Self::has(&self.set(of), task)
+    }
+
+    fn has(set: &[u64], task: usize) -> bool {
+        set.get(task / 64)
             .is_some_and(|w| w & (1 << (task % 64)) != 0)
     }
 
+    /// `of`'s ancestors: the union of its dependencies' sets and the
+    /// dependencies themselves, each set made once (in post-order, without
+    /// recursion: a chain may be 10,000 tasks deep).
     fn set(&self, of: usize) -> std::rc::Rc<Vec<u64>> {
-        if let Some(set) = self.sets.borrow().get(&of) {
-            return std::rc::Rc::clone(set);
+        let cached = |t: usize| self.sets.borrow().get(t).cloned().flatten();
+        if let Some(set) = cached(of) {
+            return set;
         }
-        let mut set = vec![0u64; self.graph.len().div_ceil(64)];
-        let mut stack: Vec<usize> = vec![of];
-        while let Some(t) = stack.pop() {
-            for dep in self.graph.deps(TaskIndex::new(t)).map(TaskIndex::get) {
-                let (word, bit) = (dep / 64, 1u64 << (dep % 64));
-                if let Some(w) = set.get_mut(word)
-                    && *w & bit == 0
-                {
-                    *w |= bit;
-                    stack.push(dep);
+        let words = self.graph.len().div_ceil(64);
+        let mut stack: Vec<(usize, bool)> = vec![(of, false)];
+        while let Some((t, deps_made)) = stack.pop() {
+            if cached(t).is_some() {
+                continue;
+            }
+            let deps = || self.graph.deps(TaskIndex::new(t)).map(TaskIndex::get);
+            if !deps_made {
+                stack.push((t, true));
+                stack.extend(deps().filter(|&d| cached(d).is_none()).map(|d| (d, false)));
+                continue;
+            }
+            let mut set = vec![0u64; words];
+            for dep in deps() {
+                if let Some(theirs) = cached(dep) {
+                    for (w, x) in set.iter_mut().zip(theirs.iter()) {
+                        *w |= x;
+                    }
+                }
+                if let Some(w) = set.get_mut(dep / 64) {
+                    *w |= 1 << (dep % 64);
                 }
             }
+            if let Some(slot) = self.sets.borrow_mut().get_mut(t) {
+                *slot = Some(std::rc::Rc::new(set));
+            }
         }
-        let set = std::rc::Rc::new(set);
-        self.sets.borrow_mut().insert(of, std::rc::Rc::clone(&set));
-        set
+        cached(of).unwrap_or_default()
     }
 }
 
@@ -220,32 +243,29 @@ fn paths_exist(
 fn overlaps(plan: &Plan, ancestors: &Ancestry<'_>, mode: Overlap, found: &mut Findings) {
     // An experiment stands for its variants: they all write the same
     // paths, and only one of them is merged.
+    // A task with `allow_overlap` clashes with nothing.
     let writers: Vec<usize> = (0..plan.tasks.len())
         .filter(|&i| {
-            plan.tasks[i].isolation == Isolation::Worktree && plan.tasks[i].variant().is_none()
+            let task = &plan.tasks[i];
+            task.isolation == Isolation::Worktree && task.variant().is_none() && !task.allow_overlap
         })
         .collect();
     // Each task's writable paths, once.
     let owned: Vec<Option<Vec<&str>>> = plan.tasks.iter().map(Task::owned).collect();
     for (k, &i) in writers.iter().enumerate() {
         let a = &plan.tasks[i];
-        if a.allow_overlap {
-            continue;
-        }
-        let mut clashes: Vec<(usize, String)> = Vec::new();
+        let mut clashes: Vec<(usize, Why<'_>)> = Vec::new();
+        // Task i's ancestors, once it has a pair that would clash.
+        let mut mine: Option<std::rc::Rc<Vec<u64>>> = None;
         for &j in &writers[k + 1..] {
-            let b = &plan.tasks[j];
-            if b.allow_overlap {
-                continue;
-            }
             // Ordered tasks may write the same path; asked only of pairs
             // that would clash, so that most tasks' ancestry is never
             // worked out.
-            if let Some(why) = overlap(&owned[i], &owned[j])
-                && !ancestors.is_ancestor(i, j)
-                && !ancestors.is_ancestor(j, i)
-            {
-                clashes.push((j, why));
+            if let Some(why) = overlap(&owned[i], &owned[j]) {
+                let mine = mine.get_or_insert_with(|| ancestors.set(i));
+                if !Ancestry::has(mine, j) && !ancestors.is_ancestor(i, j) {
+                    clashes.push((j, why));
+                }
             }
         }
         let Some((first, why)) = clashes.first() else {
@@ -305,19 +325,38 @@ fn overlaps(plan: &Plan, ancestors: &Ancestry<'_>, mode: Overlap, found: &mut Fi
     }
 }
 
-/// What two tasks may both write, or `None` if nothing.
-fn overlap(a: &Option<Vec<&str>>, b: &Option<Vec<&str>>) -> Option<String> {
-    match (a, b) {
-        (None, None) => Some("anything (neither has `paths`)".into()),
-        (None, Some(_)) | (Some(_), None) => {
-            Some("the same files (one of them has no `paths`, so it may write anywhere)".into())
+/// What two tasks may both write (said only when they clash: a plan of
+/// 10,000 writers without `paths` asks about 50 million pairs).
+#[derive(Clone, Copy)]
+enum Why<'a> {
+    Anything,
+    Anywhere,
+    Path(&'a str),
+}
+
+impl std::fmt::Display for Why<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Anything => f.write_str("anything (neither has `paths`)"),
+            Why::Anywhere => {
+                f.write_str("the same files (one of them has no `paths`, so it may write anywhere)")
+            }
+            Why::Path(path) => write!(f, "`{path}`"),
         }
-        (Some(a), Some(b)) => a.iter().find_map(|p| {
-            b.iter().find_map(|q| {
+    }
+}
+
+/// What two tasks may both write, or `None` if nothing.
+fn overlap<'a>(a: &Option<Vec<&'a str>>, b: &Option<Vec<&'a str>>) -> Option<Why<'a>> {
+    match (a, b) {
+        (None, None) => Some(Why::Anything),
+        (None, Some(_)) | (Some(_), None) => Some(Why::Anywhere),
+        (Some(a), Some(b)) => a.iter().find_map(|&p| {
+            b.iter().find_map(|&q| {
                 if path_within(p, q) {
-                    Some(format!("`{p}`"))
+                    Some(Why::Path(p))
                 } else if path_within(q, p) {
-                    Some(format!("`{q}`"))
+                    Some(Why::Path(q))
                 } else {
                     None
                 }
