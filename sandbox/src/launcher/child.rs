@@ -216,14 +216,13 @@ pub(super) fn spawn_unconfined(
             std::ptr::from_ref(&ready).cast_mut().cast(),
         )
     };
+    // Read before the copies' `close` can touch errno.
+    let failed = (pid == -1).then(std::io::Error::last_os_error);
     drop(copies);
-    if pid == -1 {
-        return Err(format!(
-            "start the command (clone): {}",
-            std::io::Error::last_os_error()
-        ));
+    match failed {
+        Some(e) => Err(format!("start the command (clone): {e}")),
+        None => Ok(pid),
     }
-    Ok(pid)
 }
 
 /// The body of an unconfined command's process (see [`spawn_unconfined`]):
