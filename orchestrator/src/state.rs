@@ -252,11 +252,7 @@ impl State {
             return Ok(());
         };
         let path = self.path_of(parts);
-        let parent = self.dir(parents, true)?.ok_or_else(|| StateError::Io {
-            action: "create",
-            path: path.clone(),
-            source: io::Error::from(io::ErrorKind::NotFound),
-        })?;
+        let parent = self.made_dir(parents, &path)?;
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = nix::fcntl::openat(&parent, *last, flags, Mode::from_bits_truncate(0o644))
@@ -306,6 +302,16 @@ impl State {
     /// Opens the directory at `parts` below `.swarm`, one component at a
     /// time and never through a link; `None` if some part does not exist
     /// (and `create` is false).
+    /// The directory at `parts`, made if missing, for writing the file at
+    /// `path` (named in the error).
+    fn made_dir(&self, parts: &[&str], path: &Path) -> Result<OwnedFd, StateError> {
+        self.dir(parts, true)?.ok_or_else(|| StateError::Io {
+            action: "create",
+            path: path.to_path_buf(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        })
+    }
+
     fn dir(&self, parts: &[&str], create: bool) -> Result<Option<OwnedFd>, StateError> {
         let mut current = self.dir.try_clone().map_err(|source| StateError::Io {
             action: "open",
@@ -424,23 +430,13 @@ impl State {
         self.set_latest(run)
     }
 
-    /// Writes `runs/latest`: a new file renamed over the old one, so a
-    /// link there is replaced, never written through.
+    /// Writes `runs/latest` (see [`State::replace_file`]: a link there is
+    /// replaced, never written through).
     pub fn set_latest(&self, run: &str) -> Result<(), StateError> {
-        let runs = self
-            .dir(&[crate::layout::RUNS], true)?
-            .ok_or_else(|| StateError::Io {
-                action: "create",
-                path: self.path_of(&[crate::layout::RUNS]),
-                source: io::Error::from(io::ErrorKind::NotFound),
-            })?;
-        let tmp = format!(".latest.{}", std::process::id());
-        let _ = nix::unistd::unlinkat(&runs, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-        self.create_file(&[crate::layout::RUNS, &tmp], &format!("{run}\n"))?;
-        nix::fcntl::renameat(&runs, tmp.as_str(), &runs, crate::layout::LATEST).map_err(io_err(
-            "write",
-            &self.path_of(&[crate::layout::RUNS, crate::layout::LATEST]),
-        ))
+        self.replace_file(
+            &[crate::layout::RUNS, crate::layout::LATEST],
+            &format!("{run}\n"),
+        )
     }
 
     /// Replaces the file at `parts` with `content`: a new file of its own
@@ -451,11 +447,7 @@ impl State {
             return Ok(());
         };
         let path = self.path_of(parts);
-        let parent = self.dir(parents, true)?.ok_or_else(|| StateError::Io {
-            action: "create",
-            path: path.clone(),
-            source: io::Error::from(io::ErrorKind::NotFound),
-        })?;
+        let parent = self.made_dir(parents, &path)?;
         // Of this process and this moment: concurrent writers (two runs)
         // never share a temporary file, and the last rename wins.
         let nanos = std::time::SystemTime::now()
