@@ -105,8 +105,14 @@ pub(crate) fn close_fds(keep: &[i32]) -> Result<(), ConfineError> {
         .filter(|&fd| fd > 2)
         .collect();
     keep.sort_unstable();
+    close_fds_sorted(&keep)
+}
+
+/// [`close_fds`] for a list already sorted, every fd in it above 2: it
+/// allocates nothing, for a process that shares its parent's memory.
+pub(crate) fn close_fds_sorted(keep: &[u32]) -> Result<(), ConfineError> {
     let mut from = 3u32;
-    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+    for &fd in keep.iter().chain(std::iter::once(&u32::MAX)) {
         if fd > from {
             // SAFETY: close_range only closes descriptors of this process.
             #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]

@@ -239,60 +239,48 @@ extern "C" fn unconfined_child(ready: *mut libc::c_void) -> libc::c_int {
     let errors = command.errors;
     die_with_launcher(errors, &command.launcher_ends);
     join_cgroups(&command.cgroups, errors);
-    if let Err(what) = enter_unconfined(ready) {
-        fail(
-            errors,
-            &format!(
-                "start the command: {what}: {}",
-                std::io::Error::last_os_error()
-            ),
-        );
+    if let Err(step) = enter_unconfined(ready) {
+        let why = std::io::Error::last_os_error();
+        let what = match step {
+            Step::Group => "lead a process group (setpgid)".to_string(),
+            Step::Fds => "place the command's file descriptors".to_string(),
+            Step::Dir => format!("enter {}", command.cwd.to_string_lossy()),
+            Step::Close => "close the launcher's file descriptors".to_string(),
+        };
+        fail(errors, &format!("start the command: {what}: {why}"));
     }
-    // SAFETY: null-terminated arrays of pointers into CStrings of the
-    // launcher's, which it keeps until this process has exec'd.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    unsafe {
-        libc::execve(ready.argv[0], ready.argv.as_ptr(), ready.envp.as_ptr());
-    }
-    let program = command
-        .argv
-        .first()
-        .map_or_else(Default::default, |p| p.to_string_lossy());
-    fail(
-        errors,
-        &format!("start {program}: {}", std::io::Error::last_os_error()),
-    )
+    execve(&ready.argv, &ready.envp, errors)
+}
+
+/// What failed on an unconfined command's way to `execve` (errno says why).
+enum Step {
+    Group,
+    Fds,
+    Dir,
+    Close,
 }
 
 /// An unconfined command's process before `execve`: default signal
-/// handling, its own process group, its fds and directory. On failure,
-/// what failed (errno says why).
-fn enter_unconfined(ready: &Ready<'_>) -> Result<(), &'static str> {
+/// handling, its own process group, its fds and directory.
+fn enter_unconfined(ready: &Ready<'_>) -> Result<(), Step> {
     default_signals();
     // SAFETY: plain syscalls on this process, on fds and a C string the
     // launcher keeps open and alive until we exec.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         if libc::setpgid(0, 0) == -1 {
-            return Err("lead a process group (setpgid)");
+            return Err(Step::Group);
         }
         for &(high, dst) in &ready.placed {
             if libc::dup2(high, dst) == -1 {
-                return Err("place the command's file descriptors");
+                return Err(Step::Fds);
             }
         }
         if libc::chdir(ready.command.cwd.as_ptr()) == -1 {
-            return Err("enter its directory");
-        }
-        let mut from = 3u32;
-        for &fd in ready.open.iter().chain(std::iter::once(&u32::MAX)) {
-            if fd > from && libc::syscall(libc::SYS_close_range, from, fd - 1, 0) == -1 {
-                return Err("close the launcher's file descriptors");
-            }
-            from = fd.saturating_add(1);
+            return Err(Step::Dir);
         }
     }
-    Ok(())
+    confine::close_fds_sorted(&ready.open).map_err(|_| Step::Close)
 }
 
 /// No signal blocked, and SIGPIPE back to its default (the launcher, a
@@ -491,26 +479,33 @@ fn worker(mut prepared: Prepared<'_>, nproc_limit: bool) -> ! {
 
 /// `execve(argv[0], argv, env)`; on failure, says why on `errors` and exits.
 fn exec(argv_c: &[CString], env_c: &[CString], errors: RawFd) -> ! {
-    let Some(program) = argv_c.first() else {
-        fail(errors, "start the worker: no command given");
-    };
     let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env_c.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    // SAFETY: null-terminated arrays of pointers into CStrings that live
-    // until execve replaces this process.
+    execve(&argv, &envp, errors)
+}
+
+/// `execve` of null-terminated pointer arrays (`argv[0]` the program);
+/// on failure, says why on `errors` and exits.
+fn execve(argv: &[*const libc::c_char], envp: &[*const libc::c_char], errors: RawFd) -> ! {
+    let program = argv.first().copied().unwrap_or(std::ptr::null());
+    if program.is_null() {
+        fail(errors, "start the worker: no command given");
+    }
+    // SAFETY: null-terminated arrays of pointers into C strings that live
+    // until execve replaces this process (or we exit).
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
-        libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        libc::execve(program, argv.as_ptr(), envp.as_ptr());
     }
+    let why = std::io::Error::last_os_error();
+    // SAFETY: `program` is a non-null pointer into a live C string.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let program = unsafe { std::ffi::CStr::from_ptr(program) };
     fail(
         errors,
-        &format!(
-            "start {}: {}",
-            program.to_string_lossy(),
-            std::io::Error::last_os_error()
-        ),
+        &format!("start {}: {why}", program.to_string_lossy()),
     )
 }
 
