@@ -246,15 +246,11 @@ impl Setup {
             max_output: task.max_output,
             sandbox,
             unconfined: ctx.unconfined_launcher.clone(),
-            // A command the launcher starts is born in the shared cgroup
-            // when the launcher is in it.
+            // The shared cgroup holds the launcher (when it could move it
+            // in), and so every command it starts from birth.
             cgroups: match (&cgroup, shared) {
                 (Some(own), _) => own.fds(),
-                (None, Some(shared))
-                    if !(shared.holds_launcher() && ctx.unconfined_launcher.is_some()) =>
-                {
-                    shared.fds()
-                }
+                (None, Some(shared)) if !shared.holds_launcher() => shared.fds(),
                 _ => Vec::new(),
             },
             cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
