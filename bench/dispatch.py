@@ -41,6 +41,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks_md import replace_section
+
 SMOKE = os.environ.get("SMOKE", "0") not in ("", "0", "false", "no")
 # Files of the repository, writing tasks, chain and fan-out lengths.
 FILES, WRITERS, CHAIN, FANOUT = (300, 3, 20, 10) if SMOKE else (10_000, 40, 1000, 200)
@@ -185,7 +187,6 @@ def main():
         meds[label] = [sorted(col)[len(col) // 2] for col in zip(*runs[label])]
         print(label, " ".join(f"{v:.2f}" for v in meds[label]))
     if out:
-        import re
         head = "| |" + "".join(f" {l} p50 | {l} p99 |" for l, _ in binaries)
         rule = "|---|" + "---:|---:|" * len(binaries)
         row = lambda name, k: f"| {name} |" + "".join(
@@ -202,9 +203,7 @@ def main():
             table=table,
             notes=notes + "\n" if notes else "",
         )
-        text = open(out).read() if os.path.exists(out) else ""
-        text = re.sub(r"\n## 10\. .*?(?=\n## |\Z)", "", text, flags=re.S).rstrip("\n")
-        open(out, "w").write(text + "\n\n" + section)
+        replace_section(out, "10", section)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,11 @@ A run of the example that fails ends the script naming the command.
 import os
 import platform
 import random
-import re
 import subprocess
 import sys
 import time
+
+from benchmarks_md import replace_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.environ.get("SMOKE", "0") not in ("", "0", "false", "no")
@@ -251,9 +252,7 @@ def write_section(out, rows, fs):
         fs=fs,
         table=table,
     )
-    text = open(out).read() if os.path.exists(out) else ""
-    text = re.sub(r"\n## 11\. .*?(?=\n## |\Z)", "", text, flags=re.S).rstrip("\n")
-    open(out, "w").write(text + "\n\n" + section)
+    replace_section(out, "11", section)
 
 
 if __name__ == "__main__":

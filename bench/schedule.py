@@ -35,11 +35,12 @@ that fails ends the script naming it.
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchmarks_md import replace_section
 
 SMOKE = os.environ.get("SMOKE", "0") not in ("", "0", "false", "no")
 TASKS = 8 if SMOKE else 80
@@ -214,9 +215,7 @@ def main():
             table="\n".join(table),
             notes=notes,
         )
-        text = open(out).read() if os.path.exists(out) else ""
-        text = re.sub(r"\n## 16\. .*?(?=\n## |\Z)", "", text, flags=re.S).rstrip("\n")
-        open(out, "w").write(text + "\n\n" + section)
+        replace_section(out, "16", section)
 
 
 if __name__ == "__main__":
