@@ -259,63 +259,36 @@ fn bench_cargo_sh_runs_in_smoke_mode() {
     assert_tables_have_figures(&out);
 }
 
+/// Runs `bench/<script>.py WORK OUT [extra]` in smoke mode and checks that
+/// it wrote section `section` with figures in its tables.
+fn python_bench_writes_section(script: &str, extra: &[&str], section: &str) {
+    let smoke = Smoke::new();
+    let work = smoke.tmp().join(script);
+    std::fs::create_dir_all(&work).unwrap();
+    let path = format!("bench/{script}.py");
+    let out = smoke.out();
+    let mut args = vec![path.as_str(), work.to_str().unwrap(), out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    smoke.run(&path, smoke.command("python3", &args));
+    let out = smoke.written();
+    assert!(out.contains(&format!("## {section}. ")), "{out}");
+    assert_tables_have_figures(&out);
+}
+
 #[test]
 fn bench_dispatch_py_runs_in_smoke_mode() {
-    let smoke = Smoke::new();
-    let work = smoke.tmp().join("dispatch");
-    std::fs::create_dir_all(&work).unwrap();
     let after = format!("after={}", swarm_bin());
-    let cmd = smoke.command(
-        "python3",
-        &[
-            "bench/dispatch.py",
-            work.to_str().unwrap(),
-            smoke.out().to_str().unwrap(),
-            &after,
-        ],
-    );
-    smoke.run("bench/dispatch.py", cmd);
-    let out = smoke.written();
-    assert!(out.contains("## 10. "), "{out}");
-    assert_tables_have_figures(&out);
+    python_bench_writes_section("dispatch", &[&after], "10");
 }
 
 #[test]
 fn bench_schedule_py_runs_in_smoke_mode() {
-    let smoke = Smoke::new();
-    let work = smoke.tmp().join("schedule");
-    std::fs::create_dir_all(&work).unwrap();
-    let cmd = smoke.command(
-        "python3",
-        &[
-            "bench/schedule.py",
-            work.to_str().unwrap(),
-            smoke.out().to_str().unwrap(),
-        ],
-    );
-    smoke.run("bench/schedule.py", cmd);
-    let out = smoke.written();
-    assert!(out.contains("## 16. "), "{out}");
-    assert_tables_have_figures(&out);
+    python_bench_writes_section("schedule", &[], "16");
 }
 
 #[test]
 fn bench_repomap_py_runs_in_smoke_mode() {
-    let smoke = Smoke::new();
-    let work = smoke.tmp().join("repomap");
-    std::fs::create_dir_all(&work).unwrap();
-    let cmd = smoke.command(
-        "python3",
-        &[
-            "bench/repomap.py",
-            work.to_str().unwrap(),
-            smoke.out().to_str().unwrap(),
-        ],
-    );
-    smoke.run("bench/repomap.py", cmd);
-    let out = smoke.written();
-    assert!(out.contains("## 11. "), "{out}");
-    assert_tables_have_figures(&out);
+    python_bench_writes_section("repomap", &[], "11");
 }
 
 #[test]
