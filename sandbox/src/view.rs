@@ -22,7 +22,7 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::cache::SystemPaths;
@@ -61,10 +61,12 @@ pub(crate) struct Plan {
     entries: Vec<Entry>,
 }
 
-/// Where the new root is assembled (under the temporary root).
+/// Where the new root is assembled (under the temporary root) when it
+/// shows the host's `/` itself.
 const NEW_ROOT: &str = "/newroot";
-/// Where the host's root stays reachable while the new one is assembled.
-const OLD_ROOT: &str = "/oldroot";
+/// Where the host's root stays reachable while the new one is assembled
+/// (a name no granted path has: it is removed before the worker exists).
+const OLD_ROOT: &str = "/.swarm-oldroot";
 
 /// Resolves `policy` into mounts. Missing paths are skipped, as Landlock
 /// skips them; `/proc` is never bound (each worker gets a fresh one).
@@ -259,34 +261,46 @@ pub(crate) fn build(
     let fail = |e: String| format!("build the worker's file system: {e}");
     // A scratch root on a directory every system has; pivoting into it
     // leaves the host's whole tree reachable under OLD_ROOT for the binds.
+    // The view is built in the scratch root itself (one tmpfs a worker,
+    // made and torn down with its namespace), unless the plan shows the
+    // host's `/` itself, which needs a root of its own to be bound on.
     let scratch = [Path::new("/tmp"), Path::new("/mnt"), Path::new("/proc")]
         .into_iter()
         .find(|p| p.is_dir())
         .ok_or_else(|| fail("find a directory to mount a scratch root on".into()))?;
+    let nested = plan.entries.iter().any(|e| e.target == Path::new("/"));
+    let new_root = if nested { NEW_ROOT } else { "/" };
     let private = libc::MS_NOSUID | libc::MS_NODEV;
     mount(
         Some(Path::new("tmpfs")),
         scratch,
         Some(c"tmpfs"),
         private,
-        Some(c"mode=0755,size=64k"),
+        Some(c"mode=0755,size=1m"),
     )
     .map_err(fail)?;
-    for dir in [NEW_ROOT, OLD_ROOT] {
+    let scratch_dirs: &[&str] = if nested {
+        &[NEW_ROOT, OLD_ROOT]
+    } else {
+        &[OLD_ROOT]
+    };
+    for dir in scratch_dirs {
         std::fs::create_dir(under(&scratch.display().to_string(), Path::new(dir)))
             .map_err(|e| fail(format!("create {dir}: {e}")))?;
     }
     chdir(scratch).map_err(fail)?;
-    pivot_root(Path::new("."), &Path::new(".").join("oldroot")).map_err(fail)?;
+    pivot_root(Path::new("."), &under(".", Path::new(OLD_ROOT))).map_err(fail)?;
     chdir(Path::new("/")).map_err(fail)?;
-    mount(
-        Some(Path::new("tmpfs")),
-        Path::new(NEW_ROOT),
-        Some(c"tmpfs"),
-        private,
-        Some(c"mode=0755,size=1m"),
-    )
-    .map_err(fail)?;
+    if nested {
+        mount(
+            Some(Path::new("tmpfs")),
+            Path::new(NEW_ROOT),
+            Some(c"tmpfs"),
+            private,
+            Some(c"mode=0755,size=1m"),
+        )
+        .map_err(fail)?;
+    }
 
     for entry in &plan.entries {
         let What::Bind {
@@ -297,7 +311,7 @@ pub(crate) fn build(
         else {
             continue;
         };
-        let at = under(NEW_ROOT, &entry.target);
+        let at = under(new_root, &entry.target);
         mount_point(&at, *dir).map_err(fail)?;
         mount(
             Some(&under(OLD_ROOT, source)),
@@ -336,10 +350,10 @@ pub(crate) fn build(
     }
     for entry in &plan.entries {
         if let What::Link(text) = &entry.what {
-            link(text, &under(NEW_ROOT, &entry.target)).map_err(fail)?;
+            link(text, &under(new_root, &entry.target)).map_err(fail)?;
         }
     }
-    let dev = Path::new(NEW_ROOT).join("dev");
+    let dev = Path::new(new_root).join("dev");
     if dev.is_dir() && dev.join("fd").symlink_metadata().is_err() {
         dev_links(&dev).map_err(fail)?;
     }
@@ -360,7 +374,7 @@ pub(crate) fn build(
         .map_err(|e| fail(format!("a private /dev/shm: {e}")))?;
     }
 
-    let proc_dir = Path::new(NEW_ROOT).join("proc");
+    let proc_dir = Path::new(new_root).join("proc");
     std::fs::create_dir_all(&proc_dir).map_err(|e| fail(format!("create /proc: {e}")))?;
     let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     mount(
@@ -382,20 +396,28 @@ pub(crate) fn build(
         None,
     )
     .map_err(fail)?;
-    mount(
-        None,
-        Path::new(NEW_ROOT),
-        None,
-        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | private,
-        None,
-    )
-    .map_err(fail)?;
+    let read_only = |root: &Path| {
+        mount(
+            None,
+            root,
+            None,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | private,
+            None,
+        )
+    };
 
     // Leave the host's tree behind for good: the binds keep what they show.
-    detach(Path::new(OLD_ROOT)).map_err(fail)?;
-    chdir(Path::new(NEW_ROOT)).map_err(fail)?;
-    pivot_root(Path::new("."), Path::new(".")).map_err(fail)?;
-    detach(Path::new(".")).map_err(fail)?;
+    if nested {
+        read_only(Path::new(NEW_ROOT)).map_err(fail)?;
+        detach(Path::new(OLD_ROOT)).map_err(fail)?;
+        chdir(Path::new(NEW_ROOT)).map_err(fail)?;
+        pivot_root(Path::new("."), Path::new(".")).map_err(fail)?;
+        detach(Path::new(".")).map_err(fail)?;
+    } else {
+        detach(Path::new(OLD_ROOT)).map_err(fail)?;
+        std::fs::remove_dir(OLD_ROOT).map_err(|e| fail(format!("remove {OLD_ROOT}: {e}")))?;
+        read_only(Path::new("/")).map_err(fail)?;
+    }
     chdir(Path::new("/")).map_err(fail)
 }
 
@@ -422,7 +444,8 @@ fn dev_links(dev: &Path) -> Result<(), String> {
 
 /// Replaces `/etc` and `/dev`, in the launcher's own mount namespace, by a
 /// read-only tmpfs holding only the entries every worker is granted (bind
-/// mounts of the originals, links where they lead to shown paths), and
+/// mounts of the originals, copies of small regular files of `/etc` (see
+/// [`copyable`]), links where they lead to shown paths), and
 /// returns the directories it covered. A worker's root then shows each with
 /// one recursive bind instead of one mount per file: with some thirty
 /// files of `/etc` granted, that was most of the mounts of a spawn.
@@ -432,6 +455,7 @@ pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>
     let mut covered = Vec::new();
     for dir in ["/etc", "/dev"] {
         let dir = Path::new(dir);
+        let etc = dir == Path::new("/etc");
         if !dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
             continue;
         }
@@ -447,16 +471,27 @@ pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>
             ..Policy::default()
         };
         let plan = plan(&policy, false, system);
-        // The originals, held open while the tmpfs covers their directory.
+        // The originals, held open while the tmpfs covers their directory;
+        // small regular files of `/etc` are read now and copied in.
         let mut sources = Vec::new();
+        let mut copies = Vec::new();
         for entry in &plan.entries {
-            if let What::Bind { source, dir, .. } = &entry.what {
+            if let What::Bind {
+                source,
+                dir: is_dir,
+                ..
+            } = &entry.what
+            {
+                if let Some(copy) = copyable(etc, source, *is_dir)? {
+                    copies.push((copy, &entry.target));
+                    continue;
+                }
                 let file = std::fs::File::options()
                     .read(true)
                     .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
                     .open(source)
                     .map_err(|e| format!("open {}: {e}", source.display()))?;
-                sources.push((file, &entry.target, *dir));
+                sources.push((file, &entry.target, *is_dir));
             }
         }
         let flags = libc::MS_NOSUID | libc::MS_NODEV;
@@ -465,8 +500,16 @@ pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>
             dir,
             Some(c"tmpfs"),
             flags,
-            Some(c"mode=0755,size=64k"),
+            Some(c"mode=0755,size=4m"),
         )?;
+        for ((bytes, mode), target) in &copies {
+            mount_point(target, false)?;
+            std::fs::write(target, bytes)
+                .and_then(|()| {
+                    std::fs::set_permissions(target, std::fs::Permissions::from_mode(*mode))
+                })
+                .map_err(|e| format!("copy {} into its cover: {e}", target.display()))?;
+        }
         for (file, target, is_dir) in &sources {
             mount_point(target, *is_dir)?;
             let fd = std::os::fd::AsRawFd::as_raw_fd(file);
@@ -500,6 +543,44 @@ pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>
     }
     system.set_covered(covered.clone());
     Ok(covered)
+}
+
+/// Largest file of `/etc` copied into its cover rather than bound.
+const COPY_AT_MOST: u64 = 256 << 10;
+
+/// The content and permission bits of `source` if it is copied into the
+/// cover of `/etc` instead of bound: a regular file of at most
+/// [`COPY_AT_MOST`] bytes. Each bind in the cover is a mount every
+/// worker's namespace copies, and tears down at its end (two dozen of them,
+/// a tenth of a sandboxed spawn's CPU), while the files (`passwd`, `hosts`,
+/// `ld.so.cache`, ...) are small and read-only to workers anyway. A worker
+/// sees them as they were when the run started.
+fn copyable(etc: bool, source: &Path, is_dir: bool) -> Result<Option<(Vec<u8>, u32)>, String> {
+    use std::io::Read;
+    if !etc || is_dir {
+        return Ok(None);
+    }
+    let mut file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(source)
+        .map_err(|e| format!("open {}: {e}", source.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("read {}: {e}", source.display()))?;
+    if !meta.is_file() || meta.len() > COPY_AT_MOST {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.by_ref()
+        .take(COPY_AT_MOST + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("read {}: {e}", source.display()))?;
+    if bytes.len() as u64 > COPY_AT_MOST {
+        return Ok(None);
+    }
+    // Never a set-id bit: these are data, not programs.
+    Ok(Some((bytes, meta.permissions().mode() & 0o777)))
 }
 
 /// Makes `at` exist as a directory (or an empty file) to mount on.

@@ -408,20 +408,7 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
             Err(e) => fail(prepared.errors, &format!("confine the worker: {e}")),
         };
     }
-    // SAFETY: fork from this single-threaded process.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let child = unsafe { libc::fork() };
-    match child {
-        -1 => fail(
-            prepared.errors,
-            &format!(
-                "start the worker (fork): {}",
-                std::io::Error::last_os_error()
-            ),
-        ),
-        0 => worker(prepared, !capped),
-        _ => {}
-    }
+    let child = start_worker(prepared, !capped);
     // Init keeps nothing of the launcher's but the status pipe: the
     // coordinator's socket, the worker's fds and the failure pipe are the
     // worker's business (a held pipe would keep the coordinator reading).
@@ -464,6 +451,73 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
             }
         }
     }
+}
+
+/// What init hands the worker's process (see [`start_worker`]).
+struct Handoff<'a> {
+    prepared: std::mem::ManuallyDrop<Prepared<'a>>,
+    nproc_limit: bool,
+}
+
+/// Starts the worker from init as `posix_spawn` would (`CLONE_VM |
+/// CLONE_VFORK`), returns its pid; on failure, says why and exits (init
+/// has nothing else to do). A `fork` copied init's page tables (init is a
+/// copy of the launcher) and `execve` threw them away again: with the
+/// namespace's own end, that was a fifth of a sandboxed spawn's CPU.
+///
+/// The worker runs on a stack of its own while init is suspended, and may
+/// allocate on the heap they share: init never returns nor frees anything
+/// after this (it waits, then leaves with `_exit`), so what the worker
+/// takes from `prepared` is never dropped twice.
+fn start_worker(prepared: Prepared<'_>, nproc_limit: bool) -> i32 {
+    let errors = prepared.errors;
+    let mut handoff = Handoff {
+        prepared: std::mem::ManuallyDrop::new(prepared),
+        nproc_limit,
+    };
+    let mut stack = std::mem::ManuallyDrop::new(ChildStack::new());
+    let top = stack.0.as_mut_ptr_range().end;
+    // 16-byte alignment, as the ABI wants of a stack pointer.
+    let top = top.wrapping_sub(top as usize % 16);
+    // SAFETY: `worker_entry` gets a pointer to `handoff`, which lives on
+    // this frame; with CLONE_VFORK init is suspended until the worker has
+    // exec'd or exited, and the stack it runs on is used by nothing else.
+    // The worker never returns into init's frames.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let pid = unsafe {
+        libc::clone(
+            worker_entry,
+            top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::from_mut(&mut handoff).cast(),
+        )
+    };
+    if pid == -1 {
+        fail(
+            errors,
+            &format!(
+                "start the worker (clone): {}",
+                std::io::Error::last_os_error()
+            ),
+        );
+    }
+    pid
+}
+
+/// The body of the worker's process (see [`start_worker`]).
+extern "C" fn worker_entry(handoff: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the pointer `start_worker` passed, to a `Handoff` that lives
+    // until this process execs or exits; init, suspended meanwhile, never
+    // touches it again, so the worker may take `prepared` out of it.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let (prepared, nproc_limit) = unsafe {
+        let handoff = &mut *handoff.cast::<Handoff<'_>>();
+        (
+            std::mem::ManuallyDrop::take(&mut handoff.prepared),
+            handoff.nproc_limit,
+        )
+    };
+    worker(prepared, nproc_limit)
 }
 
 /// The worker's own process: confine, then `execve` (`argv[0]` is a path).
