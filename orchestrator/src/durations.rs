@@ -311,8 +311,16 @@ impl History {
         if samples.is_empty() {
             return Ok(());
         }
+        // No more than the history keeps: of a larger run, its longest
+        // tasks (the ones a schedule turns on). Recording them all first
+        // and evicting after was the run's peak of memory at 10,000 tasks.
+        let mut kept: Vec<&(T, u64)> = samples.iter().collect();
+        if kept.len() > MAX_ENTRIES {
+            kept.select_nth_unstable_by(MAX_ENTRIES, |a, b| b.1.cmp(&a.1));
+            kept.truncate(MAX_ENTRIES);
+        }
         let mut history = Self::load(workdir);
-        for (task, ms) in samples {
+        for (task, ms) in kept {
             history.record(task.borrow(), *ms);
         }
         history.generation += 1;

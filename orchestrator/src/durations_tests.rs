@@ -165,6 +165,25 @@ fn runs_add_to_the_history_in_the_repository() {
 }
 
 #[test]
+fn a_run_larger_than_the_history_keeps_its_longest_tasks() {
+    let repo = tempfile::tempdir().unwrap();
+    let tasks: Vec<Task> = (0..MAX_ENTRIES + 50)
+        .map(|i| task(&format!("t{i}"), "true"))
+        .collect();
+    // Task i took i ms: the 50 shortest are the ones left out.
+    let samples: Vec<(&Task, u64)> = tasks.iter().zip(0u64..).collect();
+    History::add_run(repo.path(), &samples).unwrap();
+    let history = History::load(repo.path());
+    assert_eq!(history.len(), MAX_ENTRIES);
+    assert_eq!(history.estimate(&tasks[49]), None);
+    assert_eq!(history.estimate(&tasks[50]), Some(50));
+    assert_eq!(
+        history.estimate(&tasks[MAX_ENTRIES + 49]),
+        Some(MAX_ENTRIES as u64 + 49)
+    );
+}
+
+#[test]
 fn successful_attempts_are_the_samples() {
     let event = |line: &str| -> EventBody {
         let e: swarm_protocol::Event = serde_json::from_str(line).unwrap();

@@ -236,7 +236,7 @@ impl RunFold {
                             .display()
                             .to_string();
                     }
-                    t.agent = agent.clone();
+                    t.agent = agent.clone().map(Box::new);
                     t.exit_code = outcome.exit_code();
                     t.duration_ms += duration_ms;
                     t.commit = commit.clone();
@@ -245,8 +245,8 @@ impl RunFold {
                     t.skipped_files = skipped_files.clone();
                     t.outside_paths = outside_paths.clone();
                     t.snapshot_ms += snapshot_ms.unwrap_or(0);
-                    t.score = score.clone();
-                    t.diff = *diff;
+                    t.score = score.clone().map(Box::new);
+                    t.diff = diff.map(Box::new);
                     s.commit = commit.as_deref().and_then(oid);
                     s.verify_passed = *verify_passed;
                 }
@@ -268,7 +268,7 @@ impl RunFold {
                         ))
                     });
                 if let Some((t, s)) = self.task_mut(task) {
-                    t.experiment = Some(decision.clone());
+                    t.experiment = Some(Box::new(decision.clone()));
                     if let Some((commit, git_ref, changed, state)) = winner {
                         t.commit = commit;
                         t.git_ref = git_ref;

@@ -579,7 +579,7 @@ pub struct TaskReport {
     /// An agent task's last session: outcome, summary, turns, tokens, cost
     /// and transcript.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent: Option<agent::AgentReport>,
+    pub agent: Option<Box<agent::AgentReport>>,
     /// For a variant (`<task>@<k>`), the experiment it is one way of doing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant_of: Option<String>,
@@ -595,13 +595,13 @@ pub struct TaskReport {
     pub replanned: Option<String>,
     /// A variant's score, when its experiment has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score: Option<experiment::Score>,
+    pub score: Option<Box<experiment::Score>>,
     /// A variant's change against its base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diff: Option<experiment::DiffStat>,
+    pub diff: Option<Box<experiment::DiffStat>>,
     /// For an experiment: its variants ranked, and which one was picked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub experiment: Option<experiment::Decision>,
+    pub experiment: Option<Box<experiment::Decision>>,
     /// The cluster jobs of its attempts (cluster executors only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobPlacement>,

@@ -673,12 +673,18 @@ impl<'o> Dispatcher<'o> {
             source: std::io::Error::other("the journal has no run_started event"),
         })?;
         let path = run_dir.join(crate::layout::REPORT);
-        let text = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other);
-        text.and_then(|t| std::fs::write(&path, t))
-            .map_err(|source| RunError::Io {
-                action: format!("write {}", path.display()),
-                source,
-            })?;
+        // Streamed: at 10,000 tasks the report's text is as large as the
+        // report itself, and holding both was the run's peak of memory.
+        let written = std::fs::File::create(&path).and_then(|file| {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(file);
+            serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::other)?;
+            out.flush()
+        });
+        written.map_err(|source| RunError::Io {
+            action: format!("write {}", path.display()),
+            source,
+        })?;
         Ok(report)
     }
 }

@@ -15,9 +15,12 @@ pub(crate) struct TaskTable(Arc<RwLock<Vec<Arc<Task>>>>);
 
 impl TaskTable {
     pub(crate) fn new(tasks: Vec<Task>) -> Self {
-        Self(Arc::new(RwLock::new(
-            tasks.into_iter().map(Arc::new).collect(),
-        )))
+        // Not `collect` from `tasks.into_iter()`: that reuses the tasks'
+        // buffer for the pointers, and keeps all of it (4.5 MB at 10,000
+        // tasks) for the whole run.
+        let mut all = Vec::with_capacity(tasks.len());
+        all.extend(tasks.into_iter().map(Arc::new));
+        Self(Arc::new(RwLock::new(all)))
     }
 
     /// Task `i`. Indices come from the table itself, so one past its end is

@@ -206,7 +206,7 @@ impl Dispatcher<'_> {
                 tokens,
                 cost_usd,
                 duration_ms: report.duration_ms,
-                diff: report.diff,
+                diff: report.diff.as_deref().copied(),
                 commit: report.commit.clone(),
                 git_ref: report.git_ref.clone(),
             },
