@@ -2,7 +2,6 @@
 //! run's launcher (sandboxed, or unconfined in a process group of its own),
 //! output captured to log files, stopped on deadline or on request.
 
-use std::fs::OpenOptions;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -165,46 +164,56 @@ pub async fn run_command(
     let spawn_failed = |what: &str, e: &dyn std::fmt::Display| AttemptOutcome::SpawnFailed {
         message: format!("{what}: {e}"),
     };
-    let open = |path: &PathBuf| OpenOptions::new().create(true).append(true).open(path);
-    let (stdout, stderr) = match (open(&spec.stdout), open(&spec.stderr)) {
-        (Ok(out), Ok(err)) => (out, err),
-        (Err(e), _) | (_, Err(e)) => return spawn_failed("open log files", &e),
-    };
+    // Made when the first output comes: most tasks print nothing.
+    let (mut stdout, mut stderr) = (
+        output::Log::new(&spec.stdout),
+        output::Log::new(&spec.stderr),
+    );
     let ((out_w, out_r), (err_w, err_r)) = match (output::pipe(), output::pipe()) {
         (Ok(out), Ok(err)) => (out, err),
         (Err(e), _) | (_, Err(e)) => return spawn_failed("create output pipes", &e),
     };
-    // The captures run inside this future (no task spawned per attempt)
-    // while the command runs, and drain what is left once it ended.
-    let captured = async {
-        tokio::join!(
-            output::capture(out_r, stdout, spec.max_output),
-            output::capture(err_r, stderr, spec.max_output)
-        )
-    };
-    let attempt = async {
-        let running = match &spec.sandbox {
-            None => spawn_unconfined(spec, out_w, err_w).await,
-            Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w).await,
+    let outcome = {
+        // The captures run inside this future (no task spawned per
+        // attempt) while the command runs, and drain what is left once it
+        // ended.
+        let captured = async {
+            tokio::join!(
+                output::capture(out_r, &mut stdout, spec.max_output),
+                output::capture(err_r, &mut stderr, spec.max_output)
+            )
         };
-        match running {
-            Ok(mut running) => supervise(spec, &mut running, stop).await,
-            Err(outcome) => outcome,
+        let attempt = async {
+            let running = match &spec.sandbox {
+                None => spawn_unconfined(spec, out_w, err_w).await,
+                Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w).await,
+            };
+            match running {
+                Ok(mut running) => supervise(spec, &mut running, stop).await,
+                Err(outcome) => outcome,
+            }
+        };
+        tokio::pin!(captured, attempt);
+        let mut drained = false;
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut attempt => break outcome,
+                _ = &mut captured, if !drained => drained = true,
+            }
+        };
+        // Every writer is gone by now (the tree was killed); a process
+        // that escaped an unconfined task's group may still hold a pipe,
+        // so the wait for the last output is bounded.
+        if !drained {
+            let _ = tokio::time::timeout(Duration::from_secs(2), captured).await;
         }
+        outcome
     };
-    tokio::pin!(captured, attempt);
-    let mut drained = false;
-    let outcome = loop {
-        tokio::select! {
-            outcome = &mut attempt => break outcome,
-            _ = &mut captured, if !drained => drained = true,
-        }
-    };
-    // Every writer is gone by now (the tree was killed); a process that
-    // escaped an unconfined task's group may still hold a pipe, so the
-    // wait for the last output is bounded.
-    if !drained {
-        let _ = tokio::time::timeout(Duration::from_secs(2), captured).await;
+    // A failed attempt's logs are where its report points: they exist,
+    // if empty.
+    if !matches!(outcome, AttemptOutcome::Exited { code: 0 }) {
+        stdout.touch();
+        stderr.touch();
     }
     outcome
 }

@@ -67,9 +67,67 @@ pub(crate) fn pipe() -> std::io::Result<(OwnedFd, pipe::Receiver)> {
     Ok((write, pipe::Receiver::from_owned_fd(read)?))
 }
 
+/// A log file made when its first byte comes (or when an attempt that
+/// failed needs it to exist, [`Log::touch`]): a task that prints nothing,
+/// most of them, creates no file and no directory. On a disk, each was an
+/// inode made and later deleted per task, which was most of a no-op task's
+/// cost there.
+#[derive(Debug)]
+pub(crate) struct Log {
+    path: std::path::PathBuf,
+    file: Option<File>,
+    /// Opening it failed once: what comes is dropped, as on a full disk.
+    failed: bool,
+}
+
+impl Log {
+    pub(crate) fn new(path: &std::path::Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: None,
+            failed: false,
+        }
+    }
+
+    fn file(&mut self) -> Option<&mut File> {
+        if self.file.is_none() && !self.failed {
+            let opened = self
+                .path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&self.path)
+                });
+            match opened {
+                Ok(file) => self.file = Some(file),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "failed to open a log file");
+                    self.failed = true;
+                }
+            }
+        }
+        self.file.as_mut()
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.file() {
+            Some(file) => file.write_all(bytes),
+            None => Err(std::io::Error::other("the log file could not be opened")),
+        }
+    }
+
+    /// Makes the file exist, empty if nothing was written.
+    pub(crate) fn touch(&mut self) {
+        let _ = self.file();
+    }
+}
+
 /// Copies `from` into `log` until the writers are gone, keeping at most
 /// `limit` bytes. Returns the number of bytes dropped.
-pub(crate) async fn capture(mut from: pipe::Receiver, mut log: File, limit: u64) -> u64 {
+pub(crate) async fn capture(mut from: pipe::Receiver, log: &mut Log, limit: u64) -> u64 {
     let mut buf = vec![0u8; 64 << 10];
     let mut budget = Budget::new(limit);
     loop {
@@ -106,7 +164,7 @@ mod tests {
                 w.write_all(&[b'x'; 1000]).unwrap();
             }
         });
-        let dropped = capture(read, File::create(&path).unwrap(), 2500).await;
+        let dropped = capture(read, &mut Log::new(&path), 2500).await;
         writer.join().unwrap();
         assert_eq!(dropped, 100_000 - 2500);
         let mut text = String::new();
@@ -125,7 +183,21 @@ mod tests {
         let path = dir.path().join("log");
         let (write, read) = pipe().unwrap();
         File::from(write).write_all(b"hello\n").unwrap();
-        assert_eq!(capture(read, File::create(&path).unwrap(), 6).await, 0);
+        assert_eq!(capture(read, &mut Log::new(&path), 6).await, 0);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
+    }
+
+    #[tokio::test]
+    async fn nothing_written_makes_no_file_until_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/t/1.out");
+        let (write, read) = pipe().unwrap();
+        drop(write);
+        let mut log = Log::new(&path);
+        assert_eq!(capture(read, &mut log, 6).await, 0);
+        assert!(!path.exists());
+        assert!(!path.parent().unwrap().exists());
+        log.touch();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
     }
 }

@@ -127,7 +127,11 @@ pub fn logs(
         return follow_log(&mut stdout, &dir, task, &out, mode)
             .map(|()| swarm_orchestrator::exit::SUCCESS);
     }
-    if ![&out, &err, &transcript].iter().any(|p| p.exists()) {
+    // A command makes its logs when it first prints, and a failed attempt
+    // always has them: none at all for the last attempt that exited 0 is
+    // an attempt that printed nothing; for any other, logs that are gone.
+    let printed_nothing = attempt == t.attempts && t.exit_code == Some(0);
+    if !printed_nothing && ![&out, &err, &transcript].iter().any(|p| p.exists()) {
         return Err(Failure::Invalid(anyhow!(
             "show logs of task `{task}`: attempt {attempt} of run `{run_name}` left no logs at {}",
             out.display()

@@ -182,7 +182,14 @@ impl Setup {
     ) -> Result<Self, String> {
         let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
         let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
-        for dir in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
+        // A command's logs are made when it first writes (most print
+        // nothing, and each inode made per task is what a no-op task costs
+        // on a disk); an agent's and a WASM program's directory holds more
+        // than what they print.
+        let logs = (task.kind() != swarm_protocol::TaskKind::Command)
+            .then(|| stdout.parent())
+            .flatten();
+        for dir in [logs, Some(tmp.as_path())].into_iter().flatten() {
             std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
         let mut env = attempt_env(ctx, task, attempt, base, &tmp);
