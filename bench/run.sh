@@ -487,6 +487,21 @@ about 850 in all). Hiding the namespace and seccomp steps in a pool of pre-forke
 would still leave about 1.5x on this machine; 1.25x needs per-task PID and mount
 namespaces and seccomp (all required by the sandbox issue) to cost under 0.2 ms together.
 
+Since 729c906 (issue 32), init starts the worker as \`posix_spawn\` does (\`CLONE_VM |
+CLONE_VFORK\`: no page tables copied, none thrown away by \`execve\`), builds the root in
+its scratch tmpfs (one tmpfs a worker, not two), and the launcher's cover of \`/etc\` holds
+copies of the small files instead of a bind of each (43 mounts in a worker's namespace
+instead of 67, each copied at its \`clone\` and unmounted at its end); see section 17 for
+the profile this came from. Pre-forked sandbox cells (issue 32, item 3) were not built,
+for three measured reasons. A cell takes exactly one task, so the work it does ahead (the
+\`clone\` and the system mounts, about 260 µs of the 845 before \`exec\`) is moved off the
+request's path, not removed: on a machine whose cores are busy (two slots of no-op tasks
+on two cores, section 17) that is no faster, and for a real task 3 ms of start is noise.
+The seccomp filter cannot be loaded once and inherited by every worker: it forbids
+\`mount\`, which a cell still needs for each task's worktree and tmp, so its JIT stays per
+worker. And what follows \`exec\` (the worker's namespace torn down: about 1.1 ms of the
+1,990) is per task whatever the cell holds.
+
 ## 6. WASM tasks
 
 A trivial WASI guest (\`plans/tools/stamp.wasm\`: opens a file in the worktree, writes a
