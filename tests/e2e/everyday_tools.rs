@@ -144,9 +144,10 @@ fn a_pipeline_into_head_ends_quietly_sandboxed_or_not() {
             "y",
             "{mode}"
         );
+        // A command's log is made when it first prints: none is no output.
         let log =
             std::fs::read_to_string(repo.path().join(format!(".swarm/runs/{name}/logs/p/1.err")))
-                .unwrap();
+                .unwrap_or_default();
         assert!(!log.contains("Broken pipe"), "{mode}: {log}");
         // Bit 13 (SIGPIPE) of the ignored signals' mask is clear.
         let ignored = repo.show(&format!("swarm/{name}"), "ignored.txt");
