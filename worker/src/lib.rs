@@ -12,5 +12,6 @@ mod output;
 pub mod wasm;
 
 pub use command::{CommandSpec, Sandboxed, run_command};
+pub use output::open_log;
 pub use swarm_protocol::AttemptOutcome;
 pub use swarm_sandbox::Stop;

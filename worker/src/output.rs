@@ -67,6 +67,19 @@ pub(crate) fn pipe() -> std::io::Result<(OwnedFd, pipe::Receiver)> {
     Ok((write, pipe::Receiver::from_owned_fd(read)?))
 }
 
+/// Opens the log at `path` to append to it, made (with its directory) if
+/// it is not there yet: a command's logs are made when first written.
+pub fn open_log(path: &std::path::Path) -> std::io::Result<File> {
+    path.parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        })
+}
+
 /// A log file made when its first byte comes (or when an attempt that
 /// failed needs it to exist, [`Log::touch`]): a task that prints nothing,
 /// most of them, creates no file and no directory. On a disk, each was an
@@ -91,17 +104,7 @@ impl Log {
 
     fn file(&mut self) -> Option<&mut File> {
         if self.file.is_none() && !self.failed {
-            let opened = self
-                .path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| {
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&self.path)
-                });
-            match opened {
+            match open_log(&self.path) {
                 Ok(file) => self.file = Some(file),
                 Err(e) => {
                     tracing::warn!(path = %self.path.display(), error = %e, "failed to open a log file");

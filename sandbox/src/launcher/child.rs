@@ -84,6 +84,42 @@ impl ChildStack {
     pub fn new() -> Self {
         Self(vec![0; Self::SIZE])
     }
+
+    /// Starts a process that shares this process's memory and runs
+    /// `entry(arg)` on this stack, as `posix_spawn` does (`CLONE_VM |
+    /// CLONE_VFORK`): the calling thread is suspended until the process has
+    /// exec'd or exited. Returns its pid.
+    ///
+    /// # Safety
+    ///
+    /// `arg` must point to what `entry` expects, alive until the process
+    /// execs or exits (it does while the caller is suspended, if it lives
+    /// in the caller's frame); `entry` must never return into the caller's
+    /// frames (it execs or exits).
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe fn spawn(
+        &mut self,
+        entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+        arg: *mut libc::c_void,
+    ) -> std::io::Result<i32> {
+        let top = self.0.as_mut_ptr_range().end;
+        // 16-byte alignment, as the ABI wants of a stack pointer.
+        let top = top.wrapping_sub(top as usize % 16);
+        // SAFETY: the stack is ours and used by nothing else while the
+        // caller is suspended; the rest is the caller's promise.
+        let pid = unsafe {
+            libc::clone(
+                entry,
+                top.cast(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                arg,
+            )
+        };
+        if pid == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(pid)
+    }
 }
 
 /// [`Unconfined`] as the process uses it: every pointer array and fd list
@@ -199,30 +235,18 @@ pub(super) fn spawn_unconfined(
         placed,
         open,
     };
-    let top = stack.0.as_mut_ptr_range().end;
-    // 16-byte alignment, as the ABI wants of a stack pointer.
-    let top = top.wrapping_sub(top as usize % 16);
     // SAFETY: `unconfined_child` gets a pointer to `ready`, which outlives
-    // the process's use of it: with CLONE_VFORK this thread is suspended
-    // until the process has exec'd or exited, and the stack it runs on is
-    // ours and used by nothing else meanwhile. The process never returns
-    // into our frames.
+    // the process's use of it (this thread is suspended until the process
+    // has exec'd or exited); the process never returns into our frames.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let pid = unsafe {
-        libc::clone(
+        stack.spawn(
             unconfined_child,
-            top.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             std::ptr::from_ref(&ready).cast_mut().cast(),
         )
     };
-    // Read before the copies' `close` can touch errno.
-    let failed = (pid == -1).then(std::io::Error::last_os_error);
     drop(copies);
-    match failed {
-        Some(e) => Err(format!("start the command (clone): {e}")),
-        None => Ok(pid),
-    }
+    pid.map_err(|e| format!("start the command (clone): {e}"))
 }
 
 /// The body of an unconfined command's process (see [`spawn_unconfined`]):
@@ -475,33 +499,17 @@ fn start_worker(prepared: Prepared<'_>, nproc_limit: bool) -> i32 {
         prepared: std::mem::ManuallyDrop::new(prepared),
         nproc_limit,
     };
+    // Never freed: init leaves with `_exit`.
     let mut stack = std::mem::ManuallyDrop::new(ChildStack::new());
-    let top = stack.0.as_mut_ptr_range().end;
-    // 16-byte alignment, as the ABI wants of a stack pointer.
-    let top = top.wrapping_sub(top as usize % 16);
     // SAFETY: `worker_entry` gets a pointer to `handoff`, which lives on
-    // this frame; with CLONE_VFORK init is suspended until the worker has
-    // exec'd or exited, and the stack it runs on is used by nothing else.
-    // The worker never returns into init's frames.
+    // this frame while init is suspended; the worker never returns into
+    // init's frames.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let pid = unsafe {
-        libc::clone(
-            worker_entry,
-            top.cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            std::ptr::from_mut(&mut handoff).cast(),
-        )
-    };
-    if pid == -1 {
-        fail(
-            errors,
-            &format!(
-                "start the worker (clone): {}",
-                std::io::Error::last_os_error()
-            ),
-        );
+    let pid = unsafe { stack.spawn(worker_entry, std::ptr::from_mut(&mut handoff).cast()) };
+    match pid {
+        Ok(pid) => pid,
+        Err(e) => fail(errors, &format!("start the worker (clone): {e}")),
     }
-    pid
 }
 
 /// The body of the worker's process (see [`start_worker`]).

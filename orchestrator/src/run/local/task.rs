@@ -421,16 +421,7 @@ async fn read_request(
 /// error log, where the user looks first.
 fn append_to_log(ctx: &Ctx, task: &Task, attempt: u32, problems: &[String]) {
     let (_, stderr) = crate::layout::log_paths(&ctx.run_dir, &task.id, attempt);
-    let opened = stderr
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&stderr)
-        });
-    if let Ok(mut log) = opened {
+    if let Ok(mut log) = swarm_worker::open_log(&stderr) {
         use std::io::Write as _;
         let _ = writeln!(log, "swarm: the subtask request was refused:");
         for problem in problems {
