@@ -475,6 +475,7 @@ pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>
         // small regular files of `/etc` are read now and copied in.
         let mut sources = Vec::new();
         let mut copies = Vec::new();
+        let mut room = COPIES_AT_MOST;
         for entry in &plan.entries {
             if let What::Bind {
                 source,
@@ -482,7 +483,10 @@ pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>
                 ..
             } = &entry.what
             {
-                if let Some(copy) = copyable(etc, source, *is_dir)? {
+                if let Some(copy) = copyable(etc, source, *is_dir)
+                    && let Some(left) = room.checked_sub(copy.0.len() as u64)
+                {
+                    room = left;
                     copies.push((copy, &entry.target));
                     continue;
                 }
@@ -548,39 +552,44 @@ pub(crate) fn cover_system_dirs(system: &mut SystemPaths) -> Result<Vec<PathBuf>
 /// Largest file of `/etc` copied into its cover rather than bound.
 const COPY_AT_MOST: u64 = 256 << 10;
 
+/// Most bytes of `/etc` copied into its cover, all files together (the
+/// cover's tmpfs holds 4 MiB); past it, files are bound as any other.
+const COPIES_AT_MOST: u64 = 2 << 20;
+
 /// The content and permission bits of `source` if it is copied into the
 /// cover of `/etc` instead of bound: a regular file of at most
-/// [`COPY_AT_MOST`] bytes. Each bind in the cover is a mount every
-/// worker's namespace copies, and tears down at its end (two dozen of them,
-/// a tenth of a sandboxed spawn's CPU), while the files (`passwd`, `hosts`,
+/// [`COPY_AT_MOST`] bytes that the launcher can read (one it cannot is
+/// bound, as before). Each bind in the cover is a mount every worker's
+/// namespace copies, and tears down at its end (two dozen of them, a tenth
+/// of a sandboxed spawn's CPU), while the files (`passwd`, `hosts`,
 /// `ld.so.cache`, ...) are small and read-only to workers anyway. A worker
 /// sees them as they were when the run started.
-fn copyable(etc: bool, source: &Path, is_dir: bool) -> Result<Option<(Vec<u8>, u32)>, String> {
+fn copyable(etc: bool, source: &Path, is_dir: bool) -> Option<(Vec<u8>, u32)> {
     use std::io::Read;
     if !etc || is_dir {
-        return Ok(None);
+        return None;
     }
     let mut file = std::fs::File::options()
         .read(true)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(source)
-        .map_err(|e| format!("open {}: {e}", source.display()))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("read {}: {e}", source.display()))?;
+        .ok()?;
+    let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > COPY_AT_MOST {
-        return Ok(None);
+        return None;
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.by_ref()
         .take(COPY_AT_MOST + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("read {}: {e}", source.display()))?;
+        .ok()?;
     if bytes.len() as u64 > COPY_AT_MOST {
-        return Ok(None);
+        return None;
     }
-    // Never a set-id bit: these are data, not programs.
-    Ok(Some((bytes, meta.permissions().mode() & 0o777)))
+    // Never a set-id bit (these are data, not programs), and no write
+    // bit: run as another user than root, a worker is the copies' owner,
+    // and only the read-only mount and Landlock would stand in its way.
+    Some((bytes, meta.permissions().mode() & 0o555))
 }
 
 /// Makes `at` exist as a directory (or an empty file) to mount on.

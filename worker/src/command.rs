@@ -171,7 +171,12 @@ pub async fn run_command(
     );
     let ((out_w, out_r), (err_w, err_r)) = match (output::pipe(), output::pipe()) {
         (Ok(out), Ok(err)) => (out, err),
-        (Err(e), _) | (_, Err(e)) => return spawn_failed("create output pipes", &e),
+        (Err(e), _) | (_, Err(e)) => {
+            // A failed attempt has its logs, if empty (see below).
+            stdout.touch();
+            stderr.touch();
+            return spawn_failed("create output pipes", &e);
+        }
     };
     let outcome = {
         // The captures run inside this future (no task spawned per
@@ -208,6 +213,14 @@ pub async fn run_command(
             let _ = tokio::time::timeout(Duration::from_secs(2), captured).await;
         }
         outcome
+    };
+    // Output that could not be kept fails the attempt: nothing is lost
+    // without a word.
+    let outcome = match (outcome, stdout.lost().or_else(|| stderr.lost())) {
+        (AttemptOutcome::Exited { code: 0 }, Some(message)) => {
+            AttemptOutcome::SpawnFailed { message }
+        }
+        (outcome, _) => outcome,
     };
     // A failed attempt's logs are where its report points: they exist,
     // if empty.

@@ -89,8 +89,9 @@ pub fn open_log(path: &std::path::Path) -> std::io::Result<File> {
 pub(crate) struct Log {
     path: std::path::PathBuf,
     file: Option<File>,
-    /// Opening it failed once: what comes is dropped, as on a full disk.
-    failed: bool,
+    /// Why opening it failed, if it did: what comes is dropped, and the
+    /// attempt fails for it ([`Log::lost`]).
+    failed: Option<std::io::Error>,
 }
 
 impl Log {
@@ -98,21 +99,26 @@ impl Log {
         Self {
             path: path.to_path_buf(),
             file: None,
-            failed: false,
+            failed: None,
         }
     }
 
     fn file(&mut self) -> Option<&mut File> {
-        if self.file.is_none() && !self.failed {
+        if self.file.is_none() && self.failed.is_none() {
             match open_log(&self.path) {
                 Ok(file) => self.file = Some(file),
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), error = %e, "failed to open a log file");
-                    self.failed = true;
-                }
+                Err(e) => self.failed = Some(e),
             }
         }
         self.file.as_mut()
+    }
+
+    /// Why the output could not be kept, if it could not: the log could
+    /// not be made.
+    pub(crate) fn lost(&self) -> Option<String> {
+        self.failed
+            .as_ref()
+            .map(|e| format!("make its log {}: {e}", self.path.display()))
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -188,6 +194,22 @@ mod tests {
         File::from(write).write_all(b"hello\n").unwrap();
         assert_eq!(capture(read, &mut Log::new(&path), 6).await, 0);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
+    }
+
+    #[tokio::test]
+    async fn a_log_that_cannot_be_made_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        // Its directory would be below a file.
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let path = dir.path().join("file/t/1.out");
+        let (write, read) = pipe().unwrap();
+        File::from(write).write_all(b"lost\n").unwrap();
+        let mut log = Log::new(&path);
+        assert_eq!(log.lost(), None);
+        capture(read, &mut log, 100).await;
+        let lost = log.lost().unwrap();
+        assert!(lost.starts_with("make its log "), "{lost}");
+        assert!(lost.contains("file/t/1.out"), "{lost}");
     }
 
     #[tokio::test]

@@ -9,8 +9,9 @@
 //!
 //! Namespace layer: the launcher `clone`s the worker's init with new mount
 //! and PID namespaces. Init makes the writable paths writable, mounts a
-//! fresh `/proc`, caps the process count, leaves the network, then forks
-//! the worker and waits. SIGTERM sent to init is passed on to every process
+//! fresh `/proc`, caps the process count, leaves the network, then starts
+//! the worker (sharing init's memory until it execs, see [`start_worker`])
+//! and waits. SIGTERM sent to init is passed on to every process
 //! in the namespace; when the worker ends, init reports its status and
 //! exits, and the kernel kills whatever is left.
 //!
@@ -30,7 +31,7 @@ use crate::namespaces::{self, TaskMounts};
 use crate::policy::Policy;
 use crate::seccomp;
 
-/// Everything a worker's process needs, built before the fork.
+/// Everything a worker's process needs, built before init is cloned.
 pub(super) struct Prepared<'a> {
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
@@ -411,7 +412,7 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
     // The launcher dies with the coordinator; init (and so the whole
     // namespace) dies with the launcher.
     die_with_launcher(status, &prepared.launcher_ends);
-    // Before the worker is forked, so that it and all it starts are in them.
+    // Before the worker starts, so that it and all it starts are in them.
     join_cgroups(&prepared.cgroups, prepared.errors);
     let capped = match namespaces::isolate_task(mounts) {
         Ok(capped) => capped,

@@ -127,11 +127,14 @@ pub fn logs(
         return follow_log(&mut stdout, &dir, task, &out, mode)
             .map(|()| swarm_orchestrator::exit::SUCCESS);
     }
-    // A command makes its logs when it first prints, and a failed attempt
-    // always has them: none at all for the last attempt that exited 0 is
-    // an attempt that printed nothing; for any other, logs that are gone.
-    let printed_nothing = attempt == t.attempts && t.exit_code == Some(0);
-    if !printed_nothing && ![&out, &err, &transcript].iter().any(|p| p.exists()) {
+    // A command makes its logs when it first prints, and a failed command
+    // always has them. So no log at all is "gone" only for the last attempt
+    // of a finished task whose command did not exit 0; an attempt still
+    // running, an earlier one (its command may have exited 0 and the
+    // attempt failed after) or one that exited 0 printed nothing.
+    let surely_made = attempt == t.attempts && t.status.is_final() && t.exit_code != Some(0);
+    let logs = [&out, &err, &transcript, &verify_out, &verify_err];
+    if surely_made && !logs.iter().any(|p| p.exists()) {
         return Err(Failure::Invalid(anyhow!(
             "show logs of task `{task}`: attempt {attempt} of run `{run_name}` left no logs at {}",
             out.display()
