@@ -73,17 +73,48 @@ pub(super) struct Unconfined {
     pub launcher_ends: Vec<RawFd>,
 }
 
-/// Where an unconfined command's process runs until it execs. One is
-/// enough: the launcher is suspended while the process uses it.
-pub(super) struct ChildStack(Vec<u8>);
+/// Where a process started with [`ChildStack::spawn`] (an unconfined
+/// command, a worker started by its init) runs until it execs. One is
+/// enough: its parent is suspended while the process uses it. A mapping of
+/// its own with an inaccessible page below it, so that an overflow faults
+/// instead of writing over the parent's memory, which the process shares.
+pub(super) struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
 
 impl ChildStack {
     /// Room for the few frames between `clone` and `execve`, and for the
     /// formatting of a failure's message.
     const SIZE: usize = 256 << 10;
 
-    pub fn new() -> Self {
-        Self(vec![0; Self::SIZE])
+    /// The guard below the stack (larger than any page size Linux uses on
+    /// the machines swarm runs on).
+    const GUARD: usize = 64 << 10;
+
+    pub fn new() -> std::io::Result<Self> {
+        let len = Self::SIZE + Self::GUARD;
+        // SAFETY: a fresh anonymous mapping, owned by the value made here;
+        // its lowest GUARD bytes are made inaccessible before any use.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+            let stack = Self { base, len };
+            if libc::mprotect(base, Self::GUARD, libc::PROT_NONE) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(stack)
+        }
     }
 
     /// Starts a process that shares this process's memory and runs
@@ -103,9 +134,9 @@ impl ChildStack {
         entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
         arg: *mut libc::c_void,
     ) -> std::io::Result<i32> {
-        let top = self.0.as_mut_ptr_range().end;
-        // 16-byte alignment, as the ABI wants of a stack pointer.
-        let top = top.wrapping_sub(top as usize % 16);
+        // The top of the mapping, page-aligned and so 16-byte aligned, as
+        // the ABI wants of a stack pointer.
+        let top = self.base.cast::<u8>().wrapping_add(self.len);
         // SAFETY: the stack is ours and used by nothing else while the
         // caller is suspended; the rest is the caller's promise.
         let pid = unsafe {
@@ -120,6 +151,17 @@ impl ChildStack {
             return Err(std::io::Error::last_os_error());
         }
         Ok(pid)
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping `new` made, used by no process any more (a
+        // process on it has exec'd or exited before `spawn` returned).
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::munmap(self.base, self.len);
+        }
     }
 }
 
@@ -500,8 +542,11 @@ fn start_worker(prepared: Prepared<'_>, nproc_limit: bool) -> i32 {
         prepared: std::mem::ManuallyDrop::new(prepared),
         nproc_limit,
     };
-    // Never freed: init leaves with `_exit`.
-    let mut stack = std::mem::ManuallyDrop::new(ChildStack::new());
+    // Never unmapped: init leaves with `_exit`.
+    let mut stack = match ChildStack::new() {
+        Ok(stack) => std::mem::ManuallyDrop::new(stack),
+        Err(e) => fail(errors, &format!("start the worker (its stack): {e}")),
+    };
     // SAFETY: `worker_entry` gets a pointer to `handoff`, which lives on
     // this frame while init is suspended; the worker never returns into
     // init's frames.

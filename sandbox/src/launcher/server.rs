@@ -108,6 +108,10 @@ impl Server {
             }
             OwnedFd::from_raw_fd(fd)
         };
+        let stack = match child::ChildStack::new() {
+            Ok(stack) => stack,
+            Err(e) => return fail(sock, format!("map a stack for the commands it starts: {e}")),
+        };
         let mut system = crate::cache::SystemPaths::default();
         let (base, degraded) = match mode {
             Mode::Unconfined => (None, None),
@@ -139,7 +143,7 @@ impl Server {
             buf: vec![0; MAX_MESSAGE],
             system,
             cgroups: std::collections::BTreeSet::new(),
-            stack: child::ChildStack::new(),
+            stack,
         };
         if send(server.sock.as_raw_fd(), &Reply::Ready { degraded }).is_err() {
             return fail(server.sock, "answer the coordinator".into());
