@@ -390,17 +390,18 @@ here come from full runs on the machine named.
 On this VM's disk, file creation is throttled and erratic: the same \`git worktree add\`
 of 10,000 files took between 0.65 s and 6.3 s minutes apart, and \`xargs\` running
 1,000 \`sh -c true\` between 0.5 s and 1.4 s. Measured on disk, swarm's per-task log
-files and private \`TMPDIR\` (four file-system entries per task, there to lose nothing)
-made the no-op case 1.2-3x \`xargs\`; that is the disk, not the scheduler, which is why
-the default is tmpfs.
+files and private \`TMPDIR\` (four file-system entries per task before b77fe76, one
+since for a task that prints nothing: its logs are made when it first prints) made the
+no-op case 1.2-3x \`xargs\`; that is the disk, not the scheduler, which is why the
+default is tmpfs.
 
 ## 1. 1,000 no-op read-only tasks
 
 Every tool runs \`sh -c true\` 1,000 times, $NPROC at a time, unconfined (\`sandbox = "none"\`:
 this compares scheduling with tools that have no sandbox; the sandbox's own cost is section 5).
 swarm's time includes
-parsing the plan, the shared read-only checkout, a log file pair and three journal
-events per task, and the report.
+parsing the plan, the shared read-only checkout, a private tmp and three journal
+events per task (a task that prints nothing makes no log file), and the report.
 
 | runner | wall time | vs xargs |
 |---|---:|---:|

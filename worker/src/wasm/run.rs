@@ -105,10 +105,7 @@ impl WasmEngine {
             return failed("run a WASM guest: the engine is shut down".into());
         };
         let open = |path: &PathBuf| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            crate::output::open_log(path)
                 .map_err(|e| format!("open log file {}: {e}", path.display()))
         };
         let (stdout, stderr) = match (open(&spec.stdout), open(&spec.stderr)) {
