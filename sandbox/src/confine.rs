@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 
@@ -234,12 +234,15 @@ pub(crate) fn ruleset(
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(AccessFs::from_all(abi))?
         .scope(Scope::from_all(abi))?;
-    if policy.network == Network::None {
+    if policy.network != Network::Full {
         ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
     }
     let read = AccessFs::from_read(abi);
     let device = read | AccessFs::WriteFile | AccessFs::IoctlDev;
     let mut created = ruleset.create()?;
+    if let Network::Gateway { port } = policy.network {
+        created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+    }
     // System paths through the launcher's descriptors, opened once a run;
     // the task's own paths afresh.
     let mut fresh: Vec<(&Path, BitFlags<AccessFs>)> = Vec::new();

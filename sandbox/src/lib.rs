@@ -13,6 +13,7 @@
 mod cache;
 mod confine;
 pub mod launcher;
+mod loopback;
 mod namespaces;
 pub mod ownership;
 pub mod policy;

@@ -234,6 +234,10 @@ pub(crate) struct TaskMounts {
     /// The run's no-network namespace, joined unless the worker may use
     /// the network.
     pub no_network: Option<RawFd>,
+    /// With `Network::Gateway`: the port, and the socket the listener goes
+    /// out on. The worker gets a network namespace of its own instead of
+    /// the run's.
+    pub gateway: Option<(u16, RawFd)>,
 }
 
 /// Runs in the worker's init process, inside its new mount and PID
@@ -249,7 +253,10 @@ pub(crate) fn isolate_task(mounts: &TaskMounts) -> Result<bool, String> {
         });
         Ok(())
     })?;
-    if let Some(fd) = mounts.no_network {
+    if let Some((port, handoff)) = mounts.gateway {
+        crate::loopback::listen_and_hand_over(port, handoff)
+            .map_err(|e| format!("isolate the worker: open its gateway port {port}: {e}"))?;
+    } else if let Some(fd) = mounts.no_network {
         // SAFETY: setns with an fd the launcher opened and keeps open.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } == -1 {

@@ -16,6 +16,15 @@ pub enum Network {
     None,
     /// Unrestricted network (explicit opt-in only).
     Full,
+    /// TCP to `127.0.0.1:port` and nothing else, in a network namespace of
+    /// the worker's own whose loopback is up: the coordinator holds the
+    /// one listening socket there (handed over through
+    /// [`Policy::gateway_handoff`]) and serves the model gateway on it. For
+    /// agent CLIs, which speak HTTP to their model. Landlock allows a TCP
+    /// `connect` to `port` only and no `bind`; there is no route anywhere
+    /// else, the host's loopback included. Needs the namespace layer: the
+    /// baseline refuses it rather than open the host's network.
+    Gateway { port: u16 },
 }
 
 /// Resource limits (rlimits) of a worker and everything it starts.
@@ -78,6 +87,12 @@ pub struct Policy {
     /// granted at all (the baseline cannot hide what lies at the target).
     #[serde(default)]
     pub views: Vec<View>,
+    /// With [`Network::Gateway`]: a Unix socket of the coordinator's on
+    /// which the worker's init sends the listening socket it made in the
+    /// worker's network namespace (`SCM_RIGHTS`), before the worker starts.
+    /// Never reaches the worker.
+    #[serde(default)]
+    pub gateway_handoff: Option<i32>,
 }
 
 /// A directory shown read-only at `target` in the worker's file system.
@@ -184,6 +199,7 @@ impl Policy {
             keep_fds: Vec::new(),
             cgroups: Vec::new(),
             views: Vec::new(),
+            gateway_handoff: None,
         }
     }
 }

@@ -180,6 +180,16 @@ fn deny_filter(network: Network) -> Result<BpfProgram, String> {
         ])?;
         rules.insert(libc::SYS_socket, vec![unix_only]);
     }
+    if let Network::Gateway { .. } = network {
+        // IP sockets for the gateway's port (Landlock allows the connect);
+        // netlink and packet sockets stay out.
+        let ne = |family: i32| {
+            SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, family as u64)
+                .map_err(|e| e.to_string())
+        };
+        let other = rule(vec![ne(libc::AF_UNIX)?, ne(libc::AF_INET)?, ne(libc::AF_INET6)?])?;
+        rules.insert(libc::SYS_socket, vec![other]);
+    }
     compile(rules, libc::EPERM)
 }
 
@@ -244,8 +254,10 @@ mod tests {
     fn filters_compile_for_this_machine() {
         let none = compile_filter(Network::None).unwrap();
         let full = compile_filter(Network::Full).unwrap();
+        let gateway = compile_filter(Network::Gateway { port: 0 }).unwrap();
         // The socket rule is the only difference.
         assert!(none.len() > full.len());
+        assert!(gateway.len() > full.len());
         assert_eq!(none[..4], full[..4]);
     }
 }

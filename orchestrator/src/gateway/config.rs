@@ -90,4 +90,7 @@ pub struct AgentTask {
     pub repair_rounds: u32,
     /// Sampling temperature, when the plan sets one.
     pub temperature: Option<f64>,
+    /// The agent CLI that works on it (a name in the plan's `agents`);
+    /// `None`: swarm's own agent.
+    pub cli: Option<String>,
 }

@@ -120,6 +120,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
     let executor = super::executor::check(&source, &file.executor, &mut errors);
     let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
     let models = settings.models;
+    let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     defaults(&source, &file.defaults, &mut errors);
     let expanded = matrix(&source, &file, &mut errors);
     let ctx = Ctx {
@@ -132,11 +133,24 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
             .filter(|name| !models.contains_key(*name))
             .cloned()
             .collect(),
+        agents: &agents,
         defaults: &file.defaults,
     };
     let templates = expanded.templates;
     let (mut tasks, written) = resolve(&ctx, expanded.items, &mut errors);
     let budget = validate(&ctx, &file, &mut tasks, written, &templates, &mut errors);
+    // What subtasks and fixes may name: the tables, and the built-ins in use.
+    let agents: BTreeMap<String, super::agents::AgentCli> = agents
+        .into_iter()
+        .filter(|(name, agent)| {
+            agent.span != (0..0)
+                || tasks.iter().any(|t| {
+                    t.agent()
+                        .and_then(|a| a.cli.as_deref())
+                        .is_some_and(|c| c == name)
+                })
+        })
+        .collect();
 
     if let Some(error) = PlanError::bundle(errors) {
         return Err(error);
@@ -166,6 +180,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
         worktrees: settings.worktrees,
         caches: file.swarm.caches.unwrap_or(true),
         models,
+        agents,
         budget,
         min_free_space: settings.min_free_space,
         executor,
@@ -704,6 +719,8 @@ pub(super) struct Ctx<'a> {
     /// `[models.NAME]` tables with errors of their own: a task that uses one
     /// is not reported again.
     pub broken_models: HashSet<String>,
+    /// The agent CLIs a task may name in `agent`.
+    pub agents: &'a BTreeMap<String, super::agents::AgentCli>,
     pub defaults: &'a TaskFields,
 }
 

@@ -13,6 +13,7 @@ mod expand;
 pub mod graph;
 mod keys;
 mod matrix;
+pub mod agents;
 mod models;
 mod run_verify;
 pub mod schema;
@@ -63,6 +64,9 @@ pub struct Plan {
     pub caches: bool,
     /// The models agent tasks use, by name.
     pub models: BTreeMap<String, ModelConfig>,
+    /// The agent CLIs the plan declares (`[agents]`) or its tasks use (the
+    /// built-ins), by name: all a subtask or a replan's fix may name.
+    pub agents: BTreeMap<String, agents::AgentCli>,
     /// What all agent tasks together may spend.
     pub budget: Budget,
     /// Free bytes the worktrees' file system must have for a task to start.

@@ -35,6 +35,52 @@ pub struct PlanFile {
     /// Where task attempts run: this machine (default) or a Slurm cluster.
     #[serde(default)]
     pub executor: super::executor::ExecutorSection,
+    /// Agent programs other than swarm's own (Claude Code, Codex, any
+    /// CLI) that agent tasks can name in `agent`, by name. The built-in
+    /// `claude-code` and `codex` need no table.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, AgentFields>")]
+    pub agents: BTreeMap<String, Spanned<AgentFields>>,
+}
+
+/// One `[agents.NAME]` table: an agent CLI run as a sandboxed worker,
+/// reaching its model only through swarm's gateway.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFields {
+    /// `claude-code`, `codex`, or `command` (any other CLI, given by
+    /// `command`).
+    pub kind: super::agents::CliKind,
+    /// The `[models.NAME]` behind it, when its tasks name none. Default:
+    /// the task's `model`, else `default`.
+    #[schemars(with = "Option<String>")]
+    pub model: Option<Spanned<String>>,
+    /// The program: a path, or a name found on PATH. Default: `claude`
+    /// (claude-code), `codex` (codex). A missing program is an error at
+    /// validate.
+    #[schemars(with = "Option<String>")]
+    pub program: Option<Spanned<String>>,
+    /// Extra arguments, after swarm's own (claude-code, codex).
+    pub args: Option<Vec<String>>,
+    /// `kind = "command"`: the program and its arguments, with `{prompt}`
+    /// where the task's prompt goes, e.g. `["gemini", "-p", "{prompt}"]`.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub command: Option<Spanned<Vec<String>>>,
+    /// `kind = "command"`: the wire protocol it speaks to its model:
+    /// `anthropic` (Messages API) or `openai-responses`.
+    pub protocol: Option<super::agents::WireProtocol>,
+    /// `kind = "command"`: the variable it reads its model's base URL
+    /// from. Default: `ANTHROPIC_BASE_URL` (anthropic), `OPENAI_BASE_URL`
+    /// (openai-responses).
+    pub base_url_env: Option<String>,
+    /// `kind = "command"`: the variable it reads its API key from; it gets
+    /// a per-attempt token, never a key. Default: `ANTHROPIC_API_KEY`,
+    /// `OPENAI_API_KEY`.
+    pub token_env: Option<String>,
+    /// Memory one instance takes, for admission, e.g. `"300MiB"`. Default:
+    /// 300MiB (claude-code), 200MiB (codex), 256MiB (command).
+    #[schemars(with = "Option<String>")]
+    pub memory: Option<Spanned<String>>,
 }
 
 /// One `[models.NAME]` table: a provider endpoint and how to use it.
@@ -286,6 +332,12 @@ pub struct TaskFields {
     /// worktree with file, search and shell tools, in the sandbox.
     #[schemars(with = "Option<String>")]
     pub prompt: Option<Spanned<String>>,
+    /// Which agent works on an agent (`prompt`) task: `swarm` (default:
+    /// swarm's own), `claude-code`, `codex`, or an `[agents.NAME]` table.
+    /// Each runs in the task's sandbox and reaches its model only through
+    /// swarm's gateway.
+    #[schemars(with = "Option<String>")]
+    pub agent: Option<Spanned<String>>,
     /// Which `[models.NAME]` an agent task uses. Default: `default`.
     #[schemars(with = "Option<String>")]
     pub model: Option<Spanned<String>>,

@@ -158,6 +158,7 @@ pub fn resolve(
         plan_dir: plan.path.parent().unwrap_or(Path::new("")),
         models: &plan.models,
         broken_models: HashSet::new(),
+        agents: &plan.agents,
         defaults: &plan_file.defaults,
     };
     let templates = expanded.templates;

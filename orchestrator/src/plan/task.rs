@@ -336,11 +336,32 @@ fn agent(
             )
             .with_help("say what the agent should do, e.g. prompt = \"Replace log with tracing in crates/core\""));
     }
+    // The agent first: its table may name the model.
+    let (agent_name, agent_span) = match combo.get(super::variants::AGENT_OVERRIDE) {
+        Some(a) => (a.clone(), span.clone()),
+        None => fields
+            .agent
+            .as_ref()
+            .or(defaults.agent.as_ref())
+            .map(|a| (sub(a.get_ref()), a.span()))
+            .unwrap_or_else(|| (super::agents::SWARM_AGENT.into(), span.clone())),
+    };
+    let cli = keep(
+        errors,
+        super::agents::pick_agent(source, ctx.agents, id, &agent_name, agent_span),
+    )
+    .flatten();
     let (model_name, model_span) = fields
         .model
         .as_ref()
-        .or(defaults.model.as_ref())
         .map(|m| (sub(m.get_ref()), m.span()))
+        .or_else(|| cli.and_then(|c| c.model.clone()).map(|m| (m, c_span(cli))))
+        .or_else(|| {
+            defaults
+                .model
+                .as_ref()
+                .map(|m| (sub(m.get_ref()), m.span()))
+        })
         .unwrap_or_else(|| ("default".into(), span.clone()));
     // A variant's own model (`variants = { model = [...] }`).
     let (model_name, model_span) = match combo.get(super::variants::MODEL_OVERRIDE) {
@@ -373,6 +394,12 @@ fn agent(
                     "in this task",
                 )
                 .with_help("a sampling temperature is between 0 and 2"),
+        );
+    }
+    if let (Some(cli), Some(model)) = (cli, models.get(&model_name)) {
+        keep(
+            errors,
+            super::agents::check_protocol(source, cli, model, id, span.clone()),
         );
     }
     let budget = fields.budget.or(defaults.budget).unwrap_or_default();
@@ -434,7 +461,13 @@ fn agent(
             .or(defaults.repair_rounds)
             .unwrap_or(DEFAULT_REPAIR_ROUNDS),
         temperature,
+        cli: cli.map(|c| c.name.clone()),
     })
+}
+
+/// Where an agent's table stands, to point at when its `model` is wrong.
+fn c_span(cli: Option<&super::agents::AgentCli>) -> Range<usize> {
+    cli.map_or(0..0, |c| c.span.clone())
 }
 
 /// An error for the first key the task sets that belongs to another kind
@@ -453,6 +486,7 @@ fn foreign_keys(
         ("fuel", fields.fuel.is_some()),
     ];
     let agent_keys = [
+        ("agent", fields.agent.is_some()),
         ("model", fields.model.is_some()),
         ("max_turns", fields.max_turns.is_some()),
         ("budget", fields.budget.is_some()),

@@ -22,6 +22,7 @@ pub(super) const NUMBER_KEY: &str = "variant";
 /// hold `@`, so these never reach a command.
 pub(super) const MODEL_OVERRIDE: &str = "@model";
 pub(super) const TEMPERATURE_OVERRIDE: &str = "@temperature";
+pub(super) const AGENT_OVERRIDE: &str = "@agent";
 
 /// How a task with `variants` is run: its variants' values (each with
 /// `variant` = its number), their score, the pick.
@@ -289,12 +290,13 @@ fn bad(source: &Source, id: &str, what: &str, span: Range<usize>) -> PlanError {
 }
 
 /// A variant's values as its task sees them: every value a placeholder,
-/// and `model` / `temperature` also the agent's settings.
+/// and `model` / `temperature` / `agent` also the agent's settings.
 pub(super) fn with_overrides(values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = values.clone();
     for (key, hidden) in [
         ("model", MODEL_OVERRIDE),
         ("temperature", TEMPERATURE_OVERRIDE),
+        ("agent", AGENT_OVERRIDE),
     ] {
         if let Some(v) = values.get(key) {
             out.insert(hidden.to_string(), v.clone());

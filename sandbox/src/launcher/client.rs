@@ -285,8 +285,15 @@ impl Launcher {
             stdout,
             stderr,
         } = request;
-        let (fds, targets) =
+        let (mut fds, mut targets) =
             passed_fds([stdin, stdout, stderr], &policy.keep_fds, &policy.cgroups)?;
+        if let Some(fd) = policy.gateway_handoff {
+            fds.push(duplicate(fd)?);
+            targets.push(super::GATEWAY_HANDOFF);
+            if fds.len() > MAX_FDS {
+                return Err(LaunchError::TooManyFds);
+            }
+        }
         let message = Request::Spawn {
             id,
             argv,

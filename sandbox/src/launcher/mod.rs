@@ -58,6 +58,10 @@ const MAX_MESSAGE: usize = 1 << 20;
 /// of the worker.
 const JOIN_CGROUP: i32 = -1;
 
+/// The target of a passed fd that is the socket the worker's init hands
+/// its gateway listener over on (`Policy::gateway_handoff`).
+const GATEWAY_HANDOFF: i32 = -2;
+
 /// Most fds one request may carry.
 const MAX_FDS: usize = 16;
 

@@ -335,14 +335,43 @@ impl Server {
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
         let ruleset = confine::ruleset(policy, self.base.is_some(), &mut self.system)
             .map_err(|e| e.to_string())?;
-        let filter = match self.filters.entry(policy.network) {
+        // One filter per kind of network: a gateway's port is Landlock's.
+        let mode = match policy.network {
+            Network::Gateway { .. } => Network::Gateway { port: 0 },
+            other => other,
+        };
+        let filter = match self.filters.entry(mode) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                seccomp::compile_filter(policy.network)
+                seccomp::compile_filter(mode)
                     .map_err(|e| format!("compile the seccomp filter: {e}"))?,
             ),
         };
+        let handoff = fds
+            .iter()
+            .map(AsRawFd::as_raw_fd)
+            .zip(targets.iter().copied())
+            .find(|&(_, target)| target == super::GATEWAY_HANDOFF)
+            .map(|(fd, _)| fd);
+        let gateway = match (policy.network, handoff) {
+            (Network::Gateway { port }, Some(fd)) => {
+                if self.base.is_none() {
+                    return Err(
+                        "give the worker its gateway port: that needs the namespace layer \
+                         (user namespaces), which is off here, and the baseline has no \
+                         network of the worker's own to put it in"
+                            .into(),
+                    );
+                }
+                Some((port, fd))
+            }
+            (Network::Gateway { .. }, None) => {
+                return Err("give the worker its gateway port: no handoff socket came".into());
+            }
+            _ => None,
+        };
         let mounts = self.base.as_ref().map(|base| TaskMounts {
+            gateway,
             view: crate::view::plan(policy, true, &mut self.system),
             // The kernel allocates pids from 300 up once they wrap, and
             // refuses a pid_max under 301: this bound lets the worker have
