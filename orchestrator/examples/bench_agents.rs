@@ -88,6 +88,7 @@ fn agent_task(prompt: &str) -> AgentTask {
         budget: Budget::default(),
         repair_rounds: 0,
         temperature: None,
+        cli: None,
     }
 }
 

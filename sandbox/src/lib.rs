@@ -25,5 +25,6 @@ mod view;
 pub use confine::{ConfineError, REQUIRED_ABI};
 pub use launcher::UnconfinedRequest;
 pub use launcher::{Exit, LaunchError, Launcher, SpawnRequest, Spawned};
+pub use loopback::receive_listener;
 pub use policy::{ENV_ALLOWLIST, Limits, Network, Policy, SANDBOX_IDENTITY, View, worker_identity};
 pub use process::{Stop, kill_group, term_group};

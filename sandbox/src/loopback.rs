@@ -78,3 +78,62 @@ fn loopback_up() -> std::io::Result<()> {
     }
     result
 }
+
+/// Receives the listener a worker's init sent on `sock` (the coordinator's
+/// end of `Policy::gateway_handoff`'s pair). Fails if the socket closes
+/// first: the worker never got that far.
+pub async fn receive_listener(
+    sock: std::os::unix::net::UnixStream,
+) -> std::io::Result<TcpListener> {
+    use nix::sys::socket::{ControlMessageOwned, recvmsg};
+    use std::os::fd::FromRawFd as _;
+    sock.set_nonblocking(true)?;
+    let sock = tokio::net::UnixStream::from_std(sock)?;
+    loop {
+        sock.readable().await?;
+        let received = sock.try_io(tokio::io::Interest::READABLE, || {
+            let mut byte = [0u8; 1];
+            let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+            let mut space = nix::cmsg_space!([RawFd; 1]);
+            let msg = recvmsg::<()>(
+                sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )
+            .map_err(std::io::Error::from)?;
+            let mut fds = Vec::new();
+            for c in msg.cmsgs().map_err(std::io::Error::from)? {
+                if let ControlMessageOwned::ScmRights(rights) = c {
+                    fds.extend(rights);
+                }
+            }
+            Ok((msg.bytes, fds))
+        });
+        let (bytes, fds) = match received {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            other => other?,
+        };
+        let mut fds = fds.into_iter();
+        let Some(first) = fds.next() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                if bytes == 0 {
+                    "the worker's sandbox closed before it sent its gateway listener"
+                } else {
+                    "the worker's sandbox sent no listener"
+                },
+            ));
+        };
+        // SAFETY: the kernel just gave us these descriptors; they are ours
+        // alone. Any beyond the first are closed.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let listener = unsafe {
+            for extra in fds {
+                drop(std::os::fd::OwnedFd::from_raw_fd(extra));
+            }
+            TcpListener::from_raw_fd(first)
+        };
+        return Ok(listener);
+    }
+}

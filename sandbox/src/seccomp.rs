@@ -187,7 +187,11 @@ fn deny_filter(network: Network) -> Result<BpfProgram, String> {
             SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, family as u64)
                 .map_err(|e| e.to_string())
         };
-        let other = rule(vec![ne(libc::AF_UNIX)?, ne(libc::AF_INET)?, ne(libc::AF_INET6)?])?;
+        let other = rule(vec![
+            ne(libc::AF_UNIX)?,
+            ne(libc::AF_INET)?,
+            ne(libc::AF_INET6)?,
+        ])?;
         rules.insert(libc::SYS_socket, vec![other]);
     }
     compile(rules, libc::EPERM)

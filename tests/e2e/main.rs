@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agent;
+mod agent_cli;
 mod bad_input;
 mod bench_scripts;
 mod clean;

@@ -11,6 +11,7 @@
 //! or reads the process environment: what would be printed comes back as
 //! [`Notice`]s.
 
+pub mod agents;
 pub mod gateway;
 pub mod grants;
 mod host;
@@ -195,6 +196,7 @@ pub async fn assemble(
         None => None,
         Some(_) => Some(host.program("to run agent workers")?),
     };
+    let agent_clis = agents::agent_programs(plan, host)?;
     let worktree_root = resolved(&match &overrides.worktrees {
         Some(dir) => dir.clone(),
         None => grants::worktree_root(plan, host)?,
@@ -229,6 +231,7 @@ pub async fn assemble(
         wasm,
         gateway,
         agent_program,
+        agent_clis,
         worktree_root,
         caches: confinement.caches,
         retry_failed: overrides.retry_failed.clone(),

@@ -108,7 +108,7 @@ pub(crate) async fn call(
 /// Exponential backoff with jitter: 0.5 s, 1 s, 2 s... up to 30 s, each
 /// drawn from the upper half of its range so that retries of many workers
 /// spread out but none comes early.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 500u64
         .saturating_mul(1 << attempt.saturating_sub(1).min(10))
         .min(30_000);

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::gateway::config::ModelConfig;
@@ -66,7 +66,7 @@ struct State {
 /// The pacing of one model endpoint.
 #[derive(Debug)]
 pub(crate) struct Limiter {
-    slots: Semaphore,
+    slots: std::sync::Arc<Semaphore>,
     state: Mutex<State>,
 }
 
@@ -74,7 +74,7 @@ impl Limiter {
     pub fn new(config: &ModelConfig) -> Self {
         let now = Instant::now();
         Self {
-            slots: Semaphore::new(config.concurrency.max(1)),
+            slots: std::sync::Arc::new(Semaphore::new(config.concurrency.max(1))),
             state: Mutex::new(State {
                 cool_until: None,
                 requests: config
@@ -90,10 +90,10 @@ impl Limiter {
     /// Waits for a slot, the end of any cool-down and room in the buckets
     /// for one request of about `tokens` tokens, and takes them. The permit
     /// is the slot: hold it for the whole call.
-    pub async fn acquire(&self, tokens: u64) -> SemaphorePermit<'_> {
+    pub async fn acquire(&self, tokens: u64) -> OwnedSemaphorePermit {
         // The semaphore is never closed.
         let permit = loop {
-            if let Ok(p) = self.slots.acquire().await {
+            if let Ok(p) = std::sync::Arc::clone(&self.slots).acquire_owned().await {
                 break p;
             }
         };

@@ -21,6 +21,7 @@ mod budget;
 mod call;
 mod complete;
 pub mod config;
+pub mod door;
 mod limiter;
 pub mod prices;
 pub(crate) mod provider;
@@ -171,6 +172,11 @@ impl Gateway {
     /// What the run has spent so far.
     pub fn spent(&self) -> (Usage, f64) {
         self.run.spent()
+    }
+
+    /// The provider's name of model `model` (its `model` key).
+    pub fn model_name(&self, model: &str) -> Option<String> {
+        self.endpoints.get(model).map(|e| e.config.model.clone())
     }
 
     fn endpoint(&self, model: &str) -> Option<Arc<Endpoint>> {

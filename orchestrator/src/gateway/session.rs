@@ -726,6 +726,7 @@ mod tests {
             budget: Budget::default(),
             repair_rounds: 0,
             temperature: None,
+            cli: None,
         };
         let mut session = Session::new(
             gateway,

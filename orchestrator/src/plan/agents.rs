@@ -223,12 +223,15 @@ fn agent_cli(
             .map(|b| b.as_u64())
             .filter(|&b| b > 0)
             .ok_or_else(|| {
-            bad(
-                format!("agent `{name}` has an invalid memory `{}`", memory.get_ref()),
-                memory.span(),
-                "write a size, e.g. memory = \"300MiB\"",
-            )
-        })?;
+                bad(
+                    format!(
+                        "agent `{name}` has an invalid memory `{}`",
+                        memory.get_ref()
+                    ),
+                    memory.span(),
+                    "write a size, e.g. memory = \"300MiB\"",
+                )
+            })?;
     }
     let command_keys = [
         ("command", fields.command.is_some()),
@@ -252,7 +255,11 @@ fn agent_cli(
                     "put {prompt} where the task's prompt goes, e.g. command = [\"gemini\", \"-p\", \"{prompt}\"]",
                 ));
             }
-            if command.get_ref().first().is_none_or(|p| p.trim().is_empty()) {
+            if command
+                .get_ref()
+                .first()
+                .is_none_or(|p| p.trim().is_empty())
+            {
                 return Err(bad(
                     format!("agent `{name}`'s `command` has no program"),
                     command.span(),
@@ -281,17 +288,12 @@ fn agent_cli(
                 .base_url_env
                 .clone()
                 .unwrap_or_else(|| base_url_env.into());
-            agent.token_env = fields
-                .token_env
-                .clone()
-                .unwrap_or_else(|| token_env.into());
+            agent.token_env = fields.token_env.clone().unwrap_or_else(|| token_env.into());
         }
         kind => {
             if let Some((key, _)) = command_keys.iter().find(|(_, set)| *set) {
                 return Err(bad(
-                    format!(
-                        "agent `{name}` sets `{key}`, which only kind = \"command\" takes"
-                    ),
+                    format!("agent `{name}` sets `{key}`, which only kind = \"command\" takes"),
                     span,
                     &format!(
                         "swarm knows how to run {}; remove `{key}`, or make it kind = \"command\"",

@@ -5,6 +5,7 @@
 //! Every problem found here is a [`PlanError`] pointing at the offending line;
 //! nothing here touches git or the file system beyond reading the plan.
 
+pub mod agents;
 pub mod ceiling;
 mod deps;
 mod error;
@@ -13,7 +14,6 @@ mod expand;
 pub mod graph;
 mod keys;
 mod matrix;
-pub mod agents;
 mod models;
 mod run_verify;
 pub mod schema;

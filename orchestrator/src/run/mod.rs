@@ -101,6 +101,9 @@ pub struct RunOptions {
     pub gateway: Option<std::sync::Arc<crate::gateway::Gateway>>,
     /// The `swarm` binary, run as `swarm __agent` for agent tasks.
     pub agent_program: Option<PathBuf>,
+    /// The agent CLIs (Claude Code, Codex, ...) tasks use, found on this
+    /// host, by agent name.
+    pub agent_clis: std::collections::BTreeMap<String, CliProgram>,
     /// Where repositories' worktree homes are made (see
     /// [`crate::worktree_home`]): outside the repository. A resumed run
     /// uses the home its journal recorded instead.
@@ -457,4 +460,13 @@ pub fn latest_run(workdir: &Path) -> Result<Option<String>, RunError> {
         None => Ok(None),
         Some(state) => Ok(state.latest()?),
     }
+}
+
+/// An agent CLI found on the host: its plan entry, its program (a real
+/// path), and what the sandbox shows of its installation, read-only.
+#[derive(Debug, Clone)]
+pub struct CliProgram {
+    pub cli: crate::plan::agents::AgentCli,
+    pub program: PathBuf,
+    pub grant: PathBuf,
 }

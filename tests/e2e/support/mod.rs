@@ -526,3 +526,19 @@ pub fn allow_overlap(toml: &str) -> String {
         None => format!("{toml}\n\n[defaults]\nallow_overlap = true\n"),
     }
 }
+
+/// The real agent CLI `name` (`claude`, `codex`) from the npm registry,
+/// pinned in tests/agent-clis/package.json: installed into
+/// target/agent-clis on first use (CI does it up front in .ci/run).
+pub fn agent_cli(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dest = root.join("target/agent-clis");
+    let status = Command::new(root.join("tests/agent-clis/install.sh"))
+        .arg(&dest)
+        .status()
+        .expect("run tests/agent-clis/install.sh (needs npm)");
+    assert!(status.success(), "installing the agent CLIs failed");
+    let program = dest.join("node_modules/.bin").join(name);
+    assert!(program.exists(), "{} is missing", program.display());
+    program
+}

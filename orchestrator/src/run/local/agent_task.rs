@@ -5,7 +5,7 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use swarm_protocol::AttemptOutcome;
@@ -74,20 +74,8 @@ pub(crate) async fn run(
             Ok(s) => s,
             Err(e) => return failed(e),
         };
-    // A task's budget covers all its variants.
-    if let Some(variant) = task.variant() {
-        session.join_group(gateway.group(&variant.of, agent.budget));
-    }
-    // A task's budget covers its subtree: a subtask also spends what its
-    // agent ancestors may.
-    let mut above = crate::ids::parent_of(&task.id);
-    while let Some(id) = above {
-        if let Some(ancestor) = ctx.tasks.position(id).map(|i| ctx.tasks.get(i))
-            && let Some(theirs) = ancestor.agent()
-        {
-            session.join_group(gateway.subtree(id, theirs.budget));
-        }
-        above = crate::ids::parent_of(id);
+    for group in budget_groups(ctx, task, gateway, agent) {
+        session.join_group(group);
     }
     // The model's subtask requests, checked as they come (`run::spawn`).
     let (spawner, parent, workdir) = (
@@ -142,8 +130,6 @@ pub(crate) async fn run(
     let mut verifier = VerifyRunner {
         spec: verify_spec,
         stop: stop.clone(),
-        stdout: spec.stdout.clone(),
-        stderr: spec.stderr.clone(),
     };
 
     // The agent runs under a stop signal of its own: the run's (forwarded)
@@ -212,13 +198,54 @@ pub(crate) async fn run(
     }
 }
 
+/// The budgets an agent task shares beside its own: a task's budget covers
+/// all its variants, and its subtree (a subtask also spends what its agent
+/// ancestors may).
+pub(crate) fn budget_groups(
+    ctx: &Ctx,
+    task: &Task,
+    gateway: &crate::gateway::Gateway,
+    agent: &AgentTask,
+) -> Vec<std::sync::Arc<crate::gateway::BudgetScope>> {
+    let mut groups = Vec::new();
+    if let Some(variant) = task.variant() {
+        groups.push(gateway.group(&variant.of, agent.budget));
+    }
+    let mut above = crate::ids::parent_of(&task.id);
+    while let Some(id) = above {
+        if let Some(ancestor) = ctx.tasks.position(id).map(|i| ctx.tasks.get(i))
+            && let Some(theirs) = ancestor.agent()
+        {
+            groups.push(gateway.subtree(id, theirs.budget));
+        }
+        above = crate::ids::parent_of(id);
+    }
+    groups
+}
+
+/// Runs `spec` (a task's verify) and gives back `None` if it passed, else
+/// the end of its output with how it ended.
+pub(crate) async fn run_verify(
+    spec: &CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Option<String> {
+    let marks = (file_len(&spec.stdout), file_len(&spec.stderr));
+    match run_command(spec, stop).await {
+        AttemptOutcome::Exited { code: 0 } => None,
+        other => {
+            let mut feedback = tail(&spec.stdout, marks.0);
+            feedback.push_str(&tail(&spec.stderr, marks.1));
+            feedback.push_str(&format!("\n[verify: {}]", describe(&other)));
+            Some(feedback)
+        }
+    }
+}
+
 /// Runs the task's verify command (if it has one) in the agent's
 /// worktree, sandbox and logs, and gives back the end of its output.
 struct VerifyRunner {
     spec: Option<CommandSpec>,
     stop: watch::Receiver<Option<Stop>>,
-    stdout: PathBuf,
-    stderr: PathBuf,
 }
 
 impl Verifier for VerifyRunner {
@@ -227,15 +254,9 @@ impl Verifier for VerifyRunner {
             let Some(spec) = &self.spec else {
                 return Verdict::Passed;
             };
-            let marks = (file_len(&self.stdout), file_len(&self.stderr));
-            match run_command(spec, &mut self.stop).await {
-                AttemptOutcome::Exited { code: 0 } => Verdict::Passed,
-                other => {
-                    let mut feedback = tail(&self.stdout, marks.0);
-                    feedback.push_str(&tail(&self.stderr, marks.1));
-                    feedback.push_str(&format!("\n[verify: {}]", describe(&other)));
-                    Verdict::Failed { feedback }
-                }
+            match run_verify(spec, &mut self.stop).await {
+                None => Verdict::Passed,
+                Some(feedback) => Verdict::Failed { feedback },
             }
         })
     }
@@ -255,7 +276,7 @@ pub(crate) fn describe_failure(report: &AgentReport) -> Option<String> {
     })
 }
 
-fn describe(outcome: &AttemptOutcome) -> String {
+pub(crate) fn describe(outcome: &AttemptOutcome) -> String {
     match outcome {
         AttemptOutcome::Exited { code } => format!("exited with code {code}"),
         AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
@@ -267,7 +288,7 @@ fn describe(outcome: &AttemptOutcome) -> String {
     }
 }
 
-fn file_len(path: &Path) -> u64 {
+pub(crate) fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 

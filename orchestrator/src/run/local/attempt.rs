@@ -559,7 +559,23 @@ async fn command_or_agent(
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
     if let Some(agent) = agent {
-        let done = super::agent_task::run(ctx, task, agent, attempt, spec, stop).await;
+        let done = match &agent.cli {
+            None => super::agent_task::run(ctx, task, agent, attempt, spec, stop).await,
+            Some(name) => match ctx.agent_clis.get(name) {
+                Some(cli) => {
+                    super::cli_agent::run(ctx, task, agent, cli, attempt, spec, stop).await
+                }
+                None => super::agent_task::AgentAttempt {
+                    outcome: AttemptOutcome::SpawnFailed {
+                        message: format!(
+                            "run agent `{name}`: its program was not found when the run started"
+                        ),
+                    },
+                    verify_passed: None,
+                    report: None,
+                },
+            },
+        };
         let verify = done.verify_passed.map(|passed| match passed {
             true => Verify::Passed,
             false => Verify::Failed(None),

@@ -5,6 +5,7 @@
 pub(crate) mod agent_task;
 pub(crate) mod attempt;
 pub(crate) mod cgroup;
+pub(crate) mod cli_agent;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
 pub(crate) mod score;
@@ -106,6 +107,7 @@ impl LocalExecutor {
             wasm: options.wasm.clone(),
             gateway: options.gateway.clone(),
             agent_program: options.agent_program.clone(),
+            agent_clis: options.agent_clis.clone(),
             secret_vars: prepared.plan.secret_vars(),
             min_free_space: prepared.plan.min_free_space,
             unconfined: shared,

@@ -44,6 +44,8 @@ pub(crate) struct Ctx {
     pub wasm: Option<Arc<swarm_worker::wasm::WasmEngine>>,
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
     pub agent_program: Option<PathBuf>,
+    /// The agent CLIs tasks use, by agent name.
+    pub agent_clis: std::collections::BTreeMap<String, crate::run::CliProgram>,
     /// Variables holding API keys: never passed to an unconfined command.
     pub secret_vars: Vec<String>,
     /// Free bytes the worktrees' file system must keep.

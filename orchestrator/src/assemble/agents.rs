@@ -1,0 +1,125 @@
+//! The agent CLIs of a run, found on this host: each `[agents.NAME]` (or
+//! built-in) a task uses, its program resolved (a path as given, or a name
+//! on PATH), and the directory the sandbox shows it read-only (where the
+//! program is installed: its `node_modules`, or its own directory). A
+//! program that is not there is a plan error at its place, so `swarm
+//! validate` reports it before anything runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{HostEnv, SetupError};
+use crate::plan::{Plan, PlanErrorKind};
+use crate::run::CliProgram;
+
+/// The programs of the agent CLIs `plan`'s tasks use, by agent name.
+pub fn agent_programs(
+    plan: &Plan,
+    host: &HostEnv,
+) -> Result<BTreeMap<String, CliProgram>, SetupError> {
+    let mut found = BTreeMap::new();
+    for (name, cli) in &plan.agents {
+        let user = plan.tasks.iter().find(|t| {
+            t.agent()
+                .and_then(|a| a.cli.as_deref())
+                .is_some_and(|c| c == name)
+        });
+        // A table no task uses may still be named by a subtask; it is
+        // looked for then too, and missing, it is an error only if used.
+        let Some(program) = cli.program_name() else {
+            continue;
+        };
+        let resolved = find(program, host);
+        let Some(resolved) = resolved else {
+            if user.is_none() {
+                continue;
+            }
+            let span = match cli.span.clone() {
+                s if s != (0..0) => s,
+                _ => user.map(|t| t.span.clone()).unwrap_or(0..0),
+            };
+            let error = plan
+                .source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "agent `{name}` ({}) needs the program `{program}`, which is not {}",
+                        cli.kind.name(),
+                        if program.contains('/') {
+                            "there (or not executable)"
+                        } else {
+                            "on PATH"
+                        }
+                    ),
+                    Some(span),
+                    "its program is missing",
+                )
+                .with_help(match cli.kind {
+                    crate::plan::agents::CliKind::ClaudeCode => {
+                        "install it (npm install -g @anthropic-ai/claude-code), or give its path in [agents.NAME] program = \"...\""
+                    }
+                    crate::plan::agents::CliKind::Codex => {
+                        "install it (npm install -g @openai/codex), or give its path in [agents.NAME] program = \"...\""
+                    }
+                    crate::plan::agents::CliKind::Command => {
+                        "install it, or start `command` with its full path"
+                    }
+                });
+            return Err(SetupError::Plan(Box::new(error)));
+        };
+        let grant = install_dir(&resolved);
+        found.insert(
+            name.clone(),
+            CliProgram {
+                cli: cli.clone(),
+                program: resolved,
+                grant,
+            },
+        );
+    }
+    Ok(found)
+}
+
+/// `program` as a path (absolute, or relative to nothing: refused), or a
+/// name on PATH; its real path.
+fn find(program: &str, host: &HostEnv) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let found = if program.contains('/') {
+        let p = PathBuf::from(program);
+        p.is_absolute().then_some(p)?
+    } else {
+        host.which(program)?
+    };
+    let real = std::fs::canonicalize(&found).ok()?;
+    let meta = real.metadata().ok()?;
+    (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(real)
+}
+
+/// What the sandbox shows of a program's installation: the `node_modules`
+/// it lives in (an npm package finds its platform binary or its
+/// dependencies beside it), else its own directory.
+fn install_dir(program: &Path) -> PathBuf {
+    program
+        .ancestors()
+        .find(|a| a.file_name().is_some_and(|n| n == "node_modules"))
+        .or_else(|| program.parent())
+        .unwrap_or(program)
+        .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_npm_program_is_shown_with_its_node_modules() {
+        assert_eq!(
+            install_dir(Path::new("/opt/x/node_modules/@a/b/bin/claude.exe")),
+            Path::new("/opt/x/node_modules")
+        );
+        assert_eq!(
+            install_dir(Path::new("/usr/local/bin/gemini")),
+            Path::new("/usr/local/bin")
+        );
+    }
+}

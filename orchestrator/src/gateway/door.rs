@@ -1,0 +1,1006 @@
+//! The door an agent CLI (Claude Code, Codex, any program that speaks a
+//! provider's HTTP API) reaches its model through: an HTTP server on a
+//! listener in the task's own network namespace (its only way out), with a
+//! token made for one attempt where the API key would be.
+//!
+//! A call is checked (the token; the task's `max_turns`; its budget, its
+//! experiment's and subtree's, the run's) and passed through in the
+//! provider's own wire protocol: the body the program sent, with the
+//! plan's model name and `max_tokens` lowered to what the budgets have
+//! left, the real key in the headers, `anthropic-version` and
+//! `anthropic-beta` forwarded. Rate limits are waited out and server
+//! errors retried as for swarm's own agent (the model's limiter, slots and
+//! pacing shared with every other caller); the answer streams back to the
+//! program as it comes while the gateway reads it too, for the usage it
+//! settles, the tool calls it tells the live view about and the transcript.
+//!
+//! Served: Anthropic Messages (`POST /v1/messages`, streamed or whole,
+//! and `/v1/messages/count_tokens`) in front of an `anthropic` model, and
+//! OpenAI Responses (`POST /v1/responses`, `GET /v1/models`) in front of
+//! an `openai` one. The plan checks that a task's agent speaks its
+//! model's protocol.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http_body_util::{BodyExt as _, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use swarm_protocol::agent::{Block, StopReason, Usage};
+
+use super::budget::BudgetScope;
+use super::config::{Budget, Provider};
+use super::stream::{Answer, Assembler};
+use super::transcript::Transcript;
+use super::{AgentNote, Endpoint, Gateway, GatewayError, Notes, redact};
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// The largest request body taken (a long conversation with its tools).
+const MAX_BODY: usize = 32 << 20;
+
+/// Most bytes of a whole (non-streamed) answer read.
+const MAX_WHOLE: usize = 16 << 20;
+
+/// What a door serves, for one attempt of one task.
+pub struct DoorSettings {
+    pub task: String,
+    /// The `[models.NAME]` behind it.
+    pub model: String,
+    /// The attempt's token: the only credential the program gets.
+    pub token: String,
+    /// Most model calls (repair rounds included).
+    pub max_turns: u32,
+    /// The task's own budget.
+    pub budget: Budget,
+    /// Budgets it shares (its experiment's, its ancestors' subtrees).
+    pub groups: Vec<Arc<BudgetScope>>,
+    pub transcript: PathBuf,
+    pub notes: Option<Notes>,
+}
+
+/// Why the door refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    MaxTurns,
+    Budget,
+}
+
+/// What the door saw, once it is closed.
+#[derive(Debug, Clone)]
+pub struct DoorEnd {
+    /// Model calls passed through.
+    pub calls: u32,
+    pub usage: Usage,
+    pub cost_usd: f64,
+    /// The first refusal, and why.
+    pub refused: Option<(Refused, String)>,
+    pub transcript: PathBuf,
+}
+
+/// A door for one attempt. Its token is refused once it is closed (or
+/// dropped), and its server stops.
+pub struct Door {
+    state: Arc<State>,
+    servers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+struct State {
+    gateway: Arc<Gateway>,
+    endpoint: Arc<Endpoint>,
+    task: String,
+    token: String,
+    open: AtomicBool,
+    max_turns: u32,
+    calls: AtomicU32,
+    scope: BudgetScope,
+    groups: Vec<Arc<BudgetScope>>,
+    transcript: Mutex<Transcript>,
+    refused: Mutex<Option<(Refused, String)>>,
+    notes: Option<Notes>,
+}
+
+impl std::fmt::Debug for Door {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Door")
+            .field("task", &self.state.task)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Door {
+    /// A door to `settings.model` through `gateway`.
+    pub fn new(gateway: Arc<Gateway>, settings: DoorSettings) -> Result<Self, GatewayError> {
+        let endpoint = gateway
+            .endpoint(&settings.model)
+            .ok_or_else(|| GatewayError::UnknownModel(settings.model.clone()))?;
+        let mut transcript = Transcript::open(&settings.transcript);
+        transcript.write(
+            "start",
+            json!({"task": settings.task, "model": settings.model,
+                   "provider_model": endpoint.config.model, "door": true}),
+        );
+        Ok(Self {
+            state: Arc::new(State {
+                scope: BudgetScope::new(format!("task `{}`", settings.task), settings.budget),
+                gateway,
+                endpoint,
+                task: settings.task,
+                token: settings.token,
+                open: AtomicBool::new(true),
+                max_turns: settings.max_turns,
+                calls: AtomicU32::new(0),
+                groups: settings.groups,
+                transcript: Mutex::new(transcript),
+                refused: Mutex::new(None),
+                notes: settings.notes,
+            }),
+            servers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Serves the door on `listener` (made anywhere: in a task's network
+    /// namespace, it stays there) until the door closes.
+    pub fn serve(&self, listener: std::net::TcpListener) -> std::io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let state = Arc::clone(&self.state);
+        let server = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = Arc::clone(&state);
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+                // Reap the finished ones as we go.
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        super::lock(&self.servers).push(server);
+        Ok(())
+    }
+
+    /// Closes the door: its token is worthless from now on, its server
+    /// stops, and this is what it saw.
+    pub fn close(&self) -> DoorEnd {
+        self.state.open.store(false, Ordering::SeqCst);
+        for server in super::lock(&self.servers).drain(..) {
+            server.abort();
+        }
+        let (usage, cost_usd) = self.state.scope.spent();
+        let end = DoorEnd {
+            calls: self.state.calls.load(Ordering::SeqCst),
+            usage,
+            cost_usd,
+            refused: super::lock(&self.state.refused).clone(),
+            transcript: super::lock(&self.state.transcript).path().to_path_buf(),
+        };
+        super::lock(&self.state.transcript).write(
+            "end",
+            json!({"calls": end.calls, "usage": end.usage, "cost_usd": end.cost_usd,
+                   "refused": end.refused.as_ref().map(|(_, why)| why)}),
+        );
+        end
+    }
+
+    /// Writes a line of `kind` to the attempt's transcript (the agent's
+    /// own events, a verify verdict).
+    pub fn note(&self, kind: &str, entry: Value) {
+        super::lock(&self.state.transcript).write(kind, entry);
+    }
+
+    /// The transcript's path.
+    pub fn transcript(&self) -> PathBuf {
+        super::lock(&self.state.transcript).path().to_path_buf()
+    }
+}
+
+impl Drop for Door {
+    fn drop(&mut self) {
+        self.state.open.store(false, Ordering::SeqCst);
+        for server in super::lock(&self.servers).drain(..) {
+            server.abort();
+        }
+    }
+}
+
+/// Which API a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Messages,
+    CountTokens,
+    Responses,
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
+    // Anthropic's shape; OpenAI clients read `error.message` too.
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn json_response(value: &Value) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(value.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The token a request carries, as either provider's clients send a key.
+fn token_of(request: &Request<Incoming>) -> Option<&str> {
+    let headers = request.headers();
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key);
+    }
+    headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    if !state.open.load(Ordering::SeqCst)
+        || !token_of(&request).is_some_and(|t| same(t, &state.token))
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "swarm's gateway: this attempt's token is required (and is worthless after it)",
+        );
+    }
+    let provider = state.endpoint.config.provider;
+    let path = request.uri().path().trim_end_matches('/');
+    let api = match (request.method(), path, provider) {
+        (&Method::POST, "/v1/messages", Provider::Anthropic) => Api::Messages,
+        (&Method::POST, "/v1/messages/count_tokens", Provider::Anthropic) => Api::CountTokens,
+        (&Method::POST, "/v1/responses" | "/responses", Provider::Openai) => Api::Responses,
+        (&Method::GET, "/v1/models" | "/models", _) => {
+            let model = &state.endpoint.config.model;
+            return json_response(&json!({"object": "list", "data": [
+                {"id": model, "object": "model", "type": "model", "display_name": model}
+            ], "models": []}));
+        }
+        (method, path, _) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found_error",
+                &format!(
+                    "swarm's gateway serves no {method} {path} for model `{}` ({}): \
+                     POST /v1/messages for an anthropic model, /v1/responses for an openai one",
+                    state.endpoint.config.name,
+                    match provider {
+                        Provider::Anthropic => "anthropic",
+                        Provider::Openai => "openai",
+                    }
+                ),
+            );
+        }
+    };
+    let query = request.uri().query().map(str::to_string);
+    let headers = request.headers().clone();
+    let body = match http_body_util::Limited::new(request.into_body(), MAX_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("read the request: {e}"),
+            );
+        }
+    };
+    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "the request is not a JSON object",
+        );
+    };
+    body.insert("model".into(), json!(state.endpoint.config.model));
+    if api == Api::CountTokens {
+        return pass(
+            state,
+            api,
+            query.as_deref(),
+            &headers,
+            Value::Object(body),
+            0,
+        )
+        .await;
+    }
+    // The turn and budget checks of every model call.
+    let calls = state.calls.load(Ordering::SeqCst);
+    if calls >= state.max_turns {
+        let why = format!(
+            "swarm: task `{}` has made its max_turns ({}) model calls",
+            state.task, state.max_turns
+        );
+        return refuse(state, Refused::MaxTurns, why);
+    }
+    let limit_key = match api {
+        Api::Responses => "max_output_tokens",
+        _ => "max_tokens",
+    };
+    let wanted = body
+        .get(limit_key)
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(state.endpoint.config.max_tokens);
+    let scopes: Vec<&BudgetScope> = std::iter::once(&state.scope)
+        .chain(state.groups.iter().map(Arc::as_ref))
+        .collect();
+    let max_tokens = match state.gateway.admit_all(&scopes, wanted) {
+        Ok(n) => n,
+        Err(why) => return refuse(state, Refused::Budget, why),
+    };
+    if max_tokens < wanted || body.contains_key(limit_key) || api == Api::Messages {
+        body.insert(limit_key.into(), json!(max_tokens));
+    }
+    state.calls.fetch_add(1, Ordering::SeqCst);
+    let last = match api {
+        Api::Responses => body.get("input").and_then(|i| match i {
+            Value::Array(items) => items.last().cloned(),
+            other => Some(other.clone()),
+        }),
+        _ => body
+            .get("messages")
+            .and_then(Value::as_array)
+            .and_then(|m| m.last().cloned()),
+    };
+    super::lock(&state.transcript).write(
+        "user",
+        json!({"call": calls + 1, "content": last, "max_tokens": max_tokens}),
+    );
+    let body = Value::Object(body);
+    let estimate = body.to_string().len() as u64 / 4;
+    pass(state, api, query.as_deref(), &headers, body, estimate).await
+}
+
+fn refuse(state: &State, why: Refused, message: String) -> Response<Body> {
+    {
+        let mut refused = super::lock(&state.refused);
+        if refused.is_none() {
+            *refused = Some((why, message.clone()));
+        }
+    }
+    super::lock(&state.transcript).write("refused", json!({"message": message}));
+    if let Some(notes) = &state.notes
+        && why == Refused::Budget
+    {
+        notes(AgentNote::Budget {
+            message: message.clone(),
+        });
+    }
+    error(StatusCode::BAD_REQUEST, "invalid_request_error", &message)
+}
+
+/// Sends the call on to the provider (again after a rate limit or a
+/// server error, as the model's settings say) and streams its answer back.
+async fn pass(
+    state: &Arc<State>,
+    api: Api,
+    query: Option<&str>,
+    headers: &hyper::HeaderMap,
+    body: Value,
+    estimate: u64,
+) -> Response<Body> {
+    let endpoint = &state.endpoint;
+    let config = &endpoint.config;
+    let key = endpoint.key.as_ref();
+    if key.is_none()
+        && let Some(var) = &config.api_key_env
+    {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            &format!(
+                "swarm's gateway: model `{}` has no API key: ${var} was not set when the run started",
+                config.name
+            ),
+        );
+    }
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let (mut failures, mut limited) = (0u32, 0u32);
+    loop {
+        let permit = endpoint.limiter.acquire(estimate).await;
+        let mut upstream = match api {
+            Api::Messages | Api::CountTokens => {
+                let path = if api == Api::CountTokens {
+                    "/v1/messages/count_tokens"
+                } else {
+                    "/v1/messages"
+                };
+                let url = match query {
+                    Some(q) => format!("{}{path}?{q}", config.base_url),
+                    None => format!("{}{path}", config.base_url),
+                };
+                let version = headers
+                    .get("anthropic-version")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("2023-06-01");
+                let mut r = state
+                    .gateway
+                    .http
+                    .post(url)
+                    .header("anthropic-version", version);
+                if let Some(beta) = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
+                    r = r.header("anthropic-beta", beta);
+                }
+                if let Some(key) = key {
+                    r = r.header("x-api-key", key.expose());
+                }
+                r
+            }
+            Api::Responses => {
+                let mut r = state
+                    .gateway
+                    .http
+                    .post(format!("{}/responses", config.base_url));
+                if let Some(key) = key {
+                    r = r.bearer_auth(key.expose());
+                }
+                r
+            }
+        };
+        upstream = upstream
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(
+                hyper::header::ACCEPT,
+                if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            )
+            .body(bytes.clone());
+        let sent = tokio::time::timeout(config.timeout, upstream.send()).await;
+        let (wait, message, rate_limited) = match sent {
+            Ok(Ok(answer)) if answer.status().is_success() => {
+                return answered(state, api, answer, stream, estimate, permit).await;
+            }
+            Ok(Ok(answer)) => {
+                let status = answer.status();
+                let retry_after = answer
+                    .headers()
+                    .get(hyper::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let content_type = answer.headers().get(hyper::header::CONTENT_TYPE).cloned();
+                let text = answer.bytes().await.unwrap_or_default();
+                let code = status.as_u16();
+                let limited_now = code == 429 || code == 529;
+                let transient = limited_now || code == 408 || code == 409 || code >= 500;
+                if !transient {
+                    // The program's own mistake, or a refusal: as it came.
+                    let mut response =
+                        Response::new(Full::new(text).map_err(|never| match never {}).boxed());
+                    *response.status_mut() = status;
+                    if let Some(v) = content_type {
+                        response
+                            .headers_mut()
+                            .insert(hyper::header::CONTENT_TYPE, v);
+                    }
+                    return response;
+                }
+                (
+                    retry_after,
+                    redact(
+                        &format!("HTTP {code}: {}", String::from_utf8_lossy(&text)),
+                        key,
+                    ),
+                    limited_now,
+                )
+            }
+            Ok(Err(e)) => (
+                None,
+                redact(
+                    &format!("reach {}: {}", config.base_url, crate::error_chain(&e)),
+                    key,
+                ),
+                false,
+            ),
+            Err(_) => (
+                None,
+                format!("no answer from {} in {:?}", config.base_url, config.timeout),
+                false,
+            ),
+        };
+        endpoint.limiter.settle(estimate, 0);
+        drop(permit);
+        let wait = if rate_limited {
+            limited = limited.saturating_add(1);
+            let wait = wait.unwrap_or_else(|| super::call::backoff(limited));
+            endpoint
+                .limiter
+                .cool_down(tokio::time::Instant::now() + wait);
+            wait
+        } else {
+            failures += 1;
+            if failures > config.retries {
+                super::lock(&state.transcript).write("error", json!({"message": message}));
+                return error(
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    &format!(
+                        "swarm's gateway: {message} (gave up after {} retries)",
+                        config.retries
+                    ),
+                );
+            }
+            super::call::backoff(failures).max(wait.unwrap_or_default())
+        };
+        super::lock(&state.transcript).write(
+            "retry",
+            json!({"reason": message, "wait_ms": wait.as_millis() as u64, "rate_limited": rate_limited}),
+        );
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The provider's answer, on its way back to the program: streamed as it
+/// comes (and read on the way), or whole.
+async fn answered(
+    state: &Arc<State>,
+    api: Api,
+    answer: reqwest::Response,
+    stream: bool,
+    estimate: u64,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Response<Body> {
+    let status = answer.status();
+    let content_type = answer.headers().get(hyper::header::CONTENT_TYPE).cloned();
+    let mut response = if api == Api::CountTokens {
+        drop(permit);
+        let text = answer.bytes().await.unwrap_or_default();
+        Response::new(Full::new(text).map_err(|never| match never {}).boxed())
+    } else if stream {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(32);
+        let state = Arc::clone(state);
+        tokio::spawn(async move {
+            let mut events = Events::default();
+            let mut read = Reader::new(api, state.endpoint.provider);
+            let mut chunks = answer.bytes_stream();
+            while let Some(chunk) = chunks.next().await {
+                match chunk {
+                    Ok(bytes) => {
+                        for (event, data) in events.push(&bytes) {
+                            read.event(&event, &data);
+                        }
+                        if tx.send(Ok(Frame::data(bytes))).await.is_err() {
+                            // The program went away: stop paying for it.
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e))).await;
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            settle(&state, read.finish(), estimate);
+            drop(permit);
+        });
+        let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|frame| (frame, rx))
+        });
+        Response::new(http_body_util::BodyExt::boxed(StreamBody::new(frames)))
+    } else {
+        let text = http_body_util::Limited::new(
+            http_body_util::StreamBody::new(
+                answer
+                    .bytes_stream()
+                    .map(|c| c.map(Frame::data).map_err(std::io::Error::other)),
+            ),
+            MAX_WHOLE,
+        )
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+        let mut read = Reader::new(api, state.endpoint.provider);
+        if let Ok(value) = serde_json::from_slice::<Value>(&text) {
+            read.whole(&value);
+        }
+        settle(state, read.finish(), estimate);
+        drop(permit);
+        Response::new(Full::new(text).map_err(|never| match never {}).boxed())
+    };
+    *response.status_mut() = status;
+    if let Some(v) = content_type {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+/// Counts a call's answer against the budgets, tells the live view, and
+/// writes it to the transcript.
+fn settle(state: &State, answer: Option<Answer>, estimate: u64) {
+    let Some(mut answer) = answer else {
+        state.endpoint.limiter.settle(estimate, 0);
+        return;
+    };
+    let scopes: Vec<&BudgetScope> = std::iter::once(&state.scope)
+        .chain(state.groups.iter().map(Arc::as_ref))
+        .collect();
+    let (usd, estimated) =
+        state
+            .gateway
+            .settle_all(&state.endpoint.config, &mut answer, estimate, &scopes);
+    state
+        .endpoint
+        .limiter
+        .settle(estimate, answer.usage.total());
+    let (total, cost_usd) = state.scope.spent();
+    let turn = state.calls.load(Ordering::SeqCst);
+    super::lock(&state.transcript).write(
+        "assistant",
+        json!({"content": answer.content, "stop": answer.stop, "usage": answer.usage,
+               "cost_usd": usd, "estimated": estimated}),
+    );
+    if let Some(notes) = &state.notes {
+        for block in &answer.content {
+            if let Block::ToolCall { name, input, .. } = block {
+                notes(AgentNote::Tool {
+                    name: name.clone(),
+                    detail: tool_detail(input),
+                });
+            }
+        }
+        notes(AgentNote::Usage {
+            turn,
+            usage: answer.usage,
+            total,
+            cost_usd,
+        });
+    }
+}
+
+/// A short line for the live view from a tool call's input: its command
+/// or path, if it has one.
+fn tool_detail(input: &Value) -> String {
+    let pick = [
+        "command",
+        "cmd",
+        "file_path",
+        "path",
+        "pattern",
+        "description",
+    ]
+    .iter()
+    .find_map(|k| input.get(*k))
+    .map(|v| match v {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    })
+    .unwrap_or_default();
+    let line = pick.lines().next().unwrap_or_default();
+    line.chars().take(120).collect()
+}
+
+/// Splits an SSE byte stream into events (name, data), across chunks.
+#[derive(Default)]
+struct Events {
+    buffer: Vec<u8>,
+}
+
+impl Events {
+    fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
+        self.buffer.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        loop {
+            let text = &self.buffer;
+            let lf = text.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
+            let crlf = text
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|i| (i, 4));
+            let end = match (lf, crlf) {
+                (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+                (a, b) => a.or(b),
+            };
+            let Some((at, len)) = end else { break };
+            let block = String::from_utf8_lossy(&self.buffer[..at]).into_owned();
+            self.buffer.drain(..at + len);
+            let (mut event, mut data) = (String::new(), Vec::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+                }
+            }
+            if !data.is_empty() {
+                out.push((event, data.join("\n")));
+            }
+        }
+        out
+    }
+}
+
+/// Reads an answer as it passes: the provider's decoder and the shared
+/// fold for Messages; the Responses API's own events for Responses.
+struct Reader {
+    api: Api,
+    provider: &'static dyn super::provider::Provider,
+    fold: Assembler,
+    /// Responses: the final `response` object.
+    response: Option<Value>,
+    seen: bool,
+}
+
+impl Reader {
+    fn new(api: Api, provider: &'static dyn super::provider::Provider) -> Self {
+        Self {
+            api,
+            provider,
+            fold: Assembler::default(),
+            response: None,
+            seen: false,
+        }
+    }
+
+    fn event(&mut self, event: &str, data: &str) {
+        self.seen = true;
+        match self.api {
+            Api::Responses => {
+                let Ok(value) = serde_json::from_str::<Value>(data) else {
+                    return;
+                };
+                let kind = value.get("type").and_then(Value::as_str).unwrap_or(event);
+                if matches!(
+                    kind,
+                    "response.completed" | "response.incomplete" | "response.failed"
+                ) && let Some(response) = value.get("response")
+                {
+                    self.response = Some(response.clone());
+                }
+            }
+            _ => {
+                if let Ok(events) = self.provider.decode(event, data) {
+                    for e in events {
+                        self.fold.apply(e, &mut |_| {});
+                    }
+                }
+            }
+        }
+    }
+
+    fn whole(&mut self, value: &Value) {
+        self.seen = true;
+        match self.api {
+            Api::Responses => self.response = Some(value.clone()),
+            _ => {
+                if let Ok(events) = self.provider.decode_whole(value) {
+                    for e in events {
+                        self.fold.apply(e, &mut |_| {});
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Answer> {
+        if !self.seen {
+            return None;
+        }
+        match self.api {
+            Api::Responses => Some(responses_answer(self.response.as_ref())),
+            _ => Some(self.fold.finish()),
+        }
+    }
+}
+
+/// A Responses API `response` object as an answer: its text, its tool
+/// calls, its usage (cached input is part of `input_tokens` there).
+fn responses_answer(response: Option<&Value>) -> Answer {
+    let mut content = Vec::new();
+    let mut usage = Usage::default();
+    let mut stop = StopReason::EndTurn;
+    if let Some(response) = response {
+        for item in response
+            .get("output")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            match item.get("type").and_then(Value::as_str) {
+                Some("message") => {
+                    let text: String = item
+                        .get("content")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c.get("text").and_then(Value::as_str))
+                        .collect();
+                    if !text.is_empty() {
+                        content.push(Block::Text { text });
+                    }
+                }
+                Some(kind @ ("function_call" | "custom_tool_call" | "local_shell_call")) => {
+                    stop = StopReason::ToolUse;
+                    let name = item
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(kind)
+                        .to_string();
+                    let input = item
+                        .get("arguments")
+                        .and_then(Value::as_str)
+                        .and_then(|a| serde_json::from_str(a).ok())
+                        .or_else(|| item.get("input").cloned())
+                        .or_else(|| item.get("action").cloned())
+                        .unwrap_or(Value::Null);
+                    content.push(Block::ToolCall {
+                        id: item
+                            .get("call_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        name,
+                        input,
+                        invalid_input: None,
+                    });
+                }
+                _ => {}
+            }
+        }
+        if let Some(u) = response.get("usage") {
+            usage.input_tokens = u.get("input_tokens").and_then(Value::as_u64).unwrap_or(0);
+            usage.output_tokens = u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
+        }
+        if response.get("status").and_then(Value::as_str) == Some("incomplete") {
+            stop = StopReason::MaxTokens;
+        }
+    }
+    Answer {
+        content,
+        stop,
+        usage,
+    }
+}
+
+/// A fresh token for one attempt's door: 24 random bytes, hex.
+pub fn new_token() -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(format!(
+        "swarm-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_token_is_required_and_worthless_once_the_door_closes() {
+        let config = crate::gateway::config::ModelConfig::for_test(
+            Provider::Anthropic,
+            "http://127.0.0.1:9",
+        );
+        let models = std::collections::BTreeMap::from([("default".to_string(), config)]);
+        let gateway =
+            Arc::new(Gateway::new(&models, &Default::default(), Budget::default()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let door = Door::new(
+            gateway,
+            DoorSettings {
+                task: "t".into(),
+                model: "default".into(),
+                token: "swarm-right".into(),
+                max_turns: 5,
+                budget: Budget::default(),
+                groups: Vec::new(),
+                transcript: dir.path().join("t.jsonl"),
+                notes: None,
+            },
+        )
+        .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/models", listener.local_addr().unwrap());
+        door.serve(listener).unwrap();
+        let http = reqwest::Client::new();
+        let status = |token: &'static str| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                http.get(&url)
+                    .header("x-api-key", token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(status("swarm-wrong").await, 401);
+        assert_eq!(status("swarm-right").await, 200);
+        let end = door.close();
+        assert_eq!(end.calls, 0);
+        // The server is gone, or it refuses: never a 200 again.
+        let after = http
+            .get(&url)
+            .header("x-api-key", "swarm-right")
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        assert!(after.is_err() || after.is_ok_and(|s| s == 401));
+    }
+
+    #[test]
+    fn sse_events_are_split_across_chunks() {
+        let mut events = Events::default();
+        assert!(events.push(b"event: a\ndata: {\"x\"").is_empty());
+        let got = events.push(b":1}\n\nevent: b\r\ndata: 2\r\n\r\ndata: 3\n\n");
+        assert_eq!(
+            got,
+            vec![
+                ("a".to_string(), "{\"x\":1}".to_string()),
+                ("b".to_string(), "2".to_string()),
+                (String::new(), "3".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_responses_answer_has_its_text_tool_calls_and_usage() {
+        let response = json!({"status": "completed", "output": [
+            {"type": "message", "content": [{"type": "output_text", "text": "hi"}]},
+            {"type": "function_call", "name": "shell", "call_id": "c1", "arguments": "{\"command\":[\"ls\"]}"}
+        ], "usage": {"input_tokens": 12, "output_tokens": 3}});
+        let answer = responses_answer(Some(&response));
+        assert_eq!(answer.usage.input_tokens, 12);
+        assert_eq!(answer.usage.output_tokens, 3);
+        assert_eq!(answer.stop, StopReason::ToolUse);
+        assert_eq!(answer.content.len(), 2);
+        assert_eq!(tool_detail(&json!({"command": ["ls", "-la"]})), "ls -la");
+    }
+}

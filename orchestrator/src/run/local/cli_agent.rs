@@ -1,0 +1,600 @@
+//! One attempt of an agent task worked by an agent CLI (Claude Code, Codex,
+//! a `command` agent): the program runs headless in the task's sandbox,
+//! where its only way out is one TCP port on a loopback of its own, which
+//! the coordinator serves with a gateway [`Door`] (its model, a token made
+//! for this attempt, the run's budgets, limits and transcript). The key
+//! never enters the sandbox.
+//!
+//! When the program says it is done, the task's `verify` runs; a failure
+//! goes back to the same session (`claude -p --resume ID`, `codex exec
+//! resume ID`) with verify's output, up to `repair_rounds` times. The
+//! program's own event stream (its stdout, the task's log) gives the
+//! session and the verdict: a result with `is_error` is a failure whatever
+//! its exit code says.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use swarm_protocol::AttemptOutcome;
+use swarm_protocol::agent::{AgentOutcome, AgentReport};
+use swarm_sandbox::{Network, Stop};
+use swarm_worker::{CommandSpec, run_command};
+use tokio::sync::watch;
+
+use super::agent_task::{AgentAttempt, budget_groups, file_len, run_verify};
+use super::task::Ctx;
+use crate::gateway::door::{Door, DoorSettings, Refused, new_token};
+use crate::plan::agents::CliKind;
+use crate::plan::{AgentTask, Task};
+use crate::run::CliProgram;
+
+/// The port an agent CLI reaches its model on, in its own network
+/// namespace (so any port would do; one fixed number reads well in logs).
+pub(crate) const GATEWAY_PORT: u16 = 4141;
+
+fn failed(message: String) -> AgentAttempt {
+    AgentAttempt {
+        outcome: AttemptOutcome::SpawnFailed { message },
+        verify_passed: None,
+        report: None,
+    }
+}
+
+/// Runs one attempt of `task` with the agent CLI `cli`. `spec` is set up
+/// for the task's worktree, environment, logs, deadline and sandbox.
+pub(crate) async fn run(
+    ctx: &Ctx,
+    task: &Task,
+    agent: &AgentTask,
+    cli: &CliProgram,
+    attempt: u32,
+    mut spec: CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> AgentAttempt {
+    let Some(gateway) = &ctx.gateway else {
+        return failed("run an agent task: the run has no model gateway".into());
+    };
+    let token = match new_token() {
+        Ok(t) => t,
+        Err(e) => return failed(format!("make the attempt's gateway token: {e}")),
+    };
+    let notes = ctx.tasks.position(&task.id).map(|index| {
+        let events = ctx.events.clone();
+        Box::new(move |note| {
+            let _ = events.send(crate::run::executor::ExecEvent::Agent { task: index, note });
+        }) as crate::gateway::Notes
+    });
+    let door = match Door::new(
+        Arc::clone(gateway),
+        DoorSettings {
+            task: task.id.clone(),
+            model: agent.model.clone(),
+            token: token.clone(),
+            max_turns: agent.max_turns,
+            budget: agent.budget,
+            groups: budget_groups(ctx, task, gateway, agent),
+            transcript: crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt),
+            notes,
+        },
+    ) {
+        Ok(d) => d,
+        Err(e) => return failed(format!("open the gateway for the agent: {e}")),
+    };
+    let provider_model = gateway
+        .model_name(&agent.model)
+        .unwrap_or_else(|| agent.model.clone());
+
+    // A fresh home per attempt, in the task's private tmp: the program's
+    // own settings, sessions and caches, none of the user's.
+    let tmp = spec
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "HOME")
+        .map(|(_, v)| PathBuf::from(v))
+        .unwrap_or_else(|| crate::layout::task_tmp(&ctx.run_dir, &task.id));
+    let home = tmp.join(format!("agent-home.{attempt}"));
+    let verify_spec = task.verify.as_ref().map(|v| CommandSpec {
+        script: v.clone(),
+        program: None,
+        ..spec.clone()
+    });
+    if let Some(sandboxed) = &mut spec.sandbox {
+        sandboxed.policy.read_only.push(cli.grant.clone());
+        sandboxed.policy.network = Network::Gateway { port: GATEWAY_PORT };
+    }
+    let kind = cli.cli.kind;
+    spec.env.extend(environment(cli, &home, &token));
+    // The port's number: its own, sandboxed; the one the coordinator got
+    // on the host's loopback, unconfined (`sandbox = "none"`).
+    let mut prompt = agent.prompt.clone();
+    let mut session: Option<String> = None;
+    let mut rounds = 0u32;
+    let mut summary = String::new();
+    let mut last_outcome;
+    let mut verify_passed = None;
+    let (mut agent_outcome, mut detail) = loop {
+        let (listener, handoff) = match open_port(&spec) {
+            Ok(p) => p,
+            Err(e) => return failed(format!("open the agent's gateway port: {e}")),
+        };
+        let port = match &listener {
+            Some(l) => l.local_addr().map(|a| a.port()).unwrap_or(GATEWAY_PORT),
+            None => GATEWAY_PORT,
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let mut round_spec = spec.clone();
+        round_spec.env.extend(url_vars(cli, &url));
+        round_spec.program = Some(argv(
+            cli,
+            &home,
+            &url,
+            &provider_model,
+            &prompt,
+            session.as_deref(),
+            agent,
+        ));
+        if let (Some(sandboxed), Some((_, theirs))) = (&mut round_spec.sandbox, &handoff) {
+            sandboxed.policy.gateway_handoff = Some(theirs.as_raw_fd());
+        }
+        if let Some(l) = listener
+            && let Err(e) = door.serve(l)
+        {
+            return failed(format!("serve the agent's gateway port: {e}"));
+        }
+        let from = file_len(&spec.stdout);
+        let outcome = {
+            let run = run_command(&round_spec, stop);
+            let receive = async {
+                match handoff {
+                    Some((ours, theirs)) => {
+                        // Ours alone now: the launcher holds its copy
+                        // until the worker's init has sent the listener.
+                        let received = swarm_sandbox::receive_listener(ours);
+                        let got = received.await;
+                        drop(theirs);
+                        got.map(Some)
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(run, receive);
+            let mut received = false;
+            loop {
+                tokio::select! {
+                    outcome = &mut run => break outcome,
+                    got = &mut receive, if !received => {
+                        received = true;
+                        match got {
+                            Ok(Some(listener)) => {
+                                if let Err(e) = door.serve(listener) {
+                                    tracing::warn!(task = %task.id, error = %e, "failed to serve the agent's gateway port");
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::debug!(task = %task.id, error = %e, "no gateway listener from the sandbox"),
+                        }
+                    }
+                }
+            }
+        };
+        let events = read_events(kind, &spec.stdout, from);
+        if let Some(id) = &events.session {
+            session = Some(id.clone());
+        }
+        if let Some(text) = events.text.clone().filter(|t| !t.is_empty()) {
+            summary = text;
+        }
+        last_outcome = outcome.clone();
+        door.note(
+            "agent",
+            serde_json::json!({"round": rounds, "exit": format!("{outcome:?}"),
+                               "session": events.session, "is_error": events.is_error,
+                               "subtype": events.subtype}),
+        );
+        if !outcome.is_success() || events.is_error || (kind != CliKind::Command && !events.done) {
+            let detail = match (&events.error, &outcome) {
+                (Some(e), _) => e.clone(),
+                (None, AttemptOutcome::Exited { code }) if !events.done && *code == 0 => {
+                    "the program ended without its result".into()
+                }
+                (None, o) => super::agent_task::describe(o),
+            };
+            let why = if events.subtype.as_deref() == Some("error_max_turns") {
+                AgentOutcome::MaxTurns
+            } else if events.is_error {
+                AgentOutcome::ModelError
+            } else {
+                AgentOutcome::Crashed
+            };
+            break (why, Some(detail));
+        }
+        // It says it is done: verify, and repair in the same session.
+        let Some(verify) = &verify_spec else {
+            break (AgentOutcome::Finished, None);
+        };
+        match run_verify(verify, &mut stop.clone()).await {
+            None => {
+                verify_passed = Some(true);
+                door.note("verify", serde_json::json!({"passed": true}));
+                break (AgentOutcome::Finished, None);
+            }
+            Some(feedback) => {
+                verify_passed = Some(false);
+                door.note(
+                    "verify",
+                    serde_json::json!({"passed": false, "feedback": feedback}),
+                );
+                let resumable = kind == CliKind::Command || session.is_some();
+                if rounds >= agent.repair_rounds || !resumable {
+                    break (
+                        AgentOutcome::VerifyFailed,
+                        Some(format!(
+                            "verify still failed after {rounds} repair round{}",
+                            if rounds == 1 { "" } else { "s" }
+                        )),
+                    );
+                }
+                rounds += 1;
+                prompt = format!(
+                    "The task's check (`{}`) failed on your work. Fix it. Its output:\n\n{feedback}",
+                    task.verify.as_deref().unwrap_or_default()
+                );
+            }
+        }
+    };
+    let end = door.close();
+    // A refusal of the gateway is why the program stopped, whatever it said.
+    if agent_outcome != AgentOutcome::Finished
+        && let Some((why, message)) = &end.refused
+    {
+        agent_outcome = match why {
+            Refused::Budget => AgentOutcome::Budget,
+            Refused::MaxTurns => AgentOutcome::MaxTurns,
+        };
+        detail = Some(message.clone());
+    }
+    let outcome = match last_outcome {
+        AttemptOutcome::Cancelled => {
+            agent_outcome = AgentOutcome::Cancelled;
+            AttemptOutcome::Cancelled
+        }
+        other => other,
+    };
+    AgentAttempt {
+        outcome,
+        verify_passed,
+        report: Some(AgentReport {
+            outcome: agent_outcome,
+            summary,
+            turns: end.calls,
+            repair_rounds: rounds,
+            usage: end.usage,
+            cost_usd: end.cost_usd,
+            transcript: Some(end.transcript.display().to_string()),
+            detail,
+        }),
+    }
+}
+
+/// The port's listener and handoff: sandboxed, a socket pair whose far
+/// end goes to the worker's init (which makes the listener in the
+/// worker's own network namespace); unconfined, a listener on the host's
+/// loopback, any free port, made here.
+#[allow(clippy::type_complexity)]
+fn open_port(
+    spec: &CommandSpec,
+) -> std::io::Result<(
+    Option<std::net::TcpListener>,
+    Option<(
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    )>,
+)> {
+    match &spec.sandbox {
+        Some(_) => Ok((None, Some(std::os::unix::net::UnixStream::pair()?))),
+        None => Ok((Some(std::net::TcpListener::bind(("127.0.0.1", 0))?), None)),
+    }
+}
+
+/// What the program finds in its environment: a home of its own, the
+/// token where its key would be, its telemetry and updates off.
+fn environment(cli: &CliProgram, home: &Path, token: &str) -> Vec<(String, String)> {
+    let home_s = home.display().to_string();
+    let mut env = vec![
+        ("HOME".to_string(), home_s.clone()),
+        ("XDG_CONFIG_HOME".into(), format!("{home_s}/.config")),
+        ("XDG_CACHE_HOME".into(), format!("{home_s}/.cache")),
+        ("XDG_DATA_HOME".into(), format!("{home_s}/.local/share")),
+        ("XDG_STATE_HOME".into(), format!("{home_s}/.local/state")),
+        // Telemetry, error reports and update checks have nowhere to go;
+        // asked not to try, the programs start faster.
+        ("DISABLE_TELEMETRY".into(), "1".into()),
+        ("DISABLE_AUTOUPDATER".into(), "1".into()),
+        ("DISABLE_ERROR_REPORTING".into(), "1".into()),
+        ("DISABLE_BUG_COMMAND".into(), "1".into()),
+        (
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
+            "1".into(),
+        ),
+        ("DO_NOT_TRACK".into(), "1".into()),
+        ("CI".into(), "1".into()),
+    ];
+    match cli.cli.kind {
+        CliKind::ClaudeCode => {
+            env.push(("CLAUDE_CONFIG_DIR".into(), format!("{home_s}/.claude")));
+            env.push(("ANTHROPIC_API_KEY".into(), token.into()));
+            // It refuses to skip its permission prompts as root unless told
+            // it is in a sandbox; it is (and runs as nobody there anyway).
+            env.push(("IS_SANDBOX".into(), "1".into()));
+        }
+        CliKind::Codex => {
+            env.push(("CODEX_HOME".into(), format!("{home_s}/.codex")));
+            env.push(("SWARM_GATEWAY_TOKEN".into(), token.into()));
+        }
+        CliKind::Command => {
+            env.push((cli.cli.token_env.clone(), token.into()));
+        }
+    }
+    env
+}
+
+/// The variables that carry the port's URL.
+fn url_vars(cli: &CliProgram, url: &str) -> Vec<(String, String)> {
+    match cli.cli.kind {
+        CliKind::ClaudeCode => vec![("ANTHROPIC_BASE_URL".into(), url.into())],
+        // Its provider table names the URL; the variable is for tools.
+        CliKind::Codex => vec![("OPENAI_BASE_URL".into(), format!("{url}/v1"))],
+        CliKind::Command => {
+            let url = match cli.cli.protocol {
+                crate::plan::agents::WireProtocol::OpenaiResponses => format!("{url}/v1"),
+                crate::plan::agents::WireProtocol::Anthropic => url.to_string(),
+            };
+            vec![(cli.cli.base_url_env.clone(), url)]
+        }
+    }
+}
+
+/// The command line of one round: `sh` makes the home first (the private
+/// tmp belongs to the worker's identity, not to the coordinator), then
+/// becomes the program.
+fn argv(
+    cli: &CliProgram,
+    home: &Path,
+    url: &str,
+    model: &str,
+    prompt: &str,
+    session: Option<&str>,
+    agent: &AgentTask,
+) -> Vec<String> {
+    let program = cli.program.display().to_string();
+    let mut args: Vec<String> = Vec::new();
+    match cli.cli.kind {
+        CliKind::ClaudeCode => {
+            args.extend(
+                [
+                    program.as_str(),
+                    "-p",
+                    "--output-format",
+                    "stream-json",
+                    "--verbose",
+                    "--permission-mode",
+                    "bypassPermissions",
+                    "--model",
+                    model,
+                    // Only its own (empty) user settings: a checkout's
+                    // `.claude/settings.json` hooks do not run, and
+                    // `.mcp.json` servers are not started.
+                    "--setting-sources",
+                    "user",
+                    "--strict-mcp-config",
+                ]
+                .map(String::from),
+            );
+            args.push("--max-turns".into());
+            args.push(agent.max_turns.to_string());
+            if let Some(id) = session {
+                args.push("--resume".into());
+                args.push(id.into());
+            }
+            args.extend(cli.cli.args.iter().cloned());
+            args.push("--".into());
+            args.push(prompt.into());
+        }
+        CliKind::Codex => {
+            args.push(program);
+            args.push("exec".into());
+            if let Some(id) = session {
+                args.push("resume".into());
+                args.push(id.into());
+            }
+            let provider = format!(
+                "model_providers.swarm={{ name = \"swarm\", base_url = \"{url}/v1\", env_key = \"SWARM_GATEWAY_TOKEN\", wire_api = \"responses\" }}"
+            );
+            args.extend(
+                [
+                    "--json",
+                    "--skip-git-repo-check",
+                    "--ignore-user-config",
+                    "--dangerously-bypass-approvals-and-sandbox",
+                    "-m",
+                    model,
+                    "-c",
+                    "model_provider=\"swarm\"",
+                    "-c",
+                    &provider,
+                ]
+                .map(String::from),
+            );
+            args.extend(cli.cli.args.iter().cloned());
+            args.push("--".into());
+            args.push(prompt.into());
+        }
+        CliKind::Command => {
+            args.extend(cli.cli.command.iter().enumerate().map(|(i, a)| {
+                if i == 0 {
+                    program.clone()
+                } else {
+                    a.replace("{prompt}", prompt)
+                }
+            }));
+            args.extend(cli.cli.args.iter().cloned());
+        }
+    }
+    let mut argv = vec![
+        "/bin/sh".to_string(),
+        "-c".into(),
+        "mkdir -p \"$1\" && shift && exec \"$@\" </dev/null".into(),
+        "sh".into(),
+        home.display().to_string(),
+    ];
+    argv.extend(args);
+    argv
+}
+
+/// What a round's event stream said.
+#[derive(Debug, Default)]
+struct Events {
+    session: Option<String>,
+    /// Its final result came (Claude's `result`, Codex's `turn.completed`).
+    done: bool,
+    is_error: bool,
+    subtype: Option<String>,
+    /// The final answer (Claude's `result`, Codex's last agent message).
+    text: Option<String>,
+    /// Why it failed, as it said.
+    error: Option<String>,
+}
+
+/// Reads the program's events from its log at `path`, after offset `from`
+/// (what this round wrote).
+fn read_events(kind: CliKind, path: &Path, from: u64) -> Events {
+    let mut events = Events::default();
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return events;
+    };
+    let mut text = String::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_string(&mut text).is_err() {
+        return events;
+    }
+    for line in text.lines() {
+        let Ok(value) = serde_json::from_str::<Value>(line.trim()) else {
+            continue;
+        };
+        let kind_of = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        match (kind, kind_of) {
+            (CliKind::ClaudeCode, "system") => {
+                if let Some(id) = str_of(&value, "session_id") {
+                    events.session = Some(id);
+                }
+            }
+            (CliKind::ClaudeCode, "result") => {
+                events.done = true;
+                events.session = str_of(&value, "session_id").or(events.session.take());
+                events.subtype = str_of(&value, "subtype");
+                events.is_error = value
+                    .get("is_error")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+                    || events
+                        .subtype
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with("error"));
+                events.text = str_of(&value, "result");
+                if events.is_error {
+                    events.error = Some(
+                        events
+                            .text
+                            .clone()
+                            .filter(|t| !t.is_empty())
+                            .or_else(|| events.subtype.clone())
+                            .unwrap_or_else(|| "the agent reported an error".into()),
+                    );
+                }
+            }
+            (CliKind::Codex, "thread.started") => {
+                events.session = str_of(&value, "thread_id");
+            }
+            (CliKind::Codex, "item.completed") => {
+                if let Some(item) = value.get("item")
+                    && item.get("type").and_then(Value::as_str) == Some("agent_message")
+                {
+                    events.text = str_of(item, "text");
+                }
+            }
+            (CliKind::Codex, "turn.completed") => events.done = true,
+            (CliKind::Codex, "turn.failed") => {
+                events.done = true;
+                events.is_error = true;
+                events.error = value
+                    .get("error")
+                    .and_then(|e| str_of(e, "message"))
+                    .or(Some("the turn failed".into()));
+            }
+            (CliKind::Codex, "error") => {
+                events.is_error = true;
+                events.error = str_of(&value, "message");
+            }
+            _ => {}
+        }
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claude_result_with_is_error_is_a_failure_whatever_its_subtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out");
+        std::fs::write(
+            &log,
+            "{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"s1\"}\n\
+             not json\n\
+             {\"type\":\"result\",\"subtype\":\"success\",\"is_error\":true,\"result\":\"API Error: 400\",\"session_id\":\"s1\"}\n",
+        )
+        .unwrap();
+        let e = read_events(CliKind::ClaudeCode, &log, 0);
+        assert!(e.done && e.is_error);
+        assert_eq!(e.session.as_deref(), Some("s1"));
+        assert_eq!(e.error.as_deref(), Some("API Error: 400"));
+    }
+
+    #[test]
+    fn codex_events_give_the_thread_the_answer_and_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out");
+        std::fs::write(
+            &log,
+            "{\"type\":\"thread.started\",\"thread_id\":\"t9\"}\n\
+             {\"type\":\"item.completed\",\"item\":{\"type\":\"agent_message\",\"text\":\"done\"}}\n\
+             {\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":3}}\n",
+        )
+        .unwrap();
+        let e = read_events(CliKind::Codex, &log, 0);
+        assert!(e.done && !e.is_error);
+        assert_eq!(e.session.as_deref(), Some("t9"));
+        assert_eq!(e.text.as_deref(), Some("done"));
+        let from = file_len(&log);
+        std::fs::write(
+            &log,
+            format!(
+                "{}{{\"type\":\"turn.failed\",\"error\":{{\"message\":\"boom\"}}}}\n",
+                std::fs::read_to_string(&log).unwrap()
+            ),
+        )
+        .unwrap();
+        let e = read_events(CliKind::Codex, &log, from);
+        assert!(e.is_error);
+        assert_eq!(e.error.as_deref(), Some("boom"));
+    }
+}

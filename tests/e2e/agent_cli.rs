@@ -1,0 +1,263 @@
+//! Agent CLIs as workers, end to end: the real Claude Code from the npm
+//! registry runs as a task in the sandbox, reaching the mock model server
+//! only through the coordinator's gateway door on its own loopback port,
+//! with a per-attempt token where the key would be.
+
+use serde_json::json;
+
+use crate::agent::{KEY, files_under, run_with_key};
+use crate::support::model::{Call, MockModel, Options, Reply, Wire, text, tool};
+use crate::support::{TestRepo, agent_cli};
+
+/// The provider's model name the plan gives.
+const MODEL: &str = "claude-sonnet-4-5";
+
+fn plan(mock: &MockModel, claude: &std::path::Path, tasks: &str) -> String {
+    format!(
+        r#"[swarm]
+on_failure = "continue"
+
+[models.default]
+provider = "anthropic"
+model = "{MODEL}"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[agents.claude]
+kind = "claude-code"
+program = "{program}"
+
+{tasks}"#,
+        url = mock.base_url(Wire::Anthropic),
+        program = claude.display()
+    )
+}
+
+/// Whether the request is part of the conversation of the task whose
+/// prompt is `prompt` (Claude Code puts context before it).
+fn about(call: &Call, prompt: &str) -> bool {
+    call.body["messages"].to_string().contains(prompt)
+}
+
+/// Claude Code's Bash tool.
+fn bash(id: &str, command: &str) -> crate::support::model::Part {
+    tool(
+        id,
+        "Bash",
+        json!({"command": command, "description": "run it"}),
+    )
+}
+
+#[test]
+fn claude_code_edits_in_the_sandbox_through_the_gateway_and_repairs_in_its_session() {
+    let claude = agent_cli("claude");
+    let repo = TestRepo::new();
+    let mock_port = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(0));
+    let port = std::sync::Arc::clone(&mock_port);
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new(MODEL)
+        },
+        move |call| {
+            if !about(call, "Write the answer") {
+                return Reply::text("ok");
+            }
+            let host = port.load(std::sync::atomic::Ordering::SeqCst);
+            match call.turn {
+                // The first try: a wrong answer, the token it was given,
+                // and what it can reach besides its door.
+                0 => Reply::answer(vec![
+                    text("Writing it."),
+                    bash(
+                        "b1",
+                        &format!(
+                            "echo 41 > answer.txt; printf '%s' \"$ANTHROPIC_API_KEY\" > token.txt; \
+                             printf '%s' \"$ANTHROPIC_BASE_URL\" > url.txt; \
+                             {{ (exec 3<>/dev/tcp/127.0.0.1/{host}) 2>/dev/null && echo host-open || echo host-closed; \
+                               (exec 3<>/dev/tcp/127.0.0.1/4142) 2>/dev/null && echo other-open || echo other-closed; \
+                               (exec 3<>/dev/tcp/1.1.1.1/443) 2>/dev/null && echo internet-open || echo internet-closed; \
+                               getent hosts example.com >/dev/null 2>&1 && echo dns-open || echo dns-closed; }} > net.txt"
+                        ),
+                    ),
+                ]),
+                1 => Reply::text("Done: the answer is written."),
+                // verify failed; the same session goes on with its output.
+                2 => {
+                    let all = call.body["messages"].to_string();
+                    assert!(all.contains("b1"), "the resumed session lost its history");
+                    Reply::answer(vec![bash("b2", "echo 42 > answer.txt")])
+                }
+                _ => Reply::text("Fixed."),
+            }
+        },
+    );
+    mock_port.store(mock.addr().port(), std::sync::atomic::Ordering::SeqCst);
+    let plan_path = repo.path().join("plan.toml");
+    repo.write(
+        "plan.toml",
+        &plan(
+            &mock,
+            &claude,
+            r#"[[task]]
+id = "answer"
+agent = "claude"
+prompt = "Write the answer to answer.txt."
+verify = "grep -qx 42 answer.txt"
+"#,
+        ),
+    );
+    let run = run_with_key(&repo, &plan_path);
+    assert!(
+        (run.code == 0),
+        "{}",
+        format!("{}{}", run.stdout, run.stderr)
+    );
+    mock.assert_clean_except(&["system"]);
+
+    // Merged like any task's work.
+    let tree = repo.git(&["show", "swarm/plan:answer.txt"]);
+    assert_eq!(tree.trim(), "42");
+    // What the program could reach: its door only.
+    let net = repo.git(&["show", "swarm/plan:net.txt"]);
+    assert_eq!(
+        net.split_whitespace().collect::<Vec<_>>(),
+        [
+            "host-closed",
+            "other-closed",
+            "internet-closed",
+            "dns-closed"
+        ],
+        "{net}"
+    );
+    let url = repo.git(&["show", "swarm/plan:url.txt"]);
+    assert_eq!(url, "http://127.0.0.1:4141");
+    // It had a token, never the key; the model got the key.
+    let token = repo.git(&["show", "swarm/plan:token.txt"]);
+    assert!(token.starts_with("swarm-") && token != KEY, "{token}");
+    assert!(mock.calls().len() >= 4);
+    // The key is in nothing swarm or the task wrote.
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains(KEY));
+    for dir in [repo.path().join(".swarm"), repo.worktree_home()] {
+        for file in files_under(&dir) {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(KEY),
+                "the key leaked into {}",
+                file.display()
+            );
+        }
+    }
+    for reference in repo
+        .git(&["for-each-ref", "--format=%(objectname)"])
+        .lines()
+    {
+        let tree = repo.git(&["ls-tree", "-r", reference]);
+        for blob in tree.lines().filter_map(|l| l.split_whitespace().nth(2)) {
+            assert!(!repo.git(&["cat-file", "-p", blob]).contains(KEY));
+        }
+    }
+
+    // The report: one repair round in the session, the door's count.
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/runs/plan/report.json")).unwrap(),
+    )
+    .unwrap();
+    let task = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "answer")
+        .unwrap();
+    assert_eq!(task["agent"]["outcome"], "finished", "{task}");
+    assert_eq!(task["agent"]["repair_rounds"], 1, "{task}");
+    assert!(task["agent"]["turns"].as_u64().unwrap() >= 4, "{task}");
+    assert!(task["agent"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn claude_code_stops_when_the_gateway_refuses_its_budget() {
+    let claude = agent_cli("claude");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new(MODEL)
+        },
+        |call| {
+            if !about(call, "Spend it all") {
+                return Reply::text("ok");
+            }
+            Reply::Answer {
+                parts: vec![bash("b1", "true")],
+                input_tokens: 5000,
+                output_tokens: 10,
+            }
+        },
+    );
+    let plan_path = repo.path().join("plan.toml");
+    repo.write(
+        "plan.toml",
+        &plan(
+            &mock,
+            &claude,
+            r#"[[task]]
+id = "spender"
+agent = "claude"
+prompt = "Spend it all."
+budget = { tokens = 1000 }
+"#,
+        ),
+    );
+    let run = run_with_key(&repo, &plan_path);
+    assert!(run.code != 0, "{}", format!("{}{}", run.stdout, run.stderr));
+    assert!(
+        format!("{}{}", run.stdout, run.stderr).contains("budget"),
+        "{}",
+        format!("{}{}", run.stdout, run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/runs/plan/report.json")).unwrap(),
+    )
+    .unwrap();
+    let task = &report["tasks"][0];
+    assert_eq!(task["agent"]["outcome"], "budget", "{task}");
+    // One call went through; the next was refused at the door.
+    let calls = mock
+        .calls()
+        .into_iter()
+        .filter(|c| about(c, "Spend it all"))
+        .count();
+    assert_eq!(calls, 1);
+}
+
+#[test]
+fn an_agent_program_that_is_missing_is_a_plan_error_at_validate() {
+    let repo = TestRepo::new();
+    let plan_path = repo.path().join("plan.toml");
+    repo.write(
+        "plan.toml",
+        r#"[models.default]
+provider = "anthropic"
+model = "m"
+api_key_env = ""
+base_url = "http://127.0.0.1:9"
+
+[agents.claude]
+kind = "claude-code"
+program = "/nonexistent/claude"
+
+[[task]]
+id = "a"
+agent = "claude"
+prompt = "Do it."
+"#,
+    );
+    let run = repo.swarm(&["validate", plan_path.to_str().unwrap()]);
+    assert!(run.code != 0);
+    assert!(
+        format!("{}{}", run.stdout, run.stderr).contains("needs the program `/nonexistent/claude`"),
+        "{}",
+        format!("{}{}", run.stdout, run.stderr)
+    );
+}
