@@ -1,9 +1,12 @@
 //! The seccomp filter of a sandboxed worker: system calls a build, test or
 //! codemod never needs and an attacker would (namespaces, ptrace, io_uring,
 //! BPF, keyrings, mounts, terminal injection, non-Unix sockets). They fail
-//! with EPERM (so tools see a plain error, not a crash). `setsid` and
-//! `setpgid` are denied too, so nothing can leave the worker's process
-//! group and survive its kill. `clone3` and `openat2` fail with ENOSYS
+//! with EPERM (so tools see a plain error, not a crash). Without the
+//! namespace layer, `setsid` and `setpgid` are denied too, so nothing can
+//! leave the worker's process group and survive its kill; with it, the
+//! worker's PID namespace is what contains it (everything in it dies with
+//! the worker's init), so they are allowed: terminal programs (a PTY for
+//! each command, as Codex runs its shell) need a session of their own. `clone3` and `openat2` fail with ENOSYS
 //! because their flags live in memory a filter cannot read, and libc then
 //! falls back to `clone` and `openat`, whose arguments the filter checks.
 //!
@@ -60,12 +63,13 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_fsmount,
     libc::SYS_fspick,
     libc::SYS_mount_setattr,
-    // Leaving the process group would let a daemon outlive the task's
-    // group kill (and race the coordinator's snapshot of the worktree).
-    // The helper's own setsid happens before the filter is installed.
-    libc::SYS_setsid,
-    libc::SYS_setpgid,
 ];
+
+/// Denied without the namespace layer only: leaving the process group
+/// would let a daemon outlive the task's group kill (and race the
+/// coordinator's snapshot of the worktree). The helper's own setsid
+/// happens before the filter is installed.
+const GROUP_CALLS: &[libc::c_long] = &[libc::SYS_setsid, libc::SYS_setpgid];
 
 /// `clone` flags that create namespaces (CLONE_NEWTIME shares its bit with
 /// the exit signal in `clone`'s flags, and `unshare` is denied anyway).
@@ -148,9 +152,12 @@ const MODE_SETTERS: &[(libc::c_long, u8, Option<u8>)] = &[
 ];
 
 /// The main filter: EPERM for everything in its rules.
-fn deny_filter(network: Network) -> Result<BpfProgram, String> {
+fn deny_filter(network: Network, contained: bool) -> Result<BpfProgram, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
         DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
+    if !contained {
+        rules.extend(GROUP_CALLS.iter().map(|&nr| (nr, Vec::new())));
+    }
     for &(nr, mode, flags) in MODE_SETTERS {
         rules.insert(nr, privileged_mode(mode, flags)?);
     }
@@ -215,6 +222,8 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
 }
 
 /// A worker's filter, compiled once per run and network mode.
+/// `contained`: the worker runs in a PID namespace of its own (the
+/// namespace layer), so it may make sessions and process groups.
 ///
 /// seccompiler gives one errno per filter, and `clone3` and `openat2` need
 /// ENOSYS (so libc falls back to `clone` and `openat`) where everything
@@ -224,7 +233,7 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
 /// its own: the numbers are `clone3` and `openat2` on every architecture
 /// Linux has, and any other architecture's calls are killed by the filter's
 /// own check right after.
-pub(crate) fn compile_filter(network: Network) -> Result<BpfProgram, String> {
+pub(crate) fn compile_filter(network: Network, contained: bool) -> Result<BpfProgram, String> {
     // Instruction codes from linux/bpf_common.h.
     const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const BPF_JMP_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
@@ -240,7 +249,7 @@ pub(crate) fn compile_filter(network: Network) -> Result<BpfProgram, String> {
         insn(BPF_JMP_JEQ_K, 0, 1, openat2),
         insn(BPF_RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | enosys),
     ];
-    program.extend(deny_filter(network)?);
+    program.extend(deny_filter(network, contained)?);
     Ok(program)
 }
 
@@ -256,9 +265,11 @@ mod tests {
 
     #[test]
     fn filters_compile_for_this_machine() {
-        let none = compile_filter(Network::None).unwrap();
-        let full = compile_filter(Network::Full).unwrap();
-        let gateway = compile_filter(Network::Gateway { port: 0 }).unwrap();
+        let none = compile_filter(Network::None, true).unwrap();
+        let full = compile_filter(Network::Full, true).unwrap();
+        let gateway = compile_filter(Network::Gateway { port: 0 }, true).unwrap();
+        let baseline = compile_filter(Network::None, false).unwrap();
+        assert!(baseline.len() > none.len());
         // The socket rule is the only difference.
         assert!(none.len() > full.len());
         assert!(gateway.len() > full.len());

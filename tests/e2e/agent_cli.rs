@@ -261,3 +261,75 @@ prompt = "Do it."
         format!("{}{}", run.stdout, run.stderr)
     );
 }
+
+#[test]
+fn codex_found_on_path_edits_through_the_responses_door_and_resumes_its_thread() {
+    let codex = agent_cli("codex");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("gpt-5-codex")
+        },
+        |call| {
+            if !call.conversation.contains("Write the answer") {
+                return Reply::text("ok");
+            }
+            let exec = |id: &str, cmd: &str| tool(id, "exec_command", json!({"cmd": cmd}));
+            match call.turn {
+                0 => Reply::answer(vec![exec(
+                    "c1",
+                    "echo 41 > answer.txt; printf '%s' \"$SWARM_GATEWAY_TOKEN\" > token.txt",
+                )]),
+                1 => Reply::text("Done."),
+                2 => {
+                    assert!(
+                        call.body["input"].to_string().contains("c1"),
+                        "the resumed thread lost its history"
+                    );
+                    Reply::answer(vec![exec("c2", "echo 42 > answer.txt")])
+                }
+                _ => Reply::text("Fixed."),
+            }
+        },
+    );
+    let plan_path = repo.path().join("plan.toml");
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[models.default]
+provider = "openai"
+model = "gpt-5-codex"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[[task]]
+id = "answer"
+agent = "codex"
+prompt = "Write the answer to answer.txt."
+verify = "grep -qx 42 answer.txt"
+"#,
+            url = mock.base_url(Wire::Responses)
+        ),
+    );
+    let mut cmd = repo.swarm_cmd(&["run", plan_path.to_str().unwrap()]);
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env(
+        "PATH",
+        format!("{}:{path}", codex.parent().unwrap().display()),
+    );
+    cmd.env("TEST_MODEL_KEY", KEY);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    mock.assert_clean();
+    assert_eq!(repo.git(&["show", "swarm/plan:answer.txt"]).trim(), "42");
+    let token = repo.git(&["show", "swarm/plan:token.txt"]);
+    assert!(token.starts_with("swarm-") && token != KEY, "{token}");
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/runs/plan/report.json")).unwrap(),
+    )
+    .unwrap();
+    let task = &report["tasks"][0];
+    assert_eq!(task["agent"]["outcome"], "finished", "{task}");
+    assert_eq!(task["agent"]["repair_rounds"], 1, "{task}");
+}

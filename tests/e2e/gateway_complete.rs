@@ -29,7 +29,9 @@ fn gateway_with_timeout(
 ) -> Arc<Gateway> {
     let provider = match wire {
         Wire::Anthropic => Provider::Anthropic,
-        Wire::OpenAi => Provider::Openai,
+        // The gateway's own calls speak Chat Completions; the Responses
+        // API is only passed through for agent CLIs.
+        Wire::OpenAi | Wire::Responses => Provider::Openai,
     };
     let config = ModelConfig {
         name: "default".into(),
@@ -128,6 +130,7 @@ async fn answers_with_text_tools_and_usage(wire: Wire, stream: bool) {
     let max = match wire {
         Wire::Anthropic => &calls[0].body["max_tokens"],
         Wire::OpenAi => &calls[0].body["max_completion_tokens"],
+        Wire::Responses => &calls[0].body["max_output_tokens"],
     };
     assert_eq!(max, 77);
 
@@ -211,6 +214,7 @@ async fn counts_against_the_run_budget(wire: Wire) {
     let max = match wire {
         Wire::Anthropic => &calls[1].body["max_tokens"],
         Wire::OpenAi => &calls[1].body["max_completion_tokens"],
+        Wire::Responses => &calls[1].body["max_output_tokens"],
     };
     assert_eq!(max, 30);
     mock.assert_clean();
@@ -274,6 +278,7 @@ async fn counts_against_a_budget_scope(wire: Wire) {
         .map(|c| match wire {
             Wire::Anthropic => &c.body["max_tokens"],
             Wire::OpenAi => &c.body["max_completion_tokens"],
+            Wire::Responses => &c.body["max_output_tokens"],
         })
         .collect();
     // The scope's 150, then its last 30; outside it, the run's last 760.

@@ -343,7 +343,7 @@ impl Server {
         let filter = match self.filters.entry(mode) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                seccomp::compile_filter(mode)
+                seccomp::compile_filter(mode, self.base.is_some())
                     .map_err(|e| format!("compile the seccomp filter: {e}"))?,
             ),
         };

@@ -426,6 +426,12 @@ fn argv(
                     "model_provider=\"swarm\"",
                     "-c",
                     &provider,
+                    // Its usage metrics and plugin sync would wait for
+                    // hosts it cannot reach (5 s at every exit).
+                    "-c",
+                    "analytics.enabled=false",
+                    "--disable",
+                    "plugins",
                 ]
                 .map(String::from),
             );
@@ -447,7 +453,7 @@ fn argv(
     let mut argv = vec![
         "/bin/sh".to_string(),
         "-c".into(),
-        "mkdir -p \"$1\" && shift && exec \"$@\" </dev/null".into(),
+        "mkdir -p \"$1\" \"${CODEX_HOME:-$1}\" \"${CLAUDE_CONFIG_DIR:-$1}\" && shift && exec \"$@\" </dev/null".into(),
         "sh".into(),
         home.display().to_string(),
     ];

@@ -26,7 +26,7 @@ pub(super) fn check(
     if let Some(key) = &options.api_key {
         let (name, expected) = match wire {
             Wire::Anthropic => ("x-api-key", key.clone()),
-            Wire::OpenAi => ("authorization", format!("Bearer {key}")),
+            Wire::OpenAi | Wire::Responses => ("authorization", format!("Bearer {key}")),
         };
         if header(name) != Some(expected.as_str()) {
             out.push(format!(
@@ -59,11 +59,14 @@ pub(super) fn check(
         out.push(format!("stream is {stream}, expected {expected}"));
     }
     let max = match wire {
+        // Optional there: the model's own limit.
+        Wire::Responses if body["max_output_tokens"].is_null() => &Value::Null,
+        Wire::Responses => &body["max_output_tokens"],
         Wire::Anthropic => &body["max_tokens"],
         Wire::OpenAi if body["max_completion_tokens"].is_null() => &body["max_tokens"],
         Wire::OpenAi => &body["max_completion_tokens"],
     };
-    if max.as_u64().is_none_or(|n| n == 0) {
+    if !(wire == Wire::Responses && max.is_null()) && max.as_u64().is_none_or(|n| n == 0) {
         out.push(format!("max tokens is {max}, expected a positive integer"));
     }
     if wire == Wire::OpenAi && stream && body["stream_options"]["include_usage"] != true {
@@ -74,10 +77,13 @@ pub(super) fn check(
     if wire == Wire::OpenAi && !stream && !body["stream_options"].is_null() {
         out.push("stream_options on a request that does not stream (the API refuses it)".into());
     }
-    tools(wire, &body["tools"], out);
+    if wire != Wire::Responses {
+        tools(wire, &body["tools"], out);
+    }
     match wire {
         Wire::Anthropic => anthropic(body, out),
         Wire::OpenAi => openai(&body["messages"], out),
+        Wire::Responses => responses(&body["input"], out),
     }
 }
 
@@ -92,7 +98,7 @@ fn tools(wire: Wire, tools: &Value, out: &mut Vec<String>) {
     for (i, tool) in tools.iter().enumerate() {
         let (def, schema) = match wire {
             Wire::Anthropic => (tool, &tool["input_schema"]),
-            Wire::OpenAi => {
+            Wire::OpenAi | Wire::Responses => {
                 if tool["type"] != "function" {
                     out.push(format!(
                         "tools[{i}]: type is {}, expected \"function\"",
@@ -342,5 +348,34 @@ fn openai(messages: &Value, out: &mut Vec<String>) {
         .is_some_and(|m| m["role"] != "user" && m["role"] != "tool")
     {
         out.push("the request does not end with a user or tool message".into());
+    }
+}
+
+/// Every `function_call_output` answers a `function_call` made before it,
+/// once.
+fn responses(input: &Value, out: &mut Vec<String>) {
+    let Some(items) = input.as_array() else {
+        if !input.is_string() {
+            out.push("input is neither a string nor an array of items".into());
+        }
+        return;
+    };
+    let mut calls = HashSet::new();
+    let mut answered = HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        match item["type"].as_str() {
+            Some("function_call") => {
+                calls.insert(item["call_id"].as_str().unwrap_or_default().to_owned());
+            }
+            Some("function_call_output") => {
+                let id = item["call_id"].as_str().unwrap_or_default();
+                if !calls.contains(id) {
+                    out.push(format!("input[{i}]: output for unknown call {id:?}"));
+                } else if !answered.insert(id.to_owned()) {
+                    out.push(format!("input[{i}]: call {id:?} answered twice"));
+                }
+            }
+            _ => {}
+        }
     }
 }

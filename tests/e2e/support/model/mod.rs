@@ -1,6 +1,6 @@
 //! A mock model server for end-to-end tests and benchmarks: real HTTP/1.1 on
-//! loopback speaking the Anthropic Messages API and the OpenAI Chat
-//! Completions API, streamed over SSE or answered whole as one JSON
+//! loopback speaking the Anthropic Messages API, the OpenAI Chat
+//! Completions API and the OpenAI Responses API, streamed over SSE or answered whole as one JSON
 //! response, as each request's `stream` flag asks. A script decides each
 //! reply; every
 //! request is recorded and checked against the wire protocols' invariants
@@ -15,6 +15,7 @@
 mod anthropic;
 mod invariants;
 mod openai;
+mod responses;
 mod server;
 
 use std::net::SocketAddr;
@@ -32,6 +33,8 @@ use server::Shared;
 pub enum Wire {
     Anthropic,
     OpenAi,
+    /// OpenAI's Responses API (what Codex speaks).
+    Responses,
 }
 
 /// What the mock expects of every request.
@@ -261,7 +264,7 @@ impl MockModel {
     pub fn base_url(&self, wire: Wire) -> String {
         match wire {
             Wire::Anthropic => format!("http://{}", self.addr),
-            Wire::OpenAi => format!("http://{}/v1", self.addr),
+            Wire::OpenAi | Wire::Responses => format!("http://{}/v1", self.addr),
         }
     }
 

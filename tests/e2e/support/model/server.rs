@@ -17,7 +17,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::{Call, Options, Part, Reply, Stats, Wire, anthropic, blank_call, invariants, openai};
+use super::{
+    Call, Options, Part, Reply, Stats, Wire, anthropic, blank_call, invariants, openai, responses,
+};
 
 pub(super) type Script = Box<dyn Fn(&Call) -> Reply + Send + Sync>;
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -92,6 +94,7 @@ impl Shared {
         let route = match (&head.method, path) {
             (&Method::POST, "/v1/messages") => Some(Wire::Anthropic),
             (&Method::POST, "/v1/chat/completions") => Some(Wire::OpenAi),
+            (&Method::POST, "/v1/responses") => Some(Wire::Responses),
             _ => None,
         };
         let wire = route.unwrap_or(if path.contains("chat") {
@@ -104,6 +107,7 @@ impl Shared {
         let mut call = match (&parsed, wire) {
             (Some(body), Wire::Anthropic) => anthropic::call(body),
             (Some(body), Wire::OpenAi) => openai::call(body),
+            (Some(body), Wire::Responses) => responses::call(body),
             (None, _) => blank_call(wire),
         };
         call.stream = parsed.as_ref().is_some_and(|b| b["stream"] == true);
@@ -210,11 +214,13 @@ impl Shared {
                 let usage = call.body["stream_options"]["include_usage"] == json!(true);
                 openai::events(model, call.index, parts, input, output, usage)
             }
+            Wire::Responses => responses::events(model, call.index, parts, input, output),
         };
         let whole = |parts: &[Part], input: u64, output: u64| {
             let answer = match call.wire {
                 Wire::Anthropic => anthropic::message(model, call.index, parts, input, output),
                 Wire::OpenAi => openai::completion(model, call.index, parts, input, output),
+                Wire::Responses => responses::whole(model, call.index, parts, input, output),
             };
             Bytes::from(answer.to_string())
         };
@@ -268,6 +274,7 @@ fn wire_name(wire: Wire) -> &'static str {
     match wire {
         Wire::Anthropic => "anthropic",
         Wire::OpenAi => "openai",
+        Wire::Responses => "responses",
     }
 }
 
@@ -317,7 +324,7 @@ fn error(wire: Wire, code: u16, retry_after: Option<u64>, message: &str) -> Resp
         Ok(v @ Value::Object(_)) => v,
         _ => match wire {
             Wire::Anthropic => anthropic::error_body(code, message),
-            Wire::OpenAi => openai::error_body(code, message),
+            Wire::OpenAi | Wire::Responses => openai::error_body(code, message),
         },
     };
     let mut response = Response::builder()
