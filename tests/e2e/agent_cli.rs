@@ -333,3 +333,55 @@ verify = "grep -qx 42 answer.txt"
     assert_eq!(task["agent"]["outcome"], "finished", "{task}");
     assert_eq!(task["agent"]["repair_rounds"], 1, "{task}");
 }
+
+#[test]
+fn an_agent_cli_waits_for_its_memory_and_is_refused_what_the_machine_cannot_give() {
+    let claude = agent_cli("claude");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(Options::new(MODEL), |_| Reply::text("ok"));
+    let plan_path = repo.path().join("plan.toml");
+    let text = plan(
+        &mock,
+        &claude,
+        r#"[[task]]
+id = "huge"
+agent = "claude"
+prompt = "Do it."
+"#,
+    )
+    .replace(
+        "kind = \"claude-code\"",
+        "kind = \"claude-code\"\nmemory = \"100TiB\"",
+    );
+    repo.write("plan.toml", &text);
+    let run = run_with_key(&repo, &plan_path);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        format!("{}{}", run.stdout, run.stderr)
+            .contains("not started: it needs 100.0 TiB of memory"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(mock.calls().is_empty());
+}
+
+#[test]
+fn doctor_lists_the_agent_clis_on_path_with_their_versions() {
+    let bin = agent_cli("claude").parent().unwrap().to_path_buf();
+    let repo = TestRepo::new();
+    let mut cmd = repo.swarm_cmd(&["doctor"]);
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("{}:{path}", bin.display()));
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    assert!(
+        run.stdout.contains("claude-code  2.1.331 (Claude Code)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("codex        codex-cli 0.169.0"),
+        "{}",
+        run.stdout
+    );
+}

@@ -80,6 +80,70 @@ pub fn agent_programs(
     Ok(found)
 }
 
+/// One built-in agent CLI as this host has it (for `swarm doctor`).
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub kind: crate::plan::agents::CliKind,
+    /// The program as looked for on PATH.
+    pub name: &'static str,
+    /// Where it is (a real path) and what `--version` said, if found.
+    pub found: Option<(PathBuf, String)>,
+}
+
+/// The built-in agent CLIs on `host`'s PATH, with their versions.
+pub fn installed(host: &HostEnv) -> Vec<Installed> {
+    use crate::plan::agents::CliKind;
+    [(CliKind::ClaudeCode, "claude"), (CliKind::Codex, "codex")]
+        .into_iter()
+        .map(|(kind, name)| Installed {
+            kind,
+            name,
+            found: find(name, host).map(|path| {
+                let version = version_of(&path);
+                (path, version)
+            }),
+        })
+        .collect()
+}
+
+/// The first line `program --version` prints (within a few seconds).
+fn version_of(program: &Path) -> String {
+    let child = std::process::Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return "version unknown (it did not start)".into();
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return "version unknown (--version did not answer)".into();
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        use std::io::Read as _;
+        let _ = stdout.read_to_string(&mut out);
+    }
+    out.lines()
+        .next()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .unwrap_or("version unknown")
+        .to_string()
+}
+
 /// `program` as a path (absolute, or relative to nothing: refused), or a
 /// name on PATH; its real path.
 fn find(program: &str, host: &HostEnv) -> Option<PathBuf> {

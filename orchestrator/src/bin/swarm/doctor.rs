@@ -99,7 +99,10 @@ pub(crate) fn doctor() -> Result<i32, Failure> {
                     nix::unistd::geteuid()
                 ),
             }
-            println!("  network    none: no TCP (Landlock), no sockets but Unix ones (seccomp)");
+            println!("  network    none: no TCP (Landlock), no sockets but Unix ones (seccomp);");
+            println!(
+                "             an agent CLI's task: TCP to one port on a loopback of its own (the gateway), nothing else"
+            );
             println!(
                 "  processes  no signals or ptrace out of the sandbox, no namespaces, io_uring, bpf,"
             );
@@ -115,6 +118,21 @@ pub(crate) fn doctor() -> Result<i32, Failure> {
                 &swarm_orchestrator::plan::Toolchains::All,
             );
             crate::output::print_grants(&[], &found, None);
+            println!(
+                "\nagent CLIs on PATH (`agent = \"claude-code\"` / `\"codex\"`; each runs sandboxed, its key kept out):"
+            );
+            for cli in swarm_orchestrator::assemble::agents::installed(&crate::host::current()) {
+                match cli.found {
+                    Some((path, version)) => {
+                        println!("  {:<12} {version} ({})", cli.kind.name(), path.display())
+                    }
+                    None => println!(
+                        "  {:<12} not found (`{}` is not on PATH)",
+                        cli.kind.name(),
+                        cli.name
+                    ),
+                }
+            }
             Ok(exit::SUCCESS)
         }
         Err(why) => {

@@ -44,7 +44,15 @@ pub(super) struct LocalExecutor {
     ended: VecDeque<ExecEvent>,
     /// Deleting what finished tasks no longer need, off the way.
     cleanup: JoinSet<()>,
+    /// Memory of tasks started in the last [`STARTING`] (when, how much):
+    /// what they will take is not yet gone from `MemAvailable`, so a burst
+    /// of starts is admitted against it too.
+    starting: VecDeque<(std::time::Instant, u64)>,
 }
+
+/// How long a started task's memory is reserved for admission: an agent
+/// CLI reaches its resident size in a few seconds.
+const STARTING: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl LocalExecutor {
     /// The executor of `prepared`'s tasks (`tasks`, shared with the
@@ -122,6 +130,7 @@ impl LocalExecutor {
             running: JoinSet::new(),
             ids: HashMap::new(),
             stops: HashMap::new(),
+            starting: VecDeque::new(),
             events: rx,
             ended: VecDeque::new(),
             cleanup: JoinSet::new(),
@@ -185,6 +194,18 @@ impl LocalExecutor {
     }
 }
 
+impl LocalExecutor {
+    /// The memory task `task` needs to start: its `memory`, else what its
+    /// agent CLI takes (`[agents.NAME] memory`, or the kind's default).
+    fn memory_need(&self, task: TaskIndex) -> Option<u64> {
+        let task = self.ctx.tasks.get(task);
+        task.memory.or_else(|| {
+            let cli = task.agent()?.cli.as_ref()?;
+            self.ctx.agent_clis.get(cli).map(|c| c.cli.memory)
+        })
+    }
+}
+
 impl Executor for LocalExecutor {
     fn admit(&self, task: TaskIndex) -> Admission {
         if self.running.len() >= self.concurrency {
@@ -193,15 +214,21 @@ impl Executor for LocalExecutor {
         // A task that says how much memory it needs waits until that much
         // is available; with nothing else running to wait for, it fails,
         // saying so.
-        if let Some(need) = self.ctx.tasks.get(task).memory
+        let starting: u64 = self
+            .starting
+            .iter()
+            .filter(|(at, _)| at.elapsed() < STARTING)
+            .map(|(_, need)| need)
+            .sum();
+        if let Some(need) = self.memory_need(task)
             && let Some(available) = mem_available()
-            && need > available
+            && need.saturating_add(starting) > available
         {
             if !self.running.is_empty() {
                 return Admission::Wait;
             }
             return Admission::Refuse(format!(
-                "not started: it needs {} of memory (`memory`) and the machine has {} available",
+                "not started: it needs {} of memory (`memory`, or its agent's) and the machine has {} available",
                 bytesize::ByteSize::b(need),
                 bytesize::ByteSize::b(available)
             ));
@@ -211,6 +238,16 @@ impl Executor for LocalExecutor {
 
     fn start(&mut self, launch: Launch) {
         let i = launch.task;
+        while self
+            .starting
+            .front()
+            .is_some_and(|(at, _)| at.elapsed() >= STARTING)
+        {
+            self.starting.pop_front();
+        }
+        if let Some(need) = self.memory_need(i) {
+            self.starting.push_back((std::time::Instant::now(), need));
+        }
         let (stop, stopped) = watch::channel(None);
         // A span per task, so that logs of many workers can be told apart.
         let span = tracing::info_span!(
