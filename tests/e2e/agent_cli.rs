@@ -385,3 +385,74 @@ fn doctor_lists_the_agent_clis_on_path_with_their_versions() {
         run.stdout
     );
 }
+
+/// `kind = "command"`: any CLI, given by its command line; here Claude
+/// Code again, driven as an unknown program would be (its own flags, the
+/// base URL and token in the variables the table names).
+#[test]
+fn a_command_agent_gets_its_prompt_url_and_token_as_its_table_says() {
+    // The sandbox shows real paths: no `..` in what the command names.
+    let claude = agent_cli("claude")
+        .parent()
+        .unwrap()
+        .canonicalize()
+        .unwrap()
+        .join("claude");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new(MODEL)
+        },
+        |call| {
+            if !about(call, "Say it in a file") {
+                return Reply::text("ok");
+            }
+            match call.turn {
+                0 => Reply::answer(vec![bash(
+                    "b1",
+                    "printf '%s %s' \"$MY_URL\" \"${MY_TOKEN%%-*}\" > said.txt",
+                )]),
+                _ => Reply::text("Said."),
+            }
+        },
+    );
+    let plan_path = repo.path().join("plan.toml");
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[swarm]
+read_paths = ["{modules}"]
+
+[models.default]
+provider = "anthropic"
+model = "{MODEL}"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[agents.any]
+kind = "command"
+command = ["/bin/sh", "-c", "ANTHROPIC_BASE_URL=\"$MY_URL\" ANTHROPIC_API_KEY=\"$MY_TOKEN\" exec {program} -p --permission-mode bypassPermissions \"$1\"", "sh", "{{prompt}}"]
+protocol = "anthropic"
+base_url_env = "MY_URL"
+token_env = "MY_TOKEN"
+
+[[task]]
+id = "said"
+agent = "any"
+prompt = "Say it in a file."
+verify = "test -s said.txt"
+"#,
+            url = mock.base_url(Wire::Anthropic),
+            program = claude.display(),
+            modules = claude.parent().unwrap().parent().unwrap().display(),
+        ),
+    );
+    let _ = plan_path;
+    let run = run_with_key(&repo, &repo.path().join("plan.toml"));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        repo.git(&["show", "swarm/plan:said.txt"]),
+        "http://127.0.0.1:4141 swarm"
+    );
+}

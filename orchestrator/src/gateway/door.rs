@@ -16,8 +16,9 @@
 //!
 //! Served: Anthropic Messages (`POST /v1/messages`, streamed or whole,
 //! and `/v1/messages/count_tokens`) in front of an `anthropic` model, and
-//! OpenAI Responses (`POST /v1/responses`, `GET /v1/models`) in front of
-//! an `openai` one. The plan checks that a task's agent speaks its
+//! OpenAI Responses (`POST /v1/responses`) and Chat Completions (`POST
+//! /v1/chat/completions`, a stream made to report its usage) in front of
+//! an `openai` one; `GET /v1/models` lists the one model. The plan checks that a task's agent speaks its
 //! model's protocol.
 
 use std::convert::Infallible;
@@ -225,6 +226,7 @@ enum Api {
     Messages,
     CountTokens,
     Responses,
+    Chat,
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
@@ -289,6 +291,9 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         (&Method::POST, "/v1/messages", Provider::Anthropic) => Api::Messages,
         (&Method::POST, "/v1/messages/count_tokens", Provider::Anthropic) => Api::CountTokens,
         (&Method::POST, "/v1/responses" | "/responses", Provider::Openai) => Api::Responses,
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions", Provider::Openai) => {
+            Api::Chat
+        }
         (&Method::GET, "/v1/models" | "/models", _) => {
             let model = &state.endpoint.config.model;
             return json_response(&json!({"object": "list", "data": [
@@ -301,7 +306,8 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
                 "not_found_error",
                 &format!(
                     "swarm's gateway serves no {method} {path} for model `{}` ({}): \
-                     POST /v1/messages for an anthropic model, /v1/responses for an openai one",
+                     POST /v1/messages for an anthropic model, /v1/responses or \
+                     /v1/chat/completions for an openai one",
                     state.endpoint.config.name,
                     match provider {
                         Provider::Anthropic => "anthropic",
@@ -356,8 +362,17 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
     }
     let limit_key = match api {
         Api::Responses => "max_output_tokens",
+        Api::Chat if !body.contains_key("max_tokens") => "max_completion_tokens",
         _ => "max_tokens",
     };
+    if api == Api::Chat && body.get("stream").and_then(Value::as_bool) == Some(true) {
+        // Without it a stream reports no usage, and the budgets would
+        // have to guess.
+        let options = body.entry("stream_options").or_insert_with(|| json!({}));
+        if let Value::Object(options) = options {
+            options.insert("include_usage".into(), json!(true));
+        }
+    }
     let wanted = body
         .get(limit_key)
         .and_then(Value::as_u64)
@@ -469,11 +484,16 @@ async fn pass(
                 }
                 r
             }
-            Api::Responses => {
+            Api::Responses | Api::Chat => {
+                let path = if api == Api::Chat {
+                    "chat/completions"
+                } else {
+                    "responses"
+                };
                 let mut r = state
                     .gateway
                     .http
-                    .post(format!("{}/responses", config.base_url));
+                    .post(format!("{}/{path}", config.base_url));
                 if let Some(key) = key {
                     r = r.bearer_auth(key.expose());
                 }

@@ -73,6 +73,9 @@ pub enum WireProtocol {
     Anthropic,
     /// OpenAI's Responses API (`POST /v1/responses`).
     OpenaiResponses,
+    /// OpenAI's Chat Completions (`POST /v1/chat/completions`), which most
+    /// other CLIs speak (aider, opencode, ...).
+    Openai,
 }
 
 impl WireProtocol {
@@ -81,7 +84,7 @@ impl WireProtocol {
     pub fn provider(self) -> Provider {
         match self {
             Self::Anthropic => Provider::Anthropic,
-            Self::OpenaiResponses => Provider::Openai,
+            Self::OpenaiResponses | Self::Openai => Provider::Openai,
         }
     }
 
@@ -89,6 +92,7 @@ impl WireProtocol {
         match self {
             Self::Anthropic => "anthropic",
             Self::OpenaiResponses => "openai-responses",
+            Self::Openai => "openai",
         }
     }
 }
@@ -149,7 +153,9 @@ impl AgentCli {
 fn protocol_vars(protocol: WireProtocol) -> (&'static str, &'static str) {
     match protocol {
         WireProtocol::Anthropic => ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"),
-        WireProtocol::OpenaiResponses => ("OPENAI_BASE_URL", "OPENAI_API_KEY"),
+        WireProtocol::OpenaiResponses | WireProtocol::Openai => {
+            ("OPENAI_BASE_URL", "OPENAI_API_KEY")
+        }
     }
 }
 
@@ -277,7 +283,7 @@ fn agent_cli(
                 return Err(bad(
                     format!("agent `{name}` of kind \"command\" has no `protocol`"),
                     span,
-                    "say what it speaks to its model: protocol = \"anthropic\" or \"openai-responses\"",
+                    "say what it speaks to its model: protocol = \"anthropic\", \"openai-responses\" or \"openai\" (Chat Completions)",
                 ));
             };
             let (base_url_env, token_env) = protocol_vars(protocol);

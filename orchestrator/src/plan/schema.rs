@@ -67,11 +67,12 @@ pub struct AgentFields {
     #[schemars(with = "Option<Vec<String>>")]
     pub command: Option<Spanned<Vec<String>>>,
     /// `kind = "command"`: the wire protocol it speaks to its model:
-    /// `anthropic` (Messages API) or `openai-responses`.
+    /// `anthropic` (Messages API), `openai-responses` (Responses API) or
+    /// `openai` (Chat Completions).
     pub protocol: Option<super::agents::WireProtocol>,
     /// `kind = "command"`: the variable it reads its model's base URL
     /// from. Default: `ANTHROPIC_BASE_URL` (anthropic), `OPENAI_BASE_URL`
-    /// (openai-responses).
+    /// (openai-responses, openai).
     pub base_url_env: Option<String>,
     /// `kind = "command"`: the variable it reads its API key from; it gets
     /// a per-attempt token, never a key. Default: `ANTHROPIC_API_KEY`,

@@ -350,7 +350,8 @@ fn url_vars(cli: &CliProgram, url: &str) -> Vec<(String, String)> {
         CliKind::Codex => vec![("OPENAI_BASE_URL".into(), format!("{url}/v1"))],
         CliKind::Command => {
             let url = match cli.cli.protocol {
-                crate::plan::agents::WireProtocol::OpenaiResponses => format!("{url}/v1"),
+                crate::plan::agents::WireProtocol::OpenaiResponses
+                | crate::plan::agents::WireProtocol::Openai => format!("{url}/v1"),
                 crate::plan::agents::WireProtocol::Anthropic => url.to_string(),
             };
             vec![(cli.cli.base_url_env.clone(), url)]
