@@ -113,7 +113,7 @@ verify = "grep -qx 42 answer.txt"
         "{}",
         format!("{}{}", run.stdout, run.stderr)
     );
-    mock.assert_clean_except(&["system"]);
+    mock.assert_clean();
 
     // Merged like any task's work.
     let tree = repo.git(&["show", "swarm/plan:answer.txt"]);
@@ -455,4 +455,161 @@ verify = "test -s said.txt"
         repo.git(&["show", "swarm/plan:said.txt"]),
         "http://127.0.0.1:4141 swarm"
     );
+}
+
+/// Which agent does this task best: Claude Code, Codex and swarm's own
+/// agent as variants of one task, each in its worktree and sandbox, ranked
+/// by a score.
+#[test]
+fn variants_over_three_agents_are_ranked_by_their_score() {
+    let bin = agent_cli("claude").parent().unwrap().to_path_buf();
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("m-test")
+        },
+        |call| {
+            let done = !call.tool_results.is_empty();
+            match call.wire {
+                // Codex.
+                Wire::Responses if done => Reply::text("Wrote 3."),
+                Wire::Responses => Reply::answer(vec![tool(
+                    "c1",
+                    "exec_command",
+                    json!({"cmd": "echo 3 > n.txt"}),
+                )]),
+                // swarm's own agent offers write_file; Claude Code, Bash.
+                Wire::Anthropic if call.tools.iter().any(|t| t == "write_file") => {
+                    if done {
+                        Reply::answer(vec![tool("f1", "finish", json!({"summary": "wrote 2"}))])
+                    } else {
+                        Reply::answer(vec![tool(
+                            "w1",
+                            "write_file",
+                            json!({"path": "n.txt", "content": "2\n"}),
+                        )])
+                    }
+                }
+                Wire::Anthropic if done => Reply::text("Wrote 1."),
+                Wire::Anthropic => Reply::answer(vec![bash("b1", "echo 1 > n.txt")]),
+                Wire::OpenAi => Reply::status(400, "not this wire"),
+            }
+        },
+    );
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[models.default]
+provider = "anthropic"
+model = "m-test"
+base_url = "{anthropic}"
+api_key_env = "TEST_MODEL_KEY"
+
+[models.oai]
+provider = "openai"
+model = "m-test"
+base_url = "{openai}"
+api_key_env = "TEST_MODEL_KEY"
+
+[agents.cx]
+kind = "codex"
+model = "oai"
+
+[[task]]
+id = "best"
+prompt = "Write your number to n.txt."
+variants = {{ agent = ["claude-code", "cx", "swarm"] }}
+verify = "test -s n.txt"
+score = "cat n.txt"
+pick = "max"
+"#,
+            anthropic = mock.base_url(Wire::Anthropic),
+            openai = mock.base_url(Wire::Responses),
+        ),
+    );
+    let mut cmd = repo.swarm_cmd(&["run", "plan.toml"]);
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("{}:{path}", bin.display()));
+    cmd.env("TEST_MODEL_KEY", KEY);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    mock.assert_clean();
+    // Codex's 3 won and was merged; each agent's result kept its ref.
+    assert_eq!(repo.git(&["show", "swarm/plan:n.txt"]).trim(), "3");
+    let scores: Vec<String> = (1..=3)
+        .map(|k| repo.git(&["show", &format!("refs/swarm/plan/best@{k}:n.txt")]))
+        .map(|s| s.trim().to_string())
+        .collect();
+    assert_eq!(scores, ["1", "3", "2"]);
+}
+
+/// The coordinator killed with SIGKILL while Claude Code waits for its
+/// model: nothing of the task survives it, and `swarm resume` runs the task
+/// again to the end.
+#[test]
+fn a_coordinator_killed_mid_agent_resumes_and_finishes() {
+    let claude = agent_cli("claude");
+    let repo = TestRepo::new();
+    let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let seen = std::sync::Arc::clone(&first);
+    let mock = MockModel::start(Options::new(MODEL), move |call| {
+        if !about(call, "Finish after a restart") {
+            return Reply::text("ok");
+        }
+        if seen.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Reply::Hang;
+        }
+        match call.turn {
+            0 => Reply::answer(vec![bash("b1", "echo done > done.txt")]),
+            _ => Reply::text("Done."),
+        }
+    });
+    repo.write(
+        "plan.toml",
+        &plan(
+            &mock,
+            &claude,
+            r#"[[task]]
+id = "slow"
+agent = "claude"
+prompt = "Finish after a restart."
+verify = "test -s done.txt"
+"#,
+        )
+        .replace("api_key_env = \"TEST_MODEL_KEY\"", "api_key_env = \"\""),
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", "plan.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while !mock
+        .calls()
+        .iter()
+        .any(|c| about(c, "Finish after a restart"))
+    {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "no call came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    crate::resume::kill9(&mut child);
+    // Nothing of the task lives on: no Claude Code of this run.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "Finish after a restart"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    let resumed = repo.swarm(&["resume", "plan"]);
+    assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
+    assert_eq!(repo.git(&["show", "swarm/plan:done.txt"]).trim(), "done");
 }

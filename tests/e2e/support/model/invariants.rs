@@ -142,9 +142,15 @@ fn anthropic(body: &Value, out: &mut Vec<String>) {
     let mut ids = HashSet::new();
     // Tool-use ids of the previous message, which this one must answer.
     let mut pending: Vec<String> = Vec::new();
-    for (i, message) in messages.iter().enumerate() {
+    // Mid-conversation `system` messages (which Claude Code sends, and
+    // the API takes) stand outside the user/assistant alternation.
+    let turns = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m["role"] != "system");
+    for (k, (i, message)) in turns.enumerate() {
         let role = message["role"].as_str().unwrap_or_default();
-        let expected = if i % 2 == 0 { "user" } else { "assistant" };
+        let expected = if k % 2 == 0 { "user" } else { "assistant" };
         if role != expected {
             out.push(format!(
                 "messages[{i}]: role {role:?}, expected {expected:?} (user first, then alternating)"
@@ -234,7 +240,11 @@ fn anthropic(body: &Value, out: &mut Vec<String>) {
             "last message's tool_use(s) {pending:?} are unanswered"
         ));
     }
-    if messages.last().is_some_and(|m| m["role"] != "user") {
+    if messages
+        .iter()
+        .rfind(|m| m["role"] != "system")
+        .is_some_and(|m| m["role"] != "user")
+    {
         out.push("the request does not end with a user message".into());
     }
 }

@@ -288,24 +288,6 @@ impl MockModel {
         );
     }
 
-    /// [`MockModel::assert_clean`], but for violations that mention one
-    /// of `allowed` (what a real client sends that the mock's invariants
-    /// do not model).
-    #[track_caller]
-    pub fn assert_clean_except(&self, allowed: &[&str]) {
-        let violations: Vec<String> = self
-            .violations()
-            .into_iter()
-            .filter(|v| !allowed.iter().any(|a| v.contains(a)))
-            .collect();
-        assert!(
-            violations.is_empty(),
-            "mock model saw {} protocol violation(s):\n  {}",
-            violations.len(),
-            violations.join("\n  ")
-        );
-    }
-
     pub fn stats(&self) -> Stats {
         self.shared.log().stats
     }
