@@ -613,3 +613,68 @@ verify = "test -s done.txt"
     assert_eq!(resumed.code, 0, "{}{}", resumed.stdout, resumed.stderr);
     assert_eq!(repo.git(&["show", "swarm/plan:done.txt"]).trim(), "done");
 }
+
+/// A CLI swarm has no adapter for, as README shows it: opencode (from the
+/// npm registry) as a `command` agent, its provider pointed at the
+/// variable swarm fills in.
+#[test]
+fn opencode_runs_as_a_command_agent_through_the_anthropic_door() {
+    let opencode = agent_cli("opencode")
+        .parent()
+        .unwrap()
+        .canonicalize()
+        .unwrap()
+        .join("opencode");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new(MODEL)
+        },
+        |call| {
+            if !about(call, "Leave a note") || call.tools.is_empty() {
+                // Its session title, asked of the same model.
+                return Reply::text("A note");
+            }
+            match call.turn {
+                0 => Reply::answer(vec![tool(
+                    "t1",
+                    "bash",
+                    json!({"command": "echo noted > note.txt", "description": "write the note"}),
+                )]),
+                _ => Reply::text("Noted."),
+            }
+        },
+    );
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[models.default]
+provider = "anthropic"
+model = "{MODEL}"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[agents.opencode]
+kind = "command"
+command = ["{program}", "run", "-m", "anthropic/{MODEL}", "--format", "json", "{{prompt}}"]
+protocol = "anthropic"
+
+[[task]]
+id = "note"
+agent = "opencode"
+prompt = "Leave a note in note.txt."
+verify = "grep -q noted note.txt"
+env = {{ OPENCODE_CONFIG_CONTENT = '{{"provider": {{"anthropic": {{"options": {{"baseURL": "{{env:ANTHROPIC_BASE_URL}}/v1"}}}}}}, "autoupdate": false, "share": "disabled"}}' }}
+"#,
+            url = mock.base_url(Wire::Anthropic),
+            program = opencode.display(),
+        ),
+    );
+    let run = run_with_key(&repo, &repo.path().join("plan.toml"));
+    let log = std::fs::read_to_string(repo.path().join(".swarm/runs/plan/logs/note/1.err"))
+        .unwrap_or_default();
+    assert_eq!(run.code, 0, "{}{}\n{log}", run.stdout, run.stderr);
+    mock.assert_clean();
+    assert_eq!(repo.git(&["show", "swarm/plan:note.txt"]).trim(), "noted");
+}
