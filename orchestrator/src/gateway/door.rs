@@ -52,6 +52,8 @@ const MAX_WHOLE: usize = 16 << 20;
 /// What a door serves, for one attempt of one task.
 pub struct DoorSettings {
     pub task: String,
+    /// The agent CLI's name (for the transcript).
+    pub agent: String,
     /// The `[models.NAME]` behind it.
     pub model: String,
     /// The attempt's token: the only credential the program gets.
@@ -124,8 +126,8 @@ impl Door {
         let mut transcript = Transcript::open(&settings.transcript);
         transcript.write(
             "start",
-            json!({"task": settings.task, "model": settings.model,
-                   "provider_model": endpoint.config.model, "door": true}),
+            json!({"task": settings.task, "agent": settings.agent, "model": settings.model,
+                   "provider_model": endpoint.config.model}),
         );
         Ok(Self {
             state: Arc::new(State {
@@ -177,7 +179,8 @@ impl Door {
     }
 
     /// Closes the door: its token is worthless from now on, its server
-    /// stops, and this is what it saw.
+    /// stops, and this is what it saw. The transcript stays open for the
+    /// caller's last lines (the verdict, the end).
     pub fn close(&self) -> DoorEnd {
         self.state.open.store(false, Ordering::SeqCst);
         for server in super::lock(&self.servers).drain(..) {
@@ -191,11 +194,6 @@ impl Door {
             refused: super::lock(&self.state.refused).clone(),
             transcript: super::lock(&self.state.transcript).path().to_path_buf(),
         };
-        super::lock(&self.state.transcript).write(
-            "end",
-            json!({"calls": end.calls, "usage": end.usage, "cost_usd": end.cost_usd,
-                   "refused": end.refused.as_ref().map(|(_, why)| why)}),
-        );
         end
     }
 
@@ -394,18 +392,56 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
             Value::Array(items) => items.last().cloned(),
             other => Some(other.clone()),
         }),
+        // The newest turn of the conversation, not a system note after it.
         _ => body
             .get("messages")
             .and_then(Value::as_array)
-            .and_then(|m| m.last().cloned()),
+            .and_then(|m| m.iter().rev().find(|m| m["role"] != "system").cloned()),
     };
     super::lock(&state.transcript).write(
         "user",
-        json!({"call": calls + 1, "content": last, "max_tokens": max_tokens}),
+        json!({"call": calls + 1, "content": last.map(|l| user_blocks(&l)), "max_tokens": max_tokens}),
     );
     let body = Value::Object(body);
     let estimate = body.to_string().len() as u64 / 4;
     pass(state, api, query.as_deref(), &headers, body, estimate).await
+}
+
+/// The blocks of the newest message of a request, as transcripts hold
+/// them (`text`, `tool_result` with its content as text): an Anthropic
+/// message, or a Responses input item.
+fn user_blocks(last: &Value) -> Vec<Value> {
+    let text_of = |v: &Value| -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        }
+    };
+    match last.get("type").and_then(Value::as_str) {
+        Some("function_call_output") => vec![json!({"type": "tool_result",
+            "content": text_of(last.get("output").unwrap_or(&Value::Null))})],
+        _ => match last.get("content") {
+            Some(Value::Array(blocks)) => blocks
+                .iter()
+                .map(|b| match b.get("type").and_then(Value::as_str) {
+                    Some("tool_result") => json!({"type": "tool_result",
+                        "is_error": b.get("is_error").cloned().unwrap_or(Value::Bool(false)),
+                        "content": text_of(b.get("content").unwrap_or(&Value::Null))}),
+                    Some("input_text" | "output_text") => {
+                        json!({"type": "text", "text": b.get("text")})
+                    }
+                    _ => b.clone(),
+                })
+                .collect(),
+            Some(other) => vec![json!({"type": "text", "text": text_of(other)})],
+            None => Vec::new(),
+        },
+    }
 }
 
 fn refuse(state: &State, why: Refused, message: String) -> Response<Body> {
@@ -955,6 +991,7 @@ mod tests {
             gateway,
             DoorSettings {
                 task: "t".into(),
+                agent: "claude-code".into(),
                 model: "default".into(),
                 token: "swarm-right".into(),
                 max_turns: 5,

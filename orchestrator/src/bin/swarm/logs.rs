@@ -258,6 +258,12 @@ pub fn render_transcript(jsonl: &str) -> String {
                     out.push_str(&format!("{} with model {}\n", s("label"), s("model")));
                 }
             }
+            "start" if v.get("agent").is_some() => out.push_str(&format!(
+                "{} on task {} with model {}\n",
+                s("agent"),
+                s("task"),
+                s("model"),
+            )),
             "start" => out.push_str(&format!(
                 "agent of task {} with model {} ({} tools)\n",
                 s("task"),

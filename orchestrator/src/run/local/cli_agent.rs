@@ -71,6 +71,7 @@ pub(crate) async fn run(
         Arc::clone(gateway),
         DoorSettings {
             task: task.id.clone(),
+            agent: cli.cli.name.clone(),
             model: agent.model.clone(),
             token: token.clone(),
             max_turns: agent.max_turns,
@@ -226,7 +227,8 @@ pub(crate) async fn run(
                 verify_passed = Some(false);
                 door.note(
                     "verify",
-                    serde_json::json!({"passed": false, "feedback": feedback}),
+                    serde_json::json!({"passed": false, "output": feedback,
+                                       "repair": rounds < agent.repair_rounds}),
                 );
                 let resumable = kind == CliKind::Command || session.is_some();
                 if rounds >= agent.repair_rounds || !resumable {
@@ -264,19 +266,21 @@ pub(crate) async fn run(
         }
         other => other,
     };
+    let report = AgentReport {
+        outcome: agent_outcome,
+        summary,
+        turns: end.calls,
+        repair_rounds: rounds,
+        usage: end.usage,
+        cost_usd: end.cost_usd,
+        transcript: Some(end.transcript.display().to_string()),
+        detail,
+    };
+    door.note("end", serde_json::json!({"report": report}));
     AgentAttempt {
         outcome,
         verify_passed,
-        report: Some(AgentReport {
-            outcome: agent_outcome,
-            summary,
-            turns: end.calls,
-            repair_rounds: rounds,
-            usage: end.usage,
-            cost_usd: end.cost_usd,
-            transcript: Some(end.transcript.display().to_string()),
-            detail,
-        }),
+        report: Some(report),
     }
 }
 
