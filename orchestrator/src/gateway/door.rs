@@ -187,14 +187,13 @@ impl Door {
             server.abort();
         }
         let (usage, cost_usd) = self.state.scope.spent();
-        let end = DoorEnd {
+        DoorEnd {
             calls: self.state.calls.load(Ordering::SeqCst),
             usage,
             cost_usd,
             refused: super::lock(&self.state.refused).clone(),
             transcript: super::lock(&self.state.transcript).path().to_path_buf(),
-        };
-        end
+        }
     }
 
     /// Writes a line of `kind` to the attempt's transcript (the agent's
