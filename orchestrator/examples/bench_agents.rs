@@ -11,7 +11,21 @@
 //!     prints: idle_rss_kb
 //! bench_agents fanout SWARM N DIR
 //!     prints: wall_ms agents_alive_max agent_rss_max_kb agent_rss_mean_kb coordinator_rss_max_kb
+//! bench_agents door N
+//!     prints: direct_p50_us door_p50_us added_p50_us added_p90_us
+//! bench_agents cli SWARM AGENT DIR [PATH]
+//!     prints: wall_ms first_call_ms idle_rss_kb peak_rss_kb
 //! ```
+//!
+//! door: N first-turn Messages calls straight to the mock vs the same body
+//! through an agent CLI's door (token checked, budgets, limiter, the
+//! stream passed through and read on the way, transcript), alternating.
+//! cli: one `swarm run` of one agent task, sandboxed, worked by AGENT
+//! (`swarm`, `claude-code` or `codex`, found on PATH), on the same scripted
+//! exchange (a shell command that writes a file, then done): the run's
+//! wall time, the time from its start to the first model call, and the
+//! agent's processes' RSS summed, while the mock holds its first answer for
+//! a second (idle) and at most (peak).
 //!
 //! latency: N first-turn calls straight to the mock with reqwest (the
 //! stream read to its end) vs the same calls through a gateway session (a
@@ -58,6 +72,8 @@ fn main() -> anyhow::Result<()> {
         ["fanout", swarm, n, dir] => {
             fanout(&std::fs::canonicalize(swarm)?, n.parse()?, Path::new(dir))
         }
+        ["door", n] => door(n.parse()?),
+        ["cli", swarm, agent, dir] => cli(&std::fs::canonicalize(swarm)?, agent, Path::new(dir)),
         _ => bail!("usage: see the top of bench_agents.rs"),
     }
 }
@@ -468,6 +484,244 @@ fn agent_pids() -> Vec<u32> {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| c.split(|&b| b == 0).nth(1) == Some(b"__agent".as_slice()))
                 .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// What an agent CLI's door adds to a model call.
+fn door(n: usize) -> anyhow::Result<()> {
+    use swarm_orchestrator::gateway::door::{Door, DoorSettings};
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |_| {
+        Reply::answer(vec![model::text("All done, nothing to change.")])
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let models = BTreeMap::from([("default".to_string(), config(&mock, 4, None))]);
+    let gateway = Arc::new(Gateway::new(&models, &BTreeMap::new(), Budget::default())?);
+    let dir = tempfile::tempdir()?;
+    let _guard = rt.enter();
+    let door = Door::new(
+        gateway,
+        DoorSettings {
+            task: "bench".into(),
+            agent: "bench".into(),
+            model: "default".into(),
+            token: "swarm-bench".into(),
+            max_turns: u32::MAX,
+            budget: Budget::default(),
+            groups: Vec::new(),
+            transcript: dir.path().join("t.jsonl"),
+            notes: None,
+        },
+    )?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let door_url = format!("http://{}/v1/messages", listener.local_addr()?);
+    door.serve(listener)?;
+    let direct_url = format!("{}/v1/messages", mock.base_url(Wire::Anthropic));
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": true,
+        "system": "You are a coding agent.",
+        "messages": [{"role": "user", "content": "Fix the bug in src/lib.rs."}]})
+    .to_string();
+    let http = reqwest::Client::new();
+    let call = |url: String| {
+        let (http, body) = (http.clone(), body.clone());
+        async move {
+            let started = Instant::now();
+            let response = http
+                .post(url)
+                .header("x-api-key", "swarm-bench")
+                .header("anthropic-version", "2023-06-01")
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            anyhow::ensure!(response.status().is_success(), "HTTP {}", response.status());
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                chunk?;
+            }
+            anyhow::Ok(started.elapsed())
+        }
+    };
+    let (mut direct, mut through) = (Vec::new(), Vec::new());
+    rt.block_on(async {
+        for _ in 0..20 {
+            call(direct_url.clone()).await?;
+            call(door_url.clone()).await?;
+        }
+        for _ in 0..n {
+            direct.push(call(direct_url.clone()).await?);
+            through.push(call(door_url.clone()).await?);
+        }
+        anyhow::Ok(())
+    })?;
+    let mut added: Vec<i128> = direct
+        .iter()
+        .zip(&through)
+        .map(|(d, t)| t.as_micros() as i128 - d.as_micros() as i128)
+        .collect();
+    direct.sort();
+    through.sort();
+    added.sort();
+    println!(
+        "{} {} {} {}",
+        direct[n / 2].as_micros(),
+        through[n / 2].as_micros(),
+        added[n / 2],
+        added[n * 9 / 10]
+    );
+    drop(door);
+    Ok(())
+}
+
+/// One agent task worked by `agent`, on the same scripted exchange.
+fn cli(swarm: &Path, agent: &str, dir: &Path) -> anyhow::Result<()> {
+    let first_call: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let seen = Arc::clone(&first_call);
+    let (wire, model_name) = match agent {
+        "codex" => (Wire::Responses, "gpt-5-codex"),
+        _ => (Wire::Anthropic, "claude-sonnet-4-5"),
+    };
+    let agent_name = agent.to_string();
+    let mock = MockModel::start(Options::new(model_name), move |call| {
+        let done = !call.tool_results.is_empty();
+        if call.tools.is_empty() {
+            return Reply::text("a title");
+        }
+        if !done {
+            let mut first = seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if first.is_none() {
+                *first = Some(Instant::now());
+                drop(first);
+                // Idle: the agent waits for its model.
+                std::thread::sleep(Duration::from_millis(1000));
+            }
+        }
+        match (agent_name.as_str(), done) {
+            ("swarm", false) => Reply::answer(vec![model::tool(
+                "b",
+                "bash",
+                json!({"command": "echo done > out.txt"}),
+            )]),
+            ("swarm", true) => {
+                Reply::answer(vec![model::tool("f", "finish", json!({"summary": "done"}))])
+            }
+            ("codex", false) => Reply::answer(vec![model::tool(
+                "c",
+                "exec_command",
+                json!({"cmd": "echo done > out.txt"}),
+            )]),
+            ("codex", true) => Reply::text("Done."),
+            (_, false) => Reply::answer(vec![model::tool(
+                "b",
+                "Bash",
+                json!({"command": "echo done > out.txt", "description": "write"}),
+            )]),
+            (_, true) => Reply::text("Done."),
+        }
+    });
+    let repo = dir.join(format!("repo-{agent}"));
+    let _ = std::fs::remove_dir_all(&repo);
+    std::fs::create_dir_all(&repo)?;
+    let git = |args: &[&str]| -> anyhow::Result<()> {
+        let ok = std::process::Command::new("git")
+            .current_dir(&repo)
+            .args(args)
+            .status()?
+            .success();
+        if !ok {
+            bail!("git {args:?} failed");
+        }
+        Ok(())
+    };
+    git(&["init", "-q", "-b", "main"])?;
+    std::fs::write(repo.join("README.md"), "# bench\n")?;
+    git(&["add", "-A"])?;
+    git(&["commit", "-q", "-m", "init"])?;
+    let provider = if wire == Wire::Responses {
+        "openai"
+    } else {
+        "anthropic"
+    };
+    let plan = format!(
+        "[swarm]\nname = \"cli\"\n\n[models.default]\nprovider = \"{provider}\"\nmodel = \"{model_name}\"\nbase_url = \"{}\"\napi_key_env = \"\"\n\n[[task]]\nid = \"t\"\nagent = \"{agent}\"\nprompt = \"Write done to out.txt.\"\nverify = \"test -s out.txt\"\n",
+        mock.base_url(wire)
+    );
+    let plan_path = dir.join(format!("cli-{agent}.toml"));
+    std::fs::write(&plan_path, plan)?;
+    let started = Instant::now();
+    let mut child = std::process::Command::new(swarm)
+        .current_dir(&repo)
+        .args(["run", "--quiet"])
+        .arg(&plan_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let (mut idle, mut peak) = (0u64, 0u64);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        let kb: u64 = cli_pids(agent)
+            .iter()
+            .filter_map(|&p| rss_kb(p, "VmRSS:"))
+            .sum();
+        peak = peak.max(kb);
+        let waiting = first_call
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < Duration::from_millis(900));
+        if waiting {
+            idle = idle.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let wall = started.elapsed();
+    anyhow::ensure!(status.success(), "swarm run with agent {agent} failed");
+    let first = first_call
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .map(|at| at - started)
+        .context("no model call came")?;
+    // The mock held its first answer for a second: not the agent's time.
+    println!(
+        "{} {} {idle} {peak}",
+        wall.saturating_sub(Duration::from_secs(1)).as_millis(),
+        first.as_millis()
+    );
+    Ok(())
+}
+
+/// The processes of an agent: swarm's worker (`swarm __agent`), or the
+/// CLI's (its command line names its program).
+fn cli_pids(agent: &str) -> Vec<u32> {
+    if agent == "swarm" {
+        return agent_pids();
+    }
+    let marker: &[u8] = match agent {
+        "codex" => b"codex",
+        _ => b"claude",
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let argv0 = c.split(|&b| b == 0).next().unwrap_or_default();
+                let exe = c.split(|&b| b == 0).nth(1).unwrap_or_default();
+                [argv0, exe].iter().any(|a| {
+                    a.rsplit(|&b| b == b'/')
+                        .next()
+                        .is_some_and(|name| name.windows(marker.len()).any(|w| w == marker))
+                })
+            })
         })
         .collect()
 }

@@ -335,3 +335,24 @@ fn bench_slurm_sh_runs_in_smoke_mode() {
     assert!(run.stdout.contains("Slurm executor"), "{}", run.stdout);
     assert_tables_have_figures(&run.stdout);
 }
+
+#[test]
+fn bench_agent_clis_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // The CLIs come from the npm registry (tests/agent-clis), as in CI.
+    crate::support::agent_cli("claude");
+    let run = smoke.run(
+        "bench/agent_clis.sh",
+        smoke.command("bash", &["bench/agent_clis.sh"]),
+    );
+    assert!(
+        run.stdout.contains("## 18. Agent CLIs as workers"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("| Claude Code |"), "{}", run.stdout);
+    assert_tables_have_figures(&run.stdout);
+}

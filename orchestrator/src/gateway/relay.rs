@@ -47,6 +47,9 @@ impl Relay {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // Streamed answers go out in small writes: without this,
+                // Nagle's algorithm holds each behind a delayed ACK.
+                let _ = stream.set_nodelay(true);
                 let (gateway, token) = (Arc::clone(&gateway), Arc::clone(&token));
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
