@@ -105,6 +105,7 @@ fn agent_task(prompt: &str) -> AgentTask {
         repair_rounds: 0,
         temperature: None,
         cli: None,
+        output_schema: None,
     }
 }
 

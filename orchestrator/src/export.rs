@@ -214,6 +214,13 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
                 "cost_usd",
                 format!("{:.4}", agent.cost_usd),
             ));
+            if let Some(output) = &agent.output {
+                // The answer is the model's: escaped as any property value.
+                case.add_property(quick_junit::Property::new(
+                    "output",
+                    crate::escape::line(&output.to_string()).to_string(),
+                ));
+            }
         }
         suite.add_test_case(case);
     }

@@ -236,7 +236,7 @@ impl RunFold {
                             .display()
                             .to_string();
                     }
-                    t.agent = agent.clone().map(Box::new);
+                    t.agent = agent.clone();
                     t.exit_code = outcome.exit_code();
                     t.duration_ms += duration_ms;
                     t.commit = commit.clone();

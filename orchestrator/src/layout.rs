@@ -113,6 +113,12 @@ pub fn score_log_paths(
     )
 }
 
+/// Where an agent task's final answer (its `output_schema` JSON) is kept
+/// for its dependents, from its last successful attempt.
+pub fn output_path(run_dir: &Path, task: &str) -> PathBuf {
+    task_logs(run_dir, task).join("output.json")
+}
+
 /// Where attempt `attempt` of agent task `task` keeps its transcript.
 pub fn transcript_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
     task_logs(run_dir, task).join(format!("{attempt}.transcript.jsonl"))

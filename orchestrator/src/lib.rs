@@ -17,6 +17,7 @@ pub mod git;
 pub mod ids;
 pub mod journal;
 pub mod layout;
+pub mod output_schema;
 pub mod plan;
 /// The task graph lives with the plan it is made of (`plan::graph`).
 pub use plan::graph;

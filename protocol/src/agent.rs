@@ -282,6 +282,10 @@ pub struct AgentReport {
     /// Details of a stop other than `finished`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The final answer as JSON, when the task has an `output_schema`
+    /// (and the answer matched it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

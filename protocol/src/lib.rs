@@ -274,7 +274,7 @@ pub enum EventBody {
         snapshot_ms: Option<u64>,
         /// What an agent task's session did (agent tasks only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        agent: Option<agent::AgentReport>,
+        agent: Option<Box<agent::AgentReport>>,
         /// A variant's `score` (variants of a scored experiment whose
         /// attempt succeeded).
         #[serde(default, skip_serializing_if = "Option::is_none")]

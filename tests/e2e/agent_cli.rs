@@ -678,3 +678,174 @@ env = {{ OPENCODE_CONFIG_CONTENT = '{{"provider": {{"anthropic": {{"options": {{
     mock.assert_clean();
     assert_eq!(repo.git(&["show", "swarm/plan:note.txt"]).trim(), "noted");
 }
+
+/// `output_schema` for every kind of agent: Claude Code (`--json-schema`,
+/// its StructuredOutput tool), Codex (`--output-schema`, its last message)
+/// and swarm's agent (`finish`'s `output`, refused once for not matching);
+/// each answer lands in the report, and a dependent reads them all.
+#[test]
+fn every_agent_answers_to_its_output_schema_and_dependents_read_the_answers() {
+    let bin = agent_cli("claude").parent().unwrap().to_path_buf();
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("m-test")
+        },
+        |call| {
+            let done = !call.tool_results.is_empty();
+            match call.wire {
+                Wire::Responses => {
+                    assert!(
+                        call.body["text"]["format"].to_string().contains("verdict"),
+                        "codex was not given the schema: {}",
+                        call.body["text"]
+                    );
+                    Reply::text(r#"{"verdict": "reject"}"#)
+                }
+                Wire::Anthropic if call.tools.iter().any(|t| t == "finish") => {
+                    let finish = call
+                        .body
+                        .to_string()
+                        .contains("This task also needs your final answer as JSON");
+                    assert!(finish, "the finish tool does not ask for output");
+                    match call.turn {
+                        0 => Reply::answer(vec![tool(
+                            "f1",
+                            "finish",
+                            json!({"summary": "reviewed", "output": {"verdict": "perhaps"}}),
+                        )]),
+                        _ => {
+                            assert!(
+                                call.last_user_text.contains("does not match"),
+                                "{}",
+                                call.last_user_text
+                            );
+                            Reply::answer(vec![tool(
+                                "f2",
+                                "finish",
+                                json!({"summary": "reviewed", "output": {"verdict": "approve"}}),
+                            )])
+                        }
+                    }
+                }
+                Wire::Anthropic if done => Reply::text("Reviewed."),
+                Wire::Anthropic if call.tools.iter().any(|t| t == "StructuredOutput") => {
+                    Reply::answer(vec![tool(
+                        "s1",
+                        "StructuredOutput",
+                        json!({"verdict": "approve"}),
+                    )])
+                }
+                _ => Reply::text("ok"),
+            }
+        },
+    );
+    std::fs::write(
+        repo.path().join("review.schema.json"),
+        r#"{"type": "object", "properties": {"verdict": {"enum": ["approve", "reject"]}}, "required": ["verdict"], "additionalProperties": false}"#,
+    )
+    .unwrap();
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[models.default]
+provider = "anthropic"
+model = "m-test"
+base_url = "{anthropic}"
+api_key_env = "TEST_MODEL_KEY"
+
+[models.oai]
+provider = "openai"
+model = "m-test"
+base_url = "{openai}"
+api_key_env = "TEST_MODEL_KEY"
+
+[defaults]
+output_schema = "review.schema.json"
+isolation = "readonly"
+
+[[task]]
+id = "by-claude"
+agent = "claude-code"
+prompt = "Review it."
+
+[[task]]
+id = "by-codex"
+agent = "codex"
+model = "oai"
+prompt = "Review it."
+
+[[task]]
+id = "by-swarm"
+prompt = "Review it."
+
+[[task]]
+id = "tally"
+deps = ["by-claude", "by-codex", "by-swarm"]
+isolation = "worktree"
+run = "cp \"$SWARM_DEPS_OUTPUT\" tally.json"
+"#,
+            anthropic = mock.base_url(Wire::Anthropic),
+            openai = mock.base_url(Wire::Responses),
+        ),
+    );
+    let mut cmd = repo.swarm_cmd(&["run", "plan.toml", "--junit", "junit.xml"]);
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("{}:{path}", bin.display()));
+    cmd.env("TEST_MODEL_KEY", KEY);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    mock.assert_clean();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/runs/plan/report.json")).unwrap(),
+    )
+    .unwrap();
+    let output = |id: &str| {
+        report["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .map(|t| t["agent"]["output"].clone())
+            .unwrap()
+    };
+    assert_eq!(output("by-claude"), json!({"verdict": "approve"}));
+    assert_eq!(output("by-codex"), json!({"verdict": "reject"}));
+    assert_eq!(output("by-swarm"), json!({"verdict": "approve"}));
+    let tally: serde_json::Value =
+        serde_json::from_str(&repo.git(&["show", "swarm/plan:tally.json"])).unwrap();
+    assert_eq!(
+        tally,
+        json!({"by-claude": {"verdict": "approve"}, "by-codex": {"verdict": "reject"},
+               "by-swarm": {"verdict": "approve"}})
+    );
+    let junit = std::fs::read_to_string(repo.path().join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"name="output""#), "{junit}");
+}
+
+#[test]
+fn an_output_schema_that_is_not_a_schema_is_a_plan_error() {
+    let repo = TestRepo::new();
+    repo.write(
+        "plan.toml",
+        r#"[models.default]
+provider = "anthropic"
+model = "m"
+api_key_env = ""
+base_url = "http://127.0.0.1:9"
+
+[[task]]
+id = "a"
+prompt = "Do it."
+output_schema = { type = 3 }
+"#,
+    );
+    let run = repo.swarm(&["validate", "plan.toml"]);
+    assert_ne!(run.code, 0);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("output_schema is not a usable JSON Schema"),
+        "{all}"
+    );
+}

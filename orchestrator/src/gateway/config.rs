@@ -93,4 +93,6 @@ pub struct AgentTask {
     /// The agent CLI that works on it (a name in the plan's `agents`);
     /// `None`: swarm's own agent.
     pub cli: Option<String>,
+    /// The JSON Schema its final answer must match (`output_schema`).
+    pub output_schema: Option<serde_json::Value>,
 }

@@ -87,6 +87,36 @@ pub struct SessionEnd {
     pub verify_passed: Option<bool>,
 }
 
+/// The name of the agent's tool that ends a round.
+const FINISH_TOOL: &str = "finish";
+
+/// `tools` with the `finish` tool's input asking for `output` matching
+/// `schema` (the task's `output_schema`).
+fn with_output(tools: &mut [ToolSpec], schema: &serde_json::Value) {
+    for tool in tools.iter_mut().filter(|t| t.name == FINISH_TOOL) {
+        let input = &mut tool.input_schema;
+        if let Some(properties) = input.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            let mut described = schema.clone();
+            if let Some(object) = described.as_object_mut() {
+                object.entry("description").or_insert_with(|| {
+                    json!("The task's final answer, as JSON matching this schema.")
+                });
+            }
+            properties.insert("output".into(), described);
+        }
+        match input.get_mut("required").and_then(|r| r.as_array_mut()) {
+            Some(required) => required.push(json!("output")),
+            None => {
+                if let Some(object) = input.as_object_mut() {
+                    object.insert("required".into(), json!(["output"]));
+                }
+            }
+        }
+        tool.description
+            .push_str(" This task also needs your final answer as JSON in `output`.");
+    }
+}
+
 /// One agent task's conversation with its model.
 pub struct Session {
     gateway: Arc<Gateway>,
@@ -118,6 +148,8 @@ pub struct Session {
     spawn: Option<Spawn>,
     /// `spawn_subtasks` calls of the model's last answer not yet served.
     spawns_asked: Vec<serde_json::Value>,
+    /// The final answer, checked against `output_schema`.
+    output: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -192,6 +224,7 @@ impl Session {
             notes: None,
             spawn: None,
             spawns_asked: Vec::new(),
+            output: None,
         })
     }
 
@@ -243,6 +276,9 @@ impl Session {
                     );
                     self.system = system;
                     self.tools = tools;
+                    if let Some(schema) = &self.agent.output_schema {
+                        with_output(&mut self.tools, schema);
+                    }
                     true
                 }
                 AgentMessage::Start { .. } => {
@@ -279,7 +315,12 @@ impl Session {
                     self.summary = summary.chars().take(4000).collect();
                     self.transcript
                         .write("finished", json!({"summary": self.summary}));
-                    let verdict = verifier.verify().await;
+                    // The answer first: a wrong one goes back like a
+                    // failed verify, without running verify.
+                    let verdict = match self.check_output() {
+                        Err(feedback) => Verdict::Failed { feedback },
+                        Ok(()) => verifier.verify().await,
+                    };
                     self.verdict(&mut write, verdict).await
                 }
                 AgentMessage::Spawn { input } => self.spawn(&mut write, input).await,
@@ -330,11 +371,54 @@ impl Session {
             cost_usd,
             transcript: Some(self.transcript.path().display().to_string()),
             detail,
+            output: self
+                .output
+                .clone()
+                .filter(|_| outcome == AgentOutcome::Finished),
         };
         self.transcript.write("end", json!({"report": report}));
         SessionEnd {
             report,
             verify_passed: self.verify_passed,
+        }
+    }
+
+    /// With an `output_schema`: the `output` of the `finish` call in the
+    /// model's last answer, checked (kept if it matches); what is wrong
+    /// with it, in words for the model, if not.
+    fn check_output(&mut self) -> Result<(), String> {
+        let Some(schema) = &self.agent.output_schema else {
+            return Ok(());
+        };
+        let given = self
+            .messages
+            .last()
+            .filter(|m| m.role == Role::Assistant)
+            .and_then(|m| {
+                m.content.iter().find_map(|b| match b {
+                    Block::ToolCall { name, input, .. } if name == FINISH_TOOL => {
+                        input.get("output").cloned()
+                    }
+                    _ => None,
+                })
+            });
+        let Some(output) = given else {
+            return Err(
+                "the task needs your final answer as JSON: call `finish` again with \
+                        `output` matching its schema"
+                    .into(),
+            );
+        };
+        match crate::output_schema::check(schema, &output) {
+            Ok(()) => {
+                self.transcript.write("output", json!({"output": output}));
+                self.output = Some(output);
+                Ok(())
+            }
+            Err(errors) => Err(format!(
+                "your `output` does not match the task's output_schema:\n- {}\nCall `finish` again with a corrected `output`.",
+                errors.join("\n- ")
+            )),
         }
     }
 
@@ -727,6 +811,7 @@ mod tests {
             repair_rounds: 0,
             temperature: None,
             cli: None,
+            output_schema: None,
         };
         let mut session = Session::new(
             gateway,

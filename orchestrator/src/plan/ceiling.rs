@@ -130,6 +130,11 @@ pub const KEYS: &[KeyRule] = &[
         why: "one of the agents the plan declares in [agents] or its own tasks use (programs the person running it chose); a request cannot declare agents. Every agent runs in the sandbox the child inherits; a CLI's one TCP port leads to the gateway only",
     },
     KeyRule {
+        key: "output_schema",
+        rule: Rule::Free,
+        why: "what the child's final answer must look like; inline only: a request cannot make the coordinator read a file",
+    },
+    KeyRule {
         key: "model",
         rule: Rule::Free,
         why: "one of the plan's own [models] (endpoints and keys the person running it chose); a request cannot declare models",

@@ -134,6 +134,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
             .cloned()
             .collect(),
         agents: &agents,
+        from_request: false,
         defaults: &file.defaults,
     };
     let templates = expanded.templates;
@@ -721,6 +722,9 @@ pub(super) struct Ctx<'a> {
     pub broken_models: HashSet<String>,
     /// The agent CLIs a task may name in `agent`.
     pub agents: &'a BTreeMap<String, super::agents::AgentCli>,
+    /// The tasks come from a subtask request or a replan's fix, not the
+    /// person's plan: nothing they name is read from the host's files.
+    pub from_request: bool,
     pub defaults: &'a TaskFields,
 }
 

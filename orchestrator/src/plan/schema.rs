@@ -339,6 +339,13 @@ pub struct TaskFields {
     /// swarm's gateway.
     #[schemars(with = "Option<String>")]
     pub agent: Option<Spanned<String>>,
+    /// An agent task's final answer as a JSON value matching this JSON
+    /// Schema: a file (relative to the plan's directory) or an inline
+    /// table. Kept in the report and JUnit, and given to dependents
+    /// (`$SWARM_DEPS_OUTPUT`); an answer that never matches fails the task
+    /// with what is wrong.
+    #[schemars(with = "Option<OutputSchemaField>")]
+    pub output_schema: Option<Spanned<toml::Value>>,
     /// Which `[models.NAME]` an agent task uses. Default: `default`.
     #[schemars(with = "Option<String>")]
     pub model: Option<Spanned<String>>,
@@ -439,6 +446,15 @@ pub struct TaskFields {
     pub pick: Option<Spanned<swarm_protocol::experiment::Pick>>,
     /// An agent's sampling temperature (0 to 2). Default: the provider's.
     pub temperature: Option<f64>,
+}
+
+/// `output_schema`: a file or an inline JSON Schema (for the JSON schema
+/// only: what is read is a `toml::Value`).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+pub enum OutputSchemaField {
+    File(String),
+    Inline(BTreeMap<String, serde_json::Value>),
 }
 
 /// `variants = N` or a table of lists (for the JSON schema only: what is

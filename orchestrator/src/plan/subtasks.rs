@@ -159,6 +159,7 @@ pub fn resolve(
         models: &plan.models,
         broken_models: HashSet::new(),
         agents: &plan.agents,
+        from_request: true,
         defaults: &plan_file.defaults,
     };
     let templates = expanded.templates;

@@ -451,7 +451,13 @@ fn agent(
                 .with_help("an agent needs at least one model call; the default is 50"),
         );
     }
+    let output_schema = fields
+        .output_schema
+        .as_ref()
+        .or(defaults.output_schema.as_ref())
+        .and_then(|s| keep(errors, output_schema(ctx, s, id)));
     Payload::Agent(AgentTask {
+        output_schema,
         prompt,
         model: model_name,
         max_turns,
@@ -463,6 +469,71 @@ fn agent(
         temperature,
         cli: cli.map(|c| c.name.clone()),
     })
+}
+
+/// A task's `output_schema`: an inline table, or a file beside the plan
+/// (not for a subtask or a fix, which cannot make swarm read a file), a
+/// JSON Schema that compiles.
+fn output_schema(
+    ctx: &Ctx,
+    value: &Spanned<toml::Value>,
+    id: &str,
+) -> Result<serde_json::Value, PlanError> {
+    let bad = |message: String, help: &str| {
+        ctx.source
+            .error(
+                PlanErrorKind::BadValue,
+                message,
+                Some(value.span()),
+                "this schema",
+            )
+            .with_help(help.to_string())
+    };
+    let schema = match value.get_ref() {
+        toml::Value::String(path) if ctx.from_request => {
+            return Err(bad(
+                format!("task `{id}`: a subtask's `output_schema` cannot name a file (`{path}`)"),
+                "give the schema inline, as a table",
+            ));
+        }
+        toml::Value::String(path) => {
+            let file = ctx.plan_dir.join(path);
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                bad(
+                    format!("task `{id}`: read output_schema `{}`: {e}", file.display()),
+                    "give a JSON Schema file relative to the plan's directory, or an inline table",
+                )
+            })?;
+            serde_json::from_str(&text).map_err(|e| {
+                bad(
+                    format!(
+                        "task `{id}`: output_schema `{}` is not JSON: {e}",
+                        file.display()
+                    ),
+                    "write the schema as JSON",
+                )
+            })?
+        }
+        toml::Value::Table(_) => serde_json::to_value(value.get_ref()).map_err(|e| {
+            bad(
+                format!("task `{id}`: output_schema: {e}"),
+                "write the schema as a table",
+            )
+        })?,
+        _ => {
+            return Err(bad(
+                format!("task `{id}`: output_schema is neither a file nor a table"),
+                "e.g. output_schema = \"review.schema.json\", or { type = \"object\", required = [\"verdict\"] }",
+            ));
+        }
+    };
+    crate::output_schema::compile(&schema).map_err(|e| {
+        bad(
+            format!("task `{id}`: output_schema is not a usable JSON Schema: {e}"),
+            "see https://json-schema.org; e.g. { type = \"object\", properties = { verdict = { enum = [\"approve\", \"reject\"] } }, required = [\"verdict\"] }",
+        )
+    })?;
+    Ok(schema)
 }
 
 /// Where an agent's table stands, to point at when its `model` is wrong.
@@ -487,6 +558,7 @@ fn foreign_keys(
     ];
     let agent_keys = [
         ("agent", fields.agent.is_some()),
+        ("output_schema", fields.output_schema.is_some()),
         ("model", fields.model.is_some()),
         ("max_turns", fields.max_turns.is_some()),
         ("budget", fields.budget.is_some()),

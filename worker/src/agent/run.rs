@@ -107,6 +107,8 @@ fn session(
             cost_usd: 0.0,
             transcript: None,
             detail,
+            // The coordinator's session keeps the answer it checked.
+            output: None,
         }))
     };
 

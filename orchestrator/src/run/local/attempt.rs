@@ -216,6 +216,23 @@ impl Setup {
                 tmp.join("target").display().to_string(),
             ));
         }
+        // The answers of the dependencies that gave one (`output_schema`),
+        // by id, in a file of the task's tmp.
+        let answers: serde_json::Map<String, serde_json::Value> = task
+            .deps
+            .iter()
+            .filter_map(|dep| {
+                let text =
+                    std::fs::read_to_string(crate::layout::output_path(&ctx.run_dir, dep)).ok()?;
+                Some((dep.clone(), serde_json::from_str(&text).ok()?))
+            })
+            .collect();
+        if !answers.is_empty() {
+            let file = tmp.join("deps-output.json");
+            std::fs::write(&file, serde_json::Value::Object(answers).to_string())
+                .map_err(|e| format!("write {}: {e}", file.display()))?;
+            env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
+        }
         env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         // As root, workers run as an unprivileged user, which must own what
         // they may change, and only while they run.
@@ -576,6 +593,13 @@ async fn command_or_agent(
                 },
             },
         };
+        // Its answer, for dependents (`$SWARM_DEPS_OUTPUT`).
+        if let Some(output) = done.report.as_ref().and_then(|r| r.output.as_ref()) {
+            let path = crate::layout::output_path(&ctx.run_dir, &task.id);
+            if let Err(e) = std::fs::write(&path, output.to_string()) {
+                tracing::warn!(task = %task.id, path = %path.display(), error = %e, "failed to keep the task's answer for its dependents");
+            }
+        }
         let verify = done.verify_passed.map(|passed| match passed {
             true => Verify::Passed,
             false => Verify::Failed(None),

@@ -109,6 +109,10 @@ pub(crate) async fn run(
     }
     let kind = cli.cli.kind;
     spec.env.extend(environment(cli, &home, &token));
+    if let (CliKind::Codex, Some(schema)) = (kind, &agent.output_schema) {
+        spec.env
+            .push(("SWARM_OUTPUT_SCHEMA".into(), schema.to_string()));
+    }
     // The port's number: its own, sandboxed; the one the coordinator got
     // on the host's loopback, unconfined (`sandbox = "none"`).
     let mut prompt = agent.prompt.clone();
@@ -117,6 +121,7 @@ pub(crate) async fn run(
     let mut summary = String::new();
     let mut last_outcome;
     let mut verify_passed = None;
+    let mut output: Option<Value> = None;
     let (mut agent_outcome, mut detail) = loop {
         let (listener, handoff) = match open_port(&spec) {
             Ok(p) => p,
@@ -213,38 +218,88 @@ pub(crate) async fn run(
             };
             break (why, Some(detail));
         }
-        // It says it is done: verify, and repair in the same session.
-        let Some(verify) = &verify_spec else {
-            break (AgentOutcome::Finished, None);
+        // It says it is done: its answer first (with an output_schema),
+        // then verify, and repair in the same session.
+        let checked = match &agent.output_schema {
+            None => None,
+            Some(schema) => {
+                let answer = events.structured.clone().or_else(|| {
+                    let text = match kind {
+                        CliKind::Command => read_from(&spec.stdout, from),
+                        _ => events.text.clone().unwrap_or_default(),
+                    };
+                    crate::output_schema::answer_in(&text)
+                });
+                match answer {
+                    None => Some(
+                        "The task needs your final answer as JSON matching its output_schema; \
+                         none was found in your answer. Answer again with the JSON alone."
+                            .to_string(),
+                    ),
+                    Some(answer) => match crate::output_schema::check(schema, &answer) {
+                        Ok(()) => {
+                            door.note("output", serde_json::json!({"output": answer}));
+                            output = Some(answer);
+                            None
+                        }
+                        Err(errors) => Some(format!(
+                            "Your final answer does not match the task's output_schema:\n- {}\nAnswer again with corrected JSON.",
+                            errors.join("\n- ")
+                        )),
+                    },
+                }
+            }
         };
-        match run_verify(verify, &mut stop.clone()).await {
+        let answer_wrong = checked.is_some();
+        let verdict = match (checked, &verify_spec) {
+            (Some(feedback), _) => Some(feedback),
+            (None, None) => break (AgentOutcome::Finished, None),
+            (None, Some(verify)) => run_verify(verify, &mut stop.clone()).await,
+        };
+        match verdict {
             None => {
                 verify_passed = Some(true);
                 door.note("verify", serde_json::json!({"passed": true}));
                 break (AgentOutcome::Finished, None);
             }
             Some(feedback) => {
-                verify_passed = Some(false);
-                door.note(
-                    "verify",
-                    serde_json::json!({"passed": false, "output": feedback,
-                                       "repair": rounds < agent.repair_rounds}),
-                );
+                let repair = rounds < agent.repair_rounds;
+                if answer_wrong {
+                    door.note(
+                        "output",
+                        serde_json::json!({"refused": feedback, "repair": repair}),
+                    );
+                } else {
+                    verify_passed = Some(false);
+                    door.note(
+                        "verify",
+                        serde_json::json!({"passed": false, "output": feedback, "repair": repair}),
+                    );
+                }
                 let resumable = kind == CliKind::Command || session.is_some();
                 if rounds >= agent.repair_rounds || !resumable {
+                    let what = if answer_wrong {
+                        format!("its answer still did not match output_schema: {feedback}")
+                    } else {
+                        "verify still failed".into()
+                    };
                     break (
                         AgentOutcome::VerifyFailed,
                         Some(format!(
-                            "verify still failed after {rounds} repair round{}",
+                            "{what} after {rounds} repair round{}",
                             if rounds == 1 { "" } else { "s" }
                         )),
                     );
                 }
                 rounds += 1;
-                prompt = format!(
-                    "The task's check (`{}`) failed on your work. Fix it. Its output:\n\n{feedback}",
-                    task.verify.as_deref().unwrap_or_default()
-                );
+                prompt = if answer_wrong {
+                    feedback
+                } else {
+                    format!(
+                        "The task's check (`{}`) failed on your work. Fix it. Its output:\n\n{feedback}",
+                        task.verify.as_deref().unwrap_or_default()
+                    )
+                };
             }
         }
     };
@@ -275,6 +330,7 @@ pub(crate) async fn run(
         cost_usd: end.cost_usd,
         transcript: Some(end.transcript.display().to_string()),
         detail,
+        output: output.filter(|_| agent_outcome == AgentOutcome::Finished),
     };
     door.note("end", serde_json::json!({"report": report}));
     AgentAttempt {
@@ -401,6 +457,10 @@ fn argv(
             );
             args.push("--max-turns".into());
             args.push(agent.max_turns.to_string());
+            if let Some(schema) = &agent.output_schema {
+                args.push("--json-schema".into());
+                args.push(schema.to_string());
+            }
             if let Some(id) = session {
                 args.push("--resume".into());
                 args.push(id.into());
@@ -440,6 +500,11 @@ fn argv(
                 ]
                 .map(String::from),
             );
+            if agent.output_schema.is_some() {
+                // Written by the `sh` below from $SWARM_OUTPUT_SCHEMA.
+                args.push("--output-schema".into());
+                args.push(home.join("output-schema.json").display().to_string());
+            }
             args.extend(cli.cli.args.iter().cloned());
             args.push("--".into());
             args.push(prompt.into());
@@ -458,12 +523,28 @@ fn argv(
     let mut argv = vec![
         "/bin/sh".to_string(),
         "-c".into(),
-        "mkdir -p \"$1\" \"${CODEX_HOME:-$1}\" \"${CLAUDE_CONFIG_DIR:-$1}\" && shift && exec \"$@\" </dev/null".into(),
+        "mkdir -p \"$1\" \"${CODEX_HOME:-$1}\" \"${CLAUDE_CONFIG_DIR:-$1}\" && \
+         { [ -z \"${SWARM_OUTPUT_SCHEMA:-}\" ] || printf '%s' \"$SWARM_OUTPUT_SCHEMA\" > \"$1/output-schema.json\"; } && \
+         shift && exec \"$@\" </dev/null"
+            .into(),
         "sh".into(),
         home.display().to_string(),
     ];
     argv.extend(args);
     argv
+}
+
+/// What was appended to `path` after offset `from`.
+fn read_from(path: &Path, from: u64) -> String {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    if file.seek(SeekFrom::Start(from)).is_err() {
+        return text;
+    }
+    let _ = file.read_to_string(&mut text);
+    text
 }
 
 /// What a round's event stream said.
@@ -478,6 +559,8 @@ struct Events {
     text: Option<String>,
     /// Why it failed, as it said.
     error: Option<String>,
+    /// Claude Code's answer to `--json-schema`.
+    structured: Option<Value>,
 }
 
 /// Reads the program's events from its log at `path`, after offset `from`
@@ -519,6 +602,10 @@ fn read_events(kind: CliKind, path: &Path, from: u64) -> Events {
                         .as_deref()
                         .is_some_and(|s| s.starts_with("error"));
                 events.text = str_of(&value, "result");
+                events.structured = value
+                    .get("structured_output")
+                    .filter(|v| !v.is_null())
+                    .cloned();
                 if events.is_error {
                     events.error = Some(
                         events

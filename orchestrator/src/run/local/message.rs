@@ -152,6 +152,7 @@ mod tests {
             cost_usd: 0.0,
             transcript: None,
             detail: None,
+            output: None,
         };
         let message = commit_message("r", &t, 2, &SUCCESS, None, Some(&report), &[], &[]);
         assert_eq!(
