@@ -68,6 +68,28 @@ pub fn agent_programs(
             return Err(SetupError::Plan(Box::new(error)));
         };
         let grant = install_dir(&resolved);
+        // Shown read-only to the task: never a home or what holds one.
+        let too_wide = grant.parent().is_none()
+            || host
+                .home
+                .as_ref()
+                .is_some_and(|home| home.starts_with(&grant));
+        if too_wide {
+            let error = plan
+                .source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "agent `{name}`'s program {} is installed in {}, which the sandbox would show whole",
+                        resolved.display(),
+                        grant.display()
+                    ),
+                    Some(cli.span.clone()),
+                    "its program",
+                )
+                .with_help("install it in a directory of its own (npm install -g, or a prefix), and name that program");
+            return Err(SetupError::Plan(Box::new(error)));
+        }
         found.insert(
             name.clone(),
             CliProgram {

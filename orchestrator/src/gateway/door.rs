@@ -49,6 +49,9 @@ const MAX_BODY: usize = 32 << 20;
 /// Most bytes of a whole (non-streamed) answer read.
 const MAX_WHOLE: usize = 16 << 20;
 
+/// Most connections one door serves at once.
+const MAX_CONNECTIONS: usize = 32;
+
 /// What a door serves, for one attempt of one task.
 pub struct DoorSettings {
     pub task: String,
@@ -157,8 +160,21 @@ impl Door {
         let server = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                // Reap the finished ones as we go.
+                while connections.try_join_next().is_some() {}
+                if connections.len() >= MAX_CONNECTIONS {
+                    // A program needs a few; more is a task flooding the
+                    // coordinator: wait for one to end.
+                    let _ = connections.join_next().await;
                     continue;
+                }
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        // Out of descriptors, say: not a busy loop.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
                 };
                 // Answers stream in small writes: Nagle's algorithm would
                 // hold each behind the client's delayed ACK (40 ms a call).
@@ -173,8 +189,6 @@ impl Door {
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
-                // Reap the finished ones as we go.
-                while connections.try_join_next().is_some() {}
             }
         });
         super::lock(&self.servers).push(server);
@@ -340,6 +354,9 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         );
     };
     body.insert("model".into(), json!(state.endpoint.config.model));
+    if let Err(why) = confine(api, &mut body) {
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", &why);
+    }
     if api == Api::CountTokens {
         return pass(
             state,
@@ -351,18 +368,30 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         )
         .await;
     }
-    // The turn and budget checks of every model call.
-    let calls = state.calls.load(Ordering::SeqCst);
-    if calls >= state.max_turns {
+    // The turn and budget checks of every model call. The turn is taken
+    // at once (calls may come in parallel) and given back if the call gets
+    // no answer.
+    let taken = state
+        .calls
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < state.max_turns).then_some(n + 1)
+        });
+    let Ok(calls) = taken else {
         let why = format!(
             "swarm: task `{}` has made its max_turns ({}) model calls",
             state.task, state.max_turns
         );
         return refuse(state, Refused::MaxTurns, why);
-    }
+    };
     let limit_key = match api {
         Api::Responses => "max_output_tokens",
-        Api::Chat if !body.contains_key("max_tokens") => "max_completion_tokens",
+        Api::Chat => {
+            // One limit, the one every server reads.
+            if let Some(v) = body.remove("max_completion_tokens") {
+                body.entry("max_tokens").or_insert(v);
+            }
+            "max_tokens"
+        }
         _ => "max_tokens",
     };
     if api == Api::Chat && body.get("stream").and_then(Value::as_bool) == Some(true) {
@@ -383,12 +412,13 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         .collect();
     let max_tokens = match state.gateway.admit_all(&scopes, wanted) {
         Ok(n) => n,
-        Err(why) => return refuse(state, Refused::Budget, why),
+        Err(why) => {
+            state.calls.fetch_sub(1, Ordering::SeqCst);
+            return refuse(state, Refused::Budget, why);
+        }
     };
-    if max_tokens < wanted || body.contains_key(limit_key) || api == Api::Messages {
-        body.insert(limit_key.into(), json!(max_tokens));
-    }
-    state.calls.fetch_add(1, Ordering::SeqCst);
+    // Always a cap: a call that names none would have the model's own.
+    body.insert(limit_key.into(), json!(max_tokens));
     let last = match api {
         Api::Responses => body.get("input").and_then(|i| match i {
             Value::Array(items) => items.last().cloned(),
@@ -406,7 +436,68 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
     );
     let body = Value::Object(body);
     let estimate = body.to_string().len() as u64 / 4;
-    pass(state, api, query.as_deref(), &headers, body, estimate).await
+    let response = pass(state, api, query.as_deref(), &headers, body, estimate).await;
+    if !response.status().is_success() {
+        // No answer: not a turn of the model's.
+        state.calls.fetch_sub(1, Ordering::SeqCst);
+    }
+    response
+}
+
+/// What a program may ask the provider for through the door: its own
+/// tools, run in its sandbox, and the model's answer. Tools the provider
+/// runs on its own servers (web search and fetch, code execution, MCP
+/// servers at any URL, a container), stored conversations and prompts, and
+/// background jobs would reach what the task's sandbox does not (the
+/// internet, other calls of the account) and spend outside the budgets:
+/// they are taken out of the request (tools) or refused (the rest).
+fn confine(api: Api, body: &mut serde_json::Map<String, Value>) -> Result<(), String> {
+    let refused: &[&str] = match api {
+        Api::Messages | Api::CountTokens => &["mcp_servers", "container"],
+        Api::Responses => &[
+            "background",
+            "previous_response_id",
+            "conversation",
+            "prompt",
+        ],
+        Api::Chat => &["web_search_options", "audio"],
+    };
+    if let Some(key) = refused.iter().find(|k| body.contains_key(**k)) {
+        return Err(format!(
+            "swarm's gateway does not pass `{key}`: the task's model calls reach the model only"
+        ));
+    }
+    if api == Api::Responses {
+        body.insert("store".into(), json!(false));
+    }
+    if api == Api::Chat && body.get("n").is_some_and(|n| n.as_u64() != Some(1)) {
+        body.insert("n".into(), json!(1));
+    }
+    if let Some(Value::Array(tools)) = body.get_mut("tools") {
+        tools.retain(|tool| client_tool(api, tool));
+    }
+    Ok(())
+}
+
+/// Whether `tool` is one the program runs itself (kept), not one the
+/// provider runs on its servers (taken out).
+fn client_tool(api: Api, tool: &Value) -> bool {
+    let kind = tool.get("type").and_then(Value::as_str);
+    match api {
+        // Custom tools have no type; Anthropic-defined client tools (bash,
+        // text editor, computer, memory) are run by the program.
+        Api::Messages | Api::CountTokens => kind.is_none_or(|k| {
+            k == "custom"
+                || ["bash_", "text_editor_", "computer_", "memory_"]
+                    .iter()
+                    .any(|p| k.starts_with(p))
+        }),
+        Api::Responses => matches!(
+            kind,
+            Some("function" | "custom" | "local_shell" | "shell" | "apply_patch" | "namespace")
+        ),
+        Api::Chat => matches!(kind, Some("function" | "custom")),
+    }
 }
 
 /// The blocks of the newest message of a request, as transcripts hold
@@ -567,10 +658,31 @@ async fn pass(
                 let code = status.as_u16();
                 let limited_now = code == 429 || code == 529;
                 let transient = limited_now || code == 408 || code == 409 || code >= 500;
+                if code == 401 || code == 403 {
+                    // About the real key: not for the program, whose body
+                    // could quote part of it.
+                    super::lock(&state.transcript).write(
+                        "error",
+                        json!({"message": format!("the provider refused the key (HTTP {code})")}),
+                    );
+                    return error(
+                        StatusCode::BAD_GATEWAY,
+                        "api_error",
+                        &format!(
+                            "swarm's gateway: the provider refused the run's key for model `{}` (HTTP {code})",
+                            config.name
+                        ),
+                    );
+                }
                 if !transient {
-                    // The program's own mistake, or a refusal: as it came.
-                    let mut response =
-                        Response::new(Full::new(text).map_err(|never| match never {}).boxed());
+                    // The program's own mistake, as it came (the key taken
+                    // out of it, should the server quote it).
+                    let text = redact(&String::from_utf8_lossy(&text), key);
+                    let mut response = Response::new(
+                        Full::new(Bytes::from(text))
+                            .map_err(|never| match never {})
+                            .boxed(),
+                    );
                     *response.status_mut() = status;
                     if let Some(v) = content_type {
                         response
@@ -657,19 +769,26 @@ async fn answered(
             let mut events = Events::default();
             let mut read = Reader::new(api, state.endpoint.provider);
             let mut chunks = answer.bytes_stream();
-            while let Some(chunk) = chunks.next().await {
+            let silence = state.endpoint.config.timeout;
+            let mut listening = true;
+            // Read to the end even when the program has gone or stopped
+            // reading: the answer is paid for, and its usage comes last.
+            while let Ok(Some(chunk)) = tokio::time::timeout(silence, chunks.next()).await {
                 match chunk {
                     Ok(bytes) => {
                         for (event, data) in events.push(&bytes) {
                             read.event(&event, &data);
                         }
-                        if tx.send(Ok(Frame::data(bytes))).await.is_err() {
-                            // The program went away: stop paying for it.
-                            break;
+                        if listening {
+                            let frame = Frame::data(bytes);
+                            let sent = tokio::time::timeout(silence, tx.send(Ok(frame))).await;
+                            listening = matches!(sent, Ok(Ok(())));
                         }
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(std::io::Error::other(e))).await;
+                        if listening {
+                            let _ = tx.send(Err(std::io::Error::other(e))).await;
+                        }
                         break;
                     }
                 }
@@ -1032,6 +1151,47 @@ mod tests {
             .await
             .map(|r| r.status().as_u16());
         assert!(after.is_err() || after.is_ok_and(|s| s == 401));
+    }
+
+    #[test]
+    fn tools_the_provider_would_run_are_taken_out_and_its_servers_refused() {
+        let mut body = json!({"tools": [
+            {"name": "Bash", "input_schema": {"type": "object"}},
+            {"type": "web_search_20250305", "name": "web_search"},
+            {"type": "web_fetch_20250910", "name": "web_fetch"},
+            {"type": "code_execution_20250825", "name": "code_execution"},
+            {"type": "bash_20250124", "name": "bash"}
+        ]});
+        let map = body.as_object_mut().unwrap();
+        confine(Api::Messages, map).unwrap();
+        let names: Vec<&str> = map["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(names, ["Bash", "bash"]);
+        let mut body = json!({"mcp_servers": [{"url": "https://example.com"}]});
+        assert!(confine(Api::Messages, body.as_object_mut().unwrap()).is_err());
+
+        let mut body = json!({"store": true, "tools": [
+            {"type": "function", "name": "exec_command"},
+            {"type": "web_search"},
+            {"type": "mcp", "server_url": "https://example.com"},
+            {"type": "namespace", "name": "multi_agent_v1"}
+        ]});
+        let map = body.as_object_mut().unwrap();
+        confine(Api::Responses, map).unwrap();
+        assert_eq!(map["store"], false);
+        let kinds: Vec<&str> = map["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["type"].as_str())
+            .collect();
+        assert_eq!(kinds, ["function", "namespace"]);
+        let mut body = json!({"previous_response_id": "resp_1"});
+        assert!(confine(Api::Responses, body.as_object_mut().unwrap()).is_err());
     }
 
     #[test]

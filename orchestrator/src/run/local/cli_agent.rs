@@ -188,7 +188,9 @@ pub(crate) async fn run(
             }
         };
         let events = read_events(kind, &spec.stdout, from);
-        if let Some(id) = &events.session {
+        // The program's own words, about to be an argument of the next
+        // round: only an id's characters, never a flag.
+        if let Some(id) = events.session.as_ref().filter(|id| is_session_id(id)) {
             session = Some(id.clone());
         }
         if let Some(text) = events.text.clone().filter(|t| !t.is_empty()) {
@@ -256,6 +258,12 @@ pub(crate) async fn run(
             (None, None) => break (AgentOutcome::Finished, None),
             (None, Some(verify)) => run_verify(verify, &mut stop.clone()).await,
         };
+        if stop.borrow().is_some() {
+            // Stopped while its answer or work was checked: a cancel, not a
+            // failed verify.
+            last_outcome = AttemptOutcome::Cancelled;
+            break (AgentOutcome::Cancelled, None);
+        }
         match verdict {
             None => {
                 verify_passed = Some(true);
@@ -292,13 +300,19 @@ pub(crate) async fn run(
                     );
                 }
                 rounds += 1;
-                prompt = if answer_wrong {
+                let repair = if answer_wrong {
                     feedback
                 } else {
                     format!(
                         "The task's check (`{}`) failed on your work. Fix it. Its output:\n\n{feedback}",
                         task.verify.as_deref().unwrap_or_default()
                     )
+                };
+                // A command agent starts afresh each round: it needs the
+                // task again, not only what went wrong.
+                prompt = match kind {
+                    CliKind::Command => format!("{}\n\n{repair}", agent.prompt),
+                    _ => repair,
                 };
             }
         }
@@ -534,6 +548,17 @@ fn argv(
     argv
 }
 
+/// Whether `id` can be a session id on the next round's command line
+/// (letters, digits, `-`, `_`, `.`; not a flag).
+fn is_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && !id.starts_with('-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// What was appended to `path` after offset `from`.
 fn read_from(path: &Path, from: u64) -> String {
     let Ok(mut file) = std::fs::File::open(path) else {
@@ -665,6 +690,14 @@ mod tests {
         assert!(e.done && e.is_error);
         assert_eq!(e.session.as_deref(), Some("s1"));
         assert_eq!(e.error.as_deref(), Some("API Error: 400"));
+    }
+
+    #[test]
+    fn a_session_id_is_never_a_flag() {
+        assert!(is_session_id("43bbb325-f653-47d3-a86c-36c1427027f0"));
+        assert!(!is_session_id("--dangerously-skip-permissions"));
+        assert!(!is_session_id("a b"));
+        assert!(!is_session_id(""));
     }
 
     #[test]
