@@ -98,3 +98,115 @@ mod tests {
         assert_eq!(answer_in("no json here\n42"), None);
     }
 }
+
+/// A `{deps.<id>.output[.<key>...]}` in a command: a dependency's answer,
+/// or a part of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Byte range of the whole `{...}` in the text.
+    pub range: std::ops::Range<usize>,
+    pub dep: String,
+    /// Keys (or array indices) into the answer.
+    pub path: Vec<String>,
+}
+
+/// Every `{deps.<id>.output...}` in `text`.
+pub fn references(text: &str) -> Vec<Reference> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(open) = text[from..].find("{deps.").map(|i| from + i) {
+        let Some(close) = text[open..].find('}').map(|i| open + i) else {
+            break;
+        };
+        from = open + 1;
+        let inner = &text[open + 1..close];
+        let mut parts = inner.split('.');
+        let (Some("deps"), Some(dep), Some("output")) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let path: Vec<String> = parts.map(str::to_string).collect();
+        if dep.is_empty() || path.iter().any(String::is_empty) {
+            continue;
+        }
+        found.push(Reference {
+            range: open..close + 1,
+            dep: dep.to_string(),
+            path,
+        });
+        from = close + 1;
+    }
+    found
+}
+
+/// `script` with each `{deps.<id>.output...}` replaced by that part of the
+/// dependency's answer in `answers` (by id), shell-quoted: a string as
+/// itself, anything else as JSON text. The answer is a model's: quoted, it
+/// is one word of the command, never more of it. An answer that is not
+/// there, or has no such part, is an error saying which.
+pub fn fill(script: &str, answers: &serde_json::Map<String, Value>) -> Result<String, String> {
+    let mut out = String::with_capacity(script.len());
+    let mut at = 0;
+    for r in references(script) {
+        out.push_str(&script[at..r.range.start]);
+        let written = &script[r.range.clone()];
+        let answer = answers.get(&r.dep).ok_or_else(|| {
+            format!("{written}: task `{}` gave no answer (it needs an output_schema, and to have finished)", r.dep)
+        })?;
+        let mut value = answer;
+        for key in &r.path {
+            value = match value {
+                Value::Object(map) => map.get(key),
+                Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            }
+            .ok_or_else(|| format!("{written}: the answer of `{}` has no `{key}`", r.dep))?;
+        }
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push('\'');
+        out.push_str(&text.replace('\'', r"'\''"));
+        out.push('\'');
+        at = r.range.end;
+    }
+    out.push_str(&script[at..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod fill_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_dependency_s_answer_fills_the_command_shell_quoted() {
+        let answers = json!({"review": {"verdict": "it's fine; rm -rf /", "scores": [3, 4]}});
+        let answers = answers.as_object().unwrap();
+        let filled = fill(
+            "echo {deps.review.output.verdict} {deps.review.output.scores.1} {deps.review.output} ${HOME}",
+            answers,
+        )
+        .unwrap();
+        assert_eq!(
+            filled,
+            r#"echo 'it'\''s fine; rm -rf /' '4' '{"scores":[3,4],"verdict":"it'\''s fine; rm -rf /"}' ${HOME}"#
+        );
+        assert!(
+            fill("{deps.other.output}", answers)
+                .unwrap_err()
+                .contains("gave no answer")
+        );
+        assert!(
+            fill("{deps.review.output.nope}", answers)
+                .unwrap_err()
+                .contains("has no `nope`")
+        );
+        assert_eq!(
+            fill("{deps.x} {matrix}", answers).unwrap(),
+            "{deps.x} {matrix}"
+        );
+    }
+}

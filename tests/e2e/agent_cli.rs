@@ -784,7 +784,7 @@ prompt = "Review it."
 id = "tally"
 deps = ["by-claude", "by-codex", "by-swarm"]
 isolation = "worktree"
-run = "cp \"$SWARM_DEPS_OUTPUT\" tally.json"
+run = "cp \"$SWARM_DEPS_OUTPUT\" tally.json && echo {{deps.by-codex.output.verdict}} > verdict.txt"
 "#,
             anthropic = mock.base_url(Wire::Anthropic),
             openai = mock.base_url(Wire::Responses),
@@ -820,8 +820,41 @@ run = "cp \"$SWARM_DEPS_OUTPUT\" tally.json"
         json!({"by-claude": {"verdict": "approve"}, "by-codex": {"verdict": "reject"},
                "by-swarm": {"verdict": "approve"}})
     );
+    assert_eq!(
+        repo.git(&["show", "swarm/plan:verdict.txt"]).trim(),
+        "reject"
+    );
     let junit = std::fs::read_to_string(repo.path().join("junit.xml")).unwrap();
     assert!(junit.contains(r#"name="output""#), "{junit}");
+}
+
+#[test]
+fn a_command_naming_an_answer_it_cannot_have_is_a_plan_error() {
+    let repo = TestRepo::new();
+    repo.write(
+        "plan.toml",
+        r#"[models.default]
+provider = "anthropic"
+model = "m"
+api_key_env = ""
+base_url = "http://127.0.0.1:9"
+
+[[task]]
+id = "review"
+prompt = "Review it."
+isolation = "readonly"
+
+[[task]]
+id = "gate"
+deps = ["review"]
+run = "test {deps.review.output.verdict} = approve && test {deps.other.output} = x"
+"#,
+    );
+    let run = repo.swarm(&["validate", "plan.toml"]);
+    assert_ne!(run.code, 0);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("`review` gives no answer"), "{all}");
+    assert!(all.contains("`other` is not one of its `deps`"), "{all}");
 }
 
 #[test]

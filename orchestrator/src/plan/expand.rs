@@ -662,6 +662,7 @@ fn validate(
     errors: &mut Vec<PlanError>,
 ) -> Budget {
     deps::resolve(ctx.source, tasks, written, templates, errors);
+    answers_named(ctx, tasks, errors);
     let Some(b) = file.swarm.budget else {
         return Budget::default();
     };
@@ -677,6 +678,47 @@ fn validate(
         models::check_budget(ctx.source, b.into(), span, "the run", unpriced),
     )
     .unwrap_or_default()
+}
+
+/// Every `{deps.<id>.output...}` in a command names one of the task's
+/// dependencies that answers with JSON (an agent task with an
+/// `output_schema`).
+fn answers_named(ctx: &Ctx, tasks: &[Task], errors: &mut Vec<PlanError>) {
+    for task in tasks {
+        let super::Payload::Command { run } = &task.payload else {
+            continue;
+        };
+        for r in crate::output_schema::references(run) {
+            let written = &run[r.range.clone()];
+            let why = if !task.deps.iter().any(|d| *d == r.dep) {
+                Some(format!("`{}` is not one of its `deps`", r.dep))
+            } else {
+                let dep = tasks.iter().find(|t| t.id == r.dep);
+                match dep.and_then(Task::agent) {
+                    Some(agent) if agent.output_schema.is_some() => None,
+                    _ => Some(format!(
+                        "`{}` gives no answer: only an agent task with an `output_schema` does",
+                        r.dep
+                    )),
+                }
+            };
+            if let Some(why) = why {
+                errors.push(
+                    ctx.source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("task `{}`: `{written}` in `run`: {why}", task.id),
+                            Some(task.span.clone()),
+                            "this task",
+                        )
+                        .with_help(format!(
+                            "add `{}` to `deps`, and give it `output_schema`; its answer is then here, shell-quoted",
+                            r.dep
+                        )),
+                );
+            }
+        }
+    }
 }
 
 /// The error for two combinations of one matrix that make the same id

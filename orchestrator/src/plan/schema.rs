@@ -342,8 +342,9 @@ pub struct TaskFields {
     /// An agent task's final answer as a JSON value matching this JSON
     /// Schema: a file (relative to the plan's directory) or an inline
     /// table. Kept in the report and JUnit, and given to dependents
-    /// (`$SWARM_DEPS_OUTPUT`); an answer that never matches fails the task
-    /// with what is wrong.
+    /// (`$SWARM_DEPS_OUTPUT`, and `{deps.<id>.output.<key>}` in a command,
+    /// shell-quoted); an answer that never matches fails the task with
+    /// what is wrong.
     #[schemars(with = "Option<OutputSchemaField>")]
     pub output_schema: Option<Spanned<toml::Value>>,
     /// Which `[models.NAME]` an agent task uses. Default: `default`.

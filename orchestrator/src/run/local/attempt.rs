@@ -229,8 +229,11 @@ impl Setup {
             .collect();
         if !answers.is_empty() {
             let file = tmp.join("deps-output.json");
-            std::fs::write(&file, serde_json::Value::Object(answers).to_string())
-                .map_err(|e| format!("write {}: {e}", file.display()))?;
+            std::fs::write(
+                &file,
+                serde_json::Value::Object(answers.clone()).to_string(),
+            )
+            .map_err(|e| format!("write {}: {e}", file.display()))?;
             env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
         }
         env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -243,7 +246,9 @@ impl Setup {
             _ => Vec::new(),
         };
         let script = match &task.payload {
-            Payload::Command { run } => run.clone(),
+            // Its dependencies' answers, where it names them.
+            Payload::Command { run } => crate::output_schema::fill(run, &answers)
+                .map_err(|e| format!("fill in its command: {e}"))?,
             // A WASM program runs in swarm's process; `agent::run` sets
             // the program (the agent) in place of a script.
             Payload::Wasm(_) | Payload::Agent(_) => String::new(),
