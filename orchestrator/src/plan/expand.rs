@@ -690,7 +690,7 @@ fn answers_named(ctx: &Ctx, tasks: &[Task], errors: &mut Vec<PlanError>) {
         };
         for r in crate::output_schema::references(run) {
             let written = &run[r.range.clone()];
-            let why = if !task.deps.iter().any(|d| *d == r.dep) {
+            let why = if !task.deps.contains(&r.dep) {
                 Some(format!("`{}` is not one of its `deps`", r.dep))
             } else {
                 let dep = tasks.iter().find(|t| t.id == r.dep);
