@@ -882,3 +882,62 @@ output_schema = { type = 3 }
         "{all}"
     );
 }
+
+/// Claude Code on a model that speaks OpenAI's Chat Completions (a local
+/// Ollama, vLLM): the door reads its Messages calls into the gateway's own
+/// conversation and writes the answers back as Messages.
+#[test]
+fn claude_code_works_on_an_openai_model_through_the_translating_door() {
+    let claude = agent_cli("claude");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("qwen-coder")
+        },
+        |call| {
+            assert_eq!(call.wire, Wire::OpenAi, "not translated");
+            if call.tools.is_empty() || !call.body["messages"].to_string().contains("Translate") {
+                return Reply::text("ok");
+            }
+            match call.turn {
+                0 => Reply::answer(vec![tool(
+                    "call_1",
+                    "Bash",
+                    json!({"command": "echo via > via.txt", "description": "write"}),
+                )]),
+                _ => {
+                    assert_eq!(call.tool_results.len(), 1, "{:?}", call.tool_results);
+                    Reply::text("Written.")
+                }
+            }
+        },
+    );
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[models.default]
+provider = "openai"
+model = "qwen-coder"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[agents.claude]
+kind = "claude-code"
+program = "{program}"
+
+[[task]]
+id = "via"
+agent = "claude"
+prompt = "Translate this into a file."
+verify = "grep -q via via.txt"
+"#,
+            url = mock.base_url(Wire::OpenAi),
+            program = claude.display()
+        ),
+    );
+    let run = run_with_key(&repo, &repo.path().join("plan.toml"));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    mock.assert_clean();
+    assert_eq!(repo.git(&["show", "swarm/plan:via.txt"]).trim(), "via");
+}

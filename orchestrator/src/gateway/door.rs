@@ -238,6 +238,8 @@ impl Drop for Door {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Api {
     Messages,
+    /// Messages in front of a model of another protocol (`translate`).
+    MessagesTranslated,
     CountTokens,
     Responses,
     Chat,
@@ -303,6 +305,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
     let path = request.uri().path().trim_end_matches('/');
     let api = match (request.method(), path, provider) {
         (&Method::POST, "/v1/messages", Provider::Anthropic) => Api::Messages,
+        (&Method::POST, "/v1/messages", _) => Api::MessagesTranslated,
         (&Method::POST, "/v1/messages/count_tokens", Provider::Anthropic) => Api::CountTokens,
         (&Method::POST, "/v1/responses" | "/responses", Provider::Openai) => Api::Responses,
         (&Method::POST, "/v1/chat/completions" | "/chat/completions", Provider::Openai) => {
@@ -434,9 +437,13 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         "user",
         json!({"call": calls + 1, "content": last.map(|l| user_blocks(&l)), "max_tokens": max_tokens}),
     );
-    let body = Value::Object(body);
-    let estimate = body.to_string().len() as u64 / 4;
-    let response = pass(state, api, query.as_deref(), &headers, body, estimate).await;
+    let response = if api == Api::MessagesTranslated {
+        translated(state, &body, max_tokens, calls + 1).await
+    } else {
+        let body = Value::Object(body);
+        let estimate = body.to_string().len() as u64 / 4;
+        pass(state, api, query.as_deref(), &headers, body, estimate).await
+    };
     if !response.status().is_success() {
         // No answer: not a turn of the model's.
         state.calls.fetch_sub(1, Ordering::SeqCst);
@@ -453,7 +460,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
 /// they are taken out of the request (tools) or refused (the rest).
 fn confine(api: Api, body: &mut serde_json::Map<String, Value>) -> Result<(), String> {
     let refused: &[&str] = match api {
-        Api::Messages | Api::CountTokens => &["mcp_servers", "container"],
+        Api::Messages | Api::MessagesTranslated | Api::CountTokens => &["mcp_servers", "container"],
         Api::Responses => &[
             "background",
             "previous_response_id",
@@ -486,7 +493,7 @@ fn client_tool(api: Api, tool: &Value) -> bool {
     match api {
         // Custom tools have no type; Anthropic-defined client tools (bash,
         // text editor, computer, memory) are run by the program.
-        Api::Messages | Api::CountTokens => kind.is_none_or(|k| {
+        Api::Messages | Api::MessagesTranslated | Api::CountTokens => kind.is_none_or(|k| {
             k == "custom"
                 || ["bash_", "text_editor_", "computer_", "memory_"]
                     .iter()
@@ -586,7 +593,7 @@ async fn pass(
     loop {
         let permit = endpoint.limiter.acquire(estimate).await;
         let mut upstream = match api {
-            Api::Messages | Api::CountTokens => {
+            Api::Messages | Api::MessagesTranslated | Api::CountTokens => {
                 let path = if api == Api::CountTokens {
                     "/v1/messages/count_tokens"
                 } else {
@@ -746,6 +753,77 @@ async fn pass(
     }
 }
 
+/// A Messages call answered by a model of another protocol: the request
+/// read into the neutral conversation, sent as the gateway's own calls are
+/// (the provider's body, the limiter, cool-downs and retries of
+/// `call::call`), and the whole answer written back as a Messages response
+/// (its events at once when the program asked for a stream).
+async fn translated(
+    state: &Arc<State>,
+    body: &serde_json::Map<String, Value>,
+    max_tokens: u32,
+    call: u32,
+) -> Response<Body> {
+    let conversation = match super::translate::conversation(body) {
+        Ok(c) => c,
+        Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", &why),
+    };
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let endpoint = &state.endpoint;
+    let prepared = endpoint.prepare(&super::provider::Ask {
+        system: &conversation.system,
+        tools: &conversation.tools,
+        messages: &conversation.messages,
+        max_tokens,
+        stream: true,
+        temperature: conversation.temperature,
+    });
+    let transcript = &state.transcript;
+    let mut on_retry = |reason: &str, wait: Duration, limited: bool| {
+        super::lock(transcript).write(
+            "retry",
+            json!({"reason": reason, "wait_ms": wait.as_millis() as u64, "rate_limited": limited}),
+        );
+    };
+    let result = super::call::call(
+        &state.gateway.http,
+        endpoint,
+        &prepared,
+        &mut |_| {},
+        &mut on_retry,
+    )
+    .await;
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(message) => {
+            super::lock(&state.transcript).write("error", json!({"message": message}));
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                &format!("swarm's gateway: {message}"),
+            );
+        }
+    };
+    let counted = answer.clone();
+    settle_with(state, Some(answer), prepared.estimate, false);
+    let model = &endpoint.config.model;
+    let id = format!("msg_swarm_{call}");
+    if stream {
+        let mut response = Response::new(
+            Full::new(super::translate::events(model, &id, &counted))
+                .map_err(|never| match never {})
+                .boxed(),
+        );
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/event-stream"),
+        );
+        response
+    } else {
+        json_response(&super::translate::message(model, &id, &counted))
+    }
+}
+
 /// The provider's answer, on its way back to the program: streamed as it
 /// comes (and read on the way), or whole.
 async fn answered(
@@ -834,8 +912,16 @@ async fn answered(
 /// Counts a call's answer against the budgets, tells the live view, and
 /// writes it to the transcript.
 fn settle(state: &State, answer: Option<Answer>, estimate: u64) {
+    settle_with(state, answer, estimate, true);
+}
+
+/// [`settle`]; `limiter`: the call's tokens are still to be settled with
+/// the model's limiter (not when `call::call` did).
+fn settle_with(state: &State, answer: Option<Answer>, estimate: u64, limiter: bool) {
     let Some(mut answer) = answer else {
-        state.endpoint.limiter.settle(estimate, 0);
+        if limiter {
+            state.endpoint.limiter.settle(estimate, 0);
+        }
         return;
     };
     let scopes: Vec<&BudgetScope> = std::iter::once(&state.scope)
@@ -845,10 +931,12 @@ fn settle(state: &State, answer: Option<Answer>, estimate: u64) {
         state
             .gateway
             .settle_all(&state.endpoint.config, &mut answer, estimate, &scopes);
-    state
-        .endpoint
-        .limiter
-        .settle(estimate, answer.usage.total());
+    if limiter {
+        state
+            .endpoint
+            .limiter
+            .settle(estimate, answer.usage.total());
+    }
     let (total, cost_usd) = state.scope.spent();
     let turn = state.calls.load(Ordering::SeqCst);
     super::lock(&state.transcript).write(

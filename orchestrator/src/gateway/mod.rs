@@ -29,6 +29,7 @@ pub mod relay;
 mod session;
 mod stream;
 mod transcript;
+mod translate;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
