@@ -32,8 +32,17 @@ fn every_example_plan_validates() {
     repo.write("README.md", "# demo\n");
     repo.write("docs/setup.md", "setup\n");
     repo.commit_all("a workspace for the example plans");
+    // The agent CLIs a plan names must be on PATH (plans/agent-clis.toml).
+    let clis = crate::support::agent_cli("claude");
+    let path = format!(
+        "{}:{}",
+        clis.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     for plan in example_plans() {
-        let run = repo.swarm(&["validate", plan.to_str().unwrap()]);
+        let mut cmd = repo.swarm_cmd(&["validate", plan.to_str().unwrap()]);
+        cmd.env("PATH", &path);
+        let run: crate::support::Run = cmd.output().unwrap().into();
         run.assert_code(0);
         assert!(run.stdout.contains(": ok: "), "{}", run.stdout);
     }
