@@ -52,6 +52,9 @@ const MAX_WHOLE: usize = 16 << 20;
 /// Most connections one door serves at once.
 const MAX_CONNECTIONS: usize = 32;
 
+/// How long a connection may take to send a request's head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a door serves, for one attempt of one task.
 pub struct DoorSettings {
     pub task: String,
@@ -185,7 +188,11 @@ impl Door {
                         let state = Arc::clone(&state);
                         async move { Ok::<_, Infallible>(handle(&state, request).await) }
                     });
+                    // A connection that sends no whole request head in
+                    // time is closed: a task cannot park the door's slots.
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_READ_TIMEOUT)
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
