@@ -941,3 +941,61 @@ verify = "grep -q via via.txt"
     mock.assert_clean();
     assert_eq!(repo.git(&["show", "swarm/plan:via.txt"]).trim(), "via");
 }
+
+/// Codex on a model that speaks Anthropic's Messages: the door reads its
+/// Responses calls into the gateway's own conversation and writes the
+/// answers back as Responses events.
+#[test]
+fn codex_works_on_an_anthropic_model_through_the_translating_door() {
+    let bin = agent_cli("codex").parent().unwrap().to_path_buf();
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| {
+            assert_eq!(call.wire, Wire::Anthropic, "not translated");
+            if !call.conversation.contains("Translate") {
+                return Reply::text("ok");
+            }
+            match call.turn {
+                0 => Reply::answer(vec![tool(
+                    "toolu_1",
+                    "exec_command",
+                    json!({"cmd": "echo via > via.txt"}),
+                )]),
+                _ => {
+                    assert_eq!(call.tool_results.len(), 1, "{:?}", call.tool_results);
+                    Reply::text("Written.")
+                }
+            }
+        },
+    );
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[models.default]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[[task]]
+id = "via"
+agent = "codex"
+prompt = "Translate this into a file."
+verify = "grep -q via via.txt"
+"#,
+            url = mock.base_url(Wire::Anthropic),
+        ),
+    );
+    let mut cmd = repo.swarm_cmd(&["run", "plan.toml"]);
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("{}:{path}", bin.display()));
+    cmd.env("TEST_MODEL_KEY", KEY);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    mock.assert_clean();
+    assert_eq!(repo.git(&["show", "swarm/plan:via.txt"]).trim(), "via");
+}

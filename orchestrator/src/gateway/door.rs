@@ -247,6 +247,8 @@ enum Api {
     Messages,
     /// Messages in front of a model of another protocol (`translate`).
     MessagesTranslated,
+    /// Responses in front of a model of another protocol.
+    ResponsesTranslated,
     CountTokens,
     Responses,
     Chat,
@@ -315,6 +317,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         (&Method::POST, "/v1/messages", _) => Api::MessagesTranslated,
         (&Method::POST, "/v1/messages/count_tokens", Provider::Anthropic) => Api::CountTokens,
         (&Method::POST, "/v1/responses" | "/responses", Provider::Openai) => Api::Responses,
+        (&Method::POST, "/v1/responses" | "/responses", _) => Api::ResponsesTranslated,
         (&Method::POST, "/v1/chat/completions" | "/chat/completions", Provider::Openai) => {
             Api::Chat
         }
@@ -394,7 +397,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         return refuse(state, Refused::MaxTurns, why);
     };
     let limit_key = match api {
-        Api::Responses => "max_output_tokens",
+        Api::Responses | Api::ResponsesTranslated => "max_output_tokens",
         Api::Chat => {
             // One limit, the one every server reads.
             if let Some(v) = body.remove("max_completion_tokens") {
@@ -444,8 +447,8 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         "user",
         json!({"call": calls + 1, "content": last.map(|l| user_blocks(&l)), "max_tokens": max_tokens}),
     );
-    let response = if api == Api::MessagesTranslated {
-        translated(state, &body, max_tokens, calls + 1).await
+    let response = if matches!(api, Api::MessagesTranslated | Api::ResponsesTranslated) {
+        translated(state, api, &body, max_tokens, calls + 1).await
     } else {
         let body = Value::Object(body);
         let estimate = body.to_string().len() as u64 / 4;
@@ -468,7 +471,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
 fn confine(api: Api, body: &mut serde_json::Map<String, Value>) -> Result<(), String> {
     let refused: &[&str] = match api {
         Api::Messages | Api::MessagesTranslated | Api::CountTokens => &["mcp_servers", "container"],
-        Api::Responses => &[
+        Api::Responses | Api::ResponsesTranslated => &[
             "background",
             "previous_response_id",
             "conversation",
@@ -481,7 +484,7 @@ fn confine(api: Api, body: &mut serde_json::Map<String, Value>) -> Result<(), St
             "swarm's gateway does not pass `{key}`: the task's model calls reach the model only"
         ));
     }
-    if api == Api::Responses {
+    if matches!(api, Api::Responses | Api::ResponsesTranslated) {
         body.insert("store".into(), json!(false));
     }
     if api == Api::Chat && body.get("n").is_some_and(|n| n.as_u64() != Some(1)) {
@@ -506,7 +509,7 @@ fn client_tool(api: Api, tool: &Value) -> bool {
                     .iter()
                     .any(|p| k.starts_with(p))
         }),
-        Api::Responses => matches!(
+        Api::Responses | Api::ResponsesTranslated => matches!(
             kind,
             Some("function" | "custom" | "local_shell" | "shell" | "apply_patch" | "namespace")
         ),
@@ -627,7 +630,7 @@ async fn pass(
                 }
                 r
             }
-            Api::Responses | Api::Chat => {
+            Api::Responses | Api::ResponsesTranslated | Api::Chat => {
                 let path = if api == Api::Chat {
                     "chat/completions"
                 } else {
@@ -767,11 +770,17 @@ async fn pass(
 /// (its events at once when the program asked for a stream).
 async fn translated(
     state: &Arc<State>,
+    api: Api,
     body: &serde_json::Map<String, Value>,
     max_tokens: u32,
     call: u32,
 ) -> Response<Body> {
-    let conversation = match super::translate::conversation(body) {
+    let read = if api == Api::ResponsesTranslated {
+        super::translate::responses_conversation(body)
+    } else {
+        super::translate::conversation(body)
+    };
+    let conversation = match read {
         Ok(c) => c,
         Err(why) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", &why),
     };
@@ -814,6 +823,23 @@ async fn translated(
     let counted = answer.clone();
     settle_with(state, Some(answer), prepared.estimate, false);
     let model = &endpoint.config.model;
+    if api == Api::ResponsesTranslated {
+        let id = format!("resp_swarm_{call}");
+        return if stream {
+            let mut response = Response::new(
+                Full::new(super::translate::response_events(model, &id, &counted))
+                    .map_err(|never| match never {})
+                    .boxed(),
+            );
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/event-stream"),
+            );
+            response
+        } else {
+            json_response(&super::translate::response(model, &id, &counted))
+        };
+    }
     let id = format!("msg_swarm_{call}");
     if stream {
         let mut response = Response::new(

@@ -1,10 +1,11 @@
-//! Anthropic Messages in front of a model that speaks another protocol:
-//! a door's request read into the neutral conversation the gateway's own
-//! calls use (so any provider's `body` builds the real request), and the
-//! neutral answer written back as a Messages response, streamed or whole.
-//! So Claude Code can work on an OpenAI-compatible model (a local Ollama,
-//! vLLM, OpenRouter). What has no neutral form is left out: thinking
-//! blocks, images and documents (a text in their place), cache controls.
+//! Anthropic Messages or OpenAI Responses in front of a model that speaks
+//! another protocol: a door's request read into the neutral conversation
+//! the gateway's own calls use (so any provider's `body` builds the real
+//! request), and the neutral answer written back in the program's
+//! protocol, streamed (all at once) or whole. So Claude Code can work on an
+//! OpenAI-compatible model (a local Ollama, vLLM, OpenRouter), and Codex
+//! on Claude. What has no neutral form is left out: thinking and reasoning
+//! items, images and documents (a text in their place), cache controls.
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -236,6 +237,41 @@ mod tests {
     }
 
     #[test]
+    fn a_responses_request_reads_into_the_neutral_conversation_and_back() {
+        let body = json!({"instructions": "Be brief.", "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Rules."}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Fix it."}]},
+            {"type": "reasoning", "summary": []},
+            {"type": "function_call", "call_id": "c1", "name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "a.txt"}
+        ], "tools": [{"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+                     {"type": "web_search"}]});
+        let c = responses_conversation(body.as_object().unwrap()).unwrap();
+        assert_eq!(c.system, "Be brief.\n\nRules.");
+        assert_eq!(c.tools.len(), 1);
+        assert_eq!(c.messages.len(), 3);
+        assert!(
+            matches!(&c.messages[1].content[0], Block::ToolCall { input, .. } if input["cmd"] == "ls")
+        );
+        let answer = Answer {
+            content: vec![Block::ToolCall {
+                id: "c2".into(),
+                name: "exec_command".into(),
+                input: json!({"cmd": "pwd"}),
+                invalid_input: None,
+            }],
+            stop: StopReason::ToolUse,
+            usage: Usage::default(),
+        };
+        let text = String::from_utf8(response_events("m", "r1", &answer).to_vec()).unwrap();
+        assert!(
+            text.contains(r#""arguments":"{\"cmd\":\"pwd\"}""#),
+            "{text}"
+        );
+        assert!(text.contains("event: response.completed\n"));
+    }
+
+    #[test]
     fn an_answer_is_written_as_messages_events() {
         let answer = Answer {
             content: vec![
@@ -266,4 +302,185 @@ mod tests {
             "tool_use"
         );
     }
+}
+
+/// A Responses request (what Codex sends) as the neutral conversation:
+/// `instructions` and developer messages are the system prompt, function
+/// calls and their outputs the tool calls and results.
+pub(crate) fn responses_conversation(body: &Map<String, Value>) -> Result<Conversation, String> {
+    let mut system: Vec<String> = body
+        .get("instructions")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    let items: Vec<Value> = match body.get("input") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(Value::String(text)) => {
+            vec![json!({"type": "message", "role": "user", "content": text})]
+        }
+        _ => return Err("the request has no `input`".into()),
+    };
+    let parts_text = |v: &Value| -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => String::new(),
+        }
+    };
+    let mut messages: Vec<Message> = Vec::new();
+    let mut push = |role: Role, block: Block| match messages.last_mut() {
+        Some(last) if last.role == role => last.content.push(block),
+        _ => messages.push(Message {
+            role,
+            content: vec![block],
+        }),
+    };
+    for item in &items {
+        let s = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default();
+        match (s("type"), s("role")) {
+            ("message" | "", "developer" | "system") => {
+                system.push(parts_text(item.get("content").unwrap_or(&Value::Null)));
+            }
+            ("message" | "", role) => {
+                let text = parts_text(item.get("content").unwrap_or(&Value::Null));
+                if !text.is_empty() {
+                    let role = if role == "assistant" {
+                        Role::Assistant
+                    } else {
+                        Role::User
+                    };
+                    push(role, Block::Text { text });
+                }
+            }
+            ("function_call" | "custom_tool_call", _) => {
+                let input = match item.get("arguments").and_then(Value::as_str) {
+                    Some(args) => serde_json::from_str(args).unwrap_or_else(|_| json!({})),
+                    None => json!({"input": item.get("input").cloned().unwrap_or(Value::Null)}),
+                };
+                push(
+                    Role::Assistant,
+                    Block::ToolCall {
+                        id: s("call_id").to_string(),
+                        name: s("name").to_string(),
+                        input,
+                        invalid_input: None,
+                    },
+                );
+            }
+            ("function_call_output" | "custom_tool_call_output", _) => push(
+                Role::User,
+                Block::ToolResult {
+                    id: s("call_id").to_string(),
+                    content: parts_text(item.get("output").unwrap_or(&Value::Null)),
+                    is_error: false,
+                },
+            ),
+            // Reasoning and anything else has no neutral form.
+            _ => {}
+        }
+    }
+    let tools = body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
+        .filter_map(|t| {
+            Some(ToolSpec {
+                name: t.get("name")?.as_str()?.to_string(),
+                description: t
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                input_schema: t
+                    .get("parameters")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            })
+        })
+        .collect();
+    Ok(Conversation {
+        system: system.join("\n\n"),
+        tools,
+        messages,
+        temperature: body.get("temperature").and_then(Value::as_f64),
+    })
+}
+
+/// The output items of `answer` in Responses form.
+fn output_items(id: &str, answer: &Answer) -> Vec<Value> {
+    answer
+        .content
+        .iter()
+        .enumerate()
+        .filter_map(|(k, b)| match b {
+            Block::Text { text } => Some(json!({"type": "message", "id": format!("msg_{id}_{k}"),
+                "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": text, "annotations": []}]})),
+            Block::ToolCall {
+                id: call,
+                name,
+                input,
+                ..
+            } => Some(
+                json!({"type": "function_call", "id": format!("fc_{id}_{k}"),
+                "status": "completed", "call_id": call, "name": name,
+                "arguments": input.to_string()}),
+            ),
+            Block::ToolResult { .. } => None,
+        })
+        .collect()
+}
+
+/// `answer` as a whole Responses `response` object.
+pub(crate) fn response(model: &str, id: &str, answer: &Answer) -> Value {
+    let status = if answer.stop == StopReason::MaxTokens {
+        "incomplete"
+    } else {
+        "completed"
+    };
+    json!({"id": id, "object": "response", "model": model, "status": status,
+           "output": output_items(id, answer),
+           "usage": {"input_tokens": answer.usage.input_tokens,
+                     "input_tokens_details": {"cached_tokens": 0},
+                     "output_tokens": answer.usage.output_tokens,
+                     "output_tokens_details": {"reasoning_tokens": 0},
+                     "total_tokens": answer.usage.input_tokens + answer.usage.output_tokens}})
+}
+
+/// `answer` as the SSE events of a streamed Responses answer.
+pub(crate) fn response_events(model: &str, id: &str, answer: &Answer) -> Bytes {
+    let mut out = String::new();
+    let mut event = |data: Value| {
+        let name = data["type"].as_str().unwrap_or_default().to_string();
+        out.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+    };
+    event(
+        json!({"type": "response.created", "response": {"id": id, "object": "response",
+        "model": model, "status": "in_progress", "output": []}}),
+    );
+    for (index, item) in output_items(id, answer).into_iter().enumerate() {
+        event(json!({"type": "response.output_item.added", "output_index": index, "item": item}));
+        if let Some(text) = item["content"][0]["text"].as_str() {
+            event(
+                json!({"type": "response.output_text.delta", "output_index": index,
+                "content_index": 0, "item_id": item["id"], "delta": text}),
+            );
+        }
+        event(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
+    }
+    let whole = response(model, id, answer);
+    let kind = if whole["status"] == "incomplete" {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    event(json!({"type": kind, "response": whole}));
+    Bytes::from(out)
 }

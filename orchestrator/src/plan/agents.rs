@@ -356,9 +356,9 @@ pub(super) fn check_protocol(
     span: Range<usize>,
 ) -> Result<(), PlanError> {
     let needed = agent.protocol.provider();
-    // Messages are translated for any model (the door reads them into the
-    // gateway's own conversation); the others are passed through.
-    if model.provider == needed || agent.protocol == WireProtocol::Anthropic {
+    // Messages and Responses are translated for any model (the door reads
+    // them into the gateway's own conversation); Chat is passed through.
+    if model.provider == needed || agent.protocol != WireProtocol::Openai {
         return Ok(());
     }
     let provider = |p: Provider| match p {
