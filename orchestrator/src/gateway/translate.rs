@@ -205,105 +205,6 @@ pub(crate) fn events(model: &str, id: &str, answer: &Answer) -> Bytes {
     Bytes::from(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use swarm_protocol::agent::Usage;
-
-    use super::*;
-
-    #[test]
-    fn a_messages_request_reads_into_the_neutral_conversation() {
-        let body = json!({"system": [{"type": "text", "text": "Be brief."}],
-        "tools": [{"name": "Bash", "description": "run", "input_schema": {"type": "object"}}],
-        "temperature": 0.2,
-        "messages": [
-            {"role": "user", "content": "Fix it."},
-            {"role": "assistant", "content": [{"type": "thinking", "thinking": "..."},
-                {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                "content": [{"type": "text", "text": "a.txt"}]}]},
-            {"role": "system", "content": "a note"}
-        ]});
-        let c = conversation(body.as_object().unwrap()).unwrap();
-        assert_eq!(c.system, "Be brief.");
-        assert_eq!(c.tools.len(), 1);
-        assert_eq!(c.temperature, Some(0.2));
-        assert_eq!(c.messages.len(), 3, "the note joins the user's turn");
-        assert_eq!(c.messages[1].content.len(), 1, "thinking is left out");
-        assert!(
-            matches!(&c.messages[2].content[0], Block::ToolResult { content, .. } if content == "a.txt")
-        );
-        assert!(matches!(&c.messages[2].content[1], Block::Text { text } if text == "a note"));
-    }
-
-    #[test]
-    fn a_responses_request_reads_into_the_neutral_conversation_and_back() {
-        let body = json!({"instructions": "Be brief.", "input": [
-            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Rules."}]},
-            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Fix it."}]},
-            {"type": "reasoning", "summary": []},
-            {"type": "function_call", "call_id": "c1", "name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"},
-            {"type": "function_call_output", "call_id": "c1", "output": "a.txt"}
-        ], "tools": [{"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
-                     {"type": "web_search"}]});
-        let c = responses_conversation(body.as_object().unwrap()).unwrap();
-        assert_eq!(c.system, "Be brief.\n\nRules.");
-        assert_eq!(c.tools.len(), 1);
-        assert_eq!(c.messages.len(), 3);
-        assert!(
-            matches!(&c.messages[1].content[0], Block::ToolCall { input, .. } if input["cmd"] == "ls")
-        );
-        let answer = Answer {
-            content: vec![Block::ToolCall {
-                id: "c2".into(),
-                name: "exec_command".into(),
-                input: json!({"cmd": "pwd"}),
-                invalid_input: None,
-            }],
-            stop: StopReason::ToolUse,
-            usage: Usage::default(),
-        };
-        let text = String::from_utf8(response_events("m", "r1", &answer).to_vec()).unwrap();
-        assert!(
-            text.contains(r#""arguments":"{\"cmd\":\"pwd\"}""#),
-            "{text}"
-        );
-        assert!(text.contains("event: response.completed\n"));
-    }
-
-    #[test]
-    fn an_answer_is_written_as_messages_events() {
-        let answer = Answer {
-            content: vec![
-                Block::Text { text: "ok".into() },
-                Block::ToolCall {
-                    id: "c1".into(),
-                    name: "Bash".into(),
-                    input: json!({"command": "ls"}),
-                    invalid_input: None,
-                },
-            ],
-            stop: StopReason::ToolUse,
-            usage: Usage {
-                input_tokens: 5,
-                output_tokens: 2,
-            },
-        };
-        let text = String::from_utf8(events("m", "msg_1", &answer).to_vec()).unwrap();
-        assert!(text.starts_with("event: message_start\n"));
-        assert!(
-            text.contains(r#""partial_json":"{\"command\":\"ls\"}""#),
-            "{text}"
-        );
-        assert!(text.contains(r#""stop_reason":"tool_use""#));
-        assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
-        assert_eq!(
-            message("m", "msg_1", &answer)["content"][1]["type"],
-            "tool_use"
-        );
-    }
-}
-
 /// A Responses request (what Codex sends) as the neutral conversation:
 /// `instructions` and developer messages are the system prompt, function
 /// calls and their outputs the tool calls and results.
@@ -483,4 +384,103 @@ pub(crate) fn response_events(model: &str, id: &str, answer: &Answer) -> Bytes {
     };
     event(json!({"type": kind, "response": whole}));
     Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use swarm_protocol::agent::Usage;
+
+    use super::*;
+
+    #[test]
+    fn a_messages_request_reads_into_the_neutral_conversation() {
+        let body = json!({"system": [{"type": "text", "text": "Be brief."}],
+        "tools": [{"name": "Bash", "description": "run", "input_schema": {"type": "object"}}],
+        "temperature": 0.2,
+        "messages": [
+            {"role": "user", "content": "Fix it."},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "..."},
+                {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                "content": [{"type": "text", "text": "a.txt"}]}]},
+            {"role": "system", "content": "a note"}
+        ]});
+        let c = conversation(body.as_object().unwrap()).unwrap();
+        assert_eq!(c.system, "Be brief.");
+        assert_eq!(c.tools.len(), 1);
+        assert_eq!(c.temperature, Some(0.2));
+        assert_eq!(c.messages.len(), 3, "the note joins the user's turn");
+        assert_eq!(c.messages[1].content.len(), 1, "thinking is left out");
+        assert!(
+            matches!(&c.messages[2].content[0], Block::ToolResult { content, .. } if content == "a.txt")
+        );
+        assert!(matches!(&c.messages[2].content[1], Block::Text { text } if text == "a note"));
+    }
+
+    #[test]
+    fn a_responses_request_reads_into_the_neutral_conversation_and_back() {
+        let body = json!({"instructions": "Be brief.", "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Rules."}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Fix it."}]},
+            {"type": "reasoning", "summary": []},
+            {"type": "function_call", "call_id": "c1", "name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "a.txt"}
+        ], "tools": [{"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+                     {"type": "web_search"}]});
+        let c = responses_conversation(body.as_object().unwrap()).unwrap();
+        assert_eq!(c.system, "Be brief.\n\nRules.");
+        assert_eq!(c.tools.len(), 1);
+        assert_eq!(c.messages.len(), 3);
+        assert!(
+            matches!(&c.messages[1].content[0], Block::ToolCall { input, .. } if input["cmd"] == "ls")
+        );
+        let answer = Answer {
+            content: vec![Block::ToolCall {
+                id: "c2".into(),
+                name: "exec_command".into(),
+                input: json!({"cmd": "pwd"}),
+                invalid_input: None,
+            }],
+            stop: StopReason::ToolUse,
+            usage: Usage::default(),
+        };
+        let text = String::from_utf8(response_events("m", "r1", &answer).to_vec()).unwrap();
+        assert!(
+            text.contains(r#""arguments":"{\"cmd\":\"pwd\"}""#),
+            "{text}"
+        );
+        assert!(text.contains("event: response.completed\n"));
+    }
+
+    #[test]
+    fn an_answer_is_written_as_messages_events() {
+        let answer = Answer {
+            content: vec![
+                Block::Text { text: "ok".into() },
+                Block::ToolCall {
+                    id: "c1".into(),
+                    name: "Bash".into(),
+                    input: json!({"command": "ls"}),
+                    invalid_input: None,
+                },
+            ],
+            stop: StopReason::ToolUse,
+            usage: Usage {
+                input_tokens: 5,
+                output_tokens: 2,
+            },
+        };
+        let text = String::from_utf8(events("m", "msg_1", &answer).to_vec()).unwrap();
+        assert!(text.starts_with("event: message_start\n"));
+        assert!(
+            text.contains(r#""partial_json":"{\"command\":\"ls\"}""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""stop_reason":"tool_use""#));
+        assert!(text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+        assert_eq!(
+            message("m", "msg_1", &answer)["content"][1]["type"],
+            "tool_use"
+        );
+    }
 }
