@@ -401,24 +401,7 @@ fn fanout(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
             _ => Reply::answer(vec![model::tool("f", "finish", json!({"summary": "done"}))]),
         },
     );
-    let repo = dir.join("repo");
-    let _ = std::fs::remove_dir_all(&repo);
-    std::fs::create_dir_all(&repo)?;
-    let git = |args: &[&str]| -> anyhow::Result<()> {
-        let ok = std::process::Command::new("git")
-            .current_dir(&repo)
-            .args(args)
-            .status()?
-            .success();
-        if !ok {
-            bail!("git {args:?} failed");
-        }
-        Ok(())
-    };
-    git(&["init", "-q", "-b", "main"])?;
-    std::fs::write(repo.join("README.md"), "# fan-out\n")?;
-    git(&["add", "-A"])?;
-    git(&["commit", "-q", "-m", "init"])?;
+    let repo = one_commit_repo(&dir.join("repo"), "# fan-out\n")?;
     let mut plan = format!(
         "[swarm]\nname = \"fanout\"\nconcurrency = {n}\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"\"\nconcurrency = {n}\n\n",
         mock.base_url(Wire::Anthropic)
@@ -625,24 +608,7 @@ fn cli(swarm: &Path, agent: &str, dir: &Path) -> anyhow::Result<()> {
             (_, true) => Reply::text("Done."),
         }
     });
-    let repo = dir.join(format!("repo-{agent}"));
-    let _ = std::fs::remove_dir_all(&repo);
-    std::fs::create_dir_all(&repo)?;
-    let git = |args: &[&str]| -> anyhow::Result<()> {
-        let ok = std::process::Command::new("git")
-            .current_dir(&repo)
-            .args(args)
-            .status()?
-            .success();
-        if !ok {
-            bail!("git {args:?} failed");
-        }
-        Ok(())
-    };
-    git(&["init", "-q", "-b", "main"])?;
-    std::fs::write(repo.join("README.md"), "# bench\n")?;
-    git(&["add", "-A"])?;
-    git(&["commit", "-q", "-m", "init"])?;
+    let repo = one_commit_repo(&dir.join(format!("repo-{agent}")), "# bench\n")?;
     let provider = if wire == Wire::Responses {
         "openai"
     } else {
@@ -725,4 +691,27 @@ fn cli_pids(agent: &str) -> Vec<u32> {
             })
         })
         .collect()
+}
+
+/// A fresh repository at `repo` (what was there removed) whose one commit
+/// holds a README of `readme`.
+fn one_commit_repo(repo: &Path, readme: &str) -> anyhow::Result<std::path::PathBuf> {
+    let _ = std::fs::remove_dir_all(repo);
+    std::fs::create_dir_all(repo)?;
+    let git = |args: &[&str]| -> anyhow::Result<()> {
+        let ok = std::process::Command::new("git")
+            .current_dir(repo)
+            .args(args)
+            .status()?
+            .success();
+        if !ok {
+            bail!("git {args:?} failed");
+        }
+        Ok(())
+    };
+    git(&["init", "-q", "-b", "main"])?;
+    std::fs::write(repo.join("README.md"), readme)?;
+    git(&["add", "-A"])?;
+    git(&["commit", "-q", "-m", "init"])?;
+    Ok(repo.to_path_buf())
 }

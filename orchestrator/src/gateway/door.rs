@@ -37,6 +37,7 @@ use swarm_protocol::agent::{Block, StopReason, Usage};
 
 use super::budget::BudgetScope;
 use super::config::{Budget, Provider};
+use super::relay::{same, token_of};
 use super::stream::{Answer, Assembler};
 use super::transcript::Transcript;
 use super::{AgentNote, Endpoint, Gateway, GatewayError, Notes, redact};
@@ -257,47 +258,27 @@ enum Api {
 fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
     // Anthropic's shape; OpenAI clients read `error.message` too.
     let body = json!({"type": "error", "error": {"type": kind, "message": message}});
-    let mut response = Response::new(
-        Full::new(Bytes::from(body.to_string()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut response = whole(Bytes::from(body.to_string()), "application/json");
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
     response
 }
 
 fn json_response(value: &Value) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(value.to_string()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    whole(Bytes::from(value.to_string()), "application/json")
+}
+
+/// A response of `bytes`, all at once, of `content_type`.
+fn whole(bytes: Bytes, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(bytes));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
+        hyper::header::HeaderValue::from_static(content_type),
     );
     response
 }
 
-/// The token a request carries, as either provider's clients send a key.
-fn token_of(request: &Request<Incoming>) -> Option<&str> {
-    let headers = request.headers();
-    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(key);
-    }
-    headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-/// Compares in time independent of where the first difference is.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
 async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body> {
@@ -521,17 +502,7 @@ fn client_tool(api: Api, tool: &Value) -> bool {
 /// them (`text`, `tool_result` with its content as text): an Anthropic
 /// message, or a Responses input item.
 fn user_blocks(last: &Value) -> Vec<Value> {
-    let text_of = |v: &Value| -> String {
-        match v {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => String::new(),
-        }
-    };
+    use super::translate::text_of;
     match last.get("type").and_then(Value::as_str) {
         Some("function_call_output") => vec![json!({"type": "tool_result",
             "content": text_of(last.get("output").unwrap_or(&Value::Null))})],
@@ -695,11 +666,7 @@ async fn pass(
                     // The program's own mistake, as it came (the key taken
                     // out of it, should the server quote it).
                     let text = redact(&String::from_utf8_lossy(&text), key);
-                    let mut response = Response::new(
-                        Full::new(Bytes::from(text))
-                            .map_err(|never| match never {})
-                            .boxed(),
-                    );
+                    let mut response = Response::new(full(Bytes::from(text)));
                     *response.status_mut() = status;
                     if let Some(v) = content_type {
                         response
@@ -823,37 +790,22 @@ async fn translated(
     let counted = answer.clone();
     settle_with(state, Some(answer), prepared.estimate, false);
     let model = &endpoint.config.model;
-    if api == Api::ResponsesTranslated {
-        let id = format!("resp_swarm_{call}");
-        return if stream {
-            let mut response = Response::new(
-                Full::new(super::translate::response_events(model, &id, &counted))
-                    .map_err(|never| match never {})
-                    .boxed(),
-            );
-            response.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("text/event-stream"),
-            );
-            response
-        } else {
-            json_response(&super::translate::response(model, &id, &counted))
-        };
-    }
-    let id = format!("msg_swarm_{call}");
-    if stream {
-        let mut response = Response::new(
-            Full::new(super::translate::events(model, &id, &counted))
-                .map_err(|never| match never {})
-                .boxed(),
-        );
-        response.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("text/event-stream"),
-        );
-        response
-    } else {
-        json_response(&super::translate::message(model, &id, &counted))
+    let responses = api == Api::ResponsesTranslated;
+    let id = match responses {
+        true => format!("resp_swarm_{call}"),
+        false => format!("msg_swarm_{call}"),
+    };
+    match (responses, stream) {
+        (true, true) => whole(
+            super::translate::response_events(model, &id, &counted),
+            "text/event-stream",
+        ),
+        (true, false) => json_response(&super::translate::response(model, &id, &counted)),
+        (false, true) => whole(
+            super::translate::events(model, &id, &counted),
+            "text/event-stream",
+        ),
+        (false, false) => json_response(&super::translate::message(model, &id, &counted)),
     }
 }
 
@@ -872,7 +824,7 @@ async fn answered(
     let mut response = if api == Api::CountTokens {
         drop(permit);
         let text = answer.bytes().await.unwrap_or_default();
-        Response::new(Full::new(text).map_err(|never| match never {}).boxed())
+        Response::new(full(text))
     } else if stream {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(32);
         let state = Arc::clone(state);
@@ -931,7 +883,7 @@ async fn answered(
         }
         settle(state, read.finish(), estimate);
         drop(permit);
-        Response::new(Full::new(text).map_err(|never| match never {}).boxed())
+        Response::new(full(text))
     };
     *response.status_mut() = status;
     if let Some(v) = content_type {

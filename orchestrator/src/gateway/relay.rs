@@ -100,7 +100,7 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
 }
 
 /// The token a request carries, as either provider sends its key.
-fn token_of(request: &Request<Incoming>) -> Option<&str> {
+pub(super) fn token_of(request: &Request<Incoming>) -> Option<&str> {
     let headers = request.headers();
     if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(key);
@@ -112,7 +112,7 @@ fn token_of(request: &Request<Incoming>) -> Option<&str> {
 }
 
 /// Compares in time independent of where the first difference is.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 

@@ -22,8 +22,9 @@ pub(crate) struct Conversation {
     pub temperature: Option<f64>,
 }
 
-/// Text of a Messages `content` (a string, or blocks whose text is kept).
-fn text_of(content: &Value) -> String {
+/// Text of a message's `content`: a string, or the text of its blocks
+/// (Messages' `text`, Responses' `input_text` / `output_text`).
+pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(blocks) => blocks
@@ -222,17 +223,6 @@ pub(crate) fn responses_conversation(body: &Map<String, Value>) -> Result<Conver
         }
         _ => return Err("the request has no `input`".into()),
     };
-    let parts_text = |v: &Value| -> String {
-        match v {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => String::new(),
-        }
-    };
     let mut messages: Vec<Message> = Vec::new();
     let mut push = |role: Role, block: Block| match messages.last_mut() {
         Some(last) if last.role == role => last.content.push(block),
@@ -245,10 +235,10 @@ pub(crate) fn responses_conversation(body: &Map<String, Value>) -> Result<Conver
         let s = |k: &str| item.get(k).and_then(Value::as_str).unwrap_or_default();
         match (s("type"), s("role")) {
             ("message" | "", "developer" | "system") => {
-                system.push(parts_text(item.get("content").unwrap_or(&Value::Null)));
+                system.push(text_of(item.get("content").unwrap_or(&Value::Null)));
             }
             ("message" | "", role) => {
-                let text = parts_text(item.get("content").unwrap_or(&Value::Null));
+                let text = text_of(item.get("content").unwrap_or(&Value::Null));
                 if !text.is_empty() {
                     let role = if role == "assistant" {
                         Role::Assistant
@@ -277,7 +267,7 @@ pub(crate) fn responses_conversation(body: &Map<String, Value>) -> Result<Conver
                 Role::User,
                 Block::ToolResult {
                     id: s("call_id").to_string(),
-                    content: parts_text(item.get("output").unwrap_or(&Value::Null)),
+                    content: text_of(item.get("output").unwrap_or(&Value::Null)),
                     is_error: false,
                 },
             ),
