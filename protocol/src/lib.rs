@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod agent;
+pub mod cassette;
 pub mod experiment;
 pub mod verify;
 

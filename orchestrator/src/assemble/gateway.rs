@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{HostEnv, Notice, SetupError};
+use crate::gateway::tape::TapeSettings;
 use crate::gateway::{Gateway, Secret};
 use crate::plan::{Budget, ModelConfig, Plan, PlanErrorKind, Source};
 use crate::run::remote::GatewayAccess;
@@ -16,6 +17,7 @@ use crate::run::remote::GatewayAccess;
 pub fn for_run(
     plan: &Plan,
     host: &HostEnv,
+    tape: &TapeSettings,
     notices: &mut Vec<Notice>,
 ) -> Result<Option<Arc<Gateway>>, SetupError> {
     let used = used_models(plan);
@@ -42,6 +44,7 @@ pub fn for_run(
         &plan.source,
         plan.budget,
         host,
+        tape,
         notices,
     )?;
     Ok(Some(gateway))
@@ -57,6 +60,7 @@ pub fn for_models(
     budget: Budget,
     command: &str,
     host: &HostEnv,
+    tape: &TapeSettings,
     notices: &mut Vec<Notice>,
 ) -> Result<Arc<Gateway>, SetupError> {
     let keys = Keys {
@@ -64,7 +68,7 @@ pub fn for_models(
         optional: &BTreeSet::new(),
         command,
     };
-    with_keys(models, &keys, source, budget, host, notices)
+    with_keys(models, &keys, source, budget, host, tape, notices)
 }
 
 /// Which models' keys to read.
@@ -83,10 +87,18 @@ fn with_keys(
     source: &Source,
     budget: Budget,
     host: &HostEnv,
+    tape: &TapeSettings,
     notices: &mut Vec<Notice>,
 ) -> Result<Arc<Gateway>, SetupError> {
     let mut keys = BTreeMap::new();
-    for &name in wanted.optional.difference(wanted.used) {
+    // A replayed run asks no provider: its keys are read if set (for
+    // nothing), and none is required.
+    let required: &BTreeSet<&str> = match tape.keyless() {
+        true => &BTreeSet::new(),
+        false => wanted.used,
+    };
+    let optional: BTreeSet<&str> = wanted.optional.union(wanted.used).copied().collect();
+    for &name in optional.difference(required) {
         let var = models.get(name).and_then(|m| m.api_key_env.as_ref());
         if let Some(key) = var
             .and_then(|var| host.vars.get(var))
@@ -95,7 +107,7 @@ fn with_keys(
             keys.insert(name.to_string(), Secret::new(key.trim()));
         }
     }
-    for &name in wanted.used {
+    for &name in required {
         let Some(model) = models.get(name) else {
             continue;
         };
@@ -129,8 +141,9 @@ fn with_keys(
             "cannot hide swarm's memory from other processes ({e}); API keys may be readable by unconfined workers"
         )));
     }
-    let gateway =
-        Gateway::new(models, &keys, budget).map_err(|e| SetupError::Gateway(e.to_string()))?;
+    let gateway = Gateway::new(models, &keys, budget)
+        .map_err(|e| SetupError::Gateway(e.to_string()))?
+        .with_tape(tape);
     Ok(Arc::new(gateway))
 }
 

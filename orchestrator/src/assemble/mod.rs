@@ -66,6 +66,13 @@ pub enum SetupError {
     },
     #[error("make the gateway's token: {0}")]
     Token(#[source] std::io::Error),
+    /// `--record` / `--replay` on a cluster: the nodes' model calls reach
+    /// the coordinator through its relay, which does not keep cassettes.
+    #[error(
+        "start run: --record and --replay work with the local executor only\n\
+         help: run the plan with --executor local to record or replay its model traffic"
+    )]
+    TapeOnCluster,
     /// The launcher of an unconfined run's commands did not start.
     #[error("start the launcher of unconfined commands: {0}")]
     Launcher(String),
@@ -77,7 +84,11 @@ impl SetupError {
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
-            Self::Plan(_) | Self::ZeroConcurrency | Self::NoSandbox { .. } | Self::Relay { .. }
+            Self::Plan(_)
+                | Self::ZeroConcurrency
+                | Self::NoSandbox { .. }
+                | Self::Relay { .. }
+                | Self::TapeOnCluster
         )
     }
 }
@@ -117,6 +128,9 @@ pub struct Overrides {
     pub grace: Duration,
     /// `swarm resume --retry-failed` (with its `--only` tasks).
     pub retry_failed: Option<Vec<String>>,
+    /// `--record`, `--replay`, `--replay-fallthrough`: model traffic kept
+    /// in cassettes, or served from them.
+    pub tape: crate::gateway::tape::TapeSettings,
 }
 
 /// Whose models agent tasks reach.
@@ -185,10 +199,18 @@ pub async fn assemble(
     models: Models,
 ) -> Result<Assembly, SetupError> {
     let mut notices = Vec::new();
+    if !overrides.tape.is_off()
+        && matches!(
+            (&plan.executor, &models),
+            (plan::Executor::Slurm(_), Models::Own)
+        )
+    {
+        return Err(SetupError::TapeOnCluster);
+    }
     let concurrency = concurrency(plan, host, overrides.concurrency)?;
     let wasm = wasm_engine(plan, concurrency, host)?;
     let gateway = match &models {
-        Models::Own => gateway::for_run(plan, host, &mut notices)?,
+        Models::Own => gateway::for_run(plan, host, &overrides.tape, &mut notices)?,
         Models::Remote(None) => None,
         Models::Remote(Some(access)) => gateway::remote(plan, access)?,
     };

@@ -4,6 +4,7 @@
 //! a whole JSON response at once — and say what kind of failure it was
 //! when it fails (wait it out, retry, or give up).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
@@ -11,78 +12,164 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::call::Prepared;
+use super::reply::Reply;
 use super::stream::{Answer, Assembler, Failure};
+use super::tape::{Lookup, Recorder, Reel};
 use super::{Endpoint, redact};
 
 /// Most bytes of a whole (non-streamed) answer read; `max_tokens` keeps
 /// real answers far below it.
 const MAX_WHOLE: usize = 16 << 20;
 
-/// Runs one HTTP attempt of `request`, handing each piece of text to
-/// `on_text` as it arrives (all of it at once when the answer comes whole).
+/// What one attempt ended with: the answer, or why not and what of an
+/// answer had arrived before it broke off (its tokens are paid for).
+pub(crate) type Attempted = Result<Answer, (Failure, Option<Answer>)>;
+
+/// Runs one attempt of call `turn` of `request`, handing each piece of
+/// text to `on_text` as it arrives (all of it at once when the answer
+/// comes whole). A replaying `reel` answers from its cassette instead of
+/// the provider; a recording one keeps the exchange.
 pub(crate) async fn attempt(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     request: &Prepared,
+    reel: Option<&Arc<Reel>>,
+    turn: u32,
     on_text: &mut (dyn FnMut(&str) + Send),
-) -> Result<Answer, Failure> {
+) -> Attempted {
     let config = &endpoint.config;
     let key = endpoint.key.as_ref();
-    // A model that needs a key whose variable was unset when the run
-    // started (one the plan declares but none of its own tasks used, for
-    // a subtask that asked for it): say so rather than send no key.
-    if key.is_none()
-        && let Some(var) = &config.api_key_env
-    {
-        return Err(Failure::Fatal {
-            message: format!("the model has no API key: ${var} was not set when the run started"),
-        });
-    }
     let provider = endpoint.provider;
     let accept = if request.stream {
         "text/event-stream"
     } else {
         "application/json"
     };
-    let sending = provider
+    let built = provider
         .request(http, config, key, request.stream)
         .header("content-type", "application/json")
         .header("accept", accept)
-        .body(serde_json::to_vec(&request.body).unwrap_or_default());
-    let silent = || silent(endpoint);
-    let response = match tokio::time::timeout(config.timeout, sending.send()).await {
-        Err(_) => return Err(silent()),
-        Ok(Err(e)) => {
-            return Err(Failure::transient(redact(
-                &format!("reach {}: {}", config.base_url, crate::error_chain(&e)),
-                key,
-            )));
+        .body(serde_json::to_vec(&request.body).unwrap_or_default())
+        .build();
+    let built = match built {
+        Ok(b) => b,
+        Err(e) => {
+            return Err((
+                Failure::Fatal {
+                    message: redact(
+                        &format!("make the request: {}", crate::error_chain(&e)),
+                        key,
+                    ),
+                },
+                None,
+            ));
         }
-        Ok(Ok(r)) => r,
     };
-    let status = response.status();
+    let path = built.url().path().to_string();
+    let lookup = reel.map_or(Lookup::Network, |r| r.lookup(turn, &path, &request.body));
+    let mut recorder = None;
+    let reply = match lookup {
+        Lookup::Served(recorded) => Reply::replayed(&recorded),
+        Lookup::Miss(message) => return Err((Failure::Fatal { message }, None)),
+        Lookup::Network => {
+            // A model that needs a key whose variable was unset when the
+            // run started (one the plan declares but none of its own tasks
+            // used, for a subtask that asked for it; any model of a replayed
+            // run): say so rather than send no key.
+            if key.is_none()
+                && let Some(var) = &config.api_key_env
+            {
+                return Err((
+                    Failure::Fatal {
+                        message: format!(
+                            "the model has no API key: ${var} was not set when the run started"
+                        ),
+                    },
+                    None,
+                ));
+            }
+            let response = match tokio::time::timeout(config.timeout, http.execute(built)).await {
+                Err(_) => return Err((silent(endpoint), None)),
+                Ok(Err(e)) => {
+                    return Err((
+                        Failure::transient(redact(
+                            &format!("reach {}: {}", config.base_url, crate::error_chain(&e)),
+                            key,
+                        )),
+                        None,
+                    ));
+                }
+                Ok(Ok(r)) => r,
+            };
+            if response.status().is_success() {
+                recorder = reel.and_then(|r| r.recorder(turn, &path, &request.body));
+            }
+            Reply::from_http(response)
+        }
+    };
+    let status = reply.status;
     if !status.is_success() {
-        let retry_after = retry_after(response.headers());
-        let text: String = tokio::time::timeout(config.timeout, read_bounded(response))
+        let retry_after = retry_after(&reply.headers);
+        let text: String = tokio::time::timeout(config.timeout, read_bounded(reply))
             .await
             .unwrap_or_default();
         let message = redact(
             &format!("HTTP {}: {}", status.as_u16(), error_message(&text)),
             key,
         );
-        return Err(provider.classify(status.as_u16(), &text, retry_after, message));
+        return Err((
+            provider.classify(status.as_u16(), &text, retry_after, message),
+            None,
+        ));
     }
+    let content_type = reply.content_type();
     if !request.stream {
-        return whole(endpoint, response, on_text).await;
+        let result = whole(endpoint, reply, on_text, recorder.as_mut()).await;
+        if let Some(recorder) = recorder {
+            let usage = result.as_ref().ok().map(|a| a.usage);
+            recorder.finish(content_type, usage, result.is_ok());
+        }
+        return result.map_err(|f| (f, None));
     }
 
-    let mut events = response.bytes_stream().eventsource();
     let mut answer = Assembler::default();
+    let result = {
+        let mut taping = recorder.as_mut();
+        let body = reply.body.inspect(move |chunk| {
+            if let (Some(r), Ok(bytes)) = (taping.as_mut(), chunk) {
+                r.chunk(bytes, true);
+            }
+        });
+        read_stream(endpoint, body.eventsource(), &mut answer, on_text).await
+    };
+    let answer = answer.finish();
+    if let Some(recorder) = recorder {
+        recorder.finish(content_type, Some(answer.usage), result.is_ok());
+    }
+    match result {
+        Ok(()) => Ok(answer),
+        Err(failure) => Err((failure, Some(answer))),
+    }
+}
+
+/// Reads an SSE answer into `answer` until its end.
+async fn read_stream<S, E>(
+    endpoint: &Endpoint,
+    mut events: S,
+    answer: &mut Assembler,
+    on_text: &mut (dyn FnMut(&str) + Send),
+) -> Result<(), Failure>
+where
+    S: futures_util::Stream<Item = Result<eventsource_stream::Event, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let key = endpoint.key.as_ref();
+    let provider = endpoint.provider;
     let stop_ends = provider.stop_ends_stream();
     loop {
-        let event = match tokio::time::timeout(config.timeout, events.next()).await {
-            Err(_) => return Err(silent()),
-            Ok(None) if answer.is_whole(stop_ends) => break,
+        let event = match tokio::time::timeout(endpoint.config.timeout, events.next()).await {
+            Err(_) => return Err(silent(endpoint)),
+            Ok(None) if answer.is_whole(stop_ends) => return Ok(()),
             Ok(None) => {
                 return Err(Failure::transient(
                     "the stream ended before the answer was complete",
@@ -100,29 +187,29 @@ pub(crate) async fn attempt(
         // Whatever a server sends after its end marker is not part of the
         // answer.
         if answer.is_whole(false) {
-            break;
+            return Ok(());
         }
     }
-    Ok(answer.finish())
 }
 
 /// Reads a whole JSON answer (every chunk within the model's `timeout`)
 /// and folds the provider's events for it.
 async fn whole(
     endpoint: &Endpoint,
-    response: reqwest::Response,
+    reply: Reply,
     on_text: &mut (dyn FnMut(&str) + Send),
+    recorder: Option<&mut Recorder>,
 ) -> Result<Answer, Failure> {
     let key = endpoint.key.as_ref();
     let mut body = Vec::new();
-    let mut chunks = response.bytes_stream();
+    let mut chunks = reply.body;
     loop {
         match tokio::time::timeout(endpoint.config.timeout, chunks.next()).await {
             Err(_) => return Err(silent(endpoint)),
             Ok(None) => break,
             Ok(Some(Err(e))) => {
                 return Err(Failure::transient(redact(
-                    &format!("the answer broke: {}", crate::error_chain(&e)),
+                    &format!("the answer broke: {e}"),
                     key,
                 )));
             }
@@ -136,6 +223,9 @@ async fn whole(
                 }
             }
         }
+    }
+    if let Some(recorder) = recorder {
+        recorder.chunk(&body, false);
     }
     let response: Value = serde_json::from_slice(&body)
         .map_err(|e| Failure::transient(format!("the model sent an unreadable answer: {e}")))?;
@@ -156,7 +246,7 @@ const MAX_RETRY_AFTER: f64 = 3600.0;
 
 /// `retry-after-ms` (OpenAI), or `retry-after` in seconds or as an HTTP
 /// date.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let seconds = |s: f64| {
         (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(MAX_RETRY_AFTER)))
@@ -179,9 +269,9 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// The start of an error response's body (at most 64 KiB are read).
-async fn read_bounded(response: reqwest::Response) -> String {
+async fn read_bounded(reply: Reply) -> String {
     let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
+    let mut stream = reply.body;
     while let Some(Ok(chunk)) = stream.next().await {
         body.extend_from_slice(&chunk);
         if body.len() >= 64 << 10 {

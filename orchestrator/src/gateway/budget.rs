@@ -172,16 +172,9 @@ impl Gateway {
         estimate: u64,
         scopes: &[&BudgetScope],
     ) -> (f64, bool) {
-        let estimated = answer.usage.total() == 0;
-        if estimated {
-            let said: usize = answer
-                .content
-                .iter()
-                .map(|b| serde_json::to_string(b).map_or(0, |t| t.len()))
-                .sum();
-            answer.usage.input_tokens = estimate;
-            answer.usage.output_tokens = said as u64 / 4;
-        }
+        let counted = counted(answer, estimate);
+        let estimated = counted != answer.usage;
+        answer.usage = counted;
         let usd = prices::cost(
             config.price,
             answer.usage.input_tokens,
@@ -192,6 +185,29 @@ impl Gateway {
         }
         (usd, estimated)
     }
+}
+
+/// The tokens `answer` cost: as the server reported them, or estimated
+/// at about four bytes a token (the request from its `estimate`, the
+/// answer from its content) when it reported none, and the answer's part
+/// when a stream broke off after the server had said only the prompt's.
+pub(crate) fn counted(answer: &Answer, estimate: u64) -> Usage {
+    let said = || {
+        let bytes: usize = answer
+            .content
+            .iter()
+            .map(|b| serde_json::to_string(b).map_or(0, |t| t.len()))
+            .sum();
+        bytes as u64 / 4
+    };
+    let mut usage = answer.usage;
+    if usage.total() == 0 {
+        usage.input_tokens = estimate;
+        usage.output_tokens = said();
+    } else if usage.output_tokens == 0 && !answer.content.is_empty() {
+        usage.output_tokens = said();
+    }
+    usage
 }
 
 #[cfg(test)]

@@ -4,15 +4,18 @@
 //! the task), other failures retried with exponential backoff and jitter up
 //! to the model's `retries`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use swarm_protocol::agent::Usage;
 use tokio::time::Instant;
 
 use super::Endpoint;
 use super::attempt::attempt;
 use super::provider::Ask;
 use super::stream::{Answer, Failure};
+use super::tape::Reel;
 
 /// A request ready to send, built once and sent again on every retry.
 #[derive(Debug)]
@@ -42,36 +45,66 @@ impl Endpoint {
 /// until the next one, and whether it was a rate limit.
 pub(crate) type OnRetry<'a> = dyn FnMut(&str, Duration, bool) + Send + 'a;
 
-/// Sends `request` to the model until it answers or fails for good; the
-/// error says why, retries included.
+/// A call that got no answer: why, retries included, and what the
+/// attempts that broke off mid-answer had cost (their tokens are paid).
+#[derive(Debug)]
+pub(crate) struct CallFailed {
+    pub message: String,
+    pub spent: Usage,
+}
+
+/// Sends `request` to the model until it answers or fails for good. The
+/// answer's usage includes what attempts that broke off mid-answer cost.
+/// With a `reel`, the call is one turn of its cassette: answered from it
+/// when it replays, kept in it when it records.
 pub(crate) async fn call(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     request: &Prepared,
+    reel: Option<&Arc<Reel>>,
     on_text: &mut (dyn FnMut(&str) + Send),
     on_retry: &mut OnRetry<'_>,
-) -> Result<Answer, String> {
+) -> Result<Answer, CallFailed> {
     let retries = endpoint.config.retries;
     let estimate = request.estimate;
+    let turn = reel.map_or(0, |r| r.next_turn());
     let mut failures = 0u32;
     let mut limited = 0u32;
+    let mut spent = Usage::default();
     loop {
-        let permit = endpoint.limiter.acquire(estimate).await;
-        let result = attempt(http, endpoint, request, on_text).await;
+        // A replayed answer needs no slot and no room in the model's
+        // buckets: no provider is asked.
+        let replaying = reel.is_some_and(|r| r.replays_only());
+        let permit = match replaying {
+            true => None,
+            false => Some(endpoint.limiter.acquire(estimate).await),
+        };
+        let result = attempt(http, endpoint, request, reel, turn, on_text).await;
         drop(permit);
         let failure = match result {
-            Ok(answer) => {
-                endpoint.limiter.settle(estimate, answer.usage.total());
+            Ok(mut answer) => {
+                if !replaying {
+                    endpoint.limiter.settle(estimate, answer.usage.total());
+                }
+                answer.usage.add(spent);
                 return Ok(answer);
             }
-            Err(failure) => failure,
+            Err((failure, partial)) => {
+                if let Some(partial) = partial {
+                    spent.add(super::budget::counted(&partial, estimate));
+                }
+                failure
+            }
         };
+        let fail = |message: String| CallFailed { message, spent };
         // A refused or failed attempt used none (or an unknown part) of the
         // tokens it reserved; keeping them would stall every later call
         // after a burst of 429s.
-        endpoint.limiter.settle(estimate, 0);
+        if !replaying {
+            endpoint.limiter.settle(estimate, 0);
+        }
         match failure {
-            Failure::Fatal { message } => return Err(message),
+            Failure::Fatal { message } => return Err(fail(message)),
             Failure::RateLimited {
                 retry_after,
                 message,
@@ -89,10 +122,10 @@ pub(crate) async fn call(
             } => {
                 failures += 1;
                 if failures > retries {
-                    return Err(format!(
+                    return Err(fail(format!(
                         "{message} (gave up after {retries} {})",
                         if retries == 1 { "retry" } else { "retries" }
-                    ));
+                    )));
                 }
                 let wait = backoff(failures).max(retry_after.unwrap_or_default());
                 if let Some(after) = retry_after {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, InvalidInput, Message, StopReason, ToolSpec, Usage};
 
 use super::provider::Ask;
+use super::tape::ReelId;
 use super::transcript::Transcript;
 use super::{BudgetScope, Gateway, GatewayError, call};
 
@@ -42,6 +43,9 @@ pub struct CompletionRequest {
     /// either is spent. Share one scope between calls (a planner's) to
     /// limit them together; `None`: the run's budget only.
     pub budget: Option<Arc<BudgetScope>>,
+    /// The cassette the call is one turn of, when the run records or
+    /// replays model traffic (`ReelId::Planner`, `ReelId::Replanner`).
+    pub cassette: Option<ReelId>,
 }
 
 /// A tool call in the model's answer.
@@ -136,6 +140,16 @@ impl Gateway {
             stream,
         });
 
+        let reel = match &request.cassette {
+            None => None,
+            Some(id) => {
+                self.reel(id.clone(), Vec::new())
+                    .map_err(|message| GatewayError::Call {
+                        model: model.clone(),
+                        message,
+                    })?
+            }
+        };
         let result = {
             let mut on_retry = |reason: &str, wait: Duration, limited: bool| {
                 write(
@@ -144,11 +158,29 @@ impl Gateway {
                            "rate_limited": limited}),
                 );
             };
-            call::call(&self.http, &endpoint, &prepared, on_text, &mut on_retry).await
+            call::call(
+                &self.http,
+                &endpoint,
+                &prepared,
+                reel.as_ref(),
+                on_text,
+                &mut on_retry,
+            )
+            .await
         };
         let mut answer = match result {
             Ok(answer) => answer,
-            Err(message) => {
+            Err(failed) => {
+                let message = failed.message;
+                if failed.spent.total() > 0 {
+                    // What broke off mid-answer was paid for.
+                    let mut cut = super::stream::Answer {
+                        content: Vec::new(),
+                        stop: StopReason::EndTurn,
+                        usage: failed.spent,
+                    };
+                    self.settle(config, &mut cut, prepared.estimate, scope);
+                }
                 write("error", json!({"message": message}));
                 return Err(GatewayError::Call {
                     model: model.clone(),

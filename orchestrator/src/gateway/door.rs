@@ -38,7 +38,10 @@ use swarm_protocol::agent::{Block, StopReason, Usage};
 use super::budget::BudgetScope;
 use super::config::{Budget, Provider};
 use super::relay::{same, token_of};
+use super::reply::Reply;
+use super::sse::Events;
 use super::stream::{Answer, Assembler};
+use super::tape::{Lookup, Recorder, Reel};
 use super::transcript::Transcript;
 use super::{AgentNote, Endpoint, Gateway, GatewayError, Notes, redact};
 
@@ -73,6 +76,8 @@ pub struct DoorSettings {
     pub groups: Vec<Arc<BudgetScope>>,
     pub transcript: PathBuf,
     pub notes: Option<Notes>,
+    /// The attempt's cassette, when the run records or replays.
+    pub reel: Option<Arc<Reel>>,
 }
 
 /// Why the door refused a call.
@@ -80,6 +85,8 @@ pub struct DoorSettings {
 pub enum Refused {
     MaxTurns,
     Budget,
+    /// A replayed run's cassette had no answer to the call.
+    NotRecorded,
 }
 
 /// What the door saw, once it is closed.
@@ -114,6 +121,7 @@ struct State {
     transcript: Mutex<Transcript>,
     refused: Mutex<Option<(Refused, String)>>,
     notes: Option<Notes>,
+    reel: Option<Arc<Reel>>,
 }
 
 impl std::fmt::Debug for Door {
@@ -150,6 +158,7 @@ impl Door {
                 transcript: Mutex::new(transcript),
                 refused: Mutex::new(None),
                 notes: settings.notes,
+                reel: settings.reel,
             }),
             servers: Mutex::new(Vec::new()),
         })
@@ -556,6 +565,42 @@ async fn pass(
     let endpoint = &state.endpoint;
     let config = &endpoint.config;
     let key = endpoint.key.as_ref();
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let path = upstream_path(api, config);
+    let turn = state.reel.as_ref().map_or(0, |r| r.next_turn());
+    match state
+        .reel
+        .as_ref()
+        .map_or(Lookup::Network, |r| r.lookup(turn, &path, &body))
+    {
+        Lookup::Served(recorded) => {
+            return answered(
+                state,
+                api,
+                Reply::replayed(&recorded),
+                stream,
+                estimate,
+                None,
+                None,
+            )
+            .await;
+        }
+        Lookup::Miss(why) => {
+            super::lock(&state.transcript).write("error", json!({"message": why}));
+            {
+                let mut refused = super::lock(&state.refused);
+                if refused.is_none() {
+                    *refused = Some((Refused::NotRecorded, why.clone()));
+                }
+            }
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                &format!("swarm's gateway: {why}"),
+            );
+        }
+        Lookup::Network => {}
+    }
     if key.is_none()
         && let Some(var) = &config.api_key_env
     {
@@ -568,7 +613,6 @@ async fn pass(
             ),
         );
     }
-    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let (mut failures, mut limited) = (0u32, 0u32);
     loop {
@@ -631,7 +675,12 @@ async fn pass(
         let sent = tokio::time::timeout(config.timeout, upstream.send()).await;
         let (wait, message, rate_limited) = match sent {
             Ok(Ok(answer)) if answer.status().is_success() => {
-                return answered(state, api, answer, stream, estimate, permit).await;
+                let recorder = state
+                    .reel
+                    .as_ref()
+                    .and_then(|r| r.recorder(turn, &path, &body));
+                let reply = Reply::from_http(answer);
+                return answered(state, api, reply, stream, estimate, Some(permit), recorder).await;
             }
             Ok(Ok(answer)) => {
                 let status = answer.status();
@@ -772,13 +821,24 @@ async fn translated(
         &state.gateway.http,
         endpoint,
         &prepared,
+        state.reel.as_ref(),
         &mut |_| {},
         &mut on_retry,
     )
     .await;
     let answer = match result {
         Ok(answer) => answer,
-        Err(message) => {
+        Err(failed) => {
+            let message = failed.message;
+            if failed.spent.total() > 0 {
+                // What broke off mid-answer was paid for.
+                let cut = Answer {
+                    content: Vec::new(),
+                    stop: StopReason::EndTurn,
+                    usage: failed.spent,
+                };
+                settle_with(state, Some(cut), prepared.estimate, false);
+            }
             super::lock(&state.transcript).write("error", json!({"message": message}));
             return error(
                 StatusCode::BAD_GATEWAY,
@@ -809,21 +869,45 @@ async fn translated(
     }
 }
 
-/// The provider's answer, on its way back to the program: streamed as it
-/// comes (and read on the way), or whole.
+/// The path of `api`'s calls under the model's `base_url`, as a
+/// cassette keys them.
+fn upstream_path(api: Api, config: &super::config::ModelConfig) -> String {
+    let path = match api {
+        Api::CountTokens => "/v1/messages/count_tokens",
+        Api::Messages | Api::MessagesTranslated => "/v1/messages",
+        Api::Chat => "/chat/completions",
+        Api::Responses | Api::ResponsesTranslated => "/responses",
+    };
+    let base = reqwest::Url::parse(&config.base_url)
+        .map(|u| u.path().trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    format!("{base}{path}")
+}
+
+/// The provider's answer (or a cassette's), on its way back to the
+/// program: streamed as it comes (and read on the way), or whole. The
+/// `permit` is the model's slot, held until the answer is read; none for a
+/// replayed answer.
 async fn answered(
     state: &Arc<State>,
     api: Api,
-    answer: reqwest::Response,
+    reply: Reply,
     stream: bool,
     estimate: u64,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    mut recorder: Option<Recorder>,
 ) -> Response<Body> {
-    let status = answer.status();
-    let content_type = answer.headers().get(hyper::header::CONTENT_TYPE).cloned();
+    let status = reply.status;
+    let content_type = reply.headers.get(hyper::header::CONTENT_TYPE).cloned();
+    let type_text = reply.content_type();
+    let limiter = permit.is_some();
     let mut response = if api == Api::CountTokens {
         drop(permit);
-        let text = answer.bytes().await.unwrap_or_default();
+        let text = collect(reply.body).await;
+        if let Some(mut recorder) = recorder {
+            recorder.chunk(&text, false);
+            recorder.finish(type_text, None, true);
+        }
         Response::new(full(text))
     } else if stream {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(32);
@@ -831,14 +915,26 @@ async fn answered(
         tokio::spawn(async move {
             let mut events = Events::default();
             let mut read = Reader::new(api, state.endpoint.provider);
-            let mut chunks = answer.bytes_stream();
+            let mut chunks = reply.body;
             let silence = state.endpoint.config.timeout;
             let mut listening = true;
+            let mut complete = true;
             // Read to the end even when the program has gone or stopped
             // reading: the answer is paid for, and its usage comes last.
-            while let Ok(Some(chunk)) = tokio::time::timeout(silence, chunks.next()).await {
+            loop {
+                let chunk = match tokio::time::timeout(silence, chunks.next()).await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(_) => {
+                        complete = false;
+                        break;
+                    }
+                };
                 match chunk {
                     Ok(bytes) => {
+                        if let Some(r) = &mut recorder {
+                            r.chunk(&bytes, true);
+                        }
                         for (event, data) in events.push(&bytes) {
                             read.event(&event, &data);
                         }
@@ -849,6 +945,7 @@ async fn answered(
                         }
                     }
                     Err(e) => {
+                        complete = false;
                         if listening {
                             let _ = tx.send(Err(std::io::Error::other(e))).await;
                         }
@@ -857,7 +954,11 @@ async fn answered(
                 }
             }
             drop(tx);
-            settle(&state, read.finish(), estimate);
+            let answer = read.finish();
+            if let Some(recorder) = recorder {
+                recorder.finish(type_text, answer.as_ref().map(|a| a.usage), complete);
+            }
+            settle_with(&state, answer, estimate, limiter);
             drop(permit);
         });
         let frames = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -865,23 +966,17 @@ async fn answered(
         });
         Response::new(http_body_util::BodyExt::boxed(StreamBody::new(frames)))
     } else {
-        let text = http_body_util::Limited::new(
-            http_body_util::StreamBody::new(
-                answer
-                    .bytes_stream()
-                    .map(|c| c.map(Frame::data).map_err(std::io::Error::other)),
-            ),
-            MAX_WHOLE,
-        )
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+        let text = collect(reply.body).await;
         let mut read = Reader::new(api, state.endpoint.provider);
         if let Ok(value) = serde_json::from_slice::<Value>(&text) {
             read.whole(&value);
         }
-        settle(state, read.finish(), estimate);
+        let answer = read.finish();
+        if let Some(mut recorder) = recorder {
+            recorder.chunk(&text, false);
+            recorder.finish(type_text, answer.as_ref().map(|a| a.usage), true);
+        }
+        settle_with(state, answer, estimate, limiter);
         drop(permit);
         Response::new(full(text))
     };
@@ -894,13 +989,21 @@ async fn answered(
     response
 }
 
-/// Counts a call's answer against the budgets, tells the live view, and
-/// writes it to the transcript.
-fn settle(state: &State, answer: Option<Answer>, estimate: u64) {
-    settle_with(state, answer, estimate, true);
+/// A whole answer's bytes (at most [`MAX_WHOLE`]; what broke off is
+/// dropped).
+async fn collect(body: futures_util::stream::BoxStream<'static, Result<Bytes, String>>) -> Bytes {
+    http_body_util::Limited::new(
+        StreamBody::new(body.map(|c| c.map(Frame::data).map_err(std::io::Error::other))),
+        MAX_WHOLE,
+    )
+    .collect()
+    .await
+    .map(|b| b.to_bytes())
+    .unwrap_or_default()
 }
 
-/// [`settle`]; `limiter`: the call's tokens are still to be settled with
+/// Counts a call's answer against the budgets, tells the live view, and
+/// writes it to the transcript; `limiter`: the call's tokens are still to be settled with
 /// the model's limiter (not when `call::call` did).
 fn settle_with(state: &State, answer: Option<Answer>, estimate: u64, limiter: bool) {
     let Some(mut answer) = answer else {
@@ -972,46 +1075,6 @@ fn tool_detail(input: &Value) -> String {
     .unwrap_or_default();
     let line = pick.lines().next().unwrap_or_default();
     line.chars().take(120).collect()
-}
-
-/// Splits an SSE byte stream into events (name, data), across chunks.
-#[derive(Default)]
-struct Events {
-    buffer: Vec<u8>,
-}
-
-impl Events {
-    fn push(&mut self, bytes: &[u8]) -> Vec<(String, String)> {
-        self.buffer.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        loop {
-            let text = &self.buffer;
-            let lf = text.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-            let crlf = text
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|i| (i, 4));
-            let end = match (lf, crlf) {
-                (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-                (a, b) => a.or(b),
-            };
-            let Some((at, len)) = end else { break };
-            let block = String::from_utf8_lossy(&self.buffer[..at]).into_owned();
-            self.buffer.drain(..at + len);
-            let (mut event, mut data) = (String::new(), Vec::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
-                }
-            }
-            if !data.is_empty() {
-                out.push((event, data.join("\n")));
-            }
-        }
-        out
-    }
 }
 
 /// Reads an answer as it passes: the provider's decoder and the shared
@@ -1193,6 +1256,7 @@ mod tests {
                 groups: Vec::new(),
                 transcript: dir.path().join("t.jsonl"),
                 notes: None,
+                reel: None,
             },
         )
         .unwrap();
@@ -1265,21 +1329,6 @@ mod tests {
         assert_eq!(kinds, ["function", "namespace"]);
         let mut body = json!({"previous_response_id": "resp_1"});
         assert!(confine(Api::Responses, body.as_object_mut().unwrap()).is_err());
-    }
-
-    #[test]
-    fn sse_events_are_split_across_chunks() {
-        let mut events = Events::default();
-        assert!(events.push(b"event: a\ndata: {\"x\"").is_empty());
-        let got = events.push(b":1}\n\nevent: b\r\ndata: 2\r\n\r\ndata: 3\n\n");
-        assert_eq!(
-            got,
-            vec![
-                ("a".to_string(), "{\"x\":1}".to_string()),
-                ("b".to_string(), "2".to_string()),
-                (String::new(), "3".to_string()),
-            ]
-        );
     }
 
     #[test]

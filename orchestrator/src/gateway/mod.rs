@@ -26,8 +26,11 @@ mod limiter;
 pub mod prices;
 pub(crate) mod provider;
 pub mod relay;
+mod reply;
 mod session;
+mod sse;
 mod stream;
+pub mod tape;
 mod transcript;
 mod translate;
 
@@ -96,6 +99,8 @@ pub struct Gateway {
     /// Budgets shared by several tasks: an experiment's, which covers all
     /// its variants. By name.
     groups: Mutex<BTreeMap<String, Arc<BudgetScope>>>,
+    /// `--record` / `--replay`: where model traffic is kept or served from.
+    tape: Option<tape::Tape>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -138,7 +143,37 @@ impl Gateway {
             endpoints,
             run: BudgetScope::new("the run", budget),
             groups: Mutex::new(BTreeMap::new()),
+            tape: None,
         })
+    }
+
+    /// The gateway recording model traffic to cassettes, or replaying it
+    /// from them, as `settings` say.
+    pub fn with_tape(mut self, settings: &tape::TapeSettings) -> Self {
+        if settings.is_off() {
+            return self;
+        }
+        let secrets = self
+            .endpoints
+            .values()
+            .filter_map(|e| e.key.clone())
+            .collect();
+        self.tape = Some(tape::Tape::new(settings.clone(), secrets));
+        self
+    }
+
+    /// The cassette of `id` (`None` when the run neither records nor
+    /// replays), with the run's `paths` that requests may quote by the
+    /// placeholder that stands for them in a request's key.
+    pub fn reel(
+        &self,
+        id: tape::ReelId,
+        paths: Vec<(String, std::path::PathBuf)>,
+    ) -> Result<Option<Arc<tape::Reel>>, String> {
+        match &self.tape {
+            None => Ok(None),
+            Some(tape) => tape.reel(id, paths).map(Some),
+        }
     }
 
     /// The budget experiment `task`'s variants share (made with `budget`

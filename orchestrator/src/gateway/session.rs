@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 use swarm_protocol::agent::{
     AgentMessage, AgentOutcome, AgentReport, Block, CoordinatorMessage, Message, Refusal, Role,
-    ToolSpec, Usage,
+    StopReason, ToolSpec, Usage,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -145,6 +145,8 @@ pub struct Session {
     worker_report: Option<AgentReport>,
     verify_passed: Option<bool>,
     notes: Option<Notes>,
+    /// The attempt's cassette, when the run records or replays.
+    reel: Option<Arc<super::tape::Reel>>,
     spawn: Option<Spawn>,
     /// `spawn_subtasks` calls of the model's last answer not yet served.
     spawns_asked: Vec<serde_json::Value>,
@@ -173,6 +175,13 @@ impl Session {
     /// Sends the session's notes (tool calls, usage, budget stops) to `notes`.
     pub fn with_notes(mut self, notes: Notes) -> Self {
         self.notes = Some(notes);
+        self
+    }
+
+    /// Records the session's model calls to `reel`, or answers them from
+    /// it.
+    pub fn with_reel(mut self, reel: Option<Arc<super::tape::Reel>>) -> Self {
+        self.reel = reel;
         self
     }
 
@@ -222,6 +231,7 @@ impl Session {
             worker_report: None,
             verify_passed: None,
             notes: None,
+            reel: None,
             spawn: None,
             spawns_asked: Vec::new(),
             output: None,
@@ -549,7 +559,8 @@ impl Session {
         // Text and retries stream to the worker while the call runs.
         let (tx, mut rx) =
             mpsc::unbounded_channel::<(CoordinatorMessage, Option<serde_json::Value>)>();
-        let (http, endpoint, request) = (&self.gateway.http, &endpoint, &request);
+        let (http, endpoint, request, reel) =
+            (&self.gateway.http, &endpoint, &request, self.reel.as_ref());
         let calling = async move {
             let text_tx = tx.clone();
             let mut on_text = move |text: &str| {
@@ -569,7 +580,7 @@ impl Session {
                     Some(note),
                 ));
             };
-            call::call(http, endpoint, request, &mut on_text, &mut on_retry).await
+            call::call(http, endpoint, request, reel, &mut on_text, &mut on_retry).await
         };
         let transcript = &mut self.transcript;
         let forwarding = async {
@@ -634,8 +645,23 @@ impl Session {
                 };
                 send(write, &reply).await.is_ok()
             }
-            Err(message) => {
-                let message = format!("the model call failed: {message}");
+            Err(failed) => {
+                if failed.spent.total() > 0 {
+                    // What broke off mid-answer was paid for.
+                    let mut cut = super::stream::Answer {
+                        content: Vec::new(),
+                        stop: StopReason::EndTurn,
+                        usage: failed.spent,
+                    };
+                    let (usd, _) =
+                        self.gateway
+                            .settle_all(config, &mut cut, request.estimate, &self.scopes());
+                    self.transcript.write(
+                        "note",
+                        json!({"message": "answers cut off mid-stream were counted", "usage": cut.usage, "cost_usd": usd}),
+                    );
+                }
+                let message = format!("the model call failed: {}", failed.message);
                 self.refuse(write, Refusal::Model, message).await
             }
         }

@@ -142,6 +142,7 @@ pub async fn plan(
                 label: "planner".into(),
                 transcript: request.transcript.clone(),
                 budget: None,
+                cassette: Some(crate::gateway::tape::ReelId::Planner),
             })
             .await?;
         usage.add(completion.usage);

@@ -83,6 +83,7 @@ impl Replanner {
                     label: format!("replan {}", failure.task.id),
                     transcript: Some(self.transcript.clone()),
                     budget: None,
+                    cassette: Some(crate::gateway::tape::ReelId::Replanner),
                 })
                 .await
                 .map_err(|e| format!("the model call failed: {e}"))?;

@@ -153,6 +153,10 @@ pub enum Command {
         /// terminal swarm refuses, since the bytes are the task's.
         #[arg(long)]
         raw: bool,
+        /// Show the attempt's cassette in DIR (where `--record DIR` kept
+        /// the run's model traffic) instead of its output.
+        #[arg(long, value_name = "DIR", conflicts_with = "follow")]
+        cassette: Option<PathBuf>,
     },
     /// Rank an experiment's variants (a task with `variants`): score,
     /// verify, tokens, cost, time and diff size of each, and which one was
@@ -175,11 +179,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the JSON schema of plan files (`--events`: of run events).
+    /// Print the JSON schema of plan files (`--events`: of run events;
+    /// `--cassette`: of a cassette's lines).
     #[command(hide = true)]
     Schema {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "cassette")]
         events: bool,
+        #[arg(long)]
+        cassette: bool,
     },
     /// The sandbox launcher: started by `swarm run` with a socket on fd 3,
     /// it starts every sandboxed worker of the run, or with `--unconfined`
@@ -260,6 +267,40 @@ pub struct Drive {
     pub quiet: bool,
     #[command(flatten)]
     pub outputs: Outputs,
+    #[command(flatten)]
+    pub tape: TapeArgs,
+}
+
+/// Model traffic kept in cassettes, or served from them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TapeArgs {
+    /// Record every model exchange (requests without credentials, answers
+    /// event by event) as one JSONL cassette per task attempt in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// Answer every model call from the cassettes in DIR instead of the
+    /// provider: no API key or network needed. A call that was not
+    /// recorded fails its task, naming it.
+    #[arg(long, value_name = "DIR")]
+    pub replay: Option<PathBuf>,
+    /// With --replay: send calls that were not recorded to the provider
+    /// (with --record, they are kept).
+    #[arg(long, requires = "replay")]
+    pub replay_fallthrough: bool,
+}
+
+impl TapeArgs {
+    /// The settings, with relative directories taken from `cwd`.
+    pub fn settings(
+        &self,
+        cwd: &std::path::Path,
+    ) -> swarm_orchestrator::gateway::tape::TapeSettings {
+        swarm_orchestrator::gateway::tape::TapeSettings {
+            record: self.record.as_ref().map(|d| cwd.join(d)),
+            replay: self.replay.as_ref().map(|d| cwd.join(d)),
+            fallthrough: self.replay_fallthrough,
+        }
+    }
 }
 
 /// Machine-readable outputs of `run` and `resume`.
@@ -351,6 +392,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             attempt,
             follow,
             raw,
+            cassette,
         } => {
             let repo = open_repo(&cwd)?;
             // `swarm logs TASK`: the latest run, as `status` defaults to.
@@ -368,7 +410,12 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             };
             check_name(&run)?;
             open_state(&repo, &run)?;
-            crate::logs::logs(&repo.workdir, &run, &task, attempt, follow, raw)
+            let show = match cassette {
+                Some(dir) => crate::logs::Show::Cassette(cwd.join(dir)),
+                None if follow => crate::logs::Show::Follow,
+                None => crate::logs::Show::Output,
+            };
+            crate::logs::logs(&repo.workdir, &run, &task, attempt, show, raw)
         }
         Command::Plan(args) => crate::plan_cmd::plan_cmd(&cwd, args),
         Command::Trust { revoke } => crate::trust_cmd::trust_cmd(&cwd, revoke),
@@ -394,9 +441,11 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         })),
         Command::Agent => Ok(crate::agent_worker::agent_main()),
         Command::Node => crate::node::node_main(),
-        Command::Schema { events } => {
+        Command::Schema { events, cassette } => {
             if events {
                 print!("{}", swarm_protocol::events_schema());
+            } else if cassette {
+                print!("{}", swarm_protocol::cassette::cassette_schema());
             } else {
                 print!("{}", plan::schema::json_schema());
             }

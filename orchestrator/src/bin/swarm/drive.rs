@@ -42,6 +42,7 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
                 args.name.as_deref(),
                 args.base.as_deref(),
                 &args.planner,
+                &args.drive.tape.settings(cwd),
             )?;
             // The plan first, where the run's events are not.
             if args.drive.outputs.events.is_some() {
@@ -184,6 +185,9 @@ pub(crate) fn drive(
         name,
         grace: args.grace,
         retry_failed,
+        tape: args
+            .tape
+            .settings(&std::env::current_dir().unwrap_or_default()),
     };
     assemble::apply(&mut plan, &overrides);
     // One thread runs the dispatcher and every worker future: a child's exit

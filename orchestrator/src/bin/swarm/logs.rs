@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use serde_json::Value;
+use swarm_orchestrator::gateway::tape::ReelId;
 use swarm_orchestrator::{escape, journal, report, run};
 
 use crate::Failure;
@@ -33,14 +34,26 @@ impl Mode {
     }
 }
 
+/// What of a task's attempt `swarm logs` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Show {
+    /// Its output (and transcript, verify's output).
+    Output,
+    /// Its output as it grows (`--follow`).
+    Follow,
+    /// Its cassette in a `--record` directory (`--cassette DIR`).
+    Cassette(PathBuf),
+}
+
 pub fn logs(
     workdir: &Path,
     run_name: &str,
     task: &str,
     attempt: Option<u32>,
-    follow: bool,
+    show: Show,
     raw: bool,
 ) -> Result<i32, Failure> {
+    let follow = show == Show::Follow;
     let mode = if raw {
         use std::io::IsTerminal as _;
         if std::io::stdout().is_terminal() {
@@ -68,7 +81,11 @@ pub fn logs(
     // (a task named `plan` comes first).
     let planner = swarm_orchestrator::layout::plans_dir(workdir, run_name)
         .join(swarm_orchestrator::layout::PLANNER_TRANSCRIPT);
-    if task == "plan" && !folded.tasks.iter().any(|t| t.id == task) && planner.is_file() {
+    let planner_asked = task == "plan" && !folded.tasks.iter().any(|t| t.id == task);
+    if let (true, Show::Cassette(dir)) = (planner_asked, &show) {
+        return cassette(&dir.join(ReelId::Planner.file()), "the planner", mode);
+    }
+    if planner_asked && planner.is_file() {
         let text = std::fs::read_to_string(&planner).map_err(|e| {
             Failure::Invalid(anyhow!("show the planner's log of run `{run_name}`: {e}"))
         })?;
@@ -119,6 +136,17 @@ pub fn logs(
         )));
     }
     let attempt = attempt.unwrap_or(t.attempts.max(1));
+    if let Show::Cassette(dir) = &show {
+        let id = ReelId::Attempt {
+            task: task.to_string(),
+            attempt,
+        };
+        return cassette(
+            &dir.join(id.file()),
+            &format!("task `{task}`, attempt {attempt}"),
+            mode,
+        );
+    }
     let (out, err) = report::log_paths(&dir, task, attempt);
     let (verify_out, verify_err) = report::verify_log_paths(&dir, task, attempt);
     let transcript = run::transcript_path(&dir, task, attempt);
@@ -235,6 +263,19 @@ fn clip(text: &str, max: usize) -> String {
         s.push_str(" [...]");
     }
     s
+}
+
+/// Prints the cassette at `path` (of `whose` calls) for people.
+fn cassette(path: &Path, whose: &str, mode: Mode) -> Result<i32, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failure::Invalid(anyhow!(
+            "show the cassette of {whose}: {}: {e}\nhelp: --cassette names the directory a run was recorded to (`swarm run --record DIR`)",
+            path.display()
+        ))
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    mode.write(&mut stdout, crate::cassette_view::render(&text).as_bytes());
+    Ok(swarm_orchestrator::exit::SUCCESS)
 }
 
 /// A transcript (JSON lines) as text for people: each turn's text, tool

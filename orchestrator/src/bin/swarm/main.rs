@@ -2,6 +2,7 @@
 //! environment, installs signal handlers or prints.
 
 mod agent_worker;
+mod cassette_view;
 mod clean_cmd;
 mod cli;
 mod compare;

@@ -60,6 +60,9 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         name: Some(job.run.clone()),
         grace: std::time::Duration::from_millis(job.grace_ms),
         retry_failed: None,
+        // A cluster run is refused --record and --replay before any job
+        // starts (`SetupError::TapeOnCluster`).
+        tape: Default::default(),
     };
     assemble::apply(&mut plan, &overrides);
     let runtime = tokio::runtime::Builder::new_current_thread()

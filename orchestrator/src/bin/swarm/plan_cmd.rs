@@ -14,6 +14,8 @@ use swarm_orchestrator::planner::{self, Planned, PlannerError};
 use swarm_orchestrator::repomap::{self, MapOptions, RepoMap};
 use swarm_orchestrator::{escape, exit, layout};
 
+use swarm_orchestrator::gateway::tape::TapeSettings;
+
 use crate::Failure;
 use crate::cli::{invalid_or_internal, open_repo};
 
@@ -58,6 +60,8 @@ pub struct PlanArgs {
     pub base: Option<String>,
     #[command(flatten)]
     pub planner: PlannerArgs,
+    #[command(flatten)]
+    pub tape: crate::cli::TapeArgs,
 }
 
 /// The configuration when the repository has no `swarm.toml`.
@@ -103,7 +107,16 @@ pub(crate) fn plan_cmd(cwd: &Path, args: PlanArgs) -> Result<i32, Failure> {
     // A fresh conversation: the gateway appends.
     let _ = std::fs::remove_file(&transcript);
     write(&map_path, &planning.map.text)?;
-    let planned = ask(&repo, &planning, &output, &map_path, &transcript, &rejected)?;
+    let tape = args.tape.settings(cwd);
+    let planned = ask(
+        &repo,
+        &planning,
+        &output,
+        &map_path,
+        &transcript,
+        &rejected,
+        &tape,
+    )?;
     write(&output, &planned.text)?;
     crate::output::print_plan_warnings(&planned.warnings);
     summary(&planned, &args.output, &map_path, &planning);
@@ -125,6 +138,7 @@ pub(crate) fn plan_goal(
     name: Option<&str>,
     base: Option<&str>,
     args: &PlannerArgs,
+    tape: &TapeSettings,
 ) -> Result<GoalPlan, Failure> {
     let repo = open_repo(cwd)?;
     let planning = prepare(&repo, cwd, args, base, goal)?;
@@ -149,7 +163,15 @@ pub(crate) fn plan_goal(
     let transcript = dir.join(layout::PLANNER_TRANSCRIPT);
     let rejected = dir.join("plan.rejected.toml");
     write(&map_path, &planning.map.text)?;
-    let planned = ask(&repo, &planning, &path, &map_path, &transcript, &rejected)?;
+    let planned = ask(
+        &repo,
+        &planning,
+        &path,
+        &map_path,
+        &transcript,
+        &rejected,
+        tape,
+    )?;
     write(&path, &planned.text)?;
     crate::output::print_plan_warnings(&planned.warnings);
     let shown = path.strip_prefix(cwd).unwrap_or(&path).to_path_buf();
@@ -257,6 +279,7 @@ fn ask(
     map_path: &Path,
     transcript: &Path,
     rejected: &Path,
+    tape: &TapeSettings,
 ) -> Result<Planned, Failure> {
     let used = BTreeSet::from([planning.model.as_str()]);
     let mut notices = Vec::new();
@@ -267,6 +290,7 @@ fn ask(
         planning.template.budget,
         "swarm plan",
         &crate::host::current(),
+        tape,
         &mut notices,
     )?;
     crate::output::print_notices(&notices);

@@ -15,7 +15,7 @@ use swarm_worker::{CommandSpec, run_command};
 use tokio::sync::watch;
 
 use super::task::Ctx;
-use crate::gateway::{Session, Verdict, Verifier};
+use crate::gateway::{Gateway, Session, Verdict, Verifier};
 use crate::plan::{AgentTask, Task};
 
 /// Most seconds one bash call of an agent may run.
@@ -37,6 +37,37 @@ fn failed(message: String) -> AgentAttempt {
         verify_passed: None,
         report: None,
     }
+}
+
+/// The cassette of attempt `attempt` of `task` when the run records or
+/// replays model traffic, with the places of this attempt that its
+/// requests may quote (a recorded run's were elsewhere).
+pub(super) fn reel(
+    ctx: &Ctx,
+    gateway: &Gateway,
+    task: &Task,
+    attempt: u32,
+    spec: &CommandSpec,
+) -> Result<Option<std::sync::Arc<crate::gateway::tape::Reel>>, String> {
+    let mut paths = vec![
+        ("<worktree>".to_string(), spec.cwd.clone()),
+        (
+            "<tmp>".to_string(),
+            crate::layout::task_tmp(&ctx.run_dir, &task.id),
+        ),
+        ("<run>".to_string(), ctx.run_dir.clone()),
+    ];
+    // The repository: the run directory is `<repo>/.swarm/runs/<run>`.
+    if let Some(repo) = ctx.run_dir.ancestors().nth(3) {
+        paths.push(("<repo>".to_string(), repo.to_path_buf()));
+    }
+    gateway.reel(
+        crate::gateway::tape::ReelId::Attempt {
+            task: task.id.clone(),
+            attempt,
+        },
+        paths,
+    )
 }
 
 /// Runs one attempt of agent task `task`. `spec` is set up for the task's
@@ -76,6 +107,10 @@ pub(crate) async fn run(
         };
     for group in budget_groups(ctx, task, gateway, agent) {
         session.join_group(group);
+    }
+    match reel(ctx, gateway, task, attempt, &spec) {
+        Ok(reel) => session = session.with_reel(reel),
+        Err(e) => return failed(e),
     }
     // The model's subtask requests, checked as they come (`run::spawn`).
     let (spawner, parent, workdir) = (

@@ -67,6 +67,10 @@ pub(crate) async fn run(
             let _ = events.send(crate::run::executor::ExecEvent::Agent { task: index, note });
         }) as crate::gateway::Notes
     });
+    let reel = match super::agent_task::reel(ctx, gateway, task, attempt, &spec) {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
     let door = match Door::new(
         Arc::clone(gateway),
         DoorSettings {
@@ -79,6 +83,7 @@ pub(crate) async fn run(
             groups: budget_groups(ctx, task, gateway, agent),
             transcript: crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt),
             notes,
+            reel,
         },
     ) {
         Ok(d) => d,
@@ -325,6 +330,7 @@ pub(crate) async fn run(
         agent_outcome = match why {
             Refused::Budget => AgentOutcome::Budget,
             Refused::MaxTurns => AgentOutcome::MaxTurns,
+            Refused::NotRecorded => AgentOutcome::ModelError,
         };
         detail = Some(message.clone());
     }

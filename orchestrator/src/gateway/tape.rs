@@ -1,0 +1,725 @@
+//! Record and replay of model traffic: cassettes.
+//!
+//! Every model call of a run passes through the gateway, so the gateway
+//! can keep them: with `--record DIR` each exchange (the request as it went
+//! upstream, without its headers, so without any key; the answer event by
+//! event with its timing; the usage) is appended to one JSONL cassette per
+//! task attempt, and one each for the planner and the replanner. With
+//! `--replay DIR` the gateway serves those answers instead of any provider:
+//! no key and no network are needed, and a run whose commands are
+//! deterministic ends with the same tree.
+//!
+//! A recorded answer is found by the hash of its normalised request, not by
+//! its place: the JSON with its keys in order, without the fields that
+//! change from run to run while meaning the same (`metadata`, `user`, cache
+//! markers, prompt-cache keys, the output limit the budgets set), with the
+//! run's own paths (worktree, tmp, run directory) replaced by placeholders,
+//! and ids and timestamps left out. Requests with the same key are served
+//! in the order they were recorded. A request that was not recorded is an
+//! error that names the task, attempt and turn, with a diff against the
+//! nearest recorded request, unless `--replay-fallthrough` sends it to the
+//! provider (and `--record` keeps it).
+//!
+//! The format is [`swarm_protocol::cassette`].
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Instant;
+
+use regex::Regex;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use swarm_protocol::agent::Usage;
+use swarm_protocol::cassette::{
+    CASSETTE_VERSION, CassetteLine, Exchange, Header, RecordedRequest, RecordedResponse, SseEvent,
+};
+
+use super::sse::Events;
+use super::{Secret, lock, redact};
+use crate::ids::flat;
+
+/// What the person running swarm asked for: `--record`, `--replay`,
+/// `--replay-fallthrough`. Only they can give it (a command line, a front
+/// end); nothing in a plan or a task turns it on, and replay only ever
+/// narrows what a run reaches (no network at all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TapeSettings {
+    /// Where cassettes are written.
+    pub record: Option<PathBuf>,
+    /// Where recorded answers are served from.
+    pub replay: Option<PathBuf>,
+    /// Send a request that was not recorded to the provider.
+    pub fallthrough: bool,
+}
+
+impl TapeSettings {
+    pub fn is_off(&self) -> bool {
+        self.record.is_none() && self.replay.is_none()
+    }
+
+    /// Whether the run may need no API key: every answer replayed.
+    pub fn keyless(&self) -> bool {
+        self.replay.is_some() && !self.fallthrough
+    }
+}
+
+/// Whose calls a cassette holds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReelId {
+    Attempt { task: String, attempt: u32 },
+    Planner,
+    Replanner,
+}
+
+impl ReelId {
+    /// The cassette's file under the record or replay directory.
+    pub fn file(&self) -> PathBuf {
+        match self {
+            Self::Attempt { task, attempt } => PathBuf::from("tasks")
+                .join(&*flat(task))
+                .join(format!("{attempt}.jsonl")),
+            Self::Planner => PathBuf::from("planner.jsonl"),
+            Self::Replanner => PathBuf::from("replanner.jsonl"),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Attempt { task, attempt } => format!("task `{task}`, attempt {attempt}"),
+            Self::Planner => "the planner".into(),
+            Self::Replanner => "the replanner".into(),
+        }
+    }
+}
+
+/// The run's record/replay settings and the cassettes open in it.
+pub(crate) struct Tape {
+    settings: TapeSettings,
+    /// Every key the gateway holds: scrubbed from each line written, in
+    /// case a request ever quoted one.
+    secrets: Vec<Secret>,
+    /// The planner's and the replanner's: one cassette for all their calls.
+    shared: Mutex<BTreeMap<ReelId, Arc<Reel>>>,
+}
+
+impl Tape {
+    pub fn new(settings: TapeSettings, secrets: Vec<Secret>) -> Self {
+        Self {
+            settings,
+            secrets,
+            shared: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The cassette of `id`, where this run's `paths` (placeholder, path)
+    /// stand for what requests quote of the run's places. The planner's
+    /// and the replanner's are opened once and shared.
+    pub fn reel(&self, id: ReelId, paths: Vec<(String, PathBuf)>) -> Result<Arc<Reel>, String> {
+        if matches!(id, ReelId::Attempt { .. }) {
+            return self.open(id, paths).map(Arc::new);
+        }
+        let mut shared = lock(&self.shared);
+        if let Some(reel) = shared.get(&id) {
+            return Ok(Arc::clone(reel));
+        }
+        let reel = Arc::new(self.open(id.clone(), paths)?);
+        shared.insert(id, Arc::clone(&reel));
+        Ok(reel)
+    }
+
+    fn open(&self, id: ReelId, paths: Vec<(String, PathBuf)>) -> Result<Reel, String> {
+        let file = id.file();
+        let name = id.describe();
+        let mut paths: Vec<(String, String)> = paths
+            .into_iter()
+            .map(|(placeholder, path)| (placeholder, path.display().to_string()))
+            .filter(|(_, path)| path.len() > 1)
+            .collect();
+        // The longest first: a worktree inside the run directory is the
+        // worktree, not the run directory plus a rest.
+        paths.sort_by_key(|(_, path)| std::cmp::Reverse(path.len()));
+        let replay = match &self.settings.replay {
+            None => None,
+            Some(dir) => Some(Recorded::load(&dir.join(&file))?),
+        };
+        let record = match &self.settings.record {
+            None => None,
+            Some(dir) => {
+                let path = dir.join(&file);
+                // Recording over the cassette being replayed: keep what is
+                // there and add the new exchanges.
+                let append = self.settings.replay.as_deref() == Some(dir.as_path())
+                    && replay.as_ref().is_some_and(|r| r.existed);
+                Some(open_for_record(&path, append, &name, &paths)?)
+            }
+        };
+        Ok(Reel {
+            name,
+            paths,
+            turns: AtomicU32::new(0),
+            replay: replay.map(|r| (r.path.clone(), Mutex::new(r))),
+            fallthrough: self.settings.fallthrough,
+            record: record.map(|(path, file)| (path, Mutex::new(file))),
+            secrets: self.secrets.clone(),
+        })
+    }
+}
+
+fn open_for_record(
+    path: &Path,
+    append: bool,
+    name: &str,
+    paths: &[(String, String)],
+) -> Result<(PathBuf, File), String> {
+    let fail = |e: std::io::Error| format!("open cassette {} to record: {e}", path.display());
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .map_err(fail)?;
+    if !append {
+        let header = CassetteLine::Cassette(Header {
+            version: CASSETTE_VERSION,
+            name: name.to_string(),
+            paths: paths
+                .iter()
+                .map(|(placeholder, path)| (placeholder.clone(), path.clone()))
+                .collect(),
+        });
+        let mut line = serde_json::to_string(&header).map_err(|e| fail(e.into()))?;
+        line.push('\n');
+        file.write_all(line.as_bytes()).map_err(fail)?;
+    }
+    Ok((path.to_path_buf(), file))
+}
+
+/// One cassette: the calls of one attempt (or of the planner).
+pub struct Reel {
+    /// `task `a`, attempt 1`, for errors.
+    name: String,
+    /// (placeholder, this run's path), the longest path first.
+    paths: Vec<(String, String)>,
+    turns: AtomicU32,
+    replay: Option<(PathBuf, Mutex<Recorded>)>,
+    fallthrough: bool,
+    record: Option<(PathBuf, Mutex<File>)>,
+    secrets: Vec<Secret>,
+}
+
+impl std::fmt::Debug for Reel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reel").field("name", &self.name).finish()
+    }
+}
+
+/// What a replaying cassette says to a request.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// The recorded answer.
+    Served(RecordedResponse),
+    /// Not recorded, and not to be sent: why, for the task's report.
+    Miss(String),
+    /// Send it to the provider (not replaying, or falling through).
+    Network,
+}
+
+impl Reel {
+    /// The next call's number in this cassette (from 1).
+    pub(crate) fn next_turn(&self) -> u32 {
+        self.turns.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Whether calls are answered from a cassette and never sent (no key
+    /// is needed for them).
+    pub(crate) fn replays_only(&self) -> bool {
+        self.replay.is_some() && !self.fallthrough
+    }
+
+    /// The recorded answer to call `turn`, a request to `path` with `body`.
+    pub(crate) fn lookup(&self, turn: u32, path: &str, body: &Value) -> Lookup {
+        let Some((file, recorded)) = &self.replay else {
+            return Lookup::Network;
+        };
+        let normalised = normalise(path, body, &self.paths);
+        let key = key_of(&normalised);
+        let mut recorded = lock(recorded);
+        if let Some(entry) = recorded
+            .entries
+            .iter_mut()
+            .find(|e| !e.served && e.key == key)
+        {
+            entry.served = true;
+            return Lookup::Served(entry.response.clone());
+        }
+        if self.fallthrough {
+            return Lookup::Network;
+        }
+        let why = if !recorded.existed {
+            format!("no cassette was recorded at {}", file.display())
+        } else if recorded.entries.is_empty() {
+            format!("cassette {} holds no exchange", file.display())
+        } else {
+            let pretty = pretty(&normalised);
+            let nearest = recorded.nearest(&pretty);
+            match nearest {
+                Some((turn, diff)) => format!(
+                    "cassette {} has no request like it; the nearest recorded one (turn {turn}) differs:\n{diff}",
+                    file.display()
+                ),
+                None => format!(
+                    "cassette {} has no request like it (each recorded one was served already)",
+                    file.display()
+                ),
+            }
+        };
+        Lookup::Miss(format!(
+            "replay: no recorded answer for {}, turn {turn} ({path}): {why}\nhelp: record the run again with --record, or add --replay-fallthrough to ask the provider what was not recorded",
+            self.name
+        ))
+    }
+
+    /// A recorder for call `turn`, if this cassette records.
+    pub(crate) fn recorder(
+        self: &Arc<Self>,
+        turn: u32,
+        path: &str,
+        body: &Value,
+    ) -> Option<Recorder> {
+        self.record.as_ref()?;
+        let key = key_of(&normalise(path, body, &self.paths));
+        Some(Recorder {
+            reel: Arc::clone(self),
+            exchange: Exchange {
+                turn,
+                key: Some(key),
+                request: RecordedRequest {
+                    path: path.to_string(),
+                    body: body.clone(),
+                },
+                response: RecordedResponse {
+                    status: 200,
+                    content_type: None,
+                    events: Vec::new(),
+                    body: None,
+                    complete: true,
+                },
+                usage: None,
+            },
+            started: Instant::now(),
+            events: Events::default(),
+            whole: Vec::new(),
+        })
+    }
+
+    fn write(&self, exchange: Exchange) {
+        let Some((path, file)) = &self.record else {
+            return;
+        };
+        let line = CassetteLine::Exchange(Box::new(exchange));
+        let Ok(text) = serde_json::to_string(&line) else {
+            return;
+        };
+        let mut text = self
+            .secrets
+            .iter()
+            .fold(text, |text, secret| redact(&text, Some(secret)));
+        text.push('\n');
+        if let Err(e) = lock(file).write_all(text.as_bytes()) {
+            tracing::warn!(path = %path.display(), %e, "failed to write a cassette");
+        }
+    }
+}
+
+/// One exchange being recorded as the answer passes.
+pub(crate) struct Recorder {
+    reel: Arc<Reel>,
+    exchange: Exchange,
+    started: Instant,
+    events: Events,
+    whole: Vec<u8>,
+}
+
+impl Recorder {
+    /// A piece of the answer as it arrived.
+    pub(crate) fn chunk(&mut self, bytes: &[u8], stream: bool) {
+        if !stream {
+            self.whole.extend_from_slice(bytes);
+            return;
+        }
+        let at_ms = self.started.elapsed().as_millis() as u64;
+        for (event, data) in self.events.push(bytes) {
+            let data = serde_json::from_str::<Value>(&data)
+                .ok()
+                .filter(|v| v.is_object() || v.is_array())
+                .unwrap_or(Value::String(data));
+            self.exchange
+                .response
+                .events
+                .push(SseEvent { at_ms, event, data });
+        }
+    }
+
+    /// Writes the exchange: `content_type` as the provider said it,
+    /// `usage` if it reported one, `complete` unless the answer broke off.
+    pub(crate) fn finish(
+        mut self,
+        content_type: Option<String>,
+        usage: Option<Usage>,
+        complete: bool,
+    ) {
+        let response = &mut self.exchange.response;
+        response.content_type = content_type;
+        response.complete = complete;
+        if response.events.is_empty() {
+            let text = String::from_utf8_lossy(&self.whole).into_owned();
+            response.body = Some(serde_json::from_str(&text).unwrap_or(Value::String(text)));
+        }
+        self.exchange.usage = usage.filter(|u| u.total() > 0);
+        self.reel.write(self.exchange);
+    }
+}
+
+/// A replayed cassette's exchanges.
+struct Recorded {
+    path: PathBuf,
+    existed: bool,
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    turn: u32,
+    key: String,
+    /// The normalised request, pretty, for a miss's diff.
+    pretty: String,
+    response: RecordedResponse,
+    served: bool,
+}
+
+impl Recorded {
+    fn load(path: &Path) -> Result<Self, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    path: path.to_path_buf(),
+                    existed: false,
+                    entries: Vec::new(),
+                });
+            }
+            Err(e) => return Err(format!("read cassette {}: {e}", path.display())),
+        };
+        let mut paths: Vec<(String, String)> = Vec::new();
+        let mut entries = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let at = format!("{}:{}", path.display(), n + 1);
+            match serde_json::from_str::<CassetteLine>(line) {
+                Err(e) => {
+                    return Err(format!(
+                        "read cassette {at}: {e}\nhelp: each line is a JSON object whose `kind` is `cassette` or `exchange` (see `swarm schema --cassette`)"
+                    ));
+                }
+                Ok(CassetteLine::Cassette(header)) => {
+                    if header.version > CASSETTE_VERSION {
+                        return Err(format!(
+                            "read cassette {at}: it is of version {}, and this swarm reads version {CASSETTE_VERSION}",
+                            header.version
+                        ));
+                    }
+                    paths = header.paths.into_iter().collect();
+                    paths.sort_by_key(|(_, path)| std::cmp::Reverse(path.len()));
+                }
+                Ok(CassetteLine::Exchange(exchange)) => {
+                    let normalised =
+                        normalise(&exchange.request.path, &exchange.request.body, &paths);
+                    entries.push(Entry {
+                        turn: match exchange.turn {
+                            0 => entries.len() as u32 + 1,
+                            n => n,
+                        },
+                        key: key_of(&normalised),
+                        pretty: pretty(&normalised),
+                        response: exchange.response,
+                        served: false,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            existed: true,
+            entries,
+        })
+    }
+
+    /// The recorded request nearest to `pretty` (those not served yet
+    /// first) and a short diff from it.
+    fn nearest(&self, pretty: &str) -> Option<(u32, String)> {
+        let pool: Vec<&Entry> = match self.entries.iter().any(|e| !e.served) {
+            true => self.entries.iter().filter(|e| !e.served).collect(),
+            false => self.entries.iter().collect(),
+        };
+        let best = pool.into_iter().max_by(|a, b| {
+            let ra = similar::TextDiff::from_lines(a.pretty.as_str(), pretty).ratio();
+            let rb = similar::TextDiff::from_lines(b.pretty.as_str(), pretty).ratio();
+            ra.total_cmp(&rb)
+        })?;
+        Some((best.turn, short_diff(&best.pretty, pretty)))
+    }
+}
+
+/// The changed lines between `recorded` and `asked` (`-` recorded, `+`
+/// asked), each cut to a readable length, at most 16 of them.
+fn short_diff(recorded: &str, asked: &str) -> String {
+    const LINES: usize = 16;
+    const WIDTH: usize = 160;
+    let diff = similar::TextDiff::from_lines(recorded, asked);
+    let mut out = Vec::new();
+    let mut more = 0;
+    for change in diff.iter_all_changes() {
+        let sign = match change.tag() {
+            similar::ChangeTag::Equal => continue,
+            similar::ChangeTag::Delete => '-',
+            similar::ChangeTag::Insert => '+',
+        };
+        if out.len() == LINES {
+            more += 1;
+            continue;
+        }
+        let line = change.value().trim_end();
+        let cut: String = line.chars().take(WIDTH).collect();
+        let ellipsis = if cut.len() < line.len() { "…" } else { "" };
+        out.push(format!("  {sign} {}{ellipsis}", cut.trim_start()));
+    }
+    if more > 0 {
+        out.push(format!("  ({more} more changed lines)"));
+    }
+    out.join("\n")
+}
+
+/// Fields that differ between two runs of the same request: ids the
+/// caller makes up, markers of the provider's prompt cache, and the output
+/// limit (the gateway lowers it to what the budgets have left).
+const VOLATILE: &[&str] = &[
+    "metadata",
+    "user",
+    "cache_control",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "max_tokens",
+    "max_output_tokens",
+    "max_completion_tokens",
+];
+
+static UUID: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}").ok()
+});
+
+static TIME: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
+        .ok()
+});
+
+/// The request as its key sees it: `{"path", "body"}`, the body without
+/// [`VOLATILE`] fields and with the run's paths, ids and timestamps
+/// replaced by placeholders; objects with their keys in order.
+fn normalise(path: &str, body: &Value, paths: &[(String, String)]) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("body".into(), clean(body, paths));
+    out.insert("path".into(), Value::String(path.to_string()));
+    Value::Object(out)
+}
+
+fn clean(value: &Value, paths: &[(String, String)]) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map
+                .keys()
+                .filter(|k| !VOLATILE.contains(&k.as_str()))
+                .collect();
+            keys.sort();
+            let mut out = serde_json::Map::new();
+            for k in keys {
+                out.insert(k.clone(), clean(&map[k], paths));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| clean(v, paths)).collect()),
+        Value::String(s) => Value::String(clean_text(s, paths)),
+        other => other.clone(),
+    }
+}
+
+fn clean_text(text: &str, paths: &[(String, String)]) -> String {
+    let mut text = paths
+        .iter()
+        .fold(text.to_string(), |t, (placeholder, path)| {
+            t.replace(path.as_str(), placeholder)
+        });
+    if let Some(uuid) = UUID.as_ref() {
+        text = uuid.replace_all(&text, "<uuid>").into_owned();
+    }
+    if let Some(time) = TIME.as_ref() {
+        text = time.replace_all(&text, "<time>").into_owned();
+    }
+    text
+}
+
+/// Canonical JSON: objects with their keys in order whatever the map type.
+fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn key_of(normalised: &Value) -> String {
+    let mut text = String::new();
+    canonical(normalised, &mut text);
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn pretty(normalised: &Value) -> String {
+    serde_json::to_string_pretty(normalised).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn paths(worktree: &str) -> Vec<(String, String)> {
+        vec![("<worktree>".into(), worktree.into())]
+    }
+
+    #[test]
+    fn the_key_ignores_order_ids_dates_paths_and_limits() {
+        let a = json!({"model": "m", "max_tokens": 100, "metadata": {"user_id": "u1"},
+            "system": [{"type": "text", "text": "cwd /tmp/r1/wt/a, today 2026-11-25", "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": "session 3f2b8a3c-1d2e-4f5a-9b8c-7d6e5f4a3b2c"}]});
+        let b = json!({"messages": [{"content": "session 00000000-1111-2222-3333-444444444444", "role": "user"}],
+            "system": [{"text": "cwd /var/r2/wt/a, today 2027-01-02", "type": "text"}],
+            "max_tokens": 7, "model": "m", "metadata": {"user_id": "u2"}});
+        let ka = key_of(&normalise("/v1/messages", &a, &paths("/tmp/r1/wt/a")));
+        let kb = key_of(&normalise("/v1/messages", &b, &paths("/var/r2/wt/a")));
+        assert_eq!(ka, kb);
+        let c = json!({"model": "m", "messages": [{"role": "user", "content": "another"}]});
+        assert_ne!(ka, key_of(&normalise("/v1/messages", &c, &[])));
+        assert_ne!(
+            key_of(&normalise("/v1/messages", &c, &[])),
+            key_of(&normalise("/v1/responses", &c, &[]))
+        );
+    }
+
+    #[test]
+    fn a_miss_names_the_turn_and_shows_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = TapeSettings {
+            record: Some(dir.path().to_path_buf()),
+            ..TapeSettings::default()
+        };
+        let id = ReelId::Attempt {
+            task: "a/b".into(),
+            attempt: 1,
+        };
+        let tape = Tape::new(settings, vec![Secret::new("sk-secret")]);
+        let reel = tape.reel(id.clone(), Vec::new()).unwrap();
+        let asked = json!({"messages": [{"role": "user", "content": "add a test, key sk-secret"}]});
+        let mut rec = reel
+            .recorder(reel.next_turn(), "/v1/messages", &asked)
+            .unwrap();
+        rec.chunk(b"event: message_start\ndata: {\"type\":\"message_start\"}\n\nevent: message_stop\ndata: {\"type\":\"mes", true);
+        rec.chunk(b"sage_stop\"}\n\n", true);
+        rec.finish(Some("text/event-stream".into()), None, true);
+        let file = dir.path().join("tasks/a+b/1.jsonl");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("sk-secret"), "{text}");
+        assert_eq!(text.lines().count(), 2, "{text}");
+
+        let replaying = Tape::new(
+            TapeSettings {
+                replay: Some(dir.path().to_path_buf()),
+                ..TapeSettings::default()
+            },
+            Vec::new(),
+        );
+        let reel = replaying.reel(id.clone(), Vec::new()).unwrap();
+        // The recorded request, as the file has it (the key scrubbed).
+        let recorded =
+            json!({"messages": [{"role": "user", "content": "add a test, key [redacted]"}]});
+        let Lookup::Served(answer) = reel.lookup(1, "/v1/messages", &recorded) else {
+            panic!("not served")
+        };
+        assert_eq!(answer.events.len(), 2);
+        assert_eq!(answer.events[1].data, json!({"type": "message_stop"}));
+        // Served once: the same request again is a miss.
+        let changed = json!({"messages": [{"role": "user", "content": "add two tests"}]});
+        let Lookup::Miss(why) = reel.lookup(2, "/v1/messages", &changed) else {
+            panic!("served")
+        };
+        assert!(why.contains("task `a/b`, attempt 1, turn 2"), "{why}");
+        assert!(
+            why.contains("- \"content\": \"add a test, key [redacted]\""),
+            "{why}"
+        );
+        assert!(why.contains("+ \"content\": \"add two tests\""), "{why}");
+        assert!(why.contains("--replay-fallthrough"), "{why}");
+    }
+
+    #[test]
+    fn a_broken_line_is_named_with_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("planner.jsonl");
+        std::fs::write(
+            &file,
+            "{\"kind\":\"cassette\",\"version\":1,\"name\":\"x\"}\n{\"kind\":\"exchange\"}\n",
+        )
+        .unwrap();
+        let tape = Tape::new(
+            TapeSettings {
+                replay: Some(dir.path().to_path_buf()),
+                ..TapeSettings::default()
+            },
+            Vec::new(),
+        );
+        let err = tape.reel(ReelId::Planner, Vec::new()).unwrap_err();
+        assert!(err.contains("planner.jsonl:2"), "{err}");
+    }
+}
