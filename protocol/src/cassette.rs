@@ -82,8 +82,15 @@ fn is_zero(n: &u32) -> bool {
 pub struct RecordedRequest {
     /// The URL's path (`/v1/messages`, `/v1/chat/completions`).
     pub path: String,
-    /// The JSON body.
-    pub body: Value,
+    /// The JSON body, as recorded. A hand-written exchange may leave it
+    /// out: it then answers the first request to `path` not answered yet
+    /// that holds every string of `contains`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    /// Without `body`: strings the request's JSON must hold (a prompt, a
+    /// tool's name) for this exchange to answer it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contains: Vec<String>,
 }
 
 /// The provider's answer: a stream's events, or a whole JSON body.

@@ -999,3 +999,81 @@ verify = "grep -q via via.txt"
     mock.assert_clean();
     assert_eq!(repo.git(&["show", "swarm/plan:via.txt"]).trim(), "via");
 }
+
+#[test]
+fn a_recorded_claude_code_task_replays_with_no_model_and_no_key() {
+    let claude = agent_cli("claude");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new(MODEL)
+        },
+        |call| {
+            if !about(call, "Write the answer") {
+                return Reply::text("ok");
+            }
+            match call.turn {
+                0 => Reply::answer(vec![
+                    text("Writing it."),
+                    bash("b1", "echo 42 > answer.txt && cat answer.txt"),
+                ]),
+                _ => Reply::text("Done: the answer is written."),
+            }
+        },
+    );
+    let plan_path = repo.path().join("plan.toml");
+    repo.write(
+        "plan.toml",
+        &plan(
+            &mock,
+            &claude,
+            r#"[[task]]
+id = "answer"
+agent = "claude"
+prompt = "Write the answer to answer.txt."
+verify = "grep -qx 42 answer.txt"
+"#,
+        ),
+    );
+    let tapes = repo.outside().join("tapes");
+    let tapes = tapes.to_str().unwrap();
+    let mut cmd = repo.swarm_cmd(&["run", plan_path.to_str().unwrap(), "--record", tapes]);
+    cmd.env("TEST_MODEL_KEY", KEY);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    run.assert_code(0);
+    mock.assert_clean();
+    let calls = mock.calls().len();
+    assert!(calls >= 2, "{calls}");
+    let recorded = repo.git(&["rev-parse", "swarm/plan^{tree}"]);
+    for file in files_under(std::path::Path::new(tapes)) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains(KEY), "the key is in {}", file.display());
+    }
+    let cassette =
+        std::fs::read_to_string(std::path::Path::new(tapes).join("tasks/answer/1.jsonl")).unwrap();
+    // Every call the program made, side calls included.
+    assert_eq!(cassette.lines().count(), calls + 1, "{cassette}");
+    drop(mock);
+
+    let again = repo.swarm(&[
+        "run",
+        plan_path.to_str().unwrap(),
+        "--replay",
+        tapes,
+        "--name",
+        "again",
+    ]);
+    again.assert_code(0);
+    assert_eq!(
+        repo.git(&["rev-parse", "swarm/again^{tree}"]),
+        recorded,
+        "{}",
+        again.stderr
+    );
+    let report = repo.report();
+    assert_eq!(
+        crate::support::task(&report, "answer")["agent"]["outcome"],
+        "finished"
+    );
+}

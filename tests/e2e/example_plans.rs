@@ -160,6 +160,20 @@ fn committed_events_schema_is_current() {
     }
 }
 
+/// The schema of a cassette's lines (`swarm run --record`), for people
+/// who write cassettes by hand.
+#[test]
+fn committed_cassette_schema_is_current() {
+    let committed = assert_committed_schema(
+        "cassette.schema.json",
+        &["--cassette"],
+        "committed_cassette_schema",
+    );
+    for field in ["exchange", "request", "response", "events", "contains"] {
+        assert!(committed.contains(&format!("\"{field}\"")), "{field}");
+    }
+}
+
 #[test]
 fn committed_json_schema_is_current() {
     assert_committed_schema("plan.schema.json", &[], "committed_json_schema");

@@ -25,6 +25,7 @@ mod papercuts;
 mod plan_features;
 mod planner;
 mod replan;
+mod replay;
 mod resume;
 mod run;
 mod run_management;

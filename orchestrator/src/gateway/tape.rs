@@ -186,7 +186,9 @@ fn open_for_record(
         .truncate(!append)
         .open(path)
         .map_err(fail)?;
-    if !append {
+    // Appending too: a header line says whose paths the exchanges after
+    // it quote, and this run's are not the first recording's.
+    {
         let header = CassetteLine::Cassette(Header {
             version: CASSETTE_VERSION,
             name: name.to_string(),
@@ -252,11 +254,27 @@ impl Reel {
         let normalised = normalise(path, body, &self.paths);
         let key = key_of(&normalised);
         let mut recorded = lock(recorded);
-        if let Some(entry) = recorded
+        let exact = recorded
             .entries
-            .iter_mut()
-            .find(|e| !e.served && e.key == key)
-        {
+            .iter()
+            .position(|e| !e.served && e.key.as_deref() == Some(key.as_str()));
+        // A hand-written exchange: the first one for this path whose
+        // strings the request holds.
+        let written = || {
+            let mut text = String::new();
+            canonical(body, &mut text);
+            let raw = body.to_string();
+            recorded.entries.iter().position(|e| {
+                !e.served
+                    && e.key.is_none()
+                    && e.path == path
+                    && e.contains
+                        .iter()
+                        .all(|s| text.contains(s.as_str()) || raw.contains(s.as_str()))
+            })
+        };
+        if let Some(at) = exact.or_else(written) {
+            let entry = &mut recorded.entries[at];
             entry.served = true;
             return Lookup::Served(entry.response.clone());
         }
@@ -303,7 +321,8 @@ impl Reel {
                 key: Some(key),
                 request: RecordedRequest {
                     path: path.to_string(),
-                    body: body.clone(),
+                    body: Some(body.clone()),
+                    contains: Vec::new(),
                 },
                 response: RecordedResponse {
                     status: 200,
@@ -397,7 +416,11 @@ struct Recorded {
 
 struct Entry {
     turn: u32,
-    key: String,
+    /// `None`: a hand-written exchange that answers by `path` and
+    /// `contains`.
+    key: Option<String>,
+    path: String,
+    contains: Vec<String>,
     /// The normalised request, pretty, for a miss's diff.
     pretty: String,
     response: RecordedResponse,
@@ -441,15 +464,29 @@ impl Recorded {
                     paths.sort_by_key(|(_, path)| std::cmp::Reverse(path.len()));
                 }
                 Ok(CassetteLine::Exchange(exchange)) => {
-                    let normalised =
-                        normalise(&exchange.request.path, &exchange.request.body, &paths);
+                    let request = exchange.request;
+                    let (key, pretty_text) = match &request.body {
+                        Some(body) => {
+                            let normalised = normalise(&request.path, body, &paths);
+                            (Some(key_of(&normalised)), pretty(&normalised))
+                        }
+                        None => (
+                            None,
+                            format!(
+                                "{{\n  \"path\": {:?},\n  \"contains\": {:?}\n}}",
+                                request.path, request.contains
+                            ),
+                        ),
+                    };
                     entries.push(Entry {
                         turn: match exchange.turn {
                             0 => entries.len() as u32 + 1,
                             n => n,
                         },
-                        key: key_of(&normalised),
-                        pretty: pretty(&normalised),
+                        key,
+                        path: request.path,
+                        contains: request.contains,
+                        pretty: pretty_text,
                         response: exchange.response,
                         served: false,
                     });

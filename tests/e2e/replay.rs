@@ -1,0 +1,292 @@
+//! Record and replay of model traffic, end to end: a run of agent tasks
+//! recorded against the mock model (a real HTTP server on loopback), the
+//! mock stopped, and the run replayed with no key and no model: the same
+//! tree. A changed prompt is a named miss; `--replay-fallthrough` asks the
+//! model what was not recorded and `--record` keeps it.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::agent::{KEY, files_under};
+use crate::support::model::{MockModel, Options, Reply, Wire, text, tool};
+use crate::support::{TestRepo, task};
+
+fn plan(url: &str, prompt_b: &str) -> String {
+    format!(
+        r#"[swarm]
+on_failure = "continue"
+
+[models.default]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[[task]]
+id = "a"
+prompt = "Write the greeting."
+
+[[task]]
+id = "b"
+prompt = "{prompt_b}"
+deps = ["a"]
+"#
+    )
+}
+
+/// A model that writes a file named after the conversation's prompt and
+/// runs a command on it, then finishes.
+fn scripted(options: Options) -> MockModel {
+    MockModel::start(options, |call| {
+        let file = if call.conversation.contains("greeting") {
+            "greeting.txt"
+        } else {
+            "farewell.txt"
+        };
+        match call.turn {
+            0 => Reply::answer(vec![
+                text("Writing."),
+                tool(
+                    "w1",
+                    "write_file",
+                    json!({"path": file, "content": format!("{}\n", call.conversation)}),
+                ),
+                tool(
+                    "b1",
+                    "bash",
+                    json!({"command": format!("wc -l {file} && pwd")}),
+                ),
+            ]),
+            _ => Reply::answer(vec![tool("f1", "finish", json!({"summary": "written"}))]),
+        }
+    })
+}
+
+fn tree(repo: &TestRepo, branch: &str) -> String {
+    repo.git(&["rev-parse", &format!("{branch}^{{tree}}")])
+}
+
+fn run(repo: &TestRepo, plan: &Path, args: &[&str], key: bool) -> crate::support::Run {
+    let mut all = vec!["run", plan.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut cmd = repo.swarm_cmd(&all);
+    if key {
+        cmd.env("TEST_MODEL_KEY", KEY);
+    }
+    cmd.output().unwrap().into()
+}
+
+#[test]
+fn a_recorded_run_replays_without_key_or_model_to_the_same_tree() {
+    let repo = TestRepo::new();
+    let tapes = repo.outside().join("tapes");
+    let mock = scripted(Options {
+        api_key: Some(KEY.into()),
+        ..Options::new("claude-sonnet-4-5")
+    });
+    let url = mock.base_url(Wire::Anthropic);
+    let path = repo.plan("rec.toml", &plan(&url, "Write the farewell."));
+    let tapes_arg = tapes.to_str().unwrap();
+    run(&repo, &path, &["--record", tapes_arg], true).assert_code(0);
+    mock.assert_clean();
+    assert_eq!(mock.calls().len(), 4);
+    let recorded = tree(&repo, "swarm/rec");
+    assert_eq!(
+        repo.show("swarm/rec", "greeting.txt"),
+        "Write the greeting."
+    );
+
+    // One cassette per attempt: a header and two exchanges each, with
+    // the answer event by event; the key in none of them.
+    let a = std::fs::read_to_string(tapes.join("tasks/a/1.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = a
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{a}");
+    assert_eq!(lines[0]["kind"], "cassette");
+    assert_eq!(lines[0]["name"], "task `a`, attempt 1");
+    assert_eq!(lines[1]["kind"], "exchange");
+    assert_eq!(lines[1]["request"]["path"], "/v1/messages");
+    assert!(lines[1]["response"]["events"].as_array().unwrap().len() > 3);
+    assert!(lines[1]["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    for file in files_under(&tapes) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains(KEY), "the key is in {}", file.display());
+    }
+    drop(mock);
+
+    // No model, no key: the same answers, the same tree.
+    let again = run(
+        &repo,
+        &path,
+        &["--replay", tapes_arg, "--name", "again"],
+        false,
+    );
+    again.assert_code(0);
+    assert_eq!(tree(&repo, "swarm/again"), recorded);
+    let report = repo.report();
+    assert_eq!(task(&report, "a")["agent"]["turns"], 2);
+    // The same usage as recorded: spending replays too.
+    assert!(
+        task(&report, "b")["agent"]["usage"]["input_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    let shown = repo.swarm(&["logs", "again", "a", "--cassette", tapes_arg]);
+    shown.assert_code(0);
+    assert!(
+        shown.stdout.contains("cassette of task `a`, attempt 1"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("── turn 1 · POST /v1/messages"),
+        "{}",
+        shown.stdout
+    );
+    assert!(shown.stdout.contains("→ write_file"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("→ finish"), "{}", shown.stdout);
+
+    // A changed prompt was not recorded: the task fails naming its turn,
+    // with what changed; what did not change still replays.
+    let changed = repo.plan("rec.toml", &plan(&url, "Write the goodbye."));
+    let missed = run(
+        &repo,
+        &changed,
+        &["--replay", tapes_arg, "--name", "missed"],
+        false,
+    );
+    assert_ne!(missed.code, 0);
+    let report = repo.report();
+    assert_eq!(task(&report, "a")["status"], "merged");
+    let why = task(&report, "b").to_string();
+    assert!(
+        why.contains("replay: no recorded answer for task `b`, attempt 1, turn 1 (/v1/messages)"),
+        "{why}"
+    );
+    assert!(why.contains("Write the farewell."), "{why}");
+    assert!(why.contains("Write the goodbye."), "{why}");
+    assert!(why.contains("--replay-fallthrough"), "{why}");
+
+    // Falling through to a model asks it only what was not recorded, and
+    // records it; the changed plan then replays on its own.
+    let model = scripted(Options {
+        api_key: Some(KEY.into()),
+        ..Options::new("claude-sonnet-4-5")
+    });
+    let through = repo.plan(
+        "rec.toml",
+        &plan(&model.base_url(Wire::Anthropic), "Write the goodbye."),
+    );
+    run(
+        &repo,
+        &through,
+        &[
+            "--replay",
+            tapes_arg,
+            "--replay-fallthrough",
+            "--record",
+            tapes_arg,
+            "--name",
+            "through",
+        ],
+        true,
+    )
+    .assert_code(0);
+    model.assert_clean();
+    // Task a replayed; b's two calls went to the model.
+    assert_eq!(model.calls().len(), 2);
+    assert!(
+        model
+            .calls()
+            .iter()
+            .all(|c| c.conversation.contains("goodbye"))
+    );
+    drop(model);
+    run(
+        &repo,
+        &changed,
+        &["--replay", tapes_arg, "--name", "replayed"],
+        false,
+    )
+    .assert_code(0);
+    assert_eq!(tree(&repo, "swarm/replayed"), tree(&repo, "swarm/through"));
+}
+
+#[test]
+fn a_hand_written_cassette_drives_an_agent_with_no_model_at_all() {
+    let repo = TestRepo::new();
+    let tapes = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cassettes/hand-written");
+    let path = repo.plan(
+        "hand.toml",
+        r#"[models.default]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+
+[[task]]
+id = "note"
+prompt = "Write a note."
+"#,
+    );
+    // The model needs ANTHROPIC_API_KEY, which is not set: replaying, no
+    // key is asked for.
+    let run = repo.run_plan(&path, &["--replay", tapes.to_str().unwrap()]);
+    run.assert_code(0);
+    assert_eq!(
+        repo.show("swarm/hand", "NOTE.md"),
+        "written from a cassette"
+    );
+    // Without --replay the same plan needs its key.
+    let keyless = repo.run_plan(&path, &["--name", "keyless"]);
+    assert_ne!(keyless.code, 0);
+    assert!(
+        keyless.stderr.contains("ANTHROPIC_API_KEY"),
+        "{}",
+        keyless.stderr
+    );
+}
+
+#[test]
+fn record_and_replay_are_refused_on_a_cluster_and_a_missing_cassette_is_named() {
+    let repo = TestRepo::new();
+    let path = repo.plan(
+        "none.toml",
+        r#"[models.default]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+
+[[task]]
+id = "note"
+prompt = "Write a note."
+"#,
+    );
+    let empty = repo.outside().join("empty-tapes");
+    let run = repo.run_plan(&path, &["--replay", empty.to_str().unwrap()]);
+    assert_ne!(run.code, 0);
+    let why = task(&repo.report(), "note").to_string();
+    assert!(why.contains("no cassette was recorded at"), "{why}");
+    assert!(why.contains("tasks/note/1.jsonl"), "{why}");
+    let slurm = repo.run_plan(
+        &path,
+        &[
+            "--replay",
+            empty.to_str().unwrap(),
+            "--executor",
+            "slurm",
+            "--name",
+            "cluster",
+        ],
+    );
+    assert_eq!(slurm.code, 2, "{}", slurm.stderr);
+    assert!(
+        slurm
+            .stderr
+            .contains("--record and --replay work with the local executor only"),
+        "{}",
+        slurm.stderr
+    );
+}
