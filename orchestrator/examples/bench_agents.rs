@@ -498,6 +498,7 @@ fn door(n: usize) -> anyhow::Result<()> {
             groups: Vec::new(),
             transcript: dir.path().join("t.jsonl"),
             notes: None,
+            reel: None,
         },
     )?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -387,7 +387,15 @@ fn model_faults_are_retried_or_reported_and_partial_work_is_kept() {
                     finish()
                 }
                 ("turns", t, _) => write(&format!("turns{t}")),
-                ("budget", t, _) => write(&format!("budget{t}")),
+                // Calls as large as an agent's prompts are: 4,000 tokens.
+                ("budget", t, _) => match write(&format!("budget{t}")) {
+                    Reply::Answer { parts, .. } => Reply::Answer {
+                        parts,
+                        input_tokens: 4000,
+                        output_tokens: 20,
+                    },
+                    other => other,
+                },
                 ("always failing", _, _) => Reply::status(503, "overloaded forever"),
                 (_, 0, _) => finish(),
                 other => panic!("unexpected call {other:?}"),
@@ -444,7 +452,7 @@ max_turns = 2
 [[task]]
 id = "budget"
 prompt = "budget"
-budget = { tokens = 150 }
+budget = { tokens = 9000 }
 
 [[task]]
 id = "gives-up"
@@ -496,7 +504,7 @@ model = "impatient"
     assert_eq!(budget["agent"]["outcome"], "budget");
     assert_eq!(budget["agent"]["turns"], 2, "{budget}");
     assert!(
-        budget["reason"].as_str().unwrap().contains("150 tokens"),
+        budget["reason"].as_str().unwrap().contains("9000 tokens"),
         "{budget}"
     );
     assert_eq!(
@@ -684,4 +692,62 @@ fn ctrl_c_stops_an_agent_waiting_on_the_model_and_keeps_its_work() {
         "half done"
     );
     mock.assert_clean();
+}
+
+/// Twenty agents start at once against a run budget with room for five
+/// calls: each call holds its most (prompt and max_tokens) until it
+/// settles, so what they spend together never passes the budget.
+#[test]
+fn agents_at_once_never_spend_past_the_run_budget() {
+    let repo = TestRepo::new();
+    // The provider counts about four bytes a token of the prompt.
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |call| Reply::Answer {
+        parts: vec![tool("f", "finish", json!({"summary": "done"}))],
+        input_tokens: call.body.to_string().len() as u64 / 4,
+        output_tokens: 20,
+    });
+    let tasks = |n: usize| {
+        (0..n)
+            .map(|i| format!("[[task]]\nid = \"t{i:02}\"\nprompt = \"Task {i:02}.\"\n"))
+            .collect::<String>()
+    };
+    let plan = |name: &str, budget: u64, n: usize| {
+        repo.plan(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nconcurrency = 20\nbudget = {{ tokens = {budget} }}\non_failure = \"continue\"\n\n\
+                 [models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\n\
+                 api_key_env = \"\"\nmax_tokens = 200\n\n{}",
+                mock.base_url(Wire::Anthropic),
+                tasks(n)
+            ),
+        )
+    };
+    // One call's worth, measured.
+    repo.run_plan(&plan("one", 1_000_000, 1), &[])
+        .assert_code(0);
+    let one = crate::support::task(&repo.report(), "t00")["agent"]["usage"].clone();
+    let call = one["input_tokens"].as_u64().unwrap() + one["output_tokens"].as_u64().unwrap();
+    let budget = 5 * call;
+
+    let run = repo.run_plan(&plan("twenty", budget, 20), &[]);
+    assert_ne!(run.code, 0, "not all twenty fit");
+    let report = repo.report();
+    let tasks = report["tasks"].as_array().unwrap();
+    let spent: u64 = tasks
+        .iter()
+        .filter_map(|t| t["agent"]["usage"].as_object())
+        .map(|u| u["input_tokens"].as_u64().unwrap() + u["output_tokens"].as_u64().unwrap())
+        .sum();
+    assert!(spent <= budget, "spent {spent} of {budget}");
+    let merged = tasks.iter().filter(|t| t["status"] == "merged").count();
+    // A hold (a third of the prompt's bytes, and max_tokens) is more than
+    // a call costs: at least three of the five fit, never more than five.
+    assert!((3..=5).contains(&merged), "{merged} merged");
+    let refused = tasks
+        .iter()
+        .filter(|t| t["agent"]["outcome"] == "budget")
+        .count();
+    assert!(refused >= 15, "{refused} refused for the budget: {report}");
+    assert_eq!(mock.calls().len(), 1 + merged);
 }

@@ -190,7 +190,7 @@ fn claude_code_stops_when_the_gateway_refuses_its_budget() {
             }
             Reply::Answer {
                 parts: vec![bash("b1", "true")],
-                input_tokens: 5000,
+                input_tokens: 200_000,
                 output_tokens: 10,
             }
         },
@@ -205,7 +205,7 @@ fn claude_code_stops_when_the_gateway_refuses_its_budget() {
 id = "spender"
 agent = "claude"
 prompt = "Spend it all."
-budget = { tokens = 1000 }
+budget = { tokens = 150000 }
 "#,
         ),
     );

@@ -337,6 +337,11 @@ pick = "min"
 /// A mock model that writes `content` to out.txt and finishes; it checks
 /// that the temperature of the variant reached it.
 fn writer(model: &str, content: &'static str) -> MockModel {
+    writer_costing(model, content, 100)
+}
+
+/// [`writer`], whose every answer says its prompt was `input_tokens`.
+fn writer_costing(model: &str, content: &'static str, input_tokens: u64) -> MockModel {
     MockModel::start(
         Options {
             api_key: Some(KEY.into()),
@@ -345,13 +350,18 @@ fn writer(model: &str, content: &'static str) -> MockModel {
         move |call| {
             let t = call.body["temperature"].as_f64();
             assert!(matches!(t, Some(0.2 | 0.8)), "temperature {t:?}");
-            match call.turn {
-                0 => Reply::answer(vec![tool(
+            let parts = match call.turn {
+                0 => vec![tool(
                     "w",
                     "write_file",
                     json!({"path": "out.txt", "content": content}),
-                )]),
-                _ => Reply::answer(vec![tool("f", "finish", json!({"summary": "wrote it"}))]),
+                )],
+                _ => vec![tool("f", "finish", json!({"summary": "wrote it"}))],
+            };
+            Reply::Answer {
+                parts,
+                input_tokens,
+                output_tokens: 20,
             }
         },
     )
@@ -453,7 +463,8 @@ fn plan_errors_name_the_variant_keys_that_do_not_fit() {
 #[test]
 fn the_budget_left_stops_new_variants_first() {
     let repo = TestRepo::new();
-    let model = writer("only-model", "x\n");
+    // A prompt of 3,000 tokens, as an agent's first ones are.
+    let model = writer_costing("only-model", "x\n", 3000);
     let plan = repo.plan_exact(
         "budget.toml",
         &format!(
@@ -473,7 +484,7 @@ prompt = "Write out.txt."
 creates = ["out.txt"]
 verify = "test -s out.txt"
 temperature = 0.2
-budget = {{ tokens = 400 }}
+budget = {{ tokens = 10000 }}
 variants = 3
 score = "wc -c < out.txt"
 pick = "max"

@@ -192,31 +192,46 @@ async fn complete_streams_text_as_it_arrives_openai() {
 async fn counts_against_the_run_budget(wire: Wire) {
     let mock = MockModel::start(options(false), |_| Reply::Answer {
         parts: vec![text("ok")],
-        input_tokens: 100,
+        input_tokens: 110,
         output_tokens: 20,
     });
     let budget = Budget {
-        tokens: Some(150),
+        tokens: Some(400),
         usd: None,
     };
     let gw = gateway(&mock, wire, budget);
     gw.complete(&request("one", None)).await.unwrap();
-    // 30 tokens are left: the next answer may not be longer.
     gw.complete(&request("two", None)).await.unwrap();
-    assert_eq!(gw.spent().0.total(), 240);
-    let refused = gw.complete(&request("three", None)).await.unwrap_err();
+    // 140 tokens are left: the prompt and the answer must fit in them.
+    gw.complete(&request("three", None)).await.unwrap();
+    assert_eq!(gw.spent().0.total(), 390);
+    // 10 are left, fewer than a prompt: refused before it is sent.
+    let refused = gw.complete(&request("four", None)).await.unwrap_err();
     assert!(
-        matches!(&refused, GatewayError::Budget { why, .. } if why.contains("240 of its 150 tokens")),
+        matches!(&refused, GatewayError::Budget { why, .. }
+            if why.starts_with("the run has 10 of its 400 tokens left, less than the call's prompt")),
         "{refused}"
     );
     let calls = mock.calls();
-    assert_eq!(calls.len(), 2, "a refused call reaches no server");
-    let max = match wire {
-        Wire::Anthropic => &calls[1].body["max_tokens"],
-        Wire::OpenAi => &calls[1].body["max_completion_tokens"],
-        Wire::Responses => &calls[1].body["max_output_tokens"],
-    };
-    assert_eq!(max, 30);
+    assert_eq!(calls.len(), 3, "a refused call reaches no server");
+    let max: Vec<u64> = calls
+        .iter()
+        .map(|c| {
+            match wire {
+                Wire::Anthropic => &c.body["max_tokens"],
+                Wire::OpenAi => &c.body["max_completion_tokens"],
+                Wire::Responses => &c.body["max_output_tokens"],
+            }
+            .as_u64()
+            .unwrap()
+        })
+        .collect();
+    // Each asked for what the budget left after its prompt, no more.
+    let prompt = |c: &crate::support::model::Call| c.body.to_string().len() as u64 / 3;
+    for (i, (left, c)) in [400u64, 270, 140].iter().zip(&calls).enumerate() {
+        assert!(max[i] + prompt(c) <= *left, "call {i}: {max:?}");
+        assert!(max[i] + prompt(c) + 10 >= *left, "call {i}: {max:?}");
+    }
     mock.assert_clean();
 }
 
@@ -236,7 +251,7 @@ async fn complete_counts_against_the_run_budget_openai() {
 async fn counts_against_a_budget_scope(wire: Wire) {
     let mock = MockModel::start(options(false), |_| Reply::Answer {
         parts: vec![text("ok")],
-        input_tokens: 100,
+        input_tokens: 110,
         output_tokens: 20,
     });
     let gw = gateway(
@@ -250,7 +265,7 @@ async fn counts_against_a_budget_scope(wire: Wire) {
     let planner = Arc::new(BudgetScope::new(
         "the planner",
         Budget {
-            tokens: Some(150),
+            tokens: Some(300),
             usd: None,
         },
     ));
@@ -265,12 +280,12 @@ async fn counts_against_a_budget_scope(wire: Wire) {
     let refused = gw.complete(&planned("three")).await.unwrap_err();
     assert!(
         matches!(&refused, GatewayError::Budget { why, .. }
-            if why == "the planner has used 240 of its 150 tokens"),
+            if why.starts_with("the planner has 40 of its 300 tokens left, less than the call's prompt")),
         "{refused}"
     );
     gw.complete(&request("four", None)).await.unwrap();
-    assert_eq!(planner.spent().0.total(), 240);
-    assert_eq!(gw.spent().0.total(), 360);
+    assert_eq!(planner.spent().0.total(), 260);
+    assert_eq!(gw.spent().0.total(), 390);
 
     let calls = mock.calls();
     let max: Vec<&Value> = calls
@@ -281,8 +296,17 @@ async fn counts_against_a_budget_scope(wire: Wire) {
             Wire::Responses => &c.body["max_output_tokens"],
         })
         .collect();
-    // The scope's 150, then its last 30; outside it, the run's last 760.
-    assert_eq!(max, [150, 30, 760]);
+    // What the scope's 300, then its last 170, left after the prompt;
+    // outside it, the run's last 740.
+    let prompt = |c: &crate::support::model::Call| c.body.to_string().len() as u64 / 3;
+    for (i, left) in [300u64, 170].into_iter().enumerate() {
+        let (m, p) = (max[i].as_u64().unwrap(), prompt(&calls[i]));
+        assert!(m + p <= left && m + p + 10 >= left, "call {i}: {max:?}");
+    }
+    assert!(
+        max[2].as_u64().unwrap() + prompt(&calls[2]) <= 740,
+        "{max:?}"
+    );
     mock.assert_clean();
     let lines = transcript(&path);
     let refusal = lines.iter().find(|l| l["type"] == "refused").unwrap();

@@ -449,15 +449,26 @@ fn an_agents_budget_covers_the_subtasks_it_spawns() {
         ("Kid.", _) => Reply::answer(vec![tool("f", "finish", json!({"summary": "kid"}))]),
         (other, turn) => panic!("unexpected conversation {other:?} turn {turn}"),
     });
-    // The lead spends 240 of its 300 tokens; its subtask has no budget of
-    // its own, but its first call takes the subtree past the lead's.
-    let plan = model_plan(
-        &repo,
-        &mock,
-        "budget",
-        "",
-        "[[task]]\nid = \"lead\"\nprompt = \"Lead.\"\nbudget = { tokens = 300 }\n",
-    );
+    // A call holds its prompt (a third of its bytes) and its answer
+    // against the budgets until it settles; how long the prompts are is
+    // measured on a run with room for all of them.
+    let tasks = |budget: u64| {
+        format!("[[task]]\nid = \"lead\"\nprompt = \"Lead.\"\nbudget = {{ tokens = {budget} }}\n")
+    };
+    let calib = model_plan(&repo, &mock, "calib", "", &tasks(1_000_000));
+    run_with_key(&repo, &calib).assert_code(0);
+    let kid_prompts: Vec<u64> = mock
+        .calls()
+        .iter()
+        .filter(|c| c.conversation == "Kid.")
+        .map(|c| (c.body.to_string().len() as u64).div_ceil(3))
+        .collect();
+    assert_eq!(kid_prompts.len(), 2);
+    let before = mock.calls().len();
+    // The lead's two calls and the kid's first spend 360: what is left
+    // then is less than the kid's second prompt. Its subtask has no
+    // budget of its own, but the subtree's stops it.
+    let plan = model_plan(&repo, &mock, "budget", "", &tasks(360 + kid_prompts[1] - 1));
     run_with_key(&repo, &plan).assert_code(1);
     let report = repo.report();
     let kid = task(&report, "lead/kid");
@@ -471,8 +482,7 @@ fn an_agents_budget_covers_the_subtasks_it_spawns() {
         "{kid}"
     );
     assert_eq!(task(&report, "lead")["status"], "blocked");
-    let kid_calls = mock
-        .calls()
+    let kid_calls = mock.calls()[before..]
         .iter()
         .filter(|c| c.conversation == "Kid.")
         .count();

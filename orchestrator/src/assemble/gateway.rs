@@ -50,15 +50,13 @@ pub fn for_run(
     Ok(Some(gateway))
 }
 
-/// A gateway for `models`, with the key of each model in `used` read from
-/// its `api_key_env` (a model of `source`, for the error when it is unset);
-/// `command` is what the help tells the user to run once it is set.
-pub fn for_models(
-    models: &BTreeMap<String, ModelConfig>,
+/// The gateway of `swarm plan` (and the planning step of `swarm run
+/// --goal`): the planner configuration's models, with the key of each
+/// model in `used` read from its `api_key_env` (an error at the model's
+/// place in the configuration when it is unset).
+pub fn for_planner(
+    template: &crate::plan::Template,
     used: &BTreeSet<&str>,
-    source: &Source,
-    budget: Budget,
-    command: &str,
     host: &HostEnv,
     tape: &TapeSettings,
     notices: &mut Vec<Notice>,
@@ -66,9 +64,17 @@ pub fn for_models(
     let keys = Keys {
         used,
         optional: &BTreeSet::new(),
-        command,
+        command: "swarm plan",
     };
-    with_keys(models, &keys, source, budget, host, tape, notices)
+    with_keys(
+        &template.models,
+        &keys,
+        &template.source,
+        template.budget,
+        host,
+        tape,
+        notices,
+    )
 }
 
 /// Which models' keys to read.

@@ -120,9 +120,20 @@ impl Gateway {
             write("message", json!({"role": m.role, "content": m.content}));
         }
         let wanted = request.max_tokens.unwrap_or(config.max_tokens);
-        let scope = request.budget.as_deref();
-        let max_tokens = match self.admit(scope, wanted) {
-            Ok(max_tokens) => max_tokens,
+        let scopes: Vec<Arc<BudgetScope>> = request.budget.iter().cloned().collect();
+        let ask = |max_tokens| {
+            endpoint.prepare(&Ask {
+                temperature: None,
+                system: &request.system,
+                tools: &request.tools,
+                messages: &request.messages,
+                max_tokens,
+                stream,
+            })
+        };
+        let prompt = super::budget::prompt_hold(ask(wanted).body.to_string().len());
+        let hold = match self.admit(&scopes, wanted, prompt, config.price).await {
+            Ok(hold) => hold,
             Err(why) => {
                 write("refused", json!({"why": "budget", "message": why}));
                 return Err(GatewayError::Budget {
@@ -131,14 +142,7 @@ impl Gateway {
                 });
             }
         };
-        let prepared = endpoint.prepare(&Ask {
-            temperature: None,
-            system: &request.system,
-            tools: &request.tools,
-            messages: &request.messages,
-            max_tokens,
-            stream,
-        });
+        let prepared = ask(hold.max_tokens);
 
         let reel = match &request.cassette {
             None => None,
@@ -179,7 +183,7 @@ impl Gateway {
                         stop: StopReason::EndTurn,
                         usage: failed.spent,
                     };
-                    self.settle(config, &mut cut, prepared.estimate, scope);
+                    self.settle(config, &mut cut, prepared.estimate, hold);
                 }
                 write("error", json!({"message": message}));
                 return Err(GatewayError::Call {
@@ -188,7 +192,7 @@ impl Gateway {
                 });
             }
         };
-        let (usd, estimated) = self.settle(config, &mut answer, prepared.estimate, scope);
+        let (usd, estimated) = self.settle(config, &mut answer, prepared.estimate, hold);
         if estimated {
             write(
                 "note",

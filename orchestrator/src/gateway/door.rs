@@ -35,7 +35,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, StopReason, Usage};
 
-use super::budget::BudgetScope;
+use super::budget::{BudgetScope, Hold};
 use super::config::{Budget, Provider};
 use super::relay::{same, token_of};
 use super::reply::Reply;
@@ -116,7 +116,7 @@ struct State {
     open: AtomicBool,
     max_turns: u32,
     calls: AtomicU32,
-    scope: BudgetScope,
+    scope: Arc<BudgetScope>,
     groups: Vec<Arc<BudgetScope>>,
     transcript: Mutex<Transcript>,
     refused: Mutex<Option<(Refused, String)>>,
@@ -146,7 +146,10 @@ impl Door {
         );
         Ok(Self {
             state: Arc::new(State {
-                scope: BudgetScope::new(format!("task `{}`", settings.task), settings.budget),
+                scope: Arc::new(BudgetScope::new(
+                    format!("task `{}`", settings.task),
+                    settings.budget,
+                )),
                 gateway,
                 endpoint,
                 task: settings.task,
@@ -368,6 +371,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
             &headers,
             Value::Object(body),
             0,
+            None,
         )
         .await;
     }
@@ -410,16 +414,24 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         .and_then(Value::as_u64)
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(state.endpoint.config.max_tokens);
-    let scopes: Vec<&BudgetScope> = std::iter::once(&state.scope)
-        .chain(state.groups.iter().map(Arc::as_ref))
+    let scopes: Vec<Arc<BudgetScope>> = std::iter::once(&state.scope)
+        .chain(state.groups.iter())
+        .cloned()
         .collect();
-    let max_tokens = match state.gateway.admit_all(&scopes, wanted) {
-        Ok(n) => n,
+    let prompt = super::budget::prompt_hold(serde_json::to_vec(&body).map_or(0, |b| b.len()));
+    let config = &state.endpoint.config;
+    let hold = match state
+        .gateway
+        .admit(&scopes, wanted, prompt, config.price)
+        .await
+    {
+        Ok(hold) => hold,
         Err(why) => {
             state.calls.fetch_sub(1, Ordering::SeqCst);
             return refuse(state, Refused::Budget, why);
         }
     };
+    let max_tokens = hold.max_tokens;
     // Always a cap: a call that names none would have the model's own.
     body.insert(limit_key.into(), json!(max_tokens));
     let last = match api {
@@ -438,11 +450,20 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         json!({"call": calls + 1, "content": last.map(|l| user_blocks(&l)), "max_tokens": max_tokens}),
     );
     let response = if matches!(api, Api::MessagesTranslated | Api::ResponsesTranslated) {
-        translated(state, api, &body, max_tokens, calls + 1).await
+        translated(state, api, &body, hold, calls + 1).await
     } else {
         let body = Value::Object(body);
         let estimate = body.to_string().len() as u64 / 4;
-        pass(state, api, query.as_deref(), &headers, body, estimate).await
+        pass(
+            state,
+            api,
+            query.as_deref(),
+            &headers,
+            body,
+            estimate,
+            Some(hold),
+        )
+        .await
     };
     if !response.status().is_success() {
         // No answer: not a turn of the model's.
@@ -561,6 +582,7 @@ async fn pass(
     headers: &hyper::HeaderMap,
     body: Value,
     estimate: u64,
+    hold: Option<Hold>,
 ) -> Response<Body> {
     let endpoint = &state.endpoint;
     let config = &endpoint.config;
@@ -574,16 +596,13 @@ async fn pass(
         .map_or(Lookup::Network, |r| r.lookup(turn, &path, &body))
     {
         Lookup::Served(recorded) => {
-            return answered(
-                state,
-                api,
-                Reply::replayed(&recorded),
-                stream,
+            let tally = Tally {
                 estimate,
-                None,
-                None,
-            )
-            .await;
+                permit: None,
+                recorder: None,
+                hold,
+            };
+            return answered(state, api, Reply::replayed(&recorded), stream, tally).await;
         }
         Lookup::Miss(why) => {
             super::lock(&state.transcript).write("error", json!({"message": why}));
@@ -680,7 +699,13 @@ async fn pass(
                     .as_ref()
                     .and_then(|r| r.recorder(turn, &path, &body));
                 let reply = Reply::from_http(answer);
-                return answered(state, api, reply, stream, estimate, Some(permit), recorder).await;
+                let tally = Tally {
+                    estimate,
+                    permit: Some(permit),
+                    recorder,
+                    hold,
+                };
+                return answered(state, api, reply, stream, tally).await;
             }
             Ok(Ok(answer)) => {
                 let status = answer.status();
@@ -788,9 +813,10 @@ async fn translated(
     state: &Arc<State>,
     api: Api,
     body: &serde_json::Map<String, Value>,
-    max_tokens: u32,
+    hold: Hold,
     call: u32,
 ) -> Response<Body> {
+    let max_tokens = hold.max_tokens;
     let read = if api == Api::ResponsesTranslated {
         super::translate::responses_conversation(body)
     } else {
@@ -837,7 +863,7 @@ async fn translated(
                     stop: StopReason::EndTurn,
                     usage: failed.spent,
                 };
-                settle_with(state, Some(cut), prepared.estimate, false);
+                settle_with(state, Some(cut), prepared.estimate, false, Some(hold));
             }
             super::lock(&state.transcript).write("error", json!({"message": message}));
             return error(
@@ -848,7 +874,7 @@ async fn translated(
         }
     };
     let counted = answer.clone();
-    settle_with(state, Some(answer), prepared.estimate, false);
+    settle_with(state, Some(answer), prepared.estimate, false, Some(hold));
     let model = &endpoint.config.model;
     let responses = api == Api::ResponsesTranslated;
     let id = match responses {
@@ -884,19 +910,35 @@ fn upstream_path(api: Api, config: &super::config::ModelConfig) -> String {
     format!("{base}{path}")
 }
 
+/// What an answer is counted with once it is read.
+struct Tally {
+    /// The request's size in tokens, for the limiter and for a server that
+    /// reports no usage.
+    estimate: u64,
+    /// The model's slot, held until the answer is read; none for a
+    /// replayed answer.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The cassette's, when the run records.
+    recorder: Option<Recorder>,
+    /// The room the call holds in its budgets; none for count_tokens.
+    hold: Option<Hold>,
+}
+
 /// The provider's answer (or a cassette's), on its way back to the
-/// program: streamed as it comes (and read on the way), or whole. The
-/// `permit` is the model's slot, held until the answer is read; none for a
-/// replayed answer.
+/// program: streamed as it comes (and read on the way), or whole.
 async fn answered(
     state: &Arc<State>,
     api: Api,
     reply: Reply,
     stream: bool,
-    estimate: u64,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    mut recorder: Option<Recorder>,
+    tally: Tally,
 ) -> Response<Body> {
+    let Tally {
+        estimate,
+        permit,
+        mut recorder,
+        hold,
+    } = tally;
     let status = reply.status;
     let content_type = reply.headers.get(hyper::header::CONTENT_TYPE).cloned();
     let type_text = reply.content_type();
@@ -958,7 +1000,7 @@ async fn answered(
             if let Some(recorder) = recorder {
                 recorder.finish(type_text, answer.as_ref().map(|a| a.usage), complete);
             }
-            settle_with(&state, answer, estimate, limiter);
+            settle_with(&state, answer, estimate, limiter, hold);
             drop(permit);
         });
         let frames = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -976,7 +1018,7 @@ async fn answered(
             recorder.chunk(&text, false);
             recorder.finish(type_text, answer.as_ref().map(|a| a.usage), true);
         }
-        settle_with(state, answer, estimate, limiter);
+        settle_with(state, answer, estimate, limiter, hold);
         drop(permit);
         Response::new(full(text))
     };
@@ -1005,20 +1047,23 @@ async fn collect(body: futures_util::stream::BoxStream<'static, Result<Bytes, St
 /// Counts a call's answer against the budgets, tells the live view, and
 /// writes it to the transcript; `limiter`: the call's tokens are still to be settled with
 /// the model's limiter (not when `call::call` did).
-fn settle_with(state: &State, answer: Option<Answer>, estimate: u64, limiter: bool) {
-    let Some(mut answer) = answer else {
+fn settle_with(
+    state: &State,
+    answer: Option<Answer>,
+    estimate: u64,
+    limiter: bool,
+    hold: Option<Hold>,
+) {
+    let (Some(mut answer), Some(hold)) = (answer, hold) else {
         if limiter {
             state.endpoint.limiter.settle(estimate, 0);
         }
         return;
     };
-    let scopes: Vec<&BudgetScope> = std::iter::once(&state.scope)
-        .chain(state.groups.iter().map(Arc::as_ref))
-        .collect();
     let (usd, estimated) =
         state
             .gateway
-            .settle_all(&state.endpoint.config, &mut answer, estimate, &scopes);
+            .settle(&state.endpoint.config, &mut answer, estimate, hold);
     if limiter {
         state
             .endpoint

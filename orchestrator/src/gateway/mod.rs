@@ -95,7 +95,11 @@ pub struct Gateway {
     http: reqwest::Client,
     endpoints: BTreeMap<String, Arc<Endpoint>>,
     /// The run's budget, which every call counts against.
-    run: BudgetScope,
+    run: Arc<BudgetScope>,
+    /// Told when a call in flight gives back the room it held.
+    freed: Arc<tokio::sync::Notify>,
+    /// Taken while a call is checked against its budgets and holds room.
+    admitting: Mutex<()>,
     /// Budgets shared by several tasks: an experiment's, which covers all
     /// its variants. By name.
     groups: Mutex<BTreeMap<String, Arc<BudgetScope>>>,
@@ -141,7 +145,9 @@ impl Gateway {
         Ok(Self {
             http,
             endpoints,
-            run: BudgetScope::new("the run", budget),
+            run: Arc::new(BudgetScope::new("the run", budget)),
+            freed: Arc::new(tokio::sync::Notify::new()),
+            admitting: Mutex::new(()),
             groups: Mutex::new(BTreeMap::new()),
             tape: None,
         })

@@ -135,7 +135,7 @@ pub struct Session {
     turns: u32,
     rounds: u32,
     /// The task's budget and what its calls spent.
-    budget: BudgetScope,
+    budget: Arc<BudgetScope>,
     /// Budgets shared with other sessions (an experiment's variants, the
     /// subtree of each task this one descends from).
     groups: Vec<Arc<BudgetScope>>,
@@ -224,7 +224,7 @@ impl Session {
             tool_notes: 0,
             turns: 0,
             rounds: 0,
-            budget: BudgetScope::new(format!("task `{task}`"), agent.budget),
+            budget: Arc::new(BudgetScope::new(format!("task `{task}`"), agent.budget)),
             groups: Vec::new(),
             summary: String::new(),
             outcome: None,
@@ -245,9 +245,10 @@ impl Session {
     }
 
     /// The session's own budget, then its groups'.
-    fn scopes(&self) -> Vec<&BudgetScope> {
+    fn scopes(&self) -> Vec<Arc<BudgetScope>> {
         std::iter::once(&self.budget)
-            .chain(self.groups.iter().map(|g| &**g))
+            .chain(self.groups.iter())
+            .cloned()
             .collect()
     }
 
@@ -535,26 +536,43 @@ impl Session {
         let endpoint = Arc::clone(&self.endpoint);
         let config = &endpoint.config;
         let scopes = self.scopes();
-        let max_tokens = match self.gateway.admit_all(&scopes, config.max_tokens) {
-            Ok(max_tokens) => max_tokens,
-            Err(why) => return self.refuse(write, Refusal::Budget, why).await,
-        };
-        self.transcript.write("user", json!({"content": content}));
         self.messages.push(Message {
             role: Role::User,
             content,
         });
-        self.turns += 1;
-
         // Always streamed: the worker shows the text as it comes.
-        let request = endpoint.prepare(&Ask {
-            system: &self.system,
-            tools: &self.tools,
-            messages: &self.messages,
-            max_tokens,
-            stream: true,
-            temperature: self.agent.temperature,
-        });
+        let ask = |messages: &[Message], max_tokens| {
+            endpoint.prepare(&Ask {
+                system: &self.system,
+                tools: &self.tools,
+                messages,
+                max_tokens,
+                stream: true,
+                temperature: self.agent.temperature,
+            })
+        };
+        let prompt = super::budget::prompt_hold(
+            ask(&self.messages, config.max_tokens)
+                .body
+                .to_string()
+                .len(),
+        );
+        let hold = match self
+            .gateway
+            .admit(&scopes, config.max_tokens, prompt, config.price)
+            .await
+        {
+            Ok(hold) => hold,
+            Err(why) => {
+                self.messages.pop();
+                return self.refuse(write, Refusal::Budget, why).await;
+            }
+        };
+        let request = ask(&self.messages, hold.max_tokens);
+        if let Some(Message { content, .. }) = self.messages.last() {
+            self.transcript.write("user", json!({"content": content}));
+        }
+        self.turns += 1;
 
         // Text and retries stream to the worker while the call runs.
         let (tx, mut rx) =
@@ -600,7 +618,7 @@ impl Session {
             Ok(mut answer) => {
                 let (usd, estimated) =
                     self.gateway
-                        .settle_all(config, &mut answer, request.estimate, &self.scopes());
+                        .settle(config, &mut answer, request.estimate, hold);
                 if estimated {
                     self.transcript.write(
                         "note",
@@ -653,9 +671,9 @@ impl Session {
                         stop: StopReason::EndTurn,
                         usage: failed.spent,
                     };
-                    let (usd, _) =
-                        self.gateway
-                            .settle_all(config, &mut cut, request.estimate, &self.scopes());
+                    let (usd, _) = self
+                        .gateway
+                        .settle(config, &mut cut, request.estimate, hold);
                     self.transcript.write(
                         "note",
                         json!({"message": "answers cut off mid-stream were counted", "usage": cut.usage, "cost_usd": usd}),

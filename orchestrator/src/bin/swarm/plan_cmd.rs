@@ -283,12 +283,9 @@ fn ask(
 ) -> Result<Planned, Failure> {
     let used = BTreeSet::from([planning.model.as_str()]);
     let mut notices = Vec::new();
-    let gateway = swarm_orchestrator::assemble::gateway::for_models(
-        &planning.template.models,
+    let gateway = swarm_orchestrator::assemble::gateway::for_planner(
+        &planning.template,
         &used,
-        &planning.template.source,
-        planning.template.budget,
-        "swarm plan",
         &crate::host::current(),
         tape,
         &mut notices,
