@@ -15,7 +15,16 @@
 //!     prints: direct_p50_us door_p50_us added_p50_us added_p90_us
 //! bench_agents cli SWARM AGENT DIR [PATH]
 //!     prints: wall_ms first_call_ms idle_rss_kb peak_rss_kb
+//! bench_agents cache TURNS
+//!     prints, for prompt_cache on then off: input read written output usd
 //! ```
+//!
+//! cache: one session of swarm's agent (its real system prompt and tools)
+//! of TURNS turns, each adding about 2 KB of tool output, against the mock
+//! billing its prompt cache as Anthropic does, priced as
+//! claude-sonnet-4-5 (cache reads a tenth of input, writes 1.25 times):
+//! the session's tokens, those read from and written to the cache, and
+//! what it cost, with the gateway's cache markers and without.
 //!
 //! door: N first-turn Messages calls straight to the mock vs the same body
 //! through an agent CLI's door (token checked, budgets, limiter, the
@@ -74,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         }
         ["door", n] => door(n.parse()?),
         ["cli", swarm, agent, dir] => cli(&std::fs::canonicalize(swarm)?, agent, Path::new(dir)),
+        ["cache", turns] => cache(turns.parse()?),
         _ => bail!("usage: see the top of bench_agents.rs"),
     }
 }
@@ -92,6 +102,7 @@ fn config(mock: &MockModel, concurrency: usize, rpm: Option<u32>) -> ModelConfig
         retries: 4,
         timeout: Duration::from_secs(30),
         price: None,
+        prompt_cache: true,
         span: 0..0,
     }
 }
@@ -148,13 +159,20 @@ impl FakeWorker {
 
     /// Sends a turn and waits for the whole reply.
     async fn turn(&mut self, text: &str) -> anyhow::Result<()> {
+        self.spend(text).await.map(drop)
+    }
+
+    /// [`FakeWorker::turn`], giving back what the session has spent.
+    async fn spend(&mut self, text: &str) -> anyhow::Result<(swarm_protocol::agent::Usage, f64)> {
         self.send(&AgentMessage::Turn {
             content: vec![Block::Text { text: text.into() }],
         })
         .await?;
         loop {
             match self.recv().await? {
-                CoordinatorMessage::Reply { .. } => return Ok(()),
+                CoordinatorMessage::Reply {
+                    total, cost_usd, ..
+                } => return Ok((total, cost_usd)),
                 CoordinatorMessage::Refused { message, .. } => bail!("refused: {message}"),
                 _ => {}
             }
@@ -167,6 +185,24 @@ async fn start_session(
     gateway: &Arc<Gateway>,
     prompt: &str,
     transcript: &Path,
+) -> anyhow::Result<FakeWorker> {
+    start_session_as(
+        gateway,
+        prompt,
+        transcript,
+        "You are a benchmark.",
+        Vec::new(),
+    )
+    .await
+}
+
+/// [`start_session`] with the worker's system prompt and tools.
+async fn start_session_as(
+    gateway: &Arc<Gateway>,
+    prompt: &str,
+    transcript: &Path,
+    system: &str,
+    tools: Vec<swarm_protocol::agent::ToolSpec>,
 ) -> anyhow::Result<FakeWorker> {
     let (ours, theirs) = tokio::net::UnixStream::pair()?;
     let mut session = Session::new(
@@ -187,11 +223,70 @@ async fn start_session(
     worker.recv().await?;
     worker
         .send(&AgentMessage::Start {
-            system: "You are a benchmark.".into(),
-            tools: Vec::new(),
+            system: system.into(),
+            tools,
         })
         .await?;
     Ok(worker)
+}
+
+fn cache(turns: usize) -> anyhow::Result<()> {
+    let mock = MockModel::start(
+        Options {
+            prompt_cache: true,
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |_| Reply::Answer {
+            parts: vec![model::text("Read it; on to the next file.")],
+            input_tokens: 0,
+            output_tokens: 150,
+        },
+    );
+    let dir = tempfile::tempdir()?;
+    let rt = runtime()?;
+    let system = swarm_worker::agent::system_prompt("refactor", dir.path());
+    let tools = swarm_worker::agent::tools::Tools::specs();
+    let price = swarm_orchestrator::gateway::prices::lookup("claude-sonnet-4-5")
+        .map(|p| swarm_orchestrator::gateway::prices::for_provider(p, Provider::Anthropic));
+    let mut line = Vec::new();
+    for cached in [true, false] {
+        let mut config = config(&mock, 4, None);
+        config.prompt_cache = cached;
+        config.price = price;
+        let models = BTreeMap::from([("default".to_string(), config)]);
+        let gateway = Arc::new(Gateway::new(&models, &BTreeMap::new(), Budget::default())?);
+        let transcript = dir.path().join(format!("{cached}.jsonl"));
+        let (usage, usd) = rt.block_on(async {
+            let mut worker = start_session_as(
+                &gateway,
+                "Rename Parser::next to Parser::advance everywhere.",
+                &transcript,
+                &system,
+                tools.clone(),
+            )
+            .await?;
+            let mut spent = Default::default();
+            for turn in 0..turns {
+                // What a tool's output adds each turn: about 2 KB.
+                let output: String = (0..40)
+                    .map(|l| format!("src/parse/mod{turn}.rs:{l}: let x = self.next()?;\n"))
+                    .collect();
+                spent = worker.spend(&output).await?;
+            }
+            anyhow::Ok(spent)
+        })?;
+        line.push(format!(
+            "{} {} {} {} {:.6}",
+            usage.input_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            usage.output_tokens,
+            usd
+        ));
+    }
+    println!("{}", line.join(" "));
+    mock.assert_clean();
+    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -751,3 +751,75 @@ fn agents_at_once_never_spend_past_the_run_budget() {
     assert!(refused >= 15, "{refused} refused for the budget: {report}");
     assert_eq!(mock.calls().len(), 1 + merged);
 }
+
+/// swarm's agent marks the stable start of its requests for the prompt
+/// cache; later turns read it, and the report prices what was read and
+/// written as the provider bills it. `prompt_cache = false` turns it off.
+#[test]
+fn an_agents_later_turns_read_the_prompt_cache_and_cost_less() {
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            prompt_cache: true,
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match call.turn {
+            0..=3 => Reply::answer(vec![tool(
+                format!("b{}", call.turn),
+                "bash",
+                json!({"command": format!("seq 1 200 | sed 's/^/line {} /'", call.turn)}),
+            )]),
+            _ => Reply::answer(vec![tool("f", "finish", json!({"summary": "looked"}))]),
+        },
+    );
+    let plan = |name: &str, cache: bool| {
+        repo.plan(
+            &format!("{name}.toml"),
+            &format!(
+                "[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\n\
+                 api_key_env = \"\"\nprompt_cache = {cache}\n\n[[task]]\nid = \"look\"\nprompt = \"Look around.\"\n",
+                mock.base_url(Wire::Anthropic)
+            ),
+        )
+    };
+    repo.run_plan(&plan("cached", true), &[]).assert_code(0);
+    mock.assert_clean();
+    let calls = mock.calls();
+    assert_eq!(calls.len(), 5);
+    let ephemeral = json!({"type": "ephemeral"});
+    assert_eq!(calls[1].body["system"][0]["cache_control"], ephemeral);
+    let last = calls[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        last["content"].as_array().unwrap().last().unwrap()["cache_control"],
+        ephemeral
+    );
+    let cached = task(&repo.report(), "look")["agent"].clone();
+    let read = cached["usage"]["cache_read_tokens"].as_u64().unwrap();
+    let written = cached["usage"]["cache_write_tokens"].as_u64().unwrap();
+    let input = cached["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(read > input / 2, "{cached}");
+    assert!(written > 0, "{cached}");
+
+    repo.run_plan(&plan("plain", false), &[]).assert_code(0);
+    let plain = task(&repo.report(), "look")["agent"].clone();
+    assert!(
+        mock.calls()[5..]
+            .iter()
+            .all(|c| !c.body.to_string().contains("cache_control")),
+        "markers sent with prompt_cache = false"
+    );
+    assert!(plain["usage"].get("cache_read_tokens").is_none(), "{plain}");
+    // About the same prompt, billed without the cache's discount.
+    let plain_input = plain["usage"]["input_tokens"].as_u64().unwrap();
+    assert!(plain_input.abs_diff(input) < input / 10, "{plain} {cached}");
+    let (with, without) = (
+        cached["cost_usd"].as_f64().unwrap(),
+        plain["cost_usd"].as_f64().unwrap(),
+    );
+    assert!(with < without * 0.7, "cached ${with}, plain ${without}");
+}

@@ -356,3 +356,20 @@ fn bench_agent_clis_sh_runs_in_smoke_mode() {
     assert!(run.stdout.contains("| Claude Code |"), "{}", run.stdout);
     assert_tables_have_figures(&run.stdout);
 }
+
+#[test]
+fn bench_prompt_cache_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    let run = smoke.run(
+        "bench/prompt_cache.sh",
+        smoke.command("bash", &["bench/prompt_cache.sh"]),
+    );
+    assert!(
+        run.stdout
+            .contains("## 19. Prompt caching: a 4-turn agent session billed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("cheaper**"), "{}", run.stdout);
+    assert_tables_have_figures(&run.stdout);
+}

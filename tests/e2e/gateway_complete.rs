@@ -46,6 +46,7 @@ fn gateway_with_timeout(
         retries: 2,
         timeout,
         price: None,
+        prompt_cache: true,
         span: 0..0,
     };
     let models = BTreeMap::from([("default".to_string(), config)]);

@@ -124,7 +124,7 @@ impl BudgetScope {
             fits = fits.min(u32::try_from(left).unwrap_or(u32::MAX));
         }
         if let (Some(limit), Some(p)) = (self.budget.usd, price) {
-            let least = prices::cost(Some(p), prompt, 1);
+            let least = prices::most(Some(p), prompt, 1);
             if l.spent.usd + least > limit {
                 return Room::Refused(format!(
                     "{whose} has ${:.4} of its ${limit:.2} left, less than the call's prompt costs (about ${least:.4})",
@@ -134,7 +134,7 @@ impl BudgetScope {
             if l.spent.usd + l.held_usd + least > limit {
                 return Room::Wait;
             }
-            let left = limit - l.spent.usd - l.held_usd - prices::cost(Some(p), prompt, 0);
+            let left = limit - l.spent.usd - l.held_usd - prices::most(Some(p), prompt, 0);
             if p.output > 0.0 {
                 let tokens = (left * 1_000_000.0 / p.output).floor().max(1.0);
                 fits = fits.min(tokens.min(f64::from(u32::MAX)) as u32);
@@ -269,7 +269,7 @@ impl Gateway {
                 }
                 if !wait {
                     let tokens = prompt + u64::from(max_tokens);
-                    let usd = prices::cost(price, prompt, u64::from(max_tokens));
+                    let usd = prices::most(price, prompt, u64::from(max_tokens));
                     for scope in &all {
                         scope.hold(tokens, usd);
                     }
@@ -302,11 +302,7 @@ impl Gateway {
         let counted = counted(answer, estimate);
         let estimated = counted != answer.usage;
         answer.usage = counted;
-        let usd = prices::cost(
-            config.price,
-            answer.usage.input_tokens,
-            answer.usage.output_tokens,
-        );
+        let usd = prices::cost_of(config.price, &answer.usage);
         // Spent before the room is given back: a waiting call never sees
         // neither.
         for budget in &hold.scopes {
@@ -391,10 +387,7 @@ mod tests {
     }
 
     /// One dollar a million tokens, either way.
-    const PRICE: Price = Price {
-        input: 1.0,
-        output: 1.0,
-    };
+    const PRICE: Price = Price::new(1.0, 1.0);
 
     fn config() -> ModelConfig {
         let mut config = ModelConfig::for_test(Provider::Anthropic, "http://127.0.0.1:9");
@@ -414,6 +407,7 @@ mod tests {
             usage: Usage {
                 input_tokens,
                 output_tokens,
+                ..Usage::default()
             },
         }
     }

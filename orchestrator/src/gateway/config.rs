@@ -24,6 +24,28 @@ pub enum Provider {
 pub struct Price {
     pub input: f64,
     pub output: f64,
+    /// Input read from the provider's prompt cache. Default: a tenth of
+    /// `input` for an `anthropic` model, the table's price for a known
+    /// OpenAI model, else `input`.
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    /// Input written to the provider's prompt cache. Default: 1.25 times
+    /// `input` for an `anthropic` model, else `input`.
+    #[serde(default)]
+    pub cache_write: Option<f64>,
+}
+
+impl Price {
+    /// `input` and `output` USD per million tokens, with the cache's
+    /// prices to be filled in ([`crate::gateway::prices::for_provider`]).
+    pub const fn new(input: f64, output: f64) -> Self {
+        Self {
+            input,
+            output,
+            cache_read: None,
+            cache_write: None,
+        }
+    }
 }
 
 /// A model endpoint as the gateway uses it.
@@ -45,6 +67,9 @@ pub struct ModelConfig {
     pub timeout: Duration,
     /// Known or configured price; `None`: calls are counted as free.
     pub price: Option<Price>,
+    /// Whether swarm's own requests mark their stable start for the
+    /// provider's prompt cache.
+    pub prompt_cache: bool,
     /// Where the table stands in the plan.
     pub span: Range<usize>,
 }
@@ -67,6 +92,7 @@ impl ModelConfig {
             retries: 0,
             timeout: std::time::Duration::from_secs(1),
             price: None,
+            prompt_cache: true,
             span: 0..0,
         }
     }

@@ -1251,6 +1251,10 @@ fn responses_answer(response: Option<&Value>) -> Answer {
         }
         if let Some(u) = response.get("usage") {
             usage.input_tokens = u.get("input_tokens").and_then(Value::as_u64).unwrap_or(0);
+            usage.cache_read_tokens = u
+                .pointer("/input_tokens_details/cached_tokens")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
             usage.output_tokens = u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
         }
         if response.get("status").and_then(Value::as_str) == Some("incomplete") {

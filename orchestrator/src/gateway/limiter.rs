@@ -166,6 +166,7 @@ mod tests {
             retries: 1,
             timeout: Duration::from_secs(5),
             price: None,
+            prompt_cache: true,
             span: 0..0,
         }
     }

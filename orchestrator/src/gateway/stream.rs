@@ -75,11 +75,14 @@ pub(crate) enum StreamEvent {
     },
     /// A piece of the JSON text of the arguments of the tool call at `slot`.
     ToolArgs { slot: Slot, piece: String },
-    /// Token usage so far, cached input counted as input; `None` keeps
-    /// what an earlier event reported.
+    /// Token usage so far, cached input counted as input (and said apart
+    /// in `cache_read` and `cache_write`); `None` keeps what an earlier
+    /// event reported.
     Usage {
         input: Option<u64>,
         output: Option<u64>,
+        cache_read: Option<u64>,
+        cache_write: Option<u64>,
     },
     /// Why the model stopped.
     Stop(StopReason),
@@ -124,12 +127,23 @@ impl Assembler {
                 self.tool(slot, id.as_deref(), name.as_deref());
             }
             StreamEvent::ToolArgs { slot, piece } => self.tool_args(slot, &piece),
-            StreamEvent::Usage { input, output } => {
+            StreamEvent::Usage {
+                input,
+                output,
+                cache_read,
+                cache_write,
+            } => {
                 if let Some(input) = input {
                     self.usage.input_tokens = input;
                 }
                 if let Some(output) = output {
                     self.usage.output_tokens = output;
+                }
+                if let Some(read) = cache_read {
+                    self.usage.cache_read_tokens = read;
+                }
+                if let Some(write) = cache_write {
+                    self.usage.cache_write_tokens = write;
                 }
             }
             StreamEvent::Stop(reason) => self.stop = Some(reason),
@@ -303,6 +317,8 @@ mod tests {
             StreamEvent::Usage {
                 input: Some(12),
                 output: Some(1),
+                cache_read: None,
+                cache_write: None,
             },
             StreamEvent::Text {
                 slot: Slot::Block(0),
@@ -315,6 +331,8 @@ mod tests {
             StreamEvent::Usage {
                 input: None,
                 output: Some(30),
+                cache_read: None,
+                cache_write: None,
             },
             StreamEvent::Stop(StopReason::MaxTokens),
         ];

@@ -458,6 +458,7 @@ mod tests {
             usage: Usage {
                 input_tokens: 5,
                 output_tokens: 2,
+                ..Usage::default()
             },
         };
         let text = String::from_utf8(events("m", "msg_1", &answer).to_vec()).unwrap();

@@ -139,7 +139,9 @@ fn model_config(
             timeout,
             price: fields
                 .price
-                .or_else(|| crate::gateway::prices::lookup(&fields.model)),
+                .or_else(|| crate::gateway::prices::lookup(&fields.model))
+                .map(|p| crate::gateway::prices::for_provider(p, fields.provider)),
+            prompt_cache: fields.prompt_cache.unwrap_or(true),
             span,
         })
     }

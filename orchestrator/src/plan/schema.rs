@@ -128,6 +128,12 @@ pub struct ModelFields {
     /// USD per million tokens, for budgets and reports. Default: swarm's
     /// table of known models.
     pub price: Option<Price>,
+    /// Mark the stable start of swarm's own agents' requests (the system
+    /// prompt and tools, the conversation so far) for the provider's
+    /// prompt cache (Anthropic's `cache_control`; OpenAI caches on its own),
+    /// so later turns read it at a fraction of the input price. Default:
+    /// `true`.
+    pub prompt_cache: Option<bool>,
 }
 
 pub use crate::gateway::config::{Price, Provider};

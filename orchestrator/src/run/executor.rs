@@ -93,7 +93,8 @@ pub(crate) enum ExecEvent {
         /// What the snapshot changed outside the task's paths (which
         /// failed the attempt).
         outside_paths: Vec<String>,
-        agent: Option<AgentReport>,
+        /// Boxed too: an agent's report is several times the rest.
+        agent: Option<Box<AgentReport>>,
         /// A variant's score, when it has one and the attempt succeeded.
         /// Boxed, like the snapshot: rare, and large.
         score: Option<Box<swarm_protocol::experiment::Score>>,

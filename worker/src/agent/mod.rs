@@ -10,5 +10,5 @@ mod run;
 pub mod tools;
 
 pub use channel::ChannelError;
-pub use prompt::INSTRUCTION_FILES;
+pub use prompt::{INSTRUCTION_FILES, system_prompt};
 pub use run::{AgentExit, run};

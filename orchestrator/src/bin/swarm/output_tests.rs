@@ -113,6 +113,7 @@ fn the_block_shows_an_agents_tool_and_spending() {
             total: Usage {
                 input_tokens: 12000,
                 output_tokens: 345,
+                ..Usage::default()
             },
             cost_usd: 0.0412,
         },

@@ -24,7 +24,11 @@ impl Provider for Anthropic {
     }
 
     fn body(&self, config: &ModelConfig, ask: &Ask<'_>) -> Value {
-        body(&config.model, ask)
+        let mut body = body(&config.model, ask);
+        if config.prompt_cache {
+            mark_for_cache(&mut body);
+        }
+        body
     }
 
     fn request(
@@ -72,6 +76,28 @@ fn body(model: &str, ask: &Ask<'_>) -> Value {
         body["temperature"] = json!(t);
     }
     body
+}
+
+/// Marks the stable start of a request for the prompt cache: the system
+/// prompt (with the tools before it) and the conversation up to its last
+/// block. The next turn repeats both and adds to the end, so it reads them
+/// from the cache (the provider looks for an earlier marker's prefix up to
+/// 20 blocks back) and writes only what is new. Two of the four markers a
+/// request may carry.
+fn mark_for_cache(body: &mut Value) {
+    let ephemeral = json!({"type": "ephemeral"});
+    if let Some(system) = body["system"].as_str().filter(|s| !s.is_empty()) {
+        body["system"] = json!([{"type": "text", "text": system, "cache_control": ephemeral}]);
+    }
+    if let Some(last) = body["messages"]
+        .as_array_mut()
+        .and_then(|m| m.last_mut())
+        .and_then(|m| m["content"].as_array_mut())
+        .and_then(|c| c.last_mut())
+        .and_then(Value::as_object_mut)
+    {
+        last.insert("cache_control".into(), ephemeral);
+    }
 }
 
 fn message(m: &Message) -> Value {
@@ -165,6 +191,8 @@ fn decode(event: &str, data: &str) -> Result<Vec<StreamEvent>, Failure> {
                 out.push(StreamEvent::Usage {
                     input: None,
                     output: Some(output),
+                    cache_read: None,
+                    cache_write: None,
                 });
             }
             if let Some(reason) = v["delta"]["stop_reason"].as_str() {
@@ -228,6 +256,8 @@ fn usage(usage: &Value) -> StreamEvent {
             n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens"),
         ),
         output: Some(n("output_tokens")),
+        cache_read: Some(n("cache_read_input_tokens")),
+        cache_write: Some(n("cache_creation_input_tokens")),
     }
 }
 
@@ -267,7 +297,7 @@ mod tests {
     const STREAM: &[(&str, &str)] = &[
         (
             "message_start",
-            r#"{"type":"message_start","message":{"usage":{"input_tokens":12,"output_tokens":1}}}"#,
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":2,"cache_read_input_tokens":10,"output_tokens":1}}}"#,
         ),
         (
             "content_block_start",
@@ -314,8 +344,12 @@ mod tests {
         let answer = a.finish();
         assert_eq!(texts, ["Hi"]);
         assert_eq!(
-            (answer.usage.input_tokens, answer.usage.output_tokens),
-            (12, 30)
+            (
+                answer.usage.input_tokens,
+                answer.usage.output_tokens,
+                answer.usage.cache_read_tokens
+            ),
+            (12, 30, 10)
         );
         assert_eq!(answer.stop, StopReason::ToolUse);
         assert!(

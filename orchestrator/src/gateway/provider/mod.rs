@@ -206,9 +206,18 @@ mod tests {
             max_tokens: 7,
             stream,
         };
-        let c = config(config::Provider::Anthropic, "http://h");
+        let mut c = config(config::Provider::Anthropic, "http://h");
+        let b = for_kind(c.provider).body(&c, &ask(true));
+        // The stable start marked for the prompt cache: the system prompt
+        // (the tools before it) and the conversation's last block.
+        let ephemeral = serde_json::json!({"type": "ephemeral"});
+        assert_eq!(b["system"][0]["text"], "sys");
+        assert_eq!(b["system"][0]["cache_control"], ephemeral);
+        assert_eq!(b["messages"][0]["content"][0]["cache_control"], ephemeral);
+        c.prompt_cache = false;
         let b = for_kind(c.provider).body(&c, &ask(true));
         assert_eq!(b["system"], "sys");
+        assert!(!b.to_string().contains("cache_control"));
         assert_eq!(b["max_tokens"], 7);
         assert_eq!(b["stream"], true);
         assert_eq!(b["messages"][0]["content"][0]["text"], "hi");

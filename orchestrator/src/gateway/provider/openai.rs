@@ -208,6 +208,15 @@ fn common<'v>(v: &'v Value, out: &mut Vec<StreamEvent>) -> Result<Option<&'v Val
         out.push(StreamEvent::Usage {
             input: Some(usage["prompt_tokens"].as_u64().unwrap_or(0)),
             output: Some(usage["completion_tokens"].as_u64().unwrap_or(0)),
+            // OpenAI caches long prompts on its own and says how much it
+            // read; writing costs nothing extra.
+            cache_read: Some(
+                usage
+                    .pointer("/prompt_tokens_details/cached_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            ),
+            cache_write: None,
         });
     }
     Ok(v["choices"].get(0))

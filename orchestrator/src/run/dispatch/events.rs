@@ -93,7 +93,7 @@ impl Dispatcher<'_> {
                     skipped_files: skipped,
                     outside_paths,
                     snapshot_ms,
-                    agent: agent.map(Box::new),
+                    agent,
                     score: score.map(|s| *s),
                     diff,
                 })

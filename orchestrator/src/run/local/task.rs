@@ -284,7 +284,7 @@ async fn execute_inner(
             duration,
             snapshot: snap,
             outside_paths: outside.clone(),
-            agent: agent.clone(),
+            agent: agent.clone().map(Box::new),
             score: score.map(Box::new),
             diff,
         });

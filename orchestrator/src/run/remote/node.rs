@@ -203,7 +203,7 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
                 record.snapshot_ms = Some(millis(snap.duration));
             }
             record.outside_paths = outside_paths;
-            record.agent = agent;
+            record.agent = agent.map(|a| *a);
             record.score = score.map(|s| *s);
             record.diff = diff;
         }

@@ -458,7 +458,7 @@ impl SlurmExecutor {
             duration: Duration::from_millis(record.duration_ms),
             snapshot,
             outside_paths: record.outside_paths.clone(),
-            agent: record.agent.clone(),
+            agent: record.agent.clone().map(Box::new),
             score: record.score.clone().map(Box::new),
             diff: record.diff,
         });

@@ -55,6 +55,7 @@ pub(super) fn events(
     parts: &[Part],
     input_tokens: u64,
     output_tokens: u64,
+    cached: super::cache::Split,
 ) -> Vec<Bytes> {
     let mut out = vec![
         event(
@@ -62,7 +63,7 @@ pub(super) fn events(
             &json!({"type": "message_start", "message": {
                 "id": format!("msg_mock_{index}"), "type": "message", "role": "assistant",
                 "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": input_tokens, "output_tokens": 1},
+                "usage": usage(input_tokens, 1, cached),
             }}),
         ),
         event("ping", &json!({"type": "ping"})),
@@ -127,6 +128,7 @@ pub(super) fn message(
     parts: &[Part],
     input_tokens: u64,
     output_tokens: u64,
+    cached: super::cache::Split,
 ) -> Value {
     let content: Vec<Value> = parts
         .iter()
@@ -142,7 +144,18 @@ pub(super) fn message(
     json!({"id": format!("msg_mock_{index}"), "type": "message", "role": "assistant",
            "model": model, "content": content,
            "stop_reason": if tool_use { "tool_use" } else { "end_turn" }, "stop_sequence": null,
-           "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})
+           "usage": usage(input_tokens, output_tokens, cached)})
+}
+
+/// A `usage` object: the cache's tokens only when there are any, as the
+/// API leaves them out for a request without markers.
+fn usage(input_tokens: u64, output_tokens: u64, cached: super::cache::Split) -> Value {
+    let mut usage = json!({"input_tokens": input_tokens, "output_tokens": output_tokens});
+    if cached.read + cached.written > 0 {
+        usage["cache_read_input_tokens"] = json!(cached.read);
+        usage["cache_creation_input_tokens"] = json!(cached.written);
+    }
+    usage
 }
 
 pub(super) fn error_body(code: u16, message: &str) -> Value {

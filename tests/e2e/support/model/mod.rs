@@ -13,6 +13,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic;
+pub mod cache;
 mod invariants;
 mod openai;
 mod responses;
@@ -48,6 +49,11 @@ pub struct Options {
     pub rate_limit: Option<u32>,
     /// The `stream` flag every request must have; `None` accepts either.
     pub stream: Option<bool>,
+    /// Bill Anthropic requests' prompts as the provider does with its
+    /// prompt cache ([`cache`]): the input tokens of a scripted answer are
+    /// then counted from the request, and split into read, written and
+    /// neither.
+    pub prompt_cache: bool,
 }
 
 impl Options {
@@ -58,6 +64,7 @@ impl Options {
             model: model.into(),
             rate_limit: None,
             stream: Some(true),
+            prompt_cache: false,
         }
     }
 }

@@ -41,6 +41,8 @@ pub(super) struct Log {
     retry_not_before: HashMap<String, Instant>,
     /// The current rate-limit window and the requests counted in it.
     window: (u64, u32),
+    /// What Anthropic requests left in the prompt cache.
+    cache: super::cache::PromptCache,
 }
 
 pub(super) async fn serve(
@@ -208,8 +210,27 @@ impl Shared {
 
     fn reply(&self, call: &Call, reply: Reply) -> Response<Body> {
         let model = self.options.model.as_str();
+        // Billed as the provider would, cache and all.
+        let split = (self.options.prompt_cache && call.wire == Wire::Anthropic)
+            .then(|| self.log().cache.bill(&call.body));
+        let reply = match (reply, split) {
+            (
+                Reply::Answer {
+                    parts,
+                    output_tokens,
+                    ..
+                },
+                Some(split),
+            ) => Reply::Answer {
+                parts,
+                input_tokens: split.uncached,
+                output_tokens,
+            },
+            (reply, _) => reply,
+        };
+        let cached = split.unwrap_or_default();
         let events = |parts: &[Part], input: u64, output: u64| match call.wire {
-            Wire::Anthropic => anthropic::events(model, call.index, parts, input, output),
+            Wire::Anthropic => anthropic::events(model, call.index, parts, input, output, cached),
             Wire::OpenAi => {
                 let usage = call.body["stream_options"]["include_usage"] == json!(true);
                 openai::events(model, call.index, parts, input, output, usage)
@@ -218,7 +239,9 @@ impl Shared {
         };
         let whole = |parts: &[Part], input: u64, output: u64| {
             let answer = match call.wire {
-                Wire::Anthropic => anthropic::message(model, call.index, parts, input, output),
+                Wire::Anthropic => {
+                    anthropic::message(model, call.index, parts, input, output, cached)
+                }
                 Wire::OpenAi => openai::completion(model, call.index, parts, input, output),
                 Wire::Responses => responses::whole(model, call.index, parts, input, output),
             };
