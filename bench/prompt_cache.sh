@@ -27,7 +27,7 @@ OUT=$(bench_out BENCHMARKS.md)
 read -r in_c read_c written_c out_c usd_c in_p _ _ out_p usd_p \
   <<<"$(checked "$BENCH_BIN_DIR/bench_agents" cache "$TURNS")"
 commit=$(git -C "$ROOT" rev-parse --short HEAD)
-fmt() { printf "%'d" "$1"; }
+fmt() { echo "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 section=$(
   cat <<EOT
