@@ -1077,3 +1077,82 @@ verify = "grep -qx 42 answer.txt"
         "finished"
     );
 }
+
+#[test]
+fn a_recorded_codex_task_replays_with_no_model_and_no_key() {
+    let codex = agent_cli("codex");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("gpt-5-codex")
+        },
+        |call| {
+            if !call.conversation.contains("Write the answer") {
+                return Reply::text("ok");
+            }
+            match call.turn {
+                0 => Reply::answer(vec![tool(
+                    "c1",
+                    "exec_command",
+                    json!({"cmd": "echo 42 > answer.txt && cat answer.txt"}),
+                )]),
+                _ => Reply::text("Done."),
+            }
+        },
+    );
+    let plan_path = repo.path().join("plan.toml");
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[models.default]
+provider = "openai"
+model = "gpt-5-codex"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[[task]]
+id = "answer"
+agent = "codex"
+prompt = "Write the answer to answer.txt."
+verify = "grep -qx 42 answer.txt"
+"#,
+            url = mock.base_url(Wire::Responses)
+        ),
+    );
+    let tapes = repo.outside().join("tapes");
+    let tapes = tapes.to_str().unwrap();
+    let path = format!(
+        "{}:{}",
+        codex.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = repo.swarm_cmd(&["run", plan_path.to_str().unwrap(), "--record", tapes]);
+    cmd.env("PATH", &path).env("TEST_MODEL_KEY", KEY);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    run.assert_code(0);
+    mock.assert_clean();
+    let recorded = repo.git(&["rev-parse", "swarm/plan^{tree}"]);
+    let calls = mock.calls().len();
+    drop(mock);
+    for file in files_under(std::path::Path::new(tapes)) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains(KEY), "the key is in {}", file.display());
+    }
+    let cassette =
+        std::fs::read_to_string(std::path::Path::new(tapes).join("tasks/answer/1.jsonl")).unwrap();
+    assert_eq!(cassette.lines().count(), calls + 1, "{cassette}");
+
+    let mut cmd = repo.swarm_cmd(&[
+        "run",
+        plan_path.to_str().unwrap(),
+        "--replay",
+        tapes,
+        "--name",
+        "again",
+    ]);
+    cmd.env("PATH", &path);
+    let again: crate::support::Run = cmd.output().unwrap().into();
+    again.assert_code(0);
+    assert_eq!(repo.git(&["rev-parse", "swarm/again^{tree}"]), recorded);
+}

@@ -517,27 +517,55 @@ impl Recorded {
 }
 
 /// The changed lines between `recorded` and `asked` (`-` recorded, `+`
-/// asked), each cut to a readable length, at most 16 of them.
+/// asked), at most 16 of them, each cut to a readable length around where
+/// it first differs from the line it replaces.
 fn short_diff(recorded: &str, asked: &str) -> String {
     const LINES: usize = 16;
     const WIDTH: usize = 160;
     let diff = similar::TextDiff::from_lines(recorded, asked);
+    let changes: Vec<(char, &str)> = diff
+        .iter_all_changes()
+        .filter_map(|c| match c.tag() {
+            similar::ChangeTag::Equal => None,
+            similar::ChangeTag::Delete => Some(('-', c.value().trim())),
+            similar::ChangeTag::Insert => Some(('+', c.value().trim())),
+        })
+        .collect();
+    // Where a removed line and the added one after it part: both are
+    // shown from a little before it.
+    let parting = |i: usize| -> usize {
+        let (sign, line) = changes[i];
+        let other = match sign {
+            '-' => changes.get(i + 1).filter(|(s, _)| *s == '+'),
+            _ => i
+                .checked_sub(1)
+                .and_then(|j| changes.get(j))
+                .filter(|(s, _)| *s == '-'),
+        };
+        other.map_or(0, |(_, o)| {
+            line.chars()
+                .zip(o.chars())
+                .take_while(|(a, b)| a == b)
+                .count()
+                .saturating_sub(WIDTH / 4)
+        })
+    };
     let mut out = Vec::new();
     let mut more = 0;
-    for change in diff.iter_all_changes() {
-        let sign = match change.tag() {
-            similar::ChangeTag::Equal => continue,
-            similar::ChangeTag::Delete => '-',
-            similar::ChangeTag::Insert => '+',
-        };
+    for (i, &(sign, line)) in changes.iter().enumerate() {
         if out.len() == LINES {
             more += 1;
             continue;
         }
-        let line = change.value().trim_end();
-        let cut: String = line.chars().take(WIDTH).collect();
-        let ellipsis = if cut.len() < line.len() { "…" } else { "" };
-        out.push(format!("  {sign} {}{ellipsis}", cut.trim_start()));
+        let from = parting(i);
+        let cut: String = line.chars().skip(from).take(WIDTH).collect();
+        let before = if from > 0 { "…" } else { "" };
+        let after = if from + cut.chars().count() < line.chars().count() {
+            "…"
+        } else {
+            ""
+        };
+        out.push(format!("  {sign} {before}{cut}{after}"));
     }
     if more > 0 {
         out.push(format!("  ({more} more changed lines)"));
@@ -550,6 +578,8 @@ fn short_diff(recorded: &str, asked: &str) -> String {
 /// limit (the gateway lowers it to what the budgets have left).
 const VOLATILE: &[&str] = &[
     "metadata",
+    // Codex's per-turn ids and timings.
+    "client_metadata",
     "user",
     "cache_control",
     "prompt_cache_key",
@@ -564,14 +594,20 @@ static UUID: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}").ok()
 });
 
+/// What agent CLIs write into their own tool results that differs from
+/// run to run: Codex's chunk ids and wall times.
+static TOOL_NOISE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(Chunk ID: )[0-9a-fA-F]+|(Wall time: )[0-9.]+ seconds").ok());
+
 static TIME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
         .ok()
 });
 
 /// The request as its key sees it: `{"path", "body"}`, the body without
-/// [`VOLATILE`] fields and with the run's paths, ids and timestamps
-/// replaced by placeholders; objects with their keys in order.
+/// [`VOLATILE`] fields and with the run's paths, ids, timestamps and the
+/// [`TOOL_NOISE`] of agent CLIs replaced by placeholders; objects with their
+/// keys in order.
 fn normalise(path: &str, body: &Value, paths: &[(String, String)]) -> Value {
     let mut out = serde_json::Map::new();
     out.insert("body".into(), clean(body, paths));
@@ -610,6 +646,9 @@ fn clean_text(text: &str, paths: &[(String, String)]) -> String {
     }
     if let Some(time) = TIME.as_ref() {
         text = time.replace_all(&text, "<time>").into_owned();
+    }
+    if let Some(noise) = TOOL_NOISE.as_ref() {
+        text = noise.replace_all(&text, "${1}${2}<volatile>").into_owned();
     }
     text
 }
@@ -677,6 +716,15 @@ mod tests {
         let ka = key_of(&normalise("/v1/messages", &a, &paths("/tmp/r1/wt/a")));
         let kb = key_of(&normalise("/v1/messages", &b, &paths("/var/r2/wt/a")));
         assert_eq!(ka, kb);
+        // Codex's own noise in a tool result.
+        let noisy = |id: &str, secs: &str| {
+            json!({"input": [{"type": "function_call_output",
+                "output": format!("Chunk ID: {id}\nWall time: {secs} seconds\nOutput:\n42\n")}]})
+        };
+        assert_eq!(
+            key_of(&normalise("/v1/responses", &noisy("e6efbe", "0.0000"), &[])),
+            key_of(&normalise("/v1/responses", &noisy("dfbedd", "1.2500"), &[]))
+        );
         let c = json!({"model": "m", "messages": [{"role": "user", "content": "another"}]});
         assert_ne!(ka, key_of(&normalise("/v1/messages", &c, &[])));
         assert_ne!(
