@@ -478,6 +478,14 @@ model = "impatient"
         assert_eq!(t["status"], "merged", "{id}: {t}");
         assert_eq!(t["agent"]["outcome"], "finished", "{id}");
     }
+    // The cut stream was paid for (the 10 prompt tokens and the 1 token of
+    // answer its start reported), besides the whole answer after it.
+    let cut = &task(&report, "cut-stream")["agent"]["usage"];
+    assert_eq!(
+        (cut["input_tokens"].as_u64(), cut["output_tokens"].as_u64()),
+        (Some(110), Some(21)),
+        "{cut}"
+    );
     // The 429 was waited out: the retry came a second later, not before.
     let calls = mock.calls();
     let rl: Vec<&Call> = calls

@@ -4,6 +4,8 @@
 //! 429, a "do not split" answer, the prompt as the model sees it, and a
 //! goal planned and run end to end by agents.
 
+use std::path::Path;
+
 use serde_json::{Value, json};
 
 use crate::support::model::{Call, MockModel, Options, Part, Reply, Wire, text, tool};
@@ -419,5 +421,56 @@ fn run_goal_plans_prints_runs_and_merges_and_the_saved_plan_runs_the_same() {
     assert_eq!(
         repo.git(&["rev-parse", &format!("{branch}^{{tree}}")]),
         repo.git(&["rev-parse", "swarm/by-hand^{tree}"])
+    );
+}
+
+/// The planner's calls are recorded like an agent's: `swarm plan` replays
+/// them with no model and no key, to the same plan.
+#[test]
+fn a_recorded_plan_is_planned_again_from_its_cassette() {
+    let mock = MockModel::start(options(), |_| answer(true, good_tasks()));
+    let repo = repo_for(&mock, "");
+    let tapes = repo.outside().join("tapes");
+    let tapes = tapes.to_str().unwrap();
+    swarm(
+        &repo,
+        &["plan", "Greet from both modules", "--record", tapes],
+    )
+    .assert_code(0);
+    drop(mock);
+    let cassette = std::fs::read_to_string(Path::new(tapes).join("planner.jsonl")).unwrap();
+    assert!(cassette.contains("\"name\":\"the planner\""), "{cassette}");
+    assert!(!cassette.contains(KEY));
+
+    let replayed = repo.swarm(&[
+        "plan",
+        "Greet from both modules",
+        "-o",
+        "again.toml",
+        "--replay",
+        tapes,
+    ]);
+    replayed.assert_code(0);
+    let tasks = |file: &str| {
+        let text = std::fs::read_to_string(repo.path().join(file)).unwrap();
+        text[text.find("[[task]]").unwrap()..].to_string()
+    };
+    assert_eq!(tasks("again.toml"), tasks("plan.toml"));
+    // Another goal was never recorded.
+    let missed = repo.swarm(&[
+        "plan",
+        "Greet from module a only",
+        "-o",
+        "missed.toml",
+        "--replay",
+        tapes,
+    ]);
+    assert_ne!(missed.code, 0);
+    assert!(
+        missed
+            .stderr
+            .contains("replay: no recorded answer for the planner, turn 1"),
+        "{}",
+        missed.stderr
     );
 }
