@@ -156,11 +156,12 @@ impl RecordedResponse {
     /// in SSE framing).
     pub fn wire(&self) -> Vec<u8> {
         if self.events.is_empty() {
-            return self
-                .body
-                .as_ref()
-                .map(|b| b.to_string().into_bytes())
-                .unwrap_or_default();
+            return match &self.body {
+                // A body that was not JSON, as it came.
+                Some(Value::String(text)) => text.clone().into_bytes(),
+                Some(body) => body.to_string().into_bytes(),
+                None => Vec::new(),
+            };
         }
         let mut out = String::new();
         for e in &self.events {

@@ -136,6 +136,28 @@ fn a_recorded_run_replays_without_key_or_model_to_the_same_tree() {
             > 0
     );
 
+    // Replaying one directory while recording another copies the whole
+    // run there: it replays on its own.
+    let copy = repo.outside().join("copy");
+    let copy_arg = copy.to_str().unwrap();
+    run(
+        &repo,
+        &path,
+        &[
+            "--replay", tapes_arg, "--record", copy_arg, "--name", "copied",
+        ],
+        false,
+    )
+    .assert_code(0);
+    run(
+        &repo,
+        &path,
+        &["--replay", copy_arg, "--name", "from-copy"],
+        false,
+    )
+    .assert_code(0);
+    assert_eq!(tree(&repo, "swarm/from-copy"), recorded);
+
     let shown = repo.swarm(&["logs", "again", "a", "--cassette", tapes_arg]);
     shown.assert_code(0);
     assert!(

@@ -97,13 +97,13 @@ fn with_keys(
     notices: &mut Vec<Notice>,
 ) -> Result<Arc<Gateway>, SetupError> {
     let mut keys = BTreeMap::new();
-    // A replayed run asks no provider: its keys are read if set (for
-    // nothing), and none is required.
-    let required: &BTreeSet<&str> = match tape.keyless() {
-        true => &BTreeSet::new(),
-        false => wanted.used,
+    // A replayed run asks no provider: no key is read at all, so none can
+    // be sent (a miss fails before any would be).
+    let none = BTreeSet::new();
+    let (required, optional) = match tape.keyless() {
+        true => (&none, &none),
+        false => (wanted.used, wanted.optional),
     };
-    let optional: BTreeSet<&str> = wanted.optional.union(wanted.used).copied().collect();
     for &name in optional.difference(required) {
         let var = models.get(name).and_then(|m| m.api_key_env.as_ref());
         if let Some(key) = var

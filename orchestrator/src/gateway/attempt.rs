@@ -70,7 +70,7 @@ pub(crate) async fn attempt(
     let mut recorder = None;
     let reply = match lookup {
         Lookup::Served(recorded) => Reply::replayed(&recorded),
-        Lookup::Miss(message) => return Err((Failure::Fatal { message }, None)),
+        Lookup::Miss(message) => return Err((Failure::NotRecorded { message }, None)),
         Lookup::Network => {
             // A model that needs a key whose variable was unset when the
             // run started (one the plan declares but none of its own tasks

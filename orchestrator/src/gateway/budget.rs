@@ -33,7 +33,8 @@ pub(crate) struct Spent {
 #[derive(Debug, Default)]
 struct Ledger {
     spent: Spent,
-    /// Held by calls in flight: tokens and USD.
+    /// Held by calls in flight: how many, their tokens and USD.
+    holds: u32,
     held_tokens: u64,
     held_usd: f64,
 }
@@ -145,14 +146,21 @@ impl BudgetScope {
 
     fn hold(&self, tokens: u64, usd: f64) {
         let mut l = lock(&self.ledger);
+        l.holds += 1;
         l.held_tokens += tokens;
         l.held_usd += usd;
     }
 
     fn release(&self, tokens: u64, usd: f64) {
         let mut l = lock(&self.ledger);
+        l.holds = l.holds.saturating_sub(1);
         l.held_tokens = l.held_tokens.saturating_sub(tokens);
         l.held_usd = (l.held_usd - usd).max(0.0);
+        if l.holds == 0 {
+            // No rounding left behind for a waiter to wait on forever.
+            l.held_tokens = 0;
+            l.held_usd = 0.0;
+        }
     }
 
     /// Why this budget cannot pay for one more unit of work that costs
@@ -313,25 +321,42 @@ impl Gateway {
     }
 }
 
+/// The tokens an answer that broke off cost: what the server had reported,
+/// or what had arrived of it (at about four bytes a token) when that is
+/// more, since its count of output comes only at the end.
+pub(crate) fn counted_partial(answer: &Answer, estimate: u64) -> Usage {
+    let mut usage = counted(answer, estimate);
+    usage.output_tokens = usage.output_tokens.max(said(answer));
+    usage
+}
+
+/// About how many tokens the answer's content is: its text and its tool
+/// calls' names and arguments, four bytes a token.
+fn said(answer: &Answer) -> u64 {
+    use swarm_protocol::agent::Block;
+    let bytes: usize = answer
+        .content
+        .iter()
+        .map(|b| match b {
+            Block::Text { text } => text.len(),
+            Block::ToolCall { name, input, .. } => name.len() + input.to_string().len(),
+            Block::ToolResult { content, .. } => content.len(),
+        })
+        .sum();
+    (bytes as u64).div_ceil(4)
+}
+
 /// The tokens `answer` cost: as the server reported them, or estimated
 /// at about four bytes a token (the request from its `estimate`, the
 /// answer from its content) when it reported none, and the answer's part
 /// when a stream broke off after the server had said only the prompt's.
 pub(crate) fn counted(answer: &Answer, estimate: u64) -> Usage {
-    let said = || {
-        let bytes: usize = answer
-            .content
-            .iter()
-            .map(|b| serde_json::to_string(b).map_or(0, |t| t.len()))
-            .sum();
-        bytes as u64 / 4
-    };
     let mut usage = answer.usage;
     if usage.total() == 0 {
         usage.input_tokens = estimate;
-        usage.output_tokens = said();
+        usage.output_tokens = said(answer);
     } else if usage.output_tokens == 0 && !answer.content.is_empty() {
-        usage.output_tokens = said();
+        usage.output_tokens = said(answer);
     }
     usage
 }
@@ -563,12 +588,32 @@ mod tests {
 
     #[test]
     fn a_stream_cut_after_the_prompt_counts_the_answer_that_came() {
-        let mut cut = answer(1000, 0);
+        // The provider said the prompt and one token of answer at the
+        // start; 400 bytes of answer came before the cut.
+        let mut cut = answer(1000, 1);
         cut.content = vec![Block::Text {
             text: "x".repeat(400),
         }];
-        let usage = counted(&cut, 0);
+        let usage = counted_partial(&cut, 0);
         assert_eq!(usage.input_tokens, 1000);
-        assert!(usage.output_tokens >= 100, "{usage:?}");
+        assert_eq!(usage.output_tokens, 100);
+        // A whole answer's reported count stands.
+        assert_eq!(counted(&cut, 0).output_tokens, 1);
+    }
+
+    #[tokio::test]
+    async fn a_usd_waiter_is_not_kept_waiting_by_rounding_once_every_hold_is_gone() {
+        let gw = gateway(Budget {
+            tokens: None,
+            usd: Some(1.0),
+        });
+        let price = Price::new(0.3, 0.7);
+        for _ in 0..1000 {
+            let hold = gw.admit(&[], 7, 13, Some(price)).await.unwrap();
+            drop(hold);
+        }
+        let run = &gw.run;
+        let l = lock(&run.ledger);
+        assert_eq!((l.holds, l.held_tokens, l.held_usd), (0, 0, 0.0));
     }
 }

@@ -51,6 +51,8 @@ pub(crate) type OnRetry<'a> = dyn FnMut(&str, Duration, bool) + Send + 'a;
 pub(crate) struct CallFailed {
     pub message: String,
     pub spent: Usage,
+    /// A replayed run's cassette had no answer to it.
+    pub not_recorded: bool,
 }
 
 /// Sends `request` to the model until it answers or fails for good. The
@@ -91,12 +93,16 @@ pub(crate) async fn call(
             }
             Err((failure, partial)) => {
                 if let Some(partial) = partial {
-                    spent.add(super::budget::counted(&partial, estimate));
+                    spent.add(super::budget::counted_partial(&partial, estimate));
                 }
                 failure
             }
         };
-        let fail = |message: String| CallFailed { message, spent };
+        let fail = |message: String| CallFailed {
+            message,
+            spent,
+            not_recorded: false,
+        };
         // A refused or failed attempt used none (or an unknown part) of the
         // tokens it reserved; keeping them would stall every later call
         // after a burst of 429s.
@@ -105,6 +111,12 @@ pub(crate) async fn call(
         }
         match failure {
             Failure::Fatal { message } => return Err(fail(message)),
+            Failure::NotRecorded { message } => {
+                return Err(CallFailed {
+                    not_recorded: true,
+                    ..fail(message)
+                });
+            }
             Failure::RateLimited {
                 retry_after,
                 message,

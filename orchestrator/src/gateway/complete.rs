@@ -46,6 +46,9 @@ pub struct CompletionRequest {
     /// The cassette the call is one turn of, when the run records or
     /// replays model traffic (`ReelId::Planner`, `ReelId::Replanner`).
     pub cassette: Option<ReelId>,
+    /// The places the request may quote, by the placeholder that stands for
+    /// them in the cassette's keys (`<run>`, `<repo>`).
+    pub places: Vec<(String, PathBuf)>,
 }
 
 /// A tool call in the model's answer.
@@ -146,13 +149,12 @@ impl Gateway {
 
         let reel = match &request.cassette {
             None => None,
-            Some(id) => {
-                self.reel(id.clone(), Vec::new())
-                    .map_err(|message| GatewayError::Call {
-                        model: model.clone(),
-                        message,
-                    })?
-            }
+            Some(id) => self
+                .reel(id.clone(), request.places.clone())
+                .map_err(|message| GatewayError::Call {
+                    model: model.clone(),
+                    message,
+                })?,
         };
         let result = {
             let mut on_retry = |reason: &str, wait: Duration, limited: bool| {

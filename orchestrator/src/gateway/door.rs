@@ -573,6 +573,23 @@ fn refuse(state: &State, why: Refused, message: String) -> Response<Body> {
     error(StatusCode::BAD_REQUEST, "invalid_request_error", &message)
 }
 
+/// A replayed run's cassette had no answer: the attempt's failure, and a
+/// 400 for the program, which would retry a 5xx for nothing.
+fn not_recorded(state: &State, why: String) -> Response<Body> {
+    super::lock(&state.transcript).write("error", json!({"message": why}));
+    {
+        let mut refused = super::lock(&state.refused);
+        if refused.is_none() {
+            *refused = Some((Refused::NotRecorded, why.clone()));
+        }
+    }
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        &format!("swarm's gateway: {why}"),
+    )
+}
+
 /// Sends the call on to the provider (again after a rate limit or a
 /// server error, as the model's settings say) and streams its answer back.
 async fn pass(
@@ -604,20 +621,7 @@ async fn pass(
             };
             return answered(state, api, Reply::replayed(&recorded), stream, tally).await;
         }
-        Lookup::Miss(why) => {
-            super::lock(&state.transcript).write("error", json!({"message": why}));
-            {
-                let mut refused = super::lock(&state.refused);
-                if refused.is_none() {
-                    *refused = Some((Refused::NotRecorded, why.clone()));
-                }
-            }
-            return error(
-                StatusCode::BAD_GATEWAY,
-                "api_error",
-                &format!("swarm's gateway: {why}"),
-            );
-        }
+        Lookup::Miss(why) => return not_recorded(state, why),
         Lookup::Network => {}
     }
     if key.is_none()
@@ -854,6 +858,7 @@ async fn translated(
     .await;
     let answer = match result {
         Ok(answer) => answer,
+        Err(failed) if failed.not_recorded => return not_recorded(state, failed.message),
         Err(failed) => {
             let message = failed.message;
             if failed.spent.total() > 0 {
@@ -989,7 +994,8 @@ async fn answered(
                     Err(e) => {
                         complete = false;
                         if listening {
-                            let _ = tx.send(Err(std::io::Error::other(e))).await;
+                            let error = Err(std::io::Error::other(e));
+                            let _ = tokio::time::timeout(silence, tx.send(error)).await;
                         }
                         break;
                     }

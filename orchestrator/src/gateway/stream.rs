@@ -27,6 +27,8 @@ pub(crate) enum Failure {
     },
     /// Trying again would not help (a 4xx such as a bad key or request).
     Fatal { message: String },
+    /// A replayed run's cassette has no answer to the request.
+    NotRecorded { message: String },
 }
 
 impl Failure {

@@ -146,16 +146,15 @@ impl Tape {
             None => None,
             Some(dir) => Some(Recorded::load(&dir.join(&file))?),
         };
+        // Recording to another directory than the one replayed: the
+        // answers served are written there too, so it holds the whole run.
+        let copy_served = match (&self.settings.record, &self.settings.replay) {
+            (Some(record), Some(replay)) => record != replay,
+            _ => false,
+        };
         let record = match &self.settings.record {
             None => None,
-            Some(dir) => {
-                let path = dir.join(&file);
-                // Recording over the cassette being replayed: keep what is
-                // there and add the new exchanges.
-                let append = self.settings.replay.as_deref() == Some(dir.as_path())
-                    && replay.as_ref().is_some_and(|r| r.existed);
-                Some(open_for_record(&path, append, &name, &paths)?)
-            }
+            Some(dir) => Some(open_for_record(&dir.join(&file), &name, &paths)?),
         };
         Ok(Reel {
             name,
@@ -164,14 +163,16 @@ impl Tape {
             replay: replay.map(|r| (r.path.clone(), Mutex::new(r))),
             fallthrough: self.settings.fallthrough,
             record: record.map(|(path, file)| (path, Mutex::new(file))),
+            copy_served,
             secrets: self.secrets.clone(),
         })
     }
 }
 
+/// Opens the cassette at `path` to add to it: a cassette already there
+/// (an earlier run's, the one being replayed) keeps what it holds.
 fn open_for_record(
     path: &Path,
-    append: bool,
     name: &str,
     paths: &[(String, String)],
 ) -> Result<(PathBuf, File), String> {
@@ -181,9 +182,7 @@ fn open_for_record(
     }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
-        .write(true)
-        .append(append)
-        .truncate(!append)
+        .append(true)
         .open(path)
         .map_err(fail)?;
     // Appending too: a header line says whose paths the exchanges after
@@ -214,6 +213,9 @@ pub struct Reel {
     replay: Option<(PathBuf, Mutex<Recorded>)>,
     fallthrough: bool,
     record: Option<(PathBuf, Mutex<File>)>,
+    /// Write the answers served from the replayed cassette to the recorded
+    /// one (another directory).
+    copy_served: bool,
     secrets: Vec<Secret>,
 }
 
@@ -276,7 +278,21 @@ impl Reel {
         if let Some(at) = exact.or_else(written) {
             let entry = &mut recorded.entries[at];
             entry.served = true;
-            return Lookup::Served(entry.response.clone());
+            let response = entry.response.clone();
+            if self.copy_served {
+                self.write(Exchange {
+                    turn,
+                    key: Some(key),
+                    request: RecordedRequest {
+                        path: path.to_string(),
+                        body: Some(body.clone()),
+                        contains: Vec::new(),
+                    },
+                    response: response.clone(),
+                    usage: entry.usage,
+                });
+            }
+            return Lookup::Served(response);
         }
         if self.fallthrough {
             return Lookup::Network;
@@ -424,6 +440,7 @@ struct Entry {
     /// The normalised request, pretty, for a miss's diff.
     pretty: String,
     response: RecordedResponse,
+    usage: Option<Usage>,
     served: bool,
 }
 
@@ -488,6 +505,7 @@ impl Recorded {
                         contains: request.contains,
                         pretty: pretty_text,
                         response: exchange.response,
+                        usage: exchange.usage,
                         served: false,
                     });
                 }

@@ -111,12 +111,18 @@ fn model_config(
                         .with_help("write durations like \"60s\" or \"2m\"")
                 })?,
         };
+        // A negative or NaN price would make spending go down, or never
+        // reach a budget.
+        let sane = |p: f64| p.is_finite() && p >= 0.0;
         if let Some(price) = fields.price
-            && !(price.input >= 0.0 && price.output >= 0.0)
+            && !(sane(price.input)
+                && sane(price.output)
+                && price.cache_read.is_none_or(sane)
+                && price.cache_write.is_none_or(sane))
         {
             return Err(bad(
-                format!("model `{name}` has a negative price"),
-                "prices are USD per million tokens, e.g. price = { input = 3.0, output = 15.0 }",
+                format!("model `{name}` has a negative or non-finite price"),
+                "prices are USD per million tokens, e.g. price = { input = 3.0, output = 15.0, cache_read = 0.3 }",
             ));
         }
         if fields.concurrency == Some(0) || fields.max_tokens == Some(0) {

@@ -664,3 +664,30 @@ fn a_subtask_inherits_isolation_deadline_modules_and_budget() {
     assert_eq!(own.max_turns, 5);
     assert_eq!(own.budget.tokens, Some(1000));
 }
+
+#[test]
+fn a_price_that_would_lower_spending_or_never_reach_a_budget_is_refused() {
+    let model = |price: &str| {
+        format!(
+            "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\nprice = {price}\n\n[[task]]\nid = \"g\"\nprompt = \"go\"\n"
+        )
+    };
+    for bad in [
+        "{ input = 1.0, output = 2.0, cache_read = -0.1 }",
+        "{ input = 1.0, output = 2.0, cache_write = nan }",
+        "{ input = inf, output = 2.0 }",
+        "{ input = -1.0, output = 2.0 }",
+    ] {
+        let e = parse_err(&model(bad));
+        assert!(
+            e.message.contains("negative or non-finite price"),
+            "{bad}: {}",
+            e.message
+        );
+    }
+    // Cache prices left out are filled in as the provider bills them.
+    let plan = parse_ok(&model("{ input = 2.0, output = 8.0 }"));
+    let price = plan.models["default"].price.unwrap();
+    assert_eq!(price.cache_read, Some(0.2));
+    assert_eq!(price.cache_write, Some(2.5));
+}

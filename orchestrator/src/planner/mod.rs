@@ -143,6 +143,9 @@ pub async fn plan(
                 transcript: request.transcript.clone(),
                 budget: None,
                 cassette: Some(crate::gateway::tape::ReelId::Planner),
+                // Its map quotes the repository by relative paths; a
+                // repair round quotes the plan's file.
+                places: vec![("<plan>".into(), request.plan_path.to_path_buf())],
             })
             .await?;
         usage.add(completion.usage);

@@ -242,6 +242,16 @@ impl<'o> Dispatcher<'o> {
                 spawner: Arc::clone(&spawner),
                 repo: repo.clone(),
                 transcript: run_dir.join(crate::layout::REPLAN_TRANSCRIPT),
+                // What a failure's reason and logs quote of the run's
+                // places, for its cassette's keys.
+                places: vec![
+                    (
+                        "<worktrees>".into(),
+                        WorktreeHome::path_for(&options.worktree_root, &repo).join(&run),
+                    ),
+                    ("<run>".into(), run_dir.clone()),
+                    ("<repo>".into(), repo.workdir.clone()),
+                ],
             }),
             _ => None,
         };

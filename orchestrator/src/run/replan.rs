@@ -62,6 +62,8 @@ pub(crate) struct Replanner {
     pub spawner: Arc<Spawner>,
     pub repo: Repo,
     pub transcript: PathBuf,
+    /// The run's places a replay may find elsewhere (placeholder, path).
+    pub places: Vec<(String, PathBuf)>,
 }
 
 impl Replanner {
@@ -84,6 +86,7 @@ impl Replanner {
                     transcript: Some(self.transcript.clone()),
                     budget: None,
                     cassette: Some(crate::gateway::tape::ReelId::Replanner),
+                    places: self.places.clone(),
                 })
                 .await
                 .map_err(|e| format!("the model call failed: {e}"))?;
