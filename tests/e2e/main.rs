@@ -18,6 +18,7 @@ mod gateway_complete;
 mod hostile_task;
 mod launcher;
 mod live;
+mod mcp;
 mod model_mock;
 mod outputs;
 mod ownership;

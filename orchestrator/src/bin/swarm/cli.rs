@@ -173,6 +173,10 @@ pub enum Command {
     },
     /// Show what this machine supports for sandboxing and what swarm enforces.
     Doctor,
+    /// Serve this repository to an MCP client (Claude Code, Codex, Cursor...)
+    /// on stdin/stdout: validate, plan, run, follow, cancel and resume runs.
+    /// `claude mcp add swarm -- swarm mcp`.
+    Mcp,
     /// Print a completion script for a shell, e.g.
     /// `swarm completions bash > ~/.local/share/bash-completion/completions/swarm`.
     Completions {
@@ -430,6 +434,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             crate::compare::compare(&cwd, &run, &task, diff.as_deref())
         }
         Command::Doctor => doctor(),
+        Command::Mcp => crate::mcp::mcp(&cwd),
         Command::Completions { shell } => {
             print!("{}", completions(shell));
             Ok(swarm_orchestrator::exit::SUCCESS)

@@ -379,7 +379,7 @@ pub(crate) fn drive(
 /// each, leaving out what the command line overrode (`--sandbox`,
 /// `--executor local`, `--worktrees`): the user's choice, said plainly
 /// before anything runs.
-fn weakened(plan: &Plan, worktrees_given: bool) -> Vec<String> {
+pub(crate) fn weakened(plan: &Plan, worktrees_given: bool) -> Vec<String> {
     let found: Vec<_> = swarm_orchestrator::trust::weakenings(&plan.source, &plan.models)
         .into_iter()
         .filter(|w| match (w.table.as_str(), w.key) {

@@ -10,6 +10,7 @@ mod doctor;
 mod drive;
 mod host;
 mod logs;
+mod mcp;
 mod node;
 mod output;
 mod plan_cmd;
@@ -37,7 +38,10 @@ fn main() -> ExitCode {
     // can never kill a run and its workers.
     if !matches!(
         args.command,
-        cli::Command::Run(_) | cli::Command::Sandbox { .. } | cli::Command::Agent
+        cli::Command::Run(_)
+            | cli::Command::Sandbox { .. }
+            | cli::Command::Agent
+            | cli::Command::Mcp
     ) {
         swarm_sandbox::process::default_sigpipe();
     }

@@ -1,0 +1,195 @@
+//! `swarm mcp` driven by an MCP client built on the official SDK (`rmcp`):
+//! the real binary, serving a real repository over stdio, runs plans in
+//! the background, reports their status, shows logs, cancels and resumes.
+
+use std::time::Duration;
+
+use rmcp::ServiceExt as _;
+use rmcp::model::{CallToolRequestParams, ReadResourceRequestParams};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+
+use crate::support::{TestRepo, swarm_bin};
+
+type Client = RunningService<RoleClient, ()>;
+
+async fn connect(repo: &TestRepo) -> Client {
+    let mut cmd = std::process::Command::new(swarm_bin());
+    crate::support::hermetic(&mut cmd, &repo.home());
+    cmd.arg("-C").arg(repo.path()).arg("mcp");
+    let transport = TokioChildProcess::new(tokio::process::Command::from(cmd)).unwrap();
+    ().serve(transport).await.unwrap()
+}
+
+/// Calls `tool` with `args`: its text, and whether it was an error.
+async fn call(client: &Client, tool: &str, args: Value) -> (String, bool) {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
+    let result = client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(args))
+        .await
+        .unwrap();
+    let text: String = result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect();
+    (text, result.is_error == Some(true))
+}
+
+async fn status(client: &Client, run: &str, wait: u64) -> Value {
+    let (text, error) = call(client, "run_status", json!({"run": run, "wait_secs": wait})).await;
+    assert!(!error, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Polls `run_status` (waiting for changes) until `done` says so.
+async fn until(client: &Client, run: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..60 {
+        let s = status(client, run, 5).await;
+        if done(&s) {
+            return s;
+        }
+    }
+    panic!(
+        "run {run} never got there: {}",
+        status(client, run, 0).await
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
+    let repo = TestRepo::new();
+    repo.write(
+        "plans/greet.toml",
+        "[[task]]\nid = \"hello\"\nrun = \"echo hello from mcp; echo hi > hello.txt\"\ncreates = [\"hello.txt\"]\n\n[[task]]\nid = \"bye\"\nrun = \"echo bye > bye.txt\"\ncreates = [\"bye.txt\"]\n",
+    );
+    repo.write(
+        "plans/slow.toml",
+        "[[task]]\nid = \"slow\"\nrun = \"[ \\\"$SWARM_ATTEMPT\\\" -gt 1 ] || sleep 313; echo done > slow.txt\"\n",
+    );
+    repo.write(
+        "plans/open.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"x\"\nrun = \"true\"\n",
+    );
+    repo.commit_all("plans");
+    let client = connect(&repo).await;
+    let tools: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    for tool in [
+        "validate_plan",
+        "plan_goal",
+        "run_plan",
+        "run_status",
+        "task_logs",
+        "compare",
+        "cancel_run",
+        "resume_run",
+        "list_runs",
+    ] {
+        assert!(tools.iter().any(|t| t == tool), "{tool} missing: {tools:?}");
+    }
+
+    // A bad plan's errors name their place.
+    let (text, error) = call(
+        &client,
+        "validate_plan",
+        json!({"text": "[[task]]\nid = \"a\"\nrun = \"true\"\ndepends = [\"b\"]\n"}),
+    )
+    .await;
+    assert!(error, "{text}");
+    assert!(
+        text.contains(":4:") && text.contains("unknown key"),
+        "{text}"
+    );
+    let (text, error) = call(
+        &client,
+        "validate_plan",
+        json!({"path": "plans/greet.toml"}),
+    )
+    .await;
+    assert!(!error && text.contains("ok: 2 tasks"), "{text}");
+
+    // Nothing outside the repository, nothing that weakens the sandbox.
+    let (text, error) = call(&client, "run_plan", json!({"path": "../outside.toml"})).await;
+    assert!(error, "{text}");
+    let (text, error) = call(&client, "run_plan", json!({"path": "/etc/passwd"})).await;
+    assert!(
+        error && text.contains("not a file in the repository"),
+        "{text}"
+    );
+    let (text, error) = call(&client, "run_plan", json!({"path": "plans/open.toml"})).await;
+    assert!(
+        error && text.contains("refused") && text.contains("sandbox"),
+        "{text}"
+    );
+
+    // A run starts at once and is followed to its end.
+    let (text, error) = call(&client, "run_plan", json!({"path": "plans/greet.toml"})).await;
+    assert!(!error && text.contains("run `greet` started"), "{text}");
+    let done = until(&client, "greet", |s| s["state"] != "running").await;
+    assert_eq!(done["state"], "finished ok", "{done}");
+    assert!(
+        done["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "merged"),
+        "{done}"
+    );
+    assert_eq!(repo.show("swarm/greet", "hello.txt"), "hi");
+    let (logs, error) = call(
+        &client,
+        "task_logs",
+        json!({"run": "greet", "task": "hello"}),
+    )
+    .await;
+    assert!(!error && logs.contains("hello from mcp"), "{logs}");
+    let (runs, _) = call(&client, "list_runs", json!({})).await;
+    assert!(runs.contains("\"greet\""), "{runs}");
+    // The run is the command line's as well.
+    let cli = repo.swarm(&["status", "greet"]);
+    cli.assert_code(0);
+    // Its report as a resource.
+    let report = client
+        .read_resource(ReadResourceRequestParams::new("swarm://runs/greet/report"))
+        .await
+        .unwrap();
+    let body = serde_json::to_string(&report).unwrap();
+    assert!(body.contains("integration_branch"), "{body}");
+
+    // A long run is cancelled: its processes are gone; resumed, it ends.
+    let (text, error) = call(&client, "run_plan", json!({"path": "plans/slow.toml"})).await;
+    assert!(!error, "{text}");
+    until(&client, "slow", |s| s["tasks"][0]["status"] == "running").await;
+    std::thread::sleep(Duration::from_millis(300));
+    let (text, error) = call(&client, "cancel_run", json!({"run": "slow"})).await;
+    assert!(!error && text.contains("cancelled"), "{text}");
+    let cancelled = status(&client, "slow", 0).await;
+    assert_eq!(cancelled["state"], "stopped", "{cancelled}");
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 313"])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+    let (text, error) = call(&client, "resume_run", json!({"run": "slow"})).await;
+    assert!(!error, "{text}");
+    let resumed = until(&client, "slow", |s| {
+        s["state"] != "running" && s["state"] != "stopped"
+    })
+    .await;
+    assert_eq!(resumed["state"], "finished ok", "{resumed}");
+    assert_eq!(repo.show("swarm/slow", "slow.txt"), "done");
+    client.cancel().await.unwrap();
+}
