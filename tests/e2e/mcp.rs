@@ -193,3 +193,100 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
     assert_eq!(repo.show("swarm/slow", "slow.txt"), "done");
     client.cancel().await.unwrap();
 }
+
+/// A real MCP client nobody here wrote: Claude Code (pinned from the npm
+/// registry) with `swarm mcp` configured as its server, its model scripted
+/// by the mock to call `run_plan`, then `run_status` until the run ends.
+#[test]
+fn claude_code_drives_swarm_over_mcp_and_the_run_merges() {
+    use crate::support::model::{MockModel, Options, Reply, Wire, text, tool};
+
+    let claude = crate::support::agent_cli("claude");
+    let repo = TestRepo::new();
+    repo.write(
+        "plans/greet.toml",
+        "[[task]]\nid = \"hello\"\nrun = \"echo hi > hello.txt\"\ncreates = [\"hello.txt\"]\n",
+    );
+    repo.commit_all("a plan");
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |call| {
+        let offered = call.tools.iter().any(|t| t == "mcp__swarm__run_plan");
+        if !offered || !call.conversation.contains("greet plan") {
+            return Reply::text("ok");
+        }
+        match call.turn {
+            0 => Reply::answer(vec![
+                text("Starting it."),
+                tool(
+                    "t1",
+                    "mcp__swarm__run_plan",
+                    json!({"path": "plans/greet.toml"}),
+                ),
+            ]),
+            1 => Reply::answer(vec![tool(
+                "t2",
+                "mcp__swarm__run_status",
+                json!({"run": "greet", "wait_secs": 60}),
+            )]),
+            _ => Reply::text("The greet run finished and merged."),
+        }
+    });
+    let home = repo.home();
+    let config = json!({"mcpServers": {"swarm": {
+        "command": swarm_bin(),
+        "args": ["-C", repo.path(), "mcp"],
+        "env": {"HOME": home, "GIT_CONFIG_GLOBAL": "/dev/null",
+                "PATH": std::env::var("PATH").unwrap_or_default()}
+    }}});
+    let mut cmd = std::process::Command::new(&claude);
+    crate::support::hermetic(&mut cmd, &home);
+    cmd.current_dir(repo.path())
+        .args([
+            "-p",
+            "Run the greet plan with swarm and tell me when it is merged.",
+        ])
+        .args(["--output-format", "stream-json", "--verbose"])
+        .args([
+            "--permission-mode",
+            "bypassPermissions",
+            "--strict-mcp-config",
+        ])
+        .args(["--model", "claude-sonnet-4-5"])
+        .arg("--mcp-config")
+        .arg(config.to_string())
+        .env("ANTHROPIC_BASE_URL", mock.base_url(Wire::Anthropic))
+        .env("ANTHROPIC_API_KEY", "sk-test-not-a-key")
+        .env("CLAUDE_CONFIG_DIR", home.join(".claude"))
+        .env("IS_SANDBOX", "1")
+        // Its MCP tools in the request, not behind its tool search.
+        .env("ENABLE_TOOL_SEARCH", "false")
+        .env("DISABLE_TELEMETRY", "1")
+        .env("DISABLE_AUTOUPDATER", "1")
+        .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+        .stdin(std::process::Stdio::null());
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    mock.assert_clean();
+    // Claude Code got swarm's answers back as tool results.
+    let results: Vec<String> = mock
+        .calls()
+        .iter()
+        .flat_map(|c| c.tool_results.iter().map(|r| r.content.clone()))
+        .collect();
+    let offered: Vec<Vec<String>> = mock.calls().iter().map(|c| c.tools.clone()).collect();
+    assert!(
+        results.iter().any(|r| r.contains("run `greet` started")),
+        "{results:?}\n{offered:?}\n{stdout}"
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| r.contains("\"state\": \"finished ok\"")),
+        "{results:?}"
+    );
+    assert_eq!(repo.show("swarm/greet", "hello.txt"), "hi");
+}
