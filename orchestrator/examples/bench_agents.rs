@@ -117,6 +117,7 @@ fn agent_task(prompt: &str) -> AgentTask {
         temperature: None,
         cli: None,
         output_schema: None,
+        mcp: Vec::new(),
     }
 }
 
@@ -460,6 +461,7 @@ fn rss(swarm: &Path) -> anyhow::Result<()> {
         prompt: "go".into(),
         max_turns: 10,
         bash_timeout_secs: 60,
+        mcp: Vec::new(),
     };
     writeln!(write, "{}", serde_json::to_string(&hello)?)?;
     // Start, then the first turn: the agent now waits for the model.

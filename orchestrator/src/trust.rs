@@ -66,6 +66,13 @@ struct View {
     models: BTreeMap<String, ModelView>,
     #[serde(default)]
     executor: ExecutorView,
+    #[serde(default)]
+    mcp: BTreeMap<String, McpView>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct McpView {
+    command: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,6 +206,18 @@ pub fn weakenings(source: &Source, models: &BTreeMap<String, ModelConfig>) -> Ve
             kind.span(),
             "sends tasks and the repository to a cluster, outside this machine's sandbox".into(),
         );
+    }
+    // The server runs in the task's sandbox like `run`; what widens is
+    // that the directory its program is installed in is shown to it.
+    for (name, server) in &view.mcp {
+        if let Some(command) = &server.command {
+            add(
+                &format!("[mcp.{name}]"),
+                "command",
+                command.span(),
+                "shows where its program is installed to the tasks that use it, read-only".into(),
+            );
+        }
     }
     found.sort_by_key(|w| w.span.start);
     found

@@ -178,8 +178,13 @@ pub enum CoordinatorMessage {
         task: String,
         prompt: String,
         max_turns: u32,
-        /// Most seconds one `bash` tool call may run.
+        /// Most seconds one `bash` tool call may run (and one call of an
+        /// MCP server's tool).
         bash_timeout_secs: u64,
+        /// The MCP servers the agent starts, in its own sandbox, and offers
+        /// the tools of.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mcp: Vec<McpServer>,
     },
     /// Text of the model's answer as it streams in.
     Delta { text: String },
@@ -214,6 +219,19 @@ pub enum CoordinatorMessage {
         /// it must stop).
         repair: bool,
     },
+}
+
+/// An MCP server an agent task uses (`[mcp.NAME]` in the plan), as the
+/// worker starts it: over stdio, in the task's worktree and sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpServer {
+    /// The plan's name for it: the prefix of its tools' names.
+    pub name: String,
+    /// The program (resolved to a path on the host) and its arguments.
+    pub command: Vec<String>,
+    /// Variables set for it, on top of the task's environment.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 /// Why the gateway will not call the model (again) for a task.
@@ -265,6 +283,8 @@ pub enum AgentOutcome {
     VerifyFailed,
     /// The agent process died or broke the protocol without a report.
     Crashed,
+    /// One of the task's MCP servers failed to start or died.
+    McpFailed,
     /// The run was cancelled.
     Cancelled,
 }
@@ -278,6 +298,7 @@ impl AgentOutcome {
             Self::ModelError => "model_error",
             Self::VerifyFailed => "verify_failed",
             Self::Crashed => "crashed",
+            Self::McpFailed => "mcp_failed",
             Self::Cancelled => "cancelled",
         }
     }

@@ -8,7 +8,7 @@ dest="${1:-$here/../../target/agent-clis}"
 mkdir -p "$dest"
 exec 9>"$dest/.lock"
 flock 9
-if cmp -s "$here/package.json" "$dest/package.json" && [ -x "$dest/node_modules/.bin/claude" ] && [ -x "$dest/node_modules/.bin/codex" ] && [ -x "$dest/node_modules/.bin/opencode" ]; then
+if cmp -s "$here/package.json" "$dest/package.json" && [ -x "$dest/node_modules/.bin/claude" ] && [ -x "$dest/node_modules/.bin/codex" ] && [ -x "$dest/node_modules/.bin/opencode" ] && [ -x "$dest/node_modules/.bin/mcp-server-filesystem" ]; then
   exit 0
 fi
 cp "$here/package.json" "$dest/package.json"

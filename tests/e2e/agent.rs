@@ -11,7 +11,7 @@ use crate::support::{TestRepo, task};
 
 pub(crate) const KEY: &str = "sk-test-SECRET-0123456789";
 
-fn anthropic_plan(mock: &MockModel, extra_models: &str, tasks: &str) -> String {
+pub(crate) fn anthropic_plan(mock: &MockModel, extra_models: &str, tasks: &str) -> String {
     format!(
         r#"[swarm]
 on_failure = "continue"

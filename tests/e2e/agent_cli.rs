@@ -12,7 +12,7 @@ use crate::support::{TestRepo, agent_cli};
 /// The provider's model name the plan gives.
 const MODEL: &str = "claude-sonnet-4-5";
 
-fn plan(mock: &MockModel, claude: &std::path::Path, tasks: &str) -> String {
+pub(crate) fn plan(mock: &MockModel, claude: &std::path::Path, tasks: &str) -> String {
     format!(
         r#"[swarm]
 on_failure = "continue"
@@ -35,7 +35,7 @@ program = "{program}"
 
 /// Whether the request is part of the conversation of the task whose
 /// prompt is `prompt` (Claude Code puts context before it).
-fn about(call: &Call, prompt: &str) -> bool {
+pub(crate) fn about(call: &Call, prompt: &str) -> bool {
     call.body["messages"].to_string().contains(prompt)
 }
 

@@ -19,6 +19,7 @@ mod hostile_task;
 mod launcher;
 mod live;
 mod mcp;
+mod mcp_tools;
 mod model_mock;
 mod outputs;
 mod ownership;

@@ -168,7 +168,7 @@ fn version_of(program: &Path) -> String {
 
 /// `program` as a path (absolute, or relative to nothing: refused), or a
 /// name on PATH; its real path.
-fn find(program: &str, host: &HostEnv) -> Option<PathBuf> {
+pub(super) fn find(program: &str, host: &HostEnv) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let found = if program.contains('/') {
         let p = PathBuf::from(program);
@@ -184,7 +184,7 @@ fn find(program: &str, host: &HostEnv) -> Option<PathBuf> {
 /// What the sandbox shows of a program's installation: the `node_modules`
 /// it lives in (an npm package finds its platform binary or its
 /// dependencies beside it), else its own directory.
-fn install_dir(program: &Path) -> PathBuf {
+pub(super) fn install_dir(program: &Path) -> PathBuf {
     program
         .ancestors()
         .find(|a| a.file_name().is_some_and(|n| n == "node_modules"))

@@ -15,7 +15,9 @@ pub mod agents;
 pub mod gateway;
 pub mod grants;
 mod host;
+mod mcp;
 pub mod toolchains;
+pub use mcp::mcp_programs;
 mod wasm;
 
 use std::net::SocketAddr;
@@ -219,6 +221,7 @@ pub async fn assemble(
         Some(_) => Some(host.program("to run agent workers")?),
     };
     let agent_clis = agents::agent_programs(plan, host)?;
+    let mcp_servers = mcp::mcp_programs(plan, host)?;
     let worktree_root = resolved(&match &overrides.worktrees {
         Some(dir) => dir.clone(),
         None => grants::worktree_root(plan, host)?,
@@ -254,6 +257,7 @@ pub async fn assemble(
         gateway,
         agent_program,
         agent_clis,
+        mcp_servers,
         worktree_root,
         caches: confinement.caches,
         retry_failed: overrides.retry_failed.clone(),

@@ -121,4 +121,6 @@ pub struct AgentTask {
     pub cli: Option<String>,
     /// The JSON Schema its final answer must match (`output_schema`).
     pub output_schema: Option<serde_json::Value>,
+    /// The plan's `[mcp]` servers it uses, by name.
+    pub mcp: Vec<String>,
 }

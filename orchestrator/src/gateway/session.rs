@@ -152,6 +152,8 @@ pub struct Session {
     spawns_asked: Vec<serde_json::Value>,
     /// The final answer, checked against `output_schema`.
     output: Option<serde_json::Value>,
+    /// The MCP servers the agent starts in its sandbox.
+    mcp: Vec<swarm_protocol::agent::McpServer>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -182,6 +184,13 @@ impl Session {
     /// it.
     pub fn with_reel(mut self, reel: Option<Arc<super::tape::Reel>>) -> Self {
         self.reel = reel;
+        self
+    }
+
+    /// Has the agent start `servers` (the task's MCP servers, as this host
+    /// has them) and offer their tools.
+    pub fn with_mcp(mut self, servers: Vec<swarm_protocol::agent::McpServer>) -> Self {
+        self.mcp = servers;
         self
     }
 
@@ -235,6 +244,7 @@ impl Session {
             spawn: None,
             spawns_asked: Vec::new(),
             output: None,
+            mcp: Vec::new(),
         })
     }
 
@@ -262,6 +272,7 @@ impl Session {
             prompt: self.agent.prompt.clone(),
             max_turns: self.agent.max_turns,
             bash_timeout_secs: self.bash_timeout.as_secs().max(1),
+            mcp: self.mcp.clone(),
         };
         if send(&mut write, &hello).await.is_err() {
             return;
@@ -856,6 +867,7 @@ mod tests {
             temperature: None,
             cli: None,
             output_schema: None,
+            mcp: Vec::new(),
         };
         let mut session = Session::new(
             gateway,

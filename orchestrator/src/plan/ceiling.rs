@@ -120,6 +120,11 @@ pub const KEYS: &[KeyRule] = &[
         why: "at most an agent parent's (whose budget covers its whole subtree); under another parent, the plan's [defaults]",
     },
     KeyRule {
+        key: "mcp",
+        rule: Rule::Narrows,
+        why: "some of an agent parent's own servers (programs the person running swarm chose, started in the child's own sandbox); left out, the parent's; a request cannot declare servers",
+    },
+    KeyRule {
         key: "wasm",
         rule: Rule::Narrows,
         why: "a module the plan's own tasks run: a request cannot make the coordinator read another file of the host",
@@ -247,6 +252,8 @@ pub struct Ceiling {
     pub fuel: Option<u64>,
     pub max_turns: u32,
     pub budget: Budget,
+    /// An agent parent's MCP servers (none for another parent).
+    pub mcp: Vec<String>,
     /// The WASM modules the plan's own tasks run.
     pub modules: Vec<PathBuf>,
 }
@@ -278,11 +285,12 @@ impl Ceiling {
         deadline: Option<SystemTime>,
         defaults: &TaskFields,
     ) -> Self {
-        let (max_turns, budget) = match &parent.payload {
-            Payload::Agent(agent) => (agent.max_turns, agent.budget),
+        let (max_turns, budget, mcp) = match &parent.payload {
+            Payload::Agent(agent) => (agent.max_turns, agent.budget, agent.mcp.clone()),
             Payload::Command { .. } | Payload::Wasm(_) => (
                 defaults.max_turns.unwrap_or(DEFAULT_MAX_TURNS),
                 defaults.budget.map(Budget::from).unwrap_or_default(),
+                Vec::new(),
             ),
         };
         Self {
@@ -305,6 +313,7 @@ impl Ceiling {
             },
             max_turns,
             budget,
+            mcp,
             modules: modules.to_vec(),
         }
     }
@@ -431,6 +440,13 @@ impl Ceiling {
                 }
             }
             Payload::Agent(agent) => {
+                match &fields.mcp {
+                    None => agent.mcp = self.mcp.clone(),
+                    Some(_) if agent.mcp.iter().any(|m| !self.mcp.contains(m)) => {
+                        refuse("mcp", names(&agent.mcp), names(&self.mcp))
+                    }
+                    Some(_) => {}
+                }
                 match fields.max_turns {
                     None => agent.max_turns = self.max_turns,
                     Some(asked) if asked > self.max_turns => {
@@ -480,6 +496,12 @@ impl Ceiling {
 /// Whether `asked` reaches further than `allowed`.
 fn wider_network(asked: NetworkMode, allowed: NetworkMode) -> bool {
     matches!((asked, allowed), (NetworkMode::Full, NetworkMode::None))
+}
+
+/// A list of server names as a plan writes it: `["a", "b"]`.
+fn names(list: &[String]) -> String {
+    let quoted: Vec<String> = list.iter().map(|n| format!("{n:?}")).collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 fn network(mode: NetworkMode) -> String {

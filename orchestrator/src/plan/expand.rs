@@ -121,6 +121,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
     let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
     let models = settings.models;
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
+    let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);
     defaults(&source, &file.defaults, &mut errors);
     let expanded = matrix(&source, &file, &mut errors);
     let ctx = Ctx {
@@ -134,6 +135,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
             .cloned()
             .collect(),
         agents: &agents,
+        mcp: &mcp,
         from_request: false,
         defaults: &file.defaults,
     };
@@ -182,6 +184,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
         caches: file.swarm.caches.unwrap_or(true),
         models,
         agents,
+        mcp,
         budget,
         min_free_space: settings.min_free_space,
         executor,
@@ -764,6 +767,8 @@ pub(super) struct Ctx<'a> {
     pub broken_models: HashSet<String>,
     /// The agent CLIs a task may name in `agent`.
     pub agents: &'a BTreeMap<String, super::agents::AgentCli>,
+    /// The MCP servers a task may name in `mcp`.
+    pub mcp: &'a BTreeMap<String, super::mcp::McpTable>,
     /// The tasks come from a subtask request or a replan's fix, not the
     /// person's plan: nothing they name is read from the host's files.
     pub from_request: bool,

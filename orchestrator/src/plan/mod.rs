@@ -14,6 +14,7 @@ mod expand;
 pub mod graph;
 mod keys;
 mod matrix;
+pub mod mcp;
 mod models;
 mod run_verify;
 pub mod schema;
@@ -67,6 +68,8 @@ pub struct Plan {
     /// The agent CLIs the plan declares (`[agents]`) or its tasks use (the
     /// built-ins), by name: all a subtask or a replan's fix may name.
     pub agents: BTreeMap<String, agents::AgentCli>,
+    /// The MCP servers the plan declares (`[mcp]`), by name.
+    pub mcp: BTreeMap<String, mcp::McpTable>,
     /// What all agent tasks together may spend.
     pub budget: Budget,
     /// Free bytes the worktrees' file system must have for a task to start.

@@ -41,6 +41,26 @@ pub struct PlanFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, AgentFields>")]
     pub agents: BTreeMap<String, Spanned<AgentFields>>,
+    /// MCP servers whose tools agent tasks can use (`mcp = ["NAME"]` on a
+    /// task), by name. Each one is started for each attempt that uses it,
+    /// over stdio, inside that task's sandbox and in its worktree.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, McpFields>")]
+    pub mcp: BTreeMap<String, Spanned<McpFields>>,
+}
+
+/// One `[mcp.NAME]` table: an MCP server (stdio) that agent tasks can use.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpFields {
+    /// The program (a path, or a name found on PATH) and its arguments,
+    /// e.g. `["npx", "-y", "@modelcontextprotocol/server-filesystem", "."]`.
+    /// It runs in the task's worktree, sandboxed like the task: it has the
+    /// network only if the task does.
+    #[schemars(with = "Vec<String>")]
+    pub command: Spanned<Vec<String>>,
+    /// Variables set for it, on top of the task's environment.
+    pub env: Option<BTreeMap<String, String>>,
 }
 
 /// One `[agents.NAME]` table: an agent CLI run as a sandboxed worker,
@@ -345,6 +365,11 @@ pub struct TaskFields {
     /// swarm's gateway.
     #[schemars(with = "Option<String>")]
     pub agent: Option<Spanned<String>>,
+    /// The `[mcp.NAME]` servers an agent task uses: their tools are
+    /// offered to its agent (swarm's own, prefixed `NAME__`; Claude Code
+    /// and Codex through their own MCP configuration).
+    #[schemars(with = "Option<Vec<String>>")]
+    pub mcp: Option<Vec<Spanned<String>>>,
     /// An agent task's final answer as a JSON value matching this JSON
     /// Schema: a file (relative to the plan's directory) or an inline
     /// table. Kept in the report and JUnit, and given to dependents

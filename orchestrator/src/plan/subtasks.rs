@@ -159,6 +159,7 @@ pub fn resolve(
         models: &plan.models,
         broken_models: HashSet::new(),
         agents: &plan.agents,
+        mcp: &plan.mcp,
         from_request: true,
         defaults: &plan_file.defaults,
     };

@@ -456,6 +456,12 @@ fn agent(
         .as_ref()
         .or(defaults.output_schema.as_ref())
         .and_then(|s| keep(errors, output_schema(ctx, s, id)));
+    let mcp = fields
+        .mcp
+        .as_ref()
+        .or(defaults.mcp.as_ref())
+        .and_then(|names| keep(errors, super::mcp::pick_servers(source, ctx.mcp, id, names)))
+        .unwrap_or_default();
     Payload::Agent(AgentTask {
         output_schema,
         prompt,
@@ -468,6 +474,7 @@ fn agent(
             .unwrap_or(DEFAULT_REPAIR_ROUNDS),
         temperature,
         cli: cli.map(|c| c.name.clone()),
+        mcp,
     })
 }
 
@@ -558,6 +565,7 @@ fn foreign_keys(
     ];
     let agent_keys = [
         ("agent", fields.agent.is_some()),
+        ("mcp", fields.mcp.is_some()),
         ("output_schema", fields.output_schema.is_some()),
         ("model", fields.model.is_some()),
         ("max_turns", fields.max_turns.is_some()),

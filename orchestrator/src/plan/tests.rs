@@ -691,3 +691,101 @@ fn a_price_that_would_lower_spending_or_never_reach_a_budget_is_refused() {
     assert_eq!(price.cache_read, Some(0.2));
     assert_eq!(price.cache_write, Some(2.5));
 }
+
+const MCP_PLAN: &str = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[mcp.files]\ncommand = [\"npx\", \"-y\", \"@modelcontextprotocol/server-filesystem\", \".\"]\nenv = { LOG = \"1\" }\n\n[mcp.web]\ncommand = [\"/opt/fetch/bin/fetch\"]\n\n";
+
+#[test]
+fn agent_tasks_name_the_plans_mcp_servers() {
+    let plan = parse_ok(&format!(
+        "{MCP_PLAN}[defaults]\nmcp = [\"files\"]\n\n[[task]]\nid = \"a\"\nprompt = \"go\"\n\n[[task]]\nid = \"b\"\nprompt = \"go\"\nmcp = [\"web\", \"files\", \"web\"]\n\n[[task]]\nid = \"c\"\nrun = \"true\"\n"
+    ));
+    assert_eq!(plan.mcp["files"].command[0], "npx");
+    assert_eq!(plan.mcp["files"].env["LOG"], "1");
+    let servers = |i: usize| plan.tasks[i].agent().map(|a| a.mcp.clone());
+    assert_eq!(servers(0), Some(vec!["files".to_string()]));
+    // Each once, in the task's order.
+    assert_eq!(
+        servers(1),
+        Some(vec!["web".to_string(), "files".to_string()])
+    );
+    // `[defaults]` does not make a command task an MCP user.
+    assert_eq!(servers(2), None);
+}
+
+#[test]
+fn mcp_mistakes_are_refused_at_their_place_with_help() {
+    let e = parse_err(&format!(
+        "{MCP_PLAN}[[task]]\nid = \"a\"\nprompt = \"go\"\nmcp = [\"file\"]\n"
+    ));
+    assert_eq!(
+        e.message,
+        "task `a` uses MCP server `file`, which the plan does not have"
+    );
+    assert_eq!(e.help.as_deref(), Some("did you mean `files`?"));
+    let e = parse_err(&format!(
+        "{MCP_PLAN}[[task]]\nid = \"a\"\nrun = \"true\"\nmcp = [\"files\"]\n"
+    ));
+    assert_eq!(
+        e.message,
+        "task `a` sets `mcp`, which only agent (`prompt`) tasks take"
+    );
+    for (table, want) in [
+        (
+            "[mcp.Files]\ncommand = [\"x\"]\n",
+            "MCP server name `Files` is not a short name",
+        ),
+        (
+            "[mcp.a-very-long-server-name]\ncommand = [\"x\"]\n",
+            "MCP server name `a-very-long-server-name` is not a short name",
+        ),
+        (
+            "[mcp.x]\ncommand = []\n",
+            "MCP server `x` has no program in `command`",
+        ),
+        (
+            "[mcp.x]\ncommand = [\"bin/server\"]\n",
+            "MCP server `x`'s program `bin/server` is a relative path",
+        ),
+    ] {
+        let e = parse_err(&format!("{table}\n[[task]]\nid = \"a\"\nrun = \"true\"\n"));
+        assert_eq!(e.message, want);
+        assert!(e.help.is_some(), "{want}: no help");
+    }
+}
+
+/// A subtask may use some of its agent parent's servers, never another
+/// of the plan's; left out, it has its parent's.
+#[test]
+fn a_subtask_uses_only_its_parents_mcp_servers() {
+    let plan = parse_ok(&format!(
+        "{MCP_PLAN}[[task]]\nid = \"p\"\nprompt = \"go\"\nmcp = [\"files\"]\n\n[[task]]\nid = \"q\"\nrun = \"true\"\n"
+    ));
+    let (agent, command) = (&plan.tasks[0], &plan.tasks[1]);
+    let wider = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nprompt = \"x\"\nmcp = [\"files\", \"web\"]\n".into(),
+    );
+    let e = subtasks::resolve(&plan, agent, &wider, &|_| true, &Default::default()).unwrap_err();
+    let lines = subtasks::messages(&e, &wider).join("\n");
+    assert!(
+        lines.contains(
+            "`mcp = [\"files\", \"web\"]`, more than its parent `p` may have (`mcp = [\"files\"]`)"
+        ),
+        "{lines}"
+    );
+    let e = subtasks::resolve(&plan, command, &wider, &|_| true, &Default::default()).unwrap_err();
+    let lines = subtasks::messages(&e, &wider).join("\n");
+    assert!(lines.contains("(`mcp = []`)"), "{lines}");
+    let quiet = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nprompt = \"x\"\n".into(),
+    );
+    let children = subtasks::resolve(&plan, agent, &quiet, &|_| true, &Default::default()).unwrap();
+    assert_eq!(
+        children[0].agent().map(|a| a.mcp.clone()),
+        Some(vec!["files".to_string()])
+    );
+    let children =
+        subtasks::resolve(&plan, command, &quiet, &|_| true, &Default::default()).unwrap();
+    assert_eq!(children[0].agent().map(|a| a.mcp.len()), Some(0));
+}

@@ -104,6 +104,8 @@ pub struct RunOptions {
     /// The agent CLIs (Claude Code, Codex, ...) tasks use, found on this
     /// host, by agent name.
     pub agent_clis: std::collections::BTreeMap<String, CliProgram>,
+    /// The `[mcp]` servers of the plan found on this host, by name.
+    pub mcp_servers: std::collections::BTreeMap<String, McpProgram>,
     /// Where repositories' worktree homes are made (see
     /// [`crate::worktree_home`]): outside the repository. A resumed run
     /// uses the home its journal recorded instead.
@@ -468,5 +470,14 @@ pub fn latest_run(workdir: &Path) -> Result<Option<String>, RunError> {
 pub struct CliProgram {
     pub cli: crate::plan::agents::AgentCli,
     pub program: PathBuf,
+    pub grant: PathBuf,
+}
+
+/// An MCP server found on the host: how the worker starts it (its
+/// program resolved to a real path) and what the sandbox shows of its
+/// installation, read-only.
+#[derive(Debug, Clone)]
+pub struct McpProgram {
+    pub server: swarm_protocol::agent::McpServer,
     pub grant: PathBuf,
 }

@@ -16,6 +16,7 @@ use swarm_protocol::agent::{
 };
 
 use super::channel::{Channel, ChannelError};
+use super::mcp::Servers;
 use super::prompt::system_prompt;
 use super::tools::{Tools, become_subreaper};
 
@@ -69,6 +70,7 @@ fn session(
         prompt,
         max_turns,
         bash_timeout_secs,
+        mcp,
     } = channel.recv()?
     else {
         let _ = writeln!(log, "swarm agent: the coordinator did not start with hello");
@@ -92,11 +94,6 @@ fn session(
             return Ok(AgentExit::Error);
         }
     };
-    channel.send(&AgentMessage::Start {
-        system: system_prompt(&task, root),
-        tools: Tools::specs(),
-    })?;
-
     let report = |channel: &mut Channel, outcome, summary: String, turns, detail| {
         channel.send(&AgentMessage::Report(AgentReport {
             outcome,
@@ -111,6 +108,46 @@ fn session(
             output: None,
         }))
     };
+
+    let mut specs = Tools::specs();
+    // Dropped on the way out, which stops them.
+    let servers = if mcp.is_empty() {
+        None
+    } else {
+        let taken: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        let timeout = Duration::from_secs(bash_timeout_secs);
+        match Servers::start(&mcp, root, timeout, &taken, log) {
+            Ok(servers) => {
+                let _ = writeln!(
+                    log,
+                    "swarm agent: MCP servers started: {} ({} tools)",
+                    mcp.iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    servers.specs().len()
+                );
+                specs.extend(servers.specs().iter().cloned());
+                Some(servers)
+            }
+            Err(e) => {
+                let detail = e.to_string();
+                let _ = writeln!(log, "swarm agent: failed to {detail}");
+                report(
+                    channel,
+                    AgentOutcome::McpFailed,
+                    String::new(),
+                    0,
+                    Some(detail),
+                )?;
+                return Ok(AgentExit::Stopped);
+            }
+        }
+    };
+    channel.send(&AgentMessage::Start {
+        system: system_prompt(&task, root),
+        tools: specs,
+    })?;
 
     let mut pending = vec![Block::Text { text: prompt }];
     let mut turns = 0u32;
@@ -222,6 +259,28 @@ fn session(
                         let _ = writeln!(log, "-> finish: {s}");
                         finished = Some(s);
                         ("Recorded. Your work is being checked.".to_string(), false)
+                    } else if let Some(servers) = servers.as_ref().filter(|s| s.has(name)) {
+                        let detail = Servers::describe(name, input);
+                        let _ = writeln!(log, "-> {detail}");
+                        channel.send(&AgentMessage::Tool {
+                            name: name.clone(),
+                            detail,
+                        })?;
+                        match servers.call(name, input) {
+                            Ok(answer) => answer,
+                            Err(e) => {
+                                let detail = e.to_string();
+                                let _ = writeln!(log, "\nswarm agent: failed: {detail}");
+                                report(
+                                    channel,
+                                    AgentOutcome::McpFailed,
+                                    summary,
+                                    turns,
+                                    Some(detail),
+                                )?;
+                                return Ok(AgentExit::Stopped);
+                            }
+                        }
                     } else {
                         let detail = Tools::describe(name, input);
                         let _ = writeln!(log, "-> {detail}");

@@ -565,6 +565,7 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let host = crate::host::current();
     swarm_orchestrator::assemble::wasm_engine(&plan, 1, &host)?;
     swarm_orchestrator::assemble::agents::agent_programs(&plan, &host)?;
+    swarm_orchestrator::assemble::mcp_programs(&plan, &host)?;
     let repo = open_repo(cwd)?;
     let base = repo
         .resolve(&plan.base)

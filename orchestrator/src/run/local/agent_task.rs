@@ -70,6 +70,30 @@ pub(super) fn reel(
     )
 }
 
+/// The MCP servers `agent` uses, as this host has them; the sandbox in
+/// `spec` is made to show their installations, read-only.
+pub(super) fn mcp_servers(
+    ctx: &Ctx,
+    agent: &AgentTask,
+    spec: &mut CommandSpec,
+) -> Result<Vec<swarm_protocol::agent::McpServer>, String> {
+    let mut servers = Vec::new();
+    for name in &agent.mcp {
+        let Some(found) = ctx.mcp_servers.get(name) else {
+            return Err(format!(
+                "start MCP server `{name}`: its program was not found when the run started"
+            ));
+        };
+        if let Some(sandboxed) = &mut spec.sandbox
+            && !sandboxed.policy.read_only.contains(&found.grant)
+        {
+            sandboxed.policy.read_only.push(found.grant.clone());
+        }
+        servers.push(found.server.clone());
+    }
+    Ok(servers)
+}
+
 /// Runs one attempt of agent task `task`. `spec` is set up for the task's
 /// worktree, environment, logs, deadline and sandbox; this turns it into
 /// the agent process and a verify command.
@@ -110,6 +134,10 @@ pub(crate) async fn run(
     }
     match reel(ctx, gateway, task, attempt, &spec) {
         Ok(reel) => session = session.with_reel(reel),
+        Err(e) => return failed(e),
+    }
+    match mcp_servers(ctx, agent, &mut spec) {
+        Ok(servers) => session = session.with_mcp(servers),
         Err(e) => return failed(e),
     }
     // The model's subtask requests, checked as they come (`run::spawn`).
@@ -307,6 +335,7 @@ pub(crate) fn describe_failure(report: &AgentReport) -> Option<String> {
         AgentOutcome::ModelError => detail,
         AgentOutcome::VerifyFailed => detail,
         AgentOutcome::Crashed => format!("the agent failed: {detail}"),
+        AgentOutcome::McpFailed => detail,
         AgentOutcome::Cancelled => "cancelled".into(),
     })
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use swarm_protocol::AttemptOutcome;
-use swarm_protocol::agent::{AgentOutcome, AgentReport};
+use swarm_protocol::agent::{AgentOutcome, AgentReport, McpServer};
 use swarm_sandbox::{Network, Stop};
 use swarm_worker::{CommandSpec, run_command};
 use tokio::sync::watch;
@@ -112,8 +112,20 @@ pub(crate) async fn run(
         sandboxed.policy.read_only.push(cli.grant.clone());
         sandboxed.policy.network = Network::Gateway { port: GATEWAY_PORT };
     }
+    let mcp = match super::agent_task::mcp_servers(ctx, agent, &mut spec) {
+        Ok(servers) => servers,
+        Err(e) => return failed(e),
+    };
     let kind = cli.cli.kind;
     spec.env.extend(environment(cli, &home, &token));
+    if kind == CliKind::Command && !mcp.is_empty() {
+        // A CLI swarm does not know takes the common `mcpServers` file
+        // format from here, if it wants it.
+        spec.env.push((
+            "SWARM_MCP_CONFIG".into(),
+            claude_mcp_config(&mcp).to_string(),
+        ));
+    }
     if let (CliKind::Codex, Some(schema)) = (kind, &agent.output_schema) {
         spec.env
             .push(("SWARM_OUTPUT_SCHEMA".into(), schema.to_string()));
@@ -147,6 +159,7 @@ pub(crate) async fn run(
             &prompt,
             session.as_deref(),
             agent,
+            &mcp,
         ));
         if let (Some(sandboxed), Some((_, theirs))) = (&mut round_spec.sandbox, &handoff) {
             sandboxed.policy.gateway_handoff = Some(theirs.as_raw_fd());
@@ -442,6 +455,10 @@ fn url_vars(cli: &CliProgram, url: &str) -> Vec<(String, String)> {
 /// The command line of one round: `sh` makes the home first (the private
 /// tmp belongs to the worker's identity, not to the coordinator), then
 /// becomes the program.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is one part of the command line; a struct would only rename them"
+)]
 fn argv(
     cli: &CliProgram,
     home: &Path,
@@ -450,6 +467,7 @@ fn argv(
     prompt: &str,
     session: Option<&str>,
     agent: &AgentTask,
+    mcp: &[McpServer],
 ) -> Vec<String> {
     let program = cli.program.display().to_string();
     let mut args: Vec<String> = Vec::new();
@@ -477,6 +495,11 @@ fn argv(
             );
             args.push("--max-turns".into());
             args.push(agent.max_turns.to_string());
+            // With `--strict-mcp-config`, the task's servers and no other.
+            if !mcp.is_empty() {
+                args.push("--mcp-config".into());
+                args.push(claude_mcp_config(mcp).to_string());
+            }
             if let Some(schema) = &agent.output_schema {
                 args.push("--json-schema".into());
                 args.push(schema.to_string());
@@ -520,6 +543,7 @@ fn argv(
                 ]
                 .map(String::from),
             );
+            args.extend(codex_mcp_config(mcp));
             if agent.output_schema.is_some() {
                 // Written by the `sh` below from $SWARM_OUTPUT_SCHEMA.
                 args.push("--output-schema".into());
@@ -552,6 +576,57 @@ fn argv(
     ];
     argv.extend(args);
     argv
+}
+
+/// The task's MCP servers in the `mcpServers` JSON that Claude Code's
+/// `--mcp-config` (and many other CLIs) read.
+fn claude_mcp_config(servers: &[McpServer]) -> Value {
+    let entries: serde_json::Map<String, Value> = servers
+        .iter()
+        .map(|s| {
+            let (program, args) = s
+                .command
+                .split_first()
+                .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
+            (
+                s.name.clone(),
+                serde_json::json!({
+                    "type": "stdio",
+                    "command": program,
+                    "args": args,
+                    "env": s.env,
+                }),
+            )
+        })
+        .collect();
+    serde_json::json!({ "mcpServers": entries })
+}
+
+/// The task's MCP servers as Codex's `-c mcp_servers.NAME.KEY=VALUE`
+/// overrides (values in TOML, quoted by the toml crate).
+fn codex_mcp_config(servers: &[McpServer]) -> Vec<String> {
+    let mut args = Vec::new();
+    for s in servers {
+        let Some((program, rest)) = s.command.split_first() else {
+            continue;
+        };
+        let array = toml::Value::Array(rest.iter().cloned().map(toml::Value::String).collect());
+        let env = toml::Value::Table(
+            s.env
+                .iter()
+                .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
+                .collect(),
+        );
+        for (key, value) in [
+            ("command", toml::Value::String(program.clone())),
+            ("args", array),
+            ("env", env),
+        ] {
+            args.push("-c".to_string());
+            args.push(format!("mcp_servers.{}.{key}={value}", s.name));
+        }
+    }
+    args
 }
 
 /// Whether `id` can be a session id on the next round's command line
@@ -680,6 +755,49 @@ fn read_events(kind: CliKind, path: &Path, from: u64) -> Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tasks_mcp_servers_are_given_in_each_clis_own_format() {
+        let servers = [McpServer {
+            name: "files".into(),
+            command: vec![
+                "/opt/fs/bin/server".into(),
+                ".".into(),
+                "it's \"quoted\"".into(),
+            ],
+            env: [("LOG".to_string(), "warn".to_string())].into(),
+        }];
+        assert_eq!(
+            claude_mcp_config(&servers),
+            serde_json::json!({"mcpServers": {"files": {
+                "type": "stdio",
+                "command": "/opt/fs/bin/server",
+                "args": [".", "it's \"quoted\""],
+                "env": {"LOG": "warn"},
+            }}})
+        );
+        let args = codex_mcp_config(&servers);
+        assert_eq!(args.len(), 6);
+        // Each override is TOML that reads back as what was meant.
+        for pair in args.chunks(2) {
+            assert_eq!(pair[0], "-c");
+            let (key, value) = pair[1].split_once('=').unwrap();
+            let parsed: toml::Table = toml::from_str(&format!("v = {value}")).unwrap();
+            match key {
+                "mcp_servers.files.command" => {
+                    assert_eq!(parsed["v"].as_str(), Some("/opt/fs/bin/server"));
+                }
+                "mcp_servers.files.args" => assert_eq!(
+                    parsed["v"],
+                    toml::Value::Array(vec![".".into(), "it's \"quoted\"".into()])
+                ),
+                "mcp_servers.files.env" => {
+                    assert_eq!(parsed["v"]["LOG"].as_str(), Some("warn"));
+                }
+                other => panic!("unexpected override {other}"),
+            }
+        }
+    }
 
     #[test]
     fn a_claude_result_with_is_error_is_a_failure_whatever_its_subtype() {

@@ -116,6 +116,7 @@ impl LocalExecutor {
             gateway: options.gateway.clone(),
             agent_program: options.agent_program.clone(),
             agent_clis: options.agent_clis.clone(),
+            mcp_servers: options.mcp_servers.clone(),
             secret_vars: prepared.plan.secret_vars(),
             min_free_space: prepared.plan.min_free_space,
             unconfined: shared,

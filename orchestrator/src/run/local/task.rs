@@ -46,6 +46,7 @@ pub(crate) struct Ctx {
     pub agent_program: Option<PathBuf>,
     /// The agent CLIs tasks use, by agent name.
     pub agent_clis: std::collections::BTreeMap<String, crate::run::CliProgram>,
+    pub mcp_servers: std::collections::BTreeMap<String, crate::run::McpProgram>,
     /// Variables holding API keys: never passed to an unconfined command.
     pub secret_vars: Vec<String>,
     /// Free bytes the worktrees' file system must keep.
