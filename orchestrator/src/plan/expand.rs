@@ -53,6 +53,13 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
         _ => "here",
     };
     let mut error = source.error(kind, first_line, span.clone(), label);
+    if message.contains("max recursion depth") {
+        error.help = Some(
+            "tables and arrays nest this deep here; a plan needs a few levels, and swarm stops reading past about 80: flatten it"
+                .into(),
+        );
+        return error;
+    }
     let alias = word.and_then(alias);
     if let (PlanErrorKind::UnknownKey, Some(alias)) = (kind, alias) {
         error.help = Some(format!("did you mean `{alias}`?"));
@@ -106,6 +113,10 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
     }
     error
 }
+
+/// The most tasks one plan may expand to (matrices and variants counted):
+/// what keeps checking a plan bounded in time and memory.
+pub const MAX_PLAN_TASKS: usize = 100_000;
 
 /// Reads the plan `source` (from `path`) in steps: [`parse`], settings
 /// (`settings::check`), [`defaults`], [`matrix`], [`resolve`] (each task by
@@ -374,6 +385,8 @@ pub(super) fn matrix<'a>(
     // Every task id, valid or not, -> where it was first defined: duplicate
     // errors point there.
     let mut seen: HashMap<String, usize> = HashMap::new();
+    // Tasks made so far, against [`MAX_PLAN_TASKS`].
+    let mut total: usize = 0;
     for spanned in &file.task {
         let fields = spanned.get_ref();
         let Some(id) = &fields.id else {
@@ -443,6 +456,24 @@ pub(super) fn matrix<'a>(
         let (Some(combos), Ok(variants)) = (combos.filter(|_| placeholders_ok), variants) else {
             continue;
         };
+        let per_combo = 1 + variants.as_ref().map_or(0, |v| v.values.len());
+        total = total.saturating_add(combos.len().saturating_mul(per_combo));
+        if total > MAX_PLAN_TASKS {
+            out.push(Expansion::Refused(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "the plan has more than {MAX_PLAN_TASKS} tasks once its matrices and variants are expanded (at task `{}`)",
+                            id.get_ref()
+                        ),
+                        Some(spanned.span()),
+                        "the limit is passed here",
+                    )
+                    .with_help("split the plan into several runs, or make its matrices smaller"),
+            ));
+            break;
+        }
         // Id -> the combination that made it, for slug collisions.
         let mut made_by: HashMap<String, &BTreeMap<String, String>> = HashMap::new();
         let from_matrix = fields.matrix.is_some();

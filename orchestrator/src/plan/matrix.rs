@@ -18,6 +18,11 @@ pub(super) struct Combo {
     pub span: Range<usize>,
 }
 
+/// The most combinations one task's matrix may have: counted before
+/// anything is expanded, so that a matrix of millions is refused at once
+/// instead of filling memory.
+pub const MAX_COMBINATIONS: u64 = 10_000;
+
 /// Every combination of a task's matrix, in a fixed order: the cross
 /// product of its keys (sorted, the first varying slowest), less those an
 /// `exclude` entry matches, then each `include` entry as written. One empty
@@ -35,6 +40,47 @@ pub(super) fn combinations(
         }]);
     };
     let before = errors.len();
+    let sizes: Vec<(&String, usize)> = matrix
+        .get_ref()
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "include" | "exclude"))
+        .map(|(k, list)| (k, list.get_ref().len()))
+        .collect();
+    let crossed = sizes
+        .iter()
+        .try_fold(1u64, |n, (_, len)| n.checked_mul(*len as u64))
+        .unwrap_or(u64::MAX);
+    let included = matrix
+        .get_ref()
+        .get("include")
+        .map_or(0, |l| l.get_ref().len() as u64);
+    let count = crossed.saturating_add(included);
+    if count > MAX_COMBINATIONS {
+        let product = sizes
+            .iter()
+            .map(|(k, len)| format!("{k}: {len}"))
+            .collect::<Vec<_>>()
+            .join(" × ");
+        let count = match count {
+            u64::MAX => "more than 18 quintillion".to_string(),
+            n => n.to_string(),
+        };
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "the matrix has {count} combinations ({product}), more than the {MAX_COMBINATIONS} one task may have"
+                    ),
+                    Some(matrix.span()),
+                    "this matrix",
+                )
+                .with_help(
+                    "split it over several tasks, or use fewer values; a matrix this large is usually a mistake (a key repeated, values listed by hand that belong to one command)",
+                ),
+        );
+        return None;
+    }
     let mut combos = vec![BTreeMap::new()];
     let mut include = Vec::new();
     let mut exclude = Vec::new();

@@ -16,6 +16,7 @@ mod keys;
 mod matrix;
 pub mod mcp;
 mod models;
+mod render;
 mod run_verify;
 pub mod schema;
 pub mod semantic;
@@ -30,9 +31,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, Source, did_you_mean};
+pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, ShownCut, Source, did_you_mean};
 pub use executor::{Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
+pub use render::render;
 pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
 pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode, VerifyEvery};
 pub use swarm_protocol::experiment::Pick;
@@ -397,7 +399,7 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 << 20;
 
 /// Reads and checks the plan at `path`.
 pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         Box::new(
             PlanError::plain(
                 PlanErrorKind::Io,
@@ -406,7 +408,32 @@ pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {
             .with_help("check the path; plans are TOML files such as plans/quickstart.toml"),
         )
     })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => return Err(Box::new(not_utf8(path, e))),
+    };
     parse(path, text)
+}
+
+/// The error for a plan file that is not UTF-8: where the first bad byte
+/// is, in the file shown with it replaced.
+fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> PlanError {
+    let at = e.utf8_error().valid_up_to();
+    let bytes = e.into_bytes();
+    let bad = bytes.get(at).copied().unwrap_or_default();
+    // Lossy, the text before the bad byte keeps its offsets.
+    let source = Source::new(path, String::from_utf8_lossy(&bytes).into_owned());
+    let (line, col) = source.line_col(at);
+    source
+        .error(
+            PlanErrorKind::Syntax,
+            format!(
+                "the plan is not UTF-8 text: byte 0x{bad:02x} at line {line}, column {col} (byte offset {at})"
+            ),
+            Some(at..at + "\u{fffd}".len()),
+            "not UTF-8",
+        )
+        .with_help("TOML files are UTF-8: save the plan as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
 }
 
 /// Checks the plan `text`, read from `path` (used for messages and the

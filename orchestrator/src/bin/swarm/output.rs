@@ -905,77 +905,26 @@ pub fn print_plan_warnings(warnings: &[swarm_orchestrator::plan::PlanError]) {
     if warnings.is_empty() {
         return;
     }
-    let all: Vec<_> = warnings.iter().collect();
-    eprint!("{}", render_plan_errors(&all, miette::Severity::Warning, 0));
+    // As for errors: the first screenful helps, the rest is counted.
+    let shown: Vec<_> = warnings
+        .iter()
+        .take(swarm_orchestrator::plan::MAX_ERRORS)
+        .collect();
+    let omitted = warnings.len() - shown.len();
+    eprint!(
+        "{}",
+        render_plan_errors(&shown, miette::Severity::Warning, omitted)
+    );
 }
 
-/// Plan errors (or warnings) rendered with their source lines, each on its
-/// own (miette would nest related ones under the first), in the order
-/// given; `omitted` more are counted at the end. Plain text unless stderr
-/// is a colour terminal.
+/// Plan errors (or warnings) as [`plan::render`] writes them, in colour
+/// when stderr is a colour terminal.
 pub fn render_plan_errors(
     errors: &[&swarm_orchestrator::plan::PlanError],
     severity: miette::Severity,
     omitted: usize,
 ) -> String {
-    let handler = miette::GraphicalReportHandler::new_themed(if use_color() {
-        miette::GraphicalTheme::unicode()
-    } else {
-        miette::GraphicalTheme::unicode_nocolor()
-    })
-    .with_width(100)
-    .with_links(false);
-    let mut text = String::new();
-    for (i, one) in errors.iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        let _ = handler.render_report(&mut text, &OnePlanError(one, severity));
-    }
-    if omitted > 0 {
-        let _ = writeln!(
-            text,
-            "\n... and {} more error{}",
-            omitted,
-            if omitted == 1 { "" } else { "s" }
-        );
-    }
-    // Colours are miette's own; without them, nothing may be raw.
-    if use_color() {
-        text
-    } else {
-        escape::text(&text).into_owned()
-    }
-}
-
-/// One plan error without its related ones, as an error or a warning.
-#[derive(Debug)]
-struct OnePlanError<'a>(&'a swarm_orchestrator::plan::PlanError, miette::Severity);
-
-impl std::fmt::Display for OnePlanError<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self.0, f)
-    }
-}
-
-impl std::error::Error for OnePlanError<'_> {}
-
-impl miette::Diagnostic for OnePlanError<'_> {
-    fn severity(&self) -> Option<miette::Severity> {
-        Some(self.1)
-    }
-
-    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
-        miette::Diagnostic::help(self.0)
-    }
-
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        miette::Diagnostic::source_code(self.0)
-    }
-
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
-        miette::Diagnostic::labels(self.0)
-    }
+    swarm_orchestrator::plan::render(errors, severity, omitted, use_color())
 }
 
 fn use_color() -> bool {
