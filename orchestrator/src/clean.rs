@@ -15,6 +15,8 @@ use git2::Oid;
 use swarm_protocol::{EventBody, TaskStatus};
 
 use crate::fold::RunFold;
+pub use crate::git::branch::BranchFate;
+use crate::git::branch::delete_branch;
 use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, refs, snapshot};
 use crate::ids::flat;
 use crate::journal;
@@ -48,6 +50,10 @@ pub struct Cleaned {
     pub problems: Vec<String>,
     /// Lines of the run's journal that could not be read.
     pub skipped: Vec<journal::Skipped>,
+    /// The run was stopped before its start was journaled (nothing of it
+    /// ran): all of it went, its directory, lock and branch included, and
+    /// its name is free again.
+    pub unstarted: bool,
 }
 
 /// A ref of the run that `--refs` kept: its commit is not on the
@@ -63,18 +69,6 @@ pub struct KeptRef {
     pub attempt: bool,
     /// `swarm/<run>` does not exist, so no ref's work is on it.
     pub no_branch: bool,
-}
-
-/// What `--refs` did with a run's integration branch `swarm/<run>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BranchFate {
-    /// Deleted; it pointed at `was`, so it can be recreated.
-    Deleted { name: String, was: Oid },
-    /// Kept: its tip is on no other branch and not at HEAD, so deleting it
-    /// would lose merged work (`force` deletes it).
-    Unmerged { name: String, tip: Oid },
-    /// Kept: the main worktree (or a linked one) has it checked out.
-    CheckedOut { name: String },
 }
 
 /// Why a run could not be cleaned at all, as a fragment after "failed to".
@@ -120,7 +114,7 @@ pub fn clean(
     force: bool,
 ) -> Result<Cleaned, CleanError> {
     // Nobody may be driving the run while its worktrees go.
-    let _lock = match crate::run::lock_run(state, run) {
+    let lock = match crate::run::lock_run(state, run) {
         Ok(lock) => lock,
         Err(crate::run::RunError::Locked { holder, .. }) => {
             return Err(CleanError::Running {
@@ -136,6 +130,9 @@ pub fn clean(
             });
         }
     };
+    // Only the run's coordinator writes its refs, and we hold its lock: a
+    // ref's `.lock` file now is what a killed coordinator left.
+    crate::run::resume::remove_stale_ref_locks(repo, run);
     let (events, skipped) = read_journal(state, run)?;
     // The run's state, as every other reader of the journal sees it.
     let fold = RunFold::of(&events);
@@ -203,6 +200,20 @@ pub fn clean(
         }
         match delete_branch(repo, run, force) {
             Ok(fate) => cleaned.branch = fate,
+            Err(e) => cleaned.problems.push(e.to_string()),
+        }
+    }
+    let unstarted = cleaned.skipped.is_empty()
+        && !events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::RunStarted { .. }));
+    if unstarted {
+        drop(lock);
+        match crate::run::discard_unstarted(repo, state, run) {
+            Ok(fate) => {
+                cleaned.unstarted = true;
+                cleaned.branch = cleaned.branch.take().or(fate);
+            }
             Err(e) => cleaned.problems.push(e.to_string()),
         }
     }
@@ -375,72 +386,6 @@ fn clean_worktrees(
 }
 
 /// Deletes `swarm/<run>` if nothing is lost by it (see [`clean`]).
-fn delete_branch(repo: &Repo, run: &str, force: bool) -> Result<Option<BranchFate>, GitError> {
-    use crate::git::Context as _;
-    let full = refs::integration(run);
-    let name = refs::integration_branch(run);
-    let git = repo.open()?;
-    let Ok(branch) = git.find_reference(&full) else {
-        return Ok(None);
-    };
-    let Some(tip) = branch.target() else {
-        return Ok(None);
-    };
-    // The main worktree's HEAD (the common directory's), whatever worktree
-    // swarm was started in: deleting the branch under it would orphan it.
-    if let Ok(head) = git.find_reference("HEAD")
-        && head.symbolic_target().ok().flatten() == Some(full.as_str())
-    {
-        return Ok(Some(BranchFate::CheckedOut { name }));
-    }
-    // Nor under a linked worktree (git's records: `worktrees/*/HEAD`).
-    let linked = std::fs::read_dir(repo.common_dir.join("worktrees"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("HEAD")).ok());
-    for head in linked {
-        if head.trim().strip_prefix("ref: ") == Some(full.as_str()) {
-            return Ok(Some(BranchFate::CheckedOut { name }));
-        }
-    }
-    if !force {
-        let mut tips: Vec<Oid> = Vec::new();
-        if let Ok(head) = git.head()
-            && let Some(oid) = head.target()
-        {
-            tips.push(oid);
-        }
-        let branches = git
-            .references_glob("refs/heads/*")
-            .context(|| "list branches".into())?;
-        for r in branches.flatten() {
-            if r.name().ok() != Some(full.as_str())
-                && let Some(oid) = r.target()
-            {
-                tips.push(oid);
-            }
-        }
-        let mut reachable = false;
-        for other in tips {
-            if other == tip
-                || git
-                    .graph_descendant_of(other, tip)
-                    .context(|| format!("compare {name} with the other branches"))?
-            {
-                reachable = true;
-                break;
-            }
-        }
-        if !reachable {
-            return Ok(Some(BranchFate::Unmerged { name, tip }));
-        }
-    }
-    drop(branch);
-    repo.delete_ref(&full)?;
-    Ok(Some(BranchFate::Deleted { name, was: tip }))
-}
-
 /// Commits the worktree of `task` to a ref of its own unless its content is
 /// already on one of the task's refs; returns the new ref.
 fn keep(

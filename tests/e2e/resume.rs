@@ -291,3 +291,101 @@ fn a_finished_run_is_not_resumed() {
         out.stderr
     );
 }
+
+/// A kill -9 in the first milliseconds of `swarm run`, at every delay from
+/// 0 up: a run killed before its start was journaled ran nothing, `swarm
+/// resume` says so, `swarm clean` removes all it left (nothing of it stays:
+/// no directory, no lock, no ref, no branch) and the name is free again; a
+/// run killed later resumes at once (the lock died with its holder) to the
+/// uninterrupted result. No task process outlives it.
+#[test]
+fn a_kill_in_the_first_milliseconds_strands_nothing() {
+    let repo = TestRepo::new();
+    let marker = format!("early-kill-{}", std::process::id());
+    let plan = repo.plan(
+        "early.toml",
+        &format!(
+            r#"
+[swarm]
+concurrency = 2
+
+[[task]]
+id = "a"
+run = "sleep 0.02; echo a > a.txt # {marker}"
+creates = ["a.txt"]
+
+[[task]]
+id = "b"
+run = "echo b > b.txt; sleep 0.03 # {marker}"
+creates = ["b.txt"]
+
+[[task]]
+id = "c"
+deps = ["a", "b"]
+run = "cat a.txt b.txt > c.txt # {marker}"
+creates = ["c.txt"]
+"#
+        ),
+    );
+    let plan = plan.to_str().unwrap();
+    repo.swarm(&["run", plan, "--name", "reference"])
+        .assert_code(0);
+    let expected = tree(&repo, "reference");
+    let mut stranded = 0;
+    for (trial, ms) in (0..40).chain((40..200).step_by(10)).enumerate() {
+        let run = format!("k{trial}");
+        let context = format!("trial {trial}: kill -9 after {ms} ms");
+        let mut child = start(&repo, &["run", plan, "--name", &run]);
+        std::thread::sleep(Duration::from_millis(ms));
+        kill9(&mut child);
+        let events = journal(&repo, &run);
+        if !events.iter().any(|e| e["event"] == "run_started") {
+            stranded += 1;
+            let resume = repo.swarm(&["resume", &run]);
+            assert_eq!(resume.code, 2, "{context}\n{}", resume.stderr);
+            assert!(
+                resume
+                    .stderr
+                    .contains("stopped before its start was recorded")
+                    || resume.stderr.contains("there is no such run"),
+                "{context}\n{}",
+                resume.stderr
+            );
+            if repo.path().join(format!(".swarm/runs/{run}")).exists() {
+                repo.swarm(&["clean", &run]).assert_code(0);
+            }
+            assert!(
+                !repo.path().join(format!(".swarm/runs/{run}")).exists(),
+                "{context}: its directory stayed"
+            );
+            let refs = repo.git(&["for-each-ref", "--format=%(refname)"]);
+            assert!(
+                !refs.lines().any(|r| r.contains(&format!("/{run}"))),
+                "{context}: refs stayed:\n{refs}"
+            );
+            // The name is free: the plan runs under it again.
+            repo.swarm(&["run", plan, "--name", &run]).assert_code(0);
+        } else if !events.iter().any(|e| e["event"] == "run_finished") {
+            // At once: a lock still held by the dying coordinator is
+            // waited for, not reported as driven by it.
+            let out = repo.swarm(&["resume", &run]);
+            assert_eq!(out.code, 0, "{context}\n{}\n{}", out.stdout, out.stderr);
+        }
+        assert_eq!(tree(&repo, &run), expected, "{context}");
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&marker) && !c.contains("--name"))
+            .collect();
+        assert!(left.is_empty(), "{context}: processes left: {left:?}");
+    }
+    assert!(stranded > 0, "no trial was killed before the run started");
+    let fsck = repo.git_output(&["fsck", "--no-dangling"]);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+}

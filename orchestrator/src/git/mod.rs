@@ -7,6 +7,7 @@
 //! checkouts). No hook ever runs: git2 never runs hooks, and every git CLI
 //! call disables them.
 
+pub mod branch;
 mod merge;
 pub(crate) mod scan;
 mod snapshot;

@@ -2,6 +2,13 @@
 //! held for as long as the run is driven. The kernel drops it when its
 //! holder dies, however it dies, so a crashed run can be resumed at once and
 //! a live one can never be driven twice.
+//!
+//! "When it dies" is when its last thread has gone: a coordinator killed
+//! with SIGKILL while one of its threads waits on the disk (a journal
+//! `fdatasync`) keeps its files, the lock's included, until that wait
+//! ends, which can be a second on a busy disk. So a lock whose recorded
+//! holder is dead, a zombie or being killed is waited for (a few seconds),
+//! not reported as driven by a process that no longer exists.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -36,15 +43,26 @@ impl RunLock {
             .write(true)
             .open(&path)
             .map_err(io)?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((mut file, _)) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                return Err(RunError::Locked {
-                    run: run.to_string(),
-                    holder: holder.trim().to_string(),
-                });
+        let deadline = std::time::Instant::now() + DYING_HOLDER_WAIT;
+        let mut file = file;
+        let mut lock = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => break lock,
+                Err((mut back, _)) => {
+                    let mut holder = String::new();
+                    let _ = back.rewind();
+                    let _ = back.read_to_string(&mut holder);
+                    let holder = holder.trim().to_string();
+                    if std::time::Instant::now() < deadline && is_dying(&holder) {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        file = back;
+                        continue;
+                    }
+                    return Err(RunError::Locked {
+                        run: run.to_string(),
+                        holder,
+                    });
+                }
             }
         };
         // Who holds it, for the message another coordinator shows.
@@ -53,6 +71,34 @@ impl RunLock {
         let _ = write!(lock, "{}", std::process::id());
         Ok(Self { _lock: lock })
     }
+}
+
+/// How long a lock whose recorded holder is dying is waited for.
+const DYING_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether process `pid` (as the lock file recorded it) is gone, a zombie,
+/// or being killed: its lock is about to be released.
+fn is_dying(pid: &str) -> bool {
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        // No such process: what holds the lock is a process it left (or
+        // a race with its exit); it is waited for all the same.
+        return true;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let state = field("State:");
+    // SIGKILL (9) pending for the whole process: bit 8 of ShdPnd.
+    let killed = u64::from_str_radix(&field("ShdPnd:"), 16).is_ok_and(|m| m & (1 << 8) != 0);
+    state.starts_with('Z') || state.starts_with('X') || killed
 }
 
 /// Whether a coordinator holds the lock of the run in `run_dir` now. A run
@@ -83,5 +129,38 @@ mod tests {
         assert!(is_held(dir.path()));
         drop(lock);
         assert!(!is_held(dir.path()));
+    }
+
+    /// A lock still held a moment after its recorded holder is gone (the
+    /// kernel closing a killed coordinator's files) is waited for; one held
+    /// by a live process is refused at once.
+    #[test]
+    fn a_dying_holders_lock_is_waited_for_and_a_live_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = RunLock::acquire(dir.path(), "r").unwrap();
+        // Recorded as held by a process that no longer exists.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(dir.path().join(crate::layout::LOCK), dead.to_string()).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        let lock = RunLock::acquire(dir.path(), "r").unwrap();
+        assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+        release.join().unwrap();
+        // Now held by this (live) process: refused without waiting.
+        let started = std::time::Instant::now();
+        let refused = RunLock::acquire(dir.path(), "r").unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{refused}"
+        );
+        drop(lock);
     }
 }

@@ -9,7 +9,7 @@ mod local;
 mod lock;
 pub mod remote;
 mod replan;
-mod resume;
+pub(crate) mod resume;
 pub mod slurm;
 mod spawn;
 mod table;
@@ -39,6 +39,43 @@ pub fn lock_run(state: &State, run: &str) -> Result<RunLock, RunError> {
     state.check_run(run)?;
     let run_dir = state.ensure_dir(&[crate::layout::RUNS, run])?;
     RunLock::acquire(&run_dir, run)
+}
+
+/// Whether run `run` was stopped before its start was journaled: its
+/// directory is there, nobody holds its lock, and its journal has no
+/// `run_started`. None of its tasks ran.
+pub fn never_started(state: &State, run: &str) -> bool {
+    let dir = state.path().join(crate::layout::RUNS).join(run);
+    dir.is_dir()
+        && !is_driven(&dir)
+        && crate::journal::run_started(&dir.join(crate::layout::JOURNAL)).is_none()
+}
+
+/// Removes all a run stopped before its start was journaled left: the
+/// `.lock` files of refs it was writing, the integration branch it made at
+/// the base (only if its tip is on another branch or HEAD, as `git branch
+/// -d`: it has no commits of its own), and its directory (lock, saved
+/// plan, logs). Its name is free again. What became of the branch.
+pub fn discard_unstarted(
+    repo: &Repo,
+    state: &State,
+    run: &str,
+) -> Result<Option<crate::git::branch::BranchFate>, RunError> {
+    let lock = lock_run(state, run)?;
+    // Checked again under the lock: it may have started meanwhile.
+    let journal = state
+        .path()
+        .join(crate::layout::RUNS)
+        .join(run)
+        .join(crate::layout::JOURNAL);
+    if crate::journal::run_started(&journal).is_some() {
+        return Ok(None);
+    }
+    resume::remove_stale_ref_locks(repo, run);
+    let fate = crate::git::branch::delete_branch(repo, run, false)?;
+    drop(lock);
+    state.remove(&[crate::layout::RUNS, run])?;
+    Ok(fate)
 }
 
 /// Refuses a run name that is not one path component and one git ref
@@ -355,6 +392,13 @@ pub fn free_run_name(
 }
 
 fn name_in_use(repo: &Repo, name: &str) -> Result<Option<String>, RunError> {
+    // A run stopped before its start was journaled ran nothing: its name
+    // is free, and `execute` removes what it left first.
+    if let Some(state) = State::open(&repo.workdir)?
+        && never_started(&state, name)
+    {
+        return Ok(None);
+    }
     let branch = refs::integration(name);
     if repo.has_ref(&branch)? {
         return Ok(Some(format!("branch {}", refs::integration_branch(name))));
@@ -382,7 +426,11 @@ pub async fn execute(
     // Everything the run writes into exists, checked, before the
     // dispatcher writes through plain paths.
     State::check_untracked(&prepared.repo)?;
-    State::create(&prepared.repo.workdir)?.begin_run(&prepared.run)?;
+    let state = State::create(&prepared.repo.workdir)?;
+    if never_started(&state, &prepared.run) {
+        discard_unstarted(&prepared.repo, &state, &prepared.run)?;
+    }
+    state.begin_run(&prepared.run)?;
     let home = WorktreeHome::create(&prepared.options.worktree_root, &prepared.repo)?;
     home.begin_run(&prepared.run)?;
     dispatch::Dispatcher::start(prepared, &home, observer, stop)?

@@ -348,7 +348,7 @@ fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
 /// Removes the lock files a coordinator killed in the middle of a ref
 /// update left beside the run's refs (git refuses to touch a locked ref).
 /// Safe: the caller holds the run's lock, so nobody else updates them.
-fn remove_stale_ref_locks(repo: &Repo, run: &str) {
+pub(crate) fn remove_stale_ref_locks(repo: &Repo, run: &str) {
     let refs_dir = repo.common_dir.join("refs");
     let branch_lock = refs_dir
         .join("heads")

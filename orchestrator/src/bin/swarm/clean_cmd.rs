@@ -76,6 +76,11 @@ pub(crate) fn clean(
                 for (task, r) in &c.kept {
                     println!("  kept {task}'s uncommitted work on {r}");
                 }
+                if c.unstarted {
+                    println!(
+                        "  it was stopped before its start was recorded (none of its tasks ran): removed it whole, its name is free"
+                    );
+                }
                 let branch = format!("swarm/{}", c.run);
                 for r in &c.refs_deleted {
                     println!("  deleted {r}: its work is on {branch}");

@@ -107,7 +107,20 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
             repo.workdir.display()
         )));
     };
-    open_state(&repo, &run)?;
+    let state = open_state(&repo, &run)?;
+    if !report::run_dir(&repo.workdir, &run).is_dir() {
+        return Err(Failure::Invalid(anyhow!(
+            "resume run `{run}`: there is no such run in {} (`swarm runs` lists them)",
+            repo.workdir.display()
+        )));
+    }
+    if let Some(state) = &state
+        && swarm_orchestrator::run::never_started(state, &run)
+    {
+        return Err(Failure::Invalid(anyhow!(
+            "resume run `{run}`: it was stopped before its start was recorded, so none of its tasks ran; `swarm clean {run}` removes what it left, or run the plan again with `swarm run` (which reuses the name)"
+        )));
+    }
     let run_dir = report::run_dir(&repo.workdir, &run);
     let saved = run_dir.join(swarm_orchestrator::layout::PLAN);
     let text = std::fs::read_to_string(&saved).map_err(|e| {
