@@ -40,6 +40,23 @@ pub fn log_tail(path: &Path) -> String {
     }
 }
 
+/// The run `report` (whose journal is `events`) as one HTML page, with
+/// the end of each task's logs.
+pub fn html(report: &RunReport, events: &[swarm_protocol::Event]) -> String {
+    let timeline = crate::timeline::Timeline::of(events);
+    crate::html::render(report, &timeline, &|task| {
+        let mut tail = log_tail(Path::new(&task.stdout_log));
+        let err = log_tail(Path::new(&task.stderr_log));
+        if !err.trim().is_empty() {
+            if !tail.is_empty() && !tail.ends_with('\n') {
+                tail.push('\n');
+            }
+            tail.push_str(&err);
+        }
+        tail
+    })
+}
+
 /// The end of a task's output: its stderr log, or its stdout log if that
 /// is all it wrote.
 fn task_tail(task: &TaskReport) -> String {

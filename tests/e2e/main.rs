@@ -18,6 +18,7 @@ mod gateway_complete;
 mod hostile_task;
 mod launcher;
 mod live;
+mod looking;
 mod mcp;
 mod mcp_tools;
 mod model_mock;

@@ -545,18 +545,18 @@ fn printing_into_a_closed_pipe_ends_quietly() {
     use std::io::BufRead;
     let repo = TestRepo::new();
     // A graph far larger than a pipe's buffer.
-    let p = plan(
-        &repo,
-        "[[task]]\nid = \"t-{n}\"\nrun = \"true\"\nmatrix = { n = [REPLACE] }\n"
-            .replace(
-                "REPLACE",
-                &(0..30000)
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )
-            .as_str(),
-    );
+    // (three matrices: one may have at most 10,000 combinations)
+    let values = (0..10000)
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let tasks: String = ["t", "u", "v"]
+        .iter()
+        .map(|t| {
+            format!("[[task]]\nid = \"{t}-{{n}}\"\nrun = \"true\"\nmatrix = {{ n = [{values}] }}\n")
+        })
+        .collect();
+    let p = plan(&repo, &tasks);
     let mut child = repo
         .swarm_cmd(&["graph", p.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())

@@ -76,6 +76,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a run's report (default: the latest run) as one self-contained
+    /// HTML page: the task graph, a timeline of every attempt, each task's
+    /// status, time, cost, files and log tail, experiments, the run-wide
+    /// verify, conflicts. Works for finished, failed, interrupted and
+    /// resumed runs, and while a run goes on.
+    Report {
+        /// The run name (see `.swarm/runs/`).
+        run: Option<String>,
+        /// Where to write the page.
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+    },
+    /// Print a run's timeline (default: the latest run) as Chrome trace
+    /// events (JSON), for Perfetto or chrome://tracing: a track per slot
+    /// with each attempt's phases, and the coordinator's merges and verify.
+    Trace {
+        /// The run name (see `.swarm/runs/`).
+        run: Option<String>,
+    },
     /// List the runs of this repository, newest first: state, start time,
     /// task counts (merged/failed/total) and integration branch.
     Runs {
@@ -323,6 +342,10 @@ pub struct Outputs {
     /// Write a Markdown summary to FILE (e.g. "$GITHUB_STEP_SUMMARY").
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Write the run as one self-contained HTML page to FILE (as `swarm
+    /// report --html`).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -428,6 +451,8 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             graph(&cwd, plan.as_deref(), run.as_deref(), format)
         }
         Command::Status { run, json } => status(&cwd, run.as_deref(), json),
+        Command::Report { run, html } => html_report(&cwd, run.as_deref(), &html),
+        Command::Trace { run } => trace(&cwd, run.as_deref()),
         Command::Runs { json } => crate::runs::runs(&cwd, json),
         Command::Resolve { run, task } => crate::resolve::resolve(&cwd, &run, &task),
         Command::Compare { run, task, diff } => {
@@ -686,6 +711,22 @@ pub(crate) fn load_report(
     repo: &Repo,
     run: Option<&str>,
 ) -> Result<(String, swarm_protocol::RunReport), Failure> {
+    load_run(repo, run).map(|(name, _, report)| (name, report))
+}
+
+/// Run `run` (default: the latest) as its journal says: its name, its
+/// events and their fold.
+pub(crate) fn load_run(
+    repo: &Repo,
+    run: Option<&str>,
+) -> Result<
+    (
+        String,
+        Vec<swarm_protocol::Event>,
+        swarm_protocol::RunReport,
+    ),
+    Failure,
+> {
     let name = match run {
         Some(name) => {
             check_name(name)?;
@@ -711,7 +752,27 @@ pub(crate) fn load_report(
     warn_skipped(&skipped);
     let report = report::fold(&events)
         .ok_or_else(|| Failure::Internal(anyhow!("read run `{name}`: its journal is empty")))?;
-    Ok((name, report))
+    Ok((name, events, report))
+}
+
+/// `swarm report [RUN] --html FILE`: the run as one HTML page.
+pub(crate) fn html_report(cwd: &Path, run: Option<&str>, file: &Path) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    let (_, events, report) = load_run(&repo, run)?;
+    let page = swarm_orchestrator::export::html(&report, &events);
+    std::fs::write(cwd.join(file), page)
+        .map_err(|e| Failure::Internal(anyhow!("write the HTML report {}: {e}", file.display())))?;
+    Ok(exit::SUCCESS)
+}
+
+/// `swarm trace [RUN]`: the run as Chrome trace events, on stdout.
+pub(crate) fn trace(cwd: &Path, run: Option<&str>) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    let (name, events, _) = load_run(&repo, run)?;
+    let trace = swarm_orchestrator::timeline::Timeline::of(&events).chrome_trace(&name);
+    let text = serde_json::to_string(&trace).map_err(|e| Failure::Internal(e.into()))?;
+    println!("{}", swarm_orchestrator::escape::json(&text));
+    Ok(exit::SUCCESS)
 }
 
 pub(crate) fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, Failure> {

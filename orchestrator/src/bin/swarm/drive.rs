@@ -385,6 +385,16 @@ pub(crate) fn drive(
     };
     eprint!("{summary}");
     write_exports(&report, &outputs)?;
+    if let Some(path) = &outputs.html {
+        let journal = report::run_dir(Path::new(&report.repo), &report.run)
+            .join(swarm_orchestrator::layout::JOURNAL);
+        let (events, _) = swarm_orchestrator::journal::read_tolerant(&journal)
+            .map_err(|e| Failure::Internal(e.into()))?;
+        let page = swarm_orchestrator::export::html(&report, &events);
+        std::fs::write(path, page).map_err(|e| {
+            Failure::Internal(anyhow!("write the HTML report {}: {e}", path.display()))
+        })?;
+    }
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
 }
 
@@ -420,7 +430,14 @@ pub(crate) fn write_exports(
     }
     if let Some(path) = &outputs.summary {
         use std::io::Write as _;
-        let text = swarm_orchestrator::export::markdown(report);
+        let mut text = swarm_orchestrator::export::markdown(report);
+        if let Some(html) = &outputs.html {
+            text.push_str(&format!(
+                "\nThe whole run, with its graph and timeline: [{}]({})\n",
+                html.display(),
+                html.display()
+            ));
+        }
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,0 +1,376 @@
+//! Where a run's time went, from its journal: each attempt's phases on
+//! the slot it ran in, the coordinator's own work (merges, the run-wide
+//! verify) on a track of its own, and how long each task waited for a
+//! slot. The HTML report draws it; `swarm trace` writes it as Chrome trace
+//! events (Perfetto, `chrome://tracing`).
+//!
+//! Times are the journal's (milliseconds since the run's first event). An
+//! attempt's phases are what the journal can tell apart: `setup` (its
+//! worktree and sandbox, up to the command), `run` (the command, its
+//! verify and score: the attempt's `duration_ms`) and `snapshot`; a merge
+//! lasts from the later of its task's end and the coordinator's previous
+//! work to its `task_merged`.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use swarm_protocol::{Event, EventBody};
+
+/// Whose work a span is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Track {
+    /// A worker slot (numbered from 0): one attempt at a time.
+    Slot(usize),
+    /// The coordinator: merges, the run-wide verify.
+    Coordinator,
+}
+
+/// One stretch of work.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub track: Track,
+    /// `setup`, `run`, `snapshot`, `merge`, `verify`.
+    pub phase: &'static str,
+    /// The task (for `verify`, the task whose merge it checked, if any).
+    pub task: Option<String>,
+    pub attempt: Option<u32>,
+    /// Milliseconds since the run's start.
+    pub start_ms: u64,
+    pub dur_ms: u64,
+}
+
+impl Span {
+    pub fn end_ms(&self) -> u64 {
+        self.start_ms + self.dur_ms
+    }
+}
+
+/// A task's wait for a slot: from `task_queued` to its first start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    pub task: String,
+    pub start_ms: u64,
+    pub dur_ms: u64,
+}
+
+/// A run's time, laid out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    /// Milliseconds from the run's first event to its last.
+    pub length_ms: u64,
+    pub spans: Vec<Span>,
+    pub waits: Vec<Wait>,
+    /// How many slots the attempts needed.
+    pub slots: usize,
+}
+
+/// Milliseconds since the epoch of a journal time stamp.
+fn millis(ts: &str) -> Option<u64> {
+    let t = humantime::parse_rfc3339_weak(ts).ok()?;
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    u64::try_from(d.as_millis()).ok()
+}
+
+impl Timeline {
+    /// The timeline of the run whose journal is `events`.
+    pub fn of(events: &[Event]) -> Timeline {
+        let Some(origin) = events.iter().find_map(|e| millis(&e.ts)) else {
+            return Timeline::default();
+        };
+        let at = |e: &Event| millis(&e.ts).map_or(0, |t| t.saturating_sub(origin));
+        let mut timeline = Timeline::default();
+        let mut queued: HashMap<&str, u64> = HashMap::new();
+        let mut started: HashMap<(&str, u32), u64> = HashMap::new();
+        let mut ended: HashMap<&str, u64> = HashMap::new();
+        // Attempts as (start, end, phases), placed on slots afterwards.
+        let mut attempts: Vec<(u64, u64, Vec<Span>)> = Vec::new();
+        let mut coordinator_free = 0u64;
+        for event in events {
+            let now = at(event);
+            timeline.length_ms = timeline.length_ms.max(now);
+            match &event.body {
+                EventBody::TaskQueued { task } => {
+                    queued.entry(task).or_insert(now);
+                }
+                EventBody::TaskStarted { task, attempt, .. } => {
+                    started.insert((task, *attempt), now);
+                    if let Some(q) = queued.remove(task.as_str()) {
+                        timeline.waits.push(Wait {
+                            task: task.clone(),
+                            start_ms: q,
+                            dur_ms: now.saturating_sub(q),
+                        });
+                    }
+                }
+                EventBody::AttemptFinished {
+                    task,
+                    attempt,
+                    duration_ms,
+                    snapshot_ms,
+                    ..
+                } => {
+                    let start = started.remove(&(task.as_str(), *attempt)).unwrap_or(now);
+                    let wall = now.saturating_sub(start);
+                    let snapshot = snapshot_ms.unwrap_or(0).min(wall);
+                    // The journal's clock and the attempt's own may differ
+                    // by a millisecond: the run phase never exceeds the wall.
+                    let run = (*duration_ms).min(wall - snapshot);
+                    let setup = wall - snapshot - run;
+                    let phase = |phase, start_ms, dur_ms| Span {
+                        track: Track::Slot(0),
+                        phase,
+                        task: Some(task.clone()),
+                        attempt: Some(*attempt),
+                        start_ms,
+                        dur_ms,
+                    };
+                    let mut phases = Vec::new();
+                    if setup > 0 {
+                        phases.push(phase("setup", start, setup));
+                    }
+                    phases.push(phase("run", start + setup, run));
+                    if snapshot > 0 {
+                        phases.push(phase("snapshot", start + setup + run, snapshot));
+                    }
+                    attempts.push((start, now, phases));
+                    ended.insert(task, now);
+                }
+                EventBody::TaskMerged { task, .. } => {
+                    let from = ended
+                        .get(task.as_str())
+                        .copied()
+                        .unwrap_or(now)
+                        .max(coordinator_free)
+                        .min(now);
+                    timeline.spans.push(Span {
+                        track: Track::Coordinator,
+                        phase: "merge",
+                        task: Some(task.clone()),
+                        attempt: None,
+                        start_ms: from,
+                        dur_ms: now - from,
+                    });
+                    coordinator_free = now;
+                }
+                EventBody::RunVerified { run } => {
+                    let from = now.saturating_sub(run.duration_ms).max(coordinator_free);
+                    timeline.spans.push(Span {
+                        track: Track::Coordinator,
+                        phase: "verify",
+                        task: run.after.clone(),
+                        attempt: None,
+                        start_ms: from,
+                        dur_ms: now - from,
+                    });
+                    coordinator_free = now;
+                }
+                _ => {}
+            }
+        }
+        // Each attempt on the lowest slot free when it starts.
+        attempts.sort_by_key(|(start, end, _)| (*start, *end));
+        let mut free_at: Vec<u64> = Vec::new();
+        for (start, end, phases) in attempts {
+            let slot = match free_at.iter().position(|&f| f <= start) {
+                Some(slot) => slot,
+                None => {
+                    free_at.push(0);
+                    free_at.len() - 1
+                }
+            };
+            if let Some(free) = free_at.get_mut(slot) {
+                *free = end;
+            }
+            timeline.spans.extend(phases.into_iter().map(|s| Span {
+                track: Track::Slot(slot),
+                ..s
+            }));
+        }
+        timeline.slots = free_at.len();
+        timeline.spans.sort_by_key(|s| (s.track, s.start_ms));
+        timeline
+    }
+
+    /// How many slots were busy over time: (time, busy) at each change.
+    pub fn busy(&self) -> Vec<(u64, usize)> {
+        let mut changes: Vec<(u64, i64)> = Vec::new();
+        let mut by_attempt: HashMap<(usize, &str, u32), (u64, u64)> = HashMap::new();
+        for s in &self.spans {
+            if let (Track::Slot(slot), Some(task), Some(attempt)) = (s.track, &s.task, s.attempt) {
+                let e = by_attempt
+                    .entry((slot, task.as_str(), attempt))
+                    .or_insert((s.start_ms, s.end_ms()));
+                e.0 = e.0.min(s.start_ms);
+                e.1 = e.1.max(s.end_ms());
+            }
+        }
+        for (start, end) in by_attempt.values() {
+            changes.push((*start, 1));
+            changes.push((*end, -1));
+        }
+        changes.sort();
+        let mut busy = 0i64;
+        let mut out: Vec<(u64, usize)> = vec![(0, 0)];
+        for (t, d) in changes {
+            busy += d;
+            let n = usize::try_from(busy.max(0)).unwrap_or(0);
+            match out.last_mut() {
+                Some(last) if last.0 == t => last.1 = n,
+                _ => out.push((t, n)),
+            }
+        }
+        out
+    }
+
+    /// The timeline as Chrome trace events (the JSON object format):
+    /// one thread per slot and one for the coordinator, complete (`X`)
+    /// events in microseconds, and each task's wait as an
+    /// async span (`b`/`e`) of its own.
+    pub fn chrome_trace(&self, run: &str) -> Value {
+        let tid = |t: Track| match t {
+            Track::Slot(n) => n as u64 + 1,
+            Track::Coordinator => 0,
+        };
+        let mut events = vec![json!({
+            "ph": "M", "name": "process_name", "pid": 1, "tid": 0,
+            "args": {"name": format!("swarm run {run}")}
+        })];
+        events.push(json!({
+            "ph": "M", "name": "thread_name", "pid": 1, "tid": 0,
+            "args": {"name": "coordinator"}
+        }));
+        for n in 0..self.slots {
+            events.push(json!({
+                "ph": "M", "name": "thread_name", "pid": 1, "tid": n as u64 + 1,
+                "args": {"name": format!("slot {}", n + 1)}
+            }));
+        }
+        for s in &self.spans {
+            let name = match (&s.task, s.attempt) {
+                (Some(task), Some(attempt)) => format!("{} {task} #{attempt}", s.phase),
+                (Some(task), None) => format!("{} {task}", s.phase),
+                (None, _) => s.phase.to_string(),
+            };
+            events.push(json!({
+                "ph": "X", "pid": 1, "tid": tid(s.track), "name": name, "cat": s.phase,
+                "ts": s.start_ms * 1000, "dur": s.dur_ms * 1000,
+                "args": {"task": s.task, "attempt": s.attempt},
+            }));
+        }
+        for (i, w) in self.waits.iter().enumerate() {
+            let common =
+                json!({"pid": 1, "cat": "wait", "name": format!("wait {}", w.task), "id": i});
+            let mut begin = common.clone();
+            let mut end = common;
+            if let (Some(b), Some(e)) = (begin.as_object_mut(), end.as_object_mut()) {
+                b.insert("ph".into(), "b".into());
+                b.insert("ts".into(), (w.start_ms * 1000).into());
+                e.insert("ph".into(), "e".into());
+                e.insert("ts".into(), ((w.start_ms + w.dur_ms) * 1000).into());
+            }
+            events.push(begin);
+            events.push(end);
+        }
+        json!({ "traceEvents": events, "displayTimeUnit": "ms" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swarm_protocol::{AttemptOutcome, SCHEMA_VERSION};
+
+    fn event(ms: u64, body: EventBody) -> Event {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000 + ms);
+        Event {
+            v: SCHEMA_VERSION,
+            ts: humantime::format_rfc3339_millis(t).to_string(),
+            body,
+        }
+    }
+
+    fn finished(task: &str, attempt: u32, duration_ms: u64, snapshot_ms: u64) -> EventBody {
+        EventBody::AttemptFinished {
+            task: task.into(),
+            attempt,
+            outcome: AttemptOutcome::Exited { code: 0 },
+            verify_passed: None,
+            duration_ms,
+            commit: None,
+            git_ref: None,
+            changed_files: vec![],
+            skipped_files: vec![],
+            outside_paths: vec![],
+            snapshot_ms: Some(snapshot_ms),
+            agent: None,
+            score: None,
+            diff: None,
+        }
+    }
+
+    fn started(task: &str, attempt: u32) -> EventBody {
+        EventBody::TaskStarted {
+            task: task.into(),
+            attempt,
+            base_commit: "b".into(),
+            workdir: "w".into(),
+            job: None,
+        }
+    }
+
+    #[test]
+    fn attempts_are_split_into_phases_on_slots_that_never_overlap() {
+        let events = vec![
+            event(0, EventBody::TaskQueued { task: "a".into() }),
+            event(0, EventBody::TaskQueued { task: "b".into() }),
+            event(0, EventBody::TaskQueued { task: "c".into() }),
+            event(2, started("a", 1)),
+            event(3, started("b", 1)),
+            event(100, finished("a", 1, 90, 5)),
+            event(101, started("c", 1)),
+            event(150, finished("b", 1, 140, 0)),
+            event(
+                160,
+                EventBody::TaskMerged {
+                    task: "a".into(),
+                    commit: "x".into(),
+                    integration_commit: "y".into(),
+                    resolved: false,
+                },
+            ),
+            event(200, finished("c", 1, 99, 0)),
+        ];
+        let t = Timeline::of(&events);
+        assert_eq!(t.slots, 2);
+        assert_eq!(t.length_ms, 200);
+        let a: Vec<_> = t
+            .spans
+            .iter()
+            .filter(|s| s.task.as_deref() == Some("a"))
+            .collect();
+        let phases: Vec<_> = a.iter().map(|s| (s.phase, s.start_ms, s.dur_ms)).collect();
+        assert_eq!(
+            phases,
+            [
+                ("setup", 2, 3),
+                ("run", 5, 90),
+                ("snapshot", 95, 5),
+                ("merge", 100, 60)
+            ]
+        );
+        // c took a's slot once a was done.
+        let slot = |task: &str| {
+            t.spans
+                .iter()
+                .find(|s| s.task.as_deref() == Some(task) && s.phase == "run")
+                .map(|s| s.track)
+        };
+        assert_eq!(slot("c"), slot("a"));
+        assert_ne!(slot("b"), slot("a"));
+        assert_eq!(t.waits.len(), 3);
+        assert_eq!(t.busy().iter().map(|b| b.1).max(), Some(2));
+        let trace = t.chrome_trace("r");
+        assert!(trace["traceEvents"].as_array().unwrap().len() > 8);
+    }
+}

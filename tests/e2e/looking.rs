@@ -1,0 +1,279 @@
+//! Looking at a run: the HTML page (`--html`, `swarm report --html`) of a
+//! real run with a failure, a conflict, an experiment, subtasks and a
+//! run-wide verify that blamed a task, rendered in real headless Chromium
+//! (Debian's, installed by .ci/run); and `swarm trace` as Chrome trace
+//! events.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{TestRepo, snapshot_settings, task};
+
+/// A task whose output tries to run script in the page and to break out
+/// of the element it is shown in.
+const PAYLOAD: &str = r#"<script>document.title="pwned"</script></textarea></pre><img src=x onerror="document.title='img'">"#;
+
+fn plan() -> String {
+    format!(
+        r#"[swarm]
+name = "look"
+on_failure = "continue"
+concurrency = 2
+verify = "if grep -l BAD *.txt; then exit 1; fi"
+
+[[task]]
+id = "good"
+creates = ["good.txt"]
+run = "echo ok > good.txt"
+
+[[task]]
+id = "bad"
+creates = ["bad.txt"]
+run = "echo BAD > bad.txt"
+
+[[task]]
+id = "xss"
+creates = ["x.txt"]
+run = '''printf '%s\n' '{PAYLOAD}'; exit 1'''
+
+[[task]]
+id = "left"
+run = "echo left > shared.txt"
+allow_overlap = true
+
+[[task]]
+id = "right"
+run = "echo right > shared.txt"
+allow_overlap = true
+
+[[task]]
+id = "pick"
+creates = ["pick.txt"]
+variants = 2
+run = "echo {{variant}} > pick.txt"
+score = "cat pick.txt"
+pick = "max"
+
+[[task]]
+id = "parent"
+creates = ["sub"]
+run = '''
+mkdir -p sub && echo p > sub/p.txt
+cat > "$SWARM_SUBTASKS" <<'REQUEST'
+[[task]]
+id = "child"
+run = "echo c > sub/c.txt"
+REQUEST
+'''
+"#
+    )
+}
+
+fn chromium() -> &'static str {
+    for name in ["chromium", "chromium-browser"] {
+        if Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            return name;
+        }
+    }
+    panic!("headless Chromium is needed (.ci/run installs Debian's `chromium`)");
+}
+
+/// Chromium, headless, on `page`: its DOM after load, and a screenshot.
+fn render_in_chromium(page: &Path, screenshot: &Path) -> String {
+    let browser = chromium();
+    let home = tempfile::tempdir().unwrap();
+    let common = |cmd: &mut Command| {
+        cmd.env("HOME", home.path())
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                home.path().join("profile").display()
+            ));
+    };
+    let mut dump = Command::new(browser);
+    common(&mut dump);
+    let out = dump
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut shot = Command::new(browser);
+    common(&mut shot);
+    let status = shot
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg("--window-size=1280,1600")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given() {
+    let repo = TestRepo::new();
+    let plan = repo.plan_exact("look.toml", &plan());
+    let page = repo.root().join("look.html");
+    let summary = repo.root().join("summary.md");
+    let run = repo.swarm(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--html",
+        page.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    run.assert_code(1);
+    let report = repo.report();
+    // What the page must show happened.
+    let status = |id: &str| task(&report, id)["status"].as_str().unwrap().to_string();
+    assert_eq!(status("xss"), "failed");
+    assert_eq!(status("bad"), "broke_verify");
+    assert!(
+        ["left", "right"].iter().any(|t| status(t) == "conflicted"),
+        "{report:#}"
+    );
+    // Merged onto its parent, which is merged.
+    assert_eq!(status("parent/child"), "succeeded");
+    assert_eq!(status("parent"), "merged");
+    // The summary points at the page.
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("look.html"), "{md}");
+
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("<script"), "the page has a script");
+    assert!(html.contains("Content-Security-Policy"));
+    // Nothing is loaded from anywhere.
+    for remote in ["src=\"http", "href=\"http", "url(", "@import"] {
+        assert!(!html.contains(remote), "the page loads {remote}");
+    }
+    // `swarm report` makes the same page from the journal.
+    let again = repo.root().join("again.html");
+    repo.swarm(&["report", "look", "--html", again.to_str().unwrap()])
+        .assert_code(0);
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), html);
+
+    let screenshot = repo.root().join("look.png");
+    let dom = render_in_chromium(&page, &screenshot);
+    // No script ran: the title is the page's own, and the payload is text.
+    assert!(dom.contains("<title>swarm run look</title>"), "{dom}");
+    assert!(!dom.contains("pwned</title>") && !dom.contains("<img src=\"x\""));
+    assert!(
+        dom.contains("&lt;script&gt;document.title"),
+        "the payload is not shown as text"
+    );
+    for t in report["tasks"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap();
+        assert!(
+            dom.contains(&format!("id=\"task-{id}\"")),
+            "no row for {id}"
+        );
+        assert!(
+            dom.contains(&format!("data-task=\"{id}\"")),
+            "no node for {id}"
+        );
+        let s = t["status"].as_str().unwrap();
+        assert!(dom.contains(&format!("badge {s}")), "no {s} badge");
+    }
+    let attempts: u64 = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["attempts"].as_u64().unwrap())
+        .sum();
+    let bars = dom.matches("class=\"bar run").count() as u64;
+    assert_eq!(bars, attempts, "one run bar per attempt");
+    assert!(dom.matches("class=\"bar merge").count() >= 4);
+    assert!(
+        dom.contains("id=\"experiments\"")
+            && dom.contains("id=\"verify\"")
+            && dom.contains("id=\"conflicts\"")
+    );
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    // The README's picture is made by this test's command.
+    if std::env::var_os("SWARM_UPDATE_SCREENSHOT").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&screenshot, docs.join("run-page.png")).unwrap();
+    }
+
+    // The page's structure: its sections and rows, in order.
+    let structure: Vec<String> = html
+        .split("id=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_string)
+        .collect();
+    snapshot_settings().bind(|| insta::assert_snapshot!(structure.join("\n")));
+
+    // The trace of the same run.
+    let trace = repo.swarm(&["trace", "look"]);
+    trace.assert_code(0);
+    let trace: Value = serde_json::from_str(&trace.stdout).unwrap();
+    let length_us = report["duration_ms"].as_u64().unwrap() * 1000;
+    let mut by_track: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut run_ms: BTreeMap<String, u64> = BTreeMap::new();
+    for e in trace["traceEvents"].as_array().unwrap() {
+        if e["ph"] != "X" {
+            continue;
+        }
+        let (ts, dur) = (e["ts"].as_u64().unwrap(), e["dur"].as_u64().unwrap());
+        // The run's own clock and the journal's differ by a few ms at most.
+        assert!(
+            ts + dur <= length_us + 50_000,
+            "{e} ends after the run ({length_us} µs)"
+        );
+        let tid = e["tid"].as_u64().unwrap();
+        if tid > 0 {
+            by_track.entry(tid).or_default().push((ts, ts + dur));
+        }
+        if e["cat"] == "run" {
+            *run_ms
+                .entry(e["args"]["task"].as_str().unwrap().to_string())
+                .or_default() += dur / 1000;
+        }
+    }
+    for (tid, mut spans) in by_track {
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "slot {tid}: {pair:?} overlap");
+        }
+    }
+    for t in report["tasks"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap();
+        let ms = t["duration_ms"].as_u64().unwrap();
+        // The journal's clock rounds to milliseconds at both ends.
+        let attempts = t["attempts"].as_u64().unwrap();
+        let traced = run_ms.get(id).copied().unwrap_or(0);
+        assert!(
+            traced.abs_diff(ms) <= 2 * attempts,
+            "{id}: run spans {traced} ms, reported {ms} ms"
+        );
+    }
+}
