@@ -373,3 +373,19 @@ fn bench_prompt_cache_sh_runs_in_smoke_mode() {
     assert!(run.stdout.contains("cheaper**"), "{}", run.stdout);
     assert_tables_have_figures(&run.stdout);
 }
+
+#[test]
+fn bench_report_html_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    let run = smoke.run(
+        "bench/report_html.sh",
+        smoke.command("bash", &["bench/report_html.sh"]),
+    );
+    let section = smoke.written();
+    assert!(
+        section.contains("## 20. Looking at a run: the page and the trace of 20 tasks"),
+        "{section}\n{}",
+        run.stderr
+    );
+    assert_tables_have_figures(&section);
+}
