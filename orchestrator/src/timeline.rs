@@ -143,6 +143,7 @@ impl Timeline {
                         .unwrap_or(now)
                         .max(coordinator_free)
                         .min(now);
+                    let now = now.max(coordinator_free);
                     timeline.spans.push(Span {
                         track: Track::Coordinator,
                         phase: "merge",
@@ -154,7 +155,13 @@ impl Timeline {
                     coordinator_free = now;
                 }
                 EventBody::RunVerified { run } => {
-                    let from = now.saturating_sub(run.duration_ms).max(coordinator_free);
+                    let now = now.max(coordinator_free);
+                    // A clock stepped back must not make a span end
+                    // before it starts.
+                    let from = now
+                        .saturating_sub(run.duration_ms)
+                        .max(coordinator_free)
+                        .min(now);
                     timeline.spans.push(Span {
                         track: Track::Coordinator,
                         phase: "verify",

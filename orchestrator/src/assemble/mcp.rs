@@ -57,8 +57,13 @@ pub fn mcp_programs(
             ));
         };
         let grant = install_dir(&resolved);
-        // Shown read-only to the task: never a home or what holds one.
-        let too_wide = grant.parent().is_none()
+        // Shown read-only to the task: never a home or what holds one, nor
+        // a directory other programs share (temporary files, settings).
+        let shared = ["/tmp", "/var/tmp", "/dev", "/etc", "/proc", "/sys", "/run"]
+            .iter()
+            .any(|d| grant.starts_with(d));
+        let too_wide = shared
+            || grant.parent().is_none()
             || host
                 .home
                 .as_ref()

@@ -116,6 +116,7 @@ impl<'o> Dispatcher<'o> {
     /// Creates the run's refs and journal, and announces it.
     pub(super) fn start(
         prepared: Prepared,
+        lock: RunLock,
         home: &WorktreeHome,
         observer: &'o mut (dyn FnMut(&Event) + Send),
         stop: watch::Receiver<Option<Stop>>,
@@ -123,7 +124,6 @@ impl<'o> Dispatcher<'o> {
         // The run's directories and `runs/latest` are made, checked, by
         // `State::begin_run` before the dispatcher starts.
         let run_dir = prepared.run_dir();
-        let lock = RunLock::acquire(&run_dir, &prepared.run)?;
         // `swarm resume` runs exactly this plan, whatever becomes of the file.
         let saved = run_dir.join(crate::layout::PLAN);
         std::fs::write(&saved, prepared.plan.source.text.as_bytes())

@@ -42,13 +42,33 @@ pub fn lock_run(state: &State, run: &str) -> Result<RunLock, RunError> {
 }
 
 /// Whether run `run` was stopped before its start was journaled: its
-/// directory is there, nobody holds its lock, and its journal has no
-/// `run_started`. None of its tasks ran.
+/// directory is there, nobody holds its lock, and its journal is missing,
+/// empty or one torn line. None of its tasks ran. A journal that cannot be
+/// read, or whose lines this swarm cannot parse (a newer one's), is taken
+/// as started: it is never discarded.
 pub fn never_started(state: &State, run: &str) -> bool {
     let dir = state.path().join(crate::layout::RUNS).join(run);
-    dir.is_dir()
-        && !is_driven(&dir)
-        && crate::journal::run_started(&dir.join(crate::layout::JOURNAL)).is_none()
+    dir.is_dir() && !is_driven(&dir) && journal_unstarted(&dir.join(crate::layout::JOURNAL))
+}
+
+/// Whether the journal at `path` holds no complete line.
+fn journal_unstarted(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return e.kind() == std::io::ErrorKind::NotFound,
+    };
+    // The first line is `run_started`: a newline within it says a line
+    // was completed. Read only as far as that.
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) if buf.get(..n).is_some_and(|b| b.contains(&b'\n')) => return false,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Removes all a run stopped before its start was journaled left: the
@@ -68,13 +88,14 @@ pub fn discard_unstarted(
         .join(crate::layout::RUNS)
         .join(run)
         .join(crate::layout::JOURNAL);
-    if crate::journal::run_started(&journal).is_some() {
+    if !journal_unstarted(&journal) {
         return Ok(None);
     }
     resume::remove_stale_ref_locks(repo, run);
     let fate = crate::git::branch::delete_branch(repo, run, false)?;
-    drop(lock);
+    // Removed under the lock, so that no one starts the run in between.
     state.remove(&[crate::layout::RUNS, run])?;
+    drop(lock);
     Ok(fate)
 }
 
@@ -428,12 +449,25 @@ pub async fn execute(
     State::check_untracked(&prepared.repo)?;
     let state = State::create(&prepared.repo.workdir)?;
     if never_started(&state, &prepared.run) {
-        discard_unstarted(&prepared.repo, &state, &prepared.run)?;
+        use crate::git::branch::BranchFate;
+        // A branch with commits of its own (someone worked on it) or
+        // checked out keeps the name taken.
+        if let Some(BranchFate::Unmerged { name, .. } | BranchFate::CheckedOut { name }) =
+            discard_unstarted(&prepared.repo, &state, &prepared.run)?
+        {
+            return Err(RunError::NameTaken {
+                name: prepared.run.clone(),
+                what: format!("branch {name}, with commits of its own or checked out"),
+            });
+        }
     }
+    // Locked before anything of the run exists, so that the run is never
+    // seen half made and unlocked (as one killed before it started).
+    let lock = lock_run(&state, &prepared.run)?;
     state.begin_run(&prepared.run)?;
     let home = WorktreeHome::create(&prepared.options.worktree_root, &prepared.repo)?;
     home.begin_run(&prepared.run)?;
-    dispatch::Dispatcher::start(prepared, &home, observer, stop)?
+    dispatch::Dispatcher::start(prepared, lock, &home, observer, stop)?
         .run()
         .await
 }

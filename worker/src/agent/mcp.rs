@@ -215,15 +215,25 @@ impl Servers {
     }
 }
 
+/// How long stopping the servers may take, all together.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Drop for Servers {
-    /// Stops every server as the MCP specification's stdio shutdown goes:
-    /// stdin closed, then SIGTERM, then SIGKILL.
+    /// Stops every server at once as the MCP specification's stdio
+    /// shutdown goes (stdin closed, then SIGTERM, then SIGKILL), for at
+    /// most [`STOP_TIMEOUT`]; what is left is killed when dropped (its
+    /// process was started with `kill_on_drop`), and the sandbox ends
+    /// whatever remains with the attempt.
     fn drop(&mut self) {
         let servers = std::mem::take(&mut self.servers);
         self.runtime.block_on(async {
-            for server in servers {
-                let _ = server.client.cancel().await;
+            let mut stopping = tokio::task::JoinSet::new();
+            for mut server in servers {
+                stopping.spawn(async move {
+                    let _ = server.client.close_with_timeout(STOP_TIMEOUT).await;
+                });
             }
+            let _ = tokio::time::timeout(STOP_TIMEOUT, stopping.join_all()).await;
         });
     }
 }
