@@ -769,8 +769,7 @@ pub(crate) fn html_report(cwd: &Path, run: Option<&str>, file: &Path) -> Result<
 pub(crate) fn trace(cwd: &Path, run: Option<&str>) -> Result<i32, Failure> {
     let repo = open_repo(cwd)?;
     let (name, events, _) = load_run(&repo, run)?;
-    let trace = swarm_orchestrator::timeline::Timeline::of(&events).chrome_trace(&name);
-    let text = serde_json::to_string(&trace).map_err(|e| Failure::Internal(e.into()))?;
+    let text = swarm_orchestrator::timeline::Timeline::of(&events).chrome_trace(&name);
     println!("{}", swarm_orchestrator::escape::json(&text));
     Ok(exit::SUCCESS)
 }
