@@ -212,6 +212,7 @@ impl RunFold {
                 skipped_files,
                 outside_paths,
                 snapshot_ms,
+                verify_ms: _,
                 agent,
                 score,
                 diff,

@@ -71,6 +71,7 @@ fn attempt_finished(task: &str, attempt: u32, code: i32, commit: Option<&str>) -
         skipped_files: Vec::new(),
         outside_paths: Vec::new(),
         snapshot_ms: Some(1),
+        verify_ms: None,
         agent: None,
         score: None,
         diff: None,

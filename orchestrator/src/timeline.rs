@@ -6,8 +6,9 @@
 //!
 //! Times are the journal's (milliseconds since the run's first event). An
 //! attempt's phases are what the journal can tell apart: `setup` (its
-//! worktree and sandbox, up to the command), `run` (the command, its
-//! verify and score: the attempt's `duration_ms`) and `snapshot`; a merge
+//! worktree's link, up to the command), `run` (the command), `verify` and
+//! `score` (their own times; with `run`, the attempt's `duration_ms`) and
+//! `snapshot`; a merge
 //! lasts from the later of its task's end and the coordinator's previous
 //! work to its `task_merged`.
 
@@ -30,7 +31,8 @@ pub enum Track {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
     pub track: Track,
-    /// `setup`, `run`, `snapshot`, `merge`, `verify`.
+    /// `setup`, `run`, `verify`, `score`, `snapshot` (an attempt's);
+    /// `merge`, `verify` (the coordinator's).
     pub phase: &'static str,
     /// The task (for `verify`, the task whose merge it checked, if any).
     pub task: Option<String>,
@@ -108,6 +110,8 @@ impl Timeline {
                     attempt,
                     duration_ms,
                     snapshot_ms,
+                    verify_ms,
+                    score,
                     ..
                 } => {
                     let start = started.remove(&(task.as_str(), *attempt)).unwrap_or(now);
@@ -117,6 +121,14 @@ impl Timeline {
                     // by a millisecond: the run phase never exceeds the wall.
                     let run = (*duration_ms).min(wall - snapshot);
                     let setup = wall - snapshot - run;
+                    // The command, then its verify, then a variant's score,
+                    // all within `duration_ms`.
+                    let verify = verify_ms.unwrap_or(0).min(run);
+                    let scored = score
+                        .as_ref()
+                        .map_or(0, |s| s.duration_ms)
+                        .min(run - verify);
+                    let command = run - verify - scored;
                     let phase = |phase, start_ms, dur_ms| Span {
                         track: Track::Slot(0),
                         phase,
@@ -129,7 +141,13 @@ impl Timeline {
                     if setup > 0 {
                         phases.push(phase("setup", start, setup));
                     }
-                    phases.push(phase("run", start + setup, run));
+                    phases.push(phase("run", start + setup, command));
+                    if verify > 0 {
+                        phases.push(phase("verify", start + setup + command, verify));
+                    }
+                    if scored > 0 {
+                        phases.push(phase("score", start + setup + command + verify, scored));
+                    }
                     if snapshot > 0 {
                         phases.push(phase("snapshot", start + setup + run, snapshot));
                     }
@@ -317,6 +335,7 @@ mod tests {
             skipped_files: vec![],
             outside_paths: vec![],
             snapshot_ms: Some(snapshot_ms),
+            verify_ms: None,
             agent: None,
             score: None,
             diff: None,

@@ -273,6 +273,10 @@ pub enum EventBody {
         /// How long the snapshot took (absent: no snapshot was taken).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         snapshot_ms: Option<u64>,
+        /// How long the task's `verify` took, of `duration_ms` (absent: it
+        /// did not run, or ran inside an agent's session).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verify_ms: Option<u64>,
         /// What an agent task's session did (agent tasks only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<Box<agent::AgentReport>>,
@@ -645,6 +649,7 @@ mod tests {
                 skipped_files: vec![],
                 outside_paths: vec![],
                 snapshot_ms: None,
+                verify_ms: None,
                 agent: None,
                 score: None,
                 diff: None,

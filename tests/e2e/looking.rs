@@ -28,6 +28,7 @@ verify = "if grep -l BAD *.txt; then exit 1; fi"
 id = "good"
 creates = ["good.txt"]
 run = "echo ok > good.txt"
+verify = "sleep 0.05; grep -q ok good.txt"
 
 [[task]]
 id = "bad"
@@ -239,6 +240,7 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
     let length_us = report["duration_ms"].as_u64().unwrap() * 1000;
     let mut by_track: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
     let mut run_ms: BTreeMap<String, u64> = BTreeMap::new();
+    let mut phases: BTreeMap<String, u32> = BTreeMap::new();
     for e in trace["traceEvents"].as_array().unwrap() {
         if e["ph"] != "X" {
             continue;
@@ -253,12 +255,23 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
         if tid > 0 {
             by_track.entry(tid).or_default().push((ts, ts + dur));
         }
-        if e["cat"] == "run" {
+        // A slot's run, verify and score make the attempt's time (the
+        // coordinator's verify is the run-wide one).
+        if tid > 0 && ["run", "verify", "score"].iter().any(|c| e["cat"] == *c) {
+            *phases
+                .entry(e["cat"].as_str().unwrap().to_string())
+                .or_default() += 1;
             *run_ms
                 .entry(e["args"]["task"].as_str().unwrap().to_string())
                 .or_default() += dur / 1000;
         }
     }
+    // `good`'s verify and the variants' scores are phases of their own.
+    assert!(
+        phases.get("verify").copied().unwrap_or(0) >= 1,
+        "{phases:?}"
+    );
+    assert!(phases.get("score").copied().unwrap_or(0) >= 1, "{phases:?}");
     for (tid, mut spans) in by_track {
         spans.sort();
         for pair in spans.windows(2) {

@@ -87,6 +87,8 @@ pub(crate) enum ExecEvent {
         outcome: AttemptOutcome,
         verify_passed: Option<bool>,
         duration: Duration,
+        /// How long `verify` took, of `duration`, when it ran on its own.
+        verify: Option<Duration>,
         /// Boxed: the snapshot's lists make this variant much larger
         /// than the others.
         snapshot: Option<Box<(Snapshot, String)>>,

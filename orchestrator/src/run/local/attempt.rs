@@ -85,6 +85,8 @@ pub(crate) fn trust_checkouts(home: &std::path::Path) -> std::io::Result<()> {
 pub(crate) struct Ran {
     pub outcome: AttemptOutcome,
     pub verify: Option<Verify>,
+    /// How long the verify command took, when it ran on its own.
+    pub verify_time: Option<std::time::Duration>,
     pub agent: Option<AgentReport>,
     pub score: Option<swarm_protocol::experiment::Score>,
 }
@@ -95,6 +97,7 @@ impl Ran {
         Self {
             outcome: AttemptOutcome::SpawnFailed { message },
             verify: None,
+            verify_time: None,
             agent: None,
             score: None,
         }
@@ -475,11 +478,11 @@ async fn run_in(
         .variant()
         .and_then(|v| v.score.clone())
         .map(|score| (score, spec.clone()));
-    let (outcome, verify, agent) = match &task.payload {
+    let (outcome, verify, agent, verify_time) = match &task.payload {
         Payload::Wasm(wasm) => {
             let (env, out, err) = (spec.env.clone(), spec.stdout.clone(), spec.stderr.clone());
             let outcome = run_wasm(ctx, task, wasm, workdir, env, out, err, stop).await;
-            (outcome, None, None)
+            (outcome, None, None, None)
         }
         Payload::Command { .. } => command_or_agent(ctx, task, None, attempt, spec, stop).await,
         Payload::Agent(agent) => {
@@ -489,6 +492,7 @@ async fn run_in(
     let mut ran = Ran {
         outcome,
         verify,
+        verify_time,
         agent,
         score: None,
     };
@@ -579,7 +583,12 @@ async fn command_or_agent(
     attempt: u32,
     mut spec: CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
-) -> (AttemptOutcome, Option<Verify>, Option<AgentReport>) {
+) -> (
+    AttemptOutcome,
+    Option<Verify>,
+    Option<AgentReport>,
+    Option<std::time::Duration>,
+) {
     if let Some(agent) = agent {
         let done = match &agent.cli {
             None => super::agent_task::run(ctx, task, agent, attempt, spec, stop).await,
@@ -609,26 +618,28 @@ async fn command_or_agent(
             true => Verify::Passed,
             false => Verify::Failed(None),
         });
-        return (done.outcome, verify, done.report);
+        return (done.outcome, verify, done.report, None);
     }
     let outcome = run_command(&spec, stop).await;
     let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
-        return (outcome, None, None);
+        return (outcome, None, None, None);
     };
     spec.script = verify.clone();
     (spec.stdout, spec.stderr) = verify_log_paths(&ctx.run_dir, &task.id, attempt);
+    let started = std::time::Instant::now();
     let verified = run_command(&spec, stop).await;
+    let took = Some(started.elapsed());
     match verified {
-        AttemptOutcome::Exited { code: 0 } => (outcome, Some(Verify::Passed), None),
+        AttemptOutcome::Exited { code: 0 } => (outcome, Some(Verify::Passed), None, took),
         AttemptOutcome::Exited { .. }
         | AttemptOutcome::Signaled { .. }
         | AttemptOutcome::Trapped { .. }
         | AttemptOutcome::OutOfMemory { .. }
         | AttemptOutcome::SpawnFailed { .. } => {
-            (outcome, Some(Verify::Failed(Some(verified))), None)
+            (outcome, Some(Verify::Failed(Some(verified))), None, took)
         }
         // A timeout or cancel during verify is the attempt's outcome.
-        other => (other, None, None),
+        other => (other, None, None, took),
     }
 }
 

@@ -200,6 +200,7 @@ async fn execute_inner(
         let Ran {
             outcome,
             verify,
+            verify_time,
             agent,
             score,
         } = run_attempt(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
@@ -283,6 +284,7 @@ async fn execute_inner(
             outcome: outcome.clone(),
             verify_passed,
             duration,
+            verify: verify_time,
             snapshot: snap,
             outside_paths: outside.clone(),
             agent: agent.clone().map(Box::new),

@@ -185,6 +185,7 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
             outcome,
             verify_passed,
             duration,
+            verify,
             snapshot,
             outside_paths,
             agent,
@@ -195,6 +196,7 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
             record.outcome = outcome;
             record.verify_passed = verify_passed;
             record.duration_ms = millis(duration);
+            record.verify_ms = verify.map(millis);
             if let Some(snapshot) = snapshot {
                 let (snap, _) = *snapshot;
                 record.commit = Some(snap.commit.to_string());

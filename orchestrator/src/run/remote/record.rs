@@ -127,6 +127,9 @@ pub struct ExitRecord {
     #[serde(default)]
     pub skipped_files: Vec<SkippedFile>,
     pub snapshot_ms: Option<u64>,
+    /// How long its verify took, of `duration_ms`.
+    #[serde(default)]
+    pub verify_ms: Option<u64>,
     #[serde(default)]
     pub outside_paths: Vec<String>,
     pub agent: Option<AgentReport>,
@@ -152,6 +155,7 @@ impl ExitRecord {
             changed_files: Vec::new(),
             skipped_files: Vec::new(),
             snapshot_ms: None,
+            verify_ms: None,
             outside_paths: Vec::new(),
             agent: None,
             score: None,
@@ -334,6 +338,7 @@ mod tests {
             changed_files: vec!["a".into()],
             skipped_files: Vec::new(),
             snapshot_ms: Some(1),
+            verify_ms: None,
             outside_paths: Vec::new(),
             agent: None,
             score: None,
