@@ -45,16 +45,25 @@ async fn status(client: &Client, run: &str, wait: u64) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Polls `run_status` (waiting for changes) until `done` says so.
-async fn until(client: &Client, run: &str, done: impl Fn(&Value) -> bool) -> Value {
+/// Polls `run_status` (waiting for changes) until `done` says so; if it
+/// never does, fails with the run's status and its detached process's
+/// output (`.swarm/mcp/<run>.log` under `repo`).
+async fn until(
+    client: &Client,
+    repo: &std::path::Path,
+    run: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     for _ in 0..60 {
         let s = status(client, run, 5).await;
         if done(&s) {
             return s;
         }
     }
+    let log =
+        std::fs::read_to_string(repo.join(format!(".swarm/mcp/{run}.log"))).unwrap_or_default();
     panic!(
-        "run {run} never got there: {}",
+        "run {run} never got there: {}\n--- its output:\n{log}",
         status(client, run, 0).await
     )
 }
@@ -134,7 +143,7 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
     // A run starts at once and is followed to its end.
     let (text, error) = call(&client, "run_plan", json!({"path": "plans/greet.toml"})).await;
     assert!(!error && text.contains("run `greet` started"), "{text}");
-    let done = until(&client, "greet", |s| s["state"] != "running").await;
+    let done = until(&client, &repo.path(), "greet", |s| s["state"] != "running").await;
     assert_eq!(done["state"], "finished ok", "{done}");
     assert!(
         done["tasks"]
@@ -168,7 +177,10 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
     // A long run is cancelled: its processes are gone; resumed, it ends.
     let (text, error) = call(&client, "run_plan", json!({"path": "plans/slow.toml"})).await;
     assert!(!error, "{text}");
-    until(&client, "slow", |s| s["tasks"][0]["status"] == "running").await;
+    until(&client, &repo.path(), "slow", |s| {
+        s["tasks"][0]["status"] == "running"
+    })
+    .await;
     std::thread::sleep(Duration::from_millis(300));
     let (text, error) = call(&client, "cancel_run", json!({"run": "slow"})).await;
     assert!(!error && text.contains("cancelled"), "{text}");
@@ -185,7 +197,7 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
     );
     let (text, error) = call(&client, "resume_run", json!({"run": "slow"})).await;
     assert!(!error, "{text}");
-    let resumed = until(&client, "slow", |s| {
+    let resumed = until(&client, &repo.path(), "slow", |s| {
         s["state"] != "running" && s["state"] != "stopped"
     })
     .await;
