@@ -68,13 +68,7 @@ pub fn agent_programs(
             return Err(SetupError::Plan(Box::new(error)));
         };
         let grant = install_dir(&resolved);
-        // Shown read-only to the task: never a home or what holds one.
-        let too_wide = grant.parent().is_none()
-            || host
-                .home
-                .as_ref()
-                .is_some_and(|home| home.starts_with(&grant));
-        if too_wide {
+        if shows_a_home(&grant, host) {
             let error = plan
                 .source
                 .error(
@@ -179,6 +173,16 @@ pub(super) fn find(program: &str, host: &HostEnv) -> Option<PathBuf> {
     let real = std::fs::canonicalize(&found).ok()?;
     let meta = real.metadata().ok()?;
     (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(real)
+}
+
+/// Whether `grant`, shown read-only to a task, is `/`, a home or what
+/// holds one.
+pub(super) fn shows_a_home(grant: &Path, host: &HostEnv) -> bool {
+    grant.parent().is_none()
+        || host
+            .home
+            .as_ref()
+            .is_some_and(|home| home.starts_with(grant))
 }
 
 /// What the sandbox shows of a program's installation: the `node_modules`

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use swarm_protocol::agent::McpServer;
 
-use super::agents::{find, install_dir};
+use super::agents::{find, install_dir, shows_a_home};
 use super::{HostEnv, SetupError};
 use crate::plan::{Plan, PlanErrorKind};
 use crate::run::McpProgram;
@@ -62,12 +62,7 @@ pub fn mcp_programs(
         let shared = ["/tmp", "/var/tmp", "/dev", "/etc", "/proc", "/sys", "/run"]
             .iter()
             .any(|d| grant.starts_with(d));
-        let too_wide = shared
-            || grant.parent().is_none()
-            || host
-                .home
-                .as_ref()
-                .is_some_and(|home| home.starts_with(&grant));
+        let too_wide = shared || shows_a_home(&grant, host);
         if too_wide {
             return Err(error(
                 format!(

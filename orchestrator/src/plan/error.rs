@@ -149,18 +149,18 @@ fn cut_long_lines(
     if let Some(b) = before {
         out.push_str(&cut(
             text.get(b..start - 1).unwrap_or_default(),
-            0,
             MAX_LINE_SHOWN,
         ));
         out.push('\n');
     }
     // The error's line: a window from a little before the span.
     let (from, to) = if long(start, end) {
-        let from = floor_char(
-            text,
-            span.start.saturating_sub(MAX_LINE_SHOWN / 3).max(start),
-        );
-        (from, ceil_char(text, (from + MAX_LINE_SHOWN).min(end)))
+        let from =
+            text.floor_char_boundary(span.start.saturating_sub(MAX_LINE_SHOWN / 3).max(start));
+        (
+            from,
+            text.ceil_char_boundary((from + MAX_LINE_SHOWN).min(end)),
+        )
     } else {
         (start, end)
     };
@@ -177,7 +177,6 @@ fn cut_long_lines(
         out.push('\n');
         out.push_str(&cut(
             text.get(a..line_end(a)).unwrap_or_default(),
-            0,
             MAX_LINE_SHOWN,
         ));
     }
@@ -188,35 +187,14 @@ fn cut_long_lines(
 /// Lines of a plan longer than this (in bytes) are shown cut in errors.
 const MAX_LINE_SHOWN: usize = 240;
 
-/// `line` from byte `from`, at most `max` bytes of it, with `…` where it
-/// was cut (at character boundaries).
-fn cut(line: &str, from: usize, max: usize) -> String {
+/// The start of `line`, at most `max` bytes of it (to a character
+/// boundary), with `…` where it was cut.
+fn cut(line: &str, max: usize) -> String {
     if line.len() <= max {
         return line.to_string();
     }
-    let to = ceil_char(line, (from + max).min(line.len()));
-    format!(
-        "{}…",
-        line.get(floor_char(line, from)..to).unwrap_or_default()
-    )
-}
-
-/// The largest character boundary of `text` at or before `at`.
-fn floor_char(text: &str, mut at: usize) -> usize {
-    at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
-
-/// The smallest character boundary of `text` at or after `at`.
-fn ceil_char(text: &str, mut at: usize) -> usize {
-    at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at += 1;
-    }
-    at
+    let to = line.ceil_char_boundary(max);
+    format!("{}…", line.get(..to).unwrap_or_default())
 }
 
 impl PlanError {

@@ -394,10 +394,7 @@ fn bounded(text: String) -> String {
     if text.len() <= MAX_RESULT {
         return text;
     }
-    let mut end = MAX_RESULT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = text.floor_char_boundary(MAX_RESULT);
     format!(
         "{}\n[cut: the answer was {} bytes; the first {end} are shown]",
         text.get(..end).unwrap_or_default(),

@@ -179,10 +179,7 @@ fn bounded(bytes: &[u8]) -> String {
     if text.len() <= MAX_OUTPUT {
         return text.into_owned();
     }
-    let mut from = text.len() - MAX_OUTPUT;
-    while !text.is_char_boundary(from) {
-        from += 1;
-    }
+    let from = text.ceil_char_boundary(text.len() - MAX_OUTPUT);
     format!("[... {from} bytes left out ...]\n{}", &text[from..])
 }
 
