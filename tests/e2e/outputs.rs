@@ -310,7 +310,10 @@ run = "true"
         .spawn()
         .unwrap();
     let started = repo.worktree("stopped", "slow").join("started.txt");
-    wait_until("the slow task to start", || started.exists());
+    // Its content, not just the file: the shell creates it before writing.
+    wait_until("the slow task to start", || {
+        std::fs::read_to_string(&started).is_ok_and(|s| s == "started\n")
+    });
     signal(&child, nix::sys::signal::Signal::SIGINT);
     let run: Run = child.wait_with_output().unwrap().into();
     run.assert_code(130);
