@@ -27,4 +27,4 @@ pub use launcher::UnconfinedRequest;
 pub use launcher::{Exit, LaunchError, Launcher, SpawnRequest, Spawned};
 pub use loopback::receive_listener;
 pub use policy::{ENV_ALLOWLIST, Limits, Network, Policy, SANDBOX_IDENTITY, View, worker_identity};
-pub use process::{Stop, die_with_parent, kill_group, term_group};
+pub use process::{Stop, kill_group, term_group};

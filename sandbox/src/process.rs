@@ -14,31 +14,6 @@ pub enum Stop {
     Immediate,
 }
 
-/// Makes the process `cmd` starts die (SIGKILL) when the thread that
-/// starts it does: for helpers the coordinator runs and waits for on that
-/// thread (git), which must not outlive a coordinator killed with SIGKILL
-/// and race the `swarm resume` that follows (a `git worktree add` still
-/// writing the worktree resume is making again).
-pub fn die_with_parent(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt as _;
-    let parent = std::process::id();
-    // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (prctl, getppid, _exit); nothing allocates.
-    #[expect(unsafe_code, reason = "prctl between fork and exec")]
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent died before the request took effect.
-            if u32::try_from(libc::getppid()).ok() != Some(parent) {
-                libc::_exit(137);
-            }
-            Ok(())
-        });
-    }
-}
-
 /// Sends SIGKILL to every process left in group `pgid`. A group that is
 /// already empty is not an error.
 pub fn kill_group(pgid: u32) {
@@ -328,31 +303,5 @@ unsafe fn kill_cgroup(procs: Option<&std::ffi::CStr>) {
             }
             libc::nanosleep(&pause, std::ptr::null_mut());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::process::ExitStatusExt as _;
-
-    use super::*;
-
-    /// The helper dies with the thread that started it (here a thread
-    /// that ends at once, as a killed coordinator's would).
-    #[test]
-    fn a_helper_dies_with_its_parent() {
-        let child = std::thread::spawn(|| {
-            let mut cmd = std::process::Command::new("sleep");
-            cmd.arg("30");
-            die_with_parent(&mut cmd);
-            cmd.spawn().unwrap()
-        })
-        .join()
-        .unwrap();
-        let mut child = child;
-        let started = std::time::Instant::now();
-        let status = child.wait().unwrap();
-        assert_eq!(status.signal(), Some(libc::SIGKILL));
-        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }

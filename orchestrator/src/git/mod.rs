@@ -325,9 +325,6 @@ impl Repo {
             .env_remove("GIT_INDEX_FILE")
             .env_remove("GIT_COMMON_DIR")
             .env_remove("GIT_OBJECT_DIRECTORY");
-        // Killed with a coordinator killed mid-command: a resume must not
-        // race a `git worktree add` still running for the dead one.
-        swarm_sandbox::die_with_parent(&mut cmd);
         cmd
     }
 }
