@@ -8,6 +8,7 @@
 //! call disables them.
 
 pub mod branch;
+mod busy;
 mod merge;
 pub(crate) mod scan;
 mod snapshot;
@@ -25,6 +26,7 @@ use git2::{Oid, Repository};
 pub use merge::{MergeOutcome, Merger, merge_results};
 pub use snapshot::{Snapshot, SnapshotLimits, snapshot};
 pub use view::write_view;
+pub(crate) use worktree::Leftover;
 pub use worktree::Worktrees;
 
 /// Failure of a git operation, as a fragment that reads after "failed to".

@@ -45,7 +45,8 @@ impl Worktrees {
         if path.symlink_metadata().is_ok() || self.admin_dir(path).is_some() {
             // A leftover from an interrupted run with the same name (or a
             // record git made before the coordinator was killed, whose
-            // directory never came to be).
+            // directory never came to be). Its git may still be at work.
+            super::busy::wait_until_unused(path, LEFTOVER_WAIT);
             self.remove(path, None)?;
         }
         if let Some(parent) = path.parent() {
@@ -144,7 +145,47 @@ impl Worktrees {
     }
 }
 
+/// How long a resumed run waits for the processes a killed coordinator
+/// left in a worktree (an orphaned `git worktree add` or checkout, a worker
+/// its watcher is stopping) before it touches the worktree anyway.
+const LEFTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What an interrupted run left where a task's worktree goes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Leftover {
+    /// Neither a directory nor git's record of one.
+    Nothing,
+    /// A worktree whose making was cut short: its record is incomplete or
+    /// it was never checked out. No worker ran in it, so there is nothing
+    /// in it to keep.
+    HalfMade,
+    /// A whole worktree, with its record under `.git/worktrees/`.
+    Made { admin: PathBuf },
+}
+
 impl Worktrees {
+    /// What an interrupted run left at `path`, once no process works there
+    /// any more (see [`super::busy`]).
+    pub(crate) fn leftover(&self, path: &Path) -> Leftover {
+        super::busy::wait_until_unused(path, LEFTOVER_WAIT);
+        let exists = path.symlink_metadata().is_ok();
+        match self.admin_dir(path) {
+            None if !exists => Leftover::Nothing,
+            // `git worktree add --no-checkout` writes `HEAD` and
+            // `commondir`; the checkout after it (git's or libgit2's)
+            // writes the index. A worker starts only after both.
+            Some(admin)
+                if exists
+                    && admin.join("HEAD").is_file()
+                    && admin.join("commondir").is_file()
+                    && admin.join("index").is_file() =>
+            {
+                Leftover::Made { admin }
+            }
+            _ => Leftover::HalfMade,
+        }
+    }
+
     /// The worktree's directory under `.git/worktrees/`, found from git's
     /// own record there (each admin directory's `gitdir` file names its
     /// worktree's `.git`). Workers cannot write under `.git`.
@@ -211,5 +252,57 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::test_repo;
+
+    #[test]
+    fn a_worktree_cut_short_while_being_made_is_half_made_and_a_whole_one_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, base) = test_repo::with_files(dir.path(), &[("a.txt", "a\n")]);
+        let worktrees = Worktrees::new(repo.clone());
+        let path = dir.path().join("wt").join("t");
+        assert_eq!(worktrees.leftover(&path), Leftover::Nothing);
+
+        // As `git worktree add --no-checkout` leaves it before the
+        // checkout: a record, a directory, no index.
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut cmd = repo.git(&repo.workdir);
+        cmd.args(["worktree", "add", "--no-checkout", "--detach", "--quiet"])
+            .arg(&path)
+            .arg(base.to_string());
+        run_git(cmd, || "add".into()).unwrap();
+        assert_eq!(worktrees.leftover(&path), Leftover::HalfMade);
+
+        // A record without its HEAD (git killed while writing it).
+        let admin = worktrees.admin_dir(&path).unwrap();
+        let mut cmd = repo.git(&path);
+        cmd.args(["reset", "--hard", "--quiet"]);
+        run_git(cmd, || "check out".into()).unwrap();
+        assert_eq!(
+            worktrees.leftover(&path),
+            Leftover::Made {
+                admin: admin.clone()
+            }
+        );
+        std::fs::remove_file(admin.join("HEAD")).unwrap();
+        assert_eq!(worktrees.leftover(&path), Leftover::HalfMade);
+
+        // A directory with no record at all, and a record with no directory.
+        worktrees.remove(&path, None).unwrap();
+        std::fs::create_dir_all(&path).unwrap();
+        assert_eq!(worktrees.leftover(&path), Leftover::HalfMade);
+        std::fs::remove_dir(&path).unwrap();
+        assert_eq!(worktrees.leftover(&path), Leftover::Nothing);
+
+        // Made again over a half-made one, it is whole.
+        std::fs::create_dir_all(&path).unwrap();
+        let admin = worktrees.create(&path, base, &[]).unwrap();
+        assert_eq!(worktrees.leftover(&path), Leftover::Made { admin });
+        assert_eq!(std::fs::read_to_string(path.join("a.txt")).unwrap(), "a\n");
     }
 }

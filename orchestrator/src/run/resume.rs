@@ -16,7 +16,7 @@ use swarm_protocol::{Event, EventBody, Isolation, TaskStatus};
 use super::RunError;
 use super::executor::Reattached;
 use crate::fold::{RunFold, TaskState};
-use crate::git::{Context, Repo, SnapshotLimits, Worktrees, refs, snapshot};
+use crate::git::{Context, Leftover, Repo, SnapshotLimits, Worktrees, refs, snapshot};
 use crate::ids::TaskIndex;
 use crate::plan::Task;
 
@@ -402,7 +402,12 @@ fn keep_leftovers(
     let mut attempt = state.attempt.max(1);
     let mut kept = None;
     let path = worktree_dir.join(&*crate::ids::flat(&task.id));
-    let worktree = task.isolation == Isolation::Worktree && path.exists();
+    let leftover = if task.isolation == Isolation::Worktree {
+        worktrees.leftover(&path)
+    } else {
+        Leftover::Nothing
+    };
+    let worktree = leftover != Leftover::Nothing;
     // The crash may have come while the next attempt's worktree was being
     // made, before its `task_started` line: the journal's last attempt is
     // then kept already, and what the worktree holds is the next one's.
@@ -414,7 +419,11 @@ fn keep_leftovers(
         // The journal may not have heard of the attempt (the crash came
         // between its worktree and its `task_started` line): the worktree's
         // own record says where it started.
-        let admin = worktrees.admin_dir(&path);
+        let admin = match leftover {
+            Leftover::Made { admin } => Some(admin),
+            // Cut short while it was being made: nothing ran in it.
+            Leftover::HalfMade | Leftover::Nothing => None,
+        };
         let base = state
             .base
             .or_else(|| admin.as_deref().and_then(Worktrees::checked_out_at));
