@@ -62,8 +62,17 @@ async fn until(
     }
     let log =
         std::fs::read_to_string(repo.join(format!(".swarm/mcp/{run}.log"))).unwrap_or_default();
+    let holder = std::fs::read_to_string(repo.join(format!(".swarm/runs/{run}/lock")))
+        .unwrap_or_else(|e| format!("({e})"));
+    // Which processes there are and where they wait, to tell a resume
+    // that never started from one that hangs.
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "pid,ppid,pgid,stat,wchan:24,etime,args"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     panic!(
-        "run {run} never got there: {}\n--- its output:\n{log}",
+        "run {run} never got there: {}\n--- its output:\n{log}\n--- its lock names: {holder}\n--- processes:\n{ps}",
         status(client, run, 0).await
     )
 }
