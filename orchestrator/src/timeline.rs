@@ -7,7 +7,8 @@
 //! Times are the journal's (milliseconds since the run's first event). An
 //! attempt's phases are what the journal can tell apart: `setup` (its
 //! worktree's link, up to the command), `run` (the command), `verify` and
-//! `score` (their own times; with `run`, the attempt's `duration_ms`) and
+//! `score` (their own times; with `run`, the attempt's `duration_ms`; an
+//! agent's verify rounds cut its `run` where they happened) and
 //! `snapshot`; a merge
 //! lasts from the later of its task's end and the coordinator's previous
 //! work to its `task_merged`.
@@ -112,6 +113,7 @@ impl Timeline {
                     snapshot_ms,
                     verify_ms,
                     score,
+                    agent,
                     ..
                 } => {
                     let start = started.remove(&(task.as_str(), *attempt)).unwrap_or(now);
@@ -141,7 +143,24 @@ impl Timeline {
                     if setup > 0 {
                         phases.push(phase("setup", start, setup));
                     }
-                    phases.push(phase("run", start + setup, command));
+                    // An agent's verify runs inside its session, each time
+                    // it says it is done: the command's time is cut there.
+                    let rounds = agent.as_ref().map_or(&[][..], |a| &a.verify_rounds[..]);
+                    let mut at = 0;
+                    for round in rounds {
+                        let from = round.at_ms.clamp(at, command);
+                        let to = (from + round.dur_ms).min(command);
+                        if from > at {
+                            phases.push(phase("run", start + setup + at, from - at));
+                        }
+                        if to > from {
+                            phases.push(phase("verify", start + setup + from, to - from));
+                        }
+                        at = to;
+                    }
+                    if at < command || rounds.is_empty() {
+                        phases.push(phase("run", start + setup + at, command - at));
+                    }
                     if verify > 0 {
                         phases.push(phase("verify", start + setup + command, verify));
                     }
@@ -350,6 +369,49 @@ mod tests {
             workdir: "w".into(),
             job: None,
         }
+    }
+
+    #[test]
+    fn an_agents_verify_rounds_cut_its_run_where_they_happened() {
+        use swarm_protocol::agent::{AgentOutcome, AgentReport, VerifyRound};
+        let mut body = finished("fix", 1, 100, 0);
+        if let EventBody::AttemptFinished { agent, .. } = &mut body {
+            let round = |at_ms, dur_ms, passed| VerifyRound {
+                at_ms,
+                dur_ms,
+                passed,
+            };
+            *agent = Some(Box::new(AgentReport {
+                outcome: AgentOutcome::Finished,
+                summary: String::new(),
+                turns: 3,
+                repair_rounds: 1,
+                usage: Default::default(),
+                cost_usd: 0.0,
+                transcript: None,
+                detail: None,
+                output: None,
+                // The second round ends past the command's time (clocks
+                // a millisecond apart): it is cut at the command's end.
+                verify_rounds: vec![round(40, 10, false), round(92, 20, true)],
+            }));
+        }
+        let events = vec![event(0, started("fix", 1)), event(100, body)];
+        let t = Timeline::of(&events);
+        let phases: Vec<_> = t
+            .spans
+            .iter()
+            .map(|s| (s.phase, s.start_ms, s.dur_ms))
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                ("run", 0, 40),
+                ("verify", 40, 10),
+                ("run", 50, 42),
+                ("verify", 92, 8),
+            ]
+        );
     }
 
     #[test]

@@ -329,6 +329,20 @@ pub struct AgentReport {
     /// (and the answer matched it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
+    /// Each run of the task's `verify` inside the session, timed by the
+    /// coordinator (a worker's own report never sets these).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_rounds: Vec<VerifyRound>,
+}
+
+/// One run of an agent task's `verify` within its session: the agent
+/// said it was done, and the coordinator checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VerifyRound {
+    /// Milliseconds from the agent's start to the verify's.
+    pub at_ms: u64,
+    pub dur_ms: u64,
+    pub passed: bool,
 }
 
 #[cfg(test)]

@@ -200,6 +200,29 @@ deps = ["a", "b"]
     assert_eq!(b["summary"], "fixed the README");
     assert_eq!(b["turns"], 4);
     assert_eq!(b["repair_rounds"], 1);
+    // Both verify runs, timed in the session: failed, then passed.
+    let rounds = b["verify_rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{rounds:?}");
+    assert_eq!(
+        (&rounds[0]["passed"], &rounds[1]["passed"]),
+        (&json!(false), &json!(true))
+    );
+    let end_of_first = rounds[0]["at_ms"].as_u64().unwrap() + rounds[0]["dur_ms"].as_u64().unwrap();
+    assert!(
+        rounds[1]["at_ms"].as_u64().unwrap() >= end_of_first,
+        "{rounds:?}"
+    );
+    // The trace shows them on b's slot, within its run.
+    let trace = repo.swarm(&["trace", "agents"]);
+    trace.assert_code(0);
+    let trace: serde_json::Value = serde_json::from_str(&trace.stdout).unwrap();
+    let verifies = trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["args"]["task"] == "b" && e["cat"] == "verify")
+        .count();
+    assert_eq!(verifies, 2, "{trace}");
     assert_eq!(b["usage"]["input_tokens"], 400);
     assert_eq!(b["usage"]["output_tokens"], 80);
     // claude-sonnet-4-5 at $3 / $15 per million tokens.

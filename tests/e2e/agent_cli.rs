@@ -171,6 +171,13 @@ verify = "grep -qx 42 answer.txt"
         .unwrap();
     assert_eq!(task["agent"]["outcome"], "finished", "{task}");
     assert_eq!(task["agent"]["repair_rounds"], 1, "{task}");
+    let passed: Vec<_> = task["agent"]["verify_rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["passed"].clone())
+        .collect();
+    assert_eq!(passed, [false, true], "{task}");
     assert!(task["agent"]["turns"].as_u64().unwrap() >= 4, "{task}");
     assert!(task["agent"]["usage"]["input_tokens"].as_u64().unwrap() > 0);
 }

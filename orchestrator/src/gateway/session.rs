@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::json;
 use swarm_protocol::agent::{
     AgentMessage, AgentOutcome, AgentReport, Block, CoordinatorMessage, Message, Refusal, Role,
-    StopReason, ToolSpec, Usage,
+    StopReason, ToolSpec, Usage, VerifyRound,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -77,6 +77,16 @@ pub type Spawn = Box<
 /// Runs a task's `verify` when its agent says it is done.
 pub trait Verifier: Send {
     fn verify(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>>;
+    /// Whether `verify` runs a command (and so takes time worth a round in
+    /// the report), rather than passing at once.
+    fn has_command(&self) -> bool {
+        true
+    }
+}
+
+/// Whole milliseconds of `d`, as the journal counts them.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// How a session ended, for the task.
@@ -129,6 +139,10 @@ pub struct Session {
     tools: Vec<ToolSpec>,
     messages: Vec<Message>,
     started: bool,
+    /// When the session was made, just before its agent starts: verify
+    /// rounds are timed from here.
+    born: std::time::Instant,
+    verify_rounds: Vec<VerifyRound>,
     /// The agent said it was done and has not sent a turn since.
     finished_round: bool,
     tool_notes: u32,
@@ -229,6 +243,8 @@ impl Session {
             tools: Vec::new(),
             messages: Vec::new(),
             started: false,
+            born: std::time::Instant::now(),
+            verify_rounds: Vec::new(),
             finished_round: false,
             tool_notes: 0,
             turns: 0,
@@ -341,7 +357,18 @@ impl Session {
                     // failed verify, without running verify.
                     let verdict = match self.check_output() {
                         Err(feedback) => Verdict::Failed { feedback },
-                        Ok(()) => verifier.verify().await,
+                        Ok(()) => {
+                            let at = self.born.elapsed();
+                            let verdict = verifier.verify().await;
+                            if verifier.has_command() {
+                                self.verify_rounds.push(VerifyRound {
+                                    at_ms: millis(at),
+                                    dur_ms: millis(self.born.elapsed().saturating_sub(at)),
+                                    passed: matches!(verdict, Verdict::Passed),
+                                });
+                            }
+                            verdict
+                        }
                     };
                     self.verdict(&mut write, verdict).await
                 }
@@ -397,6 +424,7 @@ impl Session {
                 .output
                 .clone()
                 .filter(|_| outcome == AgentOutcome::Finished),
+            verify_rounds: self.verify_rounds.clone(),
         };
         self.transcript.write("end", json!({"report": report}));
         SessionEnd {

@@ -104,8 +104,10 @@ fn session(
             cost_usd: 0.0,
             transcript: None,
             detail,
-            // The coordinator's session keeps the answer it checked.
+            // The coordinator's session keeps the answer it checked, and
+            // times the verify rounds.
             output: None,
+            verify_rounds: Vec::new(),
         }))
     };
 

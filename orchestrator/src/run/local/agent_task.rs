@@ -312,6 +312,10 @@ struct VerifyRunner {
 }
 
 impl Verifier for VerifyRunner {
+    fn has_command(&self) -> bool {
+        self.spec.is_some()
+    }
+
     fn verify(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Verdict> + Send + '_>> {
         Box::pin(async move {
             let Some(spec) = &self.spec else {

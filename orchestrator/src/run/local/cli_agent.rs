@@ -139,6 +139,9 @@ pub(crate) async fn run(
     let mut last_outcome;
     let mut verify_passed = None;
     let mut output: Option<Value> = None;
+    // Verify rounds are timed from here, the first round's start.
+    let born = std::time::Instant::now();
+    let mut verify_rounds = Vec::new();
     let (mut agent_outcome, mut detail) = loop {
         let (listener, handoff) = match open_port(&spec) {
             Ok(p) => p,
@@ -274,7 +277,16 @@ pub(crate) async fn run(
         let verdict = match (checked, &verify_spec) {
             (Some(feedback), _) => Some(feedback),
             (None, None) => break (AgentOutcome::Finished, None),
-            (None, Some(verify)) => run_verify(verify, &mut stop.clone()).await,
+            (None, Some(verify)) => {
+                let at = born.elapsed();
+                let verdict = run_verify(verify, &mut stop.clone()).await;
+                verify_rounds.push(swarm_protocol::agent::VerifyRound {
+                    at_ms: millis(at),
+                    dur_ms: millis(born.elapsed().saturating_sub(at)),
+                    passed: verdict.is_none(),
+                });
+                verdict
+            }
         };
         if stop.borrow().is_some() {
             // Stopped while its answer or work was checked: a cancel, not a
@@ -364,6 +376,7 @@ pub(crate) async fn run(
         transcript: Some(end.transcript.display().to_string()),
         detail,
         output: output.filter(|_| agent_outcome == AgentOutcome::Finished),
+        verify_rounds,
     };
     door.note("end", serde_json::json!({"report": report}));
     AgentAttempt {
@@ -852,4 +865,9 @@ mod tests {
         assert!(e.is_error);
         assert_eq!(e.error.as_deref(), Some("boom"));
     }
+}
+
+/// Whole milliseconds of `d`, as the journal counts them.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

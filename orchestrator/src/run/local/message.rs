@@ -153,6 +153,7 @@ mod tests {
             transcript: None,
             detail: None,
             output: None,
+            verify_rounds: Vec::new(),
         };
         let message = commit_message("r", &t, 2, &SUCCESS, None, Some(&report), &[], &[]);
         assert_eq!(
