@@ -40,10 +40,14 @@ pub fn log_tail(path: &Path) -> String {
     }
 }
 
-/// The run `report` (whose journal is `events`) as one HTML page, with
-/// the end of each task's logs.
-pub fn html(report: &RunReport, events: &[swarm_protocol::Event]) -> String {
-    let timeline = crate::timeline::Timeline::of(events);
+/// The run `report` (whose journal is `events`, flushed to the disk at
+/// `flushes`) as one HTML page, with the end of each task's logs.
+pub fn html(
+    report: &RunReport,
+    events: &[swarm_protocol::Event],
+    flushes: &[crate::flushes::Flush],
+) -> String {
+    let timeline = crate::timeline::Timeline::of(events).with_flushes(flushes);
     crate::html::render(report, &timeline, &|task| {
         let mut tail = log_tail(Path::new(&task.stdout_log));
         let err = log_tail(Path::new(&task.stderr_log));

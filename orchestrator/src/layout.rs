@@ -29,6 +29,8 @@ pub const RUNS: &str = "runs";
 /// The history of task durations, shared by the repository's runs.
 pub const DURATIONS: &str = "durations.json";
 pub const JOURNAL: &str = "events.jsonl";
+/// When the journal was flushed to the disk, beside it (`flushes`).
+pub const FLUSHES: &str = "flushes";
 pub const REPORT: &str = "report.json";
 pub const PLAN: &str = "plan.toml";
 pub const LOCK: &str = "lock";

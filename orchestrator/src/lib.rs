@@ -11,6 +11,7 @@ pub mod durations;
 pub mod escape;
 pub mod exit;
 pub mod export;
+pub mod flushes;
 pub mod fold;
 pub mod gateway;
 pub mod git;

@@ -33,7 +33,7 @@ pub enum Track {
 pub struct Span {
     pub track: Track,
     /// `setup`, `run`, `verify`, `score`, `snapshot` (an attempt's);
-    /// `merge`, `verify` (the coordinator's).
+    /// `merge`, `verify`, `flush` (the coordinator's).
     pub phase: &'static str,
     /// The task (for `verify`, the task whose merge it checked, if any).
     pub task: Option<String>,
@@ -66,6 +66,8 @@ pub struct Timeline {
     pub waits: Vec<Wait>,
     /// How many slots the attempts needed.
     pub slots: usize,
+    /// The run's first event, in milliseconds since the Unix epoch.
+    pub origin_unix_ms: u64,
 }
 
 /// Milliseconds since the epoch of a journal time stamp.
@@ -76,13 +78,43 @@ fn millis(ts: &str) -> Option<u64> {
 }
 
 impl Timeline {
+    /// Puts the journal's flushes to the disk (see [`crate::flushes`]) on
+    /// the coordinator's track: a `flush` span each, at least a
+    /// millisecond long so that it shows.
+    pub fn with_flushes(mut self, flushes: &[crate::flushes::Flush]) -> Timeline {
+        if self.origin_unix_ms == 0 {
+            return self;
+        }
+        for f in flushes {
+            let start_ms = f.at_unix_ms.saturating_sub(self.origin_unix_ms);
+            let dur_ms = f.dur_us.div_ceil(1000).max(1);
+            // A flush of a resumed run's journal after the last event, or
+            // of another run's with the same name before it, is not drawn.
+            if f.at_unix_ms < self.origin_unix_ms || start_ms > self.length_ms {
+                continue;
+            }
+            self.spans.push(Span {
+                track: Track::Coordinator,
+                phase: "flush",
+                task: None,
+                attempt: None,
+                start_ms,
+                dur_ms: dur_ms.min(self.length_ms - start_ms).max(1),
+            });
+        }
+        self
+    }
+
     /// The timeline of the run whose journal is `events`.
     pub fn of(events: &[Event]) -> Timeline {
         let Some(origin) = events.iter().find_map(|e| millis(&e.ts)) else {
             return Timeline::default();
         };
         let at = |e: &Event| millis(&e.ts).map_or(0, |t| t.saturating_sub(origin));
-        let mut timeline = Timeline::default();
+        let mut timeline = Timeline {
+            origin_unix_ms: origin,
+            ..Timeline::default()
+        };
         let mut queued: HashMap<&str, u64> = HashMap::new();
         let mut started: HashMap<(&str, u32), u64> = HashMap::new();
         let mut ended: HashMap<&str, u64> = HashMap::new();
@@ -369,6 +401,47 @@ mod tests {
             workdir: "w".into(),
             job: None,
         }
+    }
+
+    #[test]
+    fn journal_flushes_go_on_the_coordinators_track_within_the_run() {
+        use crate::flushes::Flush;
+        let events = vec![
+            event(0, started("a", 1)),
+            event(50, finished("a", 1, 40, 0)),
+        ];
+        let origin = 1_700_000_000_000;
+        let flush = |at, dur_us| Flush {
+            at_unix_ms: origin + at,
+            dur_us,
+        };
+        let t = Timeline::of(&events).with_flushes(&[
+            flush(10, 2_400),
+            // Under a millisecond: drawn as one.
+            flush(20, 30),
+            // Ends past the run's last event: cut there.
+            flush(49, 5_000),
+            // Another run's, before this one's start, or after its end.
+            Flush {
+                at_unix_ms: origin - 5,
+                dur_us: 10,
+            },
+            flush(80, 10),
+        ]);
+        let flushes: Vec<_> = t
+            .spans
+            .iter()
+            .filter(|s| s.phase == "flush")
+            .map(|s| (s.track, s.start_ms, s.dur_ms))
+            .collect();
+        assert_eq!(
+            flushes,
+            [
+                (Track::Coordinator, 10, 3),
+                (Track::Coordinator, 20, 1),
+                (Track::Coordinator, 49, 1)
+            ]
+        );
     }
 
     #[test]

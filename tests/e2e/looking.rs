@@ -206,6 +206,7 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
     let bars = dom.matches("class=\"bar run").count() as u64;
     assert_eq!(bars, attempts, "one run bar per attempt");
     assert!(dom.matches("class=\"bar merge").count() >= 4);
+    assert!(dom.contains("class=\"bar flush"), "no journal flush drawn");
     assert!(
         dom.contains("id=\"experiments\"")
             && dom.contains("id=\"verify\"")
@@ -241,6 +242,7 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
     let mut by_track: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
     let mut run_ms: BTreeMap<String, u64> = BTreeMap::new();
     let mut phases: BTreeMap<String, u32> = BTreeMap::new();
+    let mut flushes = 0;
     for e in trace["traceEvents"].as_array().unwrap() {
         if e["ph"] != "X" {
             continue;
@@ -252,6 +254,9 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
             "{e} ends after the run ({length_us} µs)"
         );
         let tid = e["tid"].as_u64().unwrap();
+        if tid == 0 && e["cat"] == "flush" {
+            flushes += 1;
+        }
         if tid > 0 {
             by_track.entry(tid).or_default().push((ts, ts + dur));
         }
@@ -272,6 +277,8 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
         "{phases:?}"
     );
     assert!(phases.get("score").copied().unwrap_or(0) >= 1, "{phases:?}");
+    // The journal's flushes to the disk, on the coordinator's track.
+    assert!(flushes >= 1, "no journal flush in the trace");
     for (tid, mut spans) in by_track {
         spans.sort();
         for pair in spans.windows(2) {

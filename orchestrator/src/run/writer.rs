@@ -99,6 +99,7 @@ impl Writer {
             source,
         })?;
         let path = journal.path().to_path_buf();
+        let mut flushes = crate::flushes::FlushLog::beside(&path);
         let (repo, branch) = (repo.clone(), refs::integration(run));
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let (done, merged) = mpsc::unbounded_channel();
@@ -133,8 +134,12 @@ impl Writer {
                             // Cleared before the flush: a line written
                             // from now on asks for a flush of its own.
                             queued.store(false, Ordering::SeqCst);
-                            last_flush = Some(std::time::Instant::now());
-                            if let Err(source) = file.sync_data() {
+                            let started = std::time::Instant::now();
+                            let wall = std::time::SystemTime::now();
+                            last_flush = Some(started);
+                            let synced = file.sync_data();
+                            flushes.record(wall, started.elapsed());
+                            if let Err(source) = synced {
                                 let mut failed =
                                     failure.lock().unwrap_or_else(PoisonError::into_inner);
                                 failed.get_or_insert(RunError::Io {

@@ -758,8 +758,9 @@ pub(crate) fn load_run(
 /// `swarm report [RUN] --html FILE`: the run as one HTML page.
 pub(crate) fn html_report(cwd: &Path, run: Option<&str>, file: &Path) -> Result<i32, Failure> {
     let repo = open_repo(cwd)?;
-    let (_, events, report) = load_run(&repo, run)?;
-    let page = swarm_orchestrator::export::html(&report, &events);
+    let (name, events, report) = load_run(&repo, run)?;
+    let flushes = swarm_orchestrator::flushes::read(&report::run_dir(&repo.workdir, &name));
+    let page = swarm_orchestrator::export::html(&report, &events, &flushes);
     std::fs::write(cwd.join(file), page)
         .map_err(|e| Failure::Internal(anyhow!("write the HTML report {}: {e}", file.display())))?;
     Ok(exit::SUCCESS)
@@ -769,7 +770,10 @@ pub(crate) fn html_report(cwd: &Path, run: Option<&str>, file: &Path) -> Result<
 pub(crate) fn trace(cwd: &Path, run: Option<&str>) -> Result<i32, Failure> {
     let repo = open_repo(cwd)?;
     let (name, events, _) = load_run(&repo, run)?;
-    let text = swarm_orchestrator::timeline::Timeline::of(&events).chrome_trace(&name);
+    let flushes = swarm_orchestrator::flushes::read(&report::run_dir(&repo.workdir, &name));
+    let text = swarm_orchestrator::timeline::Timeline::of(&events)
+        .with_flushes(&flushes)
+        .chrome_trace(&name);
     println!("{}", swarm_orchestrator::escape::json(&text));
     Ok(exit::SUCCESS)
 }

@@ -386,11 +386,12 @@ pub(crate) fn drive(
     eprint!("{summary}");
     write_exports(&report, &outputs)?;
     if let Some(path) = &outputs.html {
-        let journal = report::run_dir(Path::new(&report.repo), &report.run)
-            .join(swarm_orchestrator::layout::JOURNAL);
+        let run_dir = report::run_dir(Path::new(&report.repo), &report.run);
+        let journal = run_dir.join(swarm_orchestrator::layout::JOURNAL);
         let (events, _) = swarm_orchestrator::journal::read_tolerant(&journal)
             .map_err(|e| Failure::Internal(e.into()))?;
-        let page = swarm_orchestrator::export::html(&report, &events);
+        let flushes = swarm_orchestrator::flushes::read(&run_dir);
+        let page = swarm_orchestrator::export::html(&report, &events, &flushes);
         std::fs::write(path, page).map_err(|e| {
             Failure::Internal(anyhow!("write the HTML report {}: {e}", path.display()))
         })?;
