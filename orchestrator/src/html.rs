@@ -36,7 +36,7 @@ th{background:#f4f4f4}pre{background:#f7f7f7;padding:6px;overflow:auto;max-heigh
 .conflicted{background:#ef6c00;fill:#ef6c00}.blocked,.skipped,.cancelled,.pending{background:#757575;fill:#9e9e9e}\
 .running{background:#1565c0;fill:#1565c0}\
 svg text{font:11px system-ui,sans-serif;fill:#222}svg .label{fill:#fff}\
-.edge{stroke:#999;fill:none}.edge.sub{stroke-dasharray:4 3}\
+.edge{stroke:#999;fill:none}rect.group{fill-opacity:.12;stroke:#888}svg .group-label{font-weight:600}\
 .bar.setup{fill:#90caf9}.bar.run{fill:#1565c0}.bar.snapshot{fill:#7e57c2}.bar.merge{fill:#2e7d32}.bar.verify{fill:#ef6c00}.bar.score{fill:#f9a825}.bar.flush{fill:#6d4c41}\
 .bar.wait{fill:#e0e0e0}.area{fill:#1565c0}.critical{stroke:#d50000;stroke-width:2}.axis{stroke:#bbb}\
 .muted{color:#777}.mono{font-family:ui-monospace,monospace}";
@@ -268,76 +268,194 @@ fn critical_path(report: &RunReport, index: &HashMap<&str, usize>) -> Vec<bool> 
     on
 }
 
+/// A leaf's box in the task graph, and the spacing around boxes.
+const NODE_W: usize = 170;
+const NODE_H: usize = 26;
+const GAP_X: usize = 40;
+const GAP_Y: usize = 10;
+/// Inside a task's box that holds its subtasks: the margin, and the
+/// band at its top that carries its own name.
+const PAD: usize = 8;
+const HEADER: usize = 22;
+
+/// Lays `members` (siblings: top-level tasks, or one task's subtasks)
+/// out in columns by their dependencies among themselves, each member
+/// `size[member]` big. Returns each member's offset from the group's
+/// corner, and the group's size.
+fn columns(
+    members: &[usize],
+    report: &RunReport,
+    index: &HashMap<&str, usize>,
+    size: &[(usize, usize)],
+) -> (Vec<(usize, usize)>, (usize, usize)) {
+    let local: HashMap<usize, usize> = members.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    // Kahn over the members alone: iterative, and a cycle (there is none
+    // in a run) leaves its tasks in column 0.
+    let mut waiting = vec![0usize; members.len()];
+    let mut below: Vec<Vec<usize>> = vec![Vec::new(); members.len()];
+    for (k, &i) in members.iter().enumerate() {
+        for d in &report.tasks[i].deps {
+            if let Some(&dk) = index.get(d.as_str()).and_then(|d| local.get(d)) {
+                waiting[k] += 1;
+                below[dk].push(k);
+            }
+        }
+    }
+    let mut column = vec![0usize; members.len()];
+    let mut ready: Vec<usize> = (0..members.len()).filter(|&k| waiting[k] == 0).collect();
+    while let Some(k) = ready.pop() {
+        for &b in &below[k] {
+            column[b] = column[b].max(column[k] + 1);
+            waiting[b] -= 1;
+            if waiting[b] == 0 {
+                ready.push(b);
+            }
+        }
+    }
+    let columns = column.iter().max().map_or(0, |&c| c + 1);
+    let mut col_w = vec![0usize; columns];
+    let mut col_h = vec![0usize; columns];
+    let mut offset = vec![(0usize, 0usize); members.len()];
+    for (k, &i) in members.iter().enumerate() {
+        let c = column[k];
+        offset[k].1 = col_h[c];
+        col_h[c] += size[i].1 + GAP_Y;
+        col_w[c] = col_w[c].max(size[i].0);
+    }
+    let mut x = 0;
+    let mut col_x = vec![0usize; columns];
+    for c in 0..columns {
+        col_x[c] = x;
+        x += col_w[c] + GAP_X;
+    }
+    for (k, o) in offset.iter_mut().enumerate() {
+        o.0 = col_x[column[k]];
+    }
+    let width = x.saturating_sub(GAP_X);
+    let height = col_h.iter().max().map_or(0, |h| h.saturating_sub(GAP_Y));
+    (offset, (width, height))
+}
+
+/// The task graph: a box per task, in columns by dependencies, with a
+/// task's subtasks drawn inside its box (laid out the same way among
+/// themselves), and an edge per dependency.
 fn graph(out: &mut String, report: &RunReport, index: &HashMap<&str, usize>) {
     out.push_str("<section id=\"graph\"><h2>Task graph</h2>\n");
-    if report.tasks.len() > MAX_GRAPH_TASKS {
+    let n = report.tasks.len();
+    if n > MAX_GRAPH_TASKS {
         let _ = writeln!(
             out,
-            "<p class=\"muted\">{} tasks: the graph is drawn up to {MAX_GRAPH_TASKS}; the timeline and the table below show every task.</p></section>",
-            report.tasks.len()
+            "<p class=\"muted\">{n} tasks: the graph is drawn up to {MAX_GRAPH_TASKS}; the timeline and the table below show every task.</p></section>"
         );
         return;
     }
-    let depth = depths(report, index);
-    let (w, h, gap_x, gap_y) = (170usize, 26usize, 40usize, 10usize);
-    let mut rows: Vec<usize> = Vec::new();
-    let mut place = vec![(0usize, 0usize); report.tasks.len()];
-    for (i, &d) in depth.iter().enumerate() {
-        if rows.len() <= d {
-            rows.resize(d + 1, 0);
+    // Who holds whom: a subtask's box is inside its parent's.
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut parent: Vec<Option<usize>> = vec![None; n];
+    let mut top = Vec::new();
+    for (i, t) in report.tasks.iter().enumerate() {
+        match t.parent.as_ref().and_then(|p| index.get(p.as_str())) {
+            Some(&p) if p != i => {
+                children[p].push(i);
+                parent[i] = Some(p);
+            }
+            _ => top.push(i),
         }
-        place[i] = (d, rows[d]);
-        rows[d] += 1;
     }
-    let width = rows.len() * (w + gap_x) + 10;
-    let height = rows.iter().max().copied().unwrap_or(0) * (h + gap_y) + 10;
+    // How deep each box sits (bounded by the task count: a parent loop,
+    // which a run cannot have, stops there).
+    let nesting: Vec<usize> = (0..n)
+        .map(|i| {
+            let (mut at, mut d) = (i, 0);
+            while let Some(p) = parent[at]
+                && d < n
+            {
+                at = p;
+                d += 1;
+            }
+            d
+        })
+        .collect();
+    // Sizes from the innermost boxes out; then places from the outside in.
+    let mut by_nesting: Vec<usize> = (0..n).collect();
+    by_nesting.sort_by_key(|&i| std::cmp::Reverse(nesting[i]));
+    let mut size = vec![(NODE_W, NODE_H); n];
+    let mut inner: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+    for &i in &by_nesting {
+        if children[i].is_empty() {
+            continue;
+        }
+        let (offsets, (w, h)) = columns(&children[i], report, index, &size);
+        size[i] = ((w + 2 * PAD).max(NODE_W), HEADER + h + PAD);
+        inner[i] = offsets;
+    }
+    let (top_offsets, (width, height)) = columns(&top, report, index, &size);
+    let mut place = vec![(0usize, 0usize); n];
+    for (k, &i) in top.iter().enumerate() {
+        place[i] = (5 + top_offsets[k].0, 5 + top_offsets[k].1);
+    }
+    by_nesting.reverse();
+    for &i in &by_nesting {
+        let (x, y) = place[i];
+        for (k, &c) in children[i].iter().enumerate() {
+            place[c] = (x + PAD + inner[i][k].0, y + HEADER + inner[i][k].1);
+        }
+    }
     let _ = write!(
         out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"task graph\">"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"task graph\">",
+        width + 10,
+        height + 10
     );
-    let xy = |i: usize| {
-        let (d, r) = place[i];
-        (5 + d * (w + gap_x), 5 + r * (h + gap_y))
-    };
-    for (i, t) in report.tasks.iter().enumerate() {
-        let (x, y) = xy(i);
-        let mut edge = |from: usize, class: &str| {
-            let (fx, fy) = xy(from);
-            let _ = write!(
-                out,
-                "<path class=\"edge{class}\" d=\"M{} {} C{} {} {} {} {x} {}\"/>",
-                fx + w,
-                fy + h / 2,
-                fx + w + gap_x / 2,
-                fy + h / 2,
-                x - gap_x / 2,
-                y + h / 2,
-                y + h / 2
-            );
-        };
-        for d in &t.deps {
-            if let Some(&from) = index.get(d.as_str()) {
-                edge(from, "");
-            }
-        }
-        if let Some(&from) = t.parent.as_ref().and_then(|p| index.get(p.as_str())) {
-            edge(from, " sub");
-        }
-    }
-    for (i, t) in report.tasks.iter().enumerate() {
-        let (x, y) = xy(i);
+    let node = |out: &mut String, i: usize, group: bool| {
+        let t = &report.tasks[i];
+        let ((x, y), (w, h)) = (place[i], size[i]);
         let label: String = t.id.chars().take(24).collect();
+        let (g, text_class) = match group {
+            true => (" group", "group-label"),
+            false => ("", "label"),
+        };
         let _ = write!(
             out,
-            "<g class=\"node\" data-task=\"{id}\"><title>{id}: {status}</title>\
-             <rect class=\"{status}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"4\"/>\
-             <text class=\"label\" x=\"{}\" y=\"{}\">{}</text></g>",
+            "<g class=\"node{g}\" data-task=\"{id}\"><title>{id}: {status}</title>\
+             <rect class=\"{status}{g}\" x=\"{x}\" y=\"{y}\" width=\"{w}\" height=\"{h}\" rx=\"4\"/>\
+             <text class=\"{text_class}\" x=\"{}\" y=\"{}\">{}</text></g>",
             x + 6,
             y + 17,
             esc(&label),
             id = esc(&t.id),
             status = status_class(t.status),
         );
+    };
+    // Outer boxes first, so that what they hold is drawn over them.
+    for &i in &by_nesting {
+        if !children[i].is_empty() {
+            node(out, i, true);
+        }
+    }
+    for (i, t) in report.tasks.iter().enumerate() {
+        let ((x, y), (_, h)) = (place[i], size[i]);
+        for d in &t.deps {
+            if let Some(&from) = index.get(d.as_str()) {
+                let ((fx, fy), (fw, fh)) = (place[from], size[from]);
+                let _ = write!(
+                    out,
+                    "<path class=\"edge\" d=\"M{} {} C{} {} {} {} {x} {}\"/>",
+                    fx + fw,
+                    fy + fh / 2,
+                    fx + fw + GAP_X / 2,
+                    fy + fh / 2,
+                    x.saturating_sub(GAP_X / 2),
+                    y + h / 2,
+                    y + h / 2
+                );
+            }
+        }
+    }
+    for i in 0..n {
+        if children[i].is_empty() {
+            node(out, i, false);
+        }
     }
     out.push_str("</svg></section>\n");
 }

@@ -67,6 +67,11 @@ cat > "$SWARM_SUBTASKS" <<'REQUEST'
 [[task]]
 id = "child"
 run = "echo c > sub/c.txt"
+
+[[task]]
+id = "later"
+deps = ["child"]
+run = "echo l > sub/l.txt"
 REQUEST
 '''
 "#
@@ -157,6 +162,7 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
     );
     // Merged onto its parent, which is merged.
     assert_eq!(status("parent/child"), "succeeded");
+    assert_eq!(status("parent/later"), "succeeded");
     assert_eq!(status("parent"), "merged");
     // The summary points at the page.
     let md = std::fs::read_to_string(&summary).unwrap();
@@ -197,6 +203,23 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
         let s = t["status"].as_str().unwrap();
         assert!(dom.contains(&format!("badge {s}")), "no {s} badge");
     }
+    // Subtasks are drawn inside their parent's box, in columns by their
+    // own dependencies.
+    let [parent, child, later] =
+        ["parent", "parent/child", "parent/later"].map(|id| box_of(&html, id));
+    for inside in [child, later] {
+        assert!(
+            inside.0 >= parent.0
+                && inside.1 >= parent.1
+                && inside.0 + inside.2 <= parent.0 + parent.2
+                && inside.1 + inside.3 <= parent.1 + parent.3,
+            "{inside:?} is not inside {parent:?}"
+        );
+    }
+    assert!(
+        later.0 >= child.0 + child.2,
+        "{later:?} is not right of {child:?}"
+    );
     let attempts: u64 = report["tasks"]
         .as_array()
         .unwrap()
@@ -296,4 +319,19 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
             "{id}: run spans {traced} ms, reported {ms} ms"
         );
     }
+}
+
+/// The box (x, y, width, height) the page's task graph draws for `id`.
+fn box_of(html: &str, id: &str) -> (f64, f64, f64, f64) {
+    let node = html
+        .split(&format!("data-task=\"{id}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no node for {id}"));
+    let rect = &node[node.find("<rect").unwrap()..];
+    let rect = &rect[..rect.find("/>").unwrap()];
+    let attr = |name: &str| -> f64 {
+        let at = rect.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        rect[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    (attr("x"), attr("y"), attr("width"), attr("height"))
 }
