@@ -452,8 +452,8 @@ fn graph(out: &mut String, report: &RunReport, index: &HashMap<&str, usize>) {
             }
         }
     }
-    for i in 0..n {
-        if children[i].is_empty() {
+    for (i, held) in children.iter().enumerate() {
+        if held.is_empty() {
             node(out, i, false);
         }
     }

@@ -765,6 +765,11 @@ fn read_events(kind: CliKind, path: &Path, from: u64) -> Events {
     events
 }
 
+/// Whole milliseconds of `d`, as the journal counts them.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -865,9 +870,4 @@ mod tests {
         assert!(e.is_error);
         assert_eq!(e.error.as_deref(), Some("boom"));
     }
-}
-
-/// Whole milliseconds of `d`, as the journal counts them.
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
