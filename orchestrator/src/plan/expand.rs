@@ -533,7 +533,7 @@ pub(super) fn matrix<'a>(
                             id: variant,
                             span: span.clone(),
                             template,
-                            role: Role::Variant(Variant {
+                            role: Role::Variant(Box::new(Variant {
                                 of: task_id.clone(),
                                 number,
                                 values: values
@@ -542,14 +542,14 @@ pub(super) fn matrix<'a>(
                                     .map(|(k, v)| (k.clone(), v.clone()))
                                     .collect(),
                                 score,
-                            }),
+                            })),
                         }));
                     }
-                    Role::Experiment(Experiment {
+                    Role::Experiment(Box::new(Experiment {
                         pick: spec.pick,
                         variants: ids,
                         scored: spec.score.is_some(),
-                    })
+                    }))
                 }
             };
             // The experiment runs nothing; it is checked as its first

@@ -224,8 +224,9 @@ pub struct Task {
 pub enum Role {
     #[default]
     Plain,
-    Variant(Variant),
-    Experiment(Experiment),
+    /// Boxed, as the payloads: most tasks are plain.
+    Variant(Box<Variant>),
+    Experiment(Box<Experiment>),
 }
 
 /// One way of doing an experiment.
@@ -289,10 +290,11 @@ impl Task {
 pub enum Payload {
     /// A shell command (`run`).
     Command { run: String },
-    /// A WASI program (`wasm`).
-    Wasm(WasmTask),
+    /// A WASI program (`wasm`). Boxed, as the agent: most tasks are
+    /// commands, and a plan of 10,000 keeps every task for the whole run.
+    Wasm(Box<WasmTask>),
     /// A coding agent (`prompt`).
-    Agent(AgentTask),
+    Agent(Box<AgentTask>),
 }
 
 impl Payload {

@@ -290,7 +290,7 @@ fn wasm(
 ) -> Payload {
     let defaults = ctx.defaults;
     let sub = |s: &str| matrix::substitute(s, combo);
-    Payload::Wasm(WasmTask {
+    Payload::Wasm(Box::new(WasmTask {
         module: ctx.plan_dir.join(sub(module.get_ref())),
         span: module.span(),
         args: fields
@@ -302,7 +302,7 @@ fn wasm(
             .map(|a| sub(a))
             .collect(),
         fuel: fields.fuel.or(defaults.fuel),
-    })
+    }))
 }
 
 /// An agent task: its prompt, its model (which must exist and suit the
@@ -462,7 +462,7 @@ fn agent(
         .or(defaults.mcp.as_ref())
         .and_then(|names| keep(errors, super::mcp::pick_servers(source, ctx.mcp, id, names)))
         .unwrap_or_default();
-    Payload::Agent(AgentTask {
+    Payload::Agent(Box::new(AgentTask {
         output_schema,
         prompt,
         model: model_name,
@@ -475,7 +475,7 @@ fn agent(
         temperature,
         cli: cli.map(|c| c.name.clone()),
         mcp,
-    })
+    }))
 }
 
 /// A task's `output_schema`: an inline table, or a file beside the plan
