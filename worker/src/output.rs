@@ -137,18 +137,38 @@ impl Log {
 /// Copies `from` into `log` until the writers are gone, keeping at most
 /// `limit` bytes. Returns the number of bytes dropped.
 pub(crate) async fn capture(mut from: pipe::Receiver, log: &mut Log, limit: u64) -> u64 {
-    let mut buf = vec![0u8; 64 << 10];
+    // The first read goes to a small buffer; the large one is made only
+    // when bytes come, and never zeroed (`read_buf` reads into its spare
+    // room): most tasks print little or nothing, and two zeroed 64 KiB
+    // buffers per task were a tenth of the coordinator's time on no-op
+    // tasks.
+    let mut first = [0u8; 512];
+    let mut buf: Vec<u8> = Vec::new();
     let mut budget = Budget::new(limit);
     loop {
-        let n = match from.read(&mut buf).await {
+        let read = match buf.capacity() {
+            0 => from.read(&mut first).await,
+            _ => {
+                buf.clear();
+                from.read_buf(&mut buf).await
+            }
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
+        };
+        let bytes = match buf.capacity() {
+            0 => &first[..n],
+            _ => &buf[..n],
         };
         let take = budget.take(n);
         // A failing log write (disk full) must not stop the draining: the
         // worker would block on a full pipe.
-        if take > 0 && log.write_all(&buf[..take]).is_err() {
+        if take > 0 && log.write_all(&bytes[..take]).is_err() {
             budget.unkeep(take);
+        }
+        if buf.capacity() == 0 {
+            buf.reserve_exact(64 << 10);
         }
     }
     if let Some(note) = budget.note() {

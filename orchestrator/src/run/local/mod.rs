@@ -9,6 +9,7 @@ pub(crate) mod cli_agent;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
 pub(crate) mod score;
+mod sweeper;
 pub(crate) mod task;
 
 use crate::ids::TaskIndex;
@@ -43,7 +44,7 @@ pub(super) struct LocalExecutor {
     /// Ends seen while events the task sent before ending were unread.
     ended: VecDeque<ExecEvent>,
     /// Deleting what finished tasks no longer need, off the way.
-    cleanup: JoinSet<()>,
+    sweeper: sweeper::Sweeper,
     /// Memory of tasks started in the last [`STARTING`] (when, how much):
     /// what they will take is not yet gone from `MemAvailable`, so a burst
     /// of starts is admitted against it too.
@@ -134,7 +135,7 @@ impl LocalExecutor {
             starting: VecDeque::new(),
             events: rx,
             ended: VecDeque::new(),
-            cleanup: JoinSet::new(),
+            sweeper: sweeper::Sweeper::start(Worktrees::new(prepared.repo.clone())),
         })
     }
 
@@ -159,36 +160,19 @@ impl LocalExecutor {
             }
         };
         self.stops.remove(&done.task);
-        // Clean-ups that ended are let go of: a JoinSet keeps each one's
-        // result until it is joined (2.5 MB at 10,000 tasks, held to the end).
-        while self.cleanup.try_join_next().is_some() {}
         if let Some((path, admin)) = done.removable {
             // Its work is on its ref; deleting the tree must not delay anyone.
-            let ctx = Arc::clone(&self.ctx);
-            self.cleanup.spawn_blocking(move || {
-                if let Err(e) = ctx.worktrees.remove(&path, Some(&admin)) {
-                    tracing::warn!(path = %path.display(), error = %e, "failed to remove worktree");
-                }
-            });
+            self.sweeper.worktree(&self.ctx.worktrees, path, admin);
         }
         if done.status == TaskStatus::Succeeded {
             // Its private tmp and its view of the git directory are scratch,
             // gone with its worktree (what failed keeps them, for a look).
             let (run_dir, id) = (&self.ctx.run_dir, &self.ctx.tasks.get(done.task).id);
-            let dirs = [
+            let dirs = vec![
                 crate::layout::task_tmp(run_dir, id),
                 crate::layout::git_view(run_dir, id),
             ];
-            self.cleanup.spawn_blocking(move || {
-                for dir in dirs {
-                    match std::fs::remove_dir_all(&dir) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            tracing::warn!(path = %dir.display(), error = %e, "failed to remove a task's tmp directory");
-                        }
-                        _ => {}
-                    }
-                }
-            });
+            self.sweeper.dirs(&self.ctx.worktrees, dirs);
         }
         Some(ExecEvent::Finished {
             task: done.task,
@@ -308,7 +292,7 @@ impl Executor for LocalExecutor {
         Box::pin(async move {
             // Deleting worktrees of merged tasks overlapped with the run;
             // here we only wait for what is left of it.
-            while self.cleanup.join_next().await.is_some() {}
+            self.sweeper.finish().await;
             let readonly: Vec<_> = self
                 .ctx
                 .readonly

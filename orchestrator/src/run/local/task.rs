@@ -366,6 +366,15 @@ async fn read_request(
     path: &std::path::Path,
     workdir: &std::path::Path,
 ) -> Option<String> {
+    // Most tasks leave none: an `lstat` here (which follows no link and
+    // waits on nothing) spares them a trip to a blocking thread, on the
+    // way from one task's end to the next one's start.
+    if path
+        .symlink_metadata()
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
+        return None;
+    }
     // The task wrote it: read as hostile input (no link followed, no FIFO
     // waited on, nothing past the cap), off this thread, with a deadline.
     let (dir, name) = (path.parent()?, crate::run::spawn::REQUEST_FILE);
@@ -441,10 +450,12 @@ fn short_of_space(ctx: &Ctx) -> Option<String> {
     if ctx.min_free_space == 0 {
         return None;
     }
-    let dir = [&ctx.worktree_dir, &ctx.repo.workdir]
+    // Looked at before every start (a task may fill the disk in moments):
+    // the worktrees' file system, or the repository's while the worktrees'
+    // directory does not exist yet.
+    let (dir, stat) = [&ctx.worktree_dir, &ctx.repo.workdir]
         .into_iter()
-        .find(|d| d.exists())?;
-    let stat = nix::sys::statvfs::statvfs(dir.as_path()).ok()?;
+        .find_map(|d| Some((d, nix::sys::statvfs::statvfs(d.as_path()).ok()?)))?;
     let free = stat.blocks_available().saturating_mul(stat.fragment_size());
     (free < ctx.min_free_space).then(|| {
         format!(

@@ -1,0 +1,109 @@
+//! Deleting what finished tasks leave (a worktree whose work is on its
+//! ref, a succeeded task's private tmp and git view) on one thread of its
+//! own, off the way of the tasks still to start.
+//!
+//! One long-lived thread fed by a channel rather than a blocking task per
+//! finished task: at hundreds of tasks a second, a tokio blocking task
+//! each (a task cell, a thread woken, a result kept until joined) cost
+//! more than the removals of a task that wrote nothing.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Sender, channel};
+use std::thread::JoinHandle;
+
+use crate::git::Worktrees;
+
+/// Something to delete.
+enum Sweep {
+    /// A task's worktree and its record under `.git/worktrees/`.
+    Worktree { path: PathBuf, admin: PathBuf },
+    /// Scratch directories (missing ones are fine).
+    Dirs(Vec<PathBuf>),
+}
+
+/// The handle the executor holds.
+pub(super) struct Sweeper {
+    jobs: Option<Sender<Sweep>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sweeper {
+    /// Starts the thread (or, if it cannot start, deletes on the caller's
+    /// thread instead).
+    pub(super) fn start(worktrees: Worktrees) -> Self {
+        let (jobs, queue) = channel::<Sweep>();
+        let thread = std::thread::Builder::new()
+            .name("swarm-sweeper".into())
+            .spawn(move || {
+                swarm_sandbox::process::lower_thread_priority(crate::run::BACKGROUND_NICE);
+                while let Ok(job) = queue.recv() {
+                    sweep(&worktrees, job);
+                }
+            });
+        match thread {
+            Ok(thread) => Self {
+                jobs: Some(jobs),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to start the clean-up thread; cleaning up in line");
+                Self {
+                    jobs: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    /// Deletes the worktree at `path` (recorded at `admin`).
+    pub(super) fn worktree(&self, worktrees: &Worktrees, path: PathBuf, admin: PathBuf) {
+        self.send(worktrees, Sweep::Worktree { path, admin });
+    }
+
+    /// Deletes `dirs`.
+    pub(super) fn dirs(&self, worktrees: &Worktrees, dirs: Vec<PathBuf>) {
+        self.send(worktrees, Sweep::Dirs(dirs));
+    }
+
+    fn send(&self, worktrees: &Worktrees, job: Sweep) {
+        match &self.jobs {
+            Some(jobs) => {
+                if let Err(unsent) = jobs.send(job) {
+                    sweep(worktrees, unsent.0);
+                }
+            }
+            None => sweep(worktrees, job),
+        }
+    }
+
+    /// Waits for everything sent so far to be deleted.
+    pub(super) async fn finish(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!("the clean-up thread panicked");
+            }
+        }
+    }
+}
+
+fn sweep(worktrees: &Worktrees, job: Sweep) {
+    match job {
+        Sweep::Worktree { path, admin } => {
+            if let Err(e) = worktrees.remove(&path, Some(&admin)) {
+                tracing::warn!(path = %path.display(), error = %e, "failed to remove worktree");
+            }
+        }
+        Sweep::Dirs(dirs) => {
+            for dir in dirs {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        tracing::warn!(path = %dir.display(), error = %e, "failed to remove a task's tmp directory");
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
