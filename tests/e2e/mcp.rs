@@ -54,7 +54,9 @@ async fn until(
     run: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    for _ in 0..60 {
+    // Bounded by time, not by calls: a call returns early on any change.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while std::time::Instant::now() < deadline {
         let s = status(client, run, 5).await;
         if done(&s) {
             return s;

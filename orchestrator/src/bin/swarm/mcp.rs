@@ -296,7 +296,7 @@ impl Swarm {
     }
 
     #[tool(
-        description = "A run's state and every task's status, reason, ref, attempts, tokens and cost. With wait_secs, waits (up to 120 s) for something to change first."
+        description = "A run's state and every task's status, reason, ref, attempts, tokens and cost. With wait_secs, waits (up to 120 s) for something to change first (a run that ended answers at once)."
     )]
     async fn run_status(
         &self,
@@ -311,10 +311,18 @@ impl Swarm {
         let size = |p: &Path| p.metadata().map(|m| m.len()).unwrap_or(0);
         let before = size(&journal);
         let deadline = tokio::time::Instant::now() + wait;
+        let mut first = None;
         loop {
             let status = self.status(&run);
-            let done = matches!(&status, Ok((_, state)) if *state != RunState::Running);
-            if done || size(&journal) != before || tokio::time::Instant::now() >= deadline {
+            let state = status.as_ref().ok().map(|(_, state)| *state);
+            let first = *first.get_or_insert(state);
+            // A run that ended is what it is; one that is running, was
+            // interrupted or cancelled may change (a resume_run just
+            // called takes a moment to take the run over), so it is
+            // waited for like any other change.
+            let ended = matches!(state, Some(RunState::FinishedOk | RunState::Failed));
+            let changed = state != first || size(&journal) != before;
+            if ended || changed || tokio::time::Instant::now() >= deadline {
                 return match status {
                     Ok((value, _)) => {
                         text(serde_json::to_string_pretty(&value).unwrap_or_else(|e| e.to_string()))
