@@ -221,10 +221,7 @@ impl<'o> Dispatcher<'o> {
             if waiting_on == 0 {
                 ready.push((graph.priority(i), Reverse(i)));
             }
-            let experiment_of = t
-                .variant()
-                .and_then(|v| plan.tasks.iter().position(|e| e.id == v.of))
-                .map(TaskIndex::new);
+            let experiment_of = t.variant().and_then(|v| tasks.position(&v.of));
             let parent = crate::ids::parent_of(&t.id).and_then(|p| tasks.position(p));
             slots.push(slots::Slot::new(waiting_on, experiment_of, parent));
         }
