@@ -90,7 +90,7 @@ impl Timeline {
             let dur_ms = f.dur_us.div_ceil(1000).max(1);
             // A flush of a resumed run's journal after the last event, or
             // of another run's with the same name before it, is not drawn.
-            if f.at_unix_ms < self.origin_unix_ms || start_ms > self.length_ms {
+            if f.at_unix_ms < self.origin_unix_ms || start_ms >= self.length_ms {
                 continue;
             }
             self.spans.push(Span {
@@ -181,7 +181,7 @@ impl Timeline {
                     let mut at = 0;
                     for round in rounds {
                         let from = round.at_ms.clamp(at, command);
-                        let to = (from + round.dur_ms).min(command);
+                        let to = from.saturating_add(round.dur_ms).min(command);
                         if from > at {
                             phases.push(phase("run", start + setup + at, from - at));
                         }

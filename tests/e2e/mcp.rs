@@ -245,11 +245,20 @@ fn claude_code_drives_swarm_over_mcp_and_the_run_merges() {
                     json!({"path": "plans/greet.toml"}),
                 ),
             ]),
-            1 => Reply::answer(vec![tool(
-                "t2",
-                "mcp__swarm__run_status",
-                json!({"run": "greet", "wait_secs": 60}),
-            )]),
+            // Followed until it ends, as a model would: a call answers at
+            // the run's first change, which may come before its end.
+            turn if turn < 40
+                && !call
+                    .tool_results
+                    .iter()
+                    .any(|r| r.content.contains("\"state\": \"finished ok\"")) =>
+            {
+                Reply::answer(vec![tool(
+                    format!("t{}", turn + 1),
+                    "mcp__swarm__run_status",
+                    json!({"run": "greet", "wait_secs": 60}),
+                )])
+            }
             _ => Reply::text("The greet run finished and merged."),
         }
     });

@@ -8,8 +8,9 @@
 //! `git worktree add` whose directory vanished cleans up after itself and
 //! deletes the directory the resumed run has just made again. So, before
 //! touching a leftover worktree, the resumed run waits until no process
-//! works there any more. Only the resume path pays for this scan of
-//! `/proc`, never a task's normal start or end.
+//! works there any more. Only a leftover directory costs this scan of
+//! `/proc` (on resume, or a run reusing a name), never a task's normal
+//! start or end.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -96,6 +97,13 @@ mod tests {
             .arg(&target)
             .spawn()
             .unwrap();
+        // Its arguments show in /proc a moment after `spawn` returns (the
+        // kernel sets them up after it lets the parent go on).
+        let seen = Instant::now();
+        while !in_use(&target) {
+            assert!(seen.elapsed() < Duration::from_secs(3), "never seen");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let started = Instant::now();
         assert!(!wait_until_unused(&target, Duration::from_millis(200)));
         assert!(started.elapsed() < Duration::from_secs(4));

@@ -153,7 +153,8 @@ const LEFTOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// What an interrupted run left where a task's worktree goes.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Leftover {
-    /// Neither a directory nor git's record of one.
+    /// No directory (git's record of one may be left: `create` removes
+    /// it).
     Nothing,
     /// A worktree whose making was cut short: its record is incomplete or
     /// it was never checked out. No worker ran in it, so there is nothing
@@ -167,6 +168,11 @@ impl Worktrees {
     /// What an interrupted run left at `path`, once no process works there
     /// any more (see [`super::busy`]).
     pub(crate) fn leftover(&self, path: &Path) -> Leftover {
+        // No directory: nothing ran there to keep (a record git made
+        // without one is removed by `create`), and no wait for anyone.
+        if path.symlink_metadata().is_err() {
+            return Leftover::Nothing;
+        }
         super::busy::wait_until_unused(path, LEFTOVER_WAIT);
         let exists = path.symlink_metadata().is_ok();
         match self.admin_dir(path) {
@@ -292,7 +298,12 @@ mod tests {
         std::fs::remove_file(admin.join("HEAD")).unwrap();
         assert_eq!(worktrees.leftover(&path), Leftover::HalfMade);
 
-        // A directory with no record at all, and a record with no directory.
+        // A record with no directory holds no work (the task's result ref,
+        // if any, is kept by resume as for a task without a worktree).
+        std::fs::remove_dir_all(&path).unwrap();
+        assert!(worktrees.admin_dir(&path).is_some());
+        assert_eq!(worktrees.leftover(&path), Leftover::Nothing);
+        // A directory with no record at all.
         worktrees.remove(&path, None).unwrap();
         std::fs::create_dir_all(&path).unwrap();
         assert_eq!(worktrees.leftover(&path), Leftover::HalfMade);

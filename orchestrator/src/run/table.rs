@@ -33,6 +33,7 @@ impl TaskTable {
         let by_id = all
             .iter()
             .enumerate()
+            .rev()
             .map(|(i, t)| (t.id.clone(), TaskIndex::new(i)))
             .collect();
         Self(Arc::new(RwLock::new(Tasks { all, by_id })))
@@ -56,7 +57,8 @@ impl TaskTable {
     pub(crate) fn push(&self, task: Task) -> TaskIndex {
         let mut tasks = self.0.write().unwrap_or_else(PoisonError::into_inner);
         let i = TaskIndex::new(tasks.all.len());
-        tasks.by_id.insert(task.id.clone(), i);
+        // Ids are unique; were one not, the first would stay its answer.
+        tasks.by_id.entry(task.id.clone()).or_insert(i);
         tasks.all.push(Arc::new(task));
         i
     }

@@ -316,11 +316,13 @@ impl Swarm {
             let status = self.status(&run);
             let state = status.as_ref().ok().map(|(_, state)| *state);
             let first = *first.get_or_insert(state);
-            // A run that ended is what it is; one that is running, was
-            // interrupted or cancelled may change (a resume_run just
-            // called takes a moment to take the run over), so it is
-            // waited for like any other change.
-            let ended = matches!(state, Some(RunState::FinishedOk | RunState::Failed));
+            // A run that ended, and that nobody is taking over again
+            // (`resume_run` with retry_failed), is what it is; one that is
+            // running, was interrupted or cancelled may change (a resume
+            // takes a moment to take the run over), so it is waited for
+            // like any other change.
+            let ended = matches!(state, Some(RunState::FinishedOk | RunState::Failed))
+                && !run::is_driven(&report::run_dir(&self.root, &run));
             let changed = state != first || size(&journal) != before;
             if ended || changed || tokio::time::Instant::now() >= deadline {
                 return match status {

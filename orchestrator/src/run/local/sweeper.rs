@@ -88,6 +88,19 @@ impl Sweeper {
     }
 }
 
+impl Drop for Sweeper {
+    /// Ended without `finish` (an error path): what was sent is still
+    /// deleted before the run's process goes on to exit.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the clean-up thread panicked");
+        }
+    }
+}
+
 fn sweep(worktrees: &Worktrees, job: Sweep) {
     match job {
         Sweep::Worktree { path, admin } => {
