@@ -39,6 +39,11 @@ pub fn timestamp(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// Whole milliseconds of `d`, as journals and reports count them.
+pub(crate) fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `e` and every error under it, as `a: b: c`.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();

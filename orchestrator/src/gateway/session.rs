@@ -84,11 +84,6 @@ pub trait Verifier: Send {
     }
 }
 
-/// Whole milliseconds of `d`, as the journal counts them.
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// How a session ended, for the task.
 #[derive(Debug, Clone)]
 pub struct SessionEnd {
@@ -362,8 +357,8 @@ impl Session {
                             let verdict = verifier.verify().await;
                             if verifier.has_command() {
                                 self.verify_rounds.push(VerifyRound {
-                                    at_ms: millis(at),
-                                    dur_ms: millis(self.born.elapsed().saturating_sub(at)),
+                                    at_ms: crate::millis(at),
+                                    dur_ms: crate::millis(self.born.elapsed().saturating_sub(at)),
                                     passed: matches!(verdict, Verdict::Passed),
                                 });
                             }

@@ -281,8 +281,8 @@ pub(crate) async fn run(
                 let at = born.elapsed();
                 let verdict = run_verify(verify, &mut stop.clone()).await;
                 verify_rounds.push(swarm_protocol::agent::VerifyRound {
-                    at_ms: millis(at),
-                    dur_ms: millis(born.elapsed().saturating_sub(at)),
+                    at_ms: crate::millis(at),
+                    dur_ms: crate::millis(born.elapsed().saturating_sub(at)),
                     passed: verdict.is_none(),
                 });
                 verdict
@@ -763,11 +763,6 @@ fn read_events(kind: CliKind, path: &Path, from: u64) -> Events {
         }
     }
     events
-}
-
-/// Whole milliseconds of `d`, as the journal counts them.
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

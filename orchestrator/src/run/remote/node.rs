@@ -5,7 +5,6 @@
 
 use crate::ids::TaskIndex;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use git2::Oid;
 use swarm_protocol::{AttemptOutcome, TaskStatus};
@@ -65,7 +64,7 @@ pub async fn run_job(
         Err(e) => {
             let message = format!("swarm could not run it on node {node}: failed to {e}");
             ExitRecord {
-                duration_ms: millis(started.elapsed()),
+                duration_ms: crate::millis(started.elapsed()),
                 reason: Some(message.clone()),
                 ..ExitRecord::failed(job, AttemptOutcome::SpawnFailed { message })
             }
@@ -77,10 +76,6 @@ pub async fn run_job(
     };
     push(job, &repo, &record, &logs).await?;
     Ok(record)
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// An empty repository at `<dir>/repo` holding the job's base (fetched
@@ -195,14 +190,14 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
         } => {
             record.outcome = outcome;
             record.verify_passed = verify_passed;
-            record.duration_ms = millis(duration);
-            record.verify_ms = verify.map(millis);
+            record.duration_ms = crate::millis(duration);
+            record.verify_ms = verify.map(crate::millis);
             if let Some(snapshot) = snapshot {
                 let (snap, _) = *snapshot;
                 record.commit = Some(snap.commit.to_string());
                 record.changed_files = snap.changed;
                 record.skipped_files = snap.skipped;
-                record.snapshot_ms = Some(millis(snap.duration));
+                record.snapshot_ms = Some(crate::millis(snap.duration));
             }
             record.outside_paths = outside_paths;
             record.agent = agent.map(|a| *a);
