@@ -137,37 +137,27 @@ impl Log {
 /// Copies `from` into `log` until the writers are gone, keeping at most
 /// `limit` bytes. Returns the number of bytes dropped.
 pub(crate) async fn capture(mut from: pipe::Receiver, log: &mut Log, limit: u64) -> u64 {
-    // The first read goes to a small buffer; the large one is made only
-    // when bytes come, and never zeroed (`read_buf` reads into its spare
-    // room): most tasks print little or nothing, and two zeroed 64 KiB
-    // buffers per task were a tenth of the coordinator's time on no-op
-    // tasks.
-    let mut first = [0u8; 512];
-    let mut buf: Vec<u8> = Vec::new();
+    // Small until bytes come, and never zeroed (`read_buf` reads into the
+    // spare room): most tasks print little or nothing, and two zeroed
+    // 64 KiB buffers per task were a tenth of the coordinator's time on
+    // no-op tasks.
+    let mut buf: Vec<u8> = Vec::with_capacity(512);
     let mut budget = Budget::new(limit);
     loop {
-        let read = match buf.capacity() {
-            0 => from.read(&mut first).await,
-            _ => {
-                buf.clear();
-                from.read_buf(&mut buf).await
-            }
-        };
-        let n = match read {
+        buf.clear();
+        let n = match from.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
-        };
-        let bytes = match buf.capacity() {
-            0 => &first[..n],
-            _ => &buf[..n],
         };
         let take = budget.take(n);
         // A failing log write (disk full) must not stop the draining: the
         // worker would block on a full pipe.
-        if take > 0 && log.write_all(&bytes[..take]).is_err() {
+        if take > 0 && log.write_all(&buf[..take]).is_err() {
             budget.unkeep(take);
         }
-        if buf.capacity() == 0 {
+        // Output is coming: read it in large pieces from now on.
+        if buf.capacity() < 64 << 10 {
+            buf.clear();
             buf.reserve_exact(64 << 10);
         }
     }
