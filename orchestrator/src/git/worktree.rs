@@ -169,20 +169,23 @@ impl Worktrees {
     /// any more (see [`super::busy`]).
     pub(crate) fn leftover(&self, path: &Path) -> Leftover {
         // No directory: nothing ran there to keep (a record git made
-        // without one is removed by `create`), and no wait for anyone.
-        if path.symlink_metadata().is_err() {
+        // without one is removed by `create`). Looked at before the wait
+        // (no wait for anyone) and after it (an orphaned git may have
+        // cleaned up after itself meanwhile).
+        let gone = || path.symlink_metadata().is_err();
+        if gone() {
             return Leftover::Nothing;
         }
         super::busy::wait_until_unused(path, LEFTOVER_WAIT);
-        let exists = path.symlink_metadata().is_ok();
+        if gone() {
+            return Leftover::Nothing;
+        }
         match self.admin_dir(path) {
-            None if !exists => Leftover::Nothing,
             // `git worktree add --no-checkout` writes `HEAD` and
             // `commondir`; the checkout after it (git's or libgit2's)
             // writes the index. A worker starts only after both.
             Some(admin)
-                if exists
-                    && admin.join("HEAD").is_file()
+                if admin.join("HEAD").is_file()
                     && admin.join("commondir").is_file()
                     && admin.join("index").is_file() =>
             {
