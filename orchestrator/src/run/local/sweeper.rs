@@ -80,10 +80,7 @@ impl Sweeper {
     pub(super) async fn finish(&mut self) {
         self.jobs = None;
         if let Some(thread) = self.thread.take() {
-            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
-            if !matches!(joined, Ok(Ok(()))) {
-                tracing::error!("the clean-up thread panicked");
-            }
+            let _ = tokio::task::spawn_blocking(move || join(thread)).await;
         }
     }
 }
@@ -93,11 +90,16 @@ impl Drop for Sweeper {
     /// deleted before the run's process goes on to exit.
     fn drop(&mut self) {
         self.jobs = None;
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("the clean-up thread panicked");
+        if let Some(thread) = self.thread.take() {
+            join(thread);
         }
+    }
+}
+
+/// Waits for the thread, which ends once its channel is closed and empty.
+fn join(thread: JoinHandle<()>) {
+    if thread.join().is_err() {
+        tracing::error!("the clean-up thread panicked");
     }
 }
 
