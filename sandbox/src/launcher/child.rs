@@ -12,8 +12,8 @@
 //! fresh `/proc`, caps the process count, leaves the network, then starts
 //! the worker (sharing init's memory until it execs, see [`start_worker`])
 //! and waits. SIGTERM sent to init is passed on to every process
-//! in the namespace; when the worker ends, init reports its status and
-//! exits, and the kernel kills whatever is left.
+//! in the namespace; when the worker ends, init kills and reaps whatever
+//! is left, reports the worker's status and exits.
 //!
 //! Order in the worker matters: signal mask and session first (its own
 //! process group, no controlling terminal), then fds, directory, limits,
@@ -509,10 +509,18 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
                     break;
                 }
                 if pid == child {
+                    // Everything the worker left behind dies, and is
+                    // reaped, before the status goes out: once the launcher
+                    // has it, nothing in the namespace can still write to
+                    // the worktree. (The kernel would kill them when init
+                    // leaves, but only after tearing the namespace's mounts
+                    // down, which then delayed every worker's end.) A kill
+                    // of every process cannot miss one being forked: a
+                    // fork that races a SIGKILL to its parent fails.
+                    libc::kill(-1, libc::SIGKILL);
+                    while libc::waitpid(-1, std::ptr::null_mut(), 0) > 0 {}
                     let bytes = wstatus.to_ne_bytes();
                     libc::write(status, bytes.as_ptr().cast(), bytes.len());
-                    // Leaving ends the namespace: the kernel kills
-                    // everything the worker left behind.
                     libc::_exit(0);
                 }
             }

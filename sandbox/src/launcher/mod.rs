@@ -12,9 +12,11 @@
 //!
 //! With the namespace layer on, each worker is the child of a tiny init
 //! process (pid 1 of the worker's own PID namespace, see [`child`]): when
-//! the worker ends, init exits and the kernel kills everything left in the
-//! namespace, so nothing a worker starts can outlive it, double-forked
-//! daemons included.
+//! the worker ends, init kills and reaps everything left in the namespace
+//! before it reports the end, so nothing a worker starts can outlive it,
+//! double-forked daemons included. The end is reported then, not when init
+//! is reaped: init's exit tears the namespace's mounts down, which is no
+//! business of the worker's.
 //!
 //! The same process, started in [`Mode::Unconfined`], starts the commands
 //! of an unconfined run (`sandbox = "none"`): the coordinator is a large

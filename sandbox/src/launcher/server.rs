@@ -38,6 +38,15 @@ struct Worker {
     /// it, and its exit is what kills whatever the worker left running, so
     /// only then is the worktree nobody's but the coordinator's to snapshot.
     status: Option<OwnedFd>,
+    /// Namespace layer: whether the status pipe is still watched. Init
+    /// writes the status once everything in the namespace is gone, then
+    /// leaves; the worker's end is reported then, not when init is reaped
+    /// (its exit first tears the namespace's mounts down). An init killed
+    /// before it wrote (a stop with SIGKILL) is reported when reaped.
+    watching: bool,
+    /// The worker's end went to the coordinator already; its init is
+    /// still to be reaped.
+    reported: bool,
     /// An unconfined command's cgroup (its `cgroup.procs`), whose members
     /// are killed with it if the coordinator goes away.
     reap: Option<PathBuf>,
@@ -152,27 +161,38 @@ impl Server {
     }
 
     fn run(&mut self) {
+        let poll = |fd: RawFd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut fds = Vec::new();
+        let mut watched = Vec::new();
         loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.sock.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.sigchld.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is a valid array of two pollfds.
+            fds.clear();
+            fds.push(poll(self.sock.as_raw_fd()));
+            fds.push(poll(self.sigchld.as_raw_fd()));
+            watched.clear();
+            for (&pid, worker) in &self.workers {
+                if let Some(status) = worker.status.as_ref().filter(|_| worker.watching) {
+                    fds.push(poll(status.as_raw_fd()));
+                    watched.push(pid);
+                }
+            }
+            let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+            // SAFETY: `fds` is a valid array of `count` pollfds.
             #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), count, -1) };
             if n == -1 {
                 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                     continue;
                 }
                 break;
+            }
+            for (fd, &pid) in fds[2..].iter().zip(&watched) {
+                if fd.revents != 0 {
+                    self.status_came(pid);
+                }
             }
             if fds[1].revents != 0 {
                 self.reap();
@@ -423,6 +443,8 @@ impl Server {
             Worker {
                 id,
                 errors: errors_r,
+                watching: status_r.is_some(),
+                reported: false,
                 status: status_r,
                 reap: None,
             },
@@ -490,11 +512,47 @@ impl Server {
                 id,
                 errors: errors_r,
                 status: None,
+                watching: false,
+                reported: false,
                 reap,
             },
         );
         self.by_id.insert(id, pid);
         Ok(())
+    }
+
+    /// Init of worker `pid` wrote its status, or left without: reports
+    /// the worker's end in the first case (init is reaped later).
+    fn status_came(&mut self, pid: i32) {
+        let Some(worker) = self.workers.get_mut(&pid) else {
+            return;
+        };
+        let Some(fd) = worker.status.as_ref() else {
+            return;
+        };
+        let mut bytes = [0u8; 4];
+        // SAFETY: reading into a local buffer from a nonblocking pipe.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let n = unsafe { libc::read(fd.as_raw_fd(), bytes.as_mut_ptr().cast(), bytes.len()) };
+        match usize::try_from(n) {
+            // Init writes its 4 bytes at once, and a pipe write that small
+            // is never split.
+            Ok(4) => {
+                worker.watching = false;
+                worker.reported = true;
+                let id = worker.id;
+                let reply = ended(id, i32::from_ne_bytes(bytes), &worker.errors);
+                self.by_id.remove(&id);
+                let _ = send(self.sock.as_raw_fd(), &reply);
+            }
+            // Nothing will come (init was killed): reaping reports it.
+            Ok(_) => worker.watching = false,
+            Err(_) => {
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                    worker.watching = false;
+                }
+            }
+        }
     }
 
     /// Reaps every ended worker and reports it.
@@ -550,6 +608,9 @@ impl Server {
             let Some(worker) = self.workers.remove(&pid) else {
                 continue;
             };
+            if worker.reported {
+                continue;
+            }
             // Init reports the worker's own status; without it, init itself
             // was killed (a stop with SIGKILL), which took the worker along.
             let status = match &worker.status {
