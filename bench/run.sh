@@ -477,31 +477,48 @@ Landlock and seccomp, then execs. bubblewrap: \`bwrap --unshare-all --ro-bind / 
 | **sandboxed (swarm launcher)** | **$spawn_sandboxed µs** | **$(ratio "$spawn_sandboxed" "$spawn_plain")x** | **$spawn_sandboxed2 µs** | **$(ratio "$spawn_sandboxed2" "$spawn_plain2")x** |
 | bubblewrap | $spawn_bwrap µs | $(ratio "$spawn_bwrap" "$spawn_plain")x | | |
 
-Target: at most 1.25x. **Not met.** Where a sandboxed spawn's time goes (timestamps taken
-in every process of one spawn, median of 300, microseconds after the coordinator sent the
-request): launcher wakes 54, parses the request 19, builds the Landlock ruleset 87,
-\`clone\` with new PID + mount namespaces 148, init's mounts 110, fork of the worker 111,
-session and fds 41, capabilities 30, Landlock 16, **seccomp 185** (a BPF JIT compilation
-per worker; in this VM the JIT's code patching costs cross-CPU interrupts), exec at
-about 845; the worker's end reaches the coordinator at about 1,990 (a plain spawn takes
-about 850 in all). Hiding the namespace and seccomp steps in a pool of pre-forked cells
-would still leave about 1.5x on this machine; 1.25x needs per-task PID and mount
-namespaces and seccomp (all required by the sandbox issue) to cost under 0.2 ms together.
+Target: at most 1.5x (issue 32). **Not met.** Where a sandboxed spawn's time went
+before f03c2f2 (timestamps taken in every process of one spawn, median of 300,
+microseconds after the coordinator sent the request): launcher wakes 54, parses the
+request 19, builds the Landlock ruleset 87, \`clone\` with new PID + mount namespaces
+148, init's mounts 110, fork of the worker 111, session and fds 41, capabilities 30,
+Landlock 16, seccomp 185, exec at about 845; the worker's end reached the coordinator
+at about 1,990 (a plain spawn took about 850 in all).
 
 Since 729c906 (issue 32), init starts the worker as \`posix_spawn\` does (\`CLONE_VM |
 CLONE_VFORK\`: no page tables copied, none thrown away by \`execve\`), builds the root in
 its scratch tmpfs (one tmpfs a worker, not two), and the launcher's cover of \`/etc\` holds
 copies of the small files instead of a bind of each (43 mounts in a worker's namespace
 instead of 67, each copied at its \`clone\` and unmounted at its end); see section 17 for
-the profile this came from. Pre-forked sandbox cells (issue 32, item 3) were not built,
-for three measured reasons. A cell takes exactly one task, so the work it does ahead (the
-\`clone\` and the system mounts, about 260 µs of the 845 before \`exec\`) is moved off the
-request's path, not removed: on a machine whose cores are busy (two slots of no-op tasks
-on two cores, section 17) that is no faster, and for a real task 3 ms of start is noise.
-The seccomp filter cannot be loaded once and inherited by every worker: it forbids
-\`mount\`, which a cell still needs for each task's worktree and tmp, so its JIT stays per
-worker. And what follows \`exec\` (the worker's namespace torn down: about 1.1 ms of the
-1,990) is per task whatever the cell holds.
+the profile this came from. Then:
+
+- **The end is reported before the namespace is torn down** (f03c2f2). Init's exit
+  unmounts everything in the worker's mount namespace, and the launcher replied only
+  once init was reaped. Now init kills every other process in the namespace (SIGKILL
+  to -1 from pid 1: all of the namespace; a fork racing it fails) and reaps them until
+  it has no child left, then writes the worker's status; the launcher replies when the
+  status arrives and reaps init whenever its exit is done. The guarantee is the same:
+  nothing of the task is left when the coordinator hears of its end.
+- **The seccomp program is a binary search** (3b7adeb). Installing a filter makes the
+  kernel run it once for every call number (to cache the calls it always allows), with
+  interrupts off; seccompiler lays a filter out as a chain of comparisons, so every
+  allowed call walked all of it. Installing the 452-instruction filter took 365-400 µs
+  in a forked child here; swarm's own layout (a search down to leaves of four numbers,
+  276 instructions) takes 150 µs. A unit test decides every call number, with argument
+  values around every condition, with both layouts (about two million calls) and
+  requires the same verdict; x32 numbers are denied as a whole.
+
+Pre-forked sandbox cells (issue 32, item 3) were measured before being built, with a
+C program in the same kind of user namespace on this machine: a plain \`posix_spawn\` of
+\`/bin/true\` took 680 µs; an *ideal* cell (init already cloned into new PID and mount
+namespaces, woken by a pipe, it mounts one tmpfs, spawns the worker and reports its
+status by pipe before it exits) took 1,020 µs, 1.5x, before any Landlock, seccomp,
+view of the file system or hop between coordinator and launcher; the same with the
+\`clone\` on the request's path took 1,180 µs. So a cell would save about 160 µs of a
+2.7 ms spawn here and cannot reach 1.5x: the extra process between the launcher and the
+worker (a wake-up each way) costs as much as the target allows for everything. The
+seccomp filter cannot be loaded once and inherited either: it forbids \`mount\`, which a
+cell still needs for each task's worktree and tmp. Not built.
 
 ## 6. WASM tasks
 
