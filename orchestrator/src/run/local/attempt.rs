@@ -136,7 +136,13 @@ pub(crate) async fn run_attempt(
     git_dir: &std::path::Path,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Ran {
-    let setup = match Setup::make(ctx, task, attempt, base, workdir, git_dir) {
+    // Whether the run's launcher is in the shared cgroup of unconfined
+    // commands (it is moved in while the run's first tasks are set up).
+    let launcher_joined = match &ctx.unconfined {
+        Some(shared) if !in_process(&task.payload) => shared.holds_launcher().await,
+        _ => false,
+    };
+    let setup = match Setup::make(ctx, task, attempt, base, workdir, git_dir, launcher_joined) {
         Ok(setup) => setup,
         Err(message) => return Ran::not_started(message),
     };
@@ -174,7 +180,8 @@ struct Setup {
 impl Setup {
     /// Logs and tmp, environment, cgroup, git view, build caches and the
     /// sandbox policy of attempt `attempt` of `task`; the error says why
-    /// it cannot start.
+    /// it cannot start. `launcher_joined`: the run's shared cgroup holds
+    /// the launcher, so its commands are born in it.
     fn make(
         ctx: &Ctx,
         task: &Task,
@@ -182,6 +189,7 @@ impl Setup {
         base: Oid,
         workdir: &std::path::Path,
         git_dir: &std::path::Path,
+        launcher_joined: bool,
     ) -> Result<Self, String> {
         let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
         let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
@@ -282,7 +290,7 @@ impl Setup {
             // in), and so every command it starts from birth.
             cgroups: match (&cgroup, shared) {
                 (Some(own), _) => own.fds(),
-                (None, Some(shared)) if !shared.holds_launcher() => shared.fds(),
+                (None, Some(shared)) if !launcher_joined => shared.fds(),
                 _ => Vec::new(),
             },
             cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),

@@ -42,6 +42,31 @@ pub(crate) struct TaskCgroup {
     /// A process moved in whole ([`TaskCgroup::adopt`]): spared by the
     /// kills, moved back out before the cgroup is removed.
     adopted: Option<u32>,
+    /// The move of `adopted`, made on a thread of its own.
+    adoption: Option<Adoption>,
+}
+
+/// A move of a process into a cgroup, made on a thread of its own: the
+/// first migration into a fresh cgroup waits for an RCU grace period (8-15
+/// ms here), which the run's first setup (a read-only checkout, a
+/// worktree) spends better than waiting.
+#[derive(Debug)]
+struct Adoption {
+    /// `Some(moved)` once the thread is done.
+    done: tokio::sync::watch::Receiver<Option<bool>>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Adoption {
+    /// Waits for the thread (for `Drop`, which must not move the process
+    /// back before it is in); whether the process was moved in.
+    fn finish(&self) -> bool {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+        *self.done.borrow() == Some(true)
+    }
 }
 
 /// This process's cgroup path in the hierarchy `/proc/self/cgroup` lists
@@ -173,6 +198,7 @@ impl Cgroups {
             memory: memory_dir.clone(),
             v2,
             adopted: None,
+            adoption: None,
         };
         if let Some(bytes) = memory {
             let file = if v2 {
@@ -226,18 +252,46 @@ impl TaskCgroup {
     /// the command's own start (two in a v1 hierarchy). The process is not
     /// killed with the cgroup's members; it goes back to the cgroup it came
     /// from (the coordinator's) before the cgroup is removed.
+    ///
+    /// The move is made on a thread of its own; [`TaskCgroup::holds_launcher`]
+    /// waits for it. An error here means it was not started.
     pub fn adopt(&mut self, pid: u32) -> std::io::Result<()> {
         use std::io::Write as _;
-        for mut procs in &self.procs {
-            procs.write_all(pid.to_string().as_bytes())?;
-        }
+        let files = self
+            .procs
+            .iter()
+            .map(File::try_clone)
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let (tx, done) = tokio::sync::watch::channel(None);
+        let thread = std::thread::Builder::new()
+            .name("swarm-cgroup".into())
+            .spawn(move || {
+                let moved = files
+                    .into_iter()
+                    .try_for_each(|mut procs| procs.write_all(pid.to_string().as_bytes()));
+                if let Err(e) = &moved {
+                    tracing::debug!(error = %e, "the launcher stays out of the cgroup of unconfined tasks; each joins it");
+                }
+                let _ = tx.send(Some(moved.is_ok()));
+            })?;
         self.adopted = Some(pid);
+        self.adoption = Some(Adoption {
+            done,
+            thread: std::sync::Mutex::new(Some(thread)),
+        });
         Ok(())
     }
 
-    /// Whether a process was moved in with [`TaskCgroup::adopt`].
-    pub fn holds_launcher(&self) -> bool {
-        self.adopted.is_some()
+    /// Whether a process was moved in with [`TaskCgroup::adopt`], once its
+    /// move is done.
+    pub async fn holds_launcher(&self) -> bool {
+        let Some(adoption) = &self.adoption else {
+            return false;
+        };
+        let mut done = adoption.done.clone();
+        done.wait_for(Option::is_some)
+            .await
+            .is_ok_and(|moved| *moved == Some(true))
     }
 
     /// The member list, for a watcher to kill what is left in the cgroup
@@ -300,9 +354,12 @@ impl Drop for TaskCgroup {
     /// Whatever the task (or the run's unconfined tasks) left running goes
     /// first, on every path: an attempt's end, the run's, an error.
     fn drop(&mut self) {
+        // A move still under way ends first: the process must not be moved
+        // back before it is in, nor left in a cgroup about to be removed.
+        let moved = self.adoption.as_ref().is_some_and(Adoption::finish);
         self.kill_all();
         self.procs.clear();
-        if let Some(pid) = self.adopted {
+        if let Some(pid) = self.adopted.filter(|_| moved) {
             // Back where the coordinator is (the run's directory's parent);
             // a launcher that is gone already needs nothing.
             for dir in &self.dirs {
