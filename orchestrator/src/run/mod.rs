@@ -299,9 +299,13 @@ impl Prepared {
         resumed: bool,
     ) -> Result<Box<dyn executor::Executor + 'static>, RunError> {
         Ok(match &self.plan.executor {
-            crate::plan::Executor::Local => Box::new(local::LocalExecutor::new(
-                self, tasks, spawner, home, resumed,
-            )?),
+            crate::plan::Executor::Local => {
+                let mut local = local::LocalExecutor::new(self, tasks, spawner, home, resumed)?;
+                if !resumed {
+                    local.warm_readonly(self.base_commit);
+                }
+                Box::new(local)
+            }
             crate::plan::Executor::Slurm(config) => {
                 Box::new(slurm::SlurmExecutor::new(self, tasks, config)?)
             }

@@ -45,6 +45,9 @@ pub(super) struct LocalExecutor {
     ended: VecDeque<ExecEvent>,
     /// Deleting what finished tasks no longer need, off the way.
     sweeper: sweeper::Sweeper,
+    /// The read-only checkout of the run's base, made while the run starts
+    /// ([`LocalExecutor::warm_readonly`]).
+    warming: Option<tokio::task::JoinHandle<()>>,
     /// Memory of tasks started in the last [`STARTING`] (when, how much):
     /// what they will take is not yet gone from `MemAvailable`, so a burst
     /// of starts is admitted against it too.
@@ -128,6 +131,7 @@ impl LocalExecutor {
         });
         Ok(Self {
             ctx,
+            warming: None,
             concurrency: options.concurrency.max(1),
             running: JoinSet::new(),
             ids: HashMap::new(),
@@ -183,6 +187,33 @@ impl LocalExecutor {
 }
 
 impl LocalExecutor {
+    /// Starts making the shared checkout of `base` that read-only tasks of
+    /// the first wave run in, beside the rest of the run's start (the
+    /// launcher, the journal, the first worktrees) instead of after it:
+    /// its two git processes were most of a small run's start. A task that
+    /// needs it waits for the same checkout; if making it fails here, the
+    /// first task tries again and reports the error. Only for a run's own
+    /// coordinator (a Slurm job's node runs one task, maybe not read-only).
+    pub(super) fn warm_readonly(&mut self, base: git2::Oid) {
+        let first_wave_readonly = self.ctx.tasks.all().iter().any(|t| {
+            t.isolation == swarm_protocol::Isolation::Readonly
+                && t.deps.is_empty()
+                && t.experiment().is_none()
+        });
+        if !first_wave_readonly {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let ctx = Arc::clone(&self.ctx);
+        self.warming = Some(runtime.spawn(async move {
+            if let Err(e) = task::readonly_checkout(&ctx, base).await {
+                tracing::debug!(error = %e, "the read-only checkout is made by the first task that needs it");
+            }
+        }));
+    }
+
     /// The memory task `task` needs to start: its `memory`, else what its
     /// agent CLI takes (`[agents.NAME] memory`, or the kind's default).
     fn memory_need(&self, task: TaskIndex) -> Option<u64> {
@@ -293,6 +324,10 @@ impl Executor for LocalExecutor {
             // Deleting worktrees of merged tasks overlapped with the run;
             // here we only wait for what is left of it.
             self.sweeper.finish().await;
+            // A checkout still being made is removed with the others.
+            if let Some(warming) = self.warming.take() {
+                let _ = warming.await;
+            }
             let readonly: Vec<_> = self
                 .ctx
                 .readonly

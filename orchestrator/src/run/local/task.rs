@@ -469,7 +469,10 @@ fn short_of_space(ctx: &Ctx) -> Option<String> {
 
 /// The shared checkout of `commit` for read-only tasks (and its record
 /// under `.git/worktrees/`), created once.
-async fn readonly_checkout(ctx: &Arc<Ctx>, commit: Oid) -> Result<(PathBuf, PathBuf), GitError> {
+pub(super) async fn readonly_checkout(
+    ctx: &Arc<Ctx>,
+    commit: Oid,
+) -> Result<(PathBuf, PathBuf), GitError> {
     // The map's lock is held only to find the cell, never across the wait.
     let cell = Arc::clone(ctx.readonly.entry(commit).or_default().value());
     let made = cell
