@@ -454,8 +454,10 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
     // The launcher dies with the coordinator; init (and so the whole
     // namespace) dies with the launcher.
     die_with_launcher(status, &prepared.launcher_ends);
-    // Before the worker starts, so that it and all it starts are in them.
-    join_cgroups(&prepared.cgroups, prepared.errors);
+    // Init stays out of the task's cgroups (the worker joins them, and so
+    // does all it starts): init reports the worker's end before its own
+    // exit has torn the namespace down, and a member still on its way out
+    // would keep the cgroup busy after the report.
     let capped = match namespaces::isolate_task(mounts) {
         Ok(capped) => capped,
         Err(message) => fail(prepared.errors, &message),
@@ -518,7 +520,7 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
                     // of every process cannot miss one being forked: a
                     // fork that races a SIGKILL to its parent fails.
                     libc::kill(-1, libc::SIGKILL);
-                    while libc::waitpid(-1, std::ptr::null_mut(), 0) > 0 {}
+                    while libc::waitpid(-1, std::ptr::null_mut(), libc::__WALL) > 0 {}
                     let bytes = wstatus.to_ne_bytes();
                     libc::write(status, bytes.as_ptr().cast(), bytes.len());
                     libc::_exit(0);
@@ -579,6 +581,9 @@ extern "C" fn worker_entry(handoff: *mut libc::c_void) -> libc::c_int {
             handoff.nproc_limit,
         )
     };
+    // Before anything of the worker runs, so that it and all it starts are
+    // in them.
+    join_cgroups(&prepared.cgroups, prepared.errors);
     worker(prepared, nproc_limit)
 }
 

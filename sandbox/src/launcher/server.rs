@@ -34,9 +34,11 @@ struct Worker {
     /// worker's wait status. `None` in the baseline, where `pid` is the
     /// worker itself (and leads its process group).
     ///
-    /// It is read only once init is reaped: init exits right after writing
-    /// it, and its exit is what kills whatever the worker left running, so
-    /// only then is the worktree nobody's but the coordinator's to snapshot.
+    /// Init writes it only once everything the worker left is killed and
+    /// reaped, so when it comes the worktree is nobody's but the
+    /// coordinator's to snapshot. Nothing of the task can write to it: the
+    /// worker's copy is closed before `execve`, and init's `/proc/1/fd` is
+    /// closed to processes that cannot ptrace init (none of the task's).
     status: Option<OwnedFd>,
     /// Namespace layer: whether the status pipe is still watched. Init
     /// writes the status once everything in the namespace is gone, then
