@@ -351,7 +351,7 @@ fn search_len(calls: &[(u32, Target)]) -> usize {
 /// target, anything else is allowed. A branch over a left half too long
 /// for a conditional jump's 8-bit offset takes a `ja`, whose offset has 32
 /// bits, so no jump is ever out of reach.
-fn search(b: &mut Builder, calls: &[(u32, Target)], allow: u32, deny: u32) {
+fn search(b: &mut Builder, calls: &[(u32, Target)], allow: u32, deny: u32) -> Result<(), String> {
     if calls.len() <= LEAF {
         // Comparisons first, then the allowance they fall through to, then
         // one `ret` for the denied numbers and a `ja` per body.
@@ -374,7 +374,9 @@ fn search(b: &mut Builder, calls: &[(u32, Target)], allow: u32, deny: u32) {
                     to_targets + usize::from(has_deny) + body - 1
                 }
             };
-            b.push(JEQ_K, u8::try_from(offset).unwrap_or(u8::MAX), 0, *nr);
+            let offset = u8::try_from(offset)
+                .map_err(|_| "lay out the seccomp filter: a leaf is too long".to_string())?;
+            b.push(JEQ_K, offset, 0, *nr);
         }
         b.push(RET_K, 0, 0, allow);
         if has_deny {
@@ -383,7 +385,7 @@ fn search(b: &mut Builder, calls: &[(u32, Target)], allow: u32, deny: u32) {
         for label in bodies {
             b.jump(label);
         }
-        return;
+        return Ok(());
     }
     let (left, right) = calls.split_at(calls.len() / 2);
     let first_right = right.first().map_or(0, |(nr, _)| *nr);
@@ -391,17 +393,17 @@ fn search(b: &mut Builder, calls: &[(u32, Target)], allow: u32, deny: u32) {
         // nr >= the right half's first: over the left half to the right.
         Ok(over) => {
             b.push(JGE_K, over, 0, first_right);
-            search(b, left, allow, deny);
+            search(b, left, allow, deny)?;
         }
         Err(_) => {
             let right_label = b.label();
             b.push(JGE_K, 0, 1, first_right);
             b.jump(right_label);
-            search(b, left, allow, deny);
+            search(b, left, allow, deny)?;
             b.place(right_label);
         }
     }
-    search(b, right, allow, deny);
+    search(b, right, allow, deny)
 }
 
 /// A branch of a rule's block to the block's end, patched once the end
@@ -475,7 +477,10 @@ fn compile(rules: &Rules, errno: u32) -> Result<BpfProgram, String> {
     b.push(RET_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS);
     b.push(LD_W_ABS, 0, 0, NR_OFFSET);
     if cfg!(target_arch = "x86_64") {
-        b.push(JGE_K, 0, 1, X32_BIT);
+        // x32's numbers only: from bit 30 up to bit 31 (a number past
+        // that is no call at all, and the kernel's ENOSYS says so).
+        b.push(JGE_K, 0, 2, X32_BIT);
+        b.push(JGE_K, 1, 0, X32_BIT << 1);
         b.push(RET_K, 0, 0, deny);
     }
     let mut bodies = Vec::new();
@@ -491,7 +496,7 @@ fn compile(rules: &Rules, errno: u32) -> Result<BpfProgram, String> {
             }
         })
         .collect();
-    search(&mut b, &calls, allow, deny);
+    search(&mut b, &calls, allow, deny)?;
     for (label, call_rules) in bodies {
         b.place(label);
         for rule in call_rules {
@@ -721,12 +726,27 @@ mod tests {
         );
         every.insert(603, Vec::new());
         sets.push(("every kind of condition".into(), every));
+        // So many numbers that a half of the search is too long for a
+        // conditional jump, which then goes through a `ja`.
+        let mut many = Rules::new();
+        for nr in 700..1000u32 {
+            let rules = match nr % 3 {
+                0 => Vec::new(),
+                1 => vec![vec![dword(0, Op::Eq, u64::from(nr))]],
+                _ => vec![
+                    vec![qword(1, Op::MaskedEq(0xF0), 0x10)],
+                    vec![dword(2, Op::Ne, 3)],
+                ],
+            };
+            many.insert(nr, rules);
+        }
+        sets.push(("three hundred numbers".into(), many));
         for (name, rules) in sets {
             {
                 let ours = compile(&rules, libc::EPERM as u32).unwrap();
                 let theirs = oracle(&rules);
                 let none: &[Rule] = &[];
-                for nr in 0..620u32 {
+                for nr in (0..620u32).chain(690..1010) {
                     let call_rules = rules.get(&nr).map_or(none, Vec::as_slice);
                     let values: Vec<Vec<u64>> = (0..3u8)
                         .map(|arg| interesting(call_rules, arg, &mut seed))
@@ -791,6 +811,11 @@ mod tests {
         if cfg!(target_arch = "x86_64") {
             let x32_ptrace = X32_BIT | 521;
             assert_eq!(run(&filter, arch, x32_ptrace, [0; 6]), eperm);
+            // No call at all (`syscall(-1)`): the kernel's ENOSYS.
+            assert_eq!(
+                run(&filter, arch, u32::MAX, [0; 6]),
+                libc::SECCOMP_RET_ALLOW
+            );
         }
     }
 
