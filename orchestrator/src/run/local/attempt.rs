@@ -137,9 +137,12 @@ pub(crate) async fn run_attempt(
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Ran {
     // Whether the run's launcher is in the shared cgroup of unconfined
-    // commands (it is moved in while the run's first tasks are set up).
+    // commands (it is moved in while the run's first tasks are set up). A
+    // task with limits has a cgroup of its own and does not wait (if
+    // making it fails, the command joins the shared one itself).
+    let limited = task.memory.is_some() || task.processes.is_some();
     let launcher_joined = match &ctx.unconfined {
-        Some(shared) if !in_process(&task.payload) => shared.holds_launcher().await,
+        Some(shared) if !in_process(&task.payload) && !limited => shared.holds_launcher().await,
         _ => false,
     };
     let setup = match Setup::make(ctx, task, attempt, base, workdir, git_dir, launcher_joined) {

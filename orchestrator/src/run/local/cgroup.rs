@@ -59,13 +59,12 @@ struct Adoption {
 
 impl Adoption {
     /// Waits for the thread (for `Drop`, which must not move the process
-    /// back before it is in); whether the process was moved in.
-    fn finish(&self) -> bool {
+    /// back before it is in).
+    fn finish(&self) {
         let thread = self.thread.lock().ok().and_then(|mut t| t.take());
         if let Some(thread) = thread {
             let _ = thread.join();
         }
-        *self.done.borrow() == Some(true)
     }
 }
 
@@ -356,10 +355,15 @@ impl Drop for TaskCgroup {
     fn drop(&mut self) {
         // A move still under way ends first: the process must not be moved
         // back before it is in, nor left in a cgroup about to be removed.
-        let moved = self.adoption.as_ref().is_some_and(Adoption::finish);
+        // It goes back whether or not the move said it succeeded: in a v1
+        // hierarchy it may be in one of the two cgroups only, and moving a
+        // process back where it already is changes nothing.
+        if let Some(adoption) = &self.adoption {
+            adoption.finish();
+        }
         self.kill_all();
         self.procs.clear();
-        if let Some(pid) = self.adopted.filter(|_| moved) {
+        if let Some(pid) = self.adopted {
             // Back where the coordinator is (the run's directory's parent);
             // a launcher that is gone already needs nothing.
             for dir in &self.dirs {
