@@ -356,6 +356,7 @@ impl<'o> Dispatcher<'o> {
     }
 
     pub(super) async fn run(mut self) -> Result<RunReport, RunError> {
+        self.executor.begin();
         loop {
             self.dispatch()?;
             self.drive_verify(false)?;

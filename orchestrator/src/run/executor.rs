@@ -140,6 +140,11 @@ pub(crate) trait Executor: Send {
     /// Whether `task` can start now (capacity, memory).
     fn admit(&self, task: TaskIndex) -> Admission;
 
+    /// The run loop begins: what the first tasks will need may be made
+    /// now. Called once, after everything that can fail before the loop
+    /// (which ends with [`Executor::shutdown`]).
+    fn begin(&mut self) {}
+
     /// Starts an admitted task; its events follow through `next`.
     fn start(&mut self, launch: Launch);
 

@@ -45,8 +45,10 @@ pub(super) struct LocalExecutor {
     ended: VecDeque<ExecEvent>,
     /// Deleting what finished tasks no longer need, off the way.
     sweeper: sweeper::Sweeper,
-    /// The read-only checkout of the run's base, made while the run starts
+    /// The run's base, whose read-only checkout is made as the run begins
     /// ([`LocalExecutor::warm_readonly`]).
+    warm: Option<git2::Oid>,
+    /// That checkout being made.
     warming: Option<tokio::task::JoinHandle<()>>,
     /// Memory of tasks started in the last [`STARTING`] (when, how much):
     /// what they will take is not yet gone from `MemAvailable`, so a burst
@@ -131,6 +133,7 @@ impl LocalExecutor {
         });
         Ok(Self {
             ctx,
+            warm: None,
             warming: None,
             concurrency: options.concurrency.max(1),
             running: JoinSet::new(),
@@ -187,31 +190,21 @@ impl LocalExecutor {
 }
 
 impl LocalExecutor {
-    /// Starts making the shared checkout of `base` that read-only tasks of
-    /// the first wave run in, beside the rest of the run's start (the
-    /// launcher, the journal, the first worktrees) instead of after it:
-    /// its two git processes were most of a small run's start. A task that
-    /// needs it waits for the same checkout; if making it fails here, the
-    /// first task tries again and reports the error. Only for a run's own
-    /// coordinator (a Slurm job's node runs one task, maybe not read-only).
+    /// Has the shared checkout of `base` that read-only tasks of the first
+    /// wave run in made as the run begins ([`Executor::begin`]), beside the
+    /// rest of its start (the launcher's cgroup, the journal, the first
+    /// worktrees), instead of by the first such task: its two git processes
+    /// were most of a small run's start. A task that needs it waits for the
+    /// same checkout; if making it fails, the first task tries again and
+    /// reports the error. Only for a run's own coordinator (a Slurm job's
+    /// node runs one task, maybe not a read-only one).
     pub(super) fn warm_readonly(&mut self, base: git2::Oid) {
         let first_wave_readonly = self.ctx.tasks.all().iter().any(|t| {
             t.isolation == swarm_protocol::Isolation::Readonly
                 && t.deps.is_empty()
                 && t.experiment().is_none()
         });
-        if !first_wave_readonly {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let ctx = Arc::clone(&self.ctx);
-        self.warming = Some(runtime.spawn(async move {
-            if let Err(e) = task::readonly_checkout(&ctx, base).await {
-                tracing::debug!(error = %e, "the read-only checkout is made by the first task that needs it");
-            }
-        }));
+        self.warm = first_wave_readonly.then_some(base);
     }
 
     /// The memory task `task` needs to start: its `memory`, else what its
@@ -226,6 +219,25 @@ impl LocalExecutor {
 }
 
 impl Executor for LocalExecutor {
+    fn begin(&mut self) {
+        let Some(base) = self.warm.take() else {
+            return;
+        };
+        // Not while the disk is short of space: the first task says so.
+        if task::short_of_space(&self.ctx).is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let ctx = Arc::clone(&self.ctx);
+        self.warming = Some(runtime.spawn(async move {
+            if let Err(e) = task::readonly_checkout(&ctx, base).await {
+                tracing::debug!(error = %e, "the read-only checkout is made by the first task that needs it");
+            }
+        }));
+    }
+
     fn admit(&self, task: TaskIndex) -> Admission {
         if self.running.len() >= self.concurrency {
             return Admission::Full;

@@ -446,7 +446,7 @@ fn append_to_log(ctx: &Ctx, task: &Task, attempt: u32, problems: &[String]) {
 
 /// Why the disk is too full for another worktree, if it is: a task that
 /// would fill it fails before it starts instead.
-fn short_of_space(ctx: &Ctx) -> Option<String> {
+pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
     if ctx.min_free_space == 0 {
         return None;
     }
