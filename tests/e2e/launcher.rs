@@ -4,7 +4,9 @@
 //! command dies with what it started, and that each launcher starts only
 //! its own kind (a sandboxed run's launcher never starts anything
 //! unconfined). That commands die with a coordinator killed with SIGKILL
-//! is tested through `swarm run` in `faults.rs`.
+//! is tested through `swarm run` in `faults.rs`. And of a sandboxed run's
+//! launcher: that a worker's end is reported only once nothing it started
+//! runs (its init kills and reaps them first), whatever they did to stay.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -201,5 +203,60 @@ fn each_launcher_starts_only_its_own_kind() {
             other => panic!("{other:?}"),
         }
         assert!(std::fs::read_to_string(&out).unwrap_or_default().is_empty());
+    });
+}
+
+#[test]
+fn a_sandboxed_workers_end_is_reported_only_once_nothing_it_started_runs() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // As root, the worker runs as an unprivileged user (a run hands the
+    // worktree over to it; here the directory is open to all).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    runtime().block_on(async {
+        // A machine without the sandbox is covered by `sandbox.rs`'s checks.
+        let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
+            return;
+        };
+        // Writers the worker leaves behind: plain background jobs, one that
+        // ignores SIGTERM, one in a session of its own. The worker ends
+        // while they write.
+        // They write as fast as they can: any of them still alive for a
+        // moment after the report would be seen.
+        let script = "for f in a b; do (while :; do echo x >> $f; done) & done; \
+             (trap '' TERM; while :; do echo x >> c; done) & \
+             setsid sh -c 'while :; do echo x >> d; done' & \
+             sleep 0.1; exit 3";
+        let mut spawned = launcher
+            .spawn(SpawnRequest {
+                argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+                cwd: dir.path().to_path_buf(),
+                policy: Policy::for_worker(vec![dir.path().to_path_buf()], Vec::new()),
+                stdin: null(),
+                stdout: null(),
+                stderr: null(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(3));
+        // At the report, every writer is gone: nothing grows after it.
+        let sizes = |dir: &Path| -> Vec<u64> {
+            ["a", "b", "c", "d"]
+                .iter()
+                .map(|f| std::fs::metadata(dir.join(f)).map_or(0, |m| m.len()))
+                .collect()
+        };
+        let at_report = sizes(dir.path());
+        assert!(
+            at_report.iter().all(|&n| n > 0),
+            "a writer never ran: {at_report:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            sizes(dir.path()),
+            at_report,
+            "a process of the worker wrote after its end was reported"
+        );
     });
 }
