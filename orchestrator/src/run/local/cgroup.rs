@@ -54,18 +54,7 @@ pub(crate) struct TaskCgroup {
 struct Adoption {
     /// `Some(moved)` once the thread is done.
     done: tokio::sync::watch::Receiver<Option<bool>>,
-    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Adoption {
-    /// Waits for the thread (for `Drop`, which must not move the process
-    /// back before it is in).
-    fn finish(&self) {
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(thread) = thread {
-            let _ = thread.join();
-        }
-    }
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// This process's cgroup path in the hierarchy `/proc/self/cgroup` lists
@@ -274,10 +263,7 @@ impl TaskCgroup {
                 let _ = tx.send(Some(moved.is_ok()));
             })?;
         self.adopted = Some(pid);
-        self.adoption = Some(Adoption {
-            done,
-            thread: std::sync::Mutex::new(Some(thread)),
-        });
+        self.adoption = Some(Adoption { done, thread });
         Ok(())
     }
 
@@ -358,8 +344,8 @@ impl Drop for TaskCgroup {
         // It goes back whether or not the move said it succeeded: in a v1
         // hierarchy it may be in one of the two cgroups only, and moving a
         // process back where it already is changes nothing.
-        if let Some(adoption) = &self.adoption {
-            adoption.finish();
+        if let Some(adoption) = self.adoption.take() {
+            let _ = adoption.thread.join();
         }
         self.kill_all();
         self.procs.clear();
