@@ -40,7 +40,7 @@ pub fn timestamp(t: std::time::SystemTime) -> String {
 }
 
 /// Whole milliseconds of `d`, as journals and reports count them.
-pub(crate) fn millis(d: std::time::Duration) -> u64 {
+pub fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -657,7 +657,7 @@ impl<'o> Dispatcher<'o> {
         self.emit(EventBody::RunFinished {
             integration_commit: self.integration.to_string(),
             exit_code,
-            duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: crate::millis(self.started.elapsed()),
         })?;
         // The history is a hint for later runs: failing to keep it is no
         // reason for this one to fail.

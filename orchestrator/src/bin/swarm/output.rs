@@ -131,7 +131,7 @@ impl Progress {
             }
             let mut own = expected.get(&t.id).copied().unwrap_or(fallback);
             if let Some((_, since)) = self.running.iter().find(|(r, _)| *r == t.id) {
-                let ran = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let ran = swarm_orchestrator::millis(since.elapsed());
                 own = own.saturating_sub(ran);
             }
             let after = t

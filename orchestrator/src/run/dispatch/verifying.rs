@@ -313,7 +313,7 @@ impl Dispatcher<'_> {
             after: after.map(|i| self.tasks.get(i).id.clone()),
             passed: ran.outcome.is_success(),
             outcome: ran.outcome,
-            duration_ms: u64::try_from(ran.duration.as_millis()).unwrap_or(u64::MAX),
+            duration_ms: crate::millis(ran.duration),
             stdout_log: ran.stdout.display().to_string(),
             stderr_log: ran.stderr.display().to_string(),
             tail: ran.tail,

@@ -61,7 +61,7 @@ pub(crate) async fn run(
     isolate(&mut spec, &home, &variant_tmp, &caches, &cache_vars);
     let started = Instant::now();
     let outcome = run_command(&spec, stop).await;
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let duration_ms = crate::millis(started.elapsed());
     {
         let home = home.clone();
         let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&home)).await;

@@ -163,7 +163,7 @@ impl Jobs {
             plan_path: self.plan_path.clone(),
             plan_text: self.plan_text.clone(),
             sandbox: self.sandbox,
-            grace_ms: u64::try_from(self.grace.as_millis()).unwrap_or(u64::MAX),
+            grace_ms: crate::millis(self.grace),
             scratch: self.config.scratch.clone(),
             gateway: self.gateway.clone(),
             elements,
