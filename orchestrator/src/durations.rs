@@ -132,6 +132,14 @@ struct File {
     entries: Vec<Entry>,
 }
 
+/// [`File`] as written, borrowing the history's entries.
+#[derive(Serialize)]
+struct FileOut<'a> {
+    v: u32,
+    generation: u64,
+    entries: Vec<&'a Entry>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     task: String,
@@ -208,10 +216,12 @@ impl History {
 
     /// The file's content.
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
-        let mut entries: Vec<Entry> = self.entries.values().cloned().collect();
+        // Borrowed, not cloned: a copy of every entry was the run's peak of
+        // memory at its end.
+        let mut entries: Vec<&Entry> = self.entries.values().collect();
         // A stable file: the same history is the same text.
         entries.sort_by(|a, b| (&a.task, &a.hash).cmp(&(&b.task, &b.hash)));
-        serde_json::to_string_pretty(&File {
+        serde_json::to_string_pretty(&FileOut {
             v: VERSION,
             generation: self.generation,
             entries,

@@ -4,6 +4,7 @@
 //! Nodes are indices into the plan's task list, so every other module can
 //! keep plain `Vec`s indexed the same way.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt::Write as _;
@@ -46,7 +47,7 @@ pub struct Expected {
     pub fallback: u64,
 }
 
-fn build(tasks: &[Task]) -> DiGraph<usize, ()> {
+fn build<T: Borrow<Task>>(tasks: &[T]) -> DiGraph<usize, ()> {
     let mut graph = DiGraph::with_capacity(tasks.len(), tasks.len());
     for i in 0..tasks.len() {
         graph.add_node(i);
@@ -54,10 +55,10 @@ fn build(tasks: &[Task]) -> DiGraph<usize, ()> {
     let index: std::collections::HashMap<&str, usize> = tasks
         .iter()
         .enumerate()
-        .map(|(i, t)| (t.id.as_str(), i))
+        .map(|(i, t)| (t.borrow().id.as_str(), i))
         .collect();
     for (i, task) in tasks.iter().enumerate() {
-        for dep in &task.deps {
+        for dep in &task.borrow().deps {
             if let Some(&d) = index.get(dep.as_str()) {
                 graph.add_edge(NodeIndex::new(d), NodeIndex::new(i), ());
             }
@@ -95,8 +96,9 @@ pub fn find_cycle(tasks: &[Task]) -> Option<Vec<usize>> {
 }
 
 impl TaskGraph {
-    /// Builds the graph of a checked plan (no unknown deps, no cycles).
-    pub fn new(tasks: &[Task]) -> Self {
+    /// Builds the graph of a checked plan's tasks (no unknown deps, no
+    /// cycles).
+    pub fn new<T: Borrow<Task>>(tasks: &[T]) -> Self {
         let graph = build(tasks);
         let order = topo_order(&graph);
         let mut critical = vec![1; tasks.len()];

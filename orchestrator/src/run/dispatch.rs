@@ -115,7 +115,7 @@ pub(super) struct Dispatcher<'o> {
 impl<'o> Dispatcher<'o> {
     /// Creates the run's refs and journal, and announces it.
     pub(super) fn start(
-        prepared: Prepared,
+        mut prepared: Prepared,
         lock: RunLock,
         home: &WorktreeHome,
         observer: &'o mut (dyn FnMut(&Event) + Send),
@@ -149,11 +149,17 @@ impl<'o> Dispatcher<'o> {
         let base_commit = prepared.base_commit;
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
-        let tasks = crate::run::table::TaskTable::new(prepared.plan.tasks.clone());
-        let spawner = Arc::new(super::spawn::Spawner::new(&prepared.plan, tasks.len()));
+        let plan_tasks = prepared.plan.tasks.len();
+        let spawner = Arc::new(super::spawn::Spawner::new(&prepared.plan, plan_tasks));
+        // Moved, not copied: the table is where the run's tasks live, and a
+        // copy beside the plan's own was the run's peak of memory at its
+        // start.
+        let tasks = crate::run::table::TaskTable::new(std::mem::take(&mut prepared.plan.tasks));
         let executor = prepared.executor(tasks.clone(), Arc::clone(&spawner), home, false)?;
         let verify = verifying::Verifying::new(&prepared, home, base_commit)?;
-        let mut dispatcher = Self::new(prepared, tasks, spawner, executor, observer, stop, lock)?;
+        let mut dispatcher = Self::new(
+            prepared, plan_tasks, tasks, spawner, executor, observer, stop, lock,
+        )?;
         dispatcher.verify = verify;
         let infos = dispatcher.task_infos();
         dispatcher.emit(EventBody::RunStarted {
@@ -185,9 +191,12 @@ impl<'o> Dispatcher<'o> {
     }
 
     /// The dispatcher of `prepared` with nothing started yet, its tasks
-    /// run by `executor`.
+    /// (the first `plan_tasks` of them the plan's own, then subtasks) run
+    /// by `executor`.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         prepared: Prepared,
+        plan_tasks: usize,
         tasks: crate::run::table::TaskTable,
         spawner: Arc<super::spawn::Spawner>,
         executor: Box<dyn Executor>,
@@ -210,11 +219,11 @@ impl<'o> Dispatcher<'o> {
         // Subtasks (a resumed run's) are in the graph but not in the merge
         // order: their results reach the branch through their parents'.
         let all = tasks.all();
-        let mut graph = TaskGraph::new(&plan.tasks);
-        graph.extend(&all, TaskIndex::new(plan.tasks.len()));
+        let mut graph = TaskGraph::new(&all[..plan_tasks]);
+        graph.extend(&all, TaskIndex::new(plan_tasks));
         let durations = crate::durations::History::load(&repo.workdir);
         graph.weigh(durations.expected(&all));
-        let mut slots = slots::Slots::default();
+        let mut slots = slots::Slots::with_capacity(all.len());
         let mut ready = BinaryHeap::new();
         for (i, t) in TaskIndex::all(all.len()).zip(all.iter()) {
             let waiting_on = graph.deps(i).count();
@@ -478,6 +487,7 @@ impl<'o> Dispatcher<'o> {
         reason: Option<String>,
     ) -> Result<(), RunError> {
         self.slots.set_in_flight(i, false);
+        self.spawner.ended(&self.tasks.get(i).id);
         // A task that asked for subtasks and succeeded waits for them.
         if status == TaskStatus::Succeeded
             && let Some(accepted) = self.spawner.take(&self.tasks.get(i).id)

@@ -67,10 +67,7 @@ impl Spawner {
     /// the plan's when resumed after subtasks were spawned).
     pub(crate) fn new(plan: &Plan, total: usize) -> Self {
         Self {
-            plan: Plan {
-                tasks: Vec::new(),
-                ..plan.clone()
-            },
+            plan: plan.without_tasks(),
             modules: crate::plan::ceiling::modules(&plan.tasks),
             limits: plan.subtask_limits,
             disabled: None,
@@ -110,6 +107,13 @@ impl Spawner {
             Some(at) => state.started.insert(task.to_string(), at),
             None => state.started.remove(task),
         };
+    }
+
+    /// `task` ended for good (its last attempt is over): nothing of it
+    /// can ask for children any more, so when it started is forgotten
+    /// (kept, it grew by one entry per task of the run).
+    pub(crate) fn ended(&self, task: &str) {
+        self.state().started.remove(task);
     }
 
     /// What `parent`'s running attempt passes on to its children.

@@ -47,7 +47,10 @@ impl<'o> Dispatcher<'o> {
         let mut prepared = prepared;
         prepared.base_commit = recovered.base_commit;
         let verify = super::verifying::Verifying::new(&prepared, home, recovered.base_commit)?;
-        let mut dispatcher = Self::new(prepared, tasks, spawner, executor, observer, stop, lock)?;
+        let plan_tasks = prepared.plan.tasks.len();
+        let mut dispatcher = Self::new(
+            prepared, plan_tasks, tasks, spawner, executor, observer, stop, lock,
+        )?;
         // The new observer has not seen the run start.
         (dispatcher.observer)(&recovered.run_started);
         dispatcher.fold = recovered.fold;

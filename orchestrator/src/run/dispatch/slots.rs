@@ -68,6 +68,13 @@ impl Slot {
 pub(super) struct Slots(Vec<Slot>, usize);
 
 impl Slots {
+    /// Room for `n` tasks' records: grown one push at a time, the vector
+    /// ended up to twice as large as the run (and left its old buffers
+    /// behind in the heap).
+    pub(super) fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n), 0)
+    }
+
     /// Adds the next task's record; its index.
     pub(super) fn push(&mut self, slot: Slot) -> TaskIndex {
         self.1 += usize::from(slot.in_flight);
