@@ -7,11 +7,14 @@
 // costs nothing that boxing every internal return would save.
 #![allow(clippy::result_large_err)]
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
+use std::rc::Rc;
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
+use super::matrix::Values;
 use super::models::{self, Budget, ModelConfig};
 use super::schema::{PlanFile, TaskFields};
 use super::{
@@ -337,7 +340,7 @@ fn defaults(source: &Source, defaults: &TaskFields, errors: &mut Vec<PlanError>)
 /// resolved.
 pub(super) struct Expanded<'a> {
     fields: &'a TaskFields,
-    combo: BTreeMap<String, String>,
+    combo: Rc<Values>,
     id: String,
     span: Range<usize>,
     /// The id as written, for a task made by a matrix.
@@ -351,7 +354,15 @@ pub(super) struct Expanded<'a> {
 /// the expansions met them.
 pub(super) enum Expansion<'a> {
     Task(Expanded<'a>),
-    Refused(PlanError),
+    /// Boxed: an error is large and rare, and every task of the plan is
+    /// one of these while it expands.
+    Refused(Box<PlanError>),
+}
+
+impl Expansion<'_> {
+    fn refused(error: PlanError) -> Self {
+        Self::Refused(Box::new(error))
+    }
 }
 
 /// The matrix step's result.
@@ -390,7 +401,7 @@ pub(super) fn matrix<'a>(
     for spanned in &file.task {
         let fields = spanned.get_ref();
         let Some(id) = &fields.id else {
-            out.push(Expansion::Refused(
+            out.push(Expansion::refused(
                 source
                     .error(
                         PlanErrorKind::BadValue,
@@ -413,16 +424,16 @@ pub(super) fn matrix<'a>(
                     || v.as_ref().map(|v| v.span.clone()).unwrap_or_default(),
                     |m| m.span(),
                 );
-                let crossed: Vec<matrix::Combo> = match v {
-                    None => combos.clone(),
+                let crossed: Cow<'_, [matrix::Combo]> = match v {
+                    None => Cow::Borrowed(combos),
                     Some(v) => combos
                         .iter()
                         .flat_map(|c| {
                             v.values.iter().map(|values| {
-                                let mut all = c.values.clone();
+                                let mut all = Values::clone(&c.values);
                                 all.extend(values.clone());
                                 matrix::Combo {
-                                    values: all,
+                                    values: Rc::new(all),
                                     span: if m.is_some() {
                                         c.span.clone()
                                     } else {
@@ -452,14 +463,14 @@ pub(super) fn matrix<'a>(
                     .with_help("a variant's id is the task's id and its number (`<id>@2`): remove `{variant}` from `id`"),
             );
         }
-        out.extend(found.into_iter().map(Expansion::Refused));
+        out.extend(found.into_iter().map(Expansion::refused));
         let (Some(combos), Ok(variants)) = (combos.filter(|_| placeholders_ok), variants) else {
             continue;
         };
         let per_combo = 1 + variants.as_ref().map_or(0, |v| v.values.len());
         total = total.saturating_add(combos.len().saturating_mul(per_combo));
         if total > MAX_PLAN_TASKS {
-            out.push(Expansion::Refused(
+            out.push(Expansion::refused(
                 source
                     .error(
                         PlanErrorKind::BadValue,
@@ -475,7 +486,7 @@ pub(super) fn matrix<'a>(
             break;
         }
         // Id -> the combination that made it, for slug collisions.
-        let mut made_by: HashMap<String, &BTreeMap<String, String>> = HashMap::new();
+        let mut made_by: HashMap<String, &Values> = HashMap::new();
         let from_matrix = fields.matrix.is_some();
         // A matrix that leaves a key out of its id repeats ids in every
         // expansion: one error says it.
@@ -485,7 +496,7 @@ pub(super) fn matrix<'a>(
             let task_id = matrix::substitute_id(id.get_ref(), combo);
             let span = id.span();
             if !is_valid_task_id(&task_id) {
-                out.push(Expansion::Refused(source
+                out.push(Expansion::refused(source
                     .error(PlanErrorKind::BadValue, format!("invalid task id `{task_id}`"), Some(span), "invalid id")
                     .with_help("task ids use only lowercase letters, digits, `_` and `-` (at most 100), e.g. \"build-core\"")));
                 continue;
@@ -494,13 +505,13 @@ pub(super) fn matrix<'a>(
                 .get(&task_id)
                 .and_then(|other| slug_collision(source, &task_id, span.clone(), other, combo))
             {
-                out.push(Expansion::Refused(error));
+                out.push(Expansion::refused(error));
                 continue;
             }
             if let Some(first) = seen.get(&task_id) {
                 if !duplicate_reported {
                     duplicate_reported = from_matrix;
-                    out.push(Expansion::Refused(duplicate(
+                    out.push(Expansion::refused(duplicate(
                         source,
                         &task_id,
                         span,
@@ -520,7 +531,7 @@ pub(super) fn matrix<'a>(
                     let mut ids = Vec::new();
                     for (values, number) in spec.values.iter().zip(1..) {
                         let variant = super::variant_id(&task_id, number);
-                        let mut all = combo.clone();
+                        let mut all = Values::clone(combo);
                         all.extend(variants::with_overrides(values));
                         ids.push(variant.clone());
                         let score = spec.score.clone().map(|mut score| {
@@ -529,7 +540,7 @@ pub(super) fn matrix<'a>(
                         });
                         out.push(Expansion::Task(Expanded {
                             fields,
-                            combo: all,
+                            combo: Rc::new(all),
                             id: variant,
                             span: span.clone(),
                             template,
@@ -554,10 +565,14 @@ pub(super) fn matrix<'a>(
             };
             // The experiment runs nothing; it is checked as its first
             // variant is (its model, its placeholders' values).
-            let mut own = combo.clone();
-            if let Some(first) = variants.as_ref().and_then(|v| v.values.first()) {
-                own.extend(variants::with_overrides(first));
-            }
+            let own = match variants.as_ref().and_then(|v| v.values.first()) {
+                Some(first) => {
+                    let mut own = Values::clone(combo);
+                    own.extend(variants::with_overrides(first));
+                    Rc::new(own)
+                }
+                None => Rc::clone(combo),
+            };
             out.push(Expansion::Task(Expanded {
                 fields,
                 combo: own,
@@ -621,13 +636,15 @@ pub(super) fn resolve(
     expansions: Vec<Expansion>,
     errors: &mut Vec<PlanError>,
 ) -> (Vec<Task>, Vec<(String, deps::Written)>) {
-    let mut tasks = Vec::new();
-    let mut written = Vec::new();
+    // Room for all at once: grown a push at a time, the largest part of
+    // a plan's memory was allocated twice over.
+    let mut tasks = Vec::with_capacity(expansions.len());
+    let mut written = Vec::with_capacity(expansions.len());
     for expansion in expansions {
         let e = match expansion {
             Expansion::Task(e) => e,
             Expansion::Refused(error) => {
-                errors.push(error);
+                errors.push(*error);
                 continue;
             }
         };
@@ -761,8 +778,8 @@ fn slug_collision(
     source: &Source,
     id: &str,
     span: Range<usize>,
-    first: &BTreeMap<String, String>,
-    second: &BTreeMap<String, String>,
+    first: &Values,
+    second: &Values,
 ) -> Option<PlanError> {
     let (key, a, b) = first.iter().find_map(|(key, a)| {
         let b = second.get(key)?;

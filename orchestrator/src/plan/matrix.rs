@@ -2,19 +2,97 @@
 //! product of its keys, less `exclude`, plus `include`), and `{key}`
 //! placeholders checked and substituted (slugged where an id is made).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::Range;
+use std::rc::Rc;
 
 use toml::{Spanned, Value};
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 use super::schema::TaskFields;
 
+/// A combination's `key -> value`s, sorted by key. Most combinations have
+/// a key or two, and a `BTreeMap`'s first node takes 544 bytes whatever it
+/// holds: at 10,000 combinations that was most of the memory a plan took
+/// to expand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Values(Vec<(String, String)>);
+
+impl Values {
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Sets `key` to `value`, replacing what it had.
+    pub fn insert(&mut self, key: String, value: String) {
+        match self.find(&key) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    /// Every `key -> value`, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+}
+
+impl Extend<(String, String)> for Values {
+    fn extend<I: IntoIterator<Item = (String, String)>>(&mut self, entries: I) {
+        for (key, value) in entries {
+            self.insert(key, value);
+        }
+    }
+}
+
+impl FromIterator<(String, String)> for Values {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(entries: I) -> Self {
+        let mut values = Self::default();
+        values.extend(entries);
+        values
+    }
+}
+
+impl IntoIterator for Values {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Values {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a String, &'a String),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 /// One combination of a matrix: `key -> value`, and where it was written
 /// (the matrix, or its `include` entry).
 #[derive(Debug, Clone)]
 pub(super) struct Combo {
-    pub values: BTreeMap<String, String>,
+    /// Shared with the tasks made of it: a copy per task was a third of
+    /// the memory a plan of 10,000 tasks took to expand.
+    pub values: Rc<Values>,
     pub span: Range<usize>,
 }
 
@@ -35,7 +113,7 @@ pub(super) fn combinations(
 ) -> Option<Vec<Combo>> {
     let Some(matrix) = &fields.matrix else {
         return Some(vec![Combo {
-            values: BTreeMap::new(),
+            values: Rc::default(),
             span: 0..0,
         }]);
     };
@@ -81,7 +159,7 @@ pub(super) fn combinations(
         );
         return None;
     }
-    let mut combos = vec![BTreeMap::new()];
+    let mut combos = vec![Values::default()];
     let mut include = Vec::new();
     let mut exclude = Vec::new();
     for (key, list) in matrix.get_ref() {
@@ -157,25 +235,20 @@ pub(super) fn combinations(
     let mut out: Vec<Combo> = combos
         .into_iter()
         .map(|values| Combo {
-            values,
+            values: Rc::new(values),
             span: matrix.span(),
         })
         .collect();
-    out.extend(
-        include
-            .into_iter()
-            .map(|(values, span)| Combo { values, span }),
-    );
+    out.extend(include.into_iter().map(|(values, span)| Combo {
+        values: Rc::new(values),
+        span,
+    }));
     Some(out)
 }
 
 /// Every combination of `combos` with each of `values` for `key`, in
 /// that order (the earlier keys varying slowest).
-pub(super) fn cross(
-    combos: Vec<BTreeMap<String, String>>,
-    key: &str,
-    values: &[String],
-) -> Vec<BTreeMap<String, String>> {
+pub(super) fn cross(combos: Vec<Values>, key: &str, values: &[String]) -> Vec<Values> {
     combos
         .into_iter()
         .flat_map(|combo| {
@@ -194,7 +267,7 @@ fn tables(
     key: &str,
     list: &Spanned<Vec<Spanned<Value>>>,
     errors: &mut Vec<PlanError>,
-) -> Vec<(BTreeMap<String, String>, Range<usize>)> {
+) -> Vec<(Values, Range<usize>)> {
     let mut out = Vec::new();
     for item in list.get_ref() {
         let table = match item.get_ref() {
@@ -215,7 +288,7 @@ fn tables(
                 continue;
             }
         };
-        let mut values = BTreeMap::new();
+        let mut values = Values::default();
         for (k, v) in table {
             match scalar(v) {
                 Some(v) => {
@@ -406,7 +479,7 @@ pub(super) fn check_placeholders(
     let mut reported = BTreeSet::new();
     for combo in combos {
         for (name, field) in &used {
-            if !combo.values.contains_key(*name)
+            if !combo.values.contains_key(name)
                 && reported.insert((*name, combo.span.start, combo.span.end))
             {
                 let what = if combo.span == table {
@@ -434,7 +507,7 @@ pub(super) fn check_placeholders(
 
 /// `text` with `{key}` replaced by the combination's value as written and
 /// `{key:slug}` by its [`slug`].
-pub(super) fn substitute(text: &str, combo: &BTreeMap<String, String>) -> String {
+pub(super) fn substitute(text: &str, combo: &Values) -> String {
     let mut out = text.to_string();
     for (key, value) in combo {
         out = out
@@ -446,7 +519,7 @@ pub(super) fn substitute(text: &str, combo: &BTreeMap<String, String>) -> String
 
 /// `text` (an id, or a dependency's id) with every placeholder replaced by
 /// the [`slug`] of its value: ids cannot hold `/` or `.`, values often do.
-pub(super) fn substitute_id(text: &str, combo: &BTreeMap<String, String>) -> String {
+pub(super) fn substitute_id(text: &str, combo: &Values) -> String {
     let mut out = text.to_string();
     for (key, value) in combo {
         let slug = slug(value);

@@ -4,7 +4,6 @@
 // As in expand.rs: a PlanError is built once per mistake, on the way out.
 #![allow(clippy::result_large_err)]
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use swarm_protocol::{Isolation, TaskKind};
@@ -12,6 +11,7 @@ use toml::Spanned;
 
 use super::error::{PlanError, PlanErrorKind};
 use super::expand::{Ctx, keep};
+use super::matrix::Values;
 use super::models::{self, AgentTask, Budget, DEFAULT_MAX_TURNS, DEFAULT_REPAIR_ROUNDS};
 use super::schema::TaskFields;
 use super::{Payload, Task, WasmTask, matrix};
@@ -22,7 +22,7 @@ use super::{Payload, Task, WasmTask, matrix};
 pub(super) fn resolve(
     ctx: &Ctx,
     fields: &TaskFields,
-    combo: &BTreeMap<String, String>,
+    combo: &Values,
     id: &str,
     span: Range<usize>,
     errors: &mut Vec<PlanError>,
@@ -211,7 +211,7 @@ pub(super) fn resolve(
 fn payload(
     ctx: &Ctx,
     fields: &TaskFields,
-    combo: &BTreeMap<String, String>,
+    combo: &Values,
     id: &str,
     span: &Range<usize>,
     errors: &mut Vec<PlanError>,
@@ -274,7 +274,7 @@ fn payload(
 }
 
 /// A command task: its shell command.
-fn command(run: &Spanned<String>, combo: &BTreeMap<String, String>) -> Payload {
+fn command(run: &Spanned<String>, combo: &Values) -> Payload {
     Payload::Command {
         run: matrix::substitute(run.get_ref(), combo),
     }
@@ -282,12 +282,7 @@ fn command(run: &Spanned<String>, combo: &BTreeMap<String, String>) -> Payload {
 
 /// A WASM task: its program (relative to the plan's directory), arguments
 /// and fuel.
-fn wasm(
-    ctx: &Ctx,
-    fields: &TaskFields,
-    module: &Spanned<String>,
-    combo: &BTreeMap<String, String>,
-) -> Payload {
+fn wasm(ctx: &Ctx, fields: &TaskFields, module: &Spanned<String>, combo: &Values) -> Payload {
     let defaults = ctx.defaults;
     let sub = |s: &str| matrix::substitute(s, combo);
     Payload::Wasm(Box::new(WasmTask {
@@ -312,7 +307,7 @@ fn agent(
     ctx: &Ctx,
     fields: &TaskFields,
     prompt: &Spanned<String>,
-    combo: &BTreeMap<String, String>,
+    combo: &Values,
     id: &str,
     span: &Range<usize>,
     errors: &mut Vec<PlanError>,

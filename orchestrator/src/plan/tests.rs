@@ -789,3 +789,37 @@ fn a_subtask_uses_only_its_parents_mcp_servers() {
         subtasks::resolve(&plan, command, &quiet, &|_| true, &Default::default()).unwrap();
     assert_eq!(children[0].agent().map(|a| a.mcp.len()), Some(0));
 }
+
+#[test]
+fn a_combinations_values_stay_sorted_by_key_and_a_key_set_again_is_replaced() {
+    let mut values = matrix::Values::default();
+    values.insert("os".into(), "linux".into());
+    values.insert("arch".into(), "x86".into());
+    values.extend([("b".into(), "1".into()), ("os".into(), "mac".into())]);
+    let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["arch", "b", "os"]);
+    assert_eq!(values.get("os").map(String::as_str), Some("mac"));
+    assert_eq!(values.get("osx"), None);
+    assert!(values.contains_key("arch") && !values.contains_key("a"));
+    // Placeholders are substituted in key order, as with a BTreeMap.
+    assert_eq!(matrix::substitute("{arch}-{os}:{b}", &values), "x86-mac:1");
+}
+
+#[test]
+fn a_plan_without_its_tasks_keeps_every_setting() {
+    let plan = parse_ok(
+        "[swarm]\nname = \"n\"\nconcurrency = 3\nmax_depth = 1\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n",
+    );
+    let settings = plan.without_tasks();
+    assert!(settings.tasks.is_empty());
+    assert_eq!(
+        format!(
+            "{:?}",
+            Plan {
+                tasks: plan.tasks.clone(),
+                ..settings
+            }
+        ),
+        format!("{plan:?}")
+    );
+}

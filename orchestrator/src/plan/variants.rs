@@ -2,7 +2,6 @@
 //! apart (`{variant}` and the variants' own keys), and the keys that only
 //! make sense with them (`score`, `score_timeout`, `pick`), checked.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use swarm_protocol::experiment::Pick;
 use toml::Value;
 
 use super::error::{PlanError, PlanErrorKind, Source};
+use super::matrix::Values;
 use super::schema::TaskFields;
 use super::{DEFAULT_SCORE_TIMEOUT, MAX_VARIANTS, ScoreCommand};
 
@@ -28,7 +28,7 @@ pub(super) const AGENT_OVERRIDE: &str = "@agent";
 /// `variant` = its number), their score, the pick.
 #[derive(Debug, Clone)]
 pub(super) struct Spec {
-    pub values: Vec<BTreeMap<String, String>>,
+    pub values: Vec<Values>,
     pub span: Range<usize>,
     pub pick: Pick,
     pub score: Option<ScoreCommand>,
@@ -77,7 +77,7 @@ pub(super) fn read(
     let span = variants.span();
     let values = match variants.get_ref() {
         Value::Integer(n) if (2..=MAX_VARIANTS as i64).contains(n) => (1..=*n)
-            .map(|k| BTreeMap::from([(NUMBER_KEY.to_string(), k.to_string())]))
+            .map(|k| Values::from_iter([(NUMBER_KEY.to_string(), k.to_string())]))
             .collect(),
         Value::Integer(n) => {
             errors.push(
@@ -204,9 +204,9 @@ fn lists(
     table: &toml::Table,
     span: Range<usize>,
     errors: &mut Vec<PlanError>,
-) -> Option<Vec<BTreeMap<String, String>>> {
+) -> Option<Vec<Values>> {
     let before = errors.len();
-    let mut combos = vec![BTreeMap::new()];
+    let mut combos = vec![Values::default()];
     if table.is_empty() {
         errors.push(bad(source, id, "`variants` has no keys", span.clone()));
     }
@@ -270,7 +270,7 @@ fn lists(
         combos
             .into_iter()
             .zip(1..)
-            .map(|(mut combo, k): (BTreeMap<String, String>, u32)| {
+            .map(|(mut combo, k): (Values, u32)| {
                 combo.insert(NUMBER_KEY.to_string(), k.to_string());
                 combo
             })
@@ -291,7 +291,7 @@ fn bad(source: &Source, id: &str, what: &str, span: Range<usize>) -> PlanError {
 
 /// A variant's values as its task sees them: every value a placeholder,
 /// and `model` / `temperature` / `agent` also the agent's settings.
-pub(super) fn with_overrides(values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub(super) fn with_overrides(values: &Values) -> Values {
     let mut out = values.clone();
     for (key, hidden) in [
         ("model", MODEL_OVERRIDE),
