@@ -15,7 +15,7 @@ use std::path::Path;
 use git2::Oid;
 use swarm_protocol::{
     AttemptOutcome, Event, EventBody, Isolation, JobPlacement, RunReport, TaskInfo, TaskKind,
-    TaskReport, TaskStatus,
+    TaskReport, TaskStatus, ThinVec,
 };
 
 use crate::layout::{log_paths, run_dir, verify_log_paths};
@@ -242,9 +242,9 @@ impl RunFold {
                     t.duration_ms += duration_ms;
                     t.commit = commit.clone();
                     t.git_ref = git_ref.clone();
-                    t.changed_files = changed_files.clone();
-                    t.skipped_files = skipped_files.clone();
-                    t.outside_paths = outside_paths.clone();
+                    t.changed_files = changed_files.as_slice().into();
+                    t.skipped_files = skipped_files.as_slice().into();
+                    t.outside_paths = outside_paths.as_slice().into();
                     t.snapshot_ms += snapshot_ms.unwrap_or(0);
                     t.score = score.clone().map(Box::new);
                     t.diff = diff.map(Box::new);
@@ -319,9 +319,9 @@ impl RunFold {
             } => {
                 if let Some((t, _)) = self.task_mut(task) {
                     t.status = TaskStatus::Conflicted;
-                    t.conflict_files = files.clone();
-                    t.conflict_hunks = hunks.clone();
-                    t.conflict_with = touched_by.clone();
+                    t.conflict_files = files.as_slice().into();
+                    t.conflict_hunks = hunks.as_slice().into();
+                    t.conflict_with = touched_by.as_slice().into();
                 }
             }
             EventBody::RunVerified { run } => {
@@ -498,7 +498,7 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
         id: t.id.clone(),
         kind: t.kind,
         isolation: t.isolation,
-        deps: t.deps.clone(),
+        deps: t.deps.as_slice().into(),
         status: TaskStatus::Pending,
         reason: None,
         exit_code: None,
@@ -506,25 +506,25 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
         duration_ms: 0,
         commit: None,
         git_ref: None,
-        changed_files: Vec::new(),
-        skipped_files: Vec::new(),
-        outside_paths: Vec::new(),
+        changed_files: ThinVec::new(),
+        skipped_files: ThinVec::new(),
+        outside_paths: ThinVec::new(),
         snapshot_ms: 0,
-        conflict_files: Vec::new(),
-        conflict_hunks: Vec::new(),
-        conflict_with: Vec::new(),
+        conflict_files: ThinVec::new(),
+        conflict_hunks: ThinVec::new(),
+        conflict_with: ThinVec::new(),
         stdout_log: out.display().to_string(),
         stderr_log: err.display().to_string(),
         agent: None,
         variant_of: t.variant_of.clone(),
         parent: crate::ids::parent_of(&t.id).map(str::to_string),
-        subtasks: Vec::new(),
+        subtasks: ThinVec::new(),
         replanned: None,
-        warnings: Vec::new(),
+        warnings: ThinVec::new(),
         score: None,
         diff: None,
         experiment: None,
-        jobs: Vec::new(),
+        jobs: ThinVec::new(),
     }
 }
 

@@ -6,6 +6,8 @@
 //! apart from the runtime and change only with a bump of [`SCHEMA_VERSION`].
 
 use serde::{Deserialize, Serialize};
+/// The vector of [`TaskReport`]'s lists (re-exported for those who build one).
+pub use thin_vec::ThinVec;
 
 pub mod agent;
 pub mod cassette;
@@ -545,7 +547,8 @@ pub struct TaskReport {
     pub id: String,
     pub kind: TaskKind,
     pub isolation: Isolation,
-    pub deps: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub deps: ThinVec<String>,
     pub status: TaskStatus,
     pub reason: Option<String>,
     /// Exit code of the last attempt, if it exited.
@@ -559,26 +562,32 @@ pub struct TaskReport {
     pub git_ref: Option<String>,
     /// Files the last attempt changed relative to its base; empty when the
     /// task changed nothing.
-    pub changed_files: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub changed_files: ThinVec<String>,
     /// Files the last attempt's snapshot left out, and why: they are in no
     /// commit (a tracked one keeps its base content).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub skipped_files: Vec<SkippedFile>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    #[schemars(with = "Vec<SkippedFile>")]
+    pub skipped_files: ThinVec<SkippedFile>,
     /// Files the last attempt changed outside the task's `paths` and
     /// `creates`, which failed it (see `reason`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub outside_paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub outside_paths: ThinVec<String>,
     /// Time spent snapshotting worktrees, summed over all attempts (not
     /// part of `duration_ms`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub snapshot_ms: u64,
-    pub conflict_files: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub conflict_files: ThinVec<String>,
     /// Where the files conflict (see [`ConflictHunk`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conflict_hunks: Vec<ConflictHunk>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    #[schemars(with = "Vec<ConflictHunk>")]
+    pub conflict_hunks: ThinVec<ConflictHunk>,
     /// Merged tasks that changed the conflicting files too.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conflict_with: Vec<String>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub conflict_with: ThinVec<String>,
     pub stdout_log: String,
     pub stderr_log: String,
     /// An agent task's last session: outcome, summary, turns, tokens, cost
@@ -592,8 +601,9 @@ pub struct TaskReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// For a task that spawned subtasks, their ids.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subtasks: Vec<String>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub subtasks: ThinVec<String>,
     /// For a failed task that was replanned: the replanner's reason (its
     /// subtasks are what took its place).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -608,13 +618,15 @@ pub struct TaskReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment: Option<Box<experiment::Decision>>,
     /// The cluster jobs of its attempts (cluster executors only).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub jobs: Vec<JobPlacement>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    #[schemars(with = "Vec<JobPlacement>")]
+    pub jobs: ThinVec<JobPlacement>,
     /// What a person should look at though the task did not fail, e.g.
     /// `changed nothing: ...` for a writing task that succeeded without
     /// changing a file.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
+    #[schemars(with = "Vec<String>")]
+    pub warnings: ThinVec<String>,
 }
 
 /// One attempt's batch job and the node it ran on.
@@ -710,5 +722,16 @@ mod tests {
         assert!(TaskStatus::Merged.is_final());
         assert!(TaskStatus::Conflicted.is_final());
         assert!(!TaskStatus::Running.is_final());
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// A run keeps one report per task from its start (10,000 of them in
+    /// BENCHMARKS.md section 8): growing it is a choice, not an accident.
+    #[test]
+    fn a_task_report_stays_small() {
+        let size = std::mem::size_of::<super::TaskReport>();
+        assert!(size <= 360, "TaskReport is {size} bytes");
     }
 }

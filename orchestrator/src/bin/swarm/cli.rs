@@ -676,7 +676,7 @@ pub(crate) fn graph(
                 let Some(template) = plan.tasks.iter().find(|p| &p.id == parent).cloned() else {
                     continue;
                 };
-                let mut deps = t.deps.clone();
+                let mut deps = t.deps.to_vec();
                 deps.push(parent.clone());
                 plan.tasks.push(swarm_orchestrator::plan::Task {
                     id: t.id.clone(),
