@@ -35,7 +35,12 @@ impl Values {
     pub fn insert(&mut self, key: String, value: String) {
         match self.find(&key) {
             Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (key, value)),
+            Err(i) => {
+                // Exactly as large as its keys: a vector's first growth
+                // makes room for four, and most combinations have one.
+                self.0.reserve_exact(1);
+                self.0.insert(i, (key, value));
+            }
         }
     }
 

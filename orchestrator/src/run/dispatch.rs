@@ -150,6 +150,8 @@ impl<'o> Dispatcher<'o> {
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
         let plan_tasks = prepared.plan.tasks.len();
+        // Before the tasks leave the plan: the spawner reads the WASM
+        // modules a subtask may run from them.
         let spawner = Arc::new(super::spawn::Spawner::new(&prepared.plan, plan_tasks));
         // Moved, not copied: the table is where the run's tasks live, and a
         // copy beside the plan's own was the run's peak of memory at its

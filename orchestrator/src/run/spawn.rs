@@ -66,6 +66,9 @@ impl Spawner {
     /// The spawner of `plan`'s run, which has `total` tasks now (more than
     /// the plan's when resumed after subtasks were spawned).
     pub(crate) fn new(plan: &Plan, total: usize) -> Self {
+        // A checked plan has a task; none here means its tasks were taken
+        // out first, and subtasks would be allowed no WASM module.
+        debug_assert!(!plan.tasks.is_empty(), "the spawner needs the plan's tasks");
         Self {
             plan: plan.without_tasks(),
             modules: crate::plan::ceiling::modules(&plan.tasks),
