@@ -137,7 +137,7 @@ struct File {
 struct FileOut<'a> {
     v: u32,
     generation: u64,
-    entries: Vec<&'a Entry>,
+    entries: Vec<EntryOut<'a>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,12 +150,30 @@ struct Entry {
     seen: u64,
 }
 
+/// [`Entry`] as written, borrowing a task's key and [`Record`].
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    task: &'a str,
+    hash: &'a str,
+    ms: &'a [u64],
+    seen: u64,
+}
+
+/// What the history knows of one task (its id and hash are its key).
+#[derive(Debug, Clone)]
+struct Record {
+    /// The last durations, oldest first, in milliseconds.
+    ms: Vec<u64>,
+    /// The generation that last recorded it.
+    seen: u64,
+}
+
 /// The durations a repository's runs recorded.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     generation: u64,
     /// By (task id, hash).
-    entries: HashMap<(String, String), Entry>,
+    entries: HashMap<(String, String), Record>,
 }
 
 impl History {
@@ -200,15 +218,18 @@ impl History {
             generation: file.generation,
             entries: HashMap::new(),
         };
+        history.entries.reserve(file.entries.len());
         for mut entry in file.entries {
             if entry.ms.is_empty() || entry.task.len() > MAX_ID {
                 continue;
             }
             let excess = entry.ms.len().saturating_sub(SAMPLES);
             entry.ms.drain(..excess);
-            history
-                .entries
-                .insert((entry.task.clone(), entry.hash.clone()), entry);
+            let record = Record {
+                ms: entry.ms,
+                seen: entry.seen,
+            };
+            history.entries.insert((entry.task, entry.hash), record);
         }
         history.evict();
         Ok(history)
@@ -218,9 +239,18 @@ impl History {
     pub fn to_json(&self) -> Result<String, serde_json::Error> {
         // Borrowed, not cloned: a copy of every entry was the run's peak of
         // memory at its end.
-        let mut entries: Vec<&Entry> = self.entries.values().collect();
+        let mut entries: Vec<EntryOut<'_>> = self
+            .entries
+            .iter()
+            .map(|((task, hash), record)| EntryOut {
+                task,
+                hash,
+                ms: &record.ms,
+                seen: record.seen,
+            })
+            .collect();
         // A stable file: the same history is the same text.
-        entries.sort_by(|a, b| (&a.task, &a.hash).cmp(&(&b.task, &b.hash)));
+        entries.sort_by(|a, b| (a.task, a.hash).cmp(&(b.task, b.hash)));
         serde_json::to_string_pretty(&FileOut {
             v: VERSION,
             generation: self.generation,
@@ -281,9 +311,7 @@ impl History {
         let entry = self
             .entries
             .entry((id.to_owned(), hash.to_owned()))
-            .or_insert_with(|| Entry {
-                task: id.to_owned(),
-                hash: hash.to_owned(),
+            .or_insert_with(|| Record {
                 ms: Vec::new(),
                 seen,
             });
@@ -330,6 +358,12 @@ impl History {
             kept.truncate(MAX_ENTRIES);
         }
         let mut history = Self::load(workdir);
+        // Grown once, not doubled step by step (each step's table left
+        // behind in the heap), and not at all when the run's tasks are
+        // the ones it knows already.
+        history
+            .entries
+            .reserve(kept.len().saturating_sub(history.entries.len()));
         for (task, ms) in kept {
             history.record(task.borrow(), *ms);
         }

@@ -671,6 +671,14 @@ impl<'o> Dispatcher<'o> {
             exit_code,
             duration_ms: crate::millis(self.started.elapsed()),
         })?;
+        // What the run kept per task and needs no more is let go of before
+        // the history is read and written again: on top of it, that was
+        // the run's peak of memory at 10,000 tasks.
+        drop(self.graph);
+        drop(self.slots);
+        drop(self.ready);
+        drop(self.deferred);
+        drop(self.durations);
         // The history is a hint for later runs: failing to keep it is no
         // reason for this one to fail.
         let took: Vec<_> = self

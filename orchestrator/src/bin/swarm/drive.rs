@@ -230,10 +230,7 @@ pub(crate) fn drive(
         Mode::Resume { .. } => Vec::new(),
     };
     // `prepare` takes the plan; what a bad base's error needs is kept.
-    let base_plan = Plan {
-        tasks: Vec::new(),
-        ..plan.clone()
-    };
+    let base_plan = plan.without_tasks();
     let prepared = match mode {
         Mode::Start { .. } => run::prepare(repo, plan, options),
         Mode::Resume { run, .. } => run::prepare_resume(repo, plan, run, options),
@@ -287,23 +284,27 @@ pub(crate) fn drive(
         );
     }
     // The live view's critical path left, in the time the repository's
-    // earlier runs took (when they ran some of this plan's tasks).
-    let expected = {
-        let history = swarm_orchestrator::durations::History::load(&prepared.repo.workdir);
-        let tasks = &prepared.plan.tasks;
-        tasks
-            .iter()
-            .any(|t| history.estimate(t).is_some())
-            .then(|| {
-                let expected = history.expected(tasks);
-                let by_id: std::collections::HashMap<String, u64> = tasks
-                    .iter()
-                    .map(|t| t.id.clone())
-                    .zip(expected.per_task)
-                    .collect();
-                (by_id, expected.fallback)
-            })
-    };
+    // earlier runs took (when they ran some of this plan's tasks). Only the
+    // live view shows it: `-q` spares reading the history a second time and
+    // a map of every task kept for the whole run.
+    let expected = (!args.quiet)
+        .then(|| {
+            let history = swarm_orchestrator::durations::History::load(&prepared.repo.workdir);
+            let tasks = &prepared.plan.tasks;
+            tasks
+                .iter()
+                .any(|t| history.estimate(t).is_some())
+                .then(|| {
+                    let expected = history.expected(tasks);
+                    let by_id: std::collections::HashMap<String, u64> = tasks
+                        .iter()
+                        .map(|t| t.id.clone())
+                        .zip(expected.per_task)
+                        .collect();
+                    (by_id, expected.fallback)
+                })
+        })
+        .flatten();
     let live = !args.quiet;
     let outputs = args.outputs;
     let mut events_file = match &outputs.events_file {
