@@ -279,7 +279,8 @@ impl<'o> Dispatcher<'o> {
             ready,
             deferred: Vec::new(),
             durations,
-            took: Vec::new(),
+            // One entry per task that succeeds: room for all at once.
+            took: Vec::with_capacity(all.len()),
             cursor: 0,
             merging: None,
             integration: base_commit,
@@ -522,7 +523,7 @@ impl<'o> Dispatcher<'o> {
         reason: Option<String>,
     ) -> Result<(), RunError> {
         let reason = match self.slots[i].superseded.take() {
-            Some(why) if status == TaskStatus::Cancelled => Some(why),
+            Some(why) if status == TaskStatus::Cancelled => Some(why.into()),
             _ => reason,
         };
         self.emit(EventBody::TaskFinished {

@@ -54,7 +54,7 @@ impl Dispatcher<'_> {
         let siblings: Vec<TaskIndex> = self.graph.deps(e).filter(|&v| v != winner).collect();
         for v in siblings {
             if self.slots[v].in_flight() {
-                self.slots[v].superseded = Some(reason.clone());
+                self.slots[v].superseded = Some(reason.as_str().into());
                 self.executor.cancel(v, Stop::Graceful);
             } else if self.status(v) == TaskStatus::Pending {
                 self.emit(EventBody::TaskFinished {

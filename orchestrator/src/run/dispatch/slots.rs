@@ -6,6 +6,8 @@
 
 use std::ops::{Index, IndexMut};
 
+use swarm_protocol::ThinVec;
+
 use crate::ids::TaskIndex;
 
 /// What the dispatcher keeps about one task.
@@ -28,11 +30,12 @@ pub(super) struct Slot {
     pub first_passed: Option<TaskIndex>,
     /// Why a variant was stopped by the dispatcher (another passed
     /// first), for its `task_finished`.
-    pub superseded: Option<String>,
+    pub superseded: Option<Box<str>>,
     /// For a subtask, the task that spawned it.
     pub parent: Option<TaskIndex>,
-    /// For a task that spawned subtasks, its children.
-    pub children: Vec<TaskIndex>,
+    /// For a task that spawned subtasks, its children (a `ThinVec`: most
+    /// tasks have none, and a run keeps one record per task).
+    pub children: ThinVec<TaskIndex>,
 }
 
 impl Slot {
@@ -56,7 +59,7 @@ impl Slot {
             first_passed: None,
             superseded: None,
             parent,
-            children: Vec::new(),
+            children: ThinVec::new(),
         }
     }
 }

@@ -82,7 +82,7 @@ impl Dispatcher<'_> {
             self.slots
                 .push(Slot::new(self.graph.deps(c).count(), None, Some(i)));
         }
-        self.slots[i].children.extend(&added);
+        self.slots[i].children.extend(added.iter().copied());
         self.find_slots()?;
         Ok(added)
     }
