@@ -9,7 +9,6 @@
 //! event kind without a catch-all, and a unit test replays one of each kind
 //! the committed schema names.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use git2::Oid;
@@ -18,6 +17,7 @@ use swarm_protocol::{
     TaskReport, TaskStatus, ThinVec,
 };
 
+use crate::id_index::IdIndex;
 use crate::layout::{log_paths, run_dir, verify_log_paths};
 
 /// What the events say of one task, beyond its report: the git facts the
@@ -61,8 +61,9 @@ impl TaskState {
 #[derive(Debug, Default)]
 pub struct RunFold {
     report: Option<RunReport>,
-    /// Task id to its slot (the order `run_started` lists tasks in).
-    index: HashMap<String, usize>,
+    /// Task id to its slot (the order `run_started` lists tasks in), by
+    /// the ids of the report's tasks.
+    index: IdIndex,
     tasks: Vec<TaskState>,
 }
 
@@ -93,13 +94,8 @@ impl RunFold {
                 ..
             } => {
                 let dir = run_dir(Path::new(repo), run);
-                self.index = tasks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| (t.id.clone(), i))
-                    .collect();
                 self.tasks = vec![TaskState::default(); tasks.len()];
-                self.report = Some(RunReport {
+                let report = self.report.insert(RunReport {
                     v: event.v,
                     run: run.clone(),
                     plan: plan.clone(),
@@ -115,6 +111,11 @@ impl RunFold {
                     tasks: tasks.iter().map(|t| new_task(&dir, t)).collect(),
                     verify_runs: Vec::new(),
                 });
+                let reports = &report.tasks;
+                self.index = IdIndex::with_capacity(reports.len());
+                for at in 0..reports.len() {
+                    self.index.insert(at, |i| reports[i].id.as_str());
+                }
             }
             EventBody::SubtasksSpawned {
                 task,
@@ -129,11 +130,14 @@ impl RunFold {
                 }
                 if let (Some(report), Some(dir)) = (&mut self.report, dir) {
                     for child in tasks {
-                        if self.index.contains_key(&child.id) {
+                        let reports = &report.tasks;
+                        if self.index.contains(&child.id, |i| reports[i].id.as_str()) {
                             continue;
                         }
-                        self.index.insert(child.id.clone(), report.tasks.len());
                         report.tasks.push(new_task(&dir, child));
+                        let reports = &report.tasks;
+                        self.index
+                            .insert(reports.len() - 1, |i| reports[i].id.as_str());
                         self.tasks.push(TaskState::default());
                     }
                 }
@@ -258,8 +262,8 @@ impl RunFold {
                 let winner = decision
                     .winner
                     .as_ref()
-                    .and_then(|w| self.index.get(w))
-                    .and_then(|&w| {
+                    .and_then(|w| self.slot(w))
+                    .and_then(|w| {
                         let report = self.report.as_ref()?.tasks.get(w)?;
                         Some((
                             report.commit.clone(),
@@ -421,14 +425,15 @@ impl RunFold {
     }
 
     fn task_mut(&mut self, id: &str) -> Option<(&mut TaskReport, &mut TaskState)> {
-        let i = *self.index.get(id)?;
+        let i = self.slot(id)?;
         let t = self.report.as_mut()?.tasks.get_mut(i)?;
         Some((t, self.tasks.get_mut(i)?))
     }
 
     /// The slot of task `id` (its place in `run_started`'s list).
     pub fn slot(&self, id: &str) -> Option<usize> {
-        self.index.get(id).copied()
+        let reports = &self.report.as_ref()?.tasks;
+        self.index.get(id, |i| reports[i].id.as_str())
     }
 
     /// The status of the task in `slot` (pending before `run_started`).

@@ -3,9 +3,9 @@
 //! end. A task never changes once in the table, so readers take an `Arc`
 //! of it and never hold the lock.
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::id_index::IdIndex;
 use crate::ids::TaskIndex;
 use crate::plan::Task;
 
@@ -20,7 +20,7 @@ struct Tasks {
     /// Each task's index by its id: the dispatcher looks one up for every
     /// task that succeeds, and a scan of the table each time made a run
     /// of 10,000 tasks a fifth slower per task than one of 1,000.
-    by_id: HashMap<String, TaskIndex>,
+    by_id: IdIndex,
 }
 
 impl TaskTable {
@@ -28,14 +28,13 @@ impl TaskTable {
         // Not `collect` from `tasks.into_iter()`: that reuses the tasks'
         // buffer for the pointers, and keeps all of it (4.5 MB at 10,000
         // tasks) for the whole run.
-        let mut all = Vec::with_capacity(tasks.len());
+        let mut all: Vec<Arc<Task>> = Vec::with_capacity(tasks.len());
         all.extend(tasks.into_iter().map(Arc::new));
-        let by_id = all
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(i, t)| (t.id.clone(), TaskIndex::new(i)))
-            .collect();
+        let mut by_id = IdIndex::with_capacity(all.len());
+        for at in 0..all.len() {
+            // Ids are unique; were one not, the first would stay its answer.
+            by_id.insert(at, |i| all[i].id.as_str());
+        }
         Self(Arc::new(RwLock::new(Tasks { all, by_id })))
     }
 
@@ -57,9 +56,10 @@ impl TaskTable {
     pub(crate) fn push(&self, task: Task) -> TaskIndex {
         let mut tasks = self.0.write().unwrap_or_else(PoisonError::into_inner);
         let i = TaskIndex::new(tasks.all.len());
-        // Ids are unique; were one not, the first would stay its answer.
-        tasks.by_id.entry(task.id.clone()).or_insert(i);
         tasks.all.push(Arc::new(task));
+        let Tasks { all, by_id } = &mut *tasks;
+        // Ids are unique; were one not, the first would stay its answer.
+        by_id.insert(i.get(), |at| all[at].id.as_str());
         i
     }
 
@@ -74,12 +74,11 @@ impl TaskTable {
 
     /// The index of the task `id`.
     pub(crate) fn position(&self, id: &str) -> Option<TaskIndex> {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        let tasks = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        tasks
             .by_id
-            .get(id)
-            .copied()
+            .get(id, |at| tasks.all[at].id.as_str())
+            .map(TaskIndex::new)
     }
 
     /// Every task's index now, in order.
