@@ -358,9 +358,10 @@ impl History {
             kept.truncate(MAX_ENTRIES);
         }
         let mut history = Self::load(workdir);
-        // Grown once, not doubled step by step (each step's table left
-        // behind in the heap), and not at all when the run's tasks are
-        // the ones it knows already.
+        // Room for the run's tasks it does not know yet, counting those it
+        // knows as this run's (the usual case: the same plan again), so the
+        // table is not doubled step by step with each step's old table left
+        // in the heap. A history full of other tasks still grows once more.
         history
             .entries
             .reserve(kept.len().saturating_sub(history.entries.len()));

@@ -553,3 +553,21 @@ fn events_before_the_run_started_change_nothing() {
     assert_eq!(fold.status(0), TaskStatus::Pending);
     assert_eq!(fold.result(0), None);
 }
+
+#[test]
+fn tasks_are_found_by_id_and_a_repeated_id_is_the_first_one() {
+    let mut fold = RunFold::default();
+    assert_eq!(fold.slot("a"), None);
+    fold.apply(&event(run_started(vec![
+        info("a", Isolation::Worktree, &[]),
+        info("b", Isolation::Worktree, &["a"]),
+        // Plans refuse a repeated id; a journal written by hand may not.
+        info("a", Isolation::Readonly, &[]),
+    ])));
+    assert_eq!(fold.slot("a"), Some(0));
+    assert_eq!(fold.slot("b"), Some(1));
+    assert_eq!(fold.slot("c"), None);
+    fold.apply(&event(finished("a", TaskStatus::Failed)));
+    assert_eq!(fold.status(0), TaskStatus::Failed);
+    assert_eq!(fold.status(2), TaskStatus::Pending);
+}

@@ -12,10 +12,13 @@ use std::hash::{BuildHasher, RandomState};
 use hashbrown::HashTable;
 
 /// Positions in a vector of items with ids, by id. The vector is the
-/// caller's: each method takes `id_of`, the id of the item at a position,
-/// and every position in the index must be one the vector has.
+/// caller's: each method takes `id_of`, the id of the item at a position.
+/// What holds it together is the caller's to keep: an item is in the
+/// vector before its position is inserted, items are only ever added at
+/// the end, and an item's id never changes (a position whose id changed
+/// would be found under neither id).
 #[derive(Debug, Default, Clone)]
-pub struct IdIndex {
+pub(crate) struct IdIndex {
     table: HashTable<usize>,
     hasher: RandomState,
 }
@@ -55,12 +58,9 @@ impl IdIndex {
     }
 
     /// How many ids it holds.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.table.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
     }
 }
 

@@ -16,7 +16,7 @@ pub mod fold;
 pub mod gateway;
 pub mod git;
 pub mod html;
-pub mod id_index;
+pub(crate) mod id_index;
 pub mod ids;
 pub mod journal;
 pub mod layout;
