@@ -124,7 +124,8 @@ pub fn succeeded(body: &EventBody) -> Option<(&str, u64)> {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The file as read (written as [`FileOut`]).
+#[derive(Debug, Deserialize)]
 struct File {
     v: u32,
     /// Incremented by every run that records: when each entry was seen.
@@ -140,7 +141,7 @@ struct FileOut<'a> {
     entries: Vec<EntryOut<'a>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Entry {
     task: String,
     hash: String,

@@ -112,10 +112,7 @@ impl RunFold {
                     verify_runs: Vec::new(),
                 });
                 let reports = &report.tasks;
-                self.index = IdIndex::with_capacity(reports.len());
-                for at in 0..reports.len() {
-                    self.index.insert(at, |i| reports[i].id.as_str());
-                }
+                self.index = IdIndex::of(reports.len(), |i| reports[i].id.as_str());
             }
             EventBody::SubtasksSpawned {
                 task,

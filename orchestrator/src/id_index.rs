@@ -32,6 +32,16 @@ impl IdIndex {
         }
     }
 
+    /// The index of the `len` items of a vector, in order (the first of a
+    /// repeated id keeps it).
+    pub fn of<'a>(len: usize, id_of: impl Fn(usize) -> &'a str) -> Self {
+        let mut index = Self::with_capacity(len);
+        for at in 0..len {
+            index.insert(at, &id_of);
+        }
+        index
+    }
+
     /// The position of the item `id`.
     pub fn get<'a>(&self, id: &str, id_of: impl Fn(usize) -> &'a str) -> Option<usize> {
         let hash = self.hasher.hash_one(id);

@@ -30,11 +30,8 @@ impl TaskTable {
         // tasks) for the whole run.
         let mut all: Vec<Arc<Task>> = Vec::with_capacity(tasks.len());
         all.extend(tasks.into_iter().map(Arc::new));
-        let mut by_id = IdIndex::with_capacity(all.len());
-        for at in 0..all.len() {
-            // Ids are unique; were one not, the first would stay its answer.
-            by_id.insert(at, |i| all[i].id.as_str());
-        }
+        // Ids are unique; were one not, the first would stay its answer.
+        let by_id = IdIndex::of(all.len(), |i| all[i].id.as_str());
         Self(Arc::new(RwLock::new(Tasks { all, by_id })))
     }
 

@@ -287,25 +287,20 @@ pub(crate) fn drive(
     // earlier runs took (when they ran some of this plan's tasks). Only the
     // live view shows it: `-q` spares reading the history a second time and
     // a map of every task kept for the whole run.
-    let expected = (!args.quiet)
-        .then(|| {
-            let history = swarm_orchestrator::durations::History::load(&prepared.repo.workdir);
-            let tasks = &prepared.plan.tasks;
-            tasks
-                .iter()
-                .any(|t| history.estimate(t).is_some())
-                .then(|| {
-                    let expected = history.expected(tasks);
-                    let by_id: std::collections::HashMap<String, u64> = tasks
-                        .iter()
-                        .map(|t| t.id.clone())
-                        .zip(expected.per_task)
-                        .collect();
-                    (by_id, expected.fallback)
-                })
-        })
-        .flatten();
     let live = !args.quiet;
+    let tasks = &prepared.plan.tasks;
+    let expected = live
+        .then(|| swarm_orchestrator::durations::History::load(&prepared.repo.workdir))
+        .filter(|history| tasks.iter().any(|t| history.estimate(t).is_some()))
+        .map(|history| {
+            let expected = history.expected(tasks);
+            let by_id: std::collections::HashMap<String, u64> = tasks
+                .iter()
+                .map(|t| t.id.clone())
+                .zip(expected.per_task)
+                .collect();
+            (by_id, expected.fallback)
+        });
     let outputs = args.outputs;
     let mut events_file = match &outputs.events_file {
         None => None,
