@@ -2,8 +2,10 @@
 //! system paths every worker is granted ([`SYSTEM_READ_ONLY`],
 //! [`SYSTEM_DEVICES`]). Resolving them (canonical path, link or not, an
 //! `O_PATH` descriptor for Landlock) was most of the launcher's work per
-//! spawn, and they do not change while a run lasts; paths of a task's own
-//! (its worktree, its tmp, `read_paths`) are resolved afresh every time.
+//! spawn, and they do not change while a run lasts. Neither do the paths a
+//! policy says every worker of the run is granted (`Policy::run_wide`:
+//! toolchains, shared build caches), which are remembered alike; paths of
+//! a task's own (its worktree, its tmp) are resolved afresh every time.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -52,11 +54,22 @@ pub(crate) fn resolve(path: &Path) -> Option<Resolved> {
     })
 }
 
+/// Whether `path` is one of the system paths, written as the lists write
+/// it (a policy's system paths are copied from them). A set of their bytes:
+/// comparing `Path`s parses components, and the launcher asked this of
+/// every path of every policy, fifty by fifty.
 fn is_system(path: &Path) -> bool {
-    SYSTEM_READ_ONLY
-        .iter()
-        .chain(SYSTEM_DEVICES)
-        .any(|s| Path::new(s) == path)
+    static SYSTEM: std::sync::OnceLock<std::collections::HashSet<&'static [u8]>> =
+        std::sync::OnceLock::new();
+    SYSTEM
+        .get_or_init(|| {
+            SYSTEM_READ_ONLY
+                .iter()
+                .chain(SYSTEM_DEVICES)
+                .map(|s| s.as_bytes())
+                .collect()
+        })
+        .contains(path.as_os_str().as_encoded_bytes())
 }
 
 /// The launcher's memo of system paths.
@@ -67,6 +80,9 @@ pub(crate) struct SystemPaths {
     fds: HashMap<PathBuf, Option<(OwnedFd, bool)>>,
     /// Directories the launcher covered with only their granted entries.
     covered: Vec<PathBuf>,
+    /// Paths policies said every worker of the run is granted alike
+    /// (`Policy::run_wide`): remembered like the system paths.
+    run_wide: std::collections::HashSet<PathBuf>,
 }
 
 impl SystemPaths {
@@ -80,9 +96,31 @@ impl SystemPaths {
         self.covered = covered;
     }
 
-    /// [`resolve`], remembered for system paths.
+    /// Remembers `paths` as the run's own: every worker is granted them
+    /// alike (see `Policy::run_wide`), so they are resolved once.
+    pub fn note_run_wide(&mut self, paths: &[PathBuf]) {
+        for path in paths {
+            if !self.run_wide.contains(path) {
+                self.run_wide.insert(path.clone());
+            }
+        }
+    }
+
+    /// Whether `path` is resolved once a run: a system path, or one a
+    /// policy said every worker of the run is granted alike.
+    fn remembered(&self, path: &Path) -> bool {
+        is_system(path) || self.run_wide.contains(path)
+    }
+
+    /// Whether every worker of the run is granted `path` alike (see
+    /// [`Self::remembered`]).
+    pub fn shared(&self, path: &Path) -> bool {
+        self.remembered(path)
+    }
+
+    /// [`resolve`], remembered for system and run-wide paths.
     pub fn resolve(&mut self, path: &Path) -> Option<Resolved> {
-        if !is_system(path) {
+        if !self.remembered(path) {
             return resolve(path);
         }
         self.resolved
@@ -91,10 +129,10 @@ impl SystemPaths {
             .clone()
     }
 
-    /// An `O_PATH` descriptor of a system path (and whether it is a file),
-    /// opened once; `None` for other paths or missing ones.
+    /// An `O_PATH` descriptor of a system or run-wide path (and whether it
+    /// is a file), opened once; `None` for other paths or missing ones.
     pub fn fd(&mut self, path: &Path) -> Option<(BorrowedFd<'_>, bool)> {
-        if !is_system(path) {
+        if !self.remembered(path) {
             return None;
         }
         self.fds

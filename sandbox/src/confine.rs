@@ -4,12 +4,13 @@
 //! `no_new_privs`, Landlock. The Landlock ruleset is built in the launcher
 //! (once per worker, before the fork) and only applied in the child.
 
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope,
-    path_beneath_rules,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope, path_beneath_rules,
 };
 
 use crate::cache::SystemPaths;
@@ -38,6 +39,8 @@ pub enum ConfineError {
     NoNewPrivs(std::io::Error),
     #[error("apply the Landlock ruleset: {0}")]
     Landlock(#[from] landlock::RulesetError),
+    #[error("apply the Landlock ruleset: {0}")]
+    Restrict(std::io::Error),
     #[error(
         "apply the Landlock ruleset: the kernel enforces it only partly (Landlock ABI {REQUIRED_ABI:?} or newer is needed)"
     )]
@@ -98,19 +101,9 @@ pub(crate) fn set_limits(policy: &Policy, nproc: bool) -> Result<(), ConfineErro
     Ok(())
 }
 
-/// Closes every fd above 2 except `keep`.
-pub(crate) fn close_fds(keep: &[i32]) -> Result<(), ConfineError> {
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .filter_map(|&fd| u32::try_from(fd).ok())
-        .filter(|&fd| fd > 2)
-        .collect();
-    keep.sort_unstable();
-    close_fds_sorted(&keep)
-}
-
-/// [`close_fds`] for a list already sorted, every fd in it above 2: it
-/// allocates nothing, for a process that shares its parent's memory.
+/// Closes every fd above 2 except `keep`, a list sorted, every fd in it
+/// above 2: it allocates nothing, for a process that shares its parent's
+/// memory.
 pub(crate) fn close_fds_sorted(keep: &[u32]) -> Result<(), ConfineError> {
     let mut from = 3u32;
     for &fd in keep.iter().chain(std::iter::once(&u32::MAX)) {
@@ -244,8 +237,8 @@ pub(crate) fn ruleset(
     if let Network::Gateway { port } = policy.network {
         created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
     }
-    // System paths through the launcher's descriptors, opened once a run;
-    // the task's own paths afresh.
+    // System and run-wide paths through the launcher's descriptors, opened
+    // once a run; the task's own paths afresh.
     let mut fresh: Vec<(&Path, BitFlags<AccessFs>)> = Vec::new();
     for (paths, access) in [(&policy.read_only, read), (&policy.devices, device)] {
         for path in paths {
@@ -262,48 +255,91 @@ pub(crate) fn ruleset(
             }
         }
     }
+    for path in &policy.read_write {
+        let all = AccessFs::from_all(abi);
+        match system.fd(path) {
+            Some((fd, is_file)) => {
+                let access = if is_file {
+                    all & AccessFs::from_file(abi)
+                } else {
+                    all
+                };
+                created = created.add_rule(PathBeneath::new(fd, access))?;
+            }
+            None => fresh.push((path, all)),
+        }
+    }
     let views = policy.views.iter().filter(|_| with_views);
     fresh.extend(views.map(|v| (v.source.as_path(), read)));
-    fresh.extend(
-        policy
-            .read_write
-            .iter()
-            .map(|p| (p.as_path(), AccessFs::from_all(abi))),
-    );
     for (path, access) in fresh {
         created = created.add_rules(path_beneath_rules([path], access))?;
     }
     Ok(created)
 }
 
-/// Adds a read-only rule for `path` to `ruleset`: for a mount made after
-/// the ruleset was built (the worker's fresh `/proc`), whose root is not
-/// the inode a rule built earlier names.
-pub(crate) fn allow_read(
-    ruleset: RulesetCreated,
-    path: &Path,
-) -> Result<RulesetCreated, ConfineError> {
-    Ok(ruleset.add_rules(path_beneath_rules(
-        [path],
-        AccessFs::from_read(REQUIRED_ABI),
-    ))?)
+/// Adds a read-only rule for `path` to the ruleset `ruleset` (an fd the
+/// launcher made): for a mount made after the ruleset was built (the
+/// worker's fresh `/proc`), whose root is not the inode a rule built
+/// earlier names. Raw calls on the fd, since init, which makes them,
+/// shares the launcher's memory and its ruleset value.
+pub(crate) fn allow_read_fd(ruleset: RawFd, path: &Path) -> Result<(), std::io::Error> {
+    add_path_rule(ruleset, path, AccessFs::from_read(REQUIRED_ABI).bits())
 }
 
-/// Adds a read-write rule for `path` to `ruleset`, as [`allow_read`] does
-/// for a mount made after the ruleset was built (the worker's private
-/// `/dev/shm`).
-pub(crate) fn allow_write(
-    ruleset: RulesetCreated,
-    path: &Path,
-) -> Result<RulesetCreated, ConfineError> {
-    Ok(ruleset.add_rules(path_beneath_rules([path], AccessFs::from_all(REQUIRED_ABI)))?)
+/// [`allow_read_fd`], read-write (the worker's private `/dev/shm`).
+pub(crate) fn allow_write_fd(ruleset: RawFd, path: &Path) -> Result<(), std::io::Error> {
+    add_path_rule(ruleset, path, AccessFs::from_all(REQUIRED_ABI).bits())
 }
 
-/// Restricts the calling process (and its future children) by `ruleset`.
-pub(crate) fn restrict(ruleset: RulesetCreated) -> Result<(), ConfineError> {
-    let status = ruleset.restrict_self()?;
-    if status.ruleset != RulesetStatus::FullyEnforced {
-        return Err(ConfineError::LandlockPartial);
+/// `landlock_add_rule(ruleset, PATH_BENEATH, {access, fd of path})`.
+fn add_path_rule(ruleset: RawFd, path: &Path, access: u64) -> Result<(), std::io::Error> {
+    let dir = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    // The kernel's `struct landlock_path_beneath_attr`, packed.
+    #[repr(C, packed)]
+    struct PathBeneath {
+        allowed_access: u64,
+        parent_fd: i32,
+    }
+    let attr = PathBeneath {
+        allowed_access: access,
+        parent_fd: std::os::fd::AsRawFd::as_raw_fd(&dir),
+    };
+    const LANDLOCK_RULE_PATH_BENEATH: libc::c_long = 1;
+    // SAFETY: `attr` is a valid rule attribute for the duration of the
+    // call; the ruleset and the path's fd are open.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &raw const attr,
+            0,
+        )
+    };
+    if ret == -1 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Restricts the calling process (and its future children) by the
+/// ruleset `ruleset` (an fd made by [`ruleset`] and [`into_fd`]).
+/// `no_new_privs` must be set.
+pub(crate) fn restrict_fd(ruleset: RawFd) -> Result<(), ConfineError> {
+    // SAFETY: integer arguments only.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let ret = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) };
+    last_os_error(ret, ConfineError::Restrict)
+}
+
+/// The fd of a ruleset made by [`ruleset`], which the worker applies with
+/// [`restrict_fd`]: the ruleset is created with every right required
+/// (`CompatLevel::HardRequirement`), so one that exists is enforced in
+/// full, and one without an fd (Landlock missing) is refused here.
+pub(crate) fn into_fd(ruleset: RulesetCreated) -> Result<OwnedFd, ConfineError> {
+    Option::<OwnedFd>::from(ruleset).ok_or(ConfineError::LandlockPartial)
 }

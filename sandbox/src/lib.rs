@@ -1,7 +1,7 @@
 //! Confinement and hygiene of swarm's worker processes.
 //!
 //! Sandboxed workers are started by the [`launcher`]: the `swarm` binary
-//! re-executed once per run, which forks and confines every worker with
+//! re-executed once per run, which starts and confines every worker with
 //! namespaces, Landlock, seccomp, rlimits and an empty capability set
 //! before it `execve`s it. Unconfined workers run in a process group of
 //! their own, so that stopping one stops everything it started: SIGTERM to
@@ -20,6 +20,7 @@ pub mod policy;
 pub mod probe;
 pub mod process;
 mod seccomp;
+mod template;
 mod view;
 
 pub use confine::{ConfineError, REQUIRED_ABI};

@@ -228,6 +228,10 @@ fn network_namespace() -> Result<OwnedFd, std::io::Error> {
 pub(crate) struct TaskMounts {
     /// The worker's file system: what it may see, and where.
     pub view: crate::view::Plan,
+    /// The same over the run's template, where there is one: the worker's
+    /// init then enters a copy of it and adds only the task's own mounts
+    /// (see [`crate::template`]) instead of building `view` whole.
+    pub template: Option<crate::template::TaskView>,
     /// Value for the new PID namespace's `pid_max`: caps the number of
     /// processes (and threads) the worker can have at once.
     pub pid_max: Option<u64>,
@@ -247,12 +251,16 @@ pub(crate) struct TaskMounts {
 /// failed; the worker is not started.
 pub(crate) fn isolate_task(mounts: &TaskMounts) -> Result<bool, String> {
     let mut capped = false;
-    crate::view::build(&mounts.view, |proc| {
+    let knobs = |proc: &Path| {
         capped = mounts.pid_max.is_some_and(|pid_max| {
             std::fs::write(proc.join("sys/kernel/pid_max"), pid_max.to_string()).is_ok()
         });
         Ok(())
-    })?;
+    };
+    match &mounts.template {
+        Some(task) => crate::template::enter(task, knobs)?,
+        None => crate::view::build(&mounts.view, knobs)?,
+    }
     if let Some((port, handoff)) = mounts.gateway {
         crate::loopback::listen_and_hand_over(port, handoff)
             .map_err(|e| format!("isolate the worker: open its gateway port {port}: {e}"))?;

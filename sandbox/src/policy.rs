@@ -93,6 +93,13 @@ pub struct Policy {
     /// Never reaches the worker.
     #[serde(default)]
     pub gateway_handoff: Option<i32>,
+    /// Paths among `read_only` and `read_write` that every worker of the
+    /// run is granted alike (toolchains, shared build caches): the launcher
+    /// resolves them once a run, as it does the system paths. A hint about
+    /// cost only: what a worker may reach is the same with or without it
+    /// (a path here that the lists above do not hold grants nothing).
+    #[serde(default)]
+    pub run_wide: Vec<PathBuf>,
 }
 
 /// A directory shown read-only at `target` in the worker's file system.
@@ -200,6 +207,7 @@ impl Policy {
             cgroups: Vec::new(),
             views: Vec::new(),
             gateway_handoff: None,
+            run_wide: Vec::new(),
         }
     }
 }

@@ -29,15 +29,15 @@ use crate::cache::SystemPaths;
 use crate::policy::Policy;
 
 /// How a granted path is mounted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Access {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Access {
     ReadOnly,
     Device,
     ReadWrite,
 }
 
-#[derive(Debug)]
-enum What {
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum What {
     /// Bind-mount `source` (a canonical host path, a directory when `dir`).
     Bind {
         source: PathBuf,
@@ -50,15 +50,19 @@ enum What {
 }
 
 #[derive(Debug)]
-struct Entry {
-    target: PathBuf,
-    what: What,
+pub(crate) struct Entry {
+    pub target: PathBuf,
+    pub what: What,
+    /// Granted to every worker of the run alike (a system path, a path a
+    /// policy says is run-wide, a covered directory): a template may hold
+    /// it (see [`crate::template`]).
+    pub shared: bool,
 }
 
 /// The mounts of one worker's root, resolved before its init exists.
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
-    entries: Vec<Entry>,
+    pub entries: Vec<Entry>,
 }
 
 /// Where the new root is assembled (under the temporary root) when it
@@ -66,45 +70,46 @@ pub(crate) struct Plan {
 const NEW_ROOT: &str = "/newroot";
 /// Where the host's root stays reachable while the new one is assembled
 /// (a name no granted path has: it is removed before the worker exists).
-const OLD_ROOT: &str = "/.swarm-oldroot";
+pub(crate) const OLD_ROOT: &str = "/.swarm-oldroot";
 
 /// Resolves `policy` into mounts. Missing paths are skipped, as Landlock
 /// skips them; `/proc` is never bound (each worker gets a fresh one).
 /// `views` are included only where they can be shown (`with_views`).
 pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) -> Plan {
-    let mut grants: Vec<(PathBuf, PathBuf, Access)> = Vec::new();
-    let same = |paths: &[PathBuf], access| {
+    // (target, source, access, granted to every worker alike).
+    let mut grants: Vec<(PathBuf, PathBuf, Access, bool)> = Vec::new();
+    let same = |paths: &[PathBuf], access, system: &SystemPaths| {
         paths
             .iter()
-            .map(move |p| (p.clone(), p.clone(), access))
+            .map(|p| (p.clone(), p.clone(), access, system.shared(p)))
             .collect::<Vec<_>>()
     };
-    grants.extend(same(&policy.read_write, Access::ReadWrite));
-    grants.extend(same(&policy.read_only, Access::ReadOnly));
-    grants.extend(same(&policy.devices, Access::Device));
+    grants.extend(same(&policy.read_write, Access::ReadWrite, system));
+    grants.extend(same(&policy.read_only, Access::ReadOnly, system));
+    grants.extend(same(&policy.devices, Access::Device, system));
     if with_views {
         grants.extend(
             policy
                 .views
                 .iter()
-                .map(|v| (v.target.clone(), v.source.clone(), Access::ReadOnly)),
+                .map(|v| (v.target.clone(), v.source.clone(), Access::ReadOnly, false)),
         );
     }
     // Entries of a directory the launcher covered are shown by one bind of
     // the covering tmpfs, which holds them (see `cover_system_dirs`).
     for dir in system.covered() {
-        grants.retain(|(target, _, _)| !(target.starts_with(dir) && target != dir));
+        grants.retain(|(target, ..)| !(target.starts_with(dir) && target != dir));
         let access = if dir == Path::new("/dev") {
             Access::Device
         } else {
             Access::ReadOnly
         };
-        grants.push((dir.clone(), dir.clone(), access));
+        grants.push((dir.clone(), dir.clone(), access, true));
     }
     // Resolve each grant: (target, canonical source, is a link at the
-    // target, is a directory, access).
+    // target, is a directory, access, shared).
     let mut resolved = Vec::new();
-    for (target, source, access) in grants {
+    for (target, source, access, shared) in grants {
         let Some(target) = normal(&target) else {
             continue;
         };
@@ -114,7 +119,7 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
         let Some(r) = system.resolve(&source) else {
             continue;
         };
-        resolved.push((target, r.real, r.is_link, r.is_dir, access));
+        resolved.push((target, r.real, r.is_link, r.is_dir, access, shared));
     }
     // One grant per target: the strongest access wins.
     resolved.sort_by(|a, b| a.0.cmp(&b.0).then(b.4.cmp(&a.4)));
@@ -125,7 +130,7 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
         .map(|r| (r.1.clone(), r.0.clone()))
         .collect();
     let mut entries = Vec::with_capacity(resolved.len());
-    for (target, real, is_link, dir, access) in resolved {
+    for (target, real, is_link, dir, access, shared) in resolved {
         // A link whose destination is shown anyway stays a link; any other
         // link is replaced by what it points to (`/etc/resolv.conf` into
         // `/run`: the file, not `/run`).
@@ -144,7 +149,11 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
                 access,
             },
         };
-        entries.push(Entry { target, what });
+        entries.push(Entry {
+            target,
+            what,
+            shared,
+        });
     }
     // A grant beneath a link is reached through the link's destination.
     let links: Vec<PathBuf> = entries
@@ -191,7 +200,7 @@ fn errno(what: &str, path: &Path) -> String {
     )
 }
 
-fn mount(
+pub(crate) fn mount(
     source: Option<&Path>,
     target: &Path,
     fstype: Option<&std::ffi::CStr>,
@@ -219,7 +228,7 @@ fn mount(
     }
 }
 
-fn pivot_root(new_root: &Path, put_old: &Path) -> Result<(), String> {
+pub(crate) fn pivot_root(new_root: &Path, put_old: &Path) -> Result<(), String> {
     let (new_c, old_c) = (cstr(new_root)?, cstr(put_old)?);
     // SAFETY: two valid C strings.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -231,7 +240,7 @@ fn pivot_root(new_root: &Path, put_old: &Path) -> Result<(), String> {
     }
 }
 
-fn detach(path: &Path) -> Result<(), String> {
+pub(crate) fn detach(path: &Path) -> Result<(), String> {
     let c = cstr(path)?;
     // SAFETY: a valid C string.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -241,13 +250,44 @@ fn detach(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn chdir(path: &Path) -> Result<(), String> {
+pub(crate) fn chdir(path: &Path) -> Result<(), String> {
     std::env::set_current_dir(path).map_err(|e| format!("enter {}: {e}", path.display()))
 }
 
 /// Below `root`: `path` (absolute) re-rooted there.
-fn under(root: &str, path: &Path) -> PathBuf {
+pub(crate) fn under(root: &str, path: &Path) -> PathBuf {
     Path::new(root).join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Gives the mount just made at `at` the flags `access` wants: read-only
+/// (but for the writable), `nosuid`, and `nodev` but for device files.
+pub(crate) fn settle(at: &Path, access: Access) -> Result<(), String> {
+    let private = libc::MS_NOSUID | libc::MS_NODEV;
+    let (flags, already) = match access {
+        Access::ReadWrite => (private, 0),
+        Access::ReadOnly => (
+            private | libc::MS_RDONLY,
+            libc::ST_RDONLY | libc::ST_NOSUID | libc::ST_NODEV,
+        ),
+        Access::Device => (
+            libc::MS_NOSUID | libc::MS_RDONLY,
+            libc::ST_RDONLY | libc::ST_NOSUID,
+        ),
+    };
+    // The run-wide namespace made every mount read-only, nosuid and (but
+    // /dev) nodev, and a bind keeps its source's flags: a remount is needed
+    // only where that did not take (and for the writable).
+    if already != 0 && crate::namespaces::mount_flags(at) & already == already {
+        return Ok(());
+    }
+    let locked = crate::namespaces::locked_flags(at);
+    mount(
+        None,
+        at,
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | flags | locked,
+        None,
+    )
 }
 
 /// Builds the worker's root from `plan` and enters it. Runs in the
@@ -291,6 +331,9 @@ pub(crate) fn build(
     chdir(scratch).map_err(fail)?;
     pivot_root(Path::new("."), &under(".", Path::new(OLD_ROOT))).map_err(fail)?;
     chdir(Path::new("/")).map_err(fail)?;
+    // The new root holds nothing yet but what is made here.
+    let mut dirs = Dirs::default();
+    dirs.known.insert(PathBuf::from(new_root));
     if nested {
         mount(
             Some(Path::new("tmpfs")),
@@ -312,7 +355,7 @@ pub(crate) fn build(
             continue;
         };
         let at = under(new_root, &entry.target);
-        mount_point(&at, *dir).map_err(fail)?;
+        dirs.mount_point(&at, *dir).map_err(fail)?;
         mount(
             Some(&under(OLD_ROOT, source)),
             &at,
@@ -321,36 +364,12 @@ pub(crate) fn build(
             None,
         )
         .map_err(fail)?;
-        let (flags, already) = match access {
-            Access::ReadWrite => (private, 0),
-            Access::ReadOnly => (
-                private | libc::MS_RDONLY,
-                libc::ST_RDONLY | libc::ST_NOSUID | libc::ST_NODEV,
-            ),
-            Access::Device => (
-                libc::MS_NOSUID | libc::MS_RDONLY,
-                libc::ST_RDONLY | libc::ST_NOSUID,
-            ),
-        };
-        // The run-wide namespace made every mount read-only, nosuid and
-        // (but /dev) nodev, and a bind keeps its source's flags: a remount
-        // is needed only where that did not take (and for the writable).
-        if already != 0 && crate::namespaces::mount_flags(&at) & already == already {
-            continue;
-        }
-        let locked = crate::namespaces::locked_flags(&at);
-        mount(
-            None,
-            &at,
-            None,
-            libc::MS_REMOUNT | libc::MS_BIND | flags | locked,
-            None,
-        )
-        .map_err(fail)?;
+        settle(&at, *access).map_err(fail)?;
     }
     for entry in &plan.entries {
         if let What::Link(text) = &entry.what {
-            link(text, &under(new_root, &entry.target)).map_err(fail)?;
+            dirs.link(text, &under(new_root, &entry.target))
+                .map_err(fail)?;
         }
     }
     let dev = Path::new(new_root).join("dev");
@@ -375,7 +394,8 @@ pub(crate) fn build(
     }
 
     let proc_dir = Path::new(new_root).join("proc");
-    std::fs::create_dir_all(&proc_dir).map_err(|e| fail(format!("create /proc: {e}")))?;
+    dirs.make(&proc_dir)
+        .map_err(|e| fail(format!("create /proc: {e}")))?;
     let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     mount(
         Some(Path::new("proc")),
@@ -424,7 +444,7 @@ pub(crate) fn build(
 /// The mount options of a worker's private `/dev/shm`: writable by
 /// whoever the worker runs as (sticky, as the host's), as large as
 /// Docker's default.
-const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=64m,nr_inodes=16384";
+pub(crate) const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=64m,nr_inodes=16384";
 
 /// Where a worker's private `/dev/shm` is, in its own root.
 pub(crate) const SHM: &str = "/dev/shm";
@@ -592,30 +612,86 @@ fn copyable(etc: bool, source: &Path, is_dir: bool) -> Option<(Vec<u8>, u32)> {
     Some((bytes, meta.permissions().mode() & 0o555))
 }
 
-/// Makes `at` exist as a directory (or an empty file) to mount on.
-fn mount_point(at: &Path, dir: bool) -> Result<(), String> {
-    let create = |e: std::io::Error| format!("create mount point {}: {e}", at.display());
-    if dir {
-        return std::fs::create_dir_all(at).map_err(create);
+/// Directories known to exist while a root is built: each is made (or
+/// found) once. `create_dir_all` for every mount point walked and tried
+/// each deep path from the top again (a worktree is a dozen components
+/// down), a sixth of a sandboxed spawn's work in the worker's init.
+#[derive(Default)]
+pub(crate) struct Dirs {
+    pub known: std::collections::HashSet<PathBuf>,
+}
+
+impl Dirs {
+    /// Makes `dir` (absolute) and its missing ancestors.
+    pub fn make(&mut self, dir: &Path) -> std::io::Result<()> {
+        if self.known.contains(dir) {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        let mut at = dir;
+        while !self.known.contains(at) {
+            missing.push(at);
+            match at.parent() {
+                Some(parent) => at = parent,
+                None => break,
+            }
+        }
+        for dir in missing.into_iter().rev() {
+            match std::fs::create_dir(dir) {
+                Ok(()) => {}
+                // Made before, or in a bound directory: a mount on what
+                // is not a directory fails later with its own error.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) if dir == Path::new("/") => drop(e),
+                Err(e) => return Err(e),
+            }
+            self.known.insert(dir.to_path_buf());
+        }
+        Ok(())
     }
-    if let Some(parent) = at.parent() {
-        std::fs::create_dir_all(parent).map_err(create)?;
+
+    /// Makes `at` exist as a directory (or an empty file) to mount on.
+    pub fn mount_point(&mut self, at: &Path, dir: bool) -> Result<(), String> {
+        let create = |e: std::io::Error| format!("create mount point {}: {e}", at.display());
+        if dir {
+            return self.make(at).map_err(create);
+        }
+        if let Some(parent) = at.parent() {
+            self.make(parent).map_err(create)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(at)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(create(e)),
+        }
     }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(at)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(create(e)),
+
+    /// Makes a symbolic link `at` to `text` (one already there is kept).
+    pub fn link(&mut self, text: &Path, at: &Path) -> Result<(), String> {
+        if let Some(parent) = at.parent() {
+            self.make(parent)
+                .map_err(|e| format!("create {}: {e}", parent.display()))?;
+        }
+        link_only(text, at)
     }
 }
 
+/// Makes `at` exist as a directory (or an empty file) to mount on.
+fn mount_point(at: &Path, dir: bool) -> Result<(), String> {
+    Dirs::default().mount_point(at, dir)
+}
+
 fn link(text: &Path, at: &Path) -> Result<(), String> {
-    if let Some(parent) = at.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
-    }
+    Dirs::default().link(text, at)
+}
+
+/// A symbolic link `at` to `text`, its directory there (one already there
+/// is kept).
+fn link_only(text: &Path, at: &Path) -> Result<(), String> {
     match std::os::unix::fs::symlink(text, at) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             Err(format!("create link {}: {e}", at.display()))

@@ -260,3 +260,162 @@ fn a_sandboxed_workers_end_is_reported_only_once_nothing_it_started_runs() {
         );
     });
 }
+
+/// What the sandbox launcher's process holds: (VmSize, VmRSS) in KiB.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (field("VmSize:"), field("VmRSS:"))
+}
+
+#[test]
+fn workers_see_only_their_own_paths_and_the_launcher_keeps_nothing_of_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // Each worker's own directory beside the other's, under a parent no
+    // policy shows: each worker builds the way to its own in a tmpfs of its
+    // own (the shared part of its root is a template, see
+    // sandbox/src/template.rs), so neither sees the other's.
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("tasks");
+    let open = |p: &Path| {
+        std::fs::create_dir_all(p).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    };
+    let (a, b) = (parent.join("a"), parent.join("b"));
+    open(&a);
+    open(&b);
+    let request = |own: &Path, script: String, out: &Path| SpawnRequest {
+        argv: vec!["/bin/sh".into(), "-c".into(), script],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: own.to_path_buf(),
+        policy: Policy::for_worker(vec![own.to_path_buf()], Vec::new()),
+        stdin: null(),
+        stdout: file(out),
+        stderr: null(),
+    };
+    runtime().block_on(async {
+        let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
+            return;
+        };
+        if launcher.degraded().is_some() {
+            return;
+        }
+        let p = parent.display();
+        // `a` waits, with a file of its own there, while `b` looks.
+        let a_out = dir.path().join("a.out");
+        let mut first = launcher
+            .spawn(request(
+                &a,
+                "echo mine > mine.txt; sleep 1; ls -A .".into(),
+                &a_out,
+            ))
+            .await
+            .unwrap();
+        let b_out = dir.path().join("b.out");
+        // (Landlock lets it list nothing but its own directory; what is
+        // there at all, `test` tells.)
+        let look = format!(
+            "test -e {p}/b && echo own; test -e {p}/a && echo other; \
+             test -e {p}/a/mine.txt && echo others-file; echo --; \
+             touch {p}/planted 2>/dev/null && echo planted; echo --; \
+             grep -c ' proc ' /proc/self/mountinfo"
+        );
+        let mut second = launcher.spawn(request(&b, look, &b_out)).await.unwrap();
+        assert_eq!(second.wait().await, Exit::Exited(0));
+        assert_eq!(first.wait().await, Exit::Exited(0));
+        let seen = std::fs::read_to_string(&b_out).unwrap();
+        let parts: Vec<&str> = seen.split("--\n").collect();
+        assert_eq!(
+            parts,
+            ["own\n", "", "1\n"],
+            "what the second worker saw: {seen}"
+        );
+        assert_eq!(std::fs::read_to_string(&a_out).unwrap(), "mine.txt\n");
+        assert!(!parent.join("planted").exists());
+
+        // Hundreds of workers later, the launcher (whose memory each
+        // worker's init shares) is as large as it was.
+        let pid = launcher.pid().unwrap();
+        let run = |n: usize| {
+            let launcher = &launcher;
+            let out = dir.path().join("loop.out");
+            let a = a.clone();
+            async move {
+                for _ in 0..n {
+                    let mut spawned = launcher
+                        .spawn(request(&a, "true".into(), &out))
+                        .await
+                        .unwrap();
+                    assert_eq!(spawned.wait().await, Exit::Exited(0));
+                }
+            }
+        };
+        run(100).await;
+        let (size, rss) = memory_of(pid);
+        run(400).await;
+        let (size_after, rss_after) = memory_of(pid);
+        assert!(
+            size_after <= size + 4096 && rss_after <= rss + 2048,
+            "the launcher grew from {size} to {size_after} KiB mapped, \
+             {rss} to {rss_after} KiB resident over 400 workers"
+        );
+    });
+}
+
+#[test]
+fn a_root_showing_the_hosts_slash_is_built_whole_and_still_confines() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // The one root a template cannot show (it holds the host's `/` itself):
+    // the worker's root is then built whole, as before templates.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    runtime().block_on(async {
+        let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
+            return;
+        };
+        if launcher.degraded().is_some() {
+            return;
+        }
+        let o = outside.path().display();
+        // Pid 1 of the worker's namespace is its init (the launcher's
+        // clone), and its /proc (mounted over the host's, which the bind
+        // of / brings) says so.
+        let script = format!(
+            "echo ok > mine.txt; test -d {o} && echo sees-outside; \
+             touch {o}/planted 2>/dev/null && echo planted; \
+             cat /proc/1/comm"
+        );
+        let mut spawned = launcher
+            .spawn(SpawnRequest {
+                argv: vec!["/bin/sh".into(), "-c".into(), script],
+                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+                cwd: dir.path().to_path_buf(),
+                policy: Policy::for_worker(vec![dir.path().to_path_buf()], vec!["/".into()]),
+                stdin: null(),
+                stdout: file(&out),
+                stderr: null(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(0));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "sees-outside\nswarm\n",
+            "the host's / is shown read-only, with the worker's own /proc"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("mine.txt")).unwrap(),
+            "ok\n"
+        );
+        assert!(!outside.path().join("planted").exists());
+    });
+}

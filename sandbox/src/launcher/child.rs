@@ -1,19 +1,25 @@
-//! What runs in the launcher's children, between `fork` and `execve`.
+//! What runs in the launcher's children, between `clone` and `execve`.
 //!
-//! Everything a child needs (C strings, the Landlock ruleset, the compiled
-//! seccomp filter) is prepared by the launcher before it forks, so the
-//! child only makes system calls. The launcher is single-threaded, so a
-//! forked child may still allocate (error messages do). An unconfined
-//! command's process is not forked: it shares the launcher's memory until
-//! it execs, as with `posix_spawn` (see [`spawn_unconfined`]).
+//! Everything a child needs (C strings and the pointer arrays `execve`
+//! takes, the Landlock ruleset, the compiled seccomp filter, the fds to
+//! keep) is prepared by the launcher before the child exists, so the child
+//! only makes system calls. No child of the launcher is a copy of it:
+//! copying its page tables, faulting its pages back in and tearing the
+//! copy down again was a third of a sandboxed spawn's CPU. An unconfined
+//! command's process and a worker share the launcher's memory until they
+//! exec, as with `posix_spawn` (see [`spawn_unconfined`]).
 //!
-//! Namespace layer: the launcher `clone`s the worker's init with new mount
-//! and PID namespaces. Init makes the writable paths writable, mounts a
-//! fresh `/proc`, caps the process count, leaves the network, then starts
-//! the worker (sharing init's memory until it execs, see [`start_worker`])
-//! and waits. SIGTERM sent to init is passed on to every process
-//! in the namespace; when the worker ends, init kills and reaps whatever
-//! is left, reports the worker's status and exits.
+//! Namespace layer: the launcher `clone`s the worker's init into new mount
+//! and PID namespaces, sharing the launcher's memory (`CLONE_VM`, see
+//! [`spawn_in_namespaces`]), and waits while init builds the worker's file
+//! system, mounts a fresh `/proc`, caps the process count, leaves the
+//! network and starts the worker (see [`start_worker`]). Once the worker
+//! has exec'd, init tells the launcher, which goes on, and waits: SIGTERM
+//! sent to init is passed on to every process in the namespace; when the
+//! worker ends, init kills and reaps whatever is left, reports the worker's
+//! status and exits. From the moment the launcher goes on, init runs
+//! beside it in the same memory and makes raw system calls only, on its own
+//! stack (see [`raw`](super::raw)).
 //!
 //! Order in the worker matters: signal mask and session first (its own
 //! process group, no controlling terminal), then fds, directory, limits,
@@ -21,9 +27,8 @@
 //! calls the earlier steps need).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use landlock::RulesetCreated;
 use seccompiler::BpfProgram;
 
 use crate::confine;
@@ -45,13 +50,54 @@ pub(super) struct Prepared<'a> {
     pub policy: &'a Policy,
     /// The unprivileged (uid, gid) the worker switches to, if any.
     pub identity: Option<(u32, u32)>,
-    pub ruleset: RulesetCreated,
+    /// The Landlock ruleset, as its fd: init adds the rules of what it
+    /// mounts to the ruleset the launcher built, which the worker applies.
+    pub ruleset: OwnedFd,
     pub filter: &'a BpfProgram,
     /// Write end of the failure pipe (close-on-exec).
     pub errors: RawFd,
     /// The launcher's read ends of this worker's pipes: closed first thing
     /// in the child, so that the pipes' only readers are in the launcher.
     pub launcher_ends: Vec<RawFd>,
+}
+
+/// What the worker's process reads of [`Prepared`] on its way to `execve`,
+/// laid out by the launcher: a process that shares the launcher's memory
+/// must not allocate what nobody would free.
+struct Laid {
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// Fds that stay open past 2, sorted: the kept ones and the failure
+    /// pipe.
+    open: Vec<u32>,
+}
+
+impl Laid {
+    fn of(prepared: &Prepared<'_>) -> Self {
+        let pointers = |strings: &[CString]| {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Self {
+            argv: pointers(&prepared.argv),
+            envp: pointers(&prepared.env),
+            open: sorted_above_2(prepared.keep.iter().chain([&prepared.errors])),
+        }
+    }
+}
+
+/// The fds above 2 of `fds`, sorted, once each.
+fn sorted_above_2<'a>(fds: impl Iterator<Item = &'a RawFd>) -> Vec<u32> {
+    let mut open: Vec<u32> = fds
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    open.sort_unstable();
+    open.dedup();
+    open
 }
 
 /// Everything an unconfined command's process needs, built before it
@@ -130,23 +176,37 @@ impl ChildStack {
     /// frames (it execs or exits).
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe fn spawn(
-        &mut self,
+        &self,
         entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
         arg: *mut libc::c_void,
+    ) -> std::io::Result<i32> {
+        // SAFETY: the caller's promise, and the caller is suspended while
+        // the process runs on the stack.
+        unsafe { self.clone_on(entry, arg, libc::CLONE_VM | libc::CLONE_VFORK) }
+    }
+
+    /// `clone(entry, top of this stack, flags | SIGCHLD, arg)`: the new
+    /// process's pid.
+    ///
+    /// # Safety
+    ///
+    /// `flags` must not share the caller's memory with a process that
+    /// could then touch what the caller uses, unless the caller is
+    /// suspended meanwhile (`CLONE_VFORK`) or the process keeps to its own
+    /// stack and raw system calls; nothing else may run on this stack
+    /// while the process does; `arg` and `entry` as for [`Self::spawn`].
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe fn clone_on(
+        &self,
+        entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+        arg: *mut libc::c_void,
+        flags: libc::c_int,
     ) -> std::io::Result<i32> {
         // The top of the mapping, page-aligned and so 16-byte aligned, as
         // the ABI wants of a stack pointer.
         let top = self.base.cast::<u8>().wrapping_add(self.len);
-        // SAFETY: the stack is ours and used by nothing else while the
-        // caller is suspended; the rest is the caller's promise.
-        let pid = unsafe {
-            libc::clone(
-                entry,
-                top.cast(),
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                arg,
-            )
-        };
+        // SAFETY: the caller's promise.
+        let pid = unsafe { libc::clone(entry, top.cast(), flags | libc::SIGCHLD, arg) };
         if pid == -1 {
             return Err(std::io::Error::last_os_error());
         }
@@ -156,8 +216,10 @@ impl ChildStack {
 
 impl Drop for ChildStack {
     fn drop(&mut self) {
-        // SAFETY: the mapping `new` made, used by no process any more (a
-        // process on it has exec'd or exited before `spawn` returned).
+        // SAFETY: the mapping `new` made, used by no process any more: a
+        // process started on it by `spawn` has exec'd or exited before
+        // `spawn` returned, and the stacks of an init and its worker are
+        // dropped once init is reaped (see `Namespaced`).
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
             libc::munmap(self.base, self.len);
@@ -183,30 +245,117 @@ struct Ready<'a> {
 /// failure pipe).
 const EXIT_CONFINE: i32 = super::EXIT_SANDBOX_FAILED;
 
-/// Starts the worker's init in new mount and PID namespaces; returns its
-/// (host) pid.
+/// A worker's init, started by [`spawn_in_namespaces`]: its pid, and the
+/// stacks it and the worker ran on, which the launcher must keep mapped
+/// until init is reaped (init shares the launcher's memory; the worker
+/// did until it exec'd, and a worker killed with init before it did is
+/// gone only once init is).
+pub(super) struct Namespaced {
+    pub pid: i32,
+    pub stacks: [ChildStack; 2],
+}
+
+/// What init reads of the launcher's, through the pointer `clone` passes.
+struct InitArgs<'a> {
+    prepared: &'a Prepared<'a>,
+    laid: &'a Laid,
+    mounts: &'a TaskMounts,
+    /// Where the worker's wait status goes (the launcher reads it).
+    status: RawFd,
+    /// Written once the worker has exec'd: the launcher goes on then.
+    ready: RawFd,
+    /// The launcher's end of `ready`.
+    ready_read: RawFd,
+    worker_stack: &'a ChildStack,
+}
+
+/// Starts the worker's init in new mount and PID namespaces and returns
+/// once init has started the worker (or failed to; its failure pipe then
+/// says why, and reaping it reports the worker's end).
+///
+/// Init is `clone`d sharing the launcher's memory (`CLONE_VM`): a `fork`
+/// copied the launcher's page tables, had both of them fault pages back
+/// in, and tore the copy down when init left, about a third of a
+/// sandboxed spawn's CPU. So the launcher waits (on a pipe) while init
+/// prepares the worker's namespaces, since init uses the launcher's heap
+/// meanwhile, as a thread would; once the worker has exec'd, init touches
+/// nothing but its own stack and makes raw system calls only (see
+/// [`init`]).
 pub(super) fn spawn_in_namespaces(
-    prepared: Prepared<'_>,
+    prepared: &Prepared<'_>,
     mounts: &TaskMounts,
-    status: &std::os::fd::OwnedFd,
-) -> Result<i32, String> {
-    let flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::SIGCHLD;
-    // SAFETY: a fork-like clone (no new stack, no shared memory) from a
-    // single-threaded process; the child never returns from `init`.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
-    match pid {
-        -1 => Err(format!(
-            "start the worker's init (clone): {}",
-            std::io::Error::last_os_error()
-        )),
-        0 => init(prepared, mounts, status.as_raw_fd()),
-        pid => i32::try_from(pid).map_err(|e| e.to_string()),
+    status: &OwnedFd,
+) -> Result<Namespaced, String> {
+    let laid = Laid::of(prepared);
+    let stack = |what: &str| {
+        ChildStack::new().map_err(|e| format!("start the worker's {what} (its stack): {e}"))
+    };
+    let stacks = [stack("init")?, stack("process")?];
+    let (ready_read, ready) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("start the worker's init (a pipe): {e}"))?;
+    let args = InitArgs {
+        prepared,
+        laid: &laid,
+        mounts,
+        status: status.as_raw_fd(),
+        ready: ready.as_raw_fd(),
+        ready_read: ready_read.as_raw_fd(),
+        worker_stack: &stacks[1],
+    };
+    // Over a template, init enters a copy of it: a copy of the launcher's
+    // namespace (every mount of the host's) would only be thrown away.
+    let mut flags = match mounts.template {
+        Some(_) => libc::CLONE_NEWPID,
+        None => libc::CLONE_NEWNS | libc::CLONE_NEWPID,
+    };
+    // A worker that joins cgroups may wait there (a migration waits for an
+    // RCU grace period, milliseconds on cgroup v1), and the launcher would
+    // wait with it, holding up every other spawn: such a worker's init is
+    // a copy of the launcher instead, which it does not wait for.
+    let shares = prepared.cgroups.is_empty();
+    if shares {
+        flags |= libc::CLONE_VM;
     }
+    // SAFETY: init runs on a stack of its own that the launcher keeps
+    // mapped until init is reaped; sharing the launcher's memory, it uses
+    // it (`args`, the heap) only until it writes to `ready`, and this
+    // thread waits for that (or for init's end) before it touches
+    // anything again; as a copy, it uses its own.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let pid = unsafe {
+        stacks[0].clone_on(
+            init_entry,
+            std::ptr::from_ref(&args).cast_mut().cast(),
+            flags,
+        )
+    }
+    .map_err(|e| format!("start the worker's init (clone): {e}"))?;
+    // Only init may hold the write end now: its end (a write, or its exit)
+    // is what wakes us.
+    drop(ready);
+    if shares {
+        let mut byte = [0u8; 1];
+        // A byte: the worker runs. Nothing: init failed or was killed
+        // (reaping it reports that).
+        while nix::unistd::read(&ready_read, &mut byte) == Err(nix::errno::Errno::EINTR) {}
+        // A worker that switched to the sandbox's user did so in this
+        // memory, which the kernel then marks not dumpable (no ptrace, no
+        // /proc access, also for what the launcher forks later): the
+        // worker has its own memory now, and the launcher's is as before.
+        // SAFETY: prctl with integer arguments.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        }
+    }
+    Ok(Namespaced { pid, stacks })
 }
 
 /// Starts the worker directly (baseline, no namespaces); returns its pid.
-pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
+/// A plain `fork`: this is the path of machines without user namespaces,
+/// where the launcher starts few enough workers to pay for the copy.
+pub(super) fn spawn_plain(prepared: &Prepared<'_>) -> Result<i32, String> {
+    let laid = Laid::of(prepared);
     // SAFETY: fork from a single-threaded process; the child never returns.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     match unsafe { libc::fork() } {
@@ -217,7 +366,7 @@ pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
         0 => {
             die_with_launcher(prepared.errors, &prepared.launcher_ends);
             join_cgroups(&prepared.cgroups, prepared.errors);
-            worker(prepared, true)
+            worker(prepared, &laid, true)
         }
         pid => Ok(pid),
     }
@@ -234,10 +383,7 @@ pub(super) fn spawn_plain(prepared: Prepared<'_>) -> Result<i32, String> {
 /// throws them away: for a command that does little, that was a third of
 /// its start. `posix_spawn` itself cannot set a parent-death signal or
 /// join cgroups by fd, which these processes do.
-pub(super) fn spawn_unconfined(
-    command: &Unconfined,
-    stack: &mut ChildStack,
-) -> Result<i32, String> {
+pub(super) fn spawn_unconfined(command: &Unconfined, stack: &ChildStack) -> Result<i32, String> {
     let mut argv: Vec<*const libc::c_char> = command.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = command.env.iter().map(|e| e.as_ptr()).collect();
@@ -262,15 +408,7 @@ pub(super) fn spawn_unconfined(
         copies.push(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) });
         placed.push((high, dst));
     }
-    let mut open: Vec<u32> = command
-        .keep
-        .iter()
-        .chain(std::iter::once(&command.errors))
-        .filter_map(|&fd| u32::try_from(fd).ok())
-        .filter(|&fd| fd > 2)
-        .collect();
-    open.sort_unstable();
-    open.dedup();
+    let open = sorted_above_2(command.keep.iter().chain([&command.errors]));
     let ready = Ready {
         command,
         argv,
@@ -366,20 +504,23 @@ fn default_signals() {
 
 /// Puts each received fd at its place. The sources are first moved out of
 /// the way of every target, so that no `dup2` overwrites a source still to
-/// be placed.
+/// be placed. Allocation-free: at most [`MAX_FDS`](super::MAX_FDS) come.
 fn place_fds(fds: &[(RawFd, RawFd)]) -> Result<(), ()> {
-    let mut moved = Vec::with_capacity(fds.len());
+    let mut moved = [(0, 0); super::MAX_FDS];
+    if fds.len() > moved.len() {
+        return Err(());
+    }
     // SAFETY: fcntl and dup2 on fds of this process.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
-        for &(src, dst) in fds {
+        for (slot, &(src, dst)) in moved.iter_mut().zip(fds) {
             let high = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 1024);
             if high == -1 {
                 return Err(());
             }
-            moved.push((high, dst));
+            *slot = (high, dst);
         }
-        for (high, dst) in moved {
+        for &(high, dst) in &moved[..fds.len()] {
             if libc::dup2(high, dst) == -1 {
                 return Err(());
             }
@@ -449,68 +590,135 @@ fn fail(errors: RawFd, message: &str) -> ! {
     }
 }
 
-/// Pid 1 of the worker's namespace.
-fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
-    // The launcher dies with the coordinator; init (and so the whole
-    // namespace) dies with the launcher.
-    die_with_launcher(status, &prepared.launcher_ends);
-    // Init stays out of the task's cgroups (the worker joins them, and so
-    // does all it starts): init reports the worker's end before its own
-    // exit has torn the namespace down, and a member still on its way out
-    // would keep the cgroup busy after the report.
-    let capped = match namespaces::isolate_task(mounts) {
-        Ok(capped) => capped,
-        Err(message) => fail(prepared.errors, &message),
-    };
-    // Landlock ignores rules on a covered mount point: the fresh /proc needs
-    // a rule of its own, which only exists now.
-    prepared.ruleset = match confine::allow_read(prepared.ruleset, std::path::Path::new("/proc")) {
-        Ok(ruleset) => ruleset,
-        Err(e) => fail(prepared.errors, &format!("confine the worker: {e}")),
-    };
-    // So does the private /dev/shm the view mounted (init exists only
-    // where the view was built, so this is never the host's).
-    let shm = std::path::Path::new(crate::view::SHM);
-    if shm.is_dir() {
-        prepared.ruleset = match confine::allow_write(prepared.ruleset, shm) {
-            Ok(ruleset) => ruleset,
-            Err(e) => fail(prepared.errors, &format!("confine the worker: {e}")),
-        };
-    }
-    let child = start_worker(prepared, !capped);
-    // Init keeps nothing of the launcher's but the status pipe: the
-    // coordinator's socket, the worker's fds and the failure pipe are the
-    // worker's business (a held pipe would keep the coordinator reading).
-    if confine::close_fds(&[status]).is_err() {
+/// The body of init, pid 1 of the worker's namespace (see
+/// [`spawn_in_namespaces`]).
+extern "C" fn init_entry(args: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the pointer `spawn_in_namespaces` passed, to `InitArgs` that
+    // live while the launcher waits; read only before `ready` is written.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let args = unsafe { &*args.cast::<InitArgs<'_>>() };
+    let (status, ready) = (args.status, args.ready);
+    let child = prepare_init(args);
+    // Init keeps nothing of the launcher's but the status pipe and `ready`:
+    // the coordinator's socket, the worker's fds and the failure pipe are
+    // the worker's business (a held pipe would keep the coordinator
+    // reading). Allocation-free: the list is on the stack.
+    let mut keep = [status as u32, ready as u32];
+    keep.sort_unstable();
+    if confine::close_fds_sorted(&keep).is_err() {
         // SAFETY: leaving; the kernel kills the namespace with us.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
             libc::_exit(EXIT_CONFINE)
         };
     }
-    // SAFETY: signal set handling and waits on our own children, with
-    // valid pointers to locals.
+    init(child, status, ready)
+}
+
+/// Init's work while the launcher waits: isolation, the worker started.
+/// Returns the worker's pid; on failure, says why on the failure pipe and
+/// exits. Whatever it allocates it frees before it returns (the heap is
+/// the launcher's).
+fn prepare_init(args: &InitArgs<'_>) -> i32 {
+    let prepared = args.prepared;
+    // The launcher dies with the coordinator; init (and so the whole
+    // namespace) dies with the launcher.
+    die_with_launcher(args.status, &prepared.launcher_ends);
+    // SAFETY: closing init's copy of the launcher's end of `ready`.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
+        libc::close(args.ready_read);
+    }
+    // Init stays out of the task's cgroups (the worker joins them, and so
+    // does all it starts): init reports the worker's end before its own
+    // exit has torn the namespace down, and a member still on its way out
+    // would keep the cgroup busy after the report.
+    let capped = match namespaces::isolate_task(args.mounts) {
+        Ok(capped) => capped,
+        Err(message) => fail(prepared.errors, &message),
+    };
+    // Landlock ignores rules on a covered mount point: the fresh /proc
+    // needs a rule of its own, which only exists now; so does the private
+    // /dev/shm the view mounted (init exists only where the view was
+    // built, so this is never the host's).
+    let ruleset = prepared.ruleset.as_raw_fd();
+    if let Err(e) = confine::allow_read_fd(ruleset, std::path::Path::new("/proc")) {
+        fail(prepared.errors, &format!("confine the worker: {e}"));
+    }
+    let shm = std::path::Path::new(crate::view::SHM);
+    if shm.is_dir()
+        && let Err(e) = confine::allow_write_fd(ruleset, shm)
+    {
+        fail(prepared.errors, &format!("confine the worker: {e}"));
+    }
+    start_worker(args, !capped)
+}
+
+/// Init once the worker runs: tells the launcher, then waits, passing
+/// SIGTERM (and SIGINT, SIGHUP) on to every process of the namespace; when
+/// the worker ends, kills and reaps everything it left, writes its wait
+/// status to `status` and leaves.
+///
+/// From the write to `ready` on, the launcher runs again in the memory
+/// init shares: so everything here lives on init's own stack, and every
+/// call is a raw system call (no `errno`, no libc state).
+fn init(child: i32, status: RawFd, ready: RawFd) -> ! {
+    use super::raw::syscall4;
+    // Built before the launcher goes on (sigaddset touches only `set`).
+    // SAFETY: signal set handling on a local.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for sig in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
             libc::sigaddset(&mut set, sig);
         }
+        set
+    };
+    // The kernel's sigset is 64 bits wide, libc's larger.
+    const KERNEL_SIGSET: usize = 8;
+    let byte = 1u8;
+    // SAFETY: raw system calls on locals of this frame and on fds of ours;
+    // wait4 with a null rusage.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        syscall4(
+            libc::SYS_write,
+            ready as usize,
+            (&raw const byte) as usize,
+            1,
+            0,
+        );
+        syscall4(libc::SYS_close, ready as usize, 0, 0, 0);
         loop {
-            let sig = libc::sigwaitinfo(&set, std::ptr::null_mut());
-            if sig == libc::SIGTERM || sig == libc::SIGINT || sig == libc::SIGHUP {
+            let sig = syscall4(
+                libc::SYS_rt_sigtimedwait,
+                (&raw const set) as usize,
+                0,
+                0,
+                KERNEL_SIGSET,
+            );
+            if sig == libc::SIGTERM as isize
+                || sig == libc::SIGINT as isize
+                || sig == libc::SIGHUP as isize
+            {
                 // Every process of the namespace but init itself.
-                libc::kill(-1, sig);
+                syscall4(libc::SYS_kill, -1isize as usize, sig as usize, 0, 0);
                 continue;
             }
             loop {
-                let mut wstatus = 0;
-                let pid = libc::waitpid(-1, &mut wstatus, libc::WNOHANG);
+                let mut wstatus: libc::c_int = 0;
+                let pid = syscall4(
+                    libc::SYS_wait4,
+                    -1isize as usize,
+                    (&raw mut wstatus) as usize,
+                    (libc::WNOHANG | libc::__WALL) as usize,
+                    0,
+                );
                 if pid <= 0 {
                     break;
                 }
-                if pid == child {
+                if pid == child as isize {
                     // Everything the worker left behind dies, and is
                     // reaped, before the status goes out: once the launcher
                     // has it, nothing in the namespace can still write to
@@ -519,92 +727,94 @@ fn init(mut prepared: Prepared<'_>, mounts: &TaskMounts, status: RawFd) -> ! {
                     // down, which then delayed every worker's end.) A kill
                     // of every process cannot miss one being forked: a
                     // fork that races a SIGKILL to its parent fails.
-                    libc::kill(-1, libc::SIGKILL);
-                    while libc::waitpid(-1, std::ptr::null_mut(), libc::__WALL) > 0 {}
+                    syscall4(
+                        libc::SYS_kill,
+                        -1isize as usize,
+                        libc::SIGKILL as usize,
+                        0,
+                        0,
+                    );
+                    while syscall4(
+                        libc::SYS_wait4,
+                        -1isize as usize,
+                        0,
+                        libc::__WALL as usize,
+                        0,
+                    ) > 0
+                    {}
                     let bytes = wstatus.to_ne_bytes();
-                    libc::write(status, bytes.as_ptr().cast(), bytes.len());
-                    libc::_exit(0);
+                    syscall4(
+                        libc::SYS_write,
+                        status as usize,
+                        bytes.as_ptr() as usize,
+                        bytes.len(),
+                        0,
+                    );
+                    loop {
+                        syscall4(libc::SYS_exit, 0, 0, 0, 0);
+                    }
                 }
             }
         }
     }
 }
 
-/// What init hands the worker's process (see [`start_worker`]).
-struct Handoff<'a> {
-    prepared: std::mem::ManuallyDrop<Prepared<'a>>,
+/// What the worker's process reads (see [`start_worker`]).
+struct WorkerArgs<'a> {
+    prepared: &'a Prepared<'a>,
+    laid: &'a Laid,
     nproc_limit: bool,
 }
 
 /// Starts the worker from init as `posix_spawn` would (`CLONE_VM |
 /// CLONE_VFORK`), returns its pid; on failure, says why and exits (init
-/// has nothing else to do). A `fork` copied init's page tables (init is a
-/// copy of the launcher) and `execve` threw them away again: with the
-/// namespace's own end, that was a fifth of a sandboxed spawn's CPU.
-///
-/// The worker runs on a stack of its own while init is suspended, and may
-/// allocate on the heap they share: init never returns nor frees anything
-/// after this (it waits, then leaves with `_exit`), so what the worker
-/// takes from `prepared` is never dropped twice.
-fn start_worker(prepared: Prepared<'_>, nproc_limit: bool) -> i32 {
-    let errors = prepared.errors;
-    let mut handoff = Handoff {
-        prepared: std::mem::ManuallyDrop::new(prepared),
+/// has nothing else to do). The worker runs on a stack the launcher made
+/// while init is suspended, in the memory init and the launcher share; it
+/// allocates nothing on its way to `execve` but a failure's message.
+fn start_worker(args: &InitArgs<'_>, nproc_limit: bool) -> i32 {
+    let worker_args = WorkerArgs {
+        prepared: args.prepared,
+        laid: args.laid,
         nproc_limit,
     };
-    // Never unmapped: init leaves with `_exit`.
-    let mut stack = match ChildStack::new() {
-        Ok(stack) => std::mem::ManuallyDrop::new(stack),
-        Err(e) => fail(errors, &format!("start the worker (its stack): {e}")),
-    };
-    // SAFETY: `worker_entry` gets a pointer to `handoff`, which lives on
-    // this frame while init is suspended; the worker never returns into
+    // SAFETY: `worker_entry` gets a pointer to `worker_args`, which lives
+    // on this frame while init is suspended; the worker never returns into
     // init's frames.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let pid = unsafe { stack.spawn(worker_entry, std::ptr::from_mut(&mut handoff).cast()) };
+    let pid = unsafe {
+        args.worker_stack.spawn(
+            worker_entry,
+            std::ptr::from_ref(&worker_args).cast_mut().cast(),
+        )
+    };
     match pid {
         Ok(pid) => pid,
-        Err(e) => fail(errors, &format!("start the worker (clone): {e}")),
+        Err(e) => fail(
+            args.prepared.errors,
+            &format!("start the worker (clone): {e}"),
+        ),
     }
 }
 
 /// The body of the worker's process (see [`start_worker`]).
-extern "C" fn worker_entry(handoff: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: the pointer `start_worker` passed, to a `Handoff` that lives
-    // until this process execs or exits; init, suspended meanwhile, never
-    // touches it again, so the worker may take `prepared` out of it.
+extern "C" fn worker_entry(args: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the pointer `start_worker` passed, to `WorkerArgs` that live
+    // until this process execs or exits.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let (prepared, nproc_limit) = unsafe {
-        let handoff = &mut *handoff.cast::<Handoff<'_>>();
-        (
-            std::mem::ManuallyDrop::take(&mut handoff.prepared),
-            handoff.nproc_limit,
-        )
-    };
+    let args = unsafe { &*args.cast::<WorkerArgs<'_>>() };
     // Before anything of the worker runs, so that it and all it starts are
     // in them.
-    join_cgroups(&prepared.cgroups, prepared.errors);
-    worker(prepared, nproc_limit)
+    join_cgroups(&args.prepared.cgroups, args.prepared.errors);
+    worker(args.prepared, args.laid, args.nproc_limit)
 }
 
 /// The worker's own process: confine, then `execve` (`argv[0]` is a path).
-fn worker(mut prepared: Prepared<'_>, nproc_limit: bool) -> ! {
+fn worker(prepared: &Prepared<'_>, laid: &Laid, nproc_limit: bool) -> ! {
     let errors = prepared.errors;
-    let argv_c = std::mem::take(&mut prepared.argv);
-    let env_c = std::mem::take(&mut prepared.env);
-    if let Err(message) = confine_worker(prepared, nproc_limit) {
+    if let Err(message) = confine_worker(prepared, laid, nproc_limit) {
         fail(errors, &format!("confine the worker: {message}"));
     }
-    exec(&argv_c, &env_c, errors)
-}
-
-/// `execve(argv[0], argv, env)`; on failure, says why on `errors` and exits.
-fn exec(argv_c: &[CString], env_c: &[CString], errors: RawFd) -> ! {
-    let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env_c.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    execve(&argv, &envp, errors)
+    execve(&laid.argv, &laid.envp, errors)
 }
 
 /// `execve` of null-terminated pointer arrays (`argv[0]` the program);
@@ -630,7 +840,9 @@ fn execve(argv: &[*const libc::c_char], envp: &[*const libc::c_char], errors: Ra
     )
 }
 
-fn confine_worker(p: Prepared<'_>, nproc_limit: bool) -> Result<(), String> {
+/// The worker's confinement, in order; allocates nothing but a failure's
+/// message (it may share the launcher's memory).
+fn confine_worker(p: &Prepared<'_>, laid: &Laid, nproc_limit: bool) -> Result<(), String> {
     let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
     default_signals();
     // SAFETY: plain syscalls on this process with valid local pointers.
@@ -650,9 +862,7 @@ fn confine_worker(p: Prepared<'_>, nproc_limit: bool) -> Result<(), String> {
     confine::set_limits(p.policy, nproc_limit).map_err(|e| e.to_string())?;
     confine::drop_capabilities(p.identity).map_err(|e| e.to_string())?;
     confine::no_new_privs().map_err(|e| e.to_string())?;
-    confine::restrict(p.ruleset).map_err(|e| e.to_string())?;
-    let mut keep = p.keep.clone();
-    keep.push(p.errors);
-    confine::close_fds(&keep).map_err(|e| e.to_string())?;
+    confine::restrict_fd(p.ruleset.as_raw_fd()).map_err(|e| e.to_string())?;
+    confine::close_fds_sorted(&laid.open).map_err(|e| e.to_string())?;
     seccomp::apply(p.filter).map_err(|e| format!("install the seccomp filter: {e}"))
 }

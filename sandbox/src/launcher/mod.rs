@@ -39,6 +39,7 @@ pub const EXIT_SANDBOX_FAILED: i32 = 125;
 
 mod child;
 mod client;
+mod raw;
 mod server;
 
 use std::path::PathBuf;

@@ -52,6 +52,9 @@ struct Worker {
     /// An unconfined command's cgroup (its `cgroup.procs`), whose members
     /// are killed with it if the coordinator goes away.
     reap: Option<PathBuf>,
+    /// Namespace layer: the stacks init and the worker ran on, in the
+    /// launcher's memory, which init shares: unmapped once init is reaped.
+    stacks: Option<[child::ChildStack; 2]>,
 }
 
 struct Server {
@@ -65,6 +68,8 @@ struct Server {
     buf: Vec<u8>,
     /// The system paths every worker is granted, resolved once.
     system: crate::cache::SystemPaths,
+    /// The shared part of workers' roots, built once a run.
+    templates: crate::template::Templates,
     /// Every cgroup a command was started to be reaped from: emptied when
     /// the coordinator goes, whether or not a command of it still runs
     /// (what a finished one left, `setsid` and gone, is in it too).
@@ -153,6 +158,7 @@ impl Server {
             sigchld,
             buf: vec![0; MAX_MESSAGE],
             system,
+            templates: crate::template::Templates::default(),
             cgroups: std::collections::BTreeSet::new(),
             stack,
         };
@@ -355,7 +361,9 @@ impl Server {
             .map(|(_, (k, v))| cstring(format!("{k}={v}").as_bytes()))
             .collect::<Result<Vec<_>, _>>()?;
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
+        self.system.note_run_wide(&policy.run_wide);
         let ruleset = confine::ruleset(policy, self.base.is_some(), &mut self.system)
+            .and_then(confine::into_fd)
             .map_err(|e| e.to_string())?;
         // One filter per kind of network: a gateway's port is Landlock's.
         let mode = match policy.network {
@@ -392,9 +400,18 @@ impl Server {
             }
             _ => None,
         };
-        let mounts = self.base.as_ref().map(|base| TaskMounts {
+        let view = self
+            .base
+            .as_ref()
+            .map(|_| crate::view::plan(policy, true, &mut self.system));
+        let template = match &view {
+            Some(view) => self.templates.view(view)?,
+            None => None,
+        };
+        let mounts = self.base.as_ref().zip(view).map(|(base, view)| TaskMounts {
             gateway,
-            view: crate::view::plan(policy, true, &mut self.system),
+            view,
+            template,
             // The kernel allocates pids from 300 up once they wrap, and
             // refuses a pid_max under 301: this bound lets the worker have
             // at least `processes` at once and never more than 300 beyond.
@@ -436,10 +453,13 @@ impl Server {
                 .chain(status_r.as_ref().map(AsRawFd::as_raw_fd))
                 .collect(),
         };
-        let pid = match (&mounts, &status_w) {
-            (Some(mounts), Some(status)) => child::spawn_in_namespaces(prepared, mounts, status),
-            _ => child::spawn_plain(prepared),
-        }?;
+        let (pid, stacks) = match (&mounts, &status_w) {
+            (Some(mounts), Some(status)) => {
+                let init = child::spawn_in_namespaces(&prepared, mounts, status)?;
+                (init.pid, Some(init.stacks))
+            }
+            _ => (child::spawn_plain(&prepared)?, None),
+        };
         self.workers.insert(
             pid,
             Worker {
@@ -449,6 +469,7 @@ impl Server {
                 reported: false,
                 status: status_r,
                 reap: None,
+                stacks,
             },
         );
         self.by_id.insert(id, pid);
@@ -504,7 +525,7 @@ impl Server {
             errors: errors_w.as_raw_fd(),
             launcher_ends: vec![errors_r.as_raw_fd()],
         };
-        let pid = child::spawn_unconfined(&prepared, &mut self.stack)?;
+        let pid = child::spawn_unconfined(&prepared, &self.stack)?;
         if let Some(procs) = &reap {
             self.cgroups.insert(procs.clone());
         }
@@ -517,6 +538,7 @@ impl Server {
                 watching: false,
                 reported: false,
                 reap,
+                stacks: None,
             },
         );
         self.by_id.insert(id, pid);
@@ -607,9 +629,11 @@ impl Server {
             if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
                 break;
             }
-            let Some(worker) = self.workers.remove(&pid) else {
+            let Some(mut worker) = self.workers.remove(&pid) else {
                 continue;
             };
+            // Nothing runs on them any more.
+            drop(worker.stacks.take());
             if worker.reported {
                 continue;
             }

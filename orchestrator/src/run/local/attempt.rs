@@ -454,6 +454,15 @@ impl Confined<'_> {
         env.push(("HOME".into(), tmp.display().to_string()));
         let mut policy = Policy::for_worker(read_write, read_only);
         policy.views = views;
+        // The toolchains and the shared build caches are every task's
+        // alike: the launcher resolves them once a run.
+        policy.run_wide = ctx.read_paths.clone();
+        policy.run_wide.extend(
+            ctx.caches
+                .iter()
+                .filter(|c| !c.per_task)
+                .map(|c| c.dir.clone()),
+        );
         policy.network = match task.network {
             NetworkMode::None => Network::None,
             NetworkMode::Full => Network::Full,

@@ -1,0 +1,86 @@
+//! System calls made without libc, for a worker's init once it runs
+//! beside the launcher in the launcher's memory (see `child::init`).
+//!
+//! Init shares the launcher's address space, and with it the launcher's
+//! thread-local storage: libc's wrappers write `errno` there on failure,
+//! and the launcher, running at the same time, could read a number that
+//! is not its own. So once the launcher goes on, init makes its few calls
+//! (wait for signals, reap, kill, report, leave) through these, which
+//! return the kernel's answer (a negative errno on failure) and touch no
+//! memory but what they are given.
+
+/// `syscall(nr, a, b, c, d)`: the kernel's return value, `-errno` on
+/// failure.
+///
+/// # Safety
+///
+/// As for the system call `nr` with these arguments: pointers among them
+/// must be valid for what the call does with them.
+#[cfg(target_arch = "x86_64")]
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the x86-64 system call convention: number in rax, arguments
+    // in rdi, rsi, rdx, r10; the kernel clobbers rcx and r11 and returns in
+    // rax. The caller vouches for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `syscall(nr, a, b, c, d)`: the kernel's return value, `-errno` on
+/// failure.
+///
+/// # Safety
+///
+/// As for the system call `nr` with these arguments: pointers among them
+/// must be valid for what the call does with them.
+#[cfg(target_arch = "aarch64")]
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the AArch64 system call convention: number in x8, arguments
+    // in x0-x3, result in x0. The caller vouches for the arguments.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a as isize => ret,
+            in("x1") b,
+            in("x2") c,
+            in("x3") d,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Everywhere else, libc's `syscall` (whose failure writes `errno`: there
+/// a failing call of init's may leave the launcher a wrong `errno` to read).
+///
+/// # Safety
+///
+/// As for the system call `nr` with these arguments.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+    // SAFETY: the caller vouches for the arguments.
+    let ret = unsafe { libc::syscall(nr, a, b, c, d) };
+    if ret == -1 {
+        // Not errno's exact value, but negative, as the callers expect.
+        -1
+    } else {
+        ret as isize
+    }
+}

@@ -1,0 +1,677 @@
+//! The part of workers' roots that every worker of a run is shown alike,
+//! built once in a mount namespace of its own: a template.
+//!
+//! A worker's root (see [`crate::view`]) holds some forty mounts: the
+//! system directories, the covers of `/etc` and `/dev`, toolchains, shared
+//! build caches, and a handful of the task's own (its worktree, its tmp,
+//! its view of the git directory). Building all of them for every worker
+//! (a scratch root, a `pivot_root`, a bind per grant, the host's tree
+//! detached again) was most of a sandboxed spawn's kernel time. So the
+//! launcher builds the shared part once, in a namespace a short-lived
+//! helper makes and the launcher keeps by an fd ([`Templates`]); each
+//! worker's init enters a copy of it (`setns`, then `unshare`) and adds
+//! only its task's own mounts, which the launcher hands it as detached
+//! trees (`open_tree`) that init moves into place (`move_mount`), see
+//! [`enter`].
+//!
+//! What a worker sees is the same as with [`crate::view::build`]: the same
+//! entries at the same paths with the same flags, a fresh `/proc`, a
+//! private `/dev/shm`, a read-only scaffolding. Where a task's own paths
+//! lie under a top-level directory that is not itself shown whole (the
+//! repository under `/work`, worktrees under `/tmp`), the template holds
+//! an empty directory there, which each worker covers with a small tmpfs
+//! of its own to build the paths to its mounts in: nothing one worker
+//! makes there is seen by another. Shared entries under such a directory
+//! are mounted per worker with the task's own (they would be hidden).
+//! The host's `/proc` is in the template (the kernel lets a user namespace
+//! mount a proc file system only where one is fully visible); each worker
+//! makes its own, detached, then puts it in the host's place.
+//!
+//! Kernels without `open_tree` (before 5.2), and a root that shows the
+//! host's `/` itself, use the full build instead.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::view::{self, Access, Dirs, Entry, Plan, What};
+
+/// `open_tree` flag: a detached copy of the tree.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `move_mount` flag: the source is the fd itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// Templates never grow past this many (a run's tasks share one or two);
+/// past it the oldest is let go of.
+const MOST: usize = 8;
+
+/// What a template holds: the shared entries, and the empty places a
+/// worker's own mounts go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    shared: Vec<(PathBuf, What)>,
+    /// Directories each worker covers with a tmpfs of its own, in which
+    /// the paths to its own mounts are made.
+    covers: Vec<PathBuf>,
+    /// Mount points of a worker's own entries directly under `/` (a
+    /// directory, or a file when false).
+    points: Vec<(PathBuf, bool)>,
+}
+
+/// The launcher's templates, by what they hold.
+#[derive(Debug, Default)]
+pub(crate) struct Templates {
+    built: Vec<(Key, OwnedFd)>,
+    /// The kernel has no `open_tree`: every worker's root is built whole.
+    unsupported: bool,
+}
+
+/// A worker's part of its root, made in the launcher for its init.
+#[derive(Debug)]
+pub(crate) struct TaskView {
+    /// The template's mount namespace (the launcher keeps it open).
+    template: RawFd,
+    /// Top-level directories covered by a tmpfs of the worker's own.
+    covered: Vec<PathBuf>,
+    /// In the order they are made (parents first).
+    mounts: Vec<Mount>,
+}
+
+#[derive(Debug)]
+struct Mount {
+    target: PathBuf,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// A detached copy of the granted tree, moved to `target`.
+    Tree {
+        tree: OwnedFd,
+        dir: bool,
+        access: Access,
+    },
+    Link(PathBuf),
+}
+
+/// Splits `plan` into a template's key and the worker's own entries;
+/// `None` where no template can show it (a root that shows the host's
+/// `/`, a link of the task's own directly under `/`).
+///
+/// A worker's own entry inside a shown directory (shared or its own) is
+/// mounted where it is. Any other needs the directories leading to it
+/// made: in a tmpfs each worker mounts over the entry's parent (one for
+/// entries that share a parent or lie below another's), which the
+/// template holds empty; shared entries below such a parent would be
+/// hidden by it, so they are the worker's to mount too.
+fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
+    let root = Path::new("/");
+    if plan.entries.iter().any(|e| e.target == root) {
+        return None;
+    }
+    let dir_bind = |e: &&Entry| matches!(e.what, What::Bind { dir: true, .. });
+    let shown: Vec<&Path> = plan
+        .entries
+        .iter()
+        .filter(dir_bind)
+        .map(|e| e.target.as_path())
+        .collect();
+    // Inside a directory some entry shows (the entries are in path order,
+    // so a directory comes before what it holds).
+    let inside = |t: &Path| shown.iter().any(|d| t != *d && t.starts_with(d));
+    let mut parents: Vec<&Path> = Vec::new();
+    let mut points = Vec::new();
+    for e in plan.entries.iter().filter(|e| !e.shared) {
+        if inside(&e.target) {
+            continue;
+        }
+        match (e.target.parent(), &e.what) {
+            (Some(parent), _) if parent != root => parents.push(parent),
+            (_, What::Bind { dir, .. }) => points.push((e.target.clone(), *dir)),
+            (_, What::Link(_)) => return None,
+        }
+    }
+    // One cover for parents below another.
+    parents.sort();
+    parents.dedup();
+    let covers: Vec<PathBuf> = parents
+        .iter()
+        .filter(|p| !parents.iter().any(|q| *p != q && p.starts_with(q)))
+        .map(|p| p.to_path_buf())
+        .collect();
+    let own = |e: &Entry| !e.shared || covers.iter().any(|c| e.target.starts_with(c));
+    let shared = plan
+        .entries
+        .iter()
+        .filter(|e| !own(e))
+        .map(|e| (e.target.clone(), e.what.clone()))
+        .collect();
+    let task = plan.entries.iter().filter(|e| own(e)).collect();
+    Some((
+        Key {
+            shared,
+            covers,
+            points,
+        },
+        task,
+    ))
+}
+
+fn cstr(path: &Path) -> Result<CString, String> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())
+}
+
+impl Templates {
+    /// The worker's part of its root for `plan`, over a template built
+    /// now if none holds what `plan` shares; `None` where the root must be
+    /// built whole (see the module's documentation).
+    pub fn view(&mut self, plan: &Plan) -> Result<Option<TaskView>, String> {
+        if self.unsupported {
+            return Ok(None);
+        }
+        let Some((key, task)) = split(plan) else {
+            return Ok(None);
+        };
+        let mut mounts = Vec::with_capacity(task.len());
+        for entry in task {
+            let kind = match &entry.what {
+                What::Link(text) => Kind::Link(text.clone()),
+                What::Bind {
+                    source,
+                    dir,
+                    access,
+                } => match open_tree(source) {
+                    Ok(tree) => Kind::Tree {
+                        tree,
+                        dir: *dir,
+                        access: *access,
+                    },
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                        self.unsupported = true;
+                        return Ok(None);
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "build the worker's file system: copy the tree of {}: {e}",
+                            source.display()
+                        ));
+                    }
+                },
+            };
+            mounts.push(Mount {
+                target: entry.target.clone(),
+                kind,
+            });
+        }
+        let covered = key.covers.clone();
+        let template = match self.built.iter().find(|(k, _)| *k == key) {
+            Some((_, ns)) => ns.as_raw_fd(),
+            None => {
+                let ns = build(&key)
+                    .map_err(|e| format!("build the workers' shared file system: {e}"))?;
+                let raw = ns.as_raw_fd();
+                if self.built.len() >= MOST {
+                    self.built.remove(0);
+                }
+                self.built.push((key, ns));
+                raw
+            }
+        };
+        Ok(Some(TaskView {
+            template,
+            covered,
+            mounts,
+        }))
+    }
+}
+
+/// A detached copy of the tree at `source` (its submounts included).
+fn open_tree(source: &Path) -> std::io::Result<OwnedFd> {
+    let path = cstr(source).map_err(std::io::Error::other)?;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: a valid C string; the fd returned is ours.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        let fd = libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags);
+        if fd == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = RawFd::try_from(fd).map_err(std::io::Error::other)?;
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Moves the detached tree `tree` onto `target`.
+fn move_mount(tree: &OwnedFd, target: &Path) -> std::io::Result<()> {
+    let target = cstr(target).map_err(std::io::Error::other)?;
+    // SAFETY: a valid fd, an empty C string and a valid C string.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if ret == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A new proc file system (of the caller's PID namespace), detached:
+/// `nosuid`, `nodev`, `noexec`.
+fn fresh_proc() -> std::io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+    let owned = |ret: libc::c_long| -> std::io::Result<OwnedFd> {
+        if ret == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = RawFd::try_from(ret).map_err(std::io::Error::other)?;
+        // SAFETY: a fresh fd the kernel just gave us.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    // SAFETY: constant C strings and fds of ours.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        let context = owned(libc::syscall(
+            libc::SYS_fsopen,
+            c"proc".as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))?;
+        let created = libc::syscall(
+            libc::SYS_fsconfig,
+            context.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        );
+        if created == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        owned(libc::syscall(
+            libc::SYS_fsmount,
+            context.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        ))
+    }
+}
+
+/// Builds the template `key` in a new mount namespace, made by a helper
+/// forked for it; returns the namespace (the helper is gone).
+///
+/// The helper sends its namespace over a socket rather than the launcher
+/// opening `/proc/<helper>/ns/mnt`: that open takes ptrace access, which
+/// the kernel refuses once a worker has switched identity in the memory
+/// the launcher shares with it (the memory is then not dumpable, and its
+/// copies neither).
+fn build(key: &Key) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{
+        AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
+        sendmsg, socketpair,
+    };
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| format!("a socket pair: {e}"))?;
+    // SAFETY: fork from the single-threaded launcher; the child builds,
+    // sends and leaves with _exit, never returning.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Err(format!(
+            "fork a helper: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if pid == 0 {
+        drop(ours);
+        let sent = match make(key).and_then(|()| {
+            std::fs::File::open("/proc/self/ns/mnt")
+                .map_err(|e| format!("open its mount namespace: {e}"))
+        }) {
+            Ok(ns) => {
+                let fds = [ns.as_raw_fd()];
+                sendmsg::<()>(
+                    theirs.as_raw_fd(),
+                    &[std::io::IoSlice::new(b"ok")],
+                    &[ControlMessage::ScmRights(&fds)],
+                    MsgFlags::empty(),
+                    None,
+                )
+            }
+            Err(message) => sendmsg::<()>(
+                theirs.as_raw_fd(),
+                &[std::io::IoSlice::new(message.as_bytes())],
+                &[],
+                MsgFlags::empty(),
+                None,
+            ),
+        };
+        // SAFETY: leaving the forked helper without running the launcher's
+        // destructors.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::_exit(i32::from(sent.is_err()))
+        }
+    }
+    drop(theirs);
+    let mut buf = vec![0u8; 16 << 10];
+    let received = loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        match recvmsg::<()>(
+            ours.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => break Err(format!("hear from the helper that builds it: {e}")),
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        if let ControlMessageOwned::ScmRights(rights) = c {
+                            fds.extend(rights);
+                        }
+                    }
+                }
+                break Ok((msg.bytes, fds));
+            }
+        }
+    };
+    // SAFETY: our own child, not yet reaped.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    let (bytes, fds) = received?;
+    // SAFETY: the kernel just gave us these descriptors; they are ours.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let mut fds = fds
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    match fds.next() {
+        Some(ns) => Ok(ns),
+        None if bytes == 0 => Err("the helper that builds it ended without a word".into()),
+        None => Err(String::from_utf8_lossy(buf.get(..bytes).unwrap_or_default()).into_owned()),
+    }
+}
+
+/// In the helper: a new mount namespace whose root is the template.
+fn make(key: &Key) -> Result<(), String> {
+    // SAFETY: unshare takes no pointers.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } == -1 {
+        return Err(format!(
+            "a mount namespace of its own: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let old = Path::new(view::OLD_ROOT);
+    let scratch = [Path::new("/tmp"), Path::new("/mnt"), Path::new("/proc")]
+        .into_iter()
+        .find(|p| p.is_dir())
+        .ok_or("find a directory to mount a scratch root on")?;
+    let private = libc::MS_NOSUID | libc::MS_NODEV;
+    view::mount(
+        Some(Path::new("tmpfs")),
+        scratch,
+        Some(c"tmpfs"),
+        private,
+        Some(c"mode=0755,size=1m"),
+    )?;
+    std::fs::create_dir(view::under(&scratch.display().to_string(), old))
+        .map_err(|e| format!("create {}: {e}", old.display()))?;
+    view::chdir(scratch)?;
+    view::pivot_root(Path::new("."), &view::under(".", old))?;
+    view::chdir(Path::new("/"))?;
+    let mut dirs = Dirs::default();
+    dirs.known.insert(PathBuf::from("/"));
+    for (target, what) in &key.shared {
+        if let What::Bind {
+            source,
+            dir,
+            access,
+        } = what
+        {
+            dirs.mount_point(target, *dir)?;
+            view::mount(
+                Some(&view::under(view::OLD_ROOT, source)),
+                target,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )?;
+            view::settle(target, *access)?;
+        }
+    }
+    for (target, what) in &key.shared {
+        if let What::Link(text) = what {
+            dirs.link(text, target)?;
+        }
+    }
+    for cover in &key.covers {
+        dirs.make(cover)
+            .map_err(|e| format!("create {}: {e}", cover.display()))?;
+    }
+    for (point, dir) in &key.points {
+        dirs.mount_point(point, *dir)?;
+    }
+    // The host's /proc, until each worker replaces it with its own: the
+    // kernel lets a user namespace mount a proc file system only where one
+    // is fully visible.
+    let proc_dir = Path::new("/proc");
+    dirs.make(proc_dir)
+        .map_err(|e| format!("create {}: {e}", proc_dir.display()))?;
+    view::mount(
+        Some(&old.join("proc")),
+        proc_dir,
+        None,
+        libc::MS_BIND | libc::MS_REC,
+        None,
+    )?;
+    view::detach(old)?;
+    std::fs::remove_dir(old).map_err(|e| format!("remove {}: {e}", old.display()))?;
+    view::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | private,
+        None,
+    )
+}
+
+/// In the worker's init, in its new PID namespace: enters a copy of the
+/// template and adds the task's own mounts, a private `/dev/shm`, a fresh
+/// `/proc` (`proc` is called with it mounted read-write, to set its
+/// knobs; it is read-only afterwards). Errors say what failed; the worker
+/// is not started.
+pub(crate) fn enter(
+    task: &TaskView,
+    proc: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let fail = |e: String| format!("build the worker's file system: {e}");
+    // SAFETY: setns with the launcher's open namespace fd; unshare takes no
+    // pointers.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        if libc::setns(task.template, libc::CLONE_NEWNS) == -1 {
+            return Err(fail(format!(
+                "enter the shared part: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        if libc::unshare(libc::CLONE_NEWNS) == -1 {
+            return Err(fail(format!(
+                "a mount namespace of its own: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+    }
+    view::chdir(Path::new("/")).map_err(fail)?;
+    let private = libc::MS_NOSUID | libc::MS_NODEV;
+    let mut dirs = Dirs::default();
+    dirs.known.insert(PathBuf::from("/"));
+    for dir in &task.covered {
+        view::mount(
+            Some(Path::new("tmpfs")),
+            dir,
+            Some(c"tmpfs"),
+            private,
+            Some(c"mode=0755,size=1m"),
+        )
+        .map_err(fail)?;
+        dirs.known.insert(dir.clone());
+    }
+    for mount in &task.mounts {
+        match &mount.kind {
+            Kind::Tree { tree, dir, access } => {
+                // Most mount points exist (in a shown directory); the rest
+                // are made in the worker's own tmpfs.
+                if let Err(e) = move_mount(tree, &mount.target) {
+                    if e.raw_os_error() != Some(libc::ENOENT) {
+                        return Err(fail(format!("mount {}: {e}", mount.target.display())));
+                    }
+                    dirs.mount_point(&mount.target, *dir).map_err(fail)?;
+                    move_mount(tree, &mount.target)
+                        .map_err(|e| fail(format!("mount {}: {e}", mount.target.display())))?;
+                }
+                view::settle(&mount.target, *access).map_err(fail)?;
+            }
+            Kind::Link(text) => dirs.link(text, &mount.target).map_err(fail)?,
+        }
+    }
+    for dir in &task.covered {
+        view::mount(
+            None,
+            dir,
+            None,
+            libc::MS_REMOUNT | libc::MS_RDONLY | private,
+            None,
+        )
+        .map_err(fail)?;
+    }
+    let shm = Path::new(view::SHM);
+    if shm.is_dir() {
+        view::mount(
+            Some(Path::new("tmpfs")),
+            shm,
+            Some(c"tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some(view::SHM_OPTIONS),
+        )
+        .map_err(|e| fail(format!("a private /dev/shm: {e}")))?;
+    }
+    // The worker's own /proc, made detached while the host's is still
+    // there to vouch for it, then put in the host's place: nothing of the
+    // host's /proc stays in the worker's namespace, not even covered.
+    let proc_dir = Path::new("/proc");
+    let fresh = fresh_proc().map_err(|e| fail(format!("a fresh proc file system: {e}")))?;
+    view::detach(proc_dir).map_err(fail)?;
+    move_mount(&fresh, proc_dir).map_err(|e| fail(format!("mount /proc: {e}")))?;
+    proc(proc_dir)?;
+    let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    view::mount(
+        None,
+        proc_dir,
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | proc_flags,
+        None,
+    )
+    .map_err(fail)?;
+    view::chdir(Path::new("/")).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(target: &str, dir: bool, shared: bool) -> Entry {
+        Entry {
+            target: target.into(),
+            what: What::Bind {
+                source: target.into(),
+                dir,
+                access: Access::ReadOnly,
+            },
+            shared,
+        }
+    }
+
+    #[test]
+    fn a_tasks_own_paths_get_a_cover_and_take_shared_neighbours_along() {
+        let plan = Plan {
+            entries: vec![
+                entry("/etc", true, true),
+                entry("/opt", true, true),
+                entry("/opt/repo/wt", true, false),
+                entry("/root/.cargo/bin", true, true),
+                entry("/srv", true, false),
+                entry("/tmp/home/wt/.cache/npm", true, true),
+                entry("/tmp/home/wt/t1", true, false),
+                entry("/tmp/home/wt/t1/src", true, false),
+                entry("/tmp/repo/.git", true, false),
+                entry("/tmp/repo/.swarm/tmp/t1", true, false),
+                entry("/usr", true, true),
+            ],
+        };
+        let (key, task) = split(&plan).unwrap();
+        let targets = |e: &[&Entry]| {
+            e.iter()
+                .map(|e| e.target.display().to_string())
+                .collect::<Vec<_>>()
+        };
+        // Under /opt (shown whole), the worktree is mounted where it is;
+        // /srv goes on a point of its own; the cache beside the worktree
+        // goes with the task's own (its parent is covered).
+        assert_eq!(
+            targets(&task),
+            [
+                "/opt/repo/wt",
+                "/srv",
+                "/tmp/home/wt/.cache/npm",
+                "/tmp/home/wt/t1",
+                "/tmp/home/wt/t1/src",
+                "/tmp/repo/.git",
+                "/tmp/repo/.swarm/tmp/t1",
+            ]
+        );
+        assert_eq!(
+            key.covers,
+            [PathBuf::from("/tmp/home/wt"), PathBuf::from("/tmp/repo")]
+        );
+        assert_eq!(key.points, [(PathBuf::from("/srv"), true)]);
+        let shared: Vec<_> = key
+            .shared
+            .iter()
+            .map(|(t, _)| t.display().to_string())
+            .collect();
+        assert_eq!(shared, ["/etc", "/opt", "/root/.cargo/bin", "/usr"]);
+    }
+
+    #[test]
+    fn a_root_showing_the_hosts_slash_is_built_whole() {
+        let plan = Plan {
+            entries: vec![entry("/", true, false)],
+        };
+        assert!(split(&plan).is_none());
+    }
+}
