@@ -2,7 +2,8 @@
 //! launcher's child calls in order just before `execve` (see
 //! `launcher::child`): limits, file descriptors, capabilities,
 //! `no_new_privs`, Landlock. The Landlock ruleset is built in the launcher
-//! (once per worker, before the fork) and only applied in the child.
+//! (once per worker, before its init exists) and only applied in the
+//! child.
 
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;

@@ -95,9 +95,12 @@ pub struct Policy {
     pub gateway_handoff: Option<i32>,
     /// Paths among `read_only` and `read_write` that every worker of the
     /// run is granted alike (toolchains, shared build caches): the launcher
-    /// resolves them once a run, as it does the system paths. A hint about
-    /// cost only: what a worker may reach is the same with or without it
-    /// (a path here that the lists above do not hold grants nothing).
+    /// resolves them once a run, as it does the system paths, and shows
+    /// them from its template of workers' roots. What a worker is granted
+    /// is the same with or without it (a path here that the lists above do
+    /// not hold grants nothing); what such a path is, is what it was when
+    /// the run's first worker was granted it (a toolchain replaced in the
+    /// middle of a run is seen by the next run).
     #[serde(default)]
     pub run_wide: Vec<PathBuf>,
 }

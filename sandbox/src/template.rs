@@ -40,7 +40,11 @@ use crate::view::{self, Access, Dirs, Entry, Plan, What};
 /// `open_tree` flag: a detached copy of the tree.
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 /// `move_mount` flag: the source is the fd itself.
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+/// `move_mount` flags: a symbolic link (or automount point) at the target
+/// is followed, as `mount` follows it.
+const MOVE_MOUNT_T_SYMLINKS: libc::c_uint = 0x10;
+const MOVE_MOUNT_T_AUTOMOUNTS: libc::c_uint = 0x20;
 
 /// Templates never grow past this many (a run's tasks share one or two);
 /// past it the oldest is let go of.
@@ -140,14 +144,26 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
         .filter(|p| !parents.iter().any(|q| *p != q && p.starts_with(q)))
         .map(|p| p.to_path_buf())
         .collect();
-    let own = |e: &Entry| !e.shared || covers.iter().any(|c| e.target.starts_with(c));
-    let shared = plan
-        .entries
-        .iter()
-        .filter(|e| !own(e))
-        .map(|e| (e.target.clone(), e.what.clone()))
-        .collect();
-    let task = plan.entries.iter().filter(|e| own(e)).collect();
+    // The task's own: its entries, and shared ones that would be hidden
+    // (beneath a cover, or beneath a directory of the task's own, which is
+    // mounted over the template). In path order, a directory comes first.
+    let mut own_dirs: Vec<&Path> = Vec::new();
+    let mut shared = Vec::new();
+    let mut task = Vec::new();
+    for e in &plan.entries {
+        let hidden = covers.iter().any(|c| e.target.starts_with(c))
+            || own_dirs
+                .iter()
+                .any(|d| e.target != *d && e.target.starts_with(d));
+        if e.shared && !hidden {
+            shared.push((e.target.clone(), e.what.clone()));
+            continue;
+        }
+        if dir_bind(&e) {
+            own_dirs.push(&e.target);
+        }
+        task.push(e);
+    }
     Some((
         Key {
             shared,
@@ -255,7 +271,7 @@ fn move_mount(tree: &OwnedFd, target: &Path) -> std::io::Result<()> {
             c"".as_ptr(),
             libc::AT_FDCWD,
             target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS | MOVE_MOUNT_T_AUTOMOUNTS,
         )
     };
     if ret == -1 {
@@ -315,9 +331,9 @@ fn fresh_proc() -> std::io::Result<OwnedFd> {
 ///
 /// The helper sends its namespace over a socket rather than the launcher
 /// opening `/proc/<helper>/ns/mnt`: that open takes ptrace access, which
-/// the kernel refuses once a worker has switched identity in the memory
-/// the launcher shares with it (the memory is then not dumpable, and its
-/// copies neither).
+/// the kernel refuses while the launcher's memory is not dumpable (a
+/// worker switching identity marks it so until the launcher puts it
+/// back, and a helper forked meanwhile is a copy).
 fn build(key: &Key) -> Result<OwnedFd, String> {
     use nix::sys::socket::{
         AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
@@ -665,6 +681,43 @@ mod tests {
             .map(|(t, _)| t.display().to_string())
             .collect();
         assert_eq!(shared, ["/etc", "/opt", "/root/.cargo/bin", "/usr"]);
+    }
+
+    #[test]
+    fn shared_entries_beneath_a_tasks_own_directory_are_the_tasks_to_mount() {
+        // Mounted over the template, the task's own directory would hide
+        // what the template holds beneath it: it is mounted with the
+        // task's, after it, as a whole build would.
+        let plan = Plan {
+            entries: vec![
+                entry("/opt", true, true),
+                entry("/opt/repo/wt", true, false),
+                entry("/opt/repo/wt/node_modules", true, true),
+                entry("/srv", true, false),
+                entry("/srv/tools", true, true),
+                entry("/usr", true, true),
+            ],
+        };
+        let (key, task) = split(&plan).unwrap();
+        let targets: Vec<_> = task
+            .iter()
+            .map(|e| e.target.display().to_string())
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                "/opt/repo/wt",
+                "/opt/repo/wt/node_modules",
+                "/srv",
+                "/srv/tools"
+            ]
+        );
+        let shared: Vec<_> = key
+            .shared
+            .iter()
+            .map(|(t, _)| t.display().to_string())
+            .collect();
+        assert_eq!(shared, ["/opt", "/usr"]);
     }
 
     #[test]

@@ -119,18 +119,19 @@ pub(super) struct Unconfined {
     pub launcher_ends: Vec<RawFd>,
 }
 
-/// Where a process started with [`ChildStack::spawn`] (an unconfined
-/// command, a worker started by its init) runs until it execs. One is
-/// enough: its parent is suspended while the process uses it. A mapping of
-/// its own with an inaccessible page below it, so that an overflow faults
-/// instead of writing over the parent's memory, which the process shares.
+/// Where a process that shares the launcher's memory runs: an unconfined
+/// command or a worker until it execs (its parent suspended meanwhile,
+/// [`ChildStack::spawn`]), a worker's init for as long as it lives. A
+/// mapping of its own with an inaccessible page below it, so that an
+/// overflow faults instead of writing over memory the process shares.
 pub(super) struct ChildStack {
     base: *mut libc::c_void,
     len: usize,
 }
 
 impl ChildStack {
-    /// Room for the few frames between `clone` and `execve`, and for the
+    /// Room for the frames of an init building a worker's namespaces (the
+    /// deepest user), of a process on its way to `execve`, and for the
     /// formatting of a failure's message.
     const SIZE: usize = 256 << 10;
 
@@ -271,7 +272,9 @@ struct InitArgs<'a> {
 
 /// Starts the worker's init in new mount and PID namespaces and returns
 /// once init has started the worker (or failed to; its failure pipe then
-/// says why, and reaping it reports the worker's end).
+/// says why, and reaping it reports the worker's end); a worker that joins
+/// cgroups gets an init that is a copy of the launcher, which is not
+/// waited for (see below).
 ///
 /// Init is `clone`d sharing the launcher's memory (`CLONE_VM`): a `fork`
 /// copied the launcher's page tables, had both of them fault pages back
@@ -280,7 +283,9 @@ struct InitArgs<'a> {
 /// prepares the worker's namespaces, since init uses the launcher's heap
 /// meanwhile, as a thread would; once the worker has exec'd, init touches
 /// nothing but its own stack and makes raw system calls only (see
-/// [`init`]).
+/// [`init`]). So the launcher serves nothing else while an init prepares
+/// (a few hundred microseconds, unless a file system stalls the worker's
+/// way to `execve`: its directory, its program).
 pub(super) fn spawn_in_namespaces(
     prepared: &Prepared<'_>,
     mounts: &TaskMounts,
@@ -304,6 +309,9 @@ pub(super) fn spawn_in_namespaces(
     };
     // Over a template, init enters a copy of it: a copy of the launcher's
     // namespace (every mount of the host's) would only be thrown away.
+    // SAFETY: prctl with integer arguments.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
     let mut flags = match mounts.template {
         Some(_) => libc::CLONE_NEWPID,
         None => libc::CLONE_NEWNS | libc::CLONE_NEWPID,
@@ -312,7 +320,11 @@ pub(super) fn spawn_in_namespaces(
     // RCU grace period, milliseconds on cgroup v1), and the launcher would
     // wait with it, holding up every other spawn: such a worker's init is
     // a copy of the launcher instead, which it does not wait for.
-    let shares = prepared.cgroups.is_empty();
+    // Elsewhere than x86-64 and AArch64, init's raw calls would go through
+    // libc (see `raw`), and the kernel's signal set may be wider than init
+    // passes: there init is a copy too.
+    let shares =
+        prepared.cgroups.is_empty() && cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
     if shares {
         flags |= libc::CLONE_VM;
     }
@@ -341,11 +353,13 @@ pub(super) fn spawn_in_namespaces(
         // A worker that switched to the sandbox's user did so in this
         // memory, which the kernel then marks not dumpable (no ptrace, no
         // /proc access, also for what the launcher forks later): the
-        // worker has its own memory now, and the launcher's is as before.
-        // SAFETY: prctl with integer arguments.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        // worker has its own memory now, and the launcher's is as it was.
+        if dumpable >= 0 {
+            // SAFETY: prctl with integer arguments.
+            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+            unsafe {
+                libc::prctl(libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+            }
         }
     }
     Ok(Namespaced { pid, stacks })
@@ -580,7 +594,13 @@ fn join_cgroups(cgroups: &[RawFd], errors: RawFd) {
 }
 
 /// Writes `message` to the failure pipe and exits.
+///
+/// At most `PIPE_BUF` bytes of it: the launcher reads the pipe only once
+/// the worker has ended, and a longer write (a failed `execve` names the
+/// program, which may be long) could wait for room forever while the
+/// launcher waits for this process.
 fn fail(errors: RawFd, message: &str) -> ! {
+    let message = &message[..message.floor_char_boundary(libc::PIPE_BUF)];
     // SAFETY: writing a local buffer, then leaving without running any
     // of the parent's destructors or atexit handlers.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -618,7 +638,10 @@ extern "C" fn init_entry(args: *mut libc::c_void) -> libc::c_int {
 /// Init's work while the launcher waits: isolation, the worker started.
 /// Returns the worker's pid; on failure, says why on the failure pipe and
 /// exits. Whatever it allocates it frees before it returns (the heap is
-/// the launcher's).
+/// the launcher's), but for the message of a failure, which the launcher
+/// keeps (a few hundred bytes a failed spawn). It must not panic: the
+/// panic machinery's state is the launcher's too (every step returns its
+/// error instead, as the workspace's lints hold).
 fn prepare_init(args: &InitArgs<'_>) -> i32 {
     let prepared = args.prepared;
     // The launcher dies with the coordinator; init (and so the whole

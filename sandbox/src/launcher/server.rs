@@ -214,8 +214,13 @@ impl Server {
         // Groups first, cgroups after: the launcher may itself be in a
         // cgroup it kills (the run's shared one, joined once so that its
         // commands need not join it each), and must outlive the groups.
-        for &pid in self.workers.keys() {
-            kill_worker(pid, self.base.is_some(), libc::SIGKILL);
+        let namespaced = self.base.is_some();
+        for (&pid, worker) in &mut self.workers {
+            kill_worker(pid, namespaced, libc::SIGKILL);
+            // Inits killed but not reaped may still be on their stacks
+            // (they share this memory): those stay mapped until the
+            // launcher's own exit.
+            std::mem::forget(worker.stacks.take());
         }
         let live = self.workers.values().filter_map(|w| w.reap.as_ref());
         let cgroups: std::collections::BTreeSet<&PathBuf> = live.chain(&self.cgroups).collect();
