@@ -4,11 +4,13 @@
 # (tests/slurm/cluster.sh), and 300 tasks over the three nodes beside the
 # job array a user would submit by hand (`sbatch --array --wait`, no git,
 # no sandbox, no merge), with `--export=NONE` and with `--export=ALL` from
-# a clean environment. Prints a Markdown table (BENCHMARKS.md, section
-# 14). Needs root (the cluster's daemons) and Debian's slurm packages.
+# a clean environment; swarm both with a job per task and with
+# `tasks_per_job = $PACK` (several short tasks one after another in a
+# job). Prints a Markdown table (BENCHMARKS.md, section 14). Needs root
+# (the cluster's daemons) and Debian's slurm packages.
 #
-#   bench/slurm.sh                  # RUNS=3, N=300
-#   RUNS=1 N=100 bench/slurm.sh
+#   bench/slurm.sh                  # RUNS=3, N=300, PACK=10
+#   RUNS=1 N=100 bench/slurm.sh     # PACK= the packed rows' tasks_per_job
 #   SMOKE=1 SWARM=target/debug/swarm BENCH_CLUSTER=DIR bench/slurm.sh
 #
 # Smoke mode (SMOKE=1, see bench/common.sh): 3 tasks, one run, and the
@@ -51,11 +53,12 @@ repo() {
 }
 
 # `count` independent tasks, each writing its own file; `executor` is
-# `local` or `slurm`.
+# `local` or `slurm`; `pack` (optional) is the plan's `tasks_per_job`.
 plan() {
-  local count=$1 executor=$2
+  local count=$1 executor=$2 pack=${3:-}
   printf '[swarm]\nname = "b"\n\n[executor]\nkind = "%s"\n' "$executor"
   if [ "$executor" = slurm ]; then printf 'poll_interval = "200ms"\n'; fi
+  if [ -n "$pack" ]; then printf 'tasks_per_job = %s\n' "$pack"; fi
   for k in $(seq "$count"); do
     printf '\n[[task]]\nid = "t%s"\ncreates = ["out/%s.txt"]\nrun = "mkdir -p out && echo %s > out/%s.txt"\n' "$k" "$k" "$k" "$k"
   done
@@ -63,9 +66,9 @@ plan() {
 
 # Milliseconds of one `swarm run` of `count` tasks on `executor`.
 one_run() {
-  local count=$1 executor=$2 dir=$WORK/repo
+  local count=$1 executor=$2 pack=${3:-} dir=$WORK/repo
   repo "$dir"
-  plan "$count" "$executor" > "$WORK/plan.toml"
+  plan "$count" "$executor" "$pack" > "$WORK/plan.toml"
   plan_clean "$dir" "$WORK/plan.toml"
   local t0 t1
   t0=$(now_ms)
@@ -98,12 +101,15 @@ by_hand() {
 # script (through pipefail and the assignment of the median).
 median() { local f=$1; shift; for _ in $(seq "$RUNS"); do checked "$f" "$@"; echo; done | median_of; }
 
+PACK=${PACK:-10}
 local_small=$(median one_run "$SMALL" local)
 slurm_small=$(median one_run "$SMALL" slurm)
+slurm_small_packed=$(median one_run "$SMALL" slurm "$PACK")
 array_small=$(median by_hand "$SMALL" NONE)
 array_small_all=$(median by_hand "$SMALL" ALL)
 if [ "$SMOKE" = 0 ]; then
   slurm_big=$(median one_run "$N" slurm)
+  slurm_big_packed=$(median one_run "$N" slurm "$PACK")
   array_big=$(median by_hand "$N" NONE)
   array_big_all=$(median by_hand "$N" ALL)
 fi
@@ -113,10 +119,12 @@ echo "| what | tasks | wall (ms, median of $RUNS) | per task (ms) |"
 echo "|---|---:|---:|---:|"
 echo "| swarm, local executor (sandboxed) | $SMALL | $local_small | $(per "$local_small" "$SMALL") |"
 echo "| swarm, Slurm executor, 3 nodes (sandboxed) | $SMALL | $slurm_small | $(per "$slurm_small" "$SMALL") |"
+echo "| swarm, Slurm executor, \`tasks_per_job = $PACK\` | $SMALL | $slurm_small_packed | $(per "$slurm_small_packed" "$SMALL") |"
 echo "| \`sbatch --array --wait --export=NONE\` by hand (no git, sandbox or merge) | $SMALL | $array_small | $(per "$array_small" "$SMALL") |"
 echo "| \`env -i sbatch --array --wait --export=ALL\` by hand | $SMALL | $array_small_all | $(per "$array_small_all" "$SMALL") |"
 if [ "$SMOKE" = 0 ]; then
   echo "| swarm, Slurm executor, 3 nodes (sandboxed) | $N | $slurm_big | $(per "$slurm_big" "$N") |"
+  echo "| swarm, Slurm executor, \`tasks_per_job = $PACK\` | $N | $slurm_big_packed | $(per "$slurm_big_packed" "$N") |"
   echo "| \`sbatch --array --wait --export=NONE\` by hand | $N | $array_big | $(per "$array_big" "$N") |"
   echo "| \`env -i sbatch --array --wait --export=ALL\` by hand | $N | $array_big_all | $(per "$array_big_all" "$N") |"
 fi

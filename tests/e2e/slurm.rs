@@ -630,3 +630,164 @@ fn a_slurm_plan_without_a_reachable_cluster_stops_before_any_job() {
     assert_eq!(said.len(), 1, "said once: {}", out.stderr);
     assert_eq!(out.code, 2, "{}", out.stderr);
 }
+
+/// The `task_started` job ids of `run`, by task.
+fn started_jobs(repo: &TestRepo, run: &str) -> Vec<(String, String)> {
+    journal(repo, run)
+        .iter()
+        .filter(|e| e["event"] == "task_started")
+        .map(|e| {
+            (
+                e["task"].as_str().unwrap().to_string(),
+                e["job"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 32: with `tasks_per_job`, the tasks that go out together share
+/// array elements, run one after another on their node, and each keeps
+/// its own worktree, snapshot and record; a task the duration history
+/// knows to be long gets a job of its own.
+#[test]
+fn short_tasks_share_jobs_and_each_keeps_its_own_result() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let mut tasks = String::new();
+    for k in 1..=7 {
+        tasks.push_str(&format!(
+            "[[task]]\nid = \"t{k}\"\ncreates = [\"out/{k}.txt\"]\nrun = \"mkdir -p out; echo {k} > out/{k}.txt; echo did {k}\"\n\n"
+        ));
+    }
+    let packed = plan(&repo, "packed", "tasks_per_job = 3", &tasks);
+    let out = run(&repo, &cluster, &packed, &[]);
+    out.assert_code(0);
+    let report = repo.report();
+    for k in 1..=7 {
+        let id = format!("t{k}");
+        let t = task(&report, &id);
+        assert_eq!(t["status"], "merged", "{id}: {report}");
+        assert_eq!(
+            repo.show(&format!("refs/swarm/packed/{id}"), &format!("out/{k}.txt")),
+            k.to_string()
+        );
+        assert_eq!(
+            repo.show("swarm/packed", &format!("out/{k}.txt")),
+            k.to_string()
+        );
+        // Its own logs came back with its own record.
+        let log = Path::new(t["stdout_log"].as_str().unwrap());
+        assert_eq!(
+            std::fs::read_to_string(log).unwrap(),
+            format!("did {k}\n"),
+            "{id}"
+        );
+    }
+    // Seven tasks in one array: elements of three, three and one.
+    let jobs = started_jobs(&repo, "packed");
+    assert_eq!(jobs.len(), 7, "{jobs:?}");
+    let mut sizes: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, job) in &jobs {
+        *sizes.entry(job.as_str()).or_default() += 1;
+    }
+    let mut counts: Vec<usize> = sizes.values().copied().collect();
+    counts.sort_unstable();
+    assert_eq!(counts, [1, 3, 3], "{jobs:?}");
+    let arrays: BTreeSet<&str> = sizes
+        .keys()
+        .map(|j| j.split_once('_').map_or(*j, |(a, _)| a))
+        .collect();
+    assert_eq!(arrays.len(), 1, "one sbatch: {jobs:?}");
+
+    // A second run: every task took a millisecond or more, which is
+    // `pack_under` now, so each gets a job of its own.
+    let alone = plan(
+        &repo,
+        "alone",
+        "tasks_per_job = 3\npack_under = \"1ms\"",
+        &tasks,
+    );
+    run(&repo, &cluster, &alone, &[]).assert_code(0);
+    let jobs = started_jobs(&repo, "alone");
+    let distinct: BTreeSet<&str> = jobs.iter().map(|(_, j)| j.as_str()).collect();
+    assert_eq!((jobs.len(), distinct.len()), (7, 7), "{jobs:?}");
+}
+
+/// Cancelling one task of a shared job stops the job: the others of it
+/// that had not finished run again, in jobs of their own, without using
+/// up their retries.
+#[test]
+fn a_cancel_in_a_shared_job_runs_the_others_of_it_again() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    // The variants go first (a task waits for their experiment), then
+    // `keep`: one element of three. The first variant passes at once,
+    // which cancels the second while it sleeps; `keep` has not started.
+    let plan = plan(
+        &repo,
+        "mates",
+        "tasks_per_job = 3",
+        r#"[[task]]
+id = "exp"
+creates = ["f.txt"]
+variants = 2
+pick = "first"
+run = "if [ {variant} = 1 ]; then echo one > f.txt; else echo started > f.txt; exec sleep 89; fi"
+
+[[task]]
+id = "after"
+deps = ["exp"]
+run = "cat f.txt > seen.txt"
+
+[[task]]
+id = "keep"
+creates = ["keep.txt"]
+run = "echo kept > keep.txt"
+"#,
+    );
+    let started = Instant::now();
+    let out = run(&repo, &cluster, &plan, &[]);
+    out.assert_code(0);
+    assert!(
+        started.elapsed() < Duration::from_secs(80),
+        "{:?}",
+        started.elapsed()
+    );
+    let jobs = started_jobs(&repo, "mates");
+    let job_of = |id: &str| -> Vec<String> {
+        jobs.iter()
+            .filter(|(t, _)| t == id)
+            .map(|(_, j)| j.clone())
+            .collect()
+    };
+    let (v1, v2, keep) = (job_of("exp@1"), job_of("exp@2"), job_of("keep"));
+    assert!(v1.len() == 1 && v1 == v2, "{jobs:?}");
+    assert_eq!(keep.len(), 2, "keep ran twice: {jobs:?}");
+    assert_eq!(keep[0], v1[0], "keep shared the variants' job: {jobs:?}");
+    assert_ne!(keep[1], v1[0], "{jobs:?}");
+    let report = repo.report();
+    assert_eq!(
+        task(&report, "exp")["experiment"]["winner"],
+        "exp@1",
+        "{report}"
+    );
+    assert_eq!(task(&report, "exp@2")["status"], "cancelled", "{report}");
+    let k = task(&report, "keep");
+    assert_eq!(k["status"], "merged", "{report}");
+    assert_eq!(k["attempts"], 2, "{k}");
+    assert_eq!(repo.show("swarm/mates", "keep.txt"), "kept");
+    assert_eq!(repo.show("swarm/mates", "seen.txt"), "one");
+    // The second variant's work is kept, and nothing of it runs on.
+    assert_eq!(repo.show("refs/swarm/mates/exp@2", "f.txt"), "started");
+    wait_until("the variant's process is gone", || {
+        processes_with("sleep 89").is_empty()
+    });
+    let lost = journal(&repo, "mates")
+        .into_iter()
+        .find(|e| e["event"] == "attempt_finished" && e["task"] == "keep")
+        .unwrap();
+    assert!(
+        lost.to_string().contains("stopped for another task"),
+        "{lost}"
+    );
+}

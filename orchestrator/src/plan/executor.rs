@@ -62,6 +62,20 @@ pub struct ExecutorSection {
     /// running). Default: 1000.
     #[schemars(range(min = 1))]
     pub max_jobs: Option<usize>,
+    /// Slurm: at most this many attempts run one after another in one job
+    /// (default 1: a job each). For short tasks, whose job costs more than
+    /// they do: the cluster's scheduling, `swarm __node`, a fetch, the
+    /// sandbox launcher and a push are paid once for all of them. Only
+    /// attempts started together with the same `sbatch` arguments share a
+    /// job, each still in its own worktree and sandbox; a job's `--time`
+    /// (the default one) covers all of its attempts. Grants nothing.
+    #[schemars(with = "Option<u32>")]
+    pub tasks_per_job: Option<Spanned<i64>>,
+    /// Slurm, with `tasks_per_job`: a task that took this long or longer
+    /// in an earlier run (the run's duration history) gets a job of its
+    /// own. Default: `1m`.
+    #[schemars(with = "Option<String>")]
+    pub pack_under: Option<Spanned<String>>,
 }
 
 /// Where attempts run.
@@ -97,6 +111,10 @@ pub struct SlurmConfig {
     pub scratch: Option<String>,
     pub poll_interval: Duration,
     pub max_jobs: usize,
+    /// At most this many attempts in one job (1: a job each).
+    pub tasks_per_job: usize,
+    /// Tasks expected to take this long or longer run alone.
+    pub pack_under: Duration,
 }
 
 impl Default for SlurmConfig {
@@ -114,6 +132,8 @@ impl Default for SlurmConfig {
             scratch: None,
             poll_interval: Duration::from_secs(1),
             max_jobs: 1000,
+            tasks_per_job: 1,
+            pack_under: Duration::from_secs(60),
         }
     }
 }
@@ -137,6 +157,8 @@ pub(super) fn check(
         ("scratch", section.scratch.is_some()),
         ("poll_interval", section.poll_interval.is_some()),
         ("max_jobs", section.max_jobs.is_some()),
+        ("tasks_per_job", section.tasks_per_job.is_some()),
+        ("pack_under", section.pack_under.is_some()),
     ];
     let kind = section.kind.unwrap_or_default();
     if kind == ExecutorKind::Local {
@@ -239,6 +261,36 @@ pub(super) fn check(
     }
     if let Some(n) = section.max_jobs {
         config.max_jobs = n.max(1);
+    }
+    if let Some(n) = &section.tasks_per_job {
+        match usize::try_from(*n.get_ref()) {
+            Ok(count @ 1..=1000) => config.tasks_per_job = count,
+            _ => errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("invalid tasks_per_job `{}`", n.get_ref()),
+                        Some(n.span()),
+                        "not between 1 and 1000",
+                    )
+                    .with_help("write how many attempts may share one job: 1 (a job each) to 1000"),
+            ),
+        }
+    }
+    if let Some(p) = &section.pack_under {
+        match humantime::parse_duration(p.get_ref()) {
+            Ok(d) => config.pack_under = d,
+            Err(_) => errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("invalid pack_under `{}`", p.get_ref()),
+                        Some(p.span()),
+                        "not a duration",
+                    )
+                    .with_help("write a duration such as \"1m\" or \"30s\""),
+            ),
+        }
     }
     Executor::Slurm(Box::new(config))
 }

@@ -463,6 +463,41 @@ fn the_executor_table_is_read_and_checked() {
     assert_eq!(c.extra_args, ["--constraint=ssd"]);
     assert_eq!(c.poll_interval, Duration::from_millis(250));
     assert_eq!(c.max_jobs, 50);
+    assert_eq!(
+        (c.tasks_per_job, c.pack_under),
+        (1, Duration::from_secs(60))
+    );
+    let plan = parse_ok(
+        "[executor]\nkind = \"slurm\"\ntasks_per_job = 20\npack_under = \"30s\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n",
+    );
+    let Executor::Slurm(c) = &plan.executor else {
+        panic!("not slurm: {:?}", plan.executor);
+    };
+    assert_eq!(
+        (c.tasks_per_job, c.pack_under),
+        (20, Duration::from_secs(30))
+    );
+    for bad in ["0", "1001", "-3"] {
+        let e = parse_err(&format!(
+            "[executor]\nkind = \"slurm\"\ntasks_per_job = {bad}\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n"
+        ));
+        assert_eq!(e.message, format!("invalid tasks_per_job `{bad}`"));
+        assert!(
+            e.help
+                .as_deref()
+                .unwrap_or_default()
+                .contains("1 (a job each)")
+        );
+    }
+    let e = parse_err(
+        "[executor]\nkind = \"slurm\"\npack_under = \"soon\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n",
+    );
+    assert_eq!(e.message, "invalid pack_under `soon`");
+    let e = parse_err("[executor]\ntasks_per_job = 4\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n");
+    assert!(
+        format!("{e:?}").contains("[executor] sets `tasks_per_job` but its kind is local"),
+        "{e:?}"
+    );
 
     let e = parse_err(
         "[executor]\nkind = \"slurm\"\ntime_limit = \"1h\"\nmem = \"4GB\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n",

@@ -1,10 +1,12 @@
 //! `swarm __node`: a Slurm job's worker. Its spec comes on stdin (from the
 //! job's script): a job array's `NodeBatch`, of which this job runs the
-//! element `SLURM_ARRAY_TASK_ID` names (or one `NodeJob`, as jobs
-//! submitted before arrays carried); it sets up what the attempt needs on this node (sandbox
-//! launcher, WASM engine, the coordinator's gateway), runs it through
-//! `run::slurm::node`, and pushes the result back. SIGTERM (`scancel`)
-//! stops the task gracefully; its work is still pushed.
+//! element `SLURM_ARRAY_TASK_ID` names, one attempt or several one after
+//! another (or one `NodeJob`, as jobs submitted before arrays carried); it
+//! sets up what the attempts need on this node (sandbox launcher, WASM
+//! engine, the coordinator's gateway) once, runs them through
+//! `run::remote::node`, and pushes the results back. SIGTERM (`scancel`)
+//! stops the running task gracefully and the rest before they start;
+//! their work is still pushed.
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -23,7 +25,10 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         .read_to_string(&mut text)
         .context("read the job's spec from stdin")
         .map_err(Failure::Internal)?;
-    let job = read_spec(text.trim()).map_err(Failure::Invalid)?;
+    let jobs = read_spec(text.trim()).map_err(Failure::Invalid)?;
+    let Some(job) = jobs.first().cloned() else {
+        return Err(Failure::Invalid(anyhow!("the job's spec names no attempt")));
+    };
     let node = std::env::var("SLURMD_NODENAME")
         .ok()
         .filter(|n| !n.is_empty())
@@ -36,13 +41,16 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
 
     let mut plan = plan::parse(std::path::Path::new(&job.plan_path), job.plan_text.clone())
         .map_err(Failure::Plan)?;
-    plan.tasks.retain(|t| t.id == job.task);
-    if plan.tasks.is_empty() {
+    plan.tasks.retain(|t| jobs.iter().any(|j| j.task == t.id));
+    if let Some(missing) = jobs
+        .iter()
+        .find(|j| !plan.tasks.iter().any(|t| t.id == j.task))
+    {
         return Err(Failure::Invalid(anyhow!(
             "run job {}.{}: the plan has no task `{}`",
-            job.task,
-            job.attempt,
-            job.task
+            missing.task,
+            missing.attempt,
+            missing.task
         )));
     }
     let overrides = assemble::Overrides {
@@ -83,7 +91,7 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
     let result = runtime.block_on(async {
         let (stop_tx, stop_rx) = watch::channel(None);
         tokio::spawn(crate::drive::forward_signals(stop_tx));
-        node::run_job(&job, plan, options, &dir, &node, stop_rx).await
+        node::run_pack(&jobs, plan, options, &dir, &node, stop_rx).await
     });
     // Everything worth keeping was pushed; the node's disk is not ours.
     if let Err(e) = std::fs::remove_dir_all(&dir)
@@ -92,14 +100,16 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         eprintln!("swarm: failed to remove {}: {e}", dir.display());
     }
     match result {
-        Ok(record) => {
-            eprintln!(
-                "swarm: {}.{} on {node}: {:?}{}",
-                job.task,
-                job.attempt,
-                record.status,
-                record.reason.map(|r| format!(": {r}")).unwrap_or_default()
-            );
+        Ok(records) => {
+            for record in records {
+                eprintln!(
+                    "swarm: {}.{} on {node}: {:?}{}",
+                    record.task,
+                    record.attempt,
+                    record.status,
+                    record.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                );
+            }
             Ok(swarm_orchestrator::exit::SUCCESS)
         }
         Err(e) => Err(Failure::Internal(anyhow!(
@@ -110,11 +120,11 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
     }
 }
 
-/// This job's spec: its element of the array's batch, or a lone job's.
-fn read_spec(text: &str) -> anyhow::Result<NodeJob> {
+/// This job's attempts: its element of the array's batch, or a lone job's.
+fn read_spec(text: &str) -> anyhow::Result<Vec<NodeJob>> {
     const WHAT: &str = "read the job's spec (swarm __node is started by a swarm job's script)";
     if let Ok(job) = serde_json::from_str::<NodeJob>(text) {
-        return Ok(job);
+        return Ok(vec![job]);
     }
     let batch: NodeBatch = serde_json::from_str(text).context(WHAT)?;
     let index = std::env::var("SLURM_ARRAY_TASK_ID").context(
@@ -124,10 +134,10 @@ fn read_spec(text: &str) -> anyhow::Result<NodeJob> {
         .trim()
         .parse()
         .with_context(|| format!("read SLURM_ARRAY_TASK_ID `{index}`"))?;
-    batch.job(index).ok_or_else(|| {
+    batch.jobs(index).ok_or_else(|| {
         anyhow!(
             "the job array's spec has {} element(s), none at index {index}",
-            batch.elements.len()
+            batch.packs.len().max(batch.elements.len())
         )
     })
 }

@@ -1,7 +1,8 @@
 //! A job's side on a cluster node (`swarm __node`): one attempt of one
-//! task, run exactly as the local executor runs it (worktree, sandbox,
-//! verify, score, snapshot), in a clone of the shared repository on
-//! node-local disk; then its snapshot and exit record pushed back.
+//! task, or several one after another (`[executor] tasks_per_job`), each
+//! run exactly as the local executor runs it (worktree, sandbox, verify,
+//! score, snapshot), in a clone of the shared repository on node-local
+//! disk; then their snapshots and exit records pushed back.
 
 use crate::ids::TaskIndex;
 use std::path::{Path, PathBuf};
@@ -49,39 +50,137 @@ pub async fn run_job(
     options: RunOptions,
     dir: &Path,
     node: &str,
-    mut stop: watch::Receiver<Option<Stop>>,
+    stop: watch::Receiver<Option<Stop>>,
 ) -> Result<ExitRecord, RunError> {
-    let base = Oid::from_str(&job.base).map_err(|_| RunError::Io {
-        action: format!("read the job's base commit `{}`", job.base),
-        source: std::io::Error::from(std::io::ErrorKind::InvalidData),
-    })?;
-    let repo = clone_base(job, dir).await?;
-    let logs =
-        crate::layout::task_logs(&crate::layout::run_dir(&repo.workdir, &job.run), &job.task);
-    let started = std::time::Instant::now();
-    let record = match attempt(job, plan, options, &repo, base, &mut stop).await {
-        Ok(record) => record,
-        Err(e) => {
-            let message = format!("swarm could not run it on node {node}: failed to {e}");
-            ExitRecord {
-                duration_ms: crate::millis(started.elapsed()),
-                reason: Some(message.clone()),
-                ..ExitRecord::failed(job, AttemptOutcome::SpawnFailed { message })
-            }
-        }
-    };
-    let record = ExitRecord {
-        node: node.to_string(),
-        ..record
-    };
-    push(job, &repo, &record, &logs).await?;
-    Ok(record)
+    let mut records = run_pack(std::slice::from_ref(job), plan, options, dir, node, stop).await?;
+    records.pop().ok_or_else(|| RunError::Io {
+        action: format!("run job {}.{}", job.task, job.attempt),
+        source: std::io::Error::other("it left no record"),
+    })
 }
 
-/// An empty repository at `<dir>/repo` holding the job's base (fetched
-/// shallow: an attempt needs its base's tree, not its history).
-async fn clone_base(job: &NodeJob, dir: &Path) -> Result<Repo, RunError> {
-    let (job, dir) = (job.clone(), dir.to_path_buf());
+/// Records of a pack's attempts wait at most this long to be pushed while
+/// later ones run: the coordinator hears of them on the way, not all at
+/// the end, and a job killed outright loses no more than that.
+const PUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `jobs` (attempts of tasks of one run, from the shared repository
+/// `jobs[0].shared`) one after another in `dir` on node `node`, and pushes
+/// their results and exit records: one fetch of every base they start
+/// from, one sandbox launcher (`options`), and a push (in the background,
+/// while the next attempt runs) of the records that wait when
+/// [`PUSH_EVERY`] has passed since the last, then one of the rest when the
+/// last attempt has ended or the job is stopped. A stop (SIGTERM) stops
+/// the attempt that runs; those not started yet are recorded as
+/// cancelled, never run. `plan` holds the jobs' tasks. Returns the
+/// records, in order.
+pub async fn run_pack(
+    jobs: &[NodeJob],
+    plan: Plan,
+    options: RunOptions,
+    dir: &Path,
+    node: &str,
+    mut stop: watch::Receiver<Option<Stop>>,
+) -> Result<Vec<ExitRecord>, RunError> {
+    let Some(first) = jobs.first() else {
+        return Ok(Vec::new());
+    };
+    let repo = clone_bases(jobs, dir).await?;
+    let pushing = |done: Vec<(ExitRecord, PathBuf)>| {
+        push(first.run.clone(), first.shared.clone(), repo.clone(), done)
+    };
+    let mut records = Vec::with_capacity(jobs.len());
+    let mut waiting: Vec<(ExitRecord, PathBuf)> = Vec::new();
+    let mut pushes = Vec::new();
+    let mut last_push = tokio::time::Instant::now();
+    for job in jobs {
+        let logs =
+            crate::layout::task_logs(&crate::layout::run_dir(&repo.workdir, &job.run), &job.task);
+        let started = std::time::Instant::now();
+        let stopped = stop.borrow().is_some();
+        let record = match (stopped, Oid::from_str(&job.base)) {
+            (true, _) => ExitRecord {
+                reason: Some("its job was stopped before it started".into()),
+                status: TaskStatus::Cancelled,
+                ..ExitRecord::failed(job, AttemptOutcome::Cancelled)
+            },
+            (false, Err(_)) => ExitRecord::failed(
+                job,
+                AttemptOutcome::SpawnFailed {
+                    message: format!("its base commit `{}` is no commit id", job.base),
+                },
+            ),
+            (false, Ok(base)) => {
+                let run = attempt(job, plan.clone(), options.clone(), &repo, base, &mut stop);
+                tokio::pin!(run);
+                let ran = loop {
+                    tokio::select! {
+                        ran = &mut run => break ran,
+                        () = tokio::time::sleep_until(last_push + PUSH_EVERY), if !waiting.is_empty() => {
+                            pushes.push(tokio::spawn(pushing(std::mem::take(&mut waiting))));
+                            last_push = tokio::time::Instant::now();
+                        }
+                    }
+                };
+                match ran {
+                    Ok(record) => record,
+                    Err(e) => {
+                        let message =
+                            format!("swarm could not run it on node {node}: failed to {e}");
+                        ExitRecord {
+                            duration_ms: crate::millis(started.elapsed()),
+                            reason: Some(message.clone()),
+                            ..ExitRecord::failed(job, AttemptOutcome::SpawnFailed { message })
+                        }
+                    }
+                }
+            }
+        };
+        let record = ExitRecord {
+            node: node.to_string(),
+            ..record
+        };
+        records.push(record.clone());
+        waiting.push((record, logs));
+        if last_push.elapsed() >= PUSH_EVERY && records.len() < jobs.len() {
+            pushes.push(tokio::spawn(pushing(std::mem::take(&mut waiting))));
+            last_push = tokio::time::Instant::now();
+        }
+    }
+    let mut result = Ok(());
+    for pushed in pushes {
+        let done = pushed.await.map_err(|e| RunError::Io {
+            action: "push the job's results".into(),
+            source: std::io::Error::other(e.to_string()),
+        });
+        if let Err(e) = done.and_then(|r| r) {
+            result = result.and(Err(e));
+        }
+    }
+    if !waiting.is_empty() {
+        result = result.and(pushing(waiting).await);
+    }
+    result.map(|()| records)
+}
+
+/// An empty repository at `<dir>/repo` holding the bases of `jobs`
+/// (fetched shallow, all in one fetch: an attempt needs its base's tree,
+/// not its history).
+async fn clone_bases(jobs: &[NodeJob], dir: &Path) -> Result<Repo, RunError> {
+    let Some(first) = jobs.first() else {
+        return Err(RunError::Io {
+            action: "run a job".into(),
+            source: std::io::Error::other("it has no attempt"),
+        });
+    };
+    let shared = first.shared.clone();
+    let mut refs: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| (j.base_ref.clone(), j.base.clone()))
+        .collect();
+    refs.sort();
+    refs.dedup();
+    let dir = dir.to_path_buf();
     let repo = blocking(move || {
         let path = dir.join("repo");
         std::fs::create_dir_all(&path).map_err(|source| GitError::Io {
@@ -95,10 +194,11 @@ async fn clone_base(job: &NodeJob, dir: &Path) -> Result<Repo, RunError> {
         })?;
         let repo = Repo::discover(&path)?;
         let mut fetch = repo.git(&path);
-        fetch.args(["fetch", "-q", "--no-tags", "--depth=1", &job.shared]);
-        fetch.arg(format!("{0}:{0}", job.base_ref));
+        fetch.args(["fetch", "-q", "--no-tags", "--depth=1", &shared]);
+        fetch.args(refs.iter().map(|(r, _)| format!("{r}:{r}")));
         run_git(fetch, || {
-            format!("fetch the base {} from {}", job.base, job.shared)
+            let bases: Vec<&str> = refs.iter().map(|(_, b)| b.as_str()).collect();
+            format!("fetch the base {} from {shared}", bases.join(", "))
         })?;
         Ok(repo)
     })
@@ -216,39 +316,36 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
     }
 }
 
-/// Pushes the snapshot and the exit record to the shared repository, both
-/// or neither.
+/// Pushes the snapshots and the exit records of `done` (attempts of run
+/// `run`, with their logs) to the shared repository `shared`, all or none.
 async fn push(
-    job: &NodeJob,
-    repo: &Repo,
-    record: &ExitRecord,
-    logs: &Path,
+    run: String,
+    shared: String,
+    repo: Repo,
+    done: Vec<(ExitRecord, PathBuf)>,
 ) -> Result<(), RunError> {
-    let (job, repo, record, logs) = (
-        job.clone(),
-        repo.clone(),
-        record.clone(),
-        logs.to_path_buf(),
-    );
     blocking(move || {
-        let exit = write_record(&repo, &job.run, &record, &logs)?;
         let mut push = repo.git(&repo.workdir);
-        push.args(["push", "-q", "--atomic", &job.shared]);
-        if let Some(commit) = &record.commit {
+        push.args(["push", "-q", "--atomic", &shared]);
+        for (record, logs) in &done {
+            let exit = write_record(&repo, &run, record, logs)?;
+            if let Some(commit) = &record.commit {
+                push.arg(format!(
+                    "+{commit}:{}",
+                    attempt_ref(&run, &record.task, record.attempt)
+                ));
+            }
             push.arg(format!(
-                "+{commit}:{}",
-                attempt_ref(&job.run, &job.task, job.attempt)
+                "+{exit}:{}",
+                exit_ref(&run, &record.task, record.attempt)
             ));
         }
-        push.arg(format!(
-            "+{exit}:{}",
-            exit_ref(&job.run, &job.task, job.attempt)
-        ));
+        let names: Vec<String> = done
+            .iter()
+            .map(|(r, _)| format!("{}.{}", r.task, r.attempt))
+            .collect();
         run_git(push, || {
-            format!(
-                "push the result of {}.{} to {}",
-                job.task, job.attempt, job.shared
-            )
+            format!("push the result of {} to {shared}", names.join(", "))
         })?;
         Ok(())
     })

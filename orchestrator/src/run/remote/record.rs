@@ -67,8 +67,14 @@ pub struct NodeBatch {
     pub grace_ms: u64,
     pub scratch: Option<String>,
     pub gateway: Option<GatewayAccess>,
-    /// By array index.
+    /// The attempts, in order.
     pub elements: Vec<NodeElement>,
+    /// How many attempts each array element runs, one after another
+    /// (`[executor] tasks_per_job`): element `i` runs the `packs[i]`
+    /// attempts after those of the elements before it. Empty: one each
+    /// (element `i` is attempt `i`), as batches before packing carried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<u32>,
 }
 
 /// One attempt of a [`NodeBatch`].
@@ -81,7 +87,21 @@ pub struct NodeElement {
 }
 
 impl NodeBatch {
-    /// The spec of the attempt at array index `index`.
+    /// The specs of the attempts array element `index` runs, in order.
+    pub fn jobs(&self, index: usize) -> Option<Vec<NodeJob>> {
+        if self.packs.is_empty() {
+            return self.job(index).map(|job| vec![job]);
+        }
+        let size = |n: &u32| usize::try_from(*n).unwrap_or(usize::MAX);
+        let start: usize = self.packs.get(..index)?.iter().map(size).sum();
+        let count = size(self.packs.get(index)?);
+        let jobs: Vec<NodeJob> = (start..start.saturating_add(count))
+            .map_while(|k| self.job(k))
+            .collect();
+        (jobs.len() == count && count > 0).then_some(jobs)
+    }
+
+    /// The spec of the attempt at index `index` of `elements`.
     pub fn job(&self, index: usize) -> Option<NodeJob> {
         let e = self.elements.get(index)?;
         Some(NodeJob {

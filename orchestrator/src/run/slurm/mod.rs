@@ -93,6 +93,10 @@ struct Job {
     /// Polls in a row that did not find it alive or finished.
     missing: u32,
     node_failures: u32,
+    /// Its job runs other attempts too (`tasks_per_job`): a stop of the
+    /// job that this task did not ask for (another's cancel) ends this
+    /// attempt too, which then runs again.
+    packed: bool,
 }
 
 /// What the executor's background work brings back.
@@ -180,6 +184,11 @@ impl SlurmExecutor {
             grace: prepared.options.grace,
             gateway: cluster.gateway,
             pushed: Mutex::new(Default::default()),
+            // Read only when tasks share jobs.
+            history: match config.tasks_per_job {
+                1 => crate::durations::History::default(),
+                _ => crate::durations::History::load(&prepared.repo.workdir),
+            },
         };
         Ok(Self {
             jobs_ctx: Arc::new(jobs_ctx),
@@ -274,8 +283,16 @@ impl SlurmExecutor {
     fn on_work(&mut self, work: Work) {
         match work {
             Work::Submitted(results) => {
+                let mut shared: HashMap<String, usize> = HashMap::new();
+                for (_, _, result) in &results {
+                    if let Ok((_, id)) = result {
+                        *shared.entry(id.clone()).or_default() += 1;
+                    }
+                }
                 for (task, attempt, result) in results {
-                    self.on_submitted(task, attempt, result);
+                    let packed =
+                        matches!(&result, Ok((_, id)) if shared.get(id).is_some_and(|&n| n > 1));
+                    self.on_submitted(task, attempt, result, packed);
                 }
             }
             Work::Polled(poll) => {
@@ -285,7 +302,7 @@ impl SlurmExecutor {
         }
     }
 
-    fn on_submitted(&mut self, task: TaskIndex, attempt: u32, result: Submission) {
+    fn on_submitted(&mut self, task: TaskIndex, attempt: u32, result: Submission, packed: bool) {
         let Some(job) = self.jobs.get_mut(&task) else {
             return;
         };
@@ -293,6 +310,7 @@ impl SlurmExecutor {
             Ok((base, id)) => {
                 job.base = Some(base);
                 job.id = Some(id.clone());
+                job.packed = packed;
                 job.node = None;
                 job.missing = 0;
                 job.since = Instant::now();
@@ -334,17 +352,11 @@ impl SlurmExecutor {
         self.polling = true;
         let ctx = Arc::clone(&self.jobs_ctx);
         // Each submitted job's attempt, and whether it is the task's last.
-        let wanted: Vec<(TaskIndex, u32, bool)> = self
+        let wanted: Vec<(TaskIndex, u32, Ending)> = self
             .jobs
             .iter()
             .filter(|(_, j)| j.id.is_some())
-            .map(|(&t, j)| {
-                (
-                    t,
-                    j.attempt,
-                    j.attempt >= j.last_attempt || j.stop.is_some(),
-                )
-            })
+            .map(|(&t, j)| (t, j.attempt, Ending::of(j)))
             .collect();
         self.work
             .spawn_blocking(move || Work::Polled(look(&ctx, &wanted)));
@@ -418,6 +430,7 @@ impl SlurmExecutor {
         let Some(job) = self.jobs.get_mut(&task) else {
             return;
         };
+        let ending = Ending::of(job);
         if job.node.is_none()
             && let Some(id) = job.id.clone()
         {
@@ -444,12 +457,30 @@ impl SlurmExecutor {
             }),
             _ => None,
         };
+        if ending.stopped_for_another(&record) {
+            // Stopped with its job for another task's cancel: what it did
+            // is kept on the attempt's ref, and it runs again.
+            let message = "its job was stopped for another task that shared it".to_string();
+            self.events.push_back(ExecEvent::AttemptFinished {
+                task,
+                attempt: record.attempt,
+                outcome: AttemptOutcome::Lost {
+                    message: message.clone(),
+                },
+                verify_passed: None,
+                duration: Duration::from_millis(record.duration_ms),
+                verify: None,
+                snapshot,
+                outside_paths: Vec::new(),
+                agent: None,
+                score: None,
+                diff: None,
+            });
+            return self.lost_to_another(task, message);
+        }
         let succeeded = record.status == TaskStatus::Succeeded;
         let cancelled = matches!(record.outcome, AttemptOutcome::Cancelled) || job.stop.is_some();
-        let last = ends_task(
-            &record,
-            job.attempt >= job.last_attempt || job.stop.is_some(),
-        );
+        let last = ending.ends_task(&record);
         self.events.push_back(ExecEvent::AttemptFinished {
             task,
             attempt: record.attempt,
@@ -504,6 +535,11 @@ impl SlurmExecutor {
             "CANCELLED" if job.stop.is_some() => {
                 self.finish_attempt(task, AttemptOutcome::Cancelled, None);
             }
+            "CANCELLED" if job.packed => self.lost(
+                task,
+                format!("its job {id} was stopped for another task that shared it"),
+                true,
+            ),
             "NODE_FAIL" | "BOOT_FAIL" => self.lost(
                 task,
                 format!(
@@ -546,6 +582,25 @@ impl SlurmExecutor {
             Some(message),
             node_failed,
         );
+    }
+
+    /// The attempt was stopped with its job for another task (its
+    /// `AttemptFinished` already out): it runs again without using up the
+    /// task's retries, as after a failed node, and as often.
+    fn lost_to_another(&mut self, task: TaskIndex, message: String) {
+        let Some(job) = self.jobs.get_mut(&task) else {
+            return;
+        };
+        if job.node_failures < NODE_FAILURES {
+            job.node_failures += 1;
+            return self.again(task, true);
+        }
+        self.jobs.remove(&task);
+        self.events.push_back(ExecEvent::Finished {
+            task,
+            status: TaskStatus::Failed,
+            reason: Some(message),
+        });
     }
 
     fn finish_attempt(&mut self, task: TaskIndex, outcome: AttemptOutcome, reason: Option<String>) {
@@ -647,21 +702,48 @@ fn shared_repo(repo: &Repo, written: Option<&str>) -> Result<String, RunError> {
     Ok(path.display().to_string())
 }
 
-/// Whether `record`'s attempt is its task's last: it succeeded, was
-/// cancelled, or no other may follow (`final_or_stopped`). Its snapshot
-/// then goes on the task's ref, else on the attempt's: decided once, for
-/// the ref set when the record is read and for the task's end.
-fn ends_task(record: &ExitRecord, final_or_stopped: bool) -> bool {
-    final_or_stopped
-        || record.status == TaskStatus::Succeeded
-        || matches!(record.outcome, AttemptOutcome::Cancelled)
+/// What decides whether an attempt's record ends its task, known before
+/// the record is read (for the ref its snapshot goes on) and when its end
+/// is reported, decided alike both times.
+#[derive(Debug, Clone, Copy)]
+struct Ending {
+    /// No other attempt may follow (`final`), or the task was asked to
+    /// stop.
+    final_or_stopped: bool,
+    /// Its job ran other tasks' attempts too, and this task was not asked
+    /// to stop: a cancelled record means the job was stopped for another.
+    packed_unstopped: bool,
+}
+
+impl Ending {
+    fn of(job: &Job) -> Self {
+        Self {
+            final_or_stopped: job.attempt >= job.last_attempt || job.stop.is_some(),
+            packed_unstopped: job.packed && job.stop.is_none(),
+        }
+    }
+
+    /// The attempt was stopped with its job for another task's cancel.
+    fn stopped_for_another(self, record: &ExitRecord) -> bool {
+        self.packed_unstopped && matches!(record.outcome, AttemptOutcome::Cancelled)
+    }
+
+    /// Whether `record`'s attempt is its task's last: it succeeded, was
+    /// cancelled (for the task itself), or no other may follow. Its
+    /// snapshot then goes on the task's ref, else on the attempt's.
+    fn ends_task(self, record: &ExitRecord) -> bool {
+        !self.stopped_for_another(record)
+            && (self.final_or_stopped
+                || record.status == TaskStatus::Succeeded
+                || matches!(record.outcome, AttemptOutcome::Cancelled))
+    }
 }
 
 /// Asks the cluster how its jobs are, then fetches the exit records that
 /// arrived (in that order: a job the cluster shows ended has pushed its
 /// record before, so the fetch that follows has it). `wanted`: the jobs'
 /// tasks, attempts, and whether no other attempt may follow.
-fn look(ctx: &Jobs, wanted: &[(TaskIndex, u32, bool)]) -> Poll {
+fn look(ctx: &Jobs, wanted: &[(TaskIndex, u32, Ending)]) -> Poll {
     let queue = cluster::queue().map_err(|e| e.to_string());
     let mut records = Vec::new();
     let mut fetch = ctx.repo.git(&ctx.repo.workdir);
@@ -672,7 +754,7 @@ fn look(ctx: &Jobs, wanted: &[(TaskIndex, u32, bool)]) -> Poll {
         tracing::warn!(error = %e, "failed to fetch the jobs' results; trying again");
         return Poll { queue, records };
     }
-    for &(task, attempt, final_or_stopped) in wanted {
+    for &(task, attempt, ending) in wanted {
         let id = &ctx.tasks.get(task).id;
         let Ok(commit) = ctx.repo.resolve(&exit_ref(&ctx.run, id, attempt)) else {
             continue;
@@ -685,7 +767,7 @@ fn look(ctx: &Jobs, wanted: &[(TaskIndex, u32, bool)]) -> Poll {
                     None => None,
                     Some(c) => {
                         let oid = Oid::from_str(c).map_err(|e| e.to_string())?;
-                        let is_last = ends_task(&record, final_or_stopped);
+                        let is_last = ending.ends_task(&record);
                         let name = match is_last {
                             true => refs::task(&ctx.run, id),
                             false => refs::attempt(&ctx.run, id, attempt),
@@ -726,6 +808,7 @@ impl Executor for SlurmExecutor {
                 since: Instant::now(),
                 missing: 0,
                 node_failures: 0,
+                packed: false,
             },
         );
         let Launch {
@@ -800,6 +883,14 @@ impl Executor for SlurmExecutor {
         if let Ok(mut pushed) = self.jobs_ctx.pushed.lock() {
             pushed.insert(base, Arc::new(Mutex::new(true)));
         }
+        // Tasks that shared a job know it from each other's ids.
+        let mut packed = false;
+        for other in self.jobs.values_mut() {
+            if other.id.as_deref() == Some(id.as_str()) {
+                other.packed = true;
+                packed = true;
+            }
+        }
         self.jobs.insert(
             task,
             Job {
@@ -812,6 +903,7 @@ impl Executor for SlurmExecutor {
                 since: Instant::now(),
                 missing: 0,
                 node_failures: 0,
+                packed,
             },
         );
         Reattached::Adopted

@@ -43,6 +43,9 @@ pub(super) struct Jobs {
     /// Bases in (or on their way to) the shared repository: each pushed
     /// once, by the first job that needs it, while jobs on other bases go on.
     pub pushed: Mutex<HashMap<Oid, Arc<Mutex<bool>>>>,
+    /// How long tasks took in earlier runs: a task expected to take
+    /// `pack_under` or longer gets a job of its own.
+    pub history: crate::durations::History,
 }
 
 /// Why an attempt could not be submitted.
@@ -103,9 +106,11 @@ impl Jobs {
 
     /// Submits `attempts` (task, attempt, base already pushed), as few
     /// job arrays as their `sbatch` arguments allow: one per set of
-    /// attempts whose arguments agree, at most `MAX_ARRAY` elements each.
-    /// Returns, in the order given, each attempt's job id (`ARRAY_INDEX`)
-    /// or why it was not submitted.
+    /// attempts whose arguments agree, at most `MAX_ARRAY` elements each,
+    /// an element running one attempt or, with `tasks_per_job`, several
+    /// one after another (see [`Self::packs`]). Returns, in the order
+    /// given, each attempt's job id (`ARRAY_INDEX`, shared by the attempts
+    /// of one element) or why it was not submitted.
     pub fn submit_batch(&self, attempts: &[(TaskIndex, u32, Oid)]) -> Vec<Result<String, String>> {
         let mut ids: Vec<Result<String, String>> =
             vec![Err("never submitted".to_string()); attempts.len()];
@@ -119,9 +124,16 @@ impl Jobs {
             }
         }
         for (args, members) in groups {
-            for chunk in members.chunks(MAX_ARRAY) {
+            let tasks: Vec<TaskIndex> = members.iter().map(|&k| attempts[k].0).collect();
+            let packs: Vec<Vec<usize>> = self
+                .packs(&tasks)
+                .into_iter()
+                .map(|pack| pack.into_iter().map(|i| members[i]).collect())
+                .collect();
+            for chunk in packs.chunks(MAX_ARRAY) {
                 let elements: Vec<NodeElement> = chunk
                     .iter()
+                    .flatten()
                     .map(|&k| {
                         let (task, attempt, base) = attempts[k];
                         NodeElement {
@@ -137,26 +149,49 @@ impl Jobs {
                     [one] => job_name(&self.run, &one.task, one.attempt),
                     _ => format!("swarm-{}", self.run),
                 };
-                let result = self.submit_array(&args, &name, elements);
-                for (index, &k) in chunk.iter().enumerate() {
-                    ids[k] = match &result {
-                        Ok(array) => Ok(format!("{array}_{index}")),
-                        Err(e) => Err(e.clone()),
-                    };
+                let sizes: Vec<usize> = chunk.iter().map(Vec::len).collect();
+                let result = self.submit_array(&args, &name, elements, &sizes);
+                for (index, pack) in chunk.iter().enumerate() {
+                    for &k in pack {
+                        ids[k] = match &result {
+                            Ok(array) => Ok(format!("{array}_{index}")),
+                            Err(e) => Err(e.clone()),
+                        };
+                    }
                 }
             }
         }
         ids
     }
 
-    /// One `sbatch --array` of `elements`; the array's id.
+    /// `tasks` (of one set of `sbatch` arguments) in the groups that share
+    /// a job (see [`packs`]), as positions in `tasks`.
+    fn packs(&self, tasks: &[TaskIndex]) -> Vec<Vec<usize>> {
+        let expected: Vec<Option<u64>> = match self.config.tasks_per_job {
+            1 => vec![None; tasks.len()],
+            _ => tasks
+                .iter()
+                .map(|&t| self.history.estimate(&self.tasks.get(t)))
+                .collect(),
+        };
+        packs(
+            self.config.tasks_per_job,
+            &expected,
+            crate::millis(self.config.pack_under),
+        )
+    }
+
+    /// One `sbatch --array` of `elements`, run `sizes` at a time (one
+    /// array element each); the array's id.
     fn submit_array(
         &self,
         args: &[String],
         name: &str,
         elements: Vec<NodeElement>,
+        sizes: &[usize],
     ) -> Result<String, String> {
-        let last = elements.len().saturating_sub(1);
+        let last = sizes.len().saturating_sub(1);
+        let most = sizes.iter().copied().max().unwrap_or(1);
         let batch = NodeBatch {
             run: self.run.clone(),
             shared: self.shared.clone(),
@@ -167,9 +202,29 @@ impl Jobs {
             scratch: self.config.scratch.clone(),
             gateway: self.gateway.clone(),
             elements,
+            packs: match most {
+                1 => Vec::new(),
+                _ => sizes
+                    .iter()
+                    .map(|&n| u32::try_from(n).unwrap_or(u32::MAX))
+                    .collect(),
+            },
         };
         let script = script(&self.swarm, &self.env, &batch).map_err(|e| e.to_string())?;
         let mut args = args.to_vec();
+        // The time limit swarm derives from a task's timeout is one
+        // attempt's: an element runs up to `most` of them. A time limit the
+        // plan sets is the job's, as written.
+        if self.config.time_limit.is_none() && most > 1 {
+            for arg in &mut args {
+                if let Some(minutes) = arg
+                    .strip_prefix("--time=")
+                    .and_then(|m| m.parse::<u64>().ok())
+                {
+                    *arg = format!("--time={}", minutes.saturating_mul(most as u64));
+                }
+            }
+        }
         args.push(format!("--job-name={name}"));
         args.push(format!("--array=0-{last}"));
         cluster::submit(&args, &self.submit_env, &script).map_err(|e| format!("failed to {e}"))
@@ -216,6 +271,31 @@ impl Jobs {
         args.extend(c.extra_args.iter().cloned());
         args
     }
+}
+
+/// Tasks whose expected durations (milliseconds, from earlier runs) are
+/// `expected`, in the groups that share a job, as positions: runs of at
+/// most `most` in the order given, but a task expected to take `long` or
+/// longer alone. A task that never ran is packed: whoever set
+/// `tasks_per_job` said these tasks are short.
+fn packs(most: usize, expected: &[Option<u64>], long: u64) -> Vec<Vec<usize>> {
+    let most = most.max(1);
+    let mut packs = Vec::new();
+    let mut open = Vec::new();
+    for (i, ms) in expected.iter().enumerate() {
+        if most == 1 || ms.is_some_and(|ms| ms >= long) {
+            packs.push(vec![i]);
+            continue;
+        }
+        open.push(i);
+        if open.len() == most {
+            packs.push(std::mem::take(&mut open));
+        }
+    }
+    if !open.is_empty() {
+        packs.push(open);
+    }
+    packs
 }
 
 /// `swarm-<run>-<task>-<attempt>`: how `squeue` shows a job.
@@ -271,6 +351,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_tasks_are_packed_and_long_ones_run_alone() {
+        // Tasks 1 and 4 took a minute or more before; 6 never ran.
+        let expected = [
+            Some(900),
+            Some(61_000),
+            Some(20),
+            Some(30),
+            Some(60_000),
+            Some(10),
+            None,
+        ];
+        assert_eq!(
+            packs(2, &expected, 60_000),
+            [vec![1], vec![0, 2], vec![4], vec![3, 5], vec![6]]
+        );
+        assert_eq!(
+            packs(1, &expected, 60_000),
+            (0..7).map(|i| vec![i]).collect::<Vec<_>>()
+        );
+        assert_eq!(packs(10, &[None; 3], 60_000), [vec![0, 1, 2]]);
+    }
+
+    #[test]
     fn script_quotes_and_carries_the_spec() {
         let element = |task: &str| NodeElement {
             task: task.into(),
@@ -288,6 +391,7 @@ mod tests {
             scratch: None,
             gateway: None,
             elements: vec![element("t"), element("u")],
+            packs: Vec::new(),
         };
         let env = vec![
             ("PATH".to_string(), "/bin:/it's".to_string()),
@@ -309,6 +413,20 @@ mod tests {
         assert_eq!((second.task.as_str(), second.attempt), ("u", 2));
         assert_eq!(second.plan_text, batch.plan_text);
         assert!(back.job(2).is_none());
+        // Without packs, element i is attempt i; with them, element i runs
+        // packs[i] attempts after those of the elements before.
+        let tasks = |jobs: Option<Vec<crate::run::remote::record::NodeJob>>| {
+            jobs.map(|j| j.into_iter().map(|j| j.task).collect::<Vec<_>>())
+        };
+        assert_eq!(tasks(back.jobs(1)), Some(vec!["u".to_string()]));
+        let packed = NodeBatch {
+            elements: ["a", "b", "c"].into_iter().map(element).collect(),
+            packs: vec![2, 1],
+            ..batch.clone()
+        };
+        assert_eq!(tasks(packed.jobs(0)), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(tasks(packed.jobs(1)), Some(vec!["c".into()]));
+        assert_eq!(tasks(packed.jobs(2)), None);
         assert!(text.ends_with("SWARM_JOB_SPEC\n"));
     }
 }
