@@ -189,6 +189,73 @@ pub fn reachable(timeout: std::time::Duration) -> Result<(), String> {
     Err(format!("`squeue` said: {}", first.trim()))
 }
 
+/// The state of the elements of job arrays `arrays` (and of jobs with
+/// those ids) the cluster still lists, by id: `squeue` asked for those
+/// only, in its text format. `squeue --json` lists every job of the
+/// cluster whatever it is asked (Slurm 22.05 ignores the filters with
+/// `--json`): with a few thousand jobs kept for `MinJobAge`, that was
+/// 9 MB and 0.4 s a poll, five polls a second.
+pub fn queue_of(arrays: &[String]) -> Result<HashMap<String, JobState>, ClusterError> {
+    if arrays.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let format = "%i|%T|%B|%N|%r";
+    let list = arrays.join(",");
+    let command =
+        format!("squeue --noheader --array --states=all --jobs={list} --format='{format}'");
+    let out = Command::new("squeue")
+        .args(["--noheader", "--array", "--states=all"])
+        .arg(format!("--jobs={list}"))
+        .arg(format!("--format={format}"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| ClusterError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Asked only for jobs it no longer knows, `squeue` fails so: none is
+    // listed.
+    if !out.status.success() && !stderr.contains("Invalid job id") {
+        return Err(ClusterError::Refused {
+            action: "list the run's jobs".into(),
+            command,
+            message: stderr.trim().to_string(),
+        });
+    }
+    Ok(parse_text_queue(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Reads `squeue --array --format='%i|%T|%B|%N|%r'` output: an element of
+/// an array is `ARRAY_INDEX`, each on a line of its own.
+pub fn parse_text_queue(text: &str) -> HashMap<String, JobState> {
+    let shown = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty() && !matches!(s, "None" | "(null)" | "n/a")).then(|| s.to_string())
+    };
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split('|');
+            let id = fields.next()?.trim();
+            let state = fields.next()?.trim();
+            if id.is_empty() || state.is_empty() {
+                return None;
+            }
+            let batch_host = fields.next().and_then(shown);
+            let nodes = fields.next().and_then(shown);
+            let reason = fields.next().and_then(shown);
+            Some((
+                id.to_string(),
+                JobState {
+                    state: state.to_string(),
+                    node: batch_host.or(nodes),
+                    reason,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// The state of every job the cluster still lists, by id.
 pub fn queue() -> Result<HashMap<String, JobState>, ClusterError> {
     let command = "squeue --json".to_string();
@@ -314,6 +381,27 @@ fn indices(spec: &str) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_text_queue() {
+        let jobs = parse_text_queue(
+            "6400_28|COMPLETED|n1|n1|None\n6400_29|RUNNING|n3|n3|None\n\
+             6401_0|PENDING|(null)||Priority\n77|NODE_FAIL|n2|n2|NodeDown\n\ngarbage\n",
+        );
+        assert_eq!(jobs.len(), 4, "{jobs:?}");
+        assert_eq!(
+            jobs["6400_29"],
+            JobState {
+                state: "RUNNING".into(),
+                node: Some("n3".into()),
+                reason: None
+            }
+        );
+        assert_eq!(jobs["6401_0"].node, None);
+        assert_eq!(jobs["6401_0"].reason.as_deref(), Some("Priority"));
+        assert!(jobs["77"].ended() && jobs["6400_28"].ended());
+        assert!(!jobs["6400_29"].ended());
+    }
 
     #[test]
     fn reads_both_state_shapes() {

@@ -358,8 +358,21 @@ impl SlurmExecutor {
             .filter(|(_, j)| j.id.is_some())
             .map(|(&t, j)| (t, j.attempt, Ending::of(j)))
             .collect();
+        // The arrays those jobs are elements of: `squeue` is asked of
+        // them only.
+        let arrays: std::collections::BTreeSet<String> = self
+            .jobs
+            .values()
+            .filter_map(|j| j.id.as_deref())
+            .map(|id| {
+                id.split_once('_')
+                    .map_or(id, |(array, _)| array)
+                    .to_string()
+            })
+            .collect();
+        let arrays: Vec<String> = arrays.into_iter().collect();
         self.work
-            .spawn_blocking(move || Work::Polled(look(&ctx, &wanted)));
+            .spawn_blocking(move || Work::Polled(look(&ctx, Some(&arrays), &wanted)));
     }
 
     fn on_poll(&mut self, poll: Poll) {
@@ -683,8 +696,7 @@ impl SlurmExecutor {
 /// to the repository), made a bare repository when it does not exist.
 fn shared_repo(repo: &Repo, written: Option<&str>) -> Result<String, RunError> {
     let written = written.unwrap_or(".swarm/cluster.git");
-    let is_url = written.contains("://") || (written.contains(':') && !written.starts_with('/'));
-    if is_url {
+    if is_url(written) {
         return Ok(written.to_string());
     }
     let path = match Path::new(written).is_absolute() {
@@ -739,20 +751,65 @@ impl Ending {
     }
 }
 
-/// Asks the cluster how its jobs are, then fetches the exit records that
-/// arrived (in that order: a job the cluster shows ended has pushed its
-/// record before, so the fetch that follows has it). `wanted`: the jobs'
-/// tasks, attempts, and whether no other attempt may follow.
-fn look(ctx: &Jobs, wanted: &[(TaskIndex, u32, Ending)]) -> Poll {
-    let queue = cluster::queue().map_err(|e| e.to_string());
+/// Whether the shared repository holds exit records of the run that this
+/// one lacks (or holds at another commit). Read directly where the shared
+/// repository is a path on this machine: a fetch, five times a second, was
+/// five git processes each, most of them finding nothing. Through a URL,
+/// only a fetch can tell: always true.
+fn news(ctx: &Jobs) -> bool {
+    if is_url(&ctx.shared) {
+        return true;
+    }
+    let (Ok(shared), Ok(ours)) = (git2::Repository::open_bare(&ctx.shared), ctx.repo.open()) else {
+        return true;
+    };
+    let Ok(refs) = shared.references_glob(&format!("refs/swarm/{}/exit.d/*", ctx.run)) else {
+        return true;
+    };
+    for r in refs {
+        let Ok(r) = r else {
+            return true;
+        };
+        let (Ok(name), Some(target)) = (r.name(), r.target()) else {
+            return true;
+        };
+        if ours.refname_to_id(name).ok() != Some(target) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a shared repository as written is a URL (`ssh://host/x.git`,
+/// `host:x.git`) rather than a path.
+fn is_url(written: &str) -> bool {
+    written.contains("://") || (written.contains(':') && !written.starts_with('/'))
+}
+
+/// Asks the cluster how its jobs are (those of `arrays`, or every job),
+/// then fetches the exit records that arrived (in that order: a job the
+/// cluster shows ended has pushed its record before, so the fetch that
+/// follows has it). `wanted`: the jobs' tasks, attempts, and how their
+/// records end them.
+fn look(ctx: &Jobs, arrays: Option<&[String]>, wanted: &[(TaskIndex, u32, Ending)]) -> Poll {
+    let queue = match arrays {
+        Some(arrays) => cluster::queue_of(arrays),
+        None => cluster::queue(),
+    }
+    .map_err(|e| e.to_string());
     let mut records = Vec::new();
-    let mut fetch = ctx.repo.git(&ctx.repo.workdir);
-    fetch
-        .args(["fetch", "-q", "--no-tags", &ctx.shared])
-        .arg(exit_refspec(&ctx.run));
-    if let Err(e) = run_git(fetch, || format!("fetch exit records from {}", ctx.shared)) {
-        tracing::warn!(error = %e, "failed to fetch the jobs' results; trying again");
-        return Poll { queue, records };
+    if news(ctx) {
+        let mut fetch = ctx.repo.git(&ctx.repo.workdir);
+        // Several fetches a second: git's automatic maintenance after each
+        // is not for now.
+        fetch
+            .args(["-c", "maintenance.auto=false", "-c", "gc.auto=0"])
+            .args(["fetch", "-q", "--no-tags", &ctx.shared])
+            .arg(exit_refspec(&ctx.run));
+        if let Err(e) = run_git(fetch, || format!("fetch exit records from {}", ctx.shared)) {
+            tracing::warn!(error = %e, "failed to fetch the jobs' results; trying again");
+            return Poll { queue, records };
+        }
     }
     for &(task, attempt, ending) in wanted {
         let id = &ctx.tasks.get(task).id;
@@ -864,7 +921,8 @@ impl Executor for SlurmExecutor {
         // One look at the cluster (and one fetch of the records) serves
         // every task of the resume.
         let ctx = Arc::clone(&self.jobs_ctx);
-        let queue = self.seen.get_or_insert_with(|| look(&ctx, &[]));
+        // (Every job of the cluster: the tasks of a resume come one by one.)
+        let queue = self.seen.get_or_insert_with(|| look(&ctx, None, &[]));
         let alive = match &queue.queue {
             Ok(q) => q.get(&id).is_some_and(|s| !s.ended()),
             Err(e) => {
