@@ -64,7 +64,15 @@ impl Budget {
 /// close-on-exec in the coordinator) and the end the coordinator reads.
 pub(crate) fn pipe() -> std::io::Result<(OwnedFd, pipe::Receiver)> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    Ok((write, pipe::Receiver::from_owned_fd(read)?))
+    // Only our end is non-blocking (a command's writes block as usual).
+    // `from_owned_fd` would ask the kernel again what the fd is and which
+    // flags it has: two system calls per pipe, two pipes per task, for
+    // what `pipe2` just told us.
+    nix::fcntl::fcntl(
+        &read,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    Ok((write, pipe::Receiver::from_owned_fd_unchecked(read)?))
 }
 
 /// Opens the log at `path` to append to it, made (with its directory) if
