@@ -472,11 +472,13 @@ Peak RSS is the whole benchmark process's.
 1,000 spawns of \`/bin/true\` from the coordinator's runtime, mean per spawn; once one
 after another (latency), once two at a time (what a run with \`concurrency = 2\` sees).
 Sandboxed: through the run's launcher (\`swarm __sandbox\`, started once per run), which
-builds the Landlock ruleset, clones an init into new PID + mount namespaces (writable
-worktree, fresh read-only \`/proc\`, \`pid_max\`, no-network namespace), forks the worker,
-which takes a session, rlimits, drops every capability, sets no_new_privs, applies
-Landlock and seccomp, then execs. bubblewrap: \`bwrap --unshare-all --ro-bind / / --dev /dev
---proc /proc /bin/true\`, one after another.
+builds the Landlock ruleset and copies the worker's own paths detached (\`open_tree\`),
+clones an init sharing its memory into a new PID namespace; init enters a copy of the
+run's template of workers' roots (system paths, built once), mounts its own paths, a
+private \`/dev/shm\` and \`/proc\`, sets \`pid_max\`, leaves the network and starts the
+worker, which takes a session, rlimits, drops every capability, sets no_new_privs,
+applies Landlock and seccomp, then execs. bubblewrap: \`bwrap --unshare-all --ro-bind / /
+--dev /dev --proc /proc /bin/true\`, one after another.
 
 | spawn | one at a time | vs plain | two at a time | vs plain |
 |---|---:|---:|---:|---:|
@@ -484,48 +486,30 @@ Landlock and seccomp, then execs. bubblewrap: \`bwrap --unshare-all --ro-bind / 
 | **sandboxed (swarm launcher)** | **$spawn_sandboxed µs** | **$(ratio "$spawn_sandboxed" "$spawn_plain")x** | **$spawn_sandboxed2 µs** | **$(ratio "$spawn_sandboxed2" "$spawn_plain2")x** |
 | bubblewrap | $spawn_bwrap µs | $(ratio "$spawn_bwrap" "$spawn_plain")x | | |
 
-Target: at most 1.5x (issue 32). **Not met.** Where a sandboxed spawn's time went
-before f03c2f2 (timestamps taken in every process of one spawn, median of 300,
-microseconds after the coordinator sent the request): launcher wakes 54, parses the
-request 19, builds the Landlock ruleset 87, \`clone\` with new PID + mount namespaces
-148, init's mounts 110, fork of the worker 111, session and fds 41, capabilities 30,
-Landlock 16, seccomp 185, exec at about 845; the worker's end reached the coordinator
-at about 1,990 (a plain spawn took about 850 in all).
+Target: at most 1.5x (issue 32). **Not met.** What this round changed (067daf1,
+34842ed; \`perf record -a -g\` of 1,000 sandboxed no-op tasks before and after, and C
+prototypes of each step measured first, see section 17):
 
-Since 729c906 (issue 32), init starts the worker as \`posix_spawn\` does (\`CLONE_VM |
-CLONE_VFORK\`: no page tables copied, none thrown away by \`execve\`), builds the root in
-its scratch tmpfs (one tmpfs a worker, not two), and the launcher's cover of \`/etc\` holds
-copies of the small files instead of a bind of each (43 mounts in a worker's namespace
-instead of 67, each copied at its \`clone\` and unmounted at its end); see section 17 for
-the profile this came from. Then:
+- **Init shares the launcher's memory.** It was a copy of the launcher (a fork): its
+  page tables copied, the launcher and init faulting pages back in, and all of it torn
+  down when init left, about 360 µs of CPU a spawn (\`copy_process\`, COW faults,
+  \`exit_mmap\`). Now init is \`clone(CLONE_VM | CLONE_NEWPID)\` on a stack of its own;
+  the launcher waits while init prepares (it uses the launcher's heap, as a thread
+  would), then init makes raw system calls only. In a C prototype: 1,350-1,540 µs of CPU
+  for a fork-style init against 980-1,000 µs sharing memory, plain spawn 625-650 µs.
+- **The shared part of the root is a template.** The scratch root, \`pivot_root\`, forty
+  binds and the detach of the host's tree per worker (mounts, directories and their
+  teardown were half of init's time) are one namespace built per run; each init copies it
+  (\`unshare\`), covers the parents of its own paths with a tmpfs and moves its own
+  trees in (\`move_mount\`). Its \`/proc\` replaces the host's (\`fsopen\`).
 
-- **The end is reported before the namespace is torn down** (f03c2f2). Init's exit
-  unmounts everything in the worker's mount namespace, and the launcher replied only
-  once init was reaped. Now init kills every other process in the namespace (SIGKILL
-  to -1 from pid 1: all of the namespace; a fork racing it fails) and reaps them until
-  it has no child left, then writes the worker's status; the launcher replies when the
-  status arrives and reaps init whenever its exit is done. The guarantee is the same:
-  nothing of the task is left when the coordinator hears of its end.
-- **The seccomp program is a binary search** (3b7adeb). Installing a filter makes the
-  kernel run it once for every call number (to cache the calls it always allows), with
-  interrupts off; seccompiler lays a filter out as a chain of comparisons, so every
-  allowed call walked all of it. Installing the 452-instruction filter took 365-400 µs
-  in a forked child here; swarm's own layout (a search down to leaves of four numbers,
-  276 instructions) takes 150 µs. A unit test decides every call number, with argument
-  values around every condition, with both layouts (about two million calls) and
-  requires the same verdict; x32 numbers are denied as a whole.
-
-Pre-forked sandbox cells (issue 32, item 3) were measured before being built, with a
-C program in the same kind of user namespace on this machine: a plain \`posix_spawn\` of
-\`/bin/true\` took 680 µs; an *ideal* cell (init already cloned into new PID and mount
-namespaces, woken by a pipe, it mounts one tmpfs, spawns the worker and reports its
-status by pipe before it exits) took 1,020 µs, 1.5x, before any Landlock, seccomp,
-view of the file system or hop between coordinator and launcher; the same with the
-\`clone\` on the request's path took 1,180 µs. So a cell would save about 160 µs of a
-2.7 ms spawn here and cannot reach 1.5x: the extra process between the launcher and the
-worker (a wake-up each way) costs as much as the target allows for everything. The
-seccomp filter cannot be loaded once and inherited either: it forbids \`mount\`, which a
-cell still needs for each task's worktree and tmp. Not built.
+What is left of a spawn (perf, per task, 1,000 sandboxed no-op tasks): seccomp's install
+(about 150 µs: the kernel runs the new filter once for every call number), the exec,
+the copy and teardown of some thirty mounts, the coordinator's and launcher's own work
+and the wake-ups between them. A pre-forked cell cannot take the filter's cost off the
+path (the filter forbids the mounts a cell still makes for its task), and a cell made
+ahead of time costs the same CPU, which a run of short tasks on two cores does not have
+to spare; not built.
 
 ## 6. WASM tasks
 
