@@ -78,6 +78,18 @@ one_run() {
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }'
 }
 
+# submit_array COUNT EXPORT DIR [SBATCH ARGS...]: a job array of COUNT
+# elements, each writing its index to a file of its own in DIR (which the
+# caller empties before its clock starts), submitted from a clean
+# environment with sbatch's --export=EXPORT.
+submit_array() {
+  local count=$1 export=$2 out=$3
+  shift 3
+  printf '#!/bin/sh\necho $SLURM_ARRAY_TASK_ID > %s/$SLURM_ARRAY_TASK_ID.txt\n' "$out" |
+    env -i PATH="$PATH" SLURM_CONF="$SLURM_CONF" \
+      sbatch --parsable "$@" --export="$export" --array=1-"$count" --output=/dev/null >/dev/null
+}
+
 # Milliseconds of a job array of `count` tasks doing the same echo,
 # submitted and waited for by hand; `export` is sbatch's --export: NONE
 # (the coordinator's environment kept out, as swarm must; slurmd then
@@ -89,9 +101,7 @@ by_hand() {
   rm -rf "$out"; mkdir -p "$out"
   local t0 t1
   t0=$(now_ms)
-  printf '#!/bin/sh\necho $SLURM_ARRAY_TASK_ID > %s/$SLURM_ARRAY_TASK_ID.txt\n' "$out" |
-    env -i PATH="$PATH" SLURM_CONF="$SLURM_CONF" \
-      sbatch --parsable --wait --export="$export" --array=1-"$count" --output=/dev/null >/dev/null
+  submit_array "$count" "$export" "$out" --wait
   t1=$(now_ms)
   [ "$(ls "$out" | wc -l)" = "$count" ] || { echo "array incomplete" >&2; exit 1; }
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }'
@@ -106,9 +116,7 @@ by_hand_done() {
   rm -rf "$out"; mkdir -p "$out"
   local t0 t1
   t0=$(now_ms)
-  printf '#!/bin/sh\necho $SLURM_ARRAY_TASK_ID > %s/$SLURM_ARRAY_TASK_ID.txt\n' "$out" |
-    env -i PATH="$PATH" SLURM_CONF="$SLURM_CONF" \
-      sbatch --parsable --export=ALL --array=1-"$count" --output=/dev/null >/dev/null
+  submit_array "$count" ALL "$out"
   local waited=0
   while [ "$(ls "$out" | wc -l)" -lt "$count" ]; do
     sleep 0.05
