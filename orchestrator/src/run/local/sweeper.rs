@@ -65,14 +65,13 @@ impl Sweeper {
     /// each; only the others go to the thread. Waking the thread, and its
     /// walk of an empty directory, cost more than the `rmdir` and took a
     /// core's time from the tasks for every task.
-    pub(super) fn dirs(&self, worktrees: &Worktrees, dirs: Vec<PathBuf>) {
-        let mut left = dirs;
-        left.retain(|dir| match std::fs::remove_dir(dir) {
+    pub(super) fn dirs(&self, worktrees: &Worktrees, mut dirs: Vec<PathBuf>) {
+        dirs.retain(|dir| match std::fs::remove_dir(dir) {
             Ok(()) => false,
             Err(e) => e.kind() != std::io::ErrorKind::NotFound,
         });
-        if !left.is_empty() {
-            self.send(worktrees, Sweep::Dirs(left));
+        if !dirs.is_empty() {
+            self.send(worktrees, Sweep::Dirs(dirs));
         }
     }
 
