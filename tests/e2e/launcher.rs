@@ -41,6 +41,8 @@ fn script(dir: &Path, script: &str, out: &Path) -> UnconfinedRequest {
         keep_fds: Vec::new(),
         cgroups: Vec::new(),
         reap: None,
+        after: None,
+        started: None,
         stdin: null(),
         stdout: file(out),
         stderr: null(),
@@ -417,5 +419,122 @@ fn a_root_showing_the_hosts_slash_is_built_whole_and_still_confines() {
             "ok\n"
         );
         assert!(!outside.path().join("planted").exists());
+    });
+}
+
+/// What a command on deck (`after`) wrote at its start: its marker file.
+fn ran(dir: &Path, name: &str) -> bool {
+    dir.join(name).exists()
+}
+
+#[test]
+fn a_command_on_deck_starts_when_the_one_it_follows_exits_0_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    runtime().block_on(async {
+        let launcher = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
+            .await
+            .unwrap();
+
+        // Held while the first one runs, started as it is reaped: after
+        // its last write, and before its end is even reported.
+        let mut first = launcher
+            .spawn_unconfined(script(d, "sleep 0.4; date +%s%N > first.end", &out))
+            .await
+            .unwrap();
+        let mut next = script(d, "date +%s%N > next.start", &out);
+        next.after = Some(first.id());
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        next.started = Some(std::sync::Arc::clone(&flag));
+        let mut next = launcher.spawn_unconfined(next).await.unwrap();
+        assert!(next.on_deck());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!ran(d, "next.start"), "it started before its turn");
+        assert!(!flag.load(std::sync::atomic::Ordering::Acquire));
+        assert_eq!(first.wait().await, Exit::Exited(0));
+        assert!(next.began().await);
+        assert!(flag.load(std::sync::atomic::Ordering::Acquire));
+        assert_eq!(next.wait().await, Exit::Exited(0));
+        let time = |name: &str| -> u128 {
+            std::fs::read_to_string(d.join(name))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        assert!(time("next.start") >= time("first.end"));
+
+        // The one it follows failed: it waits for the caller's word, and
+        // taken back, it never runs.
+        let mut failing = launcher
+            .spawn_unconfined(script(d, "sleep 0.2; exit 3", &out))
+            .await
+            .unwrap();
+        let mut behind = script(d, "touch after-failure", &out);
+        behind.after = Some(failing.id());
+        let mut behind = launcher.spawn_unconfined(behind).await.unwrap();
+        assert_eq!(failing.wait().await, Exit::Exited(3));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!ran(d, "after-failure"), "it started after a failure");
+        behind.withdraw().await;
+        assert!(!behind.began().await);
+        match behind.wait().await {
+            Exit::Failed(message) => assert!(message.contains("withdrawn"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!ran(d, "after-failure"));
+
+        // Told to start early (a place freed elsewhere), it runs beside
+        // the one it was to follow; dropped while held, it never runs.
+        let long = launcher
+            .spawn_unconfined(script(d, "sleep 30", &out))
+            .await
+            .unwrap();
+        let mut early = script(d, "touch early", &out);
+        early.after = Some(long.id());
+        let mut early = launcher.spawn_unconfined(early).await.unwrap();
+        let mut dropped = script(d, "touch dropped", &out);
+        dropped.after = Some(early.id());
+        let dropped = launcher.spawn_unconfined(dropped).await.unwrap();
+        early.begin_now().await;
+        assert!(early.began().await);
+        assert_eq!(early.wait().await, Exit::Exited(0));
+        assert!(ran(d, "early"));
+        drop(dropped);
+        drop(long);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!ran(d, "dropped"), "a dropped command on deck ran");
+
+        // Behind one already reaped: at once.
+        let mut done = launcher
+            .spawn_unconfined(script(d, "true", &out))
+            .await
+            .unwrap();
+        assert_eq!(done.wait().await, Exit::Exited(0));
+        let mut late = script(d, "touch late", &out);
+        late.after = Some(done.id());
+        let mut late = launcher.spawn_unconfined(late).await.unwrap();
+        assert!(late.began().await);
+        assert_eq!(late.wait().await, Exit::Exited(0));
+        assert!(ran(d, "late"));
+
+        // Behind one already reaped that failed: held for the caller's
+        // word, like one held before the failure.
+        let mut failed = launcher
+            .spawn_unconfined(script(d, "exit 1", &out))
+            .await
+            .unwrap();
+        assert_eq!(failed.wait().await, Exit::Exited(1));
+        let mut late = script(d, "touch late-after-failure", &out);
+        late.after = Some(failed.id());
+        let mut late = launcher.spawn_unconfined(late).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!ran(d, "late-after-failure"), "it started after a failure");
+        assert_eq!(late.try_began(), None);
+        late.begin_now().await;
+        assert!(late.began().await);
+        assert_eq!(late.wait().await, Exit::Exited(0));
+        assert!(ran(d, "late-after-failure"));
     });
 }

@@ -9,6 +9,7 @@ mod bad_input;
 mod bench_scripts;
 mod clean;
 mod confinement;
+mod deck;
 mod escapes;
 mod everyday_tools;
 mod example_plans;

@@ -4,6 +4,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::os::unix::process::ExitStatusExt;
@@ -61,6 +62,70 @@ pub struct CommandSpec {
     /// `sandbox` is `None`; without one, this process starts it (slower:
     /// see `Running::InProcess`).
     pub unconfined: Option<Launcher>,
+    /// How the command takes part in the launcher's deck (unconfined,
+    /// launched commands only; see [`Deck`]).
+    pub deck: Deck,
+}
+
+/// A command's part in the unconfined launcher's deck: a command may be
+/// sent ahead, to start the moment the command of another task ends, in
+/// its place (see `swarm_sandbox`'s launcher). Which commands may is the
+/// caller's decision; this only carries it out.
+#[derive(Clone, Default)]
+pub struct Deck {
+    /// Where the command's launcher id is published once it is sent, for
+    /// a command on deck behind it. Dropped (closed) when the attempt that
+    /// holds it is over.
+    pub publish: Option<Arc<watch::Sender<Option<u64>>>>,
+    /// Set: the command waits on deck behind another one.
+    pub on_deck: Option<OnDeck>,
+}
+
+/// Where a command on deck waits.
+#[derive(Clone)]
+pub struct OnDeck {
+    /// The launcher id of the command it follows, once that one is sent;
+    /// closed when that one's attempt is over (then there is nothing to
+    /// wait for).
+    pub behind: watch::Receiver<Option<u64>>,
+    /// What the caller decided since it was sent.
+    pub signal: watch::Receiver<DeckSignal>,
+    /// Called once, the moment the command starts, or ends without
+    /// starting because it could not start (never if it is stopped or
+    /// withdrawn first).
+    pub began: Arc<dyn Fn() + Send + Sync>,
+    /// Set as soon as the launcher's word that it started is read, before
+    /// this attempt's task runs again (see `UnconfinedRequest::started`).
+    pub started: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What the caller tells a command on deck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeckSignal {
+    /// Wait for the command it follows.
+    Wait,
+    /// Start at once (it takes a place that freed).
+    Go,
+    /// Do not start, if it has not: the attempt ends as
+    /// [`AttemptOutcome::Cancelled`] without having run (see
+    /// [`OnDeck::withdrawn`]), and the caller may start it again later.
+    Withdraw,
+}
+
+impl OnDeck {
+    /// Whether it was withdrawn (and so, if it never began, never ran).
+    pub fn withdrawn(&self) -> bool {
+        *self.signal.borrow() == DeckSignal::Withdraw
+    }
+}
+
+impl std::fmt::Debug for Deck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deck")
+            .field("publish", &self.publish.is_some())
+            .field("on_deck", &self.on_deck.is_some())
+            .finish()
+    }
 }
 
 impl CommandSpec {
@@ -161,6 +226,10 @@ pub async fn run_command(
     spec: &CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> AttemptOutcome {
+    // What a command on deck waits counts from here, not against its
+    // deadline (see `supervise`).
+    let called = Instant::now();
+    let withdrawn = || spec.deck.on_deck.as_ref().is_some_and(OnDeck::withdrawn);
     let spawn_failed = |what: &str, e: &dyn std::fmt::Display| AttemptOutcome::SpawnFailed {
         message: format!("{what}: {e}"),
     };
@@ -190,11 +259,11 @@ pub async fn run_command(
         };
         let attempt = async {
             let running = match &spec.sandbox {
-                None => spawn_unconfined(spec, out_w, err_w).await,
+                None => spawn_unconfined(spec, out_w, err_w, stop).await,
                 Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w).await,
             };
             match running {
-                Ok(mut running) => supervise(spec, &mut running, stop).await,
+                Ok(mut running) => supervise(spec, &mut running, stop, called).await,
                 Err(outcome) => outcome,
             }
         };
@@ -223,8 +292,8 @@ pub async fn run_command(
         (outcome, _) => outcome,
     };
     // A failed attempt's logs are where its report points: they exist,
-    // if empty.
-    if !matches!(outcome, AttemptOutcome::Exited { code: 0 }) {
+    // if empty (one withdrawn from the deck did not run: it has none).
+    if !matches!(outcome, AttemptOutcome::Exited { code: 0 }) && !withdrawn() {
         stdout.touch();
         stderr.touch();
     }
@@ -235,11 +304,18 @@ async fn spawn_unconfined(
     spec: &CommandSpec,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Result<Running, AttemptOutcome> {
     let failed = |message: String| AttemptOutcome::SpawnFailed { message };
     let argv = spec.argv();
     let Some(launcher) = &spec.unconfined else {
         return spawn_in_process(spec, stdout, stderr);
+    };
+    let after = match &spec.deck.on_deck {
+        None => None,
+        Some(deck) => place_on_deck(deck, stop)
+            .await
+            .ok_or(AttemptOutcome::Cancelled)?,
     };
     let stdin =
         std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
@@ -252,13 +328,53 @@ async fn spawn_unconfined(
         keep_fds: spec.pass_fds.clone(),
         cgroups: spec.cgroups.clone(),
         reap: spec.cgroup_procs.clone(),
+        after,
+        started: spec.deck.on_deck.as_ref().map(|d| Arc::clone(&d.started)),
         stdin: stdin.into(),
         stdout,
         stderr,
     };
     match launcher.spawn_unconfined(request).await {
-        Ok(spawned) => Ok(Running::Launched(spawned)),
+        Ok(spawned) => {
+            if let Some(publish) = &spec.deck.publish {
+                publish.send_replace(Some(spawned.id()));
+            }
+            Ok(Running::Launched(spawned))
+        }
         Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// The command a command on deck is to follow: `Some(None)` when it may
+/// start at once (told to, or the one it follows is over), `None` when it
+/// was withdrawn or stopped before it was even sent.
+async fn place_on_deck(
+    deck: &OnDeck,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Option<Option<u64>> {
+    let (mut behind, mut signal) = (deck.behind.clone(), deck.signal.clone());
+    loop {
+        let told = *signal.borrow_and_update();
+        match told {
+            DeckSignal::Withdraw => return None,
+            DeckSignal::Go => return Some(None),
+            DeckSignal::Wait => {}
+        }
+        let published = *behind.borrow_and_update();
+        if let Some(id) = published {
+            return Some(Some(id));
+        }
+        tokio::select! {
+            biased;
+            // Closed: the caller let go of it, which means "start".
+            changed = signal.changed() => if changed.is_err() {
+                return Some(None);
+            },
+            changed = behind.changed() => if changed.is_err() {
+                return Some(None);
+            },
+            _ = requested(stop, Stop::Graceful) => return None,
+        }
     }
 }
 
@@ -341,9 +457,21 @@ async fn supervise(
     spec: &CommandSpec,
     running: &mut Running,
     stop: &mut watch::Receiver<Option<Stop>>,
+    called: Instant,
 ) -> AttemptOutcome {
+    let mut deadline_at = spec.deadline;
+    if let (Some(deck), Running::Launched(spawned)) = (&spec.deck.on_deck, &mut *running) {
+        // On deck: its time starts when it does (a stop goes on below).
+        let began = wait_on_deck(deck, spawned, stop).await;
+        if began || !(deck.withdrawn() || stop.borrow().is_some()) {
+            (deck.began)();
+        }
+        if began {
+            deadline_at = deadline_at.map(|at| at + called.elapsed());
+        }
+    }
     let deadline = async {
-        match spec.deadline {
+        match deadline_at {
             Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
@@ -365,6 +493,49 @@ async fn supervise(
     running.signal(Stop::Immediate).await;
     let _ = running.wait().await;
     outcome
+}
+
+/// Waits while `spawned` is on deck, starting it early or taking it back
+/// when told to; whether it started (false: it was stopped, withdrawn, or
+/// could not start).
+async fn wait_on_deck(
+    deck: &OnDeck,
+    spawned: &mut Spawned,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> bool {
+    let mut signal = deck.signal.clone();
+    let mut told = false;
+    loop {
+        // Started already (the launcher's word is read before this task
+        // runs again): a late "go" needs no message.
+        if let Some(began) = spawned.try_began() {
+            return began;
+        }
+        if !told {
+            let now = *signal.borrow_and_update();
+            match now {
+                DeckSignal::Go => {
+                    told = true;
+                    spawned.begin_now().await;
+                }
+                DeckSignal::Withdraw => {
+                    told = true;
+                    spawned.withdraw().await;
+                }
+                DeckSignal::Wait => {}
+            }
+        }
+        tokio::select! {
+            biased;
+            // Closed: the caller let go of it, which means "start".
+            changed = signal.changed(), if !told => if changed.is_err() {
+                told = true;
+                spawned.begin_now().await;
+            },
+            began = spawned.began() => return began,
+            _ = requested(stop, Stop::Graceful) => return false,
+        }
+    }
 }
 
 /// Resolves once a stop of at least `level` has been requested.

@@ -11,7 +11,7 @@ mod command;
 mod output;
 pub mod wasm;
 
-pub use command::{CommandSpec, Sandboxed, run_command};
+pub use command::{CommandSpec, Deck, DeckSignal, OnDeck, Sandboxed, run_command};
 pub use output::open_log;
 pub use swarm_protocol::AttemptOutcome;
 pub use swarm_sandbox::Stop;

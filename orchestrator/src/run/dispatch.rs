@@ -441,7 +441,25 @@ impl<'o> Dispatcher<'o> {
                 continue;
             }
             match self.executor.admit(i) {
-                Admission::Full => break,
+                Admission::Full => {
+                    if self.may_deck(i) {
+                        let (graph, slots) = (&self.graph, &self.slots);
+                        let unlocks = |r: TaskIndex| {
+                            let slot = &slots[r];
+                            // A variant decides its experiment; a subtask
+                            // maybe its parent's end.
+                            slot.experiment_of.is_some()
+                                || slot.parent.is_some()
+                                || graph.dependents(r).any(|d| slots[d].waiting_on == 1)
+                        };
+                        if self.executor.admit_on_deck(i, &unlocks) {
+                            self.ready.pop();
+                            self.launch(i);
+                            continue;
+                        }
+                    }
+                    break;
+                }
                 Admission::Wait => {
                     self.ready.pop();
                     self.deferred.push((path, Reverse(i)));
@@ -461,26 +479,40 @@ impl<'o> Dispatcher<'o> {
                         self.on_done(i, TaskStatus::Skipped, Some(why))?;
                         continue;
                     }
-                    self.slots.set_in_flight(i, true);
-                    let mut deps: Vec<TaskIndex> = self.graph.deps(i).collect();
-                    deps.sort_unstable();
-                    // A subtask starts from its parent's result, merged
-                    // with its siblings' it depends on.
-                    let line = self.slots[i].parent.and_then(|p| self.line_start(p));
-                    let deps = line
-                        .into_iter()
-                        .chain(deps.iter().filter_map(|&d| self.result(d)))
-                        .collect();
-                    self.executor.start(Launch {
-                        task: i,
-                        base: self.base_commit,
-                        deps,
-                        first_attempt: self.slots[i].next_attempt,
-                    });
+                    self.launch(i);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Hands ready task `i` to the executor, which admitted it.
+    fn launch(&mut self, i: TaskIndex) {
+        self.slots.set_in_flight(i, true);
+        let mut deps: Vec<TaskIndex> = self.graph.deps(i).collect();
+        deps.sort_unstable();
+        // A subtask starts from its parent's result, merged with its
+        // siblings' it depends on.
+        let line = self.slots[i].parent.and_then(|p| self.line_start(p));
+        let deps = line
+            .into_iter()
+            .chain(deps.iter().filter_map(|&d| self.result(d)))
+            .collect();
+        self.executor.start(Launch {
+            task: i,
+            base: self.base_commit,
+            deps,
+            first_attempt: self.slots[i].next_attempt,
+        });
+    }
+
+    /// Whether task `i` may wait on deck when no place is free (see
+    /// [`Executor::admit_on_deck`]): not a variant (an experiment may be
+    /// decided before it starts). After a failure, the executor takes back
+    /// what waits on deck (`ExecEvent::Withdrawn`), so `on_failure = "stop"`
+    /// holds as without it.
+    fn may_deck(&self, i: TaskIndex) -> bool {
+        self.slots[i].experiment_of.is_none()
     }
 
     pub(super) fn on_done(

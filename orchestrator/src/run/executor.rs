@@ -118,6 +118,10 @@ pub(crate) enum ExecEvent {
     /// The executor lost the task (its worker died in a way it cannot
     /// account for); it counts as failed.
     Lost { task: TaskIndex, why: String },
+    /// A task on deck was taken back before it started (see
+    /// [`Executor::admit_on_deck`]): nothing of it ran or was reported,
+    /// and it is ready again.
+    Withdrawn { task: TaskIndex },
 }
 
 impl ExecEvent {
@@ -129,7 +133,8 @@ impl ExecEvent {
             | Self::AttemptFinished { task, .. }
             | Self::Agent { task, .. }
             | Self::Finished { task, .. }
-            | Self::Lost { task, .. } => *task,
+            | Self::Lost { task, .. }
+            | Self::Withdrawn { task } => *task,
         }
     }
 }
@@ -144,6 +149,19 @@ pub(crate) trait Executor: Send {
     /// now. Called once, after everything that can fail before the loop
     /// (which ends with [`Executor::shutdown`]).
     fn begin(&mut self) {}
+
+    /// Whether `task`, which [`Executor::admit`] found no room for, may
+    /// wait "on deck" behind a running task instead: started by the
+    /// executor the moment that task's last process ends (or another place
+    /// frees), without waiting for the dispatcher's step between the two,
+    /// and never adding to what runs at once. `unlocks(r)`: whether running
+    /// task `r`'s end would make another task ready or decide another
+    /// task's fate; while one would, nothing goes on deck (it would take
+    /// the place that task needs). If true, the next [`Executor::start`] of
+    /// `task` puts it on deck; its `Started` comes when it really starts.
+    fn admit_on_deck(&mut self, _task: TaskIndex, _unlocks: &dyn Fn(TaskIndex) -> bool) -> bool {
+        false
+    }
 
     /// Starts an admitted task; its events follow through `next`.
     fn start(&mut self, launch: Launch);

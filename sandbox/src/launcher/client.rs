@@ -87,12 +87,31 @@ pub struct UnconfinedRequest {
     /// The `cgroup.procs` of one of them: its every member is killed if the
     /// coordinator goes away (what left the process group with it).
     pub reap: Option<PathBuf>,
+    /// Start it "on deck" behind command `after` (a [`Spawned::id`] of this
+    /// launcher's): the moment that one is reaped, in its place, or
+    /// earlier on [`Spawned::begin_now`]. One that already ended left its
+    /// place free: the command starts at once.
+    pub after: Option<u64>,
+    /// Set the moment the reply saying that a command sent on deck started
+    /// is read (before anyone waiting in [`Spawned::began`] runs): for a
+    /// caller that counts what runs.
+    pub started: Option<Arc<std::sync::atomic::AtomicBool>>,
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
 }
 
 type Waiters = DashMap<u64, oneshot::Sender<Exit>>;
+
+/// Who waits for a command on deck to start (dropped unsent when it ends
+/// without starting), and the flag to set when it does.
+type BeganWaiters = DashMap<
+    u64,
+    (
+        oneshot::Sender<()>,
+        Option<Arc<std::sync::atomic::AtomicBool>>,
+    ),
+>;
 
 /// A close-on-exec duplicate of `fd`, a descriptor of the caller's that
 /// goes to a worker.
@@ -113,6 +132,7 @@ struct Inner {
     sock: Arc<AsyncFd<OwnedFd>>,
     next_id: AtomicU64,
     waiters: Arc<Waiters>,
+    began: Arc<BeganWaiters>,
     degraded: Option<String>,
     /// Largest request the socket carries (its send buffer's size).
     max_message: usize,
@@ -247,6 +267,7 @@ impl Launcher {
             sock: Arc::new(sock),
             next_id: AtomicU64::new(1),
             waiters: Arc::new(DashMap::new()),
+            began: Arc::new(DashMap::new()),
             degraded,
             max_message,
             pid: process.id(),
@@ -255,6 +276,7 @@ impl Launcher {
         tokio::spawn(read_replies(
             Arc::clone(&inner.sock),
             Arc::clone(&inner.waiters),
+            Arc::clone(&inner.began),
             buf,
         ));
         Ok(Self { inner })
@@ -302,7 +324,7 @@ impl Launcher {
             policy: Box::new(policy),
             fds: targets,
         };
-        self.request(id, &message, fds).await
+        self.request(id, &message, fds, None).await
     }
 
     /// Starts an unconfined command (a launcher started with
@@ -321,6 +343,8 @@ impl Launcher {
             keep_fds,
             cgroups,
             reap,
+            after,
+            started,
             stdin,
             stdout,
             stderr,
@@ -335,28 +359,40 @@ impl Launcher {
             cwd,
             fds: targets,
             reap,
+            after,
         };
-        self.request(id, &message, fds).await
+        let held = after.is_some().then(|| started.unwrap_or_default());
+        self.request(id, &message, fds, held).await
     }
 
-    /// Sends start request `message` (worker `id`) with `fds`.
+    /// Sends start request `message` (worker `id`) with `fds`; `held`: it
+    /// may wait on deck, and the flag to set when it starts.
     async fn request(
         &self,
         id: u64,
         message: &Request,
         fds: Vec<OwnedFd>,
+        held: Option<Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<Spawned, LaunchError> {
         let (tx, rx) = oneshot::channel();
         self.inner.waiters.insert(id, tx);
+        let began = held.map(|flag| {
+            let (tx, rx) = oneshot::channel();
+            self.inner.began.insert(id, (tx, Some(flag)));
+            rx
+        });
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
         if let Err(e) = self.send(message, &raw).await {
             self.inner.waiters.remove(&id);
+            self.inner.began.remove(&id);
             return Err(e);
         }
         Ok(Spawned {
             id,
             exit: Some(rx),
             ended: None,
+            began,
+            started: true,
             launcher: self.clone(),
         })
     }
@@ -422,10 +458,69 @@ pub struct Spawned {
     /// Until the worker's end is known.
     exit: Option<oneshot::Receiver<Exit>>,
     ended: Option<Exit>,
+    /// Until a command sent on deck has started (or ended unstarted).
+    began: Option<oneshot::Receiver<()>>,
+    /// Whether it started (known once `began` is gone).
+    started: bool,
     launcher: Launcher,
 }
 
 impl Spawned {
+    /// The launcher's id of the command, which a command sent on deck
+    /// behind it names ([`UnconfinedRequest::after`]).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether it was sent on deck and has not started (as far as the
+    /// replies read so far say).
+    pub fn on_deck(&self) -> bool {
+        self.began.is_some()
+    }
+
+    /// Waits until a command sent on deck has started (true) or ended
+    /// without starting (false); cancel-safe; at once (true) for any other.
+    pub async fn began(&mut self) -> bool {
+        let Some(rx) = self.began.as_mut() else {
+            return self.started;
+        };
+        self.started = rx.await.is_ok();
+        self.began = None;
+        self.started
+    }
+
+    /// What [`Spawned::began`] would answer now, if it would answer at
+    /// once.
+    pub fn try_began(&mut self) -> Option<bool> {
+        let Some(rx) = self.began.as_mut() else {
+            return Some(self.started);
+        };
+        self.started = match rx.try_recv() {
+            Ok(()) => true,
+            Err(oneshot::error::TryRecvError::Empty) => return None,
+            Err(oneshot::error::TryRecvError::Closed) => false,
+        };
+        self.began = None;
+        Some(self.started)
+    }
+
+    /// Starts a command on deck now, if the launcher still holds it.
+    pub async fn begin_now(&self) {
+        let _ = self
+            .launcher
+            .send(&Request::Begin { id: self.id }, &[])
+            .await;
+    }
+
+    /// Takes back a command on deck, if the launcher still holds it (it
+    /// then ends without starting); one that started goes on.
+    pub async fn withdraw(&self) {
+        let _ = self
+            .launcher
+            .send(&Request::Withdraw { id: self.id }, &[])
+            .await;
+    }
+
     /// Waits for the worker to end (cancel-safe; once it ended, at once,
     /// the same way).
     pub async fn wait(&mut self) -> Exit {
@@ -500,7 +595,12 @@ async fn recv(sock: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> Result<Option<Reply>, 
 
 /// Routes every worker's end to its waiter until the launcher goes away;
 /// then every waiter learns that its worker is gone too.
-async fn read_replies(sock: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Waiters>, mut buf: Vec<u8>) {
+async fn read_replies(
+    sock: Arc<AsyncFd<OwnedFd>>,
+    waiters: Arc<Waiters>,
+    began: Arc<BeganWaiters>,
+    mut buf: Vec<u8>,
+) {
     loop {
         let (id, exit) = match recv(&sock, &mut buf).await {
             Ok(Some(Reply::Exited { id, code, signal })) => (
@@ -512,8 +612,18 @@ async fn read_replies(sock: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Waiters>, mut bu
                 },
             ),
             Ok(Some(Reply::Failed { id, message })) => (id, Exit::Failed(message)),
+            Ok(Some(Reply::Began { id })) => {
+                if let Some((_, (tx, flag))) = began.remove(&id) {
+                    if let Some(flag) = flag {
+                        flag.store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    let _ = tx.send(());
+                }
+                continue;
+            }
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => {
+                began.clear();
                 let ids: Vec<u64> = waiters.iter().map(|w| *w.key()).collect();
                 for id in ids {
                     if let Some((_, tx)) = waiters.remove(&id) {
@@ -523,6 +633,8 @@ async fn read_replies(sock: Arc<AsyncFd<OwnedFd>>, waiters: Arc<Waiters>, mut bu
                 return;
             }
         };
+        // One that ended without starting stops waiting to start.
+        began.remove(&id);
         if let Some((_, tx)) = waiters.remove(&id) {
             let _ = tx.send(exit);
         }

@@ -31,6 +31,18 @@
 //! request carries the worker's stdin, stdout, stderr and any further fds
 //! (`Policy::keep_fds`) as `SCM_RIGHTS`. Every spawn gets exactly one
 //! answer, [`Reply::Exited`] or [`Reply::Failed`].
+//!
+//! An unconfined command may be sent "on deck" (`after`: the id of a
+//! command still running): the launcher holds it and starts it the moment
+//! it reaps that one, before it even reports the end, so that a slot's next
+//! short command does not wait for the coordinator's round trip (a no-op
+//! task's end, its journal lines and the next task's set-up were most of
+//! the time between two commands). It starts only if that one exited 0:
+//! after a failure the coordinator decides (a plan may stop at its first
+//! failure). A held command starts early on [`Request::Begin`] (a slot
+//! freed elsewhere), is dropped on [`Request::Withdraw`] or a stop, and
+//! gets [`Reply::Began`] when it starts. It never adds to what runs at
+//! once: it takes the place of the one it follows.
 
 /// Exit code of the launcher when it cannot serve at all, and of a worker
 /// whose confinement failed before `execve` (the reason goes to the
@@ -105,7 +117,16 @@ enum Request {
         /// The `cgroup.procs` of the cgroup the command joins, whose every
         /// member is killed if the coordinator goes away.
         reap: Option<PathBuf>,
+        /// Held until command `after` is reaped (if it still runs), then
+        /// started in its place.
+        #[serde(default)]
+        after: Option<u64>,
     },
+    /// Start held command `id` now, if it is still held.
+    Begin { id: u64 },
+    /// Drop held command `id` (answered `Failed`), if it is still held; if
+    /// it started, nothing happens.
+    Withdraw { id: u64 },
     /// Stop worker `id`: SIGTERM to everything in it (`kill: false`) or
     /// SIGKILL to all of it at once.
     Stop { id: u64, kill: bool },
@@ -126,4 +147,6 @@ enum Reply {
     },
     /// The worker could not be started (confinement failed): nothing ran.
     Failed { id: u64, message: String },
+    /// Held command `id` started (it is reported like any other from now).
+    Began { id: u64 },
 }

@@ -57,6 +57,22 @@ struct Worker {
     stacks: Option<[child::ChildStack; 2]>,
 }
 
+/// An unconfined command on deck (see the module's documentation of
+/// `after`): everything its start needs, kept until then.
+struct Held {
+    id: u64,
+    /// The command whose reaping starts it; `None` once that one was
+    /// stopped (then only [`Request::Begin`] starts it: the coordinator
+    /// decides what follows a stopped task).
+    after: Option<u64>,
+    argv: Vec<String>,
+    env: Vec<(Vec<u8>, Vec<u8>)>,
+    cwd: PathBuf,
+    targets: Vec<i32>,
+    fds: Vec<OwnedFd>,
+    reap: Option<PathBuf>,
+}
+
 struct Server {
     mode: Mode,
     sock: OwnedFd,
@@ -76,7 +92,17 @@ struct Server {
     cgroups: std::collections::BTreeSet<PathBuf>,
     /// Where an unconfined command's process runs until it execs.
     stack: child::ChildStack,
+    /// Commands on deck (at most one per running command: a few).
+    held: Vec<Held>,
+    /// The last [`ENDED`] commands reaped, and whether each exited 0: a
+    /// command sent on deck behind one that ended before the request came
+    /// starts at once only if that one succeeded.
+    ended: std::collections::VecDeque<(u64, bool)>,
 }
+
+/// How many ended commands the launcher remembers for late requests on deck
+/// (one behind a command it does not know waits for the coordinator's word).
+const ENDED: usize = 256;
 
 /// Runs the launcher on the socket at [`CHANNEL_FD`]. Returns the process's
 /// exit code once the coordinator closes the socket.
@@ -161,6 +187,8 @@ impl Server {
             templates: crate::template::Templates::default(),
             cgroups: std::collections::BTreeSet::new(),
             stack,
+            held: Vec::new(),
+            ended: std::collections::VecDeque::with_capacity(ENDED),
         };
         if send(server.sock.as_raw_fd(), &Reply::Ready { degraded }).is_err() {
             return fail(server.sock, "answer the coordinator".into());
@@ -197,6 +225,12 @@ impl Server {
                 }
                 break;
             }
+            // Requests first: one sent on deck behind a command that has
+            // just ended is then held, and started as that one is reaped
+            // below, before its end is reported.
+            if fds[0].revents != 0 && !self.serve_one() {
+                break;
+            }
             for (fd, &pid) in fds[2..].iter().zip(&watched) {
                 if fd.revents != 0 {
                     self.status_came(pid);
@@ -204,9 +238,6 @@ impl Server {
             }
             if fds[1].revents != 0 {
                 self.reap();
-            }
-            if fds[0].revents != 0 && !self.serve_one() {
-                break;
             }
         }
         // The coordinator is gone (or closed the socket): nothing may run
@@ -298,24 +329,82 @@ impl Server {
                 cwd,
                 fds: targets,
                 reap,
+                after,
             } => {
                 // Fails closed: a sandboxed run's launcher never starts
                 // anything unconfined, whatever it is asked.
-                let started = match self.mode {
-                    Mode::Unconfined => {
-                        let env = unconfined_env(inherit, &remove, &env);
-                        self.spawn_unconfined(id, &argv, &env, &cwd, &targets, fds, reap)
-                    }
-                    Mode::Sandboxed => Err(
+                if self.mode == Mode::Sandboxed {
+                    let message =
                         "start an unconfined command: this launcher starts sandboxed workers only"
-                            .into(),
-                    ),
-                };
-                if let Err(message) = started {
+                            .into();
                     let _ = send(self.sock.as_raw_fd(), &Reply::Failed { id, message });
+                    return true;
+                }
+                // Sent on deck: it is told when it starts, held or not.
+                let on_deck = after.is_some();
+                let running =
+                    |a: &u64| self.by_id.contains_key(a) || self.held.iter().any(|h| h.id == *a);
+                let succeeded = |a: &u64| self.ended.iter().any(|&(id, ok)| id == *a && ok);
+                // Behind one that already ended: at once if it succeeded
+                // (its place is free), else held for the coordinator's word.
+                let (after, now) = match after {
+                    Some(a) if running(&a) => (Some(a), false),
+                    Some(a) => (None, succeeded(&a)),
+                    None => (None, true),
+                };
+                let held = Held {
+                    id,
+                    after,
+                    env: unconfined_env(inherit, &remove, &env),
+                    argv,
+                    cwd,
+                    targets,
+                    fds,
+                    reap,
+                };
+                match now {
+                    true => self.start_held(held, on_deck),
+                    false => self.held.push(held),
+                }
+            }
+            Request::Begin { id } => {
+                if let Some(at) = self.held.iter().position(|h| h.id == id) {
+                    let held = self.held.swap_remove(at);
+                    self.start_held(held, true);
+                }
+            }
+            Request::Withdraw { id } => {
+                if let Some(at) = self.held.iter().position(|h| h.id == id) {
+                    let held = self.held.swap_remove(at);
+                    let message = "withdrawn before it started".to_string();
+                    let _ = send(
+                        self.sock.as_raw_fd(),
+                        &Reply::Failed {
+                            id: held.id,
+                            message,
+                        },
+                    );
                 }
             }
             Request::Stop { id, kill } => {
+                // What follows a stopped command is the coordinator's call.
+                for held in self.held.iter_mut().filter(|h| h.after == Some(id)) {
+                    held.after = None;
+                }
+                if let Some(at) = self.held.iter().position(|h| h.id == id) {
+                    // Never started: nothing to signal, and its answer is
+                    // that nothing ran.
+                    let held = self.held.swap_remove(at);
+                    let message = "stopped before it started".to_string();
+                    let _ = send(
+                        self.sock.as_raw_fd(),
+                        &Reply::Failed {
+                            id: held.id,
+                            message,
+                        },
+                    );
+                    return true;
+                }
                 if let Some(&pid) = self.by_id.get(&id) {
                     let sig = if kill { libc::SIGKILL } else { libc::SIGTERM };
                     kill_worker(pid, self.base.is_some(), sig);
@@ -323,6 +412,28 @@ impl Server {
             }
         }
         true
+    }
+
+    /// Starts `held` (a command on deck, or one sent to start at once) and
+    /// says so: `Began` for one sent on deck, `Failed` if it could not
+    /// start.
+    fn start_held(&mut self, held: Held, on_deck: bool) {
+        let Held {
+            id,
+            argv,
+            env,
+            cwd,
+            targets,
+            fds,
+            reap,
+            ..
+        } = held;
+        let reply = match self.spawn_unconfined(id, &argv, &env, &cwd, &targets, fds, reap) {
+            Ok(()) if on_deck => Reply::Began { id },
+            Ok(()) => return,
+            Err(message) => Reply::Failed { id, message },
+        };
+        let _ = send(self.sock.as_raw_fd(), &reply);
     }
 
     #[expect(clippy::too_many_arguments, reason = "one spawn request, unpacked")]
@@ -637,6 +748,26 @@ impl Server {
             let Some(mut worker) = self.workers.remove(&pid) else {
                 continue;
             };
+            // The command on deck behind it takes its place first (the
+            // report can wait a few microseconds, the slot should not), if
+            // it exited 0: after a failure the coordinator decides.
+            let succeeded = worker.status.is_none()
+                && libc::WIFEXITED(status)
+                && libc::WEXITSTATUS(status) == 0;
+            if self.mode == Mode::Unconfined {
+                if self.ended.len() == ENDED {
+                    self.ended.pop_front();
+                }
+                self.ended.push_back((worker.id, succeeded));
+            }
+            if let Some(at) = self.held.iter().position(|h| h.after == Some(worker.id)) {
+                if succeeded {
+                    let held = self.held.swap_remove(at);
+                    self.start_held(held, true);
+                } else {
+                    self.held[at].after = None;
+                }
+            }
             // Nothing runs on them any more.
             drop(worker.stacks.take());
             if worker.reported {

@@ -105,6 +105,13 @@ impl Dispatcher<'_> {
                 status,
                 reason,
             } => self.on_done(task, status, reason),
+            ExecEvent::Withdrawn { task } => {
+                // Never started: back in its queue, as if never handed over.
+                self.slots.set_in_flight(task, false);
+                self.ready
+                    .push((self.graph.priority(task), std::cmp::Reverse(task)));
+                Ok(())
+            }
             ExecEvent::Lost { task, why } => self.on_done(
                 task,
                 TaskStatus::Failed,

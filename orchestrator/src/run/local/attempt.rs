@@ -127,6 +127,10 @@ pub(crate) fn did_its_work(
 /// the attempt runs in is set up ([`Setup::make`]), what it may change is
 /// handed to the sandbox's user ([`Setup::hand_over`]), it runs
 /// ([`run_in`]), and what it changed is taken back.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt: the task, where it runs, its deck links and its stop"
+)]
 pub(crate) async fn run_attempt(
     ctx: &Ctx,
     task: &Task,
@@ -134,6 +138,7 @@ pub(crate) async fn run_attempt(
     base: Oid,
     workdir: &std::path::Path,
     git_dir: &std::path::Path,
+    deck: swarm_worker::Deck,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Ran {
     // Whether the run's launcher is in the shared cgroup of unconfined
@@ -145,10 +150,15 @@ pub(crate) async fn run_attempt(
         Some(shared) if !in_process(&task.payload) && !limited => shared.holds_launcher().await,
         _ => false,
     };
-    let setup = match Setup::make(ctx, task, attempt, base, workdir, git_dir, launcher_joined) {
+    let mut setup = match Setup::make(ctx, task, attempt, base, workdir, git_dir, launcher_joined) {
         Ok(setup) => setup,
         Err(message) => return Ran::not_started(message),
     };
+    // The executor gives deck links to command tasks only (see
+    // `LocalExecutor::admit_on_deck`).
+    if matches!(task.payload, Payload::Command { .. }) {
+        setup.spec.deck = deck;
+    }
     if let Err(message) = setup.hand_over().await {
         return Ran::not_started(message);
     }
@@ -289,6 +299,7 @@ impl Setup {
             max_output: task.max_output,
             sandbox,
             unconfined: ctx.unconfined_launcher.clone(),
+            deck: swarm_worker::Deck::default(),
             // The shared cgroup holds the launcher (when it could move it
             // in), and so every command it starts from birth.
             cgroups: match (&cgroup, shared) {
@@ -645,6 +656,8 @@ async fn command_or_agent(
         return (outcome, None, None, None);
     };
     spec.script = verify.clone();
+    // The deck was the command's: verify starts at once, in its place.
+    spec.deck = swarm_worker::Deck::default();
     (spec.stdout, spec.stderr) = verify_log_paths(&ctx.run_dir, &task.id, attempt);
     let started = std::time::Instant::now();
     let verified = run_command(&spec, stop).await;

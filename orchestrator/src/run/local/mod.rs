@@ -54,6 +54,46 @@ pub(super) struct LocalExecutor {
     /// what they will take is not yet gone from `MemAvailable`, so a burst
     /// of starts is admitted against it too.
     starting: VecDeque<(std::time::Instant, u64)>,
+    /// Tasks on deck (see [`Executor::admit_on_deck`]), at most one behind
+    /// each running task. They hold no place of `concurrency` until the
+    /// one they follow ends or another place frees.
+    decks: Vec<Decked>,
+    /// Where each running task that may have one on deck behind it
+    /// publishes its command's launcher id.
+    published: HashMap<TaskIndex, watch::Receiver<Option<u64>>>,
+    /// The task `admit_on_deck` admitted and the one it waits behind: the
+    /// next `start` of that task puts it on deck.
+    admitted: Option<(TaskIndex, TaskIndex)>,
+}
+
+/// A task on deck.
+#[derive(Debug)]
+struct Decked {
+    task: TaskIndex,
+    /// The running task whose command's end starts it.
+    behind: TaskIndex,
+    /// Tells it to start at once (it takes a place that freed), or not to.
+    signal: watch::Sender<swarm_worker::DeckSignal>,
+    /// Set by the task the moment its command starts: from then on it
+    /// holds a place.
+    began: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Decked {
+    fn began(&self) -> bool {
+        self.began.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waiting, not yet told anything.
+    fn waiting(&self) -> bool {
+        !self.began() && *self.signal.borrow() == swarm_worker::DeckSignal::Wait
+    }
+
+    /// Being taken back (it stays listed, holding no place, until its
+    /// task ends).
+    fn withdrawn(&self) -> bool {
+        *self.signal.borrow() == swarm_worker::DeckSignal::Withdraw
+    }
 }
 
 /// How long a started task's memory is reserved for admission: an agent
@@ -140,6 +180,9 @@ impl LocalExecutor {
             ids: HashMap::new(),
             stops: HashMap::new(),
             starting: VecDeque::new(),
+            decks: Vec::new(),
+            published: HashMap::new(),
+            admitted: None,
             events: rx,
             ended: VecDeque::new(),
             sweeper: sweeper::Sweeper::start(Worktrees::new(prepared.repo.clone())),
@@ -155,10 +198,12 @@ impl LocalExecutor {
         let done = match joined {
             Ok((id, done)) => {
                 self.ids.remove(&id);
+                self.released(done.task, done.status == TaskStatus::Succeeded);
                 done
             }
             Err(e) => {
                 let task = self.ids.remove(&e.id())?;
+                self.released(task, false);
                 self.stops.remove(&task);
                 return Some(ExecEvent::Lost {
                     task,
@@ -167,6 +212,9 @@ impl LocalExecutor {
             }
         };
         self.stops.remove(&done.task);
+        if done.withdrawn {
+            return Some(ExecEvent::Withdrawn { task: done.task });
+        }
         if let Some((path, admin)) = done.removable {
             // Its work is on its ref; deleting the tree must not delay anyone.
             self.sweeper.worktree(&self.ctx.worktrees, path, admin);
@@ -190,6 +238,79 @@ impl LocalExecutor {
 }
 
 impl LocalExecutor {
+    /// Task `task`'s tokio task ended (`succeeded` or not). The place it
+    /// held goes to the task on deck behind it, else to the first one
+    /// waiting on deck anywhere (which starts now), else back to the pool.
+    /// After a failure, every task still waiting on deck is withdrawn
+    /// instead: whether anything more starts is the dispatcher's call
+    /// (`on_failure`), and a withdrawn task goes back to its queue.
+    fn released(&mut self, task: TaskIndex, succeeded: bool) {
+        use swarm_worker::DeckSignal;
+        self.published.remove(&task);
+        if let Some(at) = self.decks.iter().position(|d| d.task == task) {
+            let decked = self.decks.swap_remove(at);
+            // Ended before it started (withdrawn, stopped, or its set-up
+            // failed): it held no place.
+            if !decked.began() {
+                return;
+            }
+        }
+        if !succeeded {
+            for decked in self.decks.iter().filter(|d| d.waiting()) {
+                decked.signal.send_replace(DeckSignal::Withdraw);
+            }
+            // What began meanwhile holds a place.
+            self.decks.retain(|d| !d.began());
+            return;
+        }
+        // The one behind this task takes its place: the launcher started
+        // it when this task's command exited 0, or starts it now (it came
+        // too late to be held, or is not sent yet).
+        if let Some(at) = self
+            .decks
+            .iter()
+            .position(|d| d.behind == task && !d.withdrawn())
+        {
+            self.decks
+                .swap_remove(at)
+                .signal
+                .send_replace(DeckSignal::Go);
+            return;
+        }
+        // Else the first one waiting anywhere starts now, in this place.
+        if let Some(at) = self.decks.iter().position(Decked::waiting) {
+            self.decks
+                .swap_remove(at)
+                .signal
+                .send_replace(DeckSignal::Go);
+        }
+    }
+
+    /// Tasks on deck that hold no place: neither started nor told to.
+    fn unplaced(&self) -> usize {
+        self.decks.iter().filter(|d| !d.began()).count()
+    }
+
+    /// Whether `task` could wait on deck: an unconfined command, started
+    /// by the run's launcher, with no deadline of a subtree (its own
+    /// `timeout` counts from its start) and no memory to wait for.
+    fn deckable(&self, task: TaskIndex) -> bool {
+        let t = self.ctx.tasks.get(task);
+        self.ctx.sandbox.is_none()
+            && self.ctx.unconfined_launcher.is_some()
+            && matches!(t.payload, crate::plan::Payload::Command { .. })
+            && t.not_after.is_none()
+            && self.memory_need(task).is_none()
+    }
+
+    /// Whether another task may wait on deck behind `task`: its one
+    /// command is the last process it runs (no `verify`, no retry), so
+    /// when that command ends its place is free.
+    fn may_lead(&self, task: TaskIndex) -> bool {
+        let t = self.ctx.tasks.get(task);
+        self.deckable(task) && t.retries == 0 && t.verify.is_none()
+    }
+
     /// Has the shared checkout of `base` that read-only tasks of the first
     /// wave run in made as the run begins ([`Executor::begin`]), beside the
     /// rest of its start (the launcher's cgroup, the journal, the first
@@ -239,7 +360,8 @@ impl Executor for LocalExecutor {
     }
 
     fn admit(&self, task: TaskIndex) -> Admission {
-        if self.running.len() >= self.concurrency {
+        // Tasks on deck hold no place until they start.
+        if self.running.len() - self.unplaced() >= self.concurrency {
             return Admission::Full;
         }
         // A task that says how much memory it needs waits until that much
@@ -279,6 +401,30 @@ impl Executor for LocalExecutor {
         if let Some(need) = self.memory_need(i) {
             self.starting.push_back((std::time::Instant::now(), need));
         }
+        let mut deck = task::DeckLinks::default();
+        if self.may_lead(i) {
+            let (publish, published) = watch::channel(None);
+            self.published.insert(i, published);
+            deck.publish = Some(publish);
+        }
+        if let Some((t, behind)) = self.admitted.take()
+            && t == i
+            && let Some(published) = self.published.get(&behind)
+        {
+            let (signal, signals) = watch::channel(swarm_worker::DeckSignal::Wait);
+            let began = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            deck.on_deck = Some(task::OnDeckLinks {
+                behind: published.clone(),
+                signal: signals,
+                began: Arc::clone(&began),
+            });
+            self.decks.push(Decked {
+                task: i,
+                behind,
+                signal,
+                began,
+            });
+        }
         let (stop, stopped) = watch::channel(None);
         // A span per task, so that logs of many workers can be told apart.
         let span = tracing::info_span!(
@@ -287,11 +433,38 @@ impl Executor for LocalExecutor {
             attempt = launch.first_attempt
         );
         let handle = self.running.spawn(tracing::Instrument::instrument(
-            task::execute(Arc::clone(&self.ctx), launch, stopped),
+            task::execute(Arc::clone(&self.ctx), launch, stopped, deck),
             span,
         ));
         self.ids.insert(handle.id(), i);
         self.stops.insert(i, stop);
+    }
+
+    fn admit_on_deck(&mut self, task: TaskIndex, unlocks: &dyn Fn(TaskIndex) -> bool) -> bool {
+        if !self.deckable(task) {
+            return false;
+        }
+        // A task on deck takes the next free place first: not while the
+        // end of a running task (or of one on deck) could make a more
+        // urgent one ready.
+        if self.stops.keys().any(|&t| unlocks(t)) {
+            return false;
+        }
+        let unplaced = |t: &TaskIndex| self.decks.iter().any(|d| d.task == *t && !d.began());
+        let holders = self.stops.keys().filter(|t| !unplaced(t));
+        let led = |t: &TaskIndex| self.decks.iter().any(|d| d.behind == *t);
+        // Behind the oldest command (launcher ids grow), the likeliest to
+        // end first; one not sent yet comes last.
+        let Some(&behind) = holders
+            .filter(|t| !led(t))
+            .filter_map(|t| Some((t, *self.published.get(t)?.borrow())))
+            .min_by_key(|&(_, id)| id.unwrap_or(u64::MAX))
+            .map(|(t, _)| t)
+        else {
+            return false;
+        };
+        self.admitted = Some((task, behind));
+        true
     }
 
     fn next(&mut self) -> BoxFuture<'_, Option<ExecEvent>> {
@@ -321,6 +494,13 @@ impl Executor for LocalExecutor {
     }
 
     fn cancel(&mut self, task: TaskIndex, how: Stop) {
+        // One on deck that has not started is taken back (the dispatcher
+        // records it as never started); if it started, the stop stops it.
+        if let Some(decked) = self.decks.iter().find(|d| d.task == task && !d.began()) {
+            decked
+                .signal
+                .send_replace(swarm_worker::DeckSignal::Withdraw);
+        }
         if let Some(stop) = self.stops.get(&task) {
             stop.send_replace(Some(how));
         }

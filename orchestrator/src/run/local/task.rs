@@ -86,6 +86,29 @@ pub(crate) struct Done {
     /// A worktree (and its git directory) that can be deleted now that its
     /// work is on a ref.
     pub removable: Option<(PathBuf, PathBuf)>,
+    /// It was taken back from the deck before it started: nothing of it
+    /// ran or was reported, and `status` means nothing.
+    pub withdrawn: bool,
+}
+
+/// A task's part in the unconfined launcher's deck (see
+/// `LocalExecutor::admit_on_deck`), for its first attempt.
+#[derive(Debug, Default)]
+pub(crate) struct DeckLinks {
+    /// Where its command publishes its launcher id, for a task on deck
+    /// behind it.
+    pub publish: Option<watch::Sender<Option<u64>>>,
+    /// It waits on deck: behind the command published there, until told
+    /// to go (or withdrawn), saying in the flag when it began.
+    pub on_deck: Option<OnDeckLinks>,
+}
+
+/// Where a task on deck waits, and how it says it began.
+#[derive(Debug)]
+pub(crate) struct OnDeckLinks {
+    pub behind: watch::Receiver<Option<u64>>,
+    pub signal: watch::Receiver<swarm_worker::DeckSignal>,
+    pub began: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Runs a task to its end.
@@ -93,15 +116,17 @@ pub(crate) async fn execute(
     ctx: Arc<Ctx>,
     launch: Launch,
     stop: watch::Receiver<Option<Stop>>,
+    deck: DeckLinks,
 ) -> Done {
     let i = launch.task;
-    match execute_inner(&ctx, launch, stop).await {
+    match execute_inner(&ctx, launch, stop, deck).await {
         Ok(done) => done,
         Err(e) => Done {
             task: i,
             status: TaskStatus::Failed,
             reason: Some(format!("swarm could not run it: failed to {e}")),
             removable: None,
+            withdrawn: false,
         },
     }
 }
@@ -122,7 +147,9 @@ async fn execute_inner(
     ctx: &Arc<Ctx>,
     launch: Launch,
     mut stop: watch::Receiver<Option<Stop>>,
+    deck: DeckLinks,
 ) -> Result<Done, GitError> {
+    let mut deck = Some(deck);
     let Launch {
         task: i,
         base,
@@ -149,6 +176,7 @@ async fn execute_inner(
                             files.join(", ")
                         )),
                         removable: None,
+                        withdrawn: false,
                     });
                 }
             }
@@ -161,6 +189,7 @@ async fn execute_inner(
             status: TaskStatus::Failed,
             reason: Some(why),
             removable: None,
+            withdrawn: false,
         });
     }
     // A resumed task numbers its attempts on from the interrupted one.
@@ -186,16 +215,49 @@ async fn execute_inner(
             .reset(&task.id, Some(std::time::SystemTime::now()));
         let request = crate::run::spawn::request_path(&ctx.run_dir, &task.id);
         let _ = std::fs::remove_file(&request);
-        let _ = ctx.events.send(ExecEvent::Started {
-            task: i,
-            attempt,
-            base,
-            workdir: workdir.clone(),
-            job: None,
+        let started_event = {
+            let (events, workdir) = (ctx.events.clone(), workdir.clone());
+            move || {
+                let _ = events.send(ExecEvent::Started {
+                    task: i,
+                    attempt,
+                    base,
+                    workdir: workdir.clone(),
+                    job: None,
+                });
+            }
+        };
+        // A command on deck starts when the launcher starts it: its start
+        // is reported, and its time counted, from then.
+        let links = deck.take().unwrap_or_default();
+        let began_at = Arc::new(std::sync::OnceLock::new());
+        let on_deck = links.on_deck.map(|links| {
+            let (began_at, started_event) = (Arc::clone(&began_at), started_event.clone());
+            swarm_worker::OnDeck {
+                behind: links.behind,
+                signal: links.signal,
+                began: Arc::new(move || {
+                    if began_at.set(Instant::now()).is_ok() {
+                        started_event();
+                    }
+                }),
+                // The executor counts it as holding a place from then.
+                started: links.began,
+            }
         });
-        // The dispatcher shares this thread: let it report the start now,
-        // not after the (synchronous) spawn of the attempt's process.
-        tokio::task::yield_now().await;
+        let withdrawn = on_deck.as_ref().map(|d| d.signal.clone());
+        let decked = on_deck.is_some();
+        if !decked {
+            started_event();
+            // The dispatcher shares this thread: let it report the start
+            // now, not after the (synchronous) spawn of the attempt's
+            // process.
+            tokio::task::yield_now().await;
+        }
+        let links = swarm_worker::Deck {
+            publish: links.publish.map(Arc::new),
+            on_deck,
+        };
         let started = Instant::now();
         let Ran {
             outcome,
@@ -203,8 +265,40 @@ async fn execute_inner(
             verify_time,
             agent,
             score,
-        } = run_attempt(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
+        } = run_attempt(
+            ctx, task, attempt, base, &workdir, &git_dir, links, &mut stop,
+        )
+        .await;
         let verify_passed = verify.as_ref().map(|v| *v == Verify::Passed);
+        // Taken back from the deck before it started: as if it had never
+        // been handed over (the dispatcher queues it again). Its worktree
+        // goes now: the next start makes it again, at the same place.
+        if began_at.get().is_none()
+            && withdrawn.is_some_and(|s| *s.borrow() == swarm_worker::DeckSignal::Withdraw)
+        {
+            if let Some(admin) = admin {
+                let worktrees = Arc::clone(ctx);
+                blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
+            }
+            return Ok(Done {
+                task: i,
+                status: TaskStatus::Cancelled,
+                reason: None,
+                removable: None,
+                withdrawn: true,
+            });
+        }
+        let started = match began_at.get() {
+            Some(&at) => at,
+            None => {
+                // Stopped on deck, or never got as far: its journal still
+                // has the attempt's start before its end.
+                if decked {
+                    started_event();
+                }
+                started
+            }
+        };
         let duration = started.elapsed();
         // Whatever the task made of its worktree's link to the repository
         // (a `.git` directory whose configuration runs a command), the user
@@ -344,6 +438,7 @@ async fn execute_inner(
                 status,
                 reason,
                 removable,
+                withdrawn: false,
             });
         }
         // The failed attempt is on its ref; start over from a clean tree.

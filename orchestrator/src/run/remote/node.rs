@@ -312,7 +312,11 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
             record.status = TaskStatus::Failed;
             record.reason = Some(format!("swarm lost it: {why}"));
         }
-        ExecEvent::Started { .. } | ExecEvent::Placed { .. } | ExecEvent::Agent { .. } => {}
+        // A node starts its attempts itself, never on deck.
+        ExecEvent::Started { .. }
+        | ExecEvent::Placed { .. }
+        | ExecEvent::Agent { .. }
+        | ExecEvent::Withdrawn { .. } => {}
     }
 }
 

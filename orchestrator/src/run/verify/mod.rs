@@ -236,6 +236,7 @@ impl Runner {
                 max_output: crate::plan::DEFAULT_MAX_OUTPUT,
                 sandbox,
                 unconfined: self.unconfined.clone(),
+                deck: Default::default(),
             },
             owned,
         ))
