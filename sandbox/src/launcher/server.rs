@@ -225,10 +225,12 @@ impl Server {
                 }
                 break;
             }
-            // Requests first: one sent on deck behind a command that has
-            // just ended is then held, and started as that one is reaped
-            // below, before its end is reported.
-            if fds[0].revents != 0 && !self.serve_one() {
+            // Unconfined, requests first: one sent on deck behind a
+            // command that has just ended is then held, and started as
+            // that one is reaped below, before its end is reported. A
+            // sandboxed spawn costs a millisecond or more: ends first.
+            let requests_first = self.mode == Mode::Unconfined;
+            if requests_first && fds[0].revents != 0 && !self.serve_one() {
                 break;
             }
             for (fd, &pid) in fds[2..].iter().zip(&watched) {
@@ -238,6 +240,9 @@ impl Server {
             }
             if fds[1].revents != 0 {
                 self.reap();
+            }
+            if !requests_first && fds[0].revents != 0 && !self.serve_one() {
+                break;
             }
         }
         // The coordinator is gone (or closed the socket): nothing may run
