@@ -445,16 +445,16 @@ fn a_command_on_deck_starts_when_the_one_it_follows_exits_0_and_only_then() {
             .unwrap();
         let mut next = script(d, "date +%s%N > next.start", &out);
         next.after = Some(first.id());
-        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::new(std::sync::OnceLock::new());
         next.started = Some(std::sync::Arc::clone(&flag));
         let mut next = launcher.spawn_unconfined(next).await.unwrap();
         assert!(next.on_deck());
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(!ran(d, "next.start"), "it started before its turn");
-        assert!(!flag.load(std::sync::atomic::Ordering::Acquire));
+        assert!(flag.get().is_none());
         assert_eq!(first.wait().await, Exit::Exited(0));
         assert!(next.began().await);
-        assert!(flag.load(std::sync::atomic::Ordering::Acquire));
+        assert!(flag.get().is_some());
         assert_eq!(next.wait().await, Exit::Exited(0));
         let time = |name: &str| -> u128 {
             std::fs::read_to_string(d.join(name))

@@ -94,9 +94,10 @@ pub struct OnDeck {
     /// starting because it could not start (never if it is stopped or
     /// withdrawn first).
     pub began: Arc<dyn Fn() + Send + Sync>,
-    /// Set as soon as the launcher's word that it started is read, before
-    /// this attempt's task runs again (see `UnconfinedRequest::started`).
-    pub started: Arc<std::sync::atomic::AtomicBool>,
+    /// Set (to when) as soon as the launcher's word that it started is
+    /// read, before this attempt's task runs again (see
+    /// `UnconfinedRequest::started`).
+    pub started: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 /// What the caller tells a command on deck.
@@ -467,7 +468,13 @@ async fn supervise(
             (deck.began)();
         }
         if began {
-            deadline_at = deadline_at.map(|at| at + called.elapsed());
+            // From when the launcher's word was read, not when this task
+            // got to it.
+            let began_at = deck
+                .started
+                .get()
+                .map_or_else(Instant::now, |&at| Instant::from_std(at));
+            deadline_at = deadline_at.map(|at| at + began_at.saturating_duration_since(called));
         }
     }
     let deadline = async {

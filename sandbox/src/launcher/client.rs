@@ -92,10 +92,10 @@ pub struct UnconfinedRequest {
     /// earlier on [`Spawned::begin_now`]. One that already ended left its
     /// place free: the command starts at once.
     pub after: Option<u64>,
-    /// Set the moment the reply saying that a command sent on deck started
-    /// is read (before anyone waiting in [`Spawned::began`] runs): for a
-    /// caller that counts what runs.
-    pub started: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Set (to when) the moment the reply saying that a command sent on
+    /// deck started is read, before anyone waiting in [`Spawned::began`]
+    /// runs: for a caller that counts what runs, and times it.
+    pub started: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
@@ -109,7 +109,7 @@ type BeganWaiters = DashMap<
     u64,
     (
         oneshot::Sender<()>,
-        Option<Arc<std::sync::atomic::AtomicBool>>,
+        Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
     ),
 >;
 
@@ -372,7 +372,7 @@ impl Launcher {
         id: u64,
         message: &Request,
         fds: Vec<OwnedFd>,
-        held: Option<Arc<std::sync::atomic::AtomicBool>>,
+        held: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
     ) -> Result<Spawned, LaunchError> {
         let (tx, rx) = oneshot::channel();
         self.inner.waiters.insert(id, tx);
@@ -593,6 +593,17 @@ async fn recv(sock: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> Result<Option<Reply>, 
         .map_err(|e| LaunchError::Channel(std::io::Error::other(e)))
 }
 
+/// Command `id`, sent on deck, started: its flag first (for whoever
+/// counts what runs), then its waiter.
+fn began_now(began: &BeganWaiters, id: u64) {
+    if let Some((_, (tx, flag))) = began.remove(&id) {
+        if let Some(flag) = flag {
+            let _ = flag.set(std::time::Instant::now());
+        }
+        let _ = tx.send(());
+    }
+}
+
 /// Routes every worker's end to its waiter until the launcher goes away;
 /// then every waiter learns that its worker is gone too.
 async fn read_replies(
@@ -603,22 +614,27 @@ async fn read_replies(
 ) {
     loop {
         let (id, exit) = match recv(&sock, &mut buf).await {
-            Ok(Some(Reply::Exited { id, code, signal })) => (
+            Ok(Some(Reply::Exited {
                 id,
-                match (code, signal) {
-                    (Some(code), _) => Exit::Exited(code),
-                    (None, Some(signal)) => Exit::Signaled(signal),
-                    (None, None) => Exit::Exited(-1),
-                },
-            ),
+                code,
+                signal,
+                began: next,
+            })) => {
+                if let Some(next) = next {
+                    began_now(&began, next);
+                }
+                (
+                    id,
+                    match (code, signal) {
+                        (Some(code), _) => Exit::Exited(code),
+                        (None, Some(signal)) => Exit::Signaled(signal),
+                        (None, None) => Exit::Exited(-1),
+                    },
+                )
+            }
             Ok(Some(Reply::Failed { id, message })) => (id, Exit::Failed(message)),
             Ok(Some(Reply::Began { id })) => {
-                if let Some((_, (tx, flag))) = began.remove(&id) {
-                    if let Some(flag) = flag {
-                        flag.store(true, std::sync::atomic::Ordering::Release);
-                    }
-                    let _ = tx.send(());
-                }
+                began_now(&began, id);
                 continue;
             }
             Ok(Some(_)) => continue,

@@ -144,6 +144,10 @@ enum Reply {
         id: u64,
         code: Option<i32>,
         signal: Option<i32>,
+        /// The command on deck behind it, which started in its place (its
+        /// `Began`, in the same message: one message fewer a task).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        began: Option<u64>,
     },
     /// The worker could not be started (confinement failed): nothing ran.
     Failed { id: u64, message: String },

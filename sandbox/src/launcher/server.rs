@@ -368,14 +368,16 @@ impl Server {
                     reap,
                 };
                 match now {
-                    true => self.start_held(held, on_deck),
+                    true => {
+                        self.start_held(held, on_deck, true);
+                    }
                     false => self.held.push(held),
                 }
             }
             Request::Begin { id } => {
                 if let Some(at) = self.held.iter().position(|h| h.id == id) {
                     let held = self.held.swap_remove(at);
-                    self.start_held(held, true);
+                    self.start_held(held, true, true);
                 }
             }
             Request::Withdraw { id } => {
@@ -420,9 +422,10 @@ impl Server {
     }
 
     /// Starts `held` (a command on deck, or one sent to start at once) and
-    /// says so: `Began` for one sent on deck, `Failed` if it could not
-    /// start.
-    fn start_held(&mut self, held: Held, on_deck: bool) {
+    /// says so: `Began` for one sent on deck (unless `!tell`: the caller
+    /// says it with the end it follows), `Failed` if it could not start.
+    /// Whether it started.
+    fn start_held(&mut self, held: Held, on_deck: bool, tell: bool) -> bool {
         let Held {
             id,
             argv,
@@ -434,11 +437,13 @@ impl Server {
             ..
         } = held;
         let reply = match self.spawn_unconfined(id, &argv, &env, &cwd, &targets, fds, reap) {
-            Ok(()) if on_deck => Reply::Began { id },
-            Ok(()) => return,
+            Ok(()) if on_deck && tell => Reply::Began { id },
+            Ok(()) => return true,
             Err(message) => Reply::Failed { id, message },
         };
+        let started = matches!(reply, Reply::Began { .. });
         let _ = send(self.sock.as_raw_fd(), &reply);
+        started
     }
 
     #[expect(clippy::too_many_arguments, reason = "one spawn request, unpacked")]
@@ -765,10 +770,15 @@ impl Server {
                 }
                 self.ended.push_back((worker.id, succeeded));
             }
+            let mut began = None;
             if let Some(at) = self.held.iter().position(|h| h.after == Some(worker.id)) {
                 if succeeded {
                     let held = self.held.swap_remove(at);
-                    self.start_held(held, true);
+                    let id = held.id;
+                    // Said with this end, unless that was said already.
+                    if self.start_held(held, true, worker.reported) && !worker.reported {
+                        began = Some(id);
+                    }
                 } else {
                     self.held[at].after = None;
                 }
@@ -786,7 +796,15 @@ impl Server {
                 None => status,
             };
             self.by_id.remove(&worker.id);
-            let reply = ended(worker.id, status, &worker.errors);
+            let mut reply = ended(worker.id, status, &worker.errors);
+            match (&mut reply, began) {
+                (Reply::Exited { began: slot, .. }, began) => *slot = began,
+                // Its follower starts only after an exit 0, never a failure.
+                (_, Some(id)) => {
+                    let _ = send(self.sock.as_raw_fd(), &Reply::Began { id });
+                }
+                (_, None) => {}
+            }
             let _ = send(self.sock.as_raw_fd(), &reply);
         }
     }
@@ -807,12 +825,14 @@ fn ended(id: u64, status: i32, errors: &OwnedFd) -> Reply {
             id,
             code: Some(libc::WEXITSTATUS(status)),
             signal: None,
+            began: None,
         }
     } else {
         Reply::Exited {
             id,
             code: None,
             signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+            began: None,
         }
     }
 }

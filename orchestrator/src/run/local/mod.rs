@@ -74,14 +74,14 @@ struct Decked {
     behind: TaskIndex,
     /// Tells it to start at once (it takes a place that freed), or not to.
     signal: watch::Sender<swarm_worker::DeckSignal>,
-    /// Set by the task the moment its command starts: from then on it
-    /// holds a place.
-    began: Arc<std::sync::atomic::AtomicBool>,
+    /// Set (to when) the moment the launcher's word that its command
+    /// started is read: from then on it holds a place.
+    began: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 impl Decked {
     fn began(&self) -> bool {
-        self.began.load(std::sync::atomic::Ordering::Acquire)
+        self.began.get().is_some()
     }
 
     /// Waiting, not yet told anything.
@@ -412,7 +412,7 @@ impl Executor for LocalExecutor {
             && let Some(published) = self.published.get(&behind)
         {
             let (signal, signals) = watch::channel(swarm_worker::DeckSignal::Wait);
-            let began = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let began = Arc::new(std::sync::OnceLock::new());
             deck.on_deck = Some(task::OnDeckLinks {
                 behind: published.clone(),
                 signal: signals,

@@ -108,7 +108,8 @@ pub(crate) struct DeckLinks {
 pub(crate) struct OnDeckLinks {
     pub behind: watch::Receiver<Option<u64>>,
     pub signal: watch::Receiver<swarm_worker::DeckSignal>,
-    pub began: Arc<std::sync::atomic::AtomicBool>,
+    /// When its command started, once the launcher said so.
+    pub began: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 /// Runs a task to its end.
@@ -230,20 +231,24 @@ async fn execute_inner(
         // A command on deck starts when the launcher starts it: its start
         // is reported, and its time counted, from then.
         let links = deck.take().unwrap_or_default();
-        let began_at = Arc::new(std::sync::OnceLock::new());
-        let on_deck = links.on_deck.map(|links| {
-            let (began_at, started_event) = (Arc::clone(&began_at), started_event.clone());
-            swarm_worker::OnDeck {
-                behind: links.behind,
-                signal: links.signal,
-                began: Arc::new(move || {
-                    if began_at.set(Instant::now()).is_ok() {
-                        started_event();
-                    }
-                }),
-                // The executor counts it as holding a place from then.
-                started: links.began,
+        // When the launcher said it started (set as its word is read), and
+        // whether its start is reported.
+        let began_at = links.on_deck.as_ref().map(|l| Arc::clone(&l.began));
+        let reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let report_start = {
+            let (reported, started_event) = (Arc::clone(&reported), started_event.clone());
+            move || {
+                if !reported.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    started_event();
+                }
             }
+        };
+        let on_deck = links.on_deck.map(|links| swarm_worker::OnDeck {
+            behind: links.behind,
+            signal: links.signal,
+            began: Arc::new(report_start.clone()),
+            // The executor counts it as holding a place from then.
+            started: links.began,
         });
         let withdrawn = on_deck.as_ref().map(|d| d.signal.clone());
         let decked = on_deck.is_some();
@@ -273,7 +278,7 @@ async fn execute_inner(
         // Taken back from the deck before it started: as if it had never
         // been handed over (the dispatcher queues it again). Its worktree
         // goes now: the next start makes it again, at the same place.
-        if began_at.get().is_none()
+        if !reported.load(std::sync::atomic::Ordering::Acquire)
             && withdrawn.is_some_and(|s| *s.borrow() == swarm_worker::DeckSignal::Withdraw)
         {
             if let Some(admin) = admin {
@@ -288,13 +293,13 @@ async fn execute_inner(
                 withdrawn: true,
             });
         }
-        let started = match began_at.get() {
+        let started = match began_at.as_ref().and_then(|b| b.get()) {
             Some(&at) => at,
             None => {
                 // Stopped on deck, or never got as far: its journal still
                 // has the attempt's start before its end.
                 if decked {
-                    started_event();
+                    report_start();
                 }
                 started
             }
