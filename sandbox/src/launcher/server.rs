@@ -381,6 +381,10 @@ impl Server {
                 }
             }
             Request::Withdraw { id } => {
+                // What followed it waits for the coordinator's word.
+                for held in self.held.iter_mut().filter(|h| h.after == Some(id)) {
+                    held.after = None;
+                }
                 if let Some(at) = self.held.iter().position(|h| h.id == id) {
                     let held = self.held.swap_remove(at);
                     let message = "withdrawn before it started".to_string();

@@ -96,6 +96,10 @@ impl Decked {
     }
 }
 
+/// Most tasks on deck one behind another for one place (see
+/// [`Executor::admit_on_deck`]).
+const DECK_DEPTH: usize = 2;
+
 /// How long a started task's memory is reserved for admission: an agent
 /// CLI reaches its resident size in a few seconds.
 const STARTING: std::time::Duration = std::time::Duration::from_secs(10);
@@ -450,13 +454,27 @@ impl Executor for LocalExecutor {
         if self.stops.keys().any(|&t| unlocks(t)) {
             return false;
         }
-        let unplaced = |t: &TaskIndex| self.decks.iter().any(|d| d.task == *t && !d.began());
-        let holders = self.stops.keys().filter(|t| !unplaced(t));
+        // How many unplaced tasks a place's chain holds before `t`.
+        let depth = |mut t: TaskIndex| {
+            let mut depth = 0;
+            while let Some(d) = self.decks.iter().find(|d| d.task == t && !d.began()) {
+                if d.withdrawn() {
+                    return usize::MAX;
+                }
+                depth += 1;
+                t = d.behind;
+            }
+            depth
+        };
         let led = |t: &TaskIndex| self.decks.iter().any(|d| d.behind == *t);
         // Behind the oldest command (launcher ids grow), the likeliest to
-        // end first; one not sent yet comes last.
-        let Some(&behind) = holders
-            .filter(|t| !led(t))
+        // end first; one not sent yet comes last. A chain holds a few, so
+        // that a slot whose commands are shorter than the coordinator's
+        // step does not wait for it.
+        let Some(&behind) = self
+            .stops
+            .keys()
+            .filter(|t| !led(t) && depth(**t) < DECK_DEPTH)
             .filter_map(|t| Some((t, *self.published.get(t)?.borrow())))
             .min_by_key(|&(_, id)| id.unwrap_or(u64::MAX))
             .map(|(t, _)| t)
