@@ -119,20 +119,25 @@ fn after_a_failure_the_task_on_deck_does_not_start_under_on_failure_stop() {
         &format!(
             "[swarm]\nsandbox = \"none\"\nconcurrency = 1\n\n\
              [[task]]\nid = \"fails\"\nisolation = \"readonly\"\nrun = \"sleep 0.3; exit 1\"\n\n\
-             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"touch {}\"\n",
+             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"touch {0}\"\n\n\
+             [[task]]\nid = \"third\"\nisolation = \"readonly\"\nrun = \"touch {0}\"\n",
             marker.display()
         ),
     );
     repo.run_plan(&plan, &["--name", "stop"]).assert_code(1);
-    assert!(!marker.exists(), "the task after the failure ran");
+    assert!(!marker.exists(), "a task after the failure ran");
     let report = repo.report();
-    let next = task(&report, "next");
-    assert_eq!(next["status"], "skipped", "{report}");
-    assert_eq!(
-        next["reason"],
-        "the run stopped after a failure before it started"
-    );
-    assert!(!started(&events(&repo, "stop"), "next"));
+    let events = events(&repo, "stop");
+    // Both were on deck, one behind the other.
+    for id in ["next", "third"] {
+        let t = task(&report, id);
+        assert_eq!(t["status"], "skipped", "{report}");
+        assert_eq!(
+            t["reason"],
+            "the run stopped after a failure before it started"
+        );
+        assert!(!started(&events, id));
+    }
 }
 
 #[test]
@@ -163,7 +168,8 @@ fn a_cancelled_run_starts_nothing_that_waited_on_deck() {
         &format!(
             "[swarm]\nsandbox = \"none\"\nconcurrency = 1\non_failure = \"continue\"\n\n\
              [[task]]\nid = \"long\"\nisolation = \"readonly\"\nrun = \"touch {}; sleep 30\"\n\n\
-             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"touch {}\"\n",
+             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"touch {1}\"\n\n\
+             [[task]]\nid = \"third\"\nisolation = \"readonly\"\nrun = \"touch {1}\"\n",
             ready.display(),
             marker.display()
         ),
@@ -185,8 +191,11 @@ fn a_cancelled_run_starts_nothing_that_waited_on_deck() {
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert!(!marker.exists(), "a task on deck ran after the cancel");
     let report = repo.report();
-    let next = task(&report, "next");
-    assert_eq!(next["status"], "cancelled", "{report}");
-    assert_eq!(next["reason"], "the run was cancelled before it started");
-    assert!(!started(&events(&repo, "cancel"), "next"));
+    let events = events(&repo, "cancel");
+    for id in ["next", "third"] {
+        let t = task(&report, id);
+        assert_eq!(t["status"], "cancelled", "{report}");
+        assert_eq!(t["reason"], "the run was cancelled before it started");
+        assert!(!started(&events, id));
+    }
 }
