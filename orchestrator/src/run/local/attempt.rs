@@ -512,7 +512,10 @@ async fn run_in(
     let (outcome, verify, agent, verify_time) = match &task.payload {
         Payload::Wasm(wasm) => {
             let (env, out, err) = (spec.env.clone(), spec.stdout.clone(), spec.stderr.clone());
-            let outcome = run_wasm(ctx, task, wasm, workdir, env, out, err, stop).await;
+            // Boxed, like the agents below: a running task's future is as
+            // large as its largest branch, and many command tasks run (or
+            // wait on deck) at once; these are kilobytes each.
+            let outcome = Box::pin(run_wasm(ctx, task, wasm, workdir, env, out, err, stop)).await;
             (outcome, None, None, None)
         }
         Payload::Command { .. } => command_or_agent(ctx, task, None, attempt, spec, stop).await,
@@ -553,7 +556,10 @@ async fn run_in(
         && ran.passed()
         && stop.borrow().is_none()
     {
-        let mut scored = super::score::run(ctx, task, attempt, workdir, &score, spec, stop).await;
+        let mut scored = Box::pin(super::score::run(
+            ctx, task, attempt, workdir, &score, spec, stop,
+        ))
+        .await;
         // The score runs in the task's cgroup: a kill for memory there
         // fails the score, even if its shell printed a number after.
         if let Some(c) = cgroup {
@@ -622,10 +628,18 @@ async fn command_or_agent(
 ) {
     if let Some(agent) = agent {
         let done = match &agent.cli {
-            None => super::agent_task::run(ctx, task, agent, attempt, spec, stop).await,
+            None => {
+                Box::pin(super::agent_task::run(
+                    ctx, task, agent, attempt, spec, stop,
+                ))
+                .await
+            }
             Some(name) => match ctx.agent_clis.get(name) {
                 Some(cli) => {
-                    super::cli_agent::run(ctx, task, agent, cli, attempt, spec, stop).await
+                    Box::pin(super::cli_agent::run(
+                        ctx, task, agent, cli, attempt, spec, stop,
+                    ))
+                    .await
                 }
                 None => super::agent_task::AgentAttempt {
                     outcome: AttemptOutcome::SpawnFailed {

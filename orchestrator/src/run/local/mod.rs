@@ -445,7 +445,12 @@ impl Executor for LocalExecutor {
     }
 
     fn admit_on_deck(&mut self, task: TaskIndex, unlocks: &dyn Fn(TaskIndex) -> bool) -> bool {
-        if !self.deckable(task) {
+        // At most `DECK_DEPTH` waiting per place in all: tasks whose
+        // commands ended but whose tokio tasks have not yet (their
+        // snapshots, their ends on this thread) may lead too, and without
+        // a bound in all, a coordinator behind its commands took more on
+        // deck the further behind it was.
+        if !self.deckable(task) || self.unplaced() >= DECK_DEPTH * self.concurrency {
             return false;
         }
         // A task on deck takes the next free place first: not while the
