@@ -381,39 +381,11 @@ impl Server {
                 }
             }
             Request::Withdraw { id } => {
-                // What followed it waits for the coordinator's word.
-                for held in self.held.iter_mut().filter(|h| h.after == Some(id)) {
-                    held.after = None;
-                }
-                if let Some(at) = self.held.iter().position(|h| h.id == id) {
-                    let held = self.held.swap_remove(at);
-                    let message = "withdrawn before it started".to_string();
-                    let _ = send(
-                        self.sock.as_raw_fd(),
-                        &Reply::Failed {
-                            id: held.id,
-                            message,
-                        },
-                    );
-                }
+                self.let_go(id, "withdrawn before it started");
             }
             Request::Stop { id, kill } => {
-                // What follows a stopped command is the coordinator's call.
-                for held in self.held.iter_mut().filter(|h| h.after == Some(id)) {
-                    held.after = None;
-                }
-                if let Some(at) = self.held.iter().position(|h| h.id == id) {
-                    // Never started: nothing to signal, and its answer is
-                    // that nothing ran.
-                    let held = self.held.swap_remove(at);
-                    let message = "stopped before it started".to_string();
-                    let _ = send(
-                        self.sock.as_raw_fd(),
-                        &Reply::Failed {
-                            id: held.id,
-                            message,
-                        },
-                    );
+                // Held: nothing to signal.
+                if self.let_go(id, "stopped before it started") {
                     return true;
                 }
                 if let Some(&pid) = self.by_id.get(&id) {
@@ -422,6 +394,22 @@ impl Server {
                 }
             }
         }
+        true
+    }
+
+    /// Command `id` is withdrawn or stopped: what follows it waits for the
+    /// coordinator's word, and if it is held itself, it is dropped and
+    /// answered that nothing ran (`why`). Whether it was held.
+    fn let_go(&mut self, id: u64, why: &str) -> bool {
+        for held in self.held.iter_mut().filter(|h| h.after == Some(id)) {
+            held.after = None;
+        }
+        let Some(at) = self.held.iter().position(|h| h.id == id) else {
+            return false;
+        };
+        self.held.swap_remove(at);
+        let message = why.to_string();
+        let _ = send(self.sock.as_raw_fd(), &Reply::Failed { id, message });
         true
     }
 
