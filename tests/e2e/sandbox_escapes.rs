@@ -290,6 +290,71 @@ fn the_git_directory_shows_no_secrets_and_no_other_task() {
 }
 
 #[test]
+fn read_only_tasks_share_one_git_view_that_none_of_them_can_change() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    repo.git(&[
+        "config",
+        "http.https://example.com/.extraheader",
+        "AUTHORIZATION: basic SECRET-TOKEN-1",
+    ]);
+    // Each task tries to leave something in the view for the next one
+    // (they run one after another), then reports what it saw there.
+    let script = r#"common=$(git rev-parse --git-common-dir)
+try() { n=$1; shift; if "$@" >/dev/null 2>&1; then echo "ALLOWED $n"; else echo "denied $n"; fi; }
+try config sh -c "echo '[core] hooksPath = /tmp' >> $common/config"
+try head sh -c "echo 'ref: refs/heads/evil' > $common/HEAD"
+try ref sh -c "git rev-parse HEAD > $common/refs/heads/evil"
+try record sh -c "mkdir $common/worktrees/other"
+try exclude sh -c "echo '*' >> $common/info/exclude"
+try token sh -c "grep -rqs SECRET $common"
+echo "head $(git rev-parse HEAD)"
+echo "status $(git status --porcelain | wc -l)"
+echo "records $(ls $common/worktrees | wc -l)"
+echo "refs $(git for-each-ref | wc -l)"
+"#;
+    let mut plan = String::from("[swarm]\nname = \"ro\"\n\n");
+    for id in ["a", "b", "c"] {
+        plan.push_str(&format!(
+            "[[task]]\nid = \"{id}\"\nisolation = \"readonly\"\nrun = '''\n{script}'''\n\n"
+        ));
+    }
+    let p = repo.plan("ro.toml", &plan);
+    repo.run_plan(&p, &["-j", "1"]).assert_code(0);
+    let head = repo.git(&["rev-parse", "main"]);
+    let run = repo.path().join(".swarm/runs/ro");
+    for id in ["a", "b", "c"] {
+        let out = std::fs::read_to_string(run.join(format!("logs/{id}/1.out"))).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[..6],
+            [
+                "denied config",
+                "denied head",
+                "denied ref",
+                "denied record",
+                "denied exclude",
+                "denied token"
+            ],
+            "task {id}"
+        );
+        let head_line = format!("head {head}");
+        assert_eq!(
+            lines[6..],
+            [head_line.as_str(), "status 0", "records 1", "refs 0"],
+            "task {id}: git in a read-only checkout sees main, nothing else"
+        );
+    }
+    // Neither a view per task nor the shared one outlives the run.
+    let left: Vec<_> = std::fs::read_dir(run.join("tmp"))
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the run's tmp: {left:?}");
+}
+
+#[test]
 fn a_kept_worktree_runs_nothing_of_the_task_when_the_user_runs_git() {
     let repo = TestRepo::new();
     if !sandbox_available(&repo) {

@@ -188,6 +188,9 @@ struct Setup {
     owned: Vec<PathBuf>,
     /// The task's private tmp (and HOME).
     tmp: PathBuf,
+    /// Whether this attempt made `tmp` (so it holds only what set-up
+    /// wrote in it).
+    fresh_tmp: bool,
 }
 
 impl Setup {
@@ -213,9 +216,19 @@ impl Setup {
         let logs = (task.kind() != swarm_protocol::TaskKind::Command)
             .then(|| stdout.parent())
             .flatten();
-        for dir in [logs, Some(tmp.as_path())].into_iter().flatten() {
+        if let Some(dir) = logs {
             std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
+        // Whether the tmp is new: an earlier attempt's may hold anything.
+        let fresh_tmp = match std::fs::create_dir(&tmp) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(_) => {
+                std::fs::create_dir_all(&tmp)
+                    .map_err(|e| format!("create {}: {e}", tmp.display()))?;
+                true
+            }
+        };
         let mut env = attempt_env(ctx, task, attempt, base, &tmp);
         let cgroup = task_cgroup(ctx, task, attempt);
         let sandbox = match &ctx.sandbox {
@@ -314,6 +327,7 @@ impl Setup {
             cgroup,
             owned,
             tmp,
+            fresh_tmp,
         })
     }
 
@@ -327,7 +341,16 @@ impl Setup {
         // trusts it.
         trust_checkouts(&self.tmp)
             .map_err(|e| format!("write {}: {e}", self.tmp.join(".gitconfig").display()))?;
-        change_owners(self.owned.clone(), true).await
+        // A tmp this attempt made holds a file or two: handed over here,
+        // without a hop to a blocking thread and back for each task. A
+        // worktree, or an earlier attempt's tmp, is a walk of a tree.
+        let mut rest = self.owned.clone();
+        if self.fresh_tmp {
+            rest.retain(|p| *p != self.tmp);
+            swarm_sandbox::ownership::hand_over(&self.tmp, swarm_sandbox::SANDBOX_IDENTITY)
+                .map_err(|e| format!("failed to {e}"))?;
+        }
+        change_owners(rest, true).await
     }
 }
 
@@ -378,6 +401,27 @@ fn task_cgroup(ctx: &Ctx, task: &Task, attempt: u32) -> Option<super::cgroup::Ta
     }
 }
 
+/// The view of the git directory of the read-only checkout recorded at
+/// `admin`, which every read-only task on it is shown: written by the
+/// first such task of the run, then shared. Sharing it gives nothing away
+/// between tasks: it is the same for each (the checkout is too), and a
+/// view is read-only to the task. A failure is not remembered: the next
+/// attempt writes it again.
+fn readonly_view(ctx: &Ctx, admin: &std::path::Path) -> Result<Vec<swarm_sandbox::View>, String> {
+    // Poisoned only by a panic while writing one, which left no entry.
+    let mut views = ctx
+        .readonly_views
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(made) = views.get(admin) {
+        return Ok(made.clone());
+    }
+    let dir = crate::layout::readonly_git_view(&ctx.run_dir, admin);
+    let made = write_view(&ctx.repo, &dir, admin).map_err(|e| e.to_string())?;
+    views.insert(admin.to_path_buf(), made.clone());
+    Ok(made)
+}
+
 /// What a sandboxed attempt's policy is made from.
 struct Confined<'a> {
     task: &'a Task,
@@ -411,9 +455,10 @@ impl Confined<'_> {
         // Git commands in the worktree see a view of the git directory:
         // its objects and the task's own records, not the repository's
         // configuration or other tasks' refs (see `git::view`).
-        let views = match in_process {
-            true => Vec::new(),
-            false => {
+        let views = match (in_process, task.isolation) {
+            (true, _) => Vec::new(),
+            (false, Isolation::Readonly) => readonly_view(ctx, git_dir)?,
+            (false, Isolation::Worktree) => {
                 let dir = crate::layout::git_view(&ctx.run_dir, &task.id);
                 write_view(&ctx.repo, &dir, git_dir).map_err(|e| e.to_string())?
             }
@@ -474,6 +519,15 @@ impl Confined<'_> {
                 .filter(|c| !c.per_task)
                 .map(|c| c.dir.clone()),
         );
+        // So is a read-only checkout and the view read-only tasks share of
+        // its git directory: each made once and unchanged while the run
+        // lasts, so resolved once too.
+        if task.isolation == Isolation::Readonly {
+            policy.run_wide.push(workdir.to_path_buf());
+            policy
+                .run_wide
+                .extend(policy.views.iter().map(|v| v.source.clone()));
+        }
         policy.network = match task.network {
             NetworkMode::None => Network::None,
             NetworkMode::Full => Network::Full,

@@ -172,6 +172,7 @@ impl LocalExecutor {
             unconfined: shared,
             cgroups,
             readonly: DashMap::new(),
+            readonly_views: Default::default(),
             events: tx,
             spawner,
         });
@@ -226,11 +227,21 @@ impl LocalExecutor {
         if done.status == TaskStatus::Succeeded {
             // Its private tmp and its view of the git directory are scratch,
             // gone with its worktree (what failed keeps them, for a look).
-            let (run_dir, id) = (&self.ctx.run_dir, &self.ctx.tasks.get(done.task).id);
-            let dirs = vec![
-                crate::layout::task_tmp(run_dir, id),
-                crate::layout::git_view(run_dir, id),
-            ];
+            let (run_dir, task) = (&self.ctx.run_dir, self.ctx.tasks.get(done.task));
+            let tmp = crate::layout::task_tmp(run_dir, &task.id);
+            // As root, a sandboxed task's tmp (its HOME) holds the
+            // `.gitconfig` swarm wrote in it (`attempt::trust_checkouts`):
+            // removed here, the tmp of a task that wrote nothing is one
+            // `rmdir`, not a walk on the sweeper's thread. (`unlink` of a
+            // link the task put there removes the link.)
+            if self.ctx.sandbox.is_some() && swarm_sandbox::worker_identity().is_some() {
+                let _ = std::fs::remove_file(tmp.join(".gitconfig"));
+            }
+            let mut dirs = vec![tmp];
+            // Read-only tasks share a view, removed as the run ends.
+            if task.isolation == swarm_protocol::Isolation::Worktree {
+                dirs.push(crate::layout::git_view(run_dir, &task.id));
+            }
             self.sweeper.dirs(&self.ctx.worktrees, dirs);
         }
         Some(ExecEvent::Finished {
@@ -550,11 +561,25 @@ impl Executor for LocalExecutor {
                 .filter_map(|c| c.value().get().cloned())
                 .collect();
             self.ctx.readonly.clear();
+            let views: Vec<std::path::PathBuf> = self
+                .ctx
+                .readonly_views
+                .lock()
+                .map(|mut views| views.drain().map(|(admin, _)| admin).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .iter()
+                .map(|admin| crate::layout::readonly_git_view(&self.ctx.run_dir, admin))
+                .collect();
             let ctx = Arc::clone(&self.ctx);
             // `remove` deletes each worktree's metadata too, so no `git
             // worktree prune` (a process spawn) is needed at the end of
             // every run.
             let pruned = tokio::task::spawn_blocking(move || -> Result<(), GitError> {
+                for view in views {
+                    if let Err(e) = std::fs::remove_dir_all(&view) {
+                        tracing::warn!(path = %view.display(), error = %e, "failed to remove a git view");
+                    }
+                }
                 for (path, admin) in readonly {
                     ctx.worktrees.remove(&path, Some(&admin))?;
                 }

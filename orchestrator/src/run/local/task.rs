@@ -62,6 +62,12 @@ pub(crate) struct Ctx {
     /// each made once, by the first task that needs it, while tasks on
     /// other commits go on.
     pub readonly: DashMap<Oid, Arc<OnceCell<(PathBuf, PathBuf)>>>,
+    /// The git views read-only tasks share, by the checkout's record:
+    /// every read-only task on one checkout is shown the same view
+    /// (read-only, as every view), so it is written once, not once per
+    /// task (see `Ctx::readonly_view`).
+    pub readonly_views:
+        std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<swarm_sandbox::View>>>,
     /// Where the task's events go (its executor).
     pub events: mpsc::UnboundedSender<ExecEvent>,
     /// Subtask requests of running attempts, checked as they come.
