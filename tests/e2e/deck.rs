@@ -1,6 +1,6 @@
-//! Tasks "on deck": an unconfined run hands the launcher a slot's next
-//! ready task while the slot's command still runs, and the launcher starts
-//! it the moment that command is reaped. Seen from outside, nothing may
+//! Tasks "on deck": a run hands its launcher (the sandbox's, or that of
+//! unconfined commands) a slot's next ready task while the slot's command
+//! still runs, and the launcher starts it the moment that command ends. Seen from outside, nothing may
 //! change but the speed: never more commands at once than `concurrency`,
 //! a task's `timeout` counted from its own start, `on_failure = "stop"`
 //! starting nothing after a failure, a cancelled run starting nothing more,
@@ -24,41 +24,83 @@ fn started(events: &[serde_json::Value], id: &str) -> bool {
         .any(|e| e["event"] == "task_started" && e["task"] == id)
 }
 
-#[test]
-fn never_more_commands_at_once_than_concurrency_and_each_task_runs_once() {
+/// What task `id` printed (its first attempt's stdout), `None` if it has
+/// no log: it never ran.
+fn printed(repo: &TestRepo, run: &str, id: &str) -> Option<String> {
+    std::fs::read_to_string(
+        repo.path()
+            .join(format!(".swarm/runs/{run}/logs/{id}/1.out")),
+    )
+    .ok()
+}
+
+/// Whether a sandboxed variant can run here (see `sandbox_available`).
+fn can_run(repo: &TestRepo, sandbox: &str) -> bool {
+    sandbox == "none" || crate::sandbox::sandbox_available(repo)
+}
+
+/// Every test runs unconfined and sandboxed: each launcher has a deck.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod unconfined {
+            $( #[test] fn $name() { super::$name("none") } )*
+        }
+        mod sandboxed {
+            $( #[test] fn $name() { super::$name("landlock") } )*
+        }
+    };
+}
+
+both!(
+    never_more_commands_at_once_than_concurrency_and_each_task_runs_once,
+    a_task_on_deck_has_its_whole_timeout_from_its_own_start,
+    after_a_failure_the_task_on_deck_does_not_start_under_on_failure_stop,
+    after_a_failure_the_task_on_deck_still_runs_under_on_failure_continue,
+    a_cancelled_run_starts_nothing_that_waited_on_deck,
+);
+
+fn never_more_commands_at_once_than_concurrency_and_each_task_runs_once(sandbox: &str) {
     let repo = TestRepo::new();
-    let log = repo.outside().join("spans");
-    // 60 short tasks, 3 at a time; each notes when its command began and
+    if !can_run(&repo, sandbox) {
+        return;
+    }
+    // 60 short tasks, 3 at a time; each prints when its command began and
     // ended (nanoseconds), so the overlap can be counted afterwards.
     let plan = repo.plan(
         "many.toml",
         &format!(
-            "[swarm]\nsandbox = \"none\"\nconcurrency = 3\n\n\
+            "[swarm]\nsandbox = \"{sandbox}\"\nconcurrency = 3\n\n\
              [[task]]\nid = \"t-{{n}}\"\nisolation = \"readonly\"\n\
-             run = \"echo $(date +%s%N) 1 {{n}} >> {log}; sleep 0.0$(({{n}} % 5)); echo $(date +%s%N) -1 {{n}} >> {log}\"\n\
+             run = \"echo $(date +%s%N) 1; sleep 0.0$(({{n}} % 5)); echo $(date +%s%N) -1\"\n\
              matrix = {{ n = [{}] }}\n",
-            (0..60).map(|n| n.to_string()).collect::<Vec<_>>().join(", "),
-            log = log.display(),
+            (0..60)
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
     );
     repo.run_plan(&plan, &["--name", "many"]).assert_code(0);
-    let mut spans: Vec<(u128, i32, u32)> = std::fs::read_to_string(&log)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut f = l.split_whitespace();
-            (
-                f.next().unwrap().parse().unwrap(),
-                f.next().unwrap().parse().unwrap(),
-                f.next().unwrap().parse().unwrap(),
-            )
+    let mut spans: Vec<(u128, i32)> = (0..60)
+        .flat_map(|n| {
+            let out = printed(&repo, "many", &format!("t-{n}")).unwrap_or_default();
+            let lines: Vec<(u128, i32)> = out
+                .lines()
+                .map(|l| {
+                    let mut f = l.split_whitespace();
+                    (
+                        f.next().unwrap().parse().unwrap(),
+                        f.next().unwrap().parse().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(lines.len(), 2, "t-{n} runs exactly once: {out}");
+            lines
         })
         .collect();
-    assert_eq!(spans.len(), 120, "each task runs exactly once");
     // Ends before starts at the same instant.
-    spans.sort_by_key(|&(at, delta, _)| (at, delta));
+    spans.sort();
     let (mut now, mut most) = (0, 0);
-    for (_, delta, _) in &spans {
+    for (_, delta) in &spans {
         now += delta;
         most = most.max(now);
     }
@@ -74,17 +116,21 @@ fn never_more_commands_at_once_than_concurrency_and_each_task_runs_once() {
     }
 }
 
-#[test]
-fn a_task_on_deck_has_its_whole_timeout_from_its_own_start() {
+fn a_task_on_deck_has_its_whole_timeout_from_its_own_start(sandbox: &str) {
     let repo = TestRepo::new();
+    if !can_run(&repo, sandbox) {
+        return;
+    }
     // One slot: `second` waits behind `first` (1.5 s) and has a 1 s
     // timeout, which would have passed while it waited if it counted from
     // its hand-over rather than from its start.
     let plan = repo.plan(
         "timeout.toml",
-        "[swarm]\nsandbox = \"none\"\nconcurrency = 1\n\n\
-         [[task]]\nid = \"first\"\nisolation = \"readonly\"\nrun = \"sleep 1.5\"\n\n\
-         [[task]]\nid = \"second\"\nisolation = \"readonly\"\ntimeout = \"1s\"\nrun = \"sleep 0.3\"\n",
+        &format!(
+            "[swarm]\nsandbox = \"{sandbox}\"\nconcurrency = 1\n\n\
+             [[task]]\nid = \"first\"\nisolation = \"readonly\"\nrun = \"sleep 1.5\"\n\n\
+             [[task]]\nid = \"second\"\nisolation = \"readonly\"\ntimeout = \"1s\"\nrun = \"sleep 0.3\"\n"
+        ),
     );
     repo.run_plan(&plan, &["--name", "timeout"]).assert_code(0);
     let report = repo.report();
@@ -110,26 +156,30 @@ fn a_task_on_deck_has_its_whole_timeout_from_its_own_start() {
     assert!((250..1_200).contains(&took), "{took} ms");
 }
 
-#[test]
-fn after_a_failure_the_task_on_deck_does_not_start_under_on_failure_stop() {
+fn after_a_failure_the_task_on_deck_does_not_start_under_on_failure_stop(sandbox: &str) {
     let repo = TestRepo::new();
-    let marker = repo.outside().join("ran");
+    if !can_run(&repo, sandbox) {
+        return;
+    }
     let plan = repo.plan(
         "stop.toml",
         &format!(
-            "[swarm]\nsandbox = \"none\"\nconcurrency = 1\n\n\
+            "[swarm]\nsandbox = \"{sandbox}\"\nconcurrency = 1\n\n\
              [[task]]\nid = \"fails\"\nisolation = \"readonly\"\nrun = \"sleep 0.3; exit 1\"\n\n\
-             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"touch {0}\"\n\n\
-             [[task]]\nid = \"third\"\nisolation = \"readonly\"\nrun = \"touch {0}\"\n",
-            marker.display()
+             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"echo ran\"\n\n\
+             [[task]]\nid = \"third\"\nisolation = \"readonly\"\nrun = \"echo ran\"\n"
         ),
     );
     repo.run_plan(&plan, &["--name", "stop"]).assert_code(1);
-    assert!(!marker.exists(), "a task after the failure ran");
     let report = repo.report();
     let events = events(&repo, "stop");
     // Both were on deck, one behind the other.
     for id in ["next", "third"] {
+        assert_eq!(
+            printed(&repo, "stop", id),
+            None,
+            "{id} ran after the failure"
+        );
         let t = task(&report, id);
         assert_eq!(t["status"], "skipped", "{report}");
         assert_eq!(
@@ -140,38 +190,41 @@ fn after_a_failure_the_task_on_deck_does_not_start_under_on_failure_stop() {
     }
 }
 
-#[test]
-fn after_a_failure_the_task_on_deck_still_runs_under_on_failure_continue() {
+fn after_a_failure_the_task_on_deck_still_runs_under_on_failure_continue(sandbox: &str) {
     let repo = TestRepo::new();
-    let marker = repo.outside().join("runs");
+    if !can_run(&repo, sandbox) {
+        return;
+    }
     let plan = repo.plan(
         "continue.toml",
         &format!(
-            "[swarm]\nsandbox = \"none\"\nconcurrency = 1\non_failure = \"continue\"\n\n\
+            "[swarm]\nsandbox = \"{sandbox}\"\nconcurrency = 1\non_failure = \"continue\"\n\n\
              [[task]]\nid = \"fails\"\nisolation = \"readonly\"\nrun = \"sleep 0.3; exit 1\"\n\n\
-             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"echo once >> {}\"\n",
-            marker.display()
+             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"echo once\"\n"
         ),
     );
     repo.run_plan(&plan, &["--name", "continue"]).assert_code(1);
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "once\n");
     let report = repo.report();
     assert_eq!(task(&report, "next")["status"], "succeeded", "{report}");
+    assert_eq!(task(&report, "next")["attempts"], 1, "{report}");
+    assert_eq!(
+        printed(&repo, "continue", "next").as_deref(),
+        Some("once\n")
+    );
 }
 
-#[test]
-fn a_cancelled_run_starts_nothing_that_waited_on_deck() {
+fn a_cancelled_run_starts_nothing_that_waited_on_deck(sandbox: &str) {
     let repo = TestRepo::new();
-    let (ready, marker) = (repo.outside().join("ready"), repo.outside().join("ran"));
+    if !can_run(&repo, sandbox) {
+        return;
+    }
     let plan = repo.plan(
         "cancel.toml",
         &format!(
-            "[swarm]\nsandbox = \"none\"\nconcurrency = 1\non_failure = \"continue\"\n\n\
-             [[task]]\nid = \"long\"\nisolation = \"readonly\"\nrun = \"touch {}; sleep 30\"\n\n\
-             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"touch {1}\"\n\n\
-             [[task]]\nid = \"third\"\nisolation = \"readonly\"\nrun = \"touch {1}\"\n",
-            ready.display(),
-            marker.display()
+            "[swarm]\nsandbox = \"{sandbox}\"\nconcurrency = 1\non_failure = \"continue\"\n\n\
+             [[task]]\nid = \"long\"\nisolation = \"readonly\"\nrun = \"echo go; sleep 30\"\n\n\
+             [[task]]\nid = \"next\"\nisolation = \"readonly\"\nrun = \"echo ran\"\n\n\
+             [[task]]\nid = \"third\"\nisolation = \"readonly\"\nrun = \"echo ran\"\n"
         ),
     );
     let mut child = repo
@@ -186,13 +239,19 @@ fn a_cancelled_run_starts_nothing_that_waited_on_deck() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("the first task to start", || ready.exists());
+    wait_until("the first task to start", || {
+        printed(&repo, "cancel", "long").is_some_and(|out| out == "go\n")
+    });
     signal(&child, nix::sys::signal::Signal::SIGINT);
     assert_eq!(child.wait().unwrap().code(), Some(130));
-    assert!(!marker.exists(), "a task on deck ran after the cancel");
     let report = repo.report();
     let events = events(&repo, "cancel");
     for id in ["next", "third"] {
+        assert_eq!(
+            printed(&repo, "cancel", id),
+            None,
+            "{id} ran after the cancel"
+        );
         let t = task(&report, id);
         assert_eq!(t["status"], "cancelled", "{report}");
         assert_eq!(t["reason"], "the run was cancelled before it started");

@@ -64,6 +64,11 @@ pub(super) struct LocalExecutor {
     /// The task `admit_on_deck` admitted and the one it waits behind: the
     /// next `start` of that task puts it on deck.
     admitted: Option<(TaskIndex, TaskIndex)>,
+    /// Running tasks whose place went on already: the task on deck behind
+    /// one started as its command exited 0 and ended before that task's
+    /// own end was handled. Its end then hands out no place (it would be
+    /// one more than `concurrency`).
+    passed: std::collections::HashSet<TaskIndex>,
 }
 
 /// A task on deck.
@@ -188,6 +193,7 @@ impl LocalExecutor {
             decks: Vec::new(),
             published: HashMap::new(),
             admitted: None,
+            passed: Default::default(),
             events: rx,
             ended: VecDeque::new(),
             sweeper: sweeper::Sweeper::start(Worktrees::new(prepared.repo.clone())),
@@ -269,13 +275,22 @@ impl LocalExecutor {
             if !decked.began() {
                 return;
             }
+            // Started by the launcher in its leader's place (never told to
+            // start), before the leader's end was handled here.
+            if *decked.signal.borrow() == DeckSignal::Wait {
+                self.passed.insert(decked.behind);
+            }
         }
+        let passed = self.passed.remove(&task);
         if !succeeded {
             for decked in self.decks.iter().filter(|d| d.waiting()) {
                 decked.signal.send_replace(DeckSignal::Withdraw);
             }
             // What began meanwhile holds a place.
             self.decks.retain(|d| !d.began());
+            return;
+        }
+        if passed {
             return;
         }
         // The one behind this task takes its place: the launcher started
@@ -490,7 +505,10 @@ impl Executor for LocalExecutor {
         let Some(&behind) = self
             .stops
             .keys()
-            .filter(|t| !led(t) && depth(**t) < DECK_DEPTH)
+            // One whose place went on already leads nothing: the
+            // launcher would start what follows it at once, beside the
+            // one that took that place.
+            .filter(|t| !led(t) && !self.passed.contains(*t) && depth(**t) < DECK_DEPTH)
             .filter_map(|t| Some((t, *self.published.get(t)?.borrow())))
             .min_by_key(|&(_, id)| id.unwrap_or(u64::MAX))
             .map(|(t, _)| t)
