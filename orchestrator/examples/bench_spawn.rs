@@ -71,6 +71,8 @@ async fn sandboxed(launcher: &Launcher, policy: &Policy, dir: &Path, n: u32) -> 
                 env: vec![("PATH".into(), "/usr/bin:/bin".into())],
                 cwd: dir.to_path_buf(),
                 policy: policy.clone(),
+                after: None,
+                started: None,
                 stdin: null()?.into(),
                 stdout: null()?.into(),
                 stderr: null()?.into(),

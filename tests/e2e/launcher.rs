@@ -177,6 +177,8 @@ fn each_launcher_starts_only_its_own_kind() {
             env: Vec::new(),
             cwd: dir.path().to_path_buf(),
             policy: Policy::for_worker(vec![dir.path().to_path_buf()], Vec::new()),
+            after: None,
+            started: None,
             stdin: null(),
             stdout: null(),
             stderr: null(),
@@ -235,6 +237,8 @@ fn a_sandboxed_workers_end_is_reported_only_once_nothing_it_started_runs() {
                 env: vec![("PATH".into(), "/usr/bin:/bin".into())],
                 cwd: dir.path().to_path_buf(),
                 policy: Policy::for_worker(vec![dir.path().to_path_buf()], Vec::new()),
+                after: None,
+                started: None,
                 stdin: null(),
                 stdout: null(),
                 stderr: null(),
@@ -298,6 +302,8 @@ fn workers_see_only_their_own_paths_and_the_launcher_keeps_nothing_of_them() {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         cwd: own.to_path_buf(),
         policy: Policy::for_worker(vec![own.to_path_buf()], Vec::new()),
+        after: None,
+        started: None,
         stdin: null(),
         stdout: file(out),
         stderr: null(),
@@ -402,6 +408,8 @@ fn a_root_showing_the_hosts_slash_is_built_whole_and_still_confines() {
                 env: vec![("PATH".into(), "/usr/bin:/bin".into())],
                 cwd: dir.path().to_path_buf(),
                 policy: Policy::for_worker(vec![dir.path().to_path_buf()], vec!["/".into()]),
+                after: None,
+                started: None,
                 stdin: null(),
                 stdout: file(&out),
                 stderr: null(),
@@ -536,5 +544,107 @@ fn a_command_on_deck_starts_when_the_one_it_follows_exits_0_and_only_then() {
         assert!(late.began().await);
         assert_eq!(late.wait().await, Exit::Exited(0));
         assert!(ran(d, "late-after-failure"));
+    });
+}
+
+#[test]
+fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_then() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("own");
+    std::fs::create_dir(&d).unwrap();
+    // As root, workers run as an unprivileged user.
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = dir.path().join("out");
+    let worker = |script: &str, after: Option<u64>| SpawnRequest {
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: d.clone(),
+        policy: Policy::for_worker(vec![d.clone()], Vec::new()),
+        after,
+        started: None,
+        stdin: null(),
+        stdout: file(&out),
+        stderr: null(),
+    };
+    runtime().block_on(async {
+        let launcher = match Launcher::start(Path::new(swarm_bin())).await {
+            Ok(launcher) => launcher,
+            Err(e) => {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "{e}");
+                return;
+            }
+        };
+
+        // Held while the first one runs; started once its init reported
+        // its end (everything of it gone), after its last write.
+        let mut first = launcher
+            .spawn(worker("sleep 0.4; date +%s%N > first.end", None))
+            .await
+            .unwrap();
+        let mut next = worker("date +%s%N > next.start", Some(first.id()));
+        let flag = std::sync::Arc::new(std::sync::OnceLock::new());
+        next.started = Some(std::sync::Arc::clone(&flag));
+        let mut next = launcher.spawn(next).await.unwrap();
+        assert!(next.on_deck());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!ran(&d, "next.start"), "it started before its turn");
+        assert!(flag.get().is_none());
+        assert_eq!(first.wait().await, Exit::Exited(0));
+        assert!(next.began().await);
+        assert!(flag.get().is_some());
+        assert_eq!(next.wait().await, Exit::Exited(0));
+        let time = |name: &str| -> u128 {
+            std::fs::read_to_string(d.join(name))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        assert!(time("next.start") >= time("first.end"));
+
+        // The one it follows failed: it waits for the caller's word, and
+        // taken back, it never runs.
+        let mut failing = launcher
+            .spawn(worker("sleep 0.2; exit 3", None))
+            .await
+            .unwrap();
+        let mut behind = launcher
+            .spawn(worker("touch after-failure", Some(failing.id())))
+            .await
+            .unwrap();
+        assert_eq!(failing.wait().await, Exit::Exited(3));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!ran(&d, "after-failure"), "it started after a failure");
+        behind.withdraw().await;
+        assert!(!behind.began().await);
+        match behind.wait().await {
+            Exit::Failed(message) => assert!(message.contains("withdrawn"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!ran(&d, "after-failure"));
+
+        // Told to start early, it runs beside the one it was to follow.
+        let long = launcher.spawn(worker("sleep 30", None)).await.unwrap();
+        let mut early = launcher
+            .spawn(worker("touch early", Some(long.id())))
+            .await
+            .unwrap();
+        early.begin_now().await;
+        assert!(early.began().await);
+        assert_eq!(early.wait().await, Exit::Exited(0));
+        assert!(ran(&d, "early"));
+        drop(long);
+
+        // Behind one that already ended: at once if it succeeded.
+        let mut done = launcher.spawn(worker("true", None)).await.unwrap();
+        assert_eq!(done.wait().await, Exit::Exited(0));
+        let mut late = launcher
+            .spawn(worker("touch late", Some(done.id())))
+            .await
+            .unwrap();
+        assert!(late.began().await);
+        assert_eq!(late.wait().await, Exit::Exited(0));
+        assert!(ran(&d, "late"));
     });
 }

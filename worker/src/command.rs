@@ -62,12 +62,12 @@ pub struct CommandSpec {
     /// `sandbox` is `None`; without one, this process starts it (slower:
     /// see `Running::InProcess`).
     pub unconfined: Option<Launcher>,
-    /// How the command takes part in the launcher's deck (unconfined,
-    /// launched commands only; see [`Deck`]).
+    /// How the command takes part in the launcher's deck (commands the
+    /// run's launcher starts only; see [`Deck`]).
     pub deck: Deck,
 }
 
-/// A command's part in the unconfined launcher's deck: a command may be
+/// A command's part in the run's launcher's deck: a command may be
 /// sent ahead, to start the moment the command of another task ends, in
 /// its place (see `swarm_sandbox`'s launcher). Which commands may is the
 /// caller's decision; this only carries it out.
@@ -261,7 +261,7 @@ pub async fn run_command(
         let attempt = async {
             let running = match &spec.sandbox {
                 None => spawn_unconfined(spec, out_w, err_w, stop).await,
-                Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w).await,
+                Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w, stop).await,
             };
             match running {
                 Ok(mut running) => supervise(spec, &mut running, stop, called).await,
@@ -428,8 +428,15 @@ async fn spawn_sandboxed(
     sandboxed: &Sandboxed,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Result<Running, AttemptOutcome> {
     let failed = |message: String| AttemptOutcome::SpawnFailed { message };
+    let after = match &spec.deck.on_deck {
+        None => None,
+        Some(deck) => place_on_deck(deck, stop)
+            .await
+            .ok_or(AttemptOutcome::Cancelled)?,
+    };
     let stdin =
         std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
     let mut policy = sandboxed.policy.clone();
@@ -442,12 +449,19 @@ async fn spawn_sandboxed(
         env: spec.env.clone(),
         cwd: spec.cwd.clone(),
         policy,
+        after,
+        started: spec.deck.on_deck.as_ref().map(|d| Arc::clone(&d.started)),
         stdin: stdin.into(),
         stdout,
         stderr,
     };
     match sandboxed.launcher.spawn(request).await {
-        Ok(spawned) => Ok(Running::Launched(spawned)),
+        Ok(spawned) => {
+            if let Some(publish) = &spec.deck.publish {
+                publish.send_replace(Some(spawned.id()));
+            }
+            Ok(Running::Launched(spawned))
+        }
         Err(e) => Err(failed(e.to_string())),
     }
 }

@@ -62,6 +62,11 @@ pub struct SpawnRequest {
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
     pub policy: Policy,
+    /// Start it on deck behind worker `after`, as
+    /// [`UnconfinedRequest::after`].
+    pub after: Option<u64>,
+    /// As [`UnconfinedRequest::started`].
+    pub started: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
@@ -303,6 +308,8 @@ impl Launcher {
             env,
             cwd,
             policy,
+            after,
+            started,
             stdin,
             stdout,
             stderr,
@@ -323,8 +330,10 @@ impl Launcher {
             cwd,
             policy: Box::new(policy),
             fds: targets,
+            after,
         };
-        self.request(id, &message, fds, None).await
+        let held = after.is_some().then(|| started.unwrap_or_default());
+        self.request(id, &message, fds, held).await
     }
 
     /// Starts an unconfined command (a launcher started with

@@ -32,12 +32,15 @@
 //! (`Policy::keep_fds`) as `SCM_RIGHTS`. Every spawn gets exactly one
 //! answer, [`Reply::Exited`] or [`Reply::Failed`].
 //!
-//! An unconfined command may be sent "on deck" (`after`: the id of a
-//! command still running): the launcher holds it and starts it the moment
-//! it reaps that one, before it even reports the end, so that a slot's next
-//! short command does not wait for the coordinator's round trip (a no-op
-//! task's end, its journal lines and the next task's set-up were most of
-//! the time between two commands). It starts only if that one exited 0:
+//! A command may be sent "on deck" (`after`: the id of a command still
+//! running): the launcher holds it and starts it the moment that one ends
+//! (an unconfined command is reaped; a sandboxed worker's init reports
+//! its end, everything of it gone), before it even reports the end, so
+//! that a slot's next short command does not wait for the coordinator's
+//! round trip (a no-op task's end, its journal lines and the next task's
+//! set-up were most of the time between two commands; with a sandbox, the
+//! launcher's and init's work for the next worker too). It starts only if
+//! that one exited 0:
 //! after a failure the coordinator decides (a plan may stop at its first
 //! failure). A held command starts early on [`Request::Begin`] (a slot
 //! freed elsewhere), is dropped on [`Request::Withdraw`] or a stop, and
@@ -102,6 +105,10 @@ enum Request {
         cwd: PathBuf,
         policy: Box<Policy>,
         fds: Vec<i32>,
+        /// Held until worker `after` has ended (if it still runs), then
+        /// started in its place.
+        #[serde(default)]
+        after: Option<u64>,
     },
     /// Start an unconfined command (a launcher in [`Mode::Unconfined`]
     /// only). Its environment is the launcher's own if `inherit`, without

@@ -57,20 +57,31 @@ struct Worker {
     stacks: Option<[child::ChildStack; 2]>,
 }
 
-/// An unconfined command on deck (see the module's documentation of
-/// `after`): everything its start needs, kept until then.
+/// A command on deck (see the module's documentation of `after`):
+/// everything its start needs, kept until then.
 struct Held {
     id: u64,
-    /// The command whose reaping starts it; `None` once that one was
-    /// stopped (then only [`Request::Begin`] starts it: the coordinator
-    /// decides what follows a stopped task).
+    /// The command whose end starts it; `None` once that one was stopped
+    /// (then only [`Request::Begin`] starts it: the coordinator decides
+    /// what follows a stopped task).
     after: Option<u64>,
     argv: Vec<String>,
-    env: Vec<(Vec<u8>, Vec<u8>)>,
     cwd: PathBuf,
     targets: Vec<i32>,
     fds: Vec<OwnedFd>,
-    reap: Option<PathBuf>,
+    what: HeldKind,
+}
+
+/// What kind of start a held command waits for: the launcher's mode's.
+enum HeldKind {
+    Unconfined {
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+        reap: Option<PathBuf>,
+    },
+    Sandboxed {
+        env: Vec<(String, String)>,
+        policy: Box<Policy>,
+    },
 }
 
 struct Server {
@@ -92,11 +103,11 @@ struct Server {
     cgroups: std::collections::BTreeSet<PathBuf>,
     /// Where an unconfined command's process runs until it execs.
     stack: child::ChildStack,
-    /// Commands on deck (at most one per running command: a few).
+    /// Commands on deck (at most two per running command: a few).
     held: Vec<Held>,
-    /// The last [`ENDED`] commands reaped, and whether each exited 0: a
-    /// command sent on deck behind one that ended before the request came
-    /// starts at once only if that one succeeded.
+    /// The last [`ENDED`] commands that ended, and whether each exited 0:
+    /// a command sent on deck behind one that ended before the request
+    /// came starts at once only if that one succeeded.
     ended: std::collections::VecDeque<(u64, bool)>,
 }
 
@@ -313,17 +324,27 @@ impl Server {
                 cwd,
                 policy,
                 fds: targets,
+                after,
             } => {
-                let started = match self.mode {
-                    Mode::Sandboxed => self.spawn(id, &argv, &env, &cwd, &policy, &targets, fds),
-                    Mode::Unconfined => Err(
+                // Fails closed: an unconfined run's launcher never starts
+                // a sandboxed worker (it has no namespaces to put it in).
+                if self.mode == Mode::Unconfined {
+                    let message =
                         "start a sandboxed worker: this launcher starts unconfined commands only"
-                            .into(),
-                    ),
-                };
-                if let Err(message) = started {
+                            .into();
                     let _ = send(self.sock.as_raw_fd(), &Reply::Failed { id, message });
+                    return true;
                 }
+                let held = Held {
+                    id,
+                    after,
+                    argv,
+                    cwd,
+                    targets,
+                    fds,
+                    what: HeldKind::Sandboxed { env, policy },
+                };
+                self.start_or_hold(held);
             }
             Request::Unconfined {
                 id,
@@ -345,34 +366,19 @@ impl Server {
                     let _ = send(self.sock.as_raw_fd(), &Reply::Failed { id, message });
                     return true;
                 }
-                // Sent on deck: it is told when it starts, held or not.
-                let on_deck = after.is_some();
-                let running =
-                    |a: &u64| self.by_id.contains_key(a) || self.held.iter().any(|h| h.id == *a);
-                let succeeded = |a: &u64| self.ended.iter().any(|&(id, ok)| id == *a && ok);
-                // Behind one that already ended: at once if it succeeded
-                // (its place is free), else held for the coordinator's word.
-                let (after, now) = match after {
-                    Some(a) if running(&a) => (Some(a), false),
-                    Some(a) => (None, succeeded(&a)),
-                    None => (None, true),
-                };
                 let held = Held {
                     id,
                     after,
-                    env: unconfined_env(inherit, &remove, &env),
                     argv,
                     cwd,
                     targets,
                     fds,
-                    reap,
+                    what: HeldKind::Unconfined {
+                        env: unconfined_env(inherit, &remove, &env),
+                        reap,
+                    },
                 };
-                match now {
-                    true => {
-                        self.start_held(held, on_deck, true);
-                    }
-                    false => self.held.push(held),
-                }
+                self.start_or_hold(held);
             }
             Request::Begin { id } => {
                 if let Some(at) = self.held.iter().position(|h| h.id == id) {
@@ -395,6 +401,52 @@ impl Server {
             }
         }
         true
+    }
+
+    /// Starts `held` now, or holds it on deck behind the command it names
+    /// (`after`) while that one runs. Behind one that already ended: at
+    /// once if that one succeeded (its place is free), else held for the
+    /// coordinator's word. One sent on deck is told when it starts.
+    fn start_or_hold(&mut self, mut held: Held) {
+        let on_deck = held.after.is_some();
+        let running = |a: &u64| self.by_id.contains_key(a) || self.held.iter().any(|h| h.id == *a);
+        let succeeded = |a: &u64| self.ended.iter().any(|&(id, ok)| id == *a && ok);
+        let (after, now) = match held.after {
+            Some(a) if running(&a) => (Some(a), false),
+            Some(a) => (None, succeeded(&a)),
+            None => (None, true),
+        };
+        held.after = after;
+        match now {
+            true => {
+                self.start_held(held, on_deck, true);
+            }
+            false => self.held.push(held),
+        }
+    }
+
+    /// Command `id` ended (`succeeded`: it exited 0): remembered for a
+    /// request on deck behind it that comes late.
+    fn note_end(&mut self, id: u64, succeeded: bool) {
+        if self.ended.len() == ENDED {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((id, succeeded));
+    }
+
+    /// Command `id` ended: the one on deck behind it starts in its place
+    /// if it exited 0 (`succeeded`); after a failure it waits for the
+    /// coordinator's word. The id of the one that started, unless its
+    /// start is said already (`told`: the end it follows was reported).
+    fn follow(&mut self, id: u64, succeeded: bool, told: bool) -> Option<u64> {
+        let at = self.held.iter().position(|h| h.after == Some(id))?;
+        if !succeeded {
+            self.held[at].after = None;
+            return None;
+        }
+        let held = self.held.swap_remove(at);
+        let next = held.id;
+        (self.start_held(held, true, told) && !told).then_some(next)
     }
 
     /// Command `id` is withdrawn or stopped: what follows it waits for the
@@ -421,14 +473,21 @@ impl Server {
         let Held {
             id,
             argv,
-            env,
             cwd,
             targets,
             fds,
-            reap,
+            what,
             ..
         } = held;
-        let reply = match self.spawn_unconfined(id, &argv, &env, &cwd, &targets, fds, reap) {
+        let started = match what {
+            HeldKind::Unconfined { env, reap } => {
+                self.spawn_unconfined(id, &argv, &env, &cwd, &targets, fds, reap)
+            }
+            HeldKind::Sandboxed { env, policy } => {
+                self.spawn(id, &argv, &env, &cwd, &policy, &targets, fds)
+            }
+        };
+        let reply = match started {
             Ok(()) if on_deck && tell => Reply::Began { id },
             Ok(()) => return true,
             Err(message) => Reply::Failed { id, message },
@@ -683,8 +742,18 @@ impl Server {
                 worker.watching = false;
                 worker.reported = true;
                 let id = worker.id;
-                let reply = ended(id, i32::from_ne_bytes(bytes), &worker.errors);
+                let mut reply = ended(id, i32::from_ne_bytes(bytes), &worker.errors);
                 self.by_id.remove(&id);
+                // Everything of the worker is gone (init killed the rest
+                // before it wrote): the one on deck behind it starts now,
+                // before the end is reported, and is named with it.
+                let succeeded = matches!(reply, Reply::Exited { code: Some(0), .. });
+                self.note_end(id, succeeded);
+                if let (Some(next), Reply::Exited { began, .. }) =
+                    (self.follow(id, succeeded, false), &mut reply)
+                {
+                    *began = Some(next);
+                }
                 let _ = send(self.sock.as_raw_fd(), &reply);
             }
             // Nothing will come (init was killed): reaping reports it.
@@ -756,25 +825,13 @@ impl Server {
             let succeeded = worker.status.is_none()
                 && libc::WIFEXITED(status)
                 && libc::WEXITSTATUS(status) == 0;
-            if self.mode == Mode::Unconfined {
-                if self.ended.len() == ENDED {
-                    self.ended.pop_front();
-                }
-                self.ended.push_back((worker.id, succeeded));
+            // A sandboxed worker whose init reported its end was dealt
+            // with then (`status_came`).
+            if !worker.reported {
+                self.note_end(worker.id, succeeded);
             }
-            let mut began = None;
-            if let Some(at) = self.held.iter().position(|h| h.after == Some(worker.id)) {
-                if succeeded {
-                    let held = self.held.swap_remove(at);
-                    let id = held.id;
-                    // Said with this end, unless that was said already.
-                    if self.start_held(held, true, worker.reported) && !worker.reported {
-                        began = Some(id);
-                    }
-                } else {
-                    self.held[at].after = None;
-                }
-            }
+            // Said with this end, unless that was said already.
+            let began = self.follow(worker.id, succeeded, worker.reported);
             // Nothing runs on them any more.
             drop(worker.stacks.take());
             if worker.reported {

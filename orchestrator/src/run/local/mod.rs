@@ -321,13 +321,13 @@ impl LocalExecutor {
         self.decks.iter().filter(|d| !d.began()).count()
     }
 
-    /// Whether `task` could wait on deck: an unconfined command, started
-    /// by the run's launcher, with no deadline of a subtree (its own
-    /// `timeout` counts from its start) and no memory to wait for.
+    /// Whether `task` could wait on deck: a command started by the run's
+    /// launcher (the sandbox's, or that of unconfined commands), with no
+    /// deadline of a subtree (its own `timeout` counts from its start) and
+    /// no memory to wait for.
     fn deckable(&self, task: TaskIndex) -> bool {
         let t = self.ctx.tasks.get(task);
-        self.ctx.sandbox.is_none()
-            && self.ctx.unconfined_launcher.is_some()
+        (self.ctx.sandbox.is_some() || self.ctx.unconfined_launcher.is_some())
             && matches!(t.payload, crate::plan::Payload::Command { .. })
             && t.not_after.is_none()
             && self.memory_need(task).is_none()
