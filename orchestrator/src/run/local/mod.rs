@@ -277,7 +277,10 @@ impl LocalExecutor {
             }
             // Started by the launcher in its leader's place (never told to
             // start), before the leader's end was handled here.
-            if *decked.signal.borrow() == DeckSignal::Wait {
+            // (A leader that failed was released already, keeping it.)
+            if *decked.signal.borrow() == DeckSignal::Wait
+                && self.stops.contains_key(&decked.behind)
+            {
                 self.passed.insert(decked.behind);
             }
         }
