@@ -318,6 +318,7 @@ async fn spawn_unconfined(
             .await
             .ok_or(AttemptOutcome::Cancelled)?,
     };
+    started_at_once(spec, after);
     let stdin =
         std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
     let request = UnconfinedRequest {
@@ -343,6 +344,16 @@ async fn spawn_unconfined(
             Ok(Running::Launched(spawned))
         }
         Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// A command on deck sent to start at once (told to, or the one it was to
+/// follow is over) starts now: its start is marked here, as the launcher
+/// client marks one it holds when it starts, so that its time, its
+/// deadline and the caller's count of places all start from it.
+fn started_at_once(spec: &CommandSpec, after: Option<u64>) {
+    if let (None, Some(deck)) = (after, &spec.deck.on_deck) {
+        let _ = deck.started.set(std::time::Instant::now());
     }
 }
 
@@ -437,6 +448,7 @@ async fn spawn_sandboxed(
             .await
             .ok_or(AttemptOutcome::Cancelled)?,
     };
+    started_at_once(spec, after);
     let stdin =
         std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
     let mut policy = sandboxed.policy.clone();

@@ -351,9 +351,15 @@ impl<'o> Dispatcher<'o> {
     /// Records a state change: the journal gets it (its flush queued on the
     /// writer's thread), the fold applies it, the observer sees it.
     fn emit(&mut self, body: EventBody) -> Result<(), RunError> {
+        self.emit_at(body, None)
+    }
+
+    /// [`Self::emit`], the line stamped `at` (what happened a moment
+    /// before it could be recorded) instead of now.
+    fn emit_at(&mut self, body: EventBody, at: Option<SystemTime>) -> Result<(), RunError> {
         let event = Event {
             v: SCHEMA_VERSION,
-            ts: crate::timestamp(SystemTime::now()),
+            ts: crate::timestamp(at.unwrap_or_else(SystemTime::now)),
             body,
         };
         self.writer.append(&event)?;

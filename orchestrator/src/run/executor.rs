@@ -72,6 +72,10 @@ pub(crate) enum ExecEvent {
         base: Oid,
         workdir: PathBuf,
         job: Option<String>,
+        /// When it really started, if that was before this event was sent
+        /// (a task on deck): the journal's line says then, not when the
+        /// event was read.
+        at: Option<std::time::Instant>,
     },
     /// A cluster job of an attempt started on node `node`.
     Placed {

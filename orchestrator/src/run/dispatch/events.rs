@@ -2,6 +2,8 @@
 //! the journal's event (attempts, agent notes, cluster placements), and a
 //! task's end goes on to `on_done`.
 
+use std::time::SystemTime;
+
 use swarm_protocol::{EventBody, TaskStatus};
 
 use super::super::RunError;
@@ -41,13 +43,17 @@ impl Dispatcher<'_> {
                 base,
                 workdir,
                 job,
-            } => self.emit(EventBody::TaskStarted {
-                task: self.tasks.get(task).id.clone(),
-                attempt,
-                base_commit: base.to_string(),
-                workdir: workdir.display().to_string(),
-                job,
-            }),
+                at,
+            } => self.emit_at(
+                EventBody::TaskStarted {
+                    task: self.tasks.get(task).id.clone(),
+                    attempt,
+                    base_commit: base.to_string(),
+                    workdir: workdir.display().to_string(),
+                    job,
+                },
+                at.map(|at| SystemTime::now() - at.elapsed()),
+            ),
             ExecEvent::Placed {
                 task,
                 attempt,

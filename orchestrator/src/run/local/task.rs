@@ -222,30 +222,37 @@ async fn execute_inner(
             .reset(&task.id, Some(std::time::SystemTime::now()));
         let request = crate::run::spawn::request_path(&ctx.run_dir, &task.id);
         let _ = std::fs::remove_file(&request);
-        let started_event = {
-            let (events, workdir) = (ctx.events.clone(), workdir.clone());
-            move || {
-                let _ = events.send(ExecEvent::Started {
-                    task: i,
-                    attempt,
-                    base,
-                    workdir: workdir.clone(),
-                    job: None,
-                });
-            }
-        };
         // A command on deck starts when the launcher starts it: its start
         // is reported, and its time counted, from then.
         let links = deck.take().unwrap_or_default();
         // When the launcher said it started (set as its word is read), and
         // whether its start is reported.
         let began_at = links.on_deck.as_ref().map(|l| Arc::clone(&l.began));
+        // `at`: when it started. The dispatcher, busy with a merge or
+        // another task's end, may read the event later; the journal says
+        // when it really started, the moment its duration counts from.
+        let started_event = {
+            let (events, workdir) = (ctx.events.clone(), workdir.clone());
+            move |at: Instant| {
+                let _ = events.send(ExecEvent::Started {
+                    task: i,
+                    attempt,
+                    base,
+                    workdir: workdir.clone(),
+                    job: None,
+                    at: Some(at),
+                });
+            }
+        };
         let reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let report_start = {
             let (reported, started_event) = (Arc::clone(&reported), started_event.clone());
+            let began_at = began_at.clone();
             move || {
                 if !reported.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                    started_event();
+                    // On deck: when the launcher's word was read.
+                    let at = began_at.as_ref().and_then(|b| b.get().copied());
+                    started_event(at.unwrap_or_else(Instant::now));
                 }
             }
         };
@@ -258,8 +265,9 @@ async fn execute_inner(
         });
         let withdrawn = on_deck.as_ref().map(|d| d.signal.clone());
         let decked = on_deck.is_some();
+        let started = Instant::now();
         if !decked {
-            started_event();
+            started_event(started);
             // The dispatcher shares this thread: let it report the start
             // now, not after the (synchronous) spawn of the attempt's
             // process.
@@ -269,7 +277,6 @@ async fn execute_inner(
             publish: links.publish.map(Arc::new),
             on_deck,
         };
-        let started = Instant::now();
         let Ran {
             outcome,
             verify,

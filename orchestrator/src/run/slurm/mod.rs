@@ -323,6 +323,7 @@ impl SlurmExecutor {
                     base,
                     workdir: PathBuf::from(format!("job {id} (a worktree on its node)")),
                     job: Some(id),
+                    at: None,
                 });
             }
             Err(NotSubmitted::Conflict(files)) => {
