@@ -71,7 +71,7 @@ pub fn git_view(run_dir: &Path, task: &str) -> PathBuf {
 
 /// Where the view of the git directory that read-only tasks on the
 /// checkout recorded at `admin` share is made (see
-/// `Ctx::readonly_view`). A name with a `.`, which no task id has.
+/// `attempt::readonly_view`). A name with a `.`, which no task id has.
 pub fn readonly_git_view(run_dir: &Path, admin: &Path) -> PathBuf {
     let name = admin.file_name().unwrap_or_default().to_string_lossy();
     run_dir.join(TMP).join(format!("readonly.{name}.git"))

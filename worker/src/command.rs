@@ -312,13 +312,7 @@ async fn spawn_unconfined(
     let Some(launcher) = &spec.unconfined else {
         return spawn_in_process(spec, stdout, stderr);
     };
-    let after = match &spec.deck.on_deck {
-        None => None,
-        Some(deck) => place_on_deck(deck, stop)
-            .await
-            .ok_or(AttemptOutcome::Cancelled)?,
-    };
-    started_at_once(spec, after);
+    let after = deck_after(spec, stop).await?;
     let stdin =
         std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
     let request = UnconfinedRequest {
@@ -337,24 +331,33 @@ async fn spawn_unconfined(
         stderr,
     };
     match launcher.spawn_unconfined(request).await {
-        Ok(spawned) => {
-            if let Some(publish) = &spec.deck.publish {
-                publish.send_replace(Some(spawned.id()));
-            }
-            Ok(Running::Launched(spawned))
-        }
+        Ok(spawned) => Ok(launched(spec, spawned)),
         Err(e) => Err(failed(e.to_string())),
     }
 }
 
-/// A command on deck sent to start at once (told to, or the one it was to
-/// follow is over) starts now: its start is marked here, as the launcher
-/// client marks one it holds when it starts, so that its time, its
-/// deadline and the caller's count of places all start from it.
-fn started_at_once(spec: &CommandSpec, after: Option<u64>) {
-    if let (None, Some(deck)) = (after, &spec.deck.on_deck) {
-        let _ = deck.started.set(std::time::Instant::now());
+/// The launcher id a command on deck follows (`None` for one not on
+/// deck, or one to start at once); cancelled if it was withdrawn or
+/// stopped before it was sent.
+async fn deck_after(
+    spec: &CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Result<Option<u64>, AttemptOutcome> {
+    match &spec.deck.on_deck {
+        None => Ok(None),
+        Some(deck) => place_on_deck(deck, stop)
+            .await
+            .ok_or(AttemptOutcome::Cancelled),
     }
+}
+
+/// A command the launcher took: its id is published for a command on
+/// deck behind it.
+fn launched(spec: &CommandSpec, spawned: Spawned) -> Running {
+    if let Some(publish) = &spec.deck.publish {
+        publish.send_replace(Some(spawned.id()));
+    }
+    Running::Launched(spawned)
 }
 
 /// The command a command on deck is to follow: `Some(None)` when it may
@@ -442,13 +445,7 @@ async fn spawn_sandboxed(
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Result<Running, AttemptOutcome> {
     let failed = |message: String| AttemptOutcome::SpawnFailed { message };
-    let after = match &spec.deck.on_deck {
-        None => None,
-        Some(deck) => place_on_deck(deck, stop)
-            .await
-            .ok_or(AttemptOutcome::Cancelled)?,
-    };
-    started_at_once(spec, after);
+    let after = deck_after(spec, stop).await?;
     let stdin =
         std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
     let mut policy = sandboxed.policy.clone();
@@ -468,12 +465,7 @@ async fn spawn_sandboxed(
         stderr,
     };
     match sandboxed.launcher.spawn(request).await {
-        Ok(spawned) => {
-            if let Some(publish) = &spec.deck.publish {
-                publish.send_replace(Some(spawned.id()));
-            }
-            Ok(Running::Launched(spawned))
-        }
+        Ok(spawned) => Ok(launched(spec, spawned)),
         Err(e) => Err(failed(e.to_string())),
     }
 }

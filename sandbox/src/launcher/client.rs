@@ -99,7 +99,9 @@ pub struct UnconfinedRequest {
     pub after: Option<u64>,
     /// Set (to when) the moment the reply saying that a command sent on
     /// deck started is read, before anyone waiting in [`Spawned::began`]
-    /// runs: for a caller that counts what runs, and times it.
+    /// runs; for one sent without `after` (one the caller had on deck and
+    /// starts at once), as it is sent. For a caller that counts what
+    /// runs, and times it.
     pub started: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
@@ -332,8 +334,7 @@ impl Launcher {
             fds: targets,
             after,
         };
-        let held = after.is_some().then(|| started.unwrap_or_default());
-        self.request(id, &message, fds, held).await
+        self.request(id, &message, fds, after, started).await
     }
 
     /// Starts an unconfined command (a launcher started with
@@ -370,19 +371,24 @@ impl Launcher {
             reap,
             after,
         };
-        let held = after.is_some().then(|| started.unwrap_or_default());
-        self.request(id, &message, fds, held).await
+        self.request(id, &message, fds, after, started).await
     }
 
-    /// Sends start request `message` (worker `id`) with `fds`; `held`: it
-    /// may wait on deck, and the flag to set when it starts.
+    /// Sends start request `message` (worker `id`) with `fds`. `started`:
+    /// the flag to set when it starts: when the launcher says so if it is
+    /// sent on deck (`after`), else once it is sent.
     async fn request(
         &self,
         id: u64,
         message: &Request,
         fds: Vec<OwnedFd>,
-        held: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
+        after: Option<u64>,
+        started: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
     ) -> Result<Spawned, LaunchError> {
+        let (held, at_once) = match after {
+            Some(_) => (Some(started.unwrap_or_default()), None),
+            None => (None, started),
+        };
         let (tx, rx) = oneshot::channel();
         self.inner.waiters.insert(id, tx);
         let began = held.map(|flag| {
@@ -395,6 +401,9 @@ impl Launcher {
             self.inner.waiters.remove(&id);
             self.inner.began.remove(&id);
             return Err(e);
+        }
+        if let Some(flag) = at_once {
+            let _ = flag.set(std::time::Instant::now());
         }
         Ok(Spawned {
             id,

@@ -582,15 +582,14 @@ impl Executor for LocalExecutor {
                 .filter_map(|c| c.value().get().cloned())
                 .collect();
             self.ctx.readonly.clear();
-            let views: Vec<std::path::PathBuf> = self
-                .ctx
-                .readonly_views
-                .lock()
-                .map(|mut views| views.drain().map(|(admin, _)| admin).collect::<Vec<_>>())
-                .unwrap_or_default()
-                .iter()
-                .map(|admin| crate::layout::readonly_git_view(&self.ctx.run_dir, admin))
-                .collect();
+            let run_dir = &self.ctx.run_dir;
+            let views: Vec<std::path::PathBuf> = match self.ctx.readonly_views.lock() {
+                Ok(mut views) => views
+                    .drain()
+                    .map(|(admin, _)| crate::layout::readonly_git_view(run_dir, &admin))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
             let ctx = Arc::clone(&self.ctx);
             // `remove` deletes each worktree's metadata too, so no `git
             // worktree prune` (a process spawn) is needed at the end of

@@ -65,7 +65,7 @@ pub(crate) struct Ctx {
     /// The git views read-only tasks share, by the checkout's record:
     /// every read-only task on one checkout is shown the same view
     /// (read-only, as every view), so it is written once, not once per
-    /// task (see `Ctx::readonly_view`).
+    /// task (see `attempt::readonly_view`).
     pub readonly_views:
         std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<swarm_sandbox::View>>>,
     /// Where the task's events go (its executor).
