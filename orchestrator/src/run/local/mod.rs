@@ -337,11 +337,18 @@ impl LocalExecutor {
     }
 
     /// Whether another task may wait on deck behind `task`: its one
-    /// command is the last process it runs (no `verify`, no retry), so
-    /// when that command ends its place is free.
+    /// command is the last thing its attempt does (no `verify`, no retry,
+    /// and read-only: a worktree task's snapshot comes after), so when
+    /// that command ends its place is free and its end follows at once.
+    /// A worktree task's successor starting during its snapshot would
+    /// make the order of ends, which `-j 1` keeps the same on every run,
+    /// depend on which finished first.
     fn may_lead(&self, task: TaskIndex) -> bool {
         let t = self.ctx.tasks.get(task);
-        self.deckable(task) && t.retries == 0 && t.verify.is_none()
+        self.deckable(task)
+            && t.retries == 0
+            && t.verify.is_none()
+            && t.isolation == swarm_protocol::Isolation::Readonly
     }
 
     /// Has the shared checkout of `base` that read-only tasks of the first
