@@ -505,11 +505,13 @@ fn a_command_on_deck_starts_when_the_one_it_follows_exits_0_and_only_then() {
         let mut dropped = script(d, "touch dropped", &out);
         dropped.after = Some(early.id());
         let dropped = launcher.spawn_unconfined(dropped).await.unwrap();
+        // Dropped while held (the one it follows has not even begun): had
+        // it stayed, `early`'s exit 0 would start it.
+        drop(dropped);
         early.begin_now().await;
         assert!(early.began().await);
         assert_eq!(early.wait().await, Exit::Exited(0));
         assert!(ran(d, "early"));
-        drop(dropped);
         drop(long);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!ran(d, "dropped"), "a dropped command on deck ran");
