@@ -12,6 +12,9 @@
 //! ```text
 //! bench_spawn SWARM_BINARY N DIR
 //! prints: plain_us sandboxed_us plain2_us sandboxed2_us bwrap_us (mean per spawn)
+//! bench_spawn SWARM_BINARY N DIR sandboxed|plain
+//! prints: sandboxed_us or plain_us (only that loop, one at a time: for a
+//!         profile of it)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -92,8 +95,12 @@ fn per_spawn(started: Instant, n: u32) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [swarm, n, dir] = args.as_slice() else {
-        bail!("usage: bench_spawn SWARM_BINARY N DIR");
+    let (swarm, n, dir, only) = match args.as_slice() {
+        [swarm, n, dir] => (swarm, n, dir, None),
+        [swarm, n, dir, only] if only == "sandboxed" || only == "plain" => {
+            (swarm, n, dir, Some(only.as_str()))
+        }
+        _ => bail!("usage: bench_spawn SWARM_BINARY N DIR [sandboxed|plain]"),
     };
     let n: u32 = n.parse()?;
     let dir = PathBuf::from(dir);
@@ -107,6 +114,16 @@ fn main() -> anyhow::Result<()> {
             eprintln!("note: namespace layer off: {why}");
         }
         let policy = Policy::for_worker(vec![dir.clone()], Vec::new());
+        if let Some(only) = only {
+            let started = Instant::now();
+            if only == "plain" {
+                plain(&dir, n).await?;
+            } else {
+                sandboxed(&launcher, &policy, &dir, n).await?;
+            }
+            println!("{:.0}", per_spawn(started, n));
+            return Ok(());
+        }
 
         let started = Instant::now();
         plain(&dir, n).await?;

@@ -5,13 +5,13 @@
 //! (once per worker, before its init exists) and only applied in the
 //! child.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope, path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, Ruleset,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
 
 use crate::cache::SystemPaths;
@@ -42,6 +42,8 @@ pub enum ConfineError {
     Landlock(#[from] landlock::RulesetError),
     #[error("apply the Landlock ruleset: {0}")]
     Restrict(std::io::Error),
+    #[error("build the Landlock ruleset: add a path's rule: {0}")]
+    AddRule(std::io::Error),
     #[error(
         "apply the Landlock ruleset: the kernel enforces it only partly (Landlock ABI {REQUIRED_ABI:?} or newer is needed)"
     )]
@@ -175,9 +177,18 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
         )?;
         if has_setpcap {
             for cap in 0..=63 {
-                // EINVAL past the last capability the kernel knows.
-                if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 {
-                    break;
+                // EINVAL past the last capability the kernel knows. A
+                // drop makes new credentials (freed after an RCU grace
+                // period), a read does not: a worker's init that is a
+                // sandbox cell emptied the set ahead of its task.
+                match libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) {
+                    -1 => break,
+                    0 => {}
+                    _ => {
+                        if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 {
+                            break;
+                        }
+                    }
                 }
             }
             let bits = SECBIT_NOROOT
@@ -223,7 +234,7 @@ pub(crate) fn ruleset(
     policy: &Policy,
     with_views: bool,
     system: &mut SystemPaths,
-) -> Result<RulesetCreated, ConfineError> {
+) -> Result<OwnedFd, ConfineError> {
     let abi = REQUIRED_ABI;
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
@@ -234,48 +245,54 @@ pub(crate) fn ruleset(
     }
     let read = AccessFs::from_read(abi);
     let device = read | AccessFs::WriteFile | AccessFs::IoctlDev;
+    let all = AccessFs::from_all(abi);
     let mut created = ruleset.create()?;
     if let Network::Gateway { port } = policy.network {
         created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
     }
+    // Path rules straight to the kernel: the crate asks the file system
+    // whether each path is a file (a `stat` per rule, fifty a spawn), which
+    // the launcher knows of the system and run-wide paths it opened once.
+    let ruleset = into_fd(created)?;
+    let rule = |fd: BorrowedFd<'_>, is_file: bool, access: BitFlags<AccessFs>| {
+        let access = if is_file {
+            access & AccessFs::from_file(abi)
+        } else {
+            access
+        };
+        add_rule_fd(ruleset.as_raw_fd(), fd.as_raw_fd(), access.bits())
+            .map_err(ConfineError::AddRule)
+    };
     // System and run-wide paths through the launcher's descriptors, opened
-    // once a run; the task's own paths afresh.
+    // once a run; the task's own paths afresh (skipped if missing).
     let mut fresh: Vec<(&Path, BitFlags<AccessFs>)> = Vec::new();
-    for (paths, access) in [(&policy.read_only, read), (&policy.devices, device)] {
+    let granted = [
+        (&policy.read_only, read),
+        (&policy.devices, device),
+        (&policy.read_write, all),
+    ];
+    for (paths, access) in granted {
         for path in paths {
             match system.fd(path) {
-                Some((fd, is_file)) => {
-                    let access = if is_file {
-                        access & AccessFs::from_file(abi)
-                    } else {
-                        access
-                    };
-                    created = created.add_rule(PathBeneath::new(fd, access))?;
-                }
+                Some((fd, is_file)) => rule(fd, is_file, access)?,
                 None => fresh.push((path, access)),
             }
-        }
-    }
-    for path in &policy.read_write {
-        let all = AccessFs::from_all(abi);
-        match system.fd(path) {
-            Some((fd, is_file)) => {
-                let access = if is_file {
-                    all & AccessFs::from_file(abi)
-                } else {
-                    all
-                };
-                created = created.add_rule(PathBeneath::new(fd, access))?;
-            }
-            None => fresh.push((path, all)),
         }
     }
     let views = policy.views.iter().filter(|_| with_views);
     fresh.extend(views.map(|v| (v.source.as_path(), read)));
     for (path, access) in fresh {
-        created = created.add_rules(path_beneath_rules([path], access))?;
+        let Ok(file) = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(path)
+        else {
+            continue;
+        };
+        let is_file = !file.metadata().map_err(ConfineError::AddRule)?.is_dir();
+        rule(file.as_fd(), is_file, access)?;
     }
-    Ok(created)
+    Ok(ruleset)
 }
 
 /// Adds a read-only rule for `path` to the ruleset `ruleset` (an fd the
@@ -298,6 +315,11 @@ fn add_path_rule(ruleset: RawFd, path: &Path, access: u64) -> Result<(), std::io
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(path)?;
+    add_rule_fd(ruleset, std::os::fd::AsRawFd::as_raw_fd(&dir), access)
+}
+
+/// `landlock_add_rule(ruleset, PATH_BENEATH, {access, parent})`.
+fn add_rule_fd(ruleset: RawFd, parent: RawFd, access: u64) -> Result<(), std::io::Error> {
     // The kernel's `struct landlock_path_beneath_attr`, packed.
     #[repr(C, packed)]
     struct PathBeneath {
@@ -306,7 +328,7 @@ fn add_path_rule(ruleset: RawFd, path: &Path, access: u64) -> Result<(), std::io
     }
     let attr = PathBeneath {
         allowed_access: access,
-        parent_fd: std::os::fd::AsRawFd::as_raw_fd(&dir),
+        parent_fd: parent,
     };
     const LANDLOCK_RULE_PATH_BENEATH: libc::c_long = 1;
     // SAFETY: `attr` is a valid rule attribute for the duration of the

@@ -248,8 +248,10 @@ pub(crate) struct TaskMounts {
 /// namespaces: its own root with only the granted paths, a fresh `/proc`,
 /// the process cap, no network. Returns whether the process cap is in
 /// force (Linux >= 6.14 keeps `pid_max` per PID namespace). Errors say what
-/// failed; the worker is not started.
-pub(crate) fn isolate_task(mounts: &TaskMounts) -> Result<bool, String> {
+/// failed; the worker is not started. `cell`: init is a sandbox cell, which
+/// entered a copy of the template and made `/dev/shm` and `/proc` ahead of
+/// the task (only over a template).
+pub(crate) fn isolate_task(mounts: &TaskMounts, cell: Option<bool>) -> Result<bool, String> {
     let mut capped = false;
     let knobs = |proc: &Path| {
         capped = mounts.pid_max.is_some_and(|pid_max| {
@@ -257,9 +259,10 @@ pub(crate) fn isolate_task(mounts: &TaskMounts) -> Result<bool, String> {
         });
         Ok(())
     };
-    match &mounts.template {
-        Some(task) => crate::template::enter(task, knobs)?,
-        None => crate::view::build(&mounts.view, knobs)?,
+    match (&mounts.template, cell) {
+        (Some(task), Some(_)) => crate::template::enter_in_cell(task, knobs)?,
+        (Some(task), None) => crate::template::enter(task, knobs)?,
+        (None, _) => crate::view::build(&mounts.view, knobs)?,
     }
     if let Some((port, handoff)) = mounts.gateway {
         crate::loopback::listen_and_hand_over(port, handoff)

@@ -66,7 +66,11 @@ struct Key {
 /// The launcher's templates, by what they hold.
 #[derive(Debug, Default)]
 pub(crate) struct Templates {
-    built: Vec<(Key, OwnedFd)>,
+    /// Each with its serial number, which no later template reuses (an fd
+    /// number may be).
+    built: Vec<(Key, OwnedFd, u64)>,
+    /// The serial of the next template built.
+    next: u64,
     /// The kernel has no `open_tree`: every worker's root is built whole.
     unsupported: bool,
 }
@@ -76,6 +80,8 @@ pub(crate) struct Templates {
 pub(crate) struct TaskView {
     /// The template's mount namespace (the launcher keeps it open).
     template: RawFd,
+    /// The template's serial number (see [`Templates::namespace`]).
+    pub serial: u64,
     /// Top-level directories covered by a tmpfs of the worker's own.
     covered: Vec<PathBuf>,
     /// In the order they are made (parents first).
@@ -221,8 +227,8 @@ impl Templates {
             });
         }
         let covered = key.covers.clone();
-        let template = match self.built.iter().find(|(k, _)| *k == key) {
-            Some((_, ns)) => ns.as_raw_fd(),
+        let (template, serial) = match self.built.iter().find(|(k, _, _)| *k == key) {
+            Some((_, ns, serial)) => (ns.as_raw_fd(), *serial),
             None => {
                 let ns = build(&key)
                     .map_err(|e| format!("build the workers' shared file system: {e}"))?;
@@ -230,15 +236,39 @@ impl Templates {
                 if self.built.len() >= MOST {
                     self.built.remove(0);
                 }
-                self.built.push((key, ns));
-                raw
+                let serial = self.next;
+                self.next += 1;
+                self.built.push((key, ns, serial));
+                (raw, serial)
             }
         };
         Ok(Some(TaskView {
             template,
+            serial,
             covered,
             mounts,
         }))
+    }
+
+    /// The mount namespace of template `serial`, while the launcher keeps
+    /// it (a cell made for it enters it, see
+    /// [`cell`](crate::launcher::cell)).
+    pub fn namespace(&self, serial: u64) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.built
+            .iter()
+            .find(|(_, _, s)| *s == serial)
+            .map(|(_, ns, _)| ns.as_fd())
+    }
+}
+
+impl TaskView {
+    /// Whether a cell can take this task: one that made its private
+    /// `/dev/shm` and its `/proc` before the task's own mounts, which must
+    /// then lie elsewhere (the full entry, [`enter`], mounts them first).
+    pub fn fits_cell(&self) -> bool {
+        let clear = |path: &Path| !(path.starts_with("/proc") || path.starts_with("/dev"));
+        self.covered.iter().all(|dir| clear(dir)) && self.mounts.iter().all(|m| clear(&m.target))
     }
 }
 
@@ -543,6 +573,62 @@ pub(crate) fn enter(
         }
     }
     view::chdir(Path::new("/")).map_err(fail)?;
+    own_mounts(task)?;
+    let shm = Path::new(view::SHM);
+    if shm.is_dir() {
+        view::mount(
+            Some(Path::new("tmpfs")),
+            shm,
+            Some(c"tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some(view::SHM_OPTIONS),
+        )
+        .map_err(|e| fail(format!("a private /dev/shm: {e}")))?;
+    }
+    // The worker's own /proc, made detached while the host's is still
+    // there to vouch for it, then put in the host's place: nothing of the
+    // host's /proc stays in the worker's namespace, not even covered.
+    let proc_dir = Path::new("/proc");
+    let fresh = fresh_proc().map_err(|e| fail(format!("a fresh proc file system: {e}")))?;
+    view::detach(proc_dir).map_err(fail)?;
+    move_mount(&fresh, proc_dir).map_err(|e| fail(format!("mount /proc: {e}")))?;
+    settle_proc(proc)
+}
+
+/// The rest of [`enter`] in a cell that entered a copy of `task`'s
+/// template and made its `/dev/shm` and `/proc` ahead of the task (see
+/// [`cell`](crate::launcher::cell)); only for a task that
+/// [fits](TaskView::fits_cell).
+pub(crate) fn enter_in_cell(
+    task: &TaskView,
+    proc: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
+    own_mounts(task)?;
+    settle_proc(proc)
+}
+
+/// `/proc` once it is the worker's: `proc` sets what it must (the process
+/// cap), then it is made read-only.
+fn settle_proc(proc: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {
+    let fail = |e: String| format!("build the worker's file system: {e}");
+    let proc_dir = Path::new("/proc");
+    proc(proc_dir)?;
+    let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    view::mount(
+        None,
+        proc_dir,
+        None,
+        libc::MS_REMOUNT | libc::MS_RDONLY | proc_flags,
+        None,
+    )
+    .map_err(fail)?;
+    view::chdir(Path::new("/")).map_err(fail)
+}
+
+/// The task's own mounts, in a copy of its template: the covers of their
+/// parents, the trees moved in, the covers made read-only.
+fn own_mounts(task: &TaskView) -> Result<(), String> {
+    let fail = |e: String| format!("build the worker's file system: {e}");
     let private = libc::MS_NOSUID | libc::MS_NODEV;
     let mut dirs = Dirs::default();
     dirs.known.insert(PathBuf::from("/"));
@@ -585,35 +671,7 @@ pub(crate) fn enter(
         )
         .map_err(fail)?;
     }
-    let shm = Path::new(view::SHM);
-    if shm.is_dir() {
-        view::mount(
-            Some(Path::new("tmpfs")),
-            shm,
-            Some(c"tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            Some(view::SHM_OPTIONS),
-        )
-        .map_err(|e| fail(format!("a private /dev/shm: {e}")))?;
-    }
-    // The worker's own /proc, made detached while the host's is still
-    // there to vouch for it, then put in the host's place: nothing of the
-    // host's /proc stays in the worker's namespace, not even covered.
-    let proc_dir = Path::new("/proc");
-    let fresh = fresh_proc().map_err(|e| fail(format!("a fresh proc file system: {e}")))?;
-    view::detach(proc_dir).map_err(fail)?;
-    move_mount(&fresh, proc_dir).map_err(|e| fail(format!("mount /proc: {e}")))?;
-    proc(proc_dir)?;
-    let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    view::mount(
-        None,
-        proc_dir,
-        None,
-        libc::MS_REMOUNT | libc::MS_RDONLY | proc_flags,
-        None,
-    )
-    .map_err(fail)?;
-    view::chdir(Path::new("/")).map_err(fail)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -650,3 +650,96 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         assert!(ran(&d, "late"));
     });
 }
+
+/// The launcher's children now (idle sandbox cells, workers' inits).
+fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn each_sandbox_cell_serves_one_worker_and_nothing_of_it_reaches_the_next() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // A sandboxed worker's init is a cell made before its task came (see
+    // sandbox/src/launcher/cell.rs). Each worker here leaves what it can
+    // behind (a file in its /dev/shm, a process, its working directory
+    // changed under it) and looks for what the ones before it left: every
+    // one must find a fresh namespace, only its own processes, and only
+    // its own fds.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let look = "ls -A /dev/shm; echo --; \
+         cat /proc/[0-9]*/comm | grep -c sleep; echo --; \
+         ls /proc/self/fd; echo --; \
+         grep -c . /proc/self/mountinfo >/dev/null && echo mounts; \
+         touch /dev/shm/left-behind; mkdir /dev/shm/dir; \
+         (sleep 37 &); setsid sleep 37 & exit 0";
+    runtime().block_on(async {
+        let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
+            return;
+        };
+        if launcher.degraded().is_some() {
+            return;
+        }
+        let launcher_pid = launcher.pid().unwrap();
+        let request = |out: &Path| SpawnRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), look.into()],
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            cwd: dir.path().to_path_buf(),
+            policy: Policy::for_worker(vec![dir.path().to_path_buf()], Vec::new()),
+            after: None,
+            started: None,
+            stdin: null(),
+            stdout: file(out),
+            stderr: null(),
+        };
+        // One at a time, then two at a time (each from a cell of its own).
+        let mut outs = Vec::new();
+        for round in 0..4 {
+            let a = dir.path().join(format!("{round}a.out"));
+            let b = dir.path().join(format!("{round}b.out"));
+            let mut first = launcher.spawn(request(&a)).await.unwrap();
+            if round < 2 {
+                assert_eq!(first.wait().await, Exit::Exited(0));
+            }
+            let mut second = launcher.spawn(request(&b)).await.unwrap();
+            assert_eq!(second.wait().await, Exit::Exited(0));
+            if round >= 2 {
+                assert_eq!(first.wait().await, Exit::Exited(0));
+            }
+            outs.extend([a, b]);
+        }
+        for out in &outs {
+            let seen = std::fs::read_to_string(out).unwrap();
+            assert_eq!(
+                seen,
+                "--\n0\n--\n0\n1\n2\n3\n--\nmounts\n",
+                "what a worker found ({})",
+                out.display()
+            );
+        }
+        // What is left of the launcher's children are idle cells, a few
+        // (made ahead for the next worker).
+        wait_until("the launcher to keep a few idle cells", || {
+            (1..=4).contains(&children_of(launcher_pid).len())
+        });
+        let idle = children_of(launcher_pid);
+        // No worker's process outlived it, in a cell or elsewhere.
+        let sleepers = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("cmdline"))
+                    .is_ok_and(|c| c == "sleep\u{0}37\u{0}")
+            })
+            .count();
+        assert_eq!(sleepers, 0, "a worker's sleep outlived it");
+        drop(launcher);
+        wait_until("the launcher's idle cells to go with it", || {
+            idle.iter().all(|&pid| !alive(pid))
+        });
+    });
+}

@@ -197,7 +197,7 @@ impl ChildStack {
     /// stack and raw system calls; nothing else may run on this stack
     /// while the process does; `arg` and `entry` as for [`Self::spawn`].
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    unsafe fn clone_on(
+    pub(super) unsafe fn clone_on(
         &self,
         entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
         arg: *mut libc::c_void,
@@ -268,6 +268,17 @@ struct InitArgs<'a> {
     /// The launcher's end of `ready`.
     ready_read: RawFd,
     worker_stack: &'a ChildStack,
+    /// In a cell (see [`cell`](super::cell)): it made the shared part of
+    /// the file system already, and shares the launcher's file table until
+    /// the worker runs.
+    in_cell: bool,
+}
+
+/// Whether a worker's init can share the launcher's memory (and so be a
+/// cell): not for a worker that joins cgroups, nor off x86-64 and AArch64
+/// (see [`spawn_in_namespaces`]).
+pub(super) fn init_shares(prepared: &Prepared<'_>) -> bool {
+    prepared.cgroups.is_empty() && cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
 }
 
 /// Starts the worker's init in new mount and PID namespaces and returns
@@ -290,8 +301,91 @@ pub(super) fn spawn_in_namespaces(
     prepared: &Prepared<'_>,
     mounts: &TaskMounts,
     status: &OwnedFd,
+    cell: Option<&mut super::cell::Cell>,
 ) -> Result<Namespaced, String> {
     let laid = Laid::of(prepared);
+    if let Some(cell) = cell {
+        return in_cell(prepared, &laid, mounts, status, cell);
+    }
+    spawn_init(prepared, &laid, mounts, status)
+}
+
+/// [`spawn_in_namespaces`] in a cell that awaits its task: it goes on
+/// from there as any init, while the launcher waits.
+fn in_cell(
+    prepared: &Prepared<'_>,
+    laid: &Laid,
+    mounts: &TaskMounts,
+    status: &OwnedFd,
+    cell: &mut super::cell::Cell,
+) -> Result<Namespaced, String> {
+    let dumpable = dumpable();
+    // Init runs on the cell's first stack (it does already); the worker
+    // on its second. Lent for the time of the start, back to the cell if
+    // it fails (the cell is reaped later, and may still be on them).
+    let stacks = cell.lend_stacks();
+    let Some(stacks) = stacks else {
+        return Err("start the worker's init: its cell has no stacks".into());
+    };
+    let (ready, ready_read) = cell.ready();
+    let args = InitArgs {
+        prepared,
+        laid,
+        mounts,
+        status: status.as_raw_fd(),
+        ready,
+        ready_read,
+        worker_stack: &stacks[1],
+        in_cell: true,
+    };
+    // SAFETY: `args` lives on this frame until `take` returns, which is
+    // once the worker has exec'd (init reads nothing of it after) or init
+    // is gone.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let taken = unsafe { cell.take(std::ptr::from_ref(&args).cast()) };
+    match taken {
+        Ok(pid) => {
+            restore_dumpable(dumpable);
+            Ok(Namespaced { pid, stacks })
+        }
+        Err(why) => {
+            cell.give_back(stacks);
+            Err(why)
+        }
+    }
+}
+
+/// The launcher's dumpable flag, before a worker that may switch users in
+/// its memory starts (see [`restore_dumpable`]).
+fn dumpable() -> libc::c_int {
+    // SAFETY: prctl with integer arguments.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0)
+    }
+}
+
+/// A worker that switched to the sandbox's user did so in the launcher's
+/// memory, which the kernel then marks not dumpable (no ptrace, no /proc
+/// access, also for what the launcher forks later): the worker has its
+/// own memory now, and the launcher's is made as it was.
+fn restore_dumpable(dumpable: libc::c_int) {
+    if dumpable >= 0 {
+        // SAFETY: prctl with integer arguments.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+        }
+    }
+}
+
+/// [`spawn_in_namespaces`] with an init cloned now.
+fn spawn_init(
+    prepared: &Prepared<'_>,
+    laid: &Laid,
+    mounts: &TaskMounts,
+    status: &OwnedFd,
+) -> Result<Namespaced, String> {
     let stack = |what: &str| {
         ChildStack::new().map_err(|e| format!("start the worker's {what} (its stack): {e}"))
     };
@@ -300,18 +394,17 @@ pub(super) fn spawn_in_namespaces(
         .map_err(|e| format!("start the worker's init (a pipe): {e}"))?;
     let args = InitArgs {
         prepared,
-        laid: &laid,
+        laid,
         mounts,
         status: status.as_raw_fd(),
         ready: ready.as_raw_fd(),
         ready_read: ready_read.as_raw_fd(),
         worker_stack: &stacks[1],
+        in_cell: false,
     };
     // Over a template, init enters a copy of it: a copy of the launcher's
     // namespace (every mount of the host's) would only be thrown away.
-    // SAFETY: prctl with integer arguments.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    let dumpable = dumpable();
     let mut flags = match mounts.template {
         Some(_) => libc::CLONE_NEWPID,
         None => libc::CLONE_NEWNS | libc::CLONE_NEWPID,
@@ -323,8 +416,7 @@ pub(super) fn spawn_in_namespaces(
     // Elsewhere than x86-64 and AArch64, init's raw calls would go through
     // libc (see `raw`), and the kernel's signal set may be wider than init
     // passes: there init is a copy too.
-    let shares =
-        prepared.cgroups.is_empty() && cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+    let shares = init_shares(prepared);
     if shares {
         flags |= libc::CLONE_VM;
     }
@@ -350,17 +442,7 @@ pub(super) fn spawn_in_namespaces(
         // A byte: the worker runs. Nothing: init failed or was killed
         // (reaping it reports that).
         while nix::unistd::read(&ready_read, &mut byte) == Err(nix::errno::Errno::EINTR) {}
-        // A worker that switched to the sandbox's user did so in this
-        // memory, which the kernel then marks not dumpable (no ptrace, no
-        // /proc access, also for what the launcher forks later): the
-        // worker has its own memory now, and the launcher's is as it was.
-        if dumpable >= 0 {
-            // SAFETY: prctl with integer arguments.
-            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-            unsafe {
-                libc::prctl(libc::PR_SET_DUMPABLE, dumpable, 0, 0, 0);
-            }
-        }
+        restore_dumpable(dumpable);
     }
     Ok(Namespaced { pid, stacks })
 }
@@ -618,7 +700,41 @@ extern "C" fn init_entry(args: *mut libc::c_void) -> libc::c_int {
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let args = unsafe { &*args.cast::<InitArgs<'_>>() };
     let (status, ready) = (args.status, args.ready);
-    let child = prepare_init(args);
+    let child = prepare_init(args, None);
+    close_all_but(status, ready);
+    init(child, status, ready)
+}
+
+/// Where a cell goes on once its task came (see
+/// [`cell`](super::cell)): `args` points to the task's [`InitArgs`];
+/// `shm`: the cell made a private `/dev/shm`.
+pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::c_int {
+    // SAFETY: the pointer `in_cell` stored for the cell before waking it,
+    // to `InitArgs` that live while the launcher waits.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let args = unsafe { &*args.cast::<InitArgs<'_>>() };
+    let (status, ready) = (args.status, args.ready);
+    let child = prepare_init(args, Some(shm));
+    // The worker runs (with a copy of the file table): init takes one of
+    // its own, and the launcher's fds are no longer init's to close.
+    // SAFETY: unshare takes no pointers.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    if unsafe { libc::unshare(libc::CLONE_FILES) } == -1 {
+        // Init cannot leave the launcher's table, so cannot keep the
+        // worker: both go (reaping reports the worker killed).
+        // SAFETY: kill of init's own child; exit.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::kill(child, libc::SIGKILL);
+            libc::_exit(EXIT_CONFINE)
+        };
+    }
+    close_all_but(status, ready);
+    init(child, status, ready)
+}
+
+/// Closes all of init's fds but its status pipe and `ready`.
+fn close_all_but(status: RawFd, ready: RawFd) {
     // Init keeps nothing of the launcher's but the status pipe and `ready`:
     // the coordinator's socket, the worker's fds and the failure pipe are
     // the worker's business (a held pipe would keep the coordinator
@@ -632,7 +748,6 @@ extern "C" fn init_entry(args: *mut libc::c_void) -> libc::c_int {
             libc::_exit(EXIT_CONFINE)
         };
     }
-    init(child, status, ready)
 }
 
 /// Init's work while the launcher waits: isolation, the worker started.
@@ -642,21 +757,24 @@ extern "C" fn init_entry(args: *mut libc::c_void) -> libc::c_int {
 /// keeps (a few hundred bytes a failed spawn). It must not panic: the
 /// panic machinery's state is the launcher's too (every step returns its
 /// error instead, as the workspace's lints hold).
-fn prepare_init(args: &InitArgs<'_>) -> i32 {
+fn prepare_init(args: &InitArgs<'_>, cell: Option<bool>) -> i32 {
     let prepared = args.prepared;
     // The launcher dies with the coordinator; init (and so the whole
-    // namespace) dies with the launcher.
-    die_with_launcher(args.status, &prepared.launcher_ends);
-    // SAFETY: closing init's copy of the launcher's end of `ready`.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    unsafe {
-        libc::close(args.ready_read);
+    // namespace) dies with the launcher. A cell saw to that as it began,
+    // and shares the launcher's fds, which are not its to close.
+    if !args.in_cell {
+        die_with_launcher(args.status, &prepared.launcher_ends);
+        // SAFETY: closing init's copy of the launcher's end of `ready`.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::close(args.ready_read);
+        }
     }
     // Init stays out of the task's cgroups (the worker joins them, and so
     // does all it starts): init reports the worker's end before its own
     // exit has torn the namespace down, and a member still on its way out
     // would keep the cgroup busy after the report.
-    let capped = match namespaces::isolate_task(args.mounts) {
+    let capped = match namespaces::isolate_task(args.mounts, cell) {
         Ok(capped) => capped,
         Err(message) => fail(prepared.errors, &message),
     };
@@ -669,7 +787,7 @@ fn prepare_init(args: &InitArgs<'_>) -> i32 {
         fail(prepared.errors, &format!("confine the worker: {e}"));
     }
     let shm = std::path::Path::new(crate::view::SHM);
-    if shm.is_dir()
+    if cell.unwrap_or_else(|| shm.is_dir())
         && let Err(e) = confine::allow_write_fd(ruleset, shm)
     {
         fail(prepared.errors, &format!("confine the worker: {e}"));

@@ -66,6 +66,94 @@ pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d:
     ret
 }
 
+/// `syscall(nr, a, b, c, d, e)`: as [`syscall4`], with a fifth argument
+/// (`mount`, `move_mount`, `fsconfig`, a cell's calls; see
+/// [`cell`](super::cell)).
+///
+/// # Safety
+///
+/// As for the system call `nr` with these arguments.
+#[cfg(target_arch = "x86_64")]
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+pub(super) unsafe fn syscall5(
+    nr: libc::c_long,
+    a: usize,
+    b: usize,
+    c: usize,
+    d: usize,
+    e: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: as for `syscall4`; the fifth argument goes in r8.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            in("r10") d,
+            in("r8") e,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// `syscall(nr, a, b, c, d, e)`: as [`syscall4`], with a fifth argument.
+///
+/// # Safety
+///
+/// As for the system call `nr` with these arguments.
+#[cfg(target_arch = "aarch64")]
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+pub(super) unsafe fn syscall5(
+    nr: libc::c_long,
+    a: usize,
+    b: usize,
+    c: usize,
+    d: usize,
+    e: usize,
+) -> isize {
+    let ret: isize;
+    // SAFETY: as for `syscall4`; the fifth argument goes in x4.
+    unsafe {
+        std::arch::asm!(
+            "svc 0",
+            in("x8") nr,
+            inlateout("x0") a as isize => ret,
+            in("x1") b,
+            in("x2") c,
+            in("x3") d,
+            in("x4") e,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Everywhere else, libc's `syscall` (see the last [`syscall4`]).
+///
+/// # Safety
+///
+/// As for the system call `nr` with these arguments.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+pub(super) unsafe fn syscall5(
+    nr: libc::c_long,
+    a: usize,
+    b: usize,
+    c: usize,
+    d: usize,
+    e: usize,
+) -> isize {
+    // SAFETY: the caller vouches for the arguments.
+    let ret = unsafe { libc::syscall(nr, a, b, c, d, e) };
+    if ret == -1 { -1 } else { ret as isize }
+}
+
 /// Everywhere else, libc's `syscall` (whose failure writes `errno`: there
 /// a failing call of init's may leave the launcher a wrong `errno` to read).
 ///

@@ -15,11 +15,103 @@ use std::path::PathBuf;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use seccompiler::BpfProgram;
 
+use super::cell::Cell;
 use super::child::{self, Prepared};
 use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Mode, Reply, Request};
 use crate::namespaces::{self, Base, NamespaceError, TaskMounts};
 use crate::policy::{Network, Policy};
+use crate::template::Templates;
 use crate::{confine, seccomp};
+
+impl Cells {
+    /// A cell for a task over template `serial`, with `running` other
+    /// workers running: an idle one, or one made now (which the task then
+    /// waits for); `None` if none can be made. Cells are made ahead for
+    /// that template from now on.
+    fn take(&mut self, serial: u64, templates: &Templates, running: usize) -> Option<Cell> {
+        self.template = Some(serial);
+        // As many cells as workers run at once (this one counted).
+        self.target = self.target.max((running + 1).min(MOST_CELLS));
+        // The oldest idle one that is ready, else the oldest; one that
+        // failed or died is let go of (the task is not its business).
+        let of_serial = |c: &Cell| c.template == serial;
+        loop {
+            let at = self
+                .idle
+                .iter()
+                .position(|c| of_serial(c) && c.settled())
+                .or_else(|| self.idle.iter().position(of_serial));
+            let Some(at) = at else {
+                return self.start(serial, templates);
+            };
+            let mut cell = self.idle.remove(at);
+            if cell.prepared().is_ok() {
+                return Some(cell);
+            }
+            self.let_go(cell);
+        }
+    }
+
+    /// Whether an idle cell is wanted for the template of the last
+    /// worker.
+    fn wanted(&self, templates: &Templates) -> bool {
+        let Some(serial) = self.template else {
+            return false;
+        };
+        let idle = self.idle.iter().filter(|c| c.template == serial).count();
+        idle < self.target && templates.namespace(serial).is_some()
+    }
+
+    /// Makes one idle cell for the last worker's template; lets go of idle
+    /// cells of templates gone or beyond what is kept.
+    fn make(&mut self, templates: &Templates) {
+        let Some(serial) = self.template else {
+            return;
+        };
+        let mut keep = Vec::with_capacity(self.idle.len());
+        for cell in std::mem::take(&mut self.idle) {
+            let current = templates.namespace(cell.template).is_some();
+            if current && keep.len() < 2 * MOST_CELLS {
+                keep.push(cell);
+            } else {
+                self.let_go(cell);
+            }
+        }
+        self.idle = keep;
+        match self.start(serial, templates) {
+            Some(cell) => self.idle.push(cell),
+            // None now, none later: cells are not to be had here.
+            None => self.template = None,
+        }
+    }
+
+    fn start(&self, serial: u64, templates: &Templates) -> Option<Cell> {
+        let namespace = templates.namespace(serial)?;
+        let launcher = self.pidfd.as_ref()?;
+        Cell::start(serial, namespace, launcher.as_fd(), child::cell_init).ok()
+    }
+
+    /// Kills `cell` and keeps it until it is reaped.
+    fn let_go(&mut self, cell: Cell) {
+        cell.kill();
+        self.dying.push(cell);
+    }
+
+    /// Whether a cell is still to be reaped.
+    fn any(&self) -> bool {
+        !self.idle.is_empty() || !self.dying.is_empty()
+    }
+
+    /// Child `pid`, reaped, was no worker: a cell, idle or let go of.
+    fn reaped(&mut self, pid: i32) {
+        for list in [&mut self.idle, &mut self.dying] {
+            if let Some(at) = list.iter().position(|c| c.pid == pid) {
+                list.swap_remove(at).reaped();
+                return;
+            }
+        }
+    }
+}
 
 /// Exit code of the launcher when it cannot serve at all.
 const EXIT_FATAL: i32 = super::EXIT_SANDBOX_FAILED;
@@ -96,7 +188,7 @@ struct Server {
     /// The system paths every worker is granted, resolved once.
     system: crate::cache::SystemPaths,
     /// The shared part of workers' roots, built once a run.
-    templates: crate::template::Templates,
+    templates: Templates,
     /// Every cgroup a command was started to be reaped from: emptied when
     /// the coordinator goes, whether or not a command of it still runs
     /// (what a finished one left, `setsid` and gone, is in it too).
@@ -109,7 +201,30 @@ struct Server {
     /// a command sent on deck behind one that ended before the request
     /// came starts at once only if that one succeeded.
     ended: std::collections::VecDeque<(u64, bool)>,
+    /// Sandbox cells made ahead of their tasks.
+    cells: Cells,
 }
+
+/// The launcher's sandbox cells (see [`cell`](super::cell)).
+struct Cells {
+    /// Made ahead of their tasks, idle.
+    idle: Vec<Cell>,
+    /// Cells that failed or are no longer wanted, killed, until reaped.
+    dying: Vec<Cell>,
+    /// The launcher's own pidfd, which a new cell checks; `None` where
+    /// there are no cells (no namespace layer, or no pidfds).
+    pidfd: Option<OwnedFd>,
+    /// The template of the last worker that started in a cell: cells are
+    /// made ahead for it.
+    template: Option<u64>,
+    /// How many idle cells to keep: as many as workers ran at once, at
+    /// most [`MOST_CELLS`].
+    target: usize,
+}
+
+/// The most idle cells the launcher keeps (a cell that waits holds two
+/// namespaces and two stacks).
+const MOST_CELLS: usize = 4;
 
 /// How many ended commands the launcher remembers for late requests on deck
 /// (one behind a command it does not know waits for the coordinator's word).
@@ -185,8 +300,25 @@ impl Server {
                 }
             }
         };
+        // SAFETY: pidfd_open of this process.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let pidfd = base.as_ref().and_then(|_| {
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+            RawFd::try_from(fd)
+                .ok()
+                .filter(|&fd| fd >= 0)
+                // SAFETY: a fresh fd the kernel gave us.
+                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        });
         let server = Self {
             mode,
+            cells: Cells {
+                idle: Vec::new(),
+                dying: Vec::new(),
+                pidfd,
+                template: None,
+                target: 1,
+            },
             sock,
             base,
             filters: HashMap::new(),
@@ -195,7 +327,7 @@ impl Server {
             sigchld,
             buf: vec![0; MAX_MESSAGE],
             system,
-            templates: crate::template::Templates::default(),
+            templates: Templates::default(),
             cgroups: std::collections::BTreeSet::new(),
             stack,
             held: Vec::new(),
@@ -227,9 +359,16 @@ impl Server {
                 }
             }
             let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
+            // A cell is made only when nothing else waits: a look first.
+            let wants_cell = self.cells.wanted(&self.templates);
+            let timeout = if wants_cell { 0 } else { -1 };
             // SAFETY: `fds` is a valid array of `count` pollfds.
             #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), count, -1) };
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout) };
+            if n == 0 && wants_cell {
+                self.cells.make(&self.templates);
+                continue;
+            }
             if n == -1 {
                 if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
                     continue;
@@ -540,7 +679,6 @@ impl Server {
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
         self.system.note_run_wide(&policy.run_wide);
         let ruleset = confine::ruleset(policy, self.base.is_some(), &mut self.system)
-            .and_then(confine::into_fd)
             .map_err(|e| e.to_string())?;
         // One filter per kind of network: a gateway's port is Landlock's.
         let mode = match policy.network {
@@ -632,7 +770,23 @@ impl Server {
         };
         let (pid, stacks) = match (&mounts, &status_w) {
             (Some(mounts), Some(status)) => {
-                let init = child::spawn_in_namespaces(&prepared, mounts, status)?;
+                let running = self.workers.values().filter(|w| !w.reported).count();
+                let mut cell = mounts
+                    .template
+                    .as_ref()
+                    .filter(|task| child::init_shares(&prepared) && task.fits_cell())
+                    .and_then(|task| self.cells.take(task.serial, &self.templates, running));
+                let init =
+                    match child::spawn_in_namespaces(&prepared, mounts, status, cell.as_mut()) {
+                        Ok(init) => init,
+                        Err(why) => {
+                            // A cell that failed may still be on its way out.
+                            if let Some(cell) = cell {
+                                self.cells.let_go(cell);
+                            }
+                            return Err(why);
+                        }
+                    };
                 (init.pid, Some(init.stacks))
             }
             _ => (child::spawn_plain(&prepared)?, None),
@@ -781,7 +935,7 @@ impl Server {
         {}
         // Every child of the launcher is a worker: none left, none to wait
         // for (and no ECHILD to take).
-        while !self.workers.is_empty() {
+        while !self.workers.is_empty() || self.cells.any() {
             // Seen before it is reaped: while the ended worker is a zombie,
             // its process group cannot be anyone else's, and a signal to
             // it succeeds (a group whose leader alone is left is empty to
@@ -817,6 +971,7 @@ impl Server {
                 break;
             }
             let Some(mut worker) = self.workers.remove(&pid) else {
+                self.cells.reaped(pid);
                 continue;
             };
             // The command on deck behind it takes its place first (the

@@ -1,0 +1,582 @@
+//! Sandbox cells: a worker's init made before its task comes.
+//!
+//! Of what a worker's init does before the worker can start, a good part
+//! does not depend on the task: its PID namespace, a mount namespace that
+//! is a copy of the run's template (some forty mounts copied), a private
+//! `/dev/shm`, and a `/proc` of its own put in the host's place (whose
+//! detach waits for an RCU grace period). A cell is an init that has done
+//! all of that ahead, in the background, while the launcher serves other
+//! requests and the slot's previous worker still runs; when a task comes,
+//! the cell only adds the task's own mounts, its process cap and network,
+//! and starts the worker, as any init does (see [`child`](super::child)).
+//!
+//! A cell serves exactly one task and dies with it, as every init does:
+//! nothing of one task's namespaces is ever another's. It is made for one
+//! template (by the template's serial, never reused) and takes only a task
+//! over that template whose own mounts lie outside `/proc` and `/dev`
+//! (those it made first). What it holds before its task is what any init
+//! holds before its worker starts: the launcher's capabilities, in the
+//! launcher's user namespace; no worker code runs in it until the worker,
+//! confined as ever, has exec'd. So a cell adds no grant and no key: the
+//! worker's Landlock ruleset, seccomp filter, limits and identity are made
+//! for its task as before, and the attack suites run through cells (every
+//! sandboxed worker over a template starts in one).
+//!
+//! How a cell runs: it is `clone`d sharing the launcher's memory and file
+//! table (`CLONE_VM | CLONE_FILES`) into a new PID namespace, on a stack of
+//! its own, and prepares with raw system calls only (the launcher runs at
+//! the same time: no allocation, no `errno`, see [`raw`](super::raw)). It
+//! says on `ready` whether that worked, then waits on `go`. The launcher,
+//! when a task comes, puts the task's init arguments where the cell reads
+//! them, writes `go` and waits, as for any init, until the worker has
+//! exec'd: the cell then takes a file table of its own (`unshare`), closes
+//! everything but its status pipe, and is the worker's init. Sharing the
+//! file table is what lets the cell use the fds the launcher opens for its
+//! task (its trees, its pipes, its ruleset) without passing them.
+//!
+//! A cell dies with the launcher (`PR_SET_PDEATHSIG`, set first thing,
+//! then a look at the launcher's pidfd in case it died before that); one
+//! never used is killed when its template goes, and the launcher's exit
+//! takes the rest.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use super::child::ChildStack;
+use super::raw::{syscall4, syscall5};
+
+/// What a cell reads of the launcher's, through the pointer `clone` passes
+/// (boxed: its place must not move while the cell lives).
+struct Shared {
+    /// The cell's own copy of its template's namespace fd.
+    template: RawFd,
+    /// The launcher's pidfd: a cell made as the launcher died must not
+    /// wait for a task forever.
+    launcher: RawFd,
+    ready: RawFd,
+    go: RawFd,
+    /// The task's init arguments (`child::InitArgs`), set before `go` is
+    /// written.
+    args: AtomicPtr<libc::c_void>,
+    /// Where the task's init continues once `go` came: `child::cell_init`.
+    init: extern "C" fn(*mut libc::c_void, bool) -> libc::c_int,
+}
+
+/// A cell the launcher made: idle until [`Cell::take`].
+pub(super) struct Cell {
+    pub pid: i32,
+    /// The serial of the template it copied.
+    pub template: u64,
+    shared: Box<Shared>,
+    /// The stacks the cell (then its init) and its worker run on: kept
+    /// mapped until the cell is reaped.
+    stacks: Option<[ChildStack; 2]>,
+    /// The cell's copy of the template's namespace, and the pipes' ends
+    /// the cell uses: in the file table the cell shares, so closed only
+    /// once it is reaped or has a table of its own (a number closed under
+    /// a cell could be reused by the next open).
+    fds: Option<[OwnedFd; 3]>,
+    ready_read: OwnedFd,
+    go: OwnedFd,
+    /// To notice the cell's death while waiting for it (its end of `ready`
+    /// is in the file table it shares with the launcher: no end of file
+    /// would come).
+    pidfd: OwnedFd,
+    /// What the cell said of its preparation, once read: whether it made a
+    /// private `/dev/shm`, or why it failed.
+    prepared: Option<Result<bool, String>>,
+}
+
+/// What `ready` carries from a cell: prepared, with or without `/dev/shm`,
+/// or the step that failed and its errno.
+const PREPARED: u8 = 1;
+const PREPARED_SHM: u8 = 2;
+const FAILED: u8 = 3;
+
+/// The steps of a cell's preparation, for a failure's message.
+const STEPS: [&str; 9] = [
+    "enter the shared part",
+    "a mount namespace of its own",
+    "enter /",
+    "a private /dev/shm",
+    "a fresh proc file system (fsopen)",
+    "a fresh proc file system (fsconfig)",
+    "a fresh proc file system (fsmount)",
+    "detach the host's /proc",
+    "mount /proc",
+];
+
+impl Cell {
+    /// Starts a cell for the template `serial`, whose namespace is
+    /// `namespace`; it prepares beside the launcher from now on.
+    /// `launcher` is the launcher's own pidfd; `init` the function the
+    /// cell continues in once its task came.
+    pub fn start(
+        serial: u64,
+        namespace: BorrowedFd<'_>,
+        launcher: BorrowedFd<'_>,
+        init: extern "C" fn(*mut libc::c_void, bool) -> libc::c_int,
+    ) -> Result<Self, String> {
+        let os = |what: &str, e: std::io::Error| format!("make a sandbox cell: {what}: {e}");
+        let namespace = namespace
+            .try_clone_to_owned()
+            .map_err(|e| os("keep the template", e))?;
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| os("a pipe", std::io::Error::from(e)))
+        };
+        let (ready_read, ready) = pipe()?;
+        let (go_read, go) = pipe()?;
+        let stacks = [
+            ChildStack::new().map_err(|e| os("its stack", e))?,
+            ChildStack::new().map_err(|e| os("its worker's stack", e))?,
+        ];
+        let shared = Box::new(Shared {
+            template: namespace.as_raw_fd(),
+            launcher: launcher.as_raw_fd(),
+            ready: ready.as_raw_fd(),
+            go: go_read.as_raw_fd(),
+            args: AtomicPtr::new(std::ptr::null_mut()),
+            init,
+        });
+        // SAFETY: the cell runs on a stack of its own, which stays mapped
+        // until it is reaped; it reads `shared` (boxed, kept by the value
+        // made here until then) and, until its task comes, makes raw system
+        // calls only on its own stack (see `cell_entry`).
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let pid = unsafe {
+            stacks[0].clone_on(
+                cell_entry,
+                std::ptr::from_ref::<Shared>(&shared).cast_mut().cast(),
+                libc::CLONE_VM | libc::CLONE_FILES | libc::CLONE_NEWPID,
+            )
+        }
+        .map_err(|e| os("clone", e))?;
+        // SAFETY: pidfd_open of our own unreaped child.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let pidfd = match RawFd::try_from(pidfd) {
+            Ok(fd) if fd >= 0 => {
+                // SAFETY: a fresh fd the kernel gave us.
+                #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+                unsafe {
+                    OwnedFd::from_raw_fd(fd)
+                }
+            }
+            _ => {
+                let e = std::io::Error::last_os_error();
+                // Without it, a dead cell could not be told from a slow
+                // one: it goes.
+                // SAFETY: kill and waitpid of our own unreaped child.
+                #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
+                }
+                return Err(os("its pidfd", e));
+            }
+        };
+        Ok(Self {
+            pid,
+            template: serial,
+            shared,
+            stacks: Some(stacks),
+            fds: Some([namespace, ready, go_read]),
+            ready_read,
+            go,
+            pidfd,
+            prepared: None,
+        })
+    }
+
+    /// Whether the cell has said how its preparation went (without
+    /// waiting).
+    pub fn settled(&self) -> bool {
+        self.prepared.is_some() || self.readable(0)
+    }
+
+    /// Waits until `ready` has something or the cell is gone (then false),
+    /// at most `timeout` ms (-1: no limit).
+    fn readable(&self, timeout: i32) -> bool {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.ready_read.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        loop {
+            // SAFETY: a valid array of two pollfds.
+            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            if n == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return n > 0;
+        }
+    }
+
+    /// Reads what the cell said on `ready`, waiting for it: a byte, or a
+    /// failure's step and errno; `None` if the cell died without a word.
+    fn read_ready(&self) -> Option<[u8; 8]> {
+        let mut bytes = [0u8; 8];
+        if !self.readable(-1) {
+            return None;
+        }
+        // A cell dead without a word leaves `ready` empty: don't block.
+        let mut fd = [libc::pollfd {
+            fd: self.ready_read.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: a valid pollfd; then a read into a local buffer.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            if libc::poll(fd.as_mut_ptr(), 1, 0) != 1 || fd[0].revents & libc::POLLIN == 0 {
+                return None;
+            }
+            let n = libc::read(
+                self.ready_read.as_raw_fd(),
+                bytes.as_mut_ptr().cast(),
+                bytes.len(),
+            );
+            (n > 0).then_some(bytes)
+        }
+    }
+
+    /// How the cell's preparation went: whether it made a private
+    /// `/dev/shm`, or why it failed (waits for it).
+    pub fn prepared(&mut self) -> Result<bool, String> {
+        if let Some(prepared) = &self.prepared {
+            return prepared.clone();
+        }
+        let said = match self.read_ready() {
+            Some([PREPARED, ..]) => Ok(false),
+            Some([PREPARED_SHM, ..]) => Ok(true),
+            Some([FAILED, step, _, _, a, b, c, d]) => {
+                let errno = i32::from_ne_bytes([a, b, c, d]);
+                let step = STEPS.get(usize::from(step)).copied().unwrap_or("prepare");
+                Err(format!(
+                    "build the worker's file system: {step}: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                ))
+            }
+            _ => Err("build the worker's file system: its sandbox cell died".to_string()),
+        };
+        self.prepared = Some(said.clone());
+        said
+    }
+
+    /// The cell's `ready` pipe: (its write end, which the cell's init
+    /// writes once its worker runs; the launcher's read end).
+    pub fn ready(&self) -> (RawFd, RawFd) {
+        let write = self
+            .fds
+            .as_ref()
+            .map_or(-1, |[_, ready, _]| ready.as_raw_fd());
+        (write, self.ready_read.as_raw_fd())
+    }
+
+    /// The cell's stacks, for the start of its worker (see
+    /// [`Self::give_back`]).
+    pub fn lend_stacks(&mut self) -> Option<[ChildStack; 2]> {
+        self.stacks.take()
+    }
+
+    /// Stacks lent for a start that failed: kept with the cell until it is
+    /// reaped.
+    pub fn give_back(&mut self, stacks: [ChildStack; 2]) {
+        self.stacks = Some(stacks);
+    }
+
+    /// Gives the cell its task: `args` points to the task's
+    /// `child::InitArgs`, which the cell uses (in the launcher's memory)
+    /// until it says its worker runs; returns once it has, or once the
+    /// cell is gone (reaping it reports why), with the cell's pid: it is
+    /// that task's init now. Its stacks must have been lent
+    /// ([`Self::lend_stacks`]) and are the worker's from now on.
+    ///
+    /// # Safety
+    ///
+    /// `args` must point to what `child::cell_init` expects, alive until
+    /// this returns.
+    #[expect(
+        unsafe_code,
+        reason = "hands the cell a pointer: see the SAFETY comment"
+    )]
+    pub unsafe fn take(&mut self, args: *const libc::c_void) -> Result<i32, String> {
+        self.prepared()?;
+        self.shared.args.store(args.cast_mut(), Ordering::Release);
+        if nix::unistd::write(&self.go, &[1u8]) != Ok(1) {
+            return Err("start the worker's init: wake its sandbox cell".into());
+        }
+        // A byte: the worker runs. Nothing: init failed (its failure pipe
+        // says why) or was killed; reaping it reports that.
+        let _ = self.read_ready();
+        // The cell has a file table of its own now, or is gone.
+        drop(self.fds.take());
+        Ok(self.pid)
+    }
+
+    /// Kills the cell (never given a task); it is reaped later, and only
+    /// then may it be dropped (see [`Self::reaped`]).
+    pub fn kill(&self) {
+        // SAFETY: kill of our own unreaped child.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::kill(self.pid, libc::SIGKILL);
+        }
+    }
+
+    /// The cell was reaped: nothing runs on its stacks, nothing uses its
+    /// fds any more.
+    pub fn reaped(mut self) {
+        drop(self.stacks.take());
+        drop(self.fds.take());
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        // A cell dropped neither reaped nor taken (the launcher leaving)
+        // may still run on its stacks and use its fds: it is killed, and
+        // they are kept (a leak of a few hundred kilobytes, never a use
+        // after free or a reused fd number).
+        if let Some(stacks) = self.stacks.take() {
+            self.kill();
+            std::mem::forget(stacks);
+            std::mem::forget(self.fds.take());
+        }
+    }
+}
+
+/// Writes `bytes` to `fd` with a raw call.
+fn say(fd: RawFd, bytes: &[u8]) {
+    // SAFETY: a write of a local buffer.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        syscall4(
+            libc::SYS_write,
+            fd as usize,
+            bytes.as_ptr() as usize,
+            bytes.len(),
+            0,
+        );
+    }
+}
+
+/// Leaves the cell (raw: no libc state is touched).
+fn leave() -> ! {
+    loop {
+        // SAFETY: exit takes no pointers.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            syscall4(libc::SYS_exit, super::EXIT_SANDBOX_FAILED as usize, 0, 0, 0);
+        }
+    }
+}
+
+/// The cell's body (see the module's documentation).
+extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the pointer `Cell::start` passed, to a boxed `Shared` that
+    // lives until the cell is reaped.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let shared = unsafe { &*shared.cast::<Shared>() };
+    // SAFETY: prctl with integers; ppoll with a local pollfd and a zero
+    // timeout.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        syscall4(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG as usize,
+            libc::SIGKILL as usize,
+            0,
+            0,
+        );
+        let mut fd = libc::pollfd {
+            fd: shared.launcher,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let zero = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let n = syscall5(
+            libc::SYS_ppoll,
+            (&raw mut fd) as usize,
+            1,
+            (&raw const zero) as usize,
+            0,
+            0,
+        );
+        // The launcher is gone (or can't be told alive): so is the cell.
+        if n != 0 {
+            leave();
+        }
+    }
+    let shm = match prepare(shared.template) {
+        Ok(shm) => {
+            // The bounding set bounds what an `execve` can grant: init
+            // never execs, and its worker empties the set anyway (see
+            // `confine::drop_capabilities`), a new set of credentials a
+            // capability, unless it is empty already: done here, ahead of
+            // the task, where it can be (what is left, the worker drops).
+            empty_bounding_set();
+            say(shared.ready, &[if shm { PREPARED_SHM } else { PREPARED }]);
+            shm
+        }
+        Err((step, errno)) => {
+            let e = errno.to_ne_bytes();
+            say(shared.ready, &[FAILED, step, 0, 0, e[0], e[1], e[2], e[3]]);
+            leave();
+        }
+    };
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: a read into a local byte.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let n = unsafe {
+            syscall4(
+                libc::SYS_read,
+                shared.go as usize,
+                (&raw mut byte) as usize,
+                1,
+                0,
+            )
+        };
+        match n {
+            1 => break,
+            n if n == -(libc::EINTR as isize) => {}
+            _ => leave(),
+        }
+    }
+    (shared.init)(shared.args.load(Ordering::Acquire), shm)
+}
+
+/// Drops every capability from the bounding set (raw calls), as far as it
+/// can (without `CAP_SETPCAP`, none).
+fn empty_bounding_set() {
+    for cap in 0..=63usize {
+        // SAFETY: prctl with integers.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let (read, dropped) = unsafe {
+            let read = syscall4(libc::SYS_prctl, libc::PR_CAPBSET_READ as usize, cap, 0, 0);
+            if read != 1 {
+                (read, 0)
+            } else {
+                let dropped = syscall4(libc::SYS_prctl, libc::PR_CAPBSET_DROP as usize, cap, 0, 0);
+                (read, dropped)
+            }
+        };
+        // Past the last capability the kernel knows, or not allowed.
+        if read < 0 || dropped < 0 {
+            return;
+        }
+    }
+}
+
+/// The task-independent part of an init's file system (as
+/// `template::enter` makes it): a copy of the template entered, a private
+/// `/dev/shm`, a fresh `/proc` in the host's place. Raw calls only: the
+/// launcher runs beside it in the same memory. Returns whether `/dev/shm`
+/// was made, or the failed step's index in [`STEPS`] and its errno.
+fn prepare(template: RawFd) -> Result<bool, (u8, i32)> {
+    const FSOPEN_CLOEXEC: usize = 1;
+    const FSCONFIG_CMD_CREATE: usize = 6;
+    const FSMOUNT_CLOEXEC: usize = 1;
+    const MOUNT_ATTR_NOSUID: usize = 0x2;
+    const MOUNT_ATTR_NODEV: usize = 0x4;
+    const MOUNT_ATTR_NOEXEC: usize = 0x8;
+    const MOVE_MOUNT_F_EMPTY_PATH: usize = 0x4;
+    let check = |step: u8, ret: isize| -> Result<usize, (u8, i32)> {
+        if ret < 0 {
+            Err((step, i32::try_from(-ret).unwrap_or(libc::EINVAL)))
+        } else {
+            Ok(ret.unsigned_abs())
+        }
+    };
+    let s = |c: &std::ffi::CStr| c.as_ptr() as usize;
+    // SAFETY: raw system calls on constant C strings, fds of ours and
+    // integers.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        check(
+            0,
+            syscall4(
+                libc::SYS_setns,
+                template as usize,
+                libc::CLONE_NEWNS as usize,
+                0,
+                0,
+            ),
+        )?;
+        check(
+            1,
+            syscall4(libc::SYS_unshare, libc::CLONE_NEWNS as usize, 0, 0, 0),
+        )?;
+        check(2, syscall4(libc::SYS_chdir, s(c"/"), 0, 0, 0))?;
+        let shm = syscall5(
+            libc::SYS_mount,
+            s(c"tmpfs"),
+            s(c"/dev/shm"),
+            s(c"tmpfs"),
+            (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as usize,
+            s(crate::view::SHM_OPTIONS),
+        );
+        let shm = match shm {
+            0 => true,
+            // No /dev/shm shown: none made (as `template::enter` does).
+            n if n == -(libc::ENOENT as isize) || n == -(libc::ENOTDIR as isize) => false,
+            n => return Err((3, i32::try_from(-n).unwrap_or(libc::EINVAL))),
+        };
+        let context = check(
+            4,
+            syscall4(libc::SYS_fsopen, s(c"proc"), FSOPEN_CLOEXEC, 0, 0),
+        )?;
+        let close = |fd: usize| syscall4(libc::SYS_close, fd, 0, 0, 0);
+        let created = syscall5(libc::SYS_fsconfig, context, FSCONFIG_CMD_CREATE, 0, 0, 0);
+        if created < 0 {
+            close(context);
+            check(5, created)?;
+        }
+        let fresh = syscall4(
+            libc::SYS_fsmount,
+            context,
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            0,
+        );
+        close(context);
+        let fresh = check(6, fresh)?;
+        // Made while the host's /proc is still there to vouch for it, then
+        // put in its place: nothing of the host's stays, not even covered.
+        let detached = syscall4(
+            libc::SYS_umount2,
+            s(c"/proc"),
+            libc::MNT_DETACH as usize,
+            0,
+            0,
+        );
+        if detached < 0 {
+            close(fresh);
+            check(7, detached)?;
+        }
+        let moved = syscall5(
+            libc::SYS_move_mount,
+            fresh,
+            s(c""),
+            libc::AT_FDCWD as usize,
+            s(c"/proc"),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        );
+        close(fresh);
+        check(8, moved)?;
+        Ok(shm)
+    }
+}
