@@ -674,6 +674,7 @@ fn each_sandbox_cell_serves_one_worker_and_nothing_of_it_reaches_the_next() {
     let look = "ls -A /dev/shm; echo --; \
          cat /proc/[0-9]*/comm | grep -c sleep; echo --; \
          ls /proc/self/fd; echo --; \
+         readlink /proc/self/ns/net /proc/self/ns/mnt /proc/self/ns/pid; echo --; \
          grep -c . /proc/self/mountinfo >/dev/null && echo mounts; \
          touch /dev/shm/left-behind; mkdir /dev/shm/dir; \
          (sleep 37 &); setsid sleep 37 & exit 0";
@@ -712,14 +713,32 @@ fn each_sandbox_cell_serves_one_worker_and_nothing_of_it_reaches_the_next() {
             }
             outs.extend([a, b]);
         }
+        // The host's namespaces, which no worker may share (the network
+        // one least: a worker without network is in the run's namespace
+        // that has none).
+        let host: Vec<String> = ["net", "mnt", "pid"]
+            .iter()
+            .map(|ns| {
+                std::fs::read_link(format!("/proc/self/ns/{ns}"))
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
         for out in &outs {
             let seen = std::fs::read_to_string(out).unwrap();
+            let parts: Vec<&str> = seen.split("--\n").collect();
             assert_eq!(
-                seen,
-                "--\n0\n--\n0\n1\n2\n3\n--\nmounts\n",
-                "what a worker found ({})",
+                [parts[0], parts[1], parts[2], parts[4]],
+                ["", "0\n", "0\n1\n2\n3\n", "mounts\n"],
+                "what a worker found ({}): {seen}",
                 out.display()
             );
+            let namespaces: Vec<&str> = parts[3].lines().collect();
+            assert_eq!(namespaces.len(), 3, "{seen}");
+            for (theirs, host) in namespaces.iter().zip(&host) {
+                assert_ne!(theirs, host, "a worker shares the host's namespace");
+            }
         }
         // What is left of the launcher's children are idle cells, a few
         // (made ahead for the next worker).

@@ -29,10 +29,11 @@
 //! says on `ready` whether that worked, then waits on `go`. The launcher,
 //! when a task comes, puts the task's init arguments where the cell reads
 //! them, writes `go` and waits, as for any init, until the worker has
-//! exec'd: the cell then takes a file table of its own (`unshare`), closes
-//! everything but its status pipe, and is the worker's init. Sharing the
-//! file table is what lets the cell use the fds the launcher opens for its
-//! task (its trees, its pipes, its ruleset) without passing them.
+//! exec'd. The cell first takes a file table of its own (`unshare`: a copy
+//! holding everything the launcher opened for the task, its trees, its
+//! pipes, its ruleset, which sharing the table let it have without passing
+//! them), so that what it opens for the task is never caught in a copy
+//! another cell makes of the shared table; then it is the task's init.
 //!
 //! A cell dies with the launcher (`PR_SET_PDEATHSIG`, set first thing,
 //! then a look at the launcher's pidfd in case it died before that); one
@@ -42,8 +43,10 @@
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
+use super::armed::Armed;
 use super::child::ChildStack;
 use super::raw::{syscall4, syscall5};
+use crate::policy::Network;
 
 /// What a cell reads of the launcher's, through the pointer `clone` passes
 /// (boxed: its place must not move while the cell lives).
@@ -60,6 +63,31 @@ struct Shared {
     args: AtomicPtr<libc::c_void>,
     /// Where the task's init continues once `go` came: `child::cell_init`.
     init: extern "C" fn(*mut libc::c_void, bool) -> libc::c_int,
+    /// Its worker, made ahead (x86-64; see [`armed`](super::armed)).
+    armed: Option<Armed>,
+    /// The network namespace the cell joins before it makes its worker.
+    network: Option<RawFd>,
+}
+
+/// What a cell's worker made ahead needs from the launcher: the filter of
+/// the cell's network kind, the network namespace it joins first (the
+/// run's without network, for `Network::None`; none for `Network::Full`),
+/// and where it goes on once its task came (`child::armed_worker`). Not for
+/// `Network::Gateway`: such a worker's network namespace is made with its
+/// task, and the worker must be made in it.
+pub(super) struct Arming<'a> {
+    pub filter: &'a seccompiler::BpfProgram,
+    pub network: Option<BorrowedFd<'a>>,
+    pub then: extern "C" fn(usize, *const RawFd, usize, RawFd) -> libc::c_int,
+}
+
+/// The fds a cell's init uses to give its worker made ahead its task, and
+/// the worker's pid (see [`armed::hand_over`](super::armed::hand_over)).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ArmedWorker {
+    pub task_end: RawFd,
+    pub exec_read: RawFd,
+    pub pid: i32,
 }
 
 /// A cell the launcher made: idle until [`Cell::take`].
@@ -67,6 +95,9 @@ pub(super) struct Cell {
     pub pid: i32,
     /// The serial of the template it copied.
     pub template: u64,
+    /// The network kind its worker's filter is for (a gateway's port is
+    /// Landlock's, not the filter's).
+    pub network: Network,
     shared: Box<Shared>,
     /// The stacks the cell (then its init) and its worker run on: kept
     /// mapped until the cell is reaped.
@@ -75,7 +106,14 @@ pub(super) struct Cell {
     /// the cell uses: in the file table the cell shares, so closed only
     /// once it is reaped or has a table of its own (a number closed under
     /// a cell could be reused by the next open).
-    fds: Option<[OwnedFd; 3]>,
+    fds: Option<Vec<OwnedFd>>,
+    /// The launcher's copies of the ends the worker made ahead keeps (its
+    /// socket's, its exec pipe's write end): closed once the cell says it
+    /// is prepared (the worker exists then, with copies of its own), so
+    /// that its end closes the socket and its exec closes the pipe.
+    handed: Option<[OwnedFd; 2]>,
+    /// The cell's ends of those: (its socket's, its exec pipe's read end).
+    armed: Option<(RawFd, RawFd)>,
     ready_read: OwnedFd,
     go: OwnedFd,
     /// To notice the cell's death while waiting for it (its end of `ready`
@@ -110,12 +148,15 @@ impl Cell {
     /// Starts a cell for the template `serial`, whose namespace is
     /// `namespace`; it prepares beside the launcher from now on.
     /// `launcher` is the launcher's own pidfd; `init` the function the
-    /// cell continues in once its task came.
+    /// cell continues in once its task came; `arming`, for a cell that
+    /// makes its worker ahead (x86-64), for tasks with `network`.
     pub fn start(
         serial: u64,
+        network: Network,
         namespace: BorrowedFd<'_>,
         launcher: BorrowedFd<'_>,
         init: extern "C" fn(*mut libc::c_void, bool) -> libc::c_int,
+        arming: Option<Arming<'_>>,
     ) -> Result<Self, String> {
         let os = |what: &str, e: std::io::Error| format!("make a sandbox cell: {what}: {e}");
         let namespace = namespace
@@ -131,13 +172,47 @@ impl Cell {
             ChildStack::new().map_err(|e| os("its stack", e))?,
             ChildStack::new().map_err(|e| os("its worker's stack", e))?,
         ];
+        let mut fds = vec![namespace, ready, go_read];
+        let (mut handed, mut armed_ends, mut armed, mut joins) = (None, None, None, None);
+        let armable = cfg!(target_arch = "x86_64") && !matches!(network, Network::Gateway { .. });
+        if let Some(arming) = arming.filter(|_| armable) {
+            // Its own copy: the cell uses it as it prepares.
+            if let Some(ns) = arming.network {
+                let ns = ns
+                    .try_clone_to_owned()
+                    .map_err(|e| os("keep the network namespace", e))?;
+                joins = Some(ns.as_raw_fd());
+                fds.push(ns);
+            }
+            let (task_end, worker_end) = nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::SeqPacket,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| os("a socket for its worker", std::io::Error::from(e)))?;
+            let (exec_read, exec_write) = pipe()?;
+            armed = Some(Armed {
+                filter: arming.filter.clone(),
+                worker_end: worker_end.as_raw_fd(),
+                exec_write: exec_write.as_raw_fd(),
+                stack_top: stacks[1].top(),
+                pid: std::sync::atomic::AtomicI32::new(0),
+                then: arming.then,
+            });
+            armed_ends = Some((task_end.as_raw_fd(), exec_read.as_raw_fd()));
+            fds.extend([task_end, exec_read]);
+            handed = Some([worker_end, exec_write]);
+        }
         let shared = Box::new(Shared {
-            template: namespace.as_raw_fd(),
+            template: fds[0].as_raw_fd(),
             launcher: launcher.as_raw_fd(),
-            ready: ready.as_raw_fd(),
-            go: go_read.as_raw_fd(),
+            ready: fds[1].as_raw_fd(),
+            go: fds[2].as_raw_fd(),
             args: AtomicPtr::new(std::ptr::null_mut()),
             init,
+            armed,
+            network: joins,
         });
         // SAFETY: the cell runs on a stack of its own, which stays mapped
         // until it is reaped; it reads `shared` (boxed, kept by the value
@@ -179,9 +254,12 @@ impl Cell {
         Ok(Self {
             pid,
             template: serial,
+            network,
             shared,
             stacks: Some(stacks),
-            fds: Some([namespace, ready, go_read]),
+            fds: Some(fds),
+            handed,
+            armed: armed_ends,
             ready_read,
             go,
             pidfd,
@@ -268,8 +346,25 @@ impl Cell {
             }
             _ => Err("build the worker's file system: its sandbox cell died".to_string()),
         };
+        if said.is_ok() {
+            // The worker made ahead has its own copies by now.
+            drop(self.handed.take());
+        }
         self.prepared = Some(said.clone());
         said
+    }
+
+    /// The cell's worker made ahead, once the cell is prepared: `None` if
+    /// it has none (it could not be made: its task gets one the usual
+    /// way).
+    pub fn armed(&self) -> Option<ArmedWorker> {
+        let (task_end, exec_read) = self.armed?;
+        let pid = self.shared.armed.as_ref()?.pid.load(Ordering::Acquire);
+        (self.prepared.as_ref()?.is_ok() && pid > 0).then_some(ArmedWorker {
+            task_end,
+            exec_read,
+            pid,
+        })
     }
 
     /// The cell's `ready` pipe: (its write end, which the cell's init
@@ -278,7 +373,8 @@ impl Cell {
         let write = self
             .fds
             .as_ref()
-            .map_or(-1, |[_, ready, _]| ready.as_raw_fd());
+            .and_then(|fds| fds.get(1))
+            .map_or(-1, AsRawFd::as_raw_fd);
         (write, self.ready_read.as_raw_fd())
     }
 
@@ -338,6 +434,7 @@ impl Cell {
     pub fn reaped(mut self) {
         drop(self.stacks.take());
         drop(self.fds.take());
+        drop(self.handed.take());
     }
 }
 
@@ -351,6 +448,7 @@ impl Drop for Cell {
             self.kill();
             std::mem::forget(stacks);
             std::mem::forget(self.fds.take());
+            std::mem::forget(self.handed.take());
         }
     }
 }
@@ -428,6 +526,16 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
             // capability, unless it is empty already: done here, ahead of
             // the task, where it can be (what is left, the worker drops).
             empty_bounding_set();
+            // Its worker, made now with the credentials it has here; one
+            // that cannot be made leaves the pid at 0, and the task gets
+            // one the usual way.
+            // In its network namespace first: the worker is made in the
+            // one the cell is in (a worker that could not be, is not).
+            if let Some(armed) = &shared.armed
+                && join_network(shared.network)
+            {
+                super::armed::start(armed);
+            }
             say(shared.ready, &[if shm { PREPARED_SHM } else { PREPARED }]);
             shm
         }
@@ -457,6 +565,26 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
         }
     }
     (shared.init)(shared.args.load(Ordering::Acquire), shm)
+}
+
+/// Joins the network namespace `network`, if any (raw call); whether the
+/// cell is where its worker must be made.
+fn join_network(network: Option<RawFd>) -> bool {
+    let Some(fd) = network else {
+        return true;
+    };
+    // SAFETY: setns with an fd of the cell's.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let joined = unsafe {
+        syscall4(
+            libc::SYS_setns,
+            fd.unsigned_abs() as usize,
+            libc::CLONE_NEWNET as usize,
+            0,
+            0,
+        )
+    };
+    joined == 0
 }
 
 /// Drops every capability from the bounding set (raw calls), as far as it

@@ -139,6 +139,11 @@ impl ChildStack {
     /// the machines swarm runs on).
     const GUARD: usize = 64 << 10;
 
+    /// The top of the stack (where a process started on it begins).
+    pub fn top(&self) -> usize {
+        self.base as usize + self.len
+    }
+
     pub fn new() -> std::io::Result<Self> {
         let len = Self::SIZE + Self::GUARD;
         // SAFETY: a fresh anonymous mapping, owned by the value made here;
@@ -272,6 +277,9 @@ struct InitArgs<'a> {
     /// the file system already, and shares the launcher's file table until
     /// the worker runs.
     in_cell: bool,
+    /// The cell's worker made ahead, if it has one (see
+    /// [`armed`](super::armed)).
+    armed: Option<super::cell::ArmedWorker>,
 }
 
 /// Whether a worker's init can share the launcher's memory (and so be a
@@ -320,6 +328,8 @@ fn in_cell(
     cell: &mut super::cell::Cell,
 ) -> Result<Namespaced, String> {
     let dumpable = dumpable();
+    // What the cell made is known before its task is built on it.
+    cell.prepared()?;
     // Init runs on the cell's first stack (it does already); the worker
     // on its second. Lent for the time of the start, back to the cell if
     // it fails (the cell is reaped later, and may still be on them).
@@ -337,6 +347,7 @@ fn in_cell(
         ready_read,
         worker_stack: &stacks[1],
         in_cell: true,
+        armed: cell.armed(),
     };
     // SAFETY: `args` lives on this frame until `take` returns, which is
     // once the worker has exec'd (init reads nothing of it after) or init
@@ -401,6 +412,7 @@ fn spawn_init(
         ready_read: ready_read.as_raw_fd(),
         worker_stack: &stacks[1],
         in_cell: false,
+        armed: None,
     };
     // Over a template, init enters a copy of it: a copy of the launcher's
     // namespace (every mount of the host's) would only be thrown away.
@@ -714,21 +726,24 @@ pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let args = unsafe { &*args.cast::<InitArgs<'_>>() };
     let (status, ready) = (args.status, args.ready);
-    let child = prepare_init(args, Some(shm));
-    // The worker runs (with a copy of the file table): init takes one of
-    // its own, and the launcher's fds are no longer init's to close.
+    // A file table of its own first, a copy of the launcher's with
+    // everything the launcher opened for the task: what init opens from
+    // here on (the process cap's file, a rule's path) must not be caught
+    // in the copy another cell makes of the shared table as it starts its
+    // worker (a `pid_max` file open for writing there kept `/proc` from
+    // being made read-only).
     // SAFETY: unshare takes no pointers.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     if unsafe { libc::unshare(libc::CLONE_FILES) } == -1 {
-        // Init cannot leave the launcher's table, so cannot keep the
-        // worker: both go (reaping reports the worker killed).
-        // SAFETY: kill of init's own child; exit.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            libc::kill(child, libc::SIGKILL);
-            libc::_exit(EXIT_CONFINE)
-        };
+        fail(
+            args.prepared.errors,
+            &format!(
+                "start the worker's init: a file table of its own: {}",
+                std::io::Error::last_os_error()
+            ),
+        );
     }
+    let child = prepare_init(args, Some(shm));
     close_all_but(status, ready);
     init(child, status, ready)
 }
@@ -760,8 +775,9 @@ fn close_all_but(status: RawFd, ready: RawFd) {
 fn prepare_init(args: &InitArgs<'_>, cell: Option<bool>) -> i32 {
     let prepared = args.prepared;
     // The launcher dies with the coordinator; init (and so the whole
-    // namespace) dies with the launcher. A cell saw to that as it began,
-    // and shares the launcher's fds, which are not its to close.
+    // namespace) dies with the launcher. A cell saw to that as it began
+    // (the launcher's ends are in its copy of the table, closed with the
+    // rest once the worker runs).
     if !args.in_cell {
         die_with_launcher(args.status, &prepared.launcher_ends);
         // SAFETY: closing init's copy of the launcher's end of `ready`.
@@ -792,7 +808,151 @@ fn prepare_init(args: &InitArgs<'_>, cell: Option<bool>) -> i32 {
     {
         fail(prepared.errors, &format!("confine the worker: {e}"));
     }
+    if let Some(armed) = args.armed {
+        if let Some(pid) = give_task(args, armed, !capped) {
+            return pid;
+        }
+        // Gone, or it could not take the task: one started now instead,
+        // on the stack it ran on.
+        super::armed::put_down(armed.pid);
+    }
     start_worker(args, !capped)
+}
+
+/// Gives the cell's worker made ahead its task (see
+/// [`armed`](super::armed)): its pid once it has exec'd (or failed, which
+/// its end reports), `None` if it cannot take it.
+fn give_task(
+    args: &InitArgs<'_>,
+    armed: super::cell::ArmedWorker,
+    nproc_limit: bool,
+) -> Option<i32> {
+    let prepared = args.prepared;
+    let worker_args = WorkerArgs {
+        prepared,
+        laid: args.laid,
+        nproc_limit,
+    };
+    // In the order `armed_worker` reads them. (Init may allocate: the
+    // launcher waits.)
+    let mut fds = Vec::with_capacity(2 + prepared.fds.len());
+    fds.push(prepared.errors);
+    fds.push(prepared.ruleset.as_raw_fd());
+    fds.extend(prepared.fds.iter().map(|&(source, _)| source));
+    // `worker_args` lives on this frame until the worker has exec'd: the
+    // hand-over waits for that.
+    let address = std::ptr::from_ref(&worker_args) as usize;
+    super::armed::hand_over(armed.task_end, armed.exec_read, address, &fds).then_some(armed.pid)
+}
+
+/// Where a cell's worker made ahead goes on once its task came (see
+/// [`armed`](super::armed)): `args` is the address of its [`WorkerArgs`]
+/// (in the launcher's memory, which waits), `fds` the `count` fds it was
+/// sent: its failure pipe, its ruleset, then its own in the order of
+/// `Prepared::fds`; `exec` its exec pipe's end, open (close-on-exec) until
+/// its `execve`: `args` lives until then. Its task's steps, then `execve`.
+pub(super) extern "C" fn armed_worker(
+    args: usize,
+    fds: *const RawFd,
+    count: usize,
+    exec: RawFd,
+) -> libc::c_int {
+    // SAFETY: the address `give_task` sent, of `WorkerArgs` alive until this
+    // process execs or exits; `fds` points to `count` fds on the caller's
+    // stack.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let (args, fds) = unsafe {
+        (
+            &*(args as *const WorkerArgs<'_>),
+            std::slice::from_raw_parts(fds, count),
+        )
+    };
+    let p = args.prepared;
+    // Both moved out of the way of the fds to be placed (a kept fd's
+    // target may be the number one of them came as).
+    let high = |fd: RawFd| {
+        // SAFETY: fcntl on an fd of this process.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 2048)
+        }
+    };
+    let [errors, ruleset, own @ ..] = fds else {
+        // Nowhere to say why.
+        // SAFETY: leaving.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::_exit(EXIT_CONFINE)
+        };
+    };
+    let (errors, ruleset) = (high(*errors), high(*ruleset));
+    if errors < 0 {
+        // SAFETY: leaving.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::_exit(EXIT_CONFINE)
+        };
+    }
+    if ruleset < 0 || own.len() != p.fds.len() || own.len() > super::MAX_FDS {
+        fail(
+            errors,
+            "start the worker: its file descriptors did not all come",
+        );
+    }
+    // Allocation-free from here on, as every worker's way to `execve`.
+    let mut placed = [(0, 0); super::MAX_FDS];
+    for (slot, (&received, &(_, target))) in placed.iter_mut().zip(own.iter().zip(&p.fds)) {
+        *slot = (received, target);
+    }
+    let mut open = [0u32; super::MAX_FDS + 2];
+    let mut count = 0;
+    for fd in p.keep.iter().chain([&errors, &exec]) {
+        if let Ok(fd) = u32::try_from(*fd)
+            && fd > 2
+            && count < open.len()
+        {
+            open[count] = fd;
+            count += 1;
+        }
+    }
+    let open = &mut open[..count];
+    open.sort_unstable();
+    let mut unique = 0;
+    for i in 0..open.len() {
+        if i == 0 || open[i] != open[unique - 1] {
+            open[unique] = open[i];
+            unique += 1;
+        }
+    }
+    let open = &open[..unique];
+    if let Err(message) = confine_armed(p, &placed[..own.len()], ruleset, open, args.nproc_limit) {
+        fail(errors, &format!("confine the worker: {message}"));
+    }
+    execve(&args.laid.argv, &args.laid.envp, errors)
+}
+
+/// What is left of a worker's confinement (see [`confine_worker`]) once a
+/// cell's worker made ahead has its task: it took its session, signals,
+/// parent-death signal, `no_new_privs` and seccomp filter before (the
+/// filter denies none of the calls here).
+fn confine_armed(
+    p: &Prepared<'_>,
+    placed: &[(RawFd, RawFd)],
+    ruleset: RawFd,
+    open: &[u32],
+    nproc_limit: bool,
+) -> Result<(), String> {
+    let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
+    place_fds(placed).map_err(|()| os("place the worker's file descriptors"))?;
+    // SAFETY: chdir with a C string the launcher keeps alive.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    if unsafe { libc::chdir(p.cwd.as_ptr()) } == -1 {
+        return Err(os(&format!("enter {}", p.cwd.to_string_lossy())));
+    }
+    confine::set_limits(p.policy, nproc_limit).map_err(|e| e.to_string())?;
+    confine::drop_capabilities(p.identity).map_err(|e| e.to_string())?;
+    confine::restrict_fd(ruleset).map_err(|e| e.to_string())?;
+    confine::close_fds_sorted(open).map_err(|e| e.to_string())
 }
 
 /// Init once the worker runs: tells the launcher, then waits, passing

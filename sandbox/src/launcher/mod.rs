@@ -52,6 +52,7 @@
 /// coordinator separately). The coordinator reads it as `exit::SANDBOX_FAILED`.
 pub const EXIT_SANDBOX_FAILED: i32 = 125;
 
+mod armed;
 mod cell;
 mod child;
 mod client;

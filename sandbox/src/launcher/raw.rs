@@ -172,3 +172,57 @@ pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d:
         ret as isize
     }
 }
+
+/// `clone(flags)` of a process that starts on `stack_top` and runs
+/// `entry(arg)`, then exits with what it returns (it should never
+/// return). The parent gets the new process's pid, or `-errno`. libc's
+/// `clone` would write `errno` on failure, and its caller (a sandbox cell,
+/// see [`cell`](super::cell)) runs beside the launcher, whose `errno` it
+/// is.
+///
+/// # Safety
+///
+/// `stack_top` must be the 16-byte aligned top of a mapping nothing else
+/// runs on while the process lives; `flags` as for [`ChildStack::clone_on`](
+/// super::child::ChildStack::clone_on); `arg` as `entry` expects it.
+#[cfg(target_arch = "x86_64")]
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+pub(super) unsafe fn clone_raw(
+    flags: usize,
+    stack_top: usize,
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> isize {
+    let ret: isize;
+    // SAFETY: clone(flags, newsp, parent_tid, child_tid, tls): the child
+    // returns 0 on the new stack with every register but rax, rcx and r11
+    // as the parent had them, so r12 and r13 still hold `entry` and `arg`;
+    // it calls `entry` (the stack is 16-byte aligned before the call, as
+    // the ABI wants) and exits with its result, never leaving this block.
+    // The parent returns from the block with the pid or -errno.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r13",
+            "call r12",
+            "mov edi, eax",
+            "mov eax, 60",
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone as isize => ret,
+            in("rdi") flags,
+            in("rsi") stack_top,
+            in("rdx") 0usize,
+            in("r10") 0usize,
+            in("r8") 0usize,
+            in("r12") entry,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    ret
+}

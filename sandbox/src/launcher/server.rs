@@ -24,25 +24,34 @@ use crate::template::Templates;
 use crate::{confine, seccomp};
 
 impl Cells {
-    /// A cell for a task over template `serial`, with `running` other
-    /// workers running: an idle one, or one made now (which the task then
-    /// waits for); `None` if none can be made. Cells are made ahead for
-    /// that template from now on.
-    fn take(&mut self, serial: u64, templates: &Templates, running: usize) -> Option<Cell> {
-        self.template = Some(serial);
+    /// A cell for a task over template `serial` with `network` (whose
+    /// filter is `filter`), with `running` other workers running: an idle
+    /// one, or one made now (which the task then waits for); `None` if none
+    /// can be made. Cells are made ahead for such tasks from now on.
+    fn take(
+        &mut self,
+        serial: u64,
+        network: Network,
+        filter: &BpfProgram,
+        templates: &Templates,
+        running: usize,
+    ) -> Option<Cell> {
+        if !matches!(&self.last, Some((s, n, _)) if *s == serial && *n == network) {
+            self.last = Some((serial, network, filter.clone()));
+        }
         // As many cells as workers run at once (this one counted).
         self.target = self.target.max((running + 1).min(MOST_CELLS));
         // The oldest idle one that is ready, else the oldest; one that
         // failed or died is let go of (the task is not its business).
-        let of_serial = |c: &Cell| c.template == serial;
+        let fits = |c: &Cell| c.template == serial && c.network == network;
         loop {
             let at = self
                 .idle
                 .iter()
-                .position(|c| of_serial(c) && c.settled())
-                .or_else(|| self.idle.iter().position(of_serial));
+                .position(|c| fits(c) && c.settled())
+                .or_else(|| self.idle.iter().position(fits));
             let Some(at) = at else {
-                return self.start(serial, templates);
+                return self.start(templates);
             };
             let mut cell = self.idle.remove(at);
             if cell.prepared().is_ok() {
@@ -52,22 +61,22 @@ impl Cells {
         }
     }
 
-    /// Whether an idle cell is wanted for the template of the last
-    /// worker.
+    /// Whether an idle cell is wanted for tasks like the last one.
     fn wanted(&self, templates: &Templates) -> bool {
-        let Some(serial) = self.template else {
+        let Some((serial, network, _)) = &self.last else {
             return false;
         };
-        let idle = self.idle.iter().filter(|c| c.template == serial).count();
-        idle < self.target && templates.namespace(serial).is_some()
+        let idle = self
+            .idle
+            .iter()
+            .filter(|c| c.template == *serial && c.network == *network)
+            .count();
+        idle < self.target && templates.namespace(*serial).is_some()
     }
 
-    /// Makes one idle cell for the last worker's template; lets go of idle
+    /// Makes one idle cell for tasks like the last one; lets go of idle
     /// cells of templates gone or beyond what is kept.
     fn make(&mut self, templates: &Templates) {
-        let Some(serial) = self.template else {
-            return;
-        };
         let mut keep = Vec::with_capacity(self.idle.len());
         for cell in std::mem::take(&mut self.idle) {
             let current = templates.namespace(cell.template).is_some();
@@ -78,17 +87,36 @@ impl Cells {
             }
         }
         self.idle = keep;
-        match self.start(serial, templates) {
+        match self.start(templates) {
             Some(cell) => self.idle.push(cell),
             // None now, none later: cells are not to be had here.
-            None => self.template = None,
+            None => self.last = None,
         }
     }
 
-    fn start(&self, serial: u64, templates: &Templates) -> Option<Cell> {
-        let namespace = templates.namespace(serial)?;
+    /// A new cell for tasks like the last one.
+    fn start(&self, templates: &Templates) -> Option<Cell> {
+        let (serial, network, filter) = self.last.as_ref()?;
+        let namespace = templates.namespace(*serial)?;
         let launcher = self.pidfd.as_ref()?;
-        Cell::start(serial, namespace, launcher.as_fd(), child::cell_init).ok()
+        let network_ns = match network {
+            Network::None => Some(self.no_network.as_ref()?.as_fd()),
+            Network::Full | Network::Gateway { .. } => None,
+        };
+        let arming = super::cell::Arming {
+            filter,
+            network: network_ns,
+            then: child::armed_worker,
+        };
+        Cell::start(
+            *serial,
+            *network,
+            namespace,
+            launcher.as_fd(),
+            child::cell_init,
+            Some(arming),
+        )
+        .ok()
     }
 
     /// Kills `cell` and keeps it until it is reaped.
@@ -214,9 +242,13 @@ struct Cells {
     /// The launcher's own pidfd, which a new cell checks; `None` where
     /// there are no cells (no namespace layer, or no pidfds).
     pidfd: Option<OwnedFd>,
-    /// The template of the last worker that started in a cell: cells are
-    /// made ahead for it.
-    template: Option<u64>,
+    /// The run's network namespace without network (a copy of the
+    /// base's), which a cell for tasks without network joins before it
+    /// makes its worker.
+    no_network: Option<OwnedFd>,
+    /// The template, network kind and filter of the last worker that
+    /// started in a cell: cells are made ahead for such tasks.
+    last: Option<(u64, Network, BpfProgram)>,
     /// How many idle cells to keep: as many as workers ran at once, at
     /// most [`MOST_CELLS`].
     target: usize,
@@ -310,14 +342,18 @@ impl Server {
                 // SAFETY: a fresh fd the kernel gave us.
                 .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         });
+        let no_network = base
+            .as_ref()
+            .and_then(|base| base.no_network.try_clone().ok());
         let server = Self {
             mode,
             cells: Cells {
                 idle: Vec::new(),
                 dying: Vec::new(),
                 pidfd,
-                template: None,
+                last: None,
                 target: 1,
+                no_network,
             },
             sock,
             base,
@@ -775,7 +811,10 @@ impl Server {
                     .template
                     .as_ref()
                     .filter(|task| child::init_shares(&prepared) && task.fits_cell())
-                    .and_then(|task| self.cells.take(task.serial, &self.templates, running));
+                    .and_then(|task| {
+                        self.cells
+                            .take(task.serial, mode, filter, &self.templates, running)
+                    });
                 let init =
                     match child::spawn_in_namespaces(&prepared, mounts, status, cell.as_mut()) {
                         Ok(init) => init,

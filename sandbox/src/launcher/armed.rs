@@ -1,0 +1,316 @@
+//! A sandbox cell's worker, made with the cell before its task comes and
+//! confined as far as it can be without the task (x86-64).
+//!
+//! Of a worker's confinement, some steps are the same for every task of a
+//! run: a session of its own, signals as a program expects them, the
+//! parent-death signal, `no_new_privs`, and the seccomp filter of the
+//! task's kind of network, whose install (the kernel converts, compiles
+//! and runs the filter over every call number) was the largest single
+//! step of a sandboxed spawn. A cell (see [`cell`](super::cell)) starts
+//! its worker as it prepares, and the worker takes those steps then, with
+//! raw calls (it shares the launcher's memory, beside it), and waits on a
+//! socket. When the task comes, the cell's init sends it the task's fds
+//! (its stdio, its failure pipe, its Landlock ruleset) and where its
+//! arguments are; the worker takes the task's own steps (its fds, its
+//! directory, its limits, its identity and capabilities, its Landlock
+//! domain), then execs. What it execs under is what every worker execs
+//! under; only the order of the steps differs, and every call of the later
+//! steps is one the filter allows (it denies none of them).
+//!
+//! Nothing a task brings reaches the worker before its filter is in place,
+//! and no task's code runs in it before it exec'd, confined whole. A
+//! worker made ahead that died (killed) is replaced at the task by one
+//! started the usual way: the cell's init sees its socket closed.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use super::raw::syscall4;
+
+/// What the worker made ahead reads (in the cell's `Shared`, which does not
+/// move while the cell lives).
+pub(super) struct Armed {
+    /// The filter of the network kind the cell is made for, its own copy.
+    pub filter: seccompiler::BpfProgram,
+    /// The worker's end of the socket its task comes on (its copy).
+    pub worker_end: RawFd,
+    /// The write end of the pipe that closes when the worker execs (its
+    /// copy; close-on-exec).
+    pub exec_write: RawFd,
+    /// The top of the stack it runs on.
+    pub stack_top: usize,
+    /// Its pid, once the cell started it (the cell's PID namespace's).
+    pub pid: AtomicI32,
+    /// Where the worker goes on once its task came: `child::armed_worker`,
+    /// with the arguments' address, the fds received, and its exec pipe's
+    /// end (to keep open until its `execve`: the cell's init waits for it
+    /// to close, and the arguments live only until then).
+    pub then: extern "C" fn(usize, *const RawFd, usize, RawFd) -> libc::c_int,
+}
+
+/// The most fds a task sends its worker: its own (see
+/// [`MAX_FDS`](super::MAX_FDS)), its failure pipe and its ruleset.
+pub(super) const MOST_FDS: usize = super::MAX_FDS + 2;
+
+/// Starts the worker in the cell (raw calls: the launcher runs beside);
+/// its pid, or `-errno`.
+pub(super) fn start(armed: &Armed) -> isize {
+    // SAFETY: the worker runs on a stack of its own (the cell's second,
+    // lent to nothing else while it lives), reads `armed` (in the cell's
+    // boxed `Shared`) and makes raw calls only until its task comes.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let pid = unsafe {
+        super::raw::clone_raw(
+            (libc::CLONE_VM | libc::SIGCHLD) as usize,
+            armed.stack_top,
+            entry,
+            std::ptr::from_ref(armed).cast_mut().cast(),
+        )
+    };
+    if let Ok(pid) = i32::try_from(pid)
+        && pid > 0
+    {
+        armed.pid.store(pid, Ordering::Release);
+    }
+    pid
+}
+
+/// Leaves the worker made ahead (raw: nothing of libc is touched).
+fn leave() -> ! {
+    loop {
+        // SAFETY: exit takes no pointers.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            syscall4(libc::SYS_exit, super::EXIT_SANDBOX_FAILED as usize, 0, 0, 0);
+        }
+    }
+}
+
+/// The worker made ahead: the steps that do not depend on its task, then a
+/// wait for it (see the module's documentation).
+extern "C" fn entry(armed: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: the pointer `start` passed, to the cell's `Armed`, which
+    // lives until the cell is reaped (and so the worker, killed with it).
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let armed = unsafe { &*armed.cast::<Armed>() };
+    if arm(armed).is_err() {
+        leave();
+    }
+    let mut payload = 0usize;
+    let mut fds = [-1 as RawFd; MOST_FDS];
+    let Some(count) = receive(armed.worker_end, &mut payload, &mut fds) else {
+        leave();
+    };
+    (armed.then)(payload, fds.as_ptr(), count, armed.exec_write)
+}
+
+/// The task-independent steps, in order; then one byte on the socket to
+/// say the worker waits.
+fn arm(armed: &Armed) -> Result<(), isize> {
+    let check = |ret: isize| if ret < 0 { Err(ret) } else { Ok(ret) };
+    // Closed first: the launcher's fds, of which the worker has a copy;
+    // only its socket and its exec pipe stay.
+    let (low, high) = if armed.worker_end < armed.exec_write {
+        (armed.worker_end, armed.exec_write)
+    } else {
+        (armed.exec_write, armed.worker_end)
+    };
+    let (low, high) = (low.unsigned_abs() as usize, high.unsigned_abs() as usize);
+    let empty: u64 = 0;
+    // The kernel's `struct sigaction` with SIG_DFL, no flags, no mask.
+    let default = [0usize; 4];
+    #[repr(C)]
+    struct Fprog {
+        len: u16,
+        filter: *const seccompiler::sock_filter,
+    }
+    let fprog = Fprog {
+        len: u16::try_from(armed.filter.len()).map_err(|_| -(libc::E2BIG as isize))?,
+        filter: armed.filter.as_ptr(),
+    };
+    // SAFETY: raw calls on integers, locals of this frame and the filter,
+    // which the cell's `Armed` keeps.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        let close_range = |from: usize, to: usize| {
+            if from <= to {
+                syscall4(libc::SYS_close_range, from, to, 0, 0);
+            }
+        };
+        close_range(3, low.wrapping_sub(1));
+        close_range(low + 1, high - 1);
+        close_range(high + 1, u32::MAX as usize);
+        check(syscall4(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK as usize,
+            (&raw const empty) as usize,
+            0,
+            8,
+        ))?;
+        check(syscall4(
+            libc::SYS_rt_sigaction,
+            libc::SIGPIPE as usize,
+            default.as_ptr() as usize,
+            0,
+            8,
+        ))?;
+        // A session of its own: no controlling terminal (no TIOCSTI into
+        // the user's shell), and a process group for group kills.
+        check(syscall4(libc::SYS_setsid, 0, 0, 0, 0))?;
+        check(syscall4(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG as usize,
+            libc::SIGKILL as usize,
+            0,
+            0,
+        ))?;
+        check(syscall4(
+            libc::SYS_prctl,
+            libc::PR_SET_NO_NEW_PRIVS as usize,
+            1,
+            0,
+            0,
+        ))?;
+        check(syscall4(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as usize,
+            0,
+            (&raw const fprog) as usize,
+            0,
+        ))?;
+        let byte = 1u8;
+        check(syscall4(
+            libc::SYS_write,
+            armed.worker_end as usize,
+            (&raw const byte) as usize,
+            1,
+            0,
+        ))?;
+    }
+    Ok(())
+}
+
+/// Waits for the task: one message with the address of its arguments and
+/// its fds (close-on-exec). How many fds came, or `None` if the socket
+/// closed (the cell goes) or the message is not one.
+fn receive(socket: RawFd, payload: &mut usize, fds: &mut [RawFd; MOST_FDS]) -> Option<usize> {
+    // Room for the control message: its header and the fds, aligned.
+    const SPACE: usize = 128;
+    const _: () = assert!(
+        std::mem::size_of::<libc::cmsghdr>() + MOST_FDS * std::mem::size_of::<RawFd>() <= SPACE
+    );
+    #[repr(C, align(8))]
+    struct Control([u8; SPACE]);
+    let mut control = Control([0; SPACE]);
+    let mut iov = libc::iovec {
+        iov_base: std::ptr::from_mut(payload).cast(),
+        iov_len: std::mem::size_of::<usize>(),
+    };
+    // SAFETY: a zeroed msghdr is a valid empty one; its fields are set
+    // below to locals of this frame.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let mut message: libc::msghdr = unsafe { std::mem::zeroed() };
+    message.msg_iov = &raw mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.0.as_mut_ptr().cast();
+    message.msg_controllen = SPACE;
+    let n = loop {
+        // SAFETY: recvmsg into the buffers described by `message`.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let n = unsafe {
+            syscall4(
+                libc::SYS_recvmsg,
+                socket as usize,
+                (&raw mut message) as usize,
+                libc::MSG_CMSG_CLOEXEC as usize,
+                0,
+            )
+        };
+        if n != -(libc::EINTR as isize) {
+            break n;
+        }
+    };
+    if n != std::mem::size_of::<usize>() as isize || message.msg_flags & libc::MSG_CTRUNC != 0 {
+        return None;
+    }
+    // SAFETY: the control buffer the kernel filled, walked with the libc
+    // crate's header arithmetic (pure computations, no libc calls).
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&raw const message);
+        if header.is_null()
+            || (*header).cmsg_level != libc::SOL_SOCKET
+            || (*header).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Some(0);
+        }
+        let data = libc::CMSG_DATA(header).cast::<RawFd>();
+        let len = (*header).cmsg_len as usize;
+        let count = len.saturating_sub(libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+        let count = count.min(MOST_FDS);
+        for (i, slot) in fds.iter_mut().enumerate().take(count) {
+            *slot = data.add(i).read_unaligned();
+        }
+        Some(count)
+    }
+}
+
+/// In the cell's init, once the task's own steps are done: gives the task
+/// to the worker made ahead and waits until it has exec'd or died.
+/// `task_end` is the cell's end of its socket, `exec_read` the read end of
+/// its exec pipe; `args` the address of what `then` reads, alive until this
+/// returns; `fds` what the worker is sent. False if the worker made ahead
+/// cannot take it (gone, or the message failed): the caller ends it
+/// ([`put_down`]) and starts one the usual way.
+pub(super) fn hand_over(task_end: RawFd, exec_read: RawFd, args: usize, fds: &[RawFd]) -> bool {
+    use std::os::fd::BorrowedFd;
+    // SAFETY: fds of the cell's, open for the length of this call.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let (task, exec) = unsafe {
+        (
+            BorrowedFd::borrow_raw(task_end),
+            BorrowedFd::borrow_raw(exec_read),
+        )
+    };
+    let mut byte = [0u8; 1];
+    // Its word that it waits (sent once armed: it is long there by now).
+    let armed = loop {
+        match nix::unistd::read(task, &mut byte) {
+            Err(nix::errno::Errno::EINTR) => {}
+            Ok(1) => break true,
+            _ => break false,
+        }
+    };
+    if !armed {
+        return false;
+    }
+    let payload = args.to_ne_bytes();
+    let iov = [std::io::IoSlice::new(&payload)];
+    let rights = [nix::sys::socket::ControlMessage::ScmRights(fds)];
+    let sent = nix::sys::socket::sendmsg::<()>(
+        task_end,
+        &iov,
+        &rights,
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        None,
+    );
+    if sent.is_err() {
+        return false;
+    }
+    // Closed by its exec (close-on-exec) or its end; nothing is written.
+    while nix::unistd::read(exec, &mut byte) == Err(nix::errno::Errno::EINTR) {}
+    true
+}
+
+/// Ends the worker made ahead, `pid`, that could not be given its task
+/// (reaped: its stack is then free for the one started instead).
+pub(super) fn put_down(pid: i32) {
+    // SAFETY: kill and wait4 of init's own child.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        while libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL) == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+        {}
+    }
+}
