@@ -12,9 +12,9 @@
 //! ```text
 //! bench_spawn SWARM_BINARY N DIR
 //! prints: plain_us sandboxed_us plain2_us sandboxed2_us bwrap_us (mean per spawn)
-//! bench_spawn SWARM_BINARY N DIR sandboxed|plain
-//! prints: sandboxed_us or plain_us (only that loop, one at a time: for a
-//!         profile of it)
+//! bench_spawn SWARM_BINARY N DIR sandboxed|plain|sandboxed2|plain2
+//! prints: that loop's mean per spawn alone (one at a time, or two at a
+//!         time with a 2): for a profile of it, or its CPU time
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -97,10 +97,12 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (swarm, n, dir, only) = match args.as_slice() {
         [swarm, n, dir] => (swarm, n, dir, None),
-        [swarm, n, dir, only] if only == "sandboxed" || only == "plain" => {
+        [swarm, n, dir, only]
+            if ["sandboxed", "plain", "sandboxed2", "plain2"].contains(&only.as_str()) =>
+        {
             (swarm, n, dir, Some(only.as_str()))
         }
-        _ => bail!("usage: bench_spawn SWARM_BINARY N DIR [sandboxed|plain]"),
+        _ => bail!("usage: bench_spawn SWARM_BINARY N DIR [sandboxed|plain|sandboxed2|plain2]"),
     };
     let n: u32 = n.parse()?;
     let dir = PathBuf::from(dir);
@@ -116,10 +118,18 @@ fn main() -> anyhow::Result<()> {
         let policy = Policy::for_worker(vec![dir.clone()], Vec::new());
         if let Some(only) = only {
             let started = Instant::now();
-            if only == "plain" {
-                plain(&dir, n).await?;
-            } else {
-                sandboxed(&launcher, &policy, &dir, n).await?;
+            match only {
+                "plain" => plain(&dir, n).await?,
+                "plain2" => {
+                    tokio::try_join!(plain(&dir, n / 2), plain(&dir, n / 2))?;
+                }
+                "sandboxed2" => {
+                    tokio::try_join!(
+                        sandboxed(&launcher, &policy, &dir, n / 2),
+                        sandboxed(&launcher, &policy, &dir, n / 2)
+                    )?;
+                }
+                _ => sandboxed(&launcher, &policy, &dir, n).await?,
             }
             println!("{:.0}", per_spawn(started, n));
             return Ok(());
