@@ -16,7 +16,10 @@
 //! before it reports the end, so nothing a worker starts can outlive it,
 //! double-forked daemons included. The end is reported then, not when init
 //! is reaped: init's exit tears the namespace's mounts down, which is no
-//! business of the worker's.
+//! business of the worker's. Over a template, that init is a sandbox cell
+//! made before its task came (see [`cell`]), and on x86-64 its worker
+//! too, confined ahead as far as it can be without its task (see
+//! [`armed`]).
 //!
 //! The same process, started in [`Mode::Unconfined`], starts the commands
 //! of an unconfined run (`sandbox = "none"`): the coordinator is a large
