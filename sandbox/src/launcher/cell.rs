@@ -149,7 +149,8 @@ impl Cell {
     /// `namespace`; it prepares beside the launcher from now on.
     /// `launcher` is the launcher's own pidfd; `init` the function the
     /// cell continues in once its task came; `arming`, for a cell that
-    /// makes its worker ahead (x86-64), for tasks with `network`.
+    /// makes its worker ahead (x86-64), for tasks with `network`; `stacks`
+    /// to run on, if the launcher has spare ones (nothing runs on them).
     pub fn start(
         serial: u64,
         network: Network,
@@ -157,6 +158,7 @@ impl Cell {
         launcher: BorrowedFd<'_>,
         init: extern "C" fn(*mut libc::c_void, bool) -> libc::c_int,
         arming: Option<Arming<'_>>,
+        stacks: Option<[ChildStack; 2]>,
     ) -> Result<Self, String> {
         let os = |what: &str, e: std::io::Error| format!("make a sandbox cell: {what}: {e}");
         let namespace = namespace
@@ -168,10 +170,14 @@ impl Cell {
         };
         let (ready_read, ready) = pipe()?;
         let (go_read, go) = pipe()?;
-        let stacks = [
-            ChildStack::new().map_err(|e| os("its stack", e))?,
-            ChildStack::new().map_err(|e| os("its worker's stack", e))?,
-        ];
+        // Stacks a reaped worker's init left, or new ones.
+        let stacks = match stacks {
+            Some(stacks) => stacks,
+            None => [
+                ChildStack::new().map_err(|e| os("its stack", e))?,
+                ChildStack::new().map_err(|e| os("its worker's stack", e))?,
+            ],
+        };
         let mut fds = vec![namespace, ready, go_read];
         let (mut handed, mut armed_ends, mut armed, mut joins) = (None, None, None, None);
         let armable = cfg!(target_arch = "x86_64") && !matches!(network, Network::Gateway { .. });
@@ -430,11 +436,11 @@ impl Cell {
     }
 
     /// The cell was reaped: nothing runs on its stacks, nothing uses its
-    /// fds any more.
-    pub fn reaped(mut self) {
-        drop(self.stacks.take());
+    /// fds any more. Its stacks, for another.
+    pub fn reaped(mut self) -> Option<[ChildStack; 2]> {
         drop(self.fds.take());
         drop(self.handed.take());
+        self.stacks.take()
     }
 }
 

@@ -95,7 +95,7 @@ impl Cells {
     }
 
     /// A new cell for tasks like the last one.
-    fn start(&self, templates: &Templates) -> Option<Cell> {
+    fn start(&mut self, templates: &Templates) -> Option<Cell> {
         let (serial, network, filter) = self.last.as_ref()?;
         let namespace = templates.namespace(*serial)?;
         let launcher = self.pidfd.as_ref()?;
@@ -115,8 +115,18 @@ impl Cells {
             launcher.as_fd(),
             child::cell_init,
             Some(arming),
+            self.spare.pop(),
         )
         .ok()
+    }
+
+    /// Keeps the stacks of a reaped init for a later cell (a few).
+    fn spare(&mut self, stacks: Option<[child::ChildStack; 2]>) {
+        if let Some(stacks) = stacks
+            && self.spare.len() < 2 * MOST_CELLS
+        {
+            self.spare.push(stacks);
+        }
     }
 
     /// Kills `cell` and keeps it until it is reaped.
@@ -132,12 +142,14 @@ impl Cells {
 
     /// Child `pid`, reaped, was no worker: a cell, idle or let go of.
     fn reaped(&mut self, pid: i32) {
+        let mut stacks = None;
         for list in [&mut self.idle, &mut self.dying] {
             if let Some(at) = list.iter().position(|c| c.pid == pid) {
-                list.swap_remove(at).reaped();
-                return;
+                stacks = list.swap_remove(at).reaped();
+                break;
             }
         }
+        self.spare(stacks);
     }
 }
 
@@ -252,6 +264,11 @@ struct Cells {
     /// How many idle cells to keep: as many as workers ran at once, at
     /// most [`MOST_CELLS`].
     target: usize,
+    /// Stacks of reaped inits, for the next cells: a new mapping, its
+    /// guard, its pages faulted in and its unmapping (a TLB shootdown on
+    /// every CPU where a process sharing the launcher's memory runs) were
+    /// some tens of microseconds a spawn.
+    spare: Vec<[child::ChildStack; 2]>,
 }
 
 /// The most idle cells the launcher keeps (a cell that waits holds two
@@ -354,6 +371,7 @@ impl Server {
                 last: None,
                 target: 1,
                 no_network,
+                spare: Vec::new(),
             },
             sock,
             base,
@@ -1026,8 +1044,8 @@ impl Server {
             }
             // Said with this end, unless that was said already.
             let began = self.follow(worker.id, succeeded, worker.reported);
-            // Nothing runs on them any more.
-            drop(worker.stacks.take());
+            // Nothing runs on them any more: a later cell's.
+            self.cells.spare(worker.stacks.take());
             if worker.reported {
                 continue;
             }
