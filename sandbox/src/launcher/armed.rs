@@ -75,17 +75,6 @@ pub(super) fn start(armed: &Armed) -> isize {
     pid
 }
 
-/// Leaves the worker made ahead (raw: nothing of libc is touched).
-fn leave() -> ! {
-    loop {
-        // SAFETY: exit takes no pointers.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            syscall4(libc::SYS_exit, super::EXIT_SANDBOX_FAILED as usize, 0, 0, 0);
-        }
-    }
-}
-
 /// The worker made ahead: the steps that do not depend on its task, then a
 /// wait for it (see the module's documentation).
 extern "C" fn entry(armed: *mut libc::c_void) -> libc::c_int {
@@ -94,12 +83,12 @@ extern "C" fn entry(armed: *mut libc::c_void) -> libc::c_int {
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let armed = unsafe { &*armed.cast::<Armed>() };
     if arm(armed).is_err() {
-        leave();
+        super::raw::exit(super::EXIT_SANDBOX_FAILED);
     }
     let mut payload = 0usize;
     let mut fds = [-1 as RawFd; MOST_FDS];
     let Some(count) = receive(armed.worker_end, &mut payload, &mut fds) else {
-        leave();
+        super::raw::exit(super::EXIT_SANDBOX_FAILED);
     };
     (armed.then)(payload, fds.as_ptr(), count, armed.exec_write)
 }

@@ -474,17 +474,6 @@ fn say(fd: RawFd, bytes: &[u8]) {
     }
 }
 
-/// Leaves the cell (raw: no libc state is touched).
-fn leave() -> ! {
-    loop {
-        // SAFETY: exit takes no pointers.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            syscall4(libc::SYS_exit, super::EXIT_SANDBOX_FAILED as usize, 0, 0, 0);
-        }
-    }
-}
-
 /// The cell's body (see the module's documentation).
 extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
     // SAFETY: the pointer `Cell::start` passed, to a boxed `Shared` that
@@ -521,7 +510,7 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
         );
         // The launcher is gone (or can't be told alive): so is the cell.
         if n != 0 {
-            leave();
+            super::raw::exit(super::EXIT_SANDBOX_FAILED);
         }
     }
     let shm = match prepare(shared.template) {
@@ -548,7 +537,7 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
         Err((step, errno)) => {
             let e = errno.to_ne_bytes();
             say(shared.ready, &[FAILED, step, 0, 0, e[0], e[1], e[2], e[3]]);
-            leave();
+            super::raw::exit(super::EXIT_SANDBOX_FAILED);
         }
     };
     let mut byte = 0u8;
@@ -567,7 +556,7 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
         match n {
             1 => break,
             n if n == -(libc::EINTR as isize) => {}
-            _ => leave(),
+            _ => super::raw::exit(super::EXIT_SANDBOX_FAILED),
         }
     }
     (shared.init)(shared.args.load(Ordering::Acquire), shm)

@@ -10,69 +10,26 @@
 //! memory but what they are given.
 
 /// `syscall(nr, a, b, c, d)`: the kernel's return value, `-errno` on
+/// failure ([`syscall5`] with no fifth argument).
+///
+/// # Safety
+///
+/// As for the system call `nr` with these arguments: pointers among them
+/// must be valid for what the call does with them.
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+    // SAFETY: the caller's promise; a call of four arguments ignores the
+    // fifth register.
+    unsafe { syscall5(nr, a, b, c, d, 0) }
+}
+
+/// `syscall(nr, a, b, c, d, e)`: the kernel's return value, `-errno` on
 /// failure.
 ///
 /// # Safety
 ///
 /// As for the system call `nr` with these arguments: pointers among them
 /// must be valid for what the call does with them.
-#[cfg(target_arch = "x86_64")]
-#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
-    let ret: isize;
-    // SAFETY: the x86-64 system call convention: number in rax, arguments
-    // in rdi, rsi, rdx, r10; the kernel clobbers rcx and r11 and returns in
-    // rax. The caller vouches for the arguments.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a,
-            in("rsi") b,
-            in("rdx") c,
-            in("r10") d,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// `syscall(nr, a, b, c, d)`: the kernel's return value, `-errno` on
-/// failure.
-///
-/// # Safety
-///
-/// As for the system call `nr` with these arguments: pointers among them
-/// must be valid for what the call does with them.
-#[cfg(target_arch = "aarch64")]
-#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
-    let ret: isize;
-    // SAFETY: the AArch64 system call convention: number in x8, arguments
-    // in x0-x3, result in x0. The caller vouches for the arguments.
-    unsafe {
-        std::arch::asm!(
-            "svc 0",
-            in("x8") nr,
-            inlateout("x0") a as isize => ret,
-            in("x1") b,
-            in("x2") c,
-            in("x3") d,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// `syscall(nr, a, b, c, d, e)`: as [`syscall4`], with a fifth argument
-/// (`mount`, `move_mount`, `fsconfig`, a cell's calls; see
-/// [`cell`](super::cell)).
-///
-/// # Safety
-///
-/// As for the system call `nr` with these arguments.
 #[cfg(target_arch = "x86_64")]
 #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
 pub(super) unsafe fn syscall5(
@@ -84,7 +41,9 @@ pub(super) unsafe fn syscall5(
     e: usize,
 ) -> isize {
     let ret: isize;
-    // SAFETY: as for `syscall4`; the fifth argument goes in r8.
+    // SAFETY: the x86-64 system call convention: number in rax, arguments
+    // in rdi, rsi, rdx, r10, r8; the kernel clobbers rcx and r11 and
+    // returns in rax. The caller vouches for the arguments.
     unsafe {
         std::arch::asm!(
             "syscall",
@@ -102,7 +61,7 @@ pub(super) unsafe fn syscall5(
     ret
 }
 
-/// `syscall(nr, a, b, c, d, e)`: as [`syscall4`], with a fifth argument.
+/// `syscall(nr, a, b, c, d, e)`: as on x86-64.
 ///
 /// # Safety
 ///
@@ -118,7 +77,8 @@ pub(super) unsafe fn syscall5(
     e: usize,
 ) -> isize {
     let ret: isize;
-    // SAFETY: as for `syscall4`; the fifth argument goes in x4.
+    // SAFETY: the AArch64 system call convention: number in x8, arguments
+    // in x0-x4, result in x0. The caller vouches for the arguments.
     unsafe {
         std::arch::asm!(
             "svc 0",
@@ -134,7 +94,8 @@ pub(super) unsafe fn syscall5(
     ret
 }
 
-/// Everywhere else, libc's `syscall` (see the last [`syscall4`]).
+/// Everywhere else, libc's `syscall` (whose failure writes `errno`: there
+/// a failing call of init's may leave the launcher a wrong `errno` to read).
 ///
 /// # Safety
 ///
@@ -151,25 +112,25 @@ pub(super) unsafe fn syscall5(
 ) -> isize {
     // SAFETY: the caller vouches for the arguments.
     let ret = unsafe { libc::syscall(nr, a, b, c, d, e) };
-    if ret == -1 { -1 } else { ret as isize }
-}
-
-/// Everywhere else, libc's `syscall` (whose failure writes `errno`: there
-/// a failing call of init's may leave the launcher a wrong `errno` to read).
-///
-/// # Safety
-///
-/// As for the system call `nr` with these arguments.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
-    // SAFETY: the caller vouches for the arguments.
-    let ret = unsafe { libc::syscall(nr, a, b, c, d) };
     if ret == -1 {
         // Not errno's exact value, but negative, as the callers expect.
         -1
     } else {
         ret as isize
+    }
+}
+
+/// Leaves the calling process with `code`, by a raw call: for a process
+/// that shares the launcher's memory and runs beside it (a cell, its init,
+/// its worker made ahead), which must not touch libc's state on its way
+/// out.
+pub(super) fn exit(code: i32) -> ! {
+    loop {
+        // SAFETY: exit takes no pointers.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            syscall4(libc::SYS_exit, code.unsigned_abs() as usize, 0, 0, 0);
+        }
     }
 }
 
