@@ -49,6 +49,22 @@ fn script(dir: &Path, script: &str, out: &Path) -> UnconfinedRequest {
     }
 }
 
+/// A sandboxed `sh -c SCRIPT` in `own`, granted `own` only, its stdout
+/// `stdout`.
+fn sh_in(own: &Path, script: &str, stdout: OwnedFd) -> SpawnRequest {
+    SpawnRequest {
+        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        cwd: own.to_path_buf(),
+        policy: Policy::for_worker(vec![own.to_path_buf()], Vec::new()),
+        after: None,
+        started: None,
+        stdin: null(),
+        stdout,
+        stderr: null(),
+    }
+}
+
 fn env() -> Vec<(String, String)> {
     vec![
         ("PATH".into(), "/usr/bin:/bin".into()),
@@ -232,17 +248,7 @@ fn a_sandboxed_workers_end_is_reported_only_once_nothing_it_started_runs() {
              setsid sh -c 'while :; do echo x >> d; done' & \
              sleep 0.1; exit 3";
         let mut spawned = launcher
-            .spawn(SpawnRequest {
-                argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-                cwd: dir.path().to_path_buf(),
-                policy: Policy::for_worker(vec![dir.path().to_path_buf()], Vec::new()),
-                after: None,
-                started: None,
-                stdin: null(),
-                stdout: null(),
-                stderr: null(),
-            })
+            .spawn(sh_in(dir.path(), script, null()))
             .await
             .unwrap();
         assert_eq!(spawned.wait().await, Exit::Exited(3));
@@ -297,17 +303,7 @@ fn workers_see_only_their_own_paths_and_the_launcher_keeps_nothing_of_them() {
     let (a, b) = (parent.join("a"), parent.join("b"));
     open(&a);
     open(&b);
-    let request = |own: &Path, script: String, out: &Path| SpawnRequest {
-        argv: vec!["/bin/sh".into(), "-c".into(), script],
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: own.to_path_buf(),
-        policy: Policy::for_worker(vec![own.to_path_buf()], Vec::new()),
-        after: None,
-        started: None,
-        stdin: null(),
-        stdout: file(out),
-        stderr: null(),
-    };
+    let request = |own: &Path, script: String, out: &Path| sh_in(own, &script, file(out));
     runtime().block_on(async {
         let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
             return;
@@ -404,15 +400,8 @@ fn a_root_showing_the_hosts_slash_is_built_whole_and_still_confines() {
         );
         let mut spawned = launcher
             .spawn(SpawnRequest {
-                argv: vec!["/bin/sh".into(), "-c".into(), script],
-                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-                cwd: dir.path().to_path_buf(),
                 policy: Policy::for_worker(vec![dir.path().to_path_buf()], vec!["/".into()]),
-                after: None,
-                started: None,
-                stdin: null(),
-                stdout: file(&out),
-                stderr: null(),
+                ..sh_in(dir.path(), &script, file(&out))
             })
             .await
             .unwrap();
@@ -559,15 +548,8 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
     let out = dir.path().join("out");
     let worker = |script: &str, after: Option<u64>| SpawnRequest {
-        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: d.clone(),
-        policy: Policy::for_worker(vec![d.clone()], Vec::new()),
         after,
-        started: None,
-        stdin: null(),
-        stdout: file(&out),
-        stderr: null(),
+        ..sh_in(&d, script, file(&out))
     };
     runtime().block_on(async {
         let launcher = match Launcher::start(Path::new(swarm_bin())).await {
@@ -686,17 +668,7 @@ fn each_sandbox_cell_serves_one_worker_and_nothing_of_it_reaches_the_next() {
             return;
         }
         let launcher_pid = launcher.pid().unwrap();
-        let request = |out: &Path| SpawnRequest {
-            argv: vec!["/bin/sh".into(), "-c".into(), look.into()],
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            cwd: dir.path().to_path_buf(),
-            policy: Policy::for_worker(vec![dir.path().to_path_buf()], Vec::new()),
-            after: None,
-            started: None,
-            stdin: null(),
-            stdout: file(out),
-            stderr: null(),
-        };
+        let request = |out: &Path| sh_in(dir.path(), look, file(out));
         // One at a time, then two at a time (each from a cell of its own).
         let mut outs = Vec::new();
         for round in 0..4 {
@@ -778,17 +750,7 @@ fn a_task_whose_cells_worker_made_ahead_died_still_runs_confined() {
             return;
         }
         let launcher_pid = launcher.pid().unwrap();
-        let request = |script: &str, out: &Path| SpawnRequest {
-            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            cwd: dir.path().to_path_buf(),
-            policy: Policy::for_worker(vec![dir.path().to_path_buf()], Vec::new()),
-            after: None,
-            started: None,
-            stdin: null(),
-            stdout: file(out),
-            stderr: null(),
-        };
+        let request = |script: &str, out: &Path| sh_in(dir.path(), script, file(out));
         // A first task makes the launcher keep cells for tasks like it.
         let first = dir.path().join("first.out");
         let mut spawned = launcher.spawn(request("true", &first)).await.unwrap();
