@@ -94,8 +94,10 @@ const NAMESPACE_FLAGS: &[u64] = &[
 enum Op {
     Eq,
     Ne,
-    /// `arg & mask == value`.
-    MaskedEq(u64),
+    /// `arg & mask != 0` (the value is unused): one `jset`, where
+    /// seccompiler's `arg & mask == value` takes a rule per bit, and every
+    /// instruction of a filter is compiled again in every worker.
+    MaskAny(u64),
 }
 
 /// One test of one argument: its low 32 bits (`dword`, what a C `int` or
@@ -139,30 +141,19 @@ fn nr(call: libc::c_long) -> Result<u32, String> {
 }
 
 /// The mode bits no file may be given.
-const PRIVILEGE_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+const PRIVILEGE_BITS: u64 = (libc::S_ISUID | libc::S_ISGID) as u64;
 
-/// Rules matching a call whose mode argument `mode` carries a privilege
+/// The rule matching a call whose mode argument `mode` carries a privilege
 /// bit; with `flags`, only when that argument asks for a file to be created
 /// (`O_CREAT`, or `O_TMPFILE`), since the mode is garbage otherwise.
 fn privileged_mode(mode: u8, flags: Option<u8>) -> Vec<Rule> {
     // O_TMPFILE includes O_DIRECTORY; its own bit is the rest.
-    let creating = [
-        libc::O_CREAT as u64,
-        (libc::O_TMPFILE & !libc::O_DIRECTORY) as u64,
-    ];
-    let mut rules = Vec::new();
-    for bit in PRIVILEGE_BITS {
-        let has_bit = dword(mode, Op::MaskedEq(bit), bit);
-        match flags {
-            None => rules.push(vec![has_bit]),
-            Some(flags) => {
-                for create in creating {
-                    rules.push(vec![dword(flags, Op::MaskedEq(create), create), has_bit]);
-                }
-            }
-        }
+    let creating = (libc::O_CREAT | (libc::O_TMPFILE & !libc::O_DIRECTORY)) as u64;
+    let has_bit = dword(mode, Op::MaskAny(PRIVILEGE_BITS), 0);
+    match flags {
+        None => vec![vec![has_bit]],
+        Some(flags) => vec![vec![dword(flags, Op::MaskAny(creating), 0), has_bit]],
     }
-    rules
 }
 
 /// Calls that set a file's mode, by (number, mode argument, flags argument).
@@ -196,11 +187,11 @@ fn deny_rules(network: Network, contained: bool) -> Result<Rules, String> {
     for &(call, mode, flags) in MODE_SETTERS {
         rules.insert(nr(call)?, privileged_mode(mode, flags));
     }
-    let clone_rules = NAMESPACE_FLAGS
-        .iter()
-        .map(|&flag| vec![qword(0, Op::MaskedEq(flag), flag)])
-        .collect();
-    rules.insert(nr(libc::SYS_clone)?, clone_rules);
+    let namespaces = NAMESPACE_FLAGS.iter().fold(0, |all, flag| all | flag);
+    rules.insert(
+        nr(libc::SYS_clone)?,
+        vec![vec![qword(0, Op::MaskAny(namespaces), 0)]],
+    );
     let tty_rules = [libc::TIOCSTI, libc::TIOCLINUX]
         .iter()
         .map(|&req| vec![dword(1, Op::Eq, req)])
@@ -246,7 +237,7 @@ const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
 const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
 const JA: u16 = 0x05; // BPF_JMP | BPF_JA
-const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
 const RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
 /// Offsets into `struct seccomp_data`.
@@ -416,25 +407,27 @@ fn condition(out: &mut Vec<sock_filter>, cond: &Cond, exits: &mut Vec<Exit>) {
     let split = |v: u64| ((v >> 32) as u32, v as u32);
     let (vh, vl) = split(cond.value);
     let (mh, ml) = match cond.op {
-        Op::MaskedEq(mask) => split(mask),
+        Op::MaskAny(mask) => split(mask),
         Op::Eq | Op::Ne => (u32::MAX, u32::MAX),
     };
     // (high half?, mask, value); a half of a qword that the mask clears
     // and the value has none of is no test.
-    let halves: Vec<(bool, u32, u32)> = [(true, mh, vh), (false, ml, vl)]
+    let mut halves: Vec<(bool, u32, u32)> = [(true, mh, vh), (false, ml, vl)]
         .into_iter()
         .filter(|&(high, mask, value)| !(high && cond.dword) && (mask != 0 || value != 0))
         .collect();
-    let load = |out: &mut Vec<sock_filter>, high: bool, mask: u32| {
+    if halves.is_empty() && matches!(cond.op, Op::MaskAny(_)) {
+        // A `MaskAny` of no bit never holds: its `jset 0` always leaves.
+        halves.push((false, 0, 0));
+    }
+    let load = |out: &mut Vec<sock_filter>, high: bool| {
         out.push(insn(LD_W_ABS, 0, 0, arg_offset(cond.arg, high)));
-        if mask != u32::MAX {
-            out.push(insn(AND_K, 0, 0, mask));
-        }
     };
+    let last = halves.len().saturating_sub(1);
     match cond.op {
-        Op::Eq | Op::MaskedEq(_) => {
-            for (high, mask, value) in halves {
-                load(out, high, mask);
+        Op::Eq => {
+            for (high, _, value) in halves {
+                load(out, high);
                 exits.push((out.len(), false));
                 out.push(insn(JEQ_K, 0, 0, value));
             }
@@ -442,15 +435,28 @@ fn condition(out: &mut Vec<sock_filter>, cond: &Cond, exits: &mut Vec<Exit>) {
         // Holds when either half differs: a differing high half skips the
         // low half's test.
         Op::Ne => {
-            let last = halves.len().saturating_sub(1);
-            for (i, (high, mask, value)) in halves.into_iter().enumerate() {
-                load(out, high, mask);
+            for (i, (high, _, value)) in halves.into_iter().enumerate() {
+                load(out, high);
                 if i == last {
                     exits.push((out.len(), true));
                     out.push(insn(JEQ_K, 0, 0, value));
                 } else {
                     // Over the low half's load and test to what follows.
                     out.push(insn(JEQ_K, 0, 2, value));
+                }
+            }
+        }
+        // Holds when either half has a bit of the mask: the test is the
+        // `jset`.
+        Op::MaskAny(_) => {
+            for (i, (high, mask, _)) in halves.into_iter().enumerate() {
+                load(out, high);
+                if i == last {
+                    exits.push((out.len(), false));
+                    out.push(insn(JSET_K, 0, 0, mask));
+                } else {
+                    // Over the low half's load and test to what follows.
+                    out.push(insn(JSET_K, 2, 0, mask));
                 }
             }
         }
@@ -614,6 +620,34 @@ mod tests {
         }
     }
 
+    /// One rule of `MaskAny` conditions as the rules of single bits
+    /// seccompiler can express (`arg & bit == bit`), one rule for each
+    /// choice of a bit per condition: (condition, its bit if `MaskAny`).
+    fn bitwise(rule: &Rule) -> Vec<Vec<(Cond, Option<u64>)>> {
+        let mut out: Vec<Vec<(Cond, Option<u64>)>> = vec![Vec::new()];
+        for cond in rule {
+            let choices: Vec<Option<u64>> = match cond.op {
+                Op::MaskAny(mask) => (0..64)
+                    .map(|b| 1u64 << b)
+                    .filter(|bit| mask & bit != 0)
+                    .map(Some)
+                    .collect(),
+                Op::Eq | Op::Ne => vec![None],
+            };
+            out = out
+                .iter()
+                .flat_map(|prefix| {
+                    choices.iter().map(move |&bit| {
+                        let mut rule = prefix.clone();
+                        rule.push((*cond, bit));
+                        rule
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+
     /// The same rules compiled by seccompiler, whose filter lists calls one
     /// after another: the oracle the search tree is checked against.
     fn oracle(rules: &Rules) -> BpfProgram {
@@ -622,26 +656,30 @@ mod tests {
             .map(|(&nr, call_rules)| {
                 let call_rules = call_rules
                     .iter()
+                    .flat_map(bitwise)
                     .map(|rule| {
                         let conds = rule
                             .iter()
-                            .map(|c| {
+                            .map(|&(c, bit)| {
                                 let len = if c.dword {
                                     SeccompCmpArgLen::Dword
                                 } else {
                                     SeccompCmpArgLen::Qword
                                 };
-                                let op = match c.op {
-                                    Op::Eq => SeccompCmpOp::Eq,
-                                    Op::Ne => SeccompCmpOp::Ne,
-                                    Op::MaskedEq(m) => SeccompCmpOp::MaskedEq(m),
+                                let (op, value) = match (c.op, bit) {
+                                    (Op::Eq, _) => (SeccompCmpOp::Eq, c.value),
+                                    (Op::Ne, _) => (SeccompCmpOp::Ne, c.value),
+                                    (Op::MaskAny(_), Some(bit)) => {
+                                        (SeccompCmpOp::MaskedEq(bit), bit)
+                                    }
+                                    (Op::MaskAny(_), None) => unreachable!("a bit each"),
                                 };
-                                SeccompCondition::new(c.arg, len, op, c.value).unwrap()
+                                SeccompCondition::new(c.arg, len, op, value).unwrap()
                             })
                             .collect();
                         SeccompRule::new(conds).unwrap()
                     })
-                    .collect();
+                    .collect::<Vec<_>>();
                 (i64::from(nr), call_rules)
             })
             .collect();
@@ -661,20 +699,15 @@ mod tests {
     fn interesting(rules: &[Rule], arg: u8, seed: &mut u64) -> Vec<u64> {
         let mut out = vec![0, u64::MAX, 0xFFFF_FFFF, 0xFFFF_FFFF_0000_0000];
         for cond in rules.iter().flatten().filter(|c| c.arg == arg) {
+            if let Op::MaskAny(mask) = cond.op {
+                // Each bit alone, all of them, none of them.
+                let bits = (0..64).map(|b| 1u64 << b).filter(|bit| mask & bit != 0);
+                out.extend(bits);
+                out.extend([mask, !mask]);
+                continue;
+            }
             let v = cond.value;
-            let mask = match cond.op {
-                Op::MaskedEq(m) => m,
-                _ => u64::MAX,
-            };
-            out.extend([
-                v,
-                v | !mask,
-                v ^ 1,
-                v ^ (1 << 40),
-                v | (1 << 33),
-                v << 32,
-                !v,
-            ]);
+            out.extend([v, v ^ 1, v ^ (1 << 40), v | (1 << 33), v << 32, !v]);
         }
         for _ in 0..4 {
             // xorshift: deterministic noise.
@@ -709,22 +742,28 @@ mod tests {
             601,
             vec![
                 vec![qword(1, Op::Eq, 0xFFFF_0000_0000_0001)],
-                vec![dword(2, Op::MaskedEq(0xF0), 0x30)],
+                vec![dword(2, Op::MaskAny(0xF0), 0)],
             ],
         );
         every.insert(
             602,
             vec![vec![
-                qword(
-                    0,
-                    Op::MaskedEq(0xFFFF_0000_0000_00FF),
-                    0x1234_0000_0000_0012,
-                ),
+                qword(0, Op::MaskAny(0x0100_0000_0000_0012), 0),
                 dword(1, Op::Ne, 5),
-                qword(2, Op::MaskedEq(0xFFFF_FFFF), 0x42),
+                qword(2, Op::MaskAny(0x8000_0001), 0),
             ]],
         );
         every.insert(603, Vec::new());
+        every.insert(
+            604,
+            vec![
+                vec![qword(0, Op::MaskAny(0x0000_0100_0000_0003), 0)],
+                vec![
+                    qword(1, Op::MaskAny(0x8000_0000_0000_0000), 0),
+                    dword(2, Op::MaskAny(0x50), 0),
+                ],
+            ],
+        );
         sets.push(("every kind of condition".into(), every));
         // So many numbers that a half of the search is too long for a
         // conditional jump, which then goes through a `ja`.
@@ -734,7 +773,7 @@ mod tests {
                 0 => Vec::new(),
                 1 => vec![vec![dword(0, Op::Eq, u64::from(nr))]],
                 _ => vec![
-                    vec![qword(1, Op::MaskedEq(0xF0), 0x10)],
+                    vec![qword(1, Op::MaskAny(0x30), 0)],
                     vec![dword(2, Op::Ne, 3)],
                 ],
             };
@@ -838,6 +877,9 @@ mod tests {
         let gateway = compile_filter(Network::Gateway { port: 0 }, true).unwrap();
         let baseline = compile_filter(Network::None, false).unwrap();
         assert!(baseline.len() > none.len());
+        // Every worker's kernel converts and compiles each instruction
+        // again (277 before `jset` took a condition per bit's place).
+        assert!(baseline.len() < 200, "{} instructions", baseline.len());
         // The socket rule is the only difference.
         assert!(none.len() > full.len());
         assert!(gateway.len() > full.len());
