@@ -515,12 +515,6 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
     }
     let shm = match prepare(shared.template) {
         Ok(shm) => {
-            // The bounding set bounds what an `execve` can grant: init
-            // never execs, and its worker empties the set anyway (see
-            // `confine::drop_capabilities`), a new set of credentials a
-            // capability, unless it is empty already: done here, ahead of
-            // the task, where it can be (what is left, the worker drops).
-            empty_bounding_set();
             // Its worker, made now with the credentials it has here; one
             // that cannot be made leaves the pid at 0, and the task gets
             // one the usual way.
@@ -584,7 +578,15 @@ fn join_network(network: Option<RawFd>) -> bool {
 
 /// Drops every capability from the bounding set (raw calls), as far as it
 /// can (without `CAP_SETPCAP`, none).
-fn empty_bounding_set() {
+///
+/// The launcher does so once, as it starts (see `server`): the set bounds
+/// only what an `execve` can grant, and the launcher and its cells never
+/// exec; every cell and worker inherits the empty set. A drop makes new
+/// credentials, so a cell that emptied its own set paid 41 of them (and as
+/// many RCU frees) for each task. The worker still drops whatever is left
+/// (see `confine::drop_capabilities`): a worker made some other way, or a
+/// set that a new user namespace filled again, is emptied all the same.
+pub(super) fn empty_bounding_set() {
     for cap in 0..=63usize {
         // SAFETY: prctl with integers.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]

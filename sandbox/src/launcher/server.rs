@@ -353,7 +353,13 @@ impl Server {
                 }
                 match namespaces::enter_base() {
                     Ok(base) => match crate::view::cover_system_dirs(&mut system) {
-                        Ok(_) => (Some(base), None),
+                        Ok(_) => {
+                            // Nothing from here on execs but a worker,
+                            // which must not gain a capability by it: one
+                            // emptying for the run, not one per cell.
+                            super::cell::empty_bounding_set();
+                            (Some(base), None)
+                        }
                         Err(e) => {
                             return fail(sock, format!("prepare the workers' file system: {e}"));
                         }
