@@ -23,9 +23,14 @@
 //! of its own to build the paths to its mounts in: nothing one worker
 //! makes there is seen by another. Shared entries under such a directory
 //! are mounted per worker with the task's own (they would be hidden).
-//! The host's `/proc` is in the template (the kernel lets a user namespace
-//! mount a proc file system only where one is fully visible); each worker
-//! makes its own, detached, then puts it in the host's place.
+//! The template holds no `/proc`, only the directory for one: the kernel
+//! lets a user namespace make a proc file system only where one is fully
+//! visible, so each worker's init makes its own (detached, `fsmount`)
+//! while it is still in the launcher's mount namespace, whose `/proc` is
+//! the host's, and puts it in place once it is in its copy of the
+//! template. Nothing of the host's `/proc` is ever in a worker's
+//! namespace, and there is no host `/proc` to detach per worker, a detach
+//! that waited for an RCU grace period (IPIs to every CPU) each time.
 //!
 //! Kernels without `open_tree` (before 5.2), and a root that shows the
 //! host's `/` itself, use the full build instead.
@@ -388,10 +393,7 @@ fn build(key: &Key) -> Result<OwnedFd, String> {
     }
     if pid == 0 {
         drop(ours);
-        let sent = match make(key).and_then(|()| {
-            std::fs::File::open("/proc/self/ns/mnt")
-                .map_err(|e| format!("open its mount namespace: {e}"))
-        }) {
+        let sent = match make(key) {
             Ok(ns) => {
                 let fds = [ns.as_raw_fd()];
                 sendmsg::<()>(
@@ -461,8 +463,9 @@ fn build(key: &Key) -> Result<OwnedFd, String> {
     }
 }
 
-/// In the helper: a new mount namespace whose root is the template.
-fn make(key: &Key) -> Result<(), String> {
+/// In the helper: a new mount namespace whose root is the template;
+/// returns it, opened.
+fn make(key: &Key) -> Result<std::fs::File, String> {
     // SAFETY: unshare takes no pointers.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } == -1 {
@@ -471,6 +474,9 @@ fn make(key: &Key) -> Result<(), String> {
             std::io::Error::last_os_error()
         ));
     }
+    // Opened now: the template shows no /proc to open it through.
+    let namespace = std::fs::File::open("/proc/self/ns/mnt")
+        .map_err(|e| format!("open its mount namespace: {e}"))?;
     let old = Path::new(view::OLD_ROOT);
     let scratch = [Path::new("/tmp"), Path::new("/mnt"), Path::new("/proc")]
         .into_iter()
@@ -521,19 +527,10 @@ fn make(key: &Key) -> Result<(), String> {
     for (point, dir) in &key.points {
         dirs.mount_point(point, *dir)?;
     }
-    // The host's /proc, until each worker replaces it with its own: the
-    // kernel lets a user namespace mount a proc file system only where one
-    // is fully visible.
+    // Only the directory: each worker mounts its own /proc there.
     let proc_dir = Path::new("/proc");
     dirs.make(proc_dir)
         .map_err(|e| format!("create {}: {e}", proc_dir.display()))?;
-    view::mount(
-        Some(&old.join("proc")),
-        proc_dir,
-        None,
-        libc::MS_BIND | libc::MS_REC,
-        None,
-    )?;
     view::detach(old)?;
     std::fs::remove_dir(old).map_err(|e| format!("remove {}: {e}", old.display()))?;
     view::mount(
@@ -542,7 +539,8 @@ fn make(key: &Key) -> Result<(), String> {
         None,
         libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | private,
         None,
-    )
+    )?;
+    Ok(namespace)
 }
 
 /// In the worker's init, in its new PID namespace: enters a copy of the
@@ -555,6 +553,9 @@ pub(crate) fn enter(
     proc: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<(), String> {
     let fail = |e: String| format!("build the worker's file system: {e}");
+    // The worker's own /proc, made while init is still in the launcher's
+    // namespace, whose /proc vouches for it (the template holds none).
+    let fresh = fresh_proc().map_err(|e| fail(format!("a fresh proc file system: {e}")))?;
     // SAFETY: setns with the launcher's open namespace fd; unshare takes no
     // pointers.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -585,13 +586,7 @@ pub(crate) fn enter(
         )
         .map_err(|e| fail(format!("a private /dev/shm: {e}")))?;
     }
-    // The worker's own /proc, made detached while the host's is still
-    // there to vouch for it, then put in the host's place: nothing of the
-    // host's /proc stays in the worker's namespace, not even covered.
-    let proc_dir = Path::new("/proc");
-    let fresh = fresh_proc().map_err(|e| fail(format!("a fresh proc file system: {e}")))?;
-    view::detach(proc_dir).map_err(fail)?;
-    move_mount(&fresh, proc_dir).map_err(|e| fail(format!("mount /proc: {e}")))?;
+    move_mount(&fresh, Path::new("/proc")).map_err(|e| fail(format!("mount /proc: {e}")))?;
     settle_proc(proc)
 }
 

@@ -3,8 +3,7 @@
 //! Of what a worker's init does before the worker can start, a good part
 //! does not depend on the task: its PID namespace, a mount namespace that
 //! is a copy of the run's template (some forty mounts copied), a private
-//! `/dev/shm`, and a `/proc` of its own put in the host's place (whose
-//! detach waits for an RCU grace period). A cell is an init that has done
+//! `/dev/shm`, and a `/proc` of its own. A cell is an init that has done
 //! all of that ahead, in the background, while the launcher serves other
 //! requests and the slot's previous worker still runs; when a task comes,
 //! the cell only adds the task's own mounts, its process cap and network,
@@ -132,15 +131,14 @@ const PREPARED_SHM: u8 = 2;
 const FAILED: u8 = 3;
 
 /// The steps of a cell's preparation, for a failure's message.
-const STEPS: [&str; 9] = [
+const STEPS: [&str; 8] = [
+    "a fresh proc file system (fsopen)",
+    "a fresh proc file system (fsconfig)",
+    "a fresh proc file system (fsmount)",
     "enter the shared part",
     "a mount namespace of its own",
     "enter /",
     "a private /dev/shm",
-    "a fresh proc file system (fsopen)",
-    "a fresh proc file system (fsconfig)",
-    "a fresh proc file system (fsmount)",
-    "detach the host's /proc",
     "mount /proc",
 ];
 
@@ -607,10 +605,11 @@ pub(super) fn empty_bounding_set() {
 }
 
 /// The task-independent part of an init's file system (as
-/// `template::enter` makes it): a copy of the template entered, a private
-/// `/dev/shm`, a fresh `/proc` in the host's place. Raw calls only: the
-/// launcher runs beside it in the same memory. Returns whether `/dev/shm`
-/// was made, or the failed step's index in [`STEPS`] and its errno.
+/// `template::enter` makes it): a fresh `/proc`, a copy of the template
+/// entered, a private `/dev/shm`, the `/proc` put in place. Raw calls
+/// only: the launcher runs beside it in the same memory. Returns whether
+/// `/dev/shm` was made, or the failed step's index in [`STEPS`] and its
+/// errno.
 fn prepare(template: RawFd) -> Result<bool, (u8, i32)> {
     const FSOPEN_CLOEXEC: usize = 1;
     const FSCONFIG_CMD_CREATE: usize = 6;
@@ -631,8 +630,37 @@ fn prepare(template: RawFd) -> Result<bool, (u8, i32)> {
     // integers.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
-        check(
+        // The proc file system first, while the cell is still in the
+        // launcher's mount namespace, whose `/proc` vouches for it (see
+        // `template`): the template holds none to detach.
+        let context = check(
             0,
+            syscall4(libc::SYS_fsopen, s(c"proc"), FSOPEN_CLOEXEC, 0, 0),
+        )?;
+        let close = |fd: usize| syscall4(libc::SYS_close, fd, 0, 0, 0);
+        let created = syscall5(libc::SYS_fsconfig, context, FSCONFIG_CMD_CREATE, 0, 0, 0);
+        if created < 0 {
+            close(context);
+            check(1, created)?;
+        }
+        let fresh = syscall4(
+            libc::SYS_fsmount,
+            context,
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            0,
+        );
+        close(context);
+        let fresh = check(2, fresh)?;
+        // From here a failed step closes the proc file system too.
+        let step = |step: u8, ret: isize| {
+            if ret < 0 {
+                close(fresh);
+            }
+            check(step, ret)
+        };
+        step(
+            3,
             syscall4(
                 libc::SYS_setns,
                 template as usize,
@@ -641,11 +669,11 @@ fn prepare(template: RawFd) -> Result<bool, (u8, i32)> {
                 0,
             ),
         )?;
-        check(
-            1,
+        step(
+            4,
             syscall4(libc::SYS_unshare, libc::CLONE_NEWNS as usize, 0, 0, 0),
         )?;
-        check(2, syscall4(libc::SYS_chdir, s(c"/"), 0, 0, 0))?;
+        step(5, syscall4(libc::SYS_chdir, s(c"/"), 0, 0, 0))?;
         let shm = syscall5(
             libc::SYS_mount,
             s(c"tmpfs"),
@@ -658,40 +686,11 @@ fn prepare(template: RawFd) -> Result<bool, (u8, i32)> {
             0 => true,
             // No /dev/shm shown: none made (as `template::enter` does).
             n if n == -(libc::ENOENT as isize) || n == -(libc::ENOTDIR as isize) => false,
-            n => return Err((3, i32::try_from(-n).unwrap_or(libc::EINVAL))),
+            n => {
+                step(6, n)?;
+                false
+            }
         };
-        let context = check(
-            4,
-            syscall4(libc::SYS_fsopen, s(c"proc"), FSOPEN_CLOEXEC, 0, 0),
-        )?;
-        let close = |fd: usize| syscall4(libc::SYS_close, fd, 0, 0, 0);
-        let created = syscall5(libc::SYS_fsconfig, context, FSCONFIG_CMD_CREATE, 0, 0, 0);
-        if created < 0 {
-            close(context);
-            check(5, created)?;
-        }
-        let fresh = syscall4(
-            libc::SYS_fsmount,
-            context,
-            FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            0,
-        );
-        close(context);
-        let fresh = check(6, fresh)?;
-        // Made while the host's /proc is still there to vouch for it, then
-        // put in its place: nothing of the host's stays, not even covered.
-        let detached = syscall4(
-            libc::SYS_umount2,
-            s(c"/proc"),
-            libc::MNT_DETACH as usize,
-            0,
-            0,
-        );
-        if detached < 0 {
-            close(fresh);
-            check(7, detached)?;
-        }
         let moved = syscall5(
             libc::SYS_move_mount,
             fresh,
@@ -701,7 +700,7 @@ fn prepare(template: RawFd) -> Result<bool, (u8, i32)> {
             MOVE_MOUNT_F_EMPTY_PATH,
         );
         close(fresh);
-        check(8, moved)?;
+        check(7, moved)?;
         Ok(shm)
     }
 }
