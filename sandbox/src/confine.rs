@@ -5,7 +5,7 @@
 //! (once per worker, before its init exists) and only applied in the
 //! child.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -225,43 +225,88 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
     Ok(())
 }
 
+/// The part of a worker's Landlock ruleset that comes from the launcher's
+/// remembered descriptors (system and run-wide paths, see
+/// [`SystemPaths`]), with the rights the ruleset handles: the same for
+/// every task of a run granted alike. So the launcher builds the next one
+/// ahead, while it waits for its workers (see `launcher::server`), and a
+/// spawn whose part is the same adds only its task's own paths: some
+/// forty-five `landlock_add_rule` calls off the way from request to
+/// worker. Descriptors are remembered for the launcher's life, so their
+/// numbers name their paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Shared {
+    /// Whether TCP is handled (every network but `full`), and the one port
+    /// a gateway's worker may connect to.
+    network: (bool, Option<u16>),
+    /// (descriptor, access) of each rule, in order.
+    rules: Vec<(RawFd, u64)>,
+}
+
+/// A [`Shared`] part built: the ruleset, to be completed with a task's
+/// own paths.
+#[derive(Debug)]
+pub(crate) struct Built {
+    shared: Shared,
+    ruleset: OwnedFd,
+}
+
+impl Built {
+    /// Builds `shared`'s ruleset.
+    pub(crate) fn new(shared: Shared) -> Result<Self, ConfineError> {
+        let abi = REQUIRED_ABI;
+        let mut ruleset = Ruleset::default()
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(AccessFs::from_all(abi))?
+            .scope(Scope::from_all(abi))?;
+        if shared.network.0 {
+            ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
+        }
+        let mut created = ruleset.create()?;
+        if let Some(port) = shared.network.1 {
+            created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+        }
+        // Path rules straight to the kernel: the crate asks the file
+        // system whether each path is a file (a `stat` per rule, fifty a
+        // spawn), which the launcher knows of the paths it opened once.
+        let ruleset = into_fd(created)?;
+        for &(fd, access) in &shared.rules {
+            add_rule_fd(ruleset.as_raw_fd(), fd, access).map_err(ConfineError::AddRule)?;
+        }
+        Ok(Self { shared, ruleset })
+    }
+}
+
 /// The worker's Landlock ruleset, built in the launcher (paths that do not
 /// exist are skipped): read-write beneath `read_write`, read-only beneath
 /// `read_only` (and the sources of `views`, where they are shown), devices,
 /// no TCP unless the network is open, and the signal and abstract-socket
-/// scopes.
+/// scopes. `ahead` is a shared part built ahead, taken if it is this
+/// policy's; returns the ruleset and this policy's shared part.
 pub(crate) fn ruleset(
     policy: &Policy,
     with_views: bool,
     system: &mut SystemPaths,
-) -> Result<OwnedFd, ConfineError> {
+    ahead: Option<Built>,
+) -> Result<(OwnedFd, Shared), ConfineError> {
     let abi = REQUIRED_ABI;
-    let mut ruleset = Ruleset::default()
-        .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(AccessFs::from_all(abi))?
-        .scope(Scope::from_all(abi))?;
-    if policy.network != Network::Full {
-        ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
-    }
     let read = AccessFs::from_read(abi);
     let device = read | AccessFs::WriteFile | AccessFs::IoctlDev;
     let all = AccessFs::from_all(abi);
-    let mut created = ruleset.create()?;
-    if let Network::Gateway { port } = policy.network {
-        created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
-    }
-    // Path rules straight to the kernel: the crate asks the file system
-    // whether each path is a file (a `stat` per rule, fifty a spawn), which
-    // the launcher knows of the system and run-wide paths it opened once.
-    let ruleset = into_fd(created)?;
-    let rule = |fd: BorrowedFd<'_>, is_file: bool, access: BitFlags<AccessFs>| {
-        let access = if is_file {
+    let file_access = |is_file: bool, access: BitFlags<AccessFs>| {
+        if is_file {
             access & AccessFs::from_file(abi)
         } else {
             access
-        };
-        add_rule_fd(ruleset.as_raw_fd(), fd.as_raw_fd(), access.bits())
-            .map_err(ConfineError::AddRule)
+        }
+    };
+    let port = match policy.network {
+        Network::Gateway { port } => Some(port),
+        Network::None | Network::Full => None,
+    };
+    let mut shared = Shared {
+        network: (policy.network != Network::Full, port),
+        rules: Vec::new(),
     };
     // System and run-wide paths through the launcher's descriptors, opened
     // once a run; the task's own paths afresh (skipped if missing).
@@ -274,13 +319,21 @@ pub(crate) fn ruleset(
     for (paths, access) in granted {
         for path in paths {
             match system.fd(path) {
-                Some((fd, is_file)) => rule(fd, is_file, access)?,
+                Some((fd, is_file)) => {
+                    let access = file_access(is_file, access).bits();
+                    shared.rules.push((fd.as_raw_fd(), access));
+                }
                 None => fresh.push((path, access)),
             }
         }
     }
     let views = policy.views.iter().filter(|_| with_views);
     fresh.extend(views.map(|v| (v.source.as_path(), read)));
+    let built = match ahead {
+        Some(built) if built.shared == shared => built,
+        _ => Built::new(shared.clone())?,
+    };
+    let ruleset = built.ruleset;
     for (path, access) in fresh {
         let Ok(file) = std::fs::File::options()
             .read(true)
@@ -290,9 +343,14 @@ pub(crate) fn ruleset(
             continue;
         };
         let is_file = !file.metadata().map_err(ConfineError::AddRule)?.is_dir();
-        rule(file.as_fd(), is_file, access)?;
+        add_rule_fd(
+            ruleset.as_raw_fd(),
+            file.as_raw_fd(),
+            file_access(is_file, access).bits(),
+        )
+        .map_err(ConfineError::AddRule)?;
     }
-    Ok(ruleset)
+    Ok((ruleset, shared))
 }
 
 /// Adds a read-only rule for `path` to the ruleset `ruleset` (an fd the
@@ -365,4 +423,88 @@ pub(crate) fn restrict_fd(ruleset: RawFd) -> Result<(), ConfineError> {
 /// full, and one without an fd (Landlock missing) is refused here.
 pub(crate) fn into_fd(ruleset: RulesetCreated) -> Result<OwnedFd, ConfineError> {
     Option::<OwnedFd>::from(ruleset).ok_or(ConfineError::LandlockPartial)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+
+    /// Whether a process restricted by `ruleset` may open `file`: a child
+    /// forked for it, making raw calls only, restricts itself and tries.
+    fn can_read(ruleset: &OwnedFd, file: &Path) -> bool {
+        let file = CString::new(file.as_os_str().as_bytes()).unwrap();
+        // SAFETY: the child makes raw calls on what was prepared before the
+        // fork and leaves with `_exit`.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+            if pid == 0 {
+                let restricted = libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                    && libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) == 0;
+                if !restricted {
+                    libc::_exit(2);
+                }
+                let fd = libc::open(file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                libc::_exit(if fd >= 0 { 0 } else { 1 });
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(libc::WIFEXITED(status), "the child: {status:#x}");
+            match libc::WEXITSTATUS(status) {
+                0 => true,
+                1 => false,
+                _ => panic!("the child could not restrict itself"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_ruleset_built_ahead_serves_only_a_task_granted_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let granted = dir.path().join("toolchain");
+        std::fs::create_dir(&granted).unwrap();
+        let file = granted.join("bin");
+        std::fs::write(&file, "x").unwrap();
+        // A run-wide path: its rule is in the shared part, by descriptor.
+        let mut system = SystemPaths::default();
+        system.note_run_wide(std::slice::from_ref(&granted));
+        let wide = Policy::for_worker(Vec::new(), vec![granted.clone()]);
+        let narrow = Policy::for_worker(Vec::new(), Vec::new());
+        let (alone, wide_part) = ruleset(&wide, false, &mut system, None).unwrap();
+        assert!(can_read(&alone, &file));
+        let (_, narrow_part) = ruleset(&narrow, false, &mut system, None).unwrap();
+        assert_ne!(wide_part, narrow_part);
+
+        // Built ahead for the wide task, offered to a narrow one: not taken.
+        let ahead = Built::new(wide_part.clone()).unwrap();
+        let (taken, part) = ruleset(&narrow, false, &mut system, Some(ahead)).unwrap();
+        assert_eq!(part, narrow_part);
+        assert!(
+            !can_read(&taken, &file),
+            "the narrow task got the wide grant"
+        );
+        // Offered to a task granted alike: taken, and it grants the same.
+        let ahead = Built::new(wide_part.clone()).unwrap();
+        let ahead_fd = ahead.ruleset.as_raw_fd();
+        let (taken, part) = ruleset(&wide, false, &mut system, Some(ahead)).unwrap();
+        assert_eq!(part, wide_part);
+        assert_eq!(taken.as_raw_fd(), ahead_fd, "the one built ahead");
+        assert!(can_read(&taken, &file));
+        // A task's own paths are added to the one taken.
+        let own_dir = dir.path().join("worktree");
+        std::fs::create_dir(&own_dir).unwrap();
+        let own_file = own_dir.join("lib.rs");
+        std::fs::write(&own_file, "x").unwrap();
+        let own = Policy::for_worker(vec![own_dir], Vec::new());
+        let ahead = Built::new(narrow_part.clone()).unwrap();
+        let ahead_fd = ahead.ruleset.as_raw_fd();
+        let (taken, part) = ruleset(&own, false, &mut system, Some(ahead)).unwrap();
+        assert_eq!((part, taken.as_raw_fd()), (narrow_part, ahead_fd));
+        assert!(can_read(&taken, &own_file));
+        assert!(!can_read(&taken, &file));
+    }
 }

@@ -255,6 +255,47 @@ struct Server {
     ended: std::collections::VecDeque<(u64, bool)>,
     /// Sandbox cells made ahead of their tasks.
     cells: Cells,
+    /// The shared part of the next worker's ruleset, built ahead.
+    rulesets: Rulesets,
+}
+
+/// The shared part of workers' Landlock rulesets (see
+/// [`confine::Shared`]), built ahead while the launcher waits, once two
+/// tasks in a row had the same one: tasks of a run are mostly granted
+/// alike, and one built for nothing costs what building it for its task
+/// would have.
+#[derive(Default)]
+struct Rulesets {
+    ahead: Option<confine::Built>,
+    /// The last task's part, and whether the one before it had it too.
+    last: Option<confine::Shared>,
+    steady: bool,
+}
+
+impl Rulesets {
+    fn take(&mut self) -> Option<confine::Built> {
+        self.ahead.take()
+    }
+
+    fn note(&mut self, shared: confine::Shared) {
+        self.steady = self.last.as_ref() == Some(&shared);
+        self.last = Some(shared);
+    }
+
+    fn wanted(&self) -> bool {
+        self.steady && self.ahead.is_none() && self.last.is_some()
+    }
+
+    /// Builds the next one; after a failure, none ahead until the next
+    /// task shows the part again (its own build says what failed).
+    fn make(&mut self) {
+        if let Some(shared) = &self.last {
+            match confine::Built::new(shared.clone()) {
+                Ok(built) => self.ahead = Some(built),
+                Err(_) => self.steady = false,
+            }
+        }
+    }
 }
 
 /// The launcher's sandbox cells (see [`cell`](super::cell)).
@@ -385,6 +426,7 @@ impl Server {
             .and_then(|base| base.no_network.try_clone().ok());
         let server = Self {
             mode,
+            rulesets: Rulesets::default(),
             cells: Cells {
                 idle: Vec::new(),
                 dying: Vec::new(),
@@ -435,13 +477,20 @@ impl Server {
                 }
             }
             let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
-            // A cell is made only when nothing else waits: a look first.
+            // A ruleset or a cell is made ahead only when nothing else
+            // waits: a look first. The ruleset first: it is on the way of
+            // the next spawn.
             let running = self.workers.values().filter(|w| !w.reported).count();
+            let wants_ruleset = self.rulesets.wanted();
             let wants_cell = self.cells.wanted(&self.templates, running);
-            let timeout = if wants_cell { 0 } else { -1 };
+            let timeout = if wants_ruleset || wants_cell { 0 } else { -1 };
             // SAFETY: `fds` is a valid array of `count` pollfds.
             #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
             let n = unsafe { libc::poll(fds.as_mut_ptr(), count, timeout) };
+            if n == 0 && wants_ruleset {
+                self.rulesets.make();
+                continue;
+            }
             if n == 0 && wants_cell {
                 self.cells.make(&self.templates);
                 continue;
@@ -755,8 +804,11 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()?;
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
         self.system.note_run_wide(&policy.run_wide);
-        let ruleset = confine::ruleset(policy, self.base.is_some(), &mut self.system)
-            .map_err(|e| e.to_string())?;
+        let ahead = self.rulesets.take();
+        let (ruleset, shared) =
+            confine::ruleset(policy, self.base.is_some(), &mut self.system, ahead)
+                .map_err(|e| e.to_string())?;
+        self.rulesets.note(shared);
         // One filter per kind of network: a gateway's port is Landlock's.
         let mode = match policy.network {
             Network::Gateway { .. } => Network::Gateway { port: 0 },
