@@ -240,6 +240,32 @@ fn bench_pertask_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_spawn_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // This build against itself as the baseline: the baseline's rows too.
+    let mut cmd = smoke.command("bash", &["bench/spawn.sh"]);
+    cmd.env("BASELINE", swarm_bin());
+    let run = smoke.run("bench/spawn.sh", cmd);
+    for row in [
+        "| plain (tokio",
+        "| sandboxed, this build",
+        "| sandboxed, baseline",
+    ] {
+        assert!(run.stdout.contains(row), "no `{row}` row: {}", run.stdout);
+    }
+    assert!(
+        run.stdout
+            .contains("This build over the baseline, per round"),
+        "{}",
+        run.stdout
+    );
+    assert_tables_have_figures(&run.stdout);
+}
+
+#[test]
 fn bench_cargo_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {
