@@ -420,45 +420,52 @@ fn condition(out: &mut Vec<sock_filter>, cond: &Cond, exits: &mut Vec<Exit>) {
         // A `MaskAny` of no bit never holds: its `jset 0` always leaves.
         halves.push((false, 0, 0));
     }
-    let load = |out: &mut Vec<sock_filter>, high: bool| {
-        out.push(insn(LD_W_ABS, 0, 0, arg_offset(cond.arg, high)));
-    };
-    let last = halves.len().saturating_sub(1);
     match cond.op {
         Op::Eq => {
             for (high, _, value) in halves {
-                load(out, high);
+                out.push(insn(LD_W_ABS, 0, 0, arg_offset(cond.arg, high)));
                 exits.push((out.len(), false));
                 out.push(insn(JEQ_K, 0, 0, value));
             }
         }
-        // Holds when either half differs: a differing high half skips the
-        // low half's test.
+        // Holds when either half differs.
         Op::Ne => {
-            for (i, (high, _, value)) in halves.into_iter().enumerate() {
-                load(out, high);
-                if i == last {
-                    exits.push((out.len(), true));
-                    out.push(insn(JEQ_K, 0, 0, value));
-                } else {
-                    // Over the low half's load and test to what follows.
-                    out.push(insn(JEQ_K, 0, 2, value));
-                }
-            }
+            let tests: Vec<(bool, u32)> = halves.iter().map(|&(h, _, value)| (h, value)).collect();
+            either(out, exits, cond.arg, &tests, JEQ_K, false);
         }
         // Holds when either half has a bit of the mask: the test is the
         // `jset`.
         Op::MaskAny(_) => {
-            for (i, (high, mask, _)) in halves.into_iter().enumerate() {
-                load(out, high);
-                if i == last {
-                    exits.push((out.len(), false));
-                    out.push(insn(JSET_K, 0, 0, mask));
-                } else {
-                    // Over the low half's load and test to what follows.
-                    out.push(insn(JSET_K, 2, 0, mask));
-                }
-            }
+            let tests: Vec<(bool, u32)> = halves.iter().map(|&(h, mask, _)| (h, mask)).collect();
+            either(out, exits, cond.arg, &tests, JSET_K, true);
+        }
+    }
+}
+
+/// Emits a condition on argument `arg` that holds when either of its
+/// halves' `tests` (the half, and the `k` of a `code` test of it) does: a
+/// test holds when its jump is taken (`jset` finding a bit), or, with
+/// `taken_holds` false, when it is not (`jeq` finding a half that
+/// differs). A half that holds skips the rest (the low half's load and
+/// test); the last half's failing leaves through an [`Exit`].
+fn either(
+    out: &mut Vec<sock_filter>,
+    exits: &mut Vec<Exit>,
+    arg: u8,
+    tests: &[(bool, u32)],
+    code: u16,
+    taken_holds: bool,
+) {
+    let last = tests.len().saturating_sub(1);
+    for (i, &(high, k)) in tests.iter().enumerate() {
+        out.push(insn(LD_W_ABS, 0, 0, arg_offset(arg, high)));
+        if i == last {
+            exits.push((out.len(), !taken_holds));
+            out.push(insn(code, 0, 0, k));
+        } else {
+            // Over the low half's load and test to what follows.
+            let (jt, jf) = if taken_holds { (2, 0) } else { (0, 2) };
+            out.push(insn(code, jt, jf, k));
         }
     }
 }
