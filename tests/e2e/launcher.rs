@@ -65,6 +65,23 @@ fn sh_in(own: &Path, script: &str, stdout: OwnedFd) -> SpawnRequest {
     }
 }
 
+/// A temporary directory every user may write in: as root, a sandboxed
+/// worker runs as an unprivileged user (a run hands the worktree over to
+/// it; here the directory is open to all).
+fn open_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// A sandboxed run's launcher with the namespace layer; `None` on a
+/// machine without it (covered by `sandbox.rs`'s checks).
+async fn namespaced_launcher() -> Option<Launcher> {
+    let launcher = Launcher::start(Path::new(swarm_bin())).await.ok()?;
+    launcher.degraded().is_none().then_some(launcher)
+}
+
 fn env() -> Vec<(String, String)> {
     vec![
         ("PATH".into(), "/usr/bin:/bin".into()),
@@ -228,11 +245,7 @@ fn each_launcher_starts_only_its_own_kind() {
 
 #[test]
 fn a_sandboxed_workers_end_is_reported_only_once_nothing_it_started_runs() {
-    use std::os::unix::fs::PermissionsExt as _;
-    let dir = tempfile::tempdir().unwrap();
-    // As root, the worker runs as an unprivileged user (a run hands the
-    // worktree over to it; here the directory is open to all).
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = open_dir();
     runtime().block_on(async {
         // A machine without the sandbox is covered by `sandbox.rs`'s checks.
         let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
@@ -305,12 +318,9 @@ fn workers_see_only_their_own_paths_and_the_launcher_keeps_nothing_of_them() {
     open(&b);
     let request = |own: &Path, script: String, out: &Path| sh_in(own, &script, file(out));
     runtime().block_on(async {
-        let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
+        let Some(launcher) = namespaced_launcher().await else {
             return;
         };
-        if launcher.degraded().is_some() {
-            return;
-        }
         let p = parent.display();
         // `a` waits, with a file of its own there, while `b` looks.
         let a_out = dir.path().join("a.out");
@@ -375,20 +385,15 @@ fn workers_see_only_their_own_paths_and_the_launcher_keeps_nothing_of_them() {
 
 #[test]
 fn a_root_showing_the_hosts_slash_is_built_whole_and_still_confines() {
-    use std::os::unix::fs::PermissionsExt as _;
     // The one root a template cannot show (it holds the host's `/` itself):
     // the worker's root is then built whole, as before templates.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = open_dir();
     let outside = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     runtime().block_on(async {
-        let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
+        let Some(launcher) = namespaced_launcher().await else {
             return;
         };
-        if launcher.degraded().is_some() {
-            return;
-        }
         let o = outside.path().display();
         // Pid 1 of the worker's namespace is its init (the launcher's
         // clone), and its /proc (mounted over the host's, which the bind
@@ -644,15 +649,13 @@ fn children_of(pid: u32) -> Vec<i32> {
 
 #[test]
 fn each_sandbox_cell_serves_one_worker_and_nothing_of_it_reaches_the_next() {
-    use std::os::unix::fs::PermissionsExt as _;
     // A sandboxed worker's init is a cell made before its task came (see
     // sandbox/src/launcher/cell.rs). Each worker here leaves what it can
     // behind (a file in its /dev/shm, a process, its working directory
     // changed under it) and looks for what the ones before it left: every
     // one must find a fresh namespace, only its own processes, and only
     // its own fds.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = open_dir();
     let look = "ls -A /dev/shm; echo --; \
          cat /proc/[0-9]*/comm | grep -c sleep; echo --; \
          ls /proc/self/fd; echo --; \
@@ -661,12 +664,9 @@ fn each_sandbox_cell_serves_one_worker_and_nothing_of_it_reaches_the_next() {
          touch /dev/shm/left-behind; mkdir /dev/shm/dir; \
          (sleep 37 &); setsid sleep 37 & exit 0";
     runtime().block_on(async {
-        let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
+        let Some(launcher) = namespaced_launcher().await else {
             return;
         };
-        if launcher.degraded().is_some() {
-            return;
-        }
         let launcher_pid = launcher.pid().unwrap();
         let request = |out: &Path| sh_in(dir.path(), look, file(out));
         // One at a time, then two at a time (each from a cell of its own).
@@ -737,18 +737,13 @@ fn each_sandbox_cell_serves_one_worker_and_nothing_of_it_reaches_the_next() {
 
 #[test]
 fn a_task_whose_cells_worker_made_ahead_died_still_runs_confined() {
-    use std::os::unix::fs::PermissionsExt as _;
     // A cell's worker made ahead (x86-64) that died before its task came
     // (killed from outside) is replaced by one started the usual way.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let dir = open_dir();
     runtime().block_on(async {
-        let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
+        let Some(launcher) = namespaced_launcher().await else {
             return;
         };
-        if launcher.degraded().is_some() {
-            return;
-        }
         let launcher_pid = launcher.pid().unwrap();
         let request = |script: &str, out: &Path| sh_in(dir.path(), script, file(out));
         // A first task makes the launcher keep cells for tasks like it.
