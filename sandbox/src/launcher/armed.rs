@@ -98,7 +98,9 @@ extern "C" fn entry(armed: *mut libc::c_void) -> libc::c_int {
 fn arm(armed: &Armed) -> Result<(), isize> {
     let check = |ret: isize| if ret < 0 { Err(ret) } else { Ok(ret) };
     // Closed first: the launcher's fds, of which the worker has a copy;
-    // only its socket and its exec pipe stay.
+    // only its socket and its exec pipe stay. (Not `confine::
+    // close_fds_sorted`: libc's wrapper would write `errno`, which is the
+    // launcher's, running beside.)
     let (low, high) = if armed.worker_end < armed.exec_write {
         (armed.worker_end, armed.exec_write)
     } else {

@@ -90,14 +90,35 @@ impl Laid {
 }
 
 /// The fds above 2 of `fds`, sorted, once each.
-fn sorted_above_2<'a>(fds: impl Iterator<Item = &'a RawFd>) -> Vec<u32> {
-    let mut open: Vec<u32> = fds
-        .filter_map(|&fd| u32::try_from(fd).ok())
-        .filter(|&fd| fd > 2)
-        .collect();
-    open.sort_unstable();
-    open.dedup();
+fn sorted_above_2<'a>(fds: impl Iterator<Item = &'a RawFd> + Clone) -> Vec<u32> {
+    let mut open = vec![0; fds.clone().count()];
+    let n = sorted_above_2_in(fds, &mut open);
+    open.truncate(n);
     open
+}
+
+/// [`sorted_above_2`] into `out`: how many it wrote (those past `out`'s
+/// room are left out). It allocates nothing, for a cell's worker made
+/// ahead (see [`armed_worker`]), which runs beside the launcher in its
+/// memory.
+fn sorted_above_2_in<'a>(fds: impl Iterator<Item = &'a RawFd>, out: &mut [u32]) -> usize {
+    let mut count = 0;
+    for fd in fds.filter_map(|&fd| u32::try_from(fd).ok()) {
+        if fd > 2 && count < out.len() {
+            out[count] = fd;
+            count += 1;
+        }
+    }
+    let open = &mut out[..count];
+    open.sort_unstable();
+    let mut unique = 0;
+    for i in 0..open.len() {
+        if unique == 0 || open[i] != open[unique - 1] {
+            open[unique] = open[i];
+            unique += 1;
+        }
+    }
+    unique
 }
 
 /// Everything an unconfined command's process needs, built before it
@@ -905,25 +926,7 @@ pub(super) extern "C" fn armed_worker(
         *slot = (received, target);
     }
     let mut open = [0u32; super::MAX_FDS + 2];
-    let mut count = 0;
-    for fd in p.keep.iter().chain([&errors, &exec]) {
-        if let Ok(fd) = u32::try_from(*fd)
-            && fd > 2
-            && count < open.len()
-        {
-            open[count] = fd;
-            count += 1;
-        }
-    }
-    let open = &mut open[..count];
-    open.sort_unstable();
-    let mut unique = 0;
-    for i in 0..open.len() {
-        if i == 0 || open[i] != open[unique - 1] {
-            open[unique] = open[i];
-            unique += 1;
-        }
-    }
+    let unique = sorted_above_2_in(p.keep.iter().chain([&errors, &exec]), &mut open);
     let open = &open[..unique];
     if let Err(message) = confine_armed(p, &placed[..own.len()], ruleset, open, args.nproc_limit) {
         fail(errors, &format!("confine the worker: {message}"));
