@@ -180,6 +180,31 @@ fn other_children_of_the_agent_are_left_alone() {
 }
 
 #[test]
+fn commands_run_side_by_side_never_kill_each_other() {
+    // Each command's end looks for what it left, by its output pipe among
+    // other marks; a command starting beside it holds a copy of that pipe
+    // until it execs (a fork of the agent), and was killed as if it were
+    // the other's.
+    let (_tmp, root) = setup();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..25)
+                        .map(|_| sh(&root, "true").unwrap())
+                        .filter(|report| report != "exit code 0 (no output)")
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for run in runs {
+            let wrong = run.join().unwrap();
+            assert!(wrong.is_empty(), "{wrong:?}");
+        }
+    });
+}
+
+#[test]
 fn bad_input_is_refused() {
     let (_tmp, root) = setup();
     let max = Duration::from_secs(5);

@@ -69,6 +69,7 @@ pub(crate) fn kill_leftovers(mark: &Mark, shell: Option<u32>) {
     // Processes seen as the command's: once they are zombies their
     // environment can no longer be read.
     let mut known = HashSet::new();
+    let agent = Agent::read();
     for _ in 0..ROUNDS {
         let procs = scan();
         let mut classes = HashMap::new();
@@ -82,6 +83,7 @@ pub(crate) fn kill_leftovers(mark: &Mark, shell: Option<u32>) {
                 entry: &entry,
                 pipe: mark.pipe.as_deref(),
                 known: &known,
+                agent: &agent,
             }
             .classify(pid, 0, &mut classes);
             if class != Class::Ours {
@@ -173,6 +175,31 @@ struct Walk<'a> {
     entry: &'a [u8],
     pipe: Option<&'a str>,
     known: &'a HashSet<i32>,
+    agent: &'a Agent,
+}
+
+/// The agent's own program and arguments, as `/proc` shows them.
+struct Agent {
+    exe: Option<std::path::PathBuf>,
+    cmdline: Option<Vec<u8>>,
+}
+
+impl Agent {
+    fn read() -> Self {
+        Agent {
+            exe: fs::read_link("/proc/self/exe").ok(),
+            cmdline: fs::read("/proc/self/cmdline").ok(),
+        }
+    }
+
+    /// Whether child `pid` is a fork of the agent that has not exec'd yet
+    /// (its program and arguments are still the agent's).
+    fn unexeced_fork(&self, pid: i32) -> bool {
+        self.exe.is_some()
+            && self.cmdline.is_some()
+            && fs::read_link(format!("/proc/{pid}/exe")).ok() == self.exe
+            && fs::read(format!("/proc/{pid}/cmdline")).ok() == self.cmdline
+    }
 }
 
 impl Walk<'_> {
@@ -195,7 +222,7 @@ impl Walk<'_> {
                 if Some(pid) == self.shell
                     || self.known.contains(&pid)
                     || self.tagged(pid)
-                    || self.holds_pipe(pid) =>
+                    || (self.holds_pipe(pid) && !self.starting_another(pid, proc)) =>
             {
                 Class::Ours
             }
@@ -203,6 +230,26 @@ impl Walk<'_> {
         };
         classes.insert(pid, class);
         class
+    }
+
+    /// Whether `pid`, found holding this command's output pipe, is
+    /// rather another command on its way from the agent: a fork of the
+    /// agent holds a copy of every fd of the agent's until its `execve`
+    /// closes them. Asked after the pipe was seen: a fork that had not
+    /// exec'd then either still has not, or by now shows its new program
+    /// and environment, another command's tag in it.
+    fn starting_another(&self, pid: i32, proc: &Proc) -> bool {
+        proc.ppid == self.me && (self.agent.unexeced_fork(pid) || self.tagged_otherwise(pid))
+    }
+
+    /// Whether `pid` carries another command's tag.
+    fn tagged_otherwise(&self, pid: i32) -> bool {
+        let prefix = format!("{TAG_VAR}=");
+        fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
+            environ
+                .split(|&b| b == 0)
+                .any(|var| var.starts_with(prefix.as_bytes()) && var != self.entry)
+        })
     }
 
     fn tagged(&self, pid: i32) -> bool {
@@ -255,6 +302,7 @@ mod tests {
         .map(|(pid, ppid, zombie)| (pid, Proc { ppid, zombie }))
         .collect();
         let known = HashSet::from([500]);
+        let agent = Agent::read();
         let walk = Walk {
             procs: &procs,
             me,
@@ -262,6 +310,7 @@ mod tests {
             entry: b"X=never-present",
             pipe: None,
             known: &known,
+            agent: &agent,
         };
         let mut classes = HashMap::new();
         let class = |pid| walk.classify(pid, 0, &mut classes.clone());
