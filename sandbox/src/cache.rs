@@ -72,6 +72,17 @@ fn is_system(path: &Path) -> bool {
         .contains(path.as_os_str().as_encoded_bytes())
 }
 
+/// What [`SystemPaths::fd`] knows of a path.
+#[derive(Debug)]
+pub(crate) enum Remembered<'a> {
+    /// Not a path resolved once a run: the task's own, opened afresh.
+    No,
+    /// Remembered, and missing when first looked for.
+    Missing,
+    /// Its descriptor, and whether it is a file.
+    Open(BorrowedFd<'a>, bool),
+}
+
 /// The launcher's memo of system paths.
 #[derive(Debug, Default)]
 pub(crate) struct SystemPaths {
@@ -106,10 +117,11 @@ impl SystemPaths {
         }
     }
 
-    /// Whether `path` is resolved once a run: a system path, or one a
+    /// Whether `path` is resolved once a run: a system path, a directory
+    /// the launcher covered (it made what is there, for the run), or one a
     /// policy said every worker of the run is granted alike.
     fn remembered(&self, path: &Path) -> bool {
-        is_system(path) || self.run_wide.contains(path)
+        is_system(path) || self.run_wide.contains(path) || self.covered.iter().any(|c| c == path)
     }
 
     /// Whether every worker of the run is granted `path` alike (see
@@ -130,23 +142,29 @@ impl SystemPaths {
     }
 
     /// An `O_PATH` descriptor of a system or run-wide path (and whether it
-    /// is a file), opened once; `None` for other paths or missing ones.
-    pub fn fd(&mut self, path: &Path) -> Option<(BorrowedFd<'_>, bool)> {
+    /// is a file), opened once; for other paths, [`Remembered::No`]. A
+    /// remembered path that was missing stays missing for the run (it was
+    /// opened again for every worker: three failed opens a spawn on a
+    /// machine without `/lib32`, `/libx32`, `/etc/gitattributes`). So a
+    /// system path made while a run lasts is granted to none of its
+    /// workers: a grant can only be narrower than the first worker's,
+    /// never wider.
+    pub fn fd(&mut self, path: &Path) -> Remembered<'_> {
         if !self.remembered(path) {
-            return None;
+            return Remembered::No;
         }
-        self.fds
-            .entry(path.to_path_buf())
-            .or_insert_with(|| {
-                let file = std::fs::File::options()
-                    .read(true)
-                    .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-                    .open(path)
-                    .ok()?;
-                let is_file = !file.metadata().ok()?.is_dir();
-                Some((OwnedFd::from(file), is_file))
-            })
-            .as_ref()
-            .map(|(fd, is_file)| (fd.as_fd(), *is_file))
+        let opened = self.fds.entry(path.to_path_buf()).or_insert_with(|| {
+            let file = std::fs::File::options()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                .open(path)
+                .ok()?;
+            let is_file = !file.metadata().ok()?.is_dir();
+            Some((OwnedFd::from(file), is_file))
+        });
+        match opened.as_ref() {
+            Some((fd, is_file)) => Remembered::Open(fd.as_fd(), *is_file),
+            None => Remembered::Missing,
+        }
     }
 }

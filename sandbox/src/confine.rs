@@ -14,7 +14,7 @@ use landlock::{
     RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
 
-use crate::cache::SystemPaths;
+use crate::cache::{Remembered, SystemPaths};
 
 use crate::policy::{Network, Policy};
 
@@ -121,6 +121,18 @@ pub(crate) fn close_fds_sorted(keep: &[u32]) -> Result<(), ConfineError> {
     Ok(())
 }
 
+/// Set once the launcher emptied its bounding set, which each of its
+/// workers inherits (see `launcher::cell::empty_bounding_set`): a worker
+/// then skips reading it back, one `prctl` per capability.
+static BOUNDING_SET_EMPTY: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Says that this process's bounding set is empty, and so will be every
+/// descendant's that makes no user namespace.
+pub(crate) fn note_bounding_set_empty() {
+    BOUNDING_SET_EMPTY.store(true, std::sync::atomic::Ordering::Release);
+}
+
 /// Switches the process to `identity` (uid, gid; no supplementary groups),
 /// if given, and leaves it without any capability, also when it runs as
 /// root: empty bounding and ambient sets, and securebits so that `execve`
@@ -176,17 +188,20 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
             ConfineError::Capabilities,
         )?;
         if has_setpcap {
-            for cap in 0..=63 {
-                // EINVAL past the last capability the kernel knows. A
-                // drop makes new credentials (freed after an RCU grace
-                // period), a read does not: a worker's init that is a
-                // sandbox cell emptied the set ahead of its task.
-                match libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) {
-                    -1 => break,
-                    0 => {}
-                    _ => {
-                        if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 {
-                            break;
+            // The launcher's workers inherit its empty set.
+            let inherited_empty = BOUNDING_SET_EMPTY.load(std::sync::atomic::Ordering::Acquire);
+            if !inherited_empty {
+                for cap in 0..=63 {
+                    // EINVAL past the last capability the kernel knows. A
+                    // drop makes new credentials (freed after an RCU grace
+                    // period), a read does not.
+                    match libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) {
+                        -1 => break,
+                        0 => {}
+                        _ => {
+                            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 {
+                                break;
+                            }
                         }
                     }
                 }
@@ -319,11 +334,12 @@ pub(crate) fn ruleset(
     for (paths, access) in granted {
         for path in paths {
             match system.fd(path) {
-                Some((fd, is_file)) => {
+                Remembered::Open(fd, is_file) => {
                     let access = file_access(is_file, access).bits();
                     shared.rules.push((fd.as_raw_fd(), access));
                 }
-                None => fresh.push((path, access)),
+                Remembered::Missing => {}
+                Remembered::No => fresh.push((path, access)),
             }
         }
     }

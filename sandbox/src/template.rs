@@ -265,6 +265,15 @@ impl Templates {
             .find(|(_, _, s)| *s == serial)
             .map(|(_, ns, _)| ns.as_fd())
     }
+
+    /// The covers of template `serial`: the directories each of its
+    /// workers gets a tmpfs of its own over (see [`TaskView`]).
+    pub fn covers(&self, serial: u64) -> Option<&[PathBuf]> {
+        self.built
+            .iter()
+            .find(|(_, _, s)| *s == serial)
+            .map(|(key, _, _)| key.covers.as_slice())
+    }
 }
 
 impl TaskView {
@@ -574,7 +583,7 @@ pub(crate) fn enter(
         }
     }
     view::chdir(Path::new("/")).map_err(fail)?;
-    own_mounts(task)?;
+    own_mounts(task, true)?;
     let shm = Path::new(view::SHM);
     if shm.is_dir() {
         view::mount(
@@ -598,7 +607,8 @@ pub(crate) fn enter_in_cell(
     task: &TaskView,
     proc: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<(), String> {
-    own_mounts(task)?;
+    // The cell mounted the covers as it prepared.
+    own_mounts(task, false)?;
     settle_proc(proc)
 }
 
@@ -620,29 +630,48 @@ fn settle_proc(proc: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), Str
     view::chdir(Path::new("/")).map_err(fail)
 }
 
+/// The options of a cover's tmpfs.
+pub(crate) const COVER_OPTIONS: &std::ffi::CStr = c"mode=0755,size=1m";
+
 /// The task's own mounts, in a copy of its template: the covers of their
-/// parents, the trees moved in, the covers made read-only.
-fn own_mounts(task: &TaskView) -> Result<(), String> {
+/// parents (unless `cover`: a cell mounted them ahead), the trees moved
+/// in, the covers made read-only.
+fn own_mounts(task: &TaskView, cover: bool) -> Result<(), String> {
     let fail = |e: String| format!("build the worker's file system: {e}");
     let private = libc::MS_NOSUID | libc::MS_NODEV;
     let mut dirs = Dirs::default();
     dirs.known.insert(PathBuf::from("/"));
     for dir in &task.covered {
-        view::mount(
-            Some(Path::new("tmpfs")),
-            dir,
-            Some(c"tmpfs"),
-            private,
-            Some(c"mode=0755,size=1m"),
-        )
-        .map_err(fail)?;
+        if cover {
+            view::mount(
+                Some(Path::new("tmpfs")),
+                dir,
+                Some(c"tmpfs"),
+                private,
+                Some(COVER_OPTIONS),
+            )
+            .map_err(fail)?;
+        }
         dirs.known.insert(dir.clone());
     }
+    // Targets mounted so far (parents come first).
+    let mut mounted: Vec<&Path> = Vec::with_capacity(task.mounts.len());
     for mount in &task.mounts {
+        let target = mount.target.as_path();
         match &mount.kind {
             Kind::Tree { tree, dir, access } => {
-                // Most mount points exist (in a shown directory); the rest
-                // are made in the worker's own tmpfs.
+                // Beneath a cover (a fresh tmpfs) and no tree of the task
+                // no mount point exists yet: made first.
+                let fresh = task
+                    .covered
+                    .iter()
+                    .any(|c| target.starts_with(c) && target != c)
+                    && !mounted.iter().any(|m| target.starts_with(m));
+                if fresh {
+                    dirs.mount_point(&mount.target, *dir).map_err(fail)?;
+                }
+                // Most other mount points exist (in a shown directory); the
+                // rest are made in the worker's own tmpfs.
                 if let Err(e) = move_mount(tree, &mount.target) {
                     if e.raw_os_error() != Some(libc::ENOENT) {
                         return Err(fail(format!("mount {}: {e}", mount.target.display())));
@@ -655,6 +684,7 @@ fn own_mounts(task: &TaskView) -> Result<(), String> {
             }
             Kind::Link(text) => dirs.link(text, &mount.target).map_err(fail)?,
         }
+        mounted.push(target);
     }
     for dir in &task.covered {
         view::mount(

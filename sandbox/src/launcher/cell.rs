@@ -66,6 +66,9 @@ struct Shared {
     armed: Option<Armed>,
     /// The network namespace the cell joins before it makes its worker.
     network: Option<RawFd>,
+    /// The template's covers (see `template::TaskView`): the tmpfs of the
+    /// cell's own over each is mounted as it prepares, not at its task.
+    covers: Vec<std::ffi::CString>,
 }
 
 /// What a cell's worker made ahead needs from the launcher: the filter of
@@ -131,7 +134,7 @@ const PREPARED_SHM: u8 = 2;
 const FAILED: u8 = 3;
 
 /// The steps of a cell's preparation, for a failure's message.
-const STEPS: [&str; 8] = [
+const STEPS: [&str; 9] = [
     "a fresh proc file system (fsopen)",
     "a fresh proc file system (fsconfig)",
     "a fresh proc file system (fsmount)",
@@ -140,6 +143,7 @@ const STEPS: [&str; 8] = [
     "enter /",
     "a private /dev/shm",
     "mount /proc",
+    "cover the parent of a task's own path",
 ];
 
 impl Cell {
@@ -149,16 +153,27 @@ impl Cell {
     /// cell continues in once its task came; `arming`, for a cell that
     /// makes its worker ahead (x86-64), for tasks with `network`; `stacks`
     /// to run on, if the launcher has spare ones (nothing runs on them).
+    /// `covers` are the template's (see `template::Templates::covers`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is a different part of the cell"
+    )]
     pub fn start(
         serial: u64,
         network: Network,
         namespace: BorrowedFd<'_>,
+        covers: &[std::path::PathBuf],
         launcher: BorrowedFd<'_>,
         init: extern "C" fn(*mut libc::c_void, bool) -> libc::c_int,
         arming: Option<Arming<'_>>,
         stacks: Option<[ChildStack; 2]>,
     ) -> Result<Self, String> {
         let os = |what: &str, e: std::io::Error| format!("make a sandbox cell: {what}: {e}");
+        let covers = covers
+            .iter()
+            .map(|c| std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(c.as_os_str())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| os("a cover's path", std::io::Error::other(e)))?;
         let namespace = namespace
             .try_clone_to_owned()
             .map_err(|e| os("keep the template", e))?;
@@ -217,6 +232,7 @@ impl Cell {
             init,
             armed,
             network: joins,
+            covers,
         });
         // SAFETY: the cell runs on a stack of its own, which stays mapped
         // until it is reaped; it reads `shared` (boxed, kept by the value
@@ -511,7 +527,7 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
             super::raw::exit(super::EXIT_SANDBOX_FAILED);
         }
     }
-    let shm = match prepare(shared.template) {
+    let shm = match prepare(shared.template, &shared.covers) {
         Ok(shm) => {
             // Its worker, made now with the credentials it has here; one
             // that cannot be made leaves the pid at 0, and the task gets
@@ -575,16 +591,19 @@ fn join_network(network: Option<RawFd>) -> bool {
 }
 
 /// Drops every capability from the bounding set (raw calls), as far as it
-/// can (without `CAP_SETPCAP`, none).
+/// can (without `CAP_SETPCAP`, none); whether the set is empty after.
 ///
 /// The launcher does so once, as it starts (see `server`): the set bounds
 /// only what an `execve` can grant, and the launcher and its cells never
 /// exec; every cell and worker inherits the empty set. A drop makes new
 /// credentials, so a cell that emptied its own set paid 41 of them (and as
-/// many RCU frees) for each task. The worker still drops whatever is left
-/// (see `confine::drop_capabilities`): a worker made some other way, or a
-/// set that a new user namespace filled again, is emptied all the same.
-pub(super) fn empty_bounding_set() {
+/// many RCU frees) for each task. Once it is empty, the launcher says so
+/// ([`confine::note_bounding_set_empty`](crate::confine)), and a worker
+/// does not read the set again, capability by capability, on its way to
+/// its `execve` (the kernel lets a set only shrink, and nothing between
+/// the launcher and a worker makes a user namespace, which would fill it
+/// again); a worker made any other way still empties its own.
+pub(super) fn empty_bounding_set() -> bool {
     for cap in 0..=63usize {
         // SAFETY: prctl with integers.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -597,20 +616,28 @@ pub(super) fn empty_bounding_set() {
                 (read, dropped)
             }
         };
-        // Past the last capability the kernel knows, or not allowed.
+        // Past the last capability the kernel knows (EINVAL): every one
+        // before it was read as dropped, or dropped.
+        if read == -(libc::EINVAL as isize) {
+            return cap > 0;
+        }
+        // Not allowed, or another failure: the set may hold some still.
         if read < 0 || dropped < 0 {
-            return;
+            return false;
         }
     }
+    true
 }
 
 /// The task-independent part of an init's file system (as
 /// `template::enter` makes it): a fresh `/proc`, a copy of the template
-/// entered, a private `/dev/shm`, the `/proc` put in place. Raw calls
-/// only: the launcher runs beside it in the same memory. Returns whether
-/// `/dev/shm` was made, or the failed step's index in [`STEPS`] and its
-/// errno.
-fn prepare(template: RawFd) -> Result<bool, (u8, i32)> {
+/// entered, a private `/dev/shm`, the `/proc` put in place, and a tmpfs of
+/// the cell's own over each of the template's `covers` (the parents of its
+/// tasks' own paths: the same for every task of the template, so a task's
+/// way to its worker is one mount shorter). Raw calls only: the launcher
+/// runs beside it in the same memory. Returns whether `/dev/shm` was made,
+/// or the failed step's index in [`STEPS`] and its errno.
+fn prepare(template: RawFd, covers: &[std::ffi::CString]) -> Result<bool, (u8, i32)> {
     const FSOPEN_CLOEXEC: usize = 1;
     const FSCONFIG_CMD_CREATE: usize = 6;
     const FSMOUNT_CLOEXEC: usize = 1;
@@ -701,6 +728,25 @@ fn prepare(template: RawFd) -> Result<bool, (u8, i32)> {
         );
         close(fresh);
         check(7, moved)?;
+        for cover in covers {
+            // A template whose covers lie there takes no task in a cell
+            // (`TaskView::fits_cell`): nothing of it is made ahead.
+            let bytes = cover.to_bytes();
+            if bytes.starts_with(b"/proc") || bytes.starts_with(b"/dev") {
+                continue;
+            }
+            check(
+                8,
+                syscall5(
+                    libc::SYS_mount,
+                    s(c"tmpfs"),
+                    cover.as_ptr() as usize,
+                    s(c"tmpfs"),
+                    (libc::MS_NOSUID | libc::MS_NODEV) as usize,
+                    s(crate::template::COVER_OPTIONS),
+                ),
+            )?;
+        }
         Ok(shm)
     }
 }

@@ -517,11 +517,19 @@ pub(super) fn spawn_unconfined(command: &Unconfined, stack: &ChildStack) -> Resu
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = command.env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
-    // Sources moved out of the way of every target first, so that no
-    // `dup2` in the process overwrites a source still to be placed.
+    // Sources moved out of the way of every target first (where one is
+    // another's target), so that no `dup2` in the process overwrites a
+    // source still to be placed.
     let mut placed = Vec::with_capacity(command.fds.len());
     let mut copies = Vec::with_capacity(command.fds.len());
-    for &(src, dst) in &command.fds {
+    let above = above_targets(&command.fds);
+    let moved = if clear_of_targets(&command.fds) {
+        placed.extend_from_slice(&command.fds);
+        &[][..]
+    } else {
+        &command.fds[..]
+    };
+    for &(src, dst) in moved {
         let high = nix::fcntl::fcntl(
             // SAFETY: `src` is a descriptor the request brought, open for
             // the length of this call.
@@ -529,7 +537,7 @@ pub(super) fn spawn_unconfined(command: &Unconfined, stack: &ChildStack) -> Resu
             unsafe {
                 std::os::fd::BorrowedFd::borrow_raw(src)
             },
-            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1024),
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(above),
         )
         .map_err(|e| format!("start the command: place its file descriptors: {e}"))?;
         // SAFETY: `high` is a fresh descriptor we own.
@@ -631,19 +639,48 @@ fn default_signals() {
     }
 }
 
+/// The lowest fd number above every target of `fds` (and above stdio):
+/// where a source is moved out of the way of them all.
+///
+/// Not a fixed high number (it was 1024 and 2048): a descriptor that high
+/// grows the file table to thousands of slots, which the process then
+/// copies, and `close_range` and `execve` walk slot by slot: two of a
+/// sandboxed worker's `close_range` calls took 16 µs each.
+fn above_targets(fds: &[(RawFd, RawFd)]) -> RawFd {
+    fds.iter()
+        .map(|&(_, target)| target.saturating_add(1))
+        .fold(3, RawFd::max)
+}
+
+/// Whether no source of `fds` is a target (of any of them, its own
+/// too): then each can be put in its place straight away, no `dup2`
+/// overwriting a source still to be placed (and none a no-op that would
+/// leave the fd close-on-exec). So it is for the usual worker, whose
+/// sources came after its stdio, which are its only targets.
+fn clear_of_targets(fds: &[(RawFd, RawFd)]) -> bool {
+    !fds.iter().any(|&(src, _)| fds.iter().any(|&(_, dst)| dst == src))
+}
+
 /// Puts each received fd at its place. The sources are first moved out of
-/// the way of every target, so that no `dup2` overwrites a source still to
-/// be placed. Allocation-free: at most [`MAX_FDS`](super::MAX_FDS) come.
+/// the way of every target (unless they are [clear of
+/// them](clear_of_targets)), so that no `dup2` overwrites a source still
+/// to be placed. Allocation-free: at most [`MAX_FDS`](super::MAX_FDS)
+/// come.
 fn place_fds(fds: &[(RawFd, RawFd)]) -> Result<(), ()> {
     let mut moved = [(0, 0); super::MAX_FDS];
     if fds.len() > moved.len() {
         return Err(());
     }
+    let above = above_targets(fds);
+    let clear = clear_of_targets(fds);
     // SAFETY: fcntl and dup2 on fds of this process.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         for (slot, &(src, dst)) in moved.iter_mut().zip(fds) {
-            let high = libc::fcntl(src, libc::F_DUPFD_CLOEXEC, 1024);
+            let high = match clear {
+                true => src,
+                false => libc::fcntl(src, libc::F_DUPFD_CLOEXEC, above),
+            };
             if high == -1 {
                 return Err(());
             }
@@ -889,13 +926,17 @@ pub(super) extern "C" fn armed_worker(
         )
     };
     let p = args.prepared;
-    // Both moved out of the way of the fds to be placed (a kept fd's
-    // target may be the number one of them came as).
+    // Both moved out of the way of the fds to be placed, if a kept fd's
+    // target is the number one of them came as.
+    let above = above_targets(&p.fds);
     let high = |fd: RawFd| {
+        if p.fds.iter().all(|&(_, target)| target != fd) {
+            return fd;
+        }
         // SAFETY: fcntl on an fd of this process.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
-            libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 2048)
+            libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above)
         }
     };
     let [errors, ruleset, own @ ..] = fds else {

@@ -110,6 +110,7 @@ impl Cells {
     fn start(&mut self, templates: &Templates) -> Option<Cell> {
         let (serial, network, filter) = self.last.as_ref()?;
         let namespace = templates.namespace(*serial)?;
+        let covers = templates.covers(*serial)?;
         let launcher = self.pidfd.as_ref()?;
         let network_ns = match network {
             Network::None => Some(self.no_network.as_ref()?.as_fd()),
@@ -124,6 +125,7 @@ impl Cells {
             *serial,
             *network,
             namespace,
+            covers,
             launcher.as_fd(),
             child::cell_init,
             Some(arming),
@@ -398,7 +400,9 @@ impl Server {
                             // Nothing from here on execs but a worker,
                             // which must not gain a capability by it: one
                             // emptying for the run, not one per cell.
-                            super::cell::empty_bounding_set();
+                            if super::cell::empty_bounding_set() {
+                                crate::confine::note_bounding_set_empty();
+                            }
                             (Some(base), None)
                         }
                         Err(e) => {
