@@ -43,7 +43,7 @@ fn script(dir: &Path, script: &str, out: &Path) -> UnconfinedRequest {
         reap: None,
         after: None,
         started: None,
-        stdin: null(),
+        stdin: None,
         stdout: file(out),
         stderr: null(),
     }
@@ -150,6 +150,26 @@ fn an_unconfined_command_gets_its_exit_code_signal_environment_and_directory() {
             "{seen}"
         );
         assert!(seen.contains("ADDED=by the request"), "{seen}");
+
+        // Sent without a stdin, a command reads the launcher's /dev/null
+        // (at once at its end); sent with one, it reads that.
+        let stdin = "readlink /proc/self/fd/0; cat";
+        let mut spawned = launcher
+            .spawn_unconfined(script(dir.path(), stdin, &out))
+            .await
+            .unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(0));
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "/dev/null\n");
+        let given = dir.path().join("given");
+        std::fs::write(&given, "what the caller gave\n").unwrap();
+        let mut with_stdin = script(dir.path(), stdin, &out);
+        with_stdin.stdin = Some(std::fs::File::open(&given).unwrap().into());
+        let mut spawned = launcher.spawn_unconfined(with_stdin).await.unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(0));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            format!("{}\nwhat the caller gave\n", given.display())
+        );
 
         // A program that does not exist: a failure that says so, not an
         // exit code.
@@ -380,6 +400,97 @@ fn workers_see_only_their_own_paths_and_the_launcher_keeps_nothing_of_them() {
             "the launcher grew from {size} to {size_after} KiB mapped, \
              {rss} to {rss_after} KiB resident over 400 workers"
         );
+    });
+}
+
+/// A file of the test's open for writing at the lowest free fd number
+/// from `from` on (close-on-exec here, as the coordinator's are): a
+/// descriptor a caller keeps for its worker. Its number; closed by
+/// [`close_kept`].
+fn kept_file(path: &Path, from: i32) -> i32 {
+    let file = std::fs::File::create(path).unwrap();
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(from)).unwrap()
+}
+
+fn close_kept(fds: &[i32]) {
+    for &fd in fds {
+        nix::unistd::close(fd).unwrap();
+    }
+}
+
+#[test]
+fn descriptors_a_caller_keeps_reach_the_worker_at_their_numbers() {
+    // A worker moves what it received out of the way of every target
+    // before it places them: kept fds low (from 5 on) and far above
+    // (from 900 on) come through at their numbers, nothing else of the
+    // launcher's or the cell's does.
+    let dir = open_dir();
+    let d = dir.path();
+    runtime().block_on(async {
+        // Writes to each kept fd, then lists its fds (`ls`'s own
+        // directory is 3).
+        let write_then_list = |fds: &[i32]| {
+            // (bash: dash takes one-digit fd numbers only.)
+            let writes: String = fds
+                .iter()
+                .map(|n| format!("bash -c 'echo {n} >&{n}'; "))
+                .collect();
+            format!("{writes}ls /proc/self/fd | sort -n | tr '\\n' ' '")
+        };
+        let check = |out: &Path, label: &str, fds: &[i32]| {
+            for n in fds {
+                let text = std::fs::read_to_string(d.join(format!("{label}.{n}"))).unwrap();
+                assert_eq!(text, format!("{n}\n"), "{label}: fd {n}");
+            }
+            let mut open = vec![0, 1, 2, 3];
+            open.extend(fds);
+            open.sort_unstable();
+            let expected: String = open.iter().map(|n| format!("{n} ")).collect();
+            assert_eq!(
+                std::fs::read_to_string(out).unwrap(),
+                expected,
+                "{label}: the fds the worker had"
+            );
+        };
+        let keep = |label: &str| {
+            let mut fds = Vec::new();
+            for from in [5, 5, 900] {
+                let n = kept_file(&d.join("new"), from);
+                std::fs::rename(d.join("new"), d.join(format!("{label}.{n}"))).unwrap();
+                fds.push(n);
+            }
+            fds
+        };
+        let unconfined = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
+            .await
+            .unwrap();
+        let out = d.join("unconfined.out");
+        let fds = keep("unconfined");
+        let mut request = script(d, &write_then_list(&fds), &out);
+        request.keep_fds = fds.clone();
+        let mut spawned = unconfined.spawn_unconfined(request).await.unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(0));
+        close_kept(&fds);
+        check(&out, "unconfined", &fds);
+
+        let Some(sandboxed) = namespaced_launcher().await else {
+            return;
+        };
+        // Twice: the first worker starts the usual way, the second in a
+        // cell made ahead for tasks like it.
+        for round in ["first", "second"] {
+            let label = format!("sandboxed-{round}");
+            let out = d.join(format!("{label}.out"));
+            let fds = keep(&label);
+            let mut request = sh_in(d, &write_then_list(&fds), file(&out));
+            request.policy.keep_fds = fds.clone();
+            let mut spawned = sandboxed.spawn(request).await.unwrap();
+            assert_eq!(spawned.wait().await, Exit::Exited(0), "{label}");
+            close_kept(&fds);
+            check(&out, &label, &fds);
+            // Time for the launcher to make its cell.
+            std::thread::sleep(Duration::from_millis(200));
+        }
     });
 }
 

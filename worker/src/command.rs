@@ -313,8 +313,6 @@ async fn spawn_unconfined(
         return spawn_in_process(spec, stdout, stderr);
     };
     let after = deck_after(spec, stop).await?;
-    let stdin =
-        std::fs::File::open("/dev/null").map_err(|e| failed(format!("open /dev/null: {e}")))?;
     let request = UnconfinedRequest {
         argv,
         inherit: spec.inherit_env,
@@ -326,7 +324,8 @@ async fn spawn_unconfined(
         reap: spec.cgroup_procs.clone(),
         after,
         started: spec.deck.on_deck.as_ref().map(|d| Arc::clone(&d.started)),
-        stdin: stdin.into(),
+        // The launcher's /dev/null.
+        stdin: None,
         stdout,
         stderr,
     };

@@ -103,7 +103,10 @@ pub struct UnconfinedRequest {
     /// starts at once), as it is sent. For a caller that counts what
     /// runs, and times it.
     pub started: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
-    pub stdin: OwnedFd,
+    /// `None`: the launcher's own `/dev/null`, opened once for the run (an
+    /// open, a close and a descriptor sent less per command, where most
+    /// read nothing).
+    pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
 }
@@ -316,8 +319,11 @@ impl Launcher {
             stdout,
             stderr,
         } = request;
-        let (mut fds, mut targets) =
-            passed_fds([stdin, stdout, stderr], &policy.keep_fds, &policy.cgroups)?;
+        let (mut fds, mut targets) = passed_fds(
+            [Some(stdin), Some(stdout), Some(stderr)],
+            &policy.keep_fds,
+            &policy.cgroups,
+        )?;
         if let Some(fd) = policy.gateway_handoff {
             fds.push(duplicate(fd)?);
             targets.push(super::GATEWAY_HANDOFF);
@@ -359,7 +365,7 @@ impl Launcher {
             stdout,
             stderr,
         } = request;
-        let (fds, targets) = passed_fds([stdin, stdout, stderr], &keep_fds, &cgroups)?;
+        let (fds, targets) = passed_fds([stdin, Some(stdout), Some(stderr)], &keep_fds, &cgroups)?;
         let message = Request::Unconfined {
             id,
             argv,
@@ -446,16 +452,21 @@ impl Launcher {
 }
 
 /// The fds a start request carries (the worker's stdin, stdout, stderr,
-/// then `keep` at their own numbers), and where each lands: `keep` name
-/// fds of the coordinator to pass on unchanged; cgroups to join travel the
-/// same way, marked by a negative target.
+/// those given, then `keep` at their own numbers), and where each lands:
+/// `keep` name fds of the coordinator to pass on unchanged; cgroups to
+/// join travel the same way, marked by a negative target.
 fn passed_fds(
-    std: [OwnedFd; 3],
+    std: [Option<OwnedFd>; 3],
     keep: &[RawFd],
     cgroups: &[RawFd],
 ) -> Result<(Vec<OwnedFd>, Vec<i32>), LaunchError> {
-    let mut fds = Vec::from(std);
-    let mut targets = vec![0, 1, 2];
+    let (mut fds, mut targets) = (Vec::with_capacity(3), Vec::with_capacity(3));
+    for (fd, target) in std.into_iter().zip(0..) {
+        if let Some(fd) = fd {
+            fds.push(fd);
+            targets.push(target);
+        }
+    }
     let passed = keep.iter().map(|&fd| (fd, fd));
     let joined = cgroups.iter().map(|&fd| (fd, super::JOIN_CGROUP));
     for (fd, target) in passed.chain(joined) {

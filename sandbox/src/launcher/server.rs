@@ -259,6 +259,10 @@ struct Server {
     cells: Cells,
     /// The shared part of the next worker's ruleset, built ahead.
     rulesets: Rulesets,
+    /// `/dev/null`, the stdin of every unconfined command sent without
+    /// one (see `UnconfinedRequest::stdin`). Never a sandboxed worker's:
+    /// one open file shared by tasks would be a channel between them.
+    null: Option<OwnedFd>,
 }
 
 /// The shared part of workers' Landlock rulesets (see
@@ -428,8 +432,16 @@ impl Server {
         let no_network = base
             .as_ref()
             .and_then(|base| base.no_network.try_clone().ok());
+        let null = match mode {
+            Mode::Unconfined => match std::fs::File::open("/dev/null") {
+                Ok(null) => Some(OwnedFd::from(null)),
+                Err(e) => return fail(sock, format!("open /dev/null: {e}")),
+            },
+            Mode::Sandboxed => None,
+        };
         let server = Self {
             mode,
+            null,
             rulesets: Rulesets::default(),
             cells: Cells {
                 idle: Vec::new(),
@@ -979,12 +991,25 @@ impl Server {
                 .map(AsRawFd::as_raw_fd)
                 .zip(targets.iter().copied())
         };
+        // Sent without a stdin: the launcher's /dev/null.
+        let null = self
+            .null
+            .as_ref()
+            .filter(|_| !targets.contains(&0))
+            .map(|null| (null.as_raw_fd(), 0));
         let prepared = child::Unconfined {
             argv,
             env,
             cwd: cstring(cwd.as_os_str().as_bytes())?,
-            fds: raw().filter(|&(_, target)| target >= 0).collect(),
-            keep: targets.iter().copied().filter(|&t| t >= 0).collect(),
+            fds: null
+                .into_iter()
+                .chain(raw().filter(|&(_, target)| target >= 0))
+                .collect(),
+            keep: null
+                .map(|(_, target)| target)
+                .into_iter()
+                .chain(targets.iter().copied().filter(|&t| t >= 0))
+                .collect(),
             cgroups: raw()
                 .filter(|&(_, target)| target == super::JOIN_CGROUP)
                 .map(|(fd, _)| fd)
