@@ -219,10 +219,14 @@ impl Setup {
         if let Some(dir) = logs {
             std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
-        // Whether the tmp is new: an earlier attempt's may hold anything.
+        // Whether the tmp is new: an earlier attempt's may hold anything,
+        // its subtask request too, which goes with that attempt.
         let fresh_tmp = match std::fs::create_dir(&tmp) {
             Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(tmp.join(crate::run::spawn::REQUEST_FILE));
+                false
+            }
             Err(_) => {
                 std::fs::create_dir_all(&tmp)
                     .map_err(|e| format!("create {}: {e}", tmp.display()))?;

@@ -174,6 +174,7 @@ impl LocalExecutor {
             mcp_servers: options.mcp_servers.clone(),
             secret_vars: prepared.plan.secret_vars(),
             min_free_space: prepared.plan.min_free_space,
+            free_space: std::sync::Mutex::new(None),
             unconfined: shared,
             cgroups,
             readonly: DashMap::new(),
@@ -243,7 +244,8 @@ impl LocalExecutor {
             if self.ctx.sandbox.is_some() && swarm_sandbox::worker_identity().is_some() {
                 let _ = std::fs::remove_file(tmp.join(".gitconfig"));
             }
-            let mut dirs = vec![tmp];
+            let mut dirs: Vec<std::path::PathBuf> =
+                (!done.tmp_removed).then_some(tmp).into_iter().collect();
             // Read-only tasks share a view, removed as the run ends.
             if task.isolation == swarm_protocol::Isolation::Worktree {
                 dirs.push(crate::layout::git_view(run_dir, &task.id));

@@ -51,6 +51,9 @@ pub(crate) struct Ctx {
     pub secret_vars: Vec<String>,
     /// Free bytes the worktrees' file system must keep.
     pub min_free_space: u64,
+    /// The last reading of the free space, and when (see
+    /// [`short_of_space`]).
+    pub free_space: std::sync::Mutex<Option<(Instant, u64)>>,
     /// The cgroup unconfined tasks without limits of their own share, so
     /// that nothing they start (even outside their process groups) outlives
     /// the run or its coordinator: dropping it (with the executor, when the
@@ -95,6 +98,8 @@ pub(crate) struct Done {
     /// It was taken back from the deck before it started: nothing of it
     /// ran or was reported, and `status` means nothing.
     pub withdrawn: bool,
+    /// Its tmp was empty and is gone already.
+    pub tmp_removed: bool,
 }
 
 /// A task's part in the unconfined launcher's deck (see
@@ -134,6 +139,7 @@ pub(crate) async fn execute(
             reason: Some(format!("swarm could not run it: failed to {e}")),
             removable: None,
             withdrawn: false,
+            tmp_removed: false,
         },
     }
 }
@@ -184,6 +190,7 @@ async fn execute_inner(
                         )),
                         removable: None,
                         withdrawn: false,
+                        tmp_removed: false,
                     });
                 }
             }
@@ -197,6 +204,7 @@ async fn execute_inner(
             reason: Some(why),
             removable: None,
             withdrawn: false,
+            tmp_removed: false,
         });
     }
     // A resumed task numbers its attempts on from the interrupted one.
@@ -220,8 +228,9 @@ async fn execute_inner(
         // What an earlier attempt asked for goes with it.
         ctx.spawner
             .reset(&task.id, Some(std::time::SystemTime::now()));
+        // (An earlier attempt's request is removed as its tmp is taken
+        // again, see `attempt::Setup::make`.)
         let request = crate::run::spawn::request_path(&ctx.run_dir, &task.id);
-        let _ = std::fs::remove_file(&request);
         // A command on deck starts when the launcher starts it: its start
         // is reported, and its time counted, from then.
         let links = deck.take().unwrap_or_default();
@@ -304,6 +313,7 @@ async fn execute_inner(
                 reason: None,
                 removable: None,
                 withdrawn: true,
+                tmp_removed: false,
             });
         }
         let started = match began_at.as_ref().and_then(|b| b.get()) {
@@ -328,9 +338,16 @@ async fn execute_inner(
             }
         }
         let mut ran_ok = did_its_work(&outcome, verify.as_ref(), agent.as_ref());
+        // Most attempts leave their tmp empty: removed now (it is scratch,
+        // and an empty one holds nothing to look at even after a failure),
+        // it holds no subtask request either. One `rmdir` where an `lstat`
+        // of the request and, after the task, an `rmdir` were.
+        let tmp_removed = request
+            .parent()
+            .is_some_and(|tmp| std::fs::remove_dir(tmp).is_ok());
         // A command's subtask request, checked now that it has done its
         // part: a request that fails its checks fails the attempt.
-        let refused = match ran_ok {
+        let refused = match ran_ok && !tmp_removed {
             true => read_request(ctx, task, attempt, &request, &workdir).await,
             false => None,
         };
@@ -457,6 +474,7 @@ async fn execute_inner(
                 reason,
                 removable,
                 withdrawn: false,
+                tmp_removed,
             });
         }
         // The failed attempt is on its ref; start over from a clean tree.
@@ -563,13 +581,27 @@ pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
     if ctx.min_free_space == 0 {
         return None;
     }
-    // Looked at before every start (a task may fill the disk in moments):
-    // the worktrees' file system, or the repository's while the worktrees'
-    // directory does not exist yet.
+    // Looked at before every start (a task may fill the disk in moments),
+    // but not again within moments of a reading that left room for more
+    // than the minimum twice over: short tasks start hundreds a second,
+    // and a `statvfs` each walked the worktrees' path every time.
+    let now = Instant::now();
+    if let Ok(last) = ctx.free_space.lock()
+        && let Some((at, free)) = *last
+        && now.duration_since(at) < FREE_SPACE_FRESH
+        && free / 2 >= ctx.min_free_space
+    {
+        return None;
+    }
+    // The worktrees' file system, or the repository's while the
+    // worktrees' directory does not exist yet.
     let (dir, stat) = [&ctx.worktree_dir, &ctx.repo.workdir]
         .into_iter()
         .find_map(|d| Some((d, nix::sys::statvfs::statvfs(d.as_path()).ok()?)))?;
     let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    if let Ok(mut last) = ctx.free_space.lock() {
+        *last = Some((now, free));
+    }
     (free < ctx.min_free_space).then(|| {
         format!(
             "not started: {} free on the file system of {}, below min_free_space ({}); free some space (`swarm clean --all`) or lower min_free_space",
@@ -579,6 +611,10 @@ pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
         )
     })
 }
+
+/// How long a reading of the free space with room to spare stands for the
+/// next starts (see [`short_of_space`]).
+const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The shared checkout of `commit` for read-only tasks (and its record
 /// under `.git/worktrees/`), created once.
