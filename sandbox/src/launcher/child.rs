@@ -658,7 +658,8 @@ fn above_targets(fds: &[(RawFd, RawFd)]) -> RawFd {
 /// leave the fd close-on-exec). So it is for the usual worker, whose
 /// sources came after its stdio, which are its only targets.
 fn clear_of_targets(fds: &[(RawFd, RawFd)]) -> bool {
-    !fds.iter().any(|&(src, _)| fds.iter().any(|&(_, dst)| dst == src))
+    !fds.iter()
+        .any(|&(src, _)| fds.iter().any(|&(_, dst)| dst == src))
 }
 
 /// Puts each received fd at its place. The sources are first moved out of

@@ -341,10 +341,14 @@ async fn execute_inner(
         // Most attempts leave their tmp empty: removed now (it is scratch,
         // and an empty one holds nothing to look at even after a failure),
         // it holds no subtask request either. One `rmdir` where an `lstat`
-        // of the request and, after the task, an `rmdir` were.
-        let tmp_removed = request
-            .parent()
-            .is_some_and(|tmp| std::fs::remove_dir(tmp).is_ok());
+        // of the request and, after the task, an `rmdir` were. (Not where
+        // swarm wrote the tmp a `.gitconfig`, as root in a sandbox: never
+        // empty, it is left to the end's clean-up, which knows the file.)
+        let wrote_config = ctx.sandbox.is_some() && swarm_sandbox::worker_identity().is_some();
+        let tmp_removed = !wrote_config
+            && request
+                .parent()
+                .is_some_and(|tmp| std::fs::remove_dir(tmp).is_ok());
         // A command's subtask request, checked now that it has done its
         // part: a request that fails its checks fails the attempt.
         let refused = match ran_ok && !tmp_removed {
