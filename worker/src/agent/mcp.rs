@@ -256,15 +256,20 @@ async fn start_one(
         .envs(&spec.env)
         .current_dir(root)
         .kill_on_drop(true);
-    let (transport, stderr) = TokioChildProcess::builder(command)
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            failed(
-                format!("start MCP server `{}` ({program}): {e}", spec.name),
-                String::new(),
-            )
-        })?;
+    // Not while a bash command's leftovers are looked for (see
+    // `tools::spawning`).
+    let spawned = {
+        let _spawning = super::tools::spawning();
+        TokioChildProcess::builder(command)
+            .stderr(Stdio::piped())
+            .spawn()
+    };
+    let (transport, stderr) = spawned.map_err(|e| {
+        failed(
+            format!("start MCP server `{}` ({program}): {e}", spec.name),
+            String::new(),
+        )
+    })?;
     let tail: SharedTail = Arc::default();
     if let Some(mut stderr) = stderr {
         let tail = Arc::clone(&tail);

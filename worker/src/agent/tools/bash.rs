@@ -94,7 +94,11 @@ fn start(root: &Root, command: &str, mark: &mut reap::Mark) -> io::Result<(Child
         .stdin(Stdio::null())
         .stdout(writer.try_clone()?)
         .stderr(writer);
-    let spawned = cmd.spawn();
+    // (Not while the leftovers of another command are looked for.)
+    let spawned = {
+        let _spawning = reap::spawning();
+        cmd.spawn()
+    };
     // The command holds our copies of the pipe's write end; while they are
     // open the reader would never see the end of the output.
     drop(cmd);

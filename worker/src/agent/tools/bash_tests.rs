@@ -126,6 +126,9 @@ fn timeout_kills_the_command_and_its_background_children() {
 
 #[test]
 fn timeout_input_cannot_raise_the_limit() {
+    // As the agent is: dash forks `sleep`, which the killed shell leaves
+    // to whoever reaps orphans.
+    become_subreaper().unwrap();
     let (_tmp, root) = setup();
     let started = Instant::now();
     let err = run(

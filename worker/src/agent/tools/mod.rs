@@ -21,6 +21,7 @@ use serde_json::Value;
 use swarm_protocol::agent::ToolSpec;
 
 pub use bash::become_subreaper;
+pub(crate) use reap::spawning;
 
 use input::Input;
 use paths::Root;

@@ -24,6 +24,23 @@ use nix::unistd::Pid;
 /// The environment variable that tags a command's processes.
 pub(crate) const TAG_VAR: &str = "SWARM_AGENT_COMMAND";
 
+/// Held shared by each of the agent's spawns from its fork to its `execve`
+/// ([`spawning`]), and whole by the search for a command's leftovers while
+/// it looks at `/proc`: a fork of the agent holds a copy of every fd of the
+/// agent's, another command's output pipe among them, until its `execve`
+/// closes them, and was taken for one of that command's processes. Its
+/// program and arguments, and then its tag, tell most such forks apart
+/// (see `Walk::starting_another`); an untagged program (an MCP server) in
+/// the middle of its `execve` could not be told.
+static SPAWNS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// To hold while the agent spawns a process (see [`SPAWNS`]).
+pub(crate) fn spawning() -> std::sync::RwLockReadGuard<'static, ()> {
+    SPAWNS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Scans of `/proc` at most: a command forking as fast as it is killed
 /// must not hold the agent forever.
 const ROUNDS: usize = 200;
@@ -71,6 +88,12 @@ pub(crate) fn kill_leftovers(mark: &Mark, shell: Option<u32>) {
     let mut known = HashSet::new();
     let agent = Agent::read();
     for _ in 0..ROUNDS {
+        // No fork of the agent between its fork and its `execve` while
+        // `/proc` is read and its processes told apart; one made after is
+        // not among them, and only those are killed.
+        let quiet = SPAWNS
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let procs = scan();
         let mut classes = HashMap::new();
         let mut to_kill = Vec::new();
@@ -95,6 +118,7 @@ pub(crate) fn kill_leftovers(mark: &Mark, shell: Option<u32>) {
                 to_reap.push(pid);
             }
         }
+        drop(quiet);
         if to_kill.is_empty() && to_reap.is_empty() {
             return;
         }
