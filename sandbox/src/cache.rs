@@ -168,3 +168,31 @@ impl SystemPaths {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_path_missing_at_first_stays_missing_and_a_task_path_is_looked_up_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, own) = (dir.path().join("toolchain"), dir.path().join("own"));
+        let mut system = SystemPaths::default();
+        system.note_run_wide(std::slice::from_ref(&shared));
+        assert!(matches!(system.fd(&shared), Remembered::Missing));
+        assert!(system.resolve(&shared).is_none());
+        // Made while the run lasts: granted to none of its workers, as to
+        // the first one (never wider than what the first one got).
+        std::fs::create_dir(&shared).unwrap();
+        assert!(matches!(system.fd(&shared), Remembered::Missing));
+        assert!(system.resolve(&shared).is_none());
+        // A task's own path is never remembered: resolved as it is now.
+        assert!(matches!(system.fd(&own), Remembered::No));
+        assert!(system.resolve(&own).is_none());
+        std::fs::create_dir(&own).unwrap();
+        assert!(system.resolve(&own).is_some_and(|r| r.is_dir));
+        // A covered directory is remembered once covered.
+        system.set_covered(vec![own.clone()]);
+        assert!(matches!(system.fd(&own), Remembered::Open(_, false)));
+    }
+}

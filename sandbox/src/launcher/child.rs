@@ -1210,3 +1210,26 @@ fn confine_worker(p: &Prepared<'_>, laid: &Laid, nproc_limit: bool) -> Result<()
     confine::close_fds_sorted(&laid.open).map_err(|e| e.to_string())?;
     seccomp::apply(p.filter).map_err(|e| format!("install the seccomp filter: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fds_move_out_of_the_way_only_of_targets_and_just_above_them() {
+        // The usual worker: its fds came after its stdio, its only targets.
+        let usual = [(5, 0), (6, 1), (7, 2)];
+        assert!(clear_of_targets(&usual));
+        assert_eq!(above_targets(&usual), 3);
+        // A kept fd whose target is the number another came as.
+        let crossing = [(5, 0), (6, 1), (7, 2), (9, 6)];
+        assert!(!clear_of_targets(&crossing));
+        assert_eq!(above_targets(&crossing), 7);
+        // One already at its own number: dup2 onto itself would leave it
+        // close-on-exec, so it is moved too.
+        assert!(!clear_of_targets(&[(4, 4)]));
+        // A target far above: the copies go above it.
+        assert_eq!(above_targets(&[(5, 0), (6, 900)]), 901);
+        assert_eq!(above_targets(&[]), 3);
+    }
+}
