@@ -629,6 +629,13 @@ pub(super) fn empty_bounding_set() -> bool {
     true
 }
 
+/// Whether `path` is `dir` or lies beneath it, both normal absolute paths
+/// as bytes (whole components: `/devices` is not beneath `/dev`).
+fn beneath(path: &[u8], dir: &[u8]) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+}
+
 /// The task-independent part of an init's file system (as
 /// `template::enter` makes it): a fresh `/proc`, a copy of the template
 /// entered, a private `/dev/shm`, the `/proc` put in place, and a tmpfs of
@@ -730,9 +737,11 @@ fn prepare(template: RawFd, covers: &[std::ffi::CString]) -> Result<bool, (u8, i
         check(7, moved)?;
         for cover in covers {
             // A template whose covers lie there takes no task in a cell
-            // (`TaskView::fits_cell`): nothing of it is made ahead.
+            // (`TaskView::fits_cell`, which compares whole components, as
+            // this does: `/devices` is not beneath `/dev`): nothing of it
+            // is made ahead.
             let bytes = cover.to_bytes();
-            if bytes.starts_with(b"/proc") || bytes.starts_with(b"/dev") {
+            if beneath(bytes, b"/proc") || beneath(bytes, b"/dev") {
                 continue;
             }
             check(
@@ -748,5 +757,18 @@ fn prepare(template: RawFd, covers: &[std::ffi::CString]) -> Result<bool, (u8, i
             )?;
         }
         Ok(shm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn beneath_compares_whole_components() {
+        use super::beneath;
+        assert!(beneath(b"/dev", b"/dev"));
+        assert!(beneath(b"/dev/shm", b"/dev"));
+        assert!(!beneath(b"/devices/x", b"/dev"));
+        assert!(!beneath(b"/procfs", b"/proc"));
+        assert!(!beneath(b"/", b"/proc"));
     }
 }
