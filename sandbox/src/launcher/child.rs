@@ -772,7 +772,7 @@ extern "C" fn init_entry(args: *mut libc::c_void) -> libc::c_int {
     let args = unsafe { &*args.cast::<InitArgs<'_>>() };
     let (status, ready) = (args.status, args.ready);
     let child = prepare_init(args, None);
-    close_all_but(status, ready);
+    close_all_but(status, ready, &args.prepared.fds);
     init(child, status, ready)
 }
 
@@ -803,19 +803,32 @@ pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::
         );
     }
     let child = prepare_init(args, Some(shm));
-    close_all_but(status, ready);
+    close_all_but(status, ready, &args.prepared.fds);
     init(child, status, ready)
 }
 
-/// Closes all of init's fds but its status pipe and `ready`.
-fn close_all_but(status: RawFd, ready: RawFd) {
-    // Init keeps nothing of the launcher's but the status pipe and `ready`:
-    // the coordinator's socket, the worker's fds and the failure pipe are
-    // the worker's business (a held pipe would keep the coordinator
-    // reading). Allocation-free: the list is on the stack.
-    let mut keep = [status as u32, ready as u32];
-    keep.sort_unstable();
-    if confine::close_fds_sorted(&keep).is_err() {
+/// Closes all of init's fds but its status pipe, `ready` and its copies of
+/// the worker's stdout and stderr (of `fds`, the worker's (source,
+/// target) pairs).
+///
+/// Init keeps nothing else of the launcher's: the coordinator's socket,
+/// the worker's other fds and the failure pipe are the worker's business.
+/// It keeps the worker's output until it leaves, just after it wrote the
+/// worker's status: the worker's exit closing the last copy woke the
+/// coordinator (a pipe's wake-up is "sync": on the closing CPU), which did
+/// its work for the task's end and the next task's start there before the
+/// exit could finish and the next task on deck could start (300 µs of a
+/// sandboxed no-op task at one slot). Allocation-free: the list is on the
+/// stack.
+fn close_all_but(status: RawFd, ready: RawFd, fds: &[(RawFd, RawFd)]) {
+    let outputs = fds
+        .iter()
+        .filter(|&&(_, target)| target == 1 || target == 2)
+        .map(|(source, _)| source);
+    let mut keep = [0u32; 4];
+    let kept = sorted_above_2_in([&status, &ready].into_iter().chain(outputs), &mut keep);
+    let keep = &keep[..kept];
+    if confine::close_fds_sorted(keep).is_err() {
         // SAFETY: leaving; the kernel kills the namespace with us.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {

@@ -201,6 +201,18 @@ struct Worker {
     /// Namespace layer: the stacks init and the worker ran on, in the
     /// launcher's memory, which init shares: unmapped once init is reaped.
     stacks: Option<[child::ChildStack; 2]>,
+    /// An unconfined command's stdout and stderr (the launcher's copies),
+    /// closed once its end is reported: the coordinator reads to the end
+    /// of them, and a command's exit closing the last copy woke the
+    /// coordinator on the command's CPU (a pipe's wake-up is "sync"),
+    /// where it did its work for the task's end and the next task's start
+    /// before the command's exit could finish and be reaped: the command
+    /// on deck waited for that, a third of a no-op task at one slot.
+    #[expect(
+        dead_code,
+        reason = "held, never read: closed with the record, once the end is reported"
+    )]
+    outputs: Vec<OwnedFd>,
 }
 
 /// A command on deck (see the module's documentation of `after`):
@@ -949,6 +961,7 @@ impl Server {
                 status: status_r,
                 reap: None,
                 stacks,
+                outputs: Vec::new(),
             },
         );
         self.by_id.insert(id, pid);
@@ -1018,6 +1031,12 @@ impl Server {
             launcher_ends: vec![errors_r.as_raw_fd()],
         };
         let pid = child::spawn_unconfined(&prepared, &self.stack)?;
+        let outputs = fds
+            .into_iter()
+            .zip(targets)
+            .filter(|&(_, &target)| target == 1 || target == 2)
+            .map(|(fd, _)| fd)
+            .collect();
         if let Some(procs) = &reap {
             self.cgroups.insert(procs.clone());
         }
@@ -1031,6 +1050,7 @@ impl Server {
                 reported: false,
                 reap,
                 stacks: None,
+                outputs,
             },
         );
         self.by_id.insert(id, pid);
