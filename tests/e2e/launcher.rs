@@ -746,6 +746,29 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         assert!(late.began().await);
         assert_eq!(late.wait().await, Exit::Exited(0));
         assert!(ran(&d, "late"));
+
+        // Held, it is made ready as far as the launcher can alone; what
+        // cannot be (an argument execve cannot pass) is said when it would
+        // start, not before, and nothing of it runs.
+        let mut leading = launcher
+            .spawn(worker("sleep 0.3; date +%s%N > leading.end", None))
+            .await
+            .unwrap();
+        let mut broken = worker("", Some(leading.id()));
+        broken.argv = vec!["/bin/sh".into(), "-c".into(), "touch broken\0".into()];
+        let mut broken = launcher.spawn(broken).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!ran(&d, "leading.end"));
+        match broken.wait().await {
+            Exit::Failed(message) => assert!(message.contains("execve"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            ran(&d, "leading.end"),
+            "its failure was said before its turn"
+        );
+        assert_eq!(leading.wait().await, Exit::Exited(0));
+        assert!(!ran(&d, "broken"));
     });
 }
 
