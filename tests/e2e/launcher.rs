@@ -495,6 +495,36 @@ fn descriptors_a_caller_keeps_reach_the_worker_at_their_numbers() {
 }
 
 #[test]
+fn a_worker_that_cannot_take_its_own_steps_fails_saying_why_in_a_cell_too() {
+    // Its directory is gone: the worker's `chdir` fails after it got its
+    // task, and it exits without `execve`. Its init learns that as it
+    // learns of an `execve` (the kernel clears the worker's tid), and the
+    // failure comes back; twice, so that the second goes through a cell
+    // made ahead.
+    let dir = open_dir();
+    let own = dir.path().to_path_buf();
+    runtime().block_on(async {
+        let Some(launcher) = namespaced_launcher().await else {
+            return;
+        };
+        for round in ["first", "second"] {
+            let mut request = sh_in(&own, "touch ran", null());
+            request.cwd = own.join("gone");
+            let mut spawned = launcher.spawn(request).await.unwrap();
+            let waited = tokio::time::timeout(Duration::from_secs(20), spawned.wait()).await;
+            match waited {
+                Ok(Exit::Failed(message)) => {
+                    assert!(message.contains("gone"), "{round}: {message}")
+                }
+                other => panic!("{round}: {other:?}"),
+            }
+            assert!(!own.join("ran").exists(), "{round}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+}
+
+#[test]
 fn a_root_showing_the_hosts_slash_is_built_whole_and_still_confines() {
     // The one root a template cannot show (it holds the host's `/` itself):
     // the worker's root is then built whole, as before templates.

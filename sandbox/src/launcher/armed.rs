@@ -23,7 +23,7 @@
 //! started the usual way: the cell's init sees its socket closed.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use super::raw::syscall4;
 
@@ -34,18 +34,21 @@ pub(super) struct Armed {
     pub filter: seccompiler::BpfProgram,
     /// The worker's end of the socket its task comes on (its copy).
     pub worker_end: RawFd,
-    /// The write end of the pipe that closes when the worker execs (its
-    /// copy; close-on-exec).
-    pub exec_write: RawFd,
     /// The top of the stack it runs on.
     pub stack_top: usize,
     /// Its pid, once the cell started it (the cell's PID namespace's).
     pub pid: AtomicI32,
+    /// Its tid as the kernel set it at its start (`CLONE_CHILD_SETTID`),
+    /// and cleared, with a futex wake-up, as it execs or exits
+    /// (`CLONE_CHILD_CLEARTID`: its memory is the launcher's, so the
+    /// kernel does that at `execve` too). The cell's init waits on it for
+    /// the worker's `execve` (see [`hand_over`]).
+    pub running: AtomicU32,
     /// Where the worker goes on once its task came: `child::armed_worker`,
-    /// with the arguments' address, the fds received, and its exec pipe's
-    /// end (to keep open until its `execve`: the cell's init waits for it
-    /// to close, and the arguments live only until then).
-    pub then: extern "C" fn(usize, *const RawFd, usize, RawFd) -> libc::c_int,
+    /// with the arguments' address and the fds received (the arguments
+    /// live until its `execve`: the cell's init waits for that on
+    /// `running`).
+    pub then: extern "C" fn(usize, *const RawFd, usize) -> libc::c_int,
 }
 
 /// The most fds a task sends its worker: its own (see
@@ -61,8 +64,10 @@ pub(super) fn start(armed: &Armed) -> isize {
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let pid = unsafe {
         super::raw::clone_raw(
-            (libc::CLONE_VM | libc::SIGCHLD) as usize,
+            (libc::CLONE_VM | libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD)
+                as usize,
             armed.stack_top,
+            armed.running.as_ptr() as usize,
             entry,
             std::ptr::from_ref(armed).cast_mut().cast(),
         )
@@ -90,7 +95,7 @@ extern "C" fn entry(armed: *mut libc::c_void) -> libc::c_int {
     let Some(count) = receive(armed.worker_end, &mut payload, &mut fds) else {
         super::raw::exit(super::EXIT_SANDBOX_FAILED);
     };
-    (armed.then)(payload, fds.as_ptr(), count, armed.exec_write)
+    (armed.then)(payload, fds.as_ptr(), count)
 }
 
 /// The task-independent steps, in order; then one byte on the socket to
@@ -98,15 +103,10 @@ extern "C" fn entry(armed: *mut libc::c_void) -> libc::c_int {
 fn arm(armed: &Armed) -> Result<(), isize> {
     let check = |ret: isize| if ret < 0 { Err(ret) } else { Ok(ret) };
     // Closed first: the launcher's fds, of which the worker has a copy;
-    // only its socket and its exec pipe stay. (Not `confine::
-    // close_fds_sorted`: libc's wrapper would write `errno`, which is the
-    // launcher's, running beside.)
-    let (low, high) = if armed.worker_end < armed.exec_write {
-        (armed.worker_end, armed.exec_write)
-    } else {
-        (armed.exec_write, armed.worker_end)
-    };
-    let (low, high) = (low.unsigned_abs() as usize, high.unsigned_abs() as usize);
+    // only its socket stays. (Not `confine::close_fds_sorted`: libc's
+    // wrapper would write `errno`, which is the launcher's, running
+    // beside.)
+    let socket = armed.worker_end.unsigned_abs() as usize;
     let empty: u64 = 0;
     // The kernel's `struct sigaction` with SIG_DFL, no flags, no mask.
     let default = [0usize; 4];
@@ -128,9 +128,8 @@ fn arm(armed: &Armed) -> Result<(), isize> {
                 syscall4(libc::SYS_close_range, from, to, 0, 0);
             }
         };
-        close_range(3, low.wrapping_sub(1));
-        close_range(low + 1, high - 1);
-        close_range(high + 1, u32::MAX as usize);
+        close_range(3, socket.wrapping_sub(1));
+        close_range(socket + 1, u32::MAX as usize);
         check(syscall4(
             libc::SYS_rt_sigprocmask,
             libc::SIG_SETMASK as usize,
@@ -248,21 +247,16 @@ fn receive(socket: RawFd, payload: &mut usize, fds: &mut [RawFd; MOST_FDS]) -> O
 
 /// In the cell's init, once the task's own steps are done: gives the task
 /// to the worker made ahead and waits until it has exec'd or died.
-/// `task_end` is the cell's end of its socket, `exec_read` the read end of
-/// its exec pipe; `args` the address of what `then` reads, alive until this
-/// returns; `fds` what the worker is sent. False if the worker made ahead
+/// `task_end` is the cell's end of its socket, `running` the worker's
+/// [`Armed::running`]; `args` the address of what `then` reads, alive
+/// until this returns; `fds` what the worker is sent. False if the worker made ahead
 /// cannot take it (gone, or the message failed): the caller ends it
 /// ([`put_down`]) and starts one the usual way.
-pub(super) fn hand_over(task_end: RawFd, exec_read: RawFd, args: usize, fds: &[RawFd]) -> bool {
+pub(super) fn hand_over(task_end: RawFd, running: &AtomicU32, args: usize, fds: &[RawFd]) -> bool {
     use std::os::fd::BorrowedFd;
-    // SAFETY: fds of the cell's, open for the length of this call.
+    // SAFETY: an fd of the cell's, open for the length of this call.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let (task, exec) = unsafe {
-        (
-            BorrowedFd::borrow_raw(task_end),
-            BorrowedFd::borrow_raw(exec_read),
-        )
-    };
+    let task = unsafe { BorrowedFd::borrow_raw(task_end) };
     let mut byte = [0u8; 1];
     // Its word that it waits (sent once armed: it is long there by now).
     let armed = loop {
@@ -288,8 +282,30 @@ pub(super) fn hand_over(task_end: RawFd, exec_read: RawFd, args: usize, fds: &[R
     if sent.is_err() {
         return false;
     }
-    // Closed by its exec (close-on-exec) or its end; nothing is written.
-    while nix::unistd::read(exec, &mut byte) == Err(nix::errno::Errno::EINTR) {}
+    // Cleared by the kernel at its `execve` or its end, with a futex
+    // wake-up. Not a pipe the `execve` closes: a pipe wakes its reader "sync",
+    // on the closing CPU, where the worker goes on running, and init (and
+    // the launcher, which waits for init) waited there until the worker
+    // was done: for the whole of a short task, when the other CPU was
+    // idle.
+    loop {
+        let tid = running.load(Ordering::Acquire);
+        if tid == 0 {
+            break;
+        }
+        // SAFETY: a futex wait on a word that lives as long as the cell,
+        // while it still holds `tid`; no timeout.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                running.as_ptr(),
+                libc::FUTEX_WAIT,
+                tid,
+                std::ptr::null::<libc::timespec>(),
+            );
+        }
+    }
     true
 }
 

@@ -80,7 +80,7 @@ struct Shared {
 pub(super) struct Arming<'a> {
     pub filter: &'a seccompiler::BpfProgram,
     pub network: Option<BorrowedFd<'a>>,
-    pub then: extern "C" fn(usize, *const RawFd, usize, RawFd) -> libc::c_int,
+    pub then: extern "C" fn(usize, *const RawFd, usize) -> libc::c_int,
 }
 
 /// The fds a cell's init uses to give its worker made ahead its task, and
@@ -88,7 +88,9 @@ pub(super) struct Arming<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ArmedWorker {
     pub task_end: RawFd,
-    pub exec_read: RawFd,
+    /// Its [`Armed::running`](super::armed::Armed), in the cell's
+    /// `Shared`, which lives as long as the cell.
+    pub running: *const std::sync::atomic::AtomicU32,
     pub pid: i32,
 }
 
@@ -109,13 +111,12 @@ pub(super) struct Cell {
     /// once it is reaped or has a table of its own (a number closed under
     /// a cell could be reused by the next open).
     fds: Option<Vec<OwnedFd>>,
-    /// The launcher's copies of the ends the worker made ahead keeps (its
-    /// socket's, its exec pipe's write end): closed once the cell says it
-    /// is prepared (the worker exists then, with copies of its own), so
-    /// that its end closes the socket and its exec closes the pipe.
-    handed: Option<[OwnedFd; 2]>,
-    /// The cell's ends of those: (its socket's, its exec pipe's read end).
-    armed: Option<(RawFd, RawFd)>,
+    /// The launcher's copy of the end of its socket the worker made ahead
+    /// keeps: closed once the cell says it is prepared (the worker exists
+    /// then, with a copy of its own), so that its end closes the socket.
+    handed: Option<OwnedFd>,
+    /// The cell's end of that socket.
+    armed: Option<RawFd>,
     ready_read: OwnedFd,
     go: OwnedFd,
     /// To notice the cell's death while waiting for it (its end of `ready`
@@ -210,18 +211,17 @@ impl Cell {
                 nix::sys::socket::SockFlag::SOCK_CLOEXEC,
             )
             .map_err(|e| os("a socket for its worker", std::io::Error::from(e)))?;
-            let (exec_read, exec_write) = pipe()?;
             armed = Some(Armed {
                 filter: arming.filter.clone(),
                 worker_end: worker_end.as_raw_fd(),
-                exec_write: exec_write.as_raw_fd(),
                 stack_top: stacks[1].top(),
                 pid: std::sync::atomic::AtomicI32::new(0),
+                running: std::sync::atomic::AtomicU32::new(0),
                 then: arming.then,
             });
-            armed_ends = Some((task_end.as_raw_fd(), exec_read.as_raw_fd()));
-            fds.extend([task_end, exec_read]);
-            handed = Some([worker_end, exec_write]);
+            armed_ends = Some(task_end.as_raw_fd());
+            fds.push(task_end);
+            handed = Some(worker_end);
         }
         let shared = Box::new(Shared {
             template: fds[0].as_raw_fd(),
@@ -378,11 +378,12 @@ impl Cell {
     /// it has none (it could not be made: its task gets one the usual
     /// way).
     pub fn armed(&self) -> Option<ArmedWorker> {
-        let (task_end, exec_read) = self.armed?;
-        let pid = self.shared.armed.as_ref()?.pid.load(Ordering::Acquire);
+        let task_end = self.armed?;
+        let armed = self.shared.armed.as_ref()?;
+        let pid = armed.pid.load(Ordering::Acquire);
         (self.prepared.as_ref()?.is_ok() && pid > 0).then_some(ArmedWorker {
             task_end,
-            exec_read,
+            running: &raw const armed.running,
             pid,
         })
     }

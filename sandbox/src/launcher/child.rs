@@ -914,21 +914,21 @@ fn give_task(
     // `worker_args` lives on this frame until the worker has exec'd: the
     // hand-over waits for that.
     let address = std::ptr::from_ref(&worker_args) as usize;
-    super::armed::hand_over(armed.task_end, armed.exec_read, address, &fds).then_some(armed.pid)
+    // SAFETY: the word lives in the cell's `Shared`, as long as the cell,
+    // which is this process.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let running = unsafe { &*armed.running };
+    super::armed::hand_over(armed.task_end, running, address, &fds).then_some(armed.pid)
 }
 
 /// Where a cell's worker made ahead goes on once its task came (see
 /// [`armed`](super::armed)): `args` is the address of its [`WorkerArgs`]
 /// (in the launcher's memory, which waits), `fds` the `count` fds it was
 /// sent: its failure pipe, its ruleset, then its own in the order of
-/// `Prepared::fds`; `exec` its exec pipe's end, open (close-on-exec) until
-/// its `execve`: `args` lives until then. Its task's steps, then `execve`.
-pub(super) extern "C" fn armed_worker(
-    args: usize,
-    fds: *const RawFd,
-    count: usize,
-    exec: RawFd,
-) -> libc::c_int {
+/// `Prepared::fds`. `args` lives until its `execve` (the cell's init waits
+/// for that, see [`armed::hand_over`](super::armed::hand_over)). Its
+/// task's steps, then `execve`.
+pub(super) extern "C" fn armed_worker(args: usize, fds: *const RawFd, count: usize) -> libc::c_int {
     // SAFETY: the address `give_task` sent, of `WorkerArgs` alive until this
     // process execs or exits; `fds` points to `count` fds on the caller's
     // stack.
@@ -981,7 +981,7 @@ pub(super) extern "C" fn armed_worker(
         *slot = (received, target);
     }
     let mut open = [0u32; super::MAX_FDS + 2];
-    let unique = sorted_above_2_in(p.keep.iter().chain([&errors, &exec]), &mut open);
+    let unique = sorted_above_2_in(p.keep.iter().chain([&errors]), &mut open);
     let open = &open[..unique];
     if let Err(message) = confine_armed(p, &placed[..own.len()], ruleset, open, args.nproc_limit) {
         fail(errors, &format!("confine the worker: {message}"));

@@ -145,12 +145,15 @@ pub(super) fn exit(code: i32) -> ! {
 ///
 /// `stack_top` must be the 16-byte aligned top of a mapping nothing else
 /// runs on while the process lives; `flags` as for [`ChildStack::clone_on`](
-/// super::child::ChildStack::clone_on); `arg` as `entry` expects it.
+/// super::child::ChildStack::clone_on); `arg` as `entry` expects it;
+/// `child_tid`, with `CLONE_CHILD_SETTID` or `CLONE_CHILD_CLEARTID`, the
+/// address of an aligned 32-bit word that lives as long as the process.
 #[cfg(target_arch = "x86_64")]
 #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
 pub(super) unsafe fn clone_raw(
     flags: usize,
     stack_top: usize,
+    child_tid: usize,
     entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
     arg: *mut libc::c_void,
 ) -> isize {
@@ -177,7 +180,7 @@ pub(super) unsafe fn clone_raw(
             in("rdi") flags,
             in("rsi") stack_top,
             in("rdx") 0usize,
-            in("r10") 0usize,
+            in("r10") child_tid,
             in("r8") 0usize,
             in("r12") entry,
             in("r13") arg,
