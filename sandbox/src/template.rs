@@ -277,6 +277,21 @@ impl Templates {
 }
 
 impl TaskView {
+    /// A descriptor of its template's namespace of its own, which this
+    /// view uses from now on: for a view made ahead of its start (a task
+    /// held on deck), whose template the launcher may let go of meanwhile
+    /// (past [`MOST`], the oldest goes, and its descriptor with it). The
+    /// caller keeps it as long as the view.
+    pub fn hold_template(&mut self) -> std::io::Result<OwnedFd> {
+        // SAFETY: the launcher's descriptor of a template it still keeps
+        // (the view was made just now); duplicated, not taken.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let own =
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(self.template) }.try_clone_to_owned()?;
+        self.template = own.as_raw_fd();
+        Ok(own)
+    }
+
     /// Whether a cell can take this task: one that made its private
     /// `/dev/shm` and its `/proc` before the task's own mounts, which must
     /// then lie elsewhere (the full entry, [`enter`], mounts them first).

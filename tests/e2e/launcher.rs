@@ -525,6 +525,53 @@ fn a_worker_that_cannot_take_its_own_steps_fails_saying_why_in_a_cell_too() {
 }
 
 #[test]
+fn a_task_held_on_deck_starts_in_its_template_after_the_launcher_let_that_go() {
+    // A sandboxed request held on deck is made ready as it comes, over a
+    // template; while it waits, tasks over ten other templates (each
+    // task's own directory under a parent of its own) make the launcher
+    // let the oldest go. The held one still starts, in its own.
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = open_dir();
+    let own = |name: &str| {
+        let parent = dir.path().join(name);
+        let own = parent.join("own");
+        std::fs::create_dir_all(&own).unwrap();
+        for p in [&parent, &own] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        own
+    };
+    runtime().block_on(async {
+        let Some(launcher) = namespaced_launcher().await else {
+            return;
+        };
+        let leading = own("leading");
+        let mut first = launcher
+            .spawn(sh_in(&leading, "sleep 3", null()))
+            .await
+            .unwrap();
+        let held_dir = own("held");
+        let held = SpawnRequest {
+            after: Some(first.id()),
+            ..sh_in(&held_dir, "echo ran > out", null())
+        };
+        let mut held = launcher.spawn(held).await.unwrap();
+        for i in 0..10 {
+            let other = own(&format!("other{i}"));
+            let mut spawned = launcher.spawn(sh_in(&other, "true", null())).await.unwrap();
+            assert_eq!(spawned.wait().await, Exit::Exited(0), "other {i}");
+        }
+        assert!(!held_dir.join("out").exists(), "it started before its turn");
+        assert_eq!(first.wait().await, Exit::Exited(0));
+        assert_eq!(held.wait().await, Exit::Exited(0));
+        assert_eq!(
+            std::fs::read_to_string(held_dir.join("out")).unwrap(),
+            "ran\n"
+        );
+    });
+}
+
+#[test]
 fn a_root_showing_the_hosts_slash_is_built_whole_and_still_confines() {
     // The one root a template cannot show (it holds the host's `/` itself):
     // the worker's root is then built whole, as before templates.

@@ -268,6 +268,9 @@ struct Staged {
     /// The filter's network kind (a gateway's port is Landlock's).
     mode: Network,
     mounts: Option<TaskMounts>,
+    /// Its own descriptor of its template's namespace, which `mounts`
+    /// uses (see `TaskView::hold_template`), for one held on deck.
+    _template: Option<OwnedFd>,
 }
 
 struct Server {
@@ -839,7 +842,19 @@ impl Server {
                 std::mem::take(&mut held.targets),
                 std::mem::take(&mut held.fds),
             );
-            let staged = self.stage(&argv, &env, &cwd, policy, targets, fds);
+            let staged = self
+                .stage(&argv, &env, &cwd, policy, targets, fds)
+                .and_then(|mut staged| {
+                    // Its template may be let go of before it starts.
+                    let task = staged.mounts.as_mut().and_then(|m| m.template.as_mut());
+                    if let Some(task) = task {
+                        let own = task
+                            .hold_template()
+                            .map_err(|e| format!("start the worker: keep its template: {e}"))?;
+                        staged._template = Some(own);
+                    }
+                    Ok(staged)
+                });
             held.what = HeldKind::Staged(Box::new(staged));
         }
         held
@@ -953,6 +968,7 @@ impl Server {
             ruleset,
             mode,
             mounts,
+            _template: None,
         })
     }
 
@@ -969,6 +985,7 @@ impl Server {
             ruleset,
             mode,
             mounts,
+            _template,
         } = staged;
         let filter = self
             .filters
