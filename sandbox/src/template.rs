@@ -296,9 +296,16 @@ impl TaskView {
     /// `/dev/shm` and its `/proc` before the task's own mounts, which must
     /// then lie elsewhere (the full entry, [`enter`], mounts them first).
     pub fn fits_cell(&self) -> bool {
-        let clear = |path: &Path| !(path.starts_with("/proc") || path.starts_with("/dev"));
-        self.covered.iter().all(|dir| clear(dir)) && self.mounts.iter().all(|m| clear(&m.target))
+        self.covered.iter().all(|dir| clear_of_cell(dir))
+            && self.mounts.iter().all(|m| clear_of_cell(&m.target))
     }
+}
+
+/// Whether `path` lies outside what a cell makes before its task (its
+/// `/dev/shm` and its `/proc`): whole components, `/devices` is not
+/// beneath `/dev`. A cell mounts ahead only the covers that are.
+pub(crate) fn clear_of_cell(path: &Path) -> bool {
+    !(path.starts_with("/proc") || path.starts_with("/dev"))
 }
 
 /// A detached copy of the tree at `source` (its submounts included).
@@ -816,6 +823,15 @@ mod tests {
             .map(|(t, _)| t.display().to_string())
             .collect();
         assert_eq!(shared, ["/opt", "/usr"]);
+    }
+
+    #[test]
+    fn clear_of_cell_compares_whole_components() {
+        assert!(!clear_of_cell(Path::new("/dev")));
+        assert!(!clear_of_cell(Path::new("/dev/shm")));
+        assert!(clear_of_cell(Path::new("/devices/x")));
+        assert!(clear_of_cell(Path::new("/procfs")));
+        assert!(clear_of_cell(Path::new("/")));
     }
 
     #[test]

@@ -170,8 +170,11 @@ impl Cell {
         stacks: Option<[ChildStack; 2]>,
     ) -> Result<Self, String> {
         let os = |what: &str, e: std::io::Error| format!("make a sandbox cell: {what}: {e}");
+        // A template whose covers lie in `/proc` or `/dev` takes no task in
+        // a cell (`TaskView::fits_cell`): those are not made ahead.
         let covers = covers
             .iter()
+            .filter(|c| crate::template::clear_of_cell(c))
             .map(|c| std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(c.as_os_str())))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| os("a cover's path", std::io::Error::other(e)))?;
@@ -630,13 +633,6 @@ pub(super) fn empty_bounding_set() -> bool {
     true
 }
 
-/// Whether `path` is `dir` or lies beneath it, both normal absolute paths
-/// as bytes (whole components: `/devices` is not beneath `/dev`).
-fn beneath(path: &[u8], dir: &[u8]) -> bool {
-    path.strip_prefix(dir)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
-}
-
 /// The task-independent part of an init's file system (as
 /// `template::enter` makes it): a fresh `/proc`, a copy of the template
 /// entered, a private `/dev/shm`, the `/proc` put in place, and a tmpfs of
@@ -737,14 +733,6 @@ fn prepare(template: RawFd, covers: &[std::ffi::CString]) -> Result<bool, (u8, i
         close(fresh);
         check(7, moved)?;
         for cover in covers {
-            // A template whose covers lie there takes no task in a cell
-            // (`TaskView::fits_cell`, which compares whole components, as
-            // this does: `/devices` is not beneath `/dev`): nothing of it
-            // is made ahead.
-            let bytes = cover.to_bytes();
-            if beneath(bytes, b"/proc") || beneath(bytes, b"/dev") {
-                continue;
-            }
             check(
                 8,
                 syscall5(
@@ -758,18 +746,5 @@ fn prepare(template: RawFd, covers: &[std::ffi::CString]) -> Result<bool, (u8, i
             )?;
         }
         Ok(shm)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn beneath_compares_whole_components() {
-        use super::beneath;
-        assert!(beneath(b"/dev", b"/dev"));
-        assert!(beneath(b"/dev/shm", b"/dev"));
-        assert!(!beneath(b"/devices/x", b"/dev"));
-        assert!(!beneath(b"/procfs", b"/proc"));
-        assert!(!beneath(b"/", b"/proc"));
     }
 }

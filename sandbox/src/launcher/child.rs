@@ -523,13 +523,11 @@ pub(super) fn spawn_unconfined(command: &Unconfined, stack: &ChildStack) -> Resu
     let mut placed = Vec::with_capacity(command.fds.len());
     let mut copies = Vec::with_capacity(command.fds.len());
     let above = above_targets(&command.fds);
-    let moved = if clear_of_targets(&command.fds) {
+    let clear = clear_of_targets(&command.fds);
+    if clear {
         placed.extend_from_slice(&command.fds);
-        &[][..]
-    } else {
-        &command.fds[..]
-    };
-    for &(src, dst) in moved {
+    }
+    for &(src, dst) in command.fds.iter().filter(|_| !clear) {
         let high = nix::fcntl::fcntl(
             // SAFETY: `src` is a descriptor the request brought, open for
             // the length of this call.
@@ -823,7 +821,7 @@ pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::
 fn close_all_but(status: RawFd, ready: RawFd, fds: &[(RawFd, RawFd)]) {
     let outputs = fds
         .iter()
-        .filter(|&&(_, target)| target == 1 || target == 2)
+        .filter(|&&(_, target)| super::is_output(target))
         .map(|(source, _)| source);
     let mut keep = [0u32; 4];
     let kept = sorted_above_2_in([&status, &ready].into_iter().chain(outputs), &mut keep);

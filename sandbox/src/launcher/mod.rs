@@ -88,6 +88,13 @@ const GATEWAY_HANDOFF: i32 = -2;
 /// Most fds one request may carry.
 const MAX_FDS: usize = 16;
 
+/// Whether `target` is where a worker's output goes (stdout, stderr): the
+/// copies of those the launcher or init keep until the worker's end is
+/// reported (see `child::close_all_but`).
+fn is_output(target: i32) -> bool {
+    target == 1 || target == 2
+}
+
 /// What a launcher starts. A launcher serves one mode only, chosen when it
 /// starts: a sandboxed run's launcher never starts anything unconfined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -828,35 +828,28 @@ impl Server {
     /// A sandboxed request held on deck, made ready now (see [`Staged`]);
     /// any other as it is.
     fn stage_held(&mut self, mut held: Held) -> Held {
-        if !matches!(held.what, HeldKind::Sandboxed { .. }) {
-            return held;
-        }
-        let placeholder = HeldKind::Staged(Box::new(Err(String::new())));
-        if let HeldKind::Sandboxed { env, policy } = std::mem::replace(&mut held.what, placeholder)
-        {
-            let (argv, cwd) = (
-                std::mem::take(&mut held.argv),
-                std::mem::take(&mut held.cwd),
-            );
-            let (targets, fds) = (
-                std::mem::take(&mut held.targets),
-                std::mem::take(&mut held.fds),
-            );
-            let staged = self
-                .stage(&argv, &env, &cwd, policy, targets, fds)
-                .and_then(|mut staged| {
-                    // Its template may be let go of before it starts.
-                    let task = staged.mounts.as_mut().and_then(|m| m.template.as_mut());
-                    if let Some(task) = task {
-                        let own = task
-                            .hold_template()
-                            .map_err(|e| format!("start the worker: keep its template: {e}"))?;
-                        staged._template = Some(own);
-                    }
-                    Ok(staged)
-                });
-            held.what = HeldKind::Staged(Box::new(staged));
-        }
+        let (env, policy) = match held.what {
+            HeldKind::Sandboxed { env, policy } => (env, policy),
+            _ => return held,
+        };
+        let (targets, fds) = (
+            std::mem::take(&mut held.targets),
+            std::mem::take(&mut held.fds),
+        );
+        let staged = self
+            .stage(&held.argv, &env, &held.cwd, policy, targets, fds)
+            .and_then(|mut staged| {
+                // Its template may be let go of before it starts.
+                let task = staged.mounts.as_mut().and_then(|m| m.template.as_mut());
+                if let Some(task) = task {
+                    let own = task
+                        .hold_template()
+                        .map_err(|e| format!("start the worker: keep its template: {e}"))?;
+                    staged._template = Some(own);
+                }
+                Ok(staged)
+            });
+        held.what = HeldKind::Staged(Box::new(staged));
         held
     }
 
@@ -1135,7 +1128,7 @@ impl Server {
         let outputs = fds
             .into_iter()
             .zip(targets)
-            .filter(|&(_, &target)| target == 1 || target == 2)
+            .filter(|&(_, &target)| super::is_output(target))
             .map(|(fd, _)| fd)
             .collect();
         if let Some(procs) = &reap {

@@ -241,7 +241,7 @@ impl LocalExecutor {
             // removed here, the tmp of a task that wrote nothing is one
             // `rmdir`, not a walk on the sweeper's thread. (`unlink` of a
             // link the task put there removes the link.)
-            if self.ctx.sandbox.is_some() && swarm_sandbox::worker_identity().is_some() {
+            if self.ctx.tmp_holds_gitconfig() {
                 let _ = std::fs::remove_file(tmp.join(".gitconfig"));
             }
             let mut dirs: Vec<std::path::PathBuf> =

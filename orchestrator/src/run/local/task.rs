@@ -102,6 +102,15 @@ pub(crate) struct Done {
     pub tmp_removed: bool,
 }
 
+impl Ctx {
+    /// Whether swarm writes a `.gitconfig` into each attempt's tmp (its
+    /// HOME): as root in a sandbox, where workers run as another user and
+    /// git must trust the checkouts (`attempt::trust_checkouts`).
+    pub(super) fn tmp_holds_gitconfig(&self) -> bool {
+        self.sandbox.is_some() && swarm_sandbox::worker_identity().is_some()
+    }
+}
+
 /// A task's part in the unconfined launcher's deck (see
 /// `LocalExecutor::admit_on_deck`), for its first attempt.
 #[derive(Debug, Default)]
@@ -344,8 +353,7 @@ async fn execute_inner(
         // of the request and, after the task, an `rmdir` were. (Not where
         // swarm wrote the tmp a `.gitconfig`, as root in a sandbox: never
         // empty, it is left to the end's clean-up, which knows the file.)
-        let wrote_config = ctx.sandbox.is_some() && swarm_sandbox::worker_identity().is_some();
-        let tmp_removed = !wrote_config
+        let tmp_removed = !ctx.tmp_holds_gitconfig()
             && request
                 .parent()
                 .is_some_and(|tmp| std::fs::remove_dir(tmp).is_ok());
