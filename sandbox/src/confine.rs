@@ -15,6 +15,7 @@ use landlock::{
 };
 
 use crate::cache::{Remembered, SystemPaths};
+use crate::launcher::raw::{self, syscall4};
 
 use crate::policy::{Network, Policy};
 
@@ -50,11 +51,41 @@ pub enum ConfineError {
     LandlockPartial,
 }
 
-fn last_os_error<T>(ret: impl Into<i64>, wrap: impl FnOnce(std::io::Error) -> T) -> Result<(), T> {
-    if ret.into() == -1 {
-        Err(wrap(std::io::Error::last_os_error()))
+impl ConfineError {
+    /// The failure as its [`Display`](std::fmt::Display) would say it,
+    /// unformatted: the step, a detail after it (a limit's name) and the
+    /// errno that follows a colon. For a process that must not allocate
+    /// (a sandbox cell's worker beside the launcher, see
+    /// `launcher::child::armed_worker`).
+    pub(crate) fn parts(&self) -> (&'static str, &'static str, Option<i32>) {
+        let errno = |e: &std::io::Error| e.raw_os_error();
+        match self {
+            Self::Limit { name, source } => ("set resource limit ", name, errno(source)),
+            Self::Fds(e) => ("close inherited file descriptors", "", errno(e)),
+            Self::Capabilities(e) => ("drop capabilities", "", errno(e)),
+            Self::Identity(e) => ("switch to the sandbox's unprivileged user", "", errno(e)),
+            Self::NoNewPrivs(e) => ("set no_new_privs", "", errno(e)),
+            Self::Restrict(e) => ("apply the Landlock ruleset", "", errno(e)),
+            Self::AddRule(e) => (
+                "build the Landlock ruleset: add a path's rule",
+                "",
+                errno(e),
+            ),
+            Self::Landlock(_) | Self::LandlockPartial => ("apply the Landlock ruleset", "", None),
+        }
+    }
+}
+
+/// A raw system call's answer (see [`raw`]) as a `Result`: the error its
+/// negative errno names. The steps here make raw calls, not libc's: a
+/// sandbox cell's worker takes them beside the launcher, in its memory,
+/// where a libc wrapper's failure would write the launcher's `errno`.
+fn checked<T>(ret: isize, wrap: impl FnOnce(std::io::Error) -> T) -> Result<isize, T> {
+    if ret < 0 {
+        let errno = i32::try_from(-ret).unwrap_or(libc::EIO);
+        Err(wrap(std::io::Error::from_raw_os_error(errno)))
     } else {
-        Ok(())
+        Ok(ret)
     }
 }
 
@@ -62,8 +93,28 @@ fn last_os_error<T>(ret: impl Into<i64>, wrap: impl FnOnce(std::io::Error) -> T)
 pub(crate) fn no_new_privs() -> Result<(), ConfineError> {
     // SAFETY: prctl with integer arguments only.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    last_os_error(ret, ConfineError::NoNewPrivs)
+    let ret = unsafe { prctl(libc::PR_SET_NO_NEW_PRIVS, 1) };
+    checked(ret, ConfineError::NoNewPrivs).map(drop)
+}
+
+/// `prctl(option, arg, 0, 0, 0)`, raw.
+///
+/// # Safety
+///
+/// As for `prctl` with these arguments (integers for every option used
+/// here).
+#[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+unsafe fn prctl(option: libc::c_int, arg: libc::c_ulong) -> isize {
+    // SAFETY: the caller's promise.
+    unsafe {
+        syscall4(
+            libc::SYS_prctl,
+            option.unsigned_abs() as usize,
+            arg as usize,
+            0,
+            0,
+        )
+    }
 }
 
 /// Sets the worker's rlimits. `nproc` is false where a PID namespace caps
@@ -96,10 +147,19 @@ pub(crate) fn set_limits(policy: &Policy, nproc: bool) -> Result<(), ConfineErro
             rlim_cur: value,
             rlim_max: value,
         };
-        // SAFETY: `limit` is a valid rlimit for the duration of the call.
+        // SAFETY: `limit` is a valid rlimit for the duration of the call;
+        // no old limit is asked for.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        let ret = unsafe { libc::setrlimit(resource, &limit) };
-        last_os_error(ret, |source| ConfineError::Limit { name, source })?;
+        let ret = unsafe {
+            syscall4(
+                libc::SYS_prlimit64,
+                0,
+                resource as usize,
+                (&raw const limit) as usize,
+                0,
+            )
+        };
+        checked(ret, |source| ConfineError::Limit { name, source })?;
     }
     Ok(())
 }
@@ -113,8 +173,16 @@ pub(crate) fn close_fds_sorted(keep: &[u32]) -> Result<(), ConfineError> {
         if fd > from {
             // SAFETY: close_range only closes descriptors of this process.
             #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-            let ret = unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0) };
-            last_os_error(ret, ConfineError::Fds)?;
+            let ret = unsafe {
+                syscall4(
+                    libc::SYS_close_range,
+                    from as usize,
+                    (fd - 1) as usize,
+                    0,
+                    0,
+                )
+            };
+            checked(ret, ConfineError::Fds)?;
         }
         from = fd.saturating_add(1);
     }
@@ -174,14 +242,20 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
                 permitted: 0,
                 inheritable: 0,
             }; 2];
-            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) == 0
+            syscall4(
+                libc::SYS_capget,
+                (&raw mut header) as usize,
+                data.as_mut_ptr() as usize,
+                0,
+                0,
+            ) == 0
                 && data[0].effective & (1 << CAP_SETPCAP) != 0
         };
-        last_os_error(
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL,
-                0,
+        checked(
+            syscall4(
+                libc::SYS_prctl,
+                libc::PR_CAP_AMBIENT as usize,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as usize,
                 0,
                 0,
             ),
@@ -195,11 +269,11 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
                     // EINVAL past the last capability the kernel knows. A
                     // drop makes new credentials (freed after an RCU grace
                     // period), a read does not.
-                    match libc::prctl(libc::PR_CAPBSET_READ, cap, 0, 0, 0) {
-                        -1 => break,
+                    match prctl(libc::PR_CAPBSET_READ, cap) {
+                        ..0 => break,
                         0 => {}
                         _ => {
-                            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) == -1 {
+                            if prctl(libc::PR_CAPBSET_DROP, cap) < 0 {
                                 break;
                             }
                         }
@@ -213,17 +287,28 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
                 | SECBIT_KEEP_CAPS_LOCKED
                 | SECBIT_NO_CAP_AMBIENT_RAISE
                 | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
-            last_os_error(
-                libc::prctl(libc::PR_SET_SECUREBITS, bits, 0, 0, 0),
+            checked(
+                prctl(libc::PR_SET_SECUREBITS, bits),
                 ConfineError::Capabilities,
             )?;
         }
         // With SECBIT_NO_SETUID_FIXUP the switch keeps the capabilities
-        // until the capset below clears them all.
+        // until the capset below clears them all. (Raw calls change this
+        // process's credentials only, which is all a worker has.)
         if let Some((uid, gid)) = identity {
-            last_os_error(libc::setgroups(0, std::ptr::null()), ConfineError::Identity)?;
-            last_os_error(libc::setresgid(gid, gid, gid), ConfineError::Identity)?;
-            last_os_error(libc::setresuid(uid, uid, uid), ConfineError::Identity)?;
+            let (uid, gid) = (uid as usize, gid as usize);
+            checked(
+                syscall4(libc::SYS_setgroups, 0, 0, 0, 0),
+                ConfineError::Identity,
+            )?;
+            checked(
+                raw::syscall5(libc::SYS_setresgid, gid, gid, gid, 0, 0),
+                ConfineError::Identity,
+            )?;
+            checked(
+                raw::syscall5(libc::SYS_setresuid, uid, uid, uid, 0, 0),
+                ConfineError::Identity,
+            )?;
         }
         let mut header = CapHeader {
             version: LINUX_CAPABILITY_VERSION_3,
@@ -234,8 +319,14 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
             permitted: 0,
             inheritable: 0,
         }; 2];
-        let ret = libc::syscall(libc::SYS_capset, &mut header, data.as_ptr());
-        last_os_error(ret, ConfineError::Capabilities)?;
+        let ret = syscall4(
+            libc::SYS_capset,
+            (&raw mut header) as usize,
+            data.as_ptr() as usize,
+            0,
+            0,
+        );
+        checked(ret, ConfineError::Capabilities)?;
     }
     Ok(())
 }
@@ -429,8 +520,16 @@ fn add_rule_fd(ruleset: RawFd, parent: RawFd, access: u64) -> Result<(), std::io
 pub(crate) fn restrict_fd(ruleset: RawFd) -> Result<(), ConfineError> {
     // SAFETY: integer arguments only.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let ret = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) };
-    last_os_error(ret, ConfineError::Restrict)
+    let ret = unsafe {
+        syscall4(
+            libc::SYS_landlock_restrict_self,
+            ruleset.unsigned_abs() as usize,
+            0,
+            0,
+            0,
+        )
+    };
+    checked(ret, ConfineError::Restrict).map(drop)
 }
 
 /// The fd of a ruleset made by [`ruleset`], which the worker applies with

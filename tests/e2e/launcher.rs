@@ -512,16 +512,68 @@ fn a_worker_that_cannot_take_its_own_steps_fails_saying_why_in_a_cell_too() {
             request.cwd = own.join("gone");
             let mut spawned = launcher.spawn(request).await.unwrap();
             let waited = tokio::time::timeout(Duration::from_secs(20), spawned.wait()).await;
+            let gone = own.join("gone");
             match waited {
-                Ok(Exit::Failed(message)) => {
-                    assert!(message.contains("gone"), "{round}: {message}")
-                }
+                Ok(Exit::Failed(message)) => assert_eq!(
+                    message,
+                    format!(
+                        "confine the worker: enter {}: No such file or directory (os error 2)",
+                        gone.display()
+                    ),
+                    "{round}"
+                ),
                 other => panic!("{round}: {other:?}"),
             }
             assert!(!own.join("ran").exists(), "{round}");
             std::thread::sleep(Duration::from_millis(200));
         }
     });
+}
+
+#[test]
+fn workers_on_their_way_to_execve_beside_the_launcher_each_run_or_fail_as_their_own() {
+    // A cell's worker takes its own steps and starts its `execve` while
+    // the launcher goes on with other requests, in the same memory. Forty
+    // tasks, two at a time, every other one failing a step (its directory
+    // gone) after it had its task: each succeeds or fails with its own
+    // message, and writes only its own output.
+    let dir = open_dir();
+    let own = dir.path().to_path_buf();
+    runtime().block_on(async {
+        let Some(launcher) = namespaced_launcher().await else {
+            return;
+        };
+        let mut running = std::collections::VecDeque::new();
+        for i in 0..40usize {
+            let mut request = sh_in(&own, &format!("echo {i} > out{i}"), null());
+            if !i.is_multiple_of(2) {
+                request.cwd = own.join(format!("gone{i}"));
+            }
+            running.push_back((i, launcher.spawn(request).await.unwrap()));
+            if running.len() == 2 {
+                let (i, mut spawned) = running.pop_front().unwrap();
+                check(i, &own, spawned.wait().await);
+            }
+        }
+        for (i, mut spawned) in running {
+            check(i, &own, spawned.wait().await);
+        }
+    });
+    fn check(i: usize, own: &Path, exit: Exit) {
+        if i.is_multiple_of(2) {
+            assert_eq!(exit, Exit::Exited(0), "task {i}");
+            let out = std::fs::read_to_string(own.join(format!("out{i}"))).unwrap();
+            assert_eq!(out, format!("{i}\n"), "task {i}");
+        } else {
+            let gone = own.join(format!("gone{i}"));
+            let expected = format!(
+                "confine the worker: enter {}: No such file or directory (os error 2)",
+                gone.display()
+            );
+            assert_eq!(exit, Exit::Failed(expected), "task {i}");
+            assert!(!own.join(format!("out{i}")).exists(), "task {i}");
+        }
+    }
 }
 
 #[test]

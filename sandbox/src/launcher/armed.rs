@@ -11,9 +11,10 @@
 //! raw calls (it shares the launcher's memory, beside it), and waits on a
 //! socket. When the task comes, the cell's init sends it the task's fds
 //! (its stdio, its failure pipe, its Landlock ruleset) and where its
-//! arguments are; the worker takes the task's own steps (its fds, its
-//! directory, its limits, its identity and capabilities, its Landlock
-//! domain), then execs. What it execs under is what every worker execs
+//! arguments are, and the launcher goes on; the worker takes the task's
+//! own steps (its fds, its directory, its limits, its identity and
+//! capabilities, its Landlock domain) beside it, with raw calls, then
+//! execs. What it execs under is what every worker execs
 //! under; only the order of the steps differs, and every call of the later
 //! steps is one the filter allows (it denies none of them).
 //!
@@ -50,6 +51,11 @@ pub(super) struct Armed {
     /// `running`).
     pub then: extern "C" fn(usize, *const RawFd, usize) -> libc::c_int,
 }
+
+/// What a cell's init writes on its `ready` pipe once its worker made
+/// ahead has its task (see [`hand_over`]); then, as every init, a 1 once
+/// the worker runs.
+pub(super) const HANDED: u8 = 4;
 
 /// The most fds a task sends its worker: its own (see
 /// [`MAX_FDS`](super::MAX_FDS)), its failure pipe and its ruleset.
@@ -246,13 +252,23 @@ fn receive(socket: RawFd, payload: &mut usize, fds: &mut [RawFd; MOST_FDS]) -> O
 }
 
 /// In the cell's init, once the task's own steps are done: gives the task
-/// to the worker made ahead and waits until it has exec'd or died.
-/// `task_end` is the cell's end of its socket, `running` the worker's
-/// [`Armed::running`]; `args` the address of what `then` reads, alive
-/// until this returns; `fds` what the worker is sent. False if the worker made ahead
-/// cannot take it (gone, or the message failed): the caller ends it
+/// to the worker made ahead, writes [`HANDED`] to `handed` (the launcher
+/// goes on then, see `child::spawn_in_namespaces`), and waits until the
+/// worker has exec'd or died. `task_end` is the cell's end of its socket,
+/// `running` the worker's [`Armed::running`]; `args` the address of what
+/// `then` reads, alive until this returns; `fds` what the worker is sent.
+/// False if the worker made ahead cannot take it (gone, or the message
+/// failed; nothing was written to `handed`): the caller ends it
 /// ([`put_down`]) and starts one the usual way.
-pub(super) fn hand_over(task_end: RawFd, running: &AtomicU32, args: usize, fds: &[RawFd]) -> bool {
+///
+/// From the write to `handed` on, raw calls only: the launcher runs beside.
+pub(super) fn hand_over(
+    task_end: RawFd,
+    running: &AtomicU32,
+    args: usize,
+    fds: &[RawFd],
+    handed: RawFd,
+) -> bool {
     use std::os::fd::BorrowedFd;
     // SAFETY: an fd of the cell's, open for the length of this call.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -282,6 +298,18 @@ pub(super) fn hand_over(task_end: RawFd, running: &AtomicU32, args: usize, fds: 
     if sent.is_err() {
         return false;
     }
+    let byte = HANDED;
+    // SAFETY: a write of a local byte.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    unsafe {
+        syscall4(
+            libc::SYS_write,
+            handed.unsigned_abs() as usize,
+            (&raw const byte) as usize,
+            1,
+            0,
+        );
+    }
     // Cleared by the kernel at its `execve` or its end, with a futex
     // wake-up. Not a pipe the `execve` closes: a pipe wakes its reader "sync",
     // on the closing CPU, where the worker goes on running, and init (and
@@ -293,16 +321,17 @@ pub(super) fn hand_over(task_end: RawFd, running: &AtomicU32, args: usize, fds: 
         if tid == 0 {
             break;
         }
-        // SAFETY: a futex wait on a word that lives as long as the cell,
-        // while it still holds `tid`; no timeout.
+        // SAFETY: a futex wait on a word the launcher keeps until this
+        // process says the worker runs, while it still holds `tid`; no
+        // timeout.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
-            libc::syscall(
+            syscall4(
                 libc::SYS_futex,
-                running.as_ptr(),
-                libc::FUTEX_WAIT,
-                tid,
-                std::ptr::null::<libc::timespec>(),
+                running.as_ptr() as usize,
+                libc::FUTEX_WAIT as usize,
+                tid as usize,
+                0,
             );
         }
     }

@@ -27,8 +27,10 @@
 //! the same time: no allocation, no `errno`, see [`raw`](super::raw)). It
 //! says on `ready` whether that worked, then waits on `go`. The launcher,
 //! when a task comes, puts the task's init arguments where the cell reads
-//! them, writes `go` and waits, as for any init, until the worker has
-//! exec'd. The cell first takes a file table of its own (`unshare`: a copy
+//! them, writes `go` and waits until the cell's worker made ahead has its
+//! task (then the cell says so on `ready`, and once more when the worker
+//! has exec'd; see `child::Starting` for what the launcher keeps until
+//! then). The cell first takes a file table of its own (`unshare`: a copy
 //! holding everything the launcher opened for the task, its trees, its
 //! pipes, its ruleset, which sharing the table let it have without passing
 //! them), so that what it opens for the task is never caught in a copy
@@ -416,9 +418,11 @@ impl Cell {
 
     /// Gives the cell its task: `args` points to the task's
     /// `child::InitArgs`, which the cell uses (in the launcher's memory)
-    /// until it says its worker runs; returns once it has, or once the
-    /// cell is gone (reaping it reports why), with the cell's pid: it is
-    /// that task's init now. Its stacks must have been lent
+    /// until it says its worker has the task; returns once it has, or once
+    /// the worker runs, or once the cell is gone (reaping it reports why),
+    /// with the cell's pid (it is that task's init now) and whether the
+    /// worker is known to run (else its init says so later on `ready`, see
+    /// `child::Starting`). Its stacks must have been lent
     /// ([`Self::lend_stacks`]) and are the worker's from now on.
     ///
     /// # Safety
@@ -429,18 +433,53 @@ impl Cell {
         unsafe_code,
         reason = "hands the cell a pointer: see the SAFETY comment"
     )]
-    pub unsafe fn take(&mut self, args: *const libc::c_void) -> Result<i32, String> {
+    pub unsafe fn take(&mut self, args: *const libc::c_void) -> Result<(i32, bool), String> {
         self.prepared()?;
         self.shared.args.store(args.cast_mut(), Ordering::Release);
         if nix::unistd::write(&self.go, &[1u8]) != Ok(1) {
             return Err("start the worker's init: wake its sandbox cell".into());
         }
-        // A byte: the worker runs. Nothing: init failed (its failure pipe
-        // says why) or was killed; reaping it reports that.
-        let _ = self.read_ready();
+        // `HANDED`: the worker has its task (its `1` may follow). A `1`
+        // alone: the worker runs (started the usual way, its made-ahead one
+        // gone). Nothing: init failed (its failure pipe says why) or was
+        // killed; reaping it reports that, and until then the worker may
+        // still be on its way out, in this memory.
+        let said = self.read_ready();
         // The cell has a file table of its own now, or is gone.
         drop(self.fds.take());
-        Ok(self.pid)
+        let runs = match said {
+            Some([super::armed::HANDED, 1, ..] | [1, ..]) => true,
+            Some(_) | None => false,
+        };
+        Ok((self.pid, runs))
+    }
+
+    /// Reads what is left on `ready` once the cell's worker had its task
+    /// (see [`Self::take`]): `Some(true)` once the worker runs, `Some(false)`
+    /// when init is gone without saying so, `None` if nothing came yet.
+    pub fn runs(&self) -> Option<bool> {
+        let mut bytes = [0u8; 8];
+        // SAFETY: a nonblocking look, then a read into a local buffer.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let n = unsafe {
+            let mut fd = [libc::pollfd {
+                fd: self.ready_read.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            if libc::poll(fd.as_mut_ptr(), 1, 0) != 1 {
+                return None;
+            }
+            libc::read(
+                self.ready_read.as_raw_fd(),
+                bytes.as_mut_ptr().cast(),
+                bytes.len(),
+            )
+        };
+        match usize::try_from(n) {
+            Ok(0) | Err(_) => Some(false),
+            Ok(n) => Some(bytes[..n].contains(&1)),
+        }
     }
 
     /// Kills the cell (never given a task); it is reaped later, and only

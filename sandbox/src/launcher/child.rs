@@ -14,7 +14,9 @@
 //! [`spawn_in_namespaces`]), and waits while init builds the worker's file
 //! system, mounts a fresh `/proc`, caps the process count, leaves the
 //! network and starts the worker (see [`start_worker`]). Once the worker
-//! has exec'd, init tells the launcher, which goes on, and waits: SIGTERM
+//! has exec'd (in a sandbox cell: once its worker made ahead has its
+//! task, see [`spawn_in_namespaces`]), init tells the launcher, which goes
+//! on, and waits: SIGTERM
 //! sent to init is passed on to every process in the namespace; when the
 //! worker ends, init kills and reaps whatever is left, reports the worker's
 //! status and exits. From the moment the launcher goes on, init runs
@@ -37,7 +39,7 @@ use crate::policy::Policy;
 use crate::seccomp;
 
 /// Everything a worker's process needs, built before init is cloned.
-pub(super) struct Prepared<'a> {
+pub(super) struct Prepared {
     pub argv: Vec<CString>,
     pub env: Vec<CString>,
     pub cwd: CString,
@@ -47,13 +49,14 @@ pub(super) struct Prepared<'a> {
     pub keep: Vec<RawFd>,
     /// `cgroup.procs` files to join before anything of the worker runs.
     pub cgroups: Vec<RawFd>,
-    pub policy: &'a Policy,
+    pub policy: Box<Policy>,
     /// The unprivileged (uid, gid) the worker switches to, if any.
     pub identity: Option<(u32, u32)>,
     /// The Landlock ruleset, as its fd: init adds the rules of what it
     /// mounts to the ruleset the launcher built, which the worker applies.
     pub ruleset: OwnedFd,
-    pub filter: &'a BpfProgram,
+    /// Shared with the launcher's cache of filters, one per network kind.
+    pub filter: std::rc::Rc<BpfProgram>,
     /// Write end of the failure pipe (close-on-exec).
     pub errors: RawFd,
     /// The launcher's read ends of this worker's pipes: closed first thing
@@ -73,7 +76,7 @@ struct Laid {
 }
 
 impl Laid {
-    fn of(prepared: &Prepared<'_>) -> Self {
+    fn of(prepared: &Prepared) -> Self {
         let pointers = |strings: &[CString]| {
             strings
                 .iter()
@@ -280,11 +283,76 @@ const EXIT_CONFINE: i32 = super::EXIT_SANDBOX_FAILED;
 pub(super) struct Namespaced {
     pub pid: i32,
     pub stacks: [ChildStack; 2],
+    /// In a cell whose worker had its task but had not said it runs when
+    /// the launcher went on: what the worker still reads (see [`Pending`]).
+    pub pending: Option<Pending>,
+}
+
+/// Of a worker given its task in a cell (see [`spawn_in_namespaces`]),
+/// what it may still read of the launcher's memory on its way to
+/// `execve`, beside the [`Prepared`] the launcher keeps with it: its
+/// pointer arrays, and the launcher's dumpable flag to restore once it
+/// has exec'd (see [`restore_dumpable`]).
+pub(super) struct Pending {
+    _laid: Box<Laid>,
+    dumpable: libc::c_int,
+}
+
+/// A worker started in a cell that has not said yet that it runs:
+/// everything it and its init may still read of the launcher's memory
+/// (its [`Prepared`] and [`Pending`], the cell's word init waits on), kept
+/// until init says the worker has exec'd or left (then nothing of it is
+/// read any more) or init is reaped (then nothing of its namespace runs).
+/// Dropped, it makes the launcher dumpable again as it was (see
+/// [`restore_dumpable`]).
+pub(super) struct Starting {
+    pending: Pending,
+    _prepared: Box<Prepared>,
+    cell: super::cell::Cell,
+    /// Whether init may still say something (it has not left without).
+    watching: bool,
+}
+
+impl Starting {
+    pub fn new(pending: Pending, prepared: Box<Prepared>, cell: super::cell::Cell) -> Self {
+        Self {
+            pending,
+            _prepared: prepared,
+            cell,
+            watching: true,
+        }
+    }
+
+    /// The launcher's end of the pipe on which init says the worker runs,
+    /// while it is to be watched.
+    pub fn watched(&self) -> Option<RawFd> {
+        self.watching.then(|| self.cell.ready().1)
+    }
+
+    /// Init said something, or left: whether the worker runs now (then
+    /// this may go). Once init left without a word, this stays until it
+    /// is reaped, and is watched no more.
+    pub fn heard(&mut self) -> bool {
+        match self.cell.runs() {
+            Some(true) => true,
+            Some(false) => {
+                self.watching = false;
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        restore_dumpable(self.pending.dumpable);
+    }
 }
 
 /// What init reads of the launcher's, through the pointer `clone` passes.
 struct InitArgs<'a> {
-    prepared: &'a Prepared<'a>,
+    prepared: &'a Prepared,
     laid: &'a Laid,
     mounts: &'a TaskMounts,
     /// Where the worker's wait status goes (the launcher reads it).
@@ -306,7 +374,7 @@ struct InitArgs<'a> {
 /// Whether a worker's init can share the launcher's memory (and so be a
 /// cell): not for a worker that joins cgroups, nor off x86-64 and AArch64
 /// (see [`spawn_in_namespaces`]).
-pub(super) fn init_shares(prepared: &Prepared<'_>) -> bool {
+pub(super) fn init_shares(prepared: &Prepared) -> bool {
     prepared.cgroups.is_empty() && cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
 }
 
@@ -326,15 +394,25 @@ pub(super) fn init_shares(prepared: &Prepared<'_>) -> bool {
 /// [`init`]). So the launcher serves nothing else while an init prepares
 /// (a few hundred microseconds, unless a file system stalls the worker's
 /// way to `execve`: its directory, its program).
+///
+/// In a cell, the launcher waits less: only until the cell's worker made
+/// ahead has its task (init has used the heap until then), not until it
+/// has exec'd. The worker's own steps and the start of its `execve` (a
+/// third to a half of a sandboxed no-op task's start, in which the
+/// launcher, serving every slot, could do nothing else) run beside the
+/// launcher; they make raw calls only and allocate nothing (see
+/// [`armed_worker`]). What they read of the launcher's memory, the caller
+/// keeps (`prepared`, boxed, and [`Namespaced::pending`]) until init says
+/// the worker runs or init is reaped (see [`Starting`]).
 pub(super) fn spawn_in_namespaces(
-    prepared: &Prepared<'_>,
+    prepared: &Prepared,
     mounts: &TaskMounts,
     status: &OwnedFd,
     cell: Option<&mut super::cell::Cell>,
 ) -> Result<Namespaced, String> {
-    let laid = Laid::of(prepared);
+    let laid = Box::new(Laid::of(prepared));
     if let Some(cell) = cell {
-        return in_cell(prepared, &laid, mounts, status, cell);
+        return in_cell(prepared, laid, mounts, status, cell);
     }
     spawn_init(prepared, &laid, mounts, status)
 }
@@ -342,8 +420,8 @@ pub(super) fn spawn_in_namespaces(
 /// [`spawn_in_namespaces`] in a cell that awaits its task: it goes on
 /// from there as any init, while the launcher waits.
 fn in_cell(
-    prepared: &Prepared<'_>,
-    laid: &Laid,
+    prepared: &Prepared,
+    laid: Box<Laid>,
     mounts: &TaskMounts,
     status: &OwnedFd,
     cell: &mut super::cell::Cell,
@@ -361,7 +439,7 @@ fn in_cell(
     let (ready, ready_read) = cell.ready();
     let args = InitArgs {
         prepared,
-        laid,
+        laid: &laid,
         mounts,
         status: status.as_raw_fd(),
         ready,
@@ -371,15 +449,29 @@ fn in_cell(
         armed: cell.armed(),
     };
     // SAFETY: `args` lives on this frame until `take` returns, which is
-    // once the worker has exec'd (init reads nothing of it after) or init
-    // is gone.
+    // once the worker has its task, or has exec'd, or init is gone: init
+    // reads nothing of `args` after it handed the task over (see
+    // `cell_init`). What the worker reads after is `prepared` and `laid`,
+    // which the caller keeps until the worker runs or init is reaped.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let taken = unsafe { cell.take(std::ptr::from_ref(&args).cast()) };
     match taken {
-        Ok(pid) => {
+        Ok((pid, true)) => {
             restore_dumpable(dumpable);
-            Ok(Namespaced { pid, stacks })
+            Ok(Namespaced {
+                pid,
+                stacks,
+                pending: None,
+            })
         }
+        Ok((pid, false)) => Ok(Namespaced {
+            pid,
+            stacks,
+            pending: Some(Pending {
+                _laid: laid,
+                dumpable,
+            }),
+        }),
         Err(why) => {
             cell.give_back(stacks);
             Err(why)
@@ -413,7 +505,7 @@ fn restore_dumpable(dumpable: libc::c_int) {
 
 /// [`spawn_in_namespaces`] with an init cloned now.
 fn spawn_init(
-    prepared: &Prepared<'_>,
+    prepared: &Prepared,
     laid: &Laid,
     mounts: &TaskMounts,
     status: &OwnedFd,
@@ -477,13 +569,17 @@ fn spawn_init(
         while nix::unistd::read(&ready_read, &mut byte) == Err(nix::errno::Errno::EINTR) {}
         restore_dumpable(dumpable);
     }
-    Ok(Namespaced { pid, stacks })
+    Ok(Namespaced {
+        pid,
+        stacks,
+        pending: None,
+    })
 }
 
 /// Starts the worker directly (baseline, no namespaces); returns its pid.
 /// A plain `fork`: this is the path of machines without user namespaces,
 /// where the launcher starts few enough workers to pay for the copy.
-pub(super) fn spawn_plain(prepared: &Prepared<'_>) -> Result<i32, String> {
+pub(super) fn spawn_plain(prepared: &Prepared) -> Result<i32, String> {
     let laid = Laid::of(prepared);
     // SAFETY: fork from a single-threaded process; the child never returns.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -665,33 +761,58 @@ fn clear_of_targets(fds: &[(RawFd, RawFd)]) -> bool {
 /// them](clear_of_targets)), so that no `dup2` overwrites a source still
 /// to be placed. Allocation-free: at most [`MAX_FDS`](super::MAX_FDS)
 /// come.
-fn place_fds(fds: &[(RawFd, RawFd)]) -> Result<(), ()> {
+fn place_fds(fds: &[(RawFd, RawFd)]) -> Result<(), i32> {
     let mut moved = [(0, 0); super::MAX_FDS];
     if fds.len() > moved.len() {
-        return Err(());
+        return Err(libc::EMFILE);
     }
     let above = above_targets(fds);
     let clear = clear_of_targets(fds);
-    // SAFETY: fcntl and dup2 on fds of this process.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    unsafe {
-        for (slot, &(src, dst)) in moved.iter_mut().zip(fds) {
-            let high = match clear {
-                true => src,
-                false => libc::fcntl(src, libc::F_DUPFD_CLOEXEC, above),
-            };
-            if high == -1 {
-                return Err(());
-            }
-            *slot = (high, dst);
+    for (slot, &(src, dst)) in moved.iter_mut().zip(fds) {
+        let high = match clear {
+            true => src,
+            false => fcntl_dupfd(src, above),
+        };
+        if high < 0 {
+            return Err(-high);
         }
-        for &(high, dst) in &moved[..fds.len()] {
-            if libc::dup2(high, dst) == -1 {
-                return Err(());
-            }
+        *slot = (high, dst);
+    }
+    for &(high, dst) in &moved[..fds.len()] {
+        // `dup3` with no flags is `dup2` (which AArch64 lacks); `high` is
+        // never `dst` (a source on its own target is moved up first).
+        // SAFETY: dup3 on fds of this process.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        let ret = unsafe {
+            super::raw::syscall4(
+                libc::SYS_dup3,
+                high.unsigned_abs() as usize,
+                dst.unsigned_abs() as usize,
+                0,
+                0,
+            )
+        };
+        if ret < 0 {
+            return Err(i32::try_from(-ret).unwrap_or(libc::EIO));
         }
     }
     Ok(())
+}
+
+/// `fcntl(fd, F_DUPFD_CLOEXEC, lowest)`, raw: the new fd, or `-errno`.
+fn fcntl_dupfd(fd: RawFd, lowest: RawFd) -> RawFd {
+    // SAFETY: fcntl on an fd of this process, integer arguments.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let ret = unsafe {
+        super::raw::syscall4(
+            libc::SYS_fcntl,
+            fd.unsigned_abs() as usize,
+            libc::F_DUPFD_CLOEXEC as usize,
+            lowest.unsigned_abs() as usize,
+            0,
+        )
+    };
+    RawFd::try_from(ret).unwrap_or(-libc::EBADF)
 }
 
 /// Sets the parent-death signal, then makes sure the launcher did not die
@@ -745,19 +866,76 @@ fn join_cgroups(cgroups: &[RawFd], errors: RawFd) {
 }
 
 /// Writes `message` to the failure pipe and exits.
+fn fail(errors: RawFd, message: &str) -> ! {
+    fail_os(errors, &[message.as_bytes()], None)
+}
+
+/// Writes the concatenation of `parts` to the failure pipe, with `errno`
+/// after a NUL (the launcher reads it as `<parts>: <errno's message>`, see
+/// [`failure_message`]), and exits: no allocation, raw calls only, for a
+/// process that runs beside the launcher in its memory.
 ///
-/// At most `PIPE_BUF` bytes of it: the launcher reads the pipe only once
-/// the worker has ended, and a longer write (a failed `execve` names the
+/// At most `PIPE_BUF` bytes: the launcher reads the pipe only once the
+/// worker has ended, and a longer write (a failed `execve` names the
 /// program, which may be long) could wait for room forever while the
 /// launcher waits for this process.
-fn fail(errors: RawFd, message: &str) -> ! {
-    let message = &message[..message.floor_char_boundary(libc::PIPE_BUF)];
+fn fail_os(errors: RawFd, parts: &[&[u8]], errno: Option<i32>) -> ! {
+    // A NUL, then the errno's digits, from the end.
+    let mut digits = [0u8; 12];
+    let mut at = digits.len();
+    if let Some(errno) = errno {
+        let mut n = errno.unsigned_abs();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        at -= 1;
+    }
+    let number = &digits[at..];
+    let mut message = [0u8; libc::PIPE_BUF];
+    let room = message.len() - number.len();
+    let mut len = 0;
+    for part in parts {
+        let take = part.len().min(room - len);
+        message[len..len + take].copy_from_slice(&part[..take]);
+        len += take;
+    }
+    message[len..len + number.len()].copy_from_slice(number);
+    len += number.len();
     // SAFETY: writing a local buffer, then leaving without running any
     // of the parent's destructors or atexit handlers.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
-        libc::write(errors, message.as_ptr().cast(), message.len());
-        libc::_exit(EXIT_CONFINE)
+        super::raw::syscall4(
+            libc::SYS_write,
+            errors.unsigned_abs() as usize,
+            message.as_ptr() as usize,
+            len,
+            0,
+        );
+    }
+    super::raw::exit(EXIT_CONFINE)
+}
+
+/// The failure a worker's process wrote (see [`fail_os`]), as the
+/// message the coordinator gets: an errno after a NUL is spelled out.
+pub(super) fn failure_message(written: &[u8]) -> String {
+    let errno = written
+        .iter()
+        .rposition(|&b| b == 0)
+        .and_then(|at| Some((at, std::str::from_utf8(&written[at + 1..]).ok()?)))
+        .and_then(|(at, digits)| Some((at, digits.parse::<i32>().ok()?)));
+    match errno {
+        Some((at, errno)) => format!(
+            "{}: {}",
+            String::from_utf8_lossy(&written[..at]),
+            std::io::Error::from_raw_os_error(errno)
+        ),
+        None => String::from_utf8_lossy(written).into_owned(),
     }
 }
 
@@ -770,7 +948,9 @@ extern "C" fn init_entry(args: *mut libc::c_void) -> libc::c_int {
     let args = unsafe { &*args.cast::<InitArgs<'_>>() };
     let (status, ready) = (args.status, args.ready);
     let child = prepare_init(args, None);
-    close_all_but(status, ready, &args.prepared.fds);
+    let mut keep = [0u32; 4];
+    let kept = init_keeps(status, ready, &args.prepared.fds, &mut keep);
+    close_all_but(&keep[..kept]);
     init(child, status, ready)
 }
 
@@ -783,6 +963,10 @@ pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let args = unsafe { &*args.cast::<InitArgs<'_>>() };
     let (status, ready) = (args.status, args.ready);
+    // What it keeps open, reckoned now: once the worker has its task, the
+    // launcher goes on, and init reads nothing of `args` any more.
+    let mut keep = [0u32; 4];
+    let kept = init_keeps(status, ready, &args.prepared.fds, &mut keep);
     // A file table of its own first, a copy of the launcher's with
     // everything the launcher opened for the task: what init opens from
     // here on (the process cap's file, a rule's path) must not be caught
@@ -801,13 +985,22 @@ pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::
         );
     }
     let child = prepare_init(args, Some(shm));
-    close_all_but(status, ready, &args.prepared.fds);
+    close_all_but(&keep[..kept]);
     init(child, status, ready)
 }
 
-/// Closes all of init's fds but its status pipe, `ready` and its copies of
-/// the worker's stdout and stderr (of `fds`, the worker's (source,
-/// target) pairs).
+/// The fds init keeps (see [`close_all_but`]), sorted into `keep`: its
+/// status pipe, `ready` and its copies of the worker's stdout and stderr
+/// (of `fds`, the worker's (source, target) pairs). How many.
+fn init_keeps(status: RawFd, ready: RawFd, fds: &[(RawFd, RawFd)], keep: &mut [u32; 4]) -> usize {
+    let outputs = fds
+        .iter()
+        .filter(|&&(_, target)| super::is_output(target))
+        .map(|(source, _)| source);
+    sorted_above_2_in([&status, &ready].into_iter().chain(outputs), keep)
+}
+
+/// Closes all of init's fds but `keep` (sorted, see [`init_keeps`]).
 ///
 /// Init keeps nothing else of the launcher's: the coordinator's socket,
 /// the worker's other fds and the failure pipe are the worker's business.
@@ -816,22 +1009,11 @@ pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::
 /// coordinator (a pipe's wake-up is "sync": on the closing CPU), which did
 /// its work for the task's end and the next task's start there before the
 /// exit could finish and the next task on deck could start (300 µs of a
-/// sandboxed no-op task at one slot). Allocation-free: the list is on the
-/// stack.
-fn close_all_but(status: RawFd, ready: RawFd, fds: &[(RawFd, RawFd)]) {
-    let outputs = fds
-        .iter()
-        .filter(|&&(_, target)| super::is_output(target))
-        .map(|(source, _)| source);
-    let mut keep = [0u32; 4];
-    let kept = sorted_above_2_in([&status, &ready].into_iter().chain(outputs), &mut keep);
-    let keep = &keep[..kept];
+/// sandboxed no-op task at one slot). Raw calls only: in a cell, the
+/// launcher runs beside by now.
+fn close_all_but(keep: &[u32]) {
     if confine::close_fds_sorted(keep).is_err() {
-        // SAFETY: leaving; the kernel kills the namespace with us.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            libc::_exit(EXIT_CONFINE)
-        };
+        super::raw::exit(EXIT_CONFINE);
     }
 }
 
@@ -903,29 +1085,45 @@ fn give_task(
         laid: args.laid,
         nproc_limit,
     };
-    // In the order `armed_worker` reads them. (Init may allocate: the
-    // launcher waits.)
-    let mut fds = Vec::with_capacity(2 + prepared.fds.len());
-    fds.push(prepared.errors);
-    fds.push(prepared.ruleset.as_raw_fd());
-    fds.extend(prepared.fds.iter().map(|&(source, _)| source));
+    // In the order `armed_worker` reads them; on this frame, not the
+    // heap: the launcher goes on as the worker has them, before this
+    // returns.
+    let mut fds = [-1 as RawFd; super::armed::MOST_FDS];
+    let own = prepared.fds.iter().map(|&(source, _)| source);
+    let mut count = 0;
+    for (slot, fd) in fds.iter_mut().zip(
+        [prepared.errors, prepared.ruleset.as_raw_fd()]
+            .into_iter()
+            .chain(own),
+    ) {
+        *slot = fd;
+        count += 1;
+    }
     // `worker_args` lives on this frame until the worker has exec'd: the
     // hand-over waits for that.
     let address = std::ptr::from_ref(&worker_args) as usize;
-    // SAFETY: the word lives in the cell's `Shared`, as long as the cell,
-    // which is this process.
+    // SAFETY: the word lives in the cell's `Shared`, which the launcher
+    // keeps until init says the worker runs (see `Starting`).
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let running = unsafe { &*armed.running };
-    super::armed::hand_over(armed.task_end, running, address, &fds).then_some(armed.pid)
+    super::armed::hand_over(armed.task_end, running, address, &fds[..count], args.ready)
+        .then_some(armed.pid)
 }
 
 /// Where a cell's worker made ahead goes on once its task came (see
 /// [`armed`](super::armed)): `args` is the address of its [`WorkerArgs`]
-/// (in the launcher's memory, which waits), `fds` the `count` fds it was
-/// sent: its failure pipe, its ruleset, then its own in the order of
-/// `Prepared::fds`. `args` lives until its `execve` (the cell's init waits
-/// for that, see [`armed::hand_over`](super::armed::hand_over)). Its
-/// task's steps, then `execve`.
+/// (on its init's stack), `fds` the `count` fds it was sent: its failure
+/// pipe, its ruleset, then its own in the order of `Prepared::fds`.
+/// `args`, and the launcher's memory it points to, live until its
+/// `execve` (the cell's init waits for that on its word, see
+/// [`armed::hand_over`](super::armed::hand_over), and the launcher keeps
+/// what it reads until init says so, see [`Starting`]). Its task's steps,
+/// then `execve`.
+///
+/// The launcher runs beside it from the moment it has its task: raw calls
+/// only (a libc wrapper's failure would write the launcher's `errno`), no
+/// allocation, and a failure is said without formatting (see
+/// [`fail_os`]).
 pub(super) extern "C" fn armed_worker(args: usize, fds: *const RawFd, count: usize) -> libc::c_int {
     // SAFETY: the address `give_task` sent, of `WorkerArgs` alive until this
     // process execs or exits; `fds` points to `count` fds on the caller's
@@ -945,27 +1143,15 @@ pub(super) extern "C" fn armed_worker(args: usize, fds: *const RawFd, count: usi
         if p.fds.iter().all(|&(_, target)| target != fd) {
             return fd;
         }
-        // SAFETY: fcntl on an fd of this process.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above)
-        }
+        fcntl_dupfd(fd, above)
     };
     let [errors, ruleset, own @ ..] = fds else {
         // Nowhere to say why.
-        // SAFETY: leaving.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            libc::_exit(EXIT_CONFINE)
-        };
+        super::raw::exit(EXIT_CONFINE);
     };
     let (errors, ruleset) = (high(*errors), high(*ruleset));
     if errors < 0 {
-        // SAFETY: leaving.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            libc::_exit(EXIT_CONFINE)
-        };
+        super::raw::exit(EXIT_CONFINE);
     }
     if ruleset < 0 || own.len() != p.fds.len() || own.len() > super::MAX_FDS {
         fail(
@@ -973,7 +1159,6 @@ pub(super) extern "C" fn armed_worker(args: usize, fds: *const RawFd, count: usi
             "start the worker: its file descriptors did not all come",
         );
     }
-    // Allocation-free from here on, as every worker's way to `execve`.
     let mut placed = [(0, 0); super::MAX_FDS];
     for (slot, (&received, &(_, target))) in placed.iter_mut().zip(own.iter().zip(&p.fds)) {
         *slot = (received, target);
@@ -981,34 +1166,53 @@ pub(super) extern "C" fn armed_worker(args: usize, fds: *const RawFd, count: usi
     let mut open = [0u32; super::MAX_FDS + 2];
     let unique = sorted_above_2_in(p.keep.iter().chain([&errors]), &mut open);
     let open = &open[..unique];
-    if let Err(message) = confine_armed(p, &placed[..own.len()], ruleset, open, args.nproc_limit) {
-        fail(errors, &format!("confine the worker: {message}"));
+    if let Err((what, detail, errno)) =
+        confine_armed(p, &placed[..own.len()], ruleset, open, args.nproc_limit)
+    {
+        fail_os(errors, &[b"confine the worker: ", what, detail], errno);
     }
     execve(&args.laid.argv, &args.laid.envp, errors)
 }
 
+/// A failure of a step, for [`fail_os`]: the step, a detail (a path, a
+/// limit's name) and the errno.
+type Unformatted<'a> = (&'static [u8], &'a [u8], Option<i32>);
+
 /// What is left of a worker's confinement (see [`confine_worker`]) once a
 /// cell's worker made ahead has its task: it took its session, signals,
 /// parent-death signal, `no_new_privs` and seccomp filter before (the
-/// filter denies none of the calls here).
-fn confine_armed(
-    p: &Prepared<'_>,
+/// filter denies none of the calls here). A failure as the step, a detail
+/// (a path, a limit's name) and the errno, unformatted (see
+/// [`armed_worker`]).
+fn confine_armed<'a>(
+    p: &'a Prepared,
     placed: &[(RawFd, RawFd)],
     ruleset: RawFd,
     open: &[u32],
     nproc_limit: bool,
-) -> Result<(), String> {
-    let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
-    place_fds(placed).map_err(|()| os("place the worker's file descriptors"))?;
+) -> Result<(), Unformatted<'a>> {
+    let parts = |e: confine::ConfineError| {
+        let (what, detail, errno) = e.parts();
+        (what.as_bytes(), detail.as_bytes(), errno)
+    };
+    place_fds(placed).map_err(|errno| {
+        (
+            &b"place the worker's file descriptors"[..],
+            &b""[..],
+            Some(errno),
+        )
+    })?;
     // SAFETY: chdir with a C string the launcher keeps alive.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    if unsafe { libc::chdir(p.cwd.as_ptr()) } == -1 {
-        return Err(os(&format!("enter {}", p.cwd.to_string_lossy())));
+    let ret = unsafe { super::raw::syscall4(libc::SYS_chdir, p.cwd.as_ptr() as usize, 0, 0, 0) };
+    if ret < 0 {
+        let errno = i32::try_from(-ret).ok();
+        return Err((&b"enter "[..], p.cwd.as_bytes(), errno));
     }
-    confine::set_limits(p.policy, nproc_limit).map_err(|e| e.to_string())?;
-    confine::drop_capabilities(p.identity).map_err(|e| e.to_string())?;
-    confine::restrict_fd(ruleset).map_err(|e| e.to_string())?;
-    confine::close_fds_sorted(open).map_err(|e| e.to_string())
+    confine::set_limits(&p.policy, nproc_limit).map_err(parts)?;
+    confine::drop_capabilities(p.identity).map_err(parts)?;
+    confine::restrict_fd(ruleset).map_err(parts)?;
+    confine::close_fds_sorted(open).map_err(parts)
 }
 
 /// Init once the worker runs: tells the launcher, then waits, passing
@@ -1116,7 +1320,7 @@ fn init(child: i32, status: RawFd, ready: RawFd) -> ! {
 
 /// What the worker's process reads (see [`start_worker`]).
 struct WorkerArgs<'a> {
-    prepared: &'a Prepared<'a>,
+    prepared: &'a Prepared,
     laid: &'a Laid,
     nproc_limit: bool,
 }
@@ -1164,7 +1368,7 @@ extern "C" fn worker_entry(args: *mut libc::c_void) -> libc::c_int {
 }
 
 /// The worker's own process: confine, then `execve` (`argv[0]` is a path).
-fn worker(prepared: &Prepared<'_>, laid: &Laid, nproc_limit: bool) -> ! {
+fn worker(prepared: &Prepared, laid: &Laid, nproc_limit: bool) -> ! {
     let errors = prepared.errors;
     if let Err(message) = confine_worker(prepared, laid, nproc_limit) {
         fail(errors, &format!("confine the worker: {message}"));
@@ -1182,22 +1386,25 @@ fn execve(argv: &[*const libc::c_char], envp: &[*const libc::c_char], errors: Ra
     // SAFETY: null-terminated arrays of pointers into C strings that live
     // until execve replaces this process (or we exit).
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    unsafe {
-        libc::execve(program, argv.as_ptr(), envp.as_ptr());
-    }
-    let why = std::io::Error::last_os_error();
+    let ret = unsafe {
+        super::raw::syscall4(
+            libc::SYS_execve,
+            program as usize,
+            argv.as_ptr() as usize,
+            envp.as_ptr() as usize,
+            0,
+        )
+    };
     // SAFETY: `program` is a non-null pointer into a live C string.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let program = unsafe { std::ffi::CStr::from_ptr(program) };
-    fail(
-        errors,
-        &format!("start {}: {why}", program.to_string_lossy()),
-    )
+    let errno = i32::try_from(-ret).ok();
+    fail_os(errors, &[b"start ", program.to_bytes()], errno)
 }
 
 /// The worker's confinement, in order; allocates nothing but a failure's
 /// message (it may share the launcher's memory).
-fn confine_worker(p: &Prepared<'_>, laid: &Laid, nproc_limit: bool) -> Result<(), String> {
+fn confine_worker(p: &Prepared, laid: &Laid, nproc_limit: bool) -> Result<(), String> {
     let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
     default_signals();
     // SAFETY: plain syscalls on this process with valid local pointers.
@@ -1209,17 +1416,20 @@ fn confine_worker(p: &Prepared<'_>, laid: &Laid, nproc_limit: bool) -> Result<()
             return Err(os("detach from the terminal (setsid)"));
         }
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        place_fds(&p.fds).map_err(|()| os("place the worker's file descriptors"))?;
+        place_fds(&p.fds).map_err(|errno| {
+            let why = std::io::Error::from_raw_os_error(errno);
+            format!("place the worker's file descriptors: {why}")
+        })?;
         if libc::chdir(p.cwd.as_ptr()) == -1 {
             return Err(os(&format!("enter {}", p.cwd.to_string_lossy())));
         }
     }
-    confine::set_limits(p.policy, nproc_limit).map_err(|e| e.to_string())?;
+    confine::set_limits(&p.policy, nproc_limit).map_err(|e| e.to_string())?;
     confine::drop_capabilities(p.identity).map_err(|e| e.to_string())?;
     confine::no_new_privs().map_err(|e| e.to_string())?;
     confine::restrict_fd(p.ruleset.as_raw_fd()).map_err(|e| e.to_string())?;
     confine::close_fds_sorted(&laid.open).map_err(|e| e.to_string())?;
-    seccomp::apply(p.filter).map_err(|e| format!("install the seccomp filter: {e}"))
+    seccomp::apply(&p.filter).map_err(|e| format!("install the seccomp filter: {e}"))
 }
 
 #[cfg(test)]
@@ -1242,5 +1452,68 @@ mod tests {
         // A target far above: the copies go above it.
         assert_eq!(above_targets(&[(5, 0), (6, 900)]), 901);
         assert_eq!(above_targets(&[]), 3);
+    }
+
+    /// What a process that calls `fail_os(parts, errno)` writes, as the
+    /// launcher reads it: run in a forked child, which leaves by it.
+    fn failed_with(parts: &[&[u8]], errno: Option<i32>) -> (String, i32) {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child writes and leaves by raw calls only.
+        #[expect(unsafe_code, reason = "a test of a child's last words")]
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            fail_os(write.as_raw_fd(), parts, errno);
+        }
+        drop(write);
+        let mut status = 0;
+        // SAFETY: our own child.
+        #[expect(unsafe_code, reason = "a test of a child's last words")]
+        unsafe {
+            libc::waitpid(pid, &mut status, 0);
+        }
+        let mut written = Vec::new();
+        std::io::Read::read_to_end(&mut std::fs::File::from(read), &mut written).unwrap();
+        (failure_message(&written), libc::WEXITSTATUS(status))
+    }
+
+    #[test]
+    fn a_failure_said_without_formatting_reads_as_the_formatted_one() {
+        let (message, code) =
+            failed_with(&[b"confine the worker: ", b"enter ", b"/w/gone"], Some(2));
+        assert_eq!(
+            message,
+            format!(
+                "confine the worker: enter /w/gone: {}",
+                std::io::Error::from_raw_os_error(2)
+            )
+        );
+        assert_eq!(code, EXIT_CONFINE);
+        // Without an errno, the text as it is.
+        assert_eq!(
+            failed_with(&[b"start the worker: no command given"], None).0,
+            "start the worker: no command given"
+        );
+        // A long one is cut to what one pipe write holds, its errno kept.
+        let long = vec![b'x'; 2 * libc::PIPE_BUF];
+        let (message, _) = failed_with(&[b"start ", &long], Some(libc::ENOENT));
+        assert!(
+            message.ends_with(&format!(
+                ": {}",
+                std::io::Error::from_raw_os_error(libc::ENOENT)
+            )),
+            "{message}"
+        );
+        assert!(message.len() < libc::PIPE_BUF + 100);
+        // Every step's error says the same both ways.
+        let limit = crate::confine::ConfineError::Limit {
+            name: "RLIMIT_NOFILE",
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        };
+        let (what, detail, errno) = limit.parts();
+        let (message, _) = failed_with(&[what.as_bytes(), detail.as_bytes()], errno);
+        assert_eq!(message, limit.to_string());
+        // A written text with no errno after a NUL is taken as it is.
+        assert_eq!(failure_message(b"plain"), "plain");
     }
 }

@@ -59,7 +59,7 @@ mod armed;
 mod cell;
 mod child;
 mod client;
-mod raw;
+pub(crate) mod raw;
 mod server;
 
 use std::path::PathBuf;

@@ -7,7 +7,8 @@
 //! is not its own. So once the launcher goes on, init makes its few calls
 //! (wait for signals, reap, kill, report, leave) through these, which
 //! return the kernel's answer (a negative errno on failure) and touch no
-//! memory but what they are given.
+//! memory but what they are given; so does a sandbox cell's worker on its
+//! way to `execve`, and the confinement steps it takes (`confine`).
 
 /// `syscall(nr, a, b, c, d)`: the kernel's return value, `-errno` on
 /// failure ([`syscall5`] with no fifth argument).
@@ -17,7 +18,7 @@
 /// As for the system call `nr` with these arguments: pointers among them
 /// must be valid for what the call does with them.
 #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
+pub(crate) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
     // SAFETY: the caller's promise; a call of four arguments ignores the
     // fifth register.
     unsafe { syscall5(nr, a, b, c, d, 0) }
@@ -32,7 +33,7 @@ pub(super) unsafe fn syscall4(nr: libc::c_long, a: usize, b: usize, c: usize, d:
 /// must be valid for what the call does with them.
 #[cfg(target_arch = "x86_64")]
 #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-pub(super) unsafe fn syscall5(
+pub(crate) unsafe fn syscall5(
     nr: libc::c_long,
     a: usize,
     b: usize,
@@ -68,7 +69,7 @@ pub(super) unsafe fn syscall5(
 /// As for the system call `nr` with these arguments.
 #[cfg(target_arch = "aarch64")]
 #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-pub(super) unsafe fn syscall5(
+pub(crate) unsafe fn syscall5(
     nr: libc::c_long,
     a: usize,
     b: usize,
@@ -102,7 +103,7 @@ pub(super) unsafe fn syscall5(
 /// As for the system call `nr` with these arguments.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-pub(super) unsafe fn syscall5(
+pub(crate) unsafe fn syscall5(
     nr: libc::c_long,
     a: usize,
     b: usize,
@@ -113,8 +114,9 @@ pub(super) unsafe fn syscall5(
     // SAFETY: the caller vouches for the arguments.
     let ret = unsafe { libc::syscall(nr, a, b, c, d, e) };
     if ret == -1 {
-        // Not errno's exact value, but negative, as the callers expect.
-        -1
+        -(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO) as isize)
     } else {
         ret as isize
     }
@@ -124,7 +126,7 @@ pub(super) unsafe fn syscall5(
 /// that shares the launcher's memory and runs beside it (a cell, its init,
 /// its worker made ahead), which must not touch libc's state on its way
 /// out.
-pub(super) fn exit(code: i32) -> ! {
+pub(crate) fn exit(code: i32) -> ! {
     loop {
         // SAFETY: exit takes no pointers.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]

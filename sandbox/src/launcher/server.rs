@@ -51,9 +51,10 @@ impl Cells {
                 .position(|c| fits(c) && c.settled())
                 .or_else(|| self.idle.iter().position(fits));
             let Some(at) = at else {
-                // None made ahead: with every CPU busy, a cell made now
-                // would only cost its own work on top (the usual start).
-                if running >= self.cpus {
+                // None made ahead: with more running than CPUs, a cell
+                // made now would only cost its own work on top (the usual
+                // start).
+                if running > self.cpus {
                     return None;
                 }
                 return self.start(templates);
@@ -67,15 +68,19 @@ impl Cells {
     }
 
     /// Whether an idle cell is wanted for tasks like the last one, with
-    /// `running` workers running. Not while they are as many as the CPUs:
+    /// `running` workers running. Not while more run than there are CPUs:
     /// a cell made ahead costs the same CPU as one made for its task, and
-    /// gains only where a CPU would otherwise wait (short tasks on every
-    /// CPU: the same run at 5-9% more CPU).
+    /// gains only where a CPU or the launcher would otherwise wait. With
+    /// as many as the CPUs (short tasks on every CPU) it gains: a task
+    /// whose cell is made at its start holds the launcher, which serves
+    /// every slot, while the cell prepares (a third of the launcher's time
+    /// in a run of sandboxed no-op tasks at `-j 2` on two CPUs, with one
+    /// CPU idle meanwhile).
     fn wanted(&self, templates: &Templates, running: usize) -> bool {
         let Some((serial, network, _)) = &self.last else {
             return false;
         };
-        if running >= self.cpus {
+        if running > self.cpus {
             return false;
         }
         let idle = self
@@ -213,6 +218,9 @@ struct Worker {
         reason = "held, never read: closed with the record, once the end is reported"
     )]
     outputs: Vec<OwnedFd>,
+    /// A worker started in a cell that has not said yet that it runs: what
+    /// it still reads of the launcher's memory (see `child::Starting`).
+    starting: Option<child::Starting>,
 }
 
 /// A command on deck (see the module's documentation of `after`):
@@ -277,7 +285,7 @@ struct Server {
     mode: Mode,
     sock: OwnedFd,
     base: Option<Base>,
-    filters: HashMap<Network, BpfProgram>,
+    filters: HashMap<Network, std::rc::Rc<BpfProgram>>,
     workers: HashMap<i32, Worker>,
     by_id: HashMap<u64, i32>,
     sigchld: OwnedFd,
@@ -529,10 +537,18 @@ impl Server {
             fds.push(poll(self.sock.as_raw_fd()));
             fds.push(poll(self.sigchld.as_raw_fd()));
             watched.clear();
+            // Inits saying their worker runs first (what it read of this
+            // memory may go), then statuses.
+            for (&pid, worker) in &self.workers {
+                if let Some(ready) = worker.starting.as_ref().and_then(child::Starting::watched) {
+                    fds.push(poll(ready));
+                    watched.push((pid, true));
+                }
+            }
             for (&pid, worker) in &self.workers {
                 if let Some(status) = worker.status.as_ref().filter(|_| worker.watching) {
                     fds.push(poll(status.as_raw_fd()));
-                    watched.push(pid);
+                    watched.push((pid, false));
                 }
             }
             let count = libc::nfds_t::try_from(fds.len()).unwrap_or(libc::nfds_t::MAX);
@@ -568,9 +584,11 @@ impl Server {
             if requests_first && fds[0].revents != 0 && !self.serve_one() {
                 break;
             }
-            for (fd, &pid) in fds[2..].iter().zip(&watched) {
-                if fd.revents != 0 {
-                    self.status_came(pid);
+            for (fd, &(pid, starting)) in fds[2..].iter().zip(&watched) {
+                match (fd.revents != 0, starting) {
+                    (false, _) => {}
+                    (true, true) => self.runs(pid),
+                    (true, false) => self.status_came(pid),
                 }
             }
             if fds[1].revents != 0 {
@@ -589,9 +607,11 @@ impl Server {
         for (&pid, worker) in &mut self.workers {
             kill_worker(pid, namespaced, libc::SIGKILL);
             // Inits killed but not reaped may still be on their stacks
-            // (they share this memory): those stay mapped until the
-            // launcher's own exit.
+            // (they share this memory), and their workers may still read
+            // what they were given: those stay until the launcher's own
+            // exit.
             std::mem::forget(worker.stacks.take());
+            std::mem::forget(worker.starting.take());
         }
         let live = self.workers.values().filter_map(|w| w.reap.as_ref());
         let cgroups: std::collections::BTreeSet<&PathBuf> = live.chain(&self.cgroups).collect();
@@ -905,10 +925,10 @@ impl Server {
             other => other,
         };
         if let std::collections::hash_map::Entry::Vacant(e) = self.filters.entry(mode) {
-            e.insert(
+            e.insert(std::rc::Rc::new(
                 seccomp::compile_filter(mode, self.base.is_some())
                     .map_err(|e| format!("compile the seccomp filter: {e}"))?,
-            );
+            ));
         }
         let handoff = fds
             .iter()
@@ -983,7 +1003,8 @@ impl Server {
         let filter = self
             .filters
             .get(&mode)
-            .ok_or("start the worker: its seccomp filter is gone")?;
+            .ok_or("start the worker: its seccomp filter is gone")?
+            .clone();
         let (errors_r, errors_w) = pipe()?;
         let (status_r, status_w) = match mounts {
             Some(_) => {
@@ -992,7 +1013,9 @@ impl Server {
             }
             None => (None, None),
         };
-        let prepared = Prepared {
+        // Boxed: a worker started in a cell reads it on its way to `execve`
+        // while the launcher goes on (see `child::Starting`).
+        let prepared = Box::new(Prepared {
             argv,
             env,
             cwd,
@@ -1010,7 +1033,7 @@ impl Server {
                 .filter(|&(_, target)| target == super::JOIN_CGROUP)
                 .map(|(fd, _)| fd)
                 .collect(),
-            policy: &policy,
+            policy,
             identity: crate::policy::worker_identity(),
             ruleset,
             filter,
@@ -1018,8 +1041,8 @@ impl Server {
             launcher_ends: std::iter::once(errors_r.as_raw_fd())
                 .chain(status_r.as_ref().map(AsRawFd::as_raw_fd))
                 .collect(),
-        };
-        let (pid, stacks) = match (&mounts, &status_w) {
+        });
+        let (pid, stacks, starting) = match (&mounts, &status_w) {
             (Some(mounts), Some(status)) => {
                 let running = self.workers.values().filter(|w| !w.reported).count();
                 let mut cell = mounts
@@ -1027,6 +1050,7 @@ impl Server {
                     .as_ref()
                     .filter(|task| child::init_shares(&prepared) && task.fits_cell())
                     .and_then(|task| {
+                        let filter = &prepared.filter;
                         self.cells
                             .take(task.serial, mode, filter, &self.templates, running)
                     });
@@ -1041,9 +1065,13 @@ impl Server {
                             return Err(why);
                         }
                     };
-                (init.pid, Some(init.stacks))
+                let starting = init
+                    .pending
+                    .zip(cell)
+                    .map(|(pending, cell)| child::Starting::new(pending, prepared, cell));
+                (init.pid, Some(init.stacks), starting)
             }
-            _ => (child::spawn_plain(&prepared)?, None),
+            _ => (child::spawn_plain(&prepared)?, None, None),
         };
         self.workers.insert(
             pid,
@@ -1056,6 +1084,7 @@ impl Server {
                 reap: None,
                 stacks,
                 outputs: Vec::new(),
+                starting,
             },
         );
         self.by_id.insert(id, pid);
@@ -1145,10 +1174,22 @@ impl Server {
                 reap,
                 stacks: None,
                 outputs,
+                starting: None,
             },
         );
         self.by_id.insert(id, pid);
         Ok(())
+    }
+
+    /// Init of worker `pid` started in a cell said its worker runs, or
+    /// left: what the worker read of this memory goes in the first case.
+    fn runs(&mut self, pid: i32) {
+        let Some(worker) = self.workers.get_mut(&pid) else {
+            return;
+        };
+        if worker.starting.as_mut().is_some_and(child::Starting::heard) {
+            worker.starting = None;
+        }
     }
 
     /// Init of worker `pid` wrote its status, or left without: reports
@@ -1296,7 +1337,7 @@ fn ended(id: u64, status: i32, errors: &OwnedFd) -> Reply {
     if !failure.is_empty() {
         return Reply::Failed {
             id,
-            message: String::from_utf8_lossy(&failure).into_owned(),
+            message: child::failure_message(&failure),
         };
     }
     if libc::WIFEXITED(status) {
