@@ -252,12 +252,9 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
                 && data[0].effective & (1 << CAP_SETPCAP) != 0
         };
         checked(
-            syscall4(
-                libc::SYS_prctl,
-                libc::PR_CAP_AMBIENT as usize,
-                libc::PR_CAP_AMBIENT_CLEAR_ALL as usize,
-                0,
-                0,
+            prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
             ),
             ConfineError::Capabilities,
         )?;

@@ -136,6 +136,11 @@ const PREPARED: u8 = 1;
 const PREPARED_SHM: u8 = 2;
 const FAILED: u8 = 3;
 
+/// What every init writes on `ready` once its worker runs (see
+/// `child::init`); a cell's init writes [`HANDED`](super::armed::HANDED)
+/// before it.
+pub(super) const RUNS: u8 = 1;
+
 /// The steps of a cell's preparation, for a failure's message.
 const STEPS: [&str; 9] = [
     "a fresh proc file system (fsopen)",
@@ -327,11 +332,18 @@ impl Cell {
     /// Reads what the cell said on `ready`, waiting for it: a byte, or a
     /// failure's step and errno; `None` if the cell died without a word.
     fn read_ready(&self) -> Option<[u8; 8]> {
-        let mut bytes = [0u8; 8];
         if !self.readable(-1) {
             return None;
         }
-        // A cell dead without a word leaves `ready` empty: don't block.
+        let (bytes, n) = self.read_now()?;
+        (n > 0).then_some(bytes)
+    }
+
+    /// What `ready` holds now, without waiting: `None` if nothing came;
+    /// else the bytes and how many (none: every writer is gone, as a cell
+    /// dead without a word leaves it).
+    fn read_now(&self) -> Option<([u8; 8], usize)> {
+        let mut bytes = [0u8; 8];
         let mut fd = [libc::pollfd {
             fd: self.ready_read.as_raw_fd(),
             events: libc::POLLIN,
@@ -340,15 +352,18 @@ impl Cell {
         // SAFETY: a valid pollfd; then a read into a local buffer.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         unsafe {
-            if libc::poll(fd.as_mut_ptr(), 1, 0) != 1 || fd[0].revents & libc::POLLIN == 0 {
+            if libc::poll(fd.as_mut_ptr(), 1, 0) != 1 {
                 return None;
+            }
+            if fd[0].revents & libc::POLLIN == 0 {
+                return Some((bytes, 0));
             }
             let n = libc::read(
                 self.ready_read.as_raw_fd(),
                 bytes.as_mut_ptr().cast(),
                 bytes.len(),
             );
-            (n > 0).then_some(bytes)
+            Some((bytes, usize::try_from(n).unwrap_or(0)))
         }
     }
 
@@ -447,39 +462,14 @@ impl Cell {
         let said = self.read_ready();
         // The cell has a file table of its own now, or is gone.
         drop(self.fds.take());
-        let runs = match said {
-            Some([super::armed::HANDED, 1, ..] | [1, ..]) => true,
-            Some(_) | None => false,
-        };
-        Ok((self.pid, runs))
+        Ok((self.pid, said.is_some_and(|bytes| bytes.contains(&RUNS))))
     }
 
     /// Reads what is left on `ready` once the cell's worker had its task
     /// (see [`Self::take`]): `Some(true)` once the worker runs, `Some(false)`
     /// when init is gone without saying so, `None` if nothing came yet.
     pub fn runs(&self) -> Option<bool> {
-        let mut bytes = [0u8; 8];
-        // SAFETY: a nonblocking look, then a read into a local buffer.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        let n = unsafe {
-            let mut fd = [libc::pollfd {
-                fd: self.ready_read.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            if libc::poll(fd.as_mut_ptr(), 1, 0) != 1 {
-                return None;
-            }
-            libc::read(
-                self.ready_read.as_raw_fd(),
-                bytes.as_mut_ptr().cast(),
-                bytes.len(),
-            )
-        };
-        match usize::try_from(n) {
-            Ok(0) | Err(_) => Some(false),
-            Ok(n) => Some(bytes[..n].contains(&1)),
-        }
+        self.read_now().map(|(bytes, n)| bytes[..n].contains(&RUNS))
     }
 
     /// Kills the cell (never given a task); it is reaped later, and only

@@ -1238,7 +1238,7 @@ fn init(child: i32, status: RawFd, ready: RawFd) -> ! {
     };
     // The kernel's sigset is 64 bits wide, libc's larger.
     const KERNEL_SIGSET: usize = 8;
-    let byte = 1u8;
+    let byte = super::cell::RUNS;
     // SAFETY: raw system calls on locals of this frame and on fds of ours;
     // wait4 with a null rusage.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -1506,13 +1506,25 @@ mod tests {
         );
         assert!(message.len() < libc::PIPE_BUF + 100);
         // Every step's error says the same both ways.
-        let limit = crate::confine::ConfineError::Limit {
-            name: "RLIMIT_NOFILE",
-            source: std::io::Error::from_raw_os_error(libc::EPERM),
-        };
-        let (what, detail, errno) = limit.parts();
-        let (message, _) = failed_with(&[what.as_bytes(), detail.as_bytes()], errno);
-        assert_eq!(message, limit.to_string());
+        use crate::confine::ConfineError;
+        let os = || std::io::Error::from_raw_os_error(libc::EPERM);
+        let steps = [
+            ConfineError::Limit {
+                name: "RLIMIT_NOFILE",
+                source: os(),
+            },
+            ConfineError::Fds(os()),
+            ConfineError::Capabilities(os()),
+            ConfineError::Identity(os()),
+            ConfineError::NoNewPrivs(os()),
+            ConfineError::Restrict(os()),
+            ConfineError::AddRule(os()),
+        ];
+        for step in steps {
+            let (what, detail, errno) = step.parts();
+            let (message, _) = failed_with(&[what.as_bytes(), detail.as_bytes()], errno);
+            assert_eq!(message, step.to_string());
+        }
         // A written text with no errno after a NUL is taken as it is.
         assert_eq!(failure_message(b"plain"), "plain");
     }
