@@ -21,20 +21,32 @@ pub struct OwnershipError {
 
 /// Makes `uid:gid` the owner of `root` and everything beneath it.
 pub fn hand_over(root: &Path, (uid, gid): (u32, u32)) -> Result<(), OwnershipError> {
-    chown_tree(root, uid, gid)
+    chown_tree(root, uid, gid, usize::MAX).map(|_| ())
 }
 
 /// Makes this process's effective user and group the owner of `root` and
 /// everything beneath it again.
 pub fn take_back(root: &Path) -> Result<(), OwnershipError> {
+    take_back_within(root, usize::MAX).map(|_| ())
+}
+
+/// [`take_back`] of a tree of at most `most` entries below `root`;
+/// whether it was one. When it holds more, only part of it is taken back
+/// (at most `most` entries): the caller takes it back whole, elsewhere.
+/// So that a task's tmp, which most tasks leave holding a file or two,
+/// is taken back where it is, not on a thread of its own.
+pub fn take_back_within(root: &Path, most: usize) -> Result<bool, OwnershipError> {
     chown_tree(
         root,
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
+        most,
     )
 }
 
-fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), OwnershipError> {
+/// Re-owns `root` and at most `most` entries below it; whether that was
+/// all of them.
+fn chown_tree(root: &Path, uid: u32, gid: u32, most: usize) -> Result<bool, OwnershipError> {
     let fail = |path: &Path| {
         let path = path.to_path_buf();
         move |source| OwnershipError { path, source }
@@ -42,9 +54,10 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), OwnershipError> {
     let meta = match root.symlink_metadata() {
         Ok(meta) => meta,
         // Gone already (a missing tmp dir): nothing to re-own.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(fail(root)(e)),
     };
+    let mut left = most;
     std::os::unix::fs::lchown(root, Some(uid), Some(gid)).map_err(fail(root))?;
     let mut dirs = Vec::new();
     if meta.is_dir() {
@@ -56,6 +69,10 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), OwnershipError> {
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).map_err(fail(&dir))? {
             let entry = entry.map_err(fail(&dir))?;
+            let Some(fewer) = left.checked_sub(1) else {
+                return Ok(false);
+            };
+            left = fewer;
             let path = entry.path();
             std::os::unix::fs::lchown(&path, Some(uid), Some(gid)).map_err(fail(&path))?;
             if entry.file_type().map_err(fail(&path))?.is_dir() {
@@ -63,7 +80,7 @@ fn chown_tree(root: &Path, uid: u32, gid: u32) -> Result<(), OwnershipError> {
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -101,5 +118,40 @@ mod tests {
         let file = root.join("a/b/file").metadata().unwrap();
         assert_eq!(file.uid(), 0);
         assert_eq!(file.mode() & 0o7000, 0, "the set-user-ID bit survived");
+    }
+
+    #[test]
+    fn a_small_tree_is_taken_back_within_its_bound_and_a_larger_one_is_said_to_be_larger() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let owner = |p: &Path| {
+            let meta = p.symlink_metadata().unwrap();
+            (meta.uid(), meta.gid())
+        };
+        let small = dir.path().join("small");
+        std::fs::create_dir_all(small.join("sub")).unwrap();
+        std::fs::write(small.join("sub/file"), "x").unwrap();
+        std::fs::write(small.join(".gitconfig"), "x").unwrap();
+        hand_over(&small, (65534, 65534)).unwrap();
+        // Three entries below it: within 3, not within 2.
+        assert!(take_back_within(&small, 3).unwrap());
+        for p in ["", "sub", "sub/file", ".gitconfig"] {
+            assert_eq!(owner(&small.join(p)), (0, 0), "{p}");
+        }
+        hand_over(&small, (65534, 65534)).unwrap();
+        assert!(!take_back_within(&small, 2).unwrap());
+        let still_given = ["sub", "sub/file", ".gitconfig"]
+            .iter()
+            .filter(|p| owner(&small.join(p)) == (65534, 65534))
+            .count();
+        assert!(still_given >= 1, "more than 2 entries were taken back");
+        take_back(&small).unwrap();
+        for p in ["", "sub", "sub/file", ".gitconfig"] {
+            assert_eq!(owner(&small.join(p)), (0, 0), "{p}");
+        }
+        // Nothing there: nothing to take back, and that is all of it.
+        assert!(take_back_within(&dir.path().join("missing"), 0).unwrap());
     }
 }

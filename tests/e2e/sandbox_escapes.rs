@@ -194,6 +194,9 @@ fn tasks_run_as_an_unprivileged_user() {
              id -u > uid.txt\nid -G > groups.txt\ncp {keys}/public.txt public.txt\n\
              if cat {keys}/secret.key > secret.txt 2>/dev/null; then echo read > secret-read.txt; fi\n\
              rm -f secret.txt\necho mine > $TMPDIR/mine.txt\nstat -c %u README.md > owner.txt\n\
+             exit 3\n'''\n\n\
+             [[task]]\nid = \"many\"\nrun = '''\n\
+             mkdir $TMPDIR/many && for i in $(seq 12); do echo x > $TMPDIR/many/f$i; done\n\
              exit 3\n'''\n",
             keys = keys.display().to_string()
         ),
@@ -223,8 +226,21 @@ fn tasks_run_as_an_unprivileged_user() {
                 file.display()
             );
         }
-        let tmp = repo.path().join(".swarm/runs/ids/tmp/who/mine.txt");
-        assert_eq!(tmp.symlink_metadata().unwrap().uid(), 0);
+        // A tmp of a few entries is taken back where the task ended, a
+        // larger one on a thread of its own: both whole.
+        let tmp = repo.path().join(".swarm/runs/ids/tmp");
+        assert!(tmp.join("who/mine.txt").exists());
+        assert!(tmp.join("many/many/f12").exists());
+        for task in ["who", "many"] {
+            let mut stack = vec![tmp.join(task)];
+            while let Some(path) = stack.pop() {
+                let meta = path.symlink_metadata().unwrap();
+                assert_eq!(meta.uid(), 0, "{}", path.display());
+                if meta.is_dir() {
+                    stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                }
+            }
+        }
     } else {
         assert_eq!(repo.show(at, "uid.txt"), me.to_string());
     }

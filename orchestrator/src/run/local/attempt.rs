@@ -169,7 +169,7 @@ pub(crate) async fn run_attempt(
         ..
     } = setup;
     let ran = run_in(ctx, task, attempt, workdir, spec, cgroup.as_ref(), stop).await;
-    if let Err(e) = change_owners(owned, false).await {
+    if let Err(e) = take_back(owned).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
     // What the task left outside its process group goes with it.
@@ -640,6 +640,28 @@ async fn run_in(
         ran.score = Some(scored);
     }
     ran
+}
+
+/// Entries below a path it may change that an attempt's end takes back
+/// on the async thread it ran on: a task's tmp holding what set-up wrote
+/// and a file or two of its own. A larger tree is a walk, taken back on a
+/// blocking thread (whose hop, two thread wake-ups, was most of what a
+/// sandboxed no-op task's end cost the coordinator as root).
+const TAKEN_BACK_HERE: usize = 8;
+
+/// Takes `paths` back from the sandbox's unprivileged user once nothing
+/// of the attempt runs: each small one here, the rest off the async
+/// threads.
+async fn take_back(paths: Vec<PathBuf>) -> Result<(), String> {
+    let mut larger = Vec::new();
+    for path in paths {
+        match swarm_sandbox::ownership::take_back_within(&path, TAKEN_BACK_HERE) {
+            Ok(true) => {}
+            Ok(false) => larger.push(path),
+            Err(e) => return Err(format!("failed to {e}")),
+        }
+    }
+    change_owners(larger, false).await
 }
 
 /// Hands `paths` to the sandbox's unprivileged user (`give`), or takes
