@@ -135,6 +135,11 @@ impl SystemPaths {
         if !self.remembered(path) {
             return resolve(path);
         }
+        // Found without making a key: most lookups are of paths resolved
+        // for an earlier worker.
+        if let Some(known) = self.resolved.get(path) {
+            return known.clone();
+        }
         self.resolved
             .entry(path.to_path_buf())
             .or_insert_with(|| resolve(path))

@@ -133,8 +133,10 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
         .map(|e| e.target.as_path())
         .collect();
     // Inside a directory some entry shows (the entries are in path order,
-    // so a directory comes before what it holds).
-    let inside = |t: &Path| shown.iter().any(|d| t != *d && t.starts_with(d));
+    // so a directory comes before what it holds). A plan's paths are
+    // normal: compared as bytes (`view::is_within`).
+    let same = |a: &Path, b: &Path| a.as_os_str() == b.as_os_str();
+    let inside = |t: &Path| shown.iter().any(|d| !same(t, d) && view::is_within(t, d));
     let mut parents: Vec<&Path> = Vec::new();
     let mut points = Vec::new();
     for e in plan.entries.iter().filter(|e| !e.shared) {
@@ -152,7 +154,7 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
     parents.dedup();
     let covers: Vec<PathBuf> = parents
         .iter()
-        .filter(|p| !parents.iter().any(|q| *p != q && p.starts_with(q)))
+        .filter(|p| !parents.iter().any(|q| !same(p, q) && view::is_within(p, q)))
         .map(|p| p.to_path_buf())
         .collect();
     // The task's own: its entries, and shared ones that would be hidden
@@ -162,10 +164,10 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
     let mut shared = Vec::new();
     let mut task = Vec::new();
     for e in &plan.entries {
-        let hidden = covers.iter().any(|c| e.target.starts_with(c))
+        let hidden = covers.iter().any(|c| view::is_within(&e.target, c))
             || own_dirs
                 .iter()
-                .any(|d| e.target != *d && e.target.starts_with(d));
+                .any(|d| !same(&e.target, d) && view::is_within(&e.target, d));
         if e.shared && !hidden {
             shared.push((e.target.clone(), e.what.clone()));
             continue;

@@ -76,50 +76,60 @@ pub(crate) const OLD_ROOT: &str = "/.swarm-oldroot";
 /// skips them; `/proc` is never bound (each worker gets a fresh one).
 /// `views` are included only where they can be shown (`with_views`).
 pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) -> Plan {
-    // (target, source, access, granted to every worker alike).
-    let mut grants: Vec<(PathBuf, PathBuf, Access, bool)> = Vec::new();
-    let same = |paths: &[PathBuf], access, system: &SystemPaths| {
-        paths
-            .iter()
-            .map(|p| (p.clone(), p.clone(), access, system.shared(p)))
-            .collect::<Vec<_>>()
-    };
-    grants.extend(same(&policy.read_write, Access::ReadWrite, system));
-    grants.extend(same(&policy.read_only, Access::ReadOnly, system));
-    grants.extend(same(&policy.devices, Access::Device, system));
+    // (target made normal, target as given, source, access, granted to
+    // every worker alike), borrowed from the policy: the launcher plans a
+    // root for every request, and copying some sixty paths twice, or
+    // comparing them component by component, was a third of it. A target
+    // that is not absolute is no grant, and `/proc` is never bound.
+    let mut grants: Vec<(PathBuf, &Path, &Path, Access, bool)> = Vec::new();
+    let made = |target: &Path| normal(target).filter(|t| !t.starts_with("/proc"));
+    for (paths, access) in [
+        (&policy.read_write, Access::ReadWrite),
+        (&policy.read_only, Access::ReadOnly),
+        (&policy.devices, Access::Device),
+    ] {
+        for p in paths {
+            if let Some(target) = made(p) {
+                grants.push((target, p, p, access, system.shared(p)));
+            }
+        }
+    }
     if with_views {
-        grants.extend(
-            policy
-                .views
-                .iter()
-                .map(|v| (v.target.clone(), v.source.clone(), Access::ReadOnly, false)),
-        );
+        for v in &policy.views {
+            if let Some(target) = made(&v.target) {
+                grants.push((target, &v.target, &v.source, Access::ReadOnly, false));
+            }
+        }
     }
     // Entries of a directory the launcher covered are shown by one bind of
     // the covering tmpfs, which holds them (see `cover_system_dirs`).
-    for dir in system.covered() {
-        grants.retain(|(target, ..)| !(target.starts_with(dir) && target != dir));
+    let covered = system.covered().to_vec();
+    for dir in &covered {
+        let dir_is_normal = normal(dir).is_some_and(|n| n.as_os_str() == dir.as_os_str());
+        grants.retain(|(target, given, ..)| !beneath(given, target, dir, dir_is_normal));
+    }
+    // Resolve each grant: (target, canonical source, is a link at the
+    // target, is a directory, access, shared).
+    let mut resolved = Vec::new();
+    for (target, _, source, access, shared) in grants {
+        let Some(r) = system.resolve(source) else {
+            continue;
+        };
+        resolved.push((target, r.real, r.is_link, r.is_dir, access, shared));
+    }
+    for dir in covered {
+        let Some(target) = made(&dir) else {
+            continue;
+        };
         let access = if dir == Path::new("/dev") {
             Access::Device
         } else {
             Access::ReadOnly
         };
-        grants.push((dir.clone(), dir.clone(), access, true));
-    }
-    // Resolve each grant: (target, canonical source, is a link at the
-    // target, is a directory, access, shared).
-    let mut resolved = Vec::new();
-    for (target, source, access, shared) in grants {
-        let Some(target) = normal(&target) else {
+        let Some(r) = system.resolve(&dir) else {
             continue;
         };
-        if target.starts_with("/proc") {
-            continue;
-        }
-        let Some(r) = system.resolve(&source) else {
-            continue;
-        };
-        resolved.push((target, r.real, r.is_link, r.is_dir, access, shared));
+        resolved.push((target, r.real, r.is_link, r.is_dir, access, true));
     }
     // One grant per target: the strongest access wins.
     resolved.sort_by(|a, b| a.0.cmp(&b.0).then(b.4.cmp(&a.4)));
@@ -164,9 +174,39 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
     entries.retain(|e| {
         !links
             .iter()
-            .any(|l| e.target != *l && e.target.starts_with(l))
+            .any(|l| e.target != *l && is_within(&e.target, l))
     });
     Plan { entries }
+}
+
+/// `path.starts_with(dir)`, for paths made [`normal`] (absolute, no `.`,
+/// `..`, repeated or trailing `/`), whose components are the text between
+/// slashes: compared as bytes, not parsed component by component (the
+/// launcher asks this of every pair of a plan's paths). And for such paths
+/// `==` is equality of their bytes too.
+pub(crate) fn is_within(path: &Path, dir: &Path) -> bool {
+    let (path, dir) = (path.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
+    dir == b"/" || (path.starts_with(dir) && path.get(dir.len()).is_none_or(|&b| b == b'/'))
+}
+
+/// Whether the grant of `given` (made normal: `target`) lies beneath the
+/// directory `dir` as written: `given.starts_with(dir) && given != dir`,
+/// where a `..` is a component like any other. Without one, and with `dir`
+/// normal, the normal target says the same, as bytes.
+fn beneath(given: &Path, target: &Path, dir: &Path, dir_is_normal: bool) -> bool {
+    if dir_is_normal && !has_parent_component(given) {
+        is_within(target, dir) && target.as_os_str() != dir.as_os_str()
+    } else {
+        given.starts_with(dir) && given != dir
+    }
+}
+
+/// Whether `path` has a `..` component.
+fn has_parent_component(path: &Path) -> bool {
+    path.as_os_str()
+        .as_bytes()
+        .split(|&b| b == b'/')
+        .any(|part| part == b"..")
 }
 
 /// `path` made absolute-normal (no `.`, `..` or repeated `/`), if it is
@@ -712,6 +752,68 @@ mod tests {
                 What::Link(text) => format!("{} -> {}", e.target.display(), text.display()),
             })
             .collect()
+    }
+
+    #[test]
+    fn paths_compared_as_bytes_say_what_their_components_say() {
+        // Every path of up to three parts from these, absolute or not,
+        // with single or doubled slashes: as written, and made normal.
+        let parts = ["", ".", "..", "etc", "etcx", "e", "dev", "usr"];
+        let mut written = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = written
+                .iter()
+                .flat_map(|w| {
+                    parts.iter().flat_map(move |p| {
+                        ["/", "//"]
+                            .into_iter()
+                            .map(move |sep| format!("{w}{sep}{p}"))
+                    })
+                })
+                .collect();
+            written.extend(longer);
+        }
+        written.extend(["etc", "etc/x", "./etc", "../etc"].map(String::from));
+        let dirs = [
+            "/",
+            "/etc",
+            "/e",
+            "/etc/x",
+            "/etc/",
+            "/./etc",
+            "/usr/../etc",
+            "etc",
+        ];
+        let mut checked = 0;
+        for given in &written {
+            let given = Path::new(given);
+            let Some(target) = normal(given) else {
+                continue;
+            };
+            for dir in dirs {
+                let dir = Path::new(dir);
+                let dir_is_normal = normal(dir).is_some_and(|n| n.as_os_str() == dir.as_os_str());
+                assert_eq!(
+                    beneath(given, &target, dir, dir_is_normal),
+                    given.starts_with(dir) && given != dir,
+                    "{} beneath {}",
+                    given.display(),
+                    dir.display()
+                );
+                if dir_is_normal {
+                    assert_eq!(
+                        is_within(&target, dir),
+                        target.starts_with(dir),
+                        "{} within {}",
+                        target.display(),
+                        dir.display()
+                    );
+                    assert_eq!(target.as_os_str() == dir.as_os_str(), target == dir);
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
     }
 
     #[test]
