@@ -166,10 +166,11 @@ pub(crate) async fn run_attempt(
         spec,
         cgroup,
         owned,
+        tmp,
         ..
     } = setup;
     let ran = run_in(ctx, task, attempt, workdir, spec, cgroup.as_ref(), stop).await;
-    if let Err(e) = take_back(owned).await {
+    if let Err(e) = take_back(owned, &tmp).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
     // What the task left outside its process group goes with it.
@@ -650,18 +651,22 @@ async fn run_in(
 const TAKEN_BACK_HERE: usize = 8;
 
 /// Takes `paths` back from the sandbox's unprivileged user once nothing
-/// of the attempt runs: each small one here, the rest off the async
-/// threads.
-async fn take_back(paths: Vec<PathBuf>) -> Result<(), String> {
-    let mut larger = Vec::new();
-    for path in paths {
-        match swarm_sandbox::ownership::take_back_within(&path, TAKEN_BACK_HERE) {
-            Ok(true) => {}
-            Ok(false) => larger.push(path),
-            Err(e) => return Err(format!("failed to {e}")),
-        }
-    }
-    change_owners(larger, false).await
+/// of the attempt runs: the task's `tmp` here if it is small, everything
+/// else (a worktree is never small) off the async threads. A tmp whose
+/// walk here failed is walked again there, which says why if it fails
+/// again: nothing is left the sandbox's for an error on the way.
+async fn take_back(paths: Vec<PathBuf>, tmp: &std::path::Path) -> Result<(), String> {
+    let rest = paths
+        .into_iter()
+        .filter(|path| {
+            path != tmp
+                || !matches!(
+                    swarm_sandbox::ownership::take_back_within(path, TAKEN_BACK_HERE),
+                    Ok(true)
+                )
+        })
+        .collect();
+    change_owners(rest, false).await
 }
 
 /// Hands `paths` to the sandbox's unprivileged user (`give`), or takes
