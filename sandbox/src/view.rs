@@ -76,6 +76,9 @@ pub(crate) const OLD_ROOT: &str = "/.swarm-oldroot";
 /// skips them; `/proc` is never bound (each worker gets a fresh one).
 /// `views` are included only where they can be shown (`with_views`).
 pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) -> Plan {
+    // The covered directories are the launcher's (copied here: resolving
+    // below needs `system` whole).
+    let covered = system.covered().to_vec();
     // (target made normal, target as given, source, access, granted to
     // every worker alike), borrowed from the policy: the launcher plans a
     // root for every request, and copying some sixty paths twice, or
@@ -103,10 +106,17 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
     }
     // Entries of a directory the launcher covered are shown by one bind of
     // the covering tmpfs, which holds them (see `cover_system_dirs`).
-    let covered = system.covered().to_vec();
     for dir in &covered {
         let dir_is_normal = normal(dir).is_some_and(|n| n.as_os_str() == dir.as_os_str());
         grants.retain(|(target, given, ..)| !beneath(given, target, dir, dir_is_normal));
+        let access = if dir == Path::new("/dev") {
+            Access::Device
+        } else {
+            Access::ReadOnly
+        };
+        if let Some(target) = made(dir) {
+            grants.push((target, dir, dir, access, true));
+        }
     }
     // Resolve each grant: (target, canonical source, is a link at the
     // target, is a directory, access, shared).
@@ -116,20 +126,6 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
             continue;
         };
         resolved.push((target, r.real, r.is_link, r.is_dir, access, shared));
-    }
-    for dir in covered {
-        let Some(target) = made(&dir) else {
-            continue;
-        };
-        let access = if dir == Path::new("/dev") {
-            Access::Device
-        } else {
-            Access::ReadOnly
-        };
-        let Some(r) = system.resolve(&dir) else {
-            continue;
-        };
-        resolved.push((target, r.real, r.is_link, r.is_dir, access, true));
     }
     // One grant per target: the strongest access wins.
     resolved.sort_by(|a, b| a.0.cmp(&b.0).then(b.4.cmp(&a.4)));
@@ -875,6 +871,33 @@ mod tests {
                 format!("{r}/wt ReadOnly"),
                 format!("{r}/wt/f.txt ReadWrite"),
                 format!("{r}/wt/src/a ReadWrite"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_covered_directory_hides_what_lies_beneath_it_even_another_cover() {
+        let dir = tempfile::tempdir().unwrap();
+        let (outer, inner) = (dir.path().join("a"), dir.path().join("a/b"));
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::write(inner.join("f"), "x").unwrap();
+        let beside = dir.path().join("c");
+        std::fs::create_dir(&beside).unwrap();
+        let policy = Policy {
+            read_only: vec![inner.join("f"), beside.join("../a/b/f"), beside.clone()],
+            ..Policy::default()
+        };
+        let mut system = SystemPaths::default();
+        // The inner first: the outer's cover hides it as it hides the
+        // grants beneath it (as written: `c/../a/b/f` is beneath neither).
+        system.set_covered(vec![inner.clone(), outer.clone()]);
+        let shown = |p: &Path, access: &str| format!("{} {access}", p.display());
+        assert_eq!(
+            targets(&plan(&policy, true, &mut system)),
+            [
+                shown(&outer, "ReadOnly"),
+                shown(&inner.join("f"), "ReadOnly"),
+                shown(&beside, "ReadOnly")
             ]
         );
     }
