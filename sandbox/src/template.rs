@@ -134,9 +134,8 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
         .collect();
     // Inside a directory some entry shows (the entries are in path order,
     // so a directory comes before what it holds). A plan's paths are
-    // normal: compared as bytes (`view::is_within`).
-    let same = |a: &Path, b: &Path| a.as_os_str() == b.as_os_str();
-    let inside = |t: &Path| shown.iter().any(|d| !same(t, d) && view::is_within(t, d));
+    // normal: compared as bytes (`view::is_below`).
+    let inside = |t: &Path| shown.iter().any(|d| view::is_below(t, d));
     let mut parents: Vec<&Path> = Vec::new();
     let mut points = Vec::new();
     for e in plan.entries.iter().filter(|e| !e.shared) {
@@ -154,7 +153,7 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
     parents.dedup();
     let covers: Vec<PathBuf> = parents
         .iter()
-        .filter(|p| !parents.iter().any(|q| !same(p, q) && view::is_within(p, q)))
+        .filter(|p| !parents.iter().any(|q| view::is_below(p, q)))
         .map(|p| p.to_path_buf())
         .collect();
     // The task's own: its entries, and shared ones that would be hidden
@@ -165,9 +164,7 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
     let mut task = Vec::new();
     for e in &plan.entries {
         let hidden = covers.iter().any(|c| view::is_within(&e.target, c))
-            || own_dirs
-                .iter()
-                .any(|d| !same(&e.target, d) && view::is_within(&e.target, d));
+            || own_dirs.iter().any(|d| view::is_below(&e.target, d));
         if e.shared && !hidden {
             shared.push((e.target.clone(), e.what.clone()));
             continue;
@@ -685,12 +682,10 @@ fn own_mounts(task: &TaskView, cover: bool) -> Result<(), String> {
         match &mount.kind {
             Kind::Tree { tree, dir, access } => {
                 // Beneath a cover (a fresh tmpfs) and no tree of the task
-                // no mount point exists yet: made first.
-                let fresh = task
-                    .covered
-                    .iter()
-                    .any(|c| target.starts_with(c) && target != c)
-                    && !mounted.iter().any(|m| target.starts_with(m));
+                // no mount point exists yet: made first. (The plan's paths,
+                // normal: compared as bytes.)
+                let fresh = task.covered.iter().any(|c| view::is_below(target, c))
+                    && !mounted.iter().any(|m| view::is_within(target, m));
                 if fresh {
                     dirs.mount_point(&mount.target, *dir).map_err(fail)?;
                 }

@@ -167,11 +167,7 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
         .filter(|e| matches!(e.what, What::Link(_)))
         .map(|e| e.target.clone())
         .collect();
-    entries.retain(|e| {
-        !links
-            .iter()
-            .any(|l| e.target != *l && is_within(&e.target, l))
-    });
+    entries.retain(|e| !links.iter().any(|l| is_below(&e.target, l)));
     Plan { entries }
 }
 
@@ -185,13 +181,18 @@ pub(crate) fn is_within(path: &Path, dir: &Path) -> bool {
     dir == b"/" || (path.starts_with(dir) && path.get(dir.len()).is_none_or(|&b| b == b'/'))
 }
 
+/// [`is_within`] `dir` but not `dir` itself, for normal paths.
+pub(crate) fn is_below(path: &Path, dir: &Path) -> bool {
+    path.as_os_str() != dir.as_os_str() && is_within(path, dir)
+}
+
 /// Whether the grant of `given` (made normal: `target`) lies beneath the
 /// directory `dir` as written: `given.starts_with(dir) && given != dir`,
 /// where a `..` is a component like any other. Without one, and with `dir`
 /// normal, the normal target says the same, as bytes.
 fn beneath(given: &Path, target: &Path, dir: &Path, dir_is_normal: bool) -> bool {
     if dir_is_normal && !has_parent_component(given) {
-        is_within(target, dir) && target.as_os_str() != dir.as_os_str()
+        is_below(target, dir)
     } else {
         given.starts_with(dir) && given != dir
     }
