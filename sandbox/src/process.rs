@@ -1,5 +1,6 @@
 //! Process groups: starting a worker as the leader of its own group and
-//! stopping the whole group, including children that outlive the worker.
+//! stopping the whole group, including children that outlive the worker;
+//! and how swarm's own threads ask to be scheduled.
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
@@ -62,6 +63,94 @@ pub fn lower_thread_priority(by: i32) {
     unsafe {
         libc::nice(by);
     }
+}
+
+/// The slice asked for by [`shorten_thread_slice`]: the least the kernel
+/// takes. What a dispatching thread does when it wakes (read a reply,
+/// start the next command, answer) takes tens of microseconds.
+const DISPATCH_SLICE_NS: u64 = 100_000;
+
+/// `struct sched_attr` (`SCHED_ATTR_SIZE_VER1`).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+/// Asks the kernel for short turns on a CPU for the calling thread: a
+/// slice of [`DISPATCH_SLICE_NS`] (Linux 6.12 and later; older kernels
+/// ignore it). For the threads that hand out work: the coordinator's
+/// runtime thread and the launcher. Returns whether the kernel holds the
+/// slice now. Best effort.
+///
+/// Why: with as many commands running as CPUs, each command's end wakes
+/// them while the other CPUs run commands. With the default slice (about
+/// a millisecond) a woken dispatcher often waited for the command running
+/// on its CPU to end, while the CPU the last command left stayed idle
+/// (the kernel does not pull a task over for so short an idle): 1,000
+/// no-op tasks at two slots on two CPUs spent an eighth of the run idle
+/// (`perf sched`, section 17 of BENCHMARKS.md). A short slice gives a
+/// woken dispatcher the CPU at once; its share of the CPU is unchanged.
+///
+/// Only the slice changes: the policy and nice value stay. Children and
+/// threads made afterwards start with the default slice
+/// (`SCHED_FLAG_RESET_ON_FORK`): a command must not inherit it. That flag
+/// also resets a negative nice value or a real-time policy in children,
+/// so a thread that has either (a person asked for it) is left alone.
+pub fn shorten_thread_slice() -> bool {
+    const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
+    let size = std::mem::size_of::<SchedAttr>();
+    let mut attr = SchedAttr::default();
+    // SAFETY: `attr` is a writable `sched_attr` of the size passed.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let got = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            0,
+            std::ptr::from_mut(&mut attr),
+            size,
+            0,
+        )
+    };
+    let fair = matches!(
+        i32::try_from(attr.policy),
+        Ok(libc::SCHED_OTHER | libc::SCHED_BATCH)
+    );
+    if got != 0 || !fair || attr.nice < 0 {
+        return false;
+    }
+    attr.size = u32::try_from(size).unwrap_or(0);
+    attr.flags = SCHED_FLAG_RESET_ON_FORK;
+    attr.runtime = DISPATCH_SLICE_NS;
+    // SAFETY: `attr` is a `sched_attr` of the size it states, read above
+    // from this thread and changed in its slice and flags only.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let set = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, std::ptr::from_ref(&attr), 0) };
+    if set != 0 {
+        return false;
+    }
+    let mut now = SchedAttr::default();
+    // SAFETY: as for the first read.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let read = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            0,
+            std::ptr::from_mut(&mut now),
+            size,
+            0,
+        )
+    };
+    read == 0 && now.runtime == DISPATCH_SLICE_NS
 }
 
 /// Asks every process in group `pgid` to stop (SIGTERM).
@@ -303,5 +392,93 @@ unsafe fn kill_cgroup(procs: Option<&std::ffi::CStr>) {
             }
             libc::nanosleep(&pause, std::ptr::null_mut());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The calling thread's slice, from the kernel's own account.
+    fn slice_of(sched: &str) -> Option<u64> {
+        sched
+            .lines()
+            .find(|l| l.starts_with("se.slice"))?
+            .split(':')
+            .nth(1)?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// The calling thread's nice value (on Linux a thread's own).
+    fn nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // After the command's name in parentheses: state is field 3, nice 19.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    fn this_thread_slice() -> Option<u64> {
+        slice_of(&std::fs::read_to_string("/proc/thread-self/sched").ok()?)
+    }
+
+    /// Custom slices came in Linux 6.12.
+    fn kernel_has_custom_slices() -> bool {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut parts = release.trim().split(['.', '-']);
+        let major: u32 = parts.next().unwrap().parse().unwrap();
+        let minor: u32 = parts.next().unwrap().parse().unwrap();
+        (major, minor) >= (6, 12)
+    }
+
+    #[test]
+    fn a_dispatching_thread_gets_a_short_slice_and_its_children_do_not() {
+        std::thread::spawn(|| {
+            let nice_before = nice();
+            let short = shorten_thread_slice();
+            assert_eq!(short, kernel_has_custom_slices());
+            if short {
+                assert_eq!(this_thread_slice(), Some(DISPATCH_SLICE_NS));
+            }
+            assert_eq!(nice(), nice_before);
+            // A thread and a command made now start with the default.
+            let thread = std::thread::spawn(this_thread_slice).join().unwrap();
+            let out = std::process::Command::new("cat")
+                .arg("/proc/self/sched")
+                .output()
+                .unwrap();
+            let child = slice_of(&String::from_utf8_lossy(&out.stdout));
+            for made in [thread, child] {
+                assert!(made.is_some());
+                assert_ne!(
+                    made,
+                    Some(DISPATCH_SLICE_NS),
+                    "the short slice was inherited"
+                );
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_thread_a_person_gave_a_negative_nice_value_is_left_alone() {
+        std::thread::spawn(|| {
+            // This thread's nice value only (allowed as root; otherwise
+            // the test has nothing to check).
+            // SAFETY: changes the calling thread's nice value only.
+            #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+            let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -1) };
+            if set != 0 {
+                return;
+            }
+            let before = this_thread_slice();
+            assert!(!shorten_thread_slice());
+            assert_eq!(this_thread_slice(), before);
+            assert_eq!(nice(), -1);
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -306,6 +306,74 @@ fn a_sandboxed_workers_end_is_reported_only_once_nothing_it_started_runs() {
     });
 }
 
+/// `se.slice` of a `/proc/.../sched` text: a thread's scheduling slice.
+fn slice_in(sched: &str) -> Option<u64> {
+    let line = sched.lines().find(|l| l.starts_with("se.slice"))?;
+    line.split(':').nth(1)?.trim().parse().ok()
+}
+
+/// Linux 6.12 and later take a thread's own slice.
+fn custom_slices() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release.trim().split(['.', '-']);
+    let version: (u32, u32) = (
+        parts.next().unwrap().parse().unwrap(),
+        parts.next().unwrap().parse().unwrap(),
+    );
+    version >= (6, 12)
+}
+
+#[test]
+fn launchers_take_short_turns_and_the_commands_they_start_do_not() {
+    // What `swarm_sandbox::process::shorten_thread_slice` asks for.
+    const SHORT: u64 = 100_000;
+    let dir = open_dir();
+    let (plain_out, boxed_out) = (dir.path().join("plain"), dir.path().join("boxed"));
+    runtime().block_on(async {
+        let unconfined = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
+            .await
+            .unwrap();
+        let sched = |launcher: &Launcher| {
+            std::fs::read_to_string(format!("/proc/{}/sched", launcher.pid().unwrap())).unwrap()
+        };
+        assert_eq!(
+            slice_in(&sched(&unconfined)) == Some(SHORT),
+            custom_slices(),
+            "{}",
+            sched(&unconfined)
+        );
+        let mut spawned = unconfined
+            .spawn_unconfined(script(dir.path(), "cat /proc/self/sched", &plain_out))
+            .await
+            .unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(0));
+        let command = std::fs::read_to_string(&plain_out).unwrap();
+        assert!(slice_in(&command).is_some(), "{command}");
+        assert_ne!(
+            slice_in(&command),
+            Some(SHORT),
+            "the command took the launcher's slice"
+        );
+
+        let Some(sandboxed) = namespaced_launcher().await else {
+            return;
+        };
+        assert_eq!(slice_in(&sched(&sandboxed)) == Some(SHORT), custom_slices());
+        let mut spawned = sandboxed
+            .spawn(sh_in(dir.path(), "cat /proc/self/sched", file(&boxed_out)))
+            .await
+            .unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(0));
+        let worker = std::fs::read_to_string(&boxed_out).unwrap();
+        assert!(slice_in(&worker).is_some(), "{worker}");
+        assert_ne!(
+            slice_in(&worker),
+            Some(SHORT),
+            "the worker took the launcher's slice"
+        );
+    });
+}
+
 /// What the sandbox launcher's process holds: (VmSize, VmRSS) in KiB.
 fn memory_of(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

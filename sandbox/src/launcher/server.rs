@@ -395,6 +395,8 @@ const ENDED: usize = 256;
 /// Runs the launcher on the socket at [`CHANNEL_FD`]. Returns the process's
 /// exit code once the coordinator closes the socket.
 pub fn serve(mode: Mode) -> i32 {
+    // It starts the next command as the last one ends: see the function.
+    crate::process::shorten_thread_slice();
     // SAFETY: the coordinator passes the socket as fd 3; nothing else in
     // this fresh process owns it.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]

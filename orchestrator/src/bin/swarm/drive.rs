@@ -203,6 +203,14 @@ pub(crate) fn drive(
             .settings(&std::env::current_dir().unwrap_or_default()),
     };
     assemble::apply(&mut plan, &overrides);
+    // This thread runs the dispatcher: it reacts to each command's end
+    // (see the function). Before the runtime's threads exist, which start
+    // with the default slice.
+    let short = swarm_sandbox::process::shorten_thread_slice();
+    tracing::debug!(
+        short,
+        "asked for a short scheduling slice for the dispatcher"
+    );
     // One thread runs the dispatcher and every worker future: a child's exit
     // and the next spawn need no hop between threads (which cost ~20% over
     // `xargs -P` on 1,000 no-op tasks). Git work runs on the blocking pool.
