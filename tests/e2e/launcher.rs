@@ -187,6 +187,68 @@ fn an_unconfined_command_gets_its_exit_code_signal_environment_and_directory() {
 }
 
 #[test]
+fn requests_sent_faster_than_the_launcher_reads_them_wait_for_room_and_all_run() {
+    // Sixteen requests of 800 KB each at once, to a launcher stopped for a
+    // moment: 13 MB, several times the socket's send buffer (its room is
+    // about 2 MB), so sends find it full and wait for the launcher to read
+    // (the socket is registered for reading only; a send that finds no
+    // room registers a copy for writing). Each command sees its own
+    // variables whole.
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let launcher = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
+            .await
+            .unwrap();
+        use nix::sys::signal::{Signal, kill};
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(launcher.pid().unwrap()).unwrap());
+        kill(pid, Signal::SIGSTOP).unwrap();
+        let resume = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            kill(pid, Signal::SIGCONT).unwrap();
+        });
+        let requests = (0..16u8).map(|i| {
+            let out = dir.path().join(format!("out{i}"));
+            let mut request = script(
+                dir.path(),
+                "for v in $(env | grep -o '^BIG_[0-9]*'); do printenv $v; done | wc -c",
+                &out,
+            );
+            // Four variables of 100 KB (one is at most 128 KB to execve),
+            // sent as 800 KB.
+            request.env = (0..4)
+                .map(|v| {
+                    (
+                        format!("BIG_{v}"),
+                        char::from(b'a' + i).to_string().repeat(100_000),
+                    )
+                })
+                .collect();
+            let launcher = &launcher;
+            async move {
+                let mut spawned = launcher.spawn_unconfined(request).await.unwrap();
+                (spawned.wait().await, out)
+            }
+        });
+        let ended = tokio::time::timeout(
+            Duration::from_secs(60),
+            futures_util::future::join_all(requests),
+        )
+        .await
+        .expect("a request waiting for room in the socket was never sent");
+        resume.join().unwrap();
+        for (i, (exit, out)) in ended.into_iter().enumerate() {
+            assert_eq!(exit, Exit::Exited(0), "request {i}");
+            // Each variable's 100,000 characters and a newline, 4 times.
+            assert_eq!(
+                std::fs::read_to_string(&out).unwrap().trim(),
+                "400004",
+                "request {i}"
+            );
+        }
+    });
+}
+
+#[test]
 fn a_dropped_command_and_what_it_started_are_killed() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pids");
