@@ -129,7 +129,7 @@ fn sorted_above_2_in<'a>(fds: impl Iterator<Item = &'a RawFd>, out: &mut [u32]) 
 /// [`spawn_unconfined`]), so it allocates nothing on its way there.
 pub(super) struct Unconfined {
     pub argv: Vec<CString>,
-    pub env: Vec<CString>,
+    pub env: Vec<std::rc::Rc<std::ffi::CStr>>,
     pub cwd: CString,
     /// (fd received from the coordinator, where it lands in the command).
     pub fds: Vec<(RawFd, RawFd)>,
