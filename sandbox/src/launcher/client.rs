@@ -123,8 +123,8 @@ type BeganWaiters = DashMap<
     ),
 >;
 
-/// A close-on-exec duplicate of `fd`, a descriptor of the caller's that
-/// goes to a worker.
+/// A close-on-exec duplicate of `fd`: a descriptor of the caller's that
+/// goes to a worker, or the socket's copy a send waits for room on.
 fn duplicate(fd: RawFd) -> Result<OwnedFd, LaunchError> {
     // SAFETY: the caller asked for this fd of ours to be passed on; we only
     // duplicate it.

@@ -242,11 +242,10 @@ struct Held {
 /// What kind of start a held command waits for: the launcher's mode's.
 enum HeldKind {
     Unconfined {
-        /// Whether it takes the launcher's environment, without `remove`;
-        /// then `env` (see [`unconfined_env`]).
-        inherit: bool,
-        remove: Vec<String>,
-        env: Vec<(String, String)>,
+        /// Its environment (see [`unconfined_env`]), made as its request
+        /// came (a command on deck starts without making it then); a
+        /// variable `execve` cannot carry fails it when it would start.
+        env: Result<Vec<Rc<CStr>>, String>,
         reap: Option<PathBuf>,
     },
     Sandboxed {
@@ -733,9 +732,7 @@ impl Server {
                     targets,
                     fds,
                     what: HeldKind::Unconfined {
-                        inherit,
-                        remove,
-                        env,
+                        env: unconfined_env(&self.inherited, inherit, &remove, &env),
                         reap,
                     },
                 };
@@ -844,13 +841,9 @@ impl Server {
             ..
         } = held;
         let started = match what {
-            HeldKind::Unconfined {
-                inherit,
-                remove,
-                env,
-                reap,
-            } => unconfined_env(&self.inherited, inherit, &remove, &env)
-                .and_then(|env| self.spawn_unconfined(id, &argv, env, &cwd, &targets, fds, reap)),
+            HeldKind::Unconfined { env, reap } => {
+                env.and_then(|env| self.spawn_unconfined(id, &argv, env, &cwd, &targets, fds, reap))
+            }
             HeldKind::Sandboxed { env, policy } => self
                 .stage(&argv, &env, &cwd, policy, targets, fds)
                 .and_then(|staged| self.launch(id, staged)),
@@ -1401,10 +1394,29 @@ fn unconfined_env(
     remove: &[String],
     env: &[(String, String)],
 ) -> Result<Vec<Rc<CStr>>, String> {
-    // A few names each: scanned, not hashed.
-    let named = |k: &[u8]| {
-        env.iter().any(|(n, _)| n.as_bytes() == k) || remove.iter().any(|n| n.as_bytes() == k)
+    // Usually a few names: scanned. A request may carry thousands, which
+    // scanning for every variable would make quadratic: then hashed.
+    const SCANNED: usize = 32;
+    let hashed: Option<std::collections::HashSet<&[u8]>> = (env.len() + remove.len() > SCANNED)
+        .then(|| {
+            env.iter()
+                .map(|(n, _)| n.as_bytes())
+                .chain(remove.iter().map(|n| n.as_bytes()))
+                .collect()
+        });
+    let named = |k: &[u8]| match &hashed {
+        Some(names) => names.contains(k),
+        None => {
+            env.iter().any(|(n, _)| n.as_bytes() == k) || remove.iter().any(|n| n.as_bytes() == k)
+        }
     };
+    // The index of each name's last value, where hashed.
+    let last: Option<HashMap<&str, usize>> = (env.len() > SCANNED).then(|| {
+        env.iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.as_str(), i))
+            .collect()
+    });
     let mut out: Vec<Rc<CStr>> = Vec::with_capacity(inherited.len() + env.len());
     if inherit {
         out.extend(
@@ -1415,10 +1427,13 @@ fn unconfined_env(
         );
     }
     for (i, (k, v)) in env.iter().enumerate() {
-        if env
-            .get(i + 1..)
-            .is_some_and(|later| later.iter().any(|(n, _)| n == k))
-        {
+        let replaced = match &last {
+            Some(last) => last.get(k.as_str()) != Some(&i),
+            None => env
+                .get(i + 1..)
+                .is_some_and(|later| later.iter().any(|(n, _)| n == k)),
+        };
+        if replaced {
             continue;
         }
         let entry = CString::new([k.as_bytes(), b"=", v.as_bytes()].concat())
@@ -1562,6 +1577,17 @@ mod tests {
         // Without `inherit`, its own only.
         let got = unconfined_env(&inherited, false, &[], &own(&[("A", "1")])).unwrap();
         assert_eq!(texts(&got), ["A=1"]);
+        // Many names (hashed, not scanned): the same rules.
+        let many: Vec<(String, String)> = (0..2)
+            .flat_map(|round| (0..20).map(move |v| (format!("V{v}"), format!("{round}"))))
+            .chain([("HOME".to_string(), "/h".to_string())])
+            .collect();
+        let got =
+            unconfined_env(&inherited, true, &["SECRET".into(), "LANG".into()], &many).unwrap();
+        let mut expected = vec!["PATH=/usr/bin".to_string()];
+        expected.extend((0..20).map(|v| format!("V{v}=1")));
+        expected.push("HOME=/h".into());
+        assert_eq!(texts(&got), expected);
         // A variable no `execve` can carry is this command's failure.
         let bad = unconfined_env(&inherited, true, &[], &own(&[("A", "x\0y")]));
         assert!(bad.unwrap_err().contains("execve"));
