@@ -86,9 +86,26 @@ struct SchedAttr {
     util_max: u32,
 }
 
+/// The calling thread's scheduling attributes (`sched_getattr`).
+fn this_thread_attr() -> Option<SchedAttr> {
+    let mut attr = SchedAttr::default();
+    // SAFETY: `attr` is a writable `sched_attr` of the size passed.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let got = unsafe {
+        libc::syscall(
+            libc::SYS_sched_getattr,
+            0,
+            std::ptr::from_mut(&mut attr),
+            std::mem::size_of::<SchedAttr>(),
+            0,
+        )
+    };
+    (got == 0).then_some(attr)
+}
+
 /// Asks the kernel for short turns on a CPU for the calling thread: a
-/// slice of [`DISPATCH_SLICE_NS`] (Linux 6.12 and later; older kernels
-/// ignore it). For the threads that hand out work: the coordinator's
+/// slice of [`DISPATCH_SLICE_NS`] (Linux 6.12 and later; on an older
+/// kernel nothing is changed). For the threads that hand out work: the coordinator's
 /// runtime thread and the launcher. Returns whether the kernel holds the
 /// slice now. Best effort.
 ///
@@ -111,18 +128,8 @@ struct SchedAttr {
 /// still works).
 pub fn shorten_thread_slice() -> bool {
     const SCHED_FLAG_RESET_ON_FORK: u64 = 0x01;
-    let size = std::mem::size_of::<SchedAttr>();
-    let mut attr = SchedAttr::default();
-    // SAFETY: `attr` is a writable `sched_attr` of the size passed.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let got = unsafe {
-        libc::syscall(
-            libc::SYS_sched_getattr,
-            0,
-            std::ptr::from_mut(&mut attr),
-            size,
-            0,
-        )
+    let Some(mut attr) = this_thread_attr() else {
+        return false;
     };
     let fair = matches!(
         i32::try_from(attr.policy),
@@ -131,32 +138,17 @@ pub fn shorten_thread_slice() -> bool {
     // A kernel that keeps a slice per thread (6.12 and later) reports it
     // here; an older one reports 0 and would ignore ours, and then the
     // flag below would only cost what it costs (see the function).
-    if got != 0 || !fair || attr.nice < 0 || attr.runtime == 0 {
+    if !fair || attr.nice < 0 || attr.runtime == 0 {
         return false;
     }
-    attr.size = u32::try_from(size).unwrap_or(0);
+    attr.size = u32::try_from(std::mem::size_of::<SchedAttr>()).unwrap_or(0);
     attr.flags = SCHED_FLAG_RESET_ON_FORK;
     attr.runtime = DISPATCH_SLICE_NS;
     // SAFETY: `attr` is a `sched_attr` of the size it states, read above
     // from this thread and changed in its slice and flags only.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     let set = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, std::ptr::from_ref(&attr), 0) };
-    if set != 0 {
-        return false;
-    }
-    let mut now = SchedAttr::default();
-    // SAFETY: as for the first read.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    let read = unsafe {
-        libc::syscall(
-            libc::SYS_sched_getattr,
-            0,
-            std::ptr::from_mut(&mut now),
-            size,
-            0,
-        )
-    };
-    read == 0 && now.runtime == DISPATCH_SLICE_NS
+    set == 0 && this_thread_attr().is_some_and(|now| now.runtime == DISPATCH_SLICE_NS)
 }
 
 /// Asks every process in group `pgid` to stop (SIGTERM).
@@ -432,20 +424,7 @@ mod tests {
     /// The calling thread's slice as `sched_getattr` reports it: 0 on a
     /// kernel that keeps none per thread (before 6.12, unless backported).
     fn reported_slice() -> u64 {
-        let mut attr = SchedAttr::default();
-        // SAFETY: `attr` is a writable `sched_attr` of the size passed.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        let got = unsafe {
-            libc::syscall(
-                libc::SYS_sched_getattr,
-                0,
-                std::ptr::from_mut(&mut attr),
-                std::mem::size_of::<SchedAttr>(),
-                0,
-            )
-        };
-        assert_eq!(got, 0);
-        attr.runtime
+        this_thread_attr().unwrap().runtime
     }
 
     #[test]

@@ -410,6 +410,18 @@ fn launchers_take_short_turns_and_the_commands_they_start_do_not() {
         let sched = |launcher: &Launcher| {
             std::fs::read_to_string(format!("/proc/{}/sched", launcher.pid().unwrap())).unwrap()
         };
+        // What a started process printed of its `/proc/self/sched`: a
+        // slice, not the launcher's.
+        let started_with_the_default = |out: &Path| {
+            let sched = std::fs::read_to_string(out).unwrap();
+            assert!(slice_in(&sched).is_some(), "{sched}");
+            assert_ne!(
+                slice_in(&sched),
+                Some(SHORT),
+                "{} took the launcher's slice",
+                out.display()
+            );
+        };
         assert_eq!(
             slice_in(&sched(&unconfined)) == Some(SHORT),
             short,
@@ -421,13 +433,7 @@ fn launchers_take_short_turns_and_the_commands_they_start_do_not() {
             .await
             .unwrap();
         assert_eq!(spawned.wait().await, Exit::Exited(0));
-        let command = std::fs::read_to_string(&plain_out).unwrap();
-        assert!(slice_in(&command).is_some(), "{command}");
-        assert_ne!(
-            slice_in(&command),
-            Some(SHORT),
-            "the command took the launcher's slice"
-        );
+        started_with_the_default(&plain_out);
 
         let Some(sandboxed) = namespaced_launcher().await else {
             return;
@@ -438,13 +444,7 @@ fn launchers_take_short_turns_and_the_commands_they_start_do_not() {
             .await
             .unwrap();
         assert_eq!(spawned.wait().await, Exit::Exited(0));
-        let worker = std::fs::read_to_string(&boxed_out).unwrap();
-        assert!(slice_in(&worker).is_some(), "{worker}");
-        assert_ne!(
-            slice_in(&worker),
-            Some(SHORT),
-            "the worker took the launcher's slice"
-        );
+        started_with_the_default(&boxed_out);
     });
 }
 
