@@ -100,6 +100,18 @@ swarm_in() {
 # xargs_n N: the same of `xargs -P` running N no-op commands.
 xargs_n() { timed sh -c "seq $1 | xargs -P$NPROC -n1 sh -c true"; }
 
+# The floor (bench/floor.c, no swarm code): the same N no-op commands run
+# plainly, and each isolated as a sandboxed swarm task is (its own PID and
+# mount namespaces over a template of about forty mounts, /proc, /dev/shm,
+# its directory moved in, no_new_privs, seccomp, Landlock), in the fewest
+# calls C allows. Needs root (namespaces without a user namespace) and gcc.
+FLOOR=
+if [ "$(id -u)" = 0 ] && command -v gcc > /dev/null; then
+  FLOOR=$DISK/floor
+  gcc -O2 -o "$FLOOR" "$ROOT/bench/floor.c"
+fi
+floor_n() { timed "$FLOOR" "$1" "$2" "$NPROC" 40 50 "$FAST"; }
+
 noop_plan "$FAST/none.toml" "$N" none
 noop_plan "$FAST/sandboxed.toml" "$N" landlock
 noop_plan "$DISK/none.toml" "$N" none
@@ -111,6 +123,10 @@ row() { labels+=("$1"); shift; commands+=("$*"); }
 row "\`xargs -P$NPROC\`, $FAST_FS" xargs_n "$N"
 row "**swarm**, unconfined, $FAST_FS" swarm_in "$FAST" "$SWARM" "$FAST/none.toml"
 row "**swarm**, sandboxed, $FAST_FS" swarm_in "$FAST" "$SWARM" "$FAST/sandboxed.toml"
+if [ -n "$FLOOR" ]; then
+  row "floor: fork and exec in C, $FAST_FS" floor_n plain "$N"
+  row "floor: the same isolated in C, no swarm, $FAST_FS" floor_n iso "$N"
+fi
 row "\`xargs -P$NPROC\`, $DISK_FS" xargs_n "$N"
 row "**swarm**, unconfined, $DISK_FS" swarm_in "$DISK" "$SWARM" "$DISK/none.toml"
 if [ -n "${BASELINE:-}" ]; then
@@ -140,8 +156,13 @@ echo "$N no-op tasks (\`sh -c true\`, read-only), $NPROC at a time, every row in
 echo "with the others, median of $RUNS runs; CPU is user + system time of the whole run"
 echo "(children included) from the kernel."
 echo
-fast_xargs=$(med "${walls[0]}")
-disk_xargs=$(med "${walls[3]}")
+# Each row's ratio is to the `xargs` row of its file system.
+for i in "${!labels[@]}"; do
+  case ${labels[$i]} in
+    "\`xargs -P$NPROC\`, $FAST_FS") fast_xargs=$(med "${walls[$i]}") ;;
+    "\`xargs -P$NPROC\`, $DISK_FS") disk_xargs=$(med "${walls[$i]}") ;;
+  esac
+done
 echo "| runner | wall (ms) | vs xargs on the same file system | CPU (s) |"
 echo "|---|---:|---:|---:|"
 for i in "${!labels[@]}"; do
@@ -150,6 +171,10 @@ for i in "${!labels[@]}"; do
   [ "$FAST_FS" = "$DISK_FS" ] && base=$fast_xargs
   echo "| ${labels[$i]} | $wall | $(ratio "$wall" "$base")x | $(med "${cpus[$i]}") |"
 done
+if [ -z "$FLOOR" ]; then
+  echo
+  echo "(The floor rows, bench/floor.c, are left out: they need root and gcc.)"
+fi
 
 echo
 echo "Plans of growing size, unconfined, on $FAST_FS, one run each (with \`swarm status\` of"
