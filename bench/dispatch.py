@@ -16,7 +16,9 @@ for every read-only task, the time from the event that made it startable to
 its `task_started`: in the chain, its dependency's `task_finished`; in the
 fan-out, the `task_finished` that freed the slot it took (the latest
 `task_finished` before it). That is the dispatcher's reaction time: a slow
-merge or fsync on its thread shows up here.
+merge or fsync on its thread shows up here. A task the launcher started on
+deck (the moment the one before it in its slot ended) is reported before
+that one's `task_finished`: it counts as a gap of 0.
 
     bench/dispatch.py WORKDIR [BENCHMARKS.md] LABEL=SWARM [LABEL=SWARM ...]
         prints "LABEL chain p50 p99 fanout p50 p99" (ms, median of 3 runs)
@@ -111,6 +113,7 @@ def measure(swarm, repo, kind, n, jobs):
     proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=err, text=True)
     finished = {}
     last_finished = None
+    running = 0
     gaps = []
     for line in proc.stdout:
         now = time.monotonic_ns()
@@ -120,12 +123,22 @@ def measure(swarm, repo, kind, n, jobs):
         if kind_of == "task_finished":
             finished[task] = now
             last_finished = now
-        elif kind_of == "task_started" and task.startswith("r"):
+            running -= 1
+        elif kind_of == "task_started":
+            running += 1
+            if not task.startswith("r"):
+                continue
             i = int(task[1:])
+            # A task started on deck (the launcher starts it the moment the
+            # one it follows ends) is reported before that one's
+            # `task_finished`: it waited for nothing, a gap of 0. Without
+            # this, the latest `task_finished` before it would be an older
+            # task's, and the gap that task's whole run.
             if kind == "chain" and i > 0:
-                gaps.append(now - finished[f"r{i - 1}"])
+                before = finished.get(f"r{i - 1}")
+                gaps.append(0 if before is None else max(0, now - before))
             elif kind == "fanout" and last_finished is not None:
-                gaps.append(now - last_finished)
+                gaps.append(0 if running > jobs else now - last_finished)
     if proc.wait() != 0 or not gaps:
         err.seek(0)
         fail(f"`{' '.join(cmd)}` (in {repo}) exited {proc.returncode} after {len(gaps)} measured starts; "
@@ -142,7 +155,9 @@ tasks (each merged into the integration branch) run interleaved with read-only n
 tasks, {jobs} at a time, unsandboxed so that only swarm's own work is timed, repositories
 and worktrees on tmpfs (`/dev/shm`). For each read-only task: the time from the event that made it startable
 (its dependency's `task_finished` in the chain; the `task_finished` that freed its slot
-in the fan-out) to its `task_started`, stamped on arrival from `--events json`. Median
+in the fan-out) to its `task_started`, stamped on arrival from `--events json`; a task
+the launcher started on deck, reported before the `task_finished` of the one it
+followed, counts as 0 (the deck came at cefe156; before it every start waited for one). Median
 of {runs} run(s) (`DISPATCH_RUNS`); the binaries measured in turns on the same
 repositories.
 
