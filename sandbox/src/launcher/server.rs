@@ -912,20 +912,7 @@ impl Server {
         if argv.is_empty() {
             return Err("start the worker: no command given".into());
         }
-        // A later value of a variable replaces an earlier one (a task's
-        // `env` over a toolchain's), as `Command::env` does: execve would
-        // pass both, and which one a program reads differs (getenv takes
-        // the first).
-        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (i, (k, _)) in env.iter().enumerate() {
-            last.insert(k.as_str(), i);
-        }
-        let env = env
-            .iter()
-            .enumerate()
-            .filter(|(i, (k, _))| last.get(k.as_str()) == Some(i))
-            .map(|(_, (k, v))| cstring(format!("{k}={v}").as_bytes()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let env = own_env(env)?;
         let cwd = cstring(cwd.as_os_str().as_bytes())?;
         self.system.note_run_wide(&policy.run_wide);
         let ahead = self.rulesets.take();
@@ -1400,11 +1387,6 @@ fn unconfined_env(
         .map(|(n, _)| n.as_bytes())
         .chain(remove.iter().map(|n| n.as_bytes()))
         .collect();
-    let last: HashMap<&str, usize> = env
-        .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (k.as_str(), i))
-        .collect();
     let mut out: Vec<Rc<CStr>> = Vec::with_capacity(inherited.len() + env.len());
     if inherit {
         out.extend(
@@ -1414,15 +1396,27 @@ fn unconfined_env(
                 .map(|(_, entry)| Rc::clone(entry)),
         );
     }
-    for (i, (k, v)) in env.iter().enumerate() {
-        if last.get(k.as_str()) != Some(&i) {
-            continue;
-        }
-        let entry =
-            env_entry(k.as_bytes(), v.as_bytes()).map_err(|e| format!("pass `{e}` to execve"))?;
-        out.push(Rc::from(entry));
-    }
+    out.extend(own_env(env)?.into_iter().map(Rc::from));
     Ok(out)
+}
+
+/// A command's own variables, ready for `execve`, in their order. A later
+/// value of a variable replaces an earlier one (a task's `env` over a
+/// toolchain's), as `Command::env` does: execve would pass both, and which
+/// one a program reads differs (getenv takes the first).
+fn own_env(env: &[(String, String)]) -> Result<Vec<CString>, String> {
+    let last: HashMap<&str, usize> = env
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.as_str(), i))
+        .collect();
+    env.iter()
+        .enumerate()
+        .filter(|(i, (k, _))| last.get(k.as_str()) == Some(i))
+        .map(|(_, (k, v))| {
+            env_entry(k.as_bytes(), v.as_bytes()).map_err(|e| format!("pass `{e}` to execve"))
+        })
+        .collect()
 }
 
 /// The launcher's environment, each variable as `execve` takes it (see
