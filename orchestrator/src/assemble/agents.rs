@@ -68,7 +68,7 @@ pub fn agent_programs(
             return Err(SetupError::Plan(Box::new(error)));
         };
         let grant = install_dir(&resolved);
-        if shows_a_home(&grant, host) {
+        if too_wide(&grant, host) {
             let error = plan
                 .source
                 .error(
@@ -175,14 +175,29 @@ pub(super) fn find(program: &str, host: &HostEnv) -> Option<PathBuf> {
     (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(real)
 }
 
-/// Whether `grant`, shown read-only to a task, is `/`, a home or what
-/// holds one.
-pub(super) fn shows_a_home(grant: &Path, host: &HostEnv) -> bool {
+/// Directories many programs share, each a place for what is private to
+/// someone (temporary files, agent sockets, settings, runtime state): an
+/// installation may live below one, but a grant must never show one whole.
+const SHARED: [&str; 5] = ["/tmp", "/var/tmp", "/etc", "/run", "/var/run"];
+
+/// Kernel interfaces: no program is installed there, and nothing in them
+/// is shown to a task by way of an installation.
+const KERNEL: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// Whether `grant`, shown read-only to a task as a program's installation,
+/// would show it too much: `/`, a home or what holds one, a shared
+/// directory ([`SHARED`]) or what holds one, or anything in a kernel
+/// interface. A directory of its own below `/tmp` (an `npm install
+/// --prefix /tmp/x`) is fine: the sandbox shows `/tmp` with only its
+/// granted entries.
+pub(super) fn too_wide(grant: &Path, host: &HostEnv) -> bool {
     grant.parent().is_none()
         || host
             .home
             .as_ref()
             .is_some_and(|home| home.starts_with(grant))
+        || SHARED.iter().any(|d| Path::new(d).starts_with(grant))
+        || KERNEL.iter().any(|d| grant.starts_with(d))
 }
 
 /// What the sandbox shows of a program's installation: the `node_modules`
@@ -211,5 +226,38 @@ mod tests {
             install_dir(Path::new("/usr/local/bin/gemini")),
             Path::new("/usr/local/bin")
         );
+    }
+
+    #[test]
+    fn a_grant_never_shows_a_home_or_a_shared_directory_whole() {
+        let host = HostEnv {
+            home: Some(PathBuf::from("/home/ann")),
+            ..HostEnv::default()
+        };
+        let wide = |p: &str| too_wide(Path::new(p), &host);
+        for p in [
+            "/",
+            "/home",
+            "/home/ann",
+            "/tmp",
+            "/var",
+            "/var/tmp",
+            "/etc",
+            "/run",
+            "/proc/1",
+            "/sys/fs",
+            "/dev/shm/x",
+        ] {
+            assert!(wide(p), "{p} is shown too wide");
+        }
+        for p in [
+            "/usr/local/bin",
+            "/opt/x/node_modules",
+            "/tmp/x/node_modules",
+            "/home/ann/.npm-global/lib/node_modules",
+            "/etc/x/bin",
+        ] {
+            assert!(!wide(p), "{p} is a directory of its own");
+        }
     }
 }

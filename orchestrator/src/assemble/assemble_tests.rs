@@ -135,3 +135,35 @@ prompt = "do it"
     );
     assert!(err.to_string().contains("--sandbox none"), "{err}");
 }
+
+#[test]
+fn an_mcp_program_in_a_directory_of_its_own_is_found_and_one_beside_a_home_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("prefix/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let server = bin.join("server");
+    std::fs::write(&server, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&server, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!(
+        "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\napi_key_env = \"K\"\n\n[mcp.files]\ncommand = [\"{}\"]\n\n[[task]]\nid = \"a\"\nprompt = \"Do it.\"\nmcp = [\"files\"]\n",
+        server.display()
+    );
+    let plan = plan::parse(&dir.path().join("plan.toml"), text).unwrap();
+    // Below the temporary directory (where a checkout may live) is fine:
+    // the sandbox shows only the grant of it.
+    let found = super::mcp_programs(&plan, &host()).unwrap();
+    assert_eq!(found["files"].grant, bin);
+    // The same program where its directory holds the home is not.
+    let mut home_below = host();
+    home_below.home = Some(bin.join("ann"));
+    let Err(SetupError::Plan(error)) = super::mcp_programs(&plan, &home_below) else {
+        panic!("a grant holding the home was accepted");
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("which the sandbox would show whole"),
+        "{error}"
+    );
+}

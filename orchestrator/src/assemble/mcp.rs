@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use swarm_protocol::agent::McpServer;
 
-use super::agents::{find, install_dir, shows_a_home};
+use super::agents::{find, install_dir, too_wide};
 use super::{HostEnv, SetupError};
 use crate::plan::{Plan, PlanErrorKind};
 use crate::run::McpProgram;
@@ -57,13 +57,7 @@ pub fn mcp_programs(
             ));
         };
         let grant = install_dir(&resolved);
-        // Shown read-only to the task: never a home or what holds one, nor
-        // a directory other programs share (temporary files, settings).
-        let shared = ["/tmp", "/var/tmp", "/dev", "/etc", "/proc", "/sys", "/run"]
-            .iter()
-            .any(|d| grant.starts_with(d));
-        let too_wide = shared || shows_a_home(&grant, host);
-        if too_wide {
+        if too_wide(&grant, host) {
             return Err(error(
                 format!(
                     "MCP server `{name}`'s program {} is installed in {}, which the sandbox would show whole",
