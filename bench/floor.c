@@ -6,6 +6,16 @@
  *   floor plain N P      fork, execve: what `xargs -P` does
  *   floor iso N P        the same, each task isolated as a sandboxed
  *                        swarm task is, in the fewest calls C allows
+ *   floor wake N         what handing work from one process to another
+ *                        costs on this machine: N round trips over two
+ *                        pipes between two processes on CPUs 0 and 1,
+ *                        then both on CPU 0; prints the microseconds of
+ *                        a round trip in each case
+ *
+ * "wake" is the price of every hop a sandboxed spawn takes that a plain
+ * one does not (coordinator, launcher, cell, worker, init, and back): a
+ * wake-up of a process on another CPU. On a VM whose idle CPUs halt at
+ * once (no guest halt-polling), that wake-up is an exit to the host.
  *
  * "iso" does per task what swarm's launcher, a sandbox cell and a worker
  * do between them, and nothing else: a PID namespace (the task's init), a
@@ -285,9 +295,54 @@ static void init(int tree, int report) {
   _exit(0);
 }
 
+/* Pins the calling process to CPU `cpu`. */
+static void pin(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set)) die("sched_setaffinity");
+}
+
+/* Round trips of one byte over two pipes between this process, on CPU 0,
+ * and a child on CPU `other`, N of them: the microseconds of one. (Left
+ * to the scheduler, the two share a CPU for a while and then do not, so
+ * each case is pinned.) */
+static double round_trips(int n, int other) {
+  int there[2], back[2];
+  if (pipe(there) || pipe(back)) die("pipe");
+  pin(0);
+  pid_t c = fork();
+  if (c < 0) die("fork");
+  char b = 0;
+  if (c == 0) {
+    pin(other);
+    for (int i = 0; i < n; i++)
+      if (read(there[0], &b, 1) != 1 || write(back[1], &b, 1) != 1) _exit(1);
+    _exit(0);
+  }
+  double t0 = now_ms();
+  for (int i = 0; i < n; i++)
+    if (write(there[1], &b, 1) != 1 || read(back[0], &b, 1) != 1) die("round trip");
+  double us = (now_ms() - t0) * 1e3 / n;
+  int status;
+  if (waitpid(c, &status, 0) < 0 || status != 0) die("the other end");
+  close(there[0]), close(there[1]), close(back[0]), close(back[1]);
+  return us;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "wake") == 0) {
+    int n = atoi(argv[2]);
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+      fprintf(stderr, "floor: wake needs two CPUs\n");
+      return 1;
+    }
+    double apart = round_trips(n, 1), together = round_trips(n, 0);
+    printf("%.1f %.1f\n", apart, together);
+    return 0;
+  }
   if (argc < 4) {
-    fprintf(stderr, "usage: floor plain|iso N P [MOUNTS [RULES [DIR]]]\n");
+    fprintf(stderr, "usage: floor plain|iso N P [MOUNTS [RULES [DIR]]] | floor wake N\n");
     return 2;
   }
   int iso = strcmp(argv[1], "iso") == 0;

@@ -75,6 +75,20 @@ echo "| plain (tokio, own process group) | $(med "${us[plain,0]}") | 1.00x | $(m
 for b in "${!builds[@]}"; do
   echo "| sandboxed, ${names[$b]} | $(med "${us[sandboxed,$b]}") | $(per_round "${us[sandboxed,$b]}" "${us[plain,0]}")x | $(med "${cpu[sandboxed,$b]}") | $(med "${us[sandboxed2,$b]}") | $(per_round "${us[sandboxed2,$b]}" "${us[plain2,0]}")x | $(med "${cpu[sandboxed2,$b]}") |"
 done
+# What one hop from a process to another costs here (bench/floor.c's
+# wake mode, no swarm code): a sandboxed spawn takes several (coordinator,
+# launcher, cell, worker, init, and back), a plain one hardly any. Needs gcc
+# and two CPUs.
+if command -v gcc > /dev/null && [ "$(nproc)" -ge 2 ]; then
+  gcc -O2 -o "$WORK/floor" "$ROOT/bench/floor.c"
+  read -r apart together < <(checked "$WORK/floor" wake "$(sized 20000 100)")
+  echo
+  echo "A round trip between two processes over pipes (\`floor wake\`): $apart µs between two CPUs,"
+  echo "$together µs on one."
+else
+  echo
+  echo "(The round trip between two processes, bench/floor.c's wake mode, is left out: it needs gcc and two CPUs.)"
+fi
 if [ -n "${BASELINE:-}" ]; then
   echo
   echo "This build over the baseline, per round: one at a time $(per_round "${us[sandboxed,0]}" "${us[sandboxed,1]}")x,"
