@@ -14,8 +14,12 @@ integration branch, a merge of a 10,000-file tree, while the others run):
 it; this script stamps each line on arrival (monotonic clock) and measures,
 for every read-only task, the time from the event that made it startable to
 its `task_started`: in the chain, its dependency's `task_finished`; in the
-fan-out, the `task_finished` that freed the slot it took (the latest
-`task_finished` before it). That is the dispatcher's reaction time: a slow
+fan-out, from the `task_finished` that freed the place it took to the
+moment it took it. A writer takes its place when the dispatcher gives it
+one, before it makes its worktree: `task_started` says how long that took
+(`setup_ms`), so the script counts the place taken from then (places are
+handed out in the order they were taken, each the oldest freed one).
+That is the dispatcher's reaction time: a slow
 merge or fsync on its thread shows up here. A task the launcher started on
 deck (the moment the one before it in its slot ended) is reported before
 that one's `task_finished`: it counts as a gap of 0.
@@ -112,9 +116,14 @@ def measure(swarm, repo, kind, n, jobs):
     err = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=err, text=True)
     finished = {}
-    last_finished = None
     running = 0
     gaps = []
+    # The fan-out's places, worked out once the run is over: a place freed
+    # (a `task_finished`, stamped on arrival) is taken by the first claim
+    # after it; a task claims its place when the dispatcher gives it one,
+    # which is its `task_started` less its `setup_ms` (a writer makes its
+    # worktree in between, holding the place). Claims of readers, by reader.
+    frees, claims = [], []
     for line in proc.stdout:
         now = time.monotonic_ns()
         event = json.loads(line)
@@ -122,23 +131,27 @@ def measure(swarm, repo, kind, n, jobs):
         task = event.get("task", "")
         if kind_of == "task_finished":
             finished[task] = now
-            last_finished = now
+            frees.append(now)
             running -= 1
         elif kind_of == "task_started":
             running += 1
+            # A task started on deck (the launcher starts it the moment the
+            # one it follows ends) is reported before that one's
+            # `task_finished`: it waited for nothing, a gap of 0, and takes
+            # the place that end frees. Without this, the latest
+            # `task_finished` before it would be an older task's, and the
+            # gap that task's whole run.
+            on_deck = running > jobs
+            claim = now - event.get("setup_ms", 0) * 1_000_000
+            claims.append((claim, task if task.startswith("r") else None, on_deck))
             if not task.startswith("r"):
                 continue
             i = int(task[1:])
-            # A task started on deck (the launcher starts it the moment the
-            # one it follows ends) is reported before that one's
-            # `task_finished`: it waited for nothing, a gap of 0. Without
-            # this, the latest `task_finished` before it would be an older
-            # task's, and the gap that task's whole run.
             if kind == "chain" and i > 0:
                 before = finished.get(f"r{i - 1}")
                 gaps.append(0 if before is None else max(0, now - before))
-            elif kind == "fanout" and last_finished is not None:
-                gaps.append(0 if running > jobs else now - last_finished)
+    if kind == "fanout":
+        gaps = fanout_gaps(frees, claims, jobs)
     if proc.wait() != 0 or not gaps:
         err.seek(0)
         fail(f"`{' '.join(cmd)}` (in {repo}) exited {proc.returncode} after {len(gaps)} measured starts; "
@@ -148,14 +161,38 @@ def measure(swarm, repo, kind, n, jobs):
     return pick(0.50), pick(0.99)
 
 
+def fanout_gaps(frees, claims, jobs):
+    """Each fan-out reader's wait for its place: from the `task_finished`
+    that freed the place it took to its claim of it. The run's first
+    `jobs` claims take the places nothing freed; every later one takes the
+    oldest freed place not yet taken, in the order of the claims (a task's
+    end may be read a moment after the claim of its place: the dispatcher
+    gives the place before it reports the end). A claim on deck takes the
+    place of the one it follows and waited for nothing. `setup_ms` is
+    whole milliseconds: a writer's claim may be placed up to 1 ms late."""
+    gaps = []
+    frees = sorted(frees)
+    taken = 0
+    for n, (claim, reader, on_deck) in enumerate(sorted(claims, key=lambda c: c[0])):
+        if n < jobs:
+            continue
+        freed = frees[min(taken, len(frees) - 1)]
+        taken += 1
+        if reader:
+            gaps.append(0 if on_deck else max(0, claim - freed))
+    return gaps
+
+
 SECTION = """## 10. Dispatch latency while merges run
 
 {smoke}Measured by `bench/dispatch.py` on {date}: in a 10,000-file repository, 40 writing
 tasks (each merged into the integration branch) run interleaved with read-only no-op
 tasks, {jobs} at a time, unsandboxed so that only swarm's own work is timed, repositories
 and worktrees on tmpfs (`/dev/shm`). For each read-only task: the time from the event that made it startable
-(its dependency's `task_finished` in the chain; the `task_finished` that freed its slot
-in the fan-out) to its `task_started`, stamped on arrival from `--events json`; a task
+(its dependency's `task_finished` in the chain; in the fan-out, the `task_finished` that
+freed the place it took, places handed out in the order they were taken, a writer's taken
+when the dispatcher gave it, its `task_started` less its `setup_ms`) to its `task_started`,
+stamped on arrival from `--events json`; a task
 the launcher started on deck, reported before the `task_finished` of the one it
 followed, counts as 0 (the deck came at cefe156; before it every start waited for one). Median
 of {runs} run(s) (`DISPATCH_RUNS`); the binaries measured in turns on the same

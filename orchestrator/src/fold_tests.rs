@@ -55,6 +55,7 @@ fn started(task: &str, attempt: u32, base: &str) -> EventBody {
         base_commit: base.into(),
         workdir: format!("/w/{task}"),
         job: None,
+        setup_ms: None,
     }
 }
 
@@ -437,6 +438,7 @@ fn every_committed_event_replays_through_the_fold() {
                 base_commit: BASE.into(),
                 workdir: String::new(),
                 job: Some(id.into()),
+                setup_ms: None,
             },
         );
         assert_eq!(job.state(0).unwrap().job.as_deref(), Some(id));

@@ -400,6 +400,7 @@ mod tests {
             base_commit: "b".into(),
             workdir: "w".into(),
             job: None,
+            setup_ms: None,
         }
     }
 

@@ -239,6 +239,14 @@ pub enum EventBody {
         /// resume` can find it again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         job: Option<String>,
+        /// How long the attempt's set-up took, from the moment the
+        /// dispatcher gave it its place (for a first attempt; for a retry,
+        /// from the previous attempt's end) to its start, or to its place
+        /// on deck behind a running command: its dependencies merged, its
+        /// worktree or checkout made. The attempt held its place all that
+        /// time. Absent for a cluster job, and in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        setup_ms: Option<u64>,
     },
     /// A cluster job of the attempt started on a node.
     AttemptPlaced {

@@ -39,7 +39,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
     vec![
         (r#""ts":"[^"]+""#, r#""ts":"[TS]""#),
         (
-            r#""(duration_ms|snapshot_ms|started_at|finished_at)":("[^"]+"|\d+)"#,
+            r#""(duration_ms|snapshot_ms|setup_ms|started_at|finished_at)":("[^"]+"|\d+)"#,
             r#""$1":[X]"#,
         ),
         (r#"time="[0-9.]+""#, r#"time="[T]""#),

@@ -76,6 +76,8 @@ pub(crate) enum ExecEvent {
         /// (a task on deck): the journal's line says then, not when the
         /// event was read.
         at: Option<std::time::Instant>,
+        /// How long its set-up took (see `EventBody::TaskStarted`).
+        setup: Option<std::time::Duration>,
     },
     /// A cluster job of an attempt started on node `node`.
     Placed {

@@ -363,7 +363,7 @@ const SNAPSHOT_FILTERS: [(&str, &str); 13] = [
     // timestamps.
     (r#""ts":( ?)"[^"]+""#, r#""ts":$1"[TS]""#),
     (
-        r#""(duration_ms|snapshot_ms|started_at|finished_at|age_secs)":( ?)("[^"]+"|\d+)"#,
+        r#""(duration_ms|snapshot_ms|setup_ms|started_at|finished_at|age_secs)":( ?)("[^"]+"|\d+)"#,
         r#""$1":$2[X]"#,
     ),
     // JUnit: times and timestamps.

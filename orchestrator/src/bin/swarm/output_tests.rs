@@ -100,6 +100,7 @@ fn the_block_shows_an_agents_tool_and_spending() {
             base_commit: "0".repeat(40),
             workdir: String::new(),
             job: None,
+            setup_ms: None,
         },
         EventBody::AgentTool {
             task: "core".into(),

@@ -44,6 +44,7 @@ impl Dispatcher<'_> {
                 workdir,
                 job,
                 at,
+                setup,
             } => self.emit_at(
                 EventBody::TaskStarted {
                     task: self.tasks.get(task).id.clone(),
@@ -51,6 +52,7 @@ impl Dispatcher<'_> {
                     base_commit: base.to_string(),
                     workdir: workdir.display().to_string(),
                     job,
+                    setup_ms: setup.map(crate::millis),
                 },
                 at.map(|at| SystemTime::now() - at.elapsed()),
             ),

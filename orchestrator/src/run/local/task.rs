@@ -172,6 +172,10 @@ async fn execute_inner(
     deck: DeckLinks,
 ) -> Result<Done, GitError> {
     let mut deck = Some(deck);
+    // The task holds its place from here: its set-up (dependencies merged,
+    // worktree made) is timed from now for its first attempt, from the
+    // previous attempt's end for a retry.
+    let mut set_up_from = Instant::now();
     let Launch {
         task: i,
         base,
@@ -249,8 +253,12 @@ async fn execute_inner(
         // `at`: when it started. The dispatcher, busy with a merge or
         // another task's end, may read the event later; the journal says
         // when it really started, the moment its duration counts from.
+        // `setup`: set just before the start (a task on deck is reported
+        // later, by the launcher's word, with the same figure).
+        let setup = Arc::new(std::sync::OnceLock::new());
         let started_event = {
             let (events, workdir) = (ctx.events.clone(), workdir.clone());
+            let setup = Arc::clone(&setup);
             move |at: Instant| {
                 let _ = events.send(ExecEvent::Started {
                     task: i,
@@ -259,6 +267,7 @@ async fn execute_inner(
                     workdir: workdir.clone(),
                     job: None,
                     at: Some(at),
+                    setup: setup.get().copied(),
                 });
             }
         };
@@ -284,6 +293,7 @@ async fn execute_inner(
         let withdrawn = on_deck.as_ref().map(|d| d.signal.clone());
         let decked = on_deck.is_some();
         let started = Instant::now();
+        let _ = setup.set(started.saturating_duration_since(set_up_from));
         if !decked {
             started_event(started);
             // The dispatcher shares this thread: let it report the start
@@ -490,6 +500,7 @@ async fn execute_inner(
             });
         }
         // The failed attempt is on its ref; start over from a clean tree.
+        set_up_from = Instant::now();
         if let Some(admin) = admin_dir {
             let worktrees = Arc::clone(ctx);
             blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;

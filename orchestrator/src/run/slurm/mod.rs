@@ -324,6 +324,7 @@ impl SlurmExecutor {
                     workdir: PathBuf::from(format!("job {id} (a worktree on its node)")),
                     job: Some(id),
                     at: None,
+                    setup: None,
                 });
             }
             Err(NotSubmitted::Conflict(files)) => {
