@@ -16,11 +16,24 @@ use swarm_sandbox::{Exit, Launcher, Policy, SpawnRequest, UnconfinedRequest};
 
 use crate::support::{swarm_bin, wait_until};
 
-fn runtime() -> tokio::runtime::Runtime {
+/// Runs a test's body on a runtime of its own, failing it if the body is
+/// still waiting after two minutes (every body here takes seconds): a
+/// launcher that never answers fails its test, naming it, rather than
+/// holding the whole suite.
+fn run<F: std::future::Future>(body: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
+        .block_on(async {
+            match tokio::time::timeout(Duration::from_secs(120), body).await {
+                Ok(output) => output,
+                Err(_) => panic!(
+                    "still waiting after 120 s: {}",
+                    std::thread::current().name().unwrap_or("this test")
+                ),
+            }
+        })
 }
 
 fn null() -> OwnedFd {
@@ -106,7 +119,7 @@ fn alive(pid: i32) -> bool {
 fn an_unconfined_command_gets_its_exit_code_signal_environment_and_directory() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    runtime().block_on(async {
+    run(async {
         let launcher = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
             .await
             .unwrap();
@@ -196,7 +209,7 @@ fn requests_sent_faster_than_the_launcher_reads_them_wait_for_room_and_all_run()
     // that finds no room registers a copy for writing). Each command sees
     // its own variables whole.
     let dir = tempfile::tempdir().unwrap();
-    runtime().block_on(async {
+    run(async {
         let launcher = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
             .await
             .unwrap();
@@ -252,7 +265,7 @@ fn requests_sent_faster_than_the_launcher_reads_them_wait_for_room_and_all_run()
 fn a_dropped_command_and_what_it_started_are_killed() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pids");
-    runtime().block_on(async {
+    run(async {
         let launcher = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
             .await
             .unwrap();
@@ -283,7 +296,7 @@ fn a_dropped_command_and_what_it_started_are_killed() {
 fn each_launcher_starts_only_its_own_kind() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    runtime().block_on(async {
+    run(async {
         let unconfined = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
             .await
             .unwrap();
@@ -328,7 +341,7 @@ fn each_launcher_starts_only_its_own_kind() {
 #[test]
 fn a_sandboxed_workers_end_is_reported_only_once_nothing_it_started_runs() {
     let dir = open_dir();
-    runtime().block_on(async {
+    run(async {
         // A machine without the sandbox is covered by `sandbox.rs`'s checks.
         let Ok(launcher) = Launcher::start(Path::new(swarm_bin())).await else {
             return;
@@ -403,7 +416,7 @@ fn launchers_take_short_turns_and_the_commands_they_start_do_not() {
         eprintln!("this kernel shows no slices in /proc: checked by the unit tests only");
         return;
     };
-    runtime().block_on(async {
+    run(async {
         let unconfined = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
             .await
             .unwrap();
@@ -479,7 +492,7 @@ fn workers_see_only_their_own_paths_and_the_launcher_keeps_nothing_of_them() {
     open(&a);
     open(&b);
     let request = |own: &Path, script: String, out: &Path| sh_in(own, &script, file(out));
-    runtime().block_on(async {
+    run(async {
         let Some(launcher) = namespaced_launcher().await else {
             return;
         };
@@ -568,7 +581,7 @@ fn descriptors_a_caller_keeps_reach_the_worker_at_their_numbers() {
     // launcher's or the cell's does.
     let dir = open_dir();
     let d = dir.path();
-    runtime().block_on(async {
+    run(async {
         // Writes to each kept fd, then lists its fds (`ls`'s own
         // directory is 3).
         let write_then_list = |fds: &[i32]| {
@@ -645,7 +658,7 @@ fn a_worker_that_cannot_take_its_own_steps_fails_saying_why_in_a_cell_too() {
     // made ahead.
     let dir = open_dir();
     let own = dir.path().to_path_buf();
-    runtime().block_on(async {
+    run(async {
         let Some(launcher) = namespaced_launcher().await else {
             return;
         };
@@ -681,7 +694,7 @@ fn workers_on_their_way_to_execve_beside_the_launcher_each_run_or_fail_as_their_
     // message, and writes only its own output.
     let dir = open_dir();
     let own = dir.path().to_path_buf();
-    runtime().block_on(async {
+    run(async {
         let Some(launcher) = namespaced_launcher().await else {
             return;
         };
@@ -735,7 +748,7 @@ fn a_task_held_on_deck_starts_in_its_template_after_the_launcher_let_that_go() {
         }
         own
     };
-    runtime().block_on(async {
+    run(async {
         let Some(launcher) = namespaced_launcher().await else {
             return;
         };
@@ -772,7 +785,7 @@ fn a_root_showing_the_hosts_slash_is_built_whole_and_still_confines() {
     let dir = open_dir();
     let outside = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    runtime().block_on(async {
+    run(async {
         let Some(launcher) = namespaced_launcher().await else {
             return;
         };
@@ -816,7 +829,7 @@ fn a_command_on_deck_starts_when_the_one_it_follows_exits_0_and_only_then() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = d.join("out");
-    runtime().block_on(async {
+    run(async {
         let launcher = Launcher::start_unconfined(Path::new(swarm_bin()), &env())
             .await
             .unwrap();
@@ -938,7 +951,7 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         after,
         ..sh_in(&d, script, file(&out))
     };
-    runtime().block_on(async {
+    run(async {
         let launcher = match Launcher::start(Path::new(swarm_bin())).await {
             Ok(launcher) => launcher,
             Err(e) => {
@@ -1068,7 +1081,7 @@ fn each_sandbox_cell_serves_one_worker_and_nothing_of_it_reaches_the_next() {
          grep -c . /proc/self/mountinfo >/dev/null && echo mounts; \
          touch /dev/shm/left-behind; mkdir /dev/shm/dir; \
          (sleep 37 &); setsid sleep 37 & exit 0";
-    runtime().block_on(async {
+    run(async {
         let Some(launcher) = namespaced_launcher().await else {
             return;
         };
@@ -1145,7 +1158,7 @@ fn a_task_whose_cells_worker_made_ahead_died_still_runs_confined() {
     // A cell's worker made ahead (x86-64) that died before its task came
     // (killed from outside) is replaced by one started the usual way.
     let dir = open_dir();
-    runtime().block_on(async {
+    run(async {
         let Some(launcher) = namespaced_launcher().await else {
             return;
         };
