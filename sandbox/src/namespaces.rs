@@ -223,6 +223,25 @@ fn network_namespace() -> Result<OwnedFd, std::io::Error> {
     }
 }
 
+/// What a sandbox cell did ahead of its task (see `launcher::cell`), as
+/// its init goes on with the task.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ahead {
+    /// It mounted a private `/dev/shm`.
+    pub shm: bool,
+    /// The process cap it set, if it was made for one (`/proc` is
+    /// read-only then).
+    pub pid_max: Option<PidMax>,
+}
+
+/// A `pid_max` a cell set ahead: the value, and whether the kernel took
+/// it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PidMax {
+    pub value: u64,
+    pub taken: bool,
+}
+
 /// What [`isolate_task`] needs, prepared before the worker's process exists.
 #[derive(Debug)]
 pub(crate) struct TaskMounts {
@@ -251,7 +270,7 @@ pub(crate) struct TaskMounts {
 /// failed; the worker is not started. `cell`: init is a sandbox cell, which
 /// entered a copy of the template and made `/dev/shm` and `/proc` ahead of
 /// the task (only over a template).
-pub(crate) fn isolate_task(mounts: &TaskMounts, cell: Option<bool>) -> Result<bool, String> {
+pub(crate) fn isolate_task(mounts: &TaskMounts, cell: Option<Ahead>) -> Result<bool, String> {
     let mut capped = false;
     let knobs = |proc: &Path| {
         capped = mounts.pid_max.is_some_and(|pid_max| {
@@ -260,6 +279,24 @@ pub(crate) fn isolate_task(mounts: &TaskMounts, cell: Option<bool>) -> Result<bo
         Ok(())
     };
     match (&mounts.template, cell) {
+        // The cell set the process cap and made `/proc` read-only: its
+        // task's cap must be that one (the launcher gives a cell only such
+        // a task).
+        (
+            Some(task),
+            Some(Ahead {
+                pid_max: Some(set), ..
+            }),
+        ) => {
+            if Some(set.value) != mounts.pid_max {
+                return Err(format!(
+                    "isolate the worker: its sandbox cell set a process cap of {}, not its task's",
+                    set.value
+                ));
+            }
+            crate::template::enter_settled_cell(task)?;
+            capped = set.taken;
+        }
         (Some(task), Some(_)) => crate::template::enter_in_cell(task, knobs)?,
         (Some(task), None) => crate::template::enter(task, knobs)?,
         (None, _) => crate::view::build(&mounts.view, knobs)?,

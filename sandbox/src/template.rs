@@ -633,6 +633,13 @@ pub(crate) fn enter_in_cell(
     settle_proc(proc)
 }
 
+/// [`enter_in_cell`] for a cell that set the process cap and made `/proc`
+/// read-only as it prepared: the task's own mounts only.
+pub(crate) fn enter_settled_cell(task: &TaskView) -> Result<(), String> {
+    own_mounts(task, false)?;
+    view::chdir(Path::new("/")).map_err(|e| format!("build the worker's file system: {e}"))
+}
+
 /// `/proc` once it is the worker's: `proc` sets what it must (the process
 /// cap), then it is made read-only.
 fn settle_proc(proc: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), String> {

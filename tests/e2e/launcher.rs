@@ -1203,3 +1203,32 @@ fn a_task_whose_cells_worker_made_ahead_died_still_runs_confined() {
         assert!(seen.ends_with("ran\n"), "{seen}");
     });
 }
+
+#[test]
+fn a_cell_sets_its_tasks_process_cap_ahead_and_serves_only_tasks_with_that_cap() {
+    // A cell sets `pid_max` in its PID namespace as it prepares, then
+    // makes `/proc` read-only: the cap of the tasks it is made for. Caps
+    // alternating, one worker at a time (each start leaves a cell made
+    // ahead for the next worker like it): each worker sees its own cap
+    // (`processes` + 300), and cannot change it.
+    let dir = open_dir();
+    let look = "cat /proc/sys/kernel/pid_max; \
+         (echo 9999 > /proc/sys/kernel/pid_max) 2>/dev/null || echo refused";
+    run(async {
+        let Some(launcher) = namespaced_launcher().await else {
+            return;
+        };
+        for (round, processes) in [100u64, 100, 4096, 50, 50, 100].into_iter().enumerate() {
+            let out = dir.path().join(format!("{round}.out"));
+            let mut request = sh_in(dir.path(), look, file(&out));
+            request.policy.limits.processes = processes;
+            let mut worker = launcher.spawn(request).await.unwrap();
+            assert_eq!(worker.wait().await, Exit::Exited(0), "round {round}");
+            assert_eq!(
+                std::fs::read_to_string(&out).unwrap(),
+                format!("{}\nrefused\n", processes + 300),
+                "round {round}"
+            );
+        }
+    });
+}

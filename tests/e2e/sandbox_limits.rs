@@ -145,6 +145,44 @@ run = "yes swarm-flood-line | head -c 30000000; echo done > flood.txt"
     }
 }
 
+/// Sandbox cells set their tasks' process cap before the task comes (and
+/// make `/proc` read-only then): a cell made for one cap never serves a
+/// task with another. Tasks one at a time, caps alternating, each sees its
+/// own (`processes` + 300) and cannot change it. Needs a kernel that keeps
+/// `pid_max` per PID namespace (6.14 and later, as this machine's).
+#[test]
+fn each_task_gets_its_own_process_cap_whatever_cell_it_starts_in() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let task = |id: &str, cap: Option<u32>| {
+        let cap = cap.map_or(String::new(), |c| format!("processes = {c}\n"));
+        format!(
+            "[[task]]\nid = \"{id}\"\n{cap}creates = [\"{id}.txt\"]\n\
+             run = \"cat /proc/sys/kernel/pid_max > {id}.txt; \
+             (echo 9999 > /proc/sys/kernel/pid_max) 2>/dev/null || echo refused >> {id}.txt\"\n\n"
+        )
+    };
+    let plan = format!(
+        "[swarm]\nname = \"caps\"\nconcurrency = 1\n\n{}{}{}{}",
+        task("a", Some(100)),
+        task("b", None),
+        task("c", Some(100)),
+        task("d", Some(50)),
+    );
+    let p = repo.plan("caps.toml", &plan);
+    let run = repo.run_plan(&p, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for (id, cap) in [("a", "400"), ("b", "4396"), ("c", "400"), ("d", "350")] {
+        assert_eq!(
+            repo.show("swarm/caps", &format!("{id}.txt")),
+            format!("{cap}\nrefused"),
+            "task {id}"
+        );
+    }
+}
+
 #[test]
 fn a_worker_sees_only_its_own_processes() {
     let repo = TestRepo::new();

@@ -6,8 +6,10 @@
 //! `/dev/shm`, and a `/proc` of its own. A cell is an init that has done
 //! all of that ahead, in the background, while the launcher serves other
 //! requests and the slot's previous worker still runs; when a task comes,
-//! the cell only adds the task's own mounts, its process cap and network,
-//! and starts the worker, as any init does (see [`child`](super::child)).
+//! the cell only adds the task's own mounts and starts the worker, as any
+//! init does (see [`child`](super::child)). It is made for one process
+//! cap too (that of the last task like it): it sets `pid_max` and makes
+//! `/proc` read-only ahead, and takes only a task with that cap.
 //!
 //! A cell serves exactly one task and dies with it, as every init does:
 //! nothing of one task's namespaces is ever another's. It is made for one
@@ -47,6 +49,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use super::armed::Armed;
 use super::child::ChildStack;
 use super::raw::{syscall4, syscall5};
+use crate::namespaces::Ahead;
 use crate::policy::Network;
 
 /// What a cell reads of the launcher's, through the pointer `clone` passes
@@ -62,8 +65,13 @@ struct Shared {
     /// The task's init arguments (`child::InitArgs`), set before `go` is
     /// written.
     args: AtomicPtr<libc::c_void>,
-    /// Where the task's init continues once `go` came: `child::cell_init`.
-    init: extern "C" fn(*mut libc::c_void, bool) -> libc::c_int,
+    /// Where the task's init continues once `go` came: `child::cell_init`,
+    /// told what the cell made ahead.
+    init: fn(*mut libc::c_void, Ahead) -> libc::c_int,
+    /// The `pid_max` the cell sets in its PID namespace as it prepares (the
+    /// process cap of the tasks it is made for), then `/proc` made
+    /// read-only; 0 for none (its task's init sets its own).
+    pid_max: u64,
     /// Its worker, made ahead (x86-64; see [`armed`](super::armed)).
     armed: Option<Armed>,
     /// The network namespace the cell joins before it makes its worker.
@@ -104,6 +112,9 @@ pub(super) struct Cell {
     /// The network kind its worker's filter is for (a gateway's port is
     /// Landlock's, not the filter's).
     pub network: Network,
+    /// The process cap it sets ahead (`pid_max`): it takes only a task
+    /// with that cap.
+    pub pid_max: Option<u64>,
     shared: Box<Shared>,
     /// The stacks the cell (then its init) and its worker run on: kept
     /// mapped until the cell is reaped.
@@ -142,7 +153,7 @@ const FAILED: u8 = 3;
 pub(super) const RUNS: u8 = 1;
 
 /// The steps of a cell's preparation, for a failure's message.
-const STEPS: [&str; 9] = [
+const STEPS: [&str; 10] = [
     "a fresh proc file system (fsopen)",
     "a fresh proc file system (fsconfig)",
     "a fresh proc file system (fsmount)",
@@ -152,6 +163,7 @@ const STEPS: [&str; 9] = [
     "a private /dev/shm",
     "mount /proc",
     "cover the parent of a task's own path",
+    "make /proc read-only",
 ];
 
 impl Cell {
@@ -172,7 +184,8 @@ impl Cell {
         namespace: BorrowedFd<'_>,
         covers: &[std::path::PathBuf],
         launcher: BorrowedFd<'_>,
-        init: extern "C" fn(*mut libc::c_void, bool) -> libc::c_int,
+        init: fn(*mut libc::c_void, Ahead) -> libc::c_int,
+        pid_max: Option<u64>,
         arming: Option<Arming<'_>>,
         stacks: Option<[ChildStack; 2]>,
     ) -> Result<Self, String> {
@@ -243,6 +256,7 @@ impl Cell {
             armed,
             network: joins,
             covers,
+            pid_max: pid_max.unwrap_or(0),
         });
         // SAFETY: the cell runs on a stack of its own, which stays mapped
         // until it is reaped; it reads `shared` (boxed, kept by the value
@@ -285,6 +299,7 @@ impl Cell {
             pid,
             template: serial,
             network,
+            pid_max,
             shared,
             stacks: Some(stacks),
             fds: Some(fds),
@@ -560,8 +575,8 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
             super::raw::exit(super::EXIT_SANDBOX_FAILED);
         }
     }
-    let shm = match prepare(shared.template, &shared.covers) {
-        Ok(shm) => {
+    let ahead = match prepare(shared.template, &shared.covers, shared.pid_max) {
+        Ok(ahead) => {
             // Its worker, made now with the credentials it has here; one
             // that cannot be made leaves the pid at 0, and the task gets
             // one the usual way.
@@ -572,8 +587,11 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
             {
                 super::armed::start(armed);
             }
-            say(shared.ready, &[if shm { PREPARED_SHM } else { PREPARED }]);
-            shm
+            say(
+                shared.ready,
+                &[if ahead.shm { PREPARED_SHM } else { PREPARED }],
+            );
+            ahead
         }
         Err((step, errno)) => {
             let e = errno.to_ne_bytes();
@@ -600,7 +618,7 @@ extern "C" fn cell_entry(shared: *mut libc::c_void) -> libc::c_int {
             _ => super::raw::exit(super::EXIT_SANDBOX_FAILED),
         }
     }
-    (shared.init)(shared.args.load(Ordering::Acquire), shm)
+    (shared.init)(shared.args.load(Ordering::Acquire), ahead)
 }
 
 /// Joins the network namespace `network`, if any (raw call); whether the
@@ -670,7 +688,11 @@ pub(super) fn empty_bounding_set() -> bool {
 /// way to its worker is one mount shorter). Raw calls only: the launcher
 /// runs beside it in the same memory. Returns whether `/dev/shm` was made,
 /// or the failed step's index in [`STEPS`] and its errno.
-fn prepare(template: RawFd, covers: &[std::ffi::CString]) -> Result<bool, (u8, i32)> {
+fn prepare(
+    template: RawFd,
+    covers: &[std::ffi::CString],
+    pid_max: u64,
+) -> Result<Ahead, (u8, i32)> {
     const FSOPEN_CLOEXEC: usize = 1;
     const FSCONFIG_CMD_CREATE: usize = 6;
     const FSMOUNT_CLOEXEC: usize = 1;
@@ -774,6 +796,61 @@ fn prepare(template: RawFd, covers: &[std::ffi::CString]) -> Result<bool, (u8, i
                 ),
             )?;
         }
-        Ok(shm)
+        // The process cap, as a task's init sets it (see
+        // `template::settle_proc`): a kernel that keeps no `pid_max` per PID
+        // namespace refuses it, and the worker gets RLIMIT_NPROC instead.
+        // Then `/proc` is read-only, as the worker sees it.
+        let pid_max = match pid_max {
+            0 => None,
+            value => {
+                let file = syscall4(
+                    libc::SYS_openat,
+                    libc::AT_FDCWD as usize,
+                    s(c"/proc/sys/kernel/pid_max"),
+                    (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
+                    0,
+                );
+                let mut digits = [0u8; 20];
+                let text = decimal(value, &mut digits);
+                let taken = file >= 0 && {
+                    let file = file.unsigned_abs();
+                    let written =
+                        syscall4(libc::SYS_write, file, text.as_ptr() as usize, text.len(), 0);
+                    close(file);
+                    written == text.len() as isize
+                };
+                check(
+                    9,
+                    syscall5(
+                        libc::SYS_mount,
+                        0,
+                        s(c"/proc"),
+                        0,
+                        (libc::MS_REMOUNT
+                            | libc::MS_RDONLY
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV
+                            | libc::MS_NOEXEC) as usize,
+                        0,
+                    ),
+                )?;
+                Some(crate::namespaces::PidMax { value, taken })
+            }
+        };
+        Ok(Ahead { shm, pid_max })
+    }
+}
+
+/// `value` in decimal, in `buf` (no allocation: the launcher runs beside).
+fn decimal(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        // A digit: `value % 10` is below 10.
+        buf[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return &buf[at..];
+        }
     }
 }

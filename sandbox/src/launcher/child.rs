@@ -956,8 +956,8 @@ extern "C" fn init_entry(args: *mut libc::c_void) -> libc::c_int {
 
 /// Where a cell goes on once its task came (see
 /// [`cell`](super::cell)): `args` points to the task's [`InitArgs`];
-/// `shm`: the cell made a private `/dev/shm`.
-pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::c_int {
+/// `ahead`: what the cell made before its task came.
+pub(super) fn cell_init(args: *mut libc::c_void, ahead: namespaces::Ahead) -> libc::c_int {
     // SAFETY: the pointer `in_cell` stored for the cell before waking it,
     // to `InitArgs` that live while the launcher waits.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -984,7 +984,7 @@ pub(super) extern "C" fn cell_init(args: *mut libc::c_void, shm: bool) -> libc::
             ),
         );
     }
-    let child = prepare_init(args, Some(shm));
+    let child = prepare_init(args, Some(ahead));
     close_all_but(&keep[..kept]);
     init(child, status, ready)
 }
@@ -1024,7 +1024,7 @@ fn close_all_but(keep: &[u32]) {
 /// keeps (a few hundred bytes a failed spawn). It must not panic: the
 /// panic machinery's state is the launcher's too (every step returns its
 /// error instead, as the workspace's lints hold).
-fn prepare_init(args: &InitArgs<'_>, cell: Option<bool>) -> i32 {
+fn prepare_init(args: &InitArgs<'_>, cell: Option<namespaces::Ahead>) -> i32 {
     let prepared = args.prepared;
     // The launcher dies with the coordinator; init (and so the whole
     // namespace) dies with the launcher. A cell saw to that as it began
@@ -1055,7 +1055,7 @@ fn prepare_init(args: &InitArgs<'_>, cell: Option<bool>) -> i32 {
         fail(prepared.errors, &format!("confine the worker: {e}"));
     }
     let shm = std::path::Path::new(crate::view::SHM);
-    if cell.unwrap_or_else(|| shm.is_dir())
+    if cell.map_or_else(|| shm.is_dir(), |ahead| ahead.shm)
         && let Err(e) = confine::allow_write_fd(ruleset, shm)
     {
         fail(prepared.errors, &format!("confine the worker: {e}"));

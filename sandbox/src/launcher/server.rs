@@ -31,20 +31,19 @@ impl Cells {
     /// can be made. Cells are made ahead for such tasks from now on.
     fn take(
         &mut self,
-        serial: u64,
-        network: Network,
+        like: Like,
         filter: &BpfProgram,
         templates: &Templates,
         running: usize,
     ) -> Option<Cell> {
-        if !matches!(&self.last, Some((s, n, _)) if *s == serial && *n == network) {
-            self.last = Some((serial, network, filter.clone()));
+        if !matches!(&self.last, Some((l, _)) if *l == like) {
+            self.last = Some((like, filter.clone()));
         }
         // As many cells as workers run at once (this one counted).
         self.target = self.target.max((running + 1).min(MOST_CELLS));
         // The oldest idle one that is ready, else the oldest; one that
         // failed or died is let go of (the task is not its business).
-        let fits = |c: &Cell| c.template == serial && c.network == network;
+        let fits = |c: &Cell| like.fits(c);
         loop {
             let at = self
                 .idle
@@ -78,18 +77,14 @@ impl Cells {
     /// in a run of sandboxed no-op tasks at `-j 2` on two CPUs, with one
     /// CPU idle meanwhile).
     fn wanted(&self, templates: &Templates, running: usize) -> bool {
-        let Some((serial, network, _)) = &self.last else {
+        let Some((like, _)) = &self.last else {
             return false;
         };
         if running > self.cpus {
             return false;
         }
-        let idle = self
-            .idle
-            .iter()
-            .filter(|c| c.template == *serial && c.network == *network)
-            .count();
-        idle < self.target && templates.namespace(*serial).is_some()
+        let idle = self.idle.iter().filter(|c| like.fits(c)).count();
+        idle < self.target && templates.namespace(like.serial).is_some()
     }
 
     /// Makes one idle cell for tasks like the last one; lets go of idle
@@ -114,7 +109,12 @@ impl Cells {
 
     /// A new cell for tasks like the last one.
     fn start(&mut self, templates: &Templates) -> Option<Cell> {
-        let (serial, network, filter) = self.last.as_ref()?;
+        let (like, filter) = self.last.as_ref()?;
+        let Like {
+            serial,
+            network,
+            pid_max,
+        } = like;
         let namespace = templates.namespace(*serial)?;
         let covers = templates.covers(*serial)?;
         let launcher = self.pidfd.as_ref()?;
@@ -134,6 +134,7 @@ impl Cells {
             covers,
             launcher.as_fd(),
             child::cell_init,
+            *pid_max,
             Some(arming),
             self.spare.pop(),
         )
@@ -375,9 +376,9 @@ struct Cells {
     /// base's), which a cell for tasks without network joins before it
     /// makes its worker.
     no_network: Option<OwnedFd>,
-    /// The template, network kind and filter of the last worker that
-    /// started in a cell: cells are made ahead for such tasks.
-    last: Option<(u64, Network, BpfProgram)>,
+    /// What the last worker that started in a cell was like, and its
+    /// filter: cells are made ahead for such tasks.
+    last: Option<(Like, BpfProgram)>,
     /// How many idle cells to keep: as many as workers ran at once, at
     /// most [`MOST_CELLS`].
     target: usize,
@@ -389,6 +390,21 @@ struct Cells {
     /// The CPUs the launcher may run on: cells are made ahead only while
     /// fewer workers run.
     cpus: usize,
+}
+
+/// What a cell is made for: tasks over one template, with one kind of
+/// network and one process cap (`pid_max`, which the cell sets ahead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Like {
+    serial: u64,
+    network: Network,
+    pid_max: Option<u64>,
+}
+
+impl Like {
+    fn fits(&self, cell: &Cell) -> bool {
+        cell.template == self.serial && cell.network == self.network && cell.pid_max == self.pid_max
+    }
 }
 
 /// The most idle cells the launcher keeps (a cell that waits holds two
@@ -1051,9 +1067,13 @@ impl Server {
                     .as_ref()
                     .filter(|task| child::init_shares(&prepared) && task.fits_cell())
                     .and_then(|task| {
+                        let like = Like {
+                            serial: task.serial,
+                            network: mode,
+                            pid_max: mounts.pid_max,
+                        };
                         let filter = &prepared.filter;
-                        self.cells
-                            .take(task.serial, mode, filter, &self.templates, running)
+                        self.cells.take(like, filter, &self.templates, running)
                     });
                 let init =
                     match child::spawn_in_namespaces(&prepared, mounts, status, cell.as_mut()) {
