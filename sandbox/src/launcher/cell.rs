@@ -686,8 +686,10 @@ pub(super) fn empty_bounding_set() -> bool {
 /// the cell's own over each of the template's `covers` (the parents of its
 /// tasks' own paths: the same for every task of the template, so a task's
 /// way to its worker is one mount shorter). Raw calls only: the launcher
-/// runs beside it in the same memory. Returns whether `/dev/shm` was made,
-/// or the failed step's index in [`STEPS`] and its errno.
+/// runs beside it in the same memory. Returns what it made (whether
+/// `/dev/shm` was made; the process cap, when `pid_max` is not 0, and
+/// whether the kernel took it), or the failed step's index in [`STEPS`]
+/// and its errno.
 fn prepare(
     template: RawFd,
     covers: &[std::ffi::CString],
