@@ -813,7 +813,7 @@ fn prepare(
                     0,
                 );
                 let mut digits = [0u8; 20];
-                let text = decimal(value, &mut digits);
+                let text = super::raw::decimal(value, &mut digits);
                 let taken = file >= 0 && {
                     let file = file.unsigned_abs();
                     let written =
@@ -840,19 +840,5 @@ fn prepare(
             }
         };
         Ok(Ahead { shm, pid_max })
-    }
-}
-
-/// `value` in decimal, in `buf` (no allocation: the launcher runs beside).
-fn decimal(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        // A digit: `value % 10` is below 10.
-        buf[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            return &buf[at..];
-        }
     }
 }

@@ -880,30 +880,23 @@ fn fail(errors: RawFd, message: &str) -> ! {
 /// program, which may be long) could wait for room forever while the
 /// launcher waits for this process.
 fn fail_os(errors: RawFd, parts: &[&[u8]], errno: Option<i32>) -> ! {
-    // A NUL, then the errno's digits, from the end.
-    let mut digits = [0u8; 12];
-    let mut at = digits.len();
-    if let Some(errno) = errno {
-        let mut n = errno.unsigned_abs();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        at -= 1;
-    }
-    let number = &digits[at..];
+    // After the parts, a NUL, then the errno's digits.
+    let mut digits = [0u8; 20];
+    let number = match errno {
+        Some(errno) => super::raw::decimal(u64::from(errno.unsigned_abs()), &mut digits),
+        None => &[],
+    };
+    let nul = usize::from(errno.is_some());
     let mut message = [0u8; libc::PIPE_BUF];
-    let room = message.len() - number.len();
+    let room = message.len() - nul - number.len();
     let mut len = 0;
     for part in parts {
         let take = part.len().min(room - len);
         message[len..len + take].copy_from_slice(&part[..take]);
         len += take;
     }
+    // The buffer is zeroed: the NUL is there already.
+    len += nul;
     message[len..len + number.len()].copy_from_slice(number);
     len += number.len();
     // SAFETY: writing a local buffer, then leaving without running any

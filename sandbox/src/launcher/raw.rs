@@ -136,6 +136,22 @@ pub(crate) fn exit(code: i32) -> ! {
     }
 }
 
+/// `value` in decimal, written at the end of `buf`: for a process that
+/// runs beside the launcher, which must not allocate (a failure's errno,
+/// a cell's `pid_max`).
+pub(super) fn decimal(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        // A digit: `value % 10` is below 10.
+        buf[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// `clone(flags)` of a process that starts on `stack_top` and runs
 /// `entry(arg)`, then exits with what it returns (it should never
 /// return). The parent gets the new process's pid, or `-errno`. libc's
