@@ -104,17 +104,24 @@ pub(super) struct ArmedWorker {
     pub pid: i32,
 }
 
-/// A cell the launcher made: idle until [`Cell::take`].
-pub(super) struct Cell {
-    pub pid: i32,
-    /// The serial of the template it copied.
-    pub template: u64,
+/// What a cell is made for, and so the only tasks it takes: tasks over
+/// one template, with one kind of network and one process cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Like {
+    /// The serial of the template it copies.
+    pub serial: u64,
     /// The network kind its worker's filter is for (a gateway's port is
     /// Landlock's, not the filter's).
     pub network: Network,
-    /// The process cap it sets ahead (`pid_max`): it takes only a task
-    /// with that cap.
+    /// The process cap (`pid_max`) it sets ahead.
     pub pid_max: Option<u64>,
+}
+
+/// A cell the launcher made: idle until [`Cell::take`].
+pub(super) struct Cell {
+    pub pid: i32,
+    /// The tasks it takes.
+    pub like: Like,
     shared: Box<Shared>,
     /// The stacks the cell (then its init) and its worker run on: kept
     /// mapped until the cell is reaped.
@@ -167,25 +174,19 @@ const STEPS: [&str; 10] = [
 ];
 
 impl Cell {
-    /// Starts a cell for the template `serial`, whose namespace is
-    /// `namespace`; it prepares beside the launcher from now on.
+    /// Starts a cell for tasks `like`, over the template whose namespace
+    /// is `namespace`; it prepares beside the launcher from now on.
     /// `launcher` is the launcher's own pidfd; `init` the function the
     /// cell continues in once its task came; `arming`, for a cell that
-    /// makes its worker ahead (x86-64), for tasks with `network`; `stacks`
+    /// makes its worker ahead (x86-64), for tasks with its network; `stacks`
     /// to run on, if the launcher has spare ones (nothing runs on them).
     /// `covers` are the template's (see `template::Templates::covers`).
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "each is a different part of the cell"
-    )]
     pub fn start(
-        serial: u64,
-        network: Network,
+        like: Like,
         namespace: BorrowedFd<'_>,
         covers: &[std::path::PathBuf],
         launcher: BorrowedFd<'_>,
         init: fn(*mut libc::c_void, Ahead) -> libc::c_int,
-        pid_max: Option<u64>,
         arming: Option<Arming<'_>>,
         stacks: Option<[ChildStack; 2]>,
     ) -> Result<Self, String> {
@@ -217,7 +218,8 @@ impl Cell {
         };
         let mut fds = vec![namespace, ready, go_read];
         let (mut handed, mut armed_ends, mut armed, mut joins) = (None, None, None, None);
-        let armable = cfg!(target_arch = "x86_64") && !matches!(network, Network::Gateway { .. });
+        let armable =
+            cfg!(target_arch = "x86_64") && !matches!(like.network, Network::Gateway { .. });
         if let Some(arming) = arming.filter(|_| armable) {
             // Its own copy: the cell uses it as it prepares.
             if let Some(ns) = arming.network {
@@ -256,7 +258,7 @@ impl Cell {
             armed,
             network: joins,
             covers,
-            pid_max: pid_max.unwrap_or(0),
+            pid_max: like.pid_max.unwrap_or(0),
         });
         // SAFETY: the cell runs on a stack of its own, which stays mapped
         // until it is reaped; it reads `shared` (boxed, kept by the value
@@ -297,9 +299,7 @@ impl Cell {
         };
         Ok(Self {
             pid,
-            template: serial,
-            network,
-            pid_max,
+            like,
             shared,
             stacks: Some(stacks),
             fds: Some(fds),

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use seccompiler::BpfProgram;
 
-use super::cell::Cell;
+use super::cell::{Cell, Like};
 use super::child::{self, Prepared};
 use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Mode, Reply, Request};
 use crate::namespaces::{self, Base, NamespaceError, TaskMounts};
@@ -25,8 +25,8 @@ use crate::template::Templates;
 use crate::{confine, seccomp};
 
 impl Cells {
-    /// A cell for a task over template `serial` with `network` (whose
-    /// filter is `filter`), with `running` other workers running: an idle
+    /// A cell for a task `like` (whose filter is `filter`: its network
+    /// kind's), with `running` other workers running: an idle
     /// one, or one made now (which the task then waits for); `None` if none
     /// can be made. Cells are made ahead for such tasks from now on.
     fn take(
@@ -43,7 +43,7 @@ impl Cells {
         self.target = self.target.max((running + 1).min(MOST_CELLS));
         // The oldest idle one that is ready, else the oldest; one that
         // failed or died is let go of (the task is not its business).
-        let fits = |c: &Cell| like.fits(c);
+        let fits = |c: &Cell| c.like == like;
         loop {
             let at = self
                 .idle
@@ -83,7 +83,7 @@ impl Cells {
         if running > self.cpus {
             return false;
         }
-        let idle = self.idle.iter().filter(|c| like.fits(c)).count();
+        let idle = self.idle.iter().filter(|c| c.like == *like).count();
         idle < self.target && templates.namespace(like.serial).is_some()
     }
 
@@ -92,7 +92,7 @@ impl Cells {
     fn make(&mut self, templates: &Templates) {
         let mut keep = Vec::with_capacity(self.idle.len());
         for cell in std::mem::take(&mut self.idle) {
-            let current = templates.namespace(cell.template).is_some();
+            let current = templates.namespace(cell.like.serial).is_some();
             if current && keep.len() < 2 * MOST_CELLS {
                 keep.push(cell);
             } else {
@@ -110,15 +110,10 @@ impl Cells {
     /// A new cell for tasks like the last one.
     fn start(&mut self, templates: &Templates) -> Option<Cell> {
         let (like, filter) = self.last.as_ref()?;
-        let Like {
-            serial,
-            network,
-            pid_max,
-        } = like;
-        let namespace = templates.namespace(*serial)?;
-        let covers = templates.covers(*serial)?;
+        let namespace = templates.namespace(like.serial)?;
+        let covers = templates.covers(like.serial)?;
         let launcher = self.pidfd.as_ref()?;
-        let network_ns = match network {
+        let network_ns = match like.network {
             Network::None => Some(self.no_network.as_ref()?.as_fd()),
             Network::Full | Network::Gateway { .. } => None,
         };
@@ -128,13 +123,11 @@ impl Cells {
             then: child::armed_worker,
         };
         Cell::start(
-            *serial,
-            *network,
+            *like,
             namespace,
             covers,
             launcher.as_fd(),
             child::cell_init,
-            *pid_max,
             Some(arming),
             self.spare.pop(),
         )
@@ -390,21 +383,6 @@ struct Cells {
     /// The CPUs the launcher may run on: cells are made ahead only while
     /// fewer workers run.
     cpus: usize,
-}
-
-/// What a cell is made for: tasks over one template, with one kind of
-/// network and one process cap (`pid_max`, which the cell sets ahead).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Like {
-    serial: u64,
-    network: Network,
-    pid_max: Option<u64>,
-}
-
-impl Like {
-    fn fits(&self, cell: &Cell) -> bool {
-        cell.template == self.serial && cell.network == self.network && cell.pid_max == self.pid_max
-    }
 }
 
 /// The most idle cells the launcher keeps (a cell that waits holds two
