@@ -646,15 +646,7 @@ fn settle_proc(proc: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), Str
     let fail = |e: String| format!("build the worker's file system: {e}");
     let proc_dir = Path::new("/proc");
     proc(proc_dir)?;
-    let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    view::mount(
-        None,
-        proc_dir,
-        None,
-        libc::MS_REMOUNT | libc::MS_RDONLY | proc_flags,
-        None,
-    )
-    .map_err(fail)?;
+    view::mount(None, proc_dir, None, view::PROC_READ_ONLY, None).map_err(fail)?;
     view::chdir(Path::new("/")).map_err(fail)
 }
 

@@ -433,26 +433,16 @@ pub(crate) fn build(
     let proc_dir = Path::new(new_root).join("proc");
     dirs.make(&proc_dir)
         .map_err(|e| fail(format!("create /proc: {e}")))?;
-    let proc_flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     mount(
         Some(Path::new("proc")),
         &proc_dir,
         Some(c"proc"),
-        proc_flags,
+        PROC_FLAGS,
         None,
     )
     .map_err(|e| fail(format!("a fresh proc file system: {e}")))?;
     proc(&proc_dir)?;
-    // Nothing in the worker may change a sysctl or other /proc knob of
-    // its namespaces (it has no capabilities left; this is the second wall).
-    mount(
-        None,
-        &proc_dir,
-        None,
-        libc::MS_REMOUNT | libc::MS_RDONLY | proc_flags,
-        None,
-    )
-    .map_err(fail)?;
+    mount(None, &proc_dir, None, PROC_READ_ONLY, None).map_err(fail)?;
     let read_only = |root: &Path| {
         mount(
             None,
@@ -482,6 +472,16 @@ pub(crate) fn build(
 /// whoever the worker runs as (sticky, as the host's), as large as
 /// Docker's default.
 pub(crate) const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=64m,nr_inodes=16384";
+
+/// How a worker's `/proc` is mounted: no set-id programs, devices or
+/// programs run from it.
+pub(crate) const PROC_FLAGS: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+
+/// The remount that makes a worker's `/proc` read-only once its process
+/// cap is set: nothing in the worker may change a sysctl or another knob
+/// of its namespaces (it has no capabilities left; this is the second
+/// wall). One for every way a `/proc` is made (a view, a template, a cell).
+pub(crate) const PROC_READ_ONLY: libc::c_ulong = libc::MS_REMOUNT | libc::MS_RDONLY | PROC_FLAGS;
 
 /// Where a worker's private `/dev/shm` is, in its own root.
 pub(crate) const SHM: &str = "/dev/shm";

@@ -828,11 +828,7 @@ fn prepare(
                         0,
                         s(c"/proc"),
                         0,
-                        (libc::MS_REMOUNT
-                            | libc::MS_RDONLY
-                            | libc::MS_NOSUID
-                            | libc::MS_NODEV
-                            | libc::MS_NOEXEC) as usize,
+                        crate::view::PROC_READ_ONLY as usize,
                         0,
                     ),
                 )?;
