@@ -253,12 +253,12 @@ async fn execute_inner(
         // `at`: when it started. The dispatcher, busy with a merge or
         // another task's end, may read the event later; the journal says
         // when it really started, the moment its duration counts from.
-        // `setup`: set just before the start (a task on deck is reported
-        // later, by the launcher's word, with the same figure).
-        let setup = Arc::new(std::sync::OnceLock::new());
+        // `setup`: its worktree is made; what is left before the start is
+        // handing it over (a task on deck is reported later, by the
+        // launcher's word, with the same figure).
+        let setup = set_up_from.elapsed();
         let started_event = {
             let (events, workdir) = (ctx.events.clone(), workdir.clone());
-            let setup = Arc::clone(&setup);
             move |at: Instant| {
                 let _ = events.send(ExecEvent::Started {
                     task: i,
@@ -267,7 +267,7 @@ async fn execute_inner(
                     workdir: workdir.clone(),
                     job: None,
                     at: Some(at),
-                    setup: setup.get().copied(),
+                    setup: Some(setup),
                 });
             }
         };
@@ -293,7 +293,6 @@ async fn execute_inner(
         let withdrawn = on_deck.as_ref().map(|d| d.signal.clone());
         let decked = on_deck.is_some();
         let started = Instant::now();
-        let _ = setup.set(started.saturating_duration_since(set_up_from));
         if !decked {
             started_event(started);
             // The dispatcher shares this thread: let it report the start
