@@ -118,11 +118,11 @@ def measure(swarm, repo, kind, n, jobs):
     finished = {}
     running = 0
     gaps = []
-    # The fan-out's places, worked out once the run is over: a place freed
-    # (a `task_finished`, stamped on arrival) is taken by the first claim
-    # after it; a task claims its place when the dispatcher gives it one,
-    # which is its `task_started` less its `setup_ms` (a writer makes its
-    # worktree in between, holding the place). Claims of readers, by reader.
+    # The fan-out's places, worked out once the run is over (see
+    # `fanout_gaps`): the places freed (each `task_finished`, stamped on
+    # arrival) and every task's claim of one, made when the dispatcher gave
+    # it the place: its `task_started` less its `setup_ms` (a writer makes
+    # its worktree in between, holding the place).
     frees, claims = [], []
     for line in proc.stdout:
         now = time.monotonic_ns()
@@ -167,8 +167,9 @@ def fanout_gaps(frees, claims, jobs):
     `jobs` claims take the places nothing freed; every later one takes the
     oldest freed place not yet taken, in the order of the claims (a task's
     end may be read a moment after the claim of its place: the dispatcher
-    gives the place before it reports the end). A claim on deck takes the
-    place of the one it follows and waited for nothing. `setup_ms` is
+    gives the place before it reports the end). A claim on deck takes a
+    freed place too (the end of the one it follows frees it) and waited
+    for nothing. `setup_ms` is
     whole milliseconds: a writer's claim may be placed up to 1 ms late."""
     gaps = []
     frees = sorted(frees)
