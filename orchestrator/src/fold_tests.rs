@@ -45,6 +45,7 @@ fn run_started(tasks: Vec<TaskInfo>) -> EventBody {
         concurrency: 2,
         tasks,
         worktrees: None,
+        origin: None,
     }
 }
 

@@ -37,6 +37,10 @@ pub const LOCK: &str = "lock";
 pub const LOGS: &str = "logs";
 pub const TMP: &str = "tmp";
 pub const PLANS: &str = "plans";
+/// `swarm mcp`'s own directory: the logs of the runs it started, and
+/// (`mcp/plans/`) the plans its clients sent, each named by the SHA-256
+/// of its bytes.
+pub const MCP: &str = "mcp";
 /// The repository map beside a planned plan (`plan.toml` -> `plan.map.md`).
 pub const MAP_SUFFIX: &str = "map.md";
 /// The replanner's conversation, in the run's directory.

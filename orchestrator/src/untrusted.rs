@@ -1,4 +1,5 @@
-//! Files a task leaves for the coordinator, read as hostile input.
+//! Files a task leaves for the coordinator, and files that came with a
+//! repository, read (and written) as hostile input.
 //!
 //! The coordinator often runs as root, and whatever a task leaves in its
 //! worktree or private tmp (a subtask request, the worktree's `.git`
@@ -68,6 +69,8 @@ pub enum UntrustedError {
         max: u64,
         what: &'static str,
     },
+    #[error("{} has other names (hard links); swarm does not write to such a file", path.display())]
+    HardLink { path: PathBuf },
     #[error("{} is not a plain relative path (`{name}`)", dir.display())]
     BadName { dir: PathBuf, name: String },
     #[error("{} could not be read: {message}", path.display())]
@@ -101,57 +104,11 @@ impl fmt::Display for Size {
 /// Reads `rel` (one or more plain components, `/`-separated) under `dir`
 /// (a directory the coordinator owns, itself not a link), within `limits`.
 pub fn read(dir: &Path, rel: &str, limits: Limits) -> Result<Vec<u8>, UntrustedError> {
-    let path = dir.join(rel);
-    let components: Vec<&str> = rel.split('/').collect();
-    if components
-        .iter()
-        .any(|c| c.is_empty() || *c == "." || *c == "..")
-    {
-        return Err(UntrustedError::BadName {
-            dir: dir.to_path_buf(),
-            name: rel.to_string(),
-        });
-    }
-    let directory = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut current: OwnedFd =
-        open(dir, directory, Mode::empty()).map_err(|e| opened(dir.to_path_buf(), e))?;
-    let mut walked = dir.to_path_buf();
-    let (last, parents) = components
-        .split_last()
-        .ok_or_else(|| UntrustedError::BadName {
-            dir: dir.to_path_buf(),
-            name: rel.to_string(),
-        })?;
-    for component in parents {
-        walked.push(component);
-        current = openat(&current, *component, directory, Mode::empty())
-            .map_err(|e| opened(walked.clone(), e))?;
-    }
-    // O_NONBLOCK: opening a FIFO with no writer returns at once (and is
-    // refused below by its type) instead of waiting for one.
-    let file = openat(
-        &current,
-        *last,
-        OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(|e| opened(path.clone(), e))?;
-    let file = std::fs::File::from(file);
+    let (file, path, meta) = open_regular(dir, rel)?;
     let io = |e: std::io::Error| UntrustedError::Io {
         path: path.clone(),
         message: e.to_string(),
     };
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(UntrustedError::NotRegular {
-            path,
-            kind: kind(&meta),
-        });
-    }
     let too_large = |size: u64| UntrustedError::TooLarge {
         path: path.clone(),
         size,
@@ -171,6 +128,183 @@ pub fn read(dir: &Path, rel: &str, limits: Limits) -> Result<Vec<u8>, UntrustedE
         return Err(too_large(bytes.len() as u64));
     }
     Ok(bytes)
+}
+
+/// The path of `rel` under `dir`, once it is known to be a regular file
+/// reached without a link: for a file that is read later by something
+/// that takes a path (a WASM module).
+pub fn regular_file(dir: &Path, rel: &str) -> Result<PathBuf, UntrustedError> {
+    open_regular(dir, rel).map(|(_, path, _)| path)
+}
+
+/// The plain components of `rel`, or why it is not a plain relative path.
+fn components<'a>(dir: &Path, rel: &'a str) -> Result<Vec<&'a str>, UntrustedError> {
+    let components: Vec<&str> = rel.split('/').collect();
+    if components
+        .iter()
+        .any(|c| c.is_empty() || *c == "." || *c == "..")
+    {
+        return Err(UntrustedError::BadName {
+            dir: dir.to_path_buf(),
+            name: rel.to_string(),
+        });
+    }
+    Ok(components)
+}
+
+const DIRECTORY: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+/// Opens `rel` under `dir` without following a link, if it is a regular
+/// file: the file, its path and its metadata.
+fn open_regular(
+    dir: &Path,
+    rel: &str,
+) -> Result<(std::fs::File, PathBuf, std::fs::Metadata), UntrustedError> {
+    let path = dir.join(rel);
+    let components = components(dir, rel)?;
+    let mut current: OwnedFd =
+        open(dir, DIRECTORY, Mode::empty()).map_err(|e| opened(dir.to_path_buf(), e))?;
+    let mut walked = dir.to_path_buf();
+    let (last, parents) = components
+        .split_last()
+        .ok_or_else(|| UntrustedError::BadName {
+            dir: dir.to_path_buf(),
+            name: rel.to_string(),
+        })?;
+    for component in parents {
+        walked.push(component);
+        current = openat(&current, *component, DIRECTORY, Mode::empty())
+            .map_err(|e| opened(walked.clone(), e))?;
+    }
+    // O_NONBLOCK: opening a FIFO with no writer returns at once (and is
+    // refused below by its type) instead of waiting for one.
+    let file = openat(
+        &current,
+        *last,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    .map_err(|e| opened(path.clone(), e))?;
+    let file = std::fs::File::from(file);
+    let meta = file.metadata().map_err(|e| UntrustedError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err(UntrustedError::NotRegular {
+            path,
+            kind: kind(&meta),
+        });
+    }
+    Ok((file, path, meta))
+}
+
+/// Opens `rel` under `dir` to append to it, as hostile a place as a
+/// file that came with a repository can be: every directory on the way is
+/// made if missing (mode 0700) and entered without following a link; the
+/// file is made new (`O_EXCL`) or, if it is there, opened without
+/// following a link and only if it is a regular file with no other name
+/// (a hard link to a file of the user's would have it written to). So a
+/// link planted anywhere under `dir` makes this fail, never writes
+/// through it.
+pub fn append(dir: &Path, rel: &str) -> Result<std::fs::File, UntrustedError> {
+    use nix::sys::stat::mkdirat;
+    let path = dir.join(rel);
+    let components = components(dir, rel)?;
+    let mut current: OwnedFd =
+        open(dir, DIRECTORY, Mode::empty()).map_err(|e| opened(dir.to_path_buf(), e))?;
+    let mut walked = dir.to_path_buf();
+    let (last, parents) = components
+        .split_last()
+        .ok_or_else(|| UntrustedError::BadName {
+            dir: dir.to_path_buf(),
+            name: rel.to_string(),
+        })?;
+    for component in parents {
+        walked.push(component);
+        match mkdirat(&current, *component, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(opened(walked.clone(), e)),
+        }
+        current = openat(&current, *component, DIRECTORY, Mode::empty())
+            .map_err(|e| opened(walked.clone(), e))?;
+    }
+    let write = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = match openat(
+        &current,
+        *last,
+        write | OFlag::O_CREAT | OFlag::O_EXCL,
+        Mode::from_bits_truncate(0o644),
+    ) {
+        Ok(fd) => fd,
+        // There already: open it as it is, never through a link, and
+        // without blocking on a FIFO.
+        Err(Errno::EEXIST) => openat(&current, *last, write | OFlag::O_NONBLOCK, Mode::empty())
+            .map_err(|e| opened(path.clone(), e))?,
+        Err(e) => return Err(opened(path.clone(), e)),
+    };
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| UntrustedError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err(UntrustedError::NotRegular {
+            path,
+            kind: kind(&meta),
+        });
+    }
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if meta.nlink() > 1 {
+            return Err(UntrustedError::HardLink { path });
+        }
+    }
+    Ok(file)
+}
+
+/// Writes `bytes` to a new file `name` (one plain component) in `dir` (a
+/// directory the coordinator owns, not a link), read-only to everyone
+/// (0444), never through a link and never over a file that is there:
+/// `Ok(false)` if one is (the caller reads it back to compare). Synced, so
+/// that what a later reader finds is whole.
+pub fn create_new(dir: &Path, name: &str, bytes: &[u8]) -> Result<bool, UntrustedError> {
+    use std::io::Write as _;
+    let path = dir.join(name);
+    let components = components(dir, name)?;
+    if components.len() != 1 {
+        return Err(UntrustedError::BadName {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+        });
+    }
+    let parent: OwnedFd =
+        open(dir, DIRECTORY, Mode::empty()).map_err(|e| opened(dir.to_path_buf(), e))?;
+    let fd = match openat(
+        &parent,
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o444),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::EEXIST) => return Ok(false),
+        Err(e) => return Err(opened(path, e)),
+    };
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| UntrustedError::Io {
+            path,
+            message: e.to_string(),
+        })?;
+    Ok(true)
 }
 
 /// [`read`] on the blocking pool, given up after `deadline` (the read

@@ -204,6 +204,11 @@ pub enum EventBody {
         /// kept them in `.swarm/worktrees/`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worktrees: Option<String>,
+        /// Where the plan came from when the person running swarm did not
+        /// write it (a plan sent over MCP); absent: theirs. `swarm resume`
+        /// holds the saved plan to the same rules.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<PlanOrigin>,
     },
     /// `swarm resume` took over the run after its coordinator died (or the
     /// run was cancelled): what follows continues it.
@@ -511,6 +516,17 @@ fn human_size(bytes: u64) -> String {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+/// Where a run's plan came from, when not from the person running swarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PlanOrigin {
+    /// `mcp` (a plan an MCP client sent), or `repository` (a plan from a
+    /// repository's configuration that was not trusted).
+    pub origin: String,
+    /// The directory inside the repository the plan's file names are
+    /// relative to (`""`: its root).
+    pub files_dir: String,
 }
 
 /// A task as announced at the start of a run.

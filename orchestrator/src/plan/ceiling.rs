@@ -3,13 +3,14 @@
 //! model writes) may be given at most. It is its parent's confinement:
 //! such a task can only narrow what its parent may do, never widen it.
 //!
-//! Every key of a `[[task]]` table has one rule here ([`KEYS`]): inherited
+//! Every key of a `[[task]]` table has one rule, decided with every other
+//! origin's in `plan::origin::rules` ([`KEYS`]): inherited
 //! (left out, the child gets its parent's value, not the plan's
 //! `[defaults]`), may only narrow (a value above the parent's is refused,
 //! naming the key and the parent's value; nothing is silently clamped),
 //! free (the child's own business, inside the sandbox it inherits) or
-//! refused (not for subtasks at all). A unit test walks the task schema
-//! and fails for a key without a rule, so the next key cannot be
+//! refused (not for subtasks at all). A unit test there walks the task
+//! schema and fails for a key without a rule, so the next key cannot be
 //! forgotten.
 //!
 //! What is not a task key cannot be asked for at all: a request holds
@@ -30,208 +31,9 @@ use super::models::{Budget, DEFAULT_MAX_TURNS};
 use super::schema::TaskFields;
 use super::{NetworkMode, Payload, Task};
 
-/// How a key of a `[[task]]` table is treated in a subtask request or a
-/// replan's fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// Left out, the child gets its parent's value; given, it may not be
-    /// more than the parent's (refused otherwise).
-    Narrows,
-    /// The child's own business: it changes what the child does, not
-    /// what it may reach; it runs inside the confinement it inherits.
-    Free,
-    /// Not for subtasks: refused whenever it is given.
-    Refused,
-}
-
-/// One key's rule, with the reason shown in the README's table.
-#[derive(Debug, Clone, Copy)]
-pub struct KeyRule {
-    pub key: &'static str,
-    pub rule: Rule,
-    pub why: &'static str,
-}
-
-/// The rule of every `[[task]]` key (in the order of the README's table).
-pub const KEYS: &[KeyRule] = &[
-    KeyRule {
-        key: "network",
-        rule: Rule::Narrows,
-        why: "`none` < `full`: a child of a task without network has none",
-    },
-    KeyRule {
-        key: "paths",
-        rule: Rule::Narrows,
-        why: "inside the parent's `paths` and `creates`; left out, the parent's",
-    },
-    KeyRule {
-        key: "creates",
-        rule: Rule::Narrows,
-        why: "inside the parent's `paths` and `creates`; left out, the parent's",
-    },
-    KeyRule {
-        key: "isolation",
-        rule: Rule::Narrows,
-        why: "`readonly` < `worktree`: a child of a read-only task writes nothing",
-    },
-    KeyRule {
-        key: "memory",
-        rule: Rule::Narrows,
-        why: "at most the parent's (swarm's default when the parent sets none)",
-    },
-    KeyRule {
-        key: "processes",
-        rule: Rule::Narrows,
-        why: "at most the parent's (swarm's default when the parent sets none)",
-    },
-    KeyRule {
-        key: "timeout",
-        rule: Rule::Narrows,
-        why: "at most the parent's; a subtree also ends by its parent's deadline (the parent's timeout from the start of the attempt that asked)",
-    },
-    KeyRule {
-        key: "retries",
-        rule: Rule::Narrows,
-        why: "at most the parent's",
-    },
-    KeyRule {
-        key: "max_output",
-        rule: Rule::Narrows,
-        why: "at most the parent's: what the coordinator keeps of its output",
-    },
-    KeyRule {
-        key: "max_file_size",
-        rule: Rule::Narrows,
-        why: "at most the parent's: what the coordinator commits of it",
-    },
-    KeyRule {
-        key: "fuel",
-        rule: Rule::Narrows,
-        why: "at most a WASM parent's fuel; free under another kind of parent (its timeout bounds it)",
-    },
-    KeyRule {
-        key: "max_turns",
-        rule: Rule::Narrows,
-        why: "at most an agent parent's; under another parent, what the plan's [defaults] give",
-    },
-    KeyRule {
-        key: "budget",
-        rule: Rule::Narrows,
-        why: "at most an agent parent's (whose budget covers its whole subtree); under another parent, the plan's [defaults]",
-    },
-    KeyRule {
-        key: "mcp",
-        rule: Rule::Narrows,
-        why: "some of an agent parent's own servers (programs the person running swarm chose, started in the child's own sandbox); left out, the parent's; a request cannot declare servers",
-    },
-    KeyRule {
-        key: "wasm",
-        rule: Rule::Narrows,
-        why: "a module the plan's own tasks run: a request cannot make the coordinator read another file of the host",
-    },
-    KeyRule {
-        key: "agent",
-        rule: Rule::Free,
-        why: "one of the agents the plan declares in [agents] or its own tasks use (programs the person running it chose); a request cannot declare agents. Every agent runs in the sandbox the child inherits; a CLI's one TCP port leads to the gateway only",
-    },
-    KeyRule {
-        key: "output_schema",
-        rule: Rule::Free,
-        why: "what the child's final answer must look like; inline only: a request cannot make the coordinator read a file",
-    },
-    KeyRule {
-        key: "model",
-        rule: Rule::Free,
-        why: "one of the plan's own [models] (endpoints and keys the person running it chose); a request cannot declare models",
-    },
-    KeyRule {
-        key: "id",
-        rule: Rule::Free,
-        why: "becomes `<parent>/<id>`, unique in the run by construction",
-    },
-    KeyRule {
-        key: "deps",
-        rule: Rule::Free,
-        why: "siblings only",
-    },
-    KeyRule {
-        key: "run",
-        rule: Rule::Free,
-        why: "what it does, inside the confinement it inherits",
-    },
-    KeyRule {
-        key: "prompt",
-        rule: Rule::Free,
-        why: "what it does, inside the confinement it inherits",
-    },
-    KeyRule {
-        key: "args",
-        rule: Rule::Free,
-        why: "arguments of its WASM program",
-    },
-    KeyRule {
-        key: "verify",
-        rule: Rule::Free,
-        why: "runs in the child's own sandbox",
-    },
-    KeyRule {
-        key: "env",
-        rule: Rule::Free,
-        why: "values for its own processes, in its own sandbox; the API-key variables are never passed on whatever it says",
-    },
-    KeyRule {
-        key: "repair_rounds",
-        rule: Rule::Free,
-        why: "each round counts against `max_turns` and the budget",
-    },
-    KeyRule {
-        key: "temperature",
-        rule: Rule::Free,
-        why: "sampling only",
-    },
-    KeyRule {
-        key: "sparse",
-        rule: Rule::Free,
-        why: "checks out less; writes are still limited to its paths",
-    },
-    KeyRule {
-        key: "allow_overlap",
-        rule: Rule::Free,
-        why: "a conflict is reported and nothing is lost; it grants no access",
-    },
-    KeyRule {
-        key: "matrix",
-        rule: Rule::Free,
-        why: "each combination is one child, counted against `max_children` and `max_tasks`",
-    },
-    KeyRule {
-        key: "variants",
-        rule: Rule::Refused,
-        why: "experiments are planned up front",
-    },
-    KeyRule {
-        key: "score",
-        rule: Rule::Refused,
-        why: "experiments are planned up front",
-    },
-    KeyRule {
-        key: "score_timeout",
-        rule: Rule::Refused,
-        why: "experiments are planned up front",
-    },
-    KeyRule {
-        key: "pick",
-        rule: Rule::Refused,
-        why: "experiments are planned up front",
-    },
-];
-
-/// The keys a request may not set at all.
-pub fn refused_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.iter()
-        .filter(|k| k.rule == Rule::Refused)
-        .map(|k| k.key)
-}
+pub use super::origin::rules::{
+    SUBTASK as KEYS, Subtask as Rule, SubtaskRule as KeyRule, refused_subtask_keys as refused_keys,
+};
 
 /// What a task's children may be given at most: its own confinement.
 #[derive(Debug, Clone)]
@@ -542,56 +344,5 @@ fn narrower(a: Budget, b: Budget) -> Budget {
     Budget {
         tokens: min_u(a.tokens, b.tokens),
         usd: min_f(a.usd, b.usd),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use super::{KEYS, Rule};
-    use crate::plan::schema::TaskFields;
-
-    /// Every key of a `[[task]]` table has a rule, and every rule a key:
-    /// a new key fails here until someone decides what a subtask may ask
-    /// of it.
-    #[test]
-    fn every_task_key_has_a_rule() {
-        let schema = schemars::schema_for!(TaskFields);
-        let value = serde_json::to_value(&schema).unwrap();
-        let keys: BTreeSet<String> = value["properties"]
-            .as_object()
-            .expect("the task schema has properties")
-            .keys()
-            .cloned()
-            .collect();
-        let ruled: BTreeSet<String> = KEYS.iter().map(|k| k.key.to_string()).collect();
-        let missing: Vec<&String> = keys.difference(&ruled).collect();
-        assert!(
-            missing.is_empty(),
-            "task keys without a rule in plan::ceiling::KEYS: {missing:?}"
-        );
-        let stale: Vec<&String> = ruled.difference(&keys).collect();
-        assert!(
-            stale.is_empty(),
-            "rules for keys that do not exist: {stale:?}"
-        );
-        assert_eq!(KEYS.len(), ruled.len(), "a key has two rules");
-    }
-
-    /// The README's table of what a subtask may ask for lists every key
-    /// with its rule.
-    #[test]
-    fn the_readme_lists_every_rule() {
-        let readme = include_str!("../../../README.md");
-        for k in KEYS {
-            let rule = match k.rule {
-                Rule::Narrows => "may only narrow",
-                Rule::Free => "free",
-                Rule::Refused => "refused",
-            };
-            let row = format!("| `{}` | {rule} |", k.key);
-            assert!(readme.contains(&row), "README lacks the row `{row}`");
-        }
     }
 }

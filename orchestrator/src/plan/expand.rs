@@ -127,7 +127,12 @@ pub const MAX_PLAN_TASKS: usize = 100_000;
 /// goes on with what is valid, so that one `swarm validate` reports every
 /// mistake (in file order, by [`PlanError::bundle`]), not the first. Only a
 /// file that is not a plan at all stops at once.
-pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
+pub(super) fn plan(
+    path: &Path,
+    source: Source,
+    origin: super::origin::Origin,
+    files: super::origin::files::Files,
+) -> Result<Plan, PlanError> {
     let file = parse(&source)?;
     let mut errors = Vec::new();
     let settings = settings::check(path, &source, &file, &mut errors);
@@ -140,7 +145,7 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
     let expanded = matrix(&source, &file, &mut errors);
     let ctx = Ctx {
         source: &source,
-        plan_dir: path.parent().unwrap_or(Path::new("")),
+        files: &files,
         models: &models,
         broken_models: file
             .models
@@ -175,6 +180,8 @@ pub(super) fn plan(path: &Path, source: Source) -> Result<Plan, PlanError> {
     Ok(Plan {
         path: path.to_path_buf(),
         source,
+        origin,
+        files,
         name: settings.name,
         base: file
             .swarm
@@ -808,7 +815,8 @@ pub(super) fn keep<T>(errors: &mut Vec<PlanError>, result: Result<T, PlanError>)
 /// What every task of a plan is resolved against.
 pub(super) struct Ctx<'a> {
     pub source: &'a Source,
-    pub plan_dir: &'a Path,
+    /// How the plan's file names are read.
+    pub files: &'a super::origin::files::Files,
     pub models: &'a BTreeMap<String, ModelConfig>,
     /// `[models.NAME]` tables with errors of their own: a task that uses one
     /// is not reported again.

@@ -16,6 +16,7 @@ mod keys;
 mod matrix;
 pub mod mcp;
 mod models;
+pub mod origin;
 mod render;
 mod run_verify;
 pub mod schema;
@@ -45,6 +46,11 @@ use swarm_protocol::{Isolation, TaskKind};
 pub struct Plan {
     pub path: PathBuf,
     pub source: Source,
+    /// Who the plan came from: the person running swarm, or an untrusted
+    /// origin held to `origin::rules::PLAN`.
+    pub origin: origin::Origin,
+    /// How the file names the plan holds are read (its origin's rules).
+    pub files: origin::files::Files,
     /// The run name (also the integration branch's last component).
     pub name: String,
     pub base: String,
@@ -118,6 +124,8 @@ impl Plan {
         let Plan {
             path,
             source,
+            origin,
+            files,
             name,
             base,
             base_from,
@@ -143,6 +151,8 @@ impl Plan {
         Plan {
             path: path.clone(),
             source: source.clone(),
+            origin: *origin,
+            files: files.clone(),
             name: name.clone(),
             base: base.clone(),
             base_from: base_from.clone(),
@@ -498,7 +508,26 @@ fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> PlanError {
 /// Checks the plan `text`, read from `path` (used for messages and the
 /// default run name).
 pub fn parse(path: &Path, text: String) -> Result<Plan, Box<PlanError>> {
-    expand::plan(path, Source::new(path, text)).map_err(Box::new)
+    parse_with(
+        path,
+        text,
+        origin::Origin::Person,
+        origin::files::Files::beside(path),
+    )
+}
+
+/// Reads and checks the plan `text` from `path`, which came from `origin`,
+/// its file names read as `files` says (a plan from an untrusted origin
+/// reads them inside the repository only). What the plan sets is not
+/// judged here: [`origin::findings`] lists what an untrusted origin may
+/// not set.
+pub fn parse_with(
+    path: &Path,
+    text: String,
+    origin: origin::Origin,
+    files: origin::files::Files,
+) -> Result<Plan, Box<PlanError>> {
+    expand::plan(path, Source::new(path, text), origin, files).map_err(Box::new)
 }
 
 /// Rounds a planned plan that fails its checks goes back to the model,

@@ -15,7 +15,7 @@
 
 pub use crate::ids::{SEPARATOR, child_id, depth, flat, parent_of};
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::Deserialize;
@@ -112,32 +112,7 @@ pub fn resolve(
     let plan_file = expand::parse(&plan.source)?;
     let file: RequestFile =
         toml::from_str(&request.text).map_err(|e| expand::toml_error(request, &e))?;
-    let mut errors = Vec::new();
-    for task in &file.task {
-        let fields = task.get_ref();
-        for (key, span) in [
-            ("variants", fields.variants.as_ref().map(|v| v.span())),
-            ("score", fields.score.as_ref().map(|v| v.span())),
-            (
-                "score_timeout",
-                fields.score_timeout.as_ref().map(|v| v.span()),
-            ),
-            ("pick", fields.pick.as_ref().map(|v| v.span())),
-        ] {
-            if let Some(span) = span {
-                errors.push(
-                    request
-                        .error(
-                            PlanErrorKind::BadValue,
-                            format!("a subtask cannot have `{key}`"),
-                            Some(span),
-                            "not for subtasks",
-                        )
-                        .with_help("experiments are planned up front: remove `variants`, `score`, `score_timeout` and `pick`"),
-                );
-            }
-        }
-    }
+    let mut errors = refused_keys(request);
     if !errors.is_empty() {
         return Err(bundle(errors));
     }
@@ -155,7 +130,7 @@ pub fn resolve(
     let expanded = expand::matrix(request, &as_plan, &mut errors);
     let ctx = Ctx {
         source: request,
-        plan_dir: plan.path.parent().unwrap_or(Path::new("")),
+        files: &plan.files,
         models: &plan.models,
         broken_models: HashSet::new(),
         agents: &plan.agents,
@@ -274,4 +249,46 @@ pub fn messages(error: &PlanError, request: &Source) -> Vec<String> {
         })
         .chain((error.omitted > 0).then(|| format!("... and {} more", error.omitted)))
         .collect()
+}
+
+/// An error for each key of each of `request`'s tables that a subtask may
+/// not set: those `origin::rules::SUBTASK` refuses, and any key it has no
+/// rule for (an allow-list: what is not decided is refused).
+fn refused_keys(request: &Source) -> Vec<PlanError> {
+    use super::origin::rules::{SUBTASK, Subtask};
+    use toml::de::{DeTable, DeValue};
+    let Ok(document) = DeTable::parse(&request.text) else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    let Some(DeValue::Array(tasks)) = document.get_ref().get("task").map(|t| t.get_ref()) else {
+        return errors;
+    };
+    for task in tasks.iter() {
+        let DeValue::Table(table) = task.get_ref() else {
+            continue;
+        };
+        for (key, value) in table.iter() {
+            let key_name: &str = key.get_ref();
+            let help = match SUBTASK.iter().find(|r| r.key == key_name) {
+                Some(r) if r.rule != Subtask::Refused => continue,
+                Some(r) => format!(
+                    "{}: remove `variants`, `score`, `score_timeout` and `pick`",
+                    r.why
+                ),
+                None => "swarm has no rule for what a subtask may ask of it, so none may".into(),
+            };
+            errors.push(
+                request
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("a subtask cannot have `{key_name}`"),
+                        Some(value.span()),
+                        "not for subtasks",
+                    )
+                    .with_help(help),
+            );
+        }
+    }
+    errors
 }

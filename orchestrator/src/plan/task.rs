@@ -266,7 +266,7 @@ fn payload(
             return None;
         }
         [(TaskKind::Command, _, value)] => command(value, combo),
-        [(TaskKind::Wasm, _, value)] => wasm(ctx, fields, value, combo),
+        [(TaskKind::Wasm, _, value)] => wasm(ctx, fields, value, combo, id, errors)?,
         [(TaskKind::Agent, _, value)] => agent(ctx, fields, value, combo, id, span, errors),
     };
     foreign_keys(ctx, fields, &payload, id, span, errors);
@@ -280,13 +280,38 @@ fn command(run: &Spanned<String>, combo: &Values) -> Payload {
     }
 }
 
-/// A WASM task: its program (relative to the plan's directory), arguments
-/// and fuel.
-fn wasm(ctx: &Ctx, fields: &TaskFields, module: &Spanned<String>, combo: &Values) -> Payload {
+/// A WASM task: its program (relative to the plan's directory; inside the
+/// repository for a plan from an untrusted origin), arguments and fuel.
+fn wasm(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    module: &Spanned<String>,
+    combo: &Values,
+    id: &str,
+    errors: &mut Vec<PlanError>,
+) -> Option<Payload> {
     let defaults = ctx.defaults;
     let sub = |s: &str| matrix::substitute(s, combo);
-    Payload::Wasm(Box::new(WasmTask {
-        module: ctx.plan_dir.join(sub(module.get_ref())),
+    let module_path = match ctx.files.program(&sub(module.get_ref())) {
+        Ok(path) => path,
+        Err(why) => {
+            errors.push(
+                ctx.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}`: wasm: {why}"),
+                        Some(module.span()),
+                        "this module",
+                    )
+                    .with_help(
+                        "a plan from outside (a repository's configuration, an MCP client) names modules inside the repository, relative to the plan, reached without a link",
+                    ),
+            );
+            return None;
+        }
+    };
+    Some(Payload::Wasm(Box::new(WasmTask {
+        module: module_path,
         span: module.span(),
         args: fields
             .args
@@ -297,7 +322,7 @@ fn wasm(ctx: &Ctx, fields: &TaskFields, module: &Spanned<String>, combo: &Values
             .map(|a| sub(a))
             .collect(),
         fuel: fields.fuel.or(defaults.fuel),
-    }))
+    })))
 }
 
 /// An agent task: its prompt, its model (which must exist and suit the
@@ -499,19 +524,18 @@ fn output_schema(
             ));
         }
         toml::Value::String(path) => {
-            let file = ctx.plan_dir.join(path);
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+            let bytes = ctx.files.read_schema(path).map_err(|e| {
                 bad(
-                    format!("task `{id}`: read output_schema `{}`: {e}", file.display()),
-                    "give a JSON Schema file relative to the plan's directory, or an inline table",
+                    format!("task `{id}`: output_schema: {e}"),
+                    match ctx.files.is_confined() {
+                        true => "a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file inside the repository, relative to the plan, reached without a link; or give it inline, as a table",
+                        false => "give a JSON Schema file relative to the plan's directory, or an inline table",
+                    },
                 )
             })?;
-            serde_json::from_str(&text).map_err(|e| {
+            serde_json::from_slice(&bytes).map_err(|e| {
                 bad(
-                    format!(
-                        "task `{id}`: output_schema `{}` is not JSON: {e}",
-                        file.display()
-                    ),
+                    format!("task `{id}`: output_schema `{path}` is not JSON: {e}"),
                     "write the schema as JSON",
                 )
             })?

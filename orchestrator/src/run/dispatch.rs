@@ -149,6 +149,7 @@ impl<'o> Dispatcher<'o> {
         let base_commit = prepared.base_commit;
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
+        let origin = crate::plan::origin::recorded(&prepared.plan);
         let plan_tasks = prepared.plan.tasks.len();
         // Before the tasks leave the plan: the spawner reads the WASM
         // modules a subtask may run from them.
@@ -174,6 +175,7 @@ impl<'o> Dispatcher<'o> {
             concurrency: dispatcher.concurrency,
             tasks: infos,
             worktrees: Some(home.path().display().to_string()),
+            origin,
         })?;
         dispatcher.find_slots()?;
         dispatcher.announce_ready()?;

@@ -260,6 +260,21 @@ pub struct RunArgs {
     /// (`--only a b` or `--only a,b`).
     #[arg(long, value_name = "ID", num_args = 1.., value_delimiter = ',')]
     pub only: Vec<String>,
+    /// For `swarm mcp`: the plan came from an untrusted origin (`mcp`). It
+    /// is held here, in the process that runs it, to what that origin may
+    /// set, and must be the copy `swarm mcp` kept of it.
+    #[arg(long, hide = true, value_name = "ORIGIN", conflicts_with = "goal")]
+    pub origin: Option<String>,
+    /// With --origin: the directory inside the repository the plan's file
+    /// names are relative to.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "DIR",
+        requires = "origin",
+        default_value = ""
+    )]
+    pub files_dir: String,
     #[command(flatten)]
     pub drive: Drive,
 }
@@ -295,7 +310,7 @@ pub struct Drive {
 }
 
 /// Model traffic kept in cassettes, or served from them.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct TapeArgs {
     /// Record every model exchange (requests without credentials, answers
     /// event by event) as one JSONL cassette per task attempt in DIR.
@@ -587,15 +602,31 @@ pub(crate) fn base_failure(plan: &Plan, e: RunError) -> Failure {
 
 pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let plan = load_plan(cwd, path)?;
+    let mut stdout = std::io::stdout().lock();
+    let warnings = validation(cwd, &plan, &path.display().to_string(), &mut stdout)?;
+    drop(stdout);
+    crate::output::print_plan_warnings(&warnings);
+    Ok(exit::SUCCESS)
+}
+
+/// What `swarm validate` says of the checked `plan` (shown as `shown`),
+/// into `out`: its shape, its grants, its weakenings and where its keys
+/// go; its warnings are returned. For the command line and `swarm mcp`.
+pub(crate) fn validation(
+    cwd: &Path,
+    plan: &Plan,
+    shown: &str,
+    out: &mut dyn std::io::Write,
+) -> Result<Vec<plan::PlanError>, Failure> {
     let host = crate::host::current();
-    swarm_orchestrator::assemble::wasm_engine(&plan, 1, &host)?;
-    swarm_orchestrator::assemble::agents::agent_programs(&plan, &host)?;
-    swarm_orchestrator::assemble::mcp_programs(&plan, &host)?;
+    swarm_orchestrator::assemble::wasm_engine(plan, 1, &host)?;
+    swarm_orchestrator::assemble::agents::agent_programs(plan, &host)?;
+    swarm_orchestrator::assemble::mcp_programs(plan, &host)?;
     let repo = open_repo(cwd)?;
     let base = repo
         .resolve(&plan.base)
         .map_err(|e| base_failure(&plan, e.into()))?;
-    crate::drive::check_meaning(&repo, base, &plan)?;
+    let mut warnings = crate::drive::meaning(&repo, base, plan)?;
     let graph = TaskGraph::new(&plan.tasks);
     let roots = swarm_orchestrator::ids::TaskIndex::all(graph.len())
         .filter(|&i| graph.deps(i).next().is_none())
@@ -622,36 +653,38 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
             )
         }
     };
-    println!(
+    let _ = writeln!(
+        out,
         "{}: ok: {tasks}, {} without dependencies, longest chain {}, base {} ({})",
-        path.display(),
+        shown,
         roots,
         longest,
         plan.base,
         &base.to_string()[..12]
     );
     let granted =
-        swarm_orchestrator::assemble::grants::grants(&plan, &host).map_err(Failure::Plan)?;
-    crate::output::print_plan_warnings(&granted.warnings);
+        swarm_orchestrator::assemble::grants::grants(plan, &host).map_err(Failure::Plan)?;
+    warnings.extend(granted.warnings);
     let root =
-        swarm_orchestrator::assemble::grants::worktree_root(&plan, &host).map_err(Failure::Plan)?;
+        swarm_orchestrator::assemble::grants::worktree_root(plan, &host).map_err(Failure::Plan)?;
     let home = swarm_orchestrator::worktree_home::WorktreeHome::path_for(&root, &repo);
-    crate::output::print_grants(
+    crate::output::write_grants(
+        out,
         &granted.read_paths,
         &granted.toolchains,
         plan.caches.then_some(home.as_path()),
     );
-    println!("worktrees         {}", home.display());
+    let _ = writeln!(out, "worktrees         {}", home.display());
     // What the plan grants beyond swarm's defaults, and where each key
     // goes: the user named the plan, so it is theirs, but said plainly.
     let weakened = swarm_orchestrator::trust::weakenings(&plan.source, &plan.models);
     for line in crate::trust_cmd::weakening_lines(&plan.source, &weakened) {
-        println!("weakens           {line}");
+        let _ = writeln!(out, "weakens           {line}");
     }
     for line in crate::trust_cmd::key_lines(&plan.models) {
-        println!("model key         {line}");
+        let _ = writeln!(out, "model key         {line}");
     }
-    Ok(exit::SUCCESS)
+    Ok(warnings)
 }
 
 pub(crate) fn graph(

@@ -18,42 +18,13 @@ pub(crate) fn compare(
     task: &str,
     diff: Option<&[String]>,
 ) -> Result<i32, Failure> {
-    let repo = open_repo(cwd)?;
-    let (run, report) = load_report(&repo, Some(run))?;
-    // `speedup@2` means its experiment.
-    let task = report
-        .tasks
-        .iter()
-        .find(|t| t.id == task)
-        .and_then(|t| t.variant_of.as_deref())
-        .unwrap_or(task);
-    let variants: Vec<&TaskReport> = report
-        .tasks
-        .iter()
-        .filter(|t| t.variant_of.as_deref() == Some(task))
-        .collect();
-    if variants.is_empty() {
-        let experiments: Vec<&str> = report
-            .tasks
-            .iter()
-            .filter_map(|t| t.variant_of.as_deref())
-            .collect();
-        let help = match experiments.first() {
-            Some(_) => {
-                let mut names = experiments;
-                names.dedup();
-                format!("its experiments: {}", names.join(", "))
-            }
-            None => "a task with `variants = N` in its plan is an experiment".to_string(),
-        };
-        return Err(Failure::Invalid(anyhow!(
-            "compare the variants of `{task}` in run `{run}`: it is no experiment\nhelp: {help}"
-        )));
-    }
+    let found = Experiment::find(cwd, run, task)?;
+    let variants = found.variants();
     if let Some([a, b]) = diff {
-        let from = pick(&run, task, &variants, a)?;
-        let to = pick(&run, task, &variants, b)?;
-        let patch = repo
+        let from = pick(&found.run, &found.task, &variants, a)?;
+        let to = pick(&found.run, &found.task, &variants, b)?;
+        let patch = found
+            .repo
             .patch(from, to)
             .map_err(|e| Failure::Internal(anyhow!("failed to {e}")))?;
         let mut out = std::io::stdout().lock();
@@ -68,8 +39,78 @@ pub(crate) fn compare(
         written.map_err(|e| Failure::Internal(e.into()))?;
         return Ok(swarm_orchestrator::exit::SUCCESS);
     }
-    print!("{}", escape::text(&table(&report, task, &variants)));
+    print!("{}", found.ranking());
     Ok(swarm_orchestrator::exit::SUCCESS)
+}
+
+/// `swarm compare RUN TASK` as text: the ranking of an experiment (what
+/// `swarm mcp` answers with).
+pub(crate) fn compare_text(cwd: &Path, run: &str, task: &str) -> Result<String, Failure> {
+    Experiment::find(cwd, run, task).map(|found| found.ranking())
+}
+
+/// An experiment of a run, found by its task's id or one of its
+/// variants' (`speedup@2`).
+struct Experiment {
+    repo: swarm_orchestrator::git::Repo,
+    run: String,
+    report: RunReport,
+    task: String,
+}
+
+impl Experiment {
+    fn find(cwd: &Path, run: &str, task: &str) -> Result<Self, Failure> {
+        let repo = open_repo(cwd)?;
+        let (run, report) = load_report(&repo, Some(run))?;
+        // `speedup@2` means its experiment.
+        let task = report
+            .tasks
+            .iter()
+            .find(|t| t.id == task)
+            .and_then(|t| t.variant_of.clone())
+            .unwrap_or_else(|| task.to_string());
+        if !report
+            .tasks
+            .iter()
+            .any(|t| t.variant_of.as_deref() == Some(&task))
+        {
+            let experiments: Vec<&str> = report
+                .tasks
+                .iter()
+                .filter_map(|t| t.variant_of.as_deref())
+                .collect();
+            let help = match experiments.first() {
+                Some(_) => {
+                    let mut names = experiments;
+                    names.dedup();
+                    format!("its experiments: {}", names.join(", "))
+                }
+                None => "a task with `variants = N` in its plan is an experiment".to_string(),
+            };
+            return Err(Failure::Invalid(anyhow!(
+                "compare the variants of `{task}` in run `{run}`: it is no experiment\nhelp: {help}"
+            )));
+        }
+        Ok(Self {
+            repo,
+            run,
+            report,
+            task,
+        })
+    }
+
+    fn variants(&self) -> Vec<&TaskReport> {
+        self.report
+            .tasks
+            .iter()
+            .filter(|t| t.variant_of.as_deref() == Some(&self.task))
+            .collect()
+    }
+
+    /// The ranking table, control characters escaped.
+    fn ranking(&self) -> String {
+        escape::text(&table(&self.report, &self.task, &self.variants())).into_owned()
+    }
 }
 
 /// The ranking the run recorded, or each variant's state so far.

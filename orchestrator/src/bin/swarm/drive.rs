@@ -71,7 +71,10 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
             )));
         }
     };
-    let mut plan = load_plan(cwd, &plan_file)?;
+    let mut plan = match &args.origin {
+        None => load_plan(cwd, &plan_file)?,
+        Some(origin) => untrusted_plan(cwd, &plan_file, origin, &args.files_dir)?,
+    };
     if !args.only.is_empty() {
         plan.select(&args.only)
             .map_err(|e| Failure::Invalid(anyhow!("{e}")))?;
@@ -92,6 +95,32 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
             worktrees: args.worktrees.map(|dir| cwd.join(dir)),
         },
     )
+}
+
+/// The plan at `path` that `swarm mcp` kept for a client (`origin`),
+/// checked again here, in the process that runs it.
+fn untrusted_plan(cwd: &Path, path: &Path, origin: &str, dir: &str) -> Result<Plan, Failure> {
+    let origin = plan::origin::Origin::from_name(origin)
+        .filter(|o| o.is_untrusted())
+        .ok_or_else(|| Failure::Invalid(anyhow!("run: --origin takes `mcp`, not `{origin}`")))?;
+    let repo = open_repo(cwd)?;
+    let root = canonical_root(&repo)?;
+    let received = crate::received::Received::stored(&root, &cwd.join(path), dir)
+        .map_err(|e| Failure::Invalid(anyhow!("run the plan from {}: {e}", origin.as_str())))?;
+    received
+        .plan(&root, &cwd.join(path), origin)
+        .map_err(Failure::Plan)
+}
+
+/// The repository's root, links resolved: where an untrusted plan's file
+/// names are read inside.
+pub(crate) fn canonical_root(repo: &swarm_orchestrator::git::Repo) -> Result<PathBuf, Failure> {
+    repo.workdir.canonicalize().map_err(|e| {
+        Failure::Internal(anyhow!(
+            "resolve the repository {}: {e}",
+            repo.workdir.display()
+        ))
+    })
 }
 
 /// `swarm resume`: the run's saved plan, driven again from where it was.
@@ -133,18 +162,42 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
     // plan was, as when the run started.
     let started = journal::run_started(&run_dir.join(swarm_orchestrator::layout::JOURNAL))
         .and_then(|e| match e.body {
-            swarm_protocol::EventBody::RunStarted { plan, tasks, .. } => {
-                Some((PathBuf::from(plan), tasks))
-            }
+            swarm_protocol::EventBody::RunStarted {
+                plan,
+                tasks,
+                origin,
+                ..
+            } => Some((PathBuf::from(plan), tasks, origin)),
             _ => None,
         });
-    let (original, tasks) = match started {
-        Some((plan, tasks)) => (plan, Some(tasks)),
-        None => (saved, None),
+    let (original, tasks, origin) = match started {
+        Some((plan, tasks, origin)) => (plan, Some(tasks), origin),
+        None => (saved, None, None),
     };
     // Absolute, as `swarm run` makes it: jobs on cluster nodes read the
     // plan's relative paths from it too.
-    let mut plan = plan::parse(&cwd.join(&original), text).map_err(Failure::Plan)?;
+    let mut plan = match origin {
+        None => plan::parse(&cwd.join(&original), text).map_err(Failure::Plan)?,
+        // A plan that came from an untrusted origin is held to its rules
+        // again: what was refused then is refused now.
+        Some(recorded) => {
+            let origin = plan::origin::Origin::from_name(&recorded.origin)
+                .filter(|o| o.is_untrusted())
+                .ok_or_else(|| {
+                    Failure::Invalid(anyhow!(
+                        "resume run `{run}`: its journal names an origin swarm does not know (`{}`)",
+                        recorded.origin
+                    ))
+                })?;
+            let root = canonical_root(&repo)?;
+            let mut received = crate::received::Received::from_text(text)
+                .map_err(|e| Failure::Invalid(anyhow!("resume run `{run}`: {e}")))?;
+            received.dir = recorded.files_dir;
+            received
+                .plan(&root, &cwd.join(&original), origin)
+                .map_err(Failure::Plan)?
+        }
+    };
     plan.source.name = original.display().to_string();
     // A run started with `--only` runs the tasks its journal announced.
     if let Some(tasks) = tasks
@@ -410,7 +463,7 @@ pub(crate) fn drive(
 pub(crate) fn weakened(plan: &Plan, worktrees_given: bool) -> Vec<String> {
     let found: Vec<_> = swarm_orchestrator::trust::weakenings(&plan.source, &plan.models)
         .into_iter()
-        .filter(|w| match (w.table.as_str(), w.key) {
+        .filter(|w| match (w.table.as_str(), w.key.as_str()) {
             ("[swarm]", "sandbox") => plan.sandbox == SandboxMode::None,
             ("[swarm]", "worktrees") => !worktrees_given,
             ("[executor]", "kind") => plan.executor != plan::Executor::Local,
@@ -484,6 +537,18 @@ pub(crate) fn check_meaning(
     base: git2::Oid,
     plan: &Plan,
 ) -> Result<(), Failure> {
+    let warnings = meaning(repo, base, plan)?;
+    crate::output::print_plan_warnings(&warnings);
+    Ok(())
+}
+
+/// The plan's checks against the repository at `base`: its errors as a
+/// failure, else its warnings.
+pub(crate) fn meaning(
+    repo: &swarm_orchestrator::git::Repo,
+    base: git2::Oid,
+    plan: &Plan,
+) -> Result<Vec<swarm_orchestrator::plan::PlanError>, Failure> {
     // A plan a person wrote (or chose to run): overlapping writers are a
     // warning, as git merges disjoint changes and reports a conflict.
     let limits = swarm_orchestrator::plan::semantic::Limits {
@@ -491,9 +556,8 @@ pub(crate) fn check_meaning(
         ..Default::default()
     };
     let found = run::check_plan(repo, base, plan, limits).map_err(invalid_or_internal)?;
-    crate::output::print_plan_warnings(&found.warnings);
     match swarm_orchestrator::plan::PlanError::bundle(found.errors) {
         Some(error) => Err(Failure::Plan(Box::new(error))),
-        None => Ok(()),
+        None => Ok(found.warnings),
     }
 }

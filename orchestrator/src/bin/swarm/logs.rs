@@ -26,7 +26,7 @@ enum Mode {
 }
 
 impl Mode {
-    fn write(self, out: &mut impl Write, bytes: &[u8]) {
+    fn write(self, out: &mut dyn Write, bytes: &[u8]) {
         let _ = match self {
             Self::Raw => out.write_all(bytes),
             Self::Escaped => out.write_all(escape::bytes(bytes).as_bytes()),
@@ -53,7 +53,6 @@ pub fn logs(
     show: Show,
     raw: bool,
 ) -> Result<i32, Failure> {
-    let follow = show == Show::Follow;
     let mode = if raw {
         use std::io::IsTerminal as _;
         if std::io::stdout().is_terminal() {
@@ -66,6 +65,53 @@ pub fn logs(
     } else {
         Mode::Escaped
     };
+    logs_to(
+        workdir,
+        run_name,
+        task,
+        attempt,
+        show,
+        mode,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )
+}
+
+/// A task's logs, with control characters escaped, into `out` (notes such
+/// as "no output" into `err`): what `swarm mcp` answers with.
+pub fn logs_text(
+    workdir: &Path,
+    run_name: &str,
+    task: &str,
+    attempt: Option<u32>,
+) -> Result<String, Failure> {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    logs_to(
+        workdir,
+        run_name,
+        task,
+        attempt,
+        Show::Output,
+        Mode::Escaped,
+        &mut out,
+        &mut err,
+    )?;
+    out.extend_from_slice(&err);
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn logs_to(
+    workdir: &Path,
+    run_name: &str,
+    task: &str,
+    attempt: Option<u32>,
+    show: Show,
+    mode: Mode,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let follow = show == Show::Follow;
     let dir = report::run_dir(workdir, run_name);
     let (events, skipped) = journal::read_tolerant(&dir.join(swarm_orchestrator::layout::JOURNAL))
         .map_err(|e| {
@@ -83,14 +129,18 @@ pub fn logs(
         .join(swarm_orchestrator::layout::PLANNER_TRANSCRIPT);
     let planner_asked = task == "plan" && !folded.tasks.iter().any(|t| t.id == task);
     if let (true, Show::Cassette(dir)) = (planner_asked, &show) {
-        return cassette(&dir.join(ReelId::Planner.file()), "the planner", mode);
+        return cassette(
+            &dir.join(ReelId::Planner.file()),
+            "the planner",
+            mode,
+            stdout,
+        );
     }
     if planner_asked && planner.is_file() {
         let text = std::fs::read_to_string(&planner).map_err(|e| {
             Failure::Invalid(anyhow!("show the planner's log of run `{run_name}`: {e}"))
         })?;
-        let mut stdout = std::io::stdout().lock();
-        mode.write(&mut stdout, render_transcript(&text).as_bytes());
+        mode.write(stdout, render_transcript(&text).as_bytes());
         return Ok(swarm_orchestrator::exit::SUCCESS);
     }
     // `swarm logs RUN replan`: every change the replanner made to the
@@ -102,8 +152,7 @@ pub fn logs(
                 "show the replans of run `{run_name}`: it replanned nothing (`replan` in [swarm] allows it)"
             )));
         }
-        let mut stdout = std::io::stdout().lock();
-        mode.write(&mut stdout, text.as_bytes());
+        mode.write(stdout, text.as_bytes());
         return Ok(swarm_orchestrator::exit::SUCCESS);
     }
     let Some(t) = folded.tasks.iter().find(|t| t.id == task) else {
@@ -145,14 +194,14 @@ pub fn logs(
             &dir.join(id.file()),
             &format!("task `{task}`, attempt {attempt}"),
             mode,
+            stdout,
         );
     }
     let (out, err) = report::log_paths(&dir, task, attempt);
     let (verify_out, verify_err) = report::verify_log_paths(&dir, task, attempt);
     let transcript = run::transcript_path(&dir, task, attempt);
-    let mut stdout = std::io::stdout().lock();
     if follow {
-        return follow_log(&mut stdout, &dir, task, &out, mode)
+        return follow_log(stdout, &dir, task, &out, mode)
             .map(|()| swarm_orchestrator::exit::SUCCESS);
     }
     // A command makes its logs when it first prints, and a failed command
@@ -173,17 +222,17 @@ pub fn logs(
     if transcript.exists() {
         let text = std::fs::read_to_string(&transcript).unwrap_or_default();
         shown |= !text.is_empty();
-        mode.write(&mut stdout, render_transcript(&text).as_bytes());
+        mode.write(stdout, render_transcript(&text).as_bytes());
     } else {
         let text = std::fs::read(&out).unwrap_or_default();
         shown |= !text.is_empty();
-        mode.write(&mut stdout, &text);
+        mode.write(stdout, &text);
     }
     let err_text = std::fs::read(&err).unwrap_or_default();
     shown |= !err_text.is_empty();
     if !err_text.is_empty() {
         let _ = writeln!(stdout, "--- stderr");
-        mode.write(&mut stdout, &err_text);
+        mode.write(stdout, &err_text);
     }
     // `verify`'s output, apart from the command's.
     for (path, name) in [
@@ -194,19 +243,22 @@ pub fn logs(
         if !text.is_empty() {
             shown = true;
             let _ = writeln!(stdout, "--- {name}");
-            mode.write(&mut stdout, &text);
+            mode.write(stdout, &text);
         }
     }
     if !shown {
         // On stderr, so that a pipe of the output gets the output only.
-        eprintln!("(no output: attempt {attempt} of task `{task}` printed nothing)");
+        let _ = writeln!(
+            stderr,
+            "(no output: attempt {attempt} of task `{task}` printed nothing)"
+        );
     }
     Ok(swarm_orchestrator::exit::SUCCESS)
 }
 
 /// Prints `log` as it grows until the task `task` has finished.
 fn follow_log(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     dir: &Path,
     task: &str,
     log: &PathBuf,
@@ -266,15 +318,14 @@ fn clip(text: &str, max: usize) -> String {
 }
 
 /// Prints the cassette at `path` (of `whose` calls) for people.
-fn cassette(path: &Path, whose: &str, mode: Mode) -> Result<i32, Failure> {
+fn cassette(path: &Path, whose: &str, mode: Mode, out: &mut dyn Write) -> Result<i32, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::Invalid(anyhow!(
             "show the cassette of {whose}: {}: {e}\nhelp: --cassette names the directory a run was recorded to (`swarm run --record DIR`)",
             path.display()
         ))
     })?;
-    let mut stdout = std::io::stdout().lock();
-    mode.write(&mut stdout, crate::cassette_view::render(&text).as_bytes());
+    mode.write(out, crate::cassette_view::render(&text).as_bytes());
     Ok(swarm_orchestrator::exit::SUCCESS)
 }
 

@@ -14,6 +14,7 @@ mod mcp;
 mod node;
 mod output;
 mod plan_cmd;
+mod received;
 mod resolve;
 mod runs;
 mod trust_cmd;

@@ -4,19 +4,25 @@
 //! task's logs, compare an experiment's variants, cancel and resume. Built
 //! on the official SDK (`rmcp`).
 //!
-//! A front end beside the command line, over the same code: the queries
-//! read the journal through the library (`journal`, `report::fold`), and
-//! what the command line does (validate, plan, run, resume, logs, compare,
-//! runs) is that very command, this binary run again in the repository the
-//! server was started in. A run started here is an ordinary run: `swarm
-//! status`, `resume` and `clean` see it.
+//! A front end beside the command line, over the same code: what the
+//! command line does (validate, plan, logs, compare, runs, status) is
+//! called in this process, as the library and the command's own functions;
+//! only a run (and a resume) goes on in a `swarm run` of its own, detached,
+//! so that it outlives the client's session. A run started here is an
+//! ordinary run: `swarm status`, `resume` and `clean` see it.
 //!
-//! What a client cannot do: name another repository (every path is taken
-//! inside the one given by `-C`, links resolved, and refused outside it);
-//! weaken the sandbox (a plan that grants more than swarm's defaults, as
-//! `swarm validate` lists, is refused: its author runs it with `swarm run`);
-//! pass flags of its own to the commands; block the server (runs go on in
-//! processes of their own; a wait for a run is bounded).
+//! An agent driving swarm is an untrusted origin (`plan::origin`). What a
+//! client cannot do: name another repository or a file outside this one
+//! (a plan's path, and every file a plan names, is read inside the
+//! repository given by `-C`, without following a link); send a plan that
+//! sets more than swarm's defaults allow (no sandbox off, no network, no
+//! key or call sent elsewhere, no program of its own: each refused with
+//! its line, for its author to run with `swarm run`); have a checked plan
+//! swapped before it runs (the bytes checked are kept under their own
+//! hash, read-only, and the run checks them again); turn its strings into
+//! command-line flags (run names and task ids are checked, and reach a
+//! child only as `--flag=value` after checking); block the server (a wait
+//! for a run is bounded).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -36,10 +42,12 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt as _, schemars, tool, tool_handler};
 use serde::Deserialize;
 use swarm_orchestrator::git::Repo;
+use swarm_orchestrator::plan::origin::Origin;
 use swarm_orchestrator::report::{self, RunState};
 use swarm_orchestrator::{escape, journal, layout, run};
 
 use crate::Failure;
+use crate::received::Received;
 
 /// Most bytes of a command's output a tool gives back.
 const MAX_OUTPUT: usize = 64 << 10;
@@ -55,7 +63,7 @@ pub fn mcp(cwd: &Path) -> Result<i32, Failure> {
         .context("find the swarm binary to run commands with")
         .map_err(Failure::Internal)?;
     let server = Swarm {
-        root: repo.workdir.clone(),
+        root: crate::drive::canonical_root(&repo)?,
         repo,
         program,
         started: Arc::new(Mutex::new(BTreeSet::new())),
@@ -84,7 +92,8 @@ pub fn mcp(cwd: &Path) -> Result<i32, Failure> {
 #[derive(Clone)]
 struct Swarm {
     repo: Repo,
-    /// The repository's root, as the client's paths are taken from it.
+    /// The repository's root, links resolved: the client's paths are
+    /// taken from it, and read inside it.
     root: PathBuf,
     /// This binary, which runs the commands.
     program: PathBuf,
@@ -99,7 +108,8 @@ struct PlanArg {
     /// A plan file in the repository, relative to its root.
     #[serde(default)]
     path: Option<String>,
-    /// Or the plan's TOML itself (kept in `.swarm/mcp/plans/`).
+    /// Or the plan's TOML itself (its file names are relative to the
+    /// repository's root).
     #[serde(default)]
     text: Option<String>,
 }
@@ -192,18 +202,28 @@ impl Swarm {
         &self,
         Parameters(arg): Parameters<PlanArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        let path = match self.plan_file(&arg, None) {
-            Ok(p) => p,
+        let received = match self.receive(&arg) {
+            Ok(r) => r,
             Err(why) => return refused(why),
         };
-        let out = self
-            .swarm(&["validate", &path.display().to_string()])
-            .await?;
-        let shown = escape::text(&format!("{}{}", out.stdout, out.stderr)).to_string();
-        match out.code {
-            0 => text(shown),
-            _ => refused(shown),
-        }
+        let root = self.root.clone();
+        blocking(move || {
+            let path = root.join(&received.shown);
+            let plan = match received.plan(&root, &path, Origin::Mcp) {
+                Ok(plan) => plan,
+                Err(e) => return refused(failed(&Failure::Plan(e))),
+            };
+            let mut out = Vec::new();
+            match crate::cli::validation(&root, &plan, &received.shown, &mut out) {
+                Ok(warnings) => {
+                    let mut shown = String::from_utf8_lossy(&out).into_owned();
+                    shown.push_str(&crate::output::plan_warnings(&warnings, false));
+                    text(escape::text(&shown).into_owned())
+                }
+                Err(e) => refused(failed(&e)),
+            }
+        })
+        .await?
     }
 
     #[tool(
@@ -213,7 +233,7 @@ impl Swarm {
         &self,
         Parameters(arg): Parameters<GoalArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        let dir = self.state_dir(&["mcp", "plans"])?;
+        let dir = self.state_dir(&[layout::MCP, GOALS])?;
         let name = slug(&arg.goal);
         let file = (1..)
             .map(|n| match n {
@@ -222,25 +242,35 @@ impl Swarm {
             })
             .find(|p| p.symlink_metadata().is_err())
             .unwrap_or_else(|| dir.join(format!("{name}.toml")));
-        let file_arg = file.display().to_string();
-        let mut args = vec!["plan", arg.goal.as_str(), "-o", file_arg.as_str()];
-        let model;
-        if let Some(m) = &arg.model {
-            model = m.clone();
-            args.extend(["--model", model.as_str()]);
-        }
-        let max;
-        if let Some(n) = arg.max_tasks {
-            max = n.to_string();
-            args.extend(["--max-tasks", max.as_str()]);
-        }
-        let out = self.swarm(&args).await?;
-        if out.code != 0 {
-            return refused(escape::text(&out.stderr).to_string());
+        let args = crate::plan_cmd::PlanArgs {
+            goal: arg.goal,
+            output: file.clone(),
+            force: false,
+            base: None,
+            planner: crate::plan_cmd::PlannerArgs {
+                model: arg.model,
+                max_tasks: arg
+                    .max_tasks
+                    .map_or(swarm_orchestrator::planner::DEFAULT_MAX_TASKS, |n| {
+                        n as usize
+                    }),
+                config: None,
+                trust: false,
+            },
+            tape: crate::cli::TapeArgs::default(),
+        };
+        let root = self.root.clone();
+        let planned = blocking(move || crate::plan_cmd::plan_cmd(&root, args)).await?;
+        if let Err(e) = planned {
+            return refused(failed(&e));
         }
         let plan = std::fs::read_to_string(&file).map_err(|e| internal(&file, e))?;
         let shown = file.strip_prefix(&self.root).unwrap_or(&file);
-        text(format!("# written to {}\n{plan}", shown.display()))
+        text(format!(
+            "# written to {}\n{}",
+            shown.display(),
+            escape::text(&plan)
+        ))
     }
 
     #[tool(
@@ -255,17 +285,35 @@ impl Swarm {
         {
             return refused(format!("start a run named `{name}`: {e}"));
         }
-        let path = match self.plan_file(&arg.plan, arg.name.as_deref()) {
-            Ok(p) => p,
+        let received = match self.receive(&arg.plan) {
+            Ok(r) => r,
             Err(why) => return refused(why),
         };
-        if let Err(why) = self.check_not_weakened(&path) {
-            return refused(why);
-        }
-        let wanted = arg.name.clone().unwrap_or_else(|| {
-            path.file_stem()
-                .map_or_else(|| "run".into(), |s| slug(&s.to_string_lossy()))
-        });
+        // Checked here, in the process that answers the client, and kept
+        // as the bytes that were checked: the run reads those, and checks
+        // them again itself.
+        let root = self.root.clone();
+        let only = arg.only.clone();
+        let checked = blocking(move || -> Result<(Received, PathBuf, String), String> {
+            let path = root.join(&received.shown);
+            let mut plan = received
+                .plan(&root, &path, Origin::Mcp)
+                .map_err(|e| failed(&Failure::Plan(e)))?;
+            if !only.is_empty() {
+                plan.select(&only).map_err(|e| e.to_string())?;
+            }
+            let stored = received.store(&root)?;
+            let stem = path
+                .file_stem()
+                .map_or_else(|| "run".into(), |s| slug(&s.to_string_lossy()));
+            Ok((received, stored, stem))
+        })
+        .await?;
+        let (received, stored, stem) = match checked {
+            Ok(c) => c,
+            Err(why) => return refused(why),
+        };
+        let wanted = arg.name.clone().unwrap_or(stem);
         let name = {
             let mut started = self
                 .started
@@ -279,15 +327,20 @@ impl Swarm {
             started.insert(name.clone());
             name
         };
+        // Nothing here is a string of the client's as it came: the plan is
+        // named by its hash, the name and the ids were checked.
         let mut args = vec![
             "run".to_string(),
-            path.display().to_string(),
-            "--name".into(),
-            name.clone(),
+            stored.display().to_string(),
+            format!("--origin={}", Origin::Mcp.as_str()),
+            format!("--name={name}"),
             "-q".into(),
         ];
+        if !received.dir.is_empty() {
+            args.push(format!("--files-dir={}", received.dir));
+        }
         for id in &arg.only {
-            args.extend(["--only".into(), id.clone()]);
+            args.push(format!("--only={id}"));
         }
         self.detached(&name, &args)?;
         text(format!(
@@ -343,12 +396,16 @@ impl Swarm {
         &self,
         Parameters(arg): Parameters<TaskArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        let attempt = arg.attempt.map(|n| n.to_string());
-        let mut args = vec!["logs", arg.run.as_str(), arg.task.as_str()];
-        if let Some(n) = &attempt {
-            args.extend(["--attempt", n.as_str()]);
+        let run = match self.run_name(Some(&arg.run)) {
+            Ok(r) => r,
+            Err(why) => return refused(why),
+        };
+        let root = self.root.clone();
+        let logs = blocking(move || crate::logs::logs_text(&root, &run, &arg.task, arg.attempt));
+        match logs.await? {
+            Ok(logs) => text(bounded(logs.as_bytes())),
+            Err(e) => refused(failed(&e)),
         }
-        self.answer(&args).await
     }
 
     #[tool(description = "An experiment's variants ranked (a task with `variants`).")]
@@ -356,12 +413,28 @@ impl Swarm {
         &self,
         Parameters(arg): Parameters<TaskArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.answer(&["compare", &arg.run, &arg.task]).await
+        let run = match self.run_name(Some(&arg.run)) {
+            Ok(r) => r,
+            Err(why) => return refused(why),
+        };
+        let root = self.root.clone();
+        match blocking(move || crate::compare::compare_text(&root, &run, &arg.task)).await? {
+            Ok(table) => text(table),
+            Err(e) => refused(failed(&e)),
+        }
     }
 
     #[tool(description = "Every run of the repository, newest first, as JSON.")]
     async fn list_runs(&self) -> Result<CallToolResult, ErrorData> {
-        self.answer(&["runs", "--json"]).await
+        let root = self.root.clone();
+        let listed = blocking(move || {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            crate::runs::runs_to(&root, true, &mut out, &mut err).map(|_| out)
+        });
+        match listed.await? {
+            Ok(out) => text(String::from_utf8_lossy(&out).into_owned()),
+            Err(e) => refused(failed(&e)),
+        }
     }
 
     #[tool(
@@ -418,10 +491,13 @@ impl Swarm {
         if run::is_driven(&report::run_dir(&self.root, &run)) {
             return refused(format!("resume run `{run}`: it is running"));
         }
-        let mut args = vec!["resume".to_string(), run.clone(), "-q".into()];
+        let mut args = vec!["resume".to_string(), "-q".into()];
         if arg.retry_failed {
             args.push("--retry-failed".into());
         }
+        // The name was checked; after `--` it is the run's name whatever
+        // it holds.
+        args.extend(["--".into(), run.clone()]);
         self.detached(&run, &args)?;
         text(format!("run `{run}` resumed; follow it with run_status"))
     }
@@ -500,56 +576,18 @@ impl ServerHandler for Swarm {
     }
 }
 
-/// What a command printed and how it ended.
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn internal(path: &Path, e: impl std::fmt::Display) -> ErrorData {
     ErrorData::internal_error(format!("read {}: {e}", path.display()), None)
 }
 
 impl Swarm {
-    /// Runs this binary with `args` in the repository, to its end.
-    async fn swarm(&self, args: &[&str]) -> Result<Ran, ErrorData> {
-        let out = tokio::process::Command::new(&self.program)
-            .arg("-C")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(|e| ErrorData::internal_error(format!("run swarm {}: {e}", args[0]), None))?;
-        Ok(Ran {
-            code: out.status.code().unwrap_or(-1),
-            stdout: bounded(&out.stdout),
-            stderr: bounded(&out.stderr),
-        })
-    }
-
-    /// A command's stdout as the tool's answer, or its stderr as the
-    /// tool's error.
-    async fn answer(&self, args: &[&str]) -> Result<CallToolResult, ErrorData> {
-        let out = self.swarm(args).await?;
-        match out.code {
-            0 => text(out.stdout),
-            _ => refused(escape::text(&out.stderr).to_string()),
-        }
-    }
-
     /// Starts this binary with `args` in a process group of its own,
     /// detached from the server (a run outlives the client's session), its
     /// output to `.swarm/mcp/<run>.log`.
     fn detached(&self, run: &str, args: &[String]) -> Result<(), ErrorData> {
-        let dir = self.state_dir(&["mcp"])?;
+        let dir = self.state_dir(&[layout::MCP])?;
         let log_path = dir.join(format!("{run}.log"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
+        let log = swarm_orchestrator::untrusted::append(&dir, &format!("{run}.log"))
             .map_err(|e| internal(&log_path, e))?;
         let err = log.try_clone().map_err(|e| internal(&log_path, e))?;
         let mut child = tokio::process::Command::new(&self.program)
@@ -578,72 +616,17 @@ impl Swarm {
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))
     }
 
-    /// The plan the client named: a file inside the repository, or its
-    /// text written to `.swarm/mcp/plans/`.
-    fn plan_file(&self, arg: &PlanArg, name: Option<&str>) -> Result<PathBuf, String> {
+    /// The plan the client named (a file inside the repository, read
+    /// without following a link) or sent.
+    fn receive(&self, arg: &PlanArg) -> Result<Received, String> {
         match (&arg.path, &arg.text) {
-            (Some(path), None) => self.inside(path),
-            (None, Some(text)) => {
-                let dir = self
-                    .state_dir(&["mcp", "plans"])
-                    .map_err(|e| e.message.to_string())?;
-                let stem = name.map_or_else(
-                    || format!("plan-{}", std::process::id() ^ fastrand::u32(..)),
-                    str::to_string,
-                );
-                let file = dir.join(format!("{stem}.toml"));
-                std::fs::write(&file, text)
-                    .map_err(|e| format!("write the plan to {}: {e}", file.display()))?;
-                Ok(file)
-            }
+            (Some(path), None) => Received::from_path(&self.root, path),
+            (None, Some(text)) => Received::from_text(text.clone()),
             _ => Err(
                 "give the plan as `path` (a file in the repository) or as `text`, one of them"
                     .into(),
             ),
         }
-    }
-
-    /// `path` taken from the repository's root, links resolved, and
-    /// refused unless it is a file inside it.
-    fn inside(&self, path: &str) -> Result<PathBuf, String> {
-        let root = self
-            .root
-            .canonicalize()
-            .map_err(|e| format!("resolve the repository {}: {e}", self.root.display()))?;
-        let full = root
-            .join(path)
-            .canonicalize()
-            .map_err(|e| format!("find `{path}` in the repository: {e}"))?;
-        if !full.starts_with(&root) || !full.is_file() {
-            return Err(format!(
-                "`{path}` is not a file in the repository this server serves ({})",
-                root.display()
-            ));
-        }
-        Ok(full)
-    }
-
-    /// Refuses a plan that grants more than swarm's defaults: whoever asks
-    /// through MCP only narrows what the person running the server allows.
-    fn check_not_weakened(&self, path: &Path) -> Result<(), String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("read the plan {}: {e}", path.display()))?;
-        let plan = swarm_orchestrator::plan::parse(path, text).map_err(|e| {
-            format!(
-                "the plan {} is not valid: {} (validate_plan shows where)",
-                path.display(),
-                e.message
-            )
-        })?;
-        let weakened = crate::drive::weakened(&plan, false);
-        if weakened.is_empty() {
-            return Ok(());
-        }
-        Err(format!(
-            "refused: the plan grants more than swarm's defaults, which a plan started over MCP may not:\n{}\nhelp: run it yourself with `swarm run {}` if you mean it",
-            weakened.join("\n"),
-            path.display()
-        ))
     }
 
     /// `run`, checked, or the latest run.
@@ -715,4 +698,32 @@ fn slug(goal: &str) -> String {
         true => "plan".into(),
         false => words.join("-"),
     }
+}
+
+/// Where `plan_goal` writes the plans it makes, under `.swarm/mcp/`.
+const GOALS: &str = "goals";
+
+/// What a command's failure says, as a tool's error.
+fn failed(failure: &Failure) -> String {
+    crate::output::failure_text(failure, false)
+}
+
+/// Runs `work` (which may block: git, the file system, a model) on a
+/// thread of its own, and waits for it without holding the server.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ErrorData> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("swarm-mcp-call".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| ErrorData::internal_error(format!("start a thread: {e}"), None))?;
+    rx.await.map_err(|_| {
+        ErrorData::internal_error(
+            "the call's thread ended without an answer".to_string(),
+            None,
+        )
+    })
 }

@@ -882,28 +882,44 @@ fn build_output_warnings(report: &RunReport, out: &mut String) {
 }
 
 pub fn print_failure(failure: &Failure) {
+    eprintln!("{}", failure_text(failure, use_color()));
+}
+
+/// What [`print_failure`] prints: `error: ...`, a plan's errors with
+/// their places.
+pub fn failure_text(failure: &Failure, color: bool) -> String {
     match failure {
         Failure::Plan(err) => {
             let errors: Vec<_> = err.all().collect();
-            let text = render_plan_errors(&errors, miette::Severity::Error, err.omitted);
+            let text = swarm_orchestrator::plan::render(
+                &errors,
+                miette::Severity::Error,
+                err.omitted,
+                color,
+            );
             let count = err.count();
             if count == 1 {
-                eprintln!("error: invalid plan\n{text}");
+                format!("error: invalid plan\n{text}")
             } else {
-                eprintln!("error: invalid plan ({count} errors)\n{text}");
+                format!("error: invalid plan ({count} errors)\n{text}")
             }
         }
         Failure::Invalid(err) | Failure::Internal(err) | Failure::Failed(err) => {
             // Errors name paths and files a task may have chosen.
-            eprintln!("error: failed to {}", escape::text(&format!("{err:#}")));
+            format!("error: failed to {}", escape::text(&format!("{err:#}")))
         }
     }
 }
 
 /// Prints what the plan's checks warn about (the plan is still run).
 pub fn print_plan_warnings(warnings: &[swarm_orchestrator::plan::PlanError]) {
+    eprint!("{}", plan_warnings(warnings, use_color()));
+}
+
+/// The plan's warnings as [`print_plan_warnings`] prints them.
+pub fn plan_warnings(warnings: &[swarm_orchestrator::plan::PlanError], color: bool) -> String {
     if warnings.is_empty() {
-        return;
+        return String::new();
     }
     // As for errors: the first screenful helps, the rest is counted.
     let shown: Vec<_> = warnings
@@ -911,20 +927,7 @@ pub fn print_plan_warnings(warnings: &[swarm_orchestrator::plan::PlanError]) {
         .take(swarm_orchestrator::plan::MAX_ERRORS)
         .collect();
     let omitted = warnings.len() - shown.len();
-    eprint!(
-        "{}",
-        render_plan_errors(&shown, miette::Severity::Warning, omitted)
-    );
-}
-
-/// Plan errors (or warnings) as [`plan::render`] writes them, in colour
-/// when stderr is a colour terminal.
-pub fn render_plan_errors(
-    errors: &[&swarm_orchestrator::plan::PlanError],
-    severity: miette::Severity,
-    omitted: usize,
-) -> String {
-    swarm_orchestrator::plan::render(errors, severity, omitted, use_color())
+    swarm_orchestrator::plan::render(&shown, miette::Severity::Warning, omitted, color)
 }
 
 fn use_color() -> bool {
@@ -955,35 +958,50 @@ pub fn print_grants(
     found: &[swarm_orchestrator::assemble::toolchains::Toolchain],
     home: Option<&Path>,
 ) {
+    write_grants(&mut std::io::stdout().lock(), read_paths, found, home);
+}
+
+/// [`print_grants`] into `out`.
+pub fn write_grants(
+    out: &mut dyn std::io::Write,
+    read_paths: &[PathBuf],
+    found: &[swarm_orchestrator::assemble::toolchains::Toolchain],
+    home: Option<&Path>,
+) {
     if found.is_empty() {
-        println!("toolchains        none found (or turned off by `toolchains`)");
+        let _ = writeln!(
+            out,
+            "toolchains        none found (or turned off by `toolchains`)"
+        );
     }
     for toolchain in found {
-        println!("toolchain {:<7} {}", toolchain.name, toolchain.found);
+        let _ = writeln!(out, "toolchain {:<7} {}", toolchain.name, toolchain.found);
         for grant in &toolchain.grants {
-            println!("  read-only       {}", grant.display());
+            let _ = writeln!(out, "  read-only       {}", grant.display());
         }
         for (key, value) in &toolchain.env {
-            println!("  env             {key}={value}");
+            let _ = writeln!(out, "  env             {key}={value}");
         }
         if let (Some(home), Some((name, var))) = (
             home,
             swarm_orchestrator::assemble::toolchains::cache_of(toolchain.name),
         ) {
             let dir = home.join(".cache").join(name);
-            match var {
-                "CARGO_TARGET_DIR" => println!(
+            let _ = match var {
+                "CARGO_TARGET_DIR" => writeln!(
+                    out,
                     "  build cache     {var}={}/<task> (writable, kept for the task's later runs)",
                     dir.display()
                 ),
-                _ => println!(
+                _ => writeln!(
+                    out,
                     "  shared cache    {var}={} (writable, shared by the repository's tasks)",
                     dir.display()
                 ),
-            }
+            };
         }
     }
     for path in read_paths {
-        println!("read_paths        {}", path.display());
+        let _ = writeln!(out, "read_paths        {}", path.display());
     }
 }

@@ -23,6 +23,7 @@ fn started(ids: &[&str]) -> EventBody {
         integration_branch: Some("swarm/r".into()),
         concurrency: 1,
         worktrees: None,
+        origin: None,
         tasks: ids
             .iter()
             .map(|id| TaskInfo {
@@ -89,6 +90,7 @@ fn the_block_shows_an_agents_tool_and_spending() {
             integration_branch: Some("swarm/r".into()),
             concurrency: 2,
             worktrees: None,
+            origin: None,
             tasks: vec![
                 info("core", TaskKind::Agent),
                 info("docs", TaskKind::Command),

@@ -36,6 +36,22 @@ struct Listed {
 }
 
 pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
+    runs_to(
+        cwd,
+        json,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    )
+}
+
+/// `swarm runs`, written to `out` (its warnings to `err`): the command
+/// line's stdout and stderr, or what `swarm mcp` answers with.
+pub fn runs_to(
+    cwd: &Path,
+    json: bool,
+    out: &mut dyn std::io::Write,
+    err: &mut dyn std::io::Write,
+) -> Result<i32, Failure> {
     let repo = Repo::discover(cwd).map_err(|e| {
         Failure::Invalid(anyhow!(
             "{e}\nhelp: run swarm inside a git repository (`git init` creates one)"
@@ -64,7 +80,8 @@ pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
             Err(e) => {
                 // A run directory without a journal: its coordinator died
                 // before it wrote anything. Said, not hidden.
-                eprintln!(
+                let _ = writeln!(
+                    err,
                     "warning: run {}: no readable journal (failed to {}); `swarm clean {}` removes what it left",
                     escape::line(&name),
                     escape::line(&e.to_string()),
@@ -75,7 +92,8 @@ pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
         };
         crate::cli::warn_skipped(&skipped);
         let Some(report) = report::fold(&events) else {
-            eprintln!(
+            let _ = writeln!(
+                err,
                 "warning: run {}: its journal is empty (it never started); `swarm clean {}` removes what it left",
                 escape::line(&name),
                 escape::line(&name)
@@ -94,11 +112,11 @@ pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
     if json {
         let text =
             serde_json::to_string_pretty(&listed).map_err(|e| Failure::Internal(e.into()))?;
-        println!("{}", escape::json(&text));
+        let _ = writeln!(out, "{}", escape::json(&text));
         return Ok(exit::SUCCESS);
     }
     if listed.is_empty() {
-        println!("no runs yet (start one with `swarm run PLAN`)");
+        let _ = writeln!(out, "no runs yet (start one with `swarm run PLAN`)");
         return Ok(exit::SUCCESS);
     }
     let local = local_times(listed.iter().map(|l| l.started_at.as_str()));
@@ -109,12 +127,12 @@ pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
         .collect();
     let w_run = listed.iter().map(|l| l.run.len()).max().unwrap_or(3).max(3);
     let w_started = started.iter().map(String::len).max().unwrap_or(7).max(7);
-    let mut out = format!(
+    let mut text = format!(
         "{:<w_run$}  {:<11}  {:<w_started$}  {:<20}  branch\n",
         "run", "state", "started", "merged/failed/total"
     );
     for (l, started) in listed.iter().zip(&started) {
-        out.push_str(&format!(
+        text.push_str(&format!(
             "{:<w_run$}  {:<11}  {:<w_started$}  {:<20}  {}\n",
             l.run,
             l.state,
@@ -123,7 +141,7 @@ pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
             l.branch.as_deref().unwrap_or("-"),
         ));
     }
-    print!("{}", escape::text(&out));
+    let _ = write!(out, "{}", escape::text(&text));
     Ok(exit::SUCCESS)
 }
 

@@ -304,6 +304,7 @@ mod tests {
             concurrency: 1,
             tasks: vec![info("a"), info("b")],
             worktrees: None,
+            origin: None,
         })];
         for (id, result, tip) in [("a", a, tip_a), ("b", b, tip_b)] {
             events.push(event(EventBody::TaskMerged {

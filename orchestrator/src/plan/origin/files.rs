@@ -1,0 +1,177 @@
+//! The files a plan names (`output_schema`, `wasm`), read as their origin
+//! allows: a plan the person named reads them beside itself, as any
+//! program would; a plan from an untrusted origin (a repository's
+//! configuration, an MCP client) reads them only inside the repository,
+//! relative to where it stands there, without following a link, regular
+//! files only and size-capped (`crate::untrusted`). An absolute name, a
+//! `..` or a link out is refused, naming the file, never showing what a
+//! link points to.
+
+use std::path::{Path, PathBuf};
+
+use crate::untrusted::{self, Limits};
+
+/// How a plan's file names are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Files {
+    /// The person's own plan: names relative to this directory (the
+    /// plan's), as written.
+    Beside(PathBuf),
+    /// An untrusted plan: names relative to `dir` (plain components, `""`
+    /// for the root) inside the repository at `root`.
+    Repository { root: PathBuf, dir: String },
+}
+
+/// Largest `output_schema` file read.
+const MAX_SCHEMA: u64 = 1 << 20;
+
+impl Files {
+    /// The rules for a plan at `path`, named by the person.
+    pub fn beside(path: &Path) -> Self {
+        Files::Beside(path.parent().unwrap_or(Path::new("")).to_path_buf())
+    }
+
+    /// Whether names are read inside the repository only.
+    pub fn is_confined(&self) -> bool {
+        matches!(self, Files::Repository { .. })
+    }
+
+    /// The contents of the JSON Schema file `name`.
+    pub fn read_schema(&self, name: &str) -> Result<Vec<u8>, String> {
+        match self {
+            Files::Beside(dir) => {
+                let file = dir.join(name);
+                std::fs::read(&file).map_err(|e| format!("read {}: {e}", file.display()))
+            }
+            Files::Repository { root, .. } => {
+                let rel = self.inside(name)?;
+                untrusted::read(
+                    root,
+                    &rel,
+                    Limits {
+                        max_size: MAX_SCHEMA,
+                        what: "an output schema",
+                    },
+                )
+                .map_err(|e| format!("read {e}"))
+            }
+        }
+    }
+
+    /// The path of the program file `name` (a WASM module), read later by
+    /// whoever runs it; inside the repository, it is checked now to be a
+    /// regular file reached without a link.
+    pub fn program(&self, name: &str) -> Result<PathBuf, String> {
+        match self {
+            Files::Beside(dir) => Ok(dir.join(name)),
+            Files::Repository { root, .. } => {
+                let rel = self.inside(name)?;
+                untrusted::regular_file(root, &rel).map_err(|e| format!("use {e}"))
+            }
+        }
+    }
+
+    /// `name` as a path relative to the repository's root.
+    fn inside(&self, name: &str) -> Result<String, String> {
+        let Files::Repository { dir, .. } = self else {
+            return Ok(name.to_string());
+        };
+        relative_name(name).map_err(|why| format!("`{name}` {why}"))?;
+        if !dir.is_empty() {
+            relative_name(dir).map_err(|why| format!("the plan's directory `{dir}` {why}"))?;
+        }
+        let parts = dir
+            .split('/')
+            .chain(name.split('/'))
+            .filter(|c| !c.is_empty() && *c != ".");
+        Ok(parts.collect::<Vec<_>>().join("/"))
+    }
+}
+
+/// Whether `name` stays inside the directory it is relative to: no
+/// absolute path, no `~`, no `..`; the reason if not.
+pub fn relative_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name.starts_with('/') {
+        return Err("is an absolute path");
+    }
+    if name.starts_with('~') {
+        return Err("starts with `~`");
+    }
+    if name.split('/').any(|c| c == "..") {
+        return Err("goes up with `..`");
+    }
+    if name.contains('\0') {
+        return Err("holds a NUL");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> (tempfile::TempDir, Files) {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("plans/schemas")).unwrap();
+        std::fs::write(root.join("plans/schemas/s.json"), "{}").unwrap();
+        std::fs::write(root.join("top.json"), "{\"top\": 1}").unwrap();
+        let files = Files::Repository {
+            root,
+            dir: "plans".into(),
+        };
+        (d, files)
+    }
+
+    #[test]
+    fn names_inside_the_repository_are_read_relative_to_the_plan() {
+        let (_d, files) = repo();
+        assert_eq!(files.read_schema("schemas/s.json").unwrap(), b"{}");
+        assert_eq!(files.read_schema("./schemas/s.json").unwrap(), b"{}");
+        assert!(files.program("schemas/s.json").is_ok());
+    }
+
+    #[test]
+    fn absolute_names_dot_dot_and_links_out_are_refused() {
+        let (d, files) = repo();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.json"), "MARKER").unwrap();
+        let abs = outside.path().join("secret.json").display().to_string();
+        for (name, why) in [
+            (abs.as_str(), "is an absolute path"),
+            ("../top.json", "goes up with `..`"),
+            ("schemas/../../top.json", "goes up with `..`"),
+            ("~/secret.json", "starts with `~`"),
+        ] {
+            let e = files.read_schema(name).unwrap_err();
+            assert!(e.contains(why), "{name}: {e}");
+            let e = files.program(name).unwrap_err();
+            assert!(e.contains(why), "{name}: {e}");
+        }
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.json"),
+            d.path().join("plans/link.json"),
+        )
+        .unwrap();
+        let e = files.read_schema("link.json").unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        assert!(!e.contains("MARKER"), "{e}");
+        std::os::unix::fs::symlink(outside.path(), d.path().join("plans/out")).unwrap();
+        let e = files.read_schema("out/secret.json").unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        let e = files.program("out/secret.json").unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn a_person_s_plan_reads_beside_itself() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("s.json"), "{}").unwrap();
+        let files = Files::beside(&d.path().join("plan.toml"));
+        assert_eq!(files.read_schema("s.json").unwrap(), b"{}");
+        assert!(!files.is_confined());
+    }
+}

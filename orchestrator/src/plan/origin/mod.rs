@@ -1,0 +1,355 @@
+//! Everything swarm is told has an origin, and what an origin may set is
+//! decided here, by allow-lists ([`rules`]).
+//!
+//! The person running swarm (the command line, their own configuration
+//! directory, a plan they name, a file they pass) may set anything: swarm
+//! says plainly what widens confinement ([`findings`] lists it for
+//! `swarm validate` and `swarm run`), and does it. Everything else is
+//! untrusted until the person says otherwise:
+//!
+//! - a repository's `swarm.toml`, until `swarm trust` (or `--trust`), and a
+//!   plan that arrives over MCP: each key of each table may hold only what
+//!   [`rules::PLAN`] allows ([`findings`] walks the file as written, so a
+//!   key without a rule is refused too, never waved through); the file
+//!   names it holds are read inside the repository only, never through a
+//!   link ([`files::Files::Repository`]);
+//! - a plan a model writes (`swarm plan`): the model's answer has a fixed
+//!   shape whose every key is one [`rules::PLAN`] lets any origin set (a
+//!   test in `planner` holds it to that); the rest of the plan is the
+//!   configuration's, of that configuration's origin;
+//! - a subtask request and a replan's fix: each key as
+//!   [`rules::SUBTASK`] says, under its parent's ceiling (`plan::ceiling`);
+//! - files found in the repository or left by a task (cassettes, schemas,
+//!   plans, requests): opened relative to a directory without following a
+//!   link, regular files only, size-capped (`crate::untrusted`).
+
+pub mod files;
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+
+use super::error::{PlanError, PlanErrorKind, Source};
+use super::models::ModelConfig;
+use rules::{Bound, May, Table};
+
+/// Where a plan or a configuration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The person running swarm: a plan they name, `--config`, their own
+    /// configuration directory, a repository file they trusted.
+    Person,
+    /// A repository's `swarm.toml` the person has not trusted.
+    Repository,
+    /// A plan an MCP client sent (or named) to `swarm mcp`.
+    Mcp,
+}
+
+impl Origin {
+    /// Whether the origin may set only what [`rules::PLAN`] allows.
+    pub fn is_untrusted(self) -> bool {
+        self != Origin::Person
+    }
+
+    /// The name the command line and the journal use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Person => "person",
+            Origin::Repository => "repository",
+            Origin::Mcp => "mcp",
+        }
+    }
+
+    /// The origin named `name` (as [`Origin::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Origin::Person, Origin::Repository, Origin::Mcp]
+            .into_iter()
+            .find(|o| o.as_str() == name)
+    }
+
+    /// "in a file you have not trusted", for a refusal's label.
+    fn label(self) -> &'static str {
+        match self {
+            Origin::Person => "here",
+            Origin::Repository => "in a file you have not trusted",
+            Origin::Mcp => "in a plan that came over MCP",
+        }
+    }
+}
+
+/// One key that an untrusted origin may not set as it is: it widens what
+/// tasks may do, sends a key or a call elsewhere than the provider's own
+/// endpoint, reads a file outside the repository, or has no rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Where it is: `[swarm]`, `[defaults]`, `task `build``, `[models.x]`.
+    pub table: String,
+    pub key: String,
+    /// The value as written (the first line of it).
+    pub value: String,
+    /// What it grants, in a few words.
+    pub effect: String,
+    pub span: Range<usize>,
+}
+
+impl Finding {
+    /// `key = value` as written.
+    pub fn setting(&self) -> String {
+        format!("{} = {}", self.key, self.value)
+    }
+}
+
+/// Every key of `source` (a plan or configuration, already checked; its
+/// valid models `models`) that an untrusted origin may not set as it is,
+/// in file order. For the person's own files, the same list is what
+/// `swarm validate` and `swarm run` say the plan grants beyond swarm's
+/// defaults.
+pub fn findings(source: &Source, models: &BTreeMap<String, ModelConfig>) -> Vec<Finding> {
+    // A file that does not read is refused by the plan's checks already.
+    let Ok(document) = DeTable::parse(&source.text) else {
+        return Vec::new();
+    };
+    let mut walk = Walk {
+        source,
+        models,
+        found: Vec::new(),
+    };
+    walk.table(Table::Plan, document.get_ref(), "the file", None);
+    walk.found.sort_by_key(|f| f.span.start);
+    walk.found
+}
+
+/// The error for an untrusted `source` from `origin` that has the
+/// findings `found` (`None` if it has none): each one at its line, with
+/// `help` (how to trust the file, or to run it yourself).
+pub fn refuse(source: &Source, origin: Origin, found: &[Finding], help: &str) -> Option<PlanError> {
+    let errors = found
+        .iter()
+        .map(|f| {
+            source
+                .error(
+                    PlanErrorKind::Unsupported,
+                    format!("{} `{}` needs trust: it {}", f.table, f.key, f.effect),
+                    Some(f.span.clone()),
+                    origin.label(),
+                )
+                .with_help(help)
+        })
+        .collect();
+    PlanError::bundle(errors)
+}
+
+/// Refuses `plan`, from an untrusted origin, if it sets anything that
+/// origin may not ([`findings`]); a plan of the person's passes.
+pub fn admit(plan: &super::Plan, help: &str) -> Result<(), PlanError> {
+    if !plan.origin.is_untrusted() {
+        return Ok(());
+    }
+    match refuse(
+        &plan.source,
+        plan.origin,
+        &findings(&plan.source, &plan.models),
+        help,
+    ) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// What a run's journal records of where `plan` came from (`None`: the
+/// person), so that a resumed run is held to the same rules.
+pub fn recorded(plan: &super::Plan) -> Option<swarm_protocol::PlanOrigin> {
+    if !plan.origin.is_untrusted() {
+        return None;
+    }
+    let files_dir = match &plan.files {
+        files::Files::Repository { dir, .. } => dir.clone(),
+        files::Files::Beside(_) => String::new(),
+    };
+    Some(swarm_protocol::PlanOrigin {
+        origin: plan.origin.as_str().to_string(),
+        files_dir,
+    })
+}
+
+/// The state of one walk over a file.
+struct Walk<'a> {
+    source: &'a Source,
+    models: &'a BTreeMap<String, ModelConfig>,
+    found: Vec<Finding>,
+}
+
+impl Walk<'_> {
+    /// Each key of `table` (a table of kind `kind`, shown as `shown`;
+    /// `name` is its name in `[models.NAME]`-like tables) by its rule.
+    fn table(&mut self, kind: Table, table: &DeTable<'_>, shown: &str, name: Option<&str>) {
+        for (key, value) in table.iter() {
+            let key_name: &str = key.get_ref();
+            let span = value.span();
+            let Some(rule) = rules::plan_rule(kind, key_name) else {
+                // No rule: refused until someone decides it is safe.
+                self.add(
+                    shown,
+                    key_name,
+                    span,
+                    "is a key swarm has no rule for (so it is not allowed without trust)".into(),
+                );
+                continue;
+            };
+            let value = value.get_ref();
+            match rule.may {
+                May::Any | May::Data => {}
+                May::Trust => self.add(shown, key_name, span, rule.why.into()),
+                May::AtMost(bound) => {
+                    if let Some(effect) = self.beyond(bound, value, name) {
+                        self.add(shown, key_name, span, effect);
+                    }
+                }
+                May::RepositoryFile => {
+                    if let Some(file) = value.as_str()
+                        && let Err(why) = files::relative_name(file)
+                    {
+                        self.add(
+                            shown,
+                            key_name,
+                            span,
+                            format!("{} outside the repository ({why})", rule.why),
+                        );
+                    }
+                }
+                May::Nested(inner) => {
+                    if let DeValue::Table(t) = value {
+                        let shown = match kind {
+                            Table::Plan => format!("[{key_name}]"),
+                            _ => format!("{shown} {key_name}"),
+                        };
+                        self.table(inner, t, &shown, name);
+                    }
+                }
+                May::Tables(inner) => {
+                    if let DeValue::Table(t) = value {
+                        for (sub, sub_value) in t.iter() {
+                            let sub: &str = sub.get_ref();
+                            if let DeValue::Table(st) = sub_value.get_ref() {
+                                self.table(inner, st, &format!("[{key_name}.{sub}]"), Some(sub));
+                            }
+                        }
+                    }
+                }
+                May::ArrayOf(inner) => {
+                    if let DeValue::Array(items) = value {
+                        for item in items.iter() {
+                            if let DeValue::Table(t) = item.get_ref() {
+                                let id = t
+                                    .get("id")
+                                    .and_then(|v| v.get_ref().as_str())
+                                    .unwrap_or("?");
+                                self.table(inner, t, &format!("task `{id}`"), None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// What `value` grants beyond `bound`, if anything.
+    fn beyond(&self, bound: Bound, value: &DeValue<'_>, name: Option<&str>) -> Option<String> {
+        let limits = swarm_sandbox::Limits::default();
+        let size_above = |key: &str, default: u64| {
+            let size = value.as_str()?.trim().parse::<bytesize::ByteSize>().ok()?;
+            (size.as_u64() > default).then(|| {
+                format!(
+                    "raises {key} above swarm's default of {}",
+                    bytesize::ByteSize::b(default)
+                )
+            })
+        };
+        match bound {
+            Bound::Sandboxed => (value.as_str() != Some("landlock"))
+                .then(|| "runs tasks unconfined, with your permissions and files".into()),
+            Bound::NoReadPaths => value
+                .as_array()
+                .is_none_or(|a| !a.is_empty())
+                .then(|| "lets sandboxed tasks read these paths".into()),
+            Bound::NoNetwork => {
+                (value.as_str() != Some("none")).then(|| "gives tasks the host's network".into())
+            }
+            Bound::Memory => size_above("memory", limits.address_space),
+            Bound::MaxOutput => size_above("max_output", super::DEFAULT_MAX_OUTPUT),
+            Bound::MaxFileSize => size_above("max_file_size", super::DEFAULT_MAX_FILE_SIZE),
+            Bound::Processes => {
+                let n = value.as_integer()?;
+                let n = u64::from_str_radix(&n.as_str().replace('_', ""), n.radix()).ok()?;
+                (n > limits.processes).then(|| {
+                    format!(
+                        "raises processes above swarm's default of {}",
+                        limits.processes
+                    )
+                })
+            }
+            Bound::LocalExecutor => (value.as_str() != Some("local")).then(|| {
+                "sends tasks and the repository to a cluster, outside this machine's sandbox".into()
+            }),
+            Bound::ProviderEndpoint => {
+                let model = self.models.get(name?)?;
+                let defaults = crate::gateway::provider::for_kind(model.provider).defaults();
+                if model.base_url == defaults.base_url.trim_end_matches('/') {
+                    return None;
+                }
+                let host = host(&model.base_url);
+                Some(match &model.api_key_env {
+                    Some(var) => format!("sends ${var} to {host}"),
+                    None => format!(
+                        "makes the coordinator send model calls to {host}, also for tasks without network"
+                    ),
+                })
+            }
+            Bound::ProviderKey => {
+                let model = self.models.get(name?)?;
+                let defaults = crate::gateway::provider::for_kind(model.provider).defaults();
+                let var = model.api_key_env.as_ref()?;
+                (var != defaults.api_key_env).then(|| {
+                    format!(
+                        "reads ${var} as the API key (the provider's own is ${})",
+                        defaults.api_key_env
+                    )
+                })
+            }
+        }
+    }
+
+    fn add(&mut self, table: &str, key: &str, span: Range<usize>, effect: String) {
+        // The value's first line, as written.
+        let value = self
+            .source
+            .text
+            .get(span.clone())
+            .and_then(|v| v.lines().next())
+            .unwrap_or_default();
+        let value = match value.chars().count() > 60 {
+            true => format!("{}...", value.chars().take(60).collect::<String>()),
+            false => value.to_string(),
+        };
+        self.found.push(Finding {
+            table: table.to_string(),
+            key: key.to_string(),
+            value: crate::escape::line(&value).into_owned(),
+            effect,
+            span,
+        });
+    }
+}
+
+/// The host (and port) of `url`.
+pub fn host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Credentials in the URL are not the host, and not for printing.
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+}
+
+#[cfg(test)]
+mod tests;
