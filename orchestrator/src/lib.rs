@@ -29,6 +29,7 @@ pub mod repomap;
 pub mod report;
 pub mod resolve;
 pub mod run;
+pub mod shell_words;
 pub mod state;
 pub mod timeline;
 pub mod trust;

@@ -139,17 +139,57 @@ pub fn references(text: &str) -> Vec<Reference> {
     found
 }
 
-/// `script` with each `{deps.<id>.output...}` replaced by that part of the
-/// dependency's answer in `answers` (by id), shell-quoted: a string as
-/// itself, anything else as JSON text. The answer is a model's: quoted, it
-/// is one word of the command, never more of it. An answer that is not
-/// there, or has no such part, is an error saying which.
-pub fn fill(script: &str, answers: &serde_json::Map<String, Value>) -> Result<String, String> {
+/// A command with its `{deps...}` filled in: the script, and the
+/// variables (`SWARM_DEP_1`, ...) it now references, which the command's
+/// environment must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filled {
+    pub script: String,
+    pub env: Vec<(String, String)>,
+}
+
+/// The variable the `n`th (from 1) `{deps...}` of a command is passed in.
+pub fn dep_var(n: usize) -> String {
+    format!("SWARM_DEP_{n}")
+}
+
+/// Each `{deps...}` of `script` that stands where no value can be put
+/// safely (inside single quotes, backquotes, `$((...))`, `${...}`), with
+/// where it stands.
+pub fn unfillable(script: &str) -> Vec<(Reference, crate::shell_words::Context)> {
+    let found = references(script);
+    let offsets: Vec<usize> = found.iter().map(|r| r.range.start).collect();
+    let contexts = crate::shell_words::contexts(script, &offsets);
+    found
+        .into_iter()
+        .zip(contexts)
+        .filter(|(_, c)| !c.fillable() && *c != crate::shell_words::Context::Comment)
+        .collect()
+}
+
+/// `script` with each `{deps.<id>.output...}` replaced by a reference to a
+/// variable holding that part of the dependency's answer in `answers` (by
+/// id): a string as itself, anything else as JSON text. The answer is a
+/// model's: passed in a variable, written where it stands so that it is
+/// one word (`"${SWARM_DEP_1}"` outside quotes, `${SWARM_DEP_1}` inside
+/// double quotes), the shell never reads it as syntax. One that stands
+/// where that cannot be done (inside single quotes...), or an answer that
+/// is not there or has no such part, is an error saying which; one in a
+/// comment is left as it is.
+pub fn fill(script: &str, answers: &serde_json::Map<String, Value>) -> Result<Filled, String> {
+    use crate::shell_words::Context;
+    let found = references(script);
+    let offsets: Vec<usize> = found.iter().map(|r| r.range.start).collect();
+    let contexts = crate::shell_words::contexts(script, &offsets);
     let mut out = String::with_capacity(script.len());
+    let mut env = Vec::new();
     let mut at = 0;
-    for r in references(script) {
-        out.push_str(&script[at..r.range.start]);
+    for (r, context) in found.into_iter().zip(contexts) {
         let written = &script[r.range.clone()];
+        if context == Context::Comment {
+            continue;
+        }
+        out.push_str(&script[at..r.range.start]);
         let answer = answers.get(&r.dep).ok_or_else(|| {
             format!("{written}: task `{}` gave no answer (it needs an output_schema, and to have finished)", r.dep)
         })?;
@@ -166,13 +206,19 @@ pub fn fill(script: &str, answers: &serde_json::Map<String, Value>) -> Result<St
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        out.push('\'');
-        out.push_str(&text.replace('\'', r"'\''"));
-        out.push('\'');
+        let var = dep_var(env.len() + 1);
+        let expansion = context.expansion(&var).ok_or_else(|| {
+            format!(
+                "{written} stands {}, where no value can be put safely: take the quotes away (it is filled in as one word)",
+                context.describe()
+            )
+        })?;
+        out.push_str(&expansion);
+        env.push((var, text));
         at = r.range.end;
     }
     out.push_str(&script[at..]);
-    Ok(out)
+    Ok(Filled { script: out, env })
 }
 
 #[cfg(test)]
@@ -181,18 +227,35 @@ mod fill_tests {
 
     use super::*;
 
+    /// What `sh -c` prints for `script` with `env` set.
+    fn run(filled: &Filled) -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&filled.script)
+            .env_clear()
+            .envs(filled.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{filled:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     #[test]
-    fn a_dependency_s_answer_fills_the_command_shell_quoted() {
-        let answers = json!({"review": {"verdict": "it's fine; rm -rf /", "scores": [3, 4]}});
+    fn a_dependency_s_answer_is_one_word_whatever_it_holds() {
+        let answers = json!({"review": {"verdict": "it's fine; rm -rf / $(touch x) `id` *", "scores": [3, 4]}});
         let answers = answers.as_object().unwrap();
         let filled = fill(
-            "echo {deps.review.output.verdict} {deps.review.output.scores.1} {deps.review.output} ${HOME}",
+            "printf '%s|' {deps.review.output.verdict} {deps.review.output.scores.1} {deps.review.output}",
             answers,
         )
         .unwrap();
         assert_eq!(
-            filled,
-            r#"echo 'it'\''s fine; rm -rf /' '4' '{"scores":[3,4],"verdict":"it'\''s fine; rm -rf /"}' ${HOME}"#
+            filled.script,
+            r#"printf '%s|' "${SWARM_DEP_1}" "${SWARM_DEP_2}" "${SWARM_DEP_3}""#
+        );
+        assert_eq!(
+            run(&filled),
+            r#"it's fine; rm -rf / $(touch x) `id` *|4|{"scores":[3,4],"verdict":"it's fine; rm -rf / $(touch x) `id` *"}|"#
         );
         assert!(
             fill("{deps.other.output}", answers)
@@ -205,8 +268,50 @@ mod fill_tests {
                 .contains("has no `nope`")
         );
         assert_eq!(
-            fill("{deps.x} {matrix}", answers).unwrap(),
+            fill("{deps.x} {matrix}", answers).unwrap().script,
             "{deps.x} {matrix}"
+        );
+    }
+
+    /// A plan author who put the placeholder inside double quotes: the
+    /// answer `$(touch x)approve` stays text (it ran as a command when the
+    /// fill added single quotes inside the author's double quotes).
+    #[test]
+    fn inside_double_quotes_the_answer_is_still_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("x");
+        let answers =
+            json!({"review": {"verdict": format!("$(touch {})approve", marker.display())}});
+        let filled = fill(
+            "echo \"verdict: {deps.review.output.verdict}\"",
+            answers.as_object().unwrap(),
+        )
+        .unwrap();
+        assert_eq!(filled.script, "echo \"verdict: ${SWARM_DEP_1}\"");
+        let shown = run(&filled);
+        assert!(shown.contains("approve"), "{shown}");
+        assert!(!marker.exists(), "the answer ran as a command");
+    }
+
+    /// Inside single quotes no value can be put safely: refused, at run
+    /// time and (see `plan`) when the plan is checked.
+    #[test]
+    fn inside_single_quotes_it_is_refused() {
+        let answers = json!({"review": {"verdict": "'; touch x; '"}});
+        let e = fill(
+            "echo 'verdict: {deps.review.output.verdict}'",
+            answers.as_object().unwrap(),
+        )
+        .unwrap_err();
+        assert!(e.contains("inside single quotes"), "{e}");
+        assert_eq!(
+            unfillable(
+                "echo '{deps.a.output}' \"{deps.b.output}\" `{deps.c.output}` # {deps.d.output}"
+            )
+            .iter()
+            .map(|(r, _)| r.dep.as_str())
+            .collect::<Vec<_>>(),
+            ["a", "c"]
         );
     }
 }

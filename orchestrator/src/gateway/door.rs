@@ -37,6 +37,7 @@ use swarm_protocol::agent::{Block, StopReason, Usage};
 
 use super::budget::{BudgetScope, Hold};
 use super::config::{Budget, Provider};
+use super::door_shapes::Wire;
 use super::relay::{same, token_of};
 use super::reply::Reply;
 use super::sse::Events;
@@ -47,8 +48,17 @@ use super::{AgentNote, Endpoint, Gateway, GatewayError, Notes, redact};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
-/// The largest request body taken (a long conversation with its tools).
+/// The largest request body taken (a long conversation with its tools),
+/// whatever the task's memory.
 const MAX_BODY: usize = 32 << 20;
+
+/// The smallest room for request bodies a door gives, whatever the task's
+/// memory: a long conversation of a small task.
+const MIN_BODIES: usize = 1 << 20;
+
+/// Of a task's memory, the part its door may hold in request bodies at
+/// once (read, then parsed: a parsed body takes several times its bytes).
+const BODIES_SHARE: u64 = 16;
 
 /// Most bytes of a whole (non-streamed) answer read.
 const MAX_WHOLE: usize = 16 << 20;
@@ -78,6 +88,12 @@ pub struct DoorSettings {
     pub notes: Option<Notes>,
     /// The attempt's cassette, when the run records or replays.
     pub reel: Option<Arc<Reel>>,
+    /// Whether the task has the network: then what the provider would
+    /// fetch (a URL source, a file id) passes too.
+    pub network: bool,
+    /// The task's memory limit, if it has one: what its door may hold in
+    /// request bodies at once is a share of it.
+    pub memory: Option<u64>,
 }
 
 /// Why the door refused a call.
@@ -122,6 +138,13 @@ struct State {
     refused: Mutex<Option<(Refused, String)>>,
     notes: Option<Notes>,
     reel: Option<Arc<Reel>>,
+    network: bool,
+    /// Bytes of request bodies the door holds at once, at most: each
+    /// request takes its size (or, without one, the most a body may be)
+    /// before its first byte is read, and gives it back when it is done.
+    bodies: Arc<tokio::sync::Semaphore>,
+    /// The most one body may be.
+    max_body: usize,
 }
 
 impl std::fmt::Debug for Door {
@@ -139,6 +162,10 @@ impl Door {
             .endpoint(&settings.model)
             .ok_or_else(|| GatewayError::UnknownModel(settings.model.clone()))?;
         let mut transcript = Transcript::open(&settings.transcript);
+        let room = settings.memory.map_or(MAX_BODY, |m| {
+            usize::try_from(m / BODIES_SHARE).unwrap_or(MAX_BODY)
+        });
+        let max_body = room.clamp(MIN_BODIES, MAX_BODY);
         transcript.write(
             "start",
             json!({"task": settings.task, "agent": settings.agent, "model": settings.model,
@@ -162,6 +189,9 @@ impl Door {
                 refused: Mutex::new(None),
                 notes: settings.notes,
                 reel: settings.reel,
+                network: settings.network,
+                bodies: Arc::new(tokio::sync::Semaphore::new(max_body)),
+                max_body,
             }),
             servers: Mutex::new(Vec::new()),
         })
@@ -339,11 +369,30 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
     };
     let query = request.uri().query().map(str::to_string);
     let headers = request.headers().clone();
-    let body = match http_body_util::Limited::new(request.into_body(), MAX_BODY)
+    // The body's room is taken before it is read (all of it at once, so
+    // two requests can never each hold half and wait for the rest), and
+    // held until the call is done with it: a task cannot make the
+    // coordinator hold more than a share of its own memory in bodies.
+    let declared = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > state.max_body) {
+        return too_large(state);
+    }
+    let wanted = declared.unwrap_or(state.max_body).max(1);
+    let Ok(_room) = Arc::clone(&state.bodies)
+        .acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX))
+        .await
+    else {
+        return too_large(state);
+    };
+    let body = match http_body_util::Limited::new(request.into_body(), wanted)
         .collect()
         .await
     {
         Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(state),
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -360,24 +409,14 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         );
     };
     body.insert("model".into(), json!(state.endpoint.config.model));
-    if let Err(why) = confine(api, &mut body) {
+    if let Err(why) = super::door_shapes::check(api.wire(), &mut body, state.network) {
+        super::lock(&state.transcript).write("refused", json!({"message": why}));
         return error(StatusCode::BAD_REQUEST, "invalid_request_error", &why);
     }
-    if api == Api::CountTokens {
-        return pass(
-            state,
-            api,
-            query.as_deref(),
-            &headers,
-            Value::Object(body),
-            0,
-            None,
-        )
-        .await;
-    }
-    // The turn and budget checks of every model call. The turn is taken
-    // at once (calls may come in parallel) and given back if the call gets
-    // no answer.
+    // The turn and budget checks of every call, token counting included
+    // (it goes upstream with the key too). The turn is taken at once
+    // (calls may come in parallel) and given back if the call gets no
+    // answer.
     let taken = state
         .calls
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -431,6 +470,26 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
             return refuse(state, Refused::Budget, why);
         }
     };
+    if api == Api::CountTokens {
+        // Counting costs nothing at the provider: the budgets only had to
+        // have room for it, and it is given back once it is answered.
+        let estimate = prompt;
+        let response = pass(
+            state,
+            api,
+            query.as_deref(),
+            &headers,
+            Value::Object(body),
+            estimate,
+            None,
+        )
+        .await;
+        drop(hold);
+        if !response.status().is_success() {
+            state.calls.fetch_sub(1, Ordering::SeqCst);
+        }
+        return response;
+    }
     let max_tokens = hold.max_tokens;
     // Always a cap: a call that names none would have the model's own.
     body.insert(limit_key.into(), json!(max_tokens));
@@ -472,59 +531,14 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
     response
 }
 
-/// What a program may ask the provider for through the door: its own
-/// tools, run in its sandbox, and the model's answer. Tools the provider
-/// runs on its own servers (web search and fetch, code execution, MCP
-/// servers at any URL, a container), stored conversations and prompts, and
-/// background jobs would reach what the task's sandbox does not (the
-/// internet, other calls of the account) and spend outside the budgets:
-/// they are taken out of the request (tools) or refused (the rest).
-fn confine(api: Api, body: &mut serde_json::Map<String, Value>) -> Result<(), String> {
-    let refused: &[&str] = match api {
-        Api::Messages | Api::MessagesTranslated | Api::CountTokens => &["mcp_servers", "container"],
-        Api::Responses | Api::ResponsesTranslated => &[
-            "background",
-            "previous_response_id",
-            "conversation",
-            "prompt",
-        ],
-        Api::Chat => &["web_search_options", "audio"],
-    };
-    if let Some(key) = refused.iter().find(|k| body.contains_key(**k)) {
-        return Err(format!(
-            "swarm's gateway does not pass `{key}`: the task's model calls reach the model only"
-        ));
-    }
-    if matches!(api, Api::Responses | Api::ResponsesTranslated) {
-        body.insert("store".into(), json!(false));
-    }
-    if api == Api::Chat && body.get("n").is_some_and(|n| n.as_u64() != Some(1)) {
-        body.insert("n".into(), json!(1));
-    }
-    if let Some(Value::Array(tools)) = body.get_mut("tools") {
-        tools.retain(|tool| client_tool(api, tool));
-    }
-    Ok(())
-}
-
-/// Whether `tool` is one the program runs itself (kept), not one the
-/// provider runs on its servers (taken out).
-fn client_tool(api: Api, tool: &Value) -> bool {
-    let kind = tool.get("type").and_then(Value::as_str);
-    match api {
-        // Custom tools have no type; Anthropic-defined client tools (bash,
-        // text editor, computer, memory) are run by the program.
-        Api::Messages | Api::MessagesTranslated | Api::CountTokens => kind.is_none_or(|k| {
-            k == "custom"
-                || ["bash_", "text_editor_", "computer_", "memory_"]
-                    .iter()
-                    .any(|p| k.starts_with(p))
-        }),
-        Api::Responses | Api::ResponsesTranslated => matches!(
-            kind,
-            Some("function" | "custom" | "local_shell" | "shell" | "apply_patch" | "namespace")
-        ),
-        Api::Chat => matches!(kind, Some("function" | "custom")),
+impl Api {
+    /// The wire protocol the request came in.
+    fn wire(self) -> Wire {
+        match self {
+            Api::Messages | Api::MessagesTranslated | Api::CountTokens => Wire::Messages,
+            Api::Responses | Api::ResponsesTranslated => Wire::Responses,
+            Api::Chat => Wire::Chat,
+        }
     }
 }
 
@@ -553,6 +567,18 @@ fn user_blocks(last: &Value) -> Vec<Value> {
             None => Vec::new(),
         },
     }
+}
+
+/// A body past what the door takes: the attempt's share of room.
+fn too_large(state: &State) -> Response<Body> {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        &format!(
+            "swarm's gateway: a request body may be at most {} bytes for task `{}` (a share of its memory)",
+            state.max_body, state.task
+        ),
+    )
 }
 
 fn refuse(state: &State, why: Refused, message: String) -> Response<Body> {
@@ -1312,6 +1338,8 @@ mod tests {
                 transcript: dir.path().join("t.jsonl"),
                 notes: None,
                 reel: None,
+                network: false,
+                memory: None,
             },
         )
         .unwrap();
@@ -1343,47 +1371,6 @@ mod tests {
             .await
             .map(|r| r.status().as_u16());
         assert!(after.is_err() || after.is_ok_and(|s| s == 401));
-    }
-
-    #[test]
-    fn tools_the_provider_would_run_are_taken_out_and_its_servers_refused() {
-        let mut body = json!({"tools": [
-            {"name": "Bash", "input_schema": {"type": "object"}},
-            {"type": "web_search_20250305", "name": "web_search"},
-            {"type": "web_fetch_20250910", "name": "web_fetch"},
-            {"type": "code_execution_20250825", "name": "code_execution"},
-            {"type": "bash_20250124", "name": "bash"}
-        ]});
-        let map = body.as_object_mut().unwrap();
-        confine(Api::Messages, map).unwrap();
-        let names: Vec<&str> = map["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|t| t["name"].as_str())
-            .collect();
-        assert_eq!(names, ["Bash", "bash"]);
-        let mut body = json!({"mcp_servers": [{"url": "https://example.com"}]});
-        assert!(confine(Api::Messages, body.as_object_mut().unwrap()).is_err());
-
-        let mut body = json!({"store": true, "tools": [
-            {"type": "function", "name": "exec_command"},
-            {"type": "web_search"},
-            {"type": "mcp", "server_url": "https://example.com"},
-            {"type": "namespace", "name": "multi_agent_v1"}
-        ]});
-        let map = body.as_object_mut().unwrap();
-        confine(Api::Responses, map).unwrap();
-        assert_eq!(map["store"], false);
-        let kinds: Vec<&str> = map["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|t| t["type"].as_str())
-            .collect();
-        assert_eq!(kinds, ["function", "namespace"]);
-        let mut body = json!({"previous_response_id": "resp_1"});
-        assert!(confine(Api::Responses, body.as_object_mut().unwrap()).is_err());
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod call;
 mod complete;
 pub mod config;
 pub mod door;
+mod door_shapes;
 mod limiter;
 pub mod prices;
 pub(crate) mod provider;

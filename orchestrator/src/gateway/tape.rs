@@ -21,6 +21,15 @@
 //! provider (and `--record` keeps it).
 //!
 //! The format is [`swarm_protocol::cassette`].
+//!
+//! A cassette directory is often a repository's (`tests/cassettes`), and
+//! whoever wrote to the repository made what is in it: it is read and
+//! written as hostile (`crate::untrusted`). The directory the person names
+//! must not itself be a link; below it, nothing is followed: a cassette is
+//! read only if it is a regular file reached without a link and no larger
+//! than [`MAX_CASSETTE`], and recorded only into a file made new
+//! (`O_EXCL`) or one already there that is a regular file with no other
+//! name, in directories made or entered without following a link.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -41,6 +50,10 @@ use swarm_protocol::cassette::{
 use super::sse::Events;
 use super::{Secret, lock, redact};
 use crate::ids::flat;
+use crate::untrusted::{self, Limits};
+
+/// The largest cassette replayed: what the coordinator holds of one.
+pub const MAX_CASSETTE: u64 = 64 << 20;
 
 /// What the person running swarm asked for: `--record`, `--replay`,
 /// `--replay-fallthrough`. Only they can give it (a command line, a front
@@ -142,9 +155,10 @@ impl Tape {
         // The longest first: a worktree inside the run directory is the
         // worktree, not the run directory plus a rest.
         paths.sort_by_key(|(_, path)| std::cmp::Reverse(path.len()));
+        let rel = file.to_string_lossy().into_owned();
         let replay = match &self.settings.replay {
             None => None,
-            Some(dir) => Some(Recorded::load(&dir.join(&file))?),
+            Some(dir) => Some(Recorded::load(dir, &rel)?),
         };
         // Recording to another directory than the one replayed: the
         // answers served are written there too, so it holds the whole run.
@@ -154,7 +168,7 @@ impl Tape {
         };
         let record = match &self.settings.record {
             None => None,
-            Some(dir) => Some(open_for_record(&dir.join(&file), &name, &paths)?),
+            Some(dir) => Some(open_for_record(dir, &rel, &name, &paths)?),
         };
         Ok(Reel {
             name,
@@ -169,22 +183,37 @@ impl Tape {
     }
 }
 
-/// Opens the cassette at `path` to add to it: a cassette already there
-/// (an earlier run's, the one being replayed) keeps what it holds.
+/// The cassette directory `dir` the person named, made if missing: not a
+/// link (a repository could have put one there).
+fn cassette_dir(dir: &Path, what: &str) -> Result<(), String> {
+    match dir.symlink_metadata() {
+        Ok(meta) if meta.file_type().is_symlink() => Err(format!(
+            "{what} {}: it is a symbolic link; swarm does not follow links in a cassette directory (name the directory it points to if you mean it)",
+            dir.display()
+        )),
+        Ok(_) => Ok(()),
+        // Nothing recorded yet: every cassette in it is missing.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && what == "replay from" => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{what} {}: {e}", dir.display()))
+        }
+        Err(e) => Err(format!("{what} {}: {e}", dir.display())),
+    }
+}
+
+/// Opens the cassette `rel` under `dir` to add to it: a cassette already
+/// there (an earlier run's, the one being replayed) keeps what it holds.
 fn open_for_record(
-    path: &Path,
+    dir: &Path,
+    rel: &str,
     name: &str,
     paths: &[(String, String)],
 ) -> Result<(PathBuf, File), String> {
+    let path = dir.join(rel);
+    cassette_dir(dir, "record to")?;
+    let mut file = untrusted::append(dir, rel)
+        .map_err(|e| format!("open cassette {} to record: {e}", path.display()))?;
     let fail = |e: std::io::Error| format!("open cassette {} to record: {e}", path.display());
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(fail)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(fail)?;
     // Appending too: a header line says whose paths the exchanges after
     // it quote, and this run's are not the first recording's.
     {
@@ -200,7 +229,7 @@ fn open_for_record(
         line.push('\n');
         file.write_all(line.as_bytes()).map_err(fail)?;
     }
-    Ok((path.to_path_buf(), file))
+    Ok((path, file))
 }
 
 /// One cassette: the calls of one attempt (or of the planner).
@@ -445,18 +474,28 @@ struct Entry {
 }
 
 impl Recorded {
-    fn load(path: &Path) -> Result<Self, String> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    /// The cassette `rel` under `dir`, read as hostile (no link followed,
+    /// a regular file of at most [`MAX_CASSETTE`]); none there is empty.
+    fn load(dir: &Path, rel: &str) -> Result<Self, String> {
+        let path = dir.join(rel);
+        cassette_dir(dir, "replay from")?;
+        let limits = Limits {
+            max_size: MAX_CASSETTE,
+            what: "a cassette",
+        };
+        let text = match untrusted::read(dir, rel, limits) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| format!("read cassette {}: it is not UTF-8", path.display()))?,
+            Err(e) if e.is_missing() => {
                 return Ok(Self {
-                    path: path.to_path_buf(),
+                    path,
                     existed: false,
                     entries: Vec::new(),
                 });
             }
-            Err(e) => return Err(format!("read cassette {}: {e}", path.display())),
+            Err(e) => return Err(format!("read cassette {e}")),
         };
+        let path = path.as_path();
         let mut paths: Vec<(String, String)> = Vec::new();
         let mut entries = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -824,5 +863,114 @@ mod tests {
         );
         let err = tape.reel(ReelId::Planner, Vec::new()).unwrap_err();
         assert!(err.contains("planner.jsonl:2"), "{err}");
+    }
+
+    fn attempt() -> ReelId {
+        ReelId::Attempt {
+            task: "a".into(),
+            attempt: 1,
+        }
+    }
+
+    fn recording(dir: &Path) -> Tape {
+        Tape::new(
+            TapeSettings {
+                record: Some(dir.to_path_buf()),
+                ..TapeSettings::default()
+            },
+            Vec::new(),
+        )
+    }
+
+    fn replaying(dir: &Path) -> Tape {
+        Tape::new(
+            TapeSettings {
+                replay: Some(dir.to_path_buf()),
+                ..TapeSettings::default()
+            },
+            Vec::new(),
+        )
+    }
+
+    /// A cloned repository's cassette directory with links in it: a
+    /// recording never writes through one (a prompt line appended to a
+    /// `.bashrc` would run when it is sourced).
+    #[test]
+    fn recording_never_writes_through_a_link() {
+        let home = tempfile::tempdir().unwrap();
+        let bashrc = home.path().join(".bashrc");
+        std::fs::write(&bashrc, "# mine\n").unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        let cassettes = repo.path().join("cassettes");
+        std::fs::create_dir_all(cassettes.join("tasks/a")).unwrap();
+        std::os::unix::fs::symlink(&bashrc, cassettes.join("tasks/a/1.jsonl")).unwrap();
+        let e = recording(&cassettes)
+            .reel(attempt(), Vec::new())
+            .unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        // A linked directory on the way.
+        std::fs::remove_dir_all(cassettes.join("tasks")).unwrap();
+        std::os::unix::fs::symlink(home.path(), cassettes.join("tasks")).unwrap();
+        let e = recording(&cassettes)
+            .reel(attempt(), Vec::new())
+            .unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        // A hard link to the file.
+        std::fs::remove_file(cassettes.join("tasks")).unwrap();
+        std::fs::create_dir_all(cassettes.join("tasks/a")).unwrap();
+        std::fs::hard_link(&bashrc, cassettes.join("tasks/a/1.jsonl")).unwrap();
+        let e = recording(&cassettes)
+            .reel(attempt(), Vec::new())
+            .unwrap_err();
+        assert!(e.contains("other names"), "{e}");
+        // The directory named is itself a link.
+        let linked = repo.path().join("linked");
+        std::os::unix::fs::symlink(home.path(), &linked).unwrap();
+        let e = recording(&linked)
+            .reel(ReelId::Planner, Vec::new())
+            .unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), "# mine\n");
+        assert!(!home.path().join("planner.jsonl").exists());
+        // A plain directory records.
+        let plain = repo.path().join("plain");
+        assert!(recording(&plain).reel(attempt(), Vec::new()).is_ok());
+        assert!(plain.join("tasks/a/1.jsonl").is_file());
+    }
+
+    /// Replaying reads a regular file of bounded size, never through a
+    /// link: not `/dev/zero`, not a FIFO, not a host file.
+    #[test]
+    fn replaying_reads_only_a_bounded_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tasks/a")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("tasks/a/1.jsonl")).unwrap();
+        let e = replaying(dir.path())
+            .reel(attempt(), Vec::new())
+            .unwrap_err();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        std::fs::remove_file(dir.path().join("tasks/a/1.jsonl")).unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("tasks/a/1.jsonl"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let e = replaying(dir.path())
+            .reel(attempt(), Vec::new())
+            .unwrap_err();
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::remove_file(dir.path().join("tasks/a/1.jsonl")).unwrap();
+        let big = std::fs::File::create(dir.path().join("tasks/a/1.jsonl")).unwrap();
+        big.set_len(MAX_CASSETTE + 1).unwrap();
+        let e = replaying(dir.path())
+            .reel(attempt(), Vec::new())
+            .unwrap_err();
+        assert!(e.contains("more than the 64 MiB a cassette may be"), "{e}");
+        // Nothing recorded for it: an empty cassette, as before.
+        assert!(
+            replaying(dir.path())
+                .reel(ReelId::Replanner, Vec::new())
+                .is_ok()
+        );
     }
 }

@@ -252,6 +252,8 @@ pub(super) fn template(path: &Path, source: Source) -> Result<super::Template, P
         return Err(error);
     }
     Ok(super::Template {
+        origin: super::origin::Origin::Person,
+        files: super::origin::files::Files::beside(path),
         models: settings.models,
         budget: budget.unwrap_or_default(),
         base: file.swarm.base.as_ref().map(|b| b.get_ref().clone()),
@@ -746,6 +748,27 @@ fn answers_named(ctx: &Ctx, tasks: &[Task], errors: &mut Vec<PlanError>) {
         let super::Payload::Command { run } = &task.payload else {
             continue;
         };
+        // A placeholder where no value can be put safely (the fill is
+        // refused there at run time too).
+        for (r, context) in crate::output_schema::unfillable(run) {
+            let written = &run[r.range.clone()];
+            errors.push(
+                ctx.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "task `{}`: `{written}` in `run` stands {}, where a dependency's answer cannot be put safely",
+                            task.id,
+                            context.describe()
+                        ),
+                        Some(task.span.clone()),
+                        "this task",
+                    )
+                    .with_help(
+                        "take the quotes away: the answer is filled in as one word whatever it holds (inside double quotes works too)",
+                    ),
+            );
+        }
         for r in crate::output_schema::references(run) {
             let written = &run[r.range.clone()];
             let why = if !task.deps.contains(&r.dep) {

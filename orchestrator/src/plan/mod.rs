@@ -544,6 +544,11 @@ pub const DEFAULT_PLAN_CONTEXT_TOKENS: u32 = 8000;
 #[derive(Debug, Clone)]
 pub struct Template {
     pub source: Source,
+    /// Who the configuration came from; a plan written from it is of
+    /// the same origin.
+    pub origin: origin::Origin,
+    /// How the file names of a plan written from it are read.
+    pub files: origin::files::Files,
     pub models: BTreeMap<String, ModelConfig>,
     /// `[swarm] budget`: what the planner's calls may spend too.
     pub budget: Budget,
@@ -560,7 +565,26 @@ pub struct Template {
 /// Reads and checks a planner configuration (a plan without tasks) `text`
 /// from `path`.
 pub fn parse_template(path: &Path, text: String) -> Result<Template, Box<PlanError>> {
-    expand::template(path, Source::new(path, text)).map_err(Box::new)
+    parse_template_with(
+        path,
+        text,
+        origin::Origin::Person,
+        origin::files::Files::beside(path),
+    )
+}
+
+/// [`parse_template`] for a configuration from `origin`, whose (and whose
+/// plans') file names are read as `files` says.
+pub fn parse_template_with(
+    path: &Path,
+    text: String,
+    origin: origin::Origin,
+    files: origin::files::Files,
+) -> Result<Template, Box<PlanError>> {
+    let mut template = expand::template(path, Source::new(path, text)).map_err(Box::new)?;
+    template.origin = origin;
+    template.files = files;
+    Ok(template)
 }
 
 /// A task id given on the command line (`--only`) that the plan lacks.

@@ -208,8 +208,14 @@ fn check(
 ) -> Result<Checked, (Vec<String>, Option<String>)> {
     let answer = answer::parse(text).map_err(|p| (vec![p], None))?;
     let written = write::render(&answer, header, request.template);
-    let plan = crate::plan::parse(request.plan_path, written.clone())
-        .map_err(|e| (e.all().map(problem).collect(), Some(written.clone())))?;
+    // Of the configuration's origin: its file names read as it may.
+    let plan = crate::plan::parse_with(
+        request.plan_path,
+        written.clone(),
+        request.template.origin,
+        request.template.files.clone(),
+    )
+    .map_err(|e| (e.all().map(problem).collect(), Some(written.clone())))?;
     let limits = Limits {
         max_tasks: Some(request.max_tasks),
         max_depth: Some(request.max_depth),

@@ -256,6 +256,42 @@ mod tests {
         );
     }
 
+    /// A model's answer is an untrusted origin: every key the writer
+    /// gives a task from it is one any origin may set (`plan::origin`),
+    /// so a plan written for a trusted configuration grants nothing the
+    /// configuration did not.
+    #[test]
+    fn a_model_s_answer_sets_only_keys_any_origin_may() {
+        use crate::plan::origin::rules::{May, Table, plan_rule};
+        use crate::planner::answer::Unit;
+        let unit = Unit {
+            id: "a".into(),
+            why: "w".into(),
+            deps: vec!["b".into()],
+            paths: vec!["src".into()],
+            creates: vec!["new".into()],
+            prompt: Some("p".into()),
+            run: Some("r".into()),
+            verify: Some("v".into()),
+            readonly: true,
+            allow_overlap: true,
+        };
+        let mut out = String::new();
+        task(&mut out, &unit);
+        let table: toml::Table = toml::from_str(&out).unwrap();
+        let written = table["task"].as_array().unwrap()[0].as_table().unwrap();
+        for key in written.keys() {
+            let rule = plan_rule(Table::Task, key).unwrap();
+            assert_eq!(rule.may, May::Any, "`{key}` from a model's answer");
+        }
+        // The answer's `verify` goes to `[defaults] verify`.
+        assert_eq!(
+            plan_rule(Table::Task, "verify").map(|r| r.may),
+            Some(May::Any)
+        );
+        assert_eq!(written.len(), 9, "every field of a unit is written");
+    }
+
     mod roundtrip {
         use std::path::Path;
 

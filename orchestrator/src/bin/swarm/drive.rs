@@ -33,6 +33,9 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
     if let Some(name) = &args.name {
         check_name(name)?;
     }
+    // The plan `--goal` planned, as the planner checked it (of its
+    // configuration's origin).
+    let mut planned_plan = None;
     let plan_file = match (&args.plan, &args.goal) {
         (Some(plan), _) => plan.clone(),
         (None, Some(goal)) => {
@@ -63,6 +66,7 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
                 return Ok(exit::SUCCESS);
             }
             args.name = Some(planned.name);
+            planned_plan = Some(planned.plan);
             shown
         }
         (None, None) => {
@@ -71,9 +75,13 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
             )));
         }
     };
-    let mut plan = match &args.origin {
-        None => load_plan(cwd, &plan_file)?,
-        Some(origin) => untrusted_plan(cwd, &plan_file, origin, &args.files_dir)?,
+    let mut plan = match (&args.origin, planned_plan) {
+        (Some(origin), _) => untrusted_plan(cwd, &plan_file, origin, &args.files_dir)?,
+        (None, Some(mut planned)) => {
+            planned.source.name = plan_file.display().to_string();
+            planned
+        }
+        (None, None) => load_plan(cwd, &plan_file)?,
     };
     if !args.only.is_empty() {
         plan.select(&args.only)

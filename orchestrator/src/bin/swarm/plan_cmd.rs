@@ -128,6 +128,8 @@ pub struct GoalPlan {
     pub path: PathBuf,
     pub name: String,
     pub text: String,
+    /// The plan as checked, of its configuration's origin.
+    pub plan: plan::Plan,
 }
 
 /// The planning step of `swarm run --goal`: the plan, its map and the
@@ -180,6 +182,7 @@ pub(crate) fn plan_goal(
         path,
         name,
         text: planned.text,
+        plan: planned.plan,
     })
 }
 
@@ -221,9 +224,19 @@ fn prepare(
             }
         }
     };
-    let template = plan::parse_template(&path, text.clone()).map_err(Failure::Plan)?;
+    let mut template = plan::parse_template(&path, text.clone()).map_err(Failure::Plan)?;
     if let Some(file) = &found_in_repo {
-        crate::trust_cmd::check_repository_config(file, &text, &template, args.trust)?;
+        let origin = crate::trust_cmd::check_repository_config(file, &text, &template, args.trust)?;
+        if origin.is_untrusted() {
+            // Accepted untrusted (it sets nothing it may not): the plans
+            // written from it read their file names inside the repository
+            // only, and run as a plan of that origin.
+            template.origin = origin;
+            template.files = plan::origin::files::Files::Repository {
+                root: crate::drive::canonical_root(repo)?,
+                dir: String::new(),
+            };
+        }
     }
     let model = args.model.clone().unwrap_or_else(|| "default".into());
     if !template.models.contains_key(&model) {

@@ -49,26 +49,28 @@ pub(crate) fn repository_config(repo: &Repo) -> PathBuf {
 }
 
 /// Refuses the repository's configuration `template` (read as `text`
-/// from `file`) if it weakens anything and the user has not trusted this
-/// content, nor passed `--trust` (`once`).
+/// from `file`) if it sets what an untrusted file may not and the user
+/// has not trusted this content, nor passed `--trust` (`once`). Its
+/// origin otherwise: the person's if they trusted it, else an untrusted
+/// repository's (it sets nothing it may not).
 pub(crate) fn check_repository_config(
     file: &Path,
     text: &str,
     template: &plan::Template,
     once: bool,
-) -> Result<(), Failure> {
+) -> Result<trust::Origin, Failure> {
     let found = trust::weakenings(&template.source, &template.models);
-    if found.is_empty() {
-        return Ok(());
-    }
     if once {
+        if found.is_empty() {
+            return Ok(trust::Origin::Person);
+        }
         eprintln!(
             "note: --trust: {} applies as it is for this invocation, {} setting{} beyond swarm's defaults included",
             template.source.name,
             found.len(),
             if found.len() == 1 { "" } else { "s" }
         );
-        return Ok(());
+        return Ok(trust::Origin::Person);
     }
     let trusted = match store() {
         Some(store) => store
@@ -77,11 +79,11 @@ pub(crate) fn check_repository_config(
         None => false,
     };
     if trusted {
-        return Ok(());
+        return Ok(trust::Origin::Person);
     }
     match trust::refuse(&template.source, &found, UNTRUSTED_HELP) {
         Some(error) => Err(Failure::Plan(Box::new(error))),
-        None => Ok(()),
+        None => Ok(trust::Origin::Repository),
     }
 }
 

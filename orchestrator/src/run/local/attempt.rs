@@ -279,6 +279,20 @@ impl Setup {
             env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
         }
         env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // Its dependencies' answers, where it names them: in variables
+        // its command references (after the task's own `env`, which cannot
+        // stand for them).
+        let script = match &task.payload {
+            Payload::Command { run } => {
+                let filled = crate::output_schema::fill(run, &answers)
+                    .map_err(|e| format!("fill in its command: {e}"))?;
+                env.extend(filled.env);
+                filled.script
+            }
+            // A WASM program runs in swarm's process; `agent::run` sets
+            // the program (the agent) in place of a script.
+            Payload::Wasm(_) | Payload::Agent(_) => String::new(),
+        };
         // As root, workers run as an unprivileged user, which must own what
         // they may change, and only while they run.
         let owned: Vec<PathBuf> = match (&sandbox, swarm_sandbox::worker_identity()) {
@@ -286,14 +300,6 @@ impl Setup {
                 .chain((task.isolation == Isolation::Worktree).then(|| workdir.to_path_buf()))
                 .collect(),
             _ => Vec::new(),
-        };
-        let script = match &task.payload {
-            // Its dependencies' answers, where it names them.
-            Payload::Command { run } => crate::output_schema::fill(run, &answers)
-                .map_err(|e| format!("fill in its command: {e}"))?,
-            // A WASM program runs in swarm's process; `agent::run` sets
-            // the program (the agent) in place of a script.
-            Payload::Wasm(_) | Payload::Agent(_) => String::new(),
         };
         // An unconfined command without a cgroup of its own joins the run's:
         // when the coordinator dies, its launcher kills everything in it.

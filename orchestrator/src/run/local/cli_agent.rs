@@ -84,6 +84,8 @@ pub(crate) async fn run(
             transcript: crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt),
             notes,
             reel,
+            network: task.network == crate::plan::NetworkMode::Full,
+            memory: task.memory,
         },
     ) {
         Ok(d) => d,
