@@ -596,6 +596,8 @@ fn door(n: usize) -> anyhow::Result<()> {
             transcript: dir.path().join("t.jsonl"),
             notes: None,
             reel: None,
+            network: false,
+            memory: None,
         },
     )?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

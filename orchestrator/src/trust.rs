@@ -24,12 +24,12 @@ use sha2::{Digest as _, Sha256};
 pub use crate::plan::origin::{Finding as Weakening, Origin, host};
 use crate::plan::{ModelConfig, PlanError, Source, origin};
 
-/// The keys of the configuration or plan `source` (already checked, its
-/// valid models `models`) that an untrusted origin may not set as they
-/// are: they weaken confinement, choose where a key or a call goes, or
-/// read a file outside the repository. In file order.
-pub fn weakenings(source: &Source, models: &BTreeMap<String, ModelConfig>) -> Vec<Weakening> {
-    origin::findings(source, models)
+/// The keys of the configuration or plan `source` that an untrusted
+/// origin may not set as they are: they weaken confinement, choose where a
+/// key or a call goes, or read a file outside the repository. In file
+/// order.
+pub fn weakenings(source: &Source) -> Vec<Weakening> {
+    origin::findings(source)
 }
 
 /// The error for an untrusted repository configuration `source` that has

@@ -58,7 +58,7 @@ pub enum UntrustedError {
     /// Nothing is there (often fine: the task left nothing).
     #[error("{} does not exist", path.display())]
     Missing { path: PathBuf },
-    #[error("{} is a symbolic link; swarm does not follow links a task left", path.display())]
+    #[error("{} is a symbolic link; swarm does not follow links where it reads or writes files it did not make", path.display())]
     Link { path: PathBuf },
     #[error("{} is not a regular file (it is {kind})", path.display())]
     NotRegular { path: PathBuf, kind: &'static str },

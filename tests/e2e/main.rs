@@ -23,6 +23,7 @@ mod looking;
 mod mcp;
 mod mcp_tools;
 mod model_mock;
+mod origins;
 mod outputs;
 mod ownership;
 mod papercuts;

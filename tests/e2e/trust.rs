@@ -147,10 +147,52 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     assert_eq!(mock.calls().len(), 3);
 }
 
-/// What needs no trust keeps working untrusted: a keyless endpoint of the
-/// repository's, narrowing settings. (Fails if the rule refused too much.)
+/// What needs no trust keeps working untrusted: narrowing settings, a
+/// model at its provider's own endpoint without a key. (Fails if the rule
+/// refused too much.) No model is reached: the planner's answer comes from
+/// a hand-written cassette.
 #[test]
 fn a_repository_config_that_weakens_nothing_needs_no_trust() {
+    let repo = TestRepo::new();
+    repo.write(
+        "swarm.toml",
+        "[swarm]\nconcurrency = 2\ntoolchains = [\"rust\"]\ncaches = false\nbudget = { usd = 1 }\n\n[defaults]\nmemory = \"1GiB\"\nnetwork = \"none\"\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"mock-model\"\napi_key_env = \"\"\nprice = { input = 1.0, output = 1.0 }\n",
+    );
+    repo.commit_all("a harmless configuration");
+    let Reply::Answer { parts, .. } = one_task() else {
+        panic!("an answer")
+    };
+    let crate::support::model::Part::Text(text) = &parts[0] else {
+        panic!("a text")
+    };
+    let exchange = json!({"kind": "exchange",
+        "request": {"path": "/v1/messages", "contains": ["Do the thing"]},
+        "response": {"body": {"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "mock-model", "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 20}}}});
+    let cassettes = repo.outside().join("cassettes");
+    std::fs::create_dir_all(&cassettes).unwrap();
+    std::fs::write(cassettes.join("planner.jsonl"), format!("{exchange}\n")).unwrap();
+    let run = swarm(
+        &repo,
+        &[
+            "plan",
+            "Do the thing",
+            "--replay",
+            cassettes.to_str().unwrap(),
+        ],
+        &[("ANTHROPIC_API_KEY", SECRET)],
+    );
+    run.assert_code(0);
+    let plan = std::fs::read_to_string(repo.path().join("plan.toml")).unwrap();
+    assert!(plan.contains("echo done > done.txt"), "{plan}");
+}
+
+/// A keyless endpoint of the repository's is a place the coordinator would
+/// send every model call to, also those of tasks without network: it
+/// needs trust like one that gets a key.
+#[test]
+fn a_repository_s_keyless_endpoint_needs_trust() {
     let mock = MockModel::start(
         Options {
             stream: None,
@@ -159,22 +201,15 @@ fn a_repository_config_that_weakens_nothing_needs_no_trust() {
         |_| one_task(),
     );
     let repo = TestRepo::new();
-    repo.write(
-        "swarm.toml",
-        &format!(
-            "[swarm]\nconcurrency = 2\ntoolchains = [\"rust\"]\n\n[defaults]\nmemory = \"1GiB\"\n\n{}",
-            hostile_models(&mock, "api_key_env = \"\"\n")
-        ),
-    );
-    repo.commit_all("a harmless configuration");
-    let run = swarm(
-        &repo,
-        &["plan", "Do the thing"],
-        &[("ANTHROPIC_API_KEY", SECRET)],
-    );
-    run.assert_code(0);
+    repo.write("swarm.toml", &hostile_models(&mock, "api_key_env = \"\"\n"));
+    repo.commit_all("a local model");
+    let refused = swarm(&repo, &["plan", "Do the thing"], &[]);
+    assert_refused_at(&refused, 4, "base_url");
+    assert!(mock.calls().is_empty());
+    // Trusted, it is used.
+    repo.swarm(&["trust"]).assert_code(0);
+    swarm(&repo, &["plan", "Do the thing"], &[]).assert_code(0);
     assert_eq!(mock.calls().len(), 1);
-    mock.assert_clean();
 }
 
 /// With the fix reverted, `run --goal` plans, warns once that the sandbox

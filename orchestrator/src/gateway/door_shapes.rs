@@ -184,6 +184,8 @@ const RESPONSES_KEYS: &[&str] = &[
     "service_tier",
     "user",
     "safety_identifier",
+    // Codex's own (its version, the turn): metadata, nothing to fetch.
+    "client_metadata",
 ];
 
 /// Top-level keys of a Chat Completions request. Not `web_search_options`

@@ -516,6 +516,13 @@ pub fn parse(path: &Path, text: String) -> Result<Plan, Box<PlanError>> {
     )
 }
 
+/// Reads `source` as far as its shape: TOML, the keys and types of a plan
+/// (every misspelt key at once), nothing it names read. What an untrusted
+/// plan sets is judged after this, before the rest of its checks.
+pub fn read_shape(source: &Source) -> Result<(), Box<PlanError>> {
+    expand::parse(source).map(|_| ()).map_err(Box::new)
+}
+
 /// Reads and checks the plan `text` from `path`, which came from `origin`,
 /// its file names read as `files` says (a plan from an untrusted origin
 /// reads them inside the repository only). What the plan sets is not

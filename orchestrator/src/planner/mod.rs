@@ -244,3 +244,92 @@ fn user(text: String) -> Message {
         content: vec![Block::Text { text }],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::plan::origin::{Origin, files::Files};
+
+    /// A repository's untrusted `swarm.toml` whose `[defaults]
+    /// output_schema` names a file through a link out of the repository:
+    /// the plan written from it reads the file inside the repository only,
+    /// so the host file never reaches the plan (or the model).
+    #[test]
+    fn a_plan_from_an_untrusted_configuration_reads_no_file_through_a_link() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(
+            outside.path().join("s.json"),
+            r#"{"type": "object", "description": "MARKER-host-file"}"#,
+        )
+        .unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        let root = repo.path().canonicalize().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("schemas")).unwrap();
+        let config = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[defaults]\noutput_schema = \"schemas/s.json\"\n";
+        let template = crate::plan::parse_template_with(
+            Path::new("swarm.toml"),
+            config.into(),
+            Origin::Repository,
+            Files::Repository {
+                root: root.clone(),
+                dir: String::new(),
+            },
+        )
+        .unwrap();
+        // It sets nothing an untrusted file may not, as written.
+        assert!(crate::plan::origin::findings(&template.source).is_empty());
+        let plan_path = root.join(".swarm/plans/g/plan.toml");
+        let request = Request {
+            goal: "review",
+            model: "default",
+            max_tasks: 4,
+            max_depth: 2,
+            template: &template,
+            context: Context {
+                text: "",
+                hash: "h",
+                tokens: 0,
+                file_name: "plan.map.md",
+            },
+            base_rev: "HEAD",
+            base_commit: Oid::ZERO_SHA1,
+            plan_path: &plan_path,
+            transcript: None,
+        };
+        let header = write::Header {
+            goal: "review",
+            model: "default",
+            model_desc: String::new(),
+            base_rev: "HEAD",
+            base_commit: Oid::ZERO_SHA1.to_string(),
+            map_hash: "h",
+            map_tokens: 0,
+            map_file: "plan.map.md",
+        };
+        let answer = r#"{"split": false, "reason": "r", "tasks": [{"id": "review", "why": "w", "prompt": "review it"}]}"#;
+        let Err((problems, _)) = check(&request, &header, answer, &|_| true) else {
+            panic!("the plan was accepted")
+        };
+        let all = problems.join("\n");
+        assert!(all.contains("is a symbolic link"), "{all}");
+        assert!(!all.contains("MARKER"), "{all}");
+        // The same configuration from the person reads it (they chose to).
+        let mut trusted = template.clone();
+        trusted.origin = Origin::Person;
+        trusted.files = Files::beside(&root.join("swarm.toml"));
+        let request = Request {
+            template: &trusted,
+            ..request
+        };
+        let (_, _, plan, _) = check(&request, &header, answer, &|_| true).unwrap();
+        let schema = plan.tasks[0]
+            .agent()
+            .unwrap()
+            .output_schema
+            .clone()
+            .unwrap();
+        assert_eq!(schema["description"], "MARKER-host-file");
+    }
+}

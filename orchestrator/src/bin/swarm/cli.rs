@@ -34,7 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a plan: every task in its own worktree, results merged into swarm/<run>.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Continue a run whose coordinator died or was cancelled (default: the
     /// latest run): finished tasks stay finished, interrupted ones start again.
     Resume(ResumeArgs),
@@ -414,7 +414,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         None => std::env::current_dir().map_err(|e| Failure::Internal(e.into()))?,
     };
     match cli.command {
-        Command::Run(args) => run_plan(&cwd, args),
+        Command::Run(args) => run_plan(&cwd, *args),
         Command::Resume(args) => resume_run(&cwd, args),
         Command::Clean {
             run,
@@ -605,19 +605,22 @@ pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let mut stdout = std::io::stdout().lock();
     let warnings = validation(cwd, &plan, &path.display().to_string(), &mut stdout)?;
     drop(stdout);
-    crate::output::print_plan_warnings(&warnings);
+    for group in &warnings {
+        crate::output::print_plan_warnings(group);
+    }
     Ok(exit::SUCCESS)
 }
 
 /// What `swarm validate` says of the checked `plan` (shown as `shown`),
 /// into `out`: its shape, its grants, its weakenings and where its keys
-/// go; its warnings are returned. For the command line and `swarm mcp`.
+/// go; its warnings are returned, each check's apart. For the command
+/// line and `swarm mcp`.
 pub(crate) fn validation(
     cwd: &Path,
     plan: &Plan,
     shown: &str,
     out: &mut dyn std::io::Write,
-) -> Result<Vec<plan::PlanError>, Failure> {
+) -> Result<Vec<Vec<plan::PlanError>>, Failure> {
     let host = crate::host::current();
     swarm_orchestrator::assemble::wasm_engine(plan, 1, &host)?;
     swarm_orchestrator::assemble::agents::agent_programs(plan, &host)?;
@@ -625,8 +628,8 @@ pub(crate) fn validation(
     let repo = open_repo(cwd)?;
     let base = repo
         .resolve(&plan.base)
-        .map_err(|e| base_failure(&plan, e.into()))?;
-    let mut warnings = crate::drive::meaning(&repo, base, plan)?;
+        .map_err(|e| base_failure(plan, e.into()))?;
+    let mut warnings = vec![crate::drive::meaning(&repo, base, plan)?];
     let graph = TaskGraph::new(&plan.tasks);
     let roots = swarm_orchestrator::ids::TaskIndex::all(graph.len())
         .filter(|&i| graph.deps(i).next().is_none())
@@ -664,7 +667,7 @@ pub(crate) fn validation(
     );
     let granted =
         swarm_orchestrator::assemble::grants::grants(plan, &host).map_err(Failure::Plan)?;
-    warnings.extend(granted.warnings);
+    warnings.push(granted.warnings);
     let root =
         swarm_orchestrator::assemble::grants::worktree_root(plan, &host).map_err(Failure::Plan)?;
     let home = swarm_orchestrator::worktree_home::WorktreeHome::path_for(&root, &repo);
@@ -677,7 +680,7 @@ pub(crate) fn validation(
     let _ = writeln!(out, "worktrees         {}", home.display());
     // What the plan grants beyond swarm's defaults, and where each key
     // goes: the user named the plan, so it is theirs, but said plainly.
-    let weakened = swarm_orchestrator::trust::weakenings(&plan.source, &plan.models);
+    let weakened = swarm_orchestrator::trust::weakenings(&plan.source);
     for line in crate::trust_cmd::weakening_lines(&plan.source, &weakened) {
         let _ = writeln!(out, "weakens           {line}");
     }

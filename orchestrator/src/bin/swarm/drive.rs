@@ -469,7 +469,7 @@ pub(crate) fn drive(
 /// `--executor local`, `--worktrees`): the user's choice, said plainly
 /// before anything runs.
 pub(crate) fn weakened(plan: &Plan, worktrees_given: bool) -> Vec<String> {
-    let found: Vec<_> = swarm_orchestrator::trust::weakenings(&plan.source, &plan.models)
+    let found: Vec<_> = swarm_orchestrator::trust::weakenings(&plan.source)
         .into_iter()
         .filter(|w| match (w.table.as_str(), w.key.as_str()) {
             ("[swarm]", "sandbox") => plan.sandbox == SandboxMode::None,

@@ -217,7 +217,9 @@ impl Swarm {
             match crate::cli::validation(&root, &plan, &received.shown, &mut out) {
                 Ok(warnings) => {
                     let mut shown = String::from_utf8_lossy(&out).into_owned();
-                    shown.push_str(&crate::output::plan_warnings(&warnings, false));
+                    for group in &warnings {
+                        shown.push_str(&crate::output::plan_warnings(group, false));
+                    }
                     text(escape::text(&shown).into_owned())
                 }
                 Err(e) => refused(failed(&e)),

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use swarm_orchestrator::layout;
-use swarm_orchestrator::plan::origin::files::{Files, relative_name};
+use swarm_orchestrator::plan::origin::files::{Files, inside, relative_name};
 use swarm_orchestrator::plan::origin::{self, Origin};
 use swarm_orchestrator::plan::{self, Plan, PlanError};
 use swarm_orchestrator::trust::content_hash;
@@ -41,12 +41,13 @@ impl Received {
     /// The plan file `path` (relative to the repository's root `root`),
     /// read without following a link.
     pub(crate) fn from_path(root: &Path, path: &str) -> Result<Self, String> {
-        let path = path.trim_start_matches("./");
+        let shown = path.to_string();
         relative_name(path).map_err(|why| format!("the plan `{path}` {why}"))?;
-        let bytes = untrusted::read(root, path, LIMITS)
+        let path = inside("", path).map_err(|why| format!("the plan `{shown}` {why}"))?;
+        let bytes = untrusted::read(root, &path, LIMITS)
             .map_err(|e| format!("read the plan: {e} (give a file in this repository)"))?;
         let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
-        Self::new(bytes, dir, path.to_string())
+        Self::new(bytes, dir, path)
     }
 
     /// A plan's text, as a client sent it: its file names are relative to
@@ -87,13 +88,22 @@ impl Received {
         path: &Path,
         origin: Origin,
     ) -> Result<Plan, Box<PlanError>> {
+        // What it sets is judged on its text first, before anything it
+        // names is read or reached.
+        let mut source = plan::Source::new(path, self.text.clone());
+        source.name = self.shown.clone();
+        // A misspelt key is said as one (with a "did you mean").
+        plan::read_shape(&source)?;
+        if let Some(error) = origin::refuse(&source, origin, &origin::findings(&source), HELP) {
+            return Err(Box::new(error));
+        }
         let files = Files::Repository {
             root: root.to_path_buf(),
             dir: self.dir.clone(),
         };
         let mut plan = plan::parse_with(path, self.text.clone(), origin, files)?;
         plan.source.name = self.shown.clone();
-        origin::admit(&plan, HELP).map_err(Box::new)?;
+        origin::admit(&plan, HELP)?;
         Ok(plan)
     }
 
@@ -147,7 +157,9 @@ impl Received {
             })?
             .to_string();
         if !dir.is_empty() {
-            relative_name(dir).map_err(|why| format!("the plan's directory `{dir}` {why}"))?;
+            relative_name(dir)
+                .and_then(|()| inside("", dir))
+                .map_err(|why| format!("the plan's directory `{dir}` {why}"))?;
         }
         let bytes = untrusted::read(&plans, &name, LIMITS).map_err(|e| format!("read {e}"))?;
         let hash = content_hash(&bytes);

@@ -59,7 +59,7 @@ pub(crate) fn check_repository_config(
     template: &plan::Template,
     once: bool,
 ) -> Result<trust::Origin, Failure> {
-    let found = trust::weakenings(&template.source, &template.models);
+    let found = trust::weakenings(&template.source);
     if once {
         if found.is_empty() {
             return Ok(trust::Origin::Person);
@@ -153,7 +153,7 @@ pub(crate) fn trust_cmd(cwd: &Path, revoke: bool) -> Result<i32, Failure> {
     })?;
     let template = plan::parse_template(Path::new(crate::plan_cmd::CONFIG_FILE), text.clone())
         .map_err(Failure::Plan)?;
-    let found = trust::weakenings(&template.source, &template.models);
+    let found = trust::weakenings(&template.source);
     let hash = trust::content_hash(text.as_bytes());
     println!(
         "{} (sha256 {}):",

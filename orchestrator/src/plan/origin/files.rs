@@ -77,19 +77,13 @@ impl Files {
             return Ok(name.to_string());
         };
         relative_name(name).map_err(|why| format!("`{name}` {why}"))?;
-        if !dir.is_empty() {
-            relative_name(dir).map_err(|why| format!("the plan's directory `{dir}` {why}"))?;
-        }
-        let parts = dir
-            .split('/')
-            .chain(name.split('/'))
-            .filter(|c| !c.is_empty() && *c != ".");
-        Ok(parts.collect::<Vec<_>>().join("/"))
+        inside(dir, name).map_err(|why| format!("`{name}` {why}"))
     }
 }
 
-/// Whether `name` stays inside the directory it is relative to: no
-/// absolute path, no `~`, no `..`; the reason if not.
+/// Whether `name` can be taken relative to a directory: not empty, not
+/// an absolute path, not `~`; the reason if not. (Whether it stays inside
+/// the repository is [`inside`]'s to say.)
 pub fn relative_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("is empty");
@@ -100,13 +94,30 @@ pub fn relative_name(name: &str) -> Result<(), &'static str> {
     if name.starts_with('~') {
         return Err("starts with `~`");
     }
-    if name.split('/').any(|c| c == "..") {
-        return Err("goes up with `..`");
-    }
     if name.contains('\0') {
         return Err("holds a NUL");
     }
     Ok(())
+}
+
+/// `name`, relative to `dir` (both `/`-separated, relative to the
+/// repository's root), as plain components from the root: `.` left out,
+/// `..` taken back, refused if it goes up out of the repository.
+pub fn inside(dir: &str, name: &str) -> Result<String, &'static str> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in dir.split('/').chain(name.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop().ok_or("goes up out of the repository")?;
+            }
+            part => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err("names no file");
+    }
+    Ok(parts.join("/"))
 }
 
 #[cfg(test)]
@@ -131,6 +142,12 @@ mod tests {
         let (_d, files) = repo();
         assert_eq!(files.read_schema("schemas/s.json").unwrap(), b"{}");
         assert_eq!(files.read_schema("./schemas/s.json").unwrap(), b"{}");
+        // Up and down again, inside the repository.
+        assert_eq!(files.read_schema("../top.json").unwrap(), b"{\"top\": 1}");
+        assert_eq!(
+            files.read_schema("schemas/../../top.json").unwrap(),
+            b"{\"top\": 1}"
+        );
         assert!(files.program("schemas/s.json").is_ok());
     }
 
@@ -142,8 +159,8 @@ mod tests {
         let abs = outside.path().join("secret.json").display().to_string();
         for (name, why) in [
             (abs.as_str(), "is an absolute path"),
-            ("../top.json", "goes up with `..`"),
-            ("schemas/../../top.json", "goes up with `..`"),
+            ("../../top.json", "goes up out of the repository"),
+            ("schemas/../../../top.json", "goes up out of the repository"),
             ("~/secret.json", "starts with `~`"),
         ] {
             let e = files.read_schema(name).unwrap_err();

@@ -26,13 +26,11 @@
 pub mod files;
 pub mod rules;
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
 use super::error::{PlanError, PlanErrorKind, Source};
-use super::models::ModelConfig;
 use rules::{Bound, May, Table};
 
 /// Where a plan or a configuration came from.
@@ -101,22 +99,21 @@ impl Finding {
     }
 }
 
-/// Every key of `source` (a plan or configuration, already checked; its
-/// valid models `models`) that an untrusted origin may not set as it is,
-/// in file order. For the person's own files, the same list is what
-/// `swarm validate` and `swarm run` say the plan grants beyond swarm's
-/// defaults.
-pub fn findings(source: &Source, models: &BTreeMap<String, ModelConfig>) -> Vec<Finding> {
-    // A file that does not read is refused by the plan's checks already.
+/// Every key of `source` (a plan or configuration) that an untrusted
+/// origin may not set as it is, in file order: decided on the text alone,
+/// before anything it names is read or reached. For the person's own
+/// files, the same list is what `swarm validate` and `swarm run` say the
+/// plan grants beyond swarm's defaults.
+pub fn findings(source: &Source) -> Vec<Finding> {
+    // A file that does not read is refused by the plan's checks.
     let Ok(document) = DeTable::parse(&source.text) else {
         return Vec::new();
     };
     let mut walk = Walk {
         source,
-        models,
         found: Vec::new(),
     };
-    walk.table(Table::Plan, document.get_ref(), "the file", None);
+    walk.table(Table::Plan, document.get_ref(), "the file");
     walk.found.sort_by_key(|f| f.span.start);
     walk.found
 }
@@ -143,17 +140,12 @@ pub fn refuse(source: &Source, origin: Origin, found: &[Finding], help: &str) ->
 
 /// Refuses `plan`, from an untrusted origin, if it sets anything that
 /// origin may not ([`findings`]); a plan of the person's passes.
-pub fn admit(plan: &super::Plan, help: &str) -> Result<(), PlanError> {
+pub fn admit(plan: &super::Plan, help: &str) -> Result<(), Box<PlanError>> {
     if !plan.origin.is_untrusted() {
         return Ok(());
     }
-    match refuse(
-        &plan.source,
-        plan.origin,
-        &findings(&plan.source, &plan.models),
-        help,
-    ) {
-        Some(error) => Err(error),
+    match refuse(&plan.source, plan.origin, &findings(&plan.source), help) {
+        Some(error) => Err(Box::new(error)),
         None => Ok(()),
     }
 }
@@ -177,14 +169,13 @@ pub fn recorded(plan: &super::Plan) -> Option<swarm_protocol::PlanOrigin> {
 /// The state of one walk over a file.
 struct Walk<'a> {
     source: &'a Source,
-    models: &'a BTreeMap<String, ModelConfig>,
     found: Vec<Finding>,
 }
 
 impl Walk<'_> {
-    /// Each key of `table` (a table of kind `kind`, shown as `shown`;
-    /// `name` is its name in `[models.NAME]`-like tables) by its rule.
-    fn table(&mut self, kind: Table, table: &DeTable<'_>, shown: &str, name: Option<&str>) {
+    /// Each key of `table` (a table of kind `kind`, shown as `shown`) by
+    /// its rule.
+    fn table(&mut self, kind: Table, table: &DeTable<'_>, shown: &str) {
         for (key, value) in table.iter() {
             let key_name: &str = key.get_ref();
             let span = value.span();
@@ -203,7 +194,7 @@ impl Walk<'_> {
                 May::Any | May::Data => {}
                 May::Trust => self.add(shown, key_name, span, rule.why.into()),
                 May::AtMost(bound) => {
-                    if let Some(effect) = self.beyond(bound, value, name) {
+                    if let Some(effect) = beyond(bound, value, table) {
                         self.add(shown, key_name, span, effect);
                     }
                 }
@@ -215,7 +206,10 @@ impl Walk<'_> {
                             shown,
                             key_name,
                             span,
-                            format!("{} outside the repository ({why})", rule.why),
+                            format!(
+                                "names a file outside the repository ({why}), and {}",
+                                rule.why
+                            ),
                         );
                     }
                 }
@@ -225,7 +219,7 @@ impl Walk<'_> {
                             Table::Plan => format!("[{key_name}]"),
                             _ => format!("{shown} {key_name}"),
                         };
-                        self.table(inner, t, &shown, name);
+                        self.table(inner, t, &shown);
                     }
                 }
                 May::Tables(inner) => {
@@ -233,7 +227,7 @@ impl Walk<'_> {
                         for (sub, sub_value) in t.iter() {
                             let sub: &str = sub.get_ref();
                             if let DeValue::Table(st) = sub_value.get_ref() {
-                                self.table(inner, st, &format!("[{key_name}.{sub}]"), Some(sub));
+                                self.table(inner, st, &format!("[{key_name}.{sub}]"));
                             }
                         }
                     }
@@ -246,7 +240,7 @@ impl Walk<'_> {
                                     .get("id")
                                     .and_then(|v| v.get_ref().as_str())
                                     .unwrap_or("?");
-                                self.table(inner, t, &format!("task `{id}`"), None);
+                                self.table(inner, t, &format!("task `{id}`"));
                             }
                         }
                     }
@@ -255,8 +249,31 @@ impl Walk<'_> {
         }
     }
 
-    /// What `value` grants beyond `bound`, if anything.
-    fn beyond(&self, bound: Bound, value: &DeValue<'_>, name: Option<&str>) -> Option<String> {
+    fn add(&mut self, table: &str, key: &str, span: Range<usize>, effect: String) {
+        // The value's first line, as written.
+        let value = self
+            .source
+            .text
+            .get(span.clone())
+            .and_then(|v| v.lines().next())
+            .unwrap_or_default();
+        let value = match value.chars().count() > 60 {
+            true => format!("{}...", value.chars().take(60).collect::<String>()),
+            false => value.to_string(),
+        };
+        self.found.push(Finding {
+            table: table.to_string(),
+            key: key.to_string(),
+            value: crate::escape::line(&value).into_owned(),
+            effect,
+            span,
+        });
+    }
+}
+
+/// What `value` (in `table`) grants beyond `bound`, if anything.
+fn beyond(bound: Bound, value: &DeValue<'_>, table: &DeTable<'_>) -> Option<String> {
+    {
         let limits = swarm_sandbox::Limits::default();
         let size_above = |key: &str, default: u64| {
             let size = value.as_str()?.trim().parse::<bytesize::ByteSize>().ok()?;
@@ -294,13 +311,13 @@ impl Walk<'_> {
                 "sends tasks and the repository to a cluster, outside this machine's sandbox".into()
             }),
             Bound::ProviderEndpoint => {
-                let model = self.models.get(name?)?;
-                let defaults = crate::gateway::provider::for_kind(model.provider).defaults();
-                if model.base_url == defaults.base_url.trim_end_matches('/') {
+                let defaults = provider_defaults(table);
+                let url = value.as_str().unwrap_or_default();
+                if url.trim_end_matches('/') == defaults.base_url.trim_end_matches('/') {
                     return None;
                 }
-                let host = host(&model.base_url);
-                Some(match &model.api_key_env {
+                let host = host(url);
+                Some(match key_var(table) {
                     Some(var) => format!("sends ${var} to {host}"),
                     None => format!(
                         "makes the coordinator send model calls to {host}, also for tasks without network"
@@ -308,9 +325,8 @@ impl Walk<'_> {
                 })
             }
             Bound::ProviderKey => {
-                let model = self.models.get(name?)?;
-                let defaults = crate::gateway::provider::for_kind(model.provider).defaults();
-                let var = model.api_key_env.as_ref()?;
+                let defaults = provider_defaults(table);
+                let var = key_var(table)?;
                 (var != defaults.api_key_env).then(|| {
                     format!(
                         "reads ${var} as the API key (the provider's own is ${})",
@@ -320,26 +336,25 @@ impl Walk<'_> {
             }
         }
     }
+}
 
-    fn add(&mut self, table: &str, key: &str, span: Range<usize>, effect: String) {
-        // The value's first line, as written.
-        let value = self
-            .source
-            .text
-            .get(span.clone())
-            .and_then(|v| v.lines().next())
-            .unwrap_or_default();
-        let value = match value.chars().count() > 60 {
-            true => format!("{}...", value.chars().take(60).collect::<String>()),
-            false => value.to_string(),
-        };
-        self.found.push(Finding {
-            table: table.to_string(),
-            key: key.to_string(),
-            value: crate::escape::line(&value).into_owned(),
-            effect,
-            span,
-        });
+/// The defaults of the provider a `[models.NAME]` table names (Anthropic's
+/// for one that names none it knows: its endpoint then matches neither).
+fn provider_defaults(table: &DeTable<'_>) -> crate::gateway::provider::Defaults {
+    let kind = match table.get("provider").and_then(|p| p.get_ref().as_str()) {
+        Some("openai") => crate::gateway::config::Provider::Openai,
+        _ => crate::gateway::config::Provider::Anthropic,
+    };
+    crate::gateway::provider::for_kind(kind).defaults()
+}
+
+/// The variable a `[models.NAME]` table reads its key from (`None`: no
+/// key, `api_key_env = ""`).
+fn key_var(table: &DeTable<'_>) -> Option<String> {
+    match table.get("api_key_env").map(|v| v.get_ref().as_str()) {
+        Some(Some("")) => None,
+        Some(Some(var)) => Some(var.to_string()),
+        _ => Some(provider_defaults(table).api_key_env.to_string()),
     }
 }
 

@@ -209,6 +209,9 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Requests that came before an earlier 429's retry-after allowed.
     pub early_retries: u64,
+    /// Token counting requests (`/v1/messages/count_tokens`), answered
+    /// with an estimate and not logged as calls.
+    pub count_tokens: u64,
 }
 
 /// The running server; dropping it shuts it down.

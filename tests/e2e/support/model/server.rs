@@ -105,6 +105,9 @@ impl Shared {
             Wire::Anthropic
         });
         let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+        if head.method == Method::POST && path == "/v1/messages/count_tokens" {
+            return self.count_tokens(&head.headers, parsed.as_ref(), bytes.len());
+        }
         let mut problems = Vec::new();
         let mut call = match (&parsed, wire) {
             (Some(body), Wire::Anthropic) => anthropic::call(body),
@@ -190,6 +193,42 @@ impl Shared {
         }
         drop(log);
         self.reply(&call, reply)
+    }
+
+    /// Token counting, as Anthropic's API answers it (about four bytes a
+    /// token): the key and body checked like a call's, but no turn of a
+    /// conversation.
+    fn count_tokens(
+        &self,
+        headers: &hyper::HeaderMap,
+        body: Option<&Value>,
+        len: usize,
+    ) -> Response<Body> {
+        let mut problems = Vec::new();
+        match body {
+            None => problems.push("body is not JSON".to_owned()),
+            Some(body) => {
+                invariants::check(Wire::Anthropic, headers, body, &self.options, &mut problems)
+            }
+        }
+        // A count has no `max_tokens` and does not stream, as every call
+        // the options describe must.
+        problems.retain(|p| !p.starts_with("max tokens is") && !p.starts_with("stream is"));
+        let mut log = self.log();
+        log.stats.requests += 1;
+        log.stats.count_tokens += 1;
+        let n = log.stats.count_tokens;
+        for p in problems {
+            log.violations.push(format!("count_tokens {n}: {p}"));
+        }
+        drop(log);
+        let body = json!({"input_tokens": len / 4}).to_string();
+        let body = Full::new(Bytes::from(body)).map_err(|never: Infallible| match never {});
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(body.boxed_unsync())
+            .expect("200 response")
     }
 
     /// Counts the request in its fixed one-second window; the retry-after in
