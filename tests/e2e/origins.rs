@@ -541,6 +541,15 @@ fn a_cassette_directory_is_written_and_read_without_following_its_links() {
     let reason = crate::support::task(&report, "a")["reason"].to_string();
     assert!(reason.contains("is a symbolic link"), "{reason}");
     assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), "# mine\n");
+    // Nor does showing it read through the link.
+    let shown = repo.swarm(&["logs", "rec", "a", "--cassette", "cassettes"]);
+    shown.assert_code(2);
+    assert!(
+        shown.stderr.contains("is a symbolic link"),
+        "{}",
+        shown.stderr
+    );
+    assert!(!shown.stdout.contains("# mine"), "{}", shown.stdout);
     // Replaying a cassette that links to /dev/zero ends at once, clearly.
     let started = std::time::Instant::now();
     let run = repo.swarm(&[

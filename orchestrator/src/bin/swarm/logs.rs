@@ -129,12 +129,7 @@ fn logs_to(
         .join(swarm_orchestrator::layout::PLANNER_TRANSCRIPT);
     let planner_asked = task == "plan" && !folded.tasks.iter().any(|t| t.id == task);
     if let (true, Show::Cassette(dir)) = (planner_asked, &show) {
-        return cassette(
-            &dir.join(ReelId::Planner.file()),
-            "the planner",
-            mode,
-            stdout,
-        );
+        return cassette(dir, &ReelId::Planner.file(), "the planner", mode, stdout);
     }
     if planner_asked && planner.is_file() {
         let text = std::fs::read_to_string(&planner).map_err(|e| {
@@ -191,7 +186,8 @@ fn logs_to(
             attempt,
         };
         return cassette(
-            &dir.join(id.file()),
+            dir,
+            &id.file(),
             &format!("task `{task}`, attempt {attempt}"),
             mode,
             stdout,
@@ -317,14 +313,27 @@ fn clip(text: &str, max: usize) -> String {
     s
 }
 
-/// Prints the cassette at `path` (of `whose` calls) for people.
-fn cassette(path: &Path, whose: &str, mode: Mode, out: &mut dyn Write) -> Result<i32, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::Invalid(anyhow!(
-            "show the cassette of {whose}: {}: {e}\nhelp: --cassette names the directory a run was recorded to (`swarm run --record DIR`)",
-            path.display()
-        ))
-    })?;
+/// Prints the cassette `file` under `dir` (of `whose` calls) for people:
+/// read as the file of a repository it may be (no link followed, a
+/// regular file, at most as large as a cassette replayed may be).
+fn cassette(
+    dir: &Path,
+    file: &Path,
+    whose: &str,
+    mode: Mode,
+    out: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let limits = swarm_orchestrator::untrusted::Limits {
+        max_size: swarm_orchestrator::gateway::tape::MAX_CASSETTE,
+        what: "a cassette",
+    };
+    let text = swarm_orchestrator::untrusted::read(dir, &file.to_string_lossy(), limits)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .map_err(|e| {
+            Failure::Invalid(anyhow!(
+                "show the cassette of {whose}: {e}\nhelp: --cassette names the directory a run was recorded to (`swarm run --record DIR`)"
+            ))
+        })?;
     mode.write(out, crate::cassette_view::render(&text).as_bytes());
     Ok(swarm_orchestrator::exit::SUCCESS)
 }

@@ -94,7 +94,11 @@ impl Received {
         source.name = self.shown.clone();
         // A misspelt key is said as one (with a "did you mean").
         plan::read_shape(&source)?;
-        if let Some(error) = origin::refuse(&source, origin, &origin::findings(&source), HELP) {
+        let help = match origin {
+            Origin::Repository => crate::trust_cmd::UNTRUSTED_HELP,
+            Origin::Mcp | Origin::Person => HELP,
+        };
+        if let Some(error) = origin::refuse(&source, origin, &origin::findings(&source), help) {
             return Err(Box::new(error));
         }
         let files = Files::Repository {
@@ -103,7 +107,7 @@ impl Received {
         };
         let mut plan = plan::parse_with(path, self.text.clone(), origin, files)?;
         plan.source.name = self.shown.clone();
-        origin::admit(&plan, HELP)?;
+        origin::admit(&plan, help)?;
         Ok(plan)
     }
 

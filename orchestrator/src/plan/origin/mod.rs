@@ -240,6 +240,7 @@ impl Walk<'_> {
                                     .get("id")
                                     .and_then(|v| v.get_ref().as_str())
                                     .unwrap_or("?");
+                                let id = crate::escape::line(id);
                                 self.table(inner, t, &format!("task `{id}`"));
                             }
                         }
