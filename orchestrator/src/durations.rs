@@ -50,6 +50,11 @@ pub const MAX_BYTES: usize = 4 << 20;
 /// bounds an entry's size.
 const MAX_ID: usize = 512;
 
+/// Files a task changed, kept per task (its last successful attempt's):
+/// what predicts that two tasks will conflict. Past this many, none are
+/// kept (a task that changes that much conflicts with anything).
+pub const MAX_CHANGED: usize = 256;
+
 /// The file's format.
 const VERSION: u32 = 1;
 
@@ -149,6 +154,9 @@ struct Entry {
     ms: Vec<u64>,
     /// The generation that last recorded it.
     seen: u64,
+    /// The files its last successful attempt changed.
+    #[serde(default)]
+    changed: Vec<String>,
 }
 
 /// [`Entry`] as written, borrowing a task's key and [`Record`].
@@ -158,6 +166,8 @@ struct EntryOut<'a> {
     hash: &'a str,
     ms: &'a [u64],
     seen: u64,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    changed: &'a [String],
 }
 
 /// What the history knows of one task (its id and hash are its key).
@@ -167,6 +177,9 @@ struct Record {
     ms: Vec<u64>,
     /// The generation that last recorded it.
     seen: u64,
+    /// The files its last successful attempt changed (at most
+    /// [`MAX_CHANGED`]).
+    changed: Vec<String>,
 }
 
 /// The durations a repository's runs recorded.
@@ -226,9 +239,11 @@ impl History {
             }
             let excess = entry.ms.len().saturating_sub(SAMPLES);
             entry.ms.drain(..excess);
+            entry.changed.truncate(MAX_CHANGED);
             let record = Record {
                 ms: entry.ms,
                 seen: entry.seen,
+                changed: entry.changed,
             };
             history.entries.insert((entry.task, entry.hash), record);
         }
@@ -248,6 +263,7 @@ impl History {
                 hash,
                 ms: &record.ms,
                 seen: record.seen,
+                changed: &record.changed,
             })
             .collect();
         // A stable file: the same history is the same text.
@@ -299,10 +315,19 @@ impl History {
 
     /// Adds one successful attempt of `task` that took `ms`.
     pub fn record(&mut self, task: &Task, ms: u64) {
-        self.record_by(&task.id, &key(task), ms);
+        self.record_by(&task.id, &key(task), ms, None);
     }
 
-    fn record_by(&mut self, id: &str, hash: &str, ms: u64) {
+    /// The files task `task` changed the last time it succeeded, if the
+    /// history knows (and they were few enough to keep).
+    pub fn changed(&self, task: &Task) -> Option<&[String]> {
+        self.entries
+            .get(&(task.id.clone(), key(task)))
+            .map(|r| r.changed.as_slice())
+            .filter(|c| !c.is_empty())
+    }
+
+    fn record_by(&mut self, id: &str, hash: &str, ms: u64, changed: Option<&[String]>) {
         if id.len() > MAX_ID {
             return;
         }
@@ -315,9 +340,16 @@ impl History {
             .or_insert_with(|| Record {
                 ms: Vec::new(),
                 seen,
+                changed: Vec::new(),
             });
         entry.seen = seen;
         entry.ms.push(ms);
+        if let Some(changed) = changed {
+            entry.changed = match changed.len() > MAX_CHANGED {
+                true => Vec::new(),
+                false => changed.to_vec(),
+            };
+        }
         let excess = entry.ms.len().saturating_sub(SAMPLES);
         entry.ms.drain(..excess);
     }
@@ -347,6 +379,15 @@ impl History {
         workdir: &Path,
         samples: &[(T, u64)],
     ) -> Result<(), DurationsError> {
+        Self::add_run_changed(workdir, samples, |_| None)
+    }
+
+    /// [`Self::add_run`], each task's changed files (`changed`) kept too.
+    pub fn add_run_changed<'c, T: Borrow<Task>>(
+        workdir: &Path,
+        samples: &[(T, u64)],
+        changed: impl Fn(&Task) -> Option<&'c [String]>,
+    ) -> Result<(), DurationsError> {
         if samples.is_empty() {
             return Ok(());
         }
@@ -367,7 +408,8 @@ impl History {
             .entries
             .reserve(kept.len().saturating_sub(history.entries.len()));
         for (task, ms) in kept {
-            history.record(task.borrow(), *ms);
+            let task = task.borrow();
+            history.record_by(&task.id, &key(task), *ms, changed(task));
         }
         history.generation += 1;
         history.evict();

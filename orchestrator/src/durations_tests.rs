@@ -102,7 +102,7 @@ fn the_history_keeps_the_tasks_seen_most_recently() {
     let mut history = History::default();
     for i in 0..MAX_ENTRIES + 10 {
         // Each a run of its own, so that ages differ.
-        history.record_by(&format!("t{i}"), "h", 1);
+        history.record_by(&format!("t{i}"), "h", 1, None);
         history.generation += 1;
     }
     history.evict();
@@ -115,7 +115,7 @@ fn the_history_keeps_the_tasks_seen_most_recently() {
         Some(1)
     );
     // Ids longer than any plan's are not kept.
-    history.record_by(&"x".repeat(MAX_ID + 1), "h", 1);
+    history.record_by(&"x".repeat(MAX_ID + 1), "h", 1, None);
     assert_eq!(history.len(), MAX_ENTRIES);
 }
 
@@ -277,4 +277,31 @@ run = "b"
     assert_eq!(graph.priority(TaskIndex::new(3)), 4_000);
     assert_eq!(graph.priority(TaskIndex::new(2)), 8_000);
     assert_eq!(graph.priority(TaskIndex::new(1)), 8_000);
+}
+
+/// What a task changed is kept with its durations (the last success's),
+/// for predicting conflicts; too many files are not kept at all.
+#[test]
+fn changed_files_are_kept_and_bounded() {
+    let repo = tempfile::tempdir().unwrap();
+    let a = task("a", "echo a");
+    let b = task("b", "echo b");
+    let files = vec!["log.txt".to_string()];
+    let many: Vec<String> = (0..=MAX_CHANGED).map(|i| format!("f{i}")).collect();
+    History::add_run_changed(repo.path(), &[(&a, 10), (&b, 20)], |t| {
+        match t.id.as_str() {
+            "a" => Some(files.as_slice()),
+            _ => Some(many.as_slice()),
+        }
+    })
+    .unwrap();
+    let history = History::load(repo.path());
+    assert_eq!(history.changed(&a), Some(files.as_slice()));
+    assert_eq!(history.changed(&b), None);
+    // A run that does not say keeps what was known.
+    History::add_run(repo.path(), &[(&a, 12)]).unwrap();
+    assert_eq!(
+        History::load(repo.path()).changed(&a),
+        Some(files.as_slice())
+    );
 }

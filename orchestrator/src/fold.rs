@@ -325,6 +325,20 @@ impl RunFold {
                     t.conflict_with = touched_by.as_slice().into();
                 }
             }
+            EventBody::TaskRequeued { task, rerun, .. } => {
+                // Pending again: its conflicting result is on its attempt's
+                // ref, and no longer the one to merge.
+                if let Some((t, s)) = self.task_mut(task) {
+                    t.status = TaskStatus::Pending;
+                    t.reason = None;
+                    t.conflict_reruns = *rerun;
+                    t.conflict_files = ThinVec::new();
+                    t.conflict_hunks = ThinVec::new();
+                    t.conflict_with = ThinVec::new();
+                    s.commit = None;
+                    s.verify_passed = None;
+                }
+            }
             EventBody::RunVerified { run } => {
                 if let Some(r) = &mut self.report {
                     r.verify_runs.push(run.clone());
@@ -368,6 +382,7 @@ impl RunFold {
             }
             // Progress only: the agent's report comes with its attempt.
             EventBody::TaskQueued { .. }
+            | EventBody::TaskHeld { .. }
             | EventBody::AgentTool { .. }
             | EventBody::AgentUsage { .. }
             | EventBody::BudgetSpent { .. } => {}
@@ -508,6 +523,7 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
         duration_ms: 0,
         commit: None,
         git_ref: None,
+        conflict_reruns: 0,
         changed_files: ThinVec::new(),
         skipped_files: ThinVec::new(),
         outside_paths: ThinVec::new(),

@@ -541,6 +541,50 @@ fn every_committed_event_replays_through_the_fold() {
         Some("why")
     );
 
+    // A task whose result conflicted runs again: pending, with no result
+    // to merge, its re-runs counted; a held task changes nothing.
+    let mut again = RunFold::default();
+    apply(
+        &mut again,
+        run_started(vec![info("r", Isolation::Worktree, &[])]),
+    );
+    apply(
+        &mut again,
+        EventBody::TaskHeld {
+            task: "r".into(),
+            behind: "q".into(),
+            files: vec!["x".into()],
+        },
+    );
+    assert_eq!(again.status(0), TaskStatus::Pending);
+    apply(&mut again, started("r", 1, BASE));
+    apply(&mut again, attempt_finished("r", 1, 0, Some(A1)));
+    apply(&mut again, finished("r", TaskStatus::Succeeded));
+    apply(
+        &mut again,
+        EventBody::TaskConflicted {
+            task: "r".into(),
+            commit: A1.into(),
+            files: vec!["x".into()],
+            hunks: Vec::new(),
+            touched_by: Vec::new(),
+        },
+    );
+    apply(
+        &mut again,
+        EventBody::TaskRequeued {
+            task: "r".into(),
+            base_commit: MERGE.into(),
+            rerun: 1,
+            reruns: 2,
+        },
+    );
+    assert_eq!(again.status(0), TaskStatus::Pending);
+    assert_eq!(again.result(0), None);
+    let r = &again.report().unwrap().tasks[0];
+    assert_eq!(r.conflict_reruns, 1);
+    assert!(r.conflict_files.is_empty());
+
     assert_eq!(
         seen,
         schema_event_names(),

@@ -232,6 +232,16 @@ pub enum EventBody {
     },
     /// Every dependency of the task succeeded: it waits for a free slot.
     TaskQueued { task: String },
+    /// The task is ready, but waits for `behind` (earlier in merge order,
+    /// still to land) to be merged first and then starts on the integration
+    /// branch as it is: what each last changed (or declares in `paths`)
+    /// overlaps in `files`, so running both side by side would most likely
+    /// make it conflict, and run again.
+    TaskHeld {
+        task: String,
+        behind: String,
+        files: Vec<String>,
+    },
     TaskStarted {
         task: String,
         attempt: u32,
@@ -402,6 +412,18 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         touched_by: Vec<String>,
     },
+    /// The task's result conflicted (the `task_conflicted` before it), and
+    /// it runs again on top of the integration branch as it is
+    /// (`on_conflict = "rerun"`): it is pending again, and the merges after
+    /// it in merge order wait for it.
+    TaskRequeued {
+        task: String,
+        /// The integration commit it starts from.
+        base_commit: String,
+        /// Which re-run this is (1 for the first), of at most `reruns`.
+        rerun: u32,
+        reruns: u32,
+    },
     /// The run-wide verify (`[swarm] verify`) ran on an integration
     /// commit.
     RunVerified {
@@ -514,6 +536,10 @@ fn human_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -612,6 +638,10 @@ pub struct TaskReport {
     #[serde(default, skip_serializing_if = "ThinVec::is_empty")]
     #[schemars(with = "Vec<String>")]
     pub conflict_with: ThinVec<String>,
+    /// How many times it ran again after its result conflicted with the
+    /// integration branch (`on_conflict = "rerun"`).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub conflict_reruns: u32,
     pub stdout_log: String,
     pub stderr_log: String,
     /// An agent task's last session: outcome, summary, turns, tokens, cost

@@ -20,6 +20,10 @@ pub enum VerifyPurpose {
     /// The run's base commit: every merge failed, so the base is checked
     /// before any task is blamed.
     Base,
+    /// The branch rebuilt without the merge (or group of merges) the
+    /// bisection found first to fail: only if it passes is that merge
+    /// proven to have broken it, and taken out. (`after` names it.)
+    Proof,
 }
 
 impl VerifyPurpose {
@@ -28,6 +32,7 @@ impl VerifyPurpose {
             Self::Tip => "tip",
             Self::Bisect => "bisect",
             Self::Base => "base",
+            Self::Proof => "proof",
         }
     }
 }

@@ -22,6 +22,7 @@ mod live;
 mod looking;
 mod mcp;
 mod mcp_tools;
+mod merge_queue;
 mod model_mock;
 mod origins;
 mod outputs;

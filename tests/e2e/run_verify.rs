@@ -104,14 +104,14 @@ fn run_verify_catches_a_bad_merge_among_8_by_bisection_and_takes_it_out() {
     );
 
     // O(log n) verifies: the tip, three probes among 9 merges (4, 6, 5),
-    // and the rebuilt tip, which passes.
+    // and the proof: the branch rebuilt without t5, which passes.
     let runs = verified(&repo, "v");
     assert_eq!(
         purposes(&runs),
-        ["tip", "bisect", "bisect", "bisect", "tip"]
+        ["tip", "bisect", "bisect", "bisect", "proof"]
     );
     let after: Vec<&str> = runs.iter().map(|r| r["after"].as_str().unwrap()).collect();
-    assert_eq!(after, ["after5", "t4", "t6", "t5", "t8"]);
+    assert_eq!(after, ["after5", "t4", "t6", "t5", "t5"]);
     let verdicts: Vec<bool> = runs
         .iter()
         .map(|r| r["passed"].as_bool().unwrap())
@@ -137,7 +137,7 @@ fn run_verify_catches_a_bad_merge_among_8_by_bisection_and_takes_it_out() {
     assert!(out.stderr.contains("broke-verify"), "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("verify: 5 runs (3 to find what broke it"),
+            .contains("verify: 5 runs (4 to find what broke it"),
         "{}",
         out.stderr
     );

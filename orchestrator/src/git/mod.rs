@@ -249,7 +249,7 @@ impl Repo {
         to: Oid,
     ) -> Result<swarm_protocol::experiment::DiffStat, GitError> {
         let git = self.open()?;
-        let stats = diff_of(&git, from, to)?
+        let stats = diff_of(&git, from, to, &[])?
             .stats()
             .context(|| format!("count the diff of {from} against {to}"))?;
         Ok(swarm_protocol::experiment::DiffStat {
@@ -262,8 +262,13 @@ impl Repo {
     /// The change from commit `from` to commit `to` as a patch (`git
     /// diff` format, no colour).
     pub fn patch(&self, from: Oid, to: Oid) -> Result<Vec<u8>, GitError> {
+        self.patch_of(from, to, &[])
+    }
+
+    /// [`Repo::patch`] of only `paths` (all of it when empty).
+    pub fn patch_of(&self, from: Oid, to: Oid, paths: &[String]) -> Result<Vec<u8>, GitError> {
         let git = self.open()?;
-        let diff = diff_of(&git, from, to)?;
+        let diff = diff_of(&git, from, to, paths)?;
         let mut out = Vec::new();
         diff.print(git2::DiffFormat::Patch, |_, _, line| {
             if matches!(line.origin(), '+' | '-' | ' ') {
@@ -333,15 +338,26 @@ impl Repo {
 
 /// Runs a prepared git command, turning a non-zero exit into an error that
 /// carries git's own message.
-/// The tree-to-tree diff from commit `from` to commit `to`.
-fn diff_of(git: &Repository, from: Oid, to: Oid) -> Result<git2::Diff<'_>, GitError> {
+/// The tree-to-tree diff from commit `from` to commit `to`, of `paths`
+/// only (literal paths; all of it when empty).
+fn diff_of<'r>(
+    git: &'r Repository,
+    from: Oid,
+    to: Oid,
+    paths: &[String],
+) -> Result<git2::Diff<'r>, GitError> {
     let tree = |c: Oid| {
         git.find_commit(c)
             .and_then(|c| c.tree())
             .context(|| format!("read the tree of commit {c}"))
     };
     let (a, b) = (tree(from)?, tree(to)?);
-    git.diff_tree_to_tree(Some(&a), Some(&b), None)
+    let mut options = git2::DiffOptions::new();
+    options.disable_pathspec_match(true);
+    for p in paths {
+        options.pathspec(p);
+    }
+    git.diff_tree_to_tree(Some(&a), Some(&b), Some(&mut options))
         .context(|| format!("diff {from} against {to}"))
 }
 

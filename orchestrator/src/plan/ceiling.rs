@@ -48,6 +48,7 @@ pub struct Ceiling {
     /// When the subtree must have ended, if it must.
     pub not_after: Option<SystemTime>,
     pub retries: u32,
+    pub conflict_reruns: u32,
     pub max_output: u64,
     pub max_file_size: u64,
     /// A WASM parent's fuel (`None`: no fuel limit to keep).
@@ -107,6 +108,7 @@ impl Ceiling {
                 (a, b) => a.or(b),
             },
             retries: parent.retries,
+            conflict_reruns: parent.conflict_reruns,
             max_output: parent.max_output,
             max_file_size: parent.max_file_size,
             fuel: match &parent.payload {
@@ -191,6 +193,15 @@ impl Ceiling {
             Some(asked) if asked > self.retries => {
                 refuse("retries", asked.to_string(), self.retries.to_string());
             }
+            Some(_) => {}
+        }
+        match fields.conflict_reruns {
+            None => child.conflict_reruns = self.conflict_reruns,
+            Some(asked) if asked > self.conflict_reruns => refuse(
+                "conflict_reruns",
+                asked.to_string(),
+                self.conflict_reruns.to_string(),
+            ),
             Some(_) => {}
         }
         match &fields.max_output {

@@ -146,6 +146,7 @@ pub(super) fn plan(
     let ctx = Ctx {
         source: &source,
         files: &files,
+        on_conflict: file.swarm.on_conflict,
         models: &models,
         broken_models: file
             .models
@@ -198,6 +199,7 @@ pub(super) fn plan(
         concurrency: file.swarm.concurrency.as_ref().map(|c| *c.get_ref()),
         sandbox: file.swarm.sandbox.unwrap_or_default(),
         on_failure: file.swarm.on_failure.unwrap_or_default(),
+        predict_conflicts: file.swarm.predict_conflicts.unwrap_or(true),
         history: file.swarm.history.unwrap_or_default(),
         read_paths: settings.read_paths,
         toolchains: settings.toolchains,
@@ -840,6 +842,8 @@ pub(super) struct Ctx<'a> {
     pub source: &'a Source,
     /// How the plan's file names are read.
     pub files: &'a super::origin::files::Files,
+    /// `[swarm] on_conflict`, for tasks that do not say.
+    pub on_conflict: Option<super::OnConflict>,
     pub models: &'a BTreeMap<String, ModelConfig>,
     /// `[models.NAME]` tables with errors of their own: a task that uses one
     /// is not reported again.

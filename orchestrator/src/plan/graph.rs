@@ -212,6 +212,15 @@ impl TaskGraph {
         self.priority[task.get()]
     }
 
+    /// Expected milliseconds of `task` itself (from the history of
+    /// durations, or a fallback when the graph is not weighed).
+    pub fn expected(&self, task: TaskIndex) -> u64 {
+        self.expected
+            .get(task.get())
+            .copied()
+            .unwrap_or(self.fallback)
+    }
+
     pub fn deps(&self, task: TaskIndex) -> impl Iterator<Item = TaskIndex> + '_ {
         self.graph
             .neighbors_directed(NodeIndex::new(task.get()), Direction::Incoming)

@@ -37,7 +37,9 @@ pub use executor::{Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
 pub use render::render;
 pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
-pub use schema::{History, NetworkMode, OnFailure, Price, Provider, SandboxMode, VerifyEvery};
+pub use schema::{
+    History, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode, VerifyEvery,
+};
 pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
 
@@ -60,6 +62,9 @@ pub struct Plan {
     pub concurrency: Option<usize>,
     pub sandbox: SandboxMode,
     pub on_failure: OnFailure,
+    /// Whether a ready task waits for a running one it is expected to
+    /// conflict with (`[swarm] predict_conflicts`).
+    pub predict_conflicts: bool,
     /// How results land on the integration branch.
     pub history: History,
     /// Extra read-only paths for sandboxed tasks, as written (`~/` not yet
@@ -132,6 +137,7 @@ impl Plan {
             concurrency,
             sandbox,
             on_failure,
+            predict_conflicts,
             history,
             read_paths,
             toolchains,
@@ -159,6 +165,7 @@ impl Plan {
             concurrency: *concurrency,
             sandbox: *sandbox,
             on_failure: *on_failure,
+            predict_conflicts: *predict_conflicts,
             history: *history,
             read_paths: read_paths.clone(),
             toolchains: toolchains.clone(),
@@ -266,6 +273,13 @@ pub struct Task {
     /// writes (`allow_overlap`).
     pub allow_overlap: bool,
     pub isolation: Isolation,
+    /// The group it is verified with by the run-wide verify, if any.
+    pub group: Option<String>,
+    /// What a conflict of its result with the integration branch does.
+    pub on_conflict: OnConflict,
+    /// With `OnConflict::Rerun`: how many times it runs again after a
+    /// conflict.
+    pub conflict_reruns: u32,
     pub network: NetworkMode,
     /// Address-space limit per process, in bytes.
     pub memory: Option<u64>,
@@ -465,6 +479,9 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 16 << 20;
 
 /// Largest file a snapshot commits when the plan does not say.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 << 20;
+
+/// Runs of a task again after its result conflicted, when it does not say.
+pub const DEFAULT_CONFLICT_RERUNS: u32 = 2;
 
 /// Reads and checks the plan at `path`.
 pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {

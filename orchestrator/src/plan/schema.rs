@@ -186,6 +186,17 @@ pub struct SwarmSection {
     pub sandbox: Option<SandboxMode>,
     /// What a failed task does to the rest of the run. Default: `stop`.
     pub on_failure: Option<OnFailure>,
+    /// What a task whose result conflicts with the integration branch
+    /// does, when the task (or `[defaults]`) does not say: `rerun` or
+    /// `stop`. Default: `rerun` for command and WASM tasks, `stop` for
+    /// agent tasks.
+    pub on_conflict: Option<OnConflict>,
+    /// Whether a ready task whose changes are expected to overlap those of
+    /// a running task earlier in merge order (what each changed last time,
+    /// `.swarm/durations.json`, or declares in `paths`) waits for that
+    /// task's merge and starts on the branch as it is, instead of running
+    /// beside it and being run again on conflict. Default: `true`.
+    pub predict_conflicts: Option<bool>,
     /// How results land on the integration branch. Default: `merge`.
     pub history: Option<History>,
     /// Extra paths sandboxed tasks may read (and execute), beyond the
@@ -304,6 +315,16 @@ pub enum NetworkMode {
     Full,
 }
 
+/// What a task whose result conflicts with the integration branch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Run it again on top of the integration branch as it is then.
+    Rerun,
+    /// End it `conflicted`: a person resolves it (`swarm resolve`).
+    Stop,
+}
+
 /// What happens to the rest of a run when a task fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -420,6 +441,24 @@ pub struct TaskFields {
     /// `worktree` (default): its own writable worktree. `readonly`: a shared
     /// checkout of its base commit; nothing is committed or merged.
     pub isolation: Option<swarm_protocol::Isolation>,
+    /// Tasks of one group (`group = "rename"`; a matrix's tasks may share
+    /// it) are verified only as a whole by the run-wide `verify`: no
+    /// verify runs on a branch that holds some of the group's merges and
+    /// not others, and the search for what broke it takes the group out as
+    /// one. For the pieces of a refactor that do not build alone.
+    #[schemars(with = "Option<String>")]
+    pub group: Option<Spanned<String>>,
+    /// What happens when the task's result conflicts with the integration
+    /// branch: `rerun` (the default for command and WASM tasks, whose
+    /// result is a function of their base: run it again on top of the
+    /// branch as it is then, up to `conflict_reruns` times) or `stop`
+    /// (the default for agent tasks: it ends `conflicted`, for a person to
+    /// resolve). An agent run again is shown its earlier diff and the
+    /// conflicting hunks.
+    pub on_conflict: Option<OnConflict>,
+    /// With `on_conflict = "rerun"`: how many times the task runs again
+    /// after its result conflicted. Default: 2.
+    pub conflict_reruns: Option<u32>,
     /// Network access of the sandboxed worker: `none` (default: no TCP, UDP
     /// or DNS, only a loopback interface of its own) or `full` (explicit
     /// opt-in: the host's network).

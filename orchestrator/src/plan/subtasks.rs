@@ -131,6 +131,7 @@ pub fn resolve(
     let ctx = Ctx {
         source: request,
         files: &plan.files,
+        on_conflict: plan_file.swarm.on_conflict,
         models: &plan.models,
         broken_models: HashSet::new(),
         agents: &plan.agents,

@@ -170,6 +170,12 @@ pub(super) fn resolve(
     if errors.len() > before {
         return None;
     }
+    // A command's or WASM program's result is a function of its base: run
+    // again on the branch as it is, it lands; an agent's costs a model.
+    let conflict_default = match &payload {
+        Payload::Agent(_) => super::OnConflict::Stop,
+        Payload::Command { .. } | Payload::Wasm(_) => super::OnConflict::Rerun,
+    };
     Some(Task {
         id: id.to_string(),
         span,
@@ -195,6 +201,20 @@ pub(super) fn resolve(
             .isolation
             .or(defaults.isolation)
             .unwrap_or(Isolation::Worktree),
+        group: fields
+            .group
+            .as_ref()
+            .or(defaults.group.as_ref())
+            .map(|g| sub(g.get_ref())),
+        on_conflict: fields
+            .on_conflict
+            .or(defaults.on_conflict)
+            .or(ctx.on_conflict)
+            .unwrap_or(conflict_default),
+        conflict_reruns: fields
+            .conflict_reruns
+            .or(defaults.conflict_reruns)
+            .unwrap_or(super::DEFAULT_CONFLICT_RERUNS),
         network: fields.network.or(defaults.network).unwrap_or_default(),
         memory,
         processes,

@@ -37,6 +37,7 @@ use crate::worktree_home::WorktreeHome;
 mod events;
 mod experiments;
 mod merging;
+mod predict;
 mod replanning;
 mod resumed;
 mod slots;
@@ -108,6 +109,8 @@ pub(super) struct Dispatcher<'o> {
     replans: tokio::task::JoinSet<replanning::Answered>,
     /// The run-wide verify (`[swarm] verify`), if the plan has one.
     verify: Option<verifying::Verifying>,
+    /// Conflicts predicted (`[swarm] predict_conflicts`), if on.
+    predict: Option<predict::Predicting>,
     /// Held while this dispatcher drives the run.
     _lock: RunLock,
 }
@@ -159,7 +162,7 @@ impl<'o> Dispatcher<'o> {
         // start.
         let tasks = crate::run::table::TaskTable::new(std::mem::take(&mut prepared.plan.tasks));
         let executor = prepared.executor(tasks.clone(), Arc::clone(&spawner), home, false)?;
-        let verify = verifying::Verifying::new(&prepared, home, base_commit)?;
+        let verify = verifying::Verifying::new(&prepared, &tasks, home, base_commit)?;
         let mut dispatcher = Self::new(
             prepared, plan_tasks, tasks, spawner, executor, observer, stop, lock,
         )?;
@@ -244,6 +247,9 @@ impl<'o> Dispatcher<'o> {
             }
         }
         let gateway = options.gateway.clone();
+        let predict = plan
+            .predict_conflicts
+            .then(|| predict::Predicting::new(&all[..plan_tasks], graph.merge_order(), &durations));
         let replan = plan.replan.clone();
         let replanner = match (&gateway, replan.rounds) {
             (Some(gateway), 1..) => Some(super::replan::Replanner {
@@ -299,6 +305,7 @@ impl<'o> Dispatcher<'o> {
             replan_rounds: replan.rounds,
             replans: tokio::task::JoinSet::new(),
             verify: None,
+            predict,
             _lock: lock,
         })
     }
@@ -444,7 +451,16 @@ impl<'o> Dispatcher<'o> {
             let Some(&(path, Reverse(i))) = self.ready.peek() else {
                 break;
             };
-            if self.status(i) != TaskStatus::Pending {
+            // Not pending any more, or held back since it was queued (a
+            // dependency runs again after a conflict): it is queued again
+            // when it may start.
+            if self.status(i) != TaskStatus::Pending || self.slots[i].waiting_on > 0 {
+                self.ready.pop();
+                continue;
+            }
+            // Expected to conflict with a running task: it waits for that
+            // one's merge.
+            if self.held_back(i)? {
                 self.ready.pop();
                 continue;
             }
@@ -497,6 +513,27 @@ impl<'o> Dispatcher<'o> {
     /// Hands ready task `i` to the executor, which admitted it.
     fn launch(&mut self, i: TaskIndex) {
         self.slots.set_in_flight(i, true);
+        // Run again after a conflict, or held for an expected one: on the
+        // integration branch as it is, with its dependencies' results (a
+        // dependency later in merge order may not be merged yet).
+        if let Some(rerun) = self.slots[i].rerun.take() {
+            let (base, note) = *rerun;
+            let again = self.slots[i].next_attempt > 1;
+            let mut deps: Vec<TaskIndex> = self.graph.deps(i).collect();
+            deps.sort_unstable();
+            let deps = std::iter::once(base)
+                .chain(deps.iter().filter_map(|&d| self.result(d)))
+                .collect();
+            self.executor.start(Launch {
+                task: i,
+                base,
+                deps,
+                first_attempt: self.slots[i].next_attempt,
+                note,
+                again,
+            });
+            return;
+        }
         let mut deps: Vec<TaskIndex> = self.graph.deps(i).collect();
         deps.sort_unstable();
         // A subtask starts from its parent's result, merged with its
@@ -511,6 +548,8 @@ impl<'o> Dispatcher<'o> {
             base: self.base_commit,
             deps,
             first_attempt: self.slots[i].next_attempt,
+            note: None,
+            again: false,
         });
     }
 
@@ -584,10 +623,12 @@ impl<'o> Dispatcher<'o> {
     /// What follows task `i`'s end: its dependents start or are blocked,
     /// `on_failure` applies, merges go on.
     fn after_finished(&mut self, i: TaskIndex, status: TaskStatus) -> Result<(), RunError> {
-        if status == TaskStatus::Succeeded {
+        // A re-run after a conflict released its dependents the first time.
+        if status == TaskStatus::Succeeded && !std::mem::replace(&mut self.slots[i].released, true)
+        {
             let dependents: Vec<TaskIndex> = self.graph.dependents(i).collect();
             for d in dependents {
-                self.slots[d].waiting_on -= 1;
+                self.slots[d].waiting_on = self.slots[d].waiting_on.saturating_sub(1);
                 if self.slots[d].waiting_on == 0 && self.status(d) == TaskStatus::Pending {
                     self.ready.push((self.graph.priority(d), Reverse(d)));
                     self.emit(EventBody::TaskQueued {
@@ -727,7 +768,15 @@ impl<'o> Dispatcher<'o> {
             .iter()
             .map(|&(i, ms)| (self.tasks.get(i), ms))
             .collect();
-        if let Err(e) = crate::durations::History::add_run(&self.repo.workdir, &took) {
+        // With what each changed, which predicts the next run's conflicts.
+        let changed = |task: &crate::plan::Task| {
+            let report = self.fold.report()?;
+            let t = report.tasks.get(self.fold.slot(&task.id)?)?;
+            Some(t.changed_files.as_slice())
+        };
+        if let Err(e) =
+            crate::durations::History::add_run_changed(&self.repo.workdir, &took, changed)
+        {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the tasks' durations");
         }
         let Self {

@@ -35,6 +35,12 @@ pub(crate) struct Launch {
     pub base: Oid,
     pub deps: Vec<Oid>,
     pub first_attempt: u32,
+    /// For a task run again after its result conflicted: what its agent
+    /// is told first (its earlier change, the other side's).
+    pub note: Option<std::sync::Arc<str>>,
+    /// It ran before in this run (a re-run after a conflict): what its
+    /// earlier run left is being deleted, and must be first.
+    pub again: bool,
 }
 
 /// Whether an executor takes a task now.

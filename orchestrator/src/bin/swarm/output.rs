@@ -375,9 +375,35 @@ impl Progress {
                     w = self.width
                 );
             }
+            EventBody::TaskHeld {
+                task,
+                behind,
+                files,
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  until {behind} is merged (both change {}), then on the branch as it is",
+                    "wait",
+                    files.join(", "),
+                    w = self.width
+                );
+            }
+            EventBody::TaskRequeued {
+                task,
+                base_commit,
+                rerun,
+                reruns,
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  again on the branch as it is ({}), re-run {rerun} of {reruns}",
+                    "rerun",
+                    short(base_commit),
+                    w = self.width
+                );
+            }
             EventBody::RunVerified { run } => {
                 let at = match (&run.after, run.purpose) {
                     (_, VerifyPurpose::Base) => "the base".to_string(),
+                    (Some(task), VerifyPurpose::Proof) => format!("proof: without {task}"),
                     (Some(task), VerifyPurpose::Bisect) => format!("bisect: after {task}"),
                     (Some(task), VerifyPurpose::Tip) => format!("tip: after {task}"),
                     (None, _) => run.purpose.as_str().to_string(),
@@ -548,8 +574,36 @@ fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<Strin
         )
     } else if let AttemptOutcome::SpawnFailed { message } = &last.outcome {
         format!("it could not run: {message}")
+    } else if let Some(proof) = runs.iter().rfind(|r| {
+        r.purpose == VerifyPurpose::Proof
+            && !r.passed
+            && runs
+                .iter()
+                .rfind(|t| t.commit == report.integration_commit)
+                .is_some_and(|t| !t.passed)
+    }) {
+        // The search found where it first fails, and the branch without
+        // that merge fails too: nothing was taken out.
+        format!(
+            "the branch FAILS, and no single task broke it: it fails without `{}`'s merge too (every merge is kept), see {}",
+            proof.after.as_deref().unwrap_or("?"),
+            rel(&proof.stderr_log)
+        )
     } else {
+        let merged = report
+            .tasks
+            .iter()
+            .any(|t| t.status == swarm_protocol::TaskStatus::Merged);
+        let taken_out = report
+            .tasks
+            .iter()
+            .any(|t| t.status == swarm_protocol::TaskStatus::BrokeVerify);
         match runs.iter().rfind(|r| r.commit == report.integration_commit) {
+            // Nothing of the run's work is left on it: that is no pass of
+            // the run's work.
+            Some(r) if r.passed && taken_out && !merged => {
+                "every merge was taken out: the branch is the run's base again".to_string()
+            }
             Some(r) if r.passed => "the branch passes".to_string(),
             Some(r) => format!("the branch FAILS, see {}", rel(&r.stderr_log)),
             None => "the branch's tip was not verified".to_string(),

@@ -194,6 +194,18 @@ pub const PLAN: &[KeyRule] = &[
         Any,
         "what a failure does to the run",
     ),
+    rule(
+        T::Swarm,
+        "on_conflict",
+        Any,
+        "what a conflict does: a re-run runs in the task's own sandbox",
+    ),
+    rule(
+        T::Swarm,
+        "predict_conflicts",
+        Any,
+        "when tasks start, not what they reach",
+    ),
     rule(T::Swarm, "history", Any, "how results land on the branch"),
     rule(
         T::Swarm,
@@ -330,6 +342,19 @@ pub const PLAN: &[KeyRule] = &[
         "a conflict is reported, nothing is lost",
     ),
     rule(T::Task, "isolation", Any, "`readonly` only narrows"),
+    rule(T::Task, "group", Any, "which merges are verified together"),
+    rule(
+        T::Task,
+        "on_conflict",
+        Any,
+        "a re-run runs in the task's own sandbox",
+    ),
+    rule(
+        T::Task,
+        "conflict_reruns",
+        Any,
+        "attempts, each in a fresh worktree",
+    ),
     rule(
         T::Task,
         "network",
@@ -599,6 +624,7 @@ pub const SUBTASK: &[SubtaskRule] = &[
         "at most the parent's; a subtree also ends by its parent's deadline (the parent's timeout from the start of the attempt that asked)",
     ),
     sub("retries", Subtask::Narrows, "at most the parent's"),
+    sub("conflict_reruns", Subtask::Narrows, "at most the parent's"),
     sub(
         "max_output",
         Subtask::Narrows,
@@ -687,6 +713,16 @@ pub const SUBTASK: &[SubtaskRule] = &[
         "allow_overlap",
         Subtask::Free,
         "a conflict is reported and nothing is lost; it grants no access",
+    ),
+    sub(
+        "group",
+        Subtask::Free,
+        "which merges the run-wide verify checks together; it grants no access",
+    ),
+    sub(
+        "on_conflict",
+        Subtask::Free,
+        "a re-run runs in the child's own sandbox, its reruns at most its `conflict_reruns`",
     ),
     sub(
         "matrix",

@@ -1,6 +1,13 @@
 //! The dispatcher's merge pipeline: results go into the integration
 //! branch strictly in merge order, one merge at a time on the writer's
 //! thread, each result continuing the walk.
+//!
+//! A result that conflicts with the branch is run again on top of the
+//! branch as it is (`on_conflict = "rerun"`, up to `conflict_reruns` times),
+//! and the merges after it wait for it, in order: the branch stays a
+//! function of the plan and the tasks' results, whatever order they
+//! finished in. Only when the re-runs are spent (or for `"stop"`) does the
+//! task end `conflicted`, for a person.
 
 use crate::ids::TaskIndex;
 use swarm_protocol::{EventBody, Isolation, TaskStatus};
@@ -8,7 +15,10 @@ use swarm_protocol::{EventBody, Isolation, TaskStatus};
 use super::super::RunError;
 use super::super::writer::{MergeJob, Merged};
 use super::{Dispatcher, Stopping};
-use crate::plan::{History, OnFailure};
+use crate::plan::{History, OnConflict, OnFailure};
+
+/// Most bytes of each patch an agent run again after a conflict is shown.
+const NOTE_PATCH: usize = 16 << 10;
 
 impl Dispatcher<'_> {
     /// Merges finished tasks into the integration branch, strictly in merge
@@ -28,9 +38,16 @@ impl Dispatcher<'_> {
             if merging {
                 return Ok(());
             }
-            self.cursor += 1;
+            self.pass(i)?;
         }
         Ok(())
+    }
+
+    /// The merge walk passes task `i` (merged, or not to be merged): what
+    /// was held for its merge may start.
+    fn pass(&mut self, i: TaskIndex) -> Result<(), RunError> {
+        self.cursor += 1;
+        self.release_held(i)
     }
 
     /// Hands task `i`'s merge to the writer, or says why there is none to
@@ -85,9 +102,9 @@ impl Dispatcher<'_> {
     /// The writer merged task `i` (or found it conflicting).
     pub(super) fn on_merged(&mut self, i: TaskIndex, merged: Merged) -> Result<(), RunError> {
         self.merging = None;
-        self.cursor += 1;
         let id = self.tasks.get(i).id.clone();
-        let commit = self.result(i).map(|c| c.to_string()).unwrap_or_default();
+        let result = self.result(i);
+        let commit = result.map(|c| c.to_string()).unwrap_or_default();
         match merged {
             Merged::Moved(new) => {
                 self.integration = new;
@@ -104,6 +121,7 @@ impl Dispatcher<'_> {
                     "conflicts with the integration branch in {}{with}",
                     files.join(", ")
                 );
+                let note = self.conflict_note(i, result, &files);
                 self.emit(EventBody::TaskConflicted {
                     task: id.clone(),
                     commit,
@@ -111,6 +129,11 @@ impl Dispatcher<'_> {
                     hunks,
                     touched_by,
                 })?;
+                if let Some((rerun, reruns)) = self.rerun_left(i) {
+                    // The cursor stays: what merges after it waits for it.
+                    return self.rerun(i, rerun, reruns, note);
+                }
+                self.pass(i)?;
                 self.emit(EventBody::TaskFinished {
                     task: id,
                     status: TaskStatus::Conflicted,
@@ -129,7 +152,108 @@ impl Dispatcher<'_> {
             integration_commit: self.integration.to_string(),
             resolved: false,
         })?;
+        self.pass(i)?;
         self.advance_merges()
+    }
+
+    /// Whether task `i`, whose result conflicted, runs again: its re-run's
+    /// number and how many it may have. Not for a variant or an experiment
+    /// (decided among its variants), nor a task whose subtasks built on its
+    /// result.
+    fn rerun_left(&self, i: TaskIndex) -> Option<(u32, u32)> {
+        let task = self.tasks.get(i);
+        if task.on_conflict != OnConflict::Rerun
+            || self.stopping.is_some()
+            || task.experiment().is_some()
+            || self.slots[i].experiment_of.is_some()
+            || !self.slots[i].children.is_empty()
+        {
+            return None;
+        }
+        let done = self
+            .fold
+            .report()
+            .and_then(|r| r.tasks.get(self.slots[i].fold))
+            .map_or(0, |t| t.conflict_reruns);
+        (done < task.conflict_reruns).then_some((done + 1, task.conflict_reruns))
+    }
+
+    /// Runs task `i` again on the integration branch as it is: journaled,
+    /// then queued; its agent (if it is one) is told `note`.
+    fn rerun(
+        &mut self,
+        i: TaskIndex,
+        rerun: u32,
+        reruns: u32,
+        note: Option<std::sync::Arc<str>>,
+    ) -> Result<(), RunError> {
+        let id = self.tasks.get(i).id.clone();
+        self.emit(EventBody::TaskRequeued {
+            task: id.clone(),
+            base_commit: self.integration.to_string(),
+            rerun,
+            reruns,
+        })?;
+        let attempts = self
+            .fold
+            .report()
+            .and_then(|r| r.tasks.get(self.slots[i].fold))
+            .map_or(0, |t| t.attempts);
+        self.slots[i].next_attempt = attempts + 1;
+        self.slots[i].rerun = Some(Box::new((self.integration, note)));
+        // Its dependents that have not started wait for the re-run's
+        // result, as they waited for its first: released again when it
+        // succeeds. (Those already running keep the first one; if theirs
+        // then conflicts, they run again too.)
+        self.slots[i].released = false;
+        let dependents: Vec<TaskIndex> = self.graph.dependents(i).collect();
+        for d in dependents {
+            if self.status(d) == TaskStatus::Pending {
+                self.slots[d].waiting_on += 1;
+            }
+        }
+        self.ready
+            .push((self.graph.priority(i), std::cmp::Reverse(i)));
+        self.emit(EventBody::TaskQueued { task: id })?;
+        Ok(())
+    }
+
+    /// What an agent run again after a conflict is told: its earlier
+    /// change, and the other side's in the files that conflicted (each
+    /// clipped). `None` for a task that is no agent.
+    fn conflict_note(
+        &self,
+        i: TaskIndex,
+        result: Option<git2::Oid>,
+        files: &[String],
+    ) -> Option<std::sync::Arc<str>> {
+        self.tasks.get(i).agent()?;
+        let result = result?;
+        let base = self.fold.state(self.slots[i].fold)?.base?;
+        let clip = |bytes: Vec<u8>| {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            match text.len() > NOTE_PATCH {
+                true => format!(
+                    "{}\n[... {} more bytes left out]",
+                    &text[..text.floor_char_boundary(NOTE_PATCH)],
+                    text.len() - NOTE_PATCH
+                ),
+                false => text,
+            }
+        };
+        let mine = clip(self.repo.patch(base, result).ok()?);
+        let theirs = clip(self.repo.patch_of(base, self.integration, files).ok()?);
+        Some(
+            format!(
+                "swarm: your earlier change for this task conflicted, in {}, with what other tasks merged meanwhile. \
+                 This worktree now starts from the integration branch, which holds their changes: bring your change onto it \
+                 (the same intent, fitted to what is there now).\n\n\
+                 Your earlier change:\n```diff\n{mine}```\n\n\
+                 What was merged meanwhile, in those files:\n```diff\n{theirs}```",
+                files.join(", ")
+            )
+            .into(),
+        )
     }
 
     /// The merged tasks that changed any of `files`: the other side of a

@@ -46,7 +46,8 @@ impl<'o> Dispatcher<'o> {
         )?;
         let mut prepared = prepared;
         prepared.base_commit = recovered.base_commit;
-        let verify = super::verifying::Verifying::new(&prepared, home, recovered.base_commit)?;
+        let verify =
+            super::verifying::Verifying::new(&prepared, &tasks, home, recovered.base_commit)?;
         let plan_tasks = prepared.plan.tasks.len();
         let mut dispatcher = Self::new(
             prepared, plan_tasks, tasks, spawner, executor, observer, stop, lock,
@@ -109,6 +110,17 @@ impl<'o> Dispatcher<'o> {
                     ),
                 })
                 .count();
+            // A task run again after a conflict starts from the branch as
+            // it is (the merges after it waited for it).
+            let rerunning = dispatcher
+                .fold
+                .report()
+                .and_then(|r| r.tasks.get(dispatcher.slots[i].fold))
+                .is_some_and(|t| t.conflict_reruns > 0 && t.status == TaskStatus::Pending);
+            if rerunning {
+                let integration = dispatcher.integration;
+                dispatcher.slots[i].rerun = Some(Box::new((integration, None)));
+            }
             if dispatcher.status(i) == TaskStatus::Pending
                 && dispatcher.slots[i].waiting_on == 0
                 && !experiment

@@ -36,6 +36,13 @@ pub(super) struct Slot {
     /// For a task that spawned subtasks, its children (a `ThinVec`: most
     /// tasks have none, and a run keeps one record per task).
     pub children: ThinVec<TaskIndex>,
+    /// A task run again after its result conflicted: the integration
+    /// commit it starts from, and what an agent is told of the conflict;
+    /// taken when it is launched.
+    pub rerun: Option<Box<(git2::Oid, Option<std::sync::Arc<str>>)>>,
+    /// Its dependents were released when it first succeeded: a re-run's
+    /// success does not release them again.
+    pub released: bool,
 }
 
 impl Slot {
@@ -60,6 +67,8 @@ impl Slot {
             superseded: None,
             parent,
             children: ThinVec::new(),
+            rerun: None,
+            released: false,
         }
     }
 }

@@ -7,12 +7,19 @@
 //! verified once every merge is done; with `"merge"`, whenever no verify
 //! runs and something was merged since the last one (merges that land
 //! while it runs are checked together by the next). A failing tip starts a
-//! bisection over the chain (`verify::bisect`), one verify at a time; its
-//! culprit's merge is taken out by rebuilding the branch without it
-//! (`verify::rebuild`, on the blocking pool, merges held meanwhile), the
-//! task becomes `broke-verify` and its dependents are blocked; then the new
-//! tip is verified again. Everything runs off the dispatcher's thread: runs
-//! and rebuilds are futures of one `JoinSet` its loop selects on.
+//! bisection over the chain (`verify::bisect`), one verify at a time, over
+//! the prefixes that split no group (`group`: the tasks of a refactor that
+//! do not build alone are verified, and taken out, as one).
+//!
+//! A culprit is proven, not guessed: the branch is rebuilt without the
+//! merge (or the group) the search found first to fail (`verify::rebuild`,
+//! on the blocking pool, merges held meanwhile), and that rebuilt tip is
+//! verified. Only if it passes is the merge taken out: the task becomes
+//! `broke-verify`, its dependents are blocked, the branch moves. If it
+//! fails too, no single task broke it (the pieces of a refactor that is
+//! incomplete, two failures at once): every merge is kept, and the verify
+//! says so and stops blaming. Everything runs off the dispatcher's thread:
+//! runs and rebuilds are futures of one `JoinSet` its loop selects on.
 
 use crate::ids::TaskIndex;
 use std::collections::HashMap;
@@ -44,11 +51,26 @@ const MAX_CULPRITS_WITHOUT_PASS: u32 = 8;
 pub(super) enum Done {
     Ran(Ran),
     Rebuilt {
-        culprit: TaskIndex,
-        /// The chain position of its merge.
-        at: usize,
+        suspect: Suspect,
         rebuilt: Result<Rebuilt, GitError>,
     },
+}
+
+/// The merges the search found first to fail: chain positions `from..to`
+/// (one merge, or a group's, with what stands between its members).
+#[derive(Debug, Clone)]
+pub(super) struct Suspect {
+    from: usize,
+    to: usize,
+    /// Their tasks, in chain order.
+    tasks: Vec<TaskIndex>,
+}
+
+/// A suspect and the branch rebuilt without it, waiting for that branch's
+/// verdict.
+struct Proof {
+    suspect: Suspect,
+    rebuilt: Rebuilt,
 }
 
 /// The run-wide verify's state.
@@ -69,8 +91,22 @@ pub(super) struct Verifying {
     /// after it).
     chain: Vec<(TaskIndex, Oid)>,
     bisect: Option<Bisect>,
-    /// A culprit's chain position, waiting for the merge in flight.
-    culprit: Option<usize>,
+    /// The prefixes the search may probe (those that split no group),
+    /// by the search's own numbering: its `k` is prefix `points[k]`.
+    points: Vec<usize>,
+    /// A suspect, waiting for the merge in flight before its removal.
+    culprit: Option<Suspect>,
+    /// A suspect removed in a rebuild, waiting for the rebuilt tip's verdict.
+    proving: Option<Proof>,
+    /// Each task's group, for those in one.
+    groups: HashMap<TaskIndex, String>,
+    /// Whether every merge of the run is done (the last `drive_verify`
+    /// said so): only then is the branch the one a proof is about.
+    at_end: bool,
+    /// A failing tip whose search found no proof yet while merges were
+    /// still to come (`verify_every = "merge"`): not searched again until
+    /// the branch moves or the merges are done.
+    deferred: Option<Oid>,
     /// Verdicts by commit, and the log of the run that gave each.
     known: HashMap<Oid, (bool, String)>,
     /// Why it stopped for the rest of the run (it fails at the base, it
@@ -86,12 +122,20 @@ impl Verifying {
     /// for a run starting at `base`.
     pub(super) fn new(
         prepared: &Prepared,
+        tasks: &crate::run::table::TaskTable,
         home: &WorktreeHome,
         base: Oid,
     ) -> Result<Option<Self>, RunError> {
         let Some(verify) = &prepared.plan.verify else {
             return Ok(None);
         };
+        // The run's tasks (the plan's are moved out of it into the table).
+        let groups = tasks
+            .all()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((TaskIndex::new(i), t.group.clone()?)))
+            .collect();
         Ok(Some(Self {
             every: verify.every,
             command: verify.command.clone(),
@@ -103,7 +147,12 @@ impl Verifying {
             green_known: false,
             chain: Vec::new(),
             bisect: None,
+            points: Vec::new(),
             culprit: None,
+            proving: None,
+            groups,
+            at_end: false,
+            deferred: None,
             known: HashMap::new(),
             given_up: None,
             culprits_without_pass: 0,
@@ -166,8 +215,47 @@ impl Verifying {
             self.chain.drain(..=at);
             self.culprits_without_pass = 0;
         } else {
-            self.bisect = Some(Bisect::new(at + 1, self.green_known));
+            self.points = self.whole_prefixes(at + 1);
+            self.bisect = Some(Bisect::new(self.points.len() - 1, self.green_known));
         }
+    }
+
+    /// The prefixes among the first `n` of the chain that split no group
+    /// (every member the chain holds is in it, or none): where the search
+    /// may probe. Always 0 and `n`.
+    fn whole_prefixes(&self, n: usize) -> Vec<usize> {
+        let group = |k: usize| self.groups.get(&self.chain[k].0);
+        (0..=n)
+            .filter(|&k| {
+                k == 0
+                    || k == n
+                    || !(0..k).any(|before| {
+                        group(before).is_some_and(|g| (k..n).any(|after| group(after) == Some(g)))
+                    })
+            })
+            .collect()
+    }
+
+    /// The merges between the search's points `j - 1` and `j`.
+    fn suspect(&self, j: usize) -> Suspect {
+        let (from, to) = (self.points[j - 1], self.points[j]);
+        Suspect {
+            from,
+            to,
+            tasks: self.chain[from..to].iter().map(|(t, _)| *t).collect(),
+        }
+    }
+
+    /// Whether a group has some merges on the branch and members still to
+    /// come (not final): the tip is not verified then.
+    fn group_open(&self, final_: impl Fn(TaskIndex) -> bool) -> bool {
+        self.chain.iter().any(|(t, _)| {
+            self.groups.get(t).is_some_and(|g| {
+                self.groups
+                    .iter()
+                    .any(|(other, og)| og == g && !final_(*other))
+            })
+        })
     }
 }
 
@@ -177,7 +265,7 @@ impl Dispatcher<'_> {
     pub(super) fn verify_holds_merges(&self) -> bool {
         self.verify
             .as_ref()
-            .is_some_and(|v| v.rebuilding || v.culprit.is_some())
+            .is_some_and(|v| v.rebuilding || v.culprit.is_some() || v.proving.is_some())
     }
 
     /// A merge of task `i` moved the branch to `commit`.
@@ -200,22 +288,34 @@ impl Dispatcher<'_> {
             let Some(v) = &mut self.verify else {
                 return Ok(());
             };
+            v.at_end = at_end;
             if v.given_up.is_some() || v.busy() {
                 return Ok(());
             }
-            if let Some(at) = v.culprit {
+            if let Some(proof) = &v.proving {
+                // The rebuilt tip's verdict decides.
+                let tip = proof.rebuilt.tip;
+                if let Some(&(passed, _)) = v.known.get(&tip) {
+                    self.on_proof(passed)?;
+                    continue;
+                }
+                self.start_verify(tip, VerifyPurpose::Proof, 0);
+                return Ok(());
+            }
+            if let Some(suspect) = v.culprit.clone() {
                 if !merging {
-                    self.start_removal(at)?;
+                    self.start_removal(suspect)?;
                 }
                 return Ok(());
             }
             if let Some(step) = v.bisect.as_ref().map(Bisect::next) {
                 match step {
-                    Step::Probe(k) => {
+                    Step::Probe(j) => {
+                        let k = v.points[j];
                         let commit = v.prefix(k);
                         if let Some(&(passed, _)) = v.known.get(&commit) {
                             if let Some(search) = &mut v.bisect {
-                                search.record(k, passed);
+                                search.record(j, passed);
                             }
                             continue;
                         }
@@ -223,12 +323,12 @@ impl Dispatcher<'_> {
                             (0, false) => VerifyPurpose::Base,
                             _ => VerifyPurpose::Bisect,
                         };
-                        self.start_verify(commit, purpose, k);
+                        self.start_verify(commit, purpose, j);
                         return Ok(());
                     }
-                    Step::Culprit(k) => {
+                    Step::Culprit(j) => {
                         v.bisect = None;
-                        v.culprit = Some(k - 1);
+                        v.culprit = Some(v.suspect(j));
                         continue;
                     }
                     Step::StartFails => {
@@ -247,7 +347,25 @@ impl Dispatcher<'_> {
             if !(at_end || v.every == VerifyEvery::Merge) {
                 return Ok(());
             }
+            // A group is verified as a whole: not while some of it is on
+            // the branch and the rest may still come.
+            if !at_end {
+                let open = {
+                    let final_ = |i: TaskIndex| self.status(i).is_final();
+                    self.verify.as_ref().is_some_and(|v| v.group_open(final_))
+                };
+                if open {
+                    return Ok(());
+                }
+            }
+            let Some(v) = &mut self.verify else {
+                return Ok(());
+            };
             if let Some(&(passed, _)) = v.known.get(&tip) {
+                // Searched already, with merges still to come: wait for them.
+                if !passed && v.deferred == Some(tip) && !at_end {
+                    return Ok(());
+                }
                 v.on_tip(tip, passed);
                 if passed {
                     return Ok(());
@@ -283,11 +401,7 @@ impl Dispatcher<'_> {
     pub(super) fn on_verify_done(&mut self, done: Done) -> Result<(), RunError> {
         match done {
             Done::Ran(ran) => self.on_verified(ran),
-            Done::Rebuilt {
-                culprit,
-                at,
-                rebuilt,
-            } => self.on_rebuilt(culprit, at, rebuilt?),
+            Done::Rebuilt { suspect, rebuilt } => self.on_rebuilt(suspect, rebuilt?),
         }
     }
 
@@ -304,8 +418,13 @@ impl Dispatcher<'_> {
         }
         let after = match purpose {
             VerifyPurpose::Tip => v.chain.iter().find(|(_, c)| *c == commit).map(|l| l.0),
-            VerifyPurpose::Bisect => k.checked_sub(1).map(|k| v.chain[k].0),
+            VerifyPurpose::Bisect => v.points[k].checked_sub(1).map(|k| v.chain[k].0),
             VerifyPurpose::Base => None,
+            // The suspect it was rebuilt without.
+            VerifyPurpose::Proof => v
+                .proving
+                .as_ref()
+                .and_then(|p| p.suspect.tasks.first().copied()),
         };
         let run = VerifyRun {
             commit: commit.to_string(),
@@ -345,24 +464,76 @@ impl Dispatcher<'_> {
                     v.green_known = true;
                 }
             }
+            VerifyPurpose::Proof => return self.on_proof(passed),
         }
         self.advance_merges()
     }
 
-    /// Takes the merge at chain position `at` out: the branch is rebuilt
-    /// without it (and what holds its changes) on the blocking pool.
-    fn start_removal(&mut self, at: usize) -> Result<(), RunError> {
+    /// The verdict of the branch rebuilt without the suspect: a pass
+    /// proves it broke the verify (its merge is taken out); a failure
+    /// proves nothing, and every merge stays.
+    fn on_proof(&mut self, passed: bool) -> Result<(), RunError> {
+        let Some(v) = &mut self.verify else {
+            return Ok(());
+        };
+        let Some(proof) = v.proving.take() else {
+            return Ok(());
+        };
+        // Without later merges, the branch without the suspect is the
+        // prefix before it, which passed: that proves something only of the
+        // branch as it ends, not while merges are still to come (the
+        // pieces of a refactor break the branch until the last lands).
+        let vacuous = proof.rebuilt.links.is_empty()
+            && proof.rebuilt.unmerged.is_empty()
+            && proof.rebuilt.conflicted.is_empty();
+        if passed && (!vacuous || v.at_end) {
+            return self.take_out(proof.suspect, proof.rebuilt);
+        }
+        let tip = v.chain.last().map_or(v.green, |(_, c)| *c);
+        if !v.at_end {
+            // Merges are still to come: nothing is decided, nothing taken
+            // out; the branch is searched again once it moves.
+            v.deferred = Some(tip);
+            return self.advance_merges();
+        }
+        let first = proof.suspect.tasks.first().copied();
+        let failing = v.chain[proof.suspect.to - 1].1;
+        let log = v
+            .known
+            .get(&failing)
+            .map(|(_, log)| log.clone())
+            .unwrap_or_default();
+        let after = first.map_or_else(String::new, |t| self.tasks.get(t).id.clone());
+        let Some(v) = &mut self.verify else {
+            return Ok(());
+        };
+        v.given_up = Some(format!(
+            "no single task broke it: the tip {} fails with every merge, and without `{after}`'s merge too (the first to fail, at {}, see {log}); every merge is kept",
+            short(tip),
+            short(failing)
+        ));
+        self.advance_merges()
+    }
+
+    /// Rebuilds the branch without the suspect's merges (and what holds
+    /// their changes), on the blocking pool: the branch its verdict is
+    /// asked of before anything is taken out.
+    fn start_removal(&mut self, suspect: Suspect) -> Result<(), RunError> {
         let Some(v) = &self.verify else {
             return Ok(());
         };
-        let culprit = v.chain[at].0;
-        let onto = v.prefix(at);
-        let Some(removed) = self.result(culprit) else {
-            return Ok(());
-        };
+        let onto = v.prefix(suspect.from);
+        let removed: Vec<Oid> = suspect
+            .tasks
+            .iter()
+            .filter_map(|&t| self.result(t))
+            .collect();
         let squash = self.history == History::Squash;
-        let dependents = self.all_dependents(culprit);
-        let later: Vec<Remerge> = v.chain[at + 1..]
+        let mut dependents = std::collections::HashSet::new();
+        for &t in &suspect.tasks {
+            dependents.extend(self.all_dependents(t));
+        }
+        let later: Vec<Remerge> = v.chain[suspect.to..]
             .iter()
             .filter_map(|&(task, _)| {
                 Some(Remerge {
@@ -381,79 +552,101 @@ impl Dispatcher<'_> {
         v.culprit = None;
         v.jobs.spawn(async move {
             let rebuilt = crate::run::local::task::blocking(move || {
-                rebuild(&repo, onto, removed, &later, squash)
+                rebuild(&repo, onto, &removed, &later, squash)
             })
             .await;
-            Done::Rebuilt {
-                culprit,
-                at,
-                rebuilt,
-            }
+            Done::Rebuilt { suspect, rebuilt }
         });
         Ok(())
     }
 
-    /// The branch was rebuilt without `culprit`'s merge (chain position
-    /// `at`): journaled, then the branch moves (on the writer, after the
-    /// line is on disk), then its dependents are blocked.
-    fn on_rebuilt(
-        &mut self,
-        culprit: TaskIndex,
-        at: usize,
-        rebuilt: Rebuilt,
-    ) -> Result<(), RunError> {
+    /// The branch was rebuilt without `suspect`: its verdict is asked next.
+    fn on_rebuilt(&mut self, suspect: Suspect, rebuilt: Rebuilt) -> Result<(), RunError> {
         let Some(v) = &mut self.verify else {
             return Ok(());
         };
         v.rebuilding = false;
-        let (commit, onto) = (v.chain[at].1, v.prefix(at));
+        v.proving = Some(Proof { suspect, rebuilt });
+        let at_end = v.at_end;
+        self.drive_verify(at_end)
+    }
+
+    /// The suspect is proven to have broken the verify (the branch without
+    /// it passes): journaled, then the branch moves (on the writer, after
+    /// the line is on disk), then its dependents are blocked.
+    fn take_out(&mut self, suspect: Suspect, rebuilt: Rebuilt) -> Result<(), RunError> {
+        let Some(v) = &mut self.verify else {
+            return Ok(());
+        };
+        let (commit, onto) = (v.chain[suspect.to - 1].1, v.prefix(suspect.from));
         let log = v.known.get(&commit).map(|(_, log)| log.clone());
         let command = v.command.clone();
-        v.green = onto;
+        // The rebuilt tip passed: nothing after it is left to search.
+        v.green = rebuilt.tip;
         v.green_known = true;
-        v.chain = rebuilt.links.clone();
+        v.chain.clear();
         v.culprits_without_pass += 1;
         if v.culprits_without_pass >= MAX_CULPRITS_WITHOUT_PASS {
             v.given_up = Some(format!(
                 "the run-wide verify still failed after {MAX_CULPRITS_WITHOUT_PASS} merges were taken out; swarm stopped blaming tasks (is it flaky?)"
             ));
         }
-        let id = self.tasks.get(culprit).id.clone();
         let ids = |list: &[TaskIndex]| -> Vec<String> {
             list.iter().map(|&i| self.tasks.get(i).id.clone()).collect()
         };
         let (unmerged, conflicted) = (ids(&rebuilt.unmerged), ids(&rebuilt.conflicted));
-        let mut reason = format!(
-            "its merge broke the run-wide verify `{}`: {} (with it) fails, {} (before it) passes",
-            first_line(&command),
-            short(commit),
-            short(onto)
-        );
-        if let Some(log) = log {
-            // Relative to the repository, as other reasons name logs.
-            let prefix = format!("{}/", self.repo.workdir.display());
-            let log = log.strip_prefix(prefix.as_str()).unwrap_or(&log);
-            reason.push_str(&format!(", see {log}"));
+        let group = match suspect.tasks.as_slice() {
+            [_] => String::new(),
+            tasks => format!(
+                " (one of {} merges verified as one: {})",
+                tasks.len(),
+                ids(tasks).join(", ")
+            ),
+        };
+        for (n, &task) in suspect.tasks.iter().enumerate() {
+            let id = self.tasks.get(task).id.clone();
+            let mut reason = format!(
+                "its merge broke the run-wide verify `{}`{group}: {} (with it) fails, {} (before it) passes, and the branch without it passes ({})",
+                first_line(&command),
+                short(commit),
+                short(onto),
+                short(rebuilt.tip),
+            );
+            if let Some(log) = &log {
+                // Relative to the repository, as other reasons name logs.
+                let prefix = format!("{}/", self.repo.workdir.display());
+                let log = log.strip_prefix(prefix.as_str()).unwrap_or(log);
+                reason.push_str(&format!(", see {log}"));
+            }
+            reason.push_str(&format!(
+                "; its merge was taken out, its work is on {}",
+                crate::git::refs::task(&self.run, &id)
+            ));
+            // The branch's fate is the first's to record; the others are
+            // marked with the same tip.
+            let first = n == 0;
+            self.emit(EventBody::VerifyBroken {
+                task: id,
+                commit: commit.to_string(),
+                passed_commit: onto.to_string(),
+                integration_commit: rebuilt.tip.to_string(),
+                unmerged: if first { unmerged.clone() } else { Vec::new() },
+                conflicted: if first {
+                    conflicted.clone()
+                } else {
+                    Vec::new()
+                },
+                reason,
+            })?;
         }
-        reason.push_str(&format!(
-            "; its merge was taken out, its work is on {}",
-            crate::git::refs::task(&self.run, &id)
-        ));
-        self.emit(EventBody::VerifyBroken {
-            task: id,
-            commit: commit.to_string(),
-            passed_commit: onto.to_string(),
-            integration_commit: rebuilt.tip.to_string(),
-            unmerged,
-            conflicted,
-            reason,
-        })?;
         self.writer.set_branch(rebuilt.tip)?;
         self.integration = rebuilt.tip;
         if self.on_failure == OnFailure::Stop {
             self.stopping.get_or_insert(Stopping::Failure);
         }
-        self.block_dependents(culprit, "broke the run-wide verify")?;
+        for &task in &suspect.tasks {
+            self.block_dependents(task, "broke the run-wide verify")?;
+        }
         for &i in rebuilt.unmerged.iter().chain(&rebuilt.conflicted) {
             let what = match self.status(i) {
                 TaskStatus::Conflicted => "conflicted",

@@ -474,8 +474,19 @@ impl Executor for LocalExecutor {
             id = %self.ctx.tasks.get(i).id,
             attempt = launch.first_attempt
         );
+        // A re-run's paths are its first run's, which may still be being
+        // deleted: it starts after that.
+        let swept = launch
+            .again
+            .then(|| self.sweeper.barrier(&self.ctx.worktrees));
+        let ctx = Arc::clone(&self.ctx);
         let handle = self.running.spawn(tracing::Instrument::instrument(
-            task::execute(Arc::clone(&self.ctx), launch, stopped, deck),
+            async move {
+                if let Some(swept) = swept {
+                    let _ = tokio::task::spawn_blocking(move || swept.recv()).await;
+                }
+                task::execute(ctx, launch, stopped, deck).await
+            },
             span,
         ));
         self.ids.insert(handle.id(), i);

@@ -19,6 +19,8 @@ enum Sweep {
     Worktree { path: PathBuf, admin: PathBuf },
     /// Scratch directories (missing ones are fine).
     Dirs(Vec<PathBuf>),
+    /// Says when everything sent before it is deleted.
+    Barrier(std::sync::mpsc::Sender<()>),
 }
 
 /// The handle the executor holds.
@@ -75,6 +77,15 @@ impl Sweeper {
         }
     }
 
+    /// What says when everything sent so far is deleted: a task that
+    /// runs again (after a conflict) waits for it before it makes its
+    /// worktree and tmp at the paths its first run's are deleted from.
+    pub(super) fn barrier(&self, worktrees: &Worktrees) -> std::sync::mpsc::Receiver<()> {
+        let (done, wait) = std::sync::mpsc::channel();
+        self.send(worktrees, Sweep::Barrier(done));
+        wait
+    }
+
     fn send(&self, worktrees: &Worktrees, job: Sweep) {
         match &self.jobs {
             Some(jobs) => {
@@ -119,6 +130,9 @@ fn sweep(worktrees: &Worktrees, job: Sweep) {
             if let Err(e) = worktrees.remove(&path, Some(&admin)) {
                 tracing::warn!(path = %path.display(), error = %e, "failed to remove worktree");
             }
+        }
+        Sweep::Barrier(done) => {
+            let _ = done.send(());
         }
         Sweep::Dirs(dirs) => {
             for dir in dirs {

@@ -181,8 +181,10 @@ async fn execute_inner(
         base,
         deps,
         first_attempt,
+        note,
+        ..
     } = launch;
-    let task = &ctx.tasks.get(i);
+    let task = &with_note(ctx.tasks.get(i), note);
     let base = match deps.as_slice() {
         [] => base,
         // A chain's link starts from its one dependency's result: nothing
@@ -754,4 +756,25 @@ pub(crate) fn describe_failure(
             None => "killed: out of memory".into(),
         },
     }
+}
+
+/// `task` as an attempt runs it: an agent run again after its result
+/// conflicted is told `note` (its earlier change, the other side's) before
+/// its prompt. The run's table keeps the task as the plan made it.
+fn with_note(
+    task: std::sync::Arc<Task>,
+    note: Option<std::sync::Arc<str>>,
+) -> std::sync::Arc<Task> {
+    let Some(note) = note else {
+        return task;
+    };
+    let crate::plan::Payload::Agent(agent) = &task.payload else {
+        return task;
+    };
+    let mut agent = agent.clone();
+    agent.prompt = format!("{note}\n\n{}", agent.prompt);
+    std::sync::Arc::new(Task {
+        payload: crate::plan::Payload::Agent(agent),
+        ..(*task).clone()
+    })
 }

@@ -245,6 +245,8 @@ async fn attempt(
         base,
         deps: Vec::new(),
         first_attempt: job.attempt,
+        note: None,
+        again: false,
     });
     let mut record = ExitRecord::failed(
         job,

@@ -39,17 +39,18 @@ pub(in crate::run) struct Rebuilt {
 }
 
 /// Makes the merges `later` again onto `onto`, without `removed` (the
-/// result of the task whose merge is taken out) or anything built on it.
+/// results of the tasks whose merges are taken out: one, or a group's) or
+/// anything built on them.
 pub(in crate::run) fn rebuild(
     repo: &Repo,
     onto: Oid,
-    removed: Oid,
+    removed: &[Oid],
     later: &[Remerge],
     squash: bool,
 ) -> Result<Rebuilt, GitError> {
     let merger = Merger::new(repo)?;
     let git = repo.open()?;
-    let mut gone = vec![removed];
+    let mut gone = removed.to_vec();
     let mut rebuilt = Rebuilt {
         tip: onto,
         links: Vec::new(),
@@ -228,7 +229,7 @@ mod tests {
                 dependent: false,
             })
             .collect();
-        let rebuilt = rebuild(&repo, chain[0].1, b, &later, false)?;
+        let rebuilt = rebuild(&repo, chain[0].1, &[b], &later, false)?;
         assert_eq!(rebuilt.unmerged, [TaskIndex::new(2)]);
         assert!(rebuilt.conflicted.is_empty());
         assert_eq!(rebuilt.links.len(), 1);
@@ -247,12 +248,12 @@ mod tests {
         // A dependent is left out whatever its result.
         let mut marked = later.clone();
         marked[1].dependent = true;
-        let rebuilt = rebuild(&repo, chain[0].1, b, &marked, false)?;
+        let rebuilt = rebuild(&repo, chain[0].1, &[b], &marked, false)?;
         assert_eq!(rebuilt.unmerged, [TaskIndex::new(2), TaskIndex::new(3)]);
         assert_eq!(rebuilt.tip, chain[0].1);
 
         // Squashed, the same: one single-parent commit per task.
-        let squashed = rebuild(&repo, chain[0].1, b, &later, true)?;
+        let squashed = rebuild(&repo, chain[0].1, &[b], &later, true)?;
         assert_eq!(squashed.unmerged, [TaskIndex::new(2)]);
         let tip = git.find_commit(squashed.tip).unwrap();
         assert_eq!(tip.parent_count(), 1);

@@ -1,0 +1,329 @@
+//! The integration branch as a merge queue: a result that conflicts runs
+//! again on top of what landed before it (`on_conflict = "rerun"`), a
+//! conflict predicted from what tasks change starts the later task after
+//! the earlier one merged, the run-wide verify takes a merge out only when
+//! it proves the merge broke it (groups verified as one), and the branch is
+//! a function of the plan and the tasks' results, whatever order they
+//! finished in.
+
+use serde_json::{Value, json};
+
+use crate::agent::{KEY, anthropic_plan, run_with_key};
+use crate::resume::journal;
+use crate::support::model::{MockModel, Options, Reply, tool};
+use crate::support::{TestRepo, task};
+
+/// The tasks on the first-parent line of `branch`, oldest first.
+fn merged_in_order(repo: &TestRepo, branch: &str) -> Vec<String> {
+    let mut tasks: Vec<String> = repo
+        .git(&["log", "--first-parent", "--format=%B", branch])
+        .lines()
+        .filter_map(|l| l.strip_prefix("Swarm-Task: ").map(str::to_string))
+        .collect();
+    tasks.reverse();
+    tasks
+}
+
+fn events(repo: &TestRepo, run: &str, kind: &str) -> Vec<Value> {
+    journal(repo, run)
+        .into_iter()
+        .filter(|e| e["event"] == kind)
+        .collect()
+}
+
+/// Eight command tasks appending to one file, side by side: every one is
+/// merged, and the file holds their lines in plan order, whether the
+/// conflicts are run again or predicted, at one task at a time or four;
+/// the four runs give the same tree and the same history of merges.
+#[test]
+fn eight_tasks_appending_to_one_file_all_merge_in_plan_order() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    let mut trees = Vec::new();
+    for (name, predict, jobs) in [
+        ("rerun4", false, "4"),
+        ("rerun2", false, "2"),
+        ("predict4", true, "4"),
+        ("predict2", true, "2"),
+    ] {
+        let plan = repo.plan_exact(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\npredict_conflicts = {predict}\n\n[defaults]\nallow_overlap = true\n\n[[task]]\nid = \"a{{n}}\"\nrun = \"echo line-{{n}} >> log.txt\"\npaths = [\"log.txt\"]\nmatrix = {{ n = [\"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\"] }}\n"
+            ),
+        );
+        let run = repo.run_plan(&plan, &["-j", jobs]);
+        run.assert_code(0);
+        let report = repo.report();
+        for n in 1..=8 {
+            assert_eq!(
+                task(&report, &format!("a{n}"))["status"],
+                "merged",
+                "{name}"
+            );
+        }
+        let want: String = std::iter::once("start".to_string())
+            .chain((1..=8).map(|n| format!("line-{n}")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(
+            repo.show(&format!("swarm/{name}"), "log.txt"),
+            want,
+            "{name}"
+        );
+        assert_eq!(
+            merged_in_order(&repo, &format!("swarm/{name}")),
+            (1..=8).map(|n| format!("a{n}")).collect::<Vec<_>>(),
+            "{name}"
+        );
+        let reruns = events(&repo, name, "task_requeued").len();
+        let held = events(&repo, name, "task_held").len();
+        match predict {
+            // Each starts from the base: all but the first conflict, and
+            // run again on the branch as it is.
+            false => assert!(reruns > 0 && held == 0, "{name}: {reruns} re-runs"),
+            // Predicted from their declared `paths`: each waits for the
+            // one before it, and none conflicts.
+            true => assert!(
+                reruns == 0 && held > 0,
+                "{name}: {held} held, {reruns} re-runs"
+            ),
+        }
+        trees.push(repo.git(&["rev-parse", &format!("swarm/{name}^{{tree}}")]));
+    }
+    assert!(trees.windows(2).all(|w| w[0] == w[1]), "{trees:?}");
+}
+
+/// A task that may not run again (`conflict_reruns = 0`, or `on_conflict =
+/// "stop"`) ends `conflicted`, its result kept on its ref, for a person.
+/// (A re-run starts on the branch as it is, and the merges after it wait
+/// for it: its result descends from the branch it lands on, so a re-run
+/// never conflicts again.)
+#[test]
+fn a_task_that_may_not_run_again_ends_conflicted_with_its_result_kept() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    for (name, key) in [
+        ("zero", "conflict_reruns = 0"),
+        ("stop", "on_conflict = \"stop\""),
+    ] {
+        let plan = repo.plan_exact(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\non_failure = \"continue\"\npredict_conflicts = false\n\n[defaults]\nallow_overlap = true\n\n[[task]]\nid = \"first\"\nrun = \"echo first >> log.txt\"\npaths = [\"log.txt\"]\n\n[[task]]\nid = \"second\"\nrun = \"sleep 0.5; echo second >> log.txt\"\npaths = [\"log.txt\"]\n{key}\n"
+            ),
+        );
+        let run = repo.run_plan(&plan, &[]);
+        run.assert_code(1);
+        let report = repo.report();
+        let second = task(&report, "second");
+        assert_eq!(second["status"], "conflicted", "{name}: {report}");
+        assert_eq!(second["conflict_files"], json!(["log.txt"]), "{name}");
+        assert_eq!(
+            repo.show(&format!("refs/swarm/{name}/second"), "log.txt"),
+            "start\nsecond",
+            "{name}"
+        );
+        assert!(events(&repo, name, "task_requeued").is_empty(), "{name}");
+        assert!(
+            run.stderr.contains("swarm resolve"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// An agent whose result conflicts, run again on the branch as it is, is
+/// told its earlier change and what was merged meanwhile in those files
+/// (the mock records it), and lands.
+#[test]
+fn an_agent_run_again_is_told_its_change_and_the_other_side() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| {
+            if !call.conversation.contains("Add the agent line.") {
+                return Reply::text("ok");
+            }
+            let again = call.conversation.contains("conflicted");
+            match (again, call.turn) {
+                (false, 0) => Reply::answer(vec![tool(
+                    "w1",
+                    "write_file",
+                    json!({"path": "log.txt", "content": "start\nagent\n"}),
+                )]),
+                (true, 0) => {
+                    // Its own change and the other side's, as diffs.
+                    assert!(
+                        call.conversation.contains("+agent"),
+                        "{}",
+                        call.conversation
+                    );
+                    assert!(
+                        call.conversation.contains("+first"),
+                        "{}",
+                        call.conversation
+                    );
+                    Reply::answer(vec![tool(
+                        "w2",
+                        "write_file",
+                        json!({"path": "log.txt", "content": "start\nfirst\nagent\n"}),
+                    )])
+                }
+                _ => Reply::answer(vec![tool("f1", "finish", json!({"summary": "added"}))]),
+            }
+        },
+    );
+    let tasks = "[[task]]\nid = \"first\"\nrun = \"sleep 1; echo first >> log.txt\"\npaths = [\"log.txt\"]\nallow_overlap = true\n\n[[task]]\nid = \"agent\"\nprompt = \"Add the agent line.\"\npaths = [\"log.txt\"]\nallow_overlap = true\non_conflict = \"rerun\"\n";
+    let text = anthropic_plan(&mock, "", tasks).replace(
+        "[swarm]\n",
+        "[swarm]\nname = \"agent\"\npredict_conflicts = false\n",
+    );
+    let plan = repo.plan_exact("agent.toml", &text);
+    let run = run_with_key(&repo, &plan);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(repo.show("swarm/agent", "log.txt"), "start\nfirst\nagent");
+    let requeued = events(&repo, "agent", "task_requeued");
+    assert_eq!(requeued.len(), 1, "{requeued:?}");
+    assert_eq!(requeued[0]["task"], "agent");
+    assert_eq!(task(&repo.report(), "agent")["conflict_reruns"], 1);
+    // The note went to the model once: the re-run's first request.
+    let told = mock
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.conversation
+                .contains("your earlier change for this task conflicted")
+        })
+        .count();
+    assert!(told >= 1);
+    mock.assert_clean();
+}
+
+/// Four tasks renaming a word in four of five files, with a verify that
+/// all files agree: the pieces are correct, the plan is incomplete. No
+/// single merge broke it (the branch without the first to fail fails
+/// too), so every merge is kept and the summary says so; the run fails.
+#[test]
+fn an_incomplete_refactor_keeps_every_merge() {
+    for every in ["end", "merge"] {
+        let repo = TestRepo::new();
+        for n in 1..=5 {
+            repo.write(&format!("f{n}.txt"), "alpha\n");
+        }
+        repo.commit_all("five files");
+        let name = format!("rename-{every}");
+        let tasks: String = (1..=4)
+            .map(|n| {
+                format!(
+                    "[[task]]\nid = \"r{n}\"\npaths = [\"f{n}.txt\"]\nrun = \"sed -i s/alpha/beta/ f{n}.txt\"\n\n"
+                )
+            })
+            .collect();
+        let plan = repo.plan_exact(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\non_failure = \"continue\"\nverify = \"test $(cat f*.txt | sort -u | wc -l) -eq 1\"\nverify_every = \"{every}\"\n\n{tasks}"
+            ),
+        );
+        let run = repo.run_plan(&plan, &[]);
+        run.assert_code(1);
+        let report = repo.report();
+        for n in 1..=4 {
+            assert_eq!(
+                task(&report, &format!("r{n}"))["status"],
+                "merged",
+                "{every}: {report}"
+            );
+        }
+        assert!(events(&repo, &name, "verify_broken").is_empty(), "{every}");
+        for n in 1..=4 {
+            assert_eq!(
+                repo.show(&format!("swarm/{name}"), &format!("f{n}.txt")),
+                "beta"
+            );
+        }
+        let words = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            words.contains("no single task broke it"),
+            "{every}: {}",
+            run.stderr
+        );
+        assert!(
+            !words.contains("the branch passes"),
+            "{every}: {}",
+            run.stderr
+        );
+    }
+}
+
+/// The same refactor as one `group`: verified only as a whole (with
+/// `verify_every = "merge"`, not before all four are in), and blamed as
+/// one: the branch without the group passes (it is the base), so the
+/// group is taken out, and the summary does not call the base a pass of
+/// the run's work. Complete, the group passes.
+#[test]
+fn a_group_is_verified_and_taken_out_as_one() {
+    for (name, files) in [("partial", 4), ("whole", 5)] {
+        let repo = TestRepo::new();
+        for n in 1..=5 {
+            repo.write(&format!("f{n}.txt"), "alpha\n");
+        }
+        repo.commit_all("five files");
+        let tasks: String = (1..=files)
+            .map(|n| {
+                format!(
+                    "[[task]]\nid = \"r{n}\"\ngroup = \"rename\"\npaths = [\"f{n}.txt\"]\nrun = \"sed -i s/alpha/beta/ f{n}.txt\"\n\n"
+                )
+            })
+            .collect();
+        let plan = repo.plan_exact(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\non_failure = \"continue\"\nverify = \"test $(cat f*.txt | sort -u | wc -l) -eq 1\"\nverify_every = \"merge\"\n\n{tasks}"
+            ),
+        );
+        let run = repo.run_plan(&plan, &[]);
+        let runs = events(&repo, name, "run_verified");
+        // No verify of a branch holding part of the group.
+        for r in &runs {
+            if r["purpose"] == "tip" {
+                assert_eq!(r["after"], format!("r{files}"), "{name}: {runs:?}");
+            }
+        }
+        let report = repo.report();
+        match name {
+            "whole" => {
+                run.assert_code(0);
+                assert_eq!(runs.len(), 1, "{runs:?}");
+                for n in 1..=5 {
+                    assert_eq!(task(&report, &format!("r{n}"))["status"], "merged");
+                }
+            }
+            _ => {
+                run.assert_code(1);
+                for n in 1..=4 {
+                    assert_eq!(
+                        task(&report, &format!("r{n}"))["status"],
+                        "broke_verify",
+                        "{report}"
+                    );
+                }
+                let words = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(
+                    words.contains("every merge was taken out"),
+                    "{}",
+                    run.stderr
+                );
+                assert_eq!(repo.show("swarm/partial", "f1.txt"), "alpha");
+            }
+        }
+    }
+}
