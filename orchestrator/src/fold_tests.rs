@@ -46,6 +46,7 @@ fn run_started(tasks: Vec<TaskInfo>) -> EventBody {
         tasks,
         worktrees: None,
         origin: None,
+        base_branch: None,
     }
 }
 

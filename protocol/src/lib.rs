@@ -209,6 +209,11 @@ pub enum EventBody {
         /// holds the saved plan to the same rules.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<PlanOrigin>,
+        /// The branch `base` named when the run started (`HEAD`'s, or the
+        /// branch itself), if it named one: where `swarm land` lands the
+        /// run by default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_branch: Option<String>,
     },
     /// `swarm resume` took over the run after its coordinator died (or the
     /// run was cancelled): what follows continues it.

@@ -327,3 +327,145 @@ fn a_group_is_verified_and_taken_out_as_one() {
         }
     }
 }
+
+/// A plan of three tasks appending to `log.txt` and one adding `b.txt`,
+/// plus `extra` lines of `[swarm]`.
+fn landing_plan(repo: &TestRepo, name: &str, extra: &str) -> std::path::PathBuf {
+    repo.plan_exact(
+        &format!("{name}.toml"),
+        &format!(
+            "[swarm]\nname = \"{name}\"\n{extra}\n\n[defaults]\nallow_overlap = true\n\n[[task]]\nid = \"a{{n}}\"\nrun = \"echo line-{{n}} >> log.txt\"\npaths = [\"log.txt\"]\nmatrix = {{ n = [\"1\", \"2\", \"3\"] }}\n\n[[task]]\nid = \"b\"\nrun = \"echo b > b.txt\"\ncreates = [\"b.txt\"]\n"
+        ),
+    )
+}
+
+/// A run whose branch did not move lands by fast-forward; one whose
+/// branch moved (a commit on `log.txt` too) lands its results again on
+/// the new tip, the ones that now conflict run again, and the branch
+/// checked out here moves with its working tree.
+#[test]
+fn a_run_lands_on_its_branch_whether_it_moved_or_not() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    repo.run_plan(&landing_plan(&repo, "still", ""), &[])
+        .assert_code(0);
+    let dry = repo.swarm(&["land", "still", "--dry-run"]);
+    dry.assert_code(0);
+    assert!(dry.stdout.contains("fast-forward"), "{}", dry.stdout);
+    let landed = repo.swarm(&["land", "still"]);
+    landed.assert_code(0);
+    assert_eq!(
+        repo.git(&["rev-parse", "main"]),
+        repo.git(&["rev-parse", "swarm/still"])
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+
+    // The branch moves while the next run goes.
+    let base = repo.git(&["rev-parse", "main"]);
+    repo.run_plan(&landing_plan(&repo, "moved", ""), &[])
+        .assert_code(0);
+    repo.write(
+        "log.txt",
+        &format!("{}\nsomeone else\n", repo.show("main", "log.txt")),
+    );
+    repo.commit_all("meanwhile");
+    let meanwhile = repo.git(&["rev-parse", "main"]);
+    let dry = repo.swarm(&["land", "moved", "--dry-run"]);
+    dry.assert_code(0);
+    assert!(dry.stdout.contains("would run again"), "{}", dry.stdout);
+    let landed = repo.swarm(&["land", "moved"]);
+    landed.assert_code(0);
+    assert!(
+        landed.stdout.contains("landed run `moved` on main"),
+        "{}",
+        landed.stdout
+    );
+    let log = repo.show("main", "log.txt");
+    assert!(
+        log.ends_with("someone else\nline-1\nline-2\nline-3"),
+        "{log}"
+    );
+    assert_eq!(repo.show("main", "b.txt"), "b");
+    // On top of what moved, nothing of it lost.
+    repo.git(&["merge-base", "--is-ancestor", &meanwhile, "main"]);
+    assert_ne!(repo.git(&["rev-parse", "main"]), base);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    assert!(!events(&repo, "moved-land", "task_requeued").is_empty());
+}
+
+/// Pushed to a remote while someone else pushes to it: the lease refuses
+/// the first push (nothing of theirs is overwritten), the run lands again
+/// on their commit, and the second push goes through.
+#[test]
+fn landing_with_push_never_overwrites_what_someone_else_pushed() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    let remote = repo.root().join("remote.git");
+    repo.git(&[
+        "init",
+        "-q",
+        "--bare",
+        "-b",
+        "main",
+        remote.to_str().unwrap(),
+    ]);
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    let other = repo.root().join("other");
+    repo.git(&[
+        "clone",
+        "-q",
+        remote.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ]);
+    // Someone else pushes a commit the second time the run-wide verify
+    // runs: the first landing's (the run's own is the first).
+    let count = repo.outside().join("verifies");
+    let verify = format!(
+        "n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}; if [ $n -eq 2 ]; then cd {other} && echo theirs > theirs.txt && git add theirs.txt && git -c user.name=o -c user.email=o@o commit -qm theirs && git push -q origin main; fi; true",
+        count = count.display(),
+        other = other.display()
+    );
+    let plan = landing_plan(
+        &repo,
+        "pushed",
+        &format!(
+            "sandbox = \"none\"\nverify = \"{}\"",
+            verify.replace('"', "\\\"")
+        ),
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    // The remote moves before the landing too (a commit of its own).
+    repo.git_in(&other, &["pull", "-q", "origin", "main"]);
+    std::fs::write(other.join("early.txt"), "early\n").unwrap();
+    repo.git_in(&other, &["add", "early.txt"]);
+    repo.git_in(
+        &other,
+        &[
+            "-c",
+            "user.name=o",
+            "-c",
+            "user.email=o@o",
+            "commit",
+            "-qm",
+            "early",
+        ],
+    );
+    repo.git_in(&other, &["push", "-q", "origin", "main"]);
+    let landed = repo.swarm(&["land", "pushed", "--push", "origin"]);
+    landed.assert_code(0);
+    assert!(
+        landed.stderr.contains("moved while run `pushed` landed"),
+        "{}",
+        landed.stderr
+    );
+    let tip = repo.git_in(&remote, &["rev-parse", "main"]);
+    let files = repo.git_in(&remote, &["ls-tree", "--name-only", &tip]);
+    for f in ["early.txt", "theirs.txt", "b.txt", "log.txt"] {
+        assert!(files.lines().any(|l| l == f), "{f} missing: {files}");
+    }
+    let log = repo.git_in(&remote, &["show", &format!("{tip}:log.txt")]);
+    assert_eq!(log, "start\nline-1\nline-2\nline-3");
+}

@@ -133,6 +133,8 @@ pub struct Overrides {
     /// `--record`, `--replay`, `--replay-fallthrough`: model traffic kept
     /// in cassettes, or served from them.
     pub tape: crate::gateway::tape::TapeSettings,
+    /// `swarm land`: the results its run adopts.
+    pub adopt: Option<std::sync::Arc<crate::run::land::Adopted>>,
 }
 
 /// Whose models agent tasks reach.
@@ -262,6 +264,7 @@ pub async fn assemble(
         caches: confinement.caches,
         retry_failed: overrides.retry_failed.clone(),
         executor,
+        adopt: overrides.adopt.clone(),
     };
     Ok(Assembly { options, notices })
 }

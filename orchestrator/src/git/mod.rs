@@ -223,6 +223,40 @@ impl Repo {
         Ok(())
     }
 
+    /// Moves `name` from `old` to `new`, only if it still points at `old`
+    /// (as `git update-ref NAME NEW OLD`): `false` if it moved meanwhile.
+    pub fn move_ref(&self, name: &str, new: Oid, old: Oid, log: &str) -> Result<bool, GitError> {
+        let repo = self.open()?;
+        match repo.reference_matching(name, new, true, old, log) {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.code() == git2::ErrorCode::Modified
+                    || e.code() == git2::ErrorCode::NotFound =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e).context(|| format!("update {name}")),
+        }
+    }
+
+    /// The branch `rev` names, if it names one: `HEAD` when it is a branch
+    /// (its name), or a branch's own name.
+    pub fn branch_of(&self, rev: &str) -> Option<String> {
+        let repo = self.open().ok()?;
+        if rev == "HEAD" {
+            let head = repo.find_reference("HEAD").ok()?;
+            let target = head.symbolic_target_bytes()?;
+            return std::str::from_utf8(target)
+                .ok()
+                .and_then(|t| t.strip_prefix("refs/heads/"))
+                .map(str::to_string);
+        }
+        let name = rev.strip_prefix("refs/heads/").unwrap_or(rev);
+        repo.find_reference(&format!("refs/heads/{name}"))
+            .ok()
+            .map(|_| name.to_string())
+    }
+
     /// Deletes ref `name` (a ref that is already gone is not an error).
     pub fn delete_ref(&self, name: &str) -> Result<(), GitError> {
         let repo = self.open()?;

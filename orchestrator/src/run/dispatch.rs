@@ -153,6 +153,7 @@ impl<'o> Dispatcher<'o> {
         let plan_path = prepared.plan.path.display().to_string();
         let base = prepared.plan.base.clone();
         let origin = crate::plan::origin::recorded(&prepared.plan);
+        let base_branch = prepared.repo.branch_of(&prepared.plan.base);
         let plan_tasks = prepared.plan.tasks.len();
         // Before the tasks leave the plan: the spawner reads the WASM
         // modules a subtask may run from them.
@@ -179,6 +180,7 @@ impl<'o> Dispatcher<'o> {
             tasks: infos,
             worktrees: Some(home.path().display().to_string()),
             origin,
+            base_branch,
         })?;
         dispatcher.find_slots()?;
         dispatcher.announce_ready()?;

@@ -5,6 +5,7 @@
 mod dispatch;
 mod executor;
 mod experiment;
+pub mod land;
 mod local;
 mod lock;
 pub mod remote;
@@ -176,6 +177,9 @@ pub struct RunOptions {
     pub retry_failed: Option<Vec<String>>,
     /// What the plan's executor needs beyond the plan.
     pub executor: ExecutorOptions,
+    /// Results taken from the run a landing run lands (`swarm land`): its
+    /// tasks start already done (see [`land`]).
+    pub adopt: Option<std::sync::Arc<land::Adopted>>,
 }
 
 /// The options of the executor the plan names, put together by
@@ -292,6 +296,27 @@ impl Prepared {
 
     /// The executor the plan chose for its tasks.
     fn executor(
+        &self,
+        tasks: crate::run::table::TaskTable,
+        spawner: std::sync::Arc<spawn::Spawner>,
+        home: &WorktreeHome,
+        resumed: bool,
+    ) -> Result<Box<dyn executor::Executor + 'static>, RunError> {
+        let inner = self.plain_executor(tasks.clone(), spawner, home, resumed)?;
+        Ok(match &self.options.adopt {
+            Some(adopted) => Box::new(land::AdoptingExecutor::new(
+                inner,
+                self.repo.clone(),
+                self.run.clone(),
+                tasks,
+                adopted,
+            )),
+            None => inner,
+        })
+    }
+
+    /// The plan's own executor.
+    fn plain_executor(
         &self,
         tasks: crate::run::table::TaskTable,
         spawner: std::sync::Arc<spawn::Spawner>,

@@ -38,6 +38,12 @@ pub enum Command {
     /// Continue a run whose coordinator died or was cancelled (default: the
     /// latest run): finished tasks stay finished, interrupted ones start again.
     Resume(ResumeArgs),
+    /// Land a run on the branch it started from (or --onto BRANCH), which
+    /// may have moved: by fast-forward if it did not; else its results are
+    /// merged again, in order, onto the new tip (those that now conflict
+    /// run again), verified, and only then is the branch moved (or pushed
+    /// with --push REMOTE, never over what someone else pushed).
+    Land(Box<crate::land::LandArgs>),
     /// Let swarm split a goal into a plan: the model (through the
     /// coordinator's gateway) sees the goal and a map of the repository,
     /// and swarm writes its answer as a checked plan file to edit and run.
@@ -280,7 +286,7 @@ pub struct RunArgs {
 }
 
 /// Settings `run` and `resume` share.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Drive {
     /// Run at most N tasks at once (default: the plan's, else the CPU count).
     #[arg(short = 'j', long, value_name = "N")]
@@ -416,6 +422,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Run(args) => run_plan(&cwd, *args),
         Command::Resume(args) => resume_run(&cwd, args),
+        Command::Land(args) => crate::land::land(&cwd, *args),
         Command::Clean {
             run,
             all,

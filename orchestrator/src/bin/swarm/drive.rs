@@ -21,6 +21,8 @@ pub(crate) enum Mode {
     Start {
         name: Option<String>,
         worktrees: Option<PathBuf>,
+        /// `swarm land`: the results of the run it lands, adopted.
+        adopt: Option<std::sync::Arc<run::land::Adopted>>,
     },
     Resume {
         run: String,
@@ -101,6 +103,7 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
         Mode::Start {
             name: args.name,
             worktrees: args.worktrees.map(|dir| cwd.join(dir)),
+            adopt: None,
         },
     )
 }
@@ -158,11 +161,33 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
             "resume run `{run}`: it was stopped before its start was recorded, so none of its tasks ran; `swarm clean {run}` removes what it left, or run the plan again with `swarm run` (which reuses the name)"
         )));
     }
-    let run_dir = report::run_dir(&repo.workdir, &run);
+    let (plan, original) = saved_plan(cwd, &repo, &run, "resume")?;
+    let plan_path = original.display().to_string();
+    let retry_failed = args.retry_failed.then_some(args.only);
+    drive(
+        repo,
+        plan,
+        &plan_path,
+        args.drive,
+        Mode::Resume { run, retry_failed },
+    )
+}
+
+/// The plan run `run` ran (saved in its directory), read as it was when
+/// the run started: relative paths from where the plan was, an untrusted
+/// origin held to its rules again, only the tasks its journal announced;
+/// and the plan's path then. `what` names the command in errors.
+pub(crate) fn saved_plan(
+    cwd: &Path,
+    repo: &swarm_orchestrator::git::Repo,
+    run: &str,
+    what: &str,
+) -> Result<(Plan, PathBuf), Failure> {
+    let run_dir = report::run_dir(&repo.workdir, run);
     let saved = run_dir.join(swarm_orchestrator::layout::PLAN);
     let text = std::fs::read_to_string(&saved).map_err(|e| {
         Failure::Invalid(anyhow!(
-            "resume run `{run}`: cannot read its saved plan {}: {e} (runs started by swarm before 0.2 cannot be resumed)",
+            "{what} run `{run}`: cannot read its saved plan {}: {e} (runs started by swarm before 0.2 cannot be resumed)",
             saved.display()
         ))
     })?;
@@ -193,13 +218,13 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
                 .filter(|o| o.is_untrusted())
                 .ok_or_else(|| {
                     Failure::Invalid(anyhow!(
-                        "resume run `{run}`: its journal names an origin swarm does not know (`{}`)",
+                        "{what} run `{run}`: its journal names an origin swarm does not know (`{}`)",
                         recorded.origin
                     ))
                 })?;
-            let root = canonical_root(&repo)?;
+            let root = canonical_root(repo)?;
             let mut received = crate::received::Received::from_text(text)
-                .map_err(|e| Failure::Invalid(anyhow!("resume run `{run}`: {e}")))?;
+                .map_err(|e| Failure::Invalid(anyhow!("{what} run `{run}`: {e}")))?;
             received.dir = recorded.files_dir;
             received
                 .plan(&root, &cwd.join(&original), origin)
@@ -214,19 +239,11 @@ pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
         let ids: Vec<String> = tasks.into_iter().map(|t| t.id).collect();
         plan.select(&ids).map_err(|e| {
             Failure::Invalid(anyhow!(
-                "resume run `{run}`: its saved plan does not have the tasks its journal names: failed to {e}"
+                "{what} run `{run}`: its saved plan does not have the tasks its journal names: failed to {e}"
             ))
         })?;
     }
-    let plan_path = original.display().to_string();
-    let retry_failed = args.retry_failed.then_some(args.only);
-    drive(
-        repo,
-        plan,
-        &plan_path,
-        args.drive,
-        Mode::Resume { run, retry_failed },
-    )
+    Ok((plan, original))
 }
 
 /// Sets up what a run needs (sandbox launcher, WASM engine, model gateway)
@@ -238,9 +255,13 @@ pub(crate) fn drive(
     args: Drive,
     mode: Mode,
 ) -> Result<i32, Failure> {
-    let (name, retry_failed, worktrees) = match &mode {
-        Mode::Start { name, worktrees } => (name.clone(), None, worktrees.clone()),
-        Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone(), None),
+    let (name, retry_failed, worktrees, adopt) = match &mode {
+        Mode::Start {
+            name,
+            worktrees,
+            adopt,
+        } => (name.clone(), None, worktrees.clone(), adopt.clone()),
+        Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone(), None, None),
     };
     // A resumed run uses the home its journal recorded: `worktrees` is
     // only for starting one.
@@ -262,6 +283,7 @@ pub(crate) fn drive(
         tape: args
             .tape
             .settings(&std::env::current_dir().unwrap_or_default()),
+        adopt,
     };
     assemble::apply(&mut plan, &overrides);
     // This thread runs the dispatcher: it reacts to each command's end

@@ -9,6 +9,7 @@ mod compare;
 mod doctor;
 mod drive;
 mod host;
+mod land;
 mod logs;
 mod mcp;
 mod node;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     if !matches!(
         args.command,
         cli::Command::Run(_)
+            | cli::Command::Land(_)
             | cli::Command::Sandbox { .. }
             | cli::Command::Agent
             | cli::Command::Mcp

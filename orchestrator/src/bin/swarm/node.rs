@@ -71,6 +71,7 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         // A cluster run is refused --record and --replay before any job
         // starts (`SetupError::TapeOnCluster`).
         tape: Default::default(),
+        adopt: None,
     };
     assemble::apply(&mut plan, &overrides);
     let runtime = tokio::runtime::Builder::new_current_thread()

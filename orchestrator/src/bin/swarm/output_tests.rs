@@ -24,6 +24,7 @@ fn started(ids: &[&str]) -> EventBody {
         concurrency: 1,
         worktrees: None,
         origin: None,
+        base_branch: None,
         tasks: ids
             .iter()
             .map(|id| TaskInfo {
@@ -91,6 +92,7 @@ fn the_block_shows_an_agents_tool_and_spending() {
             concurrency: 2,
             worktrees: None,
             origin: None,
+            base_branch: None,
             tasks: vec![
                 info("core", TaskKind::Agent),
                 info("docs", TaskKind::Command),

@@ -306,6 +306,7 @@ mod tests {
             tasks: vec![info("a"), info("b")],
             worktrees: None,
             origin: None,
+            base_branch: None,
         })];
         for (id, result, tip) in [("a", a, tip_a), ("b", b, tip_b)] {
             events.push(event(EventBody::TaskMerged {
