@@ -333,6 +333,26 @@ fn bench_bisect_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_merge_queue_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // The crate the tasks edit comes from cargo's registry.
+    let mut cmd = smoke.command("bash", &["bench/merge_queue.sh"]);
+    cmd.env("CARGO_HOME", real_cargo_home());
+    let run = smoke.run("bench/merge_queue.sh", cmd);
+    // Conflicts are left to a person only before re-runs.
+    assert!(run.stdout.contains("| 3 conflicted |"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("re-run and predict (default) |"),
+        "{}",
+        run.stdout
+    );
+    assert_tables_have_figures(&run.stdout);
+}
+
+#[test]
 fn bench_experiments_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {

@@ -240,6 +240,7 @@ run = "echo one > same.txt"
 [[task]]
 id = "two"
 run = "echo two > same.txt"
+on_conflict = "stop"
 
 [[task]]
 id = "exp"

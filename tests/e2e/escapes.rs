@@ -28,6 +28,9 @@ fn swarm_bytes(repo: &TestRepo, args: &[&str]) -> std::process::Output {
 const PLAN: &str = r#"[swarm]
 on_failure = "continue"
 
+[defaults]
+on_conflict = "stop"
+
 [[task]]
 id = "left"
 run = '''printf left > "$(printf 'f\033]52;c;aGk=\007\302\233x')"; printf left > '<img src=x>`a`.txt' '''

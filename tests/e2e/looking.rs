@@ -49,6 +49,7 @@ allow_overlap = true
 id = "right"
 run = "echo right > shared.txt"
 allow_overlap = true
+on_conflict = "stop"
 
 [[task]]
 id = "pick"

@@ -79,6 +79,22 @@ fn eight_tasks_appending_to_one_file_all_merge_in_plan_order() {
         );
         let reruns = events(&repo, name, "task_requeued").len();
         let held = events(&repo, name, "task_held").len();
+        // The result that conflicted is kept on its attempt's ref, next to
+        // the re-run's on the task's.
+        for conflicted in events(&repo, name, "task_conflicted") {
+            let id = conflicted["task"].as_str().unwrap_or_default();
+            let kept = repo.git(&[
+                "for-each-ref",
+                "--format=%(objectname)",
+                &format!("refs/swarm/{name}/{id}.*"),
+            ]);
+            assert!(
+                kept.lines()
+                    .any(|c| Some(c) == conflicted["commit"].as_str()),
+                "{name}: {id}'s conflicted result {} is on no ref: {kept}",
+                conflicted["commit"]
+            );
+        }
         match predict {
             // Each starts from the base: all but the first conflict, and
             // run again on the branch as it is.

@@ -27,6 +27,7 @@ run = "echo left > same.txt"
 [[task]]
 id = "right"
 run = "echo right > same.txt"
+on_conflict = "stop"
 
 [[task]]
 id = "after"
@@ -255,6 +256,7 @@ run = "echo left > same.txt"
 [[task]]
 id = "right"
 run = "echo right > same.txt; echo ok > other.txt"
+on_conflict = "stop"
 "#,
     );
     let run = run_named(&repo, &plan, "conflict", &[]);

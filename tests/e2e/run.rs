@@ -156,6 +156,7 @@ run = "echo left > README.md"
 [[task]]
 id = "right"
 run = "echo right > README.md"
+on_conflict = "stop"
 
 [[task]]
 id = "needs-right"

@@ -494,7 +494,7 @@ fn resolve_records_a_conflict_merged_by_hand_and_resume_runs_its_dependents_from
         // before `right`'s merge conflicts.
         &format!(
             "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\nconcurrency = 2\n\n{}",
-            "[[task]]\nid = \"left\"\nrun = \"sleep 1; echo left > same.txt\"\n\n[[task]]\nid = \"right\"\nrun = \"echo right > same.txt\"\n\n[[task]]\nid = \"after\"\ndeps = [\"right\"]\nrun = \"cat same.txt > after.txt\"\n"
+            "[[task]]\nid = \"left\"\nrun = \"sleep 1; echo left > same.txt\"\n\n[[task]]\nid = \"right\"\nrun = \"echo right > same.txt\"\non_conflict = \"stop\"\n\n[[task]]\nid = \"after\"\ndeps = [\"right\"]\nrun = \"cat same.txt > after.txt\"\n"
         ),
     );
     let p = p.to_str().unwrap();

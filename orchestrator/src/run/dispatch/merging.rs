@@ -131,7 +131,7 @@ impl Dispatcher<'_> {
                 })?;
                 if let Some((rerun, reruns)) = self.rerun_left(i) {
                     // The cursor stays: what merges after it waits for it.
-                    return self.rerun(i, rerun, reruns, note);
+                    return self.rerun(i, result, (rerun, reruns), note);
                 }
                 self.pass(i)?;
                 self.emit(EventBody::TaskFinished {
@@ -178,13 +178,14 @@ impl Dispatcher<'_> {
         (done < task.conflict_reruns).then_some((done + 1, task.conflict_reruns))
     }
 
-    /// Runs task `i` again on the integration branch as it is: journaled,
-    /// then queued; its agent (if it is one) is told `note`.
+    /// Runs task `i`, whose result `conflicted`, again on the integration
+    /// branch as it is: journaled, then queued; its agent (if it is one) is
+    /// told `note`.
     fn rerun(
         &mut self,
         i: TaskIndex,
-        rerun: u32,
-        reruns: u32,
+        conflicted: Option<git2::Oid>,
+        (rerun, reruns): (u32, u32),
         note: Option<std::sync::Arc<str>>,
     ) -> Result<(), RunError> {
         let id = self.tasks.get(i).id.clone();
@@ -199,6 +200,16 @@ impl Dispatcher<'_> {
             .report()
             .and_then(|r| r.tasks.get(self.slots[i].fold))
             .map_or(0, |t| t.attempts);
+        // The result that conflicted is correct work: it stays on the
+        // attempt's ref (`<task>.<n>`), as a failed attempt's does, since
+        // the re-run's result takes the task's.
+        if let Some(result) = conflicted {
+            self.repo.set_ref(
+                &crate::git::refs::attempt(&self.run, &id, attempts),
+                result,
+                "swarm: result that conflicted, run again",
+            )?;
+        }
         self.slots[i].next_attempt = attempts + 1;
         self.slots[i].rerun = Some(Box::new((self.integration, note)));
         // Its dependents that have not started wait for the re-run's

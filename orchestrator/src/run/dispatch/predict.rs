@@ -102,6 +102,11 @@ impl Dispatcher<'_> {
         let Some(p) = &self.predict else {
             return Ok(false);
         };
+        // A variant is one way of its experiment among others that change
+        // the same files by design; only the experiment's result lands.
+        if self.slots[i].experiment_of.is_some() {
+            return Ok(false);
+        }
         let Some(Some(mine)) = p.expected.get(i.get()) else {
             return Ok(false);
         };
@@ -113,7 +118,7 @@ impl Dispatcher<'_> {
         for &j in order.get(self.cursor..at).unwrap_or_default() {
             // Still to land (to start, running, or done and waiting for its
             // merge): what it changes lands before `i`'s would.
-            if self.status(j).is_final() {
+            if self.status(j).is_final() || self.slots[j].experiment_of.is_some() {
                 continue;
             }
             let Some(Some(theirs)) = p.expected.get(j.get()) else {
