@@ -98,6 +98,7 @@ by_hand() {
 
 rebase_loop() {
   local dir=$WORK/rebase t0 t1 stopped=0
+  rm -rf "$WORK"/rebase-t*
   repo "$dir"
   t0=$(now_ms)
   for k in $(seq -w 1 "$N"); do
@@ -153,7 +154,7 @@ $N command tasks on a real crate (humantime $(basename "$CRATE" | sed 's/humanti
 module, its \`mod\` line at one place of \`src/lib.rs\` and a line at the end of
 \`CHANGELOG.md\`: every pair of them conflicts.
 
-| how | wall | left to a person | re-runs | held |
+| how | wall | left to a person | re-runs | tasks held |
 |---|---:|---:|---:|---:|
 | swarm, \`on_conflict = "stop"\`, no prediction (before this) | $(med stop 1) ms | $(med stop 2) conflicted | 0 | 0 |
 | swarm, re-run on conflict, no prediction | $(med rerun 1) ms | $(med rerun 2) | $(med rerun 3) | 0 |

@@ -99,10 +99,10 @@ fn eight_tasks_appending_to_one_file_all_merge_in_plan_order() {
             // Each starts from the base: all but the first conflict, and
             // run again on the branch as it is.
             false => assert!(reruns > 0 && held == 0, "{name}: {reruns} re-runs"),
-            // Predicted from their declared `paths`: each waits for the
-            // one before it, and none conflicts.
+            // Predicted from their declared `paths`: each waits (once, for
+            // the last task before it still to land), and none conflicts.
             true => assert!(
-                reruns == 0 && held > 0,
+                reruns == 0 && held > 0 && held <= 7,
                 "{name}: {held} held, {reruns} re-runs"
             ),
         }

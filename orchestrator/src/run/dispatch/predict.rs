@@ -115,7 +115,10 @@ impl Dispatcher<'_> {
         };
         let order = self.graph.merge_order();
         let mut behind = None;
-        for &j in order.get(self.cursor..at).unwrap_or_default() {
+        // The last such task in merge order: by the time it merges, every
+        // task before it has landed too, so `i` is held once, not once
+        // behind each.
+        for &j in order.get(self.cursor..at).unwrap_or_default().iter().rev() {
             // Still to land (to start, running, or done and waiting for its
             // merge): what it changes lands before `i`'s would.
             if self.status(j).is_final() || self.slots[j].experiment_of.is_some() {
