@@ -788,9 +788,10 @@ mod tests {
 mod size_tests {
     /// A run keeps one report per task from its start (10,000 of them in
     /// BENCHMARKS.md section 8): growing it is a choice, not an accident.
+    /// 368 since `conflict_reruns` (issue 61): 80 KB for 10,000 tasks.
     #[test]
     fn a_task_report_stays_small() {
         let size = std::mem::size_of::<super::TaskReport>();
-        assert!(size <= 360, "TaskReport is {size} bytes");
+        assert!(size <= 368, "TaskReport is {size} bytes");
     }
 }
