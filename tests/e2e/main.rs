@@ -48,4 +48,5 @@ mod toolchains;
 mod trust;
 mod wasm;
 mod wasm_guests;
+mod worktree_setup;
 mod worktrees;

@@ -138,6 +138,8 @@ pub(super) fn plan(
     let settings = settings::check(path, &source, &file, &mut errors);
     let executor = super::executor::check(&source, &file.executor, &mut errors);
     let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
+    let setup = super::setup::check_setup(&source, file.setup.as_ref(), &mut errors);
+    let cleanup = super::setup::check_cleanup(&source, file.cleanup.as_ref(), &mut errors);
     let models = settings.models;
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);
@@ -162,6 +164,13 @@ pub(super) fn plan(
     let templates = expanded.templates;
     let (mut tasks, written) = resolve(&ctx, expanded.items, &mut errors);
     let budget = validate(&ctx, &file, &mut tasks, written, &templates, &mut errors);
+    // What an untrusted plan's tasks leave in a kept worktree, a later run
+    // of the person's would build on: theirs are never kept warm.
+    if origin.is_untrusted() {
+        for task in &mut tasks {
+            task.warm = false;
+        }
+    }
     // What subtasks and fixes may name: the tables, and the built-ins in use.
     let agents: BTreeMap<String, super::agents::AgentCli> = agents
         .into_iter()
@@ -221,6 +230,8 @@ pub(super) fn plan(
                 .map_or_else(|| "default".to_string(), |m| m.get_ref().clone()),
         },
         verify,
+        setup,
+        cleanup,
         tasks,
     })
 }

@@ -22,6 +22,7 @@ mod run_verify;
 pub mod schema;
 pub mod semantic;
 mod settings;
+pub mod setup;
 pub mod subtasks;
 mod task;
 mod variants;
@@ -40,6 +41,7 @@ pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
 pub use schema::{
     History, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode, VerifyEvery,
 };
+pub use setup::{Cleanup, Setup};
 pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
 
@@ -97,6 +99,10 @@ pub struct Plan {
     pub replan: Replan,
     /// The run-wide verify (`[swarm] verify`), if any.
     pub verify: Option<RunVerify>,
+    /// What makes a fresh worktree ready (`[setup]`), if anything.
+    pub setup: Option<Setup>,
+    /// What runs when swarm removes a worktree (`[cleanup]`), if anything.
+    pub cleanup: Option<Cleanup>,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }
@@ -152,6 +158,8 @@ impl Plan {
             subtask_limits,
             replan,
             verify,
+            setup,
+            cleanup,
             tasks: _,
         } = self;
         Plan {
@@ -180,6 +188,8 @@ impl Plan {
             subtask_limits: *subtask_limits,
             replan: replan.clone(),
             verify: verify.clone(),
+            setup: setup.clone(),
+            cleanup: cleanup.clone(),
             tasks: Vec::new(),
         }
     }
@@ -281,6 +291,10 @@ pub struct Task {
     /// conflict.
     pub conflict_reruns: u32,
     pub network: NetworkMode,
+    /// Whether the plan's `[setup]` runs in its worktree first.
+    pub setup: bool,
+    /// Whether its worktree is kept between runs (see `run::warm`).
+    pub warm: bool,
     /// Address-space limit per process, in bytes.
     pub memory: Option<u64>,
     /// Processes and threads at once.

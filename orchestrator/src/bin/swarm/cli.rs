@@ -182,6 +182,9 @@ pub enum Command {
         /// the run's model traffic) instead of its output.
         #[arg(long, value_name = "DIR", conflicts_with = "follow")]
         cassette: Option<PathBuf>,
+        /// Show the output of the attempt's `[setup]` instead of its own.
+        #[arg(long, conflicts_with_all = ["follow", "cassette"])]
+        setup: bool,
     },
     /// Rank an experiment's variants (a task with `variants`): score,
     /// verify, tokens, cost, time and diff size of each, and which one was
@@ -442,6 +445,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             follow,
             raw,
             cassette,
+            setup,
         } => {
             let repo = open_repo(&cwd)?;
             // `swarm logs TASK`: the latest run, as `status` defaults to.
@@ -462,6 +466,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             let show = match cassette {
                 Some(dir) => crate::logs::Show::Cassette(cwd.join(dir)),
                 None if follow => crate::logs::Show::Follow,
+                None if setup => crate::logs::Show::Setup,
                 None => crate::logs::Show::Output,
             };
             crate::logs::logs(&repo.workdir, &run, &task, attempt, show, raw)

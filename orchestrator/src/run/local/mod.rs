@@ -8,6 +8,8 @@ pub(crate) mod cgroup;
 pub(crate) mod cli_agent;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
+pub(crate) mod prepare;
+mod prepare_files;
 pub(crate) mod score;
 mod sweeper;
 pub(crate) mod task;
@@ -162,6 +164,10 @@ impl LocalExecutor {
             run_dir: prepared.run_dir(),
             worktree_dir,
             caches: cache_dirs(prepared, home)?,
+            setups: match &prepared.plan.setup {
+                Some(setup) => Some(prepare::Setups::new(setup.clone(), home.setup_dir()?)),
+                None => None,
+            },
             tasks,
             grace: options.grace,
             sandbox: options.sandbox.clone(),
@@ -335,6 +341,8 @@ impl LocalExecutor {
         (self.ctx.sandbox.is_some() || self.ctx.unconfined_launcher.is_some())
             && matches!(t.payload, crate::plan::Payload::Command { .. })
             && t.not_after.is_none()
+            // Its setup runs first, in its own place.
+            && !prepare::applies(&self.ctx, &t)
             && self.memory_need(task).is_none()
     }
 

@@ -17,8 +17,11 @@ use swarm_protocol::{AttemptOutcome, Isolation, SkippedFile, TaskStatus};
 use swarm_sandbox::Stop;
 use tokio::sync::{OnceCell, mpsc, watch};
 
-use super::attempt::{Ran, Verify, did_its_work, run_attempt};
-use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, merge_results, refs, snapshot};
+use super::attempt::{Phase, Ran, Verify, did_its_work, run_attempt};
+use super::prepare::Prepared;
+use crate::git::{
+    GitError, Repo, SnapshotLimits, Worktrees, leave_out, merge_results, refs, snapshot,
+};
 use crate::layout::verify_log_paths;
 use crate::plan::Task;
 use crate::run::executor::{ExecEvent, Launch};
@@ -33,6 +36,8 @@ pub(crate) struct Ctx {
     pub worktree_dir: PathBuf,
     /// Build caches of sandboxed tasks.
     pub caches: Vec<Cache>,
+    /// The plan's `[setup]` and the setups kept, if it has one.
+    pub setups: Option<super::prepare::Setups>,
     pub tasks: crate::run::table::TaskTable,
     pub grace: Duration,
     pub sandbox: Option<crate::run::SandboxSettings>,
@@ -240,6 +245,13 @@ async fn execute_inner(
                 (path, Some(admin.clone()), admin)
             }
         };
+        // The plan's `[setup]`, in a fresh worktree: part of its set-up.
+        let prepared = match &admin {
+            Some(admin) => {
+                super::prepare::prepare(ctx, task, attempt, base, &workdir, admin, &mut stop).await
+            }
+            None => Prepared::Nothing,
+        };
         // What an earlier attempt asked for goes with it.
         ctx.spawner
             .reset(&task.id, Some(std::time::SystemTime::now()));
@@ -271,6 +283,53 @@ async fn execute_inner(
                     at: Some(at),
                     setup: Some(setup),
                 });
+            }
+        };
+        let setup_state = match prepared {
+            Prepared::Nothing => None,
+            Prepared::Ready { state, reused } => {
+                tracing::debug!(task = %task.id, attempt, reused, "worktree set up");
+                Some(state)
+            }
+            Prepared::Failed { outcome, reason } => {
+                // The attempt started and ended in its setup: the task
+                // itself did not run, so there is no work of its to keep.
+                started_event(Instant::now());
+                let stopped = stop.borrow().is_some();
+                let cancelled = stopped || matches!(outcome, AttemptOutcome::Cancelled);
+                let _ = ctx.events.send(ExecEvent::AttemptFinished {
+                    task: i,
+                    attempt,
+                    outcome,
+                    verify_passed: None,
+                    duration: Duration::ZERO,
+                    verify: None,
+                    snapshot: None,
+                    outside_paths: Vec::new(),
+                    agent: None,
+                    score: None,
+                    diff: None,
+                });
+                if attempt == last_attempt || cancelled {
+                    return Ok(Done {
+                        task: i,
+                        status: match cancelled {
+                            true => TaskStatus::Cancelled,
+                            false => TaskStatus::Failed,
+                        },
+                        reason: Some(reason),
+                        // Kept, with what setup left, for a look.
+                        removable: None,
+                        withdrawn: false,
+                        tmp_removed: false,
+                    });
+                }
+                set_up_from = Instant::now();
+                if let Some(admin) = admin {
+                    let worktrees = Arc::clone(ctx);
+                    blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
+                }
+                continue;
             }
         };
         let reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -313,7 +372,15 @@ async fn execute_inner(
             agent,
             score,
         } = run_attempt(
-            ctx, task, attempt, base, &workdir, &git_dir, links, &mut stop,
+            ctx,
+            task,
+            attempt,
+            base,
+            &workdir,
+            &git_dir,
+            links,
+            &mut stop,
+            Phase::Task,
         )
         .await;
         let verify_passed = verify.as_ref().map(|v| *v == Verify::Passed);
@@ -390,6 +457,7 @@ async fn execute_inner(
                 let (repo, wd, run) = (ctx.repo.clone(), workdir.clone(), ctx.run.clone());
                 let (t, o, v, a) = (task.clone(), outcome.clone(), verify.clone(), agent.clone());
                 let variant = task.variant().is_some();
+                let setup_state = setup_state.clone();
                 let (snap, outside, git_ref, diff) = blocking(move || {
                     let checkout = t.checkout();
                     let limits = SnapshotLimits {
@@ -409,6 +477,12 @@ async fn execute_inner(
                         )
                     };
                     let snap = snapshot(&wd, &admin, base, limits, message)?;
+                    // What `[setup]` made and the task left alone is not
+                    // the task's work.
+                    let snap = match &setup_state {
+                        Some(made) => leave_out(&wd, &admin, snap, base, made, message)?,
+                        None => snap,
+                    };
                     let outside = super::owned_paths::outside(&t, &snap.changed);
                     let git_ref = if (ran_ok && outside.is_empty()) || last_anyway {
                         refs::task(&run, &t.id)

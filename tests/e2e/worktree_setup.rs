@@ -1,0 +1,127 @@
+//! `[setup]`: a worktree made ready before its task, once per key (kept
+//! across runs), sandboxed like the task, its outputs never committed, a
+//! failing setup reported as such with its own log.
+
+use crate::support::{TestRepo, task};
+
+/// A repository whose "dependencies" setup installs: `deps/` (ignored, as
+/// `node_modules` is) from `deps.lock`, and a generated file that is not
+/// ignored.
+fn project() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("deps.lock", "left-pad 1.3.0\n");
+    repo.write(".gitignore", "deps/\n");
+    repo.write("src/a.txt", "a\n");
+    repo.write("src/b.txt", "b\n");
+    repo.write("src/c.txt", "c\n");
+    repo.commit_all("a project with a lockfile");
+    repo
+}
+
+const SETUP: &str = "[setup]\nrun = '''\n\
+    mkdir -p deps && cp deps.lock deps/installed && echo \"setup ran in $SWARM_TASK\"\n\
+    echo generated > gen.txt\n'''\nkey = [\"deps.lock\"]\n\n";
+
+fn setup_logs(repo: &TestRepo, run: &str) -> Vec<String> {
+    let mut ran: Vec<String> = ["a", "b", "c"]
+        .into_iter()
+        .filter(|t| {
+            repo.path()
+                .join(format!(".swarm/runs/{run}/logs/{t}/1.setup.out"))
+                .exists()
+        })
+        .map(str::to_string)
+        .collect();
+    ran.sort();
+    ran
+}
+
+#[test]
+fn setup_runs_once_per_key_its_outputs_are_never_committed_and_a_later_run_reuses_it() {
+    let repo = project();
+    let plan = repo.plan(
+        "s.toml",
+        &format!(
+            "{SETUP}[[task]]\nid = \"{{f}}\"\nmatrix = {{ f = [\"a\", \"b\", \"c\"] }}\n\
+             run = '''\ntest -f deps/installed && test -f gen.txt && echo done >> src/{{f}}.txt\n'''\n\n\
+             [[task]]\nid = \"edits-generated\"\ndeps = [\"a\"]\nrun = \"echo changed > gen.txt\"\n"
+        ),
+    );
+    let run = repo.run_plan(&plan, &["--name", "one"]);
+    run.assert_code(0);
+    // One of the three tasks ran setup; the others got a copy of it.
+    assert_eq!(setup_logs(&repo, "one").len(), 1, "{}", run.stderr);
+    for f in ["a", "b", "c"] {
+        assert_eq!(
+            repo.show("swarm/one", &format!("src/{f}.txt")),
+            format!("{f}\ndone")
+        );
+    }
+    // What setup made is in no result; what a task changed of it is.
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "refs/swarm/one/a"]);
+    assert!(
+        !tree.contains("gen.txt") && !tree.contains("deps/"),
+        "{tree}"
+    );
+    assert_eq!(repo.show("swarm/one", "gen.txt"), "changed");
+    let report = repo.report();
+    assert_eq!(task(&report, "a")["status"], "merged");
+
+    // A later run with the same lockfile runs no setup at all.
+    let again = repo.run_plan(&plan, &["--name", "two"]);
+    again.assert_code(0);
+    assert_eq!(
+        setup_logs(&repo, "two"),
+        Vec::<String>::new(),
+        "{}",
+        again.stderr
+    );
+
+    // A changed lockfile is a new key: setup runs again, once.
+    repo.write("deps.lock", "left-pad 1.3.1\n");
+    repo.commit_all("bump");
+    let bumped = repo.run_plan(&plan, &["--name", "three"]);
+    bumped.assert_code(0);
+    assert_eq!(setup_logs(&repo, "three").len(), 1, "{}", bumped.stderr);
+}
+
+#[test]
+fn a_failing_setup_fails_the_attempt_with_its_own_reason_and_log() {
+    let repo = project();
+    let plan = repo.plan(
+        "f.toml",
+        "[setup]\nrun = \"echo cannot reach the registry >&2; exit 3\"\n\n\
+         [[task]]\nid = \"a\"\nrun = \"echo never > ran.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--name", "f"]);
+    run.assert_code(1);
+    let report = repo.report();
+    let a = task(&report, "a");
+    assert_eq!(a["status"], "failed");
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("setup exited with code 3; see `swarm logs f a --setup`"),
+        "{reason}"
+    );
+    let logs = repo.swarm(&["logs", "f", "a", "--setup"]);
+    logs.assert_code(0);
+    assert!(
+        logs.stdout.contains("cannot reach the registry"),
+        "{}",
+        logs.stdout
+    );
+    // The task never ran.
+    assert!(!repo.has_rev("refs/swarm/f/a"));
+}
+
+#[test]
+fn a_task_may_skip_setup() {
+    let repo = project();
+    let plan = repo.plan(
+        "k.toml",
+        &format!("{SETUP}[[task]]\nid = \"a\"\nsetup = false\nrun = \"test ! -e deps && echo ok > src/a.txt\"\n"),
+    );
+    repo.run_plan(&plan, &["--name", "k"]).assert_code(0);
+    assert_eq!(repo.show("swarm/k", "src/a.txt"), "ok");
+    assert!(setup_logs(&repo, "k").is_empty());
+}
