@@ -266,6 +266,11 @@ impl WorktreeHome {
         Ok(self.dir.ensure_dir(&self.parts(&[WARM]))?)
     }
 
+    /// Bytes held by the warm worktree of task `flat`.
+    pub fn warm_size(&self, flat: &str) -> u64 {
+        self.dir.size(&self.parts(&[WARM, flat]))
+    }
+
     /// Bytes held by kept setups (`<home>/.setup`).
     pub fn setups_size(&self) -> u64 {
         self.dir.size(&self.parts(&[SETUP]))

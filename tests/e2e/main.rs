@@ -46,6 +46,7 @@ mod subtasks;
 mod support;
 mod toolchains;
 mod trust;
+mod warm_worktrees;
 mod wasm;
 mod wasm_guests;
 mod worktree_setup;

@@ -125,3 +125,56 @@ fn a_task_may_skip_setup() {
     assert_eq!(repo.show("swarm/k", "src/a.txt"), "ok");
     assert!(setup_logs(&repo, "k").is_empty());
 }
+
+#[test]
+fn worktreeinclude_copies_ignored_files_of_the_checkout_and_a_result_holding_one_is_refused() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".env\nsecret/\n");
+    repo.write(".worktreeinclude", ".env\ntracked.txt\n");
+    repo.write("tracked.txt", "tracked\n");
+    repo.commit_all("a project with a .worktreeinclude");
+    // The person's files: ignored by git, in the main checkout only.
+    std::fs::write(repo.path().join(".env"), "TOKEN=hunter2\n").unwrap();
+    let outside = repo.outside().join("elsewhere");
+    std::fs::write(&outside, "not mine to copy\n").unwrap();
+    std::os::unix::fs::symlink(&outside, repo.path().join("secret")).unwrap();
+    let plan = repo.plan(
+        "i.toml",
+        "[swarm]\non_failure = \"continue\"\n\n\
+         [[task]]\nid = \"reads\"\nrun = \"grep -q TOKEN .env && echo read > out.txt\"\n\n\
+         [[task]]\nid = \"leaks\"\nrun = \"cp .env config.txt\"\n",
+    );
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    validate.assert_code(0);
+    assert!(
+        validate.stdout.contains(
+            "includes          .worktreeinclude copies 1 file of yours into each worktree, never committed: .env (the list came with the repository)"
+        ),
+        "{}",
+        validate.stdout
+    );
+    let run = repo.run_plan(&plan, &["--name", "i"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("note: .worktreeinclude copies 1 file"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(repo.show("swarm/i", "out.txt"), "read");
+    // Never committed: not by the task that read it, not under another
+    // name by the one that copied it.
+    let merged = repo.git(&["ls-tree", "-r", "--name-only", "swarm/i"]);
+    assert!(
+        !merged.contains(".env") && !merged.contains("config.txt"),
+        "{merged}"
+    );
+    let report = repo.report();
+    let reason = task(&report, "leaks")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("config.txt (the content of .env, a file of yours from .worktreeinclude, never committed)"),
+        "{reason}"
+    );
+}

@@ -139,7 +139,6 @@ pub(super) fn plan(
     let executor = super::executor::check(&source, &file.executor, &mut errors);
     let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
     let setup = super::setup::check_setup(&source, file.setup.as_ref(), &mut errors);
-    let cleanup = super::setup::check_cleanup(&source, file.cleanup.as_ref(), &mut errors);
     let models = settings.models;
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);
@@ -168,7 +167,7 @@ pub(super) fn plan(
     // of the person's would build on: theirs are never kept warm.
     if origin.is_untrusted() {
         for task in &mut tasks {
-            task.warm = false;
+            task.warm = Some(false);
         }
     }
     // What subtasks and fixes may name: the tables, and the built-ins in use.
@@ -231,7 +230,6 @@ pub(super) fn plan(
         },
         verify,
         setup,
-        cleanup,
         tasks,
     })
 }

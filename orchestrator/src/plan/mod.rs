@@ -41,7 +41,7 @@ pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
 pub use schema::{
     History, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode, VerifyEvery,
 };
-pub use setup::{Cleanup, Setup};
+pub use setup::Setup;
 pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
 
@@ -101,8 +101,6 @@ pub struct Plan {
     pub verify: Option<RunVerify>,
     /// What makes a fresh worktree ready (`[setup]`), if anything.
     pub setup: Option<Setup>,
-    /// What runs when swarm removes a worktree (`[cleanup]`), if anything.
-    pub cleanup: Option<Cleanup>,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }
@@ -159,7 +157,6 @@ impl Plan {
             replan,
             verify,
             setup,
-            cleanup,
             tasks: _,
         } = self;
         Plan {
@@ -189,7 +186,6 @@ impl Plan {
             replan: replan.clone(),
             verify: verify.clone(),
             setup: setup.clone(),
-            cleanup: cleanup.clone(),
             tasks: Vec::new(),
         }
     }
@@ -293,8 +289,9 @@ pub struct Task {
     pub network: NetworkMode,
     /// Whether the plan's `[setup]` runs in its worktree first.
     pub setup: bool,
-    /// Whether its worktree is kept between runs (see `run::warm`).
-    pub warm: bool,
+    /// Whether its worktree is kept between runs (see `run::warm`), as
+    /// the plan says; `None`: the run decides ([`Task::warm_by_default`]).
+    pub warm: Option<bool>,
     /// Address-space limit per process, in bytes.
     pub memory: Option<u64>,
     /// Processes and threads at once.
@@ -360,7 +357,22 @@ pub struct Experiment {
     pub scored: bool,
 }
 
+/// Up to this many tasks with worktrees of their own, a plan's tasks keep
+/// their worktrees warm unless they say otherwise: a fan-out a person runs
+/// again. A plan of thousands would keep thousands of checkouts.
+pub const WARM_BY_DEFAULT_UP_TO: usize = 64;
+
 impl Task {
+    /// Whether the task's worktree is kept warm between runs, in a plan of
+    /// `worktree_tasks` tasks with worktrees: as it says, else up to
+    /// [`WARM_BY_DEFAULT_UP_TO`] of them. Never for a partial checkout
+    /// (`sparse`: its next run may name other paths) or a read-only task.
+    pub fn warm_by_default(&self, worktree_tasks: usize) -> bool {
+        self.isolation == Isolation::Worktree
+            && !self.sparse
+            && self.warm.unwrap_or(worktree_tasks <= WARM_BY_DEFAULT_UP_TO)
+    }
+
     /// The experiment's settings, for an experiment.
     pub fn experiment(&self) -> Option<&Experiment> {
         match &self.role {

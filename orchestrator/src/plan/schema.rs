@@ -54,11 +54,6 @@ pub struct PlanFile {
     /// worktree with the same key instead of running again.
     #[schemars(with = "Option<SetupSection>")]
     pub setup: Option<Spanned<SetupSection>>,
-    /// A command run in a worktree when swarm removes it (`swarm clean`,
-    /// a warm worktree replaced), unsandboxed in the worktree: for what
-    /// setup started outside it (a database, a container).
-    #[schemars(with = "Option<CleanupSection>")]
-    pub cleanup: Option<Spanned<CleanupSection>>,
 }
 
 /// `[setup]`: what makes a fresh worktree ready to work in.
@@ -85,18 +80,6 @@ pub struct SetupSection {
     pub timeout: Option<Spanned<String>>,
     /// Variables set for setup, on top of the task's `env`.
     pub env: Option<BTreeMap<String, String>>,
-}
-
-/// `[cleanup]`: what runs when swarm removes a worktree.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CleanupSection {
-    /// A shell command, run with `sh -c` in the worktree.
-    #[schemars(with = "String")]
-    pub run: Spanned<String>,
-    /// How long it may run, e.g. `"1m"`. Default: 1m.
-    #[schemars(with = "Option<String>")]
-    pub timeout: Option<Spanned<String>>,
 }
 
 /// One `[mcp.NAME]` table: an MCP server (stdio) that agent tasks can use.

@@ -1,6 +1,5 @@
-//! `[setup]` and `[cleanup]`, checked: what makes a fresh worktree ready to
-//! work in before its task runs, and what runs when swarm removes one. Part
-//! of step 2 of [`super::expand::plan`].
+//! `[setup]`, checked: what makes a fresh worktree ready to work in before
+//! its task runs. Part of step 2 of [`super::expand::plan`].
 
 // As in expand.rs: a PlanError is built once per mistake, on the way out.
 #![allow(clippy::result_large_err)]
@@ -11,13 +10,10 @@ use toml::Spanned;
 
 use super::NetworkMode;
 use super::error::{PlanError, PlanErrorKind, Source};
-use super::schema::{CleanupSection, SetupSection};
+use super::schema::SetupSection;
 
 /// How long setup may run unless the plan says.
 pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// How long cleanup may run unless the plan says.
-pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `[setup]`: a command run in each fresh worktree before its task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +28,6 @@ pub struct Setup {
     pub timeout: Duration,
     /// Variables on top of the task's `env`.
     pub env: Vec<(String, String)>,
-}
-
-/// `[cleanup]`: a command run in a worktree when swarm removes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cleanup {
-    pub run: String,
-    pub timeout: Duration,
 }
 
 /// `[setup]`, or `None` without one; problems are added to `errors`.
@@ -100,41 +89,6 @@ pub(super) fn check_setup(
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-    })
-}
-
-/// `[cleanup]`, or `None` without one; problems are added to `errors`.
-pub(super) fn check_cleanup(
-    source: &Source,
-    cleanup: Option<&Spanned<CleanupSection>>,
-    errors: &mut Vec<PlanError>,
-) -> Option<Cleanup> {
-    let section = cleanup?.get_ref();
-    let timeout = duration(
-        source,
-        "cleanup",
-        section.timeout.as_ref(),
-        DEFAULT_CLEANUP_TIMEOUT,
-        errors,
-    );
-    if section.run.get_ref().trim().is_empty() {
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::BadValue,
-                    "`[cleanup] run` is empty",
-                    Some(section.run.span()),
-                    "no command",
-                )
-                .with_help(
-                    "give the command that runs when a worktree is removed, or remove [cleanup]",
-                ),
-        );
-        return None;
-    }
-    Some(Cleanup {
-        run: section.run.get_ref().clone(),
-        timeout,
     })
 }
 
@@ -210,9 +164,7 @@ mod tests {
 
     #[test]
     fn a_key_outside_the_repository_an_empty_command_and_a_bad_timeout_are_errors() {
-        let text = plan(
-            "[setup]\nrun = \" \"\nkey = [\"../secret\"]\ntimeout = \"soon\"\n\n[cleanup]\nrun = \"\"\n",
-        );
+        let text = plan("[setup]\nrun = \" \"\nkey = [\"../secret\"]\ntimeout = \"soon\"\n");
         let error = parse(Path::new("plans/s.toml"), text).unwrap_err();
         let error: Vec<String> = error.all().map(|e| e.to_string()).collect();
         let error = error.join("\n");
@@ -220,7 +172,6 @@ mod tests {
             "invalid `[setup] key` file `../secret`",
             "invalid `[setup] timeout` `soon`",
             "`[setup] run` is empty",
-            "`[cleanup] run` is empty",
         ] {
             assert!(error.contains(expected), "{expected} missing from {error}");
         }
@@ -231,8 +182,8 @@ mod tests {
         let text = "[setup]\nrun = \"true\"\n\n[defaults]\nwarm = false\n\n[[task]]\nid = \"a\"\nrun = \"true\"\nsetup = false\n\n[[task]]\nid = \"b\"\nrun = \"true\"\nwarm = true\n";
         let plan = parse(Path::new("plans/s.toml"), text.to_string()).unwrap();
         assert!(!plan.tasks[0].setup);
-        assert!(!plan.tasks[0].warm);
+        assert!(!plan.tasks[0].warm_by_default(2));
         assert!(plan.tasks[1].setup);
-        assert!(plan.tasks[1].warm);
+        assert!(plan.tasks[1].warm_by_default(2));
     }
 }

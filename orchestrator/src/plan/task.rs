@@ -217,9 +217,7 @@ pub(super) fn resolve(
             .unwrap_or(super::DEFAULT_CONFLICT_RERUNS),
         network: fields.network.or(defaults.network).unwrap_or_default(),
         setup: fields.setup.or(defaults.setup).unwrap_or(true),
-        // A partial checkout is no tree to keep warm: its next run may
-        // name other paths.
-        warm: fields.warm.or(defaults.warm).unwrap_or(!sparse),
+        warm: fields.warm.or(defaults.warm),
         memory,
         processes,
         max_output,

@@ -137,9 +137,14 @@ pub enum Command {
         /// across runs); refused while one of its runs is being driven.
         #[arg(long)]
         caches: bool,
+        /// Also free the repository's warm worktrees (kept between runs at
+        /// one path per task) and kept setups; one a run is using, or one
+        /// an interrupted run left, is kept and said so.
+        #[arg(long)]
+        warm: bool,
         /// Instead: remove, machine-wide, the worktree homes (worktrees and
         /// caches) of repositories that no longer exist.
-        #[arg(long, conflicts_with_all = ["run", "all", "refs", "caches"])]
+        #[arg(long, conflicts_with_all = ["run", "all", "refs", "caches", "warm"])]
         gone: bool,
         /// With --gone: the root of worktree homes (default: where runs put
         /// them, ~/.cache/swarm/worktrees).
@@ -432,11 +437,12 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             refs,
             force,
             caches,
+            warm,
             gone,
             worktrees,
         } => match gone {
             true => clean_gone(worktrees.map(|dir| cwd.join(dir))),
-            false => clean(&cwd, run, all, refs, force, caches),
+            false => clean(&cwd, run, all, refs, force, caches, warm),
         },
         Command::Logs {
             run,
@@ -690,6 +696,40 @@ pub(crate) fn validation(
         plan.caches.then_some(home.as_path()),
     );
     let _ = writeln!(out, "worktrees         {}", home.display());
+    if let Some(line) = crate::drive::included_line(&repo) {
+        let _ = writeln!(out, "includes          {line}");
+    }
+    if let Some(setup) = &plan.setup {
+        let key = match setup.key.is_empty() {
+            true => "no key: runs in every fresh worktree".to_string(),
+            false => format!("kept by the content of {}", setup.key.join(", ")),
+        };
+        let _ = writeln!(
+            out,
+            "setup             {} ({key}; network {:?})",
+            swarm_orchestrator::escape::line(&setup.run),
+            setup.network
+        );
+    }
+    let worktree_tasks = plan
+        .tasks
+        .iter()
+        .filter(|t| t.isolation == swarm_protocol::Isolation::Worktree)
+        .count();
+    let warm = plan
+        .tasks
+        .iter()
+        .filter(|t| t.warm_by_default(worktree_tasks))
+        .count();
+    if warm > 0 {
+        let _ = writeln!(
+            out,
+            "warm              {warm} task{} keep{} its worktree between runs ({}/.warm; `warm = false` opts out)",
+            if warm == 1 { "" } else { "s" },
+            if warm == 1 { "s" } else { "" },
+            home.display()
+        );
+    }
     // What the plan grants beyond swarm's defaults, and where each key
     // goes: the user named the plan, so it is theirs, but said plainly.
     let weakened = swarm_orchestrator::trust::weakenings(&plan.source);

@@ -32,13 +32,11 @@ pub enum Table {
     Price,
     /// `[setup]`.
     Setup,
-    /// `[cleanup]`.
-    Cleanup,
 }
 
 impl Table {
     /// Every table kind.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 10] = [
         Table::Plan,
         Table::Swarm,
         Table::Task,
@@ -49,7 +47,6 @@ impl Table {
         Table::Budget,
         Table::Price,
         Table::Setup,
-        Table::Cleanup,
     ];
 
     /// The name of its type in the plan's JSON schema (`None`: the root).
@@ -65,7 +62,6 @@ impl Table {
             Table::Budget => Some("BudgetFields"),
             Table::Price => Some("Price"),
             Table::Setup => Some("SetupSection"),
-            Table::Cleanup => Some("CleanupSection"),
         }
     }
 
@@ -82,7 +78,6 @@ impl Table {
             Table::Budget => "budget",
             Table::Price => "price",
             Table::Setup => "[setup]",
-            Table::Cleanup => "[cleanup]",
         }
     }
 }
@@ -184,12 +179,6 @@ pub const PLAN: &[KeyRule] = &[
         "each key ruled below",
     ),
     rule(T::Plan, "setup", Nested(T::Setup), "each key ruled below"),
-    rule(
-        T::Plan,
-        "cleanup",
-        Nested(T::Cleanup),
-        "each key ruled below",
-    ),
     // [setup]: the person's own, or trusted: it runs before every task.
     rule(
         T::Setup,
@@ -211,14 +200,6 @@ pub const PLAN: &[KeyRule] = &[
     ),
     rule(T::Setup, "timeout", Trust, "how long setup may run"),
     rule(T::Setup, "env", Trust, "variables of setup"),
-    // [cleanup]
-    rule(
-        T::Cleanup,
-        "run",
-        Trust,
-        "runs a command, unconfined, whenever swarm removes a worktree",
-    ),
-    rule(T::Cleanup, "timeout", Trust, "how long cleanup may run"),
     // [swarm]
     rule(
         T::Swarm,

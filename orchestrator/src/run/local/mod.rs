@@ -164,6 +164,28 @@ impl LocalExecutor {
             run_dir: prepared.run_dir(),
             worktree_dir,
             caches: cache_dirs(prepared, home)?,
+            warm: Some((
+                crate::run::warm::WarmDir::new(home.warm_dir()?),
+                tasks
+                    .all()
+                    .iter()
+                    .filter(|t| t.isolation == swarm_protocol::Isolation::Worktree)
+                    .count(),
+            )),
+            resumed,
+            included: Arc::new(
+                prepared
+                    .repo
+                    .open()
+                    .ok()
+                    .map(|git| crate::worktree_include::find(&prepared.repo.workdir, &git))
+                    .transpose()
+                    .map_err(|e| RunError::Io {
+                        action: "copy the files .worktreeinclude names".into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?
+                    .unwrap_or_default(),
+            ),
             setups: match &prepared.plan.setup {
                 Some(setup) => Some(prepare::Setups::new(setup.clone(), home.setup_dir()?)),
                 None => None,

@@ -136,7 +136,7 @@ pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
             let rel = rel_dir.join(entry.file_name());
             let from = files.join(&rel);
             let meta = std::fs::symlink_metadata(&from)?;
-            let to = beneath(root, &rel)?;
+            let to = crate::untrusted::beneath(root, &rel)?;
             let there = std::fs::symlink_metadata(&to).ok();
             if meta.is_dir() {
                 match there {
@@ -184,47 +184,13 @@ pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
     let deleted = std::fs::read(dir.join(DELETED))?;
     for line in deleted.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let rel = Path::new(std::ffi::OsStr::from_bytes(line));
-        if let Ok(path) = beneath(root, rel)
+        if let Ok(path) = crate::untrusted::beneath(root, rel)
             && std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir())
         {
             std::fs::remove_file(&path)?;
         }
     }
     Ok(copied)
-}
-
-/// `root/rel`, once every parent of it below `root` is a real directory
-/// (made if missing): nothing is ever written through a link.
-fn beneath(root: &Path, rel: &Path) -> io::Result<PathBuf> {
-    let mut path = root.to_path_buf();
-    let mut parts = rel.components().peekable();
-    while let Some(part) = parts.next() {
-        let std::path::Component::Normal(name) = part else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{} is not a plain relative path", rel.display()),
-            ));
-        };
-        path.push(name);
-        if parts.peek().is_none() {
-            break;
-        }
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "{} is not a directory (a link is never followed)",
-                        path.display()
-                    ),
-                ));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&path)?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(path)
 }
 
 /// Copies one entry (`from` read with `lstat`): a directory is made (its
@@ -313,10 +279,10 @@ mod tests {
         let (root, _) = repo_with(&[("a.txt", "a")]);
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("dir")).unwrap();
-        assert!(beneath(root.path(), Path::new("dir/file")).is_err());
-        assert!(beneath(root.path(), Path::new("../file")).is_err());
+        assert!(crate::untrusted::beneath(root.path(), Path::new("dir/file")).is_err());
+        assert!(crate::untrusted::beneath(root.path(), Path::new("../file")).is_err());
         assert_eq!(
-            beneath(root.path(), Path::new("new/file")).unwrap(),
+            crate::untrusted::beneath(root.path(), Path::new("new/file")).unwrap(),
             root.path().join("new/file")
         );
         assert!(root.path().join("new").is_dir());
