@@ -66,6 +66,25 @@ fn setup_runs_once_per_key_its_outputs_are_never_committed_and_a_later_run_reuse
     assert_eq!(repo.show("swarm/one", "gen.txt"), "changed");
     let report = repo.report();
     assert_eq!(task(&report, "a")["status"], "merged");
+    // Its own phase: in the report, the live view and the trace.
+    let reused = ["a", "b", "c"]
+        .iter()
+        .filter(|t| task(&report, t)["setup_reused"] == true)
+        .count();
+    assert_eq!(reused, 2, "{report:#}");
+    assert!(
+        ["a", "b", "c"]
+            .iter()
+            .all(|t| task(&report, t)["setup_ms"].is_u64())
+    );
+    assert!(
+        run.stderr.contains("(setup ran in ") && run.stderr.contains("(setup copied in "),
+        "{}",
+        run.stderr
+    );
+    let trace = repo.swarm(&["trace", "one"]);
+    trace.assert_code(0);
+    assert!(trace.stdout.contains("\"setup\""), "{}", trace.stdout);
 
     // A later run with the same lockfile runs no setup at all.
     let again = repo.run_plan(&plan, &["--name", "two"]);
@@ -177,4 +196,134 @@ fn worktreeinclude_copies_ignored_files_of_the_checkout_and_a_result_holding_one
         reason.contains("config.txt (the content of .env, a file of yours from .worktreeinclude, never committed)"),
         "{reason}"
     );
+}
+
+/// A Node package whose one dependency is a tarball in the repository,
+/// locked by a real `package-lock.json`: `npm ci` installs it offline.
+fn node_project() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        "vendor/leftish/package.json",
+        "{\"name\": \"leftish\", \"version\": \"1.0.0\", \"main\": \"index.js\"}\n",
+    );
+    repo.write(
+        "vendor/leftish/index.js",
+        "module.exports = (s, n) => ' '.repeat(Math.max(0, n - s.length)) + s;\n",
+    );
+    let npm = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", repo.home())
+            .env("npm_config_cache", repo.home().join(".npm"))
+            .output()
+            .expect("npm (installed by .ci/run)");
+        assert!(
+            out.status.success(),
+            "npm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    npm(
+        &repo.path().join("vendor/leftish"),
+        &["pack", "--pack-destination", ".."],
+    );
+    std::fs::remove_dir_all(repo.path().join("vendor/leftish")).unwrap();
+    repo.write(
+        "package.json",
+        "{\"name\": \"app\", \"version\": \"1.0.0\", \"private\": true,\n \"dependencies\": {\"leftish\": \"file:vendor/leftish-1.0.0.tgz\"}}\n",
+    );
+    npm(
+        &repo.path(),
+        &[
+            "install",
+            "--package-lock-only",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+        ],
+    );
+    repo.write(".gitignore", "node_modules/\n");
+    repo.commit_all("a node package with a lockfile");
+    repo
+}
+
+#[test]
+fn npm_ci_runs_once_per_lockfile_and_node_modules_is_never_committed() {
+    let repo = node_project();
+    let plan = repo.plan(
+        "n.toml",
+        "[setup]\nrun = \"npm ci --offline --no-audit --no-fund\"\nkey = [\"package-lock.json\"]\n\n\
+         [[task]]\nid = \"{n}\"\nmatrix = { n = [\"a\", \"b\"] }\n\
+         run = \"node -e \\\"console.log(require('leftish')('{n}', 4))\\\" > {n}.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--name", "n"]);
+    run.assert_code(0);
+    assert_eq!(repo.show("swarm/n", "a.txt"), "   a");
+    assert_eq!(repo.show("swarm/n", "b.txt"), "   b");
+    let report = repo.report();
+    let ran: Vec<bool> = ["a", "b"]
+        .iter()
+        .map(|t| task(&report, t)["setup_reused"] != true)
+        .collect();
+    assert_eq!(ran.iter().filter(|r| **r).count(), 1, "{report:#}");
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/n"]);
+    assert!(!tree.contains("node_modules"), "{tree}");
+}
+
+#[test]
+fn a_python_venv_made_by_setup_is_reused_and_never_committed() {
+    let repo = TestRepo::new();
+    // A wheel (a zip of the module and its metadata), as a package index
+    // would serve it: pip installs it with no index and no build.
+    let wheel = "vendor/tinypkg-1.0-py3-none-any.whl";
+    std::fs::create_dir_all(repo.path().join("vendor")).unwrap();
+    let made = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w') as z:\n\
+             \x20   z.writestr('tinypkg.py', 'def answer():\\n    return 42\\n')\n\
+             \x20   d = 'tinypkg-1.0.dist-info/'\n\
+             \x20   z.writestr(d + 'METADATA', 'Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 1.0\\n')\n\
+             \x20   z.writestr(d + 'WHEEL', 'Wheel-Version: 1.0\\nGenerator: hand\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+             \x20   z.writestr(d + 'RECORD', '')\n",
+        )
+        .arg(repo.path().join(wheel))
+        .output()
+        .expect("python3");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    repo.write("requirements.txt", &format!("./{wheel}\n"));
+    repo.write(".gitignore", ".venv/\nbuild/\n*.egg-info/\n");
+    repo.commit_all("a python project");
+    let plan = repo.plan(
+        "p.toml",
+        "[setup]\nrun = '''\npython3 -m venv .venv\n\
+         .venv/bin/pip install -q --no-index -r requirements.txt\n'''\n\
+         key = [\"requirements.txt\"]\n\n\
+         [[task]]\nid = \"{n}\"\nmatrix = { n = [\"a\", \"b\"] }\n\
+         run = \".venv/bin/python -c 'import tinypkg; print(tinypkg.answer())' > {n}.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--name", "p"]);
+    assert_eq!(
+        run.code,
+        0,
+        "{}\n{}",
+        run.stderr,
+        repo.swarm(&["logs", "p", "a", "--setup"]).stdout
+    );
+    assert_eq!(repo.show("swarm/p", "a.txt"), "42");
+    assert_eq!(repo.show("swarm/p", "b.txt"), "42");
+    let report = repo.report();
+    let copied = ["a", "b"]
+        .iter()
+        .filter(|t| task(&report, t)["setup_reused"] == true)
+        .count();
+    assert_eq!(copied, 1, "{report:#}");
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/p"]);
+    assert!(!tree.contains(".venv"), "{tree}");
 }

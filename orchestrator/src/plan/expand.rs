@@ -139,6 +139,18 @@ pub(super) fn plan(
     let executor = super::executor::check(&source, &file.executor, &mut errors);
     let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
     let setup = super::setup::check_setup(&source, file.setup.as_ref(), &mut errors);
+    if let (Some(section), super::Executor::Slurm(_)) = (&file.setup, &executor) {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::Unsupported,
+                    "`[setup]` does not run on a Slurm cluster yet",
+                    Some(section.span()),
+                    "the nodes would run tasks in bare worktrees",
+                )
+                .with_help("run this plan on this machine (`--executor local`), or do the setup in the tasks' own commands"),
+        );
+    }
     let models = settings.models;
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);

@@ -178,6 +178,18 @@ mod tests {
     }
 
     #[test]
+    fn setup_is_refused_on_a_cluster() {
+        let text = plan("[setup]\nrun = \"npm ci\"\n\n[executor]\nkind = \"slurm\"\n");
+        let error = parse(Path::new("plans/s.toml"), text).unwrap_err();
+        assert!(
+            error.all().any(|e| e
+                .to_string()
+                .contains("`[setup]` does not run on a Slurm cluster yet")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
     fn a_task_may_skip_setup_and_warm_worktrees() {
         let text = "[setup]\nrun = \"true\"\n\n[defaults]\nwarm = false\n\n[[task]]\nid = \"a\"\nrun = \"true\"\nsetup = false\n\n[[task]]\nid = \"b\"\nrun = \"true\"\nwarm = true\n";
         let plan = parse(Path::new("plans/s.toml"), text.to_string()).unwrap();

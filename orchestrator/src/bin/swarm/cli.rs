@@ -724,9 +724,11 @@ pub(crate) fn validation(
     if warm > 0 {
         let _ = writeln!(
             out,
-            "warm              {warm} task{} keep{} its worktree between runs ({}/.warm; `warm = false` opts out)",
-            if warm == 1 { "" } else { "s" },
-            if warm == 1 { "s" } else { "" },
+            "warm              {}: kept between runs ({}/.warm; `warm = false` opts out)",
+            match warm {
+                1 => "1 task's worktree".to_string(),
+                n => format!("{n} tasks' worktrees"),
+            },
             home.display()
         );
     }

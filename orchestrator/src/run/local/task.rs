@@ -304,6 +304,7 @@ async fn execute_inner(
             .await?;
         }
         // The plan's `[setup]`, in a fresh worktree: part of its set-up.
+        let prepare_began = Instant::now();
         let prepared = match &admin {
             Some(admin) => {
                 super::prepare::prepare(ctx, task, attempt, base, &workdir, admin, &mut stop).await
@@ -329,6 +330,17 @@ async fn execute_inner(
         // handing it over (a task on deck is reported later, by the
         // launcher's word, with the same figure).
         let setup = set_up_from.elapsed();
+        let setup_run = match &prepared {
+            Prepared::Nothing => None,
+            Prepared::Ready { reused, .. } => Some(swarm_protocol::SetupRun {
+                ms: crate::millis(prepare_began.elapsed()),
+                reused: *reused,
+            }),
+            Prepared::Failed { .. } => Some(swarm_protocol::SetupRun {
+                ms: crate::millis(prepare_began.elapsed()),
+                reused: false,
+            }),
+        };
         let started_event = {
             let (events, workdir) = (ctx.events.clone(), workdir.clone());
             move |at: Instant| {
@@ -340,15 +352,13 @@ async fn execute_inner(
                     job: None,
                     at: Some(at),
                     setup: Some(setup),
+                    setup_run,
                 });
             }
         };
         let setup_state = match prepared {
             Prepared::Nothing => None,
-            Prepared::Ready { state, reused } => {
-                tracing::debug!(task = %task.id, attempt, reused, "worktree set up");
-                Some(state)
-            }
+            Prepared::Ready { state, .. } => Some(state),
             Prepared::Failed { outcome, reason } => {
                 // The attempt started and ended in its setup: the task
                 // itself did not run, so there is no work of its to keep.
