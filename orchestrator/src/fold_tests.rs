@@ -61,6 +61,7 @@ fn started(task: &str, attempt: u32, base: &str) -> EventBody {
         setup_run: Some(swarm_protocol::SetupRun {
             ms: 5,
             reused: true,
+            waited_ms: 3,
         }),
     }
 }

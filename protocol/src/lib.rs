@@ -609,6 +609,10 @@ pub struct SetupRun {
     pub ms: u64,
     /// A kept setup with the same key was copied; setup did not run.
     pub reused: bool,
+    /// Of `ms`, how long it waited for another worktree's setup with the
+    /// same key (whose outputs it then copied).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waited_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

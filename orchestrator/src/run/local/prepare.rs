@@ -69,6 +69,8 @@ pub(crate) enum Prepared {
         state: State,
         /// Whether a kept setup was copied instead of running it.
         reused: bool,
+        /// How long it waited for another worktree's setup with its key.
+        waited: std::time::Duration,
     },
     /// Setup failed (or was stopped): the attempt fails with `reason`.
     Failed {
@@ -132,10 +134,12 @@ async fn prepare_inner(
     // Held until this worktree's setup is done: another task with the key
     // then finds it kept.
     let lock = key.as_ref().map(|k| setups.lock(k));
+    let waiting = std::time::Instant::now();
     let _held = match &lock {
         Some(lock) => Some(lock.lock().await),
         None => None,
     };
+    let waited = waiting.elapsed();
     let kept = key.as_ref().map(|k| setups.kept.join(k));
     let mut reused = false;
     if let Some(kept) = kept.as_ref().filter(|k| k.is_dir()) {
@@ -205,7 +209,11 @@ async fn prepare_inner(
         crate::git::state(&wd, &git_dir, base, limits)
     })
     .await?;
-    Ok(Prepared::Ready { state, reused })
+    Ok(Prepared::Ready {
+        state,
+        reused,
+        waited,
+    })
 }
 
 /// The command task setup runs as: `task`'s sandbox, environment and

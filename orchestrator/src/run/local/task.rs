@@ -332,13 +332,15 @@ async fn execute_inner(
         let setup = set_up_from.elapsed();
         let setup_run = match &prepared {
             Prepared::Nothing => None,
-            Prepared::Ready { reused, .. } => Some(swarm_protocol::SetupRun {
+            Prepared::Ready { reused, waited, .. } => Some(swarm_protocol::SetupRun {
                 ms: crate::millis(prepare_began.elapsed()),
                 reused: *reused,
+                waited_ms: crate::millis(*waited),
             }),
             Prepared::Failed { .. } => Some(swarm_protocol::SetupRun {
                 ms: crate::millis(prepare_began.elapsed()),
                 reused: false,
+                waited_ms: 0,
             }),
         };
         let started_event = {
