@@ -10,7 +10,8 @@
 #   SMOKE=1 SWARM=target/debug/swarm OUT=/tmp/b.md bench/setup.sh
 #
 # The project's dependencies come from the npm registry (jest, typescript,
-# webpack, eslint, prettier: a node_modules of about 200 MB); its lockfile
+# webpack, eslint, prettier, swc, next, react: a node_modules of about
+# 200 MB); its lockfile
 # is made once, before anything is timed. Smoke mode (SMOKE=1, see
 # bench/common.sh): one dependency packed from a local directory (no
 # network), two tasks, `node --test`; tests/e2e/bench_scripts.rs runs it in
@@ -44,7 +45,7 @@ if [ "$SMOKE" = 1 ]; then
   SETUP_NETWORK=none
 else
   N=4
-  printf '{"name": "app", "version": "1.0.0", "private": true,\n "devDependencies": {"jest": "29.7.0", "typescript": "5.6.3", "webpack": "5.96.1", "eslint": "9.14.0", "prettier": "3.3.3"}}\n' > package.json
+  printf '{"name": "app", "version": "1.0.0", "private": true,\n "devDependencies": {"jest": "29.7.0", "typescript": "5.6.3", "webpack": "5.96.1", "eslint": "9.14.0", "prettier": "3.3.3", "@swc/core": "1.9.2", "next": "15.0.3", "react": "18.3.1", "react-dom": "18.3.1"}}\n' > package.json
   INSTALL_FLAGS=""
   TEST_CMD='npx --no jest --ci'
   SETUP_NETWORK=full
@@ -145,7 +146,7 @@ section=$(cat <<EOF
 ## 22. Setting up worktrees: \`npm ci\` once per lockfile
 
 ${SMOKE_NOTE}Measured by \`bench/setup.sh\` on $(date -u +%Y-%m-%d) at $COMMIT: a Node project whose
-lockfile pins jest, typescript, webpack, eslint and prettier (node_modules: $modules MB, $files
+lockfile pins jest, typescript, webpack, eslint, prettier, swc, next and react (node_modules: $modules MB, $files
 files and directories), $N test files, one task each, $NPROC at a time, sandboxed, with
 \`[setup] run = "npm ci"\`, \`key = ["package-lock.json"]\` and \`network = "$SETUP_NETWORK"\` (the
 tasks have none). By hand: $N \`git worktree\`s, \`npm ci\` then the test in each, $NPROC at a

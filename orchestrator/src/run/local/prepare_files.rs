@@ -126,9 +126,15 @@ pub(crate) fn keep(root: &Path, outputs: &Outputs, dir: &Path) -> io::Result<u64
 /// link and directory not already there as it is kept (same kind, size
 /// and modification time: a warm worktree keeps most of them), then the
 /// deleted paths removed. Returns how many entries were copied.
+///
+/// Directories are walked parents first, each made sure to be a real
+/// directory of the worktree (a link there is replaced), so that nothing
+/// below is written through a link; the files are then copied by a few
+/// threads (a copy is mostly waiting on the disk).
 pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
     let files = dir.join(FILES);
     let mut copied = 0;
+    let mut pending: Vec<PathBuf> = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel_dir) = stack.pop() {
         for entry in std::fs::read_dir(files.join(&rel_dir))? {
@@ -136,7 +142,9 @@ pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
             let rel = rel_dir.join(entry.file_name());
             let from = files.join(&rel);
             let meta = std::fs::symlink_metadata(&from)?;
-            let to = crate::untrusted::beneath(root, &rel)?;
+            // Its parent is a real directory of the worktree (checked on
+            // the way down, from `root`).
+            let to = root.join(&rel);
             let there = std::fs::symlink_metadata(&to).ok();
             if meta.is_dir() {
                 match there {
@@ -177,10 +185,30 @@ pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
                     std::fs::remove_file(&to)?;
                 }
             }
-            copy_entry(&from, &to)?;
-            copied += 1;
+            pending.push(rel);
         }
     }
+    copied += pending.len();
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
+    let chunk = pending.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = pending
+            .chunks(chunk)
+            .map(|part| {
+                let (files, root) = (&files, root);
+                scope.spawn(move || {
+                    part.iter()
+                        .try_for_each(|rel| copy_entry(&files.join(rel), &root.join(rel)).map(drop))
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("a copying thread panicked")))
+        })
+    })?;
     let deleted = std::fs::read(dir.join(DELETED))?;
     for line in deleted.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let rel = Path::new(std::ffi::OsStr::from_bytes(line));
