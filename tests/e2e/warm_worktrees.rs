@@ -33,7 +33,8 @@ fn a_second_run_builds_only_what_changed_in_the_same_worktree() {
     let plan = repo.plan(
         "w.toml",
         "[[task]]\nid = \"build\"\nrun = '''\nmkdir -p target && echo leftover > target/mine\n\
-         echo scratch > untracked.txt\ncargo build --offline\npwd >&2\n'''\n",
+         test ! -e nested && mkdir nested && git -C nested init -q && echo x > nested/stray.txt\n\
+         cargo build --offline\npwd >&2\n'''\n",
     );
     let mut places = Vec::new();
     for (run, compiles) in [("one", true), ("two", false)] {
@@ -51,6 +52,8 @@ fn a_second_run_builds_only_what_changed_in_the_same_worktree() {
         );
         places.push(text.lines().last().unwrap_or_default().to_string());
     }
+    // Run one's untracked files, a repository it made inside included,
+    // were gone for run two: its command checks (`test ! -e nested`).
     // The same path both times: the task's warm worktree.
     assert_eq!(places[0], places[1]);
     assert!(places[0].ends_with("/.warm/build"), "{}", places[0]);

@@ -223,9 +223,12 @@ impl Worktrees {
         run_git(git(&["reset", "--hard", "--quiet", &target]), || {
             format!("bring worktree {} to {commit}", path.display())
         })?;
-        run_git(git(&["clean", "-d", "--force", "--quiet"]), || {
-            format!("remove untracked files of worktree {}", path.display())
-        })?;
+        // Twice forced: a repository a task made inside (`sub/.git`) goes
+        // too, or its other files would be the next run's "changes".
+        run_git(
+            git(&["clean", "-d", "--force", "--force", "--quiet"]),
+            || format!("remove untracked files of worktree {}", path.display()),
+        )?;
         Ok(Some(admin))
     }
 
