@@ -504,10 +504,9 @@ pub fn free_warm(repo: &Repo, state: &State) -> Result<FreedWarm, CleanError> {
                 Ok(Ok(lease)) => {
                     let bytes = home.warm_size(&flat);
                     match worktrees.remove(&path, None) {
-                        Ok(()) => {
-                            let _ = std::fs::remove_file(dir.join(format!("{flat}.lease")));
-                            freed.removed.push((path, bytes));
-                        }
+                        // The lease file stays: a run that opened it
+                        // while it was held must lock the same file.
+                        Ok(()) => freed.removed.push((path, bytes)),
                         Err(e) => freed.problems.push(e.to_string()),
                     }
                     drop(lease);

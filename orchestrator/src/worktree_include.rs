@@ -17,8 +17,12 @@ use ignore::gitignore::GitignoreBuilder;
 /// The list's file name, at the repository's root.
 pub const FILE: &str = ".worktreeinclude";
 
-/// Most files one list may bring in.
+/// Most files one list may bring in: past it, none is (a list the
+/// repository wrote must not stop every run).
 const MAX_FILES: usize = 1000;
+
+/// Largest file a list may bring in.
+const MAX_SIZE: u64 = 16 << 20;
 
 /// The files a `.worktreeinclude` brings into each worktree.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +32,8 @@ pub struct Included {
     pub files: Vec<(PathBuf, Oid)>,
     /// Whether git tracks the list itself: it came with the repository.
     pub list_tracked: bool,
+    /// The list named more than [`MAX_FILES`] files: none is copied.
+    pub too_many: bool,
 }
 
 impl Included {
@@ -49,8 +55,6 @@ impl Included {
 pub enum IncludeError {
     #[error("read {path}: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("read {path}: it names more than {MAX_FILES} files; list fewer")]
-    TooMany { path: PathBuf },
 }
 
 /// The files the `.worktreeinclude` of the repository at `workdir` (git
@@ -89,7 +93,9 @@ pub fn find(workdir: &Path, git: &git2::Repository) -> Result<Included, IncludeE
         };
         for entry in entries.flatten() {
             let rel = dir.join(entry.file_name());
-            if rel == Path::new(".git") {
+            // git's directory and swarm's own state (every run's logs and
+            // task tmps, which tasks write) are never the person's files.
+            if rel == Path::new(".git") || rel == Path::new(crate::layout::STATE_DIR) {
                 continue;
             }
             let Ok(meta) = entry.path().symlink_metadata() else {
@@ -126,7 +132,11 @@ pub fn find(workdir: &Path, git: &git2::Repository) -> Result<Included, IncludeE
             })?;
             files.push((rel, id));
             if files.len() > MAX_FILES {
-                return Err(IncludeError::TooMany { path });
+                return Ok(Included {
+                    files: Vec::new(),
+                    list_tracked,
+                    too_many: true,
+                });
             }
         }
     }
@@ -134,18 +144,57 @@ pub fn find(workdir: &Path, git: &git2::Repository) -> Result<Included, IncludeE
     Ok(Included {
         files,
         list_tracked,
+        too_many: false,
     })
 }
 
 /// Copies `included` from the main checkout `workdir` into the worktree
-/// at `worktree`, never through a link in it.
-pub fn copy_into(workdir: &Path, included: &Included, worktree: &Path) -> std::io::Result<()> {
-    for (rel, _) in &included.files {
+/// at `worktree`, never through a link in either: each file is read again
+/// as hostile (no link, no FIFO, size-capped) and copied only if its
+/// content is still what [`find`] saw (the checkout may have changed since:
+/// a `git pull` can put a link where an ignored file was). The paths left
+/// out, each with why.
+pub fn copy_into(
+    workdir: &Path,
+    included: &Included,
+    worktree: &Path,
+) -> std::io::Result<Vec<String>> {
+    let mut skipped = Vec::new();
+    for (rel, id) in &included.files {
+        let Some(name) = rel.to_str() else {
+            continue;
+        };
+        let limits = crate::untrusted::Limits {
+            max_size: MAX_SIZE,
+            what: "a file .worktreeinclude names",
+        };
+        let bytes = match crate::untrusted::read(workdir, name, limits) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                skipped.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        if Oid::hash_object(git2::ObjectType::Blob, &bytes).ok() != Some(*id) {
+            skipped.push(format!("{name}: it changed since the run started"));
+            continue;
+        }
         let to = crate::untrusted::beneath(worktree, rel)?;
         if to.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
             std::fs::remove_file(&to)?;
         }
-        std::fs::copy(workdir.join(rel), &to)?;
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&to)?;
+        file.write_all(&bytes)?;
     }
-    Ok(())
+    Ok(skipped)
+}
+
+/// Whether `rel` is one of the included files (setup's outputs leave
+/// them out: they are the person's, never kept).
+pub fn names(included: &Included, rel: &Path) -> bool {
+    included.files.iter().any(|(p, _)| p == rel)
 }

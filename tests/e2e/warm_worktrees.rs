@@ -113,3 +113,36 @@ fn warm_false_gets_a_fresh_worktree_that_goes_when_the_task_succeeds() {
     assert!(place.ends_with("/c/cold"), "{place}");
     assert!(!std::path::Path::new(&place).exists());
 }
+
+#[test]
+fn what_a_task_plants_in_its_warm_worktree_steers_nothing_of_the_next_run() {
+    let repo = TestRepo::new();
+    repo.write("src/x.txt", "one\ntwo\n");
+    repo.commit_all("a file");
+    // Run one's task plants an attribute file (CRLF on checkout) and an
+    // ignore file that ignores itself and everything new beside it.
+    let planting = repo.plan(
+        "p.toml",
+        "[[task]]\nid = \"t\"\nrun = '''\nprintf '* eol=crlf\\n' > src/.gitattributes\n\
+         printf '*\\n' > src/.gitignore\necho kept > src/persist.txt\n'''\n",
+    );
+    repo.run_plan(&planting, &["--name", "one"]).assert_code(0);
+    repo.write("src/x.txt", "one\ntwo\nthree\n");
+    repo.commit_all("change the file");
+    // Run two's task, with the same id, writes a new file beside them.
+    let plain = repo.plan(
+        "q.toml",
+        "[[task]]\nid = \"t\"\nrun = \"test ! -e src/persist.txt && echo new > src/new.rs\"\n",
+    );
+    let run = repo.run_plan(&plain, &["--name", "two"]);
+    run.assert_code(0);
+    // Its new file is its work, and the tracked file is as committed.
+    assert_eq!(repo.show("swarm/two", "src/new.rs"), "new");
+    let x = repo.git(&["cat-file", "-p", "swarm/two:src/x.txt"]);
+    assert!(!x.contains('\r'), "{x:?}");
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "refs/swarm/two/t"]);
+    assert!(
+        !tree.contains(".gitignore") && !tree.contains(".gitattributes"),
+        "{tree}"
+    );
+}

@@ -327,3 +327,51 @@ fn a_python_venv_made_by_setup_is_reused_and_never_committed() {
     let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/p"]);
     assert!(!tree.contains(".venv"), "{tree}");
 }
+
+#[test]
+fn a_kept_setup_is_setups_work_alone_never_a_tasks_leftovers() {
+    let repo = TestRepo::new();
+    repo.write("lock", "v1\n");
+    repo.write(".gitignore", "deps/\n");
+    repo.commit_all("a project");
+    let plan = repo.plan(
+        "k.toml",
+        "[setup]\nrun = \"mkdir -p deps && echo good > deps/lib.sh\"\nkey = [\"lock\"]\n\n\
+         [[task]]\nid = \"evil\"\nrun = \"echo 'echo PWNED' > deps/backdoor.sh\"\n\n\
+         [[task]]\nid = \"victim\"\ndeps = [\"evil\"]\nrun = \"cat deps/*.sh >&2; test ! -e deps/backdoor.sh\"\n",
+    );
+    repo.run_plan(&plan, &["--name", "one"]).assert_code(0);
+    // A new key: setup runs again, in `evil`'s warm worktree among
+    // others. What it keeps must not hold what `evil` left there.
+    repo.write("lock", "v2\n");
+    repo.commit_all("bump");
+    let run = repo.run_plan(&plan, &["--name", "two"]);
+    run.assert_code(0);
+    repo.swarm(&["clean", "--all", "--warm"]).assert_code(0);
+    let again = repo.run_plan(&plan, &["--name", "three"]);
+    again.assert_code(0);
+}
+
+#[test]
+fn worktreeinclude_never_takes_swarms_own_state_nor_a_file_swapped_for_a_link() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".env\n");
+    repo.write(".worktreeinclude", ".swarm/\n.env\n");
+    repo.commit_all("a list naming swarm's state");
+    std::fs::write(repo.path().join(".env"), "TOKEN=1\n").unwrap();
+    // A first run leaves swarm's state behind.
+    let first = repo.plan("a.toml", "[[task]]\nid = \"a\"\nrun = \"true\"\n");
+    repo.run_plan(&first, &["--name", "a"]).assert_code(0);
+    let plan = repo.plan(
+        "b.toml",
+        "[[task]]\nid = \"b\"\nrun = \"test ! -e .swarm && grep -q TOKEN .env && echo ok > ok.txt\"\n",
+    );
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    assert!(
+        validate.stdout.contains("copies 1 file of yours"),
+        "{}",
+        validate.stdout
+    );
+    repo.run_plan(&plan, &["--name", "b"]).assert_code(0);
+    assert_eq!(repo.show("swarm/b", "ok.txt"), "ok");
+}

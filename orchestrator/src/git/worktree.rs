@@ -219,6 +219,13 @@ impl Worktrees {
                 .args(args);
             cmd
         };
+        // What a task left must not steer what comes next: an untracked
+        // `.gitattributes` changes how the reset writes files, and an
+        // untracked `.gitignore` (ignoring itself) would hide both its
+        // files from the clean-up and the next run's new files from its
+        // snapshot. Such files go first, then whatever they hid; then the
+        // reset, then the clean-up at the new base.
+        self.scrub(path, &git)?;
         let target = commit.to_string();
         run_git(git(&["reset", "--hard", "--quiet", &target]), || {
             format!("bring worktree {} to {commit}", path.display())
@@ -230,6 +237,71 @@ impl Worktrees {
             || format!("remove untracked files of worktree {}", path.display()),
         )?;
         Ok(Some(admin))
+    }
+
+    /// Removes every untracked file of the worktree at `path` (git
+    /// directory `admin`), ignored ones too: a warm worktree made as
+    /// fresh as a new one, for a setup whose outputs are kept.
+    pub fn clean_all(&self, path: &Path, admin: &Path) -> Result<(), GitError> {
+        let mut cmd = self.repo.git(path);
+        cmd.arg(format!("--git-dir={}", admin.display()))
+            .arg(format!("--work-tree={}", path.display()))
+            .args(["clean", "-d", "-x", "--force", "--force", "--quiet"]);
+        run_git(cmd, || {
+            format!(
+                "remove untracked and ignored files of worktree {}",
+                path.display()
+            )
+        })
+        .map(drop)
+    }
+
+    /// Removes the ignore and attribute files a task left untracked in the
+    /// worktree at `path` (git's `git` runs there), and the untracked files
+    /// they hid, until none is left (a few rounds: one may hide another).
+    fn scrub(
+        &self,
+        path: &Path,
+        git: &dyn Fn(&[&str]) -> std::process::Command,
+    ) -> Result<(), GitError> {
+        let planted = |name: &[u8]| {
+            let base = name.rsplit(|b| *b == b'/').next().unwrap_or(name);
+            base == b".gitignore" || base == b".gitattributes"
+        };
+        for _ in 0..4 {
+            run_git(
+                git(&["clean", "-d", "--force", "--force", "--quiet"]),
+                || format!("remove untracked files of worktree {}", path.display()),
+            )?;
+            let listed = git(&[
+                "ls-files",
+                "-z",
+                "--others",
+                "--ignored",
+                "--exclude-standard",
+                "--directory",
+            ])
+            .output()
+            .context(|| format!("list ignored files of worktree {}", path.display()))?;
+            let found: Vec<&[u8]> = listed
+                .stdout
+                .split(|b| *b == 0)
+                .filter(|p| !p.is_empty() && planted(p))
+                .collect();
+            if found.is_empty() {
+                return Ok(());
+            }
+            for rel in found {
+                // git lists no path through a link, and nothing of the
+                // task's runs now.
+                let file =
+                    path.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(rel));
+                if file.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                    std::fs::remove_file(&file).context(|| format!("remove {}", file.display()))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn admin_dir(&self, worktree: &Path) -> Option<PathBuf> {

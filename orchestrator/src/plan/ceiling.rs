@@ -138,6 +138,16 @@ impl Ceiling {
         let mut refuse = |key: &'static str, asked: String, allowed: String| {
             refused.push((key, asked, allowed));
         };
+        // A subtask's id is a task's choice: its worktree is never kept
+        // for a later run to build on.
+        if fields.warm == Some(true) {
+            refuse(
+                "warm",
+                "true".into(),
+                "false (a subtask's worktree is never kept warm)".into(),
+            );
+        }
+        child.warm = Some(false);
         match fields.network {
             None => child.network = self.network,
             Some(asked) if wider_network(asked, self.network) => {

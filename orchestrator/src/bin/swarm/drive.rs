@@ -330,7 +330,7 @@ pub(crate) fn drive(
     if !resuming {
         check_meaning(&prepared.repo, prepared.base_commit, &prepared.plan)?;
     }
-    included_note(&prepared.repo);
+    included_note(&prepared.repo, prepared.plan.origin);
     if !weakened.is_empty() {
         eprintln!("warning: the plan grants more than swarm's defaults:");
         for line in &weakened {
@@ -595,7 +595,14 @@ pub(crate) fn meaning(
 
 /// The run header's word on `.worktreeinclude`: the files are the
 /// person's, the list came with the repository.
-pub(crate) fn included_note(repo: &swarm_orchestrator::git::Repo) {
+pub(crate) fn included_note(
+    repo: &swarm_orchestrator::git::Repo,
+    origin: swarm_orchestrator::plan::origin::Origin,
+) {
+    // A plan swarm did not get from the person gets none of their files.
+    if origin.is_untrusted() {
+        return;
+    }
     if let Some(line) = included_line(repo) {
         eprintln!("note: {line}");
     }
@@ -610,6 +617,12 @@ pub(crate) fn included_line(repo: &swarm_orchestrator::git::Repo) -> Option<Stri
         Ok(included) => included,
         Err(e) => return Some(format!("failed to {}", escape::line(&e.to_string()))),
     };
+    if included.too_many {
+        return Some(format!(
+            "{} names more than 1000 files: none is copied into the worktrees",
+            worktree_include::FILE
+        ));
+    }
     if included.is_empty() {
         return None;
     }

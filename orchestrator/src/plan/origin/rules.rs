@@ -727,8 +727,8 @@ pub const SUBTASK: &[SubtaskRule] = &[
     ),
     sub(
         "warm",
-        Subtask::Free,
-        "its own worktree, kept for the same child of a later run only",
+        Subtask::Narrows,
+        "`false` only: a subtask's id is a task's choice, so its worktree is never kept for a later run",
     ),
     sub(
         "run",

@@ -173,11 +173,13 @@ impl LocalExecutor {
                     .count(),
             )),
             resumed,
+            // The person's files, for the person's plans only.
             included: Arc::new(
                 prepared
                     .repo
                     .open()
                     .ok()
+                    .filter(|_| !prepared.plan.origin.is_untrusted())
                     .map(|git| crate::worktree_include::find(&prepared.repo.workdir, &git))
                     .transpose()
                     .map_err(|e| RunError::Io {
@@ -187,7 +189,11 @@ impl LocalExecutor {
                     .unwrap_or_default(),
             ),
             setups: match &prepared.plan.setup {
-                Some(setup) => Some(prepare::Setups::new(setup.clone(), home.setup_dir()?)),
+                Some(setup) => Some(prepare::Setups::new(
+                    setup.clone(),
+                    home.setup_dir()?,
+                    prepared.base_commit,
+                )),
                 None => None,
             },
             tasks,

@@ -35,16 +35,26 @@ pub(crate) struct Setups {
     pub setup: Setup,
     /// Where finished setups are kept by key (`<home>/.setup`).
     pub kept: PathBuf,
+    /// The run's base: only a setup of a fresh worktree at it is kept (a
+    /// later base may hold results no person has looked at).
+    base: Oid,
     /// One lock per key: the first task with a key runs its setup, the
     /// others wait and copy it.
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Setups {
-    pub fn new(setup: Setup, kept: PathBuf) -> Self {
+    pub fn new(setup: Setup, kept: PathBuf, base: Oid) -> Self {
+        // Only swarm reads and writes it.
+        if let Err(e) =
+            std::fs::set_permissions(&kept, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        {
+            tracing::warn!(error = %e, dir = %kept.display(), "failed to make the kept setups swarm's alone");
+        }
         Self {
             setup,
             kept,
+            base,
             locks: Default::default(),
         }
     }
@@ -86,6 +96,10 @@ pub(crate) fn applies(ctx: &Ctx, task: &Task) -> bool {
 
 /// Makes the fresh worktree `workdir` (git directory `admin`, checked out
 /// at `base`) ready for attempt `attempt` of `task`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt's worktree: the task, where it runs, whether it is fresh, and its stop"
+)]
 pub(crate) async fn prepare(
     ctx: &Arc<Ctx>,
     task: &Task,
@@ -93,12 +107,24 @@ pub(crate) async fn prepare(
     base: Oid,
     workdir: &Path,
     admin: &Path,
+    fresh: bool,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Prepared {
     let Some(setups) = ctx.setups.as_ref().filter(|_| applies(ctx, task)) else {
         return Prepared::Nothing;
     };
-    match prepare_inner(ctx, setups, task, attempt, base, workdir, admin, stop).await {
+    // What is kept must be setup's work alone: made in a fresh full
+    // checkout of the run's base, not in a warm worktree (a task's
+    // leftovers), a partial one, or on dependencies' results.
+    let keepable = fresh && !task.sparse && base == setups.base;
+    let at = Where {
+        base,
+        workdir,
+        admin,
+        keepable,
+        fresh,
+    };
+    match prepare_inner(ctx, setups, task, attempt, at, stop).await {
         Ok(prepared) => prepared,
         Err(e) => Prepared::Failed {
             outcome: AttemptOutcome::SpawnFailed {
@@ -109,21 +135,33 @@ pub(crate) async fn prepare(
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one attempt's worktree: the task, where it runs, and its stop"
-)]
+/// Where setup runs: the worktree, its git directory and base, and
+/// whether what setup makes there may be kept.
+struct Where<'a> {
+    base: Oid,
+    workdir: &'a Path,
+    admin: &'a Path,
+    keepable: bool,
+    fresh: bool,
+}
+
 async fn prepare_inner(
     ctx: &Arc<Ctx>,
     setups: &Setups,
     task: &Task,
     attempt: u32,
-    base: Oid,
-    workdir: &Path,
-    admin: &Path,
+    at: Where<'_>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Result<Prepared, GitError> {
+    let Where {
+        base,
+        workdir,
+        admin,
+        keepable,
+        fresh,
+    } = at;
     let setup = &setups.setup;
+    let mut keepable = keepable;
     let key = match setup.key.is_empty() {
         true => None,
         false => {
@@ -153,6 +191,13 @@ async fn prepare_inner(
                 tracing::warn!(task = %task.id, error = %e, "failed to copy a kept setup; running setup")
             }
         }
+    }
+    // A warm worktree about to run a setup that will be kept starts as
+    // fresh as a new one: nothing a task left in it may be kept.
+    if !reused && !fresh && key.is_some() && !task.sparse && base == setups.base {
+        let (c, wd, a) = (Arc::clone(ctx), workdir.to_path_buf(), admin.to_path_buf());
+        blocking(move || c.worktrees.clean_all(&wd, &a)).await?;
+        keepable = true;
     }
     if !reused {
         let index = admin.join("index");
@@ -191,8 +236,9 @@ async fn prepare_inner(
                 reason,
             });
         }
-        if let (Some(kept), Some(key)) = (&kept, &key) {
-            keep(&setups.kept, key, kept, workdir, &index, &task.id).await;
+        if let (Some(kept), Some(key), true) = (&kept, &key, keepable) {
+            let included = Arc::clone(&ctx.included);
+            keep(&setups.kept, key, kept, workdir, &index, &task.id, included).await;
         }
     }
     let (wd, git_dir, scope, max) = (
@@ -284,7 +330,15 @@ fn key_of(
 /// `index`) as `kept` (in `root`, under `key`): copied to a directory of
 /// its own first and renamed into place, so that a kept setup is always
 /// whole. A failure costs the next worktree a setup run, nothing more.
-async fn keep(root: &Path, key: &str, kept: &Path, workdir: &Path, index: &Path, task: &str) {
+async fn keep(
+    root: &Path,
+    key: &str,
+    kept: &Path,
+    workdir: &Path,
+    index: &Path,
+    task: &str,
+    included: Arc<crate::worktree_include::Included>,
+) {
     let (root, key, kept, workdir, index) = (
         root.to_path_buf(),
         key.to_string(),
@@ -296,7 +350,12 @@ async fn keep(root: &Path, key: &str, kept: &Path, workdir: &Path, index: &Path,
     let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         std::fs::create_dir_all(&root)?;
         let index = git2::Index::open(&index).map_err(std::io::Error::other)?;
-        let outputs = super::prepare_files::outputs(&workdir, &index)?;
+        let mut outputs = super::prepare_files::outputs(&workdir, &index)?;
+        // The person's included files are theirs, never kept.
+        outputs
+            .made
+            .retain(|p| !crate::worktree_include::names(&included, p));
+        super::prepare_files::check_size(&workdir, &outputs)?;
         let tmp = root.join(format!(".{key}.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         super::prepare_files::keep(&workdir, &outputs, &tmp)?;

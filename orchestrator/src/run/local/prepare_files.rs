@@ -103,6 +103,38 @@ pub(crate) fn outputs(root: &Path, index: &git2::Index) -> io::Result<Outputs> {
     Ok(out)
 }
 
+/// Most bytes one kept setup may hold: past it, setup runs in every
+/// worktree rather than fill the disk with copies.
+const MAX_KEPT: u64 = 8 << 30;
+
+/// Whether `outputs` of the worktree at `root` may be kept: not past
+/// [`MAX_KEPT`] bytes, no sparse file (a copy would fill its holes, and a
+/// task can make terabytes of them in no time).
+pub(crate) fn check_size(root: &Path, outputs: &Outputs) -> io::Result<()> {
+    let mut total: u64 = 0;
+    for rel in &outputs.made {
+        let meta = std::fs::symlink_metadata(root.join(rel))?;
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.len() > meta.blocks().saturating_mul(512).saturating_add(64 << 10) {
+            return Err(io::Error::other(format!(
+                "{} is a sparse file ({} bytes in {} on disk): not kept",
+                rel.display(),
+                meta.len(),
+                meta.blocks() * 512
+            )));
+        }
+        total = total.saturating_add(meta.len());
+        if total > MAX_KEPT {
+            return Err(io::Error::other(format!(
+                "setup made more than {MAX_KEPT} bytes: not kept"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Keeps `outputs` of the worktree at `root` in `dir` (which must not
 /// exist): their copies under `dir/files`, the deleted paths in
 /// `dir/deleted`. Returns how many bytes were copied.
@@ -226,9 +258,16 @@ pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
 /// with its mode and modification time. Returns the bytes copied.
 fn copy_entry(from: &Path, to: &Path) -> io::Result<u64> {
     let meta = std::fs::symlink_metadata(from)?;
+    // No set-id bit, nothing writable by others: a kept setup is
+    // swarm's, and a copy is the task's alone.
+    let mode = |m: &std::fs::Metadata| {
+        std::os::unix::fs::PermissionsExt::from_mode(
+            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o755,
+        )
+    };
     if meta.is_dir() {
         std::fs::create_dir_all(to)?;
-        std::fs::set_permissions(to, meta.permissions())?;
+        std::fs::set_permissions(to, mode(&meta))?;
         return Ok(0);
     }
     if let Some(parent) = to.parent() {
@@ -242,6 +281,7 @@ fn copy_entry(from: &Path, to: &Path) -> io::Result<u64> {
         return Ok(0);
     }
     let bytes = std::fs::copy(from, to)?;
+    std::fs::set_permissions(to, mode(&meta))?;
     let times = std::fs::FileTimes::new().set_modified(meta.modified()?);
     std::fs::File::options()
         .write(true)

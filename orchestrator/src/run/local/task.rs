@@ -247,6 +247,17 @@ async fn execute_inner(
     for attempt in first_attempt..=last_attempt {
         // `git_dir`: the checkout's record under `.git/worktrees/`, which
         // the task's git view shows; `admin` only for a checkout of its own.
+        // Its warm worktree is said to be in use first: unsaid, a crash
+        // would leave it "released" with work on no ref.
+        if let Some(held) = lease.as_mut()
+            && let Err(e) = held.hold(&ctx.run)
+        {
+            tracing::warn!(task = %task.id, error = %e, "failed to write its warm worktree's lease; it gets a fresh worktree");
+            lease = None;
+        }
+        // Whether the worktree was just made (a warm one brought to the
+        // base is not: what setup makes there is not kept).
+        let mut fresh = true;
         let (workdir, admin, git_dir) = match task.isolation {
             Isolation::Readonly => {
                 let (path, git_dir) = readonly_checkout(ctx, base).await?;
@@ -256,22 +267,20 @@ async fn execute_inner(
                 let Some(held) = lease.as_mut() else {
                     unreachable!("matched on a lease")
                 };
-                if let Err(e) = held.hold(&ctx.run) {
-                    tracing::warn!(task = %task.id, error = %e, "failed to write its warm worktree's lease");
-                }
                 let path = held.path.clone();
                 let (worktrees, p, id) = (Arc::clone(ctx), path.clone(), task.id.clone());
-                let admin = blocking(move || {
+                let (admin, made) = blocking(move || {
                     if p.symlink_metadata().is_ok() {
                         match worktrees.worktrees.bring_to(&p, base) {
-                            Ok(Some(admin)) => return Ok(admin),
+                            Ok(Some(admin)) => return Ok((admin, false)),
                             Ok(None) => tracing::warn!(task = %id, path = %p.display(), "git has no record of its warm worktree; making it again"),
                             Err(e) => tracing::warn!(task = %id, error = %e, "failed to bring its warm worktree to the base; making it again"),
                         }
                     }
-                    worktrees.worktrees.create(&p, base, &[])
+                    worktrees.worktrees.create(&p, base, &[]).map(|a| (a, true))
                 })
                 .await?;
+                fresh = made;
                 (path, Some(admin.clone()), admin)
             }
             Isolation::Worktree => {
@@ -290,7 +299,7 @@ async fn execute_inner(
                 Arc::clone(&ctx.included),
                 workdir.clone(),
             );
-            blocking(move || {
+            let skipped = blocking(move || {
                 crate::worktree_include::copy_into(&from, &included, &to).map_err(|e| {
                     GitError::Cli {
                         action: format!(
@@ -302,12 +311,16 @@ async fn execute_inner(
                 })
             })
             .await?;
+            for why in skipped {
+                tracing::warn!(task = %task.id, "a file .worktreeinclude names was not copied: {why}");
+            }
         }
         // The plan's `[setup]`, in a fresh worktree: part of its set-up.
         let prepare_began = Instant::now();
         let prepared = match &admin {
             Some(admin) => {
-                super::prepare::prepare(ctx, task, attempt, base, &workdir, admin, &mut stop).await
+                super::prepare::prepare(ctx, task, attempt, base, &workdir, admin, fresh, &mut stop)
+                    .await
             }
             None => Prepared::Nothing,
         };
