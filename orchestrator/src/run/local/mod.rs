@@ -9,6 +9,7 @@ pub(crate) mod cli_agent;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
 pub(crate) mod score;
+pub(crate) mod served;
 mod sweeper;
 pub(crate) mod task;
 
