@@ -16,6 +16,7 @@ mod keys;
 mod matrix;
 pub mod mcp;
 mod models;
+pub mod network;
 pub mod origin;
 mod render;
 mod run_verify;
