@@ -36,10 +36,12 @@ use std::time::Duration;
 pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, ShownCut, Source, did_you_mean};
 pub use executor::{Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
+pub use network::{AllowList, TaskNetwork};
 pub use render::render;
 pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
 pub use schema::{
-    History, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode, VerifyEvery,
+    History, NetworkField, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode,
+    VerifyEvery,
 };
 pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
@@ -281,7 +283,7 @@ pub struct Task {
     /// With `OnConflict::Rerun`: how many times it runs again after a
     /// conflict.
     pub conflict_reruns: u32,
-    pub network: NetworkMode,
+    pub network: TaskNetwork,
     /// Address-space limit per process, in bytes.
     pub memory: Option<u64>,
     /// Processes and threads at once.

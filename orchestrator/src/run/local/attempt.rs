@@ -7,15 +7,15 @@ use std::path::PathBuf;
 use git2::Oid;
 use swarm_protocol::agent::AgentReport;
 use swarm_protocol::{AttemptOutcome, Isolation};
-use swarm_sandbox::{Network, Policy, Stop};
+use swarm_sandbox::{GatewayPorts, Network, Policy, Stop};
 use swarm_worker::wasm::WasmSpec;
-use swarm_worker::{CommandSpec, Sandboxed, run_command};
+use swarm_worker::{CommandSpec, Sandboxed};
 use tokio::sync::watch;
 
 use super::task::Ctx;
 use crate::git::write_view;
 use crate::layout::{log_paths, verify_log_paths};
-use crate::plan::{AgentTask, NetworkMode, Payload, Task, WasmTask};
+use crate::plan::{AgentTask, Payload, Task, TaskNetwork, WasmTask};
 
 /// The directories of `ctx`'s caches that `task` uses, made (and handed to
 /// `owner`, the identity sandboxed tasks run as when it is not swarm's).
@@ -540,8 +540,14 @@ impl Confined<'_> {
                 .extend(policy.views.iter().map(|v| v.source.clone()));
         }
         policy.network = match task.network {
-            NetworkMode::None => Network::None,
-            NetworkMode::Full => Network::Full,
+            TaskNetwork::None => Network::None,
+            TaskNetwork::Full => Network::Full,
+            // Its one way out: the egress proxy, which each command of the
+            // attempt is served (`egress::run_command`), its listener handed
+            // over then.
+            TaskNetwork::Hosts(_) => Network::Gateway {
+                ports: GatewayPorts::one(super::egress::PROXY_PORT),
+            },
         };
         // With a cgroup, `memory` limits the task as a whole; without one,
         // each of its processes.
@@ -756,7 +762,8 @@ async fn command_or_agent(
         });
         return (done.outcome, verify, done.report, None);
     }
-    let outcome = run_command(&spec, stop).await;
+    let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
+    let outcome = super::egress::run_command(&spec, egress.as_ref(), stop).await;
     let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
         return (outcome, None, None, None);
     };
@@ -765,7 +772,7 @@ async fn command_or_agent(
     spec.deck = swarm_worker::Deck::default();
     (spec.stdout, spec.stderr) = verify_log_paths(&ctx.run_dir, &task.id, attempt);
     let started = std::time::Instant::now();
-    let verified = run_command(&spec, stop).await;
+    let verified = super::egress::run_command(&spec, egress.as_ref(), stop).await;
     let took = Some(started.elapsed());
     match verified {
         AttemptOutcome::Exited { code: 0 } => (outcome, Some(Verify::Passed), None, took),

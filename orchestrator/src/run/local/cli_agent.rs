@@ -84,7 +84,7 @@ pub(crate) async fn run(
             transcript: crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt),
             notes,
             reel,
-            network: task.network == crate::plan::NetworkMode::Full,
+            network: task.network == crate::plan::TaskNetwork::Full,
             memory: task.memory,
         },
     ) {
@@ -113,7 +113,19 @@ pub(crate) async fn run(
     if let Some(sandboxed) = &mut spec.sandbox {
         sandboxed.policy.read_only.push(cli.grant.clone());
     }
-    let ports = GatewayPorts::one(GATEWAY_PORT);
+    // A task with a network list gets its egress proxy on a second port
+    // of the same namespace, beside the door. Two ports, not one serving
+    // both: the door is an HTTP server that checks a token and a body's
+    // shape, the proxy a byte pipe that checks a host; telling their
+    // requests apart on one port would put each at the mercy of the
+    // other's parser, and a plain task (no door) needs the proxy alone
+    // anyway. The program reaches the door directly (`NO_PROXY` names the
+    // loopback), everything else through the proxy.
+    let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
+    let ports = match &egress {
+        Some(_) => GatewayPorts::two(GATEWAY_PORT, super::egress::PROXY_PORT),
+        None => GatewayPorts::one(GATEWAY_PORT),
+    };
     let mcp = match super::agent_task::mcp_servers(ctx, agent, &mut spec) {
         Ok(servers) => servers,
         Err(e) => return failed(e),
@@ -154,6 +166,11 @@ pub(crate) async fn run(
         let numbers = opened.numbers(ports);
         let port = numbers.first().copied().unwrap_or(GATEWAY_PORT);
         let url = format!("http://127.0.0.1:{port}");
+        if let Some(proxy) = numbers.get(1).filter(|_| egress.is_some()) {
+            let vars =
+                super::egress::env(&format!("http://127.0.0.1:{proxy}"), "127.0.0.1,localhost");
+            round_spec.env.splice(0..0, vars);
+        }
         round_spec.env.extend(url_vars(cli, &url));
         round_spec.program = Some(argv(
             cli,
@@ -166,6 +183,7 @@ pub(crate) async fn run(
             &mcp,
         ));
         let from = file_len(&spec.stdout);
+        let mut proxy = None;
         let outcome = run_serving(&round_spec, opened, stop, |listeners| {
             let mut listeners = listeners.into_iter();
             if let Some(listener) = listeners.next()
@@ -173,8 +191,17 @@ pub(crate) async fn run(
             {
                 tracing::warn!(task = %task.id, error = %e, "failed to serve the agent's gateway port");
             }
+            if let (Some(listener), Some(egress)) = (listeners.next(), &egress) {
+                match egress.serve(listener) {
+                    Ok(serving) => proxy = Some(serving),
+                    Err(e) => {
+                        tracing::warn!(task = %task.id, error = %e, "failed to serve the agent's egress proxy");
+                    }
+                }
+            }
         })
         .await;
+        drop(proxy);
         let events = read_events(kind, &spec.stdout, from);
         // The program's own words, about to be an argument of the next
         // round: only an id's characters, never a flag.
@@ -246,7 +273,7 @@ pub(crate) async fn run(
             (None, None) => break (AgentOutcome::Finished, None),
             (None, Some(verify)) => {
                 let at = born.elapsed();
-                let verdict = run_verify(verify, &mut stop.clone()).await;
+                let verdict = run_verify(verify, egress.as_ref(), &mut stop.clone()).await;
                 verify_rounds.push(swarm_protocol::agent::VerifyRound {
                     at_ms: crate::millis(at),
                     dur_ms: crate::millis(born.elapsed().saturating_sub(at)),

@@ -6,6 +6,7 @@ pub(crate) mod agent_task;
 pub(crate) mod attempt;
 pub(crate) mod cgroup;
 pub(crate) mod cli_agent;
+pub(crate) mod egress;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
 pub(crate) mod score;
