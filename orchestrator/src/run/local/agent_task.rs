@@ -137,6 +137,7 @@ pub(crate) async fn run(
         Ok(reel) => session = session.with_reel(reel),
         Err(e) => return failed(e),
     }
+    session = session.with_network(task.network.hosts().map(ToString::to_string));
     match mcp_servers(ctx, agent, &mut spec) {
         Ok(servers) => session = session.with_mcp(servers),
         Err(e) => return failed(e),
