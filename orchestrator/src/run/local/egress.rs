@@ -290,15 +290,6 @@ impl Egress {
         if log.full {
             return;
         }
-        let mut text = crate::escape::line(line).into_owned();
-        text.push('\n');
-        if log.written + text.len() as u64 > LOG_LIMIT {
-            log.full = true;
-            text = format!(
-                "(nothing more is logged: the egress log reached {})\n",
-                bytesize::ByteSize::b(LOG_LIMIT).display().iec()
-            );
-        }
         if log.file.is_none() {
             let path = log.path.clone();
             if let Some(dir) = path.parent() {
@@ -312,6 +303,22 @@ impl Egress {
                     tracing::warn!(task = %self.task, path = %path.display(), error = %e, "failed to open the egress log");
                 })
                 .ok();
+            // The attempt's other commands (verify, a score) may have
+            // written to it: the limit is the file's.
+            log.written = log
+                .file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map_or(0, |m| m.len());
+        }
+        let mut text = crate::escape::line(line).into_owned();
+        text.push('\n');
+        if log.written + text.len() as u64 > LOG_LIMIT {
+            log.full = true;
+            text = format!(
+                "(nothing more is logged: the egress log reached {})\n",
+                bytesize::ByteSize::b(LOG_LIMIT).display().iec()
+            );
         }
         let written = text.len() as u64;
         if let Some(file) = &mut log.file

@@ -270,6 +270,15 @@ fn the_log_stops_at_its_limit_and_says_so() {
         "{}",
         &log[log.len() - 100..]
     );
+    // Another command of the attempt (its verify) logs to the same file,
+    // and the limit is the file's.
+    let path = dir.path().join("2.egress.log");
+    std::fs::write(&path, "y".repeat(LOG_LIMIT as usize - 20)).unwrap();
+    let hosts = AllowList::new(vec![Allowed::parse("a.example").unwrap()]).unwrap();
+    let verify = Egress::new("t", hosts, path.clone());
+    verify.note("a line of more than twenty bytes");
+    let log = std::fs::read_to_string(&path).unwrap();
+    assert!(log.ends_with("yy(nothing more is logged: the egress log reached 1.0 MiB)\n"));
 }
 
 #[test]
