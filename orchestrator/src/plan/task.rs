@@ -171,7 +171,7 @@ pub(super) fn resolve(
     let network = network(
         source,
         fields.network.as_ref().or(defaults.network.as_ref()),
-        id,
+        &format!("task `{id}`"),
         &span,
         errors,
     );
@@ -233,12 +233,14 @@ pub(super) fn resolve(
     })
 }
 
-/// The task's network from `written` (its own or `[defaults]`'s): a list's
-/// entries each checked at its place in the file.
-fn network(
+/// The network `written` (a task's own or `[defaults]`'s) gives `whose`
+/// ("task `a`", in messages; `span` is where it stands): a list's entries
+/// each checked at its place in the file. For whatever else runs
+/// commands with a `network` key of its own.
+pub(super) fn network(
     source: &super::error::Source,
     written: Option<&NetworkField>,
-    id: &str,
+    whose: &str,
     span: &Range<usize>,
     errors: &mut Vec<PlanError>,
 ) -> TaskNetwork {
@@ -256,7 +258,7 @@ fn network(
                     .error(
                         PlanErrorKind::BadValue,
                         format!(
-                            "task `{id}`: network entry `{}` {why}",
+                            "{whose}: network entry `{}` {why}",
                             crate::escape::line(host.get_ref())
                         ),
                         Some(host.span()),
@@ -276,9 +278,9 @@ fn network(
                     source
                         .error(
                             PlanErrorKind::BadValue,
-                            format!("task `{id}` has network = [], which allows nothing"),
+                            format!("{whose} has network = [], which allows nothing"),
                             Some(span.clone()),
-                            "in this task",
+                            "here",
                         )
                         .with_help("write network = \"none\" for no network, or list the hosts it may reach"),
                 );
