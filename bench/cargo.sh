@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Section 9 of BENCHMARKS.md: a 4-task `cargo test` fan-out of a real crate
 # (regex-syntax, from the machine's cargo registry, made a git repository),
-# first and second run, sandboxed through swarm with its build caches, with
-# them turned off, and the same by hand (4 worktrees, `cargo test` in each,
-# $NPROC at a time).
+# first and second run, sandboxed through swarm (warm worktrees and build
+# caches, the defaults; fresh worktrees, `warm = false`; no build caches),
+# and the same by hand (4 worktrees, `cargo test` in each, $NPROC at a
+# time).
 #
 #   bench/cargo.sh          # writes section 9 into BENCHMARKS.md
 #   SMOKE=1 SWARM=target/debug/swarm OUT=/tmp/b.md bench/cargo.sh
@@ -61,9 +62,9 @@ else
 fi
 # Each task says which module it edits (`paths`): writing tasks that may
 # run side by side without `paths` are warned about.
-plan() { # plan NAME CACHES
+plan() { # plan NAME CACHES WARM
   {
-    printf '[swarm]\nname = "%s"\ncaches = %s\nconcurrency = %s\n\n' "$1" "$2" "$NPROC"
+    printf '[swarm]\nname = "%s"\ncaches = %s\nconcurrency = %s\n\n[defaults]\nwarm = %s\n\n' "$1" "$2" "$NPROC" "$3"
     local i=0
     for m in "${MODULES[@]}"; do
       i=$((i + 1))
@@ -80,13 +81,21 @@ swarm_run() { # swarm_run PLAN RUN
   run_logged "$WORK/$2.log" "$SWARM" run -q --name "$2" "$WORK/$1.toml"
   elapsed "$t"
 }
-plan cached true
-plan uncached false
+# Each pair starts with no warm worktree of the tasks' (and, for the
+# first, empty build caches).
+cold() { run_logged "$WORK/clean.log" "$SWARM" clean --all --warm; }
+plan cached true true
+plan fresh true false
+plan uncached false true
 s_first=$(swarm_run cached c1)
 s_second=$(swarm_run cached c2)
+cold
+f_first=$(swarm_run fresh f1)
+f_second=$(swarm_run fresh f2)
+cold
 u_first=$(swarm_run uncached u1)
 u_second=$(swarm_run uncached u2)
-echo "swarm with caches: $s_first s, $s_second s; without: $u_first s, $u_second s"
+echo "swarm: $s_first s, $s_second s; warm = false: $f_first s, $f_second s; caches = false: $u_first s, $u_second s"
 
 # By hand: 4 worktrees, each edited and tested, $NPROC at a time; the
 # second round reuses the same worktrees (their target/ is warm).
@@ -113,6 +122,9 @@ echo "by hand: $h_first s, $h_second s"
 faster() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
 h_gain=$(faster "$h_first" "$h_second")
 s_gain=$(faster "$s_first" "$s_second")
+f_gain=$(faster "$f_first" "$f_second")
+# The second run against the same worktrees kept by hand.
+vs_hand=$(faster "$s_second" "$h_second")
 
 if [ "$SMOKE" = 1 ]; then
   SMOKE_NOTE="**Smoke run (\`SMOKE=1\`): ${#MODULES[@]} task, \`$CARGO_CMD\`; these figures measure nothing.**
@@ -124,30 +136,32 @@ fi
 section=$(cat <<EOF
 ## 9. A 4-task \`cargo test\` fan-out (regex-syntax $VERSION)
 
-${SMOKE_NOTE}Measured by \`bench/cargo.sh\` on $(date -u +%Y-%m-%d), on disk: the crate from the cargo
+${SMOKE_NOTE}Measured by \`bench/cargo.sh\` on $(date -u +%Y-%m-%d) at $(git -C "$ROOT" rev-parse --short HEAD), on disk: the crate from the cargo
 registry made a git repository; 4 tasks, $NPROC at a time, each appends a comment to one
 module (as a refactor touches a file) and runs \`cargo test --offline --lib\`. swarm's
-tasks are sandboxed. "Second run" is the same plan run again (a new run, new worktrees);
-by hand, it is the same 4 worktrees edited and tested again.
+tasks are sandboxed. "Second run" is the same plan run again (a new run); by hand, it is
+the same 4 worktrees edited and tested again.
 
 | 4 tasks | first run | second run |
 |---|---:|---:|
-| **swarm, build caches on (default)** | **$s_first s** | **$s_second s** |
+| **swarm (default: warm worktrees, build caches)** | **$s_first s** | **$s_second s** |
+| swarm, \`warm = false\` (a fresh worktree each run) | $f_first s | $f_second s |
 | swarm, \`caches = false\` | $u_first s | $u_second s |
 | by hand: 4 \`git worktree\`s, \`cargo test\` in each | $h_first s | $h_second s |
 
-swarm gives each task id its own cargo target directory, kept across runs in the
-repository's worktree home, so a task's second run finds its **dependencies** built (the
-e2e test \`build_caches_outlive_a_run...\` checks that a dependency is not compiled again).
-regex-syntax has no dependencies, so here the caches gain nothing: every run builds the
-crate itself again in a new worktree, at a new path, and both cargo (modification
-times) and rustc's incremental cache (source paths) take it for new. Worktrees kept by
-hand keep their paths and files: their second run was ${h_gain}x faster than their first
-here, swarm's ${s_gain}x. Reusing a task's worktree path across runs (so that incremental
-compilation of the crate itself carries over) is a follow-up. Tasks of one run do not
-share a target directory: cargo judges freshness by modification times, and two
-worktrees building the same package into one directory would take each other's
-artifacts for fresh.
+swarm's second run took ${vs_hand}x the time of the same worktrees kept by hand. Each
+task's worktree is kept at one path between runs ([Warm worktrees](README.md#warm-worktrees))
+and brought to the new base by git, which leaves unchanged files' modification times
+alone: cargo (modification times) and rustc's incremental cache (source paths) see the
+worktree a person keeps, and rebuild only the module the task touched. Its second run was
+${s_gain}x faster than its first; with \`warm = false\` (a new worktree at a new path,
+the behaviour before warm worktrees) ${f_gain}x, by hand ${h_gain}x. Each task id also has
+its own cargo target directory, kept across runs in the repository's worktree home, so
+dependencies are built once (regex-syntax has none: the e2e test
+\`build_caches_outlive_a_run...\` checks that a dependency is not compiled again). Tasks
+of one run do not share a target directory: cargo judges freshness by modification
+times, and two worktrees building the same package into one directory would take each
+other's artifacts for fresh.
 EOF
 )
 python3 - "$OUT" "$section" <<'PY'

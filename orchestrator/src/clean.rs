@@ -9,7 +9,7 @@
 //! removed through [`State`], so no link in `.swarm` is ever followed.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use git2::Oid;
 use swarm_protocol::{EventBody, TaskStatus};
@@ -475,6 +475,64 @@ pub fn caches(repo: &Repo, state: &State) -> Result<Vec<BuildCache>, CleanError>
         }
     }
     Ok(out)
+}
+
+/// What [`free_warm`] did.
+#[derive(Debug, Default)]
+pub struct FreedWarm {
+    /// Warm worktrees and kept setups removed, with their sizes.
+    pub removed: Vec<(PathBuf, u64)>,
+    /// Warm worktrees left as they are, and why.
+    pub kept: Vec<(PathBuf, String)>,
+    /// What could not be removed, each as a fragment after "failed to".
+    pub problems: Vec<String>,
+}
+
+/// Removes the repository's warm worktrees (`run::warm`) and kept
+/// `[setup]`s. A warm worktree another run holds is left alone, and so is
+/// one an interrupted run left unproven (what it holds may be on no ref:
+/// `swarm resume` of that run keeps it first).
+pub fn free_warm(repo: &Repo, state: &State) -> Result<FreedWarm, CleanError> {
+    use crate::run::warm::{Unavailable, WarmDir, list};
+    let mut freed = FreedWarm::default();
+    let worktrees = crate::git::Worktrees::new(repo.clone());
+    for home in homes(repo, state)? {
+        let dir = home.path().join(".warm");
+        let warm = WarmDir::new(dir.clone());
+        for (flat, path) in list(&dir) {
+            match warm.lease(&flat, "swarm clean", false) {
+                Ok(Ok(lease)) => {
+                    let bytes = home.warm_size(&flat);
+                    match worktrees.remove(&path, None) {
+                        Ok(()) => {
+                            let _ = std::fs::remove_file(dir.join(format!("{flat}.lease")));
+                            freed.removed.push((path, bytes));
+                        }
+                        Err(e) => freed.problems.push(e.to_string()),
+                    }
+                    drop(lease);
+                }
+                Ok(Err(Unavailable::Busy)) => freed
+                    .kept
+                    .push((path, "a run is using it".to_string())),
+                Ok(Err(Unavailable::Unproven { run })) => freed.kept.push((
+                    path,
+                    format!("run `{run}` was interrupted in it: `swarm resume {run}` keeps its work on a ref first"),
+                )),
+                Err(e) => freed
+                    .problems
+                    .push(format!("take the warm worktree {}: {e}", path.display())),
+            }
+        }
+        let setups = home.setups_size();
+        if setups > 0 {
+            match home.remove_setups() {
+                Ok(()) => freed.removed.push((home.path().join(".setup"), setups)),
+                Err(e) => freed.problems.push(e.to_string()),
+            }
+        }
+    }
+    Ok(freed)
 }
 
 /// What [`free_caches`] did.

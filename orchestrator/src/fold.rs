@@ -163,6 +163,7 @@ impl RunFold {
                 attempt,
                 base_commit,
                 job,
+                setup_run,
                 ..
             } => {
                 let dir = self.run_dir();
@@ -177,6 +178,10 @@ impl RunFold {
                     s.attempt = *attempt;
                     s.base = oid(base_commit);
                     s.job = job.clone();
+                    if let Some(run) = setup_run {
+                        t.setup_ms += run.ms;
+                    }
+                    t.setup_reused = setup_run.is_some_and(|r| r.reused);
                     if let Some(job) = job {
                         t.jobs.push(JobPlacement {
                             attempt: *attempt,
@@ -524,6 +529,8 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
         commit: None,
         git_ref: None,
         conflict_reruns: 0,
+        setup_ms: 0,
+        setup_reused: false,
         changed_files: ThinVec::new(),
         skipped_files: ThinVec::new(),
         outside_paths: ThinVec::new(),

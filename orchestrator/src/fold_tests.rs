@@ -58,6 +58,11 @@ fn started(task: &str, attempt: u32, base: &str) -> EventBody {
         workdir: format!("/w/{task}"),
         job: None,
         setup_ms: None,
+        setup_run: Some(swarm_protocol::SetupRun {
+            ms: 5,
+            reused: true,
+            waited_ms: 3,
+        }),
     }
 }
 
@@ -441,6 +446,7 @@ fn every_committed_event_replays_through_the_fold() {
                 workdir: String::new(),
                 job: Some(id.into()),
                 setup_ms: None,
+                setup_run: None,
             },
         );
         assert_eq!(job.state(0).unwrap().job.as_deref(), Some(id));

@@ -37,7 +37,7 @@ th{background:#f4f4f4}pre{background:#f7f7f7;padding:6px;overflow:auto;max-heigh
 .running{background:#1565c0;fill:#1565c0}\
 svg text{font:11px system-ui,sans-serif;fill:#222}svg .label{fill:#fff}\
 .edge{stroke:#999;fill:none}rect.group{fill-opacity:.12;stroke:#888}svg .group-label{font-weight:600}\
-.bar.setup{fill:#90caf9}.bar.run{fill:#1565c0}.bar.snapshot{fill:#7e57c2}.bar.merge{fill:#2e7d32}.bar.verify{fill:#ef6c00}.bar.score{fill:#f9a825}.bar.flush{fill:#6d4c41}\
+.bar.setup{fill:#4db6ac}.bar.start{fill:#90caf9}.bar.run{fill:#1565c0}.bar.snapshot{fill:#7e57c2}.bar.merge{fill:#2e7d32}.bar.verify{fill:#ef6c00}.bar.score{fill:#f9a825}.bar.flush{fill:#6d4c41}\
 .bar.wait{fill:#e0e0e0}.area{fill:#1565c0}.critical{stroke:#d50000;stroke-width:2}.axis{stroke:#bbb}\
 .muted{color:#777}.mono{font-family:ui-monospace,monospace}";
 
@@ -461,7 +461,7 @@ fn graph(out: &mut String, report: &RunReport, index: &HashMap<&str, usize>) {
 }
 
 fn gantt(out: &mut String, report: &RunReport, timeline: &Timeline, critical: &[bool]) {
-    out.push_str("<section id=\"timeline\"><h2>Timeline</h2>\n<p class=\"muted\">Each attempt: waiting for a slot (grey), setup, run (the command, in its sandbox), verify, score, snapshot; the coordinator's merges, run-wide verify and journal flushes to the disk on the first row. Red outline: the critical path.</p>\n");
+    out.push_str("<section id=\"timeline\"><h2>Timeline</h2>\n<p class=\"muted\">Each attempt: waiting for a slot (grey), setup (the plan's [setup]), start, run (the command, in its sandbox), verify, score, snapshot; the coordinator's merges, run-wide verify and journal flushes to the disk on the first row. Red outline: the critical path.</p>\n");
     let (label_w, plot_w, row_h) = (180.0f64, 900.0f64, 16usize);
     let length = timeline.length_ms.max(1) as f64;
     let x = |ms: u64| label_w + ms as f64 / length * plot_w;

@@ -100,6 +100,20 @@ pub fn log_paths(
     )
 }
 
+/// Where the output of an attempt's `[setup]` is: apart from the
+/// command's own (`<attempt>.setup.out|.err`).
+pub fn setup_log_paths(
+    run_dir: &Path,
+    task: &str,
+    attempt: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = task_logs(run_dir, task);
+    (
+        dir.join(format!("{attempt}.setup.out")),
+        dir.join(format!("{attempt}.setup.err")),
+    )
+}
+
 /// Where the output of an attempt's `verify` command is: apart from the
 /// command's own (`<attempt>.verify.out|.err`).
 pub fn verify_log_paths(

@@ -35,6 +35,7 @@ pub mod timeline;
 pub mod trust;
 pub mod untrusted;
 pub mod worktree_home;
+pub mod worktree_include;
 
 /// RFC 3339 UTC time with milliseconds, as used in journals and reports.
 pub fn timestamp(t: std::time::SystemTime) -> String {

@@ -5,8 +5,9 @@
 //! events (Perfetto, `chrome://tracing`).
 //!
 //! Times are the journal's (milliseconds since the run's first event). An
-//! attempt's phases are what the journal can tell apart: `setup` (its
-//! worktree's link, up to the command), `run` (the command), `verify` and
+//! attempt's phases are what the journal can tell apart: `setup` (the
+//! plan's `[setup]` in its fresh worktree, just before its start), `start`
+//! (its worktree's link, up to the command), `run` (the command), `verify` and
 //! `score` (their own times; with `run`, the attempt's `duration_ms`; an
 //! agent's verify rounds cut its `run` where they happened) and
 //! `snapshot`; a merge
@@ -32,7 +33,8 @@ pub enum Track {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
     pub track: Track,
-    /// `setup`, `run`, `verify`, `score`, `snapshot` (an attempt's);
+    /// `setup`, `start`, `run`, `verify`, `score`, `snapshot` (an
+    /// attempt's);
     /// `merge`, `verify`, `flush` (the coordinator's).
     pub phase: &'static str,
     /// The task (for `verify`, the task whose merge it checked, if any).
@@ -117,6 +119,8 @@ impl Timeline {
         };
         let mut queued: HashMap<&str, u64> = HashMap::new();
         let mut started: HashMap<(&str, u32), u64> = HashMap::new();
+        // `[setup]` of an attempt: how long, before its start.
+        let mut set_up: HashMap<(&str, u32), u64> = HashMap::new();
         let mut ended: HashMap<&str, u64> = HashMap::new();
         // Attempts as (start, end, phases), placed on slots afterwards.
         let mut attempts: Vec<(u64, u64, Vec<Span>)> = Vec::new();
@@ -128,8 +132,16 @@ impl Timeline {
                 EventBody::TaskQueued { task } => {
                     queued.entry(task).or_insert(now);
                 }
-                EventBody::TaskStarted { task, attempt, .. } => {
+                EventBody::TaskStarted {
+                    task,
+                    attempt,
+                    setup_run,
+                    ..
+                } => {
                     started.insert((task, *attempt), now);
+                    if let Some(run) = setup_run {
+                        set_up.insert((task, *attempt), run.ms.min(now));
+                    }
                     if let Some(q) = queued.remove(task.as_str()) {
                         timeline.waits.push(Wait {
                             task: task.clone(),
@@ -172,8 +184,13 @@ impl Timeline {
                         dur_ms,
                     };
                     let mut phases = Vec::new();
+                    // `[setup]` ran just before the start, in the slot.
+                    let prepared = set_up.remove(&(task.as_str(), *attempt)).unwrap_or(0);
+                    if prepared > 0 {
+                        phases.push(phase("setup", start - prepared, prepared));
+                    }
                     if setup > 0 {
-                        phases.push(phase("setup", start, setup));
+                        phases.push(phase("start", start, setup));
                     }
                     // An agent's verify runs inside its session, each time
                     // it says it is done: the command's time is cut there.
@@ -202,7 +219,7 @@ impl Timeline {
                     if snapshot > 0 {
                         phases.push(phase("snapshot", start + setup + run, snapshot));
                     }
-                    attempts.push((start, now, phases));
+                    attempts.push((start - prepared, now, phases));
                     ended.insert(task, now);
                 }
                 EventBody::TaskMerged { task, .. } => {
@@ -401,6 +418,7 @@ mod tests {
             workdir: "w".into(),
             job: None,
             setup_ms: None,
+            setup_run: None,
         }
     }
 
@@ -522,7 +540,7 @@ mod tests {
         assert_eq!(
             phases,
             [
-                ("setup", 2, 3),
+                ("start", 2, 3),
                 ("run", 5, 90),
                 ("snapshot", 95, 5),
                 ("merge", 100, 60)

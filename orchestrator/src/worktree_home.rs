@@ -256,6 +256,31 @@ impl WorktreeHome {
         self.dir.size(&self.parts(&[run, name]))
     }
 
+    /// `<home>/.setup`, created: finished `[setup]`s, by key.
+    pub fn setup_dir(&self) -> Result<PathBuf, HomeError> {
+        Ok(self.dir.ensure_dir(&self.parts(&[SETUP]))?)
+    }
+
+    /// `<home>/.warm`, created: warm worktrees, by task.
+    pub fn warm_dir(&self) -> Result<PathBuf, HomeError> {
+        Ok(self.dir.ensure_dir(&self.parts(&[WARM]))?)
+    }
+
+    /// Bytes held by the warm worktree of task `flat`.
+    pub fn warm_size(&self, flat: &str) -> u64 {
+        self.dir.size(&self.parts(&[WARM, flat]))
+    }
+
+    /// Bytes held by kept setups (`<home>/.setup`).
+    pub fn setups_size(&self) -> u64 {
+        self.dir.size(&self.parts(&[SETUP]))
+    }
+
+    /// Removes every kept setup, links not followed.
+    pub fn remove_setups(&self) -> Result<(), HomeError> {
+        Ok(self.dir.remove(&self.parts(&[SETUP]))?)
+    }
+
     /// `<home>/.cache/<tool>`, created: a build cache the repository's
     /// tasks share. `owner`: the identity sandboxed tasks run as when it is
     /// not swarm's own (root's tasks run as nobody), which must be able to
@@ -305,6 +330,10 @@ impl WorktreeHome {
 
 /// Where a home keeps its build caches.
 const CACHE: &str = ".cache";
+/// Where finished `[setup]`s are kept, by key.
+const SETUP: &str = ".setup";
+/// Where warm worktrees are kept, by task.
+const WARM: &str = ".warm";
 
 /// A worktree home whose repository no longer exists.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -267,6 +267,12 @@ pub enum EventBody {
         /// time. Absent for a cluster job, and in older journals.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         setup_ms: Option<u64>,
+        /// The plan's `[setup]` in the attempt's fresh worktree (part of
+        /// `setup_ms`, just before the start): how long it took and whether
+        /// a kept one was copied instead of running it. Absent without a
+        /// `[setup]` (or for a task that skips it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        setup_run: Option<SetupRun>,
     },
     /// A cluster job of the attempt started on a node.
     AttemptPlaced {
@@ -597,6 +603,18 @@ pub struct RunReport {
     pub verify_runs: Vec<verify::VerifyRun>,
 }
 
+/// An attempt's `[setup]` (see `EventBody::TaskStarted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SetupRun {
+    pub ms: u64,
+    /// A kept setup with the same key was copied; setup did not run.
+    pub reused: bool,
+    /// Of `ms`, how long it waited for another worktree's setup with the
+    /// same key (whose outputs it then copied).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub waited_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskReport {
     pub id: String,
@@ -647,6 +665,13 @@ pub struct TaskReport {
     /// integration branch (`on_conflict = "rerun"`).
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub conflict_reruns: u32,
+    /// Time spent in the plan's `[setup]`, summed over all attempts (part
+    /// of no attempt's `duration_ms`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub setup_ms: u64,
+    /// Whether the last attempt's setup was a kept one, copied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub setup_reused: bool,
     pub stdout_log: String,
     pub stderr_log: String,
     /// An agent task's last session: outcome, summary, turns, tokens, cost
@@ -788,10 +813,11 @@ mod tests {
 mod size_tests {
     /// A run keeps one report per task from its start (10,000 of them in
     /// BENCHMARKS.md section 8): growing it is a choice, not an accident.
-    /// 368 since `conflict_reruns` (issue 61): 80 KB for 10,000 tasks.
+    /// 368 since `conflict_reruns` (issue 61): 80 KB for 10,000 tasks;
+    /// 376 since `setup_ms` and `setup_reused` (issue 62).
     #[test]
     fn a_task_report_stays_small() {
         let size = std::mem::size_of::<super::TaskReport>();
-        assert!(size <= 368, "TaskReport is {size} bytes");
+        assert!(size <= 376, "TaskReport is {size} bytes");
     }
 }

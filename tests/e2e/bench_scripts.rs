@@ -333,6 +333,21 @@ fn bench_bisect_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_setup_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // npm and node from the machine (.ci/run installs them).
+    let cmd = smoke.command("bash", &["bench/setup.sh"]);
+    smoke.run("bench/setup.sh", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 22. Setting up worktrees"), "{out}");
+    assert!(out.contains("(first run: 1 of 2 tasks ran it)"), "{out}");
+    assert_tables_have_figures(&out);
+}
+
+#[test]
 fn bench_merge_queue_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {

@@ -9,7 +9,7 @@ fn clean_frees_worktrees_but_commits_work_that_is_on_no_ref_first() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "c.toml",
-        "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"good\"\nrun = \"echo good > good.txt\"\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 3\"\n",
+        "[defaults]\nwarm = false\n\n[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"good\"\nrun = \"echo good > good.txt\"\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 3\"\n",
     );
     repo.run_plan(&plan, &[]).assert_code(1);
     // The failed task's worktree stays for inspection; someone edits it
@@ -113,7 +113,7 @@ fn clean_goes_past_a_worktree_it_cannot_commit_and_says_why() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "c.toml",
-        "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 3\"\n\n[[task]]\nid = \"other\"\nrun = \"echo other > other.txt; exit 3\"\n",
+        "[defaults]\nwarm = false\n\n[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 3\"\n\n[[task]]\nid = \"other\"\nrun = \"echo other > other.txt; exit 3\"\n",
     );
     repo.run_plan(&plan, &[]).assert_code(1);
     let bad = repo.worktree("c", "bad");
@@ -432,7 +432,7 @@ fn clean_gone_removes_the_homes_of_deleted_repositories_only() {
     for repo in [&alive, &deleted] {
         let plan = repo.plan(
             "one.toml",
-            "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"a\"\nrun = \"echo a > a.txt; exit 3\"\n",
+            "[defaults]\nwarm = false\n\n[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"a\"\nrun = \"echo a > a.txt; exit 3\"\n",
         );
         repo.run_plan(&plan, &["--worktrees", root_arg])
             .assert_code(1);

@@ -47,6 +47,8 @@ mod subtasks;
 mod support;
 mod toolchains;
 mod trust;
+mod warm_worktrees;
 mod wasm;
 mod wasm_guests;
+mod worktree_setup;
 mod worktrees;

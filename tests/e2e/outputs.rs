@@ -9,7 +9,10 @@ use crate::support::{
     wait_until,
 };
 
-const PLAN: &str = r#"[swarm]
+const PLAN: &str = r#"[defaults]
+warm = false
+
+[swarm]
 on_failure = "continue"
 
 [[task]]

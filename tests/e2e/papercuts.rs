@@ -168,7 +168,7 @@ fn a_succeeded_tasks_tmp_goes_with_its_worktree_and_clean_names_what_it_freed() 
     // directory under tmp/.
     let plan = repo.plan(
         "t.toml",
-        "[swarm]\non_failure = \"continue\"\n\n\
+        "[defaults]\nwarm = false\n\n[swarm]\non_failure = \"continue\"\n\n\
          [[task]]\nid = \"ok\"\nrun = \"head -c 100000 /dev/zero > $TMPDIR/scratch\"\n\n\
          [[task]]\nid = \"bad\"\nrun = \"head -c 100000 /dev/zero > $TMPDIR/scratch; exit 3\"\n",
     );

@@ -17,6 +17,9 @@ fn dependents_see_their_dependencies_results_and_everything_merges() {
     let p = plan(
         &repo,
         r#"
+[defaults]
+warm = false
+
 [[task]]
 id = "a"
 run = "echo from-a > a.txt"

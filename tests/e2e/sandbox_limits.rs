@@ -322,7 +322,10 @@ fn a_rewritten_git_file_cannot_steer_the_coordinators_cleanup() {
     let p = repo.plan(
         "gitfile.toml",
         &format!(
-            r#"[swarm]
+            r#"[defaults]
+warm = false
+
+[swarm]
 name = "gitfile"
 on_failure = "continue"
 

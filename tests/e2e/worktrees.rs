@@ -66,7 +66,7 @@ fn the_worktree_directory_is_configurable_but_never_inside_the_repository() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "c.toml",
-        "[swarm]\nname = \"c\"\nsandbox = \"none\"\n\n[[task]]\nid = \"t\"\nrun = \"pwd > where.txt\"\n",
+        "[defaults]\nwarm = false\n\n[swarm]\nname = \"c\"\nsandbox = \"none\"\n\n[[task]]\nid = \"t\"\nrun = \"pwd > where.txt\"\n",
     );
     // Inside the repository: refused before anything is made.
     let inside = repo.path().join("wt");
@@ -111,7 +111,7 @@ fn the_worktree_directory_is_configurable_but_never_inside_the_repository() {
     let keyed = repo.plan(
         "k.toml",
         &format!(
-            "[swarm]\nname = \"k\"\nsandbox = \"none\"\nworktrees = \"{}\"\n\n[[task]]\nid = \"t\"\nrun = \"pwd > where.txt\"\n",
+            "[defaults]\nwarm = false\n\n[swarm]\nname = \"k\"\nsandbox = \"none\"\nworktrees = \"{}\"\n\n[[task]]\nid = \"t\"\nrun = \"pwd > where.txt\"\n",
             repo.outside().join("other").display()
         ),
     );
@@ -161,7 +161,7 @@ fn a_relative_worktree_directory_with_dot_dot_works_for_every_kind_of_task() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "rel.toml",
-        "[swarm]\nname = \"rel\"\nsandbox = \"none\"\n\n\
+        "[defaults]\nwarm = false\n\n[swarm]\nname = \"rel\"\nsandbox = \"none\"\n\n\
          [[task]]\nid = \"look\"\nisolation = \"readonly\"\nrun = \"test -f README.md\"\n\n\
          [[task]]\nid = \"write\"\nrun = \"pwd > where.txt\"\n",
     );

@@ -89,6 +89,46 @@ pub fn snapshot(
     limits: SnapshotLimits<'_>,
     message: impl FnOnce(&[SkippedFile], &[String]) -> String,
 ) -> Result<Snapshot, GitError> {
+    take(path, git_dir, base, limits, Some(Box::new(message))).map(|(snap, _)| snap)
+}
+
+/// What the worktree at `path` holds against `base`, as a tree written to
+/// the object database, and the paths that differ: a snapshot that
+/// commits nothing, leaves the index and HEAD alone (`[setup]`'s outputs,
+/// see [`leave_out`]).
+pub fn state(
+    path: &Path,
+    git_dir: &Path,
+    base: Oid,
+    limits: SnapshotLimits<'_>,
+) -> Result<State, GitError> {
+    let (snap, tree) = take(path, git_dir, base, limits, None)?;
+    Ok(State {
+        tree,
+        changed: snap.changed,
+    })
+}
+
+/// A worktree's content at one moment, not committed (see [`state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub tree: Oid,
+    /// Paths that differ from the base, sorted.
+    pub changed: Vec<String>,
+}
+
+/// How a snapshot's commit message is made, from the files left out and
+/// the paths changed; `None`: no commit (see [`state`]).
+type Message<'a> = Option<Box<dyn FnOnce(&[SkippedFile], &[String]) -> String + 'a>>;
+
+/// [`snapshot`] and [`state`]: the snapshot, and its tree.
+fn take(
+    path: &Path,
+    git_dir: &Path,
+    base: Oid,
+    limits: SnapshotLimits<'_>,
+    message: Message<'_>,
+) -> Result<(Snapshot, Oid), GitError> {
     let started = Instant::now();
     let action = || format!("snapshot worktree {}", path.display());
     // Bare: libgit2 gets no working directory, so nothing below can reach
@@ -198,11 +238,118 @@ pub fn snapshot(
     skipped.dedup_by(|a, b| a.path == b.path);
     let tree_id = index.write_tree_to(&repo).context(action)?;
     if tree_id == base_tree.id() {
-        return Ok(Snapshot {
+        let snap = Snapshot {
             commit: base,
             changed: Vec::new(),
             skipped,
             duration: started.elapsed(),
+            hashed,
+        };
+        return Ok((snap, tree_id));
+    }
+    let tree = repo.find_tree(tree_id).context(action)?;
+    let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
+    let Some(message) = message else {
+        let snap = Snapshot {
+            commit: base,
+            changed,
+            skipped,
+            duration: started.elapsed(),
+            hashed,
+        };
+        return Ok((snap, tree_id));
+    };
+    let sig = signature()?;
+    let commit = repo
+        .commit(
+            None,
+            &sig,
+            &sig,
+            &message(&skipped, &changed),
+            &tree,
+            &[&base_commit],
+        )
+        .context(action)?;
+    // Leave the worktree consistent with its snapshot, so that a kept
+    // (failed) worktree shows a clean `git status` and `git log` shows it.
+    index.write().context(action)?;
+    repo.set_head_detached(commit).context(action)?;
+    let snap = Snapshot {
+        commit,
+        changed,
+        skipped,
+        duration: started.elapsed(),
+        hashed,
+    };
+    Ok((snap, tree_id))
+}
+
+/// `snap` (a snapshot of the worktree at `path`, whose git directory is
+/// `git_dir`, on top of `base`) without what `setup` made: each path
+/// `[setup]` changed that the task left as setup made it is as it is at
+/// `base` (gone, if `base` has none). What the task changed, setup's
+/// outputs included, stays. The commit is made again only when that
+/// changes it, its message by `message`.
+pub fn leave_out(
+    path: &Path,
+    git_dir: &Path,
+    snap: Snapshot,
+    base: Oid,
+    setup: &State,
+    message: impl FnOnce(&[SkippedFile], &[String]) -> String,
+) -> Result<Snapshot, GitError> {
+    if setup.changed.is_empty() || snap.is_unchanged() {
+        return Ok(snap);
+    }
+    let action = || {
+        format!(
+            "leave setup's files out of the snapshot of {}",
+            path.display()
+        )
+    };
+    let repo = Repository::open_bare(git_dir).context(action)?;
+    let base_commit = repo.find_commit(base).context(action)?;
+    let base_tree = base_commit.tree().context(action)?;
+    let task_tree = repo
+        .find_commit(snap.commit)
+        .and_then(|c| c.tree())
+        .context(action)?;
+    let setup_tree = repo.find_tree(setup.tree).context(action)?;
+    let entry = |tree: &git2::Tree<'_>, p: &str| {
+        tree.get_path(Path::new(p))
+            .ok()
+            .map(|e| (e.id(), e.filemode()))
+    };
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    let mut left_out = 0;
+    for p in &setup.changed {
+        let made = entry(&setup_tree, p);
+        if entry(&task_tree, p) != made {
+            continue;
+        }
+        left_out += 1;
+        match entry(&base_tree, p) {
+            Some((id, mode)) => update.upsert(p.as_str(), id, filemode(mode)),
+            None => update.remove(p.as_str()),
+        };
+    }
+    if left_out == 0 {
+        return Ok(snap);
+    }
+    let tree_id = update.create_updated(&repo, &task_tree).context(action)?;
+    let Snapshot {
+        skipped,
+        duration,
+        hashed,
+        ..
+    } = snap;
+    if tree_id == base_tree.id() {
+        repo.set_head_detached(base).context(action)?;
+        return Ok(Snapshot {
+            commit: base,
+            changed: Vec::new(),
+            skipped,
+            duration,
             hashed,
         });
     }
@@ -219,17 +366,25 @@ pub fn snapshot(
             &[&base_commit],
         )
         .context(action)?;
-    // Leave the worktree consistent with its snapshot, so that a kept
-    // (failed) worktree shows a clean `git status` and `git log` shows it.
-    index.write().context(action)?;
     repo.set_head_detached(commit).context(action)?;
     Ok(Snapshot {
         commit,
         changed,
         skipped,
-        duration: started.elapsed(),
+        duration,
         hashed,
     })
+}
+
+/// A tree entry's mode as the tree builder takes it.
+fn filemode(mode: i32) -> git2::FileMode {
+    match mode as u32 {
+        MODE_EXECUTABLE => git2::FileMode::BlobExecutable,
+        MODE_SYMLINK => git2::FileMode::Link,
+        MODE_GITLINK => git2::FileMode::Commit,
+        0o040_000 => git2::FileMode::Tree,
+        _ => git2::FileMode::Blob,
+    }
 }
 
 /// The worktree's index, or (if the worker damaged it beyond reading) a

@@ -198,6 +198,37 @@ impl Worktrees {
     /// The worktree's directory under `.git/worktrees/`, found from git's
     /// own record there (each admin directory's `gitdir` file names its
     /// worktree's `.git`). Workers cannot write under `.git`.
+    /// Brings the kept worktree at `path` to `commit` (a warm worktree,
+    /// see `run::warm`): its link to the repository restored first (the
+    /// task may have rewritten its `.git`), then tracked files reset and
+    /// untracked ones removed, what `.gitignore` ignores (build output,
+    /// `node_modules`) kept. Files that do not change keep their
+    /// modification times. Returns its git directory, or `None` when git
+    /// has no record of it (it is then made again).
+    pub fn bring_to(&self, path: &Path, commit: Oid) -> Result<Option<PathBuf>, GitError> {
+        let Some(admin) = self.admin_dir(path) else {
+            return Ok(None);
+        };
+        Self::restore_link(path, &admin)?;
+        // swarm's own record of where its git directory is, never the
+        // worktree's `.git` file: it is the task's.
+        let git = |args: &[&str]| {
+            let mut cmd = self.repo.git(path);
+            cmd.arg(format!("--git-dir={}", admin.display()))
+                .arg(format!("--work-tree={}", path.display()))
+                .args(args);
+            cmd
+        };
+        let target = commit.to_string();
+        run_git(git(&["reset", "--hard", "--quiet", &target]), || {
+            format!("bring worktree {} to {commit}", path.display())
+        })?;
+        run_git(git(&["clean", "-d", "--force", "--quiet"]), || {
+            format!("remove untracked files of worktree {}", path.display())
+        })?;
+        Ok(Some(admin))
+    }
+
     pub(crate) fn admin_dir(&self, worktree: &Path) -> Option<PathBuf> {
         let want = worktree.join(".git");
         let entries = std::fs::read_dir(self.repo.common_dir.join("worktrees")).ok()?;

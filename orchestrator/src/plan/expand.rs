@@ -138,6 +138,19 @@ pub(super) fn plan(
     let settings = settings::check(path, &source, &file, &mut errors);
     let executor = super::executor::check(&source, &file.executor, &mut errors);
     let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
+    let setup = super::setup::check_setup(&source, file.setup.as_ref(), &mut errors);
+    if let (Some(section), super::Executor::Slurm(_)) = (&file.setup, &executor) {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::Unsupported,
+                    "`[setup]` does not run on a Slurm cluster yet",
+                    Some(section.span()),
+                    "the nodes would run tasks in bare worktrees",
+                )
+                .with_help("run this plan on this machine (`--executor local`), or do the setup in the tasks' own commands"),
+        );
+    }
     let models = settings.models;
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);
@@ -162,6 +175,13 @@ pub(super) fn plan(
     let templates = expanded.templates;
     let (mut tasks, written) = resolve(&ctx, expanded.items, &mut errors);
     let budget = validate(&ctx, &file, &mut tasks, written, &templates, &mut errors);
+    // What an untrusted plan's tasks leave in a kept worktree, a later run
+    // of the person's would build on: theirs are never kept warm.
+    if origin.is_untrusted() {
+        for task in &mut tasks {
+            task.warm = Some(false);
+        }
+    }
     // What subtasks and fixes may name: the tables, and the built-ins in use.
     let agents: BTreeMap<String, super::agents::AgentCli> = agents
         .into_iter()
@@ -221,6 +241,7 @@ pub(super) fn plan(
                 .map_or_else(|| "default".to_string(), |m| m.get_ref().clone()),
         },
         verify,
+        setup,
         tasks,
     })
 }

@@ -23,6 +23,7 @@ mod run_verify;
 pub mod schema;
 pub mod semantic;
 mod settings;
+pub mod setup;
 pub mod subtasks;
 mod task;
 mod variants;
@@ -43,6 +44,7 @@ pub use schema::{
     History, NetworkField, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode,
     VerifyEvery,
 };
+pub use setup::Setup;
 pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
 
@@ -100,6 +102,8 @@ pub struct Plan {
     pub replan: Replan,
     /// The run-wide verify (`[swarm] verify`), if any.
     pub verify: Option<RunVerify>,
+    /// What makes a fresh worktree ready (`[setup]`), if anything.
+    pub setup: Option<Setup>,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }
@@ -155,6 +159,7 @@ impl Plan {
             subtask_limits,
             replan,
             verify,
+            setup,
             tasks: _,
         } = self;
         Plan {
@@ -183,6 +188,7 @@ impl Plan {
             subtask_limits: *subtask_limits,
             replan: replan.clone(),
             verify: verify.clone(),
+            setup: setup.clone(),
             tasks: Vec::new(),
         }
     }
@@ -284,6 +290,11 @@ pub struct Task {
     /// conflict.
     pub conflict_reruns: u32,
     pub network: TaskNetwork,
+    /// Whether the plan's `[setup]` runs in its worktree first.
+    pub setup: bool,
+    /// Whether its worktree is kept between runs (see `run::warm`), as
+    /// the plan says; `None`: the run decides ([`Task::warm_by_default`]).
+    pub warm: Option<bool>,
     /// Address-space limit per process, in bytes.
     pub memory: Option<u64>,
     /// Processes and threads at once.
@@ -349,7 +360,22 @@ pub struct Experiment {
     pub scored: bool,
 }
 
+/// Up to this many tasks with worktrees of their own, a plan's tasks keep
+/// their worktrees warm unless they say otherwise: a fan-out a person runs
+/// again. A plan of thousands would keep thousands of checkouts.
+pub const WARM_BY_DEFAULT_UP_TO: usize = 64;
+
 impl Task {
+    /// Whether the task's worktree is kept warm between runs, in a plan of
+    /// `worktree_tasks` tasks with worktrees: as it says, else up to
+    /// [`WARM_BY_DEFAULT_UP_TO`] of them. Never for a partial checkout
+    /// (`sparse`: its next run may name other paths) or a read-only task.
+    pub fn warm_by_default(&self, worktree_tasks: usize) -> bool {
+        self.isolation == Isolation::Worktree
+            && !self.sparse
+            && self.warm.unwrap_or(worktree_tasks <= WARM_BY_DEFAULT_UP_TO)
+    }
+
     /// The experiment's settings, for an experiment.
     pub fn experiment(&self) -> Option<&Experiment> {
         match &self.role {

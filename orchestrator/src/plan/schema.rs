@@ -47,6 +47,39 @@ pub struct PlanFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, McpFields>")]
     pub mcp: BTreeMap<String, Spanned<McpFields>>,
+    /// Commands run in each fresh worktree before its task (dependencies
+    /// installed, files generated), sandboxed like the task but with a
+    /// `network` of their own; what they make is never committed with the
+    /// task's result. With `key`, a finished setup is reused by every
+    /// worktree with the same key instead of running again.
+    #[schemars(with = "Option<SetupSection>")]
+    pub setup: Option<Spanned<SetupSection>>,
+}
+
+/// `[setup]`: what makes a fresh worktree ready to work in.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupSection {
+    /// A shell command, run with `sh -c` in the task's worktree before the
+    /// task, e.g. `"npm ci"` or `"python3 -m venv .venv && .venv/bin/pip
+    /// install -e ."`.
+    #[schemars(with = "String")]
+    pub run: Spanned<String>,
+    /// Files (relative to the repository's root) whose content decides when
+    /// setup must run again, e.g. `["package-lock.json"]`: a worktree whose
+    /// key files hold what an earlier setup's held gets that setup's
+    /// outputs (copied, never shared writable) instead of running it. No
+    /// key: setup runs in every fresh worktree.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub key: Option<Spanned<Vec<String>>>,
+    /// Network access of setup alone (the task keeps its own): `none`
+    /// (default) or `full`.
+    pub network: Option<NetworkMode>,
+    /// How long setup may run, e.g. `"10m"`. Default: 30m.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
+    /// Variables set for setup, on top of the task's `env`.
+    pub env: Option<BTreeMap<String, String>>,
 }
 
 /// One `[mcp.NAME]` table: an MCP server (stdio) that agent tasks can use.
@@ -511,6 +544,14 @@ pub struct TaskFields {
     /// "static.crates.io", "127.0.0.2:8000"]`) reached through swarm's
     /// egress proxy and nothing else.
     pub network: Option<NetworkField>,
+    /// Whether the plan's `[setup]` runs in this task's worktree first.
+    /// Default: true (when the plan has a `[setup]`).
+    pub setup: Option<bool>,
+    /// Whether the task's worktree is kept between runs at a stable path
+    /// and brought to the new base by git (so that build tools' caches see
+    /// the same paths and files as in a worktree a person keeps). Default:
+    /// true for a task with a worktree of its own and a full checkout.
+    pub warm: Option<bool>,
     /// Memory limit per process of the worker (address space), e.g.
     /// `"2GiB"`. Default: 16GiB.
     #[schemars(with = "Option<String>")]

@@ -224,6 +224,8 @@ pub(super) fn resolve(
             .or(defaults.conflict_reruns)
             .unwrap_or(super::DEFAULT_CONFLICT_RERUNS),
         network,
+        setup: fields.setup.or(defaults.setup).unwrap_or(true),
+        warm: fields.warm.or(defaults.warm),
         memory,
         processes,
         max_output,

@@ -84,6 +84,8 @@ pub(crate) enum ExecEvent {
         at: Option<std::time::Instant>,
         /// How long its set-up took (see `EventBody::TaskStarted`).
         setup: Option<std::time::Duration>,
+        /// Its `[setup]`, if it had one (see `EventBody::TaskStarted`).
+        setup_run: Option<swarm_protocol::SetupRun>,
     },
     /// A cluster job of an attempt started on node `node`.
     Placed {

@@ -175,6 +175,7 @@ impl Executor for AdoptingExecutor {
             job: None,
             at: None,
             setup: None,
+            setup_run: None,
         });
         let snapshot = Snapshot {
             commit: result.commit,

@@ -15,6 +15,7 @@ pub mod slurm;
 mod spawn;
 mod table;
 mod verify;
+pub mod warm;
 mod writer;
 
 pub use crate::layout::transcript_path;

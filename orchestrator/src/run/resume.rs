@@ -401,7 +401,20 @@ fn keep_leftovers(
 ) -> Result<Option<u32>, RunError> {
     let mut attempt = state.attempt.max(1);
     let mut kept = None;
-    let path = worktree_dir.join(&*crate::ids::flat(&task.id));
+    let flat = crate::ids::flat(&task.id);
+    let mut path = worktree_dir.join(&*flat);
+    // Or its warm worktree (`run::warm`), which this run left in use.
+    let warm = worktree_dir
+        .parent()
+        .map(|home| super::warm::WarmDir::new(home.join(".warm")))
+        .filter(|w| {
+            task.isolation == Isolation::Worktree
+                && path.symlink_metadata().is_err()
+                && w.left_by(&flat).as_deref() == Some(run)
+        });
+    if let Some(w) = &warm {
+        path = w.path(&flat);
+    }
     let leftover = if task.isolation == Isolation::Worktree {
         worktrees.leftover(&path)
     } else {
@@ -448,7 +461,19 @@ fn keep_leftovers(
             repo.set_ref(&keep_ref, snap.commit, "swarm: interrupted attempt")?;
             kept = Some(attempt);
         }
-        worktrees.remove(&path, None)?;
+        match &warm {
+            // Its content is on a ref now: it stays, warm, for the task.
+            Some(w) => match w.lease(&flat, run, true) {
+                Ok(Ok(mut lease)) => lease.release().map_err(|source| RunError::Io {
+                    action: format!("release the warm worktree {}", path.display()),
+                    source,
+                })?,
+                _ => {
+                    tracing::warn!(task = %task.id, "failed to release its warm worktree; the task gets a fresh one")
+                }
+            },
+            None => worktrees.remove(&path, None)?,
+        }
     } else if let Ok(commit) = repo.resolve(&refs::task(run, &task.id))
         && !repo.has_ref(&keep_ref)?
     {

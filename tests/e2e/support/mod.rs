@@ -234,7 +234,12 @@ impl TestRepo {
     /// Where run `run` makes the worktree of `task`: in the repository's
     /// worktree home, outside the repository.
     pub fn worktree(&self, run: &str, task: &str) -> PathBuf {
-        self.worktree_home().join(run).join(task)
+        let of_run = self.worktree_home().join(run).join(task);
+        // A warm one (kept between runs at one path per task) otherwise.
+        match of_run.exists() {
+            true => of_run,
+            false => self.worktree_home().join(".warm").join(task),
+        }
     }
 
     /// The repository's worktree home under the default root:

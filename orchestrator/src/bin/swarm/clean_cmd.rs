@@ -16,6 +16,7 @@ pub(crate) fn clean(
     refs: bool,
     force: bool,
     caches: bool,
+    warm: bool,
 ) -> Result<i32, Failure> {
     use swarm_orchestrator::escape;
     use swarm_orchestrator::state::State;
@@ -146,6 +147,36 @@ pub(crate) fn clean(
                 escape::line(&e.to_string())
             ),
         },
+    }
+    // Warm worktrees and kept setups are the repository's too.
+    if warm {
+        match swarm_orchestrator::clean::free_warm(&repo, &state) {
+            Ok(freed) => {
+                for (path, bytes) in &freed.removed {
+                    total += bytes;
+                    println!(
+                        "removed {} ({})",
+                        escape::line(&path.display().to_string()),
+                        bytesize::ByteSize::b(*bytes)
+                    );
+                }
+                for (path, why) in &freed.kept {
+                    println!(
+                        "kept warm worktree {}: {}",
+                        escape::line(&path.display().to_string()),
+                        escape::line(why)
+                    );
+                }
+                for problem in &freed.problems {
+                    eprintln!("error: failed to {}", escape::line(problem));
+                    code = exit::TASKS_FAILED;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: failed to {}", escape::line(&e.to_string()));
+                code = exit::TASKS_FAILED;
+            }
+        }
     }
     println!("freed {}", bytesize::ByteSize::b(total));
     if code != exit::SUCCESS {

@@ -137,9 +137,14 @@ pub enum Command {
         /// across runs); refused while one of its runs is being driven.
         #[arg(long)]
         caches: bool,
+        /// Also free the repository's warm worktrees (kept between runs at
+        /// one path per task) and kept setups; one a run is using, or one
+        /// an interrupted run left, is kept and said so.
+        #[arg(long)]
+        warm: bool,
         /// Instead: remove, machine-wide, the worktree homes (worktrees and
         /// caches) of repositories that no longer exist.
-        #[arg(long, conflicts_with_all = ["run", "all", "refs", "caches"])]
+        #[arg(long, conflicts_with_all = ["run", "all", "refs", "caches", "warm"])]
         gone: bool,
         /// With --gone: the root of worktree homes (default: where runs put
         /// them, ~/.cache/swarm/worktrees).
@@ -182,6 +187,9 @@ pub enum Command {
         /// the run's model traffic) instead of its output.
         #[arg(long, value_name = "DIR", conflicts_with = "follow")]
         cassette: Option<PathBuf>,
+        /// Show the output of the attempt's `[setup]` instead of its own.
+        #[arg(long, conflicts_with_all = ["follow", "cassette"])]
+        setup: bool,
     },
     /// Rank an experiment's variants (a task with `variants`): score,
     /// verify, tokens, cost, time and diff size of each, and which one was
@@ -429,11 +437,12 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             refs,
             force,
             caches,
+            warm,
             gone,
             worktrees,
         } => match gone {
             true => clean_gone(worktrees.map(|dir| cwd.join(dir))),
-            false => clean(&cwd, run, all, refs, force, caches),
+            false => clean(&cwd, run, all, refs, force, caches, warm),
         },
         Command::Logs {
             run,
@@ -442,6 +451,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             follow,
             raw,
             cassette,
+            setup,
         } => {
             let repo = open_repo(&cwd)?;
             // `swarm logs TASK`: the latest run, as `status` defaults to.
@@ -462,6 +472,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             let show = match cassette {
                 Some(dir) => crate::logs::Show::Cassette(cwd.join(dir)),
                 None if follow => crate::logs::Show::Follow,
+                None if setup => crate::logs::Show::Setup,
                 None => crate::logs::Show::Output,
             };
             crate::logs::logs(&repo.workdir, &run, &task, attempt, show, raw)
@@ -685,6 +696,42 @@ pub(crate) fn validation(
         plan.caches.then_some(home.as_path()),
     );
     let _ = writeln!(out, "worktrees         {}", home.display());
+    if let Some(line) = crate::drive::included_line(&repo) {
+        let _ = writeln!(out, "includes          {line}");
+    }
+    if let Some(setup) = &plan.setup {
+        let key = match setup.key.is_empty() {
+            true => "no key: runs in every fresh worktree".to_string(),
+            false => format!("kept by the content of {}", setup.key.join(", ")),
+        };
+        let _ = writeln!(
+            out,
+            "setup             {} ({key}; network {:?})",
+            swarm_orchestrator::escape::line(&setup.run),
+            setup.network
+        );
+    }
+    let worktree_tasks = plan
+        .tasks
+        .iter()
+        .filter(|t| t.isolation == swarm_protocol::Isolation::Worktree)
+        .count();
+    let warm = plan
+        .tasks
+        .iter()
+        .filter(|t| t.warm_by_default(worktree_tasks))
+        .count();
+    if warm > 0 {
+        let _ = writeln!(
+            out,
+            "warm              {}: kept between runs ({}/.warm; `warm = false` opts out)",
+            match warm {
+                1 => "1 task's worktree".to_string(),
+                n => format!("{n} tasks' worktrees"),
+            },
+            home.display()
+        );
+    }
     // What the plan grants beyond swarm's defaults, and where each key
     // goes: the user named the plan, so it is theirs, but said plainly.
     let weakened = swarm_orchestrator::trust::weakenings(&plan.source);

@@ -330,6 +330,7 @@ pub(crate) fn drive(
     if !resuming {
         check_meaning(&prepared.repo, prepared.base_commit, &prepared.plan)?;
     }
+    included_note(&prepared.repo);
     if !weakened.is_empty() {
         eprintln!("warning: the plan grants more than swarm's defaults:");
         for line in &weakened {
@@ -590,4 +591,42 @@ pub(crate) fn meaning(
         Some(error) => Err(Failure::Plan(Box::new(error))),
         None => Ok(found.warnings),
     }
+}
+
+/// The run header's word on `.worktreeinclude`: the files are the
+/// person's, the list came with the repository.
+pub(crate) fn included_note(repo: &swarm_orchestrator::git::Repo) {
+    if let Some(line) = included_line(repo) {
+        eprintln!("note: {line}");
+    }
+}
+
+/// What `.worktreeinclude` brings into each worktree, said in one line
+/// (`None` without one, or when it names no file).
+pub(crate) fn included_line(repo: &swarm_orchestrator::git::Repo) -> Option<String> {
+    use swarm_orchestrator::{escape, worktree_include};
+    let git = repo.open().ok()?;
+    let included = match worktree_include::find(&repo.workdir, &git) {
+        Ok(included) => included,
+        Err(e) => return Some(format!("failed to {}", escape::line(&e.to_string()))),
+    };
+    if included.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = included
+        .files
+        .iter()
+        .map(|(p, _)| escape::line(&p.display().to_string()).into_owned())
+        .collect();
+    let whose = match included.list_tracked {
+        true => "the list came with the repository",
+        false => "the list is yours, untracked",
+    };
+    Some(format!(
+        "{} copies {} file{} of yours into each worktree, never committed: {} ({whose})",
+        worktree_include::FILE,
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    ))
 }

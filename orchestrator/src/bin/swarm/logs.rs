@@ -43,6 +43,8 @@ pub enum Show {
     Follow,
     /// Its cassette in a `--record` directory (`--cassette DIR`).
     Cassette(PathBuf),
+    /// The output of its `[setup]` (`--setup`).
+    Setup,
 }
 
 pub fn logs(
@@ -193,6 +195,9 @@ fn logs_to(
             stdout,
         );
     }
+    if show == Show::Setup {
+        return setup_logs(&dir, task, attempt, mode, stdout, stderr);
+    }
     let (out, err) = report::log_paths(&dir, task, attempt);
     let (verify_out, verify_err) = report::verify_log_paths(&dir, task, attempt);
     let transcript = run::transcript_path(&dir, task, attempt);
@@ -250,6 +255,33 @@ fn logs_to(
         let _ = writeln!(
             stderr,
             "(no output: attempt {attempt} of task `{task}` printed nothing)"
+        );
+    }
+    Ok(swarm_orchestrator::exit::SUCCESS)
+}
+
+/// The output of attempt `attempt`'s `[setup]`: none if it had none or
+/// its setup was a copy of one kept.
+fn setup_logs(
+    dir: &Path,
+    task: &str,
+    attempt: u32,
+    mode: Mode,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<i32, Failure> {
+    let (out, err) = report::setup_log_paths(dir, task, attempt);
+    let text = std::fs::read(&out).unwrap_or_default();
+    let err_text = std::fs::read(&err).unwrap_or_default();
+    mode.write(stdout, &text);
+    if !err_text.is_empty() {
+        let _ = writeln!(stdout, "--- stderr");
+        mode.write(stdout, &err_text);
+    }
+    if text.is_empty() && err_text.is_empty() {
+        let _ = writeln!(
+            stderr,
+            "(no setup output: attempt {attempt} of task `{task}` ran no setup, got a kept one, or its setup printed nothing)"
         );
     }
     Ok(swarm_orchestrator::exit::SUCCESS)

@@ -189,7 +189,11 @@ impl Progress {
                 );
             }
             EventBody::TaskStarted {
-                task, attempt, job, ..
+                task,
+                attempt,
+                job,
+                setup_run,
+                ..
             } => {
                 self.running.retain(|(t, _)| t != task);
                 self.running.push((task.clone(), Instant::now()));
@@ -202,7 +206,22 @@ impl Progress {
                     Some(job) => format!(" job {job}"),
                     None => String::new(),
                 };
-                say!("  {:<10} {task:<w$}{again}{job}", "start", w = self.width);
+                let setup = match setup_run {
+                    Some(run) if run.reused => format!(
+                        " (setup copied in {})",
+                        humantime::format_duration(std::time::Duration::from_millis(run.ms))
+                    ),
+                    Some(run) => format!(
+                        " (setup ran in {})",
+                        humantime::format_duration(std::time::Duration::from_millis(run.ms))
+                    ),
+                    None => String::new(),
+                };
+                say!(
+                    "  {:<10} {task:<w$}{again}{job}{setup}",
+                    "start",
+                    w = self.width
+                );
             }
             EventBody::AttemptPlaced {
                 task, job, node, ..

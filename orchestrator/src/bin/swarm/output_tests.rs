@@ -105,6 +105,7 @@ fn the_block_shows_an_agents_tool_and_spending() {
             workdir: String::new(),
             job: None,
             setup_ms: None,
+            setup_run: None,
         },
         EventBody::AgentTool {
             task: "core".into(),

@@ -30,11 +30,13 @@ pub enum Table {
     Budget,
     /// A model's `price = { ... }`.
     Price,
+    /// `[setup]`.
+    Setup,
 }
 
 impl Table {
     /// Every table kind.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Plan,
         Table::Swarm,
         Table::Task,
@@ -44,6 +46,7 @@ impl Table {
         Table::Executor,
         Table::Budget,
         Table::Price,
+        Table::Setup,
     ];
 
     /// The name of its type in the plan's JSON schema (`None`: the root).
@@ -58,6 +61,7 @@ impl Table {
             Table::Executor => Some("ExecutorSection"),
             Table::Budget => Some("BudgetFields"),
             Table::Price => Some("Price"),
+            Table::Setup => Some("SetupSection"),
         }
     }
 
@@ -73,6 +77,7 @@ impl Table {
             Table::Executor => "[executor]",
             Table::Budget => "budget",
             Table::Price => "price",
+            Table::Setup => "[setup]",
         }
     }
 }
@@ -173,6 +178,28 @@ pub const PLAN: &[KeyRule] = &[
         Nested(T::Executor),
         "each key ruled below",
     ),
+    rule(T::Plan, "setup", Nested(T::Setup), "each key ruled below"),
+    // [setup]: the person's own, or trusted: it runs before every task.
+    rule(
+        T::Setup,
+        "run",
+        Trust,
+        "runs a command before every task, outside the task's own plan",
+    ),
+    rule(
+        T::Setup,
+        "key",
+        Trust,
+        "makes worktrees reuse a finished setup's files",
+    ),
+    rule(
+        T::Setup,
+        "network",
+        Trust,
+        "gives setup a network of its own",
+    ),
+    rule(T::Setup, "timeout", Trust, "how long setup may run"),
+    rule(T::Setup, "env", Trust, "variables of setup"),
     // [swarm]
     rule(
         T::Swarm,
@@ -360,6 +387,18 @@ pub const PLAN: &[KeyRule] = &[
         "network",
         AtMost(NoNetwork),
         "gives tasks the host's network, or the hosts a list names",
+    ),
+    rule(
+        T::Task,
+        "setup",
+        Any,
+        "runs or skips the plan's own `[setup]` (which needs trust), in the task's sandbox",
+    ),
+    rule(
+        T::Task,
+        "warm",
+        Any,
+        "an untrusted plan's worktrees are never kept warm, whatever it says: a later run of yours would build on what its tasks left",
     ),
     rule(
         T::Task,
@@ -681,6 +720,16 @@ pub const SUBTASK: &[SubtaskRule] = &[
         "becomes `<parent>/<id>`, unique in the run by construction",
     ),
     sub("deps", Subtask::Free, "siblings only"),
+    sub(
+        "setup",
+        Subtask::Free,
+        "runs or skips the plan's own `[setup]`, in the child's own sandbox",
+    ),
+    sub(
+        "warm",
+        Subtask::Free,
+        "its own worktree, kept for the same child of a later run only",
+    ),
     sub(
         "run",
         Subtask::Free,

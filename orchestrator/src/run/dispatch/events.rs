@@ -45,6 +45,7 @@ impl Dispatcher<'_> {
                 job,
                 at,
                 setup,
+                setup_run,
             } => self.emit_at(
                 EventBody::TaskStarted {
                     task: self.tasks.get(task).id.clone(),
@@ -53,6 +54,7 @@ impl Dispatcher<'_> {
                     workdir: workdir.display().to_string(),
                     job,
                     setup_ms: setup.map(crate::millis),
+                    setup_run,
                 },
                 at.map(|at| SystemTime::now() - at.elapsed()),
             ),

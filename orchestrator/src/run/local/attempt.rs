@@ -140,6 +140,7 @@ pub(crate) async fn run_attempt(
     git_dir: &std::path::Path,
     deck: swarm_worker::Deck,
     stop: &mut watch::Receiver<Option<Stop>>,
+    phase: Phase,
 ) -> Ran {
     // Whether the run's launcher is in the shared cgroup of unconfined
     // commands (it is moved in while the run's first tasks are set up). A
@@ -150,7 +151,17 @@ pub(crate) async fn run_attempt(
         Some(shared) if !in_process(&task.payload) && !limited => shared.holds_launcher().await,
         _ => false,
     };
-    let mut setup = match Setup::make(ctx, task, attempt, base, workdir, git_dir, launcher_joined) {
+    let made = Setup::make(
+        ctx,
+        task,
+        attempt,
+        base,
+        workdir,
+        git_dir,
+        launcher_joined,
+        phase,
+    );
+    let mut setup = match made {
         Ok(setup) => setup,
         Err(message) => return Ran::not_started(message),
     };
@@ -178,6 +189,15 @@ pub(crate) async fn run_attempt(
     ran
 }
 
+/// Which part of an attempt runs: the plan's `[setup]` (a command task
+/// made of it, see `prepare`) or the task itself. Only where its output
+/// goes differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Setup,
+    Task,
+}
+
 /// Everything an attempt runs in, made before it starts.
 struct Setup {
     /// The process to start: script, environment, logs, sandbox, limits.
@@ -199,6 +219,10 @@ impl Setup {
     /// sandbox policy of attempt `attempt` of `task`; the error says why
     /// it cannot start. `launcher_joined`: the run's shared cgroup holds
     /// the launcher, so its commands are born in it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one attempt: the task, where it runs, and which of its phases"
+    )]
     fn make(
         ctx: &Ctx,
         task: &Task,
@@ -207,8 +231,12 @@ impl Setup {
         workdir: &std::path::Path,
         git_dir: &std::path::Path,
         launcher_joined: bool,
+        phase: Phase,
     ) -> Result<Self, String> {
-        let (stdout, stderr) = log_paths(&ctx.run_dir, &task.id, attempt);
+        let (stdout, stderr) = match phase {
+            Phase::Task => log_paths(&ctx.run_dir, &task.id, attempt),
+            Phase::Setup => crate::layout::setup_log_paths(&ctx.run_dir, &task.id, attempt),
+        };
         let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
         // A command's logs are made when it first writes (most print
         // nothing, and each inode made per task is what a no-op task costs

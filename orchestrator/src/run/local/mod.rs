@@ -9,6 +9,8 @@ pub(crate) mod cli_agent;
 pub(crate) mod egress;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
+pub(crate) mod prepare;
+mod prepare_files;
 pub(crate) mod score;
 pub(crate) mod served;
 mod sweeper;
@@ -164,6 +166,32 @@ impl LocalExecutor {
             run_dir: prepared.run_dir(),
             worktree_dir,
             caches: cache_dirs(prepared, home)?,
+            warm: Some((
+                crate::run::warm::WarmDir::new(home.warm_dir()?),
+                tasks
+                    .all()
+                    .iter()
+                    .filter(|t| t.isolation == swarm_protocol::Isolation::Worktree)
+                    .count(),
+            )),
+            resumed,
+            included: Arc::new(
+                prepared
+                    .repo
+                    .open()
+                    .ok()
+                    .map(|git| crate::worktree_include::find(&prepared.repo.workdir, &git))
+                    .transpose()
+                    .map_err(|e| RunError::Io {
+                        action: "copy the files .worktreeinclude names".into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?
+                    .unwrap_or_default(),
+            ),
+            setups: match &prepared.plan.setup {
+                Some(setup) => Some(prepare::Setups::new(setup.clone(), home.setup_dir()?)),
+                None => None,
+            },
             tasks,
             grace: options.grace,
             sandbox: options.sandbox.clone(),
@@ -337,6 +365,8 @@ impl LocalExecutor {
         (self.ctx.sandbox.is_some() || self.ctx.unconfined_launcher.is_some())
             && matches!(t.payload, crate::plan::Payload::Command { .. })
             && t.not_after.is_none()
+            // Its setup runs first, in its own place.
+            && !prepare::applies(&self.ctx, &t)
             && self.memory_need(task).is_none()
     }
 

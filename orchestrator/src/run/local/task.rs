@@ -17,8 +17,11 @@ use swarm_protocol::{AttemptOutcome, Isolation, SkippedFile, TaskStatus};
 use swarm_sandbox::Stop;
 use tokio::sync::{OnceCell, mpsc, watch};
 
-use super::attempt::{Ran, Verify, did_its_work, run_attempt};
-use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, merge_results, refs, snapshot};
+use super::attempt::{Phase, Ran, Verify, did_its_work, run_attempt};
+use super::prepare::Prepared;
+use crate::git::{
+    GitError, Repo, SnapshotLimits, Worktrees, leave_out, merge_results, refs, snapshot,
+};
 use crate::layout::verify_log_paths;
 use crate::plan::Task;
 use crate::run::executor::{ExecEvent, Launch};
@@ -33,6 +36,16 @@ pub(crate) struct Ctx {
     pub worktree_dir: PathBuf,
     /// Build caches of sandboxed tasks.
     pub caches: Vec<Cache>,
+    /// The plan's `[setup]` and the setups kept, if it has one.
+    pub setups: Option<super::prepare::Setups>,
+    /// Where warm worktrees are kept, and how many of the run's tasks have
+    /// worktrees (see `Task::warm_by_default`).
+    pub warm: Option<(crate::run::warm::WarmDir, usize)>,
+    /// Whether the run resumes an interrupted one (whose warm worktrees it
+    /// may take over).
+    pub resumed: bool,
+    /// The files `.worktreeinclude` brings into each worktree.
+    pub included: Arc<crate::worktree_include::Included>,
     pub tasks: crate::run::table::TaskTable,
     pub grace: Duration,
     pub sandbox: Option<crate::run::SandboxSettings>,
@@ -224,6 +237,13 @@ async fn execute_inner(
     }
     // A resumed task numbers its attempts on from the interrupted one.
     let last_attempt = first_attempt + task.retries;
+    // Its warm worktree, held from its first attempt to its end.
+    let mut lease = match &ctx.warm {
+        Some((warm, worktree_tasks)) if task.warm_by_default(*worktree_tasks) => {
+            lease_warm(ctx, warm, task)
+        }
+        _ => None,
+    };
     for attempt in first_attempt..=last_attempt {
         // `git_dir`: the checkout's record under `.git/worktrees/`, which
         // the task's git view shows; `admin` only for a checkout of its own.
@@ -232,6 +252,28 @@ async fn execute_inner(
                 let (path, git_dir) = readonly_checkout(ctx, base).await?;
                 (path, None, git_dir)
             }
+            Isolation::Worktree if lease.is_some() => {
+                let Some(held) = lease.as_mut() else {
+                    unreachable!("matched on a lease")
+                };
+                if let Err(e) = held.hold(&ctx.run) {
+                    tracing::warn!(task = %task.id, error = %e, "failed to write its warm worktree's lease");
+                }
+                let path = held.path.clone();
+                let (worktrees, p, id) = (Arc::clone(ctx), path.clone(), task.id.clone());
+                let admin = blocking(move || {
+                    if p.symlink_metadata().is_ok() {
+                        match worktrees.worktrees.bring_to(&p, base) {
+                            Ok(Some(admin)) => return Ok(admin),
+                            Ok(None) => tracing::warn!(task = %id, path = %p.display(), "git has no record of its warm worktree; making it again"),
+                            Err(e) => tracing::warn!(task = %id, error = %e, "failed to bring its warm worktree to the base; making it again"),
+                        }
+                    }
+                    worktrees.worktrees.create(&p, base, &[])
+                })
+                .await?;
+                (path, Some(admin.clone()), admin)
+            }
             Isolation::Worktree => {
                 let path = ctx.worktree_dir.join(&*crate::ids::flat(&task.id));
                 let worktrees = Arc::clone(ctx);
@@ -239,6 +281,35 @@ async fn execute_inner(
                 let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
                 (path, Some(admin.clone()), admin)
             }
+        };
+        // The person's files `.worktreeinclude` names, before setup (which
+        // may read a `.env`).
+        if let (Some(_), false) = (&admin, ctx.included.is_empty()) {
+            let (from, included, to) = (
+                ctx.repo.workdir.clone(),
+                Arc::clone(&ctx.included),
+                workdir.clone(),
+            );
+            blocking(move || {
+                crate::worktree_include::copy_into(&from, &included, &to).map_err(|e| {
+                    GitError::Cli {
+                        action: format!(
+                            "copy the files .worktreeinclude names into {}",
+                            to.display()
+                        ),
+                        message: e.to_string(),
+                    }
+                })
+            })
+            .await?;
+        }
+        // The plan's `[setup]`, in a fresh worktree: part of its set-up.
+        let prepare_began = Instant::now();
+        let prepared = match &admin {
+            Some(admin) => {
+                super::prepare::prepare(ctx, task, attempt, base, &workdir, admin, &mut stop).await
+            }
+            None => Prepared::Nothing,
         };
         // What an earlier attempt asked for goes with it.
         ctx.spawner
@@ -259,6 +330,19 @@ async fn execute_inner(
         // handing it over (a task on deck is reported later, by the
         // launcher's word, with the same figure).
         let setup = set_up_from.elapsed();
+        let setup_run = match &prepared {
+            Prepared::Nothing => None,
+            Prepared::Ready { reused, waited, .. } => Some(swarm_protocol::SetupRun {
+                ms: crate::millis(prepare_began.elapsed()),
+                reused: *reused,
+                waited_ms: crate::millis(*waited),
+            }),
+            Prepared::Failed { .. } => Some(swarm_protocol::SetupRun {
+                ms: crate::millis(prepare_began.elapsed()),
+                reused: false,
+                waited_ms: 0,
+            }),
+        };
         let started_event = {
             let (events, workdir) = (ctx.events.clone(), workdir.clone());
             move |at: Instant| {
@@ -270,7 +354,54 @@ async fn execute_inner(
                     job: None,
                     at: Some(at),
                     setup: Some(setup),
+                    setup_run,
                 });
+            }
+        };
+        let setup_state = match prepared {
+            Prepared::Nothing => None,
+            Prepared::Ready { state, .. } => Some(state),
+            Prepared::Failed { outcome, reason } => {
+                // The attempt started and ended in its setup: the task
+                // itself did not run, so there is no work of its to keep.
+                started_event(Instant::now());
+                let stopped = stop.borrow().is_some();
+                let cancelled = stopped || matches!(outcome, AttemptOutcome::Cancelled);
+                let _ = ctx.events.send(ExecEvent::AttemptFinished {
+                    task: i,
+                    attempt,
+                    outcome,
+                    verify_passed: None,
+                    duration: Duration::ZERO,
+                    verify: None,
+                    snapshot: None,
+                    outside_paths: Vec::new(),
+                    agent: None,
+                    score: None,
+                    diff: None,
+                });
+                if attempt == last_attempt || cancelled {
+                    release(&mut lease, task);
+                    return Ok(Done {
+                        task: i,
+                        status: match cancelled {
+                            true => TaskStatus::Cancelled,
+                            false => TaskStatus::Failed,
+                        },
+                        reason: Some(reason),
+                        // Kept, with what setup left, for a look.
+                        removable: None,
+                        withdrawn: false,
+                        tmp_removed: false,
+                    });
+                }
+                set_up_from = Instant::now();
+                release(&mut lease, task);
+                if let Some(admin) = admin.filter(|_| lease.is_none()) {
+                    let worktrees = Arc::clone(ctx);
+                    blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
+                }
+                continue;
             }
         };
         let reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -313,7 +444,15 @@ async fn execute_inner(
             agent,
             score,
         } = run_attempt(
-            ctx, task, attempt, base, &workdir, &git_dir, links, &mut stop,
+            ctx,
+            task,
+            attempt,
+            base,
+            &workdir,
+            &git_dir,
+            links,
+            &mut stop,
+            Phase::Task,
         )
         .await;
         let verify_passed = verify.as_ref().map(|v| *v == Verify::Passed);
@@ -323,7 +462,9 @@ async fn execute_inner(
         if !reported.load(std::sync::atomic::Ordering::Acquire)
             && withdrawn.is_some_and(|s| *s.borrow() == swarm_worker::DeckSignal::Withdraw)
         {
-            if let Some(admin) = admin {
+            // Nothing ran in it: a warm one is kept as it is.
+            release(&mut lease, task);
+            if let Some(admin) = admin.filter(|_| lease.is_none()) {
                 let worktrees = Arc::clone(ctx);
                 blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
             }
@@ -390,6 +531,8 @@ async fn execute_inner(
                 let (repo, wd, run) = (ctx.repo.clone(), workdir.clone(), ctx.run.clone());
                 let (t, o, v, a) = (task.clone(), outcome.clone(), verify.clone(), agent.clone());
                 let variant = task.variant().is_some();
+                let setup_state = setup_state.clone();
+                let included = Arc::clone(&ctx.included);
                 let (snap, outside, git_ref, diff) = blocking(move || {
                     let checkout = t.checkout();
                     let limits = SnapshotLimits {
@@ -409,7 +552,17 @@ async fn execute_inner(
                         )
                     };
                     let snap = snapshot(&wd, &admin, base, limits, message)?;
-                    let outside = super::owned_paths::outside(&t, &snap.changed);
+                    // What `[setup]` made and the task left alone is not
+                    // the task's work.
+                    let snap = match &setup_state {
+                        Some(made) => leave_out(&wd, &admin, snap, base, made, message)?,
+                        None => snap,
+                    };
+                    let mut outside = super::owned_paths::outside(&t, &snap.changed);
+                    // The person's included files are never committed: a
+                    // result holding one's content is refused, naming it.
+                    let leaked = leaked(&repo, &snap, &included)?;
+                    outside.extend(leaked);
                     let git_ref = if (ran_ok && outside.is_empty()) || last_anyway {
                         refs::task(&run, &t.id)
                     } else {
@@ -427,6 +580,8 @@ async fn execute_inner(
                 (Some(Box::new((snap, git_ref))), outside, diff)
             }
         };
+        // Its work is on a ref now: a warm worktree may be reset.
+        release(&mut lease, task);
         let success = ran_ok && outside.is_empty();
         let last = success || last_anyway;
         let git_ref = snap.as_ref().map(|s| s.1.clone());
@@ -490,7 +645,10 @@ async fn execute_inner(
                     _ => why,
                 }
             });
-            let removable = admin_dir.filter(|_| success).map(|admin| (workdir, admin));
+            // A warm worktree stays for the next run.
+            let removable = admin_dir
+                .filter(|_| success && lease.is_none())
+                .map(|admin| (workdir, admin));
             return Ok(Done {
                 task: i,
                 status,
@@ -500,14 +658,83 @@ async fn execute_inner(
                 tmp_removed,
             });
         }
-        // The failed attempt is on its ref; start over from a clean tree.
+        // The failed attempt is on its ref; start over from a clean tree
+        // (a warm one is brought back to the base, its build output kept).
         set_up_from = Instant::now();
-        if let Some(admin) = admin_dir {
+        if let Some(admin) = admin_dir.filter(|_| lease.is_none()) {
             let worktrees = Arc::clone(ctx);
             blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
         }
     }
     unreachable!("the last attempt always returns")
+}
+
+/// The paths of `snap` whose content is one of the `included` files, each
+/// as "`PATH` (the content of FILE from .worktreeinclude)".
+fn leaked(
+    repo: &Repo,
+    snap: &crate::git::Snapshot,
+    included: &crate::worktree_include::Included,
+) -> Result<Vec<String>, GitError> {
+    if included.is_empty() || snap.is_unchanged() {
+        return Ok(Vec::new());
+    }
+    let action = || format!("look for included files in {}", snap.commit);
+    let git = repo.open()?;
+    let tree = git
+        .find_commit(snap.commit)
+        .and_then(|c| c.tree())
+        .map_err(|e| GitError::Cli {
+            action: action(),
+            message: e.to_string(),
+        })?;
+    Ok(snap
+        .changed
+        .iter()
+        .filter_map(|p| {
+            let id = tree.get_path(std::path::Path::new(p)).ok()?.id();
+            let file = included.holding(id)?;
+            Some(format!(
+                "{p} (the content of {}, a file of yours from .worktreeinclude, never committed)",
+                file.display()
+            ))
+        })
+        .collect())
+}
+
+/// The warm worktree of `task`, if it can have it now: held by another
+/// run, or left unproven by an interrupted one, it gets a fresh worktree
+/// (and a warning) instead.
+fn lease_warm(
+    ctx: &Ctx,
+    warm: &crate::run::warm::WarmDir,
+    task: &Task,
+) -> Option<crate::run::warm::Lease> {
+    use crate::run::warm::Unavailable;
+    match warm.lease(&crate::ids::flat(&task.id), &ctx.run, ctx.resumed) {
+        Ok(Ok(lease)) => Some(lease),
+        Ok(Err(Unavailable::Busy)) => {
+            tracing::warn!(task = %task.id, "its warm worktree is in use by another run; it gets a fresh worktree");
+            None
+        }
+        Ok(Err(Unavailable::Unproven { run })) => {
+            tracing::warn!(task = %task.id, left_by = %run, "its warm worktree holds what an interrupted run left (`swarm resume` of that run keeps it, `swarm clean --warm` frees it); it gets a fresh worktree");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "failed to take its warm worktree; it gets a fresh worktree");
+            None
+        }
+    }
+}
+
+/// Says `lease`'s worktree holds nothing that is not on a ref.
+fn release(lease: &mut Option<crate::run::warm::Lease>, task: &Task) {
+    if let Some(lease) = lease
+        && let Err(e) = lease.release()
+    {
+        tracing::warn!(task = %task.id, error = %e, "failed to release its warm worktree; the next run gets a fresh one");
+    }
 }
 
 /// Reads and checks the subtask request a command left at `path`, if it

@@ -325,6 +325,7 @@ impl SlurmExecutor {
                     job: Some(id),
                     at: None,
                     setup: None,
+                    setup_run: None,
                 });
             }
             Err(NotSubmitted::Conflict(files)) => {

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Section 22 of BENCHMARKS.md: `[setup]` on a Node project with a real
+# lockfile, split into N test tasks: swarm with `[setup] run = "npm ci"`
+# keyed by the lockfile (setup runs once, the other worktrees get a copy;
+# the second run reuses the kept setup in its warm worktrees) against
+# `npm ci` and the tests by hand in N kept `git worktree`s, first and
+# second run; and the cost of a worktree's setup by copy against running it.
+#
+#   bench/setup.sh          # writes section 22 into BENCHMARKS.md
+#   SMOKE=1 SWARM=target/debug/swarm OUT=/tmp/b.md bench/setup.sh
+#
+# The project's dependencies come from the npm registry (jest, typescript,
+# webpack, eslint, prettier: a node_modules of about 200 MB); its lockfile
+# is made once, before anything is timed. Smoke mode (SMOKE=1, see
+# bench/common.sh): one dependency packed from a local directory (no
+# network), two tasks, `node --test`; tests/e2e/bench_scripts.rs runs it in
+# CI. A command that fails ends the script with a message naming it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/common.sh"
+OUT=$(bench_out "$ROOT/BENCHMARKS.md")
+NPROC=$(nproc)
+cd "$ROOT"
+ensure_swarm
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
+
+WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-setup-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+hermetic_git "$WORK"
+REPO=$WORK/app
+mkdir -p "$REPO/tests"
+cd "$REPO"
+
+if [ "$SMOKE" = 1 ]; then
+  N=2
+  mkdir -p vendor/pad
+  printf '{"name": "pad", "version": "1.0.0", "main": "index.js"}\n' > vendor/pad/package.json
+  printf 'module.exports = (s, n) => s.padStart(n);\n' > vendor/pad/index.js
+  (cd vendor/pad && run_logged "$WORK/pack.log" npm pack --pack-destination ..)
+  rm -rf vendor/pad
+  printf '{"name": "app", "version": "1.0.0", "private": true,\n "dependencies": {"pad": "file:vendor/pad-1.0.0.tgz"}}\n' > package.json
+  INSTALL_FLAGS="--offline"
+  TEST_CMD='node --test'
+  SETUP_NETWORK=none
+else
+  N=4
+  printf '{"name": "app", "version": "1.0.0", "private": true,\n "devDependencies": {"jest": "29.7.0", "typescript": "5.6.3", "webpack": "5.96.1", "eslint": "9.14.0", "prettier": "3.3.3"}}\n' > package.json
+  INSTALL_FLAGS=""
+  TEST_CMD='npx --no jest --ci'
+  SETUP_NETWORK=full
+fi
+for i in $(seq 1 "$N"); do
+  if [ "$SMOKE" = 1 ]; then
+    printf "const test = require('node:test');\nconst assert = require('node:assert');\nconst pad = require('pad');\ntest('pads $i', () => assert.strictEqual(pad('$i', 3), '  $i'));\n" > "tests/t$i.test.js"
+  else
+    printf "test('adds $i', () => { expect($i + 1).toBe($((i + 1))); });\ntest('typescript is there', () => { expect(require('typescript').version).toBe('5.6.3'); });\n" > "tests/t$i.test.js"
+  fi
+done
+printf 'node_modules/\n' > .gitignore
+# The lockfile, made once: what a project commits.
+run_logged "$WORK/lock.log" npm install --package-lock-only --no-audit --no-fund $INSTALL_FLAGS
+git init -q -b main && git add -A && git commit -q -m "a node project with a lockfile"
+
+cat > "$WORK/plan.toml" <<EOF
+[swarm]
+concurrency = $NPROC
+
+[setup]
+run = "npm ci --no-audit --no-fund $INSTALL_FLAGS"
+key = ["package-lock.json"]
+network = "$SETUP_NETWORK"
+timeout = "20m"
+
+[[task]]
+id = "t{i}"
+matrix = { i = [$(seq -s, 1 "$N")] }
+paths = ["tests/t{i}.test.js"]
+run = "$TEST_CMD tests/t{i}.test.js"
+EOF
+plan_clean "$REPO" "$WORK/plan.toml"
+
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.1f", b - a }'; }
+swarm_run() { # swarm_run RUN: seconds
+  local t; t=$(now_s)
+  run_logged "$WORK/$1.log" "$SWARM" run -q --name "$1" "$WORK/plan.toml"
+  elapsed "$t"
+}
+s_first=$(swarm_run one)
+s_second=$(swarm_run two)
+echo "swarm: $s_first s, $s_second s"
+
+# What each run's tasks say of their setup: how many ran it, and the time
+# of one that ran and of one that copied (medians).
+setup_figures() { # setup_figures RUN: "ran copied ran_ms copy_ms"
+  python3 - "$REPO/.swarm/runs/$1/events.jsonl" <<'PY'
+import json, statistics, sys
+runs = []
+for line in open(sys.argv[1]):
+    event = json.loads(line)
+    if event.get("event") == "task_started" and event.get("setup_run"):
+        runs.append(event["setup_run"])
+ran = [r["ms"] for r in runs if not r["reused"]]
+# A copy's own time: not the wait for the setup it copies.
+copied = [r["ms"] - r.get("waited_ms", 0) for r in runs if r["reused"]]
+med = lambda xs: int(statistics.median(xs)) if xs else 0
+print(len(ran), len(copied), med(ran), med(copied))
+PY
+}
+read -r ran1 copied1 ran_ms copy_ms < <(setup_figures one)
+read -r ran2 copied2 _ copy2_ms < <(setup_figures two)
+modules=$(du -sm "$(ls -d "$HOME"/.cache/swarm/worktrees/*/.warm/t1)/node_modules" | cut -f1)
+files=$(find "$(ls -d "$HOME"/.cache/swarm/worktrees/*/.warm/t1)/node_modules" | wc -l)
+
+# By hand: N kept worktrees, `npm ci` and the test in each ($NPROC at a
+# time, npm's cache shared as a person's is); the second round runs the
+# tests again in the same worktrees.
+export npm_config_cache=$WORK/npm-cache
+hand_round() { # hand_round ROUND
+  for i in $(seq 1 "$N"); do
+    local wt=$WORK/hand/t$i
+    [ -d "$wt" ] || git worktree add -q --detach "$wt" main
+    printf '%s %s %s\n' "$wt" "$i" "$1"
+  done | xargs -P "$NPROC" -L 1 sh -c \
+    'cd "$0" && if [ "$2" = 1 ]; then npm ci --no-audit --no-fund '"$INSTALL_FLAGS"' >/dev/null; fi && '"$TEST_CMD"' tests/t$1.test.js >/dev/null 2>&1'
+}
+by_hand() { # by_hand ROUND: seconds
+  local t; t=$(now_s)
+  run_logged "$WORK/hand$1.log" hand_round "$1"
+  elapsed "$t"
+}
+h_first=$(by_hand 1)
+h_second=$(by_hand 2)
+echo "by hand: $h_first s, $h_second s"
+share=$(awk -v c="$copy_ms" -v r="$ran_ms" 'BEGIN { if (r > 0) printf "%.1f", 100 * c / r; else print "n/a" }')
+
+if [ "$SMOKE" = 1 ]; then
+  SMOKE_NOTE="**Smoke run (\`SMOKE=1\`): $N tasks, one local dependency, \`node --test\`; these figures measure nothing.**
+
+"
+else
+  SMOKE_NOTE=
+fi
+section=$(cat <<EOF
+## 22. Setting up worktrees: \`npm ci\` once per lockfile
+
+${SMOKE_NOTE}Measured by \`bench/setup.sh\` on $(date -u +%Y-%m-%d) at $COMMIT: a Node project whose
+lockfile pins jest, typescript, webpack, eslint and prettier (node_modules: $modules MB, $files
+files and directories), $N test files, one task each, $NPROC at a time, sandboxed, with
+\`[setup] run = "npm ci"\`, \`key = ["package-lock.json"]\` and \`network = "$SETUP_NETWORK"\` (the
+tasks have none). By hand: $N \`git worktree\`s, \`npm ci\` then the test in each, $NPROC at a
+time, npm's download cache shared; the second round runs the tests again in the same
+worktrees. On disk (ext4: copies are real copies, no copy-on-write).
+
+| $N test tasks | first run | second run |
+|---|---:|---:|
+| **swarm, \`[setup]\` keyed by the lockfile** | **$s_first s** | **$s_second s** |
+| by hand: \`npm ci\` + the test in $N kept worktrees | $h_first s | $h_second s |
+
+| a worktree's setup | time |
+|---|---:|
+| \`npm ci\` run by setup (first run: $ran1 of $N tasks ran it) | $ran_ms ms |
+| a kept setup copied instead (first run: $copied1 tasks) | $copy_ms ms ($share% of running it) |
+| second run, warm worktrees: the kept setup checked, nothing copied ($copied2 tasks, $ran2 ran it) | $copy2_ms ms |
+
+Setup runs once per key, not once per task: the other worktrees of the run wait for it
+and get a copy of what it made (every file of node_modules, with its modification time),
+and the next run, whose worktrees are warm, finds node_modules in place and copies
+nothing.
+EOF
+)
+python3 - "$OUT" "$section" <<'PY'
+import re, sys
+path, section = sys.argv[1], sys.argv[2]
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = ""
+if re.search(r"^## 22\. Setting up worktrees", text, flags=re.M):
+    text = re.sub(r"## 22\. Setting up worktrees.*?(?=\n## |\Z)", lambda _: section + "\n", text, flags=re.S)
+elif "\n## Earlier headline figures" in text:
+    text = text.replace("\n## Earlier headline figures", "\n" + section + "\n\n## Earlier headline figures", 1)
+else:
+    text += "\n" + section + "\n"
+open(path, "w").write(text)
+PY
+echo "wrote section 22 of $OUT"

@@ -1,0 +1,324 @@
+//! `[setup]`: a fresh worktree made ready before its task runs, once per
+//! key.
+//!
+//! Setup runs as a command task made of the task (its sandbox, its `env`
+//! and limits, with setup's own `network`, `timeout` and variables, and
+//! the whole worktree to write), logging to `<attempt>.setup.out|.err`.
+//! With a `key`, its outputs are kept in the worktree home
+//! (`<home>/.setup/<key>/`, see [`super::prepare_files`]) and the next
+//! worktree whose key files hold the same content gets a copy instead of
+//! running it: tasks of one run with the same key wait for the first one's
+//! setup rather than run it beside it, and a later run reuses it too.
+//!
+//! The worktree's content once setup is done is recorded as a tree
+//! ([`crate::git::state`]): the task's snapshot leaves out whatever of it
+//! the task did not change (`git::leave_out`), so setup's files are never
+//! committed with a result.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use git2::Oid;
+use swarm_protocol::{AttemptOutcome, Isolation};
+use swarm_sandbox::Stop;
+use tokio::sync::watch;
+
+use super::attempt::{Phase, run_attempt};
+use super::task::{Ctx, blocking};
+use crate::git::{GitError, SnapshotLimits, State};
+use crate::plan::{Payload, Role, Setup, Task};
+
+/// A run's `[setup]`, and the setups it keeps.
+#[derive(Debug)]
+pub(crate) struct Setups {
+    pub setup: Setup,
+    /// Where finished setups are kept by key (`<home>/.setup`).
+    pub kept: PathBuf,
+    /// One lock per key: the first task with a key runs its setup, the
+    /// others wait and copy it.
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Setups {
+    pub fn new(setup: Setup, kept: PathBuf) -> Self {
+        Self {
+            setup,
+            kept,
+            locks: Default::default(),
+        }
+    }
+
+    fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(locks.entry(key.to_string()).or_default())
+    }
+}
+
+/// How a worktree's setup went.
+#[derive(Debug)]
+pub(crate) enum Prepared {
+    /// Nothing to do: no `[setup]`, `setup = false`, or no worktree of its
+    /// own.
+    Nothing,
+    /// Ready: what the worktree held when setup was done.
+    Ready {
+        state: State,
+        /// Whether a kept setup was copied instead of running it.
+        reused: bool,
+        /// How long it waited for another worktree's setup with its key.
+        waited: std::time::Duration,
+    },
+    /// Setup failed (or was stopped): the attempt fails with `reason`.
+    Failed {
+        outcome: AttemptOutcome,
+        reason: String,
+    },
+}
+
+/// Whether `task`'s worktree gets the run's setup.
+pub(crate) fn applies(ctx: &Ctx, task: &Task) -> bool {
+    ctx.setups.is_some() && task.setup && task.isolation == Isolation::Worktree
+}
+
+/// Makes the fresh worktree `workdir` (git directory `admin`, checked out
+/// at `base`) ready for attempt `attempt` of `task`.
+pub(crate) async fn prepare(
+    ctx: &Arc<Ctx>,
+    task: &Task,
+    attempt: u32,
+    base: Oid,
+    workdir: &Path,
+    admin: &Path,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Prepared {
+    let Some(setups) = ctx.setups.as_ref().filter(|_| applies(ctx, task)) else {
+        return Prepared::Nothing;
+    };
+    match prepare_inner(ctx, setups, task, attempt, base, workdir, admin, stop).await {
+        Ok(prepared) => prepared,
+        Err(e) => Prepared::Failed {
+            outcome: AttemptOutcome::SpawnFailed {
+                message: e.to_string(),
+            },
+            reason: format!("setup could not run: failed to {e}"),
+        },
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt's worktree: the task, where it runs, and its stop"
+)]
+async fn prepare_inner(
+    ctx: &Arc<Ctx>,
+    setups: &Setups,
+    task: &Task,
+    attempt: u32,
+    base: Oid,
+    workdir: &Path,
+    admin: &Path,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Result<Prepared, GitError> {
+    let setup = &setups.setup;
+    let key = match setup.key.is_empty() {
+        true => None,
+        false => {
+            let (repo, setup, sandboxed) = (ctx.repo.clone(), setup.clone(), ctx.sandbox.is_some());
+            Some(blocking(move || key_of(&repo, base, &setup, sandboxed)).await?)
+        }
+    };
+    // Held until this worktree's setup is done: another task with the key
+    // then finds it kept.
+    let lock = key.as_ref().map(|k| setups.lock(k));
+    let waiting = std::time::Instant::now();
+    let _held = match &lock {
+        Some(lock) => Some(lock.lock().await),
+        None => None,
+    };
+    let waited = waiting.elapsed();
+    let kept = key.as_ref().map(|k| setups.kept.join(k));
+    let mut reused = false;
+    if let Some(kept) = kept.as_ref().filter(|k| k.is_dir()) {
+        let (from, to) = (kept.clone(), workdir.to_path_buf());
+        match tokio::task::spawn_blocking(move || super::prepare_files::restore(&from, &to)).await {
+            Ok(Ok(_)) => reused = true,
+            Ok(Err(e)) => {
+                tracing::warn!(task = %task.id, error = %e, kept = %kept.display(), "failed to copy a kept setup; running setup")
+            }
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "failed to copy a kept setup; running setup")
+            }
+        }
+    }
+    if !reused {
+        let index = admin.join("index");
+        let setup_task = setup_task(task, setup);
+        let ran = run_attempt(
+            ctx,
+            &setup_task,
+            attempt,
+            base,
+            workdir,
+            admin,
+            swarm_worker::Deck::default(),
+            stop,
+            Phase::Setup,
+        )
+        .await;
+        if !ran.outcome.is_success() {
+            let how = super::task::describe_failure(
+                &ran.outcome,
+                None,
+                &setup_task,
+                &ctx.run,
+                attempt,
+                None,
+            );
+            let stopped = stop.borrow().is_some();
+            let reason = match stopped {
+                true => "cancelled during setup".to_string(),
+                false => format!(
+                    "setup {how}; see `swarm logs {} {} --setup`",
+                    ctx.run, task.id
+                ),
+            };
+            return Ok(Prepared::Failed {
+                outcome: ran.outcome,
+                reason,
+            });
+        }
+        if let (Some(kept), Some(key)) = (&kept, &key) {
+            keep(&setups.kept, key, kept, workdir, &index, &task.id).await;
+        }
+    }
+    let (wd, git_dir, scope, max) = (
+        workdir.to_path_buf(),
+        admin.to_path_buf(),
+        task.checkout(),
+        task.max_file_size,
+    );
+    let state = blocking(move || {
+        let limits = SnapshotLimits {
+            scope: &scope,
+            max_file_size: max,
+        };
+        crate::git::state(&wd, &git_dir, base, limits)
+    })
+    .await?;
+    Ok(Prepared::Ready {
+        state,
+        reused,
+        waited,
+    })
+}
+
+/// The command task setup runs as: `task`'s sandbox, environment and
+/// limits, with setup's command, network, timeout and variables, the whole
+/// worktree to write, and nothing after it (no verify, no score).
+fn setup_task(task: &Task, setup: &Setup) -> Task {
+    let mut env = task.env.clone();
+    env.extend(setup.env.iter().cloned());
+    Task {
+        payload: Payload::Command {
+            run: setup.run.clone(),
+        },
+        env,
+        timeout: Some(setup.timeout),
+        verify: None,
+        paths: Vec::new(),
+        creates: Vec::new(),
+        network: match setup.network {
+            crate::plan::NetworkMode::None => crate::plan::TaskNetwork::None,
+            crate::plan::NetworkMode::Full => crate::plan::TaskNetwork::Full,
+        },
+        role: Role::Plain,
+        ..task.clone()
+    }
+}
+
+/// The key of a setup on `base`: its command, network, variables, whether
+/// it is sandboxed, and the content of its key files at `base` (not in the
+/// worktree: a task cannot choose it).
+fn key_of(
+    repo: &crate::git::Repo,
+    base: Oid,
+    setup: &Setup,
+    sandboxed: bool,
+) -> Result<String, GitError> {
+    let action = || format!("read the key files of [setup] at {base}");
+    let git = repo.open().map_err(|e| GitError::Cli {
+        action: action(),
+        message: e.to_string(),
+    })?;
+    let tree = git
+        .find_commit(base)
+        .and_then(|c| c.tree())
+        .map_err(|e| GitError::Cli {
+            action: action(),
+            message: e.to_string(),
+        })?;
+    let mut text = format!(
+        "swarm setup 1\nrun {:?}\nnetwork {:?}\nsandboxed {sandboxed}\n",
+        setup.run, setup.network
+    );
+    for (k, v) in &setup.env {
+        text.push_str(&format!("env {k:?}={v:?}\n"));
+    }
+    for file in &setup.key {
+        let id = tree
+            .get_path(Path::new(file))
+            .map(|e| e.id().to_string())
+            .unwrap_or_else(|_| "absent".into());
+        text.push_str(&format!("file {file:?} {id}\n"));
+    }
+    let id =
+        Oid::hash_object(git2::ObjectType::Blob, text.as_bytes()).map_err(|e| GitError::Cli {
+            action: action(),
+            message: e.to_string(),
+        })?;
+    Ok(id.to_string()[..20].to_string())
+}
+
+/// Keeps what setup made in `workdir` (against the checkout's index at
+/// `index`) as `kept` (in `root`, under `key`): copied to a directory of
+/// its own first and renamed into place, so that a kept setup is always
+/// whole. A failure costs the next worktree a setup run, nothing more.
+async fn keep(root: &Path, key: &str, kept: &Path, workdir: &Path, index: &Path, task: &str) {
+    let (root, key, kept, workdir, index) = (
+        root.to_path_buf(),
+        key.to_string(),
+        kept.to_path_buf(),
+        workdir.to_path_buf(),
+        index.to_path_buf(),
+    );
+    let kept_shown = kept.display().to_string();
+    let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::create_dir_all(&root)?;
+        let index = git2::Index::open(&index).map_err(std::io::Error::other)?;
+        let outputs = super::prepare_files::outputs(&workdir, &index)?;
+        let tmp = root.join(format!(".{key}.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        super::prepare_files::keep(&workdir, &outputs, &tmp)?;
+        match std::fs::rename(&tmp, &kept) {
+            Ok(()) => Ok(()),
+            // Another run kept the same setup first: its copy stands.
+            Err(_) if kept.is_dir() => std::fs::remove_dir_all(&tmp),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(task, error = %e, kept = kept_shown, "failed to keep the setup's files; the next worktree runs setup again")
+        }
+        Err(e) => tracing::warn!(task, error = %e, "failed to keep the setup's files"),
+    }
+}

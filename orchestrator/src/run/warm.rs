@@ -1,0 +1,181 @@
+//! Warm worktrees: a task id's worktree kept between runs at one path
+//! (`<home>/.warm/<task>`), brought to the new base by git, so that build
+//! tools (cargo and rustc's incremental cache, tsc, jest, pytest) see the
+//! same paths and unchanged files' modification times, as in a worktree a
+//! person keeps.
+//!
+//! Each one has a lease file beside it (`<task>.lease`): an exclusive
+//! `flock` on it while a task uses the worktree (so that two runs, or two
+//! coordinators, never share one at once: the second gets a fresh
+//! worktree), and in it whether the worktree's content is proven kept:
+//! `released` once an attempt's snapshot is on a ref, `in use by <run>`
+//! while one runs. A worktree whose lease does not say `released` (its
+//! coordinator died mid-attempt) may hold work that is on no ref: it is
+//! never reset, only snapshotted by `swarm resume` of that run or removed
+//! by `swarm clean --warm`.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// What a lease file says once the worktree's content is on a ref.
+const RELEASED: &str = "released";
+
+/// Where a repository's warm worktrees are (`<home>/.warm`).
+#[derive(Debug, Clone)]
+pub struct WarmDir {
+    dir: PathBuf,
+}
+
+/// Why a warm worktree cannot be leased now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Another task (of another run, or coordinator) holds it.
+    Busy,
+    /// Its last attempt never said its content was kept: `run` may still
+    /// need it.
+    Unproven { run: String },
+}
+
+/// A warm worktree held by one task: the `flock` goes with it.
+#[derive(Debug)]
+pub struct Lease {
+    lock: Flock<File>,
+    /// The worktree's path.
+    pub path: PathBuf,
+}
+
+impl WarmDir {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// The warm worktree of `task` (its one-component `flat` id).
+    pub fn path(&self, flat: &str) -> PathBuf {
+        self.dir.join(flat)
+    }
+
+    fn lease_file(&self, flat: &str) -> PathBuf {
+        self.dir.join(format!("{flat}.lease"))
+    }
+
+    /// Takes the warm worktree of task `flat` for run `run`, if no one else
+    /// holds it and its content is proven kept (or `resuming` names the run
+    /// that left it).
+    pub fn lease(
+        &self,
+        flat: &str,
+        run: &str,
+        resuming: bool,
+    ) -> std::io::Result<Result<Lease, Unavailable>> {
+        std::fs::create_dir_all(&self.dir)?;
+        let file = std::fs::OpenOptions::new()
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(self.lease_file(flat))?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(Err(Unavailable::Busy)),
+            Err((_, e)) => return Err(std::io::Error::from(e)),
+        };
+        let mut said = String::new();
+        lock.rewind()?;
+        lock.read_to_string(&mut said)?;
+        let said = said.trim();
+        let path = self.path(flat);
+        let exists = path.symlink_metadata().is_ok();
+        if exists && said != RELEASED {
+            let left_by = said.strip_prefix("in use by ").unwrap_or("").to_string();
+            if !(resuming && left_by == run) {
+                return Ok(Err(Unavailable::Unproven { run: left_by }));
+            }
+        }
+        write(&mut lock, &format!("in use by {run}"))?;
+        Ok(Ok(Lease { lock, path }))
+    }
+
+    /// The run that left the warm worktree of task `flat` unproven (its
+    /// lease says `in use by <run>` and no one holds it), if one did.
+    pub fn left_by(&self, flat: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.lease_file(flat)).ok()?;
+        text.trim().strip_prefix("in use by ").map(str::to_string)
+    }
+}
+
+impl Lease {
+    /// Says the worktree's content is on a ref: the next run may reset it.
+    pub fn release(&mut self) -> std::io::Result<()> {
+        write(&mut self.lock, RELEASED)
+    }
+
+    /// Says an attempt is at work in it again (a retry).
+    pub fn hold(&mut self, run: &str) -> std::io::Result<()> {
+        write(&mut self.lock, &format!("in use by {run}"))
+    }
+}
+
+fn write(file: &mut File, text: &str) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
+/// The lease files' suffix, for listing.
+pub const LEASE_SUFFIX: &str = ".lease";
+
+/// The warm worktrees in `dir`: `(flat task id, path)`.
+pub fn list(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            (!name.ends_with(LEASE_SUFFIX) && !name.starts_with('.')).then(|| (name, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_exclusive_and_an_unreleased_worktree_is_never_leased_to_another_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = WarmDir::new(dir.path().join(".warm"));
+        let mut first = warm.lease("t", "one", false).unwrap().unwrap();
+        std::fs::create_dir_all(&first.path).unwrap();
+        assert_eq!(
+            warm.lease("t", "two", false).unwrap().unwrap_err(),
+            Unavailable::Busy
+        );
+        // Its coordinator dies mid-attempt: the lock goes, the word stays.
+        drop(first);
+        assert_eq!(
+            warm.lease("t", "two", false).unwrap().unwrap_err(),
+            Unavailable::Unproven { run: "one".into() }
+        );
+        assert_eq!(warm.left_by("t").as_deref(), Some("one"));
+        // Resuming the run that left it may take it (and snapshot it).
+        first = warm.lease("t", "one", true).unwrap().unwrap();
+        first.release().unwrap();
+        drop(first);
+        let second = warm.lease("t", "two", false).unwrap().unwrap();
+        assert_eq!(second.path, dir.path().join(".warm/t"));
+        assert_eq!(
+            list(&dir.path().join(".warm")),
+            [("t".to_string(), second.path.clone())]
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! `[setup]`: a worktree made ready before its task, once per key (kept
+//! across runs), sandboxed like the task, its outputs never committed, a
+//! failing setup reported as such with its own log.
+
+use crate::support::{TestRepo, task};
+
+/// A repository whose "dependencies" setup installs: `deps/` (ignored, as
+/// `node_modules` is) from `deps.lock`, and a generated file that is not
+/// ignored.
+fn project() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("deps.lock", "left-pad 1.3.0\n");
+    repo.write(".gitignore", "deps/\n");
+    repo.write("src/a.txt", "a\n");
+    repo.write("src/b.txt", "b\n");
+    repo.write("src/c.txt", "c\n");
+    repo.commit_all("a project with a lockfile");
+    repo
+}
+
+const SETUP: &str = "[setup]\nrun = '''\n\
+    mkdir -p deps && cp deps.lock deps/installed && echo \"setup ran in $SWARM_TASK\"\n\
+    echo generated > gen.txt\n'''\nkey = [\"deps.lock\"]\n\n";
+
+fn setup_logs(repo: &TestRepo, run: &str) -> Vec<String> {
+    let mut ran: Vec<String> = ["a", "b", "c"]
+        .into_iter()
+        .filter(|t| {
+            repo.path()
+                .join(format!(".swarm/runs/{run}/logs/{t}/1.setup.out"))
+                .exists()
+        })
+        .map(str::to_string)
+        .collect();
+    ran.sort();
+    ran
+}
+
+#[test]
+fn setup_runs_once_per_key_its_outputs_are_never_committed_and_a_later_run_reuses_it() {
+    let repo = project();
+    let plan = repo.plan(
+        "s.toml",
+        &format!(
+            "{SETUP}[[task]]\nid = \"{{f}}\"\nmatrix = {{ f = [\"a\", \"b\", \"c\"] }}\n\
+             run = '''\ntest -f deps/installed && test -f gen.txt && echo done >> src/{{f}}.txt\n'''\n\n\
+             [[task]]\nid = \"edits-generated\"\ndeps = [\"a\"]\nrun = \"echo changed > gen.txt\"\n"
+        ),
+    );
+    let run = repo.run_plan(&plan, &["--name", "one"]);
+    run.assert_code(0);
+    // One of the three tasks ran setup; the others got a copy of it.
+    assert_eq!(setup_logs(&repo, "one").len(), 1, "{}", run.stderr);
+    for f in ["a", "b", "c"] {
+        assert_eq!(
+            repo.show("swarm/one", &format!("src/{f}.txt")),
+            format!("{f}\ndone")
+        );
+    }
+    // What setup made is in no result; what a task changed of it is.
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "refs/swarm/one/a"]);
+    assert!(
+        !tree.contains("gen.txt") && !tree.contains("deps/"),
+        "{tree}"
+    );
+    assert_eq!(repo.show("swarm/one", "gen.txt"), "changed");
+    let report = repo.report();
+    assert_eq!(task(&report, "a")["status"], "merged");
+    // Its own phase: in the report, the live view and the trace.
+    let reused = ["a", "b", "c"]
+        .iter()
+        .filter(|t| task(&report, t)["setup_reused"] == true)
+        .count();
+    assert_eq!(reused, 2, "{report:#}");
+    assert!(
+        ["a", "b", "c"]
+            .iter()
+            .all(|t| task(&report, t)["setup_ms"].is_u64())
+    );
+    assert!(
+        run.stderr.contains("(setup ran in ") && run.stderr.contains("(setup copied in "),
+        "{}",
+        run.stderr
+    );
+    let trace = repo.swarm(&["trace", "one"]);
+    trace.assert_code(0);
+    assert!(trace.stdout.contains("\"setup\""), "{}", trace.stdout);
+
+    // A later run with the same lockfile runs no setup at all.
+    let again = repo.run_plan(&plan, &["--name", "two"]);
+    again.assert_code(0);
+    assert_eq!(
+        setup_logs(&repo, "two"),
+        Vec::<String>::new(),
+        "{}",
+        again.stderr
+    );
+
+    // A changed lockfile is a new key: setup runs again, once.
+    repo.write("deps.lock", "left-pad 1.3.1\n");
+    repo.commit_all("bump");
+    let bumped = repo.run_plan(&plan, &["--name", "three"]);
+    bumped.assert_code(0);
+    assert_eq!(setup_logs(&repo, "three").len(), 1, "{}", bumped.stderr);
+}
+
+#[test]
+fn a_failing_setup_fails_the_attempt_with_its_own_reason_and_log() {
+    let repo = project();
+    let plan = repo.plan(
+        "f.toml",
+        "[setup]\nrun = \"echo cannot reach the registry >&2; exit 3\"\n\n\
+         [[task]]\nid = \"a\"\nrun = \"echo never > ran.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--name", "f"]);
+    run.assert_code(1);
+    let report = repo.report();
+    let a = task(&report, "a");
+    assert_eq!(a["status"], "failed");
+    let reason = a["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("setup exited with code 3; see `swarm logs f a --setup`"),
+        "{reason}"
+    );
+    let logs = repo.swarm(&["logs", "f", "a", "--setup"]);
+    logs.assert_code(0);
+    assert!(
+        logs.stdout.contains("cannot reach the registry"),
+        "{}",
+        logs.stdout
+    );
+    // The task never ran.
+    assert!(!repo.has_rev("refs/swarm/f/a"));
+}
+
+#[test]
+fn a_task_may_skip_setup() {
+    let repo = project();
+    let plan = repo.plan(
+        "k.toml",
+        &format!("{SETUP}[[task]]\nid = \"a\"\nsetup = false\nrun = \"test ! -e deps && echo ok > src/a.txt\"\n"),
+    );
+    repo.run_plan(&plan, &["--name", "k"]).assert_code(0);
+    assert_eq!(repo.show("swarm/k", "src/a.txt"), "ok");
+    assert!(setup_logs(&repo, "k").is_empty());
+}
+
+#[test]
+fn worktreeinclude_copies_ignored_files_of_the_checkout_and_a_result_holding_one_is_refused() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".env\nsecret/\n");
+    repo.write(".worktreeinclude", ".env\ntracked.txt\n");
+    repo.write("tracked.txt", "tracked\n");
+    repo.commit_all("a project with a .worktreeinclude");
+    // The person's files: ignored by git, in the main checkout only.
+    std::fs::write(repo.path().join(".env"), "TOKEN=hunter2\n").unwrap();
+    let outside = repo.outside().join("elsewhere");
+    std::fs::write(&outside, "not mine to copy\n").unwrap();
+    std::os::unix::fs::symlink(&outside, repo.path().join("secret")).unwrap();
+    let plan = repo.plan(
+        "i.toml",
+        "[swarm]\non_failure = \"continue\"\n\n\
+         [[task]]\nid = \"reads\"\nrun = \"grep -q TOKEN .env && echo read > out.txt\"\n\n\
+         [[task]]\nid = \"leaks\"\nrun = \"cp .env config.txt\"\n",
+    );
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    validate.assert_code(0);
+    assert!(
+        validate.stdout.contains(
+            "includes          .worktreeinclude copies 1 file of yours into each worktree, never committed: .env (the list came with the repository)"
+        ),
+        "{}",
+        validate.stdout
+    );
+    let run = repo.run_plan(&plan, &["--name", "i"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("note: .worktreeinclude copies 1 file"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(repo.show("swarm/i", "out.txt"), "read");
+    // Never committed: not by the task that read it, not under another
+    // name by the one that copied it.
+    let merged = repo.git(&["ls-tree", "-r", "--name-only", "swarm/i"]);
+    assert!(
+        !merged.contains(".env") && !merged.contains("config.txt"),
+        "{merged}"
+    );
+    let report = repo.report();
+    let reason = task(&report, "leaks")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("config.txt (the content of .env, a file of yours from .worktreeinclude, never committed)"),
+        "{reason}"
+    );
+}
+
+/// A Node package whose one dependency is a tarball in the repository,
+/// locked by a real `package-lock.json`: `npm ci` installs it offline.
+fn node_project() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(
+        "vendor/leftish/package.json",
+        "{\"name\": \"leftish\", \"version\": \"1.0.0\", \"main\": \"index.js\"}\n",
+    );
+    repo.write(
+        "vendor/leftish/index.js",
+        "module.exports = (s, n) => ' '.repeat(Math.max(0, n - s.length)) + s;\n",
+    );
+    let npm = |dir: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new("npm")
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", repo.home())
+            .env("npm_config_cache", repo.home().join(".npm"))
+            .output()
+            .expect("npm (installed by .ci/run)");
+        assert!(
+            out.status.success(),
+            "npm {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    npm(
+        &repo.path().join("vendor/leftish"),
+        &["pack", "--pack-destination", ".."],
+    );
+    std::fs::remove_dir_all(repo.path().join("vendor/leftish")).unwrap();
+    repo.write(
+        "package.json",
+        "{\"name\": \"app\", \"version\": \"1.0.0\", \"private\": true,\n \"dependencies\": {\"leftish\": \"file:vendor/leftish-1.0.0.tgz\"}}\n",
+    );
+    npm(
+        &repo.path(),
+        &[
+            "install",
+            "--package-lock-only",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+        ],
+    );
+    repo.write(".gitignore", "node_modules/\n");
+    repo.commit_all("a node package with a lockfile");
+    repo
+}
+
+#[test]
+fn npm_ci_runs_once_per_lockfile_and_node_modules_is_never_committed() {
+    let repo = node_project();
+    let plan = repo.plan(
+        "n.toml",
+        "[setup]\nrun = \"npm ci --offline --no-audit --no-fund\"\nkey = [\"package-lock.json\"]\n\n\
+         [[task]]\nid = \"{n}\"\nmatrix = { n = [\"a\", \"b\"] }\n\
+         run = \"node -e \\\"console.log(require('leftish')('{n}', 4))\\\" > {n}.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--name", "n"]);
+    run.assert_code(0);
+    assert_eq!(repo.show("swarm/n", "a.txt"), "   a");
+    assert_eq!(repo.show("swarm/n", "b.txt"), "   b");
+    let report = repo.report();
+    let ran: Vec<bool> = ["a", "b"]
+        .iter()
+        .map(|t| task(&report, t)["setup_reused"] != true)
+        .collect();
+    assert_eq!(ran.iter().filter(|r| **r).count(), 1, "{report:#}");
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/n"]);
+    assert!(!tree.contains("node_modules"), "{tree}");
+}
+
+#[test]
+fn a_python_venv_made_by_setup_is_reused_and_never_committed() {
+    let repo = TestRepo::new();
+    // A wheel (a zip of the module and its metadata), as a package index
+    // would serve it: pip installs it with no index and no build.
+    let wheel = "vendor/tinypkg-1.0-py3-none-any.whl";
+    std::fs::create_dir_all(repo.path().join("vendor")).unwrap();
+    let made = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[1], 'w') as z:\n\
+             \x20   z.writestr('tinypkg.py', 'def answer():\\n    return 42\\n')\n\
+             \x20   d = 'tinypkg-1.0.dist-info/'\n\
+             \x20   z.writestr(d + 'METADATA', 'Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 1.0\\n')\n\
+             \x20   z.writestr(d + 'WHEEL', 'Wheel-Version: 1.0\\nGenerator: hand\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
+             \x20   z.writestr(d + 'RECORD', '')\n",
+        )
+        .arg(repo.path().join(wheel))
+        .output()
+        .expect("python3");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    repo.write("requirements.txt", &format!("./{wheel}\n"));
+    repo.write(".gitignore", ".venv/\nbuild/\n*.egg-info/\n");
+    repo.commit_all("a python project");
+    let plan = repo.plan(
+        "p.toml",
+        "[setup]\nrun = '''\npython3 -m venv .venv\n\
+         .venv/bin/pip install -q --no-index -r requirements.txt\n'''\n\
+         key = [\"requirements.txt\"]\n\n\
+         [[task]]\nid = \"{n}\"\nmatrix = { n = [\"a\", \"b\"] }\n\
+         run = \".venv/bin/python -c 'import tinypkg; print(tinypkg.answer())' > {n}.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--name", "p"]);
+    assert_eq!(
+        run.code,
+        0,
+        "{}\n{}",
+        run.stderr,
+        repo.swarm(&["logs", "p", "a", "--setup"]).stdout
+    );
+    assert_eq!(repo.show("swarm/p", "a.txt"), "42");
+    assert_eq!(repo.show("swarm/p", "b.txt"), "42");
+    let report = repo.report();
+    let copied = ["a", "b"]
+        .iter()
+        .filter(|t| task(&report, t)["setup_reused"] == true)
+        .count();
+    assert_eq!(copied, 1, "{report:#}");
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/p"]);
+    assert!(!tree.contains(".venv"), "{tree}");
+}
