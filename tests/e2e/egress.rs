@@ -235,10 +235,10 @@ fn a_network_list_lets_its_host_through_the_proxy_and_nothing_else() {
             format!("allowed GET 127.0.0.2:{two}"),
             format!("allowed CONNECT 127.0.0.2:{}", tls.port),
             format!("allowed GET 127.0.0.2:{two}"),
-            format!("refused GET 127.0.0.3:{three}: not in the task's network list {list}"),
-            format!("refused GET 127.0.0.3:{three}: not in the task's network list {list}"),
-            format!("refused GET 127.0.0.2:{other_two}: not in the task's network list {list}"),
-            format!("refused CONNECT 127.0.0.3:{three}: not in the task's network list {list}"),
+            format!("refused GET 127.0.0.3:{three}: not in the network list {list}"),
+            format!("refused GET 127.0.0.3:{three}: not in the network list {list}"),
+            format!("refused GET 127.0.0.2:{other_two}: not in the network list {list}"),
+            format!("refused CONNECT 127.0.0.3:{three}: not in the network list {list}"),
         ],
         "{}",
         logs.stdout
@@ -335,7 +335,7 @@ fn an_agent_cli_reaches_its_door_and_the_listed_host_only() {
     assert_eq!(
         log,
         format!(
-            "allowed GET 127.0.0.2:{two}\nrefused GET 127.0.0.3:{three}: not in the task's network list [\"127.0.0.2:{two}\"]\n"
+            "allowed GET 127.0.0.2:{two}\nrefused GET 127.0.0.3:{three}: not in the network list [\"127.0.0.2:{two}\"]\n"
         )
     );
 }
@@ -400,4 +400,55 @@ fn swarms_agent_is_told_its_hosts_and_its_commands_reach_them() {
     assert_eq!(mock.calls().len(), 2, "the second turn's asserts ran");
     assert_eq!(two_hits.load(Ordering::SeqCst), 1);
     assert_eq!(three_hits.load(Ordering::SeqCst), 0);
+}
+
+/// `[setup]` with a list: setup reaches those hosts through its own proxy
+/// (its log apart, under `swarm logs --setup`), and the task keeps its own
+/// network, none here.
+#[test]
+fn setup_reaches_its_list_and_the_task_keeps_its_own_network() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let (two, two_hits) = http_server("127.0.0.2", "hello from two\n");
+    let (three, three_hits) = http_server("127.0.0.3", "secret of three\n");
+    let plan = format!(
+        "[swarm]\nname = \"prepared\"\n\n[setup]\nnetwork = [\"127.0.0.2:{two}\"]\nrun = '''\n\
+         curl -sS -f -m 10 http://127.0.0.2:{two}/ > deps.txt\n\
+         curl -sS -m 10 http://127.0.0.3:{three}/\n'''\n\n\
+         [[task]]\nid = \"a\"\nrun = '''\n\
+         cp deps.txt got.txt\n\
+         if curl -sS -f -m 5 http://127.0.0.2:{two}/ >/dev/null 2>&1; then echo reached; else echo none; fi > task.txt\n'''\n"
+    );
+    let path = repo.plan("prepared.toml", &plan);
+    let run = repo.run_plan(&path, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(repo.show("swarm/prepared", "got.txt"), "hello from two");
+    assert_eq!(repo.show("swarm/prepared", "task.txt"), "none");
+    assert_eq!(two_hits.load(Ordering::SeqCst), 1, "setup's fetch only");
+    assert_eq!(three_hits.load(Ordering::SeqCst), 0);
+    let logs = repo.swarm(&["logs", "prepared", "a", "--setup"]);
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    assert!(
+        logs.stdout.starts_with(&format!(
+            "swarm: the [setup] of task `a` may not reach 127.0.0.3:{three}: only the hosts of its network list [\"127.0.0.2:{two}\"] are reachable\n"
+        )),
+        "{}",
+        logs.stdout
+    );
+    assert!(
+        logs.stdout.ends_with(&format!(
+            "--- network (swarm's egress proxy)\nallowed GET 127.0.0.2:{two}\nrefused GET 127.0.0.3:{three}: not in the network list [\"127.0.0.2:{two}\"]\n"
+        )),
+        "{}",
+        logs.stdout
+    );
+    // The task's own log has no proxy: it had no network list.
+    assert!(
+        !repo
+            .path()
+            .join(".swarm/runs/prepared/logs/a/1.egress.log")
+            .exists()
+    );
 }

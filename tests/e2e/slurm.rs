@@ -829,7 +829,7 @@ fn a_network_list_is_enforced_on_the_node_by_its_proxy() {
     let logs = repo.swarm(&["logs", "listed", "fetch"]);
     assert!(
         logs.stdout.contains(&format!(
-            "--- network (swarm's egress proxy)\nallowed GET 127.0.0.2:{two_port}\nrefused GET 127.0.0.3:9: not in the task's network list"
+            "--- network (swarm's egress proxy)\nallowed GET 127.0.0.2:{two_port}\nrefused GET 127.0.0.3:9: not in the network list"
         )),
         "{}{}",
         logs.stdout,

@@ -73,8 +73,9 @@ pub struct SetupSection {
     #[schemars(with = "Option<Vec<String>>")]
     pub key: Option<Spanned<Vec<String>>>,
     /// Network access of setup alone (the task keeps its own): `none`
-    /// (default) or `full`.
-    pub network: Option<NetworkMode>,
+    /// (default), `full`, or a list of hosts reached through swarm's egress
+    /// proxy, as a task's (`["registry.npmjs.org"]`).
+    pub network: Option<NetworkField>,
     /// How long setup may run, e.g. `"10m"`. Default: 30m.
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,

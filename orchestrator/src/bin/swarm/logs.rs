@@ -273,12 +273,19 @@ fn setup_logs(
     let (out, err) = report::setup_log_paths(dir, task, attempt);
     let text = std::fs::read(&out).unwrap_or_default();
     let err_text = std::fs::read(&err).unwrap_or_default();
+    // What setup's egress proxy let through and refused (a network list).
+    let egress =
+        std::fs::read(report::setup_egress_log_path(dir, task, attempt)).unwrap_or_default();
     mode.write(stdout, &text);
     if !err_text.is_empty() {
         let _ = writeln!(stdout, "--- stderr");
         mode.write(stdout, &err_text);
     }
-    if text.is_empty() && err_text.is_empty() {
+    if !egress.is_empty() {
+        let _ = writeln!(stdout, "--- network (swarm's egress proxy)");
+        mode.write(stdout, &egress);
+    }
+    if text.is_empty() && err_text.is_empty() && egress.is_empty() {
         let _ = writeln!(
             stderr,
             "(no setup output: attempt {attempt} of task `{task}` ran no setup, got a kept one, or its setup printed nothing)"

@@ -20,7 +20,8 @@
 //! `https://` URL not tunnelled, a request that is no proxy request) gets
 //! a `403` or `400` whose body says why, and a line in the attempt's
 //! egress log (`<attempt>.egress.log` beside its output, which `swarm
-//! logs` shows), as does every connection let through.
+//! logs` shows; `<attempt>.setup.egress.log` for its `[setup]`, which has
+//! a network of its own), as does every connection let through.
 //!
 //! What a task sends is hostile: a request head must come whole within
 //! [`HEAD_TIMEOUT`] and [`HEAD_LIMIT`] bytes, at most [`MAX_CONNECTIONS`]
@@ -73,7 +74,9 @@ pub(crate) const LOG_LIMIT: u64 = 1 << 20;
 
 /// The egress proxy of one attempt of a task with a network list.
 pub(crate) struct Egress {
-    task: String,
+    /// Whose proxy it is, for its answers: "task `a`", "the [setup] of
+    /// task `a`".
+    whose: String,
     hosts: AllowList,
     log: Mutex<Log>,
 }
@@ -103,16 +106,17 @@ impl Egress {
     pub(crate) fn of(run_dir: &Path, task: &Task, attempt: u32) -> Option<Arc<Self>> {
         let hosts = task.network.hosts()?.clone();
         Some(Arc::new(Self::new(
-            &task.id,
+            &format!("task `{}`", task.id),
             hosts,
             crate::layout::egress_log_path(run_dir, &task.id, attempt),
         )))
     }
 
-    /// The proxy of task `task`, allowing `hosts`, logging to `log`.
-    pub(crate) fn new(task: &str, hosts: AllowList, log: PathBuf) -> Self {
+    /// The proxy of `whose` ("task `a`"), allowing `hosts`, logging to
+    /// `log`.
+    pub(crate) fn new(whose: &str, hosts: AllowList, log: PathBuf) -> Self {
         Self {
-            task: task.to_string(),
+            whose: whose.to_string(),
             hosts,
             log: Mutex::new(Log {
                 path: log,
@@ -203,15 +207,15 @@ impl Egress {
         };
         let shown = format!("{} {}:{}", request.method, request.host, request.port);
         if !self.hosts.allows(&request.host, request.port) {
-            let why = format!("{shown}: not in the task's network list {}", self.hosts);
+            let why = format!("{shown}: not in the network list {}", self.hosts);
             self.note(&format!("refused {why}"));
             answer(
                 &mut client,
                 403,
                 "Forbidden",
                 &self.says(&format!(
-                    "task `{}` may not reach {}:{}: only the hosts of its network list {} are reachable",
-                    self.task, request.host, request.port, self.hosts
+                    "{} may not reach {}:{}: only the hosts of its network list {} are reachable",
+                    self.whose, request.host, request.port, self.hosts
                 )),
             )
             .await;
@@ -300,7 +304,7 @@ impl Egress {
                 .append(true)
                 .open(&path)
                 .map_err(|e| {
-                    tracing::warn!(task = %self.task, path = %path.display(), error = %e, "failed to open the egress log");
+                    tracing::warn!(egress = %self.whose, path = %path.display(), error = %e, "failed to open the egress log");
                 })
                 .ok();
             // The attempt's other commands (verify, a score) may have
@@ -376,7 +380,7 @@ pub(crate) async fn run_command(
             match egress.serve(listener) {
                 Ok(s) => serving.push(s),
                 Err(e) => {
-                    tracing::warn!(task = %egress.task, error = %e, "failed to serve the egress proxy");
+                    tracing::warn!(egress = %egress.whose, error = %e, "failed to serve the egress proxy");
                 }
             }
         }

@@ -19,7 +19,7 @@ fn fixture(entries: &[String]) -> Fixture {
     let log = dir.path().join("logs").join("1.egress.log");
     let hosts =
         AllowList::new(entries.iter().map(|e| Allowed::parse(e).unwrap()).collect()).unwrap();
-    let egress = Arc::new(Egress::new("t", hosts, log.clone()));
+    let egress = Arc::new(Egress::new("task `t`", hosts, log.clone()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy = listener.local_addr().unwrap();
     let serving = egress.serve(listener).unwrap();
@@ -121,8 +121,8 @@ async fn a_host_not_listed_is_refused_with_a_message_and_a_log_line() {
     assert_eq!(
         f.log(),
         format!(
-            "refused GET 127.0.0.3:{other}: not in the task's network list [\"127.0.0.2:{allowed}\"]\n\
-             refused CONNECT 127.0.0.2:{other}: not in the task's network list [\"127.0.0.2:{allowed}\"]\n"
+            "refused GET 127.0.0.3:{other}: not in the network list [\"127.0.0.2:{allowed}\"]\n\
+             refused CONNECT 127.0.0.2:{other}: not in the network list [\"127.0.0.2:{allowed}\"]\n"
         )
     );
     assert!(
