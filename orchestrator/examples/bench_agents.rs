@@ -245,7 +245,7 @@ fn cache(turns: usize) -> anyhow::Result<()> {
     );
     let dir = tempfile::tempdir()?;
     let rt = runtime()?;
-    let system = swarm_worker::agent::system_prompt("refactor", dir.path());
+    let system = swarm_worker::agent::system_prompt("refactor", dir.path(), None);
     let tools = swarm_worker::agent::tools::Tools::specs();
     let price = swarm_orchestrator::gateway::prices::lookup("claude-sonnet-4-5")
         .map(|p| swarm_orchestrator::gateway::prices::for_provider(p, Provider::Anthropic));
@@ -462,6 +462,7 @@ fn rss(swarm: &Path) -> anyhow::Result<()> {
         max_turns: 10,
         bash_timeout_secs: 60,
         mcp: Vec::new(),
+        network: None,
     };
     writeln!(write, "{}", serde_json::to_string(&hello)?)?;
     // Start, then the first turn: the agent now waits for the model.

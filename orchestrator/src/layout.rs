@@ -147,6 +147,17 @@ pub fn output_path(run_dir: &Path, task: &str) -> PathBuf {
     task_logs(run_dir, task).join("output.json")
 }
 
+/// Where the egress proxy of attempt `attempt` of task `task` (a task
+/// with a network allow-list) writes what it let through and refused.
+pub fn egress_log_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    task_logs(run_dir, task).join(format!("{attempt}.egress.log"))
+}
+
+/// The same for the attempt's `[setup]`, which has a network of its own.
+pub fn setup_egress_log_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    task_logs(run_dir, task).join(format!("{attempt}.setup.egress.log"))
+}
+
 /// Where attempt `attempt` of agent task `task` keeps its transcript.
 pub fn transcript_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
     task_logs(run_dir, task).join(format!("{attempt}.transcript.jsonl"))

@@ -5,7 +5,10 @@
 
 use swarm_protocol::{Event, RunReport};
 
-pub use crate::layout::{log_paths, run_dir, score_log_paths, setup_log_paths, verify_log_paths};
+pub use crate::layout::{
+    egress_log_path, log_paths, run_dir, score_log_paths, setup_egress_log_path, setup_log_paths,
+    verify_log_paths,
+};
 
 /// The report a list of events adds up to.
 pub fn fold(events: &[Event]) -> Option<RunReport> {

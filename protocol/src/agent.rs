@@ -185,6 +185,11 @@ pub enum CoordinatorMessage {
         /// the tools of.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         mcp: Vec<McpServer>,
+        /// A task with a network list: the list, as the plan writes it
+        /// (`["crates.io"]`), for the system prompt; its bash commands
+        /// reach those hosts through the proxy in `HTTP_PROXY`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        network: Option<String>,
     },
     /// Text of the model's answer as it streams in.
     Delta { text: String },

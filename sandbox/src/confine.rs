@@ -17,7 +17,7 @@ use landlock::{
 use crate::cache::{Remembered, SystemPaths};
 use crate::launcher::raw::{self, syscall4};
 
-use crate::policy::{Network, Policy};
+use crate::policy::{GatewayPorts, Network, Policy};
 
 /// The Landlock ABI swarm needs: 6 adds signal and abstract-socket scopes
 /// (4 added TCP rules).
@@ -339,9 +339,9 @@ pub(crate) fn drop_capabilities(identity: Option<(u32, u32)>) -> Result<(), Conf
 /// numbers name their paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Shared {
-    /// Whether TCP is handled (every network but `full`), and the one port
+    /// Whether TCP is handled (every network but `full`), and the ports
     /// a gateway's worker may connect to.
-    network: (bool, Option<u16>),
+    network: (bool, Option<GatewayPorts>),
     /// (descriptor, access) of each rule, in order.
     rules: Vec<(RawFd, u64)>,
 }
@@ -366,7 +366,7 @@ impl Built {
             ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
         }
         let mut created = ruleset.create()?;
-        if let Some(port) = shared.network.1 {
+        for port in shared.network.1.into_iter().flat_map(GatewayPorts::iter) {
             created = created.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
         }
         // Path rules straight to the kernel: the crate asks the file
@@ -403,12 +403,12 @@ pub(crate) fn ruleset(
             access
         }
     };
-    let port = match policy.network {
-        Network::Gateway { port } => Some(port),
+    let ports = match policy.network {
+        Network::Gateway { ports } => Some(ports),
         Network::None | Network::Full => None,
     };
     let mut shared = Shared {
-        network: (policy.network != Network::Full, port),
+        network: (policy.network != Network::Full, ports),
         rules: Vec::new(),
     };
     // System and run-wide paths through the launcher's descriptors, opened

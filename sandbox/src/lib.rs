@@ -26,6 +26,8 @@ mod view;
 pub use confine::{ConfineError, REQUIRED_ABI};
 pub use launcher::UnconfinedRequest;
 pub use launcher::{Exit, LaunchError, Launcher, SpawnRequest, Spawned};
-pub use loopback::receive_listener;
-pub use policy::{ENV_ALLOWLIST, Limits, Network, Policy, SANDBOX_IDENTITY, View, worker_identity};
+pub use loopback::receive_listeners;
+pub use policy::{
+    ENV_ALLOWLIST, GatewayPorts, Limits, Network, Policy, SANDBOX_IDENTITY, View, worker_identity,
+};
 pub use process::{Stop, kill_group, term_group};

@@ -1,15 +1,17 @@
-//! A worker's one way out for `Network::Gateway`: in a network namespace
-//! of the worker's own, the loopback interface brought up and a TCP
-//! listener on `127.0.0.1:port`, whose descriptor goes to the coordinator.
+//! A worker's ways out for `Network::Gateway`: in a network namespace of
+//! the worker's own, the loopback interface brought up and a TCP listener
+//! on `127.0.0.1:port` for each of its ports, whose descriptors go to the
+//! coordinator.
 //!
-//! The coordinator accepts on that listener from outside the namespace (a
-//! socket keeps the namespace it was made in, whoever holds it), so nothing
-//! of the task's has to forward anything: the agent CLI connects to its
-//! port, and the connection lands in the coordinator's gateway. The
-//! namespace has no other interface and no route, so the host's loopback,
-//! other machines and DNS servers are out of reach whatever the worker
-//! tries; Landlock (see `confine::ruleset`) narrows TCP further to a
-//! `connect` to this port.
+//! The coordinator accepts on those listeners from outside the namespace
+//! (a socket keeps the namespace it was made in, whoever holds it), so
+//! nothing of the task's has to forward anything: the agent CLI connects
+//! to its port, and the connection lands in the coordinator's gateway; a
+//! task with a network allow-list connects to its egress proxy's port, and
+//! the coordinator decides where it may go. The namespace has no other
+//! interface and no route, so the host's loopback, other machines and DNS
+//! servers are out of reach whatever the worker tries; Landlock (see
+//! `confine::ruleset`) narrows TCP further to a `connect` to these ports.
 
 use std::io::IoSlice;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -17,19 +19,35 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
+use crate::policy::GatewayPorts;
+
 /// Runs in the worker's init, before the worker exists: moves init into a
-/// new network namespace, brings its loopback up, listens on `port` there
-/// and sends the listener over `handoff` (then closes its own copies).
-pub(crate) fn listen_and_hand_over(port: u16, handoff: RawFd) -> std::io::Result<()> {
+/// new network namespace, brings its loopback up, listens on each of
+/// `ports` there and sends the listeners over `handoff` in one message, in
+/// the order of the ports (then closes its own copies).
+pub(crate) fn listen_and_hand_over(ports: GatewayPorts, handoff: RawFd) -> std::io::Result<()> {
     // SAFETY: a plain syscall; init is single-threaded.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } == -1 {
         return Err(std::io::Error::last_os_error());
     }
     loopback_up()?;
-    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
-    let fds = [listener.as_raw_fd()];
-    let rights = [ControlMessage::ScmRights(&fds)];
+    // At most two (`GatewayPorts`): on the stack, as init allocates
+    // nothing it need not.
+    let mut listeners: [Option<TcpListener>; 2] = [None, None];
+    for (slot, port) in listeners.iter_mut().zip(ports.iter()) {
+        *slot = Some(TcpListener::bind(SocketAddrV4::new(
+            Ipv4Addr::LOCALHOST,
+            port,
+        ))?);
+    }
+    let mut fds = [0 as RawFd; 2];
+    let mut count = 0;
+    for listener in listeners.iter().flatten() {
+        fds[count] = listener.as_raw_fd();
+        count += 1;
+    }
+    let rights = [ControlMessage::ScmRights(&fds[..count])];
     let byte = [0u8];
     sendmsg::<()>(
         handoff,
@@ -79,12 +97,13 @@ fn loopback_up() -> std::io::Result<()> {
     result
 }
 
-/// Receives the listener a worker's init sent on `sock` (the coordinator's
-/// end of `Policy::gateway_handoff`'s pair). Fails if the socket closes
-/// first: the worker never got that far.
-pub async fn receive_listener(
+/// Receives the listeners a worker's init sent on `sock` (the
+/// coordinator's end of `Policy::gateway_handoff`'s pair), in the order of
+/// the policy's ports. Fails if the socket closes first: the worker never
+/// got that far.
+pub async fn receive_listeners(
     sock: std::os::unix::net::UnixStream,
-) -> std::io::Result<TcpListener> {
+) -> std::io::Result<Vec<TcpListener>> {
     use nix::sys::socket::{ControlMessageOwned, recvmsg};
     use std::os::fd::FromRawFd as _;
     sock.set_nonblocking(true)?;
@@ -94,7 +113,7 @@ pub async fn receive_listener(
         let received = sock.try_io(tokio::io::Interest::READABLE, || {
             let mut byte = [0u8; 1];
             let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-            let mut space = nix::cmsg_space!([RawFd; 1]);
+            let mut space = nix::cmsg_space!([RawFd; 2]);
             let msg = recvmsg::<()>(
                 sock.as_raw_fd(),
                 &mut iov,
@@ -114,26 +133,23 @@ pub async fn receive_listener(
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             other => other?,
         };
-        let mut fds = fds.into_iter();
-        let Some(first) = fds.next() else {
+        if fds.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 if bytes == 0 {
-                    "the worker's sandbox closed before it sent its gateway listener"
+                    "the worker's sandbox closed before it sent its gateway listeners"
                 } else {
                     "the worker's sandbox sent no listener"
                 },
             ));
-        };
+        }
         // SAFETY: the kernel just gave us these descriptors; they are ours
-        // alone. Any beyond the first are closed.
+        // alone, and each is a listening TCP socket init made.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        let listener = unsafe {
-            for extra in fds {
-                drop(std::os::fd::OwnedFd::from_raw_fd(extra));
-            }
-            TcpListener::from_raw_fd(first)
-        };
-        return Ok(listener);
+        let listeners = fds
+            .into_iter()
+            .map(|fd| unsafe { TcpListener::from_raw_fd(fd) })
+            .collect();
+        return Ok(listeners);
     }
 }

@@ -257,10 +257,10 @@ pub(crate) struct TaskMounts {
     /// The run's no-network namespace, joined unless the worker may use
     /// the network.
     pub no_network: Option<RawFd>,
-    /// With `Network::Gateway`: the port, and the socket the listener goes
-    /// out on. The worker gets a network namespace of its own instead of
-    /// the run's.
-    pub gateway: Option<(u16, RawFd)>,
+    /// With `Network::Gateway`: the ports, and the socket their listeners
+    /// go out on. The worker gets a network namespace of its own instead
+    /// of the run's.
+    pub gateway: Option<(crate::policy::GatewayPorts, RawFd)>,
 }
 
 /// Runs in the worker's init process, inside its new mount and PID
@@ -301,9 +301,9 @@ pub(crate) fn isolate_task(mounts: &TaskMounts, cell: Option<Ahead>) -> Result<b
         (Some(task), None) => crate::template::enter(task, knobs)?,
         (None, _) => crate::view::build(&mounts.view, knobs)?,
     }
-    if let Some((port, handoff)) = mounts.gateway {
-        crate::loopback::listen_and_hand_over(port, handoff)
-            .map_err(|e| format!("isolate the worker: open its gateway port {port}: {e}"))?;
+    if let Some((ports, handoff)) = mounts.gateway {
+        crate::loopback::listen_and_hand_over(ports, handoff)
+            .map_err(|e| format!("isolate the worker: open its gateway ports: {e}"))?;
     } else if let Some(fd) = mounts.no_network {
         // SAFETY: setns with an fd the launcher opened and keeps open.
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]

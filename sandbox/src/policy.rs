@@ -16,15 +16,49 @@ pub enum Network {
     None,
     /// Unrestricted network (explicit opt-in only).
     Full,
-    /// TCP to `127.0.0.1:port` and nothing else, in a network namespace of
-    /// the worker's own whose loopback is up: the coordinator holds the
-    /// one listening socket there (handed over through
-    /// [`Policy::gateway_handoff`]) and serves the model gateway on it. For
-    /// agent CLIs, which speak HTTP to their model. Landlock allows a TCP
-    /// `connect` to `port` only and no `bind`; there is no route anywhere
-    /// else, the host's loopback included. Needs the namespace layer: the
-    /// baseline refuses it rather than open the host's network.
-    Gateway { port: u16 },
+    /// TCP to `127.0.0.1` on `ports` and nothing else, in a network
+    /// namespace of the worker's own whose loopback is up: the coordinator
+    /// holds the listening sockets there (handed over through
+    /// [`Policy::gateway_handoff`]) and serves them: the model gateway of
+    /// an agent CLI, which speaks HTTP to its model, and the egress proxy
+    /// of a task with a network allow-list. Landlock allows a TCP
+    /// `connect` to these ports only and no `bind`; there is no route
+    /// anywhere else, the host's loopback included. Needs the namespace
+    /// layer: the baseline refuses it rather than open the host's network.
+    Gateway { ports: GatewayPorts },
+}
+
+/// The ports of [`Network::Gateway`]: one or two, each a listener the
+/// worker's init makes and hands over, in this order. Two at most: an
+/// agent CLI's model door and its egress proxy; a fixed size keeps
+/// [`Network`] a plain value the launcher keys its filters and cells by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GatewayPorts {
+    first: u16,
+    second: Option<u16>,
+}
+
+impl GatewayPorts {
+    /// One port.
+    pub const fn one(port: u16) -> Self {
+        Self {
+            first: port,
+            second: None,
+        }
+    }
+
+    /// Two ports, handed over in this order.
+    pub const fn two(first: u16, second: u16) -> Self {
+        Self {
+            first,
+            second: Some(second),
+        }
+    }
+
+    /// The ports, in the order their listeners are handed over.
+    pub fn iter(self) -> impl Iterator<Item = u16> {
+        std::iter::once(self.first).chain(self.second)
+    }
 }
 
 /// Resource limits (rlimits) of a worker and everything it starts.
@@ -88,9 +122,10 @@ pub struct Policy {
     #[serde(default)]
     pub views: Vec<View>,
     /// With [`Network::Gateway`]: a Unix socket of the coordinator's on
-    /// which the worker's init sends the listening socket it made in the
-    /// worker's network namespace (`SCM_RIGHTS`), before the worker starts.
-    /// Never reaches the worker.
+    /// which the worker's init sends the listening sockets it made in the
+    /// worker's network namespace (`SCM_RIGHTS`, one message, in the
+    /// order of the ports), before the worker starts. Never reaches the
+    /// worker.
     #[serde(default)]
     pub gateway_handoff: Option<i32>,
     /// Paths among `read_only` and `read_write` that every worker of the

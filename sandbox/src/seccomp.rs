@@ -734,7 +734,13 @@ mod tests {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         let mut checked = 0u64;
         let mut sets = Vec::new();
-        for network in [Network::None, Network::Full, Network::Gateway { port: 0 }] {
+        for network in [
+            Network::None,
+            Network::Full,
+            Network::Gateway {
+                ports: crate::policy::GatewayPorts::one(0),
+            },
+        ] {
             for contained in [true, false] {
                 sets.push((
                     format!("{network:?}, contained {contained}"),
@@ -869,7 +875,13 @@ mod tests {
     fn the_filter_is_short_to_run_for_every_call() {
         // What the kernel pays when it installs the filter: one run per
         // call number. A chain of comparisons took over 100 instructions.
-        let filter = compile_filter(Network::Gateway { port: 0 }, false).unwrap();
+        let filter = compile_filter(
+            Network::Gateway {
+                ports: crate::policy::GatewayPorts::one(0),
+            },
+            false,
+        )
+        .unwrap();
         let arch = audit_arch().unwrap();
         let longest = (0..460u32)
             .map(|nr| steps(&filter, arch, nr, None).1)
@@ -881,7 +893,13 @@ mod tests {
     fn filters_compile_for_this_machine() {
         let none = compile_filter(Network::None, true).unwrap();
         let full = compile_filter(Network::Full, true).unwrap();
-        let gateway = compile_filter(Network::Gateway { port: 0 }, true).unwrap();
+        let gateway = compile_filter(
+            Network::Gateway {
+                ports: crate::policy::GatewayPorts::one(0),
+            },
+            true,
+        )
+        .unwrap();
         let baseline = compile_filter(Network::None, false).unwrap();
         assert!(baseline.len() > none.len());
         // Every worker's kernel converts and compiles each instruction

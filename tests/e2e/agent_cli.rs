@@ -40,7 +40,7 @@ pub(crate) fn about(call: &Call, prompt: &str) -> bool {
 }
 
 /// Claude Code's Bash tool.
-fn bash(id: &str, command: &str) -> crate::support::model::Part {
+pub(crate) fn bash(id: &str, command: &str) -> crate::support::model::Part {
     tool(
         id,
         "Bash",

@@ -10,6 +10,7 @@ mod bench_scripts;
 mod clean;
 mod confinement;
 mod deck;
+mod egress;
 mod escapes;
 mod everyday_tools;
 mod example_plans;

@@ -666,7 +666,8 @@ fn without_user_namespaces_the_baseline_still_confines() {
              try net python3 -c \"import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\"\n\
              try setsid python3 -c \"import os; os.setsid()\"\n\
              echo inside > inside.txt\n'''\n\n\
-             [[task]]\nid = \"slow\"\ntimeout = \"500ms\"\nrun = \"(trap '' TERM; sleep 44.75) & sleep 44.75\"\n",
+             [[task]]\nid = \"slow\"\ntimeout = \"500ms\"\nrun = \"(trap '' TERM; sleep 44.75) & sleep 44.75\"\n\n\
+             [[task]]\nid = \"listed\"\nnetwork = [\"127.0.0.2:8000\"]\nrun = \"echo ran > ran.txt\"\n",
             out.display().to_string()
         ),
     );
@@ -687,6 +688,16 @@ fn without_user_namespaces_the_baseline_still_confines() {
     let report = repo.report();
     assert_eq!(task(&report, "attacks")["status"], "merged");
     assert_eq!(task(&report, "slow")["status"], "timed_out");
+    // A network list needs a namespace of the task's own for its proxy:
+    // the baseline refuses to start it rather than give it the host's.
+    let listed = task(&report, "listed");
+    assert_eq!(listed["status"], "failed", "{listed}");
+    assert!(
+        listed
+            .to_string()
+            .contains("that needs the namespace layer"),
+        "{listed}"
+    );
     let results = repo.git(&["show", "refs/swarm/baseline/attacks:results/attacks.txt"]);
     assert_eq!(
         results.lines().collect::<Vec<_>>(),

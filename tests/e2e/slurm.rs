@@ -791,3 +791,48 @@ run = "echo kept > keep.txt"
         "{lost}"
     );
 }
+
+/// A network list on a cluster: `swarm __node` serves the task's egress
+/// proxy on its node (the node resolves and connects), and the proxy's
+/// log comes back with the attempt's others.
+#[test]
+fn a_network_list_is_enforced_on_the_node_by_its_proxy() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let two = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let two_port = two.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in two.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nfrom two\n",
+            );
+        }
+    });
+    let plan = plan(
+        &repo,
+        "listed",
+        "",
+        &format!(
+            "[[task]]\nid = \"fetch\"\nnetwork = [\"127.0.0.2:{two_port}\"]\nrun = '''\ncurl -sS -f -m 10 http://127.0.0.2:{two_port}/ > two.txt\ncurl -sS -m 10 http://127.0.0.3:9/ > refused.txt\n'''\n"
+        ),
+    );
+    run(&repo, &cluster, &plan, &[]).assert_code(0);
+    assert_eq!(repo.show("swarm/listed", "two.txt"), "from two");
+    assert!(
+        repo.show("swarm/listed", "refused.txt")
+            .starts_with("swarm: task `fetch` may not reach 127.0.0.3:9"),
+    );
+    let logs = repo.swarm(&["logs", "listed", "fetch"]);
+    assert!(
+        logs.stdout.contains(&format!(
+            "--- network (swarm's egress proxy)\nallowed GET 127.0.0.2:{two_port}\nrefused GET 127.0.0.3:9: not in the network list"
+        )),
+        "{}{}",
+        logs.stdout,
+        logs.stderr
+    );
+}

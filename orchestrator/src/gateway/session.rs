@@ -163,6 +163,8 @@ pub struct Session {
     output: Option<serde_json::Value>,
     /// The MCP servers the agent starts in its sandbox.
     mcp: Vec<swarm_protocol::agent::McpServer>,
+    /// The task's network list, for the agent's system prompt.
+    network: Option<String>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -200,6 +202,12 @@ impl Session {
     /// has them) and offer their tools.
     pub fn with_mcp(mut self, servers: Vec<swarm_protocol::agent::McpServer>) -> Self {
         self.mcp = servers;
+        self
+    }
+
+    /// Tells the agent the hosts its task's network list allows.
+    pub fn with_network(mut self, network: Option<String>) -> Self {
+        self.network = network;
         self
     }
 
@@ -256,6 +264,7 @@ impl Session {
             spawns_asked: Vec::new(),
             output: None,
             mcp: Vec::new(),
+            network: None,
         })
     }
 
@@ -284,6 +293,7 @@ impl Session {
             max_turns: self.agent.max_turns,
             bash_timeout_secs: self.bash_timeout.as_secs().max(1),
             mcp: self.mcp.clone(),
+            network: self.network.clone(),
         };
         if send(&mut write, &hello).await.is_err() {
             return;

@@ -29,7 +29,7 @@ use swarm_protocol::Isolation;
 use super::error::{PlanError, PlanErrorKind, Source};
 use super::models::{Budget, DEFAULT_MAX_TURNS};
 use super::schema::TaskFields;
-use super::{NetworkMode, Payload, Task};
+use super::{Payload, Task, TaskNetwork};
 
 pub use super::origin::rules::{
     SUBTASK as KEYS, Subtask as Rule, SubtaskRule as KeyRule, refused_subtask_keys as refused_keys,
@@ -40,7 +40,7 @@ pub use super::origin::rules::{
 pub struct Ceiling {
     /// Whose ceiling it is (named in refusals).
     pub parent: String,
-    pub network: NetworkMode,
+    pub network: TaskNetwork,
     pub isolation: Isolation,
     pub memory: Option<u64>,
     pub processes: Option<u64>,
@@ -98,7 +98,7 @@ impl Ceiling {
         };
         Self {
             parent: parent.id.clone(),
-            network: parent.network,
+            network: parent.network.clone(),
             isolation: parent.isolation,
             memory: parent.memory,
             processes: parent.processes,
@@ -148,10 +148,14 @@ impl Ceiling {
             );
         }
         child.warm = Some(false);
-        match fields.network {
-            None => child.network = self.network,
-            Some(asked) if wider_network(asked, self.network) => {
-                refuse("network", network(asked), network(self.network));
+        match &fields.network {
+            None => child.network = self.network.clone(),
+            Some(_) if child.network.wider_than(&self.network) => {
+                refuse(
+                    "network",
+                    child.network.to_string(),
+                    self.network.to_string(),
+                );
             }
             Some(_) => {}
         }
@@ -316,22 +320,10 @@ impl Ceiling {
     }
 }
 
-/// Whether `asked` reaches further than `allowed`.
-fn wider_network(asked: NetworkMode, allowed: NetworkMode) -> bool {
-    matches!((asked, allowed), (NetworkMode::Full, NetworkMode::None))
-}
-
 /// A list of server names as a plan writes it: `["a", "b"]`.
 fn names(list: &[String]) -> String {
     let quoted: Vec<String> = list.iter().map(|n| format!("{n:?}")).collect();
     format!("[{}]", quoted.join(", "))
-}
-
-fn network(mode: NetworkMode) -> String {
-    match mode {
-        NetworkMode::None => "\"none\"".into(),
-        NetworkMode::Full => "\"full\"".into(),
-    }
 }
 
 fn size(bytes: u64) -> String {

@@ -16,6 +16,7 @@ mod keys;
 mod matrix;
 pub mod mcp;
 mod models;
+pub mod network;
 pub mod origin;
 mod render;
 mod run_verify;
@@ -36,10 +37,12 @@ use std::time::Duration;
 pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, ShownCut, Source, did_you_mean};
 pub use executor::{Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
+pub use network::{AllowList, TaskNetwork};
 pub use render::render;
 pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
 pub use schema::{
-    History, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode, VerifyEvery,
+    History, NetworkField, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode,
+    VerifyEvery,
 };
 pub use setup::Setup;
 pub use swarm_protocol::experiment::Pick;
@@ -286,7 +289,7 @@ pub struct Task {
     /// With `OnConflict::Rerun`: how many times it runs again after a
     /// conflict.
     pub conflict_reruns: u32,
-    pub network: NetworkMode,
+    pub network: TaskNetwork,
     /// Whether the plan's `[setup]` runs in its worktree first.
     pub setup: bool,
     /// Whether its worktree is kept between runs (see `run::warm`), as

@@ -73,8 +73,9 @@ pub struct SetupSection {
     #[schemars(with = "Option<Vec<String>>")]
     pub key: Option<Spanned<Vec<String>>>,
     /// Network access of setup alone (the task keeps its own): `none`
-    /// (default) or `full`.
-    pub network: Option<NetworkMode>,
+    /// (default), `full`, or a list of hosts reached through swarm's egress
+    /// proxy, as a task's (`["registry.npmjs.org"]`).
+    pub network: Option<NetworkField>,
     /// How long setup may run, e.g. `"10m"`. Default: 30m.
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
@@ -337,7 +338,7 @@ pub enum SandboxMode {
     None,
 }
 
-/// Network access of a sandboxed task.
+/// Network access of a sandboxed task, in a word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkMode {
@@ -346,6 +347,52 @@ pub enum NetworkMode {
     None,
     /// The host's network, unrestricted (explicit opt-in).
     Full,
+}
+
+/// A task's `network` as written: a word, or the hosts it may reach.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+pub enum NetworkField {
+    /// `none` or `full`.
+    Mode(NetworkMode),
+    /// Only these hosts, through swarm's egress proxy (`HTTP_PROXY` and
+    /// `HTTPS_PROXY` in the task's environment): `"host"` (ports 80 and
+    /// 443), `"host:port"`, `"*.domain"` (the names below it), an IP
+    /// address as such (`"127.0.0.2:8000"`, `"[::1]:8080"`). The proxy
+    /// resolves names; nothing else leaves the task.
+    Hosts(#[schemars(with = "Vec<String>")] Vec<Spanned<String>>),
+}
+
+// By hand: `untagged` would buffer the value and lose the entries' places
+// in the file, which their errors point at.
+impl<'de> Deserialize<'de> for NetworkField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = NetworkField;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`none`, `full` or a list of hosts")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, word: &str) -> Result<NetworkField, E> {
+                use serde::de::IntoDeserializer as _;
+                NetworkMode::deserialize(word.into_deserializer()).map(NetworkField::Mode)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NetworkField, A::Error> {
+                let mut hosts = Vec::new();
+                while let Some(host) = seq.next_element::<Spanned<String>>()? {
+                    hosts.push(host);
+                }
+                Ok(NetworkField::Hosts(hosts))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// What a task whose result conflicts with the integration branch does.
@@ -493,9 +540,11 @@ pub struct TaskFields {
     /// after its result conflicted. Default: 2.
     pub conflict_reruns: Option<u32>,
     /// Network access of the sandboxed worker: `none` (default: no TCP, UDP
-    /// or DNS, only a loopback interface of its own) or `full` (explicit
-    /// opt-in: the host's network).
-    pub network: Option<NetworkMode>,
+    /// or DNS, only a loopback interface of its own), `full` (explicit
+    /// opt-in: the host's network), or a list of hosts (`["crates.io",
+    /// "static.crates.io", "127.0.0.2:8000"]`) reached through swarm's
+    /// egress proxy and nothing else.
+    pub network: Option<NetworkField>,
     /// Whether the plan's `[setup]` runs in this task's worktree first.
     /// Default: true (when the plan has a `[setup]`).
     pub setup: Option<bool>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::NetworkMode;
+use super::TaskNetwork;
 use super::error::{PlanError, PlanErrorKind, Source};
 use super::schema::SetupSection;
 
@@ -24,7 +24,7 @@ pub struct Setup {
     /// runs again; empty: it runs in every fresh worktree.
     pub key: Vec<String>,
     /// Setup's own network (the task keeps its own).
-    pub network: NetworkMode,
+    pub network: TaskNetwork,
     pub timeout: Duration,
     /// Variables on top of the task's `env`.
     pub env: Vec<(String, String)>,
@@ -36,7 +36,9 @@ pub(super) fn check_setup(
     setup: Option<&Spanned<SetupSection>>,
     errors: &mut Vec<PlanError>,
 ) -> Option<Setup> {
+    let span = setup?.span();
     let section = setup?.get_ref();
+    let network = super::task::network(source, section.network.as_ref(), "[setup]", &span, errors);
     let timeout = duration(
         source,
         "setup",
@@ -81,7 +83,7 @@ pub(super) fn check_setup(
     Some(Setup {
         run: run.clone(),
         key,
-        network: section.network.unwrap_or_default(),
+        network,
         timeout,
         env: section
             .env
@@ -157,7 +159,7 @@ mod tests {
         let setup = plan.setup.unwrap();
         assert_eq!(setup.run, "npm ci");
         assert_eq!(setup.key, ["package-lock.json", "package.json"]);
-        assert_eq!(setup.network, super::NetworkMode::None);
+        assert_eq!(setup.network, super::TaskNetwork::None);
         assert_eq!(setup.timeout, super::DEFAULT_SETUP_TIMEOUT);
         assert!(plan.tasks[0].setup);
     }

@@ -13,7 +13,8 @@ use super::error::{PlanError, PlanErrorKind};
 use super::expand::{Ctx, keep};
 use super::matrix::Values;
 use super::models::{self, AgentTask, Budget, DEFAULT_MAX_TURNS, DEFAULT_REPAIR_ROUNDS};
-use super::schema::TaskFields;
+use super::network::{AllowList, Allowed, TaskNetwork};
+use super::schema::{NetworkField, NetworkMode, TaskFields};
 use super::{Payload, Task, WasmTask, matrix};
 
 /// One concrete task from its table, the defaults and a matrix combination.
@@ -167,6 +168,13 @@ pub(super) fn resolve(
                 .with_help("list what the task needs in `paths`, or drop `sparse = true`"),
         );
     }
+    let network = network(
+        source,
+        fields.network.as_ref().or(defaults.network.as_ref()),
+        &format!("task `{id}`"),
+        &span,
+        errors,
+    );
     if errors.len() > before {
         return None;
     }
@@ -215,7 +223,7 @@ pub(super) fn resolve(
             .conflict_reruns
             .or(defaults.conflict_reruns)
             .unwrap_or(super::DEFAULT_CONFLICT_RERUNS),
-        network: fields.network.or(defaults.network).unwrap_or_default(),
+        network,
         setup: fields.setup.or(defaults.setup).unwrap_or(true),
         warm: fields.warm.or(defaults.warm),
         memory,
@@ -225,6 +233,63 @@ pub(super) fn resolve(
         role: super::Role::Plain,
         not_after: None,
     })
+}
+
+/// The network `written` (a task's own or `[defaults]`'s) gives `whose`
+/// ("task `a`", in messages; `span` is where it stands): a list's entries
+/// each checked at its place in the file. For whatever else runs
+/// commands with a `network` key of its own.
+pub(super) fn network(
+    source: &super::error::Source,
+    written: Option<&NetworkField>,
+    whose: &str,
+    span: &Range<usize>,
+    errors: &mut Vec<PlanError>,
+) -> TaskNetwork {
+    let hosts = match written {
+        None | Some(NetworkField::Mode(NetworkMode::None)) => return TaskNetwork::None,
+        Some(NetworkField::Mode(NetworkMode::Full)) => return TaskNetwork::Full,
+        Some(NetworkField::Hosts(hosts)) => hosts,
+    };
+    let mut entries = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        match Allowed::parse(host.get_ref()) {
+            Ok(entry) => entries.push(entry),
+            Err(why) => errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "{whose}: network entry `{}` {why}",
+                            crate::escape::line(host.get_ref())
+                        ),
+                        Some(host.span()),
+                        "not a host",
+                    )
+                    .with_help(
+                        "list hosts as \"example.com\" (ports 80 and 443), \"example.com:8443\", \"*.example.com\" or an IP address, \"127.0.0.2:8000\"",
+                    ),
+            ),
+        }
+    }
+    match AllowList::new(entries) {
+        Some(list) => TaskNetwork::Hosts(list),
+        None => {
+            if hosts.is_empty() {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("{whose} has network = [], which allows nothing"),
+                            Some(span.clone()),
+                            "here",
+                        )
+                        .with_help("write network = \"none\" for no network, or list the hosts it may reach"),
+                );
+            }
+            TaskNetwork::None
+        }
+    }
 }
 
 /// The task's payload: which of `run`, `wasm` and `prompt` it sets (exactly
@@ -467,7 +532,8 @@ fn agent(
         })
         .unwrap_or_default()
     };
-    if fields.network.or(defaults.network) == Some(super::NetworkMode::Full) {
+    let network = fields.network.as_ref().or(defaults.network.as_ref());
+    if let Some(NetworkField::Mode(NetworkMode::Full)) = network {
         errors.push(source
             .error(
                 PlanErrorKind::BadValue,
@@ -475,7 +541,7 @@ fn agent(
                 Some(span.clone()),
                 "an agent task",
             )
-            .with_help("agents reach their model through swarm and have no network of their own; remove `network`"));
+            .with_help("agents reach their model through swarm and have no network of their own; remove `network`, or list the hosts the agent may reach (`network = [\"docs.rs\"]`)"));
     }
     let max_turns = fields
         .max_turns

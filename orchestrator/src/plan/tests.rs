@@ -587,6 +587,113 @@ fn a_subtask_request_reads_like_a_plan_with_the_plans_defaults() {
     assert_eq!(subtasks::depth("p/a/b"), 2);
 }
 
+/// `network` is a word or a list of hosts; each entry is checked where it
+/// stands, `[defaults]`' list is every task's, and an agent may have a
+/// list (not `full`).
+#[test]
+fn a_network_list_is_read_checked_and_inherited() {
+    let plan = parse_ok(
+        "[defaults]\nnetwork = [\"crates.io\", \"*.crates.io\"]\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n\n[[task]]\nid = \"b\"\nrun = \"true\"\nnetwork = [\"127.0.0.2:8000\", \"Example.COM\"]\n\n[[task]]\nid = \"c\"\nrun = \"true\"\nnetwork = \"none\"\n",
+    );
+    let shown: Vec<String> = plan.tasks.iter().map(|t| t.network.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "[\"crates.io\", \"*.crates.io\"]",
+            "[\"127.0.0.2:8000\", \"example.com\"]",
+            "\"none\"",
+        ]
+    );
+    let text = "[[task]]\nid = \"a\"\nrun = \"true\"\nnetwork = [\"ok.example\", \"https://crates.io/x\", \"127.1:80\"]\n\n[[task]]\nid = \"b\"\nrun = \"true\"\nnetwork = []\n";
+    let e = parse_err(text);
+    assert_eq!(
+        messages(&e),
+        [
+            "task `a`: network entry `https://crates.io/x` is a URL, not a host: write the host (and port, if it is not 80 or 443), e.g. \"crates.io\"",
+            "task `a`: network entry `127.1:80` is neither a host name (whose last part is not a number) nor an IP address: write an IPv4 address as four numbers, `127.0.0.1`",
+            "task `b` has network = [], which allows nothing",
+        ]
+    );
+    // Each entry's error points at the entry.
+    let at: Vec<&str> = e
+        .all()
+        .take(2)
+        .map(|e| {
+            let span = e.span.unwrap();
+            &text[span.offset()..span.offset() + span.len()]
+        })
+        .collect();
+    assert_eq!(at, ["\"https://crates.io/x\"", "\"127.1:80\""]);
+    let e = parse_err("[[task]]\nid = \"a\"\nrun = \"true\"\nnetwork = \"some\"\n");
+    assert!(
+        messages(&e)[0].contains("unknown variant `some`"),
+        "{:?}",
+        messages(&e)
+    );
+    // An agent may reach the hosts of a list; `full` stays refused.
+    let models = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n";
+    let plan = parse_ok(&format!(
+        "{models}[[task]]\nid = \"g\"\nprompt = \"go\"\nnetwork = [\"docs.rs\"]\n"
+    ));
+    assert_eq!(plan.tasks[0].network.to_string(), "[\"docs.rs\"]");
+    let e = parse_err(&format!(
+        "{models}[[task]]\nid = \"g\"\nprompt = \"go\"\nnetwork = \"full\"\n"
+    ));
+    assert_eq!(
+        messages(&e),
+        ["task `g` is an agent task with network = \"full\""]
+    );
+}
+
+/// A subtask's network list lies within its parent's, host by host and
+/// port by port: `none` < a list < `full`; left out, it is the parent's.
+#[test]
+fn a_subtask_network_list_only_narrows_its_parents() {
+    let plan = parse_ok(
+        "[[task]]\nid = \"p\"\nrun = \"true\"\nnetwork = [\"*.crates.io\", \"127.0.0.2:8000\"]\n\n[[task]]\nid = \"q\"\nrun = \"true\"\n\n[[task]]\nid = \"f\"\nrun = \"true\"\nnetwork = \"full\"\n",
+    );
+    let (listed, nothing, full) = (&plan.tasks[0], &plan.tasks[1], &plan.tasks[2]);
+    let ask = |parent: &Task, network: &str| {
+        let request = Source::new(
+            Path::new("req.toml"),
+            format!("[[task]]\nid = \"a\"\nrun = \"x\"\nnetwork = {network}\n"),
+        );
+        subtasks::resolve(&plan, parent, &request, &|_| true, &Default::default())
+            .map(|children| children[0].network.to_string())
+            .map_err(|e| subtasks::messages(&e, &request).join("\n"))
+    };
+    assert_eq!(
+        ask(listed, "[\"static.crates.io\", \"127.0.0.2:8000\"]").unwrap(),
+        "[\"static.crates.io\", \"127.0.0.2:8000\"]"
+    );
+    assert_eq!(ask(listed, "\"none\"").unwrap(), "\"none\"");
+    for wider in [
+        "[\"crates.io\"]",
+        "[\"127.0.0.2\"]",
+        "[\"127.0.0.3:8000\"]",
+        "\"full\"",
+    ] {
+        let refused = ask(listed, wider).unwrap_err();
+        assert!(
+            refused.contains(&format!(
+                "asks for `network = {wider}`, more than its parent `p` may have (`network = [\"*.crates.io\", \"127.0.0.2:8000\"]`)"
+            )),
+            "{wider}: {refused}"
+        );
+    }
+    let refused = ask(nothing, "[\"crates.io\"]").unwrap_err();
+    assert!(refused.contains("(`network = \"none\"`)"), "{refused}");
+    assert_eq!(ask(full, "[\"crates.io\"]").unwrap(), "[\"crates.io\"]");
+    // Left out: the parent's list.
+    let request = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\n".into(),
+    );
+    let children =
+        subtasks::resolve(&plan, listed, &request, &|_| true, &Default::default()).unwrap();
+    assert_eq!(children[0].network, listed.network);
+}
+
 /// Confinement never widens: a child asking for more than its parent may
 /// have is refused, every key at once, each naming the parent's value; a
 /// key it leaves out is its parent's, not the plan's `[defaults]`.

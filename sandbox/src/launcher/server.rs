@@ -20,7 +20,7 @@ use super::cell::{Cell, Like};
 use super::child::{self, Prepared};
 use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Mode, Reply, Request};
 use crate::namespaces::{self, Base, NamespaceError, TaskMounts};
-use crate::policy::{Network, Policy};
+use crate::policy::{GatewayPorts, Network, Policy};
 use crate::template::Templates;
 use crate::{confine, seccomp};
 
@@ -914,9 +914,11 @@ impl Server {
             confine::ruleset(&policy, self.base.is_some(), &mut self.system, ahead)
                 .map_err(|e| e.to_string())?;
         self.rulesets.note(shared);
-        // One filter per kind of network: a gateway's port is Landlock's.
+        // One filter per kind of network: a gateway's ports are Landlock's.
         let mode = match policy.network {
-            Network::Gateway { .. } => Network::Gateway { port: 0 },
+            Network::Gateway { .. } => Network::Gateway {
+                ports: GatewayPorts::one(0),
+            },
             other => other,
         };
         if let std::collections::hash_map::Entry::Vacant(e) = self.filters.entry(mode) {
@@ -932,7 +934,7 @@ impl Server {
             .find(|&(_, target)| target == super::GATEWAY_HANDOFF)
             .map(|(fd, _)| fd);
         let gateway = match (policy.network, handoff) {
-            (Network::Gateway { port }, Some(fd)) => {
+            (Network::Gateway { ports }, Some(fd)) => {
                 if self.base.is_none() {
                     return Err(
                         "give the worker its gateway port: that needs the namespace layer \
@@ -941,7 +943,7 @@ impl Server {
                             .into(),
                     );
                 }
-                Some((port, fd))
+                Some((ports, fd))
             }
             (Network::Gateway { .. }, None) => {
                 return Err("give the worker its gateway port: no handoff socket came".into());

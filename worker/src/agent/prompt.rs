@@ -29,9 +29,20 @@ Your changes are committed and merged automatically: do not run git commit.
 - If the task has a verify command, it runs after you finish; if it fails you \
 get its output and a chance to fix the problem, then call `finish` again.";
 
-/// The system prompt for `task`, with the instructions found in `root`.
-pub fn system_prompt(task: &str, root: &Path) -> String {
-    let mut prompt = format!("{BASE}\n\nYour task's id is `{task}`.");
+/// The system prompt for `task`, with the instructions found in `root`;
+/// `network`: the hosts its network list allows, if it has one.
+pub fn system_prompt(task: &str, root: &Path, network: Option<&str>) -> String {
+    let base = match network {
+        None => std::borrow::Cow::Borrowed(BASE),
+        Some(hosts) => std::borrow::Cow::Owned(BASE.replace(
+            "You have no network access.",
+            &format!(
+                "Your only network access is HTTP and HTTPS to these hosts, through the \
+                 proxy your environment names (HTTP_PROXY, HTTPS_PROXY): {hosts}."
+            ),
+        )),
+    };
+    let mut prompt = format!("{base}\n\nYour task's id is `{task}`.");
     for name in INSTRUCTION_FILES {
         let Some(text) = read_instructions(&root.join(name)) else {
             continue;
@@ -68,9 +79,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("AGENTS.md"), "Use tabs.\n").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("CLAUDE.md")).unwrap();
-        let prompt = system_prompt("core", dir.path());
+        let prompt = system_prompt("core", dir.path(), None);
         assert!(prompt.contains("# Project instructions (AGENTS.md)\n\nUse tabs."));
         assert!(!prompt.contains("CLAUDE.md)"));
         assert!(prompt.contains("`core`"));
+    }
+
+    #[test]
+    fn a_network_list_is_what_the_agent_is_told_it_may_reach() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(system_prompt("core", dir.path(), None).contains("You have no network access."));
+        let prompt = system_prompt("core", dir.path(), Some("[\"docs.rs\"]"));
+        assert!(!prompt.contains("no network access"), "{prompt}");
+        assert!(
+            prompt.contains("Your only network access is HTTP and HTTPS to these hosts, through the proxy your environment names (HTTP_PROXY, HTTPS_PROXY): [\"docs.rs\"]."),
+            "{prompt}"
+        );
     }
 }

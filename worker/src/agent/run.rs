@@ -71,6 +71,7 @@ fn session(
         max_turns,
         bash_timeout_secs,
         mcp,
+        network,
     } = channel.recv()?
     else {
         let _ = writeln!(log, "swarm agent: the coordinator did not start with hello");
@@ -147,7 +148,7 @@ fn session(
         }
     };
     channel.send(&AgentMessage::Start {
-        system: system_prompt(&task, root),
+        system: system_prompt(&task, root, network.as_deref()),
         tools: specs,
     })?;
 

@@ -101,7 +101,10 @@ pub(crate) fn doctor() -> Result<i32, Failure> {
             }
             println!("  network    none: no TCP (Landlock), no sockets but Unix ones (seccomp);");
             println!(
-                "             an agent CLI's task: TCP to one port on a loopback of its own (the gateway), nothing else"
+                "             an agent CLI's task: TCP to one port on a loopback of its own (the gateway), nothing else;"
+            );
+            println!(
+                "             a task with a list of hosts: TCP to swarm's egress proxy there, which lets through those hosts only"
             );
             println!(
                 "  processes  no signals or ptrace out of the sandbox, no namespaces, io_uring, bpf,"

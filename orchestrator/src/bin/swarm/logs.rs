@@ -201,6 +201,7 @@ fn logs_to(
     let (out, err) = report::log_paths(&dir, task, attempt);
     let (verify_out, verify_err) = report::verify_log_paths(&dir, task, attempt);
     let transcript = run::transcript_path(&dir, task, attempt);
+    let egress = report::egress_log_path(&dir, task, attempt);
     if follow {
         return follow_log(stdout, &dir, task, &out, mode)
             .map(|()| swarm_orchestrator::exit::SUCCESS);
@@ -211,7 +212,7 @@ fn logs_to(
     // running, an earlier one (its command may have exited 0 and the
     // attempt failed after) or one that exited 0 printed nothing.
     let surely_made = attempt == t.attempts && t.status.is_final() && t.exit_code != Some(0);
-    let logs = [&out, &err, &transcript, &verify_out, &verify_err];
+    let logs = [&out, &err, &transcript, &verify_out, &verify_err, &egress];
     if surely_made && !logs.iter().any(|p| p.exists()) {
         return Err(Failure::Invalid(anyhow!(
             "show logs of task `{task}`: attempt {attempt} of run `{run_name}` left no logs at {}",
@@ -235,10 +236,12 @@ fn logs_to(
         let _ = writeln!(stdout, "--- stderr");
         mode.write(stdout, &err_text);
     }
-    // `verify`'s output, apart from the command's.
+    // `verify`'s output, apart from the command's; what the egress proxy
+    // of a task with a network list let through and refused.
     for (path, name) in [
         (&verify_out, "verify stdout"),
         (&verify_err, "verify stderr"),
+        (&egress, "network (swarm's egress proxy)"),
     ] {
         let text = std::fs::read(path).unwrap_or_default();
         if !text.is_empty() {
@@ -270,12 +273,19 @@ fn setup_logs(
     let (out, err) = report::setup_log_paths(dir, task, attempt);
     let text = std::fs::read(&out).unwrap_or_default();
     let err_text = std::fs::read(&err).unwrap_or_default();
+    // What setup's egress proxy let through and refused (a network list).
+    let egress =
+        std::fs::read(report::setup_egress_log_path(dir, task, attempt)).unwrap_or_default();
     mode.write(stdout, &text);
     if !err_text.is_empty() {
         let _ = writeln!(stdout, "--- stderr");
         mode.write(stdout, &err_text);
     }
-    if text.is_empty() && err_text.is_empty() {
+    if !egress.is_empty() {
+        let _ = writeln!(stdout, "--- network (swarm's egress proxy)");
+        mode.write(stdout, &egress);
+    }
+    if text.is_empty() && err_text.is_empty() && egress.is_empty() {
         let _ = writeln!(
             stderr,
             "(no setup output: attempt {attempt} of task `{task}` ran no setup, got a kept one, or its setup printed nothing)"

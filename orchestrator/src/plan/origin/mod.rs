@@ -292,9 +292,16 @@ fn beyond(bound: Bound, value: &DeValue<'_>, table: &DeTable<'_>) -> Option<Stri
                 .as_array()
                 .is_none_or(|a| !a.is_empty())
                 .then(|| "lets sandboxed tasks read these paths".into()),
-            Bound::NoNetwork => {
-                (value.as_str() != Some("none")).then(|| "gives tasks the host's network".into())
-            }
+            // A list is less than `full` but more than swarm's `none`: it
+            // reaches hosts of the file's choosing (a place to send the
+            // repository to), so it needs trust like `full` does.
+            Bound::NoNetwork => match value {
+                DeValue::Array(_) => {
+                    Some("lets tasks reach the hosts it lists, through swarm's egress proxy".into())
+                }
+                _ => (value.as_str() != Some("none"))
+                    .then(|| "gives tasks the host's network".into()),
+            },
             Bound::Memory => size_above("memory", limits.address_space),
             Bound::MaxOutput => size_above("max_output", super::DEFAULT_MAX_OUTPUT),
             Bound::MaxFileSize => size_above("max_file_size", super::DEFAULT_MAX_FILE_SIZE),

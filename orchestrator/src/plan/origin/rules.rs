@@ -112,7 +112,7 @@ pub enum Bound {
     Sandboxed,
     /// `read_paths = []`.
     NoReadPaths,
-    /// `network = "none"`.
+    /// `network = "none"`: neither `full` nor a list of hosts.
     NoNetwork,
     /// `memory` at most the sandbox's default.
     Memory,
@@ -386,7 +386,7 @@ pub const PLAN: &[KeyRule] = &[
         T::Task,
         "network",
         AtMost(NoNetwork),
-        "gives tasks the host's network",
+        "gives tasks the host's network, or the hosts a list names",
     ),
     rule(
         T::Task,
@@ -630,7 +630,7 @@ pub const SUBTASK: &[SubtaskRule] = &[
     sub(
         "network",
         Subtask::Narrows,
-        "`none` < `full`: a child of a task without network has none",
+        "`none` < a list of hosts < `full`: a child's list only holds hosts and ports its parent's allows; a child of a task without network has none",
     ),
     sub(
         "paths",

@@ -196,6 +196,30 @@ fn tasks_of_a_plan_are_looked_at_too() {
     assert_eq!(all, ["task `a` network"]);
 }
 
+/// A list of hosts is narrower than `full` but wider than swarm's `none`:
+/// the hosts are the file's choice (a place to send the repository to),
+/// so an untrusted file may not set one, in `[defaults]` or a task.
+#[test]
+fn a_network_list_needs_trust_like_full() {
+    let text = "[defaults]\nnetwork = [\"crates.io\"]\n\n[[task]]\nid = \"a\"\nrun = \"true\"\nnetwork = [\"127.0.0.2:8000\"]\n";
+    let found = {
+        let plan = crate::plan::parse(Path::new("plan.toml"), text.to_string())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        findings(&plan.source)
+    };
+    let shown: Vec<String> = found
+        .iter()
+        .map(|f| format!("{} {}: {}", f.table, f.setting(), f.effect))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "[defaults] network = [\"crates.io\"]: lets tasks reach the hosts it lists, through swarm's egress proxy",
+            "task `a` network = [\"127.0.0.2:8000\"]: lets tasks reach the hosts it lists, through swarm's egress proxy",
+        ]
+    );
+}
+
 #[test]
 fn file_names_that_leave_the_repository_are_found() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
 //! One attempt of an agent task: the agent process (`swarm __agent`, in the
-//! task's sandbox, with no network) and its gateway session, side by side,
+//! task's sandbox, with no network or the hosts of its network list) and
+//! its gateway session, side by side,
 //! joined by a socket pair; `verify` runs when the agent says it is done,
 //! and its failure goes back to the agent for a repair round.
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use swarm_protocol::AttemptOutcome;
 use swarm_protocol::agent::{AgentOutcome, AgentReport};
 use swarm_sandbox::Stop;
-use swarm_worker::{CommandSpec, run_command};
+use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
 use super::task::Ctx;
@@ -136,6 +137,7 @@ pub(crate) async fn run(
         Ok(reel) => session = session.with_reel(reel),
         Err(e) => return failed(e),
     }
+    session = session.with_network(task.network.hosts().map(ToString::to_string));
     match mcp_servers(ctx, agent, &mut spec) {
         Ok(servers) => session = session.with_mcp(servers),
         Err(e) => return failed(e),
@@ -190,8 +192,12 @@ pub(crate) async fn run(
         sandboxed.policy.read_only.push(program.clone());
     }
 
+    // Its bash tool's commands run in its sandbox: a network list reaches
+    // them, as it does verify, through the same proxy.
+    let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
     let mut verifier = VerifyRunner {
         spec: verify_spec,
+        egress: egress.clone(),
         stop: stop.clone(),
     };
 
@@ -201,7 +207,7 @@ pub(crate) async fn run(
     let (local_stop, mut agent_stop) = watch::channel(*stop.borrow());
     let mut stopped_by_us = false;
     let outcome = {
-        let agent_run = run_command(&spec, &mut agent_stop);
+        let agent_run = super::egress::run_command(&spec, egress.as_ref(), &mut agent_stop);
         let serving = session.serve(ours, &mut verifier);
         tokio::pin!(agent_run, serving);
         let mut served = false;
@@ -290,10 +296,11 @@ pub(crate) fn budget_groups(
 /// the end of its output with how it ended.
 pub(crate) async fn run_verify(
     spec: &CommandSpec,
+    egress: Option<&std::sync::Arc<super::egress::Egress>>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Option<String> {
     let marks = (file_len(&spec.stdout), file_len(&spec.stderr));
-    match run_command(spec, stop).await {
+    match super::egress::run_command(spec, egress, stop).await {
         AttemptOutcome::Exited { code: 0 } => None,
         other => {
             let mut feedback = tail(&spec.stdout, marks.0);
@@ -308,6 +315,8 @@ pub(crate) async fn run_verify(
 /// worktree, sandbox and logs, and gives back the end of its output.
 struct VerifyRunner {
     spec: Option<CommandSpec>,
+    /// The task's egress proxy, for a task with a network list.
+    egress: Option<std::sync::Arc<super::egress::Egress>>,
     stop: watch::Receiver<Option<Stop>>,
 }
 
@@ -321,7 +330,7 @@ impl Verifier for VerifyRunner {
             let Some(spec) = &self.spec else {
                 return Verdict::Passed;
             };
-            match run_verify(spec, &mut self.stop).await {
+            match run_verify(spec, self.egress.as_ref(), &mut self.stop).await {
                 None => Verdict::Passed,
                 Some(feedback) => Verdict::Failed { feedback },
             }

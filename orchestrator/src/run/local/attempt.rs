@@ -3,19 +3,21 @@
 //! and its `verify`, the agent, or the WASM guest.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use git2::Oid;
 use swarm_protocol::agent::AgentReport;
 use swarm_protocol::{AttemptOutcome, Isolation};
-use swarm_sandbox::{Network, Policy, Stop};
+use swarm_sandbox::{GatewayPorts, Network, Policy, Stop};
 use swarm_worker::wasm::WasmSpec;
-use swarm_worker::{CommandSpec, Sandboxed, run_command};
+use swarm_worker::{CommandSpec, Sandboxed};
 use tokio::sync::watch;
 
+use super::egress::Egress;
 use super::task::Ctx;
 use crate::git::write_view;
 use crate::layout::{log_paths, verify_log_paths};
-use crate::plan::{AgentTask, NetworkMode, Payload, Task, WasmTask};
+use crate::plan::{AgentTask, Payload, Task, TaskNetwork, WasmTask};
 
 /// The directories of `ctx`'s caches that `task` uses, made (and handed to
 /// `owner`, the identity sandboxed tasks run as when it is not swarm's).
@@ -178,9 +180,20 @@ pub(crate) async fn run_attempt(
         cgroup,
         owned,
         tmp,
+        egress,
         ..
     } = setup;
-    let ran = run_in(ctx, task, attempt, workdir, spec, cgroup.as_ref(), stop).await;
+    let ran = run_in(
+        ctx,
+        task,
+        attempt,
+        workdir,
+        spec,
+        cgroup.as_ref(),
+        egress.as_ref(),
+        stop,
+    )
+    .await;
     if let Err(e) = take_back(owned, &tmp).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
@@ -212,6 +225,9 @@ struct Setup {
     /// Whether this attempt made `tmp` (so it holds only what set-up
     /// wrote in it).
     fresh_tmp: bool,
+    /// Its egress proxy, with a network list: logging beside the phase's
+    /// output (`<attempt>.egress.log`, `<attempt>.setup.egress.log`).
+    egress: Option<Arc<Egress>>,
 }
 
 impl Setup {
@@ -361,12 +377,26 @@ impl Setup {
             },
             cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
         };
+        let egress = task.network.hosts().map(|hosts| {
+            let (whose, log) = match phase {
+                Phase::Task => (
+                    format!("task `{}`", task.id),
+                    crate::layout::egress_log_path(&ctx.run_dir, &task.id, attempt),
+                ),
+                Phase::Setup => (
+                    format!("the [setup] of task `{}`", task.id),
+                    crate::layout::setup_egress_log_path(&ctx.run_dir, &task.id, attempt),
+                ),
+            };
+            Arc::new(Egress::new(&whose, hosts.clone(), log))
+        });
         Ok(Self {
             spec,
             cgroup,
             owned,
             tmp,
             fresh_tmp,
+            egress,
         })
     }
 
@@ -568,8 +598,14 @@ impl Confined<'_> {
                 .extend(policy.views.iter().map(|v| v.source.clone()));
         }
         policy.network = match task.network {
-            NetworkMode::None => Network::None,
-            NetworkMode::Full => Network::Full,
+            TaskNetwork::None => Network::None,
+            TaskNetwork::Full => Network::Full,
+            // Its one way out: the egress proxy, which each command of the
+            // attempt is served (`egress::run_command`), its listener handed
+            // over then.
+            TaskNetwork::Hosts(_) => Network::Gateway {
+                ports: GatewayPorts::one(super::egress::PROXY_PORT),
+            },
         };
         // With a cgroup, `memory` limits the task as a whole; without one,
         // each of its processes.
@@ -589,6 +625,10 @@ impl Confined<'_> {
 /// Runs the attempt's payload as `spec` says, then its verify, then a
 /// variant's score; a kill for memory (counted by `cgroup`) fails it
 /// whatever its exit looked like.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt's run: the task, where, its spec, cgroup, egress and stop"
+)]
 async fn run_in(
     ctx: &Ctx,
     task: &Task,
@@ -596,6 +636,7 @@ async fn run_in(
     workdir: &std::path::Path,
     spec: CommandSpec,
     cgroup: Option<&super::cgroup::TaskCgroup>,
+    egress: Option<&Arc<Egress>>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Ran {
     let score_with = task
@@ -611,9 +652,11 @@ async fn run_in(
             let outcome = Box::pin(run_wasm(ctx, task, wasm, workdir, env, out, err, stop)).await;
             (outcome, None, None, None)
         }
-        Payload::Command { .. } => command_or_agent(ctx, task, None, attempt, spec, stop).await,
+        Payload::Command { .. } => {
+            command_or_agent(ctx, task, None, attempt, spec, egress, stop).await
+        }
         Payload::Agent(agent) => {
-            command_or_agent(ctx, task, Some(agent), attempt, spec, stop).await
+            command_or_agent(ctx, task, Some(agent), attempt, spec, egress, stop).await
         }
     };
     let mut ran = Ran {
@@ -738,6 +781,7 @@ async fn command_or_agent(
     agent: Option<&AgentTask>,
     attempt: u32,
     mut spec: CommandSpec,
+    egress: Option<&Arc<Egress>>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> (
     AttemptOutcome,
@@ -784,7 +828,7 @@ async fn command_or_agent(
         });
         return (done.outcome, verify, done.report, None);
     }
-    let outcome = run_command(&spec, stop).await;
+    let outcome = super::egress::run_command(&spec, egress, stop).await;
     let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
         return (outcome, None, None, None);
     };
@@ -793,7 +837,7 @@ async fn command_or_agent(
     spec.deck = swarm_worker::Deck::default();
     (spec.stdout, spec.stderr) = verify_log_paths(&ctx.run_dir, &task.id, attempt);
     let started = std::time::Instant::now();
-    let verified = run_command(&spec, stop).await;
+    let verified = super::egress::run_command(&spec, egress, stop).await;
     let took = Some(started.elapsed());
     match verified {
         AttemptOutcome::Exited { code: 0 } => (outcome, Some(Verify::Passed), None, took),

@@ -13,18 +13,18 @@
 //! its exit code says.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 use swarm_protocol::AttemptOutcome;
 use swarm_protocol::agent::{AgentOutcome, AgentReport, McpServer};
-use swarm_sandbox::{Network, Stop};
-use swarm_worker::{CommandSpec, run_command};
+use swarm_sandbox::{GatewayPorts, Stop};
+use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
 use super::agent_task::{AgentAttempt, budget_groups, file_len, run_verify};
+use super::served::{Ports, run_serving};
 use super::task::Ctx;
 use crate::gateway::door::{Door, DoorSettings, Refused, new_token};
 use crate::plan::agents::CliKind;
@@ -84,7 +84,7 @@ pub(crate) async fn run(
             transcript: crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt),
             notes,
             reel,
-            network: task.network == crate::plan::NetworkMode::Full,
+            network: task.network == crate::plan::TaskNetwork::Full,
             memory: task.memory,
         },
     ) {
@@ -112,8 +112,20 @@ pub(crate) async fn run(
     });
     if let Some(sandboxed) = &mut spec.sandbox {
         sandboxed.policy.read_only.push(cli.grant.clone());
-        sandboxed.policy.network = Network::Gateway { port: GATEWAY_PORT };
     }
+    // A task with a network list gets its egress proxy on a second port
+    // of the same namespace, beside the door. Two ports, not one serving
+    // both: the door is an HTTP server that checks a token and a body's
+    // shape, the proxy a byte pipe that checks a host; telling their
+    // requests apart on one port would put each at the mercy of the
+    // other's parser, and a plain task (no door) needs the proxy alone
+    // anyway. The program reaches the door directly (`NO_PROXY` names the
+    // loopback), everything else through the proxy.
+    let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
+    let ports = match &egress {
+        Some(_) => GatewayPorts::two(GATEWAY_PORT, super::egress::PROXY_PORT),
+        None => GatewayPorts::one(GATEWAY_PORT),
+    };
     let mcp = match super::agent_task::mcp_servers(ctx, agent, &mut spec) {
         Ok(servers) => servers,
         Err(e) => return failed(e),
@@ -132,8 +144,6 @@ pub(crate) async fn run(
         spec.env
             .push(("SWARM_OUTPUT_SCHEMA".into(), schema.to_string()));
     }
-    // The port's number: its own, sandboxed; the one the coordinator got
-    // on the host's loopback, unconfined (`sandbox = "none"`).
     let mut prompt = agent.prompt.clone();
     let mut session: Option<String> = None;
     let mut rounds = 0u32;
@@ -145,16 +155,22 @@ pub(crate) async fn run(
     let born = std::time::Instant::now();
     let mut verify_rounds = Vec::new();
     let (mut agent_outcome, mut detail) = loop {
-        let (listener, handoff) = match open_port(&spec) {
+        let mut round_spec = spec.clone();
+        let opened = match Ports::open(&mut round_spec, ports) {
             Ok(p) => p,
             Err(e) => return failed(format!("open the agent's gateway port: {e}")),
         };
-        let port = match &listener {
-            Some(l) => l.local_addr().map(|a| a.port()).unwrap_or(GATEWAY_PORT),
-            None => GATEWAY_PORT,
-        };
+        // The ports' numbers: their own, sandboxed; the ones the
+        // coordinator got on the host's loopback, unconfined
+        // (`sandbox = "none"`).
+        let numbers = opened.numbers(ports);
+        let port = numbers.first().copied().unwrap_or(GATEWAY_PORT);
         let url = format!("http://127.0.0.1:{port}");
-        let mut round_spec = spec.clone();
+        if let Some(proxy) = numbers.get(1).filter(|_| egress.is_some()) {
+            let vars =
+                super::egress::env(&format!("http://127.0.0.1:{proxy}"), "127.0.0.1,localhost");
+            round_spec.env.splice(0..0, vars);
+        }
         round_spec.env.extend(url_vars(cli, &url));
         round_spec.program = Some(argv(
             cli,
@@ -166,50 +182,26 @@ pub(crate) async fn run(
             agent,
             &mcp,
         ));
-        if let (Some(sandboxed), Some((_, theirs))) = (&mut round_spec.sandbox, &handoff) {
-            sandboxed.policy.gateway_handoff = Some(theirs.as_raw_fd());
-        }
-        if let Some(l) = listener
-            && let Err(e) = door.serve(l)
-        {
-            return failed(format!("serve the agent's gateway port: {e}"));
-        }
         let from = file_len(&spec.stdout);
-        let outcome = {
-            let run = run_command(&round_spec, stop);
-            let receive = async {
-                match handoff {
-                    Some((ours, theirs)) => {
-                        // Ours alone now: the launcher holds its copy
-                        // until the worker's init has sent the listener.
-                        let received = swarm_sandbox::receive_listener(ours);
-                        let got = received.await;
-                        drop(theirs);
-                        got.map(Some)
-                    }
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::pin!(run, receive);
-            let mut received = false;
-            loop {
-                tokio::select! {
-                    outcome = &mut run => break outcome,
-                    got = &mut receive, if !received => {
-                        received = true;
-                        match got {
-                            Ok(Some(listener)) => {
-                                if let Err(e) = door.serve(listener) {
-                                    tracing::warn!(task = %task.id, error = %e, "failed to serve the agent's gateway port");
-                                }
-                            }
-                            Ok(None) => {}
-                            Err(e) => tracing::debug!(task = %task.id, error = %e, "no gateway listener from the sandbox"),
-                        }
+        let mut proxy = None;
+        let outcome = run_serving(&round_spec, opened, stop, |listeners| {
+            let mut listeners = listeners.into_iter();
+            if let Some(listener) = listeners.next()
+                && let Err(e) = door.serve(listener)
+            {
+                tracing::warn!(task = %task.id, error = %e, "failed to serve the agent's gateway port");
+            }
+            if let (Some(listener), Some(egress)) = (listeners.next(), &egress) {
+                match egress.serve(listener) {
+                    Ok(serving) => proxy = Some(serving),
+                    Err(e) => {
+                        tracing::warn!(task = %task.id, error = %e, "failed to serve the agent's egress proxy");
                     }
                 }
             }
-        };
+        })
+        .await;
+        drop(proxy);
         let events = read_events(kind, &spec.stdout, from);
         // The program's own words, about to be an argument of the next
         // round: only an id's characters, never a flag.
@@ -281,7 +273,7 @@ pub(crate) async fn run(
             (None, None) => break (AgentOutcome::Finished, None),
             (None, Some(verify)) => {
                 let at = born.elapsed();
-                let verdict = run_verify(verify, &mut stop.clone()).await;
+                let verdict = run_verify(verify, egress.as_ref(), &mut stop.clone()).await;
                 verify_rounds.push(swarm_protocol::agent::VerifyRound {
                     at_ms: crate::millis(at),
                     dur_ms: crate::millis(born.elapsed().saturating_sub(at)),
@@ -385,26 +377,6 @@ pub(crate) async fn run(
         outcome,
         verify_passed,
         report: Some(report),
-    }
-}
-
-/// The port's listener and handoff: sandboxed, a socket pair whose far
-/// end goes to the worker's init (which makes the listener in the
-/// worker's own network namespace); unconfined, a listener on the host's
-/// loopback, any free port, made here.
-#[allow(clippy::type_complexity)]
-fn open_port(
-    spec: &CommandSpec,
-) -> std::io::Result<(
-    Option<std::net::TcpListener>,
-    Option<(
-        std::os::unix::net::UnixStream,
-        std::os::unix::net::UnixStream,
-    )>,
-)> {
-    match &spec.sandbox {
-        Some(_) => Ok((None, Some(std::os::unix::net::UnixStream::pair()?))),
-        None => Ok((Some(std::net::TcpListener::bind(("127.0.0.1", 0))?), None)),
     }
 }
 

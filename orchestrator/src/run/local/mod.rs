@@ -6,11 +6,13 @@ pub(crate) mod agent_task;
 pub(crate) mod attempt;
 pub(crate) mod cgroup;
 pub(crate) mod cli_agent;
+pub(crate) mod egress;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
 pub(crate) mod prepare;
 mod prepare_files;
 pub(crate) mod score;
+pub(crate) mod served;
 mod sweeper;
 pub(crate) mod task;
 

@@ -277,7 +277,7 @@ fn setup_task(task: &Task, setup: &Setup) -> Task {
         verify: None,
         paths: Vec::new(),
         creates: Vec::new(),
-        network: setup.network,
+        network: setup.network.clone(),
         role: Role::Plain,
         ..task.clone()
     }
@@ -304,9 +304,16 @@ fn key_of(
             action: action(),
             message: e.to_string(),
         })?;
+    // `None` and `Full` as they were written before lists, so that the
+    // setups kept by earlier runs keep their keys.
+    let network = match &setup.network {
+        crate::plan::TaskNetwork::None => "None".to_string(),
+        crate::plan::TaskNetwork::Full => "Full".to_string(),
+        crate::plan::TaskNetwork::Hosts(list) => list.to_string(),
+    };
     let mut text = format!(
-        "swarm setup 1\nrun {:?}\nnetwork {:?}\nsandboxed {sandboxed}\n",
-        setup.run, setup.network
+        "swarm setup 1\nrun {:?}\nnetwork {network}\nsandboxed {sandboxed}\n",
+        setup.run
     );
     for (k, v) in &setup.env {
         text.push_str(&format!("env {k:?}={v:?}\n"));

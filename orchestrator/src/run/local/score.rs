@@ -15,7 +15,7 @@ use std::time::Instant;
 use swarm_protocol::AttemptOutcome;
 use swarm_protocol::experiment::Score;
 use swarm_sandbox::{Policy, Stop};
-use swarm_worker::{CommandSpec, run_command};
+use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
 use super::task::Ctx;
@@ -60,7 +60,9 @@ pub(crate) async fn run(
     let cache_vars: Vec<&str> = ctx.caches.iter().map(|c| c.var.as_str()).collect();
     isolate(&mut spec, &home, &variant_tmp, &caches, &cache_vars);
     let started = Instant::now();
-    let outcome = run_command(&spec, stop).await;
+    // The scorer runs in the task's sandbox, network list included.
+    let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
+    let outcome = super::egress::run_command(&spec, egress.as_ref(), stop).await;
     let duration_ms = crate::millis(started.elapsed());
     {
         let home = home.clone();
