@@ -161,7 +161,9 @@ dependencies are built once (regex-syntax has none: the e2e test
 \`build_caches_outlive_a_run...\` checks that a dependency is not compiled again). Tasks
 of one run do not share a target directory: cargo judges freshness by modification
 times, and two worktrees building the same package into one directory would take each
-other's artifacts for fresh.
+other's artifacts for fresh. With \`caches = false\` the tasks' \`paths\` keep cargo from
+writing \`target/\` in the worktree, so it builds in the task's tmp, and nothing carries
+over from one run to the next.
 EOF
 )
 python3 - "$OUT" "$section" <<'PY'
