@@ -208,3 +208,37 @@ fn wasm_stamp_runs_and_merges() {
     assert_eq!(stamps.lines().count(), 4, "{stamps}");
     assert!(stamps.contains("stamped by a WASI tool in swarm task sandbox"));
 }
+
+/// The README's command list names every subcommand `swarm --help` lists:
+/// a command added without a line there fails here.
+#[test]
+fn the_readme_lists_every_command() {
+    let readme = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("README.md"),
+    )
+    .unwrap();
+    let start = readme.find("## Commands").expect("a Commands section");
+    let block = &readme[start..];
+    let block = &block[..block.find("\n## ").unwrap_or(block.len())];
+    let repo = TestRepo::new();
+    let help = repo.swarm(&["--help"]);
+    help.assert_code(0);
+    let commands: Vec<&str> = help
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() > 10, "{}", help.stdout);
+    for command in commands {
+        assert!(
+            block.contains(&format!("swarm {command} ")),
+            "README's command list lacks `swarm {command}`"
+        );
+    }
+}
