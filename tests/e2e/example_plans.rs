@@ -235,6 +235,19 @@ fn the_readme_lists_every_command() {
         .filter(|c| *c != "help")
         .collect();
     assert!(commands.len() > 10, "{}", help.stdout);
+    // Every plan a command of the README runs is one of `plans/`.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (at, _) in readme.match_indices("swarm run plans/") {
+        let rest = &readme[at + "swarm run ".len()..];
+        let plan: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '`')
+            .collect();
+        assert!(
+            root.join(&plan).is_file(),
+            "README runs {plan}, which plans/ lacks"
+        );
+    }
     for command in commands {
         assert!(
             block.contains(&format!("swarm {command} ")),
