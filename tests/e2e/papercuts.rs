@@ -405,3 +405,35 @@ fn three_typos_and_two_wrong_values_are_reported_at_once() {
     assert_eq!(out.stdout, "");
     insta::assert_snapshot!(redact(&out.stderr, &repo));
 }
+
+/// `swarm status` of a run going on shows a running task's time so far,
+/// not the 0.00s of its ended attempts (issue 63).
+#[test]
+fn status_shows_a_running_tasks_time_so_far() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "busy.toml",
+        "[[task]]\nid = \"slow\"\nrun = \"echo x > x.txt; sleep 20\"\n",
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = repo.worktree("busy", "slow").join("x.txt");
+    crate::support::wait_until("the task to start", || started.exists());
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let status = repo.swarm(&["status", "busy"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    status.assert_code(0);
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("slow"))
+        .unwrap_or_else(|| panic!("{}", status.stdout));
+    assert!(line.contains("running"), "{line}");
+    let time = line.split_whitespace().nth(2).unwrap_or_default();
+    let seconds: f64 = time.trim_end_matches('s').parse().unwrap_or(0.0);
+    assert!(seconds >= 1.0, "{line}");
+}
