@@ -853,11 +853,7 @@ fn summary_text(
         let place = if t.conflict_hunks.is_empty() {
             t.conflict_files.join(", ")
         } else {
-            t.conflict_hunks
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            hunks_by_file(&t.conflict_hunks)
         };
         let with = match t.conflict_with.as_slice() {
             [] => String::new(),
@@ -1078,3 +1074,33 @@ pub fn write_grants(
         let _ = writeln!(out, "read_paths        {}", path.display());
     }
 }
+
+/// Conflicting hunks, each file named once with its lines:
+/// `src/lib.rs lines 3-5, 10; CHANGELOG.md line 7` (files in the order
+/// they come).
+pub(crate) fn hunks_by_file(hunks: &[swarm_protocol::ConflictHunk]) -> String {
+    let mut files: Vec<(&str, Vec<String>)> = Vec::new();
+    for h in hunks {
+        let lines = match h.start == h.end {
+            true => h.start.to_string(),
+            false => format!("{}-{}", h.start, h.end),
+        };
+        match files.iter_mut().find(|(path, _)| *path == h.path) {
+            Some((_, all)) => all.push(lines),
+            None => files.push((&h.path, vec![lines])),
+        }
+    }
+    files
+        .into_iter()
+        .map(|(path, lines)| {
+            let one = lines.len() == 1 && !lines[0].contains('-');
+            format!(
+                "{path} {} {}",
+                if one { "line" } else { "lines" },
+                lines.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+

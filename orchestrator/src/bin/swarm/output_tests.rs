@@ -171,3 +171,22 @@ fn with_a_duration_history_the_critical_path_left_is_in_time() {
         "  -- 0 running, 2 queued, 2/4 done (0 failed), critical path left ~2s --"
     );
 }
+
+#[test]
+fn conflicting_hunks_name_each_file_once() {
+    let hunk = |path: &str, start, end| swarm_protocol::ConflictHunk {
+        path: path.into(),
+        start,
+        end,
+    };
+    let hunks = [
+        hunk("src/lib.rs", 3, 5),
+        hunk("CHANGELOG.md", 7, 7),
+        hunk("src/lib.rs", 10, 10),
+    ];
+    assert_eq!(
+        super::hunks_by_file(&hunks),
+        "src/lib.rs lines 3-5, 10; CHANGELOG.md line 7"
+    );
+}
+
