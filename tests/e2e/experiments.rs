@@ -164,6 +164,10 @@ pick = "max"
         why("exp@4")
     );
     assert_eq!(repo.show("swarm/highest", "n.txt").trim(), "8");
+    // A score's output is reachable (issue 63).
+    let logs = repo.swarm(&["logs", "highest", "exp@3", "--score"]);
+    logs.assert_code(0);
+    assert!(logs.stdout.contains("warming up"), "{}", logs.stdout);
 }
 
 #[test]

@@ -190,6 +190,9 @@ pub enum Command {
         /// Show the output of the attempt's `[setup]` instead of its own.
         #[arg(long, conflicts_with_all = ["follow", "cassette"])]
         setup: bool,
+        /// Show the output of a variant's `score` instead of its own.
+        #[arg(long, conflicts_with_all = ["follow", "cassette", "setup"])]
+        score: bool,
     },
     /// Rank an experiment's variants (a task with `variants`): score,
     /// verify, tokens, cost, time and diff size of each, and which one was
@@ -452,6 +455,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             raw,
             cassette,
             setup,
+            score,
         } => {
             let repo = open_repo(&cwd)?;
             // `swarm logs TASK`: the latest run, as `status` defaults to.
@@ -473,6 +477,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
                 Some(dir) => crate::logs::Show::Cassette(cwd.join(dir)),
                 None if follow => crate::logs::Show::Follow,
                 None if setup => crate::logs::Show::Setup,
+                None if score => crate::logs::Show::Score,
                 None => crate::logs::Show::Output,
             };
             crate::logs::logs(&repo.workdir, &run, &task, attempt, show, raw)

@@ -45,6 +45,8 @@ pub enum Show {
     Cassette(PathBuf),
     /// The output of its `[setup]` (`--setup`).
     Setup,
+    /// The output of a variant's `score` (`--score`).
+    Score,
 }
 
 pub fn logs(
@@ -196,7 +198,15 @@ fn logs_to(
         );
     }
     if show == Show::Setup {
-        return setup_logs(&dir, task, attempt, mode, stdout, stderr);
+        let (out, err) = report::setup_log_paths(&dir, task, attempt);
+        let egress = report::setup_egress_log_path(&dir, task, attempt);
+        let logs = (out.as_path(), err.as_path(), Some(egress.as_path()));
+        return phase_logs(logs, "setup", task, attempt, mode, stdout, stderr);
+    }
+    if show == Show::Score {
+        let (out, err) = report::score_log_paths(&dir, task, attempt);
+        let logs = (out.as_path(), err.as_path(), None);
+        return phase_logs(logs, "score", task, attempt, mode, stdout, stderr);
     }
     let (out, err) = report::log_paths(&dir, task, attempt);
     let (verify_out, verify_err) = report::verify_log_paths(&dir, task, attempt);
@@ -260,22 +270,24 @@ fn logs_to(
     Ok(swarm_orchestrator::exit::SUCCESS)
 }
 
-/// The output of attempt `attempt`'s `[setup]`: none if it had none or
-/// its setup was a copy of one kept.
-fn setup_logs(
-    dir: &Path,
+/// The output of attempt `attempt`'s `[setup]` or `score` (`what`), from
+/// its logs `out` and `err`: none if it had none (or its setup was a copy
+/// of one kept).
+fn phase_logs(
+    (out, err, egress): (&Path, &Path, Option<&Path>),
+    what: &str,
     task: &str,
     attempt: u32,
     mode: Mode,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<i32, Failure> {
-    let (out, err) = report::setup_log_paths(dir, task, attempt);
-    let text = std::fs::read(&out).unwrap_or_default();
-    let err_text = std::fs::read(&err).unwrap_or_default();
+    let text = std::fs::read(out).unwrap_or_default();
+    let err_text = std::fs::read(err).unwrap_or_default();
     // What setup's egress proxy let through and refused (a network list).
-    let egress =
-        std::fs::read(report::setup_egress_log_path(dir, task, attempt)).unwrap_or_default();
+    let egress = egress
+        .and_then(|path| std::fs::read(path).ok())
+        .unwrap_or_default();
     mode.write(stdout, &text);
     if !err_text.is_empty() {
         let _ = writeln!(stdout, "--- stderr");
@@ -286,9 +298,13 @@ fn setup_logs(
         mode.write(stdout, &egress);
     }
     if text.is_empty() && err_text.is_empty() && egress.is_empty() {
+        let why = match what {
+            "setup" => "ran no setup, got a kept one, or its setup printed nothing",
+            _ => "ran no score, or its score printed nothing",
+        };
         let _ = writeln!(
             stderr,
-            "(no setup output: attempt {attempt} of task `{task}` ran no setup, got a kept one, or its setup printed nothing)"
+            "(no {what} output: attempt {attempt} of task `{task}` {why})"
         );
     }
     Ok(swarm_orchestrator::exit::SUCCESS)

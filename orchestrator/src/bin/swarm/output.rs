@@ -1103,4 +1103,3 @@ pub(crate) fn hunks_by_file(hunks: &[swarm_protocol::ConflictHunk]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
-

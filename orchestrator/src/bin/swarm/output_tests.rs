@@ -189,4 +189,3 @@ fn conflicting_hunks_name_each_file_once() {
         "src/lib.rs lines 3-5, 10; CHANGELOG.md line 7"
     );
 }
-
