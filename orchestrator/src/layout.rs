@@ -158,6 +158,21 @@ pub fn setup_egress_log_path(run_dir: &Path, task: &str, attempt: u32) -> PathBu
     task_logs(run_dir, task).join(format!("{attempt}.setup.egress.log"))
 }
 
+/// Where the output of an attempt's `[cleanup]` is
+/// (`<attempt>.cleanup.out|.err`).
+pub fn cleanup_log_paths(run_dir: &Path, task: &str, attempt: u32) -> (PathBuf, PathBuf) {
+    let dir = task_logs(run_dir, task);
+    (
+        dir.join(format!("{attempt}.cleanup.out")),
+        dir.join(format!("{attempt}.cleanup.err")),
+    )
+}
+
+/// Where the egress proxy of an attempt's `[cleanup]` logs.
+pub fn cleanup_egress_log_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    task_logs(run_dir, task).join(format!("{attempt}.cleanup.egress.log"))
+}
+
 /// Where attempt `attempt` of agent task `task` keeps its transcript.
 pub fn transcript_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
     task_logs(run_dir, task).join(format!("{attempt}.transcript.jsonl"))

@@ -6,8 +6,8 @@
 use swarm_protocol::{Event, RunReport};
 
 pub use crate::layout::{
-    egress_log_path, log_paths, run_dir, score_log_paths, setup_egress_log_path, setup_log_paths,
-    verify_log_paths,
+    cleanup_egress_log_path, cleanup_log_paths, egress_log_path, log_paths, run_dir,
+    score_log_paths, setup_egress_log_path, setup_log_paths, verify_log_paths,
 };
 
 /// The report a list of events adds up to.

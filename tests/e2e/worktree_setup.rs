@@ -375,3 +375,59 @@ fn worktreeinclude_never_takes_swarms_own_state_nor_a_file_swapped_for_a_link() 
     repo.run_plan(&plan, &["--name", "b"]).assert_code(0);
     assert_eq!(repo.show("swarm/b", "ok.txt"), "ok");
 }
+
+#[test]
+fn cleanup_runs_when_swarm_is_done_with_a_worktree_and_its_changes_are_in_no_result() {
+    let repo = project();
+    let plan = repo.plan(
+        "c.toml",
+        "[swarm]\non_failure = \"continue\"\n\n\
+         [cleanup]\nrun = \"echo cleaned $SWARM_TASK $SWARM_ATTEMPT; echo swept > swept.txt\"\n\n\
+         [[task]]\nid = \"ok\"\nrun = \"echo work > src/a.txt\"\n\n\
+         [[task]]\nid = \"retried\"\nretries = 1\nrun = \"test $SWARM_ATTEMPT = 2 && echo second > src/b.txt\"\n\n\
+         [[task]]\nid = \"third\"\nrun = \"echo fine > src/c.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--name", "c"]);
+    run.assert_code(0);
+    // After every attempt, the failed one before its retry too.
+    for (task, attempt) in [("ok", 1), ("retried", 1), ("retried", 2)] {
+        let logs = repo.swarm(&[
+            "logs",
+            "c",
+            task,
+            "--attempt",
+            &attempt.to_string(),
+            "--cleanup",
+        ]);
+        logs.assert_code(0);
+        assert!(
+            logs.stdout.contains(&format!("cleaned {task} {attempt}")),
+            "{task} {attempt}: {}",
+            logs.stdout
+        );
+    }
+    // What cleanup wrote is in no result.
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/c"]);
+    assert!(!tree.contains("swept.txt"), "{tree}");
+    assert_eq!(repo.show("swarm/c", "src/a.txt"), "work");
+    assert_eq!(repo.show("swarm/c", "src/b.txt"), "second");
+}
+
+#[test]
+fn a_failing_cleanup_is_a_warning_never_a_lost_result() {
+    let repo = project();
+    let plan = repo.plan(
+        "w.toml",
+        "[cleanup]\nrun = \"echo cannot reach the service >&2; exit 4\"\n\n\
+         [[task]]\nid = \"t\"\nrun = \"echo work > src/a.txt\"\n",
+    );
+    repo.run_plan(&plan, &["--name", "w"]).assert_code(0);
+    assert_eq!(repo.show("swarm/w", "src/a.txt"), "work");
+    let logs = repo.swarm(&["logs", "w", "t"]);
+    assert!(
+        logs.stdout
+            .contains("swarm: [cleanup] exited with code 4; see `swarm logs w t --cleanup`"),
+        "{}",
+        logs.stdout
+    );
+}

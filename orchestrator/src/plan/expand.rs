@@ -139,6 +139,19 @@ pub(super) fn plan(
     let executor = super::executor::check(&source, &file.executor, &mut errors);
     let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
     let setup = super::setup::check_setup(&source, file.setup.as_ref(), &mut errors);
+    let cleanup = super::setup::check_cleanup(&source, file.cleanup.as_ref(), &mut errors);
+    if let (Some(section), super::Executor::Slurm(_)) = (&file.cleanup, &executor) {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::Unsupported,
+                    "`[cleanup]` does not run on a Slurm cluster yet",
+                    Some(section.span()),
+                    "the nodes would not run it",
+                )
+                .with_help("run this plan on this machine (`--executor local`), or clean up in the tasks' own commands"),
+        );
+    }
     if let (Some(section), super::Executor::Slurm(_)) = (&file.setup, &executor) {
         errors.push(
             source
@@ -242,6 +255,7 @@ pub(super) fn plan(
         },
         verify,
         setup,
+        cleanup,
         tasks,
     })
 }

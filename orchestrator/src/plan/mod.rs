@@ -44,7 +44,7 @@ pub use schema::{
     History, NetworkField, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode,
     VerifyEvery,
 };
-pub use setup::Setup;
+pub use setup::{Cleanup, Setup};
 pub use swarm_protocol::experiment::Pick;
 use swarm_protocol::{Isolation, TaskKind};
 
@@ -104,6 +104,8 @@ pub struct Plan {
     pub verify: Option<RunVerify>,
     /// What makes a fresh worktree ready (`[setup]`), if anything.
     pub setup: Option<Setup>,
+    /// What runs in a worktree when swarm is done with it (`[cleanup]`).
+    pub cleanup: Option<Cleanup>,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }
@@ -160,6 +162,7 @@ impl Plan {
             replan,
             verify,
             setup,
+            cleanup,
             tasks: _,
         } = self;
         Plan {
@@ -189,6 +192,7 @@ impl Plan {
             replan: replan.clone(),
             verify: verify.clone(),
             setup: setup.clone(),
+            cleanup: cleanup.clone(),
             tasks: Vec::new(),
         }
     }

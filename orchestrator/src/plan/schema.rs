@@ -54,6 +54,29 @@ pub struct PlanFile {
     /// worktree with the same key instead of running again.
     #[schemars(with = "Option<SetupSection>")]
     pub setup: Option<Spanned<SetupSection>>,
+    /// A command run in a task's worktree when swarm is done with it
+    /// (after each attempt's result is taken, before the worktree is
+    /// removed, kept for a look or kept warm), sandboxed like the task: for
+    /// what setup or the task started beyond the worktree (a service, a
+    /// remote resource). Its changes are never part of a result; a failure
+    /// is a warning.
+    #[schemars(with = "Option<CleanupSection>")]
+    pub cleanup: Option<Spanned<CleanupSection>>,
+}
+
+/// `[cleanup]`: what runs in a worktree when swarm is done with it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupSection {
+    /// A shell command, run with `sh -c` in the task's worktree.
+    #[schemars(with = "String")]
+    pub run: Spanned<String>,
+    /// Network access of cleanup alone, as a task's `network`: `none`
+    /// (default), `full` or a list of hosts.
+    pub network: Option<NetworkField>,
+    /// How long it may run, e.g. `"1m"`. Default: 5m.
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Spanned<String>>,
 }
 
 /// `[setup]`: what makes a fresh worktree ready to work in.

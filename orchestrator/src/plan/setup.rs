@@ -1,5 +1,6 @@
-//! `[setup]`, checked: what makes a fresh worktree ready to work in before
-//! its task runs. Part of step 2 of [`super::expand::plan`].
+//! `[setup]` and `[cleanup]`, checked: what makes a fresh worktree ready
+//! to work in before its task runs, and what runs in it when swarm is done
+//! with it. Part of step 2 of [`super::expand::plan`].
 
 // As in expand.rs: a PlanError is built once per mistake, on the way out.
 #![allow(clippy::result_large_err)]
@@ -10,10 +11,59 @@ use toml::Spanned;
 
 use super::TaskNetwork;
 use super::error::{PlanError, PlanErrorKind, Source};
-use super::schema::SetupSection;
+use super::schema::{CleanupSection, SetupSection};
 
 /// How long setup may run unless the plan says.
 pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// How long cleanup may run unless the plan says.
+pub const DEFAULT_CLEANUP_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// `[cleanup]`: a command run in a task's worktree when swarm is done
+/// with it, sandboxed like the task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleanup {
+    pub run: String,
+    pub network: TaskNetwork,
+    pub timeout: Duration,
+}
+
+/// `[cleanup]`, or `None` without one; problems are added to `errors`.
+pub(super) fn check_cleanup(
+    source: &Source,
+    cleanup: Option<&Spanned<CleanupSection>>,
+    errors: &mut Vec<PlanError>,
+) -> Option<Cleanup> {
+    let span = cleanup?.span();
+    let section = cleanup?.get_ref();
+    let network =
+        super::task::network(source, section.network.as_ref(), "[cleanup]", &span, errors);
+    let timeout = duration(
+        source,
+        "cleanup",
+        section.timeout.as_ref(),
+        DEFAULT_CLEANUP_TIMEOUT,
+        errors,
+    );
+    if section.run.get_ref().trim().is_empty() {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    "`[cleanup] run` is empty",
+                    Some(section.run.span()),
+                    "no command",
+                )
+                .with_help("give the command that runs when swarm is done with a worktree, or remove [cleanup]"),
+        );
+        return None;
+    }
+    Some(Cleanup {
+        run: section.run.get_ref().clone(),
+        network,
+        timeout,
+    })
+}
 
 /// `[setup]`: a command run in each fresh worktree before its task.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -193,6 +193,9 @@ pub enum Command {
         /// Show the output of a variant's `score` instead of its own.
         #[arg(long, conflicts_with_all = ["follow", "cassette", "setup"])]
         score: bool,
+        /// Show the output of the attempt's `[cleanup]` instead of its own.
+        #[arg(long, conflicts_with_all = ["follow", "cassette", "setup", "score"])]
+        cleanup: bool,
     },
     /// Rank an experiment's variants (a task with `variants`): score,
     /// verify, tokens, cost, time and diff size of each, and which one was
@@ -456,6 +459,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             cassette,
             setup,
             score,
+            cleanup,
         } => {
             let repo = open_repo(&cwd)?;
             // `swarm logs TASK`: the latest run, as `status` defaults to.
@@ -478,6 +482,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
                 None if follow => crate::logs::Show::Follow,
                 None if setup => crate::logs::Show::Setup,
                 None if score => crate::logs::Show::Score,
+                None if cleanup => crate::logs::Show::Cleanup,
                 None => crate::logs::Show::Output,
             };
             crate::logs::logs(&repo.workdir, &run, &task, attempt, show, raw)

@@ -47,6 +47,8 @@ pub enum Show {
     Setup,
     /// The output of a variant's `score` (`--score`).
     Score,
+    /// The output of its `[cleanup]` (`--cleanup`).
+    Cleanup,
 }
 
 pub fn logs(
@@ -203,6 +205,12 @@ fn logs_to(
         let logs = (out.as_path(), err.as_path(), Some(egress.as_path()));
         return phase_logs(logs, "setup", task, attempt, mode, stdout, stderr);
     }
+    if show == Show::Cleanup {
+        let (out, err) = report::cleanup_log_paths(&dir, task, attempt);
+        let egress = report::cleanup_egress_log_path(&dir, task, attempt);
+        let logs = (out.as_path(), err.as_path(), Some(egress.as_path()));
+        return phase_logs(logs, "cleanup", task, attempt, mode, stdout, stderr);
+    }
     if show == Show::Score {
         let (out, err) = report::score_log_paths(&dir, task, attempt);
         let logs = (out.as_path(), err.as_path(), None);
@@ -300,6 +308,7 @@ fn phase_logs(
     if text.is_empty() && err_text.is_empty() && egress.is_empty() {
         let why = match what {
             "setup" => "ran no setup, got a kept one, or its setup printed nothing",
+            "cleanup" => "ran no cleanup, or its cleanup printed nothing",
             _ => "ran no score, or its score printed nothing",
         };
         let _ = writeln!(

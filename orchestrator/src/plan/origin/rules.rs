@@ -32,11 +32,13 @@ pub enum Table {
     Price,
     /// `[setup]`.
     Setup,
+    /// `[cleanup]`.
+    Cleanup,
 }
 
 impl Table {
     /// Every table kind.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::Plan,
         Table::Swarm,
         Table::Task,
@@ -47,6 +49,7 @@ impl Table {
         Table::Budget,
         Table::Price,
         Table::Setup,
+        Table::Cleanup,
     ];
 
     /// The name of its type in the plan's JSON schema (`None`: the root).
@@ -62,6 +65,7 @@ impl Table {
             Table::Budget => Some("BudgetFields"),
             Table::Price => Some("Price"),
             Table::Setup => Some("SetupSection"),
+            Table::Cleanup => Some("CleanupSection"),
         }
     }
 
@@ -78,6 +82,7 @@ impl Table {
             Table::Budget => "budget",
             Table::Price => "price",
             Table::Setup => "[setup]",
+            Table::Cleanup => "[cleanup]",
         }
     }
 }
@@ -179,6 +184,26 @@ pub const PLAN: &[KeyRule] = &[
         "each key ruled below",
     ),
     rule(T::Plan, "setup", Nested(T::Setup), "each key ruled below"),
+    rule(
+        T::Plan,
+        "cleanup",
+        Nested(T::Cleanup),
+        "each key ruled below",
+    ),
+    // [cleanup]: the person's own, or trusted.
+    rule(
+        T::Cleanup,
+        "run",
+        Trust,
+        "runs a command in every task's worktree, outside the task's own plan",
+    ),
+    rule(
+        T::Cleanup,
+        "network",
+        Trust,
+        "gives cleanup a network of its own",
+    ),
+    rule(T::Cleanup, "timeout", Trust, "how long cleanup may run"),
     // [setup]: the person's own, or trusted: it runs before every task.
     rule(
         T::Setup,

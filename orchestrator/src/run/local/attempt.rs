@@ -209,6 +209,8 @@ pub(crate) async fn run_attempt(
 pub(crate) enum Phase {
     Setup,
     Task,
+    /// The plan's `[cleanup]`, when swarm is done with the worktree.
+    Cleanup,
 }
 
 /// Everything an attempt runs in, made before it starts.
@@ -252,6 +254,7 @@ impl Setup {
         let (stdout, stderr) = match phase {
             Phase::Task => log_paths(&ctx.run_dir, &task.id, attempt),
             Phase::Setup => crate::layout::setup_log_paths(&ctx.run_dir, &task.id, attempt),
+            Phase::Cleanup => crate::layout::cleanup_log_paths(&ctx.run_dir, &task.id, attempt),
         };
         let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
         // A command's logs are made when it first writes (most print
@@ -386,6 +389,10 @@ impl Setup {
                 Phase::Setup => (
                     format!("the [setup] of task `{}`", task.id),
                     crate::layout::setup_egress_log_path(&ctx.run_dir, &task.id, attempt),
+                ),
+                Phase::Cleanup => (
+                    format!("the [cleanup] of task `{}`", task.id),
+                    crate::layout::cleanup_egress_log_path(&ctx.run_dir, &task.id, attempt),
                 ),
             };
             Arc::new(Egress::new(&whose, hosts.clone(), log))

@@ -190,6 +190,7 @@ impl LocalExecutor {
                     })?
                     .unwrap_or_default(),
             ),
+            cleanup: prepared.plan.cleanup.clone(),
             setups: match &prepared.plan.setup {
                 Some(setup) => Some(prepare::Setups::new(
                     setup.clone(),

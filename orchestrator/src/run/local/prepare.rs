@@ -10,6 +10,10 @@
 //! running it: tasks of one run with the same key wait for the first one's
 //! setup rather than run it beside it, and a later run reuses it too.
 //!
+//! `[cleanup]` ([`clean_up`]) runs the same way when swarm is done with a
+//! worktree (after an attempt's result is taken): its changes are in no
+//! result, and its failure is a warning in the task's log.
+//!
 //! The worktree's content once setup is done is recorded as a tree
 //! ([`crate::git::state`]): the task's snapshot leaves out whatever of it
 //! the task did not change (`git::leave_out`), so setup's files are never
@@ -383,5 +387,72 @@ async fn keep(
             tracing::warn!(task, error = %e, kept = kept_shown, "failed to keep the setup's files; the next worktree runs setup again")
         }
         Err(e) => tracing::warn!(task, error = %e, "failed to keep the setup's files"),
+    }
+}
+
+/// Runs the plan's `[cleanup]` in `task`'s worktree `workdir` (git
+/// directory `git_dir`, at `base`) after attempt `attempt`, whose result is
+/// taken already: sandboxed like the task, with cleanup's network and
+/// timeout. A failure is said in the task's error log and a warning.
+pub(crate) async fn clean_up(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    base: Oid,
+    workdir: &Path,
+    git_dir: &Path,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) {
+    let Some(cleanup) = ctx.cleanup.as_ref() else {
+        return;
+    };
+    if task.isolation != Isolation::Worktree {
+        return;
+    }
+    let cleanup_task = Task {
+        payload: Payload::Command {
+            run: cleanup.run.clone(),
+        },
+        timeout: Some(cleanup.timeout),
+        verify: None,
+        paths: Vec::new(),
+        creates: Vec::new(),
+        network: cleanup.network.clone(),
+        role: Role::Plain,
+        ..task.clone()
+    };
+    let ran = run_attempt(
+        ctx,
+        &cleanup_task,
+        attempt,
+        base,
+        workdir,
+        git_dir,
+        swarm_worker::Deck::default(),
+        stop,
+        Phase::Cleanup,
+    )
+    .await;
+    // Its tmp goes again if it left it empty (the task's went already).
+    let _ = std::fs::remove_dir(crate::layout::task_tmp(&ctx.run_dir, &task.id));
+    if !ran.outcome.is_success() {
+        let how = super::task::describe_failure(
+            &ran.outcome,
+            None,
+            &cleanup_task,
+            &ctx.run,
+            attempt,
+            None,
+        );
+        tracing::warn!(task = %task.id, attempt, "[cleanup] {how}; see `swarm logs {} {} --cleanup`", ctx.run, task.id);
+        let (_, stderr) = crate::layout::log_paths(&ctx.run_dir, &task.id, attempt);
+        if let Ok(mut log) = swarm_worker::open_log(&stderr) {
+            use std::io::Write as _;
+            let _ = writeln!(
+                log,
+                "swarm: [cleanup] {how}; see `swarm logs {} {} --cleanup`",
+                ctx.run, task.id
+            );
+        }
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Ctx {
     pub caches: Vec<Cache>,
     /// The plan's `[setup]` and the setups kept, if it has one.
     pub setups: Option<super::prepare::Setups>,
+    /// The plan's `[cleanup]`, if it has one.
+    pub cleanup: Option<crate::plan::Cleanup>,
     /// Where warm worktrees are kept, and how many of the run's tasks have
     /// worktrees (see `Task::warm_by_default`).
     pub warm: Option<(crate::run::warm::WarmDir, usize)>,
@@ -393,6 +395,10 @@ async fn execute_inner(
                     score: None,
                     diff: None,
                 });
+                if let Some(admin) = &admin {
+                    super::prepare::clean_up(ctx, task, attempt, base, &workdir, admin, &mut stop)
+                        .await;
+                }
                 if attempt == last_attempt || cancelled {
                     release(&mut lease, task);
                     return Ok(Done {
@@ -611,6 +617,11 @@ async fn execute_inner(
             score: score.map(Box::new),
             diff,
         });
+        // Swarm is done with the worktree for this attempt: its result is
+        // on a ref, and what cleanup changes is in none.
+        if admin_dir.is_some() {
+            super::prepare::clean_up(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
+        }
         if last {
             let status = if success {
                 TaskStatus::Succeeded
