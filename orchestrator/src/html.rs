@@ -462,6 +462,25 @@ fn graph(out: &mut String, report: &RunReport, index: &HashMap<&str, usize>) {
 
 fn gantt(out: &mut String, report: &RunReport, timeline: &Timeline, critical: &[bool]) {
     out.push_str("<section id=\"timeline\"><h2>Timeline</h2>\n<p class=\"muted\">Each attempt: waiting for a slot (grey), setup (the plan's [setup]), start, run (the command, in its sandbox), verify, score, snapshot; the coordinator's merges, run-wide verify and journal flushes to the disk on the first row. Red outline: the critical path.</p>\n");
+    // What each colour is, drawn with the bars' own classes.
+    out.push_str("<p class=\"legend\">");
+    for (class, what) in [
+        ("wait", "waiting for a slot"),
+        ("setup", "[setup]"),
+        ("start", "start"),
+        ("run", "run"),
+        ("verify", "verify"),
+        ("score", "score"),
+        ("snapshot", "snapshot"),
+        ("merge", "merge"),
+        ("flush", "journal flush"),
+    ] {
+        let _ = write!(
+            out,
+            "<svg width=\"12\" height=\"10\"><rect class=\"swatch bar {class}\" width=\"12\" height=\"10\"/></svg> {what} "
+        );
+    }
+    out.push_str("</p>\n");
     let (label_w, plot_w, row_h) = (180.0f64, 900.0f64, 16usize);
     let length = timeline.length_ms.max(1) as f64;
     let x = |ms: u64| label_w + ms as f64 / length * plot_w;
@@ -492,11 +511,17 @@ fn gantt(out: &mut String, report: &RunReport, timeline: &Timeline, critical: &[
         .map(|(i, t)| (t.id.as_str(), i + 1))
         .collect();
     for (i, t) in report.tasks.iter().enumerate() {
-        let label: String = t.id.chars().take(26).collect();
+        // A long id is cut, and said whole when pointed at.
+        let mut label: String = t.id.chars().take(26).collect();
+        if label.len() < t.id.len() {
+            label.pop();
+            label.push('…');
+        }
         let _ = write!(
             out,
-            "<text x=\"2\" y=\"{}\">{}</text>",
+            "<text x=\"2\" y=\"{}\"><title>{}</title>{}</text>",
             (i + 2) * row_h - 4,
+            esc(&t.id),
             esc(&label)
         );
     }

@@ -231,6 +231,11 @@ fn a_runs_page_shows_every_task_and_its_timeline_and_runs_nothing_it_was_given()
     assert_eq!(bars, attempts, "one run bar per attempt");
     assert!(dom.matches("class=\"bar merge").count() >= 4);
     assert!(dom.contains("class=\"bar flush"), "no journal flush drawn");
+    // The colours are said (issue 63).
+    assert!(
+        dom.contains("class=\"legend\"") && dom.contains("class=\"swatch bar setup\""),
+        "no legend of the phases' colours"
+    );
     assert!(
         dom.contains("id=\"experiments\"")
             && dom.contains("id=\"verify\"")
