@@ -146,7 +146,12 @@ pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Optio
     // task's own: `cannot create b/y`, `temporary file b/sedX1: ...`,
     // `Permission denied: 'b/y'`.
     let mut files: Vec<String> = Vec::new();
+    // A temporary file a tool writes beside the file it changes (`sed -i`,
+    // `perl -pi`): its name means nothing to the person; its directory
+    // holds the file the tool meant to write.
+    let mut temporary_in: Vec<String> = Vec::new();
     for line in &lines {
+        let temporary = line.contains("temporary file");
         for word in line.split(|c: char| c.is_whitespace() || c == ',') {
             let word = word.trim_matches(|c: char| matches!(c, '\'' | '"' | '`' | ':' | '(' | ')'));
             let rel = Path::new(word)
@@ -160,25 +165,45 @@ pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Optio
                 continue;
             };
             let plausible = rel.contains('/') || workdir.join(rel).exists();
-            if plausible
-                && !rel.starts_with("..")
-                && !owned.iter().any(|o| path_within(rel, o))
-                && !files.iter().any(|f| f == rel)
-            {
+            if !plausible || rel.starts_with("..") || owned.iter().any(|o| path_within(rel, o)) {
+                continue;
+            }
+            if temporary {
+                let dir = match Path::new(rel.trim_start_matches("./")).parent() {
+                    Some(d) if !d.as_os_str().is_empty() => format!("{}/", d.display()),
+                    _ => "the worktree's top directory".to_string(),
+                };
+                if !temporary_in.contains(&dir) {
+                    temporary_in.push(dir);
+                }
+            } else if !files.iter().any(|f| f == rel) {
                 files.push(rel.to_string());
             }
         }
     }
     // EACCES has other causes (a file the task may not read); EROFS in a
     // sandboxed task is the read-only rest of its worktree.
-    if files.is_empty() && !lines.iter().any(|l| l.contains("Read-only file system")) {
+    if files.is_empty()
+        && temporary_in.is_empty()
+        && !lines.iter().any(|l| l.contains("Read-only file system"))
+    {
         return None;
     }
     let owned: Vec<String> = owned.iter().map(|s| (*s).to_string()).collect();
-    let named = match files.is_empty() {
+    let mut named = match files.is_empty() {
         true => String::new(),
         false => format!(": it was refused {}", list(&files)),
     };
+    if !temporary_in.is_empty() {
+        named.push_str(match named.is_empty() {
+            true => ": ",
+            false => "; ",
+        });
+        named.push_str(&format!(
+            "a tool's temporary file was refused in {} (`sed -i` and the like write one beside the file they change: that file is outside its paths)",
+            list(&temporary_in)
+        ));
+    }
     Some(format!(
         "writes outside its paths are refused in the sandbox (its paths: {}){named}; {HELP}",
         list(&owned)

@@ -218,9 +218,22 @@ fn a_sandboxed_refusal_is_explained_with_the_files_it_names() {
     assert_eq!(
         why,
         format!(
-            "writes outside its paths are refused in the sandbox (its paths: src/a): it was refused src/b/y, src/sedX1; {}",
+            "writes outside its paths are refused in the sandbox (its paths: src/a): it was refused src/b/y; a tool's temporary file was refused in src/ (`sed -i` and the like write one beside the file they change: that file is outside its paths); {}",
             super::HELP
         )
+    );
+    // sed's own words at the top of the worktree: its temporary file is
+    // not named as if it were the person's.
+    let why = super::refused_writes(
+        &t,
+        root,
+        "sed: couldn't open temporary file ./sedCgSrmB: Read-only file system\n",
+    )
+    .unwrap();
+    assert!(!why.contains("sedCgSrmB"), "{why}");
+    assert!(
+        why.contains("a tool's temporary file was refused in the worktree's top directory"),
+        "{why}"
     );
     // Its own paths are not named; an unrelated failure says nothing.
     assert!(super::refused_writes(&t, root, "error: no such file\n").is_none());
