@@ -31,6 +31,29 @@ pub(super) fn alias(word: &str) -> Option<&'static str> {
     }
 }
 
+/// A serde type or value error (`first_line`) about `key` in swarm's
+/// words, or `None` for one it does not know.
+fn in_swarms_words(first_line: &str, key: &str) -> Option<String> {
+    if key.is_empty() {
+        return None;
+    }
+    let (got, wanted) = first_line
+        .strip_prefix("invalid value: ")
+        .or_else(|| first_line.strip_prefix("invalid type: "))?
+        .split_once(", expected ")?;
+    let wanted = match wanted.trim() {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number from 0 up",
+        "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a string" => "a string",
+        "a boolean" => "`true` or `false`",
+        "a sequence" => "a list, `[...]`",
+        "a map" => "a table, `{ ... }`",
+        _ => return None,
+    };
+    Some(format!("`{key}` must be {wanted}, not {got}"))
+}
+
 /// Turns a TOML/serde error into a positioned plan error, with a "did you
 /// mean" for misspelt keys and values.
 pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
@@ -55,7 +78,7 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
         PlanErrorKind::BadValue => "unknown value",
         _ => "here",
     };
-    let mut error = source.error(kind, first_line, span.clone(), label);
+    let mut error = source.error(kind, first_line.clone(), span.clone(), label);
     if message.contains("max recursion depth") {
         error.help = Some(
             "tables and arrays nest this deep here; a plan needs a few levels, and swarm stops reading past about 80: flatten it"
@@ -85,23 +108,29 @@ pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
         } else {
             PlanErrorKind::Syntax
         };
+        let line_start = span
+            .as_ref()
+            .and_then(|s| source.text.get(..s.start))
+            .and_then(|before| before.rfind('\n').map(|i| i + 1).or(Some(0)))
+            .unwrap_or(0);
+        let key = source
+            .text
+            .get(line_start..)
+            .and_then(|line| line.split('=').next())
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or_default();
+        // serde's words ("invalid value: integer `-1`, expected u32") in
+        // swarm's, naming the key.
+        if let Some(said) = in_swarms_words(&first_line, key) {
+            error.message = said;
+        }
         // A number where swarm wants a duration or a size: an example in
         // the unit the key takes.
         if let Some(number) = message
             .strip_prefix("invalid type: integer `")
             .and_then(|rest| rest.split('`').next())
         {
-            let line_start = span
-                .as_ref()
-                .and_then(|s| source.text.get(..s.start))
-                .and_then(|before| before.rfind('\n').map(|i| i + 1).or(Some(0)))
-                .unwrap_or(0);
-            let key = source
-                .text
-                .get(line_start..)
-                .and_then(|line| line.split('=').next())
-                .map(str::trim)
-                .unwrap_or_default();
             let example = match key {
                 "timeout" | "grace" => Some(format!("{key} = \"{number}s\"")),
                 "memory" | "max_output" | "max_file_size" | "min_free_space" => {

@@ -965,3 +965,19 @@ fn a_plan_without_its_tasks_keeps_every_setting() {
         format!("{plan:?}")
     );
 }
+
+/// A wrong value is said in swarm's words, naming the key, beside the
+/// table's other mistakes (issue 63).
+#[test]
+fn a_wrong_value_names_its_key_in_swarms_words_and_other_errors_still_come() {
+    let text = "[[task]]\nid = \"a\"\nrun = \"true\"\nretries = -1\ntimout = \"5s\"\n";
+    let error = parse(Path::new("plans/v.toml"), text.to_string()).unwrap_err();
+    let all: Vec<String> = error.all().map(|e| e.to_string()).collect();
+    assert_eq!(
+        all,
+        [
+            "`retries` must be a whole number from 0 up, not integer `-1`",
+            "unknown key `timout` in [[task]]",
+        ]
+    );
+}
