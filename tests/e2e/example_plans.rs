@@ -255,3 +255,47 @@ fn the_readme_lists_every_command() {
         );
     }
 }
+
+/// A figure the README gives with BENCHMARKS.md as its source is one that
+/// BENCHMARKS.md holds: the README quotes, it never measures on its own.
+#[test]
+fn the_readmes_figures_come_from_benchmarks() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let bench = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap();
+    let mut missing = Vec::new();
+    for line in readme.lines().filter(|l| l.contains("BENCHMARKS")) {
+        // Numbers followed by a unit: `1.63x`, `4.2 s`, `840 ms`, `4.4%`.
+        let bytes = line.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes[i].is_ascii_digit()
+                || (i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'.'))
+            {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len()
+                && (bytes[i].is_ascii_digit() || bytes[i] == b'.' || bytes[i] == b'-')
+            {
+                i += 1;
+            }
+            let number = line[start..i].trim_end_matches(['.', '-']);
+            let rest = line[i..].trim_start_matches(' ');
+            let unit = [
+                "x ", "x,", "x)", "x;", "ms", "s ", "s,", "s)", "s;", "%", "MB",
+            ]
+            .iter()
+            .any(|u| rest.starts_with(u));
+            if unit && number.contains(['.', '-']) && !bench.contains(number) {
+                missing.push(format!("{number} in: {line}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README figures BENCHMARKS.md lacks:\n{}",
+        missing.join("\n")
+    );
+}
