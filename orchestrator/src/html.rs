@@ -38,7 +38,7 @@ th{background:#f4f4f4}pre{background:#f7f7f7;padding:6px;overflow:auto;max-heigh
 svg text{font:11px system-ui,sans-serif;fill:#222}svg .label{fill:#fff}\
 .edge{stroke:#999;fill:none}rect.group{fill-opacity:.12;stroke:#888}svg .group-label{font-weight:600}\
 .bar.setup{fill:#4db6ac}.bar.start{fill:#90caf9}.bar.run{fill:#1565c0}.bar.snapshot{fill:#7e57c2}.bar.merge{fill:#2e7d32}.bar.verify{fill:#ef6c00}.bar.score{fill:#f9a825}.bar.flush{fill:#6d4c41}\
-.bar.wait{fill:#e0e0e0}.area{fill:#1565c0}.critical{stroke:#d50000;stroke-width:2}.axis{stroke:#bbb}\
+.bar.wait{fill:#e0e0e0}.resumed{stroke:#6a1b9a;stroke-width:2;stroke-dasharray:4 3}.area{fill:#1565c0}.critical{stroke:#d50000;stroke-width:2}.axis{stroke:#bbb}\
 .muted{color:#777}.mono{font-family:ui-monospace,monospace}";
 
 /// Escapes `text` for HTML text and quoted attributes; control characters
@@ -156,7 +156,17 @@ fn header(out: &mut String, report: &RunReport, timeline: &Timeline) {
         .iter()
         .map(|t| t.duration_ms + t.snapshot_ms)
         .sum();
-    let wall = report.duration_ms.unwrap_or(timeline.length_ms);
+    // A resumed run's report times its last part: the page's wall time is
+    // the timeline's, from the first start to the end, gaps included.
+    let wall = match timeline.resumes.is_empty() {
+        true => report.duration_ms.unwrap_or(timeline.length_ms),
+        false => timeline.length_ms,
+    };
+    let interrupted = match timeline.resumes.len() {
+        0 => String::new(),
+        1 => " (interrupted once, resumed; the gap included)".to_string(),
+        n => format!(" (interrupted {n} times, resumed; the gaps included)"),
+    };
     let (tokens, cost) =
         report
             .tasks
@@ -175,7 +185,7 @@ fn header(out: &mut String, report: &RunReport, timeline: &Timeline) {
     }
     let _ = write!(
         out,
-        "</td></tr><tr><th>wall time</th><td>{}</td></tr>\
+        "</td></tr><tr><th>wall time</th><td>{}{interrupted}</td></tr>\
          <tr><th>task time (sum)</th><td>{} ({:.1}x the wall time, {} slot{} used)</td></tr>",
         seconds(wall),
         seconds(work),
@@ -542,6 +552,15 @@ fn gantt(out: &mut String, report: &RunReport, timeline: &Timeline, critical: &[
             esc(&title)
         );
     };
+    // Where the run was interrupted and taken over by `swarm resume`.
+    for &at in &timeline.resumes {
+        let _ = write!(
+            out,
+            "<line class=\"resumed\" x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"0\" y2=\"{1}\"><title>resumed here by swarm resume, after an interruption</title></line>",
+            x(at),
+            height
+        );
+    }
     for w in &timeline.waits {
         if let Some(&row) = row_of.get(w.task.as_str()) {
             bar(

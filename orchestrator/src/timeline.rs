@@ -70,6 +70,9 @@ pub struct Timeline {
     pub slots: usize,
     /// The run's first event, in milliseconds since the Unix epoch.
     pub origin_unix_ms: u64,
+    /// When `swarm resume` took the run over (milliseconds since its
+    /// start), once per interruption.
+    pub resumes: Vec<u64>,
 }
 
 /// Milliseconds since the epoch of a journal time stamp.
@@ -132,6 +135,7 @@ impl Timeline {
                 EventBody::TaskQueued { task } => {
                     queued.entry(task).or_insert(now);
                 }
+                EventBody::RunResumed { .. } => timeline.resumes.push(now),
                 EventBody::TaskStarted {
                     task,
                     attempt,

@@ -341,3 +341,38 @@ fn box_of(html: &str, id: &str) -> (f64, f64, f64, f64) {
     };
     (attr("x"), attr("y"), attr("width"), attr("height"))
 }
+
+/// The page of a resumed run says so: its wall time is the timeline's,
+/// the gap included, and the timeline marks where the run was taken over
+/// (issue 63).
+#[test]
+fn a_resumed_runs_page_marks_the_interruption_and_counts_its_gap() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "r.toml",
+        "[[task]]\nid = \"slow\"\nrun = '''\necho s > started.txt\n\
+         if [ \"$SWARM_ATTEMPT\" = 1 ]; then sleep 30; fi\necho ok > ok.txt\n'''\n",
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "r"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = repo.worktree("r", "slow").join("started.txt");
+    crate::support::wait_until("the task to start", || started.exists());
+    crate::resume::kill9(&mut child);
+    repo.swarm(&["resume", "r"]).assert_code(0);
+    let page = repo.outside().join("r.html");
+    repo.swarm(&["report", "r", "--html", page.to_str().unwrap()])
+        .assert_code(0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("(interrupted once, resumed; the gap included)"),
+        "no interruption said"
+    );
+    assert_eq!(
+        html.matches("<line class=\"resumed\"").count(),
+        1,
+        "no resume marked"
+    );
+}
