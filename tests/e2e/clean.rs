@@ -500,3 +500,45 @@ fn clean_gone_removes_the_homes_of_deleted_repositories_only() {
     again.assert_code(0);
     assert!(!again.stdout.contains("removed"), "{}", again.stdout);
 }
+
+/// `swarm clean --older-than AGE` frees the runs that started before then,
+/// as their journals say, and leaves the others (issue 63).
+#[test]
+fn clean_older_than_frees_only_old_runs() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "o.toml",
+        "[defaults]\nwarm = false\n\n[[task]]\nid = \"bad\"\nrun = \"echo half > half.txt; exit 3\"\n",
+    );
+    for run in ["old", "new"] {
+        repo.run_plan(&plan, &["--name", run]).assert_code(1);
+        assert!(repo.worktree(run, "bad").exists());
+    }
+    // Run `old` started ten days ago, by its journal.
+    let journal = repo.path().join(".swarm/runs/old/events.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let first = text.lines().next().unwrap().to_string();
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let ts = event["ts"].as_str().unwrap().to_string();
+    let old = humantime::format_rfc3339_millis(
+        humantime::parse_rfc3339_weak(&ts).unwrap() - std::time::Duration::from_secs(10 * 86_400),
+    )
+    .to_string();
+    std::fs::write(&journal, text.replacen(&ts, &old, 1)).unwrap();
+    let out = repo.swarm(&["clean", "--older-than", "7d"]);
+    out.assert_code(0);
+    assert!(
+        !repo.worktree_home().join("old").join("bad").exists(),
+        "{}",
+        out.stdout
+    );
+    assert!(repo.worktree("new", "bad").exists(), "{}", out.stdout);
+    // A bad age is said plainly.
+    let bad = repo.swarm(&["clean", "--older-than", "a week"]);
+    bad.assert_code(2);
+    assert!(
+        bad.stderr.contains("write an age like 7d"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -8,11 +8,40 @@ use swarm_orchestrator::exit;
 use crate::Failure;
 use crate::cli::*;
 
+/// Which runs `swarm clean` frees.
+pub(crate) enum Which {
+    /// One run (default: the latest).
+    One(Option<String>),
+    /// Every run (`--all`).
+    All,
+    /// Every run that started longer ago than this (`--older-than`).
+    OlderThan(std::time::Duration),
+}
+
+impl Which {
+    pub(crate) fn of(
+        run: Option<String>,
+        all: bool,
+        older_than: Option<&str>,
+    ) -> Result<Self, Failure> {
+        match (older_than, all) {
+            (Some(age), _) => humantime::parse_duration(age)
+                .map(Which::OlderThan)
+                .map_err(|e| {
+                    Failure::Invalid(anyhow!(
+                        "clean runs older than `{age}`: {e}\nhelp: write an age like 7d, 12h or 30m"
+                    ))
+                }),
+            (None, true) => Ok(Which::All),
+            (None, false) => Ok(Which::One(run)),
+        }
+    }
+}
+
 /// `swarm clean`: frees each run's worktrees and scratch space.
 pub(crate) fn clean(
     cwd: &Path,
-    run: Option<String>,
-    all: bool,
+    which: Which,
     refs: bool,
     force: bool,
     caches: bool,
@@ -20,7 +49,7 @@ pub(crate) fn clean(
 ) -> Result<i32, Failure> {
     use swarm_orchestrator::escape;
     use swarm_orchestrator::state::State;
-    if let Some(run) = &run {
+    if let Which::One(Some(run)) = &which {
         check_name(run)?;
     }
     let repo = open_repo(cwd)?;
@@ -31,25 +60,43 @@ pub(crate) fn clean(
         return Ok(exit::SUCCESS);
     };
     let known = swarm_orchestrator::clean::runs(&state).map_err(state_err)?;
-    let runs = if all {
-        known
-    } else {
-        let Some(run) = run.or(state.latest().map_err(state_err)?) else {
-            println!("nothing to clean: no runs in {}", repo.workdir.display());
-            return Ok(exit::SUCCESS);
-        };
-        if !known.contains(&run) {
-            return Err(Failure::Invalid(anyhow!(
-                "clean run `{run}`: no such run in {} (runs: {})",
-                repo.workdir.display(),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            )));
+    let runs = match which {
+        Which::All => known,
+        Which::OlderThan(age) => {
+            // Proven old by its journal's first event: a run without a
+            // readable one is left for `swarm clean RUN`.
+            let before = std::time::SystemTime::now() - age;
+            known
+                .into_iter()
+                .filter(|run| {
+                    let journal = swarm_orchestrator::report::run_dir(&repo.workdir, run)
+                        .join(swarm_orchestrator::layout::JOURNAL);
+                    swarm_orchestrator::journal::read_tolerant(&journal)
+                        .ok()
+                        .and_then(|(events, _)| events.first().map(|e| e.ts.clone()))
+                        .and_then(|ts| humantime::parse_rfc3339_weak(&ts).ok())
+                        .is_some_and(|started| started < before)
+                })
+                .collect()
         }
-        vec![run]
+        Which::One(run) => {
+            let Some(run) = run.or(state.latest().map_err(state_err)?) else {
+                println!("nothing to clean: no runs in {}", repo.workdir.display());
+                return Ok(exit::SUCCESS);
+            };
+            if !known.contains(&run) {
+                return Err(Failure::Invalid(anyhow!(
+                    "clean run `{run}`: no such run in {} (runs: {})",
+                    repo.workdir.display(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+            vec![run]
+        }
     };
     // Every run's layout is checked before anything is removed: a link
     // anywhere refuses the whole command.

@@ -120,6 +120,9 @@ pub enum Command {
         /// Every run of the repository.
         #[arg(long)]
         all: bool,
+        /// Every run that started longer ago than AGE (`7d`, `12h`).
+        #[arg(long, value_name = "AGE", conflicts_with_all = ["run", "all"])]
+        older_than: Option<String>,
         /// Also delete the run's refs whose commits are on the integration
         /// branch swarm/<run> (git decides, not the task's status); the others
         /// are kept and listed with why.
@@ -446,9 +449,13 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
             warm,
             gone,
             worktrees,
+            older_than,
         } => match gone {
             true => clean_gone(worktrees.map(|dir| cwd.join(dir))),
-            false => clean(&cwd, run, all, refs, force, caches, warm),
+            false => {
+                let which = crate::clean_cmd::Which::of(run, all, older_than.as_deref())?;
+                clean(&cwd, which, refs, force, caches, warm)
+            }
         },
         Command::Logs {
             run,
