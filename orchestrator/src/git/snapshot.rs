@@ -259,17 +259,14 @@ fn take(
         };
         return Ok((snap, tree_id));
     };
-    let sig = signature()?;
-    let commit = repo
-        .commit(
-            None,
-            &sig,
-            &sig,
-            &message(&skipped, &changed),
-            &tree,
-            &[&base_commit],
-        )
-        .context(action)?;
+    let commit = commit_on(
+        &repo,
+        &signature()?,
+        &base_commit,
+        &tree,
+        &message(&skipped, &changed),
+    )
+    .context(action)?;
     // Leave the worktree consistent with its snapshot, so that a kept
     // (failed) worktree shows a clean `git status` and `git log` shows it.
     index.write().context(action)?;
@@ -355,17 +352,14 @@ pub fn leave_out(
     }
     let tree = repo.find_tree(tree_id).context(action)?;
     let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
-    let sig = signature()?;
-    let commit = repo
-        .commit(
-            None,
-            &sig,
-            &sig,
-            &message(&skipped, &changed),
-            &tree,
-            &[&base_commit],
-        )
-        .context(action)?;
+    let commit = commit_on(
+        &repo,
+        &signature()?,
+        &base_commit,
+        &tree,
+        &message(&skipped, &changed),
+    )
+    .context(action)?;
     repo.set_head_detached(commit).context(action)?;
     Ok(Snapshot {
         commit,
@@ -374,6 +368,18 @@ pub fn leave_out(
         duration,
         hashed,
     })
+}
+
+/// Commits `tree` with `message` on top of `base`, by swarm (no ref
+/// moves): a snapshot's commit, and [`leave_out`]'s.
+fn commit_on(
+    repo: &Repository,
+    sig: &git2::Signature<'_>,
+    base: &git2::Commit<'_>,
+    tree: &git2::Tree<'_>,
+    message: &str,
+) -> Result<Oid, git2::Error> {
+    repo.commit(None, sig, sig, message, tree, &[base])
 }
 
 /// A tree entry's mode as the tree builder takes it.
