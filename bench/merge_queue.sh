@@ -166,19 +166,5 @@ module, its \`mod\` line at one place of \`src/lib.rs\` and a line at the end of
 \`CHANGELOG.md\` too): $(med land 1) ms, $(med land 2) re-runs, $(med land 3) run of the run-wide verify.
 EOF
 )
-python3 - "$OUT" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = ""
-if re.search(r"^## 21\. Merge queue", text, flags=re.M):
-    text = re.sub(r"## 21\. Merge queue.*?(?=\n## |\Z)", lambda _: section + "\n", text, flags=re.S)
-elif "\n## Earlier headline figures" in text:
-    text = text.replace("\n## Earlier headline figures", "\n" + section + "\n\n## Earlier headline figures", 1)
-else:
-    text += "\n" + section + "\n"
-open(path, "w").write(text)
-PY
+python3 "$ROOT/bench/benchmarks_md.py" place "$OUT" "## 21. Merge queue" "$section"
 printf '%s\n' "$section"

@@ -170,19 +170,5 @@ and the next run, whose worktrees are warm, finds node_modules in place and copi
 nothing.
 EOF
 )
-python3 - "$OUT" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = ""
-if re.search(r"^## 22\. Setting up worktrees", text, flags=re.M):
-    text = re.sub(r"## 22\. Setting up worktrees.*?(?=\n## |\Z)", lambda _: section + "\n", text, flags=re.S)
-elif "\n## Earlier headline figures" in text:
-    text = text.replace("\n## Earlier headline figures", "\n" + section + "\n\n## Earlier headline figures", 1)
-else:
-    text += "\n" + section + "\n"
-open(path, "w").write(text)
-PY
+python3 "$ROOT/bench/benchmarks_md.py" place "$OUT" "## 22. Setting up worktrees" "$section"
 echo "wrote section 22 of $OUT"
