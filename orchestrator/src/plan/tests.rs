@@ -981,3 +981,45 @@ fn a_wrong_value_names_its_key_in_swarms_words_and_other_errors_still_come() {
         ]
     );
 }
+
+/// A subtask's worktree is never kept warm: a request asking for it is
+/// refused, and a child that says nothing gets none (issue 62).
+#[test]
+fn a_subtask_is_never_warm() {
+    let plan = parse_ok("[[task]]\nid = \"p\"\nrun = \"true\"\n");
+    let parent = &plan.tasks[0];
+    assert!(parent.warm_by_default(1));
+    let request = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\n".into(),
+    );
+    let children =
+        subtasks::resolve(&plan, parent, &request, &|_| true, &Default::default()).unwrap();
+    assert_eq!(children[0].warm, Some(false));
+    let warm = Source::new(
+        Path::new("req.toml"),
+        "[[task]]\nid = \"a\"\nrun = \"x\"\nwarm = true\n".into(),
+    );
+    let e = subtasks::resolve(&plan, parent, &warm, &|_| true, &Default::default()).unwrap_err();
+    let lines = subtasks::messages(&e, &warm).join("\n");
+    assert!(lines.contains("warm"), "{lines}");
+}
+
+/// An untrusted plan's tasks never keep their worktrees, whatever they say
+/// (issue 62).
+#[test]
+fn an_untrusted_plans_tasks_are_never_warm() {
+    let text = "[[task]]\nid = \"a\"\nrun = \"true\"\nwarm = true\n";
+    for origin in [origin::Origin::Repository, origin::Origin::Mcp] {
+        let plan = parse_with(
+            Path::new("swarm.toml"),
+            text.to_string(),
+            origin,
+            origin::files::Files::beside(Path::new("swarm.toml")),
+        )
+        .unwrap();
+        assert_eq!(plan.tasks[0].warm, Some(false), "{origin:?}");
+    }
+    let mine = parse_ok(text);
+    assert_eq!(mine.tasks[0].warm, Some(true));
+}
