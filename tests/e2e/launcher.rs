@@ -732,6 +732,55 @@ fn workers_on_their_way_to_execve_beside_the_launcher_each_run_or_fail_as_their_
 }
 
 #[test]
+fn a_sandboxed_worker_on_deck_starts_even_when_its_leaders_end_is_reaped_before_it_is_read() {
+    // The launcher learns a sandboxed worker's end two ways: its init's
+    // status pipe, or reaping the init. When others end at the same
+    // moment, the init can be reaped before its pipe is read; the worker
+    // exited 0 all the same, and the one on deck behind it starts in its
+    // place then too (once, it waited for a word that never came: a hang
+    // under the full suite's load). Leaders ending together with three
+    // companions each, many rounds: every follower starts by itself.
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = open_dir();
+    let d = dir.path().join("own");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    run(async {
+        let Some(launcher) = namespaced_launcher().await else {
+            return;
+        };
+        for round in 0..12 {
+            // Each waits for the same moment, to the millisecond.
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                + Duration::from_millis(500);
+            let sleep = &format!(
+                "while [ \"$(date +%s%N)\" -lt {} ]; do :; done",
+                deadline.as_nanos()
+            );
+            let mut companions = Vec::new();
+            let mut leader = launcher.spawn(sh_in(&d, sleep, null())).await.unwrap();
+            for _ in 0..3 {
+                companions.push(launcher.spawn(sh_in(&d, sleep, null())).await.unwrap());
+            }
+            let next = SpawnRequest {
+                after: Some(leader.id()),
+                ..sh_in(&d, &format!("touch next{round}"), null())
+            };
+            let mut next = launcher.spawn(next).await.unwrap();
+            assert_eq!(leader.wait().await, Exit::Exited(0), "round {round}");
+            let began = tokio::time::timeout(Duration::from_secs(20), next.began()).await;
+            assert_eq!(began, Ok(true), "round {round}: its leader exited 0");
+            assert_eq!(next.wait().await, Exit::Exited(0), "round {round}");
+            for mut c in companions {
+                assert_eq!(c.wait().await, Exit::Exited(0), "round {round}");
+            }
+        }
+    });
+}
+
+#[test]
 fn a_task_held_on_deck_starts_in_its_template_after_the_launcher_let_that_go() {
     // A sandboxed request held on deck is made ready as it comes, over a
     // template; while it waits, tasks over ten other templates (each
@@ -960,9 +1009,6 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
             }
         };
 
-        // Which step a hang is in (seen once under the full suite's load,
-        // its cause not found yet): the test's output says.
-        eprintln!("step: held behind a running one");
         // Held while the first one runs; started once its init reported
         // its end (everything of it gone), after its last write.
         let mut first = launcher
@@ -990,7 +1036,6 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         };
         assert!(time("next.start") >= time("first.end"));
 
-        eprintln!("step: behind one that fails");
         // The one it follows failed: it waits for the caller's word, and
         // taken back, it never runs.
         let mut failing = launcher
@@ -1012,7 +1057,6 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         }
         assert!(!ran(&d, "after-failure"));
 
-        eprintln!("step: told to start early");
         // Told to start early, it runs beside the one it was to follow.
         let long = launcher.spawn(worker("sleep 30", None)).await.unwrap();
         let mut early = launcher
@@ -1025,7 +1069,6 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         assert!(ran(&d, "early"));
         drop(long);
 
-        eprintln!("step: behind one that ended");
         // Behind one that already ended: at once if it succeeded.
         let mut done = launcher.spawn(worker("true", None)).await.unwrap();
         assert_eq!(done.wait().await, Exit::Exited(0));
@@ -1037,7 +1080,6 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         assert_eq!(late.wait().await, Exit::Exited(0));
         assert!(ran(&d, "late"));
 
-        eprintln!("step: held, not startable");
         // Held, it is made ready as far as the launcher can alone; what
         // cannot be (an argument execve cannot pass) is said when it would
         // start, not before, and nothing of it runs.

@@ -1287,26 +1287,19 @@ impl Server {
                 self.cells.reaped(pid);
                 continue;
             };
-            // The command on deck behind it takes its place first (the
-            // report can wait a few microseconds, the slot should not), if
-            // it exited 0: after a failure the coordinator decides.
-            let succeeded = worker.status.is_none()
-                && libc::WIFEXITED(status)
-                && libc::WEXITSTATUS(status) == 0;
             // A sandboxed worker whose init reported its end was dealt
-            // with then (`status_came`).
-            if !worker.reported {
-                self.note_end(worker.id, succeeded);
-            }
-            // Said with this end, unless that was said already.
-            let began = self.follow(worker.id, succeeded, worker.reported);
-            // Nothing runs on them any more: a later cell's.
-            self.cells.spare(worker.stacks.take());
+            // with then (`status_came`): what was on deck behind it too.
             if worker.reported {
+                self.follow(worker.id, false, true);
+                // Nothing runs on them any more: a later cell's.
+                self.cells.spare(worker.stacks.take());
                 continue;
             }
-            // Init reports the worker's own status; without it, init itself
-            // was killed (a stop with SIGKILL), which took the worker along.
+            // Init reports the worker's own status, and may have written
+            // it after the look that found its pipe empty (others ended
+            // at the same moment): it is read here then. Without it, init
+            // itself was killed (a stop with SIGKILL), which took the
+            // worker along.
             let status = match &worker.status {
                 Some(fd) => <[u8; 4]>::try_from(read_all(fd.as_fd()).as_slice())
                     .map_or(status, i32::from_ne_bytes),
@@ -1314,6 +1307,14 @@ impl Server {
             };
             self.by_id.remove(&worker.id);
             let mut reply = ended(worker.id, status, &worker.errors);
+            // The command on deck behind it takes its place first (the
+            // report can wait a few microseconds, the slot should not), if
+            // it exited 0: after a failure the coordinator decides.
+            let succeeded = matches!(reply, Reply::Exited { code: Some(0), .. });
+            self.note_end(worker.id, succeeded);
+            let began = self.follow(worker.id, succeeded, false);
+            // Nothing runs on them any more: a later cell's.
+            self.cells.spare(worker.stacks.take());
             match (&mut reply, began) {
                 (Reply::Exited { began: slot, .. }, began) => *slot = began,
                 // Its follower starts only after an exit 0, never a failure.
