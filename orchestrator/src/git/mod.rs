@@ -14,6 +14,7 @@ pub(crate) mod scan;
 mod snapshot;
 #[cfg(test)]
 pub(crate) mod test_repo;
+mod tracked;
 mod treemerge;
 mod view;
 mod worktree;

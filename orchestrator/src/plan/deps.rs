@@ -138,8 +138,24 @@ pub(super) fn resolve(
 }
 
 /// True if `dep` is a glob: ids never hold `*`, `?` or `[`.
-fn is_glob(dep: &str) -> bool {
+pub fn is_glob(dep: &str) -> bool {
     dep.contains(['*', '?', '['])
+}
+
+/// The ids of `ids` the glob `pattern` matches (as a glob in `deps` does:
+/// `--only` and `swarm logs` take the same), variants (`id@k`) left out;
+/// why not if `pattern` is not a glob.
+pub fn ids_matching<'a>(
+    pattern: &str,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<&'a str>, String> {
+    let matcher = globset::Glob::new(pattern)
+        .map_err(|e| format!("`{pattern}` is not a glob: {}", e.kind()))?
+        .compile_matcher();
+    Ok(ids
+        .into_iter()
+        .filter(|id| !id.contains('@') && matcher.is_match(id))
+        .collect())
 }
 
 /// The ids of `seen` (every id of the plan, in plan order) that the glob

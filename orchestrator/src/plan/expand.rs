@@ -197,7 +197,16 @@ pub(super) fn plan(
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);
     defaults(&source, &file.defaults, &mut errors);
-    let expanded = matrix(&source, &file, &mut errors);
+    let base = file
+        .swarm
+        .base
+        .as_ref()
+        .map_or("HEAD", |b| b.get_ref().as_str());
+    let sources = matrix::Sources {
+        files: &files,
+        base,
+    };
+    let expanded = matrix(&source, &file, Some(sources), &mut errors);
     let ctx = Ctx {
         source: &source,
         files: &files,
@@ -215,6 +224,7 @@ pub(super) fn plan(
         defaults: &file.defaults,
     };
     let templates = expanded.templates;
+    let listed = expanded.listed;
     let (mut tasks, written) = resolve(&ctx, expanded.items, &mut errors);
     let budget = validate(&ctx, &file, &mut tasks, written, &templates, &mut errors);
     // What an untrusted plan's tasks leave in a kept worktree, a later run
@@ -285,6 +295,7 @@ pub(super) fn plan(
         verify,
         setup,
         cleanup,
+        listed,
         tasks,
     })
 }
@@ -446,6 +457,8 @@ pub(super) struct Expansions<'a> {
     /// Unexpanded id of each matrix task -> the ids of its expansions, so
     /// that a dep on the template means all of them.
     pub templates: HashMap<String, Vec<String>>,
+    /// Matrix keys whose values came from the repository.
+    pub listed: Vec<matrix::Listed>,
 }
 
 /// Step 4, matrix: every `[[task]]` table expanded to its tasks (one for a
@@ -453,6 +466,7 @@ pub(super) struct Expansions<'a> {
 pub(super) fn matrix<'a>(
     source: &Source,
     file: &'a PlanFile,
+    sources: Option<matrix::Sources<'_>>,
     errors: &mut Vec<PlanError>,
 ) -> Expansions<'a> {
     if file.task.is_empty() {
@@ -468,6 +482,7 @@ pub(super) fn matrix<'a>(
     }
     let mut out = Vec::new();
     let mut templates: HashMap<String, Vec<String>> = HashMap::new();
+    let mut listed = Vec::new();
     // Every task id, valid or not, -> where it was first defined: duplicate
     // errors point there.
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -489,7 +504,7 @@ pub(super) fn matrix<'a>(
             continue;
         };
         let mut found = Vec::new();
-        let combos = matrix::combinations(source, fields, &mut found);
+        let combos = matrix::combinations(source, fields, sources, &mut listed, &mut found);
         let variants = variants::read(source, fields, &file.defaults, id.get_ref(), &mut found);
         let placeholders_ok = match (&combos, &fields.matrix, &variants) {
             (Some(combos), m, Ok(v)) if m.is_some() || v.is_some() => {
@@ -664,6 +679,7 @@ pub(super) fn matrix<'a>(
     Expansions {
         items: out,
         templates,
+        listed,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Matrices: a task's matrix expanded to its combinations (the cross
 //! product of its keys, less `exclude`, plus `include`), and `{key}`
 //! placeholders checked and substituted (slugged where an id is made).
+//! A key's values may come from the repository (`{ glob = ... }`, `{ lines
+//! = ... }`): read here, through the plan's [`Files`], before counting.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -9,7 +11,34 @@ use std::rc::Rc;
 use toml::{Spanned, Value};
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
-use super::schema::TaskFields;
+use super::origin::files::Files;
+use super::schema::{MatrixFrom, MatrixList, TaskFields};
+
+/// Where a matrix's `glob` and `lines` are read: the plan's files, and the
+/// commit whose tracked files a `glob` lists (the run's base).
+#[derive(Clone, Copy)]
+pub(super) struct Sources<'a> {
+    pub files: &'a Files,
+    pub base: &'a str,
+}
+
+/// A matrix key whose values came from the repository, as `validate`
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The task's id as written.
+    pub task: String,
+    pub key: String,
+    /// Where the values came from, as written: ``glob `tests/*.py` ``.
+    pub from: String,
+    /// How many values it gave.
+    pub count: usize,
+    /// The first few of them.
+    pub first: Vec<String>,
+}
+
+/// How many of a listed matrix's values `validate` shows.
+const SHOWN: usize = 3;
 
 /// A combination's `key -> value`s, sorted by key. Most combinations have
 /// a key or two, and a `BTreeMap`'s first node takes 544 bytes whatever it
@@ -114,6 +143,8 @@ pub const MAX_COMBINATIONS: u64 = 10_000;
 pub(super) fn combinations(
     source: &Source,
     fields: &TaskFields,
+    sources: Option<Sources<'_>>,
+    listed: &mut Vec<Listed>,
     errors: &mut Vec<PlanError>,
 ) -> Option<Vec<Combo>> {
     let Some(matrix) = &fields.matrix else {
@@ -123,12 +154,57 @@ pub(super) fn combinations(
         }]);
     };
     let before = errors.len();
-    let sizes: Vec<(&String, usize)> = matrix
-        .get_ref()
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "include" | "exclude"))
-        .map(|(k, list)| (k, list.get_ref().len()))
-        .collect();
+    // Each key's values, read first: a list from the repository counts by
+    // what it holds.
+    let mut lists: Vec<(&String, Vec<String>)> = Vec::new();
+    for (key, list) in matrix.get_ref() {
+        if matches!(key.as_str(), "include" | "exclude") {
+            continue;
+        }
+        let values = match list.get_ref() {
+            MatrixList::Values(items) => {
+                if items.is_empty() {
+                    errors.push(source.error(
+                        PlanErrorKind::BadValue,
+                        format!("matrix key `{key}` has no values"),
+                        Some(list.span()),
+                        "no values",
+                    ));
+                    continue;
+                }
+                let mut values = Vec::new();
+                for item in items {
+                    match scalar(item.get_ref()) {
+                        Some(v) => values.push(v),
+                        None => errors.push(not_a_scalar(source, key, item.span())),
+                    }
+                }
+                values
+            }
+            MatrixList::From(from) => {
+                let task = fields.id.as_ref().map(|i| i.get_ref().as_str());
+                let Some(values) = listed_values(source, key, list.span(), from, sources, errors)
+                else {
+                    continue;
+                };
+                if let (Some(task), Some(shown)) = (task, shown_from(from)) {
+                    listed.push(Listed {
+                        task: task.to_string(),
+                        key: key.clone(),
+                        from: shown,
+                        count: values.len(),
+                        first: values.iter().take(SHOWN).cloned().collect(),
+                    });
+                }
+                values
+            }
+        };
+        lists.push((key, values));
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let sizes: Vec<(&String, usize)> = lists.iter().map(|(k, v)| (*k, v.len())).collect();
     let crossed = sizes
         .iter()
         .try_fold(1u64, |n, (_, len)| n.checked_mul(*len as u64))
@@ -136,7 +212,7 @@ pub(super) fn combinations(
     let included = matrix
         .get_ref()
         .get("include")
-        .map_or(0, |l| l.get_ref().len() as u64);
+        .map_or(0, |l| l.get_ref().written().len() as u64);
     let count = crossed.saturating_add(included);
     if count > MAX_COMBINATIONS {
         let product = sizes
@@ -171,26 +247,11 @@ pub(super) fn combinations(
         match key.as_str() {
             "include" => include = tables(source, key, list, errors),
             "exclude" => exclude = tables(source, key, list, errors),
-            _ => {
-                if list.get_ref().is_empty() {
-                    errors.push(source.error(
-                        PlanErrorKind::BadValue,
-                        format!("matrix key `{key}` has no values"),
-                        Some(list.span()),
-                        "no values",
-                    ));
-                    continue;
-                }
-                let mut values = Vec::new();
-                for item in list.get_ref() {
-                    match scalar(item.get_ref()) {
-                        Some(v) => values.push(v),
-                        None => errors.push(not_a_scalar(source, key, item.span())),
-                    }
-                }
-                combos = cross(combos, key, &values);
-            }
+            _ => {}
         }
+    }
+    for (key, values) in &lists {
+        combos = cross(combos, key, values);
     }
     let keys: BTreeSet<&String> = matrix
         .get_ref()
@@ -270,11 +331,25 @@ pub(super) fn cross(combos: Vec<Values>, key: &str, values: &[String]) -> Vec<Va
 fn tables(
     source: &Source,
     key: &str,
-    list: &Spanned<Vec<Spanned<Value>>>,
+    list: &Spanned<MatrixList>,
     errors: &mut Vec<PlanError>,
 ) -> Vec<(Values, Range<usize>)> {
     let mut out = Vec::new();
-    for item in list.get_ref() {
+    if let MatrixList::From(_) = list.get_ref() {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("`{key}` is a list of tables of matrix values"),
+                    Some(list.span()),
+                    "not a list",
+                )
+                .with_help(format!(
+                    "write it as a list, e.g. {key} = [{{ os = \"linux\", arch = \"x86_64\" }}]"
+                )),
+        );
+    }
+    for item in list.get_ref().written() {
         let table = match item.get_ref() {
             Value::Table(t) if !t.is_empty() => t,
             _ => {
@@ -305,6 +380,104 @@ fn tables(
         out.push((values, item.span()));
     }
     out
+}
+
+/// The values of matrix key `key` read from where `from` says (its
+/// table at `span`); `None` (errors added) if they cannot be.
+fn listed_values(
+    source: &Source,
+    key: &str,
+    span: Range<usize>,
+    from: &MatrixFrom,
+    sources: Option<Sources<'_>>,
+    errors: &mut Vec<PlanError>,
+) -> Option<Vec<String>> {
+    let error = |message: String, label: &str, help: String| {
+        source
+            .error(PlanErrorKind::BadValue, message, Some(span.clone()), label)
+            .with_help(help)
+    };
+    let Some(sources) = sources else {
+        errors.push(error(
+            format!(
+                "matrix key `{key}` reads its values from the repository, which a request may not"
+            ),
+            "from the repository",
+            "list the values in the request: `matrix = { file = [\"a.py\", \"b.py\"] }`".into(),
+        ));
+        return None;
+    };
+    let read = match (&from.glob, &from.lines) {
+        (Some(glob), None) => {
+            let matcher = match globset::GlobBuilder::new(glob.get_ref())
+                .literal_separator(true)
+                .build()
+            {
+                Ok(g) => g.compile_matcher(),
+                Err(e) => {
+                    errors.push(error(
+                        format!("matrix key `{key}`: `{}` is not a glob: {}", glob.get_ref(), e.kind()),
+                        "not a glob",
+                        "`*` matches within a directory, `**` across directories: \"tests/**/test_*.py\"".into(),
+                    ));
+                    return None;
+                }
+            };
+            sources.files.tracked(sources.base).map(|files| {
+                let values: Vec<String> =
+                    files.into_iter().filter(|f| matcher.is_match(f)).collect();
+                (
+                    values,
+                    format!("matches no file git tracks at `{}`", sources.base),
+                )
+            })
+        }
+        (None, Some(lines)) => sources.files.lines(lines.get_ref()).map(|values| {
+            (
+                values,
+                format!(
+                    "`{}` has no lines (blank ones and `#` comments are left out)",
+                    lines.get_ref()
+                ),
+            )
+        }),
+        _ => {
+            errors.push(error(
+                format!("matrix key `{key}` is a table: it needs exactly one of `glob` or `lines`"),
+                "one of `glob` or `lines`",
+                "e.g. `{ glob = \"tests/**/test_*.py\" }` (files git tracks) or `{ lines = \"shards.txt\" }`".into(),
+            ));
+            return None;
+        }
+    };
+    match read {
+        Ok((values, _)) if !values.is_empty() => Some(values),
+        Ok((_, none)) => {
+            errors.push(error(
+                format!("matrix key `{key}` has no values: {none}"),
+                "no values",
+                "check the pattern against `git ls-files`, or the file".into(),
+            ));
+            None
+        }
+        Err(e) => {
+            errors.push(error(
+                format!("matrix key `{key}` cannot read its values: {e}"),
+                "cannot be read",
+                "a `glob` lists the files git tracks at the run's base in the repository the plan is in; `lines` names a file relative to the plan".into(),
+            ));
+            None
+        }
+    }
+}
+
+/// Where a listed matrix key's values came from, as written.
+fn shown_from(from: &MatrixFrom) -> Option<String> {
+    match (&from.glob, &from.lines) {
+        (Some(glob), _) => Some(format!("glob `{}`", glob.get_ref())),
+        (_, Some(lines)) => Some(format!("lines of `{}`", lines.get_ref())),
+        _ => None,
+    }
 }
 
 /// A matrix value as the text substituted: strings, integers, booleans.

@@ -8,12 +8,13 @@
 pub mod agents;
 pub mod ceiling;
 mod deps;
+pub use deps::{ids_matching, is_glob};
 mod error;
 mod executor;
 mod expand;
 pub mod graph;
 mod keys;
-mod matrix;
+pub mod matrix;
 pub mod mcp;
 mod models;
 pub mod network;
@@ -106,6 +107,9 @@ pub struct Plan {
     pub setup: Option<Setup>,
     /// What runs in a worktree when swarm is done with it (`[cleanup]`).
     pub cleanup: Option<Cleanup>,
+    /// Matrix keys whose values came from the repository (`glob`,
+    /// `lines`), as `validate` shows them.
+    pub listed: Vec<matrix::Listed>,
     /// Tasks in plan order, matrices expanded, defaults applied.
     pub tasks: Vec<Task>,
 }
@@ -163,6 +167,7 @@ impl Plan {
             verify,
             setup,
             cleanup,
+            listed,
             tasks: _,
         } = self;
         Plan {
@@ -193,6 +198,7 @@ impl Plan {
             verify: verify.clone(),
             setup: setup.clone(),
             cleanup: cleanup.clone(),
+            listed: listed.clone(),
             tasks: Vec::new(),
         }
     }
@@ -518,6 +524,12 @@ pub const DEFAULT_CONFLICT_RERUNS: u32 = 2;
 
 /// Reads and checks the plan at `path`.
 pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {
+    let text = read_plan(path)?;
+    parse(path, text)
+}
+
+/// The text of the plan file at `path`.
+fn read_plan(path: &Path) -> Result<String, Box<PlanError>> {
     let bytes = std::fs::read(path).map_err(|e| {
         Box::new(
             PlanError::plain(
@@ -527,11 +539,7 @@ pub fn load(path: &Path) -> Result<Plan, Box<PlanError>> {
             .with_help("check the path; plans are TOML files such as plans/quickstart.toml"),
         )
     })?;
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => return Err(Box::new(not_utf8(path, e))),
-    };
-    parse(path, text)
+    String::from_utf8(bytes).map_err(|e| Box::new(not_utf8(path, e)))
 }
 
 /// The error for a plan file that is not UTF-8: where the first bad byte
@@ -553,6 +561,23 @@ fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> PlanError {
             "not UTF-8",
         )
         .with_help("TOML files are UTF-8: save the plan as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
+}
+
+/// Reads and checks the plan at `path`, to run in the repository at (or
+/// above) `repo`: the one whose files a matrix's `glob` lists.
+pub fn load_in(path: &Path, repo: &Path) -> Result<Plan, Box<PlanError>> {
+    let text = read_plan(path)?;
+    parse_in(path, text, repo)
+}
+
+/// [`parse`] for a plan run in the repository at (or above) `repo`.
+pub fn parse_in(path: &Path, text: String, repo: &Path) -> Result<Plan, Box<PlanError>> {
+    parse_with(
+        path,
+        text,
+        origin::Origin::Person,
+        origin::files::Files::beside_in(path, repo),
+    )
 }
 
 /// Checks the plan `text`, read from `path` (used for messages and the
@@ -646,7 +671,7 @@ pub fn parse_template_with(
 
 /// A task id given on the command line (`--only`) that the plan lacks.
 #[derive(Debug, thiserror::Error)]
-#[error("select task `{id}`: the plan has no such task{}", match suggestion {
+#[error("select task `{id}`: the plan has no {}{}", if deps::is_glob(id) { "task it matches" } else { "such task" }, match suggestion {
     Some(s) => format!(" (did you mean `{s}`?)"),
     None => String::new(),
 })]
@@ -668,6 +693,18 @@ impl Plan {
         let mut keep = vec![false; self.tasks.len()];
         let mut stack = Vec::new();
         for id in ids {
+            if deps::is_glob(id) && !index.contains_key(id.as_str()) {
+                let matched = deps::ids_matching(id, self.tasks.iter().map(|t| t.id.as_str()))
+                    .unwrap_or_default();
+                if matched.is_empty() {
+                    return Err(UnknownTask {
+                        id: id.clone(),
+                        suggestion: None,
+                    });
+                }
+                stack.extend(matched.iter().filter_map(|m| index.get(m)));
+                continue;
+            }
             let Some(&i) = index.get(id.as_str()) else {
                 return Err(UnknownTask {
                     id: id.clone(),

@@ -660,9 +660,78 @@ pub enum VariantValue {
     Bool(bool),
 }
 
-/// A matrix as read: each key's list, `include` and `exclude` alike; their
-/// items keep spans so that a bad one is reported where it is.
-pub type MatrixField = BTreeMap<String, Spanned<Vec<Spanned<toml::Value>>>>;
+/// A matrix as read: each key's list (or where its values come from),
+/// `include` and `exclude` alike; their items keep spans so that a bad one
+/// is reported where it is.
+pub type MatrixField = BTreeMap<String, Spanned<MatrixList>>;
+
+/// One key of a matrix as written: its values, or where in the repository
+/// they come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MatrixList {
+    Values(Vec<Spanned<toml::Value>>),
+    From(MatrixFrom),
+}
+
+impl MatrixList {
+    /// The values as written (none for a list from the repository).
+    pub fn written(&self) -> &[Spanned<toml::Value>] {
+        match self {
+            MatrixList::Values(values) => values,
+            MatrixList::From(_) => &[],
+        }
+    }
+}
+
+/// A matrix key's values from the repository: `{ glob = "tests/**/*.py" }`
+/// (the files git tracks at the run's base that match, sorted) or
+/// `{ lines = "FILE" }` (the lines of a file beside the plan, blank lines
+/// and `#` comments left out).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "MatrixFrom")]
+pub struct MatrixFrom {
+    /// Files git tracks at the run's base whose paths (from the
+    /// repository's root) match, sorted: `"tests/**/test_*.py"`.
+    #[schemars(with = "Option<String>")]
+    pub glob: Option<Spanned<String>>,
+    /// A file (relative to the plan) whose lines are the values, in order;
+    /// blank lines and lines starting with `#` are left out.
+    #[schemars(with = "Option<String>")]
+    pub lines: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for MatrixList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = MatrixList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a list of values, or a table `{ glob = \"...\" }` or `{ lines = \"FILE\" }`",
+                )
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<MatrixList, A::Error> {
+                let mut values = Vec::new();
+                while let Some(value) = seq.next_element::<Spanned<toml::Value>>()? {
+                    values.push(value);
+                }
+                Ok(MatrixList::Values(values))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<MatrixList, A::Error> {
+                MatrixFrom::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(MatrixList::From)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
 
 // The shape of a matrix for the JSON schema only: `MatrixField` is what is
 // read, so that each item is checked (and reported) where it is.
@@ -679,9 +748,21 @@ pub struct MatrixSchema {
     /// Combinations removed from the cross product: each entry removes those
     /// that have all of its values.
     exclude: Option<Vec<BTreeMap<String, MatrixValue>>>,
-    /// Each key's values; the task runs for every combination.
+    /// Each key's values, or where in the repository they come from; the
+    /// task runs for every combination.
     #[serde(flatten)]
-    keys: BTreeMap<String, Vec<MatrixValue>>,
+    keys: BTreeMap<String, MatrixListSchema>,
+}
+
+// The shape of one matrix key for the JSON schema only (see `MatrixList`).
+/// A matrix key's values: a list, or `{ glob = ... }` / `{ lines = ... }`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "MatrixList")]
+#[expect(dead_code, reason = "read by schemars only, never constructed")]
+enum MatrixListSchema {
+    Values(Vec<MatrixValue>),
+    From(MatrixFrom),
 }
 
 /// `toolchains = true | false | ["rust", ...]`.

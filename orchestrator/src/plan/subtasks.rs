@@ -127,7 +127,8 @@ pub fn resolve(
         task: file.task,
         ..PlanFile::default()
     };
-    let expanded = expand::matrix(request, &as_plan, &mut errors);
+    // A request lists its matrix values: it reads nothing of the repository.
+    let expanded = expand::matrix(request, &as_plan, None, &mut errors);
     let ctx = Ctx {
         source: request,
         files: &plan.files,

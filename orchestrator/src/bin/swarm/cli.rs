@@ -536,7 +536,7 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
 
 pub(crate) fn load_plan(cwd: &Path, path: &Path) -> Result<Plan, Failure> {
     let full = cwd.join(path);
-    let mut plan = plan::load(&full).map_err(Failure::Plan)?;
+    let mut plan = plan::load_in(&full, cwd).map_err(Failure::Plan)?;
     // Messages name the plan as the user wrote it, not as an absolute path.
     plan.source.name = path.display().to_string();
     Ok(plan)
@@ -700,6 +700,23 @@ pub(crate) fn validation(
         plan.base,
         &base.to_string()[..12]
     );
+    for listed in &plan.listed {
+        let more = if listed.count > listed.first.len() {
+            ", …"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "matrix            {} `{}`: {} value{} from the {} ({}{more})",
+            listed.task,
+            listed.key,
+            listed.count,
+            if listed.count == 1 { "" } else { "s" },
+            listed.from,
+            swarm_orchestrator::escape::line(&listed.first.join(", ")),
+        );
+    }
     let granted =
         swarm_orchestrator::assemble::grants::grants(plan, &host).map_err(Failure::Plan)?;
     warnings.push(granted.warnings);

@@ -210,7 +210,7 @@ pub(crate) fn saved_plan(
     // Absolute, as `swarm run` makes it: jobs on cluster nodes read the
     // plan's relative paths from it too.
     let mut plan = match origin {
-        None => plan::parse(&cwd.join(&original), text).map_err(Failure::Plan)?,
+        None => plan::parse_in(&cwd.join(&original), text, cwd).map_err(Failure::Plan)?,
         // A plan that came from an untrusted origin is held to its rules
         // again: what was refused then is refused now.
         Some(recorded) => {

@@ -71,6 +71,9 @@ pub fn logs(
     } else {
         Mode::Escaped
     };
+    if swarm_orchestrator::plan::is_glob(task) && show != Show::Follow {
+        return each_matching(workdir, run_name, task, attempt, show, mode);
+    }
     logs_to(
         workdir,
         run_name,
@@ -81,6 +84,63 @@ pub fn logs(
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),
     )
+}
+
+/// `swarm logs RUN GLOB`: the logs of every task the glob matches (as in
+/// `deps`), in plan order, each under a `==> task <==` line.
+fn each_matching(
+    workdir: &Path,
+    run_name: &str,
+    pattern: &str,
+    attempt: Option<u32>,
+    show: Show,
+    mode: Mode,
+) -> Result<i32, Failure> {
+    let dir = report::run_dir(workdir, run_name);
+    let (events, _) = journal::read_tolerant(&dir.join(swarm_orchestrator::layout::JOURNAL))
+        .map_err(|e| {
+            Failure::Invalid(anyhow!(
+                "show logs of run `{run_name}`: {e} (see `swarm status` for runs)"
+            ))
+        })?;
+    let folded = report::fold(&events).ok_or_else(|| {
+        Failure::Invalid(anyhow!("show logs of run `{run_name}`: it has not started"))
+    })?;
+    let matched =
+        swarm_orchestrator::plan::ids_matching(pattern, folded.tasks.iter().map(|t| t.id.as_str()))
+            .map_err(|e| Failure::Invalid(anyhow!("show logs of run `{run_name}`: {e}")))?;
+    if matched.is_empty() {
+        return Err(Failure::Invalid(anyhow!(
+            "show logs of run `{run_name}`: `{pattern}` matches no task\nhelp: a glob matches task ids as in `deps`, e.g. \"test-*\"; `swarm status {run_name}` lists them"
+        )));
+    }
+    let mut code = crate::exit::SUCCESS;
+    for (n, task) in matched.iter().enumerate() {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(
+            stdout,
+            "{}==> {} <==",
+            if n == 0 { "" } else { "\n" },
+            swarm_orchestrator::escape::line(task)
+        );
+        let shown = logs_to(
+            workdir,
+            run_name,
+            task,
+            attempt,
+            show.clone(),
+            mode,
+            &mut stdout,
+            &mut std::io::stderr().lock(),
+        );
+        match shown {
+            Ok(c) => code = code.max(c),
+            // A task of the glob that never ran is said, and the rest shown.
+            Err(Failure::Invalid(e)) => eprintln!("{e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(code)
 }
 
 /// A task's logs, with control characters escaped, into `out` (notes such

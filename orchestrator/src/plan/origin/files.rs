@@ -1,4 +1,5 @@
-//! The files a plan names (`output_schema`, `wasm`), read as their origin
+//! The files a plan names (`output_schema`, `wasm`, a matrix's `lines`),
+//! and the repository a matrix's `glob` lists, read as their origin
 //! allows: a plan the person named reads them beside itself, as any
 //! program would; a plan from an untrusted origin (a repository's
 //! configuration, an MCP client) reads them only inside the repository,
@@ -15,8 +16,9 @@ use crate::untrusted::{self, Limits};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Files {
     /// The person's own plan: names relative to this directory (the
-    /// plan's), as written.
-    Beside(PathBuf),
+    /// plan's), as written; and the repository swarm runs in, when known
+    /// (else the one holding the plan), whose files a matrix's `glob` lists.
+    Beside(PathBuf, Option<PathBuf>),
     /// An untrusted plan: names relative to `dir` (plain components, `""`
     /// for the root) inside the repository at `root`.
     Repository { root: PathBuf, dir: String },
@@ -25,10 +27,22 @@ pub enum Files {
 /// Largest `output_schema` file read.
 const MAX_SCHEMA: u64 = 1 << 20;
 
+/// Largest file of matrix values (`{ lines = "FILE" }`) read.
+const MAX_LINES: u64 = 16 << 20;
+
 impl Files {
     /// The rules for a plan at `path`, named by the person.
     pub fn beside(path: &Path) -> Self {
-        Files::Beside(path.parent().unwrap_or(Path::new("")).to_path_buf())
+        Files::Beside(path.parent().unwrap_or(Path::new("")).to_path_buf(), None)
+    }
+
+    /// The rules for a plan at `path`, named by the person, run in the
+    /// repository at (or above) `repo`.
+    pub fn beside_in(path: &Path, repo: &Path) -> Self {
+        Files::Beside(
+            path.parent().unwrap_or(Path::new("")).to_path_buf(),
+            Some(repo.to_path_buf()),
+        )
     }
 
     /// Whether names are read inside the repository only.
@@ -39,7 +53,7 @@ impl Files {
     /// The contents of the JSON Schema file `name`.
     pub fn read_schema(&self, name: &str) -> Result<Vec<u8>, String> {
         match self {
-            Files::Beside(dir) => {
+            Files::Beside(dir, _) => {
                 let file = dir.join(name);
                 std::fs::read(&file).map_err(|e| format!("read {}: {e}", file.display()))
             }
@@ -63,12 +77,73 @@ impl Files {
     /// regular file reached without a link.
     pub fn program(&self, name: &str) -> Result<PathBuf, String> {
         match self {
-            Files::Beside(dir) => Ok(dir.join(name)),
+            Files::Beside(dir, _) => Ok(dir.join(name)),
             Files::Repository { root, .. } => {
                 let rel = self.inside(name)?;
                 untrusted::regular_file(root, &rel).map_err(|e| format!("use {e}"))
             }
         }
+    }
+
+    /// The values of a matrix's `{ lines = "FILE" }`: the file's lines,
+    /// trimmed, blank ones and `#` comments left out.
+    pub fn lines(&self, name: &str) -> Result<Vec<String>, String> {
+        let bytes = match self {
+            Files::Beside(dir, _) => {
+                let file = dir.join(name);
+                let read = || -> std::io::Result<Vec<u8>> {
+                    use std::io::Read as _;
+                    let mut bytes = Vec::new();
+                    std::fs::File::open(&file)?
+                        .take(MAX_LINES + 1)
+                        .read_to_end(&mut bytes)?;
+                    Ok(bytes)
+                };
+                let bytes = read().map_err(|e| format!("read {}: {e}", file.display()))?;
+                if bytes.len() as u64 > MAX_LINES {
+                    return Err(format!(
+                        "read {}: larger than {} MiB, the most a file of matrix values may hold",
+                        file.display(),
+                        MAX_LINES >> 20
+                    ));
+                }
+                bytes
+            }
+            Files::Repository { root, .. } => {
+                let rel = self.inside(name)?;
+                untrusted::read(
+                    root,
+                    &rel,
+                    Limits {
+                        max_size: MAX_LINES,
+                        what: "a file of matrix values",
+                    },
+                )
+                .map_err(|e| format!("read {e}"))?
+            }
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("read `{name}`: it is not UTF-8 text"))?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The files git tracks at `rev` in the repository the plan is read
+    /// from (for the person's plan: the one holding its directory).
+    pub fn tracked(&self, rev: &str) -> Result<Vec<String>, String> {
+        let dir = match self {
+            Files::Beside(_, Some(repo)) => repo.as_path(),
+            Files::Beside(dir, None) if dir.as_os_str().is_empty() => Path::new("."),
+            Files::Beside(dir, None) => dir.as_path(),
+            Files::Repository { root, .. } => root.as_path(),
+        };
+        let repo = crate::git::Repo::discover(dir).map_err(|e| format!("failed to {e}"))?;
+        repo.tracked_files(rev)
+            .map_err(|e| format!("failed to {e}"))
     }
 
     /// `name` as a path relative to the repository's root.

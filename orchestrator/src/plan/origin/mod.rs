@@ -158,7 +158,7 @@ pub fn recorded(plan: &super::Plan) -> Option<swarm_protocol::PlanOrigin> {
     }
     let files_dir = match &plan.files {
         files::Files::Repository { dir, .. } => dir.clone(),
-        files::Files::Beside(_) => String::new(),
+        files::Files::Beside(..) => String::new(),
     };
     Some(swarm_protocol::PlanOrigin {
         origin: plan.origin.as_str().to_string(),

@@ -34,11 +34,15 @@ pub enum Table {
     Setup,
     /// `[cleanup]`.
     Cleanup,
+    /// A matrix key's `{ glob = ... }` or `{ lines = ... }`: read by the
+    /// plan's `Files` (inside the repository for an untrusted origin),
+    /// whatever the matrix's own rule.
+    MatrixFrom,
 }
 
 impl Table {
     /// Every table kind.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::Plan,
         Table::Swarm,
         Table::Task,
@@ -50,6 +54,7 @@ impl Table {
         Table::Price,
         Table::Setup,
         Table::Cleanup,
+        Table::MatrixFrom,
     ];
 
     /// The name of its type in the plan's JSON schema (`None`: the root).
@@ -66,6 +71,7 @@ impl Table {
             Table::Price => Some("Price"),
             Table::Setup => Some("SetupSection"),
             Table::Cleanup => Some("CleanupSection"),
+            Table::MatrixFrom => Some("MatrixFrom"),
         }
     }
 
@@ -83,6 +89,7 @@ impl Table {
             Table::Price => "price",
             Table::Setup => "[setup]",
             Table::Cleanup => "[cleanup]",
+            Table::MatrixFrom => "matrix key { glob, lines }",
         }
     }
 }
@@ -189,6 +196,21 @@ pub const PLAN: &[KeyRule] = &[
         "cleanup",
         Nested(T::Cleanup),
         "each key ruled below",
+    ),
+    // A matrix key's values from the repository: what a task's worktree
+    // holds anyway; read through the plan's `Files`, never outside the
+    // repository for an untrusted origin (a request may not: `subtasks`).
+    rule(
+        T::MatrixFrom,
+        "glob",
+        Any,
+        "lists the files git tracks at the run's base, which every task's worktree holds",
+    ),
+    rule(
+        T::MatrixFrom,
+        "lines",
+        RepositoryFile,
+        "a file of values, read inside the repository without a link",
     ),
     // [cleanup]: the person's own, or trusted.
     rule(
