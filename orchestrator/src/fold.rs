@@ -391,6 +391,20 @@ impl RunFold {
             | EventBody::AgentTool { .. }
             | EventBody::AgentUsage { .. }
             | EventBody::BudgetSpent { .. } => {}
+            EventBody::TestsReported {
+                task,
+                attempt,
+                tests,
+                warning,
+            } => {
+                if let Some((t, _)) = self.task_mut(task) {
+                    // The last attempt's report is the task's.
+                    t.tests = tests.clone().map(Box::new);
+                    if let Some(w) = warning {
+                        t.warnings.push(format!("attempt {attempt}: {w}"));
+                    }
+                }
+            }
             EventBody::RunResumed {
                 pending,
                 integration_commit,
@@ -531,6 +545,7 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
         conflict_reruns: 0,
         setup_ms: 0,
         setup_reused: false,
+        tests: None,
         changed_files: ThinVec::new(),
         skipped_files: ThinVec::new(),
         outside_paths: ThinVec::new(),

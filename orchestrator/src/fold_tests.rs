@@ -184,6 +184,44 @@ fn every_committed_event_replays_through_the_fold() {
         },
     );
     assert_eq!(fold.status(a), TaskStatus::Running);
+    // Its own test report: counted on the task, a bad one a warning.
+    let counts = swarm_protocol::TestCounts {
+        passed: 3,
+        failed: 1,
+        skipped: 0,
+        time_ms: 40,
+        failing: vec!["t::bad".into()],
+        cases: "cases.json".into(),
+    };
+    apply(
+        &mut fold,
+        EventBody::TestsReported {
+            task: "a".into(),
+            attempt: 1,
+            tests: Some(counts.clone()),
+            warning: None,
+        },
+    );
+    assert_eq!(
+        fold.report().unwrap().tasks[a].tests.as_deref(),
+        Some(&counts)
+    );
+    apply(
+        &mut fold,
+        EventBody::TestsReported {
+            task: "a".into(),
+            attempt: 2,
+            tests: None,
+            warning: Some("its test report `r.xml` is not JUnit XML".into()),
+        },
+    );
+    let t = &fold.report().unwrap().tasks[a];
+    assert_eq!(t.tests, None, "the last attempt's report is the task's");
+    assert!(
+        t.warnings
+            .iter()
+            .any(|w| w == "attempt 2: its test report `r.xml` is not JUnit XML")
+    );
 
     // A failed attempt (it wrote outside its paths), then a retry that
     // succeeds.

@@ -145,6 +145,23 @@ fn header(out: &mut String, report: &RunReport, timeline: &Timeline) {
         );
     }
     out.push_str("</p>");
+    // The tests the tasks reported themselves (`junit`), and which failed.
+    if let Some(line) = crate::test_report::tests_line(report) {
+        let _ = write!(out, "<p id=\"tests\">{}", esc(&line));
+        let failing = crate::test_report::failing_tests(report);
+        if !failing.is_empty() {
+            out.push_str("; failed:");
+            for (task, test) in &failing {
+                let _ = write!(
+                    out,
+                    " <span class=\"mono\">{}</span> (in {})",
+                    esc(test),
+                    esc(task)
+                );
+            }
+        }
+        out.push_str("</p>");
+    }
     let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for t in &report.tasks {
         *counts

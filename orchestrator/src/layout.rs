@@ -102,6 +102,12 @@ pub fn log_paths(
 
 /// Where the output of an attempt's `[setup]` is: apart from the
 /// command's own (`<attempt>.setup.out|.err`).
+/// The test cases of attempt `attempt` of `task`'s own test report
+/// (`junit`), as swarm keeps them (JSON).
+pub fn tests_path(run_dir: &Path, task: &str, attempt: u32) -> PathBuf {
+    task_logs(run_dir, task).join(format!("{attempt}.tests.json"))
+}
+
 pub fn setup_log_paths(
     run_dir: &Path,
     task: &str,

@@ -384,6 +384,17 @@ pub enum EventBody {
         /// Why, in a few words, for anything but success.
         reason: Option<String>,
     },
+    /// An attempt's own test report (`junit`), read after its command:
+    /// its counts, or why it could not be read (a warning, never a
+    /// failure of the task).
+    TestsReported {
+        task: String,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tests: Option<TestCounts>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warning: Option<String>,
+    },
     /// An agent task is running a tool (for progress views).
     AgentTool {
         task: String,
@@ -603,6 +614,56 @@ pub struct RunReport {
     pub verify_runs: Vec<verify::VerifyRun>,
 }
 
+/// What a task's own test report (`junit = "PATH"`) says: its tests
+/// counted, the failing ones named, and where every test case is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TestCounts {
+    pub passed: u32,
+    /// Failures and errors.
+    pub failed: u32,
+    pub skipped: u32,
+    /// The sum of the test cases' times.
+    pub time_ms: u64,
+    /// The first failing tests (`classname::name`), at most ten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing: Vec<String>,
+    /// The JSON file of every test case (see `TestCase`).
+    pub cases: String,
+}
+
+impl TestCounts {
+    pub fn total(&self) -> u32 {
+        self.passed + self.failed + self.skipped
+    }
+}
+
+/// One test case of a task's test report, as swarm keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TestCase {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub classname: String,
+    /// The file the test is in, when the report says.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    pub time_ms: u64,
+    pub outcome: TestOutcome,
+    /// The failure's or skip's message, and for a failure its text
+    /// (capped).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOutcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
 /// An attempt's `[setup]` (see `EventBody::TaskStarted`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SetupRun {
@@ -672,6 +733,10 @@ pub struct TaskReport {
     /// Whether the last attempt's setup was a kept one, copied.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub setup_reused: bool,
+    /// Its last attempt's own test report (`junit`), counted. Boxed: most
+    /// tasks have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<Box<TestCounts>>,
     pub stdout_log: String,
     pub stderr_log: String,
     /// An agent task's last session: outcome, summary, turns, tokens, cost
@@ -814,10 +879,11 @@ mod size_tests {
     /// A run keeps one report per task from its start (10,000 of them in
     /// BENCHMARKS.md section 8): growing it is a choice, not an accident.
     /// 368 since `conflict_reruns` (issue 61): 80 KB for 10,000 tasks;
-    /// 376 since `setup_ms` and `setup_reused` (issue 62).
+    /// 376 since `setup_ms` and `setup_reused` (issue 62); 384 with
+    /// `tests` (issue 63).
     #[test]
     fn a_task_report_stays_small() {
         let size = std::mem::size_of::<super::TaskReport>();
-        assert!(size <= 376, "TaskReport is {size} bytes");
+        assert!(size <= 384, "TaskReport is {size} bytes");
     }
 }

@@ -162,3 +162,178 @@ fn a_lines_matrix_reads_a_file_beside_the_plan_and_bad_sources_say_why() {
         );
     }
 }
+
+/// The `[swarm]` of a sandboxed plan that runs `pytest` (the one of
+/// tests/python-tools): its virtual environment and the Python it was made
+/// from are granted for reading, as a user grants a tool outside the
+/// system's directories.
+fn pytest_swarm(pytest: &std::path::Path) -> String {
+    let venv = pytest.parent().unwrap().parent().unwrap();
+    let base = std::process::Command::new(venv.join("bin/python"))
+        .args(["-c", "import sys; print(sys.base_prefix)"])
+        .output()
+        .unwrap();
+    let base = String::from_utf8(base.stdout).unwrap();
+    format!(
+        "[swarm]\non_failure = \"continue\"\nread_paths = [\"{}\", \"{}\"]\n\n",
+        venv.display(),
+        base.trim()
+    )
+}
+
+/// A small real pytest suite: two files, one test failing, one skipped.
+fn pytest_suite() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "__pycache__/\n.pytest_cache/\n");
+    repo.write(
+        "tests/test_math.py",
+        "def test_add():\n    assert 1 + 1 == 2\n\ndef test_mul():\n    assert 2 * 3 == 6\n\ndef test_sub():\n    assert 3 - 1 == 2\n",
+    );
+    repo.write(
+        "tests/test_text.py",
+        "import pytest\n\ndef test_upper():\n    assert 'a'.upper() == 'A'\n\ndef test_bad():\n    assert 'a' * 2 == 'aaa', 'doubled'\n\n@pytest.mark.skip(reason='not here')\ndef test_later():\n    pass\n",
+    );
+    repo.commit_all("a suite");
+    repo
+}
+
+#[test]
+fn each_tasks_own_junit_is_merged_test_by_test_counted_and_its_failing_test_named() {
+    let pytest = crate::support::python_tool("pytest");
+    let repo = pytest_suite();
+    // Read-only tasks (they check, they change nothing), each writing its
+    // report in its own tmp; sandboxed as any task.
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "{}[[task]]\nid = \"test-{{file}}\"\nisolation = \"readonly\"\n\
+             run = \"PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider {{file}} --junitxml=$TMPDIR/report.xml\"\n\
+             junit = \"$TMPDIR/report.xml\"\nmatrix = {{ file = {{ glob = \"tests/test_*.py\" }} }}\n",
+            pytest_swarm(&pytest),
+            pytest.display()
+        ),
+    );
+    let junit = repo.root().join("run.xml");
+    let run = repo.run_plan(&plan, &["--name", "j", "--junit", junit.to_str().unwrap()]);
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("tests: 4 passed, 1 failed, 1 skipped in 2 tasks"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("failed: tests.test_text::test_bad (in test-tests-test_text-py)"),
+        "{}",
+        run.stderr
+    );
+    let report = repo.report();
+    let text = crate::support::task(&report, "test-tests-test_text-py");
+    assert_eq!(text["tests"]["passed"], 1);
+    assert_eq!(text["tests"]["failed"], 1);
+    assert_eq!(text["tests"]["skipped"], 1);
+
+    // The run's JUnit: a suite per task, a case per test, the failure's
+    // message and text; the passing task's suite all passed.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"<testsuite name="test-tests-test_text-py" tests="3" skipped="1" errors="0" failures="1""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testsuite name="test-tests-test_math-py" tests="3" skipped="0" errors="0" failures="0""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testcase name="test_bad" classname="tests.test_text""#),
+        "{xml}"
+    );
+    assert!(xml.contains("AssertionError: doubled"), "{xml}");
+    assert!(
+        !xml.contains("swarm run j"),
+        "no empty suite of the run: {xml}"
+    );
+    assert!(xml.contains(r#"<skipped message="not here"/>"#), "{xml}");
+    // Valid against the JUnit schema pytest's own tests check with
+    // (Jenkins' junit-10.xsd), by a validator from PyPI.
+    let venv = pytest.parent().unwrap();
+    let xsd = venv
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("junit-10.xsd");
+    let valid = std::process::Command::new(venv.join("python"))
+        .args([
+            "-c",
+            "import sys, xmlschema; xmlschema.XMLSchema(sys.argv[1]).validate(sys.argv[2])",
+        ])
+        .arg(&xsd)
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "{}\n{xml}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+    // Every test of the run counted at the top.
+    assert!(
+        xml.contains(r#"<testsuites name="swarm" tests="6" failures="1""#),
+        "{xml}"
+    );
+
+    // The HTML page says it too.
+    let page = repo.root().join("run.html");
+    repo.swarm(&["report", "j", "--html", page.to_str().unwrap()])
+        .assert_code(0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("tests: 4 passed, 1 failed, 1 skipped in 2 tasks; failed: <span class=\"mono\">tests.test_text::test_bad</span> (in test-tests-test_text-py)"),
+        "{}",
+        &html[..3000.min(html.len())]
+    );
+}
+
+#[test]
+fn a_report_in_the_worktree_is_read_never_committed_and_a_missing_one_is_a_warning() {
+    let pytest = crate::support::python_tool("pytest");
+    let repo = pytest_suite();
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "{HEADER}[[task]]\nid = \"math\"\nrun = \"PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider tests/test_math.py --junitxml=report.xml && echo ran > ran.txt\"\n\
+             junit = \"report.xml\"\n\n[[task]]\nid = \"none\"\nrun = \"echo x > x.txt\"\njunit = \"missing.xml\"\n\n\
+             [[task]]\nid = \"bad\"\nrun = \"echo '<html/>' > r.xml; echo y > y.txt\"\njunit = \"r.xml\"\n",
+            pytest.display()
+        ),
+    );
+    let run = repo.run_plan(&plan, &["--name", "w"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("tests: 3 passed in 1 task"),
+        "{}",
+        run.stderr
+    );
+    // The task's work is merged, its report is not.
+    assert_eq!(repo.show("swarm/w", "ran.txt").trim(), "ran");
+    let files = repo.git(&["ls-tree", "-r", "--name-only", "swarm/w"]);
+    assert!(!files.contains("report.xml"), "{files}");
+    let report = repo.report();
+    let none = crate::support::task(&report, "none");
+    assert_eq!(none["status"], "merged");
+    let warnings = none["warnings"].to_string();
+    assert!(
+        warnings.contains("no test report: failed to read `missing.xml` (the plan's `junit`)"),
+        "{warnings}"
+    );
+    let bad = crate::support::task(&report, "bad");
+    assert!(
+        bad["warnings"].to_string().contains(
+            "its test report `r.xml` is not JUnit XML: not a JUnit report: its root is <html>"
+        ),
+        "{}",
+        bad["warnings"]
+    );
+}

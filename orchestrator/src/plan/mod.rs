@@ -294,6 +294,9 @@ pub struct Task {
     pub isolation: Isolation,
     /// The group it is verified with by the run-wide verify, if any.
     pub group: Option<String>,
+    /// Its command's own test report (`junit`): relative to its worktree,
+    /// or to its tmp when it starts with `$TMPDIR/`.
+    pub junit: Option<String>,
     /// What a conflict of its result with the integration branch does.
     pub on_conflict: OnConflict,
     /// With `OnConflict::Rerun`: how many times it runs again after a

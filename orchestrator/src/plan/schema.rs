@@ -551,6 +551,15 @@ pub struct TaskFields {
     /// one. For the pieces of a refactor that do not build alone.
     #[schemars(with = "Option<String>")]
     pub group: Option<Spanned<String>>,
+    /// A JUnit XML file the task's command writes (`pytest
+    /// --junitxml=report.xml`, nextest's JUnit, `tap-junit`): relative to
+    /// its worktree, or `$TMPDIR/...` in its own tmp. swarm reads it after
+    /// the command (as hostile input: size-capped, no link), never commits
+    /// it, and reports the task's tests one by one: counted in the summary
+    /// and report, each a test case of `--junit`'s report. A missing or
+    /// invalid file is a warning, never a failure.
+    #[schemars(with = "Option<String>")]
+    pub junit: Option<Spanned<String>>,
     /// What happens when the task's result conflicts with the integration
     /// branch: `rerun` (the default for command and WASM tasks, whose
     /// result is a function of their base: run it again on top of the

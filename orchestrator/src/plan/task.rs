@@ -214,6 +214,11 @@ pub(super) fn resolve(
             .as_ref()
             .or(defaults.group.as_ref())
             .map(|g| sub(g.get_ref())),
+        junit: fields
+            .junit
+            .as_ref()
+            .or(defaults.junit.as_ref())
+            .map(|j| sub(j.get_ref())),
         on_conflict: fields
             .on_conflict
             .or(defaults.on_conflict)

@@ -117,6 +117,14 @@ pub(crate) enum ExecEvent {
         /// A variant's change against its base.
         diff: Option<swarm_protocol::experiment::DiffStat>,
     },
+    /// An attempt's own test report (`junit`), read after its command:
+    /// its counts, or why it could not be read.
+    Tests {
+        task: TaskIndex,
+        attempt: u32,
+        tests: Option<Box<swarm_protocol::TestCounts>>,
+        warning: Option<String>,
+    },
     /// What an agent task's session reports as it goes.
     Agent {
         task: TaskIndex,
@@ -146,6 +154,7 @@ impl ExecEvent {
             | Self::Placed { task, .. }
             | Self::AttemptFinished { task, .. }
             | Self::Agent { task, .. }
+            | Self::Tests { task, .. }
             | Self::Finished { task, .. }
             | Self::Lost { task, .. }
             | Self::Withdrawn { task } => *task,

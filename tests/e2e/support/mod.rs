@@ -547,3 +547,20 @@ pub fn agent_cli(name: &str) -> PathBuf {
     assert!(program.exists(), "{} is missing", program.display());
     program
 }
+
+/// The real Python tool `name` (`pytest`) from PyPI, pinned in
+/// tests/python-tools/requirements.txt: installed into a virtual
+/// environment in target/python-tools on first use (CI does it up front in
+/// .ci/run).
+pub fn python_tool(name: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dest = root.join("target/python-tools");
+    let status = Command::new(root.join("tests/python-tools/install.sh"))
+        .arg(&dest)
+        .status()
+        .expect("run tests/python-tools/install.sh (needs python3 with venv)");
+    assert!(status.success(), "installing the Python tools failed");
+    let program = dest.join("venv/bin").join(name);
+    assert!(program.exists(), "{} is missing", program.display());
+    program.canonicalize().unwrap()
+}

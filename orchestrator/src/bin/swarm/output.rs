@@ -289,6 +289,31 @@ impl Progress {
             EventBody::BudgetSpent { task, message } => {
                 say!("  {:<10} {task:<w$}  {message}", "budget", w = self.width);
             }
+            EventBody::TestsReported {
+                task,
+                tests: Some(tests),
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  {}",
+                    "tests",
+                    crate::output::test_counts(tests),
+                    w = self.width
+                );
+            }
+            EventBody::TestsReported {
+                task,
+                warning: Some(warning),
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  {}",
+                    "warning",
+                    swarm_orchestrator::escape::line(warning),
+                    w = self.width
+                );
+            }
+            EventBody::TestsReported { .. } => {}
             EventBody::TaskFinished {
                 task,
                 status,
@@ -785,6 +810,12 @@ fn summary_text(
         "\n  {}",
         swarm_orchestrator::export::Tally::of(report).counts()
     );
+    if let Some(line) = swarm_orchestrator::test_report::tests_line(report) {
+        let _ = writeln!(out, "  {line}");
+        for (task, test) in swarm_orchestrator::test_report::failing_tests(report) {
+            let _ = writeln!(out, "    failed: {test} (in {task})");
+        }
+    }
     let took = report
         .duration_ms
         .map(|d| format!(", {}", duration(d)))
@@ -1102,4 +1133,31 @@ pub(crate) fn hunks_by_file(hunks: &[swarm_protocol::ConflictHunk]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A test report's counts as a line: "40 passed, 2 failed, 1 skipped in
+/// 3.2 s", and the failing tests named.
+pub fn test_counts(tests: &swarm_protocol::TestCounts) -> String {
+    let mut parts = vec![format!("{} passed", tests.passed)];
+    if tests.failed > 0 {
+        parts.push(format!("{} failed", tests.failed));
+    }
+    if tests.skipped > 0 {
+        parts.push(format!("{} skipped", tests.skipped));
+    }
+    let mut line = parts.join(", ");
+    if !tests.failing.is_empty() {
+        let named: Vec<String> = tests
+            .failing
+            .iter()
+            .map(|f| swarm_orchestrator::escape::line(f).into_owned())
+            .collect();
+        let more = if (tests.failed as usize) > named.len() {
+            ", …"
+        } else {
+            ""
+        };
+        line.push_str(&format!(" ({}{more})", named.join(", ")));
+    }
+    line
 }

@@ -419,6 +419,12 @@ pub const PLAN: &[KeyRule] = &[
     rule(T::Task, "group", Any, "which merges are verified together"),
     rule(
         T::Task,
+        "junit",
+        Any,
+        "a file of the task's own worktree or tmp, read as hostile input after its command",
+    ),
+    rule(
+        T::Task,
         "on_conflict",
         Any,
         "a re-run runs in the task's own sandbox",
@@ -809,6 +815,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
         "allow_overlap",
         Subtask::Free,
         "a conflict is reported and nothing is lost; it grants no access",
+    ),
+    sub(
+        "junit",
+        Subtask::Free,
+        "a file of its own worktree or tmp, read as hostile input",
     ),
     sub(
         "group",

@@ -58,6 +58,17 @@ impl Dispatcher<'_> {
                 },
                 at.map(|at| SystemTime::now() - at.elapsed()),
             ),
+            ExecEvent::Tests {
+                task,
+                attempt,
+                tests,
+                warning,
+            } => self.emit(EventBody::TestsReported {
+                task: self.tasks.get(task).id.clone(),
+                attempt,
+                tests: tests.map(|t| *t),
+                warning,
+            }),
             ExecEvent::Placed {
                 task,
                 attempt,

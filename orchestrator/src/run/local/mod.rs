@@ -15,6 +15,7 @@ pub(crate) mod score;
 pub(crate) mod served;
 mod sweeper;
 pub(crate) mod task;
+mod tests;
 
 use crate::ids::TaskIndex;
 use std::collections::{HashMap, VecDeque};

@@ -6,7 +6,7 @@
 //! [`ExecEvent`]s; it never touches run state itself.
 
 use crate::ids::TaskIndex;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -518,6 +518,29 @@ async fn execute_inner(
             }
         }
         let mut ran_ok = did_its_work(&outcome, verify.as_ref(), agent.as_ref());
+        // The command's own test report, read before its tmp goes and its
+        // worktree is committed (it is not part of the result).
+        if let Some(junit) = task.junit.clone() {
+            let tmp = request.parent().map(Path::to_path_buf);
+            let kept = crate::layout::tests_path(&ctx.run_dir, &task.id, attempt);
+            let (wd, repo, writes) = (workdir.clone(), ctx.repo.clone(), admin.is_some());
+            let (tests, warning) = blocking(move || {
+                Ok(super::tests::read(&super::tests::Report {
+                    junit: &junit,
+                    workdir: &wd,
+                    tmp: tmp.as_deref(),
+                    kept: &kept,
+                    base: writes.then_some((&repo, base)),
+                }))
+            })
+            .await?;
+            let _ = ctx.events.send(ExecEvent::Tests {
+                task: i,
+                attempt,
+                tests: tests.map(Box::new),
+                warning,
+            });
+        }
         // Most attempts leave their tmp empty: removed now (it is scratch,
         // and an empty one holds nothing to look at even after a failure),
         // it holds no subtask request either. One `rmdir` where an `lstat`

@@ -314,6 +314,9 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
             record.status = TaskStatus::Failed;
             record.reason = Some(format!("swarm lost it: {why}"));
         }
+        // A node's test reports stay in its logs: the record does not
+        // carry them back yet (the plan says so at `junit`).
+        ExecEvent::Tests { .. } => {}
         // A node starts its attempts itself, never on deck.
         ExecEvent::Started { .. }
         | ExecEvent::Placed { .. }

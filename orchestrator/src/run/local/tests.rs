@@ -1,0 +1,107 @@
+//! A task's own test report (`junit`), taken after its command: read from
+//! its worktree or tmp as hostile input (`crate::untrusted`), its test
+//! cases kept in the run's logs, its counts for the journal, and the file
+//! taken out of the worktree so that it is never committed with the
+//! task's result. Whatever goes wrong is a warning, never a failure.
+
+use std::path::Path;
+
+use git2::Oid;
+use swarm_protocol::TestCounts;
+
+use crate::git::Repo;
+use crate::test_report;
+use crate::untrusted::{self, Limits};
+
+/// Where an attempt's report is and goes.
+pub(super) struct Report<'a> {
+    /// As the plan says: relative to the worktree, or `$TMPDIR/...`.
+    pub junit: &'a str,
+    pub workdir: &'a Path,
+    pub tmp: Option<&'a Path>,
+    /// Where the test cases are kept.
+    pub kept: &'a Path,
+    /// For a task whose worktree is committed: the repository and the
+    /// attempt's base, against which the report is taken out of it.
+    pub base: Option<(&'a Repo, Oid)>,
+}
+
+/// The report's counts, or a warning saying why there are none.
+pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) {
+    let (dir, rel, in_worktree) = match report.junit.strip_prefix("$TMPDIR/") {
+        Some(rest) => match report.tmp {
+            Some(tmp) => (tmp, rest, false),
+            None => {
+                return (
+                    None,
+                    Some(format!(
+                        "read its test report `{}`: it has no tmp",
+                        report.junit
+                    )),
+                );
+            }
+        },
+        None => (report.workdir, report.junit.trim_start_matches("./"), true),
+    };
+    let limits = Limits {
+        max_size: test_report::MAX_REPORT,
+        what: "a test report",
+    };
+    let bytes = match untrusted::read(dir, rel, limits) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return (
+                None,
+                Some(format!(
+                    "no test report: failed to read `{}` (the plan's `junit`): {e}",
+                    report.junit
+                )),
+            );
+        }
+    };
+    if in_worktree && let Some((repo, base)) = report.base {
+        take_out(repo, base, report.workdir, rel);
+    }
+    let cases = match test_report::parse(&bytes) {
+        Ok(cases) => cases,
+        Err(e) => {
+            return (
+                None,
+                Some(format!(
+                    "its test report `{}` is not JUnit XML: {e}",
+                    report.junit
+                )),
+            );
+        }
+    };
+    let kept = report.kept.display().to_string();
+    let written = serde_json::to_vec(&cases)
+        .map_err(|e| e.to_string())
+        .and_then(|json| {
+            if let Some(dir) = report.kept.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(report.kept, json).map_err(|e| e.to_string())
+        });
+    let warning = written
+        .err()
+        .map(|e| format!("its test cases could not be kept at {kept}: {e}"));
+    (Some(test_report::counts(&cases, kept)), warning)
+}
+
+/// Removes the report at `rel` from the worktree at `workdir` unless git
+/// tracks it at `base` (then it is the task's change like any other): a
+/// report is the run's record, not the task's work.
+fn take_out(repo: &Repo, base: Oid, workdir: &Path, rel: &str) {
+    let tracked = repo
+        .open()
+        .ok()
+        .and_then(|r| {
+            let tree = r.find_commit(base).ok()?.tree().ok()?;
+            Some(tree.get_path(Path::new(rel)).is_ok())
+        })
+        .unwrap_or(true);
+    if !tracked {
+        let _ = std::fs::remove_file(workdir.join(rel));
+    }
+}
