@@ -419,6 +419,105 @@ impl History {
     }
 }
 
+/// What the history knows of the entries of sharded tasks (`shards`): each
+/// entry of task `of` is kept as a record of its own, under an id no task
+/// can have (ids never hold a control character) and a hash no task's key
+/// is.
+const ENTRY_HASH: &str = "entry";
+
+fn entry_id(of: &str, entry: &str) -> String {
+    format!("{of}\u{1f}{entry}")
+}
+
+impl History {
+    /// How long entry `entry` of sharded task `of` takes, if known.
+    pub fn entry_estimate(&self, of: &str, entry: &str) -> Option<u64> {
+        self.estimate_by(&entry_id(of, entry), ENTRY_HASH)
+    }
+
+    /// How the unsplit tasks of `plan` are grouped when the run runs
+    /// `slots` tasks at once: each task's id and its shards' entries,
+    /// balanced by what the history knows of them.
+    pub fn shard_groups(
+        &self,
+        plan: &crate::plan::Plan,
+        slots: usize,
+    ) -> Vec<(String, Vec<Vec<String>>)> {
+        use crate::plan::shards;
+        shards::unsplit(plan)
+            .map(|(of, entries, count)| {
+                let n = shards::tasks_for(count, entries.len(), slots);
+                let groups = shards::balance(entries, n, |e| self.entry_estimate(of, e));
+                (of.to_string(), groups)
+            })
+            .collect()
+    }
+
+    /// Adds the durations of sharded tasks' entries (`samples`: task,
+    /// entry, milliseconds) to the history of the repository at `workdir`,
+    /// as [`Self::add_run`] does tasks'.
+    pub fn add_entries(
+        workdir: &Path,
+        samples: &[(String, String, u64)],
+    ) -> Result<(), DurationsError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let mut history = Self::load(workdir);
+        for (of, entry, ms) in samples.iter().take(MAX_ENTRIES) {
+            history.record_by(&entry_id(of, entry), ENTRY_HASH, *ms, None);
+        }
+        history.generation += 1;
+        history.evict();
+        let text = history.to_json()?;
+        State::create(workdir)?.replace_file(&[crate::layout::DURATIONS], &text)?;
+        Ok(())
+    }
+}
+
+/// How long each entry of a shard took, of the shard's `ms`: from its test
+/// report's cases (`cases`) when they tell which entry each belongs to
+/// (its `file`, or its classname read as a module path: `tests.test_a`
+/// for `tests/test_a.py`), each entry with an even share of the rest
+/// (start-up, collection); else the shard's time split evenly.
+pub fn entry_times(entries: &[String], ms: u64, cases: &[swarm_protocol::TestCase]) -> Vec<u64> {
+    let n = entries.len().max(1) as u64;
+    let mut of_entry = vec![0u64; entries.len()];
+    let mut matched = 0u64;
+    let stem = |e: &str| -> String {
+        let e = e.strip_prefix("./").unwrap_or(e);
+        e.rsplit_once('.')
+            .filter(|(_, ext)| !ext.contains('/'))
+            .map_or(e, |(stem, _)| stem)
+            .replace('/', ".")
+    };
+    let stems: Vec<String> = entries.iter().map(|e| stem(e)).collect();
+    for case in cases {
+        let at = entries
+            .iter()
+            .position(|e| !case.file.is_empty() && *e == case.file)
+            .or_else(|| {
+                stems.iter().position(|s| {
+                    !s.is_empty()
+                        && (case.classname == *s
+                            || case
+                                .classname
+                                .strip_prefix(s.as_str())
+                                .is_some_and(|r| r.starts_with('.')))
+                })
+            });
+        if let Some(at) = at {
+            of_entry[at] += case.time_ms;
+            matched += case.time_ms;
+        }
+    }
+    if matched == 0 {
+        return vec![ms / n; entries.len()];
+    }
+    let rest = ms.saturating_sub(matched) / n;
+    of_entry.into_iter().map(|t| t + rest).collect()
+}
+
 /// The median of `values` (the lower of the middle two of an even count,
 /// so that it is one of them).
 fn median(values: &[u64]) -> Option<u64> {

@@ -305,3 +305,33 @@ fn changed_files_are_kept_and_bounded() {
         Some(files.as_slice())
     );
 }
+
+#[test]
+fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_split() {
+    use swarm_protocol::{TestCase, TestOutcome};
+    let case = |classname: &str, file: &str, ms: u64| TestCase {
+        name: "t".into(),
+        classname: classname.into(),
+        file: file.into(),
+        time_ms: ms,
+        outcome: TestOutcome::Passed,
+        message: String::new(),
+        text: String::new(),
+    };
+    let entries = vec!["tests/test_a.py".to_string(), "tests/sub/test_b.py".into()];
+    // pytest's classnames: the module path, a class after it.
+    let cases = [
+        case("tests.test_a", "", 600),
+        case("tests.test_a.TestX", "", 200),
+        case("tests.sub.test_b", "", 100),
+        // A test of neither is no entry's.
+        case("tests.test_ab", "", 5000),
+    ];
+    // 1,100 ms in all: 900 of tests, 200 of start-up shared.
+    assert_eq!(entry_times(&entries, 1100, &cases), [900, 200]);
+    // A report that names files.
+    let cases = [case("x", "tests/sub/test_b.py", 300)];
+    assert_eq!(entry_times(&entries, 500, &cases), [100, 400]);
+    // No report: an even split.
+    assert_eq!(entry_times(&entries, 1000, &[]), [500, 500]);
+}

@@ -391,6 +391,8 @@ impl RunFold {
             | EventBody::AgentTool { .. }
             | EventBody::AgentUsage { .. }
             | EventBody::BudgetSpent { .. } => {}
+            // The shards are in `run_started`'s tasks already.
+            EventBody::TaskSharded { .. } => {}
             EventBody::TestsReported {
                 task,
                 attempt,

@@ -184,6 +184,16 @@ fn every_committed_event_replays_through_the_fold() {
         },
     );
     assert_eq!(fold.status(a), TaskStatus::Running);
+    // A split is the journal's record for `resume`: the fold's tasks are
+    // `run_started`'s already.
+    apply(
+        &mut fold,
+        EventBody::TaskSharded {
+            task: "s".into(),
+            shards: vec![vec!["a.py".into()], vec!["b.py".into()]],
+        },
+    );
+    assert_eq!(fold.status(a), TaskStatus::Running);
     // Its own test report: counted on the task, a bad one a warning.
     let counts = swarm_protocol::TestCounts {
         passed: 3,

@@ -384,6 +384,13 @@ pub enum EventBody {
         /// Why, in a few words, for anything but success.
         reason: Option<String>,
     },
+    /// A task of many entries (`shards`) was split into tasks `<task>-1`
+    /// ... `<task>-N`, the k-th running `shards[k-1]`: journaled right
+    /// after `run_started`, so that `swarm resume` runs the same shards.
+    TaskSharded {
+        task: String,
+        shards: Vec<Vec<String>>,
+    },
     /// An attempt's own test report (`junit`), read after its command:
     /// its counts, or why it could not be read (a warning, never a
     /// failure of the task).

@@ -337,3 +337,191 @@ fn a_report_in_the_worktree_is_read_never_committed_and_a_missing_one_is_a_warni
         bad["warnings"]
     );
 }
+
+/// A pytest suite of eight files whose times are skewed: one takes 1.2 s,
+/// the others 0.2 s each.
+fn skewed_suite() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "__pycache__/\n.pytest_cache/\n");
+    for i in 0..8 {
+        let secs = if i == 0 { "1.2" } else { "0.2" };
+        repo.write(
+            &format!("tests/test_{i}.py"),
+            &format!("import time\n\ndef test_{i}_one():\n    time.sleep({secs} / 2)\n\ndef test_{i}_two():\n    time.sleep({secs} / 2)\n"),
+        );
+    }
+    repo.commit_all("a skewed suite");
+    repo
+}
+
+/// The shards' times of run `run`'s report, by id.
+fn shard_times(repo: &TestRepo) -> Vec<(String, u64)> {
+    let report = repo.report();
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_string(),
+                t["duration_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
+    let pytest = crate::support::python_tool("pytest");
+    let repo = skewed_suite();
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "{}[[task]]\nid = \"pytest\"\nisolation = \"readonly\"\nshards = 2\n\
+             run = \"PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider {{entries}} --junitxml=$TMPDIR/report.xml\"\n\
+             junit = \"$TMPDIR/report.xml\"\nmatrix = {{ file = {{ glob = \"tests/test_*.py\" }} }}\n\n\
+             [[task]]\nid = \"after\"\ndeps = [\"pytest\"]\nisolation = \"readonly\"\nrun = \"true\"\n",
+            pytest_swarm(&pytest),
+            pytest.display()
+        ),
+    );
+    // Nothing learned yet: by count, four files each (dealt in turn); the
+    // one with the slow file takes much longer.
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    validate.assert_code(0);
+    assert!(
+        validate.stdout.contains(
+            "shards            pytest: 8 entries in 2 tasks (pytest-1 ...): 4 + 4 (no durations known yet: grouped by count)"
+        ),
+        "{}",
+        validate.stdout
+    );
+    let first = repo.run_plan(&plan, &["--name", "first"]);
+    first.assert_code(0);
+    assert!(
+        first.stderr.contains("shards     pytest"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains("tests: 16 passed in 2 tasks"),
+        "{}",
+        first.stderr
+    );
+    // The dependent waited for every shard.
+    let report = repo.report();
+    let after = crate::support::task(&report, "after");
+    assert_eq!(after["deps"], serde_json::json!(["pytest-1", "pytest-2"]));
+    let journal =
+        std::fs::read_to_string(repo.path().join(".swarm/runs/first/events.jsonl")).unwrap();
+    assert!(
+        journal.contains(r#""task_sharded","task":"pytest","shards":[["tests/test_0.py","tests/test_2.py","tests/test_4.py","tests/test_6.py"],["tests/test_1.py","tests/test_3.py","tests/test_5.py","tests/test_7.py"]]"#),
+        "{journal}"
+    );
+
+    // The second run knows each file's time from the reports: the slow
+    // file's shard gets fewer of the rest.
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    assert!(
+        validate
+            .stdout
+            .contains("balanced by the durations of earlier runs"),
+        "{}",
+        validate.stdout
+    );
+    repo.run_plan(&plan, &["--name", "second"]).assert_code(0);
+    let times: Vec<u64> = shard_times(&repo)
+        .into_iter()
+        .filter(|(id, _)| id.starts_with("pytest-"))
+        .map(|(_, ms)| ms)
+        .collect();
+    assert_eq!(times.len(), 2);
+    eprintln!("the shards' times on the second run: {times:?}");
+    let mean = times.iter().sum::<u64>() as f64 / 2.0;
+    let longest = *times.iter().max().unwrap() as f64;
+    assert!(
+        longest <= mean * 1.2,
+        "the longest shard took {longest} ms, more than 20% over the mean {mean} ms: {times:?}"
+    );
+    let journal =
+        std::fs::read_to_string(repo.path().join(".swarm/runs/second/events.jsonl")).unwrap();
+    let sharded = journal
+        .lines()
+        .find(|l| l.contains("task_sharded"))
+        .unwrap();
+    assert!(
+        sharded.contains(r#"["tests/test_0.py","#)
+            && !sharded.contains(
+                r#"["tests/test_0.py","tests/test_2.py","tests/test_4.py","tests/test_6.py"]"#
+            ),
+        "{sharded}"
+    );
+}
+
+#[test]
+fn a_shards_entries_reach_its_command_quoted_and_in_a_file_and_resume_runs_the_same_shards() {
+    let repo = TestRepo::new();
+    for name in ["a b.txt", "c.txt", "d.txt", "e.txt", "f.txt"] {
+        repo.write(&format!("data/{name}"), "x\n");
+    }
+    repo.commit_all("data");
+    let marker = repo.root().join("fail-now");
+    std::fs::write(&marker, "").unwrap();
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "{HEADER}[[task]]\nid = \"count\"\nshards = \"auto\"\n\
+             run = \"test ! -e {} && for f in {{entries}}; do echo \\\"$f\\\"; done > args-$SWARM_TASK.txt && cp $SWARM_ENTRIES list-$SWARM_TASK.txt\"\n\
+             matrix = {{ f = {{ glob = \"data/*.txt\" }} }}\n",
+            marker.display()
+        ),
+    );
+    // Two at once: "auto" makes two shards of the five entries.
+    let run = repo.run_plan(&plan, &["--name", "s", "--concurrency", "2"]);
+    run.assert_code(1);
+    let ids: Vec<String> = shard_times(&repo).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, ["count-1", "count-2"]);
+
+    // Resumed after its durations are forgotten and with one slot only:
+    // the journal's shards run, not a new grouping.
+    std::fs::remove_file(&marker).unwrap();
+    let _ = std::fs::remove_file(repo.path().join(".swarm/durations.json"));
+    let resumed = repo.swarm(&["resume", "s", "--retry-failed", "--concurrency", "1"]);
+    resumed.assert_code(0);
+    let args = repo.show("swarm/s", "args-count-1.txt");
+    let list = repo.show("swarm/s", "list-count-1.txt");
+    assert_eq!(args, list, "{{entries}} and $SWARM_ENTRIES name the same");
+    assert_eq!(list, "data/a b.txt\ndata/d.txt\ndata/f.txt");
+    assert_eq!(
+        repo.show("swarm/s", "list-count-2.txt"),
+        "data/c.txt\ndata/e.txt"
+    );
+}
+
+#[test]
+fn a_sharded_task_says_what_it_lacks() {
+    let repo = TestRepo::new();
+    for (task, says) in [
+        (
+            "id = \"s\"\nrun = \"true\"\nshards = 2\n",
+            "task `s` has `shards` but not a matrix of one key (its entries)",
+        ),
+        (
+            "id = \"s\"\nrun = \"echo {f}\"\nshards = 2\nmatrix = { f = [\"a\", \"b\"] }\n",
+            "`run` of sharded task `s` names `{f}`, but each of its tasks runs many",
+        ),
+        (
+            "id = \"s\"\nrun = \"true\"\nshards = \"many\"\nmatrix = { f = [\"a\"] }\n",
+            "`shards` of task `s` is a number of tasks (at least 1) or \"auto\"",
+        ),
+        (
+            "id = \"s-{f}\"\nrun = \"true\"\nshards = 2\nmatrix = { f = [\"a\"] }\n",
+            "the id of sharded task `s-{f}` has a placeholder",
+        ),
+    ] {
+        let plan = repo.plan("p.toml", &format!("{HEADER}[[task]]\n{task}"));
+        let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
+        out.assert_code(2);
+        assert!(out.stderr.contains(says), "{task}: {}", out.stderr);
+    }
+}

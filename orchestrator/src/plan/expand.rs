@@ -194,6 +194,20 @@ pub(super) fn plan(
         );
     }
     if let super::Executor::Slurm(_) = &executor
+        && let Some(t) = file.task.iter().find(|t| t.get_ref().shards.is_some())
+    {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::Unsupported,
+                    "`shards` does not run on a Slurm cluster yet",
+                    t.get_ref().shards.as_ref().map(|j| j.span()),
+                    "the nodes would not find the shards",
+                )
+                .with_help("run this plan on this machine (`--executor local`), or list the shards as a matrix"),
+        );
+    }
+    if let super::Executor::Slurm(_) = &executor
         && let Some(t) = file.task.iter().find(|t| t.get_ref().junit.is_some())
     {
         errors.push(
@@ -446,6 +460,8 @@ pub(super) struct Expanded<'a> {
     /// The id as written, for a task made by a matrix.
     template: Option<&'a str>,
     role: Role,
+    /// A task of many entries, unsplit (`shards`).
+    sharding: Option<Box<super::shards::Sharding>>,
 }
 
 /// What the matrix step makes of one `[[task]]` table, in the order found:
@@ -520,6 +536,50 @@ pub(super) fn matrix<'a>(
         let mut found = Vec::new();
         let combos = matrix::combinations(source, fields, sources, &mut listed, &mut found);
         let variants = variants::read(source, fields, &file.defaults, id.get_ref(), &mut found);
+        // A task of many entries is one task until the run splits it.
+        if let Some(written) = &fields.shards {
+            let sharding = super::shards::read(
+                source,
+                id,
+                fields,
+                written,
+                combos.as_deref(),
+                !matches!(variants, Ok(None)),
+                &mut found,
+            );
+            out.extend(found.into_iter().map(Expansion::refused));
+            let Some(sharding) = sharding else {
+                continue;
+            };
+            if let Some(first) = seen.get(id.get_ref()) {
+                out.push(Expansion::refused(duplicate(
+                    source,
+                    id.get_ref(),
+                    id.span(),
+                    *first,
+                    None,
+                )));
+                continue;
+            }
+            seen.insert(id.get_ref().clone(), id.span().start);
+            total = total.saturating_add(1);
+            let combo: Values = [(
+                super::shards::ENTRIES.to_string(),
+                format!("{{{}}}", super::shards::ENTRIES),
+            )]
+            .into_iter()
+            .collect();
+            out.push(Expansion::Task(Expanded {
+                fields,
+                combo: Rc::new(combo),
+                id: id.get_ref().clone(),
+                span: id.span(),
+                template: None,
+                role: Role::Plain,
+                sharding: Some(Box::new(sharding)),
+            }));
+            continue;
+        }
         let placeholders_ok = match (&combos, &fields.matrix, &variants) {
             (Some(combos), m, Ok(v)) if m.is_some() || v.is_some() => {
                 // Every placeholder needs a value in every matrix
@@ -648,6 +708,7 @@ pub(super) fn matrix<'a>(
                             id: variant,
                             span: span.clone(),
                             template,
+                            sharding: None,
                             role: Role::Variant(Box::new(Variant {
                                 of: task_id.clone(),
                                 number,
@@ -684,6 +745,7 @@ pub(super) fn matrix<'a>(
                 span,
                 template,
                 role,
+                sharding: None,
             }));
         }
         if from_matrix {
@@ -800,6 +862,7 @@ pub(super) fn resolve(
         written.push((e.id, deps));
         tasks.extend(task.map(|mut t| {
             t.role = e.role;
+            t.sharding = e.sharding;
             t
         }));
     }

@@ -25,6 +25,7 @@ pub mod schema;
 pub mod semantic;
 mod settings;
 pub mod setup;
+pub mod shards;
 pub mod subtasks;
 mod task;
 mod variants;
@@ -322,6 +323,9 @@ pub struct Task {
     /// subtree ends by its parent's deadline (see `ceiling`). `None` for
     /// the plan's own tasks.
     pub not_after: Option<std::time::SystemTime>,
+    /// A task of many entries (`shards`), before or after it is split.
+    /// Boxed: most tasks have none.
+    pub sharding: Option<Box<shards::Sharding>>,
 }
 
 /// What part a task plays in an experiment: a task with `variants` becomes

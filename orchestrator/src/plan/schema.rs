@@ -612,6 +612,18 @@ pub struct TaskFields {
     /// asks for that anywhere.
     #[schemars(with = "Option<MatrixSchema>")]
     pub matrix: Option<Spanned<MatrixField>>,
+    /// Run a one-key matrix's values (its "entries", such as test files) in
+    /// this many tasks (`<id>-1` ... `<id>-N`) instead of one task each;
+    /// `"auto"`: as many as the run runs at once, never more than entries.
+    /// Entries are grouped so that the tasks' expected times are balanced,
+    /// by the times learned in earlier runs (from the tasks' `junit`
+    /// reports, else each task's time split evenly; unknown entries count
+    /// as the typical one). Each task's command gets its entries as
+    /// `{entries}` (shell-quoted, space-separated) and in the file
+    /// `$SWARM_ENTRIES` names (one per line). The grouping is journaled:
+    /// `swarm resume` runs the same shards. Dependents name the task's id.
+    #[schemars(with = "Option<ShardsSchema>")]
+    pub shards: Option<Spanned<toml::Value>>,
     /// Run the task several ways, each in its own worktree and sandbox,
     /// and keep one result: a number of variants (`variants = 4`, told
     /// apart by `{variant}`), or lists of values whose combinations are the
@@ -772,6 +784,25 @@ pub struct MatrixSchema {
 enum MatrixListSchema {
     Values(Vec<MatrixValue>),
     From(MatrixFrom),
+}
+
+// The shape of `shards` for the JSON schema only (read as a value and
+// checked in `plan::shards`, where a bad one is reported).
+/// `shards = N` or `shards = "auto"`.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Shards")]
+#[expect(dead_code, reason = "read by schemars only, never constructed")]
+enum ShardsSchema {
+    Count(u32),
+    Auto(AutoShards),
+}
+
+#[derive(JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[expect(dead_code, reason = "read by schemars only, never constructed")]
+enum AutoShards {
+    Auto,
 }
 
 /// `toolchains = true | false | ["rust", ...]`.

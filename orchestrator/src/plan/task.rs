@@ -237,6 +237,7 @@ pub(super) fn resolve(
         max_file_size,
         role: super::Role::Plain,
         not_after: None,
+        sharding: None,
     })
 }
 

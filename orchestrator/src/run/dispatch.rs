@@ -182,9 +182,31 @@ impl<'o> Dispatcher<'o> {
             origin,
             base_branch,
         })?;
+        // How each task of many entries was split, for `swarm resume`.
+        for (task, shards) in dispatcher.shard_groups() {
+            dispatcher.emit(EventBody::TaskSharded { task, shards })?;
+        }
         dispatcher.find_slots()?;
         dispatcher.announce_ready()?;
         Ok(dispatcher)
+    }
+
+    /// The tasks split into shards (`shards`), each with its shards'
+    /// entries in order.
+    fn shard_groups(&self) -> Vec<(String, Vec<Vec<String>>)> {
+        use crate::plan::shards::Sharding;
+        let mut groups: Vec<(String, Vec<Vec<String>>)> = Vec::new();
+        for i in self.tasks.indices() {
+            let task = self.tasks.get(i);
+            let Some(Sharding::Shard { of, entries, .. }) = task.sharding.as_deref() else {
+                continue;
+            };
+            match groups.last_mut() {
+                Some((last, shards)) if last == of => shards.push(entries.clone()),
+                _ => groups.push((of.clone(), vec![entries.clone()])),
+            }
+        }
+        groups
     }
 
     /// Emits `task_queued` for every task in the ready queue.
@@ -781,6 +803,11 @@ impl<'o> Dispatcher<'o> {
         {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the tasks' durations");
         }
+        // And how long each entry of a shard took, for the next grouping.
+        let entries = entry_times(&self.fold, &took);
+        if let Err(e) = crate::durations::History::add_entries(&self.repo.workdir, &entries) {
+            tracing::warn!(error = %crate::error_chain(&e), "failed to keep the entries' durations");
+        }
         let Self {
             writer,
             fold,
@@ -807,4 +834,35 @@ impl<'o> Dispatcher<'o> {
         })?;
         Ok(report)
     }
+}
+
+/// How long each entry of the shards that succeeded (`took`) took:
+/// task, entry, milliseconds.
+fn entry_times(
+    fold: &RunFold,
+    took: &[(Arc<crate::plan::Task>, u64)],
+) -> Vec<(String, String, u64)> {
+    use crate::plan::shards::Sharding;
+    let mut out = Vec::new();
+    for (task, ms) in took {
+        let Some(Sharding::Shard { of, entries, .. }) = task.sharding.as_deref() else {
+            continue;
+        };
+        // Its own test report's cases, when it gave one.
+        let cases: Vec<swarm_protocol::TestCase> = fold
+            .report()
+            .and_then(|r| r.tasks.get(fold.slot(&task.id)?))
+            .and_then(|t| t.tests.as_deref())
+            .and_then(|tests| std::fs::read(&tests.cases).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let times = crate::durations::entry_times(entries, *ms, &cases);
+        out.extend(
+            entries
+                .iter()
+                .zip(times)
+                .map(|(e, t)| (of.clone(), e.clone(), t)),
+        );
+    }
+    out
 }

@@ -717,6 +717,44 @@ pub(crate) fn validation(
             swarm_orchestrator::escape::line(&listed.first.join(", ")),
         );
     }
+    // How tasks of many entries would be split now, by what the
+    // repository's earlier runs took.
+    if swarm_orchestrator::plan::shards::unsplit(plan)
+        .next()
+        .is_some()
+    {
+        let slots = swarm_orchestrator::assemble::concurrency(plan, &host, None)?;
+        let history = swarm_orchestrator::durations::History::load(&repo.workdir);
+        for (task, groups) in history.shard_groups(plan, slots) {
+            let entries: usize = groups.iter().map(Vec::len).sum();
+            let known = groups
+                .iter()
+                .flatten()
+                .filter(|e| history.entry_estimate(&task, e).is_some())
+                .count();
+            let expected: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    let ms: Option<u64> = g.iter().map(|e| history.entry_estimate(&task, e)).sum();
+                    match ms {
+                        Some(ms) => format!("{} ({:.1} s)", g.len(), ms as f64 / 1000.0),
+                        None => g.len().to_string(),
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "shards            {task}: {entries} entries in {} tasks ({task}-1 ...): {} ({})",
+                groups.len(),
+                expected.join(" + "),
+                match known {
+                    0 => "no durations known yet: grouped by count".to_string(),
+                    n if n == entries => "balanced by the durations of earlier runs".to_string(),
+                    n => format!("{n} of {entries} durations known, the rest counted as typical"),
+                },
+            );
+        }
+    }
     let granted =
         swarm_orchestrator::assemble::grants::grants(plan, &host).map_err(Failure::Plan)?;
     warnings.push(granted.warnings);

@@ -232,6 +232,20 @@ pub(crate) fn saved_plan(
         }
     };
     plan.source.name = original.display().to_string();
+    // Tasks of many entries split as the run split them.
+    let groups = journal::read_tolerant(&run_dir.join(swarm_orchestrator::layout::JOURNAL))
+        .map(|(events, _)| {
+            events
+                .into_iter()
+                .filter_map(|e| match e.body {
+                    swarm_protocol::EventBody::TaskSharded { task, shards } => Some((task, shards)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    plan::shards::split(&mut plan, &groups)
+        .map_err(|e| Failure::Invalid(anyhow!("{what} run `{run}`: failed to {e}")))?;
     // A run started with `--only` runs the tasks its journal announced.
     if let Some(tasks) = tasks
         && tasks.len() < plan.tasks.len()
@@ -286,6 +300,15 @@ pub(crate) fn drive(
         adopt,
     };
     assemble::apply(&mut plan, &overrides);
+    let host = crate::host::current();
+    // Tasks of many entries are split as the history balances them (a
+    // resumed run's were split as its journal says, in `saved_plan`).
+    if matches!(mode, Mode::Start { .. }) && plan::shards::unsplit(&plan).next().is_some() {
+        let slots = assemble::concurrency(&plan, &host, overrides.concurrency)?;
+        let history = swarm_orchestrator::durations::History::load(&repo.workdir);
+        let groups = history.shard_groups(&plan, slots);
+        plan::shards::split(&mut plan, &groups).map_err(|e| Failure::Internal(anyhow!(e)))?;
+    }
     // This thread runs the dispatcher: it reacts to each command's end
     // (see the function). Before the runtime's threads exist, which start
     // with the default slice.
@@ -305,7 +328,6 @@ pub(crate) fn drive(
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
-    let host = crate::host::current();
     let assembly = runtime.block_on(assemble::assemble(
         &plan,
         plan_path,

@@ -314,6 +314,17 @@ impl Progress {
                 );
             }
             EventBody::TestsReported { .. } => {}
+            EventBody::TaskSharded { task, shards } => {
+                let sizes: Vec<String> = shards.iter().map(|s| s.len().to_string()).collect();
+                say!(
+                    "  {:<10} {task:<w$}  {} entries in {} tasks ({})",
+                    "shards",
+                    shards.iter().map(Vec::len).sum::<usize>(),
+                    shards.len(),
+                    sizes.join(" + "),
+                    w = self.width
+                );
+            }
             EventBody::TaskFinished {
                 task,
                 status,

@@ -419,6 +419,12 @@ pub const PLAN: &[KeyRule] = &[
     rule(T::Task, "group", Any, "which merges are verified together"),
     rule(
         T::Task,
+        "shards",
+        Any,
+        "how many tasks run a matrix's entries, at most one per entry",
+    ),
+    rule(
+        T::Task,
         "junit",
         Any,
         "a file of the task's own worktree or tmp, read as hostile input after its command",
@@ -815,6 +821,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
         "allow_overlap",
         Subtask::Free,
         "a conflict is reported and nothing is lost; it grants no access",
+    ),
+    sub(
+        "shards",
+        Subtask::Refused,
+        "tasks of many entries are split when the run starts",
     ),
     sub(
         "junit",

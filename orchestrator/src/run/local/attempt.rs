@@ -325,6 +325,15 @@ impl Setup {
             .map_err(|e| format!("write {}: {e}", file.display()))?;
             env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
         }
+        // A shard's entries, one per line, in a file of its tmp.
+        if let Some(crate::plan::shards::Sharding::Shard { entries, .. }) = task.sharding.as_deref()
+        {
+            let file = tmp.join("swarm-entries.txt");
+            let mut text = entries.join("\n");
+            text.push('\n');
+            std::fs::write(&file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
+            env.push(("SWARM_ENTRIES".into(), file.display().to_string()));
+        }
         env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         // Its dependencies' answers, where it names them: in variables
         // its command references (after the task's own `env`, which cannot

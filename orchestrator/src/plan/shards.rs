@@ -1,0 +1,385 @@
+//! Shards: a one-key matrix's values ("entries", such as test files) run
+//! in N tasks instead of one task each (`shards = N | "auto"`), grouped so
+//! that the tasks' expected times are balanced.
+//!
+//! A plan holds such a task unsplit ([`Sharding::Unsplit`], one task under
+//! its id as written, its command holding `{entries}`). When a run starts,
+//! the grouping is decided from the durations learned per entry
+//! ([`balance`]: longest-processing-time first, unknown entries counted as
+//! the typical known one) and the task is split ([`split`]) into
+//! `<id>-1` ... `<id>-N` ([`Sharding::Shard`]), its dependents depending
+//! on all of them. The grouping is journaled (`task_sharded`) and a
+//! resumed run splits by it again, whatever was learned since.
+
+use std::collections::HashSet;
+
+use toml::Spanned;
+
+use super::error::{PlanError, PlanErrorKind, Source};
+use super::matrix::Combo;
+use super::schema::TaskFields;
+use super::{Payload, Plan, Task};
+
+/// How many tasks a sharded task becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Fixed(u32),
+    /// As many as the run runs at once.
+    Auto,
+}
+
+/// A task of many entries, before or after its split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sharding {
+    /// As the plan holds it: its entries (the matrix key `key`'s values,
+    /// in order) and how many tasks to make of them.
+    Unsplit {
+        key: String,
+        entries: Vec<String>,
+        count: Count,
+    },
+    /// Shard `number` of task `of`, running `entries`.
+    Shard {
+        of: String,
+        number: usize,
+        entries: Vec<String>,
+    },
+}
+
+/// The placeholder a sharded task's command gets its entries in.
+pub const ENTRIES: &str = "entries";
+
+/// The unsplit task `id` (fields `fields`) of `shards = written`, its
+/// entries the values of its one-key matrix (`combos`); `None` with
+/// errors added if it cannot be one.
+pub(super) fn read(
+    source: &Source,
+    id: &Spanned<String>,
+    fields: &TaskFields,
+    written: &Spanned<toml::Value>,
+    combos: Option<&[Combo]>,
+    has_variants: bool,
+    errors: &mut Vec<PlanError>,
+) -> Option<Sharding> {
+    let before = errors.len();
+    let mut refuse = |message: String, at: std::ops::Range<usize>, label: &str, help: &str| {
+        errors.push(
+            source
+                .error(PlanErrorKind::BadValue, message, Some(at), label)
+                .with_help(help.to_string()),
+        );
+    };
+    let task = id.get_ref();
+    let count = match written.get_ref() {
+        toml::Value::Integer(n) if *n >= 1 && *n <= i64::from(u32::MAX) => {
+            Some(Count::Fixed(*n as u32))
+        }
+        toml::Value::String(s) if s == "auto" => Some(Count::Auto),
+        _ => {
+            refuse(
+                format!("`shards` of task `{task}` is a number of tasks (at least 1) or \"auto\""),
+                written.span(),
+                "not a count",
+                "e.g. `shards = 4`, or `shards = \"auto\"` for as many as the run runs at once",
+            );
+            None
+        }
+    };
+    let keys: Vec<&String> = fields
+        .matrix
+        .iter()
+        .flat_map(|m| m.get_ref().keys())
+        .filter(|k| !matches!(k.as_str(), "include" | "exclude"))
+        .collect();
+    let key = match keys.as_slice() {
+        [key] => Some((*key).clone()),
+        _ => {
+            refuse(
+                format!("task `{task}` has `shards` but not a matrix of one key (its entries)"),
+                written.span(),
+                "shards of what",
+                "give it one matrix key whose values are its entries, e.g. `matrix = { file = { glob = \"tests/**/test_*.py\" } }`",
+            );
+            None
+        }
+    };
+    if has_variants {
+        refuse(
+            format!("task `{task}` has both `shards` and `variants`"),
+            written.span(),
+            "with variants",
+            "shard a test suite, or try variants of one task: not both",
+        );
+    }
+    if fields.run.is_none() {
+        refuse(
+            format!("task `{task}` has `shards` but no `run`"),
+            written.span(),
+            "a command's",
+            "`shards` gives a command its entries (`{entries}`); agents and WASM programs take a matrix",
+        );
+    }
+    if task.contains('{') {
+        refuse(
+            format!("the id of sharded task `{task}` has a placeholder"),
+            id.span(),
+            "its shards are `<id>-1`, `<id>-2`, ...",
+            "write the id without placeholders, e.g. id = \"pytest\"",
+        );
+    }
+    if let Some(key) = &key {
+        let texts = [
+            ("run", fields.run.as_ref().map(|r| (r.get_ref(), r.span()))),
+            (
+                "verify",
+                fields.verify.as_ref().map(|v| (v, written.span())),
+            ),
+        ];
+        for (what, text) in texts {
+            let Some((text, at)) = text else { continue };
+            if text.contains(&format!("{{{key}}}")) || text.contains(&format!("{{{key}:slug}}")) {
+                refuse(
+                    format!(
+                        "`{what}` of sharded task `{task}` names `{{{key}}}`, but each of its tasks runs many"
+                    ),
+                    at,
+                    "one of many",
+                    "use `{entries}` (each shard's entries, shell-quoted) or the file `$SWARM_ENTRIES` names",
+                );
+            }
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let (key, count) = (key?, count?);
+    // The key's values, in order, each once.
+    let mut seen = HashSet::new();
+    let entries: Vec<String> = combos?
+        .iter()
+        .filter_map(|c| c.values.get(&key).cloned())
+        .filter(|v| seen.insert(v.clone()))
+        .collect();
+    Some(Sharding::Unsplit {
+        key,
+        entries,
+        count,
+    })
+}
+
+/// The tasks `count` makes of `entries` entries when the run runs `slots`
+/// at once: never more than entries, at least one.
+pub fn tasks_for(count: Count, entries: usize, slots: usize) -> usize {
+    let wanted = match count {
+        Count::Fixed(n) => n as usize,
+        Count::Auto => slots,
+    };
+    wanted.min(entries).max(1)
+}
+
+/// `entries` grouped into `n` groups whose expected times (by `expected`,
+/// an entry's learned milliseconds) are balanced: longest first, each to
+/// the group with the least so far (the first of equals). Unknown entries
+/// count as the median known one, or all alike when none is known (then
+/// the grouping is by count). Each group keeps its entries in their
+/// order; the same inputs give the same groups.
+pub fn balance(
+    entries: &[String],
+    n: usize,
+    expected: impl Fn(&str) -> Option<u64>,
+) -> Vec<Vec<String>> {
+    let known: Vec<Option<u64>> = entries.iter().map(|e| expected(e)).collect();
+    let mut values: Vec<u64> = known.iter().flatten().copied().collect();
+    values.sort_unstable();
+    let typical = values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(1)
+        .max(1);
+    let mut order: Vec<(u64, usize)> = known
+        .iter()
+        .enumerate()
+        .map(|(i, ms)| (ms.unwrap_or(typical).max(1), i))
+        .collect();
+    // Longest first; equals in plan order.
+    order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let n = n.clamp(1, entries.len().max(1));
+    let mut load = vec![0u64; n];
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (ms, i) in order {
+        let least = (0..n).min_by_key(|&g| (load[g], g)).unwrap_or(0);
+        load[least] += ms;
+        groups[least].push(i);
+    }
+    groups
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .map(|mut g| {
+            g.sort_unstable();
+            g.into_iter().map(|i| entries[i].clone()).collect()
+        })
+        .collect()
+}
+
+/// The id of shard `number` of task `of`.
+pub fn shard_id(of: &str, number: usize) -> String {
+    format!("{of}-{number}")
+}
+
+/// `entries` as one shell word each, space-separated: what `{entries}`
+/// becomes in a shard's command.
+pub fn quoted(entries: &[String]) -> String {
+    entries
+        .iter()
+        .map(|e| {
+            let plain = !e.is_empty()
+                && e.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@,".contains(&b));
+            match plain {
+                true => e.clone(),
+                false => format!("'{}'", e.replace('\'', r"'\''")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why a plan's shards cannot be split as told.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SplitError {
+    #[error("split task `{task}`: the run's journal has no grouping for it")]
+    Missing { task: String },
+    #[error(
+        "split task `{task}`: the journaled grouping names entries its matrix does not have now (`{entry}`)"
+    )]
+    Stale { task: String, entry: String },
+    #[error("split task `{task}`: the plan has no sharded task of that id")]
+    Unknown { task: String },
+}
+
+/// Splits each unsplit task of `plan` into the groups `groups` gives it
+/// (`task id -> its entries' groups`), in its place, dependents depending
+/// on every shard.
+pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(), SplitError> {
+    for (task, _) in groups {
+        let unsplit = plan.tasks.iter().any(|t| {
+            &t.id == task && matches!(t.sharding.as_deref(), Some(Sharding::Unsplit { .. }))
+        });
+        if !unsplit {
+            return Err(SplitError::Unknown { task: task.clone() });
+        }
+    }
+    let mut out = Vec::with_capacity(plan.tasks.len());
+    let mut made: Vec<(String, Vec<String>)> = Vec::new();
+    for task in std::mem::take(&mut plan.tasks) {
+        let Some(Sharding::Unsplit { entries, .. }) = task.sharding.as_deref() else {
+            out.push(task);
+            continue;
+        };
+        let Some((_, these)) = groups.iter().find(|(id, _)| *id == task.id) else {
+            return Err(SplitError::Missing { task: task.id });
+        };
+        let all: HashSet<&String> = entries.iter().collect();
+        if let Some(entry) = these.iter().flatten().find(|e| !all.contains(e)) {
+            return Err(SplitError::Stale {
+                task: task.id.clone(),
+                entry: entry.clone(),
+            });
+        }
+        let mut ids = Vec::with_capacity(these.len());
+        for (number, group) in (1..).zip(these) {
+            let id = shard_id(&task.id, number);
+            ids.push(id.clone());
+            out.push(shard(&task, id, number, group));
+        }
+        made.push((task.id, ids));
+    }
+    for t in &mut out {
+        let deps = std::mem::take(&mut t.deps);
+        for d in deps {
+            match made.iter().find(|(id, _)| *id == d) {
+                Some((_, ids)) => t.deps.extend(ids.iter().cloned()),
+                None => t.deps.push(d),
+            }
+        }
+    }
+    plan.tasks = out;
+    Ok(())
+}
+
+/// Shard `number` of `task`, with id `id`, running `entries`.
+fn shard(task: &Task, id: String, number: usize, entries: &[String]) -> Task {
+    let mut t = task.clone();
+    t.id = id;
+    if let Payload::Command { run } = &mut t.payload {
+        *run = run.replace(&format!("{{{ENTRIES}}}"), &quoted(entries));
+    }
+    t.sharding = Some(Box::new(Sharding::Shard {
+        of: task.id.clone(),
+        number,
+        entries: entries.to_vec(),
+    }));
+    t
+}
+
+/// The unsplit tasks of `plan`: id, entries and count.
+pub fn unsplit(plan: &Plan) -> impl Iterator<Item = (&str, &[String], Count)> {
+    plan.tasks
+        .iter()
+        .filter_map(|t| match t.sharding.as_deref() {
+            Some(Sharding::Unsplit { entries, count, .. }) => {
+                Some((t.id.as_str(), entries.as_slice(), *count))
+            }
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("t{i}")).collect()
+    }
+
+    #[test]
+    fn the_longest_go_first_each_to_the_least_loaded_group() {
+        let entries = names(6);
+        let ms = [90, 10, 50, 40, 30, 20];
+        let groups = balance(&entries, 2, |e| Some(ms[e[1..].parse::<usize>().unwrap()]));
+        // 90 | 50, 40 | 30 to the first of equals, 20 and 10 to the
+        // other; each group in plan order.
+        assert_eq!(groups, [vec!["t0", "t4"], vec!["t1", "t2", "t3", "t5"]]);
+        let load = |g: &Vec<String>| -> u64 {
+            g.iter().map(|e| ms[e[1..].parse::<usize>().unwrap()]).sum()
+        };
+        assert_eq!((load(&groups[0]), load(&groups[1])), (120, 120));
+    }
+
+    #[test]
+    fn unknown_entries_count_as_the_typical_one_and_none_known_is_by_count() {
+        let entries = names(5);
+        let by_count = balance(&entries, 2, |_| None);
+        assert_eq!(by_count.iter().map(Vec::len).collect::<Vec<_>>(), [3, 2]);
+        // t0 is known to be long: alone in its group.
+        let groups = balance(&entries, 2, |e| {
+            (e == "t0")
+                .then_some(1000)
+                .or(Some(10))
+                .filter(|_| e != "t4")
+        });
+        assert_eq!(groups[0], ["t0"]);
+        assert_eq!(groups[1], ["t1", "t2", "t3", "t4"]);
+        // Never more groups than entries, never none.
+        assert_eq!(balance(&entries[..2], 8, |_| None).len(), 2);
+        assert_eq!(tasks_for(Count::Auto, 29, 2), 2);
+        assert_eq!(tasks_for(Count::Fixed(40), 29, 2), 29);
+        assert_eq!(tasks_for(Count::Fixed(0), 29, 2), 1);
+    }
+
+    #[test]
+    fn entries_are_quoted_as_one_word_each() {
+        let e = vec!["tests/a.py".to_string(), "it's here".into(), "$(x)".into()];
+        assert_eq!(quoted(&e), r"tests/a.py 'it'\''s here' '$(x)'");
+    }
+}
