@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Section 23 of BENCHMARKS.md: a real test suite from PyPI sharded by
+# swarm against running it directly. Jinja2's own tests (from its source
+# distribution on PyPI; 851 tests in 22 files) made a repository: swarm with
+# `shards = "auto"` (as many tasks as it runs at once, entries balanced by
+# the times learned on the first run from the shards' own JUnit reports),
+# sandboxed, read-only, on its second run; swarm with one task per file; and
+# `pytest` serial and `pytest -n 2` (pytest-xdist) in the same checkout.
+# The JUnit swarm merges from the shards' reports is counted against
+# pytest's own.
+#
+#   bench/shards.sh          # writes section 23 into BENCHMARKS.md
+#   SMOKE=1 SWARM=target/debug/swarm OUT=/tmp/b.md bench/shards.sh
+#
+# pytest and pytest-xdist are the versions of tests/python-tools (PyPI),
+# in a virtual environment of the benchmark's own with Jinja2's one
+# dependency (MarkupSafe). Smoke mode (SMOKE=1, see bench/common.sh): no
+# network, a made-up suite of four files run by tests/python-tools' pytest
+# (which .ci/run installs); tests/e2e/bench_scripts.rs runs it in CI. A
+# command that fails ends the script with a message naming it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/common.sh"
+OUT=$(bench_out "$ROOT/BENCHMARKS.md")
+NPROC=$(nproc)
+cd "$ROOT"
+ensure_swarm
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
+
+WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-shards-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+# The Python tools first, with the person's own configuration (pip's).
+if [ "$SMOKE" = 1 ]; then
+  "$ROOT/tests/python-tools/install.sh" >/dev/null
+  VENV=$(cd "$ROOT/target/python-tools/venv" && pwd)
+else
+  VENV=$WORK/venv
+  run_logged "$WORK/venv.log" python3 -m venv "$VENV"
+  run_logged "$WORK/pip.log" "$VENV/bin/pip" install -q --disable-pip-version-check \
+    -r "$ROOT/tests/python-tools/requirements.txt" markupsafe==3.0.2
+  run_logged "$WORK/sdist.log" "$VENV/bin/pip" download -q --disable-pip-version-check \
+    --no-deps --no-binary :all: jinja2==3.1.4 -d "$WORK/sdist"
+fi
+BASE_PREFIX=$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix)')
+hermetic_git "$WORK"
+REPO=$WORK/suite
+mkdir -p "$REPO"
+if [ "$SMOKE" = 1 ]; then
+  mkdir -p "$REPO/tests"
+  for i in 1 2 3 4; do
+    printf 'def test_a%s():\n    assert %s\n\ndef test_b%s():\n    assert %s\n' "$i" "$i" "$i" "$i" > "$REPO/tests/test_$i.py"
+  done
+  SUITE="a made-up suite of 8 tests in 4 files"
+  PYPATH=
+else
+  tar xzf "$WORK/sdist/jinja2-3.1.4.tar.gz" -C "$WORK"
+  cp -a "$WORK/jinja2-3.1.4/." "$REPO/"
+  SUITE="Jinja2 3.1.4's own tests, from its source distribution on PyPI,"
+  PYPATH=src
+fi
+printf '__pycache__/\n.pytest_cache/\n' > "$REPO/.gitignore"
+cd "$REPO"
+git init -q -b main && git add -A && git commit -q -m "a test suite"
+FILES=$(git ls-files 'tests/test_*.py' | wc -l)
+PYTEST="env PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PYPATH $VENV/bin/pytest -q -p no:cacheprovider"
+
+plan() { # plan FILE SHARDS: a plan running the suite in SHARDS shards ("" = a task per file)
+  local shards_line="shards = \"$2\"" run_args='{entries}' id=pytest
+  if [ -z "$2" ]; then shards_line=; run_args='{file}'; id='test-{file}'; fi
+  cat > "$1" <<PLAN
+[swarm]
+read_paths = ["$VENV", "$BASE_PREFIX"]
+
+[[task]]
+id = "$id"
+isolation = "readonly"
+$shards_line
+matrix = { file = { glob = "tests/test_*.py" } }
+run = "$PYTEST $run_args --junitxml=\$TMPDIR/report.xml"
+junit = "\$TMPDIR/report.xml"
+PLAN
+  plan_clean "$REPO" "$1"
+}
+plan "$WORK/sharded.toml" auto
+plan "$WORK/per-file.toml" ""
+
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }'; }
+timed() { # timed NAME CMD...: seconds
+  local name=$1 t; shift
+  t=$(now_s)
+  run_logged "$WORK/$name.log" "$@"
+  elapsed "$t"
+}
+ROUNDS=$(sized 3 1)
+med() { # med NAME CMD...: the median of ROUNDS timed runs
+  local name=$1; shift
+  for r in $(seq 1 "$ROUNDS"); do timed "$name-$r" "$@"; echo; done | median_of
+}
+# The first run learns each file's time; the next ones are measured (each
+# a run of its own, the history as the first left it plus their own).
+timed learn "$SWARM" run -q --name learn "$WORK/sharded.toml" >/dev/null
+# Each timed run is a subshell's: its name is kept in a file for after.
+swarm_sharded() {
+  local name; name=s$(date +%s%N)
+  echo "$name" > "$WORK/last"
+  "$SWARM" run -q --name "$name" --junit "$WORK/$name.xml" "$WORK/sharded.toml"
+}
+s_sharded=$(med sharded swarm_sharded)
+last=$(cat "$WORK/last")
+swarm_per_file() { "$SWARM" run -q --name "f$(date +%s%N)" "$WORK/per-file.toml"; }
+s_per_file=$(med per-file swarm_per_file)
+serial=$(med serial sh -c "$PYTEST --junitxml=$WORK/pytest.xml tests")
+xdist=$(med xdist sh -c "$PYTEST -n 2 tests")
+echo "swarm sharded $s_sharded s, per file $s_per_file s, pytest $serial s, pytest -n 2 $xdist s"
+
+# The tests swarm's JUnit counts against pytest's own.
+count() { python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+cases = ET.parse(sys.argv[1]).getroot().iter("testcase")
+print(sum(1 for _ in cases))
+PY
+}
+swarm_tests=$(count "$WORK/$last.xml")
+pytest_tests=$(count "$WORK/pytest.xml")
+[ "$swarm_tests" = "$pytest_tests" ] || { echo "shards.sh: swarm's JUnit has $swarm_tests tests, pytest's $pytest_tests" >&2; exit 1; }
+shards=$(python3 - "$REPO/.swarm/runs/$last/events.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "task_sharded":
+        print(" + ".join(str(len(s)) for s in e["shards"]))
+PY
+)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+if [ "$SMOKE" = 1 ]; then
+  SMOKE_NOTE="**Smoke run (\`SMOKE=1\`): a made-up suite, one round; these figures measure nothing.**
+
+"
+else
+  SMOKE_NOTE=
+fi
+section=$(cat <<EOF
+## 23. A test suite sharded: \`shards = "auto"\` against pytest and pytest-xdist
+
+${SMOKE_NOTE}Measured by \`bench/shards.sh\` on $(date -u +%Y-%m-%d) at $COMMIT: $SUITE ($pytest_tests tests in $FILES
+files) made a repository; $NPROC cores; pytest and pytest-xdist as pinned in
+\`tests/python-tools\`. swarm runs sandboxed, read-only tasks, each writing a JUnit report
+(\`junit = "\$TMPDIR/report.xml"\`); the sharded plan's second and later runs are measured (the
+first learned each file's time from the reports). Medians of $ROUNDS runs, wall time.
+
+| $pytest_tests tests in $FILES files | wall time | against \`pytest -n 2\` |
+|---|---:|---:|
+| **swarm, \`shards = "auto"\` ($shards files per shard), second run** | **$s_sharded s** | **$(ratio "$s_sharded" "$xdist")x** |
+| swarm, one task per file | $s_per_file s | $(ratio "$s_per_file" "$xdist")x |
+| \`pytest\` (serial) | $serial s | $(ratio "$serial" "$xdist")x |
+| \`pytest -n 2\` (pytest-xdist) | $xdist s | 1.00x |
+
+The JUnit swarm merged from the shards' own reports holds $swarm_tests test cases, as pytest's
+own report does ($pytest_tests). A task per file pays an interpreter and a collection per file;
+a shard pays them once for its files, and the files are grouped by their learned times so
+that the shards end together.
+EOF
+)
+python3 "$ROOT/bench/benchmarks_md.py" place "$OUT" "## 23. A test suite sharded" "$section"
+echo "wrote section 23 of $OUT"
