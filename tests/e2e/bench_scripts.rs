@@ -348,6 +348,25 @@ fn bench_setup_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_shards_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // pytest from tests/python-tools (.ci/run installs it).
+    crate::support::python_tool("pytest");
+    let cmd = smoke.command("bash", &["bench/shards.sh"]);
+    smoke.run("bench/shards.sh", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 23. A test suite sharded"), "{out}");
+    assert!(
+        out.contains("holds 8 test cases, as pytest's\nown report does (8)"),
+        "{out}"
+    );
+    assert_tables_have_figures(&out);
+}
+
+#[test]
 fn bench_merge_queue_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {
