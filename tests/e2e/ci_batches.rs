@@ -90,6 +90,16 @@ fn a_glob_matrix_lists_the_files_git_tracks_at_the_base_sorted_and_validate_show
         .assert_code(0);
     let report = repo.report();
     assert_eq!(report["tasks"].as_array().unwrap().len(), 2, "{report}");
+    // A file committed since: listed from HEAD, not from the base a run
+    // is told to start from.
+    repo.write("tests/test_new.py", "# new\n");
+    repo.commit_all("a new test");
+    repo.run_plan(&plan, &["--name", "b", "--base", "HEAD~1"])
+        .assert_code(0);
+    assert_eq!(repo.report()["tasks"].as_array().unwrap().len(), 3);
+    // (The commit took the untracked test too; the ignored one stays out.)
+    repo.run_plan(&plan, &["--name", "h"]).assert_code(0);
+    assert_eq!(repo.report()["tasks"].as_array().unwrap().len(), 5);
     let unknown = repo.run_plan(&plan, &["--name", "u", "--only", "lint-*"]);
     unknown.assert_code(2);
     assert!(

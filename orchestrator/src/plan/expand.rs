@@ -225,11 +225,12 @@ pub(super) fn plan(
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);
     defaults(&source, &file.defaults, &mut errors);
-    let base = file
-        .swarm
-        .base
-        .as_ref()
-        .map_or("HEAD", |b| b.get_ref().as_str());
+    // The commit a `glob` lists: the run's (`--base`, a resumed run's
+    // commit) when the caller knows it, else the plan's base.
+    let base = files
+        .base()
+        .or(file.swarm.base.as_ref().map(|b| b.get_ref().as_str()))
+        .unwrap_or("HEAD");
     let sources = matrix::Sources {
         files: &files,
         base,

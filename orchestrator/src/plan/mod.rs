@@ -570,20 +570,24 @@ fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> PlanError {
         .with_help("TOML files are UTF-8: save the plan as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)")
 }
 
-/// Reads and checks the plan at `path`, to run in the repository at (or
-/// above) `repo`: the one whose files a matrix's `glob` lists.
-pub fn load_in(path: &Path, repo: &Path) -> Result<Plan, Box<PlanError>> {
+/// Reads and checks the plan at `path`, to run as `at` says: the
+/// repository and commit whose files a matrix's `glob` lists.
+pub fn load_in(path: &Path, at: origin::files::RunIn) -> Result<Plan, Box<PlanError>> {
     let text = read_plan(path)?;
-    parse_in(path, text, repo)
+    parse_in(path, text, at)
 }
 
-/// [`parse`] for a plan run in the repository at (or above) `repo`.
-pub fn parse_in(path: &Path, text: String, repo: &Path) -> Result<Plan, Box<PlanError>> {
+/// [`parse`] for a plan run as `at` says.
+pub fn parse_in(
+    path: &Path,
+    text: String,
+    at: origin::files::RunIn,
+) -> Result<Plan, Box<PlanError>> {
     parse_with(
         path,
         text,
         origin::Origin::Person,
-        origin::files::Files::beside_in(path, repo),
+        origin::files::Files::beside_in(path, at),
     )
 }
 

@@ -535,8 +535,18 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
 }
 
 pub(crate) fn load_plan(cwd: &Path, path: &Path) -> Result<Plan, Failure> {
+    load_plan_at(cwd, path, None)
+}
+
+/// [`load_plan`] for a run from `base` (`--base`) when given: the commit
+/// whose files a matrix's `glob` lists.
+pub(crate) fn load_plan_at(cwd: &Path, path: &Path, base: Option<&str>) -> Result<Plan, Failure> {
     let full = cwd.join(path);
-    let mut plan = plan::load_in(&full, cwd).map_err(Failure::Plan)?;
+    let at = plan::origin::files::RunIn {
+        repo: cwd.to_path_buf(),
+        base: base.map(str::to_string),
+    };
+    let mut plan = plan::load_in(&full, at).map_err(Failure::Plan)?;
     // Messages name the plan as the user wrote it, not as an absolute path.
     plan.source.name = path.display().to_string();
     Ok(plan)

@@ -83,7 +83,7 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
             planned.source.name = plan_file.display().to_string();
             planned
         }
-        (None, None) => load_plan(cwd, &plan_file)?,
+        (None, None) => crate::cli::load_plan_at(cwd, &plan_file, args.base.as_deref())?,
     };
     if !args.only.is_empty() {
         plan.select(&args.only)
@@ -199,18 +199,26 @@ pub(crate) fn saved_plan(
                 plan,
                 tasks,
                 origin,
+                base_commit,
                 ..
-            } => Some((PathBuf::from(plan), tasks, origin)),
+            } => Some((PathBuf::from(plan), tasks, origin, base_commit)),
             _ => None,
         });
-    let (original, tasks, origin) = match started {
-        Some((plan, tasks, origin)) => (plan, Some(tasks), origin),
-        None => (saved, None, None),
+    let (original, tasks, origin, base_commit) = match started {
+        Some((plan, tasks, origin, base)) => (plan, Some(tasks), origin, Some(base)),
+        None => (saved, None, None, None),
     };
     // Absolute, as `swarm run` makes it: jobs on cluster nodes read the
     // plan's relative paths from it too.
     let mut plan = match origin {
-        None => plan::parse_in(&cwd.join(&original), text, cwd).map_err(Failure::Plan)?,
+        // A `glob` lists the files of the commit the run started from.
+        None => {
+            let at = plan::origin::files::RunIn {
+                repo: cwd.to_path_buf(),
+                base: base_commit,
+            };
+            plan::parse_in(&cwd.join(&original), text, at).map_err(Failure::Plan)?
+        }
         // A plan that came from an untrusted origin is held to its rules
         // again: what was refused then is refused now.
         Some(recorded) => {

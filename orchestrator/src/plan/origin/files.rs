@@ -16,12 +16,22 @@ use crate::untrusted::{self, Limits};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Files {
     /// The person's own plan: names relative to this directory (the
-    /// plan's), as written; and the repository swarm runs in, when known
-    /// (else the one holding the plan), whose files a matrix's `glob` lists.
-    Beside(PathBuf, Option<PathBuf>),
+    /// plan's), as written; and where swarm runs it, when known (else the
+    /// repository holding the plan, at the plan's base), whose files a
+    /// matrix's `glob` lists.
+    Beside(PathBuf, Option<RunIn>),
     /// An untrusted plan: names relative to `dir` (plain components, `""`
     /// for the root) inside the repository at `root`.
     Repository { root: PathBuf, dir: String },
+}
+
+/// Where a person's plan runs: the repository (at or above `repo`), and
+/// the commit its tasks start from when it is not the plan's own `base`
+/// (`--base`, or the commit a resumed run started from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunIn {
+    pub repo: PathBuf,
+    pub base: Option<String>,
 }
 
 /// Largest `output_schema` file read.
@@ -36,13 +46,21 @@ impl Files {
         Files::Beside(path.parent().unwrap_or(Path::new("")).to_path_buf(), None)
     }
 
-    /// The rules for a plan at `path`, named by the person, run in the
-    /// repository at (or above) `repo`.
-    pub fn beside_in(path: &Path, repo: &Path) -> Self {
+    /// The rules for a plan at `path`, named by the person, run as `at`
+    /// says.
+    pub fn beside_in(path: &Path, at: RunIn) -> Self {
         Files::Beside(
             path.parent().unwrap_or(Path::new("")).to_path_buf(),
-            Some(repo.to_path_buf()),
+            Some(at),
         )
+    }
+
+    /// The commit a matrix's `glob` lists when it is not the plan's base.
+    pub fn base(&self) -> Option<&str> {
+        match self {
+            Files::Beside(_, Some(at)) => at.base.as_deref(),
+            _ => None,
+        }
     }
 
     /// Whether names are read inside the repository only.
@@ -136,7 +154,7 @@ impl Files {
     /// from (for the person's plan: the one holding its directory).
     pub fn tracked(&self, rev: &str) -> Result<Vec<String>, String> {
         let dir = match self {
-            Files::Beside(_, Some(repo)) => repo.as_path(),
+            Files::Beside(_, Some(at)) => at.repo.as_path(),
             Files::Beside(dir, None) if dir.as_os_str().is_empty() => Path::new("."),
             Files::Beside(dir, None) => dir.as_path(),
             Files::Repository { root, .. } => root.as_path(),
