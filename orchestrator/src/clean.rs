@@ -441,6 +441,70 @@ pub fn runs(state: &State) -> Result<Vec<String>, StateError> {
     state.runs()
 }
 
+/// When run `run` started, by its journal's `run_started` (read up to
+/// there, not whole: this is asked of every run at every run's end):
+/// `None` when that cannot be read (nothing is proven of such a run).
+pub fn started(state: &State, run: &str) -> Option<std::time::SystemTime> {
+    state.check_run(run).ok()?;
+    let path = state
+        .path()
+        .join(crate::layout::RUNS)
+        .join(run)
+        .join(crate::layout::JOURNAL);
+    let first = journal::run_started(&path)?;
+    humantime::parse_rfc3339_weak(&first.ts).ok()
+}
+
+/// Cleans the runs of the repository beyond the newest `keep` (by when
+/// they started, `current` among them and never cleaned), as
+/// `swarm clean --refs` does without `--force`: nothing that holds the only
+/// copy of work goes. A run being driven, or whose start cannot be read,
+/// is left alone; one cleaned so before is not cleaned again. What each
+/// clean did, in the order of their starts.
+pub fn keep_newest(
+    repo: &Repo,
+    state: &State,
+    keep: u32,
+    current: &str,
+) -> Result<Vec<Cleaned>, CleanError> {
+    if keep == 0 {
+        return Ok(Vec::new());
+    }
+    let mut dated: Vec<(std::time::SystemTime, String)> = state
+        .runs()?
+        .into_iter()
+        .filter(|run| run != current)
+        .filter_map(|run| Some((started(state, &run)?, run)))
+        .collect();
+    // Newest first; the current run is one of those kept.
+    dated.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut cleaned = Vec::new();
+    for (_, run) in dated.into_iter().skip(keep.saturating_sub(1) as usize) {
+        let marked = state
+            .read_file(&[crate::layout::RUNS, &run, crate::layout::CLEANED])
+            .ok()
+            .flatten()
+            .is_some();
+        if marked {
+            continue;
+        }
+        match clean(repo, state, &run, true, false) {
+            Ok(c) => {
+                // A run cleaned whole (`unstarted`) has no directory left.
+                if !c.unstarted {
+                    let _ = state
+                        .replace_file(&[crate::layout::RUNS, &run, crate::layout::CLEANED], "");
+                }
+                cleaned.push(c);
+            }
+            // Driven right now: its own end will see to it.
+            Err(CleanError::Running { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(cleaned)
+}
+
 /// One build cache of the repository: `<home>/.cache/<tool>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildCache {

@@ -29,6 +29,9 @@ pub const RUNS: &str = "runs";
 /// The history of task durations, shared by the repository's runs.
 pub const DURATIONS: &str = "durations.json";
 pub const JOURNAL: &str = "events.jsonl";
+/// In a run's directory: the run was cleaned because newer runs pushed
+/// it past `[swarm] keep_runs` (so later runs do not clean it again).
+pub const CLEANED: &str = "cleaned";
 /// When the journal was flushed to the disk, beside it (`flushes`).
 pub const FLUSHES: &str = "flushes";
 pub const REPORT: &str = "report.json";

@@ -535,3 +535,50 @@ fn a_sharded_task_says_what_it_lacks() {
         assert!(out.stderr.contains(says), "{task}: {}", out.stderr);
     }
 }
+
+#[test]
+fn runs_past_keep_runs_are_cleaned_when_a_run_ends_and_work_on_no_branch_is_kept() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\nkeep_runs = 2\n\n\
+         [[task]]\nid = \"ok\"\nrun = \"echo $SWARM_RUN > ok.txt\"\n\n\
+         [[task]]\nid = \"bad\"\nrun = \"echo mine > bad.txt; exit 1\"\n",
+    );
+    for run in ["r1", "r2"] {
+        let out = repo.run_plan(&plan, &["--name", run]);
+        out.assert_code(1);
+        assert!(!out.stderr.contains("keep_runs"), "{}", out.stderr);
+    }
+    let third = repo.run_plan(&plan, &["--name", "r3"]);
+    third.assert_code(1);
+    assert!(
+        third
+            .stderr
+            .contains("cleaned 1 run past the newest 2 (`[swarm] keep_runs`): ")
+            && third.stderr.contains(
+                "1 merged ref deleted; kept 1 ref and 1 branch holding work no other branch has"
+            ),
+        "{}",
+        third.stderr
+    );
+    // r1's merged task's ref went (its commit is on swarm/r1), the failed
+    // task's work and the unmerged branch stay.
+    assert!(!repo.has_rev("refs/swarm/r1/ok"));
+    assert!(repo.has_rev("refs/swarm/r1/bad"));
+    assert!(repo.has_rev("swarm/r1"));
+    assert_eq!(repo.show("swarm/r1", "ok.txt"), "r1");
+    assert!(repo.has_rev("refs/swarm/r2/ok"));
+    // The next run cleans r2, and leaves r1 as it was.
+    let fourth = repo.run_plan(&plan, &["--name", "r4"]);
+    assert!(
+        fourth.stderr.contains("cleaned 1 run past the newest 2"),
+        "{}",
+        fourth.stderr
+    );
+    assert!(!repo.has_rev("refs/swarm/r2/ok"));
+    assert!(repo.has_rev("refs/swarm/r3/ok") && repo.has_rev("refs/swarm/r4/ok"));
+    // Every run is still there to look at.
+    let status = repo.swarm(&["status", "r1"]);
+    status.assert_code(0);
+}

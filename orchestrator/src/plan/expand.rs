@@ -302,6 +302,7 @@ pub(super) fn plan(
         on_failure: file.swarm.on_failure.unwrap_or_default(),
         predict_conflicts: file.swarm.predict_conflicts.unwrap_or(true),
         history: file.swarm.history.unwrap_or_default(),
+        keep_runs: file.swarm.keep_runs.unwrap_or(super::DEFAULT_KEEP_RUNS),
         read_paths: settings.read_paths,
         toolchains: settings.toolchains,
         worktrees: settings.worktrees,

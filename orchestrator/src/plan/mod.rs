@@ -74,6 +74,8 @@ pub struct Plan {
     pub predict_conflicts: bool,
     /// How results land on the integration branch.
     pub history: History,
+    /// Runs of the repository kept when a run ends (`0`: all).
+    pub keep_runs: u32,
     /// Extra read-only paths for sandboxed tasks, as written (`~/` not yet
     /// expanded: only the CLI knows the home directory).
     pub read_paths: Vec<ReadPath>,
@@ -153,6 +155,7 @@ impl Plan {
             on_failure,
             predict_conflicts,
             history,
+            keep_runs,
             read_paths,
             toolchains,
             worktrees,
@@ -184,6 +187,7 @@ impl Plan {
             on_failure: *on_failure,
             predict_conflicts: *predict_conflicts,
             history: *history,
+            keep_runs: *keep_runs,
             read_paths: read_paths.clone(),
             toolchains: toolchains.clone(),
             worktrees: worktrees.clone(),
@@ -525,6 +529,9 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 16 << 20;
 
 /// Largest file a snapshot commits when the plan does not say.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 << 20;
+
+/// Runs of a repository kept when a run ends, when the plan does not say.
+pub const DEFAULT_KEEP_RUNS: u32 = 20;
 
 /// Runs of a task again after its result conflicted, when it does not say.
 pub const DEFAULT_CONFLICT_RERUNS: u32 = 2;

@@ -256,6 +256,12 @@ pub struct SwarmSection {
     pub predict_conflicts: Option<bool>,
     /// How results land on the integration branch. Default: `merge`.
     pub history: Option<History>,
+    /// How many runs of this repository are kept: when a run ends, older
+    /// ones are cleaned as `swarm clean --refs` does (worktrees and scratch
+    /// space freed; a ref or integration branch deleted only when its
+    /// commits are on a branch that stays, never the only copy of work).
+    /// `0` keeps every run. Default: 20.
+    pub keep_runs: Option<u32>,
     /// Extra paths sandboxed tasks may read (and execute), beyond the
     /// toolchains swarm finds itself (see `toolchains`): `["~/tools"]`.
     /// Each must be absolute or start with `~/`, and exist.

@@ -69,12 +69,7 @@ pub(crate) fn clean(
             known
                 .into_iter()
                 .filter(|run| {
-                    let journal = swarm_orchestrator::report::run_dir(&repo.workdir, run)
-                        .join(swarm_orchestrator::layout::JOURNAL);
-                    swarm_orchestrator::journal::read_tolerant(&journal)
-                        .ok()
-                        .and_then(|(events, _)| events.first().map(|e| e.ts.clone()))
-                        .and_then(|ts| humantime::parse_rfc3339_weak(&ts).ok())
+                    swarm_orchestrator::clean::started(&state, run)
                         .is_some_and(|started| started < before)
                 })
                 .collect()

@@ -285,6 +285,7 @@ pub(crate) fn drive(
         } => (name.clone(), None, worktrees.clone(), adopt.clone()),
         Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone(), None, None),
     };
+    let keep_runs = plan.keep_runs;
     // A resumed run uses the home its journal recorded: `worktrees` is
     // only for starting one.
     let overrides = assemble::Overrides {
@@ -514,7 +515,56 @@ pub(crate) fn drive(
             Failure::Internal(anyhow!("write the HTML report {}: {e}", path.display()))
         })?;
     }
+    keep_newest(Path::new(&report.repo), &report.run, keep_runs);
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
+}
+
+/// Cleans the repository's runs beyond the newest `keep` now that run
+/// `current` ended (`[swarm] keep_runs`), saying what went in one line. A
+/// failure is a warning: the run itself is done.
+fn keep_newest(workdir: &Path, current: &str, keep: u32) {
+    use swarm_orchestrator::git::branch::BranchFate;
+    let cleaned = swarm_orchestrator::git::Repo::discover(workdir)
+        .map_err(|e| e.to_string())
+        .and_then(|repo| {
+            let state =
+                swarm_orchestrator::state::State::open(&repo.workdir).map_err(|e| e.to_string())?;
+            let Some(state) = state else {
+                return Ok(Vec::new());
+            };
+            swarm_orchestrator::clean::keep_newest(&repo, &state, keep, current)
+                .map_err(|e| e.to_string())
+        });
+    let cleaned = match cleaned {
+        Ok(cleaned) if cleaned.is_empty() => return,
+        Ok(cleaned) => cleaned,
+        Err(e) => {
+            eprintln!("warning: failed to clean runs past `keep_runs = {keep}`: {e}");
+            return;
+        }
+    };
+    let freed: u64 = cleaned.iter().map(|c| c.bytes_freed).sum();
+    let refs: usize = cleaned.iter().map(|c| c.refs_deleted.len()).sum();
+    let kept: usize = cleaned.iter().map(|c| c.refs_kept.len()).sum();
+    let branches = cleaned
+        .iter()
+        .filter(|c| !matches!(c.branch, None | Some(BranchFate::Deleted { .. })))
+        .count();
+    let mut line = format!(
+        "  cleaned {} run{} past the newest {keep} (`[swarm] keep_runs`): {} freed, {refs} merged ref{} deleted",
+        cleaned.len(),
+        if cleaned.len() == 1 { "" } else { "s" },
+        bytesize::ByteSize::b(freed),
+        if refs == 1 { "" } else { "s" },
+    );
+    if kept > 0 || branches > 0 {
+        line.push_str(&format!(
+            "; kept {kept} ref{} and {branches} branch{} holding work no other branch has (`swarm clean --refs RUN` says which)",
+            if kept == 1 { "" } else { "s" },
+            if branches == 1 { "" } else { "es" },
+        ));
+    }
+    eprintln!("{line}");
 }
 
 /// What the plan the user named grants beyond swarm's defaults, one line

@@ -283,6 +283,12 @@ pub const PLAN: &[KeyRule] = &[
     rule(T::Swarm, "history", Any, "how results land on the branch"),
     rule(
         T::Swarm,
+        "keep_runs",
+        Any,
+        "cleans older runs as `swarm clean --refs` does: never the only copy of work",
+    ),
+    rule(
+        T::Swarm,
         "read_paths",
         AtMost(NoReadPaths),
         "lets sandboxed tasks read these paths",
