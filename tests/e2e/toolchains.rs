@@ -255,7 +255,9 @@ fn build_caches_outlive_a_run_so_a_tasks_dependencies_are_built_once() {
         &format!(
             "[swarm]\nread_paths = [{:?}]\n\n[[task]]\nid = \"build\"\nrun = '''\n\
              cargo build --offline\necho \"$CARGO_TARGET_DIR\" > target-dir.txt\n\
-             echo \"$npm_config_cache\" > npm-cache.txt\n'''\n",
+             echo \"$npm_config_cache\" > npm-cache.txt\n'''\n\n\
+             [[task]]\nid = \"check\"\nisolation = \"readonly\"\ndeps = [\"build\"]\n\
+             run = \"cargo check --offline && echo \\\"target: $CARGO_TARGET_DIR\\\"\"\n",
             dep.display().to_string()
         ),
     );
@@ -288,6 +290,32 @@ fn build_caches_outlive_a_run_so_a_tasks_dependencies_are_built_once() {
             log(run)
         );
     }
+    // A read-only task has its own too (its checkout is no place for
+    // build output): what it built is not built again. (It checks the
+    // build's result, which holds the Cargo.lock its checkout could not
+    // be written.)
+    let check_log = |run: &str, stream: &str| {
+        std::fs::read_to_string(
+            repo.path()
+                .join(format!(".swarm/runs/{run}/logs/check/1.{stream}")),
+        )
+        .unwrap_or_default()
+    };
+    assert!(
+        check_log("one", "err").contains("Checking dep"),
+        "{}",
+        check_log("one", "err")
+    );
+    assert!(
+        !check_log("two", "err").contains("Checking dep"),
+        "{}",
+        check_log("two", "err")
+    );
+    let check_target = repo.worktree_home().join(".cache/cargo-target/check");
+    assert_eq!(
+        check_log("two", "out").trim(),
+        format!("target: {}", check_target.display())
+    );
     // The task's own target directory in the worktree home, kept across
     // runs; nothing of it is in the result.
     let target = repo.worktree_home().join(".cache/cargo-target/build");

@@ -28,10 +28,8 @@ fn task_caches(
 ) -> std::io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for cache in &ctx.caches {
-        // A read-only task's build output goes to its private tmp.
-        if cache.per_task && task.isolation == Isolation::Readonly {
-            continue;
-        }
+        // A read-only task's too: the checks the "changed nothing" warning
+        // recommends would otherwise build everything again every run.
         let dir = match cache.per_task {
             false => cache.dir.clone(),
             true => owned_cache_dir(&cache.dir, &crate::ids::flat(&task.id), owner)?,
@@ -296,10 +294,14 @@ impl Setup {
                 Some(confined.sandbox(ctx, settings, &mut env)?)
             }
         };
-        if task.isolation == Isolation::Readonly {
+        if task.isolation == Isolation::Readonly
+            && !env.iter().any(|(k, _)| k == "CARGO_TARGET_DIR")
+        {
             // A read-only checkout cannot hold build output: cargo writes
-            // `target/` beside Cargo.toml unless told otherwise. The task's
-            // own `env` (added below) still wins.
+            // `target/` beside Cargo.toml unless told otherwise. Its build
+            // cache (kept across runs, as a writing task's) when it has
+            // one, else its private tmp. The task's own `env` (added
+            // below) still wins.
             env.push((
                 "CARGO_TARGET_DIR".into(),
                 tmp.join("target").display().to_string(),
