@@ -492,6 +492,10 @@ fn a_shards_entries_reach_its_command_quoted_and_in_a_file_and_resume_runs_the_s
     let ids: Vec<String> = shard_times(&repo).into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, ["count-1", "count-2"]);
 
+    // `--only` names a shard as any task.
+    repo.run_plan(&plan, &["--name", "one", "--only", "count-2"])
+        .assert_code(1);
+    assert_eq!(shard_times(&repo).len(), 1);
     // Resumed after its durations are forgotten and with one slot only:
     // the journal's shards run, not a new grouping.
     std::fs::remove_file(&marker).unwrap();

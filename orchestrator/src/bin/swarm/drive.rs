@@ -85,11 +85,21 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
         }
         (None, None) => crate::cli::load_plan_at(cwd, &plan_file, args.base.as_deref())?,
     };
+    let repo = open_repo(cwd)?;
+    // Tasks of many entries are split as the history balances them, before
+    // `--only` (which may name a shard); a resumed run's were split as its
+    // journal says (`saved_plan`).
+    if plan::shards::unsplit(&plan).next().is_some() {
+        let host = crate::host::current();
+        let slots = assemble::concurrency(&plan, &host, args.drive.concurrency)?;
+        let history = swarm_orchestrator::durations::History::load(&repo.workdir);
+        let groups = history.shard_groups(&plan, slots);
+        plan::shards::split(&mut plan, &groups).map_err(|e| Failure::Internal(anyhow!(e)))?;
+    }
     if !args.only.is_empty() {
         plan.select(&args.only)
             .map_err(|e| Failure::Invalid(anyhow!("{e}")))?;
     }
-    let repo = open_repo(cwd)?;
     if let Some(base) = args.base {
         plan.base = base;
         plan.base_from = plan::BaseFrom::CommandLine;
@@ -309,15 +319,24 @@ pub(crate) fn drive(
         adopt,
     };
     assemble::apply(&mut plan, &overrides);
-    let host = crate::host::current();
-    // Tasks of many entries are split as the history balances them (a
-    // resumed run's were split as its journal says, in `saved_plan`).
-    if matches!(mode, Mode::Start { .. }) && plan::shards::unsplit(&plan).next().is_some() {
-        let slots = assemble::concurrency(&plan, &host, overrides.concurrency)?;
-        let history = swarm_orchestrator::durations::History::load(&repo.workdir);
-        let groups = history.shard_groups(&plan, slots);
-        plan::shards::split(&mut plan, &groups).map_err(|e| Failure::Internal(anyhow!(e)))?;
+    // What the plan's checks refuse with `[executor] kind = "slurm"`, when
+    // `--executor slurm` says it instead.
+    if let plan::Executor::Slurm(_) = plan.executor {
+        let refused = plan
+            .tasks
+            .iter()
+            .find_map(|t| match (&t.sharding, &t.junit) {
+                (Some(_), _) => Some((t.id.as_str(), "shards")),
+                (_, Some(_)) => Some((t.id.as_str(), "junit")),
+                _ => None,
+            });
+        if let Some((task, key)) = refused {
+            return Err(Failure::Invalid(anyhow!(
+                "run task `{task}` on a Slurm cluster: its `{key}` does not run there yet\nhelp: run this plan on this machine (`--executor local`)"
+            )));
+        }
     }
+    let host = crate::host::current();
     // This thread runs the dispatcher: it reacts to each command's end
     // (see the function). Before the runtime's threads exist, which start
     // with the default slice.
