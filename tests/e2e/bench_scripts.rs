@@ -367,6 +367,31 @@ fn bench_shards_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_shards_cargo_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // cargo from the machine; a made-up crate without dependencies.
+    let mut cmd = smoke.command("bash", &["bench/shards_cargo.sh"]);
+    cmd.env("CARGO_HOME", real_cargo_home());
+    if let Some(rustup) = real_rustup_home() {
+        cmd.env("RUSTUP_HOME", rustup);
+    }
+    if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
+        cmd.env("RUSTUP_TOOLCHAIN", toolchain);
+    }
+    smoke.run("bench/shards_cargo.sh", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 24. A Rust crate's tests sharded"), "{out}");
+    assert!(
+        out.contains("swarm's shards ran 3 tests, as `cargo test` did (3)."),
+        "{out}"
+    );
+    assert_tables_have_figures(&out);
+}
+
+#[test]
 fn bench_merge_queue_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {
