@@ -44,12 +44,14 @@ if [ "$SMOKE" = 1 ]; then
     printf '#[test]\nfn adds_%s() {\n    assert_eq!(tiny::add(%s, 1), %s);\n}\n' "$i" "$i" "$((i + 1))" > "$REPO/tests/t$i.rs"
   done
   CRATE="a made-up crate"
+  SUITE="a made-up crate's integration tests"
 else
   run_logged "$WORK/download.log" curl -sfL -o "$WORK/itertools.crate" \
     https://static.crates.io/crates/itertools/itertools-0.13.0.crate
   tar xzf "$WORK/itertools.crate" -C "$WORK"
   mv "$WORK/itertools-0.13.0" "$REPO"
   CRATE="itertools 0.13.0 (crates.io)"
+  SUITE="the integration tests of itertools 0.13.0 (from crates.io)"
 fi
 cd "$REPO"
 printf 'target/\n' > .gitignore
@@ -133,7 +135,7 @@ fi
 section=$(cat <<EOF
 ## 24. A Rust crate's tests sharded: \`shards = "auto"\` against cargo test and nextest
 
-${SMOKE_NOTE}Measured by \`bench/shards_cargo.sh\` on $(date -u +%Y-%m-%d) at $COMMIT: $CRATE's integration tests
+${SMOKE_NOTE}Measured by \`bench/shards_cargo.sh\` on $(date -u +%Y-%m-%d) at $COMMIT: $SUITE
 ($cargo_tests tests in $FILES files under \`tests/\`) made a repository; $NPROC cores. swarm runs
 \`shards = "auto"\` sandboxed, each shard \`cargo test --offline --test ...\` its files in its
 warm worktree with its own kept target directory; its second and later runs are measured
