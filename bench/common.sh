@@ -124,3 +124,25 @@ plan_clean() {
   fi
   rm -f "$err"
 }
+
+# now_s: wall-clock seconds, to the nanosecond.
+now_s() { date +%s.%N; }
+
+# elapsed START: seconds since START (a now_s), to the hundredth.
+elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# timed LOG CMD...: runs CMD as run_logged does (its output in LOG) and
+# prints the seconds it took.
+timed() {
+  local log=$1 t; shift
+  t=$(now_s)
+  run_logged "$log" "$@"
+  elapsed "$t"
+}
+
+# median_timed ROUNDS PREFIX CMD...: the median seconds of ROUNDS runs of
+# CMD, the k-th run's output in PREFIX-k.log.
+median_timed() {
+  local rounds=$1 prefix=$2 r; shift 2
+  for r in $(seq 1 "$rounds"); do timed "$prefix-$r.log" "$@"; echo; done | median_of
+}

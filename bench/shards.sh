@@ -84,22 +84,14 @@ PLAN
 plan "$WORK/sharded.toml" auto
 plan "$WORK/per-file.toml" ""
 
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }'; }
-timed() { # timed NAME CMD...: seconds
-  local name=$1 t; shift
-  t=$(now_s)
-  run_logged "$WORK/$name.log" "$@"
-  elapsed "$t"
-}
 ROUNDS=$(sized 3 1)
-med() { # med NAME CMD...: the median of ROUNDS timed runs
+med() { # med NAME CMD...: the median of ROUNDS timed runs, logs in $WORK
   local name=$1; shift
-  for r in $(seq 1 "$ROUNDS"); do timed "$name-$r" "$@"; echo; done | median_of
+  median_timed "$ROUNDS" "$WORK/$name" "$@"
 }
 # The first run learns each file's time; the next ones are measured (each
 # a run of its own, the history as the first left it plus their own).
-timed learn "$SWARM" run -q --name learn "$WORK/sharded.toml" >/dev/null
+timed "$WORK/learn.log" "$SWARM" run -q --name learn "$WORK/sharded.toml" >/dev/null
 # Each timed run is a subshell's: its name is kept in a file for after.
 swarm_sharded() {
   local name; name=s$(date +%s%N)

@@ -72,22 +72,14 @@ run = 'cargo test --offline \$(for f in {entries}; do n=\${f#tests/}; printf -- 
 PLAN
 plan_clean "$REPO" "$WORK/plan.toml"
 
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }'; }
-timed() { # timed NAME CMD...: seconds
-  local name=$1 t; shift
-  t=$(now_s)
-  run_logged "$WORK/$name.log" "$@"
-  elapsed "$t"
-}
 ROUNDS=$(sized 3 1)
-med() { # med NAME CMD...: the median of ROUNDS timed runs
+med() { # med NAME CMD...: the median of ROUNDS timed runs, logs in $WORK
   local name=$1; shift
-  for r in $(seq 1 "$ROUNDS"); do timed "$name-$r" "$@"; echo; done | median_of
+  median_timed "$ROUNDS" "$WORK/$name" "$@"
 }
 # The first run builds each shard's target directory and learns the
 # files' times; the later ones are measured.
-timed learn "$SWARM" run -q --name learn "$WORK/plan.toml" >/dev/null
+timed "$WORK/learn.log" "$SWARM" run -q --name learn "$WORK/plan.toml" >/dev/null
 swarm_run() {
   local name; name=s$(date +%s%N)
   echo "$name" > "$WORK/last"

@@ -75,18 +75,14 @@ impl Files {
                 let file = dir.join(name);
                 std::fs::read(&file).map_err(|e| format!("read {}: {e}", file.display()))
             }
-            Files::Repository { root, .. } => {
-                let rel = self.inside(name)?;
-                untrusted::read(
-                    root,
-                    &rel,
-                    Limits {
-                        max_size: MAX_SCHEMA,
-                        what: "an output schema",
-                    },
-                )
-                .map_err(|e| format!("read {e}"))
-            }
+            Files::Repository { root, .. } => self.read_inside(
+                root,
+                name,
+                Limits {
+                    max_size: MAX_SCHEMA,
+                    what: "an output schema",
+                },
+            ),
         }
     }
 
@@ -127,18 +123,14 @@ impl Files {
                 }
                 bytes
             }
-            Files::Repository { root, .. } => {
-                let rel = self.inside(name)?;
-                untrusted::read(
-                    root,
-                    &rel,
-                    Limits {
-                        max_size: MAX_LINES,
-                        what: "a file of matrix values",
-                    },
-                )
-                .map_err(|e| format!("read {e}"))?
-            }
+            Files::Repository { root, .. } => self.read_inside(
+                root,
+                name,
+                Limits {
+                    max_size: MAX_LINES,
+                    what: "a file of matrix values",
+                },
+            )?,
         };
         let text =
             String::from_utf8(bytes).map_err(|_| format!("read `{name}`: it is not UTF-8 text"))?;
@@ -162,6 +154,13 @@ impl Files {
         let repo = crate::git::Repo::discover(dir).map_err(|e| format!("failed to {e}"))?;
         repo.tracked_files(rev)
             .map_err(|e| format!("failed to {e}"))
+    }
+
+    /// The file `name` of an untrusted plan, read inside the repository at
+    /// `root` as the module says, within `limits`.
+    fn read_inside(&self, root: &Path, name: &str, limits: Limits) -> Result<Vec<u8>, String> {
+        let rel = self.inside(name)?;
+        untrusted::read(root, &rel, limits).map_err(|e| format!("read {e}"))
     }
 
     /// `name` as a path relative to the repository's root.
