@@ -329,3 +329,57 @@ fn an_unconfined_workers_exit_code_signal_and_grace_period_are_its_own() {
         "cleaned"
     );
 }
+
+#[test]
+fn a_closed_or_full_stderr_or_stdout_loses_what_swarm_prints_never_its_exit_code() {
+    // `swarm run plan.toml 2>&1 >/dev/null | true`: the reader of stderr
+    // is gone before the summary is printed; `2>/dev/full`: every write
+    // fails. The run's own exit code either way, 0 and 1.
+    use std::process::Stdio;
+    let repo = TestRepo::new();
+    let ok = repo.plan(
+        "ok.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"echo a > a.txt\"\n",
+    );
+    let failing = repo.plan(
+        "failing.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"b\"\nrun = \"exit 3\"\n",
+    );
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    for (n, (plan, code)) in [(&ok, 0), (&failing, 1)].into_iter().enumerate() {
+        let plan = plan.to_str().unwrap();
+        // A pipe whose reader is gone.
+        let mut cmd = repo.swarm_cmd(&["run", plan, "--name", &format!("closed-{n}")]);
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        assert_eq!(
+            child.wait().unwrap().code(),
+            Some(code),
+            "{plan}: stderr closed"
+        );
+        // A full device.
+        let status = repo
+            .swarm_cmd(&["run", plan, "--name", &format!("full-{n}")])
+            .stdout(full())
+            .stderr(full())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{plan}: stderr and stdout full");
+    }
+    // A command that only prints, into a full stdout: its own code too.
+    let status = repo
+        .swarm_cmd(&["status", "full-0"])
+        .stdout(full())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

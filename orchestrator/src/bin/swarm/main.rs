@@ -1,6 +1,36 @@
 //! `swarm`: the command line. The only part of swarm that reads the
 //! environment, installs signal handlers or prints.
 
+// Printing never panics: a closed or full stdout or stderr (`swarm run
+// plan.toml 2>&1 >/dev/null | true`, `2>/dev/full`) loses what was printed,
+// never the command's exit code. These shadow the standard macros in every
+// module of the binary (declared below them); the standard ones panic when
+// the write fails, which turned a finished run into exit 101.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! eprint {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod agent_worker;
 mod cassette_view;
 mod clean_cmd;
