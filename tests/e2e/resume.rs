@@ -287,15 +287,45 @@ fn a_cancelled_run_resumes_its_cancelled_tasks() {
 }
 
 #[test]
-fn a_finished_run_is_not_resumed() {
+fn a_finished_run_resumed_again_says_so_and_ends_with_its_own_code() {
+    // A CI retry of a step that passed must pass: the run is reported as
+    // it ended, with its exit code, and a report a kill right after its
+    // end left unwritten is written.
     let repo = TestRepo::new();
     let plan = repo.plan("done.toml", "[[task]]\nid = \"a\"\nrun = \"true\"\n");
     repo.run_plan(&plan, &[]).assert_code(0);
+    let report = repo.path().join(".swarm/runs/done/report.json");
+    let written = std::fs::read_to_string(&report).unwrap();
+    std::fs::remove_file(&report).unwrap();
     let out = repo.swarm(&["resume"]);
-    out.assert_code(2);
+    out.assert_code(0);
     assert!(
         out.stderr
-            .contains("resume run `done`: it finished (exit 0) and has no task left that can run; run the plan again with `swarm run`"),
+            .contains("swarm: run done finished already (exit 0): nothing left to run; run the plan again with `swarm run`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("run done: succeeded"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("wrote the run's missing report"),
+        "{}",
+        out.stderr
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(again, before);
+
+    // A run that finished with a failure: its code, and how to retry.
+    let failing = repo.plan(
+        "failing.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"b\"\nrun = \"exit 3\"\n",
+    );
+    repo.run_plan(&failing, &[]).assert_code(1);
+    let out = repo.swarm(&["resume", "failing"]);
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("after fixing the cause, `swarm resume failing --retry-failed` runs its failed tasks again"),
         "{}",
         out.stderr
     );

@@ -247,6 +247,17 @@ pub enum RunError {
     Home(#[from] crate::worktree_home::HomeError),
     #[error("resume run `{run}`: {why}")]
     NotResumable { run: String, why: String },
+    /// Resumed, the run had finished and has nothing left that can run:
+    /// not an error of the command (a CI retry of a step that passed), the
+    /// caller reports the run and exits with its code.
+    #[error(
+        "resume run `{run}`: it finished (exit {exit_code}) and has no task left that can run; {hint}"
+    )]
+    Finished {
+        run: String,
+        exit_code: i32,
+        hint: String,
+    },
     #[error("{action}: {source}")]
     Io {
         action: String,
@@ -269,6 +280,7 @@ impl RunError {
                 | Self::SwarmBranchExists { .. }
                 | Self::Locked { .. }
                 | Self::NotResumable { .. }
+                | Self::Finished { .. }
                 | Self::NoCluster { .. }
                 | Self::Git(GitError::UnknownRev { .. })
         ) || matches!(self, Self::State(e) if e.is_unsafe())

@@ -143,19 +143,17 @@ pub(super) fn recover(
         let failed = status
             .iter()
             .any(|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut));
-        return Err(not_resumable(
-            run,
-            format!(
-                "it finished (exit {exit_code}) and has no task left that can run; {}",
-                if failed {
-                    format!(
-                        "after fixing the cause, `swarm resume {run} --retry-failed` runs its failed tasks again"
-                    )
-                } else {
-                    "run the plan again with `swarm run`".to_string()
-                }
-            ),
-        ));
+        return Err(RunError::Finished {
+            run: run.to_string(),
+            exit_code,
+            hint: if failed {
+                format!(
+                    "after fixing the cause, `swarm resume {run} --retry-failed` runs its failed tasks again"
+                )
+            } else {
+                "run the plan again with `swarm run`".to_string()
+            },
+        });
     }
 
     // Git is the truth about merges: the journal line of the last one may

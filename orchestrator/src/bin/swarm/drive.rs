@@ -296,6 +296,7 @@ pub(crate) fn drive(
         Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone(), None, None),
     };
     let keep_runs = plan.keep_runs;
+    let workdir = repo.workdir.clone();
     // A resumed run uses the home its journal recorded: `worktrees` is
     // only for starting one.
     let overrides = assemble::Overrides {
@@ -516,7 +517,15 @@ pub(crate) fn drive(
         }
         result
     });
-    let report = result.map_err(invalid_or_internal)?;
+    let report = match result {
+        // A CI retry of a step that passed: the run, as it ended.
+        Err(run::RunError::Finished {
+            run,
+            exit_code,
+            hint,
+        }) => return finished_already(&workdir, &run, exit_code, &hint),
+        other => other.map_err(invalid_or_internal)?,
+    };
     let summary = match args.quiet {
         true => output::quiet_summary(&report, Path::new(&report.repo)),
         false => output::summary(&report, Path::new(&report.repo)),
@@ -536,6 +545,34 @@ pub(crate) fn drive(
     }
     keep_newest(Path::new(&report.repo), &report.run, keep_runs);
     Ok(report.exit_code.unwrap_or(exit::TASKS_FAILED))
+}
+
+/// `swarm resume` of run `run`, which finished with `exit_code` and has
+/// nothing left to run (`hint` says what would): says so, prints its
+/// summary, writes its `report.json` if a kill right after its end left
+/// none, and ends with the run's own code, so that a CI retry of a step
+/// that passed passes.
+fn finished_already(workdir: &Path, run: &str, exit_code: i32, hint: &str) -> Result<i32, Failure> {
+    let run_dir = report::run_dir(workdir, run);
+    let (events, skipped) = swarm_orchestrator::journal::read_tolerant(
+        &run_dir.join(swarm_orchestrator::layout::JOURNAL),
+    )
+    .map_err(|e| Failure::Internal(e.into()))?;
+    crate::cli::warn_skipped(&skipped);
+    let report = report::fold(&events)
+        .ok_or_else(|| Failure::Internal(anyhow!("read run `{run}`: its journal has no start")))?;
+    let path = run_dir.join(swarm_orchestrator::layout::REPORT);
+    if !path.exists() {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
+        std::fs::write(&path, text).map_err(|e| {
+            Failure::Internal(anyhow!("write the missing report {}: {e}", path.display()))
+        })?;
+        eprintln!("swarm: wrote the run's missing report, {}", path.display());
+    }
+    eprintln!("swarm: run {run} finished already (exit {exit_code}): nothing left to run; {hint}");
+    eprint!("{}", output::status_summary(&report, workdir, false));
+    Ok(exit_code)
 }
 
 /// Cleans the repository's runs beyond the newest `keep` now that run
