@@ -383,3 +383,39 @@ fn a_closed_or_full_stderr_or_stdout_loses_what_swarm_prints_never_its_exit_code
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_worktree_removed_from_outside_while_its_task_runs_is_said_so_never_as_writes_outside() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"t\"\npaths = [\"src/\"]\n\
+         run = \"touch src/started; sleep 2; echo hi > src/lib.txt\"\n",
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "gone"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let worktree = repo.worktree("gone", "t");
+    wait_until("the task to start", || {
+        worktree.join("src/started").exists()
+    });
+    std::fs::remove_dir_all(&worktree).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "its worktree {} disappeared while it ran (removed from outside swarm): nothing of it could be kept",
+            worktree.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("outside its paths"), "{stderr}");
+    assert!(!stderr.contains("not committed"), "{stderr}");
+    // The next run of it starts afresh and succeeds.
+    repo.run_plan(&plan, &["--name", "again"]).assert_code(0);
+    assert_eq!(repo.show("swarm/again", "src/lib.txt"), "hi");
+}

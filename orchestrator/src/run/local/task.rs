@@ -457,7 +457,7 @@ async fn execute_inner(
             on_deck,
         };
         let Ran {
-            outcome,
+            mut outcome,
             verify,
             verify_time,
             agent,
@@ -508,6 +508,20 @@ async fn execute_inner(
             }
         };
         let duration = started.elapsed();
+        // A worktree removed from outside while the task ran holds nothing
+        // to snapshot: a snapshot of a missing directory would say that
+        // every file of the base was deleted (outside the task's paths).
+        // The attempt is lost, and says why; its work went with it.
+        let gone = admin.is_some() && !workdir.is_dir();
+        if gone {
+            outcome = AttemptOutcome::Lost {
+                message: format!(
+                    "its worktree {} disappeared while it ran (removed from outside swarm): nothing of it could be kept",
+                    workdir.display()
+                ),
+            };
+        }
+        let admin = admin.filter(|_| !gone);
         // Whatever the task made of its worktree's link to the repository
         // (a `.git` directory whose configuration runs a command), the user
         // who inspects a kept worktree meets git's own record again.
