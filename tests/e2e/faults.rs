@@ -392,7 +392,7 @@ fn a_worktree_removed_from_outside_while_its_task_runs_is_said_so_never_as_write
         "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"t\"\npaths = [\"src/\"]\n\
          run = \"touch src/started; sleep 2; echo hi > src/lib.txt\"\n",
     );
-    let mut child = repo
+    let child = repo
         .swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "gone"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
