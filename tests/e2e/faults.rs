@@ -419,3 +419,39 @@ fn a_worktree_removed_from_outside_while_its_task_runs_is_said_so_never_as_write
     repo.run_plan(&plan, &["--name", "again"]).assert_code(0);
     assert_eq!(repo.show("swarm/again", "src/lib.txt"), "hi");
 }
+
+#[test]
+fn a_coordinator_paused_past_a_timeout_does_not_time_out_tasks_that_had_ended() {
+    // SIGSTOP for 4 s (a suspended VM, a debugger, a loaded host), then
+    // SIGCONT: two tasks ended during the pause, well within their 2 s,
+    // and succeed; one that really runs past its timeout is still timed
+    // out.
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "p.toml",
+        "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n\
+         [[task]]\nid = \"quick\"\ntimeout = \"2s\"\nrun = \"sleep 0.3; echo q > q.txt\"\n\n\
+         [[task]]\nid = \"second\"\ntimeout = \"2s\"\nrun = \"sleep 1; echo s > s.txt\"\n\n\
+         [[task]]\nid = \"long\"\ntimeout = \"2s\"\nrun = \"sleep 30\"\n",
+    );
+    let child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "paused", "-j", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let journal = repo.path().join(".swarm/runs/paused/events.jsonl");
+    wait_until("the tasks to start", || {
+        std::fs::read_to_string(&journal).is_ok_and(|j| j.matches("task_started").count() == 3)
+    });
+    signal(&child, nix::sys::signal::Signal::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(4));
+    signal(&child, nix::sys::signal::Signal::SIGCONT);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report = repo.report();
+    assert_eq!(task(&report, "quick")["status"], "merged", "{stderr}");
+    assert_eq!(task(&report, "second")["status"], "merged", "{stderr}");
+    assert_eq!(task(&report, "long")["status"], "timed_out", "{stderr}");
+}

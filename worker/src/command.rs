@@ -469,6 +469,11 @@ async fn spawn_sandboxed(
     }
 }
 
+/// How late a deadline must fire for the coordinator to count as having
+/// been paused, and how long it then looks for the command's end before
+/// declaring a timeout (see `supervise`).
+const PAUSED: Duration = Duration::from_secs(1);
+
 /// Waits for `running` to end, its deadline or a stop request; then stops
 /// whatever is left of it.
 async fn supervise(
@@ -503,7 +508,20 @@ async fn supervise(
     let (outcome, how) = tokio::select! {
         // Whatever the command left running died with it (see `wait`).
         outcome = running.wait() => return outcome,
-        () = deadline => (AttemptOutcome::TimedOut, Stop::Graceful),
+        () = deadline => {
+            // A deadline that fires late means this process was paused or
+            // starved (a suspended VM, a debugger, SIGSTOP, a loaded host):
+            // its timer fires at once on waking, before the command's end,
+            // which came meanwhile, is read. That end is looked for first:
+            // a command that had ended is not timed out for our pause.
+            let late = deadline_at.map_or(Duration::ZERO, |at| Instant::now().saturating_duration_since(at));
+            if late >= PAUSED
+                && let Ok(outcome) = tokio::time::timeout(PAUSED, running.wait()).await
+            {
+                return outcome;
+            }
+            (AttemptOutcome::TimedOut, Stop::Graceful)
+        }
         how = requested(stop, Stop::Graceful) => (AttemptOutcome::Cancelled, how),
     };
     if how == Stop::Graceful {
