@@ -71,6 +71,15 @@ pub fn score_home(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(TMP).join(format!("{}.score", flat(task)))
 }
 
+/// Where an unconfined variant's scorer runs: a checkout of its own of the
+/// variant's worktree as it is (a sandboxed scorer sees the worktree
+/// read-only instead).
+pub fn score_checkout(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir
+        .join(TMP)
+        .join(format!("{}.score-checkout", flat(task)))
+}
+
 /// Where task `task`'s view of the git directory is made.
 pub fn git_view(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(TMP).join(format!("{}.git", flat(task)))

@@ -516,3 +516,41 @@ pick = "max"
         );
     }
 }
+
+#[test]
+fn an_unconfined_scorer_runs_in_a_checkout_of_its_own_and_its_writes_go_nowhere() {
+    // With `sandbox = "none"` nothing keeps a scorer from writing: it runs
+    // in a checkout of the variant's worktree as it is, so what it writes
+    // is on no ref and in no merge, and it still sees the variant's work.
+    let repo = TestRepo::new();
+    let out = run(
+        &repo,
+        "unconfined",
+        "sandbox = \"none\"",
+        r#"[[task]]
+id = "exp"
+creates = ["n.txt"]
+variants = { n = [2, 7] }
+run = "echo {n} > n.txt"
+score = "echo scored > scored.txt; echo changed >> n.txt; head -n 1 n.txt"
+pick = "max"
+"#,
+    );
+    out.assert_code(0);
+    let report = repo.report();
+    assert_eq!(
+        task(&report, "exp")["experiment"]["winner"],
+        "exp@2",
+        "{report}"
+    );
+    for rev in [
+        "swarm/unconfined",
+        "refs/swarm/unconfined/exp@1",
+        "refs/swarm/unconfined/exp@2",
+    ] {
+        let files = repo.git(&["ls-tree", "-r", "--name-only", rev]);
+        assert!(!files.contains("scored.txt"), "{rev}: {files}");
+        assert!(!repo.show(rev, "n.txt").contains("changed"), "{rev}");
+    }
+    assert_eq!(repo.show("swarm/unconfined", "n.txt"), "7");
+}

@@ -25,7 +25,7 @@ use std::process::Command;
 use git2::{Oid, Repository};
 
 pub use merge::{MergeOutcome, Merger, merge_results};
-pub use snapshot::{Snapshot, SnapshotLimits, State, leave_out, snapshot, state};
+pub use snapshot::{Snapshot, SnapshotLimits, State, checkout_to, leave_out, snapshot, state};
 pub use view::write_view;
 pub(crate) use worktree::Leftover;
 pub use worktree::Worktrees;

@@ -109,6 +109,23 @@ pub fn state(
     })
 }
 
+/// Writes tree `tree` (of the repository whose git directory is
+/// `git_dir`) into the new directory `dir`: a checkout of its own, which
+/// no index or HEAD records.
+pub fn checkout_to(git_dir: &Path, tree: Oid, dir: &Path) -> Result<(), GitError> {
+    let action = || format!("check out a copy at {}", dir.display());
+    let repo = Repository::open_bare(git_dir).context(action)?;
+    let tree = repo.find_tree(tree).context(action)?;
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout
+        .target_dir(dir)
+        .force()
+        .recreate_missing(true)
+        .update_index(false);
+    repo.checkout_tree(tree.as_object(), Some(&mut checkout))
+        .context(action)
+}
+
 /// A worktree's content at one moment, not committed (see [`state`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {

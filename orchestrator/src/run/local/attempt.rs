@@ -181,11 +181,15 @@ pub(crate) async fn run_attempt(
         egress,
         ..
     } = setup;
+    // A worktree of its own (not a shared read-only checkout): what an
+    // unconfined scorer's checkout is made from.
+    let own = (task.isolation == Isolation::Worktree).then_some((base, git_dir));
     let ran = run_in(
         ctx,
         task,
         attempt,
         workdir,
+        own,
         spec,
         cgroup.as_ref(),
         egress.as_ref(),
@@ -645,13 +649,14 @@ impl Confined<'_> {
 /// whatever its exit looked like.
 #[expect(
     clippy::too_many_arguments,
-    reason = "one attempt's run: the task, where, its spec, cgroup, egress and stop"
+    reason = "one attempt's run: the task, where (and its own worktree), its spec, cgroup, egress and stop"
 )]
 async fn run_in(
     ctx: &Ctx,
     task: &Task,
     attempt: u32,
     workdir: &std::path::Path,
+    own: Option<(Oid, &std::path::Path)>,
     spec: CommandSpec,
     cgroup: Option<&super::cgroup::TaskCgroup>,
     egress: Option<&Arc<Egress>>,
@@ -711,7 +716,7 @@ async fn run_in(
         && stop.borrow().is_none()
     {
         let mut scored = Box::pin(super::score::run(
-            ctx, task, attempt, workdir, &score, spec, stop,
+            ctx, task, attempt, workdir, own, &score, spec, stop,
         ))
         .await;
         // The score runs in the task's cgroup: a kill for memory there

@@ -2,6 +2,9 @@
 //! worktree after its `verify` passed, in the same sandbox as the task but
 //! with the worktree read-only (a score ranks a result; it cannot change
 //! it), under a deadline of its own. Its last line of output is the score.
+//! Unconfined (`sandbox = "none"`), where nothing makes the worktree
+//! read-only, it runs in a checkout of its own of the worktree as it is
+//! (`own_checkout`), removed after.
 //!
 //! The scorer judges the variant, so it sees nothing the variant wrote but
 //! its worktree: a fresh, empty HOME and TMPDIR of its own (removed after),
@@ -23,12 +26,19 @@ use crate::layout::score_log_paths;
 use crate::plan::{ScoreCommand, Task};
 
 /// Runs `score` for attempt `attempt` of variant `task`, with `spec` (the
-/// attempt's own command, environment and sandbox) as its template.
+/// attempt's own command, environment and sandbox) as its template; `own`:
+/// the attempt's base and its worktree's git directory, from which an
+/// unconfined scorer's checkout of its own is made.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one variant's attempt: the task, where it ran, and its score"
+)]
 pub(crate) async fn run(
     ctx: &Ctx,
     task: &Task,
     attempt: u32,
     workdir: &Path,
+    own: Option<(git2::Oid, &Path)>,
     score: &ScoreCommand,
     mut spec: CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
@@ -40,6 +50,79 @@ pub(crate) async fn run(
     if let Some(sandbox) = &mut spec.sandbox {
         read_only_worktree(&mut sandbox.policy, workdir);
     }
+    // Unconfined, nothing keeps a scorer from writing the variant's
+    // worktree, whose writes would be committed with the variant's work:
+    // it runs in a checkout of its own of that worktree as it is.
+    let checkout = match (&spec.sandbox, own) {
+        (None, Some((base, git_dir))) => {
+            let dir = crate::layout::score_checkout(&ctx.run_dir, &task.id);
+            let (wd, git_dir, d, t) = (
+                workdir.to_path_buf(),
+                git_dir.to_path_buf(),
+                dir.clone(),
+                task.clone(),
+            );
+            let made =
+                tokio::task::spawn_blocking(move || own_checkout(&wd, &git_dir, base, &t, &d))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|made| made);
+            if let Err(e) = made {
+                return Score {
+                    value: None,
+                    error: Some(format!("score could not run: {e}")),
+                    duration_ms: 0,
+                };
+            }
+            spec.cwd = dir.clone();
+            Some(dir)
+        }
+        _ => None,
+    };
+    let scored = run_in(ctx, task, attempt, score, spec, stop).await;
+    if let Some(dir) = checkout {
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
+        if let Ok(Err(e)) = removed {
+            tracing::warn!(task = %task.id, error = %e, "failed to remove the scorer's checkout");
+        }
+    }
+    scored
+}
+
+/// A checkout at `dir` of the worktree at `workdir` as it is now (its git
+/// directory `git_dir`, its base `base`), for an unconfined scorer.
+fn own_checkout(
+    workdir: &Path,
+    git_dir: &Path,
+    base: git2::Oid,
+    task: &Task,
+    dir: &Path,
+) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("remove {}: {e}", dir.display())),
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let scope = task.checkout();
+    let limits = crate::git::SnapshotLimits {
+        scope: &scope,
+        max_file_size: task.max_file_size,
+    };
+    let now =
+        crate::git::state(workdir, git_dir, base, limits).map_err(|e| format!("failed to {e}"))?;
+    crate::git::checkout_to(git_dir, now.tree, dir).map_err(|e| format!("failed to {e}"))
+}
+
+/// [`run`] once its command is set up.
+async fn run_in(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    score: &ScoreCommand,
+    mut spec: CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Score {
     let home = crate::layout::score_home(&ctx.run_dir, &task.id);
     let made = {
         let (home, sandboxed) = (home.clone(), spec.sandbox.is_some());
