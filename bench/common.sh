@@ -146,3 +146,15 @@ median_timed() {
   local rounds=$1 prefix=$2 r; shift 2
   for r in $(seq 1 "$rounds"); do timed "$prefix-$r.log" "$@"; echo; done | median_of
 }
+
+# shard_sizes JOURNAL: how many entries each shard of the run whose journal
+# is JOURNAL ran, as "6 + 6" (from its `task_sharded` event).
+shard_sizes() {
+  python3 - "$1" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "task_sharded":
+        print(" + ".join(str(len(s)) for s in e["shards"]))
+PY
+}

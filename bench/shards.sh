@@ -116,14 +116,7 @@ PY
 swarm_tests=$(count "$WORK/$last.xml")
 pytest_tests=$(count "$WORK/pytest.xml")
 [ "$swarm_tests" = "$pytest_tests" ] || { echo "shards.sh: swarm's JUnit has $swarm_tests tests, pytest's $pytest_tests" >&2; exit 1; }
-shards=$(python3 - "$REPO/.swarm/runs/$last/events.jsonl" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    if e.get("event") == "task_sharded":
-        print(" + ".join(str(len(s)) for s in e["shards"]))
-PY
-)
+shards=$(shard_sizes "$REPO/.swarm/runs/$last/events.jsonl")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 if [ "$SMOKE" = 1 ]; then

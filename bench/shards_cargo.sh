@@ -103,14 +103,7 @@ passed() { grep -ho 'test result: ok\. [0-9]* passed' "$@" | awk '{ s += $4 } EN
 swarm_tests=$(passed "$REPO"/.swarm/runs/"$last"/logs/*/1.out)
 cargo_tests=$(passed "$WORK/cargo-1.log")
 [ "$swarm_tests" = "$cargo_tests" ] || { echo "shards_cargo.sh: swarm's shards ran $swarm_tests tests, cargo test $cargo_tests" >&2; exit 1; }
-shards=$(python3 - "$REPO/.swarm/runs/$last/events.jsonl" <<'PY'
-import json, sys
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    if e.get("event") == "task_sharded":
-        print(" + ".join(str(len(s)) for s in e["shards"]))
-PY
-)
+shards=$(shard_sizes "$REPO/.swarm/runs/$last/events.jsonl")
 
 if [ -n "$NEXTEST" ]; then
   nextest_note="nextest: $("$NEXTEST" --version | head -n 1)."

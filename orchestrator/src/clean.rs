@@ -222,15 +222,20 @@ pub fn clean(
 
 /// The events of run `run`'s journal and the lines that could not be read
 /// (none for a run whose journal was never written).
+/// Where run `run`'s journal is in the state directory `state`.
+fn journal_path(state: &State, run: &str) -> std::path::PathBuf {
+    state
+        .path()
+        .join(crate::layout::RUNS)
+        .join(run)
+        .join(crate::layout::JOURNAL)
+}
+
 fn read_journal(
     state: &State,
     run: &str,
 ) -> Result<(Vec<swarm_protocol::Event>, Vec<journal::Skipped>), CleanError> {
-    let path = state
-        .path()
-        .join(crate::layout::RUNS)
-        .join(run)
-        .join(crate::layout::JOURNAL);
+    let path = journal_path(state, run);
     // Without its journal swarm cannot tell which worktree holds unsaved
     // work, so an unreadable one stops the run's cleaning (a missing one
     // means nothing ever started).
@@ -446,12 +451,7 @@ pub fn runs(state: &State) -> Result<Vec<String>, StateError> {
 /// `None` when that cannot be read (nothing is proven of such a run).
 pub fn started(state: &State, run: &str) -> Option<std::time::SystemTime> {
     state.check_run(run).ok()?;
-    let path = state
-        .path()
-        .join(crate::layout::RUNS)
-        .join(run)
-        .join(crate::layout::JOURNAL);
-    let first = journal::run_started(&path)?;
+    let first = journal::run_started(&journal_path(state, run))?;
     humantime::parse_rfc3339_weak(&first.ts).ok()
 }
 
