@@ -455,3 +455,105 @@ fn a_coordinator_paused_past_a_timeout_does_not_time_out_tasks_that_had_ended() 
     assert_eq!(task(&report, "second")["status"], "merged", "{stderr}");
     assert_eq!(task(&report, "long")["status"], "timed_out", "{stderr}");
 }
+
+/// Every run directory's journal: how many `run_started` and
+/// `run_finished` lines each holds.
+fn starts_and_ends(repo: &TestRepo) -> Vec<(String, usize, usize)> {
+    let runs = repo.path().join(".swarm/runs");
+    let mut all: Vec<(String, usize, usize)> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let journal =
+                std::fs::read_to_string(e.path().join("events.jsonl")).unwrap_or_default();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                journal.matches("\"run_started\"").count(),
+                journal.matches("\"run_finished\"").count(),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// Starts `swarm` twice at the same moment with the same arguments, and
+/// waits for both.
+fn twice_at_once(repo: &TestRepo, args: &[&str]) -> [std::process::Output; 2] {
+    let spawn = || {
+        repo.swarm_cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()]
+}
+
+#[test]
+fn two_runs_of_one_plan_started_together_are_two_runs_never_one_driven_twice() {
+    // Two CI jobs started at once in one checkout, the run's name chosen by
+    // swarm: both finish, as runs of their own, each journal with one start
+    // and one end, and neither warns about changes the other made.
+    let repo = TestRepo::new();
+    let mut toml = String::new();
+    for i in 0..6 {
+        toml += &format!("[[task]]\nid = \"t{i:02}\"\nrun = \"echo {i} > f{i}.txt\"\n\n");
+    }
+    let plan = repo.plan("twice.toml", &toml);
+    let plan = plan.to_str().unwrap();
+    for _ in 0..4 {
+        for out in twice_at_once(&repo, &["run", plan, "-q"]) {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            assert!(!stderr.contains("uncommitted"), "{stderr}");
+        }
+    }
+    let runs = starts_and_ends(&repo);
+    assert_eq!(runs.len(), 8, "{runs:?}");
+    for (run, started, finished) in &runs {
+        assert_eq!((*started, *finished), (1, 1), "run {run}: {runs:?}");
+        assert_eq!(repo.show(&format!("swarm/{run}"), "f5.txt"), "5");
+    }
+    // Every worktree record git keeps is whole.
+    assert!(repo.git_output(&["worktree", "list"]).status.success());
+}
+
+#[test]
+fn two_runs_given_one_name_started_together_one_runs_and_the_other_is_refused_with_its_holder() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "named.toml",
+        "[[task]]\nid = \"a\"\nrun = \"sleep 0.2; echo a > a.txt\"\n\n\
+         [[task]]\nid = \"b\"\nrun = \"echo b > b.txt\"\n",
+    );
+    let plan = plan.to_str().unwrap();
+    let holder = regex::Regex::new(r"another swarm process \(pid \d+\) is driving it").unwrap();
+    for round in 0..4 {
+        let name = format!("same{round}");
+        let outs = twice_at_once(&repo, &["run", plan, "-q", "--name", &name]);
+        let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+        assert_eq!(
+            codes.iter().filter(|c| **c == Some(0)).count(),
+            1,
+            "{codes:?}: {}\n{}",
+            String::from_utf8_lossy(&outs[0].stderr),
+            String::from_utf8_lossy(&outs[1].stderr)
+        );
+        let refused = outs.iter().find(|o| o.status.code() != Some(0)).unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        let named_holder = holder.is_match(&stderr);
+        assert!(
+            // Refused while the other drives it (naming it), or once it
+            // has made the run (its branch, or its journal).
+            named_holder || stderr.contains("the name is already used in this repository"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("uncommitted"), "{stderr}");
+    }
+    for (run, started, finished) in starts_and_ends(&repo) {
+        assert_eq!((started, finished), (1, 1), "run {run}");
+    }
+}

@@ -199,6 +199,16 @@ impl Repo {
                     .ok()
                     .is_none_or(|p| !skipped.iter().any(|s| s == Path::new(p)))
             })
+            // swarm's own directory, made by another run before it was
+            // excluded, is no change of the user's.
+            .filter(|entry| {
+                entry.path().ok().is_none_or(|p| {
+                    Path::new(p).components().next()
+                        != Some(std::path::Component::Normal(
+                            crate::state::STATE_DIR.as_ref(),
+                        ))
+                })
+            })
             .count())
     }
 
@@ -348,7 +358,12 @@ impl Repo {
         }
         text.push_str(pattern);
         text.push('\n');
-        std::fs::write(&path, text).context(|| format!("write {}", path.display()))
+        // Renamed into place: a reader (another swarm, git) sees the old
+        // list or the new, never an empty file whose rewrite would lose
+        // the user's own patterns.
+        let tmp = path.with_file_name(format!("exclude.swarm-{}", std::process::id()));
+        std::fs::write(&tmp, text).context(|| format!("write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).context(|| format!("write {}", path.display()))
     }
 
     /// A `git` command run in `dir` with hooks disabled and none of the

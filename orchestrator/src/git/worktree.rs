@@ -21,6 +21,43 @@ use super::{Context, GitError, Repo, run_git};
 /// other record there (a half-made one fails it).
 static METADATA: Mutex<()> = Mutex::new(());
 
+/// The file in the repository's common git directory whose `flock`
+/// serialises changes to `worktrees/` across processes: two runs started
+/// together share git's records as they share the repository.
+const METADATA_LOCK: &str = "swarm-worktrees.lock";
+
+/// Both locks on a repository's worktree records: this process's (threads)
+/// and the repository's (processes).
+struct MetadataGuard {
+    _file: Option<nix::fcntl::Flock<std::fs::File>>,
+    _thread: std::sync::MutexGuard<'static, ()>,
+}
+
+impl MetadataGuard {
+    /// Waits for both. Without a lock file (a read-only `.git`), the
+    /// process's own lock is all there is, as before.
+    fn take(repo: &Repo) -> Self {
+        let thread = METADATA
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(repo.common_dir.join(METADATA_LOCK))
+            .ok()
+            .and_then(|file| {
+                nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
+            });
+        Self {
+            _file: file,
+            _thread: thread,
+        }
+    }
+}
+
 /// Creates and removes the worktrees of one repository.
 #[derive(Debug)]
 pub struct Worktrees {
@@ -54,9 +91,7 @@ impl Worktrees {
         }
         let action = || format!("create worktree {}", path.display());
         {
-            let _guard = METADATA
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _guard = MetadataGuard::take(&self.repo);
             let mut cmd = self.repo.git(&self.repo.workdir);
             cmd.args(["worktree", "add", "--no-checkout", "--detach", "--quiet"])
                 .arg(path)
@@ -94,9 +129,7 @@ impl Worktrees {
             remove_tree(path).context(|| format!("remove worktree {}", path.display()))?;
         }
         if let Some(admin) = admin {
-            let _guard = METADATA
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let _guard = MetadataGuard::take(&self.repo);
             if admin.exists() {
                 remove_tree(&admin).context(|| format!("remove {}", admin.display()))?;
             }
@@ -136,9 +169,7 @@ impl Worktrees {
 
     /// `git worktree prune`: forgets worktrees whose directory is gone.
     pub fn prune(&self) -> Result<(), GitError> {
-        let _guard = METADATA
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = MetadataGuard::take(&self.repo);
         let mut cmd = self.repo.git(&self.repo.workdir);
         cmd.args(["worktree", "prune"]);
         run_git(cmd, || "prune worktree metadata".into()).map(drop)

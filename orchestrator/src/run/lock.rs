@@ -33,26 +33,28 @@ impl RunLock {
             action: format!("open {}", path.display()),
             source,
         };
-        use std::os::unix::fs::OpenOptionsExt as _;
-        // A link planted at `lock` is refused, never truncated through.
-        let file = std::fs::OpenOptions::new()
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
+        let file = reopen(&path).map_err(io)?;
         let deadline = std::time::Instant::now() + DYING_HOLDER_WAIT;
         let mut file = file;
         let mut lock = loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                // A lock on a file that is no longer at `path` (a run
+                // removed under its lock by whoever held it before: a
+                // run that never started, discarded) locks nothing
+                // anyone else sees: the file now at `path` is taken.
+                Ok(lock) if !still_at(&lock, &path) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(RunError::Locked {
+                            run: run.to_string(),
+                            holder: String::new(),
+                        });
+                    }
+                    drop(lock);
+                    file = reopen(&path).map_err(io)?;
+                }
                 Ok(lock) => break lock,
-                Err((mut back, _)) => {
-                    let mut holder = String::new();
-                    let _ = back.rewind();
-                    let _ = back.read_to_string(&mut holder);
-                    let holder = holder.trim().to_string();
+                Err((back, _)) => {
+                    let holder = holder_of(back.try_clone().ok());
                     if std::time::Instant::now() < deadline && is_dying(&holder) {
                         std::thread::sleep(std::time::Duration::from_millis(20));
                         file = back;
@@ -72,6 +74,51 @@ impl RunLock {
         Ok(Self { _lock: lock })
     }
 }
+
+/// Opens (creating it) the lock file at `path`. A link planted there is
+/// refused, never truncated through.
+fn reopen(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
+/// Whether the locked `file` is still the one at `path`.
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match (file.metadata(), path.symlink_metadata()) {
+        (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+        _ => false,
+    }
+}
+
+/// The pid the holder of a lock recorded in it. A holder writes it just
+/// after taking the lock: an empty file is read again for a moment, so
+/// that a refusal names who holds the run.
+fn holder_of(file: Option<File>) -> String {
+    let Some(mut file) = file else {
+        return String::new();
+    };
+    let until = std::time::Instant::now() + PID_WAIT;
+    loop {
+        let mut holder = String::new();
+        let _ = file.rewind();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim().to_string();
+        if !holder.is_empty() || std::time::Instant::now() >= until {
+            return holder;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// How long an empty lock file is read again for its holder's pid.
+const PID_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How long a lock whose recorded holder is dying is waited for.
 const DYING_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

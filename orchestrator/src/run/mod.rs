@@ -224,6 +224,14 @@ pub struct SandboxSettings {
     pub env: Vec<(String, String)>,
 }
 
+/// ` (pid N)` for a lock's recorded holder, nothing when it recorded none.
+fn holder_note(holder: &str) -> String {
+    match holder.is_empty() {
+        true => String::new(),
+        false => format!(" (pid {holder})"),
+    }
+}
+
 /// Failure to run a plan, as a fragment that reads after "failed to".
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -236,7 +244,8 @@ pub enum RunError {
     )]
     SwarmBranchExists { name: String },
     #[error(
-        "drive run `{run}`: another swarm process (pid {holder}) is driving it; wait for it to end, or stop it"
+        "drive run `{run}`: another swarm process{} is driving it; wait for it to end, or stop it",
+        holder_note(.holder)
     )]
     Locked { run: String, holder: String },
     #[error("use run name `{name}`: {RUN_NAME_RULE}")]
@@ -482,36 +491,90 @@ fn name_in_use(repo: &Repo, name: &str) -> Result<Option<String>, RunError> {
 /// `observer` sees every event as it is journalled; the returned report is
 /// the fold of exactly those events.
 pub async fn execute(
-    prepared: Prepared,
+    mut prepared: Prepared,
     observer: &mut (dyn FnMut(&Event) + Send),
     stop: watch::Receiver<Option<Stop>>,
 ) -> Result<RunReport, RunError> {
     // Everything the run writes into exists, checked, before the
     // dispatcher writes through plain paths.
     State::check_untracked(&prepared.repo)?;
+    // Excluded before `.swarm` exists: another process's `git status`
+    // (a second run's check for uncommitted changes) never counts it.
+    prepared
+        .repo
+        .exclude(&format!("/{}/", crate::state::STATE_DIR))?;
     let state = State::create(&prepared.repo.workdir)?;
-    if never_started(&state, &prepared.run) {
-        use crate::git::branch::BranchFate;
-        // A branch with commits of its own (someone worked on it) or
-        // checked out keeps the name taken.
-        if let Some(BranchFate::Unmerged { name, .. } | BranchFate::CheckedOut { name }) =
-            discard_unstarted(&prepared.repo, &state, &prepared.run)?
-        {
-            return Err(RunError::NameTaken {
-                name: prepared.run.clone(),
-                what: format!("branch {name}, with commits of its own or checked out"),
-            });
-        }
-    }
-    // Locked before anything of the run exists, so that the run is never
-    // seen half made and unlocked (as one killed before it started).
-    let lock = lock_run(&state, &prepared.run)?;
+    let lock = claim(&mut prepared, &state)?;
     state.begin_run(&prepared.run)?;
     let home = WorktreeHome::create(&prepared.options.worktree_root, &prepared.repo)?;
     home.begin_run(&prepared.run)?;
     dispatch::Dispatcher::start(prepared, lock, &home, observer, stop)?
         .run()
         .await
+}
+
+/// Takes the lock of the new run `prepared.run`, the one step that makes
+/// a name a process's own: two processes that chose the same name (two CI
+/// jobs started at once) never both drive it. Under the lock, what a run
+/// of that name stopped before its start left is cleared (its directory
+/// and lock kept), and a run another process started meanwhile is never
+/// joined. A name swarm chose moves on to the next free one; a name the
+/// user gave (`--name`) is refused, naming the process that holds it.
+fn claim(prepared: &mut Prepared, state: &State) -> Result<RunLock, RunError> {
+    let mut tried: Vec<String> = Vec::new();
+    loop {
+        let existed = prepared.run_dir().symlink_metadata().is_ok();
+        let refused = match lock_run(state, &prepared.run) {
+            Ok(lock) => {
+                let journal = prepared.run_dir().join(crate::layout::JOURNAL);
+                if journal_unstarted(&journal) {
+                    if existed {
+                        clear_unstarted(&prepared.repo, state, &prepared.run)?;
+                    }
+                    return Ok(lock);
+                }
+                RunError::NameTaken {
+                    name: prepared.run.clone(),
+                    what: "a run another swarm process started meanwhile".into(),
+                }
+            }
+            Err(refused @ RunError::Locked { .. }) => refused,
+            Err(e) => return Err(e),
+        };
+        if prepared.options.name.is_some() {
+            return Err(refused);
+        }
+        tried.push(std::mem::take(&mut prepared.run));
+        prepared.run = free_run_name(&prepared.repo, &prepared.plan.name, |n| {
+            tried.iter().any(|t| t == n)
+        })?;
+    }
+}
+
+/// Clears, under run `run`'s lock (held by the caller), what the run left
+/// when it was stopped before its start was journaled: the `.lock` files of
+/// refs it was writing, its integration branch (if it has no commits of its
+/// own and is not checked out) and everything in its directory but the
+/// lock.
+fn clear_unstarted(repo: &Repo, state: &State, run: &str) -> Result<(), RunError> {
+    use crate::git::branch::BranchFate;
+    resume::remove_stale_ref_locks(repo, run);
+    // A branch with commits of its own (someone worked on it) or checked
+    // out keeps the name taken.
+    if let Some(BranchFate::Unmerged { name, .. } | BranchFate::CheckedOut { name }) =
+        crate::git::branch::delete_branch(repo, run, false)?
+    {
+        return Err(RunError::NameTaken {
+            name: run.to_string(),
+            what: format!("branch {name}, with commits of its own or checked out"),
+        });
+    }
+    for entry in state.entries(&[crate::layout::RUNS, run])? {
+        if entry.name != crate::layout::LOCK {
+            state.remove(&[crate::layout::RUNS, run, &entry.name])?;
+        }
+    }
+    Ok(())
 }
 
 /// Continues a run whose coordinator died or was cancelled, from its journal
