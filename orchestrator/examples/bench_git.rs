@@ -66,6 +66,7 @@ fn worktrees(dir: &Path, rev: &str, n: usize, paths: &[String]) -> anyhow::Resul
         trees.remove(&path, Some(&admin))?;
     }
     trees.prune()?;
+    swarm_orchestrator::git::hold::release(&repo.common_dir, "bench");
     times.sort_by(f64::total_cmp);
     println!("{:.2}", times[times.len() / 2]);
     Ok(())
@@ -131,7 +132,8 @@ fn merge(dir: &Path, base: &str, commits: &[String]) -> anyhow::Result<()> {
         .map(|c| repo.resolve(c))
         .collect::<Result<_, _>>()?;
     let started = Instant::now();
-    let merger = Merger::new(&repo)?;
+    // As a run merges: each merge's objects held (`git::hold`).
+    let merger = Merger::holding(&repo, "bench")?;
     for commit in commits {
         match merger.merge(acc, commit, "bench merge")? {
             MergeOutcome::Merged(new) => acc = new,
@@ -140,6 +142,7 @@ fn merge(dir: &Path, base: &str, commits: &[String]) -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    swarm_orchestrator::git::hold::release(&repo.common_dir, "bench");
     let tree = repo
         .open()?
         .find_commit(acc)
@@ -191,6 +194,7 @@ fn snapshot(
             let limits = SnapshotLimits {
                 scope: &[],
                 max_file_size: u64::MAX,
+                run: "bench",
             };
             swarm_orchestrator::git::snapshot(&path, &admin, commit, limits, |_, _| {
                 "bench".into()
@@ -200,6 +204,7 @@ fn snapshot(
         trees.remove(&path, Some(&admin))?;
     }
     trees.prune()?;
+    swarm_orchestrator::git::hold::release(&repo.common_dir, "bench");
     times.sort_by(f64::total_cmp);
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let peak = status

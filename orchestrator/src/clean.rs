@@ -192,6 +192,9 @@ pub fn clean(
     if let Err(e) = worktrees.prune() {
         cleaned.problems.push(e.to_string());
     }
+    // What the run wrote is on its refs (a worktree's content just
+    // snapshotted included): its kept packs are git's again.
+    crate::git::hold::release(&repo.common_dir, run);
 
     if delete_refs {
         // Before the branch goes: what is on it decides which refs go.
@@ -420,8 +423,9 @@ fn keep(
     let limits = SnapshotLimits {
         scope: &[],
         max_file_size: u64::MAX,
+        run,
     };
-    let snap = snapshot(path, &admin, base, limits, |_, _| message)?;
+    let snap = snapshot(path, &admin, base, limits, |_, _| message.clone())?;
     let tree = repo.tree_of(snap.commit)?;
     let mut existing = vec![refs::task(run, task)];
     existing.extend((1..=attempt + 1).map(|n| refs::attempt(run, task, n)));

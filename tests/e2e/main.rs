@@ -18,6 +18,7 @@ mod example_plans;
 mod experiments;
 mod faults;
 mod gateway_complete;
+mod git_maintenance;
 mod hostile_task;
 mod launcher;
 mod live;

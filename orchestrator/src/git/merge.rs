@@ -24,6 +24,10 @@ pub enum MergeOutcome {
 /// (reopening per merge made them about twice as slow on a 10k-file tree).
 pub struct Merger {
     repo: Repository,
+    /// The run whose kept packs hold each merge's new objects before the
+    /// caller moves a ref to it (see [`super::hold`]); `None` for merges
+    /// no ref will name (a dry run).
+    run: Option<String>,
 }
 
 impl std::fmt::Debug for Merger {
@@ -35,14 +39,57 @@ impl std::fmt::Debug for Merger {
 }
 
 impl Merger {
+    /// A merger whose merges nothing holds: for a dry run, whose commits
+    /// no ref will name.
     pub fn new(repo: &Repo) -> Result<Self, GitError> {
-        Ok(Self { repo: repo.open()? })
+        Ok(Self {
+            repo: repo.open()?,
+            run: None,
+        })
+    }
+
+    /// A merger for run `run`: each merge's new objects are held by the
+    /// run's kept packs before it is returned.
+    pub fn holding(repo: &Repo, run: &str) -> Result<Self, GitError> {
+        Ok(Self {
+            repo: repo.open()?,
+            run: Some(run.to_string()),
+        })
     }
 
     /// Merges `theirs` into `ours`, creating a merge commit with both as
     /// parents (a task's merge is always visible in history).
     pub fn merge(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
-        merge_in(&self.repo, ours, theirs, message)
+        self.held(ours, theirs, || merge_in(&self.repo, ours, theirs, message))
+    }
+
+    /// `merge` (a merge or a squash of `theirs` onto `ours`), with a merge
+    /// commit it makes held (see [`Self::holding`]); made again when a
+    /// concurrent prune took one of its objects before it was held.
+    fn held(
+        &self,
+        ours: Oid,
+        theirs: Oid,
+        merge: impl Fn() -> Result<MergeOutcome, GitError>,
+    ) -> Result<MergeOutcome, GitError> {
+        let Some(run) = &self.run else {
+            return merge();
+        };
+        let mut tries = 1;
+        loop {
+            let held = merge().and_then(|outcome| match outcome {
+                MergeOutcome::Merged(commit) => {
+                    super::hold::hold(&self.repo, commit, &[ours, theirs], run, 0).map(|()| outcome)
+                }
+                other => Ok(other),
+            });
+            match held {
+                Err(e) if e.is_prune_race() && tries < super::snapshot::HOLD_TRIES => {
+                    tries += 1;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// Applies the changes of task result `theirs` (relative to its parent,
@@ -50,6 +97,10 @@ impl Merger {
     /// parent: a cherry-pick, in memory. A result that is its base (the
     /// task changed nothing) or already in `ours` adds no commit.
     pub fn squash(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
+        self.held(ours, theirs, || self.squash_in(ours, theirs, message))
+    }
+
+    fn squash_in(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
         let repo = &self.repo;
         let action = || format!("squash {theirs} onto {ours}");
         if ours == theirs || repo.graph_descendant_of(ours, theirs).context(action)? {

@@ -9,6 +9,7 @@
 
 pub mod branch;
 mod busy;
+pub mod hold;
 mod merge;
 pub(crate) mod scan;
 mod snapshot;
@@ -62,6 +63,45 @@ pub enum GitError {
         action: String,
         source: std::io::Error,
     },
+}
+
+/// How long a ref whose lock another process holds is waited for: `git
+/// gc` packing refs holds each one's lock for a moment, and git's own
+/// commands wait for it too (`core.filesRefLockTimeout`,
+/// `core.packedRefsTimeout`).
+const REF_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `change` (of a ref), tried again while the ref's lock is held by
+/// another process, for up to [`REF_LOCK_WAIT`].
+pub(crate) fn when_unlocked(
+    mut change: impl FnMut() -> Result<(), git2::Error>,
+) -> Result<(), git2::Error> {
+    let until = std::time::Instant::now() + REF_LOCK_WAIT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match change() {
+            Err(e) if e.code() == git2::ErrorCode::Locked && std::time::Instant::now() < until => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            done => return done,
+        }
+    }
+}
+
+impl GitError {
+    /// Whether a concurrent `git prune` may be the cause: libgit2 could not
+    /// find an object it needed (one the prune just deleted), or could not
+    /// move a new loose object into its fan-out directory (which the prune
+    /// removed as empty in that moment; git's own writers retry then too).
+    /// Done again, the operation writes what is missing.
+    pub fn is_prune_race(&self) -> bool {
+        let Self::Git2 { source, .. } = self else {
+            return false;
+        };
+        (source.code() == git2::ErrorCode::NotFound && source.class() == git2::ErrorClass::Odb)
+            || (source.class() == git2::ErrorClass::Os && source.message().contains("/objects/"))
+    }
 }
 
 pub(crate) trait Context<T> {
@@ -205,7 +245,7 @@ impl Repo {
                 entry.path().ok().is_none_or(|p| {
                     Path::new(p).components().next()
                         != Some(std::path::Component::Normal(
-                            crate::state::STATE_DIR.as_ref(),
+                            crate::layout::STATE_DIR.as_ref(),
                         ))
                 })
             })
@@ -228,17 +268,16 @@ impl Repo {
 
     /// Points `name` at `oid`, creating or moving it.
     pub fn set_ref(&self, name: &str, oid: Oid, log: &str) -> Result<(), GitError> {
-        self.open()?
-            .reference(name, oid, true, log)
-            .context(|| format!("update {name}"))?;
-        Ok(())
+        let repo = self.open()?;
+        when_unlocked(|| repo.reference(name, oid, true, log).map(drop))
+            .context(|| format!("update {name}"))
     }
 
     /// Moves `name` from `old` to `new`, only if it still points at `old`
     /// (as `git update-ref NAME NEW OLD`): `false` if it moved meanwhile.
     pub fn move_ref(&self, name: &str, new: Oid, old: Oid, log: &str) -> Result<bool, GitError> {
         let repo = self.open()?;
-        match repo.reference_matching(name, new, true, old, log) {
+        match when_unlocked(|| repo.reference_matching(name, new, true, old, log).map(drop)) {
             Ok(_) => Ok(true),
             Err(e)
                 if e.code() == git2::ErrorCode::Modified
@@ -271,10 +310,11 @@ impl Repo {
     /// Deletes ref `name` (a ref that is already gone is not an error).
     pub fn delete_ref(&self, name: &str) -> Result<(), GitError> {
         let repo = self.open()?;
-        if let Ok(mut r) = repo.find_reference(name) {
-            r.delete().context(|| format!("delete {name}"))?;
-        }
-        Ok(())
+        when_unlocked(|| match repo.find_reference(name) {
+            Ok(mut r) => r.delete(),
+            Err(_) => Ok(()),
+        })
+        .context(|| format!("delete {name}"))
     }
 
     /// The tree of commit `commit`.

@@ -76,6 +76,9 @@ pub struct SnapshotLimits<'a> {
     pub scope: &'a [String],
     /// Files larger than this (in bytes) are left out, unread.
     pub max_file_size: u64,
+    /// The run the snapshot is taken for: its kept packs hold the objects
+    /// of the snapshot's commit until the run ends (see [`super::hold`]).
+    pub run: &'a str,
 }
 
 /// Commits the state of the worktree at `path`, whose git directory is
@@ -87,10 +90,22 @@ pub fn snapshot(
     git_dir: &Path,
     base: Oid,
     limits: SnapshotLimits<'_>,
-    message: impl FnOnce(&[SkippedFile], &[String]) -> String,
+    message: impl Fn(&[SkippedFile], &[String]) -> String,
 ) -> Result<Snapshot, GitError> {
-    take(path, git_dir, base, limits, Some(Box::new(message))).map(|(snap, _)| snap)
+    let mut tries = 1;
+    loop {
+        match take(path, git_dir, base, limits, Some(&message)) {
+            // An object a prune took between its writing and its holding:
+            // written again.
+            Err(e) if e.is_prune_race() && tries < HOLD_TRIES => tries += 1,
+            taken => return taken.map(|(snap, _)| snap),
+        }
+    }
 }
+
+/// How often a snapshot or a merge whose objects a concurrent prune took
+/// is made again before its error is given.
+pub(crate) const HOLD_TRIES: u32 = 5;
 
 /// What the worktree at `path` holds against `base`, as a tree written to
 /// the object database, and the paths that differ: a snapshot that
@@ -136,7 +151,7 @@ pub struct State {
 
 /// How a snapshot's commit message is made, from the files left out and
 /// the paths changed; `None`: no commit (see [`state`]).
-type Message<'a> = Option<Box<dyn FnOnce(&[SkippedFile], &[String]) -> String + 'a>>;
+type Message<'a> = Option<&'a dyn Fn(&[SkippedFile], &[String]) -> String>;
 
 /// [`snapshot`] and [`state`]: the snapshot, and its tree.
 fn take(
@@ -169,6 +184,8 @@ fn take(
         probe: Index::new().context(action)?,
         skipped: Vec::new(),
         hashed: 0,
+        write_failed: None,
+        largest: 0,
     };
 
     let exclude = scan::read_ignore_file(path, &repo.commondir().join("info").join("exclude"));
@@ -249,8 +266,13 @@ fn take(
     let Builder {
         mut skipped,
         hashed,
+        write_failed,
+        largest,
         ..
     } = builder;
+    if let Some(e) = write_failed {
+        return Err(e).context(action);
+    }
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.dedup_by(|a, b| a.path == b.path);
     let tree_id = index.write_tree_to(&repo).context(action)?;
@@ -284,10 +306,12 @@ fn take(
         &message(&skipped, &changed),
     )
     .context(action)?;
+    // Held before any ref or HEAD names the commit.
+    super::hold::hold(&repo, commit, &[base], limits.run, largest)?;
     // Leave the worktree consistent with its snapshot, so that a kept
     // (failed) worktree shows a clean `git status` and `git log` shows it.
     index.write().context(action)?;
-    repo.set_head_detached(commit).context(action)?;
+    super::when_unlocked(|| repo.set_head_detached(commit)).context(action)?;
     let snap = Snapshot {
         commit,
         changed,
@@ -310,7 +334,8 @@ pub fn leave_out(
     snap: Snapshot,
     base: Oid,
     setup: &State,
-    message: impl FnOnce(&[SkippedFile], &[String]) -> String,
+    run: &str,
+    message: impl Fn(&[SkippedFile], &[String]) -> String,
 ) -> Result<Snapshot, GitError> {
     if setup.changed.is_empty() || snap.is_unchanged() {
         return Ok(snap);
@@ -352,13 +377,14 @@ pub fn leave_out(
     }
     let tree_id = update.create_updated(&repo, &task_tree).context(action)?;
     let Snapshot {
+        commit: snap_commit,
         skipped,
         duration,
         hashed,
         ..
     } = snap;
     if tree_id == base_tree.id() {
-        repo.set_head_detached(base).context(action)?;
+        super::when_unlocked(|| repo.set_head_detached(base)).context(action)?;
         return Ok(Snapshot {
             commit: base,
             changed: Vec::new(),
@@ -377,7 +403,10 @@ pub fn leave_out(
         &message(&skipped, &changed),
     )
     .context(action)?;
-    repo.set_head_detached(commit).context(action)?;
+    // Its objects are the snapshot's and the base's, but for new trees.
+    // Only trees are new: nothing large.
+    super::hold::hold(&repo, commit, &[base, snap_commit], run, 0)?;
+    super::when_unlocked(|| repo.set_head_detached(commit)).context(action)?;
     Ok(Snapshot {
         commit,
         changed,
@@ -456,6 +485,30 @@ struct Builder<'a> {
     probe: Index,
     skipped: Vec<SkippedFile>,
     hashed: usize,
+    /// The first object the object database failed to write.
+    write_failed: Option<git2::Error>,
+    /// The size of the largest file stored.
+    largest: u64,
+}
+
+/// Why a file's content is not in the object database.
+enum Unstored {
+    /// The file could not be read as it was (a reason for its entry).
+    File(String),
+    /// The object database failed to write it.
+    Write(git2::Error),
+}
+
+impl From<String> for Unstored {
+    fn from(message: String) -> Self {
+        Self::File(message)
+    }
+}
+
+impl From<&str> for Unstored {
+    fn from(message: &str) -> Self {
+        Self::File(message.to_string())
+    }
 }
 
 impl Builder<'_> {
@@ -490,12 +543,20 @@ impl Builder<'_> {
         }
         let (id, meta) = match self.store(rel, meta, mode) {
             Ok(stored) => stored,
-            Err(message) => {
+            Err(Unstored::File(message)) => {
                 self.skip(rel, SkipReason::Unreadable { message });
+                return;
+            }
+            // Not the file's doing: the snapshot fails (and is taken
+            // again, if a concurrent prune was the cause), the file is
+            // never left out for it.
+            Err(Unstored::Write(e)) => {
+                self.write_failed.get_or_insert(e);
                 return;
             }
         };
         self.hashed += 1;
+        self.largest = self.largest.max(meta.len());
         let entry = IndexEntry {
             ctime: index_time(meta.ctime(), meta.ctime_nsec()),
             mtime: index_time(meta.mtime(), meta.mtime_nsec()),
@@ -525,14 +586,14 @@ impl Builder<'_> {
     /// symlink, the file's exact bytes (no attribute, filter or line-ending
     /// conversion) otherwise. Returns the blob and the `fstat` of what was
     /// read, which goes into the index.
-    fn store(&self, rel: &[u8], meta: &Metadata, mode: u32) -> Result<(Oid, Metadata), String> {
+    fn store(&self, rel: &[u8], meta: &Metadata, mode: u32) -> Result<(Oid, Metadata), Unstored> {
         let abs = scan::join(self.root, rel);
         if mode == MODE_SYMLINK {
             let target = std::fs::read_link(&abs).map_err(|e| e.to_string())?;
             let id = self
                 .repo
                 .blob(target.as_os_str().as_bytes())
-                .map_err(|e| e.message().to_string())?;
+                .map_err(Unstored::Write)?;
             return Ok((id, meta.clone()));
         }
         let file = scan::open_no_follow(&abs).map_err(|e| e.to_string())?;
@@ -551,18 +612,16 @@ impl Builder<'_> {
             if data.len() as u64 != size {
                 return Err("it shrank while it was being read".into());
             }
-            self.repo.blob(&data).map_err(|e| e.message().to_string())?
+            self.repo.blob(&data).map_err(Unstored::Write)?
         } else {
-            let odb = self.repo.odb().map_err(|e| e.message().to_string())?;
+            let odb = self.repo.odb().map_err(Unstored::Write)?;
             let len = usize::try_from(size).map_err(|e| e.to_string())?;
-            let mut writer = odb
-                .writer(len, ObjectType::Blob)
-                .map_err(|e| e.message().to_string())?;
+            let mut writer = odb.writer(len, ObjectType::Blob).map_err(Unstored::Write)?;
             let copied = std::io::copy(&mut reader, &mut writer).map_err(|e| e.to_string())?;
             if copied != size {
                 return Err("it shrank while it was being read".into());
             }
-            writer.finalize().map_err(|e| e.message().to_string())?
+            writer.finalize().map_err(Unstored::Write)?
         };
         Ok((id, meta))
     }

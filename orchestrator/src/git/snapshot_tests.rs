@@ -44,6 +44,7 @@ impl Fixture {
         let limits = SnapshotLimits {
             scope: &scope,
             max_file_size,
+            run: "r",
         };
         snapshot(&wt.path, &wt.admin, self.base, limits, |skipped, _| {
             format!("test snapshot, {} left out", skipped.len())

@@ -29,7 +29,7 @@ const METADATA_LOCK: &str = "swarm-worktrees.lock";
 /// Both locks on a repository's worktree records: this process's (threads)
 /// and the repository's (processes).
 struct MetadataGuard {
-    _file: Option<nix::fcntl::Flock<std::fs::File>>,
+    file: Option<nix::fcntl::Flock<std::fs::File>>,
     _thread: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -52,8 +52,18 @@ impl MetadataGuard {
                 nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
             });
         Self {
-            _file: file,
+            file,
             _thread: thread,
+        }
+    }
+
+    /// Gives the git command `cmd` a share of the repository's lock (the
+    /// same open file, as its stdin, which git does not read): a `git
+    /// worktree add` that outlives a killed coordinator holds it until it
+    /// ends, so that no other swarm changes the records beside it.
+    fn share(&self, cmd: &mut std::process::Command) {
+        if let Some(shared) = self.file.as_ref().and_then(|f| f.try_clone().ok()) {
+            cmd.stdin(shared);
         }
     }
 }
@@ -90,13 +100,29 @@ impl Worktrees {
             std::fs::create_dir_all(parent).context(|| format!("create {}", parent.display()))?;
         }
         let action = || format!("create worktree {}", path.display());
-        {
-            let _guard = MetadataGuard::take(&self.repo);
-            let mut cmd = self.repo.git(&self.repo.workdir);
-            cmd.args(["worktree", "add", "--no-checkout", "--detach", "--quiet"])
-                .arg(path)
-                .arg(commit.to_string());
-            run_git(cmd, action)?;
+        let mut tries = 1;
+        loop {
+            let added = {
+                let guard = MetadataGuard::take(&self.repo);
+                let mut cmd = self.repo.git(&self.repo.workdir);
+                cmd.args(["worktree", "add", "--no-checkout", "--detach", "--quiet"])
+                    .arg(path)
+                    .arg(commit.to_string());
+                guard.share(&mut cmd);
+                run_git(cmd, action)
+            };
+            match added {
+                Ok(_) => break,
+                // `git worktree prune` (which `git gc` runs) removes a
+                // record whose `gitdir` file is not written yet: a
+                // worktree being added in that moment fails. What it left
+                // goes, and it is added again.
+                Err(_) if tries < ADD_TRIES => {
+                    tries += 1;
+                    self.remove(path, None)?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         if paths.is_empty() {
             let mut cmd = self.repo.git(path);
@@ -169,12 +195,16 @@ impl Worktrees {
 
     /// `git worktree prune`: forgets worktrees whose directory is gone.
     pub fn prune(&self) -> Result<(), GitError> {
-        let _guard = MetadataGuard::take(&self.repo);
+        let guard = MetadataGuard::take(&self.repo);
         let mut cmd = self.repo.git(&self.repo.workdir);
         cmd.args(["worktree", "prune"]);
+        guard.share(&mut cmd);
         run_git(cmd, || "prune worktree metadata".into()).map(drop)
     }
 }
+
+/// How often `git worktree add` is tried before its error is given.
+const ADD_TRIES: u32 = 3;
 
 /// How long a resumed run waits for the processes a killed coordinator
 /// left in a worktree (an orphaned `git worktree add` or checkout, a worker

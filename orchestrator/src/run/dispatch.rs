@@ -777,6 +777,9 @@ impl<'o> Dispatcher<'o> {
             exit_code,
             duration_ms: crate::millis(self.started.elapsed()),
         })?;
+        // Every commit the run made is on a ref now: the packs that held
+        // their objects while it ran are git's again (`git::hold`).
+        crate::git::hold::release(&self.repo.common_dir, &self.run);
         // What the run kept per task and needs no more is let go of before
         // the history is read and written again: on top of it, that was
         // the run's peak of memory at 10,000 tasks.

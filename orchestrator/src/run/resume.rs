@@ -454,8 +454,9 @@ fn keep_leftovers(
             let limits = SnapshotLimits {
                 scope: &checkout,
                 max_file_size: task.max_file_size,
+                run,
             };
-            let snap = snapshot(&path, &admin, base, limits, |_, _| message)?;
+            let snap = snapshot(&path, &admin, base, limits, |_, _| message.clone())?;
             repo.set_ref(&keep_ref, snap.commit, "swarm: interrupted attempt")?;
             kept = Some(attempt);
         }

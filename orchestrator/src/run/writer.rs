@@ -93,7 +93,7 @@ impl Writer {
     /// writes on the caller's thread) and merges into run `run`'s
     /// integration branch of `repo`.
     pub(super) fn start(journal: Journal, repo: &Repo, run: &str) -> Result<Self, RunError> {
-        let merger = Merger::new(repo)?;
+        let merger = Merger::holding(repo, run)?;
         let file = journal.flusher().map_err(|source| RunError::Io {
             action: format!("open journal {}", journal.path().display()),
             source,

@@ -544,7 +544,7 @@ impl Dispatcher<'_> {
                 })
             })
             .collect();
-        let repo = self.repo.clone();
+        let (repo, run) = (self.repo.clone(), self.run.clone());
         let Some(v) = &mut self.verify else {
             return Ok(());
         };
@@ -552,7 +552,7 @@ impl Dispatcher<'_> {
         v.culprit = None;
         v.jobs.spawn(async move {
             let rebuilt = crate::run::local::task::blocking(move || {
-                rebuild(&repo, onto, &removed, &later, squash)
+                rebuild(&repo, onto, &removed, &later, squash, &run)
             })
             .await;
             Done::Rebuilt { suspect, rebuilt }

@@ -173,10 +173,11 @@ fn the_result_check_sees_every_change_of_the_snapshot_outside_the_task() {
     let limits = SnapshotLimits {
         scope: &checkout,
         max_file_size: u64::MAX,
+        run: "r",
     };
-    let mut told = Vec::new();
+    let told = std::cell::RefCell::new(Vec::new());
     let snap = snapshot(&path, &admin, base, limits, |_, changed| {
-        told = outside(&t, changed);
+        *told.borrow_mut() = outside(&t, changed);
         "m".into()
     })
     .unwrap();
@@ -185,7 +186,7 @@ fn the_result_check_sees_every_change_of_the_snapshot_outside_the_task() {
         ["README.md", "src/a/x.rs", "src/new/deep/n.rs", "stray.txt"]
     );
     assert_eq!(outside(&t, &snap.changed), ["README.md", "stray.txt"]);
-    assert_eq!(told, ["README.md", "stray.txt"]);
+    assert_eq!(told.into_inner(), ["README.md", "stray.txt"]);
 
     // Nothing is lost: what was not checked out is not deleted, what the
     // task created is committed, what a dependency created is kept.

@@ -245,6 +245,7 @@ async fn prepare_inner(
             keep(&setups.kept, key, kept, workdir, &index, &task.id, included).await;
         }
     }
+    let run = ctx.run.clone();
     let (wd, git_dir, scope, max) = (
         workdir.to_path_buf(),
         admin.to_path_buf(),
@@ -255,6 +256,7 @@ async fn prepare_inner(
         let limits = SnapshotLimits {
             scope: &scope,
             max_file_size: max,
+            run: &run,
         };
         crate::git::state(&wd, &git_dir, base, limits)
     })

@@ -108,6 +108,8 @@ fn own_checkout(
     let limits = crate::git::SnapshotLimits {
         scope: &scope,
         max_file_size: task.max_file_size,
+        // A state commits nothing: nothing is held.
+        run: "",
     };
     let now =
         crate::git::state(workdir, git_dir, base, limits).map_err(|e| format!("failed to {e}"))?;

@@ -594,6 +594,7 @@ async fn execute_inner(
                     let limits = SnapshotLimits {
                         scope: &checkout,
                         max_file_size: t.max_file_size,
+                        run: &run,
                     };
                     let message = |skipped: &[SkippedFile], changed: &[String]| {
                         super::message::commit_message(
@@ -611,7 +612,7 @@ async fn execute_inner(
                     // What `[setup]` made and the task left alone is not
                     // the task's work.
                     let snap = match &setup_state {
-                        Some(made) => leave_out(&wd, &admin, snap, base, made, message)?,
+                        Some(made) => leave_out(&wd, &admin, snap, base, made, &run, message)?,
                         None => snap,
                     };
                     let mut outside = super::owned_paths::outside(&t, &snap.changed);

@@ -47,8 +47,9 @@ pub(in crate::run) fn rebuild(
     removed: &[Oid],
     later: &[Remerge],
     squash: bool,
+    run: &str,
 ) -> Result<Rebuilt, GitError> {
-    let merger = Merger::new(repo)?;
+    let merger = Merger::holding(repo, run)?;
     let git = repo.open()?;
     let mut gone = removed.to_vec();
     let mut rebuilt = Rebuilt {
@@ -229,7 +230,7 @@ mod tests {
                 dependent: false,
             })
             .collect();
-        let rebuilt = rebuild(&repo, chain[0].1, &[b], &later, false)?;
+        let rebuilt = rebuild(&repo, chain[0].1, &[b], &later, false, "r")?;
         assert_eq!(rebuilt.unmerged, [TaskIndex::new(2)]);
         assert!(rebuilt.conflicted.is_empty());
         assert_eq!(rebuilt.links.len(), 1);
@@ -248,12 +249,12 @@ mod tests {
         // A dependent is left out whatever its result.
         let mut marked = later.clone();
         marked[1].dependent = true;
-        let rebuilt = rebuild(&repo, chain[0].1, &[b], &marked, false)?;
+        let rebuilt = rebuild(&repo, chain[0].1, &[b], &marked, false, "r")?;
         assert_eq!(rebuilt.unmerged, [TaskIndex::new(2), TaskIndex::new(3)]);
         assert_eq!(rebuilt.tip, chain[0].1);
 
         // Squashed, the same: one single-parent commit per task.
-        let squashed = rebuild(&repo, chain[0].1, &[b], &later, true)?;
+        let squashed = rebuild(&repo, chain[0].1, &[b], &later, true, "r")?;
         assert_eq!(squashed.unmerged, [TaskIndex::new(2)]);
         let tip = git.find_commit(squashed.tip).unwrap();
         assert_eq!(tip.parent_count(), 1);

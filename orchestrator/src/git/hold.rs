@@ -1,0 +1,326 @@
+//! Objects swarm writes are held from before any ref names them, so that
+//! `git gc --prune=now` (or `gc --auto` after a pause longer than its grace
+//! period) run beside a run never deletes them.
+//!
+//! git deletes an object that no ref, reflog, HEAD or index reached when
+//! its prune looked; what it looked at may be older than a ref swarm has
+//! just written, so ordering swarm's own writes cannot close the gap. What
+//! git never deletes is an object in a pack with a `.keep` file beside it
+//! (git-repack(1) leaves kept packs alone, git-prune(1) deletes loose
+//! objects only): the mechanism git's own `index-pack --keep` uses for a
+//! fetch whose refs are not written yet. So before a ref is moved to a
+//! commit swarm made (a task's snapshot, a merge), the objects that commit
+//! brings are written into a pack of their own whose `.keep` file exists
+//! before the pack does. An object a prune took in the moment between its
+//! writing and its packing makes the packing fail, and the caller writes
+//! it again.
+//!
+//! The keep files name their run; the run releases them when it ends (its
+//! refs hold everything then), and `swarm clean` releases those of a run
+//! it removes. A released pack is an ordinary pack, for git's next gc.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Oid, Repository};
+
+use super::{Context as _, GitError};
+
+/// The first line of a keep file swarm writes for run `run`.
+fn keep_line(run: &str) -> String {
+    format!("swarm run {run}")
+}
+
+/// Above this size, a new object is packed by git's own `pack-objects`,
+/// which streams it, rather than in memory.
+pub(crate) const STREAM_ABOVE: u64 = 8 << 20;
+
+/// Writes the objects commit `tip` brings that none of the commits `held`
+/// (which refs already hold: a task's base, a merge's two sides) has at
+/// the same path into a kept pack of `repo`, for run `run`: the commit,
+/// and the trees and blobs that differ. Found by comparing trees, never by
+/// walking history (a node's shallow view of the repository has none).
+/// `largest` is the size of the largest new blob, if the caller knows it
+/// (a snapshot does): above [`STREAM_ABOVE`], the pack is streamed
+/// through git, never held in memory whole.
+pub fn hold(
+    repo: &Repository,
+    tip: Oid,
+    held: &[Oid],
+    run: &str,
+    largest: u64,
+) -> Result<(), GitError> {
+    let action = || format!("hold the objects of commit {tip}");
+    let commit = repo.find_commit(tip).context(action)?;
+    let tree = commit.tree().context(action)?;
+    let mut olds = Vec::new();
+    for &h in held {
+        olds.push(repo.find_commit(h).and_then(|c| c.tree()).context(action)?);
+    }
+    if held.contains(&tip) {
+        return Ok(());
+    }
+    let mut new = vec![tip];
+    if !olds.iter().any(|old| old.id() == tree.id()) {
+        new.push(tree.id());
+        new_objects(repo, &tree, &olds, &mut new).context(action)?;
+    }
+    if largest > STREAM_ABOVE {
+        return hold_streamed(repo.commondir(), tip, &new, run);
+    }
+    let mut builder = repo.packbuilder().context(action)?;
+    for id in &new {
+        builder.insert_object(*id, None).context(action)?;
+    }
+    let mut pack = git2::Buf::new();
+    builder.write_buf(&mut pack).context(action)?;
+    // libgit2 and git name a pack by its trailer, the checksum of all
+    // before it: known before the pack exists, so its keep file is
+    // written first.
+    let trailer = pack
+        .len()
+        .checked_sub(20)
+        .and_then(|at| pack.get(at..))
+        .map(hex)
+        .ok_or_else(|| GitError::Cli {
+            action: action(),
+            message: "libgit2 wrote a pack without a trailer".into(),
+        })?;
+    let dir = repo.commondir().join("objects").join("pack");
+    let keep = dir.join(format!("pack-{trailer}.keep"));
+    std::fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
+    std::fs::write(&keep, format!("{}\n", keep_line(run)))
+        .context(|| format!("write {}", keep.display()))?;
+    let odb = repo.odb().context(action)?;
+    let mut writer = odb.packwriter().context(action)?;
+    std::io::Write::write_all(&mut writer, &pack).context(action)?;
+    writer.commit().context(action)?;
+    if !dir.join(format!("pack-{trailer}.pack")).exists() {
+        // Named otherwise by this libgit2: the pack is unkept. Said, not
+        // guessed at.
+        let _ = std::fs::remove_file(&keep);
+        return Err(GitError::Cli {
+            action: action(),
+            message: format!("libgit2 did not name the pack pack-{trailer}.pack"),
+        });
+    }
+    Ok(())
+}
+
+/// [`hold`] through git: `pack-objects` streams the new objects into
+/// `index-pack --keep`, which writes the keep file before the pack is in
+/// place (git-index-pack(1): "usually necessary with --stdin to prevent a
+/// simultaneous git repack process from deleting the newly constructed
+/// pack and index before refs can be updated").
+fn hold_streamed(common_dir: &Path, tip: Oid, objects: &[Oid], run: &str) -> Result<(), GitError> {
+    use std::process::{Command, Stdio};
+    let action = || format!("hold the objects of commit {tip}");
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir")
+            .arg(common_dir)
+            .args(args)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE")
+            .env_remove("GIT_OBJECT_DIRECTORY")
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let mut pack = git(&["pack-objects", "--stdout", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context(action)?;
+    let mut revs = String::new();
+    for id in objects {
+        revs.push_str(&format!("{id}\n"));
+    }
+    let (Some(mut stdin), Some(stdout)) = (pack.stdin.take(), pack.stdout.take()) else {
+        return Err(GitError::Cli {
+            action: action(),
+            message: "git pack-objects has no pipes".into(),
+        });
+    };
+    let keep = format!("--keep={}", keep_line(run));
+    let index = git(&["index-pack", "--stdin", &keep])
+        .stdin(stdout)
+        .stdout(Stdio::null())
+        .spawn()
+        .context(action)?;
+    std::io::Write::write_all(&mut stdin, revs.as_bytes()).context(action)?;
+    drop(stdin);
+    let indexed = index.wait_with_output().context(action)?;
+    let packed = pack.wait_with_output().context(action)?;
+    for (what, out) in [("pack-objects", &packed), ("index-pack", &indexed)] {
+        if !out.status.success() {
+            return Err(GitError::Cli {
+                action: action(),
+                message: format!(
+                    "git {what}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Adds to `out` every tree and blob below `tree` that none of `olds` (the
+/// held trees at the same path) has there; a new subtree is compared with
+/// the held ones' subtrees of its name.
+fn new_objects(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    olds: &[git2::Tree<'_>],
+    out: &mut Vec<Oid>,
+) -> Result<(), git2::Error> {
+    for entry in tree.iter() {
+        let name = entry.name_bytes();
+        // Looked up by name (a binary search), not by walking the tree.
+        let there: Vec<git2::TreeEntry<'_>> = olds
+            .iter()
+            .filter_map(|old| old.get_name_bytes(name))
+            .collect();
+        if there.iter().any(|e| e.id() == entry.id()) {
+            continue;
+        }
+        match entry.kind() {
+            Some(git2::ObjectType::Tree) => {
+                out.push(entry.id());
+                let sub = repo.find_tree(entry.id())?;
+                let mut old_subs = Vec::new();
+                for e in &there {
+                    if e.kind() == Some(git2::ObjectType::Tree) {
+                        old_subs.push(repo.find_tree(e.id())?);
+                    }
+                }
+                new_objects(repo, &sub, &old_subs, out)?;
+            }
+            Some(git2::ObjectType::Blob) => out.push(entry.id()),
+            // A submodule's commit is not this repository's object.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The keep files swarm wrote for run `run` in the repository whose common
+/// git directory is `common_dir`.
+fn keeps_of(common_dir: &Path, run: &str) -> Vec<PathBuf> {
+    let dir = common_dir.join("objects").join("pack");
+    let line = keep_line(run);
+    std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "keep"))
+        // A keep file someone else wrote (a fetch, a user) is theirs.
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|text| text.lines().next() == Some(&line)))
+        .collect()
+}
+
+/// Releases the packs held for run `run`: its refs hold what it wrote.
+/// What could not be removed is left kept (never lost), and said.
+pub fn release(common_dir: &Path, run: &str) {
+    for keep in keeps_of(common_dir, run) {
+        if let Err(e) = std::fs::remove_file(&keep)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %keep.display(), error = %e, "failed to release a kept pack");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A commit whose objects are held survives `git gc --prune=now` with
+    /// no ref naming it; released, the next gc takes it.
+    #[test]
+    fn held_objects_survive_a_prune_until_released() {
+        survive_a_prune(0);
+    }
+
+    /// The same when the pack is streamed through git (a large file).
+    #[test]
+    fn objects_held_through_git_survive_a_prune_until_released() {
+        survive_a_prune(STREAM_ABOVE + 1);
+    }
+
+    fn survive_a_prune(largest: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        let repo = Repository::open(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let base_tree = repo.treebuilder(None).unwrap().write().unwrap();
+        let base_tree = repo.find_tree(base_tree).unwrap();
+        let base = repo
+            .commit(Some("HEAD"), &sig, &sig, "base", &base_tree, &[])
+            .unwrap();
+        let blob = repo.blob(b"work of a task\n").unwrap();
+        let mut tree = repo.treebuilder(None).unwrap();
+        tree.insert("f.txt", blob, 0o100644).unwrap();
+        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+        let base_commit = repo.find_commit(base).unwrap();
+        let tip = repo
+            .commit(None, &sig, &sig, "task", &tree, &[&base_commit])
+            .unwrap();
+        hold(&repo, tip, &[base], "r1", largest).unwrap();
+        assert_eq!(keeps_of(repo.commondir(), "r1").len(), 1);
+        assert!(keeps_of(repo.commondir(), "r2").is_empty());
+        git(dir.path(), &["gc", "--prune=now", "--quiet"]);
+        let text = git(dir.path(), &["cat-file", "-p", &format!("{tip}:f.txt")]);
+        assert_eq!(text, "work of a task");
+        release(repo.commondir(), "r1");
+        assert!(keeps_of(repo.commondir(), "r1").is_empty());
+        git(dir.path(), &["gc", "--prune=now", "--quiet"]);
+        let gone = std::process::Command::new("git")
+            .current_dir(dir.path())
+            .args(["cat-file", "-e", &tip.to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            !gone.success(),
+            "released, the unreferenced commit is git's to prune"
+        );
+    }
+
+    /// Nothing new (a tip the held commits reach): no pack, no keep.
+    #[test]
+    fn a_tip_already_held_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "base"]);
+        let repo = Repository::open(dir.path()).unwrap();
+        let head = repo.head().unwrap().target().unwrap();
+        hold(&repo, head, &[head], "r", 0).unwrap();
+        assert!(keeps_of(repo.commondir(), "r").is_empty());
+    }
+}
