@@ -65,7 +65,10 @@ pub fn hold(
         new_objects(repo, &tree, &olds, &mut new).context(action)?;
     }
     if largest > STREAM_ABOVE {
-        return hold_streamed(repo.commondir(), tip, &new, run);
+        let action = action();
+        hold_streamed(repo.commondir(), &action, &new, run)?;
+        compact(repo.commondir(), run);
+        return Ok(());
     }
     let mut builder = repo.packbuilder().context(action)?;
     for id in &new {
@@ -103,6 +106,7 @@ pub fn hold(
             message: format!("libgit2 did not name the pack pack-{trailer}.pack"),
         });
     }
+    compact(repo.commondir(), run);
     Ok(())
 }
 
@@ -111,9 +115,16 @@ pub fn hold(
 /// place (git-index-pack(1): "usually necessary with --stdin to prevent a
 /// simultaneous git repack process from deleting the newly constructed
 /// pack and index before refs can be updated").
-fn hold_streamed(common_dir: &Path, tip: Oid, objects: &[Oid], run: &str) -> Result<(), GitError> {
+/// Returns the new pack's name (its hash). `what` says what is held, for
+/// errors ("hold the objects of commit ...").
+fn hold_streamed(
+    common_dir: &Path,
+    what: &str,
+    objects: &[Oid],
+    run: &str,
+) -> Result<String, GitError> {
     use std::process::{Command, Stdio};
-    let action = || format!("hold the objects of commit {tip}");
+    let action = || what.to_string();
     let git = |args: &[&str]| {
         let mut cmd = Command::new("git");
         cmd.arg("--git-dir")
@@ -144,7 +155,7 @@ fn hold_streamed(common_dir: &Path, tip: Oid, objects: &[Oid], run: &str) -> Res
     let keep = format!("--keep={}", keep_line(run));
     let index = git(&["index-pack", "--stdin", &keep])
         .stdin(stdout)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .context(action)?;
     std::io::Write::write_all(&mut stdin, revs.as_bytes()).context(action)?;
@@ -162,7 +173,98 @@ fn hold_streamed(common_dir: &Path, tip: Oid, objects: &[Oid], run: &str) -> Res
             });
         }
     }
-    Ok(())
+    // `keep\t<hash>` (`pack\t<hash>` had it not been kept).
+    let said = String::from_utf8_lossy(&indexed.stdout);
+    Ok(said
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// How many kept packs a run may have before the smaller ones are merged
+/// into one: every git process (a `git worktree add`, a checkout) opens
+/// every pack's index, so a pack per snapshot and per merge would slow
+/// every later task of a long run.
+const COMPACT_AT: usize = 8;
+
+/// Held while a run's packs are being merged: one merge at a time in
+/// this process (another thread's hold skips it).
+static COMPACTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Merges run `run`'s smaller kept packs into one kept pack once it has
+/// [`COMPACT_AT`] or more, geometrically (as `git repack --geometric=2`
+/// does): the smallest packs, for as long as the next is at most twice
+/// all those taken, so that an object is written again a logarithmic
+/// number of times over a run. The old packs go only once the new one,
+/// kept, holds their objects; a failure leaves them as they were (said in
+/// the log, never an error: what they hold is held either way).
+fn compact(common_dir: &Path, run: &str) {
+    let Ok(_turn) = COMPACTING.try_lock() else {
+        return;
+    };
+    let mut packs: Vec<(PathBuf, Vec<Oid>)> = keeps_of(common_dir, run)
+        .into_iter()
+        .filter_map(|keep| {
+            let stem = keep.with_extension("");
+            let objects = read_idx(&stem.with_extension("idx"))?;
+            // A keep whose pack is not in place yet is being written.
+            stem.with_extension("pack")
+                .exists()
+                .then_some((stem, objects))
+        })
+        .collect();
+    if packs.len() < COMPACT_AT {
+        return;
+    }
+    packs.sort_by_key(|(_, objects)| objects.len());
+    let mut taken = 0;
+    let mut sum = 0;
+    for (_, objects) in &packs {
+        if taken >= 2 && objects.len() > 2 * sum {
+            break;
+        }
+        sum += objects.len();
+        taken += 1;
+    }
+    let chosen = packs.get(..taken).unwrap_or_default();
+    let mut objects: Vec<Oid> = chosen.iter().flat_map(|(_, o)| o.iter().copied()).collect();
+    objects.sort();
+    objects.dedup();
+    let what = format!("merge {taken} kept packs of run {run}");
+    let new = match hold_streamed(common_dir, &what, &objects, run) {
+        Ok(name) => name,
+        Err(e) => {
+            tracing::warn!(error = %e, "failed to merge kept packs");
+            return;
+        }
+    };
+    for (stem, _) in chosen {
+        // The new pack may be one of them, byte for byte: then it stays.
+        if stem
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy() == format!("pack-{new}"))
+        {
+            continue;
+        }
+        // Its objects are in the new kept pack: the pack goes first, its
+        // keep last.
+        for ext in ["pack", "idx", "rev", "keep"] {
+            let _ = std::fs::remove_file(stem.with_extension(ext));
+        }
+    }
+}
+
+/// The object names a version 2 pack index at `path` lists (`None` if it
+/// is not one: swarm then leaves the pack alone).
+fn read_idx(path: &Path) -> Option<Vec<Oid>> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.get(..8)? != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+        return None;
+    }
+    let count = u32::from_be_bytes(bytes.get(8 + 255 * 4..8 + 256 * 4)?.try_into().ok()?) as usize;
+    let names = bytes.get(8 + 256 * 4..8 + 256 * 4 + count * 20)?;
+    names.chunks(20).map(|n| Oid::from_bytes(n).ok()).collect()
 }
 
 /// Adds to `out` every tree and blob below `tree` that none of `olds` (the
@@ -322,5 +424,40 @@ mod tests {
         let head = repo.head().unwrap().target().unwrap();
         hold(&repo, head, &[head], "r", 0).unwrap();
         assert!(keeps_of(repo.commondir(), "r").is_empty());
+    }
+
+    /// A run's many small holds are merged into few kept packs, and every
+    /// held object survives a prune all the same.
+    #[test]
+    fn many_holds_are_merged_into_few_packs_and_nothing_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        git(dir.path(), &["init", "-q"]);
+        let repo = Repository::open(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let empty = repo.treebuilder(None).unwrap().write().unwrap();
+        let empty = repo.find_tree(empty).unwrap();
+        let base = repo
+            .commit(Some("HEAD"), &sig, &sig, "base", &empty, &[])
+            .unwrap();
+        let base_commit = repo.find_commit(base).unwrap();
+        let mut tips = Vec::new();
+        for i in 0..40 {
+            let blob = repo.blob(format!("task {i}\n").as_bytes()).unwrap();
+            let mut tree = repo.treebuilder(None).unwrap();
+            tree.insert(format!("f{i}.txt"), blob, 0o100644).unwrap();
+            let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+            let tip = repo
+                .commit(None, &sig, &sig, "t", &tree, &[&base_commit])
+                .unwrap();
+            hold(&repo, tip, &[base], "many", 0).unwrap();
+            tips.push(tip);
+        }
+        let kept = keeps_of(repo.commondir(), "many").len();
+        assert!(kept < COMPACT_AT, "{kept} kept packs");
+        git(dir.path(), &["gc", "--prune=now", "--quiet"]);
+        for (i, tip) in tips.iter().enumerate() {
+            let text = git(dir.path(), &["cat-file", "-p", &format!("{tip}:f{i}.txt")]);
+            assert_eq!(text, format!("task {i}"));
+        }
     }
 }
