@@ -494,3 +494,18 @@ fn bench_report_html_sh_runs_in_smoke_mode() {
     );
     assert_tables_have_figures(&section);
 }
+
+#[test]
+fn bench_hold_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    // Both "builds" are this one: the script's rows, not its ratios.
+    let build = smoke.tmp().join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    std::os::unix::fs::symlink(swarm_bin(), build.join("swarm")).unwrap();
+    std::os::unix::fs::symlink(examples_dir().join("bench_git"), build.join("bench_git")).unwrap();
+    let build = build.to_str().unwrap();
+    let cmd = smoke.command("bash", &["bench/hold.sh", build, build]);
+    let run = smoke.run("bench/hold.sh", cmd);
+    assert!(run.stdout.contains("writing tasks, unconfined"), "{}", run.stdout);
+    assert_tables_have_figures(&run.stdout);
+}

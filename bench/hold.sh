@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# What holding swarm's objects in kept packs costs (issue 64: `git gc
+# --prune=now` beside a run loses nothing, section 25): two builds side by
+# side, interleaved, on tmpfs:
+#   - 200 writing tasks, unconfined (worktree, run, snapshot, merge each),
+#     each round from a fresh copy of the repository and no worktree home;
+#   - 50 merges of disjoint results into a 10,000-file repository, and a
+#     snapshot of 5 changes there (the `bench_git` harness).
+# Prints a Markdown table of every round and the medians.
+#
+#   bench/hold.sh OLD_DIR NEW_DIR   # each holds `swarm` and `bench_git`
+#   SMOKE=1 bench/hold.sh D D       # tiny sizes, one round
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/common.sh"
+[ $# -eq 2 ] || { echo "usage: bench/hold.sh OLD_DIR NEW_DIR" >&2; exit 2; }
+OLD=$(cd "$1" && pwd); NEW=$(cd "$2" && pwd)
+ROUNDS=$(sized 5 1); TASKS=$(sized 200 4); FILES=$(sized 10000 200); MERGES=$(sized 50 3)
+BASE=/dev/shm; [ -d "$BASE" ] && [ -w "$BASE" ] || BASE=${TMPDIR:-/tmp}
+W=$(mktemp -d "$BASE/swarm-hold.XXXXXX")
+trap 'rm -rf "$W"' EXIT
+export HOME=$W/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 \
+  GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@b
+mkdir -p "$HOME"
+new_repo() { # DIR FILES
+  rm -rf "$1"; mkdir -p "$1"; git -C "$1" init -q -b main
+  python3 - "$1" "$2" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "src", f"d{i % 100:03d}")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as f:
+        f.write(f"file {i}\n")
+PY
+  git -C "$1" add -A && git -C "$1" commit -qm init
+}
+ms() { local s; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "hold.sh: benchmarked command failed: $*" >&2; exit 1; }; echo $(( ($(date +%s%N) - s) / 1000000 )); }
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+new_repo "$W/write" 100
+python3 - "$W/write.toml" "$TASKS" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write('[swarm]\nsandbox = "none"\n\n[[task]]\nid = "t-{n}"\ncreates = ["out-t-{n}.txt"]\nrun = "echo $SWARM_TASK > out-$SWARM_TASK.txt"\n')
+    f.write("matrix = { n = [%s] }\n" % ", ".join(str(i) for i in range(int(sys.argv[2]))))
+PY
+cp -a "$W/write" "$W/write.orig"
+write_run() { rm -rf "$W/write" "$HOME/.cache"; cp -a "$W/write.orig" "$W/write"; (cd "$W/write" && "$1/swarm" run -q -j 2 "$W/write.toml"); }
+declare -A write merge snap
+for _ in $(seq "$ROUNDS"); do
+  for v in OLD NEW; do
+    dir=${!v}
+    write[$v]+="$(ms write_run "$dir") "
+  done
+done
+
+new_repo "$W/big" "$FILES"
+cd "$W/big"
+branches=()
+for i in $(seq 1 "$MERGES"); do
+  git worktree add -q --detach "$W/m-wt" main
+  (cd "$W/m-wt" && echo "change $i" >> "src/d$(printf %03d "$i")/f$(printf %05d "$i").txt" && git commit -qam "change $i")
+  branches+=("$(git -C "$W/m-wt" rev-parse HEAD)")
+  git worktree remove --force "$W/m-wt"
+done
+for _ in $(seq "$ROUNDS"); do
+  for v in OLD NEW; do
+    dir=${!v}
+    read -r t _ <<<"$("$dir/bench_git" merge "$W/big" main "${branches[@]}")"
+    merge[$v]+="$t "
+    read -r t _ <<<"$("$dir/bench_git" snapshot "$W/big" main 1 5 0 new)"
+    snap[$v]+="$t "
+  done
+done
+row() { # NAME ARRAY-NAME UNIT
+  local -n a=$2
+  local o n
+  o=$(tr ' ' '\n' <<<"${a[OLD]}" | grep . | median); n=$(tr ' ' '\n' <<<"${a[NEW]}" | grep . | median)
+  printf '| %s | %s %s (%s) | %s %s (%s) | %sx |\n' "$1" "$o" "$3" "${a[OLD]% }" "$n" "$3" "${a[NEW]% }" \
+    "$(awk -v a="$n" -v b="$o" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+}
+echo "| measure | $(basename "$OLD") (rounds) | $(basename "$NEW") (rounds) | new / old |"
+echo "|---|---:|---:|---:|"
+row "$TASKS writing tasks, unconfined" write ms
+row "$MERGES merges, $FILES-file repository" merge ms
+row "snapshot of 5 changes, $FILES-file repository" snap ms
