@@ -312,3 +312,68 @@ prompt = "Write a note."
         slurm.stderr
     );
 }
+
+/// A run with repair rounds (a verify that fails twice, printing nothing
+/// the first time), recorded and replayed many times: every replay finds
+/// every request it makes recorded, the verify's feedback included, while
+/// the agent's commands write to the same logs as the verify.
+#[test]
+fn a_recorded_run_with_repair_rounds_replays_exactly() {
+    let repo = TestRepo::new();
+    let tapes = repo.outside().join("tapes");
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| {
+            // Each round: a command that prints (its output lands in the
+            // log the verify shares), one more line, then finish.
+            let n = call.body.to_string().matches("[verify:").count();
+            match call.turn % 2 {
+                0 => Reply::answer(vec![tool(
+                    format!("b{}", call.turn),
+                    "bash",
+                    json!({"command": format!("printf 'round {n}\\n'; echo line >> count.txt")}),
+                )]),
+                _ => Reply::answer(vec![tool(
+                    format!("f{}", call.turn),
+                    "finish",
+                    json!({"summary": "done"}),
+                )]),
+            }
+        },
+    );
+    let url = mock.base_url(Wire::Anthropic);
+    let path = repo.plan(
+        "repair.toml",
+        &format!(
+            "[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{url}\"\napi_key_env = \"TEST_MODEL_KEY\"\n\n\
+             [[task]]\nid = \"fix\"\nprompt = \"Add three lines.\"\n\
+             verify = \"n=$(wc -l < count.txt); [ $n -ge 2 ] || echo only $n >&2; [ $n -ge 3 ]\"\n"
+        ),
+    );
+    let tapes_arg = tapes.to_str().unwrap();
+    run(
+        &repo,
+        &path,
+        &["--record", tapes_arg, "--name", "rec"],
+        true,
+    )
+    .assert_code(0);
+    mock.assert_clean();
+    let recorded = tree(&repo, "swarm/rec");
+    assert_eq!(repo.show("swarm/rec", "count.txt").lines().count(), 3);
+    drop(mock);
+    for round in 0..5 {
+        let name = format!("again{round}");
+        let again = run(
+            &repo,
+            &path,
+            &["--replay", tapes_arg, "--name", &name],
+            false,
+        );
+        again.assert_code(0);
+        assert_eq!(tree(&repo, &format!("swarm/{name}")), recorded);
+    }
+}

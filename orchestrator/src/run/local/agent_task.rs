@@ -293,22 +293,67 @@ pub(crate) fn budget_groups(
 }
 
 /// Runs `spec` (a task's verify) and gives back `None` if it passed, else
-/// the end of its output with how it ended.
+/// the end of its output with how it ended ([`feedback`]).
+///
+/// The verify writes into files of its own (beside the task's logs), which
+/// are then appended to the task's logs: the feedback is what the verify
+/// printed and nothing else, never a line of the agent's that was still
+/// landing in the shared log. So a recorded run's repair rounds send the
+/// model the same text when replayed.
 pub(crate) async fn run_verify(
     spec: &CommandSpec,
     egress: Option<&std::sync::Arc<super::egress::Egress>>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Option<String> {
-    let marks = (file_len(&spec.stdout), file_len(&spec.stderr));
-    match super::egress::run_command(spec, egress, stop).await {
-        AttemptOutcome::Exited { code: 0 } => None,
-        other => {
-            let mut feedback = tail(&spec.stdout, marks.0);
-            feedback.push_str(&tail(&spec.stderr, marks.1));
-            feedback.push_str(&format!("\n[verify: {}]", describe(&other)));
-            Some(feedback)
-        }
+    let mut own = spec.clone();
+    own.stdout = verify_capture(&spec.stdout);
+    own.stderr = verify_capture(&spec.stderr);
+    for capture in [&own.stdout, &own.stderr] {
+        // A capture a killed coordinator left is not this verify's.
+        let _ = std::fs::remove_file(capture);
     }
+    let outcome = super::egress::run_command(&own, egress, stop).await;
+    let out = tail(&own.stdout, 0);
+    let err = tail(&own.stderr, 0);
+    for (capture, log) in [(&own.stdout, &spec.stdout), (&own.stderr, &spec.stderr)] {
+        append_to(log, capture);
+        let _ = std::fs::remove_file(capture);
+    }
+    match outcome {
+        AttemptOutcome::Exited { code: 0 } => None,
+        other => Some(feedback(&out, &err, &other)),
+    }
+}
+
+/// The feedback a failed verify gives the model: a function of what the
+/// verify printed (the ends of its stdout and stderr) and how it ended
+/// only.
+pub(crate) fn feedback(out: &str, err: &str, outcome: &AttemptOutcome) -> String {
+    format!("{out}{err}\n[verify: {}]", describe(outcome))
+}
+
+/// Where a verify's output stream goes before it joins `log`.
+fn verify_capture(log: &Path) -> std::path::PathBuf {
+    let mut name = log.file_name().unwrap_or_default().to_os_string();
+    name.push(".verify");
+    log.with_file_name(name)
+}
+
+/// Appends the content of `capture` to `log` (the task's log keeps the
+/// verify's output, as before); best effort: the feedback is already
+/// taken.
+fn append_to(log: &Path, capture: &Path) {
+    let Ok(mut from) = std::fs::File::open(capture) else {
+        return;
+    };
+    let Ok(mut to) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    else {
+        return;
+    };
+    let _ = std::io::copy(&mut from, &mut to);
 }
 
 /// Runs the task's verify command (if it has one) in the agent's
