@@ -547,6 +547,10 @@ impl Api {
 /// message, or a Responses input item.
 fn user_blocks(last: &Value) -> Vec<Value> {
     use super::translate::text_of;
+    // A Responses request's `input` may be one plain string: the turn.
+    if let Value::String(text) = last {
+        return vec![json!({"type": "text", "text": text})];
+    }
     match last.get("type").and_then(Value::as_str) {
         Some("function_call_output") => vec![json!({"type": "tool_result",
             "content": text_of(last.get("output").unwrap_or(&Value::Null))})],
@@ -865,6 +869,8 @@ async fn translated(
         max_tokens,
         stream: true,
         temperature: conversation.temperature,
+        format: None,
+        tool_choice: Default::default(),
     });
     let transcript = &state.transcript;
     let mut on_retry = |reason: &str, wait: Duration, limited: bool| {
@@ -894,7 +900,7 @@ async fn translated(
                     stop: StopReason::EndTurn,
                     usage: failed.spent,
                 };
-                settle_with(state, Some(cut), prepared.estimate, false, Some(hold));
+                let _ = settle_with(state, Some(cut), prepared.estimate, false, Some(hold));
             }
             super::lock(&state.transcript).write("error", json!({"message": message}));
             return error(
@@ -904,8 +910,12 @@ async fn translated(
             );
         }
     };
-    let counted = answer.clone();
-    settle_with(state, Some(answer), prepared.estimate, false, Some(hold));
+    let mut counted = answer.clone();
+    // What the CLI is told it used is what the run counts: the server's
+    // figures, or swarm's estimate when the server reported none.
+    if let Some(usage) = settle_with(state, Some(answer), prepared.estimate, false, Some(hold)) {
+        counted.usage = usage;
+    }
     let model = &endpoint.config.model;
     let responses = api == Api::ResponsesTranslated;
     let id = match responses {
@@ -1032,7 +1042,7 @@ async fn answered(
             if let Some(recorder) = recorder {
                 recorder.finish(type_text, answer.as_ref().map(|a| a.usage), complete);
             }
-            settle_with(&state, answer, estimate, limiter, hold);
+            let _ = settle_with(&state, answer, estimate, limiter, hold);
             drop(permit);
         });
         let frames = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -1050,7 +1060,7 @@ async fn answered(
             recorder.chunk(&text, false);
             recorder.finish(type_text, answer.as_ref().map(|a| a.usage), true);
         }
-        settle_with(state, answer, estimate, limiter, hold);
+        let _ = settle_with(state, answer, estimate, limiter, hold);
         drop(permit);
         Response::new(full(text))
     };
@@ -1085,12 +1095,12 @@ fn settle_with(
     estimate: u64,
     limiter: bool,
     hold: Option<Hold>,
-) {
+) -> Option<swarm_protocol::agent::Usage> {
     let (Some(mut answer), Some(hold)) = (answer, hold) else {
         if limiter {
             state.endpoint.limiter.settle(estimate, 0);
         }
-        return;
+        return None;
     };
     let (usd, estimated) =
         state
@@ -1125,6 +1135,7 @@ fn settle_with(
             cost_usd,
         });
     }
+    Some(answer.usage)
 }
 
 /// A short line for the live view from a tool call's input: its command
@@ -1385,5 +1396,21 @@ mod tests {
         assert_eq!(answer.stop, StopReason::ToolUse);
         assert_eq!(answer.content.len(), 2);
         assert_eq!(tool_detail(&json!({"command": ["ls", "-la"]})), "ls -la");
+    }
+
+    /// A Responses `input` that is one plain string is the turn's text in
+    /// the transcript, not an empty turn.
+    #[test]
+    fn a_plain_string_input_is_logged_as_the_turns_text() {
+        assert_eq!(
+            user_blocks(&json!("list the files")),
+            vec![json!({"type": "text", "text": "list the files"})]
+        );
+        assert_eq!(
+            user_blocks(
+                &json!({"role": "user", "content": [{"type": "input_text", "text": "hi"}]})
+            ),
+            vec![json!({"type": "text", "text": "hi"})]
+        );
     }
 }
