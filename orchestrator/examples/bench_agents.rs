@@ -103,6 +103,7 @@ fn config(mock: &MockModel, concurrency: usize, rpm: Option<u32>) -> ModelConfig
         timeout: Duration::from_secs(30),
         price: None,
         prompt_cache: true,
+        tool_choice: Default::default(),
         span: 0..0,
     }
 }

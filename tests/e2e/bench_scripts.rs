@@ -506,6 +506,10 @@ fn bench_hold_sh_runs_in_smoke_mode() {
     let build = build.to_str().unwrap();
     let cmd = smoke.command("bash", &["bench/hold.sh", build, build]);
     let run = smoke.run("bench/hold.sh", cmd);
-    assert!(run.stdout.contains("writing tasks, unconfined"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("writing tasks, unconfined"),
+        "{}",
+        run.stdout
+    );
     assert_tables_have_figures(&run.stdout);
 }

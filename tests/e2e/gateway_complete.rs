@@ -47,6 +47,7 @@ fn gateway_with_timeout(
         timeout,
         price: None,
         prompt_cache: true,
+        tool_choice: Default::default(),
         span: 0..0,
     };
     let models = BTreeMap::from([("default".to_string(), config)]);

@@ -156,6 +156,49 @@ fn a_valid_plan_is_written_checked_and_editable() {
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
 }
 
+/// The planner asks for its answer's shape as the provider offers it:
+/// to Anthropic, one tool (`plan`, with the answer's JSON schema) the model
+/// must call. A model that answers through it, as a small model held to
+/// the shape does, gives a plan.
+#[test]
+fn the_planner_asks_for_its_answers_shape_and_takes_it_as_a_forced_tool_call() {
+    let mock = MockModel::start(options(), |call| {
+        let body = &call.body;
+        assert_eq!(body["tool_choice"], json!({"type": "tool", "name": "plan"}));
+        let tool = body["tools"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["name"] == "plan"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(tool["input_schema"]["type"], "object", "{tool}");
+        assert!(
+            tool["input_schema"]["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|k| k == "tasks")),
+            "{tool}"
+        );
+        Reply::answer(vec![tool_call_plan()])
+    });
+    let repo = repo_for(&mock, "");
+    let run = swarm(&repo, &["plan", "Greet from both modules"]);
+    run.assert_code(0);
+    mock.assert_clean();
+    assert_eq!(mock.calls().len(), 1);
+    let plan = std::fs::read_to_string(repo.path().join("plan.toml")).unwrap();
+    assert!(plan.contains("id = \"mod-a\""), "{plan}");
+    repo.swarm(&["validate", "plan.toml"]).assert_code(0);
+}
+
+/// The plan as a call of the `plan` tool (its input the answer's JSON).
+fn tool_call_plan() -> Part {
+    tool(
+        "p1",
+        "plan",
+        json!({"split": true, "reason": "two modules", "verify": "test -f README.md",
+               "tasks": good_tasks()}),
+    )
+}
+
 #[test]
 fn each_kind_of_problem_goes_back_and_is_fixed_on_the_next_round() {
     let mut bad_cycle = good_tasks();

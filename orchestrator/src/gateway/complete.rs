@@ -49,6 +49,18 @@ pub struct CompletionRequest {
     /// The places the request may quote, by the placeholder that stands for
     /// them in the cassette's keys (`<run>`, `<repo>`).
     pub places: Vec<(String, PathBuf)>,
+    /// The shape the answer must have, asked for as the provider offers
+    /// it (see `provider::Ask::format`); the answer's text is then that
+    /// JSON, whichever way the provider gave it.
+    pub format: Option<AnswerFormat>,
+}
+
+/// A JSON schema an answer must have, and a name for it.
+#[derive(Debug, Clone)]
+pub struct AnswerFormat {
+    /// `[A-Za-z0-9_-]`, up to 64 characters (a tool's name, for Anthropic).
+    pub name: String,
+    pub schema: Value,
 }
 
 /// A tool call in the model's answer.
@@ -132,6 +144,11 @@ impl Gateway {
                 messages: &request.messages,
                 max_tokens,
                 stream,
+                format: request.format.as_ref().map(|f| super::provider::Format {
+                    name: &f.name,
+                    schema: &f.schema,
+                }),
+                tool_choice: Default::default(),
             })
         };
         let prompt = super::budget::prompt_hold(ask(wanted).body.to_string().len());
@@ -206,7 +223,26 @@ impl Gateway {
             json!({"content": answer.content, "stop": answer.stop,
                    "usage": answer.usage, "cost_usd": usd}),
         );
+        if let Some(format) = &request.format {
+            as_text(&mut answer.content, &format.name);
+        }
         Ok(completion(answer.content, answer.stop, answer.usage, usd))
+    }
+}
+
+/// A call of the tool named `format` (how Anthropic gives a required
+/// shape) as the text it stands for: the JSON of its input. The answer
+/// then reads the same from every provider, and going back into a
+/// conversation it needs no tool result.
+fn as_text(content: &mut [Block], format: &str) {
+    for block in content {
+        if let Block::ToolCall { name, input, .. } = block
+            && name == format
+        {
+            *block = Block::Text {
+                text: input.to_string(),
+            };
+        }
     }
 }
 

@@ -18,6 +18,21 @@ pub enum Provider {
     Openai,
 }
 
+/// Whether a model must call a tool in each of its answers to swarm's own
+/// agent (`[models.NAME] tool_choice`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides (the providers' default).
+    #[default]
+    Auto,
+    /// Every answer calls a tool (OpenAI `tool_choice: "required"`,
+    /// Anthropic `{"type": "any"}`, a grammar on llama.cpp's server): for
+    /// small and local models that otherwise answer in prose. The agent
+    /// still ends by calling `finish`.
+    Required,
+}
+
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +85,8 @@ pub struct ModelConfig {
     /// Whether swarm's own requests mark their stable start for the
     /// provider's prompt cache.
     pub prompt_cache: bool,
+    /// Whether swarm's own agent makes the model call a tool every turn.
+    pub tool_choice: ToolChoice,
     /// Where the table stands in the plan.
     pub span: Range<usize>,
 }
@@ -93,6 +110,7 @@ impl ModelConfig {
             timeout: std::time::Duration::from_secs(1),
             price: None,
             prompt_cache: true,
+            tool_choice: ToolChoice::Auto,
             span: 0..0,
         }
     }

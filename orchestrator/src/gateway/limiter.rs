@@ -167,6 +167,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             price: None,
             prompt_cache: true,
+            tool_choice: Default::default(),
             span: 0..0,
         }
     }

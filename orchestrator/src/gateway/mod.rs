@@ -44,7 +44,7 @@ use swarm_protocol::agent::Usage;
 use crate::gateway::config::{Budget, ModelConfig};
 
 pub use budget::BudgetScope;
-pub use complete::{Completion, CompletionRequest, ToolCall};
+pub use complete::{AnswerFormat, Completion, CompletionRequest, ToolCall};
 pub use session::{AgentNote, Notes, Session, SessionEnd, Verdict, Verifier};
 
 /// An API key. Never printed: its `Debug` is redacted, and every error

@@ -593,6 +593,8 @@ impl Session {
                 max_tokens,
                 stream: true,
                 temperature: self.agent.temperature,
+                format: None,
+                tool_choice: config.tool_choice,
             })
         };
         let prompt = super::budget::prompt_hold(

@@ -148,6 +148,7 @@ fn model_config(
                 .or_else(|| crate::gateway::prices::lookup(&fields.model))
                 .map(|p| crate::gateway::prices::for_provider(p, fields.provider)),
             prompt_cache: fields.prompt_cache.unwrap_or(true),
+            tool_choice: fields.tool_choice.unwrap_or_default(),
             span,
         })
     }

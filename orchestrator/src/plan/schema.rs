@@ -211,9 +211,14 @@ pub struct ModelFields {
     /// so later turns read it at a fraction of the input price. Default:
     /// `true`.
     pub prompt_cache: Option<bool>,
+    /// `"required"`: swarm's own agent makes the model call a tool in every
+    /// answer (OpenAI `tool_choice`, Anthropic `{"type": "any"}`, a grammar
+    /// on llama.cpp's server), for small and local models that answer in
+    /// prose otherwise. Default: `"auto"` (the model decides).
+    pub tool_choice: Option<ToolChoice>,
 }
 
-pub use crate::gateway::config::{Price, Provider};
+pub use crate::gateway::config::{Price, Provider, ToolChoice};
 
 /// A spending limit: tokens (input + output), US dollars, or both.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, JsonSchema)]

@@ -2,10 +2,11 @@
 //! why there is none), read out of the model's text. Everything wrong with
 //! it is said in words the model can act on, since the words go back to it.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The whole answer.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Answer {
     /// False when one task is best (the goal is small or cannot be split
@@ -21,7 +22,7 @@ pub struct Answer {
 }
 
 /// One unit of work.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unit {
     pub id: String,
@@ -47,6 +48,17 @@ pub struct Unit {
     pub readonly: bool,
     #[serde(default)]
     pub allow_overlap: bool,
+}
+
+/// The shape the planner asks the model's answer to have: [`Answer`]'s
+/// JSON schema, so that a model that can be held to one (every provider
+/// offers a way; llama.cpp's server makes it a grammar) answers in shape.
+pub fn format() -> crate::gateway::AnswerFormat {
+    let schema = schemars::schema_for!(Answer);
+    crate::gateway::AnswerFormat {
+        name: "plan".into(),
+        schema: serde_json::to_value(&schema).unwrap_or_default(),
+    }
 }
 
 /// Reads the answer out of the model's `text`: the JSON object in a

@@ -87,6 +87,7 @@ impl Replanner {
                     budget: None,
                     cassette: Some(crate::gateway::tape::ReelId::Replanner),
                     places: self.places.clone(),
+                    format: None,
                 })
                 .await
                 .map_err(|e| format!("the model call failed: {e}"))?;

@@ -58,11 +58,18 @@ impl Provider for Anthropic {
 
 /// The body of a `POST /v1/messages`.
 fn body(model: &str, ask: &Ask<'_>) -> Value {
-    let tools: Vec<Value> = ask
+    let mut tools: Vec<Value> = ask
         .tools
         .iter()
         .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
         .collect();
+    // A required shape is one tool the model must call: its input is the
+    // answer (`complete` reads it back as the answer's text).
+    if let Some(format) = ask.format {
+        tools.push(json!({"name": format.name,
+                          "description": "Give your answer: its input is the whole answer.",
+                          "input_schema": format.schema}));
+    }
     let messages: Vec<Value> = ask.messages.iter().map(message).collect();
     let mut body = json!({
         "model": model,
@@ -74,6 +81,13 @@ fn body(model: &str, ask: &Ask<'_>) -> Value {
     });
     if let Some(t) = ask.temperature {
         body["temperature"] = json!(t);
+    }
+    if let Some(format) = ask.format {
+        body["tool_choice"] = json!({"type": "tool", "name": format.name});
+    } else if ask.tool_choice == crate::gateway::config::ToolChoice::Required
+        && !ask.tools.is_empty()
+    {
+        body["tool_choice"] = json!({"type": "any"});
     }
     body
 }

@@ -38,6 +38,23 @@ pub(crate) struct Ask<'a> {
     pub stream: bool,
     /// Sampling temperature (`None`: the provider's default).
     pub temperature: Option<f64>,
+    /// The answer must be one JSON value of this schema: asked for as the
+    /// provider offers it (OpenAI `response_format` with a JSON schema,
+    /// which llama.cpp's server turns into a grammar; Anthropic one tool
+    /// the model is made to call), so that small and local models answer
+    /// in shape.
+    pub format: Option<Format<'a>>,
+    /// Whether the answer must call one of `tools` (ignored without tools,
+    /// and beside `format`, which forces its own).
+    pub tool_choice: crate::gateway::config::ToolChoice,
+}
+
+/// A JSON schema an answer must have (see [`Ask::format`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Format<'a> {
+    /// A name for it (`[A-Za-z0-9_-]`): the forced tool's, for Anthropic.
+    pub name: &'a str,
+    pub schema: &'a Value,
 }
 
 /// What a model of a provider gets when its `[models.NAME]` table leaves
@@ -200,6 +217,8 @@ mod tests {
         }];
         let ask = |stream| Ask {
             temperature: None,
+            format: None,
+            tool_choice: Default::default(),
             system: "sys",
             tools: &tools,
             messages: &messages,

@@ -90,6 +90,16 @@ fn body(base_url: &str, model: &str, ask: &Ask<'_>) -> Value {
     if let Some(t) = ask.temperature {
         body["temperature"] = json!(t);
     }
+    // Not `strict`: OpenAI's strict mode refuses any schema with an
+    // optional property, and the plan's have them; the schema still
+    // guides the model, and llama.cpp's server makes it a grammar.
+    if ask.tool_choice == crate::gateway::config::ToolChoice::Required && !ask.tools.is_empty() {
+        body["tool_choice"] = json!("required");
+    }
+    if let Some(format) = ask.format {
+        body["response_format"] = json!({"type": "json_schema",
+            "json_schema": {"name": format.name, "schema": format.schema, "strict": false}});
+    }
     // A stream reports usage only when asked; the API refuses the option
     // on a request that does not stream (whose answer always has usage).
     if ask.stream {
@@ -129,12 +139,10 @@ fn push_message(out: &mut Vec<Value>, m: &Message) {
                     _ => None,
                 })
                 .collect();
-            // `null` content is only allowed beside tool calls.
-            let content = if text.is_empty() && !calls.is_empty() {
-                Value::Null
-            } else {
-                Value::String(text.join("\n"))
-            };
+            // Always a string, `""` beside tool calls: OpenAI allows `null`
+            // there, but servers people run locally (llama-cpp-python's)
+            // refuse it, and `""` means the same to every one.
+            let content = Value::String(text.join("\n"));
             let mut msg = json!({"role": "assistant", "content": content});
             if !calls.is_empty() {
                 msg["tool_calls"] = Value::Array(calls);
@@ -375,6 +383,8 @@ mod tests {
         };
         let ask = Ask {
             temperature: None,
+            format: None,
+            tool_choice: Default::default(),
             system: "sys",
             tools: &[],
             messages: &[m],
@@ -387,5 +397,74 @@ mod tests {
         assert_eq!(msgs[1]["role"], "tool");
         assert_eq!(msgs[1]["content"], "Error: boom");
         assert_eq!(msgs[2]["role"], "user");
+    }
+
+    /// An assistant turn of tool calls only is sent with `"content": ""`,
+    /// never `null`, which llama-cpp-python's server refuses (HTTP 500).
+    #[test]
+    fn an_assistant_turn_of_tool_calls_only_has_empty_string_content() {
+        let m = Message {
+            role: Role::Assistant,
+            content: vec![Block::ToolCall {
+                id: "c1".into(),
+                name: "bash".into(),
+                input: json!({"command": "ls"}),
+                invalid_input: None,
+            }],
+        };
+        let ask = Ask {
+            temperature: None,
+            format: None,
+            tool_choice: Default::default(),
+            system: "sys",
+            tools: &[],
+            messages: &[m],
+            max_tokens: 10,
+            stream: false,
+        };
+        let body = body("http://localhost:8080/v1", "m", &ask);
+        let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+        assert_eq!(msgs[1]["role"], "assistant");
+        assert_eq!(msgs[1]["content"], "");
+        assert_eq!(msgs[1]["tool_calls"][0]["function"]["name"], "bash");
+    }
+
+    /// A required shape is `response_format` with its JSON schema (not
+    /// strict: the plan's schema has optional keys); a required tool call
+    /// is `tool_choice: "required"`, only when there are tools.
+    #[test]
+    fn a_shape_and_a_required_tool_call_are_asked_for() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        let tools = [swarm_protocol::agent::ToolSpec {
+            name: "bash".into(),
+            description: "d".into(),
+            input_schema: json!({"type": "object"}),
+        }];
+        let mut ask = Ask {
+            temperature: None,
+            system: "sys",
+            tools: &[],
+            messages: &[],
+            max_tokens: 10,
+            stream: false,
+            format: Some(crate::gateway::provider::Format {
+                name: "plan",
+                schema: &schema,
+            }),
+            tool_choice: crate::gateway::config::ToolChoice::Required,
+        };
+        let shaped = body("http://127.0.0.1:8080/v1", "m", &ask);
+        assert_eq!(shaped["response_format"]["type"], "json_schema");
+        assert_eq!(shaped["response_format"]["json_schema"]["name"], "plan");
+        assert_eq!(shaped["response_format"]["json_schema"]["schema"], schema);
+        assert!(
+            shaped.get("tool_choice").is_none(),
+            "no tools: no tool_choice"
+        );
+        ask.format = None;
+        ask.tools = &tools;
+        let required = body("http://127.0.0.1:8080/v1", "m", &ask);
+        assert_eq!(required["tool_choice"], "required");
+        assert!(required.get("response_format").is_none());
     }
 }

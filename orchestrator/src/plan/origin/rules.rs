@@ -523,6 +523,12 @@ pub const PLAN: &[KeyRule] = &[
         "what spending is counted at",
     ),
     rule(T::Model, "prompt_cache", Any, "cache markers in requests"),
+    rule(
+        T::Model,
+        "tool_choice",
+        Any,
+        "whether the model must call a tool",
+    ),
     // price = { ... }, budget = { ... }
     rule(T::Price, "input", Any, "counted spending"),
     rule(T::Price, "output", Any, "counted spending"),
