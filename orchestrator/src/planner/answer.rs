@@ -13,11 +13,14 @@ pub struct Answer {
     /// without the parts conflicting): then `tasks` holds that one task.
     pub split: bool,
     /// Why this split, or why none.
+    #[schemars(length(max = 400))]
     pub reason: String,
     /// The repository's test command, run after every task (`[defaults]
     /// verify`), if there is an obvious one.
     #[serde(default)]
+    #[schemars(length(max = 200))]
     pub verify: Option<String>,
+    #[schemars(length(min = 1, max = 50))]
     pub tasks: Vec<Unit>,
 }
 
@@ -25,23 +28,31 @@ pub struct Answer {
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unit {
+    #[schemars(length(min = 1, max = 40))]
     pub id: String,
     /// One line: why this task exists.
+    #[schemars(length(max = 200))]
     pub why: String,
     #[serde(default)]
+    #[schemars(length(max = 20))]
     pub deps: Vec<String>,
     #[serde(default)]
+    #[schemars(length(max = 20))]
     pub paths: Vec<String>,
     #[serde(default)]
+    #[schemars(length(max = 20))]
     pub creates: Vec<String>,
     /// Instructions for a coding agent.
     #[serde(default)]
+    #[schemars(length(max = 2000))]
     pub prompt: Option<String>,
     /// A shell command, for work that needs no judgement.
     #[serde(default)]
+    #[schemars(length(max = 500))]
     pub run: Option<String>,
     /// This task's own check, beyond the run-wide one.
     #[serde(default)]
+    #[schemars(length(max = 200))]
     pub verify: Option<String>,
     /// It only reads (reviews, reports): nothing of it is merged.
     #[serde(default)]
@@ -53,11 +64,18 @@ pub struct Unit {
 /// The shape the planner asks the model's answer to have: [`Answer`]'s
 /// JSON schema, so that a model that can be held to one (every provider
 /// offers a way; llama.cpp's server makes it a grammar) answers in shape.
-pub fn format() -> crate::gateway::AnswerFormat {
+/// Its strings and lists are bounded (`maxLength`, `maxItems`; `tasks` by
+/// `max_tasks`): a grammar that allows any length lets a small model run a
+/// string to the token limit, and its answer is cut.
+pub fn format(max_tasks: usize) -> crate::gateway::AnswerFormat {
     let schema = schemars::schema_for!(Answer);
+    let mut schema = serde_json::to_value(&schema).unwrap_or_default();
+    if let Some(tasks) = schema.pointer_mut("/properties/tasks") {
+        tasks["maxItems"] = serde_json::json!(max_tasks.max(1));
+    }
     crate::gateway::AnswerFormat {
         name: "plan".into(),
-        schema: serde_json::to_value(&schema).unwrap_or_default(),
+        schema,
     }
 }
 
@@ -163,5 +181,18 @@ mod tests {
         assert!(parse(two).unwrap_err().contains("exactly one task"));
         let both = r#"{"split": true, "reason": "r", "tasks": [{"id": "a", "why": "w", "run": "x", "prompt": "p"}]}"#;
         assert!(parse(both).unwrap_err().contains("both `prompt` and `run`"));
+    }
+
+    /// The schema the model is held to bounds every string and list, and
+    /// the number of tasks by `max_tasks`.
+    #[test]
+    fn the_answers_schema_bounds_its_strings_lists_and_tasks() {
+        let schema = format(3).schema;
+        assert_eq!(schema["properties"]["tasks"]["maxItems"], 3, "{schema}");
+        assert_eq!(schema["properties"]["reason"]["maxLength"], 400, "{schema}");
+        let unit = &schema["$defs"]["Unit"]["properties"];
+        assert_eq!(unit["prompt"]["maxLength"], 2000, "{schema}");
+        assert_eq!(unit["deps"]["maxItems"], 20, "{schema}");
+        assert_eq!(schema["additionalProperties"], false, "{schema}");
     }
 }

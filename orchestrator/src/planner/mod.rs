@@ -146,7 +146,7 @@ pub async fn plan(
                 // Its map quotes the repository by relative paths; a
                 // repair round quotes the plan's file.
                 places: vec![("<plan>".into(), request.plan_path.to_path_buf())],
-                format: Some(answer::format()),
+                format: Some(answer::format(request.max_tasks)),
             })
             .await?;
         usage.add(completion.usage);
