@@ -22,6 +22,7 @@ mod git_maintenance;
 mod hostile_task;
 mod launcher;
 mod live;
+mod local_model;
 mod looking;
 mod mcp;
 mod mcp_tools;

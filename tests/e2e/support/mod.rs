@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod local_model;
 pub mod model;
 pub mod slurm;
 

@@ -1,0 +1,129 @@
+//! A real model served on loopback: `llama-server` (llama.cpp) with
+//! SmolLM2-135M-Instruct, both from PyPI, built once by
+//! tests/local-model/setup.sh (CI does it up front in .ci/run). One thread,
+//! one slot, temperature 0: the tests assert on outcomes and accounting,
+//! never on what the model writes.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One build at a time (tests run in parallel).
+static SETUP: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The directory holding `llama-server` and `model.gguf`, built on first
+/// use.
+fn built() -> PathBuf {
+    let mut done = SETUP.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = done.as_ref() {
+        return dir.clone();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("bash")
+        .arg(root.join("tests/local-model/setup.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/local-model/setup.sh (needs python3, pip and a C++ compiler)");
+    assert!(out.status.success(), "building the local model failed");
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    assert!(dir.join("llama-server").is_file() && dir.join("model.gguf").is_file());
+    *done = Some(dir.clone());
+    dir
+}
+
+/// A running `llama-server`, stopped when dropped.
+pub struct LocalModel {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LocalModel {
+    /// Starts the server on a free loopback port and waits until it
+    /// answers `/health`.
+    pub fn start() -> Self {
+        let built = built();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("llama-server.log");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let child = Command::new(built.join("llama-server"))
+            .args(["-m"])
+            .arg(built.join("model.gguf"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            // One thread and one slot: the same answer for the same request.
+            .args([
+                "-t", "1", "-np", "1", "-c", "8192", "--temp", "0", "--seed", "1",
+            ])
+            // Chat templates with tools (swarm's agent calls them).
+            .arg("--jinja")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start llama-server");
+        let mut model = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        model.wait_healthy();
+        model
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("llama-server ended ({status}):\n{}", self.log());
+            }
+            if http_get(self.port, "/health").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("llama-server did not become healthy:\n{}", self.log());
+    }
+
+    /// The OpenAI-compatible base URL (`.../v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// The server's own log, for a failure's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The server's Prometheus-style `/metrics` text (with `--metrics`).
+    pub fn get(&self, path: &str) -> Option<String> {
+        http_get(self.port, path)
+    }
+}
+
+impl Drop for LocalModel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback; the whole response, or `None`.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
