@@ -310,6 +310,7 @@ fn every_committed_event_replays_through_the_fold() {
             integration_commit: MERGE.into(),
             retried: vec!["c".into()],
             merged: Vec::new(),
+            rebuilt: None,
         },
     );
     assert_eq!(fold.status(c), TaskStatus::Pending);
@@ -347,6 +348,7 @@ fn every_committed_event_replays_through_the_fold() {
         integration_commit: MERGE.into(),
         retried: Vec::new(),
         merged: vec!["b2".into()],
+        rebuilt: None,
     }));
     assert_eq!(lost.status(0), TaskStatus::Merged);
     assert_eq!(lost.result(0), oid(A1));
@@ -558,6 +560,7 @@ fn every_committed_event_replays_through_the_fold() {
         integration_commit: BASE.into(),
         retried: Vec::new(),
         merged: Vec::new(),
+        rebuilt: None,
     }));
     assert_eq!(tree.status(0), TaskStatus::Running);
 

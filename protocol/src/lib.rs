@@ -234,6 +234,12 @@ pub enum EventBody {
         /// journal lost its `task_merged` to the crash: merged now.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         merged: Vec<String>,
+        /// The integration branch was broken (its tip or an object it
+        /// needs gone, as a `git gc --prune=now` beside an older swarm
+        /// could leave it): what was wrong. It was made again from the
+        /// base and the merged tasks' refs, in merge order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rebuilt: Option<String>,
     },
     /// Every dependency of the task succeeded: it waits for a free slot.
     TaskQueued { task: String },

@@ -428,3 +428,68 @@ creates = ["c.txt"]
         String::from_utf8_lossy(&fsck.stderr)
     );
 }
+
+/// An integration branch git maintenance broke while the run was down (its
+/// tip gone, as a `git gc --prune=now` beside an older swarm could leave
+/// it) is made again at resume from the base and the merged tasks' refs,
+/// says so, and the run ends with the tree an uninterrupted run gives.
+#[test]
+fn a_branch_broken_while_the_run_was_down_is_made_again_at_resume() {
+    let repo = TestRepo::new();
+    let mut toml = String::new();
+    for i in 0..4 {
+        toml += &format!(
+            "[[task]]\nid = \"t{i}\"\nrun = \"echo {i} > f{i}.txt; sleep 0.4\"\ncreates = [\"f{i}.txt\"]\n\n"
+        );
+    }
+    let plan = repo.plan("lost.toml", &toml);
+    let plan = plan.to_str().unwrap();
+    repo.swarm(&["run", plan, "--name", "reference", "-j", "1"])
+        .assert_code(0);
+    let expected = tree(&repo, "reference");
+    let mut child = start(&repo, &["run", plan, "--name", "lost", "-j", "1"]);
+    wait_until("two merges", || {
+        journal(&repo, "lost")
+            .iter()
+            .filter(|e| e["event"] == "task_merged")
+            .count()
+            >= 2
+    });
+    kill9(&mut child);
+    assert!(
+        !journal(&repo, "lost")
+            .iter()
+            .any(|e| e["event"] == "run_finished")
+    );
+    // A ref to a commit the object store no longer has.
+    std::fs::write(
+        repo.path().join(".git/refs/heads/swarm/lost"),
+        "1111111111111111111111111111111111111111\n",
+    )
+    .unwrap();
+    let resumed = repo.swarm(&["resume", "lost"]);
+    resumed.assert_code(0);
+    assert!(
+        resumed
+            .stderr
+            .contains("the integration branch was broken (its tip 1111111111111111111111111111111111111111 is missing)"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(tree(&repo, "lost"), expected);
+    let resumed_event = journal(&repo, "lost")
+        .into_iter()
+        .find(|e| e["event"] == "run_resumed")
+        .unwrap();
+    assert!(resumed_event["rebuilt"].is_string(), "{resumed_event}");
+    // Every object the branch needs is there (its reflog still names the
+    // lost tip, as it would after a prune: that is git's to expire).
+    let fsck = repo.git_output(&["fsck", "--no-dangling", "--no-reflogs"]);
+    let said =
+        String::from_utf8_lossy(&fsck.stderr).into_owned() + &String::from_utf8_lossy(&fsck.stdout);
+    assert!(
+        said.lines()
+            .all(|l| l.contains("reflog") || l.trim().is_empty()),
+        "{said}"
+    );
+}

@@ -37,6 +37,7 @@ use crate::worktree_home::WorktreeHome;
 mod events;
 mod experiments;
 mod merging;
+pub(in crate::run) use merging::merge_message;
 mod predict;
 mod replanning;
 mod resumed;

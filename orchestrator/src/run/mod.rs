@@ -8,6 +8,7 @@ mod experiment;
 pub mod land;
 mod local;
 mod lock;
+mod lost_branch;
 pub mod remote;
 mod replan;
 pub(crate) mod resume;

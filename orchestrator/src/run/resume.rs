@@ -42,6 +42,18 @@ pub(super) struct Recovered {
     pub merged_by_git: Option<TaskIndex>,
     /// The journal's `run_started`, shown again to the new observer.
     pub run_started: Event,
+    /// What was wrong with the integration branch, if it had to be made
+    /// again (`lost_branch`).
+    pub rebuilt: Option<String>,
+}
+
+/// How a run is resumed: the command line's and the plan's part.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct How<'a> {
+    /// `--retry-failed` (and its `--only` ids).
+    pub retry_failed: Option<&'a [String]>,
+    /// The plan merges squashed (`history = "squash"`).
+    pub squash: bool,
 }
 
 fn not_resumable(run: &str, why: impl Into<String>) -> RunError {
@@ -60,9 +72,10 @@ pub(super) fn recover(
     run_dir: &Path,
     worktree_dir: &Path,
     tasks: &[Task],
-    retry_failed: Option<&[String]>,
+    how: How<'_>,
     reattach: &mut dyn FnMut(TaskIndex, &TaskState) -> Reattached,
 ) -> Result<Recovered, RunError> {
+    let retry_failed = how.retry_failed;
     let journal = run_dir.join(crate::layout::JOURNAL);
     if !journal.exists() {
         return Err(not_resumable(
@@ -159,14 +172,40 @@ pub(super) fn recover(
     // Git is the truth about merges: the journal line of the last one may
     // have been lost to the crash (the branch moves first).
     // A read-only run has no branch: it merges nothing.
+    // A branch git maintenance broke is made again from what the refs
+    // hold (`lost_branch`).
+    let mut rebuilt = None;
     let integration = match integration_branch {
         None => base_commit,
-        Some(_) => repo.resolve(&refs::integration(run)).map_err(|e| {
-            not_resumable(
-                run,
-                format!("its integration branch is gone: failed to {e}"),
-            )
-        })?,
+        Some(_) => {
+            let branch = refs::integration(run);
+            let why = match super::lost_branch::tip_of(repo, &branch) {
+                Some(tip) => super::lost_branch::broken(repo, tip, base_commit),
+                None => Some("it is gone".to_string()),
+            };
+            match why {
+                None => repo.resolve(&branch)?,
+                Some(why) => {
+                    let tip = super::lost_branch::make_again(
+                        repo,
+                        run,
+                        base_commit,
+                        &events,
+                        &fold,
+                        tasks,
+                        how.squash,
+                    )
+                    .map_err(|what| {
+                        not_resumable(
+                            run,
+                            format!("its integration branch is broken ({why}), and {what}"),
+                        )
+                    })?;
+                    rebuilt = Some(why);
+                    tip
+                }
+            }
+        }
     };
     let integration = match integration_branch {
         Some(_) => super::verify::rebuild::reconcile(repo, run, base_commit, integration, &fold)?,
@@ -245,6 +284,7 @@ pub(super) fn recover(
         retried: indices(retried),
         merged_by_git: merged_by_git.map(TaskIndex::new),
         run_started,
+        rebuilt,
     })
 }
 

@@ -236,8 +236,14 @@ impl Progress {
                 restarted,
                 pending,
                 retried,
+                rebuilt,
                 ..
             } => {
+                if let Some(why) = rebuilt {
+                    say!(
+                        "swarm: the integration branch was broken ({why}): made again from the base and the merged tasks' refs"
+                    );
+                }
                 self.finished = self.total.saturating_sub(pending.len());
                 let again = match retried.len() {
                     0 => String::new(),

@@ -41,7 +41,10 @@ impl<'o> Dispatcher<'o> {
             &run_dir,
             &home.run_dir(&prepared.run),
             &all,
-            prepared.options.retry_failed.as_deref(),
+            super::super::resume::How {
+                retry_failed: prepared.options.retry_failed.as_deref(),
+                squash: prepared.plan.history == crate::plan::History::Squash,
+            },
             &mut |task, state| executor.reattach(task, state),
         )?;
         let mut prepared = prepared;
@@ -74,6 +77,7 @@ impl<'o> Dispatcher<'o> {
             retried: ids(&recovered.retried),
             // The branch moved but the crash lost the journal line.
             merged: ids(recovered.merged_by_git.as_slice()),
+            rebuilt: recovered.rebuilt.clone(),
         };
         dispatcher.emit(body)?;
         for (slot, first) in dispatcher
