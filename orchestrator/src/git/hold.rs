@@ -66,7 +66,10 @@ pub fn hold(
     }
     if largest > STREAM_ABOVE {
         let action = action();
-        hold_streamed(repo.commondir(), &action, &new, run)?;
+        {
+            let _writing = PACKS.read().unwrap_or_else(|e| e.into_inner());
+            hold_streamed(repo.commondir(), &action, &new, run)?;
+        }
         compact(repo.commondir(), run);
         return Ok(());
     }
@@ -90,6 +93,9 @@ pub fn hold(
         })?;
     let dir = repo.commondir().join("objects").join("pack");
     let keep = dir.join(format!("pack-{trailer}.keep"));
+    // No merge of packs while this one is made: it would take the pack
+    // away between its writing and the check below.
+    let writing = PACKS.read().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
     std::fs::write(&keep, format!("{}\n", keep_line(run)))
         .context(|| format!("write {}", keep.display()))?;
@@ -106,6 +112,7 @@ pub fn hold(
             message: format!("libgit2 did not name the pack pack-{trailer}.pack"),
         });
     }
+    drop(writing);
     compact(repo.commondir(), run);
     Ok(())
 }
@@ -188,9 +195,11 @@ fn hold_streamed(
 /// every later task of a long run.
 const COMPACT_AT: usize = 8;
 
-/// Held while a run's packs are being merged: one merge at a time in
-/// this process (another thread's hold skips it).
-static COMPACTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Holds write packs under its read side, a merge of packs takes its
+/// write side: a merge never takes away a pack being made and checked,
+/// and there is one merge at a time in this process (a hold that finds
+/// either busy skips merging; a later one merges).
+static PACKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Merges run `run`'s smaller kept packs into one kept pack once it has
 /// [`COMPACT_AT`] or more, geometrically (as `git repack --geometric=2`
@@ -200,7 +209,7 @@ static COMPACTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// kept, holds their objects; a failure leaves them as they were (said in
 /// the log, never an error: what they hold is held either way).
 fn compact(common_dir: &Path, run: &str) {
-    let Ok(_turn) = COMPACTING.try_lock() else {
+    let Ok(_turn) = PACKS.try_write() else {
         return;
     };
     let mut packs: Vec<(PathBuf, Vec<Oid>)> = keeps_of(common_dir, run)
