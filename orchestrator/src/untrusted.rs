@@ -206,6 +206,21 @@ fn open_regular(
     Ok((file, path, meta))
 }
 
+/// Opens (creating it, never truncating it) the lock file at `path` for
+/// reading and writing: a link planted there is refused (`O_NOFOLLOW`),
+/// never written through. For swarm's `flock` files: a run's lock, a warm
+/// worktree's lease, the repository's worktree records.
+pub fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
 /// Opens `rel` under `dir` to append to it, as hostile a place as a
 /// file that came with a repository can be: every directory on the way is
 /// made if missing (mode 0700) and entered without following a link; the

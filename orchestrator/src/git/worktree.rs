@@ -40,13 +40,7 @@ impl MetadataGuard {
         let thread = METADATA
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let file = std::fs::OpenOptions::new()
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(repo.common_dir.join(METADATA_LOCK))
+        let file = crate::untrusted::lock_file(&repo.common_dir.join(METADATA_LOCK))
             .ok()
             .and_then(|file| {
                 nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()

@@ -33,9 +33,8 @@ impl RunLock {
             action: format!("open {}", path.display()),
             source,
         };
-        let file = reopen(&path).map_err(io)?;
+        let mut file = crate::untrusted::lock_file(&path).map_err(io)?;
         let deadline = std::time::Instant::now() + DYING_HOLDER_WAIT;
-        let mut file = file;
         let mut lock = loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 // A lock on a file that is no longer at `path` (a run
@@ -50,11 +49,11 @@ impl RunLock {
                         });
                     }
                     drop(lock);
-                    file = reopen(&path).map_err(io)?;
+                    file = crate::untrusted::lock_file(&path).map_err(io)?;
                 }
                 Ok(lock) => break lock,
-                Err((back, _)) => {
-                    let holder = holder_of(back.try_clone().ok());
+                Err((mut back, _)) => {
+                    let holder = holder_of(&mut back);
                     if std::time::Instant::now() < deadline && is_dying(&holder) {
                         std::thread::sleep(std::time::Duration::from_millis(20));
                         file = back;
@@ -75,19 +74,6 @@ impl RunLock {
     }
 }
 
-/// Opens (creating it) the lock file at `path`. A link planted there is
-/// refused, never truncated through.
-fn reopen(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-}
-
 /// Whether the locked `file` is still the one at `path`.
 fn still_at(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt as _;
@@ -100,10 +86,7 @@ fn still_at(file: &File, path: &Path) -> bool {
 /// The pid the holder of a lock recorded in it. A holder writes it just
 /// after taking the lock: an empty file is read again for a moment, so
 /// that a refusal names who holds the run.
-fn holder_of(file: Option<File>) -> String {
-    let Some(mut file) = file else {
-        return String::new();
-    };
+fn holder_of(file: &mut File) -> String {
     let until = std::time::Instant::now() + PID_WAIT;
     loop {
         let mut holder = String::new();

@@ -16,7 +16,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -72,13 +71,7 @@ impl WarmDir {
         resuming: bool,
     ) -> std::io::Result<Result<Lease, Unavailable>> {
         std::fs::create_dir_all(&self.dir)?;
-        let file = std::fs::OpenOptions::new()
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(self.lease_file(flat))?;
+        let file = crate::untrusted::lock_file(&self.lease_file(flat))?;
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(Err(Unavailable::Busy)),
