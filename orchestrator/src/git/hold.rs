@@ -30,6 +30,25 @@ fn keep_line(run: &str) -> String {
     format!("swarm run {run}")
 }
 
+/// How often a snapshot or a merge whose objects a concurrent prune took
+/// is made again before its error is given.
+const HOLD_TRIES: u32 = 5;
+
+/// `make` (a snapshot, a merge and its holding), done again while a
+/// concurrent prune is what broke it ([`GitError::is_prune_race`]), up to
+/// [`HOLD_TRIES`] times: done again, it writes what the prune took.
+pub(crate) fn again_on_prune_race<T>(
+    mut make: impl FnMut() -> Result<T, GitError>,
+) -> Result<T, GitError> {
+    let mut tries = 1;
+    loop {
+        match make() {
+            Err(e) if e.is_prune_race() && tries < HOLD_TRIES => tries += 1,
+            done => return done,
+        }
+    }
+}
+
 /// Above this size, a new object is packed by git's own `pack-objects`,
 /// which streams it, rather than in memory.
 pub(crate) const STREAM_ABOVE: u64 = 8 << 20;
@@ -49,15 +68,15 @@ pub fn hold(
     run: &str,
     largest: u64,
 ) -> Result<(), GitError> {
+    if held.contains(&tip) {
+        return Ok(());
+    }
     let action = || format!("hold the objects of commit {tip}");
     let commit = repo.find_commit(tip).context(action)?;
     let tree = commit.tree().context(action)?;
     let mut olds = Vec::new();
     for &h in held {
         olds.push(repo.find_commit(h).and_then(|c| c.tree()).context(action)?);
-    }
-    if held.contains(&tip) {
-        return Ok(());
     }
     let mut new = vec![tip];
     if !olds.iter().any(|old| old.id() == tree.id()) {
@@ -79,14 +98,13 @@ pub fn hold(
     }
     let mut pack = git2::Buf::new();
     builder.write_buf(&mut pack).context(action)?;
-    // libgit2 and git name a pack by its trailer, the checksum of all
-    // before it: known before the pack exists, so its keep file is
-    // written first.
+    // libgit2 and git name a pack by its trailer, the SHA-1 of all before
+    // it: known before the pack exists, so its keep file is written first.
     let trailer = pack
         .len()
         .checked_sub(20)
         .and_then(|at| pack.get(at..))
-        .map(hex)
+        .and_then(|sha| Oid::from_bytes(sha).ok())
         .ok_or_else(|| GitError::Cli {
             action: action(),
             message: "libgit2 wrote a pack without a trailer".into(),
@@ -130,17 +148,13 @@ fn hold_streamed(
     objects: &[Oid],
     run: &str,
 ) -> Result<String, GitError> {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let action = || what.to_string();
     let git = |args: &[&str]| {
-        let mut cmd = Command::new("git");
+        let mut cmd = super::git_command(common_dir);
         cmd.arg("--git-dir")
             .arg(common_dir)
             .args(args)
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
-            .env_remove("GIT_OBJECT_DIRECTORY")
             .stderr(Stdio::piped());
         cmd
     };
@@ -315,14 +329,6 @@ fn new_objects(
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// The keep files swarm wrote for run `run` in the repository whose common
 /// git directory is `common_dir`.
 fn keeps_of(common_dir: &Path, run: &str) -> Vec<PathBuf> {
@@ -354,6 +360,7 @@ pub fn release(common_dir: &Path, run: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::git::test_repo;
 
     fn git(dir: &Path, args: &[&str]) -> String {
         let out = std::process::Command::new("git")
@@ -387,33 +394,20 @@ mod tests {
 
     fn survive_a_prune(largest: u64) {
         let dir = tempfile::tempdir().unwrap();
-        git(dir.path(), &["init", "-q"]);
-        let repo = Repository::open(dir.path()).unwrap();
-        let sig = git2::Signature::now("t", "t@t").unwrap();
-        let base_tree = repo.treebuilder(None).unwrap().write().unwrap();
-        let base_tree = repo.find_tree(base_tree).unwrap();
-        let base = repo
-            .commit(Some("HEAD"), &sig, &sig, "base", &base_tree, &[])
-            .unwrap();
-        let blob = repo.blob(b"work of a task\n").unwrap();
-        let mut tree = repo.treebuilder(None).unwrap();
-        tree.insert("f.txt", blob, 0o100644).unwrap();
-        let tree = repo.find_tree(tree.write().unwrap()).unwrap();
-        let base_commit = repo.find_commit(base).unwrap();
-        let tip = repo
-            .commit(None, &sig, &sig, "task", &tree, &[&base_commit])
-            .unwrap();
+        let (main, base) = test_repo::with_files(dir.path(), &[]);
+        let repo = main.open().unwrap();
+        let tip = test_repo::commit_on(&repo, base, "f.txt", "work of a task\n");
         hold(&repo, tip, &[base], "r1", largest).unwrap();
         assert_eq!(keeps_of(repo.commondir(), "r1").len(), 1);
         assert!(keeps_of(repo.commondir(), "r2").is_empty());
-        git(dir.path(), &["gc", "--prune=now", "--quiet"]);
-        let text = git(dir.path(), &["cat-file", "-p", &format!("{tip}:f.txt")]);
+        git(&main.workdir, &["gc", "--prune=now", "--quiet"]);
+        let text = git(&main.workdir, &["cat-file", "-p", &format!("{tip}:f.txt")]);
         assert_eq!(text, "work of a task");
         release(repo.commondir(), "r1");
         assert!(keeps_of(repo.commondir(), "r1").is_empty());
-        git(dir.path(), &["gc", "--prune=now", "--quiet"]);
+        git(&main.workdir, &["gc", "--prune=now", "--quiet"]);
         let gone = std::process::Command::new("git")
-            .current_dir(dir.path())
+            .current_dir(&main.workdir)
             .args(["cat-file", "-e", &tip.to_string()])
             .status()
             .unwrap();
@@ -427,10 +421,8 @@ mod tests {
     #[test]
     fn a_tip_already_held_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        git(dir.path(), &["init", "-q"]);
-        git(dir.path(), &["commit", "-q", "--allow-empty", "-m", "base"]);
-        let repo = Repository::open(dir.path()).unwrap();
-        let head = repo.head().unwrap().target().unwrap();
+        let (main, head) = test_repo::with_files(dir.path(), &[]);
+        let repo = main.open().unwrap();
         hold(&repo, head, &[head], "r", 0).unwrap();
         assert!(keeps_of(repo.commondir(), "r").is_empty());
     }
@@ -440,32 +432,23 @@ mod tests {
     #[test]
     fn many_holds_are_merged_into_few_packs_and_nothing_is_lost() {
         let dir = tempfile::tempdir().unwrap();
-        git(dir.path(), &["init", "-q"]);
-        let repo = Repository::open(dir.path()).unwrap();
-        let sig = git2::Signature::now("t", "t@t").unwrap();
-        let empty = repo.treebuilder(None).unwrap().write().unwrap();
-        let empty = repo.find_tree(empty).unwrap();
-        let base = repo
-            .commit(Some("HEAD"), &sig, &sig, "base", &empty, &[])
-            .unwrap();
-        let base_commit = repo.find_commit(base).unwrap();
+        let (main, base) = test_repo::with_files(dir.path(), &[]);
+        let repo = main.open().unwrap();
         let mut tips = Vec::new();
         for i in 0..40 {
-            let blob = repo.blob(format!("task {i}\n").as_bytes()).unwrap();
-            let mut tree = repo.treebuilder(None).unwrap();
-            tree.insert(format!("f{i}.txt"), blob, 0o100644).unwrap();
-            let tree = repo.find_tree(tree.write().unwrap()).unwrap();
-            let tip = repo
-                .commit(None, &sig, &sig, "t", &tree, &[&base_commit])
-                .unwrap();
+            let tip =
+                test_repo::commit_on(&repo, base, &format!("f{i}.txt"), &format!("task {i}\n"));
             hold(&repo, tip, &[base], "many", 0).unwrap();
             tips.push(tip);
         }
         let kept = keeps_of(repo.commondir(), "many").len();
         assert!(kept < COMPACT_AT, "{kept} kept packs");
-        git(dir.path(), &["gc", "--prune=now", "--quiet"]);
+        git(&main.workdir, &["gc", "--prune=now", "--quiet"]);
         for (i, tip) in tips.iter().enumerate() {
-            let text = git(dir.path(), &["cat-file", "-p", &format!("{tip}:f{i}.txt")]);
+            let text = git(
+                &main.workdir,
+                &["cat-file", "-p", &format!("{tip}:f{i}.txt")],
+            );
             assert_eq!(text, format!("task {i}"));
         }
     }

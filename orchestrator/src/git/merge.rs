@@ -75,21 +75,14 @@ impl Merger {
         let Some(run) = &self.run else {
             return merge();
         };
-        let mut tries = 1;
-        loop {
-            let held = merge().and_then(|outcome| match outcome {
+        super::hold::again_on_prune_race(|| {
+            merge().and_then(|outcome| match outcome {
                 MergeOutcome::Merged(commit) => {
                     super::hold::hold(&self.repo, commit, &[ours, theirs], run, 0).map(|()| outcome)
                 }
                 other => Ok(other),
-            });
-            match held {
-                Err(e) if e.is_prune_race() && tries < super::snapshot::HOLD_TRIES => {
-                    tries += 1;
-                }
-                done => return done,
-            }
-        }
+            })
+        })
     }
 
     /// Applies the changes of task result `theirs` (relative to its parent,

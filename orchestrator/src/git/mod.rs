@@ -406,24 +406,29 @@ impl Repo {
         std::fs::rename(&tmp, &path).context(|| format!("write {}", path.display()))
     }
 
-    /// A `git` command run in `dir` with hooks disabled and none of the
-    /// variables that would point it at another repository.
+    /// A `git` command run in `dir` (see [`git_command`]).
     pub fn git(&self, dir: &Path) -> Command {
-        let mut cmd = Command::new("git");
-        cmd.current_dir(dir)
-            .args([
-                "-c",
-                "core.hooksPath=/dev/null",
-                "-c",
-                "advice.detachedHead=false",
-            ])
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
-            .env_remove("GIT_COMMON_DIR")
-            .env_remove("GIT_OBJECT_DIRECTORY");
-        cmd
+        git_command(dir)
     }
+}
+
+/// A `git` command run in `dir` with hooks disabled and none of the
+/// variables that would point it at another repository.
+pub(crate) fn git_command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "advice.detachedHead=false",
+        ])
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_COMMON_DIR")
+        .env_remove("GIT_OBJECT_DIRECTORY");
+    cmd
 }
 
 /// Runs a prepared git command, turning a non-zero exit into an error that

@@ -92,20 +92,11 @@ pub fn snapshot(
     limits: SnapshotLimits<'_>,
     message: impl Fn(&[SkippedFile], &[String]) -> String,
 ) -> Result<Snapshot, GitError> {
-    let mut tries = 1;
-    loop {
-        match take(path, git_dir, base, limits, Some(&message)) {
-            // An object a prune took between its writing and its holding:
-            // written again.
-            Err(e) if e.is_prune_race() && tries < HOLD_TRIES => tries += 1,
-            taken => return taken.map(|(snap, _)| snap),
-        }
-    }
+    // An object a prune took between its writing and its holding: written
+    // again.
+    super::hold::again_on_prune_race(|| take(path, git_dir, base, limits, Some(&message)))
+        .map(|(snap, _)| snap)
 }
-
-/// How often a snapshot or a merge whose objects a concurrent prune took
-/// is made again before its error is given.
-pub(crate) const HOLD_TRIES: u32 = 5;
 
 /// What the worktree at `path` holds against `base`, as a tree written to
 /// the object database, and the paths that differ: a snapshot that

@@ -26,3 +26,16 @@ pub(crate) fn with_files(dir: &Path, files: &[(&str, &str)]) -> (Repo, Oid) {
         .unwrap();
     (Repo::discover(&main).unwrap(), base)
 }
+
+/// A commit on `parent` that adds `file` with `content` (as a task's
+/// snapshot does), on no ref.
+pub(crate) fn commit_on(git: &Repository, parent: Oid, file: &str, content: &str) -> Oid {
+    let parent = git.find_commit(parent).unwrap();
+    let mut builder = git.treebuilder(Some(&parent.tree().unwrap())).unwrap();
+    let blob = git.blob(content.as_bytes()).unwrap();
+    builder.insert(file, blob, 0o100644).unwrap();
+    let tree = git.find_tree(builder.write().unwrap()).unwrap();
+    let sig = signature().unwrap();
+    git.commit(None, &sig, &sig, file, &tree, &[&parent])
+        .unwrap()
+}

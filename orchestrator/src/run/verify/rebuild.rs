@@ -171,25 +171,11 @@ pub(in crate::run) fn reconcile(
 
 #[cfg(test)]
 mod tests {
-    use git2::Repository;
-
     use super::*;
-    use crate::git::{signature, test_repo};
+    use crate::git::test_repo;
 
     fn message(id: &str) -> String {
         format!("swarm: merge r/{id}\n\nSwarm-Run: r\nSwarm-Task: {id}\n")
-    }
-
-    /// A commit on `parent` that adds `file`, as a task's snapshot is.
-    fn snapshot(git: &Repository, parent: Oid, file: &str, content: &str) -> Oid {
-        let parent = git.find_commit(parent).unwrap();
-        let mut builder = git.treebuilder(Some(&parent.tree().unwrap())).unwrap();
-        let blob = git.blob(content.as_bytes()).unwrap();
-        builder.insert(file, blob, 0o100644).unwrap();
-        let tree = git.find_tree(builder.write().unwrap()).unwrap();
-        let sig = signature().unwrap();
-        git.commit(None, &sig, &sig, file, &tree, &[&parent])
-            .unwrap()
     }
 
     #[test]
@@ -199,10 +185,10 @@ mod tests {
         let (repo, base) = test_repo::with_files(dir.path(), &[("README", "x\n")]);
         let git = repo.open()?;
         // a, b (bad), c (built on b), d: each adds its own file.
-        let a = snapshot(&git, base, "a", "a\n");
-        let b = snapshot(&git, base, "b", "BAD\n");
-        let c = snapshot(&git, b, "c", "c\n");
-        let d = snapshot(&git, base, "d", "d\n");
+        let a = test_repo::commit_on(&git, base, "a", "a\n");
+        let b = test_repo::commit_on(&git, base, "b", "BAD\n");
+        let c = test_repo::commit_on(&git, b, "c", "c\n");
+        let d = test_repo::commit_on(&git, base, "d", "d\n");
         let ids = ["a", "b", "c", "d"];
         let merger = Merger::new(&repo)?;
         let mut tip = base;
@@ -272,8 +258,8 @@ mod tests {
         let (repo, base) = test_repo::with_files(dir.path(), &[("README", "x\n")]);
         let git = repo.open()?;
         let (a, b) = (
-            snapshot(&git, base, "a", "a\n"),
-            snapshot(&git, base, "b", "BAD\n"),
+            test_repo::commit_on(&git, base, "a", "a\n"),
+            test_repo::commit_on(&git, base, "b", "BAD\n"),
         );
         let merger = Merger::new(&repo)?;
         let MergeOutcome::Merged(tip_a) = merger.merge(base, a, &message("a"))? else {
