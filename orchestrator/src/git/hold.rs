@@ -210,10 +210,12 @@ fn hold_streamed(
 const COMPACT_AT: usize = 8;
 
 /// Holds write packs under its read side, a merge of packs takes its
-/// write side: a merge never takes away a pack being made and checked,
-/// and there is one merge at a time in this process (a hold that finds
-/// either busy skips merging; a later one merges).
+/// write side: a merge never takes away a pack being made and checked.
 static PACKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held by the one thread of this process that merges packs; a hold that
+/// finds it taken leaves the merging to that thread.
+static COMPACTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Merges run `run`'s smaller kept packs into one kept pack once it has
 /// [`COMPACT_AT`] or more, geometrically (as `git repack --geometric=2`
@@ -223,9 +225,16 @@ static PACKS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 /// kept, holds their objects; a failure leaves them as they were (said in
 /// the log, never an error: what they hold is held either way).
 fn compact(common_dir: &Path, run: &str) {
-    let Ok(_turn) = PACKS.try_write() else {
+    // Counted first without a lock: most holds find too few packs.
+    if keeps_of(common_dir, run).len() < COMPACT_AT {
+        return;
+    }
+    let Ok(_turn) = COMPACTING.try_lock() else {
         return;
     };
+    // Waits for the packs being made to be in place (a hold takes only a
+    // moment), so that a busy run still merges its packs.
+    let _merging = PACKS.write().unwrap_or_else(|e| e.into_inner());
     let mut packs: Vec<(PathBuf, Vec<Oid>)> = keeps_of(common_dir, run)
         .into_iter()
         .filter_map(|keep| {
