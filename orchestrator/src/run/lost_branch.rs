@@ -5,6 +5,8 @@
 //! the order the journal merged them. What cannot be made again is said,
 //! naming what is missing.
 
+use std::collections::HashMap;
+
 use git2::{ObjectType, Oid, Repository};
 use swarm_protocol::{Event, EventBody, TaskStatus};
 
@@ -84,14 +86,13 @@ pub(super) fn make_again(
     tasks: &[Task],
     squash: bool,
 ) -> Result<Oid, String> {
-    let refuse = |what: String| what;
     let merged_now = |id: &str| {
         fold.slot(id)
             .is_some_and(|s| fold.status(s) == TaskStatus::Merged)
     };
     // The last merge of each task that is merged now, in journal order.
-    let mut order: Vec<(String, Oid, bool)> = Vec::new();
-    for event in events {
+    let mut last: HashMap<&str, (usize, Oid, bool)> = HashMap::new();
+    for (at, event) in events.iter().enumerate() {
         if let EventBody::TaskMerged {
             task,
             commit,
@@ -100,37 +101,45 @@ pub(super) fn make_again(
         } = &event.body
             && merged_now(task)
         {
-            order.retain(|(t, _, _)| t != task);
             let commit = Oid::from_str(commit)
-                .map_err(|_| refuse(format!("task `{task}`'s merged result is unreadable")))?;
-            order.push((task.clone(), commit, *resolved));
+                .map_err(|_| format!("task `{task}`'s merged result is unreadable"))?;
+            last.insert(task, (at, commit, *resolved));
         }
     }
-    if let Some((task, _, _)) = order.iter().find(|(_, _, resolved)| *resolved) {
-        return Err(refuse(format!(
+    let mut order: Vec<(usize, &str, Oid, bool)> = last
+        .into_iter()
+        .map(|(task, (at, commit, resolved))| (at, task, commit, resolved))
+        .collect();
+    order.sort_unstable_by_key(|&(at, ..)| at);
+    if let Some((_, task, ..)) = order.iter().find(|&&(.., resolved)| resolved) {
+        return Err(format!(
             "task `{task}` was merged by hand (`swarm resolve`): that merge cannot be made again; restore the branch from a clone"
-        )));
+        ));
     }
     let lost: Vec<String> = order
         .iter()
-        .filter(|(_, commit, _)| broken(repo, *commit, base).is_some())
-        .map(|(task, commit, _)| format!("`{task}` ({commit})"))
+        .filter(|&&(_, _, commit, _)| broken(repo, commit, base).is_some())
+        .map(|(_, task, commit, _)| format!("`{task}` ({commit})"))
         .collect();
     if !lost.is_empty() {
-        return Err(refuse(format!(
+        return Err(format!(
             "the results of {} are missing too",
             lost.join(", ")
-        )));
+        ));
     }
+    let index: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
     let mut later = Vec::new();
-    for (task, commit, _) in &order {
-        let index = tasks
-            .iter()
-            .position(|t| &t.id == task)
-            .ok_or_else(|| refuse(format!("task `{task}` is not in its plan")))?;
+    for &(_, task, commit, _) in &order {
+        let i = *index
+            .get(task)
+            .ok_or_else(|| format!("task `{task}` is not in its plan"))?;
         later.push(Remerge {
-            task: TaskIndex::new(index),
-            result: *commit,
+            task: TaskIndex::new(i),
+            result: commit,
             message: merge_message(run, task, squash),
             dependent: false,
         });
@@ -139,9 +148,9 @@ pub(super) fn make_again(
         .map_err(|e| format!("merging the tasks' results again failed: failed to {e}"))?;
     if let Some(&first) = made.conflicted.first().or(made.unmerged.first()) {
         let id = tasks.get(first.get()).map_or("?", |t| t.id.as_str());
-        return Err(refuse(format!(
+        return Err(format!(
             "merging again task `{id}`'s result did not give the branch it had"
-        )));
+        ));
     }
     repo.set_ref(
         &refs::integration(run),
