@@ -126,15 +126,13 @@ impl<'o> Dispatcher<'o> {
         stop: watch::Receiver<Option<Stop>>,
     ) -> Result<Self, RunError> {
         // The run's directories and `runs/latest` are made, checked, by
-        // `State::begin_run` before the dispatcher starts.
+        // `State::begin_run` before the dispatcher starts, and `.swarm`
+        // excluded from `git status` by `run::execute` before it is made.
         let run_dir = prepared.run_dir();
         // `swarm resume` runs exactly this plan, whatever becomes of the file.
         let saved = run_dir.join(crate::layout::PLAN);
         std::fs::write(&saved, prepared.plan.source.text.as_bytes())
             .map_err(io(format!("write {}", saved.display())))?;
-        prepared
-            .repo
-            .exclude(&format!("/{}/", crate::state::STATE_DIR))?;
         // A run of read-only tasks merges nothing: a branch would only be
         // one more thing to clean up.
         let branch = (!prepared
