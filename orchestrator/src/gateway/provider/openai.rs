@@ -366,6 +366,20 @@ mod tests {
         assert!(decode_whole(&json!({"object": "list", "data": []})).is_err());
     }
 
+    /// A plain request of `messages`: no tools, no shape, ten tokens.
+    fn ask(messages: &[Message], stream: bool) -> Ask<'_> {
+        Ask {
+            temperature: None,
+            format: None,
+            tool_choice: Default::default(),
+            system: "sys",
+            tools: &[],
+            messages,
+            max_tokens: 10,
+            stream,
+        }
+    }
+
     #[test]
     fn tool_results_become_tool_messages_before_user_text() {
         let m = Message {
@@ -381,17 +395,7 @@ mod tests {
                 },
             ],
         };
-        let ask = Ask {
-            temperature: None,
-            format: None,
-            tool_choice: Default::default(),
-            system: "sys",
-            tools: &[],
-            messages: &[m],
-            max_tokens: 10,
-            stream: true,
-        };
-        let body = body("http://localhost:11434/v1", "m", &ask);
+        let body = body("http://localhost:11434/v1", "m", &ask(&[m], true));
         assert_eq!(body["max_tokens"], 10);
         let msgs = body["messages"].as_array().cloned().unwrap_or_default();
         assert_eq!(msgs[1]["role"], "tool");
@@ -412,17 +416,7 @@ mod tests {
                 invalid_input: None,
             }],
         };
-        let ask = Ask {
-            temperature: None,
-            format: None,
-            tool_choice: Default::default(),
-            system: "sys",
-            tools: &[],
-            messages: &[m],
-            max_tokens: 10,
-            stream: false,
-        };
-        let body = body("http://localhost:8080/v1", "m", &ask);
+        let body = body("http://localhost:8080/v1", "m", &ask(&[m], false));
         let msgs = body["messages"].as_array().cloned().unwrap_or_default();
         assert_eq!(msgs[1]["role"], "assistant");
         assert_eq!(msgs[1]["content"], "");
@@ -441,17 +435,12 @@ mod tests {
             input_schema: json!({"type": "object"}),
         }];
         let mut ask = Ask {
-            temperature: None,
-            system: "sys",
-            tools: &[],
-            messages: &[],
-            max_tokens: 10,
-            stream: false,
             format: Some(crate::gateway::provider::Format {
                 name: "plan",
                 schema: &schema,
             }),
             tool_choice: crate::gateway::config::ToolChoice::Required,
+            ..ask(&[], false)
         };
         let shaped = body("http://127.0.0.1:8080/v1", "m", &ask);
         assert_eq!(shaped["response_format"]["type"], "json_schema");
