@@ -19,32 +19,15 @@ ROUNDS=$(sized 5 1); TASKS=$(sized 200 4); FILES=$(sized 10000 200); MERGES=$(si
 BASE=/dev/shm; [ -d "$BASE" ] && [ -w "$BASE" ] || BASE=${TMPDIR:-/tmp}
 W=$(mktemp -d "$BASE/swarm-hold.XXXXXX")
 trap 'rm -rf "$W"' EXIT
-export HOME=$W/home GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 \
-  GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@b
-mkdir -p "$HOME"
-new_repo() { # DIR FILES
-  rm -rf "$1"; mkdir -p "$1"; git -C "$1" init -q -b main
-  python3 - "$1" "$2" <<'PY'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    d = os.path.join(root, "src", f"d{i % 100:03d}")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as f:
-        f.write(f"file {i}\n")
-PY
-  git -C "$1" add -A && git -C "$1" commit -qm init
-}
-ms() { local s; s=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "hold.sh: benchmarked command failed: $*" >&2; exit 1; }; echo $(( ($(date +%s%N) - s) / 1000000 )); }
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+hermetic_git "$W"
+# ms CMD...: the milliseconds CMD took (run as run_logged does: a failure
+# ends the script, showing its output).
+ms() { local t0; t0=$(now_ms); run_logged "$W/timed.log" "$@"; awk -v a="$t0" -v b="$(now_ms)" 'BEGIN { printf "%.0f", b - a }'; }
 
 new_repo "$W/write" 100
-python3 - "$W/write.toml" "$TASKS" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write('[swarm]\nsandbox = "none"\n\n[[task]]\nid = "t-{n}"\ncreates = ["out-t-{n}.txt"]\nrun = "echo $SWARM_TASK > out-$SWARM_TASK.txt"\n')
-    f.write("matrix = { n = [%s] }\n" % ", ".join(str(i) for i in range(int(sys.argv[2]))))
-PY
+# Section 2's tasks (bench/run.sh).
+matrix_plan "$W/write.toml" "$TASKS" 'creates = ["out-t-{n}.txt"]
+run = "echo $SWARM_TASK > out-$SWARM_TASK.txt"'
 cp -a "$W/write" "$W/write.orig"
 write_run() { rm -rf "$W/write" "$HOME/.cache"; cp -a "$W/write.orig" "$W/write"; (cd "$W/write" && "$1/swarm" run -q -j 2 "$W/write.toml"); }
 declare -A write merge snap
@@ -76,9 +59,8 @@ done
 row() { # NAME ARRAY-NAME UNIT
   local -n a=$2
   local o n
-  o=$(tr ' ' '\n' <<<"${a[OLD]}" | grep . | median); n=$(tr ' ' '\n' <<<"${a[NEW]}" | grep . | median)
-  printf '| %s | %s %s (%s) | %s %s (%s) | %sx |\n' "$1" "$o" "$3" "${a[OLD]% }" "$n" "$3" "${a[NEW]% }" \
-    "$(awk -v a="$n" -v b="$o" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+  o=$(tr ' ' '\n' <<<"${a[OLD]}" | grep . | median_of); n=$(tr ' ' '\n' <<<"${a[NEW]}" | grep . | median_of)
+  printf '| %s | %s %s (%s) | %s %s (%s) | %sx |\n' "$1" "$o" "$3" "${a[OLD]% }" "$n" "$3" "${a[NEW]% }" "$(ratio "$n" "$o")"
 }
 echo "| measure | $(basename "$OLD") (rounds) | $(basename "$NEW") (rounds) | new / old |"
 echo "|---|---:|---:|---:|"

@@ -146,7 +146,6 @@ for _ in $(seq "$RUNS"); do
   done
 done
 med() { tr ' ' '\n' <<<"$1" | grep . | median_of; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
 echo "## 17. Per-task cost and scale"

@@ -95,33 +95,7 @@ median() {
   printf '%s\n' "${times[@]}" | median_of
 }
 
-# matrix_plan FILE N TASK: a plan of N tasks (ids `t-0`...), sandbox off, each
-# running TASK (a TOML table body without the id and matrix).
-matrix_plan() {
-  python3 - "$1" "$2" "$3" <<'PY'
-import sys
-path, n, body = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-with open(path, "w") as f:
-    f.write('[swarm]\nsandbox = "none"\n\n[[task]]\nid = "t-{n}"\n' + body + "\n")
-    f.write("matrix = { n = [%s] }\n" % ", ".join(str(i) for i in range(n)))
-PY
-}
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-
-new_repo() { # new_repo DIR FILES
-  rm -rf "$1"; mkdir -p "$1"; git -C "$1" init -q -b main
-  python3 - "$1" "$2" <<'PY'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    d = os.path.join(root, "src", f"d{i % 100:03d}")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, f"f{i:05d}.txt"), "w") as f:
-        f.write(f"file {i}\n")
-PY
-  git -C "$1" add -A && git -C "$1" commit -qm init
-}
 
 echo "== 1. $N_NOOP no-op read-only tasks"
 new_repo "$WORK/noop" 10
