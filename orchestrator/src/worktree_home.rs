@@ -157,7 +157,10 @@ impl WorktreeHome {
         })?;
         let want = marker_text(repo);
         match dir.read_file(&[MARKER])? {
-            None => dir.create_file(&[MARKER], &want)?,
+            // Renamed into place: two runs of the repository started at
+            // once both write it (the same text), and neither reads the
+            // other's half-written one.
+            None => dir.replace_file(&[MARKER], &want)?,
             Some(owner) if owner == want => {}
             Some(owner) => {
                 return Err(HomeError::Foreign {
@@ -472,4 +475,35 @@ fn empty_home(home: &State) -> Result<(), HomeError> {
         home.remove(&[e.name.as_str()])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two runs of one repository started at the same moment make its
+    /// home together: both get it, neither sees the other's half-made
+    /// `.repository` as a foreign one.
+    #[test]
+    fn two_processes_making_one_home_at_once_both_get_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, _) = crate::git::test_repo::with_files(dir.path(), &[("a", "a\n")]);
+        for round in 0..200 {
+            let root = dir.path().join(format!("homes-{round}"));
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                let made: Vec<_> = (0..2)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            WorktreeHome::create(&root, &repo).map(|_| ())
+                        })
+                    })
+                    .collect();
+                for m in made {
+                    m.join().unwrap().unwrap();
+                }
+            });
+        }
+    }
 }
