@@ -11,9 +11,12 @@
 //! fetch whose refs are not written yet. So before a ref is moved to a
 //! commit swarm made (a task's snapshot, a merge), the objects that commit
 //! brings are written into a pack of their own whose `.keep` file exists
-//! before the pack does. An object a prune took in the moment between its
-//! writing and its packing makes the packing fail, and the caller writes
-//! it again.
+//! before the pack does, and whose pack is in place before its index (git
+//! gc deletes an index it finds without its pack, and the keep with it).
+//! Until then they live where no prune looks (see [`super::incoming`]).
+//! An object that was not written there (libgit2 found it in the
+//! repository, loose) and that a prune took before its packing makes the
+//! packing fail, and the caller writes it again.
 //!
 //! The keep files name their run; the run releases them when it ends (its
 //! refs hold everything then), and `swarm clean` releases those of a run
@@ -23,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Oid, Repository};
 
+use super::incoming::{Incoming, Staging};
 use super::{Context as _, GitError};
 
 /// The first line of a keep file swarm writes for run `run`.
@@ -32,18 +36,27 @@ fn keep_line(run: &str) -> String {
 
 /// How often a snapshot or a merge whose objects a concurrent prune took
 /// is made again before its error is given.
-const HOLD_TRIES: u32 = 5;
+const HOLD_TRIES: u32 = 8;
 
 /// `make` (a snapshot, a merge and its holding), done again while a
 /// concurrent prune is what broke it ([`GitError::is_prune_race`]), up to
-/// [`HOLD_TRIES`] times: done again, it writes what the prune took.
+/// [`HOLD_TRIES`] times: done again, it writes what the prune took. The
+/// pause between tries grows (10 ms, doubled, at most 1 s): a prune run
+/// in a loop on a loaded machine breaks tries made back to back, and a
+/// pause lets the next one fall between two prunes.
 pub(crate) fn again_on_prune_race<T>(
     mut make: impl FnMut() -> Result<T, GitError>,
 ) -> Result<T, GitError> {
     let mut tries = 1;
+    let mut pause = std::time::Duration::from_millis(10);
     loop {
         match make() {
-            Err(e) if e.is_prune_race() && tries < HOLD_TRIES => tries += 1,
+            Err(e) if e.is_prune_race() && tries < HOLD_TRIES => {
+                tracing::debug!(error = %e, tries, "an object went to a concurrent prune; made again");
+                tries += 1;
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(1));
+            }
             done => return done,
         }
     }
@@ -60,9 +73,12 @@ pub(crate) const STREAM_ABOVE: u64 = 8 << 20;
 /// walking history (a node's shallow view of the repository has none).
 /// `largest` is the size of the largest new blob, if the caller knows it
 /// (a snapshot does): above [`STREAM_ABOVE`], the pack is streamed
-/// through git, never held in memory whole.
-pub fn hold(
+/// through git, never held in memory whole. `incoming`: the directory the
+/// commit was written into (see [`super::incoming`]), read for its
+/// objects; `None` when it was written into `repo` itself.
+pub(crate) fn hold(
     repo: &Repository,
+    incoming: Option<&Incoming>,
     tip: Oid,
     held: &[Oid],
     run: &str,
@@ -72,27 +88,29 @@ pub fn hold(
         return Ok(());
     }
     let action = || format!("hold the objects of commit {tip}");
-    let commit = repo.find_commit(tip).context(action)?;
+    let from = incoming.map_or(repo, Incoming::repo);
+    let commit = from.find_commit(tip).context(action)?;
     let tree = commit.tree().context(action)?;
     let mut olds = Vec::new();
     for &h in held {
-        olds.push(repo.find_commit(h).and_then(|c| c.tree()).context(action)?);
+        olds.push(from.find_commit(h).and_then(|c| c.tree()).context(action)?);
     }
     let mut new = vec![tip];
     if !olds.iter().any(|old| old.id() == tree.id()) {
         new.push(tree.id());
-        new_objects(repo, &tree, &olds, &mut new).context(action)?;
+        new_objects(from, &tree, &olds, &mut new).context(action)?;
     }
     if largest > STREAM_ABOVE {
         let action = action();
         {
             let _writing = PACKS.read().unwrap_or_else(|e| e.into_inner());
-            hold_streamed(repo.commondir(), &action, &new, run)?;
+            let alternate = incoming.map(Incoming::objects_dir);
+            hold_streamed(repo.commondir(), alternate.as_deref(), &action, &new, run)?;
         }
         compact(repo.commondir(), run);
         return Ok(());
     }
-    let mut builder = repo.packbuilder().context(action)?;
+    let mut builder = from.packbuilder().context(action)?;
     for id in &new {
         builder.insert_object(*id, None).context(action)?;
     }
@@ -117,22 +135,52 @@ pub fn hold(
     std::fs::create_dir_all(&dir).context(|| format!("create {}", dir.display()))?;
     std::fs::write(&keep, format!("{}\n", keep_line(run)))
         .context(|| format!("write {}", keep.display()))?;
-    let odb = repo.odb().context(action)?;
-    let mut writer = odb.packwriter().context(action)?;
-    std::io::Write::write_all(&mut writer, &pack).context(action)?;
-    writer.commit().context(action)?;
-    if !dir.join(format!("pack-{trailer}.pack")).exists() {
-        // Named otherwise by this libgit2: the pack is unkept. Said, not
-        // guessed at.
+    if let Err(e) = place(repo.commondir(), &dir, &pack, trailer, &action) {
+        // Nothing of it is in place: the keep goes too.
         let _ = std::fs::remove_file(&keep);
-        return Err(GitError::Cli {
-            action: action(),
-            message: format!("libgit2 did not name the pack pack-{trailer}.pack"),
-        });
+        return Err(e);
     }
     drop(writing);
     compact(repo.commondir(), run);
     Ok(())
+}
+
+/// Indexes `pack` (named by `trailer`) in a directory of its own and
+/// moves it into `dir`, the pack before its index, as git's `index-pack`
+/// does. libgit2's own pack writer puts the index in place first: a
+/// `git gc` that looks in that moment finds an index without its pack,
+/// takes the pair for the leftovers of a failed write and deletes the
+/// index and the keep file beside it (git-gc's "garbage" packs), and the
+/// pack then arrives unkept and unreadable. A pack without its index is
+/// one git neither reads nor deletes.
+fn place(
+    common_dir: &Path,
+    dir: &Path,
+    pack: &[u8],
+    trailer: Oid,
+    action: &dyn Fn() -> String,
+) -> Result<(), GitError> {
+    let staging = Staging::new(common_dir)?;
+    let mut indexer = git2::Indexer::new(None, staging.path(), 0, false).context(action)?;
+    std::io::Write::write_all(&mut indexer, pack).context(action)?;
+    let name = indexer.commit().context(action)?;
+    if name != trailer.to_string() {
+        // Named otherwise by this libgit2: its keep would not match.
+        // Said, not guessed at.
+        return Err(GitError::Cli {
+            action: action(),
+            message: format!("libgit2 named the pack pack-{name}, not pack-{trailer}"),
+        });
+    }
+    let moved = |ext: &str| {
+        let file = format!("pack-{name}.{ext}");
+        std::fs::rename(staging.path().join(&file), dir.join(&file))
+            .context(|| format!("move {file} into {}", dir.display()))
+    };
+    moved("pack")?;
+    moved("idx").inspect_err(|_| {
+        let _ = std::fs::remove_file(dir.join(format!("pack-{name}.pack")));
+    })
 }
 
 /// [`hold`] through git: `pack-objects` streams the new objects into
@@ -141,9 +189,11 @@ pub fn hold(
 /// simultaneous git repack process from deleting the newly constructed
 /// pack and index before refs can be updated").
 /// Returns the new pack's name (its hash). `what` says what is held, for
-/// errors ("hold the objects of commit ...").
+/// errors ("hold the objects of commit ..."); `alternate`, a directory of
+/// objects `pack-objects` reads too (an incoming directory).
 fn hold_streamed(
     common_dir: &Path,
+    alternate: Option<&Path>,
     what: &str,
     objects: &[Oid],
     run: &str,
@@ -158,7 +208,11 @@ fn hold_streamed(
             .stderr(Stdio::piped());
         cmd
     };
-    let mut pack = git(&["pack-objects", "--stdout", "-q"])
+    let mut pack = git(&["pack-objects", "--stdout", "-q"]);
+    if let Some(dir) = alternate {
+        pack.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", dir);
+    }
+    let mut pack = pack
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -264,7 +318,7 @@ fn compact(common_dir: &Path, run: &str) {
     objects.sort();
     objects.dedup();
     let what = format!("merge {taken} kept packs of run {run}");
-    let new = match hold_streamed(common_dir, &what, &objects, run) {
+    let new = match hold_streamed(common_dir, None, &what, &objects, run) {
         Ok(name) => name,
         Err(e) => {
             tracing::warn!(error = %e, "failed to merge kept packs");
@@ -406,7 +460,7 @@ mod tests {
         let (main, base) = test_repo::with_files(dir.path(), &[]);
         let repo = main.open().unwrap();
         let tip = test_repo::commit_on(&repo, base, "f.txt", "work of a task\n");
-        hold(&repo, tip, &[base], "r1", largest).unwrap();
+        hold(&repo, None, tip, &[base], "r1", largest).unwrap();
         assert_eq!(keeps_of(repo.commondir(), "r1").len(), 1);
         assert!(keeps_of(repo.commondir(), "r2").is_empty());
         git(&main.workdir, &["gc", "--prune=now", "--quiet"]);
@@ -432,7 +486,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (main, head) = test_repo::with_files(dir.path(), &[]);
         let repo = main.open().unwrap();
-        hold(&repo, head, &[head], "r", 0).unwrap();
+        hold(&repo, None, head, &[head], "r", 0).unwrap();
         assert!(keeps_of(repo.commondir(), "r").is_empty());
     }
 
@@ -447,7 +501,7 @@ mod tests {
         for i in 0..40 {
             let tip =
                 test_repo::commit_on(&repo, base, &format!("f{i}.txt"), &format!("task {i}\n"));
-            hold(&repo, tip, &[base], "many", 0).unwrap();
+            hold(&repo, None, tip, &[base], "many", 0).unwrap();
             tips.push(tip);
         }
         let kept = keeps_of(repo.commondir(), "many").len();

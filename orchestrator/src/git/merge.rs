@@ -3,6 +3,7 @@
 
 use git2::{Oid, Repository};
 
+use super::incoming::Incoming;
 use super::treemerge::merge_trees;
 use super::{Context, GitError, Repo, signature};
 
@@ -24,6 +25,9 @@ pub enum MergeOutcome {
 /// (reopening per merge made them about twice as slow on a 10k-file tree).
 pub struct Merger {
     repo: Repository,
+    /// Where a holding merger writes its merges' objects until they are
+    /// held (see [`super::incoming`]); emptied after each merge.
+    incoming: Option<Incoming>,
     /// The run whose kept packs hold each merge's new objects before the
     /// caller moves a ref to it (see [`super::hold`]); `None` for merges
     /// no ref will name (a dry run).
@@ -44,6 +48,7 @@ impl Merger {
     pub fn new(repo: &Repo) -> Result<Self, GitError> {
         Ok(Self {
             repo: repo.open()?,
+            incoming: None,
             run: None,
         })
     }
@@ -51,16 +56,26 @@ impl Merger {
     /// A merger for run `run`: each merge's new objects are held by the
     /// run's kept packs before it is returned.
     pub fn holding(repo: &Repo, run: &str) -> Result<Self, GitError> {
+        let main = repo.open()?;
+        let incoming = Incoming::open(main.commondir())?;
         Ok(Self {
-            repo: repo.open()?,
+            repo: main,
+            incoming: Some(incoming),
             run: Some(run.to_string()),
         })
+    }
+
+    /// The repository merges read and write objects through.
+    fn objects(&self) -> &Repository {
+        self.incoming.as_ref().map_or(&self.repo, Incoming::repo)
     }
 
     /// Merges `theirs` into `ours`, creating a merge commit with both as
     /// parents (a task's merge is always visible in history).
     pub fn merge(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
-        self.held(ours, theirs, || merge_in(&self.repo, ours, theirs, message))
+        self.held(ours, theirs, || {
+            merge_in(self.objects(), ours, theirs, message)
+        })
     }
 
     /// `merge` (a merge or a squash of `theirs` onto `ours`), with a merge
@@ -75,14 +90,21 @@ impl Merger {
         let Some(run) = &self.run else {
             return merge();
         };
-        super::hold::again_on_prune_race(|| {
+        let incoming = self.incoming.as_ref();
+        let made = super::hold::again_on_prune_race(|| {
             merge().and_then(|outcome| match outcome {
                 MergeOutcome::Merged(commit) => {
-                    super::hold::hold(&self.repo, commit, &[ours, theirs], run, 0).map(|()| outcome)
+                    super::hold::hold(&self.repo, incoming, commit, &[ours, theirs], run, 0)
+                        .map(|()| outcome)
                 }
                 other => Ok(other),
             })
-        })
+        });
+        // Held, or (a conflict, a failure) never to be named by a ref.
+        if let Some(incoming) = incoming {
+            incoming.clear();
+        }
+        made
     }
 
     /// Applies the changes of task result `theirs` (relative to its parent,
@@ -94,7 +116,7 @@ impl Merger {
     }
 
     fn squash_in(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
-        let repo = &self.repo;
+        let repo = self.objects();
         let action = || format!("squash {theirs} onto {ours}");
         if ours == theirs || repo.graph_descendant_of(ours, theirs).context(action)? {
             return Ok(MergeOutcome::AlreadyIn);
@@ -568,5 +590,48 @@ mod tests {
             merge_in(&f.repo, ours, base, "m").unwrap(),
             MergeOutcome::AlreadyIn
         );
+    }
+}
+
+#[cfg(test)]
+mod holding_tests {
+    use super::*;
+    use crate::git::test_repo;
+
+    /// A holding merger writes where no prune looks, and what it made is
+    /// the repository's once a merge returns: another handle reads each
+    /// merge commit, and nothing is left loose in the incoming directory.
+    #[test]
+    fn a_holding_mergers_commits_are_the_repositorys_when_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (main, base) = test_repo::with_files(dir.path(), &[("a.txt", "a\n")]);
+        let repo = main.open().unwrap();
+        let one = test_repo::commit_on(&repo, base, "f1.txt", "one\n");
+        let two = test_repo::commit_on(&repo, base, "f2.txt", "two\n");
+        let merger = Merger::holding(&main, "r").unwrap();
+        let MergeOutcome::Merged(first) = merger.merge(base, one, "first").unwrap() else {
+            panic!("a merge commit is made")
+        };
+        let MergeOutcome::Merged(second) = merger.merge(first, two, "second").unwrap() else {
+            panic!("a merge commit is made")
+        };
+        let other = main.open().unwrap();
+        for commit in [first, second] {
+            assert!(other.find_commit(commit).is_ok(), "{commit} is not held");
+        }
+        let objects = merger.incoming.as_ref().unwrap().objects_dir();
+        let loose: Vec<_> = std::fs::read_dir(&objects)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n != "info" && n != "pack")
+            .collect();
+        assert!(loose.is_empty(), "left in {}: {loose:?}", objects.display());
+        // Nothing of swarm's is loose in the repository either.
+        let fanout = repo
+            .commondir()
+            .join("objects")
+            .join(&first.to_string()[..2]);
+        assert!(!fanout.join(&first.to_string()[2..]).exists());
     }
 }

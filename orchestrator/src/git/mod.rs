@@ -10,6 +10,7 @@
 pub mod branch;
 mod busy;
 pub mod hold;
+mod incoming;
 mod merge;
 pub(crate) mod scan;
 mod snapshot;
@@ -427,7 +428,8 @@ pub(crate) fn git_command(dir: &Path) -> Command {
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
         .env_remove("GIT_COMMON_DIR")
-        .env_remove("GIT_OBJECT_DIRECTORY");
+        .env_remove("GIT_OBJECT_DIRECTORY")
+        .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES");
     cmd
 }
 

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use git2::{Index, IndexEntry, IndexTime, ObjectType, Oid, Repository};
 use swarm_protocol::{SkipReason, SkippedFile};
 
+use super::incoming::Incoming;
 use super::scan::{self, Found};
 use super::{Context, GitError, signature};
 
@@ -158,12 +159,19 @@ fn take(
     // the worktree through it (index writes would otherwise diff "racily
     // clean" entries against it, with the worker's filters).
     let repo = Repository::open_bare(git_dir).context(action)?;
-    let base_commit = repo.find_commit(base).context(action)?;
+    // A snapshot's objects are written where no prune looks until they
+    // are held; a state's (committed by no one) into the repository.
+    let incoming = match message {
+        Some(_) => Some(Incoming::open(repo.commondir())?),
+        None => None,
+    };
+    let objects = incoming.as_ref().map_or(&repo, Incoming::repo);
+    let base_commit = objects.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
     let mut index = open_index(&repo, git_dir, &base_tree).context(action)?;
 
     let mut builder = Builder {
-        repo: &repo,
+        repo: objects,
         root: path,
         max_file_size: limits.max_file_size,
         // Entries whose file changed after the index was written may still
@@ -266,7 +274,7 @@ fn take(
     }
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.dedup_by(|a, b| a.path == b.path);
-    let tree_id = index.write_tree_to(&repo).context(action)?;
+    let tree_id = index.write_tree_to(objects).context(action)?;
     if tree_id == base_tree.id() {
         let snap = Snapshot {
             commit: base,
@@ -277,8 +285,8 @@ fn take(
         };
         return Ok((snap, tree_id));
     }
-    let tree = repo.find_tree(tree_id).context(action)?;
-    let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
+    let tree = objects.find_tree(tree_id).context(action)?;
+    let changed = changed_paths(objects, &base_tree, &tree).context(action)?;
     let Some(message) = message else {
         let snap = Snapshot {
             commit: base,
@@ -290,7 +298,7 @@ fn take(
         return Ok((snap, tree_id));
     };
     let commit = commit_on(
-        &repo,
+        objects,
         &signature()?,
         &base_commit,
         &tree,
@@ -298,7 +306,14 @@ fn take(
     )
     .context(action)?;
     // Held before any ref or HEAD names the commit.
-    super::hold::hold(&repo, commit, &[base], limits.run, largest)?;
+    super::hold::hold(
+        &repo,
+        incoming.as_ref(),
+        commit,
+        &[base],
+        limits.run,
+        largest,
+    )?;
     // Leave the worktree consistent with its snapshot, so that a kept
     // (failed) worktree shows a clean `git status` and `git log` shows it.
     index.write().context(action)?;
@@ -338,13 +353,16 @@ pub fn leave_out(
         )
     };
     let repo = Repository::open_bare(git_dir).context(action)?;
-    let base_commit = repo.find_commit(base).context(action)?;
+    // New trees and the commit go where no prune looks until held.
+    let incoming = Incoming::open(repo.commondir())?;
+    let objects = incoming.repo();
+    let base_commit = objects.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
-    let task_tree = repo
+    let task_tree = objects
         .find_commit(snap.commit)
         .and_then(|c| c.tree())
         .context(action)?;
-    let setup_tree = repo.find_tree(setup.tree).context(action)?;
+    let setup_tree = objects.find_tree(setup.tree).context(action)?;
     let entry = |tree: &git2::Tree<'_>, p: &str| {
         tree.get_path(Path::new(p))
             .ok()
@@ -366,7 +384,7 @@ pub fn leave_out(
     if left_out == 0 {
         return Ok(snap);
     }
-    let tree_id = update.create_updated(&repo, &task_tree).context(action)?;
+    let tree_id = update.create_updated(objects, &task_tree).context(action)?;
     let Snapshot {
         commit: snap_commit,
         skipped,
@@ -384,10 +402,10 @@ pub fn leave_out(
             hashed,
         });
     }
-    let tree = repo.find_tree(tree_id).context(action)?;
-    let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
+    let tree = objects.find_tree(tree_id).context(action)?;
+    let changed = changed_paths(objects, &base_tree, &tree).context(action)?;
     let commit = commit_on(
-        &repo,
+        objects,
         &signature()?,
         &base_commit,
         &tree,
@@ -396,7 +414,7 @@ pub fn leave_out(
     .context(action)?;
     // Its objects are the snapshot's and the base's, but for new trees.
     // Only trees are new: nothing large.
-    super::hold::hold(&repo, commit, &[base, snap_commit], run, 0)?;
+    super::hold::hold(&repo, Some(&incoming), commit, &[base, snap_commit], run, 0)?;
     super::when_unlocked(|| repo.set_head_detached(commit)).context(action)?;
     Ok(Snapshot {
         commit,
