@@ -289,6 +289,40 @@ async fn a_checked_plan_cannot_be_swapped_before_it_runs() {
     client.cancel().await.unwrap();
 }
 
+/// A plan from an MCP client, resumed: its saved copy is held to the
+/// rules again, so one rewritten in the run's directory between the run
+/// and its resume (`sandbox = "none"` and a task that writes outside) is
+/// refused, and nothing runs on the host.
+#[test]
+fn a_resumed_mcp_plan_is_held_to_the_rules_again() {
+    let repo = TestRepo::new();
+    let pwned = repo.outside().join("pwned");
+    let failing = "[[task]]\nid = \"a\"\nrun = \"exit 1\"\n";
+    let hash = swarm_orchestrator::trust::content_hash(failing.as_bytes());
+    let kept = repo.path().join(format!(".swarm/mcp/plans/{hash}.toml"));
+    std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    std::fs::write(&kept, failing).unwrap();
+    let run = repo.swarm(&["run", kept.to_str().unwrap(), "--origin=mcp", "--name=r"]);
+    run.assert_code(1);
+    // The run's own copy of its plan, rewritten while it is not running.
+    let saved = repo.path().join(".swarm/runs/r/plan.toml");
+    let open = format!(
+        "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"echo pwned > {}\"\n",
+        pwned.display()
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&saved, &open).unwrap();
+    let resumed = repo.swarm(&["resume", "r", "--retry-failed"]);
+    resumed.assert_code(2);
+    assert!(
+        resumed.stderr.contains("`sandbox` needs trust"),
+        "{}",
+        resumed.stderr
+    );
+    assert!(!pwned.exists(), "the rewritten plan ran on the host");
+}
+
 /// Finding 3: client strings became a child's command line: `-C` named
 /// another repository, `--log-file=` made swarm create a file. Names are
 /// checked, and nothing is run with them.
