@@ -485,3 +485,365 @@ fn landing_with_push_never_overwrites_what_someone_else_pushed() {
     let log = repo.git_in(&remote, &["show", &format!("{tip}:log.txt")]);
     assert_eq!(log, "start\nline-1\nline-2\nline-3");
 }
+
+/// Whether `rev` holds a file at `path`.
+fn has_file(repo: &TestRepo, rev: &str, path: &str) -> bool {
+    repo.git_output(&["cat-file", "-e", &format!("{rev}:{path}")])
+        .status
+        .success()
+}
+
+/// The branches of `repo`, each with its commit: what a refused landing
+/// must leave as it was.
+fn branches(repo: &TestRepo) -> String {
+    repo.git(&[
+        "for-each-ref",
+        "--format=%(objectname) %(refname)",
+        "refs/heads",
+    ])
+}
+
+/// `--onto BRANCH` lands on a branch other than the one the run started
+/// from: by fast-forward onto one still at the run's base, merged again
+/// onto one that moved; the run's own base branch stays where it is. What
+/// is not a branch (a tag, a commit, `main~1`, a name of no branch here or
+/// on the remote) is refused before anything runs, saying what to do,
+/// exit 2.
+#[test]
+fn a_run_lands_onto_another_branch_and_never_onto_what_is_not_one() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    let base = repo.git(&["rev-parse", "main"]);
+    repo.git(&["branch", "still", "main"]);
+    repo.git(&["branch", "release", "main"]);
+    repo.git(&["tag", "v1", "main"]);
+    let remote = repo.root().join("remote.git");
+    repo.git(&[
+        "init",
+        "-q",
+        "--bare",
+        "-b",
+        "main",
+        remote.to_str().unwrap(),
+    ]);
+    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    repo.run_plan(&landing_plan(&repo, "onto", ""), &[])
+        .assert_code(0);
+    // `release` moves (a line of its own in log.txt); `still` does not.
+    repo.git(&["checkout", "-q", "release"]);
+    repo.write("log.txt", "start\non release\n");
+    repo.commit_all("on release");
+    let release = repo.git(&["rev-parse", "release"]);
+    repo.git(&["checkout", "-q", "main"]);
+
+    let before = branches(&repo);
+    let short = &base[..10];
+    for (onto, push, said) in [
+        (
+            "v1",
+            false,
+            format!("`v1` is not one (it names commit {short})"),
+        ),
+        (
+            "refs/tags/v1",
+            false,
+            format!("`refs/tags/v1` is not one (it names commit {short})"),
+        ),
+        (
+            base.as_str(),
+            false,
+            format!("`{base}` is not one (it names commit {short})"),
+        ),
+        // A revision of a branch is not the branch (it once ran a whole
+        // landing, then failed to move `refs/heads/release~1`, exit 3).
+        ("release~1", false, "`release~1` is not one".to_string()),
+        (
+            "nosuch",
+            false,
+            "there is no branch `nosuch` here".to_string(),
+        ),
+        (
+            "release~1",
+            true,
+            "`release~1` is not a branch name".to_string(),
+        ),
+        ("nosuch", true, "origin has no branch `nosuch`".to_string()),
+    ] {
+        let mut args = vec!["land", "onto", "--onto", onto];
+        if push {
+            args.extend(["--push", "origin"]);
+        }
+        for dry in [false, true] {
+            let mut args = args.clone();
+            if dry {
+                args.push("--dry-run");
+            }
+            let refused = repo.swarm(&args);
+            refused.assert_code(2);
+            let words = refused
+                .stderr
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(words.contains(&said), "{args:?}: {}", refused.stderr);
+            assert!(
+                words.contains("help: "),
+                "{args:?}: says what to do: {}",
+                refused.stderr
+            );
+            assert!(!refused.stdout.contains("landed"), "{}", refused.stdout);
+        }
+    }
+    let shows_how = repo.swarm(&["land", "onto", "--onto", "v1"]);
+    let words = shows_how
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains("help: make a branch there and land on it: `git branch NAME v1`, then `swarm land onto --onto NAME`"),
+        "{}",
+        shows_how.stderr
+    );
+    assert_eq!(branches(&repo), before);
+    assert!(!repo.has_rev("swarm/onto-land"), "a landing ran");
+
+    // Onto a branch still at the run's base (named as a ref): fast-forward.
+    let landed = repo.swarm(&["land", "onto", "--onto", "refs/heads/still"]);
+    landed.assert_code(0);
+    assert!(
+        landed
+            .stdout
+            .contains("landed run `onto` on still (fast-forward)"),
+        "{}",
+        landed.stdout
+    );
+    assert_eq!(
+        repo.git(&["rev-parse", "still"]),
+        repo.git(&["rev-parse", "swarm/onto"])
+    );
+    // Onto one that moved: merged again on its tip.
+    let landed = repo.swarm(&["land", "onto", "--onto", "release"]);
+    landed.assert_code(0);
+    assert!(
+        landed
+            .stdout
+            .contains("landed run `onto` on release (merged again on its new tip)"),
+        "{}",
+        landed.stdout
+    );
+    assert_eq!(
+        repo.show("release", "log.txt"),
+        "start\non release\nline-1\nline-2\nline-3"
+    );
+    assert_eq!(repo.show("release", "b.txt"), "b");
+    repo.git(&["merge-base", "--is-ancestor", &release, "release"]);
+    assert!(repo.has_rev("swarm/onto-land"));
+    // The branch the run started from, checked out here, did not move.
+    assert_eq!(repo.git(&["rev-parse", "main"]), base);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+/// A landing whose run-wide verify fails leaves the branch exactly where
+/// it was, exit 1, and says nothing was landed: when a commit made on the
+/// branch meanwhile breaks what the verify checks (the landing's base
+/// fails too: no task is blamed), and when that commit and a result break
+/// it together (that result is proven to break it and taken out; the
+/// landing run's branch without it passes, but a landing is all of the
+/// run's results or nothing).
+#[test]
+fn a_landing_whose_verify_fails_leaves_the_branch_where_it_was() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.write("config.txt", "ok\n");
+    repo.commit_all("a log and a config");
+    // The config must say `ok`, and `b.txt` hold no line `forbid.txt` lists
+    // (no `forbid.txt`: `grep` fails, so the check passes).
+    let verify = "grep -qx ok config.txt && ! grep -qxf forbid.txt b.txt";
+    for name in ["together", "alone"] {
+        repo.run_plan(
+            &landing_plan(&repo, name, &format!("verify = \"{verify}\"")),
+            &[],
+        )
+        .assert_code(0);
+    }
+
+    // A commit forbids what task `b` writes.
+    repo.write("forbid.txt", "b\n");
+    repo.commit_all("forbid b");
+    let tip = repo.git(&["rev-parse", "main"]);
+    let landed = repo.swarm(&["land", "together"]);
+    landed.assert_code(1);
+    assert!(
+        landed.stderr.contains(
+            "run `together-land` did not end well: nothing was landed (its branch is swarm/together-land)"
+        ),
+        "{}",
+        landed.stderr
+    );
+    assert!(!landed.stdout.contains("landed run"), "{}", landed.stdout);
+    assert_eq!(repo.git(&["rev-parse", "main"]), tip);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    let report = repo.report();
+    assert_eq!(report["run"], "together-land");
+    assert_eq!(task(&report, "b")["status"], "broke_verify", "{report}");
+    assert_eq!(task(&report, "a1")["status"], "merged", "{report}");
+    assert!(!has_file(&repo, "swarm/together-land", "b.txt"));
+    assert!(has_file(&repo, "swarm/together", "b.txt"));
+
+    // A commit breaks the config: the landing fails at its base too.
+    repo.git(&["rm", "-q", "forbid.txt"]);
+    repo.write("config.txt", "broken\n");
+    repo.commit_all("break the config");
+    let tip = repo.git(&["rev-parse", "main"]);
+    let landed = repo.swarm(&["land", "alone"]);
+    landed.assert_code(1);
+    assert!(
+        landed
+            .stderr
+            .contains("run `alone-land` did not end well: nothing was landed"),
+        "{}",
+        landed.stderr
+    );
+    let words = landed
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(words.contains("FAILS at the base"), "{}", landed.stderr);
+    assert_eq!(repo.git(&["rev-parse", "main"]), tip);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    let report = repo.report();
+    assert_eq!(report["run"], "alone-land");
+    for id in ["a1", "a2", "a3", "b"] {
+        assert_eq!(task(&report, id)["status"], "merged", "{report}");
+    }
+}
+
+/// A run whose branch fails its run-wide verify (no single task broke it,
+/// so every merge was kept) does not land by fast-forward, nor say it
+/// would: exit 1, the branch where it was.
+#[test]
+fn a_branch_that_fails_its_verify_does_not_land_by_fast_forward() {
+    let repo = TestRepo::new();
+    for n in 1..=3 {
+        repo.write(&format!("f{n}.txt"), "alpha\n");
+    }
+    repo.commit_all("three files");
+    let tasks: String = (1..=2)
+        .map(|n| {
+            format!(
+                "[[task]]\nid = \"r{n}\"\npaths = [\"f{n}.txt\"]\nrun = \"sed -i s/alpha/beta/ f{n}.txt\"\n\n"
+            )
+        })
+        .collect();
+    let plan = repo.plan_exact(
+        "partial.toml",
+        &format!(
+            "[swarm]\nname = \"partial\"\non_failure = \"continue\"\nverify = \"test $(cat f*.txt | sort -u | wc -l) -eq 1\"\n\n{tasks}"
+        ),
+    );
+    repo.run_plan(&plan, &[]).assert_code(1);
+    let report = repo.report();
+    assert_eq!(task(&report, "r2")["status"], "merged", "{report}");
+    let main = repo.git(&["rev-parse", "main"]);
+    assert_eq!(report["base_commit"], main.as_str());
+    for dry in [true, false] {
+        let mut args = vec!["land", "partial"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let refused = repo.swarm(&args);
+        refused.assert_code(1);
+        assert!(
+            refused.stderr.contains(
+                "land run `partial`: its branch fails its run-wide verify (see `swarm status partial`); nothing was landed"
+            ),
+            "{}",
+            refused.stderr
+        );
+        assert!(
+            !refused.stdout.contains("fast-forward"),
+            "{}",
+            refused.stdout
+        );
+        assert_eq!(repo.git(&["rev-parse", "main"]), main);
+    }
+    assert_eq!(repo.show("main", "f1.txt"), "alpha");
+}
+
+/// A branch that moves during every landing (here the run-wide verify
+/// itself commits to it, each time it runs): each landing ends well, finds
+/// the branch moved and never overwrites it, lands again, and after the
+/// third gives up, exit 1, nothing of the run on the branch.
+#[test]
+fn a_branch_that_keeps_moving_is_landed_on_three_times_then_left_alone() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    // Armed after the run: a commit on main (with main's tree, so the
+    // working tree here stays as it is) each time the verify runs.
+    let arm = repo.outside().join("arm");
+    let verify = format!(
+        "if [ -f {arm} ]; then cd {repo} && git update-ref refs/heads/main $(git -c user.name=o -c user.email=o@o commit-tree -p main -m moved main^{{tree}}); fi; true",
+        arm = arm.display(),
+        repo = repo.path().display()
+    );
+    let plan = landing_plan(
+        &repo,
+        "kept",
+        &format!(
+            "sandbox = \"none\"\nverify = \"{}\"",
+            verify.replace('"', "\\\"")
+        ),
+    );
+    repo.run_plan(&plan, &[]).assert_code(0);
+    repo.write("other.txt", "other\n");
+    repo.commit_all("meanwhile");
+    let meanwhile = repo.git(&["rev-parse", "main"]);
+    std::fs::write(&arm, "").unwrap();
+    let landed = repo.swarm(&["land", "kept"]);
+    landed.assert_code(1);
+    for n in 1..=2 {
+        assert!(
+            landed.stderr.contains(&format!(
+                "`main` moved while run `kept` landed (landing {n} of 3): landing again on its new tip"
+            )),
+            "{}",
+            landed.stderr
+        );
+    }
+    assert!(
+        landed
+            .stderr
+            .contains("`main` moved while run `kept` landed (landing 3 of 3)\n"),
+        "{}",
+        landed.stderr
+    );
+    assert!(
+        landed
+            .stderr
+            .contains("land run `kept`: `main` kept moving; nothing was changed, land it again"),
+        "{}",
+        landed.stderr
+    );
+    assert!(!landed.stdout.contains("landed run"), "{}", landed.stdout);
+    // Three landings, each of which ended well; none a fourth.
+    for name in ["kept-land", "kept-land-2", "kept-land-3"] {
+        let status = repo.swarm(&["status", name, "--json"]);
+        status.assert_code(0);
+        let report: Value = serde_json::from_str(&status.stdout).unwrap();
+        assert_eq!(report["exit_code"], 0, "{name}: {report}");
+    }
+    assert!(!repo.has_rev("swarm/kept-land-4"));
+    // Main is what moved it (three commits of the verify's on
+    // `meanwhile`), nothing of the run's.
+    let moved = repo.git(&["log", "--format=%s", &format!("{meanwhile}..main")]);
+    assert_eq!(moved, "moved\nmoved\nmoved");
+    assert_eq!(repo.show("main", "log.txt"), "start");
+    assert!(!has_file(&repo, "main", "b.txt"));
+    assert!(has_file(&repo, "swarm/kept-land-3", "b.txt"));
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}

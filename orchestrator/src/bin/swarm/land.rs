@@ -58,6 +58,13 @@ pub(crate) fn land(cwd: &Path, args: LandArgs) -> Result<i32, Failure> {
         )));
     }
     let branch = target_branch(&repo, &run, args.onto.as_deref())?;
+    check_branch(
+        &repo,
+        &run,
+        &branch,
+        args.onto.as_deref(),
+        args.push.as_deref(),
+    )?;
     let base = oid(&report.base_commit, "the run's base")?;
     let adopted = Adopted::of_run(&repo, &report).map_err(|e| invalid_or_internal(e.into()))?;
     if adopted.order.is_empty() {
@@ -99,13 +106,50 @@ pub(crate) fn land(cwd: &Path, args: LandArgs) -> Result<i32, Failure> {
             );
             return Ok(exit::SUCCESS);
         }
+        let next = match landing < MAX_LANDINGS {
+            true => ": landing again on its new tip",
+            false => "",
+        };
         eprintln!(
-            "`{branch}` moved while run `{run}` landed (landing {landing} of {MAX_LANDINGS}): landing again on its new tip"
+            "`{branch}` moved while run `{run}` landed (landing {landing} of {MAX_LANDINGS}){next}"
         );
     }
     Err(Failure::Failed(anyhow!(
         "land run `{run}`: `{branch}` kept moving; nothing was changed, land it again"
     )))
+}
+
+/// Refuses, before anything runs, to land on what is not a branch:
+/// `land` moves a branch, so `--onto` names one (with `--push`, one of the
+/// remote), never a tag, a commit or a revision such as `main~1`.
+fn check_branch(
+    repo: &Repo,
+    run: &str,
+    branch: &str,
+    onto: Option<&str>,
+    remote: Option<&str>,
+) -> Result<(), Failure> {
+    let valid = git2::Reference::is_valid_name(&format!("refs/heads/{branch}"));
+    let here = repo.branch_of(branch).is_some();
+    match (onto, remote) {
+        (_, Some(_)) if valid => Ok(()),
+        (_, None) if here => Ok(()),
+        (None, _) => Err(Failure::Invalid(anyhow!(
+            "land run `{run}`: the branch it started from, `{branch}`, is not here any more\nhelp: name the branch to land on with --onto BRANCH"
+        ))),
+        (Some(onto), Some(remote)) => Err(Failure::Invalid(anyhow!(
+            "land run `{run}`: --onto takes a branch, and `{onto}` is not a branch name\nhelp: name a branch of {remote} (`git ls-remote --heads {remote}` lists them)"
+        ))),
+        (Some(onto), None) => Err(Failure::Invalid(match repo.resolve(onto) {
+            Ok(commit) => anyhow!(
+                "land run `{run}`: --onto takes a branch, and `{onto}` is not one (it names commit {})\nhelp: make a branch there and land on it: `git branch NAME {onto}`, then `swarm land {run} --onto NAME`",
+                short(commit)
+            ),
+            Err(_) => anyhow!(
+                "land run `{run}`: --onto takes a branch, and there is no branch `{onto}` here\nhelp: name one of this repository's branches (`git branch --list`)"
+            ),
+        })),
+    }
 }
 
 /// The branch to land on: `onto`, else the one the run started from.
@@ -144,7 +188,23 @@ fn tip_of(repo: &Repo, branch: &str, remote: Option<&str>) -> Result<Oid, Failur
         remote,
         &format!("+refs/heads/{branch}:{tracking}"),
     ]);
-    git_ok(cmd, &format!("fetch {branch} from {remote}"))?;
+    // Its message read below in English, whatever the locale.
+    cmd.env("LC_ALL", "C");
+    let out = cmd
+        .output()
+        .map_err(|e| Failure::Internal(anyhow!("fetch {branch} from {remote}: run git: {e}")))?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stderr);
+        let said = swarm_orchestrator::escape::text(said.trim());
+        if said.contains("couldn't find remote ref") {
+            return Err(Failure::Invalid(anyhow!(
+                "fetch {branch} from {remote}: {remote} has no branch `{branch}`\nhelp: name one of its branches with --onto (`git ls-remote --heads {remote}` lists them), or push one there first: `git push {remote} REV:refs/heads/{branch}`"
+            )));
+        }
+        return Err(Failure::Failed(anyhow!(
+            "fetch {branch} from {remote}: {said}"
+        )));
+    }
     repo.resolve(&tracking)
         .map_err(|e| invalid_or_internal(e.into()))
 }
