@@ -353,3 +353,110 @@ run = "true"
     run.assert_code(0);
     assert!(!run.stderr.contains("grants more"), "{}", run.stderr);
 }
+
+/// The planner's answer of `one_task`, as a cassette `--replay` serves:
+/// no endpoint is reached, so the repository's models need no trust and
+/// the only keys that do are those under test.
+fn planner_cassette(repo: &TestRepo, run: &str) -> std::path::PathBuf {
+    let plan = json!({
+        "split": false,
+        "reason": "a one-line change",
+        "tasks": [{"id": "touch", "why": "the goal", "run": run}],
+    });
+    let text = format!("```json\n{plan}\n```");
+    let exchange = json!({"kind": "exchange",
+        "request": {"path": "/v1/messages", "contains": ["Do the thing"]},
+        "response": {"body": {"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "mock-model", "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 20}}}});
+    let cassettes = repo.outside().join("cassettes");
+    std::fs::create_dir_all(&cassettes).unwrap();
+    std::fs::write(cassettes.join("planner.jsonl"), format!("{exchange}\n")).unwrap();
+    cassettes
+}
+
+/// A repository's `[setup]` runs before every task and its `[cleanup]`
+/// in every task's worktree: untrusted, `swarm run --goal` refuses both,
+/// naming each at its line, and nothing is planned, set up or run; once
+/// `swarm trust`ed, setup runs before the task (whose result holds what it
+/// read of setup's file, which is itself in no result) and cleanup after
+/// it. With `[setup] run` and `[cleanup] run` allowed untrusted in
+/// `plan::origin::rules`, the first run plans, sets up and exits 0: the
+/// refusal's assertions fail (checked).
+#[test]
+fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
+    let repo = TestRepo::new();
+    // Line 2: [setup] run, line 5: [cleanup] run. The model is the
+    // provider's own, keyless: it needs no trust.
+    repo.write(
+        "swarm.toml",
+        "[setup]\nrun = \"echo prepared by setup > from-setup.txt\"\n\n\
+         [cleanup]\nrun = \"echo cleaned $SWARM_TASK\"\n\n\
+         [models.default]\nprovider = \"anthropic\"\nmodel = \"mock-model\"\napi_key_env = \"\"\n",
+    );
+    repo.commit_all("a cloned repository's configuration");
+    let cassettes = planner_cassette(&repo, "cat from-setup.txt > seen.txt");
+    let goal = [
+        "run",
+        "--goal",
+        "Do the thing",
+        "--name",
+        "g",
+        "--replay",
+        cassettes.to_str().unwrap(),
+    ];
+
+    let refused = repo.swarm(&goal);
+    assert_refused_at(
+        &refused,
+        2,
+        "[setup] `run` needs trust: it runs a command before every task",
+    );
+    assert_refused_at(
+        &refused,
+        5,
+        "[cleanup] `run` needs trust: it runs a command in every task's worktree",
+    );
+    // Nothing was planned, no worktree made, no setup run.
+    assert!(!repo.path().join(".swarm/runs").exists(), "{refused:?}");
+    assert!(!repo.worktree_root().exists(), "{refused:?}");
+    assert!(!repo.has_rev("swarm/g"));
+    // `swarm plan` reads the same file: refused the same way.
+    let args = [
+        "plan",
+        "Do the thing",
+        "--replay",
+        cassettes.to_str().unwrap(),
+    ];
+    assert_refused_at(&repo.swarm(&args), 2, "[setup] `run` needs trust");
+
+    let trusted = repo.swarm(&["trust"]);
+    trusted.assert_code(0);
+    for line in [
+        "weakens  swarm.toml:2: [setup] run = \"echo prepared by setup > from-setup.txt\"",
+        "weakens  swarm.toml:5: [cleanup] run = \"echo cleaned $SWARM_TASK\"",
+    ] {
+        assert!(trusted.stdout.contains(line), "{line}\n{}", trusted.stdout);
+    }
+
+    let run = repo.swarm(&goal);
+    run.assert_code(0);
+    // Setup ran in the task's worktree before its command: the task read
+    // its file. What setup made is in no result; the task's work is.
+    assert_eq!(repo.show("swarm/g", "seen.txt"), "prepared by setup");
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/g"]);
+    assert!(!tree.contains("from-setup.txt"), "{tree}");
+    assert!(
+        run.stderr.contains("(setup ran in "),
+        "the live view shows the setup phase\n{}",
+        run.stderr
+    );
+    // Cleanup ran when swarm was done with the worktree.
+    let cleanup = repo.swarm(&["logs", "g", "touch", "--cleanup"]);
+    cleanup.assert_code(0);
+    assert!(
+        cleanup.stdout.contains("cleaned touch"),
+        "{}",
+        cleanup.stdout
+    );
+}

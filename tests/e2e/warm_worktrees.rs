@@ -1,9 +1,16 @@
 //! Warm worktrees: a task's worktree kept between runs at one path and
 //! brought to the new base by git, so that cargo rebuilds only what
 //! changed; a failed attempt's work is on its ref before the worktree is
-//! reset; `swarm clean --warm` frees them; `warm = false` opts out.
+//! reset; `swarm clean --warm` frees them; `warm = false` opts out; one
+//! git cannot bring to the base, or another run holds, is never used (a
+//! fresh worktree instead, with a warning); `swarm resume` takes back the
+//! one its interrupted run left.
 
-use crate::support::TestRepo;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use crate::resume::kill9;
+use crate::support::{TestRepo, wait_until};
 use crate::toolchains::{cargo_home, swarm_with_cargo};
 
 fn crate_repo() -> TestRepo {
@@ -145,4 +152,249 @@ fn what_a_task_plants_in_its_warm_worktree_steers_nothing_of_the_next_run() {
         !tree.contains(".gitignore") && !tree.contains(".gitattributes"),
         "{tree}"
     );
+}
+
+/// A repository whose `cache/` is ignored build output: what a warm
+/// worktree keeps from one run to the next, and a fresh one lacks.
+fn cache_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "cache/\n");
+    repo.commit_all("ignore the build cache");
+    repo
+}
+
+/// A task `t` that says whether it found the build output a previous run
+/// left (`seen.txt`: `warm` or `fresh`), leaves it for the next, and
+/// prints where it ran.
+const SEES: &str = "[[task]]\nid = \"t\"\nrun = '''\n\
+    if [ -e cache/built ]; then echo warm; else echo fresh; fi > seen.txt\n\
+    mkdir -p cache && echo built > cache/built\npwd >&2\n'''\n";
+
+/// Where run `run`'s task `t` ran in attempt `attempt` (the last line of
+/// its log), and what it saw (`warm` or `fresh`).
+#[track_caller]
+fn ran(repo: &TestRepo, run: &str, attempt: u32) -> (String, String) {
+    let err = std::fs::read_to_string(
+        repo.path()
+            .join(format!(".swarm/runs/{run}/logs/t/{attempt}.err")),
+    )
+    .unwrap_or_default();
+    let place = err.lines().last().unwrap_or_default().to_string();
+    (place, repo.show(&format!("swarm/{run}"), "seen.txt"))
+}
+
+/// The warm worktree of task `t`, and git's record of it (the directory
+/// under `.git/worktrees/` its `.git` file names).
+fn warm_t(repo: &TestRepo) -> (PathBuf, PathBuf) {
+    let path = repo.worktree_home().join(".warm/t");
+    let link = std::fs::read_to_string(path.join(".git")).unwrap();
+    let admin = link.trim().strip_prefix("gitdir: ").unwrap().into();
+    (path, admin)
+}
+
+/// A warm worktree git cannot bring to the new base (its index corrupt:
+/// `git clean` and `git reset` fail on it) or has no record of (its
+/// `.git/worktrees/` entry gone) is replaced by a fresh one at the same
+/// path, with a warning, and the run succeeds; the replacement is warm
+/// for the run after. The control runs show a warm worktree keeps the
+/// build output a fresh one lacks. With either fallback of `bring_to`'s
+/// match in `run/local/task.rs` returning an error instead, run `three`
+/// (a failed reset) or run `five` (no record) fails (checked).
+#[test]
+fn a_warm_worktree_git_cannot_bring_to_the_base_is_replaced_by_a_fresh_one() {
+    let repo = cache_repo();
+    let plan = repo.plan("w.toml", SEES);
+    let run = |name: &str| {
+        let out = repo.run_plan(&plan, &["--name", name]);
+        out.assert_code(0);
+        out.stderr
+    };
+    run("one");
+    // The control: the second run finds the first one's build output.
+    run("two");
+    let (path, admin) = warm_t(&repo);
+    let where_ = path.display().to_string();
+    assert_eq!(ran(&repo, "one", 1), (where_.clone(), "fresh".into()));
+    assert_eq!(ran(&repo, "two", 1), (where_.clone(), "warm".into()));
+
+    // A corrupt index: the reset fails.
+    std::fs::write(admin.join("index"), "not an index\n").unwrap();
+    let stderr = run("three");
+    assert!(
+        stderr.contains("failed to bring its warm worktree to the base; making it again"),
+        "{stderr}"
+    );
+    // git's own words (`index file smaller than expected`, `index file
+    // corrupt`) say why.
+    assert!(stderr.contains("/index: index file"), "{stderr}");
+    assert_eq!(ran(&repo, "three", 1), (where_.clone(), "fresh".into()));
+    assert_eq!(repo.show("swarm/three", "src/lib.txt"), "fn main");
+    // The fresh one is warm for the next run.
+    let stderr = run("four");
+    assert!(!stderr.contains("making it again"), "{stderr}");
+    assert_eq!(ran(&repo, "four", 1), (where_.clone(), "warm".into()));
+
+    // Git's record of it gone (what a `git worktree prune` of another
+    // tool, or a person, may do): made again too.
+    let (_, admin) = warm_t(&repo);
+    std::fs::remove_dir_all(&admin).unwrap();
+    let stderr = run("five");
+    assert!(
+        stderr.contains("git has no record of its warm worktree; making it again"),
+        "{stderr}"
+    );
+    assert_eq!(ran(&repo, "five", 1), (where_.clone(), "fresh".into()));
+    let list = repo.git(&["worktree", "list", "--porcelain"]);
+    assert!(list.contains(&format!("worktree {where_}\n")), "{list}");
+}
+
+/// A `swarm` started in the background, killed if the test ends before
+/// it does (a failed assertion would leave its task waiting for ever).
+struct Background(Option<Child>);
+
+impl Background {
+    fn take(&mut self) -> Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            kill9(&mut child);
+        }
+    }
+}
+
+/// Waits for `file` to appear (what a task writes when it got there).
+#[track_caller]
+fn wait_for(file: &Path) {
+    wait_until(&format!("{} to appear", file.display()), || file.exists());
+}
+
+/// Two runs never share a warm worktree: while one run's task holds it,
+/// another run's task with the same id gets a fresh worktree of its own
+/// (its build output absent), with a warning, and succeeds; the holder
+/// finds the worktree as it left it. With `WarmDir::lease` not refusing a
+/// lease another process holds, the second run's task is put in the same
+/// worktree, without the warning, and the test fails (checked).
+#[test]
+fn a_second_run_gets_a_fresh_worktree_while_the_first_holds_the_warm_one() {
+    let repo = cache_repo();
+    let quick = repo.plan("q.toml", SEES);
+    repo.run_plan(&quick, &["--name", "zero"]).assert_code(0);
+    let (path, _) = warm_t(&repo);
+    // Run `a`'s task holds the warm worktree until the test says go.
+    let hold = repo.plan(
+        "h.toml",
+        "[[task]]\nid = \"t\"\nrun = '''\n\
+         if [ -e cache/built ]; then echo warm; else echo fresh; fi > seen.txt\n\
+         touch cache/holding\nwhile [ ! -e cache/go ]; do sleep 0.05; done\npwd >&2\n'''\n",
+    );
+    let mut first = Background(Some(
+        repo.swarm_cmd(&["run", hold.to_str().unwrap(), "--name", "a"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(&path.join("cache/holding"));
+
+    let second = repo.run_plan(&quick, &["--name", "b"]);
+    second.assert_code(0);
+    assert!(
+        second
+            .stderr
+            .contains("its warm worktree is in use by another run; it gets a fresh worktree"),
+        "{}",
+        second.stderr
+    );
+    let (place, seen) = ran(&repo, "b", 1);
+    assert_eq!(seen, "fresh");
+    assert!(place.ends_with("/b/t"), "{place}");
+    // Its fresh worktree went with its success; the held one was not
+    // touched.
+    assert!(!Path::new(&place).exists());
+    assert!(path.join("cache/holding").exists());
+
+    std::fs::write(path.join("cache/go"), "").unwrap();
+    let first: crate::support::Run = first.take().wait_with_output().unwrap().into();
+    first.assert_code(0);
+    assert_eq!(
+        ran(&repo, "a", 1),
+        (path.display().to_string(), "warm".into())
+    );
+}
+
+/// A coordinator killed mid-attempt leaves its task's warm worktree
+/// marked in use: another run's task gets a fresh worktree (with a
+/// warning naming the interrupted run), and `swarm resume` of that run
+/// commits what the worktree holds to the attempt's ref, then runs the
+/// task again in the same warm worktree, its build output kept and the
+/// interrupted attempt's untracked work cleaned away. Checked: with
+/// `keep_leftovers` (`run/resume.rs`) removing the warm worktree instead
+/// of releasing it, the resumed task runs fresh (`seen.txt` says so); not
+/// finding the warm worktree at all, it keeps no `t.1` ref.
+#[test]
+fn resume_takes_back_the_warm_worktree_its_interrupted_run_left() {
+    let repo = cache_repo();
+    let plan = repo.plan(
+        "r.toml",
+        "[[task]]\nid = \"t\"\nrun = '''\n\
+         if [ -e cache/built ]; then\n\
+           test ! -e work.txt && echo warm > seen.txt\n\
+         elif [ \"$SWARM_ATTEMPT\" = 1 ]; then\n\
+           mkdir -p cache && echo built > cache/built\n\
+           echo interrupted > work.txt && touch cache/ready\n\
+           sleep 600\n\
+         else\n\
+           echo fresh > seen.txt\n\
+         fi\n\
+         pwd >&2\n'''\n",
+    );
+    let path = repo.worktree_home().join(".warm/t");
+    let mut child = Background(Some(
+        repo.swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "r"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for(&path.join("cache/ready"));
+    kill9(&mut child.take());
+
+    // What the killed run left is on no ref yet: another run's task with
+    // the same id does not reset it, it gets a fresh worktree.
+    let quick = repo.plan("q.toml", SEES);
+    let other = repo.run_plan(&quick, &["--name", "other"]);
+    other.assert_code(0);
+    let words = other
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains("its warm worktree holds what an interrupted run left")
+            && words.contains("left_by=r"),
+        "{}",
+        other.stderr
+    );
+    let (place, seen) = ran(&repo, "other", 1);
+    assert_eq!(seen, "fresh");
+    assert!(place.ends_with("/other/t"), "{place}");
+    assert_eq!(
+        std::fs::read_to_string(path.join("work.txt")).unwrap(),
+        "interrupted\n"
+    );
+
+    let resumed = repo.swarm(&["resume", "r"]);
+    resumed.assert_code(0);
+    // The interrupted attempt's work is on its ref; the task ran again in
+    // the same worktree, its build output there, its untracked work gone.
+    assert_eq!(repo.show("refs/swarm/r/t.1", "work.txt"), "interrupted");
+    let (place, seen) = ran(&repo, "r", 2);
+    assert_eq!(seen, "warm", "{}", resumed.stderr);
+    assert_eq!(place, path.display().to_string());
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/r"]);
+    assert!(!tree.contains("work.txt"), "{tree}");
 }
