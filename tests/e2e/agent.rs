@@ -725,6 +725,60 @@ fn ctrl_c_stops_an_agent_waiting_on_the_model_and_keeps_its_work() {
     mock.assert_clean();
 }
 
+/// A task's budget covers all its attempts: a retry spends what the
+/// first attempt left, not a budget of its own (as a conflict's re-run,
+/// which takes the same way). With room for about one call, the first
+/// attempt finishes and fails its verify; both retries are stopped by the
+/// budget before they call the model.
+#[test]
+fn a_retry_spends_from_the_tasks_one_budget() {
+    let repo = TestRepo::new();
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |_| Reply::Answer {
+        parts: vec![tool("f", "finish", json!({"summary": "done"}))],
+        input_tokens: 7000,
+        output_tokens: 20,
+    });
+    let plan = repo.plan(
+        "retry.toml",
+        &anthropic_plan(
+            &mock,
+            "max_tokens = 100\n",
+            r#"
+[[task]]
+id = "t"
+prompt = "Do it."
+verify = "false"
+repair_rounds = 0
+retries = 2
+budget = { tokens = 8000 }
+"#,
+        ),
+    );
+    let run = run_with_key(&repo, &plan);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        mock.calls().len(),
+        1,
+        "the retries called the model on budgets of their own"
+    );
+    let journal =
+        std::fs::read_to_string(repo.path().join(".swarm/runs/retry/events.jsonl")).unwrap();
+    // Every retry ran, and each was stopped before its first call.
+    assert_eq!(
+        journal.matches("\"attempt_finished\"").count(),
+        3,
+        "{journal}"
+    );
+    let report = repo.report();
+    let t = crate::support::task(&report, "t");
+    assert_eq!(t["agent"]["outcome"], "budget", "{t}");
+    assert!(
+        run.stderr.contains("(all its attempts)"),
+        "the refusal names the shared budget: {}",
+        run.stderr
+    );
+}
+
 /// Twenty agents start at once against a run budget with room for five
 /// calls: each call holds its most (prompt and max_tokens) until it
 /// settles, so what they spend together never passes the budget.

@@ -195,6 +195,20 @@ impl Gateway {
         }))
     }
 
+    /// The budget all attempts of task `task` share: a retry and a run
+    /// again on a conflict spend from what the earlier attempts left, not
+    /// from a budget of their own. Each attempt still keeps its own scope,
+    /// which says what that attempt spent.
+    pub fn attempts(&self, task: &str, budget: Budget) -> Arc<BudgetScope> {
+        let mut groups = lock(&self.groups);
+        Arc::clone(groups.entry(format!("{task}#")).or_insert_with(|| {
+            Arc::new(BudgetScope::new(
+                format!("task `{task}` (all its attempts)"),
+                budget,
+            ))
+        }))
+    }
+
     /// The budget task `task` shares with the subtasks it spawned (and
     /// theirs): what the whole tree below it spends counts against it.
     pub fn subtree(&self, task: &str, budget: Budget) -> Arc<BudgetScope> {

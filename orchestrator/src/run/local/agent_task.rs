@@ -267,8 +267,9 @@ pub(crate) async fn run(
     }
 }
 
-/// The budgets an agent task shares beside its own: a task's budget covers
-/// all its variants, and its subtree (a subtask also spends what its agent
+/// The budgets an agent task shares beside its attempt's own: a task's
+/// budget covers all its attempts (retries, runs again on a conflict), all
+/// its variants, and its subtree (a subtask also spends what its agent
 /// ancestors may).
 pub(crate) fn budget_groups(
     ctx: &Ctx,
@@ -276,7 +277,7 @@ pub(crate) fn budget_groups(
     gateway: &crate::gateway::Gateway,
     agent: &AgentTask,
 ) -> Vec<std::sync::Arc<crate::gateway::BudgetScope>> {
-    let mut groups = Vec::new();
+    let mut groups = vec![gateway.attempts(&task.id, agent.budget)];
     if let Some(variant) = task.variant() {
         groups.push(gateway.group(&variant.of, agent.budget));
     }
