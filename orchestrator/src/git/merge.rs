@@ -58,6 +58,13 @@ impl Merger {
     pub fn holding(repo: &Repo, run: &str) -> Result<Self, GitError> {
         let main = repo.open()?;
         let incoming = Incoming::open(main.commondir())?;
+        // Objects are read and written through the incoming directory's
+        // database, which reads the repository's as its alternate.
+        let action = || format!("open repository {}", main.path().display());
+        {
+            let odb = incoming.repo().odb().context(action)?;
+            main.set_odb(&odb).context(action)?;
+        }
         Ok(Self {
             repo: main,
             incoming: Some(incoming),
@@ -65,17 +72,10 @@ impl Merger {
         })
     }
 
-    /// The repository merges read and write objects through.
-    fn objects(&self) -> &Repository {
-        self.incoming.as_ref().map_or(&self.repo, Incoming::repo)
-    }
-
     /// Merges `theirs` into `ours`, creating a merge commit with both as
     /// parents (a task's merge is always visible in history).
     pub fn merge(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
-        self.held(ours, theirs, || {
-            merge_in(self.objects(), ours, theirs, message)
-        })
+        self.held(ours, theirs, || merge_in(&self.repo, ours, theirs, message))
     }
 
     /// `merge` (a merge or a squash of `theirs` onto `ours`), with a merge
@@ -116,7 +116,7 @@ impl Merger {
     }
 
     fn squash_in(&self, ours: Oid, theirs: Oid, message: &str) -> Result<MergeOutcome, GitError> {
-        let repo = self.objects();
+        let repo = &self.repo;
         let action = || format!("squash {theirs} onto {ours}");
         if ours == theirs || repo.graph_descendant_of(ours, theirs).context(action)? {
             return Ok(MergeOutcome::AlreadyIn);

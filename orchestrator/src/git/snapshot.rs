@@ -165,13 +165,19 @@ fn take(
         Some(_) => Some(Incoming::open(repo.commondir())?),
         None => None,
     };
-    let objects = incoming.as_ref().map_or(&repo, Incoming::repo);
-    let base_commit = objects.find_commit(base).context(action)?;
+    if let Some(incoming) = &incoming {
+        // The worktree's index and HEAD stay the repository's; its objects
+        // are read and written through the incoming directory's database,
+        // which reads the repository's as its alternate.
+        let odb = incoming.repo().odb().context(action)?;
+        repo.set_odb(&odb).context(action)?;
+    }
+    let base_commit = repo.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
     let mut index = open_index(&repo, git_dir, &base_tree).context(action)?;
 
     let mut builder = Builder {
-        repo: objects,
+        repo: &repo,
         root: path,
         max_file_size: limits.max_file_size,
         // Entries whose file changed after the index was written may still
@@ -274,7 +280,7 @@ fn take(
     }
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.dedup_by(|a, b| a.path == b.path);
-    let tree_id = index.write_tree_to(objects).context(action)?;
+    let tree_id = index.write_tree_to(&repo).context(action)?;
     if tree_id == base_tree.id() {
         let snap = Snapshot {
             commit: base,
@@ -285,8 +291,8 @@ fn take(
         };
         return Ok((snap, tree_id));
     }
-    let tree = objects.find_tree(tree_id).context(action)?;
-    let changed = changed_paths(objects, &base_tree, &tree).context(action)?;
+    let tree = repo.find_tree(tree_id).context(action)?;
+    let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
     let Some(message) = message else {
         let snap = Snapshot {
             commit: base,
@@ -298,7 +304,7 @@ fn take(
         return Ok((snap, tree_id));
     };
     let commit = commit_on(
-        objects,
+        &repo,
         &signature()?,
         &base_commit,
         &tree,
@@ -355,14 +361,15 @@ pub fn leave_out(
     let repo = Repository::open_bare(git_dir).context(action)?;
     // New trees and the commit go where no prune looks until held.
     let incoming = Incoming::open(repo.commondir())?;
-    let objects = incoming.repo();
-    let base_commit = objects.find_commit(base).context(action)?;
+    let odb = incoming.repo().odb().context(action)?;
+    repo.set_odb(&odb).context(action)?;
+    let base_commit = repo.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
-    let task_tree = objects
+    let task_tree = repo
         .find_commit(snap.commit)
         .and_then(|c| c.tree())
         .context(action)?;
-    let setup_tree = objects.find_tree(setup.tree).context(action)?;
+    let setup_tree = repo.find_tree(setup.tree).context(action)?;
     let entry = |tree: &git2::Tree<'_>, p: &str| {
         tree.get_path(Path::new(p))
             .ok()
@@ -384,7 +391,7 @@ pub fn leave_out(
     if left_out == 0 {
         return Ok(snap);
     }
-    let tree_id = update.create_updated(objects, &task_tree).context(action)?;
+    let tree_id = update.create_updated(&repo, &task_tree).context(action)?;
     let Snapshot {
         commit: snap_commit,
         skipped,
@@ -402,10 +409,10 @@ pub fn leave_out(
             hashed,
         });
     }
-    let tree = objects.find_tree(tree_id).context(action)?;
-    let changed = changed_paths(objects, &base_tree, &tree).context(action)?;
+    let tree = repo.find_tree(tree_id).context(action)?;
+    let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
     let commit = commit_on(
-        objects,
+        &repo,
         &signature()?,
         &base_commit,
         &tree,
