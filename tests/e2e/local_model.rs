@@ -72,6 +72,62 @@ fn swarm_plan_with_a_small_local_model_answers_in_shape() {
     }
 }
 
+/// swarm's own agent on the real model: it keeps to `max_turns`, and what
+/// the report says the model wrote is what the server counted
+/// (`tokens_predicted_total`); what it read is at least what the server
+/// processed (the rest came from the server's prompt cache). The model's
+/// work is its own business: any ending the agent knows is accepted.
+#[test]
+fn swarms_agent_on_a_local_model_keeps_to_max_turns_and_counts_what_the_server_counted() {
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    repo.write(
+        "plan.toml",
+        &format!(
+            "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
+             api_key_env = \"\"\nmax_tokens = 128\ntimeout = \"300s\"\n\n\
+             [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
+             max_turns = 2\n",
+            model.base_url()
+        ),
+    );
+    let run = repo.swarm(&["run", "plan.toml", "--name", "local"]);
+    let context = format!(
+        "{}\n--- the server's log (tail):\n{}",
+        run.stderr,
+        tail(&model.log())
+    );
+    assert!([0, 1].contains(&run.code), "exit {}: {context}", run.code);
+    let report = repo.report();
+    let agent = &crate::support::task(&report, "hi")["agent"];
+    let turns = agent["turns"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=2).contains(&turns),
+        "{turns} turns: {agent}\n{context}"
+    );
+    let outcome = agent["outcome"].as_str().unwrap_or_default();
+    // The model's own choices end it: done, or out of turns. Never the
+    // model unreachable or unusable, never the agent broken.
+    assert!(
+        ["finished", "max_turns"].contains(&outcome),
+        "{agent}\n{context}"
+    );
+    let usage = &agent["usage"];
+    let written = usage["output_tokens"].as_u64().unwrap();
+    assert!(written > 0, "{agent}");
+    assert_eq!(
+        written as f64,
+        model.metric("tokens_predicted_total"),
+        "output tokens: the report against the server's count\n{context}"
+    );
+    // Every token of the prompt, cached ones included.
+    let read = usage["input_tokens"].as_u64().unwrap();
+    assert!(
+        read as f64 >= model.metric("prompt_tokens_total"),
+        "input tokens {read} below what the server processed: {agent}"
+    );
+}
+
 /// The last lines of a log.
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();

@@ -60,8 +60,9 @@ impl LocalModel {
             .args([
                 "-t", "1", "-np", "1", "-c", "8192", "--temp", "0", "--seed", "1",
             ])
-            // Chat templates with tools (swarm's agent calls them).
-            .arg("--jinja")
+            // Chat templates with tools (swarm's agent calls them), and the
+            // server's own counts at `/metrics`.
+            .args(["--jinja", "--metrics"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -103,6 +104,16 @@ impl LocalModel {
     /// The server's Prometheus-style `/metrics` text (with `--metrics`).
     pub fn get(&self, path: &str) -> Option<String> {
         http_get(self.port, path)
+    }
+
+    /// A counter of the server's `/metrics` (`llamacpp:NAME`).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics").expect("GET /metrics");
+        let key = format!("llamacpp:{name} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key}in:\n{text}"))
     }
 }
 
