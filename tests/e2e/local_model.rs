@@ -128,6 +128,62 @@ fn swarms_agent_on_a_local_model_keeps_to_max_turns_and_counts_what_the_server_c
     );
 }
 
+/// A run of several turns against the real server, recorded, then
+/// replayed with the server gone: every request the replay makes was
+/// recorded, and it ends as the recorded run did, with the same turns and
+/// usage, on the same tree. (SmolLM2 writes to `max_tokens` every turn and
+/// never finishes, so the run ends at `max_turns`: no verify round is
+/// reached with this model; the mock model's test covers those.)
+#[test]
+fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    let tapes = repo.outside().join("tapes");
+    repo.write(
+        "plan.toml",
+        &format!(
+            "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
+             api_key_env = \"\"\nmax_tokens = 256\ntimeout = \"300s\"\n\n\
+             [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
+             verify = \"false\"\nrepair_rounds = 1\nmax_turns = 3\n",
+            model.base_url()
+        ),
+    );
+    let tapes_arg = tapes.to_str().unwrap();
+    let recorded = repo.swarm(&["run", "plan.toml", "--name", "rec", "--record", tapes_arg]);
+    let context = format!(
+        "{}\n--- the server's log (tail):\n{}",
+        recorded.stderr,
+        tail(&model.log())
+    );
+    assert_eq!(recorded.code, 1, "{context}");
+    let report = repo.report();
+    let agent = crate::support::task(&report, "hi")["agent"].clone();
+    assert!(
+        agent["turns"].as_u64().unwrap_or(0) >= 2,
+        "{agent}\n{context}"
+    );
+    let tree = |run: &str| repo.git(&["rev-parse", &format!("refs/swarm/{run}/hi^{{tree}}")]);
+    let recorded_tree = tree("rec");
+    drop(model);
+    for round in 0..2 {
+        let name = format!("again{round}");
+        let again = repo.swarm(&["run", "plan.toml", "--name", &name, "--replay", tapes_arg]);
+        assert_eq!(again.code, 1, "{}", again.stderr);
+        assert!(
+            !again.stderr.contains("no recorded answer"),
+            "{}",
+            again.stderr
+        );
+        let report = repo.report();
+        let replayed = &crate::support::task(&report, "hi")["agent"];
+        assert_eq!(replayed["outcome"], agent["outcome"], "{replayed}");
+        assert_eq!(replayed["turns"], agent["turns"], "{replayed}");
+        assert_eq!(replayed["usage"], agent["usage"], "{replayed}");
+        assert_eq!(tree(&name), recorded_tree);
+    }
+}
+
 /// The last lines of a log.
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
