@@ -128,6 +128,43 @@ fn swarms_agent_on_a_local_model_keeps_to_max_turns_and_counts_what_the_server_c
     );
 }
 
+/// A task budget against the real server: the agent stops at it
+/// (`budget`), and what it spent, by the server's own counts, stays
+/// within it.
+#[test]
+fn swarms_agent_on_a_local_model_stops_at_its_budget() {
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    repo.write(
+        "plan.toml",
+        &format!(
+            "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
+             api_key_env = \"\"\nmax_tokens = 128\ntimeout = \"300s\"\n\n\
+             [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
+             budget = {{ tokens = 4000 }}\nmax_turns = 20\n",
+            model.base_url()
+        ),
+    );
+    let run = repo.swarm(&["run", "plan.toml", "--name", "budget"]);
+    let context = format!(
+        "{}\n--- the server's log (tail):\n{}",
+        run.stderr,
+        tail(&model.log())
+    );
+    assert_eq!(run.code, 1, "{context}");
+    let report = repo.report();
+    let agent = &crate::support::task(&report, "hi")["agent"];
+    assert_eq!(agent["outcome"], "budget", "{agent}\n{context}");
+    let usage = &agent["usage"];
+    let spent = usage["input_tokens"].as_u64().unwrap() + usage["output_tokens"].as_u64().unwrap();
+    assert!(spent <= 4000, "spent {spent} of 4000: {agent}");
+    assert_eq!(
+        usage["output_tokens"].as_u64().unwrap() as f64,
+        model.metric("tokens_predicted_total"),
+        "{agent}"
+    );
+}
+
 /// A run of several turns against the real server, recorded, then
 /// replayed with the server gone: every request the replay makes was
 /// recorded, and it ends as the recorded run did, with the same turns and
