@@ -165,6 +165,63 @@ fn swarms_agent_on_a_local_model_stops_at_its_budget() {
     );
 }
 
+/// `swarm doctor --model` asks the real server the three questions and
+/// says what it found: SmolLM2 answers, holds an answer to a JSON schema
+/// (llama.cpp makes the schema a grammar), and answers a tool in text
+/// (its chat template has no tools), with what to do about it. A model
+/// that is not there is named with the ones that are; a server that is
+/// down is "no", exit 1.
+#[test]
+fn doctor_asks_a_local_model_what_it_does_for_swarm() {
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    let run = repo.swarm(&["doctor", "--model", "default"]);
+    let context = format!(
+        "{}{}\n--- the server's log (tail):\n{}",
+        run.stdout,
+        run.stderr,
+        tail(&model.log())
+    );
+    assert_eq!(run.code, 0, "{context}");
+    assert!(
+        run.stdout.contains("openai `smollm2` at http://127.0.0.1:"),
+        "{context}"
+    );
+    assert!(
+        run.stdout.contains("answers           yes, in "),
+        "{context}"
+    );
+    assert!(run.stdout.contains("JSON schema       yes"), "{context}");
+    assert!(
+        run.stdout
+            .contains("tool calls        no: given a tool, it answered in text")
+            && run
+                .stdout
+                .contains("tool_choice = \"required\"` in [models.default]"),
+        "{context}"
+    );
+    // Three calls, each counted by the server.
+    assert!(model.metric("tokens_predicted_total") > 0.0);
+
+    let missing = repo.swarm(&["doctor", "--model", "nosuch"]);
+    missing.assert_code(2);
+    assert!(
+        missing
+            .stderr
+            .contains("model `nosuch` is not among the models of swarm.toml (default)"),
+        "{}",
+        missing.stderr
+    );
+    drop(model);
+    let down = repo.swarm(&["doctor", "--model", "default"]);
+    down.assert_code(1);
+    assert!(
+        down.stdout.contains("answers           no: failed to "),
+        "{}",
+        down.stdout
+    );
+}
+
 /// A run of several turns against the real server, recorded, then
 /// replayed with the server gone: every request the replay makes was
 /// recorded, and it ends as the recorded run did, with the same turns and

@@ -213,8 +213,22 @@ pub enum Command {
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         diff: Option<Vec<String>>,
     },
-    /// Show what this machine supports for sandboxing and what swarm enforces.
-    Doctor,
+    /// Show what this machine supports for sandboxing and what swarm
+    /// enforces; with --model, what a model does for swarm instead.
+    Doctor {
+        /// Ask model NAME of the planner's configuration (the repository's
+        /// swarm.toml, else ~/.config/swarm/swarm.toml) whether it answers,
+        /// holds an answer to a JSON schema and calls a tool.
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
+        /// The configuration to read the model from (a file named here is
+        /// yours, trusted).
+        #[arg(long, value_name = "FILE", requires = "model")]
+        config: Option<PathBuf>,
+        /// Trust the repository's own swarm.toml for this check.
+        #[arg(long, requires = "model")]
+        trust: bool,
+    },
     /// Serve this repository to an MCP client (Claude Code, Codex, Cursor...)
     /// on stdin/stdout: validate, plan, run, follow, cancel and resume runs.
     /// `claude mcp add swarm -- swarm mcp`.
@@ -508,7 +522,12 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
         Command::Compare { run, task, diff } => {
             crate::compare::compare(&cwd, &run, &task, diff.as_deref())
         }
-        Command::Doctor => doctor(),
+        Command::Doctor { model: None, .. } => doctor(),
+        Command::Doctor {
+            model: Some(model),
+            config,
+            trust,
+        } => crate::doctor_model::doctor_model(&cwd, &model, config.as_deref(), trust),
         Command::Mcp => crate::mcp::mcp(&cwd),
         Command::Completions { shell } => {
             print!("{}", completions(shell));

@@ -37,6 +37,7 @@ mod clean_cmd;
 mod cli;
 mod compare;
 mod doctor;
+mod doctor_model;
 mod drive;
 mod host;
 mod land;

@@ -186,31 +186,29 @@ pub(crate) fn plan_goal(
     })
 }
 
-/// The configuration, the base and the map.
-fn prepare(
+/// The planner's configuration (`--config`, else the repository's
+/// `swarm.toml`, else the user's, else the built-in one) and where it was
+/// read; a repository's own file is held to its origin's rules (`trust`:
+/// the person said to trust it).
+pub(crate) fn configuration(
     repo: &Repo,
     cwd: &Path,
-    args: &PlannerArgs,
-    base: Option<&str>,
-    goal: &str,
-) -> Result<Planning, Failure> {
-    if goal.trim().is_empty() {
-        return Err(Failure::Invalid(anyhow!(
-            "plan: the goal is empty\nhelp: say what to do, e.g. swarm plan \"split the parser into its own crate\""
-        )));
-    }
+    config: Option<&Path>,
+    trust: bool,
+) -> Result<(Template, PathBuf), Failure> {
     // Only a file swarm found in the repository by itself is untrusted:
     // --config, the user's own and the built-in one are the user's.
-    let (path, text, found_in_repo) = match &args.config {
+    let (path, text, found_in_repo) = match config {
         Some(p) => {
-            let full = cwd.join(p);
+            let p = p.to_path_buf();
+            let full = cwd.join(&p);
             let text = std::fs::read_to_string(&full).map_err(|e| {
                 Failure::Invalid(anyhow!(
                     "read the planner configuration {}: {e}",
                     p.display()
                 ))
             })?;
-            (p.clone(), text, None)
+            (p, text, None)
         }
         None => {
             let in_repo = crate::trust_cmd::repository_config(repo);
@@ -226,7 +224,7 @@ fn prepare(
     };
     let mut template = plan::parse_template(&path, text.clone()).map_err(Failure::Plan)?;
     if let Some(file) = &found_in_repo {
-        let origin = crate::trust_cmd::check_repository_config(file, &text, &template, args.trust)?;
+        let origin = crate::trust_cmd::check_repository_config(file, &text, &template, trust)?;
         if origin.is_untrusted() {
             // Accepted untrusted (it sets nothing it may not): the plans
             // written from it read their file names inside the repository
@@ -238,6 +236,23 @@ fn prepare(
             };
         }
     }
+    Ok((template, path))
+}
+
+/// The configuration, the base and the map.
+fn prepare(
+    repo: &Repo,
+    cwd: &Path,
+    args: &PlannerArgs,
+    base: Option<&str>,
+    goal: &str,
+) -> Result<Planning, Failure> {
+    if goal.trim().is_empty() {
+        return Err(Failure::Invalid(anyhow!(
+            "plan: the goal is empty\nhelp: say what to do, e.g. swarm plan \"split the parser into its own crate\""
+        )));
+    }
+    let (template, path) = configuration(repo, cwd, args.config.as_deref(), args.trust)?;
     let model = args.model.clone().unwrap_or_else(|| "default".into());
     if !template.models.contains_key(&model) {
         let known: Vec<&str> = template.models.keys().map(String::as_str).collect();
