@@ -27,9 +27,11 @@ pub enum ToolChoice {
     #[default]
     Auto,
     /// Every answer calls a tool (OpenAI `tool_choice: "required"`,
-    /// Anthropic `{"type": "any"}`, a grammar on llama.cpp's server): for
-    /// small and local models that otherwise answer in prose. The agent
-    /// still ends by calling `finish`.
+    /// Anthropic `{"type": "any"}`): for small and local models that
+    /// otherwise answer in prose. A server may not enforce it: llama.cpp's
+    /// `llama-server` of llama-cpp-python 0.3.36 answers SmolLM2 in prose
+    /// with its own chat template and with three templates that have
+    /// tools. The agent still ends by calling `finish`.
     Required,
 }
 

@@ -90,12 +90,12 @@ fn body(base_url: &str, model: &str, ask: &Ask<'_>) -> Value {
     if let Some(t) = ask.temperature {
         body["temperature"] = json!(t);
     }
-    // Not `strict`: OpenAI's strict mode refuses any schema with an
-    // optional property, and the plan's have them; the schema still
-    // guides the model, and llama.cpp's server makes it a grammar.
     if ask.tool_choice == crate::gateway::config::ToolChoice::Required && !ask.tools.is_empty() {
         body["tool_choice"] = json!("required");
     }
+    // Not `strict`: OpenAI's strict mode refuses any schema with an
+    // optional property, and the plan's have them; the schema still
+    // guides the model, and llama.cpp's server makes it a grammar.
     if let Some(format) = ask.format {
         body["response_format"] = json!({"type": "json_schema",
             "json_schema": {"name": format.name, "schema": format.schema, "strict": false}});
