@@ -65,11 +65,8 @@ fn named(text: &str, modules: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<Strin
     for (at, _) in code.match_indices("crate::") {
         let rest = &code[at + "crate::".len()..];
         let names: Vec<&str> = match rest.strip_prefix('{') {
-            Some(group) => group
-                .split('}')
-                .next()
-                .unwrap_or_default()
-                .split(',')
+            Some(group) => top_items(group)
+                .into_iter()
                 .map(|item| item.trim().split("::").next().unwrap_or_default())
                 .collect(),
             None => vec![
@@ -86,6 +83,48 @@ fn named(text: &str, modules: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<Strin
         );
     }
     found
+}
+
+/// The items of a `{...}` group whose `{` is already taken: split at the
+/// commas outside nested groups, up to the `}` that closes it
+/// (`a::{b, c}, d}` gives `a::{b, c}` and `d`).
+fn top_items(group: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                items.push(&group[start..i]);
+                return items;
+            }
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&group[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&group[start..]);
+    items
+}
+
+/// A nested group hides no module: every top-level item of `crate::{...}`
+/// is read, after one with braces of its own too (this stopped at the
+/// first `}` and missed `run` here).
+#[test]
+fn a_nested_use_group_names_every_module_in_it() {
+    let modules: BTreeMap<String, Vec<PathBuf>> = ["git", "ids", "run", "plan"]
+        .into_iter()
+        .map(|m| (m.to_string(), Vec::new()))
+        .collect();
+    let text = "use crate::{git::{Repo, Oid}, ids::TaskId,\n    run::{self, x::{y}}};\nfn f() { crate::plan::parse(); }\n";
+    let found = named(text, &modules);
+    assert_eq!(
+        found,
+        BTreeSet::from(["git", "ids", "run", "plan"].map(String::from))
+    );
 }
 
 #[test]
