@@ -184,3 +184,24 @@ fn top_level_modules_form_no_import_cycle() {
         }
     }
 }
+
+/// ARCHITECTURE.md's diagram of the layers names every top-level module.
+#[test]
+fn the_layer_diagram_names_every_module() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let doc = std::fs::read_to_string(src.join("../../ARCHITECTURE.md")).unwrap();
+    let layers = doc.split("## Layers").nth(1).unwrap();
+    let diagram = layers.split("```").nth(1).unwrap();
+    let shown: BTreeSet<&str> = diagram
+        .lines()
+        .flat_map(|line| line.split_whitespace().take_while(|w| !w.ends_with(';')))
+        .collect();
+    let missing: Vec<String> = modules(&src)
+        .into_keys()
+        .filter(|m| !shown.contains(m.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's layer diagram leaves out {missing:?}"
+    );
+}
