@@ -127,24 +127,26 @@ fn a_nested_use_group_names_every_module_in_it() {
     );
 }
 
-#[test]
-fn top_level_modules_form_no_import_cycle() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let modules = modules(&src);
-    assert!(modules.len() > 10, "{modules:?}");
-    // module -> (module it names -> a file that names it)
+/// module -> (module it names -> a file that names it), for `modules`.
+fn edges(modules: &BTreeMap<String, Vec<PathBuf>>) -> BTreeMap<&str, BTreeMap<String, PathBuf>> {
     let mut edges: BTreeMap<&str, BTreeMap<String, PathBuf>> = BTreeMap::new();
-    for (module, files) in &modules {
+    for (module, files) in modules {
         let out = edges.entry(module).or_default();
         for file in files {
             let text = std::fs::read_to_string(file).unwrap();
-            for other in named(&text, &modules) {
+            for other in named(&text, modules) {
                 if &other != module {
                     out.entry(other).or_insert_with(|| file.clone());
                 }
             }
         }
     }
+    edges
+}
+
+/// A circle of imports among `edges`, each step with the file that makes
+/// it, if there is one.
+fn cycle(edges: &BTreeMap<&str, BTreeMap<String, PathBuf>>) -> Option<String> {
     // A depth-first walk; a module met again on the current path closes a
     // cycle.
     fn walk<'a>(
@@ -172,16 +174,55 @@ fn top_level_modules_form_no_import_cycle() {
     }
     let mut done = BTreeSet::new();
     for module in edges.keys() {
-        if let Some(cycle) = walk(module, &edges, &mut Vec::new(), &mut done) {
+        if let Some(cycle) = walk(module, edges, &mut Vec::new(), &mut done) {
             let why: Vec<String> = cycle
                 .windows(2)
                 .map(|w| format!("  {} -> {} ({})", w[0], w[1], edges[w[0]][w[1]].display()))
                 .collect();
-            panic!(
-                "the library's top-level modules import in a circle:\n{}\nmove the shared name down (ids, layout) or the code up",
-                why.join("\n")
-            );
+            return Some(why.join("\n"));
         }
+    }
+    None
+}
+
+#[test]
+fn top_level_modules_form_no_import_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules = modules(&src);
+    assert!(modules.len() > 10, "{modules:?}");
+    if let Some(why) = cycle(&edges(&modules)) {
+        panic!(
+            "the library's top-level modules import in a circle:\n{why}\nmove the shared name down (ids, layout) or the code up"
+        );
+    }
+}
+
+/// The binary's files (one per command, `common.rs` for what several
+/// share) import one another in no circle, and never by a glob: where a
+/// name lives is read in the `use` line.
+#[test]
+fn the_binarys_files_form_no_import_cycle_and_import_no_glob() {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin/swarm");
+    let files: BTreeMap<String, Vec<PathBuf>> = rust_files(&bin)
+        .into_iter()
+        .filter_map(|f| {
+            let stem = f.file_stem()?.to_string_lossy().into_owned();
+            (stem != "main").then_some((stem, vec![f]))
+        })
+        .collect();
+    assert!(files.len() > 10, "{files:?}");
+    for file in files.values().flatten() {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            !text.lines().any(
+                |l| l.trim_start().starts_with("use crate::") && l.trim_end().ends_with("::*;")
+            ),
+            "{} imports by a glob",
+            file.display()
+        );
+    }
+    if let Some(why) = cycle(&edges(&files)) {
+        panic!("the binary's files import in a circle:\n{why}\nmove what both need into common.rs");
     }
 }
 

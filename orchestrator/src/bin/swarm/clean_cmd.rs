@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use swarm_orchestrator::exit;
 
 use crate::Failure;
-use crate::cli::*;
+use crate::common::{check_name, invalid_or_internal, open_repo, warn_skipped};
 
 /// Which runs `swarm clean` frees.
 pub(crate) enum Which {

@@ -10,7 +10,7 @@ use swarm_orchestrator::{escape, export};
 use swarm_protocol::{RunReport, TaskReport};
 
 use crate::Failure;
-use crate::cli::{load_report, open_repo};
+use crate::common::{load_report, open_repo};
 
 pub(crate) fn compare(
     cwd: &Path,

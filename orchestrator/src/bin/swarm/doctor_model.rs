@@ -17,7 +17,7 @@ use swarm_orchestrator::gateway::{AnswerFormat, CompletionRequest, Gateway};
 use swarm_protocol::agent::{Block, Message, Role, ToolSpec};
 
 use crate::Failure;
-use crate::cli::open_repo;
+use crate::common::open_repo;
 
 /// Checks model `name` of the planner's configuration (`config`, else the
 /// repository's `swarm.toml`, the user's or the built-in one); `trust`:

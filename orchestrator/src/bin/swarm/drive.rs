@@ -3,8 +3,10 @@
 //! signals forwarded to the dispatcher, outputs written at the end.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
+use clap::ValueEnum;
 use swarm_orchestrator::assemble;
 use swarm_orchestrator::plan::{self, Plan, SandboxMode};
 use swarm_orchestrator::run;
@@ -13,8 +15,154 @@ use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
 use crate::Failure;
-use crate::cli::*;
+use crate::common::{
+    TapeArgs, base_failure, canonical_root, check_name, invalid_or_internal, latest, open_repo,
+    open_state,
+};
 use crate::output;
+
+// The command line of `run` and `resume`, beside the code that runs them.
+
+#[derive(Debug, clap::Args)]
+// One of the two, said as such when neither is given (the usage line shows
+// `[PLAN]`, so "<PLAN> is required" read as a contradiction).
+#[command(group(clap::ArgGroup::new("what").required(true).args(["plan", "goal"])))]
+pub struct RunArgs {
+    /// The plan file (or --goal).
+    #[arg(conflicts_with = "goal")]
+    pub plan: Option<PathBuf>,
+    /// Plan this goal first (as `swarm plan` does), then run that plan: it
+    /// is printed first and kept in .swarm/plans/<run>/.
+    #[arg(long, value_name = "GOAL")]
+    pub goal: Option<String>,
+    /// With --goal: print the plan and stop before running it.
+    #[arg(long, requires = "goal")]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub planner: crate::plan_cmd::PlannerArgs,
+    /// Name of the run (default: the plan's name, with -2, -3... if taken).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Start from this revision instead of the plan's `base`.
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
+    /// Make task worktrees under DIR (outside the repository) instead of
+    /// the plan's `worktrees` or ~/.cache/swarm/worktrees.
+    #[arg(long, value_name = "DIR")]
+    pub worktrees: Option<PathBuf>,
+    /// Run only these tasks of the plan, and every task they depend on
+    /// (`--only a b` or `--only a,b`).
+    #[arg(long, value_name = "ID", num_args = 1.., value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// For `swarm mcp`: the plan came from an untrusted origin (`mcp`). It
+    /// is held here, in the process that runs it, to what that origin may
+    /// set, and must be the copy `swarm mcp` kept of it.
+    #[arg(long, hide = true, value_name = "ORIGIN", conflicts_with = "goal")]
+    pub origin: Option<String>,
+    /// With --origin: the directory inside the repository the plan's file
+    /// names are relative to.
+    #[arg(
+        long,
+        hide = true,
+        value_name = "DIR",
+        requires = "origin",
+        default_value = ""
+    )]
+    pub files_dir: String,
+    #[command(flatten)]
+    pub drive: Drive,
+}
+
+/// Settings `run` and `resume` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Drive {
+    /// Run at most N tasks at once (default: the plan's, else the CPU count).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Override the plan's sandbox (`none` disables confinement).
+    #[arg(long, value_enum)]
+    pub sandbox: Option<SandboxArg>,
+    /// Time a stopped worker gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// Where task attempts run: `local` (this machine) or `slurm` (one
+    /// batch job each; settings in the plan's [executor] table).
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorArg>,
+    /// Slurm: the address the model gateway listens on for agent tasks on
+    /// nodes (default: 0.0.0.0 on a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub gateway_listen: Option<std::net::SocketAddr>,
+    /// Print only the final summary (whose table then lists only the
+    /// tasks that did not succeed).
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub outputs: Outputs,
+    #[command(flatten)]
+    pub tape: TapeArgs,
+}
+
+/// Machine-readable outputs of `run` and `resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Outputs {
+    /// `json`: print every event as one JSON object per line on stdout
+    /// (and nothing else there; progress and the summary go to stderr).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub events: Option<EventsFormat>,
+    /// Append every event as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub events_file: Option<PathBuf>,
+    /// Write a JUnit XML report to FILE: one test case per task.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary to FILE (e.g. "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+    /// Write the run as one self-contained HTML page to FILE (as `swarm
+    /// report --html`).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsFormat {
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The run (see `.swarm/runs/`; default: the latest).
+    pub run: Option<String>,
+    /// Run again, in the same run, the tasks that failed or timed out (and
+    /// those they blocked), from the integration branch as it is now:
+    /// after you fixed the cause. Merged tasks are not run again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// With --retry-failed: retry only these failed tasks (`a b` or `a,b`).
+    #[arg(
+        long,
+        value_name = "ID",
+        num_args = 1..,
+        value_delimiter = ',',
+        requires = "retry_failed"
+    )]
+    pub only: Vec<String>,
+    #[command(flatten)]
+    pub drive: Drive,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SandboxArg {
+    Landlock,
+    None,
+}
 
 /// Whether `drive` starts a run or takes one over.
 pub(crate) enum Mode {
@@ -83,7 +231,7 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
             planned.source.name = plan_file.display().to_string();
             planned
         }
-        (None, None) => crate::cli::load_plan_at(cwd, &plan_file, args.base.as_deref())?,
+        (None, None) => crate::common::load_plan_at(cwd, &plan_file, args.base.as_deref())?,
     };
     let repo = open_repo(cwd)?;
     // Tasks of many entries are split as the history balances them, before
@@ -131,17 +279,6 @@ fn untrusted_plan(cwd: &Path, path: &Path, origin: &str, dir: &str) -> Result<Pl
     received
         .plan(&root, &cwd.join(path), origin)
         .map_err(Failure::Plan)
-}
-
-/// The repository's root, links resolved: where an untrusted plan's file
-/// names are read inside.
-pub(crate) fn canonical_root(repo: &swarm_orchestrator::git::Repo) -> Result<PathBuf, Failure> {
-    repo.workdir.canonicalize().map_err(|e| {
-        Failure::Internal(anyhow!(
-            "resolve the repository {}: {e}",
-            repo.workdir.display()
-        ))
-    })
 }
 
 /// `swarm resume`: the run's saved plan, driven again from where it was.
@@ -558,7 +695,7 @@ fn finished_already(workdir: &Path, run: &str, exit_code: i32, hint: &str) -> Re
         &run_dir.join(swarm_orchestrator::layout::JOURNAL),
     )
     .map_err(|e| Failure::Internal(e.into()))?;
-    crate::cli::warn_skipped(&skipped);
+    crate::common::warn_skipped(&skipped);
     let report = report::fold(&events)
         .ok_or_else(|| Failure::Internal(anyhow!("read run `{run}`: its journal has no start")))?;
     let path = run_dir.join(swarm_orchestrator::layout::REPORT);

@@ -22,7 +22,8 @@ use swarm_orchestrator::{exit, report};
 use swarm_protocol::{EventBody, RunReport};
 
 use crate::Failure;
-use crate::cli::{Drive, check_name, invalid_or_internal, load_report, open_repo};
+use crate::common::{check_name, invalid_or_internal, load_report, open_repo};
+use crate::drive::Drive;
 use crate::drive::{Mode, drive, saved_plan};
 
 /// How many times a landing starts again because the branch moved while

@@ -185,7 +185,7 @@ fn logs_to(
                 "show logs of run `{run_name}`: {e} (see `swarm status` for runs)"
             ))
         })?;
-    crate::cli::warn_skipped(&skipped);
+    crate::common::warn_skipped(&skipped);
     let folded = report::fold(&events).ok_or_else(|| {
         Failure::Invalid(anyhow!("show logs of run `{run_name}`: it has not started"))
     })?;

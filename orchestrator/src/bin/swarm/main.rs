@@ -35,6 +35,7 @@ mod agent_worker;
 mod cassette_view;
 mod clean_cmd;
 mod cli;
+mod common;
 mod compare;
 mod doctor;
 mod doctor_model;
@@ -50,6 +51,7 @@ mod received;
 mod resolve;
 mod runs;
 mod trust_cmd;
+mod validate;
 
 use std::process::ExitCode;
 

@@ -58,12 +58,12 @@ const MAX_WAIT: u64 = 120;
 /// `swarm mcp`: serves the repository at `cwd` on stdin/stdout until the
 /// client goes away.
 pub fn mcp(cwd: &Path) -> Result<i32, Failure> {
-    let repo = crate::cli::open_repo(cwd)?;
+    let repo = crate::common::open_repo(cwd)?;
     let program = std::env::current_exe()
         .context("find the swarm binary to run commands with")
         .map_err(Failure::Internal)?;
     let server = Swarm {
-        root: crate::drive::canonical_root(&repo)?,
+        root: crate::common::canonical_root(&repo)?,
         repo,
         program,
         started: Arc::new(Mutex::new(BTreeSet::new())),
@@ -214,7 +214,7 @@ impl Swarm {
                 Err(e) => return refused(failed(&Failure::Plan(e))),
             };
             let mut out = Vec::new();
-            match crate::cli::validation(&root, &plan, &received.shown, &mut out) {
+            match crate::validate::validation(&root, &plan, &received.shown, &mut out) {
                 Ok(warnings) => {
                     let mut shown = String::from_utf8_lossy(&out).into_owned();
                     for group in &warnings {
@@ -259,7 +259,7 @@ impl Swarm {
                 config: None,
                 trust: false,
             },
-            tape: crate::cli::TapeArgs::default(),
+            tape: crate::common::TapeArgs::default(),
         };
         let root = self.root.clone();
         let planned = blocking(move || crate::plan_cmd::plan_cmd(&root, args)).await?;
@@ -638,7 +638,7 @@ impl Swarm {
                 run::check_run_name(name).map_err(|e| e.to_string())?;
                 Ok(name.to_string())
             }
-            None => crate::cli::latest(&self.repo)
+            None => crate::common::latest(&self.repo)
                 .map_err(|e| match e {
                     Failure::Plan(e) => e.message,
                     Failure::Invalid(e) | Failure::Internal(e) | Failure::Failed(e) => {

@@ -17,7 +17,7 @@ use swarm_orchestrator::{escape, exit, layout};
 use swarm_orchestrator::gateway::tape::TapeSettings;
 
 use crate::Failure;
-use crate::cli::{invalid_or_internal, open_repo};
+use crate::common::{CONFIG_FILE, invalid_or_internal, open_repo};
 
 /// The planner's settings `swarm plan` and `swarm run --goal` share.
 #[derive(Debug, Clone, clap::Args)]
@@ -61,7 +61,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub planner: PlannerArgs,
     #[command(flatten)]
-    pub tape: crate::cli::TapeArgs,
+    pub tape: crate::common::TapeArgs,
 }
 
 /// The configuration when the repository has no `swarm.toml`.
@@ -71,9 +71,6 @@ const DEFAULT_CONFIG: &str = "\
 provider = \"anthropic\"
 model = \"claude-sonnet-4-5\"
 ";
-
-/// The configuration file `swarm plan` reads unless `--config` names one.
-pub const CONFIG_FILE: &str = "swarm.toml";
 
 /// Everything known before the model is asked.
 pub struct Planning {
@@ -231,7 +228,7 @@ pub(crate) fn configuration(
             // only, and run as a plan of that origin.
             template.origin = origin;
             template.files = plan::origin::files::Files::Repository {
-                root: crate::drive::canonical_root(repo)?,
+                root: crate::common::canonical_root(repo)?,
                 dir: String::new(),
             };
         }

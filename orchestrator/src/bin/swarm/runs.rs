@@ -90,7 +90,7 @@ pub fn runs_to(
                 continue;
             }
         };
-        crate::cli::warn_skipped(&skipped);
+        crate::common::warn_skipped(&skipped);
         let Some(report) = report::fold(&events) else {
             let _ = writeln!(
                 err,

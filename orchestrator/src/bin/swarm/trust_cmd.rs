@@ -14,7 +14,7 @@ use swarm_orchestrator::plan::{self, ModelConfig, Source};
 use swarm_orchestrator::trust::{self, TrustStore, Weakening};
 
 use crate::Failure;
-use crate::cli::open_repo;
+use crate::common::open_repo;
 
 /// What an untrusted `swarm.toml` that weakens something is told.
 pub(crate) const UNTRUSTED_HELP: &str = "swarm found this file in the repository, and it could come from anyone who wrote to it: \
@@ -45,7 +45,7 @@ pub(crate) fn store() -> Option<TrustStore> {
 pub(crate) fn repository_config(repo: &Repo) -> PathBuf {
     std::fs::canonicalize(&repo.workdir)
         .unwrap_or_else(|_| repo.workdir.clone())
-        .join(crate::plan_cmd::CONFIG_FILE)
+        .join(crate::common::CONFIG_FILE)
 }
 
 /// Refuses the repository's configuration `template` (read as `text`
@@ -151,7 +151,7 @@ pub(crate) fn trust_cmd(cwd: &Path, revoke: bool) -> Result<i32, Failure> {
             file.display()
         ))
     })?;
-    let template = plan::parse_template(Path::new(crate::plan_cmd::CONFIG_FILE), text.clone())
+    let template = plan::parse_template(Path::new(crate::common::CONFIG_FILE), text.clone())
         .map_err(Failure::Plan)?;
     let found = trust::weakenings(&template.source);
     let hash = trust::content_hash(text.as_bytes());
