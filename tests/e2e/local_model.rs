@@ -128,6 +128,44 @@ fn swarms_agent_on_a_local_model_keeps_to_max_turns_and_counts_what_the_server_c
     );
 }
 
+/// `tool_choice = "schema"`: the server holds each answer to the schema
+/// of a call of one of the agent's tools (which it does enforce, where it
+/// answers `required` in prose), and swarm reads the answer back as a
+/// call. The small model then really calls swarm's agent's tools: the
+/// transcript has tool calls and their results, and every model turn but
+/// a cut one is a call.
+#[test]
+fn swarms_agent_calls_its_tools_on_a_local_model_held_to_a_call_schema() {
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    repo.write(
+        "plan.toml",
+        &format!(
+            "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
+             api_key_env = \"\"\nmax_tokens = 256\ntimeout = \"300s\"\ntool_choice = \"schema\"\n\n\
+             [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
+             max_turns = 3\n",
+            model.base_url()
+        ),
+    );
+    let run = repo.swarm(&["run", "plan.toml", "--name", "tools"]);
+    let context = format!(
+        "{}\n--- the server's log (tail):\n{}",
+        run.stderr,
+        tail(&model.log())
+    );
+    assert!([0, 1].contains(&run.code), "exit {}: {context}", run.code);
+    let report = repo.report();
+    let agent = &crate::support::task(&report, "hi")["agent"];
+    let transcript = std::fs::read_to_string(agent["transcript"].as_str().unwrap()).unwrap();
+    let calls = transcript.matches("\"type\":\"tool_call\"").count();
+    assert!(calls >= 1, "no tool call in:\n{transcript}\n{context}");
+    assert!(
+        transcript.contains("\"type\":\"tool_result\""),
+        "no tool ran:\n{transcript}"
+    );
+}
+
 /// A task budget against the real server: the agent stops at it
 /// (`budget`), and what it spent, by the server's own counts, stays
 /// within it.
@@ -197,7 +235,8 @@ fn doctor_asks_a_local_model_what_it_does_for_swarm() {
             .contains("tool calls        no: given a tool, it answered in text")
             && run
                 .stdout
-                .contains("tool_choice = \"required\"` in [models.default]"),
+                .contains("tool_choice = \"required\"` in [models.default]")
+            && run.stdout.contains("`tool_choice = \"schema\"`"),
         "{context}"
     );
     // Three calls, each counted by the server.

@@ -33,6 +33,11 @@ pub enum ToolChoice {
     /// with its own chat template and with three templates that have
     /// tools. The agent still ends by calling `finish`.
     Required,
+    /// Every answer is a tool call asked for as a JSON schema (OpenAI
+    /// `response_format`, which llama.cpp's server makes a grammar) and
+    /// read back as a call: for servers that do not enforce `required`
+    /// (see `gateway::schema_calls`). Anthropic: as `required`.
+    Schema,
 }
 
 /// USD per million tokens.

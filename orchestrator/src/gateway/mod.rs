@@ -28,6 +28,7 @@ pub mod prices;
 pub(crate) mod provider;
 pub mod relay;
 mod reply;
+mod schema_calls;
 mod session;
 mod sse;
 mod stream;

@@ -662,6 +662,14 @@ impl Session {
 
         match result {
             Ok(mut answer) => {
+                if config.tool_choice == super::config::ToolChoice::Schema {
+                    super::schema_calls::read_back(
+                        &mut answer.content,
+                        &mut answer.stop,
+                        &self.tools,
+                        format!("call_{}", self.turns),
+                    );
+                }
                 let (usd, estimated) =
                     self.gateway
                         .settle(config, &mut answer, request.estimate, hold);

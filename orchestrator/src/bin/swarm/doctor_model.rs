@@ -143,7 +143,7 @@ async fn check(gateway: &Gateway, name: &str) -> bool {
             println!("tool calls        yes: it called `report` (swarm's agent can work with it)")
         }
         Ok(answer) => println!(
-            "tool calls        no: given a tool, it answered in text ({}); swarm's agent works through tool calls: try `tool_choice = \"required\"` in [models.{name}], and with llama.cpp's llama-server `--jinja` and a chat template with tools",
+            "tool calls        no: given a tool, it answered in text ({}); swarm's agent works through tool calls: try `tool_choice = \"required\"` in [models.{name}], or `tool_choice = \"schema\"` for a server that holds answers to a JSON schema (llama.cpp's llama-server)",
             quoted(&answer.text)
         ),
         Err(e) => println!("tool calls        no: failed to {e}"),

@@ -84,9 +84,7 @@ fn body(model: &str, ask: &Ask<'_>) -> Value {
     }
     if let Some(format) = ask.format {
         body["tool_choice"] = json!({"type": "tool", "name": format.name});
-    } else if ask.tool_choice == crate::gateway::config::ToolChoice::Required
-        && !ask.tools.is_empty()
-    {
+    } else if ask.tool_choice != crate::gateway::config::ToolChoice::Auto && !ask.tools.is_empty() {
         body["tool_choice"] = json!({"type": "any"});
     }
     body

@@ -11,7 +11,8 @@ use swarm_protocol::agent::{Block, Message, Role, StopReason};
 
 use super::{Ask, Defaults, Provider};
 use crate::gateway::Secret;
-use crate::gateway::config::ModelConfig;
+use crate::gateway::config::{ModelConfig, ToolChoice};
+use crate::gateway::schema_calls;
 use crate::gateway::stream::{Failure, Slot, StreamEvent};
 
 /// OpenAI-style Chat Completions.
@@ -70,10 +71,22 @@ fn body(base_url: &str, model: &str, ask: &Ask<'_>) -> Value {
             }})
         })
         .collect();
-    let mut out = vec![json!({"role": "system", "content": ask.system})];
-    for m in ask.messages {
-        push_message(&mut out, m);
+    // Tool calls asked for as a schema: the tools are in the system
+    // prompt, the conversation is text (see `schema_calls`).
+    let by_schema = ask.tool_choice == ToolChoice::Schema && !ask.tools.is_empty();
+    let mut system = ask.system.to_string();
+    if by_schema {
+        system.push_str(&schema_calls::tools_prompt(ask.tools));
     }
+    let mut out = vec![json!({"role": "system", "content": system})];
+    for m in ask.messages {
+        if by_schema {
+            push_as_text(&mut out, m);
+        } else {
+            push_message(&mut out, m);
+        }
+    }
+    let tools = if by_schema { Vec::new() } else { tools };
     let mut body = json!({
         "model": model,
         "messages": out,
@@ -90,8 +103,13 @@ fn body(base_url: &str, model: &str, ask: &Ask<'_>) -> Value {
     if let Some(t) = ask.temperature {
         body["temperature"] = json!(t);
     }
-    if ask.tool_choice == crate::gateway::config::ToolChoice::Required && !ask.tools.is_empty() {
+    if ask.tool_choice == ToolChoice::Required && !ask.tools.is_empty() {
         body["tool_choice"] = json!("required");
+    }
+    if by_schema {
+        body["response_format"] = json!({"type": "json_schema",
+            "json_schema": {"name": "tool_call", "schema": schema_calls::call_schema(ask.tools),
+                            "strict": false}});
     }
     // Not `strict`: OpenAI's strict mode refuses any schema with an
     // optional property, and the plan's have them; the schema still
@@ -171,6 +189,30 @@ fn push_message(out: &mut Vec<Value>, m: &Message) {
             }
         }
     }
+}
+
+/// `m` as plain text turns (tool calls as their JSON, results as the
+/// user's words), for tool calls asked for as a schema.
+fn push_as_text(out: &mut Vec<Value>, m: &Message) {
+    let text: Vec<String> = m
+        .content
+        .iter()
+        .filter_map(|b| match b {
+            Block::Text { text } if !text.is_empty() => Some(text.clone()),
+            Block::Text { .. } => None,
+            Block::ToolCall { name, input, .. } => Some(schema_calls::call_text(name, input)),
+            Block::ToolResult {
+                id,
+                content,
+                is_error,
+            } => Some(schema_calls::result_text(id, content, *is_error)),
+        })
+        .collect();
+    let role = match m.role {
+        Role::Assistant => "assistant",
+        Role::User => "user",
+    };
+    out.push(json!({"role": role, "content": text.join("\n\n")}));
 }
 
 /// One SSE `data:` payload as common events.
@@ -455,5 +497,68 @@ mod tests {
         let required = body("http://127.0.0.1:8080/v1", "m", &ask);
         assert_eq!(required["tool_choice"], "required");
         assert!(required.get("response_format").is_none());
+    }
+
+    /// `tool_choice = "schema"`: no `tools`, the tools in the system
+    /// prompt, the call's schema as `response_format`, and the
+    /// conversation as text turns (a call as its JSON, a result as the
+    /// user's words), which a chat template without tools renders.
+    #[test]
+    fn a_call_asked_for_as_a_schema_is_all_text_and_a_response_format() {
+        let tools = [swarm_protocol::agent::ToolSpec {
+            name: "bash".into(),
+            description: "Runs a command.".into(),
+            input_schema: json!({"type": "object"}),
+        }];
+        let turns = [
+            Message {
+                role: Role::Assistant,
+                content: vec![Block::ToolCall {
+                    id: "call_1".into(),
+                    name: "bash".into(),
+                    input: json!({"command": "ls"}),
+                    invalid_input: None,
+                }],
+            },
+            Message {
+                role: Role::User,
+                content: vec![Block::ToolResult {
+                    id: "call_1".into(),
+                    content: "README.md".into(),
+                    is_error: false,
+                }],
+            },
+        ];
+        let ask = Ask {
+            tools: &tools,
+            tool_choice: ToolChoice::Schema,
+            ..ask(&turns, true)
+        };
+        let body = body("http://127.0.0.1:8080/v1", "m", &ask);
+        assert_eq!(body["tools"], json!([]));
+        assert!(body.get("tool_choice").is_none());
+        assert_eq!(body["response_format"]["json_schema"]["name"], "tool_call");
+        assert_eq!(
+            body["response_format"]["json_schema"]["schema"]["anyOf"][0]["properties"]["tool"]["const"],
+            "bash"
+        );
+        let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+        assert!(
+            msgs[0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("- bash: Runs a command.")
+        );
+        assert_eq!(msgs[1]["role"], "assistant");
+        assert_eq!(
+            msgs[1]["content"],
+            r#"{"input":{"command":"ls"},"tool":"bash"}"#
+        );
+        assert!(msgs[1].get("tool_calls").is_none());
+        assert_eq!(msgs[2]["role"], "user");
+        assert_eq!(
+            msgs[2]["content"],
+            "The tool call call_1 returned:\nREADME.md"
+        );
     }
 }
