@@ -26,6 +26,19 @@ fn repo_for(model: &LocalModel, extra: &str) -> TestRepo {
     repo
 }
 
+/// A plan of one agent task, `hi`, on model `small` (the local model with
+/// at most `max_tokens` an answer, `model_extra` more lines of its table),
+/// with `task_extra` more lines of the task.
+fn small_plan(model: &LocalModel, max_tokens: u32, model_extra: &str, task_extra: &str) -> String {
+    format!(
+        "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
+         api_key_env = \"\"\nmax_tokens = {max_tokens}\ntimeout = \"300s\"\n{model_extra}\n\
+         [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
+         {task_extra}",
+        model.base_url()
+    )
+}
+
 /// Held to the planner's JSON schema (`response_format`, which llama.cpp
 /// makes a grammar; strings and lists bounded), a 135M-parameter model
 /// answers every round with a plan in shape and never runs into the token
@@ -81,16 +94,7 @@ fn swarm_plan_with_a_small_local_model_answers_in_shape() {
 fn swarms_agent_on_a_local_model_keeps_to_max_turns_and_counts_what_the_server_counted() {
     let model = LocalModel::start();
     let repo = repo_for(&model, "");
-    repo.write(
-        "plan.toml",
-        &format!(
-            "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
-             api_key_env = \"\"\nmax_tokens = 128\ntimeout = \"300s\"\n\n\
-             [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
-             max_turns = 2\n",
-            model.base_url()
-        ),
-    );
+    repo.write("plan.toml", &small_plan(&model, 128, "", "max_turns = 2\n"));
     let run = repo.swarm(&["run", "plan.toml", "--name", "local"]);
     let context = format!(
         "{}\n--- the server's log (tail):\n{}",
@@ -140,13 +144,7 @@ fn swarms_agent_calls_its_tools_on_a_local_model_held_to_a_call_schema() {
     let repo = repo_for(&model, "");
     repo.write(
         "plan.toml",
-        &format!(
-            "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
-             api_key_env = \"\"\nmax_tokens = 256\ntimeout = \"300s\"\ntool_choice = \"schema\"\n\n\
-             [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
-             max_turns = 3\n",
-            model.base_url()
-        ),
+        &small_plan(&model, 256, "tool_choice = \"schema\"\n", "max_turns = 3\n"),
     );
     let run = repo.swarm(&["run", "plan.toml", "--name", "tools"]);
     let context = format!(
@@ -175,12 +173,11 @@ fn swarms_agent_on_a_local_model_stops_at_its_budget() {
     let repo = repo_for(&model, "");
     repo.write(
         "plan.toml",
-        &format!(
-            "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
-             api_key_env = \"\"\nmax_tokens = 128\ntimeout = \"300s\"\n\n\
-             [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
-             budget = {{ tokens = 4000 }}\nmax_turns = 20\n",
-            model.base_url()
+        &small_plan(
+            &model,
+            128,
+            "",
+            "budget = { tokens = 4000 }\nmax_turns = 20\n",
         ),
     );
     let run = repo.swarm(&["run", "plan.toml", "--name", "budget"]);
@@ -274,12 +271,11 @@ fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
     let tapes = repo.outside().join("tapes");
     repo.write(
         "plan.toml",
-        &format!(
-            "[models.small]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
-             api_key_env = \"\"\nmax_tokens = 256\ntimeout = \"300s\"\n\n\
-             [[task]]\nid = \"hi\"\nmodel = \"small\"\nprompt = \"Add a line saying hi to README.md\"\n\
-             verify = \"false\"\nrepair_rounds = 1\nmax_turns = 3\n",
-            model.base_url()
+        &small_plan(
+            &model,
+            256,
+            "",
+            "verify = \"false\"\nrepair_rounds = 1\nmax_turns = 3\n",
         ),
     );
     let tapes_arg = tapes.to_str().unwrap();

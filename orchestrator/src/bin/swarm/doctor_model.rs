@@ -32,16 +32,9 @@ pub(crate) fn doctor_model(
     let repo = open_repo(cwd)?;
     let (template, path) = crate::plan_cmd::configuration(&repo, cwd, config, trust)?;
     let Some(model) = template.models.get(name) else {
-        let known: Vec<&str> = template.models.keys().map(String::as_str).collect();
-        return Err(Failure::Invalid(anyhow!(
-            "doctor: model `{name}` is not among the models of {} ({})\nhelp: add a [models.{name}] table there, or pass --model with one of its names",
-            path.display(),
-            if known.is_empty() {
-                "it has none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )));
+        return Err(crate::plan_cmd::unknown_model(
+            "doctor", name, &template, &path,
+        ));
     };
     println!(
         "model             `{name}` of {}: {} `{}` at {}",

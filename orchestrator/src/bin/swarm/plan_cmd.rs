@@ -236,6 +236,26 @@ pub(crate) fn configuration(
     Ok((template, path))
 }
 
+/// `command`'s refusal of model `name`, which the configuration at `path`
+/// does not have, naming the ones it has.
+pub(crate) fn unknown_model(
+    command: &str,
+    name: &str,
+    template: &Template,
+    path: &Path,
+) -> Failure {
+    let known: Vec<&str> = template.models.keys().map(String::as_str).collect();
+    Failure::Invalid(anyhow!(
+        "{command}: model `{name}` is not among the models of {} ({})\nhelp: add a [models.{name}] table there, or pass --model with one of its names",
+        path.display(),
+        if known.is_empty() {
+            "it has none".to_string()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
 /// The configuration, the base and the map.
 fn prepare(
     repo: &Repo,
@@ -252,16 +272,7 @@ fn prepare(
     let (template, path) = configuration(repo, cwd, args.config.as_deref(), args.trust)?;
     let model = args.model.clone().unwrap_or_else(|| "default".into());
     if !template.models.contains_key(&model) {
-        let known: Vec<&str> = template.models.keys().map(String::as_str).collect();
-        return Err(Failure::Invalid(anyhow!(
-            "plan: model `{model}` is not among the models of {} ({})\nhelp: add a [models.{model}] table there, or pass --model with one of its names",
-            path.display(),
-            if known.is_empty() {
-                "it has none".to_string()
-            } else {
-                known.join(", ")
-            }
-        )));
+        return Err(unknown_model("plan", &model, &template, &path));
     }
     if args.max_tasks == 0 {
         return Err(Failure::Invalid(anyhow!(
