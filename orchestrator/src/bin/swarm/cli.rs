@@ -1,20 +1,20 @@
-//! Subcommands: what each one checks, runs and prints.
+//! The command line (clap's types) and the match that hands each command
+//! to its file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::anyhow;
-use clap::{Parser, Subcommand, ValueEnum};
-use swarm_orchestrator::graph::TaskGraph;
+use clap::{Parser, Subcommand};
+use swarm_orchestrator::exit;
 use swarm_orchestrator::plan;
-use swarm_orchestrator::run;
-use swarm_orchestrator::{exit, report};
 
 use crate::Failure;
 use crate::clean_cmd::{clean, clean_gone};
-use crate::common::{check_name, latest, load_plan, load_report, load_run, open_repo, open_state};
+use crate::common::{check_name, latest, open_repo, open_state};
 use crate::doctor::doctor;
 use crate::drive::{ResumeArgs, RunArgs, resume_run, run_plan};
-use crate::output;
+use crate::graph_cmd::{GraphFormat, graph};
+use crate::report_cmd::{html_report, status, trace};
 
 /// Run a graph of tasks in git worktrees, sandboxed, and merge the results.
 #[derive(Debug, Parser)]
@@ -265,12 +265,6 @@ pub enum Command {
     Node,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum GraphFormat {
-    Dot,
-    Mermaid,
-}
-
 pub fn main(cli: Cli) -> Result<i32, Failure> {
     let cwd = match &cli.dir {
         Some(dir) => dir.clone(),
@@ -375,128 +369,6 @@ pub fn main(cli: Cli) -> Result<i32, Failure> {
                 print!("{}", plan::schema::json_schema());
             }
             Ok(exit::SUCCESS)
-        }
-    }
-}
-
-pub(crate) fn graph(
-    cwd: &Path,
-    plan_path: Option<&Path>,
-    run: Option<&str>,
-    format: GraphFormat,
-) -> Result<i32, Failure> {
-    let (plan, status) = match (plan_path, run) {
-        (Some(path), _) => (load_plan(cwd, path)?, None),
-        (None, run) => {
-            if let Some(run) = run {
-                check_name(run)?;
-            }
-            let repo = open_repo(cwd)?;
-            let (_, report) = load_report(&repo, run)?;
-            let mut plan = load_plan(cwd, Path::new(&report.plan))?;
-            // Subtasks the run spawned, drawn below their parents (they
-            // start from the parent's result).
-            for t in &report.tasks {
-                let Some(parent) = &t.parent else { continue };
-                let Some(template) = plan.tasks.iter().find(|p| &p.id == parent).cloned() else {
-                    continue;
-                };
-                let mut deps = t.deps.to_vec();
-                deps.push(parent.clone());
-                plan.tasks.push(swarm_orchestrator::plan::Task {
-                    id: t.id.clone(),
-                    deps,
-                    ..template
-                });
-            }
-            let status: Vec<_> = plan
-                .tasks
-                .iter()
-                .map(|t| {
-                    report
-                        .tasks
-                        .iter()
-                        .find(|r| r.id == t.id)
-                        .map_or(swarm_protocol::TaskStatus::Pending, |r| r.status)
-                })
-                .collect();
-            (plan, Some(status))
-        }
-    };
-    let graph = TaskGraph::new(&plan.tasks);
-    let text = match format {
-        GraphFormat::Dot => graph.to_dot(&plan.name, &plan.tasks, status.as_deref()),
-        GraphFormat::Mermaid => graph.to_mermaid(&plan.tasks, status.as_deref()),
-    };
-    print!("{text}");
-    Ok(exit::SUCCESS)
-}
-
-/// `swarm report [RUN] --html FILE`: the run as one HTML page.
-pub(crate) fn html_report(cwd: &Path, run: Option<&str>, file: &Path) -> Result<i32, Failure> {
-    let repo = open_repo(cwd)?;
-    let (name, events, report) = load_run(&repo, run)?;
-    let flushes = swarm_orchestrator::flushes::read(&report::run_dir(&repo.workdir, &name));
-    let page = swarm_orchestrator::export::html(&report, &events, &flushes);
-    std::fs::write(cwd.join(file), page)
-        .map_err(|e| Failure::Internal(anyhow!("write the HTML report {}: {e}", file.display())))?;
-    Ok(exit::SUCCESS)
-}
-
-/// `swarm trace [RUN]`: the run as Chrome trace events, on stdout.
-pub(crate) fn trace(cwd: &Path, run: Option<&str>) -> Result<i32, Failure> {
-    let repo = open_repo(cwd)?;
-    let (name, events, _) = load_run(&repo, run)?;
-    let flushes = swarm_orchestrator::flushes::read(&report::run_dir(&repo.workdir, &name));
-    let text = swarm_orchestrator::timeline::Timeline::of(&events)
-        .with_flushes(&flushes)
-        .chrome_trace(&name);
-    println!("{}", swarm_orchestrator::escape::json(&text));
-    Ok(exit::SUCCESS)
-}
-
-pub(crate) fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, Failure> {
-    let repo = open_repo(cwd)?;
-    let (name, events, mut report) = load_run(&repo, run)?;
-    if json {
-        let text =
-            serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
-        println!("{}", swarm_orchestrator::escape::json(&text));
-    } else {
-        let driven = run::is_driven(&report::run_dir(&repo.workdir, &name));
-        // A running task's time so far: its ended attempts' and the one
-        // going on since its start (the report counts ended ones only).
-        if driven {
-            add_running_time(&mut report, &events, std::time::SystemTime::now());
-        }
-        print!("{}", output::status_summary(&report, &repo.workdir, driven));
-    }
-    Ok(exit::SUCCESS)
-}
-
-/// Adds to each running task of `report` the time since its attempt going
-/// on started (its last `task_started` in `events`), as of `now`.
-pub(crate) fn add_running_time(
-    report: &mut swarm_protocol::RunReport,
-    events: &[swarm_protocol::Event],
-    now: std::time::SystemTime,
-) {
-    let mut started = std::collections::HashMap::new();
-    for event in events {
-        if let swarm_protocol::EventBody::TaskStarted { task, .. } = &event.body {
-            started.insert(task.as_str(), event.ts.as_str());
-        }
-    }
-    for task in &mut report.tasks {
-        if task.status != swarm_protocol::TaskStatus::Running {
-            continue;
-        }
-        let since = started
-            .get(task.id.as_str())
-            .and_then(|ts| humantime::parse_rfc3339_weak(ts).ok())
-            .and_then(|at| now.duration_since(at).ok());
-        if let Some(since) = since {
-            task.duration_ms += u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
         }
     }
 }
