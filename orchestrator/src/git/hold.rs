@@ -74,8 +74,9 @@ pub(crate) const STREAM_ABOVE: u64 = 8 << 20;
 /// `largest` is the size of the largest new blob, if the caller knows it
 /// (a snapshot does): above [`STREAM_ABOVE`], the pack is streamed
 /// through git, never held in memory whole. `incoming`: the directory the
-/// commit was written into (see [`super::incoming`]), read for its
-/// objects; `None` when it was written into `repo` itself.
+/// commit was written into, attached to `repo` (see [`super::incoming`]),
+/// whose objects a streamed pack reads too; `None` when it was written
+/// into `repo`'s own objects.
 pub(crate) fn hold(
     repo: &Repository,
     incoming: Option<&Incoming>,
@@ -88,17 +89,16 @@ pub(crate) fn hold(
         return Ok(());
     }
     let action = || format!("hold the objects of commit {tip}");
-    let from = incoming.map_or(repo, Incoming::repo);
-    let commit = from.find_commit(tip).context(action)?;
+    let commit = repo.find_commit(tip).context(action)?;
     let tree = commit.tree().context(action)?;
     let mut olds = Vec::new();
     for &h in held {
-        olds.push(from.find_commit(h).and_then(|c| c.tree()).context(action)?);
+        olds.push(repo.find_commit(h).and_then(|c| c.tree()).context(action)?);
     }
     let mut new = vec![tip];
     if !olds.iter().any(|old| old.id() == tree.id()) {
         new.push(tree.id());
-        new_objects(from, &tree, &olds, &mut new).context(action)?;
+        new_objects(repo, &tree, &olds, &mut new).context(action)?;
     }
     if largest > STREAM_ABOVE {
         let action = action();
@@ -110,7 +110,7 @@ pub(crate) fn hold(
         compact(repo.commondir(), run);
         return Ok(());
     }
-    let mut builder = from.packbuilder().context(action)?;
+    let mut builder = repo.packbuilder().context(action)?;
     for id in &new {
         builder.insert_object(*id, None).context(action)?;
     }
@@ -160,7 +160,7 @@ fn place(
     trailer: Oid,
     action: &dyn Fn() -> String,
 ) -> Result<(), GitError> {
-    let staging = Staging::new(common_dir)?;
+    let staging = Staging::new(common_dir, "a new pack")?;
     let mut indexer = git2::Indexer::new(None, staging.path(), 0, false).context(action)?;
     std::io::Write::write_all(&mut indexer, pack).context(action)?;
     let name = indexer.commit().context(action)?;

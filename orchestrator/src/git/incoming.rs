@@ -43,29 +43,18 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// everything the repository has is read through an alternate; removed,
 /// with what it holds, when dropped (by then it is held, or not needed).
 pub(crate) struct Incoming {
-    dir: PathBuf,
+    // Dropped first: the repository is closed before its directory goes.
     repo: Repository,
+    dir: Staging,
 }
 
 impl Incoming {
     /// An incoming directory for the repository whose common git directory
     /// is `common_dir`.
     pub(crate) fn open(common_dir: &Path) -> Result<Self, GitError> {
-        let parent = common_dir.join(INCOMING);
-        let action = || format!("make a directory for new objects in {}", parent.display());
-        std::fs::create_dir_all(&parent).context(action)?;
-        if NEXT.load(Ordering::Relaxed) == 0 {
-            remove_left(&parent);
-        }
-        let dir = fresh_dir(&parent).context(action)?;
-        let made = Self::make(common_dir, &dir);
-        match made {
-            Ok(repo) => Ok(Self { dir, repo }),
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(e)
-            }
-        }
+        let dir = Staging::new(common_dir, "new objects")?;
+        let repo = Self::make(common_dir, dir.path())?;
+        Ok(Self { repo, dir })
     }
 
     /// Lays out a git directory at `dir` (HEAD, refs, objects) whose
@@ -93,15 +82,20 @@ impl Incoming {
         Repository::open_bare(dir).context(action)
     }
 
-    /// The repository to write new objects through (and read any object).
-    pub(crate) fn repo(&self) -> &Repository {
-        &self.repo
+    /// Makes `repo` (a handle of the same repository) read and write its
+    /// objects through this directory's database: new objects land here,
+    /// everything else is read through the alternate. Its index, HEAD and
+    /// refs stay its own.
+    pub(crate) fn attach(&self, repo: &Repository) -> Result<(), GitError> {
+        let action = || format!("write new objects of {} apart", repo.path().display());
+        let odb = self.repo.odb().context(action)?;
+        repo.set_odb(&odb).context(action)
     }
 
     /// This directory's objects directory, for git processes that read
     /// them (`GIT_ALTERNATE_OBJECT_DIRECTORIES`).
     pub(crate) fn objects_dir(&self) -> PathBuf {
-        self.dir.join("objects")
+        self.dir.path().join("objects")
     }
 
     /// Removes the loose objects written so far: they are held, or not
@@ -144,18 +138,24 @@ fn fresh_dir(parent: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// An empty directory of the repository, on the file system of its
-/// objects, for a file that must be complete before git may see it (a
-/// pack is indexed here and then moved in, see [`super::hold`]); removed
-/// when dropped.
+/// objects, for what git must not see before it is complete (an
+/// [`Incoming`] directory's objects; a pack indexed here and then moved
+/// in, see [`super::hold`]); removed, with what it holds, when dropped.
 pub(crate) struct Staging {
     dir: PathBuf,
 }
 
 impl Staging {
-    pub(crate) fn new(common_dir: &Path) -> Result<Self, GitError> {
+    /// A new directory under the repository whose common git directory is
+    /// `common_dir`, for `what` (said in errors). The first one a process
+    /// makes clears those others left a day or more ago.
+    pub(crate) fn new(common_dir: &Path, what: &str) -> Result<Self, GitError> {
         let parent = common_dir.join(INCOMING);
-        let action = || format!("make a directory for a new pack in {}", parent.display());
+        let action = || format!("make a directory for {what} in {}", parent.display());
         std::fs::create_dir_all(&parent).context(action)?;
+        if NEXT.load(Ordering::Relaxed) == 0 {
+            remove_left(&parent);
+        }
         Ok(Self {
             dir: fresh_dir(&parent).context(action)?,
         })
@@ -167,12 +167,6 @@ impl Staging {
 }
 
 impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Drop for Incoming {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -207,18 +201,19 @@ mod tests {
     use super::*;
     use crate::git::test_repo;
 
-    /// What is written through an incoming directory is readable there,
-    /// as is everything the repository had, and never appears loose in
-    /// the repository's own objects.
+    /// What a handle attached to an incoming directory writes is readable
+    /// through it, as is everything the repository had, and never appears
+    /// loose in the repository's own objects.
     #[test]
     fn new_objects_stay_out_of_the_repository_and_the_old_ones_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let (main, base) = test_repo::with_files(dir.path(), &[("a.txt", "a\n")]);
         let repo = main.open().unwrap();
         let incoming = Incoming::open(repo.commondir()).unwrap();
-        assert!(incoming.repo().find_commit(base).is_ok());
-        let blob = incoming.repo().blob(b"only here\n").unwrap();
-        assert!(incoming.repo().find_blob(blob).is_ok());
+        incoming.attach(&repo).unwrap();
+        assert!(repo.find_commit(base).is_ok());
+        let blob = repo.blob(b"only here\n").unwrap();
+        assert!(repo.find_blob(blob).is_ok());
         let hex = blob.to_string();
         let (fan, rest) = hex.split_at(2);
         assert!(
@@ -232,7 +227,7 @@ mod tests {
         assert!(incoming.objects_dir().join(fan).join(rest).exists());
         incoming.clear();
         assert!(!incoming.objects_dir().join(fan).exists());
-        let at = incoming.dir.clone();
+        let at = incoming.dir.path().to_path_buf();
         drop(incoming);
         assert!(!at.exists());
     }
@@ -244,7 +239,8 @@ mod tests {
         let (main, _) = test_repo::with_files(dir.path(), &[("a.txt", "a\n")]);
         let repo = main.open().unwrap();
         let incoming = Incoming::open(repo.commondir()).unwrap();
-        let blob = incoming.repo().blob(b"not yet held\n").unwrap();
+        incoming.attach(&repo).unwrap();
+        let blob = repo.blob(b"not yet held\n").unwrap();
         let out = std::process::Command::new("git")
             .current_dir(&main.workdir)
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
@@ -261,6 +257,6 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success());
-        assert!(incoming.repo().find_blob(blob).is_ok());
+        assert!(repo.find_blob(blob).is_ok());
     }
 }

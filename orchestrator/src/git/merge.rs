@@ -58,13 +58,7 @@ impl Merger {
     pub fn holding(repo: &Repo, run: &str) -> Result<Self, GitError> {
         let main = repo.open()?;
         let incoming = Incoming::open(main.commondir())?;
-        // Objects are read and written through the incoming directory's
-        // database, which reads the repository's as its alternate.
-        let action = || format!("open repository {}", main.path().display());
-        {
-            let odb = incoming.repo().odb().context(action)?;
-            main.set_odb(&odb).context(action)?;
-        }
+        incoming.attach(&main)?;
         Ok(Self {
             repo: main,
             incoming: Some(incoming),

@@ -166,11 +166,7 @@ fn take(
         None => None,
     };
     if let Some(incoming) = &incoming {
-        // The worktree's index and HEAD stay the repository's; its objects
-        // are read and written through the incoming directory's database,
-        // which reads the repository's as its alternate.
-        let odb = incoming.repo().odb().context(action)?;
-        repo.set_odb(&odb).context(action)?;
+        incoming.attach(&repo)?;
     }
     let base_commit = repo.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
@@ -361,8 +357,7 @@ pub fn leave_out(
     let repo = Repository::open_bare(git_dir).context(action)?;
     // New trees and the commit go where no prune looks until held.
     let incoming = Incoming::open(repo.commondir())?;
-    let odb = incoming.repo().odb().context(action)?;
-    repo.set_odb(&odb).context(action)?;
+    incoming.attach(&repo)?;
     let base_commit = repo.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
     let task_tree = repo
