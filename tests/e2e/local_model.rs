@@ -58,11 +58,7 @@ fn swarm_plan_with_a_small_local_model_answers_in_shape() {
         "--max-tasks",
         "3",
     ]);
-    let context = format!(
-        "{}\n--- the server's log (tail):\n{}",
-        run.stderr,
-        tail(&model.log())
-    );
+    let context = with_server_log(&model, &run.stderr);
     match run.code {
         0 => {
             let plan = repo.path().join("plan.toml");
@@ -96,11 +92,7 @@ fn swarms_agent_on_a_local_model_keeps_to_max_turns_and_counts_what_the_server_c
     let repo = repo_for(&model, "");
     repo.write("plan.toml", &small_plan(&model, 128, "", "max_turns = 2\n"));
     let run = repo.swarm(&["run", "plan.toml", "--name", "local"]);
-    let context = format!(
-        "{}\n--- the server's log (tail):\n{}",
-        run.stderr,
-        tail(&model.log())
-    );
+    let context = with_server_log(&model, &run.stderr);
     assert!([0, 1].contains(&run.code), "exit {}: {context}", run.code);
     let report = repo.report();
     let agent = &crate::support::task(&report, "hi")["agent"];
@@ -147,11 +139,7 @@ fn swarms_agent_calls_its_tools_on_a_local_model_held_to_a_call_schema() {
         &small_plan(&model, 256, "tool_choice = \"schema\"\n", "max_turns = 3\n"),
     );
     let run = repo.swarm(&["run", "plan.toml", "--name", "tools"]);
-    let context = format!(
-        "{}\n--- the server's log (tail):\n{}",
-        run.stderr,
-        tail(&model.log())
-    );
+    let context = with_server_log(&model, &run.stderr);
     assert!([0, 1].contains(&run.code), "exit {}: {context}", run.code);
     let report = repo.report();
     let agent = &crate::support::task(&report, "hi")["agent"];
@@ -181,11 +169,7 @@ fn swarms_agent_on_a_local_model_stops_at_its_budget() {
         ),
     );
     let run = repo.swarm(&["run", "plan.toml", "--name", "budget"]);
-    let context = format!(
-        "{}\n--- the server's log (tail):\n{}",
-        run.stderr,
-        tail(&model.log())
-    );
+    let context = with_server_log(&model, &run.stderr);
     assert_eq!(run.code, 1, "{context}");
     let report = repo.report();
     let agent = &crate::support::task(&report, "hi")["agent"];
@@ -211,12 +195,7 @@ fn doctor_asks_a_local_model_what_it_does_for_swarm() {
     let model = LocalModel::start();
     let repo = repo_for(&model, "");
     let run = repo.swarm(&["doctor", "--model", "default"]);
-    let context = format!(
-        "{}{}\n--- the server's log (tail):\n{}",
-        run.stdout,
-        run.stderr,
-        tail(&model.log())
-    );
+    let context = with_server_log(&model, &format!("{}{}", run.stdout, run.stderr));
     assert_eq!(run.code, 0, "{context}");
     assert!(
         run.stdout.contains("openai `smollm2` at http://127.0.0.1:"),
@@ -280,11 +259,7 @@ fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
     );
     let tapes_arg = tapes.to_str().unwrap();
     let recorded = repo.swarm(&["run", "plan.toml", "--name", "rec", "--record", tapes_arg]);
-    let context = format!(
-        "{}\n--- the server's log (tail):\n{}",
-        recorded.stderr,
-        tail(&model.log())
-    );
+    let context = with_server_log(&model, &recorded.stderr);
     assert_eq!(recorded.code, 1, "{context}");
     let report = repo.report();
     let agent = crate::support::task(&report, "hi")["agent"].clone();
@@ -311,6 +286,15 @@ fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
         assert_eq!(replayed["usage"], agent["usage"], "{replayed}");
         assert_eq!(tree(&name), recorded_tree);
     }
+}
+
+/// What swarm `said`, then the end of the server's own log: a failure's
+/// message.
+fn with_server_log(model: &LocalModel, said: &str) -> String {
+    format!(
+        "{said}\n--- the server's log (tail):\n{}",
+        tail(&model.log())
+    )
 }
 
 /// The last lines of a log.

@@ -410,14 +410,8 @@ fn a_run_lands_on_its_branch_whether_it_moved_or_not() {
     assert!(!events(&repo, "moved-land", "task_requeued").is_empty());
 }
 
-/// Pushed to a remote while someone else pushes to it: the lease refuses
-/// the first push (nothing of theirs is overwritten), the run lands again
-/// on their commit, and the second push goes through.
-#[test]
-fn landing_with_push_never_overwrites_what_someone_else_pushed() {
-    let repo = TestRepo::new();
-    repo.write("log.txt", "start\n");
-    repo.commit_all("a log");
+/// A bare repository beside `repo` as its `origin`, with `main` pushed.
+fn bare_origin(repo: &TestRepo) -> std::path::PathBuf {
     let remote = repo.root().join("remote.git");
     repo.git(&[
         "init",
@@ -429,6 +423,18 @@ fn landing_with_push_never_overwrites_what_someone_else_pushed() {
     ]);
     repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
     repo.git(&["push", "-q", "origin", "main"]);
+    remote
+}
+
+/// Pushed to a remote while someone else pushes to it: the lease refuses
+/// the first push (nothing of theirs is overwritten), the run lands again
+/// on their commit, and the second push goes through.
+#[test]
+fn landing_with_push_never_overwrites_what_someone_else_pushed() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    let remote = bare_origin(&repo);
     let other = repo.root().join("other");
     repo.git(&[
         "clone",
@@ -518,17 +524,7 @@ fn a_run_lands_onto_another_branch_and_never_onto_what_is_not_one() {
     repo.git(&["branch", "still", "main"]);
     repo.git(&["branch", "release", "main"]);
     repo.git(&["tag", "v1", "main"]);
-    let remote = repo.root().join("remote.git");
-    repo.git(&[
-        "init",
-        "-q",
-        "--bare",
-        "-b",
-        "main",
-        remote.to_str().unwrap(),
-    ]);
-    repo.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
-    repo.git(&["push", "-q", "origin", "main"]);
+    bare_origin(&repo);
     repo.run_plan(&landing_plan(&repo, "onto", ""), &[])
         .assert_code(0);
     // `release` moves (a line of its own in log.txt); `still` does not.

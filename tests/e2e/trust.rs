@@ -17,14 +17,19 @@ fn swarm(repo: &TestRepo, args: &[&str], env: &[(&str, &str)]) -> Run {
     cmd.output().unwrap().into()
 }
 
-/// A planner's answer: one command task.
-fn one_task() -> Reply {
+/// A planner's answer: one command task, `run`.
+fn one_task_answer(run: &str) -> String {
     let plan = json!({
         "split": false,
         "reason": "a one-line change",
-        "tasks": [{"id": "touch", "why": "the goal", "run": "echo done > done.txt"}],
+        "tasks": [{"id": "touch", "why": "the goal", "run": run}],
     });
-    Reply::text(format!("```json\n{plan}\n```"))
+    format!("```json\n{plan}\n```")
+}
+
+/// A planner's answer: one command task.
+fn one_task() -> Reply {
+    Reply::text(one_task_answer("echo done > done.txt"))
 }
 
 /// The model configuration of a hostile `swarm.toml`: the repository's
@@ -159,20 +164,7 @@ fn a_repository_config_that_weakens_nothing_needs_no_trust() {
         "[swarm]\nconcurrency = 2\ntoolchains = [\"rust\"]\ncaches = false\nbudget = { usd = 1 }\n\n[defaults]\nmemory = \"1GiB\"\nnetwork = \"none\"\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"mock-model\"\napi_key_env = \"\"\nprice = { input = 1.0, output = 1.0 }\n",
     );
     repo.commit_all("a harmless configuration");
-    let Reply::Answer { parts, .. } = one_task() else {
-        panic!("an answer")
-    };
-    let crate::support::model::Part::Text(text) = &parts[0] else {
-        panic!("a text")
-    };
-    let exchange = json!({"kind": "exchange",
-        "request": {"path": "/v1/messages", "contains": ["Do the thing"]},
-        "response": {"body": {"id": "msg_1", "type": "message", "role": "assistant",
-            "model": "mock-model", "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 20}}}});
-    let cassettes = repo.outside().join("cassettes");
-    std::fs::create_dir_all(&cassettes).unwrap();
-    std::fs::write(cassettes.join("planner.jsonl"), format!("{exchange}\n")).unwrap();
+    let cassettes = planner_cassette(&repo, "echo done > done.txt");
     let run = swarm(
         &repo,
         &[
@@ -354,16 +346,11 @@ run = "true"
     assert!(!run.stderr.contains("grants more"), "{}", run.stderr);
 }
 
-/// The planner's answer of `one_task`, as a cassette `--replay` serves:
-/// no endpoint is reached, so the repository's models need no trust and
-/// the only keys that do are those under test.
+/// A planner's answer of one command task, `run`, as a cassette
+/// `--replay` serves: no endpoint is reached, so the repository's models
+/// need no trust and the only keys that do are those under test.
 fn planner_cassette(repo: &TestRepo, run: &str) -> std::path::PathBuf {
-    let plan = json!({
-        "split": false,
-        "reason": "a one-line change",
-        "tasks": [{"id": "touch", "why": "the goal", "run": run}],
-    });
-    let text = format!("```json\n{plan}\n```");
+    let text = one_task_answer(run);
     let exchange = json!({"kind": "exchange",
         "request": {"path": "/v1/messages", "contains": ["Do the thing"]},
         "response": {"body": {"id": "msg_1", "type": "message", "role": "assistant",
