@@ -187,13 +187,9 @@ impl Gateway {
     /// The budget experiment `task`'s variants share (made with `budget`
     /// the first time it is asked for).
     pub fn group(&self, task: &str, budget: Budget) -> Arc<BudgetScope> {
-        let mut groups = lock(&self.groups);
-        Arc::clone(groups.entry(task.to_string()).or_insert_with(|| {
-            Arc::new(BudgetScope::new(
-                format!("task `{task}` (all its variants)"),
-                budget,
-            ))
-        }))
+        self.shared(task.to_string(), budget, || {
+            format!("task `{task}` (all its variants)")
+        })
     }
 
     /// The budget all attempts of task `task` share: a retry and a run
@@ -201,25 +197,33 @@ impl Gateway {
     /// from a budget of their own. Each attempt still keeps its own scope,
     /// which says what that attempt spent.
     pub fn attempts(&self, task: &str, budget: Budget) -> Arc<BudgetScope> {
-        let mut groups = lock(&self.groups);
-        Arc::clone(groups.entry(format!("{task}#")).or_insert_with(|| {
-            Arc::new(BudgetScope::new(
-                format!("task `{task}` (all its attempts)"),
-                budget,
-            ))
-        }))
+        self.shared(format!("{task}#"), budget, || {
+            format!("task `{task}` (all its attempts)")
+        })
     }
 
     /// The budget task `task` shares with the subtasks it spawned (and
     /// theirs): what the whole tree below it spends counts against it.
     pub fn subtree(&self, task: &str, budget: Budget) -> Arc<BudgetScope> {
+        self.shared(format!("{task}/"), budget, || {
+            format!("task `{task}` (its subtasks included)")
+        })
+    }
+
+    /// The shared scope `key` names, made with `budget` (named by `whose`)
+    /// the first time it is asked for.
+    fn shared(
+        &self,
+        key: String,
+        budget: Budget,
+        whose: impl FnOnce() -> String,
+    ) -> Arc<BudgetScope> {
         let mut groups = lock(&self.groups);
-        Arc::clone(groups.entry(format!("{task}/")).or_insert_with(|| {
-            Arc::new(BudgetScope::new(
-                format!("task `{task}` (its subtasks included)"),
-                budget,
-            ))
-        }))
+        Arc::clone(
+            groups
+                .entry(key)
+                .or_insert_with(|| Arc::new(BudgetScope::new(whose(), budget))),
+        )
     }
 
     /// The run's budget.
