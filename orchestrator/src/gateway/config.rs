@@ -18,6 +18,16 @@ pub enum Provider {
     Openai,
 }
 
+impl Provider {
+    /// Its name in a plan (`provider = "openai"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Anthropic => "anthropic",
+            Provider::Openai => "openai",
+        }
+    }
+}
+
 /// Whether a model must call a tool in each of its answers to swarm's own
 /// agent (`[models.NAME] tool_choice`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -359,10 +359,7 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
                      POST /v1/messages for an anthropic model, /v1/responses or \
                      /v1/chat/completions for an openai one",
                     state.endpoint.config.name,
-                    match provider {
-                        Provider::Anthropic => "anthropic",
-                        Provider::Openai => "openai",
-                    }
+                    provider.as_str()
                 ),
             );
         }

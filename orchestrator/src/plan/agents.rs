@@ -361,10 +361,6 @@ pub(super) fn check_protocol(
     if model.provider == needed || agent.protocol != WireProtocol::Openai {
         return Ok(());
     }
-    let provider = |p: Provider| match p {
-        Provider::Anthropic => "anthropic",
-        Provider::Openai => "openai",
-    };
     Err(source
         .error(
             PlanErrorKind::BadValue,
@@ -373,14 +369,14 @@ pub(super) fn check_protocol(
                 agent.name,
                 agent.protocol.name(),
                 model.name,
-                provider(model.provider)
+                model.provider.as_str()
             ),
             Some(span),
             "this task",
         )
         .with_help(format!(
             "give it a model with provider = \"{}\" (`model` on the task or in [agents.{}])",
-            provider(needed),
+            needed.as_str(),
             agent.name
         )))
 }

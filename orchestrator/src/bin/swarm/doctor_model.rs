@@ -11,7 +11,6 @@ use std::time::Instant;
 use anyhow::anyhow;
 use serde_json::{Value, json};
 use swarm_orchestrator::exit;
-use swarm_orchestrator::gateway::config::Provider;
 use swarm_orchestrator::gateway::tape::TapeSettings;
 use swarm_orchestrator::gateway::{AnswerFormat, CompletionRequest, Gateway};
 use swarm_protocol::agent::{Block, Message, Role, ToolSpec};
@@ -39,10 +38,7 @@ pub(crate) fn doctor_model(
     println!(
         "model             `{name}` of {}: {} `{}` at {}",
         path.display(),
-        match model.provider {
-            Provider::Anthropic => "anthropic",
-            Provider::Openai => "openai",
-        },
+        model.provider.as_str(),
         model.model,
         model.base_url
     );
