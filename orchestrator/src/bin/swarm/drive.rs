@@ -664,8 +664,8 @@ pub(crate) fn drive(
         other => other.map_err(invalid_or_internal)?,
     };
     let summary = match args.quiet {
-        true => output::quiet_summary(&report, Path::new(&report.repo)),
-        false => output::summary(&report, Path::new(&report.repo)),
+        true => swarm_orchestrator::view::summary::quiet_summary(&report, Path::new(&report.repo)),
+        false => swarm_orchestrator::view::summary::summary(&report, Path::new(&report.repo)),
     };
     eprint!("{summary}");
     write_exports(&report, &outputs)?;
@@ -708,7 +708,7 @@ fn finished_already(workdir: &Path, run: &str, exit_code: i32, hint: &str) -> Re
         eprintln!("swarm: wrote the run's missing report, {}", path.display());
     }
     eprintln!("swarm: run {run} finished already (exit {exit_code}): nothing left to run; {hint}");
-    eprint!("{}", output::status_summary(&report, workdir, false));
+    eprint!("{}", swarm_orchestrator::view::summary::status_summary(&report, workdir, false));
     Ok(exit_code)
 }
 

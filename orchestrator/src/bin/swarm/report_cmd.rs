@@ -8,7 +8,6 @@ use swarm_orchestrator::{exit, report, run};
 
 use crate::Failure;
 use crate::common::{load_run, open_repo};
-use crate::output;
 
 /// `swarm report [RUN] --html FILE`: the run as one HTML page.
 pub(crate) fn html_report(cwd: &Path, run: Option<&str>, file: &Path) -> Result<i32, Failure> {
@@ -47,7 +46,7 @@ pub(crate) fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, F
         if driven {
             add_running_time(&mut report, &events, std::time::SystemTime::now());
         }
-        print!("{}", output::status_summary(&report, &repo.workdir, driven));
+        print!("{}", swarm_orchestrator::view::summary::status_summary(&report, &repo.workdir, driven));
     }
     Ok(exit::SUCCESS)
 }

@@ -137,7 +137,7 @@ pub(crate) fn validation(
     let root =
         swarm_orchestrator::assemble::grants::worktree_root(plan, &host).map_err(Failure::Plan)?;
     let home = swarm_orchestrator::worktree_home::WorktreeHome::path_for(&root, &repo);
-    crate::output::write_grants(
+    swarm_orchestrator::view::summary::write_grants(
         out,
         &granted.read_paths,
         &granted.toolchains,
