@@ -3,8 +3,10 @@
 //! or reads the terminal; the binary decides where the text goes and
 //! whether it is coloured.
 
+pub mod cassette;
 pub mod progress;
 pub mod summary;
+pub mod transcript;
 mod units;
 
 pub use progress::Progress;

@@ -32,7 +32,6 @@ macro_rules! print {
 }
 
 mod agent_worker;
-mod cassette_view;
 mod clean_cmd;
 mod cli;
 mod common;
