@@ -457,23 +457,6 @@ pub(crate) fn drive(
         adopt,
     };
     assemble::apply(&mut plan, &overrides);
-    // What the plan's checks refuse with `[executor] kind = "slurm"`, when
-    // `--executor slurm` says it instead.
-    if let plan::Executor::Slurm(_) = plan.executor {
-        let refused = plan
-            .tasks
-            .iter()
-            .find_map(|t| match (&t.sharding, &t.junit) {
-                (Some(_), _) => Some((t.id.as_str(), "shards")),
-                (_, Some(_)) => Some((t.id.as_str(), "junit")),
-                _ => None,
-            });
-        if let Some((task, key)) = refused {
-            return Err(Failure::Invalid(anyhow!(
-                "run task `{task}` on a Slurm cluster: its `{key}` does not run there yet\nhelp: run this plan on this machine (`--executor local`)"
-            )));
-        }
-    }
     let host = crate::host::current();
     // This thread runs the dispatcher: it reacts to each command's end
     // (see the function). Before the runtime's threads exist, which start
@@ -708,7 +691,10 @@ fn finished_already(workdir: &Path, run: &str, exit_code: i32, hint: &str) -> Re
         eprintln!("swarm: wrote the run's missing report, {}", path.display());
     }
     eprintln!("swarm: run {run} finished already (exit {exit_code}): nothing left to run; {hint}");
-    eprint!("{}", swarm_orchestrator::view::summary::status_summary(&report, workdir, false));
+    eprint!(
+        "{}",
+        swarm_orchestrator::view::summary::status_summary(&report, workdir, false)
+    );
     Ok(exit_code)
 }
 

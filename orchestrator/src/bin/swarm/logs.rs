@@ -197,7 +197,10 @@ fn logs_to(
         let text = std::fs::read_to_string(&planner).map_err(|e| {
             Failure::Invalid(anyhow!("show the planner's log of run `{run_name}`: {e}"))
         })?;
-        mode.write(stdout, swarm_orchestrator::view::transcript::render(&text).as_bytes());
+        mode.write(
+            stdout,
+            swarm_orchestrator::view::transcript::render(&text).as_bytes(),
+        );
         return Ok(swarm_orchestrator::exit::SUCCESS);
     }
     // `swarm logs RUN replan`: every change the replanner made to the
@@ -298,7 +301,10 @@ fn logs_to(
     if transcript.exists() {
         let text = std::fs::read_to_string(&transcript).unwrap_or_default();
         shown |= !text.is_empty();
-        mode.write(stdout, swarm_orchestrator::view::transcript::render(&text).as_bytes());
+        mode.write(
+            stdout,
+            swarm_orchestrator::view::transcript::render(&text).as_bytes(),
+        );
     } else {
         let text = std::fs::read(&out).unwrap_or_default();
         shown |= !text.is_empty();
@@ -428,7 +434,6 @@ fn follow_log(
     }
 }
 
-
 /// Prints the cassette `file` under `dir` (of `whose` calls) for people:
 /// read as the file of a repository it may be (no link followed, a
 /// regular file, at most as large as a cassette replayed may be).
@@ -450,8 +455,9 @@ fn cassette(
                 "show the cassette of {whose}: {e}\nhelp: --cassette names the directory a run was recorded to (`swarm run --record DIR`)"
             ))
         })?;
-    mode.write(out, swarm_orchestrator::view::cassette::render(&text).as_bytes());
+    mode.write(
+        out,
+        swarm_orchestrator::view::cassette::render(&text).as_bytes(),
+    );
     Ok(swarm_orchestrator::exit::SUCCESS)
 }
-
-

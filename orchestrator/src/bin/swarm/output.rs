@@ -10,7 +10,6 @@ use swarm_protocol::{Event, EventBody};
 
 use crate::Failure;
 
-
 /// Progress on stderr. On a terminal, event lines scroll by while the block
 /// of running tasks (see [`Progress::block`]) stays below them, redrawn in
 /// place by `tick` as time passes; elsewhere only the lines are printed.
@@ -179,4 +178,3 @@ pub fn print_grants(
         home,
     );
 }
-

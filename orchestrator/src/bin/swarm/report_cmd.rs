@@ -46,7 +46,10 @@ pub(crate) fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, F
         if driven {
             add_running_time(&mut report, &events, std::time::SystemTime::now());
         }
-        print!("{}", swarm_orchestrator::view::summary::status_summary(&report, &repo.workdir, driven));
+        print!(
+            "{}",
+            swarm_orchestrator::view::summary::status_summary(&report, &repo.workdir, driven)
+        );
     }
     Ok(exit::SUCCESS)
 }

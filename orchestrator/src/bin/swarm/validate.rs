@@ -33,9 +33,13 @@ pub(crate) fn validation(
     out: &mut dyn std::io::Write,
 ) -> Result<Vec<Vec<plan::PlanError>>, Failure> {
     let host = crate::host::current();
-    swarm_orchestrator::assemble::wasm_engine(plan, 1, &host)?;
-    swarm_orchestrator::assemble::agents::agent_programs(plan, &host)?;
-    swarm_orchestrator::assemble::mcp_programs(plan, &host)?;
+    // Every check a run makes before it starts anything, by the same code.
+    let checked = swarm_orchestrator::assemble::check(
+        plan,
+        &host,
+        &swarm_orchestrator::assemble::Overrides::default(),
+        &swarm_orchestrator::assemble::Models::Own,
+    )?;
     let repo = open_repo(cwd)?;
     let base = repo
         .resolve(&plan.base)
@@ -99,7 +103,7 @@ pub(crate) fn validation(
         .next()
         .is_some()
     {
-        let slots = swarm_orchestrator::assemble::concurrency(plan, &host, None)?;
+        let slots = checked.concurrency;
         let history = swarm_orchestrator::durations::History::load(&repo.workdir);
         for (task, groups) in history.shard_groups(plan, slots) {
             let entries: usize = groups.iter().map(Vec::len).sum();
@@ -131,12 +135,10 @@ pub(crate) fn validation(
             );
         }
     }
-    let granted =
-        swarm_orchestrator::assemble::grants::grants(plan, &host).map_err(Failure::Plan)?;
+    let granted = checked.grants;
     warnings.push(granted.warnings);
-    let root =
-        swarm_orchestrator::assemble::grants::worktree_root(plan, &host).map_err(Failure::Plan)?;
-    let home = swarm_orchestrator::worktree_home::WorktreeHome::path_for(&root, &repo);
+    let home =
+        swarm_orchestrator::worktree_home::WorktreeHome::path_for(&checked.worktree_root, &repo);
     swarm_orchestrator::view::summary::write_grants(
         out,
         &granted.read_paths,
