@@ -13,7 +13,6 @@ use crate::escape;
 
 use super::units::{duration, seconds, short};
 
-
 /// Turns run events into progress lines, and keeps what the live view
 /// shows: the running tasks, the counts and the critical path left.
 pub struct Progress {
@@ -161,7 +160,10 @@ impl Progress {
 
     /// The block shows the critical path left in expected time: `expected`
     /// milliseconds for each task it names, `fallback` for the others.
-    pub fn set_expected(&mut self, expected: Option<(std::collections::HashMap<String, u64>, u64)>) {
+    pub fn set_expected(
+        &mut self,
+        expected: Option<(std::collections::HashMap<String, u64>, u64)>,
+    ) {
         self.expected = expected;
     }
 
@@ -533,8 +535,6 @@ impl Progress {
         out
     }
 }
-
-
 
 #[cfg(test)]
 #[path = "progress_tests.rs"]

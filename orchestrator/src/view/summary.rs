@@ -78,7 +78,6 @@ fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<Strin
     ))
 }
 
-
 /// The table printed at the end of a run and by `swarm status`, with every
 /// control character a task put into it (file names, reasons) escaped.
 pub fn summary(report: &RunReport, workdir: &Path) -> String {
@@ -213,11 +212,7 @@ fn summary_text(
             out.push_str(&crate::export::ranking_table(&t.id, decision));
         }
     }
-    let _ = writeln!(
-        out,
-        "\n  {}",
-        crate::export::Tally::of(report).counts()
-    );
+    let _ = writeln!(out, "\n  {}", crate::export::Tally::of(report).counts());
     if let Some(line) = crate::test_report::tests_line(report) {
         let _ = writeln!(out, "  {line}");
         for (task, test) in crate::test_report::failing_tests(report) {
@@ -410,10 +405,9 @@ pub fn write_grants(
         for (key, value) in &toolchain.env {
             let _ = writeln!(out, "  env             {key}={value}");
         }
-        if let (Some(home), Some((name, var))) = (
-            home,
-            crate::assemble::toolchains::cache_of(toolchain.name),
-        ) {
+        if let (Some(home), Some((name, var))) =
+            (home, crate::assemble::toolchains::cache_of(toolchain.name))
+        {
             let dir = home.join(".cache").join(name);
             let _ = match var {
                 "CARGO_TARGET_DIR" => writeln!(

@@ -2,7 +2,7 @@
 //! would do said (its shape, grants, weakenings and where its keys go);
 //! `swarm mcp` says the same to a client.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use swarm_orchestrator::exit;
 use swarm_orchestrator::graph::TaskGraph;
@@ -10,6 +10,18 @@ use swarm_orchestrator::plan::{self, Plan};
 
 use crate::Failure;
 use crate::common::{base_failure, load_plan, open_repo};
+
+/// `swarm validate`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The plan file.
+    plan: PathBuf,
+}
+
+/// `swarm validate PLAN`.
+pub(crate) fn cmd_validate(cwd: &Path, args: ValidateArgs) -> Result<i32, Failure> {
+    validate(cwd, &args.plan)
+}
 
 pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let plan = load_plan(cwd, path)?;
@@ -185,10 +197,10 @@ pub(crate) fn validation(
     // What the plan grants beyond swarm's defaults, and where each key
     // goes: the user named the plan, so it is theirs, but said plainly.
     let weakened = swarm_orchestrator::trust::weakenings(&plan.source);
-    for line in crate::trust_cmd::weakening_lines(&plan.source, &weakened) {
+    for line in crate::config_origin::weakening_lines(&plan.source, &weakened) {
         let _ = writeln!(out, "weakens           {line}");
     }
-    for line in crate::trust_cmd::key_lines(&plan.models) {
+    for line in crate::config_origin::key_lines(&plan.models) {
         let _ = writeln!(out, "model key         {line}");
     }
     Ok(warnings)

@@ -11,6 +11,74 @@ use swarm_orchestrator::gateway::tape::ReelId;
 use swarm_orchestrator::{escape, journal, report, run};
 
 use crate::Failure;
+use crate::common::{check_name, latest, open_repo, open_state};
+
+/// `swarm logs`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The run (see `.swarm/runs/`), then the task; with one argument,
+    /// the task of the latest run.
+    #[arg(value_name = "RUN")]
+    run: String,
+    /// The task (or `plan`: the planner's conversation of a `run
+    /// --goal`; `replan`: every change the replanner made, as diffs).
+    task: Option<String>,
+    /// Which attempt (default: the last).
+    #[arg(long)]
+    attempt: Option<u32>,
+    /// Keep printing the output as it grows, until the task ends.
+    #[arg(short, long)]
+    follow: bool,
+    /// Print the output's bytes unchanged, escape sequences included.
+    /// Only when stdout is not a terminal (a pipe, a file): on a
+    /// terminal swarm refuses, since the bytes are the task's.
+    #[arg(long)]
+    raw: bool,
+    /// Show the attempt's cassette in DIR (where `--record DIR` kept
+    /// the run's model traffic) instead of its output.
+    #[arg(long, value_name = "DIR", conflicts_with = "follow")]
+    cassette: Option<PathBuf>,
+    /// Show the output of the attempt's `[setup]` instead of its own.
+    #[arg(long, conflicts_with_all = ["follow", "cassette"])]
+    setup: bool,
+    /// Show the output of a variant's `score` instead of its own.
+    #[arg(long, conflicts_with_all = ["follow", "cassette", "setup"])]
+    score: bool,
+    /// Show the output of the attempt's `[cleanup]` instead of its own.
+    #[arg(long, conflicts_with_all = ["follow", "cassette", "setup", "score"])]
+    cleanup: bool,
+}
+
+/// `swarm logs [RUN] TASK [--attempt N] [--follow | --cassette DIR |
+/// --setup | --score | --cleanup] [--raw]`.
+pub(crate) fn cmd_logs(cwd: &Path, args: LogsArgs) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    // `swarm logs TASK`: the latest run, as `status` defaults to.
+    let (run, task) = match args.task {
+        Some(task) => (args.run, task),
+        None => {
+            let latest = latest(&repo)?.ok_or_else(|| {
+                Failure::Invalid(anyhow!(
+                    "show logs of task `{}`: swarm has not run in {}\nhelp: start a run with `swarm run PLAN`",
+                    args.run,
+                    repo.workdir.display()
+                ))
+            })?;
+            (latest, args.run)
+        }
+    };
+    check_name(&run)?;
+    open_state(&repo, &run)?;
+    let show = match args.cassette {
+        Some(dir) => Show::Cassette(cwd.join(dir)),
+        None if args.follow => Show::Follow,
+        None if args.setup => Show::Setup,
+        None if args.score => Show::Score,
+        None if args.cleanup => Show::Cleanup,
+        None => Show::Output,
+    };
+    logs(&repo.workdir, &run, &task, args.attempt, show, args.raw)
+}
 
 /// How a task's output reaches stdout.
 #[derive(Debug, Clone, Copy)]
