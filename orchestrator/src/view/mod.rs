@@ -8,5 +8,6 @@ pub mod progress;
 pub mod summary;
 pub mod transcript;
 mod units;
+pub mod validation;
 
 pub use progress::Progress;

@@ -384,26 +384,32 @@ fn build_output_warnings(report: &RunReport, out: &mut String) {
     }
 }
 
-/// [`print_grants`] into `out`.
-pub fn write_grants(
-    out: &mut dyn std::io::Write,
+/// Lines saying what sandboxed tasks are granted (read paths, toolchains
+/// and their variables, build caches), for `validate` and `doctor`;
+/// `home`: the repository's worktree home when tasks share build caches.
+pub fn grants(
     read_paths: &[PathBuf],
     found: &[crate::assemble::toolchains::Toolchain],
     home: Option<&Path>,
-) {
+) -> String {
+    let mut out = String::new();
     if found.is_empty() {
         let _ = writeln!(
-            out,
+            &mut out,
             "toolchains        none found (or turned off by `toolchains`)"
         );
     }
     for toolchain in found {
-        let _ = writeln!(out, "toolchain {:<7} {}", toolchain.name, toolchain.found);
+        let _ = writeln!(
+            &mut out,
+            "toolchain {:<7} {}",
+            toolchain.name, toolchain.found
+        );
         for grant in &toolchain.grants {
-            let _ = writeln!(out, "  read-only       {}", grant.display());
+            let _ = writeln!(&mut out, "  read-only       {}", grant.display());
         }
         for (key, value) in &toolchain.env {
-            let _ = writeln!(out, "  env             {key}={value}");
+            let _ = writeln!(&mut out, "  env             {key}={value}");
         }
         if let (Some(home), Some((name, var))) =
             (home, crate::assemble::toolchains::cache_of(toolchain.name))
@@ -411,12 +417,12 @@ pub fn write_grants(
             let dir = home.join(".cache").join(name);
             let _ = match var {
                 "CARGO_TARGET_DIR" => writeln!(
-                    out,
+                    &mut out,
                     "  build cache     {var}={}/<task> (writable, kept for the task's later runs)",
                     dir.display()
                 ),
                 _ => writeln!(
-                    out,
+                    &mut out,
                     "  shared cache    {var}={} (writable, shared by the repository's tasks)",
                     dir.display()
                 ),
@@ -424,8 +430,9 @@ pub fn write_grants(
         }
     }
     for path in read_paths {
-        let _ = writeln!(out, "read_paths        {}", path.display());
+        let _ = writeln!(&mut out, "read_paths        {}", path.display());
     }
+    out
 }
 
 /// Conflicting hunks, each file named once with its lines:

@@ -171,10 +171,8 @@ pub fn print_grants(
     found: &[swarm_orchestrator::assemble::toolchains::Toolchain],
     home: Option<&Path>,
 ) {
-    swarm_orchestrator::view::summary::write_grants(
-        &mut std::io::stdout().lock(),
-        read_paths,
-        found,
-        home,
+    print!(
+        "{}",
+        swarm_orchestrator::view::summary::grants(read_paths, found, home)
     );
 }

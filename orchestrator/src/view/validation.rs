@@ -1,0 +1,160 @@
+//! What `swarm validate` (and `swarm mcp`'s `validate`) says of a checked
+//! plan: its shape (tasks, roots, longest chain, base), the values its
+//! matrices listed, how its sharded tasks would be split, what its tasks
+//! are granted, where their worktrees go, their setup, and which
+//! worktrees are kept warm.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::assemble::Checked;
+use crate::durations::History;
+use crate::graph::TaskGraph;
+use crate::ids::TaskIndex;
+use crate::plan::Plan;
+
+/// What a run of `plan` (shown as `shown`) would be, as `checked` found it
+/// on this host, from `base` (the commit `plan.base` names) in the
+/// repository at `workdir`, as text; `home` is the repository's worktree
+/// home and `includes` the line about `.worktreeinclude`, if any.
+pub fn describe(
+    plan: &Plan,
+    shown: &str,
+    checked: &Checked,
+    base: git2::Oid,
+    workdir: &Path,
+    home: &Path,
+    includes: Option<&str>,
+) -> String {
+    let mut out = String::new();
+    let graph = TaskGraph::new(&plan.tasks);
+    let roots = TaskIndex::all(graph.len())
+        .filter(|&i| graph.deps(i).next().is_none())
+        .count();
+    let longest = TaskIndex::all(graph.len())
+        .map(|i| graph.critical_path(i))
+        .max()
+        .unwrap_or(0);
+    // Variants are counted by their experiment.
+    let variants = plan.tasks.iter().filter(|t| t.variant().is_some()).count();
+    let experiments = plan
+        .tasks
+        .iter()
+        .filter(|t| t.experiment().is_some())
+        .count();
+    let tasks = match experiments {
+        0 => format!("{} tasks", plan.tasks.len()),
+        n => {
+            let tasks = plan.tasks.len() - variants;
+            format!(
+                "{tasks} task{} ({n} experiment{} of {variants} variants)",
+                if tasks == 1 { "" } else { "s" },
+                if n == 1 { "" } else { "s" }
+            )
+        }
+    };
+    let _ = writeln!(
+        &mut out,
+        "{}: ok: {tasks}, {} without dependencies, longest chain {}, base {} ({})",
+        shown,
+        roots,
+        longest,
+        plan.base,
+        &base.to_string()[..12]
+    );
+    for listed in &plan.listed {
+        let more = if listed.count > listed.first.len() {
+            ", …"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            &mut out,
+            "matrix            {} `{}`: {} value{} from the {} ({}{more})",
+            listed.task,
+            listed.key,
+            listed.count,
+            if listed.count == 1 { "" } else { "s" },
+            listed.from,
+            crate::escape::line(&listed.first.join(", ")),
+        );
+    }
+    // How tasks of many entries would be split now, by what the
+    // repository's earlier runs took.
+    if crate::plan::shards::unsplit(plan).next().is_some() {
+        let slots = checked.concurrency;
+        let history = History::load(workdir);
+        for (task, groups) in history.shard_groups(plan, slots) {
+            let entries: usize = groups.iter().map(Vec::len).sum();
+            let known = groups
+                .iter()
+                .flatten()
+                .filter(|e| history.entry_estimate(&task, e).is_some())
+                .count();
+            let expected: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    let ms: Option<u64> = g.iter().map(|e| history.entry_estimate(&task, e)).sum();
+                    match ms {
+                        Some(ms) => format!("{} ({:.1} s)", g.len(), ms as f64 / 1000.0),
+                        None => g.len().to_string(),
+                    }
+                })
+                .collect();
+            let _ = writeln!(
+                &mut out,
+                "shards            {task}: {entries} entries in {} tasks ({task}-1 ...): {} ({})",
+                groups.len(),
+                expected.join(" + "),
+                match known {
+                    0 => "no durations known yet: grouped by count".to_string(),
+                    n if n == entries => "balanced by the durations of earlier runs".to_string(),
+                    n => format!("{n} of {entries} durations known, the rest counted as typical"),
+                },
+            );
+        }
+    }
+    out.push_str(&super::summary::grants(
+        &checked.grants.read_paths,
+        &checked.grants.toolchains,
+        plan.caches.then_some(home),
+    ));
+    let _ = writeln!(&mut out, "worktrees         {}", home.display());
+    if let Some(line) = includes {
+        let _ = writeln!(&mut out, "includes          {line}");
+    }
+    if let Some(setup) = &plan.setup {
+        let key = match setup.key.is_empty() {
+            true => "no key: runs in every fresh worktree".to_string(),
+            false => format!("kept by the content of {}", setup.key.join(", ")),
+        };
+        let _ = writeln!(
+            &mut out,
+            "setup             {} ({key}; network {:?})",
+            crate::escape::line(&setup.run),
+            setup.network
+        );
+    }
+    let worktree_tasks = plan
+        .tasks
+        .iter()
+        .filter(|t| t.isolation == swarm_protocol::Isolation::Worktree)
+        .count();
+    let warm = plan
+        .tasks
+        .iter()
+        .filter(|t| t.warm_by_default(worktree_tasks))
+        .count();
+    if warm > 0 {
+        let _ = writeln!(
+            &mut out,
+            "warm              {}: kept between runs ({}/.warm; `warm = false` opts out)",
+            match warm {
+                1 => "1 task's worktree".to_string(),
+                n => format!("{n} tasks' worktrees"),
+            },
+            home.display()
+        );
+    }
+    out
+}
