@@ -513,3 +513,22 @@ fn bench_hold_sh_runs_in_smoke_mode() {
     );
     assert_tables_have_figures(&run.stdout);
 }
+
+#[test]
+fn bench_local_model_py_runs_in_smoke_mode() {
+    // The real server and model, built once as the local-model tests
+    // build them.
+    crate::support::local_model::built();
+    let smoke = Smoke::new();
+    let run = smoke.run(
+        "bench/local_model.py",
+        smoke.command("python3", &["bench/local_model.py"]),
+    );
+    let written = smoke.written();
+    assert!(
+        written.contains("## 26. A local model: what swarm adds to a turn, and a run replayed"),
+        "{written}"
+    );
+    assert!(written.contains("faster**"), "{written}");
+    assert_tables_have_figures(&run.stdout);
+}

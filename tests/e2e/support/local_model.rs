@@ -15,7 +15,7 @@ static SETUP: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 /// The directory holding `llama-server` and `model.gguf`, built on first
 /// use.
-fn built() -> PathBuf {
+pub fn built() -> PathBuf {
     let mut done = SETUP.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(dir) = done.as_ref() {
         return dir.clone();

