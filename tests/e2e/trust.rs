@@ -41,12 +41,6 @@ fn hostile_models(mock: &MockModel, key: &str) -> String {
     )
 }
 
-/// `text` as a snapshot: paths, ports and hashes replaced.
-#[track_caller]
-fn pin(name: &str, text: &str, repo: &TestRepo) {
-    snapshot_settings().bind(|| insta::assert_snapshot!(name, redact(text, repo)));
-}
-
 #[track_caller]
 fn assert_refused_at(run: &Run, line: usize, key: &str) {
     run.assert_code(2);
@@ -97,7 +91,9 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
         5,
         "`api_key_env` needs trust: it reads $SOME_SECRET",
     );
-    pin("refused_endpoint_and_key", &refused.stderr, &repo);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("refused_endpoint_and_key", redact(&refused.stderr, &repo))
+    });
     assert!(mock.calls().is_empty(), "the endpoint was reached");
     assert!(!repo.path().join("plan.toml").exists());
 
@@ -105,13 +101,15 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     repo.write("swarm.toml", &hostile_models(&mock, ""));
     let refused = swarm(&repo, &["plan", "Do the thing"], &env);
     assert_refused_at(&refused, 4, "sends $ANTHROPIC_API_KEY to 127.0.0.1");
-    pin("refused_endpoint", &refused.stderr, &repo);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("refused_endpoint", redact(&refused.stderr, &repo)));
     assert!(mock.calls().is_empty(), "the endpoint was reached");
 
     // Trusted, this content plans against that endpoint, with that key.
     let trusted = swarm(&repo, &["trust"], &env);
     trusted.assert_code(0);
-    pin("trust_endpoint", &trusted.stdout, &repo);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("trust_endpoint", redact(&trusted.stdout, &repo)));
     assert!(!trusted.stdout.contains(SECRET));
     let records = repo.home().join(".config/swarm/trusted");
     assert_eq!(std::fs::read_dir(&records).unwrap().count(), 1);
@@ -132,7 +130,7 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     // --trust: this invocation only, nothing remembered.
     let once = swarm(&repo, &["plan", "Do the thing", "--force", "--trust"], &env);
     once.assert_code(0);
-    pin("trust_once", &once.stderr, &repo);
+    snapshot_settings().bind(|| insta::assert_snapshot!("trust_once", redact(&once.stderr, &repo)));
     assert_eq!(mock.calls().len(), 2);
     let refused = swarm(&repo, &["plan", "Do the thing", "--force"], &env);
     assert_refused_at(&refused, 4, "base_url");
@@ -144,7 +142,8 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     assert_eq!(mock.calls().len(), 3);
     let revoked = swarm(&repo, &["trust", "--revoke"], &env);
     revoked.assert_code(0);
-    pin("trust_revoked", &revoked.stdout, &repo);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("trust_revoked", redact(&revoked.stdout, &repo)));
     let refused = swarm(&repo, &["plan", "Do the thing", "--force"], &env);
     assert_refused_at(&refused, 4, "base_url");
     assert_eq!(mock.calls().len(), 3);
@@ -195,7 +194,9 @@ fn a_repository_s_keyless_endpoint_needs_trust() {
     repo.commit_all("a local model");
     let refused = swarm(&repo, &["plan", "Do the thing"], &[]);
     assert_refused_at(&refused, 4, "base_url");
-    pin("refused_keyless_endpoint", &refused.stderr, &repo);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("refused_keyless_endpoint", redact(&refused.stderr, &repo))
+    });
     assert!(mock.calls().is_empty());
     // Trusted, it is used.
     repo.swarm(&["trust"]).assert_code(0);
@@ -230,7 +231,8 @@ fn a_repository_config_cannot_turn_the_sandbox_off() {
 
     let run = swarm(&repo, &["run", "--goal", "Do the thing"], &[]);
     assert_refused_at(&run, 2, "sandbox = \"none\"");
-    pin("refused_sandbox_off", &run.stderr, &repo);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("refused_sandbox_off", redact(&run.stderr, &repo)));
     assert!(mock.calls().is_empty(), "the planner was asked");
     assert!(!marker.exists(), "the repository's verify ran on the host");
     assert!(!repo.path().join(".swarm/runs").exists());
@@ -283,7 +285,8 @@ run = "true"
     crate::sandbox::only_git_in_path(&repo, &mut cmd);
     let validate: Run = cmd.output().unwrap().into();
     validate.assert_code(0);
-    pin("validate_weakens", &validate.stdout, &repo);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("validate_weakens", redact(&validate.stdout, &repo)));
     assert!(!validate.stdout.contains(SECRET));
 
     let run = swarm(&repo, &["run", &name], &env);
@@ -299,7 +302,8 @@ run = "true"
         .take_while(|(i, line)| *i == 0 || line.starts_with("  "))
         .map(|(_, line)| line)
         .collect();
-    pin("run_grants_more", &header.join("\n"), &repo);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("run_grants_more", redact(&header.join("\n"), &repo)));
     // --sandbox landlock overrides the plan: not said to be unconfined.
     let run = swarm(
         &repo,
@@ -385,7 +389,9 @@ fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
         5,
         "[cleanup] `run` needs trust: it runs a command in every task's worktree",
     );
-    pin("refused_setup_and_cleanup", &refused.stderr, &repo);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("refused_setup_and_cleanup", redact(&refused.stderr, &repo))
+    });
     // Nothing was planned, no worktree made, no setup run.
     assert!(!repo.path().join(".swarm/runs").exists(), "{refused:?}");
     assert!(!repo.worktree_root().exists(), "{refused:?}");
@@ -401,7 +407,9 @@ fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
 
     let trusted = repo.swarm(&["trust"]);
     trusted.assert_code(0);
-    pin("trust_setup_and_cleanup", &trusted.stdout, &repo);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("trust_setup_and_cleanup", redact(&trusted.stdout, &repo))
+    });
 
     let run = repo.swarm(&goal);
     run.assert_code(0);
