@@ -325,3 +325,54 @@ fn what_slurm_does_not_run_is_refused() {
     );
     insta::assert_snapshot!(err);
 }
+
+/// The plan's tables besides its tasks (`[swarm]`, `[executor]`,
+/// `[setup]`, `[cleanup]`) and what a task may ask only as an agent: each
+/// mistake at its line, with what to write.
+#[test]
+fn settings_errors_point_at_them() {
+    let repo = TestRepo::new();
+    let task = "[[task]]\nid = \"a\"\nrun = \"true\"\n";
+    insta::assert_snapshot!(
+        "executor_keys_of_a_local_run",
+        rejected(&repo, &format!("[executor]\npartition = \"gpu\"\n\n{task}"))
+    );
+    insta::assert_snapshot!(
+        "slurm_settings",
+        rejected(
+            &repo,
+            &format!(
+                "[executor]\nkind = \"slurm\"\ntime_limit = \"soon\"\nmem = \"lots\"\npoll_interval = \"1ms\"\n\n{task}"
+            )
+        )
+    );
+    insta::assert_snapshot!(
+        "setup_and_cleanup_settings",
+        rejected(
+            &repo,
+            &format!(
+                "[setup]\nrun = \"\"\n\n[cleanup]\nrun = \"true\"\ntimeout = \"soon\"\n\n{task}"
+            )
+        )
+    );
+    insta::assert_snapshot!(
+        "verify_timeout_without_verify",
+        rejected(
+            &repo,
+            &format!("[swarm]\nverify_timeout = \"5m\"\n\n{task}")
+        )
+    );
+    insta::assert_snapshot!(
+        "swarm_settings",
+        rejected(
+            &repo,
+            &format!(
+                "[swarm]\nname = \"a b\"\nworktrees = \"rel\"\ntoolchains = [\"rustt\"]\nmin_free_space = \"lots\"\n\n{task}"
+            )
+        )
+    );
+    insta::assert_snapshot!(
+        "mcp_on_a_command_task",
+        rejected(&repo, &format!("{task}mcp = [\"search\"]\n"))
+    );
+}
