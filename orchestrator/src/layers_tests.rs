@@ -63,26 +63,40 @@ fn named(text: &str, modules: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<Strin
     }
     let mut found = BTreeSet::new();
     for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
-        let names: Vec<&str> = match rest.strip_prefix('{') {
-            Some(group) => top_items(group)
-                .into_iter()
-                .map(|item| item.trim().split("::").next().unwrap_or_default())
-                .collect(),
-            None => vec![
-                rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                    .next()
-                    .unwrap_or_default(),
-            ],
-        };
-        found.extend(
-            names
-                .into_iter()
-                .filter(|n| modules.contains_key(*n))
-                .map(str::to_string),
-        );
+        for path in paths(&code[at + "crate::".len()..]) {
+            // The longest module the path goes through (`commands::land`
+            // of `commands::land::LandArgs`; `run` of `run::local::x` when
+            // only top-level modules are keys).
+            let segments: Vec<&str> = path.split("::").collect();
+            let module = (1..=segments.len())
+                .rev()
+                .map(|n| segments[..n].join("::"))
+                .find(|m| modules.contains_key(m));
+            found.extend(module);
+        }
     }
     found
+}
+
+/// The paths a `crate::` names, from the text after it, every group
+/// expanded: `a::{b, c::{d}}, e}` gives `a::b` and `a::c::d`.
+fn paths(rest: &str) -> Vec<String> {
+    let head: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+        .collect();
+    let prefix = head.trim_end_matches(':');
+    match rest[head.len()..].strip_prefix('{') {
+        Some(group) if head.is_empty() || head.ends_with("::") => top_items(group)
+            .into_iter()
+            .flat_map(|item| paths(item.trim()))
+            .map(|path| match prefix.is_empty() {
+                true => path,
+                false => format!("{prefix}::{path}"),
+            })
+            .collect(),
+        _ => vec![prefix.to_string()],
+    }
 }
 
 /// The items of a `{...}` group whose `{` is already taken: split at the
@@ -124,6 +138,23 @@ fn a_nested_use_group_names_every_module_in_it() {
     assert_eq!(
         found,
         BTreeSet::from(["git", "ids", "run", "plan"].map(String::from))
+    );
+}
+
+/// In the binary, files are keyed by their module path: a group under
+/// `crate::commands::` names the commands in it, and a path through a
+/// command names that command, not `commands` (which imports nothing).
+#[test]
+fn a_path_names_the_deepest_module_it_goes_through() {
+    let modules: BTreeMap<String, Vec<PathBuf>> =
+        ["commands", "commands::land", "commands::validate", "drive"]
+            .into_iter()
+            .map(|m| (m.to_string(), Vec::new()))
+            .collect();
+    let text = "use crate::commands::{land, validate::ValidateArgs};\nuse crate::{drive::Drive, Failure};\n";
+    assert_eq!(
+        named(text, &modules),
+        BTreeSet::from(["commands::land", "commands::validate", "drive"].map(String::from))
     );
 }
 
@@ -203,11 +234,21 @@ fn top_level_modules_form_no_import_cycle() {
 #[test]
 fn the_binarys_files_form_no_import_cycle_and_import_no_glob() {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin/swarm");
+    // Each file by its module path: `cli`, `commands`, `commands::land`,
+    // `commands::doctor::model`.
     let files: BTreeMap<String, Vec<PathBuf>> = rust_files(&bin)
         .into_iter()
         .filter_map(|f| {
-            let stem = f.file_stem()?.to_string_lossy().into_owned();
-            (stem != "main").then_some((stem, vec![f]))
+            let relative = f.strip_prefix(&bin).ok()?.with_extension("");
+            let mut parts: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if parts.last().is_some_and(|p| p == "mod") {
+                parts.pop();
+            }
+            let module = parts.join("::");
+            (module != "main").then_some((module, vec![f]))
         })
         .collect();
     assert!(files.len() > 10, "{files:?}");

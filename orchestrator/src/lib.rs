@@ -35,6 +35,7 @@ pub mod test_report;
 pub mod timeline;
 pub mod trust;
 pub mod untrusted;
+pub mod view;
 pub mod worktree_home;
 pub mod worktree_include;
 

@@ -167,3 +167,66 @@ fn an_mcp_program_in_a_directory_of_its_own_is_found_and_one_beside_a_home_is_re
         "{error}"
     );
 }
+
+/// `check` is the part of `assemble` that can refuse a plan on a host:
+/// what one refuses, the other refuses with the same words, so
+/// `swarm validate` (which is `check`) never passes a plan `swarm run`
+/// refuses before it starts.
+#[test]
+fn check_refuses_what_assemble_refuses_with_the_same_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.toml");
+    let bad: &[(&str, Overrides)] = &[
+        (
+            "[swarm]\nsandbox = \"none\"\nread_paths = [\"/nonexistent/swarm-check\"]\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+            Overrides::default(),
+        ),
+        (
+            "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nwasm = \"missing.wasm\"\n",
+            Overrides::default(),
+        ),
+        (
+            "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\napi_key_env = \"\"\nbase_url = \"http://127.0.0.1:9\"\n\n[swarm]\nsandbox = \"none\"\n\n[agents.claude]\nkind = \"claude-code\"\nprogram = \"/nonexistent/claude\"\n\n[[task]]\nid = \"a\"\nagent = \"claude\"\nprompt = \"Do it.\"\n",
+            Overrides::default(),
+        ),
+        (
+            "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\njunit = \"report.xml\"\n",
+            Overrides {
+                executor: Some(super::ExecutorChoice::Slurm),
+                ..Overrides::default()
+            },
+        ),
+        (
+            "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+            Overrides {
+                concurrency: Some(0),
+                ..Overrides::default()
+            },
+        ),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (text, overrides) in bad {
+        let mut plan =
+            plan::parse(&plan_path, text.to_string()).unwrap_or_else(|e| panic!("{text}: {e}"));
+        super::apply(&mut plan, overrides);
+        let checked = super::check(&plan, &host(), overrides, &Models::Own)
+            .err()
+            .unwrap_or_else(|| panic!("check passed\n{text}"))
+            .to_string();
+        let assembled = runtime
+            .block_on(assemble(
+                &plan,
+                "plan.toml",
+                &host(),
+                overrides,
+                Models::Own,
+            ))
+            .err()
+            .unwrap_or_else(|| panic!("assemble passed\n{text}"))
+            .to_string();
+        assert_eq!(checked, assembled, "{text}");
+    }
+}

@@ -20,6 +20,7 @@ pub mod toolchains;
 pub use mcp::mcp_programs;
 mod wasm;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,6 +76,14 @@ pub enum SetupError {
          help: run the plan with --executor local to record or replay its model traffic"
     )]
     TapeOnCluster,
+    /// A task uses what a cluster's jobs do not run yet (the command line
+    /// said `--executor slurm`; the plan's own `[executor]` is refused
+    /// where it is written).
+    #[error(
+        "run task `{task}` on a Slurm cluster: its `{key}` does not run there yet\n\
+         help: run this plan on this machine (`--executor local`)"
+    )]
+    NotOnCluster { task: String, key: &'static str },
     /// The launcher of an unconfined run's commands did not start.
     #[error("start the launcher of unconfined commands: {0}")]
     Launcher(String),
@@ -91,6 +100,7 @@ impl SetupError {
                 | Self::NoSandbox { .. }
                 | Self::Relay { .. }
                 | Self::TapeOnCluster
+                | Self::NotOnCluster { .. }
         )
     }
 }
@@ -192,6 +202,70 @@ pub fn concurrency(plan: &Plan, host: &HostEnv, given: Option<usize>) -> Result<
     })
 }
 
+/// What a run of `plan` would be given, checked without starting
+/// anything (no launcher, gateway or relay): every step of [`assemble`]
+/// that can refuse a plan on this host. `assemble` starts with it, and
+/// `swarm validate` is it, so a check added here is made by both.
+#[derive(Debug)]
+pub struct Checked {
+    /// How many tasks run at once.
+    pub concurrency: usize,
+    /// The engine of the plan's WASM tasks, every program loaded.
+    pub wasm: Option<Arc<swarm_worker::wasm::WasmEngine>>,
+    /// The agent CLIs and MCP servers the plan's tasks use, found.
+    pub agent_clis: BTreeMap<String, crate::run::CliProgram>,
+    pub mcp_servers: BTreeMap<String, crate::run::McpProgram>,
+    /// Where the run's worktrees go (`--worktrees` over the plan's).
+    pub worktree_root: PathBuf,
+    /// What tasks may read, the toolchains found, and what to warn about.
+    pub grants: grants::Grants,
+}
+
+/// Checks `plan` (overrides already [`apply`]d) on `host` as [`assemble`]
+/// would, starting nothing.
+pub fn check(
+    plan: &Plan,
+    host: &HostEnv,
+    overrides: &Overrides,
+    models: &Models,
+) -> Result<Checked, SetupError> {
+    if !overrides.tape.is_off()
+        && matches!(
+            (&plan.executor, models),
+            (plan::Executor::Slurm(_), Models::Own)
+        )
+    {
+        return Err(SetupError::TapeOnCluster);
+    }
+    // What the plan's checks refuse with `[executor] kind = "slurm"`, when
+    // `--executor slurm` says it instead.
+    if let (plan::Executor::Slurm(_), Models::Own) = (&plan.executor, models) {
+        let refused = plan
+            .tasks
+            .iter()
+            .find_map(|t| match (&t.sharding, &t.junit) {
+                (Some(_), _) => Some((t.id.to_string(), "shards")),
+                (_, Some(_)) => Some((t.id.to_string(), "junit")),
+                _ => None,
+            });
+        if let Some((task, key)) = refused {
+            return Err(SetupError::NotOnCluster { task, key });
+        }
+    }
+    let concurrency = concurrency(plan, host, overrides.concurrency)?;
+    Ok(Checked {
+        concurrency,
+        wasm: wasm_engine(plan, concurrency, host)?,
+        agent_clis: agents::agent_programs(plan, host)?,
+        mcp_servers: mcp::mcp_programs(plan, host)?,
+        worktree_root: resolved(&match &overrides.worktrees {
+            Some(dir) => dir.clone(),
+            None => grants::worktree_root(plan, host)?,
+        }),
+        grants: grants::grants(plan, host)?,
+    })
+}
+
 /// Puts together the run of `plan` (overrides already [`apply`]d) on
 /// `host`. Async because the sandbox launcher and a cluster's relay start
 /// here; call it on the runtime that will drive the run.
@@ -203,16 +277,7 @@ pub async fn assemble(
     models: Models,
 ) -> Result<Assembly, SetupError> {
     let mut notices = Vec::new();
-    if !overrides.tape.is_off()
-        && matches!(
-            (&plan.executor, &models),
-            (plan::Executor::Slurm(_), Models::Own)
-        )
-    {
-        return Err(SetupError::TapeOnCluster);
-    }
-    let concurrency = concurrency(plan, host, overrides.concurrency)?;
-    let wasm = wasm_engine(plan, concurrency, host)?;
+    let checked = check(plan, host, overrides, &models)?;
     let gateway = match &models {
         Models::Own => gateway::for_run(plan, host, &overrides.tape, &mut notices)?,
         Models::Remote(None) => None,
@@ -222,13 +287,7 @@ pub async fn assemble(
         None => None,
         Some(_) => Some(host.program("to run agent workers")?),
     };
-    let agent_clis = agents::agent_programs(plan, host)?;
-    let mcp_servers = mcp::mcp_programs(plan, host)?;
-    let worktree_root = resolved(&match &overrides.worktrees {
-        Some(dir) => dir.clone(),
-        None => grants::worktree_root(plan, host)?,
-    });
-    let confinement = confinement(plan, plan_path, host, &mut notices).await?;
+    let confinement = confinement(plan, plan_path, host, checked.grants, &mut notices).await?;
     // Exhaustive, so that a new executor is pointed at here: its options
     // are put together in its own arm.
     let executor = match (&plan.executor, &models) {
@@ -250,17 +309,17 @@ pub async fn assemble(
     };
     let options = RunOptions {
         name: overrides.name.clone(),
-        concurrency,
+        concurrency: checked.concurrency,
         grace: overrides.grace,
         sandbox: confinement.sandbox,
         unconfined: confinement.unconfined,
         read_paths: confinement.read_paths,
-        wasm,
+        wasm: checked.wasm,
         gateway,
         agent_program,
-        agent_clis,
-        mcp_servers,
-        worktree_root,
+        agent_clis: checked.agent_clis,
+        mcp_servers: checked.mcp_servers,
+        worktree_root: checked.worktree_root,
         caches: confinement.caches,
         retry_failed: overrides.retry_failed.clone(),
         executor,
@@ -320,13 +379,13 @@ async fn confinement(
     plan: &Plan,
     plan_path: &str,
     host: &HostEnv,
+    granted: grants::Grants,
     notices: &mut Vec<Notice>,
 ) -> Result<Confinement, SetupError> {
     let (sandbox, unconfined) = match plan.sandbox {
         SandboxMode::None => (None, unconfined_launcher(plan, host).await?),
         SandboxMode::Landlock => (Some(sandbox_settings(plan_path, host).await?), None),
     };
-    let granted = grants::grants(plan, host)?;
     notices.extend(granted.warnings.into_iter().map(Notice::Plan));
     let found = granted.toolchains;
     let sandbox = sandbox.map(|mut settings| {

@@ -1,4 +1,5 @@
-//! `swarm run` and `swarm resume`: what a run needs set up (sandbox
+//! Driving a run, for `swarm run`, `swarm resume` and `swarm land`: what
+//! a run needs set up (sandbox
 //! launcher, WASM engine, model gateway, grants, caches, worktree root),
 //! signals forwarded to the dispatcher, outputs written at the end.
 
@@ -10,68 +11,15 @@ use clap::ValueEnum;
 use swarm_orchestrator::assemble;
 use swarm_orchestrator::plan::{self, Plan, SandboxMode};
 use swarm_orchestrator::run;
-use swarm_orchestrator::{escape, exit, journal, report};
+use swarm_orchestrator::{exit, journal, report};
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
 use crate::Failure;
-use crate::common::{
-    TapeArgs, base_failure, canonical_root, check_name, invalid_or_internal, latest, open_repo,
-    open_state,
-};
+use crate::common::{TapeArgs, base_failure, canonical_root, invalid_or_internal};
 use crate::output;
 
-// The command line of `run` and `resume`, beside the code that runs them.
-
-#[derive(Debug, clap::Args)]
-// One of the two, said as such when neither is given (the usage line shows
-// `[PLAN]`, so "<PLAN> is required" read as a contradiction).
-#[command(group(clap::ArgGroup::new("what").required(true).args(["plan", "goal"])))]
-pub struct RunArgs {
-    /// The plan file (or --goal).
-    #[arg(conflicts_with = "goal")]
-    pub plan: Option<PathBuf>,
-    /// Plan this goal first (as `swarm plan` does), then run that plan: it
-    /// is printed first and kept in .swarm/plans/<run>/.
-    #[arg(long, value_name = "GOAL")]
-    pub goal: Option<String>,
-    /// With --goal: print the plan and stop before running it.
-    #[arg(long, requires = "goal")]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub planner: crate::plan_cmd::PlannerArgs,
-    /// Name of the run (default: the plan's name, with -2, -3... if taken).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Start from this revision instead of the plan's `base`.
-    #[arg(long, value_name = "REV")]
-    pub base: Option<String>,
-    /// Make task worktrees under DIR (outside the repository) instead of
-    /// the plan's `worktrees` or ~/.cache/swarm/worktrees.
-    #[arg(long, value_name = "DIR")]
-    pub worktrees: Option<PathBuf>,
-    /// Run only these tasks of the plan, and every task they depend on
-    /// (`--only a b` or `--only a,b`).
-    #[arg(long, value_name = "ID", num_args = 1.., value_delimiter = ',')]
-    pub only: Vec<String>,
-    /// For `swarm mcp`: the plan came from an untrusted origin (`mcp`). It
-    /// is held here, in the process that runs it, to what that origin may
-    /// set, and must be the copy `swarm mcp` kept of it.
-    #[arg(long, hide = true, value_name = "ORIGIN", conflicts_with = "goal")]
-    pub origin: Option<String>,
-    /// With --origin: the directory inside the repository the plan's file
-    /// names are relative to.
-    #[arg(
-        long,
-        hide = true,
-        value_name = "DIR",
-        requires = "origin",
-        default_value = ""
-    )]
-    pub files_dir: String,
-    #[command(flatten)]
-    pub drive: Drive,
-}
+// The command line `run` and `resume` share.
 
 /// Settings `run` and `resume` share.
 #[derive(Debug, Clone, clap::Args)]
@@ -136,28 +84,6 @@ pub enum EventsFormat {
     Json,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ResumeArgs {
-    /// The run (see `.swarm/runs/`; default: the latest).
-    pub run: Option<String>,
-    /// Run again, in the same run, the tasks that failed or timed out (and
-    /// those they blocked), from the integration branch as it is now:
-    /// after you fixed the cause. Merged tasks are not run again.
-    #[arg(long)]
-    pub retry_failed: bool,
-    /// With --retry-failed: retry only these failed tasks (`a b` or `a,b`).
-    #[arg(
-        long,
-        value_name = "ID",
-        num_args = 1..,
-        value_delimiter = ',',
-        requires = "retry_failed"
-    )]
-    pub only: Vec<String>,
-    #[command(flatten)]
-    pub drive: Drive,
-}
-
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SandboxArg {
     Landlock,
@@ -177,147 +103,6 @@ pub(crate) enum Mode {
         /// `--retry-failed` (with the `--only` tasks, if any).
         retry_failed: Option<Vec<String>>,
     },
-}
-
-pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
-    if let Some(name) = &args.name {
-        check_name(name)?;
-    }
-    // The plan `--goal` planned, as the planner checked it (of its
-    // configuration's origin).
-    let mut planned_plan = None;
-    let plan_file = match (&args.plan, &args.goal) {
-        (Some(plan), _) => plan.clone(),
-        (None, Some(goal)) => {
-            let planned = crate::plan_cmd::plan_goal(
-                cwd,
-                goal,
-                args.name.as_deref(),
-                args.base.as_deref(),
-                &args.planner,
-                &args.drive.tape.settings(cwd),
-            )?;
-            // The plan first, where the run's events are not.
-            if args.drive.outputs.events.is_some() {
-                eprint!("{}", escape::text(&planned.text));
-            } else {
-                print!("{}", escape::text(&planned.text));
-            }
-            let shown = planned
-                .path
-                .strip_prefix(cwd)
-                .unwrap_or(&planned.path)
-                .to_path_buf();
-            if args.dry_run {
-                eprintln!(
-                    "dry run: nothing ran. Edit the plan if you like, then: swarm run {}",
-                    shown.display()
-                );
-                return Ok(exit::SUCCESS);
-            }
-            args.name = Some(planned.name);
-            planned_plan = Some(planned.plan);
-            shown
-        }
-        (None, None) => {
-            return Err(Failure::Invalid(anyhow!(
-                "run: give a plan file or --goal\nhelp: swarm run plans/quickstart.toml, or swarm run --goal \"...\""
-            )));
-        }
-    };
-    let mut plan = match (&args.origin, planned_plan) {
-        (Some(origin), _) => untrusted_plan(cwd, &plan_file, origin, &args.files_dir)?,
-        (None, Some(mut planned)) => {
-            planned.source.name = plan_file.display().to_string();
-            planned
-        }
-        (None, None) => crate::common::load_plan_at(cwd, &plan_file, args.base.as_deref())?,
-    };
-    let repo = open_repo(cwd)?;
-    // Tasks of many entries are split as the history balances them, before
-    // `--only` (which may name a shard); a resumed run's were split as its
-    // journal says (`saved_plan`).
-    if plan::shards::unsplit(&plan).next().is_some() {
-        let host = crate::host::current();
-        let slots = assemble::concurrency(&plan, &host, args.drive.concurrency)?;
-        let history = swarm_orchestrator::durations::History::load(&repo.workdir);
-        let groups = history.shard_groups(&plan, slots);
-        plan::shards::split(&mut plan, &groups).map_err(|e| Failure::Internal(anyhow!(e)))?;
-    }
-    if !args.only.is_empty() {
-        plan.select(&args.only)
-            .map_err(|e| Failure::Invalid(anyhow!("{e}")))?;
-    }
-    if let Some(base) = args.base {
-        plan.base = base;
-        plan.base_from = plan::BaseFrom::CommandLine;
-    }
-    let plan_path = plan_file.display().to_string();
-    drive(
-        repo,
-        plan,
-        &plan_path,
-        args.drive,
-        Mode::Start {
-            name: args.name,
-            worktrees: args.worktrees.map(|dir| cwd.join(dir)),
-            adopt: None,
-        },
-    )
-}
-
-/// The plan at `path` that `swarm mcp` kept for a client (`origin`),
-/// checked again here, in the process that runs it.
-fn untrusted_plan(cwd: &Path, path: &Path, origin: &str, dir: &str) -> Result<Plan, Failure> {
-    let origin = plan::origin::Origin::from_name(origin)
-        .filter(|o| o.is_untrusted())
-        .ok_or_else(|| Failure::Invalid(anyhow!("run: --origin takes `mcp`, not `{origin}`")))?;
-    let repo = open_repo(cwd)?;
-    let root = canonical_root(&repo)?;
-    let received = crate::received::Received::stored(&root, &cwd.join(path), dir)
-        .map_err(|e| Failure::Invalid(anyhow!("run the plan from {}: {e}", origin.as_str())))?;
-    received
-        .plan(&root, &cwd.join(path), origin)
-        .map_err(Failure::Plan)
-}
-
-/// `swarm resume`: the run's saved plan, driven again from where it was.
-pub(crate) fn resume_run(cwd: &Path, args: ResumeArgs) -> Result<i32, Failure> {
-    if let Some(run) = &args.run {
-        check_name(run)?;
-    }
-    let repo = open_repo(cwd)?;
-    let latest_run = latest(&repo)?;
-    let Some(run) = args.run.clone().or(latest_run) else {
-        return Err(Failure::Invalid(anyhow!(
-            "resume: no run found in {}; start one with `swarm run PLAN`",
-            repo.workdir.display()
-        )));
-    };
-    let state = open_state(&repo, &run)?;
-    if !report::run_dir(&repo.workdir, &run).is_dir() {
-        return Err(Failure::Invalid(anyhow!(
-            "resume run `{run}`: there is no such run in {} (`swarm runs` lists them)",
-            repo.workdir.display()
-        )));
-    }
-    if let Some(state) = &state
-        && swarm_orchestrator::run::never_started(state, &run)
-    {
-        return Err(Failure::Invalid(anyhow!(
-            "resume run `{run}`: it was stopped before its start was recorded, so none of its tasks ran; `swarm clean {run}` removes what it left, or run the plan again with `swarm run` (which reuses the name)"
-        )));
-    }
-    let (plan, original) = saved_plan(cwd, &repo, &run, "resume")?;
-    let plan_path = original.display().to_string();
-    let retry_failed = args.retry_failed.then_some(args.only);
-    drive(
-        repo,
-        plan,
-        &plan_path,
-        args.drive,
-        Mode::Resume { run, retry_failed },
-    )
 }
 
 /// The plan run `run` ran (saved in its directory), read as it was when
@@ -457,23 +242,6 @@ pub(crate) fn drive(
         adopt,
     };
     assemble::apply(&mut plan, &overrides);
-    // What the plan's checks refuse with `[executor] kind = "slurm"`, when
-    // `--executor slurm` says it instead.
-    if let plan::Executor::Slurm(_) = plan.executor {
-        let refused = plan
-            .tasks
-            .iter()
-            .find_map(|t| match (&t.sharding, &t.junit) {
-                (Some(_), _) => Some((t.id.as_str(), "shards")),
-                (_, Some(_)) => Some((t.id.as_str(), "junit")),
-                _ => None,
-            });
-        if let Some((task, key)) = refused {
-            return Err(Failure::Invalid(anyhow!(
-                "run task `{task}` on a Slurm cluster: its `{key}` does not run there yet\nhelp: run this plan on this machine (`--executor local`)"
-            )));
-        }
-    }
     let host = crate::host::current();
     // This thread runs the dispatcher: it reacts to each command's end
     // (see the function). Before the runtime's threads exist, which start
@@ -664,8 +432,8 @@ pub(crate) fn drive(
         other => other.map_err(invalid_or_internal)?,
     };
     let summary = match args.quiet {
-        true => output::quiet_summary(&report, Path::new(&report.repo)),
-        false => output::summary(&report, Path::new(&report.repo)),
+        true => swarm_orchestrator::view::summary::quiet_summary(&report, Path::new(&report.repo)),
+        false => swarm_orchestrator::view::summary::summary(&report, Path::new(&report.repo)),
     };
     eprint!("{summary}");
     write_exports(&report, &outputs)?;
@@ -708,7 +476,10 @@ fn finished_already(workdir: &Path, run: &str, exit_code: i32, hint: &str) -> Re
         eprintln!("swarm: wrote the run's missing report, {}", path.display());
     }
     eprintln!("swarm: run {run} finished already (exit {exit_code}): nothing left to run; {hint}");
-    eprint!("{}", output::status_summary(&report, workdir, false));
+    eprint!(
+        "{}",
+        swarm_orchestrator::view::summary::status_summary(&report, workdir, false)
+    );
     Ok(exit_code)
 }
 
@@ -774,7 +545,7 @@ pub(crate) fn weakened(plan: &Plan, worktrees_given: bool) -> Vec<String> {
             _ => true,
         })
         .collect();
-    crate::trust_cmd::weakening_lines(&plan.source, &found)
+    crate::config_origin::weakening_lines(&plan.source, &found)
 }
 
 /// Writes the JUnit report and the Markdown summary the command line asked

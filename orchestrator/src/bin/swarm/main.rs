@@ -31,29 +31,15 @@ macro_rules! print {
     }};
 }
 
-mod agent_worker;
-mod cassette_view;
-mod clean_cmd;
 mod cli;
+mod commands;
 mod common;
-mod compare;
-mod doctor;
-mod doctor_model;
+mod config_origin;
 mod drive;
-mod graph_cmd;
 mod host;
-mod land;
-mod logs;
-mod mcp;
-mod node;
 mod output;
-mod plan_cmd;
+mod planning;
 mod received;
-mod report_cmd;
-mod resolve;
-mod runs;
-mod trust_cmd;
-mod validate;
 
 use std::process::ExitCode;
 
@@ -64,10 +50,7 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // The sandbox launcher and the agent worker must stay single-threaded
     // and quiet.
-    if !matches!(
-        args.command,
-        cli::Command::Sandbox { .. } | cli::Command::Agent
-    ) {
+    if !matches!(args.command, cli::Command::Sandbox(_) | cli::Command::Agent) {
         init_tracing(args.log_file.as_deref());
     }
     // Commands that only print end quietly when their reader goes away
@@ -77,7 +60,7 @@ fn main() -> ExitCode {
         args.command,
         cli::Command::Run(_)
             | cli::Command::Land(_)
-            | cli::Command::Sandbox { .. }
+            | cli::Command::Sandbox(_)
             | cli::Command::Agent
             | cli::Command::Mcp
     ) {

@@ -95,7 +95,7 @@ impl Received {
         // A misspelt key is said as one (with a "did you mean").
         plan::read_shape(&source)?;
         let help = match origin {
-            Origin::Repository => crate::trust_cmd::UNTRUSTED_HELP,
+            Origin::Repository => crate::config_origin::UNTRUSTED_HELP,
             Origin::Mcp | Origin::Person => HELP,
         };
         if let Some(error) = origin::refuse(&source, origin, &origin::findings(&source), help) {

@@ -8,6 +8,60 @@ use swarm_orchestrator::exit;
 use crate::Failure;
 use crate::common::{check_name, invalid_or_internal, open_repo, warn_skipped};
 
+/// `swarm clean`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct CleanArgs {
+    /// The run (see `.swarm/runs/`).
+    #[arg(conflicts_with = "all")]
+    run: Option<String>,
+    /// Every run of the repository.
+    #[arg(long)]
+    all: bool,
+    /// Every run that started longer ago than AGE (`7d`, `12h`).
+    #[arg(long, value_name = "AGE", conflicts_with_all = ["run", "all"])]
+    older_than: Option<String>,
+    /// Also delete the run's refs whose commits are on the integration
+    /// branch swarm/<run> (git decides, not the task's status); the others
+    /// are kept and listed with why.
+    ///
+    /// Also deletes the integration branch `swarm/<run>` if its tip is
+    /// on another branch or HEAD (it was merged somewhere); otherwise it
+    /// is kept, and said so.
+    #[arg(long)]
+    refs: bool,
+    /// With --refs: delete the integration branch even if its tip is on
+    /// no other branch (as `git branch -D`). Never a checked-out one.
+    #[arg(long, requires = "refs")]
+    force: bool,
+    /// Also free the repository's build caches (shared by its tasks
+    /// across runs); refused while one of its runs is being driven.
+    #[arg(long)]
+    caches: bool,
+    /// Also free the repository's warm worktrees (kept between runs at
+    /// one path per task) and kept setups; one a run is using, or one
+    /// an interrupted run left, is kept and said so.
+    #[arg(long)]
+    warm: bool,
+    /// Instead: remove, machine-wide, the worktree homes (worktrees and
+    /// caches) of repositories that no longer exist.
+    #[arg(long, conflicts_with_all = ["run", "all", "refs", "caches", "warm"])]
+    gone: bool,
+    /// With --gone: the root of worktree homes (default: where runs put
+    /// them, ~/.cache/swarm/worktrees).
+    #[arg(long, value_name = "DIR", requires = "gone")]
+    worktrees: Option<std::path::PathBuf>,
+}
+
+/// `swarm clean [RUN | --all | --older-than AGE] [--refs] ...` or
+/// `swarm clean --gone`.
+pub(crate) fn cmd_clean(cwd: &Path, args: CleanArgs) -> Result<i32, Failure> {
+    if args.gone {
+        return clean_gone(args.worktrees.map(|dir| cwd.join(dir)));
+    }
+    let which = Which::of(args.run, args.all, args.older_than.as_deref())?;
+    clean(cwd, which, args.refs, args.force, args.caches, args.warm)
+}
+
 /// Which runs `swarm clean` frees.
 pub(crate) enum Which {
     /// One run (default: the latest).

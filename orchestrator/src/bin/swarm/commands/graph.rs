@@ -1,7 +1,7 @@
 //! `swarm graph`: a plan's task graph as Graphviz DOT or Mermaid, with
 //! each task's state when a run is named.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use swarm_orchestrator::exit;
@@ -9,6 +9,24 @@ use swarm_orchestrator::graph::TaskGraph;
 
 use crate::Failure;
 use crate::common::{check_name, load_plan, load_report, open_repo};
+
+/// `swarm graph`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct GraphArgs {
+    /// The plan file (or use --run).
+    #[arg(required_unless_present = "run")]
+    plan: Option<PathBuf>,
+    /// Colour the graph of this run by task status.
+    #[arg(long, conflicts_with = "plan")]
+    run: Option<String>,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    format: GraphFormat,
+}
+
+/// `swarm graph [PLAN | --run RUN] [--format F]`.
+pub(crate) fn cmd_graph(cwd: &Path, args: GraphArgs) -> Result<i32, Failure> {
+    graph(cwd, args.plan.as_deref(), args.run.as_deref(), args.format)
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphFormat {

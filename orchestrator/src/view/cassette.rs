@@ -1,5 +1,5 @@
-//! `swarm logs RUN TASK --cassette DIR`: a recorded cassette as text for
-//! people: each exchange's request (where it went, its key) and the
+//! A recorded cassette as text for people (`swarm logs RUN TASK --cassette
+//! DIR`): each exchange's request (where it went, its key) and the
 //! answer's text and tool calls, read from the provider's own events
 //! whatever its protocol.
 

@@ -11,6 +11,20 @@ use swarm_orchestrator::{escape, exit, run};
 
 use crate::Failure;
 
+/// `swarm resolve`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct ResolveArgs {
+    /// The run.
+    run: String,
+    /// The conflicted task.
+    task: String,
+}
+
+/// `swarm resolve RUN TASK`.
+pub(crate) fn cmd_resolve(cwd: &Path, args: ResolveArgs) -> Result<i32, Failure> {
+    resolve(cwd, &args.run, &args.task)
+}
+
 /// The steps shown in `swarm resolve --help`, the README and the summary
 /// of a run with a conflict.
 pub const STEPS: &str = "\

@@ -214,7 +214,7 @@ impl Swarm {
                 Err(e) => return refused(failed(&Failure::Plan(e))),
             };
             let mut out = Vec::new();
-            match crate::validate::validation(&root, &plan, &received.shown, &mut out) {
+            match crate::commands::validate::validation(&root, &plan, &received.shown, &mut out) {
                 Ok(warnings) => {
                     let mut shown = String::from_utf8_lossy(&out).into_owned();
                     for group in &warnings {
@@ -244,12 +244,12 @@ impl Swarm {
             })
             .find(|p| p.symlink_metadata().is_err())
             .unwrap_or_else(|| dir.join(format!("{name}.toml")));
-        let args = crate::plan_cmd::PlanArgs {
+        let args = crate::commands::plan::PlanArgs {
             goal: arg.goal,
             output: file.clone(),
             force: false,
             base: None,
-            planner: crate::plan_cmd::PlannerArgs {
+            planner: crate::planning::PlannerArgs {
                 model: arg.model,
                 max_tasks: arg
                     .max_tasks
@@ -262,7 +262,7 @@ impl Swarm {
             tape: crate::common::TapeArgs::default(),
         };
         let root = self.root.clone();
-        let planned = blocking(move || crate::plan_cmd::plan_cmd(&root, args)).await?;
+        let planned = blocking(move || crate::commands::plan::plan_cmd(&root, args)).await?;
         if let Err(e) = planned {
             return refused(failed(&e));
         }
@@ -403,7 +403,8 @@ impl Swarm {
             Err(why) => return refused(why),
         };
         let root = self.root.clone();
-        let logs = blocking(move || crate::logs::logs_text(&root, &run, &arg.task, arg.attempt));
+        let logs =
+            blocking(move || crate::commands::logs::logs_text(&root, &run, &arg.task, arg.attempt));
         match logs.await? {
             Ok(logs) => text(bounded(logs.as_bytes())),
             Err(e) => refused(failed(&e)),
@@ -420,7 +421,9 @@ impl Swarm {
             Err(why) => return refused(why),
         };
         let root = self.root.clone();
-        match blocking(move || crate::compare::compare_text(&root, &run, &arg.task)).await? {
+        match blocking(move || crate::commands::compare::compare_text(&root, &run, &arg.task))
+            .await?
+        {
             Ok(table) => text(table),
             Err(e) => refused(failed(&e)),
         }
@@ -431,7 +434,7 @@ impl Swarm {
         let root = self.root.clone();
         let listed = blocking(move || {
             let (mut out, mut err) = (Vec::new(), Vec::new());
-            crate::runs::runs_to(&root, true, &mut out, &mut err).map(|_| out)
+            crate::commands::runs::runs_to(&root, true, &mut out, &mut err).map(|_| out)
         });
         match listed.await? {
             Ok(out) => text(String::from_utf8_lossy(&out).into_owned()),

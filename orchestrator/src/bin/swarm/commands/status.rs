@@ -1,42 +1,28 @@
-//! `swarm status`, `swarm report --html` and `swarm trace`: a run's state
-//! as the journal says, for people, pages and trace viewers.
+//! `swarm status`: a run's state as the journal says, for people (its
+//! summary table, a running task's time so far) or as JSON.
 
 use std::path::Path;
 
-use anyhow::anyhow;
 use swarm_orchestrator::{exit, report, run};
 
 use crate::Failure;
 use crate::common::{load_run, open_repo};
-use crate::output;
 
-/// `swarm report [RUN] --html FILE`: the run as one HTML page.
-pub(crate) fn html_report(cwd: &Path, run: Option<&str>, file: &Path) -> Result<i32, Failure> {
-    let repo = open_repo(cwd)?;
-    let (name, events, report) = load_run(&repo, run)?;
-    let flushes = swarm_orchestrator::flushes::read(&report::run_dir(&repo.workdir, &name));
-    let page = swarm_orchestrator::export::html(&report, &events, &flushes);
-    std::fs::write(cwd.join(file), page)
-        .map_err(|e| Failure::Internal(anyhow!("write the HTML report {}: {e}", file.display())))?;
-    Ok(exit::SUCCESS)
+/// `swarm status`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The run name (see `.swarm/runs/`).
+    run: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
-/// `swarm trace [RUN]`: the run as Chrome trace events, on stdout.
-pub(crate) fn trace(cwd: &Path, run: Option<&str>) -> Result<i32, Failure> {
+/// `swarm status [RUN] [--json]`.
+pub(crate) fn status(cwd: &Path, args: StatusArgs) -> Result<i32, Failure> {
     let repo = open_repo(cwd)?;
-    let (name, events, _) = load_run(&repo, run)?;
-    let flushes = swarm_orchestrator::flushes::read(&report::run_dir(&repo.workdir, &name));
-    let text = swarm_orchestrator::timeline::Timeline::of(&events)
-        .with_flushes(&flushes)
-        .chrome_trace(&name);
-    println!("{}", swarm_orchestrator::escape::json(&text));
-    Ok(exit::SUCCESS)
-}
-
-pub(crate) fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, Failure> {
-    let repo = open_repo(cwd)?;
-    let (name, events, mut report) = load_run(&repo, run)?;
-    if json {
+    let (name, events, mut report) = load_run(&repo, args.run.as_deref())?;
+    if args.json {
         let text =
             serde_json::to_string_pretty(&report).map_err(|e| Failure::Internal(e.into()))?;
         println!("{}", swarm_orchestrator::escape::json(&text));
@@ -47,7 +33,10 @@ pub(crate) fn status(cwd: &Path, run: Option<&str>, json: bool) -> Result<i32, F
         if driven {
             add_running_time(&mut report, &events, std::time::SystemTime::now());
         }
-        print!("{}", output::status_summary(&report, &repo.workdir, driven));
+        print!(
+            "{}",
+            swarm_orchestrator::view::summary::status_summary(&report, &repo.workdir, driven)
+        );
     }
     Ok(exit::SUCCESS)
 }

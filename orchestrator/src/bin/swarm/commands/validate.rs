@@ -2,7 +2,7 @@
 //! would do said (its shape, grants, weakenings and where its keys go);
 //! `swarm mcp` says the same to a client.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use swarm_orchestrator::exit;
 use swarm_orchestrator::graph::TaskGraph;
@@ -10,6 +10,18 @@ use swarm_orchestrator::plan::{self, Plan};
 
 use crate::Failure;
 use crate::common::{base_failure, load_plan, open_repo};
+
+/// `swarm validate`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The plan file.
+    plan: PathBuf,
+}
+
+/// `swarm validate PLAN`.
+pub(crate) fn cmd_validate(cwd: &Path, args: ValidateArgs) -> Result<i32, Failure> {
+    validate(cwd, &args.plan)
+}
 
 pub(crate) fn validate(cwd: &Path, path: &Path) -> Result<i32, Failure> {
     let plan = load_plan(cwd, path)?;
@@ -33,9 +45,13 @@ pub(crate) fn validation(
     out: &mut dyn std::io::Write,
 ) -> Result<Vec<Vec<plan::PlanError>>, Failure> {
     let host = crate::host::current();
-    swarm_orchestrator::assemble::wasm_engine(plan, 1, &host)?;
-    swarm_orchestrator::assemble::agents::agent_programs(plan, &host)?;
-    swarm_orchestrator::assemble::mcp_programs(plan, &host)?;
+    // Every check a run makes before it starts anything, by the same code.
+    let checked = swarm_orchestrator::assemble::check(
+        plan,
+        &host,
+        &swarm_orchestrator::assemble::Overrides::default(),
+        &swarm_orchestrator::assemble::Models::Own,
+    )?;
     let repo = open_repo(cwd)?;
     let base = repo
         .resolve(&plan.base)
@@ -99,7 +115,7 @@ pub(crate) fn validation(
         .next()
         .is_some()
     {
-        let slots = swarm_orchestrator::assemble::concurrency(plan, &host, None)?;
+        let slots = checked.concurrency;
         let history = swarm_orchestrator::durations::History::load(&repo.workdir);
         for (task, groups) in history.shard_groups(plan, slots) {
             let entries: usize = groups.iter().map(Vec::len).sum();
@@ -131,13 +147,11 @@ pub(crate) fn validation(
             );
         }
     }
-    let granted =
-        swarm_orchestrator::assemble::grants::grants(plan, &host).map_err(Failure::Plan)?;
+    let granted = checked.grants;
     warnings.push(granted.warnings);
-    let root =
-        swarm_orchestrator::assemble::grants::worktree_root(plan, &host).map_err(Failure::Plan)?;
-    let home = swarm_orchestrator::worktree_home::WorktreeHome::path_for(&root, &repo);
-    crate::output::write_grants(
+    let home =
+        swarm_orchestrator::worktree_home::WorktreeHome::path_for(&checked.worktree_root, &repo);
+    swarm_orchestrator::view::summary::write_grants(
         out,
         &granted.read_paths,
         &granted.toolchains,
@@ -183,10 +197,10 @@ pub(crate) fn validation(
     // What the plan grants beyond swarm's defaults, and where each key
     // goes: the user named the plan, so it is theirs, but said plainly.
     let weakened = swarm_orchestrator::trust::weakenings(&plan.source);
-    for line in crate::trust_cmd::weakening_lines(&plan.source, &weakened) {
+    for line in crate::config_origin::weakening_lines(&plan.source, &weakened) {
         let _ = writeln!(out, "weakens           {line}");
     }
-    for line in crate::trust_cmd::key_lines(&plan.models) {
+    for line in crate::config_origin::key_lines(&plan.models) {
         let _ = writeln!(out, "model key         {line}");
     }
     Ok(warnings)

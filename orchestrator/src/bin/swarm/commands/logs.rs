@@ -7,14 +7,78 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::anyhow;
-use serde_json::Value;
 use swarm_orchestrator::gateway::tape::ReelId;
 use swarm_orchestrator::{escape, journal, report, run};
 
 use crate::Failure;
+use crate::common::{check_name, latest, open_repo, open_state};
 
-/// Characters of a tool result shown in a transcript.
-const RESULT_CHARS: usize = 600;
+/// `swarm logs`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The run (see `.swarm/runs/`), then the task; with one argument,
+    /// the task of the latest run.
+    #[arg(value_name = "RUN")]
+    run: String,
+    /// The task (or `plan`: the planner's conversation of a `run
+    /// --goal`; `replan`: every change the replanner made, as diffs).
+    task: Option<String>,
+    /// Which attempt (default: the last).
+    #[arg(long)]
+    attempt: Option<u32>,
+    /// Keep printing the output as it grows, until the task ends.
+    #[arg(short, long)]
+    follow: bool,
+    /// Print the output's bytes unchanged, escape sequences included.
+    /// Only when stdout is not a terminal (a pipe, a file): on a
+    /// terminal swarm refuses, since the bytes are the task's.
+    #[arg(long)]
+    raw: bool,
+    /// Show the attempt's cassette in DIR (where `--record DIR` kept
+    /// the run's model traffic) instead of its output.
+    #[arg(long, value_name = "DIR", conflicts_with = "follow")]
+    cassette: Option<PathBuf>,
+    /// Show the output of the attempt's `[setup]` instead of its own.
+    #[arg(long, conflicts_with_all = ["follow", "cassette"])]
+    setup: bool,
+    /// Show the output of a variant's `score` instead of its own.
+    #[arg(long, conflicts_with_all = ["follow", "cassette", "setup"])]
+    score: bool,
+    /// Show the output of the attempt's `[cleanup]` instead of its own.
+    #[arg(long, conflicts_with_all = ["follow", "cassette", "setup", "score"])]
+    cleanup: bool,
+}
+
+/// `swarm logs [RUN] TASK [--attempt N] [--follow | --cassette DIR |
+/// --setup | --score | --cleanup] [--raw]`.
+pub(crate) fn cmd_logs(cwd: &Path, args: LogsArgs) -> Result<i32, Failure> {
+    let repo = open_repo(cwd)?;
+    // `swarm logs TASK`: the latest run, as `status` defaults to.
+    let (run, task) = match args.task {
+        Some(task) => (args.run, task),
+        None => {
+            let latest = latest(&repo)?.ok_or_else(|| {
+                Failure::Invalid(anyhow!(
+                    "show logs of task `{}`: swarm has not run in {}\nhelp: start a run with `swarm run PLAN`",
+                    args.run,
+                    repo.workdir.display()
+                ))
+            })?;
+            (latest, args.run)
+        }
+    };
+    check_name(&run)?;
+    open_state(&repo, &run)?;
+    let show = match args.cassette {
+        Some(dir) => Show::Cassette(cwd.join(dir)),
+        None if args.follow => Show::Follow,
+        None if args.setup => Show::Setup,
+        None if args.score => Show::Score,
+        None if args.cleanup => Show::Cleanup,
+        None => Show::Output,
+    };
+    logs(&repo.workdir, &run, &task, args.attempt, show, args.raw)
+}
 
 /// How a task's output reaches stdout.
 #[derive(Debug, Clone, Copy)]
@@ -201,13 +265,16 @@ fn logs_to(
         let text = std::fs::read_to_string(&planner).map_err(|e| {
             Failure::Invalid(anyhow!("show the planner's log of run `{run_name}`: {e}"))
         })?;
-        mode.write(stdout, render_transcript(&text).as_bytes());
+        mode.write(
+            stdout,
+            swarm_orchestrator::view::transcript::render(&text).as_bytes(),
+        );
         return Ok(swarm_orchestrator::exit::SUCCESS);
     }
     // `swarm logs RUN replan`: every change the replanner made to the
     // plan, as the journal recorded it (a task named `replan` comes first).
     if task == "replan" && !folded.tasks.iter().any(|t| t.id == task) {
-        let text = replans(&events);
+        let text = swarm_orchestrator::view::transcript::replans(&events);
         if text.is_empty() {
             return Err(Failure::Invalid(anyhow!(
                 "show the replans of run `{run_name}`: it replanned nothing (`replan` in [swarm] allows it)"
@@ -302,7 +369,10 @@ fn logs_to(
     if transcript.exists() {
         let text = std::fs::read_to_string(&transcript).unwrap_or_default();
         shown |= !text.is_empty();
-        mode.write(stdout, render_transcript(&text).as_bytes());
+        mode.write(
+            stdout,
+            swarm_orchestrator::view::transcript::render(&text).as_bytes(),
+        );
     } else {
         let text = std::fs::read(&out).unwrap_or_default();
         shown |= !text.is_empty();
@@ -432,14 +502,6 @@ fn follow_log(
     }
 }
 
-fn clip(text: &str, max: usize) -> String {
-    let mut s: String = text.chars().take(max).collect();
-    if s.len() < text.len() {
-        s.push_str(" [...]");
-    }
-    s
-}
-
 /// Prints the cassette `file` under `dir` (of `whose` calls) for people:
 /// read as the file of a repository it may be (no link followed, a
 /// regular file, at most as large as a cassette replayed may be).
@@ -461,182 +523,9 @@ fn cassette(
                 "show the cassette of {whose}: {e}\nhelp: --cassette names the directory a run was recorded to (`swarm run --record DIR`)"
             ))
         })?;
-    mode.write(out, crate::cassette_view::render(&text).as_bytes());
+    mode.write(
+        out,
+        swarm_orchestrator::view::cassette::render(&text).as_bytes(),
+    );
     Ok(swarm_orchestrator::exit::SUCCESS)
-}
-
-/// A transcript (JSON lines) as text for people: each turn's text, tool
-/// calls and (clipped) results, retries, verify results and the end.
-pub fn render_transcript(jsonl: &str) -> String {
-    let mut out = String::new();
-    let mut turn = 0;
-    // A coordinator-side call (the planner's) records its whole
-    // conversation at every call: only the messages not shown yet are.
-    let (mut shown, mut at) = (0, 0);
-    for line in jsonl.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-        let kind = v["type"].as_str().unwrap_or_default();
-        match kind {
-            "start" if v.get("label").is_some() => {
-                at = 0;
-                if turn == 0 {
-                    out.push_str(&format!("{} with model {}\n", s("label"), s("model")));
-                }
-            }
-            "start" if v.get("agent").is_some() => out.push_str(&format!(
-                "{} on task {} with model {}\n",
-                s("agent"),
-                s("task"),
-                s("model"),
-            )),
-            "start" => out.push_str(&format!(
-                "agent of task {} with model {} ({} tools)\n",
-                s("task"),
-                s("model"),
-                v["tools"].as_array().map_or(0, Vec::len)
-            )),
-            "message" => {
-                at += 1;
-                if at > shown && v["role"] == "user" {
-                    shown = at;
-                    for block in v["content"].as_array().into_iter().flatten() {
-                        if let Some(text) = block["text"].as_str() {
-                            out.push_str(&format!("\n> {}\n", text.replace('\n', "\n> ")));
-                        }
-                    }
-                }
-            }
-            "user" => {
-                for block in v["content"].as_array().into_iter().flatten() {
-                    match block["type"].as_str() {
-                        Some("text") => out.push_str(&format!(
-                            "\n> {}\n",
-                            block["text"]
-                                .as_str()
-                                .unwrap_or_default()
-                                .replace('\n', "\n> ")
-                        )),
-                        Some("tool_result") => out.push_str(&format!(
-                            "  <- {}{}\n",
-                            if block["is_error"].as_bool() == Some(true) {
-                                "error: "
-                            } else {
-                                ""
-                            },
-                            clip(block["content"].as_str().unwrap_or_default(), RESULT_CHARS)
-                                .replace('\n', "\n     ")
-                        )),
-                        _ => {}
-                    }
-                }
-            }
-            "assistant" => {
-                turn += 1;
-                // Its answer is the next message of the conversation.
-                at += 1;
-                shown = shown.max(at);
-                out.push_str(&format!(
-                    "\n[turn {turn}] {} tokens in, {} out\n",
-                    v["usage"]["input_tokens"], v["usage"]["output_tokens"]
-                ));
-                for block in v["content"].as_array().into_iter().flatten() {
-                    match block["type"].as_str() {
-                        Some("text") => {
-                            out.push_str(block["text"].as_str().unwrap_or_default());
-                            out.push('\n');
-                        }
-                        Some("tool_call") => out.push_str(&format!(
-                            "  -> {} {}\n",
-                            block["name"].as_str().unwrap_or_default(),
-                            clip(&block["input"].to_string(), 300)
-                        )),
-                        _ => {}
-                    }
-                }
-            }
-            "retry" => out.push_str(&format!(
-                "  (retrying in {} ms: {})\n",
-                v["wait_ms"],
-                s("reason")
-            )),
-            "finished" => out.push_str(&format!("\nfinished: {}\n", s("summary"))),
-            "verify" => {
-                if v["passed"].as_bool() == Some(true) {
-                    out.push_str("verify: passed\n");
-                } else {
-                    out.push_str(&format!(
-                        "verify: failed{}\n{}\n",
-                        if v["repair"].as_bool() == Some(true) {
-                            " (repair round follows)"
-                        } else {
-                            ""
-                        },
-                        clip(&s("output"), 2000)
-                    ));
-                }
-            }
-            "refused" | "error" => out.push_str(&format!("\nstopped: {}\n", s("message"))),
-            "end" => {
-                let r = &v["report"];
-                out.push_str(&format!(
-                    "\nend: {} after {} turns, {} tokens, ${:.4}\n",
-                    r["outcome"].as_str().unwrap_or_default(),
-                    r["turns"],
-                    r["usage"]["input_tokens"].as_u64().unwrap_or(0)
-                        + r["usage"]["output_tokens"].as_u64().unwrap_or(0),
-                    r["cost_usd"].as_f64().unwrap_or(0.0)
-                ));
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The replans of a run's journal: for each, the failed task and why, and
-/// the change (a diff of `[[task]]` tables) or why there was none.
-fn replans(events: &[swarm_protocol::Event]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for event in events {
-        match &event.body {
-            swarm_protocol::EventBody::ReplanStarted {
-                task,
-                round,
-                rounds,
-                reason,
-            } => {
-                // The reason and the model's words are untrusted: one
-                // line each, so that they cannot forge lines of this log.
-                let _ = writeln!(
-                    out,
-                    "replan {round} of {rounds} ({}): task `{task}` failed: {}",
-                    event.ts,
-                    escape::line(reason)
-                );
-            }
-            swarm_protocol::EventBody::Replanned {
-                reason,
-                diff,
-                error,
-                ..
-            } => {
-                match error {
-                    Some(why) => {
-                        let _ = writeln!(out, "no fix: {}", escape::line(why));
-                    }
-                    None => {
-                        let _ = writeln!(out, "fix: {}", escape::line(reason));
-                        out.push_str(diff);
-                    }
-                }
-                out.push('\n');
-            }
-            _ => {}
-        }
-    }
-    out
 }

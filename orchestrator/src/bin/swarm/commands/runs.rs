@@ -14,6 +14,19 @@ use swarm_protocol::{Isolation, RunReport, TaskStatus};
 
 use crate::Failure;
 
+/// `swarm runs`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    /// Print the list as a JSON array.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `swarm runs [--json]`.
+pub(crate) fn cmd_runs(cwd: &Path, args: RunsArgs) -> Result<i32, Failure> {
+    runs(cwd, args.json)
+}
+
 /// One line of the listing.
 #[derive(Debug, serde::Serialize)]
 struct Listed {

@@ -1,5 +1,5 @@
-//! `swarm plan GOAL` and the planning step of `swarm run --goal`: the
-//! planner's configuration (`swarm.toml` or `--config`), the base, the
+//! The planning `swarm plan GOAL`, `swarm run --goal` and `swarm mcp`
+//! share: the planner's configuration (`swarm.toml` or `--config`), the base, the
 //! repository map, the model's rounds (`swarm_orchestrator::planner`), and
 //! the files a plan leaves: the plan, its map beside it, the planner's
 //! transcript, and a rejected last attempt for the user to fix by hand.
@@ -12,7 +12,7 @@ use swarm_orchestrator::git::Repo;
 use swarm_orchestrator::plan::{self, Template};
 use swarm_orchestrator::planner::{self, Planned, PlannerError};
 use swarm_orchestrator::repomap::{self, MapOptions, RepoMap};
-use swarm_orchestrator::{escape, exit, layout};
+use swarm_orchestrator::{escape, layout};
 
 use swarm_orchestrator::gateway::tape::TapeSettings;
 
@@ -43,27 +43,6 @@ pub struct PlannerArgs {
     pub trust: bool,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct PlanArgs {
-    /// What to do, in words (quote it).
-    pub goal: String,
-    /// Where to write the plan; its repository map goes beside it
-    /// (`plan.map.md`), and the planner's conversation
-    /// (`plan.transcript.jsonl`).
-    #[arg(short, long, value_name = "FILE", default_value = "plan.toml")]
-    pub output: PathBuf,
-    /// Replace the output file if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// Plan from this revision (default: the configuration's base, else HEAD).
-    #[arg(long, value_name = "REV")]
-    pub base: Option<String>,
-    #[command(flatten)]
-    pub planner: PlannerArgs,
-    #[command(flatten)]
-    pub tape: crate::common::TapeArgs,
-}
-
 /// The configuration when the repository has no `swarm.toml`.
 const DEFAULT_CONFIG: &str = "\
 # swarm's default planner configuration (no swarm.toml in the repository).
@@ -81,43 +60,6 @@ pub struct Planning {
     pub base_rev: String,
     pub base: git2::Oid,
     pub map: RepoMap,
-}
-
-/// `swarm plan GOAL`.
-pub(crate) fn plan_cmd(cwd: &Path, args: PlanArgs) -> Result<i32, Failure> {
-    let repo = open_repo(cwd)?;
-    let output = cwd.join(&args.output);
-    if output.symlink_metadata().is_ok() && !args.force {
-        return Err(Failure::Invalid(anyhow!(
-            "write the plan to {}: it exists\nhelp: pass --force to replace it, or -o another file",
-            args.output.display()
-        )));
-    }
-    let planning = prepare(&repo, cwd, &args.planner, args.base.as_deref(), &args.goal)?;
-    let stem = output
-        .file_stem()
-        .map_or_else(|| "plan".into(), |s| s.to_string_lossy().into_owned());
-    let dir = output.parent().unwrap_or(cwd).to_path_buf();
-    let map_path = dir.join(format!("{stem}.{}", layout::MAP_SUFFIX));
-    let transcript = dir.join(format!("{stem}.transcript.jsonl"));
-    let rejected = dir.join(format!("{stem}.rejected.toml"));
-    // A fresh conversation: the gateway appends.
-    let _ = std::fs::remove_file(&transcript);
-    write(&map_path, &planning.map.text)?;
-    let tape = args.tape.settings(cwd);
-    let planned = ask(
-        &repo,
-        &planning,
-        &output,
-        &map_path,
-        &transcript,
-        &rejected,
-        &tape,
-    )?;
-    write(&output, &planned.text)?;
-    crate::output::print_plan_warnings(&planned.warnings);
-    summary(&planned, &args.output, &map_path, &planning);
-    Ok(exit::SUCCESS)
 }
 
 /// What `swarm run --goal` planned: the plan file and the run's name.
@@ -208,8 +150,8 @@ pub(crate) fn configuration(
             (p, text, None)
         }
         None => {
-            let in_repo = crate::trust_cmd::repository_config(repo);
-            let users = crate::trust_cmd::config_dir().map(|dir| dir.join(CONFIG_FILE));
+            let in_repo = crate::config_origin::repository_config(repo);
+            let users = crate::config_origin::config_dir().map(|dir| dir.join(CONFIG_FILE));
             match std::fs::read_to_string(&in_repo) {
                 Ok(text) => (PathBuf::from(CONFIG_FILE), text, Some(in_repo)),
                 Err(_) => match users.and_then(|p| Some((std::fs::read_to_string(&p).ok()?, p))) {
@@ -221,7 +163,7 @@ pub(crate) fn configuration(
     };
     let mut template = plan::parse_template(&path, text.clone()).map_err(Failure::Plan)?;
     if let Some(file) = &found_in_repo {
-        let origin = crate::trust_cmd::check_repository_config(file, &text, &template, trust)?;
+        let origin = crate::config_origin::check_repository_config(file, &text, &template, trust)?;
         if origin.is_untrusted() {
             // Accepted untrusted (it sets nothing it may not): the plans
             // written from it read their file names inside the repository
@@ -257,7 +199,7 @@ pub(crate) fn unknown_model(
 }
 
 /// The configuration, the base and the map.
-fn prepare(
+pub(crate) fn prepare(
     repo: &Repo,
     cwd: &Path,
     args: &PlannerArgs,
@@ -308,7 +250,7 @@ fn prepare(
 
 /// Asks the model (through a gateway of the configuration's models) and
 /// checks its plans; a rejected last attempt is saved at `rejected`.
-fn ask(
+pub(crate) fn ask(
     repo: &Repo,
     planning: &Planning,
     plan_path: &Path,
@@ -399,7 +341,7 @@ fn ask(
 }
 
 /// What was planned, on stderr.
-fn summary(planned: &Planned, shown: &Path, map_path: &Path, planning: &Planning) {
+pub(crate) fn summary(planned: &Planned, shown: &Path, map_path: &Path, planning: &Planning) {
     let tasks = planned.plan.tasks.len();
     let verdict = if planned.answer.split {
         format!("{tasks} task{}", if tasks == 1 { "" } else { "s" })
@@ -424,7 +366,7 @@ fn summary(planned: &Planned, shown: &Path, map_path: &Path, planning: &Planning
     );
 }
 
-fn write(path: &Path, text: &str) -> Result<(), Failure> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), Failure> {
     std::fs::write(path, text)
         .map_err(|e| Failure::Invalid(anyhow!("write {}: {e}", path.display())))
 }

@@ -1,4 +1,4 @@
-//! `swarm trust`, and the origin of configuration: where the user's own
+//! The origin of configuration: where the user's own
 //! configuration directory and trust records are, whether the
 //! repository's `swarm.toml` may weaken anything, and the lines `swarm
 //! run` and `swarm validate` print about what a plan weakens and where
@@ -14,7 +14,6 @@ use swarm_orchestrator::plan::{self, ModelConfig, Source};
 use swarm_orchestrator::trust::{self, TrustStore, Weakening};
 
 use crate::Failure;
-use crate::common::open_repo;
 
 /// What an untrusted `swarm.toml` that weakens something is told.
 pub(crate) const UNTRUSTED_HELP: &str = "swarm found this file in the repository, and it could come from anyone who wrote to it: \
@@ -123,57 +122,4 @@ pub(crate) fn key_lines(models: &BTreeMap<String, ModelConfig>) -> Vec<String> {
             )
         })
         .collect()
-}
-
-/// `swarm trust [--revoke]`.
-pub(crate) fn trust_cmd(cwd: &Path, revoke: bool) -> Result<i32, Failure> {
-    let repo = open_repo(cwd)?;
-    let file = repository_config(&repo);
-    let store = store().ok_or_else(|| {
-        Failure::Invalid(anyhow!(
-            "trust {}: swarm has nowhere to remember it\nhelp: set HOME (or XDG_CONFIG_HOME): trust is kept in ~/.config/swarm/trusted",
-            file.display()
-        ))
-    })?;
-    if revoke {
-        let was = store
-            .revoke(&file)
-            .map_err(|e| Failure::Internal(anyhow!(e)))?;
-        match was {
-            true => println!("{}: no longer trusted", file.display()),
-            false => println!("{}: was not trusted", file.display()),
-        }
-        return Ok(swarm_orchestrator::exit::SUCCESS);
-    }
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        Failure::Invalid(anyhow!(
-            "trust {}: {e}\nhelp: `swarm trust` trusts the swarm.toml at the repository's root, which `swarm plan` reads",
-            file.display()
-        ))
-    })?;
-    let template = plan::parse_template(Path::new(crate::common::CONFIG_FILE), text.clone())
-        .map_err(Failure::Plan)?;
-    let found = trust::weakenings(&template.source);
-    let hash = trust::content_hash(text.as_bytes());
-    println!(
-        "{} (sha256 {}):",
-        file.display(),
-        hash.get(..16).unwrap_or_default()
-    );
-    if found.is_empty() {
-        println!("  weakens nothing: swarm uses it untrusted too");
-    }
-    for line in weakening_lines(&template.source, &found) {
-        println!("  weakens  {line}");
-    }
-    for line in key_lines(&template.models) {
-        println!("  key      {line}");
-    }
-    store
-        .trust(&file, text.as_bytes())
-        .map_err(|e| Failure::Internal(anyhow!(e)))?;
-    println!(
-        "trusted: `swarm plan` and `swarm run --goal` use it as it is now; any change to it makes it untrusted again (`swarm trust --revoke` forgets it)"
-    );
-    Ok(swarm_orchestrator::exit::SUCCESS)
 }

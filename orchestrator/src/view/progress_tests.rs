@@ -1,4 +1,4 @@
-//! Unit tests of what users see: progress lines and the summary table.
+//! Unit tests of what users see: progress lines and conflicting hunks.
 
 use swarm_protocol::agent::Usage;
 use swarm_protocol::{Event, EventBody, Isolation, TaskInfo, TaskKind, TaskStatus};
@@ -185,7 +185,7 @@ fn conflicting_hunks_name_each_file_once() {
         hunk("src/lib.rs", 10, 10),
     ];
     assert_eq!(
-        super::hunks_by_file(&hunks),
+        crate::view::summary::hunks_by_file(&hunks),
         "src/lib.rs lines 3-5, 10; CHANGELOG.md line 7"
     );
 }

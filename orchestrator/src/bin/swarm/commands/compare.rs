@@ -12,6 +12,24 @@ use swarm_protocol::{RunReport, TaskReport};
 use crate::Failure;
 use crate::common::{load_report, open_repo};
 
+/// `swarm compare`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The run (see `.swarm/runs/`).
+    run: String,
+    /// The experiment (the task with `variants`).
+    task: String,
+    /// Print the diff from variant A's result to variant B's (their
+    /// numbers, `2`, or ids, `speedup@2`).
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    diff: Option<Vec<String>>,
+}
+
+/// `swarm compare RUN TASK [--diff A B]`.
+pub(crate) fn cmd_compare(cwd: &Path, args: CompareArgs) -> Result<i32, Failure> {
+    compare(cwd, &args.run, &args.task, args.diff.as_deref())
+}
+
 pub(crate) fn compare(
     cwd: &Path,
     run: &str,

@@ -29,9 +29,9 @@ pub(crate) fn doctor_model(
     trust: bool,
 ) -> Result<i32, Failure> {
     let repo = open_repo(cwd)?;
-    let (template, path) = crate::plan_cmd::configuration(&repo, cwd, config, trust)?;
+    let (template, path) = crate::planning::configuration(&repo, cwd, config, trust)?;
     let Some(model) = template.models.get(name) else {
-        return Err(crate::plan_cmd::unknown_model(
+        return Err(crate::planning::unknown_model(
             "doctor", name, &template, &path,
         ));
     };

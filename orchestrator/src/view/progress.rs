@@ -1,0 +1,541 @@
+//! Run events as the lines people read while a run goes, and the block of
+//! running tasks the live view keeps below them (what is running, the
+//! counts, the critical path left). Text only: the binary decides where it
+//! goes.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use swarm_protocol::verify::VerifyPurpose;
+use swarm_protocol::{AttemptOutcome, Event, EventBody, TaskInfo, TaskStatus};
+
+use crate::escape;
+
+use super::units::{duration, seconds, short};
+
+/// Turns run events into progress lines, and keeps what the live view
+/// shows: the running tasks, the counts and the critical path left.
+pub struct Progress {
+    total: usize,
+    finished: usize,
+    failed: usize,
+    width: usize,
+    tasks: Vec<TaskInfo>,
+    done: HashSet<String>,
+    running: Vec<(String, Instant)>,
+    /// Agent tasks: the tool running now, tokens and cost so far.
+    agents: std::collections::HashMap<String, (String, u64, f64)>,
+    /// Paths of the working tree with changes the run does not see.
+    uncommitted: usize,
+    /// What each task is expected to take, in milliseconds, when the
+    /// repository's duration history knows some of them, and what the
+    /// others are expected to take.
+    expected: Option<(std::collections::HashMap<String, u64>, u64)>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        Self {
+            total: 0,
+            finished: 0,
+            failed: 0,
+            width: 8,
+            tasks: Vec::new(),
+            done: HashSet::new(),
+            running: Vec::new(),
+            agents: std::collections::HashMap::new(),
+            uncommitted: 0,
+            expected: None,
+        }
+    }
+
+    /// The live view's block: one line per running task and a line of
+    /// counts. Redrawn in place on a terminal.
+    pub fn block(&self) -> Vec<String> {
+        let running = self.running.len();
+        let queued = self.total.saturating_sub(self.finished + running);
+        let spent = if self.agents.is_empty() {
+            String::new()
+        } else {
+            let tokens: u64 = self.agents.values().map(|a| a.1).sum();
+            let usd: f64 = self.agents.values().map(|a| a.2).sum();
+            format!(", {tokens} tokens, ${usd:.4}")
+        };
+        let mut lines = vec![format!(
+            "  -- {running} running, {queued} queued, {}/{} done ({} failed), critical path left {}{spent} --",
+            self.finished.min(self.total),
+            self.total,
+            self.failed,
+            match &self.expected {
+                None => self.critical_path_left().to_string(),
+                Some((expected, fallback)) => seconds(self.time_left(expected, *fallback)),
+            }
+        )];
+        for (task, since) in &self.running {
+            let kind = self
+                .tasks
+                .iter()
+                .find(|t| &t.id == task)
+                .map_or("", |t| t.kind.name());
+            let agent = self
+                .agents
+                .get(task)
+                .map(|(tool, tokens, usd)| format!("  {tokens} tok ${usd:.4}  {tool}"))
+                .unwrap_or_default();
+            let mut line = format!(
+                "  > {task:<w$} {kind:<8} {:>7.1}s{agent}",
+                since.elapsed().as_secs_f64(),
+                w = self.width
+            );
+            // One screen line per task, whatever the tool's detail.
+            if line.chars().count() > 118 {
+                line = line.chars().take(117).collect::<String>() + "~";
+            }
+            lines.push(line);
+        }
+        lines
+    }
+
+    /// Tasks on the longest chain of unfinished tasks.
+    fn critical_path_left(&self) -> usize {
+        // Tasks come in merge order (dependencies first).
+        let mut depth: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut longest = 0;
+        for t in &self.tasks {
+            if self.done.contains(&t.id) {
+                continue;
+            }
+            let d = 1 + t
+                .deps
+                .iter()
+                .filter_map(|d| depth.get(d.as_str()))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            longest = longest.max(d);
+            depth.insert(&t.id, d);
+        }
+        longest
+    }
+
+    /// Expected milliseconds on the longest chain of unfinished tasks, a
+    /// running task counting what it is expected to take still.
+    fn time_left(&self, expected: &std::collections::HashMap<String, u64>, fallback: u64) -> u64 {
+        let mut left: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        let mut longest = 0;
+        for t in &self.tasks {
+            if self.done.contains(&t.id) {
+                continue;
+            }
+            let mut own = expected.get(&t.id).copied().unwrap_or(fallback);
+            if let Some((_, since)) = self.running.iter().find(|(r, _)| *r == t.id) {
+                let ran = crate::millis(since.elapsed());
+                own = own.saturating_sub(ran);
+            }
+            let after = t
+                .deps
+                .iter()
+                .filter_map(|d| left.get(d.as_str()))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            let total = after.saturating_add(own);
+            longest = longest.max(total);
+            left.insert(&t.id, total);
+        }
+        longest
+    }
+
+    /// The header says that `paths` changed paths of the working tree are
+    /// not in the run (it starts from a commit).
+    pub fn set_uncommitted(&mut self, paths: usize) {
+        self.uncommitted = paths;
+    }
+
+    /// The block shows the critical path left in expected time: `expected`
+    /// milliseconds for each task it names, `fallback` for the others.
+    pub fn set_expected(
+        &mut self,
+        expected: Option<(std::collections::HashMap<String, u64>, u64)>,
+    ) {
+        self.expected = expected;
+    }
+
+    /// How many tasks the run has (0 until it started).
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The lines `event` adds to the scrolling log (none for most).
+    pub fn lines(&mut self, event: &Event) -> Vec<String> {
+        let mut out = Vec::new();
+        macro_rules! say {
+            ($($arg:tt)*) => { out.push(format!($($arg)*)) };
+        }
+        match &event.body {
+            EventBody::RunStarted {
+                run,
+                base,
+                base_commit,
+                integration_branch,
+                concurrency,
+                tasks,
+                ..
+            } => {
+                self.total = tasks.len();
+                self.tasks = tasks.clone();
+                self.width = tasks
+                    .iter()
+                    .map(|t| t.id.len())
+                    .max()
+                    .unwrap_or(8)
+                    .clamp(8, 40);
+                let unseen = match self.uncommitted {
+                    0 => String::new(),
+                    n => format!(
+                        " (without the {n} uncommitted change{} in the working tree)",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                };
+                let into = match integration_branch {
+                    Some(branch) => format!(" into branch {branch}"),
+                    None => ", no branch (read-only run)".to_string(),
+                };
+                say!(
+                    "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}){unseen}{into}",
+                    tasks.len(),
+                    short(base_commit)
+                );
+            }
+            EventBody::TaskStarted {
+                task,
+                attempt,
+                job,
+                setup_run,
+                ..
+            } => {
+                self.running.retain(|(t, _)| t != task);
+                self.running.push((task.clone(), Instant::now()));
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                let job = match job {
+                    Some(job) => format!(" job {job}"),
+                    None => String::new(),
+                };
+                let setup = match setup_run {
+                    Some(run) if run.reused => format!(
+                        " (setup copied in {})",
+                        humantime::format_duration(std::time::Duration::from_millis(run.ms))
+                    ),
+                    Some(run) => format!(
+                        " (setup ran in {})",
+                        humantime::format_duration(std::time::Duration::from_millis(run.ms))
+                    ),
+                    None => String::new(),
+                };
+                say!(
+                    "  {:<10} {task:<w$}{again}{job}{setup}",
+                    "start",
+                    w = self.width
+                );
+            }
+            EventBody::AttemptPlaced {
+                task, job, node, ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$} job {job} on {node}",
+                    "placed",
+                    w = self.width
+                );
+            }
+            EventBody::RunResumed {
+                restarted,
+                pending,
+                retried,
+                rebuilt,
+                ..
+            } => {
+                if let Some(why) = rebuilt {
+                    say!(
+                        "swarm: the integration branch was broken ({why}): made again from the base and the merged tasks' refs"
+                    );
+                }
+                self.finished = self.total.saturating_sub(pending.len());
+                let again = match retried.len() {
+                    0 => String::new(),
+                    n => format!(
+                        ", {n} failed task{} retried: {}",
+                        if n == 1 { "" } else { "s" },
+                        retried.join(", ")
+                    ),
+                };
+                let restarted = match restarted.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} restarted from a clean worktree, their partial work kept)"),
+                };
+                say!(
+                    "swarm: resuming: {} task{} to run{restarted}{again}",
+                    pending.len(),
+                    if pending.len() == 1 { "" } else { "s" },
+                );
+            }
+            EventBody::AttemptFinished {
+                task,
+                attempt,
+                outcome: swarm_protocol::AttemptOutcome::Lost { message },
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  attempt {attempt}: {}",
+                    "lost",
+                    escape::line(message),
+                    w = self.width
+                );
+            }
+            EventBody::AttemptFinished { .. }
+            | EventBody::RunFinished { .. }
+            | EventBody::TaskQueued { .. } => {}
+            EventBody::AgentTool { task, detail, .. } => {
+                self.agents.entry(task.clone()).or_default().0 = detail.clone();
+            }
+            EventBody::AgentUsage {
+                task,
+                total,
+                cost_usd,
+                ..
+            } => {
+                let a = self.agents.entry(task.clone()).or_default();
+                a.1 = total.total();
+                a.2 = *cost_usd;
+            }
+            EventBody::BudgetSpent { task, message } => {
+                say!("  {:<10} {task:<w$}  {message}", "budget", w = self.width);
+            }
+            EventBody::TestsReported {
+                task,
+                tests: Some(tests),
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  {}",
+                    "tests",
+                    super::summary::test_counts(tests),
+                    w = self.width
+                );
+            }
+            EventBody::TestsReported {
+                task,
+                warning: Some(warning),
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  {}",
+                    "warning",
+                    crate::escape::line(warning),
+                    w = self.width
+                );
+            }
+            EventBody::TestsReported { .. } => {}
+            EventBody::TaskSharded { task, shards } => {
+                let sizes: Vec<String> = shards.iter().map(|s| s.len().to_string()).collect();
+                say!(
+                    "  {:<10} {task:<w$}  {} entries in {} tasks ({})",
+                    "shards",
+                    shards.iter().map(Vec::len).sum::<usize>(),
+                    shards.len(),
+                    sizes.join(" + "),
+                    w = self.width
+                );
+            }
+            EventBody::TaskFinished {
+                task,
+                status,
+                reason,
+            } => {
+                // A task that succeeded and then conflicted at its merge is
+                // finished twice: it is counted once.
+                if self.done.insert(task.clone()) {
+                    self.finished += 1;
+                }
+                self.running.retain(|(t, _)| t != task);
+                if matches!(
+                    status,
+                    TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
+                ) {
+                    self.failed += 1;
+                }
+                let why = reason
+                    .as_deref()
+                    .map(|r| format!("  {}", escape::line(r)))
+                    .unwrap_or_default();
+                say!(
+                    "  {:<10} {task:<w$} [{}/{}]{why}",
+                    status.as_str(),
+                    self.finished.min(self.total),
+                    self.total,
+                    w = self.width
+                );
+            }
+            EventBody::TaskMerged { task, .. } => {
+                say!("  {:<10} {task}", "merged");
+            }
+            EventBody::SubtasksSpawned { task, tasks, .. } => {
+                // The run grew: its children count, and are shown.
+                self.total += tasks.len();
+                self.tasks.extend(tasks.iter().cloned());
+                self.width = self
+                    .width
+                    .max(tasks.iter().map(|t| t.id.len()).max().unwrap_or(0).min(40));
+                self.running.retain(|(t, _)| t != task);
+                say!(
+                    "  {:<10} {task:<w$}  {} subtask{}: {}",
+                    "spawned",
+                    tasks.len(),
+                    if tasks.len() == 1 { "" } else { "s" },
+                    tasks
+                        .iter()
+                        .map(|t| t.id.rsplit('/').next().unwrap_or(&t.id))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    w = self.width
+                );
+            }
+            EventBody::ReplanStarted {
+                task,
+                round,
+                rounds,
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  failed; asking for a new plan (replan {round} of {rounds})",
+                    "replan",
+                    w = self.width
+                );
+            }
+            EventBody::Replanned {
+                task,
+                reason,
+                diff,
+                error,
+                ..
+            } => match error {
+                Some(why) => say!(
+                    "  {:<10} {task:<w$}  no fix: {why}",
+                    "replan",
+                    w = self.width
+                ),
+                None => {
+                    say!("  {:<10} {task:<w$}  {reason}", "replanned", w = self.width);
+                    out.extend(diff.lines().map(|l| format!("             {l}")));
+                }
+            },
+            EventBody::SubtasksMerged { task, commit } => {
+                say!(
+                    "  {:<10} {task:<w$}  its subtasks merged onto it ({})",
+                    "joined",
+                    short(commit),
+                    w = self.width
+                );
+            }
+            EventBody::ExperimentDecided { task, decision } => {
+                out.extend(
+                    crate::export::ranking_table(task, decision)
+                        .lines()
+                        .map(str::to_string),
+                );
+            }
+            EventBody::TaskConflicted { task, files, .. } => {
+                say!(
+                    "  {:<10} {task:<w$}  in {}",
+                    "conflict",
+                    files.join(", "),
+                    w = self.width
+                );
+            }
+            EventBody::TaskHeld {
+                task,
+                behind,
+                files,
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  until {behind} is merged (both change {}), then on the branch as it is",
+                    "wait",
+                    files.join(", "),
+                    w = self.width
+                );
+            }
+            EventBody::TaskRequeued {
+                task,
+                base_commit,
+                rerun,
+                reruns,
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  again on the branch as it is ({}), re-run {rerun} of {reruns}",
+                    "rerun",
+                    short(base_commit),
+                    w = self.width
+                );
+            }
+            EventBody::RunVerified { run } => {
+                let at = match (&run.after, run.purpose) {
+                    (_, VerifyPurpose::Base) => "the base".to_string(),
+                    (Some(task), VerifyPurpose::Proof) => format!("proof: without {task}"),
+                    (Some(task), VerifyPurpose::Bisect) => format!("bisect: after {task}"),
+                    (Some(task), VerifyPurpose::Tip) => format!("tip: after {task}"),
+                    (None, _) => run.purpose.as_str().to_string(),
+                };
+                let verdict = match (run.passed, &run.outcome) {
+                    (true, _) => "passed".to_string(),
+                    (false, AttemptOutcome::Exited { code }) => format!("failed (exit {code})"),
+                    (false, AttemptOutcome::TimedOut) => "timed out".to_string(),
+                    (false, AttemptOutcome::SpawnFailed { message }) => {
+                        format!("could not run: {message}")
+                    }
+                    (false, _) => "failed".to_string(),
+                };
+                say!(
+                    "  {:<10} {} ({at}) {verdict} in {}",
+                    "verify",
+                    short(&run.commit),
+                    duration(run.duration_ms)
+                );
+            }
+            EventBody::VerifyBroken {
+                task,
+                unmerged,
+                conflicted,
+                ..
+            } => {
+                let with = unmerged
+                    .iter()
+                    .chain(conflicted)
+                    .cloned()
+                    .collect::<Vec<_>>();
+                let with = match with.as_slice() {
+                    [] => String::new(),
+                    list => format!(" (with {})", list.join(", ")),
+                };
+                say!(
+                    "  {:<10} {task:<w$}  its merge was taken out of the integration branch{with}",
+                    "unmerged",
+                    w = self.width
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "progress_tests.rs"]
+mod tests;
