@@ -2,7 +2,15 @@
 //! balanced by learned durations, and test-level reports merged from the
 //! tasks' own JUnit files.
 
-use crate::support::TestRepo;
+use crate::support::{Run, TestRepo, redact, snapshot_settings};
+
+/// `swarm validate PLAN` with only git in PATH (what it says of this
+/// machine's toolchains is not the test's).
+fn validate(repo: &TestRepo, plan: &std::path::Path) -> Run {
+    let mut cmd = repo.swarm_cmd(&["validate", plan.to_str().unwrap()]);
+    crate::sandbox::only_git_in_path(repo, &mut cmd);
+    cmd.output().unwrap().into()
+}
 
 const HEADER: &str = "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n";
 
@@ -35,20 +43,11 @@ fn a_glob_matrix_lists_the_files_git_tracks_at_the_base_sorted_and_validate_show
             "{HEADER}[[task]]\nid = \"test-{{file}}\"\nrun = \"echo {{file}} > out.txt\"\nmatrix = {{ file = {{ glob = \"tests/**/test_*.py\" }} }}\n"
         ),
     );
-    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
-    validate.assert_code(0);
-    assert!(
-        validate.stdout.contains("ok: 3 tasks"),
-        "{}",
-        validate.stdout
-    );
-    assert!(
-        validate.stdout.contains(
-            "matrix            test-{file} `file`: 3 values from the glob `tests/**/test_*.py` (tests/sub/test_c.py, tests/test_a.py, tests/test_b.py)"
-        ),
-        "{}",
-        validate.stdout
-    );
+    let validated = validate(&repo, &plan);
+    validated.assert_code(0);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("glob_matrix_validate", redact(&validated.stdout, &repo));
+    });
     repo.run_plan(&plan, &["--name", "g"]).assert_code(0);
     let report = repo.report();
     let ids: Vec<&str> = report["tasks"]
@@ -70,19 +69,12 @@ fn a_glob_matrix_lists_the_files_git_tracks_at_the_base_sorted_and_validate_show
     // `swarm logs` takes a glob as `deps` does: each task's log, headed.
     let logs = repo.swarm(&["logs", "g", "test-tests-test_*"]);
     logs.assert_code(0);
-    assert!(
-        logs.stdout.contains("==> test-tests-test_a-py <==")
-            && logs.stdout.contains("==> test-tests-test_b-py <==")
-            && !logs.stdout.contains("sub"),
-        "{}",
-        logs.stdout
-    );
+    insta::assert_snapshot!("logs_of_a_glob", redact(&logs.stdout, &repo));
     let none = repo.swarm(&["logs", "g", "lint-*"]);
     none.assert_code(2);
-    assert!(
-        none.stderr.contains("`lint-*` matches no task"),
-        "{}",
-        none.stderr
+    insta::assert_snapshot!(
+        "logs_of_a_glob_matching_nothing",
+        redact(&none.stderr, &repo)
     );
 
     // `--only` too.
@@ -102,12 +94,9 @@ fn a_glob_matrix_lists_the_files_git_tracks_at_the_base_sorted_and_validate_show
     assert_eq!(repo.report()["tasks"].as_array().unwrap().len(), 5);
     let unknown = repo.run_plan(&plan, &["--name", "u", "--only", "lint-*"]);
     unknown.assert_code(2);
-    assert!(
-        unknown
-            .stderr
-            .contains("select task `lint-*`: the plan has no task it matches"),
-        "{}",
-        unknown.stderr
+    insta::assert_snapshot!(
+        "only_a_glob_matching_nothing",
+        redact(&unknown.stderr, &repo)
     );
 }
 
@@ -125,36 +114,22 @@ fn a_lines_matrix_reads_a_file_beside_the_plan_and_bad_sources_say_why() {
             "{HEADER}[[task]]\nid = \"build-{{t}}\"\nrun = \"echo {{t}} > {{t}}.txt\"\nmatrix = {{ t = {{ lines = \"targets.txt\" }} }}\n"
         ),
     );
-    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
-    validate.assert_code(0);
-    assert!(
-        validate
-            .stdout
-            .contains("build-{t} `t`: 2 values from the lines of `targets.txt` (alpha, beta)"),
-        "{}",
-        validate.stdout
-    );
+    let validated = validate(&repo, &plan);
+    validated.assert_code(0);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("lines_matrix_validate", redact(&validated.stdout, &repo));
+    });
     repo.run_plan(&plan, &["--name", "l"]).assert_code(0);
     assert_eq!(repo.show("swarm/l", "beta.txt").trim(), "beta");
 
-    for (matrix, says) in [
-        (
-            "{ glob = \"nothing/*.py\" }",
-            "matrix key `f` has no values: matches no file git tracks at `HEAD`",
-        ),
-        (
-            "{ glob = \"tests/[\" }",
-            "matrix key `f`: `tests/[` is not a glob",
-        ),
-        (
-            "{ lines = \"missing.txt\" }",
-            "matrix key `f` cannot read its values: read",
-        ),
-        (
-            "{ glob = \"*\", lines = \"targets.txt\" }",
-            "it needs exactly one of `glob` or `lines`",
-        ),
-        ("{ files = \"x\" }", "unknown field `files`"),
+    // Each plan's errors, one after the other, snapshotted together.
+    let mut errors = String::new();
+    for matrix in [
+        "{ glob = \"nothing/*.py\" }",
+        "{ glob = \"tests/[\" }",
+        "{ lines = \"missing.txt\" }",
+        "{ glob = \"*\", lines = \"targets.txt\" }",
+        "{ files = \"x\" }",
     ] {
         let bad = repo.plan(
             "bad.toml",
@@ -164,13 +139,9 @@ fn a_lines_matrix_reads_a_file_beside_the_plan_and_bad_sources_say_why() {
         );
         let out = repo.swarm(&["validate", bad.to_str().unwrap()]);
         out.assert_code(2);
-        assert!(out.stderr.contains(says), "{matrix}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("plans/bad.toml:"),
-            "{matrix}: {}",
-            out.stderr
-        );
+        errors.push_str(&format!("$ swarm validate bad.toml\n{}\n", out.stderr));
     }
+    insta::assert_snapshot!("bad_matrix_sources", redact(&errors, &repo));
 }
 
 /// The `[swarm]` of a sandboxed plan that runs `pytest` (the one of
@@ -515,29 +486,20 @@ fn a_shards_entries_reach_its_command_quoted_and_in_a_file_and_resume_runs_the_s
 #[test]
 fn a_sharded_task_says_what_it_lacks() {
     let repo = TestRepo::new();
-    for (task, says) in [
-        (
-            "id = \"s\"\nrun = \"true\"\nshards = 2\n",
-            "task `s` has `shards` but not a matrix of one key (its entries)",
-        ),
-        (
-            "id = \"s\"\nrun = \"echo {f}\"\nshards = 2\nmatrix = { f = [\"a\", \"b\"] }\n",
-            "`run` of sharded task `s` names `{f}`, but each of its tasks runs many",
-        ),
-        (
-            "id = \"s\"\nrun = \"true\"\nshards = \"many\"\nmatrix = { f = [\"a\"] }\n",
-            "`shards` of task `s` is a number of tasks (at least 1) or \"auto\"",
-        ),
-        (
-            "id = \"s-{f}\"\nrun = \"true\"\nshards = 2\nmatrix = { f = [\"a\"] }\n",
-            "the id of sharded task `s-{f}` has a placeholder",
-        ),
+    // Each plan's errors, one after the other, snapshotted together.
+    let mut errors = String::new();
+    for task in [
+        "id = \"s\"\nrun = \"true\"\nshards = 2\n",
+        "id = \"s\"\nrun = \"echo {f}\"\nshards = 2\nmatrix = { f = [\"a\", \"b\"] }\n",
+        "id = \"s\"\nrun = \"true\"\nshards = \"many\"\nmatrix = { f = [\"a\"] }\n",
+        "id = \"s-{f}\"\nrun = \"true\"\nshards = 2\nmatrix = { f = [\"a\"] }\n",
     ] {
         let plan = repo.plan("p.toml", &format!("{HEADER}[[task]]\n{task}"));
         let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
         out.assert_code(2);
-        assert!(out.stderr.contains(says), "{task}: {}", out.stderr);
+        errors.push_str(&format!("$ swarm validate p.toml\n{}\n", out.stderr));
     }
+    insta::assert_snapshot!("sharded_task_errors", redact(&errors, &repo));
 }
 
 #[test]

@@ -71,18 +71,25 @@ fn the_live_view_shows_running_tasks_and_clears_for_the_summary() {
 
     // While both run: the block names them, with their kind and time, and
     // counts what is left.
+    let mut screen = String::new();
     wait_until("the live view to show both tasks running", || {
-        let screen = tmux.screen();
+        screen = tmux.screen();
         screen.contains("2 running, 1 queued, 0/3 done (0 failed), critical path left 2")
             && screen.contains("> slow-a")
             && screen.contains("> slow-b")
     });
-    let screen = tmux.screen();
-    let row = screen.lines().find(|l| l.contains("> slow-a")).unwrap();
-    assert!(
-        row.contains("command") && row.trim_end().ends_with('s'),
-        "{row:?}"
-    );
+    // The block: its line of counts, then a row per running task (in the
+    // order they started: the order of the plan) with its kind and time.
+    let block: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.starts_with("  -- "))
+        .take_while(|l| l.starts_with("  -- ") || l.starts_with("  > "))
+        .map(str::trim_end)
+        .collect();
+    let mut settings = snapshot_settings();
+    // The rows' times: `{:>7.1}s`, under three seconds here.
+    settings.add_filter(r"(?m)\b\d\.\ds$", "[T]s");
+    settings.bind(|| insta::assert_snapshot!("running_block", block.join("\n")));
     // Time moves on in place: the block is redrawn, not repeated.
     std::thread::sleep(Duration::from_millis(1200));
     let later = tmux.screen();
@@ -90,7 +97,14 @@ fn the_live_view_shows_running_tasks_and_clears_for_the_summary() {
 
     wait_until("the run to end", || tmux.screen().contains("EXITED 0"));
     let end = tmux.screen();
-    assert!(end.contains("run live: succeeded"), "{end}");
+    // What is left at the bottom of the screen: the summary, no block.
+    let at = end
+        .find("run live: succeeded")
+        .unwrap_or_else(|| panic!("no summary on screen:\n{end}"));
+    let summary = end[at..].trim_end();
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("summary_on_a_terminal", redact(summary, &repo));
+    });
     assert!(
         !end.contains(" running, "),
         "the block was left on screen:\n{end}"

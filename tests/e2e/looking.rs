@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{TestRepo, snapshot_settings, task};
+use crate::support::{TestRepo, redact, snapshot_settings, task};
 
 /// A task whose output tries to run script in the page and to break out
 /// of the element it is shown in.
@@ -366,13 +366,109 @@ fn a_resumed_runs_page_marks_the_interruption_and_counts_its_gap() {
     repo.swarm(&["report", "r", "--html", page.to_str().unwrap()])
         .assert_code(0);
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(
-        html.contains("(interrupted once, resumed; the gap included)"),
-        "no interruption said"
-    );
+    // Its words: the interruption said next to the wall time.
+    page_settings().bind(|| {
+        insta::assert_snapshot!("resumed_page_text", redact(&page_text(&html), &repo));
+    });
     assert_eq!(
         html.matches("<line class=\"resumed\"").count(),
         1,
         "no resume marked"
+    );
+}
+
+/// The words of a run's page, as a reader sees them: no style, no
+/// drawings (the graph's and the timeline's SVG), one line per block
+/// (heading, paragraph, table row, list item), entities decoded.
+fn page_text(html: &str) -> String {
+    let re = |pattern: &str| regex::Regex::new(pattern).unwrap();
+    let text = re(r"(?s)<style.*?</style>").replace_all(html, "");
+    let text = re(r"(?s)<svg.*?</svg>").replace_all(&text, "");
+    let text =
+        re(r"(?i)<br ?/?>|</(p|div|tr|h[1-6]|li|section|table|pre|dt|dd|header|title|summary)>")
+            .replace_all(&text, "\n");
+    let text = re(r"<[^>]+>").replace_all(&text, " ");
+    let text = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    text.lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// The snapshot filters, and the page's own ways of saying a time
+/// (`14 ms`, `1.2 s`, `2m 05s`) and a ratio of times.
+fn page_settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"\b\d+ ms\b", "[T]");
+    settings.add_filter(r"\b\d+\.\d s\b", "[T]");
+    settings.add_filter(r"\b\d+m \d\ds\b", "[T]");
+    settings.add_filter(r"\b\d+\.\dx the wall time", "[X]x the wall time");
+    settings
+}
+
+/// A run's page says in words what the run did: its state, plan, base and
+/// branch, counts, times, each task's status, attempts, files and the end
+/// of a failed task's output, and an experiment's ranking. One task at a
+/// time, so that the slots used and every order are the same on every
+/// run; `swarm report --html` writes the same page afterwards.
+#[test]
+fn a_runs_page_says_what_happened_in_words() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "words.toml",
+        r#"[swarm]
+name = "words"
+on_failure = "continue"
+concurrency = 1
+
+[[task]]
+id = "good"
+creates = ["good.txt"]
+run = "echo ok > good.txt"
+verify = "grep -q ok good.txt"
+
+[[task]]
+id = "bad"
+creates = ["bad.txt"]
+run = "echo 'something went wrong' >&2; exit 3"
+
+[[task]]
+id = "after"
+deps = ["good"]
+creates = ["after.txt"]
+run = "echo after > after.txt"
+
+[[task]]
+id = "pick"
+creates = ["pick.txt"]
+variants = 2
+run = "echo {variant} > pick.txt"
+score = "cat pick.txt"
+pick = "max"
+"#,
+    );
+    let page = repo.outside().join("words.html");
+    repo.run_plan(&plan, &["--html", page.to_str().unwrap()])
+        .assert_code(1);
+    let text = page_text(&std::fs::read_to_string(&page).unwrap());
+    page_settings().bind(|| {
+        insta::assert_snapshot!("page_text", redact(&text, &repo));
+    });
+    let again = repo.outside().join("again.html");
+    repo.swarm(&["report", "words", "--html", again.to_str().unwrap()])
+        .assert_code(0);
+    let again = page_text(&std::fs::read_to_string(&again).unwrap());
+    // Times are the journal's, read again: the same page but for them.
+    let times = regex::Regex::new(r"\d+(\.\d+)? ?(ms|s)\b|\d+\.\dx").unwrap();
+    assert_eq!(
+        times.replace_all(&again, "T"),
+        times.replace_all(&text, "T")
     );
 }

@@ -19,6 +19,7 @@ mod experiments;
 mod faults;
 mod gateway_complete;
 mod git_maintenance;
+mod help;
 mod hostile_task;
 mod launcher;
 mod live;

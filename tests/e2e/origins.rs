@@ -379,8 +379,9 @@ async fn a_client_names_no_other_repository_and_passes_no_flag() {
 fn a_repository_configuration_needs_trust_for_a_keyless_endpoint_or_a_program() {
     let service = HostService::start();
     let secret = "/etc/hostname";
-    for (config, key) in [
+    for (name, config, key) in [
         (
+            "refused_keyless_endpoint",
             format!(
                 "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\nbase_url = \"{}\"\napi_key_env = \"\"\n",
                 service.url()
@@ -388,10 +389,12 @@ fn a_repository_configuration_needs_trust_for_a_keyless_endpoint_or_a_program() 
             "[models.default] `base_url`",
         ),
         (
+            "refused_agent_command",
             "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[agents.kit]\nkind = \"command\"\ncommand = [\"/opt/kit/tool\", \"{prompt}\"]\n\n[defaults]\nagent = \"kit\"\n".to_string(),
             "[agents.kit] `command`",
         ),
         (
+            "refused_output_schema",
             format!(
                 "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[defaults]\noutput_schema = \"{secret}\"\n"
             ),
@@ -414,6 +417,14 @@ fn a_repository_configuration_needs_trust_for_a_keyless_endpoint_or_a_program() 
             );
             assert!(run.stderr.contains("swarm trust"), "{}", run.stderr);
         }
+        // What `swarm plan` says (`run --goal` says the same).
+        let run = repo.swarm(&["plan", "do it"]);
+        assert_eq!(
+            run.stderr,
+            repo.swarm(&["run", "--goal", "do it", "--dry-run"]).stderr
+        );
+        crate::support::snapshot_settings()
+            .bind(|| insta::assert_snapshot!(name, crate::support::redact(&run.stderr, &repo)));
     }
     assert!(!service.was_reached(), "the host service was reached");
 }

@@ -158,21 +158,13 @@ fn runs_lists_every_run_newest_first_with_its_state_counts_and_branch() {
         "{}",
         with_ghost.stdout
     );
-    assert!(
-        with_ghost
-            .stderr
-            .contains("warning: run ghost: its journal is empty"),
-        "{}",
-        with_ghost.stderr
-    );
+    insta::assert_snapshot!("runs_empty_journal", redact(&with_ghost.stderr, &repo));
 
     // The same decision as `swarm status`.
     let status = repo.swarm(&["status", "fourth"]);
-    assert!(
-        status.stdout.contains("run fourth: interrupted"),
-        "{}",
-        status.stdout
-    );
+    crate::support::snapshot_settings().bind(|| {
+        insta::assert_snapshot!("status_interrupted_run", redact(&status.stdout, &repo));
+    });
     let _ = task;
 }
 
@@ -320,7 +312,8 @@ fn a_run_of_read_only_tasks_creates_no_branch() {
         "ro.toml",
         "[[task]]\nid = \"check\"\nisolation = \"readonly\"\nrun = \"test -f README.md\"\n\n[[task]]\nid = \"lint\"\nisolation = \"readonly\"\ndeps = [\"check\"]\nrun = \"grep -q test README.md\"\n",
     );
-    let run = repo.swarm(&["run", &p, "--name", "ro"]);
+    // `-j 2`: the header says how many at once (else the CPU count).
+    let run = repo.swarm(&["run", &p, "--name", "ro", "-j", "2"]);
     run.assert_code(0);
     assert!(!repo.has_rev("refs/heads/swarm/ro"));
     let status = repo.swarm(&["status", "ro"]);
@@ -380,13 +373,7 @@ fn run_only_runs_the_named_tasks_and_their_dependencies() {
     // An unknown id is invalid input, with a suggestion; nothing starts.
     let bad = repo.swarm(&["run", &p, "--name", "bad", "--only", "ok,aftr"]);
     bad.assert_code(2);
-    assert!(
-        bad.stderr.contains(
-            "error: failed to select task `aftr`: the plan has no such task (did you mean `after`?)"
-        ),
-        "{}",
-        bad.stderr
-    );
+    insta::assert_snapshot!("only_unknown_task", redact(&bad.stderr, &repo));
     assert!(!repo.path().join(".swarm/runs/bad").exists());
 
     // Resuming such a run runs its own tasks, not the whole plan's.
@@ -442,13 +429,23 @@ fn resume_retry_failed_reruns_failed_tasks_and_what_they_blocked_in_the_same_run
 
     // The cause is fixed; only `flaky` is retried (`other` still fails).
     std::fs::write(&fixed, "").unwrap();
-    let again = repo.swarm(&["resume", "r", "--retry-failed", "--only", "flaky"]);
+    // `-j 2`: the header says how many at once (else the CPU count).
+    let again = repo.swarm(&[
+        "resume",
+        "r",
+        "--retry-failed",
+        "--only",
+        "flaky",
+        "-j",
+        "2",
+    ]);
     again.assert_code(1);
-    assert!(
-        again.stderr.contains("1 failed task retried: flaky"),
-        "{}",
-        again.stderr
-    );
+    crate::support::snapshot_settings().bind(|| {
+        insta::assert_snapshot!(
+            "retry_failed_only",
+            redact(&crate::support::stable_stderr(&again.stderr), &repo)
+        );
+    });
     let report = repo.report();
     assert_eq!(task(&report, "flaky")["status"], "merged");
     assert_eq!(task(&report, "flaky")["attempts"], 2);
@@ -577,13 +574,9 @@ fn resolve_records_a_conflict_merged_by_hand_and_resume_runs_its_dependents_from
     assert_eq!(last["integration_commit"], merged_tip.as_str());
     assert_eq!(task(&repo.report(), "right")["status"], "merged");
     let status = repo.swarm(&["status", "c"]);
-    assert!(
-        status
-            .stdout
-            .contains("  `swarm resume c` runs what a resolved conflict blocked: after\n"),
-        "{}",
-        status.stdout
-    );
+    crate::support::snapshot_settings().bind(|| {
+        insta::assert_snapshot!("status_after_resolve", redact(&status.stdout, &repo));
+    });
     // Twice is refused: it is merged now.
     repo.swarm(&["resolve", "c", "right"]).assert_code(2);
 

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::support::model::{MockModel, Options, Reply, Wire};
-use crate::support::{Run, TestRepo};
+use crate::support::{Run, TestRepo, redact, snapshot_settings};
 
 const SECRET: &str = "sk-host-SECRET-do-not-send-0123456789";
 
@@ -91,6 +91,9 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
         5,
         "`api_key_env` needs trust: it reads $SOME_SECRET",
     );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("refused_endpoint_and_key", redact(&refused.stderr, &repo))
+    });
     assert!(mock.calls().is_empty(), "the endpoint was reached");
     assert!(!repo.path().join("plan.toml").exists());
 
@@ -98,18 +101,15 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     repo.write("swarm.toml", &hostile_models(&mock, ""));
     let refused = swarm(&repo, &["plan", "Do the thing"], &env);
     assert_refused_at(&refused, 4, "sends $ANTHROPIC_API_KEY to 127.0.0.1");
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("refused_endpoint", redact(&refused.stderr, &repo)));
     assert!(mock.calls().is_empty(), "the endpoint was reached");
 
     // Trusted, this content plans against that endpoint, with that key.
     let trusted = swarm(&repo, &["trust"], &env);
     trusted.assert_code(0);
-    assert!(
-        trusted
-            .stdout
-            .contains(&format!("$ANTHROPIC_API_KEY -> {}", mock.addr())),
-        "{}",
-        trusted.stdout
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("trust_endpoint", redact(&trusted.stdout, &repo)));
     assert!(!trusted.stdout.contains(SECRET));
     let records = repo.home().join(".config/swarm/trusted");
     assert_eq!(std::fs::read_dir(&records).unwrap().count(), 1);
@@ -130,7 +130,7 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     // --trust: this invocation only, nothing remembered.
     let once = swarm(&repo, &["plan", "Do the thing", "--force", "--trust"], &env);
     once.assert_code(0);
-    assert!(once.stderr.contains("note: --trust"), "{}", once.stderr);
+    snapshot_settings().bind(|| insta::assert_snapshot!("trust_once", redact(&once.stderr, &repo)));
     assert_eq!(mock.calls().len(), 2);
     let refused = swarm(&repo, &["plan", "Do the thing", "--force"], &env);
     assert_refused_at(&refused, 4, "base_url");
@@ -142,11 +142,8 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     assert_eq!(mock.calls().len(), 3);
     let revoked = swarm(&repo, &["trust", "--revoke"], &env);
     revoked.assert_code(0);
-    assert!(
-        revoked.stdout.contains("no longer trusted"),
-        "{}",
-        revoked.stdout
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("trust_revoked", redact(&revoked.stdout, &repo)));
     let refused = swarm(&repo, &["plan", "Do the thing", "--force"], &env);
     assert_refused_at(&refused, 4, "base_url");
     assert_eq!(mock.calls().len(), 3);
@@ -197,6 +194,9 @@ fn a_repository_s_keyless_endpoint_needs_trust() {
     repo.commit_all("a local model");
     let refused = swarm(&repo, &["plan", "Do the thing"], &[]);
     assert_refused_at(&refused, 4, "base_url");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("refused_keyless_endpoint", redact(&refused.stderr, &repo))
+    });
     assert!(mock.calls().is_empty());
     // Trusted, it is used.
     repo.swarm(&["trust"]).assert_code(0);
@@ -231,6 +231,8 @@ fn a_repository_config_cannot_turn_the_sandbox_off() {
 
     let run = swarm(&repo, &["run", "--goal", "Do the thing"], &[]);
     assert_refused_at(&run, 2, "sandbox = \"none\"");
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("refused_sandbox_off", redact(&run.stderr, &repo)));
     assert!(mock.calls().is_empty(), "the planner was asked");
     assert!(!marker.exists(), "the repository's verify ran on the host");
     assert!(!repo.path().join(".swarm/runs").exists());
@@ -277,48 +279,31 @@ run = "true"
     );
     let name = plan.display().to_string();
     let env = [("SOME_SECRET", SECRET)];
-    let validate = swarm(&repo, &["validate", &name], &env);
+    // Only git in PATH: no toolchain of this machine's in what it says.
+    let mut cmd = repo.swarm_cmd(&["validate", &name]);
+    cmd.envs(env);
+    crate::sandbox::only_git_in_path(&repo, &mut cmd);
+    let validate: Run = cmd.output().unwrap().into();
     validate.assert_code(0);
-    for line in [
-        format!("weakens           {name}:2: [swarm] sandbox = \"none\": runs tasks unconfined"),
-        format!(
-            "weakens           {name}:5: [defaults] network = \"full\": gives tasks the host's network"
-        ),
-        format!(
-            "weakens           {name}:10: [models.default] base_url = \"http://127.0.0.1:9\": sends $SOME_SECRET to 127.0.0.1:9"
-        ),
-        format!("weakens           {name}:11: [models.default] api_key_env = \"SOME_SECRET\""),
-        "model key         `default`: $SOME_SECRET -> 127.0.0.1:9 (not the provider's own)"
-            .to_string(),
-        "model key         `plain`: $ANTHROPIC_API_KEY -> api.anthropic.com\n".to_string(),
-    ] {
-        assert!(
-            validate.stdout.contains(&line),
-            "{line}\n{}",
-            validate.stdout
-        );
-    }
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("validate_weakens", redact(&validate.stdout, &repo)));
     assert!(!validate.stdout.contains(SECRET));
 
     let run = swarm(&repo, &["run", &name], &env);
     run.assert_code(0);
-    assert!(
-        run.stderr
-            .contains("warning: the plan grants more than swarm's defaults:\n"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains(&format!("  {name}:5: [defaults] network = \"full\"")),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("sends $SOME_SECRET to 127.0.0.1:9"),
-        "{}",
-        run.stderr
-    );
+    // The run's header: the warning and its indented lines.
+    let at = run
+        .stderr
+        .find("warning: the plan grants more than swarm's defaults:\n")
+        .unwrap_or_else(|| panic!("no warning in:\n{}", run.stderr));
+    let header: Vec<&str> = run.stderr[at..]
+        .lines()
+        .enumerate()
+        .take_while(|(i, line)| *i == 0 || line.starts_with("  "))
+        .map(|(_, line)| line)
+        .collect();
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!("run_grants_more", redact(&header.join("\n"), &repo)));
     // --sandbox landlock overrides the plan: not said to be unconfined.
     let run = swarm(
         &repo,
@@ -404,6 +389,9 @@ fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
         5,
         "[cleanup] `run` needs trust: it runs a command in every task's worktree",
     );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("refused_setup_and_cleanup", redact(&refused.stderr, &repo))
+    });
     // Nothing was planned, no worktree made, no setup run.
     assert!(!repo.path().join(".swarm/runs").exists(), "{refused:?}");
     assert!(!repo.worktree_root().exists(), "{refused:?}");
@@ -419,12 +407,9 @@ fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
 
     let trusted = repo.swarm(&["trust"]);
     trusted.assert_code(0);
-    for line in [
-        "weakens  swarm.toml:2: [setup] run = \"echo prepared by setup > from-setup.txt\"",
-        "weakens  swarm.toml:5: [cleanup] run = \"echo cleaned $SWARM_TASK\"",
-    ] {
-        assert!(trusted.stdout.contains(line), "{line}\n{}", trusted.stdout);
-    }
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!("trust_setup_and_cleanup", redact(&trusted.stdout, &repo))
+    });
 
     let run = repo.swarm(&goal);
     run.assert_code(0);
