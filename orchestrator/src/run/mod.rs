@@ -6,6 +6,7 @@ mod dispatch;
 mod executor;
 mod experiment;
 pub mod land;
+pub mod landing;
 mod local;
 mod lock;
 mod lost_branch;
