@@ -150,7 +150,7 @@ the same 4 worktrees edited and tested again.
 | by hand: 4 \`git worktree\`s, \`cargo test\` in each | $h_first s | $h_second s |
 
 swarm's second run took ${vs_hand}x the time of the same worktrees kept by hand. Each
-task's worktree is kept at one path between runs ([Warm worktrees](README.md#warm-worktrees))
+task's worktree is kept at one path between runs ([Warm worktrees](book/src/toolchains.md#warm-worktrees))
 and brought to the new base by git, which leaves unchanged files' modification times
 alone: cargo (modification times) and rustc's incremental cache (source paths) see the
 worktree a person keeps, and rebuild only the module the task touched. Its second run was

@@ -1,4 +1,4 @@
-//! The exit codes of `swarm`, in one place. Documented in the README; a
+//! The exit codes of `swarm`, in one place. Documented in the manual (book/src/commands.md, "Exit codes"); a
 //! change here is a breaking change for every CI script that calls swarm.
 
 /// Every task succeeded and was merged.

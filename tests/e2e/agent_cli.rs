@@ -621,7 +621,7 @@ verify = "test -s done.txt"
     assert_eq!(repo.git(&["show", "swarm/plan:done.txt"]).trim(), "done");
 }
 
-/// A CLI swarm has no adapter for, as README shows it: opencode (from the
+/// A CLI swarm has no adapter for, as the manual shows it: opencode (from the
 /// npm registry) as a `command` agent, its provider pointed at the
 /// variable swarm fills in.
 #[test]

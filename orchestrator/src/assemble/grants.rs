@@ -55,7 +55,7 @@ pub fn read_paths(plan: &Plan, host: &HostEnv) -> Result<ReadPaths, Box<PlanErro
                 ),
                 entry.span.clone(),
                 "not shown",
-                "a sandboxed task's /etc and /dev hold only swarm's own subset (see README, Sandbox); copy what the task needs into the repository or a directory of its own",
+                "a sandboxed task's /etc and /dev hold only swarm's own subset (see the manual: Sandbox and threat model); copy what the task needs into the repository or a directory of its own",
             ));
         }
         read_only.push(path);

@@ -75,7 +75,7 @@ impl Table {
         }
     }
 
-    /// How the README names the table.
+    /// How the manual names the table.
     pub fn shown(self) -> &'static str {
         match self {
             Table::Plan => "(top level)",
@@ -682,7 +682,7 @@ pub enum Subtask {
 }
 
 /// One task key's rule for subtasks, with the reason shown in the
-/// README's table.
+/// manual's table (book/src/sandbox.md).
 #[derive(Debug, Clone, Copy)]
 pub struct SubtaskRule {
     pub key: &'static str,
@@ -695,7 +695,7 @@ const fn sub(key: &'static str, rule: Subtask, why: &'static str) -> SubtaskRule
 }
 
 /// The rule of every `[[task]]` key for a subtask request or a replan's
-/// fix (in the order of the README's table). What is not a task key
+/// fix (in the order of the manual's table). What is not a task key
 /// cannot be asked for at all: a request holds `[[task]]` tables only.
 pub const SUBTASK: &[SubtaskRule] = &[
     sub(
@@ -991,11 +991,12 @@ mod tests {
         assert_eq!(SUBTASK.len(), ruled.len(), "a key has two rules");
     }
 
-    /// The README's tables list every subtask rule, and every key an
-    /// untrusted plan may not set freely.
+    /// The manual's tables (its "Sandbox and threat model" chapter) list
+    /// every subtask rule, and every key an untrusted plan may not set
+    /// freely.
     #[test]
-    fn the_readme_lists_every_rule() {
-        let readme = include_str!("../../../../README.md");
+    fn the_book_lists_every_rule() {
+        let readme = include_str!("../../../../book/src/sandbox.md");
         for k in SUBTASK {
             let rule = match k.rule {
                 Subtask::Narrows => "may only narrow",
@@ -1003,7 +1004,10 @@ mod tests {
                 Subtask::Refused => "refused",
             };
             let row = format!("| `{}` | {rule} |", k.key);
-            assert!(readme.contains(&row), "README lacks the row `{row}`");
+            assert!(
+                readme.contains(&row),
+                "book/src/sandbox.md lacks the row `{row}`"
+            );
         }
         for r in PLAN {
             let what = match r.may {
@@ -1013,7 +1017,10 @@ mod tests {
                 Trust => "needs trust",
             };
             let row = format!("| `{}` `{}` | {what} |", r.table.shown(), r.key);
-            assert!(readme.contains(&row), "README lacks the row `{row}`");
+            assert!(
+                readme.contains(&row),
+                "book/src/sandbox.md lacks the row `{row}`"
+            );
         }
     }
 }

@@ -25,7 +25,7 @@ pub(crate) fn cmd_resolve(cwd: &Path, args: ResolveArgs) -> Result<i32, Failure>
     resolve(cwd, &args.run, &args.task)
 }
 
-/// The steps shown in `swarm resolve --help`, the README and the summary
+/// The steps shown in `swarm resolve --help`, the manual and the summary
 /// of a run with a conflict.
 pub const STEPS: &str = "\
 After a conflict, merge the task's result into the integration branch yourself:
