@@ -2,6 +2,7 @@
 //! changed), then the dispatcher, which owns all run state and drives task
 //! workers, merges, the journal and the report from one loop.
 
+mod blocking;
 mod dispatch;
 mod executor;
 mod experiment;

@@ -19,7 +19,7 @@ use super::Dispatcher;
 use super::slots::Slot;
 use crate::git::{GitError, merge_results, refs};
 use crate::plan::Task;
-use crate::run::local::task::blocking;
+use crate::run::blocking::blocking;
 
 /// How merging a subtree onto its parent went: the merged commit, or the
 /// files where the children's results conflict.

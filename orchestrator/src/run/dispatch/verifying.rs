@@ -551,7 +551,7 @@ impl Dispatcher<'_> {
         v.rebuilding = true;
         v.culprit = None;
         v.jobs.spawn(async move {
-            let rebuilt = crate::run::local::task::blocking(move || {
+            let rebuilt = crate::run::blocking::blocking(move || {
                 rebuild(&repo, onto, &removed, &later, squash, &run)
             })
             .await;

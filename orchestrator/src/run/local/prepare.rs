@@ -29,9 +29,10 @@ use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
 use super::attempt::{Phase, run_attempt};
-use super::task::{Ctx, blocking};
+use super::task::Ctx;
 use crate::git::{GitError, SnapshotLimits, State};
 use crate::plan::{Payload, Role, Setup, Task};
+use crate::run::blocking::blocking;
 
 /// A run's `[setup]`, and the setups it keeps.
 #[derive(Debug)]

@@ -24,6 +24,7 @@ use crate::git::{
 };
 use crate::layout::verify_log_paths;
 use crate::plan::Task;
+use crate::run::blocking::blocking;
 use crate::run::executor::{ExecEvent, Launch};
 
 /// What every task of a run shares.
@@ -166,18 +167,6 @@ pub(crate) async fn execute(
             tmp_removed: false,
         },
     }
-}
-
-/// Runs git work `f` on the blocking pool.
-pub(in crate::run) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
-) -> Result<T, GitError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(GitError::Cli {
-            action: "run a git job".into(),
-            message: e.to_string(),
-        })
-    })
 }
 
 async fn execute_inner(

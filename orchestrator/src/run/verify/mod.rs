@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use super::{Prepared, RunError, SandboxSettings};
 use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
 use crate::plan::RunVerify;
-use crate::run::local::task::blocking;
+use crate::run::blocking::blocking;
 use crate::worktree_home::WorktreeHome;
 
 /// What stands in for a task id in the paths of the verify's logs, tmp
