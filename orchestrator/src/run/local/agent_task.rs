@@ -15,7 +15,8 @@ use swarm_sandbox::Stop;
 use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
-use super::task::Ctx;
+use super::ctx::Ctx;
+use super::describe::describe_outcome;
 use crate::gateway::{Gateway, Session, Verdict, Verifier};
 use crate::plan::{AgentTask, Task};
 
@@ -330,7 +331,7 @@ pub(crate) async fn run_verify(
 /// verify printed (the ends of its stdout and stderr) and how it ended
 /// only.
 pub(crate) fn feedback(out: &str, err: &str, outcome: &AttemptOutcome) -> String {
-    format!("{out}{err}\n[verify: {}]", describe(outcome))
+    format!("{out}{err}\n[verify: {}]", describe_outcome(outcome))
 }
 
 /// Where a verify's output stream goes before it joins `log`.
@@ -381,33 +382,6 @@ impl Verifier for VerifyRunner {
                 Some(feedback) => Verdict::Failed { feedback },
             }
         })
-    }
-}
-
-/// Why an agent attempt did not succeed, in a few words.
-pub(crate) fn describe_failure(report: &AgentReport) -> Option<String> {
-    let detail = report.detail.clone().unwrap_or_default();
-    Some(match report.outcome {
-        AgentOutcome::Finished => return None,
-        AgentOutcome::MaxTurns => format!("the agent stopped: {detail}"),
-        AgentOutcome::Budget => format!("the agent's budget ran out: {detail}"),
-        AgentOutcome::ModelError => detail,
-        AgentOutcome::VerifyFailed => detail,
-        AgentOutcome::Crashed => format!("the agent failed: {detail}"),
-        AgentOutcome::McpFailed => detail,
-        AgentOutcome::Cancelled => "cancelled".into(),
-    })
-}
-
-pub(crate) fn describe(outcome: &AttemptOutcome) -> String {
-    match outcome {
-        AttemptOutcome::Exited { code } => format!("exited with code {code}"),
-        AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
-        AttemptOutcome::TimedOut => "timed out".into(),
-        AttemptOutcome::Cancelled => "cancelled".into(),
-        AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
-        AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),
-        AttemptOutcome::OutOfMemory { .. } => "killed: out of memory".into(),
     }
 }
 

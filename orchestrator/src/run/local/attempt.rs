@@ -13,8 +13,9 @@ use swarm_worker::wasm::WasmSpec;
 use swarm_worker::{CommandSpec, Sandboxed};
 use tokio::sync::watch;
 
+use super::ctx::Ctx;
+use super::describe::{Verify, did_its_work};
 use super::egress::Egress;
-use super::task::Ctx;
 use crate::git::write_view;
 use crate::layout::{log_paths, verify_log_paths};
 use crate::plan::{AgentTask, Payload, Task, TaskNetwork, WasmTask};
@@ -108,18 +109,6 @@ impl Ran {
     fn passed(&self) -> bool {
         did_its_work(&self.outcome, self.verify.as_ref(), self.agent.as_ref())
     }
-}
-
-/// Whether an attempt did its work: it ran to success, its `verify` did
-/// not fail and an agent finished.
-pub(crate) fn did_its_work(
-    outcome: &AttemptOutcome,
-    verify: Option<&Verify>,
-    agent: Option<&AgentReport>,
-) -> bool {
-    outcome.is_success()
-        && !matches!(verify, Some(Verify::Failed(_)))
-        && agent.is_none_or(|r| r.outcome == swarm_protocol::agent::AgentOutcome::Finished)
 }
 
 /// The command (or the agent, or the WASM program), then `verify` if it
@@ -220,7 +209,7 @@ struct Setup {
     /// The process to start: script, environment, logs, sandbox, limits.
     spec: CommandSpec,
     /// The attempt's own cgroup, for a task with limits.
-    cgroup: Option<super::cgroup::TaskCgroup>,
+    cgroup: Option<crate::run::cgroup::TaskCgroup>,
     /// What the sandbox's unprivileged user owns while the attempt runs
     /// (as root only).
     owned: Vec<PathBuf>,
@@ -474,7 +463,7 @@ fn attempt_env(
 /// removing one costs about a millisecond in the kernel, which doubled the
 /// cost of a no-op task. Unconfined tasks without limits share the run's
 /// (`Ctx::unconfined`), which holds whatever they start.
-fn task_cgroup(ctx: &Ctx, task: &Task, attempt: u32) -> Option<super::cgroup::TaskCgroup> {
+fn task_cgroup(ctx: &Ctx, task: &Task, attempt: u32) -> Option<crate::run::cgroup::TaskCgroup> {
     let limited = task.memory.is_some() || task.processes.is_some();
     match &ctx.cgroups {
         Some(cgroups) if limited && !in_process(&task.payload) => {
@@ -658,7 +647,7 @@ async fn run_in(
     workdir: &std::path::Path,
     own: Option<(Oid, &std::path::Path)>,
     spec: CommandSpec,
-    cgroup: Option<&super::cgroup::TaskCgroup>,
+    cgroup: Option<&crate::run::cgroup::TaskCgroup>,
     egress: Option<&Arc<Egress>>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Ran {
@@ -726,7 +715,7 @@ async fn run_in(
             if c.oom_kills() > oom_kills.unwrap_or(0) {
                 scored.value = None;
                 scored.error = Some(
-                    super::task::describe_failure(
+                    super::describe::describe_failure(
                         &AttemptOutcome::OutOfMemory { limit: task.memory },
                         None,
                         task,
@@ -784,15 +773,6 @@ async fn change_owners(paths: Vec<PathBuf>, give: bool) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("failed to {e}"))
-}
-
-/// How an attempt's `verify` went, when it ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verify {
-    Passed,
-    /// How the verify command ended; `None` for an agent's verify, whose
-    /// rounds are in its transcript.
-    Failed(Option<AttemptOutcome>),
 }
 
 /// The agent (`agent`, the task's payload if it is an agent task), or the

@@ -24,8 +24,8 @@ use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
 use super::agent_task::{AgentAttempt, budget_groups, file_len, run_verify};
+use super::ctx::Ctx;
 use super::served::{Ports, run_serving};
-use super::task::Ctx;
 use crate::gateway::door::{Door, DoorSettings, Refused, new_token};
 use crate::plan::agents::CliKind;
 use crate::plan::{AgentTask, Task};
@@ -224,7 +224,7 @@ pub(crate) async fn run(
                 (None, AttemptOutcome::Exited { code }) if !events.done && *code == 0 => {
                     "the program ended without its result".into()
                 }
-                (None, o) => super::agent_task::describe(o),
+                (None, o) => super::describe::describe_outcome(o),
             };
             let why = if events.subtype.as_deref() == Some("error_max_turns") {
                 AgentOutcome::MaxTurns

@@ -4,8 +4,9 @@
 
 pub(crate) mod agent_task;
 pub(crate) mod attempt;
-pub(crate) mod cgroup;
 pub(crate) mod cli_agent;
+pub(crate) mod ctx;
+pub(crate) mod describe;
 pub(crate) mod egress;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
@@ -28,7 +29,8 @@ use swarm_sandbox::Stop;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use self::task::{Ctx, Done};
+use self::ctx::Ctx;
+use self::task::Done;
 use crate::git::{GitError, Worktrees};
 use crate::plan::Task;
 use crate::run::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
@@ -140,7 +142,7 @@ impl LocalExecutor {
             .any(|t| processes(t) && (t.memory.is_some() || t.processes.is_some()));
         let unconfined = options.sandbox.is_none() && tasks.all().iter().any(|t| processes(t));
         let cgroups = (limited || unconfined)
-            .then(|| self::cgroup::Cgroups::new(&prepared.run))
+            .then(|| crate::run::cgroup::Cgroups::new(&prepared.run))
             .flatten();
         let shared = match (&cgroups, unconfined) {
             (Some(cgroups), true) => cgroups
@@ -193,7 +195,7 @@ impl LocalExecutor {
             ),
             cleanup: prepared.plan.cleanup.clone(),
             setups: match &prepared.plan.setup {
-                Some(setup) => Some(prepare::Setups::new(
+                Some(setup) => Some(ctx::Setups::new(
                     setup.clone(),
                     home.setup_dir()?,
                     prepared.base_commit,
@@ -427,7 +429,7 @@ impl Executor for LocalExecutor {
             return;
         };
         // Not while the disk is short of space: the first task says so.
-        if task::short_of_space(&self.ctx).is_some() {
+        if ctx::short_of_space(&self.ctx).is_some() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -435,7 +437,7 @@ impl Executor for LocalExecutor {
         };
         let ctx = Arc::clone(&self.ctx);
         self.warming = Some(runtime.spawn(async move {
-            if let Err(e) = task::readonly_checkout(&ctx, base).await {
+            if let Err(e) = ctx::readonly_checkout(&ctx, base).await {
                 tracing::debug!(error = %e, "the read-only checkout is made by the first task that needs it");
             }
         }));
@@ -713,7 +715,7 @@ fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::
 pub(super) fn cache_dirs(
     prepared: &Prepared,
     home: &WorktreeHome,
-) -> Result<Vec<task::Cache>, RunError> {
+) -> Result<Vec<ctx::Cache>, RunError> {
     if prepared.options.sandbox.is_none() {
         return Ok(Vec::new());
     }
@@ -723,7 +725,7 @@ pub(super) fn cache_dirs(
         .caches
         .iter()
         .map(|c| {
-            Ok(task::Cache {
+            Ok(ctx::Cache {
                 var: c.var.clone(),
                 dir: home.cache_dir(&c.name, owner)?,
                 per_task: c.per_task,

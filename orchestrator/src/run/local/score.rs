@@ -21,7 +21,7 @@ use swarm_sandbox::{Policy, Stop};
 use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
-use super::task::Ctx;
+use super::ctx::Ctx;
 use crate::layout::score_log_paths;
 use crate::plan::{ScoreCommand, Task};
 

@@ -10,97 +10,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
-use git2::Oid;
-use swarm_protocol::agent::AgentReport;
 use swarm_protocol::{AttemptOutcome, Isolation, SkippedFile, TaskStatus};
 use swarm_sandbox::Stop;
-use tokio::sync::{OnceCell, mpsc, watch};
+use tokio::sync::watch;
 
-use super::attempt::{Phase, Ran, Verify, did_its_work, run_attempt};
+use super::attempt::{Phase, Ran, run_attempt};
+use super::ctx::{Ctx, readonly_checkout, short_of_space};
+use super::describe::{Verify, describe_result, did_its_work};
 use super::prepare::Prepared;
 use crate::git::{
     GitError, Repo, SnapshotLimits, Worktrees, leave_out, merge_results, refs, snapshot,
 };
-use crate::layout::verify_log_paths;
 use crate::plan::Task;
 use crate::run::blocking::blocking;
 use crate::run::executor::{ExecEvent, Launch};
-
-/// What every task of a run shares.
-#[derive(Debug)]
-pub(crate) struct Ctx {
-    pub repo: Repo,
-    pub worktrees: Worktrees,
-    pub run: String,
-    pub run_dir: PathBuf,
-    pub worktree_dir: PathBuf,
-    /// Build caches of sandboxed tasks.
-    pub caches: Vec<Cache>,
-    /// The plan's `[setup]` and the setups kept, if it has one.
-    pub setups: Option<super::prepare::Setups>,
-    /// The plan's `[cleanup]`, if it has one.
-    pub cleanup: Option<crate::plan::Cleanup>,
-    /// Where warm worktrees are kept, and how many of the run's tasks have
-    /// worktrees (see `Task::warm_by_default`).
-    pub warm: Option<(crate::run::warm::WarmDir, usize)>,
-    /// Whether the run resumes an interrupted one (whose warm worktrees it
-    /// may take over).
-    pub resumed: bool,
-    /// The files `.worktreeinclude` brings into each worktree.
-    pub included: Arc<crate::worktree_include::Included>,
-    pub tasks: crate::run::table::TaskTable,
-    pub grace: Duration,
-    pub sandbox: Option<crate::run::SandboxSettings>,
-    /// Starts unconfined commands (see `RunOptions::unconfined`).
-    pub unconfined_launcher: Option<swarm_sandbox::Launcher>,
-    /// The plan's `read_paths`, expanded.
-    pub read_paths: Vec<PathBuf>,
-    /// Runs the WASM tasks (when the plan has any).
-    pub wasm: Option<Arc<swarm_worker::wasm::WasmEngine>>,
-    pub gateway: Option<Arc<crate::gateway::Gateway>>,
-    pub agent_program: Option<PathBuf>,
-    /// The agent CLIs tasks use, by agent name.
-    pub agent_clis: std::collections::BTreeMap<String, crate::run::CliProgram>,
-    pub mcp_servers: std::collections::BTreeMap<String, crate::run::McpProgram>,
-    /// Variables holding API keys: never passed to an unconfined command.
-    pub secret_vars: Vec<String>,
-    /// Free bytes the worktrees' file system must keep.
-    pub min_free_space: u64,
-    /// The last reading of the free space, and when (see
-    /// [`short_of_space`]).
-    pub free_space: std::sync::Mutex<Option<(Instant, u64)>>,
-    /// The cgroup unconfined tasks without limits of their own share, so
-    /// that nothing they start (even outside their process groups) outlives
-    /// the run or its coordinator: dropping it (with the executor, when the
-    /// run ends) kills what is left in it. Before `cgroups`: dropped first.
-    pub unconfined: Option<super::cgroup::TaskCgroup>,
-    /// The run's cgroups, when the machine allows them.
-    pub cgroups: Option<super::cgroup::Cgroups>,
-    /// Shared read-only checkouts (and their git directories), by commit:
-    /// each made once, by the first task that needs it, while tasks on
-    /// other commits go on.
-    pub readonly: DashMap<Oid, Arc<OnceCell<(PathBuf, PathBuf)>>>,
-    /// The git views read-only tasks share, by the checkout's record:
-    /// every read-only task on one checkout is shown the same view
-    /// (read-only, as every view), so it is written once, not once per
-    /// task (see `attempt::readonly_view`).
-    pub readonly_views:
-        std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<swarm_sandbox::View>>>,
-    /// Where the task's events go (its executor).
-    pub events: mpsc::UnboundedSender<ExecEvent>,
-    /// Subtask requests of running attempts, checked as they come.
-    pub spawner: Arc<crate::run::spawn::Spawner>,
-}
-
-/// A build cache (see [`crate::run::BuildCache`]), its directory made.
-#[derive(Debug)]
-pub(crate) struct Cache {
-    pub var: String,
-    pub dir: PathBuf,
-    /// Each task gets `<dir>/<task>`, made when it first runs.
-    pub per_task: bool,
-}
 
 /// How a task ended, for its executor.
 #[derive(Debug)]
@@ -116,15 +39,6 @@ pub(crate) struct Done {
     pub withdrawn: bool,
     /// Its tmp was empty and is gone already.
     pub tmp_removed: bool,
-}
-
-impl Ctx {
-    /// Whether swarm writes a `.gitconfig` into each attempt's tmp (its
-    /// HOME): as root in a sandbox, where workers run as another user and
-    /// git must trust the checkouts (`attempt::trust_checkouts`).
-    pub(super) fn tmp_holds_gitconfig(&self) -> bool {
-        self.sandbox.is_some() && swarm_sandbox::worker_identity().is_some()
-    }
 }
 
 /// A task's part in the unconfined launcher's deck (see
@@ -874,165 +788,6 @@ fn append_to_log(ctx: &Ctx, task: &Task, attempt: u32, problems: &[String]) {
         for problem in problems {
             let _ = writeln!(log, "  {problem}");
         }
-    }
-}
-
-/// Why the disk is too full for another worktree, if it is: a task that
-/// would fill it fails before it starts instead.
-pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
-    if ctx.min_free_space == 0 {
-        return None;
-    }
-    // Looked at before every start (a task may fill the disk in moments),
-    // but not again within moments of a reading that left room for more
-    // than the minimum twice over: short tasks start hundreds a second,
-    // and a `statvfs` each walked the worktrees' path every time.
-    let now = Instant::now();
-    if let Ok(last) = ctx.free_space.lock()
-        && let Some((at, free)) = *last
-        && now.duration_since(at) < FREE_SPACE_FRESH
-        && free / 2 >= ctx.min_free_space
-    {
-        return None;
-    }
-    // The worktrees' file system, or the repository's while the
-    // worktrees' directory does not exist yet.
-    let (dir, stat) = [&ctx.worktree_dir, &ctx.repo.workdir]
-        .into_iter()
-        .find_map(|d| Some((d, nix::sys::statvfs::statvfs(d.as_path()).ok()?)))?;
-    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
-    if let Ok(mut last) = ctx.free_space.lock() {
-        *last = Some((now, free));
-    }
-    (free < ctx.min_free_space).then(|| {
-        format!(
-            "not started: {} free on the file system of {}, below min_free_space ({}); free some space (`swarm clean --all`) or lower min_free_space",
-            bytesize::ByteSize::b(free),
-            dir.display(),
-            bytesize::ByteSize::b(ctx.min_free_space)
-        )
-    })
-}
-
-/// How long a reading of the free space with room to spare stands for the
-/// next starts (see [`short_of_space`]).
-const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The shared checkout of `commit` for read-only tasks (and its record
-/// under `.git/worktrees/`), created once.
-pub(super) async fn readonly_checkout(
-    ctx: &Arc<Ctx>,
-    commit: Oid,
-) -> Result<(PathBuf, PathBuf), GitError> {
-    // The map's lock is held only to find the cell, never across the wait.
-    let cell = Arc::clone(ctx.readonly.entry(commit).or_default().value());
-    let made = cell
-        .get_or_try_init(|| async {
-            let path = ctx
-                .worktree_dir
-                .join(format!(".readonly-{}", &commit.to_string()[..12]));
-            let (c, p) = (Arc::clone(ctx), path.clone());
-            let admin = blocking(move || c.worktrees.create(&p, commit, &[])).await?;
-            Ok::<_, GitError>((path, admin))
-        })
-        .await?;
-    Ok(made.clone())
-}
-
-/// Why an attempt failed: how it ended (`describe_failure`) and what it
-/// wrote outside the task's paths (`outside`, which fails an attempt that
-/// otherwise succeeded).
-pub(crate) fn describe_result(
-    outcome: &AttemptOutcome,
-    verify: Option<&Verify>,
-    task: &Task,
-    run: &str,
-    attempt: u32,
-    agent: Option<&AgentReport>,
-    outside: &[String],
-) -> String {
-    let ran_ok = did_its_work(outcome, verify, agent);
-    let outside = (!outside.is_empty()).then(|| super::owned_paths::describe(task, outside));
-    match (ran_ok, outside) {
-        (true, Some(outside)) => outside,
-        (false, Some(outside)) => format!(
-            "{}; it also {outside}",
-            describe_failure(outcome, verify, task, run, attempt, agent)
-        ),
-        (_, None) => describe_failure(outcome, verify, task, run, attempt, agent),
-    }
-}
-
-pub(crate) fn describe_failure(
-    outcome: &AttemptOutcome,
-    verify: Option<&Verify>,
-    task: &Task,
-    run: &str,
-    attempt: u32,
-    agent: Option<&AgentReport>,
-) -> String {
-    let ended_itself = !matches!(
-        outcome,
-        AttemptOutcome::TimedOut | AttemptOutcome::Cancelled | AttemptOutcome::SpawnFailed { .. }
-    );
-    if let Some(why) = agent
-        .filter(|_| ended_itself)
-        .and_then(super::agent_task::describe_failure)
-    {
-        return why;
-    }
-    match outcome {
-        AttemptOutcome::Exited { code: 0 } => match verify {
-            Some(Verify::Failed(Some(ended))) => {
-                // The command as written (its first line), and where its
-                // output is, relative to the repository.
-                let script = task.verify.as_deref().unwrap_or_default();
-                let mut shown: String = script
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(80)
-                    .collect();
-                if shown.len() < script.trim_end().len() {
-                    shown.push_str(" ...");
-                }
-                let (_, err) = verify_log_paths(
-                    &crate::layout::run_dir(std::path::Path::new(""), run),
-                    &task.id,
-                    attempt,
-                );
-                format!(
-                    "verify \"{shown}\" {}, see {} (and .verify.out)",
-                    describe_failure(ended, None, task, run, attempt, None),
-                    err.display()
-                )
-            }
-            _ => "verify failed".into(),
-        },
-        AttemptOutcome::Exited { code } => format!("exited with code {code}"),
-        AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
-        AttemptOutcome::TimedOut => match (task.timeout, task.not_after) {
-            // The subtree's deadline came first.
-            (_, Some(at)) if at <= std::time::SystemTime::now() => {
-                let parent = crate::ids::parent_of(&task.id).unwrap_or("its parent");
-                format!(
-                    "timed out: the deadline of `{parent}`'s subtree passed (a parent's `timeout` covers its subtasks)"
-                )
-            }
-            (Some(t), _) => format!("timed out after {}", humantime::format_duration(t)),
-            (None, _) => "timed out".into(),
-        },
-        AttemptOutcome::Cancelled => "cancelled".into(),
-        AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
-        AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),
-        AttemptOutcome::OutOfMemory { limit } => match limit {
-            Some(limit) => format!(
-                "killed: out of memory (the task's limit is {}, `memory` in the plan)",
-                bytesize::ByteSize::b(*limit)
-            ),
-            None => "killed: out of memory".into(),
-        },
     }
 }
 
