@@ -90,7 +90,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Whether swarm writes a `.gitconfig` into each attempt's tmp (its
     /// HOME): as root in a sandbox, where workers run as another user and
-    /// git must trust the checkouts (`attempt::trust_checkouts`).
+    /// git must trust the checkouts (`worker_files::trust_checkouts`).
     pub(super) fn tmp_holds_gitconfig(&self) -> bool {
         self.sandbox.is_some() && swarm_sandbox::worker_identity().is_some()
     }

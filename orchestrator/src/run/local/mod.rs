@@ -17,6 +17,7 @@ pub(crate) mod served;
 mod sweeper;
 pub(crate) mod task;
 mod tests;
+pub(crate) mod worker_files;
 
 use crate::ids::TaskIndex;
 use std::collections::{HashMap, VecDeque};
@@ -277,7 +278,7 @@ impl LocalExecutor {
             let (run_dir, task) = (&self.ctx.run_dir, self.ctx.tasks.get(done.task));
             let tmp = crate::layout::task_tmp(run_dir, &task.id);
             // As root, a sandboxed task's tmp (its HOME) holds the
-            // `.gitconfig` swarm wrote in it (`attempt::trust_checkouts`):
+            // `.gitconfig` swarm wrote in it (`worker_files::trust_checkouts`):
             // removed here, the tmp of a task that wrote nothing is one
             // `rmdir`, not a walk on the sweeper's thread. (`unlink` of a
             // link the task put there removes the link.)
