@@ -67,7 +67,7 @@ impl Ran {
 
     /// Whether the attempt did its work: it ran to success, its `verify`
     /// did not fail and an agent finished.
-    fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         did_its_work(&self.outcome, self.verify.as_ref(), self.agent.as_ref())
     }
 }
