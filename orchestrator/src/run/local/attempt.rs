@@ -221,18 +221,7 @@ impl Setup {
         }
         // Whether the tmp is new: an earlier attempt's may hold anything,
         // its subtask request too, which goes with that attempt.
-        let fresh_tmp = match std::fs::create_dir(&tmp) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let _ = std::fs::remove_file(tmp.join(crate::run::spawn::REQUEST_FILE));
-                false
-            }
-            Err(_) => {
-                std::fs::create_dir_all(&tmp)
-                    .map_err(|e| format!("create {}: {e}", tmp.display()))?;
-                true
-            }
-        };
+        let fresh_tmp = make_tmp(&tmp)?;
         let mut env = attempt_env(ctx, task, attempt, base, &tmp);
         let cgroup = task_cgroup(ctx, task, attempt);
         let sandbox = match &ctx.sandbox {
@@ -261,35 +250,7 @@ impl Setup {
                 tmp.join("target").display().to_string(),
             ));
         }
-        // The answers of the dependencies that gave one (`output_schema`),
-        // by id, in a file of the task's tmp.
-        let answers: serde_json::Map<String, serde_json::Value> = task
-            .deps
-            .iter()
-            .filter_map(|dep| {
-                let text =
-                    std::fs::read_to_string(crate::layout::output_path(&ctx.run_dir, dep)).ok()?;
-                Some((dep.clone(), serde_json::from_str(&text).ok()?))
-            })
-            .collect();
-        if !answers.is_empty() {
-            let file = tmp.join("deps-output.json");
-            std::fs::write(
-                &file,
-                serde_json::Value::Object(answers.clone()).to_string(),
-            )
-            .map_err(|e| format!("write {}: {e}", file.display()))?;
-            env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
-        }
-        // A shard's entries, one per line, in a file of its tmp.
-        if let Some(crate::plan::shards::Sharding::Shard { entries, .. }) = task.sharding.as_deref()
-        {
-            let file = tmp.join("swarm-entries.txt");
-            let mut text = entries.join("\n");
-            text.push('\n');
-            std::fs::write(&file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
-            env.push(("SWARM_ENTRIES".into(), file.display().to_string()));
-        }
+        let answers = write_task_files(ctx, task, &tmp, &mut env)?;
         env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         // Its dependencies' answers, where it names them: in variables
         // its command references (after the task's own `env`, which cannot
@@ -345,23 +306,7 @@ impl Setup {
             },
             cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
         };
-        let egress = task.network.hosts().map(|hosts| {
-            let (whose, log) = match phase {
-                Phase::Task => (
-                    format!("task `{}`", task.id),
-                    crate::layout::egress_log_path(&ctx.run_dir, &task.id, attempt),
-                ),
-                Phase::Setup => (
-                    format!("the [setup] of task `{}`", task.id),
-                    crate::layout::setup_egress_log_path(&ctx.run_dir, &task.id, attempt),
-                ),
-                Phase::Cleanup => (
-                    format!("the [cleanup] of task `{}`", task.id),
-                    crate::layout::cleanup_egress_log_path(&ctx.run_dir, &task.id, attempt),
-                ),
-            };
-            Arc::new(Egress::new(&whose, hosts.clone(), log))
-        });
+        let egress = egress(ctx, task, attempt, phase);
         Ok(Self {
             spec,
             cgroup,
@@ -393,6 +338,85 @@ impl Setup {
         }
         change_owners(rest, true).await
     }
+}
+
+/// Makes the task's private tmp (its HOME too): whether it is new. An
+/// earlier attempt's subtask request goes with that attempt.
+fn make_tmp(tmp: &std::path::Path) -> Result<bool, String> {
+    match std::fs::create_dir(tmp) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(tmp.join(crate::run::spawn::REQUEST_FILE));
+            Ok(false)
+        }
+        Err(_) => {
+            std::fs::create_dir_all(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+            Ok(true)
+        }
+    }
+}
+
+/// The files swarm writes in the task's `tmp` for it, each named by a
+/// variable of `env`: the answers of the dependencies that gave one
+/// (`output_schema`), by id, returned for its command to be filled in
+/// with; a shard's entries, one per line.
+fn write_task_files(
+    ctx: &Ctx,
+    task: &Task,
+    tmp: &std::path::Path,
+    env: &mut Vec<(String, String)>,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    // The answers of the dependencies that gave one (`output_schema`),
+    // by id, in a file of the task's tmp.
+    let answers: serde_json::Map<String, serde_json::Value> = task
+        .deps
+        .iter()
+        .filter_map(|dep| {
+            let text =
+                std::fs::read_to_string(crate::layout::output_path(&ctx.run_dir, dep)).ok()?;
+            Some((dep.clone(), serde_json::from_str(&text).ok()?))
+        })
+        .collect();
+    if !answers.is_empty() {
+        let file = tmp.join("deps-output.json");
+        std::fs::write(
+            &file,
+            serde_json::Value::Object(answers.clone()).to_string(),
+        )
+        .map_err(|e| format!("write {}: {e}", file.display()))?;
+        env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
+    }
+    // A shard's entries, one per line, in a file of its tmp.
+    if let Some(crate::plan::shards::Sharding::Shard { entries, .. }) = task.sharding.as_deref() {
+        let file = tmp.join("swarm-entries.txt");
+        let mut text = entries.join("\n");
+        text.push('\n');
+        std::fs::write(&file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
+        env.push(("SWARM_ENTRIES".into(), file.display().to_string()));
+    }
+    Ok(answers)
+}
+
+/// The egress proxy of `phase` of attempt `attempt`, for a task with a
+/// network list: logging beside the phase's output.
+fn egress(ctx: &Ctx, task: &Task, attempt: u32, phase: Phase) -> Option<Arc<Egress>> {
+    task.network.hosts().map(|hosts| {
+        let (whose, log) = match phase {
+            Phase::Task => (
+                format!("task `{}`", task.id),
+                crate::layout::egress_log_path(&ctx.run_dir, &task.id, attempt),
+            ),
+            Phase::Setup => (
+                format!("the [setup] of task `{}`", task.id),
+                crate::layout::setup_egress_log_path(&ctx.run_dir, &task.id, attempt),
+            ),
+            Phase::Cleanup => (
+                format!("the [cleanup] of task `{}`", task.id),
+                crate::layout::cleanup_egress_log_path(&ctx.run_dir, &task.id, attempt),
+            ),
+        };
+        Arc::new(Egress::new(&whose, hosts.clone(), log))
+    })
 }
 
 /// The variables swarm gives every attempt (the sandbox's and the task's
