@@ -49,7 +49,7 @@ impl Dispatcher<'_> {
         let added = self.add_children(i, accepted.tasks)?;
         for c in added {
             if self.slots[c].waiting_on == 0 {
-                self.ready.push((self.graph.priority(c), Reverse(c)));
+                self.queue.ready.push((self.graph.priority(c), Reverse(c)));
                 self.emit(EventBody::TaskQueued {
                     task: self.tasks.get(c).id.clone(),
                 })?;
@@ -76,7 +76,7 @@ impl Dispatcher<'_> {
         let all = self.tasks.all();
         self.graph.extend(&all, first);
         // A subtask that ran in an earlier run is expected to take as long.
-        self.graph.weigh(self.durations.expected(&all));
+        self.graph.weigh(self.timings.history.expected(&all));
         for &c in &added {
             // Its siblings it depends on (its parent's result is there).
             self.slots
