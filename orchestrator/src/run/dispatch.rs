@@ -200,7 +200,7 @@ impl<'o> Dispatcher<'o> {
         for (task, shards) in dispatcher.shard_groups() {
             dispatcher.emit(EventBody::TaskSharded { task, shards })?;
         }
-        dispatcher.find_slots()?;
+        dispatcher.number_tasks()?;
         dispatcher.announce_ready()?;
         Ok(dispatcher)
     }
@@ -373,25 +373,22 @@ impl<'o> Dispatcher<'o> {
             .collect()
     }
 
-    /// Finds each task's slot in the fold, once it has seen `run_started`.
-    fn find_slots(&mut self) -> Result<(), RunError> {
+    /// Numbers the fold's tasks as the table does (`TaskIndex`), once it
+    /// has seen `run_started`, and again as subtasks join.
+    fn number_tasks(&mut self) -> Result<(), RunError> {
         let all = self.tasks.all();
-        for (t, slot) in all.iter().zip(self.slots.iter_mut()) {
-            slot.fold = self
-                .fold
-                .slot(&t.id)
-                .ok_or_else(|| RunError::NotResumable {
-                    run: self.run.clone(),
-                    why: format!("its journal's run_started does not list task `{}`", t.id),
-                })?;
-        }
-        Ok(())
+        self.fold
+            .number(all.iter().map(|t| t.id.as_str()))
+            .map_err(|id| RunError::NotResumable {
+                run: self.run.clone(),
+                why: format!("its journal's run_started does not list task `{id}`"),
+            })
     }
 
     /// Where task `i` stands: what its events say, or running from the
     /// moment it is handed to the executor.
     fn status(&self, i: TaskIndex) -> TaskStatus {
-        match self.fold.status(self.slots[i].fold) {
+        match self.fold.status(i) {
             TaskStatus::Pending if self.slots[i].in_flight() => TaskStatus::Running,
             status => status,
         }
@@ -399,7 +396,7 @@ impl<'o> Dispatcher<'o> {
 
     /// What task `i` gives its dependents and the integration branch.
     fn result(&self, i: TaskIndex) -> Option<Oid> {
-        self.fold.result(self.slots[i].fold)
+        self.fold.result(i)
     }
 
     /// Records a state change: the journal gets it (its flush queued on the
@@ -830,8 +827,7 @@ impl<'o> Dispatcher<'o> {
             .collect();
         // With what each changed, which predicts the next run's conflicts.
         let changed = |task: &crate::plan::Task| {
-            let report = self.fold.report()?;
-            let t = report.tasks.get(self.fold.slot(&task.id)?)?;
+            let t = self.fold.task(self.fold.index(&task.id)?)?;
             Some(t.changed_files.as_slice())
         };
         if let Err(e) =
@@ -886,8 +882,8 @@ fn entry_times(
         };
         // Its own test report's cases, when it gave one.
         let cases: Vec<swarm_protocol::TestCase> = fold
-            .report()
-            .and_then(|r| r.tasks.get(fold.slot(&task.id)?))
+            .index(&task.id)
+            .and_then(|i| fold.task(i))
             .and_then(|t| t.tests.as_deref())
             .and_then(|tests| std::fs::read(&tests.cases).ok())
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())

@@ -181,11 +181,7 @@ impl Dispatcher<'_> {
         {
             return None;
         }
-        let done = self
-            .fold
-            .report()
-            .and_then(|r| r.tasks.get(self.slots[i].fold))
-            .map_or(0, |t| t.conflict_reruns);
+        let done = self.fold.task(i).map_or(0, |t| t.conflict_reruns);
         (done < task.conflict_reruns).then_some((done + 1, task.conflict_reruns))
     }
 
@@ -206,11 +202,7 @@ impl Dispatcher<'_> {
             rerun,
             reruns,
         })?;
-        let attempts = self
-            .fold
-            .report()
-            .and_then(|r| r.tasks.get(self.slots[i].fold))
-            .map_or(0, |t| t.attempts);
+        let attempts = self.fold.task(i).map_or(0, |t| t.attempts);
         // The result that conflicted is correct work: it stays on the
         // attempt's ref (`<task>.<n>`), as a failed attempt's does, since
         // the re-run's result takes the task's.
@@ -252,7 +244,7 @@ impl Dispatcher<'_> {
     ) -> Option<std::sync::Arc<str>> {
         self.tasks.get(i).agent()?;
         let result = result?;
-        let base = self.fold.state(self.slots[i].fold)?.base?;
+        let base = self.fold.state(i)?.base?;
         let clip = |bytes: Vec<u8>| {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             match text.len() > NOTE_PATCH {

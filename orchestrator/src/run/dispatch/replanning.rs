@@ -97,10 +97,7 @@ impl Dispatcher<'_> {
             rounds,
             reason: why.clone(),
         })?;
-        let report = self
-            .fold
-            .report()
-            .and_then(|r| r.tasks.get(self.slots[i].fold));
+        let report = self.fold.task(i);
         let logs = report
             .map(|t| vec![t.stderr_log.clone().into(), t.stdout_log.clone().into()])
             .unwrap_or_default();
@@ -115,7 +112,7 @@ impl Dispatcher<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let Some(base) = self.fold.state(self.slots[i].fold).and_then(|s| s.base) else {
+        let Some(base) = self.fold.state(i).and_then(|s| s.base) else {
             return self.end_task(i, status, reason);
         };
         let failure = Failure {

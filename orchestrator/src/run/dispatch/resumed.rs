@@ -58,7 +58,7 @@ impl<'o> Dispatcher<'o> {
         // The new observer has not seen the run start.
         (dispatcher.observer)(&recovered.run_started);
         dispatcher.fold = recovered.fold;
-        dispatcher.find_slots()?;
+        dispatcher.number_tasks()?;
         dispatcher.merges.integration = recovered.integration;
         dispatcher.verify = verify;
         dispatcher.resume_verify()?;
@@ -120,8 +120,7 @@ impl<'o> Dispatcher<'o> {
             // it is (the merges after it waited for it).
             let rerunning = dispatcher
                 .fold
-                .report()
-                .and_then(|r| r.tasks.get(dispatcher.slots[i].fold))
+                .task(i)
                 .is_some_and(|t| t.conflict_reruns > 0 && t.status == TaskStatus::Pending);
             if rerunning {
                 let integration = dispatcher.merges.integration;
