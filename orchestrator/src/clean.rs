@@ -142,9 +142,8 @@ pub fn clean(
         .map(|r| r.tasks.as_slice())
         .unwrap_or_default()
         .iter()
-        .enumerate()
-        .filter_map(|(slot, t)| {
-            let s = fold.state(slot)?;
+        .filter_map(|t| {
+            let s = fold.state(fold.index(&t.id)?)?;
             Some((t.id.clone(), (s.attempt, s.base?)))
         })
         .filter(|(_, (attempt, _))| *attempt > 0)

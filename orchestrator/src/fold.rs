@@ -18,6 +18,7 @@ use swarm_protocol::{
 };
 
 use crate::id_index::IdIndex;
+use crate::ids::TaskIndex;
 use crate::layout::{log_paths, run_dir, verify_log_paths};
 
 /// What the events say of one task, beyond its report: the git facts the
@@ -65,6 +66,19 @@ pub struct RunFold {
     /// the ids of the report's tasks.
     index: IdIndex,
     tasks: Vec<TaskState>,
+    /// The run's numbering of its tasks (`TaskIndex`, its task table's),
+    /// once a dispatcher or resume gave it ([`RunFold::number`]): each
+    /// index's slot, and each slot's index. Until then (a reader of a
+    /// journal, which has no table) a task's index is its slot.
+    numbering: Option<Numbering>,
+}
+
+/// The run's task numbering against the fold's slots (the order
+/// `run_started` lists tasks in, then subtasks as spawned).
+#[derive(Debug, Default)]
+struct Numbering {
+    slots: Vec<usize>,
+    indices: Vec<Option<TaskIndex>>,
 }
 
 fn oid(text: &str) -> Option<Oid> {
@@ -264,7 +278,7 @@ impl RunFold {
                 let winner = decision
                     .winner
                     .as_ref()
-                    .and_then(|w| self.slot(w))
+                    .and_then(|w| self.slot_of(w))
                     .and_then(|w| {
                         let report = self.report.as_ref()?.tasks.get(w)?;
                         Some((
@@ -458,39 +472,79 @@ impl RunFold {
     }
 
     fn task_mut(&mut self, id: &str) -> Option<(&mut TaskReport, &mut TaskState)> {
-        let i = self.slot(id)?;
+        let i = self.slot_of(id)?;
         let t = self.report.as_mut()?.tasks.get_mut(i)?;
         Some((t, self.tasks.get_mut(i)?))
     }
 
     /// The slot of task `id` (its place in `run_started`'s list).
-    pub fn slot(&self, id: &str) -> Option<usize> {
+    fn slot_of(&self, id: &str) -> Option<usize> {
         let reports = &self.report.as_ref()?.tasks;
         self.index.get(id, |i| reports[i].id.as_str())
     }
 
-    /// The status of the task in `slot` (pending before `run_started`).
-    pub fn status(&self, slot: usize) -> TaskStatus {
-        self.report
-            .as_ref()
-            .and_then(|r| r.tasks.get(slot))
-            .map_or(TaskStatus::Pending, |t| t.status)
+    /// The slot of task `i`.
+    fn slot(&self, i: TaskIndex) -> Option<usize> {
+        match &self.numbering {
+            Some(numbering) => numbering.slots.get(i.get()).copied(),
+            None => Some(i.get()),
+        }
     }
 
-    /// The git facts of the task in `slot`.
-    pub fn state(&self, slot: usize) -> Option<&TaskState> {
-        self.tasks.get(slot)
+    /// Numbers the tasks as the run's task table does: `ids` in the
+    /// table's order (`TaskIndex`), every task the fold has among them
+    /// (a dispatcher numbers them again as subtasks join). Err: the first
+    /// id the fold does not know (its `run_started` did not list it).
+    pub fn number<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), &'a str> {
+        let mut numbering = Numbering {
+            slots: Vec::new(),
+            indices: vec![None; self.tasks.len()],
+        };
+        for id in ids {
+            let slot = self.slot_of(id).ok_or(id)?;
+            let i = TaskIndex::new(numbering.slots.len());
+            numbering.slots.push(slot);
+            if let Some(index) = numbering.indices.get_mut(slot) {
+                *index = Some(i);
+            }
+        }
+        self.numbering = Some(numbering);
+        Ok(())
     }
 
-    /// What the task in `slot` gives its dependents and the integration
-    /// branch: for a merged task what its merge recorded; for one that
-    /// succeeded, its snapshot (a read-only task's is the commit it ran
-    /// on); for one that ended otherwise, its last snapshot.
-    pub fn result(&self, slot: usize) -> Option<Oid> {
-        let s = self.tasks.get(slot)?;
-        match self.status(slot) {
+    /// The index of task `id`.
+    pub fn index(&self, id: &str) -> Option<TaskIndex> {
+        let slot = self.slot_of(id)?;
+        match &self.numbering {
+            Some(numbering) => numbering.indices.get(slot).copied().flatten(),
+            None => Some(TaskIndex::new(slot)),
+        }
+    }
+
+    /// The report of task `i`.
+    pub fn task(&self, i: TaskIndex) -> Option<&TaskReport> {
+        self.report.as_ref()?.tasks.get(self.slot(i)?)
+    }
+
+    /// The status of task `i` (pending before `run_started`).
+    pub fn status(&self, i: TaskIndex) -> TaskStatus {
+        self.task(i).map_or(TaskStatus::Pending, |t| t.status)
+    }
+
+    /// The git facts of task `i`.
+    pub fn state(&self, i: TaskIndex) -> Option<&TaskState> {
+        self.tasks.get(self.slot(i)?)
+    }
+
+    /// What task `i` gives its dependents and the integration branch: for
+    /// a merged task what its merge recorded; for one that succeeded, its
+    /// snapshot (a read-only task's is the commit it ran on); for one that
+    /// ended otherwise, its last snapshot.
+    pub fn result(&self, i: TaskIndex) -> Option<Oid> {
+        let s = self.state(i)?;
+        match self.status(i) {
             TaskStatus::Merged => s.merged.or(s.commit),
-            TaskStatus::Succeeded => match self.report.as_ref()?.tasks.get(slot)?.isolation {
+            TaskStatus::Succeeded => match self.task(i)?.isolation {
                 Isolation::Readonly => s.base,
                 Isolation::Worktree => s.commit,
             },

@@ -9,6 +9,7 @@ use swarm_protocol::{
 };
 
 use super::RunFold;
+use crate::ids::TaskIndex;
 
 const BASE: &str = "1111111111111111111111111111111111111111";
 const A1: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -137,12 +138,12 @@ fn every_committed_event_replays_through_the_fold() {
         ]),
     );
     let (a, b, c) = (
-        fold.slot("a").unwrap(),
-        fold.slot("b").unwrap(),
-        fold.slot("c").unwrap(),
+        fold.index("a").unwrap(),
+        fold.index("b").unwrap(),
+        fold.index("c").unwrap(),
     );
-    assert_eq!(fold.slot("nope"), None);
-    assert!((0..3).all(|i| fold.status(i) == TaskStatus::Pending));
+    assert_eq!(fold.index("nope"), None);
+    assert!(TaskIndex::all(3).all(|i| fold.status(i) == TaskStatus::Pending));
     assert_eq!(fold.report().unwrap().integration_commit, BASE);
 
     apply(&mut fold, EventBody::TaskQueued { task: "a".into() });
@@ -153,7 +154,7 @@ fn every_committed_event_replays_through_the_fold() {
     assert_eq!(fold.state(a).unwrap().attempt, 1);
     assert_eq!(fold.state(a).unwrap().base, oid(BASE));
     assert_eq!(
-        fold.report().unwrap().tasks[a].stdout_log,
+        fold.task(a).unwrap().stdout_log,
         "/repo/.swarm/runs/r/logs/a/1.out"
     );
 
@@ -212,10 +213,7 @@ fn every_committed_event_replays_through_the_fold() {
             warning: None,
         },
     );
-    assert_eq!(
-        fold.report().unwrap().tasks[a].tests.as_deref(),
-        Some(&counts)
-    );
+    assert_eq!(fold.task(a).unwrap().tests.as_deref(), Some(&counts));
     apply(
         &mut fold,
         EventBody::TestsReported {
@@ -225,7 +223,7 @@ fn every_committed_event_replays_through_the_fold() {
             warning: Some("its test report `r.xml` is not JUnit XML".into()),
         },
     );
-    let t = &fold.report().unwrap().tasks[a];
+    let t = fold.task(a).unwrap();
     assert_eq!(t.tests, None, "the last attempt's report is the task's");
     assert!(
         t.warnings
@@ -241,11 +239,11 @@ fn every_committed_event_replays_through_the_fold() {
     }
     apply(&mut fold, outside);
     assert_eq!(fold.state(a).unwrap().commit, oid(C1));
-    assert_eq!(fold.report().unwrap().tasks[a].outside_paths, ["README.md"]);
+    assert_eq!(fold.task(a).unwrap().outside_paths, ["README.md"]);
     apply(&mut fold, started("a", 2, BASE));
     apply(&mut fold, attempt_finished("a", 2, 0, Some(A1)));
     apply(&mut fold, finished("a", TaskStatus::Succeeded));
-    let t = &fold.report().unwrap().tasks[a];
+    let t = fold.task(a).unwrap();
     assert!(t.outside_paths.is_empty());
     assert_eq!(
         (t.status, t.attempts, t.duration_ms),
@@ -288,7 +286,7 @@ fn every_committed_event_replays_through_the_fold() {
     );
     apply(&mut fold, finished("c", TaskStatus::Conflicted));
     assert_eq!(fold.status(c), TaskStatus::Conflicted);
-    assert_eq!(fold.report().unwrap().tasks[c].conflict_with, ["a"]);
+    assert_eq!(fold.task(c).unwrap().conflict_with, ["a"]);
     assert_eq!(fold.result(c), oid(C1));
 
     apply(
@@ -314,7 +312,7 @@ fn every_committed_event_replays_through_the_fold() {
         },
     );
     assert_eq!(fold.status(c), TaskStatus::Pending);
-    assert_eq!(fold.report().unwrap().tasks[c].reason, None);
+    assert_eq!(fold.task(c).unwrap().reason, None);
     assert_eq!(fold.report().unwrap().exit_code, None);
     assert_eq!(fold.state(c).unwrap().attempt, 1);
     assert_eq!(fold.status(a), TaskStatus::Merged);
@@ -350,8 +348,8 @@ fn every_committed_event_replays_through_the_fold() {
         merged: vec!["b2".into()],
         rebuilt: None,
     }));
-    assert_eq!(lost.status(0), TaskStatus::Merged);
-    assert_eq!(lost.result(0), oid(A1));
+    assert_eq!(lost.status(TaskIndex::new(0)), TaskStatus::Merged);
+    assert_eq!(lost.result(TaskIndex::new(0)), oid(A1));
 
     // An experiment: its winner's result is its own.
     let mut exp = RunFold::default();
@@ -399,8 +397,8 @@ fn every_committed_event_replays_through_the_fold() {
         },
     );
     apply(&mut exp, finished("e", TaskStatus::Succeeded));
-    assert_eq!(exp.result(2), oid(C1));
-    assert_eq!(exp.state(2).unwrap().base, oid(BASE));
+    assert_eq!(exp.result(TaskIndex::new(2)), oid(C1));
+    assert_eq!(exp.state(TaskIndex::new(2)).unwrap().base, oid(BASE));
     let e = &exp.report().unwrap().tasks[2];
     assert_eq!(e.git_ref.as_deref(), Some("refs/swarm/r/e@2"));
     assert_eq!(
@@ -465,11 +463,11 @@ fn every_committed_event_replays_through_the_fold() {
             reason: "its merge broke the run-wide verify".into(),
         },
     );
-    assert_eq!(verify.status(0), TaskStatus::BrokeVerify);
-    assert_eq!(verify.status(1), TaskStatus::Blocked);
+    assert_eq!(verify.status(TaskIndex::new(0)), TaskStatus::BrokeVerify);
+    assert_eq!(verify.status(TaskIndex::new(1)), TaskStatus::Blocked);
     // Their refs are what they give, no longer their merges.
-    assert_eq!(verify.result(0), oid(A1));
-    assert_eq!(verify.state(1).unwrap().merged, None);
+    assert_eq!(verify.result(TaskIndex::new(0)), oid(A1));
+    assert_eq!(verify.state(TaskIndex::new(1)).unwrap().merged, None);
     assert!(
         verify.report().unwrap().tasks[1]
             .reason
@@ -499,7 +497,10 @@ fn every_committed_event_replays_through_the_fold() {
                 setup_run: None,
             },
         );
-        assert_eq!(job.state(0).unwrap().job.as_deref(), Some(id));
+        assert_eq!(
+            job.state(TaskIndex::new(0)).unwrap().job.as_deref(),
+            Some(id)
+        );
         apply(
             &mut job,
             EventBody::AttemptPlaced {
@@ -536,12 +537,12 @@ fn every_committed_event_replays_through_the_fold() {
             deadline: None,
         },
     );
-    assert_eq!(tree.slot("p/c"), Some(1));
-    assert_eq!(tree.status(0), TaskStatus::Running);
+    assert_eq!(tree.index("p/c"), Some(TaskIndex::new(1)));
+    assert_eq!(tree.status(TaskIndex::new(0)), TaskStatus::Running);
     let report = tree.report().unwrap();
     assert_eq!(report.tasks[0].subtasks, ["p/c"]);
     assert_eq!(report.tasks[1].parent.as_deref(), Some("p"));
-    assert!(tree.state(0).unwrap().spawned.is_some());
+    assert!(tree.state(TaskIndex::new(0)).unwrap().spawned.is_some());
     apply(&mut tree, started("p/c", 1, A1));
     apply(&mut tree, attempt_finished("p/c", 1, 0, Some(C1)));
     apply(&mut tree, finished("p/c", TaskStatus::Succeeded));
@@ -552,7 +553,7 @@ fn every_committed_event_replays_through_the_fold() {
             commit: FIX.into(),
         },
     );
-    assert_eq!(tree.result(0), oid(FIX));
+    assert_eq!(tree.result(TaskIndex::new(0)), oid(FIX));
     apply(&mut tree, finished("p", TaskStatus::Cancelled));
     tree.apply(&event(EventBody::RunResumed {
         restarted: Vec::new(),
@@ -562,7 +563,7 @@ fn every_committed_event_replays_through_the_fold() {
         merged: Vec::new(),
         rebuilt: None,
     }));
-    assert_eq!(tree.status(0), TaskStatus::Running);
+    assert_eq!(tree.status(TaskIndex::new(0)), TaskStatus::Running);
 
     // A replanned task: its line starts at its base, not its failed result.
     let mut re = RunFold::default();
@@ -581,8 +582,8 @@ fn every_committed_event_replays_through_the_fold() {
             reason: "exited with code 1".into(),
         },
     );
-    assert_eq!(re.status(0), TaskStatus::Running);
-    assert_eq!(re.state(0).unwrap().line_start(), oid(A1));
+    assert_eq!(re.status(TaskIndex::new(0)), TaskStatus::Running);
+    assert_eq!(re.state(TaskIndex::new(0)).unwrap().line_start(), oid(A1));
     apply(
         &mut re,
         EventBody::Replanned {
@@ -593,7 +594,7 @@ fn every_committed_event_replays_through_the_fold() {
             error: None,
         },
     );
-    assert_eq!(re.state(0).unwrap().line_start(), oid(BASE));
+    assert_eq!(re.state(TaskIndex::new(0)).unwrap().line_start(), oid(BASE));
     assert_eq!(
         re.report().unwrap().tasks[0].replanned.as_deref(),
         Some("why")
@@ -614,7 +615,7 @@ fn every_committed_event_replays_through_the_fold() {
             files: vec!["x".into()],
         },
     );
-    assert_eq!(again.status(0), TaskStatus::Pending);
+    assert_eq!(again.status(TaskIndex::new(0)), TaskStatus::Pending);
     apply(&mut again, started("r", 1, BASE));
     apply(&mut again, attempt_finished("r", 1, 0, Some(A1)));
     apply(&mut again, finished("r", TaskStatus::Succeeded));
@@ -637,8 +638,8 @@ fn every_committed_event_replays_through_the_fold() {
             reruns: 2,
         },
     );
-    assert_eq!(again.status(0), TaskStatus::Pending);
-    assert_eq!(again.result(0), None);
+    assert_eq!(again.status(TaskIndex::new(0)), TaskStatus::Pending);
+    assert_eq!(again.result(TaskIndex::new(0)), None);
     let r = &again.report().unwrap().tasks[0];
     assert_eq!(r.conflict_reruns, 1);
     assert!(r.conflict_files.is_empty());
@@ -655,24 +656,49 @@ fn events_before_the_run_started_change_nothing() {
     let mut fold = RunFold::default();
     fold.apply(&event(started("a", 1, BASE)));
     assert!(fold.report().is_none());
-    assert_eq!(fold.status(0), TaskStatus::Pending);
-    assert_eq!(fold.result(0), None);
+    assert_eq!(fold.status(TaskIndex::new(0)), TaskStatus::Pending);
+    assert_eq!(fold.result(TaskIndex::new(0)), None);
 }
 
 #[test]
 fn tasks_are_found_by_id_and_a_repeated_id_is_the_first_one() {
     let mut fold = RunFold::default();
-    assert_eq!(fold.slot("a"), None);
+    assert_eq!(fold.index("a"), None);
     fold.apply(&event(run_started(vec![
         info("a", Isolation::Worktree, &[]),
         info("b", Isolation::Worktree, &["a"]),
         // Plans refuse a repeated id; a journal written by hand may not.
         info("a", Isolation::Readonly, &[]),
     ])));
-    assert_eq!(fold.slot("a"), Some(0));
-    assert_eq!(fold.slot("b"), Some(1));
-    assert_eq!(fold.slot("c"), None);
+    assert_eq!(fold.index("a"), Some(TaskIndex::new(0)));
+    assert_eq!(fold.index("b"), Some(TaskIndex::new(1)));
+    assert_eq!(fold.index("c"), None);
     fold.apply(&event(finished("a", TaskStatus::Failed)));
-    assert_eq!(fold.status(0), TaskStatus::Failed);
-    assert_eq!(fold.status(2), TaskStatus::Pending);
+    assert_eq!(fold.status(TaskIndex::new(0)), TaskStatus::Failed);
+    assert_eq!(fold.status(TaskIndex::new(2)), TaskStatus::Pending);
+}
+
+/// A run's dispatcher numbers the tasks as its task table does, whatever
+/// order `run_started` lists them in (merge order), and a subtask joins
+/// the numbering when it is numbered again.
+#[test]
+fn tasks_are_reached_by_the_runs_numbering_once_numbered() {
+    let mut fold = RunFold::default();
+    fold.apply(&event(run_started(vec![
+        info("b", Isolation::Worktree, &[]),
+        info("a", Isolation::Worktree, &["b"]),
+    ])));
+    // Unnumbered (a reader of the journal): in `run_started`'s order.
+    assert_eq!(fold.index("a"), Some(TaskIndex::new(1)));
+    assert_eq!(fold.number(["x"]), Err("x"));
+    fold.number(["a", "b"]).unwrap();
+    assert_eq!(fold.index("a"), Some(TaskIndex::new(0)));
+    assert_eq!(fold.index("b"), Some(TaskIndex::new(1)));
+    fold.apply(&event(finished("a", TaskStatus::Failed)));
+    assert_eq!(fold.status(TaskIndex::new(0)), TaskStatus::Failed);
+    assert_eq!(fold.status(TaskIndex::new(1)), TaskStatus::Pending);
+    assert_eq!(fold.task(TaskIndex::new(1)).unwrap().id, "b");
+    // Past the numbering: nothing known yet.
+    assert_eq!(fold.status(TaskIndex::new(2)), TaskStatus::Pending);
+    assert!(fold.state(TaskIndex::new(2)).is_none());
 }

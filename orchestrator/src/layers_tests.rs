@@ -287,3 +287,392 @@ fn the_layer_diagram_names_every_module() {
         "ARCHITECTURE.md's layer diagram leaves out {missing:?}"
     );
 }
+
+/// `text` with its comments, string literals and character literals blanked
+/// out (their newlines kept, so lines still count), for scans that count
+/// braces: a `'{'` or a `"}"` is no block.
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && matches!(next, Some('"') | Some('#'))
+            && !chars
+                .get(i.wrapping_sub(1))
+                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        {
+            // A raw string: `r"..."`, `r#"..."#`.
+            let hashes = chars[i + 1..].iter().take_while(|&&h| h == '#').count();
+            if chars.get(i + 1 + hashes) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let close: String = std::iter::once('"')
+                .chain(std::iter::repeat_n('#', hashes))
+                .collect();
+            out.push('"');
+            i += 2 + hashes;
+            while i < chars.len() && !chars[i..].iter().collect::<String>().starts_with(&close) {
+                out.push(blank(chars[i]));
+                i += 1;
+            }
+            out.push('"');
+            i += close.chars().count();
+        } else if c == '"' {
+            out.push('"');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if let Some(&s) = chars.get(i) {
+                    out.push(blank(s));
+                }
+                i += 1;
+            }
+            out.push('"');
+            i += 1;
+        } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
+            // A character literal (a lifetime has no closing quote).
+            let end = (i + 2..chars.len())
+                .find(|&j| chars[j] == '\'' && chars[j - 1] != '\\' || j > i + 10)
+                .unwrap_or(chars.len() - 1);
+            out.push_str("' '");
+            i = end + 1;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn code_only_blanks_braces_in_strings_chars_and_comments() {
+    let text = "fn f() { let a = '{'; let b = \"}}\\\"{\"; // {\n let c = r#\"{\"#; /* { */ let d: &'static str = \"\"; }\n";
+    let code = code_only(text);
+    assert_eq!(code.matches('{').count(), 1, "{code}");
+    assert_eq!(code.matches('}').count(), 1, "{code}");
+    assert_eq!(code.lines().count(), 2);
+}
+
+/// Every function of `text` longer than `limit` lines (from its `fn` line
+/// to its closing brace), as "name (lines)".
+fn long_functions(text: &str, limit: usize) -> Vec<String> {
+    let code = code_only(text);
+    let bytes = code.as_bytes();
+    let line_of = |at: usize| code[..at].matches('\n').count();
+    let mut long = Vec::new();
+    for (at, _) in code.match_indices("fn ") {
+        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+            continue;
+        }
+        let name: String = code[at + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if name.is_empty() {
+            continue; // a `fn(...)` type
+        }
+        // Its body: the first `{` before any `;` (a declaration has none).
+        let Some(open) = code[at..].find(['{', ';']).map(|o| at + o) else {
+            continue;
+        };
+        if bytes[open] == b';' {
+            continue;
+        }
+        let mut depth = 0usize;
+        let close = (open..bytes.len()).find(|&j| {
+            match bytes[j] {
+                b'{' => depth += 1,
+                b'}' => depth -= 1,
+                _ => {}
+            }
+            depth == 0
+        });
+        let Some(close) = close else { continue };
+        let lines = line_of(close) - line_of(at) + 1;
+        if lines > limit {
+            long.push(format!("{name} ({lines} lines)"));
+        }
+    }
+    long
+}
+
+#[test]
+fn long_functions_counts_from_fn_to_its_closing_brace() {
+    let body = "    let x = \"}\";\n".repeat(5);
+    let text = format!(
+        "fn short() {{\n}}\nfn long(a: fn(u32) -> u32) -> u32 {{\n{body}    if true {{ 1 }} else {{ 2 }}\n}}\ntrait T {{ fn f(&self); }}\n"
+    );
+    assert_eq!(long_functions(&text, 7), vec!["long (8 lines)".to_string()]);
+    assert!(long_functions(&text, 8).is_empty());
+}
+
+/// The files of `run/local/`, by name (`mod` for `mod.rs`), test files
+/// (`*_tests.rs`, modules of the file they test) left out.
+fn local_files() -> BTreeMap<String, Vec<PathBuf>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/run/local");
+    rust_files(&dir)
+        .into_iter()
+        .filter_map(|f| {
+            let stem = f.file_stem()?.to_string_lossy().into_owned();
+            (!stem.ends_with("_tests")).then_some((stem, vec![f]))
+        })
+        .collect()
+}
+
+/// The files of `run/local/` that the code of `file` (in `files`) uses:
+/// `super::x` and `crate::run::local::x` (`mod` when `x` is no file, an
+/// item of `mod.rs`), and, in `mod.rs`, `self::x` and a path starting at
+/// one of its files.
+fn local_named(file: &str, text: &str, files: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<String> {
+    let code: String = test_code_left_out(&code_only(text));
+    let file_or_mod = |name: &str| match files.contains_key(name) && name != "mod" {
+        true => name.to_string(),
+        false => "mod".to_string(),
+    };
+    let mut found = BTreeSet::new();
+    let mut prefixes = vec!["crate::run::local::"];
+    if file != "mod" {
+        prefixes.push("super::");
+    }
+    for prefix in prefixes {
+        for (at, _) in code.match_indices(prefix) {
+            if prefix == "super::" && code[..at].ends_with("::") {
+                continue; // `super::super::`, or a path through `super`
+            }
+            let rest = &code[at + prefix.len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => top_items(group)
+                    .into_iter()
+                    .map(|item| item.trim().split("::").next().unwrap_or_default())
+                    .collect(),
+                None => vec![
+                    rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or_default(),
+                ],
+            };
+            found.extend(
+                names
+                    .into_iter()
+                    .filter(|n| !n.is_empty() && *n != "super")
+                    .map(file_or_mod),
+            );
+        }
+    }
+    if file == "mod" {
+        for name in files.keys().filter(|n| *n != "mod") {
+            let path = format!("{name}::");
+            let named = code.match_indices(&path).any(|(at, _)| {
+                let before = &code[..at];
+                before.ends_with("self::")
+                    || !before
+                        .chars()
+                        .next_back()
+                        .is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '.'))
+            });
+            if named {
+                found.insert(name.clone());
+            }
+        }
+    }
+    found.remove(file);
+    found
+}
+
+/// `code` without its test code: a `#[cfg(test)]` item (the line after
+/// the attribute) and an inline test module (to the end of the file).
+fn test_code_left_out(code: &str) -> String {
+    let mut kept = String::new();
+    let mut lines = code.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]" {
+            match lines.next() {
+                Some(item)
+                    if item.trim_start().starts_with("mod ") && item.trim_end().ends_with('{') =>
+                {
+                    break;
+                }
+                _ => continue,
+            }
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
+}
+
+#[test]
+fn local_named_reads_super_groups_and_mod_paths() {
+    let files: BTreeMap<String, Vec<PathBuf>> = ["mod", "ctx", "task", "attempt"]
+        .into_iter()
+        .map(|m| (m.to_string(), Vec::new()))
+        .collect();
+    let text = "use super::{ctx::Ctx, attempt};\nfn f() { super::Item::new(); let s = \"super::task\"; }\n#[cfg(test)]\nmod tests {\n use super::super::task;\n}\n";
+    assert_eq!(
+        local_named("task", text, &files),
+        BTreeSet::from(["ctx", "attempt", "mod"].map(String::from))
+    );
+    let text = "mod task;\nuse self::ctx::Ctx;\nfn f() { task::execute(); x.attempt::<u8>(); }\n";
+    assert_eq!(
+        local_named("mod", text, &files),
+        BTreeSet::from(["ctx", "task"].map(String::from))
+    );
+}
+
+/// `run/local/` is where task kinds are added: its files import one
+/// another in no circle, so each reads with what is below it alone
+/// (ARCHITECTURE.md, "run/local"), and no function there runs over 150
+/// lines (a task kind is a named step, not a branch of a long one).
+#[test]
+fn run_local_files_form_no_import_cycle_and_no_long_function() {
+    let files = local_files();
+    assert!(files.len() > 10, "{files:?}");
+    let mut edges: BTreeMap<&str, BTreeMap<String, PathBuf>> = BTreeMap::new();
+    let mut long = Vec::new();
+    for (name, paths) in &files {
+        let text = std::fs::read_to_string(&paths[0]).unwrap();
+        let out = edges.entry(name).or_default();
+        for other in local_named(name, &text, &files) {
+            out.insert(other, paths[0].clone());
+        }
+        long.extend(
+            long_functions(&text, 150)
+                .into_iter()
+                .map(|f| format!("  {}: {f}", paths[0].display())),
+        );
+    }
+    let mut problems = Vec::new();
+    if let Some(why) = cycle(&edges) {
+        problems.push(format!("run/local's files import in a circle:\n{why}\nmove the shared item down (ctx.rs, describe.rs) or the code up"));
+    }
+    if !long.is_empty() {
+        problems.push(format!(
+            "functions of run/local over 150 lines:\n{}\nsplit them into named steps",
+            long.join("\n")
+        ));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The fields of every struct of `text` with more than `limit` of them,
+/// as "name (fields)".
+fn wide_structs(text: &str, limit: usize) -> Vec<String> {
+    let code = code_only(text);
+    let mut wide = Vec::new();
+    for (at, _) in code.match_indices("struct ") {
+        if at > 0 && code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let rest = &code[at + "struct ".len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let Some(open) = rest.find(['{', ';', '(']) else {
+            continue;
+        };
+        if !rest[open..].starts_with('{') {
+            continue;
+        }
+        // A field: a line opening with `name:` at the body's own depth.
+        let (mut depth, mut fields) = (0usize, 0);
+        for line in rest[open..].lines() {
+            let trimmed = line.trim_start();
+            let trimmed = trimmed
+                .strip_prefix("pub")
+                .map(|r| match r.trim_start().strip_prefix('(') {
+                    Some(scoped) => scoped.split_once(')').map_or("", |(_, r)| r),
+                    None => r,
+                })
+                .unwrap_or(trimmed)
+                .trim_start();
+            let ident: String = trimmed
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if depth == 1 && !ident.is_empty() && trimmed[ident.len()..].starts_with(':') {
+                fields += 1;
+            }
+            for c in line.chars() {
+                match c {
+                    '{' | '(' | '<' | '[' => depth += 1,
+                    '}' | ')' | ']' => depth = depth.saturating_sub(1),
+                    '>' if !line.contains("->") && !line.contains("=>") => {
+                        depth = depth.saturating_sub(1)
+                    }
+                    _ => {}
+                }
+            }
+            if depth == 0 {
+                break;
+            }
+        }
+        if fields > limit {
+            wide.push(format!("{name} ({fields} fields)"));
+        }
+    }
+    wide
+}
+
+#[test]
+fn wide_structs_counts_the_fields_of_a_struct_body() {
+    let text = "struct A<'o> {\n    a: u8,\n    pub b: Vec<(u8,\n        u8)>,\n    pub(super) c: &'o mut (dyn FnMut(&E) + Send),\n    /// d: no field\n    d: std::collections::HashMap<u8, u8>,\n}\nstruct B(u8);\nstruct C;\n";
+    assert_eq!(wide_structs(text, 3), vec!["A (4 fields)".to_string()]);
+    assert!(wide_structs(text, 4).is_empty());
+}
+
+/// The dispatcher's state is grouped by meaning (replanning, the merge
+/// cursor, ...): no struct of it holds more than 25 fields.
+#[test]
+fn the_dispatcher_holds_at_most_25_fields() {
+    let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/run");
+    let mut files = rust_files(&run.join("dispatch"));
+    files.push(run.join("dispatch.rs"));
+    let mut wide = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        wide.extend(
+            wide_structs(&text, 25)
+                .into_iter()
+                .map(|s| format!("  {}: {s}", file.display())),
+        );
+    }
+    assert!(
+        wide.is_empty(),
+        "the dispatcher's structs over 25 fields:\n{}\ngroup related fields",
+        wide.join("\n")
+    );
+}

@@ -46,7 +46,7 @@ use crate::gateway::config::{Budget, ModelConfig};
 
 pub use budget::BudgetScope;
 pub use complete::{AnswerFormat, Completion, CompletionRequest, ToolCall};
-pub use session::{AgentNote, Notes, Session, SessionEnd, Verdict, Verifier};
+pub use session::{AgentNote, Notes, Session, SessionEnd, Spawn, Verdict, Verifier};
 
 /// An API key. Never printed: its `Debug` is redacted, and every error
 /// text the gateway records is scrubbed of it.

@@ -66,28 +66,19 @@ pub(super) struct Dispatcher<'o> {
     run_dir: std::path::PathBuf,
     executor: Box<dyn Executor>,
     graph: TaskGraph,
-    on_failure: OnFailure,
-    history: History,
-    concurrency: usize,
+    /// What the plan says of the run as a whole.
+    settings: RunSettings,
     base_commit: Oid,
     /// The run's state: what its events add up to.
     fold: RunFold,
     /// What the dispatcher keeps about each task, by task index.
     slots: slots::Slots,
-    /// Ready tasks by priority (`TaskGraph::priority`), ties in plan order.
-    ready: BinaryHeap<(u64, Reverse<TaskIndex>)>,
-    /// Ready tasks the executor asked to wait (memory).
-    deferred: Vec<(u64, Reverse<TaskIndex>)>,
-    /// How long tasks took in earlier runs, which weighs the graph.
-    durations: crate::durations::History,
-    /// This run's successful attempts and how long each took, in
-    /// milliseconds: added to the history when the run ends.
-    took: Vec<(TaskIndex, u64)>,
-    /// Next position in the merge order.
-    cursor: usize,
-    /// The task whose merge the writer is doing.
-    merging: Option<TaskIndex>,
-    integration: Oid,
+    /// Tasks ready to start.
+    queue: Queue,
+    /// How long tasks took, in earlier runs and in this one.
+    timings: Timings,
+    /// Where merging into the integration branch stands.
+    merges: merging::MergeCursor,
     writer: Writer,
     stopping: Option<Stopping>,
     stop: watch::Receiver<Option<Stop>>,
@@ -101,19 +92,43 @@ pub(super) struct Dispatcher<'o> {
     /// Merges of a finished subtree onto its parent's result, on the
     /// blocking pool.
     joins: tokio::task::JoinSet<(TaskIndex, subtasks::Joined)>,
-    /// Asks a model to replan failed tasks (`[swarm] replan`).
-    replanner: Option<super::replan::Replanner>,
-    /// Replans the run may still make, and how many it may make in all.
-    replans_left: u32,
-    replan_rounds: u32,
-    /// Replans waiting for the model.
-    replans: tokio::task::JoinSet<replanning::Answered>,
+    /// Replanning of failed tasks (`[swarm] replan`), when the run has a
+    /// model to ask and replans to make.
+    replanning: Option<replanning::Replanning>,
     /// The run-wide verify (`[swarm] verify`), if the plan has one.
     verify: Option<verifying::Verifying>,
     /// Conflicts predicted (`[swarm] predict_conflicts`), if on.
     predict: Option<predict::Predicting>,
     /// Held while this dispatcher drives the run.
     _lock: RunLock,
+}
+
+/// What the plan says of the run as a whole.
+#[derive(Debug, Clone, Copy)]
+struct RunSettings {
+    on_failure: OnFailure,
+    history: History,
+    /// How many tasks run at once (at least one).
+    concurrency: usize,
+}
+
+/// Tasks ready to start.
+#[derive(Debug, Default)]
+struct Queue {
+    /// By priority (`TaskGraph::priority`), ties in plan order.
+    ready: BinaryHeap<(u64, Reverse<TaskIndex>)>,
+    /// Those the executor asked to wait (memory).
+    deferred: Vec<(u64, Reverse<TaskIndex>)>,
+}
+
+/// How long tasks took.
+#[derive(Debug)]
+struct Timings {
+    /// In earlier runs, which weighs the graph.
+    history: crate::durations::History,
+    /// This run's successful attempts and how long each took, in
+    /// milliseconds: added to the history when the run ends.
+    took: Vec<(TaskIndex, u64)>,
 }
 
 impl<'o> Dispatcher<'o> {
@@ -175,7 +190,7 @@ impl<'o> Dispatcher<'o> {
             base,
             base_commit: base_commit.to_string(),
             integration_branch: branch,
-            concurrency: dispatcher.concurrency,
+            concurrency: dispatcher.settings.concurrency,
             tasks: infos,
             worktrees: Some(home.path().display().to_string()),
             origin,
@@ -185,7 +200,7 @@ impl<'o> Dispatcher<'o> {
         for (task, shards) in dispatcher.shard_groups() {
             dispatcher.emit(EventBody::TaskSharded { task, shards })?;
         }
-        dispatcher.find_slots()?;
+        dispatcher.number_tasks()?;
         dispatcher.announce_ready()?;
         Ok(dispatcher)
     }
@@ -210,7 +225,8 @@ impl<'o> Dispatcher<'o> {
 
     /// Emits `task_queued` for every task in the ready queue.
     fn announce_ready(&mut self) -> Result<(), RunError> {
-        let mut queued: Vec<TaskIndex> = self.ready.iter().map(|(_, Reverse(i))| *i).collect();
+        let mut queued: Vec<TaskIndex> =
+            self.queue.ready.iter().map(|(_, Reverse(i))| *i).collect();
         queued.sort_unstable();
         for i in queued {
             self.emit(EventBody::TaskQueued {
@@ -274,7 +290,7 @@ impl<'o> Dispatcher<'o> {
             .predict_conflicts
             .then(|| predict::Predicting::new(&all[..plan_tasks], graph.merge_order(), &durations));
         let replan = plan.replan.clone();
-        let replanner = match (&gateway, replan.rounds) {
+        let replanning = match (&gateway, replan.rounds) {
             (Some(gateway), 1..) => Some(super::replan::Replanner {
                 gateway: Arc::clone(gateway),
                 model: replan.model.clone(),
@@ -293,7 +309,8 @@ impl<'o> Dispatcher<'o> {
                 ],
             }),
             _ => None,
-        };
+        }
+        .map(|replanner| replanning::Replanning::new(replanner, replan.rounds));
         Ok(Self {
             tasks,
             repo,
@@ -301,20 +318,28 @@ impl<'o> Dispatcher<'o> {
             run_dir,
             executor,
             graph,
-            on_failure: plan.on_failure,
-            history: plan.history,
-            concurrency: options.concurrency.max(1),
+            settings: RunSettings {
+                on_failure: plan.on_failure,
+                history: plan.history,
+                concurrency: options.concurrency.max(1),
+            },
             base_commit,
             fold: RunFold::default(),
             slots,
-            ready,
-            deferred: Vec::new(),
-            durations,
-            // One entry per task that succeeds: room for all at once.
-            took: Vec::with_capacity(all.len()),
-            cursor: 0,
-            merging: None,
-            integration: base_commit,
+            queue: Queue {
+                ready,
+                deferred: Vec::new(),
+            },
+            timings: Timings {
+                history: durations,
+                // One entry per task that succeeds: room for all at once.
+                took: Vec::with_capacity(all.len()),
+            },
+            merges: merging::MergeCursor {
+                next: 0,
+                merging: None,
+                integration: base_commit,
+            },
             writer,
             stopping: None,
             stop,
@@ -323,10 +348,7 @@ impl<'o> Dispatcher<'o> {
             gateway,
             spawner,
             joins: tokio::task::JoinSet::new(),
-            replanner,
-            replans_left: replan.rounds,
-            replan_rounds: replan.rounds,
-            replans: tokio::task::JoinSet::new(),
+            replanning,
             verify: None,
             predict,
             _lock: lock,
@@ -351,25 +373,22 @@ impl<'o> Dispatcher<'o> {
             .collect()
     }
 
-    /// Finds each task's slot in the fold, once it has seen `run_started`.
-    fn find_slots(&mut self) -> Result<(), RunError> {
+    /// Numbers the fold's tasks as the table does (`TaskIndex`), once it
+    /// has seen `run_started`, and again as subtasks join.
+    fn number_tasks(&mut self) -> Result<(), RunError> {
         let all = self.tasks.all();
-        for (t, slot) in all.iter().zip(self.slots.iter_mut()) {
-            slot.fold = self
-                .fold
-                .slot(&t.id)
-                .ok_or_else(|| RunError::NotResumable {
-                    run: self.run.clone(),
-                    why: format!("its journal's run_started does not list task `{}`", t.id),
-                })?;
-        }
-        Ok(())
+        self.fold
+            .number(all.iter().map(|t| t.id.as_str()))
+            .map_err(|id| RunError::NotResumable {
+                run: self.run.clone(),
+                why: format!("its journal's run_started does not list task `{id}`"),
+            })
     }
 
     /// Where task `i` stands: what its events say, or running from the
     /// moment it is handed to the executor.
     fn status(&self, i: TaskIndex) -> TaskStatus {
-        match self.fold.status(self.slots[i].fold) {
+        match self.fold.status(i) {
             TaskStatus::Pending if self.slots[i].in_flight() => TaskStatus::Running,
             status => status,
         }
@@ -377,7 +396,7 @@ impl<'o> Dispatcher<'o> {
 
     /// What task `i` gives its dependents and the integration branch.
     fn result(&self, i: TaskIndex) -> Option<Oid> {
-        self.fold.result(self.slots[i].fold)
+        self.fold.result(i)
     }
 
     /// Records a state change: the journal gets it (its flush queued on the
@@ -398,7 +417,7 @@ impl<'o> Dispatcher<'o> {
         if let Some((task, ms)) = crate::durations::succeeded(&event.body)
             && let Some(i) = self.tasks.position(task)
         {
-            self.took.push((i, ms));
+            self.timings.took.push((i, ms));
         }
         self.fold.apply(&event);
         (self.observer)(&event);
@@ -414,10 +433,17 @@ impl<'o> Dispatcher<'o> {
             self.writer.commit()?;
             let running = self.slots.any_in_flight();
             let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
+            let replanning = self
+                .replanning
+                .as_ref()
+                .is_some_and(|r| !r.answers.is_empty());
             if !running
-                && self.merging.is_none()
+                && self.merges.merging.is_none()
                 && self.joins.is_empty()
-                && self.replans.is_empty()
+                && self
+                    .replanning
+                    .as_ref()
+                    .is_none_or(|r| r.answers.is_empty())
                 && !verifying
             {
                 break;
@@ -427,14 +453,14 @@ impl<'o> Dispatcher<'o> {
                     Some(event) => self.on_event(event)?,
                     None => self.lose_all("its executor stopped reporting")?,
                 },
-                merged = self.writer.next_merged(), if self.merging.is_some() => {
+                merged = self.writer.next_merged(), if self.merges.merging.is_some() => {
                     let (task, merged) = merged?;
                     self.on_merged(task, merged)?;
                 }
                 Some(joined) = self.joins.join_next(), if !self.joins.is_empty() => {
                 self.on_joined(joined)?;
             }
-                Some(answered) = self.replans.join_next(), if !self.replans.is_empty() => {
+                Some(answered) = replanning::next_answer(&mut self.replanning), if replanning => {
                 self.on_replanned(answered)?;
             }
                 done = verifying::next_done(&mut self.verify), if verifying => {
@@ -466,25 +492,25 @@ impl<'o> Dispatcher<'o> {
     /// Starts ready tasks while the executor admits them.
     fn dispatch(&mut self) -> Result<(), RunError> {
         // Tasks that waited for memory get another chance each time.
-        self.ready.extend(self.deferred.drain(..));
+        self.queue.ready.extend(self.queue.deferred.drain(..));
         if self.stop.borrow().is_some() {
             self.stopping = Some(Stopping::Cancel);
         }
         while self.stopping.is_none() {
-            let Some(&(path, Reverse(i))) = self.ready.peek() else {
+            let Some(&(path, Reverse(i))) = self.queue.ready.peek() else {
                 break;
             };
             // Not pending any more, or held back since it was queued (a
             // dependency runs again after a conflict): it is queued again
             // when it may start.
             if self.status(i) != TaskStatus::Pending || self.slots[i].waiting_on > 0 {
-                self.ready.pop();
+                self.queue.ready.pop();
                 continue;
             }
             // Expected to conflict with a running task: it waits for that
             // one's merge.
             if self.held_back(i)? {
-                self.ready.pop();
+                self.queue.ready.pop();
                 continue;
             }
             match self.executor.admit(i) {
@@ -500,7 +526,7 @@ impl<'o> Dispatcher<'o> {
                                 || graph.dependents(r).any(|d| slots[d].waiting_on == 1)
                         };
                         if self.executor.admit_on_deck(i, &unlocks) {
-                            self.ready.pop();
+                            self.queue.ready.pop();
                             self.launch(i);
                             continue;
                         }
@@ -508,15 +534,15 @@ impl<'o> Dispatcher<'o> {
                     break;
                 }
                 Admission::Wait => {
-                    self.ready.pop();
-                    self.deferred.push((path, Reverse(i)));
+                    self.queue.ready.pop();
+                    self.queue.deferred.push((path, Reverse(i)));
                 }
                 Admission::Refuse(reason) => {
-                    self.ready.pop();
+                    self.queue.ready.pop();
                     self.on_done(i, TaskStatus::Failed, Some(reason))?;
                 }
                 Admission::Start => {
-                    self.ready.pop();
+                    self.queue.ready.pop();
                     // An experiment runs nothing and is never queued: it is
                     // decided when its variants end.
                     debug_assert!(self.tasks.get(i).experiment().is_none());
@@ -604,12 +630,17 @@ impl<'o> Dispatcher<'o> {
             if self.may_replan(i) {
                 return self.start_replan(i, status, reason);
             }
-            if self.replanner.is_some() && self.replans_left == 0 {
+            if let Some(rounds) = self
+                .replanning
+                .as_ref()
+                .filter(|r| r.left == 0)
+                .map(|r| r.rounds)
+            {
                 let reason = Some(format!(
                     "{}; not replanned: the run's {} replan{} are used up (`replan` in [swarm])",
                     reason.unwrap_or_else(|| status.as_str().to_string()),
-                    self.replan_rounds,
-                    if self.replan_rounds == 1 { "" } else { "s" },
+                    rounds,
+                    if rounds == 1 { "" } else { "s" },
                 ));
                 return self.end_task(i, status, reason);
             }
@@ -653,7 +684,7 @@ impl<'o> Dispatcher<'o> {
             for d in dependents {
                 self.slots[d].waiting_on = self.slots[d].waiting_on.saturating_sub(1);
                 if self.slots[d].waiting_on == 0 && self.status(d) == TaskStatus::Pending {
-                    self.ready.push((self.graph.priority(d), Reverse(d)));
+                    self.queue.ready.push((self.graph.priority(d), Reverse(d)));
                     self.emit(EventBody::TaskQueued {
                         task: self.tasks.get(d).id.clone(),
                     })?;
@@ -667,7 +698,7 @@ impl<'o> Dispatcher<'o> {
                 _ => "failed",
             };
             self.block_dependents(i, what)?;
-            if self.on_failure == OnFailure::Stop
+            if self.settings.on_failure == OnFailure::Stop
                 && matches!(status, TaskStatus::Failed | TaskStatus::TimedOut)
             {
                 self.stopping.get_or_insert(Stopping::Failure);
@@ -735,11 +766,11 @@ impl<'o> Dispatcher<'o> {
             self.drive_verify(true)?;
             self.writer.commit()?;
             let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
-            if self.merging.is_none() && !verifying {
+            if self.merges.merging.is_none() && !verifying {
                 break;
             }
             tokio::select! {
-                merged = self.writer.next_merged(), if self.merging.is_some() => {
+                merged = self.writer.next_merged(), if self.merges.merging.is_some() => {
                     let (task, merged) = merged?;
                     self.on_merged(task, merged)?;
                 }
@@ -772,7 +803,7 @@ impl<'o> Dispatcher<'o> {
             crate::exit::TASKS_FAILED
         };
         self.emit(EventBody::RunFinished {
-            integration_commit: self.integration.to_string(),
+            integration_commit: self.merges.integration.to_string(),
             exit_code,
             duration_ms: crate::millis(self.started.elapsed()),
         })?;
@@ -784,20 +815,19 @@ impl<'o> Dispatcher<'o> {
         // the run's peak of memory at 10,000 tasks.
         drop(self.graph);
         drop(self.slots);
-        drop(self.ready);
-        drop(self.deferred);
-        drop(self.durations);
+        drop(self.queue);
+        drop(self.timings.history);
         // The history is a hint for later runs: failing to keep it is no
         // reason for this one to fail.
         let took: Vec<_> = self
+            .timings
             .took
             .iter()
             .map(|&(i, ms)| (self.tasks.get(i), ms))
             .collect();
         // With what each changed, which predicts the next run's conflicts.
         let changed = |task: &crate::plan::Task| {
-            let report = self.fold.report()?;
-            let t = report.tasks.get(self.fold.slot(&task.id)?)?;
+            let t = self.fold.task(self.fold.index(&task.id)?)?;
             Some(t.changed_files.as_slice())
         };
         if let Err(e) =
@@ -852,8 +882,8 @@ fn entry_times(
         };
         // Its own test report's cases, when it gave one.
         let cases: Vec<swarm_protocol::TestCase> = fold
-            .report()
-            .and_then(|r| r.tasks.get(fold.slot(&task.id)?))
+            .index(&task.id)
+            .and_then(|i| fold.task(i))
             .and_then(|t| t.tests.as_deref())
             .and_then(|tests| std::fs::read(&tests.cases).ok())
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())

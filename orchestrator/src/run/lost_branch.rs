@@ -87,8 +87,8 @@ pub(super) fn make_again(
     squash: bool,
 ) -> Result<Oid, String> {
     let merged_now = |id: &str| {
-        fold.slot(id)
-            .is_some_and(|s| fold.status(s) == TaskStatus::Merged)
+        fold.index(id)
+            .is_some_and(|i| fold.status(i) == TaskStatus::Merged)
     };
     // The last merge of each task that is merged now, in journal order.
     let mut last: HashMap<&str, (usize, Oid, bool)> = HashMap::new();

@@ -2,6 +2,8 @@
 //! changed), then the dispatcher, which owns all run state and drives task
 //! workers, merges, the journal and the report from one loop.
 
+mod blocking;
+mod cgroup;
 mod dispatch;
 mod executor;
 mod experiment;
@@ -32,7 +34,7 @@ pub const BACKGROUND_NICE: i32 = 5;
 /// Which cgroups tasks get on this machine (`"v2"`, `"v1"`), or `None`
 /// when their limits are rlimits only.
 pub fn cgroup_support() -> Option<&'static str> {
-    local::cgroup::Cgroups::probe()
+    cgroup::Cgroups::probe()
 }
 
 /// Takes run `run`'s lock, as a coordinator does: for anything that must

@@ -134,7 +134,7 @@ impl Replanner {
         // A new attempt of the request: what an earlier round asked for
         // is void.
         spawner.reset(&task.id, None);
-        let checked = crate::run::local::task::blocking(move || {
+        let checked = crate::run::blocking::blocking(move || {
             repo.with_paths_of(base, |exists| {
                 spawner.request(&task, "replan", &text, exists)
             })

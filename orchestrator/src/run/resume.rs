@@ -134,17 +134,17 @@ pub(super) fn recover(
         _ => None,
     };
 
-    let fold = RunFold::of(&events);
-    let slots: Vec<usize> = tasks
-        .iter()
-        .map(|t| fold.slot(&t.id))
-        .collect::<Option<_>>()
-        .ok_or_else(|| not_resumable(run, "its journal does not list every task"))?;
-    let state: Vec<TaskState> = slots
-        .iter()
-        .map(|&s| fold.state(s).cloned().unwrap_or_default())
+    // Numbered as the run's task table numbers them (`TaskIndex`), which
+    // the dispatcher it resumes indexes by.
+    let mut fold = RunFold::of(&events);
+    fold.number(tasks.iter().map(|t| t.id.as_str()))
+        .map_err(|_| not_resumable(run, "its journal does not list every task"))?;
+    let state: Vec<TaskState> = TaskIndex::all(tasks.len())
+        .map(|i| fold.state(i).cloned().unwrap_or_default())
         .collect();
-    let mut status: Vec<TaskStatus> = slots.iter().map(|&s| fold.status(s)).collect();
+    let mut status: Vec<TaskStatus> = TaskIndex::all(tasks.len())
+        .map(|i| fold.status(i))
+        .collect();
 
     let retried = retried_tasks(run, tasks, &status, retry_failed)?;
     for &i in &retried {

@@ -129,7 +129,8 @@ impl Dispatcher<'_> {
             ExecEvent::Withdrawn { task } => {
                 // Never started: back in its queue, as if never handed over.
                 self.slots.set_in_flight(task, false);
-                self.ready
+                self.queue
+                    .ready
                     .push((self.graph.priority(task), std::cmp::Reverse(task)));
                 Ok(())
             }

@@ -76,14 +76,11 @@ impl Dispatcher<'_> {
         let task = self.tasks.get(i);
         let agent = task.agent()?;
         let gateway = self.gateway.as_ref()?;
-        let report = self.fold.report()?;
+        // Nothing is known of the variants before the run's start.
+        self.fold.report()?;
         let (mut tokens, mut usd) = (0, 0.0_f64);
         for v in self.graph.deps(e) {
-            if let Some(a) = report
-                .tasks
-                .get(self.slots[v].fold)
-                .and_then(|t| t.agent.as_ref())
-            {
+            if let Some(a) = self.fold.task(v).and_then(|t| t.agent.as_ref()) {
                 tokens = tokens.max(a.usage.total());
                 usd = usd.max(a.cost_usd);
             }
@@ -99,18 +96,14 @@ impl Dispatcher<'_> {
     /// A resumed run's experiments' shared budgets start from what their
     /// variants spent before.
     pub(super) fn seed_group_budgets(&self) {
-        let (Some(gateway), Some(report)) = (self.gateway.as_ref(), self.fold.report()) else {
+        let Some(gateway) = self.gateway.as_ref() else {
             return;
         };
         for (i, task) in self.tasks.indices().zip(self.tasks.all().iter()) {
             let (Some(e), Some(agent)) = (self.slots[i].experiment_of, task.agent()) else {
                 continue;
             };
-            if let Some(a) = report
-                .tasks
-                .get(self.slots[i].fold)
-                .and_then(|t| t.agent.as_ref())
-            {
+            if let Some(a) = self.fold.task(i).and_then(|t| t.agent.as_ref()) {
                 gateway
                     .group(&self.tasks.get(e).id, agent.budget)
                     .add(a.usage, a.cost_usd);
@@ -181,8 +174,8 @@ impl Dispatcher<'_> {
 
     /// What the fold knows of variant `v`, for the ranking.
     fn row(&self, v: TaskIndex) -> Option<Row> {
-        let report = self.fold.report()?.tasks.get(self.slots[v].fold)?;
-        let state = self.fold.state(self.slots[v].fold);
+        let report = self.fold.task(v)?;
+        let state = self.fold.state(v);
         let number = self.tasks.get(v).variant().map_or(0, |x| x.number);
         let (tokens, cost_usd) = report
             .agent

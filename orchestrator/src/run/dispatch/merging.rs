@@ -20,16 +20,27 @@ use crate::plan::{History, OnConflict, OnFailure};
 /// Most bytes of each patch an agent run again after a conflict is shown.
 const NOTE_PATCH: usize = 16 << 10;
 
+/// Where merging into the integration branch stands.
+#[derive(Debug)]
+pub(super) struct MergeCursor {
+    /// Next position in the merge order.
+    pub next: usize,
+    /// The task whose merge the writer is doing.
+    pub merging: Option<TaskIndex>,
+    /// The integration branch's tip.
+    pub integration: git2::Oid,
+}
+
 impl Dispatcher<'_> {
     /// Merges finished tasks into the integration branch, strictly in merge
     /// order, so that the same plan always gives the same history and the
     /// same conflicts whatever order tasks finished in. One merge at a time
     /// runs on the writer's thread; its result continues the walk.
     pub(super) fn advance_merges(&mut self) -> Result<(), RunError> {
-        if self.merging.is_some() || self.verify_holds_merges() {
+        if self.merges.merging.is_some() || self.verify_holds_merges() {
             return Ok(());
         }
-        while let Some(&i) = self.graph.merge_order().get(self.cursor) {
+        while let Some(&i) = self.graph.merge_order().get(self.merges.next) {
             let merging = match self.status(i) {
                 TaskStatus::Pending | TaskStatus::Running => return Ok(()),
                 TaskStatus::Succeeded => self.start_merge(i)?,
@@ -46,7 +57,7 @@ impl Dispatcher<'_> {
     /// The merge walk passes task `i` (merged, or not to be merged): what
     /// was held for its merge may start.
     fn pass(&mut self, i: TaskIndex) -> Result<(), RunError> {
-        self.cursor += 1;
+        self.merges.next += 1;
         self.release_held(i)
     }
 
@@ -85,29 +96,29 @@ impl Dispatcher<'_> {
         let Some(commit) = self.result(i) else {
             return Ok(false);
         };
-        let squash = self.history == History::Squash;
+        let squash = self.settings.history == History::Squash;
         let message = merge_message(&self.run, &id, squash);
         self.writer.merge(MergeJob {
             task: i,
             id,
-            ours: self.integration,
+            ours: self.merges.integration,
             theirs: commit,
             message,
             squash,
         })?;
-        self.merging = Some(i);
+        self.merges.merging = Some(i);
         Ok(true)
     }
 
     /// The writer merged task `i` (or found it conflicting).
     pub(super) fn on_merged(&mut self, i: TaskIndex, merged: Merged) -> Result<(), RunError> {
-        self.merging = None;
+        self.merges.merging = None;
         let id = self.tasks.get(i).id.clone();
         let result = self.result(i);
         let commit = result.map(|c| c.to_string()).unwrap_or_default();
         match merged {
             Merged::Moved(new) => {
-                self.integration = new;
+                self.merges.integration = new;
                 self.merged_into_branch(i, new);
             }
             Merged::AlreadyIn => {}
@@ -139,7 +150,7 @@ impl Dispatcher<'_> {
                     status: TaskStatus::Conflicted,
                     reason: Some(reason),
                 })?;
-                if self.on_failure == OnFailure::Stop {
+                if self.settings.on_failure == OnFailure::Stop {
                     self.stopping.get_or_insert(Stopping::Failure);
                 }
                 self.block_dependents(i, "conflicted")?;
@@ -149,7 +160,7 @@ impl Dispatcher<'_> {
         self.emit(EventBody::TaskMerged {
             task: id,
             commit,
-            integration_commit: self.integration.to_string(),
+            integration_commit: self.merges.integration.to_string(),
             resolved: false,
         })?;
         self.pass(i)?;
@@ -170,11 +181,7 @@ impl Dispatcher<'_> {
         {
             return None;
         }
-        let done = self
-            .fold
-            .report()
-            .and_then(|r| r.tasks.get(self.slots[i].fold))
-            .map_or(0, |t| t.conflict_reruns);
+        let done = self.fold.task(i).map_or(0, |t| t.conflict_reruns);
         (done < task.conflict_reruns).then_some((done + 1, task.conflict_reruns))
     }
 
@@ -191,15 +198,11 @@ impl Dispatcher<'_> {
         let id = self.tasks.get(i).id.clone();
         self.emit(EventBody::TaskRequeued {
             task: id.clone(),
-            base_commit: self.integration.to_string(),
+            base_commit: self.merges.integration.to_string(),
             rerun,
             reruns,
         })?;
-        let attempts = self
-            .fold
-            .report()
-            .and_then(|r| r.tasks.get(self.slots[i].fold))
-            .map_or(0, |t| t.attempts);
+        let attempts = self.fold.task(i).map_or(0, |t| t.attempts);
         // The result that conflicted is correct work: it stays on the
         // attempt's ref (`<task>.<n>`), as a failed attempt's does, since
         // the re-run's result takes the task's.
@@ -211,7 +214,7 @@ impl Dispatcher<'_> {
             )?;
         }
         self.slots[i].next_attempt = attempts + 1;
-        self.slots[i].rerun = Some(Box::new((self.integration, note)));
+        self.slots[i].rerun = Some(Box::new((self.merges.integration, note)));
         // Its dependents that have not started wait for the re-run's
         // result, as they waited for its first: released again when it
         // succeeds. (Those already running keep the first one; if theirs
@@ -223,7 +226,8 @@ impl Dispatcher<'_> {
                 self.slots[d].waiting_on += 1;
             }
         }
-        self.ready
+        self.queue
+            .ready
             .push((self.graph.priority(i), std::cmp::Reverse(i)));
         self.emit(EventBody::TaskQueued { task: id })?;
         Ok(())
@@ -240,7 +244,7 @@ impl Dispatcher<'_> {
     ) -> Option<std::sync::Arc<str>> {
         self.tasks.get(i).agent()?;
         let result = result?;
-        let base = self.fold.state(self.slots[i].fold)?.base?;
+        let base = self.fold.state(i)?.base?;
         let clip = |bytes: Vec<u8>| {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             match text.len() > NOTE_PATCH {
@@ -253,7 +257,11 @@ impl Dispatcher<'_> {
             }
         };
         let mine = clip(self.repo.patch(base, result).ok()?);
-        let theirs = clip(self.repo.patch_of(base, self.integration, files).ok()?);
+        let theirs = clip(
+            self.repo
+                .patch_of(base, self.merges.integration, files)
+                .ok()?,
+        );
         Some(
             format!(
                 "swarm: your earlier change for this task conflicted, in {}, with what other tasks merged meanwhile. \

@@ -118,7 +118,12 @@ impl Dispatcher<'_> {
         // The last such task in merge order: by the time it merges, every
         // task before it has landed too, so `i` is held once, not once
         // behind each.
-        for &j in order.get(self.cursor..at).unwrap_or_default().iter().rev() {
+        for &j in order
+            .get(self.merges.next..at)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+        {
             // Still to land (to start, running, or done and waiting for its
             // merge): what it changes lands before `i`'s would.
             if self.status(j).is_final() || self.slots[j].experiment_of.is_some() {
@@ -166,11 +171,12 @@ impl Dispatcher<'_> {
             // From the branch as it is now (held again later, from the
             // branch as it is then).
             let note = self.slots[i].rerun.take().and_then(|r| r.1);
-            self.slots[i].rerun = Some(Box::new((self.integration, note)));
+            self.slots[i].rerun = Some(Box::new((self.merges.integration, note)));
             if self.slots[i].waiting_on == 0
                 && self.status(i) == swarm_protocol::TaskStatus::Pending
             {
-                self.ready
+                self.queue
+                    .ready
                     .push((self.graph.priority(i), std::cmp::Reverse(i)));
                 self.emit(EventBody::TaskQueued {
                     task: self.tasks.get(i).id.clone(),

@@ -12,7 +12,7 @@ use crate::ids::TaskIndex;
 use swarm_protocol::{EventBody, TaskStatus};
 
 use super::super::RunError;
-use super::super::replan::{Failure, Fix};
+use super::super::replan::{Failure, Fix, Replanner};
 use super::{Dispatcher, Stopping};
 use crate::plan::subtasks;
 
@@ -26,14 +26,46 @@ pub(super) type Answered = (
     Result<Fix, String>,
 );
 
+/// Replanning of failed tasks: the model to ask, the replans the run may
+/// still make, and those waiting for the model.
+pub(super) struct Replanning {
+    replanner: Replanner,
+    /// Replans the run may still make, and how many it may make in all
+    /// (resumes included).
+    pub left: u32,
+    pub rounds: u32,
+    /// Replans waiting for the model.
+    pub answers: tokio::task::JoinSet<Answered>,
+}
+
+impl Replanning {
+    pub(super) fn new(replanner: Replanner, rounds: u32) -> Self {
+        Self {
+            replanner,
+            left: rounds,
+            rounds,
+            answers: tokio::task::JoinSet::new(),
+        }
+    }
+}
+
+/// The next replan the model answered (polled only while one is awaited).
+pub(super) async fn next_answer(
+    replanning: &mut Option<Replanning>,
+) -> Option<Result<Answered, tokio::task::JoinError>> {
+    match replanning {
+        Some(replanning) => replanning.answers.join_next().await,
+        None => None,
+    }
+}
+
 impl Dispatcher<'_> {
     /// Whether failed task `i` may be replanned: the run has replans left
     /// and a model to ask, is not being cancelled, the task is no variant
     /// or experiment, and its replacement would fit under `max_depth`.
     pub(super) fn may_replan(&self, i: TaskIndex) -> bool {
         let task = self.tasks.get(i);
-        self.replans_left > 0
-            && self.replanner.is_some()
+        self.replanning.as_ref().is_some_and(|r| r.left > 0)
             && self.stopping != Some(Stopping::Cancel)
             && self.stop.borrow().is_none()
             && self.slots[i].experiment_of.is_none()
@@ -49,11 +81,12 @@ impl Dispatcher<'_> {
         status: TaskStatus,
         reason: Option<String>,
     ) -> Result<(), RunError> {
-        let Some(replanner) = self.replanner.clone() else {
+        let Some(replanning) = self.replanning.as_mut() else {
             return self.end_task(i, status, reason);
         };
-        self.replans_left -= 1;
-        let round = self.replan_rounds - self.replans_left;
+        replanning.left -= 1;
+        let (replanner, rounds) = (replanning.replanner.clone(), replanning.rounds);
+        let round = rounds - replanning.left;
         let task = self.tasks.get(i);
         let why = reason
             .clone()
@@ -61,13 +94,10 @@ impl Dispatcher<'_> {
         self.emit(EventBody::ReplanStarted {
             task: task.id.clone(),
             round,
-            rounds: self.replan_rounds,
+            rounds,
             reason: why.clone(),
         })?;
-        let report = self
-            .fold
-            .report()
-            .and_then(|r| r.tasks.get(self.slots[i].fold));
+        let report = self.fold.task(i);
         let logs = report
             .map(|t| vec![t.stderr_log.clone().into(), t.stdout_log.clone().into()])
             .unwrap_or_default();
@@ -82,7 +112,7 @@ impl Dispatcher<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let Some(base) = self.fold.state(self.slots[i].fold).and_then(|s| s.base) else {
+        let Some(base) = self.fold.state(i).and_then(|s| s.base) else {
             return self.end_task(i, status, reason);
         };
         let failure = Failure {
@@ -92,12 +122,14 @@ impl Dispatcher<'_> {
             logs,
             others,
             round,
-            rounds: self.replan_rounds,
+            rounds,
         };
-        self.replans.spawn(async move {
-            let fix = replanner.replan(failure).await;
-            (i, round, status, reason, fix)
-        });
+        if let Some(replanning) = self.replanning.as_mut() {
+            replanning.answers.spawn(async move {
+                let fix = replanner.replan(failure).await;
+                (i, round, status, reason, fix)
+            });
+        }
         Ok(())
     }
 

@@ -58,8 +58,8 @@ impl<'o> Dispatcher<'o> {
         // The new observer has not seen the run start.
         (dispatcher.observer)(&recovered.run_started);
         dispatcher.fold = recovered.fold;
-        dispatcher.find_slots()?;
-        dispatcher.integration = recovered.integration;
+        dispatcher.number_tasks()?;
+        dispatcher.merges.integration = recovered.integration;
         dispatcher.verify = verify;
         dispatcher.resume_verify()?;
         for &i in &recovered.adopted {
@@ -73,7 +73,7 @@ impl<'o> Dispatcher<'o> {
         let body = EventBody::RunResumed {
             restarted: ids(&recovered.restarted),
             pending: ids(&recovered.pending),
-            integration_commit: dispatcher.integration.to_string(),
+            integration_commit: dispatcher.merges.integration.to_string(),
             retried: ids(&recovered.retried),
             // The branch moved but the crash lost the journal line.
             merged: ids(recovered.merged_by_git.as_slice()),
@@ -88,14 +88,16 @@ impl<'o> Dispatcher<'o> {
             slot.next_attempt = first;
         }
         // Replans are counted over the whole run, resumes included.
-        dispatcher.replans_left = dispatcher.replan_rounds.saturating_sub(replanned);
+        if let Some(replanning) = dispatcher.replanning.as_mut() {
+            replanning.left = replanning.rounds.saturating_sub(replanned);
+        }
         dispatcher.seed_group_budgets();
         for i in dispatcher.tasks.indices() {
             if !dispatcher.slots[i].children.is_empty() {
                 dispatcher.seed_subtree_budget(i);
             }
         }
-        dispatcher.ready.clear();
+        dispatcher.queue.ready.clear();
         for i in dispatcher.tasks.indices() {
             // An experiment waits for its variants to end, however they
             // ended; other tasks for their dependencies to succeed.
@@ -118,11 +120,10 @@ impl<'o> Dispatcher<'o> {
             // it is (the merges after it waited for it).
             let rerunning = dispatcher
                 .fold
-                .report()
-                .and_then(|r| r.tasks.get(dispatcher.slots[i].fold))
+                .task(i)
                 .is_some_and(|t| t.conflict_reruns > 0 && t.status == TaskStatus::Pending);
             if rerunning {
-                let integration = dispatcher.integration;
+                let integration = dispatcher.merges.integration;
                 dispatcher.slots[i].rerun = Some(Box::new((integration, None)));
             }
             if dispatcher.status(i) == TaskStatus::Pending
@@ -130,6 +131,7 @@ impl<'o> Dispatcher<'o> {
                 && !experiment
             {
                 dispatcher
+                    .queue
                     .ready
                     .push((dispatcher.graph.priority(i), Reverse(i)));
             }

@@ -13,9 +13,6 @@ use crate::ids::TaskIndex;
 /// What the dispatcher keeps about one task.
 #[derive(Debug, Clone)]
 pub(super) struct Slot {
-    /// Its place in the run's fold (known once `run_started` is folded;
-    /// see `Dispatcher::find_slots`).
-    pub fold: usize,
     /// Handed to the executor and not ended yet (changed only through
     /// [`Slots::set_in_flight`], which counts them).
     in_flight: bool,
@@ -58,7 +55,6 @@ impl Slot {
         parent: Option<TaskIndex>,
     ) -> Self {
         Self {
-            fold: 0,
             in_flight: false,
             waiting_on,
             next_attempt: 1,

@@ -19,7 +19,7 @@ use super::Dispatcher;
 use super::slots::Slot;
 use crate::git::{GitError, merge_results, refs};
 use crate::plan::Task;
-use crate::run::local::task::blocking;
+use crate::run::blocking::blocking;
 
 /// How merging a subtree onto its parent went: the merged commit, or the
 /// files where the children's results conflict.
@@ -33,10 +33,7 @@ impl Dispatcher<'_> {
         i: TaskIndex,
         accepted: Accepted,
     ) -> Result<(), RunError> {
-        let attempt = self
-            .fold
-            .state(self.slots[i].fold)
-            .map_or(1, |s| s.attempt.max(1));
+        let attempt = self.fold.state(i).map_or(1, |s| s.attempt.max(1));
         let infos = accepted.tasks.iter().map(info).collect();
         self.emit(EventBody::SubtasksSpawned {
             task: self.tasks.get(i).id.clone(),
@@ -49,7 +46,7 @@ impl Dispatcher<'_> {
         let added = self.add_children(i, accepted.tasks)?;
         for c in added {
             if self.slots[c].waiting_on == 0 {
-                self.ready.push((self.graph.priority(c), Reverse(c)));
+                self.queue.ready.push((self.graph.priority(c), Reverse(c)));
                 self.emit(EventBody::TaskQueued {
                     task: self.tasks.get(c).id.clone(),
                 })?;
@@ -76,14 +73,14 @@ impl Dispatcher<'_> {
         let all = self.tasks.all();
         self.graph.extend(&all, first);
         // A subtask that ran in an earlier run is expected to take as long.
-        self.graph.weigh(self.durations.expected(&all));
+        self.graph.weigh(self.timings.history.expected(&all));
         for &c in &added {
             // Its siblings it depends on (its parent's result is there).
             self.slots
                 .push(Slot::new(self.graph.deps(c).count(), None, Some(i)));
         }
         self.slots[i].children.extend(added.iter().copied());
-        self.find_slots()?;
+        self.number_tasks()?;
         Ok(added)
     }
 
@@ -91,7 +88,7 @@ impl Dispatcher<'_> {
     /// count against a budget that starts from what it spent itself (and,
     /// resumed, what its descendants spent).
     pub(super) fn seed_subtree_budget(&self, i: TaskIndex) {
-        let (Some(gateway), Some(report)) = (self.gateway.as_ref(), self.fold.report()) else {
+        let (Some(gateway), Some(_)) = (self.gateway.as_ref(), self.fold.report()) else {
             return;
         };
         let task = self.tasks.get(i);
@@ -102,11 +99,7 @@ impl Dispatcher<'_> {
         let mut tree = vec![i];
         while let Some(t) = tree.pop() {
             tree.extend(&self.slots[t].children);
-            if let Some(a) = report
-                .tasks
-                .get(self.slots[t].fold)
-                .and_then(|r| r.agent.as_ref())
-            {
+            if let Some(a) = self.fold.task(t).and_then(|r| r.agent.as_ref()) {
                 group.add(a.usage, a.cost_usd);
             }
         }
@@ -157,7 +150,7 @@ impl Dispatcher<'_> {
     /// Where task `p`'s line starts for its children: its result, or its
     /// base when it was replanned (its failed result is left out).
     pub(super) fn line_start(&self, p: TaskIndex) -> Option<Oid> {
-        self.fold.state(self.slots[p].fold)?.line_start()
+        self.fold.state(p)?.line_start()
     }
 
     /// The merge of `p`'s subtree ended.
@@ -174,7 +167,7 @@ impl Dispatcher<'_> {
                 let id = self.tasks.get(p).id.clone();
                 // A replanned task's own (failed) result is not in its
                 // line: it moves to its attempt's ref, never lost.
-                if let Some(state) = self.fold.state(self.slots[p].fold).filter(|s| s.replaced)
+                if let Some(state) = self.fold.state(p).filter(|s| s.replaced)
                     && let Some(failed) = state.commit
                 {
                     self.repo.set_ref(

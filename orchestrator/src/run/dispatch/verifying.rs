@@ -284,7 +284,7 @@ impl Dispatcher<'_> {
             return Ok(());
         }
         loop {
-            let merging = self.merging.is_some();
+            let merging = self.merges.merging.is_some();
             let Some(v) = &mut self.verify else {
                 return Ok(());
             };
@@ -528,7 +528,7 @@ impl Dispatcher<'_> {
             .iter()
             .filter_map(|&t| self.result(t))
             .collect();
-        let squash = self.history == History::Squash;
+        let squash = self.settings.history == History::Squash;
         let mut dependents = std::collections::HashSet::new();
         for &t in &suspect.tasks {
             dependents.extend(self.all_dependents(t));
@@ -551,7 +551,7 @@ impl Dispatcher<'_> {
         v.rebuilding = true;
         v.culprit = None;
         v.jobs.spawn(async move {
-            let rebuilt = crate::run::local::task::blocking(move || {
+            let rebuilt = crate::run::blocking::blocking(move || {
                 rebuild(&repo, onto, &removed, &later, squash, &run)
             })
             .await;
@@ -640,8 +640,8 @@ impl Dispatcher<'_> {
             })?;
         }
         self.writer.set_branch(rebuilt.tip)?;
-        self.integration = rebuilt.tip;
-        if self.on_failure == OnFailure::Stop {
+        self.merges.integration = rebuilt.tip;
+        if self.settings.on_failure == OnFailure::Stop {
             self.stopping.get_or_insert(Stopping::Failure);
         }
         for &task in &suspect.tasks {
@@ -692,7 +692,7 @@ impl Dispatcher<'_> {
         let merges = super::super::verify::rebuild::merges_since(
             &self.repo,
             self.base_commit,
-            self.integration,
+            self.merges.integration,
         )?;
         for (commit, task) in merges {
             if let Some(i) = self.tasks.position(&task) {

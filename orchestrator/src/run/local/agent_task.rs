@@ -15,7 +15,8 @@ use swarm_sandbox::Stop;
 use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
-use super::task::Ctx;
+use super::ctx::Ctx;
+use super::describe::describe_outcome;
 use crate::gateway::{Gateway, Session, Verdict, Verifier};
 use crate::plan::{AgentTask, Task};
 
@@ -143,31 +144,7 @@ pub(crate) async fn run(
         Err(e) => return failed(e),
     }
     // The model's subtask requests, checked as they come (`run::spawn`).
-    let (spawner, parent, workdir) = (
-        std::sync::Arc::clone(&ctx.spawner),
-        std::sync::Arc::new(task.clone()),
-        std::sync::Arc::new(spec.cwd.clone()),
-    );
-    session = session.with_spawn(Box::new(move |input| {
-        let (spawner, parent, workdir) = (
-            std::sync::Arc::clone(&spawner),
-            std::sync::Arc::clone(&parent),
-            std::sync::Arc::clone(&workdir),
-        );
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let request = crate::run::spawn::json_request(&input).map_err(|e| vec![e])?;
-                spawner.request(
-                    &parent,
-                    "spawn_subtasks",
-                    &request,
-                    &crate::run::spawn::exists_in(&workdir),
-                )
-            })
-            .await
-            .unwrap_or_else(|e| Err(vec![format!("swarm could not check it: {e}")]))
-        })
-    }));
+    session = session.with_spawn(spawn_check(ctx, task, &spec.cwd));
     if let Some(index) = ctx.tasks.position(&task.id) {
         let events = ctx.events.clone();
         session = session.with_notes(Box::new(move |note| {
@@ -201,51 +178,118 @@ pub(crate) async fn run(
         stop: stop.clone(),
     };
 
-    // The agent runs under a stop signal of its own: the run's (forwarded)
-    // or ours, when the session ended first because the agent broke the
-    // protocol and must not go on unsupervised.
-    let (local_stop, mut agent_stop) = watch::channel(*stop.borrow());
-    let mut stopped_by_us = false;
-    let outcome = {
-        let agent_run = super::egress::run_command(&spec, egress.as_ref(), &mut agent_stop);
-        let serving = session.serve(ours, &mut verifier);
-        tokio::pin!(agent_run, serving);
-        let mut served = false;
-        let mut run_stop_open = true;
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut agent_run => break outcome,
-                () = &mut serving, if !served => {
-                    served = true;
-                    if local_stop.borrow().is_none() {
-                        stopped_by_us = true;
-                        let _ = local_stop.send(Some(Stop::Graceful));
-                    }
-                }
-                changed = stop.changed(), if run_stop_open => match changed {
-                    Ok(()) => {
-                        let level = *stop.borrow();
-                        let _ = local_stop.send(level);
-                    }
-                    Err(_) => run_stop_open = false,
-                },
-            }
-        };
-        // The agent is gone: once our copy of its end is closed too, the
-        // session reads what is left (its report) and sees the end. A call
-        // still in flight is abandoned after a moment.
-        drop(theirs);
-        if !served {
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut serving).await;
-        }
-        outcome
-    };
+    let (outcome, stopped_by_us) = serve_beside(
+        &spec,
+        egress.as_ref(),
+        &mut session,
+        ours,
+        theirs,
+        &mut verifier,
+        stop,
+    )
+    .await;
     let end = session.end();
     let mut report = end.report;
-    let outcome = match outcome {
-        // We stopped it for breaking the protocol: a failure, not a cancel.
-        AttemptOutcome::Cancelled if stopped_by_us && stop.borrow().is_none() => {
-            // SIGTERM (Linux), which is what it was stopped with.
+    let outcome = settle(outcome, &mut report, stopped_by_us, stop.borrow().is_some());
+    AgentAttempt {
+        outcome,
+        verify_passed: end.verify_passed,
+        report: Some(report),
+    }
+}
+
+/// Checks the model's subtask requests for `task` (working in `cwd`) as
+/// they come (`run::spawn`), off the async threads.
+fn spawn_check(ctx: &Ctx, task: &Task, cwd: &Path) -> crate::gateway::Spawn {
+    let (spawner, parent, workdir) = (
+        std::sync::Arc::clone(&ctx.spawner),
+        std::sync::Arc::new(task.clone()),
+        std::sync::Arc::new(cwd.to_path_buf()),
+    );
+    Box::new(move |input| {
+        let (spawner, parent, workdir) = (
+            std::sync::Arc::clone(&spawner),
+            std::sync::Arc::clone(&parent),
+            std::sync::Arc::clone(&workdir),
+        );
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let request = crate::run::spawn::json_request(&input).map_err(|e| vec![e])?;
+                spawner.request(
+                    &parent,
+                    "spawn_subtasks",
+                    &request,
+                    &crate::run::spawn::exists_in(&workdir),
+                )
+            })
+            .await
+            .unwrap_or_else(|e| Err(vec![format!("swarm could not check it: {e}")]))
+        })
+    })
+}
+
+/// The agent process (`spec`) and its gateway session side by side, to
+/// the agent's end: how it ended, and whether we stopped it. The agent
+/// runs under a stop signal of its own: the run's (forwarded) or ours,
+/// when the session ended first because the agent broke the protocol and
+/// must not go on unsupervised.
+async fn serve_beside(
+    spec: &CommandSpec,
+    egress: Option<&std::sync::Arc<super::egress::Egress>>,
+    session: &mut Session,
+    ours: tokio::net::UnixStream,
+    theirs: std::os::unix::net::UnixStream,
+    verifier: &mut VerifyRunner,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> (AttemptOutcome, bool) {
+    let (local_stop, mut agent_stop) = watch::channel(*stop.borrow());
+    let mut stopped_by_us = false;
+    let agent_run = super::egress::run_command(spec, egress, &mut agent_stop);
+    let serving = session.serve(ours, verifier);
+    tokio::pin!(agent_run, serving);
+    let mut served = false;
+    let mut run_stop_open = true;
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut agent_run => break outcome,
+            () = &mut serving, if !served => {
+                served = true;
+                if local_stop.borrow().is_none() {
+                    stopped_by_us = true;
+                    let _ = local_stop.send(Some(Stop::Graceful));
+                }
+            }
+            changed = stop.changed(), if run_stop_open => match changed {
+                Ok(()) => {
+                    let level = *stop.borrow();
+                    let _ = local_stop.send(level);
+                }
+                Err(_) => run_stop_open = false,
+            },
+        }
+    };
+    // The agent is gone: once our copy of its end is closed too, the
+    // session reads what is left (its report) and sees the end. A call
+    // still in flight is abandoned after a moment.
+    drop(theirs);
+    if !served {
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut serving).await;
+    }
+    (outcome, stopped_by_us)
+}
+
+/// How the attempt ended, its agent's `report` told of a cancel or a
+/// timeout: an agent we stopped for breaking the protocol (the run not
+/// `run_stopped`) failed, it was not cancelled.
+fn settle(
+    outcome: AttemptOutcome,
+    report: &mut AgentReport,
+    stopped_by_us: bool,
+    run_stopped: bool,
+) -> AttemptOutcome {
+    match outcome {
+        // SIGTERM (Linux), which is what it was stopped with.
+        AttemptOutcome::Cancelled if stopped_by_us && !run_stopped => {
             AttemptOutcome::Signaled { signal: 15 }
         }
         AttemptOutcome::Cancelled => {
@@ -259,11 +303,6 @@ pub(crate) async fn run(
             AttemptOutcome::TimedOut
         }
         other => other,
-    };
-    AgentAttempt {
-        outcome,
-        verify_passed: end.verify_passed,
-        report: Some(report),
     }
 }
 
@@ -330,7 +369,7 @@ pub(crate) async fn run_verify(
 /// verify printed (the ends of its stdout and stderr) and how it ended
 /// only.
 pub(crate) fn feedback(out: &str, err: &str, outcome: &AttemptOutcome) -> String {
-    format!("{out}{err}\n[verify: {}]", describe(outcome))
+    format!("{out}{err}\n[verify: {}]", describe_outcome(outcome))
 }
 
 /// Where a verify's output stream goes before it joins `log`.
@@ -381,33 +420,6 @@ impl Verifier for VerifyRunner {
                 Some(feedback) => Verdict::Failed { feedback },
             }
         })
-    }
-}
-
-/// Why an agent attempt did not succeed, in a few words.
-pub(crate) fn describe_failure(report: &AgentReport) -> Option<String> {
-    let detail = report.detail.clone().unwrap_or_default();
-    Some(match report.outcome {
-        AgentOutcome::Finished => return None,
-        AgentOutcome::MaxTurns => format!("the agent stopped: {detail}"),
-        AgentOutcome::Budget => format!("the agent's budget ran out: {detail}"),
-        AgentOutcome::ModelError => detail,
-        AgentOutcome::VerifyFailed => detail,
-        AgentOutcome::Crashed => format!("the agent failed: {detail}"),
-        AgentOutcome::McpFailed => detail,
-        AgentOutcome::Cancelled => "cancelled".into(),
-    })
-}
-
-pub(crate) fn describe(outcome: &AttemptOutcome) -> String {
-    match outcome {
-        AttemptOutcome::Exited { code } => format!("exited with code {code}"),
-        AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
-        AttemptOutcome::TimedOut => "timed out".into(),
-        AttemptOutcome::Cancelled => "cancelled".into(),
-        AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
-        AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),
-        AttemptOutcome::OutOfMemory { .. } => "killed: out of memory".into(),
     }
 }
 

@@ -13,8 +13,10 @@ use swarm_worker::wasm::WasmSpec;
 use swarm_worker::{CommandSpec, Sandboxed};
 use tokio::sync::watch;
 
+use super::ctx::Ctx;
+use super::describe::{Verify, did_its_work};
 use super::egress::Egress;
-use super::task::Ctx;
+use super::worker_files::{owned_cache_dir, trust_checkouts};
 use crate::git::write_view;
 use crate::layout::{log_paths, verify_log_paths};
 use crate::plan::{AgentTask, Payload, Task, TaskNetwork, WasmTask};
@@ -37,46 +39,6 @@ fn task_caches(
         out.push((cache.var.clone(), dir));
     }
     Ok(out)
-}
-
-/// `<dir>/<name>`, a per-task build cache's directory of one task (or of
-/// the run-wide verify), made if missing and handed to `owner`.
-pub(crate) fn owned_cache_dir(
-    dir: &std::path::Path,
-    name: &str,
-    owner: Option<(u32, u32)>,
-) -> std::io::Result<PathBuf> {
-    let dir = dir.join(name);
-    // The parent is swarm's (checked when it was made), and `name` is one
-    // plain path component.
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    Ok(dir)
-}
-
-/// Writes `<home>/.gitconfig` trusting every repository: git refuses one
-/// owned by another user, and the checkouts and git views a sandboxed
-/// identity works in stay root's. Only ever a new file: an earlier
-/// attempt may have left a link there, which a plain write would follow
-/// as root (an existing file is left as it is).
-pub(crate) fn trust_checkouts(home: &std::path::Path) -> std::io::Result<()> {
-    let config = home.join(".gitconfig");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&config)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"[safe]\n\tdirectory = *\n"))
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        })
 }
 
 /// What one attempt did: how its command (or agent, or program) ended,
@@ -105,21 +67,9 @@ impl Ran {
 
     /// Whether the attempt did its work: it ran to success, its `verify`
     /// did not fail and an agent finished.
-    fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         did_its_work(&self.outcome, self.verify.as_ref(), self.agent.as_ref())
     }
-}
-
-/// Whether an attempt did its work: it ran to success, its `verify` did
-/// not fail and an agent finished.
-pub(crate) fn did_its_work(
-    outcome: &AttemptOutcome,
-    verify: Option<&Verify>,
-    agent: Option<&AgentReport>,
-) -> bool {
-    outcome.is_success()
-        && !matches!(verify, Some(Verify::Failed(_)))
-        && agent.is_none_or(|r| r.outcome == swarm_protocol::agent::AgentOutcome::Finished)
 }
 
 /// The command (or the agent, or the WASM program), then `verify` if it
@@ -220,7 +170,7 @@ struct Setup {
     /// The process to start: script, environment, logs, sandbox, limits.
     spec: CommandSpec,
     /// The attempt's own cgroup, for a task with limits.
-    cgroup: Option<super::cgroup::TaskCgroup>,
+    cgroup: Option<crate::run::cgroup::TaskCgroup>,
     /// What the sandbox's unprivileged user owns while the attempt runs
     /// (as root only).
     owned: Vec<PathBuf>,
@@ -271,18 +221,7 @@ impl Setup {
         }
         // Whether the tmp is new: an earlier attempt's may hold anything,
         // its subtask request too, which goes with that attempt.
-        let fresh_tmp = match std::fs::create_dir(&tmp) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let _ = std::fs::remove_file(tmp.join(crate::run::spawn::REQUEST_FILE));
-                false
-            }
-            Err(_) => {
-                std::fs::create_dir_all(&tmp)
-                    .map_err(|e| format!("create {}: {e}", tmp.display()))?;
-                true
-            }
-        };
+        let fresh_tmp = make_tmp(&tmp)?;
         let mut env = attempt_env(ctx, task, attempt, base, &tmp);
         let cgroup = task_cgroup(ctx, task, attempt);
         let sandbox = match &ctx.sandbox {
@@ -311,35 +250,7 @@ impl Setup {
                 tmp.join("target").display().to_string(),
             ));
         }
-        // The answers of the dependencies that gave one (`output_schema`),
-        // by id, in a file of the task's tmp.
-        let answers: serde_json::Map<String, serde_json::Value> = task
-            .deps
-            .iter()
-            .filter_map(|dep| {
-                let text =
-                    std::fs::read_to_string(crate::layout::output_path(&ctx.run_dir, dep)).ok()?;
-                Some((dep.clone(), serde_json::from_str(&text).ok()?))
-            })
-            .collect();
-        if !answers.is_empty() {
-            let file = tmp.join("deps-output.json");
-            std::fs::write(
-                &file,
-                serde_json::Value::Object(answers.clone()).to_string(),
-            )
-            .map_err(|e| format!("write {}: {e}", file.display()))?;
-            env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
-        }
-        // A shard's entries, one per line, in a file of its tmp.
-        if let Some(crate::plan::shards::Sharding::Shard { entries, .. }) = task.sharding.as_deref()
-        {
-            let file = tmp.join("swarm-entries.txt");
-            let mut text = entries.join("\n");
-            text.push('\n');
-            std::fs::write(&file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
-            env.push(("SWARM_ENTRIES".into(), file.display().to_string()));
-        }
+        let answers = write_task_files(ctx, task, &tmp, &mut env)?;
         env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         // Its dependencies' answers, where it names them: in variables
         // its command references (after the task's own `env`, which cannot
@@ -395,23 +306,7 @@ impl Setup {
             },
             cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
         };
-        let egress = task.network.hosts().map(|hosts| {
-            let (whose, log) = match phase {
-                Phase::Task => (
-                    format!("task `{}`", task.id),
-                    crate::layout::egress_log_path(&ctx.run_dir, &task.id, attempt),
-                ),
-                Phase::Setup => (
-                    format!("the [setup] of task `{}`", task.id),
-                    crate::layout::setup_egress_log_path(&ctx.run_dir, &task.id, attempt),
-                ),
-                Phase::Cleanup => (
-                    format!("the [cleanup] of task `{}`", task.id),
-                    crate::layout::cleanup_egress_log_path(&ctx.run_dir, &task.id, attempt),
-                ),
-            };
-            Arc::new(Egress::new(&whose, hosts.clone(), log))
-        });
+        let egress = egress(ctx, task, attempt, phase);
         Ok(Self {
             spec,
             cgroup,
@@ -445,6 +340,85 @@ impl Setup {
     }
 }
 
+/// Makes the task's private tmp (its HOME too): whether it is new. An
+/// earlier attempt's subtask request goes with that attempt.
+fn make_tmp(tmp: &std::path::Path) -> Result<bool, String> {
+    match std::fs::create_dir(tmp) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(tmp.join(crate::run::spawn::REQUEST_FILE));
+            Ok(false)
+        }
+        Err(_) => {
+            std::fs::create_dir_all(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+            Ok(true)
+        }
+    }
+}
+
+/// The files swarm writes in the task's `tmp` for it, each named by a
+/// variable of `env`: the answers of the dependencies that gave one
+/// (`output_schema`), by id, returned for its command to be filled in
+/// with; a shard's entries, one per line.
+fn write_task_files(
+    ctx: &Ctx,
+    task: &Task,
+    tmp: &std::path::Path,
+    env: &mut Vec<(String, String)>,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    // The answers of the dependencies that gave one (`output_schema`),
+    // by id, in a file of the task's tmp.
+    let answers: serde_json::Map<String, serde_json::Value> = task
+        .deps
+        .iter()
+        .filter_map(|dep| {
+            let text =
+                std::fs::read_to_string(crate::layout::output_path(&ctx.run_dir, dep)).ok()?;
+            Some((dep.clone(), serde_json::from_str(&text).ok()?))
+        })
+        .collect();
+    if !answers.is_empty() {
+        let file = tmp.join("deps-output.json");
+        std::fs::write(
+            &file,
+            serde_json::Value::Object(answers.clone()).to_string(),
+        )
+        .map_err(|e| format!("write {}: {e}", file.display()))?;
+        env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
+    }
+    // A shard's entries, one per line, in a file of its tmp.
+    if let Some(crate::plan::shards::Sharding::Shard { entries, .. }) = task.sharding.as_deref() {
+        let file = tmp.join("swarm-entries.txt");
+        let mut text = entries.join("\n");
+        text.push('\n');
+        std::fs::write(&file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
+        env.push(("SWARM_ENTRIES".into(), file.display().to_string()));
+    }
+    Ok(answers)
+}
+
+/// The egress proxy of `phase` of attempt `attempt`, for a task with a
+/// network list: logging beside the phase's output.
+fn egress(ctx: &Ctx, task: &Task, attempt: u32, phase: Phase) -> Option<Arc<Egress>> {
+    task.network.hosts().map(|hosts| {
+        let (whose, log) = match phase {
+            Phase::Task => (
+                format!("task `{}`", task.id),
+                crate::layout::egress_log_path(&ctx.run_dir, &task.id, attempt),
+            ),
+            Phase::Setup => (
+                format!("the [setup] of task `{}`", task.id),
+                crate::layout::setup_egress_log_path(&ctx.run_dir, &task.id, attempt),
+            ),
+            Phase::Cleanup => (
+                format!("the [cleanup] of task `{}`", task.id),
+                crate::layout::cleanup_egress_log_path(&ctx.run_dir, &task.id, attempt),
+            ),
+        };
+        Arc::new(Egress::new(&whose, hosts.clone(), log))
+    })
+}
+
 /// The variables swarm gives every attempt (the sandbox's and the task's
 /// own come after).
 fn attempt_env(
@@ -474,7 +448,7 @@ fn attempt_env(
 /// removing one costs about a millisecond in the kernel, which doubled the
 /// cost of a no-op task. Unconfined tasks without limits share the run's
 /// (`Ctx::unconfined`), which holds whatever they start.
-fn task_cgroup(ctx: &Ctx, task: &Task, attempt: u32) -> Option<super::cgroup::TaskCgroup> {
+fn task_cgroup(ctx: &Ctx, task: &Task, attempt: u32) -> Option<crate::run::cgroup::TaskCgroup> {
     let limited = task.memory.is_some() || task.processes.is_some();
     match &ctx.cgroups {
         Some(cgroups) if limited && !in_process(&task.payload) => {
@@ -658,7 +632,7 @@ async fn run_in(
     workdir: &std::path::Path,
     own: Option<(Oid, &std::path::Path)>,
     spec: CommandSpec,
-    cgroup: Option<&super::cgroup::TaskCgroup>,
+    cgroup: Option<&crate::run::cgroup::TaskCgroup>,
     egress: Option<&Arc<Egress>>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Ran {
@@ -726,7 +700,7 @@ async fn run_in(
             if c.oom_kills() > oom_kills.unwrap_or(0) {
                 scored.value = None;
                 scored.error = Some(
-                    super::task::describe_failure(
+                    super::describe::describe_failure(
                         &AttemptOutcome::OutOfMemory { limit: task.memory },
                         None,
                         task,
@@ -784,15 +758,6 @@ async fn change_owners(paths: Vec<PathBuf>, give: bool) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("failed to {e}"))
-}
-
-/// How an attempt's `verify` went, when it ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Verify {
-    Passed,
-    /// How the verify command ended; `None` for an agent's verify, whose
-    /// rounds are in its transcript.
-    Failed(Option<AttemptOutcome>),
 }
 
 /// The agent (`agent`, the task's payload if it is an agent task), or the

@@ -24,8 +24,8 @@ use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
 use super::agent_task::{AgentAttempt, budget_groups, file_len, run_verify};
+use super::ctx::Ctx;
 use super::served::{Ports, run_serving};
-use super::task::Ctx;
 use crate::gateway::door::{Door, DoorSettings, Refused, new_token};
 use crate::plan::agents::CliKind;
 use crate::plan::{AgentTask, Task};
@@ -44,129 +44,248 @@ fn failed(message: String) -> AgentAttempt {
 }
 
 /// Runs one attempt of `task` with the agent CLI `cli`. `spec` is set up
-/// for the task's worktree, environment, logs, deadline and sandbox.
+/// for the task's worktree, environment, logs, deadline and sandbox. In
+/// rounds: the program runs ([`Rounds::run_round`]), its answer is checked
+/// ([`Rounds::check_answer`]) and its work verified, and what failed goes
+/// back to it for a repair round ([`Rounds::repair`]) until it passes or
+/// its repair rounds are used up.
 pub(crate) async fn run(
     ctx: &Ctx,
     task: &Task,
     agent: &AgentTask,
     cli: &CliProgram,
     attempt: u32,
-    mut spec: CommandSpec,
+    spec: CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> AgentAttempt {
-    let Some(gateway) = &ctx.gateway else {
-        return failed("run an agent task: the run has no model gateway".into());
+    let rounds = match Rounds::new(ctx, task, agent, cli, attempt, spec) {
+        Ok(rounds) => rounds,
+        Err(message) => return failed(message),
     };
-    let token = match new_token() {
-        Ok(t) => t,
-        Err(e) => return failed(format!("make the attempt's gateway token: {e}")),
-    };
-    let notes = ctx.tasks.position(&task.id).map(|index| {
-        let events = ctx.events.clone();
-        Box::new(move |note| {
-            let _ = events.send(crate::run::executor::ExecEvent::Agent { task: index, note });
-        }) as crate::gateway::Notes
-    });
-    let reel = match super::agent_task::reel(ctx, gateway, task, attempt, &spec) {
-        Ok(r) => r,
-        Err(e) => return failed(e),
-    };
-    let door = match Door::new(
-        Arc::clone(gateway),
-        DoorSettings {
-            task: task.id.clone(),
-            agent: cli.cli.name.clone(),
-            model: agent.model.clone(),
-            token: token.clone(),
-            max_turns: agent.max_turns,
-            budget: agent.budget,
-            groups: budget_groups(ctx, task, gateway, agent),
-            transcript: crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt),
-            notes,
-            reel,
-            network: task.network == crate::plan::TaskNetwork::Full,
-            memory: task.memory,
-        },
-    ) {
-        Ok(d) => d,
-        Err(e) => return failed(format!("open the gateway for the agent: {e}")),
-    };
-    let provider_model = gateway
-        .model_name(&agent.model)
-        .unwrap_or_else(|| agent.model.clone());
-
-    // A fresh home per attempt, in the task's private tmp: the program's
-    // own settings, sessions and caches, none of the user's.
-    let tmp = spec
-        .env
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "HOME")
-        .map(|(_, v)| PathBuf::from(v))
-        .unwrap_or_else(|| crate::layout::task_tmp(&ctx.run_dir, &task.id));
-    let home = tmp.join(format!("agent-home.{attempt}"));
-    let verify_spec = task.verify.as_ref().map(|v| CommandSpec {
-        script: v.clone(),
-        program: None,
-        ..spec.clone()
-    });
-    if let Some(sandboxed) = &mut spec.sandbox {
-        sandboxed.policy.read_only.push(cli.grant.clone());
-    }
-    // A task with a network list gets its egress proxy on a second port
-    // of the same namespace, beside the door. Two ports, not one serving
-    // both: the door is an HTTP server that checks a token and a body's
-    // shape, the proxy a byte pipe that checks a host; telling their
-    // requests apart on one port would put each at the mercy of the
-    // other's parser, and a plain task (no door) needs the proxy alone
-    // anyway. The program reaches the door directly (`NO_PROXY` names the
-    // loopback), everything else through the proxy.
-    let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
-    let ports = match &egress {
-        Some(_) => GatewayPorts::two(GATEWAY_PORT, super::egress::PROXY_PORT),
-        None => GatewayPorts::one(GATEWAY_PORT),
-    };
-    let mcp = match super::agent_task::mcp_servers(ctx, agent, &mut spec) {
-        Ok(servers) => servers,
-        Err(e) => return failed(e),
-    };
-    let kind = cli.cli.kind;
-    spec.env.extend(environment(cli, &home, &token));
-    if kind == CliKind::Command && !mcp.is_empty() {
-        // A CLI swarm does not know takes the common `mcpServers` file
-        // format from here, if it wants it.
-        spec.env.push((
-            "SWARM_MCP_CONFIG".into(),
-            claude_mcp_config(&mcp).to_string(),
-        ));
-    }
-    if let (CliKind::Codex, Some(schema)) = (kind, &agent.output_schema) {
-        spec.env
-            .push(("SWARM_OUTPUT_SCHEMA".into(), schema.to_string()));
-    }
-    let mut prompt = agent.prompt.clone();
-    let mut session: Option<String> = None;
-    let mut rounds = 0u32;
-    let mut summary = String::new();
-    let mut last_outcome;
-    let mut verify_passed = None;
-    let mut output: Option<Value> = None;
-    // Verify rounds are timed from here, the first round's start.
-    let born = std::time::Instant::now();
-    let mut verify_rounds = Vec::new();
-    let (mut agent_outcome, mut detail) = loop {
-        let mut round_spec = spec.clone();
-        let opened = match Ports::open(&mut round_spec, ports) {
-            Ok(p) => p,
-            Err(e) => return failed(format!("open the agent's gateway port: {e}")),
+    let mut state = State::new(agent);
+    let (agent_outcome, detail) = loop {
+        let (outcome, events, from) = match rounds.run_round(&state, stop).await {
+            Ok(ran) => ran,
+            Err(message) => return failed(message),
         };
+        // The program's own words, about to be an argument of the next
+        // round: only an id's characters, never a flag.
+        if let Some(id) = events.session.as_ref().filter(|id| is_session_id(id)) {
+            state.session = Some(id.clone());
+        }
+        if let Some(text) = events.text.clone().filter(|t| !t.is_empty()) {
+            state.summary = text;
+        }
+        state.last_outcome = outcome.clone();
+        rounds.door.note(
+            "agent",
+            serde_json::json!({"round": state.rounds, "exit": format!("{outcome:?}"),
+                               "session": events.session, "is_error": events.is_error,
+                               "subtype": events.subtype}),
+        );
+        let kind = rounds.cli.cli.kind;
+        if !outcome.is_success() || events.is_error || (kind != CliKind::Command && !events.done) {
+            break round_failed(&events, &outcome);
+        }
+        // It says it is done: its answer first (with an output_schema),
+        // then verify, and repair in the same session.
+        let checked = rounds.check_answer(&events, from, &mut state.output);
+        let answer_wrong = checked.is_some();
+        let verdict = match (checked, &rounds.verify_spec) {
+            (Some(feedback), _) => Some(feedback),
+            (None, None) => break (AgentOutcome::Finished, None),
+            (None, Some(verify)) => {
+                let at = state.born.elapsed();
+                let verdict = run_verify(verify, rounds.egress.as_ref(), &mut stop.clone()).await;
+                state
+                    .verify_rounds
+                    .push(swarm_protocol::agent::VerifyRound {
+                        at_ms: crate::millis(at),
+                        dur_ms: crate::millis(state.born.elapsed().saturating_sub(at)),
+                        passed: verdict.is_none(),
+                    });
+                verdict
+            }
+        };
+        if stop.borrow().is_some() {
+            // Stopped while its answer or work was checked: a cancel, not a
+            // failed verify.
+            state.last_outcome = AttemptOutcome::Cancelled;
+            break (AgentOutcome::Cancelled, None);
+        }
+        match verdict {
+            None => {
+                state.verify_passed = Some(true);
+                rounds
+                    .door
+                    .note("verify", serde_json::json!({"passed": true}));
+                break (AgentOutcome::Finished, None);
+            }
+            Some(feedback) => {
+                if let Some(end) = rounds.repair(&mut state, feedback, answer_wrong) {
+                    break end;
+                }
+            }
+        }
+    };
+    rounds.end(state, agent_outcome, detail)
+}
+
+/// What every round of a CLI agent's attempt shares: the program, its
+/// command as set up, its door to the gateway and its egress proxy.
+struct Rounds<'a> {
+    task: &'a Task,
+    agent: &'a AgentTask,
+    cli: &'a CliProgram,
+    spec: CommandSpec,
+    verify_spec: Option<CommandSpec>,
+    door: Door,
+    /// The door's port, and the proxy's beside it with a network list.
+    ports: GatewayPorts,
+    egress: Option<Arc<super::egress::Egress>>,
+    /// The program's home for this attempt.
+    home: PathBuf,
+    /// The model as its provider names it.
+    provider_model: String,
+    mcp: Vec<McpServer>,
+}
+
+/// Where the rounds of an attempt stand.
+struct State {
+    /// What the next round tells the program.
+    prompt: String,
+    /// The program's session, which a repair round resumes.
+    session: Option<String>,
+    /// Repair rounds so far.
+    rounds: u32,
+    /// The program's last words.
+    summary: String,
+    /// How its last round ended (every round sets it before the attempt
+    /// can end).
+    last_outcome: AttemptOutcome,
+    verify_passed: Option<bool>,
+    /// Its answer, checked against the task's `output_schema`.
+    output: Option<Value>,
+    /// Verify rounds are timed from here, the first round's start.
+    born: std::time::Instant,
+    verify_rounds: Vec<swarm_protocol::agent::VerifyRound>,
+}
+
+impl State {
+    fn new(agent: &AgentTask) -> Self {
+        Self {
+            prompt: agent.prompt.clone(),
+            session: None,
+            rounds: 0,
+            summary: String::new(),
+            last_outcome: AttemptOutcome::Cancelled,
+            verify_passed: None,
+            output: None,
+            born: std::time::Instant::now(),
+            verify_rounds: Vec::new(),
+        }
+    }
+}
+
+impl<'a> Rounds<'a> {
+    /// The attempt's door to the gateway and the program's command: its
+    /// home, grants, ports, MCP servers and environment.
+    fn new(
+        ctx: &Ctx,
+        task: &'a Task,
+        agent: &'a AgentTask,
+        cli: &'a CliProgram,
+        attempt: u32,
+        mut spec: CommandSpec,
+    ) -> Result<Self, String> {
+        let Some(gateway) = &ctx.gateway else {
+            return Err("run an agent task: the run has no model gateway".into());
+        };
+        let token = new_token().map_err(|e| format!("make the attempt's gateway token: {e}"))?;
+        let door = open_door(ctx, gateway, task, agent, cli, attempt, &spec, &token)?;
+        let provider_model = gateway
+            .model_name(&agent.model)
+            .unwrap_or_else(|| agent.model.clone());
+        // A fresh home per attempt, in the task's private tmp: the program's
+        // own settings, sessions and caches, none of the user's.
+        let tmp = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "HOME")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_else(|| crate::layout::task_tmp(&ctx.run_dir, &task.id));
+        let home = tmp.join(format!("agent-home.{attempt}"));
+        let verify_spec = task.verify.as_ref().map(|v| CommandSpec {
+            script: v.clone(),
+            program: None,
+            ..spec.clone()
+        });
+        if let Some(sandboxed) = &mut spec.sandbox {
+            sandboxed.policy.read_only.push(cli.grant.clone());
+        }
+        // A task with a network list gets its egress proxy on a second port
+        // of the same namespace, beside the door. Two ports, not one serving
+        // both: the door is an HTTP server that checks a token and a body's
+        // shape, the proxy a byte pipe that checks a host; telling their
+        // requests apart on one port would put each at the mercy of the
+        // other's parser, and a plain task (no door) needs the proxy alone
+        // anyway. The program reaches the door directly (`NO_PROXY` names the
+        // loopback), everything else through the proxy.
+        let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
+        let ports = match &egress {
+            Some(_) => GatewayPorts::two(GATEWAY_PORT, super::egress::PROXY_PORT),
+            None => GatewayPorts::one(GATEWAY_PORT),
+        };
+        let mcp = super::agent_task::mcp_servers(ctx, agent, &mut spec)?;
+        let kind = cli.cli.kind;
+        spec.env.extend(environment(cli, &home, &token));
+        if kind == CliKind::Command && !mcp.is_empty() {
+            // A CLI swarm does not know takes the common `mcpServers` file
+            // format from here, if it wants it.
+            spec.env.push((
+                "SWARM_MCP_CONFIG".into(),
+                claude_mcp_config(&mcp).to_string(),
+            ));
+        }
+        if let (CliKind::Codex, Some(schema)) = (kind, &agent.output_schema) {
+            spec.env
+                .push(("SWARM_OUTPUT_SCHEMA".into(), schema.to_string()));
+        }
+        Ok(Self {
+            task,
+            agent,
+            cli,
+            spec,
+            verify_spec,
+            door,
+            ports,
+            egress,
+            home,
+            provider_model,
+            mcp,
+        })
+    }
+
+    /// One round of the program, its door and proxy served while it runs:
+    /// how it ended, the events it printed, and where in its output they
+    /// began.
+    async fn run_round(
+        &self,
+        state: &State,
+        stop: &mut watch::Receiver<Option<Stop>>,
+    ) -> Result<(AttemptOutcome, Events, u64), String> {
+        let (cli, spec, task) = (self.cli, &self.spec, self.task);
+        let mut round_spec = spec.clone();
+        let opened = Ports::open(&mut round_spec, self.ports)
+            .map_err(|e| format!("open the agent's gateway port: {e}"))?;
         // The ports' numbers: their own, sandboxed; the ones the
         // coordinator got on the host's loopback, unconfined
         // (`sandbox = "none"`).
-        let numbers = opened.numbers(ports);
+        let numbers = opened.numbers(self.ports);
         let port = numbers.first().copied().unwrap_or(GATEWAY_PORT);
         let url = format!("http://127.0.0.1:{port}");
-        if let Some(proxy) = numbers.get(1).filter(|_| egress.is_some()) {
+        if let Some(proxy) = numbers.get(1).filter(|_| self.egress.is_some()) {
             let vars =
                 super::egress::env(&format!("http://127.0.0.1:{proxy}"), "127.0.0.1,localhost");
             round_spec.env.splice(0..0, vars);
@@ -174,24 +293,24 @@ pub(crate) async fn run(
         round_spec.env.extend(url_vars(cli, &url));
         round_spec.program = Some(argv(
             cli,
-            &home,
+            &self.home,
             &url,
-            &provider_model,
-            &prompt,
-            session.as_deref(),
-            agent,
-            &mcp,
+            &self.provider_model,
+            &state.prompt,
+            state.session.as_deref(),
+            self.agent,
+            &self.mcp,
         ));
         let from = file_len(&spec.stdout);
         let mut proxy = None;
         let outcome = run_serving(&round_spec, opened, stop, |listeners| {
             let mut listeners = listeners.into_iter();
             if let Some(listener) = listeners.next()
-                && let Err(e) = door.serve(listener)
+                && let Err(e) = self.door.serve(listener)
             {
                 tracing::warn!(task = %task.id, error = %e, "failed to serve the agent's gateway port");
             }
-            if let (Some(listener), Some(egress)) = (listeners.next(), &egress) {
+            if let (Some(listener), Some(egress)) = (listeners.next(), &self.egress) {
                 match egress.serve(listener) {
                     Ok(serving) => proxy = Some(serving),
                     Err(e) => {
@@ -202,182 +321,216 @@ pub(crate) async fn run(
         })
         .await;
         drop(proxy);
-        let events = read_events(kind, &spec.stdout, from);
-        // The program's own words, about to be an argument of the next
-        // round: only an id's characters, never a flag.
-        if let Some(id) = events.session.as_ref().filter(|id| is_session_id(id)) {
-            session = Some(id.clone());
-        }
-        if let Some(text) = events.text.clone().filter(|t| !t.is_empty()) {
-            summary = text;
-        }
-        last_outcome = outcome.clone();
-        door.note(
-            "agent",
-            serde_json::json!({"round": rounds, "exit": format!("{outcome:?}"),
-                               "session": events.session, "is_error": events.is_error,
-                               "subtype": events.subtype}),
-        );
-        if !outcome.is_success() || events.is_error || (kind != CliKind::Command && !events.done) {
-            let detail = match (&events.error, &outcome) {
-                (Some(e), _) => e.clone(),
-                (None, AttemptOutcome::Exited { code }) if !events.done && *code == 0 => {
-                    "the program ended without its result".into()
-                }
-                (None, o) => super::agent_task::describe(o),
+        let events = read_events(cli.cli.kind, &spec.stdout, from);
+        Ok((outcome, events, from))
+    }
+
+    /// The program's answer checked against the task's `output_schema`
+    /// (kept in `output` when it matches): what to tell it when it does
+    /// not, `None` when it does or the task has none.
+    fn check_answer(
+        &self,
+        events: &Events,
+        from: u64,
+        output: &mut Option<Value>,
+    ) -> Option<String> {
+        let schema = self.agent.output_schema.as_ref()?;
+        let answer = events.structured.clone().or_else(|| {
+            let text = match self.cli.cli.kind {
+                CliKind::Command => read_from(&self.spec.stdout, from),
+                _ => events.text.clone().unwrap_or_default(),
             };
-            let why = if events.subtype.as_deref() == Some("error_max_turns") {
-                AgentOutcome::MaxTurns
-            } else if events.is_error {
-                AgentOutcome::ModelError
+            crate::output_schema::answer_in(&text)
+        });
+        let Some(answer) = answer else {
+            return Some(
+                "The task needs your final answer as JSON matching its output_schema; \
+                 none was found in your answer. Answer again with the JSON alone."
+                    .to_string(),
+            );
+        };
+        match crate::output_schema::check(schema, &answer) {
+            Ok(()) => {
+                self.door
+                    .note("output", serde_json::json!({"output": answer}));
+                *output = Some(answer);
+                None
+            }
+            Err(errors) => Some(format!(
+                "Your final answer does not match the task's output_schema:\n- {}\nAnswer again with corrected JSON.",
+                errors.join("\n- ")
+            )),
+        }
+    }
+
+    /// What failed (`feedback`: its answer, or its work's verify) goes back
+    /// to the program for a repair round, its prompt set in `state`; or,
+    /// its repair rounds used up (or its session not resumable), the
+    /// attempt's end.
+    fn repair(
+        &self,
+        state: &mut State,
+        feedback: String,
+        answer_wrong: bool,
+    ) -> Option<(AgentOutcome, Option<String>)> {
+        let (agent, kind) = (self.agent, self.cli.cli.kind);
+        let rounds = state.rounds;
+        let repair = rounds < agent.repair_rounds;
+        if answer_wrong {
+            self.door.note(
+                "output",
+                serde_json::json!({"refused": feedback, "repair": repair}),
+            );
+        } else {
+            state.verify_passed = Some(false);
+            self.door.note(
+                "verify",
+                serde_json::json!({"passed": false, "output": feedback, "repair": repair}),
+            );
+        }
+        let resumable = kind == CliKind::Command || state.session.is_some();
+        if rounds >= agent.repair_rounds || !resumable {
+            let what = if answer_wrong {
+                format!("its answer still did not match output_schema: {feedback}")
             } else {
-                AgentOutcome::Crashed
+                "verify still failed".into()
             };
-            break (why, Some(detail));
+            return Some((
+                AgentOutcome::VerifyFailed,
+                Some(format!(
+                    "{what} after {rounds} repair round{}",
+                    if rounds == 1 { "" } else { "s" }
+                )),
+            ));
         }
-        // It says it is done: its answer first (with an output_schema),
-        // then verify, and repair in the same session.
-        let checked = match &agent.output_schema {
-            None => None,
-            Some(schema) => {
-                let answer = events.structured.clone().or_else(|| {
-                    let text = match kind {
-                        CliKind::Command => read_from(&spec.stdout, from),
-                        _ => events.text.clone().unwrap_or_default(),
-                    };
-                    crate::output_schema::answer_in(&text)
-                });
-                match answer {
-                    None => Some(
-                        "The task needs your final answer as JSON matching its output_schema; \
-                         none was found in your answer. Answer again with the JSON alone."
-                            .to_string(),
-                    ),
-                    Some(answer) => match crate::output_schema::check(schema, &answer) {
-                        Ok(()) => {
-                            door.note("output", serde_json::json!({"output": answer}));
-                            output = Some(answer);
-                            None
-                        }
-                        Err(errors) => Some(format!(
-                            "Your final answer does not match the task's output_schema:\n- {}\nAnswer again with corrected JSON.",
-                            errors.join("\n- ")
-                        )),
-                    },
-                }
-            }
+        state.rounds += 1;
+        let repair = if answer_wrong {
+            feedback
+        } else {
+            format!(
+                "The task's check (`{}`) failed on your work. Fix it. Its output:\n\n{feedback}",
+                self.task.verify.as_deref().unwrap_or_default()
+            )
         };
-        let answer_wrong = checked.is_some();
-        let verdict = match (checked, &verify_spec) {
-            (Some(feedback), _) => Some(feedback),
-            (None, None) => break (AgentOutcome::Finished, None),
-            (None, Some(verify)) => {
-                let at = born.elapsed();
-                let verdict = run_verify(verify, egress.as_ref(), &mut stop.clone()).await;
-                verify_rounds.push(swarm_protocol::agent::VerifyRound {
-                    at_ms: crate::millis(at),
-                    dur_ms: crate::millis(born.elapsed().saturating_sub(at)),
-                    passed: verdict.is_none(),
-                });
-                verdict
-            }
+        // A command agent starts afresh each round: it needs the task
+        // again, not only what went wrong.
+        state.prompt = match kind {
+            CliKind::Command => format!("{}\n\n{repair}", agent.prompt),
+            _ => repair,
         };
-        if stop.borrow().is_some() {
-            // Stopped while its answer or work was checked: a cancel, not a
-            // failed verify.
-            last_outcome = AttemptOutcome::Cancelled;
-            break (AgentOutcome::Cancelled, None);
-        }
-        match verdict {
-            None => {
-                verify_passed = Some(true);
-                door.note("verify", serde_json::json!({"passed": true}));
-                break (AgentOutcome::Finished, None);
-            }
-            Some(feedback) => {
-                let repair = rounds < agent.repair_rounds;
-                if answer_wrong {
-                    door.note(
-                        "output",
-                        serde_json::json!({"refused": feedback, "repair": repair}),
-                    );
-                } else {
-                    verify_passed = Some(false);
-                    door.note(
-                        "verify",
-                        serde_json::json!({"passed": false, "output": feedback, "repair": repair}),
-                    );
-                }
-                let resumable = kind == CliKind::Command || session.is_some();
-                if rounds >= agent.repair_rounds || !resumable {
-                    let what = if answer_wrong {
-                        format!("its answer still did not match output_schema: {feedback}")
-                    } else {
-                        "verify still failed".into()
-                    };
-                    break (
-                        AgentOutcome::VerifyFailed,
-                        Some(format!(
-                            "{what} after {rounds} repair round{}",
-                            if rounds == 1 { "" } else { "s" }
-                        )),
-                    );
-                }
-                rounds += 1;
-                let repair = if answer_wrong {
-                    feedback
-                } else {
-                    format!(
-                        "The task's check (`{}`) failed on your work. Fix it. Its output:\n\n{feedback}",
-                        task.verify.as_deref().unwrap_or_default()
-                    )
-                };
-                // A command agent starts afresh each round: it needs the
-                // task again, not only what went wrong.
-                prompt = match kind {
-                    CliKind::Command => format!("{}\n\n{repair}", agent.prompt),
-                    _ => repair,
-                };
-            }
-        }
-    };
-    let end = door.close();
-    // A refusal of the gateway is why the program stopped, whatever it said.
-    if agent_outcome != AgentOutcome::Finished
-        && let Some((why, message)) = &end.refused
-    {
-        agent_outcome = match why {
-            Refused::Budget => AgentOutcome::Budget,
-            Refused::MaxTurns => AgentOutcome::MaxTurns,
-            Refused::NotRecorded => AgentOutcome::ModelError,
-        };
-        detail = Some(message.clone());
+        None
     }
-    let outcome = match last_outcome {
-        AttemptOutcome::Cancelled => {
-            agent_outcome = AgentOutcome::Cancelled;
-            AttemptOutcome::Cancelled
+
+    /// The door closed, and the attempt's end with the agent's report.
+    fn end(
+        self,
+        state: State,
+        mut agent_outcome: AgentOutcome,
+        mut detail: Option<String>,
+    ) -> AgentAttempt {
+        let end = self.door.close();
+        // A refusal of the gateway is why the program stopped, whatever it said.
+        if agent_outcome != AgentOutcome::Finished
+            && let Some((why, message)) = &end.refused
+        {
+            agent_outcome = match why {
+                Refused::Budget => AgentOutcome::Budget,
+                Refused::MaxTurns => AgentOutcome::MaxTurns,
+                Refused::NotRecorded => AgentOutcome::ModelError,
+            };
+            detail = Some(message.clone());
         }
-        other => other,
-    };
-    let report = AgentReport {
-        outcome: agent_outcome,
-        summary,
-        turns: end.calls,
-        repair_rounds: rounds,
-        usage: end.usage,
-        cost_usd: end.cost_usd,
-        transcript: Some(end.transcript.display().to_string()),
-        detail,
-        output: output.filter(|_| agent_outcome == AgentOutcome::Finished),
-        verify_rounds,
-    };
-    door.note("end", serde_json::json!({"report": report}));
-    AgentAttempt {
-        outcome,
-        verify_passed,
-        report: Some(report),
+        let outcome = match state.last_outcome {
+            AttemptOutcome::Cancelled => {
+                agent_outcome = AgentOutcome::Cancelled;
+                AttemptOutcome::Cancelled
+            }
+            other => other,
+        };
+        let report = AgentReport {
+            outcome: agent_outcome,
+            summary: state.summary,
+            turns: end.calls,
+            repair_rounds: state.rounds,
+            usage: end.usage,
+            cost_usd: end.cost_usd,
+            transcript: Some(end.transcript.display().to_string()),
+            detail,
+            output: state
+                .output
+                .filter(|_| agent_outcome == AgentOutcome::Finished),
+            verify_rounds: state.verify_rounds,
+        };
+        self.door.note("end", serde_json::json!({"report": report}));
+        AgentAttempt {
+            outcome,
+            verify_passed: state.verify_passed,
+            report: Some(report),
+        }
     }
+}
+
+/// The attempt's door to the gateway: the agent's model, budgets and
+/// limits behind a token of its own, its transcript and notes.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt: the run, the task and its agent, the program and its token"
+)]
+fn open_door(
+    ctx: &Ctx,
+    gateway: &Arc<crate::gateway::Gateway>,
+    task: &Task,
+    agent: &AgentTask,
+    cli: &CliProgram,
+    attempt: u32,
+    spec: &CommandSpec,
+    token: &str,
+) -> Result<Door, String> {
+    let notes = ctx.tasks.position(&task.id).map(|index| {
+        let events = ctx.events.clone();
+        Box::new(move |note| {
+            let _ = events.send(crate::run::executor::ExecEvent::Agent { task: index, note });
+        }) as crate::gateway::Notes
+    });
+    let reel = super::agent_task::reel(ctx, gateway, task, attempt, spec)?;
+    Door::new(
+        Arc::clone(gateway),
+        DoorSettings {
+            task: task.id.clone(),
+            agent: cli.cli.name.clone(),
+            model: agent.model.clone(),
+            token: token.to_string(),
+            max_turns: agent.max_turns,
+            budget: agent.budget,
+            groups: budget_groups(ctx, task, gateway, agent),
+            transcript: crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt),
+            notes,
+            reel,
+            network: task.network == crate::plan::TaskNetwork::Full,
+            memory: task.memory,
+        },
+    )
+    .map_err(|e| format!("open the gateway for the agent: {e}"))
+}
+
+/// Why a round that failed (or ended without its result) ended the
+/// attempt, and in what words.
+fn round_failed(events: &Events, outcome: &AttemptOutcome) -> (AgentOutcome, Option<String>) {
+    let detail = match (&events.error, outcome) {
+        (Some(e), _) => e.clone(),
+        (None, AttemptOutcome::Exited { code }) if !events.done && *code == 0 => {
+            "the program ended without its result".into()
+        }
+        (None, o) => super::describe::describe_outcome(o),
+    };
+    let why = if events.subtype.as_deref() == Some("error_max_turns") {
+        AgentOutcome::MaxTurns
+    } else if events.is_error {
+        AgentOutcome::ModelError
+    } else {
+        AgentOutcome::Crashed
+    };
+    (why, Some(detail))
 }
 
 /// What the program finds in its environment: a home of its own, the

@@ -6,7 +6,7 @@
 use swarm_protocol::agent::{AgentOutcome, AgentReport};
 use swarm_protocol::{AttemptOutcome, SkippedFile};
 
-use super::attempt::Verify;
+use super::describe::{Verify, describe_result};
 use crate::plan::{Payload, Task, WasmTask};
 
 /// The message of the snapshot commit of `task`'s attempt `attempt`,
@@ -32,7 +32,7 @@ pub(crate) fn commit_message(
     let result = if succeeded {
         "succeeded".to_string()
     } else {
-        super::task::describe_result(outcome, verify, task, run, attempt, agent, outside)
+        describe_result(outcome, verify, task, run, attempt, agent, outside)
     };
     let what = what_it_ran(task, agent);
     let mut script: String = what.chars().take(2000).collect();

@@ -4,18 +4,21 @@
 
 pub(crate) mod agent_task;
 pub(crate) mod attempt;
-pub(crate) mod cgroup;
 pub(crate) mod cli_agent;
+pub(crate) mod ctx;
+pub(crate) mod describe;
 pub(crate) mod egress;
 pub(crate) mod message;
 pub(crate) mod owned_paths;
 pub(crate) mod prepare;
 mod prepare_files;
+mod running;
 pub(crate) mod score;
 pub(crate) mod served;
 mod sweeper;
 pub(crate) mod task;
 mod tests;
+pub(crate) mod worker_files;
 
 use crate::ids::TaskIndex;
 use std::collections::{HashMap, VecDeque};
@@ -28,7 +31,9 @@ use swarm_sandbox::Stop;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use self::task::{Ctx, Done};
+use self::ctx::Ctx;
+use self::running::{Decked, Running};
+use self::task::Done;
 use crate::git::{GitError, Worktrees};
 use crate::plan::Task;
 use crate::run::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
@@ -40,11 +45,10 @@ use crate::worktree_home::WorktreeHome;
 pub(super) struct LocalExecutor {
     ctx: Arc<Ctx>,
     concurrency: usize,
-    running: JoinSet<Done>,
-    /// The task each running tokio task runs, to name a lost one.
-    ids: HashMap<tokio::task::Id, TaskIndex>,
-    /// Each running task's own stop signal.
-    stops: HashMap<TaskIndex, watch::Sender<Option<Stop>>>,
+    /// The tokio tasks of the tasks it started.
+    joins: JoinSet<Done>,
+    /// What it keeps of each task it started, until its tokio task ends.
+    running: HashMap<TaskIndex, Running>,
     events: mpsc::UnboundedReceiver<ExecEvent>,
     /// Ends seen while events the task sent before ending were unread.
     ended: VecDeque<ExecEvent>,
@@ -59,51 +63,14 @@ pub(super) struct LocalExecutor {
     /// what they will take is not yet gone from `MemAvailable`, so a burst
     /// of starts is admitted against it too.
     starting: VecDeque<(std::time::Instant, u64)>,
-    /// Tasks on deck (see [`Executor::admit_on_deck`]), at most one behind
-    /// each running task. They hold no place of `concurrency` until the
-    /// one they follow ends or another place frees.
-    decks: Vec<Decked>,
-    /// Where each running task that may have one on deck behind it
-    /// publishes its command's launcher id.
-    published: HashMap<TaskIndex, watch::Receiver<Option<u64>>>,
+    /// How many tasks went on deck (see [`Executor::admit_on_deck`]), at
+    /// most one behind each running task: they hold no place of
+    /// `concurrency` until the one they follow ends or another place
+    /// frees. Numbers them, the first waiting first.
+    decked: u64,
     /// The task `admit_on_deck` admitted and the one it waits behind: the
     /// next `start` of that task puts it on deck.
     admitted: Option<(TaskIndex, TaskIndex)>,
-    /// Running tasks whose place went on already: the task on deck behind
-    /// one started as its command exited 0 and ended before that task's
-    /// own end was handled. Its end then hands out no place (it would be
-    /// one more than `concurrency`).
-    passed: std::collections::HashSet<TaskIndex>,
-}
-
-/// A task on deck.
-#[derive(Debug)]
-struct Decked {
-    task: TaskIndex,
-    /// The running task whose command's end starts it.
-    behind: TaskIndex,
-    /// Tells it to start at once (it takes a place that freed), or not to.
-    signal: watch::Sender<swarm_worker::DeckSignal>,
-    /// Set (to when) the moment the launcher's word that its command
-    /// started is read: from then on it holds a place.
-    began: Arc<std::sync::OnceLock<std::time::Instant>>,
-}
-
-impl Decked {
-    fn began(&self) -> bool {
-        self.began.get().is_some()
-    }
-
-    /// Waiting, not yet told anything.
-    fn waiting(&self) -> bool {
-        !self.began() && *self.signal.borrow() == swarm_worker::DeckSignal::Wait
-    }
-
-    /// Being taken back (it stays listed, holding no place, until its
-    /// task ends).
-    fn withdrawn(&self) -> bool {
-        *self.signal.borrow() == swarm_worker::DeckSignal::Withdraw
-    }
 }
 
 /// Most tasks on deck one behind another for one place (see
@@ -140,7 +107,7 @@ impl LocalExecutor {
             .any(|t| processes(t) && (t.memory.is_some() || t.processes.is_some()));
         let unconfined = options.sandbox.is_none() && tasks.all().iter().any(|t| processes(t));
         let cgroups = (limited || unconfined)
-            .then(|| self::cgroup::Cgroups::new(&prepared.run))
+            .then(|| crate::run::cgroup::Cgroups::new(&prepared.run))
             .flatten();
         let shared = match (&cgroups, unconfined) {
             (Some(cgroups), true) => cgroups
@@ -193,7 +160,7 @@ impl LocalExecutor {
             ),
             cleanup: prepared.plan.cleanup.clone(),
             setups: match &prepared.plan.setup {
-                Some(setup) => Some(prepare::Setups::new(
+                Some(setup) => Some(ctx::Setups::new(
                     setup.clone(),
                     home.setup_dir()?,
                     prepared.base_commit,
@@ -225,14 +192,11 @@ impl LocalExecutor {
             warm: None,
             warming: None,
             concurrency: options.concurrency.max(1),
-            running: JoinSet::new(),
-            ids: HashMap::new(),
-            stops: HashMap::new(),
+            joins: JoinSet::new(),
+            running: HashMap::new(),
             starting: VecDeque::new(),
-            decks: Vec::new(),
-            published: HashMap::new(),
+            decked: 0,
             admitted: None,
-            passed: Default::default(),
             events: rx,
             ended: VecDeque::new(),
             sweeper: sweeper::Sweeper::start(Worktrees::new(prepared.repo.clone())),
@@ -246,22 +210,27 @@ impl LocalExecutor {
         joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>,
     ) -> Option<ExecEvent> {
         let done = match joined {
-            Ok((id, done)) => {
-                self.ids.remove(&id);
-                self.released(done.task, done.status == TaskStatus::Succeeded);
+            Ok((_, done)) => {
+                if let Some(running) = self.running.remove(&done.task) {
+                    self.released(done.task, running, done.status == TaskStatus::Succeeded);
+                }
                 done
             }
             Err(e) => {
-                let task = self.ids.remove(&e.id())?;
-                self.released(task, false);
-                self.stops.remove(&task);
+                // Lost (it panicked): found by its tokio task, which is
+                // all a join error names.
+                let task = self
+                    .running
+                    .iter()
+                    .find_map(|(&t, r)| (r.id == e.id()).then_some(t))?;
+                let running = self.running.remove(&task)?;
+                self.released(task, running, false);
                 return Some(ExecEvent::Lost {
                     task,
                     why: e.to_string(),
                 });
             }
         };
-        self.stops.remove(&done.task);
         if done.withdrawn {
             return Some(ExecEvent::Withdrawn { task: done.task });
         }
@@ -275,7 +244,7 @@ impl LocalExecutor {
             let (run_dir, task) = (&self.ctx.run_dir, self.ctx.tasks.get(done.task));
             let tmp = crate::layout::task_tmp(run_dir, &task.id);
             // As root, a sandboxed task's tmp (its HOME) holds the
-            // `.gitconfig` swarm wrote in it (`attempt::trust_checkouts`):
+            // `.gitconfig` swarm wrote in it (`worker_files::trust_checkouts`):
             // removed here, the tmp of a task that wrote nothing is one
             // `rmdir`, not a walk on the sweeper's thread. (`unlink` of a
             // link the task put there removes the link.)
@@ -305,11 +274,9 @@ impl LocalExecutor {
     /// After a failure, every task still waiting on deck is withdrawn
     /// instead: whether anything more starts is the dispatcher's call
     /// (`on_failure`), and a withdrawn task goes back to its queue.
-    fn released(&mut self, task: TaskIndex, succeeded: bool) {
+    fn released(&mut self, task: TaskIndex, running: Running, succeeded: bool) {
         use swarm_worker::DeckSignal;
-        self.published.remove(&task);
-        if let Some(at) = self.decks.iter().position(|d| d.task == task) {
-            let decked = self.decks.swap_remove(at);
+        if let Some(decked) = running.deck {
             // Ended before it started (withdrawn, stopped, or its set-up
             // failed): it held no place.
             if !decked.began() {
@@ -319,49 +286,55 @@ impl LocalExecutor {
             // start), before the leader's end was handled here.
             // (A leader that failed was released already, keeping it.)
             if *decked.signal.borrow() == DeckSignal::Wait
-                && self.stops.contains_key(&decked.behind)
+                && let Some(leader) = self.running.get_mut(&decked.behind)
             {
-                self.passed.insert(decked.behind);
+                leader.passed = true;
             }
         }
-        let passed = self.passed.remove(&task);
         if !succeeded {
-            for decked in self.decks.iter().filter(|d| d.waiting()) {
+            for decked in self.decks().filter(|d| d.waiting()) {
                 decked.signal.send_replace(DeckSignal::Withdraw);
             }
             // What began meanwhile holds a place.
-            self.decks.retain(|d| !d.began());
+            for running in self.running.values_mut() {
+                if running.deck.as_ref().is_some_and(Decked::began) {
+                    running.deck = None;
+                }
+            }
             return;
         }
-        if passed {
+        if running.passed {
             return;
         }
         // The one behind this task takes its place: the launcher started
         // it when this task's command exited 0, or starts it now (it came
-        // too late to be held, or is not sent yet).
-        if let Some(at) = self
-            .decks
+        // too late to be held, or is not sent yet). Else the first one
+        // waiting anywhere starts now, in this place.
+        let next = self
+            .first_on_deck(|d| d.behind == task && !d.withdrawn())
+            .or_else(|| self.first_on_deck(Decked::waiting));
+        if let Some(decked) = next.and_then(|t| self.running.get_mut(&t)?.deck.take()) {
+            decked.signal.send_replace(DeckSignal::Go);
+        }
+    }
+
+    /// Every task on deck.
+    fn decks(&self) -> impl Iterator<Item = &Decked> {
+        self.running.values().filter_map(|r| r.deck.as_ref())
+    }
+
+    /// The task that went on deck first of those `which` picks.
+    fn first_on_deck(&self, which: impl Fn(&Decked) -> bool) -> Option<TaskIndex> {
+        self.running
             .iter()
-            .position(|d| d.behind == task && !d.withdrawn())
-        {
-            self.decks
-                .swap_remove(at)
-                .signal
-                .send_replace(DeckSignal::Go);
-            return;
-        }
-        // Else the first one waiting anywhere starts now, in this place.
-        if let Some(at) = self.decks.iter().position(Decked::waiting) {
-            self.decks
-                .swap_remove(at)
-                .signal
-                .send_replace(DeckSignal::Go);
-        }
+            .filter_map(|(&t, r)| Some((t, r.deck.as_ref().filter(|d| which(d))?)))
+            .min_by_key(|(_, d)| d.order)
+            .map(|(t, _)| t)
     }
 
     /// Tasks on deck that hold no place: neither started nor told to.
     fn unplaced(&self) -> usize {
-        self.decks.iter().filter(|d| !d.began()).count()
+        self.decks().filter(|d| !d.began()).count()
     }
 
     /// Whether `task` could wait on deck: a command started by the run's
@@ -427,7 +400,7 @@ impl Executor for LocalExecutor {
             return;
         };
         // Not while the disk is short of space: the first task says so.
-        if task::short_of_space(&self.ctx).is_some() {
+        if ctx::short_of_space(&self.ctx).is_some() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -435,7 +408,7 @@ impl Executor for LocalExecutor {
         };
         let ctx = Arc::clone(&self.ctx);
         self.warming = Some(runtime.spawn(async move {
-            if let Err(e) = task::readonly_checkout(&ctx, base).await {
+            if let Err(e) = ctx::readonly_checkout(&ctx, base).await {
                 tracing::debug!(error = %e, "the read-only checkout is made by the first task that needs it");
             }
         }));
@@ -443,7 +416,7 @@ impl Executor for LocalExecutor {
 
     fn admit(&self, task: TaskIndex) -> Admission {
         // Tasks on deck hold no place until they start.
-        if self.running.len() - self.unplaced() >= self.concurrency {
+        if self.joins.len() - self.unplaced() >= self.concurrency {
             return Admission::Full;
         }
         // A task that says how much memory it needs waits until that much
@@ -459,7 +432,7 @@ impl Executor for LocalExecutor {
             && let Some(available) = mem_available()
             && need.saturating_add(starting) > available
         {
-            if !self.running.is_empty() {
+            if !self.joins.is_empty() {
                 return Admission::Wait;
             }
             return Admission::Refuse(format!(
@@ -484,14 +457,16 @@ impl Executor for LocalExecutor {
             self.starting.push_back((std::time::Instant::now(), need));
         }
         let mut deck = task::DeckLinks::default();
+        let mut published = None;
         if self.may_lead(i) {
-            let (publish, published) = watch::channel(None);
-            self.published.insert(i, published);
+            let (publish, receiver) = watch::channel(None);
+            published = Some(receiver);
             deck.publish = Some(publish);
         }
+        let mut decked = None;
         if let Some((t, behind)) = self.admitted.take()
             && t == i
-            && let Some(published) = self.published.get(&behind)
+            && let Some(published) = self.running.get(&behind).and_then(|r| r.published.as_ref())
         {
             let (signal, signals) = watch::channel(swarm_worker::DeckSignal::Wait);
             let began = Arc::new(std::sync::OnceLock::new());
@@ -500,12 +475,13 @@ impl Executor for LocalExecutor {
                 signal: signals,
                 began: Arc::clone(&began),
             });
-            self.decks.push(Decked {
-                task: i,
+            decked = Some(Decked {
                 behind,
                 signal,
                 began,
+                order: self.decked,
             });
+            self.decked += 1;
         }
         let (stop, stopped) = watch::channel(None);
         // A span per task, so that logs of many workers can be told apart.
@@ -520,7 +496,7 @@ impl Executor for LocalExecutor {
             .again
             .then(|| self.sweeper.barrier(&self.ctx.worktrees));
         let ctx = Arc::clone(&self.ctx);
-        let handle = self.running.spawn(tracing::Instrument::instrument(
+        let handle = self.joins.spawn(tracing::Instrument::instrument(
             async move {
                 if let Some(swept) = swept {
                     let _ = tokio::task::spawn_blocking(move || swept.recv()).await;
@@ -529,8 +505,16 @@ impl Executor for LocalExecutor {
             },
             span,
         ));
-        self.ids.insert(handle.id(), i);
-        self.stops.insert(i, stop);
+        self.running.insert(
+            i,
+            Running {
+                id: handle.id(),
+                stop,
+                published,
+                passed: false,
+                deck: decked,
+            },
+        );
     }
 
     fn admit_on_deck(&mut self, task: TaskIndex, unlocks: &dyn Fn(TaskIndex) -> bool) -> bool {
@@ -545,13 +529,16 @@ impl Executor for LocalExecutor {
         // A task on deck takes the next free place first: not while the
         // end of a running task (or of one on deck) could make a more
         // urgent one ready.
-        if self.stops.keys().any(|&t| unlocks(t)) {
+        if self.running.keys().any(|&t| unlocks(t)) {
             return false;
         }
         // How many unplaced tasks a place's chain holds before `t`.
         let depth = |mut t: TaskIndex| {
             let mut depth = 0;
-            while let Some(d) = self.decks.iter().find(|d| d.task == t && !d.began()) {
+            while let Some(d) = (self.running.get(&t))
+                .and_then(|r| r.deck.as_ref())
+                .filter(|d| !d.began())
+            {
                 if d.withdrawn() {
                     return usize::MAX;
                 }
@@ -560,19 +547,19 @@ impl Executor for LocalExecutor {
             }
             depth
         };
-        let led = |t: &TaskIndex| self.decks.iter().any(|d| d.behind == *t);
+        let led = |t: &TaskIndex| self.decks().any(|d| d.behind == *t);
         // Behind the oldest command (launcher ids grow), the likeliest to
         // end first; one not sent yet comes last. A chain holds a few, so
         // that a slot whose commands are shorter than the coordinator's
         // step does not wait for it.
         let Some(&behind) = self
-            .stops
-            .keys()
+            .running
+            .iter()
             // One whose place went on already leads nothing: the
             // launcher would start what follows it at once, beside the
             // one that took that place.
-            .filter(|t| !led(t) && !self.passed.contains(*t) && depth(**t) < DECK_DEPTH)
-            .filter_map(|t| Some((t, *self.published.get(t)?.borrow())))
+            .filter(|(t, r)| !led(t) && !r.passed && depth(**t) < DECK_DEPTH)
+            .filter_map(|(t, r)| Some((t, *r.published.as_ref()?.borrow())))
             .min_by_key(|&(_, id)| id.unwrap_or(u64::MAX))
             .map(|(t, _)| t)
         else {
@@ -592,13 +579,13 @@ impl Executor for LocalExecutor {
                 if let Some(event) = self.ended.pop_front() {
                     return Some(event);
                 }
-                if self.running.is_empty() {
+                if self.joins.is_empty() {
                     return None;
                 }
                 tokio::select! {
                     biased;
                     Some(event) = self.events.recv() => return Some(event),
-                    Some(joined) = self.running.join_next_with_id() => {
+                    Some(joined) = self.joins.join_next_with_id() => {
                         if let Some(event) = self.on_joined(joined) {
                             self.ended.push_back(event);
                         }
@@ -611,14 +598,15 @@ impl Executor for LocalExecutor {
     fn cancel(&mut self, task: TaskIndex, how: Stop) {
         // One on deck that has not started is taken back (the dispatcher
         // records it as never started); if it started, the stop stops it.
-        if let Some(decked) = self.decks.iter().find(|d| d.task == task && !d.began()) {
+        let Some(running) = self.running.get(&task) else {
+            return;
+        };
+        if let Some(decked) = running.deck.as_ref().filter(|d| !d.began()) {
             decked
                 .signal
                 .send_replace(swarm_worker::DeckSignal::Withdraw);
         }
-        if let Some(stop) = self.stops.get(&task) {
-            stop.send_replace(Some(how));
-        }
+        running.stop.send_replace(Some(how));
     }
 
     fn reattach(&mut self, _task: TaskIndex, _state: &crate::fold::TaskState) -> Reattached {
@@ -713,7 +701,7 @@ fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::
 pub(super) fn cache_dirs(
     prepared: &Prepared,
     home: &WorktreeHome,
-) -> Result<Vec<task::Cache>, RunError> {
+) -> Result<Vec<ctx::Cache>, RunError> {
     if prepared.options.sandbox.is_none() {
         return Ok(Vec::new());
     }
@@ -723,7 +711,7 @@ pub(super) fn cache_dirs(
         .caches
         .iter()
         .map(|c| {
-            Ok(task::Cache {
+            Ok(ctx::Cache {
                 var: c.var.clone(),
                 dir: home.cache_dir(&c.name, owner)?,
                 per_task: c.per_task,

@@ -19,8 +19,7 @@
 //! the task did not change (`git::leave_out`), so setup's files are never
 //! committed with a result.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use git2::Oid;
@@ -29,48 +28,10 @@ use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
 use super::attempt::{Phase, run_attempt};
-use super::task::{Ctx, blocking};
+use super::ctx::{Ctx, Setups};
 use crate::git::{GitError, SnapshotLimits, State};
 use crate::plan::{Payload, Role, Setup, Task};
-
-/// A run's `[setup]`, and the setups it keeps.
-#[derive(Debug)]
-pub(crate) struct Setups {
-    pub setup: Setup,
-    /// Where finished setups are kept by key (`<home>/.setup`).
-    pub kept: PathBuf,
-    /// The run's base: only a setup of a fresh worktree at it is kept (a
-    /// later base may hold results no person has looked at).
-    base: Oid,
-    /// One lock per key: the first task with a key runs its setup, the
-    /// others wait and copy it.
-    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl Setups {
-    pub fn new(setup: Setup, kept: PathBuf, base: Oid) -> Self {
-        // Only swarm reads and writes it.
-        if let Err(e) =
-            std::fs::set_permissions(&kept, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        {
-            tracing::warn!(error = %e, dir = %kept.display(), "failed to make the kept setups swarm's alone");
-        }
-        Self {
-            setup,
-            kept,
-            base,
-            locks: Default::default(),
-        }
-    }
-
-    fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(locks.entry(key.to_string()).or_default())
-    }
-}
+use crate::run::blocking::blocking;
 
 /// How a worktree's setup went.
 #[derive(Debug)]
@@ -219,7 +180,7 @@ async fn prepare_inner(
         )
         .await;
         if !ran.outcome.is_success() {
-            let how = super::task::describe_failure(
+            let how = super::describe::describe_failure(
                 &ran.outcome,
                 None,
                 &setup_task,
@@ -438,7 +399,7 @@ pub(crate) async fn clean_up(
     // Its tmp goes again if it left it empty (the task's went already).
     let _ = std::fs::remove_dir(crate::layout::task_tmp(&ctx.run_dir, &task.id));
     if !ran.outcome.is_success() {
-        let how = super::task::describe_failure(
+        let how = super::describe::describe_failure(
             &ran.outcome,
             None,
             &cleanup_task,

@@ -21,7 +21,7 @@ use swarm_sandbox::{Policy, Stop};
 use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
-use super::task::Ctx;
+use super::ctx::Ctx;
 use crate::layout::score_log_paths;
 use crate::plan::{ScoreCommand, Task};
 
@@ -226,7 +226,7 @@ fn fresh_home(home: &Path, sandboxed: bool) -> Result<(), String> {
     }
     std::fs::create_dir(home).map_err(action)?;
     if sandboxed && swarm_sandbox::worker_identity().is_some() {
-        super::attempt::trust_checkouts(home).map_err(action)?;
+        super::worker_files::trust_checkouts(home).map_err(action)?;
         swarm_sandbox::ownership::hand_over(home, swarm_sandbox::SANDBOX_IDENTITY)
             .map_err(|e| format!("failed to {e}"))?;
     }

@@ -10,96 +10,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use git2::Oid;
-use swarm_protocol::agent::AgentReport;
 use swarm_protocol::{AttemptOutcome, Isolation, SkippedFile, TaskStatus};
 use swarm_sandbox::Stop;
-use tokio::sync::{OnceCell, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::attempt::{Phase, Ran, Verify, did_its_work, run_attempt};
+use super::attempt::{Phase, Ran, run_attempt};
+use super::ctx::{Ctx, readonly_checkout, short_of_space};
+use super::describe::{Verify, describe_result};
 use super::prepare::Prepared;
 use crate::git::{
-    GitError, Repo, SnapshotLimits, Worktrees, leave_out, merge_results, refs, snapshot,
+    GitError, Repo, SnapshotLimits, State, Worktrees, leave_out, merge_results, refs, snapshot,
 };
-use crate::layout::verify_log_paths;
 use crate::plan::Task;
+use crate::run::blocking::blocking;
 use crate::run::executor::{ExecEvent, Launch};
-
-/// What every task of a run shares.
-#[derive(Debug)]
-pub(crate) struct Ctx {
-    pub repo: Repo,
-    pub worktrees: Worktrees,
-    pub run: String,
-    pub run_dir: PathBuf,
-    pub worktree_dir: PathBuf,
-    /// Build caches of sandboxed tasks.
-    pub caches: Vec<Cache>,
-    /// The plan's `[setup]` and the setups kept, if it has one.
-    pub setups: Option<super::prepare::Setups>,
-    /// The plan's `[cleanup]`, if it has one.
-    pub cleanup: Option<crate::plan::Cleanup>,
-    /// Where warm worktrees are kept, and how many of the run's tasks have
-    /// worktrees (see `Task::warm_by_default`).
-    pub warm: Option<(crate::run::warm::WarmDir, usize)>,
-    /// Whether the run resumes an interrupted one (whose warm worktrees it
-    /// may take over).
-    pub resumed: bool,
-    /// The files `.worktreeinclude` brings into each worktree.
-    pub included: Arc<crate::worktree_include::Included>,
-    pub tasks: crate::run::table::TaskTable,
-    pub grace: Duration,
-    pub sandbox: Option<crate::run::SandboxSettings>,
-    /// Starts unconfined commands (see `RunOptions::unconfined`).
-    pub unconfined_launcher: Option<swarm_sandbox::Launcher>,
-    /// The plan's `read_paths`, expanded.
-    pub read_paths: Vec<PathBuf>,
-    /// Runs the WASM tasks (when the plan has any).
-    pub wasm: Option<Arc<swarm_worker::wasm::WasmEngine>>,
-    pub gateway: Option<Arc<crate::gateway::Gateway>>,
-    pub agent_program: Option<PathBuf>,
-    /// The agent CLIs tasks use, by agent name.
-    pub agent_clis: std::collections::BTreeMap<String, crate::run::CliProgram>,
-    pub mcp_servers: std::collections::BTreeMap<String, crate::run::McpProgram>,
-    /// Variables holding API keys: never passed to an unconfined command.
-    pub secret_vars: Vec<String>,
-    /// Free bytes the worktrees' file system must keep.
-    pub min_free_space: u64,
-    /// The last reading of the free space, and when (see
-    /// [`short_of_space`]).
-    pub free_space: std::sync::Mutex<Option<(Instant, u64)>>,
-    /// The cgroup unconfined tasks without limits of their own share, so
-    /// that nothing they start (even outside their process groups) outlives
-    /// the run or its coordinator: dropping it (with the executor, when the
-    /// run ends) kills what is left in it. Before `cgroups`: dropped first.
-    pub unconfined: Option<super::cgroup::TaskCgroup>,
-    /// The run's cgroups, when the machine allows them.
-    pub cgroups: Option<super::cgroup::Cgroups>,
-    /// Shared read-only checkouts (and their git directories), by commit:
-    /// each made once, by the first task that needs it, while tasks on
-    /// other commits go on.
-    pub readonly: DashMap<Oid, Arc<OnceCell<(PathBuf, PathBuf)>>>,
-    /// The git views read-only tasks share, by the checkout's record:
-    /// every read-only task on one checkout is shown the same view
-    /// (read-only, as every view), so it is written once, not once per
-    /// task (see `attempt::readonly_view`).
-    pub readonly_views:
-        std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<swarm_sandbox::View>>>,
-    /// Where the task's events go (its executor).
-    pub events: mpsc::UnboundedSender<ExecEvent>,
-    /// Subtask requests of running attempts, checked as they come.
-    pub spawner: Arc<crate::run::spawn::Spawner>,
-}
-
-/// A build cache (see [`crate::run::BuildCache`]), its directory made.
-#[derive(Debug)]
-pub(crate) struct Cache {
-    pub var: String,
-    pub dir: PathBuf,
-    /// Each task gets `<dir>/<task>`, made when it first runs.
-    pub per_task: bool,
-}
 
 /// How a task ended, for its executor.
 #[derive(Debug)]
@@ -117,12 +42,17 @@ pub(crate) struct Done {
     pub tmp_removed: bool,
 }
 
-impl Ctx {
-    /// Whether swarm writes a `.gitconfig` into each attempt's tmp (its
-    /// HOME): as root in a sandbox, where workers run as another user and
-    /// git must trust the checkouts (`attempt::trust_checkouts`).
-    pub(super) fn tmp_holds_gitconfig(&self) -> bool {
-        self.sandbox.is_some() && swarm_sandbox::worker_identity().is_some()
+impl Done {
+    /// Task `task`'s end: nothing of it to delete, nothing withdrawn.
+    fn ended(task: TaskIndex, status: TaskStatus, reason: Option<String>) -> Self {
+        Self {
+            task,
+            status,
+            reason,
+            removable: None,
+            withdrawn: false,
+            tmp_removed: false,
+        }
     }
 }
 
@@ -157,40 +87,24 @@ pub(crate) async fn execute(
     let i = launch.task;
     match execute_inner(&ctx, launch, stop, deck).await {
         Ok(done) => done,
-        Err(e) => Done {
-            task: i,
-            status: TaskStatus::Failed,
-            reason: Some(format!("swarm could not run it: failed to {e}")),
-            removable: None,
-            withdrawn: false,
-            tmp_removed: false,
-        },
+        Err(e) => Done::ended(
+            i,
+            TaskStatus::Failed,
+            Some(format!("swarm could not run it: failed to {e}")),
+        ),
     }
-}
-
-/// Runs git work `f` on the blocking pool.
-pub(in crate::run) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, GitError> + Send + 'static,
-) -> Result<T, GitError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(GitError::Cli {
-            action: "run a git job".into(),
-            message: e.to_string(),
-        })
-    })
 }
 
 async fn execute_inner(
     ctx: &Arc<Ctx>,
     launch: Launch,
-    mut stop: watch::Receiver<Option<Stop>>,
+    stop: watch::Receiver<Option<Stop>>,
     deck: DeckLinks,
 ) -> Result<Done, GitError> {
-    let mut deck = Some(deck);
     // The task holds its place from here: its set-up (dependencies merged,
     // worktree made) is timed from now for its first attempt, from the
     // previous attempt's end for a retry.
-    let mut set_up_from = Instant::now();
+    let set_up_from = Instant::now();
     let Launch {
         task: i,
         base,
@@ -200,77 +114,214 @@ async fn execute_inner(
         ..
     } = launch;
     let task = &with_note(ctx.tasks.get(i), note);
-    let base = match deps.as_slice() {
-        [] => base,
-        // A chain's link starts from its one dependency's result: nothing
-        // to merge, and no trip to the blocking pool before it starts.
-        [only] => *only,
-        _ => {
-            let repo = ctx.repo.clone();
-            let message = format!("swarm: {}/{}: merge of its dependencies", ctx.run, task.id);
-            match blocking(move || merge_results(&repo, &deps, &message)).await? {
-                Ok(merged) => merged,
-                Err(files) => {
-                    return Ok(Done {
-                        task: i,
-                        status: TaskStatus::Blocked,
-                        reason: Some(format!(
-                            "its dependencies conflict with each other in {}",
-                            files.join(", ")
-                        )),
-                        removable: None,
-                        withdrawn: false,
-                        tmp_removed: false,
-                    });
-                }
-            }
+    let base = match start_point(ctx, task, base, deps).await? {
+        Ok(base) => base,
+        Err(files) => {
+            let why = format!(
+                "its dependencies conflict with each other in {}",
+                files.join(", ")
+            );
+            return Ok(Done::ended(i, TaskStatus::Blocked, Some(why)));
         }
     };
-
     if let Some(why) = short_of_space(ctx) {
-        return Ok(Done {
-            task: i,
-            status: TaskStatus::Failed,
-            reason: Some(why),
-            removable: None,
-            withdrawn: false,
-            tmp_removed: false,
-        });
+        return Ok(Done::ended(i, TaskStatus::Failed, Some(why)));
     }
-    // A resumed task numbers its attempts on from the interrupted one.
-    let last_attempt = first_attempt + task.retries;
-    // Its warm worktree, held from its first attempt to its end.
-    let mut lease = match &ctx.warm {
+    let lease = match &ctx.warm {
         Some((warm, worktree_tasks)) if task.warm_by_default(*worktree_tasks) => {
             lease_warm(ctx, warm, task)
         }
         _ => None,
     };
-    for attempt in first_attempt..=last_attempt {
-        // `git_dir`: the checkout's record under `.git/worktrees/`, which
-        // the task's git view shows; `admin` only for a checkout of its own.
+    let mut life = Life {
+        ctx,
+        i,
+        task,
+        base,
+        // A resumed task numbers its attempts on from the interrupted one.
+        last_attempt: first_attempt + task.retries,
+        lease,
+        stop,
+        set_up_from,
+    };
+    // Only its first attempt may wait on deck.
+    let mut deck = Some(deck);
+    for attempt in first_attempt..=life.last_attempt {
+        if let Some(done) = life
+            .attempt(attempt, deck.take().unwrap_or_default())
+            .await?
+        {
+            return Ok(done);
+        }
+    }
+    unreachable!("the last attempt always returns")
+}
+
+/// The commit `task` starts from: `base`, or its dependencies' results
+/// merged (`Err`: the files where they conflict).
+async fn start_point(
+    ctx: &Ctx,
+    task: &Task,
+    base: Oid,
+    deps: Vec<Oid>,
+) -> Result<Result<Oid, Vec<String>>, GitError> {
+    match deps.as_slice() {
+        [] => Ok(Ok(base)),
+        // A chain's link starts from its one dependency's result: nothing
+        // to merge, and no trip to the blocking pool before it starts.
+        [only] => Ok(Ok(*only)),
+        _ => {
+            let repo = ctx.repo.clone();
+            let message = format!("swarm: {}/{}: merge of its dependencies", ctx.run, task.id);
+            blocking(move || merge_results(&repo, &deps, &message)).await
+        }
+    }
+}
+
+/// What the attempts of one task share: the task as they run it, the
+/// commit they start from, its warm worktree and its stop signal.
+struct Life<'a> {
+    ctx: &'a Arc<Ctx>,
+    i: TaskIndex,
+    task: &'a Task,
+    base: Oid,
+    last_attempt: u32,
+    /// Its warm worktree, held from its first attempt to its end.
+    lease: Option<crate::run::warm::Lease>,
+    stop: watch::Receiver<Option<Stop>>,
+    /// Where the next attempt's set-up is timed from.
+    set_up_from: Instant,
+}
+
+/// Where an attempt runs: a worktree of its own (`admin`, its record under
+/// `.git/worktrees/`) or the shared read-only checkout (no `admin`).
+struct Place {
+    workdir: PathBuf,
+    admin: Option<PathBuf>,
+    /// The checkout's record, which the task's git view shows.
+    git_dir: PathBuf,
+    /// Whether the worktree was just made (a warm one brought to the base
+    /// is not: what setup makes there is not kept).
+    fresh: bool,
+}
+
+/// An attempt's start as its executor hears of it (`ExecEvent::Started`).
+#[derive(Clone)]
+struct StartReport {
+    events: mpsc::UnboundedSender<ExecEvent>,
+    task: TaskIndex,
+    attempt: u32,
+    base: Oid,
+    workdir: PathBuf,
+    /// Its set-up: its worktree is made; what is left before the start is
+    /// handing it over (a task on deck is reported later, by the
+    /// launcher's word, with the same figure).
+    setup: Duration,
+    setup_run: Option<swarm_protocol::SetupRun>,
+}
+
+impl StartReport {
+    /// Says it started `at`. The dispatcher, busy with a merge or another
+    /// task's end, may read the event later; the journal says when it
+    /// really started, the moment its duration counts from.
+    fn send(&self, at: Instant) {
+        let _ = self.events.send(ExecEvent::Started {
+            task: self.task,
+            attempt: self.attempt,
+            base: self.base,
+            workdir: self.workdir.clone(),
+            job: None,
+            at: Some(at),
+            setup: Some(self.setup),
+            setup_run: self.setup_run,
+        });
+    }
+}
+
+impl Life<'_> {
+    /// Attempt `attempt`, from its checkout to its snapshot: the task's
+    /// end, or `None` when it tries again.
+    async fn attempt(&mut self, attempt: u32, deck: DeckLinks) -> Result<Option<Done>, GitError> {
+        let (ctx, task) = (self.ctx, self.task);
+        let place = self.check_out().await?;
+        // The plan's `[setup]`, in a fresh worktree: part of its set-up.
+        let prepare_began = Instant::now();
+        let prepared = match &place.admin {
+            Some(admin) => {
+                let (base, workdir, fresh) = (self.base, &place.workdir, place.fresh);
+                super::prepare::prepare(
+                    ctx,
+                    task,
+                    attempt,
+                    base,
+                    workdir,
+                    admin,
+                    fresh,
+                    &mut self.stop,
+                )
+                .await
+            }
+            None => Prepared::Nothing,
+        };
+        // What an earlier attempt asked for goes with it.
+        ctx.spawner
+            .reset(&task.id, Some(std::time::SystemTime::now()));
+        let start = StartReport {
+            events: ctx.events.clone(),
+            task: self.i,
+            attempt,
+            base: self.base,
+            workdir: place.workdir.clone(),
+            setup: self.set_up_from.elapsed(),
+            setup_run: setup_run(&prepared, prepare_began),
+        };
+        let setup_state = match prepared {
+            Prepared::Nothing => None,
+            Prepared::Ready { state, .. } => Some(state),
+            Prepared::Failed { outcome, reason } => {
+                return self
+                    .setup_failed(attempt, place, &start, outcome, reason)
+                    .await;
+            }
+        };
+        let Some((ran, duration)) = self.run(attempt, &place, start, deck).await? else {
+            // Taken back from the deck before it started: as if it had
+            // never been handed over (the dispatcher queues it again).
+            return Ok(Some(Done {
+                withdrawn: true,
+                ..Done::ended(self.i, TaskStatus::Cancelled, None)
+            }));
+        };
+        self.conclude(attempt, place, setup_state, ran, duration)
+            .await
+    }
+
+    /// The attempt's checkout: its worktree made (or its warm one brought
+    /// to the base), with the person's files `.worktreeinclude` names, or
+    /// the shared read-only checkout.
+    async fn check_out(&mut self) -> Result<Place, GitError> {
+        let (ctx, task, base) = (self.ctx, self.task, self.base);
         // Its warm worktree is said to be in use first: unsaid, a crash
         // would leave it "released" with work on no ref.
-        if let Some(held) = lease.as_mut()
+        if let Some(held) = self.lease.as_mut()
             && let Err(e) = held.hold(&ctx.run)
         {
             tracing::warn!(task = %task.id, error = %e, "failed to write its warm worktree's lease; it gets a fresh worktree");
-            lease = None;
+            self.lease = None;
         }
-        // Whether the worktree was just made (a warm one brought to the
-        // base is not: what setup makes there is not kept).
-        let mut fresh = true;
-        let (workdir, admin, git_dir) = match task.isolation {
-            Isolation::Readonly => {
-                let (path, git_dir) = readonly_checkout(ctx, base).await?;
-                (path, None, git_dir)
+        let place = match (task.isolation, &self.lease) {
+            (Isolation::Readonly, _) => {
+                let (workdir, git_dir) = readonly_checkout(ctx, base).await?;
+                Place {
+                    workdir,
+                    admin: None,
+                    git_dir,
+                    fresh: true,
+                }
             }
-            Isolation::Worktree if lease.is_some() => {
-                let Some(held) = lease.as_mut() else {
-                    unreachable!("matched on a lease")
-                };
-                let path = held.path.clone();
-                let (worktrees, p, id) = (Arc::clone(ctx), path.clone(), task.id.clone());
+            (Isolation::Worktree, Some(held)) => {
+                let workdir = held.path.clone();
+                let (worktrees, p, id) = (Arc::clone(ctx), workdir.clone(), task.id.clone());
                 let (admin, made) = blocking(move || {
                     if p.symlink_metadata().is_ok() {
                         match worktrees.worktrees.bring_to(&p, base) {
@@ -282,156 +333,113 @@ async fn execute_inner(
                     worktrees.worktrees.create(&p, base, &[]).map(|a| (a, true))
                 })
                 .await?;
-                fresh = made;
-                (path, Some(admin.clone()), admin)
+                Place {
+                    workdir,
+                    admin: Some(admin.clone()),
+                    git_dir: admin,
+                    fresh: made,
+                }
             }
-            Isolation::Worktree => {
-                let path = ctx.worktree_dir.join(&*crate::ids::flat(&task.id));
+            (Isolation::Worktree, None) => {
+                let workdir = ctx.worktree_dir.join(&*crate::ids::flat(&task.id));
                 let worktrees = Arc::clone(ctx);
-                let (p, paths) = (path.clone(), task.checkout());
+                let (p, paths) = (workdir.clone(), task.checkout());
                 let admin = blocking(move || worktrees.worktrees.create(&p, base, &paths)).await?;
-                (path, Some(admin.clone()), admin)
+                Place {
+                    workdir,
+                    admin: Some(admin.clone()),
+                    git_dir: admin,
+                    fresh: true,
+                }
             }
         };
         // The person's files `.worktreeinclude` names, before setup (which
         // may read a `.env`).
-        if let (Some(_), false) = (&admin, ctx.included.is_empty()) {
-            let (from, included, to) = (
-                ctx.repo.workdir.clone(),
-                Arc::clone(&ctx.included),
-                workdir.clone(),
-            );
-            let skipped = blocking(move || {
-                crate::worktree_include::copy_into(&from, &included, &to).map_err(|e| {
-                    GitError::Cli {
-                        action: format!(
-                            "copy the files .worktreeinclude names into {}",
-                            to.display()
-                        ),
-                        message: e.to_string(),
-                    }
-                })
-            })
-            .await?;
-            for why in skipped {
-                tracing::warn!(task = %task.id, "a file .worktreeinclude names was not copied: {why}");
-            }
+        if place.admin.is_some() && !ctx.included.is_empty() {
+            copy_included(ctx, task, &place.workdir).await?;
         }
-        // The plan's `[setup]`, in a fresh worktree: part of its set-up.
-        let prepare_began = Instant::now();
-        let prepared = match &admin {
-            Some(admin) => {
-                super::prepare::prepare(ctx, task, attempt, base, &workdir, admin, fresh, &mut stop)
-                    .await
-            }
-            None => Prepared::Nothing,
-        };
-        // What an earlier attempt asked for goes with it.
-        ctx.spawner
-            .reset(&task.id, Some(std::time::SystemTime::now()));
-        // (An earlier attempt's request is removed as its tmp is taken
-        // again, see `attempt::Setup::make`.)
-        let request = crate::run::spawn::request_path(&ctx.run_dir, &task.id);
+        Ok(place)
+    }
+
+    /// The attempt started and ended in its setup: the task itself did not
+    /// run, so there is no work of its to keep. The task's end, or `None`
+    /// when it tries again.
+    async fn setup_failed(
+        &mut self,
+        attempt: u32,
+        place: Place,
+        start: &StartReport,
+        outcome: AttemptOutcome,
+        reason: String,
+    ) -> Result<Option<Done>, GitError> {
+        let ctx = self.ctx;
+        start.send(Instant::now());
+        let stopped = self.stop.borrow().is_some();
+        let cancelled = stopped || matches!(outcome, AttemptOutcome::Cancelled);
+        let _ = ctx.events.send(ExecEvent::AttemptFinished {
+            task: self.i,
+            attempt,
+            outcome,
+            verify_passed: None,
+            duration: Duration::ZERO,
+            verify: None,
+            snapshot: None,
+            outside_paths: Vec::new(),
+            agent: None,
+            score: None,
+            diff: None,
+        });
+        if let Some(admin) = &place.admin {
+            let (task, base) = (self.task, self.base);
+            super::prepare::clean_up(
+                ctx,
+                task,
+                attempt,
+                base,
+                &place.workdir,
+                admin,
+                &mut self.stop,
+            )
+            .await;
+        }
+        release(&mut self.lease, self.task);
+        if attempt == self.last_attempt || cancelled {
+            let status = match cancelled {
+                true => TaskStatus::Cancelled,
+                false => TaskStatus::Failed,
+            };
+            // Its worktree is kept, with what setup left, for a look.
+            return Ok(Some(Done::ended(self.i, status, Some(reason))));
+        }
+        self.set_up_from = Instant::now();
+        self.remove_worktree(place.workdir, place.admin).await?;
+        Ok(None)
+    }
+
+    /// Runs the attempt in `place`, its start reported as it starts (on
+    /// deck: when the launcher says it did), and how long it took. `None`
+    /// when it was taken back from the deck before it started.
+    async fn run(
+        &mut self,
+        attempt: u32,
+        place: &Place,
+        start: StartReport,
+        links: DeckLinks,
+    ) -> Result<Option<(Ran, Duration)>, GitError> {
         // A command on deck starts when the launcher starts it: its start
-        // is reported, and its time counted, from then.
-        let links = deck.take().unwrap_or_default();
-        // When the launcher said it started (set as its word is read), and
-        // whether its start is reported.
+        // is reported, and its time counted, from then. When the launcher
+        // said it started (set as its word is read), and whether its start
+        // is reported:
         let began_at = links.on_deck.as_ref().map(|l| Arc::clone(&l.began));
-        // `at`: when it started. The dispatcher, busy with a merge or
-        // another task's end, may read the event later; the journal says
-        // when it really started, the moment its duration counts from.
-        // `setup`: its worktree is made; what is left before the start is
-        // handing it over (a task on deck is reported later, by the
-        // launcher's word, with the same figure).
-        let setup = set_up_from.elapsed();
-        let setup_run = match &prepared {
-            Prepared::Nothing => None,
-            Prepared::Ready { reused, waited, .. } => Some(swarm_protocol::SetupRun {
-                ms: crate::millis(prepare_began.elapsed()),
-                reused: *reused,
-                waited_ms: crate::millis(*waited),
-            }),
-            Prepared::Failed { .. } => Some(swarm_protocol::SetupRun {
-                ms: crate::millis(prepare_began.elapsed()),
-                reused: false,
-                waited_ms: 0,
-            }),
-        };
-        let started_event = {
-            let (events, workdir) = (ctx.events.clone(), workdir.clone());
-            move |at: Instant| {
-                let _ = events.send(ExecEvent::Started {
-                    task: i,
-                    attempt,
-                    base,
-                    workdir: workdir.clone(),
-                    job: None,
-                    at: Some(at),
-                    setup: Some(setup),
-                    setup_run,
-                });
-            }
-        };
-        let setup_state = match prepared {
-            Prepared::Nothing => None,
-            Prepared::Ready { state, .. } => Some(state),
-            Prepared::Failed { outcome, reason } => {
-                // The attempt started and ended in its setup: the task
-                // itself did not run, so there is no work of its to keep.
-                started_event(Instant::now());
-                let stopped = stop.borrow().is_some();
-                let cancelled = stopped || matches!(outcome, AttemptOutcome::Cancelled);
-                let _ = ctx.events.send(ExecEvent::AttemptFinished {
-                    task: i,
-                    attempt,
-                    outcome,
-                    verify_passed: None,
-                    duration: Duration::ZERO,
-                    verify: None,
-                    snapshot: None,
-                    outside_paths: Vec::new(),
-                    agent: None,
-                    score: None,
-                    diff: None,
-                });
-                if let Some(admin) = &admin {
-                    super::prepare::clean_up(ctx, task, attempt, base, &workdir, admin, &mut stop)
-                        .await;
-                }
-                if attempt == last_attempt || cancelled {
-                    release(&mut lease, task);
-                    return Ok(Done {
-                        task: i,
-                        status: match cancelled {
-                            true => TaskStatus::Cancelled,
-                            false => TaskStatus::Failed,
-                        },
-                        reason: Some(reason),
-                        // Kept, with what setup left, for a look.
-                        removable: None,
-                        withdrawn: false,
-                        tmp_removed: false,
-                    });
-                }
-                set_up_from = Instant::now();
-                release(&mut lease, task);
-                if let Some(admin) = admin.filter(|_| lease.is_none()) {
-                    let worktrees = Arc::clone(ctx);
-                    blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
-                }
-                continue;
-            }
-        };
         let reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let report_start = {
-            let (reported, started_event) = (Arc::clone(&reported), started_event.clone());
+            let (reported, start) = (Arc::clone(&reported), start.clone());
             let began_at = began_at.clone();
             move || {
                 if !reported.swap(true, std::sync::atomic::Ordering::AcqRel) {
                     // On deck: when the launcher's word was read.
                     let at = began_at.as_ref().and_then(|b| b.get().copied());
-                    started_event(at.unwrap_or_else(Instant::now));
+                    start.send(at.unwrap_or_else(Instant::now));
                 }
             }
         };
@@ -446,7 +454,7 @@ async fn execute_inner(
         let decked = on_deck.is_some();
         let started = Instant::now();
         if !decked {
-            started_event(started);
+            start.send(started);
             // The dispatcher shares this thread: let it report the start
             // now, not after the (synchronous) spawn of the attempt's
             // process.
@@ -456,45 +464,29 @@ async fn execute_inner(
             publish: links.publish.map(Arc::new),
             on_deck,
         };
-        let Ran {
-            mut outcome,
-            verify,
-            verify_time,
-            agent,
-            score,
-        } = run_attempt(
+        let (ctx, task, base) = (self.ctx, self.task, self.base);
+        let ran = run_attempt(
             ctx,
             task,
             attempt,
             base,
-            &workdir,
-            &git_dir,
+            &place.workdir,
+            &place.git_dir,
             links,
-            &mut stop,
+            &mut self.stop,
             Phase::Task,
         )
         .await;
-        let verify_passed = verify.as_ref().map(|v| *v == Verify::Passed);
-        // Taken back from the deck before it started: as if it had never
-        // been handed over (the dispatcher queues it again). Its worktree
-        // goes now: the next start makes it again, at the same place.
+        // Taken back from the deck before it started: its worktree goes
+        // now (the next start makes it again, at the same place).
         if !reported.load(std::sync::atomic::Ordering::Acquire)
             && withdrawn.is_some_and(|s| *s.borrow() == swarm_worker::DeckSignal::Withdraw)
         {
             // Nothing ran in it: a warm one is kept as it is.
-            release(&mut lease, task);
-            if let Some(admin) = admin.filter(|_| lease.is_none()) {
-                let worktrees = Arc::clone(ctx);
-                blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
-            }
-            return Ok(Done {
-                task: i,
-                status: TaskStatus::Cancelled,
-                reason: None,
-                removable: None,
-                withdrawn: true,
-                tmp_removed: false,
-            });
+            release(&mut self.lease, task);
+            self.remove_worktree(place.workdir.clone(), place.admin.clone())
+                .await?;
+            return Ok(None);
         }
         let started = match began_at.as_ref().and_then(|b| b.get()) {
             Some(&at) => at,
@@ -507,21 +499,38 @@ async fn execute_inner(
                 started
             }
         };
-        let duration = started.elapsed();
+        Ok(Some((ran, started.elapsed())))
+    }
+
+    /// What follows the attempt's run: its worktree checked, its test
+    /// report and subtask request read, its work on a ref and reported;
+    /// then the task's end if this was its last attempt, or `None`.
+    async fn conclude(
+        &mut self,
+        attempt: u32,
+        place: Place,
+        setup_state: Option<State>,
+        mut ran: Ran,
+        duration: Duration,
+    ) -> Result<Option<Done>, GitError> {
+        let (ctx, task, i) = (self.ctx, self.task, self.i);
+        let Place {
+            workdir, git_dir, ..
+        } = place;
         // A worktree removed from outside while the task ran holds nothing
         // to snapshot: a snapshot of a missing directory would say that
         // every file of the base was deleted (outside the task's paths).
         // The attempt is lost, and says why; its work went with it.
-        let gone = admin.is_some() && !workdir.is_dir();
+        let gone = place.admin.is_some() && !workdir.is_dir();
         if gone {
-            outcome = AttemptOutcome::Lost {
+            ran.outcome = AttemptOutcome::Lost {
                 message: format!(
                     "its worktree {} disappeared while it ran (removed from outside swarm): nothing of it could be kept",
                     workdir.display()
                 ),
             };
         }
-        let admin = admin.filter(|_| !gone);
+        let admin = place.admin.filter(|_| !gone);
         // Whatever the task made of its worktree's link to the repository
         // (a `.git` directory whose configuration runs a command), the user
         // who inspects a kept worktree meets git's own record again.
@@ -531,29 +540,13 @@ async fn execute_inner(
                 tracing::warn!(task = %id, "the task replaced its worktree's .git; swarm restored it");
             }
         }
-        let mut ran_ok = did_its_work(&outcome, verify.as_ref(), agent.as_ref());
-        // The command's own test report, read before its tmp goes and its
-        // worktree is committed (it is not part of the result).
+        let mut ran_ok = ran.passed();
+        // (An earlier attempt's request is removed as its tmp is taken
+        // again, see `attempt::Setup::make`.)
+        let request = crate::run::spawn::request_path(&ctx.run_dir, &task.id);
         if let Some(junit) = task.junit.clone() {
-            let tmp = request.parent().map(Path::to_path_buf);
-            let kept = crate::layout::tests_path(&ctx.run_dir, &task.id, attempt);
-            let (wd, repo, writes) = (workdir.clone(), ctx.repo.clone(), admin.is_some());
-            let (tests, warning) = blocking(move || {
-                Ok(super::tests::read(&super::tests::Report {
-                    junit: &junit,
-                    workdir: &wd,
-                    tmp: tmp.as_deref(),
-                    kept: &kept,
-                    base: writes.then_some((&repo, base)),
-                }))
-            })
-            .await?;
-            let _ = ctx.events.send(ExecEvent::Tests {
-                task: i,
-                attempt,
-                tests: tests.map(Box::new),
-                warning,
-            });
+            self.read_tests(attempt, junit, &workdir, admin.is_some(), &request)
+                .await?;
         }
         // Most attempts leave their tmp empty: removed now (it is scratch,
         // and an empty one holds nothing to look at even after a failure),
@@ -572,163 +565,287 @@ async fn execute_inner(
             false => None,
         };
         ran_ok &= refused.is_none();
-        let stopped = stop.borrow().is_some();
+        let stopped = self.stop.borrow().is_some();
         // The last attempt whatever its result check says.
-        let last_anyway =
-            attempt == last_attempt || matches!(outcome, AttemptOutcome::Cancelled) || stopped;
-
-        let admin_dir = admin.clone();
-        // The result check (`ownership`): what the snapshot changed outside
-        // the task's paths fails the attempt. Its work still goes to its
-        // ref, which therefore is chosen only once the check is done.
-        let (snap, outside, diff) = match admin {
+        let last_anyway = attempt == self.last_attempt
+            || matches!(ran.outcome, AttemptOutcome::Cancelled)
+            || stopped;
+        let (snap, outside, diff) = match &admin {
             None => (None, Vec::new(), None),
             Some(admin) => {
-                let (repo, wd, run) = (ctx.repo.clone(), workdir.clone(), ctx.run.clone());
-                let (t, o, v, a) = (task.clone(), outcome.clone(), verify.clone(), agent.clone());
-                let variant = task.variant().is_some();
-                let setup_state = setup_state.clone();
-                let included = Arc::clone(&ctx.included);
-                let (snap, outside, git_ref, diff) = blocking(move || {
-                    let checkout = t.checkout();
-                    let limits = SnapshotLimits {
-                        scope: &checkout,
-                        max_file_size: t.max_file_size,
-                        run: &run,
-                    };
-                    let message = |skipped: &[SkippedFile], changed: &[String]| {
-                        super::message::commit_message(
-                            &run,
-                            &t,
-                            attempt,
-                            &o,
-                            v.as_ref(),
-                            a.as_ref(),
-                            skipped,
-                            &super::owned_paths::outside(&t, changed),
-                        )
-                    };
-                    let snap = snapshot(&wd, &admin, base, limits, message)?;
-                    // What `[setup]` made and the task left alone is not
-                    // the task's work.
-                    let snap = match &setup_state {
-                        Some(made) => leave_out(&wd, &admin, snap, base, made, &run, message)?,
-                        None => snap,
-                    };
-                    let mut outside = super::owned_paths::outside(&t, &snap.changed);
-                    // The person's included files are never committed: a
-                    // result holding one's content is refused, naming it.
-                    let leaked = leaked(&repo, &snap, &included)?;
-                    outside.extend(leaked);
-                    let git_ref = if (ran_ok && outside.is_empty()) || last_anyway {
-                        refs::task(&run, &t.id)
-                    } else {
-                        refs::attempt(&run, &t.id, attempt)
-                    };
-                    repo.set_ref(&git_ref, snap.commit, "swarm: task snapshot")?;
-                    // A variant's ranking shows the size of its change.
-                    let diff = match variant {
-                        true => Some(repo.diff_stat(base, snap.commit)?),
-                        false => None,
-                    };
-                    Ok((snap, outside, git_ref, diff))
-                })
-                .await?;
-                (Some(Box::new((snap, git_ref))), outside, diff)
+                let to_ref = (ran_ok, last_anyway);
+                let (snap, outside, diff) = self
+                    .snapshot(attempt, &workdir, admin, &ran, setup_state, to_ref)
+                    .await?;
+                (Some(Box::new(snap)), outside, diff)
             }
         };
         // Its work is on a ref now: a warm worktree may be reset.
-        release(&mut lease, task);
+        release(&mut self.lease, task);
         let success = ran_ok && outside.is_empty();
-        let last = success || last_anyway;
         let git_ref = snap.as_ref().map(|s| s.1.clone());
         let _ = ctx.events.send(ExecEvent::AttemptFinished {
             task: i,
             attempt,
-            outcome: outcome.clone(),
-            verify_passed,
+            outcome: ran.outcome.clone(),
+            verify_passed: ran.verify.as_ref().map(|v| *v == Verify::Passed),
             duration,
-            verify: verify_time,
+            verify: ran.verify_time,
             snapshot: snap,
             outside_paths: outside.clone(),
-            agent: agent.clone().map(Box::new),
-            score: score.map(Box::new),
+            agent: ran.agent.clone().map(Box::new),
+            score: ran.score.take().map(Box::new),
             diff,
         });
         // Swarm is done with the worktree for this attempt: its result is
         // on a ref, and what cleanup changes is in none.
-        if admin_dir.is_some() {
-            super::prepare::clean_up(ctx, task, attempt, base, &workdir, &git_dir, &mut stop).await;
+        if admin.is_some() {
+            let base = self.base;
+            super::prepare::clean_up(ctx, task, attempt, base, &workdir, &git_dir, &mut self.stop)
+                .await;
         }
-        if last {
-            let status = if success {
-                TaskStatus::Succeeded
-            } else {
-                match outcome {
-                    AttemptOutcome::TimedOut => TaskStatus::TimedOut,
-                    AttemptOutcome::Cancelled => TaskStatus::Cancelled,
-                    _ if stopped => TaskStatus::Cancelled,
-                    _ => TaskStatus::Failed,
-                }
+        if success || last_anyway {
+            let status = match (success, &ran.outcome) {
+                (true, _) => TaskStatus::Succeeded,
+                (false, AttemptOutcome::TimedOut) => TaskStatus::TimedOut,
+                (false, AttemptOutcome::Cancelled) => TaskStatus::Cancelled,
+                (false, _) if stopped => TaskStatus::Cancelled,
+                (false, _) => TaskStatus::Failed,
             };
-            let reason = (!success).then(|| {
-                if let Some(refused) = &refused {
-                    return refused.clone();
-                }
-                let why = describe_result(
-                    &outcome,
-                    verify.as_ref(),
-                    task,
-                    &ctx.run,
+            let reason = (!success).then(|| match refused {
+                Some(refused) => refused,
+                None => self.reason(
                     attempt,
-                    agent.as_ref(),
+                    &ran,
                     &outside,
-                );
-                // A sandboxed write outside the task's paths fails as the
-                // tool reports it ("Read-only file system"): say the rule.
-                let refused_writes = match (&ctx.sandbox, &outcome) {
-                    (Some(_), AttemptOutcome::Exited { code })
-                        if *code != 0 && outside.is_empty() =>
-                    {
-                        let (_, stderr) = crate::layout::log_paths(&ctx.run_dir, &task.id, attempt);
-                        super::owned_paths::refused_writes(
-                            task,
-                            &workdir,
-                            &crate::export::log_tail(&stderr),
-                        )
-                    }
-                    _ => None,
-                };
-                match (ran_ok, git_ref, refused_writes) {
-                    (true, Some(r), _) => {
-                        format!("{why}; its work is on {r}: {}", super::owned_paths::HELP)
-                    }
-                    (_, _, Some(refused)) => format!("{why}; {refused}"),
-                    _ => why,
-                }
+                    &workdir,
+                    git_ref.filter(|_| ran_ok),
+                ),
             });
             // A warm worktree stays for the next run.
-            let removable = admin_dir
-                .filter(|_| success && lease.is_none())
+            let removable = admin
+                .filter(|_| success && self.lease.is_none())
                 .map(|admin| (workdir, admin));
-            return Ok(Done {
-                task: i,
-                status,
-                reason,
+            return Ok(Some(Done {
                 removable,
-                withdrawn: false,
                 tmp_removed,
-            });
+                ..Done::ended(i, status, reason)
+            }));
         }
         // The failed attempt is on its ref; start over from a clean tree
         // (a warm one is brought back to the base, its build output kept).
-        set_up_from = Instant::now();
-        if let Some(admin) = admin_dir.filter(|_| lease.is_none()) {
-            let worktrees = Arc::clone(ctx);
-            blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
+        self.set_up_from = Instant::now();
+        self.remove_worktree(workdir, admin).await?;
+        Ok(None)
+    }
+
+    /// The command's own test report, read before its tmp (where `request`
+    /// is) goes and its worktree is committed (it is not part of the
+    /// result), and reported.
+    async fn read_tests(
+        &self,
+        attempt: u32,
+        junit: String,
+        workdir: &Path,
+        writes: bool,
+        request: &Path,
+    ) -> Result<(), GitError> {
+        let (ctx, task, base) = (self.ctx, self.task, self.base);
+        let tmp = request.parent().map(Path::to_path_buf);
+        let kept = crate::layout::tests_path(&ctx.run_dir, &task.id, attempt);
+        let (wd, repo) = (workdir.to_path_buf(), ctx.repo.clone());
+        let (tests, warning) = blocking(move || {
+            Ok(super::tests::read(&super::tests::Report {
+                junit: &junit,
+                workdir: &wd,
+                tmp: tmp.as_deref(),
+                kept: &kept,
+                base: writes.then_some((&repo, base)),
+            }))
+        })
+        .await?;
+        let _ = ctx.events.send(ExecEvent::Tests {
+            task: self.i,
+            attempt,
+            tests: tests.map(Box::new),
+            warning,
+        });
+        Ok(())
+    }
+
+    /// The attempt's work committed and put on a ref (the task's own when
+    /// it did its work or is the last anyway, `to_ref`; else the
+    /// attempt's), with the result check (`ownership`): what it changed
+    /// outside the task's paths, which fails the attempt. Its work still
+    /// goes to its ref, which therefore is chosen only once the check is
+    /// done. And, for a variant, the size of its change.
+    async fn snapshot(
+        &self,
+        attempt: u32,
+        workdir: &Path,
+        admin: &Path,
+        ran: &Ran,
+        setup_state: Option<State>,
+        (ran_ok, last_anyway): (bool, bool),
+    ) -> Result<Snapped, GitError> {
+        let (ctx, task, base) = (self.ctx, self.task, self.base);
+        let (repo, wd, run) = (ctx.repo.clone(), workdir.to_path_buf(), ctx.run.clone());
+        let (t, o, v, a) = (
+            task.clone(),
+            ran.outcome.clone(),
+            ran.verify.clone(),
+            ran.agent.clone(),
+        );
+        let admin = admin.to_path_buf();
+        let variant = task.variant().is_some();
+        let included = Arc::clone(&ctx.included);
+        blocking(move || {
+            let checkout = t.checkout();
+            let limits = SnapshotLimits {
+                scope: &checkout,
+                max_file_size: t.max_file_size,
+                run: &run,
+            };
+            let message = |skipped: &[SkippedFile], changed: &[String]| {
+                super::message::commit_message(
+                    &run,
+                    &t,
+                    attempt,
+                    &o,
+                    v.as_ref(),
+                    a.as_ref(),
+                    skipped,
+                    &super::owned_paths::outside(&t, changed),
+                )
+            };
+            let snap = snapshot(&wd, &admin, base, limits, message)?;
+            // What `[setup]` made and the task left alone is not the
+            // task's work.
+            let snap = match &setup_state {
+                Some(made) => leave_out(&wd, &admin, snap, base, made, &run, message)?,
+                None => snap,
+            };
+            let mut outside = super::owned_paths::outside(&t, &snap.changed);
+            // The person's included files are never committed: a result
+            // holding one's content is refused, naming it.
+            let leaked = leaked(&repo, &snap, &included)?;
+            outside.extend(leaked);
+            let git_ref = if (ran_ok && outside.is_empty()) || last_anyway {
+                refs::task(&run, &t.id)
+            } else {
+                refs::attempt(&run, &t.id, attempt)
+            };
+            repo.set_ref(&git_ref, snap.commit, "swarm: task snapshot")?;
+            // A variant's ranking shows the size of its change.
+            let diff = match variant {
+                true => Some(repo.diff_stat(base, snap.commit)?),
+                false => None,
+            };
+            Ok(((snap, git_ref), outside, diff))
+        })
+        .await
+    }
+
+    /// Why the task failed, on its last attempt: how it ended and what it
+    /// wrote outside its paths, with where its work is when it did its
+    /// work (`on_ref`) or why its writes were refused.
+    fn reason(
+        &self,
+        attempt: u32,
+        ran: &Ran,
+        outside: &[String],
+        workdir: &Path,
+        on_ref: Option<String>,
+    ) -> String {
+        let (ctx, task) = (self.ctx, self.task);
+        let why = describe_result(
+            &ran.outcome,
+            ran.verify.as_ref(),
+            task,
+            &ctx.run,
+            attempt,
+            ran.agent.as_ref(),
+            outside,
+        );
+        // A sandboxed write outside the task's paths fails as the tool
+        // reports it ("Read-only file system"): say the rule.
+        let refused_writes = match (&ctx.sandbox, &ran.outcome) {
+            (Some(_), AttemptOutcome::Exited { code }) if *code != 0 && outside.is_empty() => {
+                let (_, stderr) = crate::layout::log_paths(&ctx.run_dir, &task.id, attempt);
+                super::owned_paths::refused_writes(task, workdir, &crate::export::log_tail(&stderr))
+            }
+            _ => None,
+        };
+        match (on_ref, refused_writes) {
+            (Some(r), _) => format!("{why}; its work is on {r}: {}", super::owned_paths::HELP),
+            (_, Some(refused)) => format!("{why}; {refused}"),
+            _ => why,
         }
     }
-    unreachable!("the last attempt always returns")
+
+    /// Removes the attempt's worktree (`admin`, its record), unless it is
+    /// the task's warm one: kept, the next attempt brings it to the base.
+    async fn remove_worktree(
+        &self,
+        workdir: PathBuf,
+        admin: Option<PathBuf>,
+    ) -> Result<(), GitError> {
+        if let Some(admin) = admin.filter(|_| self.lease.is_none()) {
+            let worktrees = Arc::clone(self.ctx);
+            blocking(move || worktrees.worktrees.remove(&workdir, Some(&admin))).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An attempt's work on its ref (the snapshot and the ref), what it
+/// changed outside its task's paths, and a variant's size of change.
+type Snapped = (
+    (crate::git::Snapshot, String),
+    Vec<String>,
+    Option<swarm_protocol::experiment::DiffStat>,
+);
+
+/// The figures of an attempt's `[setup]` (begun at `began`) for its start
+/// event, when it had one.
+fn setup_run(prepared: &Prepared, began: Instant) -> Option<swarm_protocol::SetupRun> {
+    match prepared {
+        Prepared::Nothing => None,
+        Prepared::Ready { reused, waited, .. } => Some(swarm_protocol::SetupRun {
+            ms: crate::millis(began.elapsed()),
+            reused: *reused,
+            waited_ms: crate::millis(*waited),
+        }),
+        Prepared::Failed { .. } => Some(swarm_protocol::SetupRun {
+            ms: crate::millis(began.elapsed()),
+            reused: false,
+            waited_ms: 0,
+        }),
+    }
+}
+
+/// Copies the person's files `.worktreeinclude` names into `workdir`,
+/// warning of each it could not.
+async fn copy_included(ctx: &Ctx, task: &Task, workdir: &Path) -> Result<(), GitError> {
+    let (from, included, to) = (
+        ctx.repo.workdir.clone(),
+        Arc::clone(&ctx.included),
+        workdir.to_path_buf(),
+    );
+    let skipped = blocking(move || {
+        crate::worktree_include::copy_into(&from, &included, &to).map_err(|e| GitError::Cli {
+            action: format!(
+                "copy the files .worktreeinclude names into {}",
+                to.display()
+            ),
+            message: e.to_string(),
+        })
+    })
+    .await?;
+    for why in skipped {
+        tracing::warn!(task = %task.id, "a file .worktreeinclude names was not copied: {why}");
+    }
+    Ok(())
 }
 
 /// The paths of `snap` whose content is one of the `included` files, each
@@ -885,165 +1002,6 @@ fn append_to_log(ctx: &Ctx, task: &Task, attempt: u32, problems: &[String]) {
         for problem in problems {
             let _ = writeln!(log, "  {problem}");
         }
-    }
-}
-
-/// Why the disk is too full for another worktree, if it is: a task that
-/// would fill it fails before it starts instead.
-pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
-    if ctx.min_free_space == 0 {
-        return None;
-    }
-    // Looked at before every start (a task may fill the disk in moments),
-    // but not again within moments of a reading that left room for more
-    // than the minimum twice over: short tasks start hundreds a second,
-    // and a `statvfs` each walked the worktrees' path every time.
-    let now = Instant::now();
-    if let Ok(last) = ctx.free_space.lock()
-        && let Some((at, free)) = *last
-        && now.duration_since(at) < FREE_SPACE_FRESH
-        && free / 2 >= ctx.min_free_space
-    {
-        return None;
-    }
-    // The worktrees' file system, or the repository's while the
-    // worktrees' directory does not exist yet.
-    let (dir, stat) = [&ctx.worktree_dir, &ctx.repo.workdir]
-        .into_iter()
-        .find_map(|d| Some((d, nix::sys::statvfs::statvfs(d.as_path()).ok()?)))?;
-    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
-    if let Ok(mut last) = ctx.free_space.lock() {
-        *last = Some((now, free));
-    }
-    (free < ctx.min_free_space).then(|| {
-        format!(
-            "not started: {} free on the file system of {}, below min_free_space ({}); free some space (`swarm clean --all`) or lower min_free_space",
-            bytesize::ByteSize::b(free),
-            dir.display(),
-            bytesize::ByteSize::b(ctx.min_free_space)
-        )
-    })
-}
-
-/// How long a reading of the free space with room to spare stands for the
-/// next starts (see [`short_of_space`]).
-const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// The shared checkout of `commit` for read-only tasks (and its record
-/// under `.git/worktrees/`), created once.
-pub(super) async fn readonly_checkout(
-    ctx: &Arc<Ctx>,
-    commit: Oid,
-) -> Result<(PathBuf, PathBuf), GitError> {
-    // The map's lock is held only to find the cell, never across the wait.
-    let cell = Arc::clone(ctx.readonly.entry(commit).or_default().value());
-    let made = cell
-        .get_or_try_init(|| async {
-            let path = ctx
-                .worktree_dir
-                .join(format!(".readonly-{}", &commit.to_string()[..12]));
-            let (c, p) = (Arc::clone(ctx), path.clone());
-            let admin = blocking(move || c.worktrees.create(&p, commit, &[])).await?;
-            Ok::<_, GitError>((path, admin))
-        })
-        .await?;
-    Ok(made.clone())
-}
-
-/// Why an attempt failed: how it ended (`describe_failure`) and what it
-/// wrote outside the task's paths (`outside`, which fails an attempt that
-/// otherwise succeeded).
-pub(crate) fn describe_result(
-    outcome: &AttemptOutcome,
-    verify: Option<&Verify>,
-    task: &Task,
-    run: &str,
-    attempt: u32,
-    agent: Option<&AgentReport>,
-    outside: &[String],
-) -> String {
-    let ran_ok = did_its_work(outcome, verify, agent);
-    let outside = (!outside.is_empty()).then(|| super::owned_paths::describe(task, outside));
-    match (ran_ok, outside) {
-        (true, Some(outside)) => outside,
-        (false, Some(outside)) => format!(
-            "{}; it also {outside}",
-            describe_failure(outcome, verify, task, run, attempt, agent)
-        ),
-        (_, None) => describe_failure(outcome, verify, task, run, attempt, agent),
-    }
-}
-
-pub(crate) fn describe_failure(
-    outcome: &AttemptOutcome,
-    verify: Option<&Verify>,
-    task: &Task,
-    run: &str,
-    attempt: u32,
-    agent: Option<&AgentReport>,
-) -> String {
-    let ended_itself = !matches!(
-        outcome,
-        AttemptOutcome::TimedOut | AttemptOutcome::Cancelled | AttemptOutcome::SpawnFailed { .. }
-    );
-    if let Some(why) = agent
-        .filter(|_| ended_itself)
-        .and_then(super::agent_task::describe_failure)
-    {
-        return why;
-    }
-    match outcome {
-        AttemptOutcome::Exited { code: 0 } => match verify {
-            Some(Verify::Failed(Some(ended))) => {
-                // The command as written (its first line), and where its
-                // output is, relative to the repository.
-                let script = task.verify.as_deref().unwrap_or_default();
-                let mut shown: String = script
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(80)
-                    .collect();
-                if shown.len() < script.trim_end().len() {
-                    shown.push_str(" ...");
-                }
-                let (_, err) = verify_log_paths(
-                    &crate::layout::run_dir(std::path::Path::new(""), run),
-                    &task.id,
-                    attempt,
-                );
-                format!(
-                    "verify \"{shown}\" {}, see {} (and .verify.out)",
-                    describe_failure(ended, None, task, run, attempt, None),
-                    err.display()
-                )
-            }
-            _ => "verify failed".into(),
-        },
-        AttemptOutcome::Exited { code } => format!("exited with code {code}"),
-        AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
-        AttemptOutcome::TimedOut => match (task.timeout, task.not_after) {
-            // The subtree's deadline came first.
-            (_, Some(at)) if at <= std::time::SystemTime::now() => {
-                let parent = crate::ids::parent_of(&task.id).unwrap_or("its parent");
-                format!(
-                    "timed out: the deadline of `{parent}`'s subtree passed (a parent's `timeout` covers its subtasks)"
-                )
-            }
-            (Some(t), _) => format!("timed out after {}", humantime::format_duration(t)),
-            (None, _) => "timed out".into(),
-        },
-        AttemptOutcome::Cancelled => "cancelled".into(),
-        AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
-        AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),
-        AttemptOutcome::OutOfMemory { limit } => match limit {
-            Some(limit) => format!(
-                "killed: out of memory (the task's limit is {}, `memory` in the plan)",
-                bytesize::ByteSize::b(*limit)
-            ),
-            None => "killed: out of memory".into(),
-        },
     }
 }
 

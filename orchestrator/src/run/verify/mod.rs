@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use super::{Prepared, RunError, SandboxSettings};
 use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
 use crate::plan::RunVerify;
-use crate::run::local::task::blocking;
+use crate::run::blocking::blocking;
 use crate::worktree_home::WorktreeHome;
 
 /// What stands in for a task id in the paths of the verify's logs, tmp
@@ -90,11 +90,13 @@ impl Runner {
                         false => c.dir,
                         // Its own, kept across runs, so each verify builds
                         // only what changed.
-                        true => crate::run::local::attempt::owned_cache_dir(&c.dir, NAME, owner)
-                            .map_err(|source| RunError::Io {
-                                action: format!("create {}", c.dir.join(NAME).display()),
-                                source,
-                            })?,
+                        true => {
+                            crate::run::local::worker_files::owned_cache_dir(&c.dir, NAME, owner)
+                                .map_err(|source| RunError::Io {
+                                    action: format!("create {}", c.dir.join(NAME).display()),
+                                    source,
+                                })?
+                        }
                     };
                     Ok((c.var, dir))
                 })
@@ -306,7 +308,7 @@ impl Runner {
 async fn hand_over(tmp: &Path) -> Result<PathBuf, String> {
     let tmp = tmp.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        crate::run::local::attempt::trust_checkouts(&tmp)
+        crate::run::local::worker_files::trust_checkouts(&tmp)
             .map_err(|e| format!("write {}: {e}", tmp.join(".gitconfig").display()))?;
         swarm_sandbox::ownership::hand_over(&tmp, swarm_sandbox::SANDBOX_IDENTITY)
             .map_err(|e| format!("failed to {e}"))?;

@@ -1,0 +1,207 @@
+//! What every task of a run shares ([`Ctx`]): the repository, the run's
+//! places and settings, its sandbox and cgroups, and the few things tasks
+//! make once for all (read-only checkouts, kept setups, the last reading
+//! of the free space).
+//!
+//! The bottom of `run/local/`: every file of it may use `Ctx`, and this
+//! file uses none of them, so a file that needs the run's context never
+//! closes a circle through the code that runs a task.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use git2::Oid;
+use tokio::sync::{OnceCell, mpsc};
+
+use crate::git::{GitError, Repo, Worktrees};
+use crate::plan::Setup;
+use crate::run::blocking::blocking;
+use crate::run::executor::ExecEvent;
+
+/// What every task of a run shares.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub repo: Repo,
+    pub worktrees: Worktrees,
+    pub run: String,
+    pub run_dir: PathBuf,
+    pub worktree_dir: PathBuf,
+    /// Build caches of sandboxed tasks.
+    pub caches: Vec<Cache>,
+    /// The plan's `[setup]` and the setups kept, if it has one.
+    pub setups: Option<Setups>,
+    /// The plan's `[cleanup]`, if it has one.
+    pub cleanup: Option<crate::plan::Cleanup>,
+    /// Where warm worktrees are kept, and how many of the run's tasks have
+    /// worktrees (see `Task::warm_by_default`).
+    pub warm: Option<(crate::run::warm::WarmDir, usize)>,
+    /// Whether the run resumes an interrupted one (whose warm worktrees it
+    /// may take over).
+    pub resumed: bool,
+    /// The files `.worktreeinclude` brings into each worktree.
+    pub included: Arc<crate::worktree_include::Included>,
+    pub tasks: crate::run::table::TaskTable,
+    pub grace: Duration,
+    pub sandbox: Option<crate::run::SandboxSettings>,
+    /// Starts unconfined commands (see `RunOptions::unconfined`).
+    pub unconfined_launcher: Option<swarm_sandbox::Launcher>,
+    /// The plan's `read_paths`, expanded.
+    pub read_paths: Vec<PathBuf>,
+    /// Runs the WASM tasks (when the plan has any).
+    pub wasm: Option<Arc<swarm_worker::wasm::WasmEngine>>,
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    pub agent_program: Option<PathBuf>,
+    /// The agent CLIs tasks use, by agent name.
+    pub agent_clis: std::collections::BTreeMap<String, crate::run::CliProgram>,
+    pub mcp_servers: std::collections::BTreeMap<String, crate::run::McpProgram>,
+    /// Variables holding API keys: never passed to an unconfined command.
+    pub secret_vars: Vec<String>,
+    /// Free bytes the worktrees' file system must keep.
+    pub min_free_space: u64,
+    /// The last reading of the free space, and when (see
+    /// [`short_of_space`]).
+    pub free_space: std::sync::Mutex<Option<(Instant, u64)>>,
+    /// The cgroup unconfined tasks without limits of their own share, so
+    /// that nothing they start (even outside their process groups) outlives
+    /// the run or its coordinator: dropping it (with the executor, when the
+    /// run ends) kills what is left in it. Before `cgroups`: dropped first.
+    pub unconfined: Option<crate::run::cgroup::TaskCgroup>,
+    /// The run's cgroups, when the machine allows them.
+    pub cgroups: Option<crate::run::cgroup::Cgroups>,
+    /// Shared read-only checkouts (and their git directories), by commit:
+    /// each made once, by the first task that needs it, while tasks on
+    /// other commits go on.
+    pub readonly: DashMap<Oid, Arc<OnceCell<(PathBuf, PathBuf)>>>,
+    /// The git views read-only tasks share, by the checkout's record:
+    /// every read-only task on one checkout is shown the same view
+    /// (read-only, as every view), so it is written once, not once per
+    /// task (see `attempt::readonly_view`).
+    pub readonly_views:
+        std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<swarm_sandbox::View>>>,
+    /// Where the task's events go (its executor).
+    pub events: mpsc::UnboundedSender<ExecEvent>,
+    /// Subtask requests of running attempts, checked as they come.
+    pub spawner: Arc<crate::run::spawn::Spawner>,
+}
+
+impl Ctx {
+    /// Whether swarm writes a `.gitconfig` into each attempt's tmp (its
+    /// HOME): as root in a sandbox, where workers run as another user and
+    /// git must trust the checkouts (`worker_files::trust_checkouts`).
+    pub(super) fn tmp_holds_gitconfig(&self) -> bool {
+        self.sandbox.is_some() && swarm_sandbox::worker_identity().is_some()
+    }
+}
+
+/// A build cache (see [`crate::run::BuildCache`]), its directory made.
+#[derive(Debug)]
+pub(crate) struct Cache {
+    pub var: String,
+    pub dir: PathBuf,
+    /// Each task gets `<dir>/<task>`, made when it first runs.
+    pub per_task: bool,
+}
+
+/// A run's `[setup]`, and the setups it keeps.
+#[derive(Debug)]
+pub(crate) struct Setups {
+    pub setup: Setup,
+    /// Where finished setups are kept by key (`<home>/.setup`).
+    pub kept: PathBuf,
+    /// The run's base: only a setup of a fresh worktree at it is kept (a
+    /// later base may hold results no person has looked at).
+    pub(super) base: Oid,
+    /// One lock per key: the first task with a key runs its setup, the
+    /// others wait and copy it.
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Setups {
+    pub fn new(setup: Setup, kept: PathBuf, base: Oid) -> Self {
+        // Only swarm reads and writes it.
+        if let Err(e) =
+            std::fs::set_permissions(&kept, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        {
+            tracing::warn!(error = %e, dir = %kept.display(), "failed to make the kept setups swarm's alone");
+        }
+        Self {
+            setup,
+            kept,
+            base,
+            locks: Default::default(),
+        }
+    }
+
+    pub(super) fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(locks.entry(key.to_string()).or_default())
+    }
+}
+
+/// Why the disk is too full for another worktree, if it is: a task that
+/// would fill it fails before it starts instead.
+pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
+    if ctx.min_free_space == 0 {
+        return None;
+    }
+    // Looked at before every start (a task may fill the disk in moments),
+    // but not again within moments of a reading that left room for more
+    // than the minimum twice over: short tasks start hundreds a second,
+    // and a `statvfs` each walked the worktrees' path every time.
+    let now = Instant::now();
+    if let Ok(last) = ctx.free_space.lock()
+        && let Some((at, free)) = *last
+        && now.duration_since(at) < FREE_SPACE_FRESH
+        && free / 2 >= ctx.min_free_space
+    {
+        return None;
+    }
+    // The worktrees' file system, or the repository's while the
+    // worktrees' directory does not exist yet.
+    let (dir, stat) = [&ctx.worktree_dir, &ctx.repo.workdir]
+        .into_iter()
+        .find_map(|d| Some((d, nix::sys::statvfs::statvfs(d.as_path()).ok()?)))?;
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    if let Ok(mut last) = ctx.free_space.lock() {
+        *last = Some((now, free));
+    }
+    (free < ctx.min_free_space).then(|| {
+        format!(
+            "not started: {} free on the file system of {}, below min_free_space ({}); free some space (`swarm clean --all`) or lower min_free_space",
+            bytesize::ByteSize::b(free),
+            dir.display(),
+            bytesize::ByteSize::b(ctx.min_free_space)
+        )
+    })
+}
+
+/// How long a reading of the free space with room to spare stands for the
+/// next starts (see [`short_of_space`]).
+const FREE_SPACE_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The shared checkout of `commit` for read-only tasks (and its record
+/// under `.git/worktrees/`), created once.
+pub(super) async fn readonly_checkout(
+    ctx: &Arc<Ctx>,
+    commit: Oid,
+) -> Result<(PathBuf, PathBuf), GitError> {
+    // The map's lock is held only to find the cell, never across the wait.
+    let cell = Arc::clone(ctx.readonly.entry(commit).or_default().value());
+    let made = cell
+        .get_or_try_init(|| async {
+            let path = ctx
+                .worktree_dir
+                .join(format!(".readonly-{}", &commit.to_string()[..12]));
+            let (c, p) = (Arc::clone(ctx), path.clone());
+            let admin = blocking(move || c.worktrees.create(&p, commit, &[])).await?;
+            Ok::<_, GitError>((path, admin))
+        })
+        .await?;
+    Ok(made.clone())
+}
