@@ -20,6 +20,7 @@ pub(crate) mod id_index;
 pub mod ids;
 pub mod journal;
 pub mod layout;
+pub mod logs;
 pub mod output_schema;
 pub mod plan;
 /// The task graph lives with the plan it is made of (`plan::graph`).

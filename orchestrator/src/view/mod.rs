@@ -4,7 +4,9 @@
 //! whether it is coloured.
 
 pub mod cassette;
+pub mod compare;
 pub mod progress;
+pub mod runs;
 pub mod summary;
 pub mod transcript;
 mod units;
