@@ -23,6 +23,7 @@ pub mod layout;
 pub mod logs;
 pub mod output_schema;
 pub mod plan;
+pub mod received;
 /// The task graph lives with the plan it is made of (`plan::graph`).
 pub use plan::graph;
 pub mod planner;

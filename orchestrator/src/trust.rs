@@ -24,6 +24,10 @@ use sha2::{Digest as _, Sha256};
 pub use crate::plan::origin::{Finding as Weakening, Origin, host};
 use crate::plan::{ModelConfig, PlanError, Source, origin};
 
+/// What an untrusted `swarm.toml` that weakens something is told.
+pub const UNTRUSTED_HELP: &str = "swarm found this file in the repository, and it could come from anyone who wrote to it: \
+review it, then run `swarm trust` to trust this content (or pass --trust for this invocation only)";
+
 /// The keys of the configuration or plan `source` that an untrusted
 /// origin may not set as they are: they weaken confinement, choose where a
 /// key or a call goes, or read a file outside the repository. In file

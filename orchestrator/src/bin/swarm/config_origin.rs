@@ -11,13 +11,9 @@ use anyhow::anyhow;
 use swarm_orchestrator::escape;
 use swarm_orchestrator::git::Repo;
 use swarm_orchestrator::plan::{self, ModelConfig, Source};
-use swarm_orchestrator::trust::{self, TrustStore, Weakening};
+use swarm_orchestrator::trust::{self, TrustStore, UNTRUSTED_HELP, Weakening};
 
 use crate::Failure;
-
-/// What an untrusted `swarm.toml` that weakens something is told.
-pub(crate) const UNTRUSTED_HELP: &str = "swarm found this file in the repository, and it could come from anyone who wrote to it: \
-review it, then run `swarm trust` to trust this content (or pass --trust for this invocation only)";
 
 /// The user's configuration directory: `$XDG_CONFIG_HOME/swarm`, else
 /// `~/.config/swarm`.
