@@ -202,7 +202,8 @@ mod tests {
     #[test]
     fn a_kept_plan_is_read_again_by_its_hash_only() {
         let root = tempfile::tempdir().unwrap();
-        let received = Received::from_text("[[task]]\nid = \"a\"\ncmd = \"true\"\n".into()).unwrap();
+        let received =
+            Received::from_text("[[task]]\nid = \"a\"\ncmd = \"true\"\n".into()).unwrap();
         let kept = received.store(root.path()).unwrap();
         // Kept once: the same bytes again are the same file.
         assert_eq!(received.store(root.path()).unwrap(), kept);

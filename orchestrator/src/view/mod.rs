@@ -1,7 +1,9 @@
 //! What people read, as text: the lines a run prints as it goes, the
-//! table at its end, a task's transcript, a cassette. Nothing here prints
-//! or reads the terminal; the binary decides where the text goes and
-//! whether it is coloured.
+//! table at its end, a task's transcript, a cassette, and what commands
+//! answer with (the list of runs, an experiment's ranking, what `clean`
+//! freed, `doctor`'s probe, what a configuration weakens, a conflict
+//! resolved). Nothing here prints or reads the terminal; the binary
+//! decides where the text goes and whether it is coloured.
 
 pub mod cassette;
 pub mod compare;
@@ -9,6 +11,7 @@ pub mod progress;
 pub mod runs;
 pub mod summary;
 pub mod transcript;
+pub mod trust;
 mod units;
 
 pub use progress::Progress;

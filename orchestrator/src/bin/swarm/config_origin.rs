@@ -4,14 +4,14 @@
 //! run` and `swarm validate` print about what a plan weakens and where
 //! its model keys go. The rules are `swarm_orchestrator::trust`'s.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use swarm_orchestrator::escape;
 use swarm_orchestrator::git::Repo;
-use swarm_orchestrator::plan::{self, ModelConfig, Source};
-use swarm_orchestrator::trust::{self, TrustStore, UNTRUSTED_HELP, Weakening};
+use swarm_orchestrator::plan;
+use swarm_orchestrator::trust::{self, TrustStore, UNTRUSTED_HELP};
+/// The lines about what a plan weakens and where its keys go.
+pub(crate) use swarm_orchestrator::view::trust::{key_lines, weakening_lines};
 
 use crate::Failure;
 
@@ -80,42 +80,4 @@ pub(crate) fn check_repository_config(
         Some(error) => Err(Failure::Plan(Box::new(error))),
         None => Ok(trust::Origin::Repository),
     }
-}
-
-/// `where: key = value: effect` of each weakening, `where` being
-/// `file:line`.
-pub(crate) fn weakening_lines(source: &Source, found: &[Weakening]) -> Vec<String> {
-    found
-        .iter()
-        .map(|w| {
-            format!(
-                "{}:{}: {} {}: {}",
-                escape::line(&source.name),
-                source.line_col(w.span.start).0,
-                w.table,
-                w.setting(),
-                escape::line(&w.effect)
-            )
-        })
-        .collect()
-}
-
-/// `model `x`: $VAR -> host` for each model that sends a key.
-pub(crate) fn key_lines(models: &BTreeMap<String, ModelConfig>) -> Vec<String> {
-    trust::key_routes(models)
-        .iter()
-        .map(|r| {
-            format!(
-                "`{}`: ${} -> {}{}",
-                escape::line(&r.model),
-                escape::line(&r.var),
-                escape::line(&r.host),
-                if r.own {
-                    ""
-                } else {
-                    " (not the provider's own)"
-                }
-            )
-        })
-        .collect()
 }
