@@ -6,6 +6,7 @@
 //! decides where the text goes and whether it is coloured.
 
 pub mod cassette;
+pub mod clean;
 pub mod compare;
 pub mod progress;
 pub mod runs;

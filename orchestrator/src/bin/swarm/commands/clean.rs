@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use swarm_orchestrator::exit;
+use swarm_orchestrator::{escape, exit, view};
 
 use crate::Failure;
 use crate::common::{check_name, invalid_or_internal, open_repo, warn_skipped};
@@ -101,7 +101,6 @@ pub(crate) fn clean(
     caches: bool,
     warm: bool,
 ) -> Result<i32, Failure> {
-    use swarm_orchestrator::escape;
     use swarm_orchestrator::state::State;
     if let Which::One(Some(run)) = &which {
         check_name(run)?;
@@ -154,47 +153,21 @@ pub(crate) fn clean(
     }
     let mut total = 0;
     let mut code = exit::SUCCESS;
+    // What could not be freed is said, and the command fails.
+    let mut failed = |whose: &str, problem: &str| {
+        eprintln!("error: {whose}failed to {}", escape::line(problem));
+        code = exit::TASKS_FAILED;
+    };
     for run in runs {
         match swarm_orchestrator::clean::clean(&repo, &state, &run, refs, force) {
             Ok(c) => {
                 warn_skipped(&c.skipped);
                 total += c.bytes_freed;
-                // Each size next to what held it.
-                println!(
-                    "run {}: removed {} worktree{} ({}) and {} tmp director{} ({})",
-                    c.run,
-                    c.worktrees,
-                    if c.worktrees == 1 { "" } else { "s" },
-                    bytesize::ByteSize::b(c.worktree_bytes),
-                    c.tmp_dirs,
-                    if c.tmp_dirs == 1 { "y" } else { "ies" },
-                    bytesize::ByteSize::b(c.tmp_bytes)
-                );
-                for (task, r) in &c.kept {
-                    println!("  kept {task}'s uncommitted work on {r}");
-                }
-                if c.unstarted {
-                    println!(
-                        "  it was stopped before its start was recorded (none of its tasks ran): removed it whole, its name is free"
-                    );
-                }
-                let branch = format!("swarm/{}", c.run);
-                for r in &c.refs_deleted {
-                    println!("  deleted {r}: its work is on {branch}");
-                }
-                for k in &c.refs_kept {
-                    println!("  {}", kept_ref(k, &branch));
-                }
-                print_branch_fate(c.branch.as_ref());
-                for problem in &c.problems {
-                    eprintln!("error: run {}: failed to {}", c.run, escape::line(problem));
-                    code = exit::TASKS_FAILED;
-                }
+                print!("{}", view::clean::run(&c));
+                let whose = format!("run {}: ", c.run);
+                c.problems.iter().for_each(|p| failed(&whose, p));
             }
-            Err(e) => {
-                eprintln!("error: failed to {}", escape::line(&e.to_string()));
-                code = exit::TASKS_FAILED;
-            }
+            Err(e) => failed("", &e.to_string()),
         }
     }
     // Caches are the repository's, not a run's: after every run.
@@ -203,40 +176,14 @@ pub(crate) fn clean(
             Ok(freed) => {
                 for c in &freed.removed {
                     total += c.bytes;
-                    println!(
-                        "removed build cache {} ({})",
-                        escape::line(&c.path.display().to_string()),
-                        bytesize::ByteSize::b(c.bytes)
-                    );
+                    println!("{}", view::clean::cache_removed(c));
                 }
-                for problem in &freed.problems {
-                    eprintln!("error: failed to {}", escape::line(problem));
-                    code = exit::TASKS_FAILED;
-                }
+                freed.problems.iter().for_each(|p| failed("", p));
             }
-            Err(e) => {
-                eprintln!("error: failed to {}", escape::line(&e.to_string()));
-                code = exit::TASKS_FAILED;
-            }
+            Err(e) => failed("", &e.to_string()),
         },
         false => match swarm_orchestrator::clean::caches(&repo, &state) {
-            // Empty ones (made for tools a run never used) are not news.
-            Ok(kept) if kept.iter().any(|c| c.bytes > 0) => {
-                let kept: Vec<_> = kept.into_iter().filter(|c| c.bytes > 0).collect();
-                let bytes: u64 = kept.iter().map(|c| c.bytes).sum();
-                println!(
-                    "kept {} of build caches (swarm clean --caches frees them):",
-                    bytesize::ByteSize::b(bytes)
-                );
-                for c in &kept {
-                    println!(
-                        "  {} ({})",
-                        escape::line(&c.path.display().to_string()),
-                        bytesize::ByteSize::b(c.bytes)
-                    );
-                }
-            }
-            Ok(_) => {}
+            Ok(kept) => print!("{}", view::clean::caches_kept(&kept).unwrap_or_default()),
             // Listing is only a courtesy: what was cleaned stays cleaned.
             Err(e) => eprintln!(
                 "warning: failed to list the build caches: {}",
@@ -248,119 +195,35 @@ pub(crate) fn clean(
     if warm {
         match swarm_orchestrator::clean::free_warm(&repo, &state) {
             Ok(freed) => {
-                for (path, bytes) in &freed.removed {
-                    total += bytes;
-                    println!(
-                        "removed {} ({})",
-                        escape::line(&path.display().to_string()),
-                        bytesize::ByteSize::b(*bytes)
-                    );
-                }
-                for (path, why) in &freed.kept {
-                    println!(
-                        "kept warm worktree {}: {}",
-                        escape::line(&path.display().to_string()),
-                        escape::line(why)
-                    );
-                }
-                for problem in &freed.problems {
-                    eprintln!("error: failed to {}", escape::line(problem));
-                    code = exit::TASKS_FAILED;
-                }
+                total += freed.removed.iter().map(|(_, bytes)| bytes).sum::<u64>();
+                print!("{}", view::clean::warm(&freed));
+                freed.problems.iter().for_each(|p| failed("", p));
             }
-            Err(e) => {
-                eprintln!("error: failed to {}", escape::line(&e.to_string()));
-                code = exit::TASKS_FAILED;
-            }
+            Err(e) => failed("", &e.to_string()),
         }
     }
-    println!("freed {}", bytesize::ByteSize::b(total));
+    println!("{}", view::clean::freed(total));
     if code != exit::SUCCESS {
         eprintln!("swarm clean left the above in place; everything else was freed");
     }
     Ok(code)
 }
 
-/// What `clean --refs` did with the integration branch, with what brings
-/// it back or how to delete it anyway.
-pub(crate) fn print_branch_fate(fate: Option<&swarm_orchestrator::clean::BranchFate>) {
-    use swarm_orchestrator::clean::BranchFate;
-    match fate {
-        None => {}
-        Some(BranchFate::Deleted { name, was }) => {
-            let short = was.to_string();
-            println!(
-                "  deleted branch {name} (was {})",
-                short.get(..10).unwrap_or(&short)
-            );
-        }
-        Some(BranchFate::Unmerged { name, tip }) => {
-            let short = tip.to_string();
-            println!(
-                "  kept branch {name}: its tip {} is on no other branch (merge it first, or pass --force to delete it anyway)",
-                short.get(..10).unwrap_or(&short)
-            );
-        }
-        Some(BranchFate::CheckedOut { name }) => {
-            println!("  kept branch {name}: it is checked out (switch to another branch first)");
-        }
-    }
-}
-
-/// One line on a ref `clean --refs` kept: which, and why deleting it would
-/// lose work.
-fn kept_ref(k: &swarm_orchestrator::clean::KeptRef, branch: &str) -> String {
-    let why = match k.no_branch {
-        true => format!("{branch} does not exist, so its work is on no branch"),
-        false => format!("its work is not on {branch}"),
-    };
-    let what = match (&k.task, k.attempt) {
-        (Some((task, status)), false) if task.contains('/') => format!(" (subtask, {status})"),
-        (Some((_, status)), false) => format!(" ({status})"),
-        (Some((task, status)), true) => {
-            format!(" (an earlier attempt of task `{task}`, now {status})")
-        }
-        (None, _) => String::new(),
-    };
-    format!("kept {}: {why}{what}", k.name)
-}
-
 /// `swarm clean --gone`: removes, under the worktree root, the homes of
 /// repositories that no longer exist.
 pub(crate) fn clean_gone(root: Option<std::path::PathBuf>) -> Result<i32, Failure> {
-    use swarm_orchestrator::escape;
     let root = root.unwrap_or_else(|| {
         swarm_orchestrator::assemble::grants::default_worktree_root(&crate::host::current())
     });
-    let shown = escape::line(&root.display().to_string()).into_owned();
     let gone = swarm_orchestrator::worktree_home::remove_gone(&root)
         .map_err(|e| Failure::Internal(anyhow!("failed to {e}")))?;
-    let mut total = 0;
-    for home in &gone.removed {
-        total += home.bytes;
-        println!(
-            "removed {} ({}): its repository {} no longer exists",
-            escape::line(&home.path.display().to_string()),
-            bytesize::ByteSize::b(home.bytes),
-            escape::line(&home.repository)
-        );
-    }
-    println!(
-        "{} worktree home{} of existing repositories kept in {shown}",
-        gone.live,
-        if gone.live == 1 { "" } else { "s" }
-    );
-    for path in &gone.unknown {
-        println!(
-            "left {}: not a worktree home swarm made",
-            escape::line(&path.display().to_string())
-        );
-    }
+    print!("{}", view::clean::gone(&gone, &root));
     let mut code = exit::SUCCESS;
     for problem in &gone.problems {
         eprintln!("error: failed to {}", escape::line(problem));
         code = exit::TASKS_FAILED;
     }
-    println!("freed {}", bytesize::ByteSize::b(total));
+    let total = gone.removed.iter().map(|home| home.bytes).sum();
+    println!("{}", view::clean::freed(total));
     Ok(code)
 }
