@@ -12,6 +12,7 @@
 //! [`Notice`]s.
 
 pub mod agents;
+pub mod doctor;
 pub mod gateway;
 pub mod grants;
 mod host;

@@ -8,6 +8,7 @@
 pub mod cassette;
 pub mod clean;
 pub mod compare;
+pub mod doctor;
 pub mod progress;
 pub mod runs;
 pub mod summary;

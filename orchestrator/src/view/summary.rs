@@ -384,7 +384,8 @@ fn build_output_warnings(report: &RunReport, out: &mut String) {
     }
 }
 
-/// [`print_grants`] into `out`.
+/// Lines saying what sandboxed tasks are granted (`swarm doctor`), into
+/// `out`.
 pub fn write_grants(
     out: &mut dyn std::io::Write,
     read_paths: &[PathBuf],
