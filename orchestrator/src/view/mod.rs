@@ -10,6 +10,7 @@ pub mod clean;
 pub mod compare;
 pub mod doctor;
 pub mod progress;
+pub mod resolve;
 pub mod runs;
 pub mod summary;
 pub mod transcript;
