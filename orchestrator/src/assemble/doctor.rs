@@ -87,3 +87,107 @@ pub fn probe(host: &HostEnv) -> Machine {
         agents,
     }
 }
+
+/// What asking a model one of `swarm doctor --model`'s questions found.
+#[derive(Debug)]
+pub enum Finding {
+    /// Whether it answers at all: in `secs`, with the tokens counted and
+    /// its text; or why not (a fragment after "failed to").
+    Answers(Result<Answered, String>),
+    /// Whether its answer held to a JSON schema, with its text; or why it
+    /// did not answer.
+    Schema(Result<(bool, String), String>),
+    /// Whether, given a tool, it called it, with its text; or why it did
+    /// not answer.
+    Tools(Result<(bool, String), String>),
+}
+
+/// A model's answer to the first question.
+#[derive(Debug)]
+pub struct Answered {
+    pub secs: f64,
+    pub read: u64,
+    pub written: u64,
+    pub text: String,
+}
+
+/// Asks model `name` through `gateway` whether it answers, holds an
+/// answer to a JSON schema (`swarm plan`, `output_schema`) and calls a
+/// tool when given one (swarm's agent works through tool calls), each its
+/// own call, telling `found` each finding as it comes; the last two only
+/// if it answered the first. Whether it answered.
+pub async fn ask_model(
+    gateway: &crate::gateway::Gateway,
+    name: &str,
+    found: &mut dyn FnMut(Finding),
+) -> bool {
+    use crate::gateway::{AnswerFormat, CompletionRequest};
+    use serde_json::{Value, json};
+    use swarm_protocol::agent::{Block, Message, Role, ToolSpec};
+    let ask = |text: &str| CompletionRequest {
+        model: name.to_string(),
+        system: "You are checked by swarm doctor. Answer briefly.".into(),
+        messages: vec![Message {
+            role: Role::User,
+            content: vec![Block::Text { text: text.into() }],
+        }],
+        max_tokens: Some(64),
+        label: "doctor".into(),
+        ..CompletionRequest::default()
+    };
+    let started = std::time::Instant::now();
+    let answered = gateway
+        .complete(&ask("Say ok."))
+        .await
+        .map(|answer| Answered {
+            secs: started.elapsed().as_secs_f64(),
+            read: answer.usage.input_tokens,
+            written: answer.usage.output_tokens,
+            text: answer.text,
+        })
+        .map_err(|e| e.to_string());
+    let ok = answered.is_ok();
+    found(Finding::Answers(answered));
+    if !ok {
+        return false;
+    }
+
+    let mut structured = ask("Is the sky blue? Answer in the JSON form asked for.");
+    structured.format = Some(AnswerFormat {
+        name: "check".into(),
+        schema: json!({
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}},
+            "required": ["ok"],
+            "additionalProperties": false
+        }),
+    });
+    let held = |text: &str| {
+        serde_json::from_str::<Value>(text.trim())
+            .is_ok_and(|v| v.get("ok").is_some_and(Value::is_boolean))
+    };
+    let schema = gateway.complete(&structured).await;
+    found(Finding::Schema(
+        schema
+            .map(|answer| (held(&answer.text), answer.text))
+            .map_err(|e| e.to_string()),
+    ));
+
+    let mut tooled = ask("Call the `report` tool with value \"ok\".");
+    tooled.tools = vec![ToolSpec {
+        name: "report".into(),
+        description: "Reports a value.".into(),
+        input_schema: json!({
+            "type": "object",
+            "properties": {"value": {"type": "string"}},
+            "required": ["value"]
+        }),
+    }];
+    let tools = gateway.complete(&tooled).await;
+    found(Finding::Tools(
+        tools
+            .map(|answer| (!answer.tool_calls.is_empty(), answer.text))
+            .map_err(|e| e.to_string()),
+    ));
+    true
+}

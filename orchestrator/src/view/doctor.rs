@@ -1,10 +1,11 @@
 //! `swarm doctor` for people: what this machine supports for sandboxing
 //! (see `assemble::doctor`) and what swarm enforces for every sandboxed
-//! task, or why sandboxed runs are refused here.
+//! task, or why sandboxed runs are refused here; and what a model
+//! answered to `swarm doctor --model`'s questions.
 
 use std::fmt::Write as _;
 
-use crate::assemble::doctor::Machine;
+use crate::assemble::doctor::{Finding, Machine};
 
 /// What sandboxed tasks get, said when they can run.
 const ENFORCED: &str = "  files      write only in the task's worktree, private tmp (also HOME, TMPDIR) and build caches;
@@ -120,4 +121,56 @@ pub fn machine(m: &Machine) -> String {
         .ok();
     }
     text
+}
+
+/// The line of one finding about model `name`.
+pub fn finding(name: &str, finding: &Finding) -> String {
+    match finding {
+        Finding::Answers(Ok(a)) => format!(
+            "answers           yes, in {:.2} s: {} tokens read, {} written ({})",
+            a.secs,
+            a.read,
+            a.written,
+            quoted(&a.text)
+        ),
+        Finding::Answers(Err(e)) => format!("answers           no: failed to {e}"),
+        Finding::Schema(Ok((true, _))) => {
+            "JSON schema       yes: the answer held to its schema (`swarm plan`, `output_schema`)"
+                .into()
+        }
+        Finding::Schema(Ok((false, text))) => format!(
+            "JSON schema       no: asked for a schema, it answered {} (`swarm plan` will need repair rounds; `output_schema` answers may be refused)",
+            quoted(text)
+        ),
+        Finding::Schema(Err(e)) => format!("JSON schema       no: failed to {e}"),
+        Finding::Tools(Ok((true, _))) => {
+            "tool calls        yes: it called `report` (swarm's agent can work with it)".into()
+        }
+        Finding::Tools(Ok((false, text))) => format!(
+            "tool calls        no: given a tool, it answered in text ({}); swarm's agent works through tool calls: try `tool_choice = \"required\"` in [models.{name}], or `tool_choice = \"schema\"` for a server that holds answers to a JSON schema (llama.cpp's llama-server)",
+            quoted(text)
+        ),
+        Finding::Tools(Err(e)) => format!("tool calls        no: failed to {e}"),
+    }
+}
+
+/// `text` on one line, cut to 60 characters, in quotes.
+fn quoted(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let cut: String = flat.chars().take(60).collect();
+    if cut.len() < flat.len() {
+        format!("\"{cut}...\"")
+    } else {
+        format!("\"{cut}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_quoted_answer_is_one_line_of_at_most_60_characters() {
+        assert_eq!(super::quoted(" ok\n fine "), "\"ok fine\"");
+        let long = "word ".repeat(20);
+        assert_eq!(super::quoted(&long), format!("\"{}...\"", &long[..60]));
+    }
 }
