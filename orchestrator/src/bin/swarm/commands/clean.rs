@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::anyhow;
+use swarm_orchestrator::clean::{self, SelectError, Which};
 use swarm_orchestrator::{escape, exit, view};
 
 use crate::Failure;
@@ -58,37 +59,26 @@ pub(crate) fn cmd_clean(cwd: &Path, args: CleanArgs) -> Result<i32, Failure> {
     if args.gone {
         return clean_gone(args.worktrees.map(|dir| cwd.join(dir)));
     }
-    let which = Which::of(args.run, args.all, args.older_than.as_deref())?;
+    let which = which(args.run, args.all, args.older_than.as_deref())?;
     clean(cwd, which, args.refs, args.force, args.caches, args.warm)
 }
 
-/// Which runs `swarm clean` frees.
-pub(crate) enum Which {
-    /// One run (default: the latest).
-    One(Option<String>),
-    /// Every run (`--all`).
-    All,
-    /// Every run that started longer ago than this (`--older-than`).
-    OlderThan(std::time::Duration),
-}
-
-impl Which {
-    pub(crate) fn of(
-        run: Option<String>,
-        all: bool,
-        older_than: Option<&str>,
-    ) -> Result<Self, Failure> {
-        match (older_than, all) {
-            (Some(age), _) => humantime::parse_duration(age)
-                .map(Which::OlderThan)
-                .map_err(|e| {
-                    Failure::Invalid(anyhow!(
-                        "clean runs older than `{age}`: {e}\nhelp: write an age like 7d, 12h or 30m"
-                    ))
-                }),
-            (None, true) => Ok(Which::All),
-            (None, false) => Ok(Which::One(run)),
-        }
+/// Which runs `swarm clean` frees, from its command line.
+pub(crate) fn which(
+    run: Option<String>,
+    all: bool,
+    older_than: Option<&str>,
+) -> Result<Which, Failure> {
+    match (older_than, all) {
+        (Some(age), _) => humantime::parse_duration(age)
+            .map(Which::OlderThan)
+            .map_err(|e| {
+                Failure::Invalid(anyhow!(
+                    "clean runs older than `{age}`: {e}\nhelp: write an age like 7d, 12h or 30m"
+                ))
+            }),
+        (None, true) => Ok(Which::All),
+        (None, false) => Ok(Which::One(run)),
     }
 }
 
@@ -108,49 +98,21 @@ pub(crate) fn clean(
     let repo = open_repo(cwd)?;
     let state_err = |e: swarm_orchestrator::state::StateError| invalid_or_internal(e.into());
     State::check_untracked(&repo).map_err(state_err)?;
+    let nothing = || println!("nothing to clean: no runs in {}", repo.workdir.display());
     let Some(state) = State::open(&repo.workdir).map_err(state_err)? else {
-        println!("nothing to clean: no runs in {}", repo.workdir.display());
+        nothing();
         return Ok(exit::SUCCESS);
     };
-    let known = swarm_orchestrator::clean::runs(&state).map_err(state_err)?;
-    let runs = match which {
-        Which::All => known,
-        Which::OlderThan(age) => {
-            // Proven old by its journal's first event: a run without a
-            // readable one is left for `swarm clean RUN`.
-            let before = std::time::SystemTime::now() - age;
-            known
-                .into_iter()
-                .filter(|run| {
-                    swarm_orchestrator::clean::started(&state, run)
-                        .is_some_and(|started| started < before)
-                })
-                .collect()
+    let now = std::time::SystemTime::now();
+    let runs = match clean::select(&state, &repo.workdir, which, now) {
+        Ok(Some(runs)) => runs,
+        Ok(None) => {
+            nothing();
+            return Ok(exit::SUCCESS);
         }
-        Which::One(run) => {
-            let Some(run) = run.or(state.latest().map_err(state_err)?) else {
-                println!("nothing to clean: no runs in {}", repo.workdir.display());
-                return Ok(exit::SUCCESS);
-            };
-            if !known.contains(&run) {
-                return Err(Failure::Invalid(anyhow!(
-                    "clean run `{run}`: no such run in {} (runs: {})",
-                    repo.workdir.display(),
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
-            vec![run]
-        }
+        Err(SelectError::State(e)) => return Err(state_err(e)),
+        Err(e) => return Err(Failure::Invalid(anyhow!("{e}"))),
     };
-    // Every run's layout is checked before anything is removed: a link
-    // anywhere refuses the whole command.
-    for run in &runs {
-        state.check_run(run).map_err(state_err)?;
-    }
     let mut total = 0;
     let mut code = exit::SUCCESS;
     // What could not be freed is said, and the command fails.
@@ -159,7 +121,7 @@ pub(crate) fn clean(
         code = exit::TASKS_FAILED;
     };
     for run in runs {
-        match swarm_orchestrator::clean::clean(&repo, &state, &run, refs, force) {
+        match clean::clean(&repo, &state, &run, refs, force) {
             Ok(c) => {
                 warn_skipped(&c.skipped);
                 total += c.bytes_freed;
@@ -172,7 +134,7 @@ pub(crate) fn clean(
     }
     // Caches are the repository's, not a run's: after every run.
     match caches {
-        true => match swarm_orchestrator::clean::free_caches(&repo, &state) {
+        true => match clean::free_caches(&repo, &state) {
             Ok(freed) => {
                 for c in &freed.removed {
                     total += c.bytes;
@@ -182,7 +144,7 @@ pub(crate) fn clean(
             }
             Err(e) => failed("", &e.to_string()),
         },
-        false => match swarm_orchestrator::clean::caches(&repo, &state) {
+        false => match clean::caches(&repo, &state) {
             Ok(kept) => print!("{}", view::clean::caches_kept(&kept).unwrap_or_default()),
             // Listing is only a courtesy: what was cleaned stays cleaned.
             Err(e) => eprintln!(
@@ -193,7 +155,7 @@ pub(crate) fn clean(
     }
     // Warm worktrees and kept setups are the repository's too.
     if warm {
-        match swarm_orchestrator::clean::free_warm(&repo, &state) {
+        match clean::free_warm(&repo, &state) {
             Ok(freed) => {
                 total += freed.removed.iter().map(|(_, bytes)| bytes).sum::<u64>();
                 print!("{}", view::clean::warm(&freed));
