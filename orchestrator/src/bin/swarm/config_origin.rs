@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use swarm_orchestrator::git::Repo;
 use swarm_orchestrator::plan;
-use swarm_orchestrator::trust::{self, TrustStore, UNTRUSTED_HELP};
+use swarm_orchestrator::trust::{self, RefusedConfig, TrustStore};
 /// The lines about what a plan weakens and where its keys go.
 pub(crate) use swarm_orchestrator::view::trust::{key_lines, weakening_lines};
 
@@ -54,30 +54,19 @@ pub(crate) fn check_repository_config(
     template: &plan::Template,
     once: bool,
 ) -> Result<trust::Origin, Failure> {
-    let found = trust::weakenings(&template.source);
-    if once {
-        if found.is_empty() {
-            return Ok(trust::Origin::Person);
-        }
+    let found = trust::weakenings(&template.source).len();
+    if once && found > 0 {
         eprintln!(
-            "note: --trust: {} applies as it is for this invocation, {} setting{} beyond swarm's defaults included",
+            "note: --trust: {} applies as it is for this invocation, {found} setting{} beyond swarm's defaults included",
             template.source.name,
-            found.len(),
-            if found.len() == 1 { "" } else { "s" }
+            if found == 1 { "" } else { "s" }
         );
-        return Ok(trust::Origin::Person);
     }
-    let trusted = match store() {
-        Some(store) => store
-            .is_trusted(file, text.as_bytes())
-            .map_err(|e| Failure::Internal(anyhow!(e)))?,
-        None => false,
-    };
-    if trusted {
-        return Ok(trust::Origin::Person);
-    }
-    match trust::refuse(&template.source, &found, UNTRUSTED_HELP) {
-        Some(error) => Err(Failure::Plan(Box::new(error))),
-        None => Ok(trust::Origin::Repository),
-    }
+    let store = if once { None } else { store() };
+    trust::repository_origin(store.as_ref(), file, text, &template.source, once).map_err(
+        |e| match e {
+            RefusedConfig::Refused(error) => Failure::Plan(error),
+            RefusedConfig::Store(e) => Failure::Internal(anyhow!(e)),
+        },
+    )
 }
