@@ -337,6 +337,50 @@ pub fn task_ended(run_dir: &Path, task: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A log read as it grows (`--follow`).
+#[derive(Debug, Default)]
+pub struct Tail {
+    offset: u64,
+    /// Read, not yet returned: the end of a line still being written.
+    pending: Vec<u8>,
+}
+
+impl Tail {
+    /// What was added to `log` since the last read; with `whole_lines`,
+    /// up to its last newline only, the rest kept for the next read (an
+    /// escape sequence or a character split across two reads must not
+    /// slip through escaping).
+    pub fn read(&mut self, log: &Path, whole_lines: bool) -> Vec<u8> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(log) else {
+            return Vec::new();
+        };
+        let mut bytes = Vec::new();
+        if file.seek(SeekFrom::Start(self.offset)).is_err()
+            || file.read_to_end(&mut bytes).is_err()
+            || bytes.is_empty()
+        {
+            return Vec::new();
+        }
+        self.offset += bytes.len() as u64;
+        self.pending.extend_from_slice(&bytes);
+        let whole = match whole_lines {
+            false => self.pending.len(),
+            true => self
+                .pending
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1),
+        };
+        self.pending.drain(..whole).collect()
+    }
+
+    /// What is left once the log is complete.
+    pub fn rest(self) -> Vec<u8> {
+        self.pending
+    }
+}
+
 fn output(bytes: Vec<u8>) -> Shown {
     Shown::Parts {
         parts: vec![Part::Output(bytes)],
@@ -409,6 +453,19 @@ fn cassette(dir: &Path, file: &Path, whose: &str) -> Result<Shown, LogsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tail_returns_whole_lines_as_they_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("1.out");
+        let mut tail = Tail::default();
+        assert!(tail.read(&log, true).is_empty());
+        std::fs::write(&log, "one\ntw").unwrap();
+        assert_eq!(tail.read(&log, true), b"one\n");
+        std::fs::write(&log, "one\ntwo\nthr").unwrap();
+        assert_eq!(tail.read(&log, true), b"two\n");
+        assert_eq!(tail.rest(), b"thr");
+    }
 
     #[test]
     fn sections_head_each_file_with_something_in_it() {

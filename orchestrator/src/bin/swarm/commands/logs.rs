@@ -2,7 +2,7 @@
 //! transcript (turns, tool calls, results), also while the run goes on
 //! (`--follow`).
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -242,36 +242,18 @@ fn logs_to(
 
 /// Prints `log` as it grows until the task `task` has finished.
 fn follow_log(out: &mut dyn Write, dir: &Path, task: &str, log: &Path, mode: Mode) {
-    // Escaping works on whole characters: a multi-byte character or an
-    // escape sequence split across two reads must not slip through, so
-    // bytes after the last newline wait for the next read (unless raw).
-    let mut pending: Vec<u8> = Vec::new();
-    let mut offset = 0u64;
+    let mut tail = logs::Tail::default();
     loop {
         // Read the journal first: output written before the task finished is
         // then on disk when the loop ends.
         let finished = logs::task_ended(dir, task);
-        if let Ok(mut file) = std::fs::File::open(log)
-            && file.seek(SeekFrom::Start(offset)).is_ok()
-        {
-            let mut bytes = Vec::new();
-            if file.read_to_end(&mut bytes).is_ok() && !bytes.is_empty() {
-                offset += bytes.len() as u64;
-                pending.extend_from_slice(&bytes);
-                let whole = match mode {
-                    Mode::Raw => pending.len(),
-                    Mode::Escaped => pending
-                        .iter()
-                        .rposition(|&b| b == b'\n')
-                        .map_or(0, |i| i + 1),
-                };
-                mode.write(out, &pending[..whole]);
-                pending.drain(..whole);
-                let _ = out.flush();
-            }
+        let bytes = tail.read(log, matches!(mode, Mode::Escaped));
+        if !bytes.is_empty() {
+            mode.write(out, &bytes);
+            let _ = out.flush();
         }
         if finished {
-            mode.write(out, &pending);
+            mode.write(out, &tail.rest());
             let _ = out.flush();
             return;
         }
