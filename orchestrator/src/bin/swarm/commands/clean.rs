@@ -54,43 +54,20 @@ pub struct CleanArgs {
 }
 
 /// `swarm clean [RUN | --all | --older-than AGE] [--refs] ...` or
-/// `swarm clean --gone`.
+/// `swarm clean --gone`: frees each run's worktrees and scratch space.
 pub(crate) fn cmd_clean(cwd: &Path, args: CleanArgs) -> Result<i32, Failure> {
     if args.gone {
         return clean_gone(args.worktrees.map(|dir| cwd.join(dir)));
     }
-    let which = which(args.run, args.all, args.older_than.as_deref())?;
-    clean(cwd, which, args.refs, args.force, args.caches, args.warm)
-}
-
-/// Which runs `swarm clean` frees, from its command line.
-pub(crate) fn which(
-    run: Option<String>,
-    all: bool,
-    older_than: Option<&str>,
-) -> Result<Which, Failure> {
-    match (older_than, all) {
-        (Some(age), _) => humantime::parse_duration(age)
-            .map(Which::OlderThan)
-            .map_err(|e| {
-                Failure::Invalid(anyhow!(
-                    "clean runs older than `{age}`: {e}\nhelp: write an age like 7d, 12h or 30m"
-                ))
-            }),
-        (None, true) => Ok(Which::All),
-        (None, false) => Ok(Which::One(run)),
-    }
-}
-
-/// `swarm clean`: frees each run's worktrees and scratch space.
-pub(crate) fn clean(
-    cwd: &Path,
-    which: Which,
-    refs: bool,
-    force: bool,
-    caches: bool,
-    warm: bool,
-) -> Result<i32, Failure> {
+    let which = match (args.older_than.as_deref(), args.all) {
+        (Some(age), _) => Which::OlderThan(humantime::parse_duration(age).map_err(|e| {
+            Failure::Invalid(anyhow!(
+                "clean runs older than `{age}`: {e}\nhelp: write an age like 7d, 12h or 30m"
+            ))
+        })?),
+        (None, true) => Which::All,
+        (None, false) => Which::One(args.run),
+    };
     use swarm_orchestrator::state::State;
     if let Which::One(Some(run)) = &which {
         check_name(run)?;
@@ -121,7 +98,7 @@ pub(crate) fn clean(
         code = exit::TASKS_FAILED;
     };
     for run in runs {
-        match clean::clean(&repo, &state, &run, refs, force) {
+        match clean::clean(&repo, &state, &run, args.refs, args.force) {
             Ok(c) => {
                 warn_skipped(&c.skipped);
                 total += c.bytes_freed;
@@ -133,7 +110,7 @@ pub(crate) fn clean(
         }
     }
     // Caches are the repository's, not a run's: after every run.
-    match caches {
+    match args.caches {
         true => match clean::free_caches(&repo, &state) {
             Ok(freed) => {
                 for c in &freed.removed {
@@ -154,7 +131,7 @@ pub(crate) fn clean(
         },
     }
     // Warm worktrees and kept setups are the repository's too.
-    if warm {
+    if args.warm {
         match clean::free_warm(&repo, &state) {
             Ok(freed) => {
                 total += freed.removed.iter().map(|(_, bytes)| bytes).sum::<u64>();

@@ -29,18 +29,9 @@ pub struct CompareArgs {
 
 /// `swarm compare RUN TASK [--diff A B]`.
 pub(crate) fn cmd_compare(cwd: &Path, args: CompareArgs) -> Result<i32, Failure> {
-    compare(cwd, &args.run, &args.task, args.diff.as_deref())
-}
-
-pub(crate) fn compare(
-    cwd: &Path,
-    run: &str,
-    task: &str,
-    diff: Option<&[String]>,
-) -> Result<i32, Failure> {
-    let (repo, run, report) = open(cwd, run)?;
-    let found = Experiment::find(&report, &run, task).map_err(invalid)?;
-    if let Some([a, b]) = diff {
+    let (repo, run, report) = open(cwd, &args.run)?;
+    let found = Experiment::find(&report, &run, &args.task).map_err(invalid)?;
+    if let Some([a, b]) = args.diff.as_deref() {
         let from = found.commit(a).map_err(invalid)?;
         let to = found.commit(b).map_err(invalid)?;
         let patch = repo

@@ -77,7 +77,27 @@ pub(crate) fn cmd_logs(cwd: &Path, args: LogsArgs) -> Result<i32, Failure> {
         None if args.cleanup => Show::Cleanup,
         None => Show::Output,
     };
-    logs(&repo.workdir, &run, &task, args.attempt, show, args.raw)
+    let mode = if args.raw {
+        use std::io::IsTerminal as _;
+        if std::io::stdout().is_terminal() {
+            return Err(Failure::Invalid(anyhow!(
+                "show logs raw: stdout is a terminal, and a task's raw output can drive it (escape sequences)\n\
+                 help: drop --raw to see the output with control characters escaped, or pipe it (`| less -R`, `> file`)"
+            )));
+        }
+        Mode::Raw
+    } else {
+        Mode::Escaped
+    };
+    let (workdir, attempt) = (repo.workdir.as_path(), args.attempt);
+    if swarm_orchestrator::plan::is_glob(&task) && show != Show::Follow {
+        return each_matching(workdir, &run, &task, attempt, &show, mode);
+    }
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    logs_to(
+        workdir, &run, &task, attempt, &show, mode, &mut out, &mut err,
+    )?;
+    Ok(swarm_orchestrator::exit::SUCCESS)
 }
 
 /// How a task's output reaches stdout.
@@ -98,41 +118,6 @@ impl Mode {
     }
 }
 
-pub fn logs(
-    workdir: &Path,
-    run_name: &str,
-    task: &str,
-    attempt: Option<u32>,
-    show: Show,
-    raw: bool,
-) -> Result<i32, Failure> {
-    let mode = if raw {
-        use std::io::IsTerminal as _;
-        if std::io::stdout().is_terminal() {
-            return Err(Failure::Invalid(anyhow!(
-                "show logs raw: stdout is a terminal, and a task's raw output can drive it (escape sequences)\n\
-                 help: drop --raw to see the output with control characters escaped, or pipe it (`| less -R`, `> file`)"
-            )));
-        }
-        Mode::Raw
-    } else {
-        Mode::Escaped
-    };
-    if swarm_orchestrator::plan::is_glob(task) && show != Show::Follow {
-        return each_matching(workdir, run_name, task, attempt, show, mode);
-    }
-    logs_to(
-        workdir,
-        run_name,
-        task,
-        attempt,
-        &show,
-        mode,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    )
-}
-
 /// `swarm logs RUN GLOB`: the logs of every task the glob matches (as in
 /// `deps`), in plan order, each under a `==> task <==` line.
 fn each_matching(
@@ -140,12 +125,11 @@ fn each_matching(
     run_name: &str,
     pattern: &str,
     attempt: Option<u32>,
-    show: Show,
+    show: &Show,
     mode: Mode,
 ) -> Result<i32, Failure> {
     let (logs, _) = RunLogs::open(workdir, run_name).map_err(invalid)?;
     let matched = logs.matching(pattern).map_err(invalid)?;
-    let mut code = crate::exit::SUCCESS;
     for (n, task) in matched.iter().enumerate() {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(
@@ -154,24 +138,24 @@ fn each_matching(
             if n == 0 { "" } else { "\n" },
             escape::line(task)
         );
-        let shown = logs_to(
+        let mut stderr = std::io::stderr().lock();
+        match logs_to(
             workdir,
             run_name,
             task,
             attempt,
-            &show,
+            show,
             mode,
             &mut stdout,
-            &mut std::io::stderr().lock(),
-        );
-        match shown {
-            Ok(c) => code = code.max(c),
+            &mut stderr,
+        ) {
+            Ok(()) => {}
             // A task of the glob that never ran is said, and the rest shown.
             Err(Failure::Invalid(e)) => eprintln!("{e}"),
             Err(e) => return Err(e),
         }
     }
-    Ok(code)
+    Ok(crate::exit::SUCCESS)
 }
 
 /// A task's logs, with control characters escaped, into `out` (notes such
@@ -215,7 +199,7 @@ fn logs_to(
     mode: Mode,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
-) -> Result<i32, Failure> {
+) -> Result<(), Failure> {
     let (logs, skipped) = RunLogs::open(workdir, run_name).map_err(invalid)?;
     crate::common::warn_skipped(&skipped);
     match logs.show(task, attempt, show).map_err(invalid)? {
@@ -237,7 +221,7 @@ fn logs_to(
             follow_log(stdout, &dir, task, &log, mode);
         }
     }
-    Ok(swarm_orchestrator::exit::SUCCESS)
+    Ok(())
 }
 
 /// Prints `log` as it grows until the task `task` has finished.

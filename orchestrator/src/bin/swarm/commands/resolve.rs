@@ -5,7 +5,6 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use swarm_orchestrator::git::Repo;
 use swarm_orchestrator::{escape, exit, run, view};
 
 use crate::Failure;
@@ -21,16 +20,9 @@ pub struct ResolveArgs {
 
 /// `swarm resolve RUN TASK`.
 pub(crate) fn cmd_resolve(cwd: &Path, args: ResolveArgs) -> Result<i32, Failure> {
-    resolve(cwd, &args.run, &args.task)
-}
-
-pub fn resolve(cwd: &Path, run_name: &str, task: &str) -> Result<i32, Failure> {
+    let (run_name, task) = (args.run.as_str(), args.task.as_str());
     run::check_run_name(run_name).map_err(|e| Failure::Invalid(anyhow!("{e}")))?;
-    let repo = Repo::discover(cwd).map_err(|e| {
-        Failure::Invalid(anyhow!(
-            "{e}\nhelp: run swarm inside a git repository (`git init` creates one)"
-        ))
-    })?;
+    let repo = crate::common::open_repo(cwd)?;
     let state = run::open_run_state(&repo, run_name)
         .map_err(|e| Failure::Invalid(anyhow!("{e}")))?
         .filter(|s| {

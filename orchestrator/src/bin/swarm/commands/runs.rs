@@ -21,16 +21,8 @@ pub struct RunsArgs {
 
 /// `swarm runs [--json]`.
 pub(crate) fn cmd_runs(cwd: &Path, args: RunsArgs) -> Result<i32, Failure> {
-    runs(cwd, args.json)
-}
-
-pub fn runs(cwd: &Path, json: bool) -> Result<i32, Failure> {
-    runs_to(
-        cwd,
-        json,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
-    )
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    runs_to(cwd, args.json, &mut out, &mut err)
 }
 
 /// `swarm runs`, written to `out` (its warnings to `err`): the command

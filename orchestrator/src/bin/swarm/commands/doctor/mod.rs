@@ -28,14 +28,10 @@ pub struct DoctorArgs {
 
 /// `swarm doctor`, or `swarm doctor --model NAME`.
 pub(crate) fn cmd_doctor(cwd: &Path, args: DoctorArgs) -> Result<i32, Failure> {
-    match args.model {
-        None => doctor(),
-        Some(model) => model::doctor_model(cwd, &model, args.config.as_deref(), args.trust),
+    if let Some(model) = args.model {
+        return model::doctor_model(cwd, &model, args.config.as_deref(), args.trust);
     }
-}
-
-/// `swarm doctor`: what this machine supports and what swarm will enforce.
-pub(crate) fn doctor() -> Result<i32, Failure> {
+    // What this machine supports and what swarm will enforce.
     let machine = swarm_orchestrator::assemble::doctor::probe(&crate::host::current());
     print!("{}", swarm_orchestrator::view::doctor::machine(&machine));
     Ok(match machine.launcher {
