@@ -443,6 +443,77 @@ fn keep(
     Ok(Some(free))
 }
 
+/// Which runs `swarm clean` frees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// One run (default: the latest).
+    One(Option<String>),
+    /// Every run (`--all`).
+    All,
+    /// Every run that started longer ago than this (`--older-than`).
+    OlderThan(std::time::Duration),
+}
+
+/// Why the runs to clean could not be chosen, as a fragment after
+/// "failed to".
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("clean run `{run}`: no such run in {} (runs: {})", workdir.display(), match known.is_empty() {
+        true => "none".to_string(),
+        false => known.join(", "),
+    })]
+    NoSuchRun {
+        run: String,
+        workdir: PathBuf,
+        known: Vec<String>,
+    },
+}
+
+/// The runs of the repository at `workdir` (whose checked state directory
+/// is `state`) that `which` names, as of `now` (`None`: it names the
+/// latest, and there is none), each run's layout checked before anything
+/// is removed: a link anywhere refuses the whole command.
+pub fn select(
+    state: &State,
+    workdir: &Path,
+    which: Which,
+    now: std::time::SystemTime,
+) -> Result<Option<Vec<String>>, SelectError> {
+    let known = runs(state)?;
+    let runs = match which {
+        Which::All => known,
+        // Proven old by its journal's first event: a run without a
+        // readable one is left for `swarm clean RUN`.
+        Which::OlderThan(age) => {
+            // (None older than an age before the epoch.)
+            let before = now.checked_sub(age);
+            known
+                .into_iter()
+                .filter(|run| before.is_some_and(|b| started(state, run).is_some_and(|s| s < b)))
+                .collect()
+        }
+        Which::One(run) => {
+            let Some(run) = run.or(state.latest()?) else {
+                return Ok(None);
+            };
+            if !known.contains(&run) {
+                return Err(SelectError::NoSuchRun {
+                    run,
+                    workdir: workdir.to_path_buf(),
+                    known,
+                });
+            }
+            vec![run]
+        }
+    };
+    for run in &runs {
+        state.check_run(run)?;
+    }
+    Ok(Some(runs))
+}
+
 /// Every run recorded in the repository (whose checked state directory is
 /// `state`), by name.
 pub fn runs(state: &State) -> Result<Vec<String>, StateError> {

@@ -20,8 +20,10 @@ pub(crate) mod id_index;
 pub mod ids;
 pub mod journal;
 pub mod layout;
+pub mod logs;
 pub mod output_schema;
 pub mod plan;
+pub mod received;
 /// The task graph lives with the plan it is made of (`plan::graph`).
 pub use plan::graph;
 pub mod planner;

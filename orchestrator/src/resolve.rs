@@ -95,6 +95,25 @@ impl ResolveError {
             _ => true,
         }
     }
+
+    /// What the person can do about it, if swarm knows.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            Self::NotMerged { run, task, .. } | Self::NoBranch { run, task, .. } => Some(format!(
+                "git switch swarm/{run} && git merge refs/swarm/{run}/{task}, fix the conflicts, \
+                 commit, then run `swarm resolve {run} {task}` again"
+            )),
+            Self::Diverged { run, task, .. } => Some(format!(
+                "merge refs/swarm/{run}/{task} on top of swarm/{run} as the run left it \
+                 (see `git reflog swarm/{run}`), not on another history"
+            )),
+            Self::NotConflicted { .. } => Some(
+                "only a conflicted task is resolved by hand; `swarm status` shows the run's tasks"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// Records that `task` of run `run`, which conflicted, is merged by hand

@@ -24,6 +24,45 @@ use sha2::{Digest as _, Sha256};
 pub use crate::plan::origin::{Finding as Weakening, Origin, host};
 use crate::plan::{ModelConfig, PlanError, Source, origin};
 
+/// What an untrusted `swarm.toml` that weakens something is told.
+pub const UNTRUSTED_HELP: &str = "swarm found this file in the repository, and it could come from anyone who wrote to it: \
+review it, then run `swarm trust` to trust this content (or pass --trust for this invocation only)";
+
+/// Why the repository's configuration may not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RefusedConfig {
+    /// It weakens what an untrusted file may not, and nobody trusted it.
+    #[error(transparent)]
+    Refused(Box<PlanError>),
+    #[error(transparent)]
+    Store(#[from] TrustError),
+}
+
+/// The origin of the repository's configuration `source` (read as `text`
+/// from `file`): the person's if they passed `--trust` (`once`) or
+/// trusted this content (in `store`, if they have one), else an untrusted
+/// repository's; refused if it then sets what an untrusted file may not.
+pub fn repository_origin(
+    store: Option<&TrustStore>,
+    file: &Path,
+    text: &str,
+    source: &Source,
+    once: bool,
+) -> Result<Origin, RefusedConfig> {
+    if once {
+        return Ok(Origin::Person);
+    }
+    if let Some(store) = store
+        && store.is_trusted(file, text.as_bytes())?
+    {
+        return Ok(Origin::Person);
+    }
+    match refuse(source, &weakenings(source), UNTRUSTED_HELP) {
+        Some(error) => Err(RefusedConfig::Refused(Box::new(error))),
+        None => Ok(Origin::Repository),
+    }
+}
+
 /// The keys of the configuration or plan `source` that an untrusted
 /// origin may not set as they are: they weaken confinement, choose where a
 /// key or a call goes, or read a file outside the repository. In file

@@ -12,6 +12,7 @@
 //! [`Notice`]s.
 
 pub mod agents;
+pub mod doctor;
 pub mod gateway;
 pub mod grants;
 mod host;
@@ -22,7 +23,7 @@ mod wasm;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -145,6 +146,33 @@ pub struct Overrides {
     pub tape: crate::gateway::tape::TapeSettings,
     /// `swarm land`: the results its run adopts.
     pub adopt: Option<std::sync::Arc<crate::run::land::Adopted>>,
+}
+
+impl Overrides {
+    /// What a cluster node's job (`swarm __node`) runs its attempts with,
+    /// its worktrees under `dir`.
+    pub fn for_node(job: &crate::run::remote::NodeJob, dir: &Path) -> Self {
+        Self {
+            sandbox: Some(match job.sandbox {
+                true => SandboxMode::Landlock,
+                false => SandboxMode::None,
+            }),
+            // The node runs its attempt with the local executor itself
+            // (`node::run_job`); the plan's executor stays as the
+            // coordinator read it.
+            executor: None,
+            concurrency: Some(1),
+            worktrees: Some(dir.join("worktrees")),
+            gateway_listen: None,
+            name: Some(job.run.clone()),
+            grace: Duration::from_millis(job.grace_ms),
+            retry_failed: None,
+            // A cluster run is refused --record and --replay before any
+            // job starts (`SetupError::TapeOnCluster`).
+            tape: Default::default(),
+            adopt: None,
+        }
+    }
 }
 
 /// Whose models agent tasks reach.

@@ -9,6 +9,7 @@ mod executor;
 mod experiment;
 pub mod land;
 pub mod landing;
+mod list;
 mod local;
 mod lock;
 mod lost_branch;
@@ -23,6 +24,7 @@ pub mod warm;
 mod writer;
 
 pub use crate::layout::transcript_path;
+pub use list::{ListError, Listing, Note, list_runs};
 pub use lock::{RunLock, is_held as is_driven};
 
 /// How many nice steps below the dispatcher's thread swarm's background

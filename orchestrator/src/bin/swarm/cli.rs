@@ -75,7 +75,7 @@ pub enum Command {
     Clean(clean::CleanArgs),
     /// Record a conflicted task as merged after you merged it into
     /// swarm/<run> by hand; `swarm resume` then runs what it blocked.
-    #[command(after_long_help = resolve::STEPS)]
+    #[command(after_long_help = swarm_orchestrator::view::resolve::STEPS)]
     Resolve(resolve::ResolveArgs),
     /// Print a task's output (for agent tasks, a readable transcript).
     ///

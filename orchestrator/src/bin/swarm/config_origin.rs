@@ -4,20 +4,16 @@
 //! run` and `swarm validate` print about what a plan weakens and where
 //! its model keys go. The rules are `swarm_orchestrator::trust`'s.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use swarm_orchestrator::escape;
 use swarm_orchestrator::git::Repo;
-use swarm_orchestrator::plan::{self, ModelConfig, Source};
-use swarm_orchestrator::trust::{self, TrustStore, Weakening};
+use swarm_orchestrator::plan;
+use swarm_orchestrator::trust::{self, RefusedConfig, TrustStore};
+/// The lines about what a plan weakens and where its keys go.
+pub(crate) use swarm_orchestrator::view::trust::{key_lines, weakening_lines};
 
 use crate::Failure;
-
-/// What an untrusted `swarm.toml` that weakens something is told.
-pub(crate) const UNTRUSTED_HELP: &str = "swarm found this file in the repository, and it could come from anyone who wrote to it: \
-review it, then run `swarm trust` to trust this content (or pass --trust for this invocation only)";
 
 /// The user's configuration directory: `$XDG_CONFIG_HOME/swarm`, else
 /// `~/.config/swarm`.
@@ -58,68 +54,19 @@ pub(crate) fn check_repository_config(
     template: &plan::Template,
     once: bool,
 ) -> Result<trust::Origin, Failure> {
-    let found = trust::weakenings(&template.source);
-    if once {
-        if found.is_empty() {
-            return Ok(trust::Origin::Person);
-        }
+    let found = trust::weakenings(&template.source).len();
+    if once && found > 0 {
         eprintln!(
-            "note: --trust: {} applies as it is for this invocation, {} setting{} beyond swarm's defaults included",
+            "note: --trust: {} applies as it is for this invocation, {found} setting{} beyond swarm's defaults included",
             template.source.name,
-            found.len(),
-            if found.len() == 1 { "" } else { "s" }
+            if found == 1 { "" } else { "s" }
         );
-        return Ok(trust::Origin::Person);
     }
-    let trusted = match store() {
-        Some(store) => store
-            .is_trusted(file, text.as_bytes())
-            .map_err(|e| Failure::Internal(anyhow!(e)))?,
-        None => false,
-    };
-    if trusted {
-        return Ok(trust::Origin::Person);
-    }
-    match trust::refuse(&template.source, &found, UNTRUSTED_HELP) {
-        Some(error) => Err(Failure::Plan(Box::new(error))),
-        None => Ok(trust::Origin::Repository),
-    }
-}
-
-/// `where: key = value: effect` of each weakening, `where` being
-/// `file:line`.
-pub(crate) fn weakening_lines(source: &Source, found: &[Weakening]) -> Vec<String> {
-    found
-        .iter()
-        .map(|w| {
-            format!(
-                "{}:{}: {} {}: {}",
-                escape::line(&source.name),
-                source.line_col(w.span.start).0,
-                w.table,
-                w.setting(),
-                escape::line(&w.effect)
-            )
-        })
-        .collect()
-}
-
-/// `model `x`: $VAR -> host` for each model that sends a key.
-pub(crate) fn key_lines(models: &BTreeMap<String, ModelConfig>) -> Vec<String> {
-    trust::key_routes(models)
-        .iter()
-        .map(|r| {
-            format!(
-                "`{}`: ${} -> {}{}",
-                escape::line(&r.model),
-                escape::line(&r.var),
-                escape::line(&r.host),
-                if r.own {
-                    ""
-                } else {
-                    " (not the provider's own)"
-                }
-            )
-        })
-        .collect()
+    let store = if once { None } else { store() };
+    trust::repository_origin(store.as_ref(), file, text, &template.source, once).map_err(
+        |e| match e {
+            RefusedConfig::Refused(error) => Failure::Plan(error),
+            RefusedConfig::Store(e) => Failure::Internal(anyhow!(e)),
+        },
+    )
 }

@@ -2,8 +2,6 @@
 //! block `swarm_orchestrator::view` makes), errors and warnings, coloured
 //! on a terminal.
 
-use std::path::{Path, PathBuf};
-
 use swarm_orchestrator::escape;
 use swarm_orchestrator::view::Progress;
 use swarm_protocol::{Event, EventBody};
@@ -161,18 +159,4 @@ pub fn print_notices(notices: &[swarm_orchestrator::assemble::Notice]) {
             Notice::Warning(text) => eprintln!("warning: {}", escape::text(text)),
         }
     }
-}
-
-/// Lines saying what sandboxed tasks are granted, for `validate` and
-/// `doctor`.
-/// `home`: the repository's worktree home when tasks share build caches.
-pub fn print_grants(
-    read_paths: &[PathBuf],
-    found: &[swarm_orchestrator::assemble::toolchains::Toolchain],
-    home: Option<&Path>,
-) {
-    print!(
-        "{}",
-        swarm_orchestrator::view::summary::grants(read_paths, found, home)
-    );
 }

@@ -22,6 +22,86 @@ use crate::run::{Prepared, RunError, RunOptions};
 use crate::state::State;
 use crate::worktree_home::WorktreeHome;
 
+/// Why a job's spec gives no attempt to run, as a fragment after "failed
+/// to" (its cause, if any, after it).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("read the job's spec (swarm __node is started by a swarm job's script)")]
+    Unreadable(#[source] serde_json::Error),
+    #[error(
+        "read SLURM_ARRAY_TASK_ID: the spec is a job array's, and this job is no array element"
+    )]
+    NoIndex(#[source] std::env::VarError),
+    #[error("read SLURM_ARRAY_TASK_ID `{index}`")]
+    BadIndex {
+        index: String,
+        #[source]
+        error: std::num::ParseIntError,
+    },
+    #[error("the job array's spec has {elements} element(s), none at index {index}")]
+    NoElement { elements: usize, index: usize },
+    #[error("the job's spec names no attempt")]
+    Empty,
+    #[error("run job {task}.{attempt}: the plan has no task `{task}`")]
+    NoTask { task: String, attempt: u32 },
+}
+
+/// This job's attempts, from its spec `text`: a job array's batch, of
+/// which it runs the element `index` names (`SLURM_ARRAY_TASK_ID`, as the
+/// front end read it), or a lone job's (as jobs submitted before arrays
+/// carried). Never empty.
+pub fn read_spec(
+    text: &str,
+    index: Result<String, std::env::VarError>,
+) -> Result<Vec<NodeJob>, SpecError> {
+    if let Ok(job) = serde_json::from_str::<NodeJob>(text) {
+        return Ok(vec![job]);
+    }
+    let batch: super::NodeBatch = serde_json::from_str(text).map_err(SpecError::Unreadable)?;
+    let index = index.map_err(SpecError::NoIndex)?;
+    let at: usize = index.trim().parse().map_err(|error| SpecError::BadIndex {
+        index: index.clone(),
+        error,
+    })?;
+    let jobs = batch.jobs(at).ok_or_else(|| SpecError::NoElement {
+        elements: batch.packs.len().max(batch.elements.len()),
+        index: at,
+    })?;
+    match jobs.is_empty() {
+        true => Err(SpecError::Empty),
+        false => Ok(jobs),
+    }
+}
+
+/// The plan of `jobs` (all of one run), with only their tasks.
+pub fn job_plan(jobs: &[NodeJob]) -> Result<Plan, JobPlanError> {
+    let Some(job) = jobs.first() else {
+        return Err(JobPlanError::Spec(SpecError::Empty));
+    };
+    let mut plan = crate::plan::parse(Path::new(&job.plan_path), job.plan_text.clone())
+        .map_err(JobPlanError::Plan)?;
+    plan.tasks.retain(|t| jobs.iter().any(|j| j.task == t.id));
+    if let Some(missing) = jobs
+        .iter()
+        .find(|j| !plan.tasks.iter().any(|t| t.id == j.task))
+    {
+        return Err(JobPlanError::Spec(SpecError::NoTask {
+            task: missing.task.clone(),
+            attempt: missing.attempt,
+        }));
+    }
+    Ok(plan)
+}
+
+/// Why the plan of a job could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum JobPlanError {
+    #[error(transparent)]
+    Plan(Box<crate::plan::PlanError>),
+    #[error(transparent)]
+    Spec(SpecError),
+}
+
 /// Where a job works: `<scratch>/swarm-<run>-<task>-<attempt>-<pid>`.
 pub fn job_dir(job: &NodeJob, tmpdir: Option<&Path>) -> PathBuf {
     let scratch = job

@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use swarm_orchestrator::exit;
+use swarm_orchestrator::clean::{self, SelectError, Which};
+use swarm_orchestrator::{escape, exit, view};
 
 use crate::Failure;
 use crate::common::{check_name, invalid_or_internal, open_repo, warn_skipped};
@@ -53,55 +54,20 @@ pub struct CleanArgs {
 }
 
 /// `swarm clean [RUN | --all | --older-than AGE] [--refs] ...` or
-/// `swarm clean --gone`.
+/// `swarm clean --gone`: frees each run's worktrees and scratch space.
 pub(crate) fn cmd_clean(cwd: &Path, args: CleanArgs) -> Result<i32, Failure> {
     if args.gone {
         return clean_gone(args.worktrees.map(|dir| cwd.join(dir)));
     }
-    let which = Which::of(args.run, args.all, args.older_than.as_deref())?;
-    clean(cwd, which, args.refs, args.force, args.caches, args.warm)
-}
-
-/// Which runs `swarm clean` frees.
-pub(crate) enum Which {
-    /// One run (default: the latest).
-    One(Option<String>),
-    /// Every run (`--all`).
-    All,
-    /// Every run that started longer ago than this (`--older-than`).
-    OlderThan(std::time::Duration),
-}
-
-impl Which {
-    pub(crate) fn of(
-        run: Option<String>,
-        all: bool,
-        older_than: Option<&str>,
-    ) -> Result<Self, Failure> {
-        match (older_than, all) {
-            (Some(age), _) => humantime::parse_duration(age)
-                .map(Which::OlderThan)
-                .map_err(|e| {
-                    Failure::Invalid(anyhow!(
-                        "clean runs older than `{age}`: {e}\nhelp: write an age like 7d, 12h or 30m"
-                    ))
-                }),
-            (None, true) => Ok(Which::All),
-            (None, false) => Ok(Which::One(run)),
-        }
-    }
-}
-
-/// `swarm clean`: frees each run's worktrees and scratch space.
-pub(crate) fn clean(
-    cwd: &Path,
-    which: Which,
-    refs: bool,
-    force: bool,
-    caches: bool,
-    warm: bool,
-) -> Result<i32, Failure> {
-    use swarm_orchestrator::escape;
+    let which = match (args.older_than.as_deref(), args.all) {
+        (Some(age), _) => Which::OlderThan(humantime::parse_duration(age).map_err(|e| {
+            Failure::Invalid(anyhow!(
+                "clean runs older than `{age}`: {e}\nhelp: write an age like 7d, 12h or 30m"
+            ))
+        })?),
+        (None, true) => Which::All,
+        (None, false) => Which::One(args.run),
+    };
     use swarm_orchestrator::state::State;
     if let Which::One(Some(run)) = &which {
         check_name(run)?;
@@ -109,134 +75,54 @@ pub(crate) fn clean(
     let repo = open_repo(cwd)?;
     let state_err = |e: swarm_orchestrator::state::StateError| invalid_or_internal(e.into());
     State::check_untracked(&repo).map_err(state_err)?;
+    let nothing = || println!("nothing to clean: no runs in {}", repo.workdir.display());
     let Some(state) = State::open(&repo.workdir).map_err(state_err)? else {
-        println!("nothing to clean: no runs in {}", repo.workdir.display());
+        nothing();
         return Ok(exit::SUCCESS);
     };
-    let known = swarm_orchestrator::clean::runs(&state).map_err(state_err)?;
-    let runs = match which {
-        Which::All => known,
-        Which::OlderThan(age) => {
-            // Proven old by its journal's first event: a run without a
-            // readable one is left for `swarm clean RUN`.
-            let before = std::time::SystemTime::now() - age;
-            known
-                .into_iter()
-                .filter(|run| {
-                    swarm_orchestrator::clean::started(&state, run)
-                        .is_some_and(|started| started < before)
-                })
-                .collect()
+    let now = std::time::SystemTime::now();
+    let runs = match clean::select(&state, &repo.workdir, which, now) {
+        Ok(Some(runs)) => runs,
+        Ok(None) => {
+            nothing();
+            return Ok(exit::SUCCESS);
         }
-        Which::One(run) => {
-            let Some(run) = run.or(state.latest().map_err(state_err)?) else {
-                println!("nothing to clean: no runs in {}", repo.workdir.display());
-                return Ok(exit::SUCCESS);
-            };
-            if !known.contains(&run) {
-                return Err(Failure::Invalid(anyhow!(
-                    "clean run `{run}`: no such run in {} (runs: {})",
-                    repo.workdir.display(),
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
-            vec![run]
-        }
+        Err(SelectError::State(e)) => return Err(state_err(e)),
+        Err(e) => return Err(Failure::Invalid(anyhow!("{e}"))),
     };
-    // Every run's layout is checked before anything is removed: a link
-    // anywhere refuses the whole command.
-    for run in &runs {
-        state.check_run(run).map_err(state_err)?;
-    }
     let mut total = 0;
     let mut code = exit::SUCCESS;
+    // What could not be freed is said, and the command fails.
+    let mut failed = |whose: &str, problem: &str| {
+        eprintln!("error: {whose}failed to {}", escape::line(problem));
+        code = exit::TASKS_FAILED;
+    };
     for run in runs {
-        match swarm_orchestrator::clean::clean(&repo, &state, &run, refs, force) {
+        match clean::clean(&repo, &state, &run, args.refs, args.force) {
             Ok(c) => {
                 warn_skipped(&c.skipped);
                 total += c.bytes_freed;
-                // Each size next to what held it.
-                println!(
-                    "run {}: removed {} worktree{} ({}) and {} tmp director{} ({})",
-                    c.run,
-                    c.worktrees,
-                    if c.worktrees == 1 { "" } else { "s" },
-                    bytesize::ByteSize::b(c.worktree_bytes),
-                    c.tmp_dirs,
-                    if c.tmp_dirs == 1 { "y" } else { "ies" },
-                    bytesize::ByteSize::b(c.tmp_bytes)
-                );
-                for (task, r) in &c.kept {
-                    println!("  kept {task}'s uncommitted work on {r}");
-                }
-                if c.unstarted {
-                    println!(
-                        "  it was stopped before its start was recorded (none of its tasks ran): removed it whole, its name is free"
-                    );
-                }
-                let branch = format!("swarm/{}", c.run);
-                for r in &c.refs_deleted {
-                    println!("  deleted {r}: its work is on {branch}");
-                }
-                for k in &c.refs_kept {
-                    println!("  {}", kept_ref(k, &branch));
-                }
-                print_branch_fate(c.branch.as_ref());
-                for problem in &c.problems {
-                    eprintln!("error: run {}: failed to {}", c.run, escape::line(problem));
-                    code = exit::TASKS_FAILED;
-                }
+                print!("{}", view::clean::run(&c));
+                let whose = format!("run {}: ", c.run);
+                c.problems.iter().for_each(|p| failed(&whose, p));
             }
-            Err(e) => {
-                eprintln!("error: failed to {}", escape::line(&e.to_string()));
-                code = exit::TASKS_FAILED;
-            }
+            Err(e) => failed("", &e.to_string()),
         }
     }
     // Caches are the repository's, not a run's: after every run.
-    match caches {
-        true => match swarm_orchestrator::clean::free_caches(&repo, &state) {
+    match args.caches {
+        true => match clean::free_caches(&repo, &state) {
             Ok(freed) => {
                 for c in &freed.removed {
                     total += c.bytes;
-                    println!(
-                        "removed build cache {} ({})",
-                        escape::line(&c.path.display().to_string()),
-                        bytesize::ByteSize::b(c.bytes)
-                    );
+                    println!("{}", view::clean::cache_removed(c));
                 }
-                for problem in &freed.problems {
-                    eprintln!("error: failed to {}", escape::line(problem));
-                    code = exit::TASKS_FAILED;
-                }
+                freed.problems.iter().for_each(|p| failed("", p));
             }
-            Err(e) => {
-                eprintln!("error: failed to {}", escape::line(&e.to_string()));
-                code = exit::TASKS_FAILED;
-            }
+            Err(e) => failed("", &e.to_string()),
         },
-        false => match swarm_orchestrator::clean::caches(&repo, &state) {
-            // Empty ones (made for tools a run never used) are not news.
-            Ok(kept) if kept.iter().any(|c| c.bytes > 0) => {
-                let kept: Vec<_> = kept.into_iter().filter(|c| c.bytes > 0).collect();
-                let bytes: u64 = kept.iter().map(|c| c.bytes).sum();
-                println!(
-                    "kept {} of build caches (swarm clean --caches frees them):",
-                    bytesize::ByteSize::b(bytes)
-                );
-                for c in &kept {
-                    println!(
-                        "  {} ({})",
-                        escape::line(&c.path.display().to_string()),
-                        bytesize::ByteSize::b(c.bytes)
-                    );
-                }
-            }
-            Ok(_) => {}
+        false => match clean::caches(&repo, &state) {
+            Ok(kept) => print!("{}", view::clean::caches_kept(&kept).unwrap_or_default()),
             // Listing is only a courtesy: what was cleaned stays cleaned.
             Err(e) => eprintln!(
                 "warning: failed to list the build caches: {}",
@@ -245,122 +131,38 @@ pub(crate) fn clean(
         },
     }
     // Warm worktrees and kept setups are the repository's too.
-    if warm {
-        match swarm_orchestrator::clean::free_warm(&repo, &state) {
+    if args.warm {
+        match clean::free_warm(&repo, &state) {
             Ok(freed) => {
-                for (path, bytes) in &freed.removed {
-                    total += bytes;
-                    println!(
-                        "removed {} ({})",
-                        escape::line(&path.display().to_string()),
-                        bytesize::ByteSize::b(*bytes)
-                    );
-                }
-                for (path, why) in &freed.kept {
-                    println!(
-                        "kept warm worktree {}: {}",
-                        escape::line(&path.display().to_string()),
-                        escape::line(why)
-                    );
-                }
-                for problem in &freed.problems {
-                    eprintln!("error: failed to {}", escape::line(problem));
-                    code = exit::TASKS_FAILED;
-                }
+                total += freed.removed.iter().map(|(_, bytes)| bytes).sum::<u64>();
+                print!("{}", view::clean::warm(&freed));
+                freed.problems.iter().for_each(|p| failed("", p));
             }
-            Err(e) => {
-                eprintln!("error: failed to {}", escape::line(&e.to_string()));
-                code = exit::TASKS_FAILED;
-            }
+            Err(e) => failed("", &e.to_string()),
         }
     }
-    println!("freed {}", bytesize::ByteSize::b(total));
+    println!("{}", view::clean::freed(total));
     if code != exit::SUCCESS {
         eprintln!("swarm clean left the above in place; everything else was freed");
     }
     Ok(code)
 }
 
-/// What `clean --refs` did with the integration branch, with what brings
-/// it back or how to delete it anyway.
-pub(crate) fn print_branch_fate(fate: Option<&swarm_orchestrator::clean::BranchFate>) {
-    use swarm_orchestrator::clean::BranchFate;
-    match fate {
-        None => {}
-        Some(BranchFate::Deleted { name, was }) => {
-            let short = was.to_string();
-            println!(
-                "  deleted branch {name} (was {})",
-                short.get(..10).unwrap_or(&short)
-            );
-        }
-        Some(BranchFate::Unmerged { name, tip }) => {
-            let short = tip.to_string();
-            println!(
-                "  kept branch {name}: its tip {} is on no other branch (merge it first, or pass --force to delete it anyway)",
-                short.get(..10).unwrap_or(&short)
-            );
-        }
-        Some(BranchFate::CheckedOut { name }) => {
-            println!("  kept branch {name}: it is checked out (switch to another branch first)");
-        }
-    }
-}
-
-/// One line on a ref `clean --refs` kept: which, and why deleting it would
-/// lose work.
-fn kept_ref(k: &swarm_orchestrator::clean::KeptRef, branch: &str) -> String {
-    let why = match k.no_branch {
-        true => format!("{branch} does not exist, so its work is on no branch"),
-        false => format!("its work is not on {branch}"),
-    };
-    let what = match (&k.task, k.attempt) {
-        (Some((task, status)), false) if task.contains('/') => format!(" (subtask, {status})"),
-        (Some((_, status)), false) => format!(" ({status})"),
-        (Some((task, status)), true) => {
-            format!(" (an earlier attempt of task `{task}`, now {status})")
-        }
-        (None, _) => String::new(),
-    };
-    format!("kept {}: {why}{what}", k.name)
-}
-
 /// `swarm clean --gone`: removes, under the worktree root, the homes of
 /// repositories that no longer exist.
 pub(crate) fn clean_gone(root: Option<std::path::PathBuf>) -> Result<i32, Failure> {
-    use swarm_orchestrator::escape;
     let root = root.unwrap_or_else(|| {
         swarm_orchestrator::assemble::grants::default_worktree_root(&crate::host::current())
     });
-    let shown = escape::line(&root.display().to_string()).into_owned();
     let gone = swarm_orchestrator::worktree_home::remove_gone(&root)
         .map_err(|e| Failure::Internal(anyhow!("failed to {e}")))?;
-    let mut total = 0;
-    for home in &gone.removed {
-        total += home.bytes;
-        println!(
-            "removed {} ({}): its repository {} no longer exists",
-            escape::line(&home.path.display().to_string()),
-            bytesize::ByteSize::b(home.bytes),
-            escape::line(&home.repository)
-        );
-    }
-    println!(
-        "{} worktree home{} of existing repositories kept in {shown}",
-        gone.live,
-        if gone.live == 1 { "" } else { "s" }
-    );
-    for path in &gone.unknown {
-        println!(
-            "left {}: not a worktree home swarm made",
-            escape::line(&path.display().to_string())
-        );
-    }
+    print!("{}", view::clean::gone(&gone, &root));
     let mut code = exit::SUCCESS;
     for problem in &gone.problems {
         eprintln!("error: failed to {}", escape::line(problem));
         code = exit::TASKS_FAILED;
     }
-    println!("freed {}", bytesize::ByteSize::b(total));
+    let total = gone.removed.iter().map(|home| home.bytes).sum();
+    println!("{}", view::clean::freed(total));
     Ok(code)
 }

@@ -6,8 +6,10 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::anyhow;
-use swarm_orchestrator::{escape, export};
-use swarm_protocol::{RunReport, TaskReport};
+use swarm_orchestrator::git::Repo;
+use swarm_orchestrator::report::{CompareError, Experiment};
+use swarm_orchestrator::{escape, view};
+use swarm_protocol::RunReport;
 
 use crate::Failure;
 use crate::common::{load_report, open_repo};
@@ -27,22 +29,12 @@ pub struct CompareArgs {
 
 /// `swarm compare RUN TASK [--diff A B]`.
 pub(crate) fn cmd_compare(cwd: &Path, args: CompareArgs) -> Result<i32, Failure> {
-    compare(cwd, &args.run, &args.task, args.diff.as_deref())
-}
-
-pub(crate) fn compare(
-    cwd: &Path,
-    run: &str,
-    task: &str,
-    diff: Option<&[String]>,
-) -> Result<i32, Failure> {
-    let found = Experiment::find(cwd, run, task)?;
-    let variants = found.variants();
-    if let Some([a, b]) = diff {
-        let from = pick(&found.run, &found.task, &variants, a)?;
-        let to = pick(&found.run, &found.task, &variants, b)?;
-        let patch = found
-            .repo
+    let (repo, run, report) = open(cwd, &args.run)?;
+    let found = Experiment::find(&report, &run, &args.task).map_err(invalid)?;
+    if let Some([a, b]) = args.diff.as_deref() {
+        let from = found.commit(a).map_err(invalid)?;
+        let to = found.commit(b).map_err(invalid)?;
+        let patch = repo
             .patch(from, to)
             .map_err(|e| Failure::Internal(anyhow!("failed to {e}")))?;
         let mut out = std::io::stdout().lock();
@@ -57,136 +49,28 @@ pub(crate) fn compare(
         written.map_err(|e| Failure::Internal(e.into()))?;
         return Ok(swarm_orchestrator::exit::SUCCESS);
     }
-    print!("{}", found.ranking());
+    print!("{}", view::compare::ranking(&report, &found));
     Ok(swarm_orchestrator::exit::SUCCESS)
 }
 
 /// `swarm compare RUN TASK` as text: the ranking of an experiment (what
 /// `swarm mcp` answers with).
 pub(crate) fn compare_text(cwd: &Path, run: &str, task: &str) -> Result<String, Failure> {
-    Experiment::find(cwd, run, task).map(|found| found.ranking())
+    let (_, run, report) = open(cwd, run)?;
+    let found = Experiment::find(&report, &run, task).map_err(invalid)?;
+    Ok(view::compare::ranking(&report, &found))
 }
 
-/// An experiment of a run, found by its task's id or one of its
-/// variants' (`speedup@2`).
-struct Experiment {
-    repo: swarm_orchestrator::git::Repo,
-    run: String,
-    report: RunReport,
-    task: String,
+/// The repository, and run `run`'s name and report.
+fn open(cwd: &Path, run: &str) -> Result<(Repo, String, RunReport), Failure> {
+    let repo = open_repo(cwd)?;
+    let (run, report) = load_report(&repo, Some(run))?;
+    Ok((repo, run, report))
 }
 
-impl Experiment {
-    fn find(cwd: &Path, run: &str, task: &str) -> Result<Self, Failure> {
-        let repo = open_repo(cwd)?;
-        let (run, report) = load_report(&repo, Some(run))?;
-        // `speedup@2` means its experiment.
-        let task = report
-            .tasks
-            .iter()
-            .find(|t| t.id == task)
-            .and_then(|t| t.variant_of.clone())
-            .unwrap_or_else(|| task.to_string());
-        if !report
-            .tasks
-            .iter()
-            .any(|t| t.variant_of.as_deref() == Some(&task))
-        {
-            let experiments: Vec<&str> = report
-                .tasks
-                .iter()
-                .filter_map(|t| t.variant_of.as_deref())
-                .collect();
-            let help = match experiments.first() {
-                Some(_) => {
-                    let mut names = experiments;
-                    names.dedup();
-                    format!("its experiments: {}", names.join(", "))
-                }
-                None => "a task with `variants = N` in its plan is an experiment".to_string(),
-            };
-            return Err(Failure::Invalid(anyhow!(
-                "compare the variants of `{task}` in run `{run}`: it is no experiment\nhelp: {help}"
-            )));
-        }
-        Ok(Self {
-            repo,
-            run,
-            report,
-            task,
-        })
+fn invalid(e: CompareError) -> Failure {
+    match e.help() {
+        help if help.is_empty() => Failure::Invalid(anyhow!("{e}")),
+        help => Failure::Invalid(anyhow!("{e}\nhelp: {help}")),
     }
-
-    fn variants(&self) -> Vec<&TaskReport> {
-        self.report
-            .tasks
-            .iter()
-            .filter(|t| t.variant_of.as_deref() == Some(&self.task))
-            .collect()
-    }
-
-    /// The ranking table, control characters escaped.
-    fn ranking(&self) -> String {
-        escape::text(&table(&self.report, &self.task, &self.variants())).into_owned()
-    }
-}
-
-/// The ranking the run recorded, or each variant's state so far.
-fn table(report: &RunReport, task: &str, variants: &[&TaskReport]) -> String {
-    if let Some(decision) = report
-        .tasks
-        .iter()
-        .find(|t| t.id == task)
-        .and_then(|t| t.experiment.as_ref())
-    {
-        return export::ranking_table(task, decision);
-    }
-    let mut out = format!("  experiment {task}: not decided yet\n");
-    for v in variants {
-        let score = v
-            .score
-            .as_ref()
-            .map(|s| match (s.value, &s.error) {
-                (Some(v), _) => format!("score {v}"),
-                (None, Some(e)) => e.clone(),
-                (None, None) => String::new(),
-            })
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "    {:<24} {:<10} {score}\n",
-            v.id,
-            v.status.as_str()
-        ));
-    }
-    out
-}
-
-/// The result commit of the variant `which` (its number or its id).
-fn pick(
-    run: &str,
-    task: &str,
-    variants: &[&TaskReport],
-    which: &str,
-) -> Result<git2::Oid, Failure> {
-    let id = match which.parse::<u32>() {
-        Ok(n) => format!("{task}@{n}"),
-        Err(_) => which.to_string(),
-    };
-    let variant = variants.iter().find(|v| v.id == id).ok_or_else(|| {
-        let known: Vec<&str> = variants.iter().map(|v| v.id.as_str()).collect();
-        Failure::Invalid(anyhow!(
-            "compare `{which}` in run `{run}`: `{task}` has no such variant\nhelp: its variants are {} (or their numbers)",
-            known.join(", ")
-        ))
-    })?;
-    variant
-        .commit
-        .as_deref()
-        .and_then(|c| git2::Oid::from_str(c).ok())
-        .ok_or_else(|| {
-            Failure::Invalid(anyhow!(
-                "compare `{id}` in run `{run}`: it has no result commit (it is {})",
-                variant.status
-            ))
-        })
 }

@@ -13,8 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
 use swarm_orchestrator::assemble;
-use swarm_orchestrator::plan::{self, SandboxMode};
-use swarm_orchestrator::run::remote::{NodeBatch, NodeJob, node};
+use swarm_orchestrator::run::remote::node::{self, JobPlanError};
 use tokio::sync::watch;
 
 use crate::Failure;
@@ -25,9 +24,10 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         .read_to_string(&mut text)
         .context("read the job's spec from stdin")
         .map_err(Failure::Internal)?;
-    let jobs = read_spec(text.trim()).map_err(Failure::Invalid)?;
+    let jobs = node::read_spec(text.trim(), std::env::var("SLURM_ARRAY_TASK_ID"))
+        .map_err(|e| Failure::Invalid(e.into()))?;
     let Some(job) = jobs.first().cloned() else {
-        return Err(Failure::Invalid(anyhow!("the job's spec names no attempt")));
+        return Err(Failure::Invalid(node::SpecError::Empty.into()));
     };
     let node = std::env::var("SLURMD_NODENAME")
         .ok()
@@ -38,41 +38,11 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         .map(PathBuf::from)
         .filter(|p| p.is_absolute());
     let dir = node::job_dir(&job, tmpdir.as_deref());
-
-    let mut plan = plan::parse(std::path::Path::new(&job.plan_path), job.plan_text.clone())
-        .map_err(Failure::Plan)?;
-    plan.tasks.retain(|t| jobs.iter().any(|j| j.task == t.id));
-    if let Some(missing) = jobs
-        .iter()
-        .find(|j| !plan.tasks.iter().any(|t| t.id == j.task))
-    {
-        return Err(Failure::Invalid(anyhow!(
-            "run job {}.{}: the plan has no task `{}`",
-            missing.task,
-            missing.attempt,
-            missing.task
-        )));
-    }
-    let overrides = assemble::Overrides {
-        sandbox: Some(match job.sandbox {
-            true => SandboxMode::Landlock,
-            false => SandboxMode::None,
-        }),
-        // The node runs its attempt with the local executor itself
-        // (`node::run_job`); the plan's executor stays as the coordinator
-        // read it.
-        executor: None,
-        concurrency: Some(1),
-        worktrees: Some(dir.join("worktrees")),
-        gateway_listen: None,
-        name: Some(job.run.clone()),
-        grace: std::time::Duration::from_millis(job.grace_ms),
-        retry_failed: None,
-        // A cluster run is refused --record and --replay before any job
-        // starts (`SetupError::TapeOnCluster`).
-        tape: Default::default(),
-        adopt: None,
-    };
+    let mut plan = node::job_plan(&jobs).map_err(|e| match e {
+        JobPlanError::Plan(error) => Failure::Plan(error),
+        JobPlanError::Spec(e) => Failure::Invalid(e.into()),
+    })?;
+    let overrides = assemble::Overrides::for_node(&job, &dir);
     assemble::apply(&mut plan, &overrides);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -119,26 +89,4 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
             job.attempt
         ))),
     }
-}
-
-/// This job's attempts: its element of the array's batch, or a lone job's.
-fn read_spec(text: &str) -> anyhow::Result<Vec<NodeJob>> {
-    const WHAT: &str = "read the job's spec (swarm __node is started by a swarm job's script)";
-    if let Ok(job) = serde_json::from_str::<NodeJob>(text) {
-        return Ok(vec![job]);
-    }
-    let batch: NodeBatch = serde_json::from_str(text).context(WHAT)?;
-    let index = std::env::var("SLURM_ARRAY_TASK_ID").context(
-        "read SLURM_ARRAY_TASK_ID: the spec is a job array's, and this job is no array element",
-    )?;
-    let index: usize = index
-        .trim()
-        .parse()
-        .with_context(|| format!("read SLURM_ARRAY_TASK_ID `{index}`"))?;
-    batch.jobs(index).ok_or_else(|| {
-        anyhow!(
-            "the job array's spec has {} element(s), none at index {index}",
-            batch.packs.len().max(batch.elements.len())
-        )
-    })
 }

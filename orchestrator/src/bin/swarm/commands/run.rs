@@ -157,7 +157,7 @@ fn untrusted_plan(cwd: &Path, path: &Path, origin: &str, dir: &str) -> Result<Pl
         .ok_or_else(|| Failure::Invalid(anyhow!("run: --origin takes `mcp`, not `{origin}`")))?;
     let repo = open_repo(cwd)?;
     let root = canonical_root(&repo)?;
-    let received = crate::received::Received::stored(&root, &cwd.join(path), dir)
+    let received = swarm_orchestrator::received::Received::stored(&root, &cwd.join(path), dir)
         .map_err(|e| Failure::Invalid(anyhow!("run the plan from {}: {e}", origin.as_str())))?;
     received
         .plan(&root, &cwd.join(path), origin)

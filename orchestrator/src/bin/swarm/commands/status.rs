@@ -31,7 +31,7 @@ pub(crate) fn status(cwd: &Path, args: StatusArgs) -> Result<i32, Failure> {
         // A running task's time so far: its ended attempts' and the one
         // going on since its start (the report counts ended ones only).
         if driven {
-            add_running_time(&mut report, &events, std::time::SystemTime::now());
+            report::add_running_time(&mut report, &events, std::time::SystemTime::now());
         }
         print!(
             "{}",
@@ -39,31 +39,4 @@ pub(crate) fn status(cwd: &Path, args: StatusArgs) -> Result<i32, Failure> {
         );
     }
     Ok(exit::SUCCESS)
-}
-
-/// Adds to each running task of `report` the time since its attempt going
-/// on started (its last `task_started` in `events`), as of `now`.
-pub(crate) fn add_running_time(
-    report: &mut swarm_protocol::RunReport,
-    events: &[swarm_protocol::Event],
-    now: std::time::SystemTime,
-) {
-    let mut started = std::collections::HashMap::new();
-    for event in events {
-        if let swarm_protocol::EventBody::TaskStarted { task, .. } = &event.body {
-            started.insert(task.as_str(), event.ts.as_str());
-        }
-    }
-    for task in &mut report.tasks {
-        if task.status != swarm_protocol::TaskStatus::Running {
-            continue;
-        }
-        let since = started
-            .get(task.id.as_str())
-            .and_then(|ts| humantime::parse_rfc3339_weak(ts).ok())
-            .and_then(|at| now.duration_since(at).ok());
-        if let Some(since) = since {
-            task.duration_ms += u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
-        }
-    }
 }

@@ -10,7 +10,8 @@ use swarm_orchestrator::trust;
 
 use crate::Failure;
 use crate::common::open_repo;
-use crate::config_origin::{key_lines, repository_config, store, weakening_lines};
+use crate::config_origin::{repository_config, store};
+use swarm_orchestrator::view::trust::{TRUSTED, trusting};
 
 /// `swarm trust`'s command line.
 #[derive(Debug, clap::Args)]
@@ -49,27 +50,12 @@ pub(crate) fn trust_cmd(cwd: &Path, args: TrustArgs) -> Result<i32, Failure> {
     })?;
     let template = plan::parse_template(Path::new(crate::common::CONFIG_FILE), text.clone())
         .map_err(Failure::Plan)?;
-    let found = trust::weakenings(&template.source);
     let hash = trust::content_hash(text.as_bytes());
-    println!(
-        "{} (sha256 {}):",
-        file.display(),
-        hash.get(..16).unwrap_or_default()
-    );
-    if found.is_empty() {
-        println!("  weakens nothing: swarm uses it untrusted too");
-    }
-    for line in weakening_lines(&template.source, &found) {
-        println!("  weakens  {line}");
-    }
-    for line in key_lines(&template.models) {
-        println!("  key      {line}");
-    }
+    let source = &template.source;
+    print!("{}", trusting(&file, &hash, source, &template.models));
     store
         .trust(&file, text.as_bytes())
         .map_err(|e| Failure::Internal(anyhow!(e)))?;
-    println!(
-        "trusted: `swarm plan` and `swarm run --goal` use it as it is now; any change to it makes it untrusted again (`swarm trust --revoke` forgets it)"
-    );
+    println!("{TRUSTED}");
     Ok(swarm_orchestrator::exit::SUCCESS)
 }
