@@ -21,6 +21,7 @@ pub mod ids;
 pub mod journal;
 pub mod layout;
 pub mod logs;
+pub mod mcp_server;
 pub mod output_schema;
 pub mod plan;
 pub mod received;

@@ -163,7 +163,7 @@ pub(crate) fn saved_plan(
                     ))
                 })?;
             let root = canonical_root(repo)?;
-            let mut received = crate::received::Received::from_text(text)
+            let mut received = swarm_orchestrator::received::Received::from_text(text)
                 .map_err(|e| Failure::Invalid(anyhow!("{what} run `{run}`: {e}")))?;
             received.dir = recorded.files_dir;
             received

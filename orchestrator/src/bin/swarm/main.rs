@@ -39,7 +39,6 @@ mod drive;
 mod host;
 mod output;
 mod planning;
-mod received;
 
 use std::process::ExitCode;
 
