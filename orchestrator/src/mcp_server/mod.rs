@@ -96,15 +96,21 @@ pub trait Front: Send + Sync + 'static {
 }
 
 /// Serves the repository `repo` (whose root, links resolved, is `root`)
-/// on stdin/stdout until the client goes away; `program` is the `swarm`
-/// binary that runs and resumes runs, detached. Call it on a runtime of
-/// several threads: a call that blocks runs on a thread of its own.
-pub async fn serve(
+/// to the client at the other end of `io` (the command line gives its
+/// stdin and stdout) until it goes away; `program` is the `swarm` binary
+/// that runs and resumes runs, detached. Call it on a runtime of several
+/// threads: a call that blocks runs on a thread of its own.
+pub async fn serve<R, W>(
     repo: Repo,
     root: PathBuf,
     program: PathBuf,
     front: Arc<dyn Front>,
-) -> Result<(), McpError> {
+    io: (R, W),
+) -> Result<(), McpError>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let server = Swarm {
         root,
         repo,
@@ -114,7 +120,7 @@ pub async fn serve(
         tool_router: Swarm::tool_router(),
     };
     let service = server
-        .serve(rmcp::transport::stdio())
+        .serve(io)
         .await
         .map_err(|e| McpError::Start(e.to_string()))?;
     service
@@ -127,9 +133,9 @@ pub async fn serve(
 /// Why the server stopped, as a fragment that reads after "failed to".
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
-    #[error("start the MCP server on stdio: {0}")]
+    #[error("start the MCP server: {0}")]
     Start(String),
-    #[error("serve MCP on stdio: {0}")]
+    #[error("serve MCP: {0}")]
     Serve(String),
 }
 

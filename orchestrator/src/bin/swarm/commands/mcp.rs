@@ -38,6 +38,7 @@ pub fn mcp(cwd: &Path) -> Result<i32, Failure> {
             root,
             program,
             Arc::new(CommandLine),
+            rmcp::transport::stdio(),
         ))
         .map_err(|e| Failure::Internal(anyhow!("{e}")))?;
     Ok(swarm_orchestrator::exit::SUCCESS)
