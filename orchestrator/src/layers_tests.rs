@@ -42,25 +42,12 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 /// The top-level modules `text` names as `crate::<module>` (or inside
 /// `crate::{...}`), outside comments and test code.
 fn named(text: &str, modules: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<String> {
-    // Test code may reach anywhere: a `#[cfg(test)]` item (the line after
-    // the attribute) and an inline test module (from its attribute to the
-    // end of the file, where modules keep them) are left out.
-    let mut code = String::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        if line.trim() == "#[cfg(test)]" {
-            match lines.next() {
-                Some(item)
-                    if item.trim_start().starts_with("mod ") && item.trim_end().ends_with('{') =>
-                {
-                    break;
-                }
-                _ => continue,
-            }
-        }
-        code.push_str(line.split("//").next().unwrap_or_default());
-        code.push('\n');
-    }
+    // Test code may reach anywhere: it is left out, and so are comments.
+    let code: String = test_code_left_out(text)
+        .lines()
+        .map(|line| line.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut found = BTreeSet::new();
     for (at, _) in code.match_indices("crate::") {
         for path in paths(&code[at + "crate::".len()..]) {

@@ -990,37 +990,4 @@ mod tests {
         );
         assert_eq!(SUBTASK.len(), ruled.len(), "a key has two rules");
     }
-
-    /// The manual's tables (its "Sandbox and threat model" chapter) list
-    /// every subtask rule, and every key an untrusted plan may not set
-    /// freely.
-    #[test]
-    fn the_book_lists_every_rule() {
-        let readme = include_str!("../../../../book/src/sandbox.md");
-        for k in SUBTASK {
-            let rule = match k.rule {
-                Subtask::Narrows => "may only narrow",
-                Subtask::Free => "free",
-                Subtask::Refused => "refused",
-            };
-            let row = format!("| `{}` | {rule} |", k.key);
-            assert!(
-                readme.contains(&row),
-                "book/src/sandbox.md lacks the row `{row}`"
-            );
-        }
-        for r in PLAN {
-            let what = match r.may {
-                Any | Data | Nested(_) | Tables(_) | ArrayOf(_) => continue,
-                AtMost(_) => "may only narrow",
-                RepositoryFile => "a file in the repository",
-                Trust => "needs trust",
-            };
-            let row = format!("| `{}` `{}` | {what} |", r.table.shown(), r.key);
-            assert!(
-                readme.contains(&row),
-                "book/src/sandbox.md lacks the row `{row}`"
-            );
-        }
-    }
 }
