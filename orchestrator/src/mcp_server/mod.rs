@@ -283,7 +283,7 @@ impl Swarm {
         Parameters(arg): Parameters<GoalArg>,
     ) -> Result<CallToolResult, ErrorData> {
         let dir = self.state_dir(&[layout::MCP, GOALS])?;
-        let name = slug(&arg.goal);
+        let name = crate::planner::slug(&arg.goal, "plan");
         let file = (1..)
             .map(|n| match n {
                 1 => dir.join(format!("{name}.toml")),
@@ -339,9 +339,10 @@ impl Swarm {
                 plan.select(&only).map_err(|e| e.to_string())?;
             }
             let stored = received.store(&root).map_err(|e| e.to_string())?;
-            let stem = path
-                .file_stem()
-                .map_or_else(|| "run".into(), |s| slug(&s.to_string_lossy()));
+            let stem = path.file_stem().map_or_else(
+                || "run".into(),
+                |s| crate::planner::slug(&s.to_string_lossy(), "plan"),
+            );
             Ok((received, stored, stem))
         })
         .await?;
@@ -714,20 +715,6 @@ impl Swarm {
             "tasks": tasks,
         });
         Ok((value, state))
-    }
-}
-
-/// A name from a goal: its first words, lowercase, dashed.
-fn slug(goal: &str) -> String {
-    let words: Vec<String> = goal
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(5)
-        .map(str::to_ascii_lowercase)
-        .collect();
-    match words.is_empty() {
-        true => "plan".into(),
-        false => words.join("-"),
     }
 }
 

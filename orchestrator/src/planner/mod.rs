@@ -230,6 +230,27 @@ fn check(
     Ok((answer, written, plan, found.warnings))
 }
 
+/// A name made of `words`' first five words, lowercase, dashed, at most
+/// 40 characters (`Split the parser!` -> `split-the-parser`), or
+/// `otherwise` when they hold none: a run's name from its goal, a kept
+/// plan's from its goal or file.
+pub fn slug(words: &str, otherwise: &str) -> String {
+    let words: Vec<String> = words
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(5)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let mut name = words.join("-");
+    name.truncate(40);
+    let name = name.trim_end_matches('-').to_string();
+    if name.is_empty() {
+        otherwise.to_string()
+    } else {
+        name
+    }
+}
+
 /// A plan error in words for the model: what and what to do, no source
 /// snippet (the model wrote JSON, not this TOML).
 pub fn problem(e: &PlanError) -> String {
@@ -251,6 +272,17 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn slugs_name_runs() {
+        assert_eq!(slug("Split the parser!", "goal"), "split-the-parser");
+        assert_eq!(slug("  ÄÖ  ", "goal"), "goal");
+        assert_eq!(slug("a b c d e f g", "goal"), "a-b-c-d-e");
+        assert!(crate::plan::is_valid_run_name(&slug(
+            &"x".repeat(90),
+            "goal"
+        )));
+    }
     use crate::plan::origin::{Origin, files::Files};
 
     /// A repository's untrusted `swarm.toml` whose `[defaults]

@@ -85,7 +85,7 @@ pub(crate) fn plan_goal(
     let planning = prepare(&repo, cwd, args, base, goal)?;
     let state = swarm_orchestrator::state::State::create(&repo.workdir)
         .map_err(|e| invalid_or_internal(e.into()))?;
-    let wanted = name.map_or_else(|| slug(goal), str::to_string);
+    let wanted = name.map_or_else(|| planner::slug(goal, "goal"), str::to_string);
     let name = swarm_orchestrator::run::free_run_name(&repo, &wanted, |n| {
         layout::plans_dir(&repo.workdir, n)
             .symlink_metadata()
@@ -369,34 +369,4 @@ pub(crate) fn summary(planned: &Planned, shown: &Path, map_path: &Path, planning
 pub(crate) fn write(path: &Path, text: &str) -> Result<(), Failure> {
     std::fs::write(path, text)
         .map_err(|e| Failure::Invalid(anyhow!("write {}: {e}", path.display())))
-}
-
-/// A run name made of the goal's first words: `Split the parser!` ->
-/// `split-the-parser`.
-pub fn slug(goal: &str) -> String {
-    let words: Vec<String> = goal
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(5)
-        .map(str::to_ascii_lowercase)
-        .collect();
-    let mut name = words.join("-");
-    name.truncate(40);
-    let name = name.trim_end_matches('-').to_string();
-    if name.is_empty() { "goal".into() } else { name }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slug;
-
-    #[test]
-    fn slugs_name_runs() {
-        assert_eq!(slug("Split the parser!"), "split-the-parser");
-        assert_eq!(slug("  ÄÖ  "), "goal");
-        assert_eq!(slug("a b c d e f g"), "a-b-c-d-e");
-        assert!(swarm_orchestrator::plan::is_valid_run_name(&slug(
-            &"x".repeat(90)
-        )));
-    }
 }
