@@ -17,6 +17,7 @@ use swarm_protocol::experiment::{Decision, Pick, Ranked};
 use swarm_protocol::{RunReport, TaskReport, TaskStatus};
 
 use crate::escape;
+use crate::git::short;
 
 /// Bytes of a failed task's log put into reports.
 const LOG_TAIL: u64 = 4096;
@@ -366,10 +367,6 @@ fn duration(ms: u64) -> String {
     } else {
         format!("{}m {:02}s", ms / 60_000, (ms % 60_000) / 1000)
     }
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..10).unwrap_or(commit)
 }
 
 /// A run's tasks counted by outcome. Variants count through their

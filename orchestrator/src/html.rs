@@ -131,17 +131,14 @@ fn header(out: &mut String, report: &RunReport, timeline: &Timeline) {
         esc(&report.run),
         esc(&report.plan),
         esc(&report.base),
-        esc(report.base_commit.get(..10).unwrap_or(&report.base_commit)),
+        esc(crate::git::short(&report.base_commit)),
     );
     if let Some(branch) = &report.integration_branch {
         let _ = write!(
             out,
             " · branch <span class=\"mono\">{}</span> at {}",
             esc(branch),
-            esc(report
-                .integration_commit
-                .get(..10)
-                .unwrap_or(&report.integration_commit))
+            esc(crate::git::short(&report.integration_commit))
         );
     }
     out.push_str("</p>");
@@ -714,7 +711,7 @@ fn run_verify(out: &mut String, report: &RunReport) {
         let _ = write!(
             out,
             "<tr><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
-            esc(v.commit.get(..10).unwrap_or(&v.commit)),
+            esc(crate::git::short(&v.commit)),
             v.purpose.as_str(),
             esc(v.after.as_deref().unwrap_or("(base)")),
             if v.passed { "passed" } else { "failed" },

@@ -192,7 +192,7 @@ pub fn resolve(
             run: run.into(),
             task: task.into(),
             branch,
-            result: short(result),
+            result: crate::git::short_id(result),
         });
     }
     if !contains(tip, previous)? {
@@ -200,7 +200,7 @@ pub fn resolve(
             run: run.into(),
             task: task.into(),
             branch,
-            previous: short(previous),
+            previous: crate::git::short_id(previous),
         });
     }
     let event = Event {
@@ -242,10 +242,4 @@ fn blocked_by(report: &RunReport, task: &str) -> Vec<String> {
         .filter(|t| t.status == TaskStatus::Blocked)
         .map(|t| t.id.clone())
         .collect()
-}
-
-fn short(oid: Oid) -> String {
-    let mut text = oid.to_string();
-    text.truncate(10);
-    text
 }

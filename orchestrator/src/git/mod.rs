@@ -139,6 +139,18 @@ pub struct Repo {
     pub git_dir: PathBuf,
 }
 
+/// A commit as people read it: its first ten hex digits (all of it when
+/// shorter). The tables, progress lines, pages, `land`, `resolve` and
+/// `clean` all show commits so.
+pub fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
+}
+
+/// [`short`] of a commit's id.
+pub fn short_id(commit: Oid) -> String {
+    short(&commit.to_string()).to_string()
+}
+
 /// The identity of commits swarm creates. Fixed, so that a run's commits
 /// never depend on the machine's or user's git configuration.
 pub fn signature() -> Result<git2::Signature<'static>, GitError> {

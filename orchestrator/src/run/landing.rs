@@ -136,7 +136,7 @@ pub fn check_branch(
             Ok(commit) => LandError::NamesACommit {
                 run,
                 onto: onto.to_string(),
-                commit: short(commit),
+                commit: crate::git::short_id(commit),
             },
             Err(_) => LandError::NoSuchBranch {
                 run,
@@ -342,9 +342,4 @@ pub fn oid(text: &str, what: &'static str) -> Result<Oid, LandError> {
         text: text.to_string(),
         source,
     })
-}
-
-/// A commit as `land` names it: its first ten hex digits.
-pub fn short(commit: Oid) -> String {
-    commit.to_string()[..10].to_string()
 }

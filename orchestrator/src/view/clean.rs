@@ -9,6 +9,7 @@ use bytesize::ByteSize;
 
 use crate::clean::{BranchFate, BuildCache, Cleaned, FreedWarm, KeptRef};
 use crate::escape;
+use crate::git::short_id;
 use crate::worktree_home::GoneHomes;
 
 /// What cleaning run `c.run` freed and kept, a line each.
@@ -45,15 +46,13 @@ pub fn run(c: &Cleaned) -> String {
 /// What `clean --refs` did with the integration branch, with what brings
 /// it back or how to delete it anyway.
 pub fn branch_fate(fate: &BranchFate) -> String {
-    let short = |oid: &git2::Oid| {
-        let long = oid.to_string();
-        long.get(..10).unwrap_or(&long).to_string()
-    };
     match fate {
-        BranchFate::Deleted { name, was } => format!("deleted branch {name} (was {})", short(was)),
+        BranchFate::Deleted { name, was } => {
+            format!("deleted branch {name} (was {})", short_id(*was))
+        }
         BranchFate::Unmerged { name, tip } => format!(
             "kept branch {name}: its tip {} is on no other branch (merge it first, or pass --force to delete it anyway)",
-            short(tip)
+            short_id(*tip)
         ),
         BranchFate::CheckedOut { name } => {
             format!("kept branch {name}: it is checked out (switch to another branch first)")

@@ -11,7 +11,8 @@ use swarm_protocol::{AttemptOutcome, Event, EventBody, TaskInfo, TaskStatus};
 
 use crate::escape;
 
-use super::units::{duration, seconds, short};
+use super::units::{duration, seconds};
+use crate::git::short;
 
 /// Turns run events into progress lines, and keeps what the live view
 /// shows: the running tasks, the counts and the critical path left.

@@ -19,10 +19,9 @@ had merged before; it changes nothing in git.";
 
 /// What `swarm resolve` says once it recorded `task` of `run` as merged.
 pub fn resolved(run: &str, task: &str, resolved: &Resolved) -> String {
-    let merge = resolved.merge.to_string();
     let mut text = format!(
         "task {task} of run {run}: recorded as merged by your commit {}\n",
-        merge.get(..10).unwrap_or(&merge)
+        crate::git::short_id(resolved.merge)
     );
     match resolved.unblocked.len() {
         0 => text.push_str("no task was waiting for it\n"),

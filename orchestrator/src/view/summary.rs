@@ -11,7 +11,8 @@ use swarm_protocol::{AttemptOutcome, RunReport, TaskStatus};
 use crate::escape;
 use crate::report::RunState;
 
-use super::units::{duration, short};
+use super::units::duration;
+use crate::git::short;
 
 /// What the run-wide verify did and where the branch stands with it, if
 /// it ran: `verify: 5 runs (4 to find what broke it, 2.10s); the branch

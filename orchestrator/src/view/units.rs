@@ -1,4 +1,4 @@
-//! Durations and commits as the view writes them.
+//! Durations as the view writes them.
 
 /// A duration the block shows: `~42s`, `~3m05s`, `~2h10m`.
 pub fn seconds(ms: u64) -> String {
@@ -8,11 +8,6 @@ pub fn seconds(ms: u64) -> String {
         60..3600 => format!("~{}m{:02}s", s / 60, s % 60),
         _ => format!("~{}h{:02}m", s / 3600, s % 3600 / 60),
     }
-}
-
-/// A commit as the table shows it: its first ten hex digits.
-pub fn short(commit: &str) -> &str {
-    commit.get(..10).unwrap_or(commit)
 }
 
 /// A measured duration: `1.25s`, `42.3s`, `12m05s`.

@@ -17,8 +17,9 @@ use std::path::Path;
 use anyhow::anyhow;
 use git2::Oid;
 use swarm_orchestrator::git::Repo;
+use swarm_orchestrator::git::short_id;
 use swarm_orchestrator::run::land::Adopted;
-use swarm_orchestrator::run::landing::{self, LandError, Trial, short};
+use swarm_orchestrator::run::landing::{self, LandError, Trial};
 use swarm_orchestrator::{exit, report};
 use swarm_protocol::RunReport;
 
@@ -108,8 +109,8 @@ pub(crate) fn land(cwd: &Path, args: LandArgs) -> Result<i32, Failure> {
                 .map_or_else(|| branch.clone(), |r| format!("{r}/{branch}"));
             println!(
                 "landed run `{run}` on {place} ({how}): {} -> {}",
-                short(onto),
-                short(landed)
+                short_id(onto),
+                short_id(landed)
             );
             return Ok(exit::SUCCESS);
         }
@@ -148,7 +149,7 @@ fn land_run(
         "landing run `{run}`: {} merged task{} again onto {} as run `{name}`",
         adopted.order.len(),
         if adopted.order.len() == 1 { "" } else { "s" },
-        short(onto)
+        short_id(onto)
     );
     let code = drive(
         repo.clone(),
@@ -188,15 +189,15 @@ fn dry_run(
         let tip = landing::fast_forward_tip(run, report).map_err(land_failure)?;
         println!(
             "dry run: run `{run}` would land on {branch} by fast-forward: {} -> {}",
-            short(onto),
-            short(tip)
+            short_id(onto),
+            short_id(tip)
         );
         return Ok(exit::SUCCESS);
     }
     println!(
         "dry run: {branch} moved from the run's base {} to {}; run `{run}`'s {} merged tasks would be merged again onto it, in order:",
-        short(landing::oid(&report.base_commit, "the run's base").map_err(land_failure)?),
-        short(onto),
+        short_id(landing::oid(&report.base_commit, "the run's base").map_err(land_failure)?),
+        short_id(onto),
         adopted.order.len()
     );
     for (id, trial) in landing::trial_merges(repo, onto, adopted).map_err(land_failure)? {
