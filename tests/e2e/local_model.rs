@@ -40,14 +40,38 @@ fn small_plan(model: &LocalModel, max_tokens: u32, model_extra: &str, task_extra
 }
 
 /// Held to the planner's JSON schema (`response_format`, which llama.cpp
-/// makes a grammar; strings and lists bounded), a 135M-parameter model
-/// answers every round with a plan in shape and never runs into the token
-/// limit: before, it gave "no JSON object" round after round, and without
-/// the bounds it ran a string to the limit. Its plans are often wrong in
-/// meaning (a dependency on a file, a repeated id, `split: false` with
-/// three tasks), which the repair rounds send back; whether it gets one
-/// right in four rounds is the model's business, so either end is
-/// accepted, but never an answer out of shape.
+/// makes a grammar), a 135M-parameter model gives a plan that validates:
+/// the schema says the rules a shape can say (ids in the id alphabet, one
+/// of `prompt` and `run`, `paths` from the base's list, no `deps` in a
+/// plan of one task), and without them this model named paths that do not
+/// exist and tasks that are not there, round after round. It may be a poor
+/// plan; it is a valid one, on the first round.
+#[test]
+fn swarm_plan_with_a_small_local_model_gives_a_plan_that_validates() {
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    let run = repo.swarm(&[
+        "plan",
+        "Add a line saying hi to README.md",
+        "--max-tasks",
+        "1",
+    ]);
+    let context = with_server_log(&model, &run.stderr);
+    assert_eq!(run.code, 0, "{context}");
+    assert!(run.stderr.contains("1 round"), "{context}");
+    let plan = repo.path().join("plan.toml");
+    repo.swarm(&["validate", plan.to_str().unwrap()])
+        .assert_code(0);
+}
+
+/// With room for several tasks the same model answers every round in
+/// shape and never runs into the token limit (the schema bounds its
+/// strings and lists): before, it gave "no JSON object" round after round,
+/// and without the bounds it ran a string to the limit. What a shape
+/// cannot say it gets wrong (it repeats a task, ids and all), which the
+/// repair rounds send back; whether it gets one right in four rounds is
+/// the model's business, so either end is accepted, but never an answer
+/// out of shape.
 #[test]
 fn swarm_plan_with_a_small_local_model_answers_in_shape() {
     let model = LocalModel::start();
@@ -69,6 +93,17 @@ fn swarm_plan_with_a_small_local_model_answers_in_shape() {
             assert!(run.stderr.contains("gave no acceptable plan"), "{context}");
             assert!(!run.stderr.contains("no JSON object"), "{context}");
             assert!(!run.stderr.contains("cut off"), "{context}");
+            // Nothing a shape says is broken: no id out of the alphabet,
+            // no path that is not at the base, no task without a prompt
+            // or a command.
+            for said in [
+                "invalid task id",
+                "does not exist at the base",
+                "neither `prompt`",
+                "both `prompt`",
+            ] {
+                assert!(!run.stderr.contains(said), "{said}: {context}");
+            }
             // The last answer was kept for the person: as a plan, or as
             // the answer itself when it was wrong before it could be one.
             let kept = ["plan.rejected.toml", "plan.rejected.txt"];

@@ -1,7 +1,8 @@
 //! The files git tracks at a commit: what a matrix `{ glob = ... }` lists
-//! (the files a task's worktree will hold, not the working tree's).
+//! (the files a task's worktree will hold, not the working tree's), and
+//! the paths a planned task may name there.
 
-use git2::{ObjectType, TreeWalkMode, TreeWalkResult};
+use git2::{ObjectType, Oid, TreeWalkMode, TreeWalkResult};
 
 use super::{Context, GitError, Repo};
 
@@ -30,5 +31,62 @@ impl Repo {
         // as plain text, the order people expect of a sorted list.
         files.sort_unstable();
         Ok(files)
+    }
+
+    /// Every path at commit `commit`, files and directories (`/`-separated,
+    /// sorted), or `None` when there are more than `limit`: the paths a
+    /// planned task's `paths` may name, listed to a model only when the
+    /// list is short enough to be read.
+    pub fn paths_at(&self, commit: Oid, limit: usize) -> Result<Option<Vec<String>>, GitError> {
+        let repo = self.open()?;
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .context(|| format!("read the tree of commit {commit}"))?;
+        let mut paths = Vec::new();
+        let mut over = false;
+        let walked = tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            let kind = entry.kind();
+            if !matches!(kind, Some(ObjectType::Blob | ObjectType::Tree)) {
+                return TreeWalkResult::Skip;
+            }
+            let Ok(name) = entry.name() else {
+                return TreeWalkResult::Skip;
+            };
+            if paths.len() == limit {
+                over = true;
+                return TreeWalkResult::Abort;
+            }
+            paths.push(format!("{dir}{name}"));
+            TreeWalkResult::Ok
+        });
+        // An abort is how the walk stops early, not a failure.
+        if !over {
+            walked.context(|| format!("list the paths of commit {commit}"))?;
+        }
+        if over {
+            return Ok(None);
+        }
+        paths.sort_unstable();
+        Ok(Some(paths))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_repo;
+
+    /// Files and the directories that hold them, sorted; `None` past the
+    /// limit, and the limit itself is still a list.
+    #[test]
+    fn paths_at_lists_files_and_directories_up_to_a_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, base) = test_repo::with_files(
+            dir.path(),
+            &[("README.md", "x"), ("src/a/b.rs", "x"), ("src/c.rs", "x")],
+        );
+        let all = ["README.md", "src", "src/a", "src/a/b.rs", "src/c.rs"];
+        assert_eq!(repo.paths_at(base, 5).unwrap().unwrap(), all);
+        assert_eq!(repo.paths_at(base, 4).unwrap(), None);
     }
 }

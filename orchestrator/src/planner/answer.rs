@@ -4,6 +4,7 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+use serde_json::json;
 
 /// The whole answer.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
@@ -64,18 +65,82 @@ pub struct Unit {
 /// The shape the planner asks the model's answer to have: [`Answer`]'s
 /// JSON schema, so that a model that can be held to one (every provider
 /// offers a way; llama.cpp's server makes it a grammar) answers in shape.
-/// Its strings and lists are bounded (`maxLength`, `maxItems`; `tasks` by
-/// `max_tasks`): a grammar that allows any length lets a small model run a
-/// string to the token limit, and its answer is cut.
-pub fn format(max_tasks: usize) -> crate::gateway::AnswerFormat {
+///
+/// The schema says what of a plan's rules a shape can say, so that a model
+/// held to it cannot break them:
+/// - strings and lists are bounded (`maxLength`, `maxItems`; `tasks` by
+///   `max_tasks`): a grammar that allows any length lets a small model run
+///   a string to the token limit, and its answer is cut;
+/// - ids and `deps` entries are in the id alphabet, and a task has fewer
+///   `deps` than the plan may have tasks;
+/// - a task has exactly one of `prompt` and `run`;
+/// - `paths` entries are paths of the base, when `base_paths` lists them
+///   (a short list; see [`MAX_LISTED_PATHS`]): a path that does not exist
+///   yet goes in `creates`, as the prompt says.
+///
+/// What a shape cannot say (a dependency naming a task of this plan, two
+/// unordered tasks writing one path) is left to the checks and the repair
+/// rounds.
+pub fn format(max_tasks: usize, base_paths: Option<&[String]>) -> crate::gateway::AnswerFormat {
     let schema = schemars::schema_for!(Answer);
     let mut schema = serde_json::to_value(&schema).unwrap_or_default();
     if let Some(tasks) = schema.pointer_mut("/properties/tasks") {
-        tasks["maxItems"] = serde_json::json!(max_tasks.max(1));
+        tasks["maxItems"] = json!(max_tasks.max(1));
+    }
+    if let Some(unit) = schema.pointer_mut("/$defs/Unit") {
+        shape_unit(unit, max_tasks, base_paths);
     }
     crate::gateway::AnswerFormat {
         name: "plan".into(),
         schema,
+    }
+}
+
+/// At most this many paths of the base are listed in the schema (files
+/// and directories); a larger tree leaves `paths` free text.
+pub const MAX_LISTED_PATHS: usize = 256;
+
+/// The pattern of a task id ([`crate::ids::is_valid_task_id`], shorter).
+const ID_PATTERN: &str = "^[a-z0-9_-]{1,40}$";
+
+/// [`Unit`]'s schema held to the rules a shape can say (see [`format`]).
+fn shape_unit(unit: &mut serde_json::Value, max_tasks: usize, base_paths: Option<&[String]>) {
+    let id = json!({"type": "string", "pattern": ID_PATTERN, "minLength": 1, "maxLength": 40});
+    let Some(props) = unit.get_mut("properties") else {
+        return;
+    };
+    props["id"] = id.clone();
+    props["deps"]["items"] = id;
+    props["deps"]["maxItems"] = json!(max_tasks.saturating_sub(1).min(20));
+    if let Some(paths) = base_paths.filter(|p| !p.is_empty()) {
+        props["paths"]["items"] = json!({"type": "string", "enum": paths});
+    }
+    // One of `prompt` and `run`: two shapes of a task, each with its own
+    // key required and the other's absent.
+    let mut agent = unit.clone();
+    let mut command = unit.clone();
+    for (shape, keep, drop, max) in [
+        (&mut agent, "prompt", "run", 2000),
+        (&mut command, "run", "prompt", 500),
+    ] {
+        if let Some(props) = shape.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            props.remove(drop);
+            props.insert(
+                keep.into(),
+                json!({"type": "string", "minLength": 1, "maxLength": max}),
+            );
+        }
+        if let Some(required) = shape.get_mut("required").and_then(|r| r.as_array_mut()) {
+            required.push(json!(keep));
+        }
+        if let Some(shape) = shape.as_object_mut() {
+            shape.remove("description");
+        }
+    }
+    let description = unit.get("description").cloned();
+    *unit = json!({"anyOf": [agent, command]});
+    if let Some(description) = description {
+        unit["description"] = description;
     }
 }
 
@@ -187,12 +252,53 @@ mod tests {
     /// the number of tasks by `max_tasks`.
     #[test]
     fn the_answers_schema_bounds_its_strings_lists_and_tasks() {
-        let schema = format(3).schema;
+        let schema = format(3, None).schema;
         assert_eq!(schema["properties"]["tasks"]["maxItems"], 3, "{schema}");
         assert_eq!(schema["properties"]["reason"]["maxLength"], 400, "{schema}");
-        let unit = &schema["$defs"]["Unit"]["properties"];
-        assert_eq!(unit["prompt"]["maxLength"], 2000, "{schema}");
-        assert_eq!(unit["deps"]["maxItems"], 20, "{schema}");
+        let [agent, command] = shapes(&schema);
+        assert_eq!(agent["prompt"]["maxLength"], 2000, "{schema}");
+        assert_eq!(command["run"]["maxLength"], 500, "{schema}");
+        assert_eq!(agent["deps"]["maxItems"], 2, "{schema}");
         assert_eq!(schema["additionalProperties"], false, "{schema}");
+    }
+
+    /// The rules a shape can say: ids and deps in the id alphabet, one of
+    /// `prompt` and `run`, no deps in a plan of one task, and `paths` from
+    /// the base's list when there is one. A schema validator (the one
+    /// `output_schema` uses) holds answers to it as a model server would.
+    #[test]
+    fn the_answers_schema_says_the_rules_a_shape_can_say() {
+        let base = vec!["README.md".to_string(), "src".to_string()];
+        let schema = format(2, Some(&base)).schema;
+        let [agent, command] = shapes(&schema);
+        assert!(agent.get("run").is_none() && command.get("prompt").is_none());
+        assert_eq!(agent["paths"]["items"]["enum"], json!(["README.md", "src"]));
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let plan =
+            |task: serde_json::Value| json!({"split": false, "reason": "r", "tasks": [task]});
+        let good = json!({"id": "a-1", "why": "w", "prompt": "p", "paths": ["src"]});
+        assert!(validator.is_valid(&plan(good.clone())), "{schema}");
+        let run = json!({"id": "a", "why": "w", "run": "make", "deps": ["b"]});
+        assert!(validator.is_valid(&plan(run)), "{schema}");
+        for bad in [
+            json!({"id": "a.md", "why": "w", "prompt": "p"}),
+            json!({"id": "a", "why": "w", "prompt": "p", "run": "x"}),
+            json!({"id": "a", "why": "w"}),
+            json!({"id": "a", "why": "w", "prompt": "p", "paths": ["src/new"]}),
+            json!({"id": "a", "why": "w", "prompt": "p", "deps": ["src/x"]}),
+            json!({"id": "a", "why": "w", "prompt": "p", "deps": ["b", "c"]}),
+        ] {
+            assert!(!validator.is_valid(&plan(bad.clone())), "{bad}");
+        }
+        let one = format(1, None).schema;
+        let [agent, _] = shapes(&one);
+        assert_eq!(agent["deps"]["maxItems"], 0, "{one}");
+        assert_eq!(agent["paths"]["items"]["type"], "string", "{one}");
+    }
+
+    /// The properties of a task's two shapes: an agent's and a command's.
+    fn shapes(schema: &serde_json::Value) -> [serde_json::Value; 2] {
+        let unit = &schema["$defs"]["Unit"]["anyOf"];
+        [unit[0]["properties"].clone(), unit[1]["properties"].clone()]
     }
 }

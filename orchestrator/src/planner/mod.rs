@@ -55,6 +55,10 @@ pub struct Request<'a> {
     /// The base as given (`HEAD`) and the commit it named.
     pub base_rev: &'a str,
     pub base_commit: Oid,
+    /// The base's paths (files and directories) when there are few enough
+    /// to list ([`answer::MAX_LISTED_PATHS`]): the answer's schema holds a
+    /// task's `paths` to them.
+    pub base_paths: Option<&'a [String]>,
     /// Where the plan will live: errors name it, relative `wasm` paths
     /// resolve from its directory, and its stem names the run.
     pub plan_path: &'a Path,
@@ -146,7 +150,7 @@ pub async fn plan(
                 // Its map quotes the repository by relative paths; a
                 // repair round quotes the plan's file.
                 places: vec![("<plan>".into(), request.plan_path.to_path_buf())],
-                format: Some(answer::format(request.max_tasks)),
+                format: Some(answer::format(request.max_tasks, request.base_paths)),
             })
             .await?;
         usage.add(completion.usage);
@@ -328,6 +332,7 @@ mod tests {
             },
             base_rev: "HEAD",
             base_commit: Oid::ZERO_SHA1,
+            base_paths: None,
             plan_path: &plan_path,
             transcript: None,
         };

@@ -272,6 +272,9 @@ pub(crate) fn ask(
     let map_file = map_path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let base_paths = repo
+        .paths_at(planning.base, planner::answer::MAX_LISTED_PATHS)
+        .map_err(|e| Failure::Internal(anyhow!("plan the goal: failed to {e}")))?;
     let request = planner::Request {
         goal: &planning.goal,
         model: &planning.model,
@@ -286,6 +289,7 @@ pub(crate) fn ask(
         },
         base_rev: &planning.base_rev,
         base_commit: planning.base,
+        base_paths: base_paths.as_deref(),
         plan_path,
         transcript: Some(transcript.to_path_buf()),
     };
