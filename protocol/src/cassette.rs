@@ -97,8 +97,12 @@ pub struct RecordedRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordedResponse {
-    /// Always a success (2xx): failed attempts are the provider's weather,
-    /// not the model's answer, and are not recorded.
+    /// A success (2xx), or the provider's refusal of the request itself (a
+    /// 4xx other than 401, 403, 408, 409 and 429: a request too large for
+    /// the context, a bad parameter), which the same request gets again.
+    /// Failed attempts (5xx, 429, timeouts, broken connections) are the
+    /// provider's weather, and a refused key is about the key, not the
+    /// request: neither is recorded.
     #[serde(default = "ok")]
     pub status: u16,
     /// `text/event-stream` when `events` holds the answer.
@@ -152,6 +156,11 @@ impl SseEvent {
 }
 
 impl RecordedResponse {
+    /// Whether it is an answer (2xx), not a recorded refusal.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
     /// The answer's bytes as the provider sent them (a stream's events
     /// in SSE framing).
     pub fn wire(&self) -> Vec<u8> {

@@ -949,6 +949,68 @@ verify = "grep -q via via.txt"
     assert_eq!(repo.git(&["show", "swarm/plan:via.txt"]).trim(), "via");
 }
 
+/// A request the model's server refuses (a 400: larger than its context)
+/// reaches Claude Code behind the translating door as a 400
+/// `invalid_request_error` with the server's words, which it does not
+/// retry: the server is asked once, where a 502 had Claude Code retry it
+/// for minutes.
+#[test]
+fn claude_code_is_told_a_refused_request_once_through_the_translating_door() {
+    let claude = agent_cli("claude");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("qwen-coder")
+        },
+        |call| {
+            if !call.body["messages"].to_string().contains("Too big") {
+                return Reply::text("ok");
+            }
+            Reply::status(
+                400,
+                "the request exceeds the available context size (8192 tokens)",
+            )
+        },
+    );
+    repo.write(
+        "plan.toml",
+        &format!(
+            r#"[models.default]
+provider = "openai"
+model = "qwen-coder"
+base_url = "{url}"
+api_key_env = "TEST_MODEL_KEY"
+
+[agents.claude]
+kind = "claude-code"
+program = "{program}"
+
+[[task]]
+id = "big"
+agent = "claude"
+prompt = "Too big for this model."
+"#,
+            url = mock.base_url(Wire::OpenAi),
+            program = claude.display()
+        ),
+    );
+    let run = run_with_key(&repo, &repo.path().join("plan.toml"));
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let asked = mock
+        .calls()
+        .iter()
+        .filter(|c| c.body["messages"].to_string().contains("Too big"))
+        .count();
+    assert_eq!(asked, 1, "retried: {}", run.stderr);
+    let out = std::fs::read_to_string(repo.path().join(".swarm/runs/plan/logs/big/1.out")).unwrap();
+    assert!(
+        out.contains("the model's server refused the request")
+            && out.contains("exceeds the available context size"),
+        "{out}"
+    );
+}
+
 /// Codex on a model that speaks Anthropic's Messages: the door reads its
 /// Responses calls into the gateway's own conversation and writes the
 /// answers back as Responses events.

@@ -323,6 +323,163 @@ fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
     }
 }
 
+/// A plan of one task, `hi`, run by agent CLI `agent` (its table
+/// `agent_table`) on the local model, with `task_extra` more lines.
+fn cli_plan(model: &LocalModel, agent_table: &str, agent: &str, task_extra: &str) -> String {
+    format!(
+        "[models.default]\nprovider = \"openai\"\nmodel = \"smollm2\"\nbase_url = \"{}\"\n\
+         api_key_env = \"\"\nmax_tokens = 256\ntimeout = \"300s\"\n\n{agent_table}\n\
+         [[task]]\nid = \"hi\"\nagent = \"{agent}\"\nprompt = \"Add a line saying hi to README.md\"\n\
+         {task_extra}",
+        model.base_url()
+    )
+}
+
+/// What the report says task `hi`'s agent read and wrote, checked against
+/// the server's own counts: what it wrote is what the server counted
+/// (`tokens_predicted_total`), what it read at least what the server
+/// processed (the rest came from its prompt cache). Returns the agent's
+/// record.
+fn counted_as_the_server_counted(
+    repo: &TestRepo,
+    model: &LocalModel,
+    context: &str,
+) -> serde_json::Value {
+    let report = repo.report();
+    let agent = crate::support::task(&report, "hi")["agent"].clone();
+    let usage = &agent["usage"];
+    let written = usage["output_tokens"].as_u64().unwrap_or(0);
+    assert!(written > 0, "{agent}\n{context}");
+    assert_eq!(
+        written as f64,
+        model.metric("tokens_predicted_total"),
+        "output tokens: the report against the server's count\n{context}"
+    );
+    let read = usage["input_tokens"].as_u64().unwrap_or(0);
+    assert!(
+        read as f64 >= model.metric("prompt_tokens_total"),
+        "input tokens {read} below what the server processed: {agent}"
+    );
+    agent
+}
+
+/// The JSON lines of a task's standard output (what the CLI printed).
+fn printed(repo: &TestRepo, run: &str) -> Vec<serde_json::Value> {
+    let out = repo.path().join(format!(".swarm/runs/{run}/logs/hi/1.out"));
+    std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Claude Code from npm speaks Anthropic's Messages to the door, which
+/// translates each turn to Chat Completions for llama-server and the
+/// answer back: the task runs to its end, a failed verify sends it a
+/// repair round in its session, the usage Claude Code itself reports is
+/// the door's (the server's counts, not zeros), and the run, recorded,
+/// replays with the server gone to the same turns, usage and tree.
+#[test]
+fn claude_code_through_the_messages_door_on_a_local_model_repairs_counts_and_replays() {
+    let claude = crate::support::agent_cli("claude");
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    let table = format!(
+        "[agents.claude]\nkind = \"claude-code\"\nprogram = \"{}\"\n",
+        claude.display()
+    );
+    repo.write(
+        "plan.toml",
+        &cli_plan(
+            &model,
+            &table,
+            "claude",
+            // Claude Code's own output limit, as a user of a small local
+            // model sets it: its answers stay within the model's context.
+            "verify = \"false\"\nrepair_rounds = 1\n\
+             env = { CLAUDE_CODE_MAX_OUTPUT_TOKENS = \"128\" }\n",
+        ),
+    );
+    let tapes = repo.outside().join("tapes");
+    let tapes_arg = tapes.to_str().unwrap();
+    let recorded = repo.swarm(&["run", "plan.toml", "--name", "rec", "--record", tapes_arg]);
+    let context = with_server_log(&model, &recorded.stderr);
+    // The verify always fails: the task fails after its repair round.
+    assert_eq!(recorded.code, 1, "{}\n{context}", recorded.stdout);
+    let agent = counted_as_the_server_counted(&repo, &model, &context);
+    assert_eq!(agent["repair_rounds"], 1, "{agent}\n{context}");
+    // Claude Code's own count of its session (its `result` lines, one per
+    // round) is the door's.
+    let results: Vec<_> = printed(&repo, "rec")
+        .into_iter()
+        .filter(|e| e["type"] == "result")
+        .collect();
+    assert_eq!(results.len(), 2, "a result per round: {results:?}");
+    let cli_written: u64 = results
+        .iter()
+        .map(|r| r["usage"]["output_tokens"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        cli_written,
+        agent["usage"]["output_tokens"].as_u64().unwrap(),
+        "{results:?}"
+    );
+
+    let tree = |run: &str| repo.git(&["rev-parse", &format!("refs/swarm/{run}/hi^{{tree}}")]);
+    drop(model);
+    let again = repo.swarm(&["run", "plan.toml", "--name", "again", "--replay", tapes_arg]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("no recorded answer"),
+        "{}",
+        again.stderr
+    );
+    let report = repo.report();
+    let replayed = &crate::support::task(&report, "hi")["agent"];
+    for key in ["outcome", "turns", "repair_rounds", "usage"] {
+        assert_eq!(replayed[key], agent[key], "{key}: {replayed}");
+    }
+    assert_eq!(tree("again"), tree("rec"));
+}
+
+/// Codex from npm speaks the Responses API to the door, which translates
+/// it to Chat Completions for llama-server: the task runs to its end, and
+/// the usage Codex itself reports (`turn.completed`) is the door's, which
+/// is the server's.
+#[test]
+fn codex_through_the_responses_door_on_a_local_model_counts_what_the_server_counted() {
+    let bin = crate::support::agent_cli("codex")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    repo.write("plan.toml", &cli_plan(&model, "", "codex", ""));
+    let mut cmd = repo.swarm_cmd(&["run", "plan.toml", "--name", "local"]);
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("{}:{path}", bin.display()));
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    let context = with_server_log(&model, &run.stderr);
+    // What the model answers is its business; the CLI ends either way.
+    assert!(
+        [0, 1].contains(&run.code),
+        "exit {}: {}\n{context}",
+        run.code,
+        run.stdout
+    );
+    let agent = counted_as_the_server_counted(&repo, &model, &context);
+    let cli_written: u64 = printed(&repo, "local")
+        .iter()
+        .filter(|e| e["type"] == "turn.completed")
+        .map(|e| e["usage"]["output_tokens"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        cli_written,
+        agent["usage"]["output_tokens"].as_u64().unwrap(),
+        "{agent}"
+    );
+}
+
 /// What swarm `said`, then the end of the server's own log: a failure's
 /// message.
 fn with_server_log(model: &LocalModel, said: &str) -> String {

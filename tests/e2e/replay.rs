@@ -377,3 +377,68 @@ fn a_recorded_run_with_repair_rounds_replays_exactly() {
         assert_eq!(tree(&repo, &format!("swarm/{name}")), recorded);
     }
 }
+
+/// The provider's refusal of a request itself (a 400: too large for its
+/// context) is the answer that request gets, every time: it is recorded,
+/// and the replay ends the task as the recorded run ended, on the same
+/// words, where it would have found no recorded answer.
+#[test]
+fn a_refused_request_is_recorded_and_replays_as_refused() {
+    let repo = TestRepo::new();
+    let tapes = repo.outside().join("tapes");
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| match call.turn {
+            0 => Reply::answer(vec![tool(
+                "b1",
+                "bash",
+                json!({"command": "echo line >> count.txt"}),
+            )]),
+            _ => Reply::status(400, "the request exceeds the context size (8192 tokens)"),
+        },
+    );
+    let url = mock.base_url(Wire::Anthropic);
+    let path = repo.plan(
+        "refused.toml",
+        &format!(
+            "[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{url}\"\napi_key_env = \"TEST_MODEL_KEY\"\n\n\
+             [[task]]\nid = \"big\"\nprompt = \"Add a line.\"\n"
+        ),
+    );
+    let tapes_arg = tapes.to_str().unwrap();
+    let recorded = run(
+        &repo,
+        &path,
+        &["--record", tapes_arg, "--name", "rec"],
+        true,
+    );
+    recorded.assert_code(1);
+    let report = repo.report();
+    let detail = |report: &serde_json::Value| task(report, "big")["reason"].clone();
+    let said = detail(&report);
+    assert!(
+        said.to_string().contains("exceeds the context size"),
+        "{said}\n{}",
+        recorded.stderr
+    );
+    // Two calls: the answer and the refusal, each asked once (a refusal
+    // is not retried).
+    assert_eq!(mock.calls().len(), 2);
+    drop(mock);
+    let again = run(
+        &repo,
+        &path,
+        &["--replay", tapes_arg, "--name", "again"],
+        false,
+    );
+    again.assert_code(1);
+    assert!(
+        !again.stderr.contains("no recorded answer"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(detail(&repo.report()), said);
+}

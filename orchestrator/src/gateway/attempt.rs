@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::call::Prepared;
 use super::reply::Reply;
-use super::stream::{Answer, Assembler, Failure};
+use super::stream::{Answer, Assembler, Failure, refuses_the_request};
 use super::tape::{Lookup, Recorder, Reel};
 use super::{Endpoint, redact};
 
@@ -101,7 +101,10 @@ pub(crate) async fn attempt(
                 }
                 Ok(Ok(r)) => r,
             };
-            if response.status().is_success() {
+            // An answer, or the provider's refusal of the request itself
+            // (the same request gets it again): what a replay must give.
+            let status = response.status().as_u16();
+            if response.status().is_success() || refuses_the_request(status) {
                 recorder = reel.and_then(|r| r.recorder(turn, &path, &request.body));
             }
             Reply::from_http(response)
@@ -110,6 +113,7 @@ pub(crate) async fn attempt(
     let status = reply.status;
     if !status.is_success() {
         let retry_after = retry_after(&reply.headers);
+        let error_type = reply.content_type();
         let text: String = tokio::time::timeout(config.timeout, read_bounded(reply))
             .await
             .unwrap_or_default();
@@ -117,10 +121,16 @@ pub(crate) async fn attempt(
             &format!("HTTP {}: {}", status.as_u16(), error_message(&text)),
             key,
         );
-        return Err((
-            provider.classify(status.as_u16(), &text, retry_after, message),
-            None,
-        ));
+        if let Some(recorder) = recorder {
+            recorder.refusal(status.as_u16(), error_type, &redact(&text, key));
+        }
+        let failure = match provider.classify(status.as_u16(), &text, retry_after, message) {
+            Failure::Fatal { message } if refuses_the_request(status.as_u16()) => {
+                Failure::Refused { message }
+            }
+            other => other,
+        };
+        return Err((failure, None));
     }
     let content_type = reply.content_type();
     if !request.stream {

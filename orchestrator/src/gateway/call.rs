@@ -53,6 +53,8 @@ pub(crate) struct CallFailed {
     pub spent: Usage,
     /// A replayed run's cassette had no answer to it.
     pub not_recorded: bool,
+    /// The provider refused the request itself (`Failure::Refused`).
+    pub refused: bool,
 }
 
 /// Sends `request` to the model until it answers or fails for good. The
@@ -102,6 +104,7 @@ pub(crate) async fn call(
             message,
             spent,
             not_recorded: false,
+            refused: false,
         };
         // A refused or failed attempt used none (or an unknown part) of the
         // tokens it reserved; keeping them would stall every later call
@@ -111,6 +114,12 @@ pub(crate) async fn call(
         }
         match failure {
             Failure::Fatal { message } => return Err(fail(message)),
+            Failure::Refused { message } => {
+                return Err(CallFailed {
+                    refused: true,
+                    ..fail(message)
+                });
+            }
             Failure::NotRecorded { message } => {
                 return Err(CallFailed {
                     not_recorded: true,

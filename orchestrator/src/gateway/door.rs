@@ -639,6 +639,22 @@ async fn pass(
         .as_ref()
         .map_or(Lookup::Network, |r| r.lookup(turn, &path, &body))
     {
+        Lookup::Served(recorded) if !recorded.is_success() => {
+            // The provider's recorded refusal of this request, as it came.
+            let mut response = Response::new(full(Bytes::from(recorded.wire())));
+            *response.status_mut() =
+                StatusCode::from_u16(recorded.status).unwrap_or(StatusCode::BAD_REQUEST);
+            if let Some(v) = recorded
+                .content_type
+                .as_deref()
+                .and_then(|t| hyper::header::HeaderValue::from_str(t).ok())
+            {
+                response
+                    .headers_mut()
+                    .insert(hyper::header::CONTENT_TYPE, v);
+            }
+            return response;
+        }
         Lookup::Served(recorded) => {
             let tally = Tally {
                 estimate,
@@ -769,8 +785,20 @@ async fn pass(
                 }
                 if !transient {
                     // The program's own mistake, as it came (the key taken
-                    // out of it, should the server quote it).
+                    // out of it, should the server quote it), and what a
+                    // replay of the same request answers.
                     let text = redact(&String::from_utf8_lossy(&text), key);
+                    if let Some(recorder) = state
+                        .reel
+                        .as_ref()
+                        .and_then(|r| r.recorder(turn, &path, &body))
+                    {
+                        let kind = content_type
+                            .as_ref()
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        recorder.refusal(code, kind, &text);
+                    }
                     let mut response = Response::new(full(Bytes::from(text)));
                     *response.status_mut() = status;
                     if let Some(v) = content_type {
@@ -888,6 +916,20 @@ async fn translated(
     let answer = match result {
         Ok(answer) => answer,
         Err(failed) if failed.not_recorded => return not_recorded(state, failed.message),
+        Err(failed) if failed.refused => {
+            // The provider refused the request itself (too large for its
+            // context, a bad parameter): the program's own mistake, which
+            // asking again would not mend, so not a 5xx it would retry.
+            super::lock(&state.transcript).write("error", json!({"message": failed.message}));
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!(
+                    "swarm's gateway: the model's server refused the request: {}",
+                    failed.message
+                ),
+            );
+        }
         Err(failed) => {
             let message = failed.message;
             if failed.spent.total() > 0 {

@@ -27,8 +27,20 @@ pub(crate) enum Failure {
     },
     /// Trying again would not help (a 4xx such as a bad key or request).
     Fatal { message: String },
+    /// The provider refused the request itself ([`refuses_the_request`]):
+    /// the same request is refused again, so the refusal is its answer
+    /// (recorded, and given to an agent CLI as its own mistake).
+    Refused { message: String },
     /// A replayed run's cassette has no answer to the request.
     NotRecorded { message: String },
+}
+
+/// Whether HTTP `status` is the provider's verdict on the request itself
+/// (a 4xx other than 401 and 403, about the key, and 408, 409 and 429,
+/// about the moment): a request too large for the context, a bad
+/// parameter. Asked again, the same request gets the same answer.
+pub(crate) fn refuses_the_request(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 409 | 429)
 }
 
 impl Failure {

@@ -432,6 +432,18 @@ impl Recorder {
         }
     }
 
+    /// Writes the provider's refusal of the request itself (HTTP `status`,
+    /// its body `text`): the answer a replay gives to the same request.
+    pub(crate) fn refusal(mut self, status: u16, content_type: Option<String>, text: &str) {
+        let response = &mut self.exchange.response;
+        response.status = status;
+        response.content_type = content_type;
+        response.events.clear();
+        response.body =
+            Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into())));
+        self.reel.write(self.exchange);
+    }
+
     /// Writes the exchange: `content_type` as the provider said it,
     /// `usage` if it reported one, `complete` unless the answer broke off.
     pub(crate) fn finish(
