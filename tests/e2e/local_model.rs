@@ -480,6 +480,74 @@ fn codex_through_the_responses_door_on_a_local_model_counts_what_the_server_coun
     );
 }
 
+/// llama-cpp-python's own server (a popular local server) takes the turn
+/// after a tool call: swarm sends the assistant's call with
+/// `"content": ""`, where `null` had this server answer HTTP 500 on every
+/// turn after a call. The first turn, a call of `bash`, is answered from a
+/// hand-written cassette (this model calls no tool on its own here);
+/// `--replay-fallthrough` sends the second, which holds the call and its
+/// result, to the server, which answers it.
+#[test]
+fn llama_cpp_pythons_server_takes_the_turn_after_a_tool_call() {
+    let model = LocalModel::start_llama_cpp_python();
+    let repo = repo_for(&model, "");
+    let tapes = repo.outside().join("tapes");
+    let call = serde_json::json!({
+        "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{
+            "index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "bash", "arguments": "{\"command\": \"echo hi >> README.md\"}"}
+        }]}, "finish_reason": null}]
+    });
+    let end = serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 300, "completion_tokens": 20}});
+    let exchange = serde_json::json!({
+        "kind": "exchange",
+        "request": {"path": "/v1/chat/completions", "contains": ["Add a line saying hi"]},
+        "response": {"content_type": "text/event-stream", "events": [
+            {"data": call}, {"data": end}, {"data": "[DONE]"}
+        ]}
+    });
+    let cassette = tapes.join("tasks/hi/1.jsonl");
+    std::fs::create_dir_all(cassette.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cassette,
+        format!(
+            "{}\n{exchange}\n",
+            serde_json::json!({"kind": "cassette", "version": 1, "name": "a call of bash, then the server"})
+        ),
+    )
+    .unwrap();
+    repo.write("plan.toml", &small_plan(&model, 32, "", "max_turns = 2\n"));
+    let tapes_arg = tapes.to_str().unwrap();
+    let run = repo.swarm(&[
+        "run",
+        "plan.toml",
+        "--name",
+        "py",
+        "--replay",
+        tapes_arg,
+        "--replay-fallthrough",
+    ]);
+    let context = with_server_log(&model, &run.stderr);
+    assert!([0, 1].contains(&run.code), "exit {}: {context}", run.code);
+    let report = repo.report();
+    let agent = &crate::support::task(&report, "hi")["agent"];
+    // The second turn was the server's answer, not an error.
+    assert_eq!(agent["turns"], 2, "{agent}\n{context}");
+    let outcome = agent["outcome"].as_str().unwrap_or_default();
+    assert!(
+        ["finished", "max_turns"].contains(&outcome),
+        "{agent}\n{context}"
+    );
+    let transcript = std::fs::read_to_string(agent["transcript"].as_str().unwrap()).unwrap();
+    let errors: Vec<serde_json::Value> = transcript
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["type"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{context}");
+}
+
 /// What swarm `said`, then the end of the server's own log: a failure's
 /// message.
 fn with_server_log(model: &LocalModel, said: &str) -> String {

@@ -1,8 +1,8 @@
-//! A real model served on loopback: `llama-server` (llama.cpp) with
-//! SmolLM2-135M-Instruct, both from PyPI, built once by
-//! tests/local-model/setup.sh (CI does it up front in .ci/run). One thread,
-//! one slot, temperature 0: the tests assert on outcomes and accounting,
-//! never on what the model writes.
+//! A real model served on loopback: `llama-server` (llama.cpp) or
+//! llama-cpp-python's own server, with SmolLM2-135M-Instruct, all from
+//! PyPI, built once by tests/local-model/setup.sh (CI does it up front in
+//! .ci/run). One thread, one slot, temperature 0: the tests assert on
+//! outcomes and accounting, never on what the model writes.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -29,11 +29,12 @@ pub fn built() -> PathBuf {
     assert!(out.status.success(), "building the local model failed");
     let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
     assert!(dir.join("llama-server").is_file() && dir.join("model.gguf").is_file());
+    assert!(dir.join("venv/bin/python").is_file());
     *done = Some(dir.clone());
     dir
 }
 
-/// A running `llama-server`, stopped when dropped.
+/// A running model server, stopped when dropped.
 pub struct LocalModel {
     child: Child,
     port: u16,
@@ -41,17 +42,48 @@ pub struct LocalModel {
     _dir: tempfile::TempDir,
 }
 
+/// A free loopback port, and a log file in a new directory.
+fn place() -> (u16, tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    (port, dir, log)
+}
+
 impl LocalModel {
-    /// Starts the server on a free loopback port and waits until it
+    /// Starts llama-cpp-python's own OpenAI-compatible server
+    /// (`python -m llama_cpp.server`, on the same llama.cpp build) on a
+    /// free loopback port and waits until it lists its model.
+    pub fn start_llama_cpp_python() -> Self {
+        let built = built();
+        let (port, dir, log) = place();
+        let child = Command::new(built.join("venv/bin/python"))
+            .args(["-m", "llama_cpp.server", "--model"])
+            .arg(built.join("model.gguf"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--n_threads", "1", "--n_ctx", "8192", "--seed", "1"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start llama-cpp-python's server");
+        let mut model = Self {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        model.wait_healthy("/v1/models");
+        model
+    }
+
+    /// Starts `llama-server` on a free loopback port and waits until it
     /// answers `/health`.
     pub fn start() -> Self {
         let built = built();
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("llama-server.log");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
+        let (port, dir, log) = place();
         let child = Command::new(built.join("llama-server"))
             .args(["-m"])
             .arg(built.join("model.gguf"))
@@ -73,22 +105,22 @@ impl LocalModel {
             log,
             _dir: dir,
         };
-        model.wait_healthy();
+        model.wait_healthy("/health");
         model
     }
 
-    fn wait_healthy(&mut self) {
+    fn wait_healthy(&mut self, path: &str) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("llama-server ended ({status}):\n{}", self.log());
+                panic!("the model server ended ({status}):\n{}", self.log());
             }
-            if http_get(self.port, "/health").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            if http_get(self.port, path).is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("llama-server did not become healthy:\n{}", self.log());
+        panic!("the model server did not become healthy:\n{}", self.log());
     }
 
     /// The OpenAI-compatible base URL (`.../v1`).
