@@ -480,6 +480,62 @@ fn codex_through_the_responses_door_on_a_local_model_counts_what_the_server_coun
     );
 }
 
+/// opencode from npm speaks Chat Completions to the door (its bundled
+/// OpenAI-compatible provider, `protocol = "openai"`), which passes them
+/// to llama-server: the task runs to its end, the usage opencode reports
+/// for its steps comes from the server through the door, and the report
+/// counts what the server counted (its session title's call included).
+#[test]
+fn opencode_through_the_chat_door_on_a_local_model_counts_what_the_server_counted() {
+    let opencode = crate::support::agent_cli("opencode")
+        .canonicalize()
+        .unwrap();
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    // Its output limit, as a user of a small local model sets it.
+    let config = r#"{"provider": {"local": {"npm": "@ai-sdk/openai-compatible", "name": "local", "options": {"baseURL": "{env:OPENAI_BASE_URL}", "apiKey": "{env:OPENAI_API_KEY}"}, "models": {"smollm2": {"limit": {"context": 8192, "output": 128}}}}}, "autoupdate": false, "share": "disabled"}"#;
+    let table = format!(
+        "[agents.opencode]\nkind = \"command\"\n\
+         command = [\"{}\", \"run\", \"-m\", \"local/smollm2\", \"--format\", \"json\", \"{{prompt}}\"]\n\
+         protocol = \"openai\"\n",
+        opencode.display()
+    );
+    repo.write(
+        "plan.toml",
+        &cli_plan(
+            &model,
+            &table,
+            "opencode",
+            &format!("env = {{ OPENCODE_CONFIG_CONTENT = '{config}' }}\n"),
+        ),
+    );
+    let run = repo.swarm(&["run", "plan.toml", "--name", "local"]);
+    let context = with_server_log(&model, &run.stderr);
+    assert!(
+        [0, 1].contains(&run.code),
+        "exit {}: {}\n{context}",
+        run.code,
+        run.stdout
+    );
+    let agent = counted_as_the_server_counted(&repo, &model, &context);
+    let steps: Vec<_> = printed(&repo, "local")
+        .into_iter()
+        .filter(|e| e["type"] == "step_finish")
+        .collect();
+    assert!(!steps.is_empty(), "{context}");
+    let tokens = |key: &str| -> u64 {
+        steps
+            .iter()
+            .map(|s| s["part"]["tokens"][key].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert!(tokens("total") > 0, "{steps:?}");
+    assert!(
+        tokens("output") <= agent["usage"]["output_tokens"].as_u64().unwrap(),
+        "{steps:?}\n{agent}"
+    );
+}
+
 /// llama-cpp-python's own server (a popular local server) takes the turn
 /// after a tool call: swarm sends the assistant's call with
 /// `"content": ""`, where `null` had this server answer HTTP 500 on every
