@@ -67,11 +67,13 @@ fn swarm_plan_with_a_small_local_model_gives_a_plan_that_validates() {
 /// With room for several tasks the same model answers every round in
 /// shape and never runs into the token limit (the schema bounds its
 /// strings and lists): before, it gave "no JSON object" round after round,
-/// and without the bounds it ran a string to the limit. What a shape
-/// cannot say it gets wrong (it repeats a task, ids and all), which the
-/// repair rounds send back; whether it gets one right in four rounds is
-/// the model's business, so either end is accepted, but never an answer
-/// out of shape.
+/// and without the bounds it ran a string to the limit. It repeats a task,
+/// ids and all; a repair round holds it to the ids it gave, told apart, and
+/// each task's deps to the others, so the last round's problems are never
+/// a repeated id or a dependency on no task. What is left (three tasks
+/// writing one file unordered) goes back in words; whether it gets that
+/// right in four rounds is the model's business, so either end is
+/// accepted, but never an answer out of shape.
 #[test]
 fn swarm_plan_with_a_small_local_model_answers_in_shape() {
     let model = LocalModel::start();
@@ -95,12 +97,15 @@ fn swarm_plan_with_a_small_local_model_answers_in_shape() {
             assert!(!run.stderr.contains("cut off"), "{context}");
             // Nothing a shape says is broken: no id out of the alphabet,
             // no path that is not at the base, no task without a prompt
-            // or a command.
+            // or a command; and after a repair round held to its ids, no
+            // repeated id and no dependency on no task.
             for said in [
                 "invalid task id",
                 "does not exist at the base",
                 "neither `prompt`",
                 "both `prompt`",
+                "duplicate task id",
+                "depends on unknown task",
             ] {
                 assert!(!run.stderr.contains(said), "{said}: {context}");
             }

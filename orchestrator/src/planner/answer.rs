@@ -96,6 +96,98 @@ pub fn format(max_tasks: usize, base_paths: Option<&[String]>) -> crate::gateway
     }
 }
 
+/// The shape of a repair round's answer: [`format`], with the tasks held
+/// to the ids the last answer gave (`last_ids`, each made an id and told
+/// apart from the others, at most `max_tasks`), in that order, each
+/// depending only on the others. A small model asked to fix its plan
+/// otherwise renames tasks, repeats them and names deps that are not
+/// there; held to its own ids it can only fix the rest. It may drop tasks
+/// from the end (llama.cpp holds a `prefixItems` answer to all of them),
+/// never add others: with `items` beside `prefixItems` for new tasks,
+/// llama.cpp's grammar takes `items` alone and holds nothing.
+pub fn repair_format(
+    max_tasks: usize,
+    base_paths: Option<&[String]>,
+    last_ids: &[String],
+) -> crate::gateway::AnswerFormat {
+    let mut format = format(max_tasks, base_paths);
+    let ids = pinned_ids(last_ids, max_tasks.max(1));
+    let Some(unit) = format.schema.pointer("/$defs/Unit").cloned() else {
+        return format;
+    };
+    let items: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            let others: Vec<&String> = ids.iter().filter(|o| *o != id).collect();
+            let mut task = unit.clone();
+            if let Some(shapes) = task.get_mut("anyOf").and_then(|a| a.as_array_mut()) {
+                for shape in shapes {
+                    shape["properties"]["id"] = json!({"const": id});
+                    shape["properties"]["deps"] = if others.is_empty() {
+                        json!({"type": "array", "maxItems": 0})
+                    } else {
+                        json!({"type": "array", "items": {"enum": others}, "maxItems": others.len()})
+                    };
+                }
+            }
+            task
+        })
+        .collect();
+    if let Some(tasks) = format.schema.pointer_mut("/properties/tasks") {
+        *tasks = json!({
+            "type": "array",
+            "prefixItems": items,
+            "minItems": 1,
+            "maxItems": ids.len(),
+        });
+    }
+    format
+}
+
+/// The ids of the last answer's tasks (`ids`, as it gave them), made ids
+/// (lowercase, the id alphabet, at most 40 characters) and told apart
+/// (`-2`, `-3`, ... on a repeat), at most `max` of them.
+fn pinned_ids(ids: &[String], max: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids.iter().take(max) {
+        let mut made: String = id
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| match c {
+                'a'..='z' | '0'..='9' | '_' | '-' => c,
+                _ => '-',
+            })
+            .collect();
+        made = made.trim_matches('-').chars().take(36).collect();
+        if made.is_empty() {
+            made = "task".into();
+        }
+        let mut candidate = made.clone();
+        let mut n = 1;
+        while out.contains(&candidate) {
+            n += 1;
+            candidate = format!("{made}-{n}");
+        }
+        out.push(candidate);
+    }
+    out
+}
+
+/// The ids of the tasks of the answer in `text`, if it holds a JSON object
+/// with a `tasks` list, whatever else is wrong with it.
+pub fn task_ids(text: &str) -> Option<Vec<String>> {
+    let json = extract(text)?;
+    let mut reader = serde_json::Deserializer::from_str(json);
+    let value = serde_json::Value::deserialize(&mut reader).ok()?;
+    let tasks = value.get("tasks")?.as_array()?;
+    Some(
+        tasks
+            .iter()
+            .filter_map(|t| t.get("id")?.as_str().map(str::to_string))
+            .collect(),
+    )
+}
+
 /// At most this many paths of the base are listed in the schema (files
 /// and directories); a larger tree leaves `paths` free text.
 pub const MAX_LISTED_PATHS: usize = 256;
@@ -294,6 +386,50 @@ mod tests {
         let [agent, _] = shapes(&one);
         assert_eq!(agent["deps"]["maxItems"], 0, "{one}");
         assert_eq!(agent["paths"]["items"]["type"], "string", "{one}");
+    }
+
+    /// A repair round holds the answer to the last one's ids, made ids and
+    /// told apart, and each task's deps to the others.
+    #[test]
+    fn a_repair_round_is_held_to_the_last_answers_ids() {
+        let last = ["parser-api", "parser-api", "Swarm.MD"].map(String::from);
+        assert_eq!(
+            pinned_ids(&last, 10),
+            ["parser-api", "parser-api-2", "swarm-md"]
+        );
+        assert_eq!(pinned_ids(&last, 1), ["parser-api"]);
+        let text = r#"```json
+{"split": true, "reason": "r", "tasks": [{"id": "a.b", "why": "w"}, {"id": "c"}]}
+```"#;
+        assert_eq!(task_ids(text).unwrap(), ["a.b", "c"]);
+        let schema = repair_format(3, None, &last).schema;
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let task =
+            |id: &str, deps: &[&str]| json!({"id": id, "why": "w", "run": "x", "deps": deps});
+        let plan =
+            |tasks: Vec<serde_json::Value>| json!({"split": true, "reason": "r", "tasks": tasks});
+        let good = plan(vec![
+            task("parser-api", &[]),
+            task("parser-api-2", &["parser-api"]),
+            task("swarm-md", &["parser-api", "parser-api-2"]),
+        ]);
+        assert!(validator.is_valid(&good), "{schema}");
+        // A prefix is fine: the model may merge tasks.
+        assert!(validator.is_valid(&plan(vec![task("parser-api", &[])])));
+        for bad in [
+            plan(vec![task("renamed", &[])]),
+            plan(vec![task("parser-api", &["parser-api"])]),
+            plan(vec![task("parser-api", &["nowhere"])]),
+            plan(vec![task("parser-api-2", &[])]),
+            plan(vec![
+                task("parser-api", &[]),
+                task("parser-api-2", &[]),
+                task("swarm-md", &[]),
+                task("new", &[]),
+            ]),
+        ] {
+            assert!(!validator.is_valid(&bad), "{bad}");
+        }
     }
 
     /// The properties of a task's two shapes: an agent's and a command's.

@@ -134,6 +134,7 @@ pub async fn plan(
     let mut usage = Usage::default();
     let mut cost_usd = 0.0;
     let mut round = 0;
+    let mut format = answer::format(request.max_tasks, request.base_paths);
     loop {
         round += 1;
         let completion = gateway
@@ -150,7 +151,7 @@ pub async fn plan(
                 // Its map quotes the repository by relative paths; a
                 // repair round quotes the plan's file.
                 places: vec![("<plan>".into(), request.plan_path.to_path_buf())],
-                format: Some(answer::format(request.max_tasks, request.base_paths)),
+                format: Some(format.clone()),
             })
             .await?;
         usage.add(completion.usage);
@@ -186,6 +187,11 @@ pub async fn plan(
                 usage,
                 cost_usd,
             });
+        }
+        // The next round keeps the tasks this one named (see
+        // `answer::repair_format`).
+        if let Some(ids) = answer::task_ids(&completion.text).filter(|ids| !ids.is_empty()) {
+            format = answer::repair_format(request.max_tasks, request.base_paths, &ids);
         }
         messages.push(Message {
             role: Role::Assistant,
