@@ -893,6 +893,18 @@ output_schema = { type = 3 }
 /// Claude Code on a model that speaks OpenAI's Chat Completions (a local
 /// Ollama, vLLM): the door reads its Messages calls into the gateway's own
 /// conversation and writes the answers back as Messages.
+/// A plan of one task run by Claude Code (`claude`) on the mock's
+/// OpenAI model `qwen-coder`, the task's own lines `task`.
+fn claude_on_openai(mock: &MockModel, claude: &std::path::Path, task: &str) -> String {
+    format!(
+        "[models.default]\nprovider = \"openai\"\nmodel = \"qwen-coder\"\nbase_url = \"{url}\"\n\
+         api_key_env = \"TEST_MODEL_KEY\"\n\n[agents.claude]\nkind = \"claude-code\"\n\
+         program = \"{program}\"\n\n[[task]]\nagent = \"claude\"\n{task}",
+        url = mock.base_url(Wire::OpenAi),
+        program = claude.display()
+    )
+}
+
 #[test]
 fn claude_code_works_on_an_openai_model_through_the_translating_door() {
     let claude = agent_cli("claude");
@@ -922,25 +934,10 @@ fn claude_code_works_on_an_openai_model_through_the_translating_door() {
     );
     repo.write(
         "plan.toml",
-        &format!(
-            r#"[models.default]
-provider = "openai"
-model = "qwen-coder"
-base_url = "{url}"
-api_key_env = "TEST_MODEL_KEY"
-
-[agents.claude]
-kind = "claude-code"
-program = "{program}"
-
-[[task]]
-id = "via"
-agent = "claude"
-prompt = "Translate this into a file."
-verify = "grep -q via via.txt"
-"#,
-            url = mock.base_url(Wire::OpenAi),
-            program = claude.display()
+        &claude_on_openai(
+            &mock,
+            &claude,
+            "id = \"via\"\nprompt = \"Translate this into a file.\"\nverify = \"grep -q via via.txt\"\n",
         ),
     );
     let run = run_with_key(&repo, &repo.path().join("plan.toml"));
@@ -975,24 +972,10 @@ fn claude_code_is_told_a_refused_request_once_through_the_translating_door() {
     );
     repo.write(
         "plan.toml",
-        &format!(
-            r#"[models.default]
-provider = "openai"
-model = "qwen-coder"
-base_url = "{url}"
-api_key_env = "TEST_MODEL_KEY"
-
-[agents.claude]
-kind = "claude-code"
-program = "{program}"
-
-[[task]]
-id = "big"
-agent = "claude"
-prompt = "Too big for this model."
-"#,
-            url = mock.base_url(Wire::OpenAi),
-            program = claude.display()
+        &claude_on_openai(
+            &mock,
+            &claude,
+            "id = \"big\"\nprompt = \"Too big for this model.\"\n",
         ),
     );
     let run = run_with_key(&repo, &repo.path().join("plan.toml"));

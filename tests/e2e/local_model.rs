@@ -39,6 +39,21 @@ fn small_plan(model: &LocalModel, max_tokens: u32, model_extra: &str, task_extra
     )
 }
 
+/// `swarm plan` of a one-line goal with at most `max_tasks` tasks, on the
+/// local model in a new repository: the model, the repository, the run.
+fn plan_hi(max_tasks: u32) -> (LocalModel, TestRepo, crate::support::Run) {
+    let model = LocalModel::start();
+    let repo = repo_for(&model, "");
+    let max = max_tasks.to_string();
+    let run = repo.swarm(&[
+        "plan",
+        "Add a line saying hi to README.md",
+        "--max-tasks",
+        &max,
+    ]);
+    (model, repo, run)
+}
+
 /// Held to the planner's JSON schema (`response_format`, which llama.cpp
 /// makes a grammar), a 135M-parameter model gives a plan that validates:
 /// the schema says the rules a shape can say (ids in the id alphabet, one
@@ -48,14 +63,7 @@ fn small_plan(model: &LocalModel, max_tokens: u32, model_extra: &str, task_extra
 /// plan; it is a valid one, on the first round.
 #[test]
 fn swarm_plan_with_a_small_local_model_gives_a_plan_that_validates() {
-    let model = LocalModel::start();
-    let repo = repo_for(&model, "");
-    let run = repo.swarm(&[
-        "plan",
-        "Add a line saying hi to README.md",
-        "--max-tasks",
-        "1",
-    ]);
+    let (model, repo, run) = plan_hi(1);
     let context = with_server_log(&model, &run.stderr);
     assert_eq!(run.code, 0, "{context}");
     assert!(run.stderr.contains("1 round"), "{context}");
@@ -76,14 +84,7 @@ fn swarm_plan_with_a_small_local_model_gives_a_plan_that_validates() {
 /// accepted, but never an answer out of shape.
 #[test]
 fn swarm_plan_with_a_small_local_model_answers_in_shape() {
-    let model = LocalModel::start();
-    let repo = repo_for(&model, "");
-    let run = repo.swarm(&[
-        "plan",
-        "Add a line saying hi to README.md",
-        "--max-tasks",
-        "3",
-    ]);
+    let (model, repo, run) = plan_hi(3);
     let context = with_server_log(&model, &run.stderr);
     match run.code {
         0 => {
