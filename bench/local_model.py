@@ -20,6 +20,12 @@ them), on loopback with two threads, one slot, temperature 0.
   (templating, tokenizing). The baseline: the same requests (from the
   cassette) sent straight to the server by a plain HTTP client
   (`urllib`), streamed as swarm streams them, less the same timings.
+- **Added per call through the door.** opencode (from npm, as the tests
+  install it) runs one task through the door's Chat Completions
+  pass-through against the same server, recorded: a call's time is the
+  door's transcript's, from the CLI's request reaching the door to the
+  answer relayed back, less the server's own timings, beside the same
+  requests sent straight to the server.
 - **Live against replay.** The whole run's wall time with the server
   answering, then `--replay` of its cassette with the server stopped.
 
@@ -109,12 +115,15 @@ def exchanges(cassette):
                 yield entry
 
 
-def last_timed(events):
-    for event in reversed(events):
+def last_timed(response):
+    """The part of a recorded answer that holds the server's timings: its
+    last streamed chunk that has them, or its whole body."""
+    for event in reversed(response.get("events") or []):
         data = event.get("data")
         if isinstance(data, dict) and "timings" in data:
             return data
-    return {}
+    body = response.get("body")
+    return body if isinstance(body, dict) else {}
 
 
 def direct(port, body):
@@ -128,6 +137,8 @@ def direct(port, body):
     started = time.monotonic()
     timed = {}
     with urllib.request.urlopen(request, timeout=600) as answer:
+        if not body.get("stream"):
+            timed = json.loads(answer.read())
         for raw in answer:
             line = raw.decode().strip()
             if line.startswith("data: ") and line != "data: [DONE]":
@@ -135,6 +146,41 @@ def direct(port, body):
                 if "timings" in data:
                     timed = data
     return (time.monotonic() - started) * 1000, server_ms(timed)
+
+
+def call_times(transcript):
+    """Each model call's time in a transcript: from its request (`user`)
+    to its answer (`assistant`)."""
+    times, last_user = [], None
+    with open(transcript) as f:
+        for line in f:
+            entry = json.loads(line)
+            if entry["type"] == "user":
+                last_user = entry["ms"]
+            elif entry["type"] == "assistant" and last_user is not None:
+                times.append(entry["ms"] - last_user)
+                last_user = None
+    return times
+
+
+def opencode_binary():
+    """opencode as the tests install it (tests/agent-clis/install.sh)."""
+    dest = os.path.join(ROOT, "target/agent-clis")
+    subprocess.run([os.path.join(ROOT, "tests/agent-clis/install.sh"), dest], check=True,
+                   stdout=subprocess.DEVNULL)
+    return os.path.realpath(os.path.join(dest, "node_modules/.bin/opencode"))
+
+
+# opencode on the server through the door's Chat pass-through, its answers
+# kept short as a user of a small model keeps them.
+OPENCODE_CONFIG = json.dumps({
+    "provider": {"local": {
+        "npm": "@ai-sdk/openai-compatible", "name": "local",
+        "options": {"baseURL": "{env:OPENAI_BASE_URL}", "apiKey": "{env:OPENAI_API_KEY}"},
+        "models": {"smollm2": {"limit": {"context": 8192, "output": MAX_TOKENS}}},
+    }},
+    "autoupdate": False, "share": "disabled",
+})
 
 
 def median(values):
@@ -184,22 +230,43 @@ def main():
         checked([swarm, "run", "plan.toml", "--name", "live", "--record", tapes, "-q"], repo, env, (0, 1))
         live_s = time.monotonic() - started
         transcript = os.path.join(repo, ".swarm/runs/live/logs/hi/1.transcript.jsonl")
-        turn_ms, last_user = [], None
-        with open(transcript) as f:
-            for line in f:
-                entry = json.loads(line)
-                if entry["type"] == "user":
-                    last_user = entry["ms"]
-                elif entry["type"] == "assistant" and last_user is not None:
-                    turn_ms.append(entry["ms"] - last_user)
+        turn_ms = call_times(transcript)
         cassette = os.path.join(tapes, "tasks/hi/1.jsonl")
         recorded = list(exchanges(cassette))
         if len(recorded) != len(turn_ms) or not recorded:
             sys.exit(f"{len(recorded)} exchanges recorded for {len(turn_ms)} turns")
-        served = [server_ms(last_timed(e["response"]["events"])) for e in recorded]
+        served = [server_ms(last_timed(e["response"])) for e in recorded]
         swarm_added = [t - s for t, s in zip(turn_ms, served)]
         plain = [direct(port, e["request"]["body"]) for e in recorded]
         plain_added = [wall - own for wall, own in plain]
+
+        # The door: opencode through the Chat pass-through, recorded.
+        opencode = opencode_binary()
+        with open(os.path.join(repo, "door.toml"), "w") as f:
+            f.write(
+                f'[models.small]\nprovider = "openai"\nmodel = "smollm2"\n'
+                f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = ""\n'
+                f'max_tokens = {MAX_TOKENS}\ntimeout = "600s"\n\n'
+                f'[agents.opencode]\nkind = "command"\nmodel = "small"\n'
+                f'command = ["{opencode}", "run", "-m", "local/smollm2", "--format", "json", "{{prompt}}"]\n'
+                f'protocol = "openai"\n\n'
+                f'[[task]]\nid = "hi"\nagent = "opencode"\n'
+                f'prompt = "Add a line saying hi to README.md"\n'
+                f"env = {{ OPENCODE_CONFIG_CONTENT = '{OPENCODE_CONFIG}' }}\n"
+            )
+        checked(["git", "add", "door.toml"], repo, env)
+        checked(["git", "commit", "-qm", "door"], repo, env)
+        door_tapes = os.path.join(work, "door-tapes")
+        checked([swarm, "run", "door.toml", "--name", "door", "--record", door_tapes, "-q"],
+                repo, env, (0, 1))
+        door_ms = call_times(os.path.join(repo, ".swarm/runs/door/logs/hi/1.transcript.jsonl"))
+        door_recorded = list(exchanges(os.path.join(door_tapes, "tasks/hi/1.jsonl")))
+        if len(door_recorded) != len(door_ms) or not door_recorded:
+            sys.exit(f"{len(door_recorded)} exchanges recorded for {len(door_ms)} door calls")
+        door_served = [server_ms(last_timed(e["response"])) for e in door_recorded]
+        door_added = [t - s for t, s in zip(door_ms, door_served)]
+        door_plain = [direct(port, e["request"]["body"]) for e in door_recorded]
+        door_plain_added = [wall - own for wall, own in door_plain]
     finally:
         server.terminate()
         server.wait()
@@ -231,10 +298,17 @@ recorded with `--record`.
 | through swarm: the agent's request at the gateway to its answer written back | {median(turn_ms):.0f} ms | {median(served):.0f} ms | **{median(swarm_added):.1f} ms** |
 | the same requests sent straight to the server (`urllib`, streamed) | {median([w for w, _ in plain]):.0f} ms | {median([o for _, o in plain]):.0f} ms | {median(plain_added):.1f} ms |
 
+| per call through the door (median of {len(door_ms)}) | call | the server's own time | added |
+|---|---:|---:|---:|
+| opencode's request at the door (Chat pass-through) to its answer relayed back | {median(door_ms):.0f} ms | {median(door_served):.0f} ms | **{median(door_added):.1f} ms** |
+| the same requests sent straight to the server (`urllib`) | {median([w for w, _ in door_plain]):.0f} ms | {median([o for _, o in door_plain]):.0f} ms | {median(door_plain_added):.1f} ms |
+
 "The server's own time" is what the server reports in its answer (`timings`: prompt and
 generation); "added" is the rest, which includes the server's own HTTP, templating and
 tokenizing, so the straight client's row is the floor. The added time of each turn through
-swarm: {", ".join(f"{a:.1f}" for a in swarm_added)} ms.
+swarm: {", ".join(f"{a:.1f}" for a in swarm_added)} ms; of each call through the door (opencode's
+session title, then its turns, at most {MAX_TOKENS} tokens an answer):
+{", ".join(f"{a:.1f}" for a in door_added)} ms.
 
 | the whole run | wall time |
 |---|---:|
