@@ -20,12 +20,16 @@ them), on loopback with two threads, one slot, temperature 0.
   (templating, tokenizing). The baseline: the same requests (from the
   cassette) sent straight to the server by a plain HTTP client
   (`urllib`), streamed as swarm streams them, less the same timings.
-- **Added per call through the door.** opencode (from npm, as the tests
-  install it) runs one task through the door's Chat Completions
-  pass-through against the same server, recorded: a call's time is the
-  door's transcript's, from the CLI's request reaching the door to the
-  answer relayed back, less the server's own timings, beside the same
-  requests sent straight to the server.
+- **Added per call through the door.** Claude Code (from npm, as the
+  tests install it) runs `DOOR_TASKS` tasks, one after another, through
+  the door against the same server, recorded: its Messages calls translated to Chat Completions and
+  the answers back (its output held to `MAX_TOKENS` by
+  `CLAUDE_CODE_MAX_OUTPUT_TOKENS`). A call's time is the door's
+  transcript's, from the CLI's request reaching the door to the answer
+  written back to it, less the server's own timings, beside the same
+  (translated) requests sent straight to the server. Its calls come one
+  at a time (opencode's come two at once, and one waits for the server's
+  single slot, which no timing of the server's shows).
 - **Live against replay.** The whole run's wall time with the server
   answering, then `--replay` of its cassette with the server stopped.
 
@@ -49,6 +53,8 @@ import benchmarks_md  # noqa: E402
 
 SMOKE = os.environ.get("SMOKE", "0") not in ("0", "", "false", "no")
 TURNS = 2 if SMOKE else 6
+# Claude Code's tasks through the door, one after another.
+DOOR_TASKS = 1 if SMOKE else 5
 MAX_TOKENS = 16 if SMOKE else 64
 
 
@@ -150,12 +156,15 @@ def direct(port, body):
 
 def call_times(transcript):
     """Each model call's time in a transcript: from its request (`user`)
-    to its answer (`assistant`)."""
+    to its answer (`assistant`). Calls that overlap end the benchmark: one
+    would wait for the server's slot, which its timings do not show."""
     times, last_user = [], None
     with open(transcript) as f:
         for line in f:
             entry = json.loads(line)
             if entry["type"] == "user":
+                if last_user is not None:
+                    sys.exit(f"{transcript}: two calls at once")
                 last_user = entry["ms"]
             elif entry["type"] == "assistant" and last_user is not None:
                 times.append(entry["ms"] - last_user)
@@ -163,24 +172,12 @@ def call_times(transcript):
     return times
 
 
-def opencode_binary():
-    """opencode as the tests install it (tests/agent-clis/install.sh)."""
+def claude_binary():
+    """Claude Code as the tests install it (tests/agent-clis/install.sh)."""
     dest = os.path.join(ROOT, "target/agent-clis")
     subprocess.run([os.path.join(ROOT, "tests/agent-clis/install.sh"), dest], check=True,
                    stdout=subprocess.DEVNULL)
-    return os.path.realpath(os.path.join(dest, "node_modules/.bin/opencode"))
-
-
-# opencode on the server through the door's Chat pass-through, its answers
-# kept short as a user of a small model keeps them.
-OPENCODE_CONFIG = json.dumps({
-    "provider": {"local": {
-        "npm": "@ai-sdk/openai-compatible", "name": "local",
-        "options": {"baseURL": "{env:OPENAI_BASE_URL}", "apiKey": "{env:OPENAI_API_KEY}"},
-        "models": {"smollm2": {"limit": {"context": 8192, "output": MAX_TOKENS}}},
-    }},
-    "autoupdate": False, "share": "disabled",
-})
+    return os.path.join(dest, "node_modules/.bin/claude")
 
 
 def median(values):
@@ -240,27 +237,32 @@ def main():
         plain = [direct(port, e["request"]["body"]) for e in recorded]
         plain_added = [wall - own for wall, own in plain]
 
-        # The door: opencode through the Chat pass-through, recorded.
-        opencode = opencode_binary()
+        # The door: Claude Code, translated to Chat Completions, recorded.
+        claude = claude_binary()
         with open(os.path.join(repo, "door.toml"), "w") as f:
             f.write(
                 f'[models.small]\nprovider = "openai"\nmodel = "smollm2"\n'
                 f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = ""\n'
                 f'max_tokens = {MAX_TOKENS}\ntimeout = "600s"\n\n'
-                f'[agents.opencode]\nkind = "command"\nmodel = "small"\n'
-                f'command = ["{opencode}", "run", "-m", "local/smollm2", "--format", "json", "{{prompt}}"]\n'
-                f'protocol = "openai"\n\n'
-                f'[[task]]\nid = "hi"\nagent = "opencode"\n'
-                f'prompt = "Add a line saying hi to README.md"\n'
-                f"env = {{ OPENCODE_CONFIG_CONTENT = '{OPENCODE_CONFIG}' }}\n"
+                f'[agents.claude]\nkind = "claude-code"\nmodel = "small"\nprogram = "{claude}"\n'
             )
+            for n in range(DOOR_TASKS):
+                deps = f'deps = ["door{n - 1}"]\n' if n else ""
+                f.write(
+                    f'\n[[task]]\nid = "door{n}"\nagent = "claude"\n{deps}'
+                    f'prompt = "Add a line saying hi to README.md"\n'
+                    f'env = {{ CLAUDE_CODE_MAX_OUTPUT_TOKENS = "{MAX_TOKENS}" }}\n'
+                )
         checked(["git", "add", "door.toml"], repo, env)
         checked(["git", "commit", "-qm", "door"], repo, env)
         door_tapes = os.path.join(work, "door-tapes")
         checked([swarm, "run", "door.toml", "--name", "door", "--record", door_tapes, "-q"],
                 repo, env, (0, 1))
-        door_ms = call_times(os.path.join(repo, ".swarm/runs/door/logs/hi/1.transcript.jsonl"))
-        door_recorded = list(exchanges(os.path.join(door_tapes, "tasks/hi/1.jsonl")))
+        door_ms, door_recorded = [], []
+        for n in range(DOOR_TASKS):
+            logs = os.path.join(repo, f".swarm/runs/door/logs/door{n}/1.transcript.jsonl")
+            door_ms += call_times(logs)
+            door_recorded += list(exchanges(os.path.join(door_tapes, f"tasks/door{n}/1.jsonl")))
         if len(door_recorded) != len(door_ms) or not door_recorded:
             sys.exit(f"{len(door_recorded)} exchanges recorded for {len(door_ms)} door calls")
         door_served = [server_ms(last_timed(e["response"])) for e in door_recorded]
@@ -300,14 +302,14 @@ recorded with `--record`.
 
 | per call through the door (median of {len(door_ms)}) | call | the server's own time | added |
 |---|---:|---:|---:|
-| opencode's request at the door (Chat pass-through) to its answer relayed back | {median(door_ms):.0f} ms | {median(door_served):.0f} ms | **{median(door_added):.1f} ms** |
+| Claude Code's request at the door (Messages, translated to Chat) to its answer written back | {median(door_ms):.0f} ms | {median(door_served):.0f} ms | **{median(door_added):.1f} ms** |
 | the same requests sent straight to the server (`urllib`) | {median([w for w, _ in door_plain]):.0f} ms | {median([o for _, o in door_plain]):.0f} ms | {median(door_plain_added):.1f} ms |
 
 "The server's own time" is what the server reports in its answer (`timings`: prompt and
 generation); "added" is the rest, which includes the server's own HTTP, templating and
 tokenizing, so the straight client's row is the floor. The added time of each turn through
-swarm: {", ".join(f"{a:.1f}" for a in swarm_added)} ms; of each call through the door (opencode's
-session title, then its turns, at most {MAX_TOKENS} tokens an answer):
+swarm: {", ".join(f"{a:.1f}" for a in swarm_added)} ms; of each call of Claude Code through the
+door ({DOOR_TASKS} tasks one after another, at most {MAX_TOKENS} tokens an answer):
 {", ".join(f"{a:.1f}" for a in door_added)} ms.
 
 | the whole run | wall time |

@@ -530,5 +530,9 @@ fn bench_local_model_py_runs_in_smoke_mode() {
         "{written}"
     );
     assert!(written.contains("faster**"), "{written}");
+    assert!(
+        written.contains("| Claude Code's request at the door"),
+        "{written}"
+    );
     assert_tables_have_figures(&run.stdout);
 }
