@@ -48,6 +48,7 @@ use swarm_protocol::cassette::{
 };
 
 use super::sse::Events;
+use super::stream::refuses_the_request;
 use super::{Secret, lock, redact};
 use crate::ids::flat;
 use crate::untrusted::{self, Limits};
@@ -532,6 +533,16 @@ impl Recorded {
                     paths.sort_by_key(|(_, path)| std::cmp::Reverse(path.len()));
                 }
                 Ok(CassetteLine::Exchange(exchange)) => {
+                    // A cassette may hold answers and the provider's
+                    // refusals of a request, nothing else a provider says
+                    // (a 429 would have the replay wait and ask again, a
+                    // 1xx or 3xx is not an answer at all).
+                    let status = exchange.response.status;
+                    if !exchange.response.is_success() && !refuses_the_request(status) {
+                        return Err(format!(
+                            "read cassette {at}: status {status} is not one a cassette may hold\nhelp: an exchange's `status` is a success (2xx) or the provider's refusal of the request itself (a 4xx other than 401, 403, 408, 409 and 429)"
+                        ));
+                    }
                     let request = exchange.request;
                     let (key, pretty_text) = match &request.body {
                         Some(body) => {
@@ -948,6 +959,42 @@ mod tests {
         let plain = repo.path().join("plain");
         assert!(recording(&plain).reel(attempt(), Vec::new()).is_ok());
         assert!(plain.join("tasks/a/1.jsonl").is_file());
+    }
+
+    /// A cassette holds answers and refusals of a request (a 400), not a
+    /// provider's other statuses: a 429 or a 302 in one is refused, named
+    /// by its line.
+    #[test]
+    fn a_cassette_holds_answers_and_refusals_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tasks/a")).unwrap();
+        let line = |status: u16| {
+            format!(
+                "{{\"kind\": \"exchange\", \"request\": {{\"path\": \"/v1/messages\", \"contains\": []}}, \"response\": {{\"status\": {status}, \"body\": {{}}}}}}\n"
+            )
+        };
+        for (status, ok) in [
+            (200, true),
+            (400, true),
+            (413, true),
+            (429, false),
+            (302, false),
+            (101, false),
+            (500, false),
+        ] {
+            std::fs::write(dir.path().join("tasks/a/1.jsonl"), line(status)).unwrap();
+            let reel = replaying(dir.path()).reel(attempt(), Vec::new());
+            match ok {
+                true => assert!(reel.is_ok(), "{status}"),
+                false => {
+                    let e = reel.unwrap_err();
+                    assert!(
+                        e.contains(&format!("1.jsonl:1: status {status} is not one")),
+                        "{e}"
+                    );
+                }
+            }
+        }
     }
 
     /// Replaying reads a regular file of bounded size, never through a
