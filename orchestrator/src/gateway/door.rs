@@ -41,7 +41,7 @@ use super::door_shapes::Wire;
 use super::relay::{same, token_of};
 use super::reply::Reply;
 use super::sse::Events;
-use super::stream::{Answer, Assembler};
+use super::stream::{Answer, Assembler, refuses_the_request};
 use super::tape::{Lookup, Recorder, Reel};
 use super::transcript::Transcript;
 use super::{AgentNote, Endpoint, Gateway, GatewayError, Notes, redact};
@@ -767,6 +767,11 @@ async fn pass(
                 let code = status.as_u16();
                 let limited_now = code == 429 || code == 529;
                 let transient = limited_now || code == 408 || code == 409 || code >= 500;
+                // Whatever the answer, the call used none of the tokens
+                // it took from the model's buckets.
+                if code == 401 || code == 403 || !transient {
+                    endpoint.limiter.settle(estimate, 0);
+                }
                 if code == 401 || code == 403 {
                     // About the real key: not for the program, whose body
                     // could quote part of it.
@@ -788,10 +793,11 @@ async fn pass(
                     // out of it, should the server quote it), and what a
                     // replay of the same request answers.
                     let text = redact(&String::from_utf8_lossy(&text), key);
-                    if let Some(recorder) = state
-                        .reel
-                        .as_ref()
-                        .and_then(|r| r.recorder(turn, &path, &body))
+                    if refuses_the_request(code)
+                        && let Some(recorder) = state
+                            .reel
+                            .as_ref()
+                            .and_then(|r| r.recorder(turn, &path, &body))
                     {
                         let kind = content_type
                             .as_ref()
@@ -917,6 +923,15 @@ async fn translated(
         Ok(answer) => answer,
         Err(failed) if failed.not_recorded => return not_recorded(state, failed.message),
         Err(failed) if failed.refused => {
+            if failed.spent.total() > 0 {
+                // What an earlier attempt broke off mid-answer was paid for.
+                let cut = Answer {
+                    content: Vec::new(),
+                    stop: StopReason::EndTurn,
+                    usage: failed.spent,
+                };
+                let _ = settle_with(state, Some(cut), prepared.estimate, false, Some(hold));
+            }
             // The provider refused the request itself (too large for its
             // context, a bad parameter): the program's own mistake, which
             // asking again would not mend, so not a 5xx it would retry.

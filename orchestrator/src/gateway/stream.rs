@@ -36,11 +36,12 @@ pub(crate) enum Failure {
 }
 
 /// Whether HTTP `status` is the provider's verdict on the request itself
-/// (a 4xx other than 401 and 403, about the key, and 408, 409 and 429,
-/// about the moment): a request too large for the context, a bad
-/// parameter. Asked again, the same request gets the same answer.
+/// (a 4xx other than 401, 402 and 403, about the key and the account, and
+/// 408, 409 and 429, about the moment): a request too large for the
+/// context, a bad parameter. Asked again, the same request gets the same
+/// answer.
 pub(crate) fn refuses_the_request(status: u16) -> bool {
-    (400..500).contains(&status) && !matches!(status, 401 | 403 | 408 | 409 | 429)
+    (400..500).contains(&status) && !matches!(status, 401 | 402 | 403 | 408 | 409 | 429)
 }
 
 impl Failure {

@@ -56,6 +56,9 @@ use crate::untrusted::{self, Limits};
 /// The largest cassette replayed: what the coordinator holds of one.
 pub const MAX_CASSETTE: u64 = 64 << 20;
 
+/// The most of a provider's refusal a cassette keeps.
+const MAX_REFUSAL: usize = 64 << 10;
+
 /// What the person running swarm asked for: `--record`, `--replay`,
 /// `--replay-fallthrough`. Only they can give it (a command line, a front
 /// end); nothing in a plan or a task turns it on, and replay only ever
@@ -435,13 +438,25 @@ impl Recorder {
 
     /// Writes the provider's refusal of the request itself (HTTP `status`,
     /// its body `text`): the answer a replay gives to the same request.
+    /// At most [`MAX_REFUSAL`] bytes of it are kept.
     pub(crate) fn refusal(mut self, status: u16, content_type: Option<String>, text: &str) {
+        let mut end = text.len().min(MAX_REFUSAL);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let text = &text[..end];
         let response = &mut self.exchange.response;
         response.status = status;
         response.content_type = content_type;
         response.events.clear();
-        response.body =
-            Some(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.into())));
+        // An object or a list as JSON; anything else as it came, so that
+        // the replay sends the same bytes (a JSON string keeps its quotes).
+        response.body = Some(
+            serde_json::from_str::<Value>(text)
+                .ok()
+                .filter(|v| v.is_object() || v.is_array())
+                .unwrap_or_else(|| Value::String(text.into())),
+        );
         self.reel.write(self.exchange);
     }
 
@@ -540,7 +555,7 @@ impl Recorded {
                     let status = exchange.response.status;
                     if !exchange.response.is_success() && !refuses_the_request(status) {
                         return Err(format!(
-                            "read cassette {at}: status {status} is not one a cassette may hold\nhelp: an exchange's `status` is a success (2xx) or the provider's refusal of the request itself (a 4xx other than 401, 403, 408, 409 and 429)"
+                            "read cassette {at}: status {status} is not one a cassette may hold\nhelp: an exchange's `status` is a success (2xx) or the provider's refusal of the request itself (a 4xx other than 401, 402, 403, 408, 409 and 429)"
                         ));
                     }
                     let request = exchange.request;
@@ -977,6 +992,7 @@ mod tests {
             (200, true),
             (400, true),
             (413, true),
+            (402, false),
             (429, false),
             (302, false),
             (101, false),
@@ -995,6 +1011,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A refusal is kept as it came, so that its replay sends the same
+    /// bytes: a JSON object as JSON, anything else (a JSON string with its
+    /// quotes, plain text) as text, at most 64 KiB of it.
+    #[test]
+    fn a_refusal_is_kept_as_it_came() {
+        let dir = tempfile::tempdir().unwrap();
+        let reel = recording(dir.path()).reel(attempt(), Vec::new()).unwrap();
+        let big = "x".repeat(MAX_REFUSAL + 10);
+        for text in [
+            "\"quoted\"",
+            "not json",
+            "{\"error\": {\"message\": \"too big\"}}",
+            big.as_str(),
+        ] {
+            let recorder = reel
+                .recorder(1, "/v1/messages", &serde_json::json!({}))
+                .unwrap();
+            recorder.refusal(400, Some("text/plain".into()), text);
+        }
+        let written = std::fs::read_to_string(dir.path().join("tasks/a/1.jsonl")).unwrap();
+        let served: Vec<Vec<u8>> = written
+            .lines()
+            .filter_map(|l| match serde_json::from_str::<CassetteLine>(l) {
+                Ok(CassetteLine::Exchange(e)) => {
+                    assert_eq!(e.response.status, 400);
+                    Some(e.response.wire())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(served[0], b"\"quoted\"");
+        assert_eq!(served[1], b"not json");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&served[2]).unwrap()["error"]["message"],
+            "too big"
+        );
+        assert_eq!(served[3].len(), MAX_REFUSAL);
     }
 
     /// Replaying reads a regular file of bounded size, never through a

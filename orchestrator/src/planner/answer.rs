@@ -146,10 +146,11 @@ pub fn repair_format(
 
 /// The ids of the last answer's tasks (`ids`, as it gave them), made ids
 /// (lowercase, the id alphabet, at most 40 characters) and told apart
-/// (`-2`, `-3`, ... on a repeat), at most `max` of them.
+/// (`-2`, `-3`, ... on a repeat), at most `max` of them (and at most 50,
+/// as many as an answer may have: a suffix stays within 4 characters).
 fn pinned_ids(ids: &[String], max: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for id in ids.iter().take(max) {
+    for id in ids.iter().take(max.min(50)) {
         let mut made: String = id
             .to_ascii_lowercase()
             .chars()
