@@ -1251,11 +1251,7 @@ fn a_refused_claude_code_request_replays_as_refused_through_the_door() {
         )
         .unwrap_or_default()
     };
-    assert!(
-        said("plan").contains("frobnicate"),
-        "{}",
-        said("plan")
-    );
+    assert!(said("plan").contains("frobnicate"), "{}", said("plan"));
     drop(mock);
     let again = repo.swarm(&[
         "run",
@@ -1267,8 +1263,7 @@ fn a_refused_claude_code_request_replays_as_refused_through_the_door() {
     ]);
     again.assert_code(1);
     assert!(
-        !again.stderr.contains("no recorded answer")
-            && said("again").contains("frobnicate"),
+        !again.stderr.contains("no recorded answer") && said("again").contains("frobnicate"),
         "{}\n{}",
         again.stderr,
         said("again")

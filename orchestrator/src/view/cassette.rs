@@ -39,6 +39,7 @@ fn exchange_text(e: &Exchange, out: &mut String) {
             response.events.len(),
             response.events.last().map_or(0, |l| l.at_ms)
         ),
+        false if !response.is_success() => format!("refused (HTTP {})", response.status),
         false => "whole answer".to_string(),
     };
     let usage = e.usage.map_or_else(String::new, |u| {
@@ -54,6 +55,11 @@ fn exchange_text(e: &Exchange, out: &mut String) {
     ));
     let (text, tools) = match response.is_stream() {
         true => from_events(response.events.iter().map(|ev| &ev.data)),
+        // A refusal's words, as the provider gave them.
+        false if !response.is_success() => (
+            String::from_utf8_lossy(&response.wire()).into_owned(),
+            Vec::new(),
+        ),
         false => response.body.as_ref().map(from_whole).unwrap_or_default(),
     };
     let text = text.trim();
@@ -173,4 +179,20 @@ fn from_whole(body: &Value) -> (String, Vec<String>) {
         }
     }
     (text, tools)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A recorded refusal says so, with its status and the provider's
+    /// words.
+    #[test]
+    fn a_refusal_shows_its_status_and_words() {
+        let line = r#"{"kind": "exchange", "turn": 2, "request": {"path": "/v1/chat/completions", "contains": []}, "response": {"status": 400, "body": {"error": {"message": "exceeds the context size"}}}}"#;
+        let text = super::render(line);
+        assert!(
+            text.contains("turn 2 · POST /v1/chat/completions · refused (HTTP 400)"),
+            "{text}"
+        );
+        assert!(text.contains("exceeds the context size"), "{text}");
+    }
 }
