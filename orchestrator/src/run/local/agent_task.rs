@@ -353,6 +353,13 @@ pub(crate) async fn run_verify(
         let _ = std::fs::remove_file(capture);
     }
     let outcome = super::egress::run_command(&own, egress, stop).await;
+    take_feedback(spec, &own, outcome)
+}
+
+/// After a verify ran with its output in `own`'s files: the feedback from
+/// those files alone (`None` if it passed), and the files joined to the
+/// task's logs (`spec`'s) and removed.
+fn take_feedback(spec: &CommandSpec, own: &CommandSpec, outcome: AttemptOutcome) -> Option<String> {
     let out = tail(&own.stdout, 0);
     let err = tail(&own.stderr, 0);
     for (capture, log) in [(&own.stdout, &spec.stdout), (&own.stderr, &spec.stderr)] {
@@ -444,5 +451,96 @@ fn tail(path: &Path, from: u64) -> String {
         format!("[... {} earlier bytes]\n{text}", start - from)
     } else {
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A spec whose logs are `dir/NAME.out` and `dir/NAME.err`.
+    fn spec_in(dir: &Path, name: &str) -> CommandSpec {
+        CommandSpec {
+            script: "false".into(),
+            program: None,
+            pass_fds: Vec::new(),
+            inherit_env: false,
+            env_remove: Vec::new(),
+            cgroups: Vec::new(),
+            cgroup_procs: None,
+            cwd: dir.to_path_buf(),
+            env: Vec::new(),
+            stdout: dir.join(format!("{name}.out")),
+            stderr: dir.join(format!("{name}.err")),
+            deadline: None,
+            grace: Duration::from_secs(1),
+            max_output: crate::plan::DEFAULT_MAX_OUTPUT,
+            sandbox: None,
+            unconfined: None,
+            deck: Default::default(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The feedback of a failed verify is a function of what the
+        /// verify printed and how it ended only: whatever the task's logs
+        /// held before (an agent's lines, one still without its newline,
+        /// as when a run is recorded and then replayed), it is the same,
+        /// and the logs keep the verify's output after their own.
+        #[test]
+        fn a_verifys_feedback_is_what_it_printed_whatever_the_log_held(
+            before_a in "[a-z \n]{0,80}",
+            before_b in "[a-z \n]{0,80}",
+            printed_out in "[a-z0-9 .:\n]{0,120}",
+            printed_err in "[a-z0-9 .:\n]{0,60}",
+            code in 1i32..4,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut said = Vec::new();
+            for (run, before) in [("a", &before_a), ("b", &before_b)] {
+                let spec = spec_in(dir.path(), run);
+                std::fs::write(&spec.stdout, before).unwrap();
+                std::fs::write(&spec.stderr, before).unwrap();
+                let own = CommandSpec {
+                    stdout: verify_capture(&spec.stdout),
+                    stderr: verify_capture(&spec.stderr),
+                    ..spec.clone()
+                };
+                std::fs::write(&own.stdout, &printed_out).unwrap();
+                std::fs::write(&own.stderr, &printed_err).unwrap();
+                let feedback = take_feedback(&spec, &own, AttemptOutcome::Exited { code });
+                prop_assert_eq!(
+                    std::fs::read_to_string(&spec.stdout).unwrap(),
+                    format!("{before}{printed_out}")
+                );
+                prop_assert!(!own.stdout.exists() && !own.stderr.exists());
+                said.push(feedback);
+            }
+            prop_assert_eq!(&said[0], &said[1]);
+            let expected = feedback(&printed_out, &printed_err, &AttemptOutcome::Exited { code });
+            prop_assert_eq!(said[0].as_deref(), Some(expected.as_str()));
+        }
+    }
+
+    /// A verify that passed gives no feedback, and its output still joins
+    /// the logs.
+    #[test]
+    fn a_passed_verify_gives_no_feedback() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec_in(dir.path(), "t");
+        let own = CommandSpec {
+            stdout: verify_capture(&spec.stdout),
+            stderr: verify_capture(&spec.stderr),
+            ..spec.clone()
+        };
+        std::fs::write(&own.stdout, "ok\n").unwrap();
+        assert_eq!(
+            take_feedback(&spec, &own, AttemptOutcome::Exited { code: 0 }),
+            None
+        );
+        assert_eq!(std::fs::read_to_string(&spec.stdout).unwrap(), "ok\n");
     }
 }
