@@ -174,11 +174,7 @@ fn status(c: &mut TestCase, e: &BytesStart<'_>) {
 
 fn append(text: &mut String, more: &str) {
     let room = MAX_TEXT.saturating_sub(text.len());
-    let mut end = more.len().min(room);
-    while !more.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.push_str(&more[..end]);
+    text.push_str(&more[..more.floor_char_boundary(room)]);
 }
 
 /// What `cases` count, kept (every case) at `kept`.

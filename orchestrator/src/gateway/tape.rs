@@ -440,11 +440,7 @@ impl Recorder {
     /// its body `text`): the answer a replay gives to the same request.
     /// At most [`MAX_REFUSAL`] bytes of it are kept.
     pub(crate) fn refusal(mut self, status: u16, content_type: Option<String>, text: &str) {
-        let mut end = text.len().min(MAX_REFUSAL);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let text = &text[..end];
+        let text = &text[..text.floor_char_boundary(MAX_REFUSAL)];
         let response = &mut self.exchange.response;
         response.status = status;
         response.content_type = content_type;

@@ -263,11 +263,7 @@ fn instructions(text: Option<&Text>, level: usize, max: usize) -> String {
         if used + line.len() + 1 > share {
             if shown == 0 {
                 // A single overlong first line: cut at a character boundary.
-                let mut end = share.saturating_sub(1).min(line.len());
-                while !line.is_char_boundary(end) {
-                    end -= 1;
-                }
-                out.push_str(&line[..end]);
+                out.push_str(&line[..line.floor_char_boundary(share.saturating_sub(1))]);
                 out.push('\n');
             }
             break;

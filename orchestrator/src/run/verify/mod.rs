@@ -327,10 +327,7 @@ fn tail(stderr: &Path, stdout: &Path) -> Option<String> {
         if text.is_empty() {
             return None;
         }
-        let mut start = text.len().saturating_sub(TAIL_BYTES);
-        while !text.is_char_boundary(start) {
-            start += 1;
-        }
+        let start = text.ceil_char_boundary(text.len().saturating_sub(TAIL_BYTES));
         // From a line's start, unless one line is longer than the tail.
         let cut = &text[start..];
         let cut = match (start > 0, cut.find('\n')) {
