@@ -61,12 +61,10 @@ impl Repo {
             TreeWalkResult::Ok
         });
         // An abort is how the walk stops early, not a failure.
-        if !over {
-            walked.context(|| format!("list the paths of commit {commit}"))?;
-        }
         if over {
             return Ok(None);
         }
+        walked.context(|| format!("list the paths of commit {commit}"))?;
         paths.sort_unstable();
         Ok(Some(paths))
     }

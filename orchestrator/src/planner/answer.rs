@@ -145,21 +145,14 @@ pub fn repair_format(
 }
 
 /// The ids of the last answer's tasks (`ids`, as it gave them), made ids
-/// (lowercase, the id alphabet, at most 40 characters) and told apart
-/// (`-2`, `-3`, ... on a repeat), at most `max` of them (and at most 50,
-/// as many as an answer may have: a suffix stays within 4 characters).
+/// as a matrix value is ([`crate::plan::matrix::slug`], at most 36
+/// characters) and told apart (`-2`, `-3`, ... on a repeat), at most `max`
+/// of them (and at most 50, as many as an answer may have: a suffix stays
+/// within 4 characters, an id within 40).
 fn pinned_ids(ids: &[String], max: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for id in ids.iter().take(max.min(50)) {
-        let mut made: String = id
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| match c {
-                'a'..='z' | '0'..='9' | '_' | '-' => c,
-                _ => '-',
-            })
-            .collect();
-        made = made.trim_matches('-').chars().take(36).collect();
+        let mut made: String = crate::plan::matrix::slug(id).chars().take(36).collect();
         if made.is_empty() {
             made = "task".into();
         }
