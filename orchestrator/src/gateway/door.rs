@@ -305,6 +305,23 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
     response
 }
 
+/// The provider's own refusal, given to the program as it came: its
+/// status, its `content_type` if it said one, its `body`.
+fn as_it_came(
+    status: StatusCode,
+    content_type: Option<hyper::header::HeaderValue>,
+    body: Bytes,
+) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    if let Some(v) = content_type {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
 fn json_response(value: &Value) -> Response<Body> {
     whole(Bytes::from(value.to_string()), "application/json")
 }
@@ -641,19 +658,14 @@ async fn pass(
     {
         Lookup::Served(recorded) if !recorded.is_success() => {
             // The provider's recorded refusal of this request, as it came.
-            let mut response = Response::new(full(Bytes::from(recorded.wire())));
-            *response.status_mut() =
-                StatusCode::from_u16(recorded.status).unwrap_or(StatusCode::BAD_REQUEST);
-            if let Some(v) = recorded
-                .content_type
-                .as_deref()
-                .and_then(|t| hyper::header::HeaderValue::from_str(t).ok())
-            {
-                response
-                    .headers_mut()
-                    .insert(hyper::header::CONTENT_TYPE, v);
-            }
-            return response;
+            return as_it_came(
+                StatusCode::from_u16(recorded.status).unwrap_or(StatusCode::BAD_REQUEST),
+                recorded
+                    .content_type
+                    .as_deref()
+                    .and_then(|t| hyper::header::HeaderValue::from_str(t).ok()),
+                Bytes::from(recorded.wire()),
+            );
         }
         Lookup::Served(recorded) => {
             let tally = Tally {
@@ -805,14 +817,7 @@ async fn pass(
                             .map(str::to_string);
                         recorder.refusal(code, kind, &text);
                     }
-                    let mut response = Response::new(full(Bytes::from(text)));
-                    *response.status_mut() = status;
-                    if let Some(v) = content_type {
-                        response
-                            .headers_mut()
-                            .insert(hyper::header::CONTENT_TYPE, v);
-                    }
-                    return response;
+                    return as_it_came(status, content_type, Bytes::from(text));
                 }
                 (
                     retry_after,
@@ -922,29 +927,6 @@ async fn translated(
     let answer = match result {
         Ok(answer) => answer,
         Err(failed) if failed.not_recorded => return not_recorded(state, failed.message),
-        Err(failed) if failed.refused => {
-            if failed.spent.total() > 0 {
-                // What an earlier attempt broke off mid-answer was paid for.
-                let cut = Answer {
-                    content: Vec::new(),
-                    stop: StopReason::EndTurn,
-                    usage: failed.spent,
-                };
-                let _ = settle_with(state, Some(cut), prepared.estimate, false, Some(hold));
-            }
-            // The provider refused the request itself (too large for its
-            // context, a bad parameter): the program's own mistake, which
-            // asking again would not mend, so not a 5xx it would retry.
-            super::lock(&state.transcript).write("error", json!({"message": failed.message}));
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                &format!(
-                    "swarm's gateway: the model's server refused the request: {}",
-                    failed.message
-                ),
-            );
-        }
         Err(failed) => {
             let message = failed.message;
             if failed.spent.total() > 0 {
@@ -957,11 +939,22 @@ async fn translated(
                 let _ = settle_with(state, Some(cut), prepared.estimate, false, Some(hold));
             }
             super::lock(&state.transcript).write("error", json!({"message": message}));
-            return error(
-                StatusCode::BAD_GATEWAY,
-                "api_error",
-                &format!("swarm's gateway: {message}"),
-            );
+            return match failed.refused {
+                // The provider refused the request itself (too large for
+                // its context, a bad parameter): the program's own
+                // mistake, which asking again would not mend, so not a
+                // 5xx it would retry.
+                true => error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    &format!("swarm's gateway: the model's server refused the request: {message}"),
+                ),
+                false => error(
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    &format!("swarm's gateway: {message}"),
+                ),
+            };
         }
     };
     let mut counted = answer.clone();
