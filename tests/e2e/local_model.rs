@@ -369,11 +369,14 @@ fn printed(repo: &TestRepo, run: &str) -> Vec<serde_json::Value> {
 /// answer back: the task runs to its end, a failed verify sends it a
 /// repair round in its session, the usage Claude Code itself reports is
 /// the door's (the server's counts, not zeros), and the run, recorded,
-/// replays with the server gone to the same turns, usage and tree.
+/// replays with the server gone to the same turns, usage and tree. The
+/// server shows the model a pinned conversation, so each round is one
+/// short answer that ends the round, on any day in any directory.
 #[test]
 fn claude_code_through_the_messages_door_on_a_local_model_repairs_counts_and_replays() {
     let claude = crate::support::agent_cli("claude");
-    let model = LocalModel::start();
+    // Its rounds must end as rounds whatever the day (see `start_pinned`).
+    let model = LocalModel::start_pinned();
     let repo = repo_for(&model, "");
     let table = format!(
         "[agents.claude]\nkind = \"claude-code\"\nprogram = \"{}\"\n",
@@ -398,6 +401,7 @@ fn claude_code_through_the_messages_door_on_a_local_model_repairs_counts_and_rep
     // The verify always fails: the task fails after its repair round.
     assert_eq!(recorded.code, 1, "{}\n{context}", recorded.stdout);
     let agent = counted_as_the_server_counted(&repo, &model, &context);
+    assert_eq!(agent["outcome"], "verify_failed", "{agent}\n{context}");
     assert_eq!(agent["repair_rounds"], 1, "{agent}\n{context}");
     // Claude Code's own count of its session (its `result` lines, one per
     // round) is the door's.

@@ -34,6 +34,12 @@ pub fn built() -> PathBuf {
     dir
 }
 
+/// The one conversation `LocalModel::start_pinned` shows the model, in
+/// SmolLM2's own chat format: a question it answers in a few words
+/// ("The answer is: 4") and then ends its turn.
+const PINNED: &str = "{{- '<|im_start|>user\nWhat is 2+2?<|im_end|>\n' -}}\
+{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}";
+
 /// A running model server, stopped when dropped.
 pub struct LocalModel {
     child: Child,
@@ -82,9 +88,38 @@ impl LocalModel {
     /// Starts `llama-server` on a free loopback port and waits until it
     /// answers `/health`.
     pub fn start() -> Self {
+        Self::start_llama_server(None)
+    }
+
+    /// Starts `llama-server` with a chat template that shows the model one
+    /// fixed conversation (`PINNED`), whatever the request holds: its every
+    /// answer is the same few words, ended by the model itself.
+    ///
+    /// Why: an agent CLI's own system prompt holds the day's date and the
+    /// worktree's temporary path, so the real template gives the model a
+    /// different prompt on every run, and at temperature 0 a different
+    /// prompt is a different answer. Where a test needs the CLI's rounds
+    /// to end as rounds (a repair round in its session), the model's
+    /// answer must not depend on that: with the real template SmolLM2
+    /// sometimes rambles to the CLI's output limit, and Claude Code ends
+    /// its round in an error. The server still takes, tokenizes and counts
+    /// the whole request and its answer, so the door's translation and
+    /// accounting are checked as before.
+    pub fn start_pinned() -> Self {
+        Self::start_llama_server(Some(PINNED))
+    }
+
+    /// `llama-server`, with the model's own chat template or `template`.
+    fn start_llama_server(template: Option<&str>) -> Self {
         let built = built();
         let (port, dir, log) = place();
-        let child = Command::new(built.join("llama-server"))
+        let mut cmd = Command::new(built.join("llama-server"));
+        if let Some(template) = template {
+            let file = dir.path().join("template.jinja");
+            std::fs::write(&file, template).unwrap();
+            cmd.arg("--chat-template-file").arg(file);
+        }
+        let child = cmd
             .args(["-m"])
             .arg(built.join("model.gguf"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
