@@ -268,7 +268,9 @@ fn doctor_asks_a_local_model_what_it_does_for_swarm() {
 /// recorded, and it ends as the recorded run did, with the same turns and
 /// usage, on the same tree. (SmolLM2 writes to `max_tokens` every turn and
 /// never finishes, so the run ends at `max_turns`: no verify round is
-/// reached with this model; the mock model's test covers those.)
+/// reached with this model's own template; the pinned server's test,
+/// `swarms_agent_repairs_on_a_local_model_and_the_run_replays_the_same`,
+/// covers those.)
 #[test]
 fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
     let model = LocalModel::start();
@@ -312,6 +314,56 @@ fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
         assert_eq!(replayed["usage"], agent["usage"], "{replayed}");
         assert_eq!(tree(&name), recorded_tree);
     }
+}
+
+/// swarm's own agent through verify and a repair round on the real
+/// server, recorded, then replayed with the server gone to the same
+/// outcome, turns, repair rounds, usage and tree. The server shows the
+/// model a pinned conversation (`LocalModel::start_pinned`): with its own
+/// template SmolLM2 writes to `max_tokens` and never ends a turn, so no
+/// verify would be reached; pinned, it answers in a few words and ends
+/// each turn, and the rounds are the agent's, not the model's luck.
+#[test]
+fn swarms_agent_repairs_on_a_local_model_and_the_run_replays_the_same() {
+    let model = LocalModel::start_pinned();
+    let repo = repo_for(&model, "");
+    let tapes = repo.outside().join("tapes");
+    repo.write(
+        "plan.toml",
+        &small_plan(
+            &model,
+            128,
+            "",
+            "verify = \"false\"\nrepair_rounds = 2\nmax_turns = 6\n",
+        ),
+    );
+    let tapes_arg = tapes.to_str().unwrap();
+    let recorded = repo.swarm(&["run", "plan.toml", "--name", "rec", "--record", tapes_arg]);
+    let context = with_server_log(&model, &recorded.stderr);
+    assert_eq!(recorded.code, 1, "{context}");
+    let agent = counted_as_the_server_counted(&repo, &model, &context);
+    assert_eq!(agent["outcome"], "verify_failed", "{agent}\n{context}");
+    assert_eq!(agent["repair_rounds"], 2, "{agent}\n{context}");
+    // A turn per round: each answer ends its turn.
+    assert_eq!(agent["turns"], 3, "{agent}\n{context}");
+    let rounds = agent["verify_rounds"].as_array().map(Vec::len);
+    assert_eq!(rounds, Some(3), "{agent}");
+
+    let tree = |run: &str| repo.git(&["rev-parse", &format!("refs/swarm/{run}/hi^{{tree}}")]);
+    drop(model);
+    let again = repo.swarm(&["run", "plan.toml", "--name", "again", "--replay", tapes_arg]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("no recorded answer"),
+        "{}",
+        again.stderr
+    );
+    let report = repo.report();
+    let replayed = &crate::support::task(&report, "hi")["agent"];
+    for key in ["outcome", "turns", "repair_rounds", "usage"] {
+        assert_eq!(replayed[key], agent[key], "{key}: {replayed}");
+    }
+    assert_eq!(tree("again"), tree("rec"));
 }
 
 /// A plan of one task, `hi`, run by agent CLI `agent` (its table
