@@ -295,24 +295,9 @@ fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
         agent["turns"].as_u64().unwrap_or(0) >= 2,
         "{agent}\n{context}"
     );
-    let tree = |run: &str| repo.git(&["rev-parse", &format!("refs/swarm/{run}/hi^{{tree}}")]);
-    let recorded_tree = tree("rec");
     drop(model);
     for round in 0..2 {
-        let name = format!("again{round}");
-        let again = repo.swarm(&["run", "plan.toml", "--name", &name, "--replay", tapes_arg]);
-        assert_eq!(again.code, 1, "{}", again.stderr);
-        assert!(
-            !again.stderr.contains("no recorded answer"),
-            "{}",
-            again.stderr
-        );
-        let report = repo.report();
-        let replayed = &crate::support::task(&report, "hi")["agent"];
-        assert_eq!(replayed["outcome"], agent["outcome"], "{replayed}");
-        assert_eq!(replayed["turns"], agent["turns"], "{replayed}");
-        assert_eq!(replayed["usage"], agent["usage"], "{replayed}");
-        assert_eq!(tree(&name), recorded_tree);
+        replays_the_same(&repo, tapes_arg, &format!("again{round}"), &agent);
     }
 }
 
@@ -349,21 +334,8 @@ fn swarms_agent_repairs_on_a_local_model_and_the_run_replays_the_same() {
     let rounds = agent["verify_rounds"].as_array().map(Vec::len);
     assert_eq!(rounds, Some(3), "{agent}");
 
-    let tree = |run: &str| repo.git(&["rev-parse", &format!("refs/swarm/{run}/hi^{{tree}}")]);
     drop(model);
-    let again = repo.swarm(&["run", "plan.toml", "--name", "again", "--replay", tapes_arg]);
-    assert_eq!(again.code, 1, "{}", again.stderr);
-    assert!(
-        !again.stderr.contains("no recorded answer"),
-        "{}",
-        again.stderr
-    );
-    let report = repo.report();
-    let replayed = &crate::support::task(&report, "hi")["agent"];
-    for key in ["outcome", "turns", "repair_rounds", "usage"] {
-        assert_eq!(replayed[key], agent[key], "{key}: {replayed}");
-    }
-    assert_eq!(tree("again"), tree("rec"));
+    replays_the_same(&repo, tapes_arg, "again", &agent);
 }
 
 /// A plan of one task, `hi`, run by agent CLI `agent` (its table
@@ -404,6 +376,27 @@ fn counted_as_the_server_counted(
         "input tokens {read} below what the server processed: {agent}"
     );
     agent
+}
+
+/// Run `rec`, recorded in `tapes`, replayed as run `name` (its model
+/// gone): every request it makes was recorded, and task `hi` ends as
+/// `recorded` (its agent's record) did, with the same turns, repair
+/// rounds and usage, on the same tree.
+fn replays_the_same(repo: &TestRepo, tapes: &str, name: &str, recorded: &serde_json::Value) {
+    let again = repo.swarm(&["run", "plan.toml", "--name", name, "--replay", tapes]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("no recorded answer"),
+        "{}",
+        again.stderr
+    );
+    let report = repo.report();
+    let replayed = &crate::support::task(&report, "hi")["agent"];
+    for key in ["outcome", "turns", "repair_rounds", "usage"] {
+        assert_eq!(replayed[key], recorded[key], "{key}: {replayed}");
+    }
+    let tree = |run: &str| repo.git(&["rev-parse", &format!("refs/swarm/{run}/hi^{{tree}}")]);
+    assert_eq!(tree(name), tree("rec"));
 }
 
 /// The JSON lines of a task's standard output (what the CLI printed).
@@ -472,21 +465,8 @@ fn claude_code_through_the_messages_door_on_a_local_model_repairs_counts_and_rep
         "{results:?}"
     );
 
-    let tree = |run: &str| repo.git(&["rev-parse", &format!("refs/swarm/{run}/hi^{{tree}}")]);
     drop(model);
-    let again = repo.swarm(&["run", "plan.toml", "--name", "again", "--replay", tapes_arg]);
-    assert_eq!(again.code, 1, "{}", again.stderr);
-    assert!(
-        !again.stderr.contains("no recorded answer"),
-        "{}",
-        again.stderr
-    );
-    let report = repo.report();
-    let replayed = &crate::support::task(&report, "hi")["agent"];
-    for key in ["outcome", "turns", "repair_rounds", "usage"] {
-        assert_eq!(replayed[key], agent[key], "{key}: {replayed}");
-    }
-    assert_eq!(tree("again"), tree("rec"));
+    replays_the_same(&repo, tapes_arg, "again", &agent);
 }
 
 /// Codex from npm speaks the Responses API to the door, which translates
