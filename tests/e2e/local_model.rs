@@ -274,21 +274,11 @@ fn doctor_asks_a_local_model_what_it_does_for_swarm() {
 #[test]
 fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
     let model = LocalModel::start();
-    let repo = repo_for(&model, "");
-    let tapes = repo.outside().join("tapes");
-    repo.write(
-        "plan.toml",
-        &small_plan(
-            &model,
-            256,
-            "",
-            "verify = \"false\"\nrepair_rounds = 1\nmax_turns = 3\n",
-        ),
+    let (repo, tapes, context) = recorded_run(
+        &model,
+        256,
+        "verify = \"false\"\nrepair_rounds = 1\nmax_turns = 3\n",
     );
-    let tapes_arg = tapes.to_str().unwrap();
-    let recorded = repo.swarm(&["run", "plan.toml", "--name", "rec", "--record", tapes_arg]);
-    let context = with_server_log(&model, &recorded.stderr);
-    assert_eq!(recorded.code, 1, "{context}");
     let report = repo.report();
     let agent = crate::support::task(&report, "hi")["agent"].clone();
     assert!(
@@ -297,7 +287,7 @@ fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
     );
     drop(model);
     for round in 0..2 {
-        replays_the_same(&repo, tapes_arg, &format!("again{round}"), &agent);
+        replays_the_same(&repo, &tapes, &format!("again{round}"), &agent);
     }
 }
 
@@ -311,21 +301,11 @@ fn a_run_of_several_turns_on_a_local_model_replays_without_it() {
 #[test]
 fn swarms_agent_repairs_on_a_local_model_and_the_run_replays_the_same() {
     let model = LocalModel::start_pinned();
-    let repo = repo_for(&model, "");
-    let tapes = repo.outside().join("tapes");
-    repo.write(
-        "plan.toml",
-        &small_plan(
-            &model,
-            128,
-            "",
-            "verify = \"false\"\nrepair_rounds = 2\nmax_turns = 6\n",
-        ),
+    let (repo, tapes, context) = recorded_run(
+        &model,
+        128,
+        "verify = \"false\"\nrepair_rounds = 2\nmax_turns = 6\n",
     );
-    let tapes_arg = tapes.to_str().unwrap();
-    let recorded = repo.swarm(&["run", "plan.toml", "--name", "rec", "--record", tapes_arg]);
-    let context = with_server_log(&model, &recorded.stderr);
-    assert_eq!(recorded.code, 1, "{context}");
     let agent = counted_as_the_server_counted(&repo, &model, &context);
     assert_eq!(agent["outcome"], "verify_failed", "{agent}\n{context}");
     assert_eq!(agent["repair_rounds"], 2, "{agent}\n{context}");
@@ -335,7 +315,7 @@ fn swarms_agent_repairs_on_a_local_model_and_the_run_replays_the_same() {
     assert_eq!(rounds, Some(3), "{agent}");
 
     drop(model);
-    replays_the_same(&repo, tapes_arg, "again", &agent);
+    replays_the_same(&repo, &tapes, "again", &agent);
 }
 
 /// A plan of one task, `hi`, run by agent CLI `agent` (its table
@@ -376,6 +356,24 @@ fn counted_as_the_server_counted(
         "input tokens {read} below what the server processed: {agent}"
     );
     agent
+}
+
+/// Run `rec` of swarm's agent's task `hi` (`small_plan` with at most
+/// `max_tokens` an answer and `task_extra`), recorded, in a new
+/// repository; it fails (its verify is `false`). The repository, the
+/// cassettes' directory, and the run's context for a failure's message.
+fn recorded_run(
+    model: &LocalModel,
+    max_tokens: u32,
+    task_extra: &str,
+) -> (TestRepo, String, String) {
+    let repo = repo_for(model, "");
+    let tapes = repo.outside().join("tapes").display().to_string();
+    repo.write("plan.toml", &small_plan(model, max_tokens, "", task_extra));
+    let recorded = repo.swarm(&["run", "plan.toml", "--name", "rec", "--record", &tapes]);
+    let context = with_server_log(model, &recorded.stderr);
+    assert_eq!(recorded.code, 1, "{context}");
+    (repo, tapes, context)
 }
 
 /// Run `rec`, recorded in `tapes`, replayed as run `name` (its model
