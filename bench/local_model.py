@@ -172,6 +172,27 @@ def call_times(transcript):
     return times
 
 
+def added_per_call(times, recorded, port, what):
+    """Each recorded call (`recorded`, the cassette's exchanges, timed by
+    `times` from the transcript) beside the server's own time for it, and
+    the same requests sent straight to the server: the server's times, the
+    time added to each call, and the straight requests' (wall, own) times."""
+    if len(recorded) != len(times) or not recorded:
+        sys.exit(f"{len(recorded)} exchanges recorded for {len(times)} {what}")
+    served = [server_ms(last_timed(e["response"])) for e in recorded]
+    plain = [direct(port, e["request"]["body"]) for e in recorded]
+    return served, [t - s for t, s in zip(times, served)], plain
+
+
+def model_table(port):
+    """The `[models.small]` table: the server on `port`, no key."""
+    return (
+        f'[models.small]\nprovider = "openai"\nmodel = "smollm2"\n'
+        f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = ""\n'
+        f'max_tokens = {MAX_TOKENS}\ntimeout = "600s"\n\n'
+    )
+
+
 def claude_binary():
     """Claude Code as the tests install it (tests/agent-clis/install.sh)."""
     dest = os.path.join(ROOT, "target/agent-clis")
@@ -212,9 +233,7 @@ def main():
             f.write("# demo\n")
         with open(os.path.join(repo, "plan.toml"), "w") as f:
             f.write(
-                f'[models.small]\nprovider = "openai"\nmodel = "smollm2"\n'
-                f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = ""\n'
-                f'max_tokens = {MAX_TOKENS}\ntimeout = "600s"\n\n'
+                model_table(port) +
                 f'[[task]]\nid = "hi"\nmodel = "small"\n'
                 f'prompt = "Add a line saying hi to README.md"\nmax_turns = {TURNS}\n'
             )
@@ -230,20 +249,13 @@ def main():
         turn_ms = call_times(transcript)
         cassette = os.path.join(tapes, "tasks/hi/1.jsonl")
         recorded = list(exchanges(cassette))
-        if len(recorded) != len(turn_ms) or not recorded:
-            sys.exit(f"{len(recorded)} exchanges recorded for {len(turn_ms)} turns")
-        served = [server_ms(last_timed(e["response"])) for e in recorded]
-        swarm_added = [t - s for t, s in zip(turn_ms, served)]
-        plain = [direct(port, e["request"]["body"]) for e in recorded]
-        plain_added = [wall - own for wall, own in plain]
+        served, swarm_added, plain = added_per_call(turn_ms, recorded, port, "turns")
 
         # The door: Claude Code, translated to Chat Completions, recorded.
         claude = claude_binary()
         with open(os.path.join(repo, "door.toml"), "w") as f:
             f.write(
-                f'[models.small]\nprovider = "openai"\nmodel = "smollm2"\n'
-                f'base_url = "http://127.0.0.1:{port}/v1"\napi_key_env = ""\n'
-                f'max_tokens = {MAX_TOKENS}\ntimeout = "600s"\n\n'
+                model_table(port) +
                 f'[agents.claude]\nkind = "claude-code"\nmodel = "small"\nprogram = "{claude}"\n'
             )
             for n in range(DOOR_TASKS):
@@ -263,12 +275,9 @@ def main():
             logs = os.path.join(repo, f".swarm/runs/door/logs/door{n}/1.transcript.jsonl")
             door_ms += call_times(logs)
             door_recorded += list(exchanges(os.path.join(door_tapes, f"tasks/door{n}/1.jsonl")))
-        if len(door_recorded) != len(door_ms) or not door_recorded:
-            sys.exit(f"{len(door_recorded)} exchanges recorded for {len(door_ms)} door calls")
-        door_served = [server_ms(last_timed(e["response"])) for e in door_recorded]
-        door_added = [t - s for t, s in zip(door_ms, door_served)]
-        door_plain = [direct(port, e["request"]["body"]) for e in door_recorded]
-        door_plain_added = [wall - own for wall, own in door_plain]
+        door_served, door_added, door_plain = added_per_call(
+            door_ms, door_recorded, port, "door calls"
+        )
     finally:
         server.terminate()
         server.wait()
@@ -298,12 +307,12 @@ recorded with `--record`.
 | per turn (median of {len(turn_ms)}) | turn | the server's own time | added |
 |---|---:|---:|---:|
 | through swarm: the agent's request at the gateway to its answer written back | {median(turn_ms):.0f} ms | {median(served):.0f} ms | **{median(swarm_added):.1f} ms** |
-| the same requests sent straight to the server (`urllib`, streamed) | {median([w for w, _ in plain]):.0f} ms | {median([o for _, o in plain]):.0f} ms | {median(plain_added):.1f} ms |
+| the same requests sent straight to the server (`urllib`, streamed) | {median([w for w, _ in plain]):.0f} ms | {median([o for _, o in plain]):.0f} ms | {median([w - o for w, o in plain]):.1f} ms |
 
 | per call through the door (median of {len(door_ms)}) | call | the server's own time | added |
 |---|---:|---:|---:|
 | Claude Code's request at the door (Messages, translated to Chat) to its answer written back | {median(door_ms):.0f} ms | {median(door_served):.0f} ms | **{median(door_added):.1f} ms** |
-| the same requests sent straight to the server (`urllib`) | {median([w for w, _ in door_plain]):.0f} ms | {median([o for _, o in door_plain]):.0f} ms | {median(door_plain_added):.1f} ms |
+| the same requests sent straight to the server (`urllib`) | {median([w for w, _ in door_plain]):.0f} ms | {median([o for _, o in door_plain]):.0f} ms | {median([w - o for w, o in door_plain]):.1f} ms |
 
 "The server's own time" is what the server reports in its answer (`timings`: prompt and
 generation); "added" is the rest, which includes the server's own HTTP, templating and
