@@ -66,23 +66,12 @@ impl LocalModel {
     pub fn start_llama_cpp_python() -> Self {
         let built = built();
         let (port, dir, log) = place();
-        let child = Command::new(built.join("venv/bin/python"))
-            .args(["-m", "llama_cpp.server", "--model"])
+        let mut cmd = Command::new(built.join("venv/bin/python"));
+        cmd.args(["-m", "llama_cpp.server", "--model"])
             .arg(built.join("model.gguf"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--n_threads", "1", "--n_ctx", "8192", "--seed", "1"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start llama-cpp-python's server");
-        let mut model = Self {
-            child,
-            port,
-            log,
-            _dir: dir,
-        };
-        model.wait_healthy("/v1/models");
-        model
+            .args(["--n_threads", "1", "--n_ctx", "8192", "--seed", "1"]);
+        Self::spawned(cmd, port, dir, log, "/v1/models")
     }
 
     /// Starts `llama-server` on a free loopback port and waits until it
@@ -119,8 +108,7 @@ impl LocalModel {
             std::fs::write(&file, template).unwrap();
             cmd.arg("--chat-template-file").arg(file);
         }
-        let child = cmd
-            .args(["-m"])
+        cmd.args(["-m"])
             .arg(built.join("model.gguf"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             // One thread and one slot: the same answer for the same request.
@@ -129,18 +117,31 @@ impl LocalModel {
             ])
             // Chat templates with tools (swarm's agent calls them), and the
             // server's own counts at `/metrics`.
-            .args(["--jinja", "--metrics"])
+            .args(["--jinja", "--metrics"]);
+        Self::spawned(cmd, port, dir, log, "/health")
+    }
+
+    /// The server `cmd` started on `port`, its standard error to `log`
+    /// (in `dir`, kept while it runs), once it answers `health` with 200.
+    fn spawned(
+        mut cmd: Command,
+        port: u16,
+        dir: tempfile::TempDir,
+        log: PathBuf,
+        health: &str,
+    ) -> Self {
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .expect("start llama-server");
+            .unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()));
         let mut model = Self {
             child,
             port,
             log,
             _dir: dir,
         };
-        model.wait_healthy("/health");
+        model.wait_healthy(health);
         model
     }
 
