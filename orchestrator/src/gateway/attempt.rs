@@ -113,7 +113,7 @@ pub(crate) async fn attempt(
     let status = reply.status;
     if !status.is_success() {
         let retry_after = retry_after(&reply.headers);
-        let error_type = reply.content_type();
+        let content_type = reply.content_type();
         let text: String = tokio::time::timeout(config.timeout, read_bounded(reply))
             .await
             .unwrap_or_default();
@@ -122,7 +122,7 @@ pub(crate) async fn attempt(
             key,
         );
         if let Some(recorder) = recorder {
-            recorder.refusal(status.as_u16(), error_type, &redact(&text, key));
+            recorder.refusal(status.as_u16(), content_type, &redact(&text, key));
         }
         let failure = match provider.classify(status.as_u16(), &text, retry_after, message) {
             Failure::Fatal { message } if refuses_the_request(status.as_u16()) => {
