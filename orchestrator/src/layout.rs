@@ -66,6 +66,19 @@ pub fn task_tmp(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(TMP).join(&*flat(task))
 }
 
+/// Task `task`'s private tmp (and HOME) while its `[setup]` runs: apart
+/// from the task's own, made fresh each time (a name with a `.`, which no
+/// task id has).
+pub fn setup_tmp(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir.join(TMP).join(format!("{}.setup", flat(task)))
+}
+
+/// Task `task`'s private tmp (and HOME) while its `[cleanup]` runs, made
+/// fresh each time.
+pub fn cleanup_tmp(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir.join(TMP).join(format!("{}.cleanup", flat(task)))
+}
+
 /// The HOME and TMPDIR of variant `task`'s scorer, made fresh for it.
 pub fn score_home(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(TMP).join(format!("{}.score", flat(task)))

@@ -307,6 +307,34 @@ impl WorktreeHome {
         Ok(path)
     }
 
+    /// `<home>/.cache/<phase>/<tool>`, created: the build cache of one
+    /// actor with more rights than a task (`@setup`, `@verify`), which no
+    /// task is shown: `<home>/.cache/` is swarm's, and a task sees only its
+    /// tool's directory (or its own below it), never this one. Handed to
+    /// `owner` as [`WorktreeHome::cache_dir`] does.
+    pub fn own_cache_dir(
+        &self,
+        phase: &str,
+        tool: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<PathBuf, HomeError> {
+        let path = self.dir.ensure_dir(&self.parts(&[CACHE, phase, tool]))?;
+        if let Some((uid, gid)) = owner {
+            // As in `cache_dir`: no link on the path, only swarm writes above.
+            nix::unistd::chown(
+                &path,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| StateError::Io {
+                action: "hand over",
+                path: path.clone(),
+                source: std::io::Error::from(e),
+            })?;
+        }
+        Ok(path)
+    }
+
     /// The build caches in this home: `(tool, path, bytes)` for each
     /// `<home>/.cache/<tool>`, links not followed (a link there is listed,
     /// and removed, as itself).

@@ -20,6 +20,7 @@ use super::worker_files::{owned_cache_dir, trust_checkouts};
 use crate::git::write_view;
 use crate::layout::{log_paths, verify_log_paths};
 use crate::plan::{AgentTask, Payload, Task, TaskNetwork, WasmTask};
+use crate::untrusted::TaskDir;
 
 /// The directories of `ctx`'s caches that `task` uses, made (and handed to
 /// `owner`, the identity sandboxed tasks run as when it is not swarm's).
@@ -146,7 +147,7 @@ pub(crate) async fn run_attempt(
         stop,
     )
     .await;
-    if let Err(e) = take_back(owned, &tmp).await {
+    if let Err(e) = take_back(owned, tmp.path()).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
     // What the task left outside its process group goes with it.
@@ -174,11 +175,8 @@ struct Setup {
     /// What the sandbox's unprivileged user owns while the attempt runs
     /// (as root only).
     owned: Vec<PathBuf>,
-    /// The task's private tmp (and HOME).
-    tmp: PathBuf,
-    /// Whether this attempt made `tmp` (so it holds only what set-up
-    /// wrote in it).
-    fresh_tmp: bool,
+    /// The phase's private tmp (and HOME), made fresh for it.
+    tmp: TaskDir,
     /// Its egress proxy, with a network list: logging beside the phase's
     /// output (`<attempt>.egress.log`, `<attempt>.setup.egress.log`).
     egress: Option<Arc<Egress>>,
@@ -208,7 +206,6 @@ impl Setup {
             Phase::Setup => crate::layout::setup_log_paths(&ctx.run_dir, &task.id, attempt),
             Phase::Cleanup => crate::layout::cleanup_log_paths(&ctx.run_dir, &task.id, attempt),
         };
-        let tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
         // A command's logs are made when it first writes (most print
         // nothing, and each inode made per task is what a no-op task costs
         // on a disk); an agent's and a WASM program's directory holds more
@@ -219,10 +216,12 @@ impl Setup {
         if let Some(dir) = logs {
             std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
-        // Whether the tmp is new: an earlier attempt's may hold anything,
-        // its subtask request too, which goes with that attempt.
-        let fresh_tmp = make_tmp(&tmp)?;
-        let mut env = attempt_env(ctx, task, attempt, base, &tmp);
+        // Made fresh for this phase of this attempt: whatever an earlier
+        // phase, attempt or run left there (a link where swarm is about to
+        // write a file for the task, an earlier attempt's subtask request)
+        // is gone, so what swarm writes in it goes nowhere else.
+        let tmp = make_tmp(&phase_tmp(ctx, task, phase))?;
+        let mut env = attempt_env(ctx, task, attempt, base, tmp.path());
         let cgroup = task_cgroup(ctx, task, attempt);
         let sandbox = match &ctx.sandbox {
             None => None,
@@ -231,7 +230,7 @@ impl Setup {
                     task,
                     workdir,
                     git_dir,
-                    tmp: &tmp,
+                    tmp: tmp.path(),
                     own_cgroup: cgroup.is_some(),
                 };
                 Some(confined.sandbox(ctx, settings, &mut env)?)
@@ -269,7 +268,7 @@ impl Setup {
         // As root, workers run as an unprivileged user, which must own what
         // they may change, and only while they run.
         let owned: Vec<PathBuf> = match (&sandbox, swarm_sandbox::worker_identity()) {
-            (Some(_), Some(_)) => std::iter::once(tmp.clone())
+            (Some(_), Some(_)) => std::iter::once(tmp.path().to_path_buf())
                 .chain((task.isolation == Isolation::Worktree).then(|| workdir.to_path_buf()))
                 .collect(),
             _ => Vec::new(),
@@ -312,7 +311,6 @@ impl Setup {
             cgroup,
             owned,
             tmp,
-            fresh_tmp,
             egress,
         })
     }
@@ -325,34 +323,48 @@ impl Setup {
         // The view of the git directory stays root's (read-only to the task
         // anyway): the task's own global configuration (HOME is its tmp)
         // trusts it.
-        trust_checkouts(&self.tmp)
-            .map_err(|e| format!("write {}: {e}", self.tmp.join(".gitconfig").display()))?;
-        // A tmp this attempt made holds a file or two: handed over here,
+        trust_checkouts(&self.tmp).map_err(|e| format!("write {e}"))?;
+        // The tmp is new and holds a file or two: handed over here,
         // without a hop to a blocking thread and back for each task. A
-        // worktree, or an earlier attempt's tmp, is a walk of a tree.
+        // worktree is a walk of a tree.
         let mut rest = self.owned.clone();
-        if self.fresh_tmp {
-            rest.retain(|p| *p != self.tmp);
-            swarm_sandbox::ownership::hand_over(&self.tmp, swarm_sandbox::SANDBOX_IDENTITY)
-                .map_err(|e| format!("failed to {e}"))?;
-        }
+        rest.retain(|p| p != self.tmp.path());
+        swarm_sandbox::ownership::hand_over(self.tmp.path(), swarm_sandbox::SANDBOX_IDENTITY)
+            .map_err(|e| format!("failed to {e}"))?;
         change_owners(rest, true).await
     }
 }
 
-/// Makes the task's private tmp (its HOME too): whether it is new. An
-/// earlier attempt's subtask request goes with that attempt.
-fn make_tmp(tmp: &std::path::Path) -> Result<bool, String> {
-    match std::fs::create_dir(tmp) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let _ = std::fs::remove_file(tmp.join(crate::run::spawn::REQUEST_FILE));
-            Ok(false)
+/// Where `phase` of `task` has its private tmp (and HOME): the task's
+/// own, or one apart for its `[setup]` and its `[cleanup]`, so that no
+/// phase runs in what another left.
+fn phase_tmp(ctx: &Ctx, task: &Task, phase: Phase) -> PathBuf {
+    match phase {
+        Phase::Task => crate::layout::task_tmp(&ctx.run_dir, &task.id),
+        Phase::Setup => crate::layout::setup_tmp(&ctx.run_dir, &task.id),
+        Phase::Cleanup => crate::layout::cleanup_tmp(&ctx.run_dir, &task.id),
+    }
+}
+
+/// Makes a phase's private tmp (its HOME too) anew at `path`: an earlier
+/// attempt's (its subtask request, links it planted) goes with it.
+fn make_tmp(path: &std::path::Path) -> Result<TaskDir, String> {
+    match TaskDir::fresh(path, 0o700) {
+        Ok(dir) => Ok(dir),
+        // The run's `tmp/` itself is missing (a node's job directory, a
+        // run made before it was): swarm's own, made, then tried again.
+        Err(e) if e.is_missing() => {
+            if let Some(parent) = path.parent() {
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "the run's own tmp/, swarm's: no task writes there"
+                )]
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("create {}: {e}", parent.display()))?;
+            }
+            TaskDir::fresh(path, 0o700).map_err(|e| format!("make {e}"))
         }
-        Err(_) => {
-            std::fs::create_dir_all(tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-            Ok(true)
-        }
+        Err(e) => Err(format!("make {e}")),
     }
 }
 
@@ -363,7 +375,7 @@ fn make_tmp(tmp: &std::path::Path) -> Result<bool, String> {
 fn write_task_files(
     ctx: &Ctx,
     task: &Task,
-    tmp: &std::path::Path,
+    tmp: &TaskDir,
     env: &mut Vec<(String, String)>,
 ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     // The answers of the dependencies that gave one (`output_schema`),
@@ -378,20 +390,19 @@ fn write_task_files(
         })
         .collect();
     if !answers.is_empty() {
-        let file = tmp.join("deps-output.json");
-        std::fs::write(
-            &file,
-            serde_json::Value::Object(answers.clone()).to_string(),
-        )
-        .map_err(|e| format!("write {}: {e}", file.display()))?;
+        let text = serde_json::Value::Object(answers.clone()).to_string();
+        let file = tmp
+            .write_new("deps-output.json", text.as_bytes(), 0o644)
+            .map_err(|e| format!("write {e}"))?;
         env.push(("SWARM_DEPS_OUTPUT".into(), file.display().to_string()));
     }
     // A shard's entries, one per line, in a file of its tmp.
     if let Some(crate::plan::shards::Sharding::Shard { entries, .. }) = task.sharding.as_deref() {
-        let file = tmp.join("swarm-entries.txt");
         let mut text = entries.join("\n");
         text.push('\n');
-        std::fs::write(&file, text).map_err(|e| format!("write {}: {e}", file.display()))?;
+        let file = tmp
+            .write_new("swarm-entries.txt", text.as_bytes(), 0o644)
+            .map_err(|e| format!("write {e}"))?;
         env.push(("SWARM_ENTRIES".into(), file.display().to_string()));
     }
     Ok(answers)

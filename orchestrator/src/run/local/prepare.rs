@@ -179,7 +179,14 @@ async fn prepare_inner(
             Phase::Setup,
         )
         .await;
-        if !ran.outcome.is_success() {
+        if ran.outcome.is_success() {
+            // Its tmp is scratch: what it made for the task is in the
+            // worktree (a failed one's stays, for a look).
+            let tmp = crate::layout::setup_tmp(&ctx.run_dir, &task.id);
+            if let Err(e) = crate::untrusted::TaskDir::discard(&tmp) {
+                tracing::warn!(task = %task.id, error = %e, "failed to remove the [setup]'s tmp");
+            }
+        } else {
             let how = super::describe::describe_failure(
                 &ran.outcome,
                 None,
@@ -396,9 +403,14 @@ pub(crate) async fn clean_up(
         Phase::Cleanup,
     )
     .await;
-    // Its tmp goes again if it left it empty (the task's went already).
-    let _ = std::fs::remove_dir(crate::layout::task_tmp(&ctx.run_dir, &task.id));
-    if !ran.outcome.is_success() {
+    if ran.outcome.is_success() {
+        // Its tmp is scratch (a failed one's stays, for a look, until the
+        // next cleanup of the task makes it fresh).
+        let tmp = crate::layout::cleanup_tmp(&ctx.run_dir, &task.id);
+        if let Err(e) = crate::untrusted::TaskDir::discard(&tmp) {
+            tracing::warn!(task = %task.id, error = %e, "failed to remove the [cleanup]'s tmp");
+        }
+    } else {
         let how = super::describe::describe_failure(
             &ran.outcome,
             None,

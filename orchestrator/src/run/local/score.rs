@@ -218,16 +218,10 @@ pub(crate) fn parse(output: &str) -> Result<f64, String> {
 /// a git configuration that trusts root's checkouts and, for a sandboxed
 /// scorer run as root, owned by the sandbox's identity.
 fn fresh_home(home: &Path, sandboxed: bool) -> Result<(), String> {
-    let action = |e: std::io::Error| format!("create {}: {e}", home.display());
-    match std::fs::remove_dir_all(home) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(action(e)),
-    }
-    std::fs::create_dir(home).map_err(action)?;
+    let home = crate::untrusted::TaskDir::fresh(home, 0o700).map_err(|e| format!("make {e}"))?;
     if sandboxed && swarm_sandbox::worker_identity().is_some() {
-        super::worker_files::trust_checkouts(home).map_err(action)?;
-        swarm_sandbox::ownership::hand_over(home, swarm_sandbox::SANDBOX_IDENTITY)
+        super::worker_files::trust_checkouts(&home).map_err(|e| format!("write {e}"))?;
+        swarm_sandbox::ownership::hand_over(home.path(), swarm_sandbox::SANDBOX_IDENTITY)
             .map_err(|e| format!("failed to {e}"))?;
     }
     Ok(())

@@ -29,18 +29,12 @@ pub(crate) fn owned_cache_dir(
 
 /// Writes `<home>/.gitconfig` trusting every repository: git refuses one
 /// owned by another user, and the checkouts and git views a sandboxed
-/// identity works in stay root's. Only ever a new file: an earlier
-/// attempt may have left a link there, which a plain write would follow
-/// as root (an existing file is left as it is).
-pub(crate) fn trust_checkouts(home: &Path) -> std::io::Result<()> {
-    let config = home.join(".gitconfig");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&config)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, b"[safe]\n\tdirectory = *\n"))
-        .or_else(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Ok(()),
-            _ => Err(e),
-        })
+/// identity works in stay root's. `home` is made fresh for each phase, so
+/// the file is always new (never written through what an earlier attempt
+/// left there).
+pub(crate) fn trust_checkouts(
+    home: &crate::untrusted::TaskDir,
+) -> Result<(), crate::untrusted::UntrustedError> {
+    home.write_new(".gitconfig", b"[safe]\n\tdirectory = *\n", 0o644)
+        .map(drop)
 }

@@ -308,8 +308,11 @@ impl Runner {
 async fn hand_over(tmp: &Path) -> Result<PathBuf, String> {
     let tmp = tmp.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        crate::run::local::worker_files::trust_checkouts(&tmp)
-            .map_err(|e| format!("write {}: {e}", tmp.join(".gitconfig").display()))?;
+        let home = crate::untrusted::TaskDir::open(&tmp).map_err(|e| format!("open {e}"))?;
+        match crate::run::local::worker_files::trust_checkouts(&home) {
+            Ok(()) | Err(crate::untrusted::UntrustedError::Taken { .. }) => {}
+            Err(e) => return Err(format!("write {e}")),
+        }
         swarm_sandbox::ownership::hand_over(&tmp, swarm_sandbox::SANDBOX_IDENTITY)
             .map_err(|e| format!("failed to {e}"))?;
         Ok(tmp)

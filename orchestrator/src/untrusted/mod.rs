@@ -15,6 +15,10 @@
 //!
 //! A refusal names the path and what was wrong with it, never what the
 //! file (or a link's target) holds.
+//!
+//! A directory a task could have written (its tmp, its worktree) is
+//! touched only through [`TaskDir`] ([`task_dir`]): held open, reached
+//! without following a link, files only ever made new.
 
 use std::fmt;
 use std::io::Read as _;
@@ -25,6 +29,10 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open, openat};
 use nix::sys::stat::Mode;
+
+mod task_dir;
+
+pub use task_dir::{EntryKind, TaskDir};
 
 /// How much of a file a task left swarm reads by default.
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 20;
@@ -69,6 +77,8 @@ pub enum UntrustedError {
         max: u64,
         what: &'static str,
     },
+    #[error("{} is there already; swarm writes a file for a task only where none is", path.display())]
+    Taken { path: PathBuf },
     #[error("{} has other names (hard links); swarm does not write to such a file", path.display())]
     HardLink { path: PathBuf },
     #[error("{} is not a plain relative path (`{name}`)", dir.display())]
@@ -104,7 +114,27 @@ impl fmt::Display for Size {
 /// Reads `rel` (one or more plain components, `/`-separated) under `dir`
 /// (a directory the coordinator owns, itself not a link), within `limits`.
 pub fn read(dir: &Path, rel: &str, limits: Limits) -> Result<Vec<u8>, UntrustedError> {
-    let (file, path, meta) = open_regular(dir, rel)?;
+    let (file, path, _) = open_regular(dir, rel)?;
+    read_open(file, path, limits)
+}
+
+/// Reads `file` (opened without following a link, at `path`) if it is a
+/// regular file within `limits`.
+fn read_open(
+    file: std::fs::File,
+    path: PathBuf,
+    limits: Limits,
+) -> Result<Vec<u8>, UntrustedError> {
+    let meta = file.metadata().map_err(|e| UntrustedError::Io {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    if !meta.is_file() {
+        return Err(UntrustedError::NotRegular {
+            path,
+            kind: kind(&meta),
+        });
+    }
     let io = |e: std::io::Error| UntrustedError::Io {
         path: path.clone(),
         message: e.to_string(),
