@@ -33,6 +33,7 @@ mod origins;
 mod outputs;
 mod ownership;
 mod papercuts;
+mod phases;
 mod plan_features;
 mod planner;
 mod replan;

@@ -59,6 +59,7 @@ pub fn check(plan: &Plan, exists: &dyn Fn(&str) -> bool, limits: Limits) -> Find
     paths_exist(plan, &ancestors, exists, &mut found);
     overlaps(plan, &ancestors, limits.overlap, &mut found);
     unchecked(plan, &mut found);
+    phase_rights(plan, &mut found);
     found
 }
 
@@ -399,6 +400,82 @@ fn unchecked(plan: &Plan, found: &mut Findings) {
                 );
             }
             Payload::Agent(_) | Payload::Command { .. } | Payload::Wasm(_) => {}
+        }
+    }
+}
+
+/// Most tasks a warning about `[setup]`'s or `[cleanup]`'s rights names.
+const NAMED_RIGHTS: usize = 5;
+
+/// `[cleanup]` and `[setup]` asking for more than a task has where they
+/// run the task's files: cleanup runs in every task's worktree after the
+/// task (`make clean` runs the task's Makefile), so it gets no more than
+/// the task; a setup without `key` in the worktree of a task that starts
+/// from its dependencies' results runs their files, so it gets the task's
+/// rights there. Both run; the warning says with what.
+fn phase_rights(plan: &Plan, found: &mut Findings) {
+    let writers = || {
+        plan.tasks
+            .iter()
+            .filter(|t| t.isolation == Isolation::Worktree && t.experiment().is_none())
+    };
+    let named = |tasks: Vec<&str>| {
+        let shown: Vec<String> = tasks
+            .iter()
+            .take(NAMED_RIGHTS)
+            .map(|t| format!("`{t}`"))
+            .collect();
+        match tasks.len().saturating_sub(NAMED_RIGHTS) {
+            0 => shown.join(", "),
+            more => format!("{} and {more} more", shown.join(", ")),
+        }
+    };
+    if let Some(cleanup) = &plan.cleanup {
+        let narrower: Vec<&str> = writers()
+            .filter(|t| cleanup.network.wider_than(&t.network))
+            .map(|t| t.id.as_str())
+            .collect();
+        if !narrower.is_empty() {
+            found.warnings.push(
+                plan.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "`[cleanup]` asks for network {}, more than task {} may have: it runs there with the task's network",
+                            cleanup.network,
+                            named(narrower)
+                        ),
+                        Some(cleanup.span.clone()),
+                        "runs with each task's own network",
+                    )
+                    .with_help("cleanup runs in a task's worktree, with whatever the task made of its files, so it never gets more than the task: give the task the network cleanup needs, or do the networked part in [setup]"),
+            );
+        }
+    }
+    if let Some(setup) = plan.setup.as_ref().filter(|s| s.key.is_empty()) {
+        let on_results: Vec<&str> = writers()
+            .filter(|t| t.setup && !t.deps.is_empty())
+            .filter(|t| {
+                setup.network.wider_than(&t.network)
+                    || setup.env.iter().any(|(k, v)| t.env.get(k) != Some(v))
+            })
+            .map(|t| t.id.as_str())
+            .collect();
+        if !on_results.is_empty() {
+            found.warnings.push(
+                plan.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "`[setup]` asks for network {} or variables that task {} does not have, and those tasks start from their dependencies' results: their setup runs with their own",
+                            setup.network,
+                            named(on_results)
+                        ),
+                        Some(setup.span.clone()),
+                        "runs with the task's network there",
+                    )
+                    .with_help("setup runs its own network and variables only in a checkout of the run's base, which no task wrote; give [setup] a `key` (the files its work depends on, e.g. key = [\"package-lock.json\"]) and those tasks copy the setup made at the base"),
+            );
         }
     }
 }
