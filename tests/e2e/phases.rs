@@ -203,7 +203,11 @@ fn setup_runs_no_script_a_dependency_or_a_parent_rewrote_with_its_network() {
     run.assert_code(0);
     let report = repo.report();
     assert_eq!(task(&report, "b")["status"], "merged", "{report:#}");
-    assert_eq!(task(&report, "a/child")["status"], "succeeded", "{report:#}");
+    assert_eq!(
+        task(&report, "a/child")["status"],
+        "succeeded",
+        "{report:#}"
+    );
     assert!(
         !net.asked().iter().any(|p| p.contains("pwned")),
         "a setup ran a task's script with setup's network: {:?}\n{}",
@@ -369,4 +373,189 @@ fn a_setup_kept_on_one_base_is_never_copied_onto_another() {
         "{}",
         on_main.stderr
     );
+}
+
+/// Replaces every file and directory below each directory it is given
+/// with a link to a canary (`$CANARIES/file`, `$CANARIES/dir`), and plants
+/// such links at every name swarm writes for a task or a phase: whatever
+/// swarm then writes, reads or removes there through a link reaches a
+/// canary.
+const PLANT: &str = r#"#!/bin/sh
+c="$CANARIES"
+for d in "$@"; do
+  [ -d "$d" ] && [ ! -L "$d" ] || continue
+  find "$d" -mindepth 1 -depth 2>/dev/null | while IFS= read -r p; do
+    if [ -d "$p" ] && [ ! -L "$p" ]; then rm -rf "$p"; ln -s "$c/dir" "$p"; else rm -f "$p"; ln -s "$c/file" "$p"; fi
+  done
+  for n in deps-output.json swarm-entries.txt .gitconfig target agent-home.1 agent-home.2 \
+           .cache .local .config report.xml home tmp .tools .env; do
+    [ -e "$d/$n" ] || [ -L "$d/$n" ] || ln -s "$c/file" "$d/$n"
+  done
+done
+exit 0
+"#;
+
+#[test]
+fn hostile_tmp_harness_no_phase_writes_reads_or_removes_through_a_planted_link() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let canaries = repo.outside().join("canaries");
+    std::fs::create_dir_all(canaries.join("dir")).unwrap();
+    std::fs::write(canaries.join("file"), "canary\n").unwrap();
+    std::fs::write(canaries.join("dir/inside"), "canary\n").unwrap();
+    let check = |said: &str| {
+        assert_eq!(
+            std::fs::read_to_string(canaries.join("file")).unwrap(),
+            "canary\n",
+            "{said}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(canaries.join("dir/inside")).unwrap(),
+            "canary\n",
+            "{said}"
+        );
+        let mut there: Vec<_> = std::fs::read_dir(canaries.join("dir"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        there.sort();
+        assert_eq!(there, ["inside"], "{said}");
+        assert_eq!(std::fs::read_dir(&canaries).unwrap().count(), 2, "{said}");
+    };
+    repo.write("plant.sh", PLANT);
+    repo.write(".gitignore", ".tools/\n.env\n");
+    repo.write(".worktreeinclude", ".env\n");
+    repo.write(".env", "KEY=value\n");
+    repo.write("deps.lock", "one\n");
+    repo.write("shared.txt", "base\n");
+    for f in ["alpha", "beta"] {
+        repo.write(&format!("e/{f}"), f);
+    }
+    repo.commit_all("a project that plants links everywhere");
+    // Every phase plants in its HOME and tmp and in what it may write of
+    // the worktree that swarm touches (setup's outputs, the included file).
+    let plant =
+        "sh plant.sh \"$HOME\" \"$TMPDIR\" .tools; rm -f .env; ln -s \"$CANARIES/file\" .env";
+    let plan = |name: &str, extra_tasks: &str| {
+        repo.plan(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\nkeep_runs = 1\nverify = '''\nsh plant.sh \"$HOME\" \"$TMPDIR\"\n'''\n\n\
+                 [defaults]\nenv = {{ CANARIES = \"{c}\" }}\n\n\
+                 [setup]\nrun = '''\nmkdir -p .tools && echo tool > .tools/tool && {plant}\n'''\nkey = [\"deps.lock\"]\n\n\
+                 [cleanup]\nrun = '''\n{plant}\n'''\n\n\
+                 [[task]]\nid = \"shard\"\nmatrix = {{ f = {{ glob = \"e/*\" }} }}\nshards = 1\nretries = 1\nrun = '''\n\
+                 {plant}\nsh plant.sh \"$(dirname \"$SWARM_ENTRIES\")\"\n[ \"$SWARM_ATTEMPT\" = 2 ] && echo done > shard.txt\n'''\n\n\
+                 [[task]]\nid = \"v\"\nvariants = 2\ncreates = [\"v.txt\"]\nscore = '''\nsh plant.sh \"$HOME\" \"$TMPDIR\"; echo {{variant}}\n'''\npick = \"max\"\n\
+                 run = '''\n{plant}\necho {{variant}} > v.txt\n'''\n\n\
+                 [[task]]\nid = \"c1\"\nrun = '''\n{plant}\necho c1 > shared.txt\n'''\n\n\
+                 [[task]]\nid = \"c2\"\nrun = '''\n{plant}\necho c2 >> shared.txt\n'''\n\n{extra_tasks}",
+                c = canaries.display(),
+            ),
+        )
+    };
+    // Run 1 keeps a failed task's worktree (links in it) for a look.
+    let failing = format!(
+        "[[task]]\nid = \"f\"\nrun = '''\n{plant}\nln -s \"$CANARIES/dir\" untracked-dir\nexit 3\n'''\n"
+    );
+    let one = repo.run_plan(&plan("one", &failing), &[]);
+    one.assert_code(1);
+    check(&one.stderr);
+    assert!(one.stderr.contains("f"), "{}", one.stderr);
+    // Run 2: warm worktrees with links in them, a kept setup, and the
+    // retention of run 1 (`keep_runs = 1`).
+    let two = repo.run_plan(&plan("two", ""), &[]);
+    two.assert_code(0);
+    check(&two.stderr);
+    // Land it on a base that moved: a landing run (merges again, conflict
+    // re-runs, its verify).
+    repo.write("shared.txt", "moved\n");
+    repo.commit_all("the base moves");
+    let land = repo.swarm(&["land", "two"]);
+    land.assert_code(0);
+    check(&format!("{}\n{}", land.stdout, land.stderr));
+}
+
+/// Rewrites every file the task can write (tracked or not, in its
+/// worktree and its HOME) into a script that asks `$NET` for
+/// `/pwned-<what ran it>`, and plants such scripts where tools look
+/// (`.tools/`, a virtualenv's `bin/`, `node_modules/.bin/`, shell and
+/// Python start-up files in HOME).
+const REWRITE: &str = r#"#!/bin/sh
+payload() { printf '#!/bin/sh\ncurl -s -m 5 "%s/pwned-%s" || true\n' "$NET" "$1"; }
+git ls-files | while IFS= read -r f; do payload "$(echo "$f" | tr / _)" > "$f"; chmod +x "$f"; done
+for f in .tools/fetch .venv/bin/python node_modules/.bin/jest; do
+  mkdir -p "$(dirname "$f")"; payload "$(echo "$f" | tr / _)" > "$f"; chmod +x "$f"
+done
+for f in .bashrc .profile .bash_profile; do payload "home$f" > "$HOME/$f"; done
+mkdir -p "$HOME/.local/lib"
+printf 'import os\nos.system("curl -s -m 5 %s/pwned-usercustomize")\n' "$NET" > "$HOME/.local/lib/usercustomize.py"
+exit 0
+"#;
+
+#[test]
+fn no_actor_with_more_rights_than_a_task_runs_anything_a_task_rewrote() {
+    let net = Internet::start();
+    let repo = fetching_project(&net);
+    if !sandbox_available(&repo) {
+        return;
+    }
+    repo.write("rewrite.sh", REWRITE);
+    repo.commit_all("a task that rewrites everything");
+    let url = format!("http://127.0.0.2:{}", net.port);
+    // `evil` rewrites everything it can and asks for a subtask; `dep`
+    // starts from its result; cleanup runs after each; a second run finds
+    // `evil`'s warm worktree as it left it.
+    let tasks = r#"
+[[task]]
+id = "evil"
+run = '''
+cp rewrite.sh "$TMPDIR/r.sh" && sh "$TMPDIR/r.sh"
+cat > "$SWARM_SUBTASKS" <<'REQUEST'
+[[task]]
+id = "child"
+setup = true
+creates = ["child.txt"]
+run = "echo child > child.txt"
+REQUEST
+'''
+
+[[task]]
+id = "dep"
+deps = ["evil"]
+run = "echo dep > dep.txt"
+"#;
+    let plan = |name: &str| {
+        repo.plan(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\n\n[defaults]\nenv = {{ NET = \"{url}\" }}\n\n\
+                 [setup]\nrun = \"sh setup.sh\"\nnetwork = {listed}\n\n\
+                 [cleanup]\nrun = \"sh clean.sh\"\nnetwork = {listed}\n{tasks}",
+                listed = net.listed(),
+            ),
+        )
+    };
+    let one = repo.run_plan(&plan("one"), &[]);
+    one.assert_code(0);
+    let two = repo.run_plan(&plan("two"), &[]);
+    two.assert_code(0);
+    let pwned: Vec<String> = net
+        .asked()
+        .into_iter()
+        .filter(|p| p.contains("pwned"))
+        .collect();
+    assert_eq!(
+        pwned,
+        Vec::<String>::new(),
+        "{}\n{}",
+        one.stderr,
+        two.stderr
+    );
+    // Setup did run with its own network where nothing a task wrote was:
+    // in `evil`'s fresh worktree in run 1, and scrubbed in run 2.
+    let setups = net.asked().iter().filter(|p| *p == "/setup").count();
+    assert!(setups >= 2, "{:?}", net.asked());
 }
