@@ -419,15 +419,20 @@ fn phase_rights(plan: &Plan, found: &mut Findings) {
             .iter()
             .filter(|t| t.isolation == Isolation::Worktree && t.experiment().is_none())
     };
-    let named = |tasks: Vec<&str>| {
+    // "task `a` has", "tasks `a`, `b` have": the names, and whether many.
+    let named = |tasks: &[&str]| {
         let shown: Vec<String> = tasks
             .iter()
             .take(NAMED_RIGHTS)
             .map(|t| format!("`{t}`"))
             .collect();
-        match tasks.len().saturating_sub(NAMED_RIGHTS) {
+        let list = match tasks.len().saturating_sub(NAMED_RIGHTS) {
             0 => shown.join(", "),
             more => format!("{} and {more} more", shown.join(", ")),
+        };
+        match tasks.len() {
+            1 => (format!("task {list}"), false),
+            _ => (format!("tasks {list}"), true),
         }
     };
     if let Some(cleanup) = &plan.cleanup {
@@ -440,17 +445,54 @@ fn phase_rights(plan: &Plan, found: &mut Findings) {
                 plan.source
                     .error(
                         PlanErrorKind::BadValue,
-                        format!(
-                            "`[cleanup]` asks for network {}, more than task {} may have: it runs there with the task's network",
-                            cleanup.network,
-                            named(narrower)
-                        ),
+                        {
+                            let (who, many) = named(&narrower);
+                            format!(
+                                "`[cleanup]` asks for network {}, more than {who} {}: it runs there with the task's own",
+                                cleanup.network,
+                                if many { "have" } else { "has" },
+                            )
+                        },
                         Some(cleanup.span.clone()),
                         "runs with each task's own network",
                     )
                     .with_help("cleanup runs in a task's worktree, with whatever the task made of its files, so it never gets more than the task: give the task the network cleanup needs, or do the networked part in [setup]"),
             );
         }
+    }
+    // A variant's score runs in the variant's worktree: without `paths`
+    // the variant may rewrite the scorer's own files (its result check
+    // refuses changes outside `paths`, which makes such a variant
+    // ineligible).
+    let unguarded: Vec<&str> = plan
+        .tasks
+        .iter()
+        .filter(|t| t.experiment().is_some())
+        .filter(|t| {
+            plan.tasks.iter().any(|v| {
+                v.variant()
+                    .is_some_and(|var| var.of == t.id && var.score.is_some())
+                    && v.owned().is_none()
+            })
+        })
+        .map(|t| t.id.as_str())
+        .collect();
+    for id in unguarded {
+        let Some(task) = plan.tasks.iter().find(|t| t.id == id) else {
+            continue;
+        };
+        found.warnings.push(
+            plan.source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "the variants of `{id}` may change any file, the files `score` runs included: a variant could score itself"
+                    ),
+                    Some(task.span.clone()),
+                    "no `paths`",
+                )
+                .with_help("give the task `paths` (and `creates`) for what its variants may change: a variant that changes anything else, its scorer included, is not eligible"),
+        );
     }
     if let Some(setup) = plan.setup.as_ref().filter(|s| s.key.is_empty()) {
         let on_results: Vec<&str> = writers()
@@ -466,11 +508,16 @@ fn phase_rights(plan: &Plan, found: &mut Findings) {
                 plan.source
                     .error(
                         PlanErrorKind::BadValue,
-                        format!(
-                            "`[setup]` asks for network {} or variables that task {} does not have, and those tasks start from their dependencies' results: their setup runs with their own",
-                            setup.network,
-                            named(on_results)
-                        ),
+                        {
+                            let (who, many) = named(&on_results);
+                            format!(
+                                "`[setup]` asks for network {} or variables that {who} {}, and {} from {} dependencies' results: setup runs there with the task's own",
+                                setup.network,
+                                if many { "do not have" } else { "does not have" },
+                                if many { "they start" } else { "it starts" },
+                                if many { "their" } else { "its" },
+                            )
+                        },
                         Some(setup.span.clone()),
                         "runs with the task's network there",
                     )
@@ -494,6 +541,40 @@ mod tests {
 
     fn messages(errors: &[PlanError]) -> Vec<String> {
         errors.iter().map(|e| e.message.clone()).collect()
+    }
+
+    #[test]
+    fn phases_asking_for_more_than_the_tasks_whose_files_they_run_warn() {
+        let text = "[setup]\nrun = \"npm ci\"\nnetwork = \"full\"\n\n\
+                    [cleanup]\nrun = \"make clean\"\nnetwork = [\"example.com\"]\n\n\
+                    [[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"a\"]\n\n\
+                    [[task]]\nid = \"b\"\ndeps = [\"a\"]\nrun = \"x\"\npaths = [\"b\"]\n\n\
+                    [[task]]\nid = \"n\"\nnetwork = [\"example.com\"]\nrun = \"x\"\npaths = [\"n\"]\n\n\
+                    [[task]]\nid = \"v\"\nvariants = 2\nscore = \"cat s\"\npick = \"max\"\nrun = \"x\"\n";
+        let f = findings(text, &["a", "b", "n"], Limits::default());
+        let warned = messages(&f.warnings);
+        insta::assert_debug_snapshot!(warned, @r#"
+        [
+            "`[cleanup]` asks for network [\"example.com\"], more than tasks `a`, `b`, `v@1`, `v@2` have: it runs there with the task's own",
+            "the variants of `v` may change any file, the files `score` runs included: a variant could score itself",
+            "`[setup]` asks for network \"full\" or variables that task `b` does not have, and it starts from its dependencies' results: setup runs there with the task's own",
+        ]
+        "#);
+        // With a key, a dependent copies the setup of the base: no warning
+        // about it; a variant with `paths` cannot rewrite its scorer.
+        let keyed = text
+            .replace(
+                "network = \"full\"\n",
+                "network = \"full\"\nkey = [\"package-lock.json\"]\n",
+            )
+            .replace("variants = 2\n", "variants = 2\ncreates = [\"out\"]\n");
+        let f = findings(&keyed, &["a", "b", "n"], Limits::default());
+        assert_eq!(
+            messages(&f.warnings).len(),
+            1,
+            "{:?}",
+            messages(&f.warnings)
+        );
     }
 
     #[test]
