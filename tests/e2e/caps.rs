@@ -1,0 +1,113 @@
+//! Caps on what swarm keeps of what a task wrote (issue 73, finding 6):
+//! a test report's names and messages, the files a `keep_runs` clean
+//! commits from a kept worktree, a sharded task's entries. Each is a real
+//! task in the real sandbox, driven through the `swarm` binary, whose
+//! output is the hostile input.
+
+use crate::resume::journal;
+use crate::support::{TestRepo, task};
+
+/// The longest line of `text`, in bytes.
+fn longest_line(text: &str) -> usize {
+    text.lines().map(str::len).max().unwrap_or(0)
+}
+
+/// A task's JUnit report of 60 MiB, almost all of it ten failing tests'
+/// names, class names and messages (48 MiB of names), is kept as at most
+/// a KiB of each, marked cut: the journal's lines, what `swarm run` and
+/// `swarm status` print, the run's `--junit` and its HTML page stay small.
+#[test]
+fn a_report_of_huge_test_names_is_kept_capped_everywhere_it_is_shown() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "j.toml",
+        r#"[swarm]
+name = "j"
+
+[[task]]
+id = "t"
+junit = "$TMPDIR/r.xml"
+run = '''
+a() { head -c "$1" /dev/zero | tr '\0' a; }
+{
+  printf '<testsuite name="s">'
+  for i in 0 1 2 3 4 5 6 7 8 9; do
+    printf '<testcase classname="'; a 600000
+    printf '" name="%s' "$i"; a 5000000
+    printf '"><failure message="'; a 600000
+    printf '">'; a 50000
+    printf '</failure></testcase>'
+  done
+  printf '</testsuite>'
+} > "$TMPDIR/r.xml"
+echo done > done.txt
+'''
+"#,
+    );
+    let junit = repo.root().join("run.xml");
+    let run = repo.run_plan(&plan, &["--junit", junit.to_str().unwrap()]);
+    run.assert_code(0);
+    let printed = run.stdout.len() + run.stderr.len();
+    assert!(
+        printed < 64 << 10,
+        "swarm run printed {printed} bytes: {}",
+        &run.stderr[..run.stderr.floor_char_boundary(4000)]
+    );
+    assert!(
+        run.stderr.contains("tests: 0 passed, 10 failed in 1 task"),
+        "{}",
+        &run.stderr[..run.stderr.floor_char_boundary(4000)]
+    );
+
+    // The journal keeps the counts and ten names, each cut and marked.
+    let events = std::fs::read_to_string(repo.path().join(".swarm/runs/j/events.jsonl")).unwrap();
+    assert!(
+        longest_line(&events) < 64 << 10,
+        "a journal line of {} bytes",
+        longest_line(&events)
+    );
+    let report = repo.report();
+    let tests = &task(&report, "t")["tests"];
+    assert_eq!(tests["failed"], 10);
+    let failing = tests["failing"].as_array().unwrap();
+    assert_eq!(failing.len(), 10);
+    for name in failing {
+        let name = name.as_str().unwrap();
+        assert!(name.len() < 3 << 10, "{} bytes", name.len());
+        assert!(
+            name.ends_with("… [cut: 5000001 bytes in all]"),
+            "{}",
+            &name[name.len() - 100..]
+        );
+    }
+    // Each case as kept: every field at most a KiB and the mark.
+    let kept: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(tests["cases"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(kept.len(), 10);
+    for case in &kept {
+        for field in ["name", "classname", "message", "text"] {
+            let value = case[field].as_str().unwrap();
+            assert!(value.len() < 5 << 10, "{field}: {} bytes", value.len());
+            assert!(value.contains("… [cut"), "{field} not marked cut");
+        }
+    }
+
+    let status = repo.swarm(&["status", "j"]);
+    status.assert_code(0);
+    let shown = status.stdout.len() + status.stderr.len();
+    assert!(shown < 64 << 10, "swarm status printed {shown} bytes");
+
+    let xml = std::fs::metadata(&junit).unwrap().len();
+    assert!(xml < 256 << 10, "the run's JUnit is {xml} bytes");
+    let page = repo.root().join("run.html");
+    repo.swarm(&["report", "j", "--html", page.to_str().unwrap()])
+        .assert_code(0);
+    let html = std::fs::metadata(&page).unwrap().len();
+    assert!(html < 512 << 10, "the HTML page is {html} bytes");
+    assert_eq!(repo.show("swarm/j", "done.txt").trim(), "done");
+    assert!(
+        journal(&repo, "j")
+            .iter()
+            .any(|e| e["event"] == "tests_reported")
+    );
+}
