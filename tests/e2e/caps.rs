@@ -111,3 +111,57 @@ echo done > done.txt
             .any(|e| e["event"] == "tests_reported")
     );
 }
+
+/// A tracked file whose name holds a line break is not two entries of a
+/// glob-sharded task's `$SWARM_ENTRIES` (nor its lines some other files'
+/// names): it is left out of the task, and the plan's warning names it.
+#[test]
+fn a_file_named_with_a_line_break_is_left_out_of_the_shards_entries_and_said() {
+    let repo = TestRepo::new();
+    repo.write("tests/a.txt", "a\n");
+    repo.write("tests/b.txt", "b\n");
+    // Read by lines, this name is `tests/a.txt` and `b.txt`.
+    repo.write("tests/a.txt\nb.txt", "planted\n");
+    repo.commit_all("tests");
+    let plan = repo.plan(
+        "s.toml",
+        r#"[swarm]
+name = "s"
+
+[[task]]
+id = "t"
+shards = 1
+matrix = { f = { glob = "tests/*" } }
+run = 'cp "$SWARM_ENTRIES" entries.txt; for e in {entries}; do echo "$e"; done > words.txt'
+"#,
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(0);
+    // One line each, as the plan lists them: the planted name is not two.
+    assert_eq!(
+        repo.show("swarm/s", "entries.txt"),
+        "tests/a.txt\ntests/b.txt"
+    );
+    assert_eq!(
+        repo.show("swarm/s", "words.txt"),
+        "tests/a.txt\ntests/b.txt"
+    );
+    // (The warning's lines are wrapped.)
+    assert!(
+        run.stderr
+            .contains("sharded task `t` leaves out 1 entry holding a line break")
+            && run
+                .stderr
+                .contains("`$SWARM_ENTRIES`: `tests/a.txt\\nb.txt`"),
+        "{}",
+        run.stderr
+    );
+    let sharded = journal(&repo, "s")
+        .into_iter()
+        .find(|e| e["event"] == "task_sharded")
+        .unwrap();
+    assert_eq!(
+        sharded["shards"],
+        serde_json::json!([["tests/a.txt", "tests/b.txt"]])
+    );
+}
