@@ -165,3 +165,61 @@ run = 'cp "$SWARM_ENTRIES" entries.txt; for e in {entries}; do echo "$e"; done >
         serde_json::json!([["tests/a.txt", "tests/b.txt"]])
     );
 }
+
+/// A `keep_runs` clean commits what a failed task's kept worktree holds
+/// with the task's own `max_file_size`, as its result was: a sparse file
+/// of 300 MiB (and one of 20 MiB, under swarm's default but over the
+/// task's 10 MiB) is never read nor committed, and the run says so; the
+/// rest of the worktree's work is kept.
+#[test]
+fn a_keep_runs_clean_commits_no_file_past_the_tasks_max_file_size() {
+    let repo = TestRepo::new();
+    let first = repo.plan(
+        "c.toml",
+        r#"[swarm]
+name = "c"
+
+[defaults]
+warm = false
+
+[[task]]
+id = "bad"
+max_file_size = "10MiB"
+run = "echo half > half.txt; truncate -s 300M big.bin; truncate -s 20M mid.bin; exit 3"
+"#,
+    );
+    repo.run_plan(&first, &[]).assert_code(1);
+    let worktree = repo.worktree("c", "bad");
+    assert_eq!(
+        std::fs::metadata(worktree.join("big.bin")).unwrap().len(),
+        300 << 20
+    );
+    // Work done by hand in the kept worktree after the run.
+    std::fs::write(worktree.join("fix.txt"), "by hand\n").unwrap();
+
+    let second = repo.plan(
+        "d.toml",
+        "[swarm]\nname = \"d\"\nkeep_runs = 1\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+    );
+    let run = repo.run_plan(&second, &[]);
+    run.assert_code(0);
+    assert!(!worktree.exists(), "{}", run.stderr);
+    let refs = repo.git(&["for-each-ref", "--format=%(refname)", "refs/swarm/c/"]);
+    let mut by_hand = false;
+    for name in refs.lines() {
+        let files = repo.git(&["ls-tree", "-r", "--name-only", name]);
+        assert!(
+            !files.contains("big.bin") && !files.contains("mid.bin"),
+            "{name}: {files}"
+        );
+        by_hand |= files.lines().any(|f| f == "fix.txt");
+    }
+    assert!(by_hand, "the work done by hand was not kept: {refs}");
+    // And the run says what went with the worktree.
+    for (file, size) in [("big.bin", "300.0 MiB"), ("mid.bin", "20.0 MiB")] {
+        let said = format!(
+            "left out of bad's worktree (removed): {file}: too large ({size}, over max_file_size of 10.0 MiB)"
+        );
+        assert!(run.stderr.contains(&said), "{said}\n{}", run.stderr);
+    }
+}
