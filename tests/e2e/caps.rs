@@ -223,3 +223,57 @@ run = "echo half > half.txt; truncate -s 300M big.bin; truncate -s 20M mid.bin; 
         assert!(run.stderr.contains(&said), "{said}\n{}", run.stderr);
     }
 }
+
+/// `tool_choice = "schema"`: an answer that names a tool but gives input
+/// of the wrong type (a server that did not hold it to the schema) is a
+/// refused call the model is told to make again, as unparsable arguments
+/// are, never input passed on unchecked: here `finish` with a number for
+/// its summary, which would have ended the task with none.
+#[test]
+fn a_schema_call_of_the_wrong_type_is_refused_to_the_model_not_passed_on() {
+    use crate::support::model::{MockModel, Options, Reply, Wire};
+    let repo = TestRepo::new();
+    let mock = MockModel::start(Options::new("smollm2"), |call| match call.turn {
+        0 => Reply::text(r#"{"tool": "finish", "input": {"summary": 5}}"#),
+        _ => {
+            assert!(
+                call.last_user_text.contains("failed")
+                    && call.last_user_text.contains(
+                        "does not match the input schema of `finish`: at /summary: 5 is not of type \"string\""
+                    ),
+                "{}",
+                call.last_user_text
+            );
+            Reply::text(r#"{"tool": "finish", "input": {"summary": "checked"}}"#)
+        }
+    });
+    let plan = repo.plan(
+        "m.toml",
+        &format!(
+            r#"[swarm]
+name = "m"
+
+[models.default]
+provider = "openai"
+model = "smollm2"
+base_url = "{}"
+api_key_env = ""
+tool_choice = "schema"
+
+[[task]]
+id = "a"
+isolation = "readonly"
+verify = "true"
+prompt = "Say you are done."
+"#,
+            mock.base_url(Wire::OpenAi)
+        ),
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(0);
+    mock.assert_clean();
+    let report = repo.report();
+    let agent = &task(&report, "a")["agent"];
+    assert_eq!(agent["summary"], "checked", "{agent}\n{}", run.stderr);
+    assert_eq!(mock.calls().len(), 2);
+}
