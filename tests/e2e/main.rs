@@ -7,6 +7,7 @@ mod agent;
 mod agent_cli;
 mod bad_input;
 mod bench_scripts;
+mod caps;
 mod ci_batches;
 mod clean;
 mod confinement;

@@ -1,8 +1,8 @@
 //! Checks of what a plan means, beyond its syntax and graph: whether tasks
 //! that may run side by side write the same files, whether the paths it
-//! names exist at its base, whether anything checks an agent's work, and
-//! (for plans a model wrote) whether it stays within the limits it was
-//! given. They run for every plan, hand-written or planned, once the base
+//! names exist at its base, whether anything checks an agent's work,
+//! which entries a sharded task leaves out, and (for plans a model wrote)
+//! whether it stays within the limits it was given. They run for every plan, hand-written or planned, once the base
 //! commit is known: `swarm validate`, `swarm run` and the planner's own
 //! rounds.
 //!
@@ -60,7 +60,59 @@ pub fn check(plan: &Plan, exists: &dyn Fn(&str) -> bool, limits: Limits) -> Find
     overlaps(plan, &ancestors, limits.overlap, &mut found);
     unchecked(plan, &mut found);
     phase_rights(plan, &mut found);
+    entries_left_out(plan, &mut found);
     found
+}
+
+/// Entries a sharded task leaves out (`shards::unlistable`), said once per
+/// task, whether or not the run split it yet.
+fn entries_left_out(plan: &Plan, found: &mut Findings) {
+    use super::shards::Sharding;
+    for task in &plan.tasks {
+        let (id, left_out) = match task.sharding.as_deref() {
+            Some(Sharding::Unsplit { left_out, .. }) => (task.id.as_str(), left_out),
+            Some(Sharding::Shard {
+                of,
+                number: 1,
+                left_out,
+                ..
+            }) => (of.as_str(), left_out),
+            _ => continue,
+        };
+        if left_out.is_empty() {
+            continue;
+        }
+        let mut named: Vec<String> = left_out
+            .iter()
+            .take(NAMED)
+            .map(|e| {
+                // Line and paragraph separators too: they are why it is
+                // left out.
+                let shown = crate::escape::line(e)
+                    .replace('\u{2028}', "\\u{2028}")
+                    .replace('\u{2029}', "\\u{2029}");
+                format!("`{shown}`")
+            })
+            .collect();
+        if left_out.len() > NAMED {
+            named.push(format!("and {} more", left_out.len() - NAMED));
+        }
+        found.warnings.push(
+            plan.source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "sharded task `{id}` leaves out {} entr{} holding a line break or another control character, which would be more than one line of `$SWARM_ENTRIES`: {}",
+                        left_out.len(),
+                        if left_out.len() == 1 { "y" } else { "ies" },
+                        named.join(", ")
+                    ),
+                    Some(task.span.clone()),
+                    "this task",
+                )
+                .with_help("rename them to run them; its other entries run"),
+        );
+    }
 }
 
 /// Which tasks a task depends on, directly or not, worked out for a task
@@ -709,5 +761,46 @@ mod tests {
             Limits::default(),
         );
         assert!(f.warnings.is_empty(), "{:?}", messages(&f.warnings));
+    }
+
+    #[test]
+    fn a_sharded_entry_with_a_line_break_is_left_out_and_said_split_or_not() {
+        let text = "[[task]]\nid = \"t\"\nrun = \"xargs -a $SWARM_ENTRIES ls\"\nshards = 2\n\
+                    matrix = { f = [\"a.py\", \"b\\nc.py\", \"d\\u2028e\", \"tab\\t.py\", \"g.py\"] }\n";
+        let mut plan = crate::plan::parse(Path::new("plan.toml"), text.to_string()).unwrap();
+        let Some(crate::plan::shards::Sharding::Unsplit { entries, .. }) =
+            plan.tasks[0].sharding.as_deref()
+        else {
+            panic!("not sharded: {:?}", plan.tasks[0].sharding)
+        };
+        assert_eq!(entries, &["a.py", "tab\t.py", "g.py"]);
+        let said = |plan: &Plan| messages(&check(plan, &|_| true, Limits::default()).warnings);
+        let warned = said(&plan);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("sharded task `t` leaves out 2 entries")
+                && warned[0].contains("`b\\nc.py`, `d\\u{2028}e`"),
+            "{warned:?}"
+        );
+        // Split, its first shard says it (once).
+        let groups = vec![(
+            "t".to_string(),
+            vec![
+                vec!["a.py".to_string()],
+                vec!["tab\t.py".into(), "g.py".into()],
+            ],
+        )];
+        crate::plan::shards::split(&mut plan, &groups).unwrap();
+        assert_eq!(said(&plan), warned);
+
+        // None left: refused.
+        let none = "[[task]]\nid = \"t\"\nrun = \"true\"\nshards = 2\n\
+                    matrix = { f = [\"b\\nc.py\", \"x\\ry\"] }\n";
+        let err = crate::plan::parse(Path::new("plan.toml"), none.to_string()).unwrap_err();
+        assert!(
+            err.to_string().contains("every entry of sharded task `t`")
+                || format!("{err:?}").contains("every entry of sharded task `t`"),
+            "{none}\n{err:?}"
+        );
     }
 }
