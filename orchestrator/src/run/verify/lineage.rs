@@ -115,13 +115,11 @@ impl Caches {
                 root = dir.parent().map(Path::to_path_buf);
             }
             if let Some(root) = root {
-                let io = |source| RunError::Io {
+                match take(&root).map_err(|source| RunError::Io {
                     action: format!("lock {}", root.join(LOCK).display()),
                     source,
-                };
-                let file = crate::untrusted::lock_file(&root.join(LOCK)).map_err(io)?;
-                match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                    Ok(lock) => {
+                })? {
+                    Some(lock) => {
                         return Ok(Self {
                             root,
                             tools,
@@ -129,10 +127,9 @@ impl Caches {
                             lock: Some(lock),
                         });
                     }
-                    Err((_, nix::errno::Errno::EWOULDBLOCK)) => tracing::info!(
+                    None => tracing::info!(
                         "another run of this repository holds the run-wide verify's build caches; this run's verifies build in caches of their own"
                     ),
-                    Err((_, e)) => return Err(io(std::io::Error::from(e))),
                 }
             }
         }
@@ -209,6 +206,17 @@ impl Caches {
         {
             tracing::warn!(error = %e, "failed to remove the run-wide verify's build caches");
         }
+    }
+}
+
+/// The repository's caches at `root`, for this run alone while the lock
+/// returned is held; `None` if another run holds them.
+fn take(root: &Path) -> std::io::Result<Option<Flock<File>>> {
+    let file = crate::untrusted::lock_file(&root.join(LOCK))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(std::io::Error::from(e)),
     }
 }
 
@@ -316,6 +324,24 @@ mod tests {
         assert!(!c.ready(&repo, sibling).unwrap().1);
         std::fs::write(root.join(RECORD), "not a commit").unwrap();
         assert!(!c.ready(&repo, sibling).unwrap().1);
+    }
+
+    /// One run at a time holds the repository's caches; once it lets go,
+    /// the next may.
+    #[test]
+    fn one_run_at_a_time_takes_the_repositorys_caches() {
+        let d = tempfile::tempdir().unwrap();
+        let held = take(d.path()).unwrap();
+        assert!(held.is_some());
+        assert!(take(d.path()).unwrap().is_none());
+        drop(held);
+        assert!(take(d.path()).unwrap().is_some());
+        // A link in place of the lock file is refused, never opened.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::remove_file(d.path().join(LOCK)).unwrap();
+        std::os::unix::fs::symlink(other.path().join("x"), d.path().join(LOCK)).unwrap();
+        assert!(take(d.path()).is_err());
+        assert!(!other.path().join("x").exists());
     }
 
     /// What a verify left in place of a cache (a link out) is removed as a
