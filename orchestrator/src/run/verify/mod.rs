@@ -122,7 +122,7 @@ impl Runner {
         let outcome = match self.prepare(commit, stdout.clone(), stderr.clone()).await {
             Ok((spec, owned)) => {
                 let outcome = run_command(&spec, &mut stop).await;
-                let tmp = crate::layout::task_tmp(&self.run_dir, NAME);
+                let tmp = self.tmp_path();
                 let passed = outcome.is_success();
                 let done = tokio::task::spawn_blocking(move || {
                     if owned {
@@ -140,8 +140,8 @@ impl Runner {
                 .await;
                 match done {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "the run-wide verify's tmp"),
-                    Err(e) => tracing::warn!(error = %e, "the run-wide verify's tmp"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "the run-wide verify's tmp is left"),
+                    Err(e) => tracing::warn!(error = %e, "the run-wide verify's tmp is left"),
                 }
                 outcome
             }
@@ -169,7 +169,7 @@ impl Runner {
         if let Some(logs) = stdout.parent() {
             std::fs::create_dir_all(logs).map_err(|e| format!("create {}: {e}", logs.display()))?;
         }
-        let tmp = crate::layout::task_tmp(&self.run_dir, NAME);
+        let tmp = self.tmp_path();
         // Handed to the sandbox's identity when swarm runs as root, with a
         // git configuration that trusts the checkout (which stays root's).
         let owned = self.sandbox.is_some() && swarm_sandbox::worker_identity().is_some();
