@@ -7,6 +7,11 @@
 //! control characters in them are escaped (see [`crate::escape`]), and in
 //! Markdown they cannot open code spans, links, images or HTML.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a run's own files (its journal, the test cases swarm kept) and the report files the person names"
+)]
+
 use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;

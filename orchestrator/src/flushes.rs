@@ -7,6 +7,11 @@
 //! its own. A lost or torn line costs a bar in a picture, nothing else, so
 //! this file is never flushed, and a write to it that fails is ignored.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a run's flush record, swarm's own file"
+)]
+
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -2,6 +2,11 @@
 //! line, appended as the run goes. It is the run's source of truth: the
 //! report and `swarm status` are folds over it.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a run's journal, swarm's own file"
+)]
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

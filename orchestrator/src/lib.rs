@@ -4,6 +4,13 @@
 //!
 //! Nothing here prints or reads the process environment; the `swarm` binary
 //! is the only place that talks to the user.
+//!
+//! Nor does anything here touch a path with `std::fs` without saying why
+//! that path is swarm's own: a place a task could have written (its tmp, its
+//! worktree, a build cache) is reached only through `untrusted::TaskDir`
+//! (clippy's `disallowed-methods`, listed in `clippy.toml`).
+
+#![cfg_attr(not(test), deny(clippy::disallowed_methods))]
 
 pub mod assemble;
 pub mod clean;

@@ -6,6 +6,11 @@
 //! Nothing here prints: the front end writes the parts (escaped, or raw
 //! into a pipe) and follows a log as it grows.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a run's logs, transcripts and plans, swarm's own files (a task writes its logs only through its output streams)"
+)]
+
 use std::path::{Path, PathBuf};
 
 use swarm_protocol::{Event, EventBody, RunReport};

@@ -192,6 +192,10 @@ impl State {
     /// links and all (created if `create`); `name` is opened, and everything
     /// below it later, never through a link. `None` if it does not exist
     /// (and `create` is false).
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the worktree root the person chose (links and all), where swarm makes its home"
+    )]
     pub fn owned(parent: &Path, name: &str, create: bool) -> Result<Option<Self>, StateError> {
         if create {
             std::fs::create_dir_all(parent).map_err(|source| StateError::Io {

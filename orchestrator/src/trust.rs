@@ -15,6 +15,11 @@
 //! caller gives the store its directory; nothing here reads the
 //! environment.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the person's own configuration directory (`~/.config/swarm/trusted`)"
+)]
+
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

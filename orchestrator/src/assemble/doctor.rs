@@ -4,6 +4,8 @@
 //! container policy that refuses it), git, wasmtime, and, when sandboxed
 //! runs can start, the toolchains and agent CLIs of the host.
 
+#![allow(clippy::disallowed_methods, reason = "/proc, the kernel's")]
+
 use swarm_sandbox::probe::Support;
 
 use super::agents::Installed;

@@ -544,6 +544,7 @@ fn cluster_options(
 
 /// Starts the gateway's relay for agent tasks on nodes, on `listen`
 /// (default: every interface, a free port), with a fresh token.
+#[allow(clippy::disallowed_methods, reason = "/dev/urandom")]
 async fn start_relay(
     gateway: Arc<crate::gateway::Gateway>,
     listen: Option<SocketAddr>,

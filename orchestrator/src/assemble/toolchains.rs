@@ -9,6 +9,11 @@
 //! (npm tokens) stay out of sight. Detection is a pure function of the
 //! [`HostEnv`] the front end read.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the person's toolchains on the host, read-only"
+)]
+
 use std::path::{Path, PathBuf};
 
 use super::HostEnv;

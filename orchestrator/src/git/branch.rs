@@ -3,6 +3,11 @@
 //! (`force`), never under a worktree that has it checked out: for `swarm
 //! clean --refs` and for removing what a run killed before it started left.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "git's own records of the repository's worktrees"
+)]
+
 use git2::Oid;
 
 use super::{GitError, Repo, refs};

@@ -12,6 +12,8 @@
 //! `/proc` (on resume, or a run reusing a name), never a task's normal
 //! start or end.
 
+#![allow(clippy::disallowed_methods, reason = "/proc, the kernel's")]
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

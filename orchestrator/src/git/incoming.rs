@@ -21,6 +21,11 @@
 //! may still go to a prune before its holding: the caller makes the commit
 //! again, and the object, missing then, is written here.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the repository's object database and swarm's quarantines in it: tasks see objects read-only"
+)]
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 

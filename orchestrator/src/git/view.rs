@@ -16,6 +16,11 @@
 //! objects of tasks that ran before or beside it (never their refs). That
 //! is a documented limit of sibling isolation.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the git views swarm writes in the run's tmp/ (`<task>.git`): mounted read-only into tasks"
+)]
+
 use std::path::{Path, PathBuf};
 
 use swarm_sandbox::View;

@@ -10,6 +10,11 @@
 //! itself, before anything of it runs, through `cgroup.procs` files the
 //! coordinator opened (see `swarm_sandbox::Policy::cgroups`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the kernel's cgroup files of the run's own cgroups: no task is shown them writable"
+)]
+
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};

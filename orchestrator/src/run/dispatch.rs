@@ -10,6 +10,11 @@
 //! journal. Nothing slow runs on its thread, so a large merge or an fsync
 //! never delays another task's start or a Ctrl-C.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a run's own files (its saved plan, its kept test cases)"
+)]
+
 use crate::ids::TaskIndex;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

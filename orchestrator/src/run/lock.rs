@@ -10,6 +10,11 @@
 //! holder is dead, a zombie or being killed is waited for (a few seconds),
 //! not reported as driven by a process that no longer exists.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a run's lock and /proc, swarm's own and the kernel's"
+)]
+
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;

@@ -8,6 +8,11 @@
 //! start again from a clean worktree, after their worktree, as the crash
 //! left it, is committed to `<task>.<attempt>`: nothing is lost.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a run's own files and git's records of the repository"
+)]
+
 use std::path::Path;
 
 use git2::Oid;

@@ -14,6 +14,11 @@
 //! never reset, only snapshotted by `swarm resume` of that run or removed
 //! by `swarm clean --warm`.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the warm worktrees' lease files and directory, swarm's (a warm worktree itself is reached only through untrusted::TaskDir)"
+)]
+
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};

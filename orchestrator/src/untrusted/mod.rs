@@ -240,6 +240,10 @@ fn open_regular(
 /// reading and writing: a link planted there is refused (`O_NOFOLLOW`),
 /// never written through. For swarm's `flock` files: a run's lock, a warm
 /// worktree's lease, the repository's worktree records.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "O_NOFOLLOW: a link planted at the lock's name is refused, never followed"
+)]
 pub fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, open, openat};
-use nix::sys::stat::{Mode, SFlag, fstatat, mkdirat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstatat, mkdirat};
 use nix::unistd::UnlinkatFlags;
 
 use super::{DIRECTORY, Limits, UntrustedError, components, opened};
@@ -204,6 +204,83 @@ impl TaskDir {
             Err(e) => return Err(e),
         };
         remove_at(&parent, last, &self.path.join(rel))
+    }
+
+    /// What is at `rel`, its links not followed (`lstat`); `None` if
+    /// nothing is.
+    pub fn stat(&self, rel: &str) -> Result<Option<FileStat>, UntrustedError> {
+        let (parent, last) = match self.parent_of(rel, None) {
+            Ok(found) => found,
+            Err(UntrustedError::Missing { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match fstatat(&parent, last, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(stat)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(opened(self.path.join(rel), e)),
+        }
+    }
+
+    /// Where the link `rel` points, as it says (never followed).
+    pub fn read_link(&self, rel: &str) -> Result<PathBuf, UntrustedError> {
+        let (parent, last) = self.parent_of(rel, None)?;
+        nix::fcntl::readlinkat(&parent, last)
+            .map(PathBuf::from)
+            .map_err(|e| opened(self.path.join(rel), e))
+    }
+
+    /// Makes a new link `rel` pointing at `target` (its parents made, mode
+    /// 0700, where missing; never over what is there).
+    pub fn symlink(&self, rel: &str, target: &Path) -> Result<(), UntrustedError> {
+        let (parent, last) = self.parent_of(rel, Some(0o700))?;
+        nix::unistd::symlinkat(target, &parent, last).map_err(|e| match e {
+            Errno::EEXIST => UntrustedError::Taken {
+                path: self.path.join(rel),
+            },
+            e => opened(self.path.join(rel), e),
+        })
+    }
+
+    /// Copies `from` (a file swarm opened where no task writes) to a new
+    /// file `rel` with `mode` and the modification time `modified`: the
+    /// copy shares extents with `from` where the file system can
+    /// (`copy_file_range`). Returns the bytes copied.
+    pub fn copy_new(
+        &self,
+        rel: &str,
+        from: &mut std::fs::File,
+        mode: u32,
+        modified: std::time::SystemTime,
+    ) -> Result<u64, UntrustedError> {
+        let (parent, last) = self.parent_of(rel, Some(0o700))?;
+        let path = self.path.join(rel);
+        let io = |e: std::io::Error| UntrustedError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let fd = openat(
+            &parent,
+            last,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| match e {
+            Errno::EEXIST => UntrustedError::Taken { path: path.clone() },
+            e => opened(path.clone(), e),
+        })?;
+        let mut to = std::fs::File::from(fd);
+        let bytes = std::io::copy(from, &mut to).map_err(io)?;
+        to.set_times(std::fs::FileTimes::new().set_modified(modified))
+            .map_err(io)?;
+        to.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(io)?;
+        Ok(bytes)
+    }
+
+    /// Sets the mode of the directory itself.
+    pub fn set_mode(&self, mode: u32) -> Result<(), UntrustedError> {
+        nix::sys::stat::fchmod(&self.fd, Mode::from_bits_truncate(mode))
+            .map_err(|e| opened(self.path.clone(), e))
     }
 
     /// The names in the directory (links and all, not followed), sorted.

@@ -12,6 +12,11 @@
 //! session and the verdict: a result with `is_error` is a failure whatever
 //! its exit code says.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a task's logs, swarm's own files"
+)]
+
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

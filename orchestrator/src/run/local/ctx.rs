@@ -140,9 +140,13 @@ pub(crate) struct Setups {
 impl Setups {
     pub fn new(setup: Setup, kept: PathBuf, base: Oid) -> Self {
         // Only swarm reads and writes it.
-        if let Err(e) =
-            std::fs::set_permissions(&kept, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the kept setups' directory, swarm's alone"
+        )]
+        let made =
+            std::fs::set_permissions(&kept, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        if let Err(e) = made {
             tracing::warn!(error = %e, dir = %kept.display(), "failed to make the kept setups swarm's alone");
         }
         Self {

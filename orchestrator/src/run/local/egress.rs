@@ -31,6 +31,11 @@
 //! plain-HTTP connection (keep-alive, pipelining) reaches the same host,
 //! which the list allows anyway.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the proxy's log, swarm's own file"
+)]
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -248,8 +248,10 @@ impl LocalExecutor {
             // removed here, the tmp of a task that wrote nothing is one
             // `rmdir`, not a walk on the sweeper's thread. (`unlink` of a
             // link the task put there removes the link.)
-            if self.ctx.tmp_holds_gitconfig() {
-                let _ = std::fs::remove_file(tmp.join(".gitconfig"));
+            if self.ctx.tmp_holds_gitconfig()
+                && let Ok(dir) = crate::untrusted::TaskDir::open(&tmp)
+            {
+                let _ = dir.remove(".gitconfig");
             }
             let mut dirs: Vec<std::path::PathBuf> =
                 (!done.tmp_removed).then_some(tmp).into_iter().collect();
@@ -644,7 +646,7 @@ impl Executor for LocalExecutor {
             // every run.
             let pruned = tokio::task::spawn_blocking(move || -> Result<(), GitError> {
                 for view in views {
-                    if let Err(e) = std::fs::remove_dir_all(&view) {
+                    if let Err(e) = crate::untrusted::TaskDir::discard(&view) {
                         tracing::warn!(path = %view.display(), error = %e, "failed to remove a git view");
                     }
                 }
@@ -664,6 +666,7 @@ impl Executor for LocalExecutor {
 }
 
 /// `MemAvailable` of `/proc/meminfo`, in bytes.
+#[allow(clippy::disallowed_methods, reason = "/proc, the kernel's")]
 fn mem_available() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kb: u64 = text
@@ -679,6 +682,10 @@ fn mem_available() -> Option<u64> {
 
 /// Removes the shared read-only checkouts a dead coordinator left (they
 /// hold nothing to keep).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the run's worktree directory, swarm's: its entries are removed by git's worktree records"
+)]
 fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(worktree_dir) else {
         return;

@@ -62,36 +62,36 @@ pub(crate) fn writable(workdir: &Path, owned: &[&str]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// What [`writable`] grants for one owned path `rel`.
+/// What [`writable`] grants for one owned path `rel`: the worktree (a
+/// place a task wrote, a warm one holding the last run's leftovers) is
+/// looked at and added to only through a [`crate::untrusted::TaskDir`].
 fn grant(workdir: &Path, rel: &str) -> Option<PathBuf> {
+    use crate::untrusted::{EntryKind, TaskDir};
+    let worktree = TaskDir::open(workdir).ok()?;
     let parts: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
     // The deepest real directory reached so far.
     let mut dir = workdir.to_path_buf();
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
-        let path = dir.join(part);
-        match path.symlink_metadata() {
-            // `symlink_metadata`: a link to a directory is not one.
-            Ok(m) if m.is_dir() => dir = path,
+        let sub = parts[..=i].join("/");
+        match worktree.kind(&sub) {
+            // A link to a directory is not one.
+            Ok(Some(EntryKind::Dir)) => dir.push(part),
             // A file, a link or a special file at the owned path itself:
             // its directory, where a tool writes beside it and renames.
-            Ok(_) if last => return Some(dir),
+            Ok(Some(_)) if last => return Some(dir),
             // A file or a link on the way.
-            Ok(_) => return None,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if last {
+            Ok(Some(_)) => return None,
+            Ok(None) if last => return Some(dir),
+            // Only a directory can be on the way to the path (empty
+            // directories are never committed).
+            Ok(None) => match worktree.make_dir(&sub, 0o755) {
+                Ok(_) => dir.push(part),
+                Err(e) => {
+                    tracing::debug!(path = %dir.join(part).display(), error = %e, "failed to create a directory on the way to an owned path");
                     return Some(dir);
                 }
-                // Only a directory can be on the way to the path. Nothing
-                // of the task runs yet, and `dir` is a real directory.
-                match std::fs::create_dir(&path) {
-                    Ok(()) => dir = path,
-                    Err(e) => {
-                        tracing::debug!(path = %path.display(), error = %e, "failed to create a directory on the way to an owned path");
-                        return Some(dir);
-                    }
-                }
-            }
+            },
             Err(_) => return None,
         }
     }

@@ -637,6 +637,10 @@ fn forget_older(root: &Path, key: &str) {
 /// `index`) as `kept` (in `root`, under `key`): copied to a directory of
 /// its own first and renamed into place, so that a kept setup is always
 /// whole. A failure costs the next worktree a setup run, nothing more.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the kept setups' directory, swarm's alone (0700); what it copies from the worktree goes through prepare_files"
+)]
 async fn keep(
     root: &Path,
     key: &str,

@@ -10,8 +10,9 @@
 //!
 //! Setup ran as the task does, so its files are hostile input: links are
 //! copied as links and never followed, only regular files, directories
-//! and links are kept, and a copy into a worktree never goes through a
-//! link (a parent that is one is refused). Copies are never shared: each
+//! and links are kept. A copy into a worktree goes through a
+//! [`TaskDir`]: never through a link, what is in the way removed as what it
+//! is. Copies are never shared: each
 //! worktree gets its own files (`std::fs::copy`, which shares extents
 //! copy-on-write where the file system can: Btrfs, XFS), so that no task
 //! can change another's or the kept ones. Modification times are kept, so
@@ -22,6 +23,10 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use nix::sys::stat::SFlag;
+
+use crate::untrusted::{EntryKind, TaskDir};
 
 /// The directory a kept setup's files are in, below its key's directory.
 const FILES: &str = "files";
@@ -40,6 +45,10 @@ pub(crate) struct Outputs {
 
 /// What setup left in the worktree at `root`, whose index (as checked
 /// out, before setup ran) is `index`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the worktree of a setup that ran with its own rights: a checkout of the run's base no task wrote (prepare::Plan), walked without following a link, into swarm's kept setups (0700)"
+)]
 pub(crate) fn outputs(root: &Path, index: &git2::Index) -> io::Result<Outputs> {
     let mut tracked = std::collections::HashMap::new();
     let mut tracked_dirs: HashSet<PathBuf> = HashSet::new();
@@ -110,6 +119,10 @@ const MAX_KEPT: u64 = 8 << 30;
 /// Whether `outputs` of the worktree at `root` may be kept: not past
 /// [`MAX_KEPT`] bytes, no sparse file (a copy would fill its holes, and a
 /// task can make terabytes of them in no time).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the worktree of a setup that ran with its own rights: a checkout of the run's base no task wrote (prepare::Plan), walked without following a link, into swarm's kept setups (0700)"
+)]
 pub(crate) fn check_size(root: &Path, outputs: &Outputs) -> io::Result<()> {
     let mut total: u64 = 0;
     for rel in &outputs.made {
@@ -138,6 +151,10 @@ pub(crate) fn check_size(root: &Path, outputs: &Outputs) -> io::Result<()> {
 /// Keeps `outputs` of the worktree at `root` in `dir` (which must not
 /// exist): their copies under `dir/files`, the deleted paths in
 /// `dir/deleted`. Returns how many bytes were copied.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the worktree of a setup that ran with its own rights: a checkout of the run's base no task wrote (prepare::Plan), walked without following a link, into swarm's kept setups (0700)"
+)]
 pub(crate) fn keep(root: &Path, outputs: &Outputs, dir: &Path) -> io::Result<u64> {
     let files = dir.join(FILES);
     std::fs::create_dir_all(&files)?;
@@ -159,63 +176,60 @@ pub(crate) fn keep(root: &Path, outputs: &Outputs, dir: &Path) -> io::Result<u64
 /// and modification time: a warm worktree keeps most of them), then the
 /// deleted paths removed. Returns how many entries were copied.
 ///
-/// Directories are walked parents first, each made sure to be a real
-/// directory of the worktree (a link there is replaced), so that nothing
-/// below is written through a link; the files are then copied by a few
-/// threads (a copy is mostly waiting on the disk).
+/// The worktree is a place a task wrote (a warm one holds what the last
+/// run's task left): it is reached only through a [`TaskDir`], so nothing
+/// is written, read or removed through a link there; what is in the way
+/// of a kept entry is removed as what it is. Directories are made parents
+/// first; the files are then copied by a few threads (a copy is mostly
+/// waiting on the disk).
 pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
     let files = dir.join(FILES);
+    let worktree = TaskDir::open(root).map_err(io::Error::other)?;
     let mut copied = 0;
     let mut pending: Vec<PathBuf> = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel_dir) = stack.pop() {
-        for entry in std::fs::read_dir(files.join(&rel_dir))? {
-            let entry = entry?;
-            let rel = rel_dir.join(entry.file_name());
+        for entry in kept_entries(&files.join(&rel_dir))? {
+            let rel = rel_dir.join(entry);
+            let Some(name) = rel.to_str() else {
+                // Setup's own odd name: it stays out of the copy.
+                continue;
+            };
             let from = files.join(&rel);
             let meta = std::fs::symlink_metadata(&from)?;
-            // Its parent is a real directory of the worktree (checked on
-            // the way down, from `root`).
-            let to = root.join(&rel);
-            let there = std::fs::symlink_metadata(&to).ok();
+            let there = worktree.stat(name).map_err(io::Error::other)?;
             if meta.is_dir() {
-                match there {
-                    Some(t) if t.is_dir() => {}
-                    Some(_) => {
-                        std::fs::remove_file(&to)?;
-                        copy_entry(&from, &to)?;
-                        copied += 1;
-                    }
-                    None => {
-                        copy_entry(&from, &to)?;
-                        copied += 1;
-                    }
+                if there.is_some_and(|t| kind_of(t.st_mode) != SFlag::S_IFDIR) {
+                    worktree.remove(name).map_err(io::Error::other)?;
+                }
+                if there.is_none_or(|t| kind_of(t.st_mode) != SFlag::S_IFDIR) {
+                    worktree
+                        .make_dir(name, mode_of(&meta))
+                        .and_then(|d| d.set_mode(mode_of(&meta)))
+                        .map_err(io::Error::other)?;
+                    copied += 1;
                 }
                 stack.push(rel);
                 continue;
             }
-            if let Some(t) = &there {
+            if let Some(t) = there {
                 let same = match meta.is_symlink() {
                     // A link's own time is the copy's: its target says.
                     true => {
-                        t.is_symlink()
-                            && std::fs::read_link(&to).ok() == std::fs::read_link(&from).ok()
+                        kind_of(t.st_mode) == SFlag::S_IFLNK
+                            && worktree.read_link(name).ok() == read_kept_link(&from)
                     }
                     false => {
-                        t.file_type() == meta.file_type()
-                            && t.len() == meta.len()
-                            && t.mtime() == meta.mtime()
-                            && t.mtime_nsec() == meta.mtime_nsec()
+                        kind_of(t.st_mode) == SFlag::S_IFREG
+                            && t.st_size as u64 == meta.len()
+                            && t.st_mtime == meta.mtime()
+                            && t.st_mtime_nsec == meta.mtime_nsec()
                     }
                 };
                 if same {
                     continue;
                 }
-                if t.is_dir() {
-                    std::fs::remove_dir_all(&to)?;
-                } else {
-                    std::fs::remove_file(&to)?;
-                }
+                worktree.remove(name).map_err(io::Error::other)?;
             }
             pending.push(rel);
         }
@@ -229,10 +243,10 @@ pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
         let handles: Vec<_> = pending
             .chunks(chunk)
             .map(|part| {
-                let (files, root) = (&files, root);
+                let (files, worktree) = (&files, &worktree);
                 scope.spawn(move || {
                     part.iter()
-                        .try_for_each(|rel| copy_entry(&files.join(rel), &root.join(rel)).map(drop))
+                        .try_for_each(|rel| copy_into(&files.join(rel), worktree, rel).map(drop))
                 })
             })
             .collect();
@@ -241,21 +255,93 @@ pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
                 .unwrap_or_else(|_| Err(io::Error::other("a copying thread panicked")))
         })
     })?;
-    let deleted = std::fs::read(dir.join(DELETED))?;
+    let deleted = read_kept(&dir.join(DELETED))?;
     for line in deleted.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let rel = Path::new(std::ffi::OsStr::from_bytes(line));
-        if let Ok(path) = crate::untrusted::beneath(root, rel)
-            && std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir())
-        {
-            std::fs::remove_file(&path)?;
+        let Ok(rel) = std::str::from_utf8(line) else {
+            continue;
+        };
+        // A deleted file only: whatever a task made a directory of stays.
+        if matches!(worktree.kind(rel), Ok(Some(k)) if k != EntryKind::Dir) {
+            worktree.remove(rel).map_err(io::Error::other)?;
         }
     }
     Ok(copied)
 }
 
+/// The kind bits of a mode.
+fn kind_of(mode: u32) -> SFlag {
+    SFlag::from_bits_truncate(mode) & SFlag::S_IFMT
+}
+
+/// A kept entry's mode as a copy gets it: no set-id bit, nothing writable
+/// by others (a kept setup is swarm's, and a copy is the task's alone).
+fn mode_of(meta: &std::fs::Metadata) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o755
+}
+
+/// The names in the kept directory `dir` (swarm's own).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a kept setup: swarm's own directory (0700), no task writes there"
+)]
+fn kept_entries(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
+    std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect()
+}
+
+/// Where a kept link points.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a kept setup: swarm's own directory (0700), no task writes there"
+)]
+fn read_kept_link(path: &Path) -> Option<PathBuf> {
+    std::fs::read_link(path).ok()
+}
+
+/// A kept setup's own file.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a kept setup: swarm's own directory (0700), no task writes there"
+)]
+fn read_kept(path: &Path) -> io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
+/// Copies the kept entry `from` (a file or a link) to `rel` in the
+/// worktree, with its mode and modification time. Returns the bytes
+/// copied.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "reads a kept setup: swarm's own directory (0700), no task writes there"
+)]
+fn copy_into(from: &Path, worktree: &TaskDir, rel: &Path) -> io::Result<u64> {
+    let Some(name) = rel.to_str() else {
+        return Ok(0);
+    };
+    let meta = std::fs::symlink_metadata(from)?;
+    if meta.is_symlink() {
+        worktree
+            .symlink(name, &std::fs::read_link(from)?)
+            .map_err(io::Error::other)?;
+        return Ok(0);
+    }
+    if !meta.is_file() {
+        return Ok(0);
+    }
+    let mut file = std::fs::File::open(from)?;
+    worktree
+        .copy_new(name, &mut file, mode_of(&meta), meta.modified()?)
+        .map_err(io::Error::other)
+}
+
 /// Copies one entry (`from` read with `lstat`): a directory is made (its
 /// content is copied entry by entry), a link made again, a file copied
 /// with its mode and modification time. Returns the bytes copied.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the worktree of a setup that ran with its own rights: a checkout of the run's base no task wrote (prepare::Plan), walked without following a link, into swarm's kept setups (0700)"
+)]
 fn copy_entry(from: &Path, to: &Path) -> io::Result<u64> {
     let meta = std::fs::symlink_metadata(from)?;
     // No set-id bit, nothing writable by others: a kept setup is

@@ -68,6 +68,10 @@ impl Sweeper {
     /// walk of an empty directory, cost more than the `rmdir` and took a
     /// core's time from the tasks for every task.
     pub(super) fn dirs(&self, worktrees: &Worktrees, mut dirs: Vec<PathBuf>) {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "rmdir of a directory in the run's tmp/, swarm's: it removes an empty directory or nothing, and never follows a link"
+        )]
         dirs.retain(|dir| match std::fs::remove_dir(dir) {
             Ok(()) => false,
             Err(e) => e.kind() != std::io::ErrorKind::NotFound,
@@ -136,11 +140,10 @@ fn sweep(worktrees: &Worktrees, job: Sweep) {
         }
         Sweep::Dirs(dirs) => {
             for dir in dirs {
-                match std::fs::remove_dir_all(&dir) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        tracing::warn!(path = %dir.display(), error = %e, "failed to remove a task's tmp directory");
-                    }
-                    _ => {}
+                // A task's tmp or git view: what the task left in it is
+                // removed as what it is, never through a link.
+                if let Err(e) = crate::untrusted::TaskDir::discard(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "failed to remove a task's tmp directory");
                 }
             }
         }

@@ -12,19 +12,19 @@ pub(crate) fn owned_cache_dir(
     name: &str,
     owner: Option<(u32, u32)>,
 ) -> std::io::Result<PathBuf> {
-    let dir = dir.join(name);
     // The parent is swarm's (checked when it was made), and `name` is one
-    // plain path component.
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
+    // plain path component: made, or opened without following a link.
+    let made = crate::untrusted::TaskDir::open_or_make(&dir.join(name), 0o755)
+        .map_err(std::io::Error::other)?;
+    if let Some((uid, gid)) = owner {
+        nix::unistd::fchown(
+            &made,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(std::io::Error::from)?;
     }
-    Ok(dir)
+    Ok(made.path().to_path_buf())
 }
 
 /// Writes `<home>/.gitconfig` trusting every repository: git refuses one

@@ -4,6 +4,11 @@
 //! score, snapshot), in a clone of the shared repository on node-local
 //! disk; then their snapshots and exit records pushed back.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a node job's own directory, swarm's"
+)]
+
 use crate::ids::TaskIndex;
 use std::path::{Path, PathBuf};
 

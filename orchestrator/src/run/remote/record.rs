@@ -10,6 +10,11 @@
 //! - `refs/swarm/<run>/<task>.<attempt>`: the attempt's snapshot;
 //! - `refs/swarm/<run>/exit.d/<task>.<attempt>`: its exit record.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a node job's logs as swarm keeps them, swarm's own files"
+)]
+
 use std::path::Path;
 
 use git2::Oid;
