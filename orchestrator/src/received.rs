@@ -285,7 +285,10 @@ mod tests {
             (".GIT/config", "git's or swarm's own files"),
             (".swarm/mcp/plans/p.toml", "git's or swarm's own files"),
             (".swarm/runs/r/plan.toml", "git's or swarm's own files"),
-            (".swarm/mcp/goals/../plans/p.toml", "git's or swarm's own files"),
+            (
+                ".swarm/mcp/goals/../plans/p.toml",
+                "git's or swarm's own files",
+            ),
             (".env", "a file git ignores"),
             ("ignored/plan.toml", "a file git ignores"),
         ] {

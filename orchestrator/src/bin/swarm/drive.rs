@@ -285,8 +285,10 @@ pub(crate) fn drive(
     }
     .map_err(|e| base_failure(&base_plan, e))?;
     // An untrusted plan's files were read at one commit: its tasks start
-    // from that one, or nothing runs (the base moved in between).
-    if prepared.plan.files.is_confined()
+    // from that one, or nothing runs (the base moved in between). A
+    // resumed run's were read at the commit its journal names.
+    if !resuming
+        && prepared.plan.files.is_confined()
         && let Some(read_at) = prepared.plan.files.base()
         && read_at != prepared.base_commit.to_string()
     {
