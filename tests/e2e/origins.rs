@@ -707,10 +707,15 @@ fn files_holding(dir: &std::path::Path, marker: &str, except: &std::path::Path) 
 /// the run's base, from the commit: each other name is refused at its
 /// line by `validate_plan` and `run_plan` (and as the plan's `path`),
 /// without showing what the file holds; a tracked file changed since is
-/// read, and a tracked program run, as committed. With `Files::Repository`
+/// read, and a tracked program run, as committed; a base no branch or tag
+/// holds (a stash's untracked files) is refused. With `Files::Repository`
 /// reading the working tree again (the fix reverted), the first refusal's
-/// assertion fails (checked), and so does the run's (`tool.wasm` as the
-/// working tree holds it exits 7).
+/// assertion fails (checked: `validate_plan` shows `.git/config`'s lines as
+/// values); with only `program` reverted, the run fails (`tool.wasm` as the
+/// working tree holds it exits 7); with `Repo::on_a_ref` always true, the
+/// stash's file is shown; with `received::refuse_kept` reverted,
+/// `validate_plan {"path": ".git/config"}` shows the token in its error
+/// (each checked).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mcp_plan_reads_only_what_git_tracks_at_its_base() {
     let repo = TestRepo::new();
@@ -778,6 +783,23 @@ async fn an_mcp_plan_reads_only_what_git_tracks_at_its_base() {
             );
             assert!(!text.contains(MARKER), "{tool} {plan}: {text}");
         }
+    }
+    // Nor from a base no branch or tag holds: a stash keeps the person's
+    // untracked files in its third parent.
+    repo.write("stashed.txt", &format!("{MARKER}\n"));
+    repo.git(&["stash", "push", "--include-untracked", "--", "stashed.txt"]);
+    let stashed = format!(
+        "[swarm]\nbase = \"stash@{{0}}^3\"\n\n{}",
+        lines("stashed.txt")
+    );
+    for tool in ["validate_plan", "run_plan"] {
+        let (text, error) = call(&client, tool, json!({"text": stashed})).await;
+        assert!(error, "{tool}: {text}");
+        assert!(
+            flat(&text).contains("which no branch or tag holds"),
+            "{text}"
+        );
+        assert!(!text.contains(MARKER), "{tool}: {text}");
     }
     // Nor as the plan itself: its errors would show its lines.
     for path in [".git/config", ".env", ".swarm/notes.txt"] {
