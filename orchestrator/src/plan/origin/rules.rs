@@ -256,7 +256,12 @@ pub const PLAN: &[KeyRule] = &[
         Any,
         "names the run (checked like any run name)",
     ),
-    rule(T::Swarm, "base", Any, "a revision of this repository"),
+    rule(
+        T::Swarm,
+        "base",
+        Any,
+        "a revision of this repository; for an untrusted origin one a branch, tag or HEAD holds (`files::Files::pinned`)",
+    ),
     rule(T::Swarm, "concurrency", Any, "how many tasks at once"),
     rule(
         T::Swarm,
