@@ -44,6 +44,9 @@ pub const PLANS: &str = "plans";
 /// (`mcp/plans/`) the plans its clients sent, each named by the SHA-256
 /// of its bytes.
 pub const MCP: &str = "mcp";
+/// Where `swarm mcp`'s `plan_goal` writes the plans it makes, under
+/// `mcp/`: the one place in `.swarm/` a client may name a plan.
+pub const GOALS: &str = "goals";
 /// The repository map beside a planned plan (`plan.toml` -> `plan.map.md`).
 pub const MAP_SUFFIX: &str = "map.md";
 /// The replanner's conversation, in the run's directory.

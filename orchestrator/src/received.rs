@@ -79,6 +79,7 @@ impl Received {
         };
         relative_name(path).map_err(bad)?;
         let path = inside("", path).map_err(bad)?;
+        refuse_kept(root, &path).map_err(bad)?;
         let bytes = untrusted::read(root, &path, LIMITS).map_err(ReceivedError::Read)?;
         let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
         Self::new(bytes, dir, path)
@@ -110,9 +111,17 @@ impl Received {
         })
     }
 
-    /// The plan, read as a plan from `origin` (its file names inside the
-    /// repository at `root` only) and held to what `origin` may set.
-    pub fn plan(&self, root: &Path, path: &Path, origin: Origin) -> Result<Plan, Box<PlanError>> {
+    /// The plan, read as a plan from `origin` (its file names only as
+    /// files git tracks at the run's base in the repository at `root`:
+    /// `base` when the person chose it, else the plan's own) and held to
+    /// what `origin` may set.
+    pub fn plan(
+        &self,
+        root: &Path,
+        path: &Path,
+        origin: Origin,
+        base: Option<&str>,
+    ) -> Result<Plan, Box<PlanError>> {
         // What it sets is judged on its text first, before anything it
         // names is read or reached.
         let mut source = plan::Source::new(path, self.text.clone());
@@ -126,10 +135,7 @@ impl Received {
         if let Some(error) = origin::refuse(&source, origin, &origin::findings(&source), help) {
             return Err(Box::new(error));
         }
-        let files = Files::Repository {
-            root: root.to_path_buf(),
-            dir: self.dir.clone(),
-        };
+        let files = Files::repository(root, &self.dir, base);
         let mut plan = plan::parse_with(path, self.text.clone(), origin, files)?;
         plan.source.name = self.shown.clone();
         origin::admit(&plan, help)?;
@@ -195,6 +201,39 @@ impl Received {
     }
 }
 
+/// Why the plan file `path` (from the repository's root) is not one a
+/// client may name, if it is not: one in `.git` (a checkout's token in its
+/// configuration) or `.swarm` (but the plans `plan_goal` writes for
+/// clients), or one git ignores (an `.env`): a plan's errors show its
+/// lines. A file of the working tree git does not ignore, committed or
+/// not, is one the person keeps beside their work, as a plan they wrote
+/// and have not committed yet.
+fn refuse_kept(root: &Path, path: &str) -> Result<(), &'static str> {
+    let goals = format!("{}/{}/{}/", layout::STATE_DIR, layout::MCP, layout::GOALS);
+    if let Some(name) = path.strip_prefix(&goals)
+        && !name.contains('/')
+    {
+        return Ok(());
+    }
+    if path.split('/').any(origin::files::is_reserved) {
+        return Err("is in git's or swarm's own files, which a client never reads");
+    }
+    // One git tracks is not ignored, whatever its ignore files say.
+    let ignored = crate::git::Repo::discover(root)
+        .and_then(|repo| repo.open())
+        .map(|git| {
+            let tracked = git
+                .index()
+                .is_ok_and(|index| index.get_path(Path::new(path), 0).is_some());
+            !tracked && git.is_path_ignored(path).unwrap_or(true)
+        })
+        .unwrap_or(true);
+    if ignored {
+        return Err("is a file git ignores (or not in a repository), which a client never reads");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +254,46 @@ mod tests {
             Received::from_path(root.path(), "../plan.toml"),
             Err(ReceivedError::BadName { .. })
         ));
+    }
+
+    /// A client names a plan of the working tree (one not committed yet,
+    /// one `plan_goal` wrote), never git's configuration, swarm's state or
+    /// a file git ignores: a plan's errors show its lines.
+    #[test]
+    fn a_client_names_no_plan_git_or_swarm_keeps_or_git_ignores() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        git2::Repository::init(&root).unwrap();
+        let plan = "[[task]]\nid = \"a\"\nrun = \"true\"\n";
+        for (path, content) in [
+            (".gitignore", ".env\nignored/\n"),
+            (".env", plan),
+            ("ignored/plan.toml", plan),
+            ("plans/new.toml", plan),
+            (".swarm/mcp/goals/g.toml", plan),
+            (".swarm/mcp/plans/p.toml", plan),
+            (".swarm/runs/r/plan.toml", plan),
+        ] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), content).unwrap();
+        }
+        for path in ["plans/new.toml", ".swarm/mcp/goals/g.toml"] {
+            assert!(Received::from_path(&root, path).is_ok(), "{path}");
+        }
+        for (path, why) in [
+            (".git/config", "git's or swarm's own files"),
+            (".GIT/config", "git's or swarm's own files"),
+            (".swarm/mcp/plans/p.toml", "git's or swarm's own files"),
+            (".swarm/runs/r/plan.toml", "git's or swarm's own files"),
+            (
+                ".swarm/mcp/goals/../plans/p.toml",
+                "git's or swarm's own files",
+            ),
+            (".env", "a file git ignores"),
+            ("ignored/plan.toml", "a file git ignores"),
+        ] {
+            let error = Received::from_path(&root, path).unwrap_err().to_string();
+            assert!(error.contains(why), "{path}: {error}");
+        }
     }
 }

@@ -624,7 +624,7 @@ fn the_book_lists_every_rule() {
         let what = match r.may {
             May::Any | May::Data | May::Nested(_) | May::Tables(_) | May::ArrayOf(_) => continue,
             May::AtMost(_) => "may only narrow",
-            May::RepositoryFile => "a file in the repository",
+            May::TrackedFile => "a file git tracks",
             May::Trust => "needs trust",
         };
         let row = format!("| `{}` `{}` | {what} |", r.table.shown(), r.key);

@@ -123,7 +123,7 @@ async fn a_plan_over_mcp_may_set_only_what_an_untrusted_origin_may() {
         );
         assert!(!text.contains(MARKER), "{text}");
     }
-    // Through the link: read inside the repository only.
+    // Through the link: read only as a file git tracks, which it is not.
     let default_model = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n";
     let (text, error) = call(
         &client,
@@ -131,7 +131,10 @@ async fn a_plan_over_mcp_may_set_only_what_an_untrusted_origin_may() {
         json!({"text": format!("{default_model}\n[[task]]\nid = \"r\"\nprompt = \"p\"\noutput_schema = \"schemas/secret.json\"\n")}),
     )
     .await;
-    assert!(error && text.contains("is a symbolic link"), "{text}");
+    assert!(
+        error && flat(&text).contains("is not a file git tracks"),
+        "{text}"
+    );
     assert!(!text.contains(MARKER), "{text}");
     // And the same from a file the client names.
     repo.write(
@@ -139,7 +142,10 @@ async fn a_plan_over_mcp_may_set_only_what_an_untrusted_origin_may() {
         &format!("{default_model}\n[[task]]\nid = \"r\"\nprompt = \"p\"\noutput_schema = \"../schemas/secret.json\"\n"),
     );
     let (text, error) = call(&client, "run_plan", json!({"path": "plans/reader.toml"})).await;
-    assert!(error && text.contains("is a symbolic link"), "{text}");
+    assert!(
+        error && flat(&text).contains("is not a file git tracks"),
+        "{text}"
+    );
     assert!(!text.contains(MARKER), "{text}");
     for (path, why) in [
         ("../outside/secret.json", "goes up out of the repository"),
@@ -664,4 +670,189 @@ fn a_model_s_answer_never_becomes_shell_syntax() {
         "{}",
         run.stderr
     );
+}
+
+/// Every file under `dir` (but `except`) that holds `marker`.
+fn files_holding(dir: &std::path::Path, marker: &str, except: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file()
+                && path != except
+                && std::fs::read(&path)
+                    .unwrap_or_default()
+                    .windows(marker.len())
+                    .any(|w| w == marker.as_bytes())
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Issue 73, finding 4: a plan from an MCP client read the repository's
+/// git configuration (where a CI checkout keeps its token), the person's
+/// ignored and untracked files and swarm's own through a matrix's
+/// `lines`, `output_schema` and `wasm`, and read what the working tree
+/// held rather than what was committed. It reads only files git tracks at
+/// the run's base, from the commit: each other name is refused at its
+/// line by `validate_plan` and `run_plan` (and as the plan's `path`),
+/// without showing what the file holds; a tracked file changed since is
+/// read, and a tracked program run, as committed; a base no branch or tag
+/// holds (a stash's untracked files) is refused. With `Files::Repository`
+/// reading the working tree again (the fix reverted), the first refusal's
+/// assertion fails (checked: `validate_plan` shows `.git/config`'s lines as
+/// values); with only `program` reverted, the run fails (`tool.wasm` as the
+/// working tree holds it exits 7); with `Repo::on_a_ref` always true, the
+/// stash's file is shown; with `received::refuse_kept` reverted,
+/// `validate_plan {"path": ".git/config"}` shows the token in its error
+/// (each checked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_plan_reads_only_what_git_tracks_at_its_base() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".env\ncredentials.json\n");
+    repo.write("values.txt", "committed\n");
+    std::fs::write(repo.path().join("tool.wasm"), crate::wasm_guests::writer()).unwrap();
+    repo.commit_all("values and a program");
+    // What the working tree holds besides: none of it committed.
+    repo.write(".env", &format!("TOKEN={MARKER}\n"));
+    repo.write(
+        "credentials.json",
+        &format!(r#"{{"type": "object", "description": "{MARKER}"}}"#),
+    );
+    repo.write("notes.txt", &format!("{MARKER}\n"));
+    repo.write("values.txt", &format!("{MARKER}\n"));
+    std::fs::write(repo.path().join("tool.wasm"), crate::wasm_guests::exit7()).unwrap();
+    repo.git(&[
+        "config",
+        "http.extraheader",
+        &format!("AUTHORIZATION: basic {MARKER}"),
+    ]);
+    let planted = repo.path().join(".swarm/notes.txt");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, format!("{MARKER}\n")).unwrap();
+    let client = connect(&repo).await;
+    let model = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n";
+    let lines = |name: &str| {
+        format!(
+            "[[task]]\nid = \"t-{{v}}\"\nrun = \"echo {{v}} > {{v}}.txt\"\nmatrix = {{ v = {{ lines = \"{name}\" }} }}\n"
+        )
+    };
+    let schema = |name: &str| {
+        format!("{model}[[task]]\nid = \"r\"\nprompt = \"p\"\noutput_schema = \"{name}\"\n")
+    };
+    for (plan, why) in [
+        (lines(".git/config"), "`.git/config` is in `.git`"),
+        (lines(".GIT/config"), "`.GIT/config` is in `.GIT`"),
+        (
+            lines(".env"),
+            "`.env` is not a file git tracks at the run's base",
+        ),
+        (lines("notes.txt"), "`notes.txt` is not a file git tracks"),
+        (
+            lines(".swarm/notes.txt"),
+            "`.swarm/notes.txt` is in `.swarm`",
+        ),
+        (
+            schema("credentials.json"),
+            "`credentials.json` is not a file git tracks",
+        ),
+        (schema(".git/config"), "`.git/config` is in `.git`"),
+        (
+            "[[task]]\nid = \"w\"\nwasm = \".git/config\"\n".to_string(),
+            "`.git/config` is in `.git`",
+        ),
+    ] {
+        for tool in ["validate_plan", "run_plan"] {
+            let (text, error) = call(&client, tool, json!({"text": plan})).await;
+            assert!(error, "{tool} {plan}: {text}");
+            let text = flat(&text);
+            assert!(text.contains(why), "{tool} {plan}: {text}");
+            assert!(
+                text.contains("reads only files git tracks at the run's base"),
+                "{text}"
+            );
+            assert!(!text.contains(MARKER), "{tool} {plan}: {text}");
+        }
+    }
+    // Nor from a base no branch or tag holds: a stash keeps the person's
+    // untracked files in its third parent.
+    repo.write("stashed.txt", &format!("{MARKER}\n"));
+    repo.git(&["stash", "push", "--include-untracked", "--", "stashed.txt"]);
+    let stashed = format!(
+        "[swarm]\nbase = \"stash@{{0}}^3\"\n\n{}",
+        lines("stashed.txt")
+    );
+    for tool in ["validate_plan", "run_plan"] {
+        let (text, error) = call(&client, tool, json!({"text": stashed})).await;
+        assert!(error, "{tool}: {text}");
+        assert!(
+            flat(&text).contains("which no branch or tag holds"),
+            "{text}"
+        );
+        assert!(!text.contains(MARKER), "{tool}: {text}");
+    }
+    // Nor as the plan itself: its errors would show its lines.
+    for path in [".git/config", ".env", ".swarm/notes.txt"] {
+        let (text, error) = call(&client, "validate_plan", json!({"path": path})).await;
+        assert!(error, "{path}: {text}");
+        assert!(!text.contains(MARKER), "{path}: {text}");
+    }
+    // A tracked file is read as committed, a tracked program run as
+    // committed, whatever the working tree holds now.
+    let plan = format!(
+        "{}\n[[task]]\nid = \"w\"\nwasm = \"tool.wasm\"\nargs = [\"out.txt\", \"from the committed program\"]\n",
+        lines("values.txt")
+    );
+    let (text, error) = call(&client, "validate_plan", json!({"text": plan})).await;
+    assert!(!error && text.contains("committed"), "{text}");
+    assert!(!text.contains(MARKER), "{text}");
+    let (text, error) = call(
+        &client,
+        "run_plan",
+        json!({"text": plan, "name": "tracked"}),
+    )
+    .await;
+    assert!(!error, "{text}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        let (text, _) = call(
+            &client,
+            "run_status",
+            json!({"run": "tracked", "wait_secs": 5}),
+        )
+        .await;
+        let state = serde_json::from_str::<Value>(&text).map(|s| s["state"].clone());
+        if matches!(state, Ok(Value::String(s)) if s != "running") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+    };
+    assert!(status.contains("finished ok"), "{status}");
+    assert!(!status.contains(MARKER), "{status}");
+    assert_eq!(repo.show("swarm/tracked", "committed.txt"), "committed");
+    assert_eq!(
+        repo.show("swarm/tracked", "out.txt"),
+        "from the committed program"
+    );
+    let (logs, error) = call(
+        &client,
+        "task_logs",
+        json!({"run": "tracked", "task": "t-committed"}),
+    )
+    .await;
+    assert!(!error && !logs.contains(MARKER), "{logs}");
+    // Nothing swarm wrote holds what was never committed.
+    let leaked = files_holding(&repo.path().join(".swarm"), MARKER, &planted);
+    assert!(leaked.is_empty(), "{leaked:?}");
+    client.cancel().await.unwrap();
 }

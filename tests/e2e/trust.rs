@@ -432,3 +432,96 @@ fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
         cleanup.stdout
     );
 }
+
+/// A planner's answer of one agent task, as a cassette `--replay` serves:
+/// its `output_schema` is the configuration's `[defaults]`.
+fn agent_planner_cassette(repo: &TestRepo) -> std::path::PathBuf {
+    let plan = json!({
+        "split": false,
+        "reason": "a review",
+        "tasks": [{"id": "review", "why": "the goal", "prompt": "review it"}],
+    });
+    let text = format!("```json\n{plan}\n```");
+    let exchange = json!({"kind": "exchange",
+        "request": {"path": "/v1/messages", "contains": ["Do the thing"]},
+        "response": {"body": {"id": "msg_1", "type": "message", "role": "assistant",
+            "model": "mock-model", "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 20}}}});
+    let cassettes = repo.outside().join("agent-cassettes");
+    std::fs::create_dir_all(&cassettes).unwrap();
+    std::fs::write(cassettes.join("planner.jsonl"), format!("{exchange}\n")).unwrap();
+    cassettes
+}
+
+/// Issue 73, finding 4, from a repository's untrusted `swarm.toml`: its
+/// `[defaults] output_schema` is read only as a file git tracks at the
+/// base, from the commit. An ignored file (a service account's
+/// `credentials.json`, which is valid JSON and so a schema the model
+/// would be sent) and git's configuration are refused, naming the file and
+/// never showing it; a schema changed but not committed is read as
+/// committed (the working tree's is not JSON). With `Files::Repository`
+/// reading the working tree again (the fix reverted), the ignored file's
+/// plan is written and exits 0 (checked).
+#[test]
+fn a_repository_configuration_reads_only_what_git_tracks_at_the_base() {
+    let marker = "MARKER-never-committed-91c2";
+    let config = |schema: &str| {
+        format!(
+            "[swarm]\nplan_repair_rounds = 0\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"mock-model\"\napi_key_env = \"\"\n\n[defaults]\noutput_schema = \"{schema}\"\n"
+        )
+    };
+    for (schema, why) in [
+        (
+            "credentials.json",
+            "`credentials.json` is not a file git tracks at the run's base",
+        ),
+        (".git/config", "`.git/config` is in `.git`"),
+    ] {
+        let repo = TestRepo::new();
+        repo.write(".gitignore", "credentials.json\n");
+        repo.write("swarm.toml", &config(schema));
+        repo.commit_all("a cloned repository's configuration");
+        repo.write(
+            "credentials.json",
+            &format!(r#"{{"type": "object", "description": "{marker}"}}"#),
+        );
+        repo.git(&[
+            "config",
+            "http.extraheader",
+            &format!("AUTHORIZATION: basic {marker}"),
+        ]);
+        let cassettes = agent_planner_cassette(&repo);
+        let run = repo.swarm(&[
+            "plan",
+            "Do the thing",
+            "--replay",
+            cassettes.to_str().unwrap(),
+        ]);
+        assert_ne!(run.code, 0, "{run:?}");
+        let words = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains(why), "{schema}: {}", run.stderr);
+        assert!(
+            !run.stderr.contains(marker) && !run.stdout.contains(marker),
+            "{run:?}"
+        );
+        assert!(!repo.path().join("plan.toml").exists());
+    }
+    // A tracked schema, changed since it was committed: read as committed.
+    let repo = TestRepo::new();
+    repo.write("swarm.toml", &config("review.schema.json"));
+    repo.write(
+        "review.schema.json",
+        r#"{"type": "object", "properties": {"verdict": {"type": "string"}}}"#,
+    );
+    repo.commit_all("a configuration and its schema");
+    repo.write("review.schema.json", &format!("{{{marker}"));
+    let cassettes = agent_planner_cassette(&repo);
+    let run = repo.swarm(&[
+        "plan",
+        "Do the thing",
+        "--replay",
+        cassettes.to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    assert!(!run.stderr.contains(marker), "{}", run.stderr);
+}

@@ -1,5 +1,6 @@
 //! The WASM engine of a plan with WASM tasks, every program loaded and
-//! checked before anything runs.
+//! checked before anything runs: the person's from the files they name,
+//! an untrusted plan's from the blobs git tracks at the run's base.
 
 use std::sync::Arc;
 
@@ -32,8 +33,23 @@ pub fn wasm_engine(
         fuel: wasm_tasks.iter().any(|(_, w)| w.fuel.is_some()),
     };
     let engine = WasmEngine::new(&options).map_err(SetupError::Wasm)?;
+    // A program an untrusted plan names is the blob git tracks at the run's
+    // base, loaded from its bytes once; the file at its path is never read.
+    let mut loaded = std::collections::HashSet::new();
     for (task, wasm) in wasm_tasks {
-        if let Err(e) = engine.load(&wasm.module) {
+        let load = match wasm.blob {
+            Some(blob) if !loaded.insert(blob) => Ok(()),
+            Some(blob) => plan
+                .files
+                .blob(blob)
+                .map_err(|why| WasmError::Read {
+                    path: wasm.module.clone(),
+                    source: std::io::Error::other(why),
+                })
+                .and_then(|bytes| engine.load_bytes(&wasm.module, &bytes)),
+            None => engine.load(&wasm.module),
+        };
+        if let Err(e) = load {
             let help = match e {
                 WasmError::Read { .. } => "`wasm` paths are relative to the plan's directory",
                 WasmError::NoStart { .. } | WasmError::UnknownImport { .. } => {

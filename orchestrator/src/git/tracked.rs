@@ -68,6 +68,34 @@ impl Repo {
         paths.sort_unstable();
         Ok(Some(paths))
     }
+
+    /// Whether `commit` is `HEAD`'s or one a branch, a remote-tracking
+    /// branch or a tag holds: committed where the person keeps their
+    /// history, not only a stash, a reflog entry or one of swarm's own
+    /// refs (a task's attempt) would.
+    pub fn on_a_ref(&self, commit: Oid) -> Result<bool, GitError> {
+        let repo = git2::Repository::open(&self.git_dir)
+            .context(|| format!("open repository {}", self.git_dir.display()))?;
+        let mut tips = Vec::new();
+        if let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) {
+            tips.push(head.id());
+        }
+        for glob in ["refs/heads/*", "refs/remotes/*", "refs/tags/*"] {
+            let refs = repo
+                .references_glob(glob)
+                .context(|| format!("list the references {glob}"))?;
+            tips.extend(
+                refs.flatten()
+                    .filter_map(|r| r.peel_to_commit().ok().map(|c| c.id())),
+            );
+        }
+        if tips.contains(&commit) {
+            return Ok(true);
+        }
+        Ok(tips
+            .iter()
+            .any(|tip| repo.graph_descendant_of(*tip, commit).unwrap_or(false)))
+    }
 }
 
 #[cfg(test)]

@@ -263,7 +263,7 @@ impl Swarm {
         let front = Arc::clone(&self.front);
         blocking(move || {
             let path = root.join(&received.shown);
-            let plan = match received.plan(&root, &path, Origin::Mcp) {
+            let plan = match received.plan(&root, &path, Origin::Mcp, None) {
                 Ok(plan) => plan,
                 Err(e) => return refused(front.plan_refused(e)),
             };
@@ -282,7 +282,7 @@ impl Swarm {
         &self,
         Parameters(arg): Parameters<GoalArg>,
     ) -> Result<CallToolResult, ErrorData> {
-        let dir = self.state_dir(&[layout::MCP, GOALS])?;
+        let dir = self.state_dir(&[layout::MCP, layout::GOALS])?;
         let name = crate::planner::slug(&arg.goal, "plan");
         let file = (1..)
             .map(|n| match n {
@@ -333,7 +333,7 @@ impl Swarm {
         let checked = blocking(move || -> Result<(Received, PathBuf, String), String> {
             let path = root.join(&received.shown);
             let mut plan = received
-                .plan(&root, &path, Origin::Mcp)
+                .plan(&root, &path, Origin::Mcp, None)
                 .map_err(|e| front.plan_refused(e))?;
             if !only.is_empty() {
                 plan.select(&only).map_err(|e| e.to_string())?;
@@ -717,9 +717,6 @@ impl Swarm {
         Ok((value, state))
     }
 }
-
-/// Where `plan_goal` writes the plans it makes, under `.swarm/mcp/`.
-const GOALS: &str = "goals";
 
 /// Runs `work` (which may block: git, the file system, a model) on a
 /// thread of its own, and waits for it without holding the server.

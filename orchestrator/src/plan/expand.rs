@@ -225,15 +225,36 @@ pub(super) fn plan(
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);
     defaults(&source, &file.defaults, &mut errors);
+    // An untrusted plan reads its files at one commit, pinned here: the
+    // run's when the person chose it, else the plan's base, which must be
+    // one the person committed on a branch or tag.
+    let plan_base = file.swarm.base.as_ref();
+    let files = match files.pinned(plan_base.map(|b| b.get_ref().as_str())) {
+        Ok(pinned) => pinned,
+        Err(why) => {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("the plan cannot be read at its base: {why}"),
+                        plan_base.map(|b| b.span()),
+                        "this base",
+                    )
+                    .with_help("start from a branch, a tag or a commit on one"),
+            );
+            files
+        }
+    };
     // The commit a `glob` lists: the run's (`--base`, a resumed run's
     // commit) when the caller knows it, else the plan's base.
     let base = files
         .base()
-        .or(file.swarm.base.as_ref().map(|b| b.get_ref().as_str()))
-        .unwrap_or("HEAD");
+        .or(plan_base.map(|b| b.get_ref().as_str()))
+        .unwrap_or("HEAD")
+        .to_string();
     let sources = matrix::Sources {
         files: &files,
-        base,
+        base: &base,
     };
     let expanded = matrix(&source, &file, Some(sources), &mut errors);
     let ctx = Ctx {

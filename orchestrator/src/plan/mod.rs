@@ -513,6 +513,11 @@ pub struct WasmTask {
     /// The module or component (written relative to the plan's directory
     /// unless absolute, after matrix substitution).
     pub module: PathBuf,
+    /// For a plan from an untrusted origin, the blob of the run's base
+    /// that is the program: the engine loads these bytes
+    /// (`Files::blob`), never the file at `module`, which may have changed
+    /// since, or not be committed at all.
+    pub blob: Option<git2::Oid>,
     /// Where `wasm = ...` stands in the plan.
     pub span: Range<usize>,
     /// The guest's arguments (after its own name, argv[0]).

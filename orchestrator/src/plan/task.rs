@@ -385,8 +385,8 @@ fn wasm(
 ) -> Option<Payload> {
     let defaults = ctx.defaults;
     let sub = |s: &str| matrix::substitute(s, combo);
-    let module_path = match ctx.files.program(&sub(module.get_ref())) {
-        Ok(path) => path,
+    let program = match ctx.files.program(&sub(module.get_ref())) {
+        Ok(program) => program,
         Err(why) => {
             errors.push(
                 ctx.source
@@ -397,14 +397,15 @@ fn wasm(
                         "this module",
                     )
                     .with_help(
-                        "a plan from outside (a repository's configuration, an MCP client) names modules inside the repository, relative to the plan, reached without a link",
+                        "a plan from outside (a repository's configuration, an MCP client) names modules git tracks at the run's base, relative to the plan",
                     ),
             );
             return None;
         }
     };
     Some(Payload::Wasm(Box::new(WasmTask {
-        module: module_path,
+        module: program.path,
+        blob: program.blob,
         span: module.span(),
         args: fields
             .args
@@ -622,7 +623,7 @@ fn output_schema(
                 bad(
                     format!("task `{id}`: output_schema: {e}"),
                     match ctx.files.is_confined() {
-                        true => "a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file inside the repository, relative to the plan, reached without a link; or give it inline, as a table",
+                        true => "a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file git tracks at the run's base, relative to the plan; or give it inline, as a table",
                         false => "give a JSON Schema file relative to the plan's directory, or an inline table",
                     },
                 )

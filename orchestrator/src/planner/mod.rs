@@ -297,7 +297,7 @@ mod tests {
 
     /// A repository's untrusted `swarm.toml` whose `[defaults]
     /// output_schema` names a file through a link out of the repository:
-    /// the plan written from it reads the file inside the repository only,
+    /// the plan written from it reads only files git tracks at its base,
     /// so the host file never reaches the plan (or the model).
     #[test]
     fn a_plan_from_an_untrusted_configuration_reads_no_file_through_a_link() {
@@ -309,16 +309,22 @@ mod tests {
         .unwrap();
         let repo = tempfile::tempdir().unwrap();
         let root = repo.path().canonicalize().unwrap();
+        // The link, committed.
+        let git = git2::Repository::init(&root).unwrap();
         std::os::unix::fs::symlink(outside.path(), root.join("schemas")).unwrap();
+        let mut index = git.index().unwrap();
+        index.add_path(Path::new("schemas")).unwrap();
+        let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = crate::git::signature().unwrap();
+        let head = git
+            .commit(Some("HEAD"), &sig, &sig, "a link out", &tree, &[])
+            .unwrap();
         let config = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[defaults]\noutput_schema = \"schemas/s.json\"\n";
         let template = crate::plan::parse_template_with(
             Path::new("swarm.toml"),
             config.into(),
             Origin::Repository,
-            Files::Repository {
-                root: root.clone(),
-                dir: String::new(),
-            },
+            Files::repository(&root, "", None),
         )
         .unwrap();
         // It sets nothing an untrusted file may not, as written.
@@ -337,7 +343,7 @@ mod tests {
                 file_name: "plan.map.md",
             },
             base_rev: "HEAD",
-            base_commit: Oid::ZERO_SHA1,
+            base_commit: head,
             base_paths: None,
             plan_path: &plan_path,
             transcript: None,
@@ -347,7 +353,7 @@ mod tests {
             model: "default",
             model_desc: String::new(),
             base_rev: "HEAD",
-            base_commit: Oid::ZERO_SHA1.to_string(),
+            base_commit: head.to_string(),
             map_hash: "h",
             map_tokens: 0,
             map_file: "plan.map.md",
@@ -357,7 +363,7 @@ mod tests {
             panic!("the plan was accepted")
         };
         let all = problems.join("\n");
-        assert!(all.contains("is a symbolic link"), "{all}");
+        assert!(all.contains("is not a file git tracks"), "{all}");
         assert!(!all.contains("MARKER"), "{all}");
         // The same configuration from the person reads it (they chose to).
         let mut trusted = template.clone();

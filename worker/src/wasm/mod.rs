@@ -181,6 +181,17 @@ impl WasmEngine {
         self.program(path).map(drop)
     }
 
+    /// Compiles and checks `bytes` as [`WasmEngine::load`] does a file, and
+    /// keeps it as the program `path` names: a task naming `path` runs
+    /// these bytes, and the file there is never read (it may not hold them:
+    /// a plan from an untrusted origin runs the program git tracks at the
+    /// run's base, not what the working tree holds now).
+    pub fn load_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), WasmError> {
+        let program = Arc::new(self.compile_bytes(path, bytes)?);
+        self.programs.insert(path.to_path_buf(), program);
+        Ok(())
+    }
+
     fn program(&self, path: &Path) -> Result<Arc<Program>, WasmError> {
         if let Some(program) = self.programs.get(path) {
             return Ok(Arc::clone(&program));
@@ -195,8 +206,16 @@ impl WasmEngine {
     }
 
     fn compile(&self, path: &Path) -> Result<Program, WasmError> {
+        let bytes = std::fs::read(path).map_err(|source| WasmError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.compile_bytes(path, &bytes)
+    }
+
+    /// `bytes` compiled and checked as the program at `path`.
+    fn compile_bytes(&self, path: &Path, bytes: &[u8]) -> Result<Program, WasmError> {
         let p = || path.to_path_buf();
-        let bytes = std::fs::read(path).map_err(|source| WasmError::Read { path: p(), source })?;
         // The preamble: `\0asm`, then version 1 and layer 0 for a core
         // module, version 0xd and layer 1 for a component.
         let compile = |e: wasmtime::Error| WasmError::Compile {
@@ -209,7 +228,7 @@ impl WasmEngine {
         };
         match bytes.get(..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
-                let module = Module::from_binary(&self.engine, &bytes).map_err(compile)?;
+                let module = Module::from_binary(&self.engine, bytes).map_err(compile)?;
                 if !module
                     .exports()
                     .any(|e| e.name() == "_start" && e.ty().func().is_some())
@@ -239,7 +258,7 @@ impl WasmEngine {
                 }
             }
             Some([0, b'a', b's', b'm', _, _, 1, 0]) => {
-                let component = Component::from_binary(&self.engine, &bytes).map_err(compile)?;
+                let component = Component::from_binary(&self.engine, bytes).map_err(compile)?;
                 let pre = self.p2.instantiate_pre(&component).map_err(link)?;
                 let pre = CommandPre::new(pre).map_err(|e| WasmError::Link {
                     path: p(),

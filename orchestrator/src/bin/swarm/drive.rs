@@ -166,8 +166,9 @@ pub(crate) fn saved_plan(
             let mut received = swarm_orchestrator::received::Received::from_text(text)
                 .map_err(|e| Failure::Invalid(anyhow!("{what} run `{run}`: {e}")))?;
             received.dir = recorded.files_dir;
+            // Its files read at the commit the run started from, as then.
             received
-                .plan(&root, &cwd.join(&original), origin)
+                .plan(&root, &cwd.join(&original), origin, base_commit.as_deref())
                 .map_err(Failure::Plan)?
         }
     };
@@ -283,6 +284,20 @@ pub(crate) fn drive(
         Mode::Resume { run, .. } => run::prepare_resume(repo, plan, run, options),
     }
     .map_err(|e| base_failure(&base_plan, e))?;
+    // An untrusted plan's files were read at one commit: its tasks start
+    // from that one, or nothing runs (the base moved in between). A
+    // resumed run's were read at the commit its journal names.
+    if !resuming
+        && prepared.plan.files.is_confined()
+        && let Some(read_at) = prepared.plan.files.base()
+        && read_at != prepared.base_commit.to_string()
+    {
+        return Err(Failure::Invalid(anyhow!(
+            "run: the plan's files were read at commit {} but the run would start from {} (its base moved meanwhile); nothing ran\nhelp: start the run again",
+            swarm_orchestrator::git::short(read_at),
+            swarm_orchestrator::git::short_id(prepared.base_commit)
+        )));
+    }
     if !resuming {
         check_meaning(&prepared.repo, prepared.base_commit, &prepared.plan)?;
     }

@@ -166,13 +166,14 @@ pub(crate) fn configuration(
         let origin = crate::config_origin::check_repository_config(file, &text, &template, trust)?;
         if origin.is_untrusted() {
             // Accepted untrusted (it sets nothing it may not): the plans
-            // written from it read their file names inside the repository
-            // only, and run as a plan of that origin.
+            // written from it read their file names only as files git
+            // tracks at the run's base, and run as a plan of that origin.
             template.origin = origin;
-            template.files = plan::origin::files::Files::Repository {
-                root: crate::common::canonical_root(repo)?,
-                dir: String::new(),
-            };
+            template.files = plan::origin::files::Files::repository(
+                &crate::common::canonical_root(repo)?,
+                "",
+                None,
+            );
         }
     }
     Ok((template, path))
@@ -211,7 +212,12 @@ pub(crate) fn prepare(
             "plan: the goal is empty\nhelp: say what to do, e.g. swarm plan \"split the parser into its own crate\""
         )));
     }
-    let (template, path) = configuration(repo, cwd, args.config.as_deref(), args.trust)?;
+    let (mut template, path) = configuration(repo, cwd, args.config.as_deref(), args.trust)?;
+    // The base the person gave is theirs to choose, also for a plan written
+    // from a configuration they have not trusted.
+    if let Some(base) = base {
+        template.files = template.files.chosen_base(base);
+    }
     let model = args.model.clone().unwrap_or_else(|| "default".into());
     if !template.models.contains_key(&model) {
         return Err(unknown_model("plan", &model, &template, &path));

@@ -11,8 +11,9 @@
 //!   plan that arrives over MCP: each key of each table may hold only what
 //!   [`rules::PLAN`] allows ([`findings`] walks the file as written, so a
 //!   key without a rule is refused too, never waved through); the file
-//!   names it holds are read inside the repository only, never through a
-//!   link ([`files::Files::Repository`]);
+//!   names it holds are read only as files git tracks at the run's base,
+//!   from the commit's tree, never from the working tree, `.git/` or
+//!   `.swarm/` ([`files::Files::Repository`]);
 //! - a plan a model writes (`swarm plan`): the model's answer has a fixed
 //!   shape whose every key is one [`rules::PLAN`] lets any origin set (a
 //!   test in `planner` holds it to that); the rest of the plan is the
@@ -198,7 +199,7 @@ impl Walk<'_> {
                         self.add(shown, key_name, span, effect);
                     }
                 }
-                May::RepositoryFile => {
+                May::TrackedFile => {
                     if let Some(file) = value.as_str()
                         && let Err(why) = files::relative_name(file)
                     {

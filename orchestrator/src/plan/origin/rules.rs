@@ -105,8 +105,10 @@ pub enum May {
     /// Only a value within swarm's own default confinement.
     AtMost(Bound),
     /// A file name (or, for `output_schema`, an inline table): read only
-    /// inside the repository, relative to the plan, never through a link.
-    RepositoryFile,
+    /// as a file git tracks at the run's base, relative to the plan, from
+    /// the commit's tree (never the working tree, never `.git/` or
+    /// `.swarm/`): `files::Files::tracked_blob`.
+    TrackedFile,
     /// Needs trust, whatever its value.
     Trust,
     /// A table whose keys have rules of their own.
@@ -209,8 +211,8 @@ pub const PLAN: &[KeyRule] = &[
     rule(
         T::MatrixFrom,
         "lines",
-        RepositoryFile,
-        "a file of values, read inside the repository without a link",
+        TrackedFile,
+        "a file of values, read as a file git tracks at the run's base",
     ),
     // [cleanup]: the person's own, or trusted.
     rule(
@@ -254,7 +256,12 @@ pub const PLAN: &[KeyRule] = &[
         Any,
         "names the run (checked like any run name)",
     ),
-    rule(T::Swarm, "base", Any, "a revision of this repository"),
+    rule(
+        T::Swarm,
+        "base",
+        Any,
+        "a revision of this repository; for an untrusted origin one a branch, tag or HEAD holds (`files::Files::pinned`)",
+    ),
     rule(T::Swarm, "concurrency", Any, "how many tasks at once"),
     rule(
         T::Swarm,
@@ -360,7 +367,7 @@ pub const PLAN: &[KeyRule] = &[
     rule(
         T::Task,
         "wasm",
-        RepositoryFile,
+        TrackedFile,
         "makes the coordinator read this file as the task's program",
     ),
     rule(T::Task, "args", Any, "arguments of its WASM program"),
@@ -381,7 +388,7 @@ pub const PLAN: &[KeyRule] = &[
     rule(
         T::Task,
         "output_schema",
-        RepositoryFile,
+        TrackedFile,
         "makes the coordinator read this file and send it to the model",
     ),
     rule(

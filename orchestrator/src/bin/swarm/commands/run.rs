@@ -109,7 +109,13 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
         }
     };
     let mut plan = match (&args.origin, planned_plan) {
-        (Some(origin), _) => untrusted_plan(cwd, &plan_file, origin, &args.files_dir)?,
+        (Some(origin), _) => untrusted_plan(
+            cwd,
+            &plan_file,
+            origin,
+            &args.files_dir,
+            args.base.as_deref(),
+        )?,
         (None, Some(mut planned)) => {
             planned.source.name = plan_file.display().to_string();
             planned
@@ -150,8 +156,15 @@ pub(crate) fn run_plan(cwd: &Path, mut args: RunArgs) -> Result<i32, Failure> {
 }
 
 /// The plan at `path` that `swarm mcp` kept for a client (`origin`),
-/// checked again here, in the process that runs it.
-fn untrusted_plan(cwd: &Path, path: &Path, origin: &str, dir: &str) -> Result<Plan, Failure> {
+/// checked again here, in the process that runs it; its files read at
+/// `base` when the person gave one (`--base`).
+fn untrusted_plan(
+    cwd: &Path,
+    path: &Path,
+    origin: &str,
+    dir: &str,
+    base: Option<&str>,
+) -> Result<Plan, Failure> {
     let origin = plan::origin::Origin::from_name(origin)
         .filter(|o| o.is_untrusted())
         .ok_or_else(|| Failure::Invalid(anyhow!("run: --origin takes `mcp`, not `{origin}`")))?;
@@ -160,6 +173,6 @@ fn untrusted_plan(cwd: &Path, path: &Path, origin: &str, dir: &str) -> Result<Pl
     let received = swarm_orchestrator::received::Received::stored(&root, &cwd.join(path), dir)
         .map_err(|e| Failure::Invalid(anyhow!("run the plan from {}: {e}", origin.as_str())))?;
     received
-        .plan(&root, &cwd.join(path), origin)
+        .plan(&root, &cwd.join(path), origin, base)
         .map_err(Failure::Plan)
 }
