@@ -24,6 +24,9 @@ pub(super) struct Report<'a> {
     /// For a task whose worktree is committed: the repository and the
     /// attempt's base, against which the report is taken out of it.
     pub base: Option<(&'a Repo, Oid)>,
+    /// The person's secrets, taken out of the test cases as out of logs
+    /// (see [`swarm_worker::redact`]).
+    pub redact: Option<&'a swarm_worker::Redact>,
 }
 
 /// The report's counts, or a warning saying why there are none.
@@ -62,7 +65,7 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
     if in_worktree && let Some((repo, base)) = report.base {
         take_out(repo, base, report.workdir, rel);
     }
-    let cases = match test_report::parse(&bytes) {
+    let mut cases = match test_report::parse(&bytes) {
         Ok(cases) => cases,
         Err(e) => {
             return (
@@ -74,6 +77,19 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
             );
         }
     };
+    if let Some(redact) = report.redact {
+        for case in &mut cases {
+            for text in [
+                &mut case.name,
+                &mut case.classname,
+                &mut case.file,
+                &mut case.message,
+                &mut case.text,
+            ] {
+                *text = redact.text(text);
+            }
+        }
+    }
     let kept = report.kept.display().to_string();
     let written = serde_json::to_vec(&cases)
         .map_err(|e| e.to_string())
