@@ -154,7 +154,7 @@ fn no_git_directory_at_any_depth_nor_a_nested_repositorys_files_is_copied() {
     std::fs::write(vendor.join("deep/x/f.txt"), "theirs too\n").unwrap();
     let plan = repo.plan(
         "g.toml",
-        "[[task]]\nid = \"t\"\nrun = '''\ntest -f vendor/own.txt && test ! -e vendor/lib && test ! -e vendor/deep/x\n\
+        "[[task]]\nid = \"t\"\nrun = '''\nset -e\ntest -f vendor/own.txt\ntest ! -e vendor/lib\ntest ! -e vendor/deep/x\n\
          echo ok > ok.txt\n'''\n",
     );
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
@@ -212,7 +212,7 @@ fn no_log_test_report_or_summary_shows_an_included_files_lines() {
 
 #[test]
 fn what_a_task_leaves_in_its_warm_worktree_in_place_of_included_files_is_gone_next_run() {
-    let repo = project(".env\nconf\ntarget/\n", ".env\nconf/local.key\n");
+    let repo = project(".env\nconf\ntarget/\n", ".env\nconf/\n");
     std::fs::create_dir_all(repo.path().join("conf")).unwrap();
     std::fs::write(repo.path().join("conf/local.key"), "key-0123456789abcdef\n").unwrap();
     let host = repo.outside().join("host-conf");
@@ -222,7 +222,7 @@ fn what_a_task_leaves_in_its_warm_worktree_in_place_of_included_files_is_gone_ne
     let planting = repo.plan(
         "p.toml",
         &format!(
-            "[[task]]\nid = \"t\"\nrun = '''\nrm .env && mkdir -p .env/inside && rm -r conf && ln -s {} conf\n\
+            "[[task]]\nid = \"t\"\nrun = '''\nset -e\nrm .env && mkdir -p .env/inside && rm -r conf && ln -s {} conf\n\
              mkdir -p target/x target/y && git -C target/x init -q && echo 'gitdir: /elsewhere' > target/y/.git\n\
              echo built > target/out.txt\n'''\n",
             host.display()
@@ -231,8 +231,8 @@ fn what_a_task_leaves_in_its_warm_worktree_in_place_of_included_files_is_gone_ne
     repo.run_plan(&planting, &["--name", "one"]).assert_code(0);
     let plan = repo.plan(
         "q.toml",
-        "[[task]]\nid = \"t\"\nrun = '''\ngrep -q API_TOKEN .env && test -f conf/local.key && test ! -L conf\n\
-         test -f target/out.txt && test ! -e target/x/.git && test ! -e target/y/.git\necho ok > ok.txt\n'''\n",
+        "[[task]]\nid = \"t\"\nrun = '''\nset -e\ngrep -q API_TOKEN .env\ntest -f conf/local.key\ntest ! -L conf\n\
+         test -f target/out.txt\ntest ! -e target/x/.git\ntest ! -e target/y/.git\necho ok > ok.txt\n'''\n",
     );
     let run = repo.run_plan(&plan, &["--name", "two"]);
     run.assert_code(0);
