@@ -204,20 +204,28 @@ fn read_one(
         path: path.clone(),
         message,
     };
-    let size = path.symlink_metadata().map_err(|e| failed(e.to_string()))?.len();
+    let size = path
+        .symlink_metadata()
+        .map_err(|e| failed(e.to_string()))?
+        .len();
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     if size > MAX_HELD || *held + size > MAX_HELD_TOTAL {
-        let id = Oid::hash_file(git2::ObjectType::Blob, &path).map_err(|e| failed(e.to_string()))?;
+        let id =
+            Oid::hash_file(git2::ObjectType::Blob, &path).map_err(|e| failed(e.to_string()))?;
         return Ok((id, None));
     }
     let limits = crate::untrusted::Limits {
         max_size: MAX_HELD as u64,
         what: "a file .worktreeinclude names",
     };
-    let name = rel.to_str().ok_or_else(|| failed("its name is not UTF-8".into()))?;
-    let content = crate::untrusted::read(workdir, name, limits).map_err(|e| failed(e.to_string()))?;
+    let name = rel
+        .to_str()
+        .ok_or_else(|| failed("its name is not UTF-8".into()))?;
+    let content =
+        crate::untrusted::read(workdir, name, limits).map_err(|e| failed(e.to_string()))?;
     *held += content.len();
-    let id = Oid::hash_object(git2::ObjectType::Blob, &content).map_err(|e| failed(e.to_string()))?;
+    let id =
+        Oid::hash_object(git2::ObjectType::Blob, &content).map_err(|e| failed(e.to_string()))?;
     Ok((id, Some(content)))
 }
 
@@ -290,10 +298,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (repo, _) = crate::git::test_repo::with_files(
             dir.path(),
-            &[
-                (".gitignore", ".env\nbuild/\n"),
-                (FILE, ".env\nbuild/\n"),
-            ],
+            &[(".gitignore", ".env\nbuild/\n"), (FILE, ".env\nbuild/\n")],
         );
         let root = repo.workdir.clone();
         let put = |rel: &str, content: &str| {
@@ -304,7 +309,10 @@ mod tests {
         put(".env", "API_TOKEN=sk-live-0123456789abcdef\n");
         put("build/out.txt", "built\n");
         // A nested repository's own files, and its configuration.
-        put("build/vendor/.git/config", "[http]\n\textraheader = token\n");
+        put(
+            "build/vendor/.git/config",
+            "[http]\n\textraheader = token\n",
+        );
         put("build/vendor/lib.txt", "theirs\n");
         // A `.git` file (a linked worktree's) and a case variant.
         put("build/deep/x/.git", "gitdir: /elsewhere\n");

@@ -105,7 +105,12 @@ fn a_result_holding_an_included_file_anywhere_is_refused_and_never_reaches_git()
     let run = repo.run_plan(&plan, &["--name", "i"]);
     run.assert_code(1);
     let report = repo.report();
-    let reason = |id: &str| task(&report, id)["reason"].as_str().unwrap_or("").to_string();
+    let reason = |id: &str| {
+        task(&report, id)["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
     assert!(
         reason("plus").contains(
             "config.txt (holds the content of .env, a file of yours from .worktreeinclude, never committed: the rest of it is committed)"
@@ -118,7 +123,12 @@ fn a_result_holding_an_included_file_anywhere_is_refused_and_never_reaches_git()
         "{}",
         reason("appends")
     );
-    assert_eq!(task(&report, "innocent")["status"], "merged", "{}", run.stderr);
+    assert_eq!(
+        task(&report, "innocent")["status"],
+        "merged",
+        "{}",
+        run.stderr
+    );
     let merged = repo.git(&["ls-tree", "-r", "--name-only", "swarm/i"]);
     assert!(merged.contains("work.txt"), "{merged}");
     assert!(!merged.contains("setup-made.cfg"), "{merged}");
@@ -145,7 +155,11 @@ fn no_git_directory_at_any_depth_nor_a_nested_repositorys_files_is_copied() {
     repo.git_in(&vendor.join("lib"), &["init", "-q"]);
     repo.git_in(
         &vendor.join("lib"),
-        &["config", "http.extraheader", "AUTHORIZATION: basic c2VjcmV0"],
+        &[
+            "config",
+            "http.extraheader",
+            "AUTHORIZATION: basic c2VjcmV0",
+        ],
     );
     std::fs::write(vendor.join("lib/code.txt"), "theirs\n").unwrap();
     // A linked worktree's `.git` file deeper down.
@@ -159,9 +173,9 @@ fn no_git_directory_at_any_depth_nor_a_nested_repositorys_files_is_copied() {
     );
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
     assert!(
-        validate
-            .stdout
-            .contains("copies 2 files of yours into each worktree, never committed: .env, vendor/own.txt"),
+        validate.stdout.contains(
+            "copies 2 files of yours into each worktree, never committed: .env, vendor/own.txt"
+        ),
         "{}",
         validate.stdout
     );

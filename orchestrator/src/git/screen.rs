@@ -59,6 +59,10 @@ pub struct Screen {
     large: Vec<(memchr::memmem::Finder<'static>, usize)>,
     /// The longest content looked for inside blobs.
     longest: usize,
+    /// Some file is looked for as a whole blob only (short, or too large
+    /// to hold): a blob's id is worth computing to find it. Every other
+    /// one is found inside a blob that is it whole.
+    by_id: bool,
 }
 
 impl Screen {
@@ -78,6 +82,7 @@ impl Screen {
             let trimmed = trimmed.unwrap_or_default();
             screen.files.push((secret.name, id, trimmed.len()));
             if trimmed.len() < MIN_LEN || held + trimmed.len() > MAX_HELD {
+                screen.by_id |= !id.is_zero();
                 continue;
             }
             held += trimmed.len();
@@ -112,9 +117,10 @@ impl Screen {
     /// Whether `data`, which holds file `i`, is that file (give or take
     /// whitespace at its ends) and nothing more.
     pub fn is_whole(&self, i: usize, data: &[u8]) -> bool {
-        self.files
-            .get(i)
-            .is_some_and(|(_, id, len)| data.trim_ascii().len() == *len || Oid::hash_object(git2::ObjectType::Blob, data).ok() == Some(*id))
+        self.files.get(i).is_some_and(|(_, id, len)| {
+            data.trim_ascii().len() == *len
+                || Oid::hash_object(git2::ObjectType::Blob, data).ok() == Some(*id)
+        })
     }
 
     /// The files whose content `data` (a blob's) holds, sorted.
@@ -194,7 +200,13 @@ impl Screen {
             }
             if start >= done {
                 out.extend_from_slice(&data[done..start]);
-                out.extend_from_slice(format!("[swarm: the content of {} was left out here]", self.name(file)).as_bytes());
+                out.extend_from_slice(
+                    format!(
+                        "[swarm: the content of {} was left out here]",
+                        self.name(file)
+                    )
+                    .as_bytes(),
+                );
             }
             done = end;
         }
@@ -219,6 +231,9 @@ impl Screen {
     /// The files whose whole content `data` is, into `found`: the short
     /// ones are looked for only so.
     fn whole(&self, data: &[u8], found: &mut Vec<usize>) {
+        if !self.by_id {
+            return;
+        }
         if let Ok(id) = Oid::hash_object(git2::ObjectType::Blob, data) {
             found.extend(self.with_id(id));
         }
@@ -257,7 +272,10 @@ mod tests {
         assert_eq!(s.found_in(b"A=1\n"), vec![1]);
         assert!(s.found_in(b"A=1\nB=2\n").is_empty());
         assert!(s.found_in(b"\n").is_empty() && s.found_in(b"").is_empty());
-        assert!(s.found_in(b"API_TOKEN=sk-live-0123456789abcdef\n").is_empty());
+        assert!(
+            s.found_in(b"API_TOKEN=sk-live-0123456789abcdef\n")
+                .is_empty()
+        );
     }
 
     #[test]
@@ -274,7 +292,10 @@ mod tests {
             String::from_utf8(cut).unwrap(),
             format!("# readme\n{marker}\nmore\n{marker}")
         );
-        assert_eq!(s.cut(b"A=1\n", &[1]), b"[swarm: the content of short was left out here]");
+        assert_eq!(
+            s.cut(b"A=1\n", &[1]),
+            b"[swarm: the content of short was left out here]"
+        );
         assert_eq!(s.cut(&data, &[1]), data);
     }
 
@@ -286,7 +307,11 @@ mod tests {
             let mut data = vec![b'.'; at];
             data.extend_from_slice(env);
             data.extend_from_slice(&vec![b'.'; CHUNK]);
-            assert_eq!(s.found_in_reader(data.as_slice()).unwrap(), vec![0], "at {at}");
+            assert_eq!(
+                s.found_in_reader(data.as_slice()).unwrap(),
+                vec![0],
+                "at {at}"
+            );
         }
         assert!(
             s.found_in_reader(vec![b'.'; 3 * CHUNK].as_slice())

@@ -177,7 +177,10 @@ impl State {
     /// What `path` (one of `changed`) holds; `None` if it is gone or did
     /// not change.
     fn entry(&self, path: &str) -> Option<(Oid, i32)> {
-        let i = self.changed.binary_search_by(|p| p.as_str().cmp(path)).ok()?;
+        let i = self
+            .changed
+            .binary_search_by(|p| p.as_str().cmp(path))
+            .ok()?;
         self.entries.get(i).copied().flatten()
     }
 
@@ -368,20 +371,21 @@ fn take(
     withheld.sort_by(|a, b| a.path.cmp(&b.path));
     withheld.dedup_by(|a, b| a.path == b.path);
     let tree_id = index.write_tree_to(&repo).context(action)?;
-    let unchanged = |skipped: Vec<SkippedFile>, changed: Vec<String>, tree: Option<&git2::Tree<'_>>| {
-        let state = match tree {
-            Some(tree) => state_of(tree, &changed),
-            None => Vec::new(),
+    let unchanged =
+        |skipped: Vec<SkippedFile>, changed: Vec<String>, tree: Option<&git2::Tree<'_>>| {
+            let state = match tree {
+                Some(tree) => state_of(tree, &changed),
+                None => Vec::new(),
+            };
+            let snap = Snapshot {
+                commit: base,
+                changed,
+                skipped,
+                duration: started.elapsed(),
+                hashed,
+            };
+            (snap, state)
         };
-        let snap = Snapshot {
-            commit: base,
-            changed,
-            skipped,
-            duration: started.elapsed(),
-            hashed,
-        };
-        (snap, state)
-    };
     let message = match make {
         Take::Commit(message) => message,
         Take::State(into) => {
@@ -429,14 +433,7 @@ fn take(
     )
     .context(action)?;
     // Held before any ref or HEAD names the commit.
-    super::hold::hold(
-        &repo,
-        Some(&incoming),
-        commit,
-        &[base],
-        limits.run,
-        largest,
-    )?;
+    super::hold::hold(&repo, Some(&incoming), commit, &[base], limits.run, largest)?;
     // Leave the worktree consistent with its snapshot, so that a kept
     // (failed) worktree shows a clean `git status` and `git log` shows it.
     index.write().context(action)?;

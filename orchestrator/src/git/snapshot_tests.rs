@@ -315,7 +315,10 @@ fn files_holding_screened_content_are_left_out_and_never_written() {
     let secret = b"API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n";
     let fx = Fixture::new(&[
         ("README", "read me\n"),
-        ("example.env", "API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n# old\n"),
+        (
+            "example.env",
+            "API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n# old\n",
+        ),
     ]);
     let screen = crate::git::Screen::new(vec![crate::git::screen::Secret {
         name: ".env".into(),
@@ -337,7 +340,11 @@ fn files_holding_screened_content_are_left_out_and_never_written() {
         wt.path.join("link"),
     )
     .unwrap();
-    write(&wt, "example.env", b"API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n# new\n");
+    write(
+        &wt,
+        "example.env",
+        b"API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n# new\n",
+    );
     write(&wt, "fine.txt", b"work\n");
     let before = all_objects(&fx);
     let scope: Vec<String> = Vec::new();
@@ -346,17 +353,25 @@ fn files_holding_screened_content_are_left_out_and_never_written() {
         max_file_size: 100 * MB,
         run: "r",
     };
-    let (snap, withheld) =
-        snapshot_screened(&wt.path, &wt.admin, fx.base, limits, Some(&screen), |_, _| {
-            "m".into()
-        })
-        .unwrap();
+    let (snap, withheld) = snapshot_screened(
+        &wt.path,
+        &wt.admin,
+        fx.base,
+        limits,
+        Some(&screen),
+        |_, _| "m".into(),
+    )
+    .unwrap();
     let paths: Vec<&str> = withheld.iter().map(|w| w.path.as_str()).collect();
     assert_eq!(paths, ["README", "big.log", "config.txt", "link"]);
     assert!(withheld.iter().all(|w| w.files == [".env"]));
     let files = fx.files(snap.commit);
     assert_eq!(content(&files, "fine.txt").unwrap(), b"work\n");
-    assert!(content(&files, "example.env").unwrap().ends_with(b"# new\n"));
+    assert!(
+        content(&files, "example.env")
+            .unwrap()
+            .ends_with(b"# new\n")
+    );
     // What the task wrote around it is kept, with a word where it was; a
     // large file and a link are left out whole.
     let marker = "[swarm: the content of .env was left out here]";
@@ -378,9 +393,8 @@ fn files_holding_screened_content_are_left_out_and_never_written() {
         .collect();
     assert_eq!(cut, ["README", "config.txt"]);
     assert!(
-        snap.skipped
-            .iter()
-            .any(|s| s.path == "big.log" && matches!(&s.reason, SkipReason::Refused { message } if message.contains(".env"))),
+        snap.skipped.iter().any(|s| s.path == "big.log"
+            && matches!(&s.reason, SkipReason::Refused { message } if message.contains(".env"))),
         "{:?}",
         snap.skipped
     );

@@ -495,7 +495,10 @@ fn open_dir_beneath(root: &cap_std::fs::Dir, rel: &Path) -> std::io::Result<cap_
 }
 
 /// Opens directory `name` of `dir`, not if it is a link.
-fn open_nofollow(dir: &cap_std::fs::Dir, name: &std::ffi::OsStr) -> std::io::Result<cap_std::fs::Dir> {
+fn open_nofollow(
+    dir: &cap_std::fs::Dir,
+    name: &std::ffi::OsStr,
+) -> std::io::Result<cap_std::fs::Dir> {
     use nix::fcntl::OFlag;
     let fd = nix::fcntl::openat(
         std::os::fd::AsFd::as_fd(dir),
