@@ -229,6 +229,19 @@ fn read_one(
     Ok((id, Some(content)))
 }
 
+/// What a snapshot of a worktree of the repository at `workdir` taken
+/// outside a run (`swarm resume`, `swarm clean` keeping what a worktree
+/// holds) keeps out: the contents of the files its `.worktreeinclude`
+/// names now (the worktree may hold them, or a copy a task made); none if
+/// there is no list or it cannot be read.
+pub fn screen_of(workdir: &Path) -> Screen {
+    git2::Repository::open(workdir)
+        .ok()
+        .and_then(|git| find(workdir, &git).ok())
+        .map(|included| included.screen)
+        .unwrap_or_default()
+}
+
 /// Copies `included` from the main checkout `workdir` into the worktree
 /// at `worktree`, never through a link in either: each file is read again
 /// as hostile (no link, no FIFO, size-capped) and copied only if its

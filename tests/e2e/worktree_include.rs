@@ -98,7 +98,7 @@ fn a_result_holding_an_included_file_anywhere_is_refused_and_never_reaches_git()
         "i.toml",
         "[swarm]\non_failure = \"continue\"\n\n\
          [setup]\nrun = \"{ cat .env; echo generated; } > setup-made.cfg\"\n\n\
-         [[task]]\nid = \"plus\"\nretries = 1\nrun = \"cp .env config.txt && echo x >> config.txt\"\n\n\
+         [[task]]\nid = \"plus\"\nretries = 1\nwarm = false\nrun = \"cp .env config.txt && echo x >> config.txt\"\n\n\
          [[task]]\nid = \"appends\"\nrun = \"echo more >> README.md && cat .env >> README.md\"\n\n\
          [[task]]\nid = \"innocent\"\nrun = \"echo work > work.txt\"\n",
     );
@@ -142,6 +142,16 @@ fn a_result_holding_an_included_file_anywhere_is_refused_and_never_reaches_git()
     );
     // No object of the repository holds it: not the refused attempts'
     // (both of them), not setup's, not a commit message.
+    assert_eq!(objects_holding(&repo, SECRET), Vec::<String>::new());
+    // Nor once `swarm clean` kept what the failed task's worktree (not a
+    // warm one) still holds, its copy, before removing it.
+    let cleaned = repo.swarm(&["clean", "i"]);
+    cleaned.assert_code(0);
+    assert!(
+        cleaned.stdout.contains("removed 1 worktree"),
+        "{}",
+        cleaned.stdout
+    );
     assert_eq!(objects_holding(&repo, SECRET), Vec::<String>::new());
 }
 
@@ -253,4 +263,30 @@ fn what_a_task_leaves_in_its_warm_worktree_in_place_of_included_files_is_gone_ne
     assert_eq!(repo.show("swarm/two", "ok.txt"), "ok");
     // Nothing was written through the link.
     assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+}
+
+#[test]
+fn resume_keeps_an_interrupted_attempts_work_without_an_included_files_content() {
+    let repo = project(".env\n", ".env\n");
+    let plan = repo.plan(
+        "k.toml",
+        "[[task]]\nid = \"t\"\nwarm = false\nrun = '''\ncp .env leak.txt\necho mine > mine.txt\n\
+         if [ \"$SWARM_ATTEMPT\" = 1 ]; then touch started; sleep 60; fi\n'''\n",
+    );
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "k"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until("the task to start", || {
+        repo.worktree("k", "t").join("started").exists()
+    });
+    crate::resume::kill9(&mut child);
+    // The interrupted attempt's worktree is kept on `t.1` as `swarm
+    // resume` takes it back; its second attempt is refused as the first
+    // would have been.
+    repo.swarm(&["resume", "k"]).assert_code(1);
+    assert_eq!(repo.show("refs/swarm/k/t.1", "mine.txt"), "mine");
+    assert_eq!(objects_holding(&repo, SECRET), Vec::<String>::new());
 }
