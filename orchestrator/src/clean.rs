@@ -7,6 +7,12 @@
 //! Cleaning goes on past what it cannot do (a worktree it cannot commit is
 //! left in place, and said so) and frees everything else. Everything is
 //! removed through [`State`], so no link in `.swarm` is ever followed.
+//!
+//! What a worktree holds was written by its task: it is committed as a
+//! task's result is (`git::snapshot`: streamed, no link followed), with
+//! the task's own `max_file_size` as its journal recorded it, so a file
+//! the task's result could not hold (a sparse file of 300 MiB) is never
+//! read, and is said to be left out ([`Cleaned::left_out`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +43,9 @@ pub struct Cleaned {
     pub tmp_bytes: u64,
     /// Work that was only in a worktree, now committed: (task, ref).
     pub kept: Vec<(String, String)>,
+    /// Files of a worktree that were not committed before it was removed
+    /// (over the task's `max_file_size`, or unreadable), with their task.
+    pub left_out: Vec<(String, swarm_protocol::SkippedFile)>,
     /// Task refs deleted (`--refs`): their commits are on `swarm/<run>`.
     pub refs_deleted: Vec<String>,
     /// Task refs `--refs` kept, with why.
@@ -136,17 +145,28 @@ pub fn clean(
     let (events, skipped) = read_journal(state, run)?;
     // The run's state, as every other reader of the journal sees it.
     let fold = RunFold::of(&events);
-    // Each task's last attempt and the commit it started from.
-    let started: HashMap<String, (u32, Oid)> = fold
+    // Each task's last attempt, the commit it started from, and the
+    // largest file it may commit.
+    let limits = max_file_sizes(&events);
+    let started: HashMap<String, Started> = fold
         .report()
         .map(|r| r.tasks.as_slice())
         .unwrap_or_default()
         .iter()
         .filter_map(|t| {
             let s = fold.state(fold.index(&t.id)?)?;
-            Some((t.id.clone(), (s.attempt, s.base?)))
+            let max_file_size = limits
+                .get(t.id.as_str())
+                .copied()
+                .unwrap_or(crate::plan::DEFAULT_MAX_FILE_SIZE);
+            let started = Started {
+                attempt: s.attempt,
+                base: s.base?,
+                max_file_size,
+            };
+            Some((t.id.clone(), started))
         })
-        .filter(|(_, (attempt, _))| *attempt > 0)
+        .filter(|(_, s)| s.attempt > 0)
         .collect();
 
     let mut cleaned = Cleaned {
@@ -222,8 +242,33 @@ pub fn clean(
     Ok(cleaned)
 }
 
-/// The events of run `run`'s journal and the lines that could not be read
-/// (none for a run whose journal was never written).
+/// What the journal says of a task's last attempt, for keeping what its
+/// worktree holds.
+#[derive(Debug, Clone, Copy)]
+struct Started {
+    attempt: u32,
+    /// The commit the attempt started from.
+    base: Oid,
+    /// The task's `max_file_size`.
+    max_file_size: u64,
+}
+
+/// Each task's `max_file_size` as its last `task_started` recorded it
+/// (none in journals from before it was: swarm's default then).
+fn max_file_sizes(events: &[swarm_protocol::Event]) -> HashMap<&str, u64> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::TaskStarted {
+                task,
+                max_file_size: Some(size),
+                ..
+            } => Some((task.as_str(), *size)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Where run `run`'s journal is in the state directory `state`.
 fn journal_path(state: &State, run: &str) -> std::path::PathBuf {
     state
@@ -233,6 +278,8 @@ fn journal_path(state: &State, run: &str) -> std::path::PathBuf {
         .join(crate::layout::JOURNAL)
 }
 
+/// The events of run `run`'s journal and the lines that could not be read
+/// (none for a run whose journal was never written).
 fn read_journal(
     state: &State,
     run: &str,
@@ -341,7 +388,7 @@ fn clean_worktrees(
     worktrees: &Worktrees,
     home: &WorktreeHome,
     run: &str,
-    started: &HashMap<String, (u32, Oid)>,
+    started: &HashMap<String, Started>,
     cleaned: &mut Cleaned,
 ) -> Result<(), CleanError> {
     home.check_run(run)?;
@@ -359,8 +406,15 @@ fn clean_worktrees(
         }
         if !name.starts_with(".readonly-") {
             match keep(repo, worktrees, run, &name, &path, started.get(&name)) {
-                Ok(Some(kept)) => cleaned.kept.push((name.clone(), kept)),
-                Ok(None) => {}
+                Ok(Kept { made, left_out }) => {
+                    if let Some(made) = made {
+                        cleaned.kept.push((name.clone(), made));
+                    }
+                    let task = || name.clone();
+                    cleaned
+                        .left_out
+                        .extend(left_out.into_iter().map(|f| (task(), f)));
+                }
                 Err(e) => {
                     cleaned.problems.push(format!(
                         "keep the work of task `{name}` (worktree {} left in place, nothing removed): failed to {e}",
@@ -392,20 +446,35 @@ fn clean_worktrees(
     Ok(())
 }
 
-/// Deletes `swarm/<run>` if nothing is lost by it (see [`clean`]).
+/// What [`keep`] did with a worktree.
+#[derive(Debug, Default)]
+struct Kept {
+    /// The ref it committed the worktree's content to (`None`: that was on
+    /// one already, or the task never started).
+    made: Option<String>,
+    /// The files it left out.
+    left_out: Vec<swarm_protocol::SkippedFile>,
+}
+
 /// Commits the worktree of `task` to a ref of its own unless its content is
-/// already on one of the task's refs; returns the new ref.
+/// already on one of the task's refs, as the task's result is committed
+/// (no file over its `max_file_size` read); says what it made and left out.
 fn keep(
     repo: &Repo,
     worktrees: &Worktrees,
     run: &str,
     task: &str,
     path: &Path,
-    started: Option<&(u32, Oid)>,
-) -> Result<Option<String>, CleanError> {
+    started: Option<&Started>,
+) -> Result<Kept, CleanError> {
     // A worktree of a task that never started holds nothing of its own.
-    let Some(&(attempt, base)) = started else {
-        return Ok(None);
+    let Some(&Started {
+        attempt,
+        base,
+        max_file_size,
+    }) = started
+    else {
+        return Ok(Kept::default());
     };
     // Without git's record of it there is no index or object store to
     // commit with; deleting it would lose what it holds.
@@ -417,11 +486,11 @@ fn keep(
     let message = format!(
         "swarm: {run}/{task}: worktree content kept by swarm clean\n\nSwarm-Run: {run}\nSwarm-Task: {task}\nSwarm-Attempt: {attempt}\n"
     );
-    // Everything the user may have left there is kept, whatever its size:
-    // the worktree is deleted next.
+    // The task wrote what is there: what its own result could not hold
+    // is never read (a sparse file of any size costs nothing), and is said.
     let limits = SnapshotLimits {
         scope: &[],
-        max_file_size: u64::MAX,
+        max_file_size,
         run,
     };
     // The person's included files (a failed task's copy of `.env`) are
@@ -430,6 +499,7 @@ fn keep(
     let (snap, _) = snapshot_screened(path, &admin, base, limits, Some(&screen), |_, _| {
         message.clone()
     })?;
+    let left_out = snap.skipped;
     let tree = repo.tree_of(snap.commit)?;
     let mut existing = vec![refs::task(run, task)];
     existing.extend((1..=attempt + 1).map(|n| refs::attempt(run, task, n)));
@@ -437,7 +507,10 @@ fn keep(
         if let Ok(commit) = repo.resolve(name)
             && repo.tree_of(commit)? == tree
         {
-            return Ok(None);
+            return Ok(Kept {
+                made: None,
+                left_out,
+            });
         }
     }
     let free = (attempt..)
@@ -445,7 +518,10 @@ fn keep(
         .find(|name| !repo.has_ref(name).unwrap_or(true))
         .unwrap_or_else(|| refs::attempt(run, task, u32::MAX));
     repo.set_ref(&free, snap.commit, "swarm clean: worktree content")?;
-    Ok(Some(free))
+    Ok(Kept {
+        made: Some(free),
+        left_out,
+    })
 }
 
 /// Which runs `swarm clean` frees.

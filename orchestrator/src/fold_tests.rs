@@ -64,6 +64,7 @@ fn started(task: &str, attempt: u32, base: &str) -> EventBody {
             reused: true,
             waited_ms: 3,
         }),
+        max_file_size: None,
     }
 }
 
@@ -495,6 +496,7 @@ fn every_committed_event_replays_through_the_fold() {
                 job: Some(id.into()),
                 setup_ms: None,
                 setup_run: None,
+                max_file_size: None,
             },
         );
         assert_eq!(

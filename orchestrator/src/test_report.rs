@@ -4,6 +4,13 @@
 //! test cases swarm keeps (`swarm_protocol::TestCase`) and counts. The
 //! dialects differ: a `<testsuites>` root or a bare `<testsuite>`, suites
 //! nested, `file` given or not, `<error>` beside `<failure>`; each is read.
+//!
+//! Everything kept of a report is capped, so that a report of any content
+//! (up to [`MAX_REPORT`]) makes journal lines, terminal lines and pages of
+//! a bounded size: each name, class name, file and message at
+//! [`MAX_FIELD`] bytes, a failure's text at [`MAX_TEXT`] (both cut at a
+//! character boundary and marked so), and [`MAX_CASES`] test cases kept
+//! whole, the others only counted.
 
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
@@ -12,30 +19,118 @@ use swarm_protocol::{TestCase, TestCounts, TestOutcome};
 /// Largest report read.
 pub const MAX_REPORT: u64 = 64 << 20;
 
-/// Most test cases kept of one report.
+/// Most test cases kept of one report: past them, cases are counted (and
+/// the first failing ones named) but not kept.
 pub const MAX_CASES: usize = 100_000;
 
-/// Bytes of a failure's text kept.
-const MAX_TEXT: usize = 4096;
+/// Bytes kept of a test's name, class name, file and message.
+pub const MAX_FIELD: usize = 1024;
+
+/// Bytes kept of a failure's text.
+pub const MAX_TEXT: usize = 4096;
 
 /// Failing tests named in the counts.
 const NAMED: usize = 10;
 
+/// A report's test cases: the first [`MAX_CASES`] kept, the rest counted.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    pub cases: Vec<TestCase>,
+    /// The cases past [`MAX_CASES`], counted only.
+    pub beyond: Beyond,
+}
+
+/// What the cases past [`MAX_CASES`] count.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Beyond {
+    pub cases: usize,
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub time_ms: u64,
+    /// The first failing ones' names, as many as the kept cases leave
+    /// room for among the ten named.
+    pub failing: Vec<String>,
+}
+
+impl Parsed {
+    fn push(&mut self, case: TestCase) {
+        if self.cases.len() < MAX_CASES {
+            self.cases.push(case);
+            return;
+        }
+        let b = &mut self.beyond;
+        b.cases += 1;
+        b.time_ms = b.time_ms.saturating_add(case.time_ms);
+        match case.outcome {
+            TestOutcome::Passed => b.passed = b.passed.saturating_add(1),
+            TestOutcome::Skipped => b.skipped = b.skipped.saturating_add(1),
+            TestOutcome::Failed => {
+                b.failed = b.failed.saturating_add(1);
+                if b.failing.len() < NAMED {
+                    b.failing.push(name(&case));
+                }
+            }
+        }
+    }
+}
+
+/// The test case being read: its status element's text is being read
+/// while `in_status`, and `cut` says its text was cut already.
+struct Open {
+    case: TestCase,
+    in_status: bool,
+    cut: bool,
+}
+
+impl Open {
+    /// Adds `more` to the failure's text, up to [`MAX_TEXT`] bytes and
+    /// then the mark of a cut, once.
+    fn append(&mut self, more: &str) {
+        if self.cut {
+            return;
+        }
+        let text = &mut self.case.text;
+        let room = MAX_TEXT.saturating_sub(text.len());
+        if more.len() <= room {
+            text.push_str(more);
+            return;
+        }
+        text.push_str(&more[..more.floor_char_boundary(room)]);
+        text.push_str(CUT);
+        self.cut = true;
+    }
+}
+
+/// What ends a field or text that was cut.
+const CUT: &str = "… [cut]";
+
+/// `text`, or its first `max` bytes (to a character boundary) and the
+/// mark of a cut, with how long it was.
+fn capped(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    format!(
+        "{}… [cut: {} bytes in all]",
+        &text[..text.floor_char_boundary(max)],
+        text.len()
+    )
+}
+
 /// The test cases of the JUnit XML `xml`; why not, if it is not one.
-pub fn parse(xml: &[u8]) -> Result<Vec<TestCase>, String> {
+pub fn parse(xml: &[u8]) -> Result<Parsed, String> {
     let mut reader = Reader::from_reader(xml);
     let mut buf = Vec::new();
-    let mut cases = Vec::new();
-    // The test case being read, and whether its status element's text is
-    // being read.
-    let mut open: Option<TestCase> = None;
-    let mut in_status = false;
+    let mut parsed = Parsed::default();
+    let mut open: Option<Open> = None;
     let mut suites = Vec::<String>::new();
     let mut saw_root = false;
     loop {
         let event = reader
             .read_event_into(&mut buf)
             .map_err(|e| format!("not XML at byte {}: {e}", reader.error_position()))?;
+        let reading = open.as_mut().filter(|o| o.in_status);
         match event {
             Event::Start(e) | Event::Empty(e) if !saw_root && !is_root(&e) => {
                 return Err(format!(
@@ -46,12 +141,18 @@ pub fn parse(xml: &[u8]) -> Result<Vec<TestCase>, String> {
             Event::Start(e) => {
                 saw_root = true;
                 match e.name().as_ref() {
-                    b"testsuite" => suites.push(attr(&e, b"name")),
-                    b"testcase" => open = Some(case(&e, suites.last())),
+                    b"testsuite" => suites.push(attr(&e, b"name", MAX_FIELD)),
+                    b"testcase" => {
+                        open = Some(Open {
+                            case: case(&e, suites.last()),
+                            in_status: false,
+                            cut: false,
+                        });
+                    }
                     b"failure" | b"error" | b"skipped" => {
-                        if let Some(c) = open.as_mut() {
-                            status(c, &e);
-                            in_status = c.outcome == TestOutcome::Failed;
+                        if let Some(o) = open.as_mut() {
+                            status(&mut o.case, &e);
+                            o.in_status = o.case.outcome == TestOutcome::Failed;
                         }
                     }
                     _ => {}
@@ -60,37 +161,34 @@ pub fn parse(xml: &[u8]) -> Result<Vec<TestCase>, String> {
             Event::Empty(e) => {
                 saw_root = true;
                 match e.name().as_ref() {
-                    b"testcase" => push(&mut cases, case(&e, suites.last()))?,
+                    b"testcase" => parsed.push(case(&e, suites.last())),
                     b"failure" | b"error" | b"skipped" => {
-                        if let Some(c) = open.as_mut() {
-                            status(c, &e);
+                        if let Some(o) = open.as_mut() {
+                            status(&mut o.case, &e);
                         }
                     }
                     _ => {}
                 }
             }
-            Event::Text(t) if in_status => {
-                if let Some(c) = open.as_mut() {
+            Event::Text(t) => {
+                if let Some(o) = reading {
                     let text = t.decode().map_err(|e| format!("bad text: {e}"))?;
-                    append(&mut c.text, &text);
+                    o.append(&text);
                 }
             }
-            Event::GeneralRef(r) if in_status => {
-                if let Some(c) = open.as_mut() {
+            Event::GeneralRef(r) => {
+                if let Some(o) = reading {
                     let name = r.decode().map_err(|e| format!("bad text: {e}"))?;
                     let resolved = match r.resolve_char_ref() {
                         Ok(Some(ch)) => Some(ch.to_string()),
                         _ => quick_xml::escape::resolve_xml_entity(&name).map(str::to_string),
                     };
-                    append(
-                        &mut c.text,
-                        &resolved.unwrap_or_else(|| format!("&{name};")),
-                    );
+                    o.append(&resolved.unwrap_or_else(|| format!("&{name};")));
                 }
             }
-            Event::CData(t) if in_status => {
-                if let Some(c) = open.as_mut() {
-                    append(&mut c.text, &String::from_utf8_lossy(&t));
+            Event::CData(t) => {
+                if let Some(o) = reading {
+                    o.append(&String::from_utf8_lossy(&t));
                 }
             }
             Event::End(e) => match e.name().as_ref() {
@@ -98,11 +196,15 @@ pub fn parse(xml: &[u8]) -> Result<Vec<TestCase>, String> {
                     suites.pop();
                 }
                 b"testcase" => {
-                    if let Some(c) = open.take() {
-                        push(&mut cases, c)?;
+                    if let Some(o) = open.take() {
+                        parsed.push(o.case);
                     }
                 }
-                b"failure" | b"error" | b"skipped" => in_status = false,
+                b"failure" | b"error" | b"skipped" => {
+                    if let Some(o) = open.as_mut() {
+                        o.in_status = false;
+                    }
+                }
                 _ => {}
             },
             Event::Eof => break,
@@ -113,24 +215,18 @@ pub fn parse(xml: &[u8]) -> Result<Vec<TestCase>, String> {
     if !saw_root {
         return Err("not a JUnit report: it is empty".into());
     }
-    Ok(cases)
+    Ok(parsed)
 }
 
 fn is_root(e: &BytesStart<'_>) -> bool {
     matches!(e.name().as_ref(), b"testsuites" | b"testsuite")
 }
 
-fn push(cases: &mut Vec<TestCase>, case: TestCase) -> Result<(), String> {
-    if cases.len() == MAX_CASES {
-        return Err(format!("it holds more than {MAX_CASES} test cases"));
-    }
-    cases.push(case);
-    Ok(())
-}
-
-/// Attribute `name` of `e`, unescaped (empty if absent).
-fn attr(e: &BytesStart<'_>, name: &[u8]) -> String {
-    e.attributes()
+/// Attribute `name` of `e`, unescaped (empty if absent), capped at `max`
+/// bytes.
+fn attr(e: &BytesStart<'_>, name: &[u8], max: usize) -> String {
+    let value = e
+        .attributes()
         .flatten()
         .find(|a| a.key.as_ref() == name)
         .map(|a| {
@@ -139,19 +235,20 @@ fn attr(e: &BytesStart<'_>, name: &[u8]) -> String {
                 |v| v.into_owned(),
             )
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    capped(value, max)
 }
 
 fn case(e: &BytesStart<'_>, suite: Option<&String>) -> TestCase {
-    let classname = match attr(e, b"classname") {
+    let classname = match attr(e, b"classname", MAX_FIELD) {
         c if c.is_empty() => suite.cloned().unwrap_or_default(),
         c => c,
     };
-    let secs: f64 = attr(e, b"time").trim().parse().unwrap_or(0.0);
+    let secs: f64 = attr(e, b"time", 64).trim().parse().unwrap_or(0.0);
     TestCase {
-        name: attr(e, b"name"),
+        name: attr(e, b"name", MAX_FIELD),
         classname,
-        file: attr(e, b"file"),
+        file: attr(e, b"file", MAX_FIELD),
         time_ms: (secs.max(0.0) * 1000.0).round() as u64,
         outcome: TestOutcome::Passed,
         message: String::new(),
@@ -168,29 +265,32 @@ fn status(c: &mut TestCase, e: &BytesStart<'_>) {
     };
     if c.outcome != TestOutcome::Failed {
         c.outcome = outcome;
-        c.message = attr(e, b"message");
+        c.message = attr(e, b"message", MAX_FIELD);
     }
 }
 
-fn append(text: &mut String, more: &str) {
-    let room = MAX_TEXT.saturating_sub(text.len());
-    text.push_str(&more[..more.floor_char_boundary(room)]);
-}
-
-/// What `cases` count, kept (every case) at `kept`.
-pub fn counts(cases: &[TestCase], kept: String) -> TestCounts {
+/// What the report `parsed` counts, its kept cases at `kept`.
+pub fn counts(parsed: &Parsed, kept: String) -> TestCounts {
+    let cases = &parsed.cases;
+    let b = &parsed.beyond;
     let count = |o: TestOutcome| cases.iter().filter(|c| c.outcome == o).count() as u32;
+    let mut failing: Vec<String> = cases
+        .iter()
+        .filter(|c| c.outcome == TestOutcome::Failed)
+        .take(NAMED)
+        .map(name)
+        .collect();
+    let room = NAMED - failing.len();
+    failing.extend(b.failing.iter().take(room).cloned());
     TestCounts {
-        passed: count(TestOutcome::Passed),
-        failed: count(TestOutcome::Failed),
-        skipped: count(TestOutcome::Skipped),
-        time_ms: cases.iter().map(|c| c.time_ms).sum(),
-        failing: cases
+        passed: count(TestOutcome::Passed).saturating_add(b.passed),
+        failed: count(TestOutcome::Failed).saturating_add(b.failed),
+        skipped: count(TestOutcome::Skipped).saturating_add(b.skipped),
+        time_ms: cases
             .iter()
-            .filter(|c| c.outcome == TestOutcome::Failed)
-            .take(NAMED)
-            .map(name)
-            .collect(),
+            .map(|c| c.time_ms)
+            .fold(b.time_ms, u64::saturating_add),
+        failing,
         cases: kept,
     }
 }
@@ -256,10 +356,11 @@ mod tests {
     fn pytest_and_bare_suites_and_errors_are_read() {
         let pytest = br#"<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" errors="1" failures="1" skipped="1" tests="4" time="0.5"><testcase classname="tests.test_a" name="test_ok" time="0.120" /><testcase classname="tests.test_a" name="test_bad" time="0.2"><failure message="assert 1 == 2">def test_bad():
 &gt;       assert 1 == 2</failure></testcase><testcase classname="tests.test_b" name="test_skip" time="0.000"><skipped type="pytest.skip" message="not here">skip</skipped></testcase><testcase classname="tests.test_b" name="test_err" time="0.01"><error message="fixture">boom</error></testcase></testsuite></testsuites>"#;
-        let cases = parse(pytest).unwrap();
+        let parsed = parse(pytest).unwrap();
+        let cases = &parsed.cases;
         assert_eq!(cases.len(), 4);
         assert_eq!(cases[1].text, "def test_bad():\n>       assert 1 == 2");
-        let c = counts(&cases, "k".into());
+        let c = counts(&parsed, "k".into());
         assert_eq!((c.passed, c.failed, c.skipped, c.time_ms), (1, 2, 1, 330));
         assert_eq!(
             c.failing,
@@ -267,9 +368,65 @@ mod tests {
         );
 
         let bare = br#"<testsuite name="tape"><testcase name="adds"/><testcase name="subs"><failure/></testcase></testsuite>"#;
-        let cases = parse(bare).unwrap();
-        assert_eq!(cases[0].classname, "tape");
-        assert_eq!(counts(&cases, String::new()).failed, 1);
+        let parsed = parse(bare).unwrap();
+        assert_eq!(parsed.cases[0].classname, "tape");
+        assert_eq!(counts(&parsed, String::new()).failed, 1);
+    }
+
+    #[test]
+    fn names_messages_and_texts_are_cut_at_a_character_boundary_and_marked() {
+        // 'é' is two bytes: the cut falls inside one of them.
+        let long = format!("a{}", "é".repeat(MAX_FIELD));
+        let text = "é".repeat(MAX_TEXT);
+        let xml = format!(
+            r#"<testsuite name="{long}"><testcase name="{long}" file="{long}"><failure message="{long}"><![CDATA[{text}]]>more</failure></testcase><testcase classname="{long}" name="b"/></testsuite>"#
+        );
+        let parsed = parse(xml.as_bytes()).unwrap();
+        let [failed, passed] = &parsed.cases[..] else {
+            panic!("{:?}", parsed.cases)
+        };
+        let marked = format!("… [cut: {} bytes in all]", long.len());
+        for field in [
+            &failed.name,
+            &failed.classname,
+            &failed.file,
+            &failed.message,
+            &passed.classname,
+        ] {
+            assert!(field.ends_with(&marked), "{field}");
+            assert_eq!(field.len(), MAX_FIELD - 1 + marked.len());
+        }
+        assert!(failed.text.ends_with("é… [cut]"), "{}", failed.text);
+        assert_eq!(failed.text.len(), MAX_TEXT + "… [cut]".len());
+        let named = &counts(&parsed, String::new()).failing[0];
+        assert!(
+            named.len() < 2 * MAX_FIELD + 2 * marked.len() + 2,
+            "{named}"
+        );
+    }
+
+    #[test]
+    fn cases_past_the_cap_are_counted_not_kept() {
+        let mut xml = String::from("<testsuite name=\"s\">");
+        // Failing: the first, the last kept, and one past the cap.
+        let failing = [0, MAX_CASES - 1, MAX_CASES + 1];
+        for i in 0..MAX_CASES + 3 {
+            match failing.contains(&i) {
+                true => xml.push_str(&format!(
+                    "<testcase name=\"t{i}\" time=\"1\"><failure/></testcase>"
+                )),
+                false => xml.push_str("<testcase name=\"t\"/>"),
+            }
+        }
+        xml.push_str("<testcase name=\"s\"><skipped/></testcase></testsuite>");
+        let parsed = parse(xml.as_bytes()).unwrap();
+        assert_eq!(parsed.cases.len(), MAX_CASES);
+        assert_eq!(parsed.beyond.cases, 4);
+        let c = counts(&parsed, String::new());
+        assert_eq!((c.passed, c.failed, c.skipped), (MAX_CASES as u32, 3, 1));
+        assert_eq!(c.time_ms, 3000);
+        let named: Vec<String> = failing.iter().map(|i| format!("s::t{i}")).collect();
+        assert_eq!(c.failing, named);
     }
 
     #[test]

@@ -423,6 +423,7 @@ mod tests {
             job: None,
             setup_ms: None,
             setup_run: None,
+            max_file_size: None,
         }
     }
 

@@ -279,6 +279,12 @@ pub enum EventBody {
         /// `[setup]` (or for a task that skips it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         setup_run: Option<SetupRun>,
+        /// The task's `max_file_size` (bytes): files larger are never
+        /// committed from its worktree, by its snapshot or by a later
+        /// `swarm clean` (or `keep_runs`) that keeps what the worktree
+        /// holds. Absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_file_size: Option<u64>,
     },
     /// A cluster job of the attempt started on a node.
     AttemptPlaced {

@@ -254,3 +254,272 @@ fn run_verify_interrupted_mid_bisection_resumes_without_asking_twice() {
     repo.swarm(&["resume", "k"]).assert_code(1);
     assert_eq!(repo.git(&["rev-parse", "swarm/k"]), tip);
 }
+
+/// The verify command of the tests below: the checks the commit holds
+/// (`checks/*.py`), each run by its own python, as a test runner does.
+const CHECKS: &str =
+    "for f in checks/*.py; do [ -e \"$f\" ] || continue; python3 \"$f\" || exit 1; done\n";
+
+/// Issue 73, finding 5: a later merge's code plants a startup hook in the
+/// verify's HOME (python's `usercustomize.py`, which ends python with 1
+/// unless the guilty task's file is there). Its own verify fails (it
+/// breaks the branch with `a`); the bisection then probes the branch
+/// without it. Each verify starts from a fresh, empty HOME, so the probe
+/// of `a`'s merge passes, `b` is the one blamed, and `a` stays merged.
+///
+/// With the fix reverted (the HOME kept from one verify to the next), the
+/// probe runs the hook and fails, the base passes, the branch rebuilt
+/// without `a` passes: `a`'s merge is taken out and `b` lands.
+#[test]
+fn run_verify_a_later_merge_cannot_frame_an_earlier_one_through_home() {
+    let repo = TestRepo::new();
+    if !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    repo.write("verify.sh", CHECKS);
+    repo.commit_all("checks");
+    let p = repo.plan_exact(
+        "home.toml",
+        r#"[swarm]
+name = "home"
+on_failure = "continue"
+verify = "sh verify.sh"
+
+[defaults]
+timeout = "60s"
+
+[[task]]
+id = "a"
+creates = ["checks/a.py"]
+run = "mkdir -p checks && echo 'print(\"a ok\")' > checks/a.py"
+
+[[task]]
+id = "b"
+creates = ["checks/b.py"]
+run = '''
+mkdir -p checks
+cat > checks/b.py <<'EOF'
+import os, site, sys
+hook = "import os\nif not os.path.exists('checks/b.py'):\n    os._exit(1)\n"
+where = site.getusersitepackages()
+os.makedirs(where, exist_ok=True)
+with open(os.path.join(where, "usercustomize.py"), "w") as f:
+    f.write(hook)
+print("planted in", where)
+sys.exit(1 if os.path.exists("checks/a.py") else 0)
+EOF
+'''
+"#,
+    );
+    let out = repo.run_plan(&p, &[]);
+    out.assert_code(1);
+    let report = repo.report();
+    assert_eq!(task(&report, "b")["status"], "broke_verify", "{report}");
+    assert_eq!(task(&report, "a")["status"], "merged", "{report}");
+    assert_eq!(
+        repo.show("swarm/home", "checks/a.py").trim(),
+        "print(\"a ok\")"
+    );
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/home"]);
+    assert!(!tree.contains("checks/b.py"), "{tree}");
+    // The hook was planted (the tip's run says where), and the probe of
+    // `a`'s merge, which ran after it, passed.
+    let runs = verified(&repo, "home");
+    assert_eq!(purposes(&runs), ["tip", "bisect"], "{runs:?}");
+    let tip_out = std::fs::read_to_string(runs[0]["stdout_log"].as_str().unwrap()).unwrap();
+    assert!(tip_out.contains("planted in"), "{tip_out}");
+    assert_eq!(runs[1]["after"], "a");
+    assert_eq!(runs[1]["passed"], true, "{runs:?}");
+    // The passing verify's HOME is gone with it.
+    assert!(!repo.path().join(".swarm/runs/home/tmp/@verify").exists());
+}
+
+/// The verify command of the tests below, as a build that keeps what it
+/// built does: each of the verify's build caches says which commit's
+/// verify wrote it last (`found VAR COMMIT`) and is stamped with its own;
+/// a task's file in one fails it; and a checker is "built" once (copied
+/// from `checker.sh`) and reused from `CARGO_TARGET_DIR`.
+const STAMPS: &str = r#"T="$CARGO_TARGET_DIR"
+for v in CARGO_TARGET_DIR PIP_CACHE_DIR npm_config_cache GOCACHE; do
+  eval "d=\${$v:-}"
+  [ -n "$d" ] || continue
+  echo "cache $v $d"
+  if [ -e "$d/written-by-a-task" ]; then echo "a task's file in $v"; exit 1; fi
+  if [ -f "$d/stamp" ]; then echo "found $v $(cat "$d/stamp")"; fi
+  echo "$SWARM_VERIFY_COMMIT" > "$d/stamp"
+done
+[ -f "$T/checker" ] || cp checker.sh "$T/checker"
+sh "$T/checker"
+"#;
+
+/// What a task writes into every build cache it is given.
+const WRITE_CACHES: &str = r#"for d in "$CARGO_TARGET_DIR" "$PIP_CACHE_DIR" "$npm_config_cache" "$GOCACHE"; do if [ -n "$d" ]; then echo x > "$d/written-by-a-task"; fi; done"#;
+
+/// A repository whose verify is [`STAMPS`], with an innocent checker.
+fn stamping_repo() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write("verify.sh", STAMPS);
+    repo.write("checker.sh", "echo checked\n");
+    repo.commit_all("a verify that keeps what it builds");
+    repo
+}
+
+/// Each verify run's output, and the `(variable, commit)` stamps it found.
+fn found_stamps(runs: &[Value]) -> Vec<(String, Vec<(String, String)>)> {
+    runs.iter()
+        .map(|r| {
+            let out = std::fs::read_to_string(r["stdout_log"].as_str().unwrap()).unwrap();
+            let found = out
+                .lines()
+                .filter_map(|l| {
+                    let mut words = l.strip_prefix("found ")?.split(' ');
+                    Some((words.next()?.to_string(), words.next()?.to_string()))
+                })
+                .collect();
+            (out, found)
+        })
+        .collect()
+}
+
+/// Issue 73, finding 5, through the build cache: the guilty task `b`
+/// changes the checker the verify builds once and reuses from its cache;
+/// run at the tip, its code puts in the cache a checker that fails any
+/// commit holding `a.txt` and not `b.txt`. The probe of `a`'s merge
+/// finds the cache written by a commit it does not contain, so it starts
+/// from an empty one, builds its own checker and passes: `b` is blamed,
+/// `a` stays. No verify ever found a stamp of a commit its own does not
+/// contain, nor a file a task wrote in its caches.
+///
+/// With the lineage check reverted (the cache always kept), the probe runs
+/// `b`'s checker and fails, the base passes, the branch without `a`
+/// passes: `a` is taken out and `b` lands. With the verify given the
+/// tasks' shared caches again, it finds `a`'s file and fails.
+#[test]
+fn run_verify_a_later_merge_cannot_frame_an_earlier_one_through_the_build_cache() {
+    let repo = stamping_repo();
+    if !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    let p = repo.plan_exact(
+        "cache.toml",
+        &format!(
+            r#"[swarm]
+name = "cache"
+on_failure = "continue"
+verify = "sh verify.sh"
+
+[defaults]
+timeout = "60s"
+
+[[task]]
+id = "a"
+creates = ["a.txt"]
+run = '''
+echo ok > a.txt
+{WRITE_CACHES}
+'''
+
+[[task]]
+id = "b"
+creates = ["b.txt"]
+paths = ["checker.sh"]
+run = '''
+echo ok > b.txt
+cat > checker.sh <<'EOF'
+printf '%s\n' 'if [ -e a.txt ] && [ ! -e b.txt ]; then echo framed; exit 1; fi' > "$CARGO_TARGET_DIR/checker.new"
+mv "$CARGO_TARGET_DIR/checker.new" "$CARGO_TARGET_DIR/checker"
+if [ -e a.txt ]; then echo "b breaks with a"; exit 1; fi
+EOF
+'''
+"#
+        ),
+    );
+    let out = repo.run_plan(&p, &[]);
+    out.assert_code(1);
+    let report = repo.report();
+    assert_eq!(task(&report, "b")["status"], "broke_verify", "{report}");
+    assert_eq!(task(&report, "a")["status"], "merged", "{report}");
+    let have = files(&repo, "swarm/cache");
+    assert!(
+        have.contains("a.txt") && !have.contains("b.txt"),
+        "{have:?}"
+    );
+    let runs = verified(&repo, "cache");
+    assert_eq!(purposes(&runs), ["tip", "bisect"], "{runs:?}");
+    let stamps = found_stamps(&runs);
+    assert!(stamps[0].0.contains("b breaks with a"), "{}", stamps[0].0);
+    assert!(stamps[1].0.contains("checked"), "{}", stamps[1].0);
+    // Its caches are its own (not the tasks'), python's among them.
+    assert!(
+        stamps[0].0.contains("cache PIP_CACHE_DIR"),
+        "{}",
+        stamps[0].0
+    );
+    for (out, found) in &stamps {
+        assert!(!out.contains("a task's file"), "{out}");
+        assert!(found.is_empty(), "{out}");
+    }
+}
+
+/// The forward path of a merge queue stays incremental: with `verify_every
+/// = "merge"`, each verify finds its caches as the one before it left them
+/// (its commit contains that one's). Another run from the same base
+/// (whose commits do not contain the first run's) starts from empty ones.
+#[test]
+fn run_verify_reuses_its_build_cache_along_the_branch_and_only_there() {
+    let repo = stamping_repo();
+    if !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    let tasks = |prefix: &str| -> String {
+        (1..=3)
+            .map(|i| {
+                format!(
+                    "[[task]]\nid = \"{prefix}{i}\"\ncreates = [\"{prefix}{i}.txt\"]\nrun = \"sleep 1; echo ok > {prefix}{i}.txt\"\n\n"
+                )
+            })
+            .collect()
+    };
+    let plan = |name: &str| {
+        repo.plan_exact(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\nverify = \"sh verify.sh\"\nverify_every = \"merge\"\n\n[defaults]\ntimeout = \"60s\"\n\n{}",
+                tasks(name)
+            ),
+        )
+    };
+    repo.run_plan(&plan("fwd"), &["-j", "1"]).assert_code(0);
+    let runs = verified(&repo, "fwd");
+    assert!(runs.len() >= 2, "{runs:?}");
+    let stamps = found_stamps(&runs);
+    let target = |found: &[(String, String)]| -> Option<String> {
+        found
+            .iter()
+            .find(|(var, _)| var == "CARGO_TARGET_DIR")
+            .map(|(_, c)| c.clone())
+    };
+    assert_eq!(target(&stamps[0].1), None, "{}", stamps[0].0);
+    for n in 1..runs.len() {
+        assert_eq!(
+            target(&stamps[n].1).as_deref(),
+            runs[n - 1]["commit"].as_str(),
+            "verify {n}: {}",
+            stamps[n].0
+        );
+    }
+    // The repository's caches, kept for its next run.
+    let kept = repo.worktree_home().join(".cache/@verify/cargo-target");
+    assert!(
+        stamps[0]
+            .0
+            .contains(&format!("cache CARGO_TARGET_DIR {}", kept.display())),
+        "{}",
+        stamps[0].0
+    );
+    assert!(kept.join("stamp").exists());
+    // Another run from the base: its branch holds nothing of `fwd`'s.
+    repo.run_plan(&plan("other"), &["-j", "1"]).assert_code(0);
+    let first = &found_stamps(&verified(&repo, "other"))[0];
+    assert!(first.1.is_empty(), "{}", first.0);
+}

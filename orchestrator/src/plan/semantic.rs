@@ -1,8 +1,8 @@
 //! Checks of what a plan means, beyond its syntax and graph: whether tasks
 //! that may run side by side write the same files, whether the paths it
-//! names exist at its base, whether anything checks an agent's work, and
-//! (for plans a model wrote) whether it stays within the limits it was
-//! given. They run for every plan, hand-written or planned, once the base
+//! names exist at its base, whether anything checks an agent's work,
+//! which entries a sharded task leaves out, and (for plans a model wrote)
+//! whether it stays within the limits it was given. They run for every plan, hand-written or planned, once the base
 //! commit is known: `swarm validate`, `swarm run` and the planner's own
 //! rounds.
 //!
@@ -59,7 +59,60 @@ pub fn check(plan: &Plan, exists: &dyn Fn(&str) -> bool, limits: Limits) -> Find
     paths_exist(plan, &ancestors, exists, &mut found);
     overlaps(plan, &ancestors, limits.overlap, &mut found);
     unchecked(plan, &mut found);
+    phase_rights(plan, &mut found);
+    entries_left_out(plan, &mut found);
     found
+}
+
+/// Entries a sharded task leaves out (`shards::unlistable`), said once per
+/// task, whether or not the run split it yet.
+fn entries_left_out(plan: &Plan, found: &mut Findings) {
+    use super::shards::Sharding;
+    for task in &plan.tasks {
+        let (id, left_out) = match task.sharding.as_deref() {
+            Some(Sharding::Unsplit { left_out, .. }) => (task.id.as_str(), left_out),
+            Some(Sharding::Shard {
+                of,
+                number: 1,
+                left_out,
+                ..
+            }) => (of.as_str(), left_out),
+            _ => continue,
+        };
+        if left_out.is_empty() {
+            continue;
+        }
+        let mut named: Vec<String> = left_out
+            .iter()
+            .take(NAMED)
+            .map(|e| {
+                // Line and paragraph separators too: they are why it is
+                // left out.
+                let shown = crate::escape::line(e)
+                    .replace('\u{2028}', "\\u{2028}")
+                    .replace('\u{2029}', "\\u{2029}");
+                format!("`{shown}`")
+            })
+            .collect();
+        if left_out.len() > NAMED {
+            named.push(format!("and {} more", left_out.len() - NAMED));
+        }
+        found.warnings.push(
+            plan.source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "sharded task `{id}` leaves out {} entr{} holding a line break or another control character, which would be more than one line of `$SWARM_ENTRIES`: {}",
+                        left_out.len(),
+                        if left_out.len() == 1 { "y" } else { "ies" },
+                        named.join(", ")
+                    ),
+                    Some(task.span.clone()),
+                    "this task",
+                )
+                .with_help("rename them to run them; its other entries run"),
+        );
+    }
 }
 
 /// Which tasks a task depends on, directly or not, worked out for a task
@@ -403,6 +456,129 @@ fn unchecked(plan: &Plan, found: &mut Findings) {
     }
 }
 
+/// Most tasks a warning about `[setup]`'s or `[cleanup]`'s rights names.
+const NAMED_RIGHTS: usize = 5;
+
+/// `[cleanup]` and `[setup]` asking for more than a task has where they
+/// run the task's files: cleanup runs in every task's worktree after the
+/// task (`make clean` runs the task's Makefile), so it gets no more than
+/// the task; a setup without `key` in the worktree of a task that starts
+/// from its dependencies' results runs their files, so it gets the task's
+/// rights there. Both run; the warning says with what.
+fn phase_rights(plan: &Plan, found: &mut Findings) {
+    let writers = || {
+        plan.tasks
+            .iter()
+            .filter(|t| t.isolation == Isolation::Worktree && t.experiment().is_none())
+    };
+    // "task `a` has", "tasks `a`, `b` have": the names, and whether many.
+    let named = |tasks: &[&str]| {
+        let shown: Vec<String> = tasks
+            .iter()
+            .take(NAMED_RIGHTS)
+            .map(|t| format!("`{t}`"))
+            .collect();
+        let list = match tasks.len().saturating_sub(NAMED_RIGHTS) {
+            0 => shown.join(", "),
+            more => format!("{} and {more} more", shown.join(", ")),
+        };
+        match tasks.len() {
+            1 => (format!("task {list}"), false),
+            _ => (format!("tasks {list}"), true),
+        }
+    };
+    if let Some(cleanup) = &plan.cleanup {
+        let narrower: Vec<&str> = writers()
+            .filter(|t| cleanup.network.wider_than(&t.network))
+            .map(|t| t.id.as_str())
+            .collect();
+        if !narrower.is_empty() {
+            found.warnings.push(
+                plan.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        {
+                            let (who, many) = named(&narrower);
+                            format!(
+                                "`[cleanup]` asks for network {}, more than {who} {}: it runs there with the task's own",
+                                cleanup.network,
+                                if many { "have" } else { "has" },
+                            )
+                        },
+                        Some(cleanup.span.clone()),
+                        "runs with each task's own network",
+                    )
+                    .with_help("cleanup runs in a task's worktree, with whatever the task made of its files, so it never gets more than the task: give the task the network cleanup needs, or do the networked part in [setup]"),
+            );
+        }
+    }
+    // A variant's score runs in the variant's worktree: without `paths`
+    // the variant may rewrite the scorer's own files (its result check
+    // refuses changes outside `paths`, which makes such a variant
+    // ineligible).
+    let unguarded: Vec<&str> = plan
+        .tasks
+        .iter()
+        .filter(|t| t.experiment().is_some())
+        .filter(|t| {
+            plan.tasks.iter().any(|v| {
+                v.variant()
+                    .is_some_and(|var| var.of == t.id && var.score.is_some())
+                    && v.owned().is_none()
+            })
+        })
+        .map(|t| t.id.as_str())
+        .collect();
+    for id in unguarded {
+        let Some(task) = plan.tasks.iter().find(|t| t.id == id) else {
+            continue;
+        };
+        found.warnings.push(
+            plan.source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "the variants of `{id}` may change any file, the files `score` runs included: a variant could score itself"
+                    ),
+                    Some(task.span.clone()),
+                    "no `paths`",
+                )
+                .with_help("give the task `paths` (and `creates`) for what its variants may change: a variant that changes anything else, its scorer included, is not eligible"),
+        );
+    }
+    if let Some(setup) = plan.setup.as_ref().filter(|s| s.key.is_empty()) {
+        let on_results: Vec<&str> = writers()
+            .filter(|t| t.setup && !t.deps.is_empty())
+            .filter(|t| {
+                setup.network.wider_than(&t.network)
+                    || setup.env.iter().any(|(k, v)| t.env.get(k) != Some(v))
+            })
+            .map(|t| t.id.as_str())
+            .collect();
+        if !on_results.is_empty() {
+            found.warnings.push(
+                plan.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        {
+                            let (who, many) = named(&on_results);
+                            format!(
+                                "`[setup]` asks for network {} or variables that {who} {}, and {} from {} dependencies' results: setup runs there with the task's own",
+                                setup.network,
+                                if many { "do not have" } else { "does not have" },
+                                if many { "they start" } else { "it starts" },
+                                if many { "their" } else { "its" },
+                            )
+                        },
+                        Some(setup.span.clone()),
+                        "runs with the task's network there",
+                    )
+                    .with_help("setup runs its own network and variables only in a checkout of the run's base, which no task wrote; give [setup] a `key` (the files its work depends on, e.g. key = [\"package-lock.json\"]) and those tasks copy the setup made at the base"),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -417,6 +593,40 @@ mod tests {
 
     fn messages(errors: &[PlanError]) -> Vec<String> {
         errors.iter().map(|e| e.message.clone()).collect()
+    }
+
+    #[test]
+    fn phases_asking_for_more_than_the_tasks_whose_files_they_run_warn() {
+        let text = "[setup]\nrun = \"npm ci\"\nnetwork = \"full\"\n\n\
+                    [cleanup]\nrun = \"make clean\"\nnetwork = [\"example.com\"]\n\n\
+                    [[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"a\"]\n\n\
+                    [[task]]\nid = \"b\"\ndeps = [\"a\"]\nrun = \"x\"\npaths = [\"b\"]\n\n\
+                    [[task]]\nid = \"n\"\nnetwork = [\"example.com\"]\nrun = \"x\"\npaths = [\"n\"]\n\n\
+                    [[task]]\nid = \"v\"\nvariants = 2\nscore = \"cat s\"\npick = \"max\"\nrun = \"x\"\n";
+        let f = findings(text, &["a", "b", "n"], Limits::default());
+        let warned = messages(&f.warnings);
+        insta::assert_debug_snapshot!(warned, @r#"
+        [
+            "`[cleanup]` asks for network [\"example.com\"], more than tasks `a`, `b`, `v@1`, `v@2` have: it runs there with the task's own",
+            "the variants of `v` may change any file, the files `score` runs included: a variant could score itself",
+            "`[setup]` asks for network \"full\" or variables that task `b` does not have, and it starts from its dependencies' results: setup runs there with the task's own",
+        ]
+        "#);
+        // With a key, a dependent copies the setup of the base: no warning
+        // about it; a variant with `paths` cannot rewrite its scorer.
+        let keyed = text
+            .replace(
+                "network = \"full\"\n",
+                "network = \"full\"\nkey = [\"package-lock.json\"]\n",
+            )
+            .replace("variants = 2\n", "variants = 2\ncreates = [\"out\"]\n");
+        let f = findings(&keyed, &["a", "b", "n"], Limits::default());
+        assert_eq!(
+            messages(&f.warnings).len(),
+            1,
+            "{:?}",
+            messages(&f.warnings)
+        );
     }
 
     #[test]
@@ -551,5 +761,46 @@ mod tests {
             Limits::default(),
         );
         assert!(f.warnings.is_empty(), "{:?}", messages(&f.warnings));
+    }
+
+    #[test]
+    fn a_sharded_entry_with_a_line_break_is_left_out_and_said_split_or_not() {
+        let text = "[[task]]\nid = \"t\"\nrun = \"xargs -a $SWARM_ENTRIES ls\"\nshards = 2\n\
+                    matrix = { f = [\"a.py\", \"b\\nc.py\", \"d\\u2028e\", \"tab\\t.py\", \"g.py\"] }\n";
+        let mut plan = crate::plan::parse(Path::new("plan.toml"), text.to_string()).unwrap();
+        let Some(crate::plan::shards::Sharding::Unsplit { entries, .. }) =
+            plan.tasks[0].sharding.as_deref()
+        else {
+            panic!("not sharded: {:?}", plan.tasks[0].sharding)
+        };
+        assert_eq!(entries, &["a.py", "tab\t.py", "g.py"]);
+        let said = |plan: &Plan| messages(&check(plan, &|_| true, Limits::default()).warnings);
+        let warned = said(&plan);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("sharded task `t` leaves out 2 entries")
+                && warned[0].contains("`b\\nc.py`, `d\\u{2028}e`"),
+            "{warned:?}"
+        );
+        // Split, its first shard says it (once).
+        let groups = vec![(
+            "t".to_string(),
+            vec![
+                vec!["a.py".to_string()],
+                vec!["tab\t.py".into(), "g.py".into()],
+            ],
+        )];
+        crate::plan::shards::split(&mut plan, &groups).unwrap();
+        assert_eq!(said(&plan), warned);
+
+        // None left: refused.
+        let none = "[[task]]\nid = \"t\"\nrun = \"true\"\nshards = 2\n\
+                    matrix = { f = [\"b\\nc.py\", \"x\\ry\"] }\n";
+        let err = crate::plan::parse(Path::new("plan.toml"), none.to_string()).unwrap_err();
+        assert!(
+            err.to_string().contains("every entry of sharded task `t`")
+                || format!("{err:?}").contains("every entry of sharded task `t`"),
+            "{none}\n{err:?}"
+        );
     }
 }

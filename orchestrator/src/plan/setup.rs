@@ -26,6 +26,8 @@ pub struct Cleanup {
     pub run: String,
     pub network: TaskNetwork,
     pub timeout: Duration,
+    /// Where `[cleanup]` is in the plan's file, for warnings.
+    pub span: std::ops::Range<usize>,
 }
 
 /// `[cleanup]`, or `None` without one; problems are added to `errors`.
@@ -62,6 +64,7 @@ pub(super) fn check_cleanup(
         run: section.run.get_ref().clone(),
         network,
         timeout,
+        span,
     })
 }
 
@@ -78,6 +81,8 @@ pub struct Setup {
     pub timeout: Duration,
     /// Variables on top of the task's `env`.
     pub env: Vec<(String, String)>,
+    /// Where `[setup]` is in the plan's file, for warnings.
+    pub span: std::ops::Range<usize>,
 }
 
 /// `[setup]`, or `None` without one; problems are added to `errors`.
@@ -141,6 +146,7 @@ pub(super) fn check_setup(
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        span,
     })
 }
 

@@ -10,6 +10,14 @@
 //! `<id>-1` ... `<id>-N` ([`Sharding::Shard`]), its dependents depending
 //! on all of them. The grouping is journaled (`task_sharded`) and a
 //! resumed run splits by it again, whatever was learned since.
+//!
+//! A shard's command gets its entries in `{entries}` (shell-quoted) and
+//! in the file `$SWARM_ENTRIES` names, one a line, which scripts read by
+//! lines (`xargs`, `while read`, `splitlines()`). An entry that holds a
+//! line break (or any other control character but a tab) would become
+//! more than one there, so it is left out of the task with a warning
+//! ([`Sharding::Unsplit::left_out`], said by `plan::semantic`): a file
+//! named so in a `glob` is never run as two other entries.
 
 use std::collections::HashSet;
 
@@ -37,13 +45,28 @@ pub enum Sharding {
         key: String,
         entries: Vec<String>,
         count: Count,
+        /// The key's values that cannot be one line of `$SWARM_ENTRIES`
+        /// ([`unlistable`]), left out of `entries`.
+        left_out: Vec<String>,
     },
-    /// Shard `number` of task `of`, running `entries`.
+    /// Shard `number` of task `of`, running `entries`; `left_out` as its
+    /// unsplit task's.
     Shard {
         of: String,
         number: usize,
         entries: Vec<String>,
+        left_out: Vec<String>,
     },
+}
+
+/// Whether `entry` cannot be one line of the file `$SWARM_ENTRIES` names:
+/// it holds a line break of any kind a reader splits on (`\n`, `\r`,
+/// and `\v`, `\f`, `\x1c`..`\x1e`, U+0085, U+2028, U+2029 for Python's
+/// `splitlines`), NUL, or another control character (a tab is kept).
+pub fn unlistable(entry: &str) -> bool {
+    entry
+        .chars()
+        .any(|c| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}'))
 }
 
 /// The placeholder a sharded task's command gets its entries in.
@@ -153,17 +176,34 @@ pub(super) fn read(
         return None;
     }
     let (key, count) = (key?, count?);
-    // The key's values, in order, each once.
+    // The key's values, in order, each once; those that cannot be one
+    // line of `$SWARM_ENTRIES` apart.
     let mut seen = HashSet::new();
-    let entries: Vec<String> = combos?
+    let (left_out, entries): (Vec<String>, Vec<String>) = combos?
         .iter()
         .filter_map(|c| c.values.get(&key).cloned())
         .filter(|v| seen.insert(v.clone()))
-        .collect();
+        .partition(|v| unlistable(v));
+    if entries.is_empty() && !left_out.is_empty() {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "every entry of sharded task `{task}` (its matrix key `{key}`) holds a line break or another control character, so none can be one line of `$SWARM_ENTRIES`"
+                    ),
+                    Some(written.span()),
+                    "nothing left to run",
+                )
+                .with_help("rename them: a name with a line break is two lines to every script that reads `$SWARM_ENTRIES` by lines"),
+        );
+        return None;
+    }
     Some(Sharding::Unsplit {
         key,
         entries,
         count,
+        left_out,
     })
 }
 
@@ -272,7 +312,10 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
     let mut out = Vec::with_capacity(plan.tasks.len());
     let mut made: Vec<(String, Vec<String>)> = Vec::new();
     for task in std::mem::take(&mut plan.tasks) {
-        let Some(Sharding::Unsplit { entries, .. }) = task.sharding.as_deref() else {
+        let Some(Sharding::Unsplit {
+            entries, left_out, ..
+        }) = task.sharding.as_deref()
+        else {
             out.push(task);
             continue;
         };
@@ -290,7 +333,7 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
         for (number, group) in (1..).zip(these) {
             let id = shard_id(&task.id, number);
             ids.push(id.clone());
-            out.push(shard(&task, id, number, group));
+            out.push(shard(&task, id, number, group, left_out));
         }
         made.push((task.id, ids));
     }
@@ -307,8 +350,9 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
     Ok(())
 }
 
-/// Shard `number` of `task`, with id `id`, running `entries`.
-fn shard(task: &Task, id: String, number: usize, entries: &[String]) -> Task {
+/// Shard `number` of `task`, with id `id`, running `entries`, its task's
+/// entries `left_out`.
+fn shard(task: &Task, id: String, number: usize, entries: &[String], left_out: &[String]) -> Task {
     let mut t = task.clone();
     t.id = id;
     if let Payload::Command { run } = &mut t.payload {
@@ -318,6 +362,7 @@ fn shard(task: &Task, id: String, number: usize, entries: &[String]) -> Task {
         of: task.id.clone(),
         number,
         entries: entries.to_vec(),
+        left_out: left_out.to_vec(),
     }));
     t
 }

@@ -27,6 +27,7 @@ pub fn run(c: &Cleaned) -> String {
     for (task, r) in &c.kept {
         let _ = writeln!(text, "  kept {task}'s uncommitted work on {r}");
     }
+    text.push_str(&left_out(c, LEFT_OUT_SHOWN));
     if c.unstarted {
         text.push_str("  it was stopped before its start was recorded (none of its tasks ran): removed it whole, its name is free\n");
     }
@@ -39,6 +40,30 @@ pub fn run(c: &Cleaned) -> String {
     }
     if let Some(fate) = &c.branch {
         let _ = writeln!(text, "  {}", branch_fate(fate));
+    }
+    text
+}
+
+/// Most files left out of kept worktrees that [`run`] names.
+const LEFT_OUT_SHOWN: usize = 10;
+
+/// The first `shown` files cleaning run `c.run` did not commit from the
+/// worktrees it removed, a line each, and how many more.
+pub fn left_out(c: &Cleaned, shown: usize) -> String {
+    let mut text = String::new();
+    for (task, file) in c.left_out.iter().take(shown) {
+        let _ = writeln!(
+            text,
+            "  left out of {task}'s worktree (removed): {}",
+            escape::line(&file.to_string())
+        );
+    }
+    if let Some(more) = c.left_out.len().checked_sub(shown).filter(|n| *n > 0) {
+        let _ = writeln!(
+            text,
+            "  and {more} more file{} left out",
+            if more == 1 { "" } else { "s" }
+        );
     }
     text
 }

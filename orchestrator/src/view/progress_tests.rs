@@ -106,6 +106,7 @@ fn the_block_shows_an_agents_tool_and_spending() {
             job: None,
             setup_ms: None,
             setup_run: None,
+            max_file_size: None,
         },
         EventBody::AgentTool {
             task: "core".into(),

@@ -529,6 +529,15 @@ fn keep_newest(workdir: &Path, current: &str, keep: u32) {
         ));
     }
     eprintln!("{line}");
+    // What a removed worktree held that its task's result could not
+    // (larger than its `max_file_size`): gone, and said.
+    for c in cleaned.iter().filter(|c| !c.left_out.is_empty()) {
+        eprint!(
+            "  run {}:\n{}",
+            c.run,
+            swarm_orchestrator::view::clean::left_out(c, 3)
+        );
+    }
 }
 
 /// What the plan the user named grants beyond swarm's defaults, one line

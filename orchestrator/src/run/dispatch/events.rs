@@ -55,6 +55,7 @@ impl Dispatcher<'_> {
                     job,
                     setup_ms: setup.map(crate::millis),
                     setup_run,
+                    max_file_size: Some(self.tasks.get(task).max_file_size),
                 },
                 at.map(|at| SystemTime::now() - at.elapsed()),
             ),

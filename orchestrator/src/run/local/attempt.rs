@@ -13,7 +13,7 @@ use swarm_worker::wasm::WasmSpec;
 use swarm_worker::{CommandSpec, Sandboxed};
 use tokio::sync::watch;
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, Rights};
 use super::describe::{Verify, did_its_work};
 use super::egress::Egress;
 use super::worker_files::{owned_cache_dir, trust_checkouts};
@@ -40,6 +40,16 @@ fn task_caches(
         out.push((cache.var.clone(), dir));
     }
     Ok(out)
+}
+
+/// The build caches of a `[setup]` with its own rights: setup's own
+/// (`<home>/.cache/@setup/<tool>`), which no task is shown, so that nothing
+/// a task planted in a cache runs with setup's network.
+fn setups_caches_of(ctx: &Ctx) -> Vec<(String, PathBuf)> {
+    ctx.caches
+        .iter()
+        .filter_map(|c| Some((c.var.clone(), c.setup_dir.clone()?)))
+        .collect()
 }
 
 /// What one attempt did: how its command (or agent, or program) ended,
@@ -156,11 +166,12 @@ pub(crate) async fn run_attempt(
 }
 
 /// Which part of an attempt runs: the plan's `[setup]` (a command task
-/// made of it, see `prepare`) or the task itself. Only where its output
-/// goes differs.
+/// made of it, see `prepare`) or the task itself. Where its output and
+/// tmp go differ, and a setup with its own rights has build caches of its
+/// own (the task's could hold what a task planted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
-    Setup,
+    Setup(Rights),
     Task,
     /// The plan's `[cleanup]`, when swarm is done with the worktree.
     Cleanup,
@@ -203,7 +214,7 @@ impl Setup {
     ) -> Result<Self, String> {
         let (stdout, stderr) = match phase {
             Phase::Task => log_paths(&ctx.run_dir, &task.id, attempt),
-            Phase::Setup => crate::layout::setup_log_paths(&ctx.run_dir, &task.id, attempt),
+            Phase::Setup(_) => crate::layout::setup_log_paths(&ctx.run_dir, &task.id, attempt),
             Phase::Cleanup => crate::layout::cleanup_log_paths(&ctx.run_dir, &task.id, attempt),
         };
         // A command's logs are made when it first writes (most print
@@ -232,6 +243,7 @@ impl Setup {
                     git_dir,
                     tmp: tmp.path(),
                     own_cgroup: cgroup.is_some(),
+                    setups_caches: phase == Phase::Setup(Rights::Setup),
                 };
                 Some(confined.sandbox(ctx, settings, &mut env)?)
             }
@@ -343,7 +355,7 @@ impl Setup {
 fn phase_tmp(ctx: &Ctx, task: &Task, phase: Phase) -> PathBuf {
     match phase {
         Phase::Task => crate::layout::task_tmp(&ctx.run_dir, &task.id),
-        Phase::Setup => crate::layout::setup_tmp(&ctx.run_dir, &task.id),
+        Phase::Setup(_) => crate::layout::setup_tmp(&ctx.run_dir, &task.id),
         Phase::Cleanup => crate::layout::cleanup_tmp(&ctx.run_dir, &task.id),
     }
 }
@@ -419,7 +431,7 @@ fn egress(ctx: &Ctx, task: &Task, attempt: u32, phase: Phase) -> Option<Arc<Egre
                 format!("task `{}`", task.id),
                 crate::layout::egress_log_path(&ctx.run_dir, &task.id, attempt),
             ),
-            Phase::Setup => (
+            Phase::Setup(_) => (
                 format!("the [setup] of task `{}`", task.id),
                 crate::layout::setup_egress_log_path(&ctx.run_dir, &task.id, attempt),
             ),
@@ -509,6 +521,9 @@ struct Confined<'a> {
     /// Whether the attempt has a cgroup of its own (which then holds its
     /// memory limit).
     own_cgroup: bool,
+    /// A `[setup]` with its own rights: build caches of setup's own, never
+    /// the tasks'.
+    setups_caches: bool,
 }
 
 impl Confined<'_> {
@@ -526,6 +541,7 @@ impl Confined<'_> {
             git_dir,
             tmp,
             own_cgroup,
+            setups_caches,
         } = *self;
         // A WASM guest runs in swarm's process: this policy is not its, and
         // nothing is made for it.
@@ -541,9 +557,10 @@ impl Confined<'_> {
                 write_view(&ctx.repo, &dir, git_dir).map_err(|e| e.to_string())?
             }
         };
-        let caches = match in_process {
-            true => Vec::new(),
-            false => task_caches(ctx, task, swarm_sandbox::worker_identity())
+        let caches = match (in_process, setups_caches) {
+            (true, _) => Vec::new(),
+            (false, true) => setups_caches_of(ctx),
+            (false, false) => task_caches(ctx, task, swarm_sandbox::worker_identity())
                 .map_err(|e| format!("create the build caches of task `{}`: {e}", task.id))?,
         };
         // Writable: the worktree (for a task with `paths` or `creates`,
@@ -591,12 +608,14 @@ impl Confined<'_> {
         // The toolchains and the shared build caches are every task's
         // alike: the launcher resolves them once a run.
         policy.run_wide = ctx.read_paths.clone();
-        policy.run_wide.extend(
-            ctx.caches
-                .iter()
-                .filter(|c| !c.per_task)
-                .map(|c| c.dir.clone()),
-        );
+        if !setups_caches {
+            policy.run_wide.extend(
+                ctx.caches
+                    .iter()
+                    .filter(|c| !c.per_task)
+                    .map(|c| c.dir.clone()),
+            );
+        }
         // So is a read-only checkout and the view read-only tasks share of
         // its git directory: each made once and unchanged while the run
         // lasts, so resolved once too.

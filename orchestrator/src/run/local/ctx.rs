@@ -103,6 +103,24 @@ pub(crate) struct Cache {
     pub dir: PathBuf,
     /// Each task gets `<dir>/<task>`, made when it first runs.
     pub per_task: bool,
+    /// `[setup]`'s own (`<home>/.cache/@setup/<tool>`), for a run with one:
+    /// a setup with its own rights reads no cache a task could write.
+    pub setup_dir: Option<PathBuf>,
+}
+
+/// With whose rights a `[setup]` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rights {
+    /// Setup's own: its network, its variables, build caches of its own
+    /// (`<home>/.cache/@setup/`). Only in a worktree that holds nothing a
+    /// task wrote: a fresh checkout of the run's base (or a warm worktree
+    /// scrubbed of everything git does not track first).
+    Setup,
+    /// The task's own: its network, its variables, its caches. In a
+    /// worktree that holds a task's work (its dependencies' results, its
+    /// parent's, an earlier run's leftovers), setup runs files a task
+    /// could have written, so it can have no more than that task.
+    Task,
 }
 
 /// A run's `[setup]`, and the setups it keeps.

@@ -711,10 +711,15 @@ pub(super) fn cache_dirs(
         .caches
         .iter()
         .map(|c| {
+            let setup_dir = match prepared.plan.setup.is_some() {
+                true => Some(home.own_cache_dir("@setup", &c.name, owner)?),
+                false => None,
+            };
             Ok(ctx::Cache {
                 var: c.var.clone(),
                 dir: home.cache_dir(&c.name, owner)?,
                 per_task: c.per_task,
+                setup_dir,
             })
         })
         .collect()

@@ -19,7 +19,7 @@
 //! the task did not change (`git::leave_out`), so setup's files are never
 //! committed with a result.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use git2::Oid;
@@ -28,7 +28,7 @@ use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
 use super::attempt::{Phase, run_attempt};
-use super::ctx::{Ctx, Setups};
+use super::ctx::{Ctx, Rights, Setups};
 use crate::git::{GitError, SnapshotLimits, State};
 use crate::plan::{Payload, Role, Setup, Task};
 use crate::run::blocking::blocking;
@@ -59,8 +59,16 @@ pub(crate) fn applies(ctx: &Ctx, task: &Task) -> bool {
     ctx.setups.is_some() && task.setup && task.isolation == Isolation::Worktree
 }
 
-/// Makes the fresh worktree `workdir` (git directory `admin`, checked out
-/// at `base`) ready for attempt `attempt` of `task`.
+/// Whether `[setup]` asks for more than `task` has: a wider network, or
+/// variables the task does not have as they are.
+fn wider(setup: &Setup, task: &Task) -> bool {
+    setup.network.wider_than(&task.network)
+        || setup.env.iter().any(|(k, v)| task.env.get(k) != Some(v))
+}
+
+/// Makes the worktree `workdir` (git directory `admin`, checked out at
+/// `base`; `fresh` when it was just made, not a warm one) ready for
+/// attempt `attempt` of `task`.
 #[expect(
     clippy::too_many_arguments,
     reason = "one attempt's worktree: the task, where it runs, whether it is fresh, and its stop"
@@ -78,15 +86,10 @@ pub(crate) async fn prepare(
     let Some(setups) = ctx.setups.as_ref().filter(|_| applies(ctx, task)) else {
         return Prepared::Nothing;
     };
-    // What is kept must be setup's work alone: made in a fresh full
-    // checkout of the run's base, not in a warm worktree (a task's
-    // leftovers), a partial one, or on dependencies' results.
-    let keepable = fresh && !task.sparse && base == setups.base;
     let at = Where {
         base,
         workdir,
         admin,
-        keepable,
         fresh,
     };
     match prepare_inner(ctx, setups, task, attempt, at, stop).await {
@@ -101,13 +104,78 @@ pub(crate) async fn prepare(
 }
 
 /// Where setup runs: the worktree, its git directory and base, and
-/// whether what setup makes there may be kept.
+/// whether it was just made.
 struct Where<'a> {
     base: Oid,
     workdir: &'a Path,
     admin: &'a Path,
-    keepable: bool,
     fresh: bool,
+}
+
+/// How setup goes for one worktree, decided before anything runs.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    /// Copy the setup kept under this key (it is there).
+    Copy,
+    /// Make the setup of the run's base in a checkout of its own (the
+    /// worktree holds a task's work, but its key files are the base's),
+    /// keep it, then copy it.
+    MakeAtBase,
+    /// Run setup in the worktree with `rights`; `scrub` first (a warm
+    /// worktree about to run setup with its own rights); `keep` what it
+    /// made.
+    Here {
+        rights: Rights,
+        scrub: bool,
+        keep: bool,
+    },
+}
+
+/// What setup does in a worktree at `at` for `task`: with setup's own
+/// rights only where nothing a task wrote is (the run's base, fresh or
+/// scrubbed); elsewhere a kept setup of the base is copied, or setup runs
+/// with the task's rights. `key`/`base_key`: the key at the worktree's
+/// base and at the run's; `kept`: whether a setup is kept under `key`.
+fn plan_setup(
+    setup: &Setup,
+    task: &Task,
+    at: &Where<'_>,
+    run_base: Oid,
+    keys: (Option<&str>, Option<&str>),
+    kept: bool,
+) -> Plan {
+    let (key, base_key) = keys;
+    if kept {
+        return Plan::Copy;
+    }
+    let at_base = at.base == run_base;
+    let wider = wider(setup, task);
+    // Its key files hold what they hold at the run's base: the setup made
+    // there is this worktree's too.
+    let makeable = key.is_some() && key == base_key && !task.sparse;
+    match (at_base, makeable) {
+        // The base, checked out fully: setup's own work, kept.
+        (true, true) => Plan::Here {
+            rights: Rights::Setup,
+            scrub: !at.fresh,
+            keep: true,
+        },
+        (false, true) => Plan::MakeAtBase,
+        // The base, not kept (no key, or a partial checkout): its own
+        // rights in a tree no task wrote.
+        (true, false) if wider => Plan::Here {
+            rights: Rights::Setup,
+            scrub: !at.fresh,
+            keep: false,
+        },
+        // A tree a task wrote, or a setup asking for no more than the task
+        // has (it is the task's own code then): the task's rights.
+        _ => Plan::Here {
+            rights: Rights::Task,
+            scrub: false,
+            keep: false,
+        },
+    }
 }
 
 async fn prepare_inner(
@@ -118,20 +186,22 @@ async fn prepare_inner(
     at: Where<'_>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Result<Prepared, GitError> {
-    let Where {
-        base,
-        workdir,
-        admin,
-        keepable,
-        fresh,
-    } = at;
     let setup = &setups.setup;
-    let mut keepable = keepable;
-    let key = match setup.key.is_empty() {
-        true => None,
+    let (key, base_key) = match setup.key.is_empty() {
+        true => (None, None),
         false => {
             let (repo, setup, sandboxed) = (ctx.repo.clone(), setup.clone(), ctx.sandbox.is_some());
-            Some(blocking(move || key_of(&repo, base, &setup, sandboxed)).await?)
+            let (base, run_base) = (at.base, setups.base);
+            let keys = blocking(move || {
+                let key = key_of(&repo, run_base, base, &setup, sandboxed)?;
+                let base_key = match base == run_base {
+                    true => key.clone(),
+                    false => key_of(&repo, run_base, run_base, &setup, sandboxed)?,
+                };
+                Ok((key, base_key))
+            })
+            .await?;
+            (Some(keys.0), Some(keys.1))
         }
     };
     // Held until this worktree's setup is done: another task with the key
@@ -144,82 +214,61 @@ async fn prepare_inner(
     };
     let waited = waiting.elapsed();
     let kept = key.as_ref().map(|k| setups.kept.join(k));
+    let is_kept = kept.as_ref().is_some_and(|k| k.is_dir());
+    let keys = (key.as_deref(), base_key.as_deref());
+    let mut plan = plan_setup(setup, task, &at, setups.base, keys, is_kept);
+    if plan == Plan::MakeAtBase
+        && let (Some(key), Some(kept)) = (&key, &kept)
+    {
+        match make_at_base(ctx, setups, task, attempt, key, kept, stop).await? {
+            Some(failed) => return Ok(failed),
+            None => plan = Plan::Copy,
+        }
+    }
     let mut reused = false;
-    if let Some(kept) = kept.as_ref().filter(|k| k.is_dir()) {
-        let (from, to) = (kept.clone(), workdir.to_path_buf());
-        match tokio::task::spawn_blocking(move || super::prepare_files::restore(&from, &to)).await {
-            Ok(Ok(_)) => reused = true,
-            Ok(Err(e)) => {
-                tracing::warn!(task = %task.id, error = %e, kept = %kept.display(), "failed to copy a kept setup; running setup")
-            }
-            Err(e) => {
-                tracing::warn!(task = %task.id, error = %e, "failed to copy a kept setup; running setup")
+    if plan == Plan::Copy
+        && let Some(kept) = &kept
+    {
+        reused = restore(task, kept, at.workdir).await;
+        if !reused {
+            // A kept setup that could not be copied: it runs here, as the
+            // worktree allows.
+            plan = plan_setup(setup, task, &at, setups.base, keys, false);
+            if plan == Plan::MakeAtBase {
+                plan = Plan::Here {
+                    rights: Rights::Task,
+                    scrub: false,
+                    keep: false,
+                };
             }
         }
     }
-    // A warm worktree about to run a setup that will be kept starts as
-    // fresh as a new one: nothing a task left in it may be kept.
-    if !reused && !fresh && key.is_some() && !task.sparse && base == setups.base {
-        let (c, wd, a) = (Arc::clone(ctx), workdir.to_path_buf(), admin.to_path_buf());
-        blocking(move || c.worktrees.clean_all(&wd, &a)).await?;
-        keepable = true;
-    }
-    if !reused {
-        let index = admin.join("index");
-        let setup_task = setup_task(task, setup);
-        let ran = run_attempt(
-            ctx,
-            &setup_task,
-            attempt,
-            base,
-            workdir,
-            admin,
-            swarm_worker::Deck::default(),
-            stop,
-            Phase::Setup,
-        )
-        .await;
-        if ran.outcome.is_success() {
-            // Its tmp is scratch: what it made for the task is in the
-            // worktree (a failed one's stays, for a look).
-            let tmp = crate::layout::setup_tmp(&ctx.run_dir, &task.id);
-            if let Err(e) = crate::untrusted::TaskDir::discard(&tmp) {
-                tracing::warn!(task = %task.id, error = %e, "failed to remove the [setup]'s tmp");
-            }
-        } else {
-            let how = super::describe::describe_failure(
-                &ran.outcome,
-                None,
-                &setup_task,
-                &ctx.run,
-                attempt,
-                None,
-            );
-            let stopped = stop.borrow().is_some();
-            let reason = match stopped {
-                true => "cancelled during setup".to_string(),
-                false => format!(
-                    "setup {how}; see `swarm logs {} {} --setup`",
-                    ctx.run, task.id
-                ),
-            };
-            return Ok(Prepared::Failed {
-                outcome: ran.outcome,
-                reason,
-            });
-        }
-        if let (Some(kept), Some(key), true) = (&kept, &key, keepable) {
-            let included = Arc::clone(&ctx.included);
-            keep(&setups.kept, key, kept, workdir, &index, &task.id, included).await;
+    if let Plan::Here {
+        rights,
+        scrub,
+        keep: keep_it,
+    } = plan
+    {
+        let here = Here {
+            at: &at,
+            rights,
+            scrub,
+            keep: keep_it
+                .then(|| key.as_deref().zip(kept.as_deref()))
+                .flatten(),
+        };
+        if let Some(failed) = run_here(ctx, setups, task, attempt, here, stop).await? {
+            return Ok(failed);
         }
     }
     let run = ctx.run.clone();
     let (wd, git_dir, scope, max) = (
-        workdir.to_path_buf(),
-        admin.to_path_buf(),
+        at.workdir.to_path_buf(),
+        at.admin.to_path_buf(),
         task.checkout(),
         task.max_file_size,
     );
+    let base = at.base;
     let state = blocking(move || {
         let limits = SnapshotLimits {
             scope: &scope,
@@ -236,12 +285,234 @@ async fn prepare_inner(
     })
 }
 
-/// The command task setup runs as: `task`'s sandbox, environment and
-/// limits, with setup's command, network, timeout and variables, the whole
-/// worktree to write, and nothing after it (no verify, no score).
-fn setup_task(task: &Task, setup: &Setup) -> Task {
-    let mut env = task.env.clone();
-    env.extend(setup.env.iter().cloned());
+/// Copies the setup kept at `kept` into `workdir`: whether it could.
+async fn restore(task: &Task, kept: &Path, workdir: &Path) -> bool {
+    let (from, to) = (kept.to_path_buf(), workdir.to_path_buf());
+    match tokio::task::spawn_blocking(move || super::prepare_files::restore(&from, &to)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(task = %task.id, error = %e, kept = %kept.display(), "failed to copy a kept setup; running setup");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "failed to copy a kept setup; running setup");
+            false
+        }
+    }
+}
+
+/// Setup run in the worktree itself.
+struct Here<'a> {
+    at: &'a Where<'a>,
+    rights: Rights,
+    /// A warm worktree made as fresh as a new one first.
+    scrub: bool,
+    /// Where what it makes is kept (its key and directory), if it is.
+    keep: Option<(&'a str, &'a Path)>,
+}
+
+/// Runs setup in the worktree `here` says; the attempt's end if it
+/// failed.
+async fn run_here(
+    ctx: &Arc<Ctx>,
+    setups: &Setups,
+    task: &Task,
+    attempt: u32,
+    here: Here<'_>,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Result<Option<Prepared>, GitError> {
+    let Here {
+        at,
+        rights,
+        scrub,
+        keep: keep_at,
+    } = here;
+    let setup = &setups.setup;
+    // Nothing a task left in a warm worktree may run with setup's rights,
+    // nor be kept as setup's work.
+    if scrub {
+        let (c, wd, a) = (
+            Arc::clone(ctx),
+            at.workdir.to_path_buf(),
+            at.admin.to_path_buf(),
+        );
+        blocking(move || c.worktrees.clean_all(&wd, &a)).await?;
+        if !ctx.included.is_empty() {
+            copy_included(ctx, task, at.workdir).await?;
+        }
+    }
+    if rights == Rights::Task && wider(setup, task) {
+        say_task_rights(ctx, task, attempt, setup);
+    }
+    let index = at.admin.join("index");
+    let setup_task = setup_task(task, setup, rights);
+    let ran = run_attempt(
+        ctx,
+        &setup_task,
+        attempt,
+        at.base,
+        at.workdir,
+        at.admin,
+        swarm_worker::Deck::default(),
+        stop,
+        Phase::Setup(rights),
+    )
+    .await;
+    if !ran.outcome.is_success() {
+        return Ok(Some(setup_failed(
+            ctx,
+            task,
+            attempt,
+            &setup_task,
+            ran.outcome,
+            rights,
+            stop,
+        )));
+    }
+    discard_tmp(ctx, task);
+    if let Some((key, kept)) = keep_at {
+        let included = Arc::clone(&ctx.included);
+        keep(
+            &setups.kept,
+            key,
+            kept,
+            at.workdir,
+            &index,
+            &task.id,
+            included,
+        )
+        .await;
+    }
+    Ok(None)
+}
+
+/// Makes the setup of the run's base under `key` in a checkout of its
+/// own (a tree no task wrote) and keeps it at `kept`, for a worktree that
+/// holds a task's work: `None` once it is kept, or the attempt's end if
+/// it failed.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt's setup: the task, its key and where it is kept, and its stop"
+)]
+async fn make_at_base(
+    ctx: &Arc<Ctx>,
+    setups: &Setups,
+    task: &Task,
+    attempt: u32,
+    key: &str,
+    kept: &Path,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Result<Option<Prepared>, GitError> {
+    let scratch = ctx.worktree_dir.join(format!(".setup-{key}"));
+    let (c, p, base) = (Arc::clone(ctx), scratch.clone(), setups.base);
+    // A scratch checkout an earlier, interrupted attempt left goes first.
+    let admin = blocking(move || {
+        if p.symlink_metadata().is_ok() {
+            let admin = c.worktrees.admin_dir(&p);
+            c.worktrees.remove(&p, admin.as_deref())?;
+        }
+        c.worktrees.create(&p, base, &[])
+    })
+    .await?;
+    if !ctx.included.is_empty() {
+        copy_included(ctx, task, &scratch).await?;
+    }
+    let at = Where {
+        base: setups.base,
+        workdir: &scratch,
+        admin: &admin,
+        fresh: true,
+    };
+    let here = Here {
+        at: &at,
+        rights: Rights::Setup,
+        scrub: false,
+        keep: Some((key, kept)),
+    };
+    let failed = run_here(ctx, setups, task, attempt, here, stop).await?;
+    let (c, p) = (Arc::clone(ctx), scratch.clone());
+    if let Err(e) = blocking(move || c.worktrees.remove(&p, Some(&admin))).await {
+        tracing::warn!(task = %task.id, error = %e, "failed to remove the checkout setup ran in");
+    }
+    Ok(failed)
+}
+
+/// Says, in the setup's log and as a warning, that setup runs with the
+/// task's rights in its worktree, and why.
+fn say_task_rights(ctx: &Ctx, task: &Task, attempt: u32, setup: &Setup) {
+    let note = format!(
+        "swarm: [setup] runs with the rights of task `{}` (network = {}, its own variables), not its own (network = {}): its worktree holds {}, whose files setup would run; a `key` whose files are as at the run's base makes it copy the setup made there instead",
+        task.id,
+        task.network,
+        setup.network,
+        match crate::ids::parent_of(&task.id) {
+            Some(parent) => format!("its parent `{parent}`'s work"),
+            None => "its dependencies' results".to_string(),
+        },
+    );
+    tracing::warn!(task = %task.id, "{note}");
+    let (_, stderr) = crate::layout::setup_log_paths(&ctx.run_dir, &task.id, attempt);
+    if let Ok(mut log) = swarm_worker::open_log(&stderr) {
+        use std::io::Write as _;
+        let _ = writeln!(log, "{note}");
+    }
+}
+
+/// The attempt's end when its setup failed (or was stopped).
+fn setup_failed(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    setup_task: &Task,
+    outcome: AttemptOutcome,
+    rights: Rights,
+    stop: &watch::Receiver<Option<Stop>>,
+) -> Prepared {
+    let how =
+        super::describe::describe_failure(&outcome, None, setup_task, &ctx.run, attempt, None);
+    let reduced = match rights {
+        Rights::Task if ctx.setups.as_ref().is_some_and(|s| wider(&s.setup, task)) => format!(
+            " (it ran with the task's network = {}, since its worktree holds tasks' work: give the task the network setup needs, or [setup] a `key` that lets it copy the setup of the run's base)",
+            task.network
+        ),
+        _ => String::new(),
+    };
+    let reason = match stop.borrow().is_some() {
+        true => "cancelled during setup".to_string(),
+        false => format!(
+            "setup {how}{reduced}; see `swarm logs {} {} --setup`",
+            ctx.run, task.id
+        ),
+    };
+    Prepared::Failed { outcome, reason }
+}
+
+/// Removes a finished setup's tmp: what it made for the task is in the
+/// worktree (a failed one's stays, for a look).
+fn discard_tmp(ctx: &Ctx, task: &Task) {
+    let tmp = crate::layout::setup_tmp(&ctx.run_dir, &task.id);
+    if let Err(e) = crate::untrusted::TaskDir::discard(&tmp) {
+        tracing::warn!(task = %task.id, error = %e, "failed to remove the [setup]'s tmp");
+    }
+}
+
+/// The command task setup runs as: `task`'s sandbox and limits, with
+/// setup's command and timeout, the whole worktree to write, and nothing
+/// after it (no verify, no score). With setup's own rights, its network
+/// and variables (and the task's variables, for a task of the plan: a
+/// subtask's are a running task's choice); with the task's, the task's.
+fn setup_task(task: &Task, setup: &Setup, rights: Rights) -> Task {
+    let (env, network) = match rights {
+        Rights::Setup => {
+            let mut env = match crate::ids::parent_of(&task.id) {
+                None => task.env.clone(),
+                Some(_) => Default::default(),
+            };
+            env.extend(setup.env.iter().cloned());
+            (env, setup.network.clone())
+        }
+        Rights::Task => (task.env.clone(), task.network.clone()),
+    };
     Task {
         payload: Payload::Command {
             run: setup.run.clone(),
@@ -251,17 +522,21 @@ fn setup_task(task: &Task, setup: &Setup) -> Task {
         verify: None,
         paths: Vec::new(),
         creates: Vec::new(),
-        network: setup.network.clone(),
+        network,
         role: Role::Plain,
         ..task.clone()
     }
 }
 
-/// The key of a setup on `base`: its command, network, variables, whether
-/// it is sandboxed, and the content of its key files at `base` (not in the
+/// The key of a setup for a worktree at `base` in a run from `run_base`:
+/// its command, network, variables, whether it is sandboxed, the tree of
+/// the run's base (a setup is kept only from a base a person chose, and
+/// its other files, scripts setup runs among them, are part of what it
+/// made), and the content of its key files at `base` (not in the
 /// worktree: a task cannot choose it).
 fn key_of(
     repo: &crate::git::Repo,
+    run_base: Oid,
     base: Oid,
     setup: &Setup,
     sandboxed: bool,
@@ -271,22 +546,26 @@ fn key_of(
         action: action(),
         message: e.to_string(),
     })?;
-    let tree = git
-        .find_commit(base)
-        .and_then(|c| c.tree())
-        .map_err(|e| GitError::Cli {
-            action: action(),
-            message: e.to_string(),
-        })?;
-    // `None` and `Full` as they were written before lists, so that the
-    // setups kept by earlier runs keep their keys.
+    let tree_of = |commit: Oid| {
+        git.find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| GitError::Cli {
+                action: action(),
+                message: e.to_string(),
+            })
+    };
+    let tree = tree_of(base)?;
+    let run_tree = tree_of(run_base)?.id();
+    // `None` and `Full` as they were written before lists.
     let network = match &setup.network {
         crate::plan::TaskNetwork::None => "None".to_string(),
         crate::plan::TaskNetwork::Full => "Full".to_string(),
         crate::plan::TaskNetwork::Hosts(list) => list.to_string(),
     };
+    // Everything but the base's tree: what a newer kept setup of the same
+    // setup replaces (see `keep`).
     let mut text = format!(
-        "swarm setup 1\nrun {:?}\nnetwork {network}\nsandboxed {sandboxed}\n",
+        "swarm setup 2\nrun {:?}\nnetwork {network}\nsandboxed {sandboxed}\n",
         setup.run
     );
     for (k, v) in &setup.env {
@@ -299,12 +578,59 @@ fn key_of(
             .unwrap_or_else(|_| "absent".into());
         text.push_str(&format!("file {file:?} {id}\n"));
     }
-    let id =
+    let family =
         Oid::hash_object(git2::ObjectType::Blob, text.as_bytes()).map_err(|e| GitError::Cli {
             action: action(),
             message: e.to_string(),
         })?;
-    Ok(id.to_string()[..20].to_string())
+    Ok(format!(
+        "{}-{}",
+        &family.to_string()[..KEY_FAMILY],
+        &run_tree.to_string()[..12]
+    ))
+}
+
+/// How many hex digits of a key name its family (all but the base's
+/// tree): the kept setups of one family differ only by base.
+const KEY_FAMILY: usize = 16;
+
+/// How many kept setups of one family (one setup and key files, on
+/// different bases) stay: each new base keeps one, and the oldest go.
+const KEPT_PER_FAMILY: usize = 3;
+
+/// Removes the kept setups in `root` of `key`'s family beyond the
+/// [`KEPT_PER_FAMILY`] newest: a new commit on the base keeps a new
+/// setup, and the older ones would fill the disk. One being copied by
+/// another run as it goes costs that run a setup, nothing more.
+fn forget_older(root: &Path, key: &str) {
+    let Some((family, _)) = key.split_once('-') else {
+        return;
+    };
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the kept setups' directory: swarm's alone (0700)"
+    )]
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut same: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(family) && name.as_bytes().get(family.len()) == Some(&b'-')
+        })
+        .filter_map(|e| {
+            let meta = e.metadata().ok().filter(|m| m.is_dir())?;
+            Some((meta.modified().ok()?, e.path()))
+        })
+        .collect();
+    same.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, old) in same.into_iter().skip(KEPT_PER_FAMILY) {
+        if let Err(e) = crate::untrusted::TaskDir::discard(&old) {
+            tracing::warn!(error = %e, kept = %old.display(), "failed to remove an older kept setup");
+        }
+    }
 }
 
 /// Keeps what setup made in `workdir` (against the checkout's index at
@@ -341,7 +667,10 @@ async fn keep(
         let _ = std::fs::remove_dir_all(&tmp);
         super::prepare_files::keep(&workdir, &outputs, &tmp)?;
         match std::fs::rename(&tmp, &kept) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                forget_older(&root, &key);
+                Ok(())
+            }
             // Another run kept the same setup first: its copy stands.
             Err(_) if kept.is_dir() => std::fs::remove_dir_all(&tmp),
             Err(e) => {
@@ -360,10 +689,36 @@ async fn keep(
     }
 }
 
+/// Copies the person's files `.worktreeinclude` names into `workdir`,
+/// warning of each it could not.
+pub(super) async fn copy_included(ctx: &Ctx, task: &Task, workdir: &Path) -> Result<(), GitError> {
+    let (from, included, to) = (
+        ctx.repo.workdir.clone(),
+        Arc::clone(&ctx.included),
+        workdir.to_path_buf(),
+    );
+    let skipped = blocking(move || {
+        crate::worktree_include::copy_into(&from, &included, &to).map_err(|e| GitError::Cli {
+            action: format!(
+                "copy the files .worktreeinclude names into {}",
+                to.display()
+            ),
+            message: e.to_string(),
+        })
+    })
+    .await?;
+    for why in skipped {
+        tracing::warn!(task = %task.id, "a file .worktreeinclude names was not copied: {why}");
+    }
+    Ok(())
+}
+
 /// Runs the plan's `[cleanup]` in `task`'s worktree `workdir` (git
 /// directory `git_dir`, at `base`) after attempt `attempt`, whose result is
-/// taken already: sandboxed like the task, with cleanup's network and
-/// timeout. A failure is said in the task's error log and a warning.
+/// taken already: sandboxed like the task, with the task's rights (its
+/// caches, a fresh tmp of its own; cleanup's network only where it is
+/// within the task's) and cleanup's timeout. A failure is said in the
+/// task's error log and a warning.
 pub(crate) async fn clean_up(
     ctx: &Ctx,
     task: &Task,
@@ -387,7 +742,13 @@ pub(crate) async fn clean_up(
         verify: None,
         paths: Vec::new(),
         creates: Vec::new(),
-        network: cleanup.network.clone(),
+        // It runs in the task's worktree, whatever the task made of it
+        // (`make clean` runs the task's Makefile): never with more than
+        // the task has (`swarm validate` warns of a wider one).
+        network: match cleanup.network.wider_than(&task.network) {
+            true => task.network.clone(),
+            false => cleanup.network.clone(),
+        },
         role: Role::Plain,
         ..task.clone()
     };

@@ -356,7 +356,7 @@ impl Life<'_> {
         // The person's files `.worktreeinclude` names, before setup (which
         // may read a `.env`).
         if place.admin.is_some() && !ctx.included.is_empty() {
-            copy_included(ctx, task, &place.workdir).await?;
+            super::prepare::copy_included(ctx, task, &place.workdir).await?;
         }
         Ok(place)
     }
@@ -836,30 +836,6 @@ fn setup_run(prepared: &Prepared, began: Instant) -> Option<swarm_protocol::Setu
             waited_ms: 0,
         }),
     }
-}
-
-/// Copies the person's files `.worktreeinclude` names into `workdir`,
-/// warning of each it could not.
-async fn copy_included(ctx: &Ctx, task: &Task, workdir: &Path) -> Result<(), GitError> {
-    let (from, included, to) = (
-        ctx.repo.workdir.clone(),
-        Arc::clone(&ctx.included),
-        workdir.to_path_buf(),
-    );
-    let skipped = blocking(move || {
-        crate::worktree_include::copy_into(&from, &included, &to).map_err(|e| GitError::Cli {
-            action: format!(
-                "copy the files .worktreeinclude names into {}",
-                to.display()
-            ),
-            message: e.to_string(),
-        })
-    })
-    .await?;
-    for why in skipped {
-        tracing::warn!(task = %task.id, "a file .worktreeinclude names was not copied: {why}");
-    }
-    Ok(())
 }
 
 /// The files a snapshot left out for holding the content of an included

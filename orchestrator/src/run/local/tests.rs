@@ -1,8 +1,9 @@
 //! A task's own test report (`junit`), taken after its command: read from
 //! its worktree or tmp as hostile input (`crate::untrusted`), its test
-//! cases kept in the run's logs, its counts for the journal, and the file
-//! taken out of the worktree so that it is never committed with the
-//! task's result. Whatever goes wrong is a warning, never a failure.
+//! cases kept in the run's logs (capped: `test_report`), its counts for
+//! the journal, and the file taken out of the worktree so that it is never
+//! committed with the task's result. Whatever goes wrong is a warning,
+//! never a failure.
 
 use std::path::Path;
 
@@ -65,8 +66,8 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
     if in_worktree && let Some((repo, base)) = report.base {
         take_out(repo, base, report.workdir, rel);
     }
-    let mut cases = match test_report::parse(&bytes) {
-        Ok(cases) => cases,
+    let mut parsed = match test_report::parse(&bytes) {
+        Ok(parsed) => parsed,
         Err(e) => {
             return (
                 None,
@@ -78,7 +79,7 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
         }
     };
     if let Some(redact) = report.redact {
-        for case in &mut cases {
+        for case in &mut parsed.cases {
             for text in [
                 &mut case.name,
                 &mut case.classname,
@@ -91,7 +92,7 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
         }
     }
     let kept = report.kept.display().to_string();
-    let written = serde_json::to_vec(&cases)
+    let written = serde_json::to_vec(&parsed.cases)
         .map_err(|e| e.to_string())
         .and_then(|json| {
             if let Some(dir) = report.kept.parent() {
@@ -99,10 +100,20 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
             }
             std::fs::write(report.kept, json).map_err(|e| e.to_string())
         });
-    let warning = written
-        .err()
-        .map(|e| format!("its test cases could not be kept at {kept}: {e}"));
-    (Some(test_report::counts(&cases, kept)), warning)
+    let mut warnings = Vec::new();
+    if parsed.beyond.cases > 0 {
+        warnings.push(format!(
+            "its test report `{}` holds {} test cases: all are counted, the first {} are kept at {kept}",
+            report.junit,
+            parsed.cases.len() + parsed.beyond.cases,
+            test_report::MAX_CASES,
+        ));
+    }
+    if let Err(e) = written {
+        warnings.push(format!("its test cases could not be kept at {kept}: {e}"));
+    }
+    let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
+    (Some(test_report::counts(&parsed, kept)), warning)
 }
 
 /// Removes the report at `rel` from the worktree at `workdir` unless git

@@ -5,14 +5,21 @@
 //! written, so unchanged ones keep their times and an incremental build
 //! stays incremental), removed when the run ends. The command runs
 //! exactly as a task's does (the run's sandbox launcher and environment,
-//! no network, the plan's `read_paths`), with a private tmp and HOME that
-//! persist across the run's verifies (so a build's output is reused from
-//! one commit to the next), under `verify_timeout`. What to verify when,
-//! and what a failure means, is the dispatcher's (`dispatch/verifying.rs`);
+//! no network, the plan's `read_paths`), under `verify_timeout`.
+//!
+//! A verify runs its commit's code and its verdict can take a merge out,
+//! so it finds nothing another verify's code wrote but what its own
+//! commit's history allows: each gets a fresh, empty HOME and TMPDIR
+//! (`tmp/@verify`, made anew before it, removed after it passed; a failed
+//! one's stays for a look until the next), and build caches of its own
+//! kept as a lineage ([`lineage`]: reused only by the verify of a commit
+//! that contains the one that last wrote them). What to verify when, and
+//! what a failure means, is the dispatcher's (`dispatch/verifying.rs`);
 //! where the bisection goes next, [`bisect`]'s; taking a merge out,
 //! [`rebuild`]'s.
 
 pub(super) mod bisect;
+mod lineage;
 pub(super) mod rebuild;
 
 use std::path::{Path, PathBuf};
@@ -55,8 +62,8 @@ pub(super) struct Runner {
     /// Starts the verify when the run is unconfined.
     unconfined: Option<swarm_sandbox::Launcher>,
     read_paths: Vec<PathBuf>,
-    /// Build caches (variable, directory), as sandboxed tasks get them.
-    caches: Vec<(String, PathBuf)>,
+    /// Its build caches, its own.
+    caches: lineage::Caches,
     /// Variables holding API keys: never passed to an unconfined command.
     secret_vars: Vec<String>,
 }
@@ -80,28 +87,7 @@ impl Runner {
         home: &WorktreeHome,
         verify: &RunVerify,
     ) -> Result<Self, RunError> {
-        let owner = swarm_sandbox::worker_identity();
-        let caches = match &prepared.options.sandbox {
-            None => Vec::new(),
-            Some(_) => super::local::cache_dirs(prepared, home)?
-                .into_iter()
-                .map(|c| {
-                    let dir = match c.per_task {
-                        false => c.dir,
-                        // Its own, kept across runs, so each verify builds
-                        // only what changed.
-                        true => {
-                            crate::run::local::worker_files::owned_cache_dir(&c.dir, NAME, owner)
-                                .map_err(|source| RunError::Io {
-                                    action: format!("create {}", c.dir.join(NAME).display()),
-                                    source,
-                                })?
-                        }
-                    };
-                    Ok((c.var, dir))
-                })
-                .collect::<Result<_, RunError>>()?,
-        };
+        let caches = lineage::Caches::new(prepared, home, NAME)?;
         Ok(Self {
             repo: prepared.repo.clone(),
             worktrees: Worktrees::new(prepared.repo.clone()),
@@ -136,14 +122,26 @@ impl Runner {
         let outcome = match self.prepare(commit, stdout.clone(), stderr.clone()).await {
             Ok((spec, owned)) => {
                 let outcome = run_command(&spec, &mut stop).await;
-                if let Some(tmp) = owned {
-                    let taken = tokio::task::spawn_blocking(move || {
+                let tmp = self.tmp_path();
+                let passed = outcome.is_success();
+                let done = tokio::task::spawn_blocking(move || {
+                    if owned {
                         swarm_sandbox::ownership::take_back(&tmp)
-                    })
-                    .await;
-                    if !matches!(taken, Ok(Ok(()))) {
-                        tracing::warn!("failed to take the run-wide verify's tmp back");
+                            .map_err(|e| format!("failed to take {} back: {e}", tmp.display()))?;
                     }
+                    // Scratch once it passed; a failed one's stays for a
+                    // look, until the next verify makes it anew.
+                    if passed {
+                        crate::untrusted::TaskDir::discard(&tmp)
+                            .map_err(|e| format!("failed to remove {e}"))?;
+                    }
+                    Ok::<_, String>(())
+                })
+                .await;
+                match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "the run-wide verify's tmp is left"),
+                    Err(e) => tracing::warn!(error = %e, "the run-wide verify's tmp is left"),
                 }
                 outcome
             }
@@ -159,61 +157,64 @@ impl Runner {
         }
     }
 
-    /// The checkout of `commit` and the command's spec; the tmp directory
-    /// handed to the sandbox's identity, if it was.
+    /// The checkout of `commit`, its fresh tmp and its caches, and the
+    /// command's spec; whether the tmp was handed to the sandbox's
+    /// identity (to be taken back).
     async fn prepare(
         self: &std::sync::Arc<Self>,
         commit: Oid,
         stdout: PathBuf,
         stderr: PathBuf,
-    ) -> Result<(CommandSpec, Option<PathBuf>), String> {
-        let tmp = crate::layout::task_tmp(&self.run_dir, NAME);
-        for d in [stdout.parent(), Some(tmp.as_path())].into_iter().flatten() {
-            std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    ) -> Result<(CommandSpec, bool), String> {
+        if let Some(logs) = stdout.parent() {
+            std::fs::create_dir_all(logs).map_err(|e| format!("create {}: {e}", logs.display()))?;
         }
+        let tmp = self.tmp_path();
+        // Handed to the sandbox's identity when swarm runs as root, with a
+        // git configuration that trusts the checkout (which stays root's).
+        let owned = self.sandbox.is_some() && swarm_sandbox::worker_identity().is_some();
         let me = std::sync::Arc::clone(self);
-        let admin = blocking(move || me.check_out(commit))
-            .await
-            .map_err(|e| e.to_string())?;
+        let (admin, caches) = tokio::task::spawn_blocking(move || {
+            fresh_tmp(&me.tmp_path(), owned)?;
+            let (caches, kept) = me.caches.ready(&me.repo, commit)?;
+            tracing::debug!(%commit, kept, "the run-wide verify's build caches");
+            let admin = me.check_out(commit).map_err(|e| e.to_string())?;
+            Ok::<_, String>((admin, caches))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|made| made)?;
         let mut env = vec![
             ("SWARM_RUN".to_string(), self.run.clone()),
             ("SWARM_VERIFY_COMMIT".into(), commit.to_string()),
             ("TMPDIR".into(), tmp.display().to_string()),
         ];
-        // A read-only checkout holds no build output: cargo's goes to the
-        // build cache if there is one, else to the tmp, kept from one
-        // verify to the next.
-        if !self.caches.iter().any(|(var, _)| var == "CARGO_TARGET_DIR") {
-            env.push((
-                "CARGO_TARGET_DIR".into(),
-                tmp.join("target").display().to_string(),
-            ));
-        }
-        let mut owned = None;
+        let cache_env = caches
+            .iter()
+            .map(|(var, dir)| (var.clone(), dir.display().to_string()));
         let sandbox = match &self.sandbox {
-            None => None,
+            None => {
+                // A read-only checkout holds no build output: cargo's goes
+                // to the verify's own cache. HOME is the user's, as for
+                // every unconfined command.
+                env.extend(cache_env);
+                None
+            }
             Some(settings) => {
                 // Git commands see the checkout's own record, not the
                 // repository's configuration or refs (as a task does).
                 let view_dir = crate::layout::git_view(&self.run_dir, NAME);
                 let views = write_view(&self.repo, &view_dir, &admin).map_err(|e| e.to_string())?;
                 let mut read_write = vec![tmp.clone()];
-                read_write.extend(self.caches.iter().map(|(_, d)| d.clone()));
+                read_write.extend(caches.iter().map(|(_, d)| d.clone()));
                 let mut read_only = self.read_paths.clone();
                 read_only.push(self.checkout.clone());
                 env.extend(settings.env.iter().cloned());
-                env.extend(
-                    self.caches
-                        .iter()
-                        .map(|(var, dir)| (var.clone(), dir.display().to_string())),
-                );
+                env.extend(cache_env);
                 env.push(("HOME".into(), tmp.display().to_string()));
                 let mut policy = Policy::for_worker(read_write, read_only);
                 policy.views = views;
                 policy.network = Network::None;
-                if swarm_sandbox::worker_identity().is_some() {
-                    owned = Some(hand_over(&tmp).await?);
-                }
                 Some(Sandboxed {
                     launcher: settings.launcher.clone(),
                     policy,
@@ -244,6 +245,11 @@ impl Runner {
             },
             owned,
         ))
+    }
+
+    /// Its HOME and TMPDIR.
+    fn tmp_path(&self) -> PathBuf {
+        crate::layout::task_tmp(&self.run_dir, NAME)
     }
 }
 
@@ -287,8 +293,12 @@ impl Runner {
         Ok(())
     }
 
-    /// Removes the checkout (the run is over).
+    /// Removes the checkout and the run's own caches (the run is over).
     pub(super) async fn close(self: std::sync::Arc<Self>) {
+        let me = std::sync::Arc::clone(&self);
+        if let Err(e) = tokio::task::spawn_blocking(move || me.caches.close()).await {
+            tracing::warn!(error = %e, "failed to remove the run-wide verify's caches");
+        }
         let record = self
             .admin
             .lock()
@@ -304,23 +314,35 @@ impl Runner {
     }
 }
 
-/// Hands `tmp` to the sandbox's unprivileged identity (swarm runs as
-/// root), with a git configuration that trusts the checkout, which stays
-/// root's; returns it, to be taken back.
-async fn hand_over(tmp: &Path) -> Result<PathBuf, String> {
-    let tmp = tmp.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let home = crate::untrusted::TaskDir::open(&tmp).map_err(|e| format!("open {e}"))?;
-        match crate::run::local::worker_files::trust_checkouts(&home) {
-            Ok(()) | Err(crate::untrusted::UntrustedError::Taken { .. }) => {}
-            Err(e) => return Err(format!("write {e}")),
+/// Makes the verify's HOME and TMPDIR at `path` anew, empty (whatever an
+/// earlier verify's code left there goes, links and all, never followed):
+/// `owned`, with a git configuration that trusts the checkout and handed
+/// to the sandbox's identity.
+fn fresh_tmp(path: &Path, owned: bool) -> Result<(), String> {
+    let made = match crate::untrusted::TaskDir::fresh(path, 0o700) {
+        // The run's `tmp/` itself is missing: swarm's own, made, then
+        // tried again.
+        Err(e) if e.is_missing() => {
+            if let Some(parent) = path.parent() {
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "the run's own tmp/, swarm's: no task writes there"
+                )]
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("create {}: {e}", parent.display()))?;
+            }
+            crate::untrusted::TaskDir::fresh(path, 0o700)
         }
-        swarm_sandbox::ownership::hand_over(&tmp, swarm_sandbox::SANDBOX_IDENTITY)
+        made => made,
+    };
+    let home = made.map_err(|e| format!("make {e}"))?;
+    if owned {
+        crate::run::local::worker_files::trust_checkouts(&home)
+            .map_err(|e| format!("write {e}"))?;
+        swarm_sandbox::ownership::hand_over(home.path(), swarm_sandbox::SANDBOX_IDENTITY)
             .map_err(|e| format!("failed to {e}"))?;
-        Ok(tmp)
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    }
+    Ok(())
 }
 
 /// The last lines of a failed run's output: its stderr, else its stdout.

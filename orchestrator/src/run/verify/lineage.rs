@@ -1,0 +1,378 @@
+//! The run-wide verify's build caches: a cache no verify's code can write
+//! into for the verify of a commit that does not contain it.
+//!
+//! A verify runs the code of the commit it checks (its tests, its build
+//! scripts), and its verdict can take a merge out. A build cache kept
+//! from one verify to the next is what makes the verify of a merge queue
+//! incremental, and also what would let one commit's code decide
+//! another's verdict: a later merge's test that writes a stale artifact
+//! (or a checker the verify command reuses) into the cache makes the
+//! bisection's probe of an earlier commit fail, and the innocent merge
+//! before it is taken out while the guilty one lands.
+//!
+//! So the verify's caches are its own (`<home>/.cache/@verify/<tool>`
+//! for every cache variable, `CARGO_TARGET_DIR` always among them; no
+//! task is shown them, and it is shown none of the tasks'), and they are
+//! a **lineage**: beside them, in a directory of swarm's that no verify
+//! is shown, swarm records the commit whose verify last wrote them
+//! (written before that verify starts, so a verify cut short is still
+//! recorded). The verify of commit `P` keeps them only if the record is
+//! `P` or an ancestor of `P`; otherwise (a bisection's probe of an earlier
+//! commit, the branch rebuilt without a merge, another run's unrelated
+//! commit, no record at all) they are emptied first. By induction, every
+//! verify that wrote the caches since they were last emptied checked an
+//! ancestor of the recorded commit, so the verdict of `P` depends only
+//! on code in `P`'s history: never on a later merge's, a descendant's
+//! or another branch's. The forward path of a merge queue (each tip
+//! contains the one before) stays incremental.
+//!
+//! Its limit: an ancestor's code still reaches `P`'s verify through the
+//! cache. That gives it no power it does not have already: the ancestor's
+//! code is in `P` (or was, in its history) and runs in `P`'s verify, where
+//! it can fail it by what it reads of the tree ("fail if a file I do not
+//! know is there") as surely as by what it left in a cache. What no
+//! commit can do any more is reach the verify of a commit it is not in.
+//! Unconfined (`sandbox = "none"`) the verify can write anywhere its user
+//! can, this record included: nothing there holds against its code.
+//!
+//! One run at a time uses the repository's caches (an `flock` held while
+//! the run lasts): two runs verifying unrelated commits at once would
+//! empty them under each other and write them together. A run that finds
+//! them taken, and a run without kept caches (`caches = false`, or
+//! unconfined), gets caches of its own in its tmp, under the same rule,
+//! removed when it ends.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use git2::Oid;
+use nix::fcntl::{Flock, FlockArg};
+
+use super::super::{Prepared, RunError};
+use crate::git::Repo;
+use crate::untrusted::{Limits, TaskDir, UntrustedError};
+use crate::worktree_home::WorktreeHome;
+
+/// swarm's record of the commit whose verify last wrote the caches.
+const RECORD: &str = ".commit";
+
+/// The lock of the repository's caches.
+const LOCK: &str = ".lock";
+
+/// The tool directory `CARGO_TARGET_DIR` gets when no cache names it.
+const CARGO_TARGET: &str = "cargo-target";
+
+/// The verify's build caches, under one root swarm owns.
+#[derive(Debug)]
+pub(super) struct Caches {
+    /// The directory holding the tools' caches and the record.
+    root: PathBuf,
+    /// (variable, the tool's directory in `root`).
+    tools: Vec<(String, String)>,
+    /// Who the caches are handed to (the sandbox's identity, as root).
+    owner: Option<(u32, u32)>,
+    /// The repository's caches' lock, held while the run lasts; `None`
+    /// for the run's own.
+    lock: Option<Flock<File>>,
+}
+
+impl Caches {
+    /// The caches of `prepared`'s run-wide verify, named `name` (`@verify`):
+    /// the repository's, in `home`, when the run keeps caches and no other
+    /// run holds them; else the run's own.
+    pub(super) fn new(
+        prepared: &Prepared,
+        home: &WorktreeHome,
+        name: &str,
+    ) -> Result<Self, RunError> {
+        let sandboxed = prepared.options.sandbox.is_some();
+        let owner = sandboxed.then(swarm_sandbox::worker_identity).flatten();
+        let kept: Vec<(String, String)> = match sandboxed {
+            true => prepared
+                .options
+                .caches
+                .iter()
+                .map(|c| (c.var.clone(), c.name.clone()))
+                .collect(),
+            false => Vec::new(),
+        };
+        let mut tools = kept.clone();
+        if !tools.iter().any(|(var, _)| var == "CARGO_TARGET_DIR") {
+            tools.push(("CARGO_TARGET_DIR".into(), CARGO_TARGET.into()));
+        }
+        if !kept.is_empty() {
+            // What verifies used before their caches were their own: a
+            // cargo target directory among the tasks' (`<tool>/@verify`).
+            for c in prepared.options.caches.iter().filter(|c| c.per_task) {
+                let old = home.path().join(".cache").join(&c.name).join(name);
+                if let Err(e) = TaskDir::discard(&old) {
+                    tracing::warn!(error = %e, "failed to remove the run-wide verify's old build cache");
+                }
+            }
+            let mut root = None;
+            for (_, tool) in &tools {
+                let dir = home.own_cache_dir(name, tool, owner)?;
+                root = dir.parent().map(Path::to_path_buf);
+            }
+            if let Some(root) = root {
+                match take(&root).map_err(|source| RunError::Io {
+                    action: format!("lock {}", root.join(LOCK).display()),
+                    source,
+                })? {
+                    Some(lock) => {
+                        return Ok(Self {
+                            root,
+                            tools,
+                            owner,
+                            lock: Some(lock),
+                        });
+                    }
+                    None => tracing::info!(
+                        "another run of this repository holds the run-wide verify's build caches; this run's verifies build in caches of their own"
+                    ),
+                }
+            }
+        }
+        let root = prepared
+            .run_dir()
+            .join(crate::layout::TMP)
+            .join(format!("{name}.cache"));
+        make_own_root(&root).map_err(|e| RunError::Io {
+            action: format!("make {}", root.display()),
+            source: std::io::Error::other(e),
+        })?;
+        Ok(Self {
+            root,
+            tools,
+            owner,
+            lock: None,
+        })
+    }
+
+    /// Readies the caches for the verify of `commit`: kept if the commit
+    /// whose verify last wrote them is `commit` or an ancestor of it,
+    /// emptied otherwise; recorded as `commit`'s. Returns (variable,
+    /// directory) for each, and whether they were kept.
+    pub(super) fn ready(
+        &self,
+        repo: &Repo,
+        commit: Oid,
+    ) -> Result<(Vec<(String, PathBuf)>, bool), String> {
+        let root = TaskDir::open(&self.root).map_err(|e| format!("open {e}"))?;
+        let limits = Limits {
+            max_size: 64,
+            what: "record of the run-wide verify's build caches",
+        };
+        let last = match root.read(RECORD, limits) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).trim().parse::<Oid>().ok(),
+            Err(e) if e.is_missing() => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the run-wide verify's build caches are emptied");
+                None
+            }
+        };
+        let keep = last.is_some_and(|last| last == commit || descends(repo, commit, last));
+        // No record while they change: a verify cut short leaves one that
+        // names its commit, or none (and the next verify empties them).
+        root.remove(RECORD).map_err(|e| format!("remove {e}"))?;
+        let mut dirs = Vec::with_capacity(self.tools.len());
+        for (var, tool) in &self.tools {
+            if !keep {
+                root.remove(tool).map_err(|e| format!("empty {e}"))?;
+            }
+            let dir = root
+                .make_dir(tool, 0o700)
+                .map_err(|e| format!("make {e}"))?;
+            if let Some((uid, gid)) = self.owner {
+                nix::unistd::fchown(
+                    dir.as_fd(),
+                    Some(nix::unistd::Uid::from_raw(uid)),
+                    Some(nix::unistd::Gid::from_raw(gid)),
+                )
+                .map_err(|e| format!("hand over {}: {e}", dir.path().display()))?;
+            }
+            dirs.push((var.clone(), dir.path().to_path_buf()));
+        }
+        root.write_new(RECORD, format!("{commit}\n").as_bytes(), 0o644)
+            .map_err(|e| format!("write {e}"))?;
+        Ok((dirs, keep))
+    }
+
+    /// Removes the run's own caches (the run is over); the repository's
+    /// stay for its next run.
+    pub(super) fn close(&self) {
+        if self.lock.is_none()
+            && let Err(e) = TaskDir::discard(&self.root)
+        {
+            tracing::warn!(error = %e, "failed to remove the run-wide verify's build caches");
+        }
+    }
+}
+
+/// The repository's caches at `root`, for this run alone while the lock
+/// returned is held; `None` if another run holds them.
+fn take(root: &Path) -> std::io::Result<Option<Flock<File>>> {
+    let file = crate::untrusted::lock_file(&root.join(LOCK))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(std::io::Error::from(e)),
+    }
+}
+
+/// Whether `commit` descends from `ancestor` (a commit git no longer has
+/// does not count).
+fn descends(repo: &Repo, commit: Oid, ancestor: Oid) -> bool {
+    repo.open()
+        .ok()
+        .and_then(|git| git.graph_descendant_of(commit, ancestor).ok())
+        .unwrap_or(false)
+}
+
+/// Makes a run's own root of caches, empty, in the run's tmp (swarm's).
+fn make_own_root(root: &Path) -> Result<(), UntrustedError> {
+    match TaskDir::fresh(root, 0o700) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_missing() => {
+            if let Some(parent) = root.parent() {
+                #[allow(
+                    clippy::disallowed_methods,
+                    reason = "the run's own tmp/, swarm's: no task writes there"
+                )]
+                std::fs::create_dir_all(parent).map_err(|e| UntrustedError::Io {
+                    path: parent.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+            }
+            TaskDir::fresh(root, 0o700).map(drop)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::test_repo::{commit_on, with_files};
+
+    fn caches(root: &Path) -> Caches {
+        Caches {
+            root: root.to_path_buf(),
+            tools: vec![
+                ("CARGO_TARGET_DIR".into(), CARGO_TARGET.into()),
+                ("PIP_CACHE_DIR".into(), "pip".into()),
+            ],
+            owner: None,
+            lock: None,
+        }
+    }
+
+    fn plant(dir: &Path) {
+        std::fs::write(dir.join("artifact"), "built").unwrap();
+    }
+
+    fn kept(dir: &Path) -> bool {
+        dir.join("artifact").exists()
+    }
+
+    /// Kept along the branch (each commit contains the last one verified),
+    /// emptied for a commit that does not contain it (an earlier one, a
+    /// sibling), and for one no record names.
+    #[test]
+    fn the_caches_are_kept_only_for_a_commit_that_contains_the_last_writer() {
+        let d = tempfile::tempdir().unwrap();
+        let (repo, base) = with_files(&d.path().join("repo"), &[("a", "a\n")]);
+        let git = repo.open().unwrap();
+        let one = commit_on(&git, base, "b", "b\n");
+        let two = commit_on(&git, one, "c", "c\n");
+        let sibling = commit_on(&git, base, "d", "d\n");
+        let root = d.path().join("@verify");
+        std::fs::create_dir(&root).unwrap();
+        let c = caches(&root);
+
+        // No record: emptied (there is nothing yet).
+        let (dirs, keep) = c.ready(&repo, one).unwrap();
+        assert!(!keep);
+        assert_eq!(dirs.len(), 2);
+        assert_eq!(dirs[0].0, "CARGO_TARGET_DIR");
+        assert_eq!(dirs[0].1, root.join(CARGO_TARGET));
+        plant(&dirs[0].1);
+        plant(&dirs[1].1);
+        // Forward: `two` contains `one`.
+        let (dirs, keep) = c.ready(&repo, two).unwrap();
+        assert!(keep && kept(&dirs[0].1) && kept(&dirs[1].1));
+        // The same commit again.
+        assert!(c.ready(&repo, two).unwrap().1);
+        // Back to `one`, which `two` wrote after: emptied, both tools.
+        let (dirs, keep) = c.ready(&repo, one).unwrap();
+        assert!(!keep && !kept(&dirs[0].1) && !kept(&dirs[1].1));
+        plant(&dirs[0].1);
+        // A sibling: emptied.
+        let (dirs, keep) = c.ready(&repo, sibling).unwrap();
+        assert!(!keep && !kept(&dirs[0].1));
+        assert_eq!(
+            std::fs::read_to_string(root.join(RECORD)).unwrap().trim(),
+            sibling.to_string()
+        );
+        // A record that names no commit git has, or is no commit at all.
+        std::fs::write(
+            root.join(RECORD),
+            "0123456789012345678901234567890123456789\n",
+        )
+        .unwrap();
+        plant(&dirs[0].1);
+        assert!(!c.ready(&repo, sibling).unwrap().1);
+        std::fs::write(root.join(RECORD), "not a commit").unwrap();
+        assert!(!c.ready(&repo, sibling).unwrap().1);
+    }
+
+    /// One run at a time holds the repository's caches; once it lets go,
+    /// the next may.
+    #[test]
+    fn one_run_at_a_time_takes_the_repositorys_caches() {
+        let d = tempfile::tempdir().unwrap();
+        let held = take(d.path()).unwrap();
+        assert!(held.is_some());
+        assert!(take(d.path()).unwrap().is_none());
+        drop(held);
+        assert!(take(d.path()).unwrap().is_some());
+        // A link in place of the lock file is refused, never opened.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::remove_file(d.path().join(LOCK)).unwrap();
+        std::os::unix::fs::symlink(other.path().join("x"), d.path().join(LOCK)).unwrap();
+        assert!(take(d.path()).is_err());
+        assert!(!other.path().join("x").exists());
+    }
+
+    /// What a verify left in place of a cache (a link out) is removed as a
+    /// link when the caches are emptied, its target untouched; a link in
+    /// place of the record is never read through.
+    #[test]
+    fn emptying_the_caches_never_follows_a_link() {
+        let d = tempfile::tempdir().unwrap();
+        let (repo, base) = with_files(&d.path().join("repo"), &[("a", "a\n")]);
+        let git = repo.open().unwrap();
+        let one = commit_on(&git, base, "b", "b\n");
+        let outside = d.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("canary"), "untouched").unwrap();
+        let root = d.path().join("@verify");
+        std::fs::create_dir(&root).unwrap();
+        let c = caches(&root);
+        c.ready(&repo, one).unwrap();
+        std::fs::remove_dir(root.join("pip")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("pip")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(CARGO_TARGET).join("out")).unwrap();
+        std::fs::remove_file(root.join(RECORD)).unwrap();
+        std::os::unix::fs::symlink(outside.join("canary"), root.join(RECORD)).unwrap();
+        let (dirs, keep) = c.ready(&repo, one).unwrap();
+        assert!(!keep);
+        assert!(std::fs::symlink_metadata(&dirs[1].1).unwrap().is_dir());
+        assert_eq!(std::fs::read_dir(&dirs[0].1).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_to_string(outside.join("canary")).unwrap(),
+            "untouched"
+        );
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+    }
+}

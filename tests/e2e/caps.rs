@@ -1,0 +1,279 @@
+//! Caps on what swarm keeps of what a task wrote (issue 73, finding 6):
+//! a test report's names and messages, the files a `keep_runs` clean
+//! commits from a kept worktree, a sharded task's entries. Each is a real
+//! task in the real sandbox, driven through the `swarm` binary, whose
+//! output is the hostile input.
+
+use crate::resume::journal;
+use crate::support::{TestRepo, task};
+
+/// The longest line of `text`, in bytes.
+fn longest_line(text: &str) -> usize {
+    text.lines().map(str::len).max().unwrap_or(0)
+}
+
+/// A task's JUnit report of 60 MiB, almost all of it ten failing tests'
+/// names, class names and messages (48 MiB of names), is kept as at most
+/// a KiB of each, marked cut: the journal's lines, what `swarm run` and
+/// `swarm status` print, the run's `--junit` and its HTML page stay small.
+#[test]
+fn a_report_of_huge_test_names_is_kept_capped_everywhere_it_is_shown() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "j.toml",
+        r#"[swarm]
+name = "j"
+
+[[task]]
+id = "t"
+junit = "$TMPDIR/r.xml"
+run = '''
+a() { head -c "$1" /dev/zero | tr '\0' a; }
+{
+  printf '<testsuite name="s">'
+  for i in 0 1 2 3 4 5 6 7 8 9; do
+    printf '<testcase classname="'; a 600000
+    printf '" name="%s' "$i"; a 5000000
+    printf '"><failure message="'; a 600000
+    printf '">'; a 50000
+    printf '</failure></testcase>'
+  done
+  printf '</testsuite>'
+} > "$TMPDIR/r.xml"
+echo done > done.txt
+'''
+"#,
+    );
+    let junit = repo.root().join("run.xml");
+    let run = repo.run_plan(&plan, &["--junit", junit.to_str().unwrap()]);
+    run.assert_code(0);
+    let printed = run.stdout.len() + run.stderr.len();
+    assert!(
+        printed < 64 << 10,
+        "swarm run printed {printed} bytes: {}",
+        &run.stderr[..run.stderr.floor_char_boundary(4000)]
+    );
+    assert!(
+        run.stderr.contains("tests: 0 passed, 10 failed in 1 task"),
+        "{}",
+        &run.stderr[..run.stderr.floor_char_boundary(4000)]
+    );
+
+    // The journal keeps the counts and ten names, each cut and marked.
+    let events = std::fs::read_to_string(repo.path().join(".swarm/runs/j/events.jsonl")).unwrap();
+    assert!(
+        longest_line(&events) < 64 << 10,
+        "a journal line of {} bytes",
+        longest_line(&events)
+    );
+    let report = repo.report();
+    let tests = &task(&report, "t")["tests"];
+    assert_eq!(tests["failed"], 10);
+    let failing = tests["failing"].as_array().unwrap();
+    assert_eq!(failing.len(), 10);
+    for name in failing {
+        let name = name.as_str().unwrap();
+        assert!(name.len() < 3 << 10, "{} bytes", name.len());
+        assert!(
+            name.ends_with("… [cut: 5000001 bytes in all]"),
+            "{}",
+            &name[name.len() - 100..]
+        );
+    }
+    // Each case as kept: every field at most a KiB and the mark.
+    let kept: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(tests["cases"].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(kept.len(), 10);
+    for case in &kept {
+        for field in ["name", "classname", "message", "text"] {
+            let value = case[field].as_str().unwrap();
+            assert!(value.len() < 5 << 10, "{field}: {} bytes", value.len());
+            assert!(value.contains("… [cut"), "{field} not marked cut");
+        }
+    }
+
+    let status = repo.swarm(&["status", "j"]);
+    status.assert_code(0);
+    let shown = status.stdout.len() + status.stderr.len();
+    assert!(shown < 64 << 10, "swarm status printed {shown} bytes");
+
+    let xml = std::fs::metadata(&junit).unwrap().len();
+    assert!(xml < 256 << 10, "the run's JUnit is {xml} bytes");
+    let page = repo.root().join("run.html");
+    repo.swarm(&["report", "j", "--html", page.to_str().unwrap()])
+        .assert_code(0);
+    let html = std::fs::metadata(&page).unwrap().len();
+    assert!(html < 512 << 10, "the HTML page is {html} bytes");
+    assert_eq!(repo.show("swarm/j", "done.txt").trim(), "done");
+    assert!(
+        journal(&repo, "j")
+            .iter()
+            .any(|e| e["event"] == "tests_reported")
+    );
+}
+
+/// A tracked file whose name holds a line break is not two entries of a
+/// glob-sharded task's `$SWARM_ENTRIES` (nor its lines some other files'
+/// names): it is left out of the task, and the plan's warning names it.
+#[test]
+fn a_file_named_with_a_line_break_is_left_out_of_the_shards_entries_and_said() {
+    let repo = TestRepo::new();
+    repo.write("tests/a.txt", "a\n");
+    repo.write("tests/b.txt", "b\n");
+    // Read by lines, this name is `tests/a.txt` and `b.txt`.
+    repo.write("tests/a.txt\nb.txt", "planted\n");
+    repo.commit_all("tests");
+    let plan = repo.plan(
+        "s.toml",
+        r#"[swarm]
+name = "s"
+
+[[task]]
+id = "t"
+shards = 1
+matrix = { f = { glob = "tests/*" } }
+run = 'cp "$SWARM_ENTRIES" entries.txt; for e in {entries}; do echo "$e"; done > words.txt'
+"#,
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(0);
+    // One line each, as the plan lists them: the planted name is not two.
+    assert_eq!(
+        repo.show("swarm/s", "entries.txt"),
+        "tests/a.txt\ntests/b.txt"
+    );
+    assert_eq!(
+        repo.show("swarm/s", "words.txt"),
+        "tests/a.txt\ntests/b.txt"
+    );
+    // (The warning's lines are wrapped.)
+    assert!(
+        run.stderr
+            .contains("sharded task `t` leaves out 1 entry holding a line break")
+            && run
+                .stderr
+                .contains("`$SWARM_ENTRIES`: `tests/a.txt\\nb.txt`"),
+        "{}",
+        run.stderr
+    );
+    let sharded = journal(&repo, "s")
+        .into_iter()
+        .find(|e| e["event"] == "task_sharded")
+        .unwrap();
+    assert_eq!(
+        sharded["shards"],
+        serde_json::json!([["tests/a.txt", "tests/b.txt"]])
+    );
+}
+
+/// A `keep_runs` clean commits what a failed task's kept worktree holds
+/// with the task's own `max_file_size`, as its result was: a sparse file
+/// of 300 MiB (and one of 20 MiB, under swarm's default but over the
+/// task's 10 MiB) is never read nor committed, and the run says so; the
+/// rest of the worktree's work is kept.
+#[test]
+fn a_keep_runs_clean_commits_no_file_past_the_tasks_max_file_size() {
+    let repo = TestRepo::new();
+    let first = repo.plan(
+        "c.toml",
+        r#"[swarm]
+name = "c"
+
+[defaults]
+warm = false
+
+[[task]]
+id = "bad"
+max_file_size = "10MiB"
+run = "echo half > half.txt; truncate -s 300M big.bin; truncate -s 20M mid.bin; exit 3"
+"#,
+    );
+    repo.run_plan(&first, &[]).assert_code(1);
+    let worktree = repo.worktree("c", "bad");
+    assert_eq!(
+        std::fs::metadata(worktree.join("big.bin")).unwrap().len(),
+        300 << 20
+    );
+    // Work done by hand in the kept worktree after the run.
+    std::fs::write(worktree.join("fix.txt"), "by hand\n").unwrap();
+
+    let second = repo.plan(
+        "d.toml",
+        "[swarm]\nname = \"d\"\nkeep_runs = 1\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+    );
+    let run = repo.run_plan(&second, &[]);
+    run.assert_code(0);
+    assert!(!worktree.exists(), "{}", run.stderr);
+    let refs = repo.git(&["for-each-ref", "--format=%(refname)", "refs/swarm/c/"]);
+    let mut by_hand = false;
+    for name in refs.lines() {
+        let files = repo.git(&["ls-tree", "-r", "--name-only", name]);
+        assert!(
+            !files.contains("big.bin") && !files.contains("mid.bin"),
+            "{name}: {files}"
+        );
+        by_hand |= files.lines().any(|f| f == "fix.txt");
+    }
+    assert!(by_hand, "the work done by hand was not kept: {refs}");
+    // And the run says what went with the worktree.
+    for (file, size) in [("big.bin", "300.0 MiB"), ("mid.bin", "20.0 MiB")] {
+        let said = format!(
+            "left out of bad's worktree (removed): {file}: too large ({size}, over max_file_size of 10.0 MiB)"
+        );
+        assert!(run.stderr.contains(&said), "{said}\n{}", run.stderr);
+    }
+}
+
+/// `tool_choice = "schema"`: an answer that names a tool but gives input
+/// of the wrong type (a server that did not hold it to the schema) is a
+/// refused call the model is told to make again, as unparsable arguments
+/// are, never input passed on unchecked: here `finish` with a number for
+/// its summary, which would have ended the task with none.
+#[test]
+fn a_schema_call_of_the_wrong_type_is_refused_to_the_model_not_passed_on() {
+    use crate::support::model::{MockModel, Options, Reply, Wire};
+    let repo = TestRepo::new();
+    let mock = MockModel::start(Options::new("smollm2"), |call| match call.turn {
+        0 => Reply::text(r#"{"tool": "finish", "input": {"summary": 5}}"#),
+        _ => {
+            assert!(
+                call.last_user_text.contains("failed")
+                    && call.last_user_text.contains(
+                        "does not match the input schema of `finish`: at /summary: 5 is not of type \"string\""
+                    ),
+                "{}",
+                call.last_user_text
+            );
+            Reply::text(r#"{"tool": "finish", "input": {"summary": "checked"}}"#)
+        }
+    });
+    let plan = repo.plan(
+        "m.toml",
+        &format!(
+            r#"[swarm]
+name = "m"
+
+[models.default]
+provider = "openai"
+model = "smollm2"
+base_url = "{}"
+api_key_env = ""
+tool_choice = "schema"
+
+[[task]]
+id = "a"
+isolation = "readonly"
+verify = "true"
+prompt = "Say you are done."
+"#,
+            mock.base_url(Wire::OpenAi)
+        ),
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(0);
+    mock.assert_clean();
+    let report = repo.report();
+    let agent = &task(&report, "a")["agent"];
+    assert_eq!(agent["summary"], "checked", "{agent}\n{}", run.stderr);
+    assert_eq!(mock.calls().len(), 2);
+}
