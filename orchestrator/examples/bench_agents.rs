@@ -600,6 +600,7 @@ fn door(n: usize) -> anyhow::Result<()> {
             reel: None,
             network: false,
             memory: None,
+            redact: None,
         },
     )?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -57,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         stdout: dir.join("out.log"),
         stderr: dir.join("err.log"),
         max_output: 1 << 20,
+        redact: None,
         deadline: None,
         memory: 64 << 20,
         fuel: None,

@@ -23,7 +23,7 @@ use swarm_protocol::{EventBody, TaskStatus};
 use crate::fold::RunFold;
 pub use crate::git::branch::BranchFate;
 use crate::git::branch::delete_branch;
-use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, refs, snapshot};
+use crate::git::{GitError, Repo, SnapshotLimits, Worktrees, refs, snapshot_screened};
 use crate::ids::flat;
 use crate::journal;
 use crate::state::{Kind, State, StateError};
@@ -493,7 +493,12 @@ fn keep(
         max_file_size,
         run,
     };
-    let snap = snapshot(path, &admin, base, limits, |_, _| message.clone())?;
+    // The person's included files (a failed task's copy of `.env`) are
+    // never committed, here either: left out before they are written.
+    let screen = crate::worktree_include::screen_of(&repo.workdir);
+    let (snap, _) = snapshot_screened(path, &admin, base, limits, Some(&screen), |_, _| {
+        message.clone()
+    })?;
     let left_out = snap.skipped;
     let tree = repo.tree_of(snap.commit)?;
     let mut existing = vec![refs::task(run, task)];

@@ -56,5 +56,6 @@ mod trust;
 mod warm_worktrees;
 mod wasm;
 mod wasm_guests;
+mod worktree_include;
 mod worktree_setup;
 mod worktrees;

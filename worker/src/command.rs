@@ -54,6 +54,9 @@ pub struct CommandSpec {
     pub grace: Duration,
     /// Most bytes of each output stream kept in its log file.
     pub max_output: u64,
+    /// The person's secrets taken out of its output as it is kept (see
+    /// [`crate::redact`]).
+    pub redact: Option<crate::redact::Redact>,
     /// Confine the command; `None` runs it unconfined (with the inherited
     /// environment plus `env` if `inherit_env`), started by `unconfined`.
     pub sandbox: Option<Sandboxed>,
@@ -254,8 +257,8 @@ pub async fn run_command(
         // ended.
         let captured = async {
             tokio::join!(
-                output::capture(out_r, &mut stdout, spec.max_output),
-                output::capture(err_r, &mut stderr, spec.max_output)
+                output::capture(out_r, &mut stdout, spec.max_output, spec.redact.as_ref()),
+                output::capture(err_r, &mut stderr, spec.max_output, spec.redact.as_ref())
             )
         };
         let attempt = async {

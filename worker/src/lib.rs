@@ -9,9 +9,11 @@
 pub mod agent;
 mod command;
 mod output;
+pub mod redact;
 pub mod wasm;
 
 pub use command::{CommandSpec, Deck, DeckSignal, OnDeck, Sandboxed, run_command};
 pub use output::open_log;
+pub use redact::Redact;
 pub use swarm_protocol::AttemptOutcome;
 pub use swarm_sandbox::Stop;

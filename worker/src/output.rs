@@ -143,8 +143,15 @@ impl Log {
 }
 
 /// Copies `from` into `log` until the writers are gone, keeping at most
-/// `limit` bytes. Returns the number of bytes dropped.
-pub(crate) async fn capture(mut from: pipe::Receiver, log: &mut Log, limit: u64) -> u64 {
+/// `limit` bytes, with the person's secrets `redact` names taken out (see
+/// [`crate::redact`]). Returns the number of bytes dropped.
+pub(crate) async fn capture(
+    mut from: pipe::Receiver,
+    log: &mut Log,
+    limit: u64,
+    redact: Option<&crate::redact::Redact>,
+) -> u64 {
+    let mut redacting = redact.map(crate::redact::Redact::stream);
     // Small until bytes come, and never zeroed (`read_buf` reads into the
     // spare room): most tasks print little or nothing, and two zeroed
     // 64 KiB buffers per task were a tenth of the coordinator's time on
@@ -160,7 +167,12 @@ pub(crate) async fn capture(mut from: pipe::Receiver, log: &mut Log, limit: u64)
         let take = budget.take(n);
         // A failing log write (disk full) must not stop the draining: the
         // worker would block on a full pipe.
-        if take > 0 && log.write_all(&buf[..take]).is_err() {
+        let written = match (&mut redacting, take) {
+            (_, 0) => Ok(()),
+            (Some(stream), _) => log.write_all(&stream.push(&buf[..take])),
+            (None, _) => log.write_all(&buf[..take]),
+        };
+        if written.is_err() {
             budget.unkeep(take);
         }
         // Output is coming: read it in large pieces from now on.
@@ -168,6 +180,11 @@ pub(crate) async fn capture(mut from: pipe::Receiver, log: &mut Log, limit: u64)
             buf.clear();
             buf.reserve_exact(64 << 10);
         }
+    }
+    if let Some(held) = redacting.map(crate::redact::Stream::finish)
+        && !held.is_empty()
+    {
+        let _ = log.write_all(&held);
     }
     if let Some(note) = budget.note() {
         let _ = log.write_all(note.as_bytes());
@@ -191,7 +208,7 @@ mod tests {
                 w.write_all(&[b'x'; 1000]).unwrap();
             }
         });
-        let dropped = capture(read, &mut Log::new(&path), 2500).await;
+        let dropped = capture(read, &mut Log::new(&path), 2500, None).await;
         writer.join().unwrap();
         assert_eq!(dropped, 100_000 - 2500);
         let mut text = String::new();
@@ -210,7 +227,7 @@ mod tests {
         let path = dir.path().join("log");
         let (write, read) = pipe().unwrap();
         File::from(write).write_all(b"hello\n").unwrap();
-        assert_eq!(capture(read, &mut Log::new(&path), 6).await, 0);
+        assert_eq!(capture(read, &mut Log::new(&path), 6, None).await, 0);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "hello\n");
     }
 
@@ -224,7 +241,7 @@ mod tests {
         File::from(write).write_all(b"lost\n").unwrap();
         let mut log = Log::new(&path);
         assert_eq!(log.lost(), None);
-        capture(read, &mut log, 100).await;
+        capture(read, &mut log, 100, None).await;
         let lost = log.lost().unwrap();
         assert!(lost.starts_with("make its log "), "{lost}");
         assert!(lost.contains("file/t/1.out"), "{lost}");
@@ -237,7 +254,7 @@ mod tests {
         let (write, read) = pipe().unwrap();
         drop(write);
         let mut log = Log::new(&path);
-        assert_eq!(capture(read, &mut log, 6).await, 0);
+        assert_eq!(capture(read, &mut log, 6, None).await, 0);
         assert!(!path.exists());
         assert!(!path.parent().unwrap().exists());
         log.touch();

@@ -94,6 +94,8 @@ pub struct DoorSettings {
     /// The task's memory limit, if it has one: what its door may hold in
     /// request bodies at once is a share of it.
     pub memory: Option<u64>,
+    /// The person's secrets, never in its transcript.
+    pub redact: Option<swarm_worker::Redact>,
 }
 
 /// Why the door refused a call.
@@ -162,6 +164,7 @@ impl Door {
             .endpoint(&settings.model)
             .ok_or_else(|| GatewayError::UnknownModel(settings.model.clone()))?;
         let mut transcript = Transcript::open(&settings.transcript);
+        transcript.redacting(settings.redact.clone());
         let room = settings.memory.map_or(MAX_BODY, |m| {
             usize::try_from(m / BODIES_SHARE).unwrap_or(MAX_BODY)
         });
@@ -1398,6 +1401,7 @@ mod tests {
                 reel: None,
                 network: false,
                 memory: None,
+                redact: None,
             },
         )
         .unwrap();

@@ -191,6 +191,12 @@ impl Session {
         self
     }
 
+    /// Takes `redact`'s secrets (the person's) out of its transcript.
+    pub fn with_redact(mut self, redact: Option<swarm_worker::Redact>) -> Self {
+        self.transcript.redacting(redact);
+        self
+    }
+
     /// Records the session's model calls to `reel`, or answers them from
     /// it.
     pub fn with_reel(mut self, reel: Option<Arc<super::tape::Reel>>) -> Self {

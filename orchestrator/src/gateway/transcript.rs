@@ -3,7 +3,10 @@
 //! its usage, retries, tool activity, verify results, the end). With the
 //! conversation it records, each request the gateway sent can be rebuilt
 //! exactly: a request is the system prompt, the tools and every message so
-//! far. Headers are never recorded, so the API key never is.
+//! far. Headers are never recorded, so the API key never is; nor are the
+//! person's secrets (the files `.worktreeinclude` brings in, which an agent
+//! reads as it reads any file): each line is redacted as a log is (see
+//! [`swarm_worker::redact`]).
 
 use std::fs::File;
 use std::io::Write;
@@ -16,6 +19,7 @@ pub(crate) struct Transcript {
     path: PathBuf,
     file: Option<File>,
     started: std::time::Instant,
+    redact: Option<swarm_worker::Redact>,
 }
 
 impl Transcript {
@@ -32,7 +36,13 @@ impl Transcript {
             path: path.to_path_buf(),
             file,
             started: std::time::Instant::now(),
+            redact: None,
         }
+    }
+
+    /// Takes `redact`'s secrets out of every line written from now on.
+    pub fn redacting(&mut self, redact: Option<swarm_worker::Redact>) {
+        self.redact = redact;
     }
 
     pub fn path(&self) -> &Path {
@@ -51,6 +61,9 @@ impl Transcript {
             );
         }
         let mut line = entry.to_string();
+        if let Some(redact) = &self.redact {
+            line = redact.text(&line);
+        }
         line.push('\n');
         if let Err(e) = file.write_all(line.as_bytes()) {
             tracing::warn!(path = %self.path.display(), %e, "failed to write a transcript");

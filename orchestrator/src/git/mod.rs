@@ -13,6 +13,7 @@ pub mod hold;
 mod incoming;
 mod merge;
 pub(crate) mod scan;
+pub mod screen;
 mod snapshot;
 #[cfg(test)]
 pub(crate) mod test_repo;
@@ -27,7 +28,25 @@ use std::process::Command;
 use git2::{Oid, Repository};
 
 pub use merge::{MergeOutcome, Merger, merge_results};
-pub use snapshot::{Snapshot, SnapshotLimits, State, checkout_to, leave_out, snapshot, state};
+pub use screen::Screen;
+
+/// Whether a file name is git's: `.git`, or a name that stands for it on
+/// some file system (`.GIT`, `.git.`, `.git `, `git~1`), which git itself
+/// refuses to check out. Nothing at or below one is a file of the
+/// worktree's: it is a repository's record, and its configuration names
+/// commands git runs.
+pub fn stands_for_git(name: &[u8]) -> bool {
+    let trimmed = name.trim_ascii_end();
+    let trimmed = match trimmed.iter().rposition(|b| *b != b'.') {
+        Some(end) => &trimmed[..=end],
+        None => trimmed,
+    };
+    trimmed.eq_ignore_ascii_case(b".git") || name.eq_ignore_ascii_case(b"git~1")
+}
+pub use snapshot::{
+    Snapshot, SnapshotLimits, State, Withheld, leave_out, snapshot, snapshot_screened, state,
+    state_into,
+};
 pub use view::write_view;
 pub(crate) use worktree::Leftover;
 pub use worktree::Worktrees;

@@ -16,12 +16,19 @@
 //! - a path git refuses (`.GIT/config`, `git~1/config`, `sub/.git/...`),
 //!   a file over the limit, and anything unreadable is left out and
 //!   reported, and the rest is committed: one bad path never costs a task
-//!   its work.
+//!   its work;
+//! - a file holding what a [`Screen`] keeps out (the person's `.env`) is
+//!   left out the same way, before its content is written anywhere (see
+//!   [`super::screen`]), and said apart ([`Withheld`]).
+//!
+//! What is written goes into a quarantine ([`super::incoming`]) first, a
+//! [`state`]'s too: only what a commit a ref will name brings is ever
+//! moved into the repository's objects.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::Metadata;
-use std::io::Read;
+use std::io::{Read, Seek as _};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -32,6 +39,7 @@ use swarm_protocol::{SkipReason, SkippedFile};
 
 use super::incoming::Incoming;
 use super::scan::{self, Found};
+use super::screen::Screen;
 use super::{Context, GitError, signature};
 
 const MODE_FILE: u32 = 0o100_644;
@@ -93,35 +101,57 @@ pub fn snapshot(
     limits: SnapshotLimits<'_>,
     message: impl Fn(&[SkippedFile], &[String]) -> String,
 ) -> Result<Snapshot, GitError> {
-    // An object a prune took between its writing and its holding: written
-    // again.
-    super::hold::again_on_prune_race(|| take(path, git_dir, base, limits, Some(&message)))
-        .map(|(snap, _)| snap)
+    snapshot_screened(path, git_dir, base, limits, None, message).map(|(snap, _)| snap)
 }
 
-/// What the worktree at `path` holds against `base`, as a tree written to
-/// the object database, and the paths that differ: a snapshot that
-/// commits nothing, leaves the index and HEAD alone (`[setup]`'s outputs,
-/// see [`leave_out`]).
+/// [`snapshot`], leaving out every file that holds what `screen` keeps out
+/// (before its content is written anywhere): those are in the snapshot's
+/// `skipped`, and returned apart.
+pub fn snapshot_screened(
+    path: &Path,
+    git_dir: &Path,
+    base: Oid,
+    limits: SnapshotLimits<'_>,
+    screen: Option<&Screen>,
+    message: impl Fn(&[SkippedFile], &[String]) -> String,
+) -> Result<(Snapshot, Vec<Withheld>), GitError> {
+    // An object a prune took between its writing and its holding: written
+    // again.
+    super::hold::again_on_prune_race(|| {
+        take(path, git_dir, base, limits, Take::Commit(&message), screen)
+    })
+    .map(|taken| (taken.snap, taken.withheld))
+}
+
+/// What the worktree at `path` holds against `base`, and the paths that
+/// differ: a snapshot that commits nothing, writes nothing into the
+/// repository's objects and leaves the index and HEAD alone (`[setup]`'s
+/// outputs, see [`leave_out`]).
 pub fn state(
     path: &Path,
     git_dir: &Path,
     base: Oid,
     limits: SnapshotLimits<'_>,
 ) -> Result<State, GitError> {
-    let (snap, tree) = take(path, git_dir, base, limits, None)?;
-    Ok(State {
-        tree,
-        changed: snap.changed,
-    })
+    take(path, git_dir, base, limits, Take::State(None), None).map(|taken| taken.state)
 }
 
-/// Writes tree `tree` (of the repository whose git directory is
-/// `git_dir`) into the new directory `dir`: a checkout of its own, which
-/// no index or HEAD records.
-pub fn checkout_to(git_dir: &Path, tree: Oid, dir: &Path) -> Result<(), GitError> {
+/// [`state`], and the worktree as it is written into the new directory
+/// `dir`: a checkout of its own, which no index or HEAD records (for a
+/// scorer that must not see the worktree itself).
+pub fn state_into(
+    path: &Path,
+    git_dir: &Path,
+    base: Oid,
+    limits: SnapshotLimits<'_>,
+    dir: &Path,
+) -> Result<State, GitError> {
+    take(path, git_dir, base, limits, Take::State(Some(dir)), None).map(|taken| taken.state)
+}
+
+/// Writes tree `tree` of `repo` into the new directory `dir`.
+fn checkout_to(repo: &Repository, tree: Oid, dir: &Path) -> Result<(), GitError> {
     let action = || format!("check out a copy at {}", dir.display());
-    let repo = Repository::open_bare(git_dir).context(action)?;
     let tree = repo.find_tree(tree).context(action)?;
     let mut checkout = git2::build::CheckoutBuilder::new();
     checkout
@@ -136,38 +166,97 @@ pub fn checkout_to(git_dir: &Path, tree: Oid, dir: &Path) -> Result<(), GitError
 /// A worktree's content at one moment, not committed (see [`state`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
-    pub tree: Oid,
     /// Paths that differ from the base, sorted.
     pub changed: Vec<String>,
+    /// What each of them holds, in the same order: its blob (or
+    /// gitlink) and mode; `None` where it is gone.
+    pub entries: Vec<Option<(Oid, i32)>>,
 }
 
-/// How a snapshot's commit message is made, from the files left out and
-/// the paths changed; `None`: no commit (see [`state`]).
-type Message<'a> = Option<&'a dyn Fn(&[SkippedFile], &[String]) -> String>;
+impl State {
+    /// What `path` (one of `changed`) holds; `None` if it is gone or did
+    /// not change.
+    fn entry(&self, path: &str) -> Option<(Oid, i32)> {
+        let i = self
+            .changed
+            .binary_search_by(|p| p.as_str().cmp(path))
+            .ok()?;
+        self.entries.get(i).copied().flatten()
+    }
 
-/// [`snapshot`] and [`state`]: the snapshot, and its tree.
+    /// Whether it changed `path` to blob `id`.
+    pub fn made(&self, path: &str, id: Oid) -> bool {
+        self.entry(path).is_some_and(|(made, _)| made == id)
+    }
+
+    /// This state as a snapshot that left out `withheld` sees it: a file
+    /// it made whole, which the snapshot cut, is as the snapshot has it
+    /// (so that [`leave_out`] still knows it for setup's).
+    pub fn as_withheld(&self, withheld: &[Withheld]) -> State {
+        let mut state = self.clone();
+        for w in withheld {
+            if let Ok(i) = state.changed.binary_search(&w.path)
+                && let Some(Some((id, _))) = state.entries.get_mut(i)
+                && *id == w.id
+                && let Some(cut) = w.cut
+            {
+                *id = cut;
+            }
+        }
+        state
+    }
+}
+
+/// A file a snapshot left out for holding what its [`Screen`] keeps out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withheld {
+    pub path: String,
+    /// The blob it would have been (written nowhere).
+    pub id: Oid,
+    /// The screen's files it holds, by name.
+    pub files: Vec<String>,
+    /// It is one of them whole, not more.
+    pub whole: bool,
+    /// The blob committed in its place: the file with each place that
+    /// held one of them saying so; `None`: nothing of it is committed.
+    pub cut: Option<Oid>,
+}
+
+/// What a [`take`] makes: a commit (with the message this makes of the
+/// files left out and the paths changed), or a [`State`] (written out into
+/// a directory, if one is given).
+enum Take<'a> {
+    Commit(&'a dyn Fn(&[SkippedFile], &[String]) -> String),
+    State(Option<&'a Path>),
+}
+
+/// What a [`take`] made.
+struct Taken {
+    snap: Snapshot,
+    /// Filled for a [`Take::State`] only.
+    state: State,
+    withheld: Vec<Withheld>,
+}
+
+/// [`snapshot`] and [`state`].
 fn take(
     path: &Path,
     git_dir: &Path,
     base: Oid,
     limits: SnapshotLimits<'_>,
-    message: Message<'_>,
-) -> Result<(Snapshot, Oid), GitError> {
+    make: Take<'_>,
+    screen: Option<&Screen>,
+) -> Result<Taken, GitError> {
     let started = Instant::now();
     let action = || format!("snapshot worktree {}", path.display());
     // Bare: libgit2 gets no working directory, so nothing below can reach
     // the worktree through it (index writes would otherwise diff "racily
     // clean" entries against it, with the worker's filters).
     let repo = Repository::open_bare(git_dir).context(action)?;
-    // A snapshot's objects are written where no prune looks until they
-    // are held; a state's (committed by no one) into the repository.
-    let incoming = match message {
-        Some(_) => Some(Incoming::open(repo.commondir())?),
-        None => None,
-    };
-    if let Some(incoming) = &incoming {
-        incoming.attach(&repo)?;
-    }
+    // Every object is written where no prune looks and no task reads
+    // until it is held: a state's (committed by no one) never is.
+    let incoming = Incoming::open(repo.commondir())?;
+    incoming.attach(&repo)?;
     let base_commit = repo.find_commit(base).context(action)?;
     let base_tree = base_commit.tree().context(action)?;
     let mut index = open_index(&repo, git_dir, &base_tree).context(action)?;
@@ -183,6 +272,8 @@ fn take(
             .map(|m| (m.mtime(), m.mtime_nsec())),
         entries: index.iter().map(|e| (e.path.clone(), e)).collect(),
         probe: Index::new().context(action)?,
+        screen: screen.filter(|s| !s.is_empty()),
+        withheld: Vec::new(),
         skipped: Vec::new(),
         hashed: 0,
         write_failed: None,
@@ -269,6 +360,7 @@ fn take(
         hashed,
         write_failed,
         largest,
+        mut withheld,
         ..
     } = builder;
     if let Some(e) = write_failed {
@@ -276,29 +368,62 @@ fn take(
     }
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.dedup_by(|a, b| a.path == b.path);
+    withheld.sort_by(|a, b| a.path.cmp(&b.path));
+    withheld.dedup_by(|a, b| a.path == b.path);
     let tree_id = index.write_tree_to(&repo).context(action)?;
-    if tree_id == base_tree.id() {
-        let snap = Snapshot {
-            commit: base,
-            changed: Vec::new(),
-            skipped,
-            duration: started.elapsed(),
-            hashed,
+    let unchanged =
+        |skipped: Vec<SkippedFile>, changed: Vec<String>, tree: Option<&git2::Tree<'_>>| {
+            let state = match tree {
+                Some(tree) => state_of(tree, &changed),
+                None => Vec::new(),
+            };
+            let snap = Snapshot {
+                commit: base,
+                changed,
+                skipped,
+                duration: started.elapsed(),
+                hashed,
+            };
+            (snap, state)
         };
-        return Ok((snap, tree_id));
+    let message = match make {
+        Take::Commit(message) => message,
+        Take::State(into) => {
+            let tree = repo.find_tree(tree_id).context(action)?;
+            let changed = match tree_id == base_tree.id() {
+                true => Vec::new(),
+                false => changed_paths(&repo, &base_tree, &tree).context(action)?,
+            };
+            // Read from the quarantine, before it goes.
+            if let Some(dir) = into {
+                checkout_to(&repo, tree_id, dir)?;
+            }
+            let (snap, entries) = unchanged(skipped, changed, Some(&tree));
+            let state = State {
+                changed: snap.changed.clone(),
+                entries,
+            };
+            return Ok(Taken {
+                snap,
+                state,
+                withheld,
+            });
+        }
+    };
+    let no_state = || State {
+        changed: Vec::new(),
+        entries: Vec::new(),
+    };
+    if tree_id == base_tree.id() {
+        let (snap, _) = unchanged(skipped, Vec::new(), None);
+        return Ok(Taken {
+            snap,
+            state: no_state(),
+            withheld,
+        });
     }
     let tree = repo.find_tree(tree_id).context(action)?;
     let changed = changed_paths(&repo, &base_tree, &tree).context(action)?;
-    let Some(message) = message else {
-        let snap = Snapshot {
-            commit: base,
-            changed,
-            skipped,
-            duration: started.elapsed(),
-            hashed,
-        };
-        return Ok((snap, tree_id));
-    };
     let commit = commit_on(
         &repo,
         &signature()?,
@@ -308,14 +433,7 @@ fn take(
     )
     .context(action)?;
     // Held before any ref or HEAD names the commit.
-    super::hold::hold(
-        &repo,
-        incoming.as_ref(),
-        commit,
-        &[base],
-        limits.run,
-        largest,
-    )?;
+    super::hold::hold(&repo, Some(&incoming), commit, &[base], limits.run, largest)?;
     // Leave the worktree consistent with its snapshot, so that a kept
     // (failed) worktree shows a clean `git status` and `git log` shows it.
     index.write().context(action)?;
@@ -327,7 +445,23 @@ fn take(
         duration: started.elapsed(),
         hashed,
     };
-    Ok((snap, tree_id))
+    Ok(Taken {
+        snap,
+        state: no_state(),
+        withheld,
+    })
+}
+
+/// What each of `changed` holds in `tree` (see [`State::entries`]).
+fn state_of(tree: &git2::Tree<'_>, changed: &[String]) -> Vec<Option<(Oid, i32)>> {
+    changed
+        .iter()
+        .map(|p| {
+            tree.get_path(Path::new(p))
+                .ok()
+                .map(|e| (e.id(), e.filemode()))
+        })
+        .collect()
 }
 
 /// `snap` (a snapshot of the worktree at `path`, whose git directory is
@@ -364,7 +498,6 @@ pub fn leave_out(
         .find_commit(snap.commit)
         .and_then(|c| c.tree())
         .context(action)?;
-    let setup_tree = repo.find_tree(setup.tree).context(action)?;
     let entry = |tree: &git2::Tree<'_>, p: &str| {
         tree.get_path(Path::new(p))
             .ok()
@@ -373,7 +506,7 @@ pub fn leave_out(
     let mut update = git2::build::TreeUpdateBuilder::new();
     let mut left_out = 0;
     for p in &setup.changed {
-        let made = entry(&setup_tree, p);
+        let made = setup.entry(p);
         if entry(&task_tree, p) != made {
             continue;
         }
@@ -494,6 +627,10 @@ struct Builder<'a> {
     /// An index without a repository, to ask libgit2 whether it accepts a
     /// path before any content is read.
     probe: Index,
+    /// What no file may hold (see [`super::screen`]); `None`: nothing.
+    screen: Option<&'a Screen>,
+    /// The files left out for holding it.
+    withheld: Vec<Withheld>,
     skipped: Vec<SkippedFile>,
     hashed: usize,
     /// The first object the object database failed to write.
@@ -508,6 +645,13 @@ enum Unstored {
     File(String),
     /// The object database failed to write it.
     Write(git2::Error),
+    /// It holds what the screen keeps out (see [`Withheld`]).
+    Withheld {
+        found: Vec<usize>,
+        id: Oid,
+        whole: bool,
+        cut: Option<Oid>,
+    },
 }
 
 impl From<String> for Unstored {
@@ -565,6 +709,38 @@ impl Builder<'_> {
                 self.write_failed.get_or_insert(e);
                 return;
             }
+            // Its entry stays as it was (the base's, or none): the
+            // worktree still has the file, no commit has it.
+            Err(Unstored::Withheld {
+                found,
+                id,
+                whole,
+                cut,
+            }) => {
+                self.withhold(rel, &found, id, whole, cut);
+                // What is left of it, in the commit; its stat data none
+                // (the file on disk is not that): read again next time.
+                if let Some(cut) = cut {
+                    let entry = IndexEntry {
+                        ctime: IndexTime::new(0, 0),
+                        mtime: IndexTime::new(0, 0),
+                        dev: 0,
+                        ino: 0,
+                        mode,
+                        uid: 0,
+                        gid: 0,
+                        file_size: 0,
+                        id: cut,
+                        flags: 0,
+                        flags_extended: 0,
+                        path: rel.to_vec(),
+                    };
+                    if let Err(e) = index.add(&entry) {
+                        self.write_failed.get_or_insert(e);
+                    }
+                }
+                return;
+            }
         };
         self.hashed += 1;
         self.largest = self.largest.max(meta.len());
@@ -601,6 +777,9 @@ impl Builder<'_> {
         let abs = scan::join(self.root, rel);
         if mode == MODE_SYMLINK {
             let target = std::fs::read_link(&abs).map_err(|e| e.to_string())?;
+            // A link's target is left out whole: there is nothing of the
+            // task's to keep in it.
+            self.screen_small(rel, target.as_os_str().as_bytes(), false)?;
             let id = self
                 .repo
                 .blob(target.as_os_str().as_bytes())
@@ -616,15 +795,34 @@ impl Builder<'_> {
         if size > self.max_file_size {
             return Err("it grew past max_file_size while it was being read".into());
         }
-        let mut reader = file.take(size);
+        let mut reader = (&file).take(size);
         let id = if size <= SMALL_FILE {
             let mut data = Vec::with_capacity(size as usize);
             reader.read_to_end(&mut data).map_err(|e| e.to_string())?;
             if data.len() as u64 != size {
                 return Err("it shrank while it was being read".into());
             }
+            self.screen_small(rel, &data, true)?;
             self.repo.blob(&data).map_err(Unstored::Write)?
         } else {
+            // Looked through before any of it is written; then read again
+            // from its start, from the same descriptor.
+            if let Some(screen) = self.screen {
+                let found = screen.found_in_reader(reader).map_err(|e| e.to_string())?;
+                let found = self.new_at(rel, found);
+                if !found.is_empty() {
+                    return Err(Unstored::Withheld {
+                        found,
+                        id: Oid::ZERO_SHA1,
+                        whole: false,
+                        cut: None,
+                    });
+                }
+                (&file)
+                    .seek(std::io::SeekFrom::Start(0))
+                    .map_err(|e| e.to_string())?;
+            }
+            let mut reader = (&file).take(size);
             let odb = self.repo.odb().map_err(Unstored::Write)?;
             let len = usize::try_from(size).map_err(|e| e.to_string())?;
             let mut writer = odb.writer(len, ObjectType::Blob).map_err(Unstored::Write)?;
@@ -632,9 +830,97 @@ impl Builder<'_> {
             if copied != size {
                 return Err("it shrank while it was being read".into());
             }
-            writer.finalize().map_err(Unstored::Write)?
+            let id = writer.finalize().map_err(Unstored::Write)?;
+            // One of the files whole, large: it is in the quarantine only,
+            // which goes with the snapshot (no tree names it).
+            if let Some(found) = self.screen.map(|s| s.with_id(id))
+                && !found.is_empty()
+            {
+                return Err(Unstored::Withheld {
+                    found,
+                    id,
+                    whole: true,
+                    cut: None,
+                });
+            }
+            id
         };
         Ok((id, meta))
+    }
+
+    /// Refuses `data` (the content of `rel`, read whole) if it holds what
+    /// the screen keeps out, before it is written; what is left of it
+    /// without that is written instead, if `cut` says to.
+    fn screen_small(&self, rel: &[u8], data: &[u8], cut: bool) -> Result<(), Unstored> {
+        let Some(screen) = self.screen else {
+            return Ok(());
+        };
+        let found = self.new_at(rel, screen.found_in(data));
+        if found.is_empty() {
+            return Ok(());
+        }
+        let id = Oid::hash_object(ObjectType::Blob, data).map_err(Unstored::Write)?;
+        let whole = found.iter().any(|i| screen.is_whole(*i, data));
+        // A file that is one of them and nothing more has nothing of the
+        // task's to keep.
+        let cut = match cut && !whole {
+            true => Some(
+                self.repo
+                    .blob(&screen.cut(data, &found))
+                    .map_err(Unstored::Write)?,
+            ),
+            false => None,
+        };
+        Err(Unstored::Withheld {
+            found,
+            id,
+            whole,
+            cut,
+        })
+    }
+
+    /// Of the screen's files `found` in the new content of `rel`, those
+    /// its content at the base did not hold already (that is in the
+    /// repository anyway).
+    fn new_at(&self, rel: &[u8], found: Vec<usize>) -> Vec<usize> {
+        let (Some(screen), false) = (self.screen, found.is_empty()) else {
+            return found;
+        };
+        let Some(old) = self.entries.get(rel).filter(|e| e.mode != MODE_GITLINK) else {
+            return found;
+        };
+        let held = match self.repo.find_blob(old.id) {
+            Ok(blob) => screen.found_in(blob.content()),
+            Err(_) => return found,
+        };
+        found.into_iter().filter(|i| !held.contains(i)).collect()
+    }
+
+    /// Leaves `rel` out for holding the screen's files `found` (but for
+    /// what is left of it without them, `cut`).
+    fn withhold(&mut self, rel: &[u8], found: &[usize], id: Oid, whole: bool, cut: Option<Oid>) {
+        let Some(screen) = self.screen else {
+            return;
+        };
+        let files: Vec<String> = found.iter().map(|i| screen.name(*i).to_string()).collect();
+        let message = match cut {
+            Some(_) => format!(
+                "the content of {} in it is never committed: the rest of it is",
+                files.join(", ")
+            ),
+            None => format!(
+                "it holds the content of {}, which is never committed",
+                files.join(", ")
+            ),
+        };
+        self.skip(rel, SkipReason::Refused { message });
+        self.withheld.push(Withheld {
+            path: String::from_utf8_lossy(rel).into_owned(),
+            id,
+            files,
+            whole,
+            cut,
+        });
     }
 
     /// True if the file's stat data proves it is what the index entry

@@ -289,3 +289,159 @@ fn special_files_are_reported_and_a_damaged_index_loses_nothing() {
         SkipReason::Unreadable { message } if message.contains("named pipe")
     ));
 }
+
+/// Every object id in the repository's object database, loose or packed
+/// (the quarantines of snapshots under way left out: they go with them).
+fn all_objects(fx: &Fixture) -> std::collections::HashSet<Oid> {
+    let repo = Repository::open(fx.dir.path().join("repo")).unwrap();
+    let mut ids = std::collections::HashSet::new();
+    repo.odb()
+        .unwrap()
+        .foreach(|id| {
+            ids.insert(*id);
+            true
+        })
+        .unwrap();
+    ids
+}
+
+/// A file holding the screen's content (copied with a byte added,
+/// appended to a tracked file, large, a link's target) is left out of the
+/// snapshot and its blob is never written into the repository, whose
+/// other changes are committed; a path whose base held it already is not
+/// a leak.
+#[test]
+fn files_holding_screened_content_are_left_out_and_never_written() {
+    let secret = b"API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n";
+    let fx = Fixture::new(&[
+        ("README", "read me\n"),
+        (
+            "example.env",
+            "API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n# old\n",
+        ),
+    ]);
+    let screen = crate::git::Screen::new(vec![crate::git::screen::Secret {
+        name: ".env".into(),
+        id: Oid::hash_object(ObjectType::Blob, secret).unwrap(),
+        content: Some(secret.to_vec()),
+    }]);
+    let wt = fx.worktree("screened", &[]);
+    let mut plus = secret.to_vec();
+    plus.push(b'!');
+    write(&wt, "config.txt", &plus);
+    let mut readme = b"read me\n".to_vec();
+    readme.extend_from_slice(secret);
+    write(&wt, "README", &readme);
+    let mut large = vec![b'.'; (SMALL_FILE as usize) * 2];
+    large.extend_from_slice(&secret[..secret.len() - 1]);
+    write(&wt, "big.log", &large);
+    std::os::unix::fs::symlink(
+        std::str::from_utf8(&secret[..secret.len() - 1]).unwrap(),
+        wt.path.join("link"),
+    )
+    .unwrap();
+    write(
+        &wt,
+        "example.env",
+        b"API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n# new\n",
+    );
+    write(&wt, "fine.txt", b"work\n");
+    let before = all_objects(&fx);
+    let scope: Vec<String> = Vec::new();
+    let limits = SnapshotLimits {
+        scope: &scope,
+        max_file_size: 100 * MB,
+        run: "r",
+    };
+    let (snap, withheld) = snapshot_screened(
+        &wt.path,
+        &wt.admin,
+        fx.base,
+        limits,
+        Some(&screen),
+        |_, _| "m".into(),
+    )
+    .unwrap();
+    let paths: Vec<&str> = withheld.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(paths, ["README", "big.log", "config.txt", "link"]);
+    assert!(withheld.iter().all(|w| w.files == [".env"]));
+    let files = fx.files(snap.commit);
+    assert_eq!(content(&files, "fine.txt").unwrap(), b"work\n");
+    assert!(
+        content(&files, "example.env")
+            .unwrap()
+            .ends_with(b"# new\n")
+    );
+    // What the task wrote around it is kept, with a word where it was; a
+    // large file and a link are left out whole.
+    let marker = "[swarm: the content of .env was left out here]";
+    assert_eq!(
+        content(&files, "README").unwrap(),
+        format!("read me\n{marker}\n").as_bytes()
+    );
+    assert_eq!(
+        content(&files, "config.txt").unwrap(),
+        format!("{marker}\n!").as_bytes()
+    );
+    for p in ["big.log", "link"] {
+        assert!(!files.contains_key(p), "{p}");
+    }
+    let cut: Vec<&str> = withheld
+        .iter()
+        .filter(|w| w.cut.is_some())
+        .map(|w| w.path.as_str())
+        .collect();
+    assert_eq!(cut, ["README", "config.txt"]);
+    assert!(
+        snap.skipped.iter().any(|s| s.path == "big.log"
+            && matches!(&s.reason, SkipReason::Refused { message } if message.contains(".env"))),
+        "{:?}",
+        snap.skipped
+    );
+    // Nothing holding the content reached the object database, but for
+    // the file whose base held it already.
+    let repo = Repository::open(fx.dir.path().join("repo")).unwrap();
+    let example = Oid::hash_object(
+        ObjectType::Blob,
+        b"API_TOKEN=sk-live-0123456789abcdef\nOTHER=1\n# new\n",
+    )
+    .unwrap();
+    for id in all_objects(&fx).difference(&before) {
+        let object = repo.find_object(*id, None).unwrap();
+        if let Some(blob) = object.as_blob().filter(|_| *id != example) {
+            assert!(
+                screen.found_in(blob.content()).is_empty(),
+                "{id} holds the secret"
+            );
+        }
+    }
+}
+
+/// A state (setup's outputs, a scorer's copy) writes nothing into the
+/// repository's objects, and says what each changed path holds.
+#[test]
+fn a_state_writes_no_object_into_the_repository() {
+    let fx = Fixture::new(&[("README", "r\n")]);
+    let wt = fx.worktree("state", &[]);
+    write(&wt, "made.txt", b"made by setup\n");
+    std::fs::remove_file(wt.path.join("README")).unwrap();
+    let before = all_objects(&fx);
+    let scope: Vec<String> = Vec::new();
+    let limits = SnapshotLimits {
+        scope: &scope,
+        max_file_size: 100 * MB,
+        run: "r",
+    };
+    let into = fx.dir.path().join("copy");
+    std::fs::create_dir(&into).unwrap();
+    let made = state_into(&wt.path, &wt.admin, fx.base, limits, &into).unwrap();
+    assert_eq!(made.changed, ["README", "made.txt"]);
+    let id = Oid::hash_object(ObjectType::Blob, b"made by setup\n").unwrap();
+    assert!(made.made("made.txt", id));
+    assert!(made.entries[0].is_none());
+    assert_eq!(
+        std::fs::read(into.join("made.txt")).unwrap(),
+        b"made by setup\n"
+    );
+    assert_eq!(all_objects(&fx), before);
+}

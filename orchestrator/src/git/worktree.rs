@@ -291,6 +291,22 @@ impl Worktrees {
             git(&["clean", "-d", "--force", "--force", "--quiet"]),
             || format!("remove untracked files of worktree {}", path.display()),
         )?;
+        // The clean keeps what git ignores (the point of a warm worktree),
+        // and with it a repository a task left in there (`target/x/.git`),
+        // whose configuration names commands git runs for whatever later
+        // runs git in it (a setup, with setup's network). Its `.git` goes.
+        let listed = git(&[
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+        ])
+        .output()
+        .context(|| format!("list ignored files of worktree {}", path.display()))?;
+        remove_nested_gits(path, &listed.stdout)
+            .context(|| format!("remove repositories left in worktree {}", path.display()))?;
         Ok(Some(admin))
     }
 
@@ -422,6 +438,87 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             other => return other,
         }
+    }
+}
+
+/// Removes every `.git` (directory, file or link: whatever stands for
+/// git's, see [`super::stands_for_git`]) at or below the ignored paths
+/// `listed` (`git ls-files -z --others --ignored --directory` of the
+/// worktree at `path`), walked by descriptor without following a link:
+/// the worktree is what a task left.
+fn remove_nested_gits(path: &Path, listed: &[u8]) -> std::io::Result<()> {
+    let root = cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+    for rel in listed.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let rel = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+            rel.strip_suffix(b"/").unwrap_or(rel),
+        );
+        let rel = Path::new(rel);
+        if rel
+            .file_name()
+            .is_some_and(|n| super::stands_for_git(n.as_encoded_bytes()))
+        {
+            remove_entry(&root, rel)?;
+            continue;
+        }
+        // A directory (opened without following a link: a link here is
+        // one entry git lists, nothing below it is the worktree's).
+        let Ok(dir) = open_dir_beneath(&root, rel) else {
+            continue;
+        };
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            for entry in dir.entries()? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let kind = entry.file_type()?;
+                if super::stands_for_git(name.as_encoded_bytes()) {
+                    match kind.is_dir() {
+                        true => dir.remove_dir_all(&name)?,
+                        false => dir.remove_file(&name)?,
+                    }
+                } else if kind.is_dir() && !kind.is_symlink() {
+                    stack.push(open_nofollow(&dir, &name)?);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens directory `rel` below `root`, no link followed on the way.
+fn open_dir_beneath(root: &cap_std::fs::Dir, rel: &Path) -> std::io::Result<cap_std::fs::Dir> {
+    let mut dir = root.try_clone()?;
+    for part in rel.components() {
+        dir = open_nofollow(&dir, part.as_os_str())?;
+    }
+    Ok(dir)
+}
+
+/// Opens directory `name` of `dir`, not if it is a link.
+fn open_nofollow(
+    dir: &cap_std::fs::Dir,
+    name: &std::ffi::OsStr,
+) -> std::io::Result<cap_std::fs::Dir> {
+    use nix::fcntl::OFlag;
+    let fd = nix::fcntl::openat(
+        std::os::fd::AsFd::as_fd(dir),
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    Ok(cap_std::fs::Dir::from(fd))
+}
+
+/// Removes `rel` below `root` as what it is (a link unlinked, a directory
+/// with everything in it), no link followed on the way.
+fn remove_entry(root: &cap_std::fs::Dir, rel: &Path) -> std::io::Result<()> {
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Ok(());
+    };
+    let dir = open_dir_beneath(root, parent)?;
+    match dir.symlink_metadata(name)?.is_dir() {
+        true => dir.remove_dir_all(name),
+        false => dir.remove_file(name),
     }
 }
 

@@ -21,7 +21,7 @@ use swarm_protocol::{Event, EventBody, Isolation, TaskStatus};
 use super::RunError;
 use super::executor::Reattached;
 use crate::fold::{RunFold, TaskState};
-use crate::git::{Context, Leftover, Repo, SnapshotLimits, Worktrees, refs, snapshot};
+use crate::git::{Context, Leftover, Repo, SnapshotLimits, Worktrees, refs, snapshot_screened};
 use crate::ids::TaskIndex;
 use crate::plan::Task;
 
@@ -501,7 +501,13 @@ fn keep_leftovers(
                 max_file_size: task.max_file_size,
                 run,
             };
-            let snap = snapshot(&path, &admin, base, limits, |_, _| message.clone())?;
+            // The person's included files are never committed, nor a
+            // copy the interrupted task made of one.
+            let screen = crate::worktree_include::screen_of(&repo.workdir);
+            let (snap, _) =
+                snapshot_screened(&path, &admin, base, limits, Some(&screen), |_, _| {
+                    message.clone()
+                })?;
             repo.set_ref(&keep_ref, snap.commit, "swarm: interrupted attempt")?;
             kept = Some(attempt);
         }

@@ -57,6 +57,9 @@ pub struct WasmSpec {
     pub stdout: PathBuf,
     pub stderr: PathBuf,
     pub max_output: u64,
+    /// The person's secrets taken out of its output (see
+    /// [`crate::redact`]).
+    pub redact: Option<crate::redact::Redact>,
     pub deadline: Option<tokio::time::Instant>,
     /// Largest linear memory, in bytes.
     pub memory: u64,
@@ -110,8 +113,8 @@ impl WasmEngine {
         };
         let (stdout, stderr) = match (open(&spec.stdout), open(&spec.stderr)) {
             (Ok(out), Ok(err)) => (
-                Sink::new(out, spec.max_output),
-                Sink::new(err, spec.max_output),
+                Sink::new(out, spec.max_output, spec.redact.as_ref()),
+                Sink::new(err, spec.max_output, spec.redact.as_ref()),
             ),
             (Err(e), _) | (_, Err(e)) => return failed(e),
         };

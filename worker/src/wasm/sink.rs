@@ -17,6 +17,9 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 struct State {
     file: File,
     budget: Budget,
+    /// The person's secrets taken out as the output comes (see
+    /// [`crate::redact`]).
+    redacting: Option<crate::redact::Stream>,
 }
 
 /// One output stream of a guest. Clones share the file and the counts
@@ -25,19 +28,25 @@ struct State {
 pub(crate) struct Sink(Arc<Mutex<State>>);
 
 impl Sink {
-    pub(crate) fn new(file: File, limit: u64) -> Self {
+    pub(crate) fn new(file: File, limit: u64, redact: Option<&crate::redact::Redact>) -> Self {
         Self(Arc::new(Mutex::new(State {
             file,
             budget: Budget::new(limit),
+            redacting: redact.map(crate::redact::Redact::stream),
         })))
     }
 
     fn push(&self, buf: &[u8]) -> std::io::Result<()> {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let take = s.budget.take(buf.len());
-        if take > 0
-            && let Err(e) = s.file.write_all(&buf[..take])
-        {
+        if take == 0 {
+            return Ok(());
+        }
+        let written = match s.redacting.as_mut().map(|r| r.push(&buf[..take])) {
+            Some(redacted) => s.file.write_all(&redacted),
+            None => s.file.write_all(&buf[..take]),
+        };
+        if let Err(e) = written {
             s.budget.unkeep(take);
             return Err(e);
         }
@@ -48,6 +57,9 @@ impl Sink {
     /// was (the same line as for command tasks).
     pub(crate) fn finish(&self) {
         let mut s = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = s.redacting.take().map(crate::redact::Stream::finish) {
+            let _ = s.file.write_all(&held);
+        }
         if let Some(note) = s.budget.note() {
             let _ = s.file.write_all(note.as_bytes());
         }

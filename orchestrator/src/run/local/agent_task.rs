@@ -133,7 +133,8 @@ pub(crate) async fn run(
         .min(MAX_BASH_TIMEOUT);
     let mut session =
         match Session::new(gateway.clone(), &task.id, agent, bash_timeout, &transcript) {
-            Ok(s) => s,
+            // The person's files an agent reads stay out of its transcript.
+            Ok(s) => s.with_redact(ctx.included.redact.clone()),
             Err(e) => return failed(e),
         };
     for group in budget_groups(ctx, task, gateway, agent) {
@@ -481,6 +482,7 @@ mod tests {
             deadline: None,
             grace: Duration::from_secs(1),
             max_output: crate::plan::DEFAULT_MAX_OUTPUT,
+            redact: None,
             sandbox: None,
             unconfined: None,
             deck: Default::default(),

@@ -305,6 +305,8 @@ impl Setup {
             deadline: deadline(task),
             grace: ctx.grace,
             max_output: task.max_output,
+            // The person's included files never reach a log.
+            redact: ctx.included.redact.clone(),
             sandbox,
             unconfined: ctx.unconfined_launcher.clone(),
             deck: swarm_worker::Deck::default(),
@@ -916,6 +918,7 @@ async fn run_wasm(
         stdout,
         stderr,
         max_output: task.max_output,
+        redact: ctx.included.redact.clone(),
         deadline: deadline(task),
         memory: task.memory.unwrap_or(DEFAULT_WASM_MEMORY),
         fuel: wasm.fuel,

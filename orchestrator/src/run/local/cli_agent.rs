@@ -513,6 +513,7 @@ fn open_door(
             reel,
             network: task.network == crate::plan::TaskNetwork::Full,
             memory: task.memory,
+            redact: ctx.included.redact.clone(),
         },
     )
     .map_err(|e| format!("open the gateway for the agent: {e}"))

@@ -111,9 +111,11 @@ fn own_checkout(
         // A state commits nothing: nothing is held.
         run: "",
     };
-    let now =
-        crate::git::state(workdir, git_dir, base, limits).map_err(|e| format!("failed to {e}"))?;
-    crate::git::checkout_to(git_dir, now.tree, dir).map_err(|e| format!("failed to {e}"))
+    // Never written into the repository's objects: the worktree is the
+    // task's, not yet through its result check.
+    crate::git::state_into(workdir, git_dir, base, limits, dir)
+        .map(drop)
+        .map_err(|e| format!("failed to {e}"))
 }
 
 /// [`run`] once its command is set up.

@@ -20,7 +20,7 @@ use super::ctx::{Ctx, readonly_checkout, short_of_space};
 use super::describe::{Verify, describe_result};
 use super::prepare::Prepared;
 use crate::git::{
-    GitError, Repo, SnapshotLimits, State, Worktrees, leave_out, merge_results, refs, snapshot,
+    GitError, SnapshotLimits, State, Worktrees, leave_out, merge_results, refs, snapshot_screened,
 };
 use crate::plan::Task;
 use crate::run::blocking::blocking;
@@ -531,6 +531,12 @@ impl Life<'_> {
             };
         }
         let admin = place.admin.filter(|_| !gone);
+        // What an agent said goes to the journal, the summary and every
+        // view of the run: never a file of the person's it quoted.
+        if let Some(agent) = ran.agent.as_mut() {
+            agent.summary = ctx.included.redacted(&agent.summary);
+            agent.detail = agent.detail.take().map(|d| ctx.included.redacted(&d));
+        }
         // Whatever the task made of its worktree's link to the repository
         // (a `.git` directory whose configuration runs a command), the user
         // who inspects a kept worktree meets git's own record again.
@@ -654,6 +660,7 @@ impl Life<'_> {
         let tmp = request.parent().map(Path::to_path_buf);
         let kept = crate::layout::tests_path(&ctx.run_dir, &task.id, attempt);
         let (wd, repo) = (workdir.to_path_buf(), ctx.repo.clone());
+        let included = Arc::clone(&ctx.included);
         let (tests, warning) = blocking(move || {
             Ok(super::tests::read(&super::tests::Report {
                 junit: &junit,
@@ -661,6 +668,7 @@ impl Life<'_> {
                 tmp: tmp.as_deref(),
                 kept: &kept,
                 base: writes.then_some((&repo, base)),
+                redact: included.redact.as_ref(),
             }))
         })
         .await?;
@@ -707,7 +715,8 @@ impl Life<'_> {
                 run: &run,
             };
             let message = |skipped: &[SkippedFile], changed: &[String]| {
-                super::message::commit_message(
+                // An agent's summary may quote a file of the person's.
+                included.redacted(&super::message::commit_message(
                     &run,
                     &t,
                     attempt,
@@ -716,20 +725,25 @@ impl Life<'_> {
                     a.as_ref(),
                     skipped,
                     &super::owned_paths::outside(&t, changed),
-                )
+                ))
             };
-            let snap = snapshot(&wd, &admin, base, limits, message)?;
+            // The person's included files are never committed, nor
+            // written into git's objects: a file holding one's content is
+            // left out, before it is written.
+            let screen = Some(&included.screen).filter(|s| !s.is_empty());
+            let (snap, withheld) = snapshot_screened(&wd, &admin, base, limits, screen, message)?;
             // What `[setup]` made and the task left alone is not the
             // task's work.
             let snap = match &setup_state {
-                Some(made) => leave_out(&wd, &admin, snap, base, made, &run, message)?,
+                Some(made) => {
+                    let made = made.as_withheld(&withheld);
+                    leave_out(&wd, &admin, snap, base, &made, &run, message)?
+                }
                 None => snap,
             };
             let mut outside = super::owned_paths::outside(&t, &snap.changed);
-            // The person's included files are never committed: a result
-            // holding one's content is refused, naming it.
-            let leaked = leaked(&repo, &snap, &included)?;
-            outside.extend(leaked);
+            // A result that held one fails its attempt, naming both.
+            outside.extend(leaked(&withheld, setup_state.as_ref()));
             let git_ref = if (ran_ok && outside.is_empty()) || last_anyway {
                 refs::task(&run, &t.id)
             } else {
@@ -824,37 +838,30 @@ fn setup_run(prepared: &Prepared, began: Instant) -> Option<swarm_protocol::Setu
     }
 }
 
-/// The paths of `snap` whose content is one of the `included` files, each
-/// as "`PATH` (the content of FILE from .worktreeinclude)".
-fn leaked(
-    repo: &Repo,
-    snap: &crate::git::Snapshot,
-    included: &crate::worktree_include::Included,
-) -> Result<Vec<String>, GitError> {
-    if included.is_empty() || snap.is_unchanged() {
-        return Ok(Vec::new());
-    }
-    let action = || format!("look for included files in {}", snap.commit);
-    let git = repo.open()?;
-    let tree = git
-        .find_commit(snap.commit)
-        .and_then(|c| c.tree())
-        .map_err(|e| GitError::Cli {
-            action: action(),
-            message: e.to_string(),
-        })?;
-    Ok(snap
-        .changed
+/// The files a snapshot left out for holding the content of an included
+/// file (`withheld`), each as "`PATH` (the content of FILE from
+/// .worktreeinclude)", but for what `[setup]` made (`setup`) and the task
+/// left alone: the snapshot leaves that out anyway.
+fn leaked(withheld: &[crate::git::Withheld], setup: Option<&State>) -> Vec<String> {
+    withheld
         .iter()
-        .filter_map(|p| {
-            let id = tree.get_path(std::path::Path::new(p)).ok()?.id();
-            let file = included.holding(id)?;
-            Some(format!(
-                "{p} (the content of {}, a file of yours from .worktreeinclude, never committed)",
-                file.display()
-            ))
+        .filter(|w| !setup.is_some_and(|made| made.made(&w.path, w.id)))
+        .map(|w| {
+            let what = match w.whole {
+                true => "the content of",
+                false => "holds the content of",
+            };
+            let kept = match w.cut {
+                Some(_) => ": the rest of it is committed",
+                None => "",
+            };
+            format!(
+                "{} ({what} {}, a file of yours from .worktreeinclude, never committed{kept})",
+                w.path,
+                w.files.join(", ")
+            )
         })
-        .collect())
+        .collect()
 }
 
 /// The warm worktree of `task`, if it can have it now: held by another

@@ -25,6 +25,9 @@ pub(super) struct Report<'a> {
     /// For a task whose worktree is committed: the repository and the
     /// attempt's base, against which the report is taken out of it.
     pub base: Option<(&'a Repo, Oid)>,
+    /// The person's secrets, taken out of the test cases as out of logs
+    /// (see [`swarm_worker::redact`]).
+    pub redact: Option<&'a swarm_worker::Redact>,
 }
 
 /// The report's counts, or a warning saying why there are none.
@@ -63,7 +66,7 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
     if in_worktree && let Some((repo, base)) = report.base {
         take_out(repo, base, report.workdir, rel);
     }
-    let parsed = match test_report::parse(&bytes) {
+    let mut parsed = match test_report::parse(&bytes) {
         Ok(parsed) => parsed,
         Err(e) => {
             return (
@@ -75,6 +78,19 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
             );
         }
     };
+    if let Some(redact) = report.redact {
+        for case in &mut parsed.cases {
+            for text in [
+                &mut case.name,
+                &mut case.classname,
+                &mut case.file,
+                &mut case.message,
+                &mut case.text,
+            ] {
+                *text = redact.text(text);
+            }
+        }
+    }
     let kept = report.kept.display().to_string();
     let written = serde_json::to_vec(&parsed.cases)
         .map_err(|e| e.to_string())

@@ -237,6 +237,8 @@ impl Runner {
                 deadline: Some(tokio::time::Instant::now() + self.timeout),
                 grace: self.grace,
                 max_output: crate::plan::DEFAULT_MAX_OUTPUT,
+                // A commit's checkout: no file of the person's is in it.
+                redact: None,
                 sandbox,
                 unconfined: self.unconfined.clone(),
                 deck: Default::default(),
