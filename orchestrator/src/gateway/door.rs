@@ -1362,6 +1362,7 @@ fn responses_answer(response: Option<&Value>) -> Answer {
 }
 
 /// A fresh token for one attempt's door: 24 random bytes, hex.
+#[allow(clippy::disallowed_methods, reason = "/dev/urandom")]
 pub fn new_token() -> std::io::Result<String> {
     use std::io::Read as _;
     let mut bytes = [0u8; 24];

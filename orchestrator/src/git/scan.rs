@@ -46,6 +46,10 @@ struct Rules(Vec<Arc<Gitignore>>);
 /// deeply nested tree cannot overflow the thread's stack), skipping the
 /// top-level `.git` and everything ignored. `visit` gets every other
 /// entry; for a directory, its answer says whether to walk it.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the snapshot's own walk of a worktree once every process of its task is gone: a directory is entered only when lstat says it is one, never through a link"
+)]
 pub(crate) fn walk(root: &Path, exclude: Option<&Gitignore>, mut visit: impl FnMut(Found) -> bool) {
     let mut stack: Vec<(Vec<u8>, Rules)> = vec![(Vec::new(), Rules::default())];
     while let Some((dir, parent_rules)) = stack.pop() {
@@ -142,6 +146,10 @@ pub(crate) fn read_ignore_file(root: &Path, file: &Path) -> Option<Gitignore> {
 
 /// Opens `path` for reading without following a final symlink and without
 /// blocking on a named pipe.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "O_NOFOLLOW | O_NONBLOCK: a link or a FIFO at the name is refused, never followed or waited on"
+)]
 pub(crate) fn open_no_follow(path: &Path) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)

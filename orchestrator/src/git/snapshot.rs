@@ -239,6 +239,10 @@ struct Taken {
 }
 
 /// [`snapshot`] and [`state`].
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the worktree's index, in git's record of it (the admin directory), swarm's"
+)]
 fn take(
     path: &Path,
     git_dir: &Path,
@@ -586,6 +590,10 @@ fn filemode(mode: i32) -> git2::FileMode {
 /// The worktree's index, or (if the worker damaged it beyond reading) a
 /// fresh one holding the base tree: then every file is read, but nothing
 /// is lost.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the worktree's index, in git's record of it (the admin directory), swarm's"
+)]
 fn open_index(
     repo: &Repository,
     git_dir: &Path,
@@ -773,6 +781,10 @@ impl Builder<'_> {
     /// symlink, the file's exact bytes (no attribute, filter or line-ending
     /// conversion) otherwise. Returns the blob and the `fstat` of what was
     /// read, which goes into the index.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "readlink of a link the walk found: never followed"
+    )]
     fn store(&self, rel: &[u8], meta: &Metadata, mode: u32) -> Result<(Oid, Metadata), Unstored> {
         let abs = scan::join(self.root, rel);
         if mode == MODE_SYMLINK {

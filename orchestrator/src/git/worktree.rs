@@ -91,6 +91,10 @@ impl Worktrees {
             self.remove(path, None)?;
         }
         if let Some(parent) = path.parent() {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the run's worktree directory, swarm's: a worktree goes in it"
+            )]
             std::fs::create_dir_all(parent).context(|| format!("create {}", parent.display()))?;
         }
         let action = || format!("create worktree {}", path.display());
@@ -177,13 +181,18 @@ impl Worktrees {
         if intact || path.symlink_metadata().is_err() {
             return Ok(false);
         }
-        let action = || format!("restore {}", link.display());
-        match link.symlink_metadata() {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&link).context(action)?,
-            Ok(_) => std::fs::remove_file(&link).context(action)?,
-            Err(_) => {}
-        }
-        std::fs::write(&link, want).context(action)?;
+        // The worktree is the task's: whatever is at `.git` is removed as
+        // what it is and the link made new, never through a link.
+        let worktree = crate::untrusted::TaskDir::open(path).map_err(|e| GitError::Cli {
+            action: format!("restore {}", link.display()),
+            message: e.to_string(),
+        })?;
+        worktree
+            .replace(".git", want.as_bytes(), 0o644)
+            .map_err(|e| GitError::Cli {
+                action: format!("restore {}", link.display()),
+                message: e.to_string(),
+            })?;
         Ok(true)
     }
 
@@ -362,19 +371,32 @@ impl Worktrees {
             if found.is_empty() {
                 return Ok(());
             }
+            // The worktree is the task's: each file removed as what it is,
+            // never through a link on the way.
+            let worktree = crate::untrusted::TaskDir::open(path).map_err(|e| GitError::Cli {
+                action: format!("remove planted ignore files of worktree {}", path.display()),
+                message: e.to_string(),
+            })?;
             for rel in found {
-                // git lists no path through a link, and nothing of the
-                // task's runs now.
-                let file =
-                    path.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(rel));
-                if file.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-                    std::fs::remove_file(&file).context(|| format!("remove {}", file.display()))?;
+                let Ok(rel) = std::str::from_utf8(rel) else {
+                    continue;
+                };
+                if matches!(worktree.kind(rel), Ok(Some(k)) if k != crate::untrusted::EntryKind::Dir)
+                {
+                    worktree.remove(rel).map_err(|e| GitError::Cli {
+                        action: format!("remove {}", path.join(rel).display()),
+                        message: e.to_string(),
+                    })?;
                 }
             }
         }
         Ok(())
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "git's own records of the repository's worktrees"
+    )]
     pub(crate) fn admin_dir(&self, worktree: &Path) -> Option<PathBuf> {
         let want = worktree.join(".git");
         let entries = std::fs::read_dir(self.repo.common_dir.join("worktrees")).ok()?;
@@ -386,6 +408,10 @@ impl Worktrees {
 
     /// The commit the worktree recorded in `admin` was checked out at (its
     /// detached `HEAD`), when that can be read.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "git's own record of a worktree (its admin directory in the repository)"
+    )]
     pub(crate) fn checked_out_at(admin: &Path) -> Option<Oid> {
         let head = std::fs::read_to_string(admin.join("HEAD")).ok()?;
         Oid::from_str(head.trim()).ok()
@@ -427,6 +453,10 @@ fn checkout_paths(path: &Path, commit: Oid, paths: &[String]) -> Result<(), GitE
 /// empty: after a coordinator is killed, a git command it had started (a
 /// checkout, an index lock) can still be writing there for a few
 /// milliseconds when the resumed run cleans up.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "std's remove_dir_all unlinks the links inside a tree, never following one, and the tree's own parent is swarm's"
+)]
 fn remove_tree(path: &Path) -> std::io::Result<()> {
     let mut tries = 0;
     loop {

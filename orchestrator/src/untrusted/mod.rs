@@ -419,40 +419,6 @@ fn kind(meta: &std::fs::Metadata) -> &'static str {
     }
 }
 
-/// `root/rel`, once every parent of it below `root` is a real directory
-/// (made if missing): nothing is ever written through a link.
-pub fn beneath(root: &Path, rel: &Path) -> std::io::Result<PathBuf> {
-    let mut path = root.to_path_buf();
-    let mut parts = rel.components().peekable();
-    while let Some(part) = parts.next() {
-        let std::path::Component::Normal(name) = part else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("{} is not a plain relative path", rel.display()),
-            ));
-        };
-        path.push(name);
-        if parts.peek().is_none() {
-            break;
-        }
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "{} is not a directory (a link is never followed)",
-                        path.display()
-                    ),
-                ));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&path)?,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(path)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Instant;

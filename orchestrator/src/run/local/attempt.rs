@@ -225,6 +225,10 @@ impl Setup {
             .then(|| stdout.parent())
             .flatten();
         if let Some(dir) = logs {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the task's logs, swarm's own directory"
+            )]
             std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         }
         // Made fresh for this phase of this attempt: whatever an earlier
@@ -398,6 +402,10 @@ fn write_task_files(
         .deps
         .iter()
         .filter_map(|dep| {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "a dependency's answer as swarm kept it in the run's directory"
+            )]
             let text =
                 std::fs::read_to_string(crate::layout::output_path(&ctx.run_dir, dep)).ok()?;
             Some((dep.clone(), serde_json::from_str(&text).ok()?))
@@ -838,7 +846,12 @@ async fn command_or_agent(
         // Its answer, for dependents (`$SWARM_DEPS_OUTPUT`).
         if let Some(output) = done.report.as_ref().and_then(|r| r.output.as_ref()) {
             let path = crate::layout::output_path(&ctx.run_dir, &task.id);
-            if let Err(e) = std::fs::write(&path, output.to_string()) {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the run's directory, swarm's own"
+            )]
+            let written = std::fs::write(&path, output.to_string());
+            if let Err(e) = written {
                 tracing::warn!(task = %task.id, path = %path.display(), error = %e, "failed to keep the task's answer for its dependents");
             }
         }

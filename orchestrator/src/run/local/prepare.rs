@@ -390,10 +390,6 @@ async fn run_here(
 /// own (a tree no task wrote) and keeps it at `kept`, for a worktree that
 /// holds a task's work: `None` once it is kept, or the attempt's end if
 /// it failed.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one attempt's setup: the task, its key and where it is kept, and its stop"
-)]
 async fn make_at_base(
     ctx: &Arc<Ctx>,
     setups: &Setups,
@@ -625,7 +621,7 @@ fn forget_older(root: &Path, key: &str) {
             Some((meta.modified().ok()?, e.path()))
         })
         .collect();
-    same.sort_by(|a, b| b.0.cmp(&a.0));
+    same.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, old) in same.into_iter().skip(KEPT_PER_FAMILY) {
         if let Err(e) = crate::untrusted::TaskDir::discard(&old) {
             tracing::warn!(error = %e, kept = %old.display(), "failed to remove an older kept setup");

@@ -81,7 +81,8 @@ pub(crate) async fn run(
     };
     let scored = run_in(ctx, task, attempt, score, spec, stop).await;
     if let Some(dir) = checkout {
-        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
+        let removed =
+            tokio::task::spawn_blocking(move || crate::untrusted::TaskDir::discard(&dir)).await;
         if let Ok(Err(e)) = removed {
             tracing::warn!(task = %task.id, error = %e, "failed to remove the scorer's checkout");
         }
@@ -98,12 +99,8 @@ fn own_checkout(
     task: &Task,
     dir: &Path,
 ) -> Result<(), String> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("remove {}: {e}", dir.display())),
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    // Made fresh: whatever an earlier (unconfined) scorer left there goes.
+    crate::untrusted::TaskDir::fresh(dir, 0o755).map_err(|e| format!("make {e}"))?;
     let scope = task.checkout();
     let limits = crate::git::SnapshotLimits {
         scope: &scope,
@@ -153,7 +150,8 @@ async fn run_in(
     let duration_ms = crate::millis(started.elapsed());
     {
         let home = home.clone();
-        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&home)).await;
+        let removed =
+            tokio::task::spawn_blocking(move || crate::untrusted::TaskDir::discard(&home)).await;
         if let Ok(Err(e)) = removed {
             tracing::warn!(task = %task.id, error = %e, "failed to remove the scorer's home");
         }
@@ -188,6 +186,10 @@ async fn run_in(
         }
         AttemptOutcome::OutOfMemory { .. } => return failed("score ran out of memory".into()),
     }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the scorer's log, swarm's own file"
+    )]
     let text = std::fs::read_to_string(&spec.stdout).unwrap_or_default();
     match parse(&text) {
         Ok(value) => Score {

@@ -167,6 +167,10 @@ impl Runner {
         stderr: PathBuf,
     ) -> Result<(CommandSpec, bool), String> {
         if let Some(logs) = stdout.parent() {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the verify's logs, swarm's own directory"
+            )]
             std::fs::create_dir_all(logs).map_err(|e| format!("create {}: {e}", logs.display()))?;
         }
         let tmp = self.tmp_path();
@@ -346,6 +350,10 @@ fn fresh_tmp(path: &Path, owned: bool) -> Result<(), String> {
 }
 
 /// The last lines of a failed run's output: its stderr, else its stdout.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the verify's logs, swarm's own files"
+)]
 fn tail(stderr: &Path, stdout: &Path) -> Option<String> {
     [stderr, stdout].into_iter().find_map(|path| {
         let bytes = std::fs::read(path).ok()?;
