@@ -11,7 +11,10 @@ fn keyed_project() -> TestRepo {
     let repo = TestRepo::new();
     repo.write("deps.lock", "one\n");
     repo.write(".gitignore", ".tools/\n");
-    repo.write("setup.sh", "mkdir -p .tools && echo made > .tools/setup.txt\n");
+    repo.write(
+        "setup.sh",
+        "mkdir -p .tools && echo made > .tools/setup.txt\n",
+    );
     repo.commit_all("a project with a keyed setup");
     repo
 }
@@ -41,4 +44,57 @@ fn a_resumed_run_sets_up_its_worktrees_as_the_run_did() {
         "{}",
         resumed.stderr
     );
+}
+
+/// `[setup]`'s own build caches (`<home>/.cache/@setup/`) are kept, as the
+/// run-wide verify's are, only along the history of the base whose setup
+/// wrote them: a setup (with its own network and variables) finds there
+/// nothing a setup of another base wrote. A pull request's setup planted
+/// a file in them that main's setup then found; the forward path (a later
+/// commit of main) still finds main's.
+#[test]
+fn setups_build_caches_never_carry_one_bases_setup_into_anothers() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let cache = "d=\"${CARGO_TARGET_DIR:-${PIP_CACHE_DIR:-${npm_config_cache:?no build cache}}}\"";
+    repo.write("deps.lock", "one\n");
+    repo.write(
+        "setup.sh",
+        &format!(
+            "{cache}\nif [ -e \"$d/planted\" ]; then echo poisoned >&2; exit 1; fi\necho main > \"$d/main\"\n"
+        ),
+    );
+    repo.commit_all("main");
+    let main = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.write(
+        "setup.sh",
+        &format!("{cache}\necho evil > \"$d/planted\" && echo planted >&2\n"),
+    );
+    repo.commit_all("a pull request");
+    let pr = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    repo.git(&["checkout", "-q", &main, "--", "setup.sh"]);
+    repo.write("setup.sh", &format!("{cache}\ntest -e \"$d/main\"\n"));
+    repo.commit_all("main, later");
+    let later = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let plan = repo.plan(
+        "caches.toml",
+        "[setup]\nrun = \"sh setup.sh\"\nkey = [\"deps.lock\"]\n\n[[task]]\nid = \"t\"\nrun = \"echo t > t.txt\"\n",
+    );
+    let on_pr = repo.run_plan(&plan, &["--base", &pr, "--name", "pr"]);
+    on_pr.assert_code(0);
+    let planted = std::fs::read_to_string(repo.path().join(".swarm/runs/pr/logs/t/1.setup.err"))
+        .unwrap_or_default();
+    assert!(planted.contains("planted"), "{planted}\n{}", on_pr.stderr);
+    for (base, name) in [(&main, "main"), (&later, "later")] {
+        let run = repo.run_plan(&plan, &["--base", base, "--name", name]);
+        run.assert_code(0);
+        assert_eq!(
+            task(&repo.report(), "t")["status"],
+            "merged",
+            "{}",
+            run.stderr
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod executor;
 mod experiment;
 pub mod land;
 pub mod landing;
+mod lineage;
 mod list;
 mod local;
 mod lock;
