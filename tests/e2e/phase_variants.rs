@@ -98,3 +98,55 @@ fn setups_build_caches_never_carry_one_bases_setup_into_anothers() {
         );
     }
 }
+
+/// The coordinator's git runs a filter driver of the person's (git-lfs,
+/// git-crypt) only on the person's files: a task's `.gitattributes` that
+/// routes a file of its own through one made swarm run it, unconfined (as
+/// root), when it checked out the task's result for a dependent, for the
+/// run-wide verify and for a warm worktree (git-lfs would then fetch what
+/// the task's `.lfsconfig` names: a network for a task without one). The
+/// person's own files still go through it.
+#[test]
+fn no_filter_driver_runs_on_a_file_a_task_routed_to_it() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    let log = repo.outside().join("filtered");
+    repo.git(&[
+        "config",
+        "filter.note.smudge",
+        &format!("sh -c 'echo \"$0\" >> {}; cat' %f", log.display()),
+    ]);
+    repo.git(&["config", "filter.note.clean", "cat"]);
+    repo.write(".gitattributes", "notes.txt filter=note\n");
+    repo.write("notes.txt", "the person's\n");
+    repo.commit_all("a file of the person's goes through a filter");
+    let plan = |name: &str| {
+        repo.plan(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\nverify = \"grep -qx {name} pwn.txt\"\n\n\
+                 [[task]]\nid = \"a\"\nrun = '''\nprintf 'notes.txt filter=note\\npwn.txt filter=note\\n' > .gitattributes\necho {name} > pwn.txt\n'''\n\n\
+                 [[task]]\nid = \"b\"\ndeps = [\"a\"]\n\
+                 run = \"grep -qx {name} pwn.txt && echo b > b-{name}.txt\"\n"
+            ),
+        )
+    };
+    for name in ["one", "two"] {
+        let run = repo.run_plan(&plan(name), &[]);
+        run.assert_code(0);
+        assert_eq!(
+            task(&repo.report(), "b")["status"],
+            "merged",
+            "{}",
+            run.stderr
+        );
+    }
+    let filtered = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(filtered.contains("notes.txt"), "{filtered}");
+    assert!(
+        !filtered.contains("pwn.txt"),
+        "the person's filter ran on a task's file:\n{filtered}"
+    );
+}

@@ -7,6 +7,20 @@
 //! repository's size. The checkout itself then runs in parallel: the git CLI
 //! for a full tree (git's checkout is the fastest there is), libgit2 in
 //! process when a task names its `paths` (a handful of files).
+//!
+//! git's checkout runs the filter drivers of the person's configuration
+//! (git-lfs, git-crypt: programs, run unconfined) on the files the
+//! checkout's `.gitattributes` routes to them, and git-lfs reads where to
+//! fetch from in the checkout's `.lfsconfig`. A commit holding a task's
+//! work holds that task's `.gitattributes` and `.lfsconfig`: had git
+//! checked it out, a task without network would make swarm fetch from a
+//! host of its choosing. So where the configuration has a filter driver,
+//! git checks out only the run's base (the person's files, through their
+//! filters) in a directory holding nothing else, and what a commit changes
+//! from there is written by libgit2, which runs no filter driver: as the
+//! commit holds it, which is how swarm commits a task's files. A worktree
+//! that holds a task's files (a warm one, the run-wide verify's) is made
+//! again rather than moved by git there.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -66,11 +80,41 @@ impl MetadataGuard {
 #[derive(Debug)]
 pub struct Worktrees {
     repo: Repo,
+    /// The commit git may check out with the person's filter drivers: the
+    /// run's base (see the module's doc).
+    trusted: Option<Oid>,
+    /// Whether the person's git configuration has a filter driver, once
+    /// asked.
+    filters: std::sync::OnceLock<bool>,
 }
 
 impl Worktrees {
     pub fn new(repo: Repo) -> Self {
-        Self { repo }
+        Self {
+            repo,
+            trusted: None,
+            filters: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// These worktrees, checking out `base` (the run's) as git does, with
+    /// the person's filter drivers; any other commit only as far as it
+    /// differs from `base`, with none.
+    pub fn trusting(mut self, base: Oid) -> Self {
+        self.trusted = Some(base);
+        self
+    }
+
+    /// Whether the person's git configuration (the repository's, theirs,
+    /// the system's) names a filter driver git runs as it checks out
+    /// (`filter.<driver>.smudge` or `.process`): asked once. If git cannot
+    /// say, it is taken to.
+    pub fn runs_filters(&self) -> bool {
+        *self.filters.get_or_init(|| {
+            let mut cmd = self.repo.git(&self.repo.workdir);
+            cmd.args(["config", "--get-regexp", r"^filter\..+\.(smudge|process)$"]);
+            !matches!(cmd.output().map(|o| o.status.code()), Ok(Some(1)))
+        })
     }
 
     /// Creates a worktree at `path` with a detached HEAD at `commit`, and
@@ -122,19 +166,48 @@ impl Worktrees {
                 Err(e) => return Err(e),
             }
         }
-        if paths.is_empty() {
+        if !paths.is_empty() {
+            checkout_paths(path, commit, paths)?;
+        } else if self.trusted == Some(commit) || !self.runs_filters() {
             let mut cmd = self.repo.git(path);
             cmd.args(["reset", "--hard", "--quiet"]);
             run_git(cmd, || {
                 format!("check out {} in {}", commit, path.display())
             })?;
         } else {
-            checkout_paths(path, commit, paths)?;
+            self.check_out_unfiltered(path, commit)?;
         }
         self.admin_dir(path).ok_or_else(|| GitError::Cli {
             action: action(),
             message: format!("git recorded no worktree at {}", path.display()),
         })
+    }
+
+    /// Checks out `commit` in the new worktree at `path` (holding nothing
+    /// yet) so that no filter driver runs on a file the person did not
+    /// commit: git checks out the run's base, the person's files through
+    /// their filters; libgit2, which runs no filter driver, then writes
+    /// what `commit` changes from it, as `commit` holds it.
+    fn check_out_unfiltered(&self, path: &Path, commit: Oid) -> Result<(), GitError> {
+        let action = || format!("check out {commit} in {}", path.display());
+        if let Some(base) = self.trusted {
+            let mut cmd = self.repo.git(path);
+            cmd.args(["reset", "--hard", "--quiet"])
+                .arg(base.to_string());
+            run_git(cmd, action)?;
+        }
+        // The worktree was just made: its `.git` is git's own.
+        let repo = Repository::open(path).context(action)?;
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .context(action)?;
+        let mut checkout = CheckoutBuilder::new();
+        checkout.force().update_index(true);
+        repo.checkout_tree(tree.as_object(), Some(&mut checkout))
+            .context(action)?;
+        repo.set_head_detached(commit).context(action)?;
+        Ok(())
     }
 
     /// Deletes the worktree at `path` and its metadata under `.git/worktrees`

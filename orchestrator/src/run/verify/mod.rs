@@ -93,7 +93,7 @@ impl Runner {
         let caches = caches(prepared, home)?;
         Ok(Self {
             repo: prepared.repo.clone(),
-            worktrees: Worktrees::new(prepared.repo.clone()),
+            worktrees: Worktrees::new(prepared.repo.clone()).trusting(prepared.base_commit),
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
             checkout: home.run_dir(&prepared.run).join(".readonly-verify"),
@@ -299,7 +299,11 @@ impl Runner {
             .admin
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(record) = admin.as_ref().filter(|_| self.checkout.exists()) {
+        // Where the person's configuration has a filter driver, git never
+        // moves a checkout holding tasks' files (their `.gitattributes`
+        // and `.lfsconfig`): it is made again (see `git::worktree`).
+        let movable = self.checkout.exists() && !self.worktrees.runs_filters();
+        if let Some(record) = admin.as_ref().filter(|_| movable) {
             match self.move_to(record, commit) {
                 Ok(()) => return Ok(record.clone()),
                 Err(e) => {
