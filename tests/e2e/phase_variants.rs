@@ -104,7 +104,8 @@ fn setups_build_caches_never_carry_one_bases_setup_into_anothers() {
 /// routes a file of its own through one made swarm run it, unconfined (as
 /// root), when it checked out the task's result for a dependent, for the
 /// run-wide verify and for a warm worktree (git-lfs would then fetch what
-/// the task's `.lfsconfig` names: a network for a task without one). The
+/// the task's `.lfsconfig` names: a network for a task without one), and
+/// for a plan from outside whose base is a branch tasks wrote. The
 /// person's own files still go through it.
 #[test]
 fn no_filter_driver_runs_on_a_file_a_task_routed_to_it() {
@@ -143,6 +144,15 @@ fn no_filter_driver_runs_on_a_file_a_task_routed_to_it() {
             run.stderr
         );
     }
+    // A plan from outside (an MCP client) may start from a branch tasks
+    // wrote: its base is not the person's.
+    let open = "[swarm]\nbase = \"swarm/two\"\n\n[[task]]\nid = \"x\"\nrun = \"grep -qx two pwn.txt && echo x > x.txt\"\n";
+    let hash = swarm_orchestrator::trust::content_hash(open.as_bytes());
+    let kept = repo.path().join(format!(".swarm/mcp/plans/{hash}.toml"));
+    std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    std::fs::write(&kept, open).unwrap();
+    let mcp = repo.swarm(&["run", kept.to_str().unwrap(), "--origin=mcp", "--name=mcp"]);
+    mcp.assert_code(0);
     let filtered = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(filtered.contains("notes.txt"), "{filtered}");
     assert!(

@@ -129,7 +129,7 @@ impl LocalExecutor {
         let (tx, rx) = mpsc::unbounded_channel();
         let (caches, setup_caches) = cache_dirs(prepared, home)?;
         let ctx = Arc::new(Ctx {
-            worktrees: Worktrees::new(prepared.repo.clone()).trusting(prepared.base_commit),
+            worktrees: prepared.worktrees(),
             repo: prepared.repo.clone(),
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),

@@ -93,7 +93,7 @@ impl Runner {
         let caches = caches(prepared, home)?;
         Ok(Self {
             repo: prepared.repo.clone(),
-            worktrees: Worktrees::new(prepared.repo.clone()).trusting(prepared.base_commit),
+            worktrees: prepared.worktrees(),
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
             checkout: home.run_dir(&prepared.run).join(".readonly-verify"),
