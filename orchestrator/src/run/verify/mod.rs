@@ -299,10 +299,10 @@ impl Runner {
             .admin
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Where the person's configuration has a filter driver, git never
-        // moves a checkout holding tasks' files (their `.gitattributes`
-        // and `.lfsconfig`): it is made again (see `git::worktree`).
-        let movable = self.checkout.exists() && !self.worktrees.runs_filters();
+        // git never moves a checkout holding tasks' files (their
+        // `.gitattributes` and `.lfsconfig`) where its checkout could run
+        // a filter driver: it is made again (see `git::worktree`).
+        let movable = self.checkout.exists() && !self.worktrees.may_run_filters(commit);
         if let Some(record) = admin.as_ref().filter(|_| movable) {
             match self.move_to(record, commit) {
                 Ok(()) => return Ok(record.clone()),
