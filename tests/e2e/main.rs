@@ -34,6 +34,7 @@ mod origins;
 mod outputs;
 mod ownership;
 mod papercuts;
+mod phase_variants;
 mod phases;
 mod plan_features;
 mod planner;

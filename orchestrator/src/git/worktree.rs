@@ -7,6 +7,22 @@
 //! repository's size. The checkout itself then runs in parallel: the git CLI
 //! for a full tree (git's checkout is the fastest there is), libgit2 in
 //! process when a task names its `paths` (a handful of files).
+//!
+//! git's checkout runs the filter drivers of the person's configuration
+//! (git-lfs, git-crypt: programs, run unconfined) on the files the
+//! checkout's `.gitattributes` routes to them, and git-lfs reads where to
+//! fetch from in the checkout's `.lfsconfig`. A commit holding a task's
+//! work holds that task's `.gitattributes` and `.lfsconfig`: had git
+//! checked it out, a task without network would make swarm fetch from a
+//! host of its choosing. So where git's checkout of a commit could run a
+//! driver (the configuration has one, and an attributes file of the
+//! person's or a `.gitattributes` of the commit names a `filter`), git
+//! checks out only the run's base (the person's files, through their
+//! filters) in a directory holding nothing else, and what the commit
+//! changes from there is written by libgit2, which runs no filter driver:
+//! as the commit holds it, which is how swarm commits a task's files. A
+//! worktree that holds a task's files (a warm one, the run-wide verify's)
+//! is then made again rather than moved by git.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -66,11 +82,93 @@ impl MetadataGuard {
 #[derive(Debug)]
 pub struct Worktrees {
     repo: Repo,
+    /// The commit git may check out with the person's filter drivers: the
+    /// run's base (see the module's doc).
+    trusted: Option<Oid>,
+    /// Whether the person's git configuration has a filter driver, once
+    /// asked.
+    filters: std::sync::OnceLock<bool>,
+    /// Whether an attributes file of the person's names a filter, once
+    /// read.
+    person_routes: std::sync::OnceLock<bool>,
 }
 
 impl Worktrees {
     pub fn new(repo: Repo) -> Self {
-        Self { repo }
+        Self {
+            repo,
+            trusted: None,
+            filters: std::sync::OnceLock::new(),
+            person_routes: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// These worktrees, checking out `base` (the run's) as git does, with
+    /// the person's filter drivers; any other commit only as far as it
+    /// differs from `base`, with none.
+    pub fn trusting(mut self, base: Oid) -> Self {
+        self.trusted = Some(base);
+        self
+    }
+
+    /// Whether git's checkout of `commit` could run a filter driver: the
+    /// person's configuration has one, and an attributes file could route
+    /// a file to it (one of the person's, or a `.gitattributes` of
+    /// `commit`'s tree, which names a `filter`). Else git runs no program
+    /// as it checks `commit` out, whoever wrote it: a checkout holding a
+    /// task's files may be moved there by git. (An untracked
+    /// `.gitattributes` a task left is removed first, see `bring_to`.)
+    pub fn may_run_filters(&self, commit: Oid) -> bool {
+        self.runs_filters() && (self.person_routes() || tree_routes(&self.repo, commit))
+    }
+
+    /// Whether the person's git configuration (the repository's, theirs,
+    /// the system's) names a filter driver git runs as it checks out
+    /// (`filter.<driver>.smudge` or `.process`): asked once. If git cannot
+    /// say, it is taken to.
+    fn runs_filters(&self) -> bool {
+        *self.filters.get_or_init(|| {
+            let mut cmd = self.repo.git(&self.repo.workdir);
+            cmd.args(["config", "--get-regexp", r"^filter\..+\.(smudge|process)$"]);
+            !matches!(cmd.output().map(|o| o.status.code()), Ok(Some(1)))
+        })
+    }
+
+    /// Whether an attributes file of the person's (the repository's
+    /// `info/attributes`, `core.attributesFile`, the system's) names a
+    /// `filter`: read once; one that cannot be read is taken to.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the person's own git attributes files, never a task's"
+    )]
+    fn person_routes(&self) -> bool {
+        *self.person_routes.get_or_init(|| {
+            let mut files = vec![
+                self.repo.common_dir.join("info").join("attributes"),
+                PathBuf::from("/etc/gitattributes"),
+            ];
+            let mut cmd = self.repo.git(&self.repo.workdir);
+            cmd.args(["config", "--path", "--get", "core.attributesFile"]);
+            match cmd.output() {
+                Ok(out) if out.status.success() => files.push(PathBuf::from(
+                    String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'),
+                )),
+                Ok(out) if out.status.code() == Some(1) => {
+                    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                        .or_else(|| {
+                            std::env::var_os("HOME").map(|h| Path::new(&h).join(".config"))
+                        });
+                    files.extend(xdg.map(|dir| dir.join("git").join("attributes")));
+                }
+                _ => return true,
+            }
+            files.iter().any(|file| match std::fs::read(file) {
+                Ok(text) => names_a_filter(&text),
+                Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+            })
+        })
     }
 
     /// Creates a worktree at `path` with a detached HEAD at `commit`, and
@@ -122,19 +220,74 @@ impl Worktrees {
                 Err(e) => return Err(e),
             }
         }
-        if paths.is_empty() {
+        if !paths.is_empty() {
+            checkout_paths(path, commit, paths)?;
+        } else if self.trusted == Some(commit) || !self.may_run_filters(commit) {
             let mut cmd = self.repo.git(path);
             cmd.args(["reset", "--hard", "--quiet"]);
             run_git(cmd, || {
                 format!("check out {} in {}", commit, path.display())
             })?;
         } else {
-            checkout_paths(path, commit, paths)?;
+            self.check_out_unfiltered(path, commit)?;
         }
         self.admin_dir(path).ok_or_else(|| GitError::Cli {
             action: action(),
             message: format!("git recorded no worktree at {}", path.display()),
         })
+    }
+
+    /// Checks out `commit` in the new worktree at `path` (holding nothing
+    /// yet) so that no filter driver runs on a file the person did not
+    /// commit: git checks out the run's base, the person's files through
+    /// their filters; libgit2, which runs no filter driver, then writes
+    /// what `commit` changes from it, as `commit` holds it.
+    fn check_out_unfiltered(&self, path: &Path, commit: Oid) -> Result<(), GitError> {
+        let action = || format!("check out {commit} in {}", path.display());
+        if let Some(base) = self.trusted {
+            let mut cmd = self.repo.git(path);
+            cmd.args(["reset", "--hard", "--quiet"])
+                .arg(base.to_string());
+            run_git(cmd, action)?;
+        }
+        // The worktree was just made: its `.git` is git's own.
+        let repo = Repository::open(path).context(action)?;
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .context(action)?;
+        let mut checkout = CheckoutBuilder::new();
+        checkout.force().update_index(true);
+        if let Some(base) = self.trusted {
+            // Only what differs from the base: the base's files stay as
+            // git wrote them, through their filters. Each path as it is,
+            // never a pattern.
+            let base_tree = repo
+                .find_commit(base)
+                .and_then(|c| c.tree())
+                .context(action)?;
+            let diff = repo
+                .diff_tree_to_tree(Some(&base_tree), Some(&tree), None)
+                .context(action)?;
+            checkout.disable_pathspec_match(true);
+            let mut changed = false;
+            for delta in diff.deltas() {
+                for file in [delta.old_file(), delta.new_file()] {
+                    if let Some(p) = file.path() {
+                        checkout.path(p);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                repo.set_head_detached(commit).context(action)?;
+                return Ok(());
+            }
+        }
+        repo.checkout_tree(tree.as_object(), Some(&mut checkout))
+            .context(action)?;
+        repo.set_head_detached(commit).context(action)?;
+        Ok(())
     }
 
     /// Deletes the worktree at `path` and its metadata under `.git/worktrees`
@@ -427,6 +580,38 @@ impl Worktrees {
     }
 }
 
+/// Whether a `.gitattributes` of `commit`'s tree names a `filter` (one
+/// that cannot be read is taken to).
+fn tree_routes(repo: &Repo, commit: Oid) -> bool {
+    let Ok(git) = repo.open() else {
+        return true;
+    };
+    let Ok(tree) = git.find_commit(commit).and_then(|c| c.tree()) else {
+        return true;
+    };
+    let mut found = false;
+    let walked = tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+        if entry.name_bytes() == b".gitattributes"
+            && entry.kind() == Some(git2::ObjectType::Blob)
+            && git
+                .find_blob(entry.id())
+                .map_or(true, |blob| names_a_filter(blob.content()))
+        {
+            found = true;
+            return git2::TreeWalkResult::Abort;
+        }
+        git2::TreeWalkResult::Ok
+    });
+    // An aborted walk is an error too.
+    found || walked.is_err()
+}
+
+/// Whether attributes `text` may name a filter (a mention anywhere, a
+/// comment's too: only its absence is sure).
+fn names_a_filter(text: &[u8]) -> bool {
+    text.windows(b"filter".len()).any(|w| w == b"filter")
+}
+
 /// Fills the index with the whole tree of `commit` but writes only `paths`
 /// to disk.
 fn checkout_paths(path: &Path, commit: Oid, paths: &[String]) -> Result<(), GitError> {
@@ -606,5 +791,54 @@ mod tests {
         let admin = worktrees.create(&path, base, &[]).unwrap();
         assert_eq!(worktrees.leftover(&path), Leftover::Made { admin });
         assert_eq!(std::fs::read_to_string(path.join("a.txt")).unwrap(), "a\n");
+    }
+
+    /// Where a filter driver is configured, git's checkout runs it on the
+    /// trusted base's files it routes and on nothing a later commit routes
+    /// (a task's `.gitattributes`): what the commit changes is written as
+    /// the commit holds it. With no driver, nothing can run.
+    #[test]
+    fn a_filter_driver_runs_only_on_the_trusted_bases_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, base) = test_repo::with_files(
+            dir.path(),
+            &[
+                (".gitattributes", "notes.txt filter=up\n"),
+                ("notes.txt", "base\n"),
+            ],
+        );
+        let git = repo.open().unwrap();
+        let task = test_repo::commit_on(
+            &git,
+            base,
+            ".gitattributes",
+            "notes.txt filter=up\npwn.txt filter=up\n",
+        );
+        let task = test_repo::commit_on(&git, task, "pwn.txt", "task\n");
+        assert!(!Worktrees::new(repo.clone()).may_run_filters(task));
+        git.config()
+            .unwrap()
+            .set_str("filter.up.smudge", "tr a-z A-Z")
+            .unwrap();
+        let worktrees = Worktrees::new(repo.clone()).trusting(base);
+        assert!(worktrees.may_run_filters(task));
+        let path = dir.path().join("wt");
+        worktrees.create(&path, task, &[]).unwrap();
+        let read = |name: &str| std::fs::read_to_string(path.join(name)).unwrap();
+        assert_eq!(read("notes.txt"), "BASE\n");
+        assert_eq!(read("pwn.txt"), "task\n");
+        assert_eq!(
+            Worktrees::checked_out_at(&worktrees.admin_dir(&path).unwrap()),
+            Some(task)
+        );
+        // Untrusted (a plan from elsewhere): the driver runs on nothing.
+        let path = dir.path().join("wt2");
+        Worktrees::new(repo.clone())
+            .create(&path, task, &[])
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(path.join("notes.txt")).unwrap(),
+            "base\n"
+        );
     }
 }

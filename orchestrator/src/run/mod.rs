@@ -9,6 +9,7 @@ mod executor;
 mod experiment;
 pub mod land;
 pub mod landing;
+mod lineage;
 mod list;
 mod local;
 mod lock;
@@ -321,6 +322,18 @@ impl Prepared {
 
     pub fn integration_branch(&self) -> String {
         refs::integration_branch(&self.run)
+    }
+
+    /// The run's worktrees: git checks out the run's base with the
+    /// person's filter drivers when the person chose it (a plan from
+    /// elsewhere may start from a branch tasks wrote, `swarm/<run>`), any
+    /// other commit only as far as it differs from it (`git::worktree`).
+    fn worktrees(&self) -> crate::git::Worktrees {
+        let worktrees = crate::git::Worktrees::new(self.repo.clone());
+        match self.plan.origin.is_untrusted() {
+            true => worktrees,
+            false => worktrees.trusting(self.base_commit),
+        }
     }
 
     /// The executor the plan chose for its tasks.

@@ -25,8 +25,15 @@ impl<'o> Dispatcher<'o> {
         observer: &'o mut (dyn FnMut(&Event) + Send),
         stop: watch::Receiver<Option<Stop>>,
     ) -> Result<Self, RunError> {
+        let mut prepared = prepared;
         let run_dir = prepared.run_dir();
         let lock = RunLock::acquire(&run_dir, &prepared.run)?;
+        // The executor keeps `[setup]`s (and gives setup its own rights)
+        // for the run's base only: the journal's, known before it is made
+        // (`recover` reads it again, with everything else).
+        if let Some(base) = journal_base(&run_dir) {
+            prepared.base_commit = base;
+        }
         let tasks = crate::run::table::TaskTable::new(prepared.plan.tasks.clone());
         let replanned = replay_subtasks(&prepared, &run_dir, &tasks)?;
         let spawner = Arc::new(super::super::spawn::Spawner::new(
@@ -47,7 +54,6 @@ impl<'o> Dispatcher<'o> {
             },
             &mut |task, state| executor.reattach(task, state),
         )?;
-        let mut prepared = prepared;
         prepared.base_commit = recovered.base_commit;
         let verify =
             super::verifying::Verifying::new(&prepared, &tasks, home, recovered.base_commit)?;
@@ -173,6 +179,16 @@ impl<'o> Dispatcher<'o> {
         }
         dispatcher.announce_ready()?;
         Ok(dispatcher)
+    }
+}
+
+/// The base commit the journal of the run in `run_dir` says it started
+/// from, if it says one.
+fn journal_base(run_dir: &std::path::Path) -> Option<git2::Oid> {
+    let started = crate::journal::run_started(&run_dir.join(crate::layout::JOURNAL))?;
+    match started.body {
+        EventBody::RunStarted { base_commit, .. } => git2::Oid::from_str(&base_commit).ok(),
+        _ => None,
     }
 }
 

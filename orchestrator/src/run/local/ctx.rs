@@ -31,6 +31,9 @@ pub(crate) struct Ctx {
     pub worktree_dir: PathBuf,
     /// Build caches of sandboxed tasks.
     pub caches: Vec<Cache>,
+    /// `[setup]`'s own build caches (each [`Cache::setup_dir`]), held for
+    /// the run's base while the run lasts.
+    pub setup_caches: Option<crate::run::lineage::Caches>,
     /// The plan's `[setup]` and the setups kept, if it has one.
     pub setups: Option<Setups>,
     /// The plan's `[cleanup]`, if it has one.
@@ -103,8 +106,10 @@ pub(crate) struct Cache {
     pub dir: PathBuf,
     /// Each task gets `<dir>/<task>`, made when it first runs.
     pub per_task: bool,
-    /// `[setup]`'s own (`<home>/.cache/@setup/<tool>`), for a run with one:
-    /// a setup with its own rights reads no cache a task could write.
+    /// `[setup]`'s own (`<home>/.cache/@setup/<tool>`, or the run's own
+    /// when another run holds those), for a run with one: a setup with its
+    /// own rights reads no cache a task, or a setup of a base outside its
+    /// base's history, could write.
     pub setup_dir: Option<PathBuf>,
 }
 

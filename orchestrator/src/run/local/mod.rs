@@ -127,13 +127,15 @@ impl LocalExecutor {
             tracing::debug!(error = %e, "the launcher stays out of the cgroup of unconfined tasks; each joins it");
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let (caches, setup_caches) = cache_dirs(prepared, home)?;
         let ctx = Arc::new(Ctx {
-            worktrees: Worktrees::new(prepared.repo.clone()),
+            worktrees: prepared.worktrees(),
             repo: prepared.repo.clone(),
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
             worktree_dir,
-            caches: cache_dirs(prepared, home)?,
+            caches,
+            setup_caches,
             warm: Some((
                 crate::run::warm::WarmDir::new(home.warm_dir()?),
                 tasks
@@ -645,6 +647,9 @@ impl Executor for LocalExecutor {
             // worktree prune` (a process spawn) is needed at the end of
             // every run.
             let pruned = tokio::task::spawn_blocking(move || -> Result<(), GitError> {
+                if let Some(caches) = &ctx.setup_caches {
+                    caches.close();
+                }
                 for view in views {
                     if let Err(e) = crate::untrusted::TaskDir::discard(&view) {
                         tracing::warn!(path = %view.display(), error = %e, "failed to remove a git view");
@@ -704,24 +709,52 @@ fn remove_readonly_checkouts(repo: &crate::git::Repo, worktree_dir: &std::path::
 }
 
 /// The build caches of a sandboxed run, created (writable by the identity
-/// its tasks run as).
+/// its tasks run as); and `[setup]`'s own, for a run with one: a lineage
+/// of the run's base (`run::lineage`), whose lock the run holds.
 pub(super) fn cache_dirs(
     prepared: &Prepared,
     home: &WorktreeHome,
-) -> Result<Vec<ctx::Cache>, RunError> {
+) -> Result<(Vec<ctx::Cache>, Option<crate::run::lineage::Caches>), RunError> {
     if prepared.options.sandbox.is_none() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let owner = swarm_sandbox::worker_identity();
-    prepared
-        .options
-        .caches
+    let caches = &prepared.options.caches;
+    // Setup with its own rights runs only at the run's base: its caches
+    // hold what setups of that base's history wrote, never another
+    // base's (a pull request's setup, run before, must not build main's).
+    let setup = match prepared.plan.setup.is_some() && !caches.is_empty() {
+        false => None,
+        true => {
+            let tools = caches
+                .iter()
+                .map(|c| (c.var.clone(), c.name.clone()))
+                .collect();
+            let lineage = crate::run::lineage::Caches::new(
+                prepared,
+                home,
+                ("@setup", "[setup]"),
+                tools,
+                true,
+            )?;
+            let (dirs, kept) = lineage
+                .ready(&prepared.repo, prepared.base_commit)
+                .map_err(|e| RunError::Io {
+                    action: "ready the build caches of [setup]".into(),
+                    source: std::io::Error::other(e),
+                })?;
+            tracing::debug!(kept, "the build caches of [setup]");
+            Some((lineage, dirs))
+        }
+    };
+    let dirs = caches
         .iter()
         .map(|c| {
-            let setup_dir = match prepared.plan.setup.is_some() {
-                true => Some(home.own_cache_dir("@setup", &c.name, owner)?),
-                false => None,
-            };
+            let setup_dir = setup.as_ref().and_then(|(_, dirs)| {
+                dirs.iter()
+                    .find(|(var, _)| *var == c.var)
+                    .map(|(_, dir)| dir.clone())
+            });
             Ok(ctx::Cache {
                 var: c.var.clone(),
                 dir: home.cache_dir(&c.name, owner)?,
@@ -729,5 +762,6 @@ pub(super) fn cache_dirs(
                 setup_dir,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, RunError>>()?;
+    Ok((dirs, setup.map(|(lineage, _)| lineage)))
 }

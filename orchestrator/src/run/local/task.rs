@@ -323,7 +323,11 @@ impl Life<'_> {
                 let workdir = held.path.clone();
                 let (worktrees, p, id) = (Arc::clone(ctx), workdir.clone(), task.id.clone());
                 let (admin, made) = blocking(move || {
-                    if p.symlink_metadata().is_ok() {
+                    // git never moves a worktree holding a task's files
+                    // (their `.lfsconfig`) where its checkout could run a
+                    // filter driver: it is made again (see
+                    // `git::worktree`).
+                    if p.symlink_metadata().is_ok() && !worktrees.worktrees.may_run_filters(base) {
                         match worktrees.worktrees.bring_to(&p, base) {
                             Ok(Some(admin)) => return Ok((admin, false)),
                             Ok(None) => tracing::warn!(task = %id, path = %p.display(), "git has no record of its warm worktree; making it again"),

@@ -12,14 +12,13 @@
 //! commit's history allows: each gets a fresh, empty HOME and TMPDIR
 //! (`tmp/@verify`, made anew before it, removed after it passed; a failed
 //! one's stays for a look until the next), and build caches of its own
-//! kept as a lineage ([`lineage`]: reused only by the verify of a commit
+//! kept as a lineage (`run::lineage`: reused only by the verify of a commit
 //! that contains the one that last wrote them). What to verify when, and
 //! what a failure means, is the dispatcher's (`dispatch/verifying.rs`);
 //! where the bisection goes next, [`bisect`]'s; taking a merge out,
 //! [`rebuild`]'s.
 
 pub(super) mod bisect;
-mod lineage;
 pub(super) mod rebuild;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +30,7 @@ use swarm_sandbox::{Network, Policy, Stop};
 use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::watch;
 
+use super::lineage;
 use super::{Prepared, RunError, SandboxSettings};
 use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
 use crate::plan::RunVerify;
@@ -40,6 +40,9 @@ use crate::worktree_home::WorktreeHome;
 /// What stands in for a task id in the paths of the verify's logs, tmp
 /// and build caches: `@` is in no task id, so it is nobody's.
 const NAME: &str = "@verify";
+
+/// The tool directory `CARGO_TARGET_DIR` gets when no cache names it.
+const CARGO_TARGET: &str = "cargo-target";
 
 /// Most bytes of the output's tail an event carries.
 const TAIL_BYTES: usize = 2000;
@@ -87,10 +90,10 @@ impl Runner {
         home: &WorktreeHome,
         verify: &RunVerify,
     ) -> Result<Self, RunError> {
-        let caches = lineage::Caches::new(prepared, home, NAME)?;
+        let caches = caches(prepared, home)?;
         Ok(Self {
             repo: prepared.repo.clone(),
-            worktrees: Worktrees::new(prepared.repo.clone()),
+            worktrees: prepared.worktrees(),
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
             checkout: home.run_dir(&prepared.run).join(".readonly-verify"),
@@ -257,6 +260,37 @@ impl Runner {
     }
 }
 
+/// The verify's build caches: one for each of the tasks' caches (when the
+/// run is sandboxed and keeps them), and always a cargo target directory,
+/// so that cargo never writes into the read-only checkout.
+fn caches(prepared: &Prepared, home: &WorktreeHome) -> Result<lineage::Caches, RunError> {
+    let kept: Vec<(String, String)> = match prepared.options.sandbox.is_some() {
+        true => prepared
+            .options
+            .caches
+            .iter()
+            .map(|c| (c.var.clone(), c.name.clone()))
+            .collect(),
+        false => Vec::new(),
+    };
+    let mut tools = kept.clone();
+    if !tools.iter().any(|(var, _)| var == "CARGO_TARGET_DIR") {
+        tools.push(("CARGO_TARGET_DIR".into(), CARGO_TARGET.into()));
+    }
+    if !kept.is_empty() {
+        // What verifies used before their caches were their own: a cargo
+        // target directory among the tasks' (`<tool>/@verify`).
+        for c in prepared.options.caches.iter().filter(|c| c.per_task) {
+            let old = home.path().join(".cache").join(&c.name).join(NAME);
+            if let Err(e) = crate::untrusted::TaskDir::discard(&old) {
+                tracing::warn!(error = %e, "failed to remove the run-wide verify's old build cache");
+            }
+        }
+    }
+    let shared = !kept.is_empty();
+    lineage::Caches::new(prepared, home, (NAME, "the run-wide verify"), tools, shared)
+}
+
 impl Runner {
     /// Moves the checkout to `commit` (made the first time, or again if
     /// moving it fails); returns its record.
@@ -265,7 +299,11 @@ impl Runner {
             .admin
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(record) = admin.as_ref().filter(|_| self.checkout.exists()) {
+        // git never moves a checkout holding tasks' files (their
+        // `.gitattributes` and `.lfsconfig`) where its checkout could run
+        // a filter driver: it is made again (see `git::worktree`).
+        let movable = self.checkout.exists() && !self.worktrees.may_run_filters(commit);
+        if let Some(record) = admin.as_ref().filter(|_| movable) {
             match self.move_to(record, commit) {
                 Ok(()) => return Ok(record.clone()),
                 Err(e) => {

@@ -1,5 +1,7 @@
-//! The run-wide verify's build caches: a cache no verify's code can write
-//! into for the verify of a commit that does not contain it.
+//! The build caches of an actor with more rights than a task whose code
+//! is a commit's (the run-wide verify, `[setup]` with its own rights): a
+//! cache no code of a commit can write into for the run of another commit
+//! that does not contain it.
 //!
 //! A verify runs the code of the commit it checks (its tests, its build
 //! scripts), and its verdict can take a merge out. A build cache kept
@@ -8,39 +10,44 @@
 //! another's verdict: a later merge's test that writes a stale artifact
 //! (or a checker the verify command reuses) into the cache makes the
 //! bisection's probe of an earlier commit fail, and the innocent merge
-//! before it is taken out while the guilty one lands.
+//! before it is taken out while the guilty one lands. `[setup]` runs the
+//! code of the run's base with its own network and variables, and what it
+//! builds goes into every task of the run: a cache one base's setup (a
+//! pull request's, run by its author's choice) wrote would run in the
+//! setup of another (main's) and build its tasks' tools.
 //!
-//! So the verify's caches are its own (`<home>/.cache/@verify/<tool>`
-//! for every cache variable, `CARGO_TARGET_DIR` always among them; no
-//! task is shown them, and it is shown none of the tasks'), and they are
-//! a **lineage**: beside them, in a directory of swarm's that no verify
-//! is shown, swarm records the commit whose verify last wrote them
-//! (written before that verify starts, so a verify cut short is still
-//! recorded). The verify of commit `P` keeps them only if the record is
-//! `P` or an ancestor of `P`; otherwise (a bisection's probe of an earlier
-//! commit, the branch rebuilt without a merge, another run's unrelated
-//! commit, no record at all) they are emptied first. By induction, every
-//! verify that wrote the caches since they were last emptied checked an
-//! ancestor of the recorded commit, so the verdict of `P` depends only
-//! on code in `P`'s history: never on a later merge's, a descendant's
-//! or another branch's. The forward path of a merge queue (each tip
-//! contains the one before) stays incremental.
+//! So each such actor's caches are its own (`<home>/.cache/<actor>/<tool>`:
+//! `@verify`, `CARGO_TARGET_DIR` always among its tools, and `@setup`; no
+//! task is shown them, and they are shown none of the tasks'), and they
+//! are a **lineage**: beside them, in a directory of swarm's that the
+//! actor is not shown, swarm records the commit whose run last wrote them
+//! (written before that run starts, so a run cut short is still
+//! recorded). The run for commit `P` (the verify of `P`, the setups of a
+//! swarm run from `P`) keeps them only if the record is `P` or an
+//! ancestor of `P`; otherwise (a bisection's probe of an earlier commit,
+//! the branch rebuilt without a merge, another run's unrelated commit, a
+//! run on another branch, no record at all) they are emptied first. By
+//! induction, every run that wrote the caches since they were last
+//! emptied was for an ancestor of the recorded commit, so what `P`'s run
+//! finds there depends only on code in `P`'s history: never on a later
+//! merge's, a descendant's or another branch's. The forward path (a merge
+//! queue's tips, main's next commit) stays incremental.
 //!
-//! Its limit: an ancestor's code still reaches `P`'s verify through the
+//! Its limit: an ancestor's code still reaches `P`'s run through the
 //! cache. That gives it no power it does not have already: the ancestor's
-//! code is in `P` (or was, in its history) and runs in `P`'s verify, where
-//! it can fail it by what it reads of the tree ("fail if a file I do not
+//! code is in `P` (or was, in its history) and runs there, where it can
+//! fail a verify by what it reads of the tree ("fail if a file I do not
 //! know is there") as surely as by what it left in a cache. What no
-//! commit can do any more is reach the verify of a commit it is not in.
-//! Unconfined (`sandbox = "none"`) the verify can write anywhere its user
+//! commit can do any more is reach the run of a commit it is not in.
+//! Unconfined (`sandbox = "none"`) the actor can write anywhere its user
 //! can, this record included: nothing there holds against its code.
 //!
-//! One run at a time uses the repository's caches (an `flock` held while
-//! the run lasts): two runs verifying unrelated commits at once would
-//! empty them under each other and write them together. A run that finds
-//! them taken, and a run without kept caches (`caches = false`, or
-//! unconfined), gets caches of its own in its tmp, under the same rule,
-//! removed when it ends.
+//! One swarm run at a time uses the repository's caches of an actor (an
+//! `flock` held while the run lasts): two runs for unrelated commits at
+//! once would empty them under each other and write them together. A run
+//! that finds them taken, and a verify without kept caches (`caches =
+//! false`, or unconfined), gets caches of its own in its tmp, under the
+//! same rule, removed when it ends.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -48,21 +55,18 @@ use std::path::{Path, PathBuf};
 use git2::Oid;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::super::{Prepared, RunError};
+use super::{Prepared, RunError};
 use crate::git::Repo;
 use crate::untrusted::{Limits, TaskDir, UntrustedError};
 use crate::worktree_home::WorktreeHome;
 
-/// swarm's record of the commit whose verify last wrote the caches.
+/// swarm's record of the commit whose run last wrote the caches.
 const RECORD: &str = ".commit";
 
 /// The lock of the repository's caches.
 const LOCK: &str = ".lock";
 
-/// The tool directory `CARGO_TARGET_DIR` gets when no cache names it.
-const CARGO_TARGET: &str = "cargo-target";
-
-/// The verify's build caches, under one root swarm owns.
+/// An actor's build caches, under one root swarm owns.
 #[derive(Debug)]
 pub(super) struct Caches {
     /// The directory holding the tools' caches and the record.
@@ -77,38 +81,20 @@ pub(super) struct Caches {
 }
 
 impl Caches {
-    /// The caches of `prepared`'s run-wide verify, named `name` (`@verify`):
-    /// the repository's, in `home`, when the run keeps caches and no other
-    /// run holds them; else the run's own.
+    /// The caches of `prepared`'s actor `name` (`@verify`, `@setup`;
+    /// `what` in messages), one directory per (variable, tool) of `tools`:
+    /// the repository's, in `home`, when `shared` and no other run holds
+    /// them; else the run's own.
     pub(super) fn new(
         prepared: &Prepared,
         home: &WorktreeHome,
-        name: &str,
+        (name, what): (&str, &str),
+        tools: Vec<(String, String)>,
+        shared: bool,
     ) -> Result<Self, RunError> {
         let sandboxed = prepared.options.sandbox.is_some();
         let owner = sandboxed.then(swarm_sandbox::worker_identity).flatten();
-        let kept: Vec<(String, String)> = match sandboxed {
-            true => prepared
-                .options
-                .caches
-                .iter()
-                .map(|c| (c.var.clone(), c.name.clone()))
-                .collect(),
-            false => Vec::new(),
-        };
-        let mut tools = kept.clone();
-        if !tools.iter().any(|(var, _)| var == "CARGO_TARGET_DIR") {
-            tools.push(("CARGO_TARGET_DIR".into(), CARGO_TARGET.into()));
-        }
-        if !kept.is_empty() {
-            // What verifies used before their caches were their own: a
-            // cargo target directory among the tasks' (`<tool>/@verify`).
-            for c in prepared.options.caches.iter().filter(|c| c.per_task) {
-                let old = home.path().join(".cache").join(&c.name).join(name);
-                if let Err(e) = TaskDir::discard(&old) {
-                    tracing::warn!(error = %e, "failed to remove the run-wide verify's old build cache");
-                }
-            }
+        if shared {
             let mut root = None;
             for (_, tool) in &tools {
                 let dir = home.own_cache_dir(name, tool, owner)?;
@@ -128,7 +114,7 @@ impl Caches {
                         });
                     }
                     None => tracing::info!(
-                        "another run of this repository holds the run-wide verify's build caches; this run's verifies build in caches of their own"
+                        "another run of this repository holds the build caches of {what}; this run's build in caches of their own"
                     ),
                 }
             }
@@ -149,9 +135,10 @@ impl Caches {
         })
     }
 
-    /// Readies the caches for the verify of `commit`: kept if the commit
-    /// whose verify last wrote them is `commit` or an ancestor of it,
-    /// emptied otherwise; recorded as `commit`'s. Returns (variable,
+    /// Readies the caches for the run of `commit` (its verify, the setups
+    /// of a swarm run from it): kept if the commit whose run last wrote
+    /// them is `commit` or an ancestor of it, emptied otherwise; recorded
+    /// as `commit`'s. Returns (variable,
     /// directory) for each, and whether they were kept.
     pub(super) fn ready(
         &self,
@@ -161,19 +148,19 @@ impl Caches {
         let root = TaskDir::open(&self.root).map_err(|e| format!("open {e}"))?;
         let limits = Limits {
             max_size: 64,
-            what: "record of the run-wide verify's build caches",
+            what: "record of an actor's build caches",
         };
         let last = match root.read(RECORD, limits) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).trim().parse::<Oid>().ok(),
             Err(e) if e.is_missing() => None,
             Err(e) => {
-                tracing::warn!(error = %e, "the run-wide verify's build caches are emptied");
+                tracing::warn!(error = %e, "the build caches are emptied");
                 None
             }
         };
         let keep = last.is_some_and(|last| last == commit || descends(repo, commit, last));
-        // No record while they change: a verify cut short leaves one that
-        // names its commit, or none (and the next verify empties them).
+        // No record while they change: a run cut short leaves one that
+        // names its commit, or none (and the next run empties them).
         root.remove(RECORD).map_err(|e| format!("remove {e}"))?;
         let mut dirs = Vec::with_capacity(self.tools.len());
         for (var, tool) in &self.tools {
@@ -204,7 +191,7 @@ impl Caches {
         if self.lock.is_none()
             && let Err(e) = TaskDir::discard(&self.root)
         {
-            tracing::warn!(error = %e, "failed to remove the run-wide verify's build caches");
+            tracing::warn!(error = %e, root = %self.root.display(), "failed to remove a run's own build caches");
         }
     }
 }
@@ -254,6 +241,8 @@ fn make_own_root(root: &Path) -> Result<(), UntrustedError> {
 mod tests {
     use super::*;
     use crate::git::test_repo::{commit_on, with_files};
+
+    const CARGO_TARGET: &str = "cargo-target";
 
     fn caches(root: &Path) -> Caches {
         Caches {
