@@ -123,7 +123,24 @@ fn verify_case(report: &RunReport) -> Option<TestCase> {
         .iter()
         .rfind(|r| r.commit == report.integration_commit);
     let status = match tip {
-        Some(r) if r.passed => TestCaseStatus::success(),
+        Some(r) if r.passed => {
+            // Each failure of that tree before it passed: a flaky run.
+            let mut s = TestCaseStatus::success();
+            for flake in report
+                .verify_runs
+                .iter()
+                .filter(|f| f.commit == r.commit && !f.passed)
+            {
+                let mut rerun = quick_junit::TestRerun::new(NonSuccessKind::Failure);
+                rerun.set_message(format!(
+                    "flaky: the run-wide verify failed on {} then passed, see {}",
+                    short(&flake.commit),
+                    flake.stderr_log
+                ));
+                s.add_rerun(rerun);
+            }
+            s
+        }
         _ => {
             let failed = tip.unwrap_or(last);
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);

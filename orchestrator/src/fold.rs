@@ -124,6 +124,8 @@ impl RunFold {
                     exit_code: None,
                     tasks: tasks.iter().map(|t| new_task(&dir, t)).collect(),
                     verify_runs: Vec::new(),
+                    verify_named: None,
+                    merge_queue: None,
                 });
                 let reports = &report.tasks;
                 self.index = IdIndex::of(reports.len(), |i| reports[i].id.as_str());
@@ -361,6 +363,12 @@ impl RunFold {
             EventBody::RunVerified { run } => {
                 if let Some(r) = &mut self.report {
                     r.verify_runs.push(run.clone());
+                    r.merge_queue = Some(queue_stats(r));
+                }
+            }
+            EventBody::VerifyNamed { named } => {
+                if let Some(r) = &mut self.report {
+                    r.verify_named = Some(named.clone());
                 }
             }
             EventBody::VerifyBroken {
@@ -397,6 +405,7 @@ impl RunFold {
                 }
                 if let Some(r) = &mut self.report {
                     r.integration_commit = integration_commit.clone();
+                    r.merge_queue = Some(queue_stats(r));
                 }
             }
             // Progress only: the agent's report comes with its attempt.
@@ -627,3 +636,16 @@ fn new_task(dir: &Path, t: &TaskInfo) -> TaskReport {
 #[cfg(test)]
 #[path = "fold_tests.rs"]
 mod tests;
+
+/// The merge queue's numbers of `report` as it stands.
+fn queue_stats(report: &RunReport) -> swarm_protocol::verify::QueueStats {
+    let culprits = report
+        .tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::BrokeVerify)
+        .count();
+    swarm_protocol::verify::QueueStats::of(
+        &report.verify_runs,
+        u32::try_from(culprits).unwrap_or(u32::MAX),
+    )
+}

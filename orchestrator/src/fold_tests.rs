@@ -440,6 +440,8 @@ fn every_committed_event_replays_through_the_fold() {
         EventBody::RunVerified {
             run: swarm_protocol::verify::VerifyRun {
                 commit: MERGE.into(),
+                tree: None,
+                attempt: 0,
                 purpose: swarm_protocol::verify::VerifyPurpose::Tip,
                 after: Some("w".into()),
                 passed: false,

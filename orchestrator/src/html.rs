@@ -714,11 +714,31 @@ fn run_verify(out: &mut String, report: &RunReport) {
             esc(crate::git::short(&v.commit)),
             v.purpose.as_str(),
             esc(v.after.as_deref().unwrap_or("(base)")),
-            if v.passed { "passed" } else { "failed" },
+            match (v.passed, v.attempt) {
+                (true, 0) => "passed",
+                (true, _) => "passed (flaky)",
+                (false, 0) => "failed",
+                (false, _) => "failed again",
+            },
             seconds(v.duration_ms)
         );
     }
     out.push_str("</table>");
+    if let Some(q) = &report.merge_queue {
+        let _ = write!(
+            out,
+            "<p>Merge queue: {} verify runs, {} flaky, {} run again to reproduce a failure, {} culprits, {} search rounds ({}).</p>",
+            q.runs,
+            q.flaky_runs,
+            q.retry_runs,
+            q.culprits,
+            q.rounds,
+            seconds(q.search_ms)
+        );
+    }
+    if let Some(named) = &report.verify_named {
+        let _ = write!(out, "<p>Named: {}</p>", esc(&named.reason));
+    }
     for t in report
         .tasks
         .iter()
@@ -910,6 +930,8 @@ mod tests {
                 exit_code: None,
                 tasks: vec![],
                 verify_runs: vec![],
+                verify_named: None,
+                merge_queue: None,
             },
             &Timeline::default(),
             &|_| String::new(),

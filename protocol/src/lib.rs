@@ -493,6 +493,13 @@ pub enum EventBody {
         conflicted: Vec<String>,
         reason: String,
     },
+    /// The run-wide verify's failure could not be explained by taking
+    /// merges out; the tasks owning what it names are named, and every
+    /// merge is kept.
+    VerifyNamed {
+        #[serde(flatten)]
+        named: verify::VerifyNamed,
+    },
     RunFinished {
         integration_commit: String,
         exit_code: i32,
@@ -631,6 +638,13 @@ pub struct RunReport {
     /// Every run of the run-wide verify (`[swarm] verify`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verify_runs: Vec<verify::VerifyRun>,
+    /// The tasks a failing verify's output names, when no merge could be
+    /// proven to have broken it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_named: Option<verify::VerifyNamed>,
+    /// The merge queue's numbers (with a run-wide verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_queue: Option<verify::QueueStats>,
 }
 
 /// What a task's own test report (`junit = "PATH"`) says: its tests

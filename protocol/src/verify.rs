@@ -42,7 +42,16 @@ impl VerifyPurpose {
 pub struct VerifyRun {
     /// The integration commit it ran on.
     pub commit: String,
+    /// Its tree: what was verified, whatever commit holds it (what
+    /// `swarm land` checks it lands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
     pub purpose: VerifyPurpose,
+    /// How many runs on this commit failed before this one (0: the
+    /// first): a failure is run again (`verify_retries`) before it counts,
+    /// and one that passes after failing was flaky.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
     /// The task whose merge made `commit` (`None`: the base).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
@@ -59,10 +68,89 @@ pub struct VerifyRun {
     pub tail: Option<String>,
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 impl VerifyRun {
     /// True when the command could not run at all (the checkout or the
     /// sandbox failed): a fact about the machine, not about the commit.
     pub fn could_not_run(&self) -> bool {
         matches!(self.outcome, AttemptOutcome::SpawnFailed { .. })
+    }
+}
+
+/// A failure of the run-wide verify that taking merges out could not
+/// explain (a piece missing from a refactor: the branch without any one
+/// merge still fails), or a group's culprit of which only some members
+/// are to blame: the tasks that own the files its output names. Evidence,
+/// not proof: every merge is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VerifyNamed {
+    /// The failing commit whose output was read.
+    pub commit: String,
+    /// The tasks named, each with the places (`path:line`) that name it
+    /// and why it owns them.
+    pub tasks: Vec<NamedTask>,
+    pub reason: String,
+}
+
+/// One task a failure names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct NamedTask {
+    pub task: String,
+    /// `path:line` as the output wrote them (relative to the checkout), at
+    /// most ten.
+    pub places: Vec<String>,
+    /// `paths` (its `paths` or `creates` hold them) or `changed` (its
+    /// merge changed them).
+    pub by: String,
+}
+
+/// The merge queue's numbers for one run (the fields merge queues
+/// publish): derived from the verify's runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct QueueStats {
+    /// Runs of the run-wide verify.
+    pub runs: u32,
+    /// Runs that failed on a commit that then passed.
+    pub flaky_runs: u32,
+    /// Runs that reproduced a failure (`verify_retries`): the cost of
+    /// telling a flake from a failure.
+    pub retry_runs: u32,
+    /// Tasks whose merge was taken out, proven.
+    pub culprits: u32,
+    /// Rounds of the search: sets of runs that ran at once (one each
+    /// while the search runs one verify at a time).
+    pub rounds: u32,
+    /// Time spent searching (every run but the tips').
+    pub search_ms: u64,
+}
+
+impl QueueStats {
+    /// The numbers of `runs`, with `culprits` taken out.
+    pub fn of(runs: &[VerifyRun], culprits: u32) -> Self {
+        let mut stats = Self {
+            runs: u32::try_from(runs.len()).unwrap_or(u32::MAX),
+            culprits,
+            ..Self::default()
+        };
+        for (i, run) in runs.iter().enumerate() {
+            if run.attempt > 0 {
+                stats.retry_runs += 1;
+            }
+            if !run.passed
+                && runs[i + 1..]
+                    .iter()
+                    .any(|r| r.commit == run.commit && r.passed)
+            {
+                stats.flaky_runs += 1;
+            }
+            if run.purpose != VerifyPurpose::Tip {
+                stats.rounds += 1;
+                stats.search_ms += run.duration_ms;
+            }
+        }
+        stats
     }
 }

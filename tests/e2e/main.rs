@@ -54,6 +54,7 @@ mod subtasks;
 mod support;
 mod toolchains;
 mod trust;
+mod verify_flakes;
 mod warm_worktrees;
 mod wasm;
 mod wasm_guests;

@@ -41,7 +41,7 @@ pub use executor::{Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
 pub use network::{AllowList, TaskNetwork};
 pub use render::render;
-pub use run_verify::{DEFAULT_VERIFY_TIMEOUT, RunVerify};
+pub use run_verify::{DEFAULT_VERIFY_RETRIES, DEFAULT_VERIFY_TIMEOUT, RunVerify};
 pub use schema::{
     History, NetworkField, NetworkMode, OnConflict, OnFailure, Price, Provider, SandboxMode,
     VerifyEvery,

@@ -1,5 +1,5 @@
 //! The run-wide verify's settings (`[swarm] verify`, `verify_every`,
-//! `verify_timeout`), checked: part of step 2 of [`super::expand::plan`].
+//! `verify_timeout`, `verify_retries`), checked: part of step 2 of [`super::expand::plan`].
 
 // As in expand.rs: a PlanError is built once per mistake, on the way out.
 #![allow(clippy::result_large_err)]
@@ -20,7 +20,18 @@ pub struct RunVerify {
     pub command: String,
     pub every: VerifyEvery,
     pub timeout: Duration,
+    /// Runs again a failing run this many times before the failure
+    /// counts.
+    pub retries: u32,
 }
+
+/// How many times a failing run-wide verify is run again unless the plan
+/// says: once, so that one flake never counts.
+pub const DEFAULT_VERIFY_RETRIES: u32 = 1;
+
+/// More retries than this are a mistake: a verify that fails eleven times
+/// in a row on one tree is failing.
+const MAX_VERIFY_RETRIES: u32 = 10;
 
 /// `[swarm] verify` and its settings, or `None` without one; problems
 /// are added to `errors`.
@@ -48,6 +59,23 @@ pub(super) fn check(
             }
         },
     };
+    let retries = match &swarm.verify_retries {
+        None => DEFAULT_VERIFY_RETRIES,
+        Some(r) if *r.get_ref() <= MAX_VERIFY_RETRIES => *r.get_ref(),
+        Some(r) => {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("verify_retries = {} is too many", r.get_ref()),
+                        Some(r.span()),
+                        "more than 10",
+                    )
+                    .with_help("a verify that fails this often on one tree is failing: give 0 to 10 (default 1), and fix what makes it flaky"),
+            );
+            DEFAULT_VERIFY_RETRIES
+        }
+    };
     let Some(command) = &swarm.verify else {
         // Settings of a verify that does not exist are a mistake the user
         // would not notice: nothing would ever be checked.
@@ -59,6 +87,10 @@ pub(super) fn check(
             (
                 "verify_timeout",
                 swarm.verify_timeout.as_ref().map(|v| v.span()),
+            ),
+            (
+                "verify_retries",
+                swarm.verify_retries.as_ref().map(|v| v.span()),
             ),
         ];
         for (key, span) in orphan {
@@ -100,6 +132,7 @@ pub(super) fn check(
             .map(|v| *v.get_ref())
             .unwrap_or_default(),
         timeout,
+        retries,
     })
 }
 
@@ -143,8 +176,11 @@ mod tests {
                 command: "cargo test --offline".into(),
                 every: VerifyEvery::End,
                 timeout: DEFAULT_VERIFY_TIMEOUT,
+                retries: DEFAULT_VERIFY_RETRIES,
             })
         );
+        let v = parsed("verify = \"t\"\nverify_retries = 0");
+        assert_eq!(v.map(|v| v.retries), Some(0));
         let v =
             parsed("verify = \"make check\"\nverify_every = \"merge\"\nverify_timeout = \"5m\"");
         assert_eq!(v.as_ref().map(|v| v.every), Some(VerifyEvery::Merge));
@@ -161,6 +197,13 @@ mod tests {
         let (text, e) = error("verify = \"t\"\nverify_timeout = \"soon\"");
         assert!(e.message.contains("invalid verify_timeout `soon`"), "{e:?}");
         assert_eq!(at(&text, &e), "\"soon\"");
+
+        let (text, e) = error("verify = \"t\"\nverify_retries = 11");
+        assert!(
+            e.message.contains("verify_retries = 11 is too many"),
+            "{e:?}"
+        );
+        assert_eq!(at(&text, &e), "11");
 
         let (text, e) = error("verify_every = \"merge\"");
         assert!(

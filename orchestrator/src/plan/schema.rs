@@ -347,6 +347,12 @@ pub struct SwarmSection {
     /// past it, the run counts as failed. Default: 30m.
     #[schemars(with = "Option<String>")]
     pub verify_timeout: Option<Spanned<String>>,
+    /// How many times a failing run of the run-wide `verify` is run again
+    /// before its failure counts (default 1): one that then passes is
+    /// flaky (reported, and its commit passes), so a flaky test suite
+    /// never gets a correct merge taken out. 0 takes the first failure.
+    #[schemars(with = "Option<u32>")]
+    pub verify_retries: Option<Spanned<u32>>,
 }
 
 /// When the run-wide `verify` runs.

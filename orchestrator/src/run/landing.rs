@@ -51,6 +51,10 @@ pub enum LandError {
         "land run `{run}`: its branch fails its run-wide verify (see `swarm status {run}`); nothing was landed"
     )]
     VerifyFails { run: String },
+    #[error(
+        "land run `{run}`: no run of its run-wide verify passed on the tree of its branch's tip {tip}; nothing was landed\nhelp: `swarm status {run}` says why it was not verified; fix that and run the plan again"
+    )]
+    Unverified { run: String, tip: String },
     #[error("land run `{run}`: it did not end (resume it first: `swarm resume {run}`)")]
     NotEnded { run: String },
     /// git ran and refused (a fetch, a push, a fast-forward merge).
@@ -105,7 +109,10 @@ impl LandError {
     pub fn is_failure_of_the_work(&self) -> bool {
         matches!(
             self,
-            Self::Git { .. } | Self::CheckedOut { .. } | Self::VerifyFails { .. }
+            Self::Git { .. }
+                | Self::CheckedOut { .. }
+                | Self::VerifyFails { .. }
+                | Self::Unverified { .. }
         )
     }
 }
@@ -200,9 +207,18 @@ pub fn tip_of(repo: &Repo, branch: &str, remote: Option<&str>) -> Result<Oid, La
     Ok(repo.resolve(&tracking)?)
 }
 
-/// The run's own branch, when it may land as it is: its run-wide verify
-/// (if it has one) passed on it, and the run ended.
-pub fn fast_forward_tip(run: &str, report: &RunReport) -> Result<Oid, LandError> {
+/// The run's own branch, when it may land as it is: the run ended, and
+/// where the plan has a run-wide verify (`verified`), a run of it passed
+/// on the tip's tree (the tree that lands is the tree that passed,
+/// checked, not assumed). A tip whose last verify failed is refused; one
+/// never verified is [`LandError::Unverified`] (the caller verifies it
+/// first, by landing it as a run of its own).
+pub fn fast_forward_tip(
+    repo: &Repo,
+    run: &str,
+    report: &RunReport,
+    verified: bool,
+) -> Result<Oid, LandError> {
     let tip = oid(&report.integration_commit, "the run's branch")?;
     if let Some(last) = report
         .verify_runs
@@ -219,7 +235,40 @@ pub fn fast_forward_tip(run: &str, report: &RunReport) -> Result<Oid, LandError>
             run: run.to_string(),
         });
     }
+    if verified {
+        passed_on(repo, run, report, tip)?;
+    }
     Ok(tip)
+}
+
+/// Whether a run of `report`'s verify passed on `commit`'s tree, else
+/// [`LandError::Unverified`].
+pub fn passed_on(repo: &Repo, run: &str, report: &RunReport, commit: Oid) -> Result<(), LandError> {
+    let git = repo.open()?;
+    let tree = git
+        .find_commit(commit)
+        .map(|c| c.tree_id())
+        .map_err(|source| LandError::BadOid {
+            what: "the commit to land",
+            text: commit.to_string(),
+            source,
+        })?;
+    let (commit_hex, tree_hex) = (commit.to_string(), tree.to_string());
+    let passed = report.verify_runs.iter().any(|r| {
+        r.passed
+            && match &r.tree {
+                Some(t) => *t == tree_hex,
+                // Written before runs named their tree.
+                None => r.commit == commit_hex,
+            }
+    });
+    match passed {
+        true => Ok(()),
+        false => Err(LandError::Unverified {
+            run: run.to_string(),
+            tip: commit_hex[..12].to_string(),
+        }),
+    }
 }
 
 /// Moves `branch` from `onto` to `landed` (which descends from it), only

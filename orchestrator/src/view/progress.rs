@@ -504,11 +504,30 @@ impl Progress {
                     }
                     (false, _) => "failed".to_string(),
                 };
+                // A run again of a failure: `verify_retries`.
+                let again = match (run.attempt, run.passed) {
+                    (0, _) => String::new(),
+                    (n, true) => format!(", again ({n} failed before: flaky)"),
+                    (n, false) => format!(", again ({n} failed before)"),
+                };
                 say!(
-                    "  {:<10} {} ({at}) {verdict} in {}",
+                    "  {:<10} {} ({at}{again}) {verdict} in {}",
                     "verify",
                     short(&run.commit),
                     duration(run.duration_ms)
+                );
+            }
+            EventBody::VerifyNamed { named } => {
+                let tasks = named
+                    .tasks
+                    .iter()
+                    .map(|t| t.task.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                say!(
+                    "  {:<10} {tasks:<w$}  named by the verify's failure; every merge is kept",
+                    "named",
+                    w = self.width
                 );
             }
             EventBody::VerifyBroken {

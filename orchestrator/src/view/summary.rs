@@ -34,6 +34,8 @@ fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<Strin
             short(&base.commit),
             rel(&base.stderr_log)
         )
+    } else if let Some(named) = &report.verify_named {
+        named.reason.clone()
     } else if let AttemptOutcome::SpawnFailed { message } = &last.outcome {
         format!("it could not run: {message}")
     } else if let Some(proof) = runs.iter().rfind(|r| {
@@ -71,8 +73,13 @@ fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<Strin
             None => "the branch's tip was not verified".to_string(),
         }
     };
+    let stats = swarm_protocol::verify::QueueStats::of(runs, 0);
+    let flaky = match stats.flaky_runs {
+        0 => String::new(),
+        n => format!(", {n} flaky"),
+    };
     Some(format!(
-        "verify: {} run{} ({searching} to find what broke it, {}); {verdict}",
+        "verify: {} run{} ({searching} to find what broke it{flaky}, {}); {verdict}",
         runs.len(),
         if runs.len() == 1 { "" } else { "s" },
         duration(ms)

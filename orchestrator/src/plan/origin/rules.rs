@@ -360,6 +360,12 @@ pub const PLAN: &[KeyRule] = &[
         Any,
         "how long the verify may run",
     ),
+    rule(
+        T::Swarm,
+        "verify_retries",
+        Any,
+        "at most 10 more runs of the sandboxed verify on one tree",
+    ),
     // [defaults] and [[task]]
     rule(T::Task, "id", Any, "names the task"),
     rule(T::Task, "deps", Any, "orders tasks"),

@@ -1,39 +1,46 @@
 //! The dispatcher's side of the run-wide verify (`[swarm] verify`): when
-//! it runs, what its verdicts mean, and taking out the merge that broke it.
+//! it runs, what its verdicts mean, and taking out the merges that broke
+//! it.
 //!
 //! The dispatcher keeps the merges made since the last commit known to
-//! pass (the chain) and the verdicts by commit (also the journal's, so a
-//! resumed run asks nothing twice). With `verify_every = "end"` the tip is
-//! verified once every merge is done; with `"merge"`, whenever no verify
-//! runs and something was merged since the last one (merges that land
-//! while it runs are checked together by the next). A failing tip starts a
-//! bisection over the chain (`verify::bisect`), one verify at a time, over
-//! the prefixes that split no group (`group`: the tasks of a refactor that
-//! do not build alone are verified, and taken out, as one).
+//! pass (the chain) and every run's result by commit ([`Verdicts`], also
+//! the journal's, so a resumed run asks nothing twice): a failing run is
+//! run again (`verify_retries`) before its failure counts, so a flaky
+//! suite neither takes a correct merge out nor hides a culprit. With
+//! `verify_every = "end"` the tip is verified once every merge is done;
+//! with `"merge"`, whenever no verify runs and something was merged since
+//! the last one (merges that land while it runs are checked together by
+//! the next).
 //!
-//! A culprit is proven, not guessed: the branch is rebuilt without the
-//! merge (or the group) the search found first to fail (`verify::rebuild`,
-//! on the blocking pool, merges held meanwhile), and that rebuilt tip is
-//! verified. Only if it passes is the merge taken out: the task becomes
-//! `broke-verify`, its dependents are blocked, the branch moves. If it
-//! fails too, no single task broke it (the pieces of a refactor that is
-//! incomplete, two failures at once): every merge is kept, and the verify
-//! says so and stops blaming. Everything runs off the dispatcher's thread:
-//! runs and rebuilds are futures of one `JoinSet` its loop selects on.
+//! What to verify next is the search's ([`Queue`]): the tip, then a
+//! bisection over the chain's units (one merge, or a `group`'s, verified
+//! and taken out as one), then the branch rebuilt without the unit found
+//! first to fail (`verify::rebuild`, on the blocking pool, merges held
+//! meanwhile), and so on for a second and third culprit, each proven in
+//! the branch without the ones before it. Only when the rebuilt branch
+//! passes are the culprits taken out: each becomes `broke-verify`, its
+//! dependents are blocked, the branch moves. When removals prove nothing
+//! (the pieces of an incomplete refactor), the tasks that own the files
+//! the failure names are named (`verify::owners`) and every merge stays.
+//! While merges are still to come, a search that proves nothing waits for
+//! them. Everything runs off the dispatcher's thread: runs and rebuilds
+//! are futures of one `JoinSet` its loop selects on.
 
 use crate::ids::TaskIndex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use git2::Oid;
-use swarm_protocol::verify::{VerifyPurpose, VerifyRun};
+use swarm_protocol::verify::{NamedTask, VerifyNamed, VerifyPurpose, VerifyRun};
 use swarm_protocol::{AttemptOutcome, EventBody, TaskStatus};
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::super::verify::bisect::{Bisect, Step};
+use super::super::verify::owners::{self, By, Owns, Place};
+use super::super::verify::queue::{Candidate, End, Named, Need, Queue};
 use super::super::verify::rebuild::{Rebuilt, Remerge, rebuild};
+use super::super::verify::verdicts::Verdicts;
 use super::super::verify::{Ran, Runner};
 use super::super::{Prepared, RunError};
 use super::merging::merge_message;
@@ -44,33 +51,74 @@ use crate::worktree_home::WorktreeHome;
 
 /// Culprits taken out without the tip passing in between before swarm
 /// stops blaming tasks: past it the verify more likely fails for a reason
-/// no merge explains (flaky, or broken by the machine).
+/// no merge explains (broken by the machine).
 const MAX_CULPRITS_WITHOUT_PASS: u32 = 8;
+
+/// Most bytes of each log of a failure read for the places it names: a
+/// compiler's first errors come first.
+const NAMES_READ: u64 = 1 << 20;
 
 /// What a job of the run-wide verify gave.
 pub(super) enum Done {
     Ran(Ran),
     Rebuilt {
-        suspect: Suspect,
+        /// The units it was rebuilt without.
+        removed: Vec<usize>,
         rebuilt: Result<Rebuilt, GitError>,
     },
 }
 
-/// The merges the search found first to fail: chain positions `from..to`
-/// (one merge, or a group's, with what stands between its members).
-#[derive(Debug, Clone)]
-pub(super) struct Suspect {
-    from: usize,
-    to: usize,
-    /// Their tasks, in chain order.
-    tasks: Vec<TaskIndex>,
+/// The verify in flight.
+struct Running {
+    commit: Oid,
+    purpose: VerifyPurpose,
+    /// The task whose merge made the commit (for a proof: the last unit
+    /// it was rebuilt without).
+    after: Option<TaskIndex>,
+    stop: watch::Sender<Option<Stop>>,
 }
 
-/// A suspect and the branch rebuilt without it, waiting for that branch's
-/// verdict.
-struct Proof {
-    suspect: Suspect,
-    rebuilt: Rebuilt,
+/// A culprit the search found: the commit with it (which failed) and the
+/// one before it (which passed), in the branch as it then stood.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    unit: usize,
+    failing: Oid,
+    before: Oid,
+}
+
+/// One search over the chain, from a tip to its end.
+struct Search {
+    queue: Queue,
+    /// Each unit's chain positions `from..to`.
+    units: Vec<(usize, usize)>,
+    /// How long the chain was when it began: merges after that are not
+    /// searched (a search that meets them before taking anything out
+    /// starts again over all of them).
+    covered: usize,
+    /// The commit the sequence starts from, and the commit after each
+    /// unit of `queue.seq()`.
+    start: Oid,
+    after: Vec<Oid>,
+    /// The branch rebuilt without `queue.removed()`.
+    rebuilt: Option<Rebuilt>,
+    found: Vec<Found>,
+    /// The failing tip whose output was read, and the tasks it names.
+    tip: Oid,
+    named: Vec<(TaskIndex, By, Vec<Place>)>,
+}
+
+impl Search {
+    /// The commit `c` stands for, in the branch as it stands.
+    fn commit(&self, c: &Candidate) -> Option<Oid> {
+        if c.removed != self.queue.removed() {
+            return None;
+        }
+        match c.upto {
+            0 => Some(self.start),
+            k => self.after.get(k - 1).copied(),
+        }
+    }
 }
 
 /// The run-wide verify's state.
@@ -79,9 +127,7 @@ pub(super) struct Verifying {
     command: String,
     runner: Arc<Runner>,
     jobs: JoinSet<Done>,
-    /// The run in flight: its commit, purpose, the prefix it probes, and
-    /// its stop signal.
-    running: Option<(Oid, VerifyPurpose, usize, watch::Sender<Option<Stop>>)>,
+    running: Option<Running>,
     rebuilding: bool,
     /// The last commit known to pass, or the base (assumed until a search
     /// reaches it).
@@ -90,14 +136,7 @@ pub(super) struct Verifying {
     /// The merges since `green`, in order: (task, integration commit
     /// after it).
     chain: Vec<(TaskIndex, Oid)>,
-    bisect: Option<Bisect>,
-    /// The prefixes the search may probe (those that split no group),
-    /// by the search's own numbering: its `k` is prefix `points[k]`.
-    points: Vec<usize>,
-    /// A suspect, waiting for the merge in flight before its removal.
-    culprit: Option<Suspect>,
-    /// A suspect removed in a rebuild, waiting for the rebuilt tip's verdict.
-    proving: Option<Proof>,
+    search: Option<Search>,
     /// Each task's group, for those in one.
     groups: HashMap<TaskIndex, String>,
     /// Whether every merge of the run is done (the last `drive_verify`
@@ -107,10 +146,12 @@ pub(super) struct Verifying {
     /// still to come (`verify_every = "merge"`): not searched again until
     /// the branch moves or the merges are done.
     deferred: Option<Oid>,
-    /// Verdicts by commit, and the log of the run that gave each.
-    known: HashMap<Oid, (bool, String)>,
+    /// Every run's result, by commit.
+    verdicts: Verdicts<Oid>,
+    /// The logs (stdout, stderr) of each commit's last failed run.
+    logs: HashMap<Oid, (String, String)>,
     /// Why it stopped for the rest of the run (it fails at the base, it
-    /// could not run, too many culprits).
+    /// could not run, no removal explains it).
     given_up: Option<String>,
     culprits_without_pass: u32,
     /// Runs so far (numbering their logs).
@@ -146,14 +187,12 @@ impl Verifying {
             green: base,
             green_known: false,
             chain: Vec::new(),
-            bisect: None,
-            points: Vec::new(),
-            culprit: None,
-            proving: None,
+            search: None,
             groups,
             at_end: false,
             deferred: None,
-            known: HashMap::new(),
+            verdicts: Verdicts::new(verify.retries),
+            logs: HashMap::new(),
             given_up: None,
             culprits_without_pass: 0,
             runs: 0,
@@ -185,7 +224,7 @@ impl Verifying {
         }
     }
 
-    /// The commit of prefix `k` of the chain (0: `green`).
+    /// The commit of chain position `k` (0: `green`).
     fn prefix(&self, k: usize) -> Oid {
         match k {
             0 => self.green,
@@ -200,24 +239,26 @@ impl Verifying {
             && self
                 .chain
                 .last()
-                .is_none_or(|(_, tip)| self.known.get(tip).is_some_and(|(p, _)| *p))
+                .is_none_or(|(_, tip)| self.verdicts.verdict(tip) == Some(true))
     }
 
-    /// A tip's verdict: a pass moves `green` up to it, a failure starts
-    /// the search.
-    fn on_tip(&mut self, tip: Oid, passed: bool) {
-        let Some(at) = self.chain.iter().position(|(_, c)| *c == tip) else {
-            return;
-        };
-        if passed {
-            self.green = tip;
-            self.green_known = true;
-            self.chain.drain(..=at);
-            self.culprits_without_pass = 0;
-        } else {
-            self.points = self.whole_prefixes(at + 1);
-            self.bisect = Some(Bisect::new(self.points.len() - 1, self.green_known));
-        }
+    /// A search over the whole chain, its tip first.
+    fn begin(&mut self) {
+        let n = self.chain.len();
+        let points = self.whole_prefixes(n);
+        let units: Vec<(usize, usize)> = points.windows(2).map(|w| (w[0], w[1])).collect();
+        let after = units.iter().map(|&(_, to)| self.prefix(to)).collect();
+        self.search = Some(Search {
+            queue: Queue::new(units.len(), self.green_known),
+            units,
+            covered: n,
+            start: self.green,
+            after,
+            rebuilt: None,
+            found: Vec::new(),
+            tip: self.prefix(n),
+            named: Vec::new(),
+        });
     }
 
     /// The prefixes among the first `n` of the chain that split no group
@@ -236,16 +277,6 @@ impl Verifying {
             .collect()
     }
 
-    /// The merges between the search's points `j - 1` and `j`.
-    fn suspect(&self, j: usize) -> Suspect {
-        let (from, to) = (self.points[j - 1], self.points[j]);
-        Suspect {
-            from,
-            to,
-            tasks: self.chain[from..to].iter().map(|(t, _)| *t).collect(),
-        }
-    }
-
     /// Whether a group has some merges on the branch and members still to
     /// come (not final): the tip is not verified then.
     fn group_open(&self, final_: impl Fn(TaskIndex) -> bool) -> bool {
@@ -257,15 +288,32 @@ impl Verifying {
             })
         })
     }
+
+    /// The tasks of unit `u` of `search`, in chain order.
+    fn unit_tasks(&self, search: &Search, u: usize) -> Vec<TaskIndex> {
+        let (from, to) = search.units[u];
+        self.chain[from..to].iter().map(|(t, _)| *t).collect()
+    }
+
+    /// Drops the search for now: merges are still to come, and it proved
+    /// nothing; the branch is searched again once it moves.
+    fn defer(&mut self) {
+        if let Some(search) = self.search.take() {
+            self.deferred = Some(search.tip);
+        }
+    }
 }
 
 impl Dispatcher<'_> {
-    /// True while a culprit's merge is being taken out: merges wait, as
-    /// they would land on the branch being replaced.
+    /// True while merges are being taken out: merges wait, as they would
+    /// land on the branch being replaced.
     pub(super) fn verify_holds_merges(&self) -> bool {
-        self.verify
-            .as_ref()
-            .is_some_and(|v| v.rebuilding || v.culprit.is_some() || v.proving.is_some())
+        self.verify.as_ref().is_some_and(|v| {
+            v.rebuilding
+                || v.search
+                    .as_ref()
+                    .is_some_and(|s| !s.queue.removed().is_empty())
+        })
     }
 
     /// A merge of task `i` moved the branch to `commit`.
@@ -275,10 +323,10 @@ impl Dispatcher<'_> {
         }
     }
 
-    /// Starts what the run-wide verify needs next, if anything: a probe
-    /// of the search, a culprit's removal, or the tip (at the end, or
-    /// after merges with `verify_every = "merge"`). `at_end`: every task
-    /// is final and every merge done.
+    /// Starts what the run-wide verify needs next, if anything: a run the
+    /// search asks for, a rebuild without its culprits, or the tip (at
+    /// the end, or after merges with `verify_every = "merge"`). `at_end`:
+    /// every task is final and every merge done.
     pub(super) fn drive_verify(&mut self, at_end: bool) -> Result<(), RunError> {
         if self.stopping == Some(Stopping::Cancel) {
             return Ok(());
@@ -292,54 +340,72 @@ impl Dispatcher<'_> {
             if v.given_up.is_some() || v.busy() {
                 return Ok(());
             }
-            if let Some(proof) = &v.proving {
-                // The rebuilt tip's verdict decides.
-                let tip = proof.rebuilt.tip;
-                if let Some(&(passed, _)) = v.known.get(&tip) {
-                    self.on_proof(passed)?;
-                    continue;
-                }
-                self.start_verify(tip, VerifyPurpose::Proof, 0);
-                return Ok(());
-            }
-            if let Some(suspect) = v.culprit.clone() {
-                if !merging {
-                    self.start_removal(suspect)?;
-                }
-                return Ok(());
-            }
-            if let Some(step) = v.bisect.as_ref().map(Bisect::next) {
-                match step {
-                    Step::Probe(j) => {
-                        let k = v.points[j];
-                        let commit = v.prefix(k);
-                        if let Some(&(passed, _)) = v.known.get(&commit) {
-                            if let Some(search) = &mut v.bisect {
-                                search.record(j, passed);
+            if let Some(search) = &v.search {
+                match search.queue.need() {
+                    Need::Verdict(c) => {
+                        let Some(commit) = search.commit(&c) else {
+                            // Cannot be: the search asks of its own branch.
+                            v.search = None;
+                            continue;
+                        };
+                        let proof = !c.removed.is_empty() && c.upto == search.queue.seq().len();
+                        let Some(passed) = v.verdicts.verdict(&commit) else {
+                            self.start_verify(commit, &c);
+                            return Ok(());
+                        };
+                        if proof && !at_end {
+                            // Without later merges, the branch without the
+                            // culprit is the prefix before it, which passed:
+                            // that proves something only of the branch as it
+                            // ends (the pieces of a refactor break it until
+                            // the last lands). And a removal that does not
+                            // make it pass decides nothing while merges are
+                            // still to come.
+                            let vacuous = search.rebuilt.as_ref().is_some_and(|r| {
+                                r.links.is_empty()
+                                    && r.unmerged.is_empty()
+                                    && r.conflicted.is_empty()
+                            });
+                            if !passed || vacuous {
+                                v.defer();
+                                return self.advance_merges();
                             }
+                        }
+                        if let Some(search) = &mut v.search {
+                            search.queue.verdict(passed);
+                        }
+                    }
+                    Need::Names => {
+                        let (named, elsewhere) = self.names();
+                        if let Some(search) = self.verify.as_mut().and_then(|v| v.search.as_mut()) {
+                            search.queue.named(named, elsewhere);
+                        }
+                    }
+                    Need::Rebuild(removed) => {
+                        if v.chain.len() > search.covered {
+                            // Merges landed while it searched: search again
+                            // over all of them (what it verified is kept).
+                            v.search = None;
                             continue;
                         }
-                        let purpose = match (k, v.green_known) {
-                            (0, false) => VerifyPurpose::Base,
-                            _ => VerifyPurpose::Bisect,
-                        };
-                        self.start_verify(commit, purpose, j);
+                        if !merging {
+                            self.start_removal(removed)?;
+                        }
                         return Ok(());
                     }
-                    Step::Culprit(j) => {
-                        v.bisect = None;
-                        v.culprit = Some(v.suspect(j));
-                        continue;
-                    }
-                    Step::StartFails => {
-                        v.bisect = None;
-                        v.given_up = Some(format!(
-                            "the run-wide verify fails at the run's base {} too, so no task is blamed: fix the base (or the verify command) and run again",
-                            short(v.green)
-                        ));
+                    Need::Done(end) => {
+                        self.end_search(end)?;
+                        if self
+                            .verify
+                            .as_ref()
+                            .is_some_and(|v| v.search.is_none() && v.given_up.is_none())
+                        {
+                            continue;
+                        }
                         return Ok(());
                     }
                 }
+                continue;
             }
             let Some(&(_, tip)) = v.chain.last() else {
                 return Ok(());
@@ -361,25 +427,47 @@ impl Dispatcher<'_> {
             let Some(v) = &mut self.verify else {
                 return Ok(());
             };
-            if let Some(&(passed, _)) = v.known.get(&tip) {
+            match v.verdicts.verdict(&tip) {
                 // Searched already, with merges still to come: wait for them.
-                if !passed && v.deferred == Some(tip) && !at_end {
+                Some(false) if v.deferred == Some(tip) && !at_end => return Ok(()),
+                // Passed already (a resumed run): nothing to search.
+                Some(true) => {
+                    v.green = tip;
+                    v.green_known = true;
+                    v.chain.clear();
                     return Ok(());
                 }
-                v.on_tip(tip, passed);
-                if passed {
-                    return Ok(());
-                }
-                continue;
+                _ => v.begin(),
             }
-            self.start_verify(tip, VerifyPurpose::Tip, 0);
-            return Ok(());
         }
     }
 
-    fn start_verify(&mut self, commit: Oid, purpose: VerifyPurpose, k: usize) {
+    fn start_verify(&mut self, commit: Oid, c: &Candidate) {
+        let after = self.verify.as_ref().and_then(|v| {
+            let search = v.search.as_ref()?;
+            match c.upto {
+                _ if !c.removed.is_empty() && c.upto == search.queue.seq().len() => {
+                    let unit = *c.removed.last()?;
+                    v.unit_tasks(search, unit).first().copied()
+                }
+                0 => None,
+                k => {
+                    let unit = *search.queue.seq().get(k - 1)?;
+                    v.unit_tasks(search, unit).last().copied()
+                }
+            }
+        });
         let Some(v) = &mut self.verify else {
             return;
+        };
+        let Some(search) = &v.search else {
+            return;
+        };
+        let purpose = match (c.removed.is_empty(), c.upto) {
+            (_, 0) => VerifyPurpose::Base,
+            (true, k) if k == search.queue.seq().len() => VerifyPurpose::Tip,
+            (false, k) if k == search.queue.seq().len() => VerifyPurpose::Proof,
+            _ => VerifyPurpose::Bisect,
         };
         v.runs += 1;
         let (stop, stopped) = watch::channel(None);
@@ -387,13 +475,18 @@ impl Dispatcher<'_> {
         let number = v.runs;
         v.jobs
             .spawn(async move { Done::Ran(runner.run(number, commit, stopped).await) });
-        v.running = Some((commit, purpose, k, stop));
+        v.running = Some(Running {
+            commit,
+            purpose,
+            after,
+            stop,
+        });
     }
 
     /// Stops the verify in flight (the run is being stopped).
     pub(super) fn stop_verify(&mut self, how: Stop) {
-        if let Some((_, _, _, stop)) = self.verify.as_ref().and_then(|v| v.running.as_ref()) {
-            stop.send_replace(Some(how));
+        if let Some(running) = self.verify.as_ref().and_then(|v| v.running.as_ref()) {
+            running.stop.send_replace(Some(how));
         }
     }
 
@@ -401,7 +494,7 @@ impl Dispatcher<'_> {
     pub(super) fn on_verify_done(&mut self, done: Done) -> Result<(), RunError> {
         match done {
             Done::Ran(ran) => self.on_verified(ran),
-            Done::Rebuilt { suspect, rebuilt } => self.on_rebuilt(suspect, rebuilt?),
+            Done::Rebuilt { removed, rebuilt } => self.on_rebuilt(removed, rebuilt?),
         }
     }
 
@@ -409,27 +502,20 @@ impl Dispatcher<'_> {
         let Some(v) = &mut self.verify else {
             return Ok(());
         };
-        let Some((commit, purpose, k, _)) = v.running.take() else {
+        let Some(running) = v.running.take() else {
             return Ok(());
         };
         // Stopped with the run: no verdict; a resumed run asks again.
         if ran.outcome == AttemptOutcome::Cancelled {
             return Ok(());
         }
-        let after = match purpose {
-            VerifyPurpose::Tip => v.chain.iter().find(|(_, c)| *c == commit).map(|l| l.0),
-            VerifyPurpose::Bisect => v.points[k].checked_sub(1).map(|k| v.chain[k].0),
-            VerifyPurpose::Base => None,
-            // The suspect it was rebuilt without.
-            VerifyPurpose::Proof => v
-                .proving
-                .as_ref()
-                .and_then(|p| p.suspect.tasks.first().copied()),
-        };
+        let commit = running.commit;
         let run = VerifyRun {
             commit: commit.to_string(),
-            purpose,
-            after: after.map(|i| self.tasks.get(i).id.clone()),
+            tree: ran.tree.map(|t| t.to_string()),
+            purpose: running.purpose,
+            attempt: v.verdicts.fails(&commit),
+            after: running.after.map(|i| self.tasks.get(i).id.clone()),
             passed: ran.outcome.is_success(),
             outcome: ran.outcome,
             duration_ms: crate::millis(ran.duration),
@@ -438,7 +524,7 @@ impl Dispatcher<'_> {
             tail: ran.tail,
         };
         let (passed, could_not_run) = (run.passed, run.could_not_run());
-        let log = run.stderr_log.clone();
+        let logs = (run.stdout_log.clone(), run.stderr_log.clone());
         let message = match &run.outcome {
             AttemptOutcome::SpawnFailed { message } => message.clone(),
             _ => String::new(),
@@ -449,92 +535,161 @@ impl Dispatcher<'_> {
         };
         if could_not_run {
             // The machine's failure says nothing of the commit.
-            v.bisect = None;
+            v.search = None;
             v.given_up = Some(format!("the run-wide verify could not run: {message}"));
             return Ok(());
         }
-        v.known.insert(commit, (passed, log));
-        match purpose {
-            VerifyPurpose::Tip => v.on_tip(commit, passed),
-            VerifyPurpose::Bisect | VerifyPurpose::Base => {
-                if let Some(search) = &mut v.bisect {
-                    search.record(k, passed);
+        v.verdicts.record(commit, passed);
+        if !passed {
+            v.logs.insert(commit, logs);
+        }
+        if passed && running.purpose == VerifyPurpose::Base {
+            v.green_known = true;
+        }
+        // The search takes the verdict once it is one (a failure, once it
+        // reproduced): `drive_verify` runs it again until then.
+        self.advance_merges()
+    }
+
+    /// What the failing tip's output names: the units owning the files
+    /// it names, and whether it names tasks with no merge on the branch
+    /// (a piece that changed nothing owns its `paths` all the same). Read
+    /// from its last failed run's logs, mapped through every task's
+    /// `paths` and `creates` and what each merge on the branch changed.
+    fn names(&mut self) -> (Vec<Named>, bool) {
+        let Some(v) = &self.verify else {
+            return (Vec::new(), false);
+        };
+        let Some(search) = &v.search else {
+            return (Vec::new(), false);
+        };
+        let text = match v.logs.get(&search.tip) {
+            Some((out, err)) => format!("{}\n{}", read_start(err), read_start(out)),
+            None => String::new(),
+        };
+        let places = owners::places(&text, v.runner.checkout());
+        if places.is_empty() {
+            return (Vec::new(), false);
+        }
+        // What each merge on the branch changed.
+        let git = self.repo.open().ok();
+        let mut changed: HashMap<TaskIndex, Vec<String>> = HashMap::new();
+        for k in 0..search.covered {
+            let (task, commit) = v.chain[k];
+            let before = v.prefix(k);
+            let files = git
+                .as_ref()
+                .and_then(|git| {
+                    let old = git.find_commit(before).ok()?.tree().ok()?;
+                    let new = git.find_commit(commit).ok()?.tree().ok()?;
+                    crate::git::changed_paths(git, &old, &new).ok()
+                })
+                .unwrap_or_default();
+            changed.entry(task).or_default().extend(files);
+        }
+        // Every task of the run, with what it owns.
+        let all: Vec<TaskIndex> = self.tasks.indices().collect();
+        let owns: Vec<Owns> = all
+            .iter()
+            .map(|&i| {
+                let plan = self.tasks.get(i);
+                Owns {
+                    scope: plan.paths.iter().chain(&plan.creates).cloned().collect(),
+                    changed: changed.remove(&i).unwrap_or_default(),
                 }
-                if passed && purpose == VerifyPurpose::Base {
-                    v.green_known = true;
-                }
+            })
+            .collect();
+        let found = owners::owners(&places, &owns);
+        let named_tasks: Vec<(TaskIndex, By, Vec<Place>)> = found
+            .iter()
+            .map(|(&i, (by, places))| (all[i], *by, places.clone()))
+            .collect();
+        // A unit is named by its tasks, a group's by any of its members
+        // (merged or not): wholly when every member is.
+        let members = |u: usize| -> Vec<TaskIndex> {
+            let tasks = v.unit_tasks(search, u);
+            match tasks.first().and_then(|t| v.groups.get(t)) {
+                Some(group) => all
+                    .iter()
+                    .copied()
+                    .filter(|t| v.groups.get(t) == Some(group))
+                    .collect(),
+                None => tasks,
             }
-            VerifyPurpose::Proof => return self.on_proof(passed),
+        };
+        let mut units = Vec::new();
+        let mut covered: HashSet<TaskIndex> = HashSet::new();
+        for u in 0..search.units.len() {
+            let members = members(u);
+            let hits = members
+                .iter()
+                .filter(|m| named_tasks.iter().any(|(t, _, _)| t == *m))
+                .count();
+            covered.extend(members.iter().copied());
+            if hits > 0 {
+                units.push(Named {
+                    unit: u,
+                    whole: hits == members.len(),
+                });
+            }
         }
-        self.advance_merges()
+        let elsewhere = named_tasks.iter().any(|(t, _, _)| !covered.contains(t));
+        if let Some(search) = self.verify.as_mut().and_then(|v| v.search.as_mut()) {
+            search.named = named_tasks;
+        }
+        (units, elsewhere)
     }
 
-    /// The verdict of the branch rebuilt without the suspect: a pass
-    /// proves it broke the verify (its merge is taken out); a failure
-    /// proves nothing, and every merge stays.
-    fn on_proof(&mut self, passed: bool) -> Result<(), RunError> {
-        let Some(v) = &mut self.verify else {
-            return Ok(());
-        };
-        let Some(proof) = v.proving.take() else {
-            return Ok(());
-        };
-        // Without later merges, the branch without the suspect is the
-        // prefix before it, which passed: that proves something only of the
-        // branch as it ends, not while merges are still to come (the
-        // pieces of a refactor break the branch until the last lands).
-        let vacuous = proof.rebuilt.links.is_empty()
-            && proof.rebuilt.unmerged.is_empty()
-            && proof.rebuilt.conflicted.is_empty();
-        if passed && (!vacuous || v.at_end) {
-            return self.take_out(proof.suspect, proof.rebuilt);
-        }
-        let tip = v.chain.last().map_or(v.green, |(_, c)| *c);
-        if !v.at_end {
-            // Merges are still to come: nothing is decided, nothing taken
-            // out; the branch is searched again once it moves.
-            v.deferred = Some(tip);
-            return self.advance_merges();
-        }
-        let first = proof.suspect.tasks.first().copied();
-        let failing = v.chain[proof.suspect.to - 1].1;
-        let log = v
-            .known
-            .get(&failing)
-            .map(|(_, log)| log.clone())
-            .unwrap_or_default();
-        let after = first.map_or_else(String::new, |t| self.tasks.get(t).id.clone());
-        let Some(v) = &mut self.verify else {
-            return Ok(());
-        };
-        v.given_up = Some(format!(
-            "no single task broke it: the tip {} fails with every merge, and without `{after}`'s merge too (the first to fail, at {}, see {log}); every merge is kept",
-            short(tip),
-            short(failing)
-        ));
-        self.advance_merges()
-    }
-
-    /// Rebuilds the branch without the suspect's merges (and what holds
+    /// Rebuilds the branch without the units `removed` (and what holds
     /// their changes), on the blocking pool: the branch its verdict is
     /// asked of before anything is taken out.
-    fn start_removal(&mut self, suspect: Suspect) -> Result<(), RunError> {
+    fn start_removal(&mut self, removed: Vec<usize>) -> Result<(), RunError> {
+        let Some(v) = &mut self.verify else {
+            return Ok(());
+        };
+        let Some(search) = &mut v.search else {
+            return Ok(());
+        };
+        // The unit just found: where it first failed, in the branch as it
+        // stands.
+        if let Some(&unit) = removed.last()
+            && let Some(at) = search.queue.seq().iter().position(|&u| u == unit)
+        {
+            let before = match at {
+                0 => search.start,
+                at => search.after[at - 1],
+            };
+            search.found.push(Found {
+                unit,
+                failing: search.after[at],
+                before,
+            });
+        }
         let Some(v) = &self.verify else {
             return Ok(());
         };
-        let onto = v.prefix(suspect.from);
-        let removed: Vec<Oid> = suspect
-            .tasks
+        let Some(search) = &v.search else {
+            return Ok(());
+        };
+        let from = removed
             .iter()
-            .filter_map(|&t| self.result(t))
+            .map(|&u| search.units[u].0)
+            .min()
+            .unwrap_or(search.covered);
+        let onto = v.prefix(from);
+        let gone: HashSet<TaskIndex> = removed
+            .iter()
+            .flat_map(|&u| v.unit_tasks(search, u))
             .collect();
+        let results: Vec<Oid> = gone.iter().filter_map(|&t| self.result(t)).collect();
         let squash = self.settings.history == History::Squash;
-        let mut dependents = std::collections::HashSet::new();
-        for &t in &suspect.tasks {
+        let mut dependents = HashSet::new();
+        for &t in &gone {
             dependents.extend(self.all_dependents(t));
         }
-        let later: Vec<Remerge> = v.chain[suspect.to..]
+        let later: Vec<Remerge> = v.chain[from..search.covered]
             .iter()
+            .filter(|(task, _)| !gone.contains(task))
             .filter_map(|&(task, _)| {
                 Some(Remerge {
                     task,
@@ -549,102 +704,311 @@ impl Dispatcher<'_> {
             return Ok(());
         };
         v.rebuilding = true;
-        v.culprit = None;
         v.jobs.spawn(async move {
             let rebuilt = crate::run::blocking::blocking(move || {
-                rebuild(&repo, onto, &removed, &later, squash, &run)
+                rebuild(&repo, onto, &results, &later, squash, &run)
             })
             .await;
-            Done::Rebuilt { suspect, rebuilt }
+            Done::Rebuilt { removed, rebuilt }
         });
         Ok(())
     }
 
-    /// The branch was rebuilt without `suspect`: its verdict is asked next.
-    fn on_rebuilt(&mut self, suspect: Suspect, rebuilt: Rebuilt) -> Result<(), RunError> {
+    /// The branch was rebuilt without `removed`: the search goes on over
+    /// it, its tip's verdict first.
+    fn on_rebuilt(&mut self, removed: Vec<usize>, rebuilt: Rebuilt) -> Result<(), RunError> {
         let Some(v) = &mut self.verify else {
             return Ok(());
         };
         v.rebuilding = false;
-        v.proving = Some(Proof { suspect, rebuilt });
+        let Some(search) = &v.search else {
+            return Ok(());
+        };
+        if search.queue.removed() != removed.as_slice() {
+            return Ok(());
+        }
+        let from = removed
+            .iter()
+            .map(|&u| search.units[u].0)
+            .min()
+            .unwrap_or(search.covered);
+        let dropped: HashSet<TaskIndex> = rebuilt
+            .unmerged
+            .iter()
+            .chain(&rebuilt.conflicted)
+            .copied()
+            .collect();
+        let mut seq = Vec::new();
+        let mut after = Vec::new();
+        let mut last = v.prefix(from);
+        for (u, &(a, b)) in search.units.iter().enumerate() {
+            if removed.contains(&u) {
+                continue;
+            }
+            if b <= from {
+                seq.push(u);
+                after.push(v.prefix(b));
+                continue;
+            }
+            let tasks = &v.chain[a..b];
+            let links: Vec<Oid> = rebuilt
+                .links
+                .iter()
+                .filter(|(t, _)| tasks.iter().any(|(own, _)| own == t))
+                .map(|(_, c)| *c)
+                .collect();
+            if let Some(&c) = links.last() {
+                last = c;
+            } else if tasks.iter().all(|(t, _)| dropped.contains(t)) {
+                continue;
+            }
+            seq.push(u);
+            after.push(last);
+        }
         let at_end = v.at_end;
+        if let Some(search) = &mut v.search {
+            search.after = after;
+            search.rebuilt = Some(rebuilt);
+            search.queue.rebuilt(seq);
+        }
         self.drive_verify(at_end)
     }
 
-    /// The suspect is proven to have broken the verify (the branch without
-    /// it passes): journaled, then the branch moves (on the writer, after
-    /// the line is on disk), then its dependents are blocked.
-    fn take_out(&mut self, suspect: Suspect, rebuilt: Rebuilt) -> Result<(), RunError> {
+    /// Where a search ended: the branch passes, culprits are taken out, a
+    /// failure is named, or nobody is blamed.
+    fn end_search(&mut self, end: End) -> Result<(), RunError> {
         let Some(v) = &mut self.verify else {
             return Ok(());
         };
-        let (commit, onto) = (v.chain[suspect.to - 1].1, v.prefix(suspect.from));
-        let log = v.known.get(&commit).map(|(_, log)| log.clone());
+        let at_end = v.at_end;
+        match end {
+            End::Passes => {
+                if let Some(search) = v.search.take() {
+                    v.green = search.tip;
+                    v.green_known = true;
+                    v.chain.drain(..search.covered);
+                    v.culprits_without_pass = 0;
+                }
+                Ok(())
+            }
+            End::Culprits(_) => match v.search.take() {
+                Some(search) => self.take_out(search),
+                None => Ok(()),
+            },
+            End::Named | End::Unexplained { .. } if !at_end => {
+                v.defer();
+                self.advance_merges()
+            }
+            End::Named => match v.search.take() {
+                Some(search) => self.name(search),
+                None => Ok(()),
+            },
+            End::Unexplained { first } => {
+                let Some(search) = v.search.take() else {
+                    return Ok(());
+                };
+                let failing = first
+                    .and_then(|u| search.found.iter().find(|f| f.unit == u))
+                    .map(|f| f.failing);
+                let after = first
+                    .and_then(|u| v.unit_tasks(&search, u).first().copied())
+                    .map(|t| self.tasks.get(t).id.clone())
+                    .unwrap_or_default();
+                let log = failing
+                    .and_then(|c| v.logs.get(&c))
+                    .map(|(_, err)| err.clone())
+                    .unwrap_or_default();
+                v.given_up = Some(format!(
+                    "no set of merges broke it: the tip {} fails with every merge, and without `{after}`'s merge (the first to fail, at {}, see {log}) and up to {} more too; every merge is kept",
+                    short(search.tip),
+                    failing.map(short).unwrap_or_default(),
+                    super::super::verify::queue::MAX_CULPRITS - 1,
+                ));
+                self.advance_merges()
+            }
+            End::StartFails => {
+                v.search = None;
+                v.given_up = Some(format!(
+                    "the run-wide verify fails at the run's base {} too, so no task is blamed: fix the base (or the verify command) and run again",
+                    short(v.green)
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// No removal explains the failure (or only some of a group's pieces
+    /// are to blame): the tasks owning what it names are named, every
+    /// merge stays, and the way to finish the run is printed.
+    fn name(&mut self, search: Search) -> Result<(), RunError> {
+        let Some(v) = &mut self.verify else {
+            return Ok(());
+        };
+        // The log that holds its output: stderr, else stdout.
+        let log = v
+            .logs
+            .get(&search.tip)
+            .map(|(out, err)| match read_start(err).trim().is_empty() {
+                true => out.clone(),
+                false => err.clone(),
+            })
+            .unwrap_or_default();
+        let prefix = format!("{}/", self.repo.workdir.display());
+        let log = log
+            .strip_prefix(prefix.as_str())
+            .unwrap_or(&log)
+            .to_string();
+        let ids: Vec<String> = search
+            .named
+            .iter()
+            .map(|(t, _, _)| self.tasks.get(*t).id.clone())
+            .collect();
+        let tasks: Vec<NamedTask> = search
+            .named
+            .iter()
+            .zip(&ids)
+            .map(|((_, by, places), id)| NamedTask {
+                task: id.clone(),
+                places: places.iter().map(Place::to_string).collect(),
+                by: by.as_str().to_string(),
+            })
+            .collect();
+        let shown = ids
+            .iter()
+            .map(|id| format!("`{id}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = tasks
+            .first()
+            .and_then(|t| t.places.first().cloned())
+            .unwrap_or_default();
+        let branch = crate::git::refs::integration_branch(&self.run);
+        let only = ids
+            .iter()
+            .map(|id| format!("--only {id}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let reason = format!(
+            "the branch FAILS and no merge taken out would make it pass; its failure names {shown} (at {first}, see {log}): every merge is kept. Fix it, then `swarm run PLAN --base {branch} {only}` and `swarm land` that run"
+        );
+        let Some(v) = &mut self.verify else {
+            return Ok(());
+        };
+        v.given_up = Some(reason.clone());
+        self.emit(EventBody::VerifyNamed {
+            named: VerifyNamed {
+                commit: search.tip.to_string(),
+                tasks,
+                reason,
+            },
+        })?;
+        self.advance_merges()
+    }
+
+    /// The search's culprits are proven (the branch without them passes):
+    /// journaled, then the branch moves (on the writer, after the line is
+    /// on disk), then their dependents are blocked.
+    fn take_out(&mut self, search: Search) -> Result<(), RunError> {
+        let Some(rebuilt) = search.rebuilt.clone() else {
+            return Ok(());
+        };
+        let Some(v) = &mut self.verify else {
+            return Ok(());
+        };
         let command = v.command.clone();
+        let units: Vec<Vec<TaskIndex>> = search
+            .found
+            .iter()
+            .map(|f| v.unit_tasks(&search, f.unit))
+            .collect();
         // The rebuilt tip passed: nothing after it is left to search.
         v.green = rebuilt.tip;
         v.green_known = true;
         v.chain.clear();
-        v.culprits_without_pass += 1;
+        v.culprits_without_pass += u32::try_from(search.found.len()).unwrap_or(u32::MAX);
         if v.culprits_without_pass >= MAX_CULPRITS_WITHOUT_PASS {
             v.given_up = Some(format!(
-                "the run-wide verify still failed after {MAX_CULPRITS_WITHOUT_PASS} merges were taken out; swarm stopped blaming tasks (is it flaky?)"
+                "the run-wide verify still failed after {MAX_CULPRITS_WITHOUT_PASS} merges were taken out; swarm stopped blaming tasks"
             ));
         }
+        let logs: Vec<Option<String>> = search
+            .found
+            .iter()
+            .map(|f| v.logs.get(&f.failing).map(|(_, err)| err.clone()))
+            .collect();
+        let names: HashMap<TaskIndex, String> = units
+            .iter()
+            .flatten()
+            .chain(&rebuilt.unmerged)
+            .chain(&rebuilt.conflicted)
+            .map(|&i| (i, self.tasks.get(i).id.clone()))
+            .collect();
         let ids = |list: &[TaskIndex]| -> Vec<String> {
-            list.iter().map(|&i| self.tasks.get(i).id.clone()).collect()
+            list.iter().filter_map(|i| names.get(i).cloned()).collect()
         };
         let (unmerged, conflicted) = (ids(&rebuilt.unmerged), ids(&rebuilt.conflicted));
-        let group = match suspect.tasks.as_slice() {
-            [_] => String::new(),
-            tasks => format!(
-                " (one of {} merges verified as one: {})",
-                tasks.len(),
-                ids(tasks).join(", ")
-            ),
-        };
-        for (n, &task) in suspect.tasks.iter().enumerate() {
-            let id = self.tasks.get(task).id.clone();
-            let mut reason = format!(
-                "its merge broke the run-wide verify `{}`{group}: {} (with it) fails, {} (before it) passes, and the branch without it passes ({})",
-                first_line(&command),
-                short(commit),
-                short(onto),
-                short(rebuilt.tip),
-            );
-            if let Some(log) = &log {
-                // Relative to the repository, as other reasons name logs.
-                let prefix = format!("{}/", self.repo.workdir.display());
-                let log = log.strip_prefix(prefix.as_str()).unwrap_or(log);
-                reason.push_str(&format!(", see {log}"));
+        let every: Vec<String> = units.iter().flat_map(|u| ids(u)).collect();
+        let mut first = true;
+        for ((found, tasks), log) in search.found.iter().zip(&units).zip(&logs) {
+            let group = match tasks.as_slice() {
+                [_] => String::new(),
+                tasks => format!(
+                    " (one of {} merges verified as one: {})",
+                    tasks.len(),
+                    ids(tasks).join(", ")
+                ),
+            };
+            let others: Vec<String> = every
+                .iter()
+                .filter(|id| !ids(tasks).contains(id))
+                .map(|id| format!("`{id}`"))
+                .collect();
+            let without = match others.is_empty() {
+                true => "the branch without it passes".to_string(),
+                false => format!("the branch without it and {} passes", others.join(", ")),
+            };
+            for id in ids(tasks) {
+                let mut reason = format!(
+                    "its merge broke the run-wide verify `{}`{group}: {} (with it) fails, {} (before it) passes, and {without} ({})",
+                    first_line(&command),
+                    short(found.failing),
+                    short(found.before),
+                    short(rebuilt.tip),
+                );
+                if let Some(log) = log {
+                    // Relative to the repository, as other reasons name logs.
+                    let prefix = format!("{}/", self.repo.workdir.display());
+                    let log = log.strip_prefix(prefix.as_str()).unwrap_or(log);
+                    reason.push_str(&format!(", see {log}"));
+                }
+                reason.push_str(&format!(
+                    "; its merge was taken out, its work is on {}",
+                    crate::git::refs::task(&self.run, &id)
+                ));
+                // The branch's fate is the first's to record; the others
+                // are marked with the same tip.
+                self.emit(EventBody::VerifyBroken {
+                    task: id,
+                    commit: found.failing.to_string(),
+                    passed_commit: found.before.to_string(),
+                    integration_commit: rebuilt.tip.to_string(),
+                    unmerged: if first { unmerged.clone() } else { Vec::new() },
+                    conflicted: if first {
+                        conflicted.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    reason,
+                })?;
+                first = false;
             }
-            reason.push_str(&format!(
-                "; its merge was taken out, its work is on {}",
-                crate::git::refs::task(&self.run, &id)
-            ));
-            // The branch's fate is the first's to record; the others are
-            // marked with the same tip.
-            let first = n == 0;
-            self.emit(EventBody::VerifyBroken {
-                task: id,
-                commit: commit.to_string(),
-                passed_commit: onto.to_string(),
-                integration_commit: rebuilt.tip.to_string(),
-                unmerged: if first { unmerged.clone() } else { Vec::new() },
-                conflicted: if first {
-                    conflicted.clone()
-                } else {
-                    Vec::new()
-                },
-                reason,
-            })?;
         }
         self.writer.set_branch(rebuilt.tip)?;
         self.merges.integration = rebuilt.tip;
         if self.settings.on_failure == OnFailure::Stop {
             self.stopping.get_or_insert(Stopping::Failure);
         }
-        for &task in &suspect.tasks {
+        for &task in units.iter().flatten() {
             self.block_dependents(task, "broke the run-wide verify")?;
         }
         for &i in rebuilt.unmerged.iter().chain(&rebuilt.conflicted) {
@@ -658,8 +1022,8 @@ impl Dispatcher<'_> {
     }
 
     /// Every task that depends on `i`, directly or not.
-    fn all_dependents(&self, i: TaskIndex) -> std::collections::HashSet<TaskIndex> {
-        let mut seen = std::collections::HashSet::new();
+    fn all_dependents(&self, i: TaskIndex) -> HashSet<TaskIndex> {
+        let mut seen = HashSet::new();
         let mut stack: Vec<TaskIndex> = self.graph.dependents(i).collect();
         while let Some(d) = stack.pop() {
             if seen.insert(d) {
@@ -670,8 +1034,8 @@ impl Dispatcher<'_> {
     }
 
     /// A resumed run's verify state: the branch's merges since the base
-    /// (read from git), the verdicts the journal holds, and the last
-    /// commit known to pass among them.
+    /// (read from git), every run the journal holds, and the last commit
+    /// known to pass among them.
     pub(super) fn resume_verify(&mut self) -> Result<(), RunError> {
         let Some(v) = &mut self.verify else {
             return Ok(());
@@ -683,12 +1047,16 @@ impl Dispatcher<'_> {
             if let Ok(commit) = Oid::from_str(&run.commit)
                 && !run.could_not_run()
             {
-                v.known.insert(commit, (run.passed, run.stderr_log.clone()));
+                v.verdicts.record(commit, run.passed);
+                if !run.passed {
+                    v.logs
+                        .insert(commit, (run.stdout_log.clone(), run.stderr_log.clone()));
+                }
             }
         }
         v.runs = u32::try_from(report.verify_runs.len()).unwrap_or(u32::MAX);
         v.green = self.base_commit;
-        v.green_known = v.known.get(&self.base_commit).is_some_and(|(p, _)| *p);
+        v.green_known = v.verdicts.verdict(&self.base_commit) == Some(true);
         let merges = super::super::verify::rebuild::merges_since(
             &self.repo,
             self.base_commit,
@@ -702,7 +1070,7 @@ impl Dispatcher<'_> {
         if let Some(last_pass) = v
             .chain
             .iter()
-            .rposition(|(_, c)| v.known.get(c).is_some_and(|(p, _)| *p))
+            .rposition(|(_, c)| v.verdicts.verdict(c) == Some(true))
         {
             v.green = v.chain[last_pass].1;
             v.green_known = true;
@@ -710,6 +1078,21 @@ impl Dispatcher<'_> {
         }
         Ok(())
     }
+}
+
+/// The first [`NAMES_READ`] bytes of a log (nothing, if it cannot be
+/// read).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the verify's logs, swarm's own files"
+)]
+fn read_start(path: &str) -> String {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(NAMES_READ).read_to_end(&mut text);
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 fn short(commit: Oid) -> String {

@@ -19,7 +19,10 @@
 //! [`rebuild`]'s.
 
 pub(super) mod bisect;
+pub(super) mod owners;
+pub(super) mod queue;
 pub(super) mod rebuild;
+pub(super) mod verdicts;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -80,6 +83,8 @@ pub(super) struct Ran {
     pub stderr: PathBuf,
     /// The end of its output, when it failed.
     pub tail: Option<String>,
+    /// The commit's tree: what was verified.
+    pub tree: Option<Oid>,
 }
 
 impl Runner {
@@ -151,7 +156,13 @@ impl Runner {
             Err(message) => AttemptOutcome::SpawnFailed { message },
         };
         let tail = (!outcome.is_success()).then(|| tail(&stderr, &stdout));
+        let tree = self
+            .repo
+            .open()
+            .ok()
+            .and_then(|git| Some(git.find_commit(commit).ok()?.tree_id()));
         Ran {
+            tree,
             outcome,
             duration: started.elapsed(),
             stdout,
@@ -252,6 +263,12 @@ impl Runner {
             },
             owned,
         ))
+    }
+
+    /// Where the commit is checked out: the directory the verify's output
+    /// names its files under.
+    pub(super) fn checkout(&self) -> &Path {
+        &self.checkout
     }
 
     /// Its HOME and TMPDIR.

@@ -76,26 +76,55 @@ pub(crate) fn land(cwd: &Path, args: LandArgs) -> Result<i32, Failure> {
             "land run `{run}`: nothing of it is on its branch (no task was merged)"
         )));
     }
+    // Whether the plan has a run-wide verify: then only a tree it passed
+    // on lands.
+    let verified = saved_plan(cwd, &repo, &run, "land")
+        .map(|(plan, _)| plan.verify.is_some())
+        .unwrap_or(!report.verify_runs.is_empty());
     for landing in 1..=MAX_LANDINGS {
         let onto = landing::tip_of(&repo, &branch, args.push.as_deref()).map_err(land_failure)?;
-        let fast_forward = onto == base;
+        let mut fast_forward = onto == base;
         if args.dry_run {
+            let fast_forward = fast_forward.then_some(verified);
             return dry_run(&repo, &run, &report, &branch, onto, fast_forward, &adopted);
         }
-        let landed = if fast_forward {
-            landing::fast_forward_tip(&run, &report).map_err(land_failure)?
-        } else {
-            match land_run(cwd, &repo, &run, onto, &adopted, args.drive.clone())? {
+        let tip = match fast_forward {
+            true => match landing::fast_forward_tip(&repo, &run, &report, verified) {
+                Ok(tip) => Some(tip),
+                // Never verified (the run was stopped first, the verify
+                // could not run): verified first, as a landing of its own.
+                Err(LandError::Unverified { .. }) => {
+                    eprintln!(
+                        "run `{run}`'s branch was never verified: verifying it first, as a landing run"
+                    );
+                    fast_forward = false;
+                    None
+                }
+                Err(e) => return Err(land_failure(e)),
+            },
+            false => None,
+        };
+        let landed = match tip {
+            Some(tip) => tip,
+            None => match land_run(cwd, &repo, &run, onto, &adopted, args.drive.clone())? {
                 Ok(tip) => tip,
                 Err(code) => return Ok(code),
-            }
+            },
         };
         let moved = match &args.push {
             None => {
                 landing::move_branch(&repo, &branch, landed, onto, &run).map_err(land_failure)?
             }
             Some(remote) => {
-                landing::push(&repo, remote, &branch, landed, onto).map_err(land_failure)?
+                let pushed =
+                    landing::push(&repo, remote, &branch, landed, onto).map_err(land_failure)?;
+                if pushed {
+                    // The local branch of that name follows, as a push
+                    // from it would leave it: only from the tip it landed
+                    // on (fast-forward), never over work of its own.
+                    follow_push(&repo, &branch, landed, onto, &run);
+                }
+                pushed
             }
         };
         if moved {
@@ -167,11 +196,33 @@ fn land_run(
         return Ok(Err(code));
     }
     let (_, landed) = load_report(repo, Some(&name))?;
-    Ok(Ok(landing::oid(
-        &landed.integration_commit,
-        "the landing run's branch",
-    )
-    .map_err(land_failure)?))
+    let tip = landing::oid(&landed.integration_commit, "the landing run's branch")
+        .map_err(land_failure)?;
+    if !landed.verify_runs.is_empty() {
+        // The tree that lands is one its verify passed on.
+        landing::passed_on(repo, &name, &landed, tip).map_err(land_failure)?;
+    }
+    Ok(Ok(tip))
+}
+
+/// Moves the local branch `branch` to `landed` after a push, when it was
+/// at `onto` (the remote's tip the landing started from); else leaves it,
+/// saying so.
+fn follow_push(repo: &Repo, branch: &str, landed: Oid, onto: Oid, run: &str) {
+    let Some(local) = repo
+        .branch_of(branch)
+        .and_then(|_| repo.resolve(&format!("refs/heads/{branch}")).ok())
+    else {
+        return;
+    };
+    if local != onto {
+        return;
+    }
+    match landing::move_branch(repo, branch, landed, onto, run) {
+        Ok(true) => {}
+        Ok(false) => eprintln!("{branch} here moved meanwhile: left where it is"),
+        Err(e) => eprintln!("{branch} here was left where it is: {e}"),
+    }
 }
 
 /// What `land` would do, with a trial merge of each result (in memory)
@@ -182,11 +233,13 @@ fn dry_run(
     report: &RunReport,
     branch: &str,
     onto: Oid,
-    fast_forward: bool,
+    // `Some(verified)` when it lands by fast-forward: whether the plan has
+    // a run-wide verify.
+    fast_forward: Option<bool>,
     adopted: &Adopted,
 ) -> Result<i32, Failure> {
-    if fast_forward {
-        let tip = landing::fast_forward_tip(run, report).map_err(land_failure)?;
+    if let Some(verified) = fast_forward {
+        let tip = landing::fast_forward_tip(repo, run, report, verified).map_err(land_failure)?;
         println!(
             "dry run: run `{run}` would land on {branch} by fast-forward: {} -> {}",
             short_id(onto),

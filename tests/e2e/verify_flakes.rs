@@ -1,0 +1,284 @@
+//! The merge queue with a verify that is flaky, several culprits, and a
+//! refactor with one incomplete piece: no correct merge is taken out on a
+//! flake, a culprit among flakes is found, every culprit the failure
+//! names is found, and a failure no removal explains names the task that
+//! owns what it names while every merge stays.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::resume::journal;
+use crate::support::{TestRepo, task};
+
+/// Fails (naming the files) when any `.txt` file holds `BAD`; with
+/// `flaky`, first fails once on every commit, as a flaky suite does (the
+/// verify's own build cache, kept for a run again of the same commit,
+/// remembers which it has seen).
+fn verify(flaky: bool) -> String {
+    let flake = match flaky {
+        true => {
+            "seen=$CARGO_TARGET_DIR/seen-$SWARM_VERIFY_COMMIT; if [ ! -e $seen ]; then : > $seen; echo flake: a port was taken >&2; exit 1; fi; "
+        }
+        false => "",
+    };
+    format!("{flake}if grep -l BAD *.txt; then exit 1; fi")
+}
+
+fn plan(repo: &TestRepo, name: &str, verify: &str, swarm: &str, tasks: &str) -> std::path::PathBuf {
+    repo.plan_exact(
+        &format!("{name}.toml"),
+        &format!(
+            "[swarm]\nname = \"{name}\"\non_failure = \"continue\"\nverify = \"{verify}\"\n{swarm}\n\n[defaults]\ntimeout = \"60s\"\n\n{tasks}"
+        ),
+    )
+}
+
+/// `n` tasks `t1`..`tn`, each creating its own file; those in `bad`
+/// write BAD.
+fn writers(n: usize, bad: &[usize]) -> String {
+    (1..=n)
+        .map(|i| {
+            let word = if bad.contains(&i) { "BAD" } else { "ok" };
+            format!("[[task]]\nid = \"t{i}\"\ncreates = [\"t{i}.txt\"]\nrun = \"echo {word} > t{i}.txt\"\n\n")
+        })
+        .collect()
+}
+
+fn events(repo: &TestRepo, run: &str, kind: &str) -> Vec<Value> {
+    journal(repo, run)
+        .into_iter()
+        .filter(|e| e["event"] == kind)
+        .collect()
+}
+
+fn statuses(report: &Value, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            task(report, &format!("t{i}"))["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Every tree fails its first verify: each failure is run again, passes,
+/// and counts as a flaky pass; no merge is taken out, for a merge queue
+/// checking after every merge or once at the end.
+#[test]
+fn a_flake_on_the_first_verify_of_every_tree_takes_no_merge_out() {
+    for every in ["end", "merge"] {
+        let repo = TestRepo::new();
+        let name = format!("flaky-{every}");
+        let swarm = format!("verify_every = \"{every}\"");
+        let out = repo.run_plan(
+            &plan(&repo, &name, &verify(true), &swarm, &writers(6, &[])),
+            &[],
+        );
+        out.assert_code(0);
+        let report = repo.report();
+        assert!(
+            statuses(&report, 6).iter().all(|s| s == "merged"),
+            "{every}: {report}"
+        );
+        let runs = events(&repo, &name, "run_verified");
+        // Every failure is followed by a pass of the same commit.
+        for (i, run) in runs.iter().enumerate() {
+            if run["passed"] == false {
+                let next = &runs[i + 1];
+                assert_eq!(next["commit"], run["commit"], "{runs:?}");
+                assert_eq!(next["passed"], true);
+                assert_eq!(next["attempt"], 1);
+            }
+        }
+        assert!(runs.iter().all(|r| r["purpose"] == "tip"), "{runs:?}");
+        let stats = &report["merge_queue"];
+        assert!(stats["flaky_runs"].as_u64().unwrap() >= 1, "{stats}");
+        assert_eq!(stats["culprits"], 0, "{stats}");
+        assert_eq!(stats["flaky_runs"], stats["retry_runs"], "{stats}");
+        let said = words(&out.stderr);
+        assert!(said.contains("flaky"), "{}", out.stderr);
+        assert!(said.contains("the branch passes"), "{}", out.stderr);
+        // The tip's tree is the one that passed.
+        let tip = runs.last().unwrap();
+        assert_eq!(
+            tip["tree"],
+            repo.git(&["rev-parse", &format!("swarm/{name}^{{tree}}")])
+        );
+    }
+}
+
+/// A real culprit among flakes: every probe's failure reproduces before
+/// it counts, so the bisection finds it and only it.
+#[test]
+fn a_real_culprit_among_flakes_is_found_and_only_it() {
+    let repo = TestRepo::new();
+    let out = repo.run_plan(
+        &plan(&repo, "among", &verify(true), "", &writers(8, &[5])),
+        &[],
+    );
+    out.assert_code(1);
+    let report = repo.report();
+    let mut want = vec!["merged".to_string(); 8];
+    want[4] = "broke_verify".into();
+    assert_eq!(statuses(&report, 8), want, "{report}");
+    assert_eq!(repo.show("refs/swarm/among/t5", "t5.txt").trim(), "BAD");
+    assert!(
+        words(&out.stderr).contains("the branch passes"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(report["merge_queue"]["culprits"], 1);
+}
+
+/// Two and three tasks that each break the build: the branch without the
+/// first still fails, so the search goes on in it, and each is proven in
+/// the branch without the ones found before it; the rest stay merged.
+#[test]
+fn two_and_three_independent_culprits_are_all_found() {
+    for bad in [&[2usize, 6][..], &[3, 5, 7]] {
+        let repo = TestRepo::new();
+        let name = format!("culprits-{}", bad.len());
+        let out = repo.run_plan(
+            &plan(&repo, &name, &verify(false), "", &writers(8, bad)),
+            &[],
+        );
+        out.assert_code(1);
+        let report = repo.report();
+        let want: Vec<String> = (1..=8)
+            .map(|i| match bad.contains(&i) {
+                true => "broke_verify".to_string(),
+                false => "merged".to_string(),
+            })
+            .collect();
+        assert_eq!(statuses(&report, 8), want, "{report}");
+        let branch = format!("swarm/{name}");
+        let have: BTreeSet<String> = repo
+            .git(&["ls-tree", "--name-only", &branch])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        for i in 1..=8 {
+            assert_eq!(
+                have.contains(&format!("t{i}.txt")),
+                !bad.contains(&i),
+                "{have:?}"
+            );
+        }
+        let broken = events(&repo, &name, "verify_broken");
+        assert_eq!(broken.len(), bad.len(), "{broken:?}");
+        let why = task(&report, &format!("t{}", bad[0]))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(why.contains("the branch without it and `t"), "{why}");
+        assert!(
+            words(&out.stderr).contains("the branch passes"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(report["merge_queue"]["culprits"], bad.len());
+    }
+}
+
+/// Five files renamed by five tasks, one piece of which forgets its file:
+/// every merge fails without the others, so no removal proves anything.
+/// The failure names `f3.txt`, which `r3` owns by its `paths`: `r3` is
+/// named, every merge stays (with and without `group`), and the way to
+/// finish is printed; it works: `r3` fixed and run on the failed branch
+/// passes, and lands.
+#[test]
+fn a_refactor_with_one_incomplete_piece_names_it_and_keeps_every_merge() {
+    for grouped in [false, true] {
+        let repo = TestRepo::new();
+        for n in 1..=5 {
+            repo.write(&format!("f{n}.txt"), "alpha\n");
+        }
+        repo.commit_all("five files");
+        let name = if grouped { "rename-group" } else { "rename" };
+        let pieces = |broken: bool| -> String {
+            (1..=5)
+                .map(|n| {
+                    let run = match (n, broken) {
+                        (3, true) => "true".to_string(),
+                        _ => format!("sed -i s/alpha/beta/ f{n}.txt"),
+                    };
+                    let group = if grouped { "group = \"rename\"\n" } else { "" };
+                    format!("[[task]]\nid = \"r{n}\"\n{group}paths = [\"f{n}.txt\"]\nrun = \"{run}\"\n\n")
+                })
+                .collect()
+        };
+        // As a compiler does once the new name exists: every file still
+        // using the old one is an error, named.
+        let verify = "if grep -q beta f*.txt; then ! grep -l alpha f*.txt; fi";
+        let out = repo.run_plan(&plan(&repo, name, verify, "", &pieces(true)), &[]);
+        out.assert_code(1);
+        let report = repo.report();
+        for n in 1..=5 {
+            assert_eq!(
+                task(&report, &format!("r{n}"))["status"],
+                "merged",
+                "grouped {grouped}: {report}"
+            );
+        }
+        assert!(events(&repo, name, "verify_broken").is_empty());
+        let named = &report["verify_named"];
+        assert_eq!(named["tasks"][0]["task"], "r3", "{named}: {}", out.stderr);
+        assert_eq!(named["tasks"][0]["by"], "paths", "{named}");
+        assert_eq!(named["tasks"][0]["places"][0], "f3.txt", "{named}");
+        assert_eq!(named["tasks"].as_array().unwrap().len(), 1, "{named}");
+        let said = words(&out.stderr);
+        assert!(said.contains("names `r3`"), "{}", out.stderr);
+        assert!(
+            said.contains(&format!("--base swarm/{name} --only r3")),
+            "{}",
+            out.stderr
+        );
+        if grouped {
+            continue;
+        }
+        // The recovery, as printed: the piece fixed, run on the branch.
+        let fixed = plan(&repo, "rename-fix", verify, "", &pieces(false));
+        repo.run_plan(&fixed, &["--base", "swarm/rename", "--only", "r3"])
+            .assert_code(0);
+        assert_eq!(repo.show("swarm/rename-fix", "f3.txt"), "beta");
+        assert_eq!(repo.show("swarm/rename-fix", "f1.txt"), "beta");
+    }
+}
+
+/// The tree that lands is one a verify passed on: a run whose verify gave
+/// up early (it fails at the base) merged more after it, so its tip was
+/// never verified. `swarm land` verifies it first, as a landing run, and
+/// since that fails, the branch stays where it was.
+#[test]
+fn land_never_moves_a_branch_to_a_tree_no_verify_passed_on() {
+    let repo = TestRepo::new();
+    repo.write("base.txt", "BAD\n");
+    repo.commit_all("a broken base");
+    let main = repo.git(&["rev-parse", "HEAD"]);
+    let tasks = format!(
+        "{}[[task]]\nid = \"late\"\ncreates = [\"late.txt\"]\nrun = \"sleep 3 && echo ok > late.txt\"\n",
+        writers(2, &[])
+    );
+    let p = plan(&repo, "gave-up", &verify(false), "verify_every = \"merge\"", &tasks);
+    repo.run_plan(&p, &[]).assert_code(1);
+    let report = repo.report();
+    let tip = repo.git(&["rev-parse", "swarm/gave-up"]);
+    let runs = events(&repo, "gave-up", "run_verified");
+    assert!(runs.iter().all(|r| r["commit"] != tip.as_str()), "{runs:?}");
+    assert_eq!(report["integration_commit"], tip.as_str());
+
+    let out = repo.swarm(&["land", "gave-up"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        words(&out.stderr).contains("was never verified: verifying it first"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main, "the branch moved");
+}
