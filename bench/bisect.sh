@@ -7,7 +7,8 @@
 # rebuilds the branch and verifies it again. By hand, on the branch the
 # same run made without `verify`: verify the tip, `git bisect run` over
 # its first-parent merges, `git revert -m 1` the culprit's merge, verify
-# again. Prints a Markdown table (BENCHMARKS.md, section 15).
+# again. And swarm with `verify_concurrency = 3`: three probes per round.
+# Prints a Markdown table (BENCHMARKS.md, section 15).
 #
 #   bench/bisect.sh                    # culprits at merges 8, 33 and 57
 #   VERIFY_SLEEP=1 POSITIONS="20" bench/bisect.sh
@@ -69,7 +70,9 @@ last_merge = max(i for i, e in enumerate(ev[:first]) if e["event"] == "task_merg
 broken = [e["task"] for e in ev if e["event"] == "verify_broken"]
 probes = sum(1 for r in runs if r["purpose"] != "tip")
 phase = ts(ev[-1]) - ts(ev[last_merge])
-print(len(runs), probes, f"{phase:.2f}", ",".join(broken) or "-")
+# Rounds of the search: runs that ran at once share one.
+rounds = len({r.get("round", i) for i, r in enumerate(runs) if r["purpose"] != "tip"})
+print(len(runs), probes, f"{phase:.2f}", ",".join(broken) or "-", rounds)
 PY
 }
 
@@ -126,14 +129,21 @@ for pos in $POSITIONS; do
   plan_clean "$WORK/r" "$WORK/end.toml"
   end_ms=$(swarm_ms end 1)
   stats=$(journal_stats end)
-  read -r end_runs end_probes end_phase end_culprit <<<"$stats"
+  read -r end_runs end_probes end_phase end_culprit end_rounds <<<"$stats"
+
+  plan par "$pos" "verify = \"$VERIFY\"
+verify_concurrency = 3" > "$WORK/par.toml"
+  plan_clean "$WORK/r" "$WORK/par.toml"
+  par_ms=$(swarm_ms par 1)
+  stats=$(journal_stats par)
+  read -r par_runs _ par_phase par_culprit par_rounds <<<"$stats"
 
   plan merge "$pos" "verify = \"$VERIFY\"
 verify_every = \"merge\"" > "$WORK/merge.toml"
   plan_clean "$WORK/r" "$WORK/merge.toml"
   merge_ms=$(swarm_ms merge 1)
   stats=$(journal_stats merge)
-  read -r merge_runs merge_probes _ merge_culprit <<<"$stats"
+  read -r merge_runs merge_probes _ merge_culprit _ <<<"$stats"
 
   t0=$(now_ms)
   hand=$(checked by_hand "$WORK/r" swarm/plain "$base")
@@ -141,13 +151,13 @@ verify_every = \"merge\"" > "$WORK/merge.toml"
   t1=$(now_ms)
   hand_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1000 }')
 
-  rows+=("| $pos | \`$end_culprit\` in ${end_runs} verifies (${end_probes} probes), **${end_phase} s** after the last merge; run ${end_ms} ms vs ${plain_ms} ms without verify | \`$hand_culprit\` in ${hand_runs} verifies (${hand_probes} probes), ${hand_s} s, plus the revert | \`$merge_culprit\` in ${merge_runs} verifies (${merge_probes} probes); run ${merge_ms} ms |")
+  rows+=("| $pos | \`$end_culprit\` in ${end_runs} verifies (${end_probes} probes, ${end_rounds} rounds), **${end_phase} s** after the last merge; run ${end_ms} ms vs ${plain_ms} ms without verify | \`$par_culprit\` in ${par_runs} verifies, ${par_rounds} rounds, **${par_phase} s**; run ${par_ms} ms | \`$hand_culprit\` in ${hand_runs} verifies (${hand_probes} probes), ${hand_s} s, plus the revert | \`$merge_culprit\` in ${merge_runs} verifies (${merge_probes} probes); run ${merge_ms} ms |")
   rm -rf "$HOME/.cache"
 done
 
 cat <<EOF
-| bad merge (of $N) | swarm, \`verify_every = "end"\`: found, verifies, verify phase | by hand: verify, \`git bisect run --first-parent\`, revert, verify | swarm, \`verify_every = "merge"\` |
-|---:|---|---|---|
+| bad merge (of $N) | swarm, \`verify_every = "end"\`: found, verifies, verify phase | swarm, \`verify_concurrency = 3\` | by hand: verify, \`git bisect run --first-parent\`, revert, verify | swarm, \`verify_every = "merge"\` |
+|---:|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 EOF
 echo "(verify = sleep ${VERIFY_SLEEP}s, then grep; $(nproc) cores; -j 2)"

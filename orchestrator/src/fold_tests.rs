@@ -442,6 +442,7 @@ fn every_committed_event_replays_through_the_fold() {
                 commit: MERGE.into(),
                 tree: None,
                 attempt: 0,
+                round: None,
                 purpose: swarm_protocol::verify::VerifyPurpose::Tip,
                 after: Some("w".into()),
                 passed: false,

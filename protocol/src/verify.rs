@@ -52,6 +52,10 @@ pub struct VerifyRun {
     /// and one that passes after failing was flaky.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: u32,
+    /// The round of the search that asked it (runs of one round run at
+    /// once, with `verify_concurrency`; a run again shares its round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
     /// The task whose merge made `commit` (`None`: the base).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
@@ -120,10 +124,12 @@ pub struct QueueStats {
     pub retry_runs: u32,
     /// Tasks whose merge was taken out, proven.
     pub culprits: u32,
-    /// Rounds of the search: sets of runs that ran at once (one each
-    /// while the search runs one verify at a time).
+    /// Rounds of the search (bisection rounds, proofs, the base): sets of
+    /// runs that ran at once (one run each, runs again aside, with
+    /// `verify_concurrency = 1`).
     pub rounds: u32,
-    /// Time spent searching (every run but the tips').
+    /// Time spent in the search's runs (every run but the tips'; runs at
+    /// once each count).
     pub search_ms: u64,
 }
 
@@ -135,6 +141,7 @@ impl QueueStats {
             culprits,
             ..Self::default()
         };
+        let mut rounds = std::collections::BTreeSet::new();
         for (i, run) in runs.iter().enumerate() {
             if run.attempt > 0 {
                 stats.retry_runs += 1;
@@ -147,10 +154,18 @@ impl QueueStats {
                 stats.flaky_runs += 1;
             }
             if run.purpose != VerifyPurpose::Tip {
-                stats.rounds += 1;
                 stats.search_ms += run.duration_ms;
+                // Runs that name no round (older journals) count as one
+                // each.
+                match run.round {
+                    Some(round) => {
+                        rounds.insert(round);
+                    }
+                    None => stats.rounds += 1,
+                }
             }
         }
+        stats.rounds += u32::try_from(rounds.len()).unwrap_or(u32::MAX);
         stats
     }
 }

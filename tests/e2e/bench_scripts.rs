@@ -327,8 +327,24 @@ fn bench_bisect_sh_runs_in_smoke_mode() {
         "bench/bisect.sh",
         smoke.command("bash", &["bench/bisect.sh"]),
     );
-    // The culprit is found by swarm both ways and by hand.
-    assert_eq!(run.stdout.matches("`t3` in").count(), 3, "{}", run.stdout);
+    // The culprit is found by swarm three ways and by hand.
+    assert_eq!(run.stdout.matches("`t3` in").count(), 4, "{}", run.stdout);
+    assert_tables_have_figures(&run.stdout);
+}
+
+#[test]
+fn bench_flaky_verify_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    let run = smoke.run(
+        "bench/flaky_verify.sh",
+        smoke.command("bash", &["bench/flaky_verify.sh"]),
+    );
+    // Both rows, the culprit found in each run with retries.
+    assert!(run.stdout.contains("| 1 | 2 |"), "{}", run.stdout);
+    assert!(run.stdout.contains("| 0 | 2 |"), "{}", run.stdout);
     assert_tables_have_figures(&run.stdout);
 }
 

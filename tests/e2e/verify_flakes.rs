@@ -265,7 +265,13 @@ fn land_never_moves_a_branch_to_a_tree_no_verify_passed_on() {
         "{}[[task]]\nid = \"late\"\ncreates = [\"late.txt\"]\nrun = \"sleep 3 && echo ok > late.txt\"\n",
         writers(2, &[])
     );
-    let p = plan(&repo, "gave-up", &verify(false), "verify_every = \"merge\"", &tasks);
+    let p = plan(
+        &repo,
+        "gave-up",
+        &verify(false),
+        "verify_every = \"merge\"",
+        &tasks,
+    );
     repo.run_plan(&p, &[]).assert_code(1);
     let report = repo.report();
     let tip = repo.git(&["rev-parse", "swarm/gave-up"]);
@@ -281,4 +287,39 @@ fn land_never_moves_a_branch_to_a_tree_no_verify_passed_on() {
         out.stderr
     );
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), main, "the branch moved");
+}
+
+/// With `verify_concurrency = 3` the bisection probes three commits per
+/// round, each in a checkout of its own: the same culprit, in fewer
+/// rounds (`ceil(log4 16)` = 2 against 4), and its checkouts are gone
+/// when the run ends.
+#[test]
+fn three_verifies_at_once_find_the_same_culprit_in_fewer_rounds() {
+    let mut rounds = Vec::new();
+    for concurrency in [1, 3] {
+        let repo = TestRepo::new();
+        let name = format!("p{concurrency}");
+        let swarm = format!("verify_concurrency = {concurrency}\nverify_retries = 0");
+        let out = repo.run_plan(
+            &plan(&repo, &name, &verify(false), &swarm, &writers(16, &[11])),
+            &[],
+        );
+        out.assert_code(1);
+        let report = repo.report();
+        assert_eq!(task(&report, "t11")["status"], "broke_verify", "{report}");
+        let runs = events(&repo, &name, "run_verified");
+        let probes: Vec<&Value> = runs.iter().filter(|r| r["purpose"] == "bisect").collect();
+        let most_at_once = probes
+            .iter()
+            .map(|p| probes.iter().filter(|q| q["round"] == p["round"]).count())
+            .max()
+            .unwrap_or(0);
+        assert_eq!(most_at_once, concurrency, "{runs:?}");
+        rounds.push(report["merge_queue"]["rounds"].as_u64().unwrap());
+        let home = repo.worktree_home().join(&name);
+        assert!(!home.join(".readonly-verify").exists());
+        assert!(!home.join(".readonly-verify-3").exists());
+    }
+    // The probes' rounds and the proof's.
+    assert_eq!(rounds, [4 + 1, 2 + 1], "{rounds:?}");
 }

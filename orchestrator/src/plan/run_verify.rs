@@ -1,5 +1,5 @@
 //! The run-wide verify's settings (`[swarm] verify`, `verify_every`,
-//! `verify_timeout`, `verify_retries`), checked: part of step 2 of [`super::expand::plan`].
+//! `verify_timeout`, `verify_retries`, `verify_concurrency`), checked: part of step 2 of [`super::expand::plan`].
 
 // As in expand.rs: a PlanError is built once per mistake, on the way out.
 #![allow(clippy::result_large_err)]
@@ -23,6 +23,8 @@ pub struct RunVerify {
     /// Runs again a failing run this many times before the failure
     /// counts.
     pub retries: u32,
+    /// Runs at most this many at once (a search's probes).
+    pub concurrency: u32,
 }
 
 /// How many times a failing run-wide verify is run again unless the plan
@@ -32,6 +34,10 @@ pub const DEFAULT_VERIFY_RETRIES: u32 = 1;
 /// More retries than this are a mistake: a verify that fails eleven times
 /// in a row on one tree is failing.
 const MAX_VERIFY_RETRIES: u32 = 10;
+
+/// More verifies at once than this are a mistake: each has a checkout and
+/// build caches of its own.
+const MAX_VERIFY_CONCURRENCY: u32 = 16;
 
 /// `[swarm] verify` and its settings, or `None` without one; problems
 /// are added to `errors`.
@@ -76,6 +82,23 @@ pub(super) fn check(
             DEFAULT_VERIFY_RETRIES
         }
     };
+    let concurrency = match &swarm.verify_concurrency {
+        None => 1,
+        Some(c) if (1..=MAX_VERIFY_CONCURRENCY).contains(c.get_ref()) => *c.get_ref(),
+        Some(c) => {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("verify_concurrency = {} is out of range", c.get_ref()),
+                        Some(c.span()),
+                        "not 1 to 16",
+                    )
+                    .with_help("give how many verifies may run at once while it searches, 1 to 16 (each has a checkout and build caches of its own)"),
+            );
+            1
+        }
+    };
     let Some(command) = &swarm.verify else {
         // Settings of a verify that does not exist are a mistake the user
         // would not notice: nothing would ever be checked.
@@ -91,6 +114,10 @@ pub(super) fn check(
             (
                 "verify_retries",
                 swarm.verify_retries.as_ref().map(|v| v.span()),
+            ),
+            (
+                "verify_concurrency",
+                swarm.verify_concurrency.as_ref().map(|v| v.span()),
             ),
         ];
         for (key, span) in orphan {
@@ -133,6 +160,7 @@ pub(super) fn check(
             .unwrap_or_default(),
         timeout,
         retries,
+        concurrency,
     })
 }
 
@@ -177,6 +205,7 @@ mod tests {
                 every: VerifyEvery::End,
                 timeout: DEFAULT_VERIFY_TIMEOUT,
                 retries: DEFAULT_VERIFY_RETRIES,
+                concurrency: 1,
             })
         );
         let v = parsed("verify = \"t\"\nverify_retries = 0");
@@ -197,6 +226,10 @@ mod tests {
         let (text, e) = error("verify = \"t\"\nverify_timeout = \"soon\"");
         assert!(e.message.contains("invalid verify_timeout `soon`"), "{e:?}");
         assert_eq!(at(&text, &e), "\"soon\"");
+
+        let (text, e) = error("verify = \"t\"\nverify_concurrency = 0");
+        assert!(e.message.contains("out of range"), "{e:?}");
+        assert_eq!(at(&text, &e), "0");
 
         let (text, e) = error("verify = \"t\"\nverify_retries = 11");
         assert!(

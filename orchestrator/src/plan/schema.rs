@@ -353,6 +353,13 @@ pub struct SwarmSection {
     /// never gets a correct merge taken out. 0 takes the first failure.
     #[schemars(with = "Option<u32>")]
     pub verify_retries: Option<Spanned<u32>>,
+    /// How many runs of the run-wide `verify` may run at once while it
+    /// searches for what broke it (default 1): the bisection then probes
+    /// that many commits per round, each in a checkout (and build caches)
+    /// of its own, finding a culprit among n merges in
+    /// `ceil(log_{P+1} n)` rounds.
+    #[schemars(with = "Option<u32>")]
+    pub verify_concurrency: Option<Spanned<u32>>,
 }
 
 /// When the run-wide `verify` runs.

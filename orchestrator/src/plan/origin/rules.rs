@@ -366,6 +366,12 @@ pub const PLAN: &[KeyRule] = &[
         Any,
         "at most 10 more runs of the sandboxed verify on one tree",
     ),
+    rule(
+        T::Swarm,
+        "verify_concurrency",
+        Any,
+        "at most 16 sandboxed verifies at once, under the run's own limits",
+    ),
     // [defaults] and [[task]]
     rule(T::Task, "id", Any, "names the task"),
     rule(T::Task, "deps", Any, "orders tasks"),

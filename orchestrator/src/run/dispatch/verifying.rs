@@ -60,7 +60,8 @@ const NAMES_READ: u64 = 1 << 20;
 
 /// What a job of the run-wide verify gave.
 pub(super) enum Done {
-    Ran(Ran),
+    /// A run, in its slot.
+    Ran(usize, Ran),
     Rebuilt {
         /// The units it was rebuilt without.
         removed: Vec<usize>,
@@ -68,9 +69,12 @@ pub(super) enum Done {
     },
 }
 
-/// The verify in flight.
+/// A verify in flight.
 struct Running {
+    slot: usize,
     commit: Oid,
+    /// The search's round that asked it.
+    round: u32,
     purpose: VerifyPurpose,
     /// The task whose merge made the commit (for a proof: the last unit
     /// it was rebuilt without).
@@ -125,9 +129,12 @@ impl Search {
 pub(super) struct Verifying {
     every: VerifyEvery,
     command: String,
-    runner: Arc<Runner>,
+    /// One runner per slot (`verify_concurrency`).
+    runners: Vec<Arc<Runner>>,
     jobs: JoinSet<Done>,
-    running: Option<Running>,
+    running: Vec<Running>,
+    /// Rounds of the searches before this one (numbering rounds run-wide).
+    rounds_before: u32,
     rebuilding: bool,
     /// The last commit known to pass, or the base (assumed until a search
     /// reaches it).
@@ -180,9 +187,12 @@ impl Verifying {
         Ok(Some(Self {
             every: verify.every,
             command: verify.command.clone(),
-            runner: Arc::new(Runner::new(prepared, home, verify)?),
+            runners: (0..verify.concurrency.max(1) as usize)
+                .map(|slot| Runner::new(prepared, home, verify, slot).map(Arc::new))
+                .collect::<Result<_, _>>()?,
             jobs: JoinSet::new(),
-            running: None,
+            running: Vec::new(),
+            rounds_before: 0,
             rebuilding: false,
             green: base,
             green_known: false,
@@ -201,7 +211,9 @@ impl Verifying {
 
     /// Removes what the runs kept between them (the run is over).
     pub(super) async fn close(&self) {
-        Arc::clone(&self.runner).close().await;
+        for runner in &self.runners {
+            Arc::clone(runner).close().await;
+        }
     }
 
     /// Whether a run or rebuild is in flight.
@@ -217,7 +229,7 @@ impl Verifying {
                 // A panic in a job: nothing to report; the state clears.
                 Err(e) => {
                     tracing::error!(error = %e, "a job of the run-wide verify failed");
-                    self.running = None;
+                    self.running.clear();
                     self.rebuilding = false;
                 }
             }
@@ -249,7 +261,7 @@ impl Verifying {
         let units: Vec<(usize, usize)> = points.windows(2).map(|w| (w[0], w[1])).collect();
         let after = units.iter().map(|&(_, to)| self.prefix(to)).collect();
         self.search = Some(Search {
-            queue: Queue::new(units.len(), self.green_known),
+            queue: Queue::new(units.len(), self.green_known, self.runners.len()),
             units,
             covered: n,
             start: self.green,
@@ -298,8 +310,17 @@ impl Verifying {
     /// Drops the search for now: merges are still to come, and it proved
     /// nothing; the branch is searched again once it moves.
     fn defer(&mut self) {
+        self.end_search_rounds();
         if let Some(search) = self.search.take() {
             self.deferred = Some(search.tip);
+        }
+    }
+
+    /// Counts the search's rounds as done (the next search's are numbered
+    /// after them).
+    fn end_search_rounds(&mut self) {
+        if let Some(search) = &self.search {
+            self.rounds_before += search.queue.round();
         }
     }
 }
@@ -337,75 +358,77 @@ impl Dispatcher<'_> {
                 return Ok(());
             };
             v.at_end = at_end;
-            if v.given_up.is_some() || v.busy() {
+            if v.given_up.is_some() || v.rebuilding {
                 return Ok(());
             }
             if let Some(search) = &v.search {
-                match search.queue.need() {
-                    Need::Verdict(c) => {
-                        let Some(commit) = search.commit(&c) else {
-                            // Cannot be: the search asks of its own branch.
-                            v.search = None;
-                            continue;
-                        };
-                        let proof = !c.removed.is_empty() && c.upto == search.queue.seq().len();
-                        let Some(passed) = v.verdicts.verdict(&commit) else {
-                            self.start_verify(commit, &c);
-                            return Ok(());
-                        };
-                        if proof && !at_end {
-                            // Without later merges, the branch without the
-                            // culprit is the prefix before it, which passed:
-                            // that proves something only of the branch as it
-                            // ends (the pieces of a refactor break it until
-                            // the last lands). And a removal that does not
-                            // make it pass decides nothing while merges are
-                            // still to come.
-                            let vacuous = search.rebuilt.as_ref().is_some_and(|r| {
-                                r.links.is_empty()
-                                    && r.unmerged.is_empty()
-                                    && r.conflicted.is_empty()
-                            });
-                            if !passed || vacuous {
-                                v.defer();
-                                return self.advance_merges();
-                            }
-                        }
-                        if let Some(search) = &mut v.search {
-                            search.queue.verdict(passed);
-                        }
-                    }
-                    Need::Names => {
-                        let (named, elsewhere) = self.names();
-                        if let Some(search) = self.verify.as_mut().and_then(|v| v.search.as_mut()) {
-                            search.queue.named(named, elsewhere);
-                        }
-                    }
-                    Need::Rebuild(removed) => {
-                        if v.chain.len() > search.covered {
-                            // Merges landed while it searched: search again
-                            // over all of them (what it verified is kept).
-                            v.search = None;
-                            continue;
-                        }
-                        if !merging {
-                            self.start_removal(removed)?;
-                        }
-                        return Ok(());
-                    }
-                    Need::Done(end) => {
-                        self.end_search(end)?;
-                        if self
-                            .verify
-                            .as_ref()
-                            .is_some_and(|v| v.search.is_none() && v.given_up.is_none())
-                        {
+                let asked = match search.queue.need() {
+                    Need::Verdicts(asked) => asked,
+                    // Anything else waits for the runs in flight.
+                    _ if !v.running.is_empty() => return Ok(()),
+                    need => {
+                        if self.on_need(need, merging)? {
                             continue;
                         }
                         return Ok(());
                     }
+                };
+                // A verdict known already is the search's at once.
+                let known = asked.iter().find_map(|c| {
+                    let commit = search.commit(c)?;
+                    Some((c.clone(), commit, v.verdicts.verdict(&commit)?))
+                });
+                if let Some((c, _, passed)) = known {
+                    let proof = !c.removed.is_empty() && c.upto == search.queue.seq().len();
+                    if proof && !at_end {
+                        // Without later merges, the branch without the
+                        // culprit is the prefix before it, which passed:
+                        // that proves something only of the branch as it
+                        // ends (the pieces of a refactor break it until
+                        // the last lands). And a removal that does not make
+                        // it pass decides nothing while merges are still
+                        // to come.
+                        let vacuous = search.rebuilt.as_ref().is_some_and(|r| {
+                            r.links.is_empty() && r.unmerged.is_empty() && r.conflicted.is_empty()
+                        });
+                        if !passed || vacuous {
+                            v.defer();
+                            return self.advance_merges();
+                        }
+                    }
+                    if let Some(search) = &mut v.search {
+                        search.queue.verdict(&c, passed);
+                    }
+                    continue;
                 }
-                continue;
+                // The rest run, as many at once as there are free slots
+                // (a failure again, until it reproduces or passes).
+                let round = v.rounds_before + search.queue.round();
+                let mut start = Vec::new();
+                let mut free: Vec<usize> = (0..v.runners.len())
+                    .filter(|slot| !v.running.iter().any(|r| r.slot == *slot))
+                    .collect();
+                for c in &asked {
+                    let Some(commit) = search.commit(c) else {
+                        continue;
+                    };
+                    if v.running.iter().any(|r| r.commit == commit)
+                        || start.iter().any(|(_, _, at, _)| *at == commit)
+                    {
+                        continue;
+                    }
+                    let Some(slot) = free.pop() else {
+                        break;
+                    };
+                    start.push((slot, c.clone(), commit, round));
+                }
+                for (slot, c, commit, round) in start {
+                    self.start_verify(slot, commit, &c, round);
+                }
+                return Ok(());
+            }
+            if !v.running.is_empty() {
+                return Ok(());
             }
             let Some(&(_, tip)) = v.chain.last() else {
                 return Ok(());
@@ -442,7 +465,49 @@ impl Dispatcher<'_> {
         }
     }
 
-    fn start_verify(&mut self, commit: Oid, c: &Candidate) {
+    /// What the search needs besides verdicts: what the failure names, a
+    /// rebuild, or its end. Whether there is more to do at once.
+    fn on_need(&mut self, need: Need, merging: bool) -> Result<bool, RunError> {
+        match need {
+            Need::Names => {
+                let (named, elsewhere) = self.names();
+                if let Some(search) = self.verify.as_mut().and_then(|v| v.search.as_mut()) {
+                    search.queue.named(named, elsewhere);
+                }
+                Ok(true)
+            }
+            Need::Rebuild(removed) => {
+                let Some(v) = &mut self.verify else {
+                    return Ok(false);
+                };
+                if v.search.as_ref().is_some_and(|s| v.chain.len() > s.covered) {
+                    // Merges landed while it searched: search again over
+                    // all of them (what it verified is kept).
+                    v.end_search_rounds();
+                    v.search = None;
+                    return Ok(true);
+                }
+                if !merging {
+                    // After the merge in flight, else: `drive_verify`
+                    // comes back once it is in.
+                    self.start_removal(removed)?;
+                }
+                Ok(false)
+            }
+            Need::Done(end) => {
+                self.end_search(end)?;
+                Ok(self
+                    .verify
+                    .as_ref()
+                    .is_some_and(|v| v.given_up.is_none() && v.search.is_none()))
+            }
+            Need::Verdicts(_) => Ok(false),
+        }
+    }
+
+    /// Starts a run of the verify on `commit`, for candidate `c` of the
+    /// search's round `round`, in slot `slot`.
+    fn start_verify(&mut self, slot: usize, commit: Oid, c: &Candidate, round: u32) {
         let after = self.verify.as_ref().and_then(|v| {
             let search = v.search.as_ref()?;
             match c.upto {
@@ -469,14 +534,18 @@ impl Dispatcher<'_> {
             (false, k) if k == search.queue.seq().len() => VerifyPurpose::Proof,
             _ => VerifyPurpose::Bisect,
         };
+        let Some(runner) = v.runners.get(slot).map(Arc::clone) else {
+            return;
+        };
         v.runs += 1;
         let (stop, stopped) = watch::channel(None);
-        let runner = Arc::clone(&v.runner);
         let number = v.runs;
         v.jobs
-            .spawn(async move { Done::Ran(runner.run(number, commit, stopped).await) });
-        v.running = Some(Running {
+            .spawn(async move { Done::Ran(slot, runner.run(number, commit, stopped).await) });
+        v.running.push(Running {
+            slot,
             commit,
+            round,
             purpose,
             after,
             stop,
@@ -485,26 +554,29 @@ impl Dispatcher<'_> {
 
     /// Stops the verify in flight (the run is being stopped).
     pub(super) fn stop_verify(&mut self, how: Stop) {
-        if let Some(running) = self.verify.as_ref().and_then(|v| v.running.as_ref()) {
-            running.stop.send_replace(Some(how));
+        if let Some(v) = &self.verify {
+            for running in &v.running {
+                running.stop.send_replace(Some(how));
+            }
         }
     }
 
     /// A job of the run-wide verify ended.
     pub(super) fn on_verify_done(&mut self, done: Done) -> Result<(), RunError> {
         match done {
-            Done::Ran(ran) => self.on_verified(ran),
+            Done::Ran(slot, ran) => self.on_verified(slot, ran),
             Done::Rebuilt { removed, rebuilt } => self.on_rebuilt(removed, rebuilt?),
         }
     }
 
-    fn on_verified(&mut self, ran: Ran) -> Result<(), RunError> {
+    fn on_verified(&mut self, slot: usize, ran: Ran) -> Result<(), RunError> {
         let Some(v) = &mut self.verify else {
             return Ok(());
         };
-        let Some(running) = v.running.take() else {
+        let Some(at) = v.running.iter().position(|r| r.slot == slot) else {
             return Ok(());
         };
+        let running = v.running.remove(at);
         // Stopped with the run: no verdict; a resumed run asks again.
         if ran.outcome == AttemptOutcome::Cancelled {
             return Ok(());
@@ -515,6 +587,7 @@ impl Dispatcher<'_> {
             tree: ran.tree.map(|t| t.to_string()),
             purpose: running.purpose,
             attempt: v.verdicts.fails(&commit),
+            round: Some(running.round),
             after: running.after.map(|i| self.tasks.get(i).id.clone()),
             passed: ran.outcome.is_success(),
             outcome: ran.outcome,
@@ -567,7 +640,10 @@ impl Dispatcher<'_> {
             Some((out, err)) => format!("{}\n{}", read_start(err), read_start(out)),
             None => String::new(),
         };
-        let places = owners::places(&text, v.runner.checkout());
+        let places = match v.runners.first() {
+            Some(runner) => owners::places(&text, runner.checkout()),
+            None => Vec::new(),
+        };
         if places.is_empty() {
             return (Vec::new(), false);
         }
@@ -781,6 +857,9 @@ impl Dispatcher<'_> {
             return Ok(());
         };
         let at_end = v.at_end;
+        if !matches!(end, End::Named | End::Unexplained { .. }) || at_end {
+            v.end_search_rounds();
+        }
         match end {
             End::Passes => {
                 if let Some(search) = v.search.take() {

@@ -6,9 +6,10 @@
 //! sequence; prefix 0 is the commit before them (the last one known to
 //! pass, or the run's base, which is assumed to pass until the search
 //! reaches it: it is checked only when every merge fails). The last prefix
-//! is known to fail: that is why the search runs. Pure: the dispatcher
-//! runs the probes (each a verify of one commit) and records their
-//! verdicts.
+//! is known to fail: that is why the search runs. With several verifies
+//! at once ([`Bisect::round`]) it is a k-way search: each round probes
+//! points that split what is in doubt evenly. Pure: the dispatcher runs
+//! the probes (each a verify of one commit) and records their verdicts.
 
 /// Where a search stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,27 @@ impl Bisect {
         match self.good_known {
             true => Step::Culprit(self.bad),
             false => Step::Probe(self.good),
+        }
+    }
+
+    /// The prefixes to probe at once with `p` verifies: `p` points that
+    /// split the prefixes still in doubt into `p + 1` even parts (the next
+    /// probe alone for `p = 1`, or when one prefix is left to ask), so a
+    /// search of `n` merges takes `ceil(log_{p+1} n)` rounds. Record a
+    /// round's verdicts in ascending order.
+    pub(crate) fn round(&self, p: usize) -> Vec<usize> {
+        match self.next() {
+            Step::Probe(k) if p > 1 && self.bad > self.good + 1 => {
+                let span = self.bad - self.good;
+                let mut ks: Vec<usize> = (1..=p)
+                    .map(|i| self.good + span * i / (p + 1))
+                    .filter(|&k| k > self.good && k < self.bad)
+                    .collect();
+                ks.dedup();
+                if ks.is_empty() { vec![k] } else { ks }
+            }
+            Step::Probe(k) => vec![k],
+            Step::Culprit(_) | Step::StartFails => Vec::new(),
         }
     }
 
@@ -153,6 +175,45 @@ mod tests {
     #[test]
     fn a_single_known_good_merge_needs_no_probe() {
         assert_eq!(search(1, 1, true), (Some(1), vec![]));
+    }
+
+    /// Every culprit among 64, with 3 verifies at once: 3 rounds
+    /// (`ceil(log4 64)`), the culprit found as one at a time finds it.
+    #[test]
+    fn three_at_once_find_any_culprit_among_64_in_three_rounds() {
+        for merges in [2usize, 7, 64, 100] {
+            let bound = {
+                let mut rounds = 0;
+                let mut left = merges;
+                while left > 1 {
+                    left = left.div_ceil(4);
+                    rounds += 1;
+                }
+                rounds
+            };
+            for culprit in 1..=merges {
+                let mut search = Bisect::new(merges, true);
+                let mut rounds = 0;
+                loop {
+                    let probes = search.round(3);
+                    if probes.is_empty() {
+                        break;
+                    }
+                    assert!(probes.len() <= 3, "{probes:?}");
+                    rounds += 1;
+                    for k in probes {
+                        search.record(k, k < culprit);
+                    }
+                }
+                assert_eq!(search.next(), Step::Culprit(culprit), "{merges}");
+                assert!(
+                    rounds <= bound,
+                    "{merges}, culprit {culprit}: {rounds} rounds"
+                );
+            }
+        }
+        assert_eq!(Bisect::new(64, true).round(1), vec![32]);
+        assert_eq!(Bisect::new(64, true).round(3), vec![16, 32, 48]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The run-wide verify (`[swarm] verify`): one run of the command on one
 //! integration commit. The commit is checked out detached, read-only,
-//! under the run's worktree home: one checkout per run, moved from commit
+//! under the run's worktree home: one checkout per slot of the run
+//! (`verify_concurrency` verifies run at once, each in its own), moved from commit
 //! to commit as `git bisect` moves its own (only the files that differ are
 //! written, so unchanged ones keep their times and an incremental build
 //! stays incremental), removed when the run ends. The command runs
@@ -57,7 +58,10 @@ pub(super) struct Runner {
     worktrees: Worktrees,
     run: String,
     run_dir: PathBuf,
-    /// The detached checkout's path (one per run).
+    /// Its slot's name: `@verify`, `@verify-2`, ... (its tmp, its git
+    /// view and its build caches are its own, so verifies run at once).
+    name: String,
+    /// The detached checkout's path (one per slot of the run).
     checkout: PathBuf,
     /// Its record under `.git/worktrees/`, once made.
     admin: std::sync::Mutex<Option<PathBuf>>,
@@ -88,20 +92,30 @@ pub(super) struct Ran {
 }
 
 impl Runner {
-    /// The runner of `prepared`'s run-wide `verify`, with its checkouts in
+    /// The runner of `prepared`'s run-wide `verify` in slot `slot` (from
+    /// 0: `verify_concurrency` of them run at once), with its checkout in
     /// `home`.
     pub(super) fn new(
         prepared: &Prepared,
         home: &WorktreeHome,
         verify: &RunVerify,
+        slot: usize,
     ) -> Result<Self, RunError> {
-        let caches = caches(prepared, home)?;
+        let (name, checkout) = match slot {
+            0 => (NAME.to_string(), ".readonly-verify".to_string()),
+            n => (
+                format!("{NAME}-{}", n + 1),
+                format!(".readonly-verify-{}", n + 1),
+            ),
+        };
+        let caches = caches(prepared, home, &name)?;
         Ok(Self {
             repo: prepared.repo.clone(),
             worktrees: prepared.worktrees(),
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
-            checkout: home.run_dir(&prepared.run).join(".readonly-verify"),
+            name,
+            checkout: home.run_dir(&prepared.run).join(checkout),
             admin: std::sync::Mutex::new(None),
             command: verify.command.clone(),
             timeout: verify.timeout,
@@ -221,7 +235,7 @@ impl Runner {
             Some(settings) => {
                 // Git commands see the checkout's own record, not the
                 // repository's configuration or refs (as a task does).
-                let view_dir = crate::layout::git_view(&self.run_dir, NAME);
+                let view_dir = crate::layout::git_view(&self.run_dir, &self.name);
                 let views = write_view(&self.repo, &view_dir, &admin).map_err(|e| e.to_string())?;
                 let mut read_write = vec![tmp.clone()];
                 read_write.extend(caches.iter().map(|(_, d)| d.clone()));
@@ -273,14 +287,18 @@ impl Runner {
 
     /// Its HOME and TMPDIR.
     fn tmp_path(&self) -> PathBuf {
-        crate::layout::task_tmp(&self.run_dir, NAME)
+        crate::layout::task_tmp(&self.run_dir, &self.name)
     }
 }
 
 /// The verify's build caches: one for each of the tasks' caches (when the
 /// run is sandboxed and keeps them), and always a cargo target directory,
 /// so that cargo never writes into the read-only checkout.
-fn caches(prepared: &Prepared, home: &WorktreeHome) -> Result<lineage::Caches, RunError> {
+fn caches(
+    prepared: &Prepared,
+    home: &WorktreeHome,
+    name: &str,
+) -> Result<lineage::Caches, RunError> {
     let kept: Vec<(String, String)> = match prepared.options.sandbox.is_some() {
         true => prepared
             .options
@@ -294,7 +312,7 @@ fn caches(prepared: &Prepared, home: &WorktreeHome) -> Result<lineage::Caches, R
     if !tools.iter().any(|(var, _)| var == "CARGO_TARGET_DIR") {
         tools.push(("CARGO_TARGET_DIR".into(), CARGO_TARGET.into()));
     }
-    if !kept.is_empty() {
+    if !kept.is_empty() && name == NAME {
         // What verifies used before their caches were their own: a cargo
         // target directory among the tasks' (`<tool>/@verify`).
         for c in prepared.options.caches.iter().filter(|c| c.per_task) {
@@ -305,7 +323,7 @@ fn caches(prepared: &Prepared, home: &WorktreeHome) -> Result<lineage::Caches, R
         }
     }
     let shared = !kept.is_empty();
-    lineage::Caches::new(prepared, home, (NAME, "the run-wide verify"), tools, shared)
+    lineage::Caches::new(prepared, home, (name, "the run-wide verify"), tools, shared)
 }
 
 impl Runner {

@@ -54,8 +54,9 @@ pub(crate) struct Candidate {
 /// What the search needs next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Need {
-    /// The (reproduced) verdict of this candidate: [`Queue::verdict`].
-    Verdict(Candidate),
+    /// The (reproduced) verdicts of these candidates, asked at once (a
+    /// round): [`Queue::verdict`] for each.
+    Verdicts(Vec<Candidate>),
     /// The units the failure of the tip names ([`Queue::named`]).
     Names,
     /// The branch rebuilt without these units: [`Queue::rebuilt`] with
@@ -99,7 +100,8 @@ enum State {
     Tip,
     /// The tip failed; waiting for what it names.
     Naming,
-    Bisecting(Bisect),
+    /// A round of probes: each prefix asked, and its verdict once in.
+    Bisecting(Bisect, Vec<(usize, Option<bool>)>),
     Rebuilding,
     Done(End),
 }
@@ -118,14 +120,19 @@ pub(crate) struct Queue {
     /// with no merge on the branch): evidence all the same.
     elsewhere: bool,
     state: State,
-    /// Probes asked (bisection rounds, one probe each).
-    pub probes: u32,
+    /// How many verifies may run at once: the probes of a round.
+    parallel: usize,
+    /// Rounds asked so far (a tip, a proof, a round of probes): each run
+    /// is tagged with its round.
+    round: u32,
 }
 
 impl Queue {
     /// A search over `units` units whose start passed (`start_known`) or
     /// is assumed to.
-    pub(crate) fn new(units: usize, start_known: bool) -> Self {
+    /// With `parallel` verifies at once, the bisection probes that many
+    /// prefixes per round.
+    pub(crate) fn new(units: usize, start_known: bool, parallel: usize) -> Self {
         Self {
             seq: (0..units).collect(),
             start_known,
@@ -133,22 +140,30 @@ impl Queue {
             named: Vec::new(),
             elsewhere: false,
             state: State::Tip,
-            probes: 0,
+            parallel: parallel.max(1),
+            round: 1,
         }
+    }
+
+    /// The round what is asked now belongs to (from 1).
+    pub(crate) fn round(&self) -> u32 {
+        self.round
     }
 
     /// What the search needs now.
     pub(crate) fn need(&self) -> Need {
         match &self.state {
-            State::Tip => Need::Verdict(self.candidate(self.seq.len())),
+            State::Tip => Need::Verdicts(vec![self.candidate(self.seq.len())]),
             State::Naming => Need::Names,
             State::Rebuilding => Need::Rebuild(self.removed.clone()),
             State::Done(end) => Need::Done(end.clone()),
-            State::Bisecting(search) => match search.next() {
-                Step::Probe(k) => Need::Verdict(self.candidate(k)),
-                // `verdict` moves on at once from these.
-                Step::Culprit(_) | Step::StartFails => Need::Done(End::StartFails),
-            },
+            State::Bisecting(_, round) => Need::Verdicts(
+                round
+                    .iter()
+                    .filter(|(_, v)| v.is_none())
+                    .map(|&(k, _)| self.candidate(k))
+                    .collect(),
+            ),
         }
     }
 
@@ -169,19 +184,37 @@ impl Queue {
         }
     }
 
-    /// The reproduced verdict of what [`Need::Verdict`] asked.
-    pub(crate) fn verdict(&mut self, passed: bool) {
+    /// The reproduced verdict of `c`, one of what [`Need::Verdicts`]
+    /// asked (any other is ignored).
+    pub(crate) fn verdict(&mut self, c: &Candidate, passed: bool) {
+        if c.removed != self.removed {
+            return;
+        }
         match std::mem::replace(&mut self.state, State::Rebuilding) {
-            State::Tip => self.on_tip(passed),
-            State::Bisecting(mut search) => {
-                if let Step::Probe(k) = search.next() {
-                    self.probes += 1;
-                    search.record(k, passed);
+            State::Tip if c.upto == self.seq.len() => self.on_tip(passed),
+            State::Bisecting(mut search, mut round) => {
+                if let Some(entry) = round.iter_mut().find(|(k, _)| *k == c.upto) {
+                    entry.1 = Some(passed);
+                }
+                if round.iter().any(|(_, v)| v.is_none()) {
+                    self.state = State::Bisecting(search, round);
+                    return;
+                }
+                // The round is in: recorded lowest first, so the lowest
+                // failure and the highest pass below it bound the rest.
+                round.sort_unstable_by_key(|&(k, _)| k);
+                for (k, v) in round {
+                    search.record(k, v.unwrap_or(false));
                 }
                 self.after_probe(search);
             }
             other => self.state = other,
         }
+    }
+
+    fn ask_tip(&mut self) {
+        self.round += 1;
+        self.state = State::Tip;
     }
 
     fn on_tip(&mut self, passed: bool) {
@@ -241,7 +274,15 @@ impl Queue {
 
     fn after_probe(&mut self, search: Bisect) {
         match search.next() {
-            Step::Probe(_) => self.state = State::Bisecting(search),
+            Step::Probe(_) => {
+                let round = search
+                    .round(self.parallel)
+                    .into_iter()
+                    .map(|k| (k, None))
+                    .collect();
+                self.round += 1;
+                self.state = State::Bisecting(search, round);
+            }
             Step::StartFails => self.state = State::Done(End::StartFails),
             Step::Culprit(k) => {
                 // A culprit needs a passing prefix before it: the start
@@ -264,7 +305,7 @@ impl Queue {
     pub(crate) fn rebuilt(&mut self, seq: Vec<usize>) {
         if matches!(self.state, State::Rebuilding) {
             self.seq = seq;
-            self.state = State::Tip;
+            self.ask_tip();
         }
     }
 }
@@ -290,6 +331,9 @@ mod tests {
         flake_rate: f64,
         rng: fastrand::Rng,
         runs: u32,
+        /// Verifies at once, and the rounds the search took.
+        parallel: usize,
+        rounds: u32,
     }
 
     impl Model {
@@ -312,23 +356,28 @@ mod tests {
 
         /// Drives a search to its end; returns it and the units left.
         fn search(&mut self) -> (End, BTreeSet<usize>) {
-            let mut queue = Queue::new(self.n, true);
+            let mut queue = Queue::new(self.n, true, self.parallel);
             let mut verdicts: Verdicts<BTreeSet<usize>> = Verdicts::new(self.retries);
             for _ in 0..10_000 {
                 match queue.need() {
-                    Need::Verdict(c) => {
-                        let set = self.set(&queue, &c);
-                        let mut in_a_row = 0;
-                        let verdict = loop {
-                            if let Some(v) = verdicts.verdict(&set) {
-                                break v;
-                            }
-                            self.runs += 1;
-                            let flake = in_a_row < self.retries && self.rng.f64() < self.flake_rate;
-                            in_a_row += u32::from(flake);
-                            verdicts.record(set.clone(), !flake && !self.fails(&set));
-                        };
-                        queue.verdict(verdict);
+                    Need::Verdicts(asked) => {
+                        // A round's runs, in any order: the last first.
+                        for c in asked.iter().rev() {
+                            let set = self.set(&queue, c);
+                            let mut in_a_row = 0;
+                            let verdict = loop {
+                                if let Some(v) = verdicts.verdict(&set) {
+                                    break v;
+                                }
+                                self.runs += 1;
+                                let flake =
+                                    in_a_row < self.retries && self.rng.f64() < self.flake_rate;
+                                in_a_row += u32::from(flake);
+                                verdicts.record(set.clone(), !flake && !self.fails(&set));
+                            };
+                            queue.verdict(c, verdict);
+                        }
+                        self.rounds = queue.round();
                     }
                     Need::Names => {
                         let tip: BTreeSet<usize> = queue.seq().iter().copied().collect();
@@ -379,6 +428,8 @@ mod tests {
             flake_rate: 0.0,
             rng: fastrand::Rng::with_seed(seed),
             runs: 0,
+            parallel: 1,
+            rounds: 0,
         }
     }
 
@@ -430,58 +481,77 @@ mod tests {
         assert_eq!(left.len(), 8, "every merge stays");
     }
 
+    fn ask(upto: usize) -> Need {
+        Need::Verdicts(vec![Candidate {
+            removed: vec![],
+            upto,
+        }])
+    }
+
+    fn at(upto: usize) -> Candidate {
+        Candidate {
+            removed: vec![],
+            upto,
+        }
+    }
+
     #[test]
     fn a_group_whose_failure_names_one_member_is_not_taken_out() {
-        let mut q = Queue::new(3, true);
-        assert_eq!(
-            q.need(),
-            Need::Verdict(Candidate {
-                removed: vec![],
-                upto: 3
-            })
-        );
-        q.verdict(false);
+        let mut q = Queue::new(3, true, 1);
+        assert_eq!(q.need(), ask(3));
+        q.verdict(&at(3), false);
         assert_eq!(q.need(), Need::Names);
         // Unit 1 is a group; its failure names one of its members.
-        q.named(
-            vec![Named {
-                unit: 1,
-                whole: false,
-            }],
-            false,
-        );
-        assert_eq!(
-            q.need(),
-            Need::Verdict(Candidate {
-                removed: vec![],
-                upto: 1
-            })
-        );
-        q.verdict(true);
-        assert_eq!(
-            q.need(),
-            Need::Verdict(Candidate {
-                removed: vec![],
-                upto: 2
-            })
-        );
-        q.verdict(false);
+        let named = Named {
+            unit: 1,
+            whole: false,
+        };
+        q.named(vec![named], false);
+        assert_eq!(q.need(), ask(1));
+        q.verdict(&at(1), true);
+        assert_eq!(q.need(), ask(2));
+        q.verdict(&at(2), false);
         assert_eq!(q.need(), Need::Rebuild(vec![1]));
         q.rebuilt(vec![0, 2]);
-        q.verdict(true);
+        let proof = Candidate {
+            removed: vec![1],
+            upto: 2,
+        };
+        assert_eq!(q.need(), Need::Verdicts(vec![proof.clone()]));
+        q.verdict(&proof, true);
         assert_eq!(q.need(), Need::Done(End::Named));
     }
 
     #[test]
     fn a_failing_start_blames_nobody() {
-        let mut q = Queue::new(2, false);
-        q.verdict(false);
+        let mut q = Queue::new(2, false, 1);
+        q.verdict(&at(2), false);
         q.named(Vec::new(), false);
         // Probes 1, then the start.
-        while let Need::Verdict(_) = q.need() {
-            q.verdict(false);
+        while let Need::Verdicts(asked) = q.need() {
+            for c in asked {
+                q.verdict(&c, false);
+            }
         }
         assert_eq!(q.need(), Need::Done(End::StartFails));
+    }
+
+    #[test]
+    fn three_verifies_at_once_find_the_culprit_in_fewer_rounds() {
+        for culprit in [0, 20, 47, 63] {
+            let mut one = model(64, &[culprit], 6);
+            assert_eq!(one.search().0, End::Culprits(vec![culprit]));
+            let mut three = model(64, &[culprit], 6);
+            three.parallel = 3;
+            assert_eq!(three.search().0, End::Culprits(vec![culprit]));
+            // The tip, the rounds of probes, the proof.
+            assert_eq!(one.rounds, 1 + 6 + 1, "culprit {culprit}");
+            assert!(
+                three.rounds <= 1 + 3 + 1,
+                "culprit {culprit}: {}",
+                three.rounds
+            );
+        }
     }
 
     proptest::proptest! {
@@ -497,10 +567,12 @@ mod tests {
             retries in 1u32..3,
             flake_rate in 0.0f64..0.5,
             names: bool,
+            parallel in 1usize..4,
             seed: u64,
         ) {
             let culprits: Vec<usize> = picks.into_iter().filter(|&c| c < n).collect();
             let mut m = model(n, &culprits, seed);
+            m.parallel = parallel;
             m.retries = retries;
             m.flake_rate = flake_rate;
             m.names = names;
