@@ -346,13 +346,21 @@ impl RunFold {
                     t.conflict_with = touched_by.as_slice().into();
                 }
             }
-            EventBody::TaskRequeued { task, rerun, .. } => {
+            EventBody::TaskRequeued {
+                task,
+                rerun,
+                repair,
+                ..
+            } => {
                 // Pending again: its conflicting result is on its attempt's
-                // ref, and no longer the one to merge.
+                // ref (a repaired one's, merged, on the branch too), and no
+                // longer the one to merge.
                 if let Some((t, s)) = self.task_mut(task) {
                     t.status = TaskStatus::Pending;
                     t.reason = None;
-                    t.conflict_reruns = *rerun;
+                    if !repair {
+                        t.conflict_reruns = *rerun;
+                    }
                     t.conflict_files = ThinVec::new();
                     t.conflict_hunks = ThinVec::new();
                     t.conflict_with = ThinVec::new();

@@ -641,6 +641,7 @@ fn every_committed_event_replays_through_the_fold() {
             base_commit: MERGE.into(),
             rerun: 1,
             reruns: 2,
+            repair: false,
         },
     );
     assert_eq!(again.status(TaskIndex::new(0)), TaskStatus::Pending);

@@ -464,6 +464,12 @@ pub enum EventBody {
         /// Which re-run this is (1 for the first), of at most `reruns`.
         rerun: u32,
         reruns: u32,
+        /// A repair round, not a conflict's re-run: the run-wide verify's
+        /// failure names the task (or its merge was proven to break it),
+        /// and it runs again on the branch as it is, its merge kept, told
+        /// the failure. `rerun` is then the conflict re-runs it had.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        repair: bool,
     },
     /// The run-wide verify (`[swarm] verify`) ran on an integration
     /// commit.

@@ -794,3 +794,84 @@ fn a_branch_that_keeps_moving_is_landed_on_three_times_then_left_alone() {
     assert!(has_file(&repo, "swarm/kept-land-3", "b.txt"));
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
+
+/// A rename in five files, four pieces by shell tasks and the fifth by an
+/// agent that leaves its file as it was: the verify's failure names
+/// `f5.txt`, which the agent owns by its `paths`. Before anything is taken
+/// out, the agent runs again on the integration branch as it is, told the
+/// failure (a repair round); its fix merges on top, and the run passes.
+#[test]
+fn an_agent_named_by_the_verify_gets_a_repair_round_and_the_run_passes() {
+    let repo = TestRepo::new();
+    for n in 1..=5 {
+        repo.write(&format!("f{n}.txt"), "alpha\n");
+    }
+    repo.commit_all("five files");
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| {
+            if !call.conversation.contains("Rename alpha in f5.txt.") {
+                return Reply::text("ok");
+            }
+            let told = call.conversation.contains("run-wide verify");
+            match (told, call.turn) {
+                // The first time, it "forgets": writes its file unchanged.
+                (false, 0) => Reply::answer(vec![tool(
+                    "w1",
+                    "write_file",
+                    json!({"path": "f5.txt", "content": "alpha\n"}),
+                )]),
+                (true, 0) => {
+                    assert!(
+                        call.conversation.contains("f5.txt"),
+                        "{}",
+                        call.conversation
+                    );
+                    Reply::answer(vec![tool(
+                        "w2",
+                        "write_file",
+                        json!({"path": "f5.txt", "content": "beta\n"}),
+                    )])
+                }
+                _ => Reply::answer(vec![tool("f1", "finish", json!({"summary": "renamed"}))]),
+            }
+        },
+    );
+    let mut tasks: String = (1..=4)
+        .map(|n| {
+            format!(
+                "[[task]]\nid = \"r{n}\"\npaths = [\"f{n}.txt\"]\nrun = \"sed -i s/alpha/beta/ f{n}.txt\"\n\n"
+            )
+        })
+        .collect();
+    tasks.push_str(
+        "[[task]]\nid = \"r5\"\nprompt = \"Rename alpha in f5.txt.\"\npaths = [\"f5.txt\"]\n",
+    );
+    let text = anthropic_plan(&mock, "", &tasks).replace(
+        "[swarm]\n",
+        "[swarm]\nname = \"repair\"\nverify = \"if grep -q beta f*.txt; then ! grep -l alpha f*.txt; fi\"\n",
+    );
+    let plan = repo.plan_exact("repair.toml", &text);
+    let run = run_with_key(&repo, &plan);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    for n in 1..=5 {
+        assert_eq!(
+            repo.show("swarm/repair", &format!("f{n}.txt")),
+            "beta",
+            "f{n}"
+        );
+    }
+    let requeued = events(&repo, "repair", "task_requeued");
+    assert_eq!(requeued.len(), 1, "{requeued:?}");
+    assert_eq!(requeued[0]["task"], "r5");
+    assert_eq!(requeued[0]["repair"], true);
+    assert!(events(&repo, "repair", "verify_broken").is_empty());
+    let report = repo.report();
+    assert_eq!(task(&report, "r5")["status"], "merged", "{report}");
+    assert!(report.get("verify_named").is_none(), "{report}");
+    assert!(run.stderr.contains("repair"), "{}", run.stderr);
+    mock.assert_clean();
+}

@@ -11,16 +11,21 @@ use serde_json::Value;
 use crate::resume::journal;
 use crate::support::{TestRepo, task};
 
-/// Fails (naming the files) when any `.txt` file holds `BAD`; with
-/// `flaky`, first fails once on every commit, as a flaky suite does (the
-/// verify's own build cache, kept for a run again of the same commit,
-/// remembers which it has seen).
-fn verify(flaky: bool) -> String {
+/// Fails (naming the files) when any `.txt` file holds `BAD`; with a
+/// `flaky` directory, first fails once on every commit, as a flaky suite
+/// does (its runs are unconfined, `sandbox = "none"`, to remember there
+/// which commits they have seen: nothing a sandboxed verify writes lasts
+/// from one commit's verify to another's).
+fn verify(flaky: Option<&std::path::Path>) -> String {
     let flake = match flaky {
-        true => {
-            "seen=$CARGO_TARGET_DIR/seen-$SWARM_VERIFY_COMMIT; if [ ! -e $seen ]; then : > $seen; echo flake: a port was taken >&2; exit 1; fi; "
+        Some(dir) => {
+            std::fs::create_dir_all(dir).unwrap();
+            format!(
+                "seen={}/$SWARM_VERIFY_COMMIT; if [ ! -e $seen ]; then : > $seen; echo flake: a port was taken >&2; exit 1; fi; ",
+                dir.display()
+            )
         }
-        false => "",
+        None => String::new(),
     };
     format!("{flake}if grep -l BAD *.txt; then exit 1; fi")
 }
@@ -75,9 +80,16 @@ fn a_flake_on_the_first_verify_of_every_tree_takes_no_merge_out() {
     for every in ["end", "merge"] {
         let repo = TestRepo::new();
         let name = format!("flaky-{every}");
-        let swarm = format!("verify_every = \"{every}\"");
+        let swarm = format!("verify_every = \"{every}\"\nsandbox = \"none\"");
+        let flakes = repo.outside().join("flakes");
         let out = repo.run_plan(
-            &plan(&repo, &name, &verify(true), &swarm, &writers(6, &[])),
+            &plan(
+                &repo,
+                &name,
+                &verify(Some(&flakes)),
+                &swarm,
+                &writers(6, &[]),
+            ),
             &[],
         );
         out.assert_code(0);
@@ -118,8 +130,15 @@ fn a_flake_on_the_first_verify_of_every_tree_takes_no_merge_out() {
 #[test]
 fn a_real_culprit_among_flakes_is_found_and_only_it() {
     let repo = TestRepo::new();
+    let flakes = repo.outside().join("flakes");
     let out = repo.run_plan(
-        &plan(&repo, "among", &verify(true), "", &writers(8, &[5])),
+        &plan(
+            &repo,
+            "among",
+            &verify(Some(&flakes)),
+            "sandbox = \"none\"",
+            &writers(8, &[5]),
+        ),
         &[],
     );
     out.assert_code(1);
@@ -145,7 +164,7 @@ fn two_and_three_independent_culprits_are_all_found() {
         let repo = TestRepo::new();
         let name = format!("culprits-{}", bad.len());
         let out = repo.run_plan(
-            &plan(&repo, &name, &verify(false), "", &writers(8, bad)),
+            &plan(&repo, &name, &verify(None), "", &writers(8, bad)),
             &[],
         );
         out.assert_code(1);
@@ -268,7 +287,7 @@ fn land_never_moves_a_branch_to_a_tree_no_verify_passed_on() {
     let p = plan(
         &repo,
         "gave-up",
-        &verify(false),
+        &verify(None),
         "verify_every = \"merge\"",
         &tasks,
     );
@@ -301,7 +320,7 @@ fn three_verifies_at_once_find_the_same_culprit_in_fewer_rounds() {
         let name = format!("p{concurrency}");
         let swarm = format!("verify_concurrency = {concurrency}\nverify_retries = 0");
         let out = repo.run_plan(
-            &plan(&repo, &name, &verify(false), &swarm, &writers(16, &[11])),
+            &plan(&repo, &name, &verify(None), &swarm, &writers(16, &[11])),
             &[],
         );
         out.assert_code(1);

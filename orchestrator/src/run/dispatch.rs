@@ -344,6 +344,7 @@ impl<'o> Dispatcher<'o> {
                 next: 0,
                 merging: None,
                 integration: base_commit,
+                repair: false,
             },
             writer,
             stopping: None,
@@ -766,15 +767,23 @@ impl<'o> Dispatcher<'o> {
         }
         self.advance_merges()?;
         // The last merges, and the run-wide verify of what they made
-        // (with the search and removals a failure starts).
+        // (with the search and removals a failure starts, and a repair
+        // round: an agent it names runs again, so tasks are dispatched
+        // here too).
         loop {
-            self.drive_verify(true)?;
+            self.drive_verify(!self.slots.any_in_flight())?;
+            self.dispatch()?;
             self.writer.commit()?;
             let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
-            if self.merges.merging.is_none() && !verifying {
+            let running = self.slots.any_in_flight();
+            if self.merges.merging.is_none() && !verifying && !running {
                 break;
             }
             tokio::select! {
+                event = self.executor.next(), if running => match event {
+                    Some(event) => self.on_event(event)?,
+                    None => self.lose_all("its executor stopped reporting")?,
+                },
                 merged = self.writer.next_merged(), if self.merges.merging.is_some() => {
                     let (task, merged) = merged?;
                     self.on_merged(task, merged)?;

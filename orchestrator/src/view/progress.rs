@@ -477,8 +477,22 @@ impl Progress {
             EventBody::TaskRequeued {
                 task,
                 base_commit,
+                repair: true,
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  again on the branch as it is ({}), told the run-wide verify's failure",
+                    "repair",
+                    short(base_commit),
+                    w = self.width
+                );
+            }
+            EventBody::TaskRequeued {
+                task,
+                base_commit,
                 rerun,
                 reruns,
+                ..
             } => {
                 say!(
                     "  {:<10} {task:<w$}  again on the branch as it is ({}), re-run {rerun} of {reruns}",

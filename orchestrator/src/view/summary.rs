@@ -25,9 +25,14 @@ fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<Strin
         .filter(|r| r.purpose != VerifyPurpose::Tip)
         .count();
     let ms: u64 = runs.iter().map(|r| r.duration_ms).sum();
+    // A failure that a later run of the same commit passed was a flake.
+    let reproduced = |r: &&swarm_protocol::verify::VerifyRun| {
+        !r.passed && !runs.iter().any(|p| p.commit == r.commit && p.passed)
+    };
     let verdict = if let Some(base) = runs
         .iter()
-        .find(|r| r.purpose == VerifyPurpose::Base && !r.passed)
+        .filter(reproduced)
+        .find(|r| r.purpose == VerifyPurpose::Base)
     {
         format!(
             "it FAILS at the base {} too, so no task is blamed; see {}",
@@ -38,9 +43,8 @@ fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<Strin
         named.reason.clone()
     } else if let AttemptOutcome::SpawnFailed { message } = &last.outcome {
         format!("it could not run: {message}")
-    } else if let Some(proof) = runs.iter().rfind(|r| {
+    } else if let Some(proof) = runs.iter().filter(reproduced).rfind(|r| {
         r.purpose == VerifyPurpose::Proof
-            && !r.passed
             && runs
                 .iter()
                 .rfind(|t| t.commit == report.integration_commit)

@@ -29,6 +29,9 @@ pub(super) struct MergeCursor {
     pub merging: Option<TaskIndex>,
     /// The integration branch's tip.
     pub integration: git2::Oid,
+    /// The merge in flight is a repair round's result: behind the walk,
+    /// which it does not move.
+    pub repair: bool,
 }
 
 impl Dispatcher<'_> {
@@ -39,6 +42,15 @@ impl Dispatcher<'_> {
     pub(super) fn advance_merges(&mut self) -> Result<(), RunError> {
         if self.merges.merging.is_some() || self.verify_holds_merges() {
             return Ok(());
+        }
+        // A repair round's result (its task merged once already, behind
+        // the walk) merges as soon as it is there.
+        if let Some(i) = self.repair_to_merge() {
+            if self.start_merge(i)? {
+                self.merges.repair = true;
+                return Ok(());
+            }
+            self.repair_merged(i);
         }
         while let Some(&i) = self.graph.merge_order().get(self.merges.next) {
             let merging = match self.status(i) {
@@ -57,6 +69,11 @@ impl Dispatcher<'_> {
     /// The merge walk passes task `i` (merged, or not to be merged): what
     /// was held for its merge may start.
     fn pass(&mut self, i: TaskIndex) -> Result<(), RunError> {
+        if std::mem::take(&mut self.merges.repair) {
+            // Behind the walk: its dependents were released long ago.
+            self.repair_merged(i);
+            return Ok(());
+        }
         self.merges.next += 1;
         self.release_held(i)
     }
@@ -142,7 +159,7 @@ impl Dispatcher<'_> {
                 })?;
                 if let Some((rerun, reruns)) = self.rerun_left(i) {
                     // The cursor stays: what merges after it waits for it.
-                    return self.rerun(i, result, (rerun, reruns), note);
+                    return self.rerun(i, result, (rerun, reruns), note, false);
                 }
                 self.pass(i)?;
                 self.emit(EventBody::TaskFinished {
@@ -187,13 +204,15 @@ impl Dispatcher<'_> {
 
     /// Runs task `i`, whose result `conflicted`, again on the integration
     /// branch as it is: journaled, then queued; its agent (if it is one) is
-    /// told `note`.
-    fn rerun(
+    /// told `note`. With `repair`, the run-wide verify's failure names it
+    /// and its merge stays (`conflicted` is `None`).
+    pub(super) fn rerun(
         &mut self,
         i: TaskIndex,
         conflicted: Option<git2::Oid>,
         (rerun, reruns): (u32, u32),
         note: Option<std::sync::Arc<str>>,
+        repair: bool,
     ) -> Result<(), RunError> {
         let id = self.tasks.get(i).id.clone();
         self.emit(EventBody::TaskRequeued {
@@ -201,6 +220,7 @@ impl Dispatcher<'_> {
             base_commit: self.merges.integration.to_string(),
             rerun,
             reruns,
+            repair,
         })?;
         let attempts = self.fold.task(i).map_or(0, |t| t.attempts);
         // The result that conflicted is correct work: it stays on the

@@ -163,6 +163,11 @@ pub(super) struct Verifying {
     culprits_without_pass: u32,
     /// Runs so far (numbering their logs).
     runs: u32,
+    /// Agents given a repair round (once each).
+    repaired: HashSet<TaskIndex>,
+    /// Those whose repair's result has not merged yet: the branch is not
+    /// verified again before it has.
+    awaiting: HashSet<TaskIndex>,
 }
 
 impl Verifying {
@@ -206,6 +211,8 @@ impl Verifying {
             given_up: None,
             culprits_without_pass: 0,
             runs: 0,
+            repaired: HashSet::new(),
+            awaiting: HashSet::new(),
         }))
     }
 
@@ -337,10 +344,28 @@ impl Dispatcher<'_> {
         })
     }
 
+    /// A repair round's task whose new result is there to merge.
+    pub(super) fn repair_to_merge(&self) -> Option<TaskIndex> {
+        let v = self.verify.as_ref()?;
+        let mut waiting: Vec<TaskIndex> = v.awaiting.iter().copied().collect();
+        waiting.sort_unstable();
+        waiting
+            .into_iter()
+            .find(|&t| self.status(t) == TaskStatus::Succeeded)
+    }
+
+    /// A repair round's merge is done (or there was none to do).
+    pub(super) fn repair_merged(&mut self, i: TaskIndex) {
+        if let Some(v) = &mut self.verify {
+            v.awaiting.remove(&i);
+        }
+    }
+
     /// A merge of task `i` moved the branch to `commit`.
     pub(super) fn merged_into_branch(&mut self, i: TaskIndex, commit: Oid) {
         if let Some(v) = &mut self.verify {
             v.chain.push((i, commit));
+            v.awaiting.remove(&i);
         }
     }
 
@@ -376,7 +401,11 @@ impl Dispatcher<'_> {
                 // A verdict known already is the search's at once.
                 let known = asked.iter().find_map(|c| {
                     let commit = search.commit(c)?;
-                    Some((c.clone(), commit, v.verdicts.verdict(&commit)?))
+                    let known = match c.sure {
+                        true => v.verdicts.verdict(&commit),
+                        false => v.verdicts.first(&commit),
+                    };
+                    Some((c.clone(), commit, known?))
                 });
                 if let Some((c, _, passed)) = known {
                     let proof = !c.removed.is_empty() && c.upto == search.queue.seq().len();
@@ -430,6 +459,20 @@ impl Dispatcher<'_> {
             if !v.running.is_empty() {
                 return Ok(());
             }
+            // A repair round's result is merged before the branch is
+            // verified again (one that ended otherwise is not waited for).
+            let awaiting: Vec<TaskIndex> = v.awaiting.iter().copied().collect();
+            let waiting = awaiting.iter().any(|&t| {
+                let status = self.status(t);
+                !status.is_final() || status == TaskStatus::Succeeded
+            });
+            let Some(v) = &mut self.verify else {
+                return Ok(());
+            };
+            if waiting {
+                return Ok(());
+            }
+            v.awaiting.clear();
             let Some(&(_, tip)) = v.chain.last() else {
                 return Ok(());
             };
@@ -495,11 +538,13 @@ impl Dispatcher<'_> {
                 Ok(false)
             }
             Need::Done(end) => {
+                let repairs = self.verify.as_ref().map_or(0, |v| v.repaired.len());
                 self.end_search(end)?;
-                Ok(self
-                    .verify
-                    .as_ref()
-                    .is_some_and(|v| v.given_up.is_none() && v.search.is_none()))
+                // After a repair round, nothing until its result merges
+                // (`at_end` is no longer so).
+                Ok(self.verify.as_ref().is_some_and(|v| {
+                    v.given_up.is_none() && v.search.is_none() && v.repaired.len() == repairs
+                }))
             }
             Need::Verdicts(_) => Ok(false),
         }
@@ -871,7 +916,26 @@ impl Dispatcher<'_> {
                 Ok(())
             }
             End::Culprits(_) => match v.search.take() {
-                Some(search) => self.take_out(search),
+                Some(search) => {
+                    // An agent proven to break it is told why first, its
+                    // merge kept; taken out only if it is proven again.
+                    let singles: Vec<TaskIndex> = search
+                        .found
+                        .iter()
+                        .filter_map(|f| match v.unit_tasks(&search, f.unit).as_slice() {
+                            [one] => Some(*one),
+                            _ => None,
+                        })
+                        .collect();
+                    let agents: Vec<TaskIndex> = singles
+                        .into_iter()
+                        .filter(|&t| self.repairable(t))
+                        .collect();
+                    match agents.is_empty() {
+                        true => self.take_out(search),
+                        false => self.repair(search, &agents, "taking its merge out makes it pass"),
+                    }
+                }
                 None => Ok(()),
             },
             End::Named | End::Unexplained { .. } if !at_end => {
@@ -879,7 +943,18 @@ impl Dispatcher<'_> {
                 self.advance_merges()
             }
             End::Named => match v.search.take() {
-                Some(search) => self.name(search),
+                Some(search) => {
+                    let agents: Vec<TaskIndex> = search
+                        .named
+                        .iter()
+                        .map(|(t, _, _)| *t)
+                        .filter(|&t| self.repairable(t))
+                        .collect();
+                    match agents.is_empty() {
+                        true => self.name(search),
+                        false => self.repair(search, &agents, "its failure names files you own"),
+                    }
+                }
                 None => Ok(()),
             },
             End::Unexplained { first } => {
@@ -914,6 +989,68 @@ impl Dispatcher<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Whether task `i` may get a repair round: an agent, merged, run
+    /// again for the verify at most once, not a variant or an experiment
+    /// (decided among its variants), not one whose subtasks built on its
+    /// result, and nothing is stopping the run.
+    fn repairable(&self, i: TaskIndex) -> bool {
+        let task = self.tasks.get(i);
+        task.agent().is_some()
+            && self.status(i) == TaskStatus::Merged
+            && self.stopping.is_none()
+            && task.experiment().is_none()
+            && self.slots[i].experiment_of.is_none()
+            && self.slots[i].children.is_empty()
+            && self
+                .verify
+                .as_ref()
+                .is_some_and(|v| !v.repaired.contains(&i))
+    }
+
+    /// The agents `agents` (named by the failure, or proven to break it)
+    /// run again on the integration branch as it is, their merges kept,
+    /// told the failure (`why` it is theirs, the places it names, the end
+    /// of its output): a repair round, as a conflict's re-run. The branch
+    /// is verified again once their results merge; nothing is taken out
+    /// meanwhile.
+    fn repair(&mut self, search: Search, agents: &[TaskIndex], why: &str) -> Result<(), RunError> {
+        let Some(v) = &mut self.verify else {
+            return Ok(());
+        };
+        v.deferred = Some(search.tip);
+        let command = first_line(&v.command);
+        let tail = v
+            .logs
+            .get(&search.tip)
+            .and_then(|(out, err)| {
+                super::super::verify::tail(std::path::Path::new(err), std::path::Path::new(out))
+            })
+            .unwrap_or_default();
+        v.repaired.extend(agents.iter().copied());
+        v.awaiting.extend(agents.iter().copied());
+        for &i in agents {
+            let places: Vec<String> = search
+                .named
+                .iter()
+                .filter(|(t, _, _)| *t == i)
+                .flat_map(|(_, _, places)| places.iter().map(Place::to_string))
+                .collect();
+            let named = match places.is_empty() {
+                true => String::new(),
+                false => format!(" It names: {}.", places.join(", ")),
+            };
+            let note = format!(
+                "swarm: the run-wide verify `{command}` fails on the integration branch, which holds your change (merged), and {why}.{named} \
+                 This worktree now starts from that branch: make the verify pass (the same intent, completed), changing only what is yours to change.\n\n\
+                 The end of its output:\n```\n{tail}\n```"
+            );
+            let conflict_reruns = self.fold.task(i).map_or(0, |t| t.conflict_reruns);
+            let reruns = self.tasks.get(i).conflict_reruns;
+            self.rerun(i, None, (conflict_reruns, reruns), Some(note.into()), true)?;
+        }
+        self.advance_merges()
     }
 
     /// No removal explains the failure (or only some of a group's pieces

@@ -427,7 +427,7 @@ fn fresh_tmp(path: &Path, owned: bool) -> Result<(), String> {
     clippy::disallowed_methods,
     reason = "the verify's logs, swarm's own files"
 )]
-fn tail(stderr: &Path, stdout: &Path) -> Option<String> {
+pub(in crate::run) fn tail(stderr: &Path, stdout: &Path) -> Option<String> {
     [stderr, stdout].into_iter().find_map(|path| {
         let bytes = std::fs::read(path).ok()?;
         let text = String::from_utf8_lossy(&bytes);

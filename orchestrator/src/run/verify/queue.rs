@@ -49,6 +49,11 @@ pub(crate) const MAX_CULPRITS: usize = 8;
 pub(crate) struct Candidate {
     pub removed: Vec<usize>,
     pub upto: usize,
+    /// Whether its failure must reproduce before it counts (the tip, a
+    /// proof, the start, a culprit's commit); a bisection's probe takes
+    /// its first run's word, to steer by, and the culprit it points to is
+    /// asked again surely before anything is blamed.
+    pub sure: bool,
 }
 
 /// What the search needs next.
@@ -102,6 +107,9 @@ enum State {
     Naming,
     /// A round of probes: each prefix asked, and its verdict once in.
     Bisecting(Bisect, Vec<(usize, Option<bool>)>),
+    /// The bisection points to the unit whose prefix `k` failed: that
+    /// failure is asked to reproduce before the unit is a suspect.
+    Confirming(usize),
     Rebuilding,
     Done(End),
 }
@@ -115,6 +123,10 @@ pub(crate) struct Queue {
     /// and asked only when every unit fails).
     start_known: bool,
     removed: Vec<usize>,
+    /// The probes' verdicts over the sequence as it stands (prefix,
+    /// passed): what a bisection is rebuilt from when a failure it went
+    /// by does not reproduce.
+    seen: Vec<(usize, bool)>,
     named: Vec<Named>,
     /// Whether the failure names tasks none of the units holds (a piece
     /// with no merge on the branch): evidence all the same.
@@ -137,6 +149,7 @@ impl Queue {
             seq: (0..units).collect(),
             start_known,
             removed: Vec::new(),
+            seen: Vec::new(),
             named: Vec::new(),
             elsewhere: false,
             state: State::Tip,
@@ -153,7 +166,8 @@ impl Queue {
     /// What the search needs now.
     pub(crate) fn need(&self) -> Need {
         match &self.state {
-            State::Tip => Need::Verdicts(vec![self.candidate(self.seq.len())]),
+            State::Tip => Need::Verdicts(vec![self.candidate(self.seq.len(), true)]),
+            State::Confirming(k) => Need::Verdicts(vec![self.candidate(*k, true)]),
             State::Naming => Need::Names,
             State::Rebuilding => Need::Rebuild(self.removed.clone()),
             State::Done(end) => Need::Done(end.clone()),
@@ -161,7 +175,8 @@ impl Queue {
                 round
                     .iter()
                     .filter(|(_, v)| v.is_none())
-                    .map(|&(k, _)| self.candidate(k))
+                    // The start is asked only to blame nobody: surely.
+                    .map(|&(k, _)| self.candidate(k, k == 0))
                     .collect(),
             ),
         }
@@ -177,10 +192,11 @@ impl Queue {
         &self.seq
     }
 
-    fn candidate(&self, upto: usize) -> Candidate {
+    fn candidate(&self, upto: usize, sure: bool) -> Candidate {
         Candidate {
             removed: self.removed.clone(),
             upto,
+            sure,
         }
     }
 
@@ -204,9 +220,22 @@ impl Queue {
                 // failure and the highest pass below it bound the rest.
                 round.sort_unstable_by_key(|&(k, _)| k);
                 for (k, v) in round {
-                    search.record(k, v.unwrap_or(false));
+                    let v = v.unwrap_or(false);
+                    self.seen.push((k, v));
+                    search.record(k, v);
                 }
                 self.after_probe(search);
+            }
+            State::Confirming(k) if c.upto == k && c.sure => {
+                if passed {
+                    // A flake steered it: the bisection again, from what
+                    // it saw, with this prefix passing.
+                    self.seen.retain(|&(at, _)| at != k);
+                    self.seen.push((k, true));
+                    self.bisect();
+                } else {
+                    self.suspect(k);
+                }
             }
             other => self.state = other,
         }
@@ -267,8 +296,15 @@ impl Queue {
         }
     }
 
+    /// The bisection of the sequence as it stands, from the probes'
+    /// verdicts seen on it (lowest first).
     fn bisect(&mut self) {
-        let search = Bisect::new(self.seq.len(), self.start_known);
+        let mut search = Bisect::new(self.seq.len(), self.start_known);
+        let mut seen = self.seen.clone();
+        seen.sort_unstable();
+        for (k, passed) in seen {
+            search.record(k, passed);
+        }
         self.after_probe(search);
     }
 
@@ -285,18 +321,25 @@ impl Queue {
             }
             Step::StartFails => self.state = State::Done(End::StartFails),
             Step::Culprit(k) => {
-                // A culprit needs a passing prefix before it: the start
-                // is known to pass from here on.
-                self.start_known = true;
-                let unit = self.seq[k - 1];
-                if self.removed.len() >= MAX_CULPRITS {
-                    self.state = State::Done(self.unproven());
-                    return;
-                }
-                self.removed.push(unit);
-                self.state = State::Rebuilding;
+                self.round += 1;
+                self.state = State::Confirming(k);
             }
         }
+    }
+
+    /// Prefix `k` failed reproducibly and the one before it passed: unit
+    /// `k` is the suspect, and the branch without it is asked next.
+    fn suspect(&mut self, k: usize) {
+        // A culprit needs a passing prefix before it: the start is known
+        // to pass from here on.
+        self.start_known = true;
+        let unit = self.seq[k - 1];
+        if self.removed.len() >= MAX_CULPRITS {
+            self.state = State::Done(self.unproven());
+            return;
+        }
+        self.removed.push(unit);
+        self.state = State::Rebuilding;
     }
 
     /// The branch was rebuilt without [`Self::removed`]: `seq` is the
@@ -305,6 +348,7 @@ impl Queue {
     pub(crate) fn rebuilt(&mut self, seq: Vec<usize>) {
         if matches!(self.state, State::Rebuilding) {
             self.seq = seq;
+            self.seen.clear();
             self.ask_tip();
         }
     }
@@ -334,6 +378,8 @@ mod tests {
         /// Verifies at once, and the rounds the search took.
         parallel: usize,
         rounds: u32,
+        /// Flakes in a row, by set.
+        in_a_row: std::collections::HashMap<BTreeSet<usize>, u32>,
     }
 
     impl Model {
@@ -364,15 +410,20 @@ mod tests {
                         // A round's runs, in any order: the last first.
                         for c in asked.iter().rev() {
                             let set = self.set(&queue, c);
-                            let mut in_a_row = 0;
                             let verdict = loop {
-                                if let Some(v) = verdicts.verdict(&set) {
+                                let known = match c.sure {
+                                    true => verdicts.verdict(&set),
+                                    false => verdicts.first(&set),
+                                };
+                                if let Some(v) = known {
                                     break v;
                                 }
                                 self.runs += 1;
-                                let flake =
-                                    in_a_row < self.retries && self.rng.f64() < self.flake_rate;
-                                in_a_row += u32::from(flake);
+                                // At most `retries` flakes in a row on one
+                                // set, whoever asked.
+                                let row = self.in_a_row.entry(set.clone()).or_default();
+                                let flake = *row < self.retries && self.rng.f64() < self.flake_rate;
+                                *row = if flake { *row + 1 } else { 0 };
                                 verdicts.record(set.clone(), !flake && !self.fails(&set));
                             };
                             queue.verdict(c, verdict);
@@ -430,6 +481,7 @@ mod tests {
             runs: 0,
             parallel: 1,
             rounds: 0,
+            in_a_row: std::collections::HashMap::new(),
         }
     }
 
@@ -481,25 +533,23 @@ mod tests {
         assert_eq!(left.len(), 8, "every merge stays");
     }
 
-    fn ask(upto: usize) -> Need {
-        Need::Verdicts(vec![Candidate {
-            removed: vec![],
-            upto,
-        }])
+    fn ask(upto: usize, sure: bool) -> Need {
+        Need::Verdicts(vec![at(upto, sure)])
     }
 
-    fn at(upto: usize) -> Candidate {
+    fn at(upto: usize, sure: bool) -> Candidate {
         Candidate {
             removed: vec![],
             upto,
+            sure,
         }
     }
 
     #[test]
     fn a_group_whose_failure_names_one_member_is_not_taken_out() {
         let mut q = Queue::new(3, true, 1);
-        assert_eq!(q.need(), ask(3));
-        q.verdict(&at(3), false);
+        assert_eq!(q.need(), ask(3, true));
+        q.verdict(&at(3, true), false);
         assert_eq!(q.need(), Need::Names);
         // Unit 1 is a group; its failure names one of its members.
         let named = Named {
@@ -507,25 +557,54 @@ mod tests {
             whole: false,
         };
         q.named(vec![named], false);
-        assert_eq!(q.need(), ask(1));
-        q.verdict(&at(1), true);
-        assert_eq!(q.need(), ask(2));
-        q.verdict(&at(2), false);
+        assert_eq!(q.need(), ask(1, false));
+        q.verdict(&at(1, false), true);
+        assert_eq!(q.need(), ask(2, false));
+        q.verdict(&at(2, false), false);
+        // Before it is a suspect, its failure reproduces.
+        assert_eq!(q.need(), ask(2, true));
+        q.verdict(&at(2, true), false);
         assert_eq!(q.need(), Need::Rebuild(vec![1]));
         q.rebuilt(vec![0, 2]);
         let proof = Candidate {
             removed: vec![1],
             upto: 2,
+            sure: true,
         };
         assert_eq!(q.need(), Need::Verdicts(vec![proof.clone()]));
         q.verdict(&proof, true);
         assert_eq!(q.need(), Need::Done(End::Named));
     }
 
+    /// A probe that failed once steers the bisection; when the culprit it
+    /// points to does not fail again, the bisection goes on past it.
+    #[test]
+    fn a_probe_whose_failure_does_not_reproduce_is_a_pass() {
+        let mut q = Queue::new(8, true, 1);
+        q.verdict(&at(8, true), false);
+        q.named(Vec::new(), false);
+        // The real culprit is unit 6 (prefix 7); prefix 4 flakes once.
+        assert_eq!(q.need(), ask(4, false));
+        q.verdict(&at(4, false), false);
+        assert_eq!(q.need(), ask(2, false));
+        q.verdict(&at(2, false), true);
+        assert_eq!(q.need(), ask(3, false));
+        q.verdict(&at(3, false), true);
+        assert_eq!(q.need(), ask(4, true));
+        q.verdict(&at(4, true), true);
+        assert_eq!(q.need(), ask(6, false));
+        q.verdict(&at(6, false), true);
+        assert_eq!(q.need(), ask(7, false));
+        q.verdict(&at(7, false), false);
+        assert_eq!(q.need(), ask(7, true));
+        q.verdict(&at(7, true), false);
+        assert_eq!(q.need(), Need::Rebuild(vec![6]));
+    }
+
     #[test]
     fn a_failing_start_blames_nobody() {
         let mut q = Queue::new(2, false, 1);
-        q.verdict(&at(2), false);
+        q.verdict(&at(2, true), false);
         q.named(Vec::new(), false);
         // Probes 1, then the start.
         while let Need::Verdicts(asked) = q.need() {
@@ -544,10 +623,11 @@ mod tests {
             let mut three = model(64, &[culprit], 6);
             three.parallel = 3;
             assert_eq!(three.search().0, End::Culprits(vec![culprit]));
-            // The tip, the rounds of probes, the proof.
-            assert_eq!(one.rounds, 1 + 6 + 1, "culprit {culprit}");
+            // The tip, the rounds of probes, the culprit's failure again,
+            // the proof.
+            assert_eq!(one.rounds, 1 + 6 + 1 + 1, "culprit {culprit}");
             assert!(
-                three.rounds <= 1 + 3 + 1,
+                three.rounds <= 1 + 3 + 1 + 1,
                 "culprit {culprit}: {}",
                 three.rounds
             );

@@ -65,6 +65,19 @@ impl<K: Eq + Hash + Clone> Verdicts<K> {
         }
     }
 
+    /// `key`'s first word: `Some(true)` once a run passed, `Some(false)`
+    /// once one failed, `None` before any ran: what a bisection's probe
+    /// steers by (a culprit's failure is asked to reproduce before it
+    /// counts).
+    pub(crate) fn first(&self, key: &K) -> Option<bool> {
+        let tally = self.tallies.get(key)?;
+        match (tally.passes, tally.fails) {
+            (0, 0) => None,
+            (0, _) => Some(false),
+            _ => Some(true),
+        }
+    }
+
     /// The failures `key` has shown so far.
     pub(crate) fn fails(&self, key: &K) -> u32 {
         self.tallies.get(key).map_or(0, |t| t.fails)
