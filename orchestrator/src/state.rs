@@ -44,6 +44,10 @@ pub enum StateError {
     #[error("use swarm's state directory: {path} is not a directory")]
     NotDir { path: PathBuf },
     #[error(
+        "use swarm's state directory: {path} is not a regular file (a FIFO or a device is never read: it could hang every run)\nhelp: remove it: swarm writes it again"
+    )]
+    NotFile { path: PathBuf },
+    #[error(
         "use swarm's state directory {path}: git tracks `{tracked}` in it, so whoever wrote the commit controls swarm's state"
     )]
     Tracked { path: PathBuf, tracked: String },
@@ -63,7 +67,10 @@ impl StateError {
     pub fn is_unsafe(&self) -> bool {
         matches!(
             self,
-            Self::Symlink { .. } | Self::NotDir { .. } | Self::Tracked { .. }
+            Self::Symlink { .. }
+                | Self::NotDir { .. }
+                | Self::NotFile { .. }
+                | Self::Tracked { .. }
         )
     }
 
@@ -231,13 +238,19 @@ impl State {
         let Some(parent) = self.dir(parents, false)? else {
             return Ok(None);
         };
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        // Non-blocking: a FIFO put where a file belongs opens at once (and
+        // is refused below) rather than wait for a writer for ever.
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
         let fd = match nix::fcntl::openat(&parent, *last, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(None),
             Err(Errno::ELOOP) => return Err(StateError::Symlink { path }),
             Err(e) => return Err(io_err("read", &path)(e)),
         };
+        let stat = nix::sys::stat::fstat(&fd).map_err(io_err("read", &path))?;
+        if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+            return Err(StateError::NotFile { path });
+        }
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).map_err(
             |source| StateError::Io {
@@ -617,6 +630,27 @@ mod tests {
                 .map(|mut d| d.next().is_none())
                 .unwrap_or(false)
         );
+    }
+
+    /// Issue 75: a FIFO where the durations file belongs is refused at
+    /// once, where opening it waited for a writer and hung every run.
+    #[test]
+    fn a_fifo_in_the_state_directory_is_refused_not_waited_on() {
+        let (_root, work, _outside) = setup();
+        let state = State::create(&work).unwrap_or_else(|e| panic!("{e}"));
+        let fifo = work.join(".swarm").join(crate::layout::DURATIONS);
+        nix::unistd::mkfifo(
+            &fifo,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let started = std::time::Instant::now();
+        let err = state.read_file(&[crate::layout::DURATIONS]).err();
+        assert!(matches!(&err, Some(StateError::NotFile { .. })), "{err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // The history is a hint: a run goes on without it, at once.
+        let _history = crate::durations::History::load(&work);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -171,3 +171,91 @@ fn a_run_killed_while_gc_prunes_resumes_to_the_exact_tree() {
     assert_whole(&repo);
     assert_eq!(swarm_keeps(&repo), Vec::<String>::new());
 }
+
+/// Issue 75, finding 1: a task with two or more dependencies starts from
+/// the merge of their results, which swarm makes; it is held from its
+/// making like every other object swarm writes, so a prune in a loop
+/// beside runs that reuse their warm worktrees never takes it (where it
+/// was written loose: "object not found", and `git fsck` found a
+/// worktree's HEAD pointing at nothing).
+#[test]
+fn a_fan_in_tasks_start_is_held_against_prune_beside_warm_runs() {
+    let repo = TestRepo::new();
+    let mut toml = String::from("[swarm]\non_failure = \"continue\"\n\n");
+    for i in 1..=4 {
+        toml += &format!(
+            "[[task]]\nid = \"a{i}\"\ncreates = [\"a{i}.txt\"]\nrun = \"sleep 0.2; date +%N > a{i}.txt\"\n\n"
+        );
+    }
+    for (b, deps) in [("b1", "\"a1\", \"a2\""), ("b2", "\"a3\", \"a4\"")] {
+        toml += &format!(
+            "[[task]]\nid = \"{b}\"\ndeps = [{deps}]\ncreates = [\"{b}.txt\"]\nrun = \"sleep 0.3; cat a*.txt > {b}.txt\"\n\n"
+        );
+    }
+    toml += "[[task]]\nid = \"c\"\ndeps = [\"b1\", \"b2\"]\ncreates = [\"c.txt\"]\nrun = \"sleep 0.3; cat b*.txt > c.txt\"\n";
+    let plan = repo.plan_exact("fanin.toml", &toml);
+    let gc = GcLoop::start(&repo);
+    for round in 1..=3 {
+        let run = repo.run_plan(&plan, &["--name", &format!("fanin{round}"), "-j", "2"]);
+        assert_eq!(run.code, 0, "round {round}: {}", run.stderr);
+        let branch = format!("swarm/fanin{round}");
+        assert_eq!(
+            repo.show(&branch, "c.txt").lines().count(),
+            4,
+            "round {round}"
+        );
+    }
+    let gcs = gc.stop();
+    assert!(gcs >= 3, "only {gcs} gc runs passed through the runs");
+    assert_whole(&repo);
+}
+
+/// Issue 75, finding 3: a swarm process whose clock is two days ahead
+/// (faketime) runs beside a live run. It clears the quarantines left by
+/// dead processes, and only those: the live run's, made seconds before
+/// but "two days old" by that clock, is its owner's (a lock says so), so
+/// the live run's later merges still hold their objects and it ends well.
+#[test]
+fn a_clock_two_days_ahead_never_takes_a_live_runs_quarantine() {
+    let repo = TestRepo::new();
+    let slow = repo.plan_exact(
+        "slow.toml",
+        "[[task]]\nid = \"quick\"\ncreates = [\"q.txt\"]\nrun = \"echo q > q.txt\"\n\n\
+         [[task]]\nid = \"slow\"\ncreates = [\"s.txt\"]\nrun = \"sleep 3; echo s > s.txt\"\n",
+    );
+    let live = repo
+        .swarm_cmd(&["run", slow.to_str().unwrap(), "--name", "live"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the live run merged its first task", || {
+        std::fs::read_to_string(repo.path().join(".swarm/runs/live/events.jsonl"))
+            .is_ok_and(|j| j.contains("\"task_merged\""))
+    });
+    let quick = repo.plan_exact(
+        "ahead.toml",
+        "[[task]]\nid = \"other\"\ncreates = [\"o.txt\"]\nrun = \"echo o > o.txt\"\n",
+    );
+    let mut ahead = Command::new("faketime");
+    crate::support::hermetic(&mut ahead, &repo.home());
+    ahead
+        .current_dir(repo.path())
+        .args(["-f", "+2d", crate::support::swarm_bin(), "run"])
+        .arg(&quick)
+        .args(["--name", "ahead"]);
+    let out = ahead.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = live.wait_with_output().unwrap();
+    assert!(
+        live.status.success(),
+        "{}",
+        String::from_utf8_lossy(&live.stderr)
+    );
+    assert_eq!(repo.show("swarm/live", "s.txt"), "s");
+    assert_whole(&repo);
+}

@@ -875,3 +875,102 @@ fn an_agent_named_by_the_verify_gets_a_repair_round_and_the_run_passes() {
     assert!(run.stderr.contains("repair"), "{}", run.stderr);
     mock.assert_clean();
 }
+
+/// Issue 75, finding 2: `land` never moves a branch checked out in another
+/// worktree of the repository (its files would stay behind and a `git
+/// commit -a` there would undo the landing; `git branch -f` refuses the
+/// same). It says where, and what to do; then it lands.
+#[test]
+fn land_never_moves_a_branch_checked_out_in_a_linked_worktree() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    repo.git(&["switch", "-q", "-c", "dev"]);
+    let linked = repo.outside().join("linked");
+    repo.git(&["worktree", "add", "-q", linked.to_str().unwrap(), "main"]);
+    repo.run_plan(&landing_plan(&repo, "elsewhere", ""), &["--base", "main"])
+        .assert_code(0);
+    let main = repo.git(&["rev-parse", "main"]);
+    let out = repo.swarm(&["land", "elsewhere"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("is checked out in the worktree") && out.stderr.contains("linked"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(repo.git(&["rev-parse", "main"]), main, "main moved");
+    assert_eq!(repo.git_in(&linked, &["status", "--porcelain"]), "");
+    // Switched off it there, it lands.
+    repo.git_in(&linked, &["switch", "-q", "--detach"]);
+    repo.swarm(&["land", "elsewhere"]).assert_code(0);
+    assert_eq!(
+        repo.git(&["rev-parse", "main"]),
+        repo.git(&["rev-parse", "swarm/elsewhere"])
+    );
+}
+
+/// Issue 75, finding 5: a `swarm land` killed while its landing run
+/// verifies is continued under the landing run's own name by the next
+/// `swarm land`; and one whose landing run ended well but whose branch did
+/// not move (killed between the two) lands that run's branch, its verify
+/// not run again.
+#[test]
+fn a_killed_landing_is_continued_under_its_own_name() {
+    let repo = TestRepo::new();
+    repo.write("log.txt", "start\n");
+    repo.commit_all("a log");
+    let plan = landing_plan(&repo, "stopped", "verify = \"sleep 2\"");
+    repo.run_plan(&plan, &[]).assert_code(0);
+    repo.write("c.txt", "someone else\n");
+    repo.commit_all("meanwhile");
+    let meanwhile = repo.git(&["rev-parse", "main"]);
+    let mut child = repo
+        .swarm_cmd(&["land", "stopped"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until("the landing run merged its results", || {
+        repo.path()
+            .join(".swarm/runs/stopped-land/events.jsonl")
+            .exists()
+            && events(&repo, "stopped-land", "task_merged").len() == 4
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    crate::resume::kill9(&mut child);
+    assert_eq!(repo.git(&["rev-parse", "main"]), meanwhile);
+
+    let again = repo.swarm(&["land", "stopped"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("was stopped: resuming it"),
+        "{}",
+        again.stderr
+    );
+    assert!(!repo.path().join(".swarm/runs/stopped-land-2").exists());
+    assert_eq!(
+        repo.git(&["rev-parse", "main"]),
+        repo.git(&["rev-parse", "swarm/stopped-land"])
+    );
+
+    // Landed, then the branch put back where the landing started: as if
+    // killed between its verify and the branch's move.
+    repo.git(&["reset", "-q", "--hard", &meanwhile]);
+    let verified = events(&repo, "stopped-land", "run_verified").len();
+    let once_more = repo.swarm(&["land", "stopped"]);
+    assert_eq!(once_more.code, 0, "{}", once_more.stderr);
+    assert!(
+        once_more.stderr.contains("which ended well"),
+        "{}",
+        once_more.stderr
+    );
+    assert_eq!(
+        events(&repo, "stopped-land", "run_verified").len(),
+        verified
+    );
+    assert!(!repo.path().join(".swarm/runs/stopped-land-2").exists());
+    assert_eq!(
+        repo.git(&["rev-parse", "main"]),
+        repo.git(&["rev-parse", "swarm/stopped-land"])
+    );
+}

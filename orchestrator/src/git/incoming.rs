@@ -37,9 +37,11 @@ use super::{Context as _, GitError};
 /// incoming directories.
 const INCOMING: &str = "swarm-incoming";
 
-/// A directory left by a process that died mid-write is removed by a later
-/// one once it is this old: nothing swarm writes takes a day to hold.
-const LEFT_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+/// A directory whose owner holds no lock on it is left alone this long
+/// after it was made: between making a directory and locking it, its
+/// owner is alive and holds nothing yet. Past it, an unlocked directory's
+/// owner is dead (a lock goes with its process, whatever the clocks say).
+const UNLOCKED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Names incoming directories apart within one process.
 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -148,12 +150,15 @@ fn fresh_dir(parent: &Path) -> std::io::Result<PathBuf> {
 /// in, see [`super::hold`]); removed, with what it holds, when dropped.
 pub(crate) struct Staging {
     dir: PathBuf,
+    /// An exclusive `flock` on the directory, held while it lives: what
+    /// tells another process its owner is alive (see [`remove_left`]).
+    _lock: Option<nix::fcntl::Flock<std::fs::File>>,
 }
 
 impl Staging {
     /// A new directory under the repository whose common git directory is
-    /// `common_dir`, for `what` (said in errors). The first one a process
-    /// makes clears those others left a day or more ago.
+    /// `common_dir`, for `what` (said in errors), locked while it lives.
+    /// The first one a process makes clears those whose owners died.
     pub(crate) fn new(common_dir: &Path, what: &str) -> Result<Self, GitError> {
         let parent = common_dir.join(INCOMING);
         let action = || format!("make a directory for {what} in {}", parent.display());
@@ -161,9 +166,11 @@ impl Staging {
         if NEXT.load(Ordering::Relaxed) == 0 {
             remove_left(&parent);
         }
-        Ok(Self {
-            dir: fresh_dir(&parent).context(action)?,
-        })
+        let dir = fresh_dir(&parent).context(action)?;
+        let lock = std::fs::File::open(&dir).ok().and_then(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()
+        });
+        Ok(Self { dir, _lock: lock })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -181,23 +188,37 @@ impl Drop for Staging {
     }
 }
 
-/// Removes the incoming directories under `parent` older than
-/// [`LEFT_FOR`]: left by a process killed while it wrote (what they hold
-/// was never held, so no ref names it).
+/// Removes the incoming directories under `parent` whose owner is dead:
+/// left by a process killed while it wrote (what they hold was never held,
+/// so no ref names it). Dead is proven, never guessed from an age: a live
+/// owner holds an exclusive `flock` on its directory (released by the
+/// kernel when the process dies), so a directory this process can lock
+/// has none, unless it is younger than [`UNLOCKED_GRACE`] (made, not yet
+/// locked). A clock a day ahead, or a run of a week, removes nothing of a
+/// live run's.
 fn remove_left(parent: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
     for entry in entries.flatten() {
-        let old = entry
+        let Ok(dir) = std::fs::File::open(entry.path()) else {
+            continue;
+        };
+        let Ok(lock) = nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        else {
+            // Its owner is alive.
+            continue;
+        };
+        let fresh = entry
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > LEFT_FOR);
-        if old {
+            .is_none_or(|age| age < UNLOCKED_GRACE);
+        if !fresh {
             let _ = std::fs::remove_dir_all(entry.path());
         }
+        drop(lock);
     }
 }
 
@@ -238,6 +259,36 @@ mod tests {
     }
 
     /// A prune of the repository leaves what an incoming directory holds.
+    /// Issue 75: leftovers go only when their owner is proven dead. A live
+    /// staging directory is kept however old it looks (a clock a day
+    /// ahead, a run of a week); an unlocked one (its process killed) is
+    /// removed past the grace, a just-made one is not.
+    #[test]
+    fn only_a_dead_owners_directory_is_removed_whatever_its_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let common = dir.path();
+        let live = Staging::new(common, "test").unwrap();
+        let parent = common.join(INCOMING);
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+        let dead = parent.join("1-0-dead");
+        let young = parent.join("1-1-young");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::create_dir(&young).unwrap();
+        for old in [live.path(), dead.as_path()] {
+            std::fs::File::open(old)
+                .unwrap()
+                .set_modified(day_ago)
+                .unwrap();
+        }
+        remove_left(&parent);
+        assert!(live.path().exists(), "a live run's directory was removed");
+        assert!(!dead.exists(), "a dead owner's directory was kept");
+        assert!(young.exists(), "a directory not yet locked was removed");
+        let path = live.path().to_path_buf();
+        drop(live);
+        assert!(!path.exists());
+    }
+
     #[test]
     fn git_prune_does_not_look_in_an_incoming_directory() {
         let dir = tempfile::tempdir().unwrap();

@@ -294,21 +294,29 @@ fn fast_merge(
 
 /// The commit a task with several dependencies starts from: the merge of
 /// their results, in the given order. `Err` carries the conflicting files.
+/// Each merge commit it makes is held by run `run`'s kept packs before it
+/// is returned (see [`super::hold`]): no ref names it until the task's
+/// result does, and a `git gc --prune=now` beside the run must not take
+/// what the task's worktree is about to be checked out at.
 pub fn merge_results(
     repo: &Repo,
+    run: &str,
     results: &[Oid],
     message: &str,
 ) -> Result<Result<Oid, Vec<String>>, GitError> {
-    let repo = repo.open()?;
     let Some((&first, rest)) = results.split_first() else {
         return Err(GitError::Cli {
             action: "merge dependency results".into(),
             message: "no results to merge".into(),
         });
     };
+    if rest.is_empty() {
+        return Ok(Ok(first));
+    }
+    let merger = Merger::holding(repo, run)?;
     let mut acc = first;
     for &next in rest {
-        match merge_in(&repo, acc, next, message)? {
+        match merger.merge(acc, next, message)? {
             MergeOutcome::Merged(commit) => acc = commit,
             MergeOutcome::AlreadyIn => {}
             MergeOutcome::Conflict(files) => return Ok(Err(files)),

@@ -57,6 +57,14 @@ pub enum LandError {
     Unverified { run: String, tip: String },
     #[error("land run `{run}`: it did not end (resume it first: `swarm resume {run}`)")]
     NotEnded { run: String },
+    #[error(
+        "land run `{run}`: `{branch}` is checked out in the worktree {path}, whose files would not follow (git branch -f refuses the same)\nhelp: switch that worktree off it (`git -C {path} switch --detach`) and land again, or land onto another branch: `swarm land {run} --onto NAME`"
+    )]
+    CheckedOutElsewhere {
+        run: String,
+        branch: String,
+        path: String,
+    },
     /// git ran and refused (a fetch, a push, a fast-forward merge).
     #[error("{action}: {said}")]
     Git { action: String, said: String },
@@ -101,6 +109,7 @@ impl LandError {
                 | Self::NoStartBranch { .. }
                 | Self::RemoteLacksBranch { .. }
                 | Self::NotEnded { .. }
+                | Self::CheckedOutElsewhere { .. }
         )
     }
 
@@ -282,6 +291,7 @@ pub fn move_branch(
     onto: Oid,
     run: &str,
 ) -> Result<bool, LandError> {
+    not_checked_out_elsewhere(repo, branch, run)?;
     if repo.branch_of("HEAD").as_deref() != Some(branch) {
         return Ok(repo.move_ref(
             &format!("refs/heads/{branch}"),
@@ -308,6 +318,50 @@ pub fn move_branch(
         });
     }
     Ok(true)
+}
+
+/// Refuses a `branch` checked out in a worktree of the repository other
+/// than this one (`git worktree list`): moving it would leave that
+/// worktree's files behind its HEAD, and a `git commit -a` there would
+/// undo the landing. This worktree's own is moved with its files.
+pub fn not_checked_out_elsewhere(repo: &Repo, branch: &str, run: &str) -> Result<(), LandError> {
+    let mut cmd = repo.git(&repo.workdir);
+    cmd.args(["worktree", "list", "--porcelain"]);
+    let out = cmd.output().map_err(|source| LandError::Spawn {
+        action: "list the repository's worktrees".into(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(LandError::Git {
+            action: "list the repository's worktrees".into(),
+            said: escape::text(String::from_utf8_lossy(&out.stderr).trim()).into_owned(),
+        });
+    }
+    let here = std::fs::canonicalize(&repo.workdir).unwrap_or_else(|_| repo.workdir.clone());
+    let wanted = format!("branch refs/heads/{branch}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for entry in text.split("\n\n") {
+        let mut path = None;
+        let mut on_branch = false;
+        for line in entry.lines() {
+            if let Some(p) = line.strip_prefix("worktree ") {
+                path = Some(std::path::PathBuf::from(p));
+            }
+            on_branch |= line == wanted;
+        }
+        let Some(path) = path.filter(|_| on_branch) else {
+            continue;
+        };
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if canonical != here {
+            return Err(LandError::CheckedOutElsewhere {
+                run: run.to_string(),
+                branch: branch.to_string(),
+                path: path.display().to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Pushes `landed` to `remote`'s `branch`, only if that is still `onto`

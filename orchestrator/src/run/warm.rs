@@ -50,6 +50,9 @@ pub struct Lease {
     lock: Flock<File>,
     /// The worktree's path.
     pub path: PathBuf,
+    /// Whether its content was proven kept (released, or no worktree)
+    /// when an attempt last said it was at work in it.
+    kept_before: bool,
 }
 
 impl WarmDir {
@@ -95,7 +98,11 @@ impl WarmDir {
             }
         }
         write(&mut lock, &format!("in use by {run}"))?;
-        Ok(Ok(Lease { lock, path }))
+        Ok(Ok(Lease {
+            lock,
+            path,
+            kept_before: !exists || said == RELEASED,
+        }))
     }
 
     /// The run that left the warm worktree of task `flat` unproven (its
@@ -114,7 +121,21 @@ impl Lease {
 
     /// Says an attempt is at work in it again (a retry).
     pub fn hold(&mut self, run: &str) -> std::io::Result<()> {
+        let mut said = String::new();
+        self.lock.rewind()?;
+        self.lock.read_to_string(&mut said)?;
+        self.kept_before = said.trim() == RELEASED;
         write(&mut self.lock, &format!("in use by {run}"))
+    }
+
+    /// No attempt ran in it after all (its check-out failed): released
+    /// again if it was before [`Self::hold`], so the next run repairs it
+    /// rather than give its task a fresh worktree beside it for ever.
+    pub fn unhold(&mut self) -> std::io::Result<()> {
+        match self.kept_before {
+            true => self.release(),
+            false => Ok(()),
+        }
     }
 }
 

@@ -130,7 +130,7 @@ impl Dispatcher<'_> {
         };
         let mut results = vec![own];
         results.extend(children.iter().filter_map(|&c| self.result(c)));
-        let repo = self.repo.clone();
+        let (repo, run) = (self.repo.clone(), self.run.clone());
         let message = format!(
             "swarm: {}/{}: its subtasks merged\n\nSwarm-Run: {}\nSwarm-Task: {}\n",
             self.run,
@@ -141,7 +141,7 @@ impl Dispatcher<'_> {
         self.joins.spawn(async move {
             (
                 p,
-                blocking(move || merge_results(&repo, &results, &message)).await,
+                blocking(move || merge_results(&repo, &run, &results, &message)).await,
             )
         });
         Ok(())

@@ -171,9 +171,9 @@ async fn start_point(
         // to merge, and no trip to the blocking pool before it starts.
         [only] => Ok(Ok(*only)),
         _ => {
-            let repo = ctx.repo.clone();
+            let (repo, run) = (ctx.repo.clone(), ctx.run.clone());
             let message = format!("swarm: {}/{}: merge of its dependencies", ctx.run, task.id);
-            blocking(move || merge_results(&repo, &deps, &message)).await
+            blocking(move || merge_results(&repo, &run, &deps, &message)).await
         }
     }
 }
@@ -243,7 +243,21 @@ impl Life<'_> {
     /// end, or `None` when it tries again.
     async fn attempt(&mut self, attempt: u32, deck: DeckLinks) -> Result<Option<Done>, GitError> {
         let (ctx, task) = (self.ctx, self.task);
-        let place = self.check_out().await?;
+        let place = match self.check_out().await {
+            Ok(place) => place,
+            Err(e) => {
+                // No attempt ran in its warm worktree: as it was before
+                // (released, if its content was on a ref), so the next run
+                // brings it to its base or makes it again, saying so, not
+                // a fresh worktree beside it for ever.
+                if let Some(lease) = &mut self.lease
+                    && let Err(error) = lease.unhold()
+                {
+                    tracing::warn!(task = %task.id, %error, "failed to release its warm worktree");
+                }
+                return Err(e);
+            }
+        };
         // The plan's `[setup]`, in a fresh worktree: part of its set-up.
         let prepare_began = Instant::now();
         let prepared = match &place.admin {

@@ -55,7 +55,14 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
         max_size: test_report::MAX_REPORT,
         what: "a test report",
     };
-    let bytes = match untrusted::read(dir, rel, limits) {
+    let read = untrusted::read(dir, rel, limits);
+    // Out of the worktree whatever it is, read or not: a link (refused
+    // above, never followed), a FIFO or a file too large is no more the
+    // task's result than a report is.
+    if in_worktree && let Some((repo, base)) = report.base {
+        take_out(repo, base, report.workdir, rel);
+    }
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(e) => {
             return (
@@ -67,9 +74,6 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
             );
         }
     };
-    if in_worktree && let Some((repo, base)) = report.base {
-        take_out(repo, base, report.workdir, rel);
-    }
     let mut parsed = match test_report::parse(&bytes) {
         Ok(parsed) => parsed,
         Err(e) => {

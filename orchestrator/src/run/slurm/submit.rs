@@ -69,7 +69,7 @@ impl Jobs {
                     self.run,
                     self.tasks.get(task).id
                 );
-                match merge_results(&self.repo, deps, &message) {
+                match merge_results(&self.repo, &self.run, deps, &message) {
                     Ok(Ok(merged)) => Ok(merged),
                     Ok(Err(files)) => Err(NotSubmitted::Conflict(files)),
                     Err(e) => Err(NotSubmitted::Failed(format!("failed to {e}"))),

@@ -69,6 +69,10 @@ pub(crate) fn land(cwd: &Path, args: LandArgs) -> Result<i32, Failure> {
         args.push.as_deref(),
     )
     .map_err(land_failure)?;
+    if args.push.is_none() {
+        // Before any work: a branch checked out elsewhere is never moved.
+        landing::not_checked_out_elsewhere(&repo, &branch, &run).map_err(land_failure)?;
+    }
     let base = landing::oid(&report.base_commit, "the run's base").map_err(land_failure)?;
     let adopted = Adopted::of_run(&repo, &report).map_err(|e| invalid_or_internal(e.into()))?;
     if adopted.order.is_empty() {
@@ -166,12 +170,51 @@ fn land_run(
     adopted: &Adopted,
     drive_args: Drive,
 ) -> Result<Result<Oid, i32>, Failure> {
+    let wanted = format!("{run}-land");
+    // A landing onto this same tip that was stopped: continued under its
+    // own name, or, if it ended well (stopped between its verify and the
+    // branch's move), taken as it is, its verify not run again.
+    if let Some((name, earlier)) = earlier_landing(repo, &wanted, onto)? {
+        let code = match earlier.exit_code {
+            None => {
+                eprintln!("landing run `{name}` of run `{run}` was stopped: resuming it");
+                let (plan, original) = saved_plan(cwd, repo, &name, "land")?;
+                drive(
+                    repo.clone(),
+                    plan,
+                    &original.display().to_string(),
+                    drive_args.clone(),
+                    Mode::Resume {
+                        run: name.clone(),
+                        retry_failed: None,
+                    },
+                )?
+            }
+            Some(code) => {
+                if code == exit::SUCCESS {
+                    eprintln!(
+                        "run `{run}` was landed onto {} as run `{name}`, which ended well: landing its branch",
+                        short_id(onto)
+                    );
+                }
+                code
+            }
+        };
+        if code == exit::SUCCESS {
+            return landed_tip(repo, &name).map(Ok);
+        }
+        if earlier.exit_code.is_none() {
+            eprintln!(
+                "run `{name}` did not end well: nothing was landed (its branch is swarm/{name})"
+            );
+            return Ok(Err(code));
+        }
+    }
     let (mut plan, original) = saved_plan(cwd, repo, run, "land")?;
     plan.select(&adopted.order)
         .map_err(|e| Failure::Invalid(anyhow!("land run `{run}`: failed to {e}")))?;
     plan.base = onto.to_string();
     plan.base_from = swarm_orchestrator::plan::BaseFrom::CommandLine;
-    let wanted = format!("{run}-land");
     let name = swarm_orchestrator::run::free_run_name(repo, &wanted, |_| false)
         .map_err(invalid_or_internal)?;
     eprintln!(
@@ -195,14 +238,47 @@ fn land_run(
         eprintln!("run `{name}` did not end well: nothing was landed (its branch is swarm/{name})");
         return Ok(Err(code));
     }
-    let (_, landed) = load_report(repo, Some(&name))?;
+    landed_tip(repo, &name).map(Ok)
+}
+
+/// The branch tip of landing run `name`, which ended well: the tree that
+/// lands is one its verify passed on.
+fn landed_tip(repo: &Repo, name: &str) -> Result<Oid, Failure> {
+    let (_, landed) = load_report(repo, Some(name))?;
     let tip = landing::oid(&landed.integration_commit, "the landing run's branch")
         .map_err(land_failure)?;
     if !landed.verify_runs.is_empty() {
-        // The tree that lands is one its verify passed on.
-        landing::passed_on(repo, &name, &landed, tip).map_err(land_failure)?;
+        landing::passed_on(repo, name, &landed, tip).map_err(land_failure)?;
     }
-    Ok(Ok(tip))
+    Ok(tip)
+}
+
+/// The last landing run named after `wanted` (`<run>-land`, `-land-2`,
+/// ...) if it landed onto `onto`: the one a landing stopped left.
+fn earlier_landing(
+    repo: &Repo,
+    wanted: &str,
+    onto: Oid,
+) -> Result<Option<(String, RunReport)>, Failure> {
+    let mut last = None;
+    for n in 1.. {
+        let name = match n {
+            1 => wanted.to_string(),
+            n => format!("{wanted}-{n}"),
+        };
+        if !report::run_dir(&repo.workdir, &name).is_dir() {
+            break;
+        }
+        last = Some(name);
+    }
+    let Some(name) = last else {
+        return Ok(None);
+    };
+    // One that never recorded its start ran nothing: a new one goes there.
+    let Ok((name, earlier)) = load_report(repo, Some(&name)) else {
+        return Ok(None);
+    };
+    Ok((earlier.base_commit == onto.to_string()).then_some((name, earlier)))
 }
 
 /// Moves the local branch `branch` to `landed` after a push, when it was
