@@ -557,3 +557,48 @@ fn two_runs_given_one_name_started_together_one_runs_and_the_other_is_refused_wi
         assert_eq!((started, finished), (1, 1), "run {run}");
     }
 }
+
+/// Issue 75, finding 6: a `[setup]` that fills the disk (an 8 MiB tmpfs
+/// holding the worktrees) does not keep it full: what it wrote in the
+/// task's warm worktree goes, the reason says so and names the command
+/// that frees what other worktrees hold; a later run has room again.
+#[test]
+fn a_setup_that_fills_the_disk_frees_what_it_wrote() {
+    let repo = TestRepo::new();
+    let small = repo.outside().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "this test mounts a small tmpfs: run it as root"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let free = || {
+        let stat = nix::sys::statvfs::statvfs(small.as_path()).unwrap();
+        stat.blocks_available() * stat.fragment_size()
+    };
+    let plan = repo.plan(
+        "fill.toml",
+        "[swarm]\nmin_free_space = \"1MB\"\n\n[setup]\nrun = \"head -c 12000000 /dev/zero > big.bin\"\n\n\
+         [[task]]\nid = \"t\"\ncreates = [\"t.txt\"]\nrun = \"echo t > t.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--worktrees", small.to_str().unwrap()]);
+    run.assert_code(1);
+    let reason = task(&repo.report(), "t")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("the disk is full"), "{reason}");
+    assert!(reason.contains("swarm clean --all --warm"), "{reason}");
+    assert!(free() > 6 << 20, "still full: {} free", free());
+}

@@ -170,6 +170,34 @@ mod tests {
     use super::*;
 
     #[test]
+    /// Issue 75, finding 4: an attempt whose check-out failed ran nothing
+    /// in the worktree: its lease is as it was (released, if it was), so
+    /// the next run takes the worktree rather than call it unproven for
+    /// ever; one whose content was on no ref stays unproven.
+    fn a_failed_check_out_leaves_the_lease_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let warm = WarmDir::new(dir.path().join(".warm"));
+        let mut lease = warm.lease("t", "one", false).unwrap().unwrap();
+        std::fs::create_dir_all(&lease.path).unwrap();
+        lease.release().unwrap();
+        // A retry's check-out fails.
+        lease.hold("one").unwrap();
+        lease.unhold().unwrap();
+        drop(lease);
+        let mut next = warm.lease("t", "two", false).unwrap().unwrap();
+        // This run's attempt ran and its coordinator died: on no ref.
+        drop(next);
+        next = warm.lease("t", "two", true).unwrap().unwrap();
+        next.hold("two").unwrap();
+        next.unhold().unwrap();
+        drop(next);
+        assert_eq!(
+            warm.lease("t", "three", false).unwrap().unwrap_err(),
+            Unavailable::Unproven { run: "two".into() }
+        );
+    }
+
+    #[test]
     fn a_lease_is_exclusive_and_an_unreleased_worktree_is_never_leased_to_another_run() {
         let dir = tempfile::tempdir().unwrap();
         let warm = WarmDir::new(dir.path().join(".warm"));

@@ -174,6 +174,16 @@ impl Setups {
 /// Why the disk is too full for another worktree, if it is: a task that
 /// would fill it fails before it starts instead.
 pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
+    short_of_space_as_of(ctx, false)
+}
+
+/// [`short_of_space`], read now (no earlier reading stands in for it):
+/// after a command that may have filled the disk in moments.
+pub(super) fn short_of_space_now(ctx: &Ctx) -> Option<String> {
+    short_of_space_as_of(ctx, true)
+}
+
+fn short_of_space_as_of(ctx: &Ctx, now_only: bool) -> Option<String> {
     if ctx.min_free_space == 0 {
         return None;
     }
@@ -183,6 +193,7 @@ pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
     // and a `statvfs` each walked the worktrees' path every time.
     let now = Instant::now();
     if let Ok(last) = ctx.free_space.lock()
+        && !now_only
         && let Some((at, free)) = *last
         && now.duration_since(at) < FREE_SPACE_FRESH
         && free / 2 >= ctx.min_free_space
@@ -200,7 +211,7 @@ pub(super) fn short_of_space(ctx: &Ctx) -> Option<String> {
     }
     (free < ctx.min_free_space).then(|| {
         format!(
-            "not started: {} free on the file system of {}, below min_free_space ({}); free some space (`swarm clean --all`) or lower min_free_space",
+            "not started: {} free on the file system of {}, below min_free_space ({}); free some space (`swarm clean --all --warm` removes ended runs and the warm worktrees, with what their setups and tasks built; `swarm clean --caches` the build caches) or lower min_free_space",
             bytesize::ByteSize::b(free),
             dir.display(),
             bytesize::ByteSize::b(ctx.min_free_space)

@@ -629,6 +629,37 @@ fn forget_older(root: &Path, key: &str) {
     }
 }
 
+/// Removes the half-made copies (`.<key>.<pid>`) in the kept setups'
+/// directory `root` whose process is dead (killed while it copied): never
+/// one a live process is still writing.
+fn remove_dead_copies(root: &Path) {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the kept setups' directory: swarm's alone (0700)"
+    )]
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.rsplit_once('.'))
+            .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let dead = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if dead && let Err(e) = crate::untrusted::TaskDir::discard(&entry.path()) {
+            tracing::warn!(error = %e, "failed to remove a half-made kept setup");
+        }
+    }
+}
+
 /// Keeps what setup made in `workdir` (against the checkout's index at
 /// `index`) as `kept` (in `root`, under `key`): copied to a directory of
 /// its own first and renamed into place, so that a kept setup is always
@@ -663,9 +694,14 @@ async fn keep(
             .made
             .retain(|p| !crate::worktree_include::names(&included, p));
         super::prepare_files::check_size(&workdir, &outputs)?;
+        remove_dead_copies(&root);
         let tmp = root.join(format!(".{key}.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        super::prepare_files::keep(&workdir, &outputs, &tmp)?;
+        if let Err(e) = super::prepare_files::keep(&workdir, &outputs, &tmp) {
+            // Half a copy (a full disk) frees its space at once.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         match std::fs::rename(&tmp, &kept) {
             Ok(()) => {
                 forget_older(&root, &key);

@@ -16,7 +16,7 @@ use swarm_sandbox::Stop;
 use tokio::sync::{mpsc, watch};
 
 use super::attempt::{Phase, Ran, run_attempt};
-use super::ctx::{Ctx, readonly_checkout, short_of_space};
+use super::ctx::{Ctx, readonly_checkout, short_of_space, short_of_space_now};
 use super::describe::{Verify, describe_result};
 use super::prepare::Prepared;
 use crate::git::{
@@ -419,6 +419,23 @@ impl Life<'_> {
                 &mut self.stop,
             )
             .await;
+        }
+        let mut reason = reason;
+        // A setup that filled the disk does not keep it full: what it
+        // wrote in a warm worktree (kept between runs, where no `clean
+        // --all` reaches) goes; the task did not run, so none of it is
+        // the task's work.
+        if self.lease.is_some()
+            && let Some(admin) = &place.admin
+            && short_of_space_now(ctx).is_some()
+        {
+            let (c, wd, a) = (Arc::clone(ctx), place.workdir.clone(), admin.clone());
+            match blocking(move || c.worktrees.clean_all(&wd, &a)).await {
+                Ok(()) => reason.push_str(
+                    "; the disk is full: what setup wrote in its warm worktree was removed (`swarm clean --all --warm` frees what the others hold)",
+                ),
+                Err(e) => tracing::warn!(task = %self.task.id, error = %e, "failed to remove what setup wrote"),
+            }
         }
         release(&mut self.lease, self.task);
         if attempt == self.last_attempt || cancelled {
