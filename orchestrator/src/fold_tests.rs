@@ -480,6 +480,26 @@ fn every_committed_event_replays_through_the_fold() {
             .contains("`v`")
     );
     assert_eq!(verify.report().unwrap().integration_commit, BASE);
+    // The merge queue's numbers follow the runs and the culprits.
+    let stats = verify.report().unwrap().merge_queue.clone().unwrap();
+    assert_eq!((stats.runs, stats.culprits), (1, 1));
+    // A failure no removal explains names tasks, as evidence.
+    apply(
+        &mut verify,
+        EventBody::VerifyNamed {
+            named: swarm_protocol::verify::VerifyNamed {
+                commit: MERGE.into(),
+                tasks: vec![swarm_protocol::verify::NamedTask {
+                    task: "w".into(),
+                    places: vec!["src/w.rs:3".into()],
+                    by: "paths".into(),
+                }],
+                reason: "its failure names `w`".into(),
+            },
+        },
+    );
+    let named = verify.report().unwrap().verify_named.clone().unwrap();
+    assert_eq!(named.tasks[0].task, "w");
 
     // A cluster job: its id from the start, its node once placed; a
     // retry is another job.

@@ -60,6 +60,17 @@ pub fn millis(d: std::time::Duration) -> u64 {
 }
 
 /// `e` and every error under it, as `a: b: c`.
+/// What frees the space, for a message that says the disk is full (an
+/// error of the file system's: `No space left on device`, or a quota's).
+pub fn full_disk_help(text: &str) -> Option<&'static str> {
+    (text.contains("No space left on device")
+        || text.contains("os error 28")
+        || text.contains("Disk quota exceeded"))
+    .then_some(
+        "the disk is full: `swarm clean --all --warm` frees ended runs and the warm worktrees (with what their setups and tasks built), `swarm clean --caches` the build caches",
+    )
+}
+
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
@@ -73,3 +84,18 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod layers_tests;
+
+#[cfg(test)]
+mod full_disk_tests {
+    #[test]
+    fn a_full_disk_is_told_what_frees_it() {
+        let said = "write .git/objects/pack/tmp: No space left on device (os error 28)";
+        assert!(
+            super::full_disk_help(said).is_some_and(|h| h.contains("swarm clean --all --warm"))
+        );
+        assert_eq!(
+            super::full_disk_help("permission denied (os error 13)"),
+            None
+        );
+    }
+}

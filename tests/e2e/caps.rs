@@ -277,3 +277,22 @@ prompt = "Say you are done."
     assert_eq!(agent["summary"], "checked", "{agent}\n{}", run.stderr);
     assert_eq!(mock.calls().len(), 2);
 }
+
+/// Issue 75: a task's JUnit report (`junit = "report.xml"`, in its
+/// worktree) that is a link is never followed, nor committed with the
+/// task's result: the task's own files are.
+#[test]
+fn a_junit_report_that_is_a_link_is_not_committed() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "jl.toml",
+        "[swarm]\nname = \"jl\"\n\n[[task]]\nid = \"t\"\njunit = \"report.xml\"\nrun = \"ln -s /etc/passwd report.xml; echo mine > mine.txt\"\n",
+    );
+    let run = repo.run_plan(&plan, &[]);
+    run.assert_code(0);
+    let report = repo.report();
+    assert_eq!(task(&report, "t")["status"], "merged", "{report}");
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/jl"]);
+    assert!(tree.contains("mine.txt"), "{tree}");
+    assert!(!tree.contains("report.xml"), "{tree}");
+}

@@ -121,7 +121,11 @@ pub fn failure_text(failure: &Failure, color: bool) -> String {
         }
         Failure::Invalid(err) | Failure::Internal(err) | Failure::Failed(err) => {
             // Errors name paths and files a task may have chosen.
-            format!("error: failed to {}", escape::text(&format!("{err:#}")))
+            let text = format!("{err:#}");
+            let help = swarm_orchestrator::full_disk_help(&text)
+                .map(|help| format!("\nhelp: {help}"))
+                .unwrap_or_default();
+            format!("error: failed to {}{help}", escape::text(&text))
         }
     }
 }

@@ -87,11 +87,14 @@ pub(crate) async fn execute(
     let i = launch.task;
     match execute_inner(&ctx, launch, stop, deck).await {
         Ok(done) => done,
-        Err(e) => Done::ended(
-            i,
-            TaskStatus::Failed,
-            Some(format!("swarm could not run it: failed to {e}")),
-        ),
+        Err(e) => {
+            let mut reason = format!("swarm could not run it: failed to {e}");
+            if let Some(help) = crate::full_disk_help(&reason) {
+                reason.push_str("; ");
+                reason.push_str(help);
+            }
+            Done::ended(i, TaskStatus::Failed, Some(reason))
+        }
     }
 }
 
