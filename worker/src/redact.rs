@@ -8,7 +8,8 @@
 //! The secrets are those of the files `.worktreeinclude` copies into each
 //! worktree (a `.env`): each line of one, and the value of each
 //! `KEY=value` or `key: value` line, at least [`MIN_LEN`] bytes once
-//! trimmed. That is what a command prints by accident (`cat .env`, a
+//! trimmed, and each of those as a JSON string writes it (escaped, in a
+//! transcript or a tool call's arguments). That is what a command prints by accident (`cat .env`, a
 //! configuration dump, a URL with its password in an error). It is no
 //! fence against a task that means to print one (the task has the file,
 //! and may print it encoded or in pieces): what it keeps out is the
@@ -59,6 +60,12 @@ impl Redact {
                 }
             }
         }
+        // As JSON writes them too (a transcript, an agent's structured
+        // answer, a tool call's arguments): a secret holding a quote, a
+        // backslash or a control character is written escaped there.
+        let escaped: Vec<Vec<u8>> = secrets.iter().filter_map(|s| json_escaped(s)).collect();
+        let mut secrets: Vec<&[u8]> = secrets;
+        secrets.extend(escaped.iter().map(Vec::as_slice));
         secrets.sort_unstable();
         secrets.dedup();
         let mut total = 0;
@@ -175,6 +182,15 @@ fn pieces<'a>(secret: &'a [u8], secrets: &mut Vec<&'a [u8]>) {
     }
 }
 
+/// `secret` as a JSON string holds it (without its quotes), when that
+/// differs from the secret itself.
+fn json_escaped(secret: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(secret).ok()?;
+    let quoted = serde_json::to_string(text).ok()?;
+    let inner = quoted.get(1..quoted.len() - 1)?;
+    (inner.as_bytes() != secret).then(|| inner.as_bytes().to_vec())
+}
+
 /// The value of a `KEY=value`, `export KEY="value"` or `"key": "value",`
 /// line: after the first `=` or `:`, trimmed, without its quotes.
 fn value_of(line: &[u8]) -> Option<&[u8]> {
@@ -232,6 +248,19 @@ mod tests {
         let long = vec![b'x'; 4096];
         let out = stream.push(&long);
         assert!(out.len() > 4096 - 64, "{}", out.len());
+    }
+
+    /// Issue 73's leftover: a secret holding a quote or a backslash is
+    /// redacted where JSON escaped it (a transcript, a tool call's
+    /// arguments), not only where it is printed as it is.
+    #[test]
+    fn a_secret_is_redacted_as_json_escapes_it_too() {
+        let r = Redact::of_files([&b"PASSWORD=pa\\ss\"word-1234\n"[..]]).unwrap();
+        let json = serde_json::json!({ "arguments": "login pa\\ss\"word-1234 now" }).to_string();
+        let out = r.text(&json);
+        assert!(!out.contains("word-1234"), "{out}");
+        assert!(out.contains("[redacted]"), "{out}");
+        assert_eq!(r.text("pa\\ss\"word-1234"), "[redacted]");
     }
 
     #[test]
