@@ -232,11 +232,19 @@ impl Progress {
                     Some(job) => format!(" job {job}"),
                     None => String::new(),
                 };
+                let shown = |ms: u64| {
+                    humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+                };
                 let setup = match setup_run {
-                    Some(run) if run.reused => format!(
-                        " (setup copied in {})",
-                        humantime::format_duration(std::time::Duration::from_millis(run.ms))
+                    // Waiting for another worktree's setup of its key is
+                    // not copying: said apart, so a slow copy is not
+                    // blamed for a wait.
+                    Some(run) if run.reused && run.waited_ms >= 100 => format!(
+                        " (waited {} for another worktree's setup, then copied it in {})",
+                        shown(run.waited_ms),
+                        shown(run.ms.saturating_sub(run.waited_ms))
                     ),
+                    Some(run) if run.reused => format!(" (setup copied in {})", shown(run.ms)),
                     Some(run) => format!(
                         " (setup ran in {})",
                         humantime::format_duration(std::time::Duration::from_millis(run.ms))
