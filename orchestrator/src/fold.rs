@@ -45,6 +45,12 @@ pub struct TaskState {
     /// It failed and was replanned: its children take its place, starting
     /// from its base; its own (failed) result is not part of its line.
     pub replaced: bool,
+    /// It was given the run-wide verify's repair round (once a run): a
+    /// resumed run starts it from the branch, and gives it no other.
+    pub repaired: bool,
+    /// What its agent is told as it runs again (a re-run's or a repair's
+    /// note), until that attempt starts.
+    pub rerun_note: Option<String>,
 }
 
 impl TaskState {
@@ -322,6 +328,7 @@ impl RunFold {
             } => {
                 if let Some((t, s)) = self.task_mut(task) {
                     t.status = TaskStatus::Merged;
+                    s.rerun_note = None;
                     s.merged = oid(if *resolved {
                         integration_commit
                     } else {
@@ -350,6 +357,7 @@ impl RunFold {
                 task,
                 rerun,
                 repair,
+                note,
                 ..
             } => {
                 // Pending again: its conflicting result is on its attempt's
@@ -361,6 +369,8 @@ impl RunFold {
                     if !repair {
                         t.conflict_reruns = *rerun;
                     }
+                    s.repaired |= *repair;
+                    s.rerun_note = note.clone();
                     t.conflict_files = ThinVec::new();
                     t.conflict_hunks = ThinVec::new();
                     t.conflict_with = ThinVec::new();

@@ -662,6 +662,7 @@ fn every_committed_event_replays_through_the_fold() {
             rerun: 1,
             reruns: 2,
             repair: false,
+            note: Some("the other side".into()),
         },
     );
     assert_eq!(again.status(TaskIndex::new(0)), TaskStatus::Pending);

@@ -470,6 +470,11 @@ pub enum EventBody {
         /// the failure. `rerun` is then the conflict re-runs it had.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         repair: bool,
+        /// What its agent is told as it starts again (the other side of a
+        /// conflict, the verify's failure): journaled, so that a resumed
+        /// run tells it too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// The run-wide verify (`[swarm] verify`) ran on an integration
     /// commit.

@@ -974,3 +974,81 @@ fn a_killed_landing_is_continued_under_its_own_name() {
         repo.git(&["rev-parse", "swarm/stopped-land"])
     );
 }
+
+/// A run killed while its agent's repair round runs: `swarm resume` starts
+/// the agent again from the branch as it is, told the verify's failure
+/// again (the note is journaled), gives it no second round, and the run
+/// passes.
+#[test]
+fn a_repair_round_interrupted_is_resumed_with_its_note() {
+    let repo = TestRepo::new();
+    for n in 1..=3 {
+        repo.write(&format!("f{n}.txt"), "alpha\n");
+    }
+    repo.commit_all("three files");
+    let mock = MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        |call| {
+            if !call.conversation.contains("Rename alpha in f3.txt.") {
+                return Reply::text("ok");
+            }
+            let told = call.conversation.contains("run-wide verify");
+            match (told, call.turn) {
+                (false, 0) => Reply::answer(vec![tool(
+                    "w1",
+                    "write_file",
+                    json!({"path": "f3.txt", "content": "alpha\n"}),
+                )]),
+                (true, 0) => {
+                    // Slow enough for the coordinator to be killed here.
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    Reply::answer(vec![tool(
+                        "w2",
+                        "write_file",
+                        json!({"path": "f3.txt", "content": "beta\n"}),
+                    )])
+                }
+                _ => Reply::answer(vec![tool("f1", "finish", json!({"summary": "renamed"}))]),
+            }
+        },
+    );
+    let tasks = "[[task]]\nid = \"r1\"\npaths = [\"f1.txt\"]\nrun = \"sed -i s/alpha/beta/ f1.txt\"\n\n\
+                 [[task]]\nid = \"r2\"\npaths = [\"f2.txt\"]\nrun = \"sed -i s/alpha/beta/ f2.txt\"\n\n\
+                 [[task]]\nid = \"r3\"\nprompt = \"Rename alpha in f3.txt.\"\npaths = [\"f3.txt\"]\n";
+    let text = anthropic_plan(&mock, "", tasks).replace(
+        "[swarm]\n",
+        "[swarm]\nname = \"again\"\nverify = \"if grep -q beta f*.txt; then ! grep -l alpha f*.txt; fi\"\n",
+    );
+    let plan = repo.plan_exact("again.toml", &text);
+    let mut child = repo
+        .swarm_cmd(&["run", plan.to_str().unwrap()])
+        .env("TEST_MODEL_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until("the repair round began", || {
+        repo.path().join(".swarm/runs/again/events.jsonl").exists()
+            && !events(&repo, "again", "task_requeued").is_empty()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    crate::resume::kill9(&mut child);
+    let resumed: crate::support::Run = repo
+        .swarm_cmd(&["resume", "again"])
+        .env("TEST_MODEL_KEY", KEY)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    for n in 1..=3 {
+        assert_eq!(
+            repo.show("swarm/again", &format!("f{n}.txt")),
+            "beta",
+            "f{n}"
+        );
+    }
+    assert_eq!(events(&repo, "again", "task_requeued").len(), 1);
+}

@@ -221,6 +221,7 @@ impl Dispatcher<'_> {
             rerun,
             reruns,
             repair,
+            note: note.as_deref().map(str::to_string),
         })?;
         let attempts = self.fold.task(i).map_or(0, |t| t.attempts);
         // The result that conflicted is correct work: it stays on the

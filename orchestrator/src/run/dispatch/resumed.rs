@@ -122,15 +122,26 @@ impl<'o> Dispatcher<'o> {
                     ),
                 })
                 .count();
-            // A task run again after a conflict starts from the branch as
-            // it is (the merges after it waited for it).
-            let rerunning = dispatcher
-                .fold
-                .task(i)
-                .is_some_and(|t| t.conflict_reruns > 0 && t.status == TaskStatus::Pending);
+            // A task run again after a conflict, or for the run-wide
+            // verify's repair round, starts from the branch as it is (the
+            // merges after it waited for it; a repair's first result is
+            // on the branch).
+            let repaired = dispatcher.fold.state(i).is_some_and(|s| s.repaired);
+            if repaired {
+                dispatcher.note_repaired(i);
+            }
+            let rerunning = dispatcher.fold.task(i).is_some_and(|t| {
+                (t.conflict_reruns > 0 || repaired) && t.status == TaskStatus::Pending
+            });
             if rerunning {
                 let integration = dispatcher.merges.integration;
-                dispatcher.slots[i].rerun = Some(Box::new((integration, None)));
+                // Told what it was told before the run stopped.
+                let note = dispatcher
+                    .fold
+                    .state(i)
+                    .and_then(|s| s.rerun_note.as_deref())
+                    .map(std::sync::Arc::<str>::from);
+                dispatcher.slots[i].rerun = Some(Box::new((integration, note)));
             }
             if dispatcher.status(i) == TaskStatus::Pending
                 && dispatcher.slots[i].waiting_on == 0

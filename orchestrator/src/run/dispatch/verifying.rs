@@ -344,6 +344,14 @@ impl Dispatcher<'_> {
         })
     }
 
+    /// Task `i` had its repair round before the run was resumed: it gets
+    /// no other.
+    pub(super) fn note_repaired(&mut self, i: TaskIndex) {
+        if let Some(v) = &mut self.verify {
+            v.repaired.insert(i);
+        }
+    }
+
     /// A repair round's task whose new result is there to merge.
     pub(super) fn repair_to_merge(&self) -> Option<TaskIndex> {
         let v = self.verify.as_ref()?;
