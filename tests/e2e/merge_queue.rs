@@ -795,6 +795,42 @@ fn a_branch_that_keeps_moving_is_landed_on_three_times_then_left_alone() {
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 
+/// A model whose agent, told to rename alpha in `file`, first "forgets"
+/// (writes it unchanged); told the run-wide verify's failure (which names
+/// `file`), it renames it, after `pause`.
+fn forgetful_renamer(file: &'static str, pause: std::time::Duration) -> MockModel {
+    let prompt = format!("Rename alpha in {file}.");
+    MockModel::start(
+        Options {
+            api_key: Some(KEY.into()),
+            ..Options::new("claude-sonnet-4-5")
+        },
+        move |call| {
+            if !call.conversation.contains(&prompt) {
+                return Reply::text("ok");
+            }
+            let told = call.conversation.contains("run-wide verify");
+            match (told, call.turn) {
+                (false, 0) => Reply::answer(vec![tool(
+                    "w1",
+                    "write_file",
+                    json!({"path": file, "content": "alpha\n"}),
+                )]),
+                (true, 0) => {
+                    assert!(call.conversation.contains(file), "{}", call.conversation);
+                    std::thread::sleep(pause);
+                    Reply::answer(vec![tool(
+                        "w2",
+                        "write_file",
+                        json!({"path": file, "content": "beta\n"}),
+                    )])
+                }
+                _ => Reply::answer(vec![tool("f1", "finish", json!({"summary": "renamed"}))]),
+            }
+        },
+    )
+}
+
 /// A rename in five files, four pieces by shell tasks and the fifth by an
 /// agent that leaves its file as it was: the verify's failure names
 /// `f5.txt`, which the agent owns by its `paths`. Before anything is taken
@@ -807,39 +843,7 @@ fn an_agent_named_by_the_verify_gets_a_repair_round_and_the_run_passes() {
         repo.write(&format!("f{n}.txt"), "alpha\n");
     }
     repo.commit_all("five files");
-    let mock = MockModel::start(
-        Options {
-            api_key: Some(KEY.into()),
-            ..Options::new("claude-sonnet-4-5")
-        },
-        |call| {
-            if !call.conversation.contains("Rename alpha in f5.txt.") {
-                return Reply::text("ok");
-            }
-            let told = call.conversation.contains("run-wide verify");
-            match (told, call.turn) {
-                // The first time, it "forgets": writes its file unchanged.
-                (false, 0) => Reply::answer(vec![tool(
-                    "w1",
-                    "write_file",
-                    json!({"path": "f5.txt", "content": "alpha\n"}),
-                )]),
-                (true, 0) => {
-                    assert!(
-                        call.conversation.contains("f5.txt"),
-                        "{}",
-                        call.conversation
-                    );
-                    Reply::answer(vec![tool(
-                        "w2",
-                        "write_file",
-                        json!({"path": "f5.txt", "content": "beta\n"}),
-                    )])
-                }
-                _ => Reply::answer(vec![tool("f1", "finish", json!({"summary": "renamed"}))]),
-            }
-        },
-    );
+    let mock = forgetful_renamer("f5.txt", std::time::Duration::ZERO);
     let mut tasks: String = (1..=4)
         .map(|n| {
             format!(
@@ -986,35 +990,8 @@ fn a_repair_round_interrupted_is_resumed_with_its_note() {
         repo.write(&format!("f{n}.txt"), "alpha\n");
     }
     repo.commit_all("three files");
-    let mock = MockModel::start(
-        Options {
-            api_key: Some(KEY.into()),
-            ..Options::new("claude-sonnet-4-5")
-        },
-        |call| {
-            if !call.conversation.contains("Rename alpha in f3.txt.") {
-                return Reply::text("ok");
-            }
-            let told = call.conversation.contains("run-wide verify");
-            match (told, call.turn) {
-                (false, 0) => Reply::answer(vec![tool(
-                    "w1",
-                    "write_file",
-                    json!({"path": "f3.txt", "content": "alpha\n"}),
-                )]),
-                (true, 0) => {
-                    // Slow enough for the coordinator to be killed here.
-                    std::thread::sleep(std::time::Duration::from_secs(2));
-                    Reply::answer(vec![tool(
-                        "w2",
-                        "write_file",
-                        json!({"path": "f3.txt", "content": "beta\n"}),
-                    )])
-                }
-                _ => Reply::answer(vec![tool("f1", "finish", json!({"summary": "renamed"}))]),
-            }
-        },
-    );
+    // Slow to repair: the coordinator is killed meanwhile.
+    let mock = forgetful_renamer("f3.txt", std::time::Duration::from_secs(2));
     let tasks = "[[task]]\nid = \"r1\"\npaths = [\"f1.txt\"]\nrun = \"sed -i s/alpha/beta/ f1.txt\"\n\n\
                  [[task]]\nid = \"r2\"\npaths = [\"f2.txt\"]\nrun = \"sed -i s/alpha/beta/ f2.txt\"\n\n\
                  [[task]]\nid = \"r3\"\nprompt = \"Rename alpha in f3.txt.\"\npaths = [\"f3.txt\"]\n";

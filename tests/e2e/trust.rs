@@ -335,13 +335,18 @@ run = "true"
 /// `--replay` serves: no endpoint is reached, so the repository's models
 /// need no trust and the only keys that do are those under test.
 fn planner_cassette(repo: &TestRepo, run: &str) -> std::path::PathBuf {
-    let text = one_task_answer(run);
+    answer_cassette(repo, "cassettes", &one_task_answer(run))
+}
+
+/// A cassette (in `dir`, outside the repository) whose one exchange
+/// answers the planner's request for "Do the thing" with `text`.
+fn answer_cassette(repo: &TestRepo, dir: &str, text: &str) -> std::path::PathBuf {
     let exchange = json!({"kind": "exchange",
         "request": {"path": "/v1/messages", "contains": ["Do the thing"]},
         "response": {"body": {"id": "msg_1", "type": "message", "role": "assistant",
             "model": "mock-model", "content": [{"type": "text", "text": text}],
             "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 20}}}});
-    let cassettes = repo.outside().join("cassettes");
+    let cassettes = repo.outside().join(dir);
     std::fs::create_dir_all(&cassettes).unwrap();
     std::fs::write(cassettes.join("planner.jsonl"), format!("{exchange}\n")).unwrap();
     cassettes
@@ -441,16 +446,7 @@ fn agent_planner_cassette(repo: &TestRepo) -> std::path::PathBuf {
         "reason": "a review",
         "tasks": [{"id": "review", "why": "the goal", "prompt": "review it"}],
     });
-    let text = format!("```json\n{plan}\n```");
-    let exchange = json!({"kind": "exchange",
-        "request": {"path": "/v1/messages", "contains": ["Do the thing"]},
-        "response": {"body": {"id": "msg_1", "type": "message", "role": "assistant",
-            "model": "mock-model", "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 20}}}});
-    let cassettes = repo.outside().join("agent-cassettes");
-    std::fs::create_dir_all(&cassettes).unwrap();
-    std::fs::write(cassettes.join("planner.jsonl"), format!("{exchange}\n")).unwrap();
-    cassettes
+    answer_cassette(repo, "agent-cassettes", &format!("```json\n{plan}\n```"))
 }
 
 /// Issue 73, finding 4, from a repository's untrusted `swarm.toml`: its

@@ -728,24 +728,10 @@ impl Builder<'_> {
                 self.withhold(rel, &found, id, whole, cut);
                 // What is left of it, in the commit; its stat data none
                 // (the file on disk is not that): read again next time.
-                if let Some(cut) = cut {
-                    let entry = IndexEntry {
-                        ctime: IndexTime::new(0, 0),
-                        mtime: IndexTime::new(0, 0),
-                        dev: 0,
-                        ino: 0,
-                        mode,
-                        uid: 0,
-                        gid: 0,
-                        file_size: 0,
-                        id: cut,
-                        flags: 0,
-                        flags_extended: 0,
-                        path: rel.to_vec(),
-                    };
-                    if let Err(e) = index.add(&entry) {
-                        self.write_failed.get_or_insert(e);
-                    }
+                if let Some(cut) = cut
+                    && let Err(e) = index.add(&statless_entry(rel, mode, cut))
+                {
+                    self.write_failed.get_or_insert(e);
                 }
                 return;
             }
@@ -966,20 +952,7 @@ impl Builder<'_> {
     /// stand for `.git` (`.GIT`, `git~1`, `.git ` on some file systems) in
     /// any component, and `.`/`..`.
     fn valid_path(&mut self, rel: &[u8], mode: u32) -> Result<(), String> {
-        let entry = IndexEntry {
-            ctime: IndexTime::new(0, 0),
-            mtime: IndexTime::new(0, 0),
-            dev: 0,
-            ino: 0,
-            mode,
-            uid: 0,
-            gid: 0,
-            file_size: 0,
-            id: Oid::ZERO_SHA1,
-            flags: 0,
-            flags_extended: 0,
-            path: rel.to_vec(),
-        };
+        let entry = statless_entry(rel, mode, Oid::ZERO_SHA1);
         let answer = self.probe.add(&entry).map_err(|e| e.message().to_string());
         let _ = self.probe.clear();
         answer
@@ -1029,6 +1002,26 @@ fn remove(index: &mut Index, rel: &[u8]) -> Result<(), git2::Error> {
 fn in_scope(rel: &[u8], scope: &[String]) -> bool {
     let p = Path::new(OsStr::from_bytes(rel));
     scope.iter().any(|s| p.starts_with(s))
+}
+
+/// An index entry for `rel` holding blob `id`, with no stat data: git
+/// reads the file again next time (the file on disk is not that blob, or
+/// there is none).
+fn statless_entry(rel: &[u8], mode: u32, id: Oid) -> IndexEntry {
+    IndexEntry {
+        ctime: IndexTime::new(0, 0),
+        mtime: IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id,
+        flags: 0,
+        flags_extended: 0,
+        path: rel.to_vec(),
+    }
 }
 
 /// Paths that differ between two trees, sorted.

@@ -449,25 +449,13 @@ impl Worktrees {
         })?;
         // Twice forced: a repository a task made inside (`sub/.git`) goes
         // too, or its other files would be the next run's "changes".
-        run_git(
-            git(&["clean", "-d", "--force", "--force", "--quiet"]),
-            || format!("remove untracked files of worktree {}", path.display()),
-        )?;
+        remove_untracked(path, &git)?;
         // The clean keeps what git ignores (the point of a warm worktree),
         // and with it a repository a task left in there (`target/x/.git`),
         // whose configuration names commands git runs for whatever later
         // runs git in it (a setup, with setup's network). Its `.git` goes.
-        let listed = git(&[
-            "ls-files",
-            "-z",
-            "--others",
-            "--ignored",
-            "--exclude-standard",
-            "--directory",
-        ])
-        .output()
-        .context(|| format!("list ignored files of worktree {}", path.display()))?;
-        remove_nested_gits(path, &listed.stdout)
+        let listed = list_ignored(path, &git)?;
+        remove_nested_gits(path, &listed)
             .context(|| format!("remove repositories left in worktree {}", path.display()))?;
         Ok(Some(admin))
     }
@@ -502,22 +490,9 @@ impl Worktrees {
             base == b".gitignore" || base == b".gitattributes"
         };
         for _ in 0..4 {
-            run_git(
-                git(&["clean", "-d", "--force", "--force", "--quiet"]),
-                || format!("remove untracked files of worktree {}", path.display()),
-            )?;
-            let listed = git(&[
-                "ls-files",
-                "-z",
-                "--others",
-                "--ignored",
-                "--exclude-standard",
-                "--directory",
-            ])
-            .output()
-            .context(|| format!("list ignored files of worktree {}", path.display()))?;
+            remove_untracked(path, git)?;
+            let listed = list_ignored(path, git)?;
             let found: Vec<&[u8]> = listed
-                .stdout
                 .split(|b| *b == 0)
                 .filter(|p| !p.is_empty() && planted(p))
                 .collect();
@@ -578,6 +553,39 @@ impl Worktrees {
                 .file_name()
                 .is_some_and(|name| name != ".." && name != ".")
     }
+}
+
+/// Removes the untracked files of the worktree at `path` (its git run
+/// by `git`), a repository a task made inside included; what git ignores
+/// stays.
+fn remove_untracked(
+    path: &Path,
+    git: &dyn Fn(&[&str]) -> std::process::Command,
+) -> Result<(), GitError> {
+    run_git(
+        git(&["clean", "-d", "--force", "--force", "--quiet"]),
+        || format!("remove untracked files of worktree {}", path.display()),
+    )
+    .map(drop)
+}
+
+/// What git ignores in the worktree at `path` (its git run by `git`):
+/// `git ls-files -z --others --ignored --exclude-standard --directory`.
+fn list_ignored(
+    path: &Path,
+    git: &dyn Fn(&[&str]) -> std::process::Command,
+) -> Result<Vec<u8>, GitError> {
+    let listed = git(&[
+        "ls-files",
+        "-z",
+        "--others",
+        "--ignored",
+        "--exclude-standard",
+        "--directory",
+    ])
+    .output()
+    .context(|| format!("list ignored files of worktree {}", path.display()))?;
+    Ok(listed.stdout)
 }
 
 /// Whether a `.gitattributes` of `commit`'s tree names a `filter` (one

@@ -77,8 +77,8 @@ fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<Strin
             None => "the branch's tip was not verified".to_string(),
         }
     };
-    let stats = swarm_protocol::verify::QueueStats::of(runs, 0);
-    let flaky = match stats.flaky_runs {
+    let flaky_runs = report.merge_queue.as_ref().map_or(0, |q| q.flaky_runs);
+    let flaky = match flaky_runs {
         0 => String::new(),
         n => format!(", {n} flaky"),
     };

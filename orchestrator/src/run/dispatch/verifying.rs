@@ -317,18 +317,17 @@ impl Verifying {
     /// Drops the search for now: merges are still to come, and it proved
     /// nothing; the branch is searched again once it moves.
     fn defer(&mut self) {
-        self.end_search_rounds();
-        if let Some(search) = self.search.take() {
+        if let Some(search) = self.end() {
             self.deferred = Some(search.tip);
         }
     }
 
-    /// Counts the search's rounds as done (the next search's are numbered
-    /// after them).
-    fn end_search_rounds(&mut self) {
-        if let Some(search) = &self.search {
-            self.rounds_before += search.queue.round();
-        }
+    /// Takes the search out, ended: its rounds are counted as done (the
+    /// next search's are numbered after them).
+    fn end(&mut self) -> Option<Search> {
+        let search = self.search.take()?;
+        self.rounds_before += search.queue.round();
+        Some(search)
     }
 }
 
@@ -534,8 +533,7 @@ impl Dispatcher<'_> {
                 if v.search.as_ref().is_some_and(|s| v.chain.len() > s.covered) {
                     // Merges landed while it searched: search again over
                     // all of them (what it verified is kept).
-                    v.end_search_rounds();
-                    v.search = None;
+                    v.end();
                     return Ok(true);
                 }
                 if !merging {
@@ -661,7 +659,7 @@ impl Dispatcher<'_> {
         };
         if could_not_run {
             // The machine's failure says nothing of the commit.
-            v.search = None;
+            v.end();
             v.given_up = Some(format!("the run-wide verify could not run: {message}"));
             return Ok(());
         }
@@ -910,12 +908,9 @@ impl Dispatcher<'_> {
             return Ok(());
         };
         let at_end = v.at_end;
-        if !matches!(end, End::Named | End::Unexplained { .. }) || at_end {
-            v.end_search_rounds();
-        }
         match end {
             End::Passes => {
-                if let Some(search) = v.search.take() {
+                if let Some(search) = v.end() {
                     v.green = search.tip;
                     v.green_known = true;
                     v.chain.drain(..search.covered);
@@ -923,7 +918,7 @@ impl Dispatcher<'_> {
                 }
                 Ok(())
             }
-            End::Culprits(_) => match v.search.take() {
+            End::Culprits(_) => match v.end() {
                 Some(search) => {
                     // An agent proven to break it is told why first, its
                     // merge kept; taken out only if it is proven again.
@@ -950,7 +945,7 @@ impl Dispatcher<'_> {
                 v.defer();
                 self.advance_merges()
             }
-            End::Named => match v.search.take() {
+            End::Named => match v.end() {
                 Some(search) => {
                     let agents: Vec<TaskIndex> = search
                         .named
@@ -966,7 +961,7 @@ impl Dispatcher<'_> {
                 None => Ok(()),
             },
             End::Unexplained { first } => {
-                let Some(search) = v.search.take() else {
+                let Some(search) = v.end() else {
                     return Ok(());
                 };
                 let failing = first
@@ -989,7 +984,7 @@ impl Dispatcher<'_> {
                 self.advance_merges()
             }
             End::StartFails => {
-                v.search = None;
+                v.end();
                 v.given_up = Some(format!(
                     "the run-wide verify fails at the run's base {} too, so no task is blamed: fix the base (or the verify command) and run again",
                     short(v.green)
