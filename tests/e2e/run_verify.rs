@@ -360,9 +360,13 @@ EOF
 /// The verify command of the tests below, as a build that keeps what it
 /// built does: each of the verify's build caches says which commit's
 /// verify wrote it last (`found VAR COMMIT`) and is stamped with its own;
-/// a task's file in one fails it; and a checker is "built" once (copied
-/// from `checker.sh`) and reused from `CARGO_TARGET_DIR`.
+/// a task's file in one fails it; and a checker is "built" (copied from
+/// `checker.sh`) and reused from `CARGO_TARGET_DIR` while the checksum
+/// of the source it was built from (`checker.from`) is `checker.sh`'s,
+/// as a build tool judges an artifact fresh by what it recorded of its
+/// inputs.
 const STAMPS: &str = r#"T="$CARGO_TARGET_DIR"
+echo "at $(pwd)"
 for v in CARGO_TARGET_DIR PIP_CACHE_DIR npm_config_cache GOCACHE; do
   eval "d=\${$v:-}"
   [ -n "$d" ] || continue
@@ -371,7 +375,9 @@ for v in CARGO_TARGET_DIR PIP_CACHE_DIR npm_config_cache GOCACHE; do
   if [ -f "$d/stamp" ]; then echo "found $v $(cat "$d/stamp")"; fi
   echo "$SWARM_VERIFY_COMMIT" > "$d/stamp"
 done
-[ -f "$T/checker" ] || cp checker.sh "$T/checker"
+if [ ! -f "$T/checker" ] || [ "$(cat "$T/checker.from")" != "$(cksum < checker.sh)" ]; then
+  cp checker.sh "$T/checker"; cksum < checker.sh > "$T/checker.from"
+fi
 sh "$T/checker"
 "#;
 
@@ -405,13 +411,15 @@ fn found_stamps(runs: &[Value]) -> Vec<(String, Vec<(String, String)>)> {
 }
 
 /// Issue 73, finding 5, through the build cache: the guilty task `b`
-/// changes the checker the verify builds once and reuses from its cache;
-/// run at the tip, its code puts in the cache a checker that fails any
-/// commit holding `a.txt` and not `b.txt`. The probe of `a`'s merge
-/// finds the cache written by a commit it does not contain, so it starts
-/// from an empty one, builds its own checker and passes: `b` is blamed,
-/// `a` stays. No verify ever found a stamp of a commit its own does not
-/// contain, nor a file a task wrote in its caches.
+/// changes the checker the verify builds and reuses from its cache; run
+/// at the tip, its code puts in the cache a checker that fails any commit
+/// holding `a.txt` and not `b.txt`, recorded as built from the base's
+/// `checker.sh` (which `a`'s merge holds). The probe of `a`'s merge finds
+/// the cache written by a commit it does not contain, so it starts from a
+/// copy of the base's (issue 76: built on the run's base, by the base's
+/// code), runs the base's checker and passes: `b` is blamed, `a` stays.
+/// No verify ever found a stamp but the base's or its own commit's
+/// ancestors', nor a file a task wrote in its caches.
 ///
 /// With the lineage check reverted (the cache always kept), the probe runs
 /// `b`'s checker and fails, the base passes, the branch without `a`
@@ -454,12 +462,14 @@ echo ok > b.txt
 cat > checker.sh <<'EOF'
 printf '%s\n' 'if [ -e a.txt ] && [ ! -e b.txt ]; then echo framed; exit 1; fi' > "$CARGO_TARGET_DIR/checker.new"
 mv "$CARGO_TARGET_DIR/checker.new" "$CARGO_TARGET_DIR/checker"
+printf 'echo checked\n' | cksum > "$CARGO_TARGET_DIR/checker.from"
 if [ -e a.txt ]; then echo "b breaks with a"; exit 1; fi
 EOF
 '''
 "#
         ),
     );
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
     let out = repo.run_plan(&p, &[]);
     out.assert_code(1);
     let report = repo.report();
@@ -483,14 +493,18 @@ EOF
     );
     for (out, found) in &stamps {
         assert!(!out.contains("a task's file"), "{out}");
-        assert!(found.is_empty(), "{out}");
+        assert!(!found.is_empty(), "{out}");
+        assert!(found.iter().all(|(_, c)| *c == base), "{out}");
     }
 }
 
 /// The forward path of a merge queue stays incremental: with `verify_every
 /// = "merge"`, each verify finds its caches as the one before it left them
-/// (its commit contains that one's). Another run from the same base
-/// (whose commits do not contain the first run's) starts from empty ones.
+/// (its commit contains that one's), the first one a copy of what the
+/// verify built on the run's base. Another run from the same base (whose
+/// commits do not contain the first run's) starts from the base's again,
+/// not built a second time, and its checkout is where the first run's
+/// was.
 #[test]
 fn run_verify_reuses_its_build_cache_along_the_branch_and_only_there() {
     let repo = stamping_repo();
@@ -515,6 +529,7 @@ fn run_verify_reuses_its_build_cache_along_the_branch_and_only_there() {
             ),
         )
     };
+    let base = repo.git(&["rev-parse", "HEAD"]).trim().to_string();
     repo.run_plan(&plan("fwd"), &["-j", "1"]).assert_code(0);
     let runs = verified(&repo, "fwd");
     assert!(runs.len() >= 2, "{runs:?}");
@@ -525,7 +540,13 @@ fn run_verify_reuses_its_build_cache_along_the_branch_and_only_there() {
             .find(|(var, _)| var == "CARGO_TARGET_DIR")
             .map(|(_, c)| c.clone())
     };
-    assert_eq!(target(&stamps[0].1), None, "{}", stamps[0].0);
+    assert_eq!(target(&stamps[0].1), Some(base.clone()), "{}", stamps[0].0);
+    let base_log = |run: &str| {
+        repo.path()
+            .join(format!(".swarm/runs/{run}/logs/@verify/base.out"))
+    };
+    let built = std::fs::read_to_string(base_log("fwd")).unwrap();
+    assert!(built.contains("checked"), "{built}");
     for n in 1..runs.len() {
         assert_eq!(
             target(&stamps[n].1).as_deref(),
@@ -544,8 +565,27 @@ fn run_verify_reuses_its_build_cache_along_the_branch_and_only_there() {
         stamps[0].0
     );
     assert!(kept.join("stamp").exists());
-    // Another run from the base: its branch holds nothing of `fwd`'s.
+    // Another run from the base: its branch holds nothing of `fwd`'s;
+    // the base's cache is as `fwd` left it, and so is the checkout's place.
     repo.run_plan(&plan("other"), &["-j", "1"]).assert_code(0);
     let first = &found_stamps(&verified(&repo, "other"))[0];
-    assert!(first.1.is_empty(), "{}", first.0);
+    assert!(
+        first.1.iter().all(|(_, c)| *c == base) && !first.1.is_empty(),
+        "{}",
+        first.0
+    );
+    assert!(!base_log("other").exists());
+    let checkout = |run: &str| {
+        let out = &found_stamps(&verified(&repo, run))[0].0;
+        out.lines()
+            .find(|l| l.starts_with("at "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(checkout("fwd"), checkout("other"));
+    assert!(
+        checkout("fwd").ends_with("/.warm/@verify"),
+        "{}",
+        checkout("fwd")
+    );
 }

@@ -796,7 +796,7 @@ impl<'o> Dispatcher<'o> {
                 Ok(()) = self.stop.changed() => self.on_stop(),
             }
         }
-        if let Some(verify) = &self.verify {
+        if let Some(verify) = &mut self.verify {
             verify.close().await;
         }
         self.executor.shutdown().await;

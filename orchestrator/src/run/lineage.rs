@@ -57,7 +57,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::{Prepared, RunError};
 use crate::git::Repo;
-use crate::untrusted::{Limits, TaskDir, UntrustedError};
+use crate::untrusted::{EntryKind, Limits, TaskDir, UntrustedError};
 use crate::worktree_home::WorktreeHome;
 
 /// swarm's record of the commit whose run last wrote the caches.
@@ -65,6 +65,10 @@ const RECORD: &str = ".commit";
 
 /// The lock of the repository's caches.
 const LOCK: &str = ".lock";
+
+/// swarm's record of the commit whose run wrote the caches to its end
+/// (see [`Caches::finish`]).
+const DONE: &str = ".done";
 
 /// An actor's build caches, under one root swarm owns.
 #[derive(Debug)]
@@ -145,23 +149,57 @@ impl Caches {
         repo: &Repo,
         commit: Oid,
     ) -> Result<(Vec<(String, PathBuf)>, bool), String> {
-        let root = TaskDir::open(&self.root).map_err(|e| format!("open {e}"))?;
+        self.ready_from(repo, commit, None)
+    }
+
+    /// The commit whose run last wrote the caches, as swarm recorded it
+    /// (`None`: no record, or one that names no commit).
+    pub(super) fn recorded(&self) -> Option<Oid> {
+        let root = TaskDir::open(&self.root).ok()?;
         let limits = Limits {
             max_size: 64,
             what: "record of an actor's build caches",
         };
-        let last = match root.read(RECORD, limits) {
+        match root.read(RECORD, limits) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).trim().parse::<Oid>().ok(),
             Err(e) if e.is_missing() => None,
             Err(e) => {
                 tracing::warn!(error = %e, "the build caches are emptied");
                 None
             }
-        };
-        let keep = last.is_some_and(|last| last == commit || descends(repo, commit, last));
+        }
+    }
+
+    /// Whether [`Caches::ready`] for `commit` would keep what is there.
+    pub(super) fn keeps(&self, repo: &Repo, commit: Oid) -> bool {
+        self.recorded()
+            .is_some_and(|last| last == commit || descends(repo, commit, last))
+    }
+
+    /// [`Caches::ready`], but what would be emptied is made a copy of
+    /// `seed`'s caches instead (the same tools): caches whose record is
+    /// an ancestor of `commit` (or `commit`), which the caller checked,
+    /// so that the rule holds for the copy: everything in it was written
+    /// by runs of `commit`'s ancestors. How the run-wide verify starts
+    /// from what was built on the run's base rather than from nothing.
+    pub(super) fn ready_from(
+        &self,
+        repo: &Repo,
+        commit: Oid,
+        seed: Option<&Caches>,
+    ) -> Result<(Vec<(String, PathBuf)>, bool), String> {
+        let root = TaskDir::open(&self.root).map_err(|e| format!("open {e}"))?;
+        let keep = self.keeps(repo, commit);
         // No record while they change: a run cut short leaves one that
         // names its commit, or none (and the next run empties them).
         root.remove(RECORD).map_err(|e| format!("remove {e}"))?;
+        root.remove(DONE).map_err(|e| format!("remove {e}"))?;
+        let seed = match seed {
+            Some(seed) if !keep => {
+                Some(TaskDir::open(&seed.root).map_err(|e| format!("open {e}"))?)
+            }
+            _ => None,
+        };
         let mut dirs = Vec::with_capacity(self.tools.len());
         for (var, tool) in &self.tools {
             if !keep {
@@ -170,6 +208,15 @@ impl Caches {
             let dir = root
                 .make_dir(tool, 0o700)
                 .map_err(|e| format!("make {e}"))?;
+            if let Some(seed) = &seed
+                && let Ok(Some(EntryKind::Dir)) = seed.kind(tool)
+            {
+                let from = seed
+                    .make_dir(tool, 0o700)
+                    .map_err(|e| format!("open {e}"))?;
+                from.copy_tree_to(&dir, self.owner)
+                    .map_err(|e| format!("copy the base's build cache: {e}"))?;
+            }
             if let Some((uid, gid)) = self.owner {
                 nix::unistd::fchown(
                     dir.as_fd(),
@@ -183,6 +230,35 @@ impl Caches {
         root.write_new(RECORD, format!("{commit}\n").as_bytes(), 0o644)
             .map_err(|e| format!("write {e}"))?;
         Ok((dirs, keep))
+    }
+
+    /// Records that the run of `commit` (readied with [`Caches::ready`])
+    /// wrote the caches to its end: not cut short, so what is there is
+    /// all that run makes.
+    pub(super) fn finish(&self, commit: Oid) -> Result<(), String> {
+        let root = TaskDir::open(&self.root).map_err(|e| format!("open {e}"))?;
+        root.remove(DONE).map_err(|e| format!("remove {e}"))?;
+        root.write_new(DONE, format!("{commit}\n").as_bytes(), 0o644)
+            .map_err(|e| format!("write {e}"))?;
+        Ok(())
+    }
+
+    /// The commit whose run last wrote the caches to its end, if the last
+    /// run to write them did.
+    pub(super) fn finished(&self) -> Option<Oid> {
+        let root = TaskDir::open(&self.root).ok()?;
+        let limits = Limits {
+            max_size: 64,
+            what: "record of an actor's build caches",
+        };
+        let bytes = root.read(DONE, limits).ok()?;
+        String::from_utf8_lossy(&bytes).trim().parse::<Oid>().ok()
+    }
+
+    /// Whether these are the repository's caches (kept for its next
+    /// run), not the run's own.
+    pub(super) fn lasting(&self) -> bool {
+        self.lock.is_some()
     }
 
     /// Removes the run's own caches (the run is over); the repository's
@@ -313,6 +389,61 @@ mod tests {
         assert!(!c.ready(&repo, sibling).unwrap().1);
         std::fs::write(root.join(RECORD), "not a commit").unwrap();
         assert!(!c.ready(&repo, sibling).unwrap().1);
+    }
+
+    /// Issue 76: what would be emptied is a copy of the seed's (the base
+    /// cache) instead; what would be kept stays as it is, the seed left
+    /// out; the seed itself is not changed by the copy's use, and a run
+    /// cut short leaves no record of having finished.
+    #[test]
+    fn caches_that_cannot_be_kept_start_from_a_copy_of_the_seed() {
+        let d = tempfile::tempdir().unwrap();
+        let (repo, base) = with_files(&d.path().join("repo"), &[("a", "a\n")]);
+        let git = repo.open().unwrap();
+        let one = commit_on(&git, base, "b", "b\n");
+        let sibling = commit_on(&git, base, "c", "c\n");
+        let (seed_root, own_root) = (d.path().join("@verify-base"), d.path().join("@verify"));
+        std::fs::create_dir(&seed_root).unwrap();
+        std::fs::create_dir(&own_root).unwrap();
+        let (seed, own) = (caches(&seed_root), caches(&own_root));
+        let (dirs, _) = seed.ready(&repo, base).unwrap();
+        std::fs::write(dirs[0].1.join("from-base"), "base").unwrap();
+        assert_eq!(seed.finished(), None);
+        seed.finish(base).unwrap();
+        assert_eq!(seed.finished(), Some(base));
+
+        let (dirs, keep) = own.ready_from(&repo, one, Some(&seed)).unwrap();
+        assert!(!keep);
+        assert_eq!(
+            std::fs::read_to_string(dirs[0].1.join("from-base")).unwrap(),
+            "base"
+        );
+        std::fs::write(dirs[0].1.join("from-one"), "one").unwrap();
+        // Forward: kept, the seed not copied over it.
+        std::fs::write(dirs[0].1.join("from-base"), "rebuilt by one").unwrap();
+        let (dirs, keep) = own.ready_from(&repo, one, Some(&seed)).unwrap();
+        assert!(keep);
+        assert_eq!(
+            std::fs::read_to_string(dirs[0].1.join("from-base")).unwrap(),
+            "rebuilt by one"
+        );
+        // A sibling: `one`'s files gone, the base's back.
+        let (dirs, keep) = own.ready_from(&repo, sibling, Some(&seed)).unwrap();
+        assert!(!keep && !dirs[0].1.join("from-one").exists());
+        assert_eq!(
+            std::fs::read_to_string(dirs[0].1.join("from-base")).unwrap(),
+            "base"
+        );
+        // The seed is as it was, still finished for the base.
+        assert_eq!(
+            std::fs::read_to_string(seed_root.join(CARGO_TARGET).join("from-base")).unwrap(),
+            "base"
+        );
+        assert!(!seed_root.join(CARGO_TARGET).join("from-one").exists());
+        assert_eq!(seed.finished(), Some(base));
+        // Readied again (a new build), it is no longer finished.
+        seed.ready(&repo, base).unwrap();
+        assert_eq!(seed.finished(), None);
     }
 
     /// One run at a time holds the repository's caches; once it lets go,

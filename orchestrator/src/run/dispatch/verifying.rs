@@ -131,6 +131,9 @@ pub(super) struct Verifying {
     command: String,
     /// One runner per slot (`verify_concurrency`).
     runners: Vec<Arc<Runner>>,
+    /// The build of the base cache started with the run (`verify::base`),
+    /// and how to stop it.
+    priming: Option<(watch::Sender<Option<Stop>>, tokio::task::JoinHandle<()>)>,
     jobs: JoinSet<Done>,
     running: Vec<Running>,
     /// Rounds of the searches before this one (numbering rounds run-wide).
@@ -189,12 +192,22 @@ impl Verifying {
             .enumerate()
             .filter_map(|(i, t)| Some((TaskIndex::new(i), t.group.clone()?)))
             .collect();
+        let runners = Runner::slots(prepared, home, verify, base)?;
+        // The base cache is built beside the tasks, before the first
+        // merge needs it (when there is a runtime to build it on: there
+        // always is, but for a unit test's).
+        let priming = match (runners.first(), tokio::runtime::Handle::try_current()) {
+            (Some(first), Ok(runtime)) => {
+                let (stop, stopped) = watch::channel(None);
+                Some((stop, runtime.spawn(Arc::clone(first).prime(stopped))))
+            }
+            _ => None,
+        };
         Ok(Some(Self {
             every: verify.every,
             command: verify.command.clone(),
-            runners: (0..verify.concurrency.max(1) as usize)
-                .map(|slot| Runner::new(prepared, home, verify, slot).map(Arc::new))
-                .collect::<Result<_, _>>()?,
+            runners,
+            priming,
             jobs: JoinSet::new(),
             running: Vec::new(),
             rounds_before: 0,
@@ -217,7 +230,13 @@ impl Verifying {
     }
 
     /// Removes what the runs kept between them (the run is over).
-    pub(super) async fn close(&self) {
+    pub(super) async fn close(&mut self) {
+        if let Some((stop, priming)) = self.priming.take() {
+            stop.send_replace(Some(Stop::Graceful));
+            if let Err(e) = priming.await {
+                tracing::warn!(error = %e, "the build of the run-wide verify's base cache ended badly");
+            }
+        }
         for runner in &self.runners {
             Arc::clone(runner).close().await;
         }
@@ -606,6 +625,9 @@ impl Dispatcher<'_> {
     /// Stops the verify in flight (the run is being stopped).
     pub(super) fn stop_verify(&mut self, how: Stop) {
         if let Some(v) = &self.verify {
+            if let Some((stop, _)) = &v.priming {
+                stop.send_replace(Some(how));
+            }
             for running in &v.running {
                 running.stop.send_replace(Some(how));
             }

@@ -19,6 +19,7 @@
 //! where the bisection goes next, [`bisect`]'s; taking a merge out,
 //! [`rebuild`]'s.
 
+pub(super) mod base;
 pub(super) mod bisect;
 pub(super) mod owners;
 pub(super) mod queue;
@@ -26,6 +27,7 @@ pub(super) mod rebuild;
 pub(super) mod verdicts;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use git2::Oid;
@@ -34,7 +36,9 @@ use swarm_sandbox::{Network, Policy, Stop};
 use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::watch;
 
+use self::base::Base;
 use super::lineage;
+use super::warm::{Lease, WarmDir};
 use super::{Prepared, RunError, SandboxSettings};
 use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
 use crate::plan::RunVerify;
@@ -44,6 +48,10 @@ use crate::worktree_home::WorktreeHome;
 /// What stands in for a task id in the paths of the verify's logs, tmp
 /// and build caches: `@` is in no task id, so it is nobody's.
 const NAME: &str = "@verify";
+
+/// What stands in for an actor in the base cache's path
+/// (`<home>/.cache/@verify-base`): no slot is named so.
+const BASE: &str = "@verify-base";
 
 /// The tool directory `CARGO_TARGET_DIR` gets when no cache names it.
 const CARGO_TARGET: &str = "cargo-target";
@@ -74,6 +82,13 @@ pub(super) struct Runner {
     read_paths: Vec<PathBuf>,
     /// Its build caches, its own.
     caches: lineage::Caches,
+    /// The lease of the repository's kept checkout of its slot
+    /// (`<home>/.warm/@verify`), held while the run lasts; `None` when
+    /// another run holds it (the checkout is then the run's own, removed
+    /// at its end).
+    lease: Option<std::sync::Mutex<Lease>>,
+    /// The run's base cache, shared by its slots.
+    base: Option<Arc<Base>>,
     /// Variables holding API keys: never passed to an unconfined command.
     secret_vars: Vec<String>,
 }
@@ -95,11 +110,48 @@ impl Runner {
     /// The runner of `prepared`'s run-wide `verify` in slot `slot` (from
     /// 0: `verify_concurrency` of them run at once), with its checkout in
     /// `home`.
-    pub(super) fn new(
+    /// The runners of `prepared`'s run-wide `verify`, one per slot
+    /// (`verify_concurrency` run at once), for a run from `base`, with
+    /// their checkouts in `home`.
+    pub(super) fn slots(
+        prepared: &Prepared,
+        home: &WorktreeHome,
+        verify: &RunVerify,
+        base: Oid,
+    ) -> Result<Vec<Arc<Self>>, RunError> {
+        let mut runners: Vec<Arc<Self>> = Vec::new();
+        let mut shared = None;
+        for slot in 0..verify.concurrency.max(1) as usize {
+            let runner = Self::new(prepared, home, verify, slot, shared.clone())?;
+            if slot == 0 && runner.caches.lasting() {
+                let (tools, _) = tools(prepared);
+                let caches = lineage::Caches::new(
+                    prepared,
+                    home,
+                    (BASE, "the run-wide verify's base"),
+                    tools,
+                    true,
+                )?;
+                match caches.lasting() {
+                    true => shared = Some(Arc::new(Base::new(caches, base))),
+                    false => caches.close(),
+                }
+            }
+            runners.push(Arc::new(Self {
+                base: shared.clone(),
+                ..runner
+            }));
+        }
+        Ok(runners)
+    }
+
+    /// The runner of slot `slot` (from 0), with its checkout in `home`.
+    fn new(
         prepared: &Prepared,
         home: &WorktreeHome,
         verify: &RunVerify,
         slot: usize,
+        base: Option<Arc<Base>>,
     ) -> Result<Self, RunError> {
         let (name, checkout) = match slot {
             0 => (NAME.to_string(), ".readonly-verify".to_string()),
@@ -109,13 +161,36 @@ impl Runner {
             ),
         };
         let caches = caches(prepared, home, &name)?;
+        // The slot's checkout is kept between runs at one path, as a warm
+        // worktree is (build tools see the paths and the unchanged files'
+        // times they saw before): it holds no work (a commit's files, read
+        // only), so its lease says so at once.
+        let warm = WarmDir::new(home.warm_dir()?);
+        let lease = match warm.lease(&name, &prepared.run, false) {
+            Ok(Ok(mut lease)) => match lease.release() {
+                Ok(()) => Some(lease),
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to take the run-wide verify's kept checkout");
+                    None
+                }
+            },
+            Ok(Err(_)) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to take the run-wide verify's kept checkout");
+                None
+            }
+        };
+        let checkout = match &lease {
+            Some(lease) => lease.path.clone(),
+            None => home.run_dir(&prepared.run).join(checkout),
+        };
         Ok(Self {
             repo: prepared.repo.clone(),
             worktrees: prepared.worktrees(),
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
             name,
-            checkout: home.run_dir(&prepared.run).join(checkout),
+            checkout,
             admin: std::sync::Mutex::new(None),
             command: verify.command.clone(),
             timeout: verify.timeout,
@@ -124,8 +199,72 @@ impl Runner {
             unconfined: prepared.options.unconfined.clone(),
             read_paths: prepared.options.read_paths.clone(),
             caches,
+            lease: lease.map(std::sync::Mutex::new),
+            base,
             secret_vars: prepared.plan.secret_vars(),
         })
+    }
+
+    /// Builds the run's base cache if it is not built for the base yet
+    /// (at the run's start, beside its tasks; stopped by `stop`).
+    pub(super) async fn prime(self: Arc<Self>, stop: watch::Receiver<Option<Stop>>) {
+        if let Some(base) = self.base.clone() {
+            base.built
+                .get_or_init(|| self.build_base(&base, stop))
+                .await;
+        }
+    }
+
+    /// Runs the verify on the run's base with the base cache as its
+    /// caches (what it builds is the base cache). Its verdict is nobody's:
+    /// what the base's verify says is the search's to ask
+    /// (`VerifyPurpose::Base`), with its own caches.
+    async fn build_base(self: &Arc<Self>, base: &Base, mut stop: watch::Receiver<Option<Stop>>) {
+        let me = Arc::clone(self);
+        let current = {
+            let base = self.base.clone();
+            tokio::task::spawn_blocking(move || base.is_some_and(|b| b.current()))
+                .await
+                .unwrap_or(false)
+        };
+        if current {
+            return;
+        }
+        let dir = crate::layout::task_logs(&self.run_dir, NAME);
+        let (stdout, stderr) = (dir.join("base.out"), dir.join("base.err"));
+        let started = Instant::now();
+        match me.prepare(base.commit, stdout, stderr, Source::Base).await {
+            Ok((spec, owned)) => {
+                let outcome = run_command(&spec, &mut stop).await;
+                self.tidy(owned, true).await;
+                if !matches!(
+                    outcome,
+                    AttemptOutcome::Cancelled
+                        | AttemptOutcome::TimedOut
+                        | AttemptOutcome::SpawnFailed { .. }
+                        | AttemptOutcome::Lost { .. }
+                ) {
+                    let me = Arc::clone(self);
+                    let commit = base.commit;
+                    let done = tokio::task::spawn_blocking(move || {
+                        me.base.as_ref().map(|b| b.caches.finish(commit))
+                    })
+                    .await;
+                    if let Ok(Some(Err(e))) = done {
+                        tracing::warn!(error = %e, "failed to record the run-wide verify's base cache");
+                    }
+                }
+                tracing::info!(
+                    base = %base.commit,
+                    passed = outcome.is_success(),
+                    took = ?started.elapsed(),
+                    "built the run-wide verify's cache on the run's base"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to build the run-wide verify's cache on the run's base")
+            }
+        }
     }
 
     /// Runs the verify (the run's `number`-th) on `commit`.
@@ -141,30 +280,28 @@ impl Runner {
             dir.join(format!("{number}.err")),
         );
         let started = Instant::now();
-        let outcome = match self.prepare(commit, stdout.clone(), stderr.clone()).await {
+        // Caches it cannot keep start from the base's: built first if no
+        // one has yet.
+        if let Some(base) = self.base.clone()
+            && !base.built.initialized()
+        {
+            let me = Arc::clone(&self);
+            let keeps = tokio::task::spawn_blocking(move || me.caches.keeps(&me.repo, commit))
+                .await
+                .unwrap_or(false);
+            if !keeps {
+                base.built
+                    .get_or_init(|| self.build_base(&base, stop.clone()))
+                    .await;
+            }
+        }
+        let outcome = match self
+            .prepare(commit, stdout.clone(), stderr.clone(), Source::Commit)
+            .await
+        {
             Ok((spec, owned)) => {
                 let outcome = run_command(&spec, &mut stop).await;
-                let tmp = self.tmp_path();
-                let passed = outcome.is_success();
-                let done = tokio::task::spawn_blocking(move || {
-                    if owned {
-                        swarm_sandbox::ownership::take_back(&tmp)
-                            .map_err(|e| format!("failed to take {} back: {e}", tmp.display()))?;
-                    }
-                    // Scratch once it passed; a failed one's stays for a
-                    // look, until the next verify makes it anew.
-                    if passed {
-                        crate::untrusted::TaskDir::discard(&tmp)
-                            .map_err(|e| format!("failed to remove {e}"))?;
-                    }
-                    Ok::<_, String>(())
-                })
-                .await;
-                match done {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "the run-wide verify's tmp is left"),
-                    Err(e) => tracing::warn!(error = %e, "the run-wide verify's tmp is left"),
-                }
+                self.tidy(owned, outcome.is_success()).await;
                 outcome
             }
             Err(message) => AttemptOutcome::SpawnFailed { message },
@@ -185,14 +322,39 @@ impl Runner {
         }
     }
 
-    /// The checkout of `commit`, its fresh tmp and its caches, and the
-    /// command's spec; whether the tmp was handed to the sandbox's
-    /// identity (to be taken back).
+    /// After a run: its tmp taken back from the sandbox's identity
+    /// (`owned`), and removed if it `passed` (a failed one's stays for a
+    /// look, until the next verify makes it anew).
+    async fn tidy(&self, owned: bool, passed: bool) {
+        let tmp = self.tmp_path();
+        let done = tokio::task::spawn_blocking(move || {
+            if owned {
+                swarm_sandbox::ownership::take_back(&tmp)
+                    .map_err(|e| format!("failed to take {} back: {e}", tmp.display()))?;
+            }
+            if passed {
+                crate::untrusted::TaskDir::discard(&tmp)
+                    .map_err(|e| format!("failed to remove {e}"))?;
+            }
+            Ok::<_, String>(())
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the run-wide verify's tmp is left"),
+            Err(e) => tracing::warn!(error = %e, "the run-wide verify's tmp is left"),
+        }
+    }
+
+    /// The checkout of `commit`, its fresh tmp and its caches (`source`),
+    /// and the command's spec; whether the tmp was handed to the
+    /// sandbox's identity (to be taken back).
     async fn prepare(
         self: &std::sync::Arc<Self>,
         commit: Oid,
         stdout: PathBuf,
         stderr: PathBuf,
+        source: Source,
     ) -> Result<(CommandSpec, bool), String> {
         if let Some(logs) = stdout.parent() {
             #[allow(
@@ -208,7 +370,15 @@ impl Runner {
         let me = std::sync::Arc::clone(self);
         let (admin, caches) = tokio::task::spawn_blocking(move || {
             fresh_tmp(&me.tmp_path(), owned)?;
-            let (caches, kept) = me.caches.ready(&me.repo, commit)?;
+            let seed = me.base.as_deref().filter(|b| b.built.initialized());
+            let (caches, kept) = match (source, me.base.as_deref()) {
+                (Source::Base, Some(base)) => base.caches.ready(&me.repo, commit)?,
+                (Source::Base, None) => return Err("build no base cache: the run has none".into()),
+                (Source::Commit, _) => {
+                    me.caches
+                        .ready_from(&me.repo, commit, seed.map(|b| &b.caches))?
+                }
+            };
             tracing::debug!(%commit, kept, "the run-wide verify's build caches");
             let admin = me.check_out(commit).map_err(|e| e.to_string())?;
             Ok::<_, String>((admin, caches))
@@ -299,6 +469,24 @@ fn caches(
     home: &WorktreeHome,
     name: &str,
 ) -> Result<lineage::Caches, RunError> {
+    let (tools, shared) = tools(prepared);
+    if shared && name == NAME {
+        // What verifies used before their caches were their own: a cargo
+        // target directory among the tasks' (`<tool>/@verify`).
+        for c in prepared.options.caches.iter().filter(|c| c.per_task) {
+            let old = home.path().join(".cache").join(&c.name).join(NAME);
+            if let Err(e) = crate::untrusted::TaskDir::discard(&old) {
+                tracing::warn!(error = %e, "failed to remove the run-wide verify's old build cache");
+            }
+        }
+    }
+    lineage::Caches::new(prepared, home, (name, "the run-wide verify"), tools, shared)
+}
+
+/// The verify's tools' caches, `(variable, directory name)`, and whether
+/// they are kept for the repository's next run (the run is sandboxed and
+/// keeps its caches).
+fn tools(prepared: &Prepared) -> (Vec<(String, String)>, bool) {
     let kept: Vec<(String, String)> = match prepared.options.sandbox.is_some() {
         true => prepared
             .options
@@ -312,18 +500,17 @@ fn caches(
     if !tools.iter().any(|(var, _)| var == "CARGO_TARGET_DIR") {
         tools.push(("CARGO_TARGET_DIR".into(), CARGO_TARGET.into()));
     }
-    if !kept.is_empty() && name == NAME {
-        // What verifies used before their caches were their own: a cargo
-        // target directory among the tasks' (`<tool>/@verify`).
-        for c in prepared.options.caches.iter().filter(|c| c.per_task) {
-            let old = home.path().join(".cache").join(&c.name).join(NAME);
-            if let Err(e) = crate::untrusted::TaskDir::discard(&old) {
-                tracing::warn!(error = %e, "failed to remove the run-wide verify's old build cache");
-            }
-        }
-    }
-    let shared = !kept.is_empty();
-    lineage::Caches::new(prepared, home, (name, "the run-wide verify"), tools, shared)
+    (tools, !kept.is_empty())
+}
+
+/// Which caches a run of the verify gets.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The slot's own, or a copy of the base cache where they cannot be
+    /// kept (a verify of one of the run's commits).
+    Commit,
+    /// The base cache itself (the verify of the run's base that builds it).
+    Base,
 }
 
 impl Runner {
@@ -343,6 +530,32 @@ impl Runner {
                 Ok(()) => return Ok(record.clone()),
                 Err(e) => {
                     tracing::warn!(error = %e, "failed to move the run-wide verify's checkout; making it again")
+                }
+            }
+        }
+        if admin.is_none() && movable && self.lease.is_some() {
+            // The kept checkout, first used in this run: brought to the
+            // commit by git (unchanged files keep their times), and
+            // whatever is not the commit's goes, ignored files too (an
+            // unconfined verify of an earlier run could write there).
+            let kept = self
+                .worktrees
+                .bring_to(&self.checkout, commit)
+                .and_then(|record| match record {
+                    Some(record) => self
+                        .worktrees
+                        .clean_all(&self.checkout, &record)
+                        .map(|()| Some(record)),
+                    None => Ok(None),
+                });
+            match kept {
+                Ok(Some(record)) => {
+                    *admin = Some(record.clone());
+                    return Ok(record);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to move the run-wide verify's kept checkout; making it again")
                 }
             }
         }
@@ -370,11 +583,15 @@ impl Runner {
         Ok(())
     }
 
-    /// Removes the checkout and the run's own caches (the run is over).
+    /// Removes the run's own checkout and caches (the run is over); the
+    /// kept checkout stays for the next run.
     pub(super) async fn close(self: std::sync::Arc<Self>) {
         let me = std::sync::Arc::clone(&self);
         if let Err(e) = tokio::task::spawn_blocking(move || me.caches.close()).await {
             tracing::warn!(error = %e, "failed to remove the run-wide verify's caches");
+        }
+        if self.lease.is_some() {
+            return;
         }
         let record = self
             .admin
