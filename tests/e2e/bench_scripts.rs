@@ -285,6 +285,26 @@ fn bench_cargo_sh_runs_in_smoke_mode() {
     assert_tables_have_figures(&out);
 }
 
+#[test]
+fn bench_refactor_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    let mut cmd = smoke.command("bash", &["bench/refactor.sh"]);
+    cmd.env("CARGO_HOME", real_cargo_home());
+    if let Some(rustup) = real_rustup_home() {
+        cmd.env("RUSTUP_HOME", rustup);
+    }
+    if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
+        cmd.env("RUSTUP_TOOLCHAIN", toolchain);
+    }
+    smoke.run("bench/refactor.sh", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 27. "), "{out}");
+    assert_tables_have_figures(&out);
+}
+
 /// Runs `bench/<script>.py WORK OUT [extra]` in smoke mode and checks that
 /// it wrote section `section` with figures in its tables.
 fn python_bench_writes_section(script: &str, extra: &[&str], section: &str) {

@@ -89,6 +89,9 @@ pub(super) struct Runner {
     lease: Option<std::sync::Mutex<Lease>>,
     /// The run's base cache, shared by its slots.
     base: Option<Arc<Base>>,
+    /// Held by whoever uses the checkout (a verify, the build of the base
+    /// cache): the base cache is built on the base's files alone.
+    turn: tokio::sync::Mutex<()>,
     /// Variables holding API keys: never passed to an unconfined command.
     secret_vars: Vec<String>,
 }
@@ -201,6 +204,7 @@ impl Runner {
             caches,
             lease: lease.map(std::sync::Mutex::new),
             base,
+            turn: tokio::sync::Mutex::new(()),
             secret_vars: prepared.plan.secret_vars(),
         })
     }
@@ -233,6 +237,7 @@ impl Runner {
         let dir = crate::layout::task_logs(&self.run_dir, NAME);
         let (stdout, stderr) = (dir.join("base.out"), dir.join("base.err"));
         let started = Instant::now();
+        let _turn = self.turn.lock().await;
         match me.prepare(base.commit, stdout, stderr, Source::Base).await {
             Ok((spec, owned)) => {
                 let outcome = run_command(&spec, &mut stop).await;
@@ -295,6 +300,7 @@ impl Runner {
                     .await;
             }
         }
+        let _turn = self.turn.lock().await;
         let outcome = match self
             .prepare(commit, stdout.clone(), stderr.clone(), Source::Commit)
             .await
