@@ -138,6 +138,25 @@ pub struct Policy {
     /// middle of a run is seen by the next run).
     #[serde(default)]
     pub run_wide: Vec<PathBuf>,
+    /// Directories shown as an overlay: what a kept `[setup]` made
+    /// (`lower`, never written) under a layer of the worker's own
+    /// (`upper`), at `target` (beneath a `read_write` path), so a worktree
+    /// gets a setup's outputs without a copy and what the worker changes
+    /// there is its own. Only the namespace layer can show them; without
+    /// it they are not shown at all (the caller copies instead).
+    #[serde(default)]
+    pub overlays: Vec<Overlay>,
+}
+
+/// A directory shown at `target` as an overlay file system: `lower`
+/// read-only beneath `upper`, which takes every change (`work`: the
+/// overlay's own scratch directory, on `upper`'s file system, empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlay {
+    pub target: PathBuf,
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
 }
 
 /// A directory shown read-only at `target` in the worker's file system.
@@ -246,6 +265,7 @@ impl Policy {
             views: Vec::new(),
             gateway_handoff: None,
             run_wide: Vec::new(),
+            overlays: Vec::new(),
         }
     }
 }

@@ -125,7 +125,8 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
     if plan.entries.iter().any(|e| e.target == root) {
         return None;
     }
-    let dir_bind = |e: &&Entry| matches!(e.what, What::Bind { dir: true, .. });
+    let dir_bind =
+        |e: &&Entry| matches!(e.what, What::Bind { dir: true, .. } | What::Overlay { .. });
     let shown: Vec<&Path> = plan
         .entries
         .iter()
@@ -145,6 +146,7 @@ fn split(plan: &Plan) -> Option<(Key, Vec<&Entry>)> {
         match (e.target.parent(), &e.what) {
             (Some(parent), _) if parent != root => parents.push(parent),
             (_, What::Bind { dir, .. }) => points.push((e.target.clone(), *dir)),
+            (_, What::Overlay { .. }) => points.push((e.target.clone(), true)),
             (_, What::Link(_)) => return None,
         }
     }
@@ -203,6 +205,22 @@ impl Templates {
         for entry in task {
             let kind = match &entry.what {
                 What::Link(text) => Kind::Link(text.clone()),
+                What::Overlay { lower, upper, work } => {
+                    match overlay_tree(lower, upper, work, Path::new("/proc")) {
+                        Ok(tree) => Kind::Tree {
+                            tree,
+                            dir: true,
+                            access: Access::ReadWrite,
+                        },
+                        Err(e) => {
+                            return Err(format!(
+                                "build the worker's file system: show {} over {}: {e}",
+                                entry.target.display(),
+                                lower.display()
+                            ));
+                        }
+                    }
+                }
                 What::Bind {
                     source,
                     dir,
@@ -325,7 +343,7 @@ fn open_tree(source: &Path) -> std::io::Result<OwnedFd> {
 }
 
 /// Moves the detached tree `tree` onto `target`.
-fn move_mount(tree: &OwnedFd, target: &Path) -> std::io::Result<()> {
+pub(crate) fn move_mount(tree: &OwnedFd, target: &Path) -> std::io::Result<()> {
     let target = cstr(target).map_err(std::io::Error::other)?;
     // SAFETY: a valid fd, an empty C string and a valid C string.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
@@ -337,6 +355,146 @@ fn move_mount(tree: &OwnedFd, target: &Path) -> std::io::Result<()> {
             libc::AT_FDCWD,
             target.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS | MOVE_MOUNT_T_AUTOMOUNTS,
+        )
+    };
+    if ret == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A new overlay file system of `lower` beneath `upper` (`work` its
+/// scratch directory, beside `upper`), detached: `nosuid`, `nodev`;
+/// `proc` is where the caller's proc file system is. In a user namespace
+/// the overlay must keep its records in `user.` attributes: asked for
+/// when the first try is refused.
+pub(crate) fn overlay_tree(
+    lower: &Path,
+    upper: &Path,
+    work: &Path,
+    proc: &Path,
+) -> std::io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+    // The option syntax's separators refused as the full build does.
+    crate::view::overlay_options(lower, upper, work).map_err(std::io::Error::other)?;
+    let owned = |ret: libc::c_long| -> std::io::Result<OwnedFd> {
+        if ret == -1 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = RawFd::try_from(ret).map_err(std::io::Error::other)?;
+        // SAFETY: a fresh fd the kernel just gave us.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    // Every mount of the launcher's namespace is read-only, and an
+    // overlay refuses an upper layer there: the layers' directory is
+    // reached through a detached copy of its tree made writable, by its
+    // descriptor's path. (Both layers lie in one directory.)
+    let (Some(layers), Some(upper_name), Some(work_name)) =
+        (upper.parent(), upper.file_name(), work.file_name())
+    else {
+        return Err(std::io::Error::other("an overlay's layers need a parent"));
+    };
+    if work.parent() != Some(layers) {
+        return Err(std::io::Error::other(
+            "an overlay's upper and work directories must be side by side",
+        ));
+    }
+    let tree = open_tree(layers)?;
+    writable(&tree)?;
+    let through = |name: &std::ffi::OsStr| {
+        proc.join(format!("self/fd/{}", tree.as_raw_fd()))
+            .join(name)
+    };
+    let strings = [
+        (c"lowerdir", cstr(lower).map_err(std::io::Error::other)?),
+        (
+            c"upperdir",
+            cstr(&through(upper_name)).map_err(std::io::Error::other)?,
+        ),
+        (
+            c"workdir",
+            cstr(&through(work_name)).map_err(std::io::Error::other)?,
+        ),
+    ];
+    let attempt = |userxattr: bool| -> std::io::Result<OwnedFd> {
+        // SAFETY: constant and owned C strings that outlive the calls, and
+        // fds of ours.
+        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+        unsafe {
+            let context = owned(libc::syscall(
+                libc::SYS_fsopen,
+                c"overlay".as_ptr(),
+                FSOPEN_CLOEXEC,
+            ))?;
+            let set = |cmd: libc::c_uint, key: &std::ffi::CStr, value: *const libc::c_char| {
+                let ret = libc::syscall(
+                    libc::SYS_fsconfig,
+                    context.as_raw_fd(),
+                    cmd,
+                    key.as_ptr(),
+                    value,
+                    0,
+                );
+                match ret {
+                    -1 => Err(std::io::Error::last_os_error()),
+                    _ => Ok(()),
+                }
+            };
+            for (key, value) in &strings {
+                set(FSCONFIG_SET_STRING, key, value.as_ptr())?;
+            }
+            if userxattr {
+                set(FSCONFIG_SET_FLAG, c"userxattr", std::ptr::null())?;
+            }
+            let created = libc::syscall(
+                libc::SYS_fsconfig,
+                context.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            );
+            if created == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            owned(libc::syscall(
+                libc::SYS_fsmount,
+                context.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            ))
+        }
+    };
+    attempt(false).or_else(|_| attempt(true))
+}
+
+/// Makes the detached tree `tree` (its top mount) writable.
+fn writable(tree: &OwnedFd) -> std::io::Result<()> {
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let attr = libc::mount_attr {
+        attr_set: 0,
+        attr_clr: MOUNT_ATTR_RDONLY,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a valid fd, an empty C string and a struct of ours whose
+    // size is passed with it.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
         )
     };
     if ret == -1 {

@@ -47,6 +47,13 @@ pub(crate) enum What {
     /// A symlink whose text resolves, in the view, to a granted path: how
     /// `/bin -> usr/bin` and `/etc/localtime` stay links.
     Link(PathBuf),
+    /// An overlay file system of `lower` beneath `upper` (host paths),
+    /// a directory the worker may write (see [`crate::policy::Overlay`]).
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+    },
 }
 
 #[derive(Debug)]
@@ -168,6 +175,38 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
         .map(|e| e.target.clone())
         .collect();
     entries.retain(|e| !links.iter().any(|l| is_below(&e.target, l)));
+    if with_views {
+        for o in &policy.overlays {
+            let Some(target) = made(&o.target) else {
+                continue;
+            };
+            // Beneath a granted directory, never in place of one.
+            let beneath = entries.iter().any(|e| {
+                matches!(
+                    e.what,
+                    What::Bind {
+                        dir: true,
+                        access: Access::ReadWrite,
+                        ..
+                    }
+                ) && is_below(&target, &e.target)
+            });
+            if !beneath || entries.iter().any(|e| e.target == target) {
+                continue;
+            }
+            entries.push(Entry {
+                target,
+                what: What::Overlay {
+                    lower: o.lower.clone(),
+                    upper: o.upper.clone(),
+                    work: o.work.clone(),
+                },
+                shared: false,
+            });
+        }
+        // In path order: a directory before what it holds.
+        entries.sort_by(|a, b| a.target.cmp(&b.target));
+    }
     Plan { entries }
 }
 
@@ -223,6 +262,29 @@ fn normal(path: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// The options of an overlay mount of `lower` beneath `upper`: refused
+/// for a path the option syntax cannot hold as it is (a `,`, a `:`, a
+/// `\\`), rather than escaped.
+pub(crate) fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> Result<CString, String> {
+    let mut text = Vec::new();
+    for (key, path) in [("lowerdir", lower), ("upperdir", upper), ("workdir", work)] {
+        let bytes = path.as_os_str().as_bytes();
+        if bytes.iter().any(|b| matches!(b, b',' | b':' | b'\\')) {
+            return Err(format!(
+                "show {} as an overlay: its path holds a `,`, `:` or `\\`",
+                path.display()
+            ));
+        }
+        if !text.is_empty() {
+            text.push(b',');
+        }
+        text.extend_from_slice(key.as_bytes());
+        text.push(b'=');
+        text.extend_from_slice(bytes);
+    }
+    CString::new(text).map_err(|e| e.to_string())
 }
 
 fn cstr(path: &Path) -> Result<CString, String> {
@@ -402,6 +464,29 @@ pub(crate) fn build(
         )
         .map_err(fail)?;
         settle(&at, *access).map_err(fail)?;
+    }
+    // Overlays go on the directories bound above (a worktree's).
+    for entry in &plan.entries {
+        let What::Overlay { lower, upper, work } = &entry.what else {
+            continue;
+        };
+        let at = under(new_root, &entry.target);
+        dirs.mount_point(&at, true).map_err(fail)?;
+        // The host's paths, and its /proc, are beneath the old root here.
+        crate::template::overlay_tree(
+            &under(OLD_ROOT, lower),
+            &under(OLD_ROOT, upper),
+            &under(OLD_ROOT, work),
+            &under(OLD_ROOT, Path::new("/proc")),
+        )
+        .and_then(|tree| crate::template::move_mount(&tree, &at))
+        .map_err(|e| {
+            fail(format!(
+                "show {} over {}: {e}",
+                entry.target.display(),
+                lower.display()
+            ))
+        })?;
     }
     for entry in &plan.entries {
         if let What::Link(text) = &entry.what {
@@ -747,6 +832,9 @@ mod tests {
             .map(|e| match &e.what {
                 What::Bind { access, .. } => format!("{} {access:?}", e.target.display()),
                 What::Link(text) => format!("{} -> {}", e.target.display(), text.display()),
+                What::Overlay { lower, .. } => {
+                    format!("{} over {}", e.target.display(), lower.display())
+                }
             })
             .collect()
     }
@@ -901,6 +989,44 @@ mod tests {
                 shown(&beside, "ReadOnly")
             ]
         );
+    }
+
+    #[test]
+    fn overlays_are_shown_beneath_a_writable_directory_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let wt = dir.path().join("wt");
+        std::fs::create_dir_all(wt.join("node_modules")).unwrap();
+        let overlay = |target: &Path| crate::policy::Overlay {
+            target: target.to_path_buf(),
+            lower: "/kept/node_modules".into(),
+            upper: "/layers/upper".into(),
+            work: "/layers/work".into(),
+        };
+        let policy = Policy {
+            read_write: vec![wt.clone()],
+            read_only: vec![dir.path().join("ro")],
+            overlays: vec![
+                overlay(&wt.join("node_modules")),
+                // Not beneath a writable directory, and in place of one.
+                overlay(&dir.path().join("ro/x")),
+                overlay(&wt),
+            ],
+            ..Policy::default()
+        };
+        std::fs::create_dir_all(dir.path().join("ro/x")).unwrap();
+        let mut system = SystemPaths::default();
+        let shown = targets(&plan(&policy, true, &mut system));
+        let wt = wt.display();
+        assert_eq!(
+            shown,
+            [
+                format!("{}/ro ReadOnly", dir.path().display()),
+                format!("{wt} ReadWrite"),
+                format!("{wt}/node_modules over /kept/node_modules"),
+            ]
+        );
+        // Where no namespace shows them: none.
+        assert_eq!(targets(&plan(&policy, false, &mut system)).len(), 2);
     }
 
     #[test]

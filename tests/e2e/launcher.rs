@@ -1281,3 +1281,88 @@ fn a_cell_sets_its_tasks_process_cap_ahead_and_serves_only_tasks_with_that_cap()
         }
     });
 }
+
+/// Issue 76: a directory shown as an overlay (a kept setup's
+/// `node_modules` in a worktree): the worker reads the lower layer's
+/// files, what it writes, changes or removes there goes to its upper layer,
+/// the lower layer stays as it was, the worker cannot reach the lower
+/// layer at its own path, and the worktree outside holds nothing of it.
+#[test]
+fn an_overlay_shows_a_lower_layer_whose_changes_are_the_workers_own() {
+    use std::os::unix::fs::PermissionsExt as _;
+    run(async {
+        let Some(launcher) = namespaced_launcher().await else {
+            return;
+        };
+        let own = open_dir();
+        let wt = own.path().join("wt");
+        for dir in [wt.clone(), wt.join("node_modules")] {
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        let layers = tempfile::tempdir().unwrap();
+        let (lower, upper, work) = (
+            layers.path().join("lower"),
+            layers.path().join("upper"),
+            layers.path().join("work"),
+        );
+        std::fs::create_dir_all(lower.join("pkg")).unwrap();
+        std::fs::write(lower.join("pkg/index.js"), "lower\n").unwrap();
+        std::fs::write(lower.join("gone.js"), "x").unwrap();
+        std::fs::create_dir(&upper).unwrap();
+        std::fs::create_dir(&work).unwrap();
+        // As root the worker is another user: the layers are handed to it,
+        // as a run hands a kept setup's files over.
+        if let Some((uid, gid)) = swarm_sandbox::worker_identity() {
+            for path in [
+                lower.clone(),
+                lower.join("pkg"),
+                lower.join("pkg/index.js"),
+                lower.join("gone.js"),
+                upper.clone(),
+                work.clone(),
+            ] {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let mut request = sh_in(
+            &wt,
+            &format!(
+                "cat node_modules/pkg/index.js; echo upper > node_modules/pkg/index.js; \
+                 echo new > node_modules/new.js; rm node_modules/gone.js; \
+                 cat node_modules/pkg/index.js; ls node_modules; \
+                 test -e {} && echo reached the lower layer; true",
+                lower.join("pkg/index.js").display()
+            ),
+            file(&own.path().join("out")),
+        );
+        request.policy.overlays = vec![swarm_sandbox::Overlay {
+            target: wt.join("node_modules"),
+            lower: lower.clone(),
+            upper: upper.clone(),
+            work,
+        }];
+        let mut spawned = launcher.spawn(request).await.unwrap();
+        assert_eq!(spawned.wait().await, Exit::Exited(0));
+        let out = std::fs::read_to_string(own.path().join("out")).unwrap();
+        assert_eq!(out, "lower\nupper\nnew.js\npkg\n", "{out}");
+        assert_eq!(
+            std::fs::read_to_string(lower.join("pkg/index.js")).unwrap(),
+            "lower\n"
+        );
+        assert!(lower.join("gone.js").exists());
+        assert!(!lower.join("new.js").exists());
+        assert_eq!(
+            std::fs::read_to_string(upper.join("new.js")).unwrap(),
+            "new\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(upper.join("pkg/index.js")).unwrap(),
+            "upper\n"
+        );
+        assert_eq!(
+            std::fs::read_dir(wt.join("node_modules")).unwrap().count(),
+            0
+        );
+    });
+}
