@@ -72,6 +72,12 @@ pub fn task_tmp(run_dir: &Path, task: &str) -> PathBuf {
 /// Task `task`'s private tmp (and HOME) while its `[setup]` runs: apart
 /// from the task's own, made fresh each time (a name with a `.`, which no
 /// task id has).
+/// Where the upper layers of the overlays task `task`'s worktree is shown
+/// are (swarm's; no task is granted it): beside its tmp.
+pub fn layers_tmp(run_dir: &Path, task: &str) -> PathBuf {
+    run_dir.join(TMP).join(format!("{}.layers", flat(task)))
+}
+
 pub fn setup_tmp(run_dir: &Path, task: &str) -> PathBuf {
     run_dir.join(TMP).join(format!("{}.setup", flat(task)))
 }

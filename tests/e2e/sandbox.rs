@@ -500,6 +500,10 @@ fn machine_filters() -> insta::Settings {
             "git               git version [VERSION]",
         ),
         (r"(?m)^  identity   .+$", "  identity   [IDENTITY]"),
+        (
+            r"(?m)^(setup outputs     copied into each worktree .+: overlays failed to ).+$",
+            "${1}[WHY]",
+        ),
     ] {
         settings.add_filter(regex, placeholder);
     }

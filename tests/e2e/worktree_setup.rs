@@ -437,3 +437,67 @@ fn a_failing_cleanup_is_a_warning_never_a_lost_result() {
         logs.stdout
     );
 }
+
+/// Issue 76: where the sandbox shows overlays, a kept setup's ignored
+/// directories reach each worktree as one (no copy): a task reads them,
+/// what it writes, changes or removes there is its own (a task after it
+/// sees the setup as setup left it, and so does the kept setup), and the
+/// worktree on disk holds an empty directory there. What is not ignored
+/// (`gen.txt`) is still copied.
+#[test]
+fn a_kept_setup_shown_as_an_overlay_is_each_tasks_own() {
+    let repo = project();
+    if !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    let plan = repo.plan(
+        "o.toml",
+        &format!(
+            "{SETUP}[[task]]\nid = \"writer\"\nrun = '''\n\
+             test \"$(cat deps/installed)\" = 'left-pad 1.3.0' && test -f gen.txt\n\
+             echo tampered >> deps/installed && echo mine > deps/mine && rm deps/installed.bak\n\
+             echo wrote >> src/a.txt\n'''\n\n\
+             [[task]]\nid = \"reader\"\ndeps = [\"writer\"]\nrun = '''\n\
+             test \"$(cat deps/installed)\" = 'left-pad 1.3.0' && test ! -e deps/mine && test -f deps/installed.bak\n\
+             echo read >> src/b.txt\n'''\n"
+        ),
+    );
+    let plan_text = std::fs::read_to_string(&plan).unwrap().replace(
+        "cp deps.lock deps/installed",
+        "cp deps.lock deps/installed && cp deps.lock deps/installed.bak",
+    );
+    std::fs::write(&plan, plan_text).unwrap();
+    // The first run makes the setup (in one worktree, as files); the
+    // second shows it to both tasks.
+    repo.run_plan(&plan, &["--name", "one"]).assert_code(0);
+    let run = repo.run_plan(&plan, &["--name", "two"]);
+    run.assert_code(0);
+    assert_eq!(setup_logs(&repo, "two"), Vec::<String>::new());
+    assert_eq!(repo.show("swarm/two", "src/b.txt"), "b\nread");
+    let kept: Vec<_> = std::fs::read_dir(repo.worktree_home().join(".setup"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("files/deps").is_dir())
+        .map(|e| e.path().join("files"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let files = &kept[0];
+    assert_eq!(
+        std::fs::read_to_string(files.join("deps/installed")).unwrap(),
+        "left-pad 1.3.0\n"
+    );
+    assert!(!files.join("deps/mine").exists());
+    assert!(files.join("deps/installed.bak").exists());
+    for t in ["writer", "reader"] {
+        let wt = repo.worktree_home().join(".warm").join(t);
+        assert_eq!(
+            std::fs::read_dir(wt.join("deps")).unwrap().count(),
+            0,
+            "{t}'s worktree holds its setup's files: {}",
+            run.stderr
+        );
+        assert!(wt.join("gen.txt").is_file());
+    }
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "refs/swarm/two/writer"]);
+    assert!(!tree.contains("deps/"), "{tree}");
+}

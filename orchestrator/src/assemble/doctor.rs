@@ -37,11 +37,16 @@ pub struct Machine {
     pub toolchains: Vec<Toolchain>,
     /// The agent CLIs on the host's PATH (when sandboxed runs start).
     pub agents: Vec<Installed>,
+    /// How a kept `[setup]` reaches a sandboxed worktree: `Ok(())` shown
+    /// as an overlay, `Err(why)` copied (a fragment after "failed to").
+    pub setups: Result<(), String>,
 }
 
 /// Probes this machine, starting `host`'s launcher as a run would (on a
-/// runtime of its own: not to be called from inside one).
-pub fn probe(host: &HostEnv) -> Machine {
+/// runtime of its own: not to be called from inside one); `scratch`, a
+/// directory made and removed here (its parent must exist), is where an
+/// overlay is shown to a command.
+pub fn probe(host: &HostEnv, scratch: &std::path::Path) -> Machine {
     let support = swarm_sandbox::probe::probe();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let git = std::process::Command::new("git")
@@ -49,17 +54,25 @@ pub fn probe(host: &HostEnv) -> Machine {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|e| format!("not found ({e})"));
+    let mut setups = Err("start a sandboxed run".to_string());
     let launcher = support.require().and_then(|()| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?
             .block_on(async {
-                start_launcher(host)
-                    .await
-                    .map(|l| l.degraded().map(str::to_string))
+                let launcher = start_launcher(host).await?;
+                if launcher.degraded().is_none() {
+                    setups = crate::run::probe_layers(&launcher, scratch).await;
+                    if let Err(e) = crate::untrusted::TaskDir::discard(scratch) {
+                        tracing::warn!(error = %e, "failed to remove the overlay probe's directory");
+                    }
+                } else {
+                    setups = Err("show an overlay without the namespace layer".into());
+                }
+                Ok(launcher.degraded().map(str::to_string))
             })
-            .map_err(|e| crate::error_chain(&e))
+            .map_err(|e: super::LauncherError| crate::error_chain(&e))
     });
     let wasm = swarm_worker::wasm::WasmEngine::new(&swarm_worker::wasm::EngineOptions {
         cache_dir: None,
@@ -87,6 +100,7 @@ pub fn probe(host: &HostEnv) -> Machine {
         euid: nix::unistd::geteuid().as_raw(),
         toolchains,
         agents,
+        setups,
     }
 }
 

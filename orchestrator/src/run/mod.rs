@@ -12,6 +12,7 @@ pub mod landing;
 mod lineage;
 mod list;
 mod local;
+pub(crate) use local::layers::probe as probe_layers;
 mod lock;
 mod lost_branch;
 pub mod remote;

@@ -65,6 +65,17 @@ pub fn machine(m: &Machine) -> String {
         Err(_) => writeln!(text, "namespaces        not tried"),
     }
     .ok();
+    match &m.setups {
+        Ok(()) => writeln!(
+            text,
+            "setup outputs     shown to each worktree as an overlay: a kept setup's ignored directories (node_modules, .venv), the task's changes its own; the rest copied"
+        ),
+        Err(why) => writeln!(
+            text,
+            "setup outputs     copied into each worktree (extents shared where the file system can: Btrfs, XFS): overlays failed to {why}"
+        ),
+    }
+    .ok();
     writeln!(text, "git               {}", m.git).ok();
     match &m.wasm {
         Ok(()) => writeln!(

@@ -582,6 +582,7 @@ impl Confined<'_> {
         read_write.extend(caches.iter().map(|(_, dir)| dir.clone()));
         let mut read_only = ctx.read_paths.clone();
         let owned = task.owned().filter(|_| !in_process);
+        let restricted = owned.is_some();
         match (task.isolation, owned) {
             (Isolation::Worktree, None) => {
                 read_write.push(workdir.to_path_buf());
@@ -611,8 +612,19 @@ impl Confined<'_> {
                 .map(|(var, dir)| (var.clone(), dir.display().to_string())),
         );
         env.push(("HOME".into(), tmp.display().to_string()));
+        // A kept setup's directories shown as overlays (`layers`): the
+        // task's own layer, which it may write even where the rest of the
+        // worktree is read-only to it (an ignored directory: in no result).
+        let overlays = match (in_process, task.isolation, &ctx.setups) {
+            (false, Isolation::Worktree, Some(setups)) => setups.layers.of(workdir),
+            _ => Vec::new(),
+        };
+        if restricted {
+            read_write.extend(overlays.iter().map(|o| o.target.clone()));
+        }
         let mut policy = Policy::for_worker(read_write, read_only);
         policy.views = views;
+        policy.overlays = overlays;
         // The toolchains and the shared build caches are every task's
         // alike: the launcher resolves them once a run.
         policy.run_wide = ctx.read_paths.clone();

@@ -140,6 +140,8 @@ pub(crate) struct Setups {
     /// One lock per key: the first task with a key runs its setup, the
     /// others wait and copy it.
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The kept setups' directories shown to worktrees as overlays.
+    pub(super) layers: super::layers::Layers,
 }
 
 impl Setups {
@@ -159,6 +161,7 @@ impl Setups {
             kept,
             base,
             locks: Default::default(),
+            layers: Default::default(),
         }
     }
 

@@ -226,10 +226,15 @@ async fn prepare_inner(
         }
     }
     let mut reused = false;
+    setups.layers.forget(at.workdir);
     if plan == Plan::Copy
         && let Some(kept) = &kept
     {
-        reused = restore(task, kept, at.workdir).await;
+        let shown = show_layers(ctx, task, kept, &at).await;
+        reused = restore(task, kept, at.workdir, shown).await;
+        if !reused {
+            setups.layers.forget(at.workdir);
+        }
         if !reused {
             // A kept setup that could not be copied: it runs here, as the
             // worktree allows.
@@ -285,10 +290,51 @@ async fn prepare_inner(
     })
 }
 
-/// Copies the setup kept at `kept` into `workdir`: whether it could.
-async fn restore(task: &Task, kept: &Path, workdir: &Path) -> bool {
+/// The top-level directories of the setup kept at `kept` that the
+/// worktree's commands are shown as overlays (see `layers`), where the
+/// run's launcher shows them; none else, or if readying them failed.
+async fn show_layers(ctx: &Arc<Ctx>, task: &Task, kept: &Path, at: &Where<'_>) -> Vec<String> {
+    let Some(setups) = &ctx.setups else {
+        return Vec::new();
+    };
+    let launcher = ctx.sandbox.as_ref().map(|s| &s.launcher);
+    let probe = ctx.run_dir.join(crate::layout::TMP).join("@layers-probe");
+    if !setups.layers.available(launcher, &probe).await {
+        return Vec::new();
+    }
+    let (me, kept, workdir, admin) = (
+        Arc::clone(ctx),
+        kept.to_path_buf(),
+        at.workdir.to_path_buf(),
+        at.admin.to_path_buf(),
+    );
+    let layers = crate::layout::layers_tmp(&ctx.run_dir, &task.id);
+    let shown = tokio::task::spawn_blocking(move || match &me.setups {
+        Some(setups) => setups
+            .layers
+            .show(&me.repo, &kept, (&workdir, &admin), &layers),
+        None => Ok(Vec::new()),
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|shown| shown);
+    match shown {
+        Ok(names) => names,
+        Err(e) => {
+            setups.layers.forget(at.workdir);
+            tracing::warn!(task = %task.id, error = %e, "failed to show the kept setup as overlays; copying it");
+            Vec::new()
+        }
+    }
+}
+
+/// Copies the setup kept at `kept` into `workdir` (but the directories
+/// `shown` as overlays): whether it could.
+async fn restore(task: &Task, kept: &Path, workdir: &Path, shown: Vec<String>) -> bool {
     let (from, to) = (kept.to_path_buf(), workdir.to_path_buf());
-    match tokio::task::spawn_blocking(move || super::prepare_files::restore(&from, &to)).await {
+    match tokio::task::spawn_blocking(move || super::prepare_files::restore(&from, &to, &shown))
+        .await
+    {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => {
             tracing::warn!(task = %task.id, error = %e, kept = %kept.display(), "failed to copy a kept setup; running setup");

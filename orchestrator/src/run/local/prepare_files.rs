@@ -174,7 +174,9 @@ pub(crate) fn keep(root: &Path, outputs: &Outputs, dir: &Path) -> io::Result<u64
 /// Copies the setup kept in `dir` into the worktree at `root`: each file,
 /// link and directory not already there as it is kept (same kind, size
 /// and modification time: a warm worktree keeps most of them), then the
-/// deleted paths removed. Returns how many entries were copied.
+/// deleted paths removed; the top-level directories `shown` name are left
+/// out (each task is shown them as an overlay, see `layers`). Returns how
+/// many entries were copied.
 ///
 /// The worktree is a place a task wrote (a warm one holds what the last
 /// run's task left): it is reached only through a [`TaskDir`], so nothing
@@ -182,7 +184,7 @@ pub(crate) fn keep(root: &Path, outputs: &Outputs, dir: &Path) -> io::Result<u64
 /// of a kept entry is removed as what it is. Directories are made parents
 /// first; the files are then copied by a few threads (a copy is mostly
 /// waiting on the disk).
-pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
+pub(crate) fn restore(dir: &Path, root: &Path, shown: &[String]) -> io::Result<usize> {
     let files = dir.join(FILES);
     let worktree = TaskDir::open(root).map_err(io::Error::other)?;
     let mut copied = 0;
@@ -195,6 +197,9 @@ pub(crate) fn restore(dir: &Path, root: &Path) -> io::Result<usize> {
                 // Setup's own odd name: it stays out of the copy.
                 continue;
             };
+            if rel_dir.as_os_str().is_empty() && shown.iter().any(|s| s == name) {
+                continue;
+            }
             let from = files.join(&rel);
             let meta = std::fs::symlink_metadata(&from)?;
             let there = worktree.stat(name).map_err(io::Error::other)?;
@@ -442,7 +447,7 @@ mod tests {
         keep(root, &out, &cache).unwrap();
 
         let (fresh, _) = repo_with(&[("a.txt", "a"), ("gone.txt", "g")]);
-        assert_eq!(restore(&cache, fresh.path()).unwrap(), 4);
+        assert_eq!(restore(&cache, fresh.path(), &[]).unwrap(), 4);
         assert_eq!(
             std::fs::read_to_string(fresh.path().join(".venv/bin/tool")).unwrap(),
             "#!/bin/sh\n"
@@ -458,14 +463,14 @@ mod tests {
             modified(&root.join(".venv/bin/tool"))
         );
         // A warm worktree holding it already: nothing to copy.
-        assert_eq!(restore(&cache, fresh.path()).unwrap(), 0);
+        assert_eq!(restore(&cache, fresh.path(), &[]).unwrap(), 0);
 
         // A worktree where `.venv` is a link: nothing goes through it, the
         // link is replaced by the directory setup made.
         let (hostile, _) = repo_with(&[("a.txt", "a")]);
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), hostile.path().join(".venv")).unwrap();
-        restore(&cache, hostile.path()).unwrap();
+        restore(&cache, hostile.path(), &[]).unwrap();
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
         assert!(
             std::fs::symlink_metadata(hostile.path().join(".venv"))

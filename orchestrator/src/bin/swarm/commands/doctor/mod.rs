@@ -32,7 +32,8 @@ pub(crate) fn cmd_doctor(cwd: &Path, args: DoctorArgs) -> Result<i32, Failure> {
         return model::doctor_model(cwd, &model, args.config.as_deref(), args.trust);
     }
     // What this machine supports and what swarm will enforce.
-    let machine = swarm_orchestrator::assemble::doctor::probe(&crate::host::current());
+    let scratch = std::env::temp_dir().join(format!("swarm-doctor-{}", std::process::id()));
+    let machine = swarm_orchestrator::assemble::doctor::probe(&crate::host::current(), &scratch);
     print!("{}", swarm_orchestrator::view::doctor::machine(&machine));
     Ok(match machine.launcher {
         Ok(_) => exit::SUCCESS,
