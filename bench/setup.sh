@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Section 22 of BENCHMARKS.md: `[setup]` on a Node project with a real
-# lockfile, split into N test tasks: swarm with `[setup] run = "npm ci"`
-# keyed by the lockfile (setup runs once, the other worktrees get a copy;
-# the second run reuses the kept setup in its warm worktrees) against
-# `npm ci` and the tests by hand in N kept `git worktree`s, first and
-# second run; and the cost of a worktree's setup by copy against running it.
+# lockfile, split into 19 test tasks: swarm with `[setup] run = "npm ci"`
+# keyed by the lockfile (setup runs once; the other worktrees are shown
+# the kept setup as an overlay where the sandbox can, else get a copy; the
+# second run reuses it in its warm worktrees) against `npm ci` and the
+# tests by hand in N kept `git worktree`s, first and second run; the cost
+# of a worktree's setup from the kept one against running it; and the disk
+# the warm worktrees and the kept setup hold.
 #
 #   bench/setup.sh          # writes section 22 into BENCHMARKS.md
 #   SMOKE=1 SWARM=target/debug/swarm OUT=/tmp/b.md bench/setup.sh
 #
 # The project's dependencies come from the npm registry (jest, typescript,
 # webpack, eslint, prettier, swc, next, react: a node_modules of about
-# 200 MB); its lockfile
-# is made once, before anything is timed. Smoke mode (SMOKE=1, see
+# 400 MB) into a download cache of the benchmark's own, once, before
+# anything is timed (its lockfile is made then too); every `npm ci` timed
+# after that, swarm's setup and the ones by hand, installs from that cache
+# with `--offline`, and the tasks have no network. Smoke mode (SMOKE=1, see
 # bench/common.sh): one dependency packed from a local directory (no
 # network), two tasks, `node --test`; tests/e2e/bench_scripts.rs runs it in
 # CI. A command that fails ends the script with a message naming it.
@@ -44,12 +48,15 @@ if [ "$SMOKE" = 1 ]; then
   TEST_CMD='node --test'
   SETUP_NETWORK=none
 else
-  N=4
+  N=19
   printf '{"name": "app", "version": "1.0.0", "private": true,\n "devDependencies": {"jest": "29.7.0", "typescript": "5.6.3", "webpack": "5.96.1", "eslint": "9.14.0", "prettier": "3.3.3", "@swc/core": "1.9.2", "next": "15.0.3", "react": "18.3.1", "react-dom": "18.3.1"}}\n' > package.json
-  INSTALL_FLAGS=""
+  INSTALL_FLAGS="--offline"
   TEST_CMD='npx --no jest --ci'
-  SETUP_NETWORK=full
+  SETUP_NETWORK=none
 fi
+# npm's download cache: the benchmark's own, filled once (below), read by
+# every install (a read-only path of the plan's, for setup in the sandbox).
+export npm_config_cache=$WORK/npm-cache
 for i in $(seq 1 "$N"); do
   if [ "$SMOKE" = 1 ]; then
     printf "const test = require('node:test');\nconst assert = require('node:assert');\nconst pad = require('pad');\ntest('pads $i', () => assert.strictEqual(pad('$i', 3), '  $i'));\n" > "tests/t$i.test.js"
@@ -59,15 +66,25 @@ for i in $(seq 1 "$N"); do
 done
 printf 'node_modules/\n' > .gitignore
 # The lockfile, made once: what a project commits.
-run_logged "$WORK/lock.log" npm install --package-lock-only --no-audit --no-fund $INSTALL_FLAGS
+if [ "$SMOKE" = 1 ]; then
+  run_logged "$WORK/lock.log" npm install --package-lock-only --no-audit --no-fund $INSTALL_FLAGS
+else
+  run_logged "$WORK/lock.log" npm install --package-lock-only --no-audit --no-fund
+  # The download cache filled once, from the registry: nothing after this
+  # reaches the network.
+  fill() { local d; d=$(mktemp -d "$WORK/fill.XXXXXX"); cp package.json package-lock.json "$d"; (cd "$d" && npm ci --no-audit --no-fund >/dev/null); rm -rf "$d"; }
+  run_logged "$WORK/fill.log" fill
+fi
 git init -q -b main && git add -A && git commit -q -m "a node project with a lockfile"
 
 cat > "$WORK/plan.toml" <<EOF
 [swarm]
 concurrency = $NPROC
+read_paths = ["$npm_config_cache"]
 
 [setup]
 run = "npm ci --no-audit --no-fund $INSTALL_FLAGS"
+env = { npm_config_cache = "$npm_config_cache" }
 key = ["package-lock.json"]
 network = "$SETUP_NETWORK"
 timeout = "20m"
@@ -110,13 +127,19 @@ PY
 }
 read -r ran1 copied1 ran_ms copy_ms < <(setup_figures one)
 read -r ran2 copied2 _ copy2_ms < <(setup_figures two)
-modules=$(du -sm "$(ls -d "$HOME"/.cache/swarm/worktrees/*/.warm/t1)/node_modules" | cut -f1)
-files=$(find "$(ls -d "$HOME"/.cache/swarm/worktrees/*/.warm/t1)/node_modules" | wc -l)
+HOMEDIR=$(ls -d "$HOME"/.cache/swarm/worktrees/*/)
+KEPT=$(ls -d "$HOMEDIR".setup/*/files/node_modules | head -1)
+modules=$(du -sm "$KEPT" | cut -f1)
+files=$(find "$KEPT" | wc -l)
+# Disk: every warm worktree of the key and the kept setup, in one count
+# (a file shared by several is counted once), against one setup.
+disk_all=$(du -smc "$HOMEDIR".warm/t* "$HOMEDIR".setup | tail -1 | cut -f1)
+disk_warm=$(du -smc "$HOMEDIR".warm/t* | tail -1 | cut -f1)
+shown=$(if [ "$(find "$HOMEDIR.warm/t1/node_modules" -mindepth 1 | head -1)" = "" ]; then echo "as an overlay"; else echo "by copy"; fi)
 
 # By hand: N kept worktrees, `npm ci` and the test in each ($NPROC at a
 # time, npm's cache shared as a person's is); the second round runs the
 # tests again in the same worktrees.
-export npm_config_cache=$WORK/npm-cache
 hand_round() { # hand_round ROUND
   for i in $(seq 1 "$N"); do
     local wt=$WORK/hand/t$i
@@ -149,9 +172,11 @@ ${SMOKE_NOTE}Measured by \`bench/setup.sh\` on $(date -u +%Y-%m-%d) at $COMMIT: 
 lockfile pins jest, typescript, webpack, eslint, prettier, swc, next and react (node_modules: $modules MB, $files
 files and directories), $N test files, one task each, $NPROC at a time, sandboxed, with
 \`[setup] run = "npm ci"\`, \`key = ["package-lock.json"]\` and \`network = "$SETUP_NETWORK"\` (the
-tasks have none). By hand: $N \`git worktree\`s, \`npm ci\` then the test in each, $NPROC at a
-time, npm's download cache shared; the second round runs the tests again in the same
-worktrees. On disk (ext4: copies are real copies, no copy-on-write).
+tasks have none). Every \`npm ci\` installs \`--offline\` from a download cache filled once
+before anything is timed. By hand: $N \`git worktree\`s, \`npm ci\` then the test in each,
+$NPROC at a time, the same download cache; the second round runs the tests again in the
+same worktrees. On disk (ext4: copies are real copies, no copy-on-write). The kept setup
+reached the other worktrees $shown.
 
 | $N test tasks | first run | second run |
 |---|---:|---:|
@@ -161,13 +186,21 @@ worktrees. On disk (ext4: copies are real copies, no copy-on-write).
 | a worktree's setup | time |
 |---|---:|
 | \`npm ci\` run by setup (first run: $ran1 of $N tasks ran it) | $ran_ms ms |
-| a kept setup copied instead (first run: $copied1 tasks) | $copy_ms ms ($share% of running it) |
-| second run, warm worktrees: the kept setup checked, nothing copied ($copied2 tasks, $ran2 ran it) | $copy2_ms ms |
+| the kept setup given instead (first run: $copied1 tasks) | $copy_ms ms ($share% of running it) |
+| second run, warm worktrees ($copied2 tasks, $ran2 ran it) | $copy2_ms ms |
 
-Setup runs once per key, not once per task: the other worktrees of the run wait for it
-and get a copy of what it made (every file of node_modules, with its modification time),
-and the next run, whose worktrees are warm, finds node_modules in place and copies
-nothing.
+| disk after the second run | MB |
+|---|---:|
+| one setup (node_modules) | $modules |
+| the $N warm worktrees | $disk_warm |
+| the $N warm worktrees and the kept setups, together | $disk_all |
+
+Setup runs once per key, not once per task: the other worktrees of the run wait for it.
+Where the sandbox can show an overlay (\`swarm doctor\` says), each worktree's commands
+are shown the kept node_modules as the lower layer of an overlay whose upper layer is
+the task's own: nothing is copied or compared, a task's changes there are its own, and
+the worktree on disk holds an empty directory. Elsewhere each worktree gets a copy (with
+modification times), and a warm one finds it in place.
 EOF
 )
 python3 "$ROOT/bench/benchmarks_md.py" place "$OUT" "## 22. Setting up worktrees" "$section"

@@ -180,8 +180,11 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
             let Some(target) = made(&o.target) else {
                 continue;
             };
-            // Beneath a granted directory, never in place of one.
-            let beneath = entries.iter().any(|e| {
+            // Beneath a granted directory, writable (the overlay's own
+            // target among the writable grants, when the rest of the
+            // worktree is read-only to the worker: it takes that grant's
+            // place), never in place of anything else.
+            let writable = |e: &Entry| {
                 matches!(
                     e.what,
                     What::Bind {
@@ -189,11 +192,19 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
                         access: Access::ReadWrite,
                         ..
                     }
-                ) && is_below(&target, &e.target)
+                )
+            };
+            let beneath = entries.iter().any(|e| {
+                matches!(e.what, What::Bind { dir: true, .. }) && is_below(&target, &e.target)
             });
-            if !beneath || entries.iter().any(|e| e.target == target) {
+            let granted = entries
+                .iter()
+                .any(|e| writable(e) && (is_below(&target, &e.target) || e.target == target));
+            let taken = entries.iter().any(|e| e.target == target && !writable(e));
+            if !beneath || !granted || taken {
                 continue;
             }
+            entries.retain(|e| e.target != target);
             entries.push(Entry {
                 target,
                 what: What::Overlay {
@@ -1015,6 +1026,21 @@ mod tests {
         };
         std::fs::create_dir_all(dir.path().join("ro/x")).unwrap();
         let mut system = SystemPaths::default();
+        // A worktree read-only but for some paths and the overlay's own
+        // target: the overlay takes that grant's place.
+        let restricted = Policy {
+            read_write: vec![wt.join("node_modules")],
+            read_only: vec![wt.clone()],
+            overlays: vec![overlay(&wt.join("node_modules"))],
+            ..Policy::default()
+        };
+        assert_eq!(
+            targets(&plan(&restricted, true, &mut system)),
+            [
+                format!("{} ReadOnly", wt.display()),
+                format!("{}/node_modules over /kept/node_modules", wt.display()),
+            ]
+        );
         let shown = targets(&plan(&policy, true, &mut system));
         let wt = wt.display();
         assert_eq!(

@@ -443,7 +443,8 @@ fn a_failing_cleanup_is_a_warning_never_a_lost_result() {
 /// what it writes, changes or removes there is its own (a task after it
 /// sees the setup as setup left it, and so does the kept setup), and the
 /// worktree on disk holds an empty directory there. What is not ignored
-/// (`gen.txt`) is still copied.
+/// (`gen.txt`) is still copied. The writer owns only `src/a.txt` (the rest
+/// of its worktree read-only to it): its layer is still its own to write.
 #[test]
 fn a_kept_setup_shown_as_an_overlay_is_each_tasks_own() {
     let repo = project();
@@ -453,7 +454,7 @@ fn a_kept_setup_shown_as_an_overlay_is_each_tasks_own() {
     let plan = repo.plan(
         "o.toml",
         &format!(
-            "{SETUP}[[task]]\nid = \"writer\"\nrun = '''\n\
+            "{SETUP}[[task]]\nid = \"writer\"\npaths = [\"src/a.txt\"]\nrun = '''\n\
              test \"$(cat deps/installed)\" = 'left-pad 1.3.0' && test -f gen.txt\n\
              echo tampered >> deps/installed && echo mine > deps/mine && rm deps/installed.bak\n\
              echo wrote >> src/a.txt\n'''\n\n\
