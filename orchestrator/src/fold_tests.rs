@@ -62,6 +62,7 @@ fn started(task: &str, attempt: u32, base: &str) -> EventBody {
         setup_run: Some(swarm_protocol::SetupRun {
             ms: 5,
             reused: true,
+            layered: false,
             waited_ms: 3,
         }),
         max_file_size: None,

@@ -718,6 +718,10 @@ pub struct SetupRun {
     /// same key (whose outputs it then copied).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub waited_ms: u64,
+    /// The kept setup's ignored directories were shown to the worktree as
+    /// overlays rather than copied (the rest was copied).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

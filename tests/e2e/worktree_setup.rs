@@ -79,12 +79,17 @@ fn setup_runs_once_per_key_its_outputs_are_never_committed_and_a_later_run_reuse
     );
     // A task that waited for another's setup of its key says so apart
     // from the copy (issue 76), one that did not, only the copy.
+    // (Its ignored `deps/` shown as an overlay where the sandbox can.)
     assert!(
         run.stderr.contains("(setup ran in ")
             && (run.stderr.contains("(setup copied in ")
+                || run.stderr.contains("(kept setup shown as an overlay in ")
                 || run
                     .stderr
-                    .contains("for another worktree's setup, then copied it in ")),
+                    .contains("for another worktree's setup, then copied it in ")
+                || run
+                    .stderr
+                    .contains("for another worktree's setup, then shown it as an overlay in ")),
         "{}",
         run.stderr
     );
@@ -474,6 +479,11 @@ fn a_kept_setup_shown_as_an_overlay_is_each_tasks_own() {
     let run = repo.run_plan(&plan, &["--name", "two"]);
     run.assert_code(0);
     assert_eq!(setup_logs(&repo, "two"), Vec::<String>::new());
+    assert!(
+        run.stderr.contains("(kept setup shown as an overlay in "),
+        "{}",
+        run.stderr
+    );
     assert_eq!(repo.show("swarm/two", "src/b.txt"), "b\nread");
     let kept: Vec<_> = std::fs::read_dir(repo.worktree_home().join(".setup"))
         .unwrap()

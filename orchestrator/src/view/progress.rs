@@ -240,10 +240,17 @@ impl Progress {
                     // not copying: said apart, so a slow copy is not
                     // blamed for a wait.
                     Some(run) if run.reused && run.waited_ms >= 100 => format!(
-                        " (waited {} for another worktree's setup, then copied it in {})",
+                        " (waited {} for another worktree's setup, then {} in {})",
                         shown(run.waited_ms),
+                        match run.layered {
+                            true => "shown it as an overlay",
+                            false => "copied it",
+                        },
                         shown(run.ms.saturating_sub(run.waited_ms))
                     ),
+                    Some(run) if run.reused && run.layered => {
+                        format!(" (kept setup shown as an overlay in {})", shown(run.ms))
+                    }
                     Some(run) if run.reused => format!(" (setup copied in {})", shown(run.ms)),
                     Some(run) => format!(
                         " (setup ran in {})",

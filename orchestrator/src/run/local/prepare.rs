@@ -44,6 +44,8 @@ pub(crate) enum Prepared {
         state: State,
         /// Whether a kept setup was copied instead of running it.
         reused: bool,
+        /// Whether its ignored directories were shown as overlays.
+        layered: bool,
         /// How long it waited for another worktree's setup with its key.
         waited: std::time::Duration,
     },
@@ -225,15 +227,17 @@ async fn prepare_inner(
             None => plan = Plan::Copy,
         }
     }
-    let mut reused = false;
+    let (mut reused, mut layered) = (false, false);
     setups.layers.forget(at.workdir);
     if plan == Plan::Copy
         && let Some(kept) = &kept
     {
         let shown = show_layers(ctx, task, kept, &at).await;
+        layered = !shown.is_empty();
         reused = restore(task, kept, at.workdir, shown).await;
         if !reused {
             setups.layers.forget(at.workdir);
+            layered = false;
         }
         if !reused {
             // A kept setup that could not be copied: it runs here, as the
@@ -286,6 +290,7 @@ async fn prepare_inner(
     Ok(Prepared::Ready {
         state,
         reused,
+        layered,
         waited,
     })
 }

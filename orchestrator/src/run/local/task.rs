@@ -867,15 +867,22 @@ type Snapped = (
 fn setup_run(prepared: &Prepared, began: Instant) -> Option<swarm_protocol::SetupRun> {
     match prepared {
         Prepared::Nothing => None,
-        Prepared::Ready { reused, waited, .. } => Some(swarm_protocol::SetupRun {
+        Prepared::Ready {
+            reused,
+            layered,
+            waited,
+            ..
+        } => Some(swarm_protocol::SetupRun {
             ms: crate::millis(began.elapsed()),
             reused: *reused,
             waited_ms: crate::millis(*waited),
+            layered: *layered,
         }),
         Prepared::Failed { .. } => Some(swarm_protocol::SetupRun {
             ms: crate::millis(began.elapsed()),
             reused: false,
             waited_ms: 0,
+            layered: false,
         }),
     }
 }
