@@ -35,8 +35,9 @@ use crate::untrusted::TaskDir;
 /// The kept files of a setup, below its key's directory.
 const FILES: &str = "files";
 
-/// Written in a kept setup's directory once its files are the sandbox
-/// identity's (as root): they are handed over once, not per worktree.
+/// Written in a kept setup's directory (`<HANDED>.<name>`) once its
+/// directory `name` is the sandbox identity's (as root): handed over
+/// once, not per worktree.
 const HANDED: &str = ".layers-owned";
 
 /// The overlays of a run's worktrees.
@@ -231,16 +232,17 @@ fn hand_over_once(kept: &Path, names: &[String], owner: Option<(u32, u32)>) -> R
         return Ok(());
     };
     let dir = TaskDir::open(kept).map_err(|e| format!("open {e}"))?;
-    if matches!(dir.kind(HANDED), Ok(Some(_))) {
-        return Ok(());
-    }
     for name in names {
+        let marker = format!("{HANDED}.{name}");
+        if matches!(dir.kind(&marker), Ok(Some(_))) {
+            continue;
+        }
         swarm_sandbox::ownership::hand_over(&kept.join(FILES).join(name), owner)
             .map_err(|e| format!("failed to {e}"))?;
+        dir.write_new(&marker, b"", 0o600)
+            .map_err(|e| format!("write {e}"))?;
     }
-    dir.write_new(HANDED, b"", 0o600)
-        .map(drop)
-        .map_err(|e| format!("write {e}"))
+    Ok(())
 }
 
 /// Shows a command an overlay in `scratch` (made anew; a directory of
