@@ -205,22 +205,25 @@ impl Templates {
         for entry in task {
             let kind = match &entry.what {
                 What::Link(text) => Kind::Link(text.clone()),
-                What::Overlay { lower, upper, work } => {
-                    match overlay_tree(lower, upper, work, Path::new("/proc")) {
-                        Ok(tree) => Kind::Tree {
-                            tree,
-                            dir: true,
-                            access: Access::ReadWrite,
-                        },
-                        Err(e) => {
-                            return Err(format!(
-                                "build the worker's file system: show {} over {}: {e}",
-                                entry.target.display(),
-                                lower.display()
-                            ));
-                        }
+                What::Overlay {
+                    lower,
+                    upper,
+                    work,
+                    access,
+                } => match overlay_tree(lower, upper, work, Path::new("/proc")) {
+                    Ok(tree) => Kind::Tree {
+                        tree,
+                        dir: true,
+                        access: *access,
+                    },
+                    Err(e) => {
+                        return Err(format!(
+                            "build the worker's file system: show {} over {}: {e}",
+                            entry.target.display(),
+                            lower.display()
+                        ));
                     }
-                }
+                },
                 What::Bind {
                     source,
                     dir,

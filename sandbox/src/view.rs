@@ -48,11 +48,14 @@ pub(crate) enum What {
     /// `/bin -> usr/bin` and `/etc/localtime` stay links.
     Link(PathBuf),
     /// An overlay file system of `lower` beneath `upper` (host paths),
-    /// a directory the worker may write (see [`crate::policy::Overlay`]).
+    /// a directory the worker may write, or read only where the rest of
+    /// the worktree is read-only to it (a score's) (see
+    /// [`crate::policy::Overlay`]).
     Overlay {
         lower: PathBuf,
         upper: PathBuf,
         work: PathBuf,
+        access: Access,
     },
 }
 
@@ -180,10 +183,10 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
             let Some(target) = made(&o.target) else {
                 continue;
             };
-            // Beneath a granted directory, writable (the overlay's own
-            // target among the writable grants, when the rest of the
-            // worktree is read-only to the worker: it takes that grant's
-            // place), never in place of anything else.
+            // Beneath a granted directory, in place of a grant of its own
+            // target (a directory) if there is one: writable where that
+            // grant or a directory above it is, read-only elsewhere (a
+            // score's view of a worktree), never in place of anything else.
             let writable = |e: &Entry| {
                 matches!(
                     e.what,
@@ -200,10 +203,16 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
             let granted = entries
                 .iter()
                 .any(|e| writable(e) && (is_below(&target, &e.target) || e.target == target));
-            let taken = entries.iter().any(|e| e.target == target && !writable(e));
-            if !beneath || !granted || taken {
+            let taken = entries
+                .iter()
+                .any(|e| e.target == target && !matches!(e.what, What::Bind { dir: true, .. }));
+            if !beneath || taken {
                 continue;
             }
+            let access = match granted {
+                true => Access::ReadWrite,
+                false => Access::ReadOnly,
+            };
             entries.retain(|e| e.target != target);
             entries.push(Entry {
                 target,
@@ -211,6 +220,7 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
                     lower: o.lower.clone(),
                     upper: o.upper.clone(),
                     work: o.work.clone(),
+                    access,
                 },
                 shared: false,
             });
@@ -478,7 +488,13 @@ pub(crate) fn build(
     }
     // Overlays go on the directories bound above (a worktree's).
     for entry in &plan.entries {
-        let What::Overlay { lower, upper, work } = &entry.what else {
+        let What::Overlay {
+            lower,
+            upper,
+            work,
+            access,
+        } = &entry.what
+        else {
             continue;
         };
         let at = under(new_root, &entry.target);
@@ -498,6 +514,7 @@ pub(crate) fn build(
                 lower.display()
             ))
         })?;
+        settle(&at, *access).map_err(fail)?;
     }
     for entry in &plan.entries {
         if let What::Link(text) = &entry.what {
@@ -843,8 +860,8 @@ mod tests {
             .map(|e| match &e.what {
                 What::Bind { access, .. } => format!("{} {access:?}", e.target.display()),
                 What::Link(text) => format!("{} -> {}", e.target.display(), text.display()),
-                What::Overlay { lower, .. } => {
-                    format!("{} over {}", e.target.display(), lower.display())
+                What::Overlay { lower, access, .. } => {
+                    format!("{} over {} {access:?}", e.target.display(), lower.display())
                 }
             })
             .collect()
@@ -1003,7 +1020,7 @@ mod tests {
     }
 
     #[test]
-    fn overlays_are_shown_beneath_a_writable_directory_after_it() {
+    fn overlays_are_shown_beneath_a_granted_directory_after_it_writable_where_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let wt = dir.path().join("wt");
         std::fs::create_dir_all(wt.join("node_modules")).unwrap();
@@ -1018,7 +1035,8 @@ mod tests {
             read_only: vec![dir.path().join("ro")],
             overlays: vec![
                 overlay(&wt.join("node_modules")),
-                // Not beneath a writable directory, and in place of one.
+                // Beneath a read-only directory (read-only), and in place
+                // of a granted directory itself (not shown).
                 overlay(&dir.path().join("ro/x")),
                 overlay(&wt),
             ],
@@ -1038,7 +1056,26 @@ mod tests {
             targets(&plan(&restricted, true, &mut system)),
             [
                 format!("{} ReadOnly", wt.display()),
-                format!("{}/node_modules over /kept/node_modules", wt.display()),
+                format!(
+                    "{}/node_modules over /kept/node_modules ReadWrite",
+                    wt.display()
+                ),
+            ]
+        );
+        // All read-only (a score's view): a read-only overlay.
+        let score = Policy {
+            read_only: vec![wt.clone()],
+            overlays: vec![overlay(&wt.join("node_modules"))],
+            ..Policy::default()
+        };
+        assert_eq!(
+            targets(&plan(&score, true, &mut system)),
+            [
+                format!("{} ReadOnly", wt.display()),
+                format!(
+                    "{}/node_modules over /kept/node_modules ReadOnly",
+                    wt.display()
+                ),
             ]
         );
         let shown = targets(&plan(&policy, true, &mut system));
@@ -1047,8 +1084,12 @@ mod tests {
             shown,
             [
                 format!("{}/ro ReadOnly", dir.path().display()),
+                format!(
+                    "{}/ro/x over /kept/node_modules ReadOnly",
+                    dir.path().display()
+                ),
                 format!("{wt} ReadWrite"),
-                format!("{wt}/node_modules over /kept/node_modules"),
+                format!("{wt}/node_modules over /kept/node_modules ReadWrite"),
             ]
         );
         // Where no namespace shows them: none.

@@ -512,3 +512,35 @@ fn a_kept_setup_shown_as_an_overlay_is_each_tasks_own() {
     let tree = repo.git(&["ls-tree", "-r", "--name-only", "refs/swarm/two/writer"]);
     assert!(!tree.contains("deps/"), "{tree}");
 }
+
+/// A variant's score sees the worktree read-only, the kept setup's
+/// directory shown there as an overlay too (read-only): a score that
+/// needs setup's files (`deps/installed`) finds them, as it did when they
+/// were copied. The same run twice: the second shows the kept setup to
+/// every variant.
+#[test]
+fn a_variants_score_sees_the_kept_setup_shown_as_an_overlay() {
+    let repo = project();
+    if !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    let plan = repo.plan(
+        "v.toml",
+        &format!(
+            "{SETUP}[[task]]\nid = \"exp\"\ncreates = [\"n.txt\"]\nvariants = {{ n = [2, 3] }}\n\
+             run = \"echo {{n}} > n.txt\"\n\
+             score = \"test -f deps/installed && cat n.txt\"\npick = \"max\"\n"
+        ),
+    );
+    repo.run_plan(&plan, &["--name", "one"]).assert_code(0);
+    let run = repo.run_plan(&plan, &["--name", "two"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("(kept setup shown as an overlay in "),
+        "{}",
+        run.stderr
+    );
+    let report = repo.report();
+    assert_eq!(task(&report, "exp@2")["score"]["value"], 3.0, "{report}");
+    assert_eq!(repo.show("swarm/two", "n.txt"), "3");
+}

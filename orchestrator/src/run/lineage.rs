@@ -66,6 +66,14 @@ const RECORD: &str = ".commit";
 /// The lock of the repository's caches.
 const LOCK: &str = ".lock";
 
+/// How far a copy of a seed may go (sandboxed code wrote it): past this
+/// it is dropped and the caches start empty.
+const SEED_LIMITS: crate::untrusted::TreeLimits = crate::untrusted::TreeLimits {
+    depth: 64,
+    entries: 1_000_000,
+    bytes: 64 << 30,
+};
+
 /// swarm's record of the commit whose run wrote the caches to its end
 /// (see [`Caches::finish`]).
 const DONE: &str = ".done";
@@ -177,11 +185,13 @@ impl Caches {
     }
 
     /// [`Caches::ready`], but what would be emptied is made a copy of
-    /// `seed`'s caches instead (the same tools): caches whose record is
-    /// an ancestor of `commit` (or `commit`), which the caller checked,
-    /// so that the rule holds for the copy: everything in it was written
-    /// by runs of `commit`'s ancestors. How the run-wide verify starts
-    /// from what was built on the run's base rather than from nothing.
+    /// `seed`'s caches instead (the same tools), if the seed's record
+    /// names `commit` or an ancestor of it (checked here), so that the rule
+    /// holds for the copy: everything in it was written by runs of
+    /// `commit`'s ancestors. A seed that does not (or a copy that fails, or
+    /// outgrows [`SEED_LIMITS`]) gives empty caches. How the run-wide verify
+    /// starts from what was built on the run's base rather than from
+    /// nothing.
     pub(super) fn ready_from(
         &self,
         repo: &Repo,
@@ -195,7 +205,7 @@ impl Caches {
         root.remove(RECORD).map_err(|e| format!("remove {e}"))?;
         root.remove(DONE).map_err(|e| format!("remove {e}"))?;
         let seed = match seed {
-            Some(seed) if !keep => {
+            Some(seed) if !keep && seed.keeps(repo, commit) => {
                 Some(TaskDir::open(&seed.root).map_err(|e| format!("open {e}"))?)
             }
             _ => None,
@@ -205,7 +215,7 @@ impl Caches {
             if !keep {
                 root.remove(tool).map_err(|e| format!("empty {e}"))?;
             }
-            let dir = root
+            let mut dir = root
                 .make_dir(tool, 0o700)
                 .map_err(|e| format!("make {e}"))?;
             if let Some(seed) = &seed
@@ -214,8 +224,15 @@ impl Caches {
                 let from = seed
                     .make_dir(tool, 0o700)
                     .map_err(|e| format!("open {e}"))?;
-                from.copy_tree_to(&dir, self.owner)
-                    .map_err(|e| format!("copy the base's build cache: {e}"))?;
+                if let Err(e) = from.copy_tree_to(&dir, self.owner, SEED_LIMITS) {
+                    // Not a failure of the run: it starts from nothing, as
+                    // it did before there was a seed.
+                    tracing::warn!(error = %e, "the build cache starts empty: failed to copy the base's");
+                    root.remove(tool).map_err(|e| format!("empty {e}"))?;
+                    dir = root
+                        .make_dir(tool, 0o700)
+                        .map_err(|e| format!("make {e}"))?;
+                }
             }
             if let Some((uid, gid)) = self.owner {
                 nix::unistd::fchown(
@@ -444,6 +461,14 @@ mod tests {
         // Readied again (a new build), it is no longer finished.
         seed.ready(&repo, base).unwrap();
         assert_eq!(seed.finished(), None);
+        // A seed last written for a commit `one` does not contain (another
+        // base's build, left by a run whose own build failed to start) is
+        // not copied: the caches start empty.
+        let (dirs, _) = seed.ready(&repo, sibling).unwrap();
+        std::fs::write(dirs[0].1.join("from-sibling"), "sibling").unwrap();
+        let (dirs, keep) = own.ready_from(&repo, one, Some(&seed)).unwrap();
+        assert!(!keep);
+        assert_eq!(std::fs::read_dir(&dirs[0].1).unwrap().count(), 0);
     }
 
     /// One run at a time holds the repository's caches; once it lets go,

@@ -105,6 +105,28 @@ impl WarmDir {
         }))
     }
 
+    /// Takes the kept checkout `flat` that never holds work (the run-wide
+    /// verify's, read-only to what runs in it) for run `run`, if no one
+    /// else holds it: whatever its lease says (a run cut short between
+    /// taking and releasing it left it "in use"), nothing in it is on no
+    /// ref. Released at once.
+    pub fn lease_workless(&self, flat: &str) -> std::io::Result<Option<Lease>> {
+        std::fs::create_dir_all(&self.dir)?;
+        let file = crate::untrusted::lock_file(&self.lease_file(flat))?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, e)) => return Err(std::io::Error::from(e)),
+        };
+        let mut lease = Lease {
+            lock,
+            path: self.path(flat),
+            kept_before: true,
+        };
+        lease.release()?;
+        Ok(Some(lease))
+    }
+
     /// The run that left the warm worktree of task `flat` unproven (its
     /// lease says `in use by <run>` and no one holds it), if one did.
     pub fn left_by(&self, flat: &str) -> Option<String> {

@@ -32,7 +32,7 @@ use nix::sys::stat::Mode;
 
 mod task_dir;
 
-pub use task_dir::{EntryKind, TaskDir};
+pub use task_dir::{EntryKind, TaskDir, TreeLimits};
 
 /// How much of a file a task left swarm reads by default.
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 20;

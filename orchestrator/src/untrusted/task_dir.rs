@@ -46,6 +46,17 @@ pub enum EntryKind {
     Other,
 }
 
+/// How much of a tree [`TaskDir::copy_tree_to`] copies at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeLimits {
+    /// Directories deep below the top.
+    pub depth: u32,
+    /// Entries, of every kind.
+    pub entries: u64,
+    /// Bytes: each file's size or the blocks it holds, the larger.
+    pub bytes: u64,
+}
+
 /// A directory a task could have written, held open. See the module.
 #[derive(Debug)]
 pub struct TaskDir {
@@ -285,15 +296,34 @@ impl TaskDir {
     /// and XFS, through `copy_file_range`); FIFOs, sockets and devices
     /// left out. With `owner`, every entry made is handed to it (a cache
     /// the sandbox's identity writes). Modification times matter: build
-    /// tools take an artifact older than its inputs for stale. Returns the
+    /// tools take an artifact older than its inputs for stale. Held to
+    /// `limits` (depth, entries, bytes counted as the blocks a file holds,
+    /// so a sparse file is no way round them): past one it stops with an
+    /// error, what it copied left for the caller to remove. Returns the
     /// bytes copied.
     pub fn copy_tree_to(
         &self,
         to: &TaskDir,
         owner: Option<(u32, u32)>,
+        limits: TreeLimits,
     ) -> Result<u64, UntrustedError> {
-        let mut bytes = 0;
+        let mut left = limits;
+        self.copy_tree_within(to, owner, &mut left)?;
+        Ok(limits.bytes - left.bytes)
+    }
+
+    fn copy_tree_within(
+        &self,
+        to: &TaskDir,
+        owner: Option<(u32, u32)>,
+        left: &mut TreeLimits,
+    ) -> Result<(), UntrustedError> {
+        let over = |what: &str| UntrustedError::Io {
+            path: self.path.clone(),
+            message: format!("a tree to copy beyond its limit of {what}"),
+        };
         for name in self.names()? {
+            left.entries = left.entries.checked_sub(1).ok_or_else(|| over("entries"))?;
             let Some(stat) = self.stat(&name)? else {
                 continue;
             };
@@ -301,10 +331,12 @@ impl TaskDir {
             let mode = stat.st_mode & 0o755;
             match kind {
                 SFlag::S_IFDIR => {
+                    left.depth = left.depth.checked_sub(1).ok_or_else(|| over("depth"))?;
                     let (fd, path) = self.walk(&name, None)?;
                     let from = TaskDir { fd, path };
                     let into = to.make_dir(&name, 0o700)?;
-                    bytes += from.copy_tree_to(&into, owner)?;
+                    from.copy_tree_within(&into, owner, left)?;
+                    left.depth += 1;
                     into.set_mode(mode)?;
                 }
                 SFlag::S_IFLNK => to.symlink(&name, &self.read_link(&name)?)?,
@@ -327,7 +359,13 @@ impl TaskDir {
                             u64::try_from(stat.st_mtime).unwrap_or(0),
                             u32::try_from(stat.st_mtime_nsec).unwrap_or(0),
                         );
-                    bytes += to.copy_new(&name, &mut file, mode, modified)?;
+                    let held = u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
+                    let size = u64::try_from(stat.st_size).unwrap_or(0);
+                    left.bytes = left
+                        .bytes
+                        .checked_sub(held.max(size))
+                        .ok_or_else(|| over("bytes"))?;
+                    to.copy_new(&name, &mut file, mode, modified)?;
                 }
                 _ => continue,
             }
@@ -342,7 +380,7 @@ impl TaskDir {
                 .map_err(|e| opened(to.path.join(&name), e))?;
             }
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// Sets the mode of the directory itself.
@@ -618,11 +656,16 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), from.join("dir-out")).unwrap();
         nix::unistd::mkfifo(&from.join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
         let to = TaskDir::fresh(&d.path().join("to"), 0o700).unwrap();
+        let roomy = TreeLimits {
+            depth: 8,
+            entries: 100,
+            bytes: 1 << 20,
+        };
         let bytes = TaskDir::open(&from)
             .unwrap()
-            .copy_tree_to(&to, None)
+            .copy_tree_to(&to, None, roomy)
             .unwrap();
-        assert_eq!(bytes, 5);
+        assert!(bytes >= 5, "{bytes}");
         let copy = d.path().join("to/deps/inner/lib.rlib");
         let meta = std::fs::metadata(&copy).unwrap();
         assert_eq!(meta.modified().unwrap(), old);
@@ -651,10 +694,36 @@ mod tests {
         assert!(
             TaskDir::open(&from)
                 .unwrap()
-                .copy_tree_to(&taken, None)
+                .copy_tree_to(&taken, None, roomy)
                 .is_err()
         );
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+        // Past a limit: an error, whether depth, entries or bytes (a sparse
+        // file counts its size).
+        for limits in [
+            TreeLimits { depth: 1, ..roomy },
+            TreeLimits {
+                entries: 3,
+                ..roomy
+            },
+        ] {
+            let to = TaskDir::fresh(&d.path().join("limited"), 0o700).unwrap();
+            let copied = TaskDir::open(&from)
+                .unwrap()
+                .copy_tree_to(&to, None, limits);
+            assert!(copied.is_err(), "{limits:?}");
+        }
+        let sparse = d.path().join("sparse");
+        std::fs::create_dir(&sparse).unwrap();
+        std::fs::File::create(sparse.join("hole"))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        let to = TaskDir::fresh(&d.path().join("limited"), 0o700).unwrap();
+        let copied = TaskDir::open(&sparse)
+            .unwrap()
+            .copy_tree_to(&to, None, roomy);
+        assert!(copied.is_err());
     }
 
     #[test]

@@ -173,6 +173,18 @@ pub(super) struct Verifying {
     awaiting: HashSet<TaskIndex>,
 }
 
+impl Drop for Verifying {
+    /// A run whose dispatcher ends without [`Verifying::close`] (an
+    /// error on the way) does not leave the base cache's build running
+    /// detached: it is told to stop, then taken down.
+    fn drop(&mut self) {
+        if let Some((stop, priming)) = self.priming.take() {
+            stop.send_replace(Some(Stop::Immediate));
+            priming.abort();
+        }
+    }
+}
+
 impl Verifying {
     /// The state of `prepared`'s run-wide verify, if the plan has one,
     /// for a run starting at `base`.

@@ -85,6 +85,11 @@ pub(crate) async fn prepare(
     fresh: bool,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Prepared {
+    // Whatever an earlier attempt in this worktree was shown goes first:
+    // this one is shown only what its own setup readies below.
+    if let Some(setups) = &ctx.setups {
+        setups.layers.forget(workdir);
+    }
     let Some(setups) = ctx.setups.as_ref().filter(|_| applies(ctx, task)) else {
         return Prepared::Nothing;
     };

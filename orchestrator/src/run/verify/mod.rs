@@ -140,8 +140,12 @@ impl Runner {
                     false => caches.close(),
                 }
             }
+            // The first slot's only: the base cache is built in its
+            // checkout, and a tool that records paths relative to the
+            // checkout and judges freshness by times could take another
+            // checkout's older files for the ones it was built from.
             runners.push(Arc::new(Self {
-                base: shared.clone(),
+                base: if slot == 0 { shared.clone() } else { None },
                 ..runner
             }));
         }
@@ -169,15 +173,8 @@ impl Runner {
         // times they saw before): it holds no work (a commit's files, read
         // only), so its lease says so at once.
         let warm = WarmDir::new(home.warm_dir()?);
-        let lease = match warm.lease(&name, &prepared.run, false) {
-            Ok(Ok(mut lease)) => match lease.release() {
-                Ok(()) => Some(lease),
-                Err(e) => {
-                    tracing::warn!(error = %e, "failed to take the run-wide verify's kept checkout");
-                    None
-                }
-            },
-            Ok(Err(_)) => None,
+        let lease = match warm.lease_workless(&name) {
+            Ok(lease) => lease,
             Err(e) => {
                 tracing::warn!(error = %e, "failed to take the run-wide verify's kept checkout");
                 None
