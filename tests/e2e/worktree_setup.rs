@@ -544,3 +544,39 @@ fn a_variants_score_sees_the_kept_setup_shown_as_an_overlay() {
     assert_eq!(task(&report, "exp@2")["score"]["value"], 3.0, "{report}");
     assert_eq!(repo.show("swarm/two", "n.txt"), "3");
 }
+
+/// A task that makes a directory it was shown as the kept setup's overlay
+/// no longer ignored (to commit what it writes there) would lose those
+/// files from its result (its layer is not in its worktree): its attempt
+/// fails saying so, and the layer is kept aside for a look.
+#[test]
+fn a_task_that_unignores_a_shown_directory_fails_loudly_and_its_layer_is_kept() {
+    let repo = project();
+    if !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    let plan = repo.plan(
+        "u.toml",
+        &format!(
+            "{SETUP}[[task]]\nid = \"vendor\"\nrun = '''\n\
+             : > .gitignore && echo vendored > deps/vendored.txt\n'''\n"
+        ),
+    );
+    repo.run_plan(&plan, &["--name", "one"]).assert_code(0);
+    let run = repo.run_plan(&plan, &["--name", "two"]);
+    run.assert_code(1);
+    let report = repo.report();
+    let reason = task(&report, "vendor")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("made `deps/` no longer ignored"),
+        "{reason}\n{}",
+        run.stderr
+    );
+    let aside = repo
+        .path()
+        .join(".swarm/runs/two/tmp/vendor.layers.1/0/upper/vendored.txt");
+    assert_eq!(std::fs::read_to_string(&aside).unwrap(), "vendored\n");
+}

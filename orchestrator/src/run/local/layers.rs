@@ -158,6 +158,30 @@ impl Layers {
     }
 }
 
+impl Layers {
+    /// The directories shown to `workdir` (git directory `admin`) that
+    /// git no longer ignores there, or that now hold a tracked file: the
+    /// task changed what is ignored, and what it wrote there (in its
+    /// layer, which no snapshot sees) would be missing from its result.
+    pub(crate) fn no_longer_ignored(
+        &self,
+        repo: &Repo,
+        workdir: &Path,
+        admin: &Path,
+    ) -> Result<Vec<String>, String> {
+        let shown: Vec<String> = self
+            .of(workdir)
+            .iter()
+            .filter_map(|o| Some(o.target.file_name()?.to_str()?.to_string()))
+            .collect();
+        if shown.is_empty() {
+            return Ok(shown);
+        }
+        let still = ignored(repo, workdir, admin, shown.clone())?;
+        Ok(shown.into_iter().filter(|s| !still.contains(s)).collect())
+    }
+}
+
 /// The top-level directories of the kept files `files` that git ignores
 /// in the worktree at `workdir` and that hold no tracked file.
 fn candidates(
@@ -176,6 +200,17 @@ fn candidates(
                 && !name.contains([',', ':', '\\'])
         })
         .collect();
+    ignored(repo, workdir, admin, dirs)
+}
+
+/// Of the top-level directories `dirs`, those git ignores in the worktree
+/// at `workdir` (git directory `admin`) and that hold no tracked file.
+fn ignored(
+    repo: &Repo,
+    workdir: &Path,
+    admin: &Path,
+    dirs: Vec<String>,
+) -> Result<Vec<String>, String> {
     if dirs.is_empty() {
         return Ok(dirs);
     }

@@ -613,6 +613,17 @@ impl Life<'_> {
             false => None,
         };
         ran_ok &= refused.is_none();
+        // A directory shown as the kept setup's overlay that the task made
+        // no longer ignored: what it wrote there is in its own layer, which
+        // no snapshot sees. Kept aside and said, never dropped in silence.
+        let refused = match (&admin, &ctx.setups, refused) {
+            (Some(admin), Some(_), None) if ran_ok => {
+                let unshown = unshown_layers(ctx, &workdir, admin, attempt, task).await;
+                ran_ok &= unshown.is_none();
+                unshown
+            }
+            (_, _, refused) => refused,
+        };
         let stopped = self.stop.borrow().is_some();
         // The last attempt whatever its result check says.
         let last_anyway = attempt == self.last_attempt
@@ -861,6 +872,54 @@ type Snapped = (
     Vec<String>,
     Option<swarm_protocol::experiment::DiffStat>,
 );
+
+/// Why the attempt in `workdir` fails if the task made a directory it was
+/// shown as the kept setup's overlay no longer ignored (its layer then
+/// kept aside, `tmp/<task>.layers.<attempt>`, for a look); `None` if it
+/// did not.
+async fn unshown_layers(
+    ctx: &Arc<Ctx>,
+    workdir: &Path,
+    admin: &Path,
+    attempt: u32,
+    task: &Task,
+) -> Option<String> {
+    let (me, wd, admin) = (Arc::clone(ctx), workdir.to_path_buf(), admin.to_path_buf());
+    let found = tokio::task::spawn_blocking(move || match &me.setups {
+        Some(setups) => setups.layers.no_longer_ignored(&me.repo, &wd, &admin),
+        None => Ok(Vec::new()),
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|found| found);
+    let names = match found {
+        Ok(names) if names.is_empty() => return None,
+        Ok(names) => names,
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "failed to ask git whether the directories shown as overlays are still ignored");
+            return None;
+        }
+    };
+    let layers = crate::layout::layers_tmp(&ctx.run_dir, &task.id);
+    let aside = layers.with_extension(format!("layers.{attempt}"));
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a rename within the run's tmp/ (swarm's): the layers' directory itself, never through a link"
+    )]
+    let kept = std::fs::rename(&layers, &aside);
+    let kept = match kept {
+        Ok(()) => format!("kept in {}", aside.display()),
+        Err(e) => format!("left in {} ({e})", layers.display()),
+    };
+    let names = names
+        .iter()
+        .map(|n| format!("`{n}/`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "it made {names} no longer ignored, which it was shown as the kept setup's overlay: what it wrote there is in no result ({kept}); give the task `setup = false`, or keep {names} ignored"
+    ))
+}
 
 /// The figures of an attempt's `[setup]` (begun at `began`) for its start
 /// event, when it had one.
