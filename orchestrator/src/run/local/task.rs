@@ -612,18 +612,14 @@ impl Life<'_> {
             true => read_request(ctx, task, attempt, &request, &workdir).await,
             false => None,
         };
-        ran_ok &= refused.is_none();
         // A directory shown as the kept setup's overlay that the task made
         // no longer ignored: what it wrote there is in its own layer, which
         // no snapshot sees. Kept aside and said, never dropped in silence.
-        let refused = match (&admin, &ctx.setups, refused) {
-            (Some(admin), Some(_), None) if ran_ok => {
-                let unshown = unshown_layers(ctx, &workdir, admin, attempt, task).await;
-                ran_ok &= unshown.is_none();
-                unshown
-            }
-            (_, _, refused) => refused,
+        let refused = match refused {
+            None if ran_ok => unshown_layers(ctx, &workdir, admin.as_deref(), attempt, task).await,
+            refused => refused,
         };
+        ran_ok &= refused.is_none();
         let stopped = self.stop.borrow().is_some();
         // The last attempt whatever its result check says.
         let last_anyway = attempt == self.last_attempt
@@ -880,10 +876,11 @@ type Snapped = (
 async fn unshown_layers(
     ctx: &Arc<Ctx>,
     workdir: &Path,
-    admin: &Path,
+    admin: Option<&Path>,
     attempt: u32,
     task: &Task,
 ) -> Option<String> {
+    let admin = admin.filter(|_| ctx.setups.is_some())?;
     let (me, wd, admin) = (Arc::clone(ctx), workdir.to_path_buf(), admin.to_path_buf());
     let found = tokio::task::spawn_blocking(move || match &me.setups {
         Some(setups) => setups.layers.no_longer_ignored(&me.repo, &wd, &admin),
