@@ -25,10 +25,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/common.sh"
 OUT=$(bench_out "$ROOT/BENCHMARKS.md")
 NPROC=$(nproc)
-REAL_HOME=${HOME}
-CARGO_HOME=${CARGO_HOME:-$REAL_HOME/.cargo}
-RUSTUP_HOME=${RUSTUP_HOME:-$REAL_HOME/.rustup}
-export CARGO_HOME RUSTUP_HOME
+machines_cargo
 
 cd "$ROOT"
 ensure_swarm

@@ -156,6 +156,15 @@ plan_clean() {
   rm -f "$err"
 }
 
+# machines_cargo: CARGO_HOME and RUSTUP_HOME exported as the person's
+# (before hermetic_git moves HOME), so cargo finds its registry and
+# toolchain.
+machines_cargo() {
+  CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
+  RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
+  export CARGO_HOME RUSTUP_HOME
+}
+
 # now_s: wall-clock seconds, to the nanosecond.
 now_s() { date +%s.%N; }
 

@@ -27,10 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/common.sh"
 OUT=$(bench_out "$ROOT/BENCHMARKS.md")
 NPROC=$(nproc)
-REAL_HOME=${HOME}
-CARGO_HOME=${CARGO_HOME:-$REAL_HOME/.cargo}
-RUSTUP_HOME=${RUSTUP_HOME:-$REAL_HOME/.rustup}
-export CARGO_HOME RUSTUP_HOME
+machines_cargo
 
 cd "$ROOT"
 ensure_swarm
@@ -81,8 +78,6 @@ VERIFY="cargo check --offline --quiet"
 } > "$WORK/rename.toml"
 plan_clean "$REPO" "$WORK/rename.toml"
 
-now_s() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now_s)" 'BEGIN { printf "%.2f", b - a }'; }
 swarm_run() { # swarm_run RUN: seconds
   local t; t=$(now_s)
   run_logged "$WORK/$1.log" "$SWARM" run -q --name "$1" "$WORK/rename.toml"

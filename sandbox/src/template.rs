@@ -377,24 +377,8 @@ pub(crate) fn overlay_tree(
     work: &Path,
     proc: &Path,
 ) -> std::io::Result<OwnedFd> {
-    const FSOPEN_CLOEXEC: libc::c_uint = 1;
-    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-    const FSCONFIG_SET_STRING: libc::c_uint = 1;
-    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
     // The option syntax's separators refused as the full build does.
     crate::view::overlay_options(lower, upper, work).map_err(std::io::Error::other)?;
-    let owned = |ret: libc::c_long| -> std::io::Result<OwnedFd> {
-        if ret == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let fd = RawFd::try_from(ret).map_err(std::io::Error::other)?;
-        // SAFETY: a fresh fd the kernel just gave us.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    };
     // Every mount of the launcher's namespace is read-only, and an
     // overlay refuses an upper layer there: the layers' directory is
     // reached through a detached copy of its tree made writable, by its
@@ -415,67 +399,21 @@ pub(crate) fn overlay_tree(
         proc.join(format!("self/fd/{}", tree.as_raw_fd()))
             .join(name)
     };
-    let strings = [
-        (c"lowerdir", cstr(lower).map_err(std::io::Error::other)?),
-        (
-            c"upperdir",
-            cstr(&through(upper_name)).map_err(std::io::Error::other)?,
-        ),
-        (
-            c"workdir",
-            cstr(&through(work_name)).map_err(std::io::Error::other)?,
-        ),
+    let (lower, upper, work) = (
+        cstr(lower).map_err(std::io::Error::other)?,
+        cstr(&through(upper_name)).map_err(std::io::Error::other)?,
+        cstr(&through(work_name)).map_err(std::io::Error::other)?,
+    );
+    let mut options = vec![
+        (c"lowerdir", Some(lower.as_c_str())),
+        (c"upperdir", Some(upper.as_c_str())),
+        (c"workdir", Some(work.as_c_str())),
     ];
-    let attempt = |userxattr: bool| -> std::io::Result<OwnedFd> {
-        // SAFETY: constant and owned C strings that outlive the calls, and
-        // fds of ours.
-        #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-        unsafe {
-            let context = owned(libc::syscall(
-                libc::SYS_fsopen,
-                c"overlay".as_ptr(),
-                FSOPEN_CLOEXEC,
-            ))?;
-            let set = |cmd: libc::c_uint, key: &std::ffi::CStr, value: *const libc::c_char| {
-                let ret = libc::syscall(
-                    libc::SYS_fsconfig,
-                    context.as_raw_fd(),
-                    cmd,
-                    key.as_ptr(),
-                    value,
-                    0,
-                );
-                match ret {
-                    -1 => Err(std::io::Error::last_os_error()),
-                    _ => Ok(()),
-                }
-            };
-            for (key, value) in &strings {
-                set(FSCONFIG_SET_STRING, key, value.as_ptr())?;
-            }
-            if userxattr {
-                set(FSCONFIG_SET_FLAG, c"userxattr", std::ptr::null())?;
-            }
-            let created = libc::syscall(
-                libc::SYS_fsconfig,
-                context.as_raw_fd(),
-                FSCONFIG_CMD_CREATE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_void>(),
-                0,
-            );
-            if created == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            owned(libc::syscall(
-                libc::SYS_fsmount,
-                context.as_raw_fd(),
-                FSMOUNT_CLOEXEC,
-                MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-            ))
-        }
-    };
-    attempt(false).or_else(|_| attempt(true))
+    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    new_mount(c"overlay", &options, attrs).or_else(|_| {
+        options.push((c"userxattr", None));
+        new_mount(c"overlay", &options, attrs)
+    })
 }
 
 /// Makes the detached tree `tree` (its top mount) writable.
@@ -509,12 +447,30 @@ fn writable(tree: &OwnedFd) -> std::io::Result<()> {
 /// A new proc file system (of the caller's PID namespace), detached:
 /// `nosuid`, `nodev`, `noexec`.
 fn fresh_proc() -> std::io::Result<OwnedFd> {
+    new_mount(
+        c"proc",
+        &[],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    )
+}
+
+/// `fsmount` attributes.
+const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
+
+/// A new file system of type `fstype`, detached, with `attrs`: each of
+/// `options` set first, a string (`Some`) or a flag (`None`).
+fn new_mount(
+    fstype: &std::ffi::CStr,
+    options: &[(&std::ffi::CStr, Option<&std::ffi::CStr>)],
+    attrs: libc::c_uint,
+) -> std::io::Result<OwnedFd> {
     const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-    const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
-    const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
-    const MOUNT_ATTR_NOEXEC: libc::c_uint = 0x8;
     let owned = |ret: libc::c_long| -> std::io::Result<OwnedFd> {
         if ret == -1 {
             return Err(std::io::Error::last_os_error());
@@ -524,30 +480,33 @@ fn fresh_proc() -> std::io::Result<OwnedFd> {
         #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
         Ok(unsafe { OwnedFd::from_raw_fd(fd) })
     };
-    // SAFETY: constant C strings and fds of ours.
+    // SAFETY: C strings that outlive the calls (null where the call
+    // takes none), and fds of ours.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
         let context = owned(libc::syscall(
             libc::SYS_fsopen,
-            c"proc".as_ptr(),
+            fstype.as_ptr(),
             FSOPEN_CLOEXEC,
         ))?;
-        let created = libc::syscall(
-            libc::SYS_fsconfig,
-            context.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        );
-        if created == -1 {
-            return Err(std::io::Error::last_os_error());
+        let config = |cmd: libc::c_uint, key: *const libc::c_char, value: *const libc::c_char| {
+            match libc::syscall(libc::SYS_fsconfig, context.as_raw_fd(), cmd, key, value, 0) {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        };
+        for (key, value) in options {
+            match value {
+                Some(value) => config(FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr())?,
+                None => config(FSCONFIG_SET_FLAG, key.as_ptr(), std::ptr::null())?,
+            }
         }
+        config(FSCONFIG_CMD_CREATE, std::ptr::null(), std::ptr::null())?;
         owned(libc::syscall(
             libc::SYS_fsmount,
             context.as_raw_fd(),
             FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            attrs,
         ))
     }
 }

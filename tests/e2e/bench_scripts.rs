@@ -62,6 +62,18 @@ fn real_cargo_home() -> PathBuf {
         .expect("a cargo home with a registry (CARGO_HOME or ~/.cargo): run `cargo fetch`")
 }
 
+/// `cmd` (a benchmark script that runs cargo) given the machine's cargo:
+/// its home, and rustup's home and toolchain where cargo is a proxy.
+fn with_the_machines_cargo(cmd: &mut Command) {
+    cmd.env("CARGO_HOME", real_cargo_home());
+    if let Some(rustup) = real_rustup_home() {
+        cmd.env("RUSTUP_HOME", rustup);
+    }
+    if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
+        cmd.env("RUSTUP_TOOLCHAIN", toolchain);
+    }
+}
+
 /// The machine's rustup home, when cargo is a rustup proxy.
 fn real_rustup_home() -> Option<PathBuf> {
     std::env::var_os("RUSTUP_HOME")
@@ -272,13 +284,7 @@ fn bench_cargo_sh_runs_in_smoke_mode() {
         return;
     }
     let mut cmd = smoke.command("bash", &["bench/cargo.sh"]);
-    cmd.env("CARGO_HOME", real_cargo_home());
-    if let Some(rustup) = real_rustup_home() {
-        cmd.env("RUSTUP_HOME", rustup);
-    }
-    if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
-        cmd.env("RUSTUP_TOOLCHAIN", toolchain);
-    }
+    with_the_machines_cargo(&mut cmd);
     smoke.run("bench/cargo.sh", cmd);
     let out = smoke.written();
     assert!(out.contains("## 9. "), "{out}");
@@ -292,13 +298,7 @@ fn bench_refactor_sh_runs_in_smoke_mode() {
         return;
     }
     let mut cmd = smoke.command("bash", &["bench/refactor.sh"]);
-    cmd.env("CARGO_HOME", real_cargo_home());
-    if let Some(rustup) = real_rustup_home() {
-        cmd.env("RUSTUP_HOME", rustup);
-    }
-    if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
-        cmd.env("RUSTUP_TOOLCHAIN", toolchain);
-    }
+    with_the_machines_cargo(&mut cmd);
     smoke.run("bench/refactor.sh", cmd);
     let out = smoke.written();
     assert!(out.contains("## 27. "), "{out}");
@@ -410,13 +410,7 @@ fn bench_shards_cargo_sh_runs_in_smoke_mode() {
     }
     // cargo from the machine; a made-up crate without dependencies.
     let mut cmd = smoke.command("bash", &["bench/shards_cargo.sh"]);
-    cmd.env("CARGO_HOME", real_cargo_home());
-    if let Some(rustup) = real_rustup_home() {
-        cmd.env("RUSTUP_HOME", rustup);
-    }
-    if let Some(toolchain) = std::env::var_os("RUSTUP_TOOLCHAIN") {
-        cmd.env("RUSTUP_TOOLCHAIN", toolchain);
-    }
+    with_the_machines_cargo(&mut cmd);
     smoke.run("bench/shards_cargo.sh", cmd);
     let out = smoke.written();
     assert!(out.contains("## 24. A Rust crate's tests sharded"), "{out}");

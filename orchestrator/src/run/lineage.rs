@@ -234,13 +234,8 @@ impl Caches {
                         .map_err(|e| format!("make {e}"))?;
                 }
             }
-            if let Some((uid, gid)) = self.owner {
-                nix::unistd::fchown(
-                    dir.as_fd(),
-                    Some(nix::unistd::Uid::from_raw(uid)),
-                    Some(nix::unistd::Gid::from_raw(gid)),
-                )
-                .map_err(|e| format!("hand over {}: {e}", dir.path().display()))?;
+            if let Some(owner) = self.owner {
+                dir.hand_to(owner).map_err(|e| format!("hand over {e}"))?;
             }
             dirs.push((var.clone(), dir.path().to_path_buf()));
         }

@@ -187,6 +187,29 @@ const DIRECTORY: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
 
+/// Opens `name` in the directory `dir` (held open) to read, never
+/// through a link (`path` names it in an error). O_NONBLOCK: opening a
+/// FIFO with no writer returns at once (its type is the caller's to
+/// refuse) instead of waiting for one.
+fn open_file_at(
+    dir: &impl std::os::fd::AsFd,
+    name: &str,
+    path: &Path,
+) -> Result<std::fs::File, UntrustedError> {
+    openat(
+        dir,
+        name,
+        OFlag::O_RDONLY
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC
+            | OFlag::O_NOCTTY,
+        Mode::empty(),
+    )
+    .map(std::fs::File::from)
+    .map_err(|e| opened(path.to_path_buf(), e))
+}
+
 /// Opens `rel` under `dir` without following a link, if it is a regular
 /// file: the file, its path and its metadata.
 fn open_regular(
@@ -209,20 +232,8 @@ fn open_regular(
         current = openat(&current, *component, DIRECTORY, Mode::empty())
             .map_err(|e| opened(walked.clone(), e))?;
     }
-    // O_NONBLOCK: opening a FIFO with no writer returns at once (and is
-    // refused below by its type) instead of waiting for one.
-    let file = openat(
-        &current,
-        *last,
-        OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY,
-        Mode::empty(),
-    )
-    .map_err(|e| opened(path.clone(), e))?;
-    let file = std::fs::File::from(file);
+    // A FIFO is refused below by its type.
+    let file = open_file_at(&current, last, &path)?;
     let meta = file.metadata().map_err(|e| UntrustedError::Io {
         path: path.clone(),
         message: e.to_string(),

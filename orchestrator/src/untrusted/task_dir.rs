@@ -179,18 +179,8 @@ impl TaskDir {
     pub fn read(&self, rel: &str, limits: Limits) -> Result<Vec<u8>, UntrustedError> {
         let (parent, last) = self.parent_of(rel, None)?;
         let path = self.path.join(rel);
-        let fd = openat(
-            &parent,
-            last,
-            OFlag::O_RDONLY
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_CLOEXEC
-                | OFlag::O_NOCTTY,
-            Mode::empty(),
-        )
-        .map_err(|e| opened(path.clone(), e))?;
-        super::read_open(std::fs::File::from(fd), path, limits)
+        let file = super::open_file_at(&parent, last, &path)?;
+        super::read_open(file, path, limits)
     }
 
     /// What is at `rel`, its links not followed; `None` if nothing is
@@ -341,19 +331,7 @@ impl TaskDir {
                 }
                 SFlag::S_IFLNK => to.symlink(&name, &self.read_link(&name)?)?,
                 SFlag::S_IFREG => {
-                    let path = self.path.join(&name);
-                    let fd = openat(
-                        &self.fd,
-                        name.as_str(),
-                        OFlag::O_RDONLY
-                            | OFlag::O_NOFOLLOW
-                            | OFlag::O_NONBLOCK
-                            | OFlag::O_CLOEXEC
-                            | OFlag::O_NOCTTY,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| opened(path.clone(), e))?;
-                    let mut file = std::fs::File::from(fd);
+                    let mut file = super::open_file_at(&self.fd, &name, &self.path.join(&name))?;
                     let modified = std::time::UNIX_EPOCH
                         + std::time::Duration::new(
                             u64::try_from(stat.st_mtime).unwrap_or(0),
@@ -381,6 +359,17 @@ impl TaskDir {
             }
         }
         Ok(())
+    }
+
+    /// Hands the directory itself to `(uid, gid)` (a directory the
+    /// sandbox's identity writes, as root), by its descriptor.
+    pub fn hand_to(&self, (uid, gid): (u32, u32)) -> Result<(), UntrustedError> {
+        nix::unistd::fchown(
+            &self.fd,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .map_err(|e| opened(self.path.clone(), e))
     }
 
     /// Sets the mode of the directory itself.

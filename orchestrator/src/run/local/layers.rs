@@ -128,13 +128,8 @@ impl Layers {
                 let made = layer
                     .make_dir(dir, 0o755)
                     .map_err(|e| format!("make {e}"))?;
-                if let Some((uid, gid)) = owner {
-                    nix::unistd::fchown(
-                        made.as_fd(),
-                        Some(nix::unistd::Uid::from_raw(uid)),
-                        Some(nix::unistd::Gid::from_raw(gid)),
-                    )
-                    .map_err(|e| format!("hand over {}: {e}", made.path().display()))?;
+                if let Some(owner) = owner {
+                    made.hand_to(owner).map_err(|e| format!("hand over {e}"))?;
                 }
             }
             // Its place in the worktree: an empty directory (a copy an
@@ -291,13 +286,8 @@ pub(crate) async fn probe(
     let owner = swarm_sandbox::worker_identity();
     let made = |rel: &str| -> Result<PathBuf, String> {
         let dir = root.make_dir(rel, 0o755).map_err(|e| format!("make {e}"))?;
-        if let Some((uid, gid)) = owner {
-            nix::unistd::fchown(
-                dir.as_fd(),
-                Some(nix::unistd::Uid::from_raw(uid)),
-                Some(nix::unistd::Gid::from_raw(gid)),
-            )
-            .map_err(|e| format!("hand over {}: {e}", dir.path().display()))?;
+        if let Some(owner) = owner {
+            dir.hand_to(owner).map_err(|e| format!("hand over {e}"))?;
         }
         Ok(dir.path().to_path_buf())
     };
