@@ -178,7 +178,7 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
         .map(|e| e.target.clone())
         .collect();
     entries.retain(|e| !links.iter().any(|l| is_below(&e.target, l)));
-    if with_views {
+    if with_views && !policy.overlays.is_empty() {
         for o in &policy.overlays {
             let Some(target) = made(&o.target) else {
                 continue;
@@ -225,7 +225,8 @@ pub(crate) fn plan(policy: &Policy, with_views: bool, system: &mut SystemPaths) 
                 shared: false,
             });
         }
-        // In path order: a directory before what it holds.
+        // In path order again (the rest already is): a directory before
+        // what it holds.
         entries.sort_by(|a, b| a.target.cmp(&b.target));
     }
     Plan { entries }

@@ -580,3 +580,54 @@ fn a_task_that_unignores_a_shown_directory_fails_loudly_and_its_layer_is_kept() 
         .join(".swarm/runs/two/tmp/vendor.layers.1/0/upper/vendored.txt");
     assert_eq!(std::fs::read_to_string(&aside).unwrap(), "vendored\n");
 }
+
+/// A task that leaves a link where the kept setup's directory is shown
+/// (its warm worktree's `deps -> outside`): the next run's overlay goes
+/// in place of the link, removed as a link, never followed; what it
+/// pointed to is untouched.
+#[test]
+fn a_link_left_where_a_setup_is_shown_is_removed_never_followed() {
+    let repo = project();
+    if !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    // `deps` ignored as a name (a link there too, so it stays in the warm
+    // worktree as ignored files do).
+    repo.write(".gitignore", "deps\n");
+    repo.commit_all("deps ignored whatever it is");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("canary"), "untouched").unwrap();
+    let plan = repo.plan(
+        "l.toml",
+        &format!(
+            "{SETUP}[[task]]\nid = \"planter\"\nrun = '''\n\
+             test \"$(cat deps/installed)\" = 'left-pad 1.3.0'\n\
+             if [ \"$SWARM_RUN\" = one ]; then rm -rf deps && ln -s {} deps; fi\n\
+             echo planted >> src/a.txt\n'''\n",
+            outside.path().display()
+        ),
+    );
+    // The first run makes the setup in the planter's worktree and plants
+    // the link there (sandboxed, the link points outside its view).
+    repo.run_plan(&plan, &["--name", "one"]).assert_code(0);
+    let wt = repo.worktree_home().join(".warm/planter");
+    assert!(
+        std::fs::symlink_metadata(wt.join("deps"))
+            .unwrap()
+            .is_symlink()
+    );
+    let run = repo.run_plan(&plan, &["--name", "two"]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("(kept setup shown as an overlay in "),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("canary")).unwrap(),
+        "untouched"
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+    let deps = std::fs::symlink_metadata(wt.join("deps")).unwrap();
+    assert!(deps.is_dir(), "{deps:?}");
+}

@@ -178,23 +178,32 @@ impl Layers {
 }
 
 /// The top-level directories of the kept files `files` that git ignores
-/// in the worktree at `workdir` and that hold no tracked file.
+/// in the worktree at `workdir` and that hold no tracked file. Whatever
+/// is in the worktree where the kept setup has such a directory and is
+/// not one (a link a task left, a file) is removed first, as what it is
+/// (as the copy would): git asks nothing beyond a link.
 fn candidates(
     repo: &Repo,
     files: &Path,
     workdir: &Path,
     admin: &Path,
 ) -> Result<Vec<String>, String> {
+    use crate::untrusted::EntryKind;
     let kept = TaskDir::open(files).map_err(|e| format!("open {e}"))?;
     let dirs: Vec<String> = kept
         .names()
         .map_err(|e| format!("list {e}"))?
         .into_iter()
         .filter(|name| {
-            matches!(kept.kind(name), Ok(Some(crate::untrusted::EntryKind::Dir)))
-                && !name.contains([',', ':', '\\'])
+            matches!(kept.kind(name), Ok(Some(EntryKind::Dir))) && !name.contains([',', ':', '\\'])
         })
         .collect();
+    let worktree = TaskDir::open(workdir).map_err(|e| format!("open {e}"))?;
+    for name in &dirs {
+        if matches!(worktree.kind(name), Ok(Some(kind)) if kind != EntryKind::Dir) {
+            worktree.remove(name).map_err(|e| format!("remove {e}"))?;
+        }
+    }
     ignored(repo, workdir, admin, dirs)
 }
 
