@@ -86,6 +86,14 @@ def free_port():
 
 
 def start_server(built, port, log):
+    # Smoke mode only checks that the script runs: the server shows the
+    # model one pinned conversation (as the tests' `start_pinned` does), so
+    # Claude Code's first request (about 4,500 tokens, 40 s of the server's
+    # time here) costs a few tokens.
+    pinned = (
+        ["--chat-template-file", os.path.join(ROOT, "tests/local-model/pinned.jinja")]
+        if SMOKE else []
+    )
     server = subprocess.Popen(
         [
             os.path.join(built, "llama-server"),
@@ -93,7 +101,7 @@ def start_server(built, port, log):
             "--host", "127.0.0.1", "--port", str(port),
             "-t", "2", "-np", "1", "-c", "8192", "--temp", "0", "--seed", "1",
             "--jinja", "--metrics",
-        ],
+        ] + pinned,
         stdout=subprocess.DEVNULL,
         stderr=log,
     )

@@ -470,14 +470,15 @@ fn claude_code_through_the_messages_door_on_a_local_model_repairs_counts_and_rep
 /// Codex from npm speaks the Responses API to the door, which translates
 /// it to Chat Completions for llama-server: the task runs to its end, and
 /// the usage Codex itself reports (`turn.completed`) is the door's, which
-/// is the server's.
+/// is the server's. The server shows the model a pinned conversation
+/// (`start_pinned`): Codex's own first request is about 4,600 tokens.
 #[test]
 fn codex_through_the_responses_door_on_a_local_model_counts_what_the_server_counted() {
     let bin = crate::support::agent_cli("codex")
         .parent()
         .unwrap()
         .to_path_buf();
-    let model = LocalModel::start();
+    let model = LocalModel::start_pinned();
     let repo = repo_for(&model, "");
     repo.write("plan.toml", &cli_plan(&model, "", "codex", ""));
     let mut cmd = repo.swarm_cmd(&["run", "plan.toml", "--name", "local"]);
@@ -510,12 +511,14 @@ fn codex_through_the_responses_door_on_a_local_model_counts_what_the_server_coun
 /// to llama-server: the task runs to its end, the usage opencode reports
 /// for its steps comes from the server through the door, and the report
 /// counts what the server counted (its session title's call included).
+/// The server shows the model a pinned conversation (`start_pinned`), as
+/// for Codex.
 #[test]
 fn opencode_through_the_chat_door_on_a_local_model_counts_what_the_server_counted() {
     let opencode = crate::support::agent_cli("opencode")
         .canonicalize()
         .unwrap();
-    let model = LocalModel::start();
+    let model = LocalModel::start_pinned();
     let repo = repo_for(&model, "");
     // Its output limit, as a user of a small local model sets it.
     let config = r#"{"provider": {"local": {"npm": "@ai-sdk/openai-compatible", "name": "local", "options": {"baseURL": "{env:OPENAI_BASE_URL}", "apiKey": "{env:OPENAI_API_KEY}"}, "models": {"smollm2": {"limit": {"context": 8192, "output": 128}}}}}, "autoupdate": false, "share": "disabled"}"#;
