@@ -218,6 +218,10 @@ fn network_full_is_an_explicit_opt_in() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
+    // Set once the run has ended: every connection its tasks made is in
+    // (the listener accepts what is queued before it looks at this).
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let over = std::sync::Arc::clone(&ended);
     let server = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut seen = Vec::new();
@@ -233,6 +237,7 @@ fn network_full_is_an_explicit_opt_in() {
                     seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
                     let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nhi\n");
                 }
+                Err(_) if over.load(std::sync::atomic::Ordering::SeqCst) => break,
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
             if seen.len() == 2 {
@@ -260,6 +265,7 @@ run = "curl -s --max-time 5 http://127.0.0.1:{port}/closed > got.txt"
         ),
     );
     repo.run_plan(&p, &[]).assert_code(1);
+    ended.store(true, std::sync::atomic::Ordering::SeqCst);
     let report = repo.report();
     assert_eq!(task(&report, "open")["status"], "merged");
     assert_eq!(repo.show("refs/swarm/net/open", "got.txt"), "hi");

@@ -95,7 +95,8 @@ impl LocalModel {
     /// checked as before; what the model would have said to the real
     /// prompt is not.
     pub fn start_pinned() -> Self {
-        let pinned = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/local-model/pinned.jinja");
+        let pinned =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/local-model/pinned.jinja");
         Self::start_llama_server(Some(&pinned))
     }
 
