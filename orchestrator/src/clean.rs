@@ -728,6 +728,15 @@ pub fn free_warm(repo: &Repo, state: &State) -> Result<FreedWarm, CleanError> {
                         Ok(()) => freed.removed.push((path, bytes)),
                         Err(e) => freed.problems.push(e.to_string()),
                     }
+                    // Its kept tmp goes with it (under the same lease).
+                    let tmp = warm.tmp_path(&flat);
+                    let tmp_bytes = home.warm_tmp_size(&flat);
+                    if tmp_bytes > 0 || tmp.symlink_metadata().is_ok() {
+                        match home.remove_warm_tmp(&flat) {
+                            Ok(()) => freed.removed.push((tmp, tmp_bytes)),
+                            Err(e) => freed.problems.push(e.to_string()),
+                        }
+                    }
                     drop(lease);
                 }
                 Ok(Err(Unavailable::Busy)) => freed

@@ -279,6 +279,17 @@ impl WorktreeHome {
         self.dir.size(&self.parts(&[WARM, flat]))
     }
 
+    /// Bytes held by the tmp kept with the warm worktree of task `flat`.
+    pub fn warm_tmp_size(&self, flat: &str) -> u64 {
+        self.dir.size(&self.parts(&[WARM, WARM_TMP, flat]))
+    }
+
+    /// Removes the tmp kept with the warm worktree of task `flat`, links
+    /// not followed.
+    pub fn remove_warm_tmp(&self, flat: &str) -> Result<(), HomeError> {
+        Ok(self.dir.remove(&self.parts(&[WARM, WARM_TMP, flat]))?)
+    }
+
     /// Bytes held by kept setups (`<home>/.setup`).
     pub fn setups_size(&self) -> u64 {
         self.dir.size(&self.parts(&[SETUP]))
@@ -370,6 +381,9 @@ const CACHE: &str = ".cache";
 const SETUP: &str = ".setup";
 /// Where warm worktrees are kept, by task.
 const WARM: &str = ".warm";
+/// The directory of the warm worktrees' kept tmps, in `<home>/.warm`
+/// (hidden: `run::warm::list` skips it).
+pub const WARM_TMP: &str = ".tmp";
 
 /// A worktree home whose repository no longer exists.
 #[derive(Debug, Clone, PartialEq, Eq)]

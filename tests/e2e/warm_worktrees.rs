@@ -398,3 +398,111 @@ fn resume_takes_back_the_warm_worktree_its_interrupted_run_left() {
     let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/r"]);
     assert!(!tree.contains("work.txt"), "{tree}");
 }
+
+/// A sandboxed task in its warm worktree finds its `TMPDIR` as it left it
+/// (jest's and other tools' caches live there), in a place of its own
+/// beside the worktree, while its HOME is fresh every time; a test report
+/// at `$TMPDIR/...` that the last run left is gone before the next starts
+/// (never read as the new run's), and a task with `warm = false` starts
+/// with an empty tmp every run. `swarm clean --warm` removes the kept tmp
+/// with the worktree.
+#[test]
+fn a_warm_worktrees_tmpdir_is_kept_for_its_task_and_its_stale_report_is_not_read() {
+    let repo = TestRepo::new();
+    repo.write("README.md", "# demo\n");
+    repo.commit_all("a file");
+    let script = r#"
+n=$(cat "$TMPDIR/count" 2>/dev/null || echo 0)
+echo $((n + 1)) > "$TMPDIR/count"
+test ! -e "$HOME/home-mark" && touch "$HOME/home-mark"
+test "$HOME" != "$TMPDIR"
+echo "count $((n + 1)) tmp $TMPDIR" >&2
+if [ "$SWARM_RUN" = one ]; then
+  printf '<testsuite name="s" tests="1"><testcase name="a"/></testsuite>\n' > "$TMPDIR/report.xml"
+else
+  test ! -e "$TMPDIR/report.xml"
+fi
+"#;
+    let plan = repo.plan(
+        "k.toml",
+        &format!(
+            "[defaults]\njunit = \"$TMPDIR/report.xml\"\n\n\
+             [[task]]\nid = \"warm\"\nrun = '''{script}'''\n\n\
+             [[task]]\nid = \"cold\"\nwarm = false\nallow_overlap = true\nrun = '''{script}'''\n"
+        ),
+    );
+    for (run, warm_count) in [("one", 1), ("two", 2)] {
+        repo.run_plan(&plan, &["--name", run]).assert_code(0);
+        let said = |task: &str| log(&repo, run, task);
+        assert!(
+            said("warm").contains(&format!("count {warm_count} tmp ")),
+            "{run}: {}",
+            said("warm")
+        );
+        assert!(
+            said("warm").contains("/.warm/.tmp/warm"),
+            "{}",
+            said("warm")
+        );
+        assert!(
+            said("cold").contains("count 1 tmp "),
+            "{run}: {}",
+            said("cold")
+        );
+        let report = repo.report();
+        let warm = crate::support::task(&report, "warm");
+        match run {
+            "one" => assert_eq!(warm["tests"]["passed"], 1, "{warm}"),
+            _ => {
+                assert!(warm["tests"].is_null(), "{warm}");
+                assert!(
+                    warm["warnings"].to_string().contains("no test report"),
+                    "{warm}"
+                );
+            }
+        }
+    }
+    let kept = said_path(&log(&repo, "two", "warm"));
+    assert!(kept.join("count").is_file());
+    repo.swarm(&["clean", "--all", "--warm"]).assert_code(0);
+    assert!(!kept.exists(), "{}", kept.display());
+}
+
+/// The tmp path a task printed as `count N tmp PATH`.
+fn said_path(log: &str) -> PathBuf {
+    let line = log.lines().find(|l| l.starts_with("count ")).unwrap();
+    PathBuf::from(line.split(" tmp ").nth(1).unwrap().trim())
+}
+
+/// A link a task leaves in its kept tmp where the plan's `$TMPDIR/...`
+/// test report goes (here the report's directory, pointing at a directory
+/// outside holding a report) is removed as a link before the next run:
+/// what it pointed at is never removed or read.
+#[test]
+fn a_link_left_in_a_kept_tmp_where_the_report_goes_is_never_followed() {
+    let repo = TestRepo::new();
+    repo.write("README.md", "# demo\n");
+    repo.commit_all("a file");
+    let victim = repo.outside().join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    let report = "<testsuite name=\"s\" tests=\"1\"><testcase name=\"a\"/></testsuite>\n";
+    std::fs::write(victim.join("report.xml"), report).unwrap();
+    let plan = repo.plan(
+        "l.toml",
+        &format!(
+            "[[task]]\nid = \"t\"\njunit = \"$TMPDIR/r/report.xml\"\n\
+             run = '''test \"$SWARM_RUN\" = one && ln -s {} \"$TMPDIR/r\" || test ! -e \"$TMPDIR/r\"'''\n",
+            victim.display()
+        ),
+    );
+    for run in ["one", "two"] {
+        repo.run_plan(&plan, &["--name", run]).assert_code(0);
+        let report = repo.report();
+        let t = crate::support::task(&report, "t");
+        assert!(t["tests"].is_null(), "{run}: {t}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(victim.join("report.xml")).unwrap(),
+        report
+    );
+}

@@ -13,6 +13,10 @@
 //! coordinator died mid-attempt) may hold work that is on no ref: it is
 //! never reset, only snapshotted by `swarm resume` of that run or removed
 //! by `swarm clean --warm`.
+//!
+//! A sandboxed task in its warm worktree also keeps its `TMPDIR` between
+//! runs (`<home>/.warm/.tmp/<task>`, [`WarmDir::tmp_path`]): tools cache
+//! there as they do in a person's `/tmp`.
 
 #![allow(
     clippy::disallowed_methods,
@@ -63,6 +67,16 @@ impl WarmDir {
     /// The warm worktree of `task` (its one-component `flat` id).
     pub fn path(&self, flat: &str) -> PathBuf {
         self.dir.join(flat)
+    }
+
+    /// The tmp kept with the warm worktree of `flat`
+    /// (`<home>/.warm/.tmp/<flat>`): its sandboxed task's `TMPDIR`, so
+    /// that tools caching there (jest's haste map and transforms) find
+    /// their cache again, as in a person's `/tmp`. Only the task holding
+    /// the worktree's lease uses it, and nothing more trusted than a task
+    /// ever reads it (see `run::local::attempt::kept_tmp`).
+    pub fn tmp_path(&self, flat: &str) -> PathBuf {
+        self.dir.join(crate::worktree_home::WARM_TMP).join(flat)
     }
 
     fn lease_file(&self, flat: &str) -> PathBuf {

@@ -236,7 +236,15 @@ impl Setup {
         // write a file for the task, an earlier attempt's subtask request)
         // is gone, so what swarm writes in it goes nowhere else.
         let tmp = make_tmp(&phase_tmp(ctx, task, phase))?;
-        let mut env = attempt_env(ctx, task, attempt, base, tmp.path());
+        // A sandboxed task in its warm worktree keeps its TMPDIR between
+        // runs (`kept_tmp`); its HOME and swarm's files for it stay in the
+        // fresh one. Setup and cleanup never see it.
+        let kept = match phase {
+            Phase::Task => kept_tmp(ctx, task, workdir)?,
+            Phase::Setup(_) | Phase::Cleanup => None,
+        };
+        let tmpdir = kept.as_ref().map_or(tmp.path(), TaskDir::path);
+        let mut env = attempt_env(ctx, task, attempt, base, tmp.path(), tmpdir);
         let cgroup = task_cgroup(ctx, task, attempt);
         let sandbox = match &ctx.sandbox {
             None => None,
@@ -246,6 +254,7 @@ impl Setup {
                     workdir,
                     git_dir,
                     tmp: tmp.path(),
+                    kept_tmp: kept.as_ref().map(TaskDir::path),
                     own_cgroup: cgroup.is_some(),
                     setups_caches: phase == Phase::Setup(Rights::Setup),
                 };
@@ -386,6 +395,62 @@ fn make_tmp(path: &std::path::Path) -> Result<TaskDir, String> {
     }
 }
 
+/// Where a task's `TMPDIR` is kept between runs, if it is: a sandboxed
+/// command in its warm worktree (`workdir` is that worktree's path, which
+/// only the task holding its lease is given) keeps the tmp beside it
+/// ([`crate::run::warm::WarmDir::tmp_path`]), so that what tools cache in
+/// `TMPDIR` (jest's haste map and transforms, about 0.4 s of a small jest
+/// run here) is found again, as in a person's `/tmp`. Only sandboxed: as
+/// the build caches, whose owner is the sandbox's user (an unconfined
+/// task run as root would leave files the next sandboxed one cannot
+/// write). Nothing more trusted than the task reads it: setup, cleanup,
+/// verify and score have tmps of their own, and swarm reads only a
+/// `$TMPDIR/` test report there, as hostile input, after removing any
+/// the last run left (see [`kept_tmp`]).
+pub(super) fn kept_tmp_path(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Option<PathBuf> {
+    let (warm, _) = ctx.warm.as_ref()?;
+    ctx.sandbox.as_ref()?;
+    if !matches!(task.payload, Payload::Command { .. }) || task.isolation != Isolation::Worktree {
+        return None;
+    }
+    let flat = crate::ids::flat(&task.id);
+    (warm.path(&flat) == workdir).then(|| warm.tmp_path(&flat))
+}
+
+/// The task's kept tmp (see [`kept_tmp_path`]), made if it is new and
+/// the sandbox's user's (as root); a test report at the plan's
+/// `$TMPDIR/...` path that an earlier run left is removed (as what it is,
+/// a link never followed), so that only this attempt's can be read.
+fn kept_tmp(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Result<Option<TaskDir>, String> {
+    let Some(path) = kept_tmp_path(ctx, task, workdir) else {
+        return Ok(None);
+    };
+    if let Some(parent) = path.parent() {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "`<home>/.warm/.tmp`, swarm's: a task writes only inside its own tmp there"
+        )]
+        std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
+    }
+    let mut dir = TaskDir::open_or_make(&path, 0o700).map_err(|e| format!("make {e}"))?;
+    let report = task
+        .junit
+        .as_deref()
+        .and_then(|j| j.strip_prefix("$TMPDIR/"));
+    if let Some(rel) = report
+        && let Err(e) = dir.remove(rel)
+    {
+        // A link on the way to it: the whole tmp goes, nothing followed.
+        tracing::warn!(task = %task.id, error = %e, "failed to clear the test report its kept tmp holds; the tmp is made anew");
+        dir = TaskDir::fresh(&path, 0o700).map_err(|e| format!("make {e}"))?;
+    }
+    if let Some(identity) = swarm_sandbox::worker_identity() {
+        dir.hand_to(identity)
+            .map_err(|e| format!("hand over {e}"))?;
+    }
+    Ok(Some(dir))
+}
+
 /// The files swarm writes in the task's `tmp` for it, each named by a
 /// variable of `env`: the answers of the dependencies that gave one
 /// (`output_schema`), by id, returned for its command to be filled in
@@ -460,13 +525,14 @@ fn attempt_env(
     attempt: u32,
     base: Oid,
     tmp: &std::path::Path,
+    tmpdir: &std::path::Path,
 ) -> Vec<(String, String)> {
     vec![
         ("SWARM_RUN".into(), ctx.run.clone()),
         ("SWARM_TASK".into(), task.id.clone()),
         ("SWARM_ATTEMPT".into(), attempt.to_string()),
         ("SWARM_BASE".into(), base.to_string()),
-        ("TMPDIR".into(), tmp.display().to_string()),
+        ("TMPDIR".into(), tmpdir.display().to_string()),
         // Where a command may ask for subtasks (see `run::spawn`).
         (
             crate::run::spawn::REQUEST_VAR.into(),
@@ -526,6 +592,8 @@ struct Confined<'a> {
     workdir: &'a std::path::Path,
     git_dir: &'a std::path::Path,
     tmp: &'a std::path::Path,
+    /// The task's `TMPDIR` kept with its warm worktree (`kept_tmp`).
+    kept_tmp: Option<&'a std::path::Path>,
     /// Whether the attempt has a cgroup of its own (which then holds its
     /// memory limit).
     own_cgroup: bool,
@@ -548,6 +616,7 @@ impl Confined<'_> {
             workdir,
             git_dir,
             tmp,
+            kept_tmp,
             own_cgroup,
             setups_caches,
         } = *self;
@@ -579,6 +648,7 @@ impl Confined<'_> {
         // link is read-only: a task cannot point git elsewhere for whoever
         // inspects the worktree later.
         let mut read_write = vec![tmp.to_path_buf()];
+        read_write.extend(kept_tmp.map(std::path::Path::to_path_buf));
         read_write.extend(caches.iter().map(|(_, dir)| dir.clone()));
         let mut read_only = ctx.read_paths.clone();
         let owned = task.owned().filter(|_| !in_process);

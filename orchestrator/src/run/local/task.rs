@@ -706,7 +706,9 @@ impl Life<'_> {
         request: &Path,
     ) -> Result<(), GitError> {
         let (ctx, task, base) = (self.ctx, self.task, self.base);
-        let tmp = request.parent().map(Path::to_path_buf);
+        // Its `TMPDIR`: kept with its warm worktree, or its fresh tmp.
+        let tmp = super::attempt::kept_tmp_path(ctx, task, workdir)
+            .or_else(|| request.parent().map(Path::to_path_buf));
         let kept = crate::layout::tests_path(&ctx.run_dir, &task.id, attempt);
         let (wd, repo) = (workdir.to_path_buf(), ctx.repo.clone());
         let included = Arc::clone(&ctx.included);
