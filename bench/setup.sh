@@ -133,20 +133,34 @@ modules=$(du -sm "$KEPT" | cut -f1)
 files=$(find "$KEPT" | wc -l)
 # Disk: every warm worktree of the key and the kept setup, in one count
 # (a file shared by several is counted once), against one setup.
-disk_all=$(du -smc "$HOMEDIR".warm/t* "$HOMEDIR".setup | tail -1 | cut -f1)
-disk_warm=$(du -smc "$HOMEDIR".warm/t* | tail -1 | cut -f1)
+# The warm worktrees' kept tmps (`.warm/.tmp`, where jest caches) count
+# with them.
+mkdir -p "$HOMEDIR.warm/.tmp"
+disk_all=$(du -smc "$HOMEDIR".warm/t* "$HOMEDIR".warm/.tmp "$HOMEDIR".setup | tail -1 | cut -f1)
+disk_warm=$(du -smc "$HOMEDIR".warm/t* "$HOMEDIR".warm/.tmp | tail -1 | cut -f1)
+disk_tmp=$(du -smc "$HOMEDIR".warm/.tmp | tail -1 | cut -f1)
+# One test task's command in the second run: the attempt's own time, as
+# the journal has it (its command, sandboxed, in its warm worktree).
+task_ms=$(python3 - "$REPO/.swarm/runs/two/events.jsonl" <<'PY'
+import json, statistics, sys
+ms = [e["duration_ms"] for e in map(json.loads, open(sys.argv[1]))
+      if e.get("event") == "attempt_finished"]
+print(int(statistics.median(ms)))
+PY
+)
 shown=$(if [ "$(find "$HOMEDIR.warm/t1/node_modules" -mindepth 1 | head -1)" = "" ]; then echo "as an overlay"; else echo "by copy"; fi)
 
 # By hand: N kept worktrees, `npm ci` and the test in each ($NPROC at a
 # time, npm's cache shared as a person's is); the second round runs the
 # tests again in the same worktrees.
+# Each test command's own time goes to $WORK/hand<ROUND>.ms.
 hand_round() { # hand_round ROUND
   for i in $(seq 1 "$N"); do
     local wt=$WORK/hand/t$i
     [ -d "$wt" ] || git worktree add -q --detach "$wt" main
     printf '%s %s %s\n' "$wt" "$i" "$1"
   done | xargs -P "$NPROC" -L 1 sh -c \
-    'cd "$0" && if [ "$2" = 1 ]; then npm ci --no-audit --no-fund '"$INSTALL_FLAGS"' >/dev/null; fi && '"$TEST_CMD"' tests/t$1.test.js >/dev/null 2>&1'
+    'cd "$0" && if [ "$2" = 1 ]; then npm ci --no-audit --no-fund '"$INSTALL_FLAGS"' >/dev/null; fi && s=$(date +%s%N) && '"$TEST_CMD"' tests/t$1.test.js >/dev/null 2>&1 && echo $(( ($(date +%s%N) - s) / 1000000 )) >> '"$WORK"'/hand$2.ms'
 }
 by_hand() { # by_hand ROUND: seconds
   local t; t=$(now_s)
@@ -156,6 +170,8 @@ by_hand() { # by_hand ROUND: seconds
 h_first=$(by_hand 1)
 h_second=$(by_hand 2)
 echo "by hand: $h_first s, $h_second s"
+hand_ms=$(sort -n "$WORK/hand2.ms" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+echo "one test's command, second run: swarm $task_ms ms, by hand $hand_ms ms"
 share=$(awk -v c="$copy_ms" -v r="$ran_ms" 'BEGIN { if (r > 0) printf "%.1f", 100 * c / r; else print "n/a" }')
 
 if [ "$SMOKE" = 1 ]; then
@@ -189,10 +205,16 @@ reached the other worktrees $shown.
 | the kept setup given instead (first run: $copied1 tasks) | $copy_ms ms ($share% of running it) |
 | second run, warm worktrees ($copied2 tasks, $ran2 ran it) | $copy2_ms ms |
 
+| one test task's command, second run (median of $N) | time |
+|---|---:|
+| swarm: the attempt, sandboxed, in its warm worktree (the journal's \`duration_ms\`) | $task_ms ms |
+| by hand: the same command in a kept worktree | $hand_ms ms |
+| **difference** | **$((task_ms - hand_ms)) ms** |
+
 | disk after the second run | MB |
 |---|---:|
 | one setup (node_modules) | $modules |
-| the $N warm worktrees | $disk_warm |
+| the $N warm worktrees (with their kept tmps, $disk_tmp MB) | $disk_warm |
 | the $N warm worktrees and the kept setups, together | $disk_all |
 
 Setup runs once per key, not once per task: the other worktrees of the run wait for it.
@@ -200,7 +222,9 @@ Where the sandbox can show an overlay (\`swarm doctor\` says), each worktree's c
 are shown the kept node_modules as the lower layer of an overlay whose upper layer is
 the task's own: nothing is copied or compared, a task's changes there are its own, and
 the worktree on disk holds an empty directory. Elsewhere each worktree gets a copy (with
-modification times), and a warm one finds it in place.
+modification times), and a warm one finds it in place. Each warm worktree keeps its
+task's \`TMPDIR\` (\`.warm/.tmp\`), where jest keeps its haste map and transforms, as
+the worktrees by hand share the person's \`/tmp\`.
 EOF
 )
 python3 "$ROOT/bench/benchmarks_md.py" place "$OUT" "## 22. Setting up worktrees" "$section"

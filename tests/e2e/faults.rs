@@ -83,8 +83,7 @@ fn a_worker_that_fills_the_disk_stops_the_next_task_at_the_guard() {
     let stat = nix::sys::statvfs::statvfs(repo.path().as_path()).unwrap();
     let free = stat.blocks_available() * stat.fragment_size();
     // The guard sits 40 MiB below what is free now; the first task writes
-    // 80 MiB in its private tmp and fails (so its tmp is kept, as a failed
-    // task's is), the next must not start.
+    // 80 MiB in its TMPDIR and fails, the next must not start.
     let guard = free.saturating_sub(40 << 20);
     let plan = repo.plan(
         "full.toml",
@@ -101,8 +100,11 @@ fn a_worker_that_fills_the_disk_stops_the_next_task_at_the_guard() {
     let reason = next["reason"].as_str().unwrap();
     assert!(reason.contains("below min_free_space"), "{reason}");
     assert!(reason.contains("swarm clean"), "{reason}");
-    // The guard stops tasks, not the record of the run: cleaning frees it.
-    let cleaned = repo.swarm(&["clean"]);
+    // The guard stops tasks, not the record of the run: cleaning frees it
+    // (the filler's TMPDIR is the tmp kept with its warm worktree, which
+    // `--warm` frees, as the guard's reason says).
+    assert!(reason.contains("--warm"), "{reason}");
+    let cleaned = repo.swarm(&["clean", "--warm"]);
     cleaned.assert_code(0);
     assert!(
         cleaned.stdout.contains("freed 80.0 MiB") || cleaned.stdout.contains("freed 8"),

@@ -193,10 +193,10 @@ fn tasks_run_as_an_unprivileged_user() {
              [[task]]\nid = \"who\"\nrun = '''\n\
              id -u > uid.txt\nid -G > groups.txt\ncp {keys}/public.txt public.txt\n\
              if cat {keys}/secret.key > secret.txt 2>/dev/null; then echo read > secret-read.txt; fi\n\
-             rm -f secret.txt\necho mine > $TMPDIR/mine.txt\nstat -c %u README.md > owner.txt\n\
+             rm -f secret.txt\necho mine > $HOME/mine.txt\nstat -c %u README.md > owner.txt\n\
              exit 3\n'''\n\n\
              [[task]]\nid = \"many\"\nrun = '''\n\
-             mkdir $TMPDIR/many && for i in $(seq 12); do echo x > $TMPDIR/many/f$i; done\n\
+             mkdir $HOME/many && for i in $(seq 12); do echo x > $HOME/many/f$i; done\n\
              exit 3\n'''\n",
             keys = keys.display().to_string()
         ),
@@ -227,7 +227,9 @@ fn tasks_run_as_an_unprivileged_user() {
             );
         }
         // A tmp of a few entries is taken back where the task ended, a
-        // larger one on a thread of its own: both whole.
+        // larger one on a thread of its own: both whole. (Its HOME: the
+        // TMPDIR of a task in a warm worktree is the tmp kept with it,
+        // the sandbox user's between runs as a build cache is.)
         let tmp = repo.path().join(".swarm/runs/ids/tmp");
         assert!(tmp.join("who/mine.txt").exists());
         assert!(tmp.join("many/many/f12").exists());

@@ -361,6 +361,44 @@ impl TaskDir {
         Ok(())
     }
 
+    /// Whether everything in this directory is within `limits` (depth,
+    /// entries, and bytes counted as in [`Self::copy_tree_to`]), links
+    /// never followed; the walk stops at the first limit passed.
+    pub fn within(&self, limits: TreeLimits) -> Result<bool, UntrustedError> {
+        let mut left = limits;
+        self.within_left(&mut left)
+    }
+
+    fn within_left(&self, left: &mut TreeLimits) -> Result<bool, UntrustedError> {
+        for name in self.names()? {
+            let Some(entries) = left.entries.checked_sub(1) else {
+                return Ok(false);
+            };
+            left.entries = entries;
+            let Some(stat) = self.stat(&name)? else {
+                continue;
+            };
+            let held = u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
+            let size = u64::try_from(stat.st_size).unwrap_or(0);
+            let Some(bytes) = left.bytes.checked_sub(held.max(size)) else {
+                return Ok(false);
+            };
+            left.bytes = bytes;
+            if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+                let Some(depth) = left.depth.checked_sub(1) else {
+                    return Ok(false);
+                };
+                left.depth = depth;
+                let (fd, path) = self.walk(&name, None)?;
+                if !(TaskDir { fd, path }).within_left(left)? {
+                    return Ok(false);
+                }
+                left.depth += 1;
+            }
+        }
+        Ok(true)
+    }
+
     /// Hands the directory itself to `(uid, gid)` (a directory the
     /// sandbox's identity writes, as root), by its descriptor.
     pub fn hand_to(&self, (uid, gid): (u32, u32)) -> Result<(), UntrustedError> {
@@ -620,6 +658,28 @@ mod tests {
     /// files with their times and modes (no set-id bit), links made again
     /// as they say and never followed on either side, FIFOs left out, and
     /// a change to the copy is not the original's.
+    #[test]
+    fn a_tree_is_measured_against_its_limits_and_no_link_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("big"), vec![1u8; 1 << 20]).unwrap();
+        let dir = TaskDir::fresh(&d.path().join("t"), 0o700).unwrap();
+        dir.make_dir("sub", 0o700).unwrap();
+        std::fs::write(d.path().join("t/sub/f"), vec![1u8; 10_000]).unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("t/link")).unwrap();
+        let limits = |depth, entries, bytes| TreeLimits {
+            depth,
+            entries,
+            bytes,
+        };
+        // sub, sub/f and the link: 3 entries, one level down, the file's
+        // 10,000 bytes (what the link points at is not counted).
+        assert!(dir.within(limits(1, 3, 100_000)).unwrap());
+        assert!(!dir.within(limits(1, 2, 100_000)).unwrap());
+        assert!(!dir.within(limits(0, 3, 100_000)).unwrap());
+        assert!(!dir.within(limits(1, 3, 9_000)).unwrap());
+    }
+
     #[test]
     fn a_tree_is_copied_with_its_times_and_no_link_followed() {
         use std::os::unix::fs::PermissionsExt;

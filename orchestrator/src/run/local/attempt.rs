@@ -417,6 +417,15 @@ pub(super) fn kept_tmp_path(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -
     (warm.path(&flat) == workdir).then(|| warm.tmp_path(&flat))
 }
 
+/// How much a kept tmp may hold before an attempt: what tools cache there
+/// (jest: a few MB a project) with room to spare, not what a run after run
+/// of leaked temporary files adds up to.
+const KEPT_TMP_LIMITS: crate::untrusted::TreeLimits = crate::untrusted::TreeLimits {
+    depth: 64,
+    entries: 100_000,
+    bytes: 1 << 30,
+};
+
 /// The task's kept tmp (see [`kept_tmp_path`]), made if it is new and
 /// the sandbox's user's (as root); a test report at the plan's
 /// `$TMPDIR/...` path that an earlier run left is removed (as what it is,
@@ -433,6 +442,19 @@ fn kept_tmp(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Result<Option<
         std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
     }
     let mut dir = TaskDir::open_or_make(&path, 0o700).map_err(|e| format!("make {e}"))?;
+    // Tools that leave files in TMPDIR would fill it run after run: past
+    // its limits it starts again empty, as a fresh tmp would.
+    match dir.within(KEPT_TMP_LIMITS) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(task = %task.id, path = %path.display(), "its kept tmp holds more than 1 GiB or 100,000 entries; it is made anew");
+            dir = TaskDir::fresh(&path, 0o700).map_err(|e| format!("make {e}"))?;
+        }
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "failed to measure its kept tmp; it is made anew");
+            dir = TaskDir::fresh(&path, 0o700).map_err(|e| format!("make {e}"))?;
+        }
+    }
     let report = task
         .junit
         .as_deref()
