@@ -701,7 +701,7 @@ pub fn caches(repo: &Repo, state: &State) -> Result<Vec<BuildCache>, CleanError>
 pub struct FreedWarm {
     /// Warm worktrees and kept setups removed, with their sizes.
     pub removed: Vec<(PathBuf, u64)>,
-    /// Warm worktrees left as they are, and why.
+    /// Warm worktrees and kept setups left as they are, and why.
     pub kept: Vec<(PathBuf, String)>,
     /// What could not be removed, each as a fragment after "failed to".
     pub problems: Vec<String>,
@@ -741,20 +741,30 @@ pub fn free_warm(repo: &Repo, state: &State) -> Result<FreedWarm, CleanError> {
                 }
                 Ok(Err(Unavailable::Busy)) => freed
                     .kept
-                    .push((path, "a run is using it".to_string())),
+                    .push((path, "a run is using this warm worktree".to_string())),
                 Ok(Err(Unavailable::Unproven { run })) => freed.kept.push((
                     path,
-                    format!("run `{run}` was interrupted in it: `swarm resume {run}` keeps its work on a ref first"),
+                    format!("run `{run}` was interrupted in this warm worktree: `swarm resume {run}` keeps its work on a ref first"),
                 )),
                 Err(e) => freed
                     .problems
                     .push(format!("take the warm worktree {}: {e}", path.display())),
             }
         }
-        let setups = home.setups_size();
-        if setups > 0 {
+        if home.setups_size() > 0 {
             match home.remove_setups() {
-                Ok(()) => freed.removed.push((home.path().join(".setup"), setups)),
+                Ok((bytes, held)) => {
+                    if bytes > 0 {
+                        freed.removed.push((home.path().join(".setup"), bytes));
+                    }
+                    freed.kept.extend(held.into_iter().map(|path| {
+                        (
+                            path,
+                            "a run is copying this kept setup or showing it to its tasks"
+                                .to_string(),
+                        )
+                    }));
+                }
                 Err(e) => freed.problems.push(e.to_string()),
             }
         }

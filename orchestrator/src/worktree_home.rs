@@ -295,9 +295,39 @@ impl WorktreeHome {
         self.dir.size(&self.parts(&[SETUP]))
     }
 
-    /// Removes every kept setup, links not followed.
-    pub fn remove_setups(&self) -> Result<(), HomeError> {
-        Ok(self.dir.remove(&self.parts(&[SETUP]))?)
+    /// Removes every kept setup no run holds ([`hold_setup`]), links not
+    /// followed: the bytes freed, and the setups left because a run is
+    /// copying one or showing it to its tasks.
+    pub fn remove_setups(&self) -> Result<(u64, Vec<PathBuf>), HomeError> {
+        let root = self.path().join(SETUP);
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return Ok((0, Vec::new()));
+        };
+        let (mut freed, mut held) = (0, Vec::new());
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            // Held exclusively while it goes: no run starts to use it.
+            let _hold = match is_dir {
+                true => match hold_setup(&path, SetupHold::Exclusive) {
+                    Ok(Some(hold)) => Some(hold),
+                    Ok(None) => {
+                        held.push(path);
+                        continue;
+                    }
+                    Err(_) => None,
+                },
+                false => None,
+            };
+            let parts = self.parts(&[SETUP, &name]);
+            let bytes = self.dir.size(&parts);
+            self.dir.remove(&parts)?;
+            freed += bytes;
+        }
+        Ok((freed, held))
     }
 
     /// `<home>/.cache/<tool>`, created: a build cache the repository's
@@ -381,6 +411,43 @@ const CACHE: &str = ".cache";
 const SETUP: &str = ".setup";
 /// Where warm worktrees are kept, by task.
 const WARM: &str = ".warm";
+/// How a kept setup's directory is held ([`hold_setup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupHold {
+    /// While a run copies it into a worktree or shows it as an overlay.
+    Shared,
+    /// To remove it.
+    Exclusive,
+}
+
+/// Holds the setup kept at `dir` (`<home>/.setup/<key>`) by a `flock` on
+/// the directory: shared while a run copies it or shows it to a
+/// worktree's commands as an overlay, exclusive to remove it (an older
+/// one of its family, `swarm clean --warm`), so that nothing removes a
+/// setup a running task is shown, nor one half copied. Never waits:
+/// `None` when it is held the other way.
+pub fn hold_setup(
+    dir: &Path,
+    how: SetupHold,
+) -> std::io::Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    use nix::fcntl::OFlag;
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW).bits())
+        .open(dir)?;
+    let arg = match how {
+        SetupHold::Shared => FlockArg::LockSharedNonblock,
+        SetupHold::Exclusive => FlockArg::LockExclusiveNonblock,
+    };
+    match Flock::lock(file, arg) {
+        Ok(held) => Ok(Some(held)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(std::io::Error::from(e)),
+    }
+}
+
 /// The directory of the warm worktrees' kept tmps, in `<home>/.warm`
 /// (hidden: `run::warm::list` skips it).
 pub const WARM_TMP: &str = ".tmp";

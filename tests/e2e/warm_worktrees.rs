@@ -250,10 +250,10 @@ fn a_warm_worktree_git_cannot_bring_to_the_base_is_replaced_by_a_fresh_one() {
 
 /// A `swarm` started in the background, killed if the test ends before
 /// it does (a failed assertion would leave its task waiting for ever).
-struct Background(Option<Child>);
+pub(crate) struct Background(pub(crate) Option<Child>);
 
 impl Background {
-    fn take(&mut self) -> Child {
+    pub(crate) fn take(&mut self) -> Child {
         self.0.take().unwrap()
     }
 }
@@ -268,7 +268,7 @@ impl Drop for Background {
 
 /// Waits for `file` to appear (what a task writes when it got there).
 #[track_caller]
-fn wait_for(file: &Path) {
+pub(crate) fn wait_for(file: &Path) {
     wait_until(&format!("{} to appear", file.display()), || file.exists());
 }
 

@@ -631,3 +631,60 @@ fn a_link_left_where_a_setup_is_shown_is_removed_never_followed() {
     let deps = std::fs::symlink_metadata(wt.join("deps")).unwrap();
     assert!(deps.is_dir(), "{deps:?}");
 }
+
+/// A kept setup is never removed under a task it is shown to: `swarm
+/// clean --warm` while the task runs leaves it (and says why), the task
+/// still reads setup's files after that clean, and a clean once the run
+/// has ended removes it. (Before: the clean removed the lower layer of the
+/// running task's overlay.)
+#[test]
+fn a_kept_setup_shown_to_a_running_task_is_not_removed_under_it() {
+    use crate::warm_worktrees::{Background, wait_for};
+    let repo = project();
+    if !crate::sandbox::sandbox_available(&repo) {
+        return;
+    }
+    let plan = repo.plan(
+        "h.toml",
+        &format!(
+            "{SETUP}[[task]]\nid = \"t\"\nrun = '''\n\
+             if [ \"$SWARM_RUN\" = two ]; then\n\
+               touch holding; while [ ! -e go ]; do sleep 0.05; done; rm holding go\n\
+             fi\n\
+             test \"$(cat deps/installed)\" = 'left-pad 1.3.0' && echo read > src/a.txt\n'''\n"
+        ),
+    );
+    repo.run_plan(&plan, &["--name", "one"]).assert_code(0);
+    let mut two = Background(Some(
+        repo.swarm_cmd(&["run", plan.to_str().unwrap(), "--name", "two"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let worktree = repo.worktree_home().join(".warm/t");
+    wait_for(&worktree.join("holding"));
+    let cleaned = repo.swarm(&["clean", "one", "--warm"]);
+    cleaned.assert_code(0);
+    assert!(
+        cleaned
+            .stdout
+            .contains("a run is copying this kept setup or showing it to its tasks"),
+        "{}",
+        cleaned.stdout
+    );
+    std::fs::write(worktree.join("go"), "").unwrap();
+    let out = two.take().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("(kept setup shown as an overlay in "),
+        "{stderr}"
+    );
+    assert_eq!(repo.show("swarm/two", "src/a.txt"), "read");
+    repo.swarm(&["clean", "--warm"]).assert_code(0);
+    let left = std::fs::read_dir(repo.worktree_home().join(".setup"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0);
+}

@@ -145,7 +145,7 @@ pub fn warm(freed: &FreedWarm) -> String {
     for (path, why) in &freed.kept {
         let _ = writeln!(
             text,
-            "kept warm worktree {}: {}",
+            "kept {}: {}",
             escape::line(&path.display().to_string()),
             escape::line(why)
         );

@@ -31,6 +31,7 @@ use tokio::sync::OnceCell;
 
 use crate::git::{Repo, run_git};
 use crate::untrusted::TaskDir;
+use crate::worktree_home::SetupHold;
 
 /// The kept files of a setup, below its key's directory.
 const FILES: &str = "files";
@@ -46,7 +47,17 @@ pub(crate) struct Layers {
     /// Whether the run's launcher shows overlays (asked once).
     works: OnceCell<bool>,
     /// By worktree: what its commands are shown.
-    shown: std::sync::Mutex<HashMap<PathBuf, Vec<Overlay>>>,
+    shown: std::sync::Mutex<HashMap<PathBuf, Shown>>,
+}
+
+/// What one worktree's commands are shown, and the hold on the kept setup
+/// below it (`worktree_home::hold_setup`, shared): no run removes a setup
+/// while it is a lower layer here (an older one of its family, `swarm
+/// clean --warm`).
+#[derive(Debug)]
+struct Shown {
+    overlays: Vec<Overlay>,
+    _held: nix::fcntl::Flock<std::fs::File>,
 }
 
 impl Layers {
@@ -56,7 +67,7 @@ impl Layers {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(workdir)
-            .cloned()
+            .map(|shown| shown.overlays.clone())
             .unwrap_or_default()
     }
 
@@ -110,6 +121,11 @@ impl Layers {
         layers: &Path,
     ) -> Result<Vec<String>, String> {
         self.forget(workdir);
+        let held = match crate::worktree_home::hold_setup(kept, SetupHold::Shared) {
+            Ok(Some(held)) => held,
+            Ok(None) => return Err("hold the kept setup: it is being removed".into()),
+            Err(e) => return Err(format!("hold the kept setup {}: {e}", kept.display())),
+        };
         let files = kept.join(FILES);
         let names = candidates(repo, &files, workdir, admin)?;
         if names.is_empty() {
@@ -148,7 +164,13 @@ impl Layers {
         self.shown
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(workdir.to_path_buf(), overlays);
+            .insert(
+                workdir.to_path_buf(),
+                Shown {
+                    overlays,
+                    _held: held,
+                },
+            );
         Ok(names)
     }
 }

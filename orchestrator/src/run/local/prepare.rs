@@ -32,6 +32,7 @@ use super::ctx::{Ctx, Rights, Setups};
 use crate::git::{GitError, SnapshotLimits, State};
 use crate::plan::{Payload, Role, Setup, Task};
 use crate::run::blocking::blocking;
+use crate::worktree_home::SetupHold;
 
 /// How a worktree's setup went.
 #[derive(Debug)]
@@ -342,9 +343,15 @@ async fn show_layers(ctx: &Arc<Ctx>, task: &Task, kept: &Path, at: &Where<'_>) -
 /// `shown` as overlays): whether it could.
 async fn restore(task: &Task, kept: &Path, workdir: &Path, shown: Vec<String>) -> bool {
     let (from, to) = (kept.to_path_buf(), workdir.to_path_buf());
-    match tokio::task::spawn_blocking(move || super::prepare_files::restore(&from, &to, &shown))
-        .await
-    {
+    let copied = tokio::task::spawn_blocking(move || {
+        // Held while it is copied: no run removes it half way.
+        let _held = match crate::worktree_home::hold_setup(&from, SetupHold::Shared)? {
+            Some(held) => held,
+            None => return Err(std::io::Error::other("it is being removed")),
+        };
+        super::prepare_files::restore(&from, &to, &shown)
+    });
+    match copied.await {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => {
             tracing::warn!(task = %task.id, error = %e, kept = %kept.display(), "failed to copy a kept setup; running setup");
@@ -652,8 +659,9 @@ const KEPT_PER_FAMILY: usize = 3;
 
 /// Removes the kept setups in `root` of `key`'s family beyond the
 /// [`KEPT_PER_FAMILY`] newest: a new commit on the base keeps a new
-/// setup, and the older ones would fill the disk. One being copied by
-/// another run as it goes costs that run a setup, nothing more.
+/// setup, and the older ones would fill the disk. One a run is copying or
+/// showing to its tasks (held, `worktree_home::hold_setup`) stays, until
+/// a later setup of the family finds it free.
 fn forget_older(root: &Path, key: &str) {
     let Some((family, _)) = key.split_once('-') else {
         return;
@@ -679,6 +687,17 @@ fn forget_older(root: &Path, key: &str) {
         .collect();
     same.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, old) in same.into_iter().skip(KEPT_PER_FAMILY) {
+        let _held = match crate::worktree_home::hold_setup(&old, SetupHold::Exclusive) {
+            Ok(Some(held)) => held,
+            Ok(None) => {
+                tracing::debug!(kept = %old.display(), "an older kept setup stays: a run is using it");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, kept = %old.display(), "failed to hold an older kept setup to remove it");
+                continue;
+            }
+        };
         if let Err(e) = crate::untrusted::TaskDir::discard(&old) {
             tracing::warn!(error = %e, kept = %old.display(), "failed to remove an older kept setup");
         }
