@@ -403,9 +403,9 @@ fn resume_takes_back_the_warm_worktree_its_interrupted_run_left() {
 /// (jest's and other tools' caches live there), in a place of its own
 /// beside the worktree, while its HOME is fresh every time; a test report
 /// at `$TMPDIR/...` that the last run left is gone before the next starts
-/// (never read as the new run's), and a task with `warm = false` starts
-/// with an empty tmp every run. `swarm clean --warm` removes the kept tmp
-/// with the worktree.
+/// (never read as the new run's), a task with `warm = false` starts with
+/// an empty tmp every run, and so does an attempt after one that failed.
+/// `swarm clean --warm` removes the kept tmp with the worktree.
 #[test]
 fn a_warm_worktrees_tmpdir_is_kept_for_its_task_and_its_stale_report_is_not_read() {
     let repo = TestRepo::new();
@@ -464,6 +464,22 @@ fi
     }
     let kept = said_path(&log(&repo, "two", "warm"));
     assert!(kept.join("count").is_file());
+    // Kept only after an attempt that passed: a first attempt that finds
+    // run two's tmp, leaves something in it and fails is retried with an
+    // empty one.
+    let retried = repo.plan(
+        "r.toml",
+        "[[task]]\nid = \"warm\"\nretries = 1\nrun = '''\n\
+         if [ \"$SWARM_ATTEMPT\" = 1 ]; then test -e \"$TMPDIR/count\" && touch \"$TMPDIR/poison\"; exit 1; fi\n\
+         test ! -e \"$TMPDIR/poison\" && test ! -e \"$TMPDIR/count\"\n'''\n",
+    );
+    repo.run_plan(&retried, &["--name", "three"]).assert_code(0);
+    let report = repo.report();
+    assert_eq!(
+        crate::support::task(&report, "warm")["attempts"],
+        2,
+        "{report}"
+    );
     repo.swarm(&["clean", "--all", "--warm"]).assert_code(0);
     assert!(!kept.exists(), "{}", kept.display());
 }

@@ -79,6 +79,13 @@ impl WarmDir {
         self.dir.join(crate::worktree_home::WARM_TMP).join(flat)
     }
 
+    /// Where swarm marks the kept tmp of `flat` worth keeping (its last
+    /// attempt passed): `<home>/.warm/.tmp-kept/<flat>`, a place no task
+    /// writes.
+    pub fn tmp_mark(&self, flat: &str) -> PathBuf {
+        self.dir.join(TMP_KEPT).join(flat)
+    }
+
     fn lease_file(&self, flat: &str) -> PathBuf {
         self.dir.join(format!("{flat}.lease"))
     }
@@ -181,6 +188,10 @@ fn write(file: &mut File, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_data()
 }
+
+/// The directory of the kept tmps' marks ([`WarmDir::tmp_mark`]), hidden
+/// from [`list`].
+const TMP_KEPT: &str = ".tmp-kept";
 
 /// The lease files' suffix, for listing.
 pub const LEASE_SUFFIX: &str = ".lease";

@@ -139,6 +139,7 @@ pub(crate) async fn run_attempt(
         cgroup,
         owned,
         tmp,
+        kept_mark,
         egress,
         ..
     } = setup;
@@ -159,6 +160,9 @@ pub(crate) async fn run_attempt(
     .await;
     if let Err(e) = take_back(owned, tmp.path()).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
+    }
+    if let Some(mark) = kept_mark.filter(|_| ran.passed()) {
+        mark_kept(&mark);
     }
     // What the task left outside its process group goes with it.
     drop(cgroup);
@@ -188,6 +192,9 @@ struct Setup {
     owned: Vec<PathBuf>,
     /// The phase's private tmp (and HOME), made fresh for it.
     tmp: TaskDir,
+    /// Where its kept tmp is marked worth keeping, if it has one
+    /// (`mark_kept`, once it passed).
+    kept_mark: Option<PathBuf>,
     /// Its egress proxy, with a network list: logging beside the phase's
     /// output (`<attempt>.egress.log`, `<attempt>.setup.egress.log`).
     egress: Option<Arc<Egress>>,
@@ -239,9 +246,9 @@ impl Setup {
         // A sandboxed task in its warm worktree keeps its TMPDIR between
         // runs (`kept_tmp`); its HOME and swarm's files for it stay in the
         // fresh one. Setup and cleanup never see it.
-        let kept = match phase {
-            Phase::Task => kept_tmp(ctx, task, workdir)?,
-            Phase::Setup(_) | Phase::Cleanup => None,
+        let (kept, kept_mark) = match phase {
+            Phase::Task => kept_tmp(ctx, task, workdir)?.unzip(),
+            Phase::Setup(_) | Phase::Cleanup => (None, None),
         };
         let tmpdir = kept.as_ref().map_or(tmp.path(), TaskDir::path);
         let mut env = attempt_env(ctx, task, attempt, base, tmp.path(), tmpdir);
@@ -338,6 +345,7 @@ impl Setup {
             cgroup,
             owned,
             tmp,
+            kept_mark,
             egress,
         })
     }
@@ -408,13 +416,39 @@ fn make_tmp(path: &std::path::Path) -> Result<TaskDir, String> {
 /// `$TMPDIR/` test report there, as hostile input, after removing any
 /// the last run left (see [`kept_tmp`]).
 pub(super) fn kept_tmp_path(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Option<PathBuf> {
+    kept_tmp_paths(ctx, task, workdir).map(|(tmp, _)| tmp)
+}
+
+/// [`kept_tmp_path`], and where swarm marks it worth keeping
+/// ([`crate::run::warm::WarmDir::tmp_mark`]).
+fn kept_tmp_paths(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
     let (warm, _) = ctx.warm.as_ref()?;
     ctx.sandbox.as_ref()?;
     if !matches!(task.payload, Payload::Command { .. }) || task.isolation != Isolation::Worktree {
         return None;
     }
     let flat = crate::ids::flat(&task.id);
-    (warm.path(&flat) == workdir).then(|| warm.tmp_path(&flat))
+    (warm.path(&flat) == workdir).then(|| (warm.tmp_path(&flat), warm.tmp_mark(&flat)))
+}
+
+/// Says the kept tmp whose mark is `mark` is worth keeping: its attempt
+/// passed. Only then does the next attempt find it as it was; after a
+/// failure (a retry, a timeout, a coordinator killed mid-attempt) the next
+/// starts with an empty one, as a fresh tmp would, so that nothing a
+/// failed attempt half wrote there (a cache cut off mid-write) fails the
+/// next one again.
+fn mark_kept(mark: &std::path::Path) {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "`<home>/.warm/.tmp-kept`, swarm's: no task writes there"
+    )]
+    let made = mark
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::File::create(mark).map(drop));
+    if let Err(e) = made {
+        tracing::warn!(mark = %mark.display(), error = %e, "failed to mark a kept tmp; the next attempt starts with an empty one");
+    }
 }
 
 /// How much a kept tmp may hold before an attempt: what tools cache there
@@ -430,8 +464,12 @@ const KEPT_TMP_LIMITS: crate::untrusted::TreeLimits = crate::untrusted::TreeLimi
 /// the sandbox's user's (as root); a test report at the plan's
 /// `$TMPDIR/...` path that an earlier run left is removed (as what it is,
 /// a link never followed), so that only this attempt's can be read.
-fn kept_tmp(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Result<Option<TaskDir>, String> {
-    let Some(path) = kept_tmp_path(ctx, task, workdir) else {
+fn kept_tmp(
+    ctx: &Ctx,
+    task: &Task,
+    workdir: &std::path::Path,
+) -> Result<Option<(TaskDir, PathBuf)>, String> {
+    let Some((path, mark)) = kept_tmp_paths(ctx, task, workdir) else {
         return Ok(None);
     };
     if let Some(parent) = path.parent() {
@@ -441,7 +479,18 @@ fn kept_tmp(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Result<Option<
         )]
         std::fs::create_dir_all(parent).map_err(|e| format!("create {}: {e}", parent.display()))?;
     }
-    let mut dir = TaskDir::open_or_make(&path, 0o700).map_err(|e| format!("make {e}"))?;
+    // Kept only after an attempt that passed (`mark_kept`): the mark goes
+    // now, and comes back only if this attempt passes too.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "`<home>/.warm/.tmp-kept`, swarm's: no task writes there"
+    )]
+    let passed = std::fs::remove_file(&mark).is_ok();
+    let mut dir = match passed {
+        true => TaskDir::open_or_make(&path, 0o700),
+        false => TaskDir::fresh(&path, 0o700),
+    }
+    .map_err(|e| format!("make {e}"))?;
     // Tools that leave files in TMPDIR would fill it run after run: past
     // its limits it starts again empty, as a fresh tmp would.
     match dir.within(KEPT_TMP_LIMITS) {
@@ -470,7 +519,7 @@ fn kept_tmp(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Result<Option<
         dir.hand_to(identity)
             .map_err(|e| format!("hand over {e}"))?;
     }
-    Ok(Some(dir))
+    Ok(Some((dir, mark)))
 }
 
 /// The files swarm writes in the task's `tmp` for it, each named by a
