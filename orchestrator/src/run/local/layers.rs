@@ -33,8 +33,8 @@ use crate::git::{Repo, run_git};
 use crate::untrusted::TaskDir;
 use crate::worktree_home::SetupHold;
 
-/// The kept files of a setup, below its key's directory.
-const FILES: &str = "files";
+// The kept files of a setup, below its key's directory.
+use super::prepare_files::FILES;
 
 /// Written in a kept setup's directory (`<HANDED>.<name>`) once its
 /// directory `name` is the sandbox identity's (as root): handed over

@@ -682,7 +682,14 @@ fn forget_older(root: &Path, key: &str) {
         })
         .filter_map(|e| {
             let meta = e.metadata().ok().filter(|m| m.is_dir())?;
-            Some((meta.modified().ok()?, e.path()))
+            // When it was kept: its files' directory, made then and never
+            // written after (a marker `layers` writes beside it later
+            // would make an old setup look new).
+            let kept = std::fs::symlink_metadata(e.path().join(super::prepare_files::FILES))
+                .and_then(|m| m.modified())
+                .or_else(|_| meta.modified())
+                .ok()?;
+            Some((kept, e.path()))
         })
         .collect();
     same.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
@@ -901,5 +908,35 @@ pub(crate) async fn clean_up(
                 ctx.run, task.id
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The older kept setups of a family go by when they were kept, not
+    /// by their directory's time: a marker written in the oldest later
+    /// (as `layers` writes one) does not make it the one that stays.
+    #[test]
+    fn older_kept_setups_go_by_when_they_were_kept() {
+        let root = tempfile::tempdir().unwrap();
+        for key in ["fam-a", "fam-b", "fam-c", "fam-d"] {
+            std::fs::create_dir_all(
+                root.path()
+                    .join(key)
+                    .join(super::super::prepare_files::FILES),
+            )
+            .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::fs::write(root.path().join("fam-a/.layers-owned.deps"), "").unwrap();
+        forget_older(root.path(), "fam-d");
+        let mut left: Vec<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["fam-b", "fam-c", "fam-d"]);
     }
 }

@@ -29,7 +29,7 @@ use nix::sys::stat::SFlag;
 use crate::untrusted::{EntryKind, TaskDir};
 
 /// The directory a kept setup's files are in, below its key's directory.
-const FILES: &str = "files";
+pub(super) const FILES: &str = "files";
 /// The tracked files setup deleted, one path a line.
 const DELETED: &str = "deleted";
 
