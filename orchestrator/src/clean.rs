@@ -728,7 +728,9 @@ pub fn free_warm(repo: &Repo, state: &State) -> Result<FreedWarm, CleanError> {
                         Ok(()) => freed.removed.push((path, bytes)),
                         Err(e) => freed.problems.push(e.to_string()),
                     }
-                    // Its kept tmp goes with it (under the same lease).
+                    // Its kept tmp goes with it (under the same lease),
+                    // and the mark that said it was worth keeping.
+                    let _ = crate::untrusted::TaskDir::discard(&warm.tmp_mark(&flat));
                     let tmp = warm.tmp_path(&flat);
                     let tmp_bytes = home.warm_tmp_size(&flat);
                     if tmp_bytes > 0 || tmp.symlink_metadata().is_ok() {
@@ -752,21 +754,17 @@ pub fn free_warm(repo: &Repo, state: &State) -> Result<FreedWarm, CleanError> {
             }
         }
         if home.setups_size() > 0 {
-            match home.remove_setups() {
-                Ok((bytes, held)) => {
-                    if bytes > 0 {
-                        freed.removed.push((home.path().join(".setup"), bytes));
-                    }
-                    freed.kept.extend(held.into_iter().map(|path| {
-                        (
-                            path,
-                            "a run is copying this kept setup or showing it to its tasks"
-                                .to_string(),
-                        )
-                    }));
-                }
-                Err(e) => freed.problems.push(e.to_string()),
+            let (bytes, held, problems) = home.remove_setups();
+            if bytes > 0 {
+                freed.removed.push((home.path().join(".setup"), bytes));
             }
+            freed.kept.extend(held.into_iter().map(|path| {
+                (
+                    path,
+                    "a run is copying this kept setup or showing it to its tasks".to_string(),
+                )
+            }));
+            freed.problems.extend(problems);
         }
     }
     Ok(freed)

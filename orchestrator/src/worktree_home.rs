@@ -296,19 +296,25 @@ impl WorktreeHome {
     }
 
     /// Removes every kept setup no run holds ([`hold_setup`]), links not
-    /// followed: the bytes freed, and the setups left because a run is
-    /// copying one or showing it to its tasks.
-    pub fn remove_setups(&self) -> Result<(u64, Vec<PathBuf>), HomeError> {
+    /// followed, and every half-made copy (`.<key>.<pid>`) whose process is
+    /// gone: the bytes freed, the setups left (a run is copying one or
+    /// showing it to its tasks, or a live process is still making it), and
+    /// what could not be removed, each a fragment after "failed to".
+    pub fn remove_setups(&self) -> (u64, Vec<PathBuf>, Vec<String>) {
         let root = self.path().join(SETUP);
+        let (mut freed, mut held, mut problems) = (0, Vec::new(), Vec::new());
         let Ok(entries) = std::fs::read_dir(&root) else {
-            return Ok((0, Vec::new()));
+            return (freed, held, problems);
         };
-        let (mut freed, mut held) = (0, Vec::new());
         for entry in entries.flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
             let path = entry.path();
+            if making(&name) {
+                held.push(path);
+                continue;
+            }
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             // Held exclusively while it goes: no run starts to use it.
             let _hold = match is_dir {
@@ -318,16 +324,21 @@ impl WorktreeHome {
                         held.push(path);
                         continue;
                     }
-                    Err(_) => None,
+                    Err(e) => {
+                        problems.push(format!("hold the kept setup {}: {e}", path.display()));
+                        continue;
+                    }
                 },
                 false => None,
             };
             let parts = self.parts(&[SETUP, &name]);
             let bytes = self.dir.size(&parts);
-            self.dir.remove(&parts)?;
-            freed += bytes;
+            match self.dir.remove(&parts) {
+                Ok(()) => freed += bytes,
+                Err(e) => problems.push(e.to_string()),
+            }
         }
-        Ok((freed, held))
+        (freed, held, problems)
     }
 
     /// `<home>/.cache/<tool>`, created: a build cache the repository's
@@ -446,6 +457,26 @@ pub fn hold_setup(
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
         Err((_, e)) => Err(std::io::Error::from(e)),
     }
+}
+
+/// The process making the copy `name` in `<home>/.setup` (`.<key>.<pid>`,
+/// renamed into place when done), if `name` is one.
+pub fn copy_maker(name: &str) -> Option<nix::unistd::Pid> {
+    name.strip_prefix('.')
+        .and_then(|rest| rest.rsplit_once('.'))
+        .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        .map(nix::unistd::Pid::from_raw)
+}
+
+/// Whether `name` in `<home>/.setup` is a copy a live process is still
+/// making.
+fn making(name: &str) -> bool {
+    copy_maker(name).is_some_and(|pid| {
+        !matches!(
+            nix::sys::signal::kill(pid, None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+    })
 }
 
 /// The directory of the warm worktrees' kept tmps, in `<home>/.warm`

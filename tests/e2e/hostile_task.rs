@@ -345,6 +345,44 @@ pick = "max"
     assert_eq!(left, Vec::<String>::new());
 }
 
+/// A variant's TMPDIR kept with its warm worktree is the variant's, as its
+/// HOME is: its scorer can neither read nor write it (a score that could
+/// would read what the variant left there, or change the `$TMPDIR/` test
+/// report swarm reads after). Each variant leaves a file there and the
+/// path in its worktree; each scorer says 1 if it can read the file, 0 if
+/// not.
+#[test]
+fn a_variants_score_cannot_reach_its_kept_tmpdir() {
+    let repo = TestRepo::new();
+    if !sandbox_available(&repo) {
+        return;
+    }
+    repo.write("n.txt", "1\n");
+    repo.commit_all("n");
+    let p = plan(
+        &repo,
+        "kept",
+        "",
+        r#"[[task]]
+id = "exp"
+variants = 2
+run = '''
+echo left > "$TMPDIR/left.txt"
+echo "$TMPDIR" > where.txt
+'''
+score = '''if cat "$(cat where.txt)/left.txt" >/dev/null 2>&1; then echo 1; else echo 0; fi'''
+pick = "max"
+"#,
+    );
+    repo.run_plan(&p, &[]).assert_code(0);
+    let report = repo.report();
+    for v in ["exp@1", "exp@2"] {
+        let where_ = repo.show(&format!("refs/swarm/kept/{v}"), "where.txt");
+        assert!(where_.contains("/.warm/.tmp/"), "{v}: {where_}");
+        assert_eq!(task(&report, v)["score"]["value"], 0.0, "{report}");
+    }
+}
+
 /// Whether tasks get cgroups here (the OOM count comes from them).
 fn cgroups_available(repo: &TestRepo) -> bool {
     let doctor = repo.swarm(&["doctor"]);

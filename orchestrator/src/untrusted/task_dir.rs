@@ -375,8 +375,10 @@ impl TaskDir {
                 return Ok(false);
             };
             left.entries = entries;
+            // Not found by its name (a name that is not UTF-8): not
+            // measured, so not within.
             let Some(stat) = self.stat(&name)? else {
-                continue;
+                return Ok(false);
             };
             let held = u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
             let size = u64::try_from(stat.st_size).unwrap_or(0);

@@ -247,7 +247,16 @@ impl Setup {
         // runs (`kept_tmp`); its HOME and swarm's files for it stay in the
         // fresh one. Setup and cleanup never see it.
         let (kept, kept_mark) = match phase {
-            Phase::Task => kept_tmp(ctx, task, workdir)?.unzip(),
+            // One that cannot be made or emptied (a tree too deep to
+            // remove) is left for `swarm clean --warm`: the attempt runs
+            // in its fresh tmp instead, never kept from starting.
+            Phase::Task => match kept_tmp(ctx, task, workdir) {
+                Ok(kept) => kept.unzip(),
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "failed to ready its kept tmp; it runs in a fresh one");
+                    (None, None)
+                }
+            },
             Phase::Setup(_) | Phase::Cleanup => (None, None),
         };
         let tmpdir = kept.as_ref().map_or(tmp.path(), TaskDir::path);
@@ -403,34 +412,6 @@ fn make_tmp(path: &std::path::Path) -> Result<TaskDir, String> {
     }
 }
 
-/// Where a task's `TMPDIR` is kept between runs, if it is: a sandboxed
-/// command in its warm worktree (`workdir` is that worktree's path, which
-/// only the task holding its lease is given) keeps the tmp beside it
-/// ([`crate::run::warm::WarmDir::tmp_path`]), so that what tools cache in
-/// `TMPDIR` (jest's haste map and transforms, about 0.4 s of a small jest
-/// run here) is found again, as in a person's `/tmp`. Only sandboxed: as
-/// the build caches, whose owner is the sandbox's user (an unconfined
-/// task run as root would leave files the next sandboxed one cannot
-/// write). Nothing more trusted than the task reads it: setup, cleanup,
-/// verify and score have tmps of their own, and swarm reads only a
-/// `$TMPDIR/` test report there, as hostile input, after removing any
-/// the last run left (see [`kept_tmp`]).
-pub(super) fn kept_tmp_path(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Option<PathBuf> {
-    kept_tmp_paths(ctx, task, workdir).map(|(tmp, _)| tmp)
-}
-
-/// [`kept_tmp_path`], and where swarm marks it worth keeping
-/// ([`crate::run::warm::WarmDir::tmp_mark`]).
-fn kept_tmp_paths(ctx: &Ctx, task: &Task, workdir: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
-    let (warm, _) = ctx.warm.as_ref()?;
-    ctx.sandbox.as_ref()?;
-    if !matches!(task.payload, Payload::Command { .. }) || task.isolation != Isolation::Worktree {
-        return None;
-    }
-    let flat = crate::ids::flat(&task.id);
-    (warm.path(&flat) == workdir).then(|| (warm.tmp_path(&flat), warm.tmp_mark(&flat)))
-}
-
 /// Says the kept tmp whose mark is `mark` is worth keeping: its attempt
 /// passed. Only then does the next attempt find it as it was; after a
 /// failure (a retry, a timeout, a coordinator killed mid-attempt) the next
@@ -460,7 +441,7 @@ const KEPT_TMP_LIMITS: crate::untrusted::TreeLimits = crate::untrusted::TreeLimi
     bytes: 1 << 30,
 };
 
-/// The task's kept tmp (see [`kept_tmp_path`]), made if it is new and
+/// The task's kept tmp (see `Ctx::kept_tmp_path`), made if it is new and
 /// the sandbox's user's (as root); a test report at the plan's
 /// `$TMPDIR/...` path that an earlier run left is removed (as what it is,
 /// a link never followed), so that only this attempt's can be read.
@@ -469,7 +450,7 @@ fn kept_tmp(
     task: &Task,
     workdir: &std::path::Path,
 ) -> Result<Option<(TaskDir, PathBuf)>, String> {
-    let Some((path, mark)) = kept_tmp_paths(ctx, task, workdir) else {
+    let Some((path, mark)) = ctx.kept_tmp_paths(task, workdir) else {
         return Ok(None);
     };
     if let Some(parent) = path.parent() {

@@ -91,6 +91,43 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// Where a task's `TMPDIR` is kept between runs, if it is: a sandboxed
+    /// command in its warm worktree (`workdir` is that worktree's path,
+    /// which only the task holding its lease is given) keeps the tmp
+    /// beside it ([`crate::run::warm::WarmDir::tmp_path`]), so that what
+    /// tools cache in `TMPDIR` (jest's haste map and transforms) is found
+    /// again, as in a person's `/tmp`. Only sandboxed: as the build caches,
+    /// whose owner is the sandbox's user (an unconfined task run as root
+    /// would leave files the next sandboxed one cannot write). Nothing more
+    /// trusted than the task reads it: setup, cleanup and verify have tmps
+    /// of their own, a variant's score is kept from it, and swarm reads
+    /// only a `$TMPDIR/` test report there, as hostile input, after
+    /// removing any the last run left (`attempt::kept_tmp`).
+    pub(crate) fn kept_tmp_path(
+        &self,
+        task: &crate::plan::Task,
+        workdir: &std::path::Path,
+    ) -> Option<PathBuf> {
+        self.kept_tmp_paths(task, workdir).map(|(tmp, _)| tmp)
+    }
+
+    /// [`Self::kept_tmp_path`], and where swarm marks it worth keeping
+    /// ([`crate::run::warm::WarmDir::tmp_mark`]).
+    pub(crate) fn kept_tmp_paths(
+        &self,
+        task: &crate::plan::Task,
+        workdir: &std::path::Path,
+    ) -> Option<(PathBuf, PathBuf)> {
+        let (warm, _) = self.warm.as_ref()?;
+        self.sandbox.as_ref()?;
+        if !matches!(task.payload, crate::plan::Payload::Command { .. })
+            || task.isolation != swarm_protocol::Isolation::Worktree
+        {
+            return None;
+        }
+        let flat = crate::ids::flat(&task.id);
+        (warm.path(&flat) == workdir).then(|| (warm.tmp_path(&flat), warm.tmp_mark(&flat)))
+    }
     /// Whether swarm writes a `.gitconfig` into each attempt's tmp (its
     /// HOME): as root in a sandbox, where workers run as another user and
     /// git must trust the checkouts (`worker_files::trust_checkouts`).

@@ -47,17 +47,13 @@ pub(crate) struct Layers {
     /// Whether the run's launcher shows overlays (asked once).
     works: OnceCell<bool>,
     /// By worktree: what its commands are shown.
-    shown: std::sync::Mutex<HashMap<PathBuf, Shown>>,
-}
-
-/// What one worktree's commands are shown, and the hold on the kept setup
-/// below it (`worktree_home::hold_setup`, shared): no run removes a setup
-/// while it is a lower layer here (an older one of its family, `swarm
-/// clean --warm`).
-#[derive(Debug)]
-struct Shown {
-    overlays: Vec<Overlay>,
-    _held: nix::fcntl::Flock<std::fs::File>,
+    shown: std::sync::Mutex<HashMap<PathBuf, Vec<Overlay>>>,
+    /// By kept setup: the hold on it (`worktree_home::hold_setup`,
+    /// shared), taken when a worktree is first shown it and kept for the
+    /// run: no run removes a setup this one's tasks are shown (an older
+    /// one of its family, `swarm clean --warm`). One descriptor a kept
+    /// setup, however many worktrees are shown it.
+    holds: std::sync::Mutex<HashMap<PathBuf, nix::fcntl::Flock<std::fs::File>>>,
 }
 
 impl Layers {
@@ -67,7 +63,7 @@ impl Layers {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(workdir)
-            .map(|shown| shown.overlays.clone())
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -121,11 +117,7 @@ impl Layers {
         layers: &Path,
     ) -> Result<Vec<String>, String> {
         self.forget(workdir);
-        let held = match crate::worktree_home::hold_setup(kept, SetupHold::Shared) {
-            Ok(Some(held)) => held,
-            Ok(None) => return Err("hold the kept setup: it is being removed".into()),
-            Err(e) => return Err(format!("hold the kept setup {}: {e}", kept.display())),
-        };
+        self.hold(kept)?;
         let files = kept.join(FILES);
         let names = candidates(repo, &files, workdir, admin)?;
         if names.is_empty() {
@@ -164,14 +156,28 @@ impl Layers {
         self.shown
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(
-                workdir.to_path_buf(),
-                Shown {
-                    overlays,
-                    _held: held,
-                },
-            );
+            .insert(workdir.to_path_buf(), overlays);
         Ok(names)
+    }
+
+    /// Holds the setup kept at `kept` for the run (see `holds`), if this
+    /// run does not already.
+    fn hold(&self, kept: &Path) -> Result<(), String> {
+        let mut holds = self
+            .holds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if holds.contains_key(kept) {
+            return Ok(());
+        }
+        match crate::worktree_home::hold_setup(kept, SetupHold::Shared) {
+            Ok(Some(held)) => {
+                holds.insert(kept.to_path_buf(), held);
+                Ok(())
+            }
+            Ok(None) => Err("hold the kept setup: it is being removed".into()),
+            Err(e) => Err(format!("hold the kept setup {}: {e}", kept.display())),
+        }
     }
 }
 

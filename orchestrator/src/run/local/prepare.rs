@@ -725,15 +725,11 @@ fn remove_dead_copies(root: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let Some(pid) = name
-            .strip_prefix('.')
-            .and_then(|rest| rest.rsplit_once('.'))
-            .and_then(|(_, pid)| pid.parse::<i32>().ok())
-        else {
+        let Some(pid) = crate::worktree_home::copy_maker(&name) else {
             continue;
         };
         let dead = matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            nix::sys::signal::kill(pid, None),
             Err(nix::errno::Errno::ESRCH)
         );
         if dead && let Err(e) = crate::untrusted::TaskDir::discard(&entry.path()) {

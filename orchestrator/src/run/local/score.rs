@@ -49,6 +49,13 @@ pub(crate) async fn run(
     spec.deadline = Some(tokio::time::Instant::now() + score.timeout);
     if let Some(sandbox) = &mut spec.sandbox {
         read_only_worktree(&mut sandbox.policy, workdir);
+        // The TMPDIR kept with the variant's warm worktree is the
+        // variant's, as its HOME is (`isolate` gives the scorer its own).
+        if let Some(kept) = ctx.kept_tmp_path(task, workdir) {
+            let policy = &mut sandbox.policy;
+            policy.read_write.retain(|p| !p.starts_with(&kept));
+            policy.read_only.retain(|p| !p.starts_with(&kept));
+        }
     }
     // Unconfined, nothing keeps a scorer from writing the variant's
     // worktree, whose writes would be committed with the variant's work:

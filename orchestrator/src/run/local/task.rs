@@ -707,7 +707,8 @@ impl Life<'_> {
     ) -> Result<(), GitError> {
         let (ctx, task, base) = (self.ctx, self.task, self.base);
         // Its `TMPDIR`: kept with its warm worktree, or its fresh tmp.
-        let tmp = super::attempt::kept_tmp_path(ctx, task, workdir)
+        let tmp = ctx
+            .kept_tmp_path(task, workdir)
             .or_else(|| request.parent().map(Path::to_path_buf));
         let kept = crate::layout::tests_path(&ctx.run_dir, &task.id, attempt);
         let (wd, repo) = (workdir.to_path_buf(), ctx.repo.clone());
