@@ -141,11 +141,11 @@ disk_warm=$(du -smc "$HOMEDIR".warm/t* "$HOMEDIR".warm/.tmp | tail -1 | cut -f1)
 disk_tmp=$(du -smc "$HOMEDIR".warm/.tmp | tail -1 | cut -f1)
 # One test task's command in the second run: the attempt's own time, as
 # the journal has it (its command, sandboxed, in its warm worktree).
-task_ms=$(python3 - "$REPO/.swarm/runs/two/events.jsonl" <<'PY'
-import json, statistics, sys
-ms = [e["duration_ms"] for e in map(json.loads, open(sys.argv[1]))
-      if e.get("event") == "attempt_finished"]
-print(int(statistics.median(ms)))
+task_ms=$(python3 - "$REPO/.swarm/runs/two/events.jsonl" <<'PY' | median_of
+import json, sys
+for e in map(json.loads, open(sys.argv[1])):
+    if e.get("event") == "attempt_finished":
+        print(e["duration_ms"])
 PY
 )
 shown=$(if [ "$(find "$HOMEDIR.warm/t1/node_modules" -mindepth 1 | head -1)" = "" ]; then echo "as an overlay"; else echo "by copy"; fi)
@@ -170,7 +170,7 @@ by_hand() { # by_hand ROUND: seconds
 h_first=$(by_hand 1)
 h_second=$(by_hand 2)
 echo "by hand: $h_first s, $h_second s"
-hand_ms=$(sort -n "$WORK/hand2.ms" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }')
+hand_ms=$(median_of < "$WORK/hand2.ms")
 echo "one test's command, second run: swarm $task_ms ms, by hand $hand_ms ms"
 share=$(awk -v c="$copy_ms" -v r="$ran_ms" 'BEGIN { if (r > 0) printf "%.1f", 100 * c / r; else print "n/a" }')
 

@@ -311,7 +311,7 @@ impl WorktreeHome {
                 continue;
             };
             let path = entry.path();
-            if making(&name) {
+            if copy_alive(&name) == Some(true) {
                 held.push(path);
                 continue;
             }
@@ -441,8 +441,7 @@ pub fn hold_setup(
     dir: &Path,
     how: SetupHold,
 ) -> std::io::Result<Option<nix::fcntl::Flock<std::fs::File>>> {
-    use nix::fcntl::OFlag;
-    use nix::fcntl::{Flock, FlockArg};
+    use nix::fcntl::{FlockArg, OFlag};
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -452,31 +451,21 @@ pub fn hold_setup(
         SetupHold::Shared => FlockArg::LockSharedNonblock,
         SetupHold::Exclusive => FlockArg::LockExclusiveNonblock,
     };
-    match Flock::lock(file, arg) {
-        Ok(held) => Ok(Some(held)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(std::io::Error::from(e)),
-    }
+    crate::untrusted::try_lock(file, arg)
 }
 
-/// The process making the copy `name` in `<home>/.setup` (`.<key>.<pid>`,
-/// renamed into place when done), if `name` is one.
-pub fn copy_maker(name: &str) -> Option<nix::unistd::Pid> {
-    name.strip_prefix('.')
+/// Whether the process making the copy `name` in `<home>/.setup`
+/// (`.<key>.<pid>`, renamed into place when done) is alive; `None` if
+/// `name` is not such a copy.
+pub fn copy_alive(name: &str) -> Option<bool> {
+    let pid = name
+        .strip_prefix('.')
         .and_then(|rest| rest.rsplit_once('.'))
-        .and_then(|(_, pid)| pid.parse::<i32>().ok())
-        .map(nix::unistd::Pid::from_raw)
-}
-
-/// Whether `name` in `<home>/.setup` is a copy a live process is still
-/// making.
-fn making(name: &str) -> bool {
-    copy_maker(name).is_some_and(|pid| {
-        !matches!(
-            nix::sys::signal::kill(pid, None),
-            Err(nix::errno::Errno::ESRCH)
-        )
-    })
+        .and_then(|(_, pid)| pid.parse::<i32>().ok())?;
+    Some(!matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    ))
 }
 
 /// The directory of the warm worktrees' kept tmps, in `<home>/.warm`

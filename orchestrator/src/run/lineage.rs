@@ -288,11 +288,7 @@ impl Caches {
 /// returned is held; `None` if another run holds them.
 fn take(root: &Path) -> std::io::Result<Option<Flock<File>>> {
     let file = crate::untrusted::lock_file(&root.join(LOCK))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(std::io::Error::from(e)),
-    }
+    crate::untrusted::try_lock(file, FlockArg::LockExclusiveNonblock)
 }
 
 /// Whether `commit` descends from `ancestor` (a commit git no longer has

@@ -101,10 +101,9 @@ impl WarmDir {
     ) -> std::io::Result<Result<Lease, Unavailable>> {
         std::fs::create_dir_all(&self.dir)?;
         let file = crate::untrusted::lock_file(&self.lease_file(flat))?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(Err(Unavailable::Busy)),
-            Err((_, e)) => return Err(std::io::Error::from(e)),
+        let Some(mut lock) = crate::untrusted::try_lock(file, FlockArg::LockExclusiveNonblock)?
+        else {
+            return Ok(Err(Unavailable::Busy));
         };
         let mut said = String::new();
         lock.rewind()?;
@@ -134,10 +133,8 @@ impl WarmDir {
     pub fn lease_workless(&self, flat: &str) -> std::io::Result<Option<Lease>> {
         std::fs::create_dir_all(&self.dir)?;
         let file = crate::untrusted::lock_file(&self.lease_file(flat))?;
-        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
-            Err((_, e)) => return Err(std::io::Error::from(e)),
+        let Some(lock) = crate::untrusted::try_lock(file, FlockArg::LockExclusiveNonblock)? else {
+            return Ok(None);
         };
         let mut lease = Lease {
             lock,

@@ -266,6 +266,19 @@ pub fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
+/// Takes the `flock` `how` on `file` without waiting: `None` when another
+/// holds it the other way (or at all, for an exclusive one).
+pub fn try_lock(
+    file: std::fs::File,
+    how: nix::fcntl::FlockArg,
+) -> std::io::Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    match nix::fcntl::Flock::lock(file, how) {
+        Ok(held) => Ok(Some(held)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(std::io::Error::from(e)),
+    }
+}
+
 /// Opens `rel` under `dir` to append to it, as hostile a place as a
 /// file that came with a repository can be: every directory on the way is
 /// made if missing (mode 0700) and entered without following a link; the

@@ -57,6 +57,31 @@ pub struct TreeLimits {
     pub bytes: u64,
 }
 
+impl TreeLimits {
+    /// One entry more; `None` past the limit.
+    fn take_entry(&mut self) -> Option<()> {
+        self.entries = self.entries.checked_sub(1)?;
+        Some(())
+    }
+
+    /// One directory deeper (given back on the way up); `None` past the
+    /// limit.
+    fn descend(&mut self) -> Option<()> {
+        self.depth = self.depth.checked_sub(1)?;
+        Some(())
+    }
+
+    /// The bytes of the entry `stat` describes: its size or the blocks it
+    /// holds, the larger, so a sparse file is no way round the limit;
+    /// `None` past it.
+    fn take_bytes(&mut self, stat: &FileStat) -> Option<()> {
+        let held = u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        self.bytes = self.bytes.checked_sub(held.max(size))?;
+        Some(())
+    }
+}
+
 /// A directory a task could have written, held open. See the module.
 #[derive(Debug)]
 pub struct TaskDir {
@@ -313,7 +338,7 @@ impl TaskDir {
             message: format!("a tree to copy beyond its limit of {what}"),
         };
         for name in self.names()? {
-            left.entries = left.entries.checked_sub(1).ok_or_else(|| over("entries"))?;
+            left.take_entry().ok_or_else(|| over("entries"))?;
             let Some(stat) = self.stat(&name)? else {
                 continue;
             };
@@ -321,7 +346,7 @@ impl TaskDir {
             let mode = stat.st_mode & 0o755;
             match kind {
                 SFlag::S_IFDIR => {
-                    left.depth = left.depth.checked_sub(1).ok_or_else(|| over("depth"))?;
+                    left.descend().ok_or_else(|| over("depth"))?;
                     let (fd, path) = self.walk(&name, None)?;
                     let from = TaskDir { fd, path };
                     let into = to.make_dir(&name, 0o700)?;
@@ -337,12 +362,7 @@ impl TaskDir {
                             u64::try_from(stat.st_mtime).unwrap_or(0),
                             u32::try_from(stat.st_mtime_nsec).unwrap_or(0),
                         );
-                    let held = u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
-                    let size = u64::try_from(stat.st_size).unwrap_or(0);
-                    left.bytes = left
-                        .bytes
-                        .checked_sub(held.max(size))
-                        .ok_or_else(|| over("bytes"))?;
+                    left.take_bytes(&stat).ok_or_else(|| over("bytes"))?;
                     to.copy_new(&name, &mut file, mode, modified)?;
                 }
                 _ => continue,
@@ -371,26 +391,21 @@ impl TaskDir {
 
     fn within_left(&self, left: &mut TreeLimits) -> Result<bool, UntrustedError> {
         for name in self.names()? {
-            let Some(entries) = left.entries.checked_sub(1) else {
+            if left.take_entry().is_none() {
                 return Ok(false);
-            };
-            left.entries = entries;
+            }
             // Not found by its name (a name that is not UTF-8): not
             // measured, so not within.
             let Some(stat) = self.stat(&name)? else {
                 return Ok(false);
             };
-            let held = u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
-            let size = u64::try_from(stat.st_size).unwrap_or(0);
-            let Some(bytes) = left.bytes.checked_sub(held.max(size)) else {
+            if left.take_bytes(&stat).is_none() {
                 return Ok(false);
-            };
-            left.bytes = bytes;
+            }
             if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-                let Some(depth) = left.depth.checked_sub(1) else {
+                if left.descend().is_none() {
                     return Ok(false);
-                };
-                left.depth = depth;
+                }
                 let (fd, path) = self.walk(&name, None)?;
                 if !(TaskDir { fd, path }).within_left(left)? {
                     return Ok(false);
@@ -656,10 +671,6 @@ mod tests {
         assert!(canary.exists());
     }
 
-    /// A copy of a tree (the verify's base cache into a verify's own):
-    /// files with their times and modes (no set-id bit), links made again
-    /// as they say and never followed on either side, FIFOs left out, and
-    /// a change to the copy is not the original's.
     #[test]
     fn a_tree_is_measured_against_its_limits_and_no_link_followed() {
         let d = tempfile::tempdir().unwrap();
@@ -682,6 +693,10 @@ mod tests {
         assert!(!dir.within(limits(1, 3, 9_000)).unwrap());
     }
 
+    /// A copy of a tree (the verify's base cache into a verify's own):
+    /// files with their times and modes (no set-id bit), links made again
+    /// as they say and never followed on either side, FIFOs left out, and
+    /// a change to the copy is not the original's.
     #[test]
     fn a_tree_is_copied_with_its_times_and_no_link_followed() {
         use std::os::unix::fs::PermissionsExt;

@@ -441,6 +441,22 @@ const KEPT_TMP_LIMITS: crate::untrusted::TreeLimits = crate::untrusted::TreeLimi
     bytes: 1 << 30,
 };
 
+/// Why the kept tmp `dir` cannot be kept as it is, if it cannot: tools
+/// that leave files in TMPDIR would fill it run after run, so past its
+/// limits (or unmeasured) it starts again empty, as a fresh tmp would;
+/// and the plan's `$TMPDIR/` test report `report` an earlier run left is
+/// removed here (as what it is), a link on the way to it making the whole
+/// tmp go instead, nothing followed.
+fn not_kept(dir: &TaskDir, report: Option<&str>) -> Option<String> {
+    match dir.within(KEPT_TMP_LIMITS) {
+        Ok(true) => {}
+        Ok(false) => return Some("it holds more than 1 GiB or 100,000 entries".into()),
+        Err(e) => return Some(format!("failed to measure it: {e}")),
+    }
+    let e = dir.remove(report?).err()?;
+    Some(format!("failed to clear the test report it holds: {e}"))
+}
+
 /// The task's kept tmp (see `Ctx::kept_tmp_path`), made if it is new and
 /// the sandbox's user's (as root); a test report at the plan's
 /// `$TMPDIR/...` path that an earlier run left is removed (as what it is,
@@ -472,28 +488,12 @@ fn kept_tmp(
         false => TaskDir::fresh(&path, 0o700),
     }
     .map_err(|e| format!("make {e}"))?;
-    // Tools that leave files in TMPDIR would fill it run after run: past
-    // its limits it starts again empty, as a fresh tmp would.
-    match dir.within(KEPT_TMP_LIMITS) {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!(task = %task.id, path = %path.display(), "its kept tmp holds more than 1 GiB or 100,000 entries; it is made anew");
-            dir = TaskDir::fresh(&path, 0o700).map_err(|e| format!("make {e}"))?;
-        }
-        Err(e) => {
-            tracing::warn!(task = %task.id, error = %e, "failed to measure its kept tmp; it is made anew");
-            dir = TaskDir::fresh(&path, 0o700).map_err(|e| format!("make {e}"))?;
-        }
-    }
     let report = task
         .junit
         .as_deref()
         .and_then(|j| j.strip_prefix("$TMPDIR/"));
-    if let Some(rel) = report
-        && let Err(e) = dir.remove(rel)
-    {
-        // A link on the way to it: the whole tmp goes, nothing followed.
-        tracing::warn!(task = %task.id, error = %e, "failed to clear the test report its kept tmp holds; the tmp is made anew");
+    if passed && let Some(why) = not_kept(&dir, report) {
+        tracing::warn!(task = %task.id, path = %path.display(), reason = %why, "its kept tmp is made anew");
         dir = TaskDir::fresh(&path, 0o700).map_err(|e| format!("make {e}"))?;
     }
     if let Some(identity) = swarm_sandbox::worker_identity() {

@@ -725,13 +725,7 @@ fn remove_dead_copies(root: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let Some(pid) = crate::worktree_home::copy_maker(&name) else {
-            continue;
-        };
-        let dead = matches!(
-            nix::sys::signal::kill(pid, None),
-            Err(nix::errno::Errno::ESRCH)
-        );
+        let dead = crate::worktree_home::copy_alive(&name) == Some(false);
         if dead && let Err(e) = crate::untrusted::TaskDir::discard(&entry.path()) {
             tracing::warn!(error = %e, "failed to remove a half-made kept setup");
         }

@@ -49,13 +49,6 @@ pub(crate) async fn run(
     spec.deadline = Some(tokio::time::Instant::now() + score.timeout);
     if let Some(sandbox) = &mut spec.sandbox {
         read_only_worktree(&mut sandbox.policy, workdir);
-        // The TMPDIR kept with the variant's warm worktree is the
-        // variant's, as its HOME is (`isolate` gives the scorer its own).
-        if let Some(kept) = ctx.kept_tmp_path(task, workdir) {
-            let policy = &mut sandbox.policy;
-            policy.read_write.retain(|p| !p.starts_with(&kept));
-            policy.read_only.retain(|p| !p.starts_with(&kept));
-        }
     }
     // Unconfined, nothing keeps a scorer from writing the variant's
     // worktree, whose writes would be committed with the variant's work:
@@ -86,7 +79,7 @@ pub(crate) async fn run(
         }
         _ => None,
     };
-    let scored = run_in(ctx, task, attempt, score, spec, stop).await;
+    let scored = run_in(ctx, task, attempt, workdir, score, spec, stop).await;
     if let Some(dir) = checkout {
         let removed =
             tokio::task::spawn_blocking(move || crate::untrusted::TaskDir::discard(&dir)).await;
@@ -127,6 +120,7 @@ async fn run_in(
     ctx: &Ctx,
     task: &Task,
     attempt: u32,
+    workdir: &Path,
     score: &ScoreCommand,
     mut spec: CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
@@ -146,10 +140,16 @@ async fn run_in(
             duration_ms: 0,
         };
     }
+    // The variant's private tmp (its HOME), and the TMPDIR kept with its
+    // warm worktree if it has one: the variant's, as its HOME is.
     let variant_tmp = crate::layout::task_tmp(&ctx.run_dir, &task.id);
+    let kept_tmp = ctx.kept_tmp_path(task, workdir);
+    let variant_tmps: Vec<&Path> = std::iter::once(variant_tmp.as_path())
+        .chain(kept_tmp.as_deref())
+        .collect();
     let caches: Vec<&Path> = ctx.caches.iter().map(|c| c.dir.as_path()).collect();
     let cache_vars: Vec<&str> = ctx.caches.iter().map(|c| c.var.as_str()).collect();
-    isolate(&mut spec, &home, &variant_tmp, &caches, &cache_vars);
+    isolate(&mut spec, &home, &variant_tmps, &caches, &cache_vars);
     let started = Instant::now();
     // The scorer runs in the task's sandbox, network list included.
     let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
@@ -239,16 +239,17 @@ fn fresh_home(home: &Path, sandboxed: bool) -> Result<(), String> {
 }
 
 /// `spec` for a scorer whose HOME and TMPDIR are `home`, that neither
-/// reads nor writes `variant_tmp` (the variant's private tmp, its HOME)
-/// or the build `caches`, and whose cargo builds into `home`.
+/// reads nor writes `variant_tmps` (the variant's private tmp, its HOME,
+/// and its kept TMPDIR) or the build `caches`, and whose cargo builds
+/// into `home`.
 fn isolate(
     spec: &mut CommandSpec,
     home: &Path,
-    variant_tmp: &Path,
+    variant_tmps: &[&Path],
     caches: &[&Path],
     cache_vars: &[&str],
 ) {
-    let foreign = |p: &Path| p.starts_with(variant_tmp) || caches.iter().any(|c| p.starts_with(c));
+    let foreign = |p: &Path| variant_tmps.iter().chain(caches).any(|t| p.starts_with(t));
     let points_in = |value: &str| foreign(Path::new(value));
     let had_target = spec.env.iter().any(|(k, _)| k == "CARGO_TARGET_DIR");
     spec.env.retain(|(k, v)| {
