@@ -484,29 +484,9 @@ pub fn entry_times(entries: &[String], ms: u64, cases: &[swarm_protocol::TestCas
     let n = entries.len().max(1) as u64;
     let mut of_entry = vec![0u64; entries.len()];
     let mut matched = 0u64;
-    let stem = |e: &str| -> String {
-        let e = e.strip_prefix("./").unwrap_or(e);
-        e.rsplit_once('.')
-            .filter(|(_, ext)| !ext.contains('/'))
-            .map_or(e, |(stem, _)| stem)
-            .replace('/', ".")
-    };
-    let stems: Vec<String> = entries.iter().map(|e| stem(e)).collect();
+    let index = crate::test_attempts::Entries::new(entries);
     for case in cases {
-        let at = entries
-            .iter()
-            .position(|e| !case.file.is_empty() && *e == case.file)
-            .or_else(|| {
-                stems.iter().position(|s| {
-                    !s.is_empty()
-                        && (case.classname == *s
-                            || case
-                                .classname
-                                .strip_prefix(s.as_str())
-                                .is_some_and(|r| r.starts_with('.')))
-                })
-            });
-        if let Some(at) = at {
+        if let Some(at) = index.of(case) {
             of_entry[at] += case.time_ms;
             matched += case.time_ms;
         }

@@ -317,6 +317,8 @@ fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_spl
         outcome: TestOutcome::Passed,
         message: String::new(),
         text: String::new(),
+        reruns: Vec::new(),
+        quarantined: None,
     };
     let entries = vec!["tests/test_a.py".to_string(), "tests/sub/test_b.py".into()];
     // pytest's classnames: the module path, a class after it.

@@ -349,22 +349,60 @@ fn kept_cases(tests: &swarm_protocol::TestCounts) -> Option<Vec<swarm_protocol::
     serde_json::from_slice(&bytes).ok()
 }
 
-/// One of a task's own test cases as JUnit.
+/// One of a task's own test cases as JUnit: a flaky test a success with
+/// its earlier failures as `flakyFailure`s, a test that failed every time a
+/// failure with the earlier ones as `rerunFailure`s (as Surefire and
+/// nextest write them), a failing test the quarantine holds skipped with
+/// the type `quarantined` (it did not gate), its failure in the message.
 fn test_case(c: &swarm_protocol::TestCase) -> TestCase {
     use swarm_protocol::TestOutcome;
-    let status = match c.outcome {
-        TestOutcome::Passed => TestCaseStatus::success(),
-        TestOutcome::Failed => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            if !c.message.is_empty() {
-                s.set_message(escape::line(&c.message).into_owned());
+    let failure = |kind| {
+        let mut s = TestCaseStatus::non_success(kind);
+        if !c.message.is_empty() {
+            s.set_message(escape::line(&c.message).into_owned());
+        }
+        if !c.text.is_empty() {
+            s.set_description(escape::text(&c.text).into_owned());
+        }
+        s
+    };
+    let reruns = || {
+        c.reruns.iter().map(|r| {
+            let mut rerun = quick_junit::TestRerun::new(NonSuccessKind::Failure);
+            // The schema CI systems check (`junit-10.xsd`) wants a type
+            // and allows no time on a rerun.
+            rerun.set_type(format!("failure in attempt {}", r.attempt));
+            if !r.message.is_empty() {
+                rerun.set_message(escape::line(&r.message).into_owned());
             }
+            if !r.text.is_empty() {
+                rerun.set_description(escape::text(&r.text).into_owned());
+            }
+            rerun
+        })
+    };
+    let status = match (c.outcome, &c.quarantined) {
+        (TestOutcome::Failed, Some(note)) => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_type("quarantined");
+            s.set_message(escape::line(&format!("{note}; failed: {}", c.message)).into_owned());
             if !c.text.is_empty() {
                 s.set_description(escape::text(&c.text).into_owned());
             }
             s
         }
-        TestOutcome::Skipped => {
+        (TestOutcome::Passed, _) => TestCaseStatus::success(),
+        (TestOutcome::Flaky, _) => {
+            let mut s = TestCaseStatus::success();
+            s.add_reruns(reruns());
+            s
+        }
+        (TestOutcome::Failed, None) => {
+            let mut s = failure(NonSuccessKind::Failure);
+            s.add_reruns(reruns());
+            s
+        }
+        (TestOutcome::Skipped, _) => {
             let mut s = TestCaseStatus::skipped();
             if !c.message.is_empty() {
                 s.set_message(escape::line(&c.message).into_owned());

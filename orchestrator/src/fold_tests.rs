@@ -205,6 +205,11 @@ fn every_committed_event_replays_through_the_fold() {
         time_ms: 40,
         failing: vec!["t::bad".into()],
         cases: "cases.json".into(),
+        flaky: 0,
+        flaky_tests: vec![],
+        quarantined: 0,
+        expired: vec![],
+        reran: 0,
     };
     apply(
         &mut fold,

@@ -145,17 +145,18 @@ fn header(out: &mut String, report: &RunReport, timeline: &Timeline) {
     // The tests the tasks reported themselves (`junit`), and which failed.
     if let Some(line) = crate::test_report::tests_line(report) {
         let _ = write!(out, "<p id=\"tests\">{}", esc(&line));
-        let failing = crate::test_report::failing_tests(report);
-        if !failing.is_empty() {
-            out.push_str("; failed:");
-            for (task, test) in &failing {
-                let _ = write!(
-                    out,
-                    " <span class=\"mono\">{}</span> (in {})",
-                    esc(test),
-                    esc(task)
-                );
+        let mut said = "";
+        for (word, task, test) in &crate::test_report::named_tests(report) {
+            if *word != said {
+                let _ = write!(out, "; {word}:");
+                said = word;
             }
+            let _ = write!(
+                out,
+                " <span class=\"mono\">{}</span> (in {})",
+                esc(test),
+                esc(task)
+            );
         }
         out.push_str("</p>");
     }

@@ -41,6 +41,7 @@ pub mod resolve;
 pub mod run;
 pub mod shell_words;
 pub mod state;
+pub mod test_attempts;
 pub mod test_report;
 pub mod timeline;
 pub mod trust;

@@ -63,7 +63,9 @@ impl Parsed {
         b.cases += 1;
         b.time_ms = b.time_ms.saturating_add(case.time_ms);
         match case.outcome {
-            TestOutcome::Passed => b.passed = b.passed.saturating_add(1),
+            // A report as read holds no flaky test: only attempts
+            // folded together do (`test_attempts`).
+            TestOutcome::Passed | TestOutcome::Flaky => b.passed = b.passed.saturating_add(1),
             TestOutcome::Skipped => b.skipped = b.skipped.saturating_add(1),
             TestOutcome::Failed => {
                 b.failed = b.failed.saturating_add(1);
@@ -253,6 +255,8 @@ fn case(e: &BytesStart<'_>, suite: Option<&String>) -> TestCase {
         outcome: TestOutcome::Passed,
         message: String::new(),
         text: String::new(),
+        reruns: Vec::new(),
+        quarantined: None,
     }
 }
 
@@ -271,20 +275,23 @@ fn status(c: &mut TestCase, e: &BytesStart<'_>) {
 
 /// What the report `parsed` counts, its kept cases at `kept`.
 pub fn counts(parsed: &Parsed, kept: String) -> TestCounts {
-    let cases = &parsed.cases;
-    let b = &parsed.beyond;
+    counts_of(&parsed.cases, &parsed.beyond, kept)
+}
+
+/// What `cases` (and the cases past the cap, `beyond`) count, kept at
+/// `kept`: a failing test the quarantine holds is counted apart from the
+/// failed, a flaky one apart from the passed.
+pub fn counts_of(cases: &[TestCase], b: &Beyond, kept: String) -> TestCounts {
+    let gates = |c: &&TestCase| c.quarantined.is_none();
     let count = |o: TestOutcome| cases.iter().filter(|c| c.outcome == o).count() as u32;
-    let mut failing: Vec<String> = cases
-        .iter()
-        .filter(|c| c.outcome == TestOutcome::Failed)
-        .take(NAMED)
-        .map(name)
-        .collect();
+    let failed = || cases.iter().filter(|c| c.outcome == TestOutcome::Failed);
+    let mut failing: Vec<String> = failed().filter(gates).take(NAMED).map(name).collect();
     let room = NAMED - failing.len();
     failing.extend(b.failing.iter().take(room).cloned());
+    let quarantined = failed().filter(|c| c.quarantined.is_some()).count() as u32;
     TestCounts {
         passed: count(TestOutcome::Passed).saturating_add(b.passed),
-        failed: count(TestOutcome::Failed).saturating_add(b.failed),
+        failed: (failed().filter(gates).count() as u32).saturating_add(b.failed),
         skipped: count(TestOutcome::Skipped).saturating_add(b.skipped),
         time_ms: cases
             .iter()
@@ -292,6 +299,16 @@ pub fn counts(parsed: &Parsed, kept: String) -> TestCounts {
             .fold(b.time_ms, u64::saturating_add),
         failing,
         cases: kept,
+        flaky: count(TestOutcome::Flaky),
+        flaky_tests: cases
+            .iter()
+            .filter(|c| c.outcome == TestOutcome::Flaky)
+            .take(NAMED)
+            .map(name)
+            .collect(),
+        quarantined,
+        expired: Vec::new(),
+        reran: 0,
     }
 }
 
@@ -304,7 +321,8 @@ pub fn name(c: &TestCase) -> String {
 }
 
 /// The tests the run's tasks reported (`junit`), as one line: "517
-/// passed, 2 failed in 2 tasks"; `None` when no task reported tests.
+/// passed, 2 failed, 1 flaky, 1 quarantined in 2 tasks"; `None` when no
+/// task reported tests.
 pub fn tests_line(report: &swarm_protocol::RunReport) -> Option<String> {
     let reported: Vec<&swarm_protocol::TestCounts> = report
         .tasks
@@ -314,38 +332,68 @@ pub fn tests_line(report: &swarm_protocol::RunReport) -> Option<String> {
     if reported.is_empty() {
         return None;
     }
-    let sum =
-        |f: fn(&swarm_protocol::TestCounts) -> u32| reported.iter().map(|t| f(t)).sum::<u32>();
-    let (passed, failed, skipped) = (sum(|t| t.passed), sum(|t| t.failed), sum(|t| t.skipped));
-    let mut parts = vec![format!("{passed} passed")];
-    if failed > 0 {
-        parts.push(format!("{failed} failed"));
+    let mut sum = [0u32; 5];
+    for t in &reported {
+        for (total, n) in sum.iter_mut().zip(numbers(t)) {
+            *total = total.saturating_add(n);
+        }
     }
-    if skipped > 0 {
-        parts.push(format!("{skipped} skipped"));
-    }
+    let counted = counted(sum);
     let tasks = reported.len();
     Some(format!(
-        "tests: {} in {tasks} task{}",
-        parts.join(", "),
+        "tests: {counted} in {tasks} task{}",
         if tasks == 1 { "" } else { "s" }
     ))
 }
 
-/// Each failing test the run's tasks reported, with its task: at most
-/// ten per task, as the report keeps them.
-pub fn failing_tests(report: &swarm_protocol::RunReport) -> Vec<(String, String)> {
-    report
-        .tasks
-        .iter()
-        .filter_map(|t| t.tests.as_deref().map(|tests| (t, tests)))
-        .flat_map(|(t, tests)| {
-            tests
-                .failing
-                .iter()
-                .map(|f| (t.id.clone(), crate::escape::line(f).into_owned()))
-        })
-        .collect()
+/// A report's passed, failed, flaky, quarantined and skipped tests.
+fn numbers(t: &swarm_protocol::TestCounts) -> [u32; 5] {
+    [t.passed, t.failed, t.flaky, t.quarantined, t.skipped]
+}
+
+/// Tests counted ([`numbers`]) as words: "40 passed, 2 failed, 1 flaky";
+/// the passed always said, the others when there are any.
+pub fn counted(n: [u32; 5]) -> String {
+    let words = ["passed", "failed", "flaky", "quarantined", "skipped"];
+    let mut parts = vec![format!("{} passed", n[0])];
+    for (n, word) in n.iter().zip(words).skip(1) {
+        if *n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// One report's tests counted as words ([`counted`]).
+pub fn counted_of(t: &swarm_protocol::TestCounts) -> String {
+    counted(numbers(t))
+}
+
+/// The tests the run's tasks name, with their task: each failing one
+/// (`failed`), each flaky one (`flaky`: failed, then passed when run
+/// again) and each whose quarantine ended (`quarantine expired`), at most
+/// ten of each per task, as the report keeps them; the failing first.
+pub fn named_tests(report: &swarm_protocol::RunReport) -> Vec<(&'static str, String, String)> {
+    type Names = fn(&swarm_protocol::TestCounts) -> &Vec<String>;
+    let kinds: [(&str, Names); 3] = [
+        ("failed", |t| &t.failing),
+        ("flaky", |t| &t.flaky_tests),
+        ("quarantine expired", |t| &t.expired),
+    ];
+    let mut out = Vec::new();
+    for (word, names) in kinds {
+        for t in &report.tasks {
+            let Some(tests) = t.tests.as_deref() else {
+                continue;
+            };
+            out.extend(
+                names(tests)
+                    .iter()
+                    .map(|n| (word, t.id.clone(), crate::escape::line(n).into_owned())),
+            );
+        }
+    }
+    out
 }
 
 #[cfg(test)]

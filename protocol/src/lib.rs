@@ -595,10 +595,6 @@ fn human_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-fn is_zero_u32(n: &u32) -> bool {
-    *n == 0
-}
-
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
@@ -673,11 +669,35 @@ pub struct TestCounts {
     pub failing: Vec<String>,
     /// The JSON file of every test case (see `TestCase`).
     pub cases: String,
+    /// Tests that failed and then passed when run again (`TestOutcome::Flaky`),
+    /// not counted in `passed`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub flaky: u32,
+    /// The first flaky tests (`classname::name`), at most ten.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flaky_tests: Vec<String>,
+    /// Failing tests the plan's `[[quarantine]]` holds until a date not yet
+    /// past: reported, never gating; not counted in `failed`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub quarantined: u32,
+    /// Failing tests whose quarantine is past its `review_by`: they gate
+    /// again (counted in `failed`), each said with its entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired: Vec<String>,
+    /// This report's last attempt ran again only this many tests, those
+    /// that failed before (0: it ran all of its tests).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub reran: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 impl TestCounts {
+    /// Every test, each counted once.
     pub fn total(&self) -> u32 {
-        self.passed + self.failed + self.skipped
+        self.passed + self.failed + self.skipped + self.flaky + self.quarantined
     }
 }
 
@@ -698,6 +718,26 @@ pub struct TestCase {
     pub message: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub text: String,
+    /// Its failures in earlier attempts of its task, oldest first: a
+    /// `Flaky` test's before it passed, a `Failed` one's before its last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reruns: Vec<TestRerun>,
+    /// The plan's `[[quarantine]]` entry that keeps this failing (or
+    /// flaky) test from gating: who owns it, why, until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
+}
+
+/// One earlier failing run of a test (see `TestCase::reruns`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TestRerun {
+    /// The attempt of its task it failed in.
+    pub attempt: u32,
+    pub time_ms: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -706,6 +746,8 @@ pub enum TestOutcome {
     Passed,
     Failed,
     Skipped,
+    /// It failed, then passed when its task ran it again.
+    Flaky,
 }
 
 /// An attempt's `[setup]` (see `EventBody::TaskStarted`).

@@ -238,27 +238,7 @@ fn each_tasks_own_junit_is_merged_test_by_test_counted_and_its_failing_test_name
     assert!(xml.contains(r#"<skipped message="not here"/>"#), "{xml}");
     // Valid against the JUnit schema pytest's own tests check with
     // (Jenkins' junit-10.xsd), by a validator from PyPI.
-    let venv = pytest.parent().unwrap();
-    let xsd = venv
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("junit-10.xsd");
-    let valid = std::process::Command::new(venv.join("python"))
-        .args([
-            "-c",
-            "import sys, xmlschema; xmlschema.XMLSchema(sys.argv[1]).validate(sys.argv[2])",
-        ])
-        .arg(&xsd)
-        .arg(&junit)
-        .output()
-        .unwrap();
-    assert!(
-        valid.status.success(),
-        "{}\n{xml}",
-        String::from_utf8_lossy(&valid.stderr)
-    );
+    crate::support::assert_valid_junit(&junit);
     // Every test of the run counted at the top.
     assert!(
         xml.contains(r#"<testsuites name="swarm" tests="6" failures="1""#),

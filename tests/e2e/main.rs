@@ -18,6 +18,7 @@ mod everyday_tools;
 mod example_plans;
 mod experiments;
 mod faults;
+mod flaky_tests;
 mod gateway_complete;
 mod git_maintenance;
 mod help;

@@ -169,6 +169,7 @@ pub(super) fn plan(
     let verify = super::run_verify::check(&source, &file.swarm, &mut errors);
     let setup = super::setup::check_setup(&source, file.setup.as_ref(), &mut errors);
     let cleanup = super::setup::check_cleanup(&source, file.cleanup.as_ref(), &mut errors);
+    let quarantine = super::quarantine::check(&source, &file.quarantine, &mut errors);
     if let (Some(section), super::Executor::Slurm(_)) = (&file.cleanup, &executor) {
         errors.push(
             source
@@ -346,6 +347,7 @@ pub(super) fn plan(
         verify,
         setup,
         cleanup,
+        quarantine: quarantine.into(),
         listed,
         tasks,
     })

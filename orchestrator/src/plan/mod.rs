@@ -19,6 +19,7 @@ pub mod mcp;
 mod models;
 pub mod network;
 pub mod origin;
+pub mod quarantine;
 mod render;
 mod run_verify;
 pub mod schema;
@@ -110,6 +111,9 @@ pub struct Plan {
     pub setup: Option<Setup>,
     /// What runs in a worktree when swarm is done with it (`[cleanup]`).
     pub cleanup: Option<Cleanup>,
+    /// Tests that run and are reported but do not gate, until their
+    /// review day (`[[quarantine]]`).
+    pub quarantine: std::sync::Arc<[quarantine::Quarantine]>,
     /// Matrix keys whose values came from the repository (`glob`,
     /// `lines`), as `validate` shows them.
     pub listed: Vec<matrix::Listed>,
@@ -171,6 +175,7 @@ impl Plan {
             verify,
             setup,
             cleanup,
+            quarantine,
             listed,
             tasks: _,
         } = self;
@@ -203,6 +208,7 @@ impl Plan {
             verify: verify.clone(),
             setup: setup.clone(),
             cleanup: cleanup.clone(),
+            quarantine: quarantine.clone(),
             listed: listed.clone(),
             tasks: Vec::new(),
         }
@@ -302,6 +308,8 @@ pub struct Task {
     /// Its command's own test report (`junit`): relative to its worktree,
     /// or to its tmp when it starts with `$TMPDIR/`.
     pub junit: Option<String>,
+    /// Whether a test that passed only when run again fails the task.
+    pub flaky: schema::Flaky,
     /// What a conflict of its result with the integration branch does.
     pub on_conflict: OnConflict,
     /// With `OnConflict::Rerun`: how many times it runs again after a

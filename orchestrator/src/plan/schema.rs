@@ -62,6 +62,11 @@ pub struct PlanFile {
     /// is a warning.
     #[schemars(with = "Option<CleanupSection>")]
     pub cleanup: Option<Spanned<CleanupSection>>,
+    /// Tests that run and are reported but do not fail their task, each
+    /// with an owner, a reason and a day after which it gates again.
+    #[serde(default)]
+    #[schemars(with = "Vec<super::quarantine::QuarantineFields>")]
+    pub quarantine: Vec<Spanned<super::quarantine::QuarantineFields>>,
 }
 
 /// `[cleanup]`: what runs in a worktree when swarm is done with it.
@@ -452,6 +457,17 @@ pub enum OnConflict {
     Stop,
 }
 
+/// Whether a flaky test (failed, then passed when run again) gates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Flaky {
+    /// It does not fail its task; it is reported flaky.
+    #[default]
+    Pass,
+    /// It fails its task.
+    Fail,
+}
+
 /// What happens to the rest of a run when a task fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -584,6 +600,11 @@ pub struct TaskFields {
     /// invalid file is a warning, never a failure.
     #[schemars(with = "Option<String>")]
     pub junit: Option<Spanned<String>>,
+    /// With `junit`: whether a test that failed and then passed when the
+    /// task ran it again (`retries`) fails the task. `pass` (default): it
+    /// does not, and is reported `flaky`, never as a plain pass; `fail`:
+    /// it does.
+    pub flaky: Option<Flaky>,
     /// What happens when the task's result conflicts with the integration
     /// branch: `rerun` (the default for command and WASM tasks, whose
     /// result is a function of their base: run it again on top of the

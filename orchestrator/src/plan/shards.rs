@@ -50,12 +50,14 @@ pub enum Sharding {
         left_out: Vec<String>,
     },
     /// Shard `number` of task `of`, running `entries`; `left_out` as its
-    /// unsplit task's.
+    /// unsplit task's; `template` its command as written, `{entries}` in
+    /// it, for an attempt that runs other entries ([`rerun`]).
     Shard {
         of: String,
         number: usize,
         entries: Vec<String>,
         left_out: Vec<String>,
+        template: String,
     },
 }
 
@@ -355,7 +357,9 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
 fn shard(task: &Task, id: String, number: usize, entries: &[String], left_out: &[String]) -> Task {
     let mut t = task.clone();
     t.id = id;
+    let mut template = String::new();
     if let Payload::Command { run } = &mut t.payload {
+        template = run.clone();
         *run = run.replace(&format!("{{{ENTRIES}}}"), &quoted(entries));
     }
     t.sharding = Some(Box::new(Sharding::Shard {
@@ -363,8 +367,41 @@ fn shard(task: &Task, id: String, number: usize, entries: &[String], left_out: &
         number,
         entries: entries.to_vec(),
         left_out: left_out.to_vec(),
+        template,
     }));
     t
+}
+
+/// Shard `task` as an attempt runs it that runs `ids` instead of its
+/// entries (the tests that failed before, or their entries): in `{entries}`
+/// and `$SWARM_ENTRIES` alike. `None` for a task that is not a shard's, or
+/// an id that cannot be one line of `$SWARM_ENTRIES`.
+pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
+    let Some(Sharding::Shard {
+        of,
+        number,
+        left_out,
+        template,
+        ..
+    }) = task.sharding.as_deref()
+    else {
+        return None;
+    };
+    if ids.is_empty() || ids.iter().any(|id| unlistable(id)) {
+        return None;
+    }
+    let mut t = task.clone();
+    if let Payload::Command { run } = &mut t.payload {
+        *run = template.replace(&format!("{{{ENTRIES}}}"), &quoted(ids));
+    }
+    t.sharding = Some(Box::new(Sharding::Shard {
+        of: of.clone(),
+        number: *number,
+        entries: ids.to_vec(),
+        left_out: left_out.clone(),
+        template: template.clone(),
+    }));
+    Some(t)
 }
 
 /// The unsplit tasks of `plan`: id, entries and count.

@@ -219,6 +219,7 @@ pub(super) fn resolve(
             .as_ref()
             .or(defaults.junit.as_ref())
             .map(|j| sub(j.get_ref())),
+        flaky: fields.flaky.or(defaults.flaky).unwrap_or_default(),
         on_conflict: fields
             .on_conflict
             .or(defaults.on_conflict)

@@ -833,11 +833,18 @@ impl<'o> Dispatcher<'o> {
         drop(self.timings.history);
         // The history is a hint for later runs: failing to keep it is no
         // reason for this one to fail.
+        // Not a shard whose last attempt ran again only its failed tests:
+        // its time says nothing of what the whole shard takes.
+        let reran = |id: &str| {
+            let t = self.fold.index(id).and_then(|i| self.fold.task(i));
+            t.and_then(|t| t.tests.as_deref()).is_some_and(|t| t.reran > 0)
+        };
         let took: Vec<_> = self
             .timings
             .took
             .iter()
             .map(|&(i, ms)| (self.tasks.get(i), ms))
+            .filter(|(task, _)| !reran(&task.id))
             .collect();
         // With what each changed, which predicts the next run's conflicts.
         let changed = |task: &crate::plan::Task| {

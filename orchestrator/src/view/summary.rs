@@ -227,8 +227,8 @@ fn summary_text(
     let _ = writeln!(out, "\n  {}", crate::export::Tally::of(report).counts());
     if let Some(line) = crate::test_report::tests_line(report) {
         let _ = writeln!(out, "  {line}");
-        for (task, test) in crate::test_report::failing_tests(report) {
-            let _ = writeln!(out, "    failed: {test} (in {task})");
+        for (word, task, test) in crate::test_report::named_tests(report) {
+            let _ = writeln!(out, "    {word}: {test} (in {task})");
         }
     }
     let took = report
@@ -476,17 +476,10 @@ pub fn hunks_by_file(hunks: &[swarm_protocol::ConflictHunk]) -> String {
         .join("; ")
 }
 
-/// A test report's counts as a line: "40 passed, 2 failed, 1 skipped in
-/// 3.2 s", and the failing tests named.
+/// A test report's counts as a line: "40 passed, 2 failed, 1 flaky, 1
+/// skipped", and the failing tests named.
 pub fn test_counts(tests: &swarm_protocol::TestCounts) -> String {
-    let mut parts = vec![format!("{} passed", tests.passed)];
-    if tests.failed > 0 {
-        parts.push(format!("{} failed", tests.failed));
-    }
-    if tests.skipped > 0 {
-        parts.push(format!("{} skipped", tests.skipped));
-    }
-    let mut line = parts.join(", ");
+    let mut line = crate::test_report::counted_of(tests);
     if !tests.failing.is_empty() {
         let named: Vec<String> = tests
             .failing

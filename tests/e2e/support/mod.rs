@@ -553,6 +553,31 @@ pub fn agent_cli(name: &str) -> PathBuf {
 /// tests/python-tools/requirements.txt: installed into a virtual
 /// environment in target/python-tools on first use (CI does it up front in
 /// .ci/run).
+/// Asserts that the JUnit file `junit` is valid against the JUnit schema
+/// pytest's own tests check with (Jenkins' `junit-10.xsd`, installed with
+/// the Python tools), by a validator from PyPI.
+pub fn assert_valid_junit(junit: &Path) {
+    // venv/bin/pytest: the venv's own python beside it (not canonical,
+    // which would be the system's, without the validator).
+    let bin = python_tool("pytest").parent().unwrap().to_path_buf();
+    let xsd = bin.parent().unwrap().parent().unwrap().join("junit-10.xsd");
+    let valid = Command::new(bin.join("python"))
+        .args([
+            "-c",
+            "import sys, xmlschema; xmlschema.XMLSchema(sys.argv[1]).validate(sys.argv[2])",
+        ])
+        .arg(&xsd)
+        .arg(junit)
+        .output()
+        .unwrap();
+    assert!(
+        valid.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&valid.stderr),
+        std::fs::read_to_string(junit).unwrap_or_default()
+    );
+}
+
 pub fn python_tool(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let dest = root.join("target/python-tools");

@@ -34,6 +34,8 @@ pub enum Table {
     Setup,
     /// `[cleanup]`.
     Cleanup,
+    /// Each `[[quarantine]]`.
+    Quarantine,
     /// A matrix key's `{ glob = ... }` or `{ lines = ... }`: read by the
     /// plan's `Files` (inside the repository for an untrusted origin),
     /// whatever the matrix's own rule.
@@ -42,7 +44,7 @@ pub enum Table {
 
 impl Table {
     /// Every table kind.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Plan,
         Table::Swarm,
         Table::Task,
@@ -54,6 +56,7 @@ impl Table {
         Table::Price,
         Table::Setup,
         Table::Cleanup,
+        Table::Quarantine,
         Table::MatrixFrom,
     ];
 
@@ -71,6 +74,7 @@ impl Table {
             Table::Price => Some("Price"),
             Table::Setup => Some("SetupSection"),
             Table::Cleanup => Some("CleanupSection"),
+            Table::Quarantine => Some("QuarantineFields"),
             Table::MatrixFrom => Some("MatrixFrom"),
         }
     }
@@ -89,6 +93,7 @@ impl Table {
             Table::Price => "price",
             Table::Setup => "[setup]",
             Table::Cleanup => "[cleanup]",
+            Table::Quarantine => "[[quarantine]]",
             Table::MatrixFrom => "matrix key { glob, lines }",
         }
     }
@@ -193,6 +198,28 @@ pub const PLAN: &[KeyRule] = &[
         "each key ruled below",
     ),
     rule(T::Plan, "setup", Nested(T::Setup), "each key ruled below"),
+    rule(
+        T::Plan,
+        "quarantine",
+        Trust,
+        "loosens a gate: the failing tests it names do not fail their task",
+    ),
+    // [[quarantine]]: the person's own, or trusted, as the table is.
+    rule(
+        T::Quarantine,
+        "test",
+        Trust,
+        "a failing test it names does not fail its task",
+    ),
+    rule(T::Quarantine, "task", Trust, "where the quarantine holds"),
+    rule(T::Quarantine, "owner", Trust, "part of a quarantine"),
+    rule(T::Quarantine, "reason", Trust, "part of a quarantine"),
+    rule(
+        T::Quarantine,
+        "review_by",
+        Trust,
+        "until when the test does not gate",
+    ),
     rule(
         T::Plan,
         "cleanup",
@@ -453,6 +480,12 @@ pub const PLAN: &[KeyRule] = &[
         "junit",
         Any,
         "a file of the task's own worktree or tmp, read as hostile input after its command",
+    ),
+    rule(
+        T::Task,
+        "flaky",
+        Any,
+        "whether a test that passed only when run again gates; either way it is reported flaky",
     ),
     rule(
         T::Task,
@@ -862,6 +895,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
         "junit",
         Subtask::Free,
         "a file of its own worktree or tmp, read as hostile input",
+    ),
+    sub(
+        "flaky",
+        Subtask::Free,
+        "whether its own tests that passed only when run again gate; they are reported flaky either way",
     ),
     sub(
         "group",

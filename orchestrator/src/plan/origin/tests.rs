@@ -292,3 +292,12 @@ fn origins_round_trip_their_names() {
     assert!(Origin::Mcp.is_untrusted());
     assert_eq!(Origin::from_name("root"), None);
 }
+
+#[test]
+fn a_quarantine_needs_trust_and_so_does_flaky_pass_not() {
+    // Issue 77: a quarantine loosens a gate; an untrusted plan may not
+    // hold one. Whether flaky tests gate is the task's own business.
+    let text = "[[quarantine]]\ntest = \"t::x\"\nowner = \"o\"\nreason = \"r\"\nreview_by = 2999-01-01\n\n\
+                [[task]]\nid = \"a\"\nrun = \"true\"\nflaky = \"pass\"\njunit = \"r.xml\"\n";
+    assert_eq!(plan_keys(text), ["the file quarantine"]);
+}

@@ -38,6 +38,8 @@ pub(crate) struct Ctx {
     pub setups: Option<Setups>,
     /// The plan's `[cleanup]`, if it has one.
     pub cleanup: Option<crate::plan::Cleanup>,
+    /// The plan's `[[quarantine]]`: failing tests that do not gate.
+    pub quarantine: Arc<[crate::plan::quarantine::Quarantine]>,
     /// Where warm worktrees are kept, and how many of the run's tasks have
     /// worktrees (see `Task::warm_by_default`).
     pub warm: Option<(crate::run::warm::WarmDir, usize)>,

@@ -162,6 +162,11 @@ impl LocalExecutor {
                     .unwrap_or_default(),
             ),
             cleanup: prepared.plan.cleanup.clone(),
+            // Refused to an untrusted plan already; never applied for one.
+            quarantine: match prepared.plan.origin.is_untrusted() {
+                true => Arc::from([]),
+                false => Arc::clone(&prepared.plan.quarantine),
+            },
             setups: match &prepared.plan.setup {
                 Some(setup) => Some(ctx::Setups::new(
                     setup.clone(),

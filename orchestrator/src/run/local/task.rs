@@ -23,6 +23,7 @@ use crate::git::{
     GitError, SnapshotLimits, State, Worktrees, leave_out, merge_results, refs, snapshot_screened,
 };
 use crate::plan::Task;
+use crate::plan::schema::Flaky;
 use crate::run::blocking::blocking;
 use crate::run::executor::{ExecEvent, Launch};
 
@@ -116,8 +117,8 @@ async fn execute_inner(
         note,
         ..
     } = launch;
-    let task = &with_note(ctx.tasks.get(i), note);
-    let base = match start_point(ctx, task, base, deps).await? {
+    let task = with_note(ctx.tasks.get(i), note);
+    let base = match start_point(ctx, &task, base, deps).await? {
         Ok(base) => base,
         Err(files) => {
             let why = format!(
@@ -132,17 +133,19 @@ async fn execute_inner(
     }
     let lease = match &ctx.warm {
         Some((warm, worktree_tasks)) if task.warm_by_default(*worktree_tasks) => {
-            lease_warm(ctx, warm, task)
+            lease_warm(ctx, warm, &task)
         }
         _ => None,
     };
     let mut life = Life {
         ctx,
         i,
-        task,
-        base,
+        task: Arc::clone(&task),
         // A resumed task numbers its attempts on from the interrupted one.
         last_attempt: first_attempt + task.retries,
+        planned: task,
+        tests: TestsSoFar::default(),
+        base,
         lease,
         stop,
         set_up_from,
@@ -182,11 +185,17 @@ async fn start_point(
 }
 
 /// What the attempts of one task share: the task as they run it, the
-/// commit they start from, its warm worktree and its stop signal.
+/// commit they start from, its tests so far, its warm worktree and its
+/// stop signal.
 struct Life<'a> {
     ctx: &'a Arc<Ctx>,
     i: TaskIndex,
-    task: &'a Task,
+    /// The task as the next attempt runs it: as planned, or a shard that
+    /// runs again only the tests that failed.
+    task: Arc<Task>,
+    /// The task as the plan made it.
+    planned: Arc<Task>,
+    tests: TestsSoFar,
     base: Oid,
     last_attempt: u32,
     /// Its warm worktree, held from its first attempt to its end.
@@ -194,6 +203,14 @@ struct Life<'a> {
     stop: watch::Receiver<Option<Stop>>,
     /// Where the next attempt's set-up is timed from.
     set_up_from: Instant,
+}
+
+/// A task's tests over its attempts (`junit`), and how many the next
+/// attempt runs again (0: all).
+#[derive(Default)]
+struct TestsSoFar {
+    history: crate::test_attempts::History,
+    rerun: u32,
 }
 
 /// Where an attempt runs: a worktree of its own (`admin`, its record under
@@ -245,7 +262,8 @@ impl Life<'_> {
     /// Attempt `attempt`, from its checkout to its snapshot: the task's
     /// end, or `None` when it tries again.
     async fn attempt(&mut self, attempt: u32, deck: DeckLinks) -> Result<Option<Done>, GitError> {
-        let (ctx, task) = (self.ctx, self.task);
+        let task_arc = Arc::clone(&self.task);
+        let (ctx, task) = (self.ctx, &*task_arc);
         let place = match self.check_out().await {
             Ok(place) => place,
             Err(e) => {
@@ -317,7 +335,8 @@ impl Life<'_> {
     /// to the base), with the person's files `.worktreeinclude` names, or
     /// the shared read-only checkout.
     async fn check_out(&mut self) -> Result<Place, GitError> {
-        let (ctx, task, base) = (self.ctx, self.task, self.base);
+        let task_arc = Arc::clone(&self.task);
+        let (ctx, task, base) = (self.ctx, &*task_arc, self.base);
         // Its warm worktree is said to be in use first: unsaid, a crash
         // would leave it "released" with work on no ref.
         if let Some(held) = self.lease.as_mut()
@@ -411,7 +430,8 @@ impl Life<'_> {
             diff: None,
         });
         if let Some(admin) = &place.admin {
-            let (task, base) = (self.task, self.base);
+            let task_arc = Arc::clone(&self.task);
+            let (task, base) = (&*task_arc, self.base);
             super::prepare::clean_up(
                 ctx,
                 task,
@@ -440,7 +460,7 @@ impl Life<'_> {
                 Err(e) => tracing::warn!(task = %self.task.id, error = %e, "failed to remove what setup wrote"),
             }
         }
-        release(&mut self.lease, self.task);
+        release(&mut self.lease, &self.task);
         if attempt == self.last_attempt || cancelled {
             let status = match cancelled {
                 true => TaskStatus::Cancelled,
@@ -502,7 +522,8 @@ impl Life<'_> {
             publish: links.publish.map(Arc::new),
             on_deck,
         };
-        let (ctx, task, base) = (self.ctx, self.task, self.base);
+        let task_arc = Arc::clone(&self.task);
+        let (ctx, task, base) = (self.ctx, &*task_arc, self.base);
         let ran = run_attempt(
             ctx,
             task,
@@ -551,7 +572,8 @@ impl Life<'_> {
         mut ran: Ran,
         duration: Duration,
     ) -> Result<Option<Done>, GitError> {
-        let (ctx, task, i) = (self.ctx, self.task, self.i);
+        let task_arc = Arc::clone(&self.task);
+        let (ctx, task, i) = (self.ctx, &*task_arc, self.i);
         let Place {
             workdir, git_dir, ..
         } = place;
@@ -592,20 +614,9 @@ impl Life<'_> {
             self.read_tests(attempt, junit, &workdir, admin.is_some(), &request)
                 .await?;
         }
-        // Most attempts leave their tmp empty: removed now (it is scratch,
-        // and an empty one holds nothing to look at even after a failure),
-        // it holds no subtask request either. One `rmdir` where an `lstat`
-        // of the request and, after the task, an `rmdir` were. (Not where
-        // swarm wrote the tmp a `.gitconfig`, as root in a sandbox: never
-        // empty, it is left to the end's clean-up, which knows the file.)
-        let tmp_removed = !ctx.tmp_holds_gitconfig()
-            && request
-                .parent()
-                .is_some_and(|tmp| {
-                    #[allow(clippy::disallowed_methods, reason = "rmdir of the task's tmp, in the run's tmp/ (swarm's): an empty directory or nothing, never through a link")]
-                    let removed = std::fs::remove_dir(tmp);
-                    removed.is_ok()
-                });
+        let (forgiven, flaky) = self.test_verdict(attempt, &ran, ran_ok);
+        ran_ok |= forgiven;
+        let tmp_removed = remove_empty_tmp(ctx, &request);
         // A command's subtask request, checked now that it has done its
         // part: a request that fails its checks fails the attempt.
         let refused = match ran_ok && !tmp_removed {
@@ -624,7 +635,8 @@ impl Life<'_> {
         // The last attempt whatever its result check says.
         let last_anyway = attempt == self.last_attempt
             || matches!(ran.outcome, AttemptOutcome::Cancelled)
-            || stopped;
+            || stopped
+            || flaky.is_some();
         let (snap, outside, diff) = match &admin {
             None => (None, Vec::new(), None),
             Some(admin) => {
@@ -637,7 +649,7 @@ impl Life<'_> {
         };
         // Its work is on a ref now: a warm worktree may be reset.
         release(&mut self.lease, task);
-        let success = ran_ok && outside.is_empty();
+        let success = ran_ok && outside.is_empty() && flaky.is_none();
         let git_ref = snap.as_ref().map(|s| s.1.clone());
         let _ = ctx.events.send(ExecEvent::AttemptFinished {
             task: i,
@@ -667,7 +679,7 @@ impl Life<'_> {
                 (false, _) if stopped => TaskStatus::Cancelled,
                 (false, _) => TaskStatus::Failed,
             };
-            let reason = (!success).then(|| match refused {
+            let reason = (!success).then(|| match refused.or(flaky) {
                 Some(refused) => refused,
                 None => self.reason(
                     attempt,
@@ -689,6 +701,7 @@ impl Life<'_> {
         }
         // The failed attempt is on its ref; start over from a clean tree
         // (a warm one is brought back to the base, its build output kept).
+        self.next_attempt(attempt, &ran);
         self.set_up_from = Instant::now();
         self.remove_worktree(workdir, admin).await?;
         Ok(None)
@@ -696,34 +709,57 @@ impl Life<'_> {
 
     /// The command's own test report, read before its tmp (where `request`
     /// is) goes and its worktree is committed (it is not part of the
-    /// result), and reported.
+    /// result), folded with the task's earlier attempts' and the
+    /// quarantine, and reported.
     async fn read_tests(
-        &self,
+        &mut self,
         attempt: u32,
         junit: String,
         workdir: &Path,
         writes: bool,
         request: &Path,
     ) -> Result<(), GitError> {
-        let (ctx, task, base) = (self.ctx, self.task, self.base);
+        let task_arc = Arc::clone(&self.task);
+        let (ctx, task, base) = (self.ctx, &*task_arc, self.base);
         // Its `TMPDIR`: kept with its warm worktree, or its fresh tmp.
         let tmp = ctx
             .kept_tmp_path(task, workdir)
             .or_else(|| request.parent().map(Path::to_path_buf));
         let kept = crate::layout::tests_path(&ctx.run_dir, &task.id, attempt);
         let (wd, repo) = (workdir.to_path_buf(), ctx.repo.clone());
-        let included = Arc::clone(&ctx.included);
-        let (tests, warning) = blocking(move || {
-            Ok(super::tests::read(&super::tests::Report {
+        let (included, quarantine) = (Arc::clone(&ctx.included), Arc::clone(&ctx.quarantine));
+        let (id, rerun) = (task.id.clone(), self.tests.rerun);
+        let mut history = std::mem::take(&mut self.tests.history);
+        let (history, tests, warning) = blocking(move || {
+            let read = super::tests::read(&super::tests::Report {
                 junit: &junit,
                 workdir: &wd,
                 tmp: tmp.as_deref(),
-                kept: &kept,
                 base: writes.then_some((&repo, base)),
                 redact: included.redact.as_ref(),
-            }))
+            });
+            let read_warning = match read {
+                Ok(parsed) => {
+                    history.add(attempt, parsed, rerun);
+                    None
+                }
+                Err(warning) => Some(warning),
+            };
+            history.quarantine(&quarantine, &id, crate::test_attempts::today());
+            // An attempt without a report leaves the earlier ones' tests
+            // the task's.
+            let (tests, kept_warning) = match history.cases().is_empty() {
+                true => (None, None),
+                false => {
+                    let (tests, warning) = super::tests::keep(&history, &kept);
+                    (Some(tests), warning)
+                }
+            };
+            let warning = [read_warning, kept_warning].into_iter().flatten().collect::<Vec<_>>();
+            Ok((history, tests, (!warning.is_empty()).then(|| warning.join("; "))))
         })
         .await?;
+        self.tests.history = history;
         let _ = ctx.events.send(ExecEvent::Tests {
             task: self.i,
             attempt,
@@ -731,6 +767,56 @@ impl Life<'_> {
             warning,
         });
         Ok(())
+    }
+
+    /// What the task's tests say of attempt `attempt` beyond its exit
+    /// (`ran`, `ran_ok`): whether a command that failed only tests the
+    /// quarantine holds did its work after all, and, for one that did its
+    /// work, why its flaky tests fail it under `flaky = "fail"`.
+    fn test_verdict(&self, attempt: u32, ran: &Ran, ran_ok: bool) -> (bool, Option<String>) {
+        let history = &self.tests.history;
+        let failed = matches!(ran.outcome, AttemptOutcome::Exited { code } if code != 0);
+        let forgiven = !ran_ok && failed && history.only_quarantined_failed(attempt);
+        let flaky = history.gating_flaky();
+        let gates = (ran_ok || forgiven) && flaky > 0 && self.task.flaky == Flaky::Fail;
+        let reason = gates.then(|| {
+            let names = history
+                .cases()
+                .iter()
+                .filter(|c| c.outcome == swarm_protocol::TestOutcome::Flaky && c.quarantined.is_none())
+                .take(3)
+                .map(crate::test_report::name)
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "{flaky} flaky test{} (failed, then passed when run again) and `flaky = \"fail\"`: {names}",
+                if flaky == 1 { "" } else { "s" }
+            )
+        });
+        (forgiven, reason)
+    }
+
+    /// The task as its next attempt runs it after attempt `attempt` failed
+    /// (`ran`): a shard whose failing tests gate and are known by name runs
+    /// only them (or their entries) again; any other runs whole.
+    fn next_attempt(&mut self, attempt: u32, ran: &Ran) {
+        let tests_failed = matches!(ran.outcome, AttemptOutcome::Exited { code } if code != 0);
+        let entries = match self.planned.sharding.as_deref() {
+            Some(crate::plan::shards::Sharding::Shard { entries, .. }) => entries.as_slice(),
+            _ => &[],
+        };
+        let rerun = match self.tests.history.gating_failures(attempt) {
+            Some(failing) if tests_failed && !failing.is_empty() && !entries.is_empty() => {
+                crate::test_attempts::Entries::new(entries)
+                    .rerun(&failing)
+                    .and_then(|ids| Some((ids.len(), crate::plan::shards::rerun(&self.planned, &ids)?)))
+            }
+            _ => None,
+        };
+        (self.task, self.tests.rerun) = match rerun {
+            Some((n, task)) => (Arc::new(task), n as u32),
+            None => (Arc::clone(&self.planned), 0),
+        };
     }
 
     /// The attempt's work committed and put on a ref (the task's own when
@@ -748,7 +834,8 @@ impl Life<'_> {
         setup_state: Option<State>,
         (ran_ok, last_anyway): (bool, bool),
     ) -> Result<Snapped, GitError> {
-        let (ctx, task, base) = (self.ctx, self.task, self.base);
+        let task_arc = Arc::clone(&self.task);
+        let (ctx, task, base) = (self.ctx, &*task_arc, self.base);
         let (repo, wd, run) = (ctx.repo.clone(), workdir.to_path_buf(), ctx.run.clone());
         let (t, o, v, a) = (
             task.clone(),
@@ -823,7 +910,8 @@ impl Life<'_> {
         workdir: &Path,
         on_ref: Option<String>,
     ) -> String {
-        let (ctx, task) = (self.ctx, self.task);
+        let task_arc = Arc::clone(&self.task);
+        let (ctx, task) = (self.ctx, &*task_arc);
         let why = describe_result(
             &ran.outcome,
             ran.verify.as_ref(),
@@ -1094,6 +1182,25 @@ fn append_to_log(ctx: &Ctx, task: &Task, attempt: u32, problems: &[String]) {
             let _ = writeln!(log, "  {problem}");
         }
     }
+}
+
+/// Removes the attempt's tmp (where its subtask `request` would be) if it
+/// is empty, saying whether it did. Most attempts leave their tmp empty:
+/// removed now (it is scratch, and an empty one holds nothing to look at
+/// even after a failure), it holds no subtask request either. One `rmdir`
+/// where an `lstat` of the request and, after the task, an `rmdir` were.
+/// (Not where swarm wrote the tmp a `.gitconfig`, as root in a sandbox:
+/// never empty, it is left to the end's clean-up, which knows the file.)
+fn remove_empty_tmp(ctx: &Ctx, request: &Path) -> bool {
+    !ctx.tmp_holds_gitconfig()
+        && request.parent().is_some_and(|tmp| {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "rmdir of the task's tmp, in the run's tmp/ (swarm's): an empty directory or nothing, never through a link"
+            )]
+            let removed = std::fs::remove_dir(tmp);
+            removed.is_ok()
+        })
 }
 
 /// `task` as an attempt runs it: an agent run again after its result

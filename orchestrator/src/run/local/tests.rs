@@ -1,8 +1,9 @@
 //! A task's own test report (`junit`), taken after its command: read from
 //! its worktree or tmp as hostile input (`crate::untrusted`), its test
-//! cases kept in the run's logs (capped: `test_report`), its counts for
-//! the journal, and the file taken out of the worktree so that it is never
-//! committed with the task's result. Whatever goes wrong is a warning,
+//! cases folded with its earlier attempts' (`test_attempts`) and kept in
+//! the run's logs (capped: `test_report`), their counts for the journal,
+//! and the file taken out of the worktree so that it is never committed
+//! with the task's result. Whatever goes wrong is a warning,
 //! never a failure.
 
 use std::path::Path;
@@ -11,7 +12,8 @@ use git2::Oid;
 use swarm_protocol::TestCounts;
 
 use crate::git::Repo;
-use crate::test_report;
+use crate::test_attempts::History;
+use crate::test_report::{self, Parsed};
 use crate::untrusted::{self, Limits};
 
 /// Where an attempt's report is and goes.
@@ -20,8 +22,6 @@ pub(super) struct Report<'a> {
     pub junit: &'a str,
     pub workdir: &'a Path,
     pub tmp: Option<&'a Path>,
-    /// Where the test cases are kept.
-    pub kept: &'a Path,
     /// For a task whose worktree is committed: the repository and the
     /// attempt's base, against which the report is taken out of it.
     pub base: Option<(&'a Repo, Oid)>,
@@ -30,23 +30,16 @@ pub(super) struct Report<'a> {
     pub redact: Option<&'a swarm_worker::Redact>,
 }
 
-/// The report's counts, or a warning saying why there are none.
-#[allow(
-    clippy::disallowed_methods,
-    reason = "the kept test cases go in the task's logs, swarm's own directory"
-)]
-pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) {
+/// The report's test cases, or why there are none.
+pub(super) fn read(report: &Report<'_>) -> Result<Parsed, String> {
     let (dir, rel, in_worktree) = match report.junit.strip_prefix("$TMPDIR/") {
         Some(rest) => match report.tmp {
             Some(tmp) => (tmp, rest, false),
             None => {
-                return (
-                    None,
-                    Some(format!(
-                        "read its test report `{}`: it has no tmp",
-                        report.junit
-                    )),
-                );
+                return Err(format!(
+                    "read its test report `{}`: it has no tmp",
+                    report.junit
+                ));
             }
         },
         None => (report.workdir, report.junit.trim_start_matches("./"), true),
@@ -62,30 +55,14 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
     if in_worktree && let Some((repo, base)) = report.base {
         take_out(repo, base, report.workdir, rel);
     }
-    let bytes = match read {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return (
-                None,
-                Some(format!(
-                    "no test report: failed to read `{}` (the plan's `junit`): {e}",
-                    report.junit
-                )),
-            );
-        }
-    };
-    let mut parsed = match test_report::parse(&bytes) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            return (
-                None,
-                Some(format!(
-                    "its test report `{}` is not JUnit XML: {e}",
-                    report.junit
-                )),
-            );
-        }
-    };
+    let bytes = read.map_err(|e| {
+        format!(
+            "no test report: failed to read `{}` (the plan's `junit`): {e}",
+            report.junit
+        )
+    })?;
+    let mut parsed = test_report::parse(&bytes)
+        .map_err(|e| format!("its test report `{}` is not JUnit XML: {e}", report.junit))?;
     if let Some(redact) = report.redact {
         for case in &mut parsed.cases {
             for text in [
@@ -99,29 +76,39 @@ pub(super) fn read(report: &Report<'_>) -> (Option<TestCounts>, Option<String>) 
             }
         }
     }
-    let kept = report.kept.display().to_string();
-    let written = serde_json::to_vec(&parsed.cases)
+    Ok(parsed)
+}
+
+/// The task's tests so far (`history`), their cases kept at `kept` (in the
+/// run's logs), counted; and what could not be kept, as a warning.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the kept test cases go in the task's logs, swarm's own directory"
+)]
+pub(super) fn keep(history: &History, kept: &Path) -> (TestCounts, Option<String>) {
+    let shown = kept.display().to_string();
+    let written = serde_json::to_vec(history.cases())
         .map_err(|e| e.to_string())
         .and_then(|json| {
-            if let Some(dir) = report.kept.parent() {
+            if let Some(dir) = kept.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             }
-            std::fs::write(report.kept, json).map_err(|e| e.to_string())
+            std::fs::write(kept, json).map_err(|e| e.to_string())
         });
+    let counts = history.counts(shown.clone());
+    let beyond = counts.total() as usize > history.cases().len();
     let mut warnings = Vec::new();
-    if parsed.beyond.cases > 0 {
+    if beyond {
         warnings.push(format!(
-            "its test report `{}` holds {} test cases: all are counted, the first {} are kept at {kept}",
-            report.junit,
-            parsed.cases.len() + parsed.beyond.cases,
+            "its test report holds more than {} test cases: all are counted, the first {} are kept at {shown}",
+            test_report::MAX_CASES,
             test_report::MAX_CASES,
         ));
     }
     if let Err(e) = written {
-        warnings.push(format!("its test cases could not be kept at {kept}: {e}"));
+        warnings.push(format!("its test cases could not be kept at {shown}: {e}"));
     }
-    let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
-    (Some(test_report::counts(&parsed, kept)), warning)
+    (counts, (!warnings.is_empty()).then(|| warnings.join("; ")))
 }
 
 /// Removes the report at `rel` from the worktree at `workdir` unless git

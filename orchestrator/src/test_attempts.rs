@@ -1,0 +1,360 @@
+//! A task's tests across its attempts (`junit` with `retries`): each
+//! attempt's report folded into one record per test, so that a test that
+//! failed and then passed is `flaky` (never a plain pass) and one that
+//! failed every time keeps each earlier failure; the plan's quarantine
+//! applied to them; and which tests (or entries) the next attempt of a
+//! shard runs again.
+//!
+//! What gates is decided here too: a failing test the quarantine holds
+//! does not, a flaky one does only under `flaky = "fail"`.
+
+use std::collections::HashMap;
+
+use swarm_protocol::{TestCase, TestCounts, TestOutcome, TestRerun};
+
+use crate::plan::quarantine::Quarantine;
+use crate::test_report::{self, Beyond, Parsed};
+
+/// Every test of a task's attempts so far, one record each.
+#[derive(Debug, Default)]
+pub struct History {
+    cases: Vec<TestCase>,
+    /// The attempt each case was last seen in.
+    seen_in: Vec<u32>,
+    /// Each case's place in `cases`, by class name and name.
+    at: HashMap<(String, String), usize>,
+    /// The cases past the cap of the last attempt that ran every test.
+    beyond: Beyond,
+    /// How many tests the last attempt ran again (0: all of them).
+    reran: u32,
+    /// Quarantine entries past their day that hold a failing test.
+    expired: Vec<String>,
+}
+
+impl History {
+    /// Folds in attempt `attempt`'s report, which ran again only the tests
+    /// that failed before when `reran` is not 0.
+    pub fn add(&mut self, attempt: u32, parsed: Parsed, reran: u32) {
+        if reran == 0 {
+            self.beyond = parsed.beyond;
+        }
+        self.reran = reran;
+        for mut case in parsed.cases {
+            let key = (case.classname.clone(), case.name.clone());
+            let Some(&i) = self.at.get(&key) else {
+                self.at.insert(key, self.cases.len());
+                self.cases.push(case);
+                self.seen_in.push(attempt);
+                continue;
+            };
+            let before = &mut self.cases[i];
+            let mut reruns = std::mem::take(&mut before.reruns);
+            if before.outcome == TestOutcome::Failed {
+                reruns.push(TestRerun {
+                    attempt: self.seen_in[i],
+                    time_ms: before.time_ms,
+                    message: std::mem::take(&mut before.message),
+                    text: std::mem::take(&mut before.text),
+                });
+            }
+            if case.outcome == TestOutcome::Passed && !reruns.is_empty() {
+                case.outcome = TestOutcome::Flaky;
+            }
+            case.reruns = reruns;
+            *before = case;
+            self.seen_in[i] = attempt;
+        }
+    }
+
+    /// Marks each failing or flaky test the quarantine holds for task
+    /// `task` on `today` (year, month, day); an entry past its day holds
+    /// nothing and is said as expired.
+    pub fn quarantine(&mut self, entries: &[Quarantine], task: &str, today: (u16, u8, u8)) {
+        self.expired.clear();
+        for case in &mut self.cases {
+            case.quarantined = None;
+            if !matches!(case.outcome, TestOutcome::Failed | TestOutcome::Flaky) {
+                continue;
+            }
+            let name = test_report::name(case);
+            let Some(entry) = entries.iter().find(|q| q.holds(task, &name)) else {
+                continue;
+            };
+            match entry.expired(today) {
+                false => case.quarantined = Some(entry.note()),
+                true => {
+                    let (y, m, d) = entry.review_by;
+                    let said = format!(
+                        "{name}: its quarantine ended {y:04}-{m:02}-{d:02} (owner {}: {})",
+                        entry.owner, entry.reason
+                    );
+                    if case.outcome == TestOutcome::Failed && !self.expired.contains(&said) {
+                        self.expired.push(said);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every test, one record each.
+    pub fn cases(&self) -> &[TestCase] {
+        &self.cases
+    }
+
+    /// The counts of every test so far, its cases kept at `kept`.
+    pub fn counts(&self, kept: String) -> TestCounts {
+        TestCounts {
+            expired: self.expired.clone(),
+            reran: self.reran,
+            ..test_report::counts_of(&self.cases, &self.beyond, kept)
+        }
+    }
+
+    /// The tests that failed in attempt `attempt` and gate (the
+    /// quarantine does not hold them); `None` when a failing test of it
+    /// is past the cap and so is not known by name.
+    pub fn gating_failures(&self, attempt: u32) -> Option<Vec<&TestCase>> {
+        if self.reran == 0 && self.beyond.failed > 0 {
+            return None;
+        }
+        Some(
+            self.cases
+                .iter()
+                .zip(&self.seen_in)
+                .filter(|(c, seen)| {
+                    **seen == attempt
+                        && c.outcome == TestOutcome::Failed
+                        && c.quarantined.is_none()
+                })
+                .map(|(c, _)| c)
+                .collect(),
+        )
+    }
+
+    /// Whether attempt `attempt` failed only tests the quarantine holds:
+    /// at least one, and no other.
+    pub fn only_quarantined_failed(&self, attempt: u32) -> bool {
+        let failed_in = |c: &(&TestCase, &u32)| *c.1 == attempt && c.0.outcome == TestOutcome::Failed;
+        let mut failed = self.cases.iter().zip(&self.seen_in).filter(failed_in);
+        self.beyond.failed == 0
+            && failed.clone().next().is_some()
+            && failed.all(|(c, _)| c.quarantined.is_some())
+    }
+
+    /// The flaky tests that gate (the quarantine does not hold them).
+    pub fn gating_flaky(&self) -> usize {
+        self.cases
+            .iter()
+            .filter(|c| c.outcome == TestOutcome::Flaky && c.quarantined.is_none())
+            .count()
+    }
+}
+
+/// A shard's entries, to find the entry a test case is of.
+pub struct Entries<'e> {
+    entries: &'e [String],
+    /// Each entry as a module path: `tests/test_a.py` -> `tests.test_a`.
+    stems: Vec<String>,
+}
+
+impl<'e> Entries<'e> {
+    pub fn new(entries: &'e [String]) -> Self {
+        let stem = |e: &str| -> String {
+            let e = e.strip_prefix("./").unwrap_or(e);
+            e.rsplit_once('.')
+                .filter(|(_, ext)| !ext.contains('/'))
+                .map_or(e, |(stem, _)| stem)
+                .replace('/', ".")
+        };
+        Self {
+            entries,
+            stems: entries.iter().map(|e| stem(e)).collect(),
+        }
+    }
+
+    /// The entry `case` is of: the one its `file` names, else the one
+    /// whose module path its class name is or starts (`tests.test_a`,
+    /// `tests.test_a.TestX` for `tests/test_a.py`).
+    pub fn of(&self, case: &TestCase) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| !case.file.is_empty() && *e == case.file)
+            .or_else(|| self.by_module(case).map(|(at, _)| at))
+    }
+
+    /// The entry whose module path `case`'s class name starts, and what
+    /// follows it (`""`, or `.TestX`).
+    fn by_module<'c>(&self, case: &'c TestCase) -> Option<(usize, &'c str)> {
+        self.stems.iter().enumerate().find_map(|(at, s)| {
+            let rest = case.classname.strip_prefix(s.as_str())?;
+            (!s.is_empty() && (rest.is_empty() || rest.starts_with('.'))).then_some((at, rest))
+        })
+    }
+
+    /// What the next attempt of the shard runs to run `failing` again: a
+    /// pytest node id for a test of a `.py` entry
+    /// (`tests/test_a.py::TestX::test_b[1]`), else the test's entry (a file
+    /// runs whole where the runner takes no test id); each once, in order.
+    /// `None` when a test belongs to no entry (the shard runs whole again).
+    pub fn rerun(&self, failing: &[&TestCase]) -> Option<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for case in failing {
+            let id = match self.by_module(case) {
+                Some((at, rest)) if self.entries[at].ends_with(".py") => {
+                    let mut id = self.entries[at].clone();
+                    for class in rest.split('.').filter(|c| !c.is_empty()) {
+                        id.push_str("::");
+                        id.push_str(class);
+                    }
+                    id.push_str("::");
+                    id.push_str(&case.name);
+                    id
+                }
+                _ => self.entries[self.of(case)?].clone(),
+            };
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Today (UTC) as (year, month, day).
+pub fn today() -> (u16, u8, u8) {
+    let text = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let num = |r: std::ops::Range<usize>| text.get(r).and_then(|t| t.parse::<u16>().ok());
+    match (num(0..4), num(5..7), num(8..10)) {
+        (Some(y), Some(m), Some(d)) => (y, m as u8, d as u8),
+        // humantime always writes the date first; never reached.
+        _ => (0, 0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(classname: &str, name: &str, outcome: TestOutcome) -> TestCase {
+        TestCase {
+            name: name.into(),
+            classname: classname.into(),
+            file: String::new(),
+            time_ms: 10,
+            outcome,
+            message: match outcome {
+                TestOutcome::Failed => "boom".into(),
+                _ => String::new(),
+            },
+            text: String::new(),
+            reruns: Vec::new(),
+            quarantined: None,
+        }
+    }
+
+    fn parsed(cases: Vec<TestCase>) -> Parsed {
+        Parsed {
+            cases,
+            beyond: Beyond::default(),
+        }
+    }
+
+    #[test]
+    fn a_test_that_fails_then_passes_is_flaky_and_one_that_fails_again_keeps_each_failure() {
+        use TestOutcome::*;
+        let mut h = History::default();
+        h.add(
+            1,
+            parsed(vec![
+                case("t.a", "ok", Passed),
+                case("t.a", "flaky", Failed),
+                case("t.b", "broken", Failed),
+            ]),
+            0,
+        );
+        assert_eq!(
+            h.gating_failures(1).unwrap().len(),
+            2,
+            "both failures gate after the first attempt"
+        );
+        h.add(
+            2,
+            parsed(vec![case("t.a", "flaky", Passed), case("t.b", "broken", Failed)]),
+            2,
+        );
+        let c = h.counts("k".into());
+        assert_eq!((c.passed, c.failed, c.flaky, c.reran), (1, 1, 1, 2));
+        assert_eq!(c.flaky_tests, ["t.a::flaky"]);
+        assert_eq!(c.failing, ["t.b::broken"]);
+        let broken = &h.cases()[2];
+        assert_eq!(broken.reruns.len(), 1);
+        assert_eq!((broken.reruns[0].attempt, broken.reruns[0].message.as_str()), (1, "boom"));
+        assert_eq!(h.cases()[1].reruns[0].attempt, 1);
+        // Only what failed in the last attempt is run again.
+        let names: Vec<&str> = h
+            .gating_failures(2)
+            .unwrap()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["broken"]);
+        assert_eq!(h.gating_flaky(), 1);
+    }
+
+    #[test]
+    fn the_quarantine_holds_until_its_day_and_then_is_said_expired() {
+        use TestOutcome::*;
+        let q = |test: &str, day: u8| Quarantine {
+            test: test.into(),
+            prefix: false,
+            task: None,
+            owner: "@qa".into(),
+            reason: "#12".into(),
+            review_by: (2026, 11, day),
+        };
+        let mut h = History::default();
+        h.add(1, parsed(vec![case("t", "net", Failed), case("t", "disk", Failed)]), 0);
+        h.quarantine(&[q("t::net", 30), q("t::disk", 20)], "suite-1", (2026, 11, 29));
+        let c = h.counts(String::new());
+        assert_eq!((c.failed, c.quarantined), (1, 1));
+        assert_eq!(c.failing, ["t::disk"]);
+        assert_eq!(
+            c.expired,
+            ["t::disk: its quarantine ended 2026-11-20 (owner @qa: #12)"]
+        );
+        assert!(!h.only_quarantined_failed(1), "an expired one gates");
+        h.quarantine(&[q("t::net", 30), q("t::disk", 29)], "suite-1", (2026, 11, 29));
+        assert!(h.only_quarantined_failed(1), "held on its very day");
+        assert_eq!(h.counts(String::new()).failed, 0);
+        assert_eq!(h.gating_failures(1).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_failing_test_is_run_again_by_its_node_id_or_its_entry() {
+        use TestOutcome::*;
+        let entries = vec![
+            "tests/test_a.py".to_string(),
+            "tests/sub/test_b.py".into(),
+            "spec/c.js".into(),
+        ];
+        let e = Entries::new(&entries);
+        let failing = [
+            case("tests.test_a", "test_x[1-2]", Failed),
+            case("tests.sub.test_b.TestK", "test_y", Failed),
+            case("spec.c", "adds", Failed),
+            case("spec.c", "subs", Failed),
+        ];
+        let refs: Vec<&TestCase> = failing.iter().collect();
+        assert_eq!(
+            e.rerun(&refs).unwrap(),
+            [
+                "tests/test_a.py::test_x[1-2]",
+                "tests/sub/test_b.py::TestK::test_y",
+                "spec/c.js"
+            ]
+        );
+        // `tests.test_ab` is not of `tests/test_a.py`.
+        let stray = case("tests.test_ab", "t", Failed);
+        assert_eq!(e.rerun(&[&stray]), None);
+    }
+}

@@ -1,0 +1,160 @@
+//! Flaky tests and quarantine (issue 77), on real pytest: a shard that
+//! fails runs again only its failing tests; a test that failed and then
+//! passed is reported flaky, never a plain pass; `flaky = "fail"` makes it
+//! gate; a quarantined failing test does not gate until its review day.
+
+use crate::support::{TestRepo, python_tool};
+
+/// A suite of four files: `test_a` holds a test that fails the first time
+/// it runs (it leaves a mark beside the repository, seeded by that file's
+/// absence) and passes after; `test_b` a test that always fails;
+/// `test_c` a failing test under quarantine; `test_d` one whose quarantine
+/// ended.
+fn flaky_suite(mark: &std::path::Path) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "__pycache__/\n.pytest_cache/\n");
+    repo.write(
+        "tests/test_a.py",
+        &format!(
+            "import os\n\ndef test_ok():\n    pass\n\n\
+             class TestK:\n    def test_flaky(self):\n        mark = {:?}\n        \
+             seen = os.path.exists(mark)\n        open(mark, 'a').close()\n        \
+             assert seen, 'first run'\n",
+            mark.display().to_string()
+        ),
+    );
+    repo.write(
+        "tests/test_b.py",
+        "def test_fine():\n    pass\n\ndef test_broken():\n    assert False, 'always'\n",
+    );
+    repo.write(
+        "tests/test_c.py",
+        "def test_held():\n    assert False, 'known'\n\ndef test_c_fine():\n    pass\n",
+    );
+    repo.write(
+        "tests/test_d.py",
+        "def test_lapsed():\n    assert False, 'known too'\n",
+    );
+    repo.commit_all("a flaky suite");
+    repo
+}
+
+/// The plan: the suite in four shards (one file each), each retried twice,
+/// unsandboxed (the flaky test writes its mark outside its worktree).
+fn plan(pytest: &std::path::Path, flaky: &str, glob: &str) -> String {
+    format!(
+        "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n\
+         [[quarantine]]\ntest = \"tests.test_c::test_held\"\nowner = \"@qa\"\n\
+         reason = \"https://example.com/issues/7\"\nreview_by = 2999-01-01\n\n\
+         [[quarantine]]\ntest = \"tests.test_d::test_lapsed\"\nowner = \"@qa\"\nreason = \"#8\"\n\
+         review_by = 2020-01-31\n\n\
+         [[task]]\nid = \"pytest\"\nisolation = \"readonly\"\nshards = 4\nretries = 2\n{flaky}\
+         matrix = {{ file = {{ glob = \"{glob}\" }} }}\n\
+         run = \"PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider {{entries}} --junitxml=$TMPDIR/report.xml\"\n\
+         junit = \"$TMPDIR/report.xml\"\n",
+        pytest.display()
+    )
+}
+
+/// What attempt `attempt` of `task` in run `run` printed.
+fn output(repo: &TestRepo, run: &str, task: &str, attempt: u32) -> String {
+    let shown = repo.swarm(&["logs", run, task, "--attempt", &attempt.to_string()]);
+    shown.assert_code(0);
+    shown.stdout
+}
+
+/// The shard of `report` that ran `file`.
+fn shard_of(report: &serde_json::Value, file: &str) -> String {
+    let shards = report["tasks"].as_array().unwrap();
+    let t = shards
+        .iter()
+        .find(|t| {
+            let cases = t["tests"]["cases"].as_str().unwrap_or("");
+            std::fs::read_to_string(cases).is_ok_and(|c| c.contains(file))
+        })
+        .unwrap_or_else(|| panic!("no shard ran {file}: {report:#}"));
+    t["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_failing_shard_runs_again_only_its_failing_tests_and_a_flaky_one_is_never_a_plain_pass() {
+    let pytest = python_tool("pytest");
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("flaky.seen");
+    let repo = flaky_suite(&mark);
+    let p = repo.plan("p.toml", &plan(&pytest, "", "tests/test_*.py"));
+    let junit = repo.root().join("run.xml");
+    let run = repo.run_plan(&p, &["--name", "f", "--junit", junit.to_str().unwrap()]);
+    // test_b's failure gates, and so does test_d's lapsed quarantine.
+    run.assert_code(1);
+    let report = repo.report();
+    let status = |id: &str| crate::support::task(&report, id)["status"].clone();
+    let (a, b, c, d) = (
+        shard_of(&report, "test_flaky"),
+        shard_of(&report, "test_broken"),
+        shard_of(&report, "test_held"),
+        shard_of(&report, "test_lapsed"),
+    );
+
+    // The flaky test: run again alone (pytest's own word), passed, and the
+    // shard succeeded with it counted flaky, not passed.
+    assert!(output(&repo, "f", &a, 1).contains("1 failed, 1 passed"));
+    let again = output(&repo, "f", &a, 2);
+    assert!(again.contains("1 passed") && !again.contains("2 passed"), "{again}");
+    assert_eq!(status(&a), "succeeded");
+    let tests = &crate::support::task(&report, &a)["tests"];
+    assert_eq!((tests["passed"].as_u64(), tests["flaky"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(tests["flaky_tests"][0], "tests.test_a.TestK::test_flaky");
+
+    // The broken test: run again alone twice, failed each time.
+    for attempt in [2, 3] {
+        let out = output(&repo, "f", &b, attempt);
+        assert!(out.contains("1 failed") && !out.contains("passed"), "{out}");
+    }
+    assert_eq!(status(&b), "failed");
+
+    // The quarantined test failed and did not gate; the lapsed one did.
+    assert_eq!(status(&c), "succeeded");
+    assert_eq!(crate::support::task(&report, &c)["tests"]["quarantined"], 1);
+    assert_eq!(status(&d), "failed");
+
+    let summary = &run.stderr;
+    for said in [
+        "tests: 3 passed, 2 failed, 1 flaky, 1 quarantined in 4 tasks",
+        &format!("failed: tests.test_b::test_broken (in {b})"),
+        &format!("flaky: tests.test_a.TestK::test_flaky (in {a})"),
+        &format!(
+            "quarantine expired: tests.test_d::test_lapsed: its quarantine ended 2020-01-31 (owner @qa: #8) (in {d})"
+        ),
+    ] {
+        assert!(summary.contains(said), "{said}\n{summary}");
+    }
+
+    // The run's JUnit as Surefire writes reruns, valid against the schema.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
+    assert_eq!(xml.matches("<rerunFailure").count(), 4, "{xml}");
+    assert!(
+        xml.contains(r#"<skipped message="quarantined until 2999-01-01 (owner @qa: https://example.com/issues/7); failed: AssertionError: known"#)
+            && xml.contains(r#"type="quarantined">"#),
+        "{xml}"
+    );
+    crate::support::assert_valid_junit(&junit);
+
+    // `flaky = "fail"`: the flaky test fails its task, named in its reason.
+    std::fs::remove_file(&mark).unwrap();
+    let p = repo.plan(
+        "strict.toml",
+        &plan(&pytest, "flaky = \"fail\"\n", "tests/test_a.py"),
+    );
+    let run = repo.run_plan(&p, &["--name", "strict"]);
+    run.assert_code(1);
+    let report = repo.report();
+    let t = crate::support::task(&report, "pytest-1");
+    assert_eq!(t["status"], "failed");
+    let reason = t["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("1 flaky test") && reason.contains("tests.test_a.TestK::test_flaky"),
+        "{reason}"
+    );
+}
