@@ -32,6 +32,22 @@ pub struct History {
 }
 
 impl History {
+    /// The tests as a run left them after attempt `attempt` (its kept
+    /// cases, every attempt's folded), for a resumed task to go on from.
+    pub fn resumed(attempt: u32, cases: Vec<TestCase>) -> Self {
+        let at = cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.classname.clone(), c.name.clone()), i))
+            .collect();
+        Self {
+            seen_in: vec![attempt; cases.len()],
+            cases,
+            at,
+            ..Self::default()
+        }
+    }
+
     /// Folds in attempt `attempt`'s report, which ran again only the tests
     /// that failed before when `reran` is not 0.
     pub fn add(&mut self, attempt: u32, parsed: Parsed, reran: u32) {

@@ -158,3 +158,68 @@ fn a_failing_shard_runs_again_only_its_failing_tests_and_a_flaky_one_is_never_a_
         "{reason}"
     );
 }
+
+#[test]
+fn resume_retry_failed_runs_only_the_failed_tests_in_the_same_shards_and_merges_their_reports() {
+    let pytest = python_tool("pytest");
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = dir.path().join("fixed");
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "__pycache__/\n.pytest_cache/\n");
+    repo.write(
+        "tests/test_a.py",
+        "def test_one():\n    pass\n\ndef test_two():\n    pass\n",
+    );
+    // Fails until something outside the repository is mended.
+    repo.write(
+        "tests/test_b.py",
+        &format!(
+            "import os\n\ndef test_three():\n    pass\n\n\
+             def test_env():\n    assert os.path.exists({:?}), 'not mended'\n",
+            fixed.display().to_string()
+        ),
+    );
+    repo.commit_all("a suite");
+    let p = repo.plan(
+        "p.toml",
+        &format!(
+            "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n\
+             [[task]]\nid = \"pytest\"\nisolation = \"readonly\"\nshards = 2\n\
+             matrix = {{ file = {{ glob = \"tests/test_*.py\" }} }}\n\
+             run = \"PYTHONDONTWRITEBYTECODE=1 {} -v -p no:cacheprovider {{entries}} --junitxml=$TMPDIR/report.xml\"\n\
+             junit = \"$TMPDIR/report.xml\"\n",
+            pytest.display()
+        ),
+    );
+    repo.run_plan(&p, &["--name", "r"]).assert_code(1);
+    let report = repo.report();
+    let b = shard_of(&report, "test_env");
+    let a = shard_of(&report, "test_one");
+
+    std::fs::write(&fixed, "").unwrap();
+    let junit = repo.root().join("run.xml");
+    let resumed = repo.swarm(&[
+        "resume",
+        "r",
+        "--retry-failed",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    resumed.assert_code(0);
+    // Only the failed test ran again (pytest's own list), in its shard;
+    // the shard that passed did not run again.
+    let again = output(&repo, "r", &b, 2);
+    assert!(
+        again.contains("tests/test_b.py::test_env PASSED") && !again.contains("test_three"),
+        "{again}"
+    );
+    let report = repo.report();
+    assert_eq!(crate::support::task(&report, &a)["attempts"], 1);
+    // Its shard's report holds both of its tests, the mended one flaky.
+    let tests = &crate::support::task(&report, &b)["tests"];
+    assert_eq!((tests["passed"].as_u64(), tests["flaky"].as_u64()), (Some(1), Some(1)));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(r#"<testcase name="test_three""#), "{xml}");
+    assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
+    crate::support::assert_valid_junit(&junit);
+}

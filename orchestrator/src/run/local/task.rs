@@ -150,6 +150,11 @@ async fn execute_inner(
         stop,
         set_up_from,
     };
+    // A shard resumed after a failed attempt runs again only what failed
+    // (`swarm resume --retry-failed`).
+    if first_attempt > 1 && life.planned.junit.is_some() {
+        life.resume_tests(first_attempt - 1).await;
+    }
     // Only its first attempt may wait on deck.
     let mut deck = Some(deck);
     for attempt in first_attempt..=life.last_attempt {
@@ -801,6 +806,35 @@ impl Life<'_> {
     /// only them (or their entries) again; any other runs whole.
     fn next_attempt(&mut self, attempt: u32, ran: &Ran) {
         let tests_failed = matches!(ran.outcome, AttemptOutcome::Exited { code } if code != 0);
+        self.next_runs(attempt, tests_failed);
+    }
+
+    /// The tests of the task's attempt `attempt` of an earlier run of it,
+    /// as that run kept them (every attempt's folded), and the next
+    /// attempt made to run again only those that failed and gate.
+    async fn resume_tests(&mut self, attempt: u32) {
+        let kept = crate::layout::tests_path(&self.ctx.run_dir, &self.planned.id, attempt);
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the task's kept test cases, in the run's logs (swarm's own, written by swarm)"
+        )]
+        let read = blocking(move || Ok(std::fs::read(kept))).await;
+        let Ok(Ok(bytes)) = read else {
+            return;
+        };
+        let Ok(cases) = serde_json::from_slice::<Vec<swarm_protocol::TestCase>>(&bytes) else {
+            return;
+        };
+        let mut history = crate::test_attempts::History::resumed(attempt, cases);
+        let today = crate::test_attempts::today();
+        history.quarantine(&self.ctx.quarantine, &self.planned.id, today);
+        self.tests.history = history;
+        self.next_runs(attempt, true);
+    }
+
+    /// [`Self::next_attempt`], told whether attempt `attempt` failed as a
+    /// test run does (exited with a code other than 0).
+    fn next_runs(&mut self, attempt: u32, tests_failed: bool) {
         let entries = match self.planned.sharding.as_deref() {
             Some(crate::plan::shards::Sharding::Shard { entries, .. }) => entries.as_slice(),
             _ => &[],
