@@ -32,6 +32,7 @@ use sha2::{Digest as _, Sha256};
 use swarm_protocol::EventBody;
 
 use crate::graph::{Expected, UNWEIGHED_MS};
+use crate::plan::shards;
 use crate::plan::{Payload, Task};
 use crate::state::{State, StateError};
 
@@ -129,6 +130,10 @@ pub fn succeeded(body: &EventBody) -> Option<(&str, u64)> {
     }
 }
 
+/// Sharded tasks whose last grouping is kept: the ones recorded least
+/// recently go first.
+pub const MAX_GROUPINGS: usize = 256;
+
 /// The file as read (written as [`FileOut`]).
 #[derive(Debug, Deserialize)]
 struct File {
@@ -136,6 +141,9 @@ struct File {
     /// Incremented by every run that records: when each entry was seen.
     generation: u64,
     entries: Vec<Entry>,
+    /// Each sharded task's last grouping, so that the next stays put.
+    #[serde(default)]
+    groupings: Vec<Grouping>,
 }
 
 /// [`File`] as written, borrowing the history's entries.
@@ -144,6 +152,24 @@ struct FileOut<'a> {
     v: u32,
     generation: u64,
     entries: Vec<EntryOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    groupings: Vec<GroupingOut<'a>>,
+}
+
+/// A sharded task's entries as its last run grouped them.
+#[derive(Debug, Deserialize)]
+struct Grouping {
+    task: String,
+    groups: Vec<Vec<String>>,
+    seen: u64,
+}
+
+/// [`Grouping`] as written.
+#[derive(Serialize)]
+struct GroupingOut<'a> {
+    task: &'a str,
+    groups: &'a [Vec<String>],
+    seen: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,6 +214,9 @@ pub struct History {
     generation: u64,
     /// By (task id, hash).
     entries: HashMap<(String, String), Record>,
+    /// Each sharded task's last grouping and the generation that recorded
+    /// it, by the task's id.
+    groupings: HashMap<String, (Vec<Vec<String>>, u64)>,
 }
 
 impl History {
@@ -231,6 +260,12 @@ impl History {
         let mut history = Self {
             generation: file.generation,
             entries: HashMap::new(),
+            groupings: file
+                .groupings
+                .into_iter()
+                .filter(|g| g.task.len() <= MAX_ID)
+                .map(|g| (g.task, (g.groups, g.seen)))
+                .collect(),
         };
         history.entries.reserve(file.entries.len());
         for mut entry in file.entries {
@@ -268,10 +303,21 @@ impl History {
             .collect();
         // A stable file: the same history is the same text.
         entries.sort_by(|a, b| (a.task, a.hash).cmp(&(b.task, b.hash)));
+        let mut groupings: Vec<GroupingOut<'_>> = self
+            .groupings
+            .iter()
+            .map(|(task, (groups, seen))| GroupingOut {
+                task,
+                groups,
+                seen: *seen,
+            })
+            .collect();
+        groupings.sort_by(|a, b| a.task.cmp(b.task));
         serde_json::to_string_pretty(&FileOut {
             v: VERSION,
             generation: self.generation,
             entries,
+            groupings,
         })
     }
 
@@ -356,6 +402,18 @@ impl History {
 
     /// Drops the entries seen least recently beyond [`MAX_ENTRIES`].
     fn evict(&mut self) {
+        let excess = self.groupings.len().saturating_sub(MAX_GROUPINGS);
+        if excess > 0 {
+            let mut by_age: Vec<(u64, String)> = self
+                .groupings
+                .iter()
+                .map(|(k, (_, seen))| (*seen, k.clone()))
+                .collect();
+            by_age.sort();
+            for (_, k) in by_age.into_iter().take(excess) {
+                self.groupings.remove(&k);
+            }
+        }
         let excess = self.entries.len().saturating_sub(MAX_ENTRIES);
         if excess == 0 {
             return;
@@ -437,35 +495,59 @@ impl History {
 
     /// How the unsplit tasks of `plan` are grouped when the run runs
     /// `slots` tasks at once: each task's id and its shards' entries,
-    /// balanced by what the history knows of them.
-    pub fn shard_groups(
-        &self,
-        plan: &crate::plan::Plan,
-        slots: usize,
-    ) -> Vec<(String, Vec<Vec<String>>)> {
-        use crate::plan::shards;
+    /// balanced by what the history knows of them, where the last run put
+    /// them unless moving them is worth it (`shards::regroup`).
+    pub fn shard_groups(&self, plan: &crate::plan::Plan, slots: usize) -> Vec<shards::Grouped> {
         shards::unsplit(plan)
-            .map(|(of, entries, count)| {
+            .map(|(of, entries, count, keep)| {
                 let n = shards::tasks_for(count, entries.len(), slots);
-                let groups = shards::balance(entries, n, |e| self.entry_estimate(of, e));
-                (of.to_string(), groups)
+                let last = self.groupings.get(of).map(|(g, _)| g.as_slice());
+                shards::regroup(of, entries, n, keep, last, |e| {
+                    self.entry_estimate(of, e)
+                })
             })
             .collect()
     }
 
+    /// The entries of sharded task `of` that `groups` puts in another
+    /// shard than its last recorded grouping did.
+    pub fn moved(&self, of: &str, groups: &[Vec<String>]) -> Vec<String> {
+        let Some((last, _)) = self.groupings.get(of) else {
+            return Vec::new();
+        };
+        let was: HashMap<&str, usize> = last
+            .iter()
+            .enumerate()
+            .flat_map(|(k, g)| g.iter().map(move |e| (e.as_str(), k)))
+            .collect();
+        groups
+            .iter()
+            .enumerate()
+            .flat_map(|(k, g)| g.iter().map(move |e| (e, k)))
+            .filter(|(e, k)| was.get(e.as_str()).is_some_and(|w| w != k))
+            .map(|(e, _)| e.clone())
+            .collect()
+    }
+
     /// Adds the durations of sharded tasks' entries (`samples`: task,
-    /// entry, milliseconds) to the history of the repository at `workdir`,
-    /// as [`Self::add_run`] does tasks'.
+    /// entry, milliseconds) and the groupings the run used (`groupings`:
+    /// task, its shards' entries) to the history of the repository at
+    /// `workdir`, as [`Self::add_run`] does tasks'.
     pub fn add_entries(
         workdir: &Path,
         samples: &[(String, String, u64)],
+        groupings: &[(String, Vec<Vec<String>>)],
     ) -> Result<(), DurationsError> {
-        if samples.is_empty() {
+        if samples.is_empty() && groupings.is_empty() {
             return Ok(());
         }
         let mut history = Self::load(workdir);
         for (of, entry, ms) in samples.iter().take(MAX_ENTRIES) {
             history.record_by(&entry_id(of, entry), ENTRY_HASH, *ms, None);
+        }
+        for (of, groups) in groupings.iter().filter(|(of, _)| of.len() <= MAX_ID) {
+            let seen = history.generation + 1;
+            history.groupings.insert(of.clone(), (groups.clone(), seen));
         }
         history.generation += 1;
         history.evict();

@@ -432,8 +432,21 @@ impl RunFold {
             | EventBody::AgentTool { .. }
             | EventBody::AgentUsage { .. }
             | EventBody::BudgetSpent { .. } => {}
-            // The shards are in `run_started`'s tasks already.
-            EventBody::TaskSharded { .. } => {}
+            // The shards are in `run_started`'s tasks already; what moved
+            // since the last run is said on the shards it moved to.
+            EventBody::TaskSharded {
+                task,
+                shards,
+                moved,
+            } => {
+                for (number, entries) in (1..).zip(shards) {
+                    let here: Vec<&String> = entries.iter().filter(|e| moved.contains(e)).collect();
+                    let id = crate::plan::shards::shard_id(task, number);
+                    if let (false, Some((t, _))) = (here.is_empty(), self.task_mut(&id)) {
+                        t.warnings.push(regrouped(&here));
+                    }
+                }
+            }
             EventBody::TestsReported {
                 task,
                 attempt,
@@ -591,6 +604,22 @@ impl RunFold {
 
 /// The report of task `t` before anything happened to it, its logs in the
 /// run directory `dir`.
+/// The warning of a shard that runs `here`, entries another shard ran in
+/// the task's last run.
+fn regrouped(here: &[&String]) -> String {
+    let named: Vec<String> = here
+        .iter()
+        .take(3)
+        .map(|e| crate::escape::line(e).into_owned())
+        .collect();
+    let more = if here.len() > 3 { ", …" } else { "" };
+    format!(
+        "regrouped: {} of its entries ran in another shard last run ({}{more}); a test that fails only now may depend on what ran before it (`shard_grouping = \"pinned\"` keeps a grouping)",
+        here.len(),
+        named.join(", ")
+    )
+}
+
 /// The start of the warning for a writing task that changed nothing.
 pub const CHANGED_NOTHING: &str = "changed nothing";
 

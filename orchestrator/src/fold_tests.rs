@@ -194,6 +194,7 @@ fn every_committed_event_replays_through_the_fold() {
         EventBody::TaskSharded {
             task: "s".into(),
             shards: vec![vec!["a.py".into()], vec!["b.py".into()]],
+            moved: vec![],
         },
     );
     assert_eq!(fold.status(a), TaskStatus::Running);

@@ -402,6 +402,10 @@ pub enum EventBody {
     TaskSharded {
         task: String,
         shards: Vec<Vec<String>>,
+        /// Entries in another shard than the task's last run put them in
+        /// (regrouped by the times learned).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        moved: Vec<String>,
     },
     /// An attempt's own test report (`junit`), read after its command:
     /// its counts, or why it could not be read (a warning, never a

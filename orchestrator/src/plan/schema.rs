@@ -669,6 +669,12 @@ pub struct TaskFields {
     /// `swarm resume` runs the same shards. Dependents name the task's id.
     #[schemars(with = "Option<ShardsSchema>")]
     pub shards: Option<Spanned<toml::Value>>,
+    /// With `shards`: whether entries stay in the shards the last run
+    /// put them in. `stable` (default): they stay unless regrouping them
+    /// by the times learned would shorten the longest shard by more than
+    /// 10%; `pinned`: they stay (new entries are added where there is the
+    /// most room); `balanced`: grouped anew each run.
+    pub shard_grouping: Option<super::shards::Keep>,
     /// Run the task several ways, each in its own worktree and sandbox,
     /// and keep one result: a number of variants (`variants = 4`, told
     /// apart by `{variant}`), or lists of values whose combinations are the

@@ -45,6 +45,8 @@ pub enum Sharding {
         key: String,
         entries: Vec<String>,
         count: Count,
+        /// Whether entries stay in the shards the last run put them in.
+        keep: Keep,
         /// The key's values that cannot be one line of `$SWARM_ENTRIES`
         /// ([`unlistable`]), left out of `entries`.
         left_out: Vec<String>,
@@ -205,8 +207,119 @@ pub(super) fn read(
         key,
         entries,
         count,
+        keep: fields.shard_grouping.unwrap_or_default(),
         left_out,
     })
+}
+
+/// Whether a sharded task's entries stay where its last run put them
+/// (`shard_grouping`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// They stay unless regrouping them shortens the expected time of the
+    /// longest shard by more than [`REGROUP_GAIN`] percent.
+    #[default]
+    Stable,
+    /// They stay: only new entries are placed, removed ones dropped.
+    Pinned,
+    /// They are grouped anew each run, by the times learned.
+    Balanced,
+}
+
+/// How much shorter (in percent) the longest shard of a new grouping must
+/// be expected to run for a stable task's entries to move: a test that
+/// depends on what ran before it in its shard is not moved for a few
+/// percent, nor for the noise of one run's times (an entry's share of its
+/// shard's start-up changes with the grouping itself).
+pub const REGROUP_GAIN: u64 = 10;
+
+/// A sharded task's id and its shards' entries, in order.
+pub type Grouped = (String, Vec<Vec<String>>);
+
+/// How task `of`'s `entries` are grouped into `n` shards: as its `last`
+/// run grouped them (entries gone dropped, new ones each added to the
+/// shard least loaded) unless `keep` says otherwise or a new grouping
+/// ([`balance`]) is worth the move; a last grouping of another count is
+/// not kept.
+pub fn regroup(
+    of: &str,
+    entries: &[String],
+    n: usize,
+    keep: Keep,
+    last: Option<&[Vec<String>]>,
+    expected: impl Fn(&str) -> Option<u64>,
+) -> Grouped {
+    let weights = weights(entries, &expected);
+    let fresh = balance_weighed(entries, n, &weights);
+    let kept = match last {
+        Some(last) if keep != Keep::Balanced && last.len() == fresh.len() => {
+            keep_placed(entries, last, &weights)
+        }
+        _ => return (of.to_string(), fresh),
+    };
+    let at = |e: &String| entries.iter().position(|x| x == e);
+    let longest = |groups: &[Vec<String>]| -> u64 {
+        let load = |g: &Vec<String>| g.iter().filter_map(at).map(|i| weights[i]).sum::<u64>();
+        groups.iter().map(load).max().unwrap_or(0)
+    };
+    let worth = longest(&kept) * (100 - REGROUP_GAIN) > longest(&fresh) * 100;
+    match keep == Keep::Stable && worth {
+        true => (of.to_string(), fresh),
+        false => (of.to_string(), kept),
+    }
+}
+
+/// `last`'s groups with the entries no longer in `entries` dropped and
+/// each new one (heaviest first) added to the least loaded group, each
+/// group in plan order.
+fn keep_placed(entries: &[String], last: &[Vec<String>], weights: &[u64]) -> Vec<Vec<String>> {
+    let index: std::collections::HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.as_str(), i))
+        .collect();
+    let mut groups: Vec<Vec<usize>> = last
+        .iter()
+        .map(|g| g.iter().filter_map(|e| index.get(e.as_str()).copied()).collect())
+        .collect();
+    let placed: HashSet<usize> = groups.iter().flatten().copied().collect();
+    let mut new: Vec<usize> = (0..entries.len()).filter(|i| !placed.contains(i)).collect();
+    new.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
+    let mut load: Vec<u64> = groups
+        .iter()
+        .map(|g| g.iter().map(|&i| weights[i]).sum())
+        .collect();
+    for i in new {
+        let least = (0..groups.len()).min_by_key(|&g| (load[g], g)).unwrap_or(0);
+        load[least] += weights[i];
+        groups[least].push(i);
+    }
+    groups
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .map(|mut g| {
+            g.sort_unstable();
+            g.into_iter().map(|i| entries[i].clone()).collect()
+        })
+        .collect()
+}
+
+/// Each entry's expected milliseconds: learned, or the median known one's
+/// when unknown, or 1 for all when none is known.
+fn weights(entries: &[String], expected: impl Fn(&str) -> Option<u64>) -> Vec<u64> {
+    let known: Vec<Option<u64>> = entries.iter().map(|e| expected(e)).collect();
+    let mut values: Vec<u64> = known.iter().flatten().copied().collect();
+    values.sort_unstable();
+    let typical = values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(1)
+        .max(1);
+    known
+        .iter()
+        .map(|ms| ms.unwrap_or(typical).max(1))
+        .collect()
 }
 
 /// The tasks `count` makes of `entries` entries when the run runs `slots`
@@ -230,19 +343,12 @@ pub fn balance(
     n: usize,
     expected: impl Fn(&str) -> Option<u64>,
 ) -> Vec<Vec<String>> {
-    let known: Vec<Option<u64>> = entries.iter().map(|e| expected(e)).collect();
-    let mut values: Vec<u64> = known.iter().flatten().copied().collect();
-    values.sort_unstable();
-    let typical = values
-        .get(values.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(1)
-        .max(1);
-    let mut order: Vec<(u64, usize)> = known
-        .iter()
-        .enumerate()
-        .map(|(i, ms)| (ms.unwrap_or(typical).max(1), i))
-        .collect();
+    balance_weighed(entries, n, &weights(entries, expected))
+}
+
+/// [`balance`] of entries whose expected times are `weights`.
+fn balance_weighed(entries: &[String], n: usize, weights: &[u64]) -> Vec<Vec<String>> {
+    let mut order: Vec<(u64, usize)> = weights.iter().copied().zip(0..).collect();
     // Longest first; equals in plan order.
     order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let n = n.clamp(1, entries.len().max(1));
@@ -404,14 +510,18 @@ pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
     Some(t)
 }
 
-/// The unsplit tasks of `plan`: id, entries and count.
-pub fn unsplit(plan: &Plan) -> impl Iterator<Item = (&str, &[String], Count)> {
+/// The unsplit tasks of `plan`: id, entries, count and whether entries
+/// stay where they were.
+pub fn unsplit(plan: &Plan) -> impl Iterator<Item = (&str, &[String], Count, Keep)> {
     plan.tasks
         .iter()
         .filter_map(|t| match t.sharding.as_deref() {
-            Some(Sharding::Unsplit { entries, count, .. }) => {
-                Some((t.id.as_str(), entries.as_slice(), *count))
-            }
+            Some(Sharding::Unsplit {
+                entries,
+                count,
+                keep,
+                ..
+            }) => Some((t.id.as_str(), entries.as_slice(), *count, *keep)),
             _ => None,
         })
 }
@@ -457,6 +567,35 @@ mod tests {
         assert_eq!(tasks_for(Count::Auto, 29, 2), 2);
         assert_eq!(tasks_for(Count::Fixed(40), 29, 2), 29);
         assert_eq!(tasks_for(Count::Fixed(0), 29, 2), 1);
+    }
+
+    #[test]
+    fn entries_stay_in_their_shards_unless_moving_them_is_worth_it() {
+        let entries = names(4);
+        let ms = |e: &str| Some([100u64, 100, 100, 100][e[1..].parse::<usize>().unwrap()]);
+        let last = vec![
+            vec!["t0".to_string(), "t3".into()],
+            vec!["t1".to_string(), "t2".into()],
+        ];
+        // As balanced as a new grouping: kept as it was.
+        let (_, kept) = regroup("s", &entries, 2, Keep::Stable, Some(&last), ms);
+        assert_eq!(kept, last);
+        // t0 grew: the kept grouping's longest shard is 1.5x the new one's.
+        let grown = |e: &str| Some([300u64, 100, 100, 100][e[1..].parse::<usize>().unwrap()]);
+        let (_, moved) = regroup("s", &entries, 2, Keep::Stable, Some(&last), grown);
+        assert_eq!(moved, [vec!["t0"], vec!["t1", "t2", "t3"]]);
+        // Pinned: kept anyway; a new entry goes where there is most room,
+        // a removed one is dropped.
+        let (_, pinned) = regroup("s", &entries, 2, Keep::Pinned, Some(&last), grown);
+        assert_eq!(pinned, last);
+        let more: Vec<String> = ["t0", "t1", "t2", "t4"].map(String::from).to_vec();
+        let (_, placed) = regroup("s", &more, 2, Keep::Pinned, Some(&last), |_| None);
+        assert_eq!(placed, [vec!["t0", "t4"], vec!["t1", "t2"]]);
+        // Balanced, or a last grouping of another count: grouped anew.
+        let (_, fresh) = regroup("s", &entries, 2, Keep::Balanced, Some(&last), ms);
+        assert_eq!(fresh, balance(&entries, 2, ms));
+        let (_, three) = regroup("s", &entries, 3, Keep::Pinned, Some(&last), ms);
+        assert_eq!(three.len(), 3);
     }
 
     #[test]

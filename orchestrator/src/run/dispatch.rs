@@ -202,8 +202,19 @@ impl<'o> Dispatcher<'o> {
             base_branch,
         })?;
         // How each task of many entries was split, for `swarm resume`.
-        for (task, shards) in dispatcher.shard_groups() {
-            dispatcher.emit(EventBody::TaskSharded { task, shards })?;
+        let sharded = dispatcher.shard_groups();
+        if !sharded.is_empty() {
+            // And what moved since the last run, which a test that fails
+            // only now may be why.
+            let history = crate::durations::History::load(&dispatcher.repo.workdir);
+            for (task, shards) in sharded {
+                let moved = history.moved(&task, &shards);
+                dispatcher.emit(EventBody::TaskSharded {
+                    task,
+                    shards,
+                    moved,
+                })?;
+            }
         }
         dispatcher.number_tasks()?;
         dispatcher.announce_ready()?;
@@ -226,6 +237,23 @@ impl<'o> Dispatcher<'o> {
             }
         }
         groups
+    }
+
+    /// [`Self::shard_groups`] of the tasks that run all their shards (a
+    /// run of `--only pytest-2` says nothing of how pytest's entries are
+    /// grouped).
+    fn whole_groupings(&self) -> Vec<(String, Vec<Vec<String>>)> {
+        use crate::plan::shards::{Sharding, shard_id};
+        let numbered = |of: &str, count: usize| {
+            (1..=count).all(|n| {
+                let task = self.tasks.position(&shard_id(of, n)).map(|i| self.tasks.get(i));
+                matches!(task.as_deref().and_then(|t| t.sharding.as_deref()), Some(Sharding::Shard { number, .. }) if *number == n)
+            })
+        };
+        self.shard_groups()
+            .into_iter()
+            .filter(|(of, groups)| numbered(of, groups.len()))
+            .collect()
     }
 
     /// Emits `task_queued` for every task in the ready queue.
@@ -824,6 +852,7 @@ impl<'o> Dispatcher<'o> {
         // Every commit the run made is on a ref now: the packs that held
         // their objects while it ran are git's again (`git::hold`).
         crate::git::hold::release(&self.repo.common_dir, &self.run);
+        let groupings = self.whole_groupings();
         // What the run kept per task and needs no more is let go of before
         // the history is read and written again: on top of it, that was
         // the run's peak of memory at 10,000 tasks.
@@ -858,7 +887,9 @@ impl<'o> Dispatcher<'o> {
         }
         // And how long each entry of a shard took, for the next grouping.
         let entries = entry_times(&self.fold, &took);
-        if let Err(e) = crate::durations::History::add_entries(&self.repo.workdir, &entries) {
+        if let Err(e) =
+            crate::durations::History::add_entries(&self.repo.workdir, &entries, &groupings)
+        {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the entries' durations");
         }
         let Self {

@@ -361,7 +361,7 @@ impl Progress {
                 );
             }
             EventBody::TestsReported { .. } => {}
-            EventBody::TaskSharded { task, shards } => {
+            EventBody::TaskSharded { task, shards, .. } => {
                 let sizes: Vec<String> = shards.iter().map(|s| s.len().to_string()).collect();
                 say!(
                     "  {:<10} {task:<w$}  {} entries in {} tasks ({})",

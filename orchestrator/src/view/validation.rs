@@ -91,19 +91,32 @@ pub fn describe(
                 .flatten()
                 .filter(|e| history.entry_estimate(&task, e).is_some())
                 .count();
+            let times: Vec<Option<u64>> = groups
+                .iter()
+                .map(|g| g.iter().map(|e| history.entry_estimate(&task, e)).sum())
+                .collect();
             let expected: Vec<String> = groups
                 .iter()
-                .map(|g| {
-                    let ms: Option<u64> = g.iter().map(|e| history.entry_estimate(&task, e)).sum();
-                    match ms {
-                        Some(ms) => format!("{} ({:.1} s)", g.len(), ms as f64 / 1000.0),
-                        None => g.len().to_string(),
-                    }
+                .zip(&times)
+                .map(|(g, ms)| match ms {
+                    Some(ms) => format!("{} ({:.1} s)", g.len(), *ms as f64 / 1000.0),
+                    None => g.len().to_string(),
                 })
                 .collect();
+            // With every shard's time known: the longest, which the suite
+            // takes, and how far it is from the mean.
+            let makespan = match times.iter().copied().collect::<Option<Vec<u64>>>() {
+                Some(t) if !t.is_empty() => {
+                    let (max, sum) = (t.iter().copied().max().unwrap_or(0), t.iter().sum::<u64>());
+                    let mean = sum as f64 / t.len() as f64;
+                    let spread = if mean > 0.0 { max as f64 / mean } else { 1.0 };
+                    format!("; expected {:.1} s, longest/mean {spread:.2}", max as f64 / 1000.0)
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 &mut out,
-                "shards            {task}: {entries} entries in {} tasks ({task}-1 ...): {} ({})",
+                "shards            {task}: {entries} entries in {} tasks ({task}-1 ...): {} ({}){makespan}",
                 groups.len(),
                 expected.join(" + "),
                 match known {

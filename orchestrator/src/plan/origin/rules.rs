@@ -483,6 +483,12 @@ pub const PLAN: &[KeyRule] = &[
     ),
     rule(
         T::Task,
+        "shard_grouping",
+        Any,
+        "which of its shards runs an entry",
+    ),
+    rule(
+        T::Task,
         "flaky",
         Any,
         "whether a test that passed only when run again gates; either way it is reported flaky",
@@ -895,6 +901,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
         "junit",
         Subtask::Free,
         "a file of its own worktree or tmp, read as hostile input",
+    ),
+    sub(
+        "shard_grouping",
+        Subtask::Refused,
+        "tasks of many entries are split when the run starts",
     ),
     sub(
         "flaky",
