@@ -483,6 +483,10 @@ impl History {
 /// is.
 const ENTRY_HASH: &str = "entry";
 
+/// The hash a sharded task's start-up is kept under (its entry the empty
+/// one, which [`ENTRY_HASH`] keeps apart from an entry named so).
+const STARTUP_HASH: &str = "startup";
+
 fn entry_id(of: &str, entry: &str) -> String {
     format!("{of}\u{1f}{entry}")
 }
@@ -502,11 +506,18 @@ impl History {
             .map(|(of, entries, count, keep)| {
                 let n = shards::tasks_for(count, entries.len(), slots);
                 let last = self.groupings.get(of).map(|(g, _)| g.as_slice());
-                shards::regroup(of, entries, n, keep, last, |e| {
+                let startup = self.startup(of).unwrap_or(0);
+                shards::regroup(of, entries, n, (keep, startup), last, |e| {
                     self.entry_estimate(of, e)
                 })
             })
             .collect()
+    }
+
+    /// What each shard of sharded task `of` takes whatever its entries
+    /// (start-up), if known.
+    pub fn startup(&self, of: &str) -> Option<u64> {
+        self.estimate_by(&entry_id(of, ""), STARTUP_HASH)
     }
 
     /// The entries of sharded task `of` that `groups` puts in another
@@ -537,6 +548,7 @@ impl History {
         workdir: &Path,
         samples: &[(String, String, u64)],
         groupings: &[(String, Vec<Vec<String>>)],
+        startups: &[(String, u64)],
     ) -> Result<(), DurationsError> {
         if samples.is_empty() && groupings.is_empty() {
             return Ok(());
@@ -544,6 +556,9 @@ impl History {
         let mut history = Self::load(workdir);
         for (of, entry, ms) in samples.iter().take(MAX_ENTRIES) {
             history.record_by(&entry_id(of, entry), ENTRY_HASH, *ms, None);
+        }
+        for (of, ms) in startups {
+            history.record_by(&entry_id(of, ""), STARTUP_HASH, *ms, None);
         }
         for (of, groups) in groupings.iter().filter(|(of, _)| of.len() <= MAX_ID) {
             let seen = history.generation + 1;
@@ -557,12 +572,31 @@ impl History {
     }
 }
 
+/// What of a shard's `ms` its test report's cases (`cases`) do not account
+/// for (start-up, collection), when they tell which entry some belong to:
+/// its files', or their module paths (`tests.test_a` for
+/// `tests/test_a.py`).
+pub fn unaccounted(entries: &[String], ms: u64, cases: &[swarm_protocol::TestCase]) -> Option<u64> {
+    let index = crate::test_attempts::Entries::new(entries);
+    let matched: u64 = cases
+        .iter()
+        .filter(|c| index.of(c).is_some())
+        .map(|c| c.time_ms)
+        .sum();
+    (matched > 0).then(|| ms.saturating_sub(matched))
+}
+
 /// How long each entry of a shard took, of the shard's `ms`: from its test
 /// report's cases (`cases`) when they tell which entry each belongs to
-/// (its `file`, or its classname read as a module path: `tests.test_a`
-/// for `tests/test_a.py`), each entry with an even share of the rest
-/// (start-up, collection); else the shard's time split evenly.
-pub fn entry_times(entries: &[String], ms: u64, cases: &[swarm_protocol::TestCase]) -> Vec<u64> {
+/// (see [`unaccounted`]), each entry with an even share of the rest but
+/// `startup` (what every shard of its task pays once, whatever its
+/// entries); else the shard's time split evenly.
+pub fn entry_times(
+    entries: &[String],
+    ms: u64,
+    cases: &[swarm_protocol::TestCase],
+    startup: u64,
+) -> Vec<u64> {
     let n = entries.len().max(1) as u64;
     let mut of_entry = vec![0u64; entries.len()];
     let mut matched = 0u64;
@@ -576,7 +610,7 @@ pub fn entry_times(entries: &[String], ms: u64, cases: &[swarm_protocol::TestCas
     if matched == 0 {
         return vec![ms / n; entries.len()];
     }
-    let rest = ms.saturating_sub(matched) / n;
+    let rest = ms.saturating_sub(matched).saturating_sub(startup) / n;
     of_entry.into_iter().map(|t| t + rest).collect()
 }
 

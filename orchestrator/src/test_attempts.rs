@@ -138,9 +138,7 @@ impl History {
                 .iter()
                 .zip(&self.seen_in)
                 .filter(|(c, seen)| {
-                    **seen == attempt
-                        && c.outcome == TestOutcome::Failed
-                        && c.quarantined.is_none()
+                    **seen == attempt && c.outcome == TestOutcome::Failed && c.quarantined.is_none()
                 })
                 .map(|(c, _)| c)
                 .collect(),
@@ -150,7 +148,8 @@ impl History {
     /// Whether attempt `attempt` failed only tests the quarantine holds:
     /// at least one, and no other.
     pub fn only_quarantined_failed(&self, attempt: u32) -> bool {
-        let failed_in = |c: &(&TestCase, &u32)| *c.1 == attempt && c.0.outcome == TestOutcome::Failed;
+        let failed_in =
+            |c: &(&TestCase, &u32)| *c.1 == attempt && c.0.outcome == TestOutcome::Failed;
         let mut failed = self.cases.iter().zip(&self.seen_in).filter(failed_in);
         self.beyond.failed == 0
             && failed.clone().next().is_some()
@@ -295,7 +294,10 @@ mod tests {
         );
         h.add(
             2,
-            parsed(vec![case("t.a", "flaky", Passed), case("t.b", "broken", Failed)]),
+            parsed(vec![
+                case("t.a", "flaky", Passed),
+                case("t.b", "broken", Failed),
+            ]),
             2,
         );
         let c = h.counts("k".into());
@@ -304,7 +306,10 @@ mod tests {
         assert_eq!(c.failing, ["t.b::broken"]);
         let broken = &h.cases()[2];
         assert_eq!(broken.reruns.len(), 1);
-        assert_eq!((broken.reruns[0].attempt, broken.reruns[0].message.as_str()), (1, "boom"));
+        assert_eq!(
+            (broken.reruns[0].attempt, broken.reruns[0].message.as_str()),
+            (1, "boom")
+        );
         assert_eq!(h.cases()[1].reruns[0].attempt, 1);
         // Only what failed in the last attempt is run again.
         let names: Vec<&str> = h
@@ -329,8 +334,16 @@ mod tests {
             review_by: (2026, 11, day),
         };
         let mut h = History::default();
-        h.add(1, parsed(vec![case("t", "net", Failed), case("t", "disk", Failed)]), 0);
-        h.quarantine(&[q("t::net", 30), q("t::disk", 20)], "suite-1", (2026, 11, 29));
+        h.add(
+            1,
+            parsed(vec![case("t", "net", Failed), case("t", "disk", Failed)]),
+            0,
+        );
+        h.quarantine(
+            &[q("t::net", 30), q("t::disk", 20)],
+            "suite-1",
+            (2026, 11, 29),
+        );
         let c = h.counts(String::new());
         assert_eq!((c.failed, c.quarantined), (1, 1));
         assert_eq!(c.failing, ["t::disk"]);
@@ -339,7 +352,11 @@ mod tests {
             ["t::disk: its quarantine ended 2026-11-20 (owner @qa: #12)"]
         );
         assert!(!h.only_quarantined_failed(1), "an expired one gates");
-        h.quarantine(&[q("t::net", 30), q("t::disk", 29)], "suite-1", (2026, 11, 29));
+        h.quarantine(
+            &[q("t::net", 30), q("t::disk", 29)],
+            "suite-1",
+            (2026, 11, 29),
+        );
         assert!(h.only_quarantined_failed(1), "held on its very day");
         assert_eq!(h.counts(String::new()).failed, 0);
         assert_eq!(h.gating_failures(1).unwrap().len(), 0);

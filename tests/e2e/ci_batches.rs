@@ -433,12 +433,13 @@ fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
     // pinned grouping is the last run's whatever was learned since (the
     // default, `stable`, moves entries only for a gain of more than 10%,
     // which the unit tests show: here it would hang on the times taken).
-    let pinned = std::fs::read_to_string(&plan)
-        .unwrap()
-        .replace("shards = 2
-", "shards = 2
+    let pinned = std::fs::read_to_string(&plan).unwrap().replace(
+        "shards = 2
+",
+        "shards = 2
 shard_grouping = \"pinned\"
-");
+",
+    );
     let plan = repo.plan("pinned.toml", &pinned);
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
     assert!(

@@ -100,10 +100,16 @@ fn a_failing_shard_runs_again_only_its_failing_tests_and_a_flaky_one_is_never_a_
     // shard succeeded with it counted flaky, not passed.
     assert!(output(&repo, "f", &a, 1).contains("1 failed, 1 passed"));
     let again = output(&repo, "f", &a, 2);
-    assert!(again.contains("1 passed") && !again.contains("2 passed"), "{again}");
+    assert!(
+        again.contains("1 passed") && !again.contains("2 passed"),
+        "{again}"
+    );
     assert_eq!(status(&a), "succeeded");
     let tests = &crate::support::task(&report, &a)["tests"];
-    assert_eq!((tests["passed"].as_u64(), tests["flaky"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (tests["passed"].as_u64(), tests["flaky"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_eq!(tests["flaky_tests"][0], "tests.test_a.TestK::test_flaky");
 
     // The broken test: run again alone twice, failed each time.
@@ -217,7 +223,10 @@ fn resume_retry_failed_runs_only_the_failed_tests_in_the_same_shards_and_merges_
     assert_eq!(crate::support::task(&report, &a)["attempts"], 1);
     // Its shard's report holds both of its tests, the mended one flaky.
     let tests = &crate::support::task(&report, &b)["tests"];
-    assert_eq!((tests["passed"].as_u64(), tests["flaky"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (tests["passed"].as_u64(), tests["flaky"].as_u64()),
+        (Some(1), Some(1))
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains(r#"<testcase name="test_three""#), "{xml}");
     assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");

@@ -121,7 +121,9 @@ pub(super) fn check(
             (Some(d), None) => (d.year, d.month, d.day),
             _ => {
                 bad(
-                    format!("`review_by` of the `[[quarantine]]` entry for `{written_test}` is not a day"),
+                    format!(
+                        "`review_by` of the `[[quarantine]]` entry for `{written_test}` is not a day"
+                    ),
                     fields.review_by.span(),
                     "not a day",
                     "write a day without quotes: `review_by = 2027-01-31`",
@@ -135,7 +137,9 @@ pub(super) fn check(
                 Ok(g) => Some(g.compile_matcher()),
                 Err(e) => {
                     bad(
-                        format!("`task` of the `[[quarantine]]` entry for `{written_test}` is not a glob: {e}"),
+                        format!(
+                            "`task` of the `[[quarantine]]` entry for `{written_test}` is not a glob: {e}"
+                        ),
                         glob.span(),
                         "not a glob",
                         "a task id or a glob of ids: `pytest-*`",

@@ -240,13 +240,13 @@ pub type Grouped = (String, Vec<Vec<String>>);
 /// How task `of`'s `entries` are grouped into `n` shards: as its `last`
 /// run grouped them (entries gone dropped, new ones each added to the
 /// shard least loaded) unless `keep` says otherwise or a new grouping
-/// ([`balance`]) is worth the move; a last grouping of another count is
-/// not kept.
+/// ([`balance`]) is worth the move (each shard taking `startup` beside its
+/// entries); a last grouping of another count is not kept.
 pub fn regroup(
     of: &str,
     entries: &[String],
     n: usize,
-    keep: Keep,
+    (keep, startup): (Keep, u64),
     last: Option<&[Vec<String>]>,
     expected: impl Fn(&str) -> Option<u64>,
 ) -> Grouped {
@@ -261,7 +261,7 @@ pub fn regroup(
     let at = |e: &String| entries.iter().position(|x| x == e);
     let longest = |groups: &[Vec<String>]| -> u64 {
         let load = |g: &Vec<String>| g.iter().filter_map(at).map(|i| weights[i]).sum::<u64>();
-        groups.iter().map(load).max().unwrap_or(0)
+        startup + groups.iter().map(load).max().unwrap_or(0)
     };
     let worth = longest(&kept) * (100 - REGROUP_GAIN) > longest(&fresh) * 100;
     match keep == Keep::Stable && worth {
@@ -281,7 +281,11 @@ fn keep_placed(entries: &[String], last: &[Vec<String>], weights: &[u64]) -> Vec
         .collect();
     let mut groups: Vec<Vec<usize>> = last
         .iter()
-        .map(|g| g.iter().filter_map(|e| index.get(e.as_str()).copied()).collect())
+        .map(|g| {
+            g.iter()
+                .filter_map(|e| index.get(e.as_str()).copied())
+                .collect()
+        })
         .collect();
     let placed: HashSet<usize> = groups.iter().flatten().copied().collect();
     let mut new: Vec<usize> = (0..entries.len()).filter(|i| !placed.contains(i)).collect();
@@ -578,23 +582,23 @@ mod tests {
             vec!["t1".to_string(), "t2".into()],
         ];
         // As balanced as a new grouping: kept as it was.
-        let (_, kept) = regroup("s", &entries, 2, Keep::Stable, Some(&last), ms);
+        let (_, kept) = regroup("s", &entries, 2, (Keep::Stable, 0), Some(&last), ms);
         assert_eq!(kept, last);
         // t0 grew: the kept grouping's longest shard is 1.5x the new one's.
         let grown = |e: &str| Some([300u64, 100, 100, 100][e[1..].parse::<usize>().unwrap()]);
-        let (_, moved) = regroup("s", &entries, 2, Keep::Stable, Some(&last), grown);
+        let (_, moved) = regroup("s", &entries, 2, (Keep::Stable, 0), Some(&last), grown);
         assert_eq!(moved, [vec!["t0"], vec!["t1", "t2", "t3"]]);
         // Pinned: kept anyway; a new entry goes where there is most room,
         // a removed one is dropped.
-        let (_, pinned) = regroup("s", &entries, 2, Keep::Pinned, Some(&last), grown);
+        let (_, pinned) = regroup("s", &entries, 2, (Keep::Pinned, 0), Some(&last), grown);
         assert_eq!(pinned, last);
         let more: Vec<String> = ["t0", "t1", "t2", "t4"].map(String::from).to_vec();
-        let (_, placed) = regroup("s", &more, 2, Keep::Pinned, Some(&last), |_| None);
+        let (_, placed) = regroup("s", &more, 2, (Keep::Pinned, 0), Some(&last), |_| None);
         assert_eq!(placed, [vec!["t0", "t4"], vec!["t1", "t2"]]);
         // Balanced, or a last grouping of another count: grouped anew.
-        let (_, fresh) = regroup("s", &entries, 2, Keep::Balanced, Some(&last), ms);
+        let (_, fresh) = regroup("s", &entries, 2, (Keep::Balanced, 0), Some(&last), ms);
         assert_eq!(fresh, balance(&entries, 2, ms));
-        let (_, three) = regroup("s", &entries, 3, Keep::Pinned, Some(&last), ms);
+        let (_, three) = regroup("s", &entries, 3, (Keep::Pinned, 0), Some(&last), ms);
         assert_eq!(three.len(), 3);
     }
 

@@ -866,7 +866,8 @@ impl<'o> Dispatcher<'o> {
         // its time says nothing of what the whole shard takes.
         let reran = |id: &str| {
             let t = self.fold.index(id).and_then(|i| self.fold.task(i));
-            t.and_then(|t| t.tests.as_deref()).is_some_and(|t| t.reran > 0)
+            t.and_then(|t| t.tests.as_deref())
+                .is_some_and(|t| t.reran > 0)
         };
         let took: Vec<_> = self
             .timings
@@ -886,10 +887,13 @@ impl<'o> Dispatcher<'o> {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the tasks' durations");
         }
         // And how long each entry of a shard took, for the next grouping.
-        let entries = entry_times(&self.fold, &took);
-        if let Err(e) =
-            crate::durations::History::add_entries(&self.repo.workdir, &entries, &groupings)
-        {
+        let (entries, startups) = entry_times(&self.fold, &took);
+        if let Err(e) = crate::durations::History::add_entries(
+            &self.repo.workdir,
+            &entries,
+            &groupings,
+            &startups,
+        ) {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the entries' durations");
         }
         let Self {
@@ -920,33 +924,56 @@ impl<'o> Dispatcher<'o> {
     }
 }
 
-/// How long each entry of the shards that succeeded (`took`) took:
-/// task, entry, milliseconds.
+/// How long each entry of the shards that succeeded (`took`) took (task,
+/// entry, milliseconds), and what each sharded task's shards take
+/// whatever their entries (task, milliseconds): the least that any of its
+/// shards' reports left unaccounted for.
+#[allow(
+    clippy::type_complexity,
+    reason = "two lists of samples, as the history keeps them"
+)]
 fn entry_times(
     fold: &RunFold,
     took: &[(Arc<crate::plan::Task>, u64)],
-) -> Vec<(String, String, u64)> {
+) -> (Vec<(String, String, u64)>, Vec<(String, u64)>) {
     use crate::plan::shards::Sharding;
-    let mut out = Vec::new();
-    for (task, ms) in took {
-        let Some(Sharding::Shard { of, entries, .. }) = task.sharding.as_deref() else {
+    // Each shard with its entries, time and own test report's cases.
+    let shards: Vec<(&String, &[String], u64, Vec<swarm_protocol::TestCase>)> = took
+        .iter()
+        .filter_map(|(task, ms)| {
+            let Some(Sharding::Shard { of, entries, .. }) = task.sharding.as_deref() else {
+                return None;
+            };
+            let cases = fold
+                .index(&task.id)
+                .and_then(|i| fold.task(i))
+                .and_then(|t| t.tests.as_deref())
+                .and_then(|tests| std::fs::read(&tests.cases).ok())
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .unwrap_or_default();
+            Some((of, entries.as_slice(), *ms, cases))
+        })
+        .collect();
+    let mut startups: Vec<(String, u64)> = Vec::new();
+    for (of, entries, ms, cases) in &shards {
+        let Some(rest) = crate::durations::unaccounted(entries, *ms, cases) else {
             continue;
         };
-        // Its own test report's cases, when it gave one.
-        let cases: Vec<swarm_protocol::TestCase> = fold
-            .index(&task.id)
-            .and_then(|i| fold.task(i))
-            .and_then(|t| t.tests.as_deref())
-            .and_then(|tests| std::fs::read(&tests.cases).ok())
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
-        let times = crate::durations::entry_times(entries, *ms, &cases);
+        match startups.iter_mut().find(|(o, _)| o == *of) {
+            Some((_, least)) => *least = (*least).min(rest),
+            None => startups.push(((*of).clone(), rest)),
+        }
+    }
+    let mut out = Vec::new();
+    for (of, entries, ms, cases) in &shards {
+        let startup = startups.iter().find(|(o, _)| o == *of).map_or(0, |s| s.1);
+        let times = crate::durations::entry_times(entries, *ms, cases, startup);
         out.extend(
             entries
                 .iter()
                 .zip(times)
-                .map(|(e, t)| (of.clone(), e.clone(), t)),
+                .map(|(e, t)| ((*of).clone(), e.clone(), t)),
         );
     }
-    out
+    (out, startups)
 }

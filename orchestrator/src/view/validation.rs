@@ -91,9 +91,14 @@ pub fn describe(
                 .flatten()
                 .filter(|e| history.entry_estimate(&task, e).is_some())
                 .count();
+            // Each shard: its entries' times, and what any shard takes.
+            let startup = history.startup(&task).unwrap_or(0);
             let times: Vec<Option<u64>> = groups
                 .iter()
-                .map(|g| g.iter().map(|e| history.entry_estimate(&task, e)).sum())
+                .map(|g| {
+                    let ms: Option<u64> = g.iter().map(|e| history.entry_estimate(&task, e)).sum();
+                    ms.map(|ms| ms + startup)
+                })
                 .collect();
             let expected: Vec<String> = groups
                 .iter()
@@ -110,7 +115,10 @@ pub fn describe(
                     let (max, sum) = (t.iter().copied().max().unwrap_or(0), t.iter().sum::<u64>());
                     let mean = sum as f64 / t.len() as f64;
                     let spread = if mean > 0.0 { max as f64 / mean } else { 1.0 };
-                    format!("; expected {:.1} s, longest/mean {spread:.2}", max as f64 / 1000.0)
+                    format!(
+                        "; expected {:.1} s, longest/mean {spread:.2}",
+                        max as f64 / 1000.0
+                    )
                 }
                 _ => String::new(),
             };

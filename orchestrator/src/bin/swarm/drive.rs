@@ -179,7 +179,9 @@ pub(crate) fn saved_plan(
             events
                 .into_iter()
                 .filter_map(|e| match e.body {
-                    swarm_protocol::EventBody::TaskSharded { task, shards, .. } => Some((task, shards)),
+                    swarm_protocol::EventBody::TaskSharded { task, shards, .. } => {
+                        Some((task, shards))
+                    }
                     _ => None,
                 })
                 .collect::<Vec<_>>()

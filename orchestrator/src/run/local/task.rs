@@ -760,8 +760,15 @@ impl Life<'_> {
                     (Some(tests), warning)
                 }
             };
-            let warning = [read_warning, kept_warning].into_iter().flatten().collect::<Vec<_>>();
-            Ok((history, tests, (!warning.is_empty()).then(|| warning.join("; "))))
+            let warning = [read_warning, kept_warning]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>();
+            Ok((
+                history,
+                tests,
+                (!warning.is_empty()).then(|| warning.join("; ")),
+            ))
         })
         .await?;
         self.tests.history = history;
@@ -843,7 +850,9 @@ impl Life<'_> {
             Some(failing) if tests_failed && !failing.is_empty() && !entries.is_empty() => {
                 crate::test_attempts::Entries::new(entries)
                     .rerun(&failing)
-                    .and_then(|ids| Some((ids.len(), crate::plan::shards::rerun(&self.planned, &ids)?)))
+                    .and_then(|ids| {
+                        Some((ids.len(), crate::plan::shards::rerun(&self.planned, &ids)?))
+                    })
             }
             _ => None,
         };
