@@ -189,12 +189,21 @@ impl<'e> Entries<'e> {
 
     /// The entry `case` is of: the one its `file` names, else the one
     /// whose module path its class name is or starts (`tests.test_a`,
-    /// `tests.test_a.TestX` for `tests/test_a.py`).
+    /// `tests.test_a.TestX` for `tests/test_a.py`), else the Rust test file
+    /// whose test binary nextest names in it (`mycrate::quick` for
+    /// `tests/quick.rs`).
     pub fn of(&self, case: &TestCase) -> Option<usize> {
         self.entries
             .iter()
             .position(|e| !case.file.is_empty() && *e == case.file)
             .or_else(|| self.by_module(case).map(|(at, _)| at))
+            .or_else(|| {
+                let (_, binary) = case.classname.rsplit_once("::")?;
+                self.entries.iter().position(|e| {
+                    let file = e.rsplit('/').next().unwrap_or(e);
+                    file.strip_suffix(".rs") == Some(binary)
+                })
+            })
     }
 
     /// The entry whose module path `case`'s class name starts, and what
@@ -389,5 +398,45 @@ mod tests {
         // `tests.test_ab` is not of `tests/test_a.py`.
         let stray = case("tests.test_ab", "t", Failed);
         assert_eq!(e.rerun(&[&stray]), None);
+    }
+
+    /// A report cargo-nextest 0.9 wrote (`[profile.default.junit]`) for a
+    /// crate `demo` with `tests/quick.rs` and `tests/more_things.rs`: each
+    /// test binary is a suite and the class name of its tests.
+    #[test]
+    fn nextests_binaries_map_back_to_their_test_files() {
+        use TestOutcome::Failed;
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="nextest-run" tests="4" skipped="0" failures="1" errors="0" time="0.253">
+    <testsuite name="demo" tests="1" skipped="0" errors="0" failures="0">
+        <testcase name="tests::it_works" classname="demo" time="0.015"/>
+    </testsuite>
+    <testsuite name="demo::more_things" tests="1" skipped="0" errors="0" failures="0">
+        <testcase name="other" classname="demo::more_things" time="0.019"/>
+    </testsuite>
+    <testsuite name="demo::quick" tests="2" skipped="0" errors="0" failures="1">
+        <testcase name="adds" classname="demo::quick" time="0.010"/>
+        <testcase name="breaks" classname="demo::quick" time="0.232">
+            <failure message="panicked at tests/quick.rs:4:15" type="test failure with exit code 101">boom</failure>
+        </testcase>
+    </testsuite>
+</testsuites>"#;
+        let parsed = test_report::parse(xml).unwrap();
+        let entries = vec!["tests/more_things.rs".to_string(), "tests/quick.rs".into()];
+        let e = Entries::new(&entries);
+        let of: Vec<Option<usize>> = parsed.cases.iter().map(|c| e.of(c)).collect();
+        assert_eq!(of, [None, Some(0), Some(1), Some(1)]);
+        // The failing test runs again as its file: cargo's runner takes no
+        // test id in `{entries}`.
+        let failing: Vec<&TestCase> = parsed
+            .cases
+            .iter()
+            .filter(|c| c.outcome == Failed)
+            .collect();
+        assert_eq!(e.rerun(&failing).unwrap(), ["tests/quick.rs"]);
+        // And the shard's time goes to the files its tests are in, each
+        // with half of what the tests do not account for (300 - 261 ms).
+        let times = crate::durations::entry_times(&entries, 300, &parsed.cases, 0);
+        assert_eq!(times, [19 + 19, 242 + 19]);
     }
 }

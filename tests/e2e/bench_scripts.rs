@@ -403,6 +403,22 @@ fn bench_shards_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_spread_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    crate::support::python_tool("pytest");
+    let cmd = smoke.command("bash", &["bench/spread.sh"]);
+    smoke.run("bench/spread.sh", cmd);
+    let out = smoke.written();
+    assert!(out.contains("## 28. Shard spread"), "{out}");
+    // The mended test alone ran again, in its one shard.
+    assert!(out.contains("(1 shard of 2\nran again)"), "{out}");
+    assert_tables_have_figures(&out);
+}
+
+#[test]
 fn bench_shards_cargo_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {
