@@ -688,8 +688,9 @@ pub struct TestCounts {
     /// again (counted in `failed`), each said with its entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expired: Vec<String>,
-    /// This report's last attempt ran again only this many tests, those
-    /// that failed before (0: it ran all of its tests).
+    /// This report's last attempt ran again only this many of the tests
+    /// (or, where the runner takes no test id, entries) that failed before
+    /// (0: it ran all of them).
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub reran: u32,
 }
