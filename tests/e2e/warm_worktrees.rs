@@ -480,6 +480,16 @@ fi
         2,
         "{report}"
     );
+    // Nor after one whose command passed but whose result did not (a file
+    // outside what it may write): its retry starts with an empty tmp too.
+    let outside = repo.plan(
+        "o.toml",
+        "[[task]]\nid = \"warm\"\nretries = 1\ncreates = [\"ok.txt\"]\nrun = '''\n\
+         if [ \"$SWARM_ATTEMPT\" = 1 ]; then touch \"$TMPDIR/poison\" stray.txt; exit 0; fi\n\
+         test ! -e \"$TMPDIR/poison\" && touch ok.txt\n'''\n",
+    );
+    repo.run_plan(&outside, &["--name", "four"]).assert_code(0);
+    assert_eq!(crate::support::task(&repo.report(), "warm")["attempts"], 2);
     repo.swarm(&["clean", "--all", "--warm"]).assert_code(0);
     assert!(!kept.exists(), "{}", kept.display());
 }

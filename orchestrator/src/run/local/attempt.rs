@@ -62,6 +62,9 @@ pub(crate) struct Ran {
     pub verify_time: Option<std::time::Duration>,
     pub agent: Option<AgentReport>,
     pub score: Option<swarm_protocol::experiment::Score>,
+    /// Where its kept tmp is marked worth keeping (`mark_kept`), if it has
+    /// one: by `conclude`, once every check of the attempt passed.
+    pub kept_mark: Option<PathBuf>,
 }
 
 impl Ran {
@@ -73,6 +76,7 @@ impl Ran {
             verify_time: None,
             agent: None,
             score: None,
+            kept_mark: None,
         }
     }
 
@@ -161,9 +165,9 @@ pub(crate) async fn run_attempt(
     if let Err(e) = take_back(owned, tmp.path()).await {
         tracing::warn!(task = %task.id, error = %e, "failed to take the task's files back");
     }
-    if let Some(mark) = kept_mark.filter(|_| ran.passed()) {
-        mark_kept(&mark);
-    }
+    // Marked by `conclude`, after its own checks (a refused subtask
+    // request, files outside the task's paths fail the attempt too).
+    let ran = Ran { kept_mark, ..ran };
     // What the task left outside its process group goes with it.
     drop(cgroup);
     ran
@@ -193,7 +197,7 @@ struct Setup {
     /// The phase's private tmp (and HOME), made fresh for it.
     tmp: TaskDir,
     /// Where its kept tmp is marked worth keeping, if it has one
-    /// (`mark_kept`, once it passed).
+    /// (`mark_kept`, once it passed every check).
     kept_mark: Option<PathBuf>,
     /// Its egress proxy, with a network list: logging beside the phase's
     /// output (`<attempt>.egress.log`, `<attempt>.setup.egress.log`).
@@ -413,12 +417,12 @@ fn make_tmp(path: &std::path::Path) -> Result<TaskDir, String> {
 }
 
 /// Says the kept tmp whose mark is `mark` is worth keeping: its attempt
-/// passed. Only then does the next attempt find it as it was; after a
+/// passed, every check of it included. Only then does the next attempt find it as it was; after a
 /// failure (a retry, a timeout, a coordinator killed mid-attempt) the next
 /// starts with an empty one, as a fresh tmp would, so that nothing a
 /// failed attempt half wrote there (a cache cut off mid-write) fails the
 /// next one again.
-fn mark_kept(mark: &std::path::Path) {
+pub(super) fn mark_kept(mark: &std::path::Path) {
     #[allow(
         clippy::disallowed_methods,
         reason = "`<home>/.warm/.tmp-kept`, swarm's: no task writes there"
@@ -836,6 +840,7 @@ async fn run_in(
         verify_time,
         agent,
         score: None,
+        kept_mark: None,
     };
     // A task the kernel killed a process of for its memory limit failed
     // for that reason, whatever its shell made of the kill (137, or 0 from

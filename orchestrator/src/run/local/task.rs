@@ -655,6 +655,11 @@ impl Life<'_> {
         // Its work is on a ref now: a warm worktree may be reset.
         release(&mut self.lease, task);
         let success = ran_ok && outside.is_empty() && flaky.is_none();
+        // Its kept tmp is worth keeping only after an attempt that passed
+        // every check: the next one finds it as this one left it.
+        if let Some(mark) = ran.kept_mark.take().filter(|_| success) {
+            super::attempt::mark_kept(&mark);
+        }
         let git_ref = snap.as_ref().map(|s| s.1.clone());
         let _ = ctx.events.send(ExecEvent::AttemptFinished {
             task: i,
