@@ -116,15 +116,21 @@ pub(crate) async fn run_attempt(
         Some(shared) if !in_process(&task.payload) && !limited => shared.holds_launcher().await,
         _ => false,
     };
+    // Its kept TMPDIR, readied off the coordinator's thread (a walk of up
+    // to `KEPT_TMP_LIMITS` entries, or its removal).
+    let kept = match phase {
+        Phase::Task => ready_kept_tmp(ctx, task, workdir).await,
+        Phase::Setup(_) | Phase::Cleanup => None,
+    };
     let made = Setup::make(
         ctx,
         task,
         attempt,
         base,
-        workdir,
-        git_dir,
+        (workdir, git_dir),
         launcher_joined,
         phase,
+        kept,
     );
     let mut setup = match made {
         Ok(setup) => setup,
@@ -218,10 +224,10 @@ impl Setup {
         task: &Task,
         attempt: u32,
         base: Oid,
-        workdir: &std::path::Path,
-        git_dir: &std::path::Path,
+        (workdir, git_dir): (&std::path::Path, &std::path::Path),
         launcher_joined: bool,
         phase: Phase,
+        kept: Option<(TaskDir, PathBuf)>,
     ) -> Result<Self, String> {
         let (stdout, stderr) = match phase {
             Phase::Task => log_paths(&ctx.run_dir, &task.id, attempt),
@@ -248,21 +254,9 @@ impl Setup {
         // is gone, so what swarm writes in it goes nowhere else.
         let tmp = make_tmp(&phase_tmp(ctx, task, phase))?;
         // A sandboxed task in its warm worktree keeps its TMPDIR between
-        // runs (`kept_tmp`); its HOME and swarm's files for it stay in the
-        // fresh one. Setup and cleanup never see it.
-        let (kept, kept_mark) = match phase {
-            // One that cannot be made or emptied (a tree too deep to
-            // remove) is left for `swarm clean --warm`: the attempt runs
-            // in its fresh tmp instead, never kept from starting.
-            Phase::Task => match kept_tmp(ctx, task, workdir) {
-                Ok(kept) => kept.unzip(),
-                Err(e) => {
-                    tracing::warn!(task = %task.id, error = %e, "failed to ready its kept tmp; it runs in a fresh one");
-                    (None, None)
-                }
-            },
-            Phase::Setup(_) | Phase::Cleanup => (None, None),
-        };
+        // runs (`kept`, see `ready_kept_tmp`); its HOME and swarm's files
+        // for it stay in the fresh one. Setup and cleanup never see it.
+        let (kept, kept_mark) = kept.unzip();
         let tmpdir = kept.as_ref().map_or(tmp.path(), TaskDir::path);
         let mut env = attempt_env(ctx, task, attempt, base, tmp.path(), tmpdir);
         let cgroup = task_cgroup(ctx, task, attempt);
@@ -461,18 +455,46 @@ fn not_kept(dir: &TaskDir, report: Option<&str>) -> Option<String> {
     Some(format!("failed to clear the test report it holds: {e}"))
 }
 
-/// The task's kept tmp (see `Ctx::kept_tmp_path`), made if it is new and
-/// the sandbox's user's (as root); a test report at the plan's
-/// `$TMPDIR/...` path that an earlier run left is removed (as what it is,
-/// a link never followed), so that only this attempt's can be read.
-fn kept_tmp(
+/// The task's kept tmp and its mark ([`kept_tmp`]), readied on a blocking
+/// thread; one that cannot be made or emptied (a tree too deep to remove)
+/// is left for `swarm clean --warm`: the attempt runs in its fresh tmp
+/// instead, never kept from starting.
+async fn ready_kept_tmp(
     ctx: &Ctx,
     task: &Task,
     workdir: &std::path::Path,
-) -> Result<Option<(TaskDir, PathBuf)>, String> {
-    let Some((path, mark)) = ctx.kept_tmp_paths(task, workdir) else {
-        return Ok(None);
-    };
+) -> Option<(TaskDir, PathBuf)> {
+    let (path, mark) = ctx.kept_tmp_paths(task, workdir)?;
+    let report = task
+        .junit
+        .as_deref()
+        .and_then(|j| j.strip_prefix("$TMPDIR/"))
+        .map(str::to_owned);
+    let id = task.id.clone();
+    let readied = tokio::task::spawn_blocking(move || kept_tmp(&id, path, mark, report.as_deref()))
+        .await
+        .map_err(|e| format!("ready it: {e}"))
+        .and_then(|r| r);
+    match readied {
+        Ok(kept) => Some(kept),
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "failed to ready its kept tmp; it runs in a fresh one");
+            None
+        }
+    }
+}
+
+/// Task `task`'s kept tmp at `path` (its mark `mark`), made if it is new
+/// and the sandbox's user's (as root); a test report at the plan's
+/// `$TMPDIR/...` path (`report`, relative to it) that an earlier run left
+/// is removed (as what it is, a link never followed), so that only this
+/// attempt's can be read.
+fn kept_tmp(
+    task: &str,
+    path: PathBuf,
+    mark: PathBuf,
+    report: Option<&str>,
+) -> Result<(TaskDir, PathBuf), String> {
     if let Some(parent) = path.parent() {
         #[allow(
             clippy::disallowed_methods,
@@ -492,19 +514,15 @@ fn kept_tmp(
         false => TaskDir::fresh(&path, 0o700),
     }
     .map_err(|e| format!("make {e}"))?;
-    let report = task
-        .junit
-        .as_deref()
-        .and_then(|j| j.strip_prefix("$TMPDIR/"));
     if passed && let Some(why) = not_kept(&dir, report) {
-        tracing::warn!(task = %task.id, path = %path.display(), reason = %why, "its kept tmp is made anew");
+        tracing::warn!(%task, path = %path.display(), reason = %why, "its kept tmp is made anew");
         dir = TaskDir::fresh(&path, 0o700).map_err(|e| format!("make {e}"))?;
     }
     if let Some(identity) = swarm_sandbox::worker_identity() {
         dir.hand_to(identity)
             .map_err(|e| format!("hand over {e}"))?;
     }
-    Ok(Some((dir, mark)))
+    Ok((dir, mark))
 }
 
 /// The files swarm writes in the task's `tmp` for it, each named by a
