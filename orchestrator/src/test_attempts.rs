@@ -21,8 +21,8 @@ pub struct History {
     cases: Vec<TestCase>,
     /// The attempt each case was last seen in.
     seen_in: Vec<u32>,
-    /// Each case's place in `cases`, by class name and name.
-    at: HashMap<(String, String), usize>,
+    /// Each case's place in `cases`, by class name, name and file.
+    at: HashMap<Key, usize>,
     /// The cases past the cap of the last attempt that ran every test.
     beyond: Beyond,
     /// How many tests the last attempt ran again (0: all of them).
@@ -31,15 +31,19 @@ pub struct History {
     expired: Vec<String>,
 }
 
+/// What one test is known by across attempts: its class name, name and
+/// file (two files may hold tests of one name, as jest-junit names them).
+type Key = (String, String, String);
+
+fn key(c: &TestCase) -> Key {
+    (c.classname.clone(), c.name.clone(), c.file.clone())
+}
+
 impl History {
     /// The tests as a run left them after attempt `attempt` (its kept
     /// cases, every attempt's folded), for a resumed task to go on from.
     pub fn resumed(attempt: u32, cases: Vec<TestCase>) -> Self {
-        let at = cases
-            .iter()
-            .enumerate()
-            .map(|(i, c)| ((c.classname.clone(), c.name.clone()), i))
-            .collect();
+        let at = cases.iter().enumerate().map(|(i, c)| (key(c), i)).collect();
         Self {
             seen_in: vec![attempt; cases.len()],
             cases,
@@ -48,24 +52,43 @@ impl History {
         }
     }
 
+    /// Says attempt `attempt` ran again only `reran` tests (or entries)
+    /// that failed before (0: all of them), whether or not it left a report.
+    pub fn ran(&mut self, reran: u32) {
+        self.reran = reran;
+    }
+
     /// Folds in attempt `attempt`'s report, which ran again only the tests
-    /// that failed before when `reran` is not 0.
+    /// that failed before when `reran` is not 0. A test that failed stays
+    /// failed unless it passed since (then it is flaky): a skip proves
+    /// nothing. Two cases of one key in one report are two tests.
     pub fn add(&mut self, attempt: u32, parsed: Parsed, reran: u32) {
         if reran == 0 {
             self.beyond = parsed.beyond;
         }
-        self.reran = reran;
+        self.ran(reran);
         for mut case in parsed.cases {
-            let key = (case.classname.clone(), case.name.clone());
-            let Some(&i) = self.at.get(&key) else {
-                self.at.insert(key, self.cases.len());
+            let k = key(&case);
+            let known = self
+                .at
+                .get(&k)
+                .copied()
+                .filter(|&i| self.seen_in[i] != attempt);
+            let Some(i) = known else {
+                self.at.insert(k, self.cases.len());
                 self.cases.push(case);
                 self.seen_in.push(attempt);
                 continue;
             };
             let before = &mut self.cases[i];
             let mut reruns = std::mem::take(&mut before.reruns);
-            if before.outcome == TestOutcome::Failed {
+            let failed_before = before.outcome == TestOutcome::Failed;
+            if failed_before && case.outcome == TestOutcome::Skipped {
+                // Still failing, as far as anything shows: not seen to pass.
+                before.reruns = reruns;
+                continue;
+            }
+            if failed_before {
                 reruns.push(TestRerun {
                     attempt: self.seen_in[i],
                     time_ms: before.time_ms,
@@ -126,23 +149,51 @@ impl History {
         }
     }
 
-    /// The tests that failed in attempt `attempt` and gate (the
-    /// quarantine does not hold them); `None` when a failing test of it
+    /// Every test that failed (in whichever attempt it last ran) and
+    /// gates (the quarantine does not hold it); `None` when a failing test
     /// is past the cap and so is not known by name.
-    pub fn gating_failures(&self, attempt: u32) -> Option<Vec<&TestCase>> {
-        if self.reran == 0 && self.beyond.failed > 0 {
+    pub fn gating_failures(&self) -> Option<Vec<&TestCase>> {
+        if self.beyond.failed > 0 {
             return None;
         }
         Some(
             self.cases
                 .iter()
-                .zip(&self.seen_in)
-                .filter(|(c, seen)| {
-                    **seen == attempt && c.outcome == TestOutcome::Failed && c.quarantined.is_none()
-                })
-                .map(|(c, _)| c)
+                .filter(|c| c.outcome == TestOutcome::Failed && c.quarantined.is_none())
                 .collect(),
         )
+    }
+
+    /// Tests that failed in an attempt before `attempt` and gate, and that
+    /// attempt `attempt` did not show passing (it did not run them, or left
+    /// no report): an attempt that passed with such a test left proves
+    /// nothing of it.
+    pub fn unproven(&self, attempt: u32) -> usize {
+        self.cases
+            .iter()
+            .zip(&self.seen_in)
+            .filter(|(c, seen)| {
+                c.outcome == TestOutcome::Failed && c.quarantined.is_none() && **seen < attempt
+            })
+            .count()
+            + match self.reran {
+                0 => 0,
+                _ => self.beyond.failed as usize,
+            }
+    }
+
+    /// Whether every one of `entries` has a test case in the report so far
+    /// (`Entries::of`): a runner that stopped at its first failure (pytest's
+    /// `-x`, nextest's fail-fast) leaves entries out, and what did not run
+    /// cannot be known to pass.
+    pub fn covers(&self, entries: &Entries<'_>) -> bool {
+        let mut seen = vec![false; entries.len()];
+        for c in &self.cases {
+            if let Some(at) = entries.of(c) {
+                seen[at] = true;
+            }
+        }
+        seen.iter().all(|s| *s)
     }
 
     /// Whether attempt `attempt` failed only tests the quarantine holds:
@@ -173,6 +224,15 @@ pub struct Entries<'e> {
 }
 
 impl<'e> Entries<'e> {
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub fn new(entries: &'e [String]) -> Self {
         let stem = |e: &str| -> String {
             let e = e.strip_prefix("./").unwrap_or(e);
@@ -297,7 +357,7 @@ mod tests {
             0,
         );
         assert_eq!(
-            h.gating_failures(1).unwrap().len(),
+            h.gating_failures().unwrap().len(),
             2,
             "both failures gate after the first attempt"
         );
@@ -320,15 +380,71 @@ mod tests {
             (1, "boom")
         );
         assert_eq!(h.cases()[1].reruns[0].attempt, 1);
-        // Only what failed in the last attempt is run again.
+        // Only what still fails is run again.
         let names: Vec<&str> = h
-            .gating_failures(2)
+            .gating_failures()
             .unwrap()
             .iter()
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(names, ["broken"]);
         assert_eq!(h.gating_flaky(), 1);
+        assert_eq!(h.unproven(2), 0, "attempt 2 saw `broken` fail itself");
+    }
+
+    #[test]
+    fn a_failure_not_seen_passing_since_is_unproven_and_a_skip_proves_nothing() {
+        use TestOutcome::*;
+        let mut h = History::default();
+        h.add(
+            1,
+            parsed(vec![case("t", "a", Failed), case("t", "b", Failed)]),
+            0,
+        );
+        // Attempt 2 ran both again (`-x`): `a` failed and stopped it, `b`
+        // never ran. Both still gate, `b` unproven by attempt 2.
+        h.add(2, parsed(vec![case("t", "a", Failed)]), 2);
+        assert_eq!(h.gating_failures().unwrap().len(), 2);
+        assert_eq!(h.unproven(2), 1);
+        // Attempt 3 skipped `a` and passed `b`: `a` is still failing.
+        h.add(
+            3,
+            parsed(vec![case("t", "a", Skipped), case("t", "b", Passed)]),
+            2,
+        );
+        assert_eq!(h.cases()[0].outcome, Failed);
+        assert_eq!(h.cases()[1].outcome, Flaky);
+        assert_eq!(h.unproven(3), 1);
+        // An attempt without a report says how many it ran all the same.
+        h.ran(1);
+        assert_eq!(h.counts(String::new()).reran, 1);
+    }
+
+    #[test]
+    fn two_tests_of_one_name_in_one_report_are_two_tests() {
+        use TestOutcome::*;
+        let mut h = History::default();
+        let mut a = case("Button", "renders", Failed);
+        a.file = "a.test.js".into();
+        let mut b = case("Button", "renders", Passed);
+        b.file = "b.test.js".into();
+        // Nor are two of one key in one report two attempts of one test.
+        let same = case("Button", "renders", Passed);
+        h.add(1, parsed(vec![a, b, same.clone(), same]), 0);
+        let c = h.counts(String::new());
+        assert_eq!((c.failed, c.passed, c.flaky), (1, 3, 0));
+    }
+
+    #[test]
+    fn every_entry_must_have_a_test_in_the_report_to_be_covered() {
+        use TestOutcome::*;
+        let entries = vec!["tests/test_a.py".to_string(), "tests/test_b.py".into()];
+        let e = Entries::new(&entries);
+        let mut h = History::default();
+        h.add(1, parsed(vec![case("tests.test_a", "x", Failed)]), 0);
+        assert!(!h.covers(&e), "test_b never ran");
+        h.add(2, parsed(vec![case("tests.test_b", "y", Passed)]), 0);
+        assert!(h.covers(&e));
     }
 
     #[test]
@@ -368,7 +484,7 @@ mod tests {
         );
         assert!(h.only_quarantined_failed(1), "held on its very day");
         assert_eq!(h.counts(String::new()).failed, 0);
-        assert_eq!(h.gating_failures(1).unwrap().len(), 0);
+        assert_eq!(h.gating_failures().unwrap().len(), 0);
     }
 
     #[test]

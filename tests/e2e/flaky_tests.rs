@@ -278,13 +278,15 @@ fn a_nextest_shard_runs_again_only_its_failing_test_file_and_reports_the_flaky_t
     );
     repo.commit_all("a crate with a flaky test");
     let cargo = crate::toolchains::cargo_home(&repo);
+    // `--no-fail-fast`: nextest's default stops at the first failure, and
+    // a shard whose report lacks an entry's tests runs whole again.
     let plan = repo.plan(
         "n.toml",
         &format!(
             "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n\
              [[task]]\nid = \"nextest\"\nallow_overlap = true\nshards = 1\nretries = 1\n\
              matrix = {{ file = {{ glob = \"tests/*.rs\" }} }}\n\
-             run = '{} nextest run --offline $(for f in {{entries}}; do n=${{f#tests/}}; printf -- \"--test %s \" \"${{n%.rs}}\"; done)'\n\
+             run = '{} nextest run --offline --no-fail-fast $(for f in {{entries}}; do n=${{f#tests/}}; printf -- \"--test %s \" \"${{n%.rs}}\"; done)'\n\
              junit = \"target/nextest/default/junit.xml\"\n",
             nextest.display()
         ),

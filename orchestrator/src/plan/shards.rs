@@ -51,12 +51,15 @@ pub enum Sharding {
         /// ([`unlistable`]), left out of `entries`.
         left_out: Vec<String>,
     },
-    /// Shard `number` of task `of`, running `entries`; `left_out` as its
-    /// unsplit task's; `template` its command as written, `{entries}` in
-    /// it, for an attempt that runs other entries ([`rerun`]).
+    /// Shard `number` of `count` of task `of`, running `entries`;
+    /// `left_out` as its unsplit task's; `template` its command as
+    /// written, `{entries}` in it, for an attempt that runs other entries
+    /// ([`rerun`]).
     Shard {
         of: String,
         number: usize,
+        /// How many shards its task was split into.
+        count: usize,
         entries: Vec<String>,
         left_out: Vec<String>,
         template: String,
@@ -258,6 +261,11 @@ pub fn regroup(
         }
         _ => return (of.to_string(), fresh),
     };
+    // A shard left with no entry (its entries gone) would run one shard
+    // fewer than asked: grouped anew.
+    if kept.len() != fresh.len() {
+        return (of.to_string(), fresh);
+    }
     let at = |e: &String| entries.iter().position(|x| x == e);
     let longest = |groups: &[Vec<String>]| -> u64 {
         let load = |g: &Vec<String>| g.iter().filter_map(at).map(|i| weights[i]).sum::<u64>();
@@ -445,7 +453,7 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
         for (number, group) in (1..).zip(these) {
             let id = shard_id(&task.id, number);
             ids.push(id.clone());
-            out.push(shard(&task, id, number, group, left_out));
+            out.push(shard(&task, id, (number, these.len()), group, left_out));
         }
         made.push((task.id, ids));
     }
@@ -462,9 +470,15 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
     Ok(())
 }
 
-/// Shard `number` of `task`, with id `id`, running `entries`, its task's
-/// entries `left_out`.
-fn shard(task: &Task, id: String, number: usize, entries: &[String], left_out: &[String]) -> Task {
+/// Shard `number` of `count` of `task`, with id `id`, running `entries`,
+/// its task's entries `left_out`.
+fn shard(
+    task: &Task,
+    id: String,
+    (number, count): (usize, usize),
+    entries: &[String],
+    left_out: &[String],
+) -> Task {
     let mut t = task.clone();
     t.id = id;
     let mut template = String::new();
@@ -475,6 +489,7 @@ fn shard(task: &Task, id: String, number: usize, entries: &[String], left_out: &
     t.sharding = Some(Box::new(Sharding::Shard {
         of: task.id.clone(),
         number,
+        count,
         entries: entries.to_vec(),
         left_out: left_out.to_vec(),
         template,
@@ -490,6 +505,7 @@ pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
     let Some(Sharding::Shard {
         of,
         number,
+        count,
         left_out,
         template,
         ..
@@ -507,6 +523,7 @@ pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
     t.sharding = Some(Box::new(Sharding::Shard {
         of: of.clone(),
         number: *number,
+        count: *count,
         entries: ids.to_vec(),
         left_out: left_out.clone(),
         template: template.clone(),
@@ -600,6 +617,11 @@ mod tests {
         assert_eq!(fresh, balance(&entries, 2, ms));
         let (_, three) = regroup("s", &entries, 3, (Keep::Pinned, 0), Some(&last), ms);
         assert_eq!(three.len(), 3);
+        // A kept shard whose entries are all gone: grouped anew, never a
+        // shard fewer than asked.
+        let left: Vec<String> = ["t1", "t2"].map(String::from).to_vec();
+        let (_, anew) = regroup("s", &left, 2, (Keep::Pinned, 0), Some(&last), ms);
+        assert_eq!(anew.len(), 2);
     }
 
     #[test]

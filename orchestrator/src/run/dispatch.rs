@@ -243,16 +243,19 @@ impl<'o> Dispatcher<'o> {
     /// run of `--only pytest-2` says nothing of how pytest's entries are
     /// grouped).
     fn whole_groupings(&self) -> Vec<(String, Vec<Vec<String>>)> {
-        use crate::plan::shards::{Sharding, shard_id};
-        let numbered = |of: &str, count: usize| {
-            (1..=count).all(|n| {
-                let task = self.tasks.position(&shard_id(of, n)).map(|i| self.tasks.get(i));
-                matches!(task.as_deref().and_then(|t| t.sharding.as_deref()), Some(Sharding::Shard { number, .. }) if *number == n)
-            })
+        use crate::plan::shards::Sharding;
+        let split_into = |of: &str| {
+            self.tasks
+                .all()
+                .iter()
+                .find_map(|t| match t.sharding.as_deref() {
+                    Some(Sharding::Shard { of: o, count, .. }) if o == of => Some(*count),
+                    _ => None,
+                })
         };
         self.shard_groups()
             .into_iter()
-            .filter(|(of, groups)| numbered(of, groups.len()))
+            .filter(|(of, groups)| split_into(of) == Some(groups.len()))
             .collect()
     }
 

@@ -210,6 +210,25 @@ struct Life<'a> {
     set_up_from: Instant,
 }
 
+/// What a task's tests say of an attempt (`Life::test_verdict`).
+struct TestVerdict {
+    /// Whether it did its work, as far as its tests go.
+    ok: bool,
+    /// Why its flaky tests fail it (`flaky = "fail"`): its task ends.
+    flaky: Option<String>,
+    /// Why its pass proves nothing: a test that failed before was not
+    /// seen passing.
+    unproven: Option<String>,
+}
+
+/// The entries of `task`, a shard's (none for any other task).
+fn shard_entries(task: &Task) -> &[String] {
+    match task.sharding.as_deref() {
+        Some(crate::plan::shards::Sharding::Shard { entries, .. }) => entries,
+        _ => &[],
+    }
+}
+
 /// A task's tests over its attempts (`junit`), and how many the next
 /// attempt runs again (0: all).
 #[derive(Default)]
@@ -619,8 +638,9 @@ impl Life<'_> {
             self.read_tests(attempt, junit, &workdir, admin.is_some(), &request)
                 .await?;
         }
-        let (forgiven, flaky) = self.test_verdict(attempt, &ran, ran_ok);
-        ran_ok |= forgiven;
+        let verdict = self.test_verdict(attempt, &ran, ran_ok);
+        ran_ok = verdict.ok;
+        let flaky = verdict.flaky;
         let tmp_removed = remove_empty_tmp(ctx, &request);
         // A command's subtask request, checked now that it has done its
         // part: a request that fails its checks fails the attempt.
@@ -689,7 +709,7 @@ impl Life<'_> {
                 (false, _) if stopped => TaskStatus::Cancelled,
                 (false, _) => TaskStatus::Failed,
             };
-            let reason = (!success).then(|| match refused.or(flaky) {
+            let reason = (!success).then(|| match refused.or(flaky).or(verdict.unproven) {
                 Some(refused) => refused,
                 None => self.reason(
                     attempt,
@@ -711,7 +731,7 @@ impl Life<'_> {
         }
         // The failed attempt is on its ref; start over from a clean tree
         // (a warm one is brought back to the base, its build output kept).
-        self.next_attempt(attempt, &ran);
+        self.next_attempt(&ran);
         self.set_up_from = Instant::now();
         self.remove_worktree(workdir, admin).await?;
         Ok(None)
@@ -753,7 +773,10 @@ impl Life<'_> {
                     history.add(attempt, parsed, rerun);
                     None
                 }
-                Err(warning) => Some(warning),
+                Err(warning) => {
+                    history.ran(rerun);
+                    Some(warning)
+                }
             };
             history.quarantine(&quarantine, &id, crate::test_attempts::today());
             // An attempt without a report leaves the earlier ones' tests
@@ -787,51 +810,97 @@ impl Life<'_> {
     }
 
     /// What the task's tests say of attempt `attempt` beyond its exit
-    /// (`ran`, `ran_ok`): whether a command that failed only tests the
-    /// quarantine holds did its work after all, and, for one that did its
-    /// work, why its flaky tests fail it under `flaky = "fail"`.
-    fn test_verdict(&self, attempt: u32, ran: &Ran, ran_ok: bool) -> (bool, Option<String>) {
+    /// (`ran`, `ran_ok`): a command that failed only tests the quarantine
+    /// holds did its work, when nothing else could have failed unseen (it
+    /// has no `verify`, which runs only after a command that passed, and
+    /// its report holds a test of each of its entries: a runner that
+    /// stopped at the first failure leaves some out); one that passed while
+    /// a test that failed before was not seen passing did not; and one
+    /// with flaky tests fails its task under `flaky = "fail"`.
+    fn test_verdict(&self, attempt: u32, ran: &Ran, ran_ok: bool) -> TestVerdict {
         let history = &self.tests.history;
+        if self.task.junit.is_none() {
+            return TestVerdict {
+                ok: ran_ok,
+                flaky: None,
+                unproven: None,
+            };
+        }
+        let entries = crate::test_attempts::Entries::new(shard_entries(&self.planned));
         let failed = matches!(ran.outcome, AttemptOutcome::Exited { code } if code != 0);
-        let forgiven = !ran_ok && failed && history.only_quarantined_failed(attempt);
-        let flaky = history.gating_flaky();
-        let gates = (ran_ok || forgiven) && flaky > 0 && self.task.flaky == Flaky::Fail;
-        let reason = gates.then(|| {
-            let names = history
+        let forgiven = !ran_ok
+            && failed
+            && self.task.verify.is_none()
+            && history.covers(&entries)
+            && history.only_quarantined_failed(attempt);
+        let is_flaky = |c: &&swarm_protocol::TestCase| {
+            c.outcome == swarm_protocol::TestOutcome::Flaky && c.quarantined.is_none()
+        };
+        let named = |pick: &dyn Fn(&&swarm_protocol::TestCase) -> bool| {
+            let names: Vec<String> = history
                 .cases()
                 .iter()
-                .filter(|c| c.outcome == swarm_protocol::TestOutcome::Flaky && c.quarantined.is_none())
+                .filter(|c| pick(c))
                 .take(3)
                 .map(crate::test_report::name)
-                .collect::<Vec<_>>()
-                .join(", ");
+                .collect();
+            names.join(", ")
+        };
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let unproven = history.unproven(attempt);
+        let unproven = ((ran_ok || forgiven) && unproven > 0).then(|| {
+            let failing = |c: &&swarm_protocol::TestCase| {
+                c.outcome == swarm_protocol::TestOutcome::Failed && c.quarantined.is_none()
+            };
             format!(
-                "{flaky} flaky test{} (failed, then passed when run again) and `flaky = \"fail\"`: {names}",
-                if flaky == 1 { "" } else { "s" }
+                "{unproven} test{} that failed before did not pass in this attempt (it did not run them, or its report does not show them): {}",
+                plural(unproven),
+                named(&failing)
             )
         });
-        (forgiven, reason)
+        let ok = (ran_ok || forgiven) && unproven.is_none();
+        let flaky = history.gating_flaky();
+        let flaky = (ok && flaky > 0 && self.task.flaky == Flaky::Fail).then(|| {
+            format!(
+                "{flaky} flaky test{} (failed, then passed when run again) and `flaky = \"fail\"`: {}",
+                plural(flaky),
+                named(&is_flaky)
+            )
+        });
+        TestVerdict {
+            ok,
+            flaky,
+            unproven,
+        }
     }
 
-    /// The task as its next attempt runs it after attempt `attempt` failed
+    /// The task as its next attempt runs it after an attempt failed
     /// (`ran`): a shard whose failing tests gate and are known by name runs
     /// only them (or their entries) again; any other runs whole.
-    fn next_attempt(&mut self, attempt: u32, ran: &Ran) {
+    fn next_attempt(&mut self, ran: &Ran) {
         let tests_failed = matches!(ran.outcome, AttemptOutcome::Exited { code } if code != 0);
-        self.next_runs(attempt, tests_failed);
+        self.next_runs(tests_failed);
     }
 
     /// The tests of the task's attempt `attempt` of an earlier run of it,
     /// as that run kept them (every attempt's folded), and the next
     /// attempt made to run again only those that failed and gate.
     async fn resume_tests(&mut self, attempt: u32) {
-        let kept = crate::layout::tests_path(&self.ctx.run_dir, &self.planned.id, attempt);
+        // The last attempt that kept any (one cut short by an interruption
+        // kept none).
+        let (dir, id) = (self.ctx.run_dir.clone(), self.planned.id.clone());
         #[allow(
             clippy::disallowed_methods,
             reason = "the task's kept test cases, in the run's logs (swarm's own, written by swarm)"
         )]
-        let read = blocking(move || Ok(std::fs::read(kept))).await;
-        let Ok(Ok(bytes)) = read else {
+        let read = blocking(move || {
+            Ok((1..=attempt).rev().find_map(|a| {
+                let bytes = std::fs::read(crate::layout::tests_path(&dir, &id, a)).ok()?;
+                Some((a, bytes))
+            }))
+        })
+        .await;
+        let Ok(Some((attempt, bytes))) = read else {
             return;
         };
         let Ok(cases) = serde_json::from_slice::<Vec<swarm_protocol::TestCase>>(&bytes) else {
@@ -841,23 +910,26 @@ impl Life<'_> {
         let today = crate::test_attempts::today();
         history.quarantine(&self.ctx.quarantine, &self.planned.id, today);
         self.tests.history = history;
-        self.next_runs(attempt, true);
+        self.next_runs(true);
     }
 
-    /// [`Self::next_attempt`], told whether attempt `attempt` failed as a
-    /// test run does (exited with a code other than 0).
-    fn next_runs(&mut self, attempt: u32, tests_failed: bool) {
-        let entries = match self.planned.sharding.as_deref() {
-            Some(crate::plan::shards::Sharding::Shard { entries, .. }) => entries.as_slice(),
-            _ => &[],
-        };
-        let rerun = match self.tests.history.gating_failures(attempt) {
-            Some(failing) if tests_failed && !failing.is_empty() && !entries.is_empty() => {
-                crate::test_attempts::Entries::new(entries)
-                    .rerun(&failing)
-                    .and_then(|ids| {
-                        Some((ids.len(), crate::plan::shards::rerun(&self.planned, &ids)?))
-                    })
+    /// [`Self::next_attempt`], told whether the attempt failed as a test
+    /// run does (exited with a code other than 0).
+    fn next_runs(&mut self, tests_failed: bool) {
+        let history = &self.tests.history;
+        let entries = crate::test_attempts::Entries::new(shard_entries(&self.planned));
+        // Narrowed only where the report holds a test of every entry: what
+        // a runner that stopped at its first failure never ran runs again.
+        let rerun = match history.gating_failures() {
+            Some(failing)
+                if tests_failed
+                    && !failing.is_empty()
+                    && !entries.is_empty()
+                    && history.covers(&entries) =>
+            {
+                entries.rerun(&failing).and_then(|ids| {
+                    Some((ids.len(), crate::plan::shards::rerun(&self.planned, &ids)?))
+                })
             }
             _ => None,
         };
