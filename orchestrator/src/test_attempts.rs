@@ -216,6 +216,46 @@ impl History {
     }
 }
 
+/// Task `task`'s tests after attempt `attempt`, whose cases a node kept
+/// (they came back with its record into the run's logs, `run_dir`):
+/// folded with the attempt before's kept cases when there are any (each
+/// attempt ran on a node of its own), the quarantine applied, kept again
+/// in place of the attempt's own, and counted.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the task's kept test cases, in the run's logs (swarm's own)"
+)]
+pub fn fold_kept(
+    run_dir: &std::path::Path,
+    task: &str,
+    attempt: u32,
+    quarantine: &[Quarantine],
+) -> TestCounts {
+    let read = |a: u32| -> Option<Vec<TestCase>> {
+        let bytes = std::fs::read(crate::layout::tests_path(run_dir, task, a)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    let kept = crate::layout::tests_path(run_dir, task, attempt);
+    let this = read(attempt).unwrap_or_default();
+    let mut history = match attempt.checked_sub(1).filter(|a| *a > 0).and_then(read) {
+        Some(before) => History::resumed(attempt - 1, before),
+        None => History::default(),
+    };
+    history.add(
+        attempt,
+        Parsed {
+            cases: this,
+            beyond: Beyond::default(),
+        },
+        0,
+    );
+    history.quarantine(quarantine, task, today());
+    if let Ok(json) = serde_json::to_vec(history.cases()) {
+        let _ = std::fs::write(&kept, json);
+    }
+    history.counts(kept.display().to_string())
+}
+
 /// A shard's entries, to find the entry a test case is of.
 pub struct Entries<'e> {
     entries: &'e [String],

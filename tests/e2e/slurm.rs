@@ -836,3 +836,74 @@ fn a_network_list_is_enforced_on_the_node_by_its_proxy() {
         logs.stderr
     );
 }
+
+/// Shards and test reports on the cluster (issue 78): a sharded pytest
+/// suite runs as jobs on the nodes, split as the coordinator split it;
+/// each shard's JUnit comes back with its record, a test that failed on
+/// one node and passed on the next attempt's is flaky, and the run's
+/// JUnit holds every test.
+#[test]
+fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
+    let pytest = crate::support::python_tool("pytest");
+    let cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("seen");
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "__pycache__/\n.pytest_cache/\n");
+    repo.write("tests/test_a.py", "def test_one():\n    pass\n");
+    repo.write(
+        "tests/test_b.py",
+        &format!(
+            "import os\n\ndef test_two():\n    mark = {:?}\n    seen = os.path.exists(mark)\n    \
+             open(mark, 'a').close()\n    assert seen, 'first run'\n",
+            mark.display().to_string()
+        ),
+    );
+    repo.commit_all("a suite");
+    // Unsandboxed: the flaky test leaves its mark outside the repository.
+    // The plan in the repository: the nodes read its `glob` there (on a
+    // cluster, a file system they share).
+    let plan = repo.path().join("cs.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            "[swarm]\nname = \"cs\"\nsandbox = \"none\"\non_failure = \"continue\"\n\n\
+             [executor]\nkind = \"slurm\"\npoll_interval = \"200ms\"\n\n\
+             [[task]]\nid = \"pytest\"\nisolation = \"readonly\"\nshards = 2\nretries = 1\n\
+             matrix = {{ file = {{ glob = \"tests/test_*.py\" }} }}\n\
+             run = \"PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider {{entries}} --junitxml=$TMPDIR/report.xml\"\n\
+             junit = \"$TMPDIR/report.xml\"\n",
+            pytest.display()
+        ),
+    )
+    .unwrap();
+    let junit = repo.root().join("run.xml");
+    let out = run(
+        &repo,
+        &cluster,
+        &plan,
+        &["--junit", junit.to_str().unwrap()],
+    );
+    out.assert_code(0);
+    let report = repo.report();
+    for shard in ["pytest-1", "pytest-2"] {
+        assert!(
+            task(&report, shard)["jobs"][0]["node"].is_string(),
+            "{report}"
+        );
+    }
+    assert!(
+        out.stderr.contains("tests: 1 passed, 1 flaky in 2 tasks"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("flaky: tests.test_b::test_two"),
+        "{}",
+        out.stderr
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
+    assert!(xml.contains(r#"<testcase name="test_one""#), "{xml}");
+    crate::support::assert_valid_junit(&junit);
+}

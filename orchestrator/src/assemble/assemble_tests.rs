@@ -190,7 +190,7 @@ fn check_refuses_what_assemble_refuses_with_the_same_error() {
             Overrides::default(),
         ),
         (
-            "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\njunit = \"report.xml\"\n",
+            "[swarm]\nsandbox = \"none\"\n\n[setup]\nrun = \"true\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
             Overrides {
                 executor: Some(super::ExecutorChoice::Slurm),
                 ..Overrides::default()

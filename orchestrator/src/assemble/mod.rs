@@ -81,10 +81,10 @@ pub enum SetupError {
     /// said `--executor slurm`; the plan's own `[executor]` is refused
     /// where it is written).
     #[error(
-        "run task `{task}` on a Slurm cluster: its `{key}` does not run there yet\n\
+        "run this plan on a Slurm cluster: its `{what}` does not run there yet\n\
          help: run this plan on this machine (`--executor local`)"
     )]
-    NotOnCluster { task: String, key: &'static str },
+    NotOnCluster { what: &'static str },
     /// The launcher of an unconfined run's commands did not start.
     #[error("start the launcher of unconfined commands: {0}")]
     Launcher(String),
@@ -268,16 +268,13 @@ pub fn check(
     // What the plan's checks refuse with `[executor] kind = "slurm"`, when
     // `--executor slurm` says it instead.
     if let (plan::Executor::Slurm(_), Models::Own) = (&plan.executor, models) {
-        let refused = plan
-            .tasks
-            .iter()
-            .find_map(|t| match (&t.sharding, &t.junit) {
-                (Some(_), _) => Some((t.id.to_string(), "shards")),
-                (_, Some(_)) => Some((t.id.to_string(), "junit")),
-                _ => None,
-            });
-        if let Some((task, key)) = refused {
-            return Err(SetupError::NotOnCluster { task, key });
+        let refused = match (&plan.setup, &plan.cleanup) {
+            (Some(_), _) => Some("[setup]"),
+            (_, Some(_)) => Some("[cleanup]"),
+            _ => None,
+        };
+        if let Some(what) = refused {
+            return Err(SetupError::NotOnCluster { what });
         }
     }
     let concurrency = concurrency(plan, host, overrides.concurrency)?;

@@ -194,34 +194,6 @@ pub(super) fn plan(
                 .with_help("run this plan on this machine (`--executor local`), or do the setup in the tasks' own commands"),
         );
     }
-    if let super::Executor::Slurm(_) = &executor
-        && let Some(t) = file.task.iter().find(|t| t.get_ref().shards.is_some())
-    {
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::Unsupported,
-                    "`shards` does not run on a Slurm cluster yet",
-                    t.get_ref().shards.as_ref().map(|j| j.span()),
-                    "the nodes would not find the shards",
-                )
-                .with_help("run this plan on this machine (`--executor local`), or list the shards as a matrix"),
-        );
-    }
-    if let super::Executor::Slurm(_) = &executor
-        && let Some(t) = file.task.iter().find(|t| t.get_ref().junit.is_some())
-    {
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::Unsupported,
-                    "`junit` is not read on a Slurm cluster yet",
-                    t.get_ref().junit.as_ref().map(|j| j.span()),
-                    "the nodes would not send it back",
-                )
-                .with_help("run this plan on this machine (`--executor local`), or read the report from the task's log"),
-        );
-    }
     let models = settings.models;
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);

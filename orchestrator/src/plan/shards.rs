@@ -531,6 +531,22 @@ pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
     Some(t)
 }
 
+/// How the shards among `tasks` (in order) were split: each sharded
+/// task's id and its shards' entries, in order.
+pub fn groupings<'t>(tasks: impl IntoIterator<Item = &'t Task>) -> Vec<Grouped> {
+    let mut groups: Vec<Grouped> = Vec::new();
+    for task in tasks {
+        let Some(Sharding::Shard { of, entries, .. }) = task.sharding.as_deref() else {
+            continue;
+        };
+        match groups.last_mut() {
+            Some((last, shards)) if last == of => shards.push(entries.clone()),
+            _ => groups.push((of.clone(), vec![entries.clone()])),
+        }
+    }
+    groups
+}
+
 /// The unsplit tasks of `plan`: id, entries, count and whether entries
 /// stay where they were.
 pub fn unsplit(plan: &Plan) -> impl Iterator<Item = (&str, &[String], Count, Keep)> {

@@ -224,19 +224,9 @@ impl<'o> Dispatcher<'o> {
     /// The tasks split into shards (`shards`), each with its shards'
     /// entries in order.
     fn shard_groups(&self) -> Vec<(String, Vec<Vec<String>>)> {
-        use crate::plan::shards::Sharding;
-        let mut groups: Vec<(String, Vec<Vec<String>>)> = Vec::new();
-        for i in self.tasks.indices() {
-            let task = self.tasks.get(i);
-            let Some(Sharding::Shard { of, entries, .. }) = task.sharding.as_deref() else {
-                continue;
-            };
-            match groups.last_mut() {
-                Some((last, shards)) if last == of => shards.push(entries.clone()),
-                _ => groups.push((of.clone(), vec![entries.clone()])),
-            }
-        }
-        groups
+        let tasks: Vec<Arc<crate::plan::Task>> =
+            self.tasks.indices().map(|i| self.tasks.get(i)).collect();
+        crate::plan::shards::groupings(tasks.iter().map(|t| &**t))
     }
 
     /// [`Self::shard_groups`] of the tasks that run all their shards (a

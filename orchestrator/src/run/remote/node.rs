@@ -85,6 +85,10 @@ pub fn job_plan(jobs: &[NodeJob]) -> Result<Plan, JobPlanError> {
     };
     let mut plan = crate::plan::parse(Path::new(&job.plan_path), job.plan_text.clone())
         .map_err(JobPlanError::Plan)?;
+    // Its shards as the coordinator split them (the plan holds them whole).
+    if !job.shards.is_empty() {
+        crate::plan::shards::split(&mut plan, &job.shards).map_err(JobPlanError::Split)?;
+    }
     plan.tasks.retain(|t| jobs.iter().any(|j| j.task == t.id));
     if let Some(missing) = jobs
         .iter()
@@ -105,6 +109,8 @@ pub enum JobPlanError {
     Plan(Box<crate::plan::PlanError>),
     #[error(transparent)]
     Spec(SpecError),
+    #[error(transparent)]
+    Split(crate::plan::shards::SplitError),
 }
 
 /// Where a job works: `<scratch>/swarm-<run>-<task>-<attempt>-<pid>`.
@@ -399,9 +405,12 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
             record.status = TaskStatus::Failed;
             record.reason = Some(format!("swarm lost it: {why}"));
         }
-        // A node's test reports stay in its logs: the record does not
-        // carry them back yet (the plan says so at `junit`).
-        ExecEvent::Tests { .. } => {}
+        // Its test report's counts go back with the record, its kept cases
+        // with the record's logs.
+        ExecEvent::Tests { tests, warning, .. } => {
+            record.tests = tests.map(|t| *t);
+            record.tests_warning = warning;
+        }
         // A node starts its attempts itself, never on deck.
         ExecEvent::Started { .. }
         | ExecEvent::Placed { .. }

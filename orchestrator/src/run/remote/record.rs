@@ -56,6 +56,10 @@ pub struct NodeJob {
     pub scratch: Option<String>,
     /// How agent tasks reach the model: the coordinator's gateway.
     pub gateway: Option<GatewayAccess>,
+    /// How the run split its sharded tasks (`shards`): each task's id and
+    /// its shards' entries, so that the node splits the plan the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<(String, Vec<Vec<String>>)>,
 }
 
 /// Several attempts submitted as one job array: what they share once (the
@@ -72,6 +76,9 @@ pub struct NodeBatch {
     pub grace_ms: u64,
     pub scratch: Option<String>,
     pub gateway: Option<GatewayAccess>,
+    /// As [`NodeJob::shards`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<(String, Vec<Vec<String>>)>,
     /// The attempts, in order.
     pub elements: Vec<NodeElement>,
     /// How many attempts each array element runs, one after another
@@ -122,6 +129,7 @@ impl NodeBatch {
             grace_ms: self.grace_ms,
             scratch: self.scratch.clone(),
             gateway: self.gateway.clone(),
+            shards: self.shards.clone(),
         })
     }
 }
@@ -163,6 +171,12 @@ pub struct ExitRecord {
     /// The task's status had this been its last attempt, and why.
     pub status: TaskStatus,
     pub reason: Option<String>,
+    /// Its own test report's counts (`junit`), its cases in the record's
+    /// logs (`<attempt>.tests.json`), or why there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<swarm_protocol::TestCounts>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests_warning: Option<String>,
 }
 
 impl ExitRecord {
@@ -187,6 +201,8 @@ impl ExitRecord {
             diff: None,
             status: TaskStatus::Failed,
             reason: None,
+            tests: None,
+            tests_warning: None,
         }
     }
 }
@@ -370,6 +386,8 @@ mod tests {
             diff: None,
             status: TaskStatus::Failed,
             reason: Some("exited with code 3".into()),
+            tests: None,
+            tests_warning: None,
         };
         let commit = write_record(&repo, "r", &record, &logs).unwrap();
         assert_eq!(git.find_commit(commit).unwrap().parent_id(0).unwrap(), snap);

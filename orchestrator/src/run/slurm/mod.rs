@@ -168,6 +168,13 @@ impl SlurmExecutor {
         let shared = shared_repo(&prepared.repo, config.repo.as_deref())?;
         let mut tick = tokio::time::interval(config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // How the run split its shards, before the table moves in.
+        let shards = crate::plan::shards::groupings(tasks.all().iter().map(|t| &**t));
+        // Refused to an untrusted plan already; never applied for one.
+        let quarantine = match prepared.plan.origin.is_untrusted() {
+            true => Arc::from([]),
+            false => Arc::clone(&prepared.plan.quarantine),
+        };
         let jobs_ctx = Jobs {
             repo: prepared.repo.clone(),
             run: prepared.run.clone(),
@@ -183,6 +190,8 @@ impl SlurmExecutor {
             sandbox: prepared.options.sandbox.is_some(),
             grace: prepared.options.grace,
             gateway: cluster.gateway,
+            shards,
+            quarantine,
             pushed: Mutex::new(Default::default()),
             // Read only when tasks share jobs.
             history: match config.tasks_per_job {
@@ -493,6 +502,28 @@ impl SlurmExecutor {
                 diff: None,
             });
             return self.lost_to_another(task, message);
+        }
+        // Its test report, as the node read it: the cases came back with
+        // the record's logs, into this run's logs of the task, and are
+        // folded here with its earlier attempts' (each ran on a node of
+        // its own), so that a test that failed and then passed is flaky.
+        if record.tests.is_some() || record.tests_warning.is_some() {
+            let ctx = &self.jobs_ctx;
+            let id = &ctx.tasks.get(task).id;
+            let tests = record.tests.as_ref().map(|_| {
+                Box::new(crate::test_attempts::fold_kept(
+                    &ctx.run_dir,
+                    id,
+                    record.attempt,
+                    &ctx.quarantine,
+                ))
+            });
+            self.events.push_back(ExecEvent::Tests {
+                task,
+                attempt: record.attempt,
+                tests,
+                warning: record.tests_warning.clone(),
+            });
         }
         let succeeded = record.status == TaskStatus::Succeeded;
         let cancelled = matches!(record.outcome, AttemptOutcome::Cancelled) || job.stop.is_some();

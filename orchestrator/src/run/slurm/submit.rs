@@ -40,6 +40,11 @@ pub(super) struct Jobs {
     pub sandbox: bool,
     pub grace: Duration,
     pub gateway: Option<GatewayAccess>,
+    /// How the run split its sharded tasks, for the nodes to split the
+    /// plan alike.
+    pub shards: Vec<(String, Vec<Vec<String>>)>,
+    /// The plan's `[[quarantine]]`, applied to the tests the records bring.
+    pub quarantine: Arc<[crate::plan::quarantine::Quarantine]>,
     /// Bases in (or on their way to) the shared repository: each pushed
     /// once, by the first job that needs it, while jobs on other bases go on.
     pub pushed: Mutex<HashMap<Oid, Arc<Mutex<bool>>>>,
@@ -201,6 +206,7 @@ impl Jobs {
             grace_ms: crate::millis(self.grace),
             scratch: self.config.scratch.clone(),
             gateway: self.gateway.clone(),
+            shards: self.shards.clone(),
             elements,
             packs: match most {
                 1 => Vec::new(),
@@ -390,6 +396,7 @@ mod tests {
             grace_ms: 1000,
             scratch: None,
             gateway: None,
+            shards: Vec::new(),
             elements: vec![element("t"), element("u")],
             packs: Vec::new(),
         };

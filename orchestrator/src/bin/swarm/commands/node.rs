@@ -41,6 +41,7 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
     let mut plan = node::job_plan(&jobs).map_err(|e| match e {
         JobPlanError::Plan(error) => Failure::Plan(error),
         JobPlanError::Spec(e) => Failure::Invalid(e.into()),
+        JobPlanError::Split(e) => Failure::Invalid(e.into()),
     })?;
     let overrides = assemble::Overrides::for_node(&job, &dir);
     assemble::apply(&mut plan, &overrides);
