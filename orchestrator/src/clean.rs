@@ -59,10 +59,68 @@ pub struct Cleaned {
     pub problems: Vec<String>,
     /// Lines of the run's journal that could not be read.
     pub skipped: Vec<journal::Skipped>,
+    /// A cluster run's shared repository, and how many of the run's refs
+    /// there were removed (each naming a commit this repository holds).
+    pub shared: Option<(String, usize)>,
     /// The run was stopped before its start was journaled (nothing of it
     /// ran): all of it went, its directory, lock and branch included, and
     /// its name is free again.
     pub unstarted: bool,
+}
+
+/// Removes run `run`'s refs (`refs/swarm/<run>/...`) from the shared
+/// repository its cluster jobs pushed to (`layout::SHARED` in its
+/// directory names it), each only where `repo` holds the commit it names:
+/// nothing there is the only copy of anything. The repository and how many
+/// refs went; `None` for a run that used none.
+fn clean_shared(repo: &Repo, state: &State, run: &str) -> Result<Option<(String, usize)>, String> {
+    let recorded = state
+        .read_file(&[crate::layout::RUNS, run, crate::layout::SHARED])
+        .map_err(|e| e.to_string())?;
+    let Some(shared) = recorded
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    let prefix = refs::run_prefix(run);
+    let listed = repo
+        .git(&repo.workdir)
+        .args(["ls-remote", "--refs", &shared, &format!("{prefix}*")])
+        .output()
+        .map_err(|e| format!("list the run's refs in {shared}: {e}"))?;
+    if !listed.status.success() {
+        return Err(format!(
+            "list the run's refs in {shared}: {}",
+            String::from_utf8_lossy(&listed.stderr).trim()
+        ));
+    }
+    let git = repo.open().map_err(|e| e.to_string())?;
+    let held: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (oid, name) = line.split_once('\t')?;
+            let oid = Oid::from_str(oid.trim()).ok()?;
+            (name.starts_with(&prefix) && git.find_object(oid, None).is_ok())
+                .then(|| name.trim().to_string())
+        })
+        .collect();
+    // A few hundred a push: an argument list stays short.
+    for chunk in held.chunks(256) {
+        let pushed = repo
+            .git(&repo.workdir)
+            .args(["push", "-q", &shared, "--delete"])
+            .args(chunk)
+            .output()
+            .map_err(|e| format!("remove the run's refs in {shared}: {e}"))?;
+        if !pushed.status.success() {
+            return Err(format!(
+                "remove the run's refs in {shared}: {}",
+                String::from_utf8_lossy(&pushed.stderr).trim()
+            ));
+        }
+    }
+    Ok(Some((shared, held.len())))
 }
 
 /// A ref of the run that `--refs` kept: its commit is not on the
@@ -215,6 +273,12 @@ pub fn clean(
     // snapshotted included): its kept packs are git's again.
     crate::git::hold::release(&repo.common_dir, run);
 
+    // A cluster run's refs in its shared repository are copies of what
+    // this repository fetched: removed where this one holds their commit.
+    match clean_shared(repo, state, run) {
+        Ok(shared) => cleaned.shared = shared,
+        Err(e) => cleaned.problems.push(e),
+    }
     if delete_refs {
         // Before the branch goes: what is on it decides which refs go.
         if let Err(e) = delete_task_refs(repo, run, &fold, &mut cleaned) {

@@ -9,6 +9,7 @@
 //! .swarm/runs/<run>/report.json   the final report
 //! .swarm/runs/<run>/plan.toml     the plan as it ran (what resume runs)
 //! .swarm/runs/<run>/lock          held while a coordinator drives it
+//! .swarm/runs/<run>/shared        a cluster run's shared repository
 //! .swarm/runs/<run>/logs/<task>/  each attempt's output
 //! .swarm/runs/<run>/tmp/<task>    each task's private tmp (and HOME)
 //! .swarm/runs/<run>/tmp/<task>.git  its view of the git directory
@@ -37,6 +38,9 @@ pub const FLUSHES: &str = "flushes";
 pub const REPORT: &str = "report.json";
 pub const PLAN: &str = "plan.toml";
 pub const LOCK: &str = "lock";
+/// In a cluster run's directory: the shared repository its jobs pushed to
+/// (a path or a URL), for `swarm clean` to remove the run's refs there.
+pub const SHARED: &str = "shared";
 pub const LOGS: &str = "logs";
 pub const TMP: &str = "tmp";
 pub const PLANS: &str = "plans";

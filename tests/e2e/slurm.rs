@@ -906,4 +906,62 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
     assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
     assert!(xml.contains(r#"<testcase name="test_one""#), "{xml}");
     crate::support::assert_valid_junit(&junit);
+
+    // `swarm clean` removes the run's refs from the shared repository,
+    // every one of which names a commit this repository holds.
+    let shared = repo.path().join(".swarm/cluster.git");
+    let refs = |repo_dir: &Path| -> Vec<String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo_dir)
+            .args(["for-each-ref", "--format=%(refname)", "refs/swarm/cs/"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let before = refs(&shared);
+    assert!(!before.is_empty());
+    // A commit only the shared repository holds (a job's record not yet
+    // fetched): its ref stays.
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&shared)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let tree = git(&["mktree"]);
+    let only_there = git(&[
+        "-c",
+        "user.name=n",
+        "-c",
+        "user.email=n@x",
+        "commit-tree",
+        &tree,
+        "-m",
+        "not fetched",
+    ]);
+    git(&["update-ref", "refs/swarm/cs/exit.d/later.1", &only_there]);
+    let cleaned = repo.swarm(&["clean", "cs"]);
+    cleaned.assert_code(0);
+    assert!(
+        cleaned.stdout.contains(&format!(
+            "removed {} refs of the run from the shared repository",
+            before.len()
+        )),
+        "{}",
+        cleaned.stdout
+    );
+    assert_eq!(refs(&shared), ["refs/swarm/cs/exit.d/later.1"]);
 }

@@ -31,6 +31,14 @@ pub fn run(c: &Cleaned) -> String {
     if c.unstarted {
         text.push_str("  it was stopped before its start was recorded (none of its tasks ran): removed it whole, its name is free\n");
     }
+    if let Some((shared, n)) = &c.shared {
+        let _ = writeln!(
+            text,
+            "  removed {n} ref{} of the run from the shared repository {} (this repository holds their commits)",
+            if *n == 1 { "" } else { "s" },
+            crate::escape::line(shared)
+        );
+    }
     let branch = format!("swarm/{}", c.run);
     for r in &c.refs_deleted {
         let _ = writeln!(text, "  deleted {r}: its work is on {branch}");

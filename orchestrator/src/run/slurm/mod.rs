@@ -166,6 +166,16 @@ impl SlurmExecutor {
         // on its own with sbatch's error.
         cluster::reachable(REACH_TIMEOUT).map_err(|why| RunError::NoCluster { why })?;
         let shared = shared_repo(&prepared.repo, config.repo.as_deref())?;
+        // Where the run's refs go, for `swarm clean` to remove them there.
+        let recorded = crate::state::State::create(&prepared.repo.workdir).and_then(|state| {
+            state.replace_file(
+                &[crate::layout::RUNS, &prepared.run, crate::layout::SHARED],
+                &shared,
+            )
+        });
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "failed to record the shared repository; `swarm clean` will not remove the run's refs there");
+        }
         let mut tick = tokio::time::interval(config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // How the run split its shards, before the table moves in.
