@@ -965,3 +965,28 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
     );
     assert_eq!(refs(&shared), ["refs/swarm/cs/exit.d/later.1"]);
 }
+
+/// Issue 78: ready tasks beyond the cluster's `MaxArraySize` go out as
+/// several arrays of at most that many elements, each task once.
+#[test]
+fn an_array_larger_than_the_clusters_limit_goes_out_in_chunks() {
+    let cluster = Cluster::start_with_max_array_size(3);
+    let repo = TestRepo::new();
+    let plan = plan(
+        &repo,
+        "chunks",
+        "",
+        "[[task]]\nid = \"t-{n}\"\nisolation = \"readonly\"\nrun = \"true\"\nmatrix = { n = [1, 2, 3, 4, 5, 6, 7] }\n",
+    );
+    run(&repo, &cluster, &plan, &[]).assert_code(0);
+    let jobs = started_jobs(&repo, "chunks");
+    assert_eq!(jobs.len(), 7, "{jobs:?}");
+    let mut arrays: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, job) in &jobs {
+        let array = job.split('_').next().unwrap_or(job).to_string();
+        *arrays.entry(array).or_default() += 1;
+    }
+    assert!(arrays.values().all(|&n| n <= 3), "{arrays:?}");
+    // At least ceil(7 / 3) arrays (more if the tasks went out in turns).
+    assert!(arrays.len() >= 3, "{arrays:?}");
+}

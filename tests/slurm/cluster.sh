@@ -253,6 +253,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core,CR_LLN
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_interval=1,bf_interval=1
+MaxArraySize=${SWARM_TEST_MAX_ARRAY_SIZE:-1001}
 ReturnToService=2
 JobRequeue=0
 SlurmdParameters=config_overrides

@@ -26,6 +26,12 @@ fn script() -> PathBuf {
 impl Cluster {
     /// Starts a cluster and waits until its three nodes are idle.
     pub fn start() -> Self {
+        Self::start_with_max_array_size(1001)
+    }
+
+    /// [`Cluster::start`] with its job arrays at most `max` elements
+    /// (`MaxArraySize`; Slurm's default is 1001).
+    pub fn start_with_max_array_size(max: usize) -> Self {
         // A test that failed holding the turn poisoned nothing of ours.
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::Builder::new()
@@ -35,6 +41,7 @@ impl Cluster {
         let out = Command::new(script())
             .arg("start")
             .arg(dir.path())
+            .env("SWARM_TEST_MAX_ARRAY_SIZE", max.to_string())
             .output()
             .expect("run tests/slurm/cluster.sh (bash)");
         assert!(

@@ -149,6 +149,39 @@ pub fn cancel(ids: &[String], batch_only: bool) -> Result<(), ClusterError> {
 
 /// Whether the cluster answers `squeue` within `timeout`: why not, in one
 /// line, if it does not.
+/// The most elements a job array of the cluster may have: its
+/// `MaxArraySize` (array indices run from 0 to one less), as `scontrol show
+/// config` says; Slurm's default, 1001, where it does not say.
+pub fn max_array_size() -> usize {
+    let shown = Command::new("scontrol")
+        .args(["show", "config"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    match shown {
+        Ok(out) if out.status.success() => {
+            parse_max_array_size(&String::from_utf8_lossy(&out.stdout))
+                .unwrap_or(DEFAULT_MAX_ARRAY_SIZE)
+        }
+        _ => DEFAULT_MAX_ARRAY_SIZE,
+    }
+}
+
+/// Slurm's default `MaxArraySize`.
+pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
+
+/// `MaxArraySize` of `scontrol show config`'s text (`MaxArraySize =
+/// 1001`), at least 1.
+fn parse_max_array_size(config: &str) -> Option<usize> {
+    config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "MaxArraySize")
+            .then(|| value.trim().parse::<usize>().ok())
+            .flatten()
+            .map(|n| n.max(1))
+    })
+}
+
 pub fn reachable(timeout: std::time::Duration) -> Result<(), String> {
     let mut child = Command::new("squeue")
         .arg("--noheader")
@@ -380,6 +413,15 @@ fn indices(spec: &str) -> Vec<u64> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn max_array_size_is_read_from_scontrols_config() {
+        let text = "Configuration data as of 2026-11-29T12:00:00\nMailProg                = /bin/mail\nMaxArraySize            = 4\nMaxJobCount             = 10000\n";
+        assert_eq!(parse_max_array_size(text), Some(4));
+        assert_eq!(parse_max_array_size("MaxArraySize = 0\n"), Some(1));
+        assert_eq!(parse_max_array_size("MaxJobCount = 5\n"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -201,6 +201,7 @@ impl SlurmExecutor {
             grace: prepared.options.grace,
             gateway: cluster.gateway,
             shards,
+            max_array: cluster::max_array_size(),
             quarantine,
             pushed: Mutex::new(Default::default()),
             // Read only when tasks share jobs.

@@ -15,10 +15,6 @@ use crate::git::{GitError, Repo, merge_results, run_git};
 use crate::plan::{SlurmConfig, Task};
 use crate::run::remote::record::{GatewayAccess, NodeBatch, NodeElement, base_ref};
 
-/// At most this many elements in one job array (Slurm's default
-/// `MaxArraySize` is 1001: indices 0 to 1000).
-const MAX_ARRAY: usize = 1000;
-
 /// What every job of a run shares.
 #[derive(Debug)]
 pub(super) struct Jobs {
@@ -43,6 +39,9 @@ pub(super) struct Jobs {
     /// How the run split its sharded tasks, for the nodes to split the
     /// plan alike.
     pub shards: Vec<(String, Vec<Vec<String>>)>,
+    /// The most elements a job array may have (the cluster's
+    /// `MaxArraySize`): a larger batch is submitted in chunks.
+    pub max_array: usize,
     /// The plan's `[[quarantine]]`, applied to the tests the records bring.
     pub quarantine: Arc<[crate::plan::quarantine::Quarantine]>,
     /// Bases in (or on their way to) the shared repository: each pushed
@@ -111,7 +110,7 @@ impl Jobs {
 
     /// Submits `attempts` (task, attempt, base already pushed), as few
     /// job arrays as their `sbatch` arguments allow: one per set of
-    /// attempts whose arguments agree, at most `MAX_ARRAY` elements each,
+    /// attempts whose arguments agree, at most `max_array` elements each,
     /// an element running one attempt or, with `tasks_per_job`, several
     /// one after another (see [`Self::packs`]). Returns, in the order
     /// given, each attempt's job id (`ARRAY_INDEX`, shared by the attempts
@@ -135,7 +134,8 @@ impl Jobs {
                 .into_iter()
                 .map(|pack| pack.into_iter().map(|i| members[i]).collect())
                 .collect();
-            for chunk in packs.chunks(MAX_ARRAY) {
+            // The cluster's `MaxArraySize` bounds an array's elements.
+            for chunk in packs.chunks(self.max_array.max(1)) {
                 let elements: Vec<NodeElement> = chunk
                     .iter()
                     .flatten()
