@@ -861,12 +861,11 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
     );
     repo.commit_all("a suite");
     // Unsandboxed: the flaky test leaves its mark outside the repository.
-    // The plan in the repository: the nodes read its `glob` there (on a
-    // cluster, a file system they share).
-    let plan = repo.path().join("cs.toml");
-    std::fs::write(
-        &plan,
-        format!(
+    // The plan outside the repository: the nodes read its `glob` in their
+    // own clones.
+    let plan = repo.plan_exact(
+        "cs.toml",
+        &format!(
             "[swarm]\nname = \"cs\"\nsandbox = \"none\"\non_failure = \"continue\"\n\n\
              [executor]\nkind = \"slurm\"\npoll_interval = \"200ms\"\n\n\
              [[task]]\nid = \"pytest\"\nisolation = \"readonly\"\nshards = 2\nretries = 1\n\
@@ -875,8 +874,7 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
              junit = \"$TMPDIR/report.xml\"\n",
             pytest.display()
         ),
-    )
-    .unwrap();
+    );
     let junit = repo.root().join("run.xml");
     let out = run(
         &repo,

@@ -78,12 +78,19 @@ pub fn read_spec(
     }
 }
 
-/// The plan of `jobs` (all of one run), with only their tasks.
-pub fn job_plan(jobs: &[NodeJob]) -> Result<Plan, JobPlanError> {
+/// The plan of `jobs` (all of one run), with only their tasks; a `glob`
+/// of its matrices read in `clone` (this node's clone of the shared
+/// repository, at the first job's base), not beside the plan's path on the
+/// coordinator, which the node may not see.
+pub fn job_plan(jobs: &[NodeJob], clone: &Path) -> Result<Plan, JobPlanError> {
     let Some(job) = jobs.first() else {
         return Err(JobPlanError::Spec(SpecError::Empty));
     };
-    let mut plan = crate::plan::parse(Path::new(&job.plan_path), job.plan_text.clone())
+    let at = crate::plan::origin::files::RunIn {
+        repo: clone.to_path_buf(),
+        base: Some(job.base.clone()),
+    };
+    let mut plan = crate::plan::parse_in(Path::new(&job.plan_path), job.plan_text.clone(), at)
         .map_err(JobPlanError::Plan)?;
     // Its shards as the coordinator split them (the plan holds them whole).
     if !job.shards.is_empty() {
@@ -143,7 +150,9 @@ pub async fn run_job(
     node: &str,
     stop: watch::Receiver<Option<Stop>>,
 ) -> Result<ExitRecord, RunError> {
-    let mut records = run_pack(std::slice::from_ref(job), plan, options, dir, node, stop).await?;
+    let jobs = std::slice::from_ref(job);
+    let repo = clone_bases(jobs, dir).await?;
+    let mut records = run_pack(jobs, repo, plan, options, node, stop).await?;
     records.pop().ok_or_else(|| RunError::Io {
         action: format!("run job {}.{}", job.task, job.attempt),
         source: std::io::Error::other("it left no record"),
@@ -163,20 +172,20 @@ const PUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// [`PUSH_EVERY`] has passed since the last, then one of the rest when the
 /// last attempt has ended or the job is stopped. A stop (SIGTERM) stops
 /// the attempt that runs; those not started yet are recorded as
-/// cancelled, never run. `plan` holds the jobs' tasks. Returns the
-/// records, in order.
+/// cancelled, never run. `repo` is the node's clone holding every base
+/// ([`clone_bases`]); `plan` holds the jobs' tasks. Returns the records,
+/// in order.
 pub async fn run_pack(
     jobs: &[NodeJob],
+    repo: Repo,
     plan: Plan,
     options: RunOptions,
-    dir: &Path,
     node: &str,
     mut stop: watch::Receiver<Option<Stop>>,
 ) -> Result<Vec<ExitRecord>, RunError> {
     let Some(first) = jobs.first() else {
         return Ok(Vec::new());
     };
-    let repo = clone_bases(jobs, dir).await?;
     let pushing = |done: Vec<(ExitRecord, PathBuf)>| {
         push(first.run.clone(), first.shared.clone(), repo.clone(), done)
     };
@@ -257,7 +266,7 @@ pub async fn run_pack(
 /// An empty repository at `<dir>/repo` holding the bases of `jobs`
 /// (fetched shallow, all in one fetch: an attempt needs its base's tree,
 /// not its history).
-async fn clone_bases(jobs: &[NodeJob], dir: &Path) -> Result<Repo, RunError> {
+pub async fn clone_bases(jobs: &[NodeJob], dir: &Path) -> Result<Repo, RunError> {
     let Some(first) = jobs.first() else {
         return Err(RunError::Io {
             action: "run a job".into(),

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
 use swarm_orchestrator::assemble;
+use swarm_orchestrator::run::RunError;
 use swarm_orchestrator::run::remote::node::{self, JobPlanError};
+use swarm_orchestrator::run::remote::{ExitRecord, NodeJob};
 use tokio::sync::watch;
 
 use crate::Failure;
@@ -38,39 +40,19 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         .map(PathBuf::from)
         .filter(|p| p.is_absolute());
     let dir = node::job_dir(&job, tmpdir.as_deref());
-    let mut plan = node::job_plan(&jobs).map_err(|e| match e {
-        JobPlanError::Plan(error) => Failure::Plan(error),
-        JobPlanError::Spec(e) => Failure::Invalid(e.into()),
-        JobPlanError::Split(e) => Failure::Invalid(e.into()),
-    })?;
-    let overrides = assemble::Overrides::for_node(&job, &dir);
-    assemble::apply(&mut plan, &overrides);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
-    let host = crate::host::current();
-    let assembly = runtime.block_on(assemble::assemble(
-        &plan,
-        &job.plan_path,
-        &host,
-        &overrides,
-        assemble::Models::Remote(job.gateway.clone()),
-    ))?;
-    crate::output::print_notices(&assembly.notices);
-    let options = assembly.options;
-    let result = runtime.block_on(async {
-        let (stop_tx, stop_rx) = watch::channel(None);
-        tokio::spawn(crate::drive::forward_signals(stop_tx));
-        node::run_pack(&jobs, plan, options, &dir, &node, stop_rx).await
-    });
+    let result = runtime.block_on(run_in(&jobs, &job, &dir, &node));
     // Everything worth keeping was pushed; the node's disk is not ours.
     if let Err(e) = std::fs::remove_dir_all(&dir)
         && e.kind() != std::io::ErrorKind::NotFound
     {
         eprintln!("swarm: failed to remove {}: {e}", dir.display());
     }
+    let result = result?;
     match result {
         Ok(records) => {
             for record in records {
@@ -90,4 +72,40 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
             job.attempt
         ))),
     }
+}
+
+/// The attempts of `jobs` (the first `job`) run in `dir` on `node`: the
+/// bases cloned first, so that the plan's `glob` matrices are read in the
+/// clone; then what the attempts need set up as `swarm run` does, and
+/// the attempts run and pushed. Errors before the attempts run are the
+/// command's; after, each attempt's record says what went wrong.
+async fn run_in(
+    jobs: &[NodeJob],
+    job: &NodeJob,
+    dir: &std::path::Path,
+    node: &str,
+) -> Result<Result<Vec<ExitRecord>, RunError>, Failure> {
+    let repo = node::clone_bases(jobs, dir)
+        .await
+        .map_err(|e| Failure::Internal(anyhow!("fetch the job's bases: failed to {e}")))?;
+    let mut plan = node::job_plan(jobs, &repo.workdir).map_err(|e| match e {
+        JobPlanError::Plan(error) => Failure::Plan(error),
+        JobPlanError::Spec(e) => Failure::Invalid(e.into()),
+        JobPlanError::Split(e) => Failure::Invalid(e.into()),
+    })?;
+    let overrides = assemble::Overrides::for_node(job, dir);
+    assemble::apply(&mut plan, &overrides);
+    let host = crate::host::current();
+    let assembly = assemble::assemble(
+        &plan,
+        &job.plan_path,
+        &host,
+        &overrides,
+        assemble::Models::Remote(job.gateway.clone()),
+    )
+    .await?;
+    crate::output::print_notices(&assembly.notices);
+    let (stop_tx, stop_rx) = watch::channel(None);
+    tokio::spawn(crate::drive::forward_signals(stop_tx));
+    Ok(node::run_pack(jobs, repo, plan, assembly.options, node, stop_rx).await)
 }
