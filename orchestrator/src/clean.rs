@@ -72,8 +72,15 @@ pub struct Cleaned {
 /// repository its cluster jobs pushed to (`layout::SHARED` in its
 /// directory names it), each only where `repo` holds the commit it names:
 /// nothing there is the only copy of anything. The repository and how many
-/// refs went; `None` for a run that used none.
-fn clean_shared(repo: &Repo, state: &State, run: &str) -> Result<Option<(String, usize)>, String> {
+/// refs went; `None` for a run that used none. The refs of its bases stay
+/// while the run is not `finished`: a resumed coordinator's jobs (and the
+/// ones still queued from before) fetch their bases from there.
+fn clean_shared(
+    repo: &Repo,
+    state: &State,
+    run: &str,
+    finished: bool,
+) -> Result<Option<(String, usize)>, String> {
     let recorded = state
         .read_file(&[crate::layout::RUNS, run, crate::layout::SHARED])
         .map_err(|e| e.to_string())?;
@@ -83,7 +90,15 @@ fn clean_shared(repo: &Repo, state: &State, run: &str) -> Result<Option<(String,
     else {
         return Ok(None);
     };
+    // Never an option of git's.
+    if shared.starts_with('-') {
+        return Err(format!(
+            "remove the run's refs in the shared repository `{}`: a name starting with `-` is no repository",
+            crate::escape::line(&shared)
+        ));
+    }
     let prefix = refs::run_prefix(run);
+    let bases = format!("{prefix}base.d/");
     let listed = repo
         .git(&repo.workdir)
         .args(["ls-remote", "--refs", &shared, &format!("{prefix}*")])
@@ -101,8 +116,9 @@ fn clean_shared(repo: &Repo, state: &State, run: &str) -> Result<Option<(String,
         .filter_map(|line| {
             let (oid, name) = line.split_once('\t')?;
             let oid = Oid::from_str(oid.trim()).ok()?;
-            (name.starts_with(&prefix) && git.find_object(oid, None).is_ok())
-                .then(|| name.trim().to_string())
+            let name = name.trim();
+            let wanted = name.starts_with(&prefix) && (finished || !name.starts_with(&bases));
+            (wanted && git.find_object(oid, None).is_ok()).then(|| name.to_string())
         })
         .collect();
     // A few hundred a push: an argument list stays short.
@@ -275,7 +291,8 @@ pub fn clean(
 
     // A cluster run's refs in its shared repository are copies of what
     // this repository fetched: removed where this one holds their commit.
-    match clean_shared(repo, state, run) {
+    let finished = fold.report().is_some_and(|r| r.finished_at.is_some());
+    match clean_shared(repo, state, run, finished) {
         Ok(shared) => cleaned.shared = shared,
         Err(e) => cleaned.problems.push(e),
     }

@@ -216,11 +216,17 @@ impl History {
     }
 }
 
-/// Task `task`'s tests after attempt `attempt`, whose cases a node kept
-/// (they came back with its record into the run's logs, `run_dir`):
-/// folded with the attempt before's kept cases when there are any (each
-/// attempt ran on a node of its own), the quarantine applied, kept again
-/// in place of the attempt's own, and counted.
+/// The largest kept test cases file read back from a node's record.
+const MAX_KEPT: u64 = 256 << 20;
+
+/// Task `task`'s tests after attempt `attempt` on a cluster, whose cases
+/// its node kept (they came back with its record into the run's logs,
+/// `run_dir`): folded with the newest earlier attempt's fold there is (each
+/// attempt ran on a node of its own), the quarantine applied, kept again in
+/// place of the attempt's own, and counted; `None` when no attempt left
+/// any. With them, why an attempt whose command passed did not pass after
+/// all, as locally: a test that failed before and was not seen passing
+/// since, or a flaky one under `flaky = "fail"` (`fails_on_flaky`).
 #[allow(
     clippy::disallowed_methods,
     reason = "the task's kept test cases, in the run's logs (swarm's own)"
@@ -230,30 +236,50 @@ pub fn fold_kept(
     task: &str,
     attempt: u32,
     quarantine: &[Quarantine],
-) -> TestCounts {
+    fails_on_flaky: bool,
+) -> Option<(TestCounts, Option<String>)> {
+    use std::io::Read as _;
     let read = |a: u32| -> Option<Vec<TestCase>> {
-        let bytes = std::fs::read(crate::layout::tests_path(run_dir, task, a)).ok()?;
+        let file = std::fs::File::open(crate::layout::tests_path(run_dir, task, a)).ok()?;
+        let mut bytes = Vec::new();
+        file.take(MAX_KEPT).read_to_end(&mut bytes).ok()?;
         serde_json::from_slice(&bytes).ok()
     };
     let kept = crate::layout::tests_path(run_dir, task, attempt);
-    let this = read(attempt).unwrap_or_default();
-    let mut history = match attempt.checked_sub(1).filter(|a| *a > 0).and_then(read) {
-        Some(before) => History::resumed(attempt - 1, before),
+    let before = (1..attempt).rev().find_map(|a| Some((a, read(a)?)));
+    let this = read(attempt);
+    if before.is_none() && this.is_none() {
+        return None;
+    }
+    let mut history = match before {
+        Some((a, cases)) => History::resumed(a, cases),
         None => History::default(),
     };
-    history.add(
-        attempt,
-        Parsed {
-            cases: this,
+    if let Some(cases) = this {
+        let parsed = Parsed {
+            cases,
             beyond: Beyond::default(),
-        },
-        0,
-    );
+        };
+        history.add(attempt, parsed, 0);
+    }
     history.quarantine(quarantine, task, today());
     if let Ok(json) = serde_json::to_vec(history.cases()) {
         let _ = std::fs::write(&kept, json);
     }
-    history.counts(kept.display().to_string())
+    let unproven = history.unproven(attempt);
+    let flaky = history.gating_flaky();
+    let why = match (unproven, flaky) {
+        (n, _) if n > 0 => Some(format!(
+            "{n} test{} that failed before did not pass in its last attempt (it did not run them, or its report does not show them)",
+            if n == 1 { "" } else { "s" }
+        )),
+        (_, n) if n > 0 && fails_on_flaky => Some(format!(
+            "{n} flaky test{} (failed, then passed when run again) and `flaky = \"fail\"`",
+            if n == 1 { "" } else { "s" }
+        )),
+        _ => None,
+    };
+    Some((history.counts(kept.display().to_string()), why))
 }
 
 /// A shard's entries, to find the entry a test case is of.

@@ -962,6 +962,55 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
         cleaned.stdout
     );
     assert_eq!(refs(&shared), ["refs/swarm/cs/exit.d/later.1"]);
+
+    // `--only` one shard: the node makes it as the coordinator did, with
+    // its own entries, whichever shards run.
+    let only = run(
+        &repo,
+        &cluster,
+        &plan,
+        &["--name", "one", "--only", "pytest-2"],
+    );
+    only.assert_code(0);
+    let sharded = crate::resume::journal(&repo, "one")
+        .into_iter()
+        .find(|e| e["event"] == "task_sharded")
+        .unwrap();
+    // (The journal holds the shards the run ran: `pytest-2`'s alone.)
+    let second = sharded["shards"][0][0].as_str().unwrap().to_string();
+    let report = repo.report();
+    let cases = std::fs::read_to_string(
+        task(&report, "pytest-2")["tests"]["cases"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let module = second.trim_end_matches(".py").replace('/', ".");
+    assert!(cases.contains(&module), "{second}: {cases}");
+
+    // `flaky = "fail"` holds on the cluster too: the test fails on one
+    // node, passes on the next, and its task fails.
+    std::fs::remove_file(&mark).unwrap();
+    let strict = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("retries = 1\n", "retries = 1\nflaky = \"fail\"\n");
+    let strict = repo.plan_exact("strict.toml", &strict);
+    let out = run(&repo, &cluster, &strict, &["--name", "strict"]);
+    out.assert_code(1);
+    let report = repo.report();
+    let flaky_shard = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["status"] == "failed")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert!(
+        flaky_shard["reason"]
+            .as_str()
+            .unwrap()
+            .contains("flaky = \"fail\""),
+        "{flaky_shard:#}"
+    );
 }
 
 /// Issue 78: ready tasks beyond the cluster's `MaxArraySize` go out as

@@ -547,6 +547,37 @@ pub fn groupings<'t>(tasks: impl IntoIterator<Item = &'t Task>) -> Vec<Grouped> 
     groups
 }
 
+/// [`groupings`] for a node, which splits the plan text again: each
+/// sharded task's shards in their numbers' places, those not among
+/// `tasks` (`--only` chose others) empty, so that a node's `<id>-2` is the
+/// coordinator's whichever shards run.
+pub fn numbered_groupings<'t>(tasks: impl IntoIterator<Item = &'t Task>) -> Vec<Grouped> {
+    let mut groups: Vec<Grouped> = Vec::new();
+    for task in tasks {
+        let Some(Sharding::Shard {
+            of,
+            number,
+            count,
+            entries,
+            ..
+        }) = task.sharding.as_deref()
+        else {
+            continue;
+        };
+        let at = match groups.iter().position(|(o, _)| o == of) {
+            Some(at) => at,
+            None => {
+                groups.push((of.clone(), vec![Vec::new(); *count]));
+                groups.len() - 1
+            }
+        };
+        if let Some(slot) = groups[at].1.get_mut(number.saturating_sub(1)) {
+            slot.clone_from(entries);
+        }
+    }
+    groups
+}
+
 /// The unsplit tasks of `plan`: id, entries, count and whether entries
 /// stay where they were.
 pub fn unsplit(plan: &Plan) -> impl Iterator<Item = (&str, &[String], Count, Keep)> {

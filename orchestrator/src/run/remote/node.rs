@@ -92,7 +92,15 @@ pub fn job_plan(jobs: &[NodeJob], clone: &Path) -> Result<Plan, JobPlanError> {
     };
     let mut plan = crate::plan::parse_in(Path::new(&job.plan_path), job.plan_text.clone(), at)
         .map_err(JobPlanError::Plan)?;
-    // Its shards as the coordinator split them (the plan holds them whole).
+    // Its shards as the coordinator split them (the plan holds them
+    // whole); a sharded task the run does not run (`--only`) is not split.
+    let split: Vec<&str> = job.shards.iter().map(|(of, _)| of.as_str()).collect();
+    plan.tasks.retain(|t| {
+        !matches!(
+            t.sharding.as_deref(),
+            Some(crate::plan::shards::Sharding::Unsplit { .. })
+        ) || split.contains(&t.id.as_str())
+    });
     if !job.shards.is_empty() {
         crate::plan::shards::split(&mut plan, &job.shards).map_err(JobPlanError::Split)?;
     }

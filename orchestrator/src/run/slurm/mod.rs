@@ -179,7 +179,7 @@ impl SlurmExecutor {
         let mut tick = tokio::time::interval(config.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // How the run split its shards, before the table moves in.
-        let shards = crate::plan::shards::groupings(tasks.all().iter().map(|t| &**t));
+        let shards = crate::plan::shards::numbered_groupings(tasks.all().iter().map(|t| &**t));
         // Refused to an untrusted plan already; never applied for one.
         let quarantine = match prepared.plan.origin.is_untrusted() {
             true => Arc::from([]),
@@ -514,31 +514,43 @@ impl SlurmExecutor {
             });
             return self.lost_to_another(task, message);
         }
+        // Whether it ends its task, as decided when its ref was set.
+        let last = ending.ends_task(&record);
+        let mut record = record;
         // Its test report, as the node read it: the cases came back with
         // the record's logs, into this run's logs of the task, and are
         // folded here with its earlier attempts' (each ran on a node of
-        // its own), so that a test that failed and then passed is flaky.
-        if record.tests.is_some() || record.tests_warning.is_some() {
+        // its own), so that a test that failed and then passed is flaky;
+        // an attempt that passed without showing a test that failed before
+        // pass, or with flaky tests under `flaky = "fail"`, fails its task
+        // (here, on its last attempt: its ref is the task's already).
+        let spec = self.jobs_ctx.tasks.get(task);
+        if spec.junit.is_some() {
             let ctx = &self.jobs_ctx;
-            let id = &ctx.tasks.get(task).id;
-            let tests = record.tests.as_ref().map(|_| {
-                Box::new(crate::test_attempts::fold_kept(
-                    &ctx.run_dir,
-                    id,
-                    record.attempt,
-                    &ctx.quarantine,
-                ))
-            });
-            self.events.push_back(ExecEvent::Tests {
-                task,
-                attempt: record.attempt,
-                tests,
-                warning: record.tests_warning.clone(),
-            });
+            let fails_on_flaky = spec.flaky == crate::plan::schema::Flaky::Fail;
+            let folded = crate::test_attempts::fold_kept(
+                &ctx.run_dir,
+                &spec.id,
+                record.attempt,
+                &ctx.quarantine,
+                fails_on_flaky,
+            );
+            let (tests, why) = folded.map_or((None, None), |(t, why)| (Some(Box::new(t)), why));
+            if let Some(why) = why.filter(|_| record.status == TaskStatus::Succeeded) {
+                record.status = TaskStatus::Failed;
+                record.reason = Some(why);
+            }
+            if tests.is_some() || record.tests_warning.is_some() {
+                self.events.push_back(ExecEvent::Tests {
+                    task,
+                    attempt: record.attempt,
+                    tests,
+                    warning: record.tests_warning.clone(),
+                });
+            }
         }
         let succeeded = record.status == TaskStatus::Succeeded;
         let cancelled = matches!(record.outcome, AttemptOutcome::Cancelled) || job.stop.is_some();
-        let last = ending.ends_task(&record);
         self.events.push_back(ExecEvent::AttemptFinished {
             task,
             attempt: record.attempt,
@@ -741,6 +753,13 @@ impl SlurmExecutor {
 /// to the repository), made a bare repository when it does not exist.
 fn shared_repo(repo: &Repo, written: Option<&str>) -> Result<String, RunError> {
     let written = written.unwrap_or(".swarm/cluster.git");
+    // Never an option of git's (`--upload-pack=...`).
+    if written.starts_with('-') {
+        return Err(RunError::Git(GitError::Cli {
+            action: format!("use `{written}` as the shared repository"),
+            message: "a name starting with `-` is no repository: write a path or a URL".into(),
+        }));
+    }
     if is_url(written) {
         return Ok(written.to_string());
     }
