@@ -517,6 +517,17 @@ timeout = "120s"
             .map(|n| n.starts_with('n')),
         Some(true)
     );
+    // Its notes (the tool it ran, the tokens of each turn) came from its
+    // node as it went: journaled before its attempt's end.
+    let events = journal(&repo, "agent");
+    let at = |name: &str| {
+        events
+            .iter()
+            .position(|e| e["event"] == name && e["task"] == "write")
+            .unwrap_or_else(|| panic!("no {name} of `write`: {events:#?}"))
+    };
+    assert!(at("agent_usage") < at("attempt_finished"));
+    assert!(at("agent_tool") < at("attempt_finished"));
     // The key is in none of the cluster's files (the controller keeps
     // every job's script and environment; slurmd spools them on nodes):
     // jobs saw only the run's token.

@@ -6,7 +6,9 @@
 //! key (which never leaves the coordinator), holding a slot of the model's
 //! concurrency cap and pacing so that a cluster's worth of agents shares
 //! the account's limits. The answer, streamed or whole, goes back as it
-//! comes.
+//! comes. A node also posts its agents' notes (tools, tokens) to `/notes`
+//! as they come ([`NodeNote`]), for the coordinator's live view and
+//! journal.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,7 +31,21 @@ const MAX_BODY: usize = 32 << 20;
 pub struct Relay {
     addr: SocketAddr,
     server: tokio::task::JoinHandle<()>,
+    /// The notes nodes posted, for the executor that takes them.
+    notes: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<NodeNote>>>,
 }
+
+/// An agent's note from a node: which attempt of which task, and the note.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NodeNote {
+    pub task: String,
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub note: super::AgentNote,
+}
+
+/// The largest note a node may post.
+const MAX_NOTE: usize = 64 << 10;
 
 impl Relay {
     /// Listens on `listen` (port 0: any free one) for calls carrying
@@ -42,6 +58,7 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let token: Arc<str> = token.into();
+        let (notes_tx, notes) = tokio::sync::mpsc::unbounded_channel();
         let server = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -51,10 +68,14 @@ impl Relay {
                 // Nagle's algorithm holds each behind a delayed ACK.
                 let _ = stream.set_nodelay(true);
                 let (gateway, token) = (Arc::clone(&gateway), Arc::clone(&token));
+                let notes_tx = notes_tx.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let (gateway, token) = (Arc::clone(&gateway), Arc::clone(&token));
-                        async move { Ok::<_, Infallible>(relay(&gateway, &token, request).await) }
+                        let notes_tx = notes_tx.clone();
+                        async move {
+                            Ok::<_, Infallible>(relay(&gateway, &token, &notes_tx, request).await)
+                        }
                     });
                     if let Err(e) = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -65,12 +86,21 @@ impl Relay {
                 });
             }
         });
-        Ok(Self { addr, server })
+        Ok(Self {
+            addr,
+            server,
+            notes: std::sync::Mutex::new(Some(notes)),
+        })
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The notes nodes post, for the one executor that takes them.
+    pub fn take_notes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<NodeNote>> {
+        self.notes.lock().ok()?.take()
     }
 }
 
@@ -116,7 +146,12 @@ pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-async fn relay(gateway: &Gateway, token: &str, request: Request<Incoming>) -> Response<Body> {
+async fn relay(
+    gateway: &Gateway,
+    token: &str,
+    notes: &tokio::sync::mpsc::UnboundedSender<NodeNote>,
+    request: Request<Incoming>,
+) -> Response<Body> {
     if !token_of(&request).is_some_and(|t| same(t, token)) {
         return text(
             StatusCode::UNAUTHORIZED,
@@ -124,6 +159,22 @@ async fn relay(gateway: &Gateway, token: &str, request: Request<Incoming>) -> Re
         );
     }
     let path = request.uri().path().to_string();
+    if path == "/notes" {
+        let body = match http_body_util::Limited::new(request.into_body(), MAX_NOTE)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return text(StatusCode::BAD_REQUEST, &format!("read the note: {e}")),
+        };
+        return match serde_json::from_slice::<NodeNote>(&body) {
+            Ok(note) => {
+                let _ = notes.send(note);
+                text(StatusCode::OK, "noted")
+            }
+            Err(e) => text(StatusCode::BAD_REQUEST, &format!("read the note: {e}")),
+        };
+    }
     let Some(name) = path
         .strip_prefix("/models/")
         .and_then(|rest| rest.split('/').next())

@@ -43,8 +43,10 @@ pub enum Verdict {
 }
 
 /// What a session tells the dispatcher as it goes (for progress views and
-/// the event stream).
-#[derive(Debug, Clone)]
+/// the event stream); from a cluster node, through the relay
+/// (`relay::NodeNote`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "note", rename_all = "snake_case")]
 pub enum AgentNote {
     Tool {
         name: String,

@@ -362,12 +362,22 @@ async fn attempt(
             message: "the attempt reported no end".into(),
         },
     );
+    // Its agent's notes go to the coordinator as they come.
+    let notes = job
+        .gateway
+        .clone()
+        .map(|g| post_notes(g, job.task.clone(), job.attempt));
     let mut stopping = true;
     loop {
         tokio::select! {
             event = executor.next() => match event {
                 None => break,
-                Some(event) => fold(&mut record, event),
+                Some(event) => {
+                    if let (Some((to, _)), ExecEvent::Agent { note, .. }) = (&notes, &event) {
+                        let _ = to.send(note.clone());
+                    }
+                    fold(&mut record, event);
+                }
             },
             changed = stop.changed(), if stopping => match changed {
                 Ok(()) => {
@@ -380,7 +390,58 @@ async fn attempt(
         }
     }
     executor.shutdown().await;
+    // The last notes go before the record (a coordinator gone is no
+    // reason to wait long).
+    if let Some((to, posting)) = notes {
+        drop(to);
+        let _ = tokio::time::timeout(NOTES_GRACE, posting).await;
+    }
     Ok(record)
+}
+
+/// How long an attempt's last notes may take to reach the coordinator.
+const NOTES_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A poster of task `task`'s attempt `attempt`'s agent notes to the
+/// coordinator's relay (`gateway`), one after another in the order sent;
+/// its task ends when the sender is dropped and everything sent was
+/// posted. A note that cannot be posted is dropped: notes are for views,
+/// the record carries the attempt's result.
+fn post_notes(
+    gateway: super::record::GatewayAccess,
+    task: String,
+    attempt: u32,
+) -> (
+    tokio::sync::mpsc::UnboundedSender<crate::gateway::AgentNote>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (to, mut from) = tokio::sync::mpsc::unbounded_channel::<crate::gateway::AgentNote>();
+    let posting = tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let url = format!("{}/notes", gateway.url.trim_end_matches('/'));
+        while let Some(note) = from.recv().await {
+            let note = crate::gateway::relay::NodeNote {
+                task: task.clone(),
+                attempt,
+                note,
+            };
+            let Ok(body) = serde_json::to_vec(&note) else {
+                continue;
+            };
+            let sent = client
+                .post(&url)
+                .bearer_auth(&gateway.token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await;
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "failed to post an agent's note to the coordinator");
+            }
+        }
+    });
+    (to, posting)
 }
 
 /// What an executor event adds to the record.

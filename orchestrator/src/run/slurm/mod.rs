@@ -144,6 +144,9 @@ pub(super) struct SlurmExecutor {
     /// long as the executor lives (the run's options are dropped once the
     /// dispatcher is made).
     _relay: Option<Arc<crate::gateway::relay::Relay>>,
+    /// The notes agents on nodes post to the relay as they go (tools,
+    /// tokens), read at each turn of `next`.
+    notes: Option<tokio::sync::mpsc::UnboundedReceiver<crate::gateway::relay::NodeNote>>,
 }
 
 impl SlurmExecutor {
@@ -220,8 +223,27 @@ impl SlurmExecutor {
             tick,
             polling: false,
             seen: None,
+            notes: cluster.relay.as_ref().and_then(|r| r.take_notes()),
             _relay: cluster.relay,
         })
+    }
+
+    /// The notes nodes posted since the last look, as the events of the
+    /// attempts in flight they are of (a late one of an attempt that ended
+    /// is dropped).
+    fn take_notes(&mut self) {
+        let Some(notes) = self.notes.as_mut() else {
+            return;
+        };
+        while let Ok(n) = notes.try_recv() {
+            let Some(task) = self.jobs_ctx.tasks.position(&n.task) else {
+                continue;
+            };
+            if self.jobs.get(&task).is_some_and(|j| j.attempt == n.attempt) {
+                self.events
+                    .push_back(ExecEvent::Agent { task, note: n.note });
+            }
+        }
     }
 
     /// Queues attempt `attempt` of `task`, from the base `base_of` finds,
@@ -947,6 +969,7 @@ impl Executor for SlurmExecutor {
         Box::pin(async move {
             loop {
                 self.flush();
+                self.take_notes();
                 if let Some(event) = self.events.pop_front() {
                     return Some(event);
                 }
