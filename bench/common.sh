@@ -198,3 +198,47 @@ for line in open(sys.argv[1]):
         print(" + ".join(str(len(s)) for s in e["shards"]))
 PY
 }
+
+# jinja2_suite WORK SMOKE_TEST: a pytest suite in WORK/suite (REPO, the
+# current directory after), for the benchmarks of sharded suites. Off
+# smoke mode: Jinja2 3.1.4's own sources from its sdist on PyPI, in a
+# virtual environment of WORK's with tests/python-tools' pins and
+# Jinja2's one dependency (pip's configuration the person's own). In smoke
+# mode: tests/python-tools' own environment (.ci/run installs it) and four
+# files tests/test_N.py, each SMOKE_TEST with N for each `@` (and `\n`
+# for a line break).
+# Sets VENV, BASE_PREFIX, REPO, SUITE (what the suite is, for the section)
+# and PYPATH (the suite's PYTHONPATH). Not yet a git repository.
+jinja2_suite() {
+  local work=$1 smoke_test=$2 i
+  if [ "$SMOKE" = 1 ]; then
+    "$ROOT/tests/python-tools/install.sh" >/dev/null
+    VENV=$(cd "$ROOT/target/python-tools/venv" && pwd)
+  else
+    VENV=$work/venv
+    run_logged "$work/venv.log" python3 -m venv "$VENV"
+    run_logged "$work/pip.log" "$VENV/bin/pip" install -q --disable-pip-version-check \
+      -r "$ROOT/tests/python-tools/requirements.txt" markupsafe==3.0.2
+    run_logged "$work/sdist.log" "$VENV/bin/pip" download -q --disable-pip-version-check \
+      --no-deps --no-binary :all: jinja2==3.1.4 -d "$work/sdist"
+  fi
+  BASE_PREFIX=$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix)')
+  hermetic_git "$work"
+  REPO=$work/suite
+  mkdir -p "$REPO"
+  if [ "$SMOKE" = 1 ]; then
+    mkdir -p "$REPO/tests"
+    for i in 1 2 3 4; do
+      printf '%b' "${smoke_test//@/$i}" > "$REPO/tests/test_$i.py"
+    done
+    SUITE="a made-up suite of $(grep -ho '^def test_' "$REPO"/tests/test_*.py | wc -l) tests in 4 files"
+    PYPATH=
+  else
+    tar xzf "$work/sdist/jinja2-3.1.4.tar.gz" -C "$work"
+    cp -a "$work/jinja2-3.1.4/." "$REPO/"
+    SUITE="Jinja2 3.1.4's own tests from its source distribution on PyPI"
+    PYPATH=src
+  fi
+  printf '__pycache__/\n.pytest_cache/\n' > "$REPO/.gitignore"
+  cd "$REPO"
+}

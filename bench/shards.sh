@@ -29,37 +29,7 @@ COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
 
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-shards-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-# The Python tools first, with the person's own configuration (pip's).
-if [ "$SMOKE" = 1 ]; then
-  "$ROOT/tests/python-tools/install.sh" >/dev/null
-  VENV=$(cd "$ROOT/target/python-tools/venv" && pwd)
-else
-  VENV=$WORK/venv
-  run_logged "$WORK/venv.log" python3 -m venv "$VENV"
-  run_logged "$WORK/pip.log" "$VENV/bin/pip" install -q --disable-pip-version-check \
-    -r "$ROOT/tests/python-tools/requirements.txt" markupsafe==3.0.2
-  run_logged "$WORK/sdist.log" "$VENV/bin/pip" download -q --disable-pip-version-check \
-    --no-deps --no-binary :all: jinja2==3.1.4 -d "$WORK/sdist"
-fi
-BASE_PREFIX=$("$VENV/bin/python" -c 'import sys; print(sys.base_prefix)')
-hermetic_git "$WORK"
-REPO=$WORK/suite
-mkdir -p "$REPO"
-if [ "$SMOKE" = 1 ]; then
-  mkdir -p "$REPO/tests"
-  for i in 1 2 3 4; do
-    printf 'def test_a%s():\n    assert %s\n\ndef test_b%s():\n    assert %s\n' "$i" "$i" "$i" "$i" > "$REPO/tests/test_$i.py"
-  done
-  SUITE="a made-up suite of 8 tests in 4 files"
-  PYPATH=
-else
-  tar xzf "$WORK/sdist/jinja2-3.1.4.tar.gz" -C "$WORK"
-  cp -a "$WORK/jinja2-3.1.4/." "$REPO/"
-  SUITE="Jinja2 3.1.4's own tests from its source distribution on PyPI"
-  PYPATH=src
-fi
-printf '__pycache__/\n.pytest_cache/\n' > "$REPO/.gitignore"
-cd "$REPO"
+jinja2_suite "$WORK" 'def test_a@():\n    assert @\n\ndef test_b@():\n    assert @\n'
 git init -q -b main && git add -A && git commit -q -m "a test suite"
 FILES=$(git ls-files 'tests/test_*.py' | wc -l)
 PYTEST="env PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=$PYPATH $VENV/bin/pytest -q -p no:cacheprovider"

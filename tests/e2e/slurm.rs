@@ -919,37 +919,18 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
     // `swarm clean` removes the run's refs from the shared repository,
     // every one of which names a commit this repository holds.
     let shared = repo.path().join(".swarm/cluster.git");
-    let refs = |repo_dir: &Path| -> Vec<String> {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(repo_dir)
-            .args(["for-each-ref", "--format=%(refname)", "refs/swarm/cs/"])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
+    let refs = || -> Vec<String> {
+        let listed = repo.git_in(
+            &shared,
+            &["for-each-ref", "--format=%(refname)", "refs/swarm/cs/"],
+        );
+        listed.lines().map(str::to_string).collect()
     };
-    let before = refs(&shared);
+    let before = refs();
     assert!(!before.is_empty());
     // A commit only the shared repository holds (a job's record not yet
     // fetched): its ref stays.
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&shared)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let git = |args: &[&str]| repo.git_in(&shared, args);
     let tree = git(&["mktree"]);
     let only_there = git(&[
         "-c",
@@ -972,7 +953,7 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
         "{}",
         cleaned.stdout
     );
-    assert_eq!(refs(&shared), ["refs/swarm/cs/exit.d/later.1"]);
+    assert_eq!(refs(), ["refs/swarm/cs/exit.d/later.1"]);
 
     // `--only` one shard: the node makes it as the coordinator did, with
     // its own entries, whichever shards run.

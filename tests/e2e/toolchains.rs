@@ -56,6 +56,15 @@ pub(crate) fn swarm_with_cargo(repo: &TestRepo, cargo_home: &Path, args: &[&str]
 /// `.gitignore` for `target/`.
 fn crate_repo() -> TestRepo {
     let repo = TestRepo::new();
+    write_crate(&repo);
+    repo.commit_all("a crate");
+    repo
+}
+
+/// Writes (does not commit) in `repo` a crate `tiny` with no
+/// dependencies: its manifest, lock file, `src/lib.rs` (`tiny::one()`)
+/// and a `.gitignore` for `target/`.
+pub(crate) fn write_crate(repo: &TestRepo) {
     repo.write(
         "Cargo.toml",
         "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
@@ -66,8 +75,6 @@ fn crate_repo() -> TestRepo {
     );
     repo.write("src/lib.rs", "pub fn one() -> u32 {\n    1\n}\n");
     repo.write(".gitignore", "target/\n");
-    repo.commit_all("a crate");
-    repo
 }
 
 #[test]

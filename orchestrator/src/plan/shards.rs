@@ -296,17 +296,30 @@ fn keep_placed(entries: &[String], last: &[Vec<String>], weights: &[u64]) -> Vec
         })
         .collect();
     let placed: HashSet<usize> = groups.iter().flatten().copied().collect();
-    let mut new: Vec<usize> = (0..entries.len()).filter(|i| !placed.contains(i)).collect();
-    new.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
+    let new: Vec<usize> = (0..entries.len()).filter(|i| !placed.contains(i)).collect();
+    place_longest_first(&mut groups, new, weights);
+    named(groups, entries)
+}
+
+/// Adds `items` (entries' places, their expected times `weights`) to
+/// `groups`: longest first (equals in plan order), each to the group with
+/// the least expected time so far (the first of equals).
+fn place_longest_first(groups: &mut [Vec<usize>], mut items: Vec<usize>, weights: &[u64]) {
+    items.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
     let mut load: Vec<u64> = groups
         .iter()
         .map(|g| g.iter().map(|&i| weights[i]).sum())
         .collect();
-    for i in new {
+    for i in items {
         let least = (0..groups.len()).min_by_key(|&g| (load[g], g)).unwrap_or(0);
         load[least] += weights[i];
         groups[least].push(i);
     }
+}
+
+/// `groups` of entries' places as the entries, each group in plan order,
+/// the empty ones left out.
+fn named(groups: Vec<Vec<usize>>, entries: &[String]) -> Vec<Vec<String>> {
     groups
         .into_iter()
         .filter(|g| !g.is_empty())
@@ -360,25 +373,10 @@ pub fn balance(
 
 /// [`balance`] of entries whose expected times are `weights`.
 fn balance_weighed(entries: &[String], n: usize, weights: &[u64]) -> Vec<Vec<String>> {
-    let mut order: Vec<(u64, usize)> = weights.iter().copied().zip(0..).collect();
-    // Longest first; equals in plan order.
-    order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let n = n.clamp(1, entries.len().max(1));
-    let mut load = vec![0u64; n];
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (ms, i) in order {
-        let least = (0..n).min_by_key(|&g| (load[g], g)).unwrap_or(0);
-        load[least] += ms;
-        groups[least].push(i);
-    }
-    groups
-        .into_iter()
-        .filter(|g| !g.is_empty())
-        .map(|mut g| {
-            g.sort_unstable();
-            g.into_iter().map(|i| entries[i].clone()).collect()
-        })
-        .collect()
+    place_longest_first(&mut groups, (0..entries.len()).collect(), weights);
+    named(groups, entries)
 }
 
 /// The id of shard `number` of task `of`.
