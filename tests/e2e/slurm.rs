@@ -1029,3 +1029,95 @@ fn an_array_larger_than_the_clusters_limit_goes_out_in_chunks() {
     // At least ceil(7 / 3) arrays (more if the tasks went out in turns).
     assert!(arrays.len() >= 3, "{arrays:?}");
 }
+
+/// Issue 78: the run's budget holds across the cluster as it does on one
+/// machine. Nine agents whose calls together would cost more than the
+/// budget run on the nodes, each node's gateway knowing only its own
+/// job's calls; the coordinator's relay counts every call against the
+/// run's budget, so the fleet stops where the same plan run here stops:
+/// the same tasks' worth merged, the same spend, the rest stopped for the
+/// budget.
+#[test]
+fn a_run_budget_stops_agents_across_the_nodes_at_the_same_spend_as_here() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    // The provider counts about four bytes a token of the prompt.
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |call| Reply::Answer {
+        parts: vec![tool("f", "finish", json!({"summary": "done"}))],
+        input_tokens: call.body.to_string().len() as u64 / 4,
+        output_tokens: 20,
+    });
+    let plan = |name: &str, executor: &str, budget: u64, n: usize| {
+        let tasks: String = (0..n)
+            .map(|i| format!("[[task]]\nid = \"t{i:02}\"\nprompt = \"Task {i:02}.\"\n"))
+            .collect();
+        repo.plan_exact(
+            &format!("{name}.toml"),
+            &format!(
+                "[swarm]\nname = \"{name}\"\nconcurrency = 9\nbudget = {{ tokens = {budget} }}\non_failure = \"continue\"\n\n\
+                 {executor}\n[defaults]\ntimeout = \"120s\"\n\n\
+                 [models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\n\
+                 api_key_env = \"\"\nmax_tokens = 200\n\n{tasks}",
+                mock.base_url(Wire::Anthropic),
+            ),
+        )
+    };
+    let spent = |report: &Value| -> (u64, usize, usize) {
+        let tasks = report["tasks"].as_array().unwrap();
+        let spent = tasks
+            .iter()
+            .filter_map(|t| t["agent"]["usage"].as_object())
+            .map(|u| u["input_tokens"].as_u64().unwrap() + u["output_tokens"].as_u64().unwrap())
+            .sum();
+        let merged = tasks.iter().filter(|t| t["status"] == "merged").count();
+        let stopped = tasks
+            .iter()
+            .filter(|t| t["agent"]["outcome"] == "budget")
+            .count();
+        (spent, merged, stopped)
+    };
+    // One call's worth, measured; the budget has room for five.
+    repo.run_plan(&plan("one", "", 1_000_000, 1), &[])
+        .assert_code(0);
+    let (call, _, _) = spent(&repo.report());
+    let budget = 5 * call;
+    let here = repo.run_plan(&plan("here", "", budget, 9), &[]);
+    assert_ne!(here.code, 0, "not all nine fit");
+    let (spent_here, merged_here, stopped_here) = spent(&repo.report());
+
+    let mut cmd = repo.swarm_cmd(&[
+        "run",
+        plan(
+            "nodes",
+            "[executor]\nkind = \"slurm\"\npoll_interval = \"200ms\"\n",
+            budget,
+            9,
+        )
+        .to_str()
+        .unwrap(),
+        "--gateway-listen",
+        "127.0.0.1:0",
+    ]);
+    cmd.env("SLURM_CONF", cluster.conf());
+    let nodes = crate::support::Run::from(cmd.output().unwrap());
+    assert_ne!(nodes.code, 0, "not all nine fit on the cluster either");
+    let report = repo.report();
+    let (spent_nodes, merged_nodes, stopped_nodes) = spent(&report);
+    assert!(spent_nodes <= budget, "spent {spent_nodes} of {budget}");
+    assert_eq!(
+        (spent_nodes, merged_nodes, stopped_nodes),
+        (spent_here, merged_here, stopped_here),
+        "the cluster's (spent, merged, stopped for the budget) against this machine's: {report:#}"
+    );
+    assert!(merged_nodes >= 2, "{merged_nodes} merged");
+    // The fleet was spread over the cluster, not one node's job.
+    let on: BTreeSet<String> = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["jobs"][0]["node"].as_str().map(str::to_string))
+        .collect();
+    assert!(on.len() >= 2, "all on {on:?}");
+    // Every call the model answered was one the budgets counted.
+    assert_eq!(mock.calls().len(), 1 + merged_here + merged_nodes);
+}

@@ -175,8 +175,34 @@ pub fn remote(plan: &Plan, access: &GatewayAccess) -> Result<Option<Arc<Gateway>
         keys.insert(name.to_string(), Secret::new(access.token.as_str()));
     }
     let gateway = Gateway::new(&models, &keys, plan.budget)
-        .map_err(|e| SetupError::Gateway(e.to_string()))?;
+        .map_err(|e| SetupError::Gateway(e.to_string()))?
+        .relayed();
     Ok(Some(Arc::new(gateway)))
+}
+
+/// The budgets the relay counts a node's call of each of `plan`'s agent
+/// tasks against (beside the run's): as a call of the same task here
+/// would be (`Gateway::task_scopes`). A task the plan does not hold (a
+/// subtask a node's agent spawned) counts against the run's alone.
+pub fn relay_scopes(plan: &Plan, gateway: &Arc<Gateway>) -> crate::gateway::relay::ScopesOf {
+    let agents: BTreeMap<String, (Budget, Option<String>)> = plan
+        .tasks
+        .iter()
+        .filter_map(|t| {
+            let agent = t.agent()?;
+            Some((
+                t.id.clone(),
+                (agent.budget, t.variant().map(|v| v.of.clone())),
+            ))
+        })
+        .collect();
+    let gateway = Arc::clone(gateway);
+    Arc::new(move |task: &str| match agents.get(task) {
+        Some((budget, of)) => gateway.task_scopes(task, *budget, of.as_deref(), |id| {
+            agents.get(id).map(|(budget, _)| *budget)
+        }),
+        None => Vec::new(),
+    })
 }
 
 /// The models the plan's agent tasks use, by name.

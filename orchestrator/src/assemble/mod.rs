@@ -324,8 +324,10 @@ pub async fn assemble(
         (plan::Executor::Slurm(config), Models::Own) => {
             let mut cluster = cluster_options(config, host)?;
             if let Some(gateway) = &gateway {
+                let scopes = gateway::relay_scopes(plan, gateway);
                 let (relay, access) =
-                    start_relay(Arc::clone(gateway), overrides.gateway_listen, host).await?;
+                    start_relay(Arc::clone(gateway), scopes, overrides.gateway_listen, host)
+                        .await?;
                 cluster.gateway = Some(access);
                 cluster.relay = Some(Arc::new(relay));
             }
@@ -544,6 +546,7 @@ fn cluster_options(
 #[allow(clippy::disallowed_methods, reason = "/dev/urandom")]
 async fn start_relay(
     gateway: Arc<crate::gateway::Gateway>,
+    scopes: crate::gateway::relay::ScopesOf,
     listen: Option<SocketAddr>,
     host: &HostEnv,
 ) -> Result<(Relay, GatewayAccess), SetupError> {
@@ -554,7 +557,7 @@ async fn start_relay(
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(SetupError::Token)?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let relay = Relay::start(gateway, listen, token.clone())
+    let relay = Relay::start(gateway, listen, token.clone(), scopes)
         .await
         .map_err(|source| SetupError::Relay { listen, source })?;
     let addr = relay.addr();

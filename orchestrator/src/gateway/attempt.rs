@@ -45,10 +45,16 @@ pub(crate) async fn attempt(
     } else {
         "application/json"
     };
-    let built = provider
+    let mut built = provider
         .request(http, config, key, request.stream)
         .header("content-type", "application/json")
-        .header("accept", accept)
+        .header("accept", accept);
+    if endpoint.relayed
+        && let Some(task) = &request.task
+    {
+        built = built.header(super::relay::TASK, task.as_str());
+    }
+    let built = built
         .body(serde_json::to_vec(&request.body).unwrap_or_default())
         .build();
     let built = match built {
@@ -114,6 +120,7 @@ pub(crate) async fn attempt(
     if !status.is_success() {
         let retry_after = retry_after(&reply.headers);
         let content_type = reply.content_type();
+        let over_budget = super::relay::refused_for_budget(&reply.headers);
         let text: String = tokio::time::timeout(config.timeout, read_bounded(reply))
             .await
             .unwrap_or_default();
@@ -121,6 +128,9 @@ pub(crate) async fn attempt(
             &format!("HTTP {}: {}", status.as_u16(), error_message(&text)),
             key,
         );
+        if over_budget {
+            return Err((Failure::Budget { message: text }, None));
+        }
         if let Some(recorder) = recorder {
             recorder.refusal(status.as_u16(), content_type, &redact(&text, key));
         }

@@ -25,6 +25,9 @@ pub(crate) struct Prepared {
     pub stream: bool,
     /// About how many tokens the request is, to pace it by.
     pub estimate: u64,
+    /// The task whose call it is, said to a cluster's relay (which counts
+    /// it against that task's budgets on the coordinator).
+    pub task: Option<String>,
 }
 
 impl Endpoint {
@@ -37,6 +40,7 @@ impl Endpoint {
             body,
             stream: ask.stream,
             estimate,
+            task: None,
         }
     }
 }
@@ -55,6 +59,8 @@ pub(crate) struct CallFailed {
     pub not_recorded: bool,
     /// The provider refused the request itself (`Failure::Refused`).
     pub refused: bool,
+    /// A budget refused it (a cluster's relay: `Failure::Budget`).
+    pub budget: bool,
 }
 
 /// Sends `request` to the model until it answers or fails for good. The
@@ -105,6 +111,7 @@ pub(crate) async fn call(
             spent,
             not_recorded: false,
             refused: false,
+            budget: false,
         };
         // A refused or failed attempt used none (or an unknown part) of the
         // tokens it reserved; keeping them would stall every later call
@@ -117,6 +124,12 @@ pub(crate) async fn call(
             Failure::Refused { message } => {
                 return Err(CallFailed {
                     refused: true,
+                    ..fail(message)
+                });
+            }
+            Failure::Budget { message } => {
+                return Err(CallFailed {
+                    budget: true,
                     ..fail(message)
                 });
             }

@@ -38,10 +38,11 @@ use swarm_protocol::agent::{Block, StopReason, Usage};
 use super::budget::{BudgetScope, Hold};
 use super::config::{Budget, Provider};
 use super::door_shapes::Wire;
+use super::passing::Reader;
 use super::relay::{same, token_of};
 use super::reply::Reply;
 use super::sse::Events;
-use super::stream::{Answer, Assembler, refuses_the_request};
+use super::stream::{Answer, refuses_the_request};
 use super::tape::{Lookup, Recorder, Reel};
 use super::transcript::Transcript;
 use super::{AgentNote, Endpoint, Gateway, GatewayError, Notes, redact};
@@ -742,6 +743,9 @@ async fn pass(
                 r
             }
         };
+        if endpoint.relayed {
+            upstream = upstream.header(super::relay::TASK, state.task.as_str());
+        }
         upstream = upstream
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(
@@ -768,6 +772,11 @@ async fn pass(
                     hold,
                 };
                 return answered(state, api, reply, stream, tally).await;
+            }
+            Ok(Ok(answer)) if super::relay::refused_for_budget(answer.headers()) => {
+                endpoint.limiter.settle(estimate, 0);
+                let message = answer.text().await.unwrap_or_default();
+                return refuse(state, Refused::Budget, message);
             }
             Ok(Ok(answer)) => {
                 let status = answer.status();
@@ -901,7 +910,7 @@ async fn translated(
     };
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let endpoint = &state.endpoint;
-    let prepared = endpoint.prepare(&super::provider::Ask {
+    let mut prepared = endpoint.prepare(&super::provider::Ask {
         system: &conversation.system,
         tools: &conversation.tools,
         messages: &conversation.messages,
@@ -911,6 +920,7 @@ async fn translated(
         format: None,
         tool_choice: Default::default(),
     });
+    prepared.task = Some(state.task.clone());
     let transcript = &state.transcript;
     let mut on_retry = |reason: &str, wait: Duration, limited: bool| {
         super::lock(transcript).write(
@@ -930,6 +940,7 @@ async fn translated(
     let answer = match result {
         Ok(answer) => answer,
         Err(failed) if failed.not_recorded => return not_recorded(state, failed.message),
+        Err(failed) if failed.budget => return refuse(state, Refused::Budget, failed.message),
         Err(failed) => {
             let message = failed.message;
             if failed.spent.total() > 0 {
@@ -1047,7 +1058,7 @@ async fn answered(
         let state = Arc::clone(state);
         tokio::spawn(async move {
             let mut events = Events::default();
-            let mut read = Reader::new(api, state.endpoint.provider);
+            let mut read = Reader::new(api == Api::Responses, state.endpoint.provider);
             let mut chunks = reply.body;
             let silence = state.endpoint.config.timeout;
             let mut listening = true;
@@ -1101,7 +1112,7 @@ async fn answered(
         Response::new(http_body_util::BodyExt::boxed(StreamBody::new(frames)))
     } else {
         let text = collect(reply.body).await;
-        let mut read = Reader::new(api, state.endpoint.provider);
+        let mut read = Reader::new(api == Api::Responses, state.endpoint.provider);
         if let Ok(value) = serde_json::from_slice::<Value>(&text) {
             read.whole(&value);
         }
@@ -1215,152 +1226,6 @@ fn tool_detail(input: &Value) -> String {
     line.chars().take(120).collect()
 }
 
-/// Reads an answer as it passes: the provider's decoder and the shared
-/// fold for Messages; the Responses API's own events for Responses.
-struct Reader {
-    api: Api,
-    provider: &'static dyn super::provider::Provider,
-    fold: Assembler,
-    /// Responses: the final `response` object.
-    response: Option<Value>,
-    seen: bool,
-}
-
-impl Reader {
-    fn new(api: Api, provider: &'static dyn super::provider::Provider) -> Self {
-        Self {
-            api,
-            provider,
-            fold: Assembler::default(),
-            response: None,
-            seen: false,
-        }
-    }
-
-    fn event(&mut self, event: &str, data: &str) {
-        self.seen = true;
-        match self.api {
-            Api::Responses => {
-                let Ok(value) = serde_json::from_str::<Value>(data) else {
-                    return;
-                };
-                let kind = value.get("type").and_then(Value::as_str).unwrap_or(event);
-                if matches!(
-                    kind,
-                    "response.completed" | "response.incomplete" | "response.failed"
-                ) && let Some(response) = value.get("response")
-                {
-                    self.response = Some(response.clone());
-                }
-            }
-            _ => {
-                if let Ok(events) = self.provider.decode(event, data) {
-                    for e in events {
-                        self.fold.apply(e, &mut |_| {});
-                    }
-                }
-            }
-        }
-    }
-
-    fn whole(&mut self, value: &Value) {
-        self.seen = true;
-        match self.api {
-            Api::Responses => self.response = Some(value.clone()),
-            _ => {
-                if let Ok(events) = self.provider.decode_whole(value) {
-                    for e in events {
-                        self.fold.apply(e, &mut |_| {});
-                    }
-                }
-            }
-        }
-    }
-
-    fn finish(self) -> Option<Answer> {
-        if !self.seen {
-            return None;
-        }
-        match self.api {
-            Api::Responses => Some(responses_answer(self.response.as_ref())),
-            _ => Some(self.fold.finish()),
-        }
-    }
-}
-
-/// A Responses API `response` object as an answer: its text, its tool
-/// calls, its usage (cached input is part of `input_tokens` there).
-fn responses_answer(response: Option<&Value>) -> Answer {
-    let mut content = Vec::new();
-    let mut usage = Usage::default();
-    let mut stop = StopReason::EndTurn;
-    if let Some(response) = response {
-        for item in response
-            .get("output")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            match item.get("type").and_then(Value::as_str) {
-                Some("message") => {
-                    let text: String = item
-                        .get("content")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|c| c.get("text").and_then(Value::as_str))
-                        .collect();
-                    if !text.is_empty() {
-                        content.push(Block::Text { text });
-                    }
-                }
-                Some(kind @ ("function_call" | "custom_tool_call" | "local_shell_call")) => {
-                    stop = StopReason::ToolUse;
-                    let name = item
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or(kind)
-                        .to_string();
-                    let input = item
-                        .get("arguments")
-                        .and_then(Value::as_str)
-                        .and_then(|a| serde_json::from_str(a).ok())
-                        .or_else(|| item.get("input").cloned())
-                        .or_else(|| item.get("action").cloned())
-                        .unwrap_or(Value::Null);
-                    content.push(Block::ToolCall {
-                        id: item
-                            .get("call_id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string(),
-                        name,
-                        input,
-                        invalid_input: None,
-                    });
-                }
-                _ => {}
-            }
-        }
-        if let Some(u) = response.get("usage") {
-            usage.input_tokens = u.get("input_tokens").and_then(Value::as_u64).unwrap_or(0);
-            usage.cache_read_tokens = u
-                .pointer("/input_tokens_details/cached_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            usage.output_tokens = u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0);
-        }
-        if response.get("status").and_then(Value::as_str) == Some("incomplete") {
-            stop = StopReason::MaxTokens;
-        }
-    }
-    Answer {
-        content,
-        stop,
-        usage,
-    }
-}
-
 /// A fresh token for one attempt's door: 24 random bytes, hex.
 #[allow(clippy::disallowed_methods, reason = "/dev/urandom")]
 pub fn new_token() -> std::io::Result<String> {
@@ -1437,17 +1302,9 @@ mod tests {
     }
 
     #[test]
-    fn a_responses_answer_has_its_text_tool_calls_and_usage() {
-        let response = json!({"status": "completed", "output": [
-            {"type": "message", "content": [{"type": "output_text", "text": "hi"}]},
-            {"type": "function_call", "name": "shell", "call_id": "c1", "arguments": "{\"command\":[\"ls\"]}"}
-        ], "usage": {"input_tokens": 12, "output_tokens": 3}});
-        let answer = responses_answer(Some(&response));
-        assert_eq!(answer.usage.input_tokens, 12);
-        assert_eq!(answer.usage.output_tokens, 3);
-        assert_eq!(answer.stop, StopReason::ToolUse);
-        assert_eq!(answer.content.len(), 2);
+    fn a_tools_detail_is_its_command_or_path() {
         assert_eq!(tool_detail(&json!({"command": ["ls", "-la"]})), "ls -la");
+        assert_eq!(tool_detail(&json!({"path": "a/b.rs"})), "a/b.rs");
     }
 
     /// A Responses `input` that is one plain string is the turn's text in

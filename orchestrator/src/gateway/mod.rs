@@ -24,6 +24,7 @@ pub mod config;
 pub mod door;
 mod door_shapes;
 mod limiter;
+mod passing;
 pub mod prices;
 pub(crate) mod provider;
 pub mod relay;
@@ -90,6 +91,9 @@ pub(crate) struct Endpoint {
     pub limiter: limiter::Limiter,
     /// Chosen once, from `config`.
     pub provider: &'static dyn provider::Provider,
+    /// Reached through a cluster's relay (a node's gateway): each call
+    /// says whose it is, and the relay may refuse it for a budget.
+    pub relayed: bool,
 }
 
 /// The run-wide part of the gateway. Cheap to share (`Arc`).
@@ -140,6 +144,7 @@ impl Gateway {
                     key: keys.get(name).cloned(),
                     limiter: limiter::Limiter::new(config),
                     provider: provider::for_kind(config.provider),
+                    relayed: false,
                 };
                 (name.clone(), Arc::new(endpoint))
             })
@@ -153,6 +158,23 @@ impl Gateway {
             groups: Mutex::new(BTreeMap::new()),
             tape: None,
         })
+    }
+
+    /// The gateway of a cluster node, whose models are the coordinator's
+    /// relay: each call names its task there, and a budget refusal from
+    /// the relay is one ([`Endpoint::relayed`]).
+    pub fn relayed(mut self) -> Self {
+        self.endpoints = std::mem::take(&mut self.endpoints)
+            .into_iter()
+            .map(|(name, endpoint)| {
+                let endpoint = Arc::try_unwrap(endpoint).map(|mut e| {
+                    e.relayed = true;
+                    Arc::new(e)
+                });
+                (name, endpoint.unwrap_or_else(|shared| shared))
+            })
+            .collect();
+        self
     }
 
     /// The gateway recording model traffic to cassettes, or replaying it
@@ -208,6 +230,33 @@ impl Gateway {
         self.shared(format!("{task}/"), budget, || {
             format!("task `{task}` (its subtasks included)")
         })
+    }
+
+    /// Every budget a call of agent task `task` (its own `budget`) counts
+    /// against beside its attempt's own and the run's: all its attempts',
+    /// its experiment's when it is a variant of `variant_of`, and the
+    /// subtree of each ancestor that `budget_of` says is an agent task
+    /// (with that budget). The same for a task on this machine and one on
+    /// a cluster's node, whose calls the relay counts.
+    pub fn task_scopes(
+        &self,
+        task: &str,
+        budget: Budget,
+        variant_of: Option<&str>,
+        budget_of: impl Fn(&str) -> Option<Budget>,
+    ) -> Vec<Arc<BudgetScope>> {
+        let mut scopes = vec![self.attempts(task, budget)];
+        if let Some(of) = variant_of {
+            scopes.push(self.group(of, budget));
+        }
+        let mut above = crate::ids::parent_of(task);
+        while let Some(id) = above {
+            if let Some(theirs) = budget_of(id) {
+                scopes.push(self.subtree(id, theirs));
+            }
+            above = crate::ids::parent_of(id);
+        }
+        scopes
     }
 
     /// The shared scope `key` names, made with `budget` (named by `whose`)

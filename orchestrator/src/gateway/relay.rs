@@ -9,18 +9,30 @@
 //! comes. A node also posts its agents' notes (tools, tokens) to `/notes`
 //! as they come ([`NodeNote`]), for the coordinator's live view and
 //! journal.
+//!
+//! Every call is counted here as a local one is ([`Gateway::admit`]
+//! before, [`Gateway::settle`] after, the answer read on its way past), against
+//! the run's budget and the budgets of the task the call names
+//! ([`TASK`]: all its attempts', its experiment's, its agent ancestors'
+//! subtrees): a node's own gateway knows only its own job's calls, so
+//! without this a fleet spread over nodes could together spend the run's
+//! budget many times. A call no budget has room for is refused with
+//! [`REFUSED`] set, which a node's gateway takes as the budget stop it is.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::TryStreamExt as _;
-use http_body_util::{BodyExt as _, Full, StreamBody, combinators::BoxBody};
+use futures_util::StreamExt as _;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 
-use super::Gateway;
+use super::budget::{BudgetScope, Hold, counted_partial, prompt_hold};
+use super::passing::Reader;
+use super::sse::Events;
+use super::{Endpoint, Gateway};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -47,6 +59,25 @@ pub struct NodeNote {
 /// The largest note a node may post.
 const MAX_NOTE: usize = 64 << 10;
 
+/// The header a node's call names its task in.
+pub const TASK: &str = "x-swarm-task";
+
+/// The header of the relay's refusal of a call for a budget (its value
+/// `budget`; the body says which budget and why, as plain text).
+pub const REFUSED: &str = "x-swarm-refused";
+
+/// The budgets a call of the task named (beside the run's, which every
+/// call counts against): `Gateway::task_scopes` for the plan's tasks.
+pub type ScopesOf = Arc<dyn Fn(&str) -> Vec<Arc<BudgetScope>> + Send + Sync>;
+
+/// Whether a relay refused the call these are the answer's headers of for
+/// a budget.
+pub(super) fn refused_for_budget(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get(REFUSED)
+        .is_some_and(|v| v.as_bytes() == b"budget")
+}
+
 impl Relay {
     /// Listens on `listen` (port 0: any free one) for calls carrying
     /// `token`, relaying them through `gateway`.
@@ -54,6 +85,7 @@ impl Relay {
         gateway: Arc<Gateway>,
         listen: SocketAddr,
         token: String,
+        scopes: ScopesOf,
     ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -68,13 +100,19 @@ impl Relay {
                 // Nagle's algorithm holds each behind a delayed ACK.
                 let _ = stream.set_nodelay(true);
                 let (gateway, token) = (Arc::clone(&gateway), Arc::clone(&token));
-                let notes_tx = notes_tx.clone();
+                let (notes_tx, scopes) = (notes_tx.clone(), Arc::clone(&scopes));
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let (gateway, token) = (Arc::clone(&gateway), Arc::clone(&token));
-                        let notes_tx = notes_tx.clone();
+                        let (notes_tx, scopes) = (notes_tx.clone(), Arc::clone(&scopes));
                         async move {
-                            Ok::<_, Infallible>(relay(&gateway, &token, &notes_tx, request).await)
+                            let to = Callers {
+                                gateway,
+                                token,
+                                notes: notes_tx,
+                                scopes,
+                            };
+                            Ok::<_, Infallible>(relay(&to, request).await)
                         }
                     });
                     if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -146,13 +184,17 @@ pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-async fn relay(
-    gateway: &Gateway,
-    token: &str,
-    notes: &tokio::sync::mpsc::UnboundedSender<NodeNote>,
-    request: Request<Incoming>,
-) -> Response<Body> {
-    if !token_of(&request).is_some_and(|t| same(t, token)) {
+/// What a request to the relay is served with.
+struct Callers {
+    gateway: Arc<Gateway>,
+    token: Arc<str>,
+    notes: tokio::sync::mpsc::UnboundedSender<NodeNote>,
+    scopes: ScopesOf,
+}
+
+async fn relay(to: &Callers, request: Request<Incoming>) -> Response<Body> {
+    let gateway = &to.gateway;
+    if !token_of(&request).is_some_and(|t| same(t, &to.token)) {
         return text(
             StatusCode::UNAUTHORIZED,
             "this run's gateway token is required",
@@ -169,7 +211,7 @@ async fn relay(
         };
         return match serde_json::from_slice::<NodeNote>(&body) {
             Ok(note) => {
-                let _ = notes.send(note);
+                let _ = to.notes.send(note);
                 text(StatusCode::OK, "noted")
             }
             Err(e) => text(StatusCode::BAD_REQUEST, &format!("read the note: {e}")),
@@ -187,6 +229,11 @@ async fn relay(
             &format!("the run has no model `{name}`"),
         );
     };
+    let task = request
+        .headers()
+        .get(TASK)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = match http_body_util::Limited::new(request.into_body(), MAX_BODY)
         .collect()
         .await
@@ -194,13 +241,40 @@ async fn relay(
         Ok(b) => b.to_bytes(),
         Err(e) => return text(StatusCode::BAD_REQUEST, &format!("read the request: {e}")),
     };
-    let stream = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["stream"].as_bool())
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice(&body) else {
+        return text(StatusCode::BAD_REQUEST, "the request is not a JSON object");
+    };
+    let stream = fields
+        .get("stream")
+        .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
+    let responses = path.ends_with("/responses");
+    let limit = limit_key(&endpoint, responses, &fields);
+    let wanted = fields
+        .get(limit)
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(endpoint.config.max_tokens);
+    let scopes = task.as_deref().map(|t| (to.scopes)(t)).unwrap_or_default();
+    let hold = match gateway
+        .admit(
+            &scopes,
+            wanted,
+            prompt_hold(body.len()),
+            endpoint.config.price,
+        )
+        .await
+    {
+        Ok(hold) => hold,
+        Err(why) => return refused(&why),
+    };
+    // What the budgets leave it: never more than the room it holds.
+    fields.insert(limit.into(), serde_json::json!(hold.max_tokens));
+    let body = serde_json::to_vec(&fields).unwrap_or_default();
+    let estimate = body.len() as u64 / 4;
     // The same request the coordinator would make itself: the provider's
     // URL and headers, the real key.
-    let _slot = endpoint.limiter.acquire(0).await;
+    let slot = endpoint.limiter.acquire(0).await;
     let upstream = endpoint
         .provider
         .request(
@@ -235,11 +309,31 @@ async fn relay(
     let status = answer.status();
     let content_type = answer.headers().get(hyper::header::CONTENT_TYPE).cloned();
     let retry_after = answer.headers().get(hyper::header::RETRY_AFTER).cloned();
-    let frames = answer
-        .bytes_stream()
-        .map_ok(Frame::data)
-        .map_err(std::io::Error::other);
-    let mut response = Response::new(StreamBody::new(frames).boxed());
+    // An answer is counted as it passes; a refusal costs nothing (its
+    // hold is given back as it drops).
+    let mut meter = status.is_success().then(|| Meter {
+        gateway: Arc::clone(gateway),
+        endpoint: Arc::clone(&endpoint),
+        hold: Some(hold),
+        estimate,
+        stream,
+        events: Events::default(),
+        reader: Some(Reader::new(responses, endpoint.provider)),
+        whole: Vec::new(),
+        ended: false,
+    });
+    let frames = answer.bytes_stream().map(move |chunk| {
+        // The slot is held for as long as the answer streams.
+        let _slot = &slot;
+        if let Some(meter) = &mut meter {
+            match &chunk {
+                Ok(bytes) => meter.read(bytes),
+                Err(_) => meter.settle(),
+            }
+        }
+        chunk.map(Frame::data).map_err(std::io::Error::other)
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(frames)));
     *response.status_mut() = status;
     if let Some(v) = content_type {
         response
@@ -250,4 +344,100 @@ async fn relay(
         response.headers_mut().insert(hyper::header::RETRY_AFTER, v);
     }
     response
+}
+
+/// The field of a request body that caps its answer's tokens.
+fn limit_key(
+    endpoint: &Endpoint,
+    responses: bool,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> &'static str {
+    use super::config::Provider;
+    match (responses, endpoint.config.provider) {
+        (true, _) => "max_output_tokens",
+        (false, Provider::Anthropic) => "max_tokens",
+        (false, Provider::Openai) => match fields.contains_key("max_tokens") {
+            true => "max_tokens",
+            false => "max_completion_tokens",
+        },
+    }
+}
+
+/// The relay's refusal of a call for a budget: `why`, plain, marked so.
+fn refused(why: &str) -> Response<Body> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(why.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = StatusCode::PAYMENT_REQUIRED;
+    response
+        .headers_mut()
+        .insert(REFUSED, hyper::header::HeaderValue::from_static("budget"));
+    response
+}
+
+/// One answer counted on its way back to the node: read as it passes,
+/// settled against the call's budgets when it ends, or as far as it came
+/// when it breaks off or the node goes away (what arrived is paid for).
+struct Meter {
+    gateway: Arc<Gateway>,
+    endpoint: Arc<Endpoint>,
+    hold: Option<Hold>,
+    estimate: u64,
+    stream: bool,
+    events: Events,
+    reader: Option<Reader>,
+    /// A whole answer's bytes so far, at most [`MAX_BODY`].
+    whole: Vec<u8>,
+    /// Its stream said it is complete, or the whole answer was read.
+    ended: bool,
+}
+
+impl Meter {
+    fn read(&mut self, bytes: &[u8]) {
+        let Some(reader) = &mut self.reader else {
+            return;
+        };
+        if self.stream {
+            for (event, data) in self.events.push(bytes) {
+                if data.trim() == "[DONE]" || event == "message_stop" {
+                    self.ended = true;
+                }
+                reader.event(&event, &data);
+            }
+        } else if self.whole.len() + bytes.len() <= MAX_BODY {
+            self.whole.extend_from_slice(bytes);
+        }
+    }
+
+    /// Counts what the answer cost (once): the usage its server reported,
+    /// estimated where it reported none, what had arrived when it broke
+    /// off.
+    fn settle(&mut self) {
+        let (Some(hold), Some(mut reader)) = (self.hold.take(), self.reader.take()) else {
+            return;
+        };
+        if !self.stream
+            && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&self.whole)
+        {
+            reader.whole(&value);
+            self.ended = true;
+        }
+        let Some(mut answer) = reader.finish() else {
+            // Nothing came: nothing to pay for.
+            return;
+        };
+        if !self.ended {
+            answer.usage = counted_partial(&answer, self.estimate);
+        }
+        self.gateway
+            .settle(&self.endpoint.config, &mut answer, self.estimate, hold);
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.settle();
+    }
 }

@@ -622,7 +622,8 @@ impl Session {
                 return self.refuse(write, Refusal::Budget, why).await;
             }
         };
-        let request = ask(&self.messages, hold.max_tokens);
+        let mut request = ask(&self.messages, hold.max_tokens);
+        request.task = Some(self.task.clone());
         if let Some(Message { content, .. }) = self.messages.last() {
             self.transcript.write("user", json!({"content": content}));
         }
@@ -740,6 +741,12 @@ impl Session {
                         "note",
                         json!({"message": "answers cut off mid-stream were counted", "usage": cut.usage, "cost_usd": usd}),
                     );
+                }
+                if failed.budget {
+                    // The run's budgets on the coordinator (a node's call
+                    // through the relay): a stop for the budget, as here.
+                    self.messages.pop();
+                    return self.refuse(write, Refusal::Budget, failed.message).await;
                 }
                 let message = format!("the model call failed: {}", failed.message);
                 self.refuse(write, Refusal::Model, message).await

@@ -33,6 +33,9 @@ pub(crate) enum Failure {
     Refused { message: String },
     /// A replayed run's cassette has no answer to the request.
     NotRecorded { message: String },
+    /// A budget the coordinator keeps refused it (a cluster's relay,
+    /// which counts every node's calls against the run's budgets).
+    Budget { message: String },
 }
 
 /// Whether HTTP `status` is the provider's verdict on the request itself

@@ -322,20 +322,15 @@ pub(crate) fn budget_groups(
     gateway: &crate::gateway::Gateway,
     agent: &AgentTask,
 ) -> Vec<std::sync::Arc<crate::gateway::BudgetScope>> {
-    let mut groups = vec![gateway.attempts(&task.id, agent.budget)];
-    if let Some(variant) = task.variant() {
-        groups.push(gateway.group(&variant.of, agent.budget));
-    }
-    let mut above = crate::ids::parent_of(&task.id);
-    while let Some(id) = above {
-        if let Some(ancestor) = ctx.tasks.position(id).map(|i| ctx.tasks.get(i))
-            && let Some(theirs) = ancestor.agent()
-        {
-            groups.push(gateway.subtree(id, theirs.budget));
-        }
-        above = crate::ids::parent_of(id);
-    }
-    groups
+    gateway.task_scopes(
+        &task.id,
+        agent.budget,
+        task.variant().map(|v| v.of.as_str()),
+        |id| {
+            let ancestor = ctx.tasks.position(id).map(|i| ctx.tasks.get(i))?;
+            ancestor.agent().map(|a| a.budget)
+        },
+    )
 }
 
 /// Runs `spec` (a task's verify) and gives back `None` if it passed, else
