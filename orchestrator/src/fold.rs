@@ -213,6 +213,12 @@ impl RunFold {
                     }
                 }
             }
+            EventBody::AttemptSetUp { task, setup, .. } => {
+                if let Some((t, _)) = self.task_mut(task) {
+                    t.setup_ms += setup.ms;
+                    t.setup_reused = setup.reused;
+                }
+            }
             EventBody::AttemptPlaced {
                 task,
                 attempt,

@@ -543,6 +543,22 @@ fn every_committed_event_replays_through_the_fold() {
             },
         );
     }
+    // A job's `[setup]` on its node comes with its record.
+    apply(
+        &mut job,
+        EventBody::AttemptSetUp {
+            task: "j".into(),
+            attempt: 2,
+            setup: swarm_protocol::SetupRun {
+                ms: 30,
+                reused: true,
+                waited_ms: 0,
+                layered: false,
+            },
+        },
+    );
+    let j = &job.report().unwrap().tasks[0];
+    assert_eq!((j.setup_ms, j.setup_reused), (30, true));
     let jobs = &job.report().unwrap().tasks[0].jobs;
     assert_eq!(jobs.len(), 2);
     assert_eq!(

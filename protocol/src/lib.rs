@@ -293,6 +293,16 @@ pub enum EventBody {
         job: String,
         node: String,
     },
+    /// A cluster job's attempt had the plan's `[setup]` on its node (the
+    /// node's own setup, or one kept there copied): journaled with its
+    /// record, before its `attempt_finished` (a local attempt says it in
+    /// `task_started.setup_run`).
+    AttemptSetUp {
+        task: String,
+        attempt: u32,
+        #[serde(flatten)]
+        setup: SetupRun,
+    },
     /// One attempt ended. With retries left a failed attempt is followed by
     /// another `task_started`.
     AttemptFinished {

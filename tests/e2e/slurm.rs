@@ -1121,3 +1121,91 @@ fn a_run_budget_stops_agents_across_the_nodes_at_the_same_spend_as_here() {
     // Every call the model answered was one the budgets counted.
     assert_eq!(mock.calls().len(), 1 + merged_here + merged_nodes);
 }
+
+/// Issue 78: `[setup]` and `[cleanup]` run on the nodes as they do here.
+/// A lockfile's dependencies (a tarball in the repository, `npm ci`
+/// offline) are installed once per node into the node's cache
+/// (`cache_dir`, one per node by `%N` since the test's nodes share a
+/// disk): the node's first job runs setup, the others (those at once
+/// waiting for it) copy it, and every task sees its outputs; cleanup runs
+/// after each attempt, its log back with the record. A second run finds
+/// every node's setup kept.
+#[test]
+fn setup_runs_once_per_node_and_cleanup_after_each_attempt() {
+    let cluster = Cluster::start();
+    let repo = crate::worktree_setup::node_project();
+    let cache = repo.home().join("node-cache");
+    let plan = plan(
+        &repo,
+        "setup",
+        &format!("cache_dir = \"{}/%N\"", cache.display()),
+        "[setup]\nrun = \"npm ci --offline --no-audit --no-fund\"\nkey = [\"package-lock.json\"]\n\n\
+         [cleanup]\nrun = \"echo cleaned $SWARM_TASK\"\n\n\
+         [[task]]\nid = \"{n}\"\nmatrix = { n = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\"] }\n\
+         run = \"node -e \\\"console.log(require('leftish')('{n}', 4))\\\" > {n}.txt\"\n",
+    );
+    let tasks = ["a", "b", "c", "d", "e", "f"];
+    let first = run(&repo, &cluster, &plan, &["--name", "one"]);
+    first.assert_code(0);
+    for n in tasks {
+        assert_eq!(
+            repo.show("swarm/one", &format!("{n}.txt")),
+            format!("   {n}")
+        );
+    }
+    let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/one"]);
+    assert!(!tree.contains("node_modules"), "{tree}");
+    let report = repo.report();
+    let nodes: BTreeSet<String> = tasks
+        .iter()
+        .map(|t| {
+            task(&report, t)["jobs"][0]["node"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let ran: Vec<&str> = tasks
+        .iter()
+        .copied()
+        .filter(|t| task(&report, t)["setup_reused"] != true)
+        .collect();
+    // Once on each node a job ran on, whatever ran at once there.
+    assert_eq!(
+        ran.len(),
+        nodes.len(),
+        "ran on {ran:?}, nodes {nodes:?}: {report:#}"
+    );
+    assert!(tasks.iter().all(|t| task(&report, t)["setup_ms"].is_u64()));
+    for node in &nodes {
+        assert!(cache.join(node).is_dir(), "no cache for {node}");
+    }
+    for t in tasks {
+        let logs = repo.swarm(&["logs", "one", t, "--cleanup"]);
+        logs.assert_code(0);
+        assert!(
+            logs.stdout.contains(&format!("cleaned {t}")),
+            "{t}: {}",
+            logs.stdout
+        );
+    }
+
+    // The nodes keep their setups: a later run (on nodes that ran one)
+    // copies them.
+    let second = run(&repo, &cluster, &plan, &["--name", "two"]);
+    second.assert_code(0);
+    let report = repo.report();
+    for t in tasks {
+        let node = task(&report, t)["jobs"][0]["node"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if nodes.contains(&node) {
+            assert_eq!(
+                task(&report, t)["setup_reused"],
+                true,
+                "{t} on {node}: {report:#}"
+            );
+        }
+    }
+}

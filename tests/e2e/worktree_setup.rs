@@ -211,7 +211,7 @@ fn worktreeinclude_copies_ignored_files_of_the_checkout_and_a_result_holding_one
 
 /// A Node package whose one dependency is a tarball in the repository,
 /// locked by a real `package-lock.json`: `npm ci` installs it offline.
-fn node_project() -> TestRepo {
+pub(crate) fn node_project() -> TestRepo {
     let repo = TestRepo::new();
     repo.write(
         "vendor/leftish/package.json",

@@ -190,13 +190,6 @@ fn check_refuses_what_assemble_refuses_with_the_same_error() {
             Overrides::default(),
         ),
         (
-            "[swarm]\nsandbox = \"none\"\n\n[setup]\nrun = \"true\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
-            Overrides {
-                executor: Some(super::ExecutorChoice::Slurm),
-                ..Overrides::default()
-            },
-        ),
-        (
             "[swarm]\nsandbox = \"none\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
             Overrides {
                 concurrency: Some(0),

@@ -77,14 +77,6 @@ pub enum SetupError {
          help: run the plan with --executor local to record or replay its model traffic"
     )]
     TapeOnCluster,
-    /// A task uses what a cluster's jobs do not run yet (the command line
-    /// said `--executor slurm`; the plan's own `[executor]` is refused
-    /// where it is written).
-    #[error(
-        "run this plan on a Slurm cluster: its `{what}` does not run there yet\n\
-         help: run this plan on this machine (`--executor local`)"
-    )]
-    NotOnCluster { what: &'static str },
     /// The launcher of an unconfined run's commands did not start.
     #[error("start the launcher of unconfined commands: {0}")]
     Launcher(String),
@@ -101,7 +93,6 @@ impl SetupError {
                 | Self::NoSandbox { .. }
                 | Self::Relay { .. }
                 | Self::TapeOnCluster
-                | Self::NotOnCluster { .. }
         )
     }
 }
@@ -146,12 +137,19 @@ pub struct Overrides {
     pub tape: crate::gateway::tape::TapeSettings,
     /// `swarm land`: the results its run adopts.
     pub adopt: Option<std::sync::Arc<crate::run::land::Adopted>>,
+    /// A cluster node's kept setups, shared by its jobs
+    /// (`node::setup_cache`), over the worktree home's.
+    pub setup_cache: Option<PathBuf>,
 }
 
 impl Overrides {
     /// What a cluster node's job (`swarm __node`) runs its attempts with,
     /// its worktrees under `dir`.
-    pub fn for_node(job: &crate::run::remote::NodeJob, dir: &Path) -> Self {
+    pub fn for_node(
+        job: &crate::run::remote::NodeJob,
+        dir: &Path,
+        setup_cache: Option<PathBuf>,
+    ) -> Self {
         Self {
             sandbox: Some(match job.sandbox {
                 true => SandboxMode::Landlock,
@@ -171,6 +169,7 @@ impl Overrides {
             // job starts (`SetupError::TapeOnCluster`).
             tape: Default::default(),
             adopt: None,
+            setup_cache,
         }
     }
 }
@@ -265,18 +264,6 @@ pub fn check(
     {
         return Err(SetupError::TapeOnCluster);
     }
-    // What the plan's checks refuse with `[executor] kind = "slurm"`, when
-    // `--executor slurm` says it instead.
-    if let (plan::Executor::Slurm(_), Models::Own) = (&plan.executor, models) {
-        let refused = match (&plan.setup, &plan.cleanup) {
-            (Some(_), _) => Some("[setup]"),
-            (_, Some(_)) => Some("[cleanup]"),
-            _ => None,
-        };
-        if let Some(what) = refused {
-            return Err(SetupError::NotOnCluster { what });
-        }
-    }
     let concurrency = concurrency(plan, host, overrides.concurrency)?;
     Ok(Checked {
         concurrency,
@@ -347,6 +334,7 @@ pub async fn assemble(
         agent_clis: checked.agent_clis,
         mcp_servers: checked.mcp_servers,
         worktree_root: checked.worktree_root,
+        setup_cache: overrides.setup_cache.clone(),
         caches: confinement.caches,
         retry_failed: overrides.retry_failed.clone(),
         executor,

@@ -54,6 +54,13 @@ pub struct ExecutorSection {
     /// Slurm: the node-local directory where a job makes its clone and
     /// worktree. Default: the job's `$TMPDIR`, else `/tmp`.
     pub scratch: Option<String>,
+    /// Slurm: the node-local directory where a node keeps `[setup]`'s
+    /// outputs by key across jobs (the first job on a node with a key
+    /// runs setup, later ones copy it; jobs at once wait for one). `%N`
+    /// in it is the node's name (a cache per node on a file system the
+    /// nodes share). Default: `swarm-cache-<uid>` in the job's scratch
+    /// directory.
+    pub cache_dir: Option<String>,
     /// Slurm: how often the coordinator asks the cluster how its jobs are.
     /// Default: `1s`.
     #[schemars(with = "Option<String>")]
@@ -109,6 +116,7 @@ pub struct SlurmConfig {
     pub extra_args: Vec<String>,
     pub swarm: Option<String>,
     pub scratch: Option<String>,
+    pub cache_dir: Option<String>,
     pub poll_interval: Duration,
     pub max_jobs: usize,
     /// At most this many attempts in one job (1: a job each).
@@ -130,6 +138,7 @@ impl Default for SlurmConfig {
             extra_args: Vec::new(),
             swarm: None,
             scratch: None,
+            cache_dir: None,
             poll_interval: Duration::from_secs(1),
             max_jobs: 1000,
             tasks_per_job: 1,
@@ -155,6 +164,7 @@ pub(super) fn check(
         ("extra_args", section.extra_args.is_some()),
         ("swarm", section.swarm.is_some()),
         ("scratch", section.scratch.is_some()),
+        ("cache_dir", section.cache_dir.is_some()),
         ("poll_interval", section.poll_interval.is_some()),
         ("max_jobs", section.max_jobs.is_some()),
         ("tasks_per_job", section.tasks_per_job.is_some()),
@@ -198,6 +208,7 @@ pub(super) fn check(
         extra_args: section.extra_args.clone().unwrap_or_default(),
         swarm: section.swarm.clone(),
         scratch: section.scratch.clone(),
+        cache_dir: section.cache_dir.clone(),
         ..SlurmConfig::default()
     };
     if let Some(r) = &section.repo

@@ -170,30 +170,6 @@ pub(super) fn plan(
     let setup = super::setup::check_setup(&source, file.setup.as_ref(), &mut errors);
     let cleanup = super::setup::check_cleanup(&source, file.cleanup.as_ref(), &mut errors);
     let quarantine = super::quarantine::check(&source, &file.quarantine, &mut errors);
-    if let (Some(section), super::Executor::Slurm(_)) = (&file.cleanup, &executor) {
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::Unsupported,
-                    "`[cleanup]` does not run on a Slurm cluster yet",
-                    Some(section.span()),
-                    "the nodes would not run it",
-                )
-                .with_help("run this plan on this machine (`--executor local`), or clean up in the tasks' own commands"),
-        );
-    }
-    if let (Some(section), super::Executor::Slurm(_)) = (&file.setup, &executor) {
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::Unsupported,
-                    "`[setup]` does not run on a Slurm cluster yet",
-                    Some(section.span()),
-                    "the nodes would run tasks in bare worktrees",
-                )
-                .with_help("run this plan on this machine (`--executor local`), or do the setup in the tasks' own commands"),
-        );
-    }
     let models = settings.models;
     let agents = super::agents::resolve_agents(&source, &file.agents, &mut errors);
     let mcp = super::mcp::resolve_servers(&source, &file.mcp, &mut errors);

@@ -236,15 +236,12 @@ mod tests {
     }
 
     #[test]
-    fn setup_is_refused_on_a_cluster() {
-        let text = plan("[setup]\nrun = \"npm ci\"\n\n[executor]\nkind = \"slurm\"\n");
-        let error = parse(Path::new("plans/s.toml"), text).unwrap_err();
-        assert!(
-            error.all().any(|e| e
-                .to_string()
-                .contains("`[setup]` does not run on a Slurm cluster yet")),
-            "{error:?}"
+    fn setup_and_cleanup_run_on_a_cluster_too() {
+        let text = plan(
+            "[setup]\nrun = \"npm ci\"\n\n[cleanup]\nrun = \"true\"\n\n[executor]\nkind = \"slurm\"\n",
         );
+        let plan = parse(Path::new("plans/s.toml"), text).unwrap();
+        assert!(plan.setup.is_some() && plan.cleanup.is_some());
     }
 
     #[test]

@@ -94,6 +94,13 @@ pub(crate) enum ExecEvent {
         job: String,
         node: String,
     },
+    /// A cluster job's attempt had `[setup]` on its node (a local
+    /// attempt's comes with its `Started`).
+    SetUp {
+        task: TaskIndex,
+        attempt: u32,
+        run: swarm_protocol::SetupRun,
+    },
     /// An attempt ended; its worktree is on `snapshot`'s ref.
     AttemptFinished {
         task: TaskIndex,
@@ -152,6 +159,7 @@ impl ExecEvent {
         match self {
             Self::Started { task, .. }
             | Self::Placed { task, .. }
+            | Self::SetUp { task, .. }
             | Self::AttemptFinished { task, .. }
             | Self::Agent { task, .. }
             | Self::Tests { task, .. }

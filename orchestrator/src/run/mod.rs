@@ -179,6 +179,9 @@ pub struct RunOptions {
     /// [`crate::worktree_home`]): outside the repository. A resumed run
     /// uses the home its journal recorded instead.
     pub worktree_root: PathBuf,
+    /// Where finished `[setup]`s are kept by key, when not in the worktree
+    /// home (`<home>/.setup`): a cluster node's cache, shared by its jobs.
+    pub setup_cache: Option<PathBuf>,
     /// Build caches sandboxed tasks share (one per detected toolchain,
     /// none when the plan turns them off).
     pub caches: Vec<BuildCache>,

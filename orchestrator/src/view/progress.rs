@@ -232,35 +232,18 @@ impl Progress {
                     Some(job) => format!(" job {job}"),
                     None => String::new(),
                 };
-                let shown = |ms: u64| {
-                    humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
-                };
-                let setup = match setup_run {
-                    // Waiting for another worktree's setup of its key is
-                    // not copying: said apart, so a slow copy is not
-                    // blamed for a wait.
-                    Some(run) if run.reused && run.waited_ms >= 100 => format!(
-                        " (waited {} for another worktree's setup, then {} in {})",
-                        shown(run.waited_ms),
-                        match run.layered {
-                            true => "shown it as an overlay",
-                            false => "copied it",
-                        },
-                        shown(run.ms.saturating_sub(run.waited_ms))
-                    ),
-                    Some(run) if run.reused && run.layered => {
-                        format!(" (kept setup shown as an overlay in {})", shown(run.ms))
-                    }
-                    Some(run) if run.reused => format!(" (setup copied in {})", shown(run.ms)),
-                    Some(run) => format!(
-                        " (setup ran in {})",
-                        humantime::format_duration(std::time::Duration::from_millis(run.ms))
-                    ),
-                    None => String::new(),
-                };
+                let setup = setup_run.as_ref().map(setup_words).unwrap_or_default();
                 say!(
                     "  {:<10} {task:<w$}{again}{job}{setup}",
                     "start",
+                    w = self.width
+                );
+            }
+            EventBody::AttemptSetUp { task, setup, .. } => {
+                say!(
+                    "  {:<10} {task:<w$}{} on its node",
+                    "setup",
+                    setup_words(setup),
                     w = self.width
                 );
             }
@@ -582,6 +565,36 @@ impl Progress {
             }
         }
         out
+    }
+}
+
+/// How an attempt's `[setup]` went, as the live view says it after the
+/// task's name: ` (setup ran in 2s)`, ` (setup copied in 80ms)`...
+fn setup_words(run: &swarm_protocol::SetupRun) -> String {
+    let shown =
+        |ms: u64| humantime::format_duration(std::time::Duration::from_millis(ms)).to_string();
+    match Some(run) {
+        // Waiting for another worktree's setup of its key is
+        // not copying: said apart, so a slow copy is not
+        // blamed for a wait.
+        Some(run) if run.reused && run.waited_ms >= 100 => format!(
+            " (waited {} for another worktree's setup, then {} in {})",
+            shown(run.waited_ms),
+            match run.layered {
+                true => "shown it as an overlay",
+                false => "copied it",
+            },
+            shown(run.ms.saturating_sub(run.waited_ms))
+        ),
+        Some(run) if run.reused && run.layered => {
+            format!(" (kept setup shown as an overlay in {})", shown(run.ms))
+        }
+        Some(run) if run.reused => format!(" (setup copied in {})", shown(run.ms)),
+        Some(run) => format!(
+            " (setup ran in {})",
+            humantime::format_duration(std::time::Duration::from_millis(run.ms))
+        ),
+        None => String::new(),
     }
 }
 

@@ -243,6 +243,7 @@ pub(crate) fn drive(
             .tape
             .settings(&std::env::current_dir().unwrap_or_default()),
         adopt,
+        setup_cache: None,
     };
     assemble::apply(&mut plan, &overrides);
     let host = crate::host::current();

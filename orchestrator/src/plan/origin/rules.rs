@@ -696,6 +696,12 @@ pub const PLAN: &[KeyRule] = &[
     ),
     rule(
         T::Executor,
+        "cache_dir",
+        Trust,
+        "makes jobs keep and reuse setups in this directory of the nodes",
+    ),
+    rule(
+        T::Executor,
         "poll_interval",
         Any,
         "shapes jobs of a trusted cluster",

@@ -70,6 +70,11 @@ impl Dispatcher<'_> {
                 tests: tests.map(|t| *t),
                 warning,
             }),
+            ExecEvent::SetUp { task, attempt, run } => self.emit(EventBody::AttemptSetUp {
+                task: self.tasks.get(task).id.clone(),
+                attempt,
+                setup: run,
+            }),
             ExecEvent::Placed {
                 task,
                 attempt,

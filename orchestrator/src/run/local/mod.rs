@@ -170,7 +170,10 @@ impl LocalExecutor {
             setups: match &prepared.plan.setup {
                 Some(setup) => Some(ctx::Setups::new(
                     setup.clone(),
-                    home.setup_dir()?,
+                    match &options.setup_cache {
+                        Some(cache) => cache.clone(),
+                        None => home.setup_dir()?,
+                    },
                     prepared.base_commit,
                 )),
                 None => None,

@@ -220,9 +220,17 @@ async fn prepare_inner(
         Some(lock) => Some(lock.lock().await),
         None => None,
     };
-    let waited = waiting.elapsed();
     let kept = key.as_ref().map(|k| setups.kept.join(k));
-    let is_kept = kept.as_ref().is_some_and(|k| k.is_dir());
+    let mut is_kept = kept.as_ref().is_some_and(|k| k.is_dir());
+    // Other processes share the kept setups too (a cluster node's jobs,
+    // runs beside this one): one makes a setup, the others wait for it
+    // and copy it. Held until it is kept.
+    let mut making = None;
+    if let (Some(kept), false) = (&kept, is_kept) {
+        making = hold_making(&setups.kept, stop).await;
+        is_kept = kept.is_dir();
+    }
+    let waited = waiting.elapsed();
     let keys = (key.as_deref(), base_key.as_deref());
     let mut plan = plan_setup(setup, task, &at, setups.base, keys, is_kept);
     if plan == Plan::MakeAtBase
@@ -232,6 +240,10 @@ async fn prepare_inner(
             Some(failed) => return Ok(failed),
             None => plan = Plan::Copy,
         }
+    }
+    if !matches!(plan, Plan::Here { keep: true, .. }) {
+        // Kept (or not to be): others may copy it while this worktree does.
+        drop(making.take());
     }
     let (mut reused, mut layered) = (false, false);
     setups.layers.forget(at.workdir);
@@ -447,6 +459,29 @@ async fn run_here(
         .await;
     }
     Ok(None)
+}
+
+/// Holds the lock of making a setup in the kept setups' directory `root`
+/// (`worktree_home::hold_setup` of the directory itself), waiting while
+/// another process makes one; `None` when it cannot be held (no lock, and
+/// setup is made as before: at worst twice) or the attempt is stopped.
+async fn hold_making(
+    root: &Path,
+    stop: &watch::Receiver<Option<Stop>>,
+) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    loop {
+        match crate::worktree_home::hold_setup(root, SetupHold::Exclusive) {
+            Ok(Some(held)) => return Some(held),
+            Ok(None) if stop.borrow().is_none() => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %root.display(), "failed to lock the kept setups to make one");
+                return None;
+            }
+        }
+    }
 }
 
 /// Makes the setup of the run's base under `key` in a checkout of its

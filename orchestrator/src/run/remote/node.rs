@@ -145,6 +145,61 @@ pub fn job_dir(job: &NodeJob, tmpdir: Option<&Path>) -> PathBuf {
     ))
 }
 
+/// The node's directory of kept setups for `job`'s shared repository,
+/// which every job of it on this node shares:
+/// `<cache>/<12 hex digits of the shared repository's name>`, `<cache>`
+/// the job's `cache_dir` (`%N` in it the node's name `node`, as in
+/// Slurm's own file patterns: a cache per node on a file system the nodes
+/// share), else `swarm-cache-<uid>` in its scratch directory (as
+/// [`job_dir`]). Made 0700 where missing; an existing one
+/// is used only when it is a directory of this user's that no one else
+/// may write (no link followed): jobs of another user, or a link planted
+/// in a shared `/tmp`, must not feed this job a setup.
+pub fn setup_cache(job: &NodeJob, tmpdir: Option<&Path>, node: &str) -> std::io::Result<PathBuf> {
+    let root = match &job.cache_dir {
+        Some(dir) => PathBuf::from(dir.replace("%N", node)),
+        None => job
+            .scratch
+            .as_deref()
+            .map(PathBuf::from)
+            .or_else(|| tmpdir.map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join(format!("swarm-cache-{}", nix::unistd::getuid())),
+    };
+    let shared = Oid::hash_object(git2::ObjectType::Blob, job.shared.as_bytes())
+        .map_err(|e| std::io::Error::other(e.message().to_string()))?
+        .to_string();
+    let dir = root.join(&shared[..12]);
+    for at in [&root, &dir] {
+        own_dir(at)?;
+    }
+    Ok(dir)
+}
+
+/// `dir`, made (0700) if missing, checked to be a directory (not a link)
+/// of this user's that neither group nor others may write.
+fn own_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    let ours = meta.uid() == nix::unistd::getuid().as_raw();
+    if !meta.is_dir() || !ours || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory of this user's that only it may write",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `job` in `dir` on node `node` and pushes its result and exit
 /// record to the shared repository. `options` are the run's, made on this
 /// node from `plan` (`plan` holds only the job's task). Returns the record
@@ -489,8 +544,11 @@ fn fold(record: &mut ExitRecord, event: ExecEvent) {
             record.tests = tests.map(|t| *t);
             record.tests_warning = warning;
         }
+        // Its setup goes back with the record, for the coordinator's
+        // journal.
+        ExecEvent::Started { setup_run, .. } => record.setup_run = setup_run,
         // A node starts its attempts itself, never on deck.
-        ExecEvent::Started { .. }
+        ExecEvent::SetUp { .. }
         | ExecEvent::Placed { .. }
         | ExecEvent::Agent { .. }
         | ExecEvent::Withdrawn { .. } => {}

@@ -54,6 +54,10 @@ pub struct NodeJob {
     /// Node-local directory for the clone and worktree (`None`: `$TMPDIR`,
     /// else `/tmp`).
     pub scratch: Option<String>,
+    /// Node-local directory of kept setups, shared by the node's jobs
+    /// (`None`: `swarm-cache-<uid>` in the scratch directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<String>,
     /// How agent tasks reach the model: the coordinator's gateway.
     pub gateway: Option<GatewayAccess>,
     /// How the run split its sharded tasks (`shards`): each task's id and
@@ -75,6 +79,8 @@ pub struct NodeBatch {
     pub sandbox: bool,
     pub grace_ms: u64,
     pub scratch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<String>,
     pub gateway: Option<GatewayAccess>,
     /// As [`NodeJob::shards`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -128,6 +134,7 @@ impl NodeBatch {
             sandbox: self.sandbox,
             grace_ms: self.grace_ms,
             scratch: self.scratch.clone(),
+            cache_dir: self.cache_dir.clone(),
             gateway: self.gateway.clone(),
             shards: self.shards.clone(),
         })
@@ -177,6 +184,9 @@ pub struct ExitRecord {
     pub tests: Option<swarm_protocol::TestCounts>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests_warning: Option<String>,
+    /// Its `[setup]` on the node: run there, or a kept one copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_run: Option<swarm_protocol::SetupRun>,
 }
 
 impl ExitRecord {
@@ -203,6 +213,7 @@ impl ExitRecord {
             reason: None,
             tests: None,
             tests_warning: None,
+            setup_run: None,
         }
     }
 }
@@ -388,12 +399,19 @@ mod tests {
             reason: Some("exited with code 3".into()),
             tests: None,
             tests_warning: None,
+            setup_run: Some(swarm_protocol::SetupRun {
+                ms: 40,
+                reused: true,
+                waited_ms: 0,
+                layered: false,
+            }),
         };
         let commit = write_record(&repo, "r", &record, &logs).unwrap();
         assert_eq!(git.find_commit(commit).unwrap().parent_id(0).unwrap(), snap);
         let back = dir.path().join("back");
         let read = read_record(&repo, commit, &back).unwrap();
         assert_eq!(read.node, "n2");
+        assert_eq!(read.setup_run, record.setup_run);
         assert_eq!(read.outcome, AttemptOutcome::Exited { code: 3 });
         assert_eq!(
             std::fs::read_to_string(back.join("1.out")).unwrap(),

@@ -536,6 +536,13 @@ impl SlurmExecutor {
             });
             return self.lost_to_another(task, message);
         }
+        if let Some(run) = record.setup_run {
+            self.events.push_back(ExecEvent::SetUp {
+                task,
+                attempt: record.attempt,
+                run,
+            });
+        }
         // Whether it ends its task, as decided when its ref was set.
         let last = ending.ends_task(&record);
         let mut record = record;

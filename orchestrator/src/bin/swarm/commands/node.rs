@@ -45,7 +45,18 @@ pub(crate) fn node_main() -> Result<i32, Failure> {
         .build()
         .context("start the async runtime")
         .map_err(Failure::Internal)?;
-    let result = runtime.block_on(run_in(&jobs, &job, &dir, &node));
+    // Kept setups are shared by the node's jobs; without a safe place
+    // for them, each job sets up its own.
+    let setup_cache = match node::setup_cache(&job, tmpdir.as_deref(), &node) {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            eprintln!(
+                "swarm: warning: failed to use the node's setup cache: {e}; each job sets up its own"
+            );
+            None
+        }
+    };
+    let result = runtime.block_on(run_in(&jobs, &job, &dir, &node, setup_cache));
     // Everything worth keeping was pushed; the node's disk is not ours.
     if let Err(e) = std::fs::remove_dir_all(&dir)
         && e.kind() != std::io::ErrorKind::NotFound
@@ -84,6 +95,7 @@ async fn run_in(
     job: &NodeJob,
     dir: &std::path::Path,
     node: &str,
+    setup_cache: Option<PathBuf>,
 ) -> Result<Result<Vec<ExitRecord>, RunError>, Failure> {
     let repo = node::clone_bases(jobs, dir)
         .await
@@ -93,7 +105,7 @@ async fn run_in(
         JobPlanError::Spec(e) => Failure::Invalid(e.into()),
         JobPlanError::Split(e) => Failure::Invalid(e.into()),
     })?;
-    let overrides = assemble::Overrides::for_node(job, dir);
+    let overrides = assemble::Overrides::for_node(job, dir, setup_cache);
     assemble::apply(&mut plan, &overrides);
     let host = crate::host::current();
     let assembly = assemble::assemble(
