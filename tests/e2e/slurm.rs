@@ -1209,3 +1209,61 @@ fn setup_runs_once_per_node_and_cleanup_after_each_attempt() {
         }
     }
 }
+
+/// Issue 78: with `egress = "coordinator"` (nodes with no way out but to
+/// the coordinator), a job's network lists reach their hosts through the
+/// coordinator's relay: the node's proxy checks the task's list, then
+/// tunnels the connection; `[setup]`'s own network goes the same way.
+/// What no list allows is refused on the node, as always.
+#[test]
+fn with_egress_through_the_coordinator_the_nodes_reach_listed_hosts_through_it() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let two = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let two_port = two.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in two.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut stream = stream;
+            let mut head = [0u8; 1024];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nfrom two\n",
+            );
+        }
+    });
+    let plan = plan(
+        &repo,
+        "via",
+        "egress = \"coordinator\"",
+        &format!(
+            "[setup]\nrun = \"curl -sS -f -m 10 http://127.0.0.2:{two_port}/ > deps.txt\"\nnetwork = [\"127.0.0.2:{two_port}\"]\n\n\
+             [[task]]\nid = \"fetch\"\nnetwork = [\"127.0.0.2:{two_port}\"]\nrun = '''\ncurl -sS -f -m 10 http://127.0.0.2:{two_port}/ > two.txt\ncp deps.txt seen.txt\ncurl -sS -m 10 http://127.0.0.3:9/ > refused.txt\n'''\n"
+        ),
+    );
+    run(&repo, &cluster, &plan, &["--gateway-listen", "127.0.0.1:0"]).assert_code(0);
+    assert_eq!(repo.show("swarm/via", "two.txt"), "from two");
+    assert_eq!(repo.show("swarm/via", "seen.txt"), "from two");
+    assert!(
+        repo.show("swarm/via", "refused.txt")
+            .starts_with("swarm: task `fetch` may not reach 127.0.0.3:9"),
+    );
+    let logs = repo.swarm(&["logs", "via", "fetch"]);
+    assert!(
+        logs.stdout.contains(&format!(
+            "allowed GET 127.0.0.2:{two_port} (through the coordinator)\nrefused GET 127.0.0.3:9: not in the network list"
+        )),
+        "{}{}",
+        logs.stdout,
+        logs.stderr
+    );
+    let setup = repo.swarm(&["logs", "via", "fetch", "--setup"]);
+    assert!(
+        setup.stdout.contains(&format!(
+            "allowed GET 127.0.0.2:{two_port} (through the coordinator)"
+        )),
+        "{}{}",
+        setup.stdout,
+        setup.stderr
+    );
+}

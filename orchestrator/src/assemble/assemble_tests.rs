@@ -223,3 +223,80 @@ fn check_refuses_what_assemble_refuses_with_the_same_error() {
         assert_eq!(checked, assembled, "{text}");
     }
 }
+
+/// A node's token opens tunnels through the relay only to hosts a network
+/// list of the plan allows (`[executor] egress = "coordinator"`): an
+/// attacker holding the token gets no open proxy, one without it nothing.
+#[tokio::test]
+async fn the_relay_tunnels_only_to_hosts_the_plans_lists_allow() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listed.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listed.accept().await {
+            let _ = s.write_all(b"hello through\n").await;
+        }
+    });
+    let text = format!(
+        "[executor]\nkind = \"slurm\"\negress = \"coordinator\"\n\n\
+         [setup]\nrun = \"true\"\nnetwork = [\"127.0.0.1:{port}\"]\n\n\
+         [[task]]\nid = \"a\"\nrun = \"true\"\nnetwork = [\"example.org\"]\n"
+    );
+    let plan = plan::parse(std::path::Path::new("plan.toml"), text).unwrap();
+    let gateway = super::gateway::empty().unwrap();
+    let scopes = super::gateway::relay_scopes(&plan, &gateway);
+    let relay = crate::gateway::relay::Relay::start(
+        gateway,
+        "127.0.0.1:0".parse().unwrap(),
+        "tok".into(),
+        scopes,
+        Some(super::gateway::egress_check(&plan)),
+    )
+    .await
+    .unwrap();
+    let ask = |target: String, token: &'static str| {
+        let addr = relay.addr();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nAuthorization: Bearer {token}\r\n\r\n"
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let mut got = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                let mut buf = [0u8; 512];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    // A tunnel's bytes, or a refusal's whole JSON body.
+                    if got.ends_with(b"hello through\n")
+                        || (!got.starts_with(b"HTTP/1.1 200") && got.ends_with(b"}}"))
+                    {
+                        break;
+                    }
+                }
+            })
+            .await;
+            String::from_utf8_lossy(&got).into_owned()
+        }
+    };
+    let through = ask(format!("127.0.0.1:{port}"), "tok").await;
+    assert!(
+        through.starts_with("HTTP/1.1 200") && through.ends_with("hello through\n"),
+        "{through}"
+    );
+    // Not in any list: the port of the relay itself, another host.
+    let relay_port = relay.addr().port();
+    for target in [format!("127.0.0.1:{relay_port}"), "10.0.0.1:22".into()] {
+        let refused = ask(target.clone(), "tok").await;
+        assert!(
+            refused.starts_with("HTTP/1.1 403")
+                && refused.contains("no network list of the run's plan allows"),
+            "{target}: {refused}"
+        );
+    }
+    let no_token = ask(format!("127.0.0.1:{port}"), "wrong").await;
+    assert!(no_token.starts_with("HTTP/1.1 401"), "{no_token}");
+}

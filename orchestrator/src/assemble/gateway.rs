@@ -219,3 +219,39 @@ fn used_models(plan: &Plan) -> BTreeSet<&str> {
     }
     used
 }
+
+/// A gateway with no model, for a relay that only tunnels the nodes'
+/// egress (a cluster run without agent tasks).
+pub fn empty() -> Result<Arc<Gateway>, SetupError> {
+    let none = BTreeMap::new();
+    Gateway::new(&none, &BTreeMap::new(), Budget::default())
+        .map(Arc::new)
+        .map_err(|e| SetupError::Gateway(e.to_string()))
+}
+
+/// Where the relay may tunnel a node's connection to: a host and port
+/// one of `plan`'s network lists allows (a task's, which is also its
+/// `[cleanup]`'s, or `[setup]`'s). The node's own proxy checked the
+/// task's list already; this keeps a node's token from opening anything
+/// else through the coordinator.
+pub fn egress_check(plan: &Plan) -> crate::gateway::relay::EgressCheck {
+    use crate::plan::network::{RequestHost, split_authority};
+    let lists: Vec<crate::plan::AllowList> = plan
+        .tasks
+        .iter()
+        .map(|t| &t.network)
+        .chain(plan.setup.iter().map(|s| &s.network))
+        .filter_map(|n| n.hosts().cloned())
+        .collect();
+    Arc::new(move |asked: &str| {
+        let (host, port) = split_authority(asked)
+            .and_then(|(h, p)| Some((RequestHost::parse(h)?, p?.parse::<u16>().ok()?)))
+            .ok_or_else(|| format!("`{asked}` is no host:port"))?;
+        match lists.iter().any(|list| list.allows(&host, port)) {
+            true => Ok(format!("{host}:{port}")),
+            false => Err(format!(
+                "no network list of the run's plan allows {host}:{port}"
+            )),
+        }
+    })
+}

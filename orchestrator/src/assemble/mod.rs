@@ -140,6 +140,8 @@ pub struct Overrides {
     /// A cluster node's kept setups, shared by its jobs
     /// (`node::setup_cache`), over the worktree home's.
     pub setup_cache: Option<PathBuf>,
+    /// A cluster node's egress through the coordinator's relay.
+    pub egress_via: Option<GatewayAccess>,
 }
 
 impl Overrides {
@@ -170,6 +172,10 @@ impl Overrides {
             tape: Default::default(),
             adopt: None,
             setup_cache,
+            egress_via: job
+                .egress_via_coordinator
+                .then(|| job.gateway.clone())
+                .flatten(),
         }
     }
 }
@@ -310,11 +316,19 @@ pub async fn assemble(
         }
         (plan::Executor::Slurm(config), Models::Own) => {
             let mut cluster = cluster_options(config, host)?;
-            if let Some(gateway) = &gateway {
-                let scopes = gateway::relay_scopes(plan, gateway);
+            // Agent tasks reach their models through the relay, and with
+            // `egress = "coordinator"` the nodes their hosts.
+            let egress =
+                (config.egress == plan::Egress::Coordinator).then(|| gateway::egress_check(plan));
+            let relayed = match &gateway {
+                Some(gateway) => Some(Arc::clone(gateway)),
+                None if egress.is_some() => Some(gateway::empty()?),
+                None => None,
+            };
+            if let Some(relayed) = relayed {
+                let scopes = gateway::relay_scopes(plan, &relayed);
                 let (relay, access) =
-                    start_relay(Arc::clone(gateway), scopes, overrides.gateway_listen, host)
-                        .await?;
+                    start_relay(relayed, (scopes, egress), overrides.gateway_listen, host).await?;
                 cluster.gateway = Some(access);
                 cluster.relay = Some(Arc::new(relay));
             }
@@ -335,6 +349,7 @@ pub async fn assemble(
         mcp_servers: checked.mcp_servers,
         worktree_root: checked.worktree_root,
         setup_cache: overrides.setup_cache.clone(),
+        egress_via: overrides.egress_via.clone(),
         caches: confinement.caches,
         retry_failed: overrides.retry_failed.clone(),
         executor,
@@ -534,7 +549,10 @@ fn cluster_options(
 #[allow(clippy::disallowed_methods, reason = "/dev/urandom")]
 async fn start_relay(
     gateway: Arc<crate::gateway::Gateway>,
-    scopes: crate::gateway::relay::ScopesOf,
+    (scopes, egress): (
+        crate::gateway::relay::ScopesOf,
+        Option<crate::gateway::relay::EgressCheck>,
+    ),
     listen: Option<SocketAddr>,
     host: &HostEnv,
 ) -> Result<(Relay, GatewayAccess), SetupError> {
@@ -545,7 +563,7 @@ async fn start_relay(
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(SetupError::Token)?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let relay = Relay::start(gateway, listen, token.clone(), scopes)
+    let relay = Relay::start(gateway, listen, token.clone(), scopes, egress)
         .await
         .map_err(|source| SetupError::Relay { listen, source })?;
     let addr = relay.addr();

@@ -18,6 +18,13 @@
 //! without this a fleet spread over nodes could together spend the run's
 //! budget many times. A call no budget has room for is refused with
 //! [`REFUSED`] set, which a node's gateway takes as the budget stop it is.
+//!
+//! With `[executor] egress = "coordinator"` it also tunnels the nodes'
+//! egress: a node's egress proxy (which has already checked the task's
+//! own list) asks `CONNECT host:port` with the run's token, and the relay
+//! connects only where a network list of the plan allows ([`EgressCheck`])
+//! and copies bytes both ways: nodes with no way out but to the
+//! coordinator still reach their registries, and nothing else.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -70,6 +77,14 @@ pub const REFUSED: &str = "x-swarm-refused";
 /// call counts against): `Gateway::task_scopes` for the plan's tasks.
 pub type ScopesOf = Arc<dyn Fn(&str) -> Vec<Arc<BudgetScope>> + Send + Sync>;
 
+/// Where a node may be tunnelled to: `host:port` as a `CONNECT` names it,
+/// to the address to connect to (`host:port`, a name resolved here), or
+/// why not. `None` when the run's nodes do not go out through the relay.
+pub type EgressCheck = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
+/// How long the relay's connection to a tunnel's host may take.
+const TUNNEL_CONNECT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Whether a relay refused the call these are the answer's headers of for
 /// a budget.
 pub(super) fn refused_for_budget(headers: &hyper::HeaderMap) -> bool {
@@ -86,6 +101,7 @@ impl Relay {
         listen: SocketAddr,
         token: String,
         scopes: ScopesOf,
+        egress: Option<EgressCheck>,
     ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -101,22 +117,26 @@ impl Relay {
                 let _ = stream.set_nodelay(true);
                 let (gateway, token) = (Arc::clone(&gateway), Arc::clone(&token));
                 let (notes_tx, scopes) = (notes_tx.clone(), Arc::clone(&scopes));
+                let egress = egress.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let (gateway, token) = (Arc::clone(&gateway), Arc::clone(&token));
                         let (notes_tx, scopes) = (notes_tx.clone(), Arc::clone(&scopes));
+                        let egress = egress.clone();
                         async move {
                             let to = Callers {
                                 gateway,
                                 token,
                                 notes: notes_tx,
                                 scopes,
+                                egress,
                             };
                             Ok::<_, Infallible>(relay(&to, request).await)
                         }
                     });
                     if let Err(e) = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .with_upgrades()
                         .await
                     {
                         tracing::debug!(error = %e, "a node's connection to the gateway ended");
@@ -190,6 +210,7 @@ struct Callers {
     token: Arc<str>,
     notes: tokio::sync::mpsc::UnboundedSender<NodeNote>,
     scopes: ScopesOf,
+    egress: Option<EgressCheck>,
 }
 
 async fn relay(to: &Callers, request: Request<Incoming>) -> Response<Body> {
@@ -199,6 +220,9 @@ async fn relay(to: &Callers, request: Request<Incoming>) -> Response<Body> {
             StatusCode::UNAUTHORIZED,
             "this run's gateway token is required",
         );
+    }
+    if request.method() == hyper::Method::CONNECT {
+        return tunnel(to.egress.as_ref(), request).await;
     }
     let path = request.uri().path().to_string();
     if path == "/notes" {
@@ -344,6 +368,56 @@ async fn relay(to: &Callers, request: Request<Incoming>) -> Response<Body> {
         response.headers_mut().insert(hyper::header::RETRY_AFTER, v);
     }
     response
+}
+
+/// A node's `CONNECT`: the host checked against the plan's network lists
+/// (`egress`), connected to, and the connection handed over to copy bytes
+/// both ways once hyper gives up the node's; or why not, as the answer.
+async fn tunnel(egress: Option<&EgressCheck>, request: Request<Incoming>) -> Response<Body> {
+    let Some(egress) = egress else {
+        return text(
+            StatusCode::FORBIDDEN,
+            "this run's nodes reach their hosts themselves ([executor] egress = \"node\")",
+        );
+    };
+    let asked = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    let address = match egress(&asked) {
+        Ok(address) => address,
+        Err(why) => return text(StatusCode::FORBIDDEN, &why),
+    };
+    let connected = tokio::time::timeout(TUNNEL_CONNECT, tokio::net::TcpStream::connect(&address));
+    let mut upstream = match connected.await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                &format!("the coordinator could not reach {asked}: {e}"),
+            );
+        }
+        Err(_) => {
+            return text(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!("the coordinator could not reach {asked} in {TUNNEL_CONNECT:?}"),
+            );
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    tokio::spawn(async move {
+        match hyper::upgrade::on(request).await {
+            Ok(node) => {
+                let mut node = hyper_util::rt::TokioIo::new(node);
+                let _ = tokio::io::copy_bidirectional(&mut node, &mut upstream).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "a node's tunnel was not taken up"),
+        }
+    });
+    Response::new(BodyExt::boxed(
+        Full::new(Bytes::new()).map_err(|never| match never {}),
+    ))
 }
 
 /// The field of a request body that caps its answer's tokens.

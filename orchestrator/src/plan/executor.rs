@@ -61,6 +61,13 @@ pub struct ExecutorSection {
     /// nodes share). Default: `swarm-cache-<uid>` in the job's scratch
     /// directory.
     pub cache_dir: Option<String>,
+    /// Slurm: how a job's network lists (its task's, `[setup]`'s) reach
+    /// their hosts. `node` (default): from the node, through its own
+    /// egress proxy. `coordinator`: through this machine, for nodes with
+    /// no way out but to it: the node's proxy tunnels each allowed
+    /// connection through the coordinator's relay, which lets through
+    /// only hosts a network list of the plan allows.
+    pub egress: Option<Egress>,
     /// Slurm: how often the coordinator asks the cluster how its jobs are.
     /// Default: `1s`.
     #[schemars(with = "Option<String>")]
@@ -83,6 +90,17 @@ pub struct ExecutorSection {
     /// own. Default: `1m`.
     #[schemars(with = "Option<String>")]
     pub pack_under: Option<Spanned<String>>,
+}
+
+/// How a cluster job's network lists reach their hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Egress {
+    /// From the node itself.
+    #[default]
+    Node,
+    /// Through the coordinator's relay.
+    Coordinator,
 }
 
 /// Where attempts run.
@@ -117,6 +135,7 @@ pub struct SlurmConfig {
     pub swarm: Option<String>,
     pub scratch: Option<String>,
     pub cache_dir: Option<String>,
+    pub egress: Egress,
     pub poll_interval: Duration,
     pub max_jobs: usize,
     /// At most this many attempts in one job (1: a job each).
@@ -139,6 +158,7 @@ impl Default for SlurmConfig {
             swarm: None,
             scratch: None,
             cache_dir: None,
+            egress: Egress::Node,
             poll_interval: Duration::from_secs(1),
             max_jobs: 1000,
             tasks_per_job: 1,
@@ -165,6 +185,7 @@ pub(super) fn check(
         ("swarm", section.swarm.is_some()),
         ("scratch", section.scratch.is_some()),
         ("cache_dir", section.cache_dir.is_some()),
+        ("egress", section.egress.is_some()),
         ("poll_interval", section.poll_interval.is_some()),
         ("max_jobs", section.max_jobs.is_some()),
         ("tasks_per_job", section.tasks_per_job.is_some()),
@@ -209,6 +230,7 @@ pub(super) fn check(
         swarm: section.swarm.clone(),
         scratch: section.scratch.clone(),
         cache_dir: section.cache_dir.clone(),
+        egress: section.egress.unwrap_or_default(),
         ..SlurmConfig::default()
     };
     if let Some(r) = &section.repo

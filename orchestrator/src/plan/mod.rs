@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{MAX_ERRORS, PlanError, PlanErrorKind, ShownCut, Source, did_you_mean};
-pub use executor::{Executor, ExecutorKind, SlurmConfig};
+pub use executor::{Egress, Executor, ExecutorKind, SlurmConfig};
 pub use models::{AgentTask, Budget, ModelConfig};
 pub use network::{AllowList, TaskNetwork};
 pub use render::render;

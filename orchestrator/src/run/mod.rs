@@ -182,6 +182,9 @@ pub struct RunOptions {
     /// Where finished `[setup]`s are kept by key, when not in the worktree
     /// home (`<home>/.setup`): a cluster node's cache, shared by its jobs.
     pub setup_cache: Option<PathBuf>,
+    /// A cluster node's way out for its egress proxies when the nodes
+    /// reach their hosts through the coordinator: its relay.
+    pub egress_via: Option<remote::GatewayAccess>,
     /// Build caches sandboxed tasks share (one per detected toolchain,
     /// none when the plan turns them off).
     pub caches: Vec<BuildCache>,

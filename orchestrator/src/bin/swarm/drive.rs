@@ -244,6 +244,7 @@ pub(crate) fn drive(
             .settings(&std::env::current_dir().unwrap_or_default()),
         adopt,
         setup_cache: None,
+        egress_via: None,
     };
     assemble::apply(&mut plan, &overrides);
     let host = crate::host::current();

@@ -702,6 +702,12 @@ pub const PLAN: &[KeyRule] = &[
     ),
     rule(
         T::Executor,
+        "egress",
+        Trust,
+        "sends the nodes' allowed connections through this machine",
+    ),
+    rule(
+        T::Executor,
         "poll_interval",
         Any,
         "shapes jobs of a trusted cluster",

@@ -177,7 +177,7 @@ pub(crate) async fn run(
 
     // Its bash tool's commands run in its sandbox: a network list reaches
     // them, as it does verify, through the same proxy.
-    let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
+    let egress = super::egress::Egress::of(ctx, task, attempt);
     let mut verifier = VerifyRunner {
         spec: verify_spec,
         egress: egress.clone(),

@@ -587,7 +587,7 @@ fn egress(ctx: &Ctx, task: &Task, attempt: u32, phase: Phase) -> Option<Arc<Egre
                 crate::layout::cleanup_egress_log_path(&ctx.run_dir, &task.id, attempt),
             ),
         };
-        Arc::new(Egress::new(&whose, hosts.clone(), log))
+        Arc::new(Egress::new(&whose, hosts.clone(), log).via(ctx.egress_via.clone()))
     })
 }
 

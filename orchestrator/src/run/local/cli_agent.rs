@@ -237,7 +237,7 @@ impl<'a> Rounds<'a> {
         // other's parser, and a plain task (no door) needs the proxy alone
         // anyway. The program reaches the door directly (`NO_PROXY` names the
         // loopback), everything else through the proxy.
-        let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
+        let egress = super::egress::Egress::of(ctx, task, attempt);
         let ports = match &egress {
             Some(_) => GatewayPorts::two(GATEWAY_PORT, super::egress::PROXY_PORT),
             None => GatewayPorts::one(GATEWAY_PORT),

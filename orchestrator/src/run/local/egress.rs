@@ -38,7 +38,7 @@
 
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +52,7 @@ use tokio::sync::watch;
 use super::served::{Ports, run_serving};
 use crate::plan::network::{RequestHost, split_authority};
 use crate::plan::{AllowList, Task};
+use crate::run::remote::GatewayAccess;
 
 /// The proxy's port in a sandboxed task's own network namespace (any
 /// would do there: nothing else listens in it; proxies are known by this
@@ -84,6 +85,9 @@ pub(crate) struct Egress {
     whose: String,
     hosts: AllowList,
     log: Mutex<Log>,
+    /// The coordinator's relay, when connections go out through it (a
+    /// cluster node with no way out but to the coordinator).
+    via: Option<GatewayAccess>,
 }
 
 /// An attempt's egress log: made when it gets its first line.
@@ -108,13 +112,21 @@ impl Drop for Serving {
 impl Egress {
     /// The proxy of attempt `attempt` of `task`, if its network is a list
     /// (`None` for every other task, which has no proxy).
-    pub(crate) fn of(run_dir: &Path, task: &Task, attempt: u32) -> Option<Arc<Self>> {
+    pub(crate) fn of(ctx: &super::ctx::Ctx, task: &Task, attempt: u32) -> Option<Arc<Self>> {
         let hosts = task.network.hosts()?.clone();
-        Some(Arc::new(Self::new(
+        let egress = Self::new(
             &format!("task `{}`", task.id),
             hosts,
-            crate::layout::egress_log_path(run_dir, &task.id, attempt),
-        )))
+            crate::layout::egress_log_path(&ctx.run_dir, &task.id, attempt),
+        );
+        Some(Arc::new(egress.via(ctx.egress_via.clone())))
+    }
+
+    /// The proxy opening its connections through the coordinator's relay
+    /// `relay` (when `Some`), which tunnels them on.
+    pub(crate) fn via(mut self, relay: Option<GatewayAccess>) -> Self {
+        self.via = relay;
+        self
     }
 
     /// The proxy of `whose` ("task `a`"), allowing `hosts`, logging to
@@ -129,6 +141,7 @@ impl Egress {
                 written: 0,
                 full: false,
             }),
+            via: None,
         }
     }
 
@@ -226,42 +239,49 @@ impl Egress {
             .await;
             return;
         }
-        let mut upstream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, connect(&request.host, request.port)).await
-            {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    self.note(&format!("failed {shown}: {e}"));
-                    answer(
-                        &mut client,
-                        502,
-                        "Bad Gateway",
-                        &self.says(&format!(
-                            "swarm's egress proxy could not reach {}:{}: {e}",
-                            request.host, request.port
-                        )),
-                    )
-                    .await;
-                    return;
-                }
-                Err(_) => {
-                    let e = format!("no connection in {} s", CONNECT_TIMEOUT.as_secs());
-                    self.note(&format!("failed {shown}: {e}"));
-                    answer(
-                        &mut client,
-                        504,
-                        "Gateway Timeout",
-                        &self.says(&format!(
-                            "swarm's egress proxy could not reach {}:{}: {e}",
-                            request.host, request.port
-                        )),
-                    )
-                    .await;
-                    return;
-                }
-            };
+        let opened = async {
+            match &self.via {
+                None => connect(&request.host, request.port).await,
+                Some(relay) => through(relay, &request.host, request.port, &self.whose).await,
+            }
+        };
+        let mut upstream = match tokio::time::timeout(CONNECT_TIMEOUT, opened).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                self.note(&format!("failed {shown}: {e}"));
+                answer(
+                    &mut client,
+                    502,
+                    "Bad Gateway",
+                    &self.says(&format!(
+                        "swarm's egress proxy could not reach {}:{}: {e}",
+                        request.host, request.port
+                    )),
+                )
+                .await;
+                return;
+            }
+            Err(_) => {
+                let e = format!("no connection in {} s", CONNECT_TIMEOUT.as_secs());
+                self.note(&format!("failed {shown}: {e}"));
+                answer(
+                    &mut client,
+                    504,
+                    "Gateway Timeout",
+                    &self.says(&format!(
+                        "swarm's egress proxy could not reach {}:{}: {e}",
+                        request.host, request.port
+                    )),
+                )
+                .await;
+                return;
+            }
+        };
         let _ = upstream.set_nodelay(true);
-        self.note(&format!("allowed {shown}"));
+        match self.via {
+            None => self.note(&format!("allowed {shown}")),
+            Some(_) => self.note(&format!("allowed {shown} (through the coordinator)")),
+        }
         let rest = &buf[head_len..];
         let sent = match &request.forward {
             // A tunnel: the client speaks once it has the answer (or
@@ -610,6 +630,57 @@ async fn connect(host: &RequestHost, port: u16) -> std::io::Result<TcpStream> {
     Err(last.unwrap_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
     }))
+}
+
+/// A connection to `host` on `port` tunnelled through the coordinator's
+/// `relay` (`CONNECT`, with the run's token and whose it is): ready to
+/// carry bytes once the relay said `200`, or why not (its answer).
+async fn through(
+    relay: &GatewayAccess,
+    host: &RequestHost,
+    port: u16,
+    whose: &str,
+) -> std::io::Result<TcpStream> {
+    let at = relay
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let mut stream = TcpStream::connect(at).await?;
+    // `whose` holds backquotes and spaces only: a header's value as it is.
+    let head = format!(
+        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {}\r\n{}: {}\r\n\r\n",
+        relay.token,
+        crate::gateway::relay::TASK,
+        whose.replace(['\r', '\n'], " ")
+    );
+    stream.write_all(head.as_bytes()).await?;
+    // The answer's head, a byte at a time: what follows it is the host's.
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() >= HEAD_LIMIT || stream.read(&mut byte).await? == 0 {
+            return Err(std::io::Error::other(
+                "the coordinator's relay closed the tunnel",
+            ));
+        }
+        answer.push(byte[0]);
+    }
+    let line = String::from_utf8_lossy(&answer);
+    let line = line.lines().next().unwrap_or_default();
+    if line.split_whitespace().nth(1) == Some("200") {
+        return Ok(stream);
+    }
+    // Its reason is in the body.
+    let mut body = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut body))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    Err(std::io::Error::other(format!(
+        "the coordinator's relay answered {line}: {}",
+        String::from_utf8_lossy(&body[..n]).trim()
+    )))
 }
 
 /// Writes an answer with `body` (plain text) and closes.

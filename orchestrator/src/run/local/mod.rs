@@ -182,6 +182,7 @@ impl LocalExecutor {
             grace: options.grace,
             sandbox: options.sandbox.clone(),
             unconfined_launcher: options.unconfined.clone(),
+            egress_via: options.egress_via.clone(),
             read_paths: options.read_paths.clone(),
             wasm: options.wasm.clone(),
             gateway: options.gateway.clone(),

@@ -152,7 +152,7 @@ async fn run_in(
     isolate(&mut spec, &home, &variant_tmps, &caches, &cache_vars);
     let started = Instant::now();
     // The scorer runs in the task's sandbox, network list included.
-    let egress = super::egress::Egress::of(&ctx.run_dir, task, attempt);
+    let egress = super::egress::Egress::of(ctx, task, attempt);
     let outcome = super::egress::run_command(&spec, egress.as_ref(), stop).await;
     let duration_ms = crate::millis(started.elapsed());
     {

@@ -58,6 +58,11 @@ pub struct NodeJob {
     /// (`None`: `swarm-cache-<uid>` in the scratch directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<String>,
+    /// Whether the job's egress proxies reach their hosts through the
+    /// coordinator's relay (`[executor] egress = "coordinator"`), at
+    /// `gateway`, rather than from the node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub egress_via_coordinator: bool,
     /// How agent tasks reach the model: the coordinator's gateway.
     pub gateway: Option<GatewayAccess>,
     /// How the run split its sharded tasks (`shards`): each task's id and
@@ -81,6 +86,8 @@ pub struct NodeBatch {
     pub scratch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub egress_via_coordinator: bool,
     pub gateway: Option<GatewayAccess>,
     /// As [`NodeJob::shards`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -135,6 +142,7 @@ impl NodeBatch {
             grace_ms: self.grace_ms,
             scratch: self.scratch.clone(),
             cache_dir: self.cache_dir.clone(),
+            egress_via_coordinator: self.egress_via_coordinator,
             gateway: self.gateway.clone(),
             shards: self.shards.clone(),
         })
