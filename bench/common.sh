@@ -46,6 +46,8 @@ ensure_swarm() {
     SWARM=${CARGO_TARGET_DIR:-$ROOT/target}/release/swarm
   fi
   [ -x "$SWARM" ] || { echo "${0##*/}: SWARM=$SWARM is not an executable" >&2; exit 1; }
+  # Absolute: the scripts change directory.
+  case $SWARM in /*) ;; *) SWARM=$(cd "$(dirname "$SWARM")" && pwd)/$(basename "$SWARM") ;; esac
 }
 
 # hermetic_git DIR: HOME in DIR/home, no user or system git configuration,

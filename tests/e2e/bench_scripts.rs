@@ -488,6 +488,22 @@ fn bench_slurm_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_slurm_setup_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    let cluster = Cluster::start();
+    let mut cmd = smoke.command("bash", &["bench/slurm_setup.sh"]);
+    cmd.env("BENCH_CLUSTER", cluster.dir());
+    let run = smoke.run("bench/slurm_setup.sh", cmd);
+    assert!(run.stdout.contains("wrote section 14g"), "{}", run.stdout);
+    let written = smoke.written();
+    assert!(written.contains("kept per node"), "{written}");
+    assert_tables_have_figures(&written);
+}
+
+#[test]
 fn bench_agent_clis_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {
