@@ -91,13 +91,14 @@ node_plan() {
 # clone of the package (a fresh node cache for `setup` on the cluster).
 setup_run() {
   local executor=$1 how=$2 dir=$WORK/run
-  rm -rf "$dir" "$WORK/cache"
+  # Fresh kept setups: the nodes' caches, and this machine's worktree home.
+  rm -rf "$dir" "$WORK/cache" "$WORK/worktrees"
   git clone -q "$NODE_REPO" "$dir"
   node_plan "$executor" "$how" > "$WORK/plan.toml"
   plan_clean "$dir" "$WORK/plan.toml"
   local t0 t1
   t0=$(now_ms)
-  run_logged "$WORK/err" "$SWARM" -C "$dir" run -q "$WORK/plan.toml"
+  run_logged "$WORK/err" "$SWARM" -C "$dir" run -q --worktrees "$WORK/worktrees" "$WORK/plan.toml"
   t1=$(now_ms)
   [ "$(git -C "$dir" ls-tree --name-only swarm/b out/ | wc -l)" = "$N" ] || { echo "not all merged" >&2; exit 1; }
   local ran=$N
