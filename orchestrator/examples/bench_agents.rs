@@ -601,6 +601,7 @@ fn door(n: usize) -> anyhow::Result<()> {
             network: false,
             memory: None,
             redact: None,
+            activity: None,
         },
     )?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -3,7 +3,8 @@
 
 /// Every task succeeded and was merged.
 pub const SUCCESS: i32 = 0;
-/// Some task failed, timed out or conflicted (or was blocked by one that did).
+/// Some task failed, timed out, stalled or conflicted (or was blocked by one
+/// that did).
 pub const TASKS_FAILED: i32 = 1;
 /// The plan or the command line is invalid; nothing was run or changed.
 pub const INVALID_INPUT: i32 = 2;

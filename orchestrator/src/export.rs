@@ -91,6 +91,7 @@ fn is_failure(status: TaskStatus) -> bool {
         status,
         TaskStatus::Failed
             | TaskStatus::TimedOut
+            | TaskStatus::Stalled
             | TaskStatus::Conflicted
             | TaskStatus::BrokeVerify
     )
@@ -466,7 +467,9 @@ impl Tally {
             let slot = match t.status {
                 TaskStatus::Merged => &mut tally.merged,
                 TaskStatus::Succeeded => &mut tally.succeeded,
-                TaskStatus::Failed | TaskStatus::TimedOut => &mut tally.failed,
+                TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Stalled => {
+                    &mut tally.failed
+                }
                 TaskStatus::Conflicted => &mut tally.conflicted,
                 TaskStatus::Blocked | TaskStatus::Skipped => &mut tally.blocked_or_skipped,
                 TaskStatus::Cancelled => &mut tally.cancelled,

@@ -111,6 +111,7 @@ impl RunRow {
                     t.status,
                     TaskStatus::Failed
                         | TaskStatus::TimedOut
+                        | TaskStatus::Stalled
                         | TaskStatus::Conflicted
                         | TaskStatus::BrokeVerify
                 )

@@ -43,6 +43,9 @@ pub enum TaskStatus {
     Failed,
     /// Killed because it ran past its `timeout`.
     TimedOut,
+    /// Ended because it showed no sign of life (no output, no CPU time, no
+    /// model call) for its `stall_after`.
+    Stalled,
     /// Its result conflicts with the integration branch.
     Conflicted,
     /// Not run (or not merged) because a dependency did not succeed.
@@ -77,6 +80,7 @@ impl TaskStatus {
             Self::Merged => "merged",
             Self::Failed => "failed",
             Self::TimedOut => "timed_out",
+            Self::Stalled => "stalled",
             Self::Conflicted => "conflicted",
             Self::Blocked => "blocked",
             Self::Skipped => "skipped",
@@ -140,6 +144,9 @@ pub enum AttemptOutcome {
     Signaled { signal: i32 },
     /// swarm killed it because it ran past its timeout.
     TimedOut,
+    /// swarm ended it because it showed no sign of life for `after_ms`
+    /// (its `stall_after`): no output, no CPU time, no model call.
+    Stalled { after_ms: u64 },
     /// swarm killed it because the run was cancelled.
     Cancelled,
     /// The worker could not be started at all.

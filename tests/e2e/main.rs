@@ -50,6 +50,7 @@ mod sandbox_escapes;
 mod sandbox_limits;
 mod slurm;
 mod snapshot_limits;
+mod stalls;
 mod state;
 mod subtasks;
 mod support;

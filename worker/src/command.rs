@@ -68,6 +68,69 @@ pub struct CommandSpec {
     /// How the command takes part in the launcher's deck (commands the
     /// run's launcher starts only; see [`Deck`]).
     pub deck: Deck,
+    /// Ends it as stalled when it shows no sign of life for a while
+    /// (`None`: never).
+    pub stall: Option<Stall>,
+}
+
+/// When a command counts as stalled: no output, no change in its
+/// processes' CPU time (`cpu`) and no work it waits on ([`Activity`]) for
+/// `after`. Checked every quarter of `after` (at least every 100 ms, at
+/// most every 15 s), so a stall is ended within 1.25 `after`.
+#[derive(Clone)]
+pub struct Stall {
+    pub after: Duration,
+    /// Its processes' CPU time so far, in any unit; `None` when it cannot
+    /// be read now, which never counts against it (a stall is ended only
+    /// on proof).
+    pub cpu: Arc<dyn Fn() -> Option<u64> + Send + Sync>,
+    /// What works for it outside its processes.
+    pub activity: Arc<Activity>,
+}
+
+impl std::fmt::Debug for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stall")
+            .field("after", &self.after)
+            .field("activity", &self.activity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Work a command waits on outside its own processes (an agent's model
+/// calls, made by the coordinator for it): while one is in flight the
+/// command is alive, however quiet; each one done is a sign of life.
+#[derive(Debug, Default)]
+pub struct Activity {
+    in_flight: std::sync::atomic::AtomicU32,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    /// One piece of work begins; it ends when the guard drops.
+    pub fn begin(self: &Arc<Self>) -> Busy {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Busy(Arc::clone(self))
+    }
+
+    /// Whether work is in flight, and how many pieces are done.
+    fn reading(&self) -> (bool, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.in_flight.load(SeqCst) > 0, self.done.load(SeqCst))
+    }
+}
+
+/// A piece of [`Activity`] in flight.
+#[derive(Debug)]
+pub struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.0.done.fetch_add(1, SeqCst);
+        self.0.in_flight.fetch_sub(1, SeqCst);
+    }
 }
 
 /// A command's part in the run's launcher's deck: a command may be
@@ -251,6 +314,7 @@ pub async fn run_command(
             return spawn_failed("create output pipes", &e);
         }
     };
+    let heard = (stdout.heard(), stderr.heard());
     let outcome = {
         // The captures run inside this future (no task spawned per
         // attempt) while the command runs, and drain what is left once it
@@ -267,7 +331,7 @@ pub async fn run_command(
                 Some(sandboxed) => spawn_sandboxed(spec, sandboxed, out_w, err_w, stop).await,
             };
             match running {
-                Ok(mut running) => supervise(spec, &mut running, stop, called).await,
+                Ok(mut running) => supervise(spec, &mut running, stop, (called, &heard)).await,
                 Err(outcome) => outcome,
             }
         };
@@ -483,7 +547,7 @@ async fn supervise(
     spec: &CommandSpec,
     running: &mut Running,
     stop: &mut watch::Receiver<Option<Stop>>,
-    called: Instant,
+    (called, heard): (Instant, &Heard),
 ) -> AttemptOutcome {
     let mut deadline_at = spec.deadline;
     if let (Some(deck), Running::Launched(spawned)) = (&spec.deck.on_deck, &mut *running) {
@@ -526,6 +590,10 @@ async fn supervise(
             (AttemptOutcome::TimedOut, Stop::Graceful)
         }
         how = requested(stop, Stop::Graceful) => (AttemptOutcome::Cancelled, how),
+        after = stalled(spec.stall.as_ref(), heard) => (
+            AttemptOutcome::Stalled { after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX) },
+            Stop::Graceful,
+        ),
     };
     if how == Stop::Graceful {
         running.signal(Stop::Graceful).await;
@@ -538,6 +606,42 @@ async fn supervise(
     running.signal(Stop::Immediate).await;
     let _ = running.wait().await;
     outcome
+}
+
+/// The byte counts of a command's stdout and stderr, as they grow.
+type Heard = (
+    Arc<std::sync::atomic::AtomicU64>,
+    Arc<std::sync::atomic::AtomicU64>,
+);
+
+/// Resolves (with its window) once the command has shown no sign of life
+/// for `stall.after`: no output (`heard`), no change in its CPU time or
+/// its activity's count, no work in flight, and a CPU time that could be
+/// read. Never without a `stall`.
+async fn stalled(stall: Option<&Stall>, heard: &Heard) -> Duration {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(stall) = stall else {
+        return std::future::pending().await;
+    };
+    let every = (stall.after / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    let reading = || {
+        let out = heard.0.load(Relaxed).wrapping_add(heard.1.load(Relaxed));
+        let (busy, done) = stall.activity.reading();
+        ((out, (stall.cpu)(), done), busy)
+    };
+    let (mut last, _) = reading();
+    let mut alive_at = Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let (now, busy) = reading();
+        let alive = now != last || busy || now.1.is_none();
+        last = now;
+        if alive {
+            alive_at = Instant::now();
+        } else if alive_at.elapsed() >= stall.after {
+            return stall.after;
+        }
+    }
 }
 
 /// Waits while `spawned` is on deck, starting it early or taking it back

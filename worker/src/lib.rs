@@ -12,7 +12,9 @@ mod output;
 pub mod redact;
 pub mod wasm;
 
-pub use command::{CommandSpec, Deck, DeckSignal, OnDeck, Sandboxed, run_command};
+pub use command::{
+    Activity, Busy, CommandSpec, Deck, DeckSignal, OnDeck, Sandboxed, Stall, run_command,
+};
 pub use output::open_log;
 pub use redact::Redact;
 pub use swarm_protocol::AttemptOutcome;

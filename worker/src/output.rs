@@ -100,6 +100,9 @@ pub(crate) struct Log {
     /// Why opening it failed, if it did: what comes is dropped, and the
     /// attempt fails for it ([`Log::lost`]).
     failed: Option<std::io::Error>,
+    /// Bytes the stream carried, kept or not: a sign of life for a stall
+    /// watch (`command::Stall`), read while it is written.
+    heard: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Log {
@@ -108,7 +111,13 @@ impl Log {
             path: path.to_path_buf(),
             file: None,
             failed: None,
+            heard: Default::default(),
         }
+    }
+
+    /// The count of bytes the stream carried, as it grows.
+    pub(crate) fn heard(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        std::sync::Arc::clone(&self.heard)
     }
 
     fn file(&mut self) -> Option<&mut File> {
@@ -164,6 +173,8 @@ pub(crate) async fn capture(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        log.heard
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         let take = budget.take(n);
         // A failing log write (disk full) must not stop the draining: the
         // worker would block on a full pipe.

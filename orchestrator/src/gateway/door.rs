@@ -97,6 +97,8 @@ pub struct DoorSettings {
     pub memory: Option<u64>,
     /// The person's secrets, never in its transcript.
     pub redact: Option<swarm_worker::Redact>,
+    /// Told of each call in flight, for the task's stall watch.
+    pub activity: Option<Arc<swarm_worker::Activity>>,
 }
 
 /// Why the door refused a call.
@@ -148,6 +150,8 @@ struct State {
     bodies: Arc<tokio::sync::Semaphore>,
     /// The most one body may be.
     max_body: usize,
+    /// The task's activity its stall watch reads (`None`: not watched).
+    activity: Option<Arc<swarm_worker::Activity>>,
 }
 
 impl std::fmt::Debug for Door {
@@ -196,6 +200,7 @@ impl Door {
                 network: settings.network,
                 bodies: Arc::new(tokio::sync::Semaphore::new(max_body)),
                 max_body,
+                activity: settings.activity,
             }),
             servers: Mutex::new(Vec::new()),
         })
@@ -233,7 +238,19 @@ impl Door {
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(handle(&state, request).await) }
+                        async move {
+                            // A call in flight, its answer streaming
+                            // included, keeps the task from counting as
+                            // stalled however quiet its program is.
+                            let busy = state.activity.as_ref().map(|a| a.begin());
+                            let response = handle(&state, request).await;
+                            Ok::<_, Infallible>(response.map(|body| {
+                                http_body_util::BodyExt::boxed(body.map_frame(move |frame| {
+                                    let _ = &busy;
+                                    frame
+                                }))
+                            }))
+                        }
                     });
                     // A connection that sends no whole request head in
                     // time is closed: a task cannot park the door's slots.
@@ -1268,6 +1285,7 @@ mod tests {
                 network: false,
                 memory: None,
                 redact: None,
+                activity: None,
             },
         )
         .unwrap();

@@ -161,6 +161,8 @@ pub struct Session {
     spawn: Option<Spawn>,
     /// `spawn_subtasks` calls of the model's last answer not yet served.
     spawns_asked: Vec<serde_json::Value>,
+    /// Told of each model call in flight, for the task's stall watch.
+    activity: Option<Arc<swarm_worker::Activity>>,
     /// The final answer, checked against `output_schema`.
     output: Option<serde_json::Value>,
     /// The MCP servers the agent starts in its sandbox.
@@ -210,6 +212,13 @@ impl Session {
     /// has them) and offer their tools.
     pub fn with_mcp(mut self, servers: Vec<swarm_protocol::agent::McpServer>) -> Self {
         self.mcp = servers;
+        self
+    }
+
+    /// Tells `activity` of each model call in flight (the task's stall
+    /// watch: an agent waiting on its model is not stalled).
+    pub fn with_activity(mut self, activity: Option<Arc<swarm_worker::Activity>>) -> Self {
+        self.activity = activity;
         self
     }
 
@@ -270,6 +279,7 @@ impl Session {
             reel: None,
             spawn: None,
             spawns_asked: Vec::new(),
+            activity: None,
             output: None,
             mcp: Vec::new(),
             network: None,
@@ -667,7 +677,9 @@ impl Session {
                 }
             }
         };
+        let busy = self.activity.as_ref().map(|a| a.begin());
         let (result, ()) = tokio::join!(calling, forwarding);
+        drop(busy);
 
         match result {
             Ok(mut answer) => {

@@ -325,7 +325,10 @@ fn colour(status: TaskStatus) -> &'static str {
         TaskStatus::Pending => "#eeeeee",
         TaskStatus::Running => "#9ecbff",
         TaskStatus::Succeeded | TaskStatus::Merged => "#a6e3a1",
-        TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::BrokeVerify => "#f38ba8",
+        TaskStatus::Failed
+        | TaskStatus::TimedOut
+        | TaskStatus::Stalled
+        | TaskStatus::BrokeVerify => "#f38ba8",
         TaskStatus::Conflicted => "#fab387",
         TaskStatus::Blocked | TaskStatus::Skipped | TaskStatus::Cancelled => "#cccccc",
     }

@@ -290,6 +290,9 @@ pub struct Task {
     pub payload: Payload,
     pub env: BTreeMap<String, String>,
     pub timeout: Option<Duration>,
+    /// How long an attempt may show no sign of life before it is ended as
+    /// stalled (`None`: never).
+    pub stall_after: Option<Duration>,
     pub retries: u32,
     pub verify: Option<String>,
     /// Paths the task may write (empty: the whole repository).
@@ -536,6 +539,10 @@ pub struct WasmTask {
 
 /// Free space a task needs to start when the plan does not say.
 pub const DEFAULT_MIN_FREE_SPACE: u64 = 256 << 20;
+
+/// An agent task's `stall_after` when the plan sets none: an agent that
+/// neither calls its model nor runs anything for this long is hung.
+pub const DEFAULT_AGENT_STALL: Duration = Duration::from_secs(600);
 
 /// Output kept per stream when the plan does not say.
 pub const DEFAULT_MAX_OUTPUT: u64 = 16 << 20;

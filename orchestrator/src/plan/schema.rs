@@ -559,6 +559,13 @@ pub struct TaskFields {
     /// Wall-clock limit per attempt, e.g. `"90s"`, `"20m"`, `"1h 30m"`.
     #[schemars(with = "Option<String>")]
     pub timeout: Option<Spanned<String>>,
+    /// An attempt that shows no sign of life for this long is ended as
+    /// `stalled` (and retried per `retries`), e.g. `"10m"`: no output, no
+    /// CPU time of its processes, no model call (one waiting on its model
+    /// is alive). Default: `"10m"` for agent tasks, none for others; `"off"`
+    /// turns it off.
+    #[schemars(with = "Option<String>")]
+    pub stall_after: Option<Spanned<String>>,
     /// How many times a failed attempt is retried from a clean worktree.
     pub retries: Option<u32>,
     /// A command that must exit 0 after `run` succeeds for the task to count

@@ -63,6 +63,30 @@ pub(super) fn resolve(
         ),
     };
 
+    let stall_after = match pick(&fields.stall_after, &defaults.stall_after) {
+        None => matches!(payload, Payload::Agent(_)).then_some(super::DEFAULT_AGENT_STALL),
+        Some(t) if t.get_ref().trim() == "off" => None,
+        Some(t) => keep(
+            errors,
+            humantime::parse_duration(t.get_ref())
+                .map_err(|e| e.to_string())
+                .and_then(|d| match d.is_zero() {
+                    true => Err("must be more than zero (\"off\" turns it off)".into()),
+                    false => Ok(d),
+                })
+                .map_err(|e| {
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("invalid stall_after `{}` for task `{id}`: {e}", t.get_ref()),
+                            Some(t.span()),
+                            "not a duration",
+                        )
+                        .with_help("write durations like \"2m\" or \"10m\", or \"off\"")
+                }),
+        ),
+    };
+
     let size = |key: &str, value: Option<Spanned<String>>| -> Result<Option<u64>, PlanError> {
         let Some(value) = value else { return Ok(None) };
         match value.get_ref().trim().parse::<bytesize::ByteSize>() {
@@ -192,6 +216,7 @@ pub(super) fn resolve(
         payload,
         env,
         timeout,
+        stall_after,
         retries: fields.retries.or(defaults.retries).unwrap_or(0),
         verify: fields
             .verify

@@ -334,6 +334,40 @@ impl TaskCgroup {
             .sum()
     }
 
+    /// A reader of the CPU time the task's processes have used so far
+    /// (microseconds on cgroup v2, from `cpu.stat`; clock ticks on v1,
+    /// summed over its members' `/proc/<pid>/stat`, their reaped children
+    /// included), for a stall watch: `None` when it cannot be read.
+    pub fn cpu_reader(&self) -> impl Fn() -> Option<u64> + Send + Sync + 'static {
+        let (v2, memory, procs) = (self.v2, self.memory.clone(), self.members());
+        move || match v2 {
+            true => std::fs::read_to_string(memory.join("cpu.stat"))
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec")?.trim().parse().ok()),
+            false => {
+                let members = std::fs::read_to_string(&procs).ok()?;
+                let mut ticks = 0u64;
+                for pid in members.lines().map(str::trim).filter(|p| !p.is_empty()) {
+                    // A member gone since the list was read adds nothing.
+                    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                        continue;
+                    };
+                    // After the command name, which may hold spaces: state
+                    // is field 3, utime..cstime fields 14 to 17.
+                    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                    ticks += rest
+                        .split_whitespace()
+                        .skip(11)
+                        .take(4)
+                        .filter_map(|f| f.parse::<u64>().ok())
+                        .sum::<u64>();
+                }
+                Some(ticks)
+            }
+        }
+    }
+
     /// Kills whatever is still in the cgroup and waits until it is empty.
     pub fn empty(&self) {
         self.kill_all();

@@ -653,7 +653,10 @@ impl<'o> Dispatcher<'o> {
             return self.spawn_children(i, accepted);
         }
         // A task that failed for good may be replanned instead.
-        if matches!(status, TaskStatus::Failed | TaskStatus::TimedOut) {
+        if matches!(
+            status,
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Stalled
+        ) {
             if self.may_replan(i) {
                 return self.start_replan(i, status, reason);
             }
@@ -722,11 +725,15 @@ impl<'o> Dispatcher<'o> {
                 TaskStatus::Blocked => "was blocked",
                 TaskStatus::Cancelled => "was cancelled",
                 TaskStatus::TimedOut => "timed out",
+                TaskStatus::Stalled => "stalled",
                 _ => "failed",
             };
             self.block_dependents(i, what)?;
             if self.settings.on_failure == OnFailure::Stop
-                && matches!(status, TaskStatus::Failed | TaskStatus::TimedOut)
+                && matches!(
+                    status,
+                    TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Stalled
+                )
             {
                 self.stopping.get_or_insert(Stopping::Failure);
             }

@@ -158,9 +158,12 @@ pub(super) fn recover(
     if let Some(exit_code) = finished
         && !has_runnable(tasks, &status)
     {
-        let failed = status
-            .iter()
-            .any(|s| matches!(s, TaskStatus::Failed | TaskStatus::TimedOut));
+        let failed = status.iter().any(|s| {
+            matches!(
+                s,
+                TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Stalled
+            )
+        });
         return Err(RunError::Finished {
             run: run.to_string(),
             exit_code,
@@ -252,6 +255,7 @@ pub(super) fn recover(
             | TaskStatus::Succeeded
             | TaskStatus::Failed
             | TaskStatus::TimedOut
+            | TaskStatus::Stalled
             | TaskStatus::Conflicted
             | TaskStatus::BrokeVerify => false,
             // Interrupted (a crash) or cancelled (Ctrl-C) while running:
@@ -304,7 +308,12 @@ fn retried_tasks(
     let Some(only) = retry_failed else {
         return Ok(Vec::new());
     };
-    let failed = |i: usize| matches!(status[i], TaskStatus::Failed | TaskStatus::TimedOut);
+    let failed = |i: usize| {
+        matches!(
+            status[i],
+            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Stalled
+        )
+    };
     let mut retried = Vec::new();
     if only.is_empty() {
         retried.extend((0..tasks.len()).filter(|&i| failed(i)));
@@ -371,6 +380,7 @@ fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
             status[i],
             TaskStatus::Failed
                 | TaskStatus::TimedOut
+                | TaskStatus::Stalled
                 | TaskStatus::Conflicted
                 | TaskStatus::BrokeVerify
         );

@@ -368,7 +368,10 @@ impl Progress {
                 self.running.retain(|(t, _)| t != task);
                 if matches!(
                     status,
-                    TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Conflicted
+                    TaskStatus::Failed
+                        | TaskStatus::TimedOut
+                        | TaskStatus::Stalled
+                        | TaskStatus::Conflicted
                 ) {
                     self.failed += 1;
                 }
@@ -511,6 +514,7 @@ impl Progress {
                     (true, _) => "passed".to_string(),
                     (false, AttemptOutcome::Exited { code }) => format!("failed (exit {code})"),
                     (false, AttemptOutcome::TimedOut) => "timed out".to_string(),
+                    (false, AttemptOutcome::Stalled { .. }) => "stalled".to_string(),
                     (false, AttemptOutcome::SpawnFailed { message }) => {
                         format!("could not run: {message}")
                     }

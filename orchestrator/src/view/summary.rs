@@ -274,7 +274,10 @@ fn summary_text(
     for t in report.tasks.iter().filter(|t| {
         matches!(
             t.status,
-            TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::BrokeVerify
+            TaskStatus::Failed
+                | TaskStatus::TimedOut
+                | TaskStatus::Stalled
+                | TaskStatus::BrokeVerify
         ) && t.variant_of.is_none()
     }) {
         if let Some(reason) = &t.reason {

@@ -453,6 +453,12 @@ pub const PLAN: &[KeyRule] = &[
     rule(T::Task, "timeout", Any, "a limit"),
     rule(
         T::Task,
+        "stall_after",
+        Any,
+        "a limit: ends an attempt that shows no sign of life",
+    ),
+    rule(
+        T::Task,
         "retries",
         Any,
         "attempts, each in a fresh worktree",
@@ -804,6 +810,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
         "at most the parent's; a subtree also ends by its parent's deadline (the parent's timeout from the start of the attempt that asked)",
     ),
     sub("retries", Subtask::Narrows, "at most the parent's"),
+    sub(
+        "stall_after",
+        Subtask::Free,
+        "how long the child may look hung before it is ended; its timeout still narrows",
+    ),
     sub("conflict_reruns", Subtask::Narrows, "at most the parent's"),
     sub(
         "max_output",

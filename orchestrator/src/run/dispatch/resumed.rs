@@ -162,6 +162,7 @@ impl<'o> Dispatcher<'o> {
             let what = match dispatcher.status(i) {
                 TaskStatus::Failed => "failed",
                 TaskStatus::TimedOut => "timed out",
+                TaskStatus::Stalled => "stalled",
                 TaskStatus::Conflicted => "conflicted",
                 TaskStatus::BrokeVerify => "broke the run-wide verify",
                 _ => continue,

@@ -145,6 +145,11 @@ pub(crate) async fn run(
         Err(e) => return failed(e),
     }
     session = session.with_network(task.network.hosts().map(ToString::to_string));
+    session = session.with_activity(
+        spec.stall
+            .as_ref()
+            .map(|s| std::sync::Arc::clone(&s.activity)),
+    );
     match mcp_servers(ctx, agent, &mut spec) {
         Ok(servers) => session = session.with_mcp(servers),
         Err(e) => return failed(e),
@@ -160,6 +165,8 @@ pub(crate) async fn run(
 
     let verify_spec = task.verify.as_ref().map(|v| CommandSpec {
         script: v.clone(),
+        // Its own timeout bounds it; the agent's watch is the agent's.
+        stall: None,
         ..spec.clone()
     });
     let fd = theirs.as_raw_fd();
@@ -307,6 +314,13 @@ fn settle(
                 report.detail = Some("timed out".into());
             }
             AttemptOutcome::TimedOut
+        }
+        stalled @ AttemptOutcome::Stalled { .. } => {
+            if report.outcome == AgentOutcome::Crashed {
+                report.detail =
+                    Some("stalled: no model call and no work for its stall_after".into());
+            }
+            stalled
         }
         other => other,
     }
@@ -481,6 +495,7 @@ mod tests {
             sandbox: None,
             unconfined: None,
             deck: Default::default(),
+            stall: None,
         }
     }
 

@@ -110,8 +110,9 @@ pub(crate) async fn run_attempt(
     // Whether the run's launcher is in the shared cgroup of unconfined
     // commands (it is moved in while the run's first tasks are set up). A
     // task with limits has a cgroup of its own and does not wait (if
-    // making it fails, the command joins the shared one itself).
-    let limited = task.memory.is_some() || task.processes.is_some();
+    // making it fails, the command joins the shared one itself); so has
+    // one with a stall watch (see `task_cgroup`).
+    let limited = task.memory.is_some() || task.processes.is_some() || task.stall_after.is_some();
     let launcher_joined = match &ctx.unconfined {
         Some(shared) if !in_process(&task.payload) && !limited => shared.holds_launcher().await,
         _ => false,
@@ -345,6 +346,7 @@ impl Setup {
                 _ => Vec::new(),
             },
             cgroup_procs: cgroup.as_ref().or(shared).map(|c| c.members()),
+            stall: stall(task, phase, cgroup.as_ref()),
         };
         let egress = egress(ctx, task, attempt, phase);
         Ok(Self {
@@ -617,12 +619,37 @@ fn attempt_env(
     ]
 }
 
+/// The stall watch of `phase` of `task`, if it has a `stall_after`: the
+/// task's own command only (setup and cleanup have their timeouts), its
+/// CPU time read from its own `cgroup`. Without one there is no CPU time
+/// to read, and no stall is ever declared (never on a guess).
+fn stall(
+    task: &Task,
+    phase: Phase,
+    cgroup: Option<&crate::run::cgroup::TaskCgroup>,
+) -> Option<swarm_worker::Stall> {
+    let after = task.stall_after.filter(|_| phase == Phase::Task)?;
+    let cpu: std::sync::Arc<dyn Fn() -> Option<u64> + Send + Sync> = match cgroup {
+        Some(cgroup) => std::sync::Arc::new(cgroup.cpu_reader()),
+        None => {
+            tracing::debug!(task = %task.id, "no cgroup of its own to read its CPU time: `stall_after` is not enforced");
+            std::sync::Arc::new(|| None)
+        }
+    };
+    Some(swarm_worker::Stall {
+        after,
+        cpu,
+        activity: Default::default(),
+    })
+}
+
 /// The attempt's own cgroup, for a task that asks for limits: making and
 /// removing one costs about a millisecond in the kernel, which doubled the
 /// cost of a no-op task. Unconfined tasks without limits share the run's
 /// (`Ctx::unconfined`), which holds whatever they start.
 fn task_cgroup(ctx: &Ctx, task: &Task, attempt: u32) -> Option<crate::run::cgroup::TaskCgroup> {
-    let limited = task.memory.is_some() || task.processes.is_some();
+    // A stall watch reads the attempt's CPU time there.
+    let limited = task.memory.is_some() || task.processes.is_some() || task.stall_after.is_some();
     match &ctx.cgroups {
         Some(cgroups) if limited && !in_process(&task.payload) => {
             let processes = Some(
@@ -872,7 +899,7 @@ async fn run_in(
     let oom = oom_kills.is_some_and(|n| n > 0)
         && !matches!(
             ran.outcome,
-            AttemptOutcome::Cancelled | AttemptOutcome::TimedOut
+            AttemptOutcome::Cancelled | AttemptOutcome::TimedOut | AttemptOutcome::Stalled { .. }
         );
     if oom {
         return Ran {

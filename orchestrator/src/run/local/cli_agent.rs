@@ -514,6 +514,7 @@ fn open_door(
             network: task.network == crate::plan::TaskNetwork::Full,
             memory: task.memory,
             redact: ctx.included.redact.clone(),
+            activity: spec.stall.as_ref().map(|s| Arc::clone(&s.activity)),
         },
     )
     .map_err(|e| format!("open the gateway for the agent: {e}"))

@@ -70,7 +70,10 @@ pub(crate) fn describe_failure(
 ) -> String {
     let ended_itself = !matches!(
         outcome,
-        AttemptOutcome::TimedOut | AttemptOutcome::Cancelled | AttemptOutcome::SpawnFailed { .. }
+        AttemptOutcome::TimedOut
+            | AttemptOutcome::Stalled { .. }
+            | AttemptOutcome::Cancelled
+            | AttemptOutcome::SpawnFailed { .. }
     );
     if let Some(why) = agent
         .filter(|_| ended_itself)
@@ -120,6 +123,10 @@ pub(crate) fn describe_failure(
             (Some(t), _) => format!("timed out after {}", humantime::format_duration(t)),
             (None, _) => "timed out".into(),
         },
+        AttemptOutcome::Stalled { after_ms } => format!(
+            "stalled: no output, no CPU time and no model call for {} (its `stall_after`); what it had done is kept on its ref",
+            humantime::format_duration(std::time::Duration::from_millis(*after_ms))
+        ),
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
         AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),
@@ -155,6 +162,7 @@ pub(crate) fn describe_outcome(outcome: &AttemptOutcome) -> String {
         AttemptOutcome::Exited { code } => format!("exited with code {code}"),
         AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
         AttemptOutcome::TimedOut => "timed out".into(),
+        AttemptOutcome::Stalled { .. } => "stalled (no sign of life)".into(),
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
         AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),

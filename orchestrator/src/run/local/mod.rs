@@ -98,14 +98,14 @@ impl LocalExecutor {
             remove_readonly_checkouts(&prepared.repo, &worktree_dir);
         }
         let options = &prepared.options;
-        // Only tasks that set limits get cgroups of their own (see
+        // Only tasks that set limits (or have a stall watch, which reads
+        // their CPU time there) get cgroups of their own (see
         // attempt.rs); unconfined ones share one. A run with neither makes
         // none.
         let processes = |t: &Task| !self::attempt::in_process(&t.payload);
-        let limited = tasks
-            .all()
-            .iter()
-            .any(|t| processes(t) && (t.memory.is_some() || t.processes.is_some()));
+        let limited = tasks.all().iter().any(|t| {
+            processes(t) && (t.memory.is_some() || t.processes.is_some() || t.stall_after.is_some())
+        });
         let unconfined = options.sandbox.is_none() && tasks.all().iter().any(|t| processes(t));
         let cgroups = (limited || unconfined)
             .then(|| crate::run::cgroup::Cgroups::new(&prepared.run))

@@ -176,6 +176,7 @@ async fn run_in(
                 humantime::format_duration(score.timeout)
             ));
         }
+        AttemptOutcome::Stalled { .. } => return failed("score stalled".into()),
         AttemptOutcome::Exited { code } => {
             return failed(format!(
                 "score exited with {code}, see {}",

@@ -705,6 +705,7 @@ impl Life<'_> {
             let status = match (success, &ran.outcome) {
                 (true, _) => TaskStatus::Succeeded,
                 (false, AttemptOutcome::TimedOut) => TaskStatus::TimedOut,
+                (false, AttemptOutcome::Stalled { .. }) => TaskStatus::Stalled,
                 (false, AttemptOutcome::Cancelled) => TaskStatus::Cancelled,
                 (false, _) if stopped => TaskStatus::Cancelled,
                 (false, _) => TaskStatus::Failed,

@@ -740,6 +740,7 @@ impl SlurmExecutor {
         let status = match outcome {
             _ if stopped => TaskStatus::Cancelled,
             AttemptOutcome::TimedOut => TaskStatus::TimedOut,
+            AttemptOutcome::Stalled { .. } => TaskStatus::Stalled,
             _ => TaskStatus::Failed,
         };
         let reason = match status {

@@ -243,6 +243,7 @@ impl Runner {
                     outcome,
                     AttemptOutcome::Cancelled
                         | AttemptOutcome::TimedOut
+                        | AttemptOutcome::Stalled { .. }
                         | AttemptOutcome::SpawnFailed { .. }
                         | AttemptOutcome::Lost { .. }
                 ) {
@@ -447,6 +448,7 @@ impl Runner {
                 sandbox,
                 unconfined: self.unconfined.clone(),
                 deck: Default::default(),
+                stall: None,
             },
             owned,
         ))
