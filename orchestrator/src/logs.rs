@@ -321,9 +321,20 @@ impl RunLogs {
                 (egress.as_path(), "network (swarm's egress proxy)"),
             ],
         );
+        let mut parts = parts;
         let note = parts
             .is_empty()
             .then(|| format!("(no output: attempt {attempt} of task `{task}` printed nothing)"));
+        // Why its last attempt failed, as the summary says it (with the
+        // grant the sandbox may have wanted, when it may be why).
+        if attempt == t.attempts
+            && t.status.is_final()
+            && !t.status.is_success()
+            && let Some(reason) = &t.reason
+        {
+            parts.push(Part::Heading("why it failed (swarm)"));
+            parts.push(Part::Output(format!("{reason}\n").into_bytes()));
+        }
         Ok(Shown::Parts { parts, note })
     }
 }

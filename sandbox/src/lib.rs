@@ -28,7 +28,7 @@ pub use launcher::UnconfinedRequest;
 pub use launcher::{Exit, LaunchError, Launcher, SpawnRequest, Spawned};
 pub use loopback::receive_listeners;
 pub use policy::{
-    ENV_ALLOWLIST, GatewayPorts, Limits, Network, Overlay, Policy, SANDBOX_IDENTITY, View,
-    worker_identity,
+    ENV_ALLOWLIST, GatewayPorts, Limits, Network, Overlay, Policy, SANDBOX_IDENTITY,
+    SYSTEM_READ_ONLY, View, worker_identity,
 };
 pub use process::{Stop, kill_group, term_group};

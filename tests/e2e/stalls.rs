@@ -101,3 +101,66 @@ fn an_agent_waiting_on_a_slow_model_is_not_stalled() {
     assert_eq!(repo.show("swarm/slow", "slow.txt"), "worth the wait");
     assert_eq!(mock.calls().len(), 2);
 }
+
+/// Issue 79: a task that fails reading a file the sandbox hides (it
+/// exists on this machine) is told which grant would allow it; with that
+/// grant, it passes. Nothing is granted by the hint itself.
+#[test]
+fn a_task_reading_a_hidden_file_is_told_the_grant_that_would_allow_it() {
+    let repo = TestRepo::new();
+    let data = repo.home().join("datasets");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("input.csv"), "a,b\n").unwrap();
+    let task = format!(
+        "[[task]]\nid = \"load\"\nrun = \"cat {}/input.csv > copy.csv\"\n",
+        data.display()
+    );
+    let plan = repo.plan("hidden.toml", &task);
+    let run = repo.run_plan(&plan, &["--name", "hidden"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = repo.report();
+    let reason = task_reason(&report, "load").replace(&data.display().to_string(), "[DATA]");
+    insta::assert_snapshot!(reason, @r#"exited with code 1; the sandbox hides `[DATA]/input.csv` (it exists on this machine, outside what the task is shown): to let it read there, add `read_paths = ["[DATA]/input.csv"]` to [swarm] (see the book's Sandbox chapter, "read_paths")"#);
+    // `swarm logs` ends with it too.
+    let logs = repo.swarm(&["logs", "hidden", "load"]);
+    logs.assert_code(0);
+    assert!(
+        logs.stdout
+            .contains("--- why it failed (swarm)\nexited with code 1; the sandbox hides `"),
+        "{}",
+        logs.stdout
+    );
+    // The grant it names lets it through.
+    let granted = repo.plan(
+        "granted.toml",
+        &format!("[swarm]\nread_paths = [\"{}\"]\n\n{task}", data.display()),
+    );
+    repo.run_plan(&granted, &["--name", "granted"])
+        .assert_code(0);
+    assert_eq!(repo.show("swarm/granted", "copy.csv"), "a,b");
+}
+
+/// Issue 79: a task with no network that fails to reach a host is told
+/// its network list would allow it, naming the host it tried.
+#[test]
+fn a_task_reaching_the_network_without_one_is_told_its_network_list() {
+    let repo = TestRepo::new();
+    let plan = repo.plan(
+        "offline.toml",
+        "[[task]]\nid = \"fetch\"\nrun = \"curl -sS -m 5 https://registry.example.org/pkg > pkg.json\"\n",
+    );
+    let run = repo.run_plan(&plan, &["--name", "offline"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = repo.report();
+    let reason = task_reason(&report, "fetch");
+    insta::assert_snapshot!(reason, @r#"exited with code 6; the task has no network (it could not reach a host): to let it, give it `network = ["registry.example.org"]`, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")"#);
+    assert!(
+        run.stderr.contains("network = [\"registry.example.org\"]"),
+        "{}",
+        run.stderr
+    );
+}
+
+fn task_reason(report: &serde_json::Value, id: &str) -> String {
+    task(report, id)["reason"].as_str().unwrap().to_string()
+}

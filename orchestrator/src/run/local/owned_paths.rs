@@ -137,7 +137,13 @@ pub(crate) fn describe(task: &Task, files: &[String]) -> String {
 /// when the output shows no refusal.
 pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Option<String> {
     let owned = task.owned()?;
-    let refusal = |l: &str| l.contains("Read-only file system") || l.contains("Permission denied");
+    // A directory made where the task may not write: EROFS, EACCES, or
+    // (the read-only rest of its worktree seen through its view) ENOENT.
+    let refusal = |l: &str| {
+        l.contains("Read-only file system")
+            || l.contains("Permission denied")
+            || (l.contains("mkdir") && (l.contains("ENOENT") || l.contains("No such file")))
+    };
     let lines: Vec<&str> = stderr.lines().filter(|l| refusal(l)).collect();
     if lines.is_empty() {
         return None;

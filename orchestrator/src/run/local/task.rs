@@ -1051,11 +1051,49 @@ impl Life<'_> {
             }
             _ => None,
         };
-        match (on_ref, refused_writes) {
-            (Some(r), _) => format!("{why}; its work is on {r}: {}", super::owned_paths::HELP),
-            (_, Some(refused)) => format!("{why}; {refused}"),
+        let hint = match (&ctx.sandbox, &ran.outcome, &refused_writes) {
+            (Some(_), AttemptOutcome::Exited { code }, None) if *code != 0 => {
+                self.sandbox_hint(attempt, workdir)
+            }
+            _ => None,
+        };
+        match (on_ref, refused_writes, hint) {
+            (Some(r), _, _) => format!("{why}; its work is on {r}: {}", super::owned_paths::HELP),
+            (_, Some(refused), _) => format!("{why}; {refused}"),
+            (_, None, Some(hint)) => format!("{why}; {hint}"),
             _ => why,
         }
+    }
+
+    /// Whether the sandbox may be why attempt `attempt` (in `workdir`)
+    /// failed, from the end of its output: the grant that would allow
+    /// what it tried (`hints`).
+    fn sandbox_hint(&self, attempt: u32, workdir: &Path) -> Option<String> {
+        let (ctx, task) = (self.ctx, &*self.task);
+        let (stdout, stderr) = crate::layout::log_paths(&ctx.run_dir, &task.id, attempt);
+        let output = format!(
+            "{}\n{}",
+            crate::export::log_tail(&stdout),
+            crate::export::log_tail(&stderr)
+        );
+        let roots: Vec<std::path::PathBuf> = swarm_sandbox::SYSTEM_READ_ONLY
+            .iter()
+            .map(std::path::PathBuf::from)
+            .chain(ctx.read_paths.iter().cloned())
+            .chain(ctx.caches.iter().map(|c| c.dir.clone()))
+            .collect();
+        let home = ctx.worktree_dir.parent().unwrap_or(&ctx.worktree_dir);
+        let own = [
+            workdir,
+            ctx.run_dir.as_path(),
+            home,
+            ctx.repo.workdir.as_path(),
+        ];
+        let shown = super::hints::Shown {
+            roots: &roots,
+            own: &own,
+        };
+        super::hints::sandbox_hint(task, &shown, &output)
     }
 
     /// Removes the attempt's worktree (`admin`, its record), unless it is

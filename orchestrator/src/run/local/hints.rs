@@ -1,0 +1,260 @@
+//! When a sandboxed task fails, whether the sandbox may be why, said as
+//! the grant that would allow what it tried (never granting anything):
+//!
+//! - a path it could not open (`No such file or directory`, `ENOENT`,
+//!   `Permission denied`, `EACCES`) that exists on this machine outside
+//!   what the task is shown: `read_paths`;
+//! - a connection it could not make (a name it could not resolve, a
+//!   network it could not reach) with no network: `network`.
+//!
+//! Read from the end of its output, as tools print these (`curl`, `npm`,
+//! `pip`, `git`, Python's and Node's own messages), as Codex's CLI does by
+//! heuristics on output. The task's output is the task's: what it names is
+//! only looked at (`symlink_metadata`, no link followed, nothing opened)
+//! and quoted back escaped, at most a few paths.
+
+use std::path::{Path, PathBuf};
+
+use crate::plan::{Task, TaskNetwork};
+
+/// Most paths named in one hint.
+const MAX_PATHS: usize = 3;
+
+/// Where the book says more.
+const BOOK: &str = "see the book's Sandbox chapter";
+
+/// Words of the lines that say a path could not be opened.
+const PATH_REFUSALS: &[&str] = &[
+    "No such file or directory",
+    "ENOENT",
+    "Permission denied",
+    "EACCES",
+];
+
+/// Words of the lines that say a connection could not be made.
+const NETWORK_FAILURES: &[&str] = &[
+    "Could not resolve host",
+    "Couldn't resolve host",
+    "Couldn't connect to server",
+    "Failed to connect to",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "Network is unreachable",
+    "getaddrinfo ENOTFOUND",
+    "getaddrinfo EAI_AGAIN",
+    "EAI_AGAIN",
+    "ENETUNREACH",
+    "Failed to establish a new connection",
+    "Could not resolve hostname",
+    "nodename nor servname",
+    "dial tcp: lookup",
+];
+
+/// What a sandboxed task whose output ends with `output` is shown of this
+/// machine: besides these roots (its read-only and writable grants), its
+/// worktree and its own tmp, nothing.
+#[derive(Debug)]
+pub(crate) struct Shown<'a> {
+    /// Paths it may read: the system's, the toolchains', `read_paths`.
+    pub roots: &'a [PathBuf],
+    /// Swarm's own places whose paths a task sees differently (its
+    /// worktree, its run's directory, the worktree home).
+    pub own: &'a [&'a Path],
+}
+
+/// Why the sandbox may have failed `task` (whose output ends with
+/// `output`), as the grant that would allow it; `None` when nothing in
+/// the output points at the sandbox.
+pub(crate) fn sandbox_hint(task: &Task, shown: &Shown<'_>, output: &str) -> Option<String> {
+    let mut hints = Vec::new();
+    let hidden = hidden_paths(shown, output);
+    if !hidden.is_empty() {
+        let named: Vec<String> = hidden
+            .iter()
+            .map(|p| format!("`{}`", crate::escape::line(&p.display().to_string())))
+            .collect();
+        let list: Vec<String> = hidden
+            .iter()
+            .map(|p| format!("\"{}\"", crate::escape::line(&p.display().to_string())))
+            .collect();
+        hints.push(format!(
+            "the sandbox hides {} (it exists on this machine, outside what the task is shown): to let it read there, add `read_paths = [{}]` to [swarm] ({BOOK}, \"read_paths\")",
+            named.join(", "),
+            list.join(", ")
+        ));
+    }
+    if task.network == TaskNetwork::None
+        && let Some(host) = network_failure(output)
+    {
+        let grant = match host {
+            Some(host) => format!("`network = [\"{}\"]`", crate::escape::line(&host)),
+            None => "`network = [\"host\"]` with the hosts it needs".to_string(),
+        };
+        hints.push(format!(
+            "the task has no network (it could not reach a host): to let it, give it {grant}, or `network = \"full\"` ({BOOK}, \"Network by allow-list\")"
+        ));
+    }
+    (!hints.is_empty()).then(|| hints.join("; "))
+}
+
+/// The absolute paths `output`'s refusal lines name that exist here but
+/// outside what the task is shown, at most [`MAX_PATHS`].
+fn hidden_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    let lines = output
+        .lines()
+        .filter(|l| PATH_REFUSALS.iter().any(|w| l.contains(w)));
+    for line in lines {
+        for word in line.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
+            let word = word.trim_matches(|c: char| {
+                matches!(
+                    c,
+                    '\'' | '"' | '`' | ':' | '(' | ')' | '[' | ']' | ';' | '.'
+                )
+            });
+            if !word.starts_with('/') || word.len() < 2 {
+                continue;
+            }
+            let path = PathBuf::from(word);
+            if found.contains(&path) || !hidden(shown, &path) {
+                continue;
+            }
+            found.push(path);
+            if found.len() == MAX_PATHS {
+                return found;
+            }
+        }
+    }
+    found
+}
+
+/// Whether the task was not shown `path`, which exists here.
+fn hidden(shown: &Shown<'_>, path: &Path) -> bool {
+    // Its own /dev, /proc and /sys are not the host's. (Its /tmp holds
+    // only what leads to its grants: a host path there is hidden too.)
+    let private = ["/dev", "/proc", "/sys"];
+    if private.iter().any(|p| path.starts_with(p))
+        || shown.own.iter().any(|o| path.starts_with(o))
+        || shown.roots.iter().any(|r| path.starts_with(r))
+    {
+        return false;
+    }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "only whether a path the task named exists here: never opened, no link followed"
+    )]
+    let exists = std::fs::symlink_metadata(path).is_ok();
+    exists
+}
+
+/// Whether `output` says a connection could not be made, and the host it
+/// names if it names one.
+fn network_failure(output: &str) -> Option<Option<String>> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| NETWORK_FAILURES.iter().any(|w| l.contains(w)))?;
+    Some(host_in(line))
+}
+
+/// The host a failed connection's line names: after `host:` / `host '`
+/// / `ENOTFOUND`, or in a URL.
+fn host_in(line: &str) -> Option<String> {
+    let after = |marker: &str| {
+        let at = line.find(marker)? + marker.len();
+        let word = line[at..].split_whitespace().next()?;
+        clean_host(word)
+    };
+    for marker in [
+        "resolve host: ",
+        "resolve host ",
+        "ENOTFOUND ",
+        "EAI_AGAIN ",
+        "host='",
+        "resolve hostname ",
+        "Failed to connect to ",
+        "lookup ",
+    ] {
+        if let Some(host) = after(marker) {
+            return Some(host);
+        }
+    }
+    let url = line.find("://")?;
+    let rest = &line[url + 3..];
+    let end = rest.find(['/', ' ', '\'', '"', ')']).unwrap_or(rest.len());
+    clean_host(&rest[..end])
+}
+
+/// `word` as a host name (its port and punctuation taken off), if it looks
+/// like one.
+fn clean_host(word: &str) -> Option<String> {
+    let word =
+        word.trim_matches(|c: char| matches!(c, '\'' | '"' | '`' | ',' | ':' | ';' | '(' | ')'));
+    let host = word.split(':').next()?;
+    let plausible = !host.is_empty()
+        && host.len() <= 253
+        && host.contains('.')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    plausible.then(|| host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_read_from_what_tools_print() {
+        for (line, host) in [
+            (
+                "curl: (6) Could not resolve host: example.com",
+                "example.com",
+            ),
+            (
+                "npm error getaddrinfo ENOTFOUND registry.npmjs.org",
+                "registry.npmjs.org",
+            ),
+            (
+                "Failed to establish a new connection: [Errno -3] Temporary failure in name resolution')': /simple/requests/ (host='pypi.org', port=443)",
+                "pypi.org",
+            ),
+            (
+                "fatal: unable to access 'https://github.com/x/y.git/': Could not resolve host: github.com",
+                "github.com",
+            ),
+            (
+                "dial tcp: lookup proxy.golang.org on 10.0.0.1:53: no such host",
+                "proxy.golang.org",
+            ),
+        ] {
+            assert_eq!(
+                network_failure(line),
+                Some(Some(host.to_string())),
+                "{line}"
+            );
+        }
+        assert_eq!(network_failure("all went well"), None);
+    }
+
+    #[test]
+    fn only_paths_that_exist_outside_the_view_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("data.csv");
+        std::fs::write(&secret, "x").unwrap();
+        let granted = dir.path().join("granted");
+        std::fs::create_dir(&granted).unwrap();
+        std::fs::write(granted.join("g"), "x").unwrap();
+        let roots = vec![granted.clone()];
+        let shown = Shown {
+            roots: &roots,
+            own: &[],
+        };
+        let output = format!(
+            "cat: {}: No such file or directory\ncat: {}/g: No such file or directory\ncat: /nonexistent/x: No such file or directory\ncat: /proc/self/x: No such file or directory\n",
+            secret.display(),
+            granted.display()
+        );
+        assert_eq!(hidden_paths(&shown, &output), vec![secret]);
+    }
+}
