@@ -638,9 +638,15 @@ fn warnings(t: &TaskReport) -> Vec<String> {
         && t.variant_of.is_none()
         && t.experiment.is_none()
         && t.commit.is_some();
+    // A read-only task gets no `[setup]`: advice that would lose it says so.
+    let set_up = t.setup_ms > 0 || t.setup_reused;
     match t.status == TaskStatus::Succeeded && wrote && t.changed_files.is_empty() {
         true => vec![format!(
-            "{CHANGED_NOTHING}: it succeeded without changing a file (if it only checks, `isolation = \"readonly\"` says so)"
+            "{CHANGED_NOTHING}: it succeeded without changing a file (if it only checks, `isolation = \"readonly\"` says so{})",
+            match set_up {
+                true => ", but a read-only task gets no [setup]",
+                false => "",
+            }
         )],
         false => Vec::new(),
     }

@@ -12,6 +12,7 @@
 )]
 
 use std::path::{Path, PathBuf};
+use swarm_protocol::TaskStatus;
 
 use swarm_protocol::{Event, EventBody, RunReport};
 
@@ -325,12 +326,15 @@ impl RunLogs {
         let note = parts
             .is_empty()
             .then(|| format!("(no output: attempt {attempt} of task `{task}` printed nothing)"));
-        // Why its last attempt failed, as the summary says it (with the
-        // grant the sandbox may have wanted, when it may be why).
+        // Why its last attempt failed, as the summary says it, when swarm
+        // knows more than its output shows: the grant the sandbox may have
+        // wanted, writes it refused, where its work is, a stall.
+        let says_more =
+            |r: &str| t.status == TaskStatus::Stalled || SAYS_MORE.iter().any(|m| r.contains(m));
         if attempt == t.attempts
             && t.status.is_final()
             && !t.status.is_success()
-            && let Some(reason) = &t.reason
+            && let Some(reason) = t.reason.as_ref().filter(|r| says_more(r))
         {
             parts.push(Part::Heading("why it failed (swarm)"));
             parts.push(Part::Output(format!("{reason}\n").into_bytes()));
@@ -338,6 +342,16 @@ impl RunLogs {
         Ok(Shown::Parts { parts, note })
     }
 }
+
+/// What a failed task's reason says that its output does not: the
+/// sandbox's part in it (`run/local/hints.rs`, `owned_paths.rs`), and
+/// where its work is kept.
+const SAYS_MORE: &[&str] = &[
+    "the sandbox hides",
+    "the task has no network",
+    "it was refused",
+    "its work is on",
+];
 
 /// Whether task `task` of the run in `run_dir` has ended (or the run
 /// has), as its journal says now.

@@ -432,3 +432,35 @@ fn status_shows_a_running_tasks_time_so_far() {
     let seconds: f64 = time.trim_end_matches('s').parse().unwrap_or(0.0);
     assert!(seconds >= 1.0, "{line}");
 }
+
+/// Issue 79: `swarm validate` counts a sharded task as the tasks it runs,
+/// writes a network list as a plan does, and says that a read-only task
+/// gets no `[setup]` before it fails for a missing install.
+#[test]
+fn validate_counts_shards_writes_networks_as_plans_do_and_warns_of_setup_for_readonly_tasks() {
+    let repo = TestRepo::new();
+    repo.write("tests/test_a.py", "");
+    repo.write("tests/test_b.py", "");
+    repo.write("tests/test_c.py", "");
+    repo.commit_all("tests");
+    let plan = repo.plan(
+        "v.toml",
+        "[setup]\nrun = \"npm ci\"\nnetwork = [\"registry.npmjs.org\"]\n\n\
+         [[task]]\nid = \"t\"\nshards = 2\nmatrix = { file = { glob = \"tests/test_*.py\" } }\nrun = \"echo {entries}\"\n\n\
+         [[task]]\nid = \"check\"\nisolation = \"readonly\"\nrun = \"npm test\"\n",
+    );
+    let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    out.assert_code(0);
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains(": ok: ") || l.starts_with("setup "))
+        .map(|l| l.split(", base ").next().unwrap_or(l))
+        .map(|l| l.rsplit("plans/").next().unwrap_or(l))
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"), @r#"
+    v.toml: ok: 2 tasks (1 sharded into 2: 3 tasks run), 2 without dependencies, longest chain 1
+    setup             npm ci (no key: runs in every fresh worktree; network ["registry.npmjs.org"])
+    setup             not for read-only task `check` (their checkout is shared and never set up: give them `isolation = "worktree"` if they need what setup installs)
+    "#);
+}

@@ -42,8 +42,33 @@ pub fn describe(
         .iter()
         .filter(|t| t.experiment().is_some())
         .count();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    // A sharded task runs as its shards: said, with how many they are
+    // now (by the durations learned).
+    let history = crate::plan::shards::unsplit(plan)
+        .next()
+        .map(|_| History::load(workdir));
+    let sharded: Vec<(String, Vec<Vec<String>>)> = history
+        .as_ref()
+        .map(|h| h.shard_groups(plan, checked.concurrency))
+        .unwrap_or_default();
+    let shards_note = match sharded.len() {
+        0 => String::new(),
+        n => {
+            let shards: usize = sharded.iter().map(|(_, g)| g.len()).sum();
+            format!(
+                " ({n} sharded into {shards}: {} task{} run)",
+                plan.tasks.len() - n + shards,
+                plural(plan.tasks.len() - n + shards)
+            )
+        }
+    };
     let tasks = match experiments {
-        0 => format!("{} tasks", plan.tasks.len()),
+        0 => format!(
+            "{} task{}{shards_note}",
+            plan.tasks.len(),
+            plural(plan.tasks.len())
+        ),
         n => {
             let tasks = plan.tasks.len() - variants;
             format!(
@@ -81,10 +106,8 @@ pub fn describe(
     }
     // How tasks of many entries would be split now, by what the
     // repository's earlier runs took.
-    if crate::plan::shards::unsplit(plan).next().is_some() {
-        let slots = checked.concurrency;
-        let history = History::load(workdir);
-        for (task, groups) in history.shard_groups(plan, slots) {
+    if let Some(history) = &history {
+        for (task, groups) in sharded {
             let entries: usize = groups.iter().map(Vec::len).sum();
             let known = groups
                 .iter()
@@ -151,10 +174,30 @@ pub fn describe(
         };
         let _ = writeln!(
             &mut out,
-            "setup             {} ({key}; network {:?})",
+            "setup             {} ({key}; network {})",
             crate::escape::line(&setup.run),
             setup.network
         );
+        // A read-only task's checkout is shared and never set up: said
+        // here, before it fails for a missing install.
+        let readonly: Vec<&str> = plan
+            .tasks
+            .iter()
+            .filter(|t| t.setup && t.isolation == swarm_protocol::Isolation::Readonly)
+            .map(|t| t.id.as_str())
+            .collect();
+        if !readonly.is_empty() {
+            let _ = writeln!(
+                &mut out,
+                "setup             not for read-only task{} {} (their checkout is shared and never set up: give them `isolation = \"worktree\"` if they need what setup installs)",
+                plural(readonly.len()),
+                readonly
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     let worktree_tasks = plan
         .tasks
