@@ -86,6 +86,20 @@ fn reason(task: &TaskReport) -> String {
         .map_or_else(|| task.status.to_string(), |r| escape::line(r).into_owned())
 }
 
+/// How a failed task ended, as JUnit's failure `type`: its status
+/// (`failed`, `timed_out`, `stalled`, `conflicted`...), or for an agent that
+/// did not finish, how it stopped (`max_turns`, `budget`, `model_error`,
+/// `crashed`...), so that each end is told apart.
+fn end_kind(task: &TaskReport) -> &'static str {
+    use swarm_protocol::agent::AgentOutcome;
+    match (&task.agent, task.status) {
+        (Some(agent), TaskStatus::Failed) if agent.outcome != AgentOutcome::Finished => {
+            agent.outcome.as_str()
+        }
+        (_, status) => status.as_str(),
+    }
+}
+
 fn is_failure(status: TaskStatus) -> bool {
     matches!(
         status,
@@ -181,7 +195,7 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
         } else if is_failure(task.status) {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
             s.set_message(reason(task));
-            s.set_type(task.status.as_str());
+            s.set_type(end_kind(task));
             s.set_description(match task.status {
                 TaskStatus::BrokeVerify => verify_tail(report, task),
                 _ => task_tail(task),

@@ -164,3 +164,115 @@ fn a_task_reaching_the_network_without_one_is_told_its_network_list() {
 fn task_reason(report: &serde_json::Value, id: &str) -> String {
     task(report, id)["reason"].as_str().unwrap().to_string()
 }
+
+/// Issue 79: no run exits 0 while a task is timed out, stalled, stopped
+/// by `max_turns` or its budget, or its agent CLI was killed with
+/// SIGKILL; each end is its own in the report and its own failure type in
+/// the JUnit, and every such attempt's worktree is on its ref.
+#[test]
+fn every_end_that_is_no_success_is_said_as_itself_and_fails_the_run() {
+    let repo = TestRepo::new();
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |call| {
+        // Never done: another command each turn.
+        Reply::answer(vec![tool(
+            format!("b{}", call.turn),
+            "bash",
+            json!({"command": "echo step >> steps.txt"}),
+        )])
+    });
+    let tasks = r#"
+[agents.dies]
+kind = "command"
+command = ["/bin/sh", "-c", "echo partial > partial.txt; kill -9 $$", "sh", "{prompt}"]
+protocol = "anthropic"
+
+[[task]]
+id = "timed"
+timeout = "1s"
+run = "echo begun > begun.txt; sleep 30"
+
+[[task]]
+id = "stalls"
+stall_after = "1s"
+run = "sleep 30"
+
+[[task]]
+id = "turns"
+prompt = "Keep going."
+max_turns = 2
+
+[[task]]
+id = "broke"
+prompt = "Spend."
+budget = { tokens = 10 }
+
+[[task]]
+id = "killed"
+agent = "dies"
+prompt = "Die."
+"#;
+    let plan = repo.plan("ends.toml", &anthropic_plan(&mock, "", tasks));
+    let junit = repo.root().join("ends.xml");
+    let mut cmd = repo.swarm_cmd(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--name",
+        "ends",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    cmd.env("TEST_MODEL_KEY", crate::agent::KEY);
+    let run: crate::support::Run = cmd.output().unwrap().into();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = repo.report();
+    let end = |id: &str| {
+        let t = task(&report, id);
+        (
+            t["status"].as_str().unwrap().to_string(),
+            t["agent"]["outcome"].as_str().unwrap_or("-").to_string(),
+        )
+    };
+    let ends: Vec<(String, String)> = ["timed", "stalls", "turns", "broke", "killed"]
+        .iter()
+        .map(|id| end(id))
+        .collect();
+    insta::assert_debug_snapshot!(ends, @r#"
+    [
+        (
+            "timed_out",
+            "-",
+        ),
+        (
+            "stalled",
+            "-",
+        ),
+        (
+            "failed",
+            "max_turns",
+        ),
+        (
+            "failed",
+            "budget",
+        ),
+        (
+            "failed",
+            "crashed",
+        ),
+    ]
+    "#);
+    // Each its own failure type in the JUnit.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    for kind in ["timed_out", "stalled", "max_turns", "budget", "crashed"] {
+        assert!(xml.contains(&format!("type=\"{kind}\"")), "{kind}: {xml}");
+    }
+    // What each had done before its end is kept.
+    assert_eq!(repo.show("refs/swarm/ends/timed", "begun.txt"), "begun");
+    assert_eq!(
+        repo.show("refs/swarm/ends/turns", "steps.txt"),
+        "step\nstep"
+    );
+    assert_eq!(
+        repo.show("refs/swarm/ends/killed", "partial.txt"),
+        "partial"
+    );
+}
