@@ -276,3 +276,72 @@ prompt = "Die."
         "partial"
     );
 }
+
+/// Issue 79: an agent cut off by its timeout is retried from its work,
+/// not from scratch: the next attempt's worktree holds what the first
+/// had written, and the agent is told what happened and what it last said.
+/// The task's result holds both attempts' work.
+#[test]
+fn a_timed_out_agents_retry_goes_on_from_its_work_and_is_told_so() {
+    let repo = TestRepo::new();
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |call| {
+        if call.conversation.contains("was cut off") {
+            // The second attempt: its first file is there already.
+            return Reply::answer(vec![
+                tool(
+                    "w2",
+                    "write_file",
+                    json!({"path": "second.txt", "content": "after\n"}),
+                ),
+                tool("f", "finish", json!({"summary": "went on"})),
+            ]);
+        }
+        match call.turn {
+            0 => Reply::Answer {
+                parts: vec![
+                    crate::support::model::Part::Text("Half done: first.txt written.".into()),
+                    tool(
+                        "w1",
+                        "write_file",
+                        json!({"path": "first.txt", "content": "before\n"}),
+                    ),
+                ],
+                input_tokens: 10,
+                output_tokens: 10,
+            },
+            // Then the model is slow: the attempt's timeout ends it. (Not
+            // much longer: the mock answers one call at a time, and the
+            // retry's first call waits for this one.)
+            _ => {
+                std::thread::sleep(Duration::from_millis(3500));
+                Reply::answer(vec![tool("f", "finish", json!({"summary": "late"}))])
+            }
+        }
+    });
+    let plan = repo.plan(
+        "carry.toml",
+        &anthropic_plan(
+            &mock,
+            "",
+            "[[task]]\nid = \"long\"\nprompt = \"Write two files.\"\ntimeout = \"3s\"\nretries = 1\n",
+        ),
+    );
+    let run = run_with_key(&repo, &plan);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(repo.show("swarm/carry", "first.txt"), "before");
+    assert_eq!(repo.show("swarm/carry", "second.txt"), "after");
+    let report = repo.report();
+    assert_eq!(task(&report, "long")["attempts"], 2);
+    // What the second attempt was told.
+    let told = mock
+        .calls()
+        .into_iter()
+        .find(|c| c.conversation.contains("was cut off"))
+        .expect("the retry was told");
+    insta::assert_snapshot!(told.conversation.lines().take(4).collect::<Vec<_>>().join("\n"), @r"
+    swarm: your previous attempt (1) was cut off: timed out. What it had changed is in this worktree again (not committed): go on from it rather than starting over.
+
+    The last thing you said then:
+    Half done: first.txt written.
+    ");
+}

@@ -149,6 +149,7 @@ async fn execute_inner(
         lease,
         stop,
         set_up_from,
+        carried: None,
     };
     // A shard resumed after a failed attempt runs again only what failed
     // (`swarm resume --retry-failed`).
@@ -208,6 +209,10 @@ struct Life<'a> {
     stop: watch::Receiver<Option<Stop>>,
     /// Where the next attempt's set-up is timed from.
     set_up_from: Instant,
+    /// The work an agent's attempt cut off (a timeout, a stall) had done
+    /// (its snapshot), which the next attempt's worktree gets again once
+    /// set up (`continue_from`).
+    carried: Option<Oid>,
 }
 
 /// What a task's tests say of an attempt (`Life::test_verdict`).
@@ -343,6 +348,11 @@ impl Life<'_> {
                     .await;
             }
         };
+        if let Some(kept) = self.carried.take()
+            && place.admin.is_some()
+        {
+            continue_from(task, &place.workdir, kept).await;
+        }
         let Some((ran, duration)) = self.run(attempt, &place, start, deck).await? else {
             // Taken back from the deck before it started: as if it had
             // never been handed over (the dispatcher queues it again).
@@ -621,15 +631,7 @@ impl Life<'_> {
             agent.summary = ctx.included.redacted(&agent.summary);
             agent.detail = agent.detail.take().map(|d| ctx.included.redacted(&d));
         }
-        // Whatever the task made of its worktree's link to the repository
-        // (a `.git` directory whose configuration runs a command), the user
-        // who inspects a kept worktree meets git's own record again.
-        if let Some(admin) = admin.clone() {
-            let (wd, id) = (workdir.clone(), task.id.clone());
-            if blocking(move || Worktrees::restore_link(&wd, &admin)).await? {
-                tracing::warn!(task = %id, "the task replaced its worktree's .git; swarm restored it");
-            }
-        }
+        restore_link(task, &workdir, admin.clone()).await?;
         let mut ran_ok = ran.passed();
         // (An earlier attempt's request is removed as its tmp is taken
         // again, see `attempt::Setup::make`.)
@@ -680,7 +682,10 @@ impl Life<'_> {
         if let Some(mark) = ran.kept_mark.take().filter(|_| success) {
             super::attempt::mark_kept(&mark);
         }
-        let git_ref = snap.as_ref().map(|s| s.1.clone());
+        let (git_ref, kept) = (
+            snap.as_ref().map(|s| s.1.clone()),
+            snap.as_ref().map(|s| s.0.commit),
+        );
         let _ = ctx.events.send(ExecEvent::AttemptFinished {
             task: i,
             attempt,
@@ -731,8 +736,9 @@ impl Life<'_> {
             }));
         }
         // The failed attempt is on its ref; start over from a clean tree
-        // (a warm one is brought back to the base, its build output kept).
-        self.next_attempt(&ran);
+        // (a warm one is brought back to the base, its build output kept),
+        // an agent cut off with its work carried over.
+        self.next_attempt(&ran, attempt, kept);
         self.set_up_from = Instant::now();
         self.remove_worktree(workdir, admin).await?;
         Ok(None)
@@ -878,9 +884,21 @@ impl Life<'_> {
     /// The task as its next attempt runs it after an attempt failed
     /// (`ran`): a shard whose failing tests gate and are known by name runs
     /// only them (or their entries) again; any other runs whole.
-    fn next_attempt(&mut self, ran: &Ran) {
+    fn next_attempt(&mut self, ran: &Ran, attempt: u32, kept: Option<Oid>) {
         let tests_failed = matches!(ran.outcome, AttemptOutcome::Exited { code } if code != 0);
         self.next_runs(tests_failed);
+        // An agent cut off by a timeout or a stall goes on from its work:
+        // the next worktree gets its changes again, and the agent is told.
+        let cut_off = matches!(
+            ran.outcome,
+            AttemptOutcome::TimedOut | AttemptOutcome::Stalled { .. }
+        );
+        let commit = kept.filter(|_| cut_off && self.planned.agent().is_some());
+        self.carried = commit;
+        if commit.is_some() {
+            let note = carried_note(self.ctx, &self.planned, attempt, &ran.outcome);
+            self.task = with_note(Arc::clone(&self.planned), Some(note.into()));
+        }
     }
 
     /// The tests of the task's attempt `attempt` of an earlier run of it,
@@ -1360,6 +1378,107 @@ fn remove_empty_tmp(ctx: &Ctx, request: &Path) -> bool {
             let removed = std::fs::remove_dir(tmp);
             removed.is_ok()
         })
+}
+
+/// Whatever the task made of its worktree's link to the repository (a
+/// `.git` directory whose configuration runs a command), the user who
+/// inspects a kept worktree meets git's own record (`admin`) again.
+async fn restore_link(task: &Task, workdir: &Path, admin: Option<PathBuf>) -> Result<(), GitError> {
+    if let Some(admin) = admin {
+        let (wd, id) = (workdir.to_path_buf(), task.id.clone());
+        if blocking(move || Worktrees::restore_link(&wd, &admin)).await? {
+            tracing::warn!(task = %id, "the task replaced its worktree's .git; swarm restored it");
+        }
+    }
+    Ok(())
+}
+
+/// What an agent whose attempt `attempt` was cut off (`outcome`) is told
+/// before its prompt on the next: what happened, that its work is in the
+/// worktree again, and the last thing it said (from its transcript, at
+/// most [`CARRIED_WORDS`] bytes).
+fn carried_note(ctx: &Ctx, task: &Task, attempt: u32, outcome: &AttemptOutcome) -> String {
+    let how = super::describe::describe_outcome(outcome);
+    let transcript = crate::layout::transcript_path(&ctx.run_dir, &task.id, attempt);
+    let said = last_words(&transcript);
+    let mut note = format!(
+        "swarm: your previous attempt ({attempt}) was cut off: {how}. What it had changed is in this worktree again (not committed): go on from it rather than starting over."
+    );
+    if !said.is_empty() {
+        note.push_str(&format!("\n\nThe last thing you said then:\n{said}"));
+    }
+    note
+}
+
+/// Most bytes of an agent's last words carried to its next attempt.
+const CARRIED_WORDS: usize = 1500;
+
+/// The text of the last answer in the transcript at `path` (swarm's own
+/// file, the model's words in it), at most [`CARRIED_WORDS`] bytes.
+fn last_words(path: &Path) -> String {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the attempt's transcript, written by swarm's gateway"
+    )]
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return String::new();
+    };
+    let said = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "assistant")
+        .find_map(|e| {
+            let words: Vec<&str> = e["content"]
+                .as_array()?
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .filter(|t| !t.trim().is_empty())
+                .collect();
+            (!words.is_empty()).then(|| words.join("\n"))
+        })
+        .unwrap_or_default();
+    match said.len() > CARRIED_WORDS {
+        true => format!(
+            "[...]{}",
+            &said[said.ceil_char_boundary(said.len() - CARRIED_WORDS)..]
+        ),
+        false => said,
+    }
+}
+
+/// Gives `workdir` (a fresh attempt's worktree at its base, set up) the
+/// files of `kept`, the snapshot of the attempt before it: its changes
+/// (added, changed and deleted files) as uncommitted work, so that the
+/// next snapshot, against the same base, holds both attempts' work.
+/// libgit2's checkout runs no filter driver of the tree's. A failure is
+/// said and the attempt starts from its base.
+async fn continue_from(task: &Task, workdir: &Path, kept: Oid) {
+    let (wd, id) = (workdir.to_path_buf(), task.id.clone());
+    let done = blocking(move || {
+        let repo = git2::Repository::open(&wd).map_err(|e| GitError::Cli {
+            action: format!("open {}", wd.display()),
+            message: e.message().to_string(),
+        })?;
+        let tree = repo
+            .find_commit(kept)
+            .and_then(|c| c.tree())
+            .map_err(|e| GitError::Cli {
+                action: format!("read the kept work {kept}"),
+                message: e.message().to_string(),
+            })?;
+        let mut how = git2::build::CheckoutBuilder::new();
+        how.force();
+        repo.checkout_tree(tree.as_object(), Some(&mut how))
+            .map_err(|e| GitError::Cli {
+                action: format!("check out the kept work {kept} in {}", wd.display()),
+                message: e.message().to_string(),
+            })
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::warn!(task = %id, error = %e, "failed to carry the cut-off attempt's work over; it starts from its base");
+    }
 }
 
 /// `task` as an attempt runs it: an agent run again after its result
