@@ -81,6 +81,9 @@ fn main() -> anyhow::Result<()> {
         ["fanout", swarm, n, dir] => {
             fanout(&std::fs::canonicalize(swarm)?, n.parse()?, Path::new(dir))
         }
+        ["admission", swarm, n, dir] => {
+            admission(&std::fs::canonicalize(swarm)?, n.parse()?, Path::new(dir))
+        }
         ["door", n] => door(n.parse()?),
         ["cli", swarm, agent, dir] => cli(&std::fs::canonicalize(swarm)?, agent, Path::new(dir)),
         ["cache", turns] => cache(turns.parse()?),
@@ -551,6 +554,115 @@ fn fanout(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
         "{} {alive_max} {agent_max} {} {coordinator_max}",
         wall.as_millis(),
         agent_sum / agent_samples.max(1)
+    );
+    Ok(())
+}
+
+/// admission: N agent tasks ready at once (`concurrency = N`), each of
+/// three turns, the mock answering every call after 300 ms (a model's
+/// think time): how many agents ran at once, whether any was killed for
+/// memory or failed to start, each task's wait from ready to start (from
+/// the journal: p50 and p95), and the coordinator's RSS (a quarter into
+/// the run, at its most, at its last sample).
+///
+/// prints: wall_ms agents_alive_max oom_kills start_failures wait_p50_ms
+/// wait_p95_ms coordinator_rss_early_kb coordinator_rss_max_kb
+/// coordinator_rss_last_kb
+fn admission(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |call| {
+        std::thread::sleep(Duration::from_millis(300));
+        match call.turn {
+            0 => Reply::answer(vec![model::tool(
+                "b",
+                "bash",
+                json!({"command": "wc -l README.md"}),
+            )]),
+            1 => Reply::answer(vec![model::tool(
+                "w",
+                "write_file",
+                json!({"path": format!("out/{}.txt", call.conversation.replace(' ', "-")), "content": "done\n"}),
+            )]),
+            _ => Reply::answer(vec![model::tool("f", "finish", json!({"summary": "done"}))]),
+        }
+    });
+    let repo = one_commit_repo(&dir.join("repo"), "# admission\n")?;
+    let mut plan = format!(
+        "[swarm]\nname = \"admission\"\nconcurrency = {n}\non_failure = \"continue\"\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"\"\nconcurrency = {n}\n\n",
+        mock.base_url(Wire::Anthropic)
+    );
+    for i in 0..n {
+        plan.push_str(&format!(
+            "[[task]]\nid = \"agent-{i}\"\nprompt = \"agent {i}\"\nverify = \"test -s out/agent-{i}.txt\"\n\n"
+        ));
+    }
+    let plan_path = dir.join("admission.toml");
+    std::fs::write(&plan_path, plan)?;
+    let started = Instant::now();
+    let mut child = std::process::Command::new(swarm)
+        .current_dir(&repo)
+        .args(["run", "--quiet"])
+        .arg(&plan_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let coordinator = child.id();
+    let (mut alive_max, mut rss) = (0usize, Vec::new());
+    loop {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        if let Some(kb) = rss_kb(coordinator, "VmRSS:") {
+            rss.push(kb);
+        }
+        alive_max = alive_max.max(agent_pids().len());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let wall = started.elapsed();
+    let journal = std::fs::read_to_string(repo.join(".swarm/runs/admission/events.jsonl"))?;
+    let (mut queued, mut waits) = (BTreeMap::new(), Vec::new());
+    let (mut oom, mut failed_start) = (0, 0);
+    for line in journal.lines() {
+        let e: serde_json::Value = serde_json::from_str(line)?;
+        let at = |e: &serde_json::Value| {
+            e["ts"]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+        };
+        match e["event"].as_str() {
+            Some("task_queued") => {
+                queued.insert(e["task"].as_str().unwrap_or("").to_string(), at(&e));
+            }
+            Some("task_started") if e["attempt"] == 1 => {
+                if let (Some(Some(q)), Some(s)) =
+                    (queued.get(e["task"].as_str().unwrap_or("")), at(&e))
+                {
+                    let waited = s.duration_since(*q).unwrap_or_default();
+                    waits.push(waited.as_millis() as u64);
+                }
+            }
+            Some("attempt_finished") => match e["outcome"].as_str() {
+                Some("out_of_memory") => oom += 1,
+                Some("spawn_failed") => failed_start += 1,
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    waits.sort_unstable();
+    let pct = |p: usize| {
+        waits
+            .get((waits.len().saturating_sub(1)) * p / 100)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{} {alive_max} {oom} {failed_start} {} {} {} {} {}",
+        wall.as_millis(),
+        pct(50),
+        pct(95),
+        rss.get(rss.len() / 4).copied().unwrap_or(0),
+        rss.iter().copied().max().unwrap_or(0),
+        rss.last().copied().unwrap_or(0),
     );
     Ok(())
 }

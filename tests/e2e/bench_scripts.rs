@@ -504,6 +504,23 @@ fn bench_slurm_setup_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_hung_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    let run = smoke.run("bench/hung.sh", smoke.command("bash", &["bench/hung.sh"]));
+    assert!(run.stdout.contains("wrote section 29"), "{}", run.stdout);
+    let written = smoke.written();
+    assert!(
+        written.contains("killed for memory (OOM) | **0**"),
+        "{written}"
+    );
+    assert!(written.contains("failed to start | **0**"), "{written}");
+    assert_tables_have_figures(&written);
+}
+
+#[test]
 fn bench_agent_clis_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {

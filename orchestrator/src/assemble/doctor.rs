@@ -40,6 +40,80 @@ pub struct Machine {
     /// How a kept `[setup]` reaches a sandboxed worktree: `Ok(())` shown
     /// as an overlay, `Err(why)` copied (a fragment after "failed to").
     pub setups: Result<(), String>,
+    /// As root (tasks run as nobody): files of the toolchains' grants
+    /// that nobody may read, which fail a task with `Permission denied`.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// Files under one granted directory the sandbox's user may not read.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub dir: std::path::PathBuf,
+    /// How many (files and directories), of those looked at.
+    pub count: usize,
+    /// The first few.
+    pub examples: Vec<std::path::PathBuf>,
+    /// Whether the walk stopped before its end ([`UNREADABLE_WALK`]).
+    pub partial: bool,
+}
+
+/// Most entries looked at per granted directory.
+const UNREADABLE_WALK: usize = 200_000;
+
+/// The entries under `dirs` that a user other than their owner, in none of
+/// their groups, may not read (a file without `o+r`, a directory without
+/// `o+rx`): what tasks running as nobody meet as `Permission denied` (a
+/// crate unpacked `0640` in cargo's registry). No link is followed.
+pub fn unreadable_to_tasks(dirs: &[std::path::PathBuf]) -> Vec<Unreadable> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut found = Vec::new();
+    for dir in dirs {
+        let (mut count, mut examples, mut seen) = (0usize, Vec::new(), 0usize);
+        let mut stack = vec![dir.clone()];
+        let mut partial = false;
+        while let Some(at) = stack.pop() {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the host's toolchain directories, listed for doctor"
+            )]
+            let Ok(entries) = std::fs::read_dir(&at) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                seen += 1;
+                if seen > UNREADABLE_WALK {
+                    partial = true;
+                    break;
+                }
+                let Ok(meta) = entry.metadata() else { continue };
+                let mode = meta.permissions().mode();
+                let closed = match meta.is_dir() {
+                    true => mode & 0o005 != 0o005,
+                    false => meta.is_file() && mode & 0o004 == 0,
+                };
+                if closed {
+                    count += 1;
+                    if examples.len() < 3 {
+                        examples.push(entry.path());
+                    }
+                } else if meta.is_dir() {
+                    stack.push(entry.path());
+                }
+            }
+            if partial {
+                break;
+            }
+        }
+        if count > 0 {
+            found.push(Unreadable {
+                dir: dir.clone(),
+                count,
+                examples,
+                partial,
+            });
+        }
+    }
+    found
 }
 
 /// Probes this machine, starting `host`'s launcher as a run would (on a
@@ -88,6 +162,15 @@ pub fn probe(host: &HostEnv, scratch: &std::path::Path) -> Machine {
         ),
         Err(_) => (Vec::new(), Vec::new()),
     };
+    // Only as root do tasks run as another user.
+    let unreadable = match swarm_sandbox::worker_identity() {
+        Some(_) => {
+            let dirs: Vec<std::path::PathBuf> =
+                toolchains.iter().flat_map(|t| t.grants.clone()).collect();
+            unreadable_to_tasks(&dirs)
+        }
+        None => Vec::new(),
+    };
     Machine {
         kernel: kernel.trim().to_string(),
         support,
@@ -101,6 +184,7 @@ pub fn probe(host: &HostEnv, scratch: &std::path::Path) -> Machine {
         toolchains,
         agents,
         setups,
+        unreadable,
     }
 }
 
@@ -206,4 +290,42 @@ pub async fn ask_model(
             .map_err(|e| e.to_string()),
     ));
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    /// A crate unpacked `0640` (as a root-owned registry can hold) and a
+    /// directory closed to others are what tasks running as nobody cannot
+    /// read; a readable file, and what is under a closed directory (it is
+    /// counted once, as the directory), are not counted.
+    #[test]
+    fn files_and_directories_others_may_not_read_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("registry");
+        std::fs::create_dir_all(root.join("open/src")).unwrap();
+        std::fs::create_dir_all(root.join("closed/deep")).unwrap();
+        let file = |p: &std::path::Path, mode: u32| {
+            std::fs::write(p, "x").unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        file(&root.join("open/src/lib.rs"), 0o644);
+        file(&root.join("open/src/secret.rs"), 0o640);
+        file(&root.join("closed/deep/x.rs"), 0o644);
+        std::fs::set_permissions(root.join("closed"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
+        let found = unreadable_to_tasks(std::slice::from_ref(&root));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].count, 2, "{found:?}");
+        let mut named = found[0].examples.clone();
+        named.sort();
+        assert_eq!(
+            named,
+            vec![root.join("closed"), root.join("open/src/secret.rs")]
+        );
+        assert!(!found[0].partial);
+    }
 }

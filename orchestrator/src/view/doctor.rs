@@ -111,6 +111,25 @@ pub fn machine(m: &Machine) -> String {
     text.push_str(ISOLATED);
     text.push_str("\ntoolchains of this environment, granted to sandboxed tasks unless a plan's `toolchains` says otherwise:\n");
     text.push_str(&super::summary::grants(&[], &m.toolchains, None));
+    // What the sandbox's user may not read there fails tasks with
+    // `Permission denied`: said, never changed (making it readable would
+    // show it to every user of the machine, not only to tasks).
+    for u in &m.unreadable {
+        writeln!(
+            text,
+            "  unreadable to tasks: {}{} under {} (e.g. {}): tasks run as nobody and fail reading them; `chmod -R o+rX {}` makes them readable to every user, if that is fine",
+            u.count,
+            if u.partial { "+" } else { "" },
+            u.dir.display(),
+            u.examples
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            u.dir.display()
+        )
+        .ok();
+    }
     text.push_str("\nagent CLIs on PATH (`agent = \"claude-code\"` / `\"codex\"`; each runs sandboxed, its key kept out):\n");
     for cli in &m.agents {
         match &cli.found {
