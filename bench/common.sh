@@ -244,3 +244,20 @@ jinja2_suite() {
   printf '__pycache__/\n.pytest_cache/\n' > "$REPO/.gitignore"
   cd "$REPO"
 }
+
+# bench_cluster WORK: the Slurm cluster the script measures on: the one
+# BENCH_CLUSTER names (started by `tests/slurm/cluster.sh start DIR`, the
+# e2e test's), else one started in WORK/cluster and stopped on exit. Sets
+# CLUSTER and SLURM_CONF, and the EXIT trap (which also removes WORK).
+bench_cluster() {
+  local work=$1
+  if [ -n "${BENCH_CLUSTER:-}" ]; then
+    CLUSTER=$BENCH_CLUSTER
+    trap "rm -rf '$work'" EXIT
+  else
+    CLUSTER=$work/cluster
+    trap "'$ROOT/tests/slurm/cluster.sh' stop '$CLUSTER' >/dev/null 2>&1 || true; rm -rf '$work'" EXIT
+    "$ROOT/tests/slurm/cluster.sh" start "$CLUSTER" >/dev/null
+  fi
+  export SLURM_CONF=$CLUSTER/slurm.conf
+}

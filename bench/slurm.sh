@@ -31,17 +31,8 @@ ensure_swarm
 
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 WORK=$(mktemp -d "$BENCH_DIR/swarm-bench-slurm.XXXXXX")
-if [ -n "${BENCH_CLUSTER:-}" ]; then
-  CLUSTER=$BENCH_CLUSTER
-  cleanup() { rm -rf "$WORK"; }
-else
-  CLUSTER=$WORK/cluster
-  cleanup() { "$ROOT/tests/slurm/cluster.sh" stop "$CLUSTER" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-fi
-trap cleanup EXIT
 hermetic_git "$WORK"
-[ -n "${BENCH_CLUSTER:-}" ] || "$ROOT/tests/slurm/cluster.sh" start "$CLUSTER" >/dev/null
-export SLURM_CONF=$CLUSTER/slurm.conf
+bench_cluster "$WORK"
 
 
 repo() {

@@ -34,16 +34,7 @@ ensure_swarm
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
 
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-bench-slurm-setup.XXXXXX")
-if [ -n "${BENCH_CLUSTER:-}" ]; then
-  CLUSTER=$BENCH_CLUSTER
-  cleanup() { rm -rf "$WORK"; }
-else
-  CLUSTER=$WORK/cluster
-  cleanup() { "$ROOT/tests/slurm/cluster.sh" stop "$CLUSTER" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-fi
-trap cleanup EXIT
-[ -n "${BENCH_CLUSTER:-}" ] || "$ROOT/tests/slurm/cluster.sh" start "$CLUSTER" >/dev/null
-export SLURM_CONF=$CLUSTER/slurm.conf
+bench_cluster "$WORK"
 
 # --- 1. [setup] per node against per job --------------------------------
 

@@ -504,26 +504,9 @@ fn fanout(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
         },
     );
     let repo = one_commit_repo(&dir.join("repo"), "# fan-out\n")?;
-    let mut plan = format!(
-        "[swarm]\nname = \"fanout\"\nconcurrency = {n}\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"\"\nconcurrency = {n}\n\n",
-        mock.base_url(Wire::Anthropic)
-    );
-    for i in 0..n {
-        plan.push_str(&format!(
-            "[[task]]\nid = \"agent-{i}\"\nprompt = \"agent {i}\"\n\n"
-        ));
-    }
-    let plan_path = dir.join("fanout.toml");
-    std::fs::write(&plan_path, plan)?;
-
+    let plan_path = agents_plan(dir, "fanout", n, &mock, |_| String::new())?;
     let started = Instant::now();
-    let mut child = std::process::Command::new(swarm)
-        .current_dir(&repo)
-        .args(["run", "--quiet"])
-        .arg(&plan_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = run_quiet(swarm, &repo, &plan_path)?;
     let coordinator = child.id();
     let mut alive_max = 0usize;
     let mut agent_max = 0u64;
@@ -586,25 +569,11 @@ fn admission(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
         }
     });
     let repo = one_commit_repo(&dir.join("repo"), "# admission\n")?;
-    let mut plan = format!(
-        "[swarm]\nname = \"admission\"\nconcurrency = {n}\non_failure = \"continue\"\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"\"\nconcurrency = {n}\n\n",
-        mock.base_url(Wire::Anthropic)
-    );
-    for i in 0..n {
-        plan.push_str(&format!(
-            "[[task]]\nid = \"agent-{i}\"\nprompt = \"agent {i}\"\nverify = \"test -s out/agent-{i}.txt\"\n\n"
-        ));
-    }
-    let plan_path = dir.join("admission.toml");
-    std::fs::write(&plan_path, plan)?;
+    let plan_path = agents_plan(dir, "admission", n, &mock, |i| {
+        format!("verify = \"test -s out/agent-{i}.txt\"\n")
+    })?;
     let started = Instant::now();
-    let mut child = std::process::Command::new(swarm)
-        .current_dir(&repo)
-        .args(["run", "--quiet"])
-        .arg(&plan_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut child = run_quiet(swarm, &repo, &plan_path)?;
     let coordinator = child.id();
     let (mut alive_max, mut rss) = (0usize, Vec::new());
     loop {
@@ -665,6 +634,41 @@ fn admission(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
         rss.last().copied().unwrap_or(0),
     );
     Ok(())
+}
+
+/// A plan `DIR/NAME.toml` of `n` agent tasks (`agent-0`...) at once
+/// against `mock`, each with `extra(i)` added to its table; its path.
+fn agents_plan(
+    dir: &Path,
+    name: &str,
+    n: usize,
+    mock: &MockModel,
+    extra: impl Fn(usize) -> String,
+) -> anyhow::Result<std::path::PathBuf> {
+    let mut plan = format!(
+        "[swarm]\nname = \"{name}\"\nconcurrency = {n}\non_failure = \"continue\"\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"\"\nconcurrency = {n}\n\n",
+        mock.base_url(Wire::Anthropic)
+    );
+    for i in 0..n {
+        plan.push_str(&format!(
+            "[[task]]\nid = \"agent-{i}\"\nprompt = \"agent {i}\"\n{}\n",
+            extra(i)
+        ));
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, plan)?;
+    Ok(path)
+}
+
+/// `swarm run --quiet PLAN` in `repo`, its output dropped.
+fn run_quiet(swarm: &Path, repo: &Path, plan: &Path) -> anyhow::Result<std::process::Child> {
+    Ok(std::process::Command::new(swarm)
+        .current_dir(repo)
+        .args(["run", "--quiet"])
+        .arg(plan)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?)
 }
 
 /// Pids of running `swarm __agent` processes.

@@ -803,15 +803,11 @@ run = "echo kept > keep.txt"
     );
 }
 
-/// A network list on a cluster: `swarm __node` serves the task's egress
-/// proxy on its node (the node resolves and connects), and the proxy's
-/// log comes back with the attempt's others.
-#[test]
-fn a_network_list_is_enforced_on_the_node_by_its_proxy() {
-    let cluster = Cluster::start();
-    let repo = TestRepo::new();
+/// An HTTP server on 127.0.0.2 (a port it chose) answering `from two` to
+/// every request, for the network-list tests; its port.
+fn serve_from_two() -> u16 {
     let two = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
-    let two_port = two.local_addr().unwrap().port();
+    let port = two.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for stream in two.incoming().flatten() {
             use std::io::{Read, Write};
@@ -823,6 +819,17 @@ fn a_network_list_is_enforced_on_the_node_by_its_proxy() {
             );
         }
     });
+    port
+}
+
+/// A network list on a cluster: `swarm __node` serves the task's egress
+/// proxy on its node (the node resolves and connects), and the proxy's
+/// log comes back with the attempt's others.
+#[test]
+fn a_network_list_is_enforced_on_the_node_by_its_proxy() {
+    let cluster = Cluster::start();
+    let repo = TestRepo::new();
+    let two_port = serve_from_two();
     let plan = plan(
         &repo,
         "listed",
@@ -1219,19 +1226,7 @@ fn setup_runs_once_per_node_and_cleanup_after_each_attempt() {
 fn with_egress_through_the_coordinator_the_nodes_reach_listed_hosts_through_it() {
     let cluster = Cluster::start();
     let repo = TestRepo::new();
-    let two = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
-    let two_port = two.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in two.incoming().flatten() {
-            use std::io::{Read, Write};
-            let mut stream = stream;
-            let mut head = [0u8; 1024];
-            let _ = stream.read(&mut head);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nfrom two\n",
-            );
-        }
-    });
+    let two_port = serve_from_two();
     let plan = plan(
         &repo,
         "via",

@@ -132,8 +132,15 @@ fn hidden_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
 fn hidden(shown: &Shown<'_>, path: &Path) -> bool {
     // Its own /dev, /proc and /sys are not the host's. (Its /tmp holds
     // only what leads to its grants: a host path there is hidden too.)
+    // Credentials are hidden on purpose: never a grant to suggest.
     let private = ["/dev", "/proc", "/sys"];
+    let secret = ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh"];
+    let text = path.to_string_lossy();
     if private.iter().any(|p| path.starts_with(p))
+        || secret.iter().any(|p| path.starts_with(p))
+        || text.contains("/.ssh/")
+        || text.contains("/.gnupg/")
+        || text.contains("/.aws/")
         || shown.own.iter().any(|o| path.starts_with(o))
         || shown.roots.iter().any(|r| path.starts_with(r))
     {
@@ -251,7 +258,7 @@ mod tests {
             own: &[],
         };
         let output = format!(
-            "cat: {}: No such file or directory\ncat: {}/g: No such file or directory\ncat: /nonexistent/x: No such file or directory\ncat: /proc/self/x: No such file or directory\n",
+            "cat: {}: No such file or directory\ncat: {}/g: No such file or directory\ncat: /nonexistent/x: No such file or directory\ncat: /proc/self/x: No such file or directory\ncat: /etc/shadow: No such file or directory\n",
             secret.display(),
             granted.display()
         );
