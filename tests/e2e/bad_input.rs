@@ -314,16 +314,19 @@ fn a_task_without_an_id_or_with_two_things_to_run() {
     );
 }
 
-/// What a Slurm cluster does not run yet is refused up front, each at its
-/// line.
+/// What a Slurm cluster did not run before issue 78 (`[setup]`,
+/// `[cleanup]`, a task's `junit`) is a valid cluster plan now: `swarm
+/// validate` accepts it, with no error.
 #[test]
-fn what_slurm_does_not_run_is_refused() {
+fn setup_cleanup_and_junit_are_accepted_on_a_cluster() {
     let repo = TestRepo::new();
-    let err = rejected(
-        &repo,
+    let plan = repo.plan(
+        "slurm.toml",
         "[executor]\nkind = \"slurm\"\n\n[setup]\nrun = \"true\"\n\n[cleanup]\nrun = \"true\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\njunit = \"report.xml\"\n",
     );
-    insta::assert_snapshot!(err);
+    let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    out.assert_code(0);
+    assert!(out.stdout.contains(": ok: 1 task"), "{}", out.stdout);
 }
 
 /// The plan's tables besides its tasks (`[swarm]`, `[executor]`,
