@@ -51,6 +51,10 @@ pub struct Score {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// Each run's number when the score ran more than once
+    /// (`score_repeat`); `value` is their median.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<f64>,
 }
 
 /// The size of a variant's change against its base.

@@ -554,3 +554,40 @@ pick = "max"
     }
     assert_eq!(repo.show("swarm/unconfined", "n.txt"), "7");
 }
+
+/// Issue 79: `score_repeat = 3` runs each variant's score three times and
+/// ranks by the median, so one run's noise (a busy machine) does not flip
+/// the ranking; every run's number is in the report.
+#[test]
+fn a_repeated_score_ranks_by_the_median_of_its_runs() {
+    let repo = TestRepo::new();
+    let out = run(
+        &repo,
+        "median",
+        "",
+        r#"[[task]]
+id = "exp"
+creates = ["n.txt"]
+variants = { n = [10, 20] }
+run = "echo {n} > n.txt"
+score = "echo $(( $(cat n.txt) + $(date +%N) % 7 ))"
+score_repeat = 3
+pick = "max"
+"#,
+    );
+    out.assert_code(0);
+    let report = repo.report();
+    for k in [1, 2] {
+        let score = &task(&report, &format!("exp@{k}"))["score"];
+        let mut runs: Vec<f64> = score["runs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no runs: {score}"))
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(runs.len(), 3, "{score}");
+        runs.sort_by(f64::total_cmp);
+        assert_eq!(score["value"].as_f64(), Some(runs[1]), "{score}");
+    }
+    assert_eq!(task(&report, "exp")["experiment"]["winner"], "exp@2");
+}

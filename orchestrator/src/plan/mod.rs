@@ -374,6 +374,8 @@ pub struct Variant {
 pub struct ScoreCommand {
     pub command: String,
     pub timeout: Duration,
+    /// How many times it runs (its median is the score): 1 to 9.
+    pub repeat: u32,
 }
 
 /// How long `score` may run when the plan does not say.

@@ -700,6 +700,11 @@ pub struct TaskFields {
     /// How long `score` may run, e.g. `"5m"`. Default: 10m.
     #[schemars(with = "Option<String>")]
     pub score_timeout: Option<Spanned<String>>,
+    /// How many times `score` runs for each variant (1 to 9); the
+    /// variant's score is the median, so one run slowed by a busy machine
+    /// does not flip the ranking. Default: 1.
+    #[schemars(with = "Option<u32>", range(min = 1, max = 9))]
+    pub score_repeat: Option<Spanned<u32>>,
     /// Which variant's result becomes the task's: `min` or `max` (by
     /// score; ties go to the lowest cost, then the lowest number), `first`
     /// (the first to pass `verify`; the others are cancelled) or `none`

@@ -53,6 +53,10 @@ pub(super) fn read(
                 "score_timeout",
                 fields.score_timeout.as_ref().map(|s| s.span()),
             ),
+            (
+                "score_repeat",
+                fields.score_repeat.as_ref().map(|s| s.span()),
+            ),
         ];
         for (key, span) in stray {
             if let Some(span) = span {
@@ -147,9 +151,31 @@ pub(super) fn read(
             }
         },
     };
+    let repeat = match fields
+        .score_repeat
+        .as_ref()
+        .or(defaults.score_repeat.as_ref())
+    {
+        None => 1,
+        Some(n) if (1..=9).contains(n.get_ref()) => *n.get_ref(),
+        Some(n) => {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` runs its score {} times", n.get_ref()),
+                        Some(n.span()),
+                        "not between 1 and 9",
+                    )
+                    .with_help("`score_repeat` takes the median of 1 to 9 runs: 3 or 5 steadies a ranking on a busy machine"),
+            );
+            1
+        }
+    };
     let score = fields.score.as_ref().map(|s| ScoreCommand {
         command: s.get_ref().clone(),
         timeout: score_timeout,
+        repeat,
     });
     let pick = match (fields.pick.as_ref(), &score) {
         (Some(p), Some(_)) => *p.get_ref(),

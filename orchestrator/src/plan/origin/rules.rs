@@ -557,6 +557,12 @@ pub const PLAN: &[KeyRule] = &[
     rule(T::Task, "variants", Data, "each variant is a task"),
     rule(T::Task, "score", Any, "runs sandboxed, read-only"),
     rule(T::Task, "score_timeout", Any, "a limit"),
+    rule(
+        T::Task,
+        "score_repeat",
+        Any,
+        "runs the same score again: a count",
+    ),
     rule(T::Task, "pick", Any, "which variant is kept"),
     rule(T::Task, "temperature", Any, "sampling only"),
     // [models.NAME]
@@ -962,6 +968,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
     ),
     sub(
         "score_timeout",
+        Subtask::Refused,
+        "experiments are planned up front",
+    ),
+    sub(
+        "score_repeat",
         Subtask::Refused,
         "experiments are planned up front",
     ),

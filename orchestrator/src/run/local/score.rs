@@ -72,6 +72,7 @@ pub(crate) async fn run(
                     value: None,
                     error: Some(format!("score could not run: {e}")),
                     duration_ms: 0,
+                    runs: Vec::new(),
                 };
             }
             spec.cwd = dir.clone();
@@ -115,8 +116,47 @@ fn own_checkout(
         .map_err(|e| format!("failed to {e}"))
 }
 
-/// [`run`] once its command is set up.
+/// [`run`] once its command is set up: `score.repeat` runs, each with a
+/// fresh HOME, the median of their numbers the score (the first failure
+/// the score's error). Every run's number is kept (`Score::runs`).
 async fn run_in(
+    ctx: &Ctx,
+    task: &Task,
+    attempt: u32,
+    workdir: &Path,
+    score: &ScoreCommand,
+    spec: CommandSpec,
+    stop: &mut watch::Receiver<Option<Stop>>,
+) -> Score {
+    let (mut values, mut duration_ms) = (Vec::new(), 0);
+    for _ in 0..score.repeat.max(1) {
+        let run = run_once(ctx, task, attempt, workdir, score, spec.clone(), stop).await;
+        duration_ms += run.duration_ms;
+        match run.value {
+            Some(value) => values.push(value),
+            None => return Score { duration_ms, ..run },
+        }
+    }
+    let mut sorted = values.clone();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    let median = match sorted.len() % 2 {
+        1 => sorted[mid],
+        _ => (sorted[mid - 1] + sorted[mid]) / 2.0,
+    };
+    Score {
+        value: Some(median),
+        error: None,
+        duration_ms,
+        runs: match values.len() {
+            1 => Vec::new(),
+            _ => values,
+        },
+    }
+}
+
+/// One run of the score command.
+async fn run_once(
     ctx: &Ctx,
     task: &Task,
     attempt: u32,
@@ -125,6 +165,12 @@ async fn run_in(
     mut spec: CommandSpec,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> Score {
+    // Its own output only: the runs before it wrote to the same log.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the scorer's log, swarm's own file"
+    )]
+    let from = std::fs::metadata(&spec.stdout).map_or(0, |m| m.len());
     let home = crate::layout::score_home(&ctx.run_dir, &task.id);
     let made = {
         let (home, sandboxed) = (home.clone(), spec.sandbox.is_some());
@@ -138,6 +184,7 @@ async fn run_in(
             value: None,
             error: Some(format!("score could not run: {e}")),
             duration_ms: 0,
+            runs: Vec::new(),
         };
     }
     // The variant's private tmp (its HOME), and the TMPDIR kept with its
@@ -167,6 +214,7 @@ async fn run_in(
         value: None,
         error: Some(error),
         duration_ms,
+        runs: Vec::new(),
     };
     match outcome {
         AttemptOutcome::Exited { code: 0 } => {}
@@ -198,12 +246,14 @@ async fn run_in(
         clippy::disallowed_methods,
         reason = "the scorer's log, swarm's own file"
     )]
-    let text = std::fs::read_to_string(&spec.stdout).unwrap_or_default();
+    let text = std::fs::read(&spec.stdout).unwrap_or_default();
+    let text = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
     match parse(&text) {
         Ok(value) => Score {
             value: Some(value),
             error: None,
             duration_ms,
+            runs: Vec::new(),
         },
         Err(why) => failed(format!("{why} (see {})", spec.stdout.display())),
     }
