@@ -345,3 +345,47 @@ fn a_timed_out_agents_retry_goes_on_from_its_work_and_is_told_so() {
     Half done: first.txt written.
     ");
 }
+
+/// Issue 79: the cut-off attempt's work is carried into the next
+/// worktree after setup ran there, never through what setup left: a link
+/// it planted where the work goes is not followed (the file is left out,
+/// and nothing outside the worktree is written).
+#[test]
+fn carried_work_is_never_written_through_a_link_setup_left() {
+    let repo = TestRepo::new();
+    let outside = repo.outside();
+    std::fs::create_dir_all(&outside).unwrap();
+    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |call| {
+        if call.conversation.contains("was cut off") {
+            return Reply::answer(vec![tool("f", "finish", json!({"summary": "went on"}))]);
+        }
+        match call.turn {
+            0 => Reply::answer(vec![tool(
+                "w1",
+                "write_file",
+                json!({"path": "sub/first.txt", "content": "before\n"}),
+            )]),
+            _ => {
+                std::thread::sleep(Duration::from_millis(3500));
+                Reply::answer(vec![tool("f", "finish", json!({"summary": "late"}))])
+            }
+        }
+    });
+    let plan = repo.plan(
+        "linked.toml",
+        &anthropic_plan(
+            &mock,
+            "",
+            &format!(
+                "[setup]\nrun = '[ \"$SWARM_ATTEMPT\" = 2 ] && ln -s {} sub || true'\n\n\
+                 [[task]]\nid = \"long\"\nprompt = \"Write it.\"\ntimeout = \"3s\"\nretries = 1\n",
+                outside.display()
+            ),
+        ),
+    );
+    let run = run_with_key(&repo, &plan);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(task(&repo.report(), "long")["attempts"], 2);
+    let planted: Vec<_> = std::fs::read_dir(&outside).unwrap().flatten().collect();
+    assert!(planted.is_empty(), "written through the link: {planted:?}");
+}

@@ -351,7 +351,7 @@ impl Life<'_> {
         if let Some(kept) = self.carried.take()
             && place.admin.is_some()
         {
-            continue_from(task, &place.workdir, kept).await;
+            continue_from(ctx, task, &place.workdir, (self.base, kept)).await;
         }
         let Some((ran, duration)) = self.run(attempt, &place, start, deck).await? else {
             // Taken back from the deck before it started: as if it had
@@ -1447,37 +1447,83 @@ fn last_words(path: &Path) -> String {
     }
 }
 
-/// Gives `workdir` (a fresh attempt's worktree at its base, set up) the
-/// files of `kept`, the snapshot of the attempt before it: its changes
-/// (added, changed and deleted files) as uncommitted work, so that the
-/// next snapshot, against the same base, holds both attempts' work.
-/// libgit2's checkout runs no filter driver of the tree's. A failure is
-/// said and the attempt starts from its base.
-async fn continue_from(task: &Task, workdir: &Path, kept: Oid) {
-    let (wd, id) = (workdir.to_path_buf(), task.id.clone());
+/// Gives `workdir` (a fresh attempt's worktree at `base`, set up) the
+/// changes of `kept`, the snapshot of the attempt before it (added,
+/// changed and deleted files, links as links) as uncommitted work, so that
+/// the next snapshot, against the same base, holds both attempts' work.
+/// Written through `TaskDir`, never through a link on the way: setup ran
+/// in the worktree first (with the task's rights, away from the run's
+/// base), and what it left is not followed. A file that cannot be written
+/// so is said and left out; the rest is carried.
+async fn continue_from(ctx: &Ctx, task: &Task, workdir: &Path, (base, kept): (Oid, Oid)) {
+    let (repo, wd, id) = (ctx.repo.clone(), workdir.to_path_buf(), task.id.clone());
     let done = blocking(move || {
-        let repo = git2::Repository::open(&wd).map_err(|e| GitError::Cli {
-            action: format!("open {}", wd.display()),
-            message: e.message().to_string(),
+        let failed = |action: String| {
+            move |e: git2::Error| GitError::Cli {
+                action,
+                message: e.message().to_string(),
+            }
+        };
+        let git = repo.open().map_err(|e| GitError::Cli {
+            action: "open the repository".into(),
+            message: e.to_string(),
         })?;
-        let tree = repo
-            .find_commit(kept)
-            .and_then(|c| c.tree())
-            .map_err(|e| GitError::Cli {
-                action: format!("read the kept work {kept}"),
-                message: e.message().to_string(),
-            })?;
-        let mut how = git2::build::CheckoutBuilder::new();
-        how.force();
-        repo.checkout_tree(tree.as_object(), Some(&mut how))
-            .map_err(|e| GitError::Cli {
-                action: format!("check out the kept work {kept} in {}", wd.display()),
-                message: e.message().to_string(),
-            })
+        let tree = |c: Oid| git.find_commit(c).and_then(|c| c.tree());
+        let (from, to) = (
+            tree(base).map_err(failed(format!("read {base}")))?,
+            tree(kept).map_err(failed(format!("read the kept work {kept}")))?,
+        );
+        let diff = git
+            .diff_tree_to_tree(Some(&from), Some(&to), None)
+            .map_err(failed(format!("compare {kept} with {base}")))?;
+        let dir = crate::untrusted::TaskDir::open(&wd).map_err(|e| GitError::Cli {
+            action: format!("open {}", wd.display()),
+            message: e.to_string(),
+        })?;
+        let mut left_out = Vec::new();
+        for delta in diff.deltas() {
+            let file = delta.new_file();
+            let Some(rel) = file
+                .path()
+                .or(delta.old_file().path())
+                .and_then(Path::to_str)
+            else {
+                continue;
+            };
+            let written = match (delta.status(), file.mode()) {
+                (git2::Delta::Deleted, _) => dir.remove(rel).map(drop),
+                (_, git2::FileMode::Commit) => Ok(()),
+                (_, mode) => match git.find_blob(file.id()) {
+                    Err(e) => Err(crate::untrusted::UntrustedError::Io {
+                        path: wd.join(rel),
+                        message: e.message().to_string(),
+                    }),
+                    Ok(blob) if mode == git2::FileMode::Link => dir.remove(rel).and_then(|_| {
+                        let target = String::from_utf8_lossy(blob.content()).into_owned();
+                        dir.symlink(rel, Path::new(&target))
+                    }),
+                    Ok(blob) => {
+                        let exec = mode == git2::FileMode::BlobExecutable;
+                        let mode = if exec { 0o755 } else { 0o644 };
+                        dir.replace(rel, blob.content(), mode).map(drop)
+                    }
+                },
+            };
+            if let Err(e) = written {
+                left_out.push(e.to_string());
+            }
+        }
+        Ok(left_out)
     })
     .await;
-    if let Err(e) = done {
-        tracing::warn!(task = %id, error = %e, "failed to carry the cut-off attempt's work over; it starts from its base");
+    match done {
+        Ok(left_out) if left_out.is_empty() => {}
+        Ok(left_out) => {
+            tracing::warn!(task = %id, left_out = ?left_out, "some of the cut-off attempt's work could not be carried over");
+        }
+        Err(e) => {
+            tracing::warn!(task = %id, error = %e, "failed to carry the cut-off attempt's work over; it starts from its base");
+        }
     }
 }
 
