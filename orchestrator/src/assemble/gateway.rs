@@ -174,9 +174,8 @@ pub fn remote(plan: &Plan, access: &GatewayAccess) -> Result<Option<Arc<Gateway>
         models.insert(name.to_string(), model);
         keys.insert(name.to_string(), Secret::new(access.token.as_str()));
     }
-    let gateway = Gateway::new(&models, &keys, plan.budget)
-        .map_err(|e| SetupError::Gateway(e.to_string()))?
-        .relayed();
+    let gateway = Gateway::for_node(&models, &keys, plan.budget)
+        .map_err(|e| SetupError::Gateway(e.to_string()))?;
     Ok(Some(Arc::new(gateway)))
 }
 

@@ -129,6 +129,26 @@ impl Gateway {
         keys: &BTreeMap<String, Secret>,
         budget: Budget,
     ) -> Result<Self, GatewayError> {
+        Self::build(models, keys, budget, false)
+    }
+
+    /// The gateway of a cluster node, whose `models` are the coordinator's
+    /// relay (`keys` the run's token): each call names its task there, and
+    /// a budget refusal from the relay is one ([`Endpoint::relayed`]).
+    pub fn for_node(
+        models: &BTreeMap<String, ModelConfig>,
+        keys: &BTreeMap<String, Secret>,
+        budget: Budget,
+    ) -> Result<Self, GatewayError> {
+        Self::build(models, keys, budget, true)
+    }
+
+    fn build(
+        models: &BTreeMap<String, ModelConfig>,
+        keys: &BTreeMap<String, Secret>,
+        budget: Budget,
+        relayed: bool,
+    ) -> Result<Self, GatewayError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -144,7 +164,7 @@ impl Gateway {
                     key: keys.get(name).cloned(),
                     limiter: limiter::Limiter::new(config),
                     provider: provider::for_kind(config.provider),
-                    relayed: false,
+                    relayed,
                 };
                 (name.clone(), Arc::new(endpoint))
             })
@@ -158,23 +178,6 @@ impl Gateway {
             groups: Mutex::new(BTreeMap::new()),
             tape: None,
         })
-    }
-
-    /// The gateway of a cluster node, whose models are the coordinator's
-    /// relay: each call names its task there, and a budget refusal from
-    /// the relay is one ([`Endpoint::relayed`]).
-    pub fn relayed(mut self) -> Self {
-        self.endpoints = std::mem::take(&mut self.endpoints)
-            .into_iter()
-            .map(|(name, endpoint)| {
-                let endpoint = Arc::try_unwrap(endpoint).map(|mut e| {
-                    e.relayed = true;
-                    Arc::new(e)
-                });
-                (name, endpoint.unwrap_or_else(|shared| shared))
-            })
-            .collect();
-        self
     }
 
     /// The gateway recording model traffic to cassettes, or replaying it

@@ -18,6 +18,8 @@ pub(crate) struct Reader {
     /// Responses: the final `response` object.
     response: Option<Value>,
     seen: bool,
+    /// A whole (not streamed) answer was read.
+    read_whole: bool,
 }
 
 impl Reader {
@@ -28,6 +30,7 @@ impl Reader {
             fold: Assembler::default(),
             response: None,
             seen: false,
+            read_whole: false,
         }
     }
 
@@ -59,6 +62,7 @@ impl Reader {
 
     pub(crate) fn whole(&mut self, value: &Value) {
         self.seen = true;
+        self.read_whole = true;
         match self.responses {
             true => self.response = Some(value.clone()),
             false => {
@@ -68,6 +72,16 @@ impl Reader {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether what was read is the whole answer: a whole response, the
+    /// Responses API's final `response`, or a stream the fold saw end (its
+    /// end marker, or the stop where the provider's streams end there).
+    pub(crate) fn complete(&self) -> bool {
+        match self.responses {
+            true => self.response.is_some(),
+            false => self.read_whole || self.fold.is_whole(self.provider.stop_ends_stream()),
         }
     }
 

@@ -344,7 +344,6 @@ async fn relay(to: &Callers, request: Request<Incoming>) -> Response<Body> {
         events: Events::default(),
         reader: Some(Reader::new(responses, endpoint.provider)),
         whole: Vec::new(),
-        ended: false,
     });
     let frames = answer.bytes_stream().map(move |chunk| {
         // The slot is held for as long as the answer streams.
@@ -464,8 +463,6 @@ struct Meter {
     reader: Option<Reader>,
     /// A whole answer's bytes so far, at most [`MAX_BODY`].
     whole: Vec<u8>,
-    /// Its stream said it is complete, or the whole answer was read.
-    ended: bool,
 }
 
 impl Meter {
@@ -475,9 +472,6 @@ impl Meter {
         };
         if self.stream {
             for (event, data) in self.events.push(bytes) {
-                if data.trim() == "[DONE]" || event == "message_stop" {
-                    self.ended = true;
-                }
                 reader.event(&event, &data);
             }
         } else if self.whole.len() + bytes.len() <= MAX_BODY {
@@ -496,13 +490,13 @@ impl Meter {
             && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&self.whole)
         {
             reader.whole(&value);
-            self.ended = true;
         }
+        let complete = reader.complete();
         let Some(mut answer) = reader.finish() else {
             // Nothing came: nothing to pay for.
             return;
         };
-        if !self.ended {
+        if !complete {
             answer.usage = counted_partial(&answer, self.estimate);
         }
         self.gateway

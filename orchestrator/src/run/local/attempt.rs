@@ -110,11 +110,11 @@ pub(crate) async fn run_attempt(
     // Whether the run's launcher is in the shared cgroup of unconfined
     // commands (it is moved in while the run's first tasks are set up). A
     // task with limits has a cgroup of its own and does not wait (if
-    // making it fails, the command joins the shared one itself); so has
-    // one with a stall watch (see `task_cgroup`).
-    let limited = task.memory.is_some() || task.processes.is_some() || task.stall_after.is_some();
+    // making it fails, the command joins the shared one itself).
     let launcher_joined = match &ctx.unconfined {
-        Some(shared) if !in_process(&task.payload) && !limited => shared.holds_launcher().await,
+        Some(shared) if !in_process(&task.payload) && !wants_cgroup(task) => {
+            shared.holds_launcher().await
+        }
         _ => false,
     };
     // Its kept TMPDIR, readied off the coordinator's thread (a walk of up
@@ -643,15 +643,20 @@ fn stall(
     })
 }
 
+/// Whether an attempt of `task` gets a cgroup of its own (where the
+/// machine gives cgroups): it sets limits, or has a stall watch, which
+/// reads its CPU time there.
+pub(crate) fn wants_cgroup(task: &Task) -> bool {
+    task.memory.is_some() || task.processes.is_some() || task.stall_after.is_some()
+}
+
 /// The attempt's own cgroup, for a task that asks for limits: making and
 /// removing one costs about a millisecond in the kernel, which doubled the
 /// cost of a no-op task. Unconfined tasks without limits share the run's
 /// (`Ctx::unconfined`), which holds whatever they start.
 fn task_cgroup(ctx: &Ctx, task: &Task, attempt: u32) -> Option<crate::run::cgroup::TaskCgroup> {
-    // A stall watch reads the attempt's CPU time there.
-    let limited = task.memory.is_some() || task.processes.is_some() || task.stall_after.is_some();
     match &ctx.cgroups {
-        Some(cgroups) if limited && !in_process(&task.payload) => {
+        Some(cgroups) if wants_cgroup(task) && !in_process(&task.payload) => {
             let processes = Some(
                 task.processes
                     .unwrap_or(swarm_sandbox::Limits::default().processes),

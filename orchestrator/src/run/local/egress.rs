@@ -242,7 +242,7 @@ impl Egress {
         let opened = async {
             match &self.via {
                 None => connect(&request.host, request.port).await,
-                Some(relay) => through(relay, &request.host, request.port, &self.whose).await,
+                Some(relay) => through(relay, &request.host, request.port).await,
             }
         };
         let mut upstream = match tokio::time::timeout(CONNECT_TIMEOUT, opened).await {
@@ -633,25 +633,21 @@ async fn connect(host: &RequestHost, port: u16) -> std::io::Result<TcpStream> {
 }
 
 /// A connection to `host` on `port` tunnelled through the coordinator's
-/// `relay` (`CONNECT`, with the run's token and whose it is): ready to
-/// carry bytes once the relay said `200`, or why not (its answer).
+/// `relay` (`CONNECT`, with the run's token): ready to carry bytes once
+/// the relay said `200`, or why not (its answer).
 async fn through(
     relay: &GatewayAccess,
     host: &RequestHost,
     port: u16,
-    whose: &str,
 ) -> std::io::Result<TcpStream> {
     let at = relay
         .url
         .trim_start_matches("http://")
         .trim_end_matches('/');
     let mut stream = TcpStream::connect(at).await?;
-    // `whose` holds backquotes and spaces only: a header's value as it is.
     let head = format!(
-        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {}\r\n{}: {}\r\n\r\n",
-        relay.token,
-        crate::gateway::relay::TASK,
-        whose.replace(['\r', '\n'], " ")
+        "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {}\r\n\r\n",
+        relay.token
     );
     stream.write_all(head.as_bytes()).await?;
     // The answer's head, a byte at a time: what follows it is the host's.

@@ -104,9 +104,10 @@ impl LocalExecutor {
         // attempt.rs); unconfined ones share one. A run with neither makes
         // none.
         let processes = |t: &Task| !self::attempt::in_process(&t.payload);
-        let limited = tasks.all().iter().any(|t| {
-            processes(t) && (t.memory.is_some() || t.processes.is_some() || t.stall_after.is_some())
-        });
+        let limited = tasks
+            .all()
+            .iter()
+            .any(|t| processes(t) && self::attempt::wants_cgroup(t));
         let unconfined = options.sandbox.is_none() && tasks.all().iter().any(|t| processes(t));
         let cgroups = (limited || unconfined)
             .then(|| crate::run::cgroup::Cgroups::new(&prepared.run))
