@@ -591,3 +591,48 @@ async fn push(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn job(cache_dir: String) -> NodeJob {
+        serde_json::from_value(serde_json::json!({
+            "run": "r", "task": "t", "attempt": 1, "shared": "/s.git",
+            "base": "b", "base_ref": "refs/swarm/r/base.d/b",
+            "plan_path": "/p.toml", "plan_text": "", "sandbox": true,
+            "grace_ms": 1000, "scratch": null, "gateway": null,
+            "cache_dir": cache_dir,
+        }))
+        .unwrap()
+    }
+
+    /// A node's kept setups are used only from a directory of this
+    /// user's that no one else may write: one planted as a link (in a
+    /// shared `/tmp`, by another user or a job) or left writable to others
+    /// is refused, and the job sets up its own.
+    #[test]
+    fn the_setup_cache_is_never_a_link_nor_writable_by_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |rel: &str| dir.path().join(rel).display().to_string();
+        let made = setup_cache(&job(format!("{}/%N", at("cache"))), None, "n1").unwrap();
+        assert!(made.starts_with(dir.path().join("cache/n1")));
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        // As a default `/tmp/swarm-cache-<uid>` could be planted.
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("planted")).unwrap();
+        let linked = setup_cache(&job(at("planted")), None, "n2");
+        assert!(linked.is_err(), "{linked:?}");
+        assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+
+        let open = dir.path().join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(setup_cache(&job(at("open")), None, "n3").is_err());
+    }
+}
