@@ -497,17 +497,31 @@ impl History {
         self.estimate_by(&entry_id(of, entry), ENTRY_HASH)
     }
 
+    /// How long `name` of sharded task `of` takes, if known: an entry's
+    /// estimate, or a part's share of its entry's
+    /// ([`crate::plan::shard_parts`]).
+    pub fn part_estimate(&self, of: &str, name: &str) -> Option<u64> {
+        let whole = self.entry_estimate(of, crate::plan::shard_parts::whole(name))?;
+        Some(match crate::plan::shard_parts::parse(name) {
+            Some(part) => {
+                let share: u32 = part.ranges.iter().map(|(lo, hi)| hi - lo).sum();
+                whole * u64::from(share) / u64::from(crate::plan::shard_parts::WHOLE)
+            }
+            None => whole,
+        })
+    }
+
     /// How the unsplit tasks of `plan` are grouped when the run runs
     /// `slots` tasks at once: each task's id and its shards' entries,
     /// balanced by what the history knows of them, where the last run put
     /// them unless moving them is worth it (`shards::regroup`).
     pub fn shard_groups(&self, plan: &crate::plan::Plan, slots: usize) -> Vec<shards::Grouped> {
         shards::unsplit(plan)
-            .map(|(of, entries, count, keep)| {
+            .map(|(of, entries, count, keep, by_tests)| {
                 let n = shards::tasks_for(count, entries.len(), slots);
                 let last = self.groupings.get(of).map(|(g, _)| g.as_slice());
                 let startup = self.startup(of).unwrap_or(0);
-                shards::regroup(of, entries, n, (keep, startup), last, |e| {
+                shards::regroup(of, entries, n, (keep, startup, by_tests), last, |e| {
                     self.entry_estimate(of, e)
                 })
             })

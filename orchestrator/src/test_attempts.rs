@@ -284,7 +284,8 @@ pub fn fold_kept(
 
 /// A shard's entries, to find the entry a test case is of.
 pub struct Entries<'e> {
-    entries: &'e [String],
+    /// The entries, a part of one (`plan::shard_parts`) as the entry.
+    entries: Vec<&'e str>,
     /// Each entry as a module path: `tests/test_a.py` -> `tests.test_a`.
     stems: Vec<String>,
 }
@@ -307,9 +308,13 @@ impl<'e> Entries<'e> {
                 .map_or(e, |(stem, _)| stem)
                 .replace('/', ".")
         };
+        let entries: Vec<&str> = entries
+            .iter()
+            .map(|e| crate::plan::shard_parts::whole(e))
+            .collect();
         Self {
-            entries,
             stems: entries.iter().map(|e| stem(e)).collect(),
+            entries,
         }
     }
 
@@ -351,7 +356,7 @@ impl<'e> Entries<'e> {
         for case in failing {
             let id = match self.by_module(case) {
                 Some((at, rest)) if self.entries[at].ends_with(".py") => {
-                    let mut id = self.entries[at].clone();
+                    let mut id = self.entries[at].to_string();
                     for class in rest.split('.').filter(|c| !c.is_empty()) {
                         id.push_str("::");
                         id.push_str(class);
@@ -360,7 +365,7 @@ impl<'e> Entries<'e> {
                     id.push_str(&case.name);
                     id
                 }
-                _ => self.entries[self.of(case)?].clone(),
+                _ => self.entries[self.of(case)?].to_string(),
             };
             if !out.contains(&id) {
                 out.push(id);

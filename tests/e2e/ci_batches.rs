@@ -332,6 +332,97 @@ fn shard_times(repo: &TestRepo) -> Vec<(String, u64)> {
 }
 
 #[test]
+fn a_file_longer_than_a_mean_shard_is_split_by_the_tests_its_shards_list_and_each_runs_once() {
+    let pytest = crate::support::python_tool("pytest");
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "__pycache__/\n.pytest_cache/\n");
+    let big = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("def test_big_{i}():\n    time.sleep(0.12)\n\n"))
+            .collect::<String>()
+    };
+    repo.write("tests/test_big.py", &format!("import time\n\n{}", big(8)));
+    for name in ["a", "b"] {
+        repo.write(
+            &format!("tests/test_{name}.py"),
+            &format!("def test_{name}():\n    pass\n"),
+        );
+    }
+    repo.commit_all("a suite with one long file");
+    let py = format!(
+        "PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider",
+        pytest.display()
+    );
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "{}[[task]]\nid = \"pytest\"\nisolation = \"readonly\"\nshards = 2\n\
+             run = \"{py} {{entries}} --junitxml=$TMPDIR/report.xml\"\n\
+             list_tests = \"{py} --collect-only {{entries}}\"\n\
+             junit = \"$TMPDIR/report.xml\"\nmatrix = {{ file = {{ glob = \"tests/test_*.py\" }} }}\n",
+            pytest_swarm(&pytest),
+        ),
+    );
+    // Nothing learned yet: whole files, by count.
+    repo.run_plan(&plan, &["--name", "first"]).assert_code(0);
+    // A test added since: no run has seen it, and it must still run.
+    repo.write(
+        "tests/test_big.py",
+        &format!("import time\n\n{}def test_new():\n    pass\n", big(8)),
+    );
+    repo.commit_all("one more test");
+    let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
+    assert!(
+        validate.stdout.contains(
+            "tests/test_big.py: longer than a mean shard, split in 2 parts by the tests `list_tests` lists"
+        ),
+        "{}",
+        validate.stdout
+    );
+    let junit = repo.path().join("junit.xml");
+    let second = repo.run_plan(
+        &plan,
+        &["--name", "second", "--junit", junit.to_str().unwrap()],
+    );
+    second.assert_code(0);
+    // Each of the eleven tests ran once: none twice, none left out.
+    assert!(
+        second.stderr.contains("tests: 11 passed in 2 tasks"),
+        "{}",
+        second.stderr
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    for name in ["test_new", "test_big_0", "test_big_7", "test_a", "test_b"] {
+        assert_eq!(
+            xml.matches(&format!("name=\"{name}\"")).count(),
+            1,
+            "{name}: {xml}"
+        );
+    }
+    // The long file's tests are in both shards, by the journaled parts.
+    let journal =
+        std::fs::read_to_string(repo.path().join(".swarm/runs/second/events.jsonl")).unwrap();
+    let sharded = journal
+        .lines()
+        .find(|l| l.contains("task_sharded"))
+        .unwrap();
+    let shards = serde_json::from_str::<serde_json::Value>(sharded).unwrap()["shards"].clone();
+    let parts: Vec<&str> = shards
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g.as_array().unwrap())
+        .filter_map(|e| e.as_str())
+        .filter(|e| e.starts_with("tests/test_big.py\u{1f}"))
+        .collect();
+    assert_eq!(parts.len(), 2, "{sharded}");
+    for shard in ["pytest-1", "pytest-2"] {
+        let log = repo.swarm(&["logs", "second", shard]);
+        assert!(log.stdout.contains(" passed"), "{shard}: {}", log.stdout);
+    }
+}
+
+#[test]
 fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
     let pytest = crate::support::python_tool("pytest");
     let repo = skewed_suite();

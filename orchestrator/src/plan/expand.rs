@@ -509,6 +509,24 @@ pub(super) fn matrix<'a>(
         let mut found = Vec::new();
         let combos = matrix::combinations(source, fields, sources, &mut listed, &mut found);
         let variants = variants::read(source, fields, &file.defaults, id.get_ref(), &mut found);
+        if let (Some(list), None) = (&fields.list_tests, &fields.shards) {
+            out.push(Expansion::refused(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "task `{}` has `list_tests` but not `shards`",
+                            id.get_ref()
+                        ),
+                        Some(list.span()),
+                        "tests of what",
+                    )
+                    .with_help(
+                        "`list_tests` lists the tests of a sharded task's entries, so a long one is split across shards: add `shards`, or remove it",
+                    ),
+            ));
+            continue;
+        }
         // A task of many entries is one task until the run splits it.
         if let Some(written) = &fields.shards {
             let sharding = super::shards::read(

@@ -26,6 +26,7 @@ pub mod schema;
 pub mod semantic;
 mod settings;
 pub mod setup;
+pub mod shard_parts;
 pub mod shards;
 pub mod subtasks;
 mod task;

@@ -682,6 +682,15 @@ pub struct TaskFields {
     /// 10%; `pinned`: they stay (new entries are added where there is the
     /// most room); `balanced`: grouped anew each run.
     pub shard_grouping: Option<super::shards::Keep>,
+    /// With `shards`: a command that lists the tests of `{entries}`, one
+    /// a line, each starting `<entry>::` (pytest's node ids: `python -m
+    /// pytest --collect-only -q {entries}`). An entry expected to take
+    /// longer than the task's mean shard is then split across shards by
+    /// its tests: each such shard runs this first, in its own sandbox,
+    /// and gets its share of the entry's listed tests in `{entries}`, so
+    /// a test added since the last run still runs once.
+    #[schemars(with = "Option<String>")]
+    pub list_tests: Option<Spanned<String>>,
     /// Run the task several ways, each in its own worktree and sandbox,
     /// and keep one result: a number of variants (`variants = 4`, told
     /// apart by `{variant}`), or lists of values whose combinations are the

@@ -26,6 +26,7 @@ use toml::Spanned;
 use super::error::{PlanError, PlanErrorKind, Source};
 use super::matrix::Combo;
 use super::schema::TaskFields;
+use super::shard_parts;
 use super::{Payload, Plan, Task};
 
 /// How many tasks a sharded task becomes.
@@ -50,6 +51,10 @@ pub enum Sharding {
         /// The key's values that cannot be one line of `$SWARM_ENTRIES`
         /// ([`unlistable`]), left out of `entries`.
         left_out: Vec<String>,
+        /// How to list an entry's tests (`list_tests`), so that one longer
+        /// than the mean shard is split across shards by them
+        /// ([`super::shard_parts`]).
+        list: Option<String>,
     },
     /// Shard `number` of `count` of task `of`, running `entries`;
     /// `left_out` as its unsplit task's; `template` its command as
@@ -63,6 +68,8 @@ pub enum Sharding {
         entries: Vec<String>,
         left_out: Vec<String>,
         template: String,
+        /// Its unsplit task's `list`.
+        list: Option<String>,
     },
 }
 
@@ -212,6 +219,7 @@ pub(super) fn read(
         count,
         keep: fields.shard_grouping.unwrap_or_default(),
         left_out,
+        list: fields.list_tests.as_ref().map(|l| l.get_ref().clone()),
     })
 }
 
@@ -244,16 +252,23 @@ pub type Grouped = (String, Vec<Vec<String>>);
 /// run grouped them (entries gone dropped, new ones each added to the
 /// shard least loaded) unless `keep` says otherwise or a new grouping
 /// ([`balance`]) is worth the move (each shard taking `startup` beside its
-/// entries); a last grouping of another count is not kept.
+/// entries); a last grouping of another count is not kept. With
+/// `by_tests` (the task lists its entries' tests), an entry longer than
+/// the shards' mean load is grouped as parts ([`shard_parts::split_long`]).
 pub fn regroup(
     of: &str,
     entries: &[String],
     n: usize,
-    (keep, startup): (Keep, u64),
+    (keep, startup, by_tests): (Keep, u64, bool),
     last: Option<&[Vec<String>]>,
     expected: impl Fn(&str) -> Option<u64>,
 ) -> Grouped {
     let weights = weights(entries, &expected);
+    let (entries, weights) = match by_tests {
+        true => shard_parts::split_long(entries, &weights, n),
+        false => (entries.to_vec(), weights),
+    };
+    let entries = entries.as_slice();
     let fresh = balance_weighed(entries, n, &weights);
     let kept = match last {
         Some(last) if keep != Keep::Balanced && last.len() == fresh.len() => {
@@ -268,7 +283,13 @@ pub fn regroup(
     }
     let at = |e: &String| entries.iter().position(|x| x == e);
     let longest = |groups: &[Vec<String>]| -> u64 {
-        let load = |g: &Vec<String>| g.iter().filter_map(at).map(|i| weights[i]).sum::<u64>();
+        let load = |g: &Vec<String>| {
+            g.iter()
+                .flat_map(|e| shard_parts::singles(e))
+                .filter_map(|e| at(&e))
+                .map(|i| weights[i])
+                .sum::<u64>()
+        };
         startup + groups.iter().map(load).max().unwrap_or(0)
     };
     let worth = longest(&kept) * (100 - REGROUP_GAIN) > longest(&fresh) * 100;
@@ -287,10 +308,12 @@ fn keep_placed(entries: &[String], last: &[Vec<String>], weights: &[u64]) -> Vec
         .enumerate()
         .map(|(i, e)| (e.as_str(), i))
         .collect();
+    // A part of many ranges as the parts it was made of.
     let mut groups: Vec<Vec<usize>> = last
         .iter()
         .map(|g| {
             g.iter()
+                .flat_map(|e| shard_parts::singles(e))
                 .filter_map(|e| index.get(e.as_str()).copied())
                 .collect()
         })
@@ -317,15 +340,15 @@ fn place_longest_first(groups: &mut [Vec<usize>], mut items: Vec<usize>, weights
     }
 }
 
-/// `groups` of entries' places as the entries, each group in plan order,
-/// the empty ones left out.
+/// `groups` of entries' places as the entries, each group in plan order
+/// (the parts of one entry in it made one), the empty ones left out.
 fn named(groups: Vec<Vec<usize>>, entries: &[String]) -> Vec<Vec<String>> {
     groups
         .into_iter()
         .filter(|g| !g.is_empty())
         .map(|mut g| {
             g.sort_unstable();
-            g.into_iter().map(|i| entries[i].clone()).collect()
+            shard_parts::merged(g.into_iter().map(|i| entries[i].clone()).collect())
         })
         .collect()
 }
@@ -413,6 +436,10 @@ pub enum SplitError {
     Stale { task: String, entry: String },
     #[error("split task `{task}`: the plan has no sharded task of that id")]
     Unknown { task: String },
+    #[error(
+        "split task `{task}`: the journaled grouping's parts of entry `{entry}` do not run each of its tests once, or the task no longer lists its tests (`list_tests`)"
+    )]
+    Parts { task: String, entry: String },
 }
 
 /// Splits each unsplit task of `plan` into the groups `groups` gives it
@@ -431,7 +458,10 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
     let mut made: Vec<(String, Vec<String>)> = Vec::new();
     for task in std::mem::take(&mut plan.tasks) {
         let Some(Sharding::Unsplit {
-            entries, left_out, ..
+            entries,
+            left_out,
+            list,
+            ..
         }) = task.sharding.as_deref()
         else {
             out.push(task);
@@ -440,12 +470,28 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
         let Some((_, these)) = groups.iter().find(|(id, _)| *id == task.id) else {
             return Err(SplitError::Missing { task: task.id });
         };
-        let all: HashSet<&String> = entries.iter().collect();
-        if let Some(entry) = these.iter().flatten().find(|e| !all.contains(e)) {
+        let all: HashSet<&str> = entries.iter().map(String::as_str).collect();
+        let stale = these
+            .iter()
+            .flatten()
+            .find(|e| !all.contains(shard_parts::whole(e)));
+        if let Some(entry) = stale {
             return Err(SplitError::Stale {
                 task: task.id.clone(),
                 entry: entry.clone(),
             });
+        }
+        let parts = these
+            .iter()
+            .flatten()
+            .find(|e| shard_parts::parse(e).is_some());
+        if let Some(part) = parts {
+            shard_parts::complete(these)
+                .and_then(|()| list.as_ref().map(|_| ()).ok_or_else(String::new))
+                .map_err(|_| SplitError::Parts {
+                    task: task.id.clone(),
+                    entry: shard_parts::whole(part).to_string(),
+                })?;
         }
         let mut ids = Vec::with_capacity(these.len());
         for (number, group) in (1..).zip(these) {
@@ -479,10 +525,19 @@ fn shard(
 ) -> Task {
     let mut t = task.clone();
     t.id = id;
+    let list = match task.sharding.as_deref() {
+        Some(Sharding::Unsplit { list, .. }) => list.clone(),
+        _ => None,
+    };
     let mut template = String::new();
     if let Payload::Command { run } = &mut t.payload {
         template = run.clone();
-        *run = run.replace(&format!("{{{ENTRIES}}}"), &quoted(entries));
+        *run = match &list {
+            Some(list) if entries.iter().any(|e| shard_parts::parse(e).is_some()) => {
+                shard_parts::script(run, list, entries)
+            }
+            _ => run.replace(&format!("{{{ENTRIES}}}"), &quoted(entries)),
+        };
     }
     t.sharding = Some(Box::new(Sharding::Shard {
         of: task.id.clone(),
@@ -491,6 +546,7 @@ fn shard(
         entries: entries.to_vec(),
         left_out: left_out.to_vec(),
         template,
+        list,
     }));
     t
 }
@@ -506,6 +562,7 @@ pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
         count,
         left_out,
         template,
+        list,
         ..
     }) = task.sharding.as_deref()
     else {
@@ -525,6 +582,7 @@ pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
         entries: ids.to_vec(),
         left_out: left_out.clone(),
         template: template.clone(),
+        list: list.clone(),
     }));
     Some(t)
 }
@@ -576,9 +634,12 @@ pub fn numbered_groupings<'t>(tasks: impl IntoIterator<Item = &'t Task>) -> Vec<
     groups
 }
 
-/// The unsplit tasks of `plan`: id, entries, count and whether entries
-/// stay where they were.
-pub fn unsplit(plan: &Plan) -> impl Iterator<Item = (&str, &[String], Count, Keep)> {
+/// An unsplit task of a plan: its id, entries, count, whether entries
+/// stay where they were and whether it lists its entries' tests.
+pub type UnsplitTask<'p> = (&'p str, &'p [String], Count, Keep, bool);
+
+/// The unsplit tasks of `plan`.
+pub fn unsplit(plan: &Plan) -> impl Iterator<Item = UnsplitTask<'_>> {
     plan.tasks
         .iter()
         .filter_map(|t| match t.sharding.as_deref() {
@@ -586,8 +647,15 @@ pub fn unsplit(plan: &Plan) -> impl Iterator<Item = (&str, &[String], Count, Kee
                 entries,
                 count,
                 keep,
+                list,
                 ..
-            }) => Some((t.id.as_str(), entries.as_slice(), *count, *keep)),
+            }) => Some((
+                t.id.as_str(),
+                entries.as_slice(),
+                *count,
+                *keep,
+                list.is_some(),
+            )),
             _ => None,
         })
 }
@@ -644,29 +712,40 @@ mod tests {
             vec!["t1".to_string(), "t2".into()],
         ];
         // As balanced as a new grouping: kept as it was.
-        let (_, kept) = regroup("s", &entries, 2, (Keep::Stable, 0), Some(&last), ms);
+        let (_, kept) = regroup_("s", &entries, 2, (Keep::Stable, 0), Some(&last), ms);
         assert_eq!(kept, last);
         // t0 grew: the kept grouping's longest shard is 1.5x the new one's.
         let grown = |e: &str| Some([300u64, 100, 100, 100][e[1..].parse::<usize>().unwrap()]);
-        let (_, moved) = regroup("s", &entries, 2, (Keep::Stable, 0), Some(&last), grown);
+        let (_, moved) = regroup_("s", &entries, 2, (Keep::Stable, 0), Some(&last), grown);
         assert_eq!(moved, [vec!["t0"], vec!["t1", "t2", "t3"]]);
         // Pinned: kept anyway; a new entry goes where there is most room,
         // a removed one is dropped.
-        let (_, pinned) = regroup("s", &entries, 2, (Keep::Pinned, 0), Some(&last), grown);
+        let (_, pinned) = regroup_("s", &entries, 2, (Keep::Pinned, 0), Some(&last), grown);
         assert_eq!(pinned, last);
         let more: Vec<String> = ["t0", "t1", "t2", "t4"].map(String::from).to_vec();
-        let (_, placed) = regroup("s", &more, 2, (Keep::Pinned, 0), Some(&last), |_| None);
+        let (_, placed) = regroup_("s", &more, 2, (Keep::Pinned, 0), Some(&last), |_| None);
         assert_eq!(placed, [vec!["t0", "t4"], vec!["t1", "t2"]]);
         // Balanced, or a last grouping of another count: grouped anew.
-        let (_, fresh) = regroup("s", &entries, 2, (Keep::Balanced, 0), Some(&last), ms);
+        let (_, fresh) = regroup_("s", &entries, 2, (Keep::Balanced, 0), Some(&last), ms);
         assert_eq!(fresh, balance(&entries, 2, ms));
-        let (_, three) = regroup("s", &entries, 3, (Keep::Pinned, 0), Some(&last), ms);
+        let (_, three) = regroup_("s", &entries, 3, (Keep::Pinned, 0), Some(&last), ms);
         assert_eq!(three.len(), 3);
         // A kept shard whose entries are all gone: grouped anew, never a
         // shard fewer than asked.
         let left: Vec<String> = ["t1", "t2"].map(String::from).to_vec();
-        let (_, anew) = regroup("s", &left, 2, (Keep::Pinned, 0), Some(&last), ms);
+        let (_, anew) = regroup_("s", &left, 2, (Keep::Pinned, 0), Some(&last), ms);
         assert_eq!(anew.len(), 2);
+    }
+
+    fn regroup_(
+        of: &str,
+        entries: &[String],
+        n: usize,
+        (keep, startup): (Keep, u64),
+        last: Option<&[Vec<String>]>,
+        expected: impl Fn(&str) -> Option<u64>,
+    ) -> Grouped {
+        regroup(of, entries, n, (keep, startup, false), last, expected)
     }
 
     #[test]

@@ -964,16 +964,23 @@ fn entry_times(
             None => startups.push(((*of).clone(), rest)),
         }
     }
-    let mut out = Vec::new();
+    // An entry run in parts (`plan::shard_parts`) took what its parts took
+    // together.
+    let mut out: Vec<(String, String, u64)> = Vec::new();
+    let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
     for (of, entries, ms, cases) in &shards {
         let startup = startups.iter().find(|(o, _)| o == *of).map_or(0, |s| s.1);
         let times = crate::durations::entry_times(entries, *ms, cases, startup);
-        out.extend(
-            entries
-                .iter()
-                .zip(times)
-                .map(|(e, t)| ((*of).clone(), e.clone(), t)),
-        );
+        for (entry, t) in entries.iter().zip(times) {
+            let entry = crate::plan::shard_parts::whole(entry);
+            match at.get(&(of.as_str(), entry)) {
+                Some(&i) => out[i].2 += t,
+                None => {
+                    at.insert((of.as_str(), entry), out.len());
+                    out.push(((*of).clone(), entry.to_string(), t));
+                }
+            }
+        }
     }
     (out, startups)
 }

@@ -12,6 +12,7 @@ use crate::durations::History;
 use crate::graph::TaskGraph;
 use crate::ids::TaskIndex;
 use crate::plan::Plan;
+use crate::plan::shard_parts;
 
 /// What a run of `plan` (shown as `shown`) would be, as `checked` found it
 /// on this host, from `base` (the commit `plan.base` names) in the
@@ -108,10 +109,26 @@ pub fn describe(
     // repository's earlier runs took.
     if let Some(history) = &history {
         for (task, groups) in sharded {
-            let entries: usize = groups.iter().map(Vec::len).sum();
-            let known = groups
+            // Each entry once (the parts of one split across shards by its
+            // tests counted as it), and the split ones with their parts.
+            let mut wholes: Vec<&str> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            let mut parted: Vec<(&str, usize)> = Vec::new();
+            for name in groups.iter().flatten() {
+                let entry = shard_parts::whole(name);
+                if let Some(part) = shard_parts::parse(name) {
+                    match parted.iter_mut().find(|(e, _)| *e == entry) {
+                        Some((_, n)) => *n += part.ranges.len(),
+                        None => parted.push((entry, part.ranges.len())),
+                    }
+                }
+                if seen.insert(entry) {
+                    wholes.push(entry);
+                }
+            }
+            let entries = wholes.len();
+            let known = wholes
                 .iter()
-                .flatten()
                 .filter(|e| history.entry_estimate(&task, e).is_some())
                 .count();
             // Each shard: its entries' times, and what any shard takes.
@@ -119,7 +136,7 @@ pub fn describe(
             let times: Vec<Option<u64>> = groups
                 .iter()
                 .map(|g| {
-                    let ms: Option<u64> = g.iter().map(|e| history.entry_estimate(&task, e)).sum();
+                    let ms: Option<u64> = g.iter().map(|e| history.part_estimate(&task, e)).sum();
                     ms.map(|ms| ms + startup)
                 })
                 .collect();
@@ -156,6 +173,13 @@ pub fn describe(
                     n => format!("{n} of {entries} durations known, the rest counted as typical"),
                 },
             );
+            for (entry, parts) in parted {
+                let _ = writeln!(
+                    &mut out,
+                    "                  {}: longer than a mean shard, split in {parts} parts by the tests `list_tests` lists",
+                    crate::escape::line(entry)
+                );
+            }
         }
     }
     out.push_str(&super::summary::grants(

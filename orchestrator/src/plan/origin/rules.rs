@@ -495,6 +495,12 @@ pub const PLAN: &[KeyRule] = &[
     ),
     rule(
         T::Task,
+        "list_tests",
+        Any,
+        "a command listing its entries' tests, run in each shard's sandbox as its `run` is",
+    ),
+    rule(
+        T::Task,
         "flaky",
         Any,
         "whether a test that passed only when run again gates; either way it is reported flaky",
@@ -933,6 +939,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
     ),
     sub(
         "shard_grouping",
+        Subtask::Refused,
+        "tasks of many entries are split when the run starts",
+    ),
+    sub(
+        "list_tests",
         Subtask::Refused,
         "tasks of many entries are split when the run starts",
     ),

@@ -1,0 +1,132 @@
+use super::*;
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn an_entry_longer_than_the_mean_shard_is_split_into_parts_that_cover_it() {
+    let entries = names(&["big.py", "a.py", "b.py"]);
+    // 4 shards, load 1,200 in all: a mean of 300; big.py (900) in 3 parts.
+    let (split, weights) = split_long(&entries, &[900, 200, 100], 4);
+    assert_eq!(
+        split,
+        [
+            "big.py\u{1f}0-333",
+            "big.py\u{1f}333-666",
+            "big.py\u{1f}666-1000",
+            "a.py",
+            "b.py"
+        ]
+    );
+    assert_eq!(weights, [300, 300, 300, 200, 100]);
+    assert_eq!(whole(&split[1]), "big.py");
+    assert_eq!(whole("a.py"), "a.py");
+    assert_eq!(
+        parse(&split[2]),
+        Some(Part {
+            entry: "big.py",
+            ranges: vec![(666, 1000)]
+        })
+    );
+    assert_eq!(parse("a.py"), None);
+    assert_eq!(parse("x\u{1f}5-2"), None);
+    assert_eq!(parse("x\u{1f}0-1001"), None);
+    // Never more parts than shards, none with one shard or none longer.
+    let (split, _) = split_long(&entries, &[10_000, 1, 1], 2);
+    assert_eq!(split.len(), 4);
+    assert_eq!(split_long(&entries, &[900, 200, 100], 1).0, entries);
+    assert_eq!(split_long(&entries, &[100, 100, 100], 3).0, entries);
+}
+
+#[test]
+fn parts_in_one_shard_are_one_and_a_grouping_must_cover_each_entry_once() {
+    let merged = merged(names(&[
+        "a.py",
+        "big.py\u{1f}666-1000",
+        "big.py\u{1f}0-333",
+    ]));
+    assert_eq!(merged, ["a.py", "big.py\u{1f}0-333,666-1000"]);
+    let groups = vec![merged.clone(), names(&["big.py\u{1f}333-666"])];
+    assert_eq!(complete(&groups), Ok(()));
+    let gap = vec![merged.clone()];
+    assert_eq!(complete(&gap), Err("big.py".to_string()));
+    let twice = vec![merged, names(&["big.py\u{1f}0-666"])];
+    assert_eq!(complete(&twice), Err("big.py".to_string()));
+}
+
+/// Runs the script of a shard holding `entries` with `sh`, its list the
+/// lines `listed` (and pytest's summary), its command printing what it
+/// got in `{entries}` and in `$SWARM_ENTRIES`.
+fn run(entries: &[String], listed: &[&str], list_fails: bool) -> (i32, Vec<String>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let list_file = dir.path().join("list.txt");
+    let mut text = listed.join("\n");
+    text.push_str("\n\n3 tests collected in 0.01s\n");
+    std::fs::write(&list_file, text).unwrap();
+    let list = match list_fails {
+        true => "echo 'ERROR collecting {entries}'; exit 2".to_string(),
+        false => format!("cat {} # {{entries}}", list_file.display()),
+    };
+    let template = "printf 'arg:%s\\n' {entries}; sed 's/^/file:/' \"$SWARM_ENTRIES\"";
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script(template, &list, entries))
+        .env("TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let of = |prefix: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix).map(String::from))
+            .collect()
+    };
+    (out.status.code().unwrap_or(-1), of("arg:"), of("file:"))
+}
+
+#[test]
+fn the_parts_of_an_entry_run_each_listed_test_once_whatever_the_list_holds() {
+    // Tests listed now that no earlier run knew (a new one at the end, a
+    // list of any length) still fall in exactly one part.
+    for count in [1usize, 2, 3, 7, 10, 31] {
+        let tests: Vec<String> = (0..count).map(|i| format!("big.py::test_{i}")).collect();
+        let mut listed: Vec<&str> = tests.iter().map(String::as_str).collect();
+        listed.push("other.py::test_x");
+        let (parts, _) = split_long(&names(&["big.py", "a.py"]), &[900, 100], 3);
+        let mut ran = Vec::new();
+        for part in parts.iter().filter(|p| parse(p).is_some()) {
+            let entries = vec!["a.py".to_string(), part.clone()];
+            let (code, args, file) = run(&entries, &listed, false);
+            assert_eq!(code, 0, "{part} of {count}");
+            assert_eq!(args[0], "a.py");
+            assert_eq!(args, file, "`{{entries}}` and `$SWARM_ENTRIES` agree");
+            ran.extend(args.into_iter().skip(1));
+        }
+        ran.sort();
+        let mut want = tests.clone();
+        want.sort();
+        assert_eq!(ran, want, "each of {count} listed tests once");
+    }
+}
+
+#[test]
+fn a_part_whose_entry_lists_nothing_runs_it_whole_and_a_failed_list_fails_the_shard() {
+    let first = vec!["big.py\u{1f}0-500".to_string()];
+    let second = vec!["big.py\u{1f}500-1000".to_string()];
+    // Nothing of big.py listed: its first part runs it whole (the runner
+    // says why), the other runs nothing and says so.
+    assert_eq!(run(&first, &["a.py::t"], false).1, ["big.py"]);
+    let (code, args, file) = run(&second, &["a.py::t"], false);
+    assert_eq!((code, args.len(), file.len()), (0, 0, 0));
+    // The list failed: so does the shard, its command never run.
+    let (code, args, _) = run(&first, &["big.py::t"], true);
+    assert_eq!((code, args.len()), (2, 0));
+}
+
+#[test]
+fn names_with_quotes_and_spaces_reach_the_command_as_one_word_each() {
+    let entries = vec!["it's a.py\u{1f}0-1000".to_string()];
+    let (code, args, _) = run(&entries, &["it's a.py::test [x y]"], false);
+    assert_eq!(code, 0);
+    assert_eq!(args, ["it's a.py::test [x y]"]);
+}
