@@ -52,6 +52,7 @@ shards = $2
 $3
 matrix = { file = { glob = "tests/test_*.py" } }
 run = "$PYTEST {entries} --junitxml=\$TMPDIR/report.xml"
+list_tests = "$PYTEST --collect-only {entries}"
 junit = "\$TMPDIR/report.xml"
 PLAN
   plan_clean "$REPO" "$1"
@@ -145,7 +146,9 @@ files) made a repository; $NPROC cores; pytest and pytest-xdist as pinned in
 \`tests/python-tools\`. Every plan runs two tasks at once, sandboxed, in warm worktrees. "Spread" is
 the longest shard's time over the mean shard's (1.00: they all end together); swarm's is its
 second and later runs' (the first, from a fresh history, learned each file's time and each
-shard's start-up from the shards' own JUnit reports); "by hand" runs the same files as N tasks
+shard's start-up from the shards' own JUnit reports; the plan has \`list_tests\`, so a file
+longer than a mean shard is split across shards by its tests, each shard listing them with
+\`pytest --collect-only\` first); "by hand" runs the same files as N tasks
 dealt the way \`split -n l/N\` deals them, in the same conditions. Medians of $ROUNDS rounds.
 
 | shards | swarm spread | by hand spread | swarm wall | \`pytest -n N\` wall |

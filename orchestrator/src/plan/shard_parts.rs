@@ -58,22 +58,42 @@ fn named(entry: &str, ranges: &[(u32, u32)]) -> String {
 }
 
 /// `entries` (their expected times `weights`) for `n` shards, each entry
-/// expected to take longer than the shards' mean load split into as many
-/// parts as bring each under it (at most `n`), each part expected to take
-/// its share; the others as they are.
-pub fn split_long(entries: &[String], weights: &[u64], n: usize) -> (Vec<String>, Vec<u64>) {
+/// expected to take longer than the shards' mean load split into parts
+/// when that shortens the longest shard by more than [`SPLIT_GAIN`]
+/// percent, into as many (at most `n`) as make the longest shard the
+/// shortest; each part is expected to take its share plus `listing`
+/// (what a shard's listing of the tests costs: a runner's start-up),
+/// which every part pays and which loads the shards with more work.
+pub fn split_long(
+    entries: &[String],
+    weights: &[u64],
+    n: usize,
+    listing: u64,
+) -> (Vec<String>, Vec<u64>) {
     let total: u64 = weights.iter().sum();
     let mean = total / n.max(1) as u64;
+    // The least the longest shard can take with the entry in `k` parts:
+    // a part, or the mean of the load its listings add to.
+    let bound = |w: u64, k: u64| -> u64 {
+        let part = match k {
+            1 => w,
+            k => w.div_ceil(k) + listing,
+        };
+        part.max((total + (k - 1) * listing) / n.max(1) as u64)
+    };
     let mut out = (
         Vec::with_capacity(entries.len()),
         Vec::with_capacity(weights.len()),
     );
     for (entry, &w) in entries.iter().zip(weights) {
-        let k = match n >= 2 && mean > 0 && w > mean {
-            true => (w.div_ceil(mean) as usize).clamp(2, n),
+        let k = match n >= 2 && w > mean {
+            true => (1..=n as u64)
+                .min_by_key(|&k| (bound(w, k), k))
+                .unwrap_or(1),
             false => 1,
         };
-        if k == 1 {
+        let worth = k > 1 && bound(w, k) * 100 < bound(w, 1) * (100 - SPLIT_GAIN);
+        if !worth {
             out.0.push(entry.clone());
             out.1.push(w);
             continue;
@@ -81,11 +101,16 @@ pub fn split_long(entries: &[String], weights: &[u64], n: usize) -> (Vec<String>
         for j in 0..k as u32 {
             let (lo, hi) = (j * WHOLE / k as u32, (j + 1) * WHOLE / k as u32);
             out.0.push(named(entry, &[(lo, hi)]));
-            out.1.push((w / k as u64).max(1));
+            out.1.push(w.div_ceil(k) + listing);
         }
     }
     out
 }
+
+/// How much shorter (in percent) the longest shard must be expected to
+/// run for an entry to be split into parts: each part lists the tests
+/// again, and a split for a few percent is within one run's noise.
+pub const SPLIT_GAIN: u64 = 10;
 
 /// `name` as the one-range parts it was made of (a part of many ranges,
 /// [`merged`]), or itself.

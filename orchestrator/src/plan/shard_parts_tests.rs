@@ -8,7 +8,7 @@ fn names(list: &[&str]) -> Vec<String> {
 fn an_entry_longer_than_the_mean_shard_is_split_into_parts_that_cover_it() {
     let entries = names(&["big.py", "a.py", "b.py"]);
     // 4 shards, load 1,200 in all: a mean of 300; big.py (900) in 3 parts.
-    let (split, weights) = split_long(&entries, &[900, 200, 100], 4);
+    let (split, weights) = split_long(&entries, &[900, 200, 100], 4, 0);
     assert_eq!(
         split,
         [
@@ -33,10 +33,18 @@ fn an_entry_longer_than_the_mean_shard_is_split_into_parts_that_cover_it() {
     assert_eq!(parse("x\u{1f}5-2"), None);
     assert_eq!(parse("x\u{1f}0-1001"), None);
     // Never more parts than shards, none with one shard or none longer.
-    let (split, _) = split_long(&entries, &[10_000, 1, 1], 2);
+    let (split, _) = split_long(&entries, &[10_000, 1, 1], 2, 0);
     assert_eq!(split.len(), 4);
-    assert_eq!(split_long(&entries, &[900, 200, 100], 1).0, entries);
-    assert_eq!(split_long(&entries, &[100, 100, 100], 3).0, entries);
+    assert_eq!(split_long(&entries, &[900, 200, 100], 1, 0).0, entries);
+    assert_eq!(split_long(&entries, &[100, 100, 100], 3, 0).0, entries);
+    // Each part lists the tests again (a runner's start-up): more parts,
+    // each its share and the listing, when that is what shortens the
+    // longest shard most...
+    let (split, weights) = split_long(&entries, &[900, 200, 100], 4, 200);
+    assert_eq!(split.len(), 6, "{split:?}");
+    assert_eq!(weights[..4], [425, 425, 425, 425]);
+    // ...and none when the listing costs more than the split gains.
+    assert_eq!(split_long(&entries, &[900, 200, 100], 2, 800).0, entries);
 }
 
 #[test]
@@ -92,7 +100,7 @@ fn the_parts_of_an_entry_run_each_listed_test_once_whatever_the_list_holds() {
         let tests: Vec<String> = (0..count).map(|i| format!("big.py::test_{i}")).collect();
         let mut listed: Vec<&str> = tests.iter().map(String::as_str).collect();
         listed.push("other.py::test_x");
-        let (parts, _) = split_long(&names(&["big.py", "a.py"]), &[900, 100], 3);
+        let (parts, _) = split_long(&names(&["big.py", "a.py"]), &[900, 100], 3, 0);
         let mut ran = Vec::new();
         for part in parts.iter().filter(|p| parse(p).is_some()) {
             let entries = vec!["a.py".to_string(), part.clone()];
@@ -129,4 +137,50 @@ fn names_with_quotes_and_spaces_reach_the_command_as_one_word_each() {
     let (code, args, _) = run(&entries, &["it's a.py::test [x y]"], false);
     assert_eq!(code, 0);
     assert_eq!(args, ["it's a.py::test [x y]"]);
+}
+
+#[test]
+fn a_grouping_of_parts_splits_only_a_plan_that_lists_tests_and_covers_each_entry_once() {
+    use crate::plan::shards::{SplitError, split};
+    use std::path::Path;
+    let plan = |list: &str| {
+        let text = format!(
+            "[[task]]\nid = \"t\"\nrun = \"pytest {{entries}}\"\nshards = 2\n{list}\
+             matrix = {{ f = [\"big.py\", \"a.py\"] }}\n"
+        );
+        crate::plan::parse(Path::new("plan.toml"), text).unwrap()
+    };
+    let listed = "list_tests = \"pytest --collect-only -q {entries}\"\n";
+    let groups = |second: &str| {
+        vec![(
+            "t".to_string(),
+            vec![names(&["a.py", "big.py\u{1f}0-500"]), names(&[second])],
+        )]
+    };
+    let mut ok = plan(listed);
+    split(&mut ok, &groups("big.py\u{1f}500-1000")).unwrap();
+    let crate::plan::Payload::Command { run } = &ok.tasks[1].payload else {
+        panic!("{:?}", ok.tasks[1].payload)
+    };
+    assert!(
+        run.contains("pytest --collect-only -q big.py") && run.ends_with("pytest \"$@\""),
+        "{run}"
+    );
+    // A gap in the list's positions, or parts where the plan lists no
+    // tests (a journal of an older plan): refused, never run short.
+    let gap = split(&mut plan(listed), &groups("big.py\u{1f}600-1000"));
+    assert!(matches!(gap, Err(SplitError::Parts { entry, .. }) if entry == "big.py"));
+    let unlisted = split(&mut plan(""), &groups("big.py\u{1f}500-1000"));
+    assert!(
+        matches!(unlisted, Err(SplitError::Parts { .. })),
+        "{unlisted:?}"
+    );
+    // `list_tests` without `shards` is refused, saying what to do.
+    let text = "[[task]]\nid = \"t\"\nrun = \"true\"\nlist_tests = \"ls\"\n";
+    let err = crate::plan::parse(Path::new("plan.toml"), text.to_string()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("task `t` has `list_tests` but not `shards`"),
+        "{err}"
+    );
 }

@@ -265,7 +265,7 @@ pub fn regroup(
 ) -> Grouped {
     let weights = weights(entries, &expected);
     let (entries, weights) = match by_tests {
-        true => shard_parts::split_long(entries, &weights, n),
+        true => shard_parts::split_long(entries, &weights, n, startup),
         false => (entries.to_vec(), weights),
     };
     let entries = entries.as_slice();
