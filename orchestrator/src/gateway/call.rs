@@ -55,12 +55,20 @@ pub(crate) type OnRetry<'a> = dyn FnMut(&str, Duration, bool) + Send + 'a;
 pub(crate) struct CallFailed {
     pub message: String,
     pub spent: Usage,
-    /// A replayed run's cassette had no answer to it.
-    pub not_recorded: bool,
+    pub why: FailedBecause,
+}
+
+/// What kind of end a failed call had, for what its caller answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailedBecause {
+    /// The model's server failed, or retries ran out.
+    Failed,
     /// The provider refused the request itself (`Failure::Refused`).
-    pub refused: bool,
+    Refused,
     /// A budget refused it (a cluster's relay: `Failure::Budget`).
-    pub budget: bool,
+    Budget,
+    /// A replayed run's cassette had no answer to it.
+    NotRecorded,
 }
 
 /// Sends `request` to the model until it answers or fails for good. The
@@ -106,12 +114,10 @@ pub(crate) async fn call(
                 failure
             }
         };
-        let fail = |message: String| CallFailed {
+        let fail = |why: FailedBecause, message: String| CallFailed {
             message,
             spent,
-            not_recorded: false,
-            refused: false,
-            budget: false,
+            why,
         };
         // A refused or failed attempt used none (or an unknown part) of the
         // tokens it reserved; keeping them would stall every later call
@@ -120,24 +126,11 @@ pub(crate) async fn call(
             endpoint.limiter.settle(estimate, 0);
         }
         match failure {
-            Failure::Fatal { message } => return Err(fail(message)),
-            Failure::Refused { message } => {
-                return Err(CallFailed {
-                    refused: true,
-                    ..fail(message)
-                });
-            }
-            Failure::Budget { message } => {
-                return Err(CallFailed {
-                    budget: true,
-                    ..fail(message)
-                });
-            }
+            Failure::Fatal { message } => return Err(fail(FailedBecause::Failed, message)),
+            Failure::Refused { message } => return Err(fail(FailedBecause::Refused, message)),
+            Failure::Budget { message } => return Err(fail(FailedBecause::Budget, message)),
             Failure::NotRecorded { message } => {
-                return Err(CallFailed {
-                    not_recorded: true,
-                    ..fail(message)
-                });
+                return Err(fail(FailedBecause::NotRecorded, message));
             }
             Failure::RateLimited {
                 retry_after,
@@ -156,10 +149,13 @@ pub(crate) async fn call(
             } => {
                 failures += 1;
                 if failures > retries {
-                    return Err(fail(format!(
-                        "{message} (gave up after {retries} {})",
-                        if retries == 1 { "retry" } else { "retries" }
-                    )));
+                    return Err(fail(
+                        FailedBecause::Failed,
+                        format!(
+                            "{message} (gave up after {retries} {})",
+                            if retries == 1 { "retry" } else { "retries" }
+                        ),
+                    ));
                 }
                 let wait = backoff(failures).max(retry_after.unwrap_or_default());
                 if let Some(after) = retry_after {

@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 use swarm_protocol::agent::{Block, StopReason, Usage};
 
 use super::budget::{BudgetScope, Hold};
+use super::call::FailedBecause;
 use super::config::{Budget, Provider};
 use super::door_shapes::Wire;
 use super::passing::Reader;
@@ -956,8 +957,12 @@ async fn translated(
     .await;
     let answer = match result {
         Ok(answer) => answer,
-        Err(failed) if failed.not_recorded => return not_recorded(state, failed.message),
-        Err(failed) if failed.budget => return refuse(state, Refused::Budget, failed.message),
+        Err(failed) if failed.why == FailedBecause::NotRecorded => {
+            return not_recorded(state, failed.message);
+        }
+        Err(failed) if failed.why == FailedBecause::Budget => {
+            return refuse(state, Refused::Budget, failed.message);
+        }
         Err(failed) => {
             let message = failed.message;
             if failed.spent.total() > 0 {
@@ -970,7 +975,7 @@ async fn translated(
                 let _ = settle_with(state, Some(cut), prepared.estimate, false, Some(hold));
             }
             super::lock(&state.transcript).write("error", json!({"message": message}));
-            return match failed.refused {
+            return match failed.why == FailedBecause::Refused {
                 // The provider refused the request itself (too large for
                 // its context, a bad parameter): the program's own
                 // mistake, which asking again would not mend, so not a

@@ -754,7 +754,7 @@ impl Session {
                         json!({"message": "answers cut off mid-stream were counted", "usage": cut.usage, "cost_usd": usd}),
                     );
                 }
-                if failed.budget {
+                if failed.why == super::call::FailedBecause::Budget {
                     // The run's budgets on the coordinator (a node's call
                     // through the relay): a stop for the budget, as here.
                     self.messages.pop();
