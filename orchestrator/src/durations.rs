@@ -545,13 +545,22 @@ impl History {
             .enumerate()
             .flat_map(|(k, g)| g.iter().map(move |e| (e.as_str(), k)))
             .collect();
-        groups
+        // A part that moved is named as its entry (once): the name a
+        // person knows.
+        let mut moved: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let shown = groups
             .iter()
             .enumerate()
             .flat_map(|(k, g)| g.iter().map(move |e| (e, k)))
             .filter(|(e, k)| was.get(e.as_str()).is_some_and(|w| w != k))
-            .map(|(e, _)| e.clone())
-            .collect()
+            .map(|(e, _)| crate::plan::shard_parts::whole(e));
+        for entry in shown {
+            if seen.insert(entry) {
+                moved.push(entry.to_string());
+            }
+        }
+        moved
     }
 
     /// Adds the durations of sharded tasks' entries (`samples`: task,
