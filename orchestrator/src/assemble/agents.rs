@@ -54,17 +54,7 @@ pub fn agent_programs(
                     Some(span),
                     "its program is missing",
                 )
-                .with_help(match cli.kind {
-                    crate::plan::agents::CliKind::ClaudeCode => {
-                        "install it (npm install -g @anthropic-ai/claude-code), or give its path in [agents.NAME] program = \"...\""
-                    }
-                    crate::plan::agents::CliKind::Codex => {
-                        "install it (npm install -g @openai/codex), or give its path in [agents.NAME] program = \"...\""
-                    }
-                    crate::plan::agents::CliKind::Command => {
-                        "install it, or start `command` with its full path"
-                    }
-                });
+                .with_help(cli.kind.install_help());
             return Err(SetupError::Plan(Box::new(error)));
         };
         let grant = install_dir(&resolved);
@@ -109,8 +99,8 @@ pub struct Installed {
 /// The built-in agent CLIs on `host`'s PATH, with their versions.
 pub fn installed(host: &HostEnv) -> Vec<Installed> {
     use crate::plan::agents::CliKind;
-    [(CliKind::ClaudeCode, "claude"), (CliKind::Codex, "codex")]
-        .into_iter()
+    CliKind::builtins()
+        .filter_map(|kind| Some((kind, kind.default_program()?)))
         .map(|(kind, name)| Installed {
             kind,
             name,

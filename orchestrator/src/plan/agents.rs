@@ -36,6 +36,33 @@ pub enum CliKind {
 }
 
 impl CliKind {
+    /// Every kind, in the order the book lists them. The plan schema's
+    /// list of kinds is checked against it (`plan::tests`), so a kind
+    /// left out of it fails a test.
+    pub const ALL: [CliKind; 3] = [Self::ClaudeCode, Self::Codex, Self::Command];
+
+    /// The kinds a plan has without a table: those with a program of
+    /// their own to find.
+    pub fn builtins() -> impl Iterator<Item = CliKind> {
+        Self::ALL
+            .into_iter()
+            .filter(|k| k.default_program().is_some())
+    }
+
+    /// How to install its program: the help of the error saying it is
+    /// missing.
+    pub fn install_help(self) -> &'static str {
+        match self {
+            Self::ClaudeCode => {
+                "install it (npm install -g @anthropic-ai/claude-code), or give its path in [agents.NAME] program = \"...\""
+            }
+            Self::Codex => {
+                "install it (npm install -g @openai/codex), or give its path in [agents.NAME] program = \"...\""
+            }
+            Self::Command => "install it, or start `command` with its full path",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::ClaudeCode => "claude-code",
@@ -45,7 +72,7 @@ impl CliKind {
     }
 
     /// The program looked for on PATH when the table names none.
-    fn default_program(self) -> Option<&'static str> {
+    pub fn default_program(self) -> Option<&'static str> {
         match self {
             Self::ClaudeCode => Some("claude"),
             Self::Codex => Some("codex"),
@@ -166,8 +193,7 @@ pub(super) fn resolve_agents(
     tables: &BTreeMap<String, Spanned<AgentFields>>,
     errors: &mut Vec<PlanError>,
 ) -> BTreeMap<String, AgentCli> {
-    let mut agents: BTreeMap<String, AgentCli> = [CliKind::ClaudeCode, CliKind::Codex]
-        .into_iter()
+    let mut agents: BTreeMap<String, AgentCli> = CliKind::builtins()
         .map(|k| (k.name().to_string(), AgentCli::builtin(k)))
         .collect();
     for (name, table) in tables {

@@ -28,6 +28,12 @@ use swarm_sandbox::{GatewayPorts, Stop};
 use swarm_worker::CommandSpec;
 use tokio::sync::watch;
 
+mod adapter;
+mod claude_code;
+mod codex;
+mod command;
+
+use self::adapter::{Adapter, Events, Round};
 use super::agent_task::{AgentAttempt, budget_groups, file_len, run_verify};
 use super::ctx::Ctx;
 use super::served::{Ports, run_serving};
@@ -35,6 +41,16 @@ use crate::gateway::door::{Door, DoorSettings, Refused, new_token};
 use crate::plan::agents::CliKind;
 use crate::plan::{AgentTask, Task};
 use crate::run::CliProgram;
+
+/// What swarm knows of agent CLIs of kind `kind`: one file each beside
+/// this one (the book's "Adding an agent CLI").
+fn adapter(kind: CliKind) -> &'static dyn Adapter {
+    match kind {
+        CliKind::ClaudeCode => &claude_code::ClaudeCode,
+        CliKind::Codex => &codex::Codex,
+        CliKind::Command => &command::Command,
+    }
+}
 
 /// The port an agent CLI reaches its model on, in its own network
 /// namespace (so any port would do; one fixed number reads well in logs).
@@ -89,7 +105,8 @@ pub(crate) async fn run(
                                "subtype": events.subtype}),
         );
         let kind = rounds.cli.cli.kind;
-        if !outcome.is_success() || events.is_error || (kind != CliKind::Command && !events.done) {
+        if !outcome.is_success() || events.is_error || (adapter(kind).has_events() && !events.done)
+        {
             break round_failed(&events, &outcome);
         }
         // It says it is done: its answer first (with an output_schema),
@@ -243,20 +260,9 @@ impl<'a> Rounds<'a> {
             None => GatewayPorts::one(GATEWAY_PORT),
         };
         let mcp = super::agent_task::mcp_servers(ctx, agent, &mut spec)?;
-        let kind = cli.cli.kind;
+        let kind = adapter(cli.cli.kind);
         spec.env.extend(environment(cli, &home, &token));
-        if kind == CliKind::Command && !mcp.is_empty() {
-            // A CLI swarm does not know takes the common `mcpServers` file
-            // format from here, if it wants it.
-            spec.env.push((
-                "SWARM_MCP_CONFIG".into(),
-                claude_mcp_config(&mcp).to_string(),
-            ));
-        }
-        if let (CliKind::Codex, Some(schema)) = (kind, &agent.output_schema) {
-            spec.env
-                .push(("SWARM_OUTPUT_SCHEMA".into(), schema.to_string()));
-        }
+        spec.env.extend(kind.task_environment(agent, &mcp));
         Ok(Self {
             task,
             agent,
@@ -295,16 +301,20 @@ impl<'a> Rounds<'a> {
                 super::egress::env(&format!("http://127.0.0.1:{proxy}"), "127.0.0.1,localhost");
             round_spec.env.splice(0..0, vars);
         }
-        round_spec.env.extend(url_vars(cli, &url));
+        let kind = adapter(cli.cli.kind);
+        round_spec.env.extend(kind.url_vars(cli, &url));
         round_spec.program = Some(argv(
-            cli,
-            &self.home,
-            &url,
-            &self.provider_model,
-            &state.prompt,
-            state.session.as_deref(),
-            self.agent,
-            &self.mcp,
+            kind,
+            &Round {
+                cli,
+                home: &self.home,
+                url: &url,
+                model: &self.provider_model,
+                prompt: &state.prompt,
+                session: state.session.as_deref(),
+                agent: self.agent,
+                mcp: &self.mcp,
+            },
         ));
         let from = file_len(&spec.stdout);
         let mut proxy = None;
@@ -341,9 +351,9 @@ impl<'a> Rounds<'a> {
     ) -> Option<String> {
         let schema = self.agent.output_schema.as_ref()?;
         let answer = events.structured.clone().or_else(|| {
-            let text = match self.cli.cli.kind {
-                CliKind::Command => read_from(&self.spec.stdout, from),
-                _ => events.text.clone().unwrap_or_default(),
+            let text = match adapter(self.cli.cli.kind).has_events() {
+                true => events.text.clone().unwrap_or_default(),
+                false => read_from(&self.spec.stdout, from),
             };
             crate::output_schema::answer_in(&text)
         });
@@ -393,7 +403,8 @@ impl<'a> Rounds<'a> {
                 serde_json::json!({"passed": false, "output": feedback, "repair": repair}),
             );
         }
-        let resumable = kind == CliKind::Command || state.session.is_some();
+        let fresh = adapter(kind).fresh_each_round();
+        let resumable = fresh || state.session.is_some();
         if rounds >= agent.repair_rounds || !resumable {
             let what = if answer_wrong {
                 format!("its answer still did not match output_schema: {feedback}")
@@ -419,9 +430,9 @@ impl<'a> Rounds<'a> {
         };
         // A command agent starts afresh each round: it needs the task
         // again, not only what went wrong.
-        state.prompt = match kind {
-            CliKind::Command => format!("{}\n\n{repair}", agent.prompt),
-            _ => repair,
+        state.prompt = match fresh {
+            true => format!("{}\n\n{repair}", agent.prompt),
+            false => repair,
         };
         None
     }
@@ -563,154 +574,14 @@ fn environment(cli: &CliProgram, home: &Path, token: &str) -> Vec<(String, Strin
         ("DO_NOT_TRACK".into(), "1".into()),
         ("CI".into(), "1".into()),
     ];
-    match cli.cli.kind {
-        CliKind::ClaudeCode => {
-            env.push(("CLAUDE_CONFIG_DIR".into(), format!("{home_s}/.claude")));
-            env.push(("ANTHROPIC_API_KEY".into(), token.into()));
-            // It refuses to skip its permission prompts as root unless told
-            // it is in a sandbox; it is (and runs as nobody there anyway).
-            env.push(("IS_SANDBOX".into(), "1".into()));
-        }
-        CliKind::Codex => {
-            env.push(("CODEX_HOME".into(), format!("{home_s}/.codex")));
-            env.push(("SWARM_GATEWAY_TOKEN".into(), token.into()));
-        }
-        CliKind::Command => {
-            env.push((cli.cli.token_env.clone(), token.into()));
-        }
-    }
+    env.extend(adapter(cli.cli.kind).environment(cli, &home_s, token));
     env
-}
-
-/// The variables that carry the port's URL.
-fn url_vars(cli: &CliProgram, url: &str) -> Vec<(String, String)> {
-    match cli.cli.kind {
-        CliKind::ClaudeCode => vec![("ANTHROPIC_BASE_URL".into(), url.into())],
-        // Its provider table names the URL; the variable is for tools.
-        CliKind::Codex => vec![("OPENAI_BASE_URL".into(), format!("{url}/v1"))],
-        CliKind::Command => {
-            let url = match cli.cli.protocol {
-                crate::plan::agents::WireProtocol::OpenaiResponses
-                | crate::plan::agents::WireProtocol::Openai => format!("{url}/v1"),
-                crate::plan::agents::WireProtocol::Anthropic => url.to_string(),
-            };
-            vec![(cli.cli.base_url_env.clone(), url)]
-        }
-    }
 }
 
 /// The command line of one round: `sh` makes the home first (the private
 /// tmp belongs to the worker's identity, not to the coordinator), then
-/// becomes the program.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "each is one part of the command line; a struct would only rename them"
-)]
-fn argv(
-    cli: &CliProgram,
-    home: &Path,
-    url: &str,
-    model: &str,
-    prompt: &str,
-    session: Option<&str>,
-    agent: &AgentTask,
-    mcp: &[McpServer],
-) -> Vec<String> {
-    let program = cli.program.display().to_string();
-    let mut args: Vec<String> = Vec::new();
-    match cli.cli.kind {
-        CliKind::ClaudeCode => {
-            args.extend(
-                [
-                    program.as_str(),
-                    "-p",
-                    "--output-format",
-                    "stream-json",
-                    "--verbose",
-                    "--permission-mode",
-                    "bypassPermissions",
-                    "--model",
-                    model,
-                    // Only its own (empty) user settings: a checkout's
-                    // `.claude/settings.json` hooks do not run, and
-                    // `.mcp.json` servers are not started.
-                    "--setting-sources",
-                    "user",
-                    "--strict-mcp-config",
-                ]
-                .map(String::from),
-            );
-            args.push("--max-turns".into());
-            args.push(agent.max_turns.to_string());
-            // With `--strict-mcp-config`, the task's servers and no other.
-            if !mcp.is_empty() {
-                args.push("--mcp-config".into());
-                args.push(claude_mcp_config(mcp).to_string());
-            }
-            if let Some(schema) = &agent.output_schema {
-                args.push("--json-schema".into());
-                args.push(schema.to_string());
-            }
-            if let Some(id) = session {
-                args.push("--resume".into());
-                args.push(id.into());
-            }
-            args.extend(cli.cli.args.iter().cloned());
-            args.push("--".into());
-            args.push(prompt.into());
-        }
-        CliKind::Codex => {
-            args.push(program);
-            args.push("exec".into());
-            if let Some(id) = session {
-                args.push("resume".into());
-                args.push(id.into());
-            }
-            let provider = format!(
-                "model_providers.swarm={{ name = \"swarm\", base_url = \"{url}/v1\", env_key = \"SWARM_GATEWAY_TOKEN\", wire_api = \"responses\" }}"
-            );
-            args.extend(
-                [
-                    "--json",
-                    "--skip-git-repo-check",
-                    "--ignore-user-config",
-                    "--dangerously-bypass-approvals-and-sandbox",
-                    "-m",
-                    model,
-                    "-c",
-                    "model_provider=\"swarm\"",
-                    "-c",
-                    &provider,
-                    // Its usage metrics and plugin sync would wait for
-                    // hosts it cannot reach (5 s at every exit).
-                    "-c",
-                    "analytics.enabled=false",
-                    "--disable",
-                    "plugins",
-                ]
-                .map(String::from),
-            );
-            args.extend(codex_mcp_config(mcp));
-            if agent.output_schema.is_some() {
-                // Written by the `sh` below from $SWARM_OUTPUT_SCHEMA.
-                args.push("--output-schema".into());
-                args.push(home.join("output-schema.json").display().to_string());
-            }
-            args.extend(cli.cli.args.iter().cloned());
-            args.push("--".into());
-            args.push(prompt.into());
-        }
-        CliKind::Command => {
-            args.extend(cli.cli.command.iter().enumerate().map(|(i, a)| {
-                if i == 0 {
-                    program.clone()
-                } else {
-                    a.replace("{prompt}", prompt)
-                }
-            }));
-            args.extend(cli.cli.args.iter().cloned());
-        }
-    }
+/// becomes the program its kind starts.
+fn argv(kind: &dyn Adapter, round: &Round<'_>) -> Vec<String> {
     let mut argv = vec![
         "/bin/sh".to_string(),
         "-c".into(),
@@ -719,61 +590,10 @@ fn argv(
          shift && exec \"$@\" </dev/null"
             .into(),
         "sh".into(),
-        home.display().to_string(),
+        round.home.display().to_string(),
     ];
-    argv.extend(args);
+    argv.extend(kind.args(round));
     argv
-}
-
-/// The task's MCP servers in the `mcpServers` JSON that Claude Code's
-/// `--mcp-config` (and many other CLIs) read.
-fn claude_mcp_config(servers: &[McpServer]) -> Value {
-    let entries: serde_json::Map<String, Value> = servers
-        .iter()
-        .map(|s| {
-            let (program, args) = s
-                .command
-                .split_first()
-                .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
-            (
-                s.name.clone(),
-                serde_json::json!({
-                    "type": "stdio",
-                    "command": program,
-                    "args": args,
-                    "env": s.env,
-                }),
-            )
-        })
-        .collect();
-    serde_json::json!({ "mcpServers": entries })
-}
-
-/// The task's MCP servers as Codex's `-c mcp_servers.NAME.KEY=VALUE`
-/// overrides (values in TOML, quoted by the toml crate).
-fn codex_mcp_config(servers: &[McpServer]) -> Vec<String> {
-    let mut args = Vec::new();
-    for s in servers {
-        let Some((program, rest)) = s.command.split_first() else {
-            continue;
-        };
-        let array = toml::Value::Array(rest.iter().cloned().map(toml::Value::String).collect());
-        let env = toml::Value::Table(
-            s.env
-                .iter()
-                .map(|(k, v)| (k.clone(), toml::Value::String(v.clone())))
-                .collect(),
-        );
-        for (key, value) in [
-            ("command", toml::Value::String(program.clone())),
-            ("args", array),
-            ("env", env),
-        ] {
-            args.push("-c".to_string());
-            args.push(format!("mcp_servers.{}.{key}={value}", s.name));
-        }
-    }
-    args
 }
 
 /// Whether `id` can be a session id on the next round's command line
@@ -800,24 +620,8 @@ fn read_from(path: &Path, from: u64) -> String {
     text
 }
 
-/// What a round's event stream said.
-#[derive(Debug, Default)]
-struct Events {
-    session: Option<String>,
-    /// Its final result came (Claude's `result`, Codex's `turn.completed`).
-    done: bool,
-    is_error: bool,
-    subtype: Option<String>,
-    /// The final answer (Claude's `result`, Codex's last agent message).
-    text: Option<String>,
-    /// Why it failed, as it said.
-    error: Option<String>,
-    /// Claude Code's answer to `--json-schema`.
-    structured: Option<Value>,
-}
-
 /// Reads the program's events from its log at `path`, after offset `from`
-/// (what this round wrote).
+/// (what this round wrote), each JSON line as its kind reads it.
 fn read_events(kind: CliKind, path: &Path, from: u64) -> Events {
     let mut events = Events::default();
     let Ok(mut file) = std::fs::File::open(path) else {
@@ -827,73 +631,10 @@ fn read_events(kind: CliKind, path: &Path, from: u64) -> Events {
     if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_string(&mut text).is_err() {
         return events;
     }
+    let kind = adapter(kind);
     for line in text.lines() {
-        let Ok(value) = serde_json::from_str::<Value>(line.trim()) else {
-            continue;
-        };
-        let kind_of = value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        match (kind, kind_of) {
-            (CliKind::ClaudeCode, "system") => {
-                if let Some(id) = str_of(&value, "session_id") {
-                    events.session = Some(id);
-                }
-            }
-            (CliKind::ClaudeCode, "result") => {
-                events.done = true;
-                events.session = str_of(&value, "session_id").or(events.session.take());
-                events.subtype = str_of(&value, "subtype");
-                events.is_error = value
-                    .get("is_error")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false)
-                    || events
-                        .subtype
-                        .as_deref()
-                        .is_some_and(|s| s.starts_with("error"));
-                events.text = str_of(&value, "result");
-                events.structured = value
-                    .get("structured_output")
-                    .filter(|v| !v.is_null())
-                    .cloned();
-                if events.is_error {
-                    events.error = Some(
-                        events
-                            .text
-                            .clone()
-                            .filter(|t| !t.is_empty())
-                            .or_else(|| events.subtype.clone())
-                            .unwrap_or_else(|| "the agent reported an error".into()),
-                    );
-                }
-            }
-            (CliKind::Codex, "thread.started") => {
-                events.session = str_of(&value, "thread_id");
-            }
-            (CliKind::Codex, "item.completed") => {
-                if let Some(item) = value.get("item")
-                    && item.get("type").and_then(Value::as_str) == Some("agent_message")
-                {
-                    events.text = str_of(item, "text");
-                }
-            }
-            (CliKind::Codex, "turn.completed") => events.done = true,
-            (CliKind::Codex, "turn.failed") => {
-                events.done = true;
-                events.is_error = true;
-                events.error = value
-                    .get("error")
-                    .and_then(|e| str_of(e, "message"))
-                    .or(Some("the turn failed".into()));
-            }
-            (CliKind::Codex, "error") => {
-                events.is_error = true;
-                events.error = str_of(&value, "message");
-            }
-            _ => {}
+        if let Ok(value) = serde_json::from_str::<Value>(line.trim()) {
+            kind.event(&value, &mut events);
         }
     }
     events
@@ -902,6 +643,52 @@ fn read_events(kind: CliKind, path: &Path, from: u64) -> Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The book's "Adding an agent CLI" holds: every file its table names
+    /// is there (a new kind's file, `aider.rs`, stands for each kind's
+    /// own), every kind has its file here, and the plan schema's kinds are
+    /// `CliKind::ALL`.
+    #[test]
+    fn every_agent_cli_kind_has_its_adapter_file_and_the_books_steps_hold() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let page = std::fs::read_to_string(repo.join("book/src/adding-an-agent-cli.md")).unwrap();
+        let rows: Vec<&str> = page
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| l[3..].split('`').next())
+            .collect();
+        assert!(rows.len() >= 5, "{rows:?}");
+        for file in &rows {
+            let example = file.ends_with("/aider.rs");
+            assert!(
+                example || repo.join(file).exists(),
+                "the book's step names {file}, which is not there"
+            );
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/run/local/cli_agent");
+        for kind in CliKind::ALL {
+            let file = format!("{}.rs", kind.name().replace('-', "_"));
+            assert!(
+                dir.join(&file).exists(),
+                "kind `{}` has no adapter file cli_agent/{file} (the book's \"Adding an agent CLI\")",
+                kind.name()
+            );
+            // Its arm in `adapter()` is the compiler's to check; that it
+            // reads events or not is the adapter's to say.
+            let _ = adapter(kind).has_events();
+        }
+        let schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(repo.join("plan.schema.json")).unwrap())
+                .unwrap();
+        let named: Vec<&str> = schema["$defs"]["CliKind"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|k| k["const"].as_str())
+            .collect();
+        let all: Vec<&str> = CliKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(named, all, "plan.schema.json's kinds against CliKind::ALL");
+    }
 
     #[test]
     fn the_tasks_mcp_servers_are_given_in_each_clis_own_format() {
@@ -915,7 +702,7 @@ mod tests {
             env: [("LOG".to_string(), "warn".to_string())].into(),
         }];
         assert_eq!(
-            claude_mcp_config(&servers),
+            adapter::mcp_servers_json(&servers),
             serde_json::json!({"mcpServers": {"files": {
                 "type": "stdio",
                 "command": "/opt/fs/bin/server",
@@ -923,7 +710,7 @@ mod tests {
                 "env": {"LOG": "warn"},
             }}})
         );
-        let args = codex_mcp_config(&servers);
+        let args = codex::mcp_overrides(&servers);
         assert_eq!(args.len(), 6);
         // Each override is TOML that reads back as what was meant.
         for pair in args.chunks(2) {
