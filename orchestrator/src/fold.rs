@@ -77,6 +77,17 @@ pub struct RunFold {
     /// index's slot, and each slot's index. Until then (a reader of a
     /// journal, which has no table) a task's index is its slot.
     numbering: Option<Numbering>,
+    /// What each agent task running now is doing, by slot (its notes as
+    /// they come; its report comes with its attempt's end).
+    agents: std::collections::HashMap<usize, LiveAgent>,
+}
+
+/// An agent task as it runs: its tool now, its tokens and cost so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveAgent {
+    pub tool: String,
+    pub tokens: u64,
+    pub cost_usd: f64,
 }
 
 /// The run's task numbering against the fold's slots (the order
@@ -432,11 +443,28 @@ impl RunFold {
                     r.merge_queue = Some(queue_stats(r));
                 }
             }
-            // Progress only: the agent's report comes with its attempt.
+            // What an agent does as it runs (the live view's); its report
+            // comes with its attempt.
+            EventBody::AgentTool { task, detail, .. } => {
+                if let Some(slot) = self.slot_of(task) {
+                    self.agents.entry(slot).or_default().tool = detail.clone();
+                }
+            }
+            EventBody::AgentUsage {
+                task,
+                total,
+                cost_usd,
+                ..
+            } => {
+                if let Some(slot) = self.slot_of(task) {
+                    let live = self.agents.entry(slot).or_default();
+                    live.tokens = total.total();
+                    live.cost_usd = *cost_usd;
+                }
+            }
+            // Said as they come; no state.
             EventBody::TaskQueued { .. }
             | EventBody::TaskHeld { .. }
-            | EventBody::AgentTool { .. }
-            | EventBody::AgentUsage { .. }
             | EventBody::BudgetSpent { .. } => {}
             // The shards are in `run_started`'s tasks already; what moved
             // since the last run is said on the shards it moved to.
@@ -575,6 +603,28 @@ impl RunFold {
     /// The status of task `i` (pending before `run_started`).
     pub fn status(&self, i: TaskIndex) -> TaskStatus {
         self.task(i).map_or(TaskStatus::Pending, |t| t.status)
+    }
+
+    /// Every task's report and state, in the order `run_started` listed
+    /// them (then subtasks as spawned).
+    pub fn tasks(&self) -> impl Iterator<Item = (&TaskReport, &TaskState)> {
+        let reports = self.report.as_ref().map_or(&[][..], |r| r.tasks.as_slice());
+        reports.iter().zip(&self.tasks)
+    }
+
+    /// What agent task `id` is doing as it runs, once it said anything.
+    pub fn live_agent(&self, id: &str) -> Option<&LiveAgent> {
+        self.agents.get(&self.slot_of(id)?)
+    }
+
+    /// What every agent task said it spent so far: tokens and cost, when
+    /// any did.
+    pub fn agents_spent(&self) -> Option<(u64, f64)> {
+        (!self.agents.is_empty()).then(|| {
+            self.agents
+                .values()
+                .fold((0, 0.0), |(t, c), a| (t + a.tokens, c + a.cost_usd))
+        })
     }
 
     /// The git facts of task `i`.

@@ -663,3 +663,42 @@ fn the_dispatcher_holds_at_most_25_fields() {
         wide.join("\n")
     );
 }
+
+/// One fold (ARCHITECTURE.md, "One fold of events"): no code of the
+/// library but `fold.rs` reads a task's status out of its events (binds
+/// `status` in a pattern of `task_finished`) or keeps its own count of
+/// tasks done; the live view, `swarm status` and the reports read
+/// `RunFold`.
+#[test]
+fn only_the_fold_reads_task_statuses_from_events() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for file in rust_files(&src) {
+        let name = file.strip_prefix(&src).unwrap().display().to_string();
+        if name == "fold.rs" || name.ends_with("_tests.rs") || name.ends_with("/tests.rs") {
+            continue;
+        }
+        let code = test_code_left_out(&code_only(&std::fs::read_to_string(&file).unwrap()));
+        for (at, _) in code.match_indices("EventBody::TaskFinished") {
+            let rest = &code[at..];
+            let Some(close) = rest.find('}') else {
+                continue;
+            };
+            let after = rest[close + 1..].trim_start();
+            let pattern =
+                after.starts_with("=>") || after.starts_with("if ") || after.starts_with('|');
+            let fields = &rest[..close];
+            let binds_status = fields
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|w| w == "status");
+            if pattern && binds_status {
+                found.push(format!("{name}: binds `status` of task_finished"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a second fold of task statuses (read them from `RunFold`):\n{}",
+        found.join("\n")
+    );
+}

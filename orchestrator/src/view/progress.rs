@@ -3,35 +3,34 @@
 //! counts, the critical path left). Text only: the binary decides where it
 //! goes.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use swarm_protocol::verify::VerifyPurpose;
-use swarm_protocol::{AttemptOutcome, Event, EventBody, TaskInfo, TaskStatus};
+use swarm_protocol::{AttemptOutcome, Event, EventBody, TaskStatus};
 
 use crate::escape;
+use crate::fold::RunFold;
 
 use super::units::{duration, seconds};
 use crate::git::short;
 
 /// Turns run events into progress lines, and keeps what the live view
-/// shows: the running tasks, the counts and the critical path left.
+/// shows: the running tasks, the counts and the critical path left. Every
+/// status and count it shows is read from the run's fold ([`RunFold`],
+/// the one code that turns events into state), which it feeds each event
+/// first; it keeps only how things look (widths, since when a task runs).
 pub struct Progress {
-    total: usize,
-    finished: usize,
-    failed: usize,
+    fold: RunFold,
     width: usize,
-    tasks: Vec<TaskInfo>,
-    done: HashSet<String>,
-    running: Vec<(String, Instant)>,
-    /// Agent tasks: the tool running now, tokens and cost so far.
-    agents: std::collections::HashMap<String, (String, u64, f64)>,
+    /// When each task's running attempt was seen start.
+    since: HashMap<String, Instant>,
     /// Paths of the working tree with changes the run does not see.
     uncommitted: usize,
     /// What each task is expected to take, in milliseconds, when the
     /// repository's duration history knows some of them, and what the
     /// others are expected to take.
-    expected: Option<(std::collections::HashMap<String, u64>, u64)>,
+    expected: Option<(HashMap<String, u64>, u64)>,
 }
 
 impl Default for Progress {
@@ -40,54 +39,89 @@ impl Default for Progress {
     }
 }
 
+/// Whether a task of `status` is done as the view counts it: it ended
+/// (succeeded and waiting for its merge included).
+fn done(status: TaskStatus) -> bool {
+    !matches!(status, TaskStatus::Pending | TaskStatus::Running)
+}
+
+/// Whether a task of `status` counts as failed in the view's counts.
+fn failed(status: TaskStatus) -> bool {
+    matches!(
+        status,
+        TaskStatus::Failed | TaskStatus::TimedOut | TaskStatus::Stalled | TaskStatus::Conflicted
+    )
+}
+
 impl Progress {
     pub fn new() -> Self {
         Self {
-            total: 0,
-            finished: 0,
-            failed: 0,
+            fold: RunFold::default(),
             width: 8,
-            tasks: Vec::new(),
-            done: HashSet::new(),
-            running: Vec::new(),
-            agents: std::collections::HashMap::new(),
+            since: HashMap::new(),
             uncommitted: 0,
             expected: None,
         }
     }
 
+    /// The tasks running now, in the order they started: those the fold
+    /// says run, but a task waiting for its subtasks.
+    fn running(&self) -> Vec<(&str, Instant)> {
+        let mut running: Vec<(&str, Instant)> = self
+            .fold
+            .tasks()
+            .filter(|(t, s)| t.status == TaskStatus::Running && s.spawned.is_none())
+            .map(|(t, _)| {
+                let since = self.since.get(&t.id).copied();
+                (t.id.as_str(), since.unwrap_or_else(Instant::now))
+            })
+            .collect();
+        running.sort_by_key(|(_, since)| *since);
+        running
+    }
+
+    /// How many tasks are done, and how many of them failed.
+    fn counts(&self) -> (usize, usize) {
+        self.fold.tasks().fold((0, 0), |(d, f), (t, _)| {
+            (
+                d + usize::from(done(t.status)),
+                f + usize::from(failed(t.status)),
+            )
+        })
+    }
+
     /// The live view's block: one line per running task and a line of
     /// counts. Redrawn in place on a terminal.
     pub fn block(&self) -> Vec<String> {
-        let running = self.running.len();
-        let queued = self.total.saturating_sub(self.finished + running);
-        let spent = if self.agents.is_empty() {
-            String::new()
-        } else {
-            let tokens: u64 = self.agents.values().map(|a| a.1).sum();
-            let usd: f64 = self.agents.values().map(|a| a.2).sum();
-            format!(", {tokens} tokens, ${usd:.4}")
+        let running = self.running();
+        let total = self.total();
+        let (finished, failed) = self.counts();
+        let queued = total.saturating_sub(finished + running.len());
+        let spent = match self.fold.agents_spent() {
+            None => String::new(),
+            Some((tokens, usd)) => format!(", {tokens} tokens, ${usd:.4}"),
         };
         let mut lines = vec![format!(
-            "  -- {running} running, {queued} queued, {}/{} done ({} failed), critical path left {}{spent} --",
-            self.finished.min(self.total),
-            self.total,
-            self.failed,
+            "  -- {} running, {queued} queued, {}/{} done ({} failed), critical path left {}{spent} --",
+            running.len(),
+            finished.min(total),
+            total,
+            failed,
             match &self.expected {
                 None => self.critical_path_left().to_string(),
                 Some((expected, fallback)) => seconds(self.time_left(expected, *fallback)),
             }
         )];
-        for (task, since) in &self.running {
+        for (task, since) in running {
             let kind = self
-                .tasks
-                .iter()
-                .find(|t| &t.id == task)
-                .map_or("", |t| t.kind.name());
+                .fold
+                .tasks()
+                .find(|(t, _)| t.id == task)
+                .map_or("", |(t, _)| t.kind.name());
             let agent = self
-                .agents
-                .get(task)
-                .map(|(tool, tokens, usd)| format!("  {tokens} tok ${usd:.4}  {tool}"))
+                .fold
+                .live_agent(task)
+                .map(|a| format!("  {} tok ${:.4}  {}", a.tokens, a.cost_usd, a.tool))
                 .unwrap_or_default();
             let mut line = format!(
                 "  > {task:<w$} {kind:<8} {:>7.1}s{agent}",
@@ -106,10 +140,10 @@ impl Progress {
     /// Tasks on the longest chain of unfinished tasks.
     fn critical_path_left(&self) -> usize {
         // Tasks come in merge order (dependencies first).
-        let mut depth: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut depth: HashMap<&str, usize> = HashMap::new();
         let mut longest = 0;
-        for t in &self.tasks {
-            if self.done.contains(&t.id) {
+        for (t, _) in self.fold.tasks() {
+            if done(t.status) {
                 continue;
             }
             let d = 1 + t
@@ -127,17 +161,18 @@ impl Progress {
 
     /// Expected milliseconds on the longest chain of unfinished tasks, a
     /// running task counting what it is expected to take still.
-    fn time_left(&self, expected: &std::collections::HashMap<String, u64>, fallback: u64) -> u64 {
-        let mut left: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    fn time_left(&self, expected: &HashMap<String, u64>, fallback: u64) -> u64 {
+        let mut left: HashMap<&str, u64> = HashMap::new();
         let mut longest = 0;
-        for t in &self.tasks {
-            if self.done.contains(&t.id) {
+        for (t, _) in self.fold.tasks() {
+            if done(t.status) {
                 continue;
             }
             let mut own = expected.get(&t.id).copied().unwrap_or(fallback);
-            if let Some((_, since)) = self.running.iter().find(|(r, _)| *r == t.id) {
-                let ran = crate::millis(since.elapsed());
-                own = own.saturating_sub(ran);
+            if t.status == TaskStatus::Running
+                && let Some(since) = self.since.get(&t.id)
+            {
+                own = own.saturating_sub(crate::millis(since.elapsed()));
             }
             let after = t
                 .deps
@@ -153,6 +188,19 @@ impl Progress {
         longest
     }
 
+    /// Starts from a resumed run's journal so far (`fold`): the run's
+    /// `run_started`, shown again when it resumes, is then said and not
+    /// folded again (it would start the run's state afresh).
+    pub fn resume_from(&mut self, fold: RunFold) {
+        self.width = fold
+            .tasks()
+            .map(|(t, _)| t.id.len())
+            .max()
+            .unwrap_or(8)
+            .clamp(8, 40);
+        self.fold = fold;
+    }
+
     /// The header says that `paths` changed paths of the working tree are
     /// not in the run (it starts from a commit).
     pub fn set_uncommitted(&mut self, paths: usize) {
@@ -161,20 +209,22 @@ impl Progress {
 
     /// The block shows the critical path left in expected time: `expected`
     /// milliseconds for each task it names, `fallback` for the others.
-    pub fn set_expected(
-        &mut self,
-        expected: Option<(std::collections::HashMap<String, u64>, u64)>,
-    ) {
+    pub fn set_expected(&mut self, expected: Option<(HashMap<String, u64>, u64)>) {
         self.expected = expected;
     }
 
     /// How many tasks the run has (0 until it started).
     pub fn total(&self) -> usize {
-        self.total
+        self.fold.tasks().count()
     }
 
     /// The lines `event` adds to the scrolling log (none for most).
     pub fn lines(&mut self, event: &Event) -> Vec<String> {
+        let again =
+            matches!(event.body, EventBody::RunStarted { .. }) && self.fold.report().is_some();
+        if !again {
+            self.fold.apply(event);
+        }
         let mut out = Vec::new();
         macro_rules! say {
             ($($arg:tt)*) => { out.push(format!($($arg)*)) };
@@ -189,8 +239,6 @@ impl Progress {
                 tasks,
                 ..
             } => {
-                self.total = tasks.len();
-                self.tasks = tasks.clone();
                 self.width = tasks
                     .iter()
                     .map(|t| t.id.len())
@@ -221,8 +269,7 @@ impl Progress {
                 setup_run,
                 ..
             } => {
-                self.running.retain(|(t, _)| t != task);
-                self.running.push((task.clone(), Instant::now()));
+                self.since.insert(task.clone(), Instant::now());
                 let again = if *attempt > 1 {
                     format!(" (attempt {attempt})")
                 } else {
@@ -268,7 +315,6 @@ impl Progress {
                         "swarm: the integration branch was broken ({why}): made again from the base and the merged tasks' refs"
                     );
                 }
-                self.finished = self.total.saturating_sub(pending.len());
                 let again = match retried.len() {
                     0 => String::new(),
                     n => format!(
@@ -303,19 +349,8 @@ impl Progress {
             EventBody::AttemptFinished { .. }
             | EventBody::RunFinished { .. }
             | EventBody::TaskQueued { .. } => {}
-            EventBody::AgentTool { task, detail, .. } => {
-                self.agents.entry(task.clone()).or_default().0 = detail.clone();
-            }
-            EventBody::AgentUsage {
-                task,
-                total,
-                cost_usd,
-                ..
-            } => {
-                let a = self.agents.entry(task.clone()).or_default();
-                a.1 = total.total();
-                a.2 = *cost_usd;
-            }
+            // The fold keeps what an agent does; the block shows it.
+            EventBody::AgentTool { .. } | EventBody::AgentUsage { .. } => {}
             EventBody::BudgetSpent { task, message } => {
                 say!("  {:<10} {task:<w$}  {message}", "budget", w = self.width);
             }
@@ -355,26 +390,16 @@ impl Progress {
                     w = self.width
                 );
             }
-            EventBody::TaskFinished {
-                task,
-                status,
-                reason,
-            } => {
+            EventBody::TaskFinished { task, reason, .. } => {
                 // A task that succeeded and then conflicted at its merge is
-                // finished twice: it is counted once.
-                if self.done.insert(task.clone()) {
-                    self.finished += 1;
-                }
-                self.running.retain(|(t, _)| t != task);
-                if matches!(
-                    status,
-                    TaskStatus::Failed
-                        | TaskStatus::TimedOut
-                        | TaskStatus::Stalled
-                        | TaskStatus::Conflicted
-                ) {
-                    self.failed += 1;
-                }
+                // finished twice: the fold counts it once. Its status is
+                // the fold's.
+                self.since.remove(task);
+                let (finished, total) = (self.counts().0, self.total());
+                let status = self
+                    .fold
+                    .index(task)
+                    .map_or(TaskStatus::Pending, |i| self.fold.status(i));
                 let why = reason
                     .as_deref()
                     .map(|r| format!("  {}", escape::line(r)))
@@ -382,8 +407,8 @@ impl Progress {
                 say!(
                     "  {:<10} {task:<w$} [{}/{}]{why}",
                     status.as_str(),
-                    self.finished.min(self.total),
-                    self.total,
+                    finished.min(total),
+                    total,
                     w = self.width
                 );
             }
@@ -391,13 +416,11 @@ impl Progress {
                 say!("  {:<10} {task}", "merged");
             }
             EventBody::SubtasksSpawned { task, tasks, .. } => {
-                // The run grew: its children count, and are shown.
-                self.total += tasks.len();
-                self.tasks.extend(tasks.iter().cloned());
+                // The run grew (the fold counts its children): they are
+                // shown.
                 self.width = self
                     .width
                     .max(tasks.iter().map(|t| t.id.len()).max().unwrap_or(0).min(40));
-                self.running.retain(|(t, _)| t != task);
                 say!(
                     "  {:<10} {task:<w$}  {} subtask{}: {}",
                     "spawned",

@@ -277,6 +277,18 @@ pub(crate) fn drive(
     output::print_notices(&assembly.notices);
     let options = assembly.options;
     let resuming = matches!(mode, Mode::Resume { .. });
+    // What the live view of a resumed run starts from: its journal so far,
+    // folded (the resumed events follow it).
+    let seen = match &mode {
+        Mode::Resume { run, .. } => {
+            let journal = swarm_orchestrator::layout::run_dir(&repo.workdir, run)
+                .join(swarm_orchestrator::layout::JOURNAL);
+            swarm_orchestrator::journal::read_tolerant(&journal)
+                .ok()
+                .map(|(events, _)| swarm_orchestrator::fold::RunFold::of(&events))
+        }
+        Mode::Start { .. } => None,
+    };
     let weakened = match &mode {
         Mode::Start { worktrees, .. } => weakened(&plan, worktrees.is_some()),
         Mode::Resume { .. } => Vec::new(),
@@ -392,7 +404,8 @@ pub(crate) fn drive(
         let printer = std::sync::Arc::new(std::sync::Mutex::new(
             output::Live::new(tty)
                 .uncommitted(uncommitted)
-                .expected(expected),
+                .expected(expected)
+                .seen(seen),
         ));
         // On a terminal the running tasks' block is redrawn as time passes.
         let ticker = (live && tty).then(|| {

@@ -36,6 +36,15 @@ impl Live {
         self
     }
 
+    /// A resumed run's view starts from its journal so far (`seen`, its
+    /// fold), not from nothing.
+    pub fn seen(mut self, seen: Option<swarm_orchestrator::fold::RunFold>) -> Self {
+        if let Some(fold) = seen {
+            self.progress.resume_from(fold);
+        }
+        self
+    }
+
     /// The block shows the critical path left in expected time: `expected`
     /// milliseconds for each task it names, `fallback` for the others.
     pub fn expected(
