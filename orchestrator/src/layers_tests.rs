@@ -702,3 +702,100 @@ fn only_the_fold_reads_task_statuses_from_events() {
         found.join("\n")
     );
 }
+
+/// `run/mod.rs` is the folder's face: its module list, what it shows the
+/// rest of the library, and the entry functions. Nothing inside `run/`
+/// takes an item from it (an arrow back up, which would tie every file to
+/// the entry file): shared types live in files named for them (`error.rs`,
+/// `options.rs`, `prepared.rs`, `names.rs`) and are named there.
+#[test]
+fn nothing_inside_run_takes_an_item_from_its_mod_rs() {
+    let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/run");
+    let face = code_only(&std::fs::read_to_string(run.join("mod.rs")).unwrap());
+    // The names `mod.rs` defines or shows (not its modules).
+    let mut names = BTreeSet::new();
+    for line in face.lines() {
+        let line = line.trim_start();
+        let rest = line
+            .strip_prefix("pub ")
+            .or_else(|| line.strip_prefix("pub(crate) "))
+            .unwrap_or(line);
+        for kind in ["fn ", "async fn ", "struct ", "enum ", "const ", "type "] {
+            if let Some(r) = rest.strip_prefix(kind) {
+                let name: String = r
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                names.insert(name);
+            }
+        }
+        if let Some(r) = rest.strip_prefix("use ") {
+            let list = r.split_once('{').map_or(r, |(_, l)| l);
+            for item in list.split(',') {
+                let item = item.trim().trim_end_matches(['}', ';']);
+                let shown = item.rsplit(" as ").next().unwrap_or(item);
+                let shown = shown.rsplit("::").next().unwrap_or(shown).trim();
+                if !shown.is_empty() && !shown.contains(' ') {
+                    names.insert(shown.to_string());
+                }
+            }
+        }
+    }
+    // A module of the same name as an item (`resume`) is a module arrow.
+    for line in face.lines() {
+        let line = line.trim_start();
+        let rest = line
+            .strip_prefix("pub ")
+            .or_else(|| line.strip_prefix("pub(crate) "))
+            .unwrap_or(line);
+        if let Some(m) = rest.strip_prefix("mod ") {
+            names.remove(m.trim_end_matches(';').trim());
+        }
+    }
+    assert!(
+        names.contains("execute") && names.contains("RunError"),
+        "{names:?}"
+    );
+    let mut back = Vec::new();
+    for file in rust_files(&run) {
+        let rel = file.strip_prefix(&run).unwrap().to_path_buf();
+        if rel == Path::new("mod.rs") {
+            continue;
+        }
+        let depth = rel.components().count() - usize::from(rel.ends_with("mod.rs"));
+        let up = match depth {
+            1 => "super::".to_string(),
+            n => "super::".repeat(n),
+        };
+        let code = test_code_left_out(&code_only(&std::fs::read_to_string(&file).unwrap()));
+        for prefix in ["crate::run::".to_string(), up] {
+            for (at, _) in code.match_indices(&prefix) {
+                if prefix.starts_with("super") && code[..at].ends_with("::") {
+                    continue;
+                }
+                let rest = &code[at + prefix.len()..];
+                let taken: Vec<&str> = match rest.strip_prefix('{') {
+                    Some(group) => top_items(group)
+                        .into_iter()
+                        .map(|i| i.trim().split("::").next().unwrap_or_default())
+                        .collect(),
+                    None => vec![
+                        rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                            .next()
+                            .unwrap_or_default(),
+                    ],
+                };
+                for name in taken.into_iter().filter(|n| names.contains(*n)) {
+                    back.push(format!("  {}: {prefix}{name}", rel.display()));
+                }
+            }
+        }
+    }
+    back.sort();
+    back.dedup();
+    assert!(
+        back.is_empty(),
+        "files of run/ take items from run/mod.rs (name them where they are defined):\n{}",
+        back.join("\n")
+    );
+}

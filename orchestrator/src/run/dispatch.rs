@@ -28,10 +28,11 @@ use swarm_protocol::{
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
+use super::error::RunError;
 use super::executor::{Admission, Executor, Launch};
 use super::lock::RunLock;
+use super::prepared::Prepared;
 use super::writer::Writer;
-use super::{Prepared, RunError};
 use crate::fold::RunFold;
 use crate::git::{Repo, refs};
 use crate::graph::TaskGraph;

@@ -55,7 +55,8 @@ use std::path::{Path, PathBuf};
 use git2::Oid;
 use nix::fcntl::{Flock, FlockArg};
 
-use super::{Prepared, RunError};
+use super::error::RunError;
+use super::prepared::Prepared;
 use crate::git::Repo;
 use crate::untrusted::{EntryKind, Limits, TaskDir, UntrustedError};
 use crate::worktree_home::WorktreeHome;

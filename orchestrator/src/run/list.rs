@@ -69,7 +69,7 @@ pub fn list_runs(repo: &Repo, now: SystemTime) -> Result<Listing, ListError> {
         let branch = repo
             .has_ref(&refs::integration(&name))?
             .then(|| refs::integration_branch(&name));
-        let driven = super::is_driven(&dir);
+        let driven = super::lock::is_held(&dir);
         listing.rows.push(RunRow::of(&report, driven, branch, now));
     }
     // RFC 3339 UTC times of one format sort as the times do.

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::RunError;
+use super::error::RunError;
 
 /// The held lock of a run.
 #[derive(Debug)]

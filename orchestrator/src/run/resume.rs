@@ -18,7 +18,7 @@ use std::path::Path;
 use git2::Oid;
 use swarm_protocol::{Event, EventBody, Isolation, TaskStatus};
 
-use super::RunError;
+use super::error::RunError;
 use super::executor::Reattached;
 use crate::fold::{RunFold, TaskState};
 use crate::git::{Context, Leftover, Repo, SnapshotLimits, Worktrees, refs, snapshot_screened};

@@ -26,7 +26,7 @@ use git2::Oid;
 use swarm_protocol::{ConflictHunk, Event};
 use tokio::sync::mpsc;
 
-use super::RunError;
+use super::error::RunError;
 use crate::git::{GitError, MergeOutcome, Merger, Repo, refs};
 use crate::journal::Journal;
 
@@ -112,7 +112,7 @@ impl Writer {
             .spawn(move || {
                 // Merges are bulk work: under a full CPU the dispatcher's
                 // thread comes first.
-                swarm_sandbox::process::lower_thread_priority(super::BACKGROUND_NICE);
+                swarm_sandbox::process::lower_thread_priority(super::options::BACKGROUND_NICE);
                 let mut last_flush: Option<std::time::Instant> = None;
                 let mut next: Option<Job> = None;
                 while let Some(job) = next.take().or_else(|| queue.recv().ok()) {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use swarm_protocol::{EventBody, TaskStatus};
 
-use super::super::RunError;
+use super::super::error::RunError;
 use super::super::executor::ExecEvent;
 use super::Dispatcher;
 use crate::gateway::AgentNote;

@@ -10,7 +10,7 @@ use swarm_protocol::experiment::{Pick, Ranked, Saved};
 use swarm_protocol::{EventBody, TaskStatus};
 use swarm_sandbox::Stop;
 
-use super::super::RunError;
+use super::super::error::RunError;
 use super::super::experiment::{self, Row};
 use super::{Dispatcher, Stopping};
 

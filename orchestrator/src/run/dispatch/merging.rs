@@ -12,7 +12,7 @@
 use crate::ids::TaskIndex;
 use swarm_protocol::{EventBody, Isolation, TaskStatus};
 
-use super::super::RunError;
+use super::super::error::RunError;
 use super::super::writer::{MergeJob, Merged};
 use super::{Dispatcher, Stopping};
 use crate::plan::{History, OnConflict, OnFailure};

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use swarm_protocol::EventBody;
 
-use super::super::RunError;
+use super::super::error::RunError;
 use super::Dispatcher;
 use crate::ids::TaskIndex;
 use crate::plan::Task;

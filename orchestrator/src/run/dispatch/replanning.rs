@@ -11,7 +11,7 @@
 use crate::ids::TaskIndex;
 use swarm_protocol::{EventBody, TaskStatus};
 
-use super::super::RunError;
+use super::super::error::RunError;
 use super::super::replan::{Failure, Fix, Replanner};
 use super::{Dispatcher, Stopping};
 use crate::plan::subtasks;

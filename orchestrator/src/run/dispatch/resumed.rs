@@ -9,8 +9,9 @@ use swarm_protocol::{Event, EventBody, TaskStatus};
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
+use super::super::error::RunError;
 use super::super::lock::RunLock;
-use super::super::{Prepared, RunError};
+use super::super::prepared::Prepared;
 use super::Dispatcher;
 use crate::plan::Task;
 use crate::worktree_home::WorktreeHome;

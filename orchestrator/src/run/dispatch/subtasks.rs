@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use git2::Oid;
 use swarm_protocol::{EventBody, TaskInfo, TaskStatus};
 
-use super::super::RunError;
+use super::super::error::RunError;
 use super::super::spawn::Accepted;
 use super::Dispatcher;
 use super::slots::Slot;

@@ -37,12 +37,13 @@ use swarm_sandbox::Stop;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::super::error::RunError;
+use super::super::prepared::Prepared;
 use super::super::verify::owners::{self, By, Owns, Place};
 use super::super::verify::queue::{Candidate, End, Named, Need, Queue};
 use super::super::verify::rebuild::{Rebuilt, Remerge, rebuild};
 use super::super::verify::verdicts::Verdicts;
 use super::super::verify::{Ran, Runner};
-use super::super::{Prepared, RunError};
 use super::merging::merge_message;
 use super::{Dispatcher, Stopping};
 use crate::git::GitError;

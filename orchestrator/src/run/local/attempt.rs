@@ -714,7 +714,7 @@ impl Confined<'_> {
     fn sandbox(
         &self,
         ctx: &Ctx,
-        settings: &crate::run::SandboxSettings,
+        settings: &crate::run::options::SandboxSettings,
         env: &mut Vec<(String, String)>,
     ) -> Result<Sandboxed, String> {
         let Self {

@@ -40,7 +40,7 @@ use super::served::{Ports, run_serving};
 use crate::gateway::door::{Door, DoorSettings, Refused, new_token};
 use crate::plan::agents::CliKind;
 use crate::plan::{AgentTask, Task};
-use crate::run::CliProgram;
+use crate::run::options::CliProgram;
 
 /// What swarm knows of agent CLIs of kind `kind`: one file each beside
 /// this one (the book's "Adding an agent CLI").

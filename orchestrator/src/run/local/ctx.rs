@@ -50,7 +50,7 @@ pub(crate) struct Ctx {
     pub included: Arc<crate::worktree_include::Included>,
     pub tasks: crate::run::table::TaskTable,
     pub grace: Duration,
-    pub sandbox: Option<crate::run::SandboxSettings>,
+    pub sandbox: Option<crate::run::options::SandboxSettings>,
     /// Starts unconfined commands (see `RunOptions::unconfined`).
     pub unconfined_launcher: Option<swarm_sandbox::Launcher>,
     /// Where egress proxies open their connections on a cluster node
@@ -63,8 +63,8 @@ pub(crate) struct Ctx {
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
     pub agent_program: Option<PathBuf>,
     /// The agent CLIs tasks use, by agent name.
-    pub agent_clis: std::collections::BTreeMap<String, crate::run::CliProgram>,
-    pub mcp_servers: std::collections::BTreeMap<String, crate::run::McpProgram>,
+    pub agent_clis: std::collections::BTreeMap<String, crate::run::options::CliProgram>,
+    pub mcp_servers: std::collections::BTreeMap<String, crate::run::options::McpProgram>,
     /// Variables holding API keys: never passed to an unconfined command.
     pub secret_vars: Vec<String>,
     /// Free bytes the worktrees' file system must keep.
@@ -141,7 +141,7 @@ impl Ctx {
     }
 }
 
-/// A build cache (see [`crate::run::BuildCache`]), its directory made.
+/// A build cache (see [`crate::run::options::BuildCache`]), its directory made.
 #[derive(Debug)]
 pub(crate) struct Cache {
     pub var: String,

@@ -38,8 +38,9 @@ use self::running::{Decked, Running};
 use self::task::Done;
 use crate::git::{GitError, Worktrees};
 use crate::plan::Task;
+use crate::run::error::RunError;
 use crate::run::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
-use crate::run::{Prepared, RunError};
+use crate::run::prepared::Prepared;
 use crate::worktree_home::WorktreeHome;
 
 /// Runs attempts as tokio tasks of this process, at most `concurrency` at

@@ -37,7 +37,7 @@ impl Sweeper {
         let thread = std::thread::Builder::new()
             .name("swarm-sweeper".into())
             .spawn(move || {
-                swarm_sandbox::process::lower_thread_priority(crate::run::BACKGROUND_NICE);
+                swarm_sandbox::process::lower_thread_priority(crate::run::options::BACKGROUND_NICE);
                 while let Ok(job) = queue.recv() {
                     sweep(&worktrees, job);
                 }

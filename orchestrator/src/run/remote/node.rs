@@ -21,9 +21,11 @@ use super::record::{ExitRecord, NodeJob, attempt_ref, exit_ref, write_record};
 use crate::git::{GitError, Repo, run_git};
 use crate::plan::Plan;
 use crate::run::blocking::blocking;
+use crate::run::error::RunError;
 use crate::run::executor::{ExecEvent, Executor as _, Launch};
 use crate::run::local::LocalExecutor;
-use crate::run::{Prepared, RunError, RunOptions};
+use crate::run::options::RunOptions;
+use crate::run::prepared::Prepared;
 use crate::state::State;
 use crate::worktree_home::WorktreeHome;
 

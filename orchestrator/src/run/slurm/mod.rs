@@ -39,9 +39,10 @@ use tokio::task::JoinSet;
 
 use self::cluster::JobState;
 use self::submit::{Jobs, NotSubmitted, output_of};
+use super::error::RunError;
 use super::executor::{Admission, ExecEvent, Executor, Launch, Reattached};
+use super::prepared::Prepared;
 use super::remote::record::{ExitRecord, exit_ref, exit_refspec, read_record};
-use super::{Prepared, RunError};
 use crate::fold::TaskState;
 use crate::git::{GitError, Repo, Snapshot, refs, run_git};
 use crate::plan::SlurmConfig;
@@ -156,7 +157,8 @@ impl SlurmExecutor {
         tasks: crate::run::table::TaskTable,
         config: &SlurmConfig,
     ) -> Result<Self, RunError> {
-        let super::ExecutorOptions::Slurm(cluster) = prepared.options.executor.clone() else {
+        let super::options::ExecutorOptions::Slurm(cluster) = prepared.options.executor.clone()
+        else {
             return Err(RunError::Io {
                 action: "start the Slurm executor".into(),
                 source: std::io::Error::other(

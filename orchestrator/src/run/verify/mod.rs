@@ -37,9 +37,11 @@ use swarm_worker::{CommandSpec, Sandboxed, run_command};
 use tokio::sync::watch;
 
 use self::base::Base;
+use super::error::RunError;
 use super::lineage;
+use super::options::SandboxSettings;
+use super::prepared::Prepared;
 use super::warm::{Lease, WarmDir};
-use super::{Prepared, RunError, SandboxSettings};
 use crate::git::{GitError, Repo, Worktrees, run_git, write_view};
 use crate::plan::RunVerify;
 use crate::run::blocking::blocking;

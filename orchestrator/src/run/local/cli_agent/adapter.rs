@@ -11,7 +11,7 @@ use serde_json::Value;
 use swarm_protocol::agent::McpServer;
 
 use crate::plan::AgentTask;
-use crate::run::CliProgram;
+use crate::run::options::CliProgram;
 
 /// One round's command line, as its kind's [`Adapter::args`] makes it.
 pub(crate) struct Round<'a> {

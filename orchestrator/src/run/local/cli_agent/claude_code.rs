@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::adapter::{Adapter, Events, Round, mcp_servers_json, str_of};
-use crate::run::CliProgram;
+use crate::run::options::CliProgram;
 
 pub(crate) struct ClaudeCode;
 

@@ -8,7 +8,7 @@ use swarm_protocol::agent::McpServer;
 
 use super::adapter::{Adapter, Events, Round, str_of};
 use crate::plan::AgentTask;
-use crate::run::CliProgram;
+use crate::run::options::CliProgram;
 
 pub(crate) struct Codex;
 

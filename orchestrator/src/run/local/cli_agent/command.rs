@@ -11,7 +11,7 @@ use swarm_protocol::agent::McpServer;
 use super::adapter::{Adapter, Events, Round, mcp_servers_json};
 use crate::plan::AgentTask;
 use crate::plan::agents::WireProtocol;
-use crate::run::CliProgram;
+use crate::run::options::CliProgram;
 
 pub(crate) struct Command;
 
