@@ -252,6 +252,37 @@ fn the_binarys_files_form_no_import_cycle_and_import_no_glob() {
     if let Some(why) = cycle(&edges(&files)) {
         panic!("the binary's files import in a circle:\n{why}\nmove what both need into common.rs");
     }
+    // No arrow back up to the entry file: what commands share (`Failure`)
+    // lives in a file named for it, not in `main.rs`.
+    let main = code_only(&std::fs::read_to_string(bin.join("main.rs")).unwrap());
+    let defined: Vec<String> = main
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let l = l
+                .strip_prefix("pub ")
+                .or_else(|| l.strip_prefix("pub(crate) "))
+                .unwrap_or(l);
+            ["fn ", "struct ", "enum ", "const ", "type "]
+                .iter()
+                .find_map(|k| l.strip_prefix(k))
+                .map(|r| {
+                    r.chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect()
+                })
+        })
+        .collect();
+    for file in files.values().flatten() {
+        let code = code_only(&std::fs::read_to_string(file).unwrap());
+        for name in &defined {
+            assert!(
+                !code.contains(&format!("crate::{name}")),
+                "{} takes `{name}` from main.rs: move it to a file of its own",
+                file.display()
+            );
+        }
+    }
 }
 
 /// ARCHITECTURE.md's diagram of the layers names every top-level module.

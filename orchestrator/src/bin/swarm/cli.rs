@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::Failure;
 use crate::commands::{
     agent, clean, compare, completions, doctor, graph, land, logs, mcp, node, plan, report,
     resolve, resume, run, runs, sandbox, schema, status, trace, trust, validate,
 };
+use crate::failure::Failure;
 
 /// Run a graph of tasks in git worktrees, sandboxed, and merge the results.
 #[derive(Debug, Parser)]

@@ -10,7 +10,7 @@ use swarm_orchestrator::plan::{self, Plan};
 use swarm_orchestrator::run::{self, RunError};
 use swarm_orchestrator::{journal, report};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 pub(crate) fn load_plan(cwd: &Path, path: &Path) -> Result<Plan, Failure> {
     load_plan_at(cwd, path, None)

@@ -13,7 +13,7 @@ use swarm_orchestrator::trust::{self, RefusedConfig, TrustStore};
 /// The lines about what a plan weakens and where its keys go.
 pub(crate) use swarm_orchestrator::view::trust::{key_lines, weakening_lines};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// The user's configuration directory: `$XDG_CONFIG_HOME/swarm`, else
 /// `~/.config/swarm`.

@@ -15,8 +15,8 @@ use swarm_orchestrator::{exit, journal, report};
 use swarm_sandbox::Stop;
 use tokio::sync::watch;
 
-use crate::Failure;
 use crate::common::{TapeArgs, base_failure, canonical_root, invalid_or_internal};
+use crate::failure::Failure;
 use crate::output;
 
 // The command line `run` and `resume` share.

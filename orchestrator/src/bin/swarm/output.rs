@@ -6,7 +6,7 @@ use swarm_orchestrator::escape;
 use swarm_orchestrator::view::Progress;
 use swarm_protocol::{Event, EventBody};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// Progress on stderr. On a terminal, event lines scroll by while the block
 /// of running tasks (see [`Progress::block`]) stays below them, redrawn in

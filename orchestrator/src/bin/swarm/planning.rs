@@ -16,8 +16,8 @@ use swarm_orchestrator::{escape, layout};
 
 use swarm_orchestrator::gateway::tape::TapeSettings;
 
-use crate::Failure;
 use crate::common::{CONFIG_FILE, invalid_or_internal, open_repo};
+use crate::failure::Failure;
 
 /// The planner's settings `swarm plan` and `swarm run --goal` share.
 #[derive(Debug, Clone, clap::Args)]

@@ -6,8 +6,8 @@ use anyhow::anyhow;
 use swarm_orchestrator::clean::{self, SelectError, Which};
 use swarm_orchestrator::{escape, exit, view};
 
-use crate::Failure;
 use crate::common::{check_name, invalid_or_internal, open_repo, warn_skipped};
+use crate::failure::Failure;
 
 /// `swarm clean`'s command line.
 #[derive(Debug, clap::Args)]

@@ -11,8 +11,8 @@ use swarm_orchestrator::report::{CompareError, Experiment};
 use swarm_orchestrator::{escape, view};
 use swarm_protocol::RunReport;
 
-use crate::Failure;
 use crate::common::{load_report, open_repo};
+use crate::failure::Failure;
 
 /// `swarm compare`'s command line.
 #[derive(Debug, clap::Args)]

@@ -1,7 +1,7 @@
 //! `swarm completions SHELL`: a completion script for a shell, without
 //! the hidden internal commands.
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// `swarm completions`'s command line.
 #[derive(Debug, clap::Args)]

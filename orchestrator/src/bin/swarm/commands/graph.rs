@@ -7,8 +7,8 @@ use clap::ValueEnum;
 use swarm_orchestrator::exit;
 use swarm_orchestrator::graph::TaskGraph;
 
-use crate::Failure;
 use crate::common::{check_name, load_plan, load_report, open_repo};
+use crate::failure::Failure;
 
 /// `swarm graph`'s command line.
 #[derive(Debug, clap::Args)]

@@ -23,10 +23,10 @@ use swarm_orchestrator::run::landing::{self, LandError, Trial};
 use swarm_orchestrator::{exit, report};
 use swarm_protocol::RunReport;
 
-use crate::Failure;
 use crate::common::{check_name, invalid_or_internal, load_report, open_repo};
 use crate::drive::Drive;
 use crate::drive::{Mode, drive, saved_plan};
+use crate::failure::Failure;
 
 /// How many times a landing starts again because the branch moved while
 /// it landed.

@@ -10,8 +10,8 @@ use anyhow::anyhow;
 use swarm_orchestrator::logs::{self, LogsError, Part, RunLogs, Show, Shown};
 use swarm_orchestrator::{escape, report};
 
-use crate::Failure;
 use crate::common::{check_name, latest, open_repo, open_state};
+use crate::failure::Failure;
 
 /// `swarm logs`'s command line.
 #[derive(Debug, clap::Args)]

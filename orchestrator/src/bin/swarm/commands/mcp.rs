@@ -13,9 +13,9 @@ use swarm_orchestrator::git::Repo;
 use swarm_orchestrator::mcp_server::{self, Front};
 use swarm_orchestrator::plan::{Plan, PlanError};
 
-use crate::Failure;
 use crate::commands::{compare, logs, plan, runs, validate};
 use crate::common::{TapeArgs, canonical_root, latest, open_repo};
+use crate::failure::Failure;
 use crate::output::{failure_text, plan_warnings};
 use crate::planning::PlannerArgs;
 

@@ -18,7 +18,7 @@ use swarm_orchestrator::run::remote::node::{self, JobPlanError};
 use swarm_orchestrator::run::remote::{ExitRecord, NodeJob};
 use tokio::sync::watch;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 pub(crate) fn node_main() -> Result<i32, Failure> {
     let mut text = String::new();

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use swarm_orchestrator::{exit, layout};
 
-use crate::Failure;
 use crate::common::open_repo;
+use crate::failure::Failure;
 use crate::planning::{PlannerArgs, ask, prepare, summary, write};
 
 #[derive(Debug, clap::Args)]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::anyhow;
 use swarm_orchestrator::{exit, report};
 
-use crate::Failure;
 use crate::common::{load_run, open_repo};
+use crate::failure::Failure;
 
 /// `swarm report`'s command line.
 #[derive(Debug, clap::Args)]

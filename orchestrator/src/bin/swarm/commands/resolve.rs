@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use swarm_orchestrator::{escape, exit, run, view};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// `swarm resolve`'s command line.
 #[derive(Debug, clap::Args)]

@@ -6,9 +6,9 @@ use std::path::Path;
 use anyhow::anyhow;
 use swarm_orchestrator::report;
 
-use crate::Failure;
 use crate::common::{check_name, latest, open_repo, open_state};
 use crate::drive::{Drive, Mode, drive, saved_plan};
+use crate::failure::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {

@@ -8,9 +8,9 @@ use anyhow::anyhow;
 use swarm_orchestrator::plan::{self, Plan};
 use swarm_orchestrator::{assemble, escape, exit};
 
-use crate::Failure;
 use crate::common::{canonical_root, check_name, open_repo};
 use crate::drive::{Drive, Mode, drive};
+use crate::failure::Failure;
 
 #[derive(Debug, clap::Args)]
 // One of the two, said as such when neither is given (the usage line shows

@@ -9,7 +9,7 @@ use anyhow::anyhow;
 use swarm_orchestrator::run::{self, ListError, Note};
 use swarm_orchestrator::{escape, exit, view};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// `swarm runs`'s command line.
 #[derive(Debug, clap::Args)]

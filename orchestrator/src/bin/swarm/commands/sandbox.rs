@@ -2,7 +2,7 @@
 //! with its socket on fd 3; it starts every sandboxed worker of the run,
 //! or with `--unconfined` every command of an unconfined run.
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// `swarm __sandbox`'s command line.
 #[derive(Debug, clap::Args)]

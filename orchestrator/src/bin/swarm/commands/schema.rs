@@ -4,7 +4,7 @@
 
 use swarm_orchestrator::{exit, plan};
 
-use crate::Failure;
+use crate::failure::Failure;
 
 /// `swarm schema`'s command line.
 #[derive(Debug, clap::Args)]

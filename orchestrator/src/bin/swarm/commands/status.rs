@@ -5,8 +5,8 @@ use std::path::Path;
 
 use swarm_orchestrator::{exit, report, run};
 
-use crate::Failure;
 use crate::common::{load_run, open_repo};
+use crate::failure::Failure;
 
 /// `swarm status`'s command line.
 #[derive(Debug, clap::Args)]

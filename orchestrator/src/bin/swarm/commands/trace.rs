@@ -5,8 +5,8 @@ use std::path::Path;
 
 use swarm_orchestrator::{exit, report};
 
-use crate::Failure;
 use crate::common::{load_run, open_repo};
+use crate::failure::Failure;
 
 /// `swarm trace`'s command line.
 #[derive(Debug, clap::Args)]

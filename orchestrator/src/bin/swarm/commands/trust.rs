@@ -8,9 +8,9 @@ use anyhow::anyhow;
 use swarm_orchestrator::plan;
 use swarm_orchestrator::trust;
 
-use crate::Failure;
 use crate::common::open_repo;
 use crate::config_origin::{repository_config, store};
+use crate::failure::Failure;
 use swarm_orchestrator::view::trust::{TRUSTED, trusting};
 
 /// `swarm trust`'s command line.

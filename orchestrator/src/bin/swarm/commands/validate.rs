@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use swarm_orchestrator::exit;
 use swarm_orchestrator::plan::{self, Plan};
 
-use crate::Failure;
 use crate::common::{base_failure, load_plan, open_repo};
+use crate::failure::Failure;
 
 /// `swarm validate`'s command line.
 #[derive(Debug, clap::Args)]

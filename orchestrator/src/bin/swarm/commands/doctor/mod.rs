@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use swarm_orchestrator::exit;
 
-use crate::Failure;
+use crate::failure::Failure;
 
 mod model;
 

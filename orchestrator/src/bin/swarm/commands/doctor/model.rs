@@ -12,8 +12,8 @@ use swarm_orchestrator::assemble::doctor::{Finding, ask_model};
 use swarm_orchestrator::gateway::tape::TapeSettings;
 use swarm_orchestrator::{exit, view};
 
-use crate::Failure;
 use crate::common::open_repo;
+use crate::failure::Failure;
 
 /// Checks model `name` of the planner's configuration (`config`, else the
 /// repository's `swarm.toml`, the user's or the built-in one); `trust`:
