@@ -147,6 +147,109 @@ impl RunFold {
                 let reports = &report.tasks;
                 self.index = IdIndex::of(reports.len(), |i| reports[i].id.as_str());
             }
+            // What an agent does as it runs (the live view's); its report
+            // comes with its attempt.
+            EventBody::AgentTool { task, detail, .. } => {
+                if let Some(slot) = self.slot_of(task) {
+                    self.agents.entry(slot).or_default().tool = detail.clone();
+                }
+            }
+            EventBody::AgentUsage {
+                task,
+                total,
+                cost_usd,
+                ..
+            } => {
+                if let Some(slot) = self.slot_of(task) {
+                    let live = self.agents.entry(slot).or_default();
+                    live.tokens = total.total();
+                    live.cost_usd = *cost_usd;
+                }
+            }
+            // Said as they come; no state.
+            EventBody::TaskQueued { .. }
+            | EventBody::TaskHeld { .. }
+            | EventBody::BudgetSpent { .. } => {}
+            // The shards are in `run_started`'s tasks already; what moved
+            // since the last run is said on the shards it moved to.
+            EventBody::TaskSharded {
+                task,
+                shards,
+                moved,
+            } => {
+                for (number, entries) in (1..).zip(shards) {
+                    let here: Vec<&String> = entries.iter().filter(|e| moved.contains(e)).collect();
+                    let id = crate::plan::shards::shard_id(task, number);
+                    if let (false, Some((t, _))) = (here.is_empty(), self.task_mut(&id)) {
+                        t.warnings.push(regrouped(&here));
+                    }
+                }
+            }
+            EventBody::RunResumed {
+                pending,
+                integration_commit,
+                merged,
+                ..
+            } => {
+                for id in pending {
+                    if let Some((t, s)) = self.task_mut(id) {
+                        // A task that spawned subtasks runs no more: it
+                        // waits for them again.
+                        t.status = match s.spawned {
+                            Some(_) => TaskStatus::Running,
+                            None => TaskStatus::Pending,
+                        };
+                        t.reason = None;
+                    }
+                }
+                for id in merged {
+                    if let Some((t, s)) = self.task_mut(id) {
+                        t.status = TaskStatus::Merged;
+                        s.merged = s.commit;
+                    }
+                }
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                    r.exit_code = None;
+                    r.finished_at = None;
+                }
+            }
+            EventBody::RunFinished {
+                integration_commit,
+                exit_code,
+                duration_ms,
+            } => {
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                    r.exit_code = Some(*exit_code);
+                    r.duration_ms = Some(*duration_ms);
+                    r.finished_at = Some(event.ts.clone());
+                }
+            }
+            EventBody::TaskStarted { .. }
+            | EventBody::AttemptSetUp { .. }
+            | EventBody::AttemptPlaced { .. }
+            | EventBody::AttemptFinished { .. }
+            | EventBody::ExperimentDecided { .. }
+            | EventBody::TaskFinished { .. }
+            | EventBody::TaskMerged { .. }
+            | EventBody::TaskConflicted { .. }
+            | EventBody::TaskRequeued { .. }
+            | EventBody::TestsReported { .. } => self.apply_attempt(event),
+            EventBody::SubtasksSpawned { .. }
+            | EventBody::ReplanStarted { .. }
+            | EventBody::Replanned { .. }
+            | EventBody::SubtasksMerged { .. }
+            | EventBody::RunVerified { .. }
+            | EventBody::VerifyNamed { .. }
+            | EventBody::VerifyBroken { .. } => self.apply_verify(event),
+        }
+    }
+
+    /// [`Self::apply`] of the run-wide verify's events and the graph's growing:
+    /// subtasks spawned and merged, replans.
+    fn apply_verify(&mut self, event: &Event) {
+        match &event.body {
             EventBody::SubtasksSpawned {
                 task,
                 tasks,
@@ -191,6 +294,64 @@ impl RunFold {
                     s.commit = oid(commit);
                 }
             }
+            EventBody::RunVerified { run } => {
+                if let Some(r) = &mut self.report {
+                    r.verify_runs.push(run.clone());
+                    r.merge_queue = Some(queue_stats(r));
+                }
+            }
+            EventBody::VerifyNamed { named } => {
+                if let Some(r) = &mut self.report {
+                    r.verify_named = Some(named.clone());
+                }
+            }
+            EventBody::VerifyBroken {
+                task,
+                integration_commit,
+                unmerged,
+                conflicted,
+                reason,
+                ..
+            } => {
+                if let Some((t, s)) = self.task_mut(task) {
+                    t.status = TaskStatus::BrokeVerify;
+                    t.reason = Some(reason.clone());
+                    s.merged = None;
+                }
+                // Their results hold its changes: out of the branch too.
+                for (id, status) in unmerged
+                    .iter()
+                    .map(|id| (id, TaskStatus::Blocked))
+                    .chain(conflicted.iter().map(|id| (id, TaskStatus::Conflicted)))
+                {
+                    if let Some((t, s)) = self.task_mut(id) {
+                        t.status = status;
+                        t.reason = Some(match status {
+                            TaskStatus::Blocked => format!(
+                                "dependency `{task}` broke the run-wide verify; its merge was taken out with it"
+                            ),
+                            _ => format!(
+                                "its merge conflicts once `{task}`'s merge is taken out of the integration branch"
+                            ),
+                        });
+                        s.merged = None;
+                    }
+                }
+                if let Some(r) = &mut self.report {
+                    r.integration_commit = integration_commit.clone();
+                    r.merge_queue = Some(queue_stats(r));
+                }
+            }
+            // [`Self::apply`] hands this function only the events above.
+            _ => {}
+        }
+    }
+
+    /// [`Self::apply`] of the events of a task's attempts and end: its start,
+    /// setting up, attempts, experiment, status, merge or conflict, re-queueing
+    /// and tests.
+    fn apply_attempt(&mut self, event: &Event) {
+        match &event.body {
             EventBody::TaskStarted {
                 task,
                 attempt,
@@ -324,6 +485,20 @@ impl RunFold {
                     }
                 }
             }
+            EventBody::TaskFinished { .. }
+            | EventBody::TaskMerged { .. }
+            | EventBody::TaskConflicted { .. }
+            | EventBody::TaskRequeued { .. }
+            | EventBody::TestsReported { .. } => self.apply_end(event),
+            // [`Self::apply`] hands this function only the events above.
+            _ => {}
+        }
+    }
+
+    /// [`Self::apply_attempt`] of the events of a task's end: its status, merge
+    /// or conflict, re-queueing and tests.
+    fn apply_end(&mut self, event: &Event) {
+        match &event.body {
             EventBody::TaskFinished {
                 task,
                 status,
@@ -395,92 +570,6 @@ impl RunFold {
                     s.verify_passed = None;
                 }
             }
-            EventBody::RunVerified { run } => {
-                if let Some(r) = &mut self.report {
-                    r.verify_runs.push(run.clone());
-                    r.merge_queue = Some(queue_stats(r));
-                }
-            }
-            EventBody::VerifyNamed { named } => {
-                if let Some(r) = &mut self.report {
-                    r.verify_named = Some(named.clone());
-                }
-            }
-            EventBody::VerifyBroken {
-                task,
-                integration_commit,
-                unmerged,
-                conflicted,
-                reason,
-                ..
-            } => {
-                if let Some((t, s)) = self.task_mut(task) {
-                    t.status = TaskStatus::BrokeVerify;
-                    t.reason = Some(reason.clone());
-                    s.merged = None;
-                }
-                // Their results hold its changes: out of the branch too.
-                for (id, status) in unmerged
-                    .iter()
-                    .map(|id| (id, TaskStatus::Blocked))
-                    .chain(conflicted.iter().map(|id| (id, TaskStatus::Conflicted)))
-                {
-                    if let Some((t, s)) = self.task_mut(id) {
-                        t.status = status;
-                        t.reason = Some(match status {
-                            TaskStatus::Blocked => format!(
-                                "dependency `{task}` broke the run-wide verify; its merge was taken out with it"
-                            ),
-                            _ => format!(
-                                "its merge conflicts once `{task}`'s merge is taken out of the integration branch"
-                            ),
-                        });
-                        s.merged = None;
-                    }
-                }
-                if let Some(r) = &mut self.report {
-                    r.integration_commit = integration_commit.clone();
-                    r.merge_queue = Some(queue_stats(r));
-                }
-            }
-            // What an agent does as it runs (the live view's); its report
-            // comes with its attempt.
-            EventBody::AgentTool { task, detail, .. } => {
-                if let Some(slot) = self.slot_of(task) {
-                    self.agents.entry(slot).or_default().tool = detail.clone();
-                }
-            }
-            EventBody::AgentUsage {
-                task,
-                total,
-                cost_usd,
-                ..
-            } => {
-                if let Some(slot) = self.slot_of(task) {
-                    let live = self.agents.entry(slot).or_default();
-                    live.tokens = total.total();
-                    live.cost_usd = *cost_usd;
-                }
-            }
-            // Said as they come; no state.
-            EventBody::TaskQueued { .. }
-            | EventBody::TaskHeld { .. }
-            | EventBody::BudgetSpent { .. } => {}
-            // The shards are in `run_started`'s tasks already; what moved
-            // since the last run is said on the shards it moved to.
-            EventBody::TaskSharded {
-                task,
-                shards,
-                moved,
-            } => {
-                for (number, entries) in (1..).zip(shards) {
-                    let here: Vec<&String> = entries.iter().filter(|e| moved.contains(e)).collect();
-                    let id = crate::plan::shards::shard_id(task, number);
-                    if let (false, Some((t, _))) = (here.is_empty(), self.task_mut(&id)) {
-                        t.warnings.push(regrouped(&here));
-                    }
-                }
-            }
             EventBody::TestsReported {
                 task,
                 attempt,
@@ -495,47 +584,8 @@ impl RunFold {
                     }
                 }
             }
-            EventBody::RunResumed {
-                pending,
-                integration_commit,
-                merged,
-                ..
-            } => {
-                for id in pending {
-                    if let Some((t, s)) = self.task_mut(id) {
-                        // A task that spawned subtasks runs no more: it
-                        // waits for them again.
-                        t.status = match s.spawned {
-                            Some(_) => TaskStatus::Running,
-                            None => TaskStatus::Pending,
-                        };
-                        t.reason = None;
-                    }
-                }
-                for id in merged {
-                    if let Some((t, s)) = self.task_mut(id) {
-                        t.status = TaskStatus::Merged;
-                        s.merged = s.commit;
-                    }
-                }
-                if let Some(r) = &mut self.report {
-                    r.integration_commit = integration_commit.clone();
-                    r.exit_code = None;
-                    r.finished_at = None;
-                }
-            }
-            EventBody::RunFinished {
-                integration_commit,
-                exit_code,
-                duration_ms,
-            } => {
-                if let Some(r) = &mut self.report {
-                    r.integration_commit = integration_commit.clone();
-                    r.exit_code = Some(*exit_code);
-                    r.duration_ms = Some(*duration_ms);
-                    r.finished_at = Some(event.ts.clone());
-                }
-            }
+            // [`Self::apply_attempt`] hands this function only the events above.
+            _ => {}
         }
     }
 

@@ -230,6 +230,103 @@ impl Progress {
             ($($arg:tt)*) => { out.push(format!($($arg)*)) };
         }
         match &event.body {
+            EventBody::TaskStarted {
+                task,
+                attempt,
+                job,
+                setup_run,
+                ..
+            } => {
+                self.since.insert(task.clone(), Instant::now());
+                let again = if *attempt > 1 {
+                    format!(" (attempt {attempt})")
+                } else {
+                    String::new()
+                };
+                let job = match job {
+                    Some(job) => format!(" job {job}"),
+                    None => String::new(),
+                };
+                let setup = setup_run.as_ref().map(setup_words).unwrap_or_default();
+                say!(
+                    "  {:<10} {task:<w$}{again}{job}{setup}",
+                    "start",
+                    w = self.width
+                );
+            }
+            EventBody::AttemptFinished {
+                task,
+                attempt,
+                outcome: swarm_protocol::AttemptOutcome::Lost { message },
+                ..
+            } => {
+                say!(
+                    "  {:<10} {task:<w$}  attempt {attempt}: {}",
+                    "lost",
+                    escape::line(message),
+                    w = self.width
+                );
+            }
+            EventBody::AttemptFinished { .. }
+            | EventBody::RunFinished { .. }
+            | EventBody::TaskQueued { .. } => {}
+            // The fold keeps what an agent does; the block shows it.
+            EventBody::AgentTool { .. } | EventBody::AgentUsage { .. } => {}
+            EventBody::TaskFinished { task, reason, .. } => {
+                // A task that succeeded and then conflicted at its merge is
+                // finished twice: the fold counts it once. Its status is
+                // the fold's.
+                self.since.remove(task);
+                let (finished, total) = (self.counts().0, self.total());
+                let status = self
+                    .fold
+                    .index(task)
+                    .map_or(TaskStatus::Pending, |i| self.fold.status(i));
+                let why = reason
+                    .as_deref()
+                    .map(|r| format!("  {}", escape::line(r)))
+                    .unwrap_or_default();
+                say!(
+                    "  {:<10} {task:<w$} [{}/{}]{why}",
+                    status.as_str(),
+                    finished.min(total),
+                    total,
+                    w = self.width
+                );
+            }
+            EventBody::TaskMerged { task, .. } => {
+                say!("  {:<10} {task}", "merged");
+            }
+            body @ (EventBody::SubtasksSpawned { .. }
+            | EventBody::ReplanStarted { .. }
+            | EventBody::Replanned { .. }
+            | EventBody::SubtasksMerged { .. }
+            | EventBody::ExperimentDecided { .. }
+            | EventBody::TaskConflicted { .. }
+            | EventBody::TaskHeld { .. }
+            | EventBody::TaskRequeued { .. }
+            | EventBody::RunVerified { .. }
+            | EventBody::VerifyNamed { .. }
+            | EventBody::VerifyBroken { .. }) => return self.graph_lines(body),
+            body @ (EventBody::RunStarted { .. }
+            | EventBody::AttemptSetUp { .. }
+            | EventBody::AttemptPlaced { .. }
+            | EventBody::RunResumed { .. }
+            | EventBody::BudgetSpent { .. }
+            | EventBody::TestsReported { .. }
+            | EventBody::TaskSharded { .. }) => return self.run_lines(body),
+        }
+        out
+    }
+
+    /// The lines of the run's own events, a task's setting up and its
+    /// tests (the rest are [`Self::lines`]'s).
+    fn run_lines(&mut self, body: &EventBody) -> Vec<String> {
+        let mut out = Vec::new();
+        macro_rules! say {
+            ($($arg:tt)*) => { out.push(format!($($arg)*)) };
+        }
+        match body {
             EventBody::RunStarted {
                 run,
                 base,
@@ -260,30 +357,6 @@ impl Progress {
                     "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}){unseen}{into}",
                     tasks.len(),
                     short(base_commit)
-                );
-            }
-            EventBody::TaskStarted {
-                task,
-                attempt,
-                job,
-                setup_run,
-                ..
-            } => {
-                self.since.insert(task.clone(), Instant::now());
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
-                let job = match job {
-                    Some(job) => format!(" job {job}"),
-                    None => String::new(),
-                };
-                let setup = setup_run.as_ref().map(setup_words).unwrap_or_default();
-                say!(
-                    "  {:<10} {task:<w$}{again}{job}{setup}",
-                    "start",
-                    w = self.width
                 );
             }
             EventBody::AttemptSetUp { task, setup, .. } => {
@@ -333,24 +406,6 @@ impl Progress {
                     if pending.len() == 1 { "" } else { "s" },
                 );
             }
-            EventBody::AttemptFinished {
-                task,
-                attempt,
-                outcome: swarm_protocol::AttemptOutcome::Lost { message },
-                ..
-            } => {
-                say!(
-                    "  {:<10} {task:<w$}  attempt {attempt}: {}",
-                    "lost",
-                    escape::line(message),
-                    w = self.width
-                );
-            }
-            EventBody::AttemptFinished { .. }
-            | EventBody::RunFinished { .. }
-            | EventBody::TaskQueued { .. } => {}
-            // The fold keeps what an agent does; the block shows it.
-            EventBody::AgentTool { .. } | EventBody::AgentUsage { .. } => {}
             EventBody::BudgetSpent { task, message } => {
                 say!("  {:<10} {task:<w$}  {message}", "budget", w = self.width);
             }
@@ -390,31 +445,20 @@ impl Progress {
                     w = self.width
                 );
             }
-            EventBody::TaskFinished { task, reason, .. } => {
-                // A task that succeeded and then conflicted at its merge is
-                // finished twice: the fold counts it once. Its status is
-                // the fold's.
-                self.since.remove(task);
-                let (finished, total) = (self.counts().0, self.total());
-                let status = self
-                    .fold
-                    .index(task)
-                    .map_or(TaskStatus::Pending, |i| self.fold.status(i));
-                let why = reason
-                    .as_deref()
-                    .map(|r| format!("  {}", escape::line(r)))
-                    .unwrap_or_default();
-                say!(
-                    "  {:<10} {task:<w$} [{}/{}]{why}",
-                    status.as_str(),
-                    finished.min(total),
-                    total,
-                    w = self.width
-                );
-            }
-            EventBody::TaskMerged { task, .. } => {
-                say!("  {:<10} {task}", "merged");
-            }
+            // `lines` says the others.
+            _ => {}
+        }
+        out
+    }
+
+    /// The lines of the events of the graph growing, merges, the merge
+    /// queue and the run-wide verify (the rest are [`Self::lines`]'s).
+    fn graph_lines(&mut self, body: &EventBody) -> Vec<String> {
+        let mut out = Vec::new();
+        macro_rules! say {
+            ($($arg:tt)*) => { out.push(format!($($arg)*)) };
+        }
+        match body {
             EventBody::SubtasksSpawned { task, tasks, .. } => {
                 // The run grew (the fold counts its children): they are
                 // shown.
@@ -525,6 +569,23 @@ impl Progress {
                     w = self.width
                 );
             }
+            body @ (EventBody::RunVerified { .. }
+            | EventBody::VerifyNamed { .. }
+            | EventBody::VerifyBroken { .. }) => return self.verify_lines(body),
+            // `lines` says the others.
+            _ => {}
+        }
+        out
+    }
+
+    /// The lines of the run-wide verify's events (the rest are
+    /// [`Self::lines`]'s and [`Self::graph_lines`]'s).
+    fn verify_lines(&mut self, body: &EventBody) -> Vec<String> {
+        let mut out = Vec::new();
+        macro_rules! say {
+            ($($arg:tt)*) => { out.push(format!($($arg)*)) };
+        }
+        match body {
             EventBody::RunVerified { run } => {
                 let at = match (&run.after, run.purpose) {
                     (_, VerifyPurpose::Base) => "the base".to_string(),
@@ -590,6 +651,8 @@ impl Progress {
                     w = self.width
                 );
             }
+            // The others are said elsewhere.
+            _ => {}
         }
         out
     }
