@@ -182,6 +182,37 @@ impl RunLogs {
         Ok(matched.into_iter().map(str::to_string).collect())
     }
 
+    /// What `swarm logs RUN plan` and `swarm logs RUN replan` show when no
+    /// task has that id: the planner's transcript (or its cassette), the
+    /// replans'.
+    fn run_wide(&self, task: &str, show: &Show) -> Option<Result<Shown, LogsError>> {
+        let run = &self.run;
+        if self.report.tasks.iter().any(|t| t.id == task) {
+            return None;
+        }
+        if task == "plan" {
+            if let Show::Cassette(dir) = show {
+                return Some(cassette(dir, &ReelId::Planner.file(), "the planner"));
+            }
+            let planner = layout::plans_dir(&self.workdir, run).join(layout::PLANNER_TRANSCRIPT);
+            if planner.is_file() {
+                let text = std::fs::read_to_string(&planner).map_err(|error| LogsError::Planner {
+                    run: run.clone(),
+                    error,
+                });
+                return Some(text.map(|text| output(view::transcript::render(&text).into_bytes())));
+            }
+        }
+        if task == "replan" {
+            let text = view::transcript::replans(&self.events);
+            if text.is_empty() {
+                return Some(Err(LogsError::NoReplans { run: run.clone() }));
+            }
+            return Some(Ok(output(text.into_bytes())));
+        }
+        None
+    }
+
     /// What `show` shows of attempt `attempt` (default: the last) of
     /// `task`; `plan` and `replan`, unless tasks of the run, are the
     /// planner's conversation and the replans. Nothing to show is an
@@ -190,27 +221,8 @@ impl RunLogs {
     /// did not make, logs that are gone.
     pub fn show(&self, task: &str, attempt: Option<u32>, show: &Show) -> Result<Shown, LogsError> {
         let run = &self.run;
-        let known = self.report.tasks.iter().any(|t| t.id == task);
-        if task == "plan" && !known {
-            if let Show::Cassette(dir) = show {
-                return cassette(dir, &ReelId::Planner.file(), "the planner");
-            }
-            let planner = layout::plans_dir(&self.workdir, run).join(layout::PLANNER_TRANSCRIPT);
-            if planner.is_file() {
-                let text =
-                    std::fs::read_to_string(&planner).map_err(|error| LogsError::Planner {
-                        run: run.clone(),
-                        error,
-                    })?;
-                return Ok(output(view::transcript::render(&text).into_bytes()));
-            }
-        }
-        if task == "replan" && !known {
-            let text = view::transcript::replans(&self.events);
-            if text.is_empty() {
-                return Err(LogsError::NoReplans { run: run.clone() });
-            }
-            return Ok(output(text.into_bytes()));
+        if let Some(shown) = self.run_wide(task, show) {
+            return shown;
         }
         let Some(t) = self.report.tasks.iter().find(|t| t.id == task) else {
             let ids = self.report.tasks.iter().map(|t| t.id.as_str());

@@ -167,6 +167,30 @@ impl Default for SlurmConfig {
     }
 }
 
+/// A local `[executor]` that sets keys only a cluster takes (`set`, each
+/// key with whether it is set): one error naming them all.
+fn refuse_cluster_keys(source: &Source, set: &[(&str, bool)], errors: &mut Vec<PlanError>) {
+    let set: Vec<&str> = set.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect();
+    if !set.is_empty() {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "[executor] sets {} but its kind is local",
+                        set.iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None,
+                    "",
+                )
+                .with_help("add kind = \"slurm\" to [executor], or remove those keys"),
+        );
+    }
+}
+
 /// Checks `[executor]`, each problem added to `errors`.
 pub(super) fn check(
     source: &Source,
@@ -193,29 +217,7 @@ pub(super) fn check(
     ];
     let kind = section.kind.unwrap_or_default();
     if kind == ExecutorKind::Local {
-        let set: Vec<&str> = slurm_only
-            .iter()
-            .filter(|(_, s)| *s)
-            .map(|(k, _)| *k)
-            .collect();
-        if !set.is_empty() {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!(
-                            "[executor] sets {} but its kind is local",
-                            set.iter()
-                                .map(|k| format!("`{k}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        None,
-                        "",
-                    )
-                    .with_help("add kind = \"slurm\" to [executor], or remove those keys"),
-            );
-        }
+        refuse_cluster_keys(source, &slurm_only, errors);
         return Executor::Local;
     }
     let mut config = SlurmConfig {

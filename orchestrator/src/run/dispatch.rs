@@ -760,7 +760,10 @@ impl<'o> Dispatcher<'o> {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<RunReport, RunError> {
+    /// Ends what will not run now that the run stops: tasks that never
+    /// started (cancelled, or skipped after a failure), and tasks waiting
+    /// for subtasks that will not all run.
+    fn end_leftovers(&mut self) -> Result<(), RunError> {
         let leftover = match self.stopping {
             Some(Stopping::Cancel) => (
                 TaskStatus::Cancelled,
@@ -794,6 +797,11 @@ impl<'o> Dispatcher<'o> {
                 })?;
             }
         }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<RunReport, RunError> {
+        self.end_leftovers()?;
         self.advance_merges()?;
         // The last merges, and the run-wide verify of what they made
         // (with the search and removals a failure starts, and a repair
