@@ -839,7 +839,6 @@ const LONG_STILL: &[&str] = &[
     "bin/swarm/drive.rs: drive",
     "gateway/door.rs: handle",
     "gateway/door.rs: pass",
-    "gateway/relay.rs: relay",
     "gateway/session.rs: turn",
     "git/snapshot.rs: take",
     "plan/ceiling.rs: admit",
@@ -848,10 +847,7 @@ const LONG_STILL: &[&str] = &[
     "plan/task.rs: agent",
     "plan/task.rs: resolve",
     "plan/variants.rs: read",
-    "run/dispatch/resumed.rs: resume",
     "run/resume.rs: recover",
-    "shell_words.rs: read",
-    "timeline.rs: of",
     "view/summary.rs: summary_text",
     "view/validation.rs: describe",
 ];

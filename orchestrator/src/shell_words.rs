@@ -83,6 +83,41 @@ pub fn contexts(script: &str, offsets: &[usize]) -> Vec<Context> {
         .collect()
 }
 
+/// Marks the bodies of the here-documents `pending` (word, strip tabs,
+/// literal) that start at `i` in `script`, each up to its word alone on a
+/// line; where the script goes on after them.
+fn here_bodies(
+    script: &str,
+    at: &mut [Context],
+    mut i: usize,
+    pending: Vec<(String, bool, bool)>,
+) -> usize {
+    let bytes = script.as_bytes();
+    for (word, strip, literal) in pending {
+        let context = match literal {
+            true => Context::Literal,
+            false => Context::DoubleQuoted,
+        };
+        // The body: lines up to the word alone on one.
+        while i < bytes.len() {
+            let end = find(bytes, i, b'\n').unwrap_or(bytes.len());
+            let line = &script[i..end];
+            let line = if strip {
+                line.trim_start_matches('\t')
+            } else {
+                line
+            };
+            if line == word {
+                i = (end + 1).min(bytes.len());
+                break;
+            }
+            mark(at, i, end - i, context);
+            i = end + 1;
+        }
+    }
+    i
+}
+
 /// The context of every byte of `script`.
 fn read(script: &str) -> Vec<Context> {
     let bytes = script.as_bytes();
@@ -213,32 +248,7 @@ fn read(script: &str) -> Vec<Context> {
                         i = next;
                     }
                     b'\n' if !pending.is_empty() => {
-                        i += 1;
-                        for (word, strip, literal) in std::mem::take(&mut pending) {
-                            let context = match literal {
-                                true => Context::Literal,
-                                false => Context::DoubleQuoted,
-                            };
-                            // The body: lines up to the word alone on one.
-                            loop {
-                                if i >= bytes.len() {
-                                    break;
-                                }
-                                let end = find(bytes, i, b'\n').unwrap_or(bytes.len());
-                                let line = &script[i..end];
-                                let line = if strip {
-                                    line.trim_start_matches('\t')
-                                } else {
-                                    line
-                                };
-                                if line == word {
-                                    i = (end + 1).min(bytes.len());
-                                    break;
-                                }
-                                mark(&mut at, i, end - i, context);
-                                i = end + 1;
-                            }
-                        }
+                        i = here_bodies(script, &mut at, i + 1, std::mem::take(&mut pending));
                     }
                     _ => i += 1,
                 }

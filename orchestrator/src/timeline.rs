@@ -234,15 +234,8 @@ impl Timeline {
                         .max(coordinator_free)
                         .min(now);
                     let now = now.max(coordinator_free);
-                    timeline.spans.push(Span {
-                        track: Track::Coordinator,
-                        phase: "merge",
-                        task: Some(task.clone()),
-                        attempt: None,
-                        start_ms: from,
-                        dur_ms: now - from,
-                    });
-                    coordinator_free = now;
+                    let task = Some(task.clone());
+                    timeline.coordinator(&mut coordinator_free, "merge", task, (from, now));
                 }
                 EventBody::RunVerified { run } => {
                     let now = now.max(coordinator_free);
@@ -252,20 +245,19 @@ impl Timeline {
                         .saturating_sub(run.duration_ms)
                         .max(coordinator_free)
                         .min(now);
-                    timeline.spans.push(Span {
-                        track: Track::Coordinator,
-                        phase: "verify",
-                        task: run.after.clone(),
-                        attempt: None,
-                        start_ms: from,
-                        dur_ms: now - from,
-                    });
-                    coordinator_free = now;
+                    let task = run.after.clone();
+                    timeline.coordinator(&mut coordinator_free, "verify", task, (from, now));
                 }
                 _ => {}
             }
         }
-        // Each attempt on the lowest slot free when it starts.
+        timeline.place(attempts);
+        timeline
+    }
+
+    /// Puts each attempt (start, end, its phases) on the lowest slot free
+    /// when it starts.
+    fn place(&mut self, mut attempts: Vec<(u64, u64, Vec<Span>)>) {
         attempts.sort_by_key(|(start, end, _)| (*start, *end));
         let mut free_at: Vec<u64> = Vec::new();
         for (start, end, phases) in attempts {
@@ -279,14 +271,33 @@ impl Timeline {
             if let Some(free) = free_at.get_mut(slot) {
                 *free = end;
             }
-            timeline.spans.extend(phases.into_iter().map(|s| Span {
+            self.spans.extend(phases.into_iter().map(|s| Span {
                 track: Track::Slot(slot),
                 ..s
             }));
         }
-        timeline.slots = free_at.len();
-        timeline.spans.sort_by_key(|s| (s.track, s.start_ms));
-        timeline
+        self.slots = free_at.len();
+        self.spans.sort_by_key(|s| (s.track, s.start_ms));
+    }
+
+    /// The coordinator's `phase` (of `task`) from `from` to `now`, which
+    /// frees it then.
+    fn coordinator(
+        &mut self,
+        free: &mut u64,
+        phase: &'static str,
+        task: Option<String>,
+        (from, now): (u64, u64),
+    ) {
+        self.spans.push(Span {
+            track: Track::Coordinator,
+            phase,
+            task,
+            attempt: None,
+            start_ms: from,
+            dur_ms: now - from,
+        });
+        *free = now;
     }
 
     /// How many slots were busy over time: (time, busy) at each change.

@@ -213,6 +213,25 @@ struct Callers {
     egress: Option<EgressCheck>,
 }
 
+/// A node's `POST /notes`: an agent's note (tool, usage, budget) passed
+/// on to the executor as it comes.
+async fn note(to: &Callers, request: Request<Incoming>) -> Response<Body> {
+    let body = match http_body_util::Limited::new(request.into_body(), MAX_NOTE)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return text(StatusCode::BAD_REQUEST, &format!("read the note: {e}")),
+    };
+    match serde_json::from_slice::<NodeNote>(&body) {
+        Ok(note) => {
+            let _ = to.notes.send(note);
+            text(StatusCode::OK, "noted")
+        }
+        Err(e) => text(StatusCode::BAD_REQUEST, &format!("read the note: {e}")),
+    }
+}
+
 async fn relay(to: &Callers, request: Request<Incoming>) -> Response<Body> {
     let gateway = &to.gateway;
     if !token_of(&request).is_some_and(|t| same(t, &to.token)) {
@@ -226,20 +245,7 @@ async fn relay(to: &Callers, request: Request<Incoming>) -> Response<Body> {
     }
     let path = request.uri().path().to_string();
     if path == "/notes" {
-        let body = match http_body_util::Limited::new(request.into_body(), MAX_NOTE)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return text(StatusCode::BAD_REQUEST, &format!("read the note: {e}")),
-        };
-        return match serde_json::from_slice::<NodeNote>(&body) {
-            Ok(note) => {
-                let _ = to.notes.send(note);
-                text(StatusCode::OK, "noted")
-            }
-            Err(e) => text(StatusCode::BAD_REQUEST, &format!("read the note: {e}")),
-        };
+        return note(to, request).await;
     }
     let Some(name) = path
         .strip_prefix("/models/")

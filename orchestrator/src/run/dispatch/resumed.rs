@@ -104,63 +104,63 @@ impl<'o> Dispatcher<'o> {
                 dispatcher.seed_subtree_budget(i);
             }
         }
-        dispatcher.queue.ready.clear();
-        for i in dispatcher.tasks.indices() {
+        dispatcher.resume_queue()?;
+        dispatcher.announce_ready()?;
+        Ok(dispatcher)
+    }
+
+    /// What a resumed run waits for: each task's unfinished dependencies
+    /// counted, the ready ones queued (a re-run starting from the branch
+    /// as it is), dependents of what failed blocked, and experiments and
+    /// parents whose variants or subtasks all ended before the crash
+    /// decided.
+    fn resume_queue(&mut self) -> Result<(), RunError> {
+        self.queue.ready.clear();
+        for i in self.tasks.indices() {
             // An experiment waits for its variants to end, however they
             // ended; other tasks for their dependencies to succeed.
-            let experiment = dispatcher.tasks.get(i).experiment().is_some();
-            dispatcher.slots[i].waiting_on = dispatcher
+            let experiment = self.tasks.get(i).experiment().is_some();
+            self.slots[i].waiting_on = self
                 .graph
                 .deps(i)
                 .filter(|&d| match experiment {
-                    true => matches!(
-                        dispatcher.status(d),
-                        TaskStatus::Pending | TaskStatus::Running
-                    ),
-                    false => !matches!(
-                        dispatcher.status(d),
-                        TaskStatus::Succeeded | TaskStatus::Merged
-                    ),
+                    true => matches!(self.status(d), TaskStatus::Pending | TaskStatus::Running),
+                    false => !matches!(self.status(d), TaskStatus::Succeeded | TaskStatus::Merged),
                 })
                 .count();
             // A task run again after a conflict, or for the run-wide
             // verify's repair round, starts from the branch as it is (the
             // merges after it waited for it; a repair's first result is
             // on the branch).
-            let repaired = dispatcher.fold.state(i).is_some_and(|s| s.repaired);
+            let repaired = self.fold.state(i).is_some_and(|s| s.repaired);
             if repaired {
-                dispatcher.note_repaired(i);
+                self.note_repaired(i);
             }
-            let rerunning = dispatcher.fold.task(i).is_some_and(|t| {
+            let rerunning = self.fold.task(i).is_some_and(|t| {
                 (t.conflict_reruns > 0 || repaired) && t.status == TaskStatus::Pending
             });
             if rerunning {
-                let integration = dispatcher.merges.integration;
+                let integration = self.merges.integration;
                 // Told what it was told before the run stopped.
-                let note = dispatcher
+                let note = self
                     .fold
                     .state(i)
                     .and_then(|s| s.rerun_note.as_deref())
                     .map(std::sync::Arc::<str>::from);
-                dispatcher.slots[i].rerun = Some(Box::new((integration, note)));
+                self.slots[i].rerun = Some(Box::new((integration, note)));
             }
-            if dispatcher.status(i) == TaskStatus::Pending
-                && dispatcher.slots[i].waiting_on == 0
-                && !experiment
+            if self.status(i) == TaskStatus::Pending && self.slots[i].waiting_on == 0 && !experiment
             {
-                dispatcher
-                    .queue
-                    .ready
-                    .push((dispatcher.graph.priority(i), Reverse(i)));
+                self.queue.ready.push((self.graph.priority(i), Reverse(i)));
             }
         }
         // Dependents of what failed before stay blocked (a variant's
         // failure is its experiment's to weigh).
-        for i in dispatcher.tasks.indices() {
-            if dispatcher.slots[i].experiment_of.is_some() {
+        for i in self.tasks.indices() {
+            if self.slots[i].experiment_of.is_some() {
                 continue;
             }
-            let what = match dispatcher.status(i) {
+            let what = match self.status(i) {
                 TaskStatus::Failed => "failed",
                 TaskStatus::TimedOut => "timed out",
                 TaskStatus::Stalled => "stalled",
@@ -168,30 +168,29 @@ impl<'o> Dispatcher<'o> {
                 TaskStatus::BrokeVerify => "broke the run-wide verify",
                 _ => continue,
             };
-            dispatcher.block_dependents(i, what)?;
+            self.block_dependents(i, what)?;
         }
         // An experiment whose variants all ended before the crash is
         // decided now.
-        for e in dispatcher.tasks.indices() {
-            if dispatcher.tasks.get(e).experiment().is_some()
-                && dispatcher.slots[e].waiting_on == 0
-                && dispatcher.status(e) == TaskStatus::Pending
+        for e in self.tasks.indices() {
+            if self.tasks.get(e).experiment().is_some()
+                && self.slots[e].waiting_on == 0
+                && self.status(e) == TaskStatus::Pending
             {
-                dispatcher.decide(e)?;
+                self.decide(e)?;
             }
         }
         // A task whose subtasks all ended before the crash ends now (the
         // deepest first: a child's end may end its parent).
-        for p in dispatcher.tasks.indices().rev() {
-            if !dispatcher.slots[p].children.is_empty()
-                && dispatcher.status(p) == TaskStatus::Running
-                && !dispatcher.slots[p].in_flight()
+        for p in self.tasks.indices().rev() {
+            if !self.slots[p].children.is_empty()
+                && self.status(p) == TaskStatus::Running
+                && !self.slots[p].in_flight()
             {
-                dispatcher.on_child_done(p)?;
+                self.on_child_done(p)?;
             }
         }
-        dispatcher.announce_ready()?;
-        Ok(dispatcher)
+        Ok(())
     }
 }
 
