@@ -849,7 +849,6 @@ const LONG_STILL: &[&str] = &[
     "plan/variants.rs: read",
     "run/resume.rs: recover",
     "view/summary.rs: summary_text",
-    "view/validation.rs: describe",
 ];
 
 /// No non-test function of the library runs over 150 lines but those

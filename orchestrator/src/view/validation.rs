@@ -36,14 +36,6 @@ pub fn describe(
         .map(|i| graph.critical_path(i))
         .max()
         .unwrap_or(0);
-    // Variants are counted by their experiment.
-    let variants = plan.tasks.iter().filter(|t| t.variant().is_some()).count();
-    let experiments = plan
-        .tasks
-        .iter()
-        .filter(|t| t.experiment().is_some())
-        .count();
-    let plural = |n: usize| if n == 1 { "" } else { "s" };
     // A sharded task runs as its shards: said, with how many they are
     // now (by the durations learned).
     let history = crate::plan::shards::unsplit(plan)
@@ -53,32 +45,7 @@ pub fn describe(
         .as_ref()
         .map(|h| h.shard_groups(plan, checked.concurrency))
         .unwrap_or_default();
-    let shards_note = match sharded.len() {
-        0 => String::new(),
-        n => {
-            let shards: usize = sharded.iter().map(|(_, g)| g.len()).sum();
-            format!(
-                " ({n} sharded into {shards}: {} task{} run)",
-                plan.tasks.len() - n + shards,
-                plural(plan.tasks.len() - n + shards)
-            )
-        }
-    };
-    let tasks = match experiments {
-        0 => format!(
-            "{} task{}{shards_note}",
-            plan.tasks.len(),
-            plural(plan.tasks.len())
-        ),
-        n => {
-            let tasks = plan.tasks.len() - variants;
-            format!(
-                "{tasks} task{} ({n} experiment{} of {variants} variants)",
-                if tasks == 1 { "" } else { "s" },
-                if n == 1 { "" } else { "s" }
-            )
-        }
-    };
+    let tasks = task_count(plan, &sharded);
     let _ = writeln!(
         &mut out,
         "{}: ok: {tasks}, {} without dependencies, longest chain {}, base {} ({})",
@@ -109,77 +76,7 @@ pub fn describe(
     // repository's earlier runs took.
     if let Some(history) = &history {
         for (task, groups) in sharded {
-            // Each entry once (the parts of one split across shards by its
-            // tests counted as it), and the split ones with their parts.
-            let mut wholes: Vec<&str> = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            let mut parted: Vec<(&str, usize)> = Vec::new();
-            for name in groups.iter().flatten() {
-                let entry = shard_parts::whole(name);
-                if let Some(part) = shard_parts::parse(name) {
-                    match parted.iter_mut().find(|(e, _)| *e == entry) {
-                        Some((_, n)) => *n += part.ranges.len(),
-                        None => parted.push((entry, part.ranges.len())),
-                    }
-                }
-                if seen.insert(entry) {
-                    wholes.push(entry);
-                }
-            }
-            let entries = wholes.len();
-            let known = wholes
-                .iter()
-                .filter(|e| history.entry_estimate(&task, e).is_some())
-                .count();
-            // Each shard: its entries' times, and what any shard takes.
-            let startup = history.startup(&task).unwrap_or(0);
-            let times: Vec<Option<u64>> = groups
-                .iter()
-                .map(|g| {
-                    let ms: Option<u64> = g.iter().map(|e| history.part_estimate(&task, e)).sum();
-                    ms.map(|ms| ms + startup)
-                })
-                .collect();
-            let expected: Vec<String> = groups
-                .iter()
-                .zip(&times)
-                .map(|(g, ms)| match ms {
-                    Some(ms) => format!("{} ({:.1} s)", g.len(), *ms as f64 / 1000.0),
-                    None => g.len().to_string(),
-                })
-                .collect();
-            // With every shard's time known: the longest, which the suite
-            // takes, and how far it is from the mean.
-            let makespan = match times.iter().copied().collect::<Option<Vec<u64>>>() {
-                Some(t) if !t.is_empty() => {
-                    let (max, sum) = (t.iter().copied().max().unwrap_or(0), t.iter().sum::<u64>());
-                    let mean = sum as f64 / t.len() as f64;
-                    let spread = if mean > 0.0 { max as f64 / mean } else { 1.0 };
-                    format!(
-                        "; expected {:.1} s, longest/mean {spread:.2}",
-                        max as f64 / 1000.0
-                    )
-                }
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                &mut out,
-                "shards            {task}: {entries} entries in {} tasks ({task}-1 ...): {} ({}){makespan}",
-                groups.len(),
-                expected.join(" + "),
-                match known {
-                    0 => "no durations known yet: grouped by count".to_string(),
-                    n if n == entries => "balanced by the durations of earlier runs".to_string(),
-                    n => format!("{n} of {entries} durations known, the rest counted as typical"),
-                },
-            );
-            for (entry, parts) in parted {
-                let _ = writeln!(
-                    &mut out,
-                    "                  {}: longer than a mean shard, split in {parts} parts by the tests `list_tests` lists",
-                    crate::escape::line(entry)
-                );
-            }
+            shard_lines(&mut out, history, &task, &groups);
         }
     }
     out.push_str(&super::summary::grants(
@@ -214,7 +111,7 @@ pub fn describe(
             let _ = writeln!(
                 &mut out,
                 "setup             not for read-only task{} {} (their checkout is shared and never set up: give them `isolation = \"worktree\"` if they need what setup installs)",
-                plural(readonly.len()),
+                if readonly.len() == 1 { "" } else { "s" },
                 readonly
                     .iter()
                     .map(|t| format!("`{t}`"))
@@ -245,4 +142,121 @@ pub fn describe(
         );
     }
     out
+}
+
+/// How many tasks `plan` runs, as `swarm validate`'s first line says it:
+/// its experiments with their variants, its sharded tasks as their shards
+/// (`sharded`).
+fn task_count(plan: &Plan, sharded: &[(String, Vec<Vec<String>>)]) -> String {
+    // Variants are counted by their experiment.
+    let variants = plan.tasks.iter().filter(|t| t.variant().is_some()).count();
+    let experiments = plan
+        .tasks
+        .iter()
+        .filter(|t| t.experiment().is_some())
+        .count();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let shards_note = match sharded.len() {
+        0 => String::new(),
+        n => {
+            let shards: usize = sharded.iter().map(|(_, g)| g.len()).sum();
+            format!(
+                " ({n} sharded into {shards}: {} task{} run)",
+                plan.tasks.len() - n + shards,
+                plural(plan.tasks.len() - n + shards)
+            )
+        }
+    };
+    match experiments {
+        0 => format!(
+            "{} task{}{shards_note}",
+            plan.tasks.len(),
+            plural(plan.tasks.len())
+        ),
+        n => {
+            let tasks = plan.tasks.len() - variants;
+            format!(
+                "{tasks} task{} ({n} experiment{} of {variants} variants)",
+                if tasks == 1 { "" } else { "s" },
+                if n == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+/// What `swarm validate` says of sharded task `task` split into `groups`:
+/// its shards' expected times by `history`, and its entries split into
+/// parts.
+fn shard_lines(out: &mut String, history: &History, task: &str, groups: &[Vec<String>]) {
+    // Each entry once (the parts of one split across shards by its
+    // tests counted as it), and the split ones with their parts.
+    let mut wholes: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut parted: Vec<(&str, usize)> = Vec::new();
+    for name in groups.iter().flatten() {
+        let entry = shard_parts::whole(name);
+        if let Some(part) = shard_parts::parse(name) {
+            match parted.iter_mut().find(|(e, _)| *e == entry) {
+                Some((_, n)) => *n += part.ranges.len(),
+                None => parted.push((entry, part.ranges.len())),
+            }
+        }
+        if seen.insert(entry) {
+            wholes.push(entry);
+        }
+    }
+    let entries = wholes.len();
+    let known = wholes
+        .iter()
+        .filter(|e| history.entry_estimate(task, e).is_some())
+        .count();
+    // Each shard: its entries' times, and what any shard takes.
+    let startup = history.startup(task).unwrap_or(0);
+    let times: Vec<Option<u64>> = groups
+        .iter()
+        .map(|g| {
+            let ms: Option<u64> = g.iter().map(|e| history.part_estimate(task, e)).sum();
+            ms.map(|ms| ms + startup)
+        })
+        .collect();
+    let expected: Vec<String> = groups
+        .iter()
+        .zip(&times)
+        .map(|(g, ms)| match ms {
+            Some(ms) => format!("{} ({:.1} s)", g.len(), *ms as f64 / 1000.0),
+            None => g.len().to_string(),
+        })
+        .collect();
+    // With every shard's time known: the longest, which the suite
+    // takes, and how far it is from the mean.
+    let makespan = match times.iter().copied().collect::<Option<Vec<u64>>>() {
+        Some(t) if !t.is_empty() => {
+            let (max, sum) = (t.iter().copied().max().unwrap_or(0), t.iter().sum::<u64>());
+            let mean = sum as f64 / t.len() as f64;
+            let spread = if mean > 0.0 { max as f64 / mean } else { 1.0 };
+            format!(
+                "; expected {:.1} s, longest/mean {spread:.2}",
+                max as f64 / 1000.0
+            )
+        }
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "shards            {task}: {entries} entries in {} tasks ({task}-1 ...): {} ({}){makespan}",
+        groups.len(),
+        expected.join(" + "),
+        match known {
+            0 => "no durations known yet: grouped by count".to_string(),
+            n if n == entries => "balanced by the durations of earlier runs".to_string(),
+            n => format!("{n} of {entries} durations known, the rest counted as typical"),
+        },
+    );
+    for (entry, parts) in parted {
+        let _ = writeln!(
+            out,
+            "                  {}: longer than a mean shard, split in {parts} parts by the tests `list_tests` lists",
+            crate::escape::line(entry)
+        );
+    }
 }
