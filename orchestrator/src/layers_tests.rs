@@ -844,7 +844,6 @@ const LONG_STILL: &[&str] = &[
     "plan/ceiling.rs: admit",
     "plan/expand.rs: matrix",
     "plan/matrix.rs: combinations",
-    "plan/task.rs: agent",
     "plan/task.rs: resolve",
     "plan/variants.rs: read",
     "run/resume.rs: recover",

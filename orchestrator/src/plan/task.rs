@@ -445,6 +445,47 @@ fn wasm(
     })))
 }
 
+/// An agent task's budget (its own or `[defaults]`'), checked against its
+/// model `model_name` (at `model_span`): none where the model's table is
+/// broken (its own error says so).
+fn agent_budget(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    (model_name, model_span): (&str, Range<usize>),
+    (id, span): (&str, &Range<usize>),
+    errors: &mut Vec<PlanError>,
+) -> Budget {
+    let Ctx {
+        source,
+        models,
+        defaults,
+        ..
+    } = *ctx;
+    let budget = fields.budget.or(defaults.budget).unwrap_or_default();
+    if ctx.broken_models.contains(model_name) {
+        // Its table's own error says what is wrong.
+        Budget::default()
+    } else {
+        keep(
+            errors,
+            models::pick_model(source, models, id, model_name, model_span),
+        )
+        .and_then(|model| {
+            keep(
+                errors,
+                models::check_budget(
+                    source,
+                    budget.into(),
+                    span.clone(),
+                    &format!("task `{id}`"),
+                    model.price.is_none().then_some(model),
+                ),
+            )
+        })
+        .unwrap_or_default()
+    }
+}
+
 /// An agent task: its prompt, its model (which must exist and suit the
 /// budget), its turns and repair rounds. Its problems go to `errors`; the
 /// payload is returned anyway so that the other kinds' keys are checked.
@@ -542,29 +583,7 @@ fn agent(
             super::agents::check_protocol(source, cli, model, id, span.clone()),
         );
     }
-    let budget = fields.budget.or(defaults.budget).unwrap_or_default();
-    let budget = if ctx.broken_models.contains(&model_name) {
-        // Its table's own error says what is wrong.
-        Budget::default()
-    } else {
-        keep(
-            errors,
-            models::pick_model(source, models, id, &model_name, model_span),
-        )
-        .and_then(|model| {
-            keep(
-                errors,
-                models::check_budget(
-                    source,
-                    budget.into(),
-                    span.clone(),
-                    &format!("task `{id}`"),
-                    model.price.is_none().then_some(model),
-                ),
-            )
-        })
-        .unwrap_or_default()
-    };
+    let budget = agent_budget(ctx, fields, (&model_name, model_span), (id, span), errors);
     let network = fields.network.as_ref().or(defaults.network.as_ref());
     if let Some(NetworkField::Mode(NetworkMode::Full)) = network {
         errors.push(source
