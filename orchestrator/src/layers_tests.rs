@@ -843,7 +843,6 @@ const LONG_STILL: &[&str] = &[
     "git/snapshot.rs: take",
     "plan/ceiling.rs: admit",
     "plan/expand.rs: matrix",
-    "plan/matrix.rs: combinations",
     "plan/task.rs: resolve",
     "plan/variants.rs: read",
     "run/resume.rs: recover",

@@ -12,7 +12,7 @@ use toml::{Spanned, Value};
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 use super::origin::files::Files;
-use super::schema::{MatrixFrom, MatrixList, TaskFields};
+use super::schema::{MatrixField, MatrixFrom, MatrixList, TaskFields};
 
 /// Where a matrix's `glob` and `lines` are read: the plan's files, and the
 /// commit whose tracked files a `glob` lists (the run's base).
@@ -135,6 +135,53 @@ pub(super) struct Combo {
 /// instead of filling memory.
 pub const MAX_COMBINATIONS: u64 = 10_000;
 
+/// Whether the matrix (its keys' values `lists`) would make more than
+/// [`MAX_COMBINATIONS`] tasks: then an error saying its product is added.
+fn too_many(
+    source: &Source,
+    matrix: &Spanned<MatrixField>,
+    lists: &[(&String, Vec<String>)],
+    errors: &mut Vec<PlanError>,
+) -> bool {
+    let sizes: Vec<(&String, usize)> = lists.iter().map(|(k, v)| (*k, v.len())).collect();
+    let crossed = sizes
+        .iter()
+        .try_fold(1u64, |n, (_, len)| n.checked_mul(*len as u64))
+        .unwrap_or(u64::MAX);
+    let included = matrix
+        .get_ref()
+        .get("include")
+        .map_or(0, |l| l.get_ref().written().len() as u64);
+    let count = crossed.saturating_add(included);
+    if count > MAX_COMBINATIONS {
+        let product = sizes
+            .iter()
+            .map(|(k, len)| format!("{k}: {len}"))
+            .collect::<Vec<_>>()
+            .join(" × ");
+        let count = match count {
+            u64::MAX => "more than 18 quintillion".to_string(),
+            n => n.to_string(),
+        };
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!(
+                        "the matrix has {count} combinations ({product}), more than the {MAX_COMBINATIONS} one task may have"
+                    ),
+                    Some(matrix.span()),
+                    "this matrix",
+                )
+                .with_help(
+                    "split it over several tasks, or use fewer values; a matrix this large is usually a mistake (a key repeated, values listed by hand that belong to one command)",
+                ),
+        );
+        return true;
+    }
+    false
+}
+
 /// Every combination of a task's matrix, in a fixed order: the cross
 /// product of its keys (sorted, the first varying slowest), less those an
 /// `exclude` entry matches, then each `include` entry as written. One empty
@@ -204,40 +251,7 @@ pub(super) fn combinations(
     if errors.len() > before {
         return None;
     }
-    let sizes: Vec<(&String, usize)> = lists.iter().map(|(k, v)| (*k, v.len())).collect();
-    let crossed = sizes
-        .iter()
-        .try_fold(1u64, |n, (_, len)| n.checked_mul(*len as u64))
-        .unwrap_or(u64::MAX);
-    let included = matrix
-        .get_ref()
-        .get("include")
-        .map_or(0, |l| l.get_ref().written().len() as u64);
-    let count = crossed.saturating_add(included);
-    if count > MAX_COMBINATIONS {
-        let product = sizes
-            .iter()
-            .map(|(k, len)| format!("{k}: {len}"))
-            .collect::<Vec<_>>()
-            .join(" × ");
-        let count = match count {
-            u64::MAX => "more than 18 quintillion".to_string(),
-            n => n.to_string(),
-        };
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::BadValue,
-                    format!(
-                        "the matrix has {count} combinations ({product}), more than the {MAX_COMBINATIONS} one task may have"
-                    ),
-                    Some(matrix.span()),
-                    "this matrix",
-                )
-                .with_help(
-                    "split it over several tasks, or use fewer values; a matrix this large is usually a mistake (a key repeated, values listed by hand that belong to one command)",
-                ),
-        );
+    if too_many(source, matrix, &lists, errors) {
         return None;
     }
     let mut combos = vec![Values::default()];
