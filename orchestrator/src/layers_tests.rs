@@ -841,7 +841,6 @@ const LONG_STILL: &[&str] = &[
     "gateway/door.rs: pass",
     "gateway/session.rs: turn",
     "git/snapshot.rs: take",
-    "plan/ceiling.rs: admit",
     "plan/expand.rs: matrix",
     "plan/task.rs: resolve",
     "plan/variants.rs: read",

@@ -236,6 +236,36 @@ impl Ceiling {
             ),
             Some(_) => {}
         }
+        self.admit_payload(child, fields, (source, errors), &mut refuse);
+        for (key, asked, allowed) in refused {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "subtask `{}` asks for `{key} = {asked}`, more than its parent `{}` may have (`{key} = {allowed}`)",
+                            child.id, self.parent
+                        ),
+                        Some(child.span.clone()),
+                        "this subtask",
+                    )
+                    .with_help(format!(
+                        "a subtask can only narrow what its parent may do: leave `{key}` out to inherit `{allowed}`, or ask for less"
+                    )),
+            );
+        }
+    }
+
+    /// [`Self::admit`] of what a WASM or agent subtask asks for beyond the
+    /// keys every task has: its module (one the plan's own tasks run), its
+    /// fuel, MCP servers, turns and budget.
+    fn admit_payload(
+        &self,
+        child: &mut Task,
+        fields: &TaskFields,
+        (source, errors): (&Source, &mut Vec<PlanError>),
+        refuse: &mut dyn FnMut(&'static str, String, String),
+    ) {
         match &mut child.payload {
             Payload::Wasm(wasm) => {
                 if !self.modules.contains(&wasm.module) {
@@ -299,23 +329,6 @@ impl Ceiling {
                 }
             }
             Payload::Command { .. } => {}
-        }
-        for (key, asked, allowed) in refused {
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!(
-                            "subtask `{}` asks for `{key} = {asked}`, more than its parent `{}` may have (`{key} = {allowed}`)",
-                            child.id, self.parent
-                        ),
-                        Some(child.span.clone()),
-                        "this subtask",
-                    )
-                    .with_help(format!(
-                        "a subtask can only narrow what its parent may do: leave `{key}` out to inherit `{allowed}`, or ask for less"
-                    )),
-            );
         }
     }
 }
