@@ -470,6 +470,23 @@ fn local_files() -> BTreeMap<String, Vec<PathBuf>> {
         .collect()
 }
 
+/// The first names of what a path takes after its prefix (`rest`, the code
+/// after `super::` or `crate::run::`): each item of a `{...}` group, or the
+/// one name.
+fn taken(rest: &str) -> Vec<&str> {
+    match rest.strip_prefix('{') {
+        Some(group) => top_items(group)
+            .into_iter()
+            .map(|item| item.trim().split("::").next().unwrap_or_default())
+            .collect(),
+        None => vec![
+            rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or_default(),
+        ],
+    }
+}
+
 /// The files of `run/local/` that the code of `file` (in `files`) uses:
 /// `super::x` and `crate::run::local::x` (`mod` when `x` is no file, an
 /// item of `mod.rs`), and, in `mod.rs`, `self::x` and a path starting at
@@ -490,18 +507,7 @@ fn local_named(file: &str, text: &str, files: &BTreeMap<String, Vec<PathBuf>>) -
             if prefix == "super::" && code[..at].ends_with("::") {
                 continue; // `super::super::`, or a path through `super`
             }
-            let rest = &code[at + prefix.len()..];
-            let names: Vec<&str> = match rest.strip_prefix('{') {
-                Some(group) => top_items(group)
-                    .into_iter()
-                    .map(|item| item.trim().split("::").next().unwrap_or_default())
-                    .collect(),
-                None => vec![
-                    rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .next()
-                        .unwrap_or_default(),
-                ],
-            };
+            let names = taken(&code[at + prefix.len()..]);
             found.extend(
                 names
                     .into_iter()
@@ -804,19 +810,10 @@ fn nothing_inside_run_takes_an_item_from_its_mod_rs() {
                 if prefix.starts_with("super") && code[..at].ends_with("::") {
                     continue;
                 }
-                let rest = &code[at + prefix.len()..];
-                let taken: Vec<&str> = match rest.strip_prefix('{') {
-                    Some(group) => top_items(group)
-                        .into_iter()
-                        .map(|i| i.trim().split("::").next().unwrap_or_default())
-                        .collect(),
-                    None => vec![
-                        rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                            .next()
-                            .unwrap_or_default(),
-                    ],
-                };
-                for name in taken.into_iter().filter(|n| names.contains(*n)) {
+                for name in taken(&code[at + prefix.len()..])
+                    .into_iter()
+                    .filter(|n| names.contains(*n))
+                {
                     back.push(format!("  {}: {prefix}{name}", rel.display()));
                 }
             }

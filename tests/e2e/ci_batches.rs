@@ -315,6 +315,18 @@ fn skewed_suite() -> TestRepo {
     repo
 }
 
+/// The `task_sharded` line of run `run`'s journal.
+fn sharded_line(repo: &TestRepo, run: &str) -> String {
+    let journal =
+        std::fs::read_to_string(repo.path().join(format!(".swarm/runs/{run}/events.jsonl")))
+            .unwrap();
+    journal
+        .lines()
+        .find(|l| l.contains("task_sharded"))
+        .unwrap()
+        .to_string()
+}
+
 /// The shards' times of run `run`'s report, by id.
 fn shard_times(repo: &TestRepo) -> Vec<(String, u64)> {
     let report = repo.report();
@@ -402,12 +414,7 @@ fn a_file_longer_than_a_mean_shard_is_split_by_the_tests_its_shards_list_and_eac
         );
     }
     // The long file's tests are in both shards, by the journaled parts.
-    let journal =
-        std::fs::read_to_string(repo.path().join(".swarm/runs/second/events.jsonl")).unwrap();
-    let sharded = journal
-        .lines()
-        .find(|l| l.contains("task_sharded"))
-        .unwrap();
+    let sharded = &sharded_line(&repo, "second");
     let shards = serde_json::from_str::<serde_json::Value>(sharded).unwrap()["shards"].clone();
     let parts: Vec<&str> = shards
         .as_array()
@@ -497,12 +504,7 @@ fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
         longest <= mean * 1.2,
         "the longest shard took {longest} ms, more than 20% over the mean {mean} ms: {times:?}"
     );
-    let journal =
-        std::fs::read_to_string(repo.path().join(".swarm/runs/second/events.jsonl")).unwrap();
-    let sharded = journal
-        .lines()
-        .find(|l| l.contains("task_sharded"))
-        .unwrap();
+    let sharded = &sharded_line(&repo, "second");
     assert!(
         sharded.contains(r#"["tests/test_0.py","#)
             && !sharded.contains(

@@ -82,6 +82,23 @@ pub(crate) trait Adapter: Sync {
     }
 }
 
+/// The end of a round's command line for a CLI that takes its prompt
+/// last: the table's own `args`, then `--` and the prompt.
+pub(crate) fn then_prompt(mut args: Vec<String>, round: &Round<'_>) -> Vec<String> {
+    args.extend(round.cli.cli.args.iter().cloned());
+    args.push("--".into());
+    args.push(round.prompt.into());
+    args
+}
+
+/// The `type` of an event line (empty when it has none).
+pub(crate) fn kind_of(value: &Value) -> &str {
+    value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// The string `key` of `value`, if it has one.
 pub(crate) fn str_of(value: &Value, key: &str) -> Option<String> {
     value.get(key).and_then(Value::as_str).map(str::to_string)

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::adapter::{Adapter, Events, Round, mcp_servers_json, str_of};
+use super::adapter::{Adapter, Events, Round, kind_of, mcp_servers_json, str_of, then_prompt};
 use crate::run::options::CliProgram;
 
 pub(crate) struct ClaudeCode;
@@ -60,18 +60,11 @@ impl Adapter for ClaudeCode {
             args.push("--resume".into());
             args.push(id.into());
         }
-        args.extend(round.cli.cli.args.iter().cloned());
-        args.push("--".into());
-        args.push(round.prompt.into());
-        args
+        then_prompt(args, round)
     }
 
     fn event(&self, value: &Value, events: &mut Events) {
-        match value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
+        match kind_of(value) {
             "system" => {
                 if let Some(id) = str_of(value, "session_id") {
                     events.session = Some(id);

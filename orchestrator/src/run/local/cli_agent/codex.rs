@@ -6,7 +6,7 @@
 use serde_json::Value;
 use swarm_protocol::agent::McpServer;
 
-use super::adapter::{Adapter, Events, Round, str_of};
+use super::adapter::{Adapter, Events, Round, kind_of, str_of, then_prompt};
 use crate::plan::AgentTask;
 use crate::run::options::CliProgram;
 
@@ -72,18 +72,11 @@ impl Adapter for Codex {
             args.push("--output-schema".into());
             args.push(round.home.join("output-schema.json").display().to_string());
         }
-        args.extend(round.cli.cli.args.iter().cloned());
-        args.push("--".into());
-        args.push(round.prompt.into());
-        args
+        then_prompt(args, round)
     }
 
     fn event(&self, value: &Value, events: &mut Events) {
-        match value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-        {
+        match kind_of(value) {
             "thread.started" => events.session = str_of(value, "thread_id"),
             "item.completed" => {
                 if let Some(item) = value.get("item")
