@@ -701,6 +701,18 @@ fn the_dispatcher_holds_at_most_25_fields() {
     );
 }
 
+/// The non-test source files of the library and the binary, each with
+/// its path under `src/` (test files, `*_tests.rs` and `tests.rs`, left
+/// out).
+fn library_sources() -> Vec<(String, PathBuf)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    rust_files(&src)
+        .into_iter()
+        .map(|file| (file.strip_prefix(&src).unwrap().display().to_string(), file))
+        .filter(|(name, _)| !name.ends_with("_tests.rs") && !name.ends_with("/tests.rs"))
+        .collect()
+}
+
 /// One fold (ARCHITECTURE.md, "One fold of events"): no code of the
 /// library but `fold.rs` reads a task's status out of its events (binds
 /// `status` in a pattern of `task_finished`) or keeps its own count of
@@ -708,11 +720,9 @@ fn the_dispatcher_holds_at_most_25_fields() {
 /// `RunFold`.
 #[test]
 fn only_the_fold_reads_task_statuses_from_events() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut found = Vec::new();
-    for file in rust_files(&src) {
-        let name = file.strip_prefix(&src).unwrap().display().to_string();
-        if name == "fold.rs" || name.ends_with("_tests.rs") || name.ends_with("/tests.rs") {
+    for (name, file) in library_sources() {
+        if name == "fold.rs" {
             continue;
         }
         let code = test_code_left_out(&code_only(&std::fs::read_to_string(&file).unwrap()));
@@ -849,13 +859,8 @@ const LONG_STILL: &[&str] = &[
 /// [`LONG_STILL`] names (run/local has no exception: its own test).
 #[test]
 fn no_function_of_the_library_is_over_150_lines() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut long = Vec::new();
-    for file in rust_files(&src) {
-        let name = file.strip_prefix(&src).unwrap().display().to_string();
-        if name.ends_with("_tests.rs") || name.ends_with("/tests.rs") {
-            continue;
-        }
+    for (name, file) in library_sources() {
         let text = test_code_left_out(&std::fs::read_to_string(&file).unwrap());
         for f in long_functions(&text, 150) {
             let fname = f.split(' ').next().unwrap_or_default().to_string();
