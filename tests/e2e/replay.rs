@@ -307,7 +307,7 @@ prompt = "Write a note."
     assert!(
         slurm
             .stderr
-            .contains("--record and --replay work with the local executor only"),
+            .contains("the slurm executor does not support --record and --replay"),
         "{}",
         slurm.stderr
     );

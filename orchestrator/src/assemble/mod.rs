@@ -70,13 +70,10 @@ pub enum SetupError {
     },
     #[error("make the gateway's token: {0}")]
     Token(#[source] std::io::Error),
-    /// `--record` / `--replay` on a cluster: the nodes' model calls reach
-    /// the coordinator through its relay, which does not keep cassettes.
-    #[error(
-        "start run: --record and --replay work with the local executor only\n\
-         help: run the plan with --executor local to record or replay its model traffic"
-    )]
-    TapeOnCluster,
+    /// The plan, or the command line (`--record` / `--replay`), asks for
+    /// something its executor does not offer (`plan::capabilities`).
+    #[error(transparent)]
+    Unsupported(#[from] plan::capabilities::Unsupported),
     /// The launcher of an unconfined run's commands did not start.
     #[error("start the launcher of unconfined commands: {0}")]
     Launcher(String),
@@ -92,7 +89,7 @@ impl SetupError {
                 | Self::ZeroConcurrency
                 | Self::NoSandbox { .. }
                 | Self::Relay { .. }
-                | Self::TapeOnCluster
+                | Self::Unsupported(_)
         )
     }
 }
@@ -168,7 +165,7 @@ impl Overrides {
             grace: Duration::from_millis(job.grace_ms),
             retry_failed: None,
             // A cluster run is refused --record and --replay before any
-            // job starts (`SetupError::TapeOnCluster`).
+            // job starts (`plan::capabilities`).
             tape: Default::default(),
             adopt: None,
             setup_cache,
@@ -262,13 +259,16 @@ pub fn check(
     overrides: &Overrides,
     models: &Models,
 ) -> Result<Checked, SetupError> {
-    if !overrides.tape.is_off()
-        && matches!(
-            (&plan.executor, models),
-            (plan::Executor::Slurm(_), Models::Own)
-        )
+    // What the plan asks of where its attempts run, asked of that
+    // executor: on a node (`Models::Remote`) the local one runs them.
+    let runs_on = match models {
+        Models::Own => &plan.executor,
+        Models::Remote(_) => &plan::Executor::Local,
+    };
+    if let Some(refused) =
+        plan::capabilities::unsupported(&plan.source, !overrides.tape.is_off(), runs_on)
     {
-        return Err(SetupError::TapeOnCluster);
+        return Err(refused.into());
     }
     let concurrency = concurrency(plan, host, overrides.concurrency)?;
     Ok(Checked {

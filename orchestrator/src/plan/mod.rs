@@ -9,6 +9,7 @@ pub mod agents;
 pub mod ceiling;
 mod deps;
 pub use deps::{ids_matching, is_glob};
+pub mod capabilities;
 mod error;
 mod executor;
 mod expand;

@@ -114,7 +114,9 @@ pub fn findings(source: &Source) -> Vec<Finding> {
         source,
         found: Vec::new(),
     };
-    walk.table(Table::Plan, document.get_ref(), "the file");
+    each_key(Table::Plan, document.get_ref(), "the file", &mut |at| {
+        walk.key(at)
+    });
     walk.found.sort_by_key(|f| f.span.start);
     walk.found
 }
@@ -167,6 +169,75 @@ pub fn recorded(plan: &super::Plan) -> Option<swarm_protocol::PlanOrigin> {
     })
 }
 
+/// One key of a file as written, as [`each_key`] meets it.
+pub struct KeyAt<'k, 'v> {
+    /// The kind of table it is in.
+    pub kind: Table,
+    /// How that table is shown: `[swarm]`, `[defaults]`, `task `build``,
+    /// `[models.x]`.
+    pub shown: &'k str,
+    pub key: &'k str,
+    pub value: &'k toml::Spanned<DeValue<'v>>,
+    /// The table it is in (a rule may read a key's neighbours).
+    pub table: &'k DeTable<'v>,
+}
+
+/// Calls `f` with each key of `table` (a table of kind `kind`, shown as
+/// `shown`) in file order, and with the keys of the tables its rules nest
+/// into (`Nested`, `Tables`, `ArrayOf`) after the key that holds them: the
+/// one walk of a file as written, for the origin's allow-list and for what
+/// a plan asks of its executor (`plan::capabilities`).
+pub fn each_key<'v>(
+    kind: Table,
+    table: &DeTable<'v>,
+    shown: &str,
+    f: &mut dyn FnMut(KeyAt<'_, 'v>),
+) {
+    for (key, value) in table.iter() {
+        let key_name: &str = key.get_ref();
+        f(KeyAt {
+            kind,
+            shown,
+            key: key_name,
+            value,
+            table,
+        });
+        let Some(rule) = rules::plan_rule(kind, key_name) else {
+            continue;
+        };
+        match (rule.may, value.get_ref()) {
+            (May::Nested(inner), DeValue::Table(t)) => {
+                let shown = match kind {
+                    Table::Plan => format!("[{key_name}]"),
+                    _ => format!("{shown} {key_name}"),
+                };
+                each_key(inner, t, &shown, f);
+            }
+            (May::Tables(inner), DeValue::Table(t)) => {
+                for (sub, sub_value) in t.iter() {
+                    let sub: &str = sub.get_ref();
+                    if let DeValue::Table(st) = sub_value.get_ref() {
+                        each_key(inner, st, &format!("[{key_name}.{sub}]"), f);
+                    }
+                }
+            }
+            (May::ArrayOf(inner), DeValue::Array(items)) => {
+                for item in items.iter() {
+                    if let DeValue::Table(t) = item.get_ref() {
+                        let id = t
+                            .get("id")
+                            .and_then(|v| v.get_ref().as_str())
+                            .unwrap_or("?");
+                        let id = crate::escape::line(id);
+                        each_key(inner, t, &format!("task `{id}`"), f);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The state of one walk over a file.
 struct Walk<'a> {
     source: &'a Source,
@@ -174,78 +245,49 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// Each key of `table` (a table of kind `kind`, shown as `shown`) by
-    /// its rule.
-    fn table(&mut self, kind: Table, table: &DeTable<'_>, shown: &str) {
-        for (key, value) in table.iter() {
-            let key_name: &str = key.get_ref();
-            let span = value.span();
-            let Some(rule) = rules::plan_rule(kind, key_name) else {
-                // No rule: refused until someone decides it is safe.
-                self.add(
-                    shown,
-                    key_name,
-                    span,
-                    "is a key swarm has no rule for (so it is not allowed without trust)".into(),
-                );
-                continue;
-            };
-            let value = value.get_ref();
-            match rule.may {
-                May::Any | May::Data => {}
-                May::Trust => self.add(shown, key_name, span, rule.why.into()),
-                May::AtMost(bound) => {
-                    if let Some(effect) = beyond(bound, value, table) {
-                        self.add(shown, key_name, span, effect);
-                    }
+    /// One key by its rule (the tables it holds are walked by
+    /// [`each_key`]).
+    fn key(&mut self, at: KeyAt<'_, '_>) {
+        let KeyAt {
+            shown,
+            key: key_name,
+            value,
+            table,
+            kind,
+        } = at;
+        let span = value.span();
+        let Some(rule) = rules::plan_rule(kind, key_name) else {
+            // No rule: refused until someone decides it is safe.
+            self.add(
+                shown,
+                key_name,
+                span,
+                "is a key swarm has no rule for (so it is not allowed without trust)".into(),
+            );
+            return;
+        };
+        let value = value.get_ref();
+        match rule.may {
+            May::Any | May::Data | May::Nested(_) | May::Tables(_) | May::ArrayOf(_) => {}
+            May::Trust => self.add(shown, key_name, span, rule.why.into()),
+            May::AtMost(bound) => {
+                if let Some(effect) = beyond(bound, value, table) {
+                    self.add(shown, key_name, span, effect);
                 }
-                May::TrackedFile => {
-                    if let Some(file) = value.as_str()
-                        && let Err(why) = files::relative_name(file)
-                    {
-                        self.add(
-                            shown,
-                            key_name,
-                            span,
-                            format!(
-                                "names a file outside the repository ({why}), and {}",
-                                rule.why
-                            ),
-                        );
-                    }
-                }
-                May::Nested(inner) => {
-                    if let DeValue::Table(t) = value {
-                        let shown = match kind {
-                            Table::Plan => format!("[{key_name}]"),
-                            _ => format!("{shown} {key_name}"),
-                        };
-                        self.table(inner, t, &shown);
-                    }
-                }
-                May::Tables(inner) => {
-                    if let DeValue::Table(t) = value {
-                        for (sub, sub_value) in t.iter() {
-                            let sub: &str = sub.get_ref();
-                            if let DeValue::Table(st) = sub_value.get_ref() {
-                                self.table(inner, st, &format!("[{key_name}.{sub}]"));
-                            }
-                        }
-                    }
-                }
-                May::ArrayOf(inner) => {
-                    if let DeValue::Array(items) = value {
-                        for item in items.iter() {
-                            if let DeValue::Table(t) = item.get_ref() {
-                                let id = t
-                                    .get("id")
-                                    .and_then(|v| v.get_ref().as_str())
-                                    .unwrap_or("?");
-                                let id = crate::escape::line(id);
-                                self.table(inner, t, &format!("task `{id}`"));
-                            }
-                        }
-                    }
+            }
+            May::TrackedFile => {
+                if let Some(file) = value.as_str()
+                    && let Err(why) = files::relative_name(file)
+                {
+                    self.add(
+                        shown,
+                        key_name,
+                        span,
+                        format!(
+                            "names a file outside the repository ({why}), and {}",
+                            rule.why
+                        ),
+                    );
                 }
             }
         }

@@ -998,37 +998,39 @@ pub fn refused_subtask_keys() -> impl Iterator<Item = &'static str> {
         .map(|k| k.key)
 }
 
+/// Each table's keys, from the plan's own JSON schema (for the tests that
+/// walk every key: these rules', and `plan::capabilities`').
+#[cfg(test)]
+pub(crate) fn schema_keys() -> std::collections::BTreeMap<Table, std::collections::BTreeSet<String>>
+{
+    let schema =
+        serde_json::to_value(schemars::schema_for!(crate::plan::schema::PlanFile)).unwrap();
+    let keys = |v: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        v["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no properties in {v}"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    Table::ALL
+        .iter()
+        .map(|&t| {
+            let def = match t.schema_name() {
+                None => &schema,
+                Some(name) => &schema["$defs"][name],
+            };
+            (t, keys(def))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
-
-    use serde_json::Value;
+    use std::collections::BTreeSet;
 
     use super::*;
     use crate::plan::schema::PlanFile;
-
-    /// Each table's keys, from the plan's own JSON schema.
-    fn schema_keys() -> BTreeMap<Table, BTreeSet<String>> {
-        let schema = serde_json::to_value(schemars::schema_for!(PlanFile)).unwrap();
-        let keys = |v: &Value| -> BTreeSet<String> {
-            v["properties"]
-                .as_object()
-                .unwrap_or_else(|| panic!("no properties in {v}"))
-                .keys()
-                .cloned()
-                .collect()
-        };
-        Table::ALL
-            .iter()
-            .map(|&t| {
-                let def = match t.schema_name() {
-                    None => &schema,
-                    Some(name) => &schema["$defs"][name],
-                };
-                (t, keys(def))
-            })
-            .collect()
-    }
 
     /// Every key of every table of the plan and configuration schema has
     /// a rule, and every rule a key: a new key fails here until someone
