@@ -16,8 +16,6 @@
 )]
 
 use crate::ids::TaskIndex;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -42,13 +40,16 @@ use crate::worktree_home::WorktreeHome;
 
 mod events;
 mod experiments;
+mod merge_cursor;
 mod merging;
 pub(in crate::run) use merging::merge_message;
 mod predict;
+mod queue;
 mod replanning;
 mod resumed;
 mod slots;
 mod subtasks;
+mod timings;
 mod verifying;
 
 fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
@@ -80,11 +81,11 @@ pub(super) struct Dispatcher<'o> {
     /// What the dispatcher keeps about each task, by task index.
     slots: slots::Slots,
     /// Tasks ready to start.
-    queue: Queue,
+    queue: queue::Queue,
     /// How long tasks took, in earlier runs and in this one.
-    timings: Timings,
+    timings: timings::Timings,
     /// Where merging into the integration branch stands.
-    merges: merging::MergeCursor,
+    merges: merge_cursor::MergeCursor,
     writer: Writer,
     stopping: Option<Stopping>,
     stop: watch::Receiver<Option<Stop>>,
@@ -116,25 +117,6 @@ struct RunSettings {
     history: History,
     /// How many tasks run at once (at least one).
     concurrency: usize,
-}
-
-/// Tasks ready to start.
-#[derive(Debug, Default)]
-struct Queue {
-    /// By priority (`TaskGraph::priority`), ties in plan order.
-    ready: BinaryHeap<(u64, Reverse<TaskIndex>)>,
-    /// Those the executor asked to wait (memory).
-    deferred: Vec<(u64, Reverse<TaskIndex>)>,
-}
-
-/// How long tasks took.
-#[derive(Debug)]
-struct Timings {
-    /// In earlier runs, which weighs the graph.
-    history: crate::durations::History,
-    /// This run's successful attempts and how long each took, in
-    /// milliseconds: added to the history when the run ends.
-    took: Vec<(TaskIndex, u64)>,
 }
 
 impl<'o> Dispatcher<'o> {
@@ -250,12 +232,17 @@ impl<'o> Dispatcher<'o> {
             .collect()
     }
 
+    /// Queues task `i`, which may start now, and says so.
+    fn enqueue(&mut self, i: TaskIndex) -> Result<(), RunError> {
+        self.queue.push(i, self.graph.priority(i));
+        self.emit(EventBody::TaskQueued {
+            task: self.tasks.get(i).id.clone(),
+        })
+    }
+
     /// Emits `task_queued` for every task in the ready queue.
     fn announce_ready(&mut self) -> Result<(), RunError> {
-        let mut queued: Vec<TaskIndex> =
-            self.queue.ready.iter().map(|(_, Reverse(i))| *i).collect();
-        queued.sort_unstable();
-        for i in queued {
+        for i in self.queue.queued() {
             self.emit(EventBody::TaskQueued {
                 task: self.tasks.get(i).id.clone(),
             })?;
@@ -294,14 +281,15 @@ impl<'o> Dispatcher<'o> {
         let all = tasks.all();
         let mut graph = TaskGraph::new(&all[..plan_tasks]);
         graph.extend(&all, TaskIndex::new(plan_tasks));
-        let durations = crate::durations::History::load(&repo.workdir);
-        graph.weigh(durations.expected(&all));
+        let timings =
+            timings::Timings::new(crate::durations::History::load(&repo.workdir), all.len());
+        graph.weigh(timings.expected(&all));
         let mut slots = slots::Slots::with_capacity(all.len());
-        let mut ready = BinaryHeap::new();
+        let mut queue = queue::Queue::default();
         for (i, t) in TaskIndex::all(all.len()).zip(all.iter()) {
             let waiting_on = graph.deps(i).count();
             if waiting_on == 0 {
-                ready.push((graph.priority(i), Reverse(i)));
+                queue.push(i, graph.priority(i));
             }
             let experiment_of = t.variant().and_then(|v| tasks.position(&v.of));
             let parent = crate::ids::parent_of(&t.id).and_then(|p| tasks.position(p));
@@ -313,9 +301,9 @@ impl<'o> Dispatcher<'o> {
             }
         }
         let gateway = options.gateway.clone();
-        let predict = plan
-            .predict_conflicts
-            .then(|| predict::Predicting::new(&all[..plan_tasks], graph.merge_order(), &durations));
+        let predict = plan.predict_conflicts.then(|| {
+            predict::Predicting::new(&all[..plan_tasks], graph.merge_order(), timings.history())
+        });
         let replan = plan.replan.clone();
         let replanning = match (&gateway, replan.rounds) {
             (Some(gateway), 1..) => Some(super::replan::Replanner {
@@ -353,21 +341,9 @@ impl<'o> Dispatcher<'o> {
             base_commit,
             fold: RunFold::default(),
             slots,
-            queue: Queue {
-                ready,
-                deferred: Vec::new(),
-            },
-            timings: Timings {
-                history: durations,
-                // One entry per task that succeeds: room for all at once.
-                took: Vec::with_capacity(all.len()),
-            },
-            merges: merging::MergeCursor {
-                next: 0,
-                merging: None,
-                integration: base_commit,
-                repair: false,
-            },
+            queue,
+            timings,
+            merges: merge_cursor::MergeCursor::new(base_commit),
             writer,
             stopping: None,
             stop,
@@ -442,11 +418,8 @@ impl<'o> Dispatcher<'o> {
             body,
         };
         self.writer.append(&event)?;
-        if let Some((task, ms)) = crate::durations::succeeded(&event.body)
-            && let Some(i) = self.tasks.position(task)
-        {
-            self.timings.took.push((i, ms));
-        }
+        let tasks = &self.tasks;
+        self.timings.record(&event.body, |id| tasks.position(id));
         self.fold.apply(&event);
         (self.observer)(&event);
         Ok(())
@@ -466,7 +439,7 @@ impl<'o> Dispatcher<'o> {
                 .as_ref()
                 .is_some_and(|r| !r.answers.is_empty());
             if !running
-                && self.merges.merging.is_none()
+                && !self.merges.busy()
                 && self.joins.is_empty()
                 && self
                     .replanning
@@ -481,7 +454,7 @@ impl<'o> Dispatcher<'o> {
                     Some(event) => self.on_event(event)?,
                     None => self.lose_all("its executor stopped reporting")?,
                 },
-                merged = self.writer.next_merged(), if self.merges.merging.is_some() => {
+                merged = self.writer.next_merged(), if self.merges.busy() => {
                     let (task, merged) = merged?;
                     self.on_merged(task, merged)?;
                 }
@@ -520,25 +493,25 @@ impl<'o> Dispatcher<'o> {
     /// Starts ready tasks while the executor admits them.
     fn dispatch(&mut self) -> Result<(), RunError> {
         // Tasks that waited for memory get another chance each time.
-        self.queue.ready.extend(self.queue.deferred.drain(..));
+        self.queue.round();
         if self.stop.borrow().is_some() {
             self.stopping = Some(Stopping::Cancel);
         }
         while self.stopping.is_none() {
-            let Some(&(path, Reverse(i))) = self.queue.ready.peek() else {
+            let Some(i) = self.queue.next() else {
                 break;
             };
             // Not pending any more, or held back since it was queued (a
             // dependency runs again after a conflict): it is queued again
             // when it may start.
             if self.status(i) != TaskStatus::Pending || self.slots[i].waiting_on > 0 {
-                self.queue.ready.pop();
+                self.queue.take();
                 continue;
             }
             // Expected to conflict with a running task: it waits for that
             // one's merge.
             if self.held_back(i)? {
-                self.queue.ready.pop();
+                self.queue.take();
                 continue;
             }
             match self.executor.admit(i) {
@@ -554,7 +527,7 @@ impl<'o> Dispatcher<'o> {
                                 || graph.dependents(r).any(|d| slots[d].waiting_on == 1)
                         };
                         if self.executor.admit_on_deck(i, &unlocks) {
-                            self.queue.ready.pop();
+                            self.queue.take();
                             self.launch(i);
                             continue;
                         }
@@ -562,15 +535,14 @@ impl<'o> Dispatcher<'o> {
                     break;
                 }
                 Admission::Wait => {
-                    self.queue.ready.pop();
-                    self.queue.deferred.push((path, Reverse(i)));
+                    self.queue.defer();
                 }
                 Admission::Refuse(reason) => {
-                    self.queue.ready.pop();
+                    self.queue.take();
                     self.on_done(i, TaskStatus::Failed, Some(reason))?;
                 }
                 Admission::Start => {
-                    self.queue.ready.pop();
+                    self.queue.take();
                     // An experiment runs nothing and is never queued: it is
                     // decided when its variants end.
                     debug_assert!(self.tasks.get(i).experiment().is_none());
@@ -715,10 +687,7 @@ impl<'o> Dispatcher<'o> {
             for d in dependents {
                 self.slots[d].waiting_on = self.slots[d].waiting_on.saturating_sub(1);
                 if self.slots[d].waiting_on == 0 && self.status(d) == TaskStatus::Pending {
-                    self.queue.ready.push((self.graph.priority(d), Reverse(d)));
-                    self.emit(EventBody::TaskQueued {
-                        task: self.tasks.get(d).id.clone(),
-                    })?;
+                    self.enqueue(d)?;
                 }
             }
         } else {
@@ -813,7 +782,7 @@ impl<'o> Dispatcher<'o> {
             self.writer.commit()?;
             let verifying = self.verify.as_ref().is_some_and(|v| v.busy());
             let running = self.slots.any_in_flight();
-            if self.merges.merging.is_none() && !verifying && !running {
+            if !self.merges.busy() && !verifying && !running {
                 break;
             }
             tokio::select! {
@@ -821,7 +790,7 @@ impl<'o> Dispatcher<'o> {
                     Some(event) => self.on_event(event)?,
                     None => self.lose_all("its executor stopped reporting")?,
                 },
-                merged = self.writer.next_merged(), if self.merges.merging.is_some() => {
+                merged = self.writer.next_merged(), if self.merges.busy() => {
                     let (task, merged) = merged?;
                     self.on_merged(task, merged)?;
                 }
@@ -854,7 +823,7 @@ impl<'o> Dispatcher<'o> {
             crate::exit::TASKS_FAILED
         };
         self.emit(EventBody::RunFinished {
-            integration_commit: self.merges.integration.to_string(),
+            integration_commit: self.merges.integration().to_string(),
             exit_code,
             duration_ms: crate::millis(self.started.elapsed()),
         })?;
@@ -868,7 +837,7 @@ impl<'o> Dispatcher<'o> {
         drop(self.graph);
         drop(self.slots);
         drop(self.queue);
-        drop(self.timings.history);
+        let took = self.timings.into_took();
         // The history is a hint for later runs: failing to keep it is no
         // reason for this one to fail.
         // Not a shard whose last attempt ran again only its failed tests:
@@ -878,9 +847,7 @@ impl<'o> Dispatcher<'o> {
             t.and_then(|t| t.tests.as_deref())
                 .is_some_and(|t| t.reran > 0)
         };
-        let took: Vec<_> = self
-            .timings
-            .took
+        let took: Vec<_> = took
             .iter()
             .map(|&(i, ms)| (self.tasks.get(i), ms))
             .filter(|(task, _)| !reran(&task.id))

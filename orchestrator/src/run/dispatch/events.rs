@@ -135,9 +135,7 @@ impl Dispatcher<'_> {
             ExecEvent::Withdrawn { task } => {
                 // Never started: back in its queue, as if never handed over.
                 self.slots.set_in_flight(task, false);
-                self.queue
-                    .ready
-                    .push((self.graph.priority(task), std::cmp::Reverse(task)));
+                self.queue.push(task, self.graph.priority(task));
                 Ok(())
             }
             ExecEvent::Lost { task, why } => self.on_done(

@@ -20,42 +20,27 @@ use crate::plan::{History, OnConflict, OnFailure};
 /// Most bytes of each patch an agent run again after a conflict is shown.
 const NOTE_PATCH: usize = 16 << 10;
 
-/// Where merging into the integration branch stands.
-#[derive(Debug)]
-pub(super) struct MergeCursor {
-    /// Next position in the merge order.
-    pub next: usize,
-    /// The task whose merge the writer is doing.
-    pub merging: Option<TaskIndex>,
-    /// The integration branch's tip.
-    pub integration: git2::Oid,
-    /// The merge in flight is a repair round's result: behind the walk,
-    /// which it does not move.
-    pub repair: bool,
-}
-
 impl Dispatcher<'_> {
     /// Merges finished tasks into the integration branch, strictly in merge
     /// order, so that the same plan always gives the same history and the
     /// same conflicts whatever order tasks finished in. One merge at a time
     /// runs on the writer's thread; its result continues the walk.
     pub(super) fn advance_merges(&mut self) -> Result<(), RunError> {
-        if self.merges.merging.is_some() || self.verify_holds_merges() {
+        if self.merges.busy() || self.verify_holds_merges() {
             return Ok(());
         }
         // A repair round's result (its task merged once already, behind
         // the walk) merges as soon as it is there.
         if let Some(i) = self.repair_to_merge() {
-            if self.start_merge(i)? {
-                self.merges.repair = true;
+            if self.start_merge(i, true)? {
                 return Ok(());
             }
             self.repair_merged(i);
         }
-        while let Some(&i) = self.graph.merge_order().get(self.merges.next) {
+        while let Some(i) = self.merges.at(self.graph.merge_order()) {
             let merging = match self.status(i) {
                 TaskStatus::Pending | TaskStatus::Running => return Ok(()),
-                TaskStatus::Succeeded => self.start_merge(i)?,
+                TaskStatus::Succeeded => self.start_merge(i, false)?,
                 _ => false,
             };
             if merging {
@@ -69,18 +54,19 @@ impl Dispatcher<'_> {
     /// The merge walk passes task `i` (merged, or not to be merged): what
     /// was held for its merge may start.
     fn pass(&mut self, i: TaskIndex) -> Result<(), RunError> {
-        if std::mem::take(&mut self.merges.repair) {
-            // Behind the walk: its dependents were released long ago.
+        if !self.merges.pass() {
+            // A repair round's, behind the walk: its dependents were
+            // released long ago.
             self.repair_merged(i);
             return Ok(());
         }
-        self.merges.next += 1;
         self.release_held(i)
     }
 
-    /// Hands task `i`'s merge to the writer, or says why there is none to
-    /// do (then `false`).
-    fn start_merge(&mut self, i: TaskIndex) -> Result<bool, RunError> {
+    /// Hands task `i`'s merge to the writer (`repair`: a repair round's
+    /// result, behind the walk), or says why there is none to do (then
+    /// `false`).
+    fn start_merge(&mut self, i: TaskIndex, repair: bool) -> Result<bool, RunError> {
         // A variant's result reaches the branch only as its experiment's.
         if self.slots[i].experiment_of.is_some() {
             return Ok(false);
@@ -118,24 +104,24 @@ impl Dispatcher<'_> {
         self.writer.merge(MergeJob {
             task: i,
             id,
-            ours: self.merges.integration,
+            ours: self.merges.integration(),
             theirs: commit,
             message,
             squash,
         })?;
-        self.merges.merging = Some(i);
+        self.merges.handed(i, repair);
         Ok(true)
     }
 
     /// The writer merged task `i` (or found it conflicting).
     pub(super) fn on_merged(&mut self, i: TaskIndex, merged: Merged) -> Result<(), RunError> {
-        self.merges.merging = None;
+        self.merges.ended();
         let id = self.tasks.get(i).id.clone();
         let result = self.result(i);
         let commit = result.map(|c| c.to_string()).unwrap_or_default();
         match merged {
             Merged::Moved(new) => {
-                self.merges.integration = new;
+                self.merges.moved_to(new);
                 self.merged_into_branch(i, new);
             }
             Merged::AlreadyIn => {}
@@ -177,7 +163,7 @@ impl Dispatcher<'_> {
         self.emit(EventBody::TaskMerged {
             task: id,
             commit,
-            integration_commit: self.merges.integration.to_string(),
+            integration_commit: self.merges.integration().to_string(),
             resolved: false,
         })?;
         self.pass(i)?;
@@ -217,7 +203,7 @@ impl Dispatcher<'_> {
         let id = self.tasks.get(i).id.clone();
         self.emit(EventBody::TaskRequeued {
             task: id.clone(),
-            base_commit: self.merges.integration.to_string(),
+            base_commit: self.merges.integration().to_string(),
             rerun,
             reruns,
             repair,
@@ -235,7 +221,7 @@ impl Dispatcher<'_> {
             )?;
         }
         self.slots[i].next_attempt = attempts + 1;
-        self.slots[i].rerun = Some(Box::new((self.merges.integration, note)));
+        self.slots[i].rerun = Some(Box::new((self.merges.integration(), note)));
         // Its dependents that have not started wait for the re-run's
         // result, as they waited for its first: released again when it
         // succeeds. (Those already running keep the first one; if theirs
@@ -247,11 +233,7 @@ impl Dispatcher<'_> {
                 self.slots[d].waiting_on += 1;
             }
         }
-        self.queue
-            .ready
-            .push((self.graph.priority(i), std::cmp::Reverse(i)));
-        self.emit(EventBody::TaskQueued { task: id })?;
-        Ok(())
+        self.enqueue(i)
     }
 
     /// What an agent run again after a conflict is told: its earlier
@@ -280,7 +262,7 @@ impl Dispatcher<'_> {
         let mine = clip(self.repo.patch(base, result).ok()?);
         let theirs = clip(
             self.repo
-                .patch_of(base, self.merges.integration, files)
+                .patch_of(base, self.merges.integration(), files)
                 .ok()?,
         );
         Some(

@@ -2,7 +2,6 @@
 //! git say (see `run::resume`) instead of from nothing.
 
 use crate::ids::TaskIndex;
-use std::cmp::Reverse;
 use std::sync::Arc;
 
 use swarm_protocol::{Event, EventBody, TaskStatus};
@@ -66,7 +65,7 @@ impl<'o> Dispatcher<'o> {
         (dispatcher.observer)(&recovered.run_started);
         dispatcher.fold = recovered.fold;
         dispatcher.number_tasks()?;
-        dispatcher.merges.integration = recovered.integration;
+        dispatcher.merges.moved_to(recovered.integration);
         dispatcher.verify = verify;
         dispatcher.resume_verify()?;
         for &i in &recovered.adopted {
@@ -80,7 +79,7 @@ impl<'o> Dispatcher<'o> {
         let body = EventBody::RunResumed {
             restarted: ids(&recovered.restarted),
             pending: ids(&recovered.pending),
-            integration_commit: dispatcher.merges.integration.to_string(),
+            integration_commit: dispatcher.merges.integration().to_string(),
             retried: ids(&recovered.retried),
             // The branch moved but the crash lost the journal line.
             merged: ids(recovered.merged_by_git.as_slice()),
@@ -115,7 +114,7 @@ impl<'o> Dispatcher<'o> {
     /// parents whose variants or subtasks all ended before the crash
     /// decided.
     fn resume_queue(&mut self) -> Result<(), RunError> {
-        self.queue.ready.clear();
+        self.queue.clear();
         for i in self.tasks.indices() {
             // An experiment waits for its variants to end, however they
             // ended; other tasks for their dependencies to succeed.
@@ -140,7 +139,7 @@ impl<'o> Dispatcher<'o> {
                 (t.conflict_reruns > 0 || repaired) && t.status == TaskStatus::Pending
             });
             if rerunning {
-                let integration = self.merges.integration;
+                let integration = self.merges.integration();
                 // Told what it was told before the run stopped.
                 let note = self
                     .fold
@@ -151,7 +150,7 @@ impl<'o> Dispatcher<'o> {
             }
             if self.status(i) == TaskStatus::Pending && self.slots[i].waiting_on == 0 && !experiment
             {
-                self.queue.ready.push((self.graph.priority(i), Reverse(i)));
+                self.queue.push(i, self.graph.priority(i));
             }
         }
         // Dependents of what failed before stay blocked (a variant's

@@ -8,7 +8,6 @@
 //! branch. A child that does not succeed blocks its parent.
 
 use crate::ids::TaskIndex;
-use std::cmp::Reverse;
 
 use git2::Oid;
 use swarm_protocol::{EventBody, TaskInfo, TaskStatus};
@@ -46,10 +45,7 @@ impl Dispatcher<'_> {
         let added = self.add_children(i, accepted.tasks)?;
         for c in added {
             if self.slots[c].waiting_on == 0 {
-                self.queue.ready.push((self.graph.priority(c), Reverse(c)));
-                self.emit(EventBody::TaskQueued {
-                    task: self.tasks.get(c).id.clone(),
-                })?;
+                self.enqueue(c)?;
             }
         }
         Ok(())
@@ -73,7 +69,7 @@ impl Dispatcher<'_> {
         let all = self.tasks.all();
         self.graph.extend(&all, first);
         // A subtask that ran in an earlier run is expected to take as long.
-        self.graph.weigh(self.timings.history.expected(&all));
+        self.graph.weigh(self.timings.expected(&all));
         for &c in &added {
             // Its siblings it depends on (its parent's result is there).
             self.slots

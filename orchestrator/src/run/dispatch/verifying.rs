@@ -417,7 +417,7 @@ impl Dispatcher<'_> {
             return Ok(());
         }
         loop {
-            let merging = self.merges.merging.is_some();
+            let merging = self.merges.busy();
             let Some(v) = &mut self.verify else {
                 return Ok(());
             };
@@ -1258,7 +1258,7 @@ impl Dispatcher<'_> {
             }
         }
         self.writer.set_branch(rebuilt.tip)?;
-        self.merges.integration = rebuilt.tip;
+        self.merges.moved_to(rebuilt.tip);
         if self.settings.on_failure == OnFailure::Stop {
             self.stopping.get_or_insert(Stopping::Failure);
         }
@@ -1314,7 +1314,7 @@ impl Dispatcher<'_> {
         let merges = super::super::verify::rebuild::merges_since(
             &self.repo,
             self.base_commit,
-            self.merges.integration,
+            self.merges.integration(),
         )?;
         for (commit, task) in merges {
             if let Some(i) = self.tasks.position(&task) {
