@@ -120,16 +120,19 @@ fn summary_text(
 ) -> String {
     let prefix = format!("{}/", workdir.display());
     let rel = |p: &str| p.strip_prefix(prefix.as_str()).unwrap_or(p).to_string();
-    let width = report
-        .tasks
-        .iter()
-        .map(|t| t.id.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
     let mut out = String::new();
+    let _ = writeln!(out, "\nrun {}: {}", report.run, state_words(report, driven));
+    task_table(&mut out, report, only_unsuccessful);
+    totals_lines(&mut out, report, &rel);
+    ends_lines(&mut out, report, &rel);
+    build_output_warnings(report, &mut out);
+    out
+}
+
+/// How the run stands, in the words of a summary.
+fn state_words(report: &RunReport, driven: bool) -> String {
     // The same decision as `swarm runs`, in the words of a summary.
-    let state = match RunState::of(report, driven) {
+    match RunState::of(report, driven) {
         RunState::Running => "running".to_string(),
         RunState::Interrupted => format!(
             "interrupted (its coordinator is gone); `swarm resume {}` continues it",
@@ -141,8 +144,19 @@ fn summary_text(
             "finished with failures (exit {})",
             report.exit_code.unwrap_or_default()
         ),
-    };
-    let _ = writeln!(out, "\nrun {}: {state}", report.run);
+    }
+}
+
+/// The table of tasks (those that did not succeed, with
+/// `only_unsuccessful`).
+fn task_table(out: &mut String, report: &RunReport, only_unsuccessful: bool) {
+    let width = report
+        .tasks
+        .iter()
+        .map(|t| t.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let rows: Vec<&swarm_protocol::TaskReport> = crate::export::tree_order(report)
         .into_iter()
         .filter(|t| !only_unsuccessful || !t.status.is_success())
@@ -218,6 +232,11 @@ fn summary_text(
             t.changed_files.len(),
         );
     }
+}
+
+/// Experiments' rankings, the counts, tests, the branch, the run-wide
+/// verify, warnings and what agents spent.
+fn totals_lines(out: &mut String, report: &RunReport, rel: &dyn Fn(&str) -> String) {
     for t in &report.tasks {
         if let Some(decision) = &t.experiment {
             out.push('\n');
@@ -271,6 +290,12 @@ fn summary_text(
             agents.len()
         );
     }
+}
+
+/// How each task that did not succeed ended and what to do next: reasons
+/// and logs, conflicts, what a resolved conflict lets run, files a
+/// snapshot left out.
+fn ends_lines(out: &mut String, report: &RunReport, rel: &dyn Fn(&str) -> String) {
     for t in report.tasks.iter().filter(|t| {
         matches!(
             t.status,
@@ -359,8 +384,6 @@ fn summary_text(
             let _ = writeln!(out, "    and {} more", n - SHOWN);
         }
     }
-    build_output_warnings(report, &mut out);
-    out
 }
 
 /// Directories that hold build output, caches and environments: a result
