@@ -851,7 +851,6 @@ const LONG_STILL: &[&str] = &[
     "plan/expand.rs: matrix",
     "plan/task.rs: resolve",
     "plan/variants.rs: read",
-    "run/resume.rs: recover",
 ];
 
 /// No non-test function of the library runs over 150 lines but those

@@ -81,63 +81,13 @@ pub(super) fn recover(
     reattach: &mut dyn FnMut(TaskIndex, &TaskState) -> Reattached,
 ) -> Result<Recovered, RunError> {
     let retry_failed = how.retry_failed;
-    let journal = run_dir.join(crate::layout::JOURNAL);
-    if !journal.exists() {
-        return Err(not_resumable(
-            run,
-            format!("it has no journal at {}", journal.display()),
-        ));
-    }
-    remove_stale_ref_locks(repo, run);
-    crate::journal::repair(&journal).map_err(|source| RunError::Io {
-        action: format!("repair journal {}", journal.display()),
-        source,
-    })?;
-    let events =
-        crate::journal::read(&journal).map_err(|e| not_resumable(run, format!("failed to {e}")))?;
-    let Some(run_started) = events
-        .iter()
-        .find(|e| matches!(e.body, EventBody::RunStarted { .. }))
-        .cloned()
-    else {
-        return Err(not_resumable(run, "its journal has no run_started event"));
-    };
-    let EventBody::RunStarted {
+    let Journaled {
+        events,
+        run_started,
         base_commit,
-        tasks: infos,
-        integration_branch,
-        ..
-    } = &run_started.body
-    else {
-        return Err(not_resumable(run, "its journal has no run_started event"));
-    };
-    let base_commit = Oid::from_str(base_commit)
-        .map_err(|_| not_resumable(run, "its base commit is unreadable"))?;
-    let mut wanted: Vec<&str> = infos.iter().map(|t| t.id.as_str()).collect();
-    // Subtasks are not in `run_started`: their `subtasks_spawned` made them.
-    let mut have: Vec<&str> = tasks
-        .iter()
-        .map(|t| t.id.as_str())
-        .filter(|id| crate::ids::depth(id) == 0)
-        .collect();
-    wanted.sort_unstable();
-    have.sort_unstable();
-    if wanted != have {
-        return Err(not_resumable(
-            run,
-            "its saved plan does not have the tasks its journal names",
-        ));
-    }
-    // A run that ended by itself is resumed only to run what it skipped
-    // (`on_failure = "stop"`); a cancelled one, whatever is left.
-    let finished = match events.last().map(|e| &e.body) {
-        Some(EventBody::RunFinished { exit_code, .. })
-            if *exit_code != crate::exit::INTERRUPTED =>
-        {
-            Some(*exit_code)
-        }
-        _ => None,
-    };
+        branch: integration_branch,
+        finished,
+    } = read_journal(repo, run, run_dir, tasks)?;
 
     // Numbered as the run's task table numbers them (`TaskIndex`), which
     // the dispatcher it resumes indexes by.
@@ -177,48 +127,15 @@ pub(super) fn recover(
         });
     }
 
-    // Git is the truth about merges: the journal line of the last one may
-    // have been lost to the crash (the branch moves first).
-    // A read-only run has no branch: it merges nothing.
-    // A branch git maintenance broke is made again from what the refs
-    // hold (`lost_branch`).
-    let mut rebuilt = None;
-    let integration = match integration_branch {
-        None => base_commit,
-        Some(_) => {
-            let branch = refs::integration(run);
-            let why = match super::lost_branch::tip_of(repo, &branch) {
-                Some(tip) => super::lost_branch::broken(repo, tip, base_commit),
-                None => Some("it is gone".to_string()),
-            };
-            match why {
-                None => repo.resolve(&branch)?,
-                Some(why) => {
-                    let tip = super::lost_branch::make_again(
-                        repo,
-                        run,
-                        base_commit,
-                        &events,
-                        &fold,
-                        tasks,
-                        how.squash,
-                    )
-                    .map_err(|what| {
-                        not_resumable(
-                            run,
-                            format!("its integration branch is broken ({why}), and {what}"),
-                        )
-                    })?;
-                    rebuilt = Some(why);
-                    tip
-                }
-            }
-        }
-    };
-    let integration = match integration_branch {
-        Some(_) => super::verify::rebuild::reconcile(repo, run, base_commit, integration, &fold)?,
-        None => integration,
-    };
+    let (integration, rebuilt) = integration_tip(
+        repo,
+        run,
+        base_commit,
+        integration_branch.is_some(),
+        (&events, &fold),
+        tasks,
+        how.squash,
+    )?;
     let merged_by_git = merged_task_of(repo, integration)?
         .and_then(|task| tasks.iter().position(|t| t.id == task))
         .filter(|&i| status[i] == TaskStatus::Succeeded);
@@ -295,6 +212,147 @@ pub(super) fn recover(
         run_started,
         rebuilt,
     })
+}
+
+/// What a run's journal says, read after its last line was repaired.
+struct Journaled {
+    events: Vec<swarm_protocol::Event>,
+    run_started: swarm_protocol::Event,
+    base_commit: Oid,
+    /// Its integration branch (`None`: a read-only run).
+    branch: Option<String>,
+    /// Its exit code, if it ended by itself (not cancelled).
+    finished: Option<i32>,
+}
+
+/// Reads run `run`'s journal (in `run_dir`), its torn last line repaired
+/// and stale ref locks gone, and checks it names the tasks of `tasks`.
+fn read_journal(
+    repo: &Repo,
+    run: &str,
+    run_dir: &Path,
+    tasks: &[Task],
+) -> Result<Journaled, RunError> {
+    let journal = run_dir.join(crate::layout::JOURNAL);
+    if !journal.exists() {
+        return Err(not_resumable(
+            run,
+            format!("it has no journal at {}", journal.display()),
+        ));
+    }
+    remove_stale_ref_locks(repo, run);
+    crate::journal::repair(&journal).map_err(|source| RunError::Io {
+        action: format!("repair journal {}", journal.display()),
+        source,
+    })?;
+    let events =
+        crate::journal::read(&journal).map_err(|e| not_resumable(run, format!("failed to {e}")))?;
+    let Some(run_started) = events
+        .iter()
+        .find(|e| matches!(e.body, EventBody::RunStarted { .. }))
+        .cloned()
+    else {
+        return Err(not_resumable(run, "its journal has no run_started event"));
+    };
+    let EventBody::RunStarted {
+        base_commit,
+        tasks: infos,
+        integration_branch,
+        ..
+    } = &run_started.body
+    else {
+        return Err(not_resumable(run, "its journal has no run_started event"));
+    };
+    let base_commit = Oid::from_str(base_commit)
+        .map_err(|_| not_resumable(run, "its base commit is unreadable"))?;
+    let mut wanted: Vec<&str> = infos.iter().map(|t| t.id.as_str()).collect();
+    // Subtasks are not in `run_started`: their `subtasks_spawned` made them.
+    let mut have: Vec<&str> = tasks
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|id| crate::ids::depth(id) == 0)
+        .collect();
+    wanted.sort_unstable();
+    have.sort_unstable();
+    if wanted != have {
+        return Err(not_resumable(
+            run,
+            "its saved plan does not have the tasks its journal names",
+        ));
+    }
+    // A run that ended by itself is resumed only to run what it skipped
+    // (`on_failure = "stop"`); a cancelled one, whatever is left.
+    let finished = match events.last().map(|e| &e.body) {
+        Some(EventBody::RunFinished { exit_code, .. })
+            if *exit_code != crate::exit::INTERRUPTED =>
+        {
+            Some(*exit_code)
+        }
+        _ => None,
+    };
+    let branch = integration_branch.clone();
+    Ok(Journaled {
+        events,
+        run_started,
+        base_commit,
+        branch,
+        finished,
+    })
+}
+
+/// The integration branch's tip at resume, and why it was made again if
+/// it was: git is the truth about merges (the journal line of the last
+/// one may have been lost to the crash: the branch moves first); a
+/// read-only run (`has_branch` false) has none, its base stands for it;
+/// a branch git maintenance broke is made again from what the refs hold
+/// (`lost_branch`).
+fn integration_tip(
+    repo: &Repo,
+    run: &str,
+    base_commit: Oid,
+    has_branch: bool,
+    (events, fold): (&[swarm_protocol::Event], &RunFold),
+    tasks: &[Task],
+    squash: bool,
+) -> Result<(Oid, Option<String>), RunError> {
+    let mut rebuilt = None;
+    let integration = match has_branch {
+        false => base_commit,
+        true => {
+            let branch = refs::integration(run);
+            let why = match super::lost_branch::tip_of(repo, &branch) {
+                Some(tip) => super::lost_branch::broken(repo, tip, base_commit),
+                None => Some("it is gone".to_string()),
+            };
+            match why {
+                None => repo.resolve(&branch)?,
+                Some(why) => {
+                    let tip = super::lost_branch::make_again(
+                        repo,
+                        run,
+                        base_commit,
+                        events,
+                        fold,
+                        tasks,
+                        squash,
+                    )
+                    .map_err(|what| {
+                        not_resumable(
+                            run,
+                            format!("its integration branch is broken ({why}), and {what}"),
+                        )
+                    })?;
+                    rebuilt = Some(why);
+                    tip
+                }
+            }
+        }
+    };
+    let integration = match has_branch {
+        true => super::verify::rebuild::reconcile(repo, run, base_commit, integration, fold)?,
+        false => integration,
+    };
+    Ok((integration, rebuilt))
 }
 
 /// The failed (or timed-out) tasks `--retry-failed` runs again: all of
