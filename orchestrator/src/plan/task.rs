@@ -87,111 +87,14 @@ pub(super) fn resolve(
         ),
     };
 
-    let size = |key: &str, value: Option<Spanned<String>>| -> Result<Option<u64>, PlanError> {
-        let Some(value) = value else { return Ok(None) };
-        match value.get_ref().trim().parse::<bytesize::ByteSize>() {
-            Ok(size) if size.as_u64() > 0 => Ok(Some(size.as_u64())),
-            // Zero would leave every file out; "no limit" is a large size.
-            Ok(_) if key == "max_file_size" => Err(
-                "must be more than zero (there is no unlimited: write a size as large as you need, e.g. \"10GiB\")"
-                    .to_string(),
-            ),
-            Ok(_) => Err("must be more than zero".to_string()),
-            // bytesize's own message talks about floats and ByteSize.
-            Err(_) => Err("expected a number and a unit".to_string()),
-        }
-        .map_err(|e| {
-            source
-                .error(
-                    PlanErrorKind::BadValue,
-                    format!("invalid {key} `{}` for task `{id}`: {e}", value.get_ref()),
-                    Some(value.span()),
-                    "not a size",
-                )
-                .with_help("write sizes like \"512MiB\", \"2GiB\" or \"64KiB\"")
-        })
-    };
-    let memory = keep(
-        errors,
-        size("memory", pick(&fields.memory, &defaults.memory)),
-    )
-    .flatten();
-    let max_output = keep(
-        errors,
-        size("max_output", pick(&fields.max_output, &defaults.max_output)),
-    )
-    .flatten()
-    .unwrap_or(super::DEFAULT_MAX_OUTPUT);
-    let max_file_size = keep(
-        errors,
-        size(
-            "max_file_size",
-            pick(&fields.max_file_size, &defaults.max_file_size),
-        ),
-    )
-    .flatten()
-    .unwrap_or(super::DEFAULT_MAX_FILE_SIZE);
-    let processes = fields.processes.or(defaults.processes);
-    if processes == Some(0) {
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::BadValue,
-                    format!("invalid processes `0` for task `{id}`"),
-                    Some(span.clone()),
-                    "in this task",
-                )
-                .with_help("`processes` counts the worker's processes and threads: at least 1"),
-        );
-    }
+    let Limits {
+        memory,
+        processes,
+        max_output,
+        max_file_size,
+    } = limits(ctx, fields, id, &span, errors);
 
-    let mut paths = Vec::new();
-    let mut creates = Vec::new();
-    for (key, list, out) in [
-        (
-            "paths",
-            fields.paths.as_ref().or(defaults.paths.as_ref()),
-            &mut paths,
-        ),
-        ("creates", fields.creates.as_ref(), &mut creates),
-    ] {
-        for p in list.into_iter().flatten() {
-            let p = sub(p);
-            let clean = clean_path(&p);
-            if clean.is_empty()
-                || clean.starts_with('/')
-                || clean.split('/').any(|c| c == ".." || c == ".git")
-            {
-                errors.push(
-                    source
-                        .error(
-                            PlanErrorKind::BadValue,
-                            format!("invalid path `{p}` in `{key}` of task `{id}`"),
-                            Some(span.clone()),
-                            "in this task",
-                        )
-                        .with_help(format!(
-                            "`{key}` are relative to the repository root, without `..` or `.git`"
-                        )),
-                );
-            }
-            out.push(clean);
-        }
-    }
-
-    let sparse = fields.sparse.or(defaults.sparse).unwrap_or(false);
-    if sparse && paths.is_empty() {
-        errors.push(
-            source
-                .error(
-                    PlanErrorKind::BadValue,
-                    format!("task `{id}` is `sparse` but has no `paths` to check out"),
-                    Some(span.clone()),
-                    "in this task",
-                )
-                .with_help("list what the task needs in `paths`, or drop `sparse = true`"),
-        );
-    }
+    let (paths, creates, sparse) = task_paths(ctx, fields, id, &span, &sub, errors);
     let network = network(
         source,
         fields.network.as_ref().or(defaults.network.as_ref()),
@@ -265,6 +168,156 @@ pub(super) fn resolve(
         not_after: None,
         sharding: None,
     })
+}
+
+/// A task's resource limits, its own or `[defaults]`'.
+struct Limits {
+    memory: Option<u64>,
+    processes: Option<u64>,
+    max_output: u64,
+    max_file_size: u64,
+}
+
+/// Task `id`'s limits (`span`: its table), each problem added to `errors`.
+fn limits(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    id: &str,
+    span: &Range<usize>,
+    errors: &mut Vec<PlanError>,
+) -> Limits {
+    let Ctx {
+        source, defaults, ..
+    } = *ctx;
+    let pick = |own: &Option<Spanned<String>>, default: &Option<Spanned<String>>| {
+        own.as_ref().or(default.as_ref()).cloned()
+    };
+    let size = |key: &str, value: Option<Spanned<String>>| -> Result<Option<u64>, PlanError> {
+        let Some(value) = value else { return Ok(None) };
+        match value.get_ref().trim().parse::<bytesize::ByteSize>() {
+            Ok(size) if size.as_u64() > 0 => Ok(Some(size.as_u64())),
+            // Zero would leave every file out; "no limit" is a large size.
+            Ok(_) if key == "max_file_size" => Err(
+                "must be more than zero (there is no unlimited: write a size as large as you need, e.g. \"10GiB\")"
+                    .to_string(),
+            ),
+            Ok(_) => Err("must be more than zero".to_string()),
+            // bytesize's own message talks about floats and ByteSize.
+            Err(_) => Err("expected a number and a unit".to_string()),
+        }
+        .map_err(|e| {
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid {key} `{}` for task `{id}`: {e}", value.get_ref()),
+                    Some(value.span()),
+                    "not a size",
+                )
+                .with_help("write sizes like \"512MiB\", \"2GiB\" or \"64KiB\"")
+        })
+    };
+    let memory = keep(
+        errors,
+        size("memory", pick(&fields.memory, &defaults.memory)),
+    )
+    .flatten();
+    let max_output = keep(
+        errors,
+        size("max_output", pick(&fields.max_output, &defaults.max_output)),
+    )
+    .flatten()
+    .unwrap_or(super::DEFAULT_MAX_OUTPUT);
+    let max_file_size = keep(
+        errors,
+        size(
+            "max_file_size",
+            pick(&fields.max_file_size, &defaults.max_file_size),
+        ),
+    )
+    .flatten()
+    .unwrap_or(super::DEFAULT_MAX_FILE_SIZE);
+    let processes = fields.processes.or(defaults.processes);
+    if processes == Some(0) {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid processes `0` for task `{id}`"),
+                    Some(span.clone()),
+                    "in this task",
+                )
+                .with_help("`processes` counts the worker's processes and threads: at least 1"),
+        );
+    }
+    Limits {
+        memory,
+        processes,
+        max_output,
+        max_file_size,
+    }
+}
+
+/// Task `id`'s `paths` (its own or `[defaults]`'), `creates` and
+/// `sparse`, each path cleaned and checked (`span`: its table).
+fn task_paths(
+    ctx: &Ctx,
+    fields: &TaskFields,
+    id: &str,
+    span: &Range<usize>,
+    sub: &dyn Fn(&str) -> String,
+    errors: &mut Vec<PlanError>,
+) -> (Vec<String>, Vec<String>, bool) {
+    let Ctx {
+        source, defaults, ..
+    } = *ctx;
+    let mut paths = Vec::new();
+    let mut creates = Vec::new();
+    for (key, list, out) in [
+        (
+            "paths",
+            fields.paths.as_ref().or(defaults.paths.as_ref()),
+            &mut paths,
+        ),
+        ("creates", fields.creates.as_ref(), &mut creates),
+    ] {
+        for p in list.into_iter().flatten() {
+            let p = sub(p);
+            let clean = clean_path(&p);
+            if clean.is_empty()
+                || clean.starts_with('/')
+                || clean.split('/').any(|c| c == ".." || c == ".git")
+            {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("invalid path `{p}` in `{key}` of task `{id}`"),
+                            Some(span.clone()),
+                            "in this task",
+                        )
+                        .with_help(format!(
+                            "`{key}` are relative to the repository root, without `..` or `.git`"
+                        )),
+                );
+            }
+            out.push(clean);
+        }
+    }
+
+    let sparse = fields.sparse.or(defaults.sparse).unwrap_or(false);
+    if sparse && paths.is_empty() {
+        errors.push(
+            source
+                .error(
+                    PlanErrorKind::BadValue,
+                    format!("task `{id}` is `sparse` but has no `paths` to check out"),
+                    Some(span.clone()),
+                    "in this task",
+                )
+                .with_help("list what the task needs in `paths`, or drop `sparse = true`"),
+        );
+    }
+    (paths, creates, sparse)
 }
 
 /// The network `written` (a task's own or `[defaults]`'s) gives `whose`

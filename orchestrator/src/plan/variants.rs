@@ -46,32 +46,7 @@ pub(super) fn read(
 ) -> Result<Option<Spec>, ()> {
     let before = errors.len();
     let Some(variants) = &fields.variants else {
-        let stray = [
-            ("score", fields.score.as_ref().map(|s| s.span())),
-            ("pick", fields.pick.as_ref().map(|s| s.span())),
-            (
-                "score_timeout",
-                fields.score_timeout.as_ref().map(|s| s.span()),
-            ),
-            (
-                "score_repeat",
-                fields.score_repeat.as_ref().map(|s| s.span()),
-            ),
-        ];
-        for (key, span) in stray {
-            if let Some(span) = span {
-                errors.push(
-                    source
-                        .error(
-                            PlanErrorKind::BadValue,
-                            format!("task `{id}` sets `{key}` but has no `variants`"),
-                            Some(span),
-                            "without variants",
-                        )
-                        .with_help("`score` and `pick` choose among a task's variants: add e.g. `variants = 4`, or remove it"),
-                );
-            }
-        }
+        stray_keys(source, fields, id, errors);
         return if errors.len() > before {
             Err(())
         } else {
@@ -128,6 +103,92 @@ pub(super) fn read(
                 .with_help("a read-only task's result is nothing to pick: remove `isolation = \"readonly\"` or `variants`"),
         );
     }
+    let score = score_command(source, fields, defaults, id, errors);
+    let pick = match (fields.pick.as_ref(), &score) {
+        (Some(p), Some(_)) => *p.get_ref(),
+        (Some(p), None) => match p.get_ref() {
+            Pick::Min | Pick::Max => {
+                errors.push(
+                    source
+                        .error(
+                            PlanErrorKind::BadValue,
+                            format!("task `{id}` picks the {} score but has no `score`", p.get_ref()),
+                            Some(p.span()),
+                            "nothing to rank by",
+                        )
+                        .with_help("add `score = \"...\"`, a command that prints the variant's number, or pick = \"first\" / \"none\""),
+                );
+                Pick::None
+            }
+            other => *other,
+        },
+        (None, Some(_)) => {
+            let at = fields.score.as_ref().map(|s| s.span());
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` has a `score` but no `pick`"),
+                        at,
+                        "is lower or higher better?",
+                    )
+                    .with_help("add pick = \"min\" (the lowest score wins) or pick = \"max\""),
+            );
+            Pick::None
+        }
+        (None, None) => Pick::First,
+    };
+    if errors.len() > before {
+        return Err(());
+    }
+    Ok(Some(Spec {
+        values,
+        span,
+        pick,
+        score,
+    }))
+}
+
+/// `score`, `pick`, `score_timeout` or `score_repeat` on a task without
+/// `variants`: an error each.
+fn stray_keys(source: &Source, fields: &TaskFields, id: &str, errors: &mut Vec<PlanError>) {
+    let stray = [
+        ("score", fields.score.as_ref().map(|s| s.span())),
+        ("pick", fields.pick.as_ref().map(|s| s.span())),
+        (
+            "score_timeout",
+            fields.score_timeout.as_ref().map(|s| s.span()),
+        ),
+        (
+            "score_repeat",
+            fields.score_repeat.as_ref().map(|s| s.span()),
+        ),
+    ];
+    for (key, span) in stray {
+        if let Some(span) = span {
+            errors.push(
+                source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!("task `{id}` sets `{key}` but has no `variants`"),
+                        Some(span),
+                        "without variants",
+                    )
+                    .with_help("`score` and `pick` choose among a task's variants: add e.g. `variants = 4`, or remove it"),
+            );
+        }
+    }
+}
+
+/// The task's `score` with its timeout and repeats (errors added for bad
+/// ones), if it has one.
+fn score_command(
+    source: &Source,
+    fields: &TaskFields,
+    defaults: &TaskFields,
+    id: &str,
+    errors: &mut Vec<PlanError>,
+) -> Option<ScoreCommand> {
     let score_timeout = match fields
         .score_timeout
         .as_ref()
@@ -172,54 +233,11 @@ pub(super) fn read(
             1
         }
     };
-    let score = fields.score.as_ref().map(|s| ScoreCommand {
+    fields.score.as_ref().map(|s| ScoreCommand {
         command: s.get_ref().clone(),
         timeout: score_timeout,
         repeat,
-    });
-    let pick = match (fields.pick.as_ref(), &score) {
-        (Some(p), Some(_)) => *p.get_ref(),
-        (Some(p), None) => match p.get_ref() {
-            Pick::Min | Pick::Max => {
-                errors.push(
-                    source
-                        .error(
-                            PlanErrorKind::BadValue,
-                            format!("task `{id}` picks the {} score but has no `score`", p.get_ref()),
-                            Some(p.span()),
-                            "nothing to rank by",
-                        )
-                        .with_help("add `score = \"...\"`, a command that prints the variant's number, or pick = \"first\" / \"none\""),
-                );
-                Pick::None
-            }
-            other => *other,
-        },
-        (None, Some(_)) => {
-            let at = fields.score.as_ref().map(|s| s.span());
-            errors.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("task `{id}` has a `score` but no `pick`"),
-                        at,
-                        "is lower or higher better?",
-                    )
-                    .with_help("add pick = \"min\" (the lowest score wins) or pick = \"max\""),
-            );
-            Pick::None
-        }
-        (None, None) => Pick::First,
-    };
-    if errors.len() > before {
-        return Err(());
-    }
-    Ok(Some(Spec {
-        values,
-        span,
-        pick,
-        score,
-    }))
+    })
 }
 
 /// The variants of `variants = { key = [values], ... }`: the cross product
