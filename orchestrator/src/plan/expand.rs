@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::rc::Rc;
+use toml::Spanned;
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 use super::matrix::Values;
@@ -464,6 +465,223 @@ pub(super) struct Expansions<'a> {
     pub listed: Vec<matrix::Listed>,
 }
 
+/// Whether every placeholder of task `id` has a value in every matrix
+/// combination (`combos`, `None`: they did not read) crossed with every
+/// variant (`variants`, `None`: they did not read); an error added for
+/// each one that has none.
+fn placeholders_ok(
+    source: &Source,
+    id: &str,
+    fields: &TaskFields,
+    combos: Option<&[matrix::Combo]>,
+    variants: Option<Option<&variants::Spec>>,
+    found: &mut Vec<PlanError>,
+) -> bool {
+    match (combos, &fields.matrix, variants) {
+        (Some(combos), m, Some(v)) if m.is_some() || v.is_some() => {
+            // Every placeholder needs a value in every matrix
+            // combination crossed with every variant.
+            let span = m.as_ref().map_or_else(
+                || v.as_ref().map(|v| v.span.clone()).unwrap_or_default(),
+                |m| m.span(),
+            );
+            let crossed: Cow<'_, [matrix::Combo]> = match v {
+                None => Cow::Borrowed(combos),
+                Some(v) => combos
+                    .iter()
+                    .flat_map(|c| {
+                        v.values.iter().map(|values| {
+                            let mut all = Values::clone(&c.values);
+                            all.extend(values.clone());
+                            matrix::Combo {
+                                values: Rc::new(all),
+                                span: if m.is_some() {
+                                    c.span.clone()
+                                } else {
+                                    span.clone()
+                                },
+                            }
+                        })
+                    })
+                    .collect(),
+            };
+            matrix::check_placeholders(source, id, fields, span, &crossed, found)
+        }
+        _ => true,
+    }
+}
+
+/// Task `task_id`'s experiment (made from `combo` of its table `fields`
+/// at `span`, `template` its matrix's id if any): its role, and its
+/// variants' tasks, one per value of `spec`, each with its own values.
+fn experiment<'a>(
+    fields: &'a TaskFields,
+    task_id: &str,
+    combo: &Values,
+    span: &Range<usize>,
+    template: Option<&'a str>,
+    spec: &variants::Spec,
+) -> (Role, Vec<Expanded<'a>>) {
+    let mut tasks = Vec::new();
+    let mut ids = Vec::new();
+    for (values, number) in spec.values.iter().zip(1..) {
+        let variant = super::variant_id(&task_id, number);
+        let mut all = Values::clone(combo);
+        all.extend(variants::with_overrides(values));
+        ids.push(variant.clone());
+        let score = spec.score.clone().map(|mut score| {
+            score.command = matrix::substitute(&score.command, &all);
+            score
+        });
+        tasks.push(Expanded {
+            fields,
+            combo: Rc::new(all),
+            id: variant,
+            span: span.clone(),
+            template,
+            sharding: None,
+            role: Role::Variant(Box::new(Variant {
+                of: task_id.to_string(),
+                number,
+                values: values
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != variants::NUMBER_KEY)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                score,
+            })),
+        });
+    }
+    let role = Role::Experiment(Box::new(Experiment {
+        pick: spec.pick,
+        variants: ids,
+        scored: spec.score.is_some(),
+    }));
+    (role, tasks)
+}
+
+/// The one task a sharded table `fields` (its id `id`) is until the run
+/// splits it (`{entries}` stands for itself until then), its id added to
+/// those `seen`; or the error of an id seen before.
+fn sharded<'a>(
+    source: &Source,
+    fields: &'a TaskFields,
+    id: &Spanned<String>,
+    sharding: super::shards::Sharding,
+    seen: &mut HashMap<String, usize>,
+) -> Result<Expanded<'a>, PlanError> {
+    if let Some(first) = seen.get(id.get_ref()) {
+        return Err(duplicate(source, id.get_ref(), id.span(), *first, None));
+    }
+    seen.insert(id.get_ref().clone(), id.span().start);
+    let combo: Values = [(
+        super::shards::ENTRIES.to_string(),
+        format!("{{{}}}", super::shards::ENTRIES),
+    )]
+    .into_iter()
+    .collect();
+    Ok(Expanded {
+        fields,
+        combo: Rc::new(combo),
+        id: id.get_ref().clone(),
+        span: id.span(),
+        template: None,
+        role: Role::Plain,
+        sharding: Some(Box::new(sharding)),
+    })
+}
+
+/// `list_tests` (at `at`) on task `id`, which has no `shards`.
+fn list_tests_unsharded(source: &Source, id: &str, at: Range<usize>) -> PlanError {
+    source
+        .error(
+            PlanErrorKind::BadValue,
+            format!("task `{id}` has `list_tests` but not `shards`"),
+            Some(at),
+            "tests of what",
+        )
+        .with_help(
+            "`list_tests` lists the tests of a sharded task's entries, so a long one is split across shards: add `shards`, or remove it",
+        )
+}
+
+/// `{variant}` at `at` in the id `id` of a task with variants.
+fn variant_in_id(source: &Source, id: &Spanned<String>, at: usize) -> PlanError {
+    let start = id.span().start + 1 + at;
+    source
+        .error(
+            PlanErrorKind::BadValue,
+            format!("task `{}` has `{{variant}}` in its id", id.get_ref()),
+            Some(start..start + "{variant}".len()),
+            "in the id",
+        )
+        .with_help("a variant's id is the task's id and its number (`<id>@2`): remove `{variant}` from `id`")
+}
+
+/// The plan passed [`MAX_PLAN_TASKS`] at task `id` (its table at `at`).
+fn too_many_tasks(source: &Source, id: &str, at: Range<usize>) -> PlanError {
+    source
+        .error(
+            PlanErrorKind::BadValue,
+            format!(
+                "the plan has more than {MAX_PLAN_TASKS} tasks once its matrices and variants are expanded (at task `{id}`)"
+            ),
+            Some(at),
+            "the limit is passed here",
+        )
+        .with_help("split the plan into several runs, or make its matrices smaller")
+}
+
+/// The tasks task `task_id` (made from `combo` of its table `fields` at
+/// `span`) is: itself, after its variants if it has any.
+fn made<'a>(
+    fields: &'a TaskFields,
+    task_id: String,
+    combo: &Rc<Values>,
+    span: Range<usize>,
+    template: Option<&'a str>,
+    variants: Option<&variants::Spec>,
+) -> Vec<Expanded<'a>> {
+    let mut tasks = Vec::new();
+    let role = match variants {
+        None => Role::Plain,
+        Some(spec) => {
+            let (role, variants) = experiment(fields, &task_id, combo, &span, template, spec);
+            tasks.extend(variants);
+            role
+        }
+    };
+    // The experiment runs nothing; it is checked as its first
+    // variant is (its model, its placeholders' values).
+    let own = match variants.and_then(|v| v.values.first()) {
+        Some(first) => {
+            let mut own = Values::clone(combo);
+            own.extend(variants::with_overrides(first));
+            Rc::new(own)
+        }
+        None => Rc::clone(combo),
+    };
+    tasks.push(Expanded {
+        fields,
+        combo: own,
+        id: task_id,
+        span,
+        template,
+        role,
+        sharding: None,
+    });
+    tasks
+}
+
+/// What an empty plan is told to add.
+const NO_TASKS_HELP: &str =
+    "add at least one task:\n\n[[task]]\nid = \"hello\"\nrun = \"echo hello > hello.txt\"";
+/// What a task without an id is told.
+const NO_ID_HELP: &str = "give every task a unique id, e.g. id = \"build\"";
+/// What a task with an invalid id is told.
+const ID_HELP: &str =
+    "task ids use only lowercase letters, digits, `_` and `-` (at most 100), e.g. \"build-core\"";
+
 /// Step 4, matrix: every `[[task]]` table expanded to its tasks (one for a
 /// table without a matrix), ids made, checked and unique.
 pub(super) fn matrix<'a>(
@@ -478,9 +696,7 @@ pub(super) fn matrix<'a>(
                 PlanErrorKind::Empty,
                 format!("{}: the plan has no tasks", source.name),
             )
-            .with_help(
-                "add at least one task:\n\n[[task]]\nid = \"hello\"\nrun = \"echo hello > hello.txt\"",
-            ),
+            .with_help(NO_TASKS_HELP),
         );
     }
     let mut out = Vec::new();
@@ -494,37 +710,24 @@ pub(super) fn matrix<'a>(
     for spanned in &file.task {
         let fields = spanned.get_ref();
         let Some(id) = &fields.id else {
-            out.push(Expansion::refused(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        "a task has no `id`",
-                        Some(spanned.span()),
-                        "this task",
-                    )
-                    .with_help("give every task a unique id, e.g. id = \"build\""),
-            ));
+            let error = source.error(
+                PlanErrorKind::BadValue,
+                "a task has no `id`",
+                Some(spanned.span()),
+                "this task",
+            );
+            out.push(Expansion::refused(error.with_help(NO_ID_HELP)));
             continue;
         };
         let mut found = Vec::new();
         let combos = matrix::combinations(source, fields, sources, &mut listed, &mut found);
         let variants = variants::read(source, fields, &file.defaults, id.get_ref(), &mut found);
         if let (Some(list), None) = (&fields.list_tests, &fields.shards) {
-            out.push(Expansion::refused(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!(
-                            "task `{}` has `list_tests` but not `shards`",
-                            id.get_ref()
-                        ),
-                        Some(list.span()),
-                        "tests of what",
-                    )
-                    .with_help(
-                        "`list_tests` lists the tests of a sharded task's entries, so a long one is split across shards: add `shards`, or remove it",
-                    ),
-            ));
+            out.push(Expansion::refused(list_tests_unsharded(
+                source,
+                id.get_ref(),
+                list.span(),
+            )));
             continue;
         }
         // A task of many entries is one task until the run splits it.
@@ -542,81 +745,27 @@ pub(super) fn matrix<'a>(
             let Some(sharding) = sharding else {
                 continue;
             };
-            if let Some(first) = seen.get(id.get_ref()) {
-                out.push(Expansion::refused(duplicate(
-                    source,
-                    id.get_ref(),
-                    id.span(),
-                    *first,
-                    None,
-                )));
-                continue;
+            match sharded(source, fields, id, sharding, &mut seen) {
+                Ok(task) => {
+                    total = total.saturating_add(1);
+                    out.push(Expansion::Task(task));
+                }
+                Err(duplicate) => out.push(Expansion::refused(duplicate)),
             }
-            seen.insert(id.get_ref().clone(), id.span().start);
-            total = total.saturating_add(1);
-            let combo: Values = [(
-                super::shards::ENTRIES.to_string(),
-                format!("{{{}}}", super::shards::ENTRIES),
-            )]
-            .into_iter()
-            .collect();
-            out.push(Expansion::Task(Expanded {
-                fields,
-                combo: Rc::new(combo),
-                id: id.get_ref().clone(),
-                span: id.span(),
-                template: None,
-                role: Role::Plain,
-                sharding: Some(Box::new(sharding)),
-            }));
             continue;
         }
-        let placeholders_ok = match (&combos, &fields.matrix, &variants) {
-            (Some(combos), m, Ok(v)) if m.is_some() || v.is_some() => {
-                // Every placeholder needs a value in every matrix
-                // combination crossed with every variant.
-                let span = m.as_ref().map_or_else(
-                    || v.as_ref().map(|v| v.span.clone()).unwrap_or_default(),
-                    |m| m.span(),
-                );
-                let crossed: Cow<'_, [matrix::Combo]> = match v {
-                    None => Cow::Borrowed(combos),
-                    Some(v) => combos
-                        .iter()
-                        .flat_map(|c| {
-                            v.values.iter().map(|values| {
-                                let mut all = Values::clone(&c.values);
-                                all.extend(values.clone());
-                                matrix::Combo {
-                                    values: Rc::new(all),
-                                    span: if m.is_some() {
-                                        c.span.clone()
-                                    } else {
-                                        span.clone()
-                                    },
-                                }
-                            })
-                        })
-                        .collect(),
-                };
-                matrix::check_placeholders(source, id.get_ref(), fields, span, &crossed, &mut found)
-            }
-            _ => true,
-        };
+        let placeholders_ok = placeholders_ok(
+            source,
+            id.get_ref(),
+            fields,
+            combos.as_deref(),
+            variants.as_ref().ok().map(Option::as_ref),
+            &mut found,
+        );
         if variants.is_ok()
             && let Some(at) = id.get_ref().find(&format!("{{{}", variants::NUMBER_KEY))
         {
-            let start = id.span().start + 1 + at;
-            found.push(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!("task `{}` has `{{variant}}` in its id", id.get_ref()),
-                        Some(start..start + "{variant}".len()),
-                        "in the id",
-                    )
-                    .with_help("a variant's id is the task's id and its number (`<id>@2`): remove `{variant}` from `id`"),
-            );
+            found.push(variant_in_id(source, id, at));
         }
         out.extend(found.into_iter().map(Expansion::refused));
         let (Some(combos), Ok(variants)) = (combos.filter(|_| placeholders_ok), variants) else {
@@ -625,19 +774,11 @@ pub(super) fn matrix<'a>(
         let per_combo = 1 + variants.as_ref().map_or(0, |v| v.values.len());
         total = total.saturating_add(combos.len().saturating_mul(per_combo));
         if total > MAX_PLAN_TASKS {
-            out.push(Expansion::refused(
-                source
-                    .error(
-                        PlanErrorKind::BadValue,
-                        format!(
-                            "the plan has more than {MAX_PLAN_TASKS} tasks once its matrices and variants are expanded (at task `{}`)",
-                            id.get_ref()
-                        ),
-                        Some(spanned.span()),
-                        "the limit is passed here",
-                    )
-                    .with_help("split the plan into several runs, or make its matrices smaller"),
-            ));
+            out.push(Expansion::refused(too_many_tasks(
+                source,
+                id.get_ref(),
+                spanned.span(),
+            )));
             break;
         }
         // Id -> the combination that made it, for slug collisions.
@@ -651,9 +792,13 @@ pub(super) fn matrix<'a>(
             let task_id = matrix::substitute_id(id.get_ref(), combo);
             let span = id.span();
             if !is_valid_task_id(&task_id) {
-                out.push(Expansion::refused(source
-                    .error(PlanErrorKind::BadValue, format!("invalid task id `{task_id}`"), Some(span), "invalid id")
-                    .with_help("task ids use only lowercase letters, digits, `_` and `-` (at most 100), e.g. \"build-core\"")));
+                let error = source.error(
+                    PlanErrorKind::BadValue,
+                    format!("invalid task id `{task_id}`"),
+                    Some(span),
+                    "invalid id",
+                );
+                out.push(Expansion::refused(error.with_help(ID_HELP)));
                 continue;
             }
             if let Some(error) = made_by
@@ -680,64 +825,11 @@ pub(super) fn matrix<'a>(
             made_by.insert(task_id.clone(), combo);
             expanded.push(task_id.clone());
             let template = from_matrix.then(|| id.get_ref().as_str());
-            let role = match &variants {
-                None => Role::Plain,
-                Some(spec) => {
-                    let mut ids = Vec::new();
-                    for (values, number) in spec.values.iter().zip(1..) {
-                        let variant = super::variant_id(&task_id, number);
-                        let mut all = Values::clone(combo);
-                        all.extend(variants::with_overrides(values));
-                        ids.push(variant.clone());
-                        let score = spec.score.clone().map(|mut score| {
-                            score.command = matrix::substitute(&score.command, &all);
-                            score
-                        });
-                        out.push(Expansion::Task(Expanded {
-                            fields,
-                            combo: Rc::new(all),
-                            id: variant,
-                            span: span.clone(),
-                            template,
-                            sharding: None,
-                            role: Role::Variant(Box::new(Variant {
-                                of: task_id.clone(),
-                                number,
-                                values: values
-                                    .iter()
-                                    .filter(|(k, _)| k.as_str() != variants::NUMBER_KEY)
-                                    .map(|(k, v)| (k.clone(), v.clone()))
-                                    .collect(),
-                                score,
-                            })),
-                        }));
-                    }
-                    Role::Experiment(Box::new(Experiment {
-                        pick: spec.pick,
-                        variants: ids,
-                        scored: spec.score.is_some(),
-                    }))
-                }
-            };
-            // The experiment runs nothing; it is checked as its first
-            // variant is (its model, its placeholders' values).
-            let own = match variants.as_ref().and_then(|v| v.values.first()) {
-                Some(first) => {
-                    let mut own = Values::clone(combo);
-                    own.extend(variants::with_overrides(first));
-                    Rc::new(own)
-                }
-                None => Rc::clone(combo),
-            };
-            out.push(Expansion::Task(Expanded {
-                fields,
-                combo: own,
-                id: task_id,
-                span,
-                template,
-                role,
-                sharding: None,
-            }));
+            out.extend(
+                made(fields, task_id, combo, span, template, variants.as_ref())
+                    .into_iter()
+                    .map(Expansion::Task),
+            );
         }
         if from_matrix {
             templates.insert(id.get_ref().clone(), expanded);
