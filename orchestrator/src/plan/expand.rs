@@ -525,7 +525,7 @@ fn experiment<'a>(
     let mut tasks = Vec::new();
     let mut ids = Vec::new();
     for (values, number) in spec.values.iter().zip(1..) {
-        let variant = super::variant_id(&task_id, number);
+        let variant = super::variant_id(task_id, number);
         let mut all = Values::clone(combo);
         all.extend(variants::with_overrides(values));
         ids.push(variant.clone());
