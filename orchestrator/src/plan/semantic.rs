@@ -637,8 +637,7 @@ mod tests {
             Limits::default(),
         );
         assert_eq!(f.errors.len(), 1, "{:?}", messages(&f.errors));
-        assert!(f.errors[0].message.contains("`a` and `b`"));
-        assert!(f.errors[0].message.contains("`src/b.rs`"));
+        insta::assert_snapshot!(f.errors[0].message, @"tasks `a` and `b` (line 7) may both write `src/b.rs`, and neither depends on the other: they will conflict");
         assert_eq!(f.errors[0].kind, PlanErrorKind::Overlap);
     }
 
@@ -692,11 +691,7 @@ mod tests {
         let at_base: Vec<&str> = at_base.iter().map(String::as_str).collect();
         let f = findings(&text, &at_base, Limits::default());
         assert_eq!(f.errors.len(), 1, "{:?}", messages(&f.errors));
-        assert!(
-            f.errors[0].message.contains("and 2 more"),
-            "{}",
-            f.errors[0].message
-        );
+        insta::assert_snapshot!(f.errors[0].message, @"tasks `all` and `t0` (line 6) may both write the same files (one of them has no `paths`, so it may write anywhere), and neither depends on the other (also `t1`, `t2` and 2 more): they will conflict");
     }
 
     #[test]
@@ -704,17 +699,13 @@ mod tests {
         let text = "[[task]]\nid = \"a\"\nrun = \"x\"\npaths = [\"src/old.rs\"]\ncreates = [\"src/new\"]\n\n[[task]]\nid = \"b\"\nrun = \"x\"\ndeps = [\"a\"]\npaths = [\"src/new/mod.rs\"]\n\n[[task]]\nid = \"c\"\nrun = \"x\"\ndeps = [\"b\"]\npaths = [\"docs/missing.md\"]\n";
         let f = findings(text, &["src/old.rs"], Limits::default());
         assert_eq!(messages(&f.errors).len(), 1, "{:?}", messages(&f.errors));
-        assert!(
-            f.errors[0]
-                .message
-                .contains("`docs/missing.md` of task `c`")
-        );
-        assert!(
-            f.errors[0]
-                .help
-                .as_deref()
-                .unwrap_or_default()
-                .contains("creates")
+        let e = &f.errors[0];
+        insta::assert_snapshot!(
+            format!("{}\nhelp: {}", e.message, e.help.as_deref().unwrap_or_default()),
+            @r#"
+        path `docs/missing.md` of task `c` does not exist at the base (HEAD)
+        help: fix the path, or if the task makes it, move it to `creates = ["docs/missing.md"]`
+        "#
         );
         // A `creates` that exists is a warning.
         let f = findings(
@@ -739,19 +730,15 @@ mod tests {
             },
         );
         let warnings = messages(&f.warnings);
-        assert!(warnings[0].contains("`a` has no `verify`"), "{warnings:?}");
-        assert!(warnings[1].contains("`b` has no effect"), "{warnings:?}");
+        insta::assert_snapshot!(warnings.join("\n"), @"
+        agent task `a` has no `verify`: nothing checks its work before it is merged
+        agent task `b` has no effect: it is read-only and has no `verify`
+        ");
         let errors = messages(&f.errors);
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.contains("3 tasks, more than the 2")),
-            "{errors:?}"
-        );
-        assert!(
-            errors.iter().any(|e| e.contains("chain of 3")),
-            "{errors:?}"
-        );
+        insta::assert_snapshot!(errors.join("\n"), @"
+        the plan has 3 tasks, more than the 2 allowed
+        a chain of 3 dependent tasks starts at `a`, longer than the 2 allowed
+        ");
         let f = findings(
             &text.replace(
                 "[[task]]\nid = \"a\"",
@@ -777,11 +764,7 @@ mod tests {
         let said = |plan: &Plan| messages(&check(plan, &|_| true, Limits::default()).warnings);
         let warned = said(&plan);
         assert_eq!(warned.len(), 1, "{warned:?}");
-        assert!(
-            warned[0].contains("sharded task `t` leaves out 2 entries")
-                && warned[0].contains("`b\\nc.py`, `d\\u{2028}e`"),
-            "{warned:?}"
-        );
+        insta::assert_snapshot!(warned[0], @r"sharded task `t` leaves out 2 entries holding a line break or another control character, which would be more than one line of `$SWARM_ENTRIES`: `b\nc.py`, `d\u{2028}e`");
         // Split, its first shard says it (once).
         let groups = vec![(
             "t".to_string(),
@@ -797,10 +780,7 @@ mod tests {
         let none = "[[task]]\nid = \"t\"\nrun = \"true\"\nshards = 2\n\
                     matrix = { f = [\"b\\nc.py\", \"x\\ry\"] }\n";
         let err = crate::plan::parse(Path::new("plan.toml"), none.to_string()).unwrap_err();
-        assert!(
-            err.to_string().contains("every entry of sharded task `t`")
-                || format!("{err:?}").contains("every entry of sharded task `t`"),
-            "{none}\n{err:?}"
-        );
+        let all: Vec<String> = err.all().map(|e| e.message.clone()).collect();
+        insta::assert_snapshot!(all.join("\n"), @"every entry of sharded task `t` (its matrix key `f`) holds a line break or another control character, so none can be one line of `$SWARM_ENTRIES`");
     }
 }

@@ -110,6 +110,17 @@ fn messages(e: &PlanError) -> Vec<String> {
     e.all().map(|e| e.message.clone()).collect()
 }
 
+/// All the errors as a person reads them: plain text, each with the lines
+/// of the plan it points at.
+fn shown(e: &PlanError) -> String {
+    render(
+        &e.all().collect::<Vec<_>>(),
+        miette::Severity::Error,
+        e.omitted,
+        false,
+    )
+}
+
 #[test]
 fn every_error_is_reported_in_file_order() {
     let e = parse_err(
@@ -150,7 +161,7 @@ fn errors_beyond_the_cap_are_counted() {
     assert_eq!(e.all().count(), MAX_ERRORS);
     assert_eq!(e.omitted, 30 - MAX_ERRORS);
     assert_eq!(e.count(), 30);
-    assert!(messages(&e)[0].contains("`nope0`"), "{:?}", messages(&e));
+    insta::assert_snapshot!(messages(&e)[0], @"task `t0` depends on unknown task `nope0`");
 }
 
 #[test]
@@ -269,11 +280,7 @@ fn values_whose_slugs_collide_are_named_both() {
         "matrix values `a/b` and `a.b` of `f` make the same id `t-a-b`"
     );
     let e = parse_err("[[task]]\nid = \"t\"\nrun = \"{f:upper}\"\nmatrix = { f = [\"a\"] }\n");
-    assert!(
-        e.message.contains("unknown modifier `upper`"),
-        "{}",
-        e.message
-    );
+    insta::assert_snapshot!(e.message, @"task `t`: `{f:upper}` in `run` has an unknown modifier `upper`");
 }
 
 #[test]
@@ -340,12 +347,7 @@ fn a_key_some_combinations_lack_is_an_error() {
 #[test]
 fn a_verify_written_on_a_wasm_task_is_refused_one_from_defaults_is_not() {
     let e = parse_err("[[task]]\nid = \"w\"\nwasm = \"tool.wasm\"\nverify = \"true\"\n");
-    assert!(
-        e.message
-            .contains("sets `verify`, which WASM tasks do not run"),
-        "{}",
-        e.message
-    );
+    insta::assert_snapshot!(e.message, @"task `w` sets `verify`, which WASM tasks do not run");
     parse_ok(
         "[defaults]\nverify = \"true\"\n\n[[task]]\nid = \"w\"\nwasm = \"tool.wasm\"\n\n[[task]]\nid = \"c\"\nrun = \"true\"\n",
     );
@@ -439,10 +441,10 @@ fn variant_models_and_temperatures_set_the_agents() {
     let bad = parse_err(
         "[[task]]\nid = \"e\"\nprompt = \"x\"\nvariants = { model = [\"nope\", \"x\"] }\n",
     );
-    assert!(
-        bad.to_string().contains("model `nope`") || bad.all().any(|e| e.message.contains("`nope`")),
-        "{bad:?}"
-    );
+    insta::assert_snapshot!(messages(&bad).join("\n"), @"
+    task `e` uses model `nope`, which the plan does not define
+    task `e` uses model `x`, which the plan does not define
+    ");
 }
 
 #[test]
@@ -477,41 +479,68 @@ fn the_executor_table_is_read_and_checked() {
         (c.tasks_per_job, c.pack_under),
         (20, Duration::from_secs(30))
     );
+    let mut helps = Vec::new();
     for bad in ["0", "1001", "-3"] {
         let e = parse_err(&format!(
             "[executor]\nkind = \"slurm\"\ntasks_per_job = {bad}\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n"
         ));
         assert_eq!(e.message, format!("invalid tasks_per_job `{bad}`"));
-        assert!(
-            e.help
-                .as_deref()
-                .unwrap_or_default()
-                .contains("1 (a job each)")
-        );
+        helps.push(e.help.unwrap_or_default());
     }
+    // The same help for each.
+    helps.dedup();
+    insta::assert_snapshot!(helps.join("\n"), @"write how many attempts may share one job: 1 (a job each) to 1000");
     let e = parse_err(
         "[executor]\nkind = \"slurm\"\npack_under = \"soon\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n",
     );
     assert_eq!(e.message, "invalid pack_under `soon`");
     let e = parse_err("[executor]\ntasks_per_job = 4\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n");
-    assert!(
-        format!("{e:?}").contains("[executor] sets `tasks_per_job` but its kind is local"),
-        "{e:?}"
-    );
+    insta::assert_snapshot!(shown(&e), @r#"
+    × [executor] sets `tasks_per_job` but its kind is local
+    help: add kind = "slurm" to [executor], or remove those keys
+    "#);
 
     let e = parse_err(
         "[executor]\nkind = \"slurm\"\ntime_limit = \"1h\"\nmem = \"4GB\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n",
     );
-    let text = format!("{e:?}");
-    assert!(text.contains("invalid time_limit `1h`"), "{text}");
-    assert!(text.contains("invalid mem `4GB`"), "{text}");
+    insta::assert_snapshot!(shown(&e), @r#"
+     × invalid time_limit `1h`
+      ╭─[plans/test.toml:3:14]
+    2 │ kind = "slurm"
+    3 │ time_limit = "1h"
+      ·              ──┬─
+      ·                ╰── not a Slurm time
+    4 │ mem = "4GB"
+      ╰────
+     help: write minutes (`30`), `H:MM:SS` or `D-HH:MM:SS`, as sbatch --time takes
+
+     × invalid mem `4GB`
+      ╭─[plans/test.toml:4:7]
+    3 │ time_limit = "1h"
+    4 │ mem = "4GB"
+      ·       ──┬──
+      ·         ╰── not a Slurm size
+    5 │ 
+      ╰────
+     help: write a number with an optional unit K, M, G or T, as sbatch --mem takes (`4G`)
+    "#);
     let e = parse_err("[executor]\npartition = \"batch\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n");
-    assert!(
-        format!("{e:?}").contains("[executor] sets `partition` but its kind is local"),
-        "{e:?}"
-    );
+    insta::assert_snapshot!(shown(&e), @r#"
+    × [executor] sets `partition` but its kind is local
+    help: add kind = "slurm" to [executor], or remove those keys
+    "#);
     let e = parse_err("[executor]\nkind = \"kubernetes\"\n\n[[task]]\nid = \"a\"\nrun = \"x\"\n");
-    assert!(format!("{e:?}").contains("kubernetes"), "{e:?}");
+    insta::assert_snapshot!(shown(&e), @r#"
+     × unknown variant `kubernetes`, expected `local` or `slurm`
+      ╭─[plans/test.toml:2:8]
+    1 │ [executor]
+    2 │ kind = "kubernetes"
+      ·        ──────┬─────
+      ·              ╰── unknown value
+    3 │ 
+      ╰────
+     help: expected one of: `local`, `slurm`
+    "#);
 }
 
 #[test]
@@ -539,12 +568,7 @@ fn growth_limits_and_replan_are_read_and_checked() {
         e.message,
         "`replan` asks model `default`, which [models] does not define"
     );
-    assert!(
-        e.help
-            .as_deref()
-            .unwrap_or_default()
-            .contains("[models.default]")
-    );
+    insta::assert_snapshot!(e.help.unwrap_or_default(), @"add a [models.default] table (provider, model, api_key_env), or set `replan_model` to one that exists");
     let e = parse_err("[swarm]\nmax_children = 0\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n");
     assert_eq!(e.message, "max_children must be at least 1");
     assert_eq!(
@@ -625,11 +649,7 @@ fn a_network_list_is_read_checked_and_inherited() {
         .collect();
     assert_eq!(at, ["\"https://crates.io/x\"", "\"127.1:80\""]);
     let e = parse_err("[[task]]\nid = \"a\"\nrun = \"true\"\nnetwork = \"some\"\n");
-    assert!(
-        messages(&e)[0].contains("unknown variant `some`"),
-        "{:?}",
-        messages(&e)
-    );
+    insta::assert_snapshot!(messages(&e)[0], @"unknown variant `some`, expected `none` or `full`");
     // An agent may reach the hosts of a list; `full` stays refused.
     let models = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n";
     let plan = parse_ok(&format!(
@@ -667,22 +687,23 @@ fn a_subtask_network_list_only_narrows_its_parents() {
         "[\"static.crates.io\", \"127.0.0.2:8000\"]"
     );
     assert_eq!(ask(listed, "\"none\"").unwrap(), "\"none\"");
-    for wider in [
+    let refused: Vec<String> = [
         "[\"crates.io\"]",
         "[\"127.0.0.2\"]",
         "[\"127.0.0.3:8000\"]",
         "\"full\"",
-    ] {
-        let refused = ask(listed, wider).unwrap_err();
-        assert!(
-            refused.contains(&format!(
-                "asks for `network = {wider}`, more than its parent `p` may have (`network = [\"*.crates.io\", \"127.0.0.2:8000\"]`)"
-            )),
-            "{wider}: {refused}"
-        );
-    }
+    ]
+    .into_iter()
+    .map(|wider| ask(listed, wider).unwrap_err())
+    .collect();
+    insta::assert_snapshot!(refused.join("\n"), @r#"
+    req.toml:2:6: subtask `a` asks for `network = ["crates.io"]`, more than its parent `p` may have (`network = ["*.crates.io", "127.0.0.2:8000"]`) (a subtask can only narrow what its parent may do: leave `network` out to inherit `["*.crates.io", "127.0.0.2:8000"]`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `network = ["127.0.0.2"]`, more than its parent `p` may have (`network = ["*.crates.io", "127.0.0.2:8000"]`) (a subtask can only narrow what its parent may do: leave `network` out to inherit `["*.crates.io", "127.0.0.2:8000"]`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `network = ["127.0.0.3:8000"]`, more than its parent `p` may have (`network = ["*.crates.io", "127.0.0.2:8000"]`) (a subtask can only narrow what its parent may do: leave `network` out to inherit `["*.crates.io", "127.0.0.2:8000"]`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `network = "full"`, more than its parent `p` may have (`network = ["*.crates.io", "127.0.0.2:8000"]`) (a subtask can only narrow what its parent may do: leave `network` out to inherit `["*.crates.io", "127.0.0.2:8000"]`, or ask for less)
+    "#);
     let refused = ask(nothing, "[\"crates.io\"]").unwrap_err();
-    assert!(refused.contains("(`network = \"none\"`)"), "{refused}");
+    insta::assert_snapshot!(refused, @r#"req.toml:2:6: subtask `a` asks for `network = ["crates.io"]`, more than its parent `q` may have (`network = "none"`) (a subtask can only narrow what its parent may do: leave `network` out to inherit `"none"`, or ask for less)"#);
     assert_eq!(ask(full, "[\"crates.io\"]").unwrap(), "[\"crates.io\"]");
     // Left out: the parent's list.
     let request = Source::new(
@@ -708,23 +729,16 @@ fn a_subtask_can_only_narrow_what_its_parent_may_do() {
         "[[task]]\nid = \"a\"\nrun = \"x\"\nnetwork = \"full\"\nmemory = \"2GiB\"\nprocesses = 100\ntimeout = \"1h\"\nretries = 2\nmax_output = \"2MiB\"\nmax_file_size = \"1GiB\"\n".into(),
     );
     let e = subtasks::resolve(&plan, parent, &wide, &|_| true, &Default::default()).unwrap_err();
-    let lines = subtasks::messages(&e, &wide);
-    let expected = [
-        "`network = \"full\"`, more than its parent `p` may have (`network = \"none\"`)",
-        "`memory = \"2GiB\"`, more than its parent `p` may have (`memory = \"1.0 GiB\"`)",
-        "`processes = 100`, more than its parent `p` may have (`processes = 64`)",
-        "`timeout = \"1h\"`, more than its parent `p` may have (`timeout = \"9s\"`)",
-        "`retries = 2`, more than its parent `p` may have (`retries = 1`)",
-        "`max_output = \"2MiB\"`, more than its parent `p` may have (`max_output = \"1.0 MiB\"`)",
-        "`max_file_size = \"1GiB\"`, more than its parent `p` may have (`max_file_size = \"100.0 MiB\"`)",
-    ];
-    for want in expected {
-        assert!(
-            lines.iter().any(|l| l.contains(want)),
-            "no refusal with {want} in {lines:#?}"
-        );
-    }
-    assert_eq!(lines.len(), expected.len(), "{lines:#?}");
+    let lines = subtasks::messages(&e, &wide).join("\n");
+    insta::assert_snapshot!(lines, @r#"
+    req.toml:2:6: subtask `a` asks for `network = "full"`, more than its parent `p` may have (`network = "none"`) (a subtask can only narrow what its parent may do: leave `network` out to inherit `"none"`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `memory = "2GiB"`, more than its parent `p` may have (`memory = "1.0 GiB"`) (a subtask can only narrow what its parent may do: leave `memory` out to inherit `"1.0 GiB"`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `processes = 100`, more than its parent `p` may have (`processes = 64`) (a subtask can only narrow what its parent may do: leave `processes` out to inherit `64`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `timeout = "1h"`, more than its parent `p` may have (`timeout = "9s"`) (a subtask can only narrow what its parent may do: leave `timeout` out to inherit `"9s"`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `retries = 2`, more than its parent `p` may have (`retries = 1`) (a subtask can only narrow what its parent may do: leave `retries` out to inherit `1`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `max_output = "2MiB"`, more than its parent `p` may have (`max_output = "1.0 MiB"`) (a subtask can only narrow what its parent may do: leave `max_output` out to inherit `"1.0 MiB"`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `max_file_size = "1GiB"`, more than its parent `p` may have (`max_file_size = "100.0 MiB"`) (a subtask can only narrow what its parent may do: leave `max_file_size` out to inherit `"100.0 MiB"`, or ask for less)
+    "#);
     // Left out: the parent's values, not [defaults]'.
     let quiet = Source::new(
         Path::new("req.toml"),
@@ -771,11 +785,10 @@ fn a_subtask_inherits_isolation_deadline_modules_and_budget() {
     };
     let e = subtasks::resolve(&plan, reader, &write, &|_| true, &inherited).unwrap_err();
     let lines = subtasks::messages(&e, &write).join("\n");
-    assert!(lines.contains("`isolation = \"worktree\"`"), "{lines}");
-    assert!(
-        lines.contains("WASM module /etc/passwd, which none of the plan's own tasks runs"),
-        "{lines}"
-    );
+    insta::assert_snapshot!(lines, @r#"
+    req.toml:2:6: subtask `a` asks for `isolation = "worktree"`, more than its parent `r` may have (`isolation = "readonly"`) (a subtask can only narrow what its parent may do: leave `isolation` out to inherit `"readonly"`, or ask for less)
+    req.toml:8:8: subtask `w` asks to run the WASM module /etc/passwd, which none of the plan's own tasks runs (a subtask may run only a module the plan itself names (the person running swarm chose those files))
+    "#);
     let quiet = Source::new(
         Path::new("req.toml"),
         "[[task]]\nid = \"a\"\nrun = \"x\"\n".into(),
@@ -790,11 +803,10 @@ fn a_subtask_inherits_isolation_deadline_modules_and_budget() {
     );
     let e = subtasks::resolve(&plan, agent, &greedy, &|_| true, &inherited).unwrap_err();
     let lines = subtasks::messages(&e, &greedy).join("\n");
-    assert!(lines.contains("`max_turns = 50`"), "{lines}");
-    assert!(
-        lines.contains("`budget = { tokens = 5000 }`, more than its parent `g` may have (`budget = { tokens = 1000 }`)"),
-        "{lines}"
-    );
+    insta::assert_snapshot!(lines, @"
+    req.toml:2:6: subtask `a` asks for `max_turns = 50`, more than its parent `g` may have (`max_turns = 5`) (a subtask can only narrow what its parent may do: leave `max_turns` out to inherit `5`, or ask for less)
+    req.toml:2:6: subtask `a` asks for `budget = { tokens = 5000 }`, more than its parent `g` may have (`budget = { tokens = 1000 }`) (a subtask can only narrow what its parent may do: leave `budget` out to inherit `{ tokens = 1000 }`, or ask for less)
+    ");
     let asking = Source::new(
         Path::new("req.toml"),
         "[[task]]\nid = \"a\"\nprompt = \"x\"\n".into(),
@@ -814,19 +826,21 @@ fn a_price_that_would_lower_spending_or_never_reach_a_budget_is_refused() {
             "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\nprice = {price}\n\n[[task]]\nid = \"g\"\nprompt = \"go\"\n"
         )
     };
-    for bad in [
+    let refused: Vec<String> = [
         "{ input = 1.0, output = 2.0, cache_read = -0.1 }",
         "{ input = 1.0, output = 2.0, cache_write = nan }",
         "{ input = inf, output = 2.0 }",
         "{ input = -1.0, output = 2.0 }",
-    ] {
-        let e = parse_err(&model(bad));
-        assert!(
-            e.message.contains("negative or non-finite price"),
-            "{bad}: {}",
-            e.message
-        );
-    }
+    ]
+    .into_iter()
+    .map(|bad| parse_err(&model(bad)).message)
+    .collect();
+    insta::assert_snapshot!(refused.join("\n"), @"
+    model `default` has a negative or non-finite price
+    model `default` has a negative or non-finite price
+    model `default` has a negative or non-finite price
+    model `default` has a negative or non-finite price
+    ");
     // Cache prices left out are filled in as the provider bills them.
     let plan = parse_ok(&model("{ input = 2.0, output = 8.0 }"));
     let price = plan.models["default"].price.unwrap();
@@ -909,15 +923,10 @@ fn a_subtask_uses_only_its_parents_mcp_servers() {
     );
     let e = subtasks::resolve(&plan, agent, &wider, &|_| true, &Default::default()).unwrap_err();
     let lines = subtasks::messages(&e, &wider).join("\n");
-    assert!(
-        lines.contains(
-            "`mcp = [\"files\", \"web\"]`, more than its parent `p` may have (`mcp = [\"files\"]`)"
-        ),
-        "{lines}"
-    );
+    insta::assert_snapshot!(lines, @r#"req.toml:2:6: subtask `a` asks for `mcp = ["files", "web"]`, more than its parent `p` may have (`mcp = ["files"]`) (a subtask can only narrow what its parent may do: leave `mcp` out to inherit `["files"]`, or ask for less)"#);
     let e = subtasks::resolve(&plan, command, &wider, &|_| true, &Default::default()).unwrap_err();
     let lines = subtasks::messages(&e, &wider).join("\n");
-    assert!(lines.contains("(`mcp = []`)"), "{lines}");
+    insta::assert_snapshot!(lines, @r#"req.toml:2:6: subtask `a` asks for `mcp = ["files", "web"]`, more than its parent `q` may have (`mcp = []`) (a subtask can only narrow what its parent may do: leave `mcp` out to inherit `[]`, or ask for less)"#);
     let quiet = Source::new(
         Path::new("req.toml"),
         "[[task]]\nid = \"a\"\nprompt = \"x\"\n".into(),
@@ -1002,7 +1011,7 @@ fn a_subtask_is_never_warm() {
     );
     let e = subtasks::resolve(&plan, parent, &warm, &|_| true, &Default::default()).unwrap_err();
     let lines = subtasks::messages(&e, &warm).join("\n");
-    assert!(lines.contains("warm"), "{lines}");
+    insta::assert_snapshot!(lines, @"req.toml:2:6: subtask `a` asks for `warm = true`, more than its parent `p` may have (`warm = false (a subtask's worktree is never kept warm)`) (a subtask can only narrow what its parent may do: leave `warm` out to inherit `false (a subtask's worktree is never kept warm)`, or ask for less)");
 }
 
 /// An untrusted plan's tasks never keep their worktrees, whatever they say

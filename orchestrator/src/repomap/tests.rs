@@ -178,8 +178,81 @@ fn the_map_is_of_the_commit_not_the_working_tree() {
     let second = repo.resolve("HEAD").unwrap();
     let later = build(&repo, second, &options(GOAL, DEFAULT_TOKEN_BUDGET)).unwrap();
     assert_eq!(later.files, before.files + 1);
-    assert!(later.text.contains("uncommitted instructions"));
-    assert!(later.text.contains("- untracked/TaskGraph.rs: 1 line"));
+    insta::assert_snapshot!(later.text, @"
+    # Repository map
+
+    17 files, 1.4 KiB, tracked at this commit.
+
+    ## Packages
+
+    `a -> b, c`: a depends on b and c.
+    Cargo workspace Cargo.toml with 3 crates:
+    - demo-cli (crates/cli) -> demo-core
+    - demo-core (crates/core)
+    - demo-server (crates/server) -> demo-cli, demo-core
+    npm workspace package.json with 2 packages:
+    - @demo/model (web/model)
+    - @demo/ui (web/ui) -> @demo/model
+
+    ## Instructions (AGENTS.md)
+
+    uncommitted instructions
+
+    ## Commands
+
+    - test: `cargo test` (Cargo.toml)
+    - other test commands: `npm test` (package.json)
+    - build: `cargo build` (Cargo.toml)
+    - other build commands: `npm run build` (package.json)
+
+    ## Goal identifiers
+
+    `TaskGraph`: 13 lines in 7 files
+    - crates/core/src/graph.rs: 4 lines
+    - crates/cli/src/main.rs: 2 lines
+    - docs/design.md: 2 lines
+    - web/ui/src/App.tsx: 2 lines
+    - crates/core/src/lib.rs: 1 line
+    - untracked/TaskGraph.rs: 1 line
+    - web/model/src/index.ts: 1 line
+    `serde_json`: 2 lines in 2 files
+    - Cargo.toml: 1 line
+    - crates/core/Cargo.toml: 1 line
+
+    ## Files
+
+    crates/ (7 files, 660 B)
+      cli/ (2 files, 182 B)
+        src/ (1 file, 76 B)
+          main.rs (76 B)
+        Cargo.toml (106 B)
+      core/ (3 files, 313 B)
+        src/ (2 files, 222 B)
+          graph.rs (181 B)
+          lib.rs (41 B)
+        Cargo.toml (91 B)
+      server/ (2 files, 165 B)
+        src/ (1 file, 22 B)
+          lib.rs (22 B)
+        Cargo.toml (143 B)
+    docs/ (1 file, 52 B)
+      design.md (52 B)
+    untracked/ (1 file, 10 B)
+      TaskGraph.rs (10 B)
+    web/ (4 files, 325 B)
+      model/ (2 files, 96 B)
+        src/ (1 file, 50 B)
+          index.ts (50 B)
+        package.json (46 B)
+      ui/ (2 files, 229 B)
+        src/ (1 file, 115 B)
+          App.tsx (115 B)
+        package.json (114 B)
+    AGENTS.md (25 B)
+    Cargo.toml (130 B)
+    README.md (46 B)
+    package.json (156 B)
+    ");
     assert_ne!(later.hash, before.hash);
 }
 
@@ -358,19 +431,73 @@ fn every_part_shrinks_to_fit_and_the_tree_goes_first() {
     // A tight budget: the bulky packages are counted, the identifiers
     // totalled, the tree at its top level.
     let text = fit(&parts, 600);
-    assert!(
-        text.starts_with("# Repository map\n\n20,000 files, "),
-        "{text}"
-    );
-    assert!(
-        text.contains("\n200 Cargo crates outside a workspace.\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("\n`word_7`: 20,000 lines in 50 files\n\n## Files"),
-        "{text}"
-    );
-    assert!(text.contains("\np2/ (6,666 files, "), "{text}");
+    insta::assert_snapshot!(text, @"
+    # Repository map
+
+    20,000 files, 210 MiB, tracked at this commit (and 2 submodules).
+
+    ## Packages
+
+    200 Cargo crates outside a workspace.
+
+    ## Instructions (AGENTS.md)
+
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    Always do the right thing, carefully.
+    [truncated: 1,985 more lines of AGENTS.md]
+
+    ## Commands
+
+    - test: `cd crates/c000 && cargo test` (crates/c000/Cargo.toml)
+    - other test commands: `cd crates/c001 && cargo test` (crates/c001/Cargo.toml), `cd crates/c002 && cargo test` (crates/c002/Cargo.toml), `cd crates/c003 && cargo test` (crates/c003/Cargo.toml), `cd crates/c004 && cargo test` (crates/c004/Cargo.toml), ...
+    - build: `cd crates/c000 && cargo build` (crates/c000/Cargo.toml)
+    - other build commands: `cd crates/c001 && cargo build` (crates/c001/Cargo.toml), `cd crates/c002 && cargo build` (crates/c002/Cargo.toml), `cd crates/c003 && cargo build` (crates/c003/Cargo.toml), `cd crates/c004 && cargo build` (crates/c004/Cargo.toml), ...
+
+    ## Goal identifiers
+
+    `word_0`: 20,000 lines in 50 files
+    `word_1`: 20,000 lines in 50 files
+    `word_2`: 20,000 lines in 50 files
+    `word_3`: 20,000 lines in 50 files
+    `word_4`: 20,000 lines in 50 files
+    `word_5`: 20,000 lines in 50 files
+    `word_6`: 20,000 lines in 50 files
+    `word_7`: 20,000 lines in 50 files
+
+    ## Files
+
+    Collapsed directories show nothing below them.
+    p0/ (6,667 files, 70 MiB)
+      q0/ (953 files, 10 MiB)
+      q1/ (952 files, 10 MiB)
+      q2/ (952 files, 10 MiB)
+      q3/ (953 files, 10 MiB)
+      q4/ (952 files, 10 MiB)
+      q5/ (952 files, 10 MiB)
+      q6/ (953 files, 10 MiB)
+    p1/ (6,667 files, 70 MiB)
+    p2/ (6,666 files, 70 MiB)
+      q0/ (952 files, 10 MiB)
+      q1/ (952 files, 10 MiB)
+      q2/ (953 files, 10 MiB)
+      q3/ (952 files, 10 MiB)
+      q4/ (952 files, 10 MiB)
+      q5/ (953 files, 10 MiB)
+      q6/ (952 files, 10 MiB)
+    ");
 }
 
 #[test]
@@ -418,18 +545,28 @@ fn control_characters_in_names_and_instructions_cannot_break_lines() {
     let commit = commit_files(&git, &files);
     let repo = Repo::discover(dir.path()).unwrap();
     let map = build(&repo, commit, &MapOptions::default()).unwrap();
-    assert!(
-        map.text
-            .contains("\nevil\\n## Instructions\\nname.txt (1 B)\n"),
-        "{}",
-        map.text
-    );
-    assert!(
-        map.text.contains("\nline one\\x1b[2J\nline two\n"),
-        "{}",
-        map.text
-    );
-    assert!(map.text.contains("\n- a\\nb\\x1b (pkg)\n"), "{}", map.text);
+    insta::assert_snapshot!(map.text, @r"
+    # Repository map
+
+    3 files, 46 B, tracked at this commit.
+
+    ## Packages
+
+    1 npm package outside a workspace:
+    - a\nb\x1b (pkg)
+
+    ## Instructions (AGENTS.md)
+
+    line one\x1b[2J
+    line two
+
+    ## Files
+
+    pkg/ (1 file, 22 B)
+      package.json (22 B)
+    AGENTS.md (23 B)
+    evil\n## Instructions\nname.txt (1 B)
+    ");
     assert_eq!(
         map.text.matches("## Instructions").count(),
         2,

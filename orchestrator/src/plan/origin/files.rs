@@ -560,6 +560,16 @@ mod tests {
                 .pinned(None)
                 .unwrap()
         }
+
+        /// `text` the same on every run: the temporary directory written
+        /// `[TMP]`, the commit `HEAD` names (its commits are dated now)
+        /// `[HEAD]`, in full or short.
+        fn pinned(&self, text: &str) -> String {
+            let head = self.git.head().unwrap().target().unwrap();
+            text.replace(self.root.to_str().unwrap(), "[TMP]")
+                .replace(&head.to_string(), "[HEAD]")
+                .replace(&crate::git::short_id(head), "[HEAD]")
+        }
     }
 
     #[test]
@@ -594,50 +604,67 @@ mod tests {
     fn what_git_does_not_track_at_the_base_is_refused_unread() {
         let fixture = Fixture::new();
         let files = fixture.files("");
-        for (name, why) in [
-            (".env", "is not a file git tracks at the run's base"),
-            ("untracked.txt", "is not a file git tracks"),
-            ("plans/schemas/new.json", "is not a file git tracks"),
-            (".git/config", "is in `.git`"),
-            ("plans/../.git/config", "is in `.git`"),
-            (".GIT/config", "is in `.GIT`"),
-            (".git./config", "is in `.git.`"),
-            (".Git /config", "is in `.Git `"),
-            ("GIT~1/config", "is in `GIT~1`"),
-            (
-                ".g\u{200c}it/config",
-                "which holds git's or swarm's own files",
-            ),
-            (
-                ".git::$INDEX_ALLOCATION/config",
-                "is in `.git::$INDEX_ALLOCATION`",
-            ),
-            (".swarm/x.json", "is in `.swarm`"),
-            ("tracked/.swarm/x", "is in `.swarm`"),
-            (".SWARM/x.json", "is in `.SWARM`"),
-            ("link.json", "is a symbolic link"),
-            ("link.json/x", "is not a file git tracks"),
-            ("plans", "is a directory"),
-            ("sub", "is a submodule"),
-            ("/etc/passwd", "is an absolute path"),
-            ("../top.json", "goes up out of the repository"),
-            ("~/secret.json", "starts with `~`"),
+        let mut refused = Vec::new();
+        for name in [
+            ".env",
+            "untracked.txt",
+            "plans/schemas/new.json",
+            ".git/config",
+            "plans/../.git/config",
+            ".GIT/config",
+            ".git./config",
+            ".Git /config",
+            "GIT~1/config",
+            ".g\u{200c}it/config",
+            ".git::$INDEX_ALLOCATION/config",
+            ".swarm/x.json",
+            "tracked/.swarm/x",
+            ".SWARM/x.json",
+            "link.json",
+            "link.json/x",
+            "plans",
+            "sub",
+            "/etc/passwd",
+            "../top.json",
+            "~/secret.json",
         ] {
-            for error in [
+            let errors = [
                 files.read_schema(name).map(drop).unwrap_err(),
                 files.lines(name).map(drop).unwrap_err(),
                 files.program(name).map(drop).unwrap_err(),
-            ] {
-                assert!(error.contains(why), "{name}: {error}");
+            ];
+            for error in &errors {
                 assert!(!error.contains(MARKER), "{name}: {error}");
+                assert_eq!(error, &errors[0], "{name}: the same for each use");
             }
+            // The zero-width non-joiner written out, to be seen here.
+            let error = fixture.pinned(&errors[0]).replace('\u{200c}', "\\u{200c}");
+            refused.push(format!("{name:?}: {error}"));
         }
-        let error = files.read_schema(".env").unwrap_err();
-        let head = fixture.git.head().unwrap().target().unwrap();
-        assert!(
-            error.contains(&crate::git::short_id(head)),
-            "names the base: {error}"
-        );
+        // A refusal at the base names it, `[HEAD]`.
+        insta::assert_snapshot!(refused.join("\n"), @r#"
+        ".env": `.env` is not a file git tracks at the run's base ([HEAD]): a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base
+        "untracked.txt": `untracked.txt` is not a file git tracks at the run's base ([HEAD]): a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base
+        "plans/schemas/new.json": `plans/schemas/new.json` is not a file git tracks at the run's base ([HEAD]): a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base
+        ".git/config": `.git/config` is in `.git`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        "plans/../.git/config": `plans/../.git/config` (`.git/config`) is in `.git`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        ".GIT/config": `.GIT/config` is in `.GIT`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        ".git./config": `.git./config` is in `.git.`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        ".Git /config": `.Git /config` is in `.Git `, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        "GIT~1/config": `GIT~1/config` is in `GIT~1`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        ".g\u{200c}it/config": `.g\u{200c}it/config` is in `.g\u{200c}it`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        ".git::$INDEX_ALLOCATION/config": `.git::$INDEX_ALLOCATION/config` is in `.git::$INDEX_ALLOCATION`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        ".swarm/x.json": `.swarm/x.json` is in `.swarm`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        "tracked/.swarm/x": `tracked/.swarm/x` is in `.swarm`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        ".SWARM/x.json": `.SWARM/x.json` is in `.SWARM`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those
+        "link.json": `link.json` is a symbolic link (no link is followed) at the run's base ([HEAD]): a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base
+        "link.json/x": `link.json/x` is not a file git tracks at the run's base ([HEAD]): a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base
+        "plans": `plans` is a directory at the run's base ([HEAD]): a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base
+        "sub": `sub` is a submodule at the run's base ([HEAD]): a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base
+        "/etc/passwd": `/etc/passwd` is an absolute path
+        "../top.json": `../top.json` goes up out of the repository
+        "~/secret.json": `~/secret.json` starts with `~`
+        "#);
     }
 
     #[test]
@@ -647,10 +674,7 @@ mod tests {
         fixture.add("big.json");
         fixture.commit("big");
         let error = fixture.files("").read_schema("big.json").unwrap_err();
-        assert!(
-            error.contains("more than the 1 MiB an output schema may be"),
-            "{error}"
-        );
+        insta::assert_snapshot!(fixture.pinned(&error), @"`big.json` is 1048577 bytes at the run's base ([HEAD]), more than the 1 MiB an output schema may be");
     }
 
     #[test]
@@ -737,7 +761,13 @@ mod tests {
             .delete()
             .unwrap();
         let error = files.pinned(Some(&later.to_string())).unwrap_err();
-        assert!(error.contains("which no branch or tag holds"), "{error}");
+        insta::assert_snapshot!(
+            fixture
+                .pinned(&error)
+                .replace(&later.to_string(), "[LATER]")
+                .replace(&crate::git::short_id(later), "[LATER]"),
+            @"the base `[LATER]` is commit [LATER], which no branch or tag holds: a plan from outside (an MCP client, a repository's configuration you have not trusted) starts only from what was committed on one"
+        );
         // Unless the person chose it.
         let chosen = files.chosen_base(&later.to_string()).pinned(None).unwrap();
         assert_eq!(chosen.base(), Some(later.to_string().as_str()));
