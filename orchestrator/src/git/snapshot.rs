@@ -286,78 +286,12 @@ fn take(
 
     let exclude = scan::read_ignore_file(path, &repo.commondir().join("info").join("exclude"));
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
-    scan::walk(path, exclude.as_ref(), |found| match found {
-        Found::File(rel, meta) => {
-            builder.add(&mut index, &rel, &meta);
-            seen.insert(rel);
-            true
-        }
-        Found::Dir(rel) => {
-            // A gitlink's directory is another repository's checkout: the
-            // gitlink stays as it is.
-            if builder
-                .entries
-                .get(&rel)
-                .is_some_and(|e| e.mode == MODE_GITLINK)
-            {
-                seen.insert(rel);
-                false
-            } else if let Err(message) = builder.valid_dir(&rel) {
-                builder.skip(&rel, SkipReason::Refused { message });
-                false
-            } else {
-                true
-            }
-        }
-        Found::Special(rel, meta) => {
-            let message = format!(
-                "{}: only regular files, directories and symlinks can be committed",
-                file_kind(&meta)
-            );
-            builder.skip(&rel, SkipReason::Unreadable { message });
-            // Left out, but not deleted: a tracked path keeps its entry.
-            seen.insert(rel);
-            true
-        }
-        Found::Unreadable(rel, e) => {
-            builder.skip(
-                &rel,
-                SkipReason::Unreadable {
-                    message: e.to_string(),
-                },
-            );
-            true
-        }
+    scan::walk(path, exclude.as_ref(), |found| {
+        builder.walked(&mut index, found, &mut seen)
     });
-
-    // What the walk did not see: deleted files, tracked files that match
-    // an ignore pattern (they stay tracked), and files outside `scope`
-    // that were never checked out.
-    let mut real_dirs = HashMap::new();
-    let unseen: Vec<(Vec<u8>, u32)> = builder
-        .entries
-        .iter()
-        .filter(|(p, _)| !seen.contains(*p))
-        .map(|(p, e)| (p.clone(), e.mode))
-        .collect();
-    for (rel, mode) in unseen {
-        match scan::lstat_beneath(path, &rel, &mut real_dirs) {
-            Ok(Some(m)) if mode == MODE_GITLINK && m.is_dir() => {}
-            Ok(Some(m)) if !m.is_dir() => builder.add(&mut index, &rel, &m),
-            Ok(Some(_)) => remove(&mut index, &rel).context(action)?,
-            Ok(None) if limits.scope.is_empty() || in_scope(&rel, limits.scope) => {
-                remove(&mut index, &rel).context(action)?;
-            }
-            Ok(None) => {}
-            // Kept as it was: unreadable is not deleted.
-            Err(e) => builder.skip(
-                &rel,
-                SkipReason::Unreadable {
-                    message: e.to_string(),
-                },
-            ),
-        }
-    }
+    builder
+        .not_walked(&mut index, &seen, limits.scope)
+        .context(action)?;
 
     let Builder {
         mut skipped,
@@ -675,6 +609,93 @@ impl From<&str> for Unstored {
 }
 
 impl Builder<'_> {
+    /// What the walk of the worktree found: a file brought up to date,
+    /// a directory entered or not, what cannot be committed said; whether
+    /// the walk goes into it. `seen` gathers the paths whose entries are
+    /// settled.
+    fn walked(&mut self, index: &mut Index, found: Found, seen: &mut HashSet<Vec<u8>>) -> bool {
+        match found {
+            Found::File(rel, meta) => {
+                self.add(index, &rel, &meta);
+                seen.insert(rel);
+                true
+            }
+            Found::Dir(rel) => {
+                // A gitlink's directory is another repository's checkout: the
+                // gitlink stays as it is.
+                if self
+                    .entries
+                    .get(&rel)
+                    .is_some_and(|e| e.mode == MODE_GITLINK)
+                {
+                    seen.insert(rel);
+                    false
+                } else if let Err(message) = self.valid_dir(&rel) {
+                    self.skip(&rel, SkipReason::Refused { message });
+                    false
+                } else {
+                    true
+                }
+            }
+            Found::Special(rel, meta) => {
+                let message = format!(
+                    "{}: only regular files, directories and symlinks can be committed",
+                    file_kind(&meta)
+                );
+                self.skip(&rel, SkipReason::Unreadable { message });
+                // Left out, but not deleted: a tracked path keeps its entry.
+                seen.insert(rel);
+                true
+            }
+            Found::Unreadable(rel, e) => {
+                self.skip(
+                    &rel,
+                    SkipReason::Unreadable {
+                        message: e.to_string(),
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// What the walk did not see (`seen` holds what it did): deleted
+    /// files, tracked files that match an ignore pattern (they stay
+    /// tracked), and files outside `scope` that were never checked out.
+    fn not_walked(
+        &mut self,
+        index: &mut Index,
+        seen: &HashSet<Vec<u8>>,
+        scope: &[String],
+    ) -> Result<(), git2::Error> {
+        let mut real_dirs = HashMap::new();
+        let unseen: Vec<(Vec<u8>, u32)> = self
+            .entries
+            .iter()
+            .filter(|(p, _)| !seen.contains(*p))
+            .map(|(p, e)| (p.clone(), e.mode))
+            .collect();
+        for (rel, mode) in unseen {
+            match scan::lstat_beneath(self.root, &rel, &mut real_dirs) {
+                Ok(Some(m)) if mode == MODE_GITLINK && m.is_dir() => {}
+                Ok(Some(m)) if !m.is_dir() => self.add(index, &rel, &m),
+                Ok(Some(_)) => remove(index, &rel)?,
+                Ok(None) if scope.is_empty() || in_scope(&rel, scope) => {
+                    remove(index, &rel)?;
+                }
+                Ok(None) => {}
+                // Kept as it was: unreadable is not deleted.
+                Err(e) => self.skip(
+                    &rel,
+                    SkipReason::Unreadable {
+                        message: e.to_string(),
+                    },
+                ),
+            }
+        }
+        Ok(())
+    }
+
     /// Brings the entry of the file or symlink at `rel` (whose `lstat` is
     /// `meta`) up to date, or leaves it out and says why.
     fn add(&mut self, index: &mut Index, rel: &[u8], meta: &Metadata) {

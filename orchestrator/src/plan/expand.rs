@@ -682,6 +682,33 @@ const NO_ID_HELP: &str = "give every task a unique id, e.g. id = \"build\"";
 const ID_HELP: &str =
     "task ids use only lowercase letters, digits, `_` and `-` (at most 100), e.g. \"build-core\"";
 
+/// Whether `task_id` (made from `combo` at `span`) is a valid id that no
+/// other combination of its table (`made_by`) made too.
+fn valid_id(
+    source: &Source,
+    task_id: &str,
+    span: Range<usize>,
+    made_by: &HashMap<String, &Values>,
+    combo: &Values,
+) -> Result<(), PlanError> {
+    if !is_valid_task_id(task_id) {
+        let error = source.error(
+            PlanErrorKind::BadValue,
+            format!("invalid task id `{task_id}`"),
+            Some(span),
+            "invalid id",
+        );
+        return Err(error.with_help(ID_HELP));
+    }
+    match made_by
+        .get(task_id)
+        .and_then(|other| slug_collision(source, task_id, span, other, combo))
+    {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
 /// Step 4, matrix: every `[[task]]` table expanded to its tasks (one for a
 /// table without a matrix), ids made, checked and unique.
 pub(super) fn matrix<'a>(
@@ -791,20 +818,7 @@ pub(super) fn matrix<'a>(
         for combo in combos.iter().map(|c| &c.values) {
             let task_id = matrix::substitute_id(id.get_ref(), combo);
             let span = id.span();
-            if !is_valid_task_id(&task_id) {
-                let error = source.error(
-                    PlanErrorKind::BadValue,
-                    format!("invalid task id `{task_id}`"),
-                    Some(span),
-                    "invalid id",
-                );
-                out.push(Expansion::refused(error.with_help(ID_HELP)));
-                continue;
-            }
-            if let Some(error) = made_by
-                .get(&task_id)
-                .and_then(|other| slug_collision(source, &task_id, span.clone(), other, combo))
-            {
+            if let Err(error) = valid_id(source, &task_id, span.clone(), &made_by, combo) {
                 out.push(Expansion::refused(error));
                 continue;
             }
