@@ -682,88 +682,116 @@ impl Session {
         drop(busy);
 
         match result {
-            Ok(mut answer) => {
-                if config.tool_choice == super::config::ToolChoice::Schema {
-                    super::schema_calls::read_back(
-                        &mut answer.content,
-                        &mut answer.stop,
-                        &self.tools,
-                        format!("call_{}", self.turns),
-                    );
-                }
-                let (usd, estimated) =
-                    self.gateway
-                        .settle(config, &mut answer, request.estimate, hold);
-                if estimated {
-                    self.transcript.write(
-                        "note",
-                        json!({"message": "the server reported no token usage; it was estimated"}),
-                    );
-                }
-                let (total, cost_usd) = self.budget.spent();
-                self.transcript.write(
-                    "assistant",
-                    json!({"content": answer.content, "stop": answer.stop,
-                           "usage": answer.usage, "cost_usd": usd}),
-                );
-                self.messages.push(Message {
-                    role: Role::Assistant,
-                    content: answer.content.clone(),
-                });
-                self.spawns_asked = answer
-                    .content
-                    .iter()
-                    .filter_map(|b| match b {
-                        Block::ToolCall {
-                            name,
-                            input,
-                            invalid_input: None,
-                            ..
-                        } if name == "spawn_subtasks" => Some(input.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                self.note(AgentNote::Usage {
-                    turn: self.turns,
-                    usage: answer.usage,
-                    total,
-                    cost_usd,
-                });
-                let reply = CoordinatorMessage::Reply {
-                    content: answer.content,
-                    stop: answer.stop,
-                    usage: answer.usage,
-                    total,
-                    cost_usd,
-                };
-                send(write, &reply).await.is_ok()
+            Ok(answer) => {
+                self.answered(write, &endpoint, answer, request.estimate, hold)
+                    .await
             }
             Err(failed) => {
-                if failed.spent.total() > 0 {
-                    // What broke off mid-answer was paid for.
-                    let mut cut = super::stream::Answer {
-                        content: Vec::new(),
-                        stop: StopReason::EndTurn,
-                        usage: failed.spent,
-                    };
-                    let (usd, _) = self
-                        .gateway
-                        .settle(config, &mut cut, request.estimate, hold);
-                    self.transcript.write(
-                        "note",
-                        json!({"message": "answers cut off mid-stream were counted", "usage": cut.usage, "cost_usd": usd}),
-                    );
-                }
-                if failed.why == super::call::FailedBecause::Budget {
-                    // The run's budgets on the coordinator (a node's call
-                    // through the relay): a stop for the budget, as here.
-                    self.messages.pop();
-                    return self.refuse(write, Refusal::Budget, failed.message).await;
-                }
-                let message = format!("the model call failed: {}", failed.message);
-                self.refuse(write, Refusal::Model, message).await
+                self.call_failed(write, &endpoint, failed, request.estimate, hold)
+                    .await
             }
         }
+    }
+
+    /// The model's answer to turn `self.turns` (its call held `hold`,
+    /// estimated at `estimate` tokens): settled, kept, and sent to the
+    /// worker; whether the worker is still there.
+    async fn answered(
+        &mut self,
+        write: &mut OwnedWriteHalf,
+        endpoint: &Endpoint,
+        mut answer: super::stream::Answer,
+        estimate: u64,
+        hold: super::budget::Hold,
+    ) -> bool {
+        let config = &endpoint.config;
+        if config.tool_choice == super::config::ToolChoice::Schema {
+            super::schema_calls::read_back(
+                &mut answer.content,
+                &mut answer.stop,
+                &self.tools,
+                format!("call_{}", self.turns),
+            );
+        }
+        let (usd, estimated) = self.gateway.settle(config, &mut answer, estimate, hold);
+        if estimated {
+            self.transcript.write(
+                "note",
+                json!({"message": "the server reported no token usage; it was estimated"}),
+            );
+        }
+        let (total, cost_usd) = self.budget.spent();
+        self.transcript.write(
+            "assistant",
+            json!({"content": answer.content, "stop": answer.stop,
+                   "usage": answer.usage, "cost_usd": usd}),
+        );
+        self.messages.push(Message {
+            role: Role::Assistant,
+            content: answer.content.clone(),
+        });
+        self.spawns_asked = answer
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolCall {
+                    name,
+                    input,
+                    invalid_input: None,
+                    ..
+                } if name == "spawn_subtasks" => Some(input.clone()),
+                _ => None,
+            })
+            .collect();
+        self.note(AgentNote::Usage {
+            turn: self.turns,
+            usage: answer.usage,
+            total,
+            cost_usd,
+        });
+        let reply = CoordinatorMessage::Reply {
+            content: answer.content,
+            stop: answer.stop,
+            usage: answer.usage,
+            total,
+            cost_usd,
+        };
+        send(write, &reply).await.is_ok()
+    }
+
+    /// The turn's model call failed: what it spent before it broke off is
+    /// paid, and the worker told why (a budget stop, or the model's
+    /// failure); whether the worker is still there.
+    async fn call_failed(
+        &mut self,
+        write: &mut OwnedWriteHalf,
+        endpoint: &Endpoint,
+        failed: call::CallFailed,
+        estimate: u64,
+        hold: super::budget::Hold,
+    ) -> bool {
+        let config = &endpoint.config;
+        if failed.spent.total() > 0 {
+            // What broke off mid-answer was paid for.
+            let mut cut = super::stream::Answer {
+                content: Vec::new(),
+                stop: StopReason::EndTurn,
+                usage: failed.spent,
+            };
+            let (usd, _) = self.gateway.settle(config, &mut cut, estimate, hold);
+            self.transcript.write(
+                "note",
+                json!({"message": "answers cut off mid-stream were counted", "usage": cut.usage, "cost_usd": usd}),
+            );
+        }
+        if failed.why == super::call::FailedBecause::Budget {
+            // The run's budgets on the coordinator (a node's call
+            // through the relay): a stop for the budget, as here.
+            self.messages.pop();
+            return self.refuse(write, Refusal::Budget, failed.message).await;
+        }
+        let message = format!("the model call failed: {}", failed.message);
+        self.refuse(write, Refusal::Model, message).await
     }
 
     async fn verdict(&mut self, write: &mut OwnedWriteHalf, verdict: Verdict) -> bool {
