@@ -362,19 +362,17 @@ fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|never| match never {}).boxed()
 }
 
-async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body> {
-    if !state.open.load(Ordering::SeqCst)
-        || !token_of(&request).is_some_and(|t| same(t, &state.token))
-    {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "swarm's gateway: this attempt's token is required (and is worthless after it)",
-        );
-    }
+/// Which API a request for `method` `path` is, with the door's model's
+/// provider; or the door's answer when it is none to pass on (its model
+/// list, or a 404 that says what it serves).
+#[expect(
+    clippy::result_large_err,
+    reason = "the door's own answer, handed back at once as the response"
+)]
+fn route(state: &State, method: &Method, path: &str) -> Result<Api, Response<Body>> {
     let provider = state.endpoint.config.provider;
-    let path = request.uri().path().trim_end_matches('/');
-    let api = match (request.method(), path, provider) {
+    let path = path.trim_end_matches('/');
+    Ok(match (method, path, provider) {
         (&Method::POST, "/v1/messages", Provider::Anthropic) => Api::Messages,
         (&Method::POST, "/v1/messages", _) => Api::MessagesTranslated,
         (&Method::POST, "/v1/messages/count_tokens", Provider::Anthropic) => Api::CountTokens,
@@ -385,12 +383,12 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
         }
         (&Method::GET, "/v1/models" | "/models", _) => {
             let model = &state.endpoint.config.model;
-            return json_response(&json!({"object": "list", "data": [
+            return Err(json_response(&json!({"object": "list", "data": [
                 {"id": model, "object": "model", "type": "model", "display_name": model}
-            ], "models": []}));
+            ], "models": []})));
         }
         (method, path, _) => {
-            return error(
+            return Err(error(
                 StatusCode::NOT_FOUND,
                 "not_found_error",
                 &format!(
@@ -400,49 +398,85 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body
                     state.endpoint.config.name,
                     provider.as_str()
                 ),
-            );
+            ));
         }
-    };
-    let query = request.uri().query().map(str::to_string);
-    let headers = request.headers().clone();
-    // The body's room is taken before it is read (all of it at once, so
-    // two requests can never each hold half and wait for the rest), and
-    // held until the call is done with it: a task cannot make the
-    // coordinator hold more than a share of its own memory in bodies.
+    })
+}
+
+/// The request's body, a JSON object, and the room it takes; or the
+/// door's answer to one too large, not whole or not an object. The room
+/// is taken before the body is read (all of it at once, so two requests
+/// can never each hold half and wait for the rest), and held until the
+/// call is done with it: a task cannot make the coordinator hold more
+/// than a share of its own memory in bodies.
+async fn read_body(
+    state: &State,
+    headers: &hyper::HeaderMap,
+    incoming: Incoming,
+) -> Result<
+    (
+        serde_json::Map<String, Value>,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    Response<Body>,
+> {
     let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
     if declared.is_some_and(|n| n > state.max_body) {
-        return too_large(state);
+        return Err(too_large(state));
     }
     let wanted = declared.unwrap_or(state.max_body).max(1);
-    let Ok(_room) = Arc::clone(&state.bodies)
+    let Ok(room) = Arc::clone(&state.bodies)
         .acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX))
         .await
     else {
-        return too_large(state);
+        return Err(too_large(state));
     };
-    let body = match http_body_util::Limited::new(request.into_body(), wanted)
+    let body = match http_body_util::Limited::new(incoming, wanted)
         .collect()
         .await
     {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(state),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(state)),
         Err(e) => {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 &format!("read the request: {e}"),
-            );
+            ));
         }
     };
-    let Ok(Value::Object(mut body)) = serde_json::from_slice::<Value>(&body) else {
-        return error(
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
             "the request is not a JSON object",
+        ));
+    };
+    Ok((body, room))
+}
+
+async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Body> {
+    if !state.open.load(Ordering::SeqCst)
+        || !token_of(&request).is_some_and(|t| same(t, &state.token))
+    {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "swarm's gateway: this attempt's token is required (and is worthless after it)",
         );
+    }
+    let api = match route(state, request.method(), request.uri().path()) {
+        Ok(api) => api,
+        Err(response) => return response,
+    };
+    let query = request.uri().query().map(str::to_string);
+    let headers = request.headers().clone();
+    let (mut body, _room) = match read_body(state, &headers, request.into_body()).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
     body.insert("model".into(), json!(state.endpoint.config.model));
     if let Err(why) = super::door_shapes::check(api.wire(), &mut body, state.network) {
@@ -656,6 +690,156 @@ fn not_recorded(state: &State, why: String) -> Response<Body> {
     )
 }
 
+/// The call to the provider of `api`, with the door's key (if the model
+/// has one), the few headers of the program's request that are passed on
+/// (`query`, Anthropic's version and beta), and `bytes` as its body.
+fn upstream_request(
+    state: &State,
+    api: Api,
+    query: Option<&str>,
+    headers: &hyper::HeaderMap,
+    stream: bool,
+    bytes: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let config = &state.endpoint.config;
+    let key = state.endpoint.key.as_ref();
+    let mut upstream = match api {
+        Api::Messages | Api::MessagesTranslated | Api::CountTokens => {
+            let path = if api == Api::CountTokens {
+                "/v1/messages/count_tokens"
+            } else {
+                "/v1/messages"
+            };
+            let url = match query {
+                Some(q) => format!("{}{path}?{q}", config.base_url),
+                None => format!("{}{path}", config.base_url),
+            };
+            let version = headers
+                .get("anthropic-version")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("2023-06-01");
+            let mut r = state
+                .gateway
+                .http
+                .post(url)
+                .header("anthropic-version", version);
+            if let Some(beta) = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
+                r = r.header("anthropic-beta", beta);
+            }
+            if let Some(key) = key {
+                r = r.header("x-api-key", key.expose());
+            }
+            r
+        }
+        Api::Responses | Api::ResponsesTranslated | Api::Chat => {
+            let path = if api == Api::Chat {
+                "chat/completions"
+            } else {
+                "responses"
+            };
+            let mut r = state
+                .gateway
+                .http
+                .post(format!("{}/{path}", config.base_url));
+            if let Some(key) = key {
+                r = r.bearer_auth(key.expose());
+            }
+            r
+        }
+    };
+    if state.endpoint.relayed {
+        upstream = upstream.header(super::relay::TASK, state.task.as_str());
+    }
+    upstream
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(
+            hyper::header::ACCEPT,
+            if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            },
+        )
+        .body(bytes)
+}
+
+/// The provider's answer `answer` that is not a success: the door's
+/// answer to give the program (`Err`: a refused key, or the program's own
+/// mistake as it came, recorded as a refusal a replay answers alike), or
+/// why to try again (`Ok`: how long the provider asks to wait, what went
+/// wrong, whether it was a rate limit). `at` is the call's turn, path and
+/// body, for the recorder.
+async fn failed_answer(
+    state: &State,
+    answer: reqwest::Response,
+    estimate: u64,
+    (turn, path, body): (u32, &str, &Value),
+) -> Result<(Option<Duration>, String, bool), Response<Body>> {
+    let endpoint = &state.endpoint;
+    let config = &endpoint.config;
+    let key = endpoint.key.as_ref();
+    let status = answer.status();
+    let retry_after = answer
+        .headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let content_type = answer.headers().get(hyper::header::CONTENT_TYPE).cloned();
+    let text = answer.bytes().await.unwrap_or_default();
+    let code = status.as_u16();
+    let limited_now = code == 429 || code == 529;
+    let transient = limited_now || code == 408 || code == 409 || code >= 500;
+    // Whatever the answer, the call used none of the tokens
+    // it took from the model's buckets.
+    if code == 401 || code == 403 || !transient {
+        endpoint.limiter.settle(estimate, 0);
+    }
+    if code == 401 || code == 403 {
+        // About the real key: not for the program, whose body
+        // could quote part of it.
+        super::lock(&state.transcript).write(
+            "error",
+            json!({"message": format!("the provider refused the key (HTTP {code})")}),
+        );
+        return Err(error(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            &format!(
+                "swarm's gateway: the provider refused the run's key for model `{}` (HTTP {code})",
+                config.name
+            ),
+        ));
+    }
+    if !transient {
+        // The program's own mistake, as it came (the key taken
+        // out of it, should the server quote it), and what a
+        // replay of the same request answers.
+        let text = redact(&String::from_utf8_lossy(&text), key);
+        if refuses_the_request(code)
+            && let Some(recorder) = state
+                .reel
+                .as_ref()
+                .and_then(|r| r.recorder(turn, path, body))
+        {
+            let kind = content_type
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            recorder.refusal(code, kind, &text);
+        }
+        return Err(as_it_came(status, content_type, Bytes::from(text)));
+    }
+    Ok((
+        retry_after,
+        redact(
+            &format!("HTTP {code}: {}", String::from_utf8_lossy(&text)),
+            key,
+        ),
+        limited_now,
+    ))
+}
+
 /// Sends the call on to the provider (again after a rate limit or a
 /// server error, as the model's settings say) and streams its answer back.
 async fn pass(
@@ -717,64 +901,7 @@ async fn pass(
     let (mut failures, mut limited) = (0u32, 0u32);
     loop {
         let permit = endpoint.limiter.acquire(estimate).await;
-        let mut upstream = match api {
-            Api::Messages | Api::MessagesTranslated | Api::CountTokens => {
-                let path = if api == Api::CountTokens {
-                    "/v1/messages/count_tokens"
-                } else {
-                    "/v1/messages"
-                };
-                let url = match query {
-                    Some(q) => format!("{}{path}?{q}", config.base_url),
-                    None => format!("{}{path}", config.base_url),
-                };
-                let version = headers
-                    .get("anthropic-version")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("2023-06-01");
-                let mut r = state
-                    .gateway
-                    .http
-                    .post(url)
-                    .header("anthropic-version", version);
-                if let Some(beta) = headers.get("anthropic-beta").and_then(|v| v.to_str().ok()) {
-                    r = r.header("anthropic-beta", beta);
-                }
-                if let Some(key) = key {
-                    r = r.header("x-api-key", key.expose());
-                }
-                r
-            }
-            Api::Responses | Api::ResponsesTranslated | Api::Chat => {
-                let path = if api == Api::Chat {
-                    "chat/completions"
-                } else {
-                    "responses"
-                };
-                let mut r = state
-                    .gateway
-                    .http
-                    .post(format!("{}/{path}", config.base_url));
-                if let Some(key) = key {
-                    r = r.bearer_auth(key.expose());
-                }
-                r
-            }
-        };
-        if endpoint.relayed {
-            upstream = upstream.header(super::relay::TASK, state.task.as_str());
-        }
-        upstream = upstream
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(
-                hyper::header::ACCEPT,
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
-            )
-            .body(bytes.clone());
+        let upstream = upstream_request(state, api, query, headers, stream, bytes.clone());
         let sent = tokio::time::timeout(config.timeout, upstream.send()).await;
         let (wait, message, rate_limited) = match sent {
             Ok(Ok(answer)) if answer.status().is_success() => {
@@ -797,66 +924,10 @@ async fn pass(
                 return refuse(state, Refused::Budget, message);
             }
             Ok(Ok(answer)) => {
-                let status = answer.status();
-                let retry_after = answer
-                    .headers()
-                    .get(hyper::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                let content_type = answer.headers().get(hyper::header::CONTENT_TYPE).cloned();
-                let text = answer.bytes().await.unwrap_or_default();
-                let code = status.as_u16();
-                let limited_now = code == 429 || code == 529;
-                let transient = limited_now || code == 408 || code == 409 || code >= 500;
-                // Whatever the answer, the call used none of the tokens
-                // it took from the model's buckets.
-                if code == 401 || code == 403 || !transient {
-                    endpoint.limiter.settle(estimate, 0);
+                match failed_answer(state, answer, estimate, (turn, &path, &body)).await {
+                    Ok(retry) => retry,
+                    Err(response) => return response,
                 }
-                if code == 401 || code == 403 {
-                    // About the real key: not for the program, whose body
-                    // could quote part of it.
-                    super::lock(&state.transcript).write(
-                        "error",
-                        json!({"message": format!("the provider refused the key (HTTP {code})")}),
-                    );
-                    return error(
-                        StatusCode::BAD_GATEWAY,
-                        "api_error",
-                        &format!(
-                            "swarm's gateway: the provider refused the run's key for model `{}` (HTTP {code})",
-                            config.name
-                        ),
-                    );
-                }
-                if !transient {
-                    // The program's own mistake, as it came (the key taken
-                    // out of it, should the server quote it), and what a
-                    // replay of the same request answers.
-                    let text = redact(&String::from_utf8_lossy(&text), key);
-                    if refuses_the_request(code)
-                        && let Some(recorder) = state
-                            .reel
-                            .as_ref()
-                            .and_then(|r| r.recorder(turn, &path, &body))
-                    {
-                        let kind = content_type
-                            .as_ref()
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_string);
-                        recorder.refusal(code, kind, &text);
-                    }
-                    return as_it_came(status, content_type, Bytes::from(text));
-                }
-                (
-                    retry_after,
-                    redact(
-                        &format!("HTTP {code}: {}", String::from_utf8_lossy(&text)),
-                        key,
-                    ),
-                    limited_now,
-                )
             }
             Ok(Err(e)) => (
                 None,

@@ -683,11 +683,11 @@ impl Session {
 
         match result {
             Ok(answer) => {
-                self.answered(write, &endpoint, answer, request.estimate, hold)
+                self.answered(write, endpoint, answer, request.estimate, hold)
                     .await
             }
             Err(failed) => {
-                self.call_failed(write, &endpoint, failed, request.estimate, hold)
+                self.call_failed(write, endpoint, failed, request.estimate, hold)
                     .await
             }
         }
