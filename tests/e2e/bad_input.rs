@@ -1,7 +1,7 @@
 //! Every kind of bad input exits 2, says what is wrong and where, and
 //! leaves no trace: no refs, no branches, no `.swarm/`, no worktrees.
 
-use crate::support::{TestRepo, redact};
+use crate::support::{TestRepo, redact, snapshot_settings};
 
 /// Runs the plan, asserts exit 2 and no side effects, returns redacted stderr.
 fn rejected(repo: &TestRepo, toml: &str) -> String {
@@ -24,7 +24,6 @@ fn rejected(repo: &TestRepo, toml: &str) -> String {
 fn toml_syntax_error_shows_file_line_and_column() {
     let repo = TestRepo::new();
     let err = rejected(&repo, "[[task]]\nid = \"a\"\nrun = \"echo hi\n");
-    assert!(err.contains("bad.toml:3:"), "{err}");
     insta::assert_snapshot!(err);
 }
 
@@ -35,7 +34,6 @@ fn unknown_key_suggests_the_right_one() {
         &repo,
         "[[task]]\nid = \"a\"\nrun = \"true\"\ntiemout = \"5s\"\n",
     );
-    assert!(err.contains("did you mean `timeout`?"), "{err}");
     insta::assert_snapshot!(err);
 }
 
@@ -46,7 +44,6 @@ fn duplicate_id_names_both_places() {
         &repo,
         "[[task]]\nid = \"a\"\nrun = \"true\"\n\n[[task]]\nid = \"a\"\nrun = \"false\"\n",
     );
-    assert!(err.contains("first defined at"), "{err}");
     insta::assert_snapshot!(err);
 }
 
@@ -57,7 +54,6 @@ fn unknown_dependency_suggests_a_close_id() {
         &repo,
         "[[task]]\nid = \"build\"\nrun = \"true\"\n\n[[task]]\nid = \"test\"\ndeps = [\"biuld\"]\nrun = \"true\"\n",
     );
-    assert!(err.contains("did you mean `build`?"), "{err}");
     insta::assert_snapshot!(err);
 }
 
@@ -78,7 +74,6 @@ fn cycle_is_named() {
         &repo,
         "[[task]]\nid = \"a\"\ndeps = [\"c\"]\nrun = \"true\"\n\n[[task]]\nid = \"b\"\ndeps = [\"a\"]\nrun = \"true\"\n\n[[task]]\nid = \"c\"\ndeps = [\"b\"]\nrun = \"true\"\n",
     );
-    assert!(err.contains("a -> b -> c -> a"), "{err}");
     insta::assert_snapshot!(err);
 }
 
@@ -89,7 +84,6 @@ fn matrix_expanding_to_duplicate_ids() {
         &repo,
         "[[task]]\nid = \"test-{os}\"\nrun = \"true\"\nmatrix = { os = [\"linux\", \"mac\"], v = [1, 2] }\n",
     );
-    assert!(err.contains("duplicate id `test-linux`"), "{err}");
     insta::assert_snapshot!(err);
 }
 
@@ -117,7 +111,6 @@ fn an_agent_task_without_a_model_shows_how_to_add_one() {
         &repo,
         "[[task]]\nid = \"agent\"\nprompt = \"refactor everything\"\n",
     );
-    assert!(err.contains("[models.default]"), "{err}");
     insta::assert_snapshot!(err);
 }
 
@@ -213,7 +206,6 @@ fn bad_limits_point_at_them() {
         &repo,
         "[[task]]\nid = \"a\"\nrun = \"true\"\nmemory = \"lots\"\n",
     );
-    assert!(err.contains("bad.toml:4:"), "{err}");
     insta::assert_snapshot!(err);
     let err = rejected(
         &repo,
@@ -326,7 +318,9 @@ fn setup_cleanup_and_junit_are_accepted_on_a_cluster() {
     );
     let out = repo.swarm(&["validate", plan.to_str().unwrap()]);
     out.assert_code(0);
-    assert!(out.stdout.contains(": ok: 1 task"), "{}", out.stdout);
+    // Its first line: those after it name this machine's toolchains.
+    let checked = out.stdout.lines().next().unwrap_or_default();
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(checked, &repo), @"[TMP]/plans/slurm.toml: ok: 1 task, 1 without dependencies, longest chain 1, base HEAD ([HASH])"));
 }
 
 /// The plan's tables besides its tasks (`[swarm]`, `[executor]`,

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::agent::{KEY, run_with_key};
 use crate::support::model::{MockModel, Options, Reply, Wire};
-use crate::support::{TestRepo, swarm_bin};
+use crate::support::{TestRepo, redact, snapshot_settings, swarm_bin};
 
 const MARKER: &str = "MARKER-host-secret-7f3a";
 
@@ -45,14 +45,6 @@ async fn call(client: &Client, tool: &str, args: Value) -> (String, bool) {
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect();
     (text, result.is_error == Some(true))
-}
-
-/// `text` on one line: miette wraps long messages, with a `│` margin.
-fn flat(text: &str) -> String {
-    text.split_whitespace()
-        .filter(|w| *w != "│")
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A listener standing for a service of the host (an admin endpoint on
@@ -102,6 +94,8 @@ async fn a_plan_over_mcp_may_set_only_what_an_untrusted_origin_may() {
             "{keyless}\n[[task]]\nid = \"review\"\nprompt = \"review\"\noutput_schema = \"{schema}\"\n"
         )
     };
+    // Both tools say the same.
+    let mut said = Vec::new();
     for tool in ["run_plan", "validate_plan"] {
         let (text, error) = call(
             &client,
@@ -110,19 +104,39 @@ async fn a_plan_over_mcp_may_set_only_what_an_untrusted_origin_may() {
         )
         .await;
         assert!(error, "{tool}: {text}");
-        let text = flat(&text);
-        assert!(text.contains("`output_schema` needs trust"), "{text}");
-        assert!(
-            text.contains("outside the repository (is an absolute path)"),
-            "{text}"
-        );
-        assert!(text.contains("`base_url` needs trust"), "{text}");
-        assert!(
-            text.contains("send model calls to 127.0.0.1"),
-            "the keyless endpoint: {text}"
-        );
         assert!(!text.contains(MARKER), "{text}");
+        said.push(text);
     }
+    assert_eq!(said[0], said[1], "run_plan and validate_plan disagree");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&said[0], &repo), @r#"
+    error: invalid plan (2 errors)
+      × [models.default] `base_url` needs trust: it makes the coordinator send model calls to
+      │ 127.0.0.1:[PORT], also for tasks without network
+       ╭─[plan-[HASH].toml:4:12]
+     3 │ model = "m"
+     4 │ base_url = "http://127.0.0.1:[PORT]/admin"
+       ·            ───────────────┬──────────────
+       ·                           ╰── in a plan that came over MCP
+     5 │ api_key_env = ""
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+
+      × task `review` `output_schema` needs trust: it names a file outside the repository (is an
+      │ absolute path), and makes the coordinator read this file and send it to the model
+        ╭─[plan-[HASH].toml:10:17]
+      9 │ prompt = "review"
+     10 │ output_schema = "[TMP]/outside/secret.json"
+        ·                 ─────────────────────┬─────────────────────
+        ·                                      ╰── in a plan that came over MCP
+        ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+    "#)
+    });
     // Through the link: read only as a file git tracks, which it is not.
     let default_model = "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n";
     let (text, error) = call(
@@ -131,60 +145,72 @@ async fn a_plan_over_mcp_may_set_only_what_an_untrusted_origin_may() {
         json!({"text": format!("{default_model}\n[[task]]\nid = \"r\"\nprompt = \"p\"\noutput_schema = \"schemas/secret.json\"\n")}),
     )
     .await;
-    assert!(
-        error && flat(&text).contains("is not a file git tracks"),
-        "{text}"
-    );
+    assert!(error, "{text}");
     assert!(!text.contains(MARKER), "{text}");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&text, &repo), @r#"
+    error: invalid plan
+      × task `r`: output_schema: `schemas/secret.json` is not a file git tracks at the run's base
+      │ ([HASH]): a plan from outside (an MCP client, a repository's configuration you have not
+      │ trusted) reads only files git tracks at the run's base
+       ╭─[[TMP]/repo/plan-[HASH].toml:8:17]
+     7 │ prompt = "p"
+     8 │ output_schema = "schemas/secret.json"
+       ·                 ──────────┬──────────
+       ·                           ╰── this schema
+       ╰────
+      help: a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file
+            git tracks at the run's base, relative to the plan; or give it inline, as a table
+    "#));
     // And the same from a file the client names.
     repo.write(
         "plans/reader.toml",
         &format!("{default_model}\n[[task]]\nid = \"r\"\nprompt = \"p\"\noutput_schema = \"../schemas/secret.json\"\n"),
     );
     let (text, error) = call(&client, "run_plan", json!({"path": "plans/reader.toml"})).await;
-    assert!(
-        error && flat(&text).contains("is not a file git tracks"),
-        "{text}"
-    );
+    assert!(error, "{text}");
     assert!(!text.contains(MARKER), "{text}");
-    for (path, why) in [
-        ("../outside/secret.json", "goes up out of the repository"),
-        ("/etc/passwd", "is an absolute path"),
-        ("schemas/secret.json", "is a symbolic link"),
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&text, &repo), @r#"
+    error: invalid plan
+      × task `r`: output_schema: `../schemas/secret.json` (`schemas/secret.json`) is not a file git
+      │ tracks at the run's base ([HASH]): a plan from outside (an MCP client, a repository's
+      │ configuration you have not trusted) reads only files git tracks at the run's base
+       ╭─[[TMP]/repo/plans/reader.toml:8:17]
+     7 │ prompt = "p"
+     8 │ output_schema = "../schemas/secret.json"
+       ·                 ────────────┬───────────
+       ·                             ╰── this schema
+       ╰────
+      help: a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file
+            git tracks at the run's base, relative to the plan; or give it inline, as a table
+    "#));
+    let mut said = String::new();
+    for path in [
+        "../outside/secret.json",
+        "/etc/passwd",
+        "schemas/secret.json",
     ] {
         let (text, error) = call(&client, "validate_plan", json!({"path": path})).await;
-        assert!(error && text.contains(why), "{path}: {text}");
+        assert!(error, "{path}: {text}");
+        said.push_str(&format!("{path}:\n{}\n", redact(&text, &repo)));
     }
+    snapshot_settings().bind(|| insta::assert_snapshot!(said, @"
+    ../outside/secret.json:
+    the plan `../outside/secret.json` goes up out of the repository
+    /etc/passwd:
+    the plan `/etc/passwd` is an absolute path
+    schemas/secret.json:
+    read the plan: [TMP]/repo/schemas is a symbolic link; swarm does not follow links where it reads or writes files it did not make (give a file in this repository)
+    "));
     // Every other way out, each at its line.
-    for (plan, key) in [
-        (
-            "[agents.kit]\nkind = \"command\"\ncommand = [\"/opt/kit/tool\", \"{prompt}\"]\n\n[[task]]\nid = \"a\"\nagent = \"kit\"\nprompt = \"p\"\n",
-            "[agents.kit] `command`",
-        ),
-        (
-            "[agents.kit]\nkind = \"claude-code\"\nprogram = \"/opt/kit/claude\"\n\n[[task]]\nid = \"a\"\nagent = \"kit\"\nprompt = \"p\"\n",
-            "[agents.kit] `program`",
-        ),
-        (
-            "[swarm]\nread_paths = [\"/etc\"]\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
-            "[swarm] `read_paths`",
-        ),
-        (
-            "[[task]]\nid = \"a\"\nrun = \"true\"\nnetwork = \"full\"\n",
-            "task `a` `network`",
-        ),
-        (
-            "[executor]\nkind = \"slurm\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
-            "[executor] `kind`",
-        ),
-        (
-            "[mcp.fs]\ncommand = [\"/opt/fs/server\"]\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
-            "[mcp.fs] `command`",
-        ),
-        (
-            "[defaults]\nmemory = \"64GiB\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
-            "[defaults] `memory`",
-        ),
+    let mut said = String::new();
+    for plan in [
+        "[agents.kit]\nkind = \"command\"\ncommand = [\"/opt/kit/tool\", \"{prompt}\"]\n\n[[task]]\nid = \"a\"\nagent = \"kit\"\nprompt = \"p\"\n",
+        "[agents.kit]\nkind = \"claude-code\"\nprogram = \"/opt/kit/claude\"\n\n[[task]]\nid = \"a\"\nagent = \"kit\"\nprompt = \"p\"\n",
+        "[swarm]\nread_paths = [\"/etc\"]\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+        "[[task]]\nid = \"a\"\nrun = \"true\"\nnetwork = \"full\"\n",
+        "[executor]\nkind = \"slurm\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+        "[mcp.fs]\ncommand = [\"/opt/fs/server\"]\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
+        "[defaults]\nmemory = \"64GiB\"\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
     ] {
         let (text, error) = call(
             &client,
@@ -193,12 +219,105 @@ async fn a_plan_over_mcp_may_set_only_what_an_untrusted_origin_may() {
         )
         .await;
         assert!(error, "{plan}: {text}");
-        let text = flat(&text);
-        assert!(
-            text.contains(&format!("{key} needs trust")),
-            "{key}: {text}"
-        );
+        said.push_str(&format!("{}\n", redact(&text, &repo)));
     }
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(said, @r#"
+    error: invalid plan
+      × [agents.kit] `command` needs trust: it runs this program in tasks and shows the directory it
+      │ is installed in to them
+       ╭─[plan-[HASH].toml:6:11]
+     5 │ kind = "command"
+     6 │ command = ["/opt/kit/tool", "{prompt}"]
+       ·           ──────────────┬──────────────
+       ·                         ╰── in a plan that came over MCP
+     7 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+
+    error: invalid plan
+      × [agents.kit] `program` needs trust: it runs this program in tasks and shows the directory it
+      │ is installed in to them
+       ╭─[plan-[HASH].toml:6:11]
+     5 │ kind = "claude-code"
+     6 │ program = "/opt/kit/claude"
+       ·           ────────┬────────
+       ·                   ╰── in a plan that came over MCP
+     7 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+
+    error: invalid plan
+      × [swarm] `read_paths` needs trust: it lets sandboxed tasks read these paths
+       ╭─[plan-[HASH].toml:5:14]
+     4 │ [swarm]
+     5 │ read_paths = ["/etc"]
+       ·              ────┬───
+       ·                  ╰── in a plan that came over MCP
+     6 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+
+    error: invalid plan
+      × task `a` `network` needs trust: it gives tasks the host's network
+       ╭─[plan-[HASH].toml:7:11]
+     6 │ run = "true"
+     7 │ network = "full"
+       ·           ───┬──
+       ·              ╰── in a plan that came over MCP
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+
+    error: invalid plan
+      × [executor] `kind` needs trust: it sends tasks and the repository to a cluster, outside this
+      │ machine's sandbox
+       ╭─[plan-[HASH].toml:5:8]
+     4 │ [executor]
+     5 │ kind = "slurm"
+       ·        ───┬───
+       ·           ╰── in a plan that came over MCP
+     6 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+
+    error: invalid plan
+      × [mcp.fs] `command` needs trust: it runs this program in tasks and shows the directory it is
+      │ installed in to them
+       ╭─[plan-[HASH].toml:5:11]
+     4 │ [mcp.fs]
+     5 │ command = ["/opt/fs/server"]
+       ·           ─────────┬────────
+       ·                    ╰── in a plan that came over MCP
+     6 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+
+    error: invalid plan
+      × [defaults] `memory` needs trust: it raises memory above swarm's default of [SIZE]
+       ╭─[plan-[HASH].toml:5:10]
+     4 │ [defaults]
+     5 │ memory = "64GiB"
+       ·          ───┬───
+       ·             ╰── in a plan that came over MCP
+     6 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+    "#)
+    });
     assert!(!service.was_reached(), "the host service was reached");
     assert!(
         !repo.path().join(".swarm/runs").exists()
@@ -229,11 +348,23 @@ async fn a_checked_plan_cannot_be_swapped_before_it_runs() {
         call(&client, "run_plan", json!({"text": open, "name": "race"})),
     );
     assert!(!a.1, "{}", a.0);
-    assert!(
-        b.1 && b.0.contains("[swarm] `sandbox` needs trust"),
-        "{}",
-        b.0
-    );
+    assert!(b.1, "{}", b.0);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&b.0, &repo), @r#"
+    error: invalid plan
+      × [swarm] `sandbox` needs trust: it runs tasks unconfined, with your permissions and files
+       ╭─[plan-[HASH].toml:2:11]
+     1 │ [swarm]
+     2 │ sandbox = "none"
+       ·           ───┬──
+       ·              ╰── in a plan that came over MCP
+     3 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+    "#)
+    });
     // The run that started is A's, and ends with A's work.
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -271,22 +402,29 @@ async fn a_checked_plan_cannot_be_swapped_before_it_runs() {
         "--name=swapped",
     ]);
     run.assert_code(2);
-    assert!(
-        run.stderr.contains("does not hold the bytes its name says"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stderr, &repo), @"error: failed to run the plan from mcp: [TMP]/repo/.swarm/mcp/plans/[HASH].toml does not hold the bytes its name says (sha256 [HASH]); nothing runs"));
     // Kept under its own hash, the run checks it against the rules itself.
     let hash = swarm_orchestrator::trust::content_hash(open.as_bytes());
     let own = repo.path().join(format!(".swarm/mcp/plans/{hash}.toml"));
     std::fs::write(&own, &open).unwrap();
     let run = repo.swarm(&["run", own.to_str().unwrap(), "--origin=mcp", "--name=own"]);
     run.assert_code(2);
-    assert!(
-        run.stderr.contains("`sandbox` needs trust"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&run.stderr, &repo), @r#"
+    error: invalid plan
+      × [swarm] `sandbox` needs trust: it runs tasks unconfined, with your permissions and files
+       ╭─[plan-[HASH].toml:2:11]
+     1 │ [swarm]
+     2 │ sandbox = "none"
+       ·           ───┬──
+       ·              ╰── in a plan that came over MCP
+     3 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+    "#)
+    });
     // Outside `.swarm/mcp/plans/`, nothing runs as an MCP plan.
     repo.write("plans/open.toml", &open);
     let run = repo.swarm(&["run", "plans/open.toml", "--origin=mcp"]);
@@ -321,11 +459,22 @@ fn a_resumed_mcp_plan_is_held_to_the_rules_again() {
     std::fs::write(&saved, &open).unwrap();
     let resumed = repo.swarm(&["resume", "r", "--retry-failed"]);
     resumed.assert_code(2);
-    assert!(
-        resumed.stderr.contains("`sandbox` needs trust"),
-        "{}",
-        resumed.stderr
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&resumed.stderr, &repo), @r#"
+    error: invalid plan
+      × [swarm] `sandbox` needs trust: it runs tasks unconfined, with your permissions and files
+       ╭─[plan-[HASH].toml:2:11]
+     1 │ [swarm]
+     2 │ sandbox = "none"
+       ·           ───┬──
+       ·              ╰── in a plan that came over MCP
+     3 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+    "#)
+    });
     assert!(!pwned.exists(), "the rewritten plan ran on the host");
 }
 
@@ -369,7 +518,8 @@ async fn a_client_names_no_other_repository_and_passes_no_flag() {
         json!({"text": "[[task]]\nid = \"a\"\nrun = \"true\"\n", "only": ["--sandbox=none"]}),
     )
     .await;
-    assert!(error && text.contains("no such task"), "{text}");
+    assert!(error, "{text}");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&text, &repo), @"select task `--sandbox=none`: the plan has no such task"));
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !created.exists(),
@@ -385,26 +535,23 @@ async fn a_client_names_no_other_repository_and_passes_no_flag() {
 fn a_repository_configuration_needs_trust_for_a_keyless_endpoint_or_a_program() {
     let service = HostService::start();
     let secret = "/etc/hostname";
-    for (name, config, key) in [
+    for (name, config) in [
         (
             "refused_keyless_endpoint",
             format!(
                 "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\nbase_url = \"{}\"\napi_key_env = \"\"\n",
                 service.url()
             ),
-            "[models.default] `base_url`",
         ),
         (
             "refused_agent_command",
             "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[agents.kit]\nkind = \"command\"\ncommand = [\"/opt/kit/tool\", \"{prompt}\"]\n\n[defaults]\nagent = \"kit\"\n".to_string(),
-            "[agents.kit] `command`",
         ),
         (
             "refused_output_schema",
             format!(
                 "[models.default]\nprovider = \"anthropic\"\nmodel = \"m\"\n\n[defaults]\noutput_schema = \"{secret}\"\n"
             ),
-            "[defaults] `output_schema`",
         ),
     ] {
         let repo = TestRepo::new();
@@ -414,14 +561,8 @@ fn a_repository_configuration_needs_trust_for_a_keyless_endpoint_or_a_program() 
             &["plan", "do it"][..],
             &["run", "--goal", "do it", "--dry-run"][..],
         ] {
-            let run = repo.swarm(args);
-            run.assert_code(2);
-            assert!(
-                run.stderr.contains(&format!("{key} needs trust")),
-                "{args:?}: {}",
-                run.stderr
-            );
-            assert!(run.stderr.contains("swarm trust"), "{}", run.stderr);
+            // What it says is the snapshot below.
+            repo.swarm(args).assert_code(2);
         }
         // What `swarm plan` says (`run --goal` says the same).
         let run = repo.swarm(&["plan", "do it"]);
@@ -595,11 +736,10 @@ fn a_cassette_directory_is_written_and_read_without_following_its_links() {
     // Nor does showing it read through the link.
     let shown = repo.swarm(&["logs", "rec", "a", "--cassette", "cassettes"]);
     shown.assert_code(2);
-    assert!(
-        shown.stderr.contains("is a symbolic link"),
-        "{}",
-        shown.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&shown.stderr, &repo), @"
+    error: failed to show the cassette of task `a`, attempt 1: [TMP]/repo/cassettes/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make
+    help: --cassette names the directory a run was recorded to (`swarm run --record DIR`)
+    "));
     assert!(!shown.stdout.contains("# mine"), "{}", shown.stdout);
     // Replaying a cassette that links to /dev/zero ends at once, clearly.
     let started = std::time::Instant::now();
@@ -612,7 +752,11 @@ fn a_cassette_directory_is_written_and_read_without_following_its_links() {
         "--dry-run",
     ]);
     assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("is a symbolic link"), "{}", run.stderr);
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stderr, &repo), @"
+    planning with model `default` (5 files, map of 72 tokens)...
+    error: failed to call model `default`: read cassette [TMP]/repo/cassettes/planner.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make
+    help: the planner's conversation so far is in [TMP]/repo/.swarm/plans/do-it/planner.transcript.jsonl
+    "));
     assert!(started.elapsed() < Duration::from_secs(30));
     let mut bytes = String::new();
     std::fs::File::open(&bashrc)
@@ -665,11 +809,20 @@ fn a_model_s_answer_never_becomes_shell_syntax() {
     );
     let run = repo.swarm(&["validate", single.to_str().unwrap()]);
     run.assert_code(2);
-    assert!(
-        run.stderr.contains("stands inside single quotes"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stderr, &repo), @r#"
+    error: invalid plan
+      × task `act`: `{deps.review.output.verdict}` in `run` stands inside single quotes (or a here-
+      │ document with a quoted word), where a dependency's answer cannot be put safely
+        ╭─[[TMP]/plans/single.toml:16:6]
+     15 │ [[task]]
+     16 │ id = "act"
+        ·      ──┬──
+        ·        ╰── this task
+     17 │ deps = ["review"]
+        ╰────
+      help: take the quotes away: the answer is filled in as one word whatever it holds (inside double
+            quotes works too)
+    "#));
 }
 
 /// Every file under `dir` (but `except`) that holds `marker`.
@@ -750,40 +903,145 @@ async fn an_mcp_plan_reads_only_what_git_tracks_at_its_base() {
     let schema = |name: &str| {
         format!("{model}[[task]]\nid = \"r\"\nprompt = \"p\"\noutput_schema = \"{name}\"\n")
     };
-    for (plan, why) in [
-        (lines(".git/config"), "`.git/config` is in `.git`"),
-        (lines(".GIT/config"), "`.GIT/config` is in `.GIT`"),
+    // What is said of each plan, one after the other (both tools say the
+    // same).
+    let mut said = String::new();
+    for (what, plan) in [
+        ("lines .git/config", lines(".git/config")),
+        ("lines .GIT/config", lines(".GIT/config")),
+        ("lines .env", lines(".env")),
+        ("lines notes.txt", lines("notes.txt")),
+        ("lines .swarm/notes.txt", lines(".swarm/notes.txt")),
+        ("output_schema credentials.json", schema("credentials.json")),
+        ("output_schema .git/config", schema(".git/config")),
         (
-            lines(".env"),
-            "`.env` is not a file git tracks at the run's base",
-        ),
-        (lines("notes.txt"), "`notes.txt` is not a file git tracks"),
-        (
-            lines(".swarm/notes.txt"),
-            "`.swarm/notes.txt` is in `.swarm`",
-        ),
-        (
-            schema("credentials.json"),
-            "`credentials.json` is not a file git tracks",
-        ),
-        (schema(".git/config"), "`.git/config` is in `.git`"),
-        (
+            "wasm .git/config",
             "[[task]]\nid = \"w\"\nwasm = \".git/config\"\n".to_string(),
-            "`.git/config` is in `.git`",
         ),
     ] {
+        let mut texts = Vec::new();
         for tool in ["validate_plan", "run_plan"] {
             let (text, error) = call(&client, tool, json!({"text": plan})).await;
             assert!(error, "{tool} {plan}: {text}");
-            let text = flat(&text);
-            assert!(text.contains(why), "{tool} {plan}: {text}");
-            assert!(
-                text.contains("reads only files git tracks at the run's base"),
-                "{text}"
-            );
             assert!(!text.contains(MARKER), "{tool} {plan}: {text}");
+            texts.push(text);
         }
+        assert_eq!(texts[0], texts[1], "validate_plan and run_plan disagree");
+        said.push_str(&format!("{what}:\n{}\n", redact(&texts[0], &repo)));
     }
+    snapshot_settings().bind(|| insta::assert_snapshot!(said, @r#"
+    lines .git/config:
+    error: invalid plan
+      × matrix key `v` cannot read its values: `.git/config` is in `.git`, which holds git's or
+      │ swarm's own files: a plan from outside (an MCP client, a repository's configuration you have
+      │ not trusted) reads only files git tracks at the run's base, never those
+       ╭─[[TMP]/repo/plan-[HASH].toml:4:16]
+     3 │ run = "echo {v} > {v}.txt"
+     4 │ matrix = { v = { lines = ".git/config" } }
+       ·                ────────────┬────────────
+       ·                            ╰── cannot be read
+       ╰────
+      help: a `glob` lists the files git tracks at the run's base in the repository the plan is in;
+            `lines` names a file relative to the plan
+
+    lines .GIT/config:
+    error: invalid plan
+      × matrix key `v` cannot read its values: `.GIT/config` is in `.GIT`, which holds git's or
+      │ swarm's own files: a plan from outside (an MCP client, a repository's configuration you have
+      │ not trusted) reads only files git tracks at the run's base, never those
+       ╭─[[TMP]/repo/plan-[HASH].toml:4:16]
+     3 │ run = "echo {v} > {v}.txt"
+     4 │ matrix = { v = { lines = ".GIT/config" } }
+       ·                ────────────┬────────────
+       ·                            ╰── cannot be read
+       ╰────
+      help: a `glob` lists the files git tracks at the run's base in the repository the plan is in;
+            `lines` names a file relative to the plan
+
+    lines .env:
+    error: invalid plan
+      × matrix key `v` cannot read its values: `.env` is not a file git tracks at the run's base
+      │ ([HASH]): a plan from outside (an MCP client, a repository's configuration you have not
+      │ trusted) reads only files git tracks at the run's base
+       ╭─[[TMP]/repo/plan-[HASH].toml:4:16]
+     3 │ run = "echo {v} > {v}.txt"
+     4 │ matrix = { v = { lines = ".env" } }
+       ·                ─────────┬────────
+       ·                         ╰── cannot be read
+       ╰────
+      help: a `glob` lists the files git tracks at the run's base in the repository the plan is in;
+            `lines` names a file relative to the plan
+
+    lines notes.txt:
+    error: invalid plan
+      × matrix key `v` cannot read its values: `notes.txt` is not a file git tracks at the run's base
+      │ ([HASH]): a plan from outside (an MCP client, a repository's configuration you have not
+      │ trusted) reads only files git tracks at the run's base
+       ╭─[[TMP]/repo/plan-[HASH].toml:4:16]
+     3 │ run = "echo {v} > {v}.txt"
+     4 │ matrix = { v = { lines = "notes.txt" } }
+       ·                ───────────┬───────────
+       ·                           ╰── cannot be read
+       ╰────
+      help: a `glob` lists the files git tracks at the run's base in the repository the plan is in;
+            `lines` names a file relative to the plan
+
+    lines .swarm/notes.txt:
+    error: invalid plan
+      × matrix key `v` cannot read its values: `.swarm/notes.txt` is in `.swarm`, which holds git's or
+      │ swarm's own files: a plan from outside (an MCP client, a repository's configuration you have
+      │ not trusted) reads only files git tracks at the run's base, never those
+       ╭─[[TMP]/repo/plan-[HASH].toml:4:16]
+     3 │ run = "echo {v} > {v}.txt"
+     4 │ matrix = { v = { lines = ".swarm/notes.txt" } }
+       ·                ───────────────┬──────────────
+       ·                               ╰── cannot be read
+       ╰────
+      help: a `glob` lists the files git tracks at the run's base in the repository the plan is in;
+            `lines` names a file relative to the plan
+
+    output_schema credentials.json:
+    error: invalid plan
+      × task `r`: output_schema: `credentials.json` is not a file git tracks at the run's base
+      │ ([HASH]): a plan from outside (an MCP client, a repository's configuration you have not
+      │ trusted) reads only files git tracks at the run's base
+       ╭─[[TMP]/repo/plan-[HASH].toml:8:17]
+     7 │ prompt = "p"
+     8 │ output_schema = "credentials.json"
+       ·                 ─────────┬────────
+       ·                          ╰── this schema
+       ╰────
+      help: a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file
+            git tracks at the run's base, relative to the plan; or give it inline, as a table
+
+    output_schema .git/config:
+    error: invalid plan
+      × task `r`: output_schema: `.git/config` is in `.git`, which holds git's or swarm's own files: a
+      │ plan from outside (an MCP client, a repository's configuration you have not trusted) reads
+      │ only files git tracks at the run's base, never those
+       ╭─[[TMP]/repo/plan-[HASH].toml:8:17]
+     7 │ prompt = "p"
+     8 │ output_schema = ".git/config"
+       ·                 ──────┬──────
+       ·                       ╰── this schema
+       ╰────
+      help: a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file
+            git tracks at the run's base, relative to the plan; or give it inline, as a table
+
+    wasm .git/config:
+    error: invalid plan
+      × task `w`: wasm: `.git/config` is in `.git`, which holds git's or swarm's own files: a plan
+      │ from outside (an MCP client, a repository's configuration you have not trusted) reads only
+      │ files git tracks at the run's base, never those
+       ╭─[[TMP]/repo/plan-[HASH].toml:3:8]
+     2 │ id = "w"
+     3 │ wasm = ".git/config"
+       ·        ──────┬──────
+       ·              ╰── this module
+       ╰────
+      help: a plan from outside (a repository's configuration, an MCP client) names modules git tracks
+            at the run's base, relative to the plan
+    "#));
     // Nor from a base no branch or tag holds: a stash keeps the person's
     // untracked files in its third parent.
     repo.write("stashed.txt", &format!("{MARKER}\n"));
@@ -792,15 +1050,40 @@ async fn an_mcp_plan_reads_only_what_git_tracks_at_its_base() {
         "[swarm]\nbase = \"stash@{{0}}^3\"\n\n{}",
         lines("stashed.txt")
     );
+    let mut said = Vec::new();
     for tool in ["validate_plan", "run_plan"] {
         let (text, error) = call(&client, tool, json!({"text": stashed})).await;
         assert!(error, "{tool}: {text}");
-        assert!(
-            flat(&text).contains("which no branch or tag holds"),
-            "{text}"
-        );
         assert!(!text.contains(MARKER), "{tool}: {text}");
+        said.push(text);
     }
+    assert_eq!(said[0], said[1], "validate_plan and run_plan disagree");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&said[0], &repo), @r#"
+    error: invalid plan (2 errors)
+      × the plan cannot be read at its base: the base `stash@{0}^3` is commit [HASH], which no
+      │ branch or tag holds: a plan from outside (an MCP client, a repository's configuration you have
+      │ not trusted) starts only from what was committed on one
+       ╭─[[TMP]/repo/plan-[HASH].toml:2:8]
+     1 │ [swarm]
+     2 │ base = "stash@{0}^3"
+       ·        ──────┬──────
+       ·              ╰── this base
+     3 │ 
+       ╰────
+      help: start from a branch, a tag or a commit on one
+
+      × matrix key `v` cannot read its values: `stashed.txt` is not a file git tracks at the run's
+      │ base ([HASH]): a plan from outside (an MCP client, a repository's configuration you have
+      │ not trusted) reads only files git tracks at the run's base
+       ╭─[[TMP]/repo/plan-[HASH].toml:7:16]
+     6 │ run = "echo {v} > {v}.txt"
+     7 │ matrix = { v = { lines = "stashed.txt" } }
+       ·                ────────────┬────────────
+       ·                            ╰── cannot be read
+       ╰────
+      help: a `glob` lists the files git tracks at the run's base in the repository the plan is in;
+            `lines` names a file relative to the plan
+    "#));
     // Nor as the plan itself: its errors would show its lines.
     for path in [".git/config", ".env", ".swarm/notes.txt"] {
         let (text, error) = call(&client, "validate_plan", json!({"path": path})).await;
@@ -814,7 +1097,18 @@ async fn an_mcp_plan_reads_only_what_git_tracks_at_its_base() {
         lines("values.txt")
     );
     let (text, error) = call(&client, "validate_plan", json!({"text": plan})).await;
-    assert!(!error && text.contains("committed"), "{text}");
+    assert!(!error, "{text}");
+    // What it checked, up to the toolchains of this machine.
+    let checked: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("toolchain"))
+        .collect();
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&checked.join("\n"), &repo), @"
+        plan-[HASH].toml: ok: 2 tasks, 2 without dependencies, longest chain 1, base HEAD ([HASH])
+        matrix            t-{v} `v`: 1 value from the lines of `values.txt` (committed)
+        ")
+    });
     assert!(!text.contains(MARKER), "{text}");
     let (text, error) = call(
         &client,

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 
-use crate::support::{TestRepo, redact, snapshot_settings, stable_stderr};
+use crate::support::{TestRepo, redact, snapshot_settings, stable_stderr, summary_of};
 
 const HEADER: &str = "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n";
 
@@ -59,14 +59,17 @@ fn a_failed_verify_has_logs_of_its_own_and_a_reason_naming_it() {
     let reason = r#"verify "echo checking; echo bad >&2; exit 4" exited with code 4, see .swarm/runs/v/logs/t/1.verify.err (and .verify.out)"#;
     let report = repo.report();
     assert_eq!(crate::support::task(&report, "t")["reason"], reason);
-    assert!(
-        run.stderr.contains(&format!("  t: {reason}\n"))
-            && run
-                .stderr
-                .contains("  t log: .swarm/runs/v/logs/t/1.verify.err\n"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @r#"
+        run v: finished with failures (exit 1)
+          task  status          time  try  changed  result
+          t     failed         [T]s    1        0  refs/swarm/v/t
+
+          0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/v at [HASH], [T]s
+          t: verify "echo checking; echo bad >&2; exit 4" exited with code 4, see .swarm/runs/v/logs/t/1.verify.err (and .verify.out)
+          t log: .swarm/runs/v/logs/t/1.verify.err
+        "#));
     let log = |name: &str| {
         std::fs::read_to_string(repo.path().join(".swarm/runs/v/logs/t").join(name)).unwrap()
     };
@@ -187,12 +190,12 @@ fn a_succeeded_tasks_tmp_goes_with_its_worktree_and_clean_names_what_it_freed() 
         .lines()
         .find(|l| l.starts_with("run t: "))
         .unwrap();
-    assert!(
-        line.starts_with("run t: removed 1 worktree (")
-            && line.contains(") and 2 tmp directories ("),
-        "{}",
-        out.stdout
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&out.stdout, &repo), @"
+    run t: removed 1 worktree ([SIZE]) and 2 tmp directories ([SIZE])
+    freed [SIZE]
+    ")
+    });
     // The tmp directories' size is theirs, not the worktree's.
     let tmp_size = line.rsplit('(').next().unwrap();
     assert!(
@@ -262,8 +265,19 @@ fn build_output_that_is_not_ignored_is_named_with_how_to_leave_it_out() {
     );
     let run = repo.run_plan(&plan, &[]);
     run.assert_code(0);
-    let warning = "  warning: build committed 2 files under target/ (build output?); add `target/` to .gitignore (or .git/info/exclude) to leave it out\n";
-    assert!(run.stderr.contains(warning), "{}", run.stderr);
+    // The summary ends with the warning. (The live view above it starts
+    // the two tasks in either order.)
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run b: succeeded
+          task     status          time  try  changed  result
+          build    merged         [T]s    1        3  refs/swarm/b/build
+          ignored  merged         [T]s    1        1  refs/swarm/b/ignored
+
+          2 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/b at [HASH], [T]s
+          warning: build committed 2 files under target/ (build output?); add `target/` to .gitignore (or .git/info/exclude) to leave it out
+        "));
     assert!(!run.stderr.contains("warning: ignored"), "{}", run.stderr);
     let status = repo.swarm(&["status"]);
     snapshot_settings().bind(|| {
@@ -332,11 +346,14 @@ fn the_new_plan_is_no_uncommitted_change_and_silence_is_said() {
     insta::assert_snapshot!("logs_of_a_silent_task", logs.stderr);
     let none = repo.swarm(&["run"]);
     none.assert_code(2);
-    assert!(
-        none.stderr.contains("<PLAN|--goal <GOAL>>"),
-        "{}",
-        none.stderr
-    );
+    insta::assert_snapshot!(redact(&none.stderr, &repo), @"
+    error: the following required arguments were not provided:
+      <PLAN|--goal <GOAL>>
+
+    Usage: swarm run <PLAN|--goal <GOAL>>
+
+    For more information, try '--help'.
+    ");
 
     let etc = repo.plan(
         "etc.toml",
@@ -427,7 +444,8 @@ fn status_shows_a_running_tasks_time_so_far() {
         .lines()
         .find(|l| l.trim_start().starts_with("slow"))
         .unwrap_or_else(|| panic!("{}", status.stdout));
-    assert!(line.contains("running"), "{line}");
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(line, @"  slow  running        [T]s    1        0"));
     let time = line.split_whitespace().nth(2).unwrap_or_default();
     let seconds: f64 = time.trim_end_matches('s').parse().unwrap_or(0.0);
     assert!(seconds >= 1.0, "{line}");

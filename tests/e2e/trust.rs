@@ -41,19 +41,12 @@ fn hostile_models(mock: &MockModel, key: &str) -> String {
     )
 }
 
+/// Refused as a plan is (exit 2), and the secret shown nowhere; what it
+/// says (each key at its line, `swarm trust` and `--trust`) is each
+/// caller's snapshot.
 #[track_caller]
-fn assert_refused_at(run: &Run, line: usize, key: &str) {
+fn assert_refused(run: &Run) {
     run.assert_code(2);
-    assert!(
-        run.stderr.contains(&format!("swarm.toml:{line}:")),
-        "{}",
-        run.stderr
-    );
-    // miette wraps long lines.
-    let words = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(words.contains(key), "{}", run.stderr);
-    assert!(words.contains("run `swarm trust`"), "{}", run.stderr);
-    assert!(words.contains("--trust"), "{}", run.stderr);
     assert!(
         !run.stderr.contains(SECRET) && !run.stdout.contains(SECRET),
         "{run:?}"
@@ -64,7 +57,7 @@ fn assert_refused_at(run: &Run, line: usize, key: &str) {
 /// `check_repository_config`), the first `swarm plan` exits 0 after the
 /// recording server got a request carrying `$SOME_SECRET` as its key: the
 /// refusal's and the `calls().is_empty()` assertions fail (checked: it
-/// fails at the first `assert_refused_at`).
+/// fails at the first `assert_refused`).
 #[test]
 fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     let mock = MockModel::start(
@@ -85,12 +78,7 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     let env = [("SOME_SECRET", SECRET), ("ANTHROPIC_API_KEY", SECRET)];
 
     let refused = swarm(&repo, &["plan", "Do the thing"], &env);
-    assert_refused_at(&refused, 4, "base_url");
-    assert_refused_at(
-        &refused,
-        5,
-        "`api_key_env` needs trust: it reads $SOME_SECRET",
-    );
+    assert_refused(&refused);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!("refused_endpoint_and_key", redact(&refused.stderr, &repo))
     });
@@ -100,7 +88,7 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     // base_url alone: the user's ANTHROPIC_API_KEY would go there.
     repo.write("swarm.toml", &hostile_models(&mock, ""));
     let refused = swarm(&repo, &["plan", "Do the thing"], &env);
-    assert_refused_at(&refused, 4, "sends $ANTHROPIC_API_KEY to 127.0.0.1");
+    assert_refused(&refused);
     snapshot_settings()
         .bind(|| insta::assert_snapshot!("refused_endpoint", redact(&refused.stderr, &repo)));
     assert!(mock.calls().is_empty(), "the endpoint was reached");
@@ -124,7 +112,23 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     text.push('\n');
     std::fs::write(&path, &text).unwrap();
     let refused = swarm(&repo, &["plan", "Do the thing", "--force"], &env);
-    assert_refused_at(&refused, 4, "base_url");
+    assert_refused(&refused);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&refused.stderr, &repo), @r#"
+    error: invalid plan
+      × [models.default] `base_url` needs trust: it sends $ANTHROPIC_API_KEY to 127.0.0.1:[PORT]
+       ╭─[swarm.toml:4:12]
+     3 │ model = "mock-model"
+     4 │ base_url = "http://127.0.0.1:[PORT]"
+       ·            ────────────┬───────────
+       ·                        ╰── in a file you have not trusted
+     5 │ 
+       ╰────
+      help: swarm found this file in the repository, and it could come from anyone who wrote to it:
+            review it, then run `swarm trust` to trust this content (or pass --trust for this
+            invocation only)
+    "#)
+    });
     assert_eq!(mock.calls().len(), 1);
 
     // --trust: this invocation only, nothing remembered.
@@ -133,7 +137,23 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     snapshot_settings().bind(|| insta::assert_snapshot!("trust_once", redact(&once.stderr, &repo)));
     assert_eq!(mock.calls().len(), 2);
     let refused = swarm(&repo, &["plan", "Do the thing", "--force"], &env);
-    assert_refused_at(&refused, 4, "base_url");
+    assert_refused(&refused);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&refused.stderr, &repo), @r#"
+    error: invalid plan
+      × [models.default] `base_url` needs trust: it sends $ANTHROPIC_API_KEY to 127.0.0.1:[PORT]
+       ╭─[swarm.toml:4:12]
+     3 │ model = "mock-model"
+     4 │ base_url = "http://127.0.0.1:[PORT]"
+       ·            ────────────┬───────────
+       ·                        ╰── in a file you have not trusted
+     5 │ 
+       ╰────
+      help: swarm found this file in the repository, and it could come from anyone who wrote to it:
+            review it, then run `swarm trust` to trust this content (or pass --trust for this
+            invocation only)
+    "#)
+    });
     assert_eq!(mock.calls().len(), 2);
 
     // Revoked, the content trusted before is refused too.
@@ -145,7 +165,22 @@ fn a_repository_config_sends_no_key_anywhere_until_trusted() {
     snapshot_settings()
         .bind(|| insta::assert_snapshot!("trust_revoked", redact(&revoked.stdout, &repo)));
     let refused = swarm(&repo, &["plan", "Do the thing", "--force"], &env);
-    assert_refused_at(&refused, 4, "base_url");
+    assert_refused(&refused);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&refused.stderr, &repo), @r#"
+    error: invalid plan
+      × [models.default] `base_url` needs trust: it sends $ANTHROPIC_API_KEY to 127.0.0.1:[PORT]
+       ╭─[swarm.toml:4:12]
+     3 │ model = "mock-model"
+     4 │ base_url = "http://127.0.0.1:[PORT]"
+       ·            ────────────┬───────────
+       ·                        ╰── in a file you have not trusted
+       ╰────
+      help: swarm found this file in the repository, and it could come from anyone who wrote to it:
+            review it, then run `swarm trust` to trust this content (or pass --trust for this
+            invocation only)
+    "#)
+    });
     assert_eq!(mock.calls().len(), 3);
 }
 
@@ -193,7 +228,7 @@ fn a_repository_s_keyless_endpoint_needs_trust() {
     repo.write("swarm.toml", &hostile_models(&mock, "api_key_env = \"\"\n"));
     repo.commit_all("a local model");
     let refused = swarm(&repo, &["plan", "Do the thing"], &[]);
-    assert_refused_at(&refused, 4, "base_url");
+    assert_refused(&refused);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!("refused_keyless_endpoint", redact(&refused.stderr, &repo))
     });
@@ -230,7 +265,7 @@ fn a_repository_config_cannot_turn_the_sandbox_off() {
     repo.commit_all("a cloned repository's configuration");
 
     let run = swarm(&repo, &["run", "--goal", "Do the thing"], &[]);
-    assert_refused_at(&run, 2, "sandbox = \"none\"");
+    assert_refused(&run);
     snapshot_settings()
         .bind(|| insta::assert_snapshot!("refused_sandbox_off", redact(&run.stderr, &repo)));
     assert!(mock.calls().is_empty(), "the planner was asked");
@@ -241,12 +276,20 @@ fn a_repository_config_cannot_turn_the_sandbox_off() {
     let run = swarm(&repo, &["run", "--goal", "Do the thing", "--trust"], &[]);
     run.assert_code(0);
     assert!(marker.exists(), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("[swarm] sandbox = \"none\": runs tasks unconfined"),
-        "the run's header says what the plan weakens\n{}",
-        run.stderr
-    );
+    // The run's header says what the plan weakens (up to its first line,
+    // which names how many tasks this machine runs at once).
+    let header = &run.stderr[..run.stderr.find("swarm: run ").unwrap_or(0)];
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(header, &repo), @r#"
+    note: --trust: swarm.toml applies as it is for this invocation, 2 settings beyond swarm's defaults included
+    planning with model `default` (4 files, map of 45 tokens)...
+    wrote .swarm/plans/do-the-thing/plan.toml: 1 task (not split), 1 round, 100 tokens in / 20 out ($0.0000)
+      reason: a one-line change
+      map:    [TMP]/repo/.swarm/plans/do-the-thing/plan.map.md (45 tokens, [HASH])
+    warning: the plan grants more than swarm's defaults:
+      .swarm/plans/do-the-thing/plan.toml:10: [swarm] sandbox = "none": runs tasks unconfined, with your permissions and files
+      .swarm/plans/do-the-thing/plan.toml:18: [models.default] base_url = "http://127.0.0.1:[PORT]": makes the coordinator send model calls to 127.0.0.1:[PORT], also for tasks without network
+    warning: sandbox = "none": tasks of run `do-the-thing` run UNCONFINED, with your permissions and environment
+    "#));
 }
 
 /// With the statements removed from `validate` and the run's header, the
@@ -384,16 +427,7 @@ fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
     ];
 
     let refused = repo.swarm(&goal);
-    assert_refused_at(
-        &refused,
-        2,
-        "[setup] `run` needs trust: it runs a command before every task",
-    );
-    assert_refused_at(
-        &refused,
-        5,
-        "[cleanup] `run` needs trust: it runs a command in every task's worktree",
-    );
+    assert_refused(&refused);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!("refused_setup_and_cleanup", redact(&refused.stderr, &repo))
     });
@@ -408,7 +442,9 @@ fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
         "--replay",
         cassettes.to_str().unwrap(),
     ];
-    assert_refused_at(&repo.swarm(&args), 2, "[setup] `run` needs trust");
+    let planned = repo.swarm(&args);
+    assert_refused(&planned);
+    assert_eq!(planned.stderr, refused.stderr);
 
     let trusted = repo.swarm(&["trust"]);
     trusted.assert_code(0);
@@ -423,19 +459,19 @@ fn a_repository_config_s_setup_and_cleanup_run_only_once_trusted() {
     assert_eq!(repo.show("swarm/g", "seen.txt"), "prepared by setup");
     let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/g"]);
     assert!(!tree.contains("from-setup.txt"), "{tree}");
-    assert!(
-        run.stderr.contains("(setup ran in "),
-        "the live view shows the setup phase\n{}",
-        run.stderr
-    );
+    // The live view shows the setup phase, and how long it took.
+    let started = run
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("start "))
+        .unwrap_or_else(|| panic!("no start in:\n{}", run.stderr));
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"\(setup ran in [^)]+\)", "(setup ran in [T])");
+    settings.bind(|| insta::assert_snapshot!(started, @"  start      touch    (setup ran in [T])"));
     // Cleanup ran when swarm was done with the worktree.
     let cleanup = repo.swarm(&["logs", "g", "touch", "--cleanup"]);
     cleanup.assert_code(0);
-    assert!(
-        cleanup.stdout.contains("cleaned touch"),
-        "{}",
-        cleanup.stdout
-    );
+    insta::assert_snapshot!(cleanup.stdout, @"cleaned touch");
 }
 
 /// A planner's answer of one agent task, as a cassette `--replay` serves:
@@ -466,13 +502,9 @@ fn a_repository_configuration_reads_only_what_git_tracks_at_the_base() {
             "[swarm]\nplan_repair_rounds = 0\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"mock-model\"\napi_key_env = \"\"\n\n[defaults]\noutput_schema = \"{schema}\"\n"
         )
     };
-    for (schema, why) in [
-        (
-            "credentials.json",
-            "`credentials.json` is not a file git tracks at the run's base",
-        ),
-        (".git/config", "`.git/config` is in `.git`"),
-    ] {
+    // What each refusal says, one after the other.
+    let mut refusals = String::new();
+    for schema in ["credentials.json", ".git/config"] {
         let repo = TestRepo::new();
         repo.write(".gitignore", "credentials.json\n");
         repo.write("swarm.toml", &config(schema));
@@ -494,14 +526,29 @@ fn a_repository_configuration_reads_only_what_git_tracks_at_the_base() {
             cassettes.to_str().unwrap(),
         ]);
         assert_ne!(run.code, 0, "{run:?}");
-        let words = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(words.contains(why), "{schema}: {}", run.stderr);
+        refusals.push_str(&format!(
+            "$ swarm plan # `{schema}`\n{}\n",
+            redact(&run.stderr, &repo)
+        ));
         assert!(
             !run.stderr.contains(marker) && !run.stdout.contains(marker),
             "{run:?}"
         );
         assert!(!repo.path().join("plan.toml").exists());
     }
+    snapshot_settings().bind(|| insta::assert_snapshot!(refusals, @"
+    $ swarm plan # `credentials.json`
+    planning with model `default` (5 files, map of 49 tokens)...
+    error: failed to plan the goal: the model gave no acceptable plan in 1 round; the last one's problems:
+      - task `review`: output_schema: `credentials.json` is not a file git tracks at the run's base ([HASH]): a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base (a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file git tracks at the run's base, relative to the plan; or give it inline, as a table)
+    help: its last attempt is saved at [TMP]/repo/plan.rejected.toml: fix it by hand and `swarm validate` it, or try again (a clearer goal, another --model, more `plan_repair_rounds`)
+
+    $ swarm plan # `.git/config`
+    planning with model `default` (5 files, map of 49 tokens)...
+    error: failed to plan the goal: the model gave no acceptable plan in 1 round; the last one's problems:
+      - task `review`: output_schema: `.git/config` is in `.git`, which holds git's or swarm's own files: a plan from outside (an MCP client, a repository's configuration you have not trusted) reads only files git tracks at the run's base, never those (a plan from outside (a repository's configuration, an MCP client) names a JSON Schema file git tracks at the run's base, relative to the plan; or give it inline, as a table)
+    help: its last attempt is saved at [TMP]/repo/plan.rejected.toml: fix it by hand and `swarm validate` it, or try again (a clearer goal, another --model, more `plan_repair_rounds`)
+    "));
     // A tracked schema, changed since it was committed: read as committed.
     let repo = TestRepo::new();
     repo.write("swarm.toml", &config("review.schema.json"));
