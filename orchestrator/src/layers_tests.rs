@@ -838,31 +838,20 @@ fn nothing_inside_run_takes_an_item_from_its_mod_rs() {
     );
 }
 
-/// Functions of the library over 150 lines that are still to be split
-/// (issue 80): the list only shrinks. A function not on it that grows past
-/// 150 lines fails the test below, and so does one on it that no longer
-/// does (take it off).
-const LONG_STILL: &[&str] = &["bin/swarm/drive.rs: drive"];
-
-/// No non-test function of the library runs over 150 lines but those
-/// [`LONG_STILL`] names (run/local has no exception: its own test).
+/// No non-test function of the library or the binary runs over 150 lines
+/// (run/local is held to the same by its own test).
 #[test]
 fn no_function_of_the_library_is_over_150_lines() {
     let mut long = Vec::new();
     for (name, file) in library_sources() {
         let text = test_code_left_out(&std::fs::read_to_string(&file).unwrap());
         for f in long_functions(&text, 150) {
-            let fname = f.split(' ').next().unwrap_or_default().to_string();
-            long.push(format!("{name}: {fname}"));
+            long.push(format!("{name}: {f}"));
         }
     }
     long.sort();
-    let still: Vec<String> = LONG_STILL.iter().map(|s| s.to_string()).collect();
-    let new: Vec<&String> = long.iter().filter(|l| !still.contains(l)).collect();
-    let done: Vec<&String> = still.iter().filter(|l| !long.contains(l)).collect();
     assert!(
-        new.is_empty() && done.is_empty(),
-        "functions over 150 lines not in LONG_STILL (split them into named steps):\n{new:#?}\n\
-         in LONG_STILL but no longer over 150 lines (take them off):\n{done:#?}"
+        long.is_empty(),
+        "functions over 150 lines (split them into named steps):\n{long:#?}"
     );
 }

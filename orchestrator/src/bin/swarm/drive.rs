@@ -203,124 +203,14 @@ pub(crate) fn saved_plan(
     Ok((plan, original))
 }
 
-/// Sets up what a run needs (sandbox launcher, WASM engine, model gateway)
-/// and runs or resumes it to the end.
-pub(crate) fn drive(
-    repo: swarm_orchestrator::git::Repo,
-    mut plan: Plan,
-    plan_path: &str,
-    args: Drive,
-    mode: Mode,
-) -> Result<i32, Failure> {
-    let (name, retry_failed, worktrees, adopt) = match &mode {
-        Mode::Start {
-            name,
-            worktrees,
-            adopt,
-        } => (name.clone(), None, worktrees.clone(), adopt.clone()),
-        Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone(), None, None),
-    };
-    let keep_runs = plan.keep_runs;
-    let workdir = repo.workdir.clone();
-    // A resumed run uses the home its journal recorded: `worktrees` is
-    // only for starting one.
-    let overrides = assemble::Overrides {
-        sandbox: args.sandbox.map(|sandbox| match sandbox {
-            SandboxArg::Landlock => SandboxMode::Landlock,
-            SandboxArg::None => SandboxMode::None,
-        }),
-        executor: args.executor.map(|executor| match executor {
-            ExecutorArg::Local => assemble::ExecutorChoice::Local,
-            ExecutorArg::Slurm => assemble::ExecutorChoice::Slurm,
-        }),
-        concurrency: args.concurrency,
-        worktrees,
-        gateway_listen: args.gateway_listen,
-        name,
-        grace: args.grace,
-        retry_failed,
-        tape: args
-            .tape
-            .settings(&std::env::current_dir().unwrap_or_default()),
-        adopt,
-        setup_cache: None,
-        egress_via: None,
-    };
-    assemble::apply(&mut plan, &overrides);
-    let host = crate::host::current();
-    // This thread runs the dispatcher: it reacts to each command's end
-    // (see the function). Before the runtime's threads exist, which start
-    // with the default slice.
-    let short = swarm_sandbox::process::shorten_thread_slice();
-    tracing::debug!(
-        short,
-        "asked for a short scheduling slice for the dispatcher"
-    );
-    // One thread runs the dispatcher and every worker future: a child's exit
-    // and the next spawn need no hop between threads (which cost ~20% over
-    // `xargs -P` on 1,000 no-op tasks). Git work runs on the blocking pool.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // Git work on the blocking pool is bulk work: under a full CPU the
-        // dispatcher (this thread) reacts first.
-        .on_thread_start(|| swarm_sandbox::process::lower_thread_priority(run::BACKGROUND_NICE))
-        .build()
-        .context("start the async runtime")
-        .map_err(Failure::Internal)?;
-    let assembly = runtime.block_on(assemble::assemble(
-        &plan,
-        plan_path,
-        &host,
-        &overrides,
-        assemble::Models::Own,
-    ))?;
-    output::print_notices(&assembly.notices);
-    let options = assembly.options;
-    let resuming = matches!(mode, Mode::Resume { .. });
-    // What the live view of a resumed run starts from: its journal so far,
-    // folded (the resumed events follow it).
-    let seen = match &mode {
-        Mode::Resume { run, .. } => {
-            let journal = swarm_orchestrator::layout::run_dir(&repo.workdir, run)
-                .join(swarm_orchestrator::layout::JOURNAL);
-            swarm_orchestrator::journal::read_tolerant(&journal)
-                .ok()
-                .map(|(events, _)| swarm_orchestrator::fold::RunFold::of(&events))
-        }
-        Mode::Start { .. } => None,
-    };
-    let weakened = match &mode {
-        Mode::Start { worktrees, .. } => weakened(&plan, worktrees.is_some()),
-        Mode::Resume { .. } => Vec::new(),
-    };
-    // `prepare` takes the plan; what a bad base's error needs is kept.
-    let base_plan = plan.without_tasks();
-    let prepared = match mode {
-        Mode::Start { .. } => run::prepare(repo, plan, options),
-        Mode::Resume { run, .. } => run::prepare_resume(repo, plan, run, options),
-    }
-    .map_err(|e| base_failure(&base_plan, e))?;
-    // An untrusted plan's files were read at one commit: its tasks start
-    // from that one, or nothing runs (the base moved in between). A
-    // resumed run's were read at the commit its journal names.
-    if !resuming
-        && prepared.plan.files.is_confined()
-        && let Some(read_at) = prepared.plan.files.base()
-        && read_at != prepared.base_commit.to_string()
-    {
-        return Err(Failure::Invalid(anyhow!(
-            "run: the plan's files were read at commit {} but the run would start from {} (its base moved meanwhile); nothing ran\nhelp: start the run again",
-            swarm_orchestrator::git::short(read_at),
-            swarm_orchestrator::git::short_id(prepared.base_commit)
-        )));
-    }
-    if !resuming {
-        check_meaning(&prepared.repo, prepared.base_commit, &prepared.plan)?;
-    }
-    included_note(&prepared.repo, prepared.plan.origin);
+/// What a person is warned of before `prepared` runs: what the plan
+/// grants beyond swarm's defaults (`weakened`), no sandbox or a weaker
+/// one, and changes of the working tree the run does not see (not for a
+/// resumed run); how many such changes there are, for the live view.
+fn warn_before(prepared: &run::Prepared, weakened: &[String], resuming: bool) -> usize {
     if !weakened.is_empty() {
         eprintln!("warning: the plan grants more than swarm's defaults:");
-        for line in &weakened {
+        for line in weakened {
             eprintln!("  {line}");
         }
     }
@@ -362,26 +252,90 @@ pub(crate) fn drive(
                 .unwrap_or_default()
         );
     }
-    // The live view's critical path left, in the time the repository's
-    // earlier runs took (when they ran some of this plan's tasks). Only the
-    // live view shows it: `-q` spares reading the history a second time and
-    // a map of every task kept for the whole run.
-    let live = !args.quiet;
+    uncommitted
+}
+
+/// The live view's critical path left, in the time the repository's
+/// earlier runs took (when they ran some of this plan's tasks). Only the
+/// live view shows it: `-q` spares reading the history a second time and
+/// a map of every task kept for the whole run.
+fn expected_times(
+    prepared: &run::Prepared,
+) -> Option<(std::collections::HashMap<String, u64>, u64)> {
     let tasks = &prepared.plan.tasks;
-    let expected = live
-        .then(|| swarm_orchestrator::durations::History::load(&prepared.repo.workdir))
-        .filter(|history| tasks.iter().any(|t| history.estimate(t).is_some()))
-        .map(|history| {
-            let expected = history.expected(tasks);
-            let by_id: std::collections::HashMap<String, u64> = tasks
-                .iter()
-                .map(|t| t.id.clone())
-                .zip(expected.per_task)
-                .collect();
-            (by_id, expected.fallback)
-        });
-    let outputs = args.outputs;
-    let mut events_file = match &outputs.events_file {
+    Some(swarm_orchestrator::durations::History::load(
+        &prepared.repo.workdir,
+    ))
+    .filter(|history| tasks.iter().any(|t| history.estimate(t).is_some()))
+    .map(|history| {
+        let expected = history.expected(tasks);
+        let by_id: std::collections::HashMap<String, u64> = tasks
+            .iter()
+            .map(|t| t.id.clone())
+            .zip(expected.per_task)
+            .collect();
+        (by_id, expected.fallback)
+    })
+}
+
+/// What the command line (`args`, and the run `mode` names) says over the
+/// plan.
+fn overrides(args: &Drive, mode: &Mode) -> assemble::Overrides {
+    let (name, retry_failed, worktrees, adopt) = match mode {
+        Mode::Start {
+            name,
+            worktrees,
+            adopt,
+        } => (name.clone(), None, worktrees.clone(), adopt.clone()),
+        Mode::Resume { run, retry_failed } => (Some(run.clone()), retry_failed.clone(), None, None),
+    };
+    // A resumed run uses the home its journal recorded: `worktrees` is
+    // only for starting one.
+    assemble::Overrides {
+        sandbox: args.sandbox.map(|sandbox| match sandbox {
+            SandboxArg::Landlock => SandboxMode::Landlock,
+            SandboxArg::None => SandboxMode::None,
+        }),
+        executor: args.executor.map(|executor| match executor {
+            ExecutorArg::Local => assemble::ExecutorChoice::Local,
+            ExecutorArg::Slurm => assemble::ExecutorChoice::Slurm,
+        }),
+        concurrency: args.concurrency,
+        worktrees,
+        gateway_listen: args.gateway_listen,
+        name,
+        grace: args.grace,
+        retry_failed,
+        tape: args
+            .tape
+            .settings(&std::env::current_dir().unwrap_or_default()),
+        adopt,
+        setup_cache: None,
+        egress_via: None,
+    }
+}
+
+/// What the live view of a resumed run starts from: its journal so far,
+/// folded (the resumed events follow it).
+fn seen_before(
+    workdir: &std::path::Path,
+    mode: &Mode,
+) -> Option<swarm_orchestrator::fold::RunFold> {
+    match mode {
+        Mode::Resume { run, .. } => {
+            let journal = swarm_orchestrator::layout::run_dir(workdir, run)
+                .join(swarm_orchestrator::layout::JOURNAL);
+            swarm_orchestrator::journal::read_tolerant(&journal)
+                .ok()
+                .map(|(events, _)| swarm_orchestrator::fold::RunFold::of(&events))
+        }
+        Mode::Start { .. } => None,
+    }
+}
+
+/// `--events-file`, opened to append to, if given.
+fn events_file(path: Option<&std::path::Path>) -> Result<Option<std::fs::File>, Failure> {
+    Ok(match path {
         None => None,
         Some(path) => Some(
             std::fs::OpenOptions::new()
@@ -392,7 +346,98 @@ pub(crate) fn drive(
                     Failure::Invalid(anyhow!("open --events-file {}: {e}", path.display()))
                 })?,
         ),
+    })
+}
+
+/// The runtime a run is driven on, this thread its dispatcher's.
+fn dispatcher_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    // This thread runs the dispatcher: it reacts to each command's end
+    // (see the function). Before the runtime's threads exist, which start
+    // with the default slice.
+    let short = swarm_sandbox::process::shorten_thread_slice();
+    tracing::debug!(
+        short,
+        "asked for a short scheduling slice for the dispatcher"
+    );
+    // One thread runs the dispatcher and every worker future: a child's exit
+    // and the next spawn need no hop between threads (which cost ~20% over
+    // `xargs -P` on 1,000 no-op tasks). Git work runs on the blocking pool.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // Git work on the blocking pool is bulk work: under a full CPU the
+        // dispatcher (this thread) reacts first.
+        .on_thread_start(|| swarm_sandbox::process::lower_thread_priority(run::BACKGROUND_NICE))
+        .build()
+        .context("start the async runtime")
+        .map_err(Failure::Internal)
+}
+
+/// An untrusted plan's files were read at one commit: its tasks start
+/// from that one, or nothing runs (the base moved in between). A
+/// resumed run's were read at the commit its journal names.
+fn files_read_at_base(prepared: &run::Prepared) -> Result<(), Failure> {
+    if prepared.plan.files.is_confined()
+        && let Some(read_at) = prepared.plan.files.base()
+        && read_at != prepared.base_commit.to_string()
+    {
+        return Err(Failure::Invalid(anyhow!(
+            "run: the plan's files were read at commit {} but the run would start from {} (its base moved meanwhile); nothing ran\nhelp: start the run again",
+            swarm_orchestrator::git::short(read_at),
+            swarm_orchestrator::git::short_id(prepared.base_commit)
+        )));
+    }
+    Ok(())
+}
+
+/// Sets up what a run needs (sandbox launcher, WASM engine, model gateway)
+/// and runs or resumes it to the end.
+pub(crate) fn drive(
+    repo: swarm_orchestrator::git::Repo,
+    mut plan: Plan,
+    plan_path: &str,
+    args: Drive,
+    mode: Mode,
+) -> Result<i32, Failure> {
+    let overrides = overrides(&args, &mode);
+    let keep_runs = plan.keep_runs;
+    let workdir = repo.workdir.clone();
+    assemble::apply(&mut plan, &overrides);
+    let host = crate::host::current();
+    let runtime = dispatcher_runtime()?;
+    let assembly = runtime.block_on(assemble::assemble(
+        &plan,
+        plan_path,
+        &host,
+        &overrides,
+        assemble::Models::Own,
+    ))?;
+    output::print_notices(&assembly.notices);
+    let options = assembly.options;
+    let resuming = matches!(mode, Mode::Resume { .. });
+    let seen = seen_before(&repo.workdir, &mode);
+    let weakened = match &mode {
+        Mode::Start { worktrees, .. } => weakened(&plan, worktrees.is_some()),
+        Mode::Resume { .. } => Vec::new(),
     };
+    // `prepare` takes the plan; what a bad base's error needs is kept.
+    let base_plan = plan.without_tasks();
+    let prepared = match mode {
+        Mode::Start { .. } => run::prepare(repo, plan, options),
+        Mode::Resume { run, .. } => run::prepare_resume(repo, plan, run, options),
+    }
+    .map_err(|e| base_failure(&base_plan, e))?;
+    if !resuming {
+        files_read_at_base(&prepared)?;
+    }
+    if !resuming {
+        check_meaning(&prepared.repo, prepared.base_commit, &prepared.plan)?;
+    }
+    included_note(&prepared.repo, prepared.plan.origin);
+    let uncommitted = warn_before(&prepared, &weakened, resuming);
+    let live = !args.quiet;
+    let expected = live.then(|| expected_times(&prepared)).flatten();
+    let outputs = args.outputs;
+    let mut events_file = events_file(outputs.events_file.as_deref())?;
     let events_stdout = outputs.events == Some(EventsFormat::Json);
     let tty = {
         use std::io::IsTerminal as _;
