@@ -11,8 +11,8 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::call::Prepared;
 use super::reply::Reply;
+use super::request::Prepared;
 use super::stream::{Answer, Assembler, Failure, refuses_the_request};
 use super::tape::{Lookup, Recorder, Reel};
 use super::{Endpoint, redact};

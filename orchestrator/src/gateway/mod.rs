@@ -29,6 +29,7 @@ pub mod prices;
 pub(crate) mod provider;
 pub mod relay;
 mod reply;
+mod request;
 mod schema_calls;
 mod session;
 mod sse;

@@ -8,144 +8,21 @@
 #![allow(clippy::result_large_err)]
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::rc::Rc;
 use toml::Spanned;
 
-use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
+use super::ctx::{Ctx, keep};
+use super::error::{PlanError, PlanErrorKind, Source};
+use super::keys::toml_error;
 use super::matrix::Values;
-use super::models::{self, Budget, ModelConfig};
+use super::models::{self, Budget};
 use super::schema::{PlanFile, TaskFields};
 use super::{
     Experiment, Plan, Role, Task, Variant, deps, is_valid_task_id, matrix, settings, task, variants,
 };
-
-/// The key of swarm's that other tools name `word`.
-pub(super) fn alias(word: &str) -> Option<&'static str> {
-    match word {
-        "depends_on" | "depends" | "dependencies" | "needs" | "after" | "requires" => Some("deps"),
-        "cmd" | "command" | "script" | "shell" => Some("run"),
-        "check" | "test" => Some("verify"),
-        _ => None,
-    }
-}
-
-/// A serde type or value error (`first_line`) about `key` in swarm's
-/// words, or `None` for one it does not know.
-fn in_swarms_words(first_line: &str, key: &str) -> Option<String> {
-    if key.is_empty() {
-        return None;
-    }
-    let (got, wanted) = first_line
-        .strip_prefix("invalid value: ")
-        .or_else(|| first_line.strip_prefix("invalid type: "))?
-        .split_once(", expected ")?;
-    let wanted = match wanted.trim() {
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number from 0 up",
-        "i32" | "i64" | "isize" => "a whole number",
-        "f32" | "f64" => "a number",
-        "a string" => "a string",
-        "a boolean" => "`true` or `false`",
-        "a sequence" => "a list, `[...]`",
-        "a map" => "a table, `{ ... }`",
-        _ => return None,
-    };
-    Some(format!("`{key}` must be {wanted}, not {got}"))
-}
-
-/// Turns a TOML/serde error into a positioned plan error, with a "did you
-/// mean" for misspelt keys and values.
-pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
-    let message = err.message().trim().to_string();
-    let span = err.span();
-    // serde words these as: unknown field `x`, expected one of `a`, `b`
-    //                       unknown variant `x`, expected `a` or `b`
-    let (kind, word) = if let Some(rest) = message.strip_prefix("unknown field `") {
-        (PlanErrorKind::UnknownKey, rest.split('`').next())
-    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
-        (PlanErrorKind::BadValue, rest.split('`').next())
-    } else {
-        (PlanErrorKind::Syntax, None)
-    };
-    let expected: Vec<&str> = message
-        .split_once("expected")
-        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
-        .unwrap_or_default();
-    let first_line = message.lines().next().unwrap_or_default().to_string();
-    let label = match kind {
-        PlanErrorKind::UnknownKey => "unknown key",
-        PlanErrorKind::BadValue => "unknown value",
-        _ => "here",
-    };
-    let mut error = source.error(kind, first_line.clone(), span.clone(), label);
-    if message.contains("max recursion depth") {
-        error.help = Some(
-            "tables and arrays nest this deep here; a plan needs a few levels, and swarm stops reading past about 80: flatten it"
-                .into(),
-        );
-        return error;
-    }
-    let alias = word.and_then(alias);
-    if let (PlanErrorKind::UnknownKey, Some(alias)) = (kind, alias) {
-        error.help = Some(format!("did you mean `{alias}`?"));
-    } else if let Some(word) = word {
-        error.help = match did_you_mean(word, expected.iter().copied()) {
-            Some(close) => Some(format!("did you mean `{close}`?")),
-            None if !expected.is_empty() => Some(format!(
-                "expected one of: {}",
-                expected
-                    .iter()
-                    .map(|e| format!("`{e}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            None => None,
-        };
-    } else if kind == PlanErrorKind::Syntax {
-        error.kind = if message.contains("invalid type") || message.contains("missing field") {
-            PlanErrorKind::BadValue
-        } else {
-            PlanErrorKind::Syntax
-        };
-        let line_start = span
-            .as_ref()
-            .and_then(|s| source.text.get(..s.start))
-            .and_then(|before| before.rfind('\n').map(|i| i + 1).or(Some(0)))
-            .unwrap_or(0);
-        let key = source
-            .text
-            .get(line_start..)
-            .and_then(|line| line.split('=').next())
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or_default();
-        // serde's words ("invalid value: integer `-1`, expected u32") in
-        // swarm's, naming the key.
-        if let Some(said) = in_swarms_words(&first_line, key) {
-            error.message = said;
-        }
-        // A number where swarm wants a duration or a size: an example in
-        // the unit the key takes.
-        if let Some(number) = message
-            .strip_prefix("invalid type: integer `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            let example = match key {
-                "timeout" | "grace" => Some(format!("{key} = \"{number}s\"")),
-                "memory" | "max_output" | "max_file_size" | "min_free_space" => {
-                    Some(format!("{key} = \"{number}MiB\""))
-                }
-                _ => None,
-            };
-            if let Some(example) = example {
-                error.help = Some(format!("`{key}` is a string with a unit, e.g. {example}"));
-            }
-        }
-    }
-    error
-}
 
 /// The most tasks one plan may expand to (matrices and variants counted):
 /// what keeps checking a plan bounded in time and memory.
@@ -284,7 +161,7 @@ pub(super) fn plan(
         budget,
         min_free_space: settings.min_free_space,
         executor,
-        subtask_limits: super::subtasks::Limits::of(&file.swarm, tasks.len()),
+        subtask_limits: super::limits::Limits::of(&file.swarm, tasks.len()),
         replan: super::Replan {
             rounds: file.swarm.replan.as_ref().map_or(0, |n| *n.get_ref()),
             model: file
@@ -1084,32 +961,6 @@ fn slug_collision(
                 matrix::slug(a)
             )),
     )
-}
-
-/// The value of `result`, or `None` with its error added to `errors`.
-pub(super) fn keep<T>(errors: &mut Vec<PlanError>, result: Result<T, PlanError>) -> Option<T> {
-    result.map_err(|e| errors.push(e)).ok()
-}
-
-/// What every task of a plan is resolved against.
-pub(super) struct Ctx<'a> {
-    pub source: &'a Source,
-    /// How the plan's file names are read.
-    pub files: &'a super::origin::files::Files,
-    /// `[swarm] on_conflict`, for tasks that do not say.
-    pub on_conflict: Option<super::OnConflict>,
-    pub models: &'a BTreeMap<String, ModelConfig>,
-    /// `[models.NAME]` tables with errors of their own: a task that uses one
-    /// is not reported again.
-    pub broken_models: HashSet<String>,
-    /// The agent CLIs a task may name in `agent`.
-    pub agents: &'a BTreeMap<String, super::agents::AgentCli>,
-    /// The MCP servers a task may name in `mcp`.
-    pub mcp: &'a BTreeMap<String, super::mcp::McpTable>,
-    /// The tasks come from a subtask request or a replan's fix, not the
-    /// person's plan: nothing they name is read from the host's files.
-    pub from_request: bool,
-    pub defaults: &'a TaskFields,
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! tables are walked against the keys each one takes (from the plan's own
 //! JSON schema, so a new key is known here as soon as it exists) and every
 //! key that is not one of them is reported at its place, with a "did you
-//! mean".
+//! mean". A TOML or serde error of a plan that does not read is put in
+//! swarm's words here too ([`toml_error`]).
 
 use std::collections::BTreeSet;
 
@@ -189,7 +190,7 @@ fn table_values(
         let read: Result<super::schema::PlanFile, _> = toml::from_str(&text);
         let Err(e) = read else { break };
         let alone = Source::new(std::path::Path::new(&source.name), text.clone());
-        let mut error = super::expand::toml_error(&alone, &e);
+        let mut error = toml_error(&alone, &e);
         if error.kind == PlanErrorKind::UnknownKey {
             // `unknown` reports those, with their table's keys.
             break;
@@ -247,7 +248,7 @@ fn error(
         Some(span),
         "unknown key",
     );
-    error.help = match super::expand::alias(key) {
+    error.help = match alias(key) {
         Some(alias) if keys.contains(alias) => Some(format!("did you mean `{alias}`?")),
         _ => match did_you_mean(key, keys.iter().map(String::as_str)) {
             Some(close) => Some(format!("did you mean `{close}`?")),
@@ -260,6 +261,131 @@ fn error(
             )),
         },
     };
+    error
+}
+
+/// The key of swarm's that other tools name `word`.
+fn alias(word: &str) -> Option<&'static str> {
+    match word {
+        "depends_on" | "depends" | "dependencies" | "needs" | "after" | "requires" => Some("deps"),
+        "cmd" | "command" | "script" | "shell" => Some("run"),
+        "check" | "test" => Some("verify"),
+        _ => None,
+    }
+}
+
+/// A serde type or value error (`first_line`) about `key` in swarm's
+/// words, or `None` for one it does not know.
+fn in_swarms_words(first_line: &str, key: &str) -> Option<String> {
+    if key.is_empty() {
+        return None;
+    }
+    let (got, wanted) = first_line
+        .strip_prefix("invalid value: ")
+        .or_else(|| first_line.strip_prefix("invalid type: "))?
+        .split_once(", expected ")?;
+    let wanted = match wanted.trim() {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number from 0 up",
+        "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a string" => "a string",
+        "a boolean" => "`true` or `false`",
+        "a sequence" => "a list, `[...]`",
+        "a map" => "a table, `{ ... }`",
+        _ => return None,
+    };
+    Some(format!("`{key}` must be {wanted}, not {got}"))
+}
+
+/// Turns a TOML/serde error into a positioned plan error, with a "did you
+/// mean" for misspelt keys and values.
+pub(super) fn toml_error(source: &Source, err: &toml::de::Error) -> PlanError {
+    let message = err.message().trim().to_string();
+    let span = err.span();
+    // serde words these as: unknown field `x`, expected one of `a`, `b`
+    //                       unknown variant `x`, expected `a` or `b`
+    let (kind, word) = if let Some(rest) = message.strip_prefix("unknown field `") {
+        (PlanErrorKind::UnknownKey, rest.split('`').next())
+    } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+        (PlanErrorKind::BadValue, rest.split('`').next())
+    } else {
+        (PlanErrorKind::Syntax, None)
+    };
+    let expected: Vec<&str> = message
+        .split_once("expected")
+        .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default();
+    let first_line = message.lines().next().unwrap_or_default().to_string();
+    let label = match kind {
+        PlanErrorKind::UnknownKey => "unknown key",
+        PlanErrorKind::BadValue => "unknown value",
+        _ => "here",
+    };
+    let mut error = source.error(kind, first_line.clone(), span.clone(), label);
+    if message.contains("max recursion depth") {
+        error.help = Some(
+            "tables and arrays nest this deep here; a plan needs a few levels, and swarm stops reading past about 80: flatten it"
+                .into(),
+        );
+        return error;
+    }
+    let alias = word.and_then(alias);
+    if let (PlanErrorKind::UnknownKey, Some(alias)) = (kind, alias) {
+        error.help = Some(format!("did you mean `{alias}`?"));
+    } else if let Some(word) = word {
+        error.help = match did_you_mean(word, expected.iter().copied()) {
+            Some(close) => Some(format!("did you mean `{close}`?")),
+            None if !expected.is_empty() => Some(format!(
+                "expected one of: {}",
+                expected
+                    .iter()
+                    .map(|e| format!("`{e}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            None => None,
+        };
+    } else if kind == PlanErrorKind::Syntax {
+        error.kind = if message.contains("invalid type") || message.contains("missing field") {
+            PlanErrorKind::BadValue
+        } else {
+            PlanErrorKind::Syntax
+        };
+        let line_start = span
+            .as_ref()
+            .and_then(|s| source.text.get(..s.start))
+            .and_then(|before| before.rfind('\n').map(|i| i + 1).or(Some(0)))
+            .unwrap_or(0);
+        let key = source
+            .text
+            .get(line_start..)
+            .and_then(|line| line.split('=').next())
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or_default();
+        // serde's words ("invalid value: integer `-1`, expected u32") in
+        // swarm's, naming the key.
+        if let Some(said) = in_swarms_words(&first_line, key) {
+            error.message = said;
+        }
+        // A number where swarm wants a duration or a size: an example in
+        // the unit the key takes.
+        if let Some(number) = message
+            .strip_prefix("invalid type: integer `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            let example = match key {
+                "timeout" | "grace" => Some(format!("{key} = \"{number}s\"")),
+                "memory" | "max_output" | "max_file_size" | "min_free_space" => {
+                    Some(format!("{key} = \"{number}MiB\""))
+                }
+                _ => None,
+            };
+            if let Some(example) = example {
+                error.help = Some(format!("`{key}` is a string with a unit, e.g. {example}"));
+            }
+        }
+    }
     error
 }
 

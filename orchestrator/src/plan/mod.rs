@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod ceiling;
+mod ctx;
 mod deps;
 pub use deps::{ids_matching, is_glob};
 pub mod capabilities;
@@ -15,6 +16,7 @@ mod executor;
 mod expand;
 pub mod graph;
 mod keys;
+mod limits;
 pub mod matrix;
 pub mod mcp;
 mod models;

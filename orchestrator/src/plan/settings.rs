@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::ctx::keep;
 use super::error::{PlanError, PlanErrorKind, Source};
-use super::expand::keep;
 use super::models::{self, ModelConfig};
 use super::schema::PlanFile;
 use super::{ReadPath, Toolchains, is_valid_run_name};

@@ -22,58 +22,13 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ceiling::Ceiling;
+use super::ctx::Ctx;
 use super::error::{PlanError, PlanErrorKind, Source};
-use super::expand::{self, Ctx};
-use super::schema::{PlanFile, SwarmSection, TaskFields};
+use super::expand;
+use super::schema::{PlanFile, TaskFields};
 use super::{Plan, Task, path_within, semantic};
 
-/// How deep a tree of subtasks may grow below a plan's task by default.
-pub const DEFAULT_MAX_DEPTH: u32 = 2;
-/// How many children one task may have by default.
-pub const DEFAULT_MAX_CHILDREN: u32 = 8;
-/// How many tasks a run may have by default, the plan's own included.
-pub const DEFAULT_MAX_TASKS: u32 = 100;
-
-/// How far a run's graph may grow (`[swarm]`'s `max_depth`,
-/// `max_children` and `max_tasks`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Levels of subtasks below a plan's task (0: none at all).
-    pub max_depth: u32,
-    /// Children of one task.
-    pub max_children: u32,
-    /// Tasks of the run, the plan's own included.
-    pub max_tasks: usize,
-}
-
-impl Limits {
-    /// The limits `[swarm]` sets for a plan of `planned` tasks: a plan
-    /// larger than the default `max_tasks` keeps its own tasks (and can
-    /// grow by none) unless it says more.
-    pub(super) fn of(swarm: &SwarmSection, planned: usize) -> Self {
-        Self {
-            max_depth: swarm.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
-            max_children: swarm
-                .max_children
-                .as_ref()
-                .map_or(DEFAULT_MAX_CHILDREN, |v| *v.get_ref()),
-            max_tasks: swarm.max_tasks.as_ref().map_or_else(
-                || planned.max(DEFAULT_MAX_TASKS as usize),
-                |v| *v.get_ref() as usize,
-            ),
-        }
-    }
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_depth: DEFAULT_MAX_DEPTH,
-            max_children: DEFAULT_MAX_CHILDREN,
-            max_tasks: DEFAULT_MAX_TASKS as usize,
-        }
-    }
-}
+pub use super::limits::{DEFAULT_MAX_CHILDREN, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TASKS, Limits};
 
 /// A request: `[[task]]` tables and nothing else.
 #[derive(Debug, Default, Deserialize)]
@@ -111,7 +66,7 @@ pub fn resolve(
     // The plan ran, so it parses; its defaults apply to children too.
     let plan_file = expand::parse(&plan.source)?;
     let file: RequestFile =
-        toml::from_str(&request.text).map_err(|e| expand::toml_error(request, &e))?;
+        toml::from_str(&request.text).map_err(|e| super::keys::toml_error(request, &e))?;
     let mut errors = refused_keys(request);
     if !errors.is_empty() {
         return Err(bundle(errors));

@@ -9,8 +9,8 @@ use std::ops::Range;
 use swarm_protocol::{Isolation, TaskKind};
 use toml::Spanned;
 
+use super::ctx::{Ctx, keep};
 use super::error::{PlanError, PlanErrorKind};
-use super::expand::{Ctx, keep};
 use super::matrix::Values;
 use super::models::{self, AgentTask, Budget, DEFAULT_MAX_TURNS, DEFAULT_REPAIR_ROUNDS};
 use super::network::{AllowList, Allowed, TaskNetwork};

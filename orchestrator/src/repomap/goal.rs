@@ -25,8 +25,6 @@
 
 use memchr::memmem::Finder;
 
-use super::read::File;
-
 /// At most this many identifiers of a goal are searched.
 pub const MAX_IDENTIFIERS: usize = 8;
 
@@ -195,8 +193,13 @@ impl Search {
         counts.iter().any(|&n| n > 0).then_some(counts)
     }
 
-    /// The hits of each identifier, from the counts of `read::list`.
-    pub fn results(&self, files: &[File], counts: &[(usize, Vec<u32>)]) -> Vec<Hits> {
+    /// The hits of each identifier, from the counts of `read::list`
+    /// (each of a file by its index; `path_of` names it).
+    pub fn results(
+        &self,
+        path_of: impl Fn(usize) -> String,
+        counts: &[(usize, Vec<u32>)],
+    ) -> Vec<Hits> {
         self.words
             .iter()
             .enumerate()
@@ -204,7 +207,7 @@ impl Search {
                 let mut found: Vec<(String, u32)> = counts
                     .iter()
                     .filter(|(_, n)| n[w] > 0)
-                    .map(|(i, n)| (files[*i].path.clone(), n[w]))
+                    .map(|(i, n)| (path_of(*i), n[w]))
                     .collect();
                 found.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 Hits {

@@ -125,7 +125,7 @@ pub fn build(
     let packages = packages::scan(&manifests);
     let commands = commands::infer(&manifests, &listing.files, &packages);
     let instructions = read::instructions(&git, commit, &listing.files)?;
-    let hits = search.results(&listing.files, &listing.counts);
+    let hits = search.results(|i| listing.files[i].path.clone(), &listing.counts);
 
     let parts = render::Parts {
         files: &listing.files,
