@@ -12,28 +12,16 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use schemars::JsonSchema;
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{PlanError, PlanErrorKind, Source, did_you_mean};
 use super::schema::AgentFields;
 use crate::gateway::config::{ModelConfig, Provider};
 
+pub use super::schema::{CliKind, WireProtocol};
+
 /// The name of swarm's own agent in `agent`.
 pub const SWARM_AGENT: &str = "swarm";
-
-/// What kind of program an `[agents.NAME]` table runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum CliKind {
-    /// Anthropic's Claude Code (`claude -p`), speaking the Messages API.
-    ClaudeCode,
-    /// OpenAI's Codex CLI (`codex exec`), speaking the Responses API.
-    Codex,
-    /// Any other CLI, given by `command`.
-    Command,
-}
 
 impl CliKind {
     /// Every kind, in the order the book lists them. The plan schema's
@@ -89,20 +77,6 @@ impl CliKind {
             Self::Command => 256 << 20,
         }
     }
-}
-
-/// The wire protocol an agent CLI speaks to its model: what swarm's
-/// gateway serves on the task's port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum WireProtocol {
-    /// Anthropic's Messages API (`POST /v1/messages`).
-    Anthropic,
-    /// OpenAI's Responses API (`POST /v1/responses`).
-    OpenaiResponses,
-    /// OpenAI's Chat Completions (`POST /v1/chat/completions`), which most
-    /// other CLIs speak (aider, opencode, ...).
-    Openai,
 }
 
 impl WireProtocol {

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod ceiling;
 mod ctx;
 mod deps;
+mod entries;
 pub use deps::{ids_matching, is_glob};
 pub mod capabilities;
 mod error;

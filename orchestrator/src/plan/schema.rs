@@ -132,7 +132,7 @@ pub struct McpFields {
 pub struct AgentFields {
     /// `claude-code`, `codex`, or `command` (any other CLI, given by
     /// `command`).
-    pub kind: super::agents::CliKind,
+    pub kind: CliKind,
     /// The `[models.NAME]` behind it, when its tasks name none. Default:
     /// the task's `model`, else `default`.
     #[schemars(with = "Option<String>")]
@@ -151,7 +151,7 @@ pub struct AgentFields {
     /// `kind = "command"`: the wire protocol it speaks to its model:
     /// `anthropic` (Messages API), `openai-responses` (Responses API) or
     /// `openai` (Chat Completions).
-    pub protocol: Option<super::agents::WireProtocol>,
+    pub protocol: Option<WireProtocol>,
     /// `kind = "command"`: the variable it reads its model's base URL
     /// from. Default: `ANTHROPIC_BASE_URL` (anthropic), `OPENAI_BASE_URL`
     /// (openai-responses, openai).
@@ -681,7 +681,7 @@ pub struct TaskFields {
     /// by the times learned would shorten the longest shard by more than
     /// 10%; `pinned`: they stay (new entries are added where there is the
     /// most room); `balanced`: grouped anew each run.
-    pub shard_grouping: Option<super::shards::Keep>,
+    pub shard_grouping: Option<Keep>,
     /// With `shards`: a command that lists the tests of `{entries}`, one
     /// a line, each starting `<entry>::` (pytest's node ids: `python -m
     /// pytest --collect-only -q {entries}`). An entry expected to take
@@ -911,4 +911,45 @@ pub fn json_schema() -> String {
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// What kind of program an `[agents.NAME]` table runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CliKind {
+    /// Anthropic's Claude Code (`claude -p`), speaking the Messages API.
+    ClaudeCode,
+    /// OpenAI's Codex CLI (`codex exec`), speaking the Responses API.
+    Codex,
+    /// Any other CLI, given by `command`.
+    Command,
+}
+
+/// The wire protocol an agent CLI speaks to its model: what swarm's
+/// gateway serves on the task's port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireProtocol {
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    Anthropic,
+    /// OpenAI's Responses API (`POST /v1/responses`).
+    OpenaiResponses,
+    /// OpenAI's Chat Completions (`POST /v1/chat/completions`), which most
+    /// other CLIs speak (aider, opencode, ...).
+    Openai,
+}
+
+/// Whether a sharded task's entries stay where its last run put them
+/// (`shard_grouping`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// They stay unless regrouping them shortens the expected time of the
+    /// longest shard by more than [`REGROUP_GAIN`](super::shards::REGROUP_GAIN) percent.
+    #[default]
+    Stable,
+    /// They stay: only new entries are placed, removed ones dropped.
+    Pinned,
+    /// They are grouped anew each run, by the times learned.
+    Balanced,
 }

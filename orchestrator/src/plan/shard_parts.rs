@@ -17,7 +17,7 @@
 //! node's job) as its entry, [`MARK`] and its ranges (`tests/a.py␟0-500`):
 //! a name no entry can have, as entries never hold a control character.
 
-use super::shards::quoted;
+use super::entries::{ENTRIES, quoted};
 
 /// What separates an entry's name from its part's ranges.
 pub const MARK: char = '\u{1f}';
@@ -200,7 +200,7 @@ pub fn script(template: &str, list: &str, entries: &[String]) -> String {
         }
     }
     let listed: Vec<String> = parts.iter().map(|p| p.entry.to_string()).collect();
-    let list = list.replace(&format!("{{{}}}", super::shards::ENTRIES), &quoted(&listed));
+    let list = list.replace(&format!("{{{}}}", ENTRIES), &quoted(&listed));
     let tmp = "${TMPDIR:-/tmp}";
     let mut s = format!(
         "# swarm: this shard runs parts of {}: their tests as `list_tests` lists them\n\
@@ -249,7 +249,7 @@ pub fn script(template: &str, list: &str, entries: &[String]) -> String {
          echo \"swarm: list_tests listed none of this shard's part of its entries: nothing to run\" >&2; exit 0; fi\n\
          printf '%s\\n' \"$@\" > \"$SWARM_ENTRIES\"\n"
     ));
-    s.push_str(&template.replace(&format!("{{{}}}", super::shards::ENTRIES), "\"$@\""));
+    s.push_str(&template.replace(&format!("{{{}}}", ENTRIES), "\"$@\""));
     s
 }
 

@@ -23,8 +23,10 @@ use std::collections::HashSet;
 
 use toml::Spanned;
 
+pub use super::entries::{ENTRIES, quoted};
 use super::error::{PlanError, PlanErrorKind, Source};
 use super::matrix::Combo;
+pub use super::schema::Keep;
 use super::schema::TaskFields;
 use super::shard_parts;
 use super::{Payload, Plan, Task};
@@ -82,9 +84,6 @@ pub fn unlistable(entry: &str) -> bool {
         .chars()
         .any(|c| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}'))
 }
-
-/// The placeholder a sharded task's command gets its entries in.
-pub const ENTRIES: &str = "entries";
 
 /// The unsplit task `id` (fields `fields`) of `shards = written`, its
 /// entries the values of its one-key matrix (`combos`); `None` with
@@ -221,21 +220,6 @@ pub(super) fn read(
         left_out,
         list: fields.list_tests.as_ref().map(|l| l.get_ref().clone()),
     })
-}
-
-/// Whether a sharded task's entries stay where its last run put them
-/// (`shard_grouping`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Keep {
-    /// They stay unless regrouping them shortens the expected time of the
-    /// longest shard by more than [`REGROUP_GAIN`] percent.
-    #[default]
-    Stable,
-    /// They stay: only new entries are placed, removed ones dropped.
-    Pinned,
-    /// They are grouped anew each run, by the times learned.
-    Balanced,
 }
 
 /// How much shorter (in percent) the longest shard of a new grouping must
@@ -405,24 +389,6 @@ fn balance_weighed(entries: &[String], n: usize, weights: &[u64]) -> Vec<Vec<Str
 /// The id of shard `number` of task `of`.
 pub fn shard_id(of: &str, number: usize) -> String {
     format!("{of}-{number}")
-}
-
-/// `entries` as one shell word each, space-separated: what `{entries}`
-/// becomes in a shard's command.
-pub fn quoted(entries: &[String]) -> String {
-    entries
-        .iter()
-        .map(|e| {
-            let plain = !e.is_empty()
-                && e.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@,".contains(&b));
-            match plain {
-                true => e.clone(),
-                false => format!("'{}'", e.replace('\'', r"'\''")),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Why a plan's shards cannot be split as told.
