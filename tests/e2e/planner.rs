@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::support::model::{Call, MockModel, Options, Part, Reply, Wire, text, tool};
-use crate::support::{Run, TestRepo, redact};
+use crate::support::{Run, TestRepo, redact, snapshot_settings};
 
 const KEY: &str = "sk-test-PLANNER-0123456789";
 
@@ -97,11 +97,14 @@ fn a_valid_plan_is_written_checked_and_editable() {
     run.assert_code(0);
     mock.assert_clean();
     assert_eq!(mock.calls().len(), 1);
-    assert!(
-        run.stderr.contains("wrote plan.toml: 3 tasks, 1 round"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&run.stderr, &repo), @"
+    planning with model `default` (6 files, map of 64 tokens)...
+    wrote plan.toml: 3 tasks, 1 round, 100 tokens in / 20 out ($0.0000)
+      reason: the two modules change independently
+      map:    [TMP]/repo/plan.map.md (64 tokens, [HASH])
+    ")
+    });
 
     let plan = std::fs::read_to_string(repo.path().join("plan.toml")).unwrap();
     let head = repo.git(&["rev-parse", "HEAD"]);
@@ -145,15 +148,18 @@ fn a_valid_plan_is_written_checked_and_editable() {
 
     let validate = repo.swarm(&["validate", "plan.toml"]);
     validate.assert_code(0);
-    assert!(
-        validate.stdout.contains("ok: 3 tasks"),
-        "{}",
-        validate.stdout
-    );
+    // Its first line: those after it name this machine's toolchains.
+    let checked = validate.stdout.lines().next().unwrap_or_default();
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(checked, &repo), @"plan.toml: ok: 3 tasks, 2 without dependencies, longest chain 2, base [HASH] ([HASH])"));
     // An existing plan is not replaced by accident.
     let again = swarm(&repo, &["plan", "Greet from both modules"]);
     again.assert_code(2);
-    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&again.stderr, &repo), @"
+    error: failed to write the plan to plan.toml: it exists
+    help: pass --force to replace it, or -o another file
+    ")
+    });
 }
 
 /// The planner asks for its answer's shape as the provider offers it:
@@ -233,6 +239,7 @@ fn each_kind_of_problem_goes_back_and_is_fixed_on_the_next_round() {
             "ends early",
         ),
     ];
+    let mut said: Option<String> = None;
     for (what, bad, expect) in cases {
         let mock = MockModel::start(options(), move |call| match call.turn {
             0 => bad.clone(),
@@ -250,13 +257,22 @@ fn each_kind_of_problem_goes_back_and_is_fixed_on_the_next_round() {
             calls[1].last_user_text
         );
         assert!(calls[1].last_user_text.contains("Answer again"), "{what}");
-        assert!(
-            run.stderr.contains("3 tasks, 2 rounds"),
-            "{what}: {}",
-            run.stderr
-        );
+        let stderr = redact(&run.stderr, &repo);
+        match &said {
+            None => said = Some(stderr),
+            Some(first) => assert_eq!(&stderr, first, "{what}"),
+        }
         repo.swarm(&["validate", "plan.toml"]).assert_code(0);
     }
+    // Each case says the same: planned in two rounds.
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(said.unwrap_or_default(), @"
+    planning with model `default` (6 files, map of 64 tokens)...
+    wrote plan.toml: 3 tasks, 2 rounds, 200 tokens in / 40 out ($0.0000)
+      reason: the two modules change independently
+      map:    [TMP]/repo/plan.map.md (64 tokens, [HASH])
+    ")
+    });
 }
 
 #[test]
@@ -279,7 +295,14 @@ fn a_cut_answer_and_a_429_are_retried_within_the_round() {
         0,
         "the 429's retry-after was waited out"
     );
-    assert!(run.stderr.contains("1 round"), "{}", run.stderr);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&run.stderr, &repo), @"
+    planning with model `default` (6 files, map of 64 tokens)...
+    wrote plan.toml: 3 tasks, 1 round, 100 tokens in / 20 out ($0.0000)
+      reason: the two modules change independently
+      map:    [TMP]/repo/plan.map.md (64 tokens, [HASH])
+    ")
+    });
 }
 
 #[test]
@@ -292,13 +315,12 @@ fn a_model_that_never_gets_it_right_ends_with_exit_2_and_its_attempt_saved() {
     run.assert_code(2);
     mock.assert_clean();
     assert_eq!(mock.calls().len(), 2, "one answer and one repair round");
-    assert!(
-        run.stderr.contains("no acceptable plan in 2 rounds"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("cycle"), "{}", run.stderr);
-    assert!(run.stderr.contains("plan.rejected.toml"), "{}", run.stderr);
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stderr, &repo), @"
+    planning with model `default` (6 files, map of 64 tokens)...
+    error: failed to plan the goal: the model gave no acceptable plan in 2 rounds; the last one's problems:
+      - dependency cycle: mod-a -> docs -> mod-a (remove one of these dependencies; a plan must be a directed acyclic graph)
+    help: its last attempt is saved at [TMP]/repo/plan.rejected.toml: fix it by hand and `swarm validate` it, or try again (a clearer goal, another --model, more `plan_repair_rounds`)
+    "));
     assert!(!repo.path().join("plan.toml").exists());
     let saved = std::fs::read_to_string(repo.path().join("plan.rejected.toml")).unwrap();
     assert!(
@@ -308,7 +330,20 @@ fn a_model_that_never_gets_it_right_ends_with_exit_2_and_its_attempt_saved() {
     // The user fixes it by hand: validate names the same problem.
     let validate = repo.swarm(&["validate", "plan.rejected.toml"]);
     validate.assert_code(2);
-    assert!(validate.stderr.contains("cycle"), "{}", validate.stderr);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&validate.stderr, &repo), @r#"
+    error: invalid plan
+      × dependency cycle: mod-a -> docs -> mod-a
+        ╭─[[TMP]/repo/plan.rejected.toml:24:6]
+     23 │ [[task]]
+     24 │ id = "mod-a"
+        ·      ───┬───
+        ·         ╰── this task depends on itself through the cycle
+     25 │ deps = ["docs"]
+        ╰────
+      help: remove one of these dependencies; a plan must be a directed acyclic graph
+    "#)
+    });
 }
 
 #[test]
@@ -326,7 +361,14 @@ fn small_goals_stay_one_task() {
         &["plan", "Rename the README title", "-o", "small.toml"],
     );
     run.assert_code(0);
-    assert!(run.stderr.contains("1 task (not split)"), "{}", run.stderr);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&run.stderr, &repo), @"
+    planning with model `default` (6 files, map of 64 tokens)...
+    wrote small.toml: 1 task (not split), 1 round, 100 tokens in / 20 out ($0.0000)
+      reason: a one-line change
+      map:    [TMP]/repo/small.map.md (64 tokens, [HASH])
+    ")
+    });
     let plan = std::fs::read_to_string(repo.path().join("small.toml")).unwrap();
     assert!(
         plan.contains("# Planner: one task is best here: a one-line change"),
@@ -400,11 +442,13 @@ fn run_goal_plans_prints_runs_and_merges_and_the_saved_plan_runs_the_same() {
         "{}",
         dry.stdout
     );
-    assert!(
-        dry.stderr.contains("dry run: nothing ran"),
-        "{}",
-        dry.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&dry.stderr, &repo), @"
+    planning with model `default` (6 files, map of 64 tokens)...
+    wrote .swarm/plans/greet-from-both-modules/plan.toml: 3 tasks, 1 round, 100 tokens in / 20 out ($0.0000)
+      reason: the two modules change independently
+      map:    [TMP]/repo/.swarm/plans/greet-from-both-modules/plan.map.md (64 tokens, [HASH])
+    dry run: nothing ran. Edit the plan if you like, then: swarm run .swarm/plans/greet-from-both-modules/plan.toml
+    "));
     assert!(
         !repo
             .path()
@@ -451,11 +495,76 @@ fn run_goal_plans_prints_runs_and_merges_and_the_saved_plan_runs_the_same() {
 
     let logs = swarm(&repo, &["logs", name, "plan"]);
     logs.assert_code(0);
-    assert!(
-        logs.stdout.contains("Greet from both modules"),
-        "{}",
-        logs.stdout
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&logs.stdout, &repo), @r#"
+    planner with model mock-model
+
+    > Goal:
+    > Greet from both modules
+    > 
+    > Limits: at most 12 tasks; at most 6 tasks on any chain of dependencies.
+    > 
+    > The repository at the base commit:
+    > 
+    > # Repository map
+    > 
+    > 6 files, [SIZE], tracked at this commit.
+    > 
+    > ## Files
+    > 
+    > docs/ (1 file, [SIZE])
+    >   guide.txt ([SIZE])
+    > src/ (3 files, [SIZE])
+    >   a/ (1 file, [SIZE])
+    >     lib.rs ([SIZE])
+    >   b/ (1 file, [SIZE])
+    >     lib.rs ([SIZE])
+    >   lib.txt ([SIZE])
+    > README.md ([SIZE])
+    > swarm.toml ([SIZE])
+    > 
+
+    [turn 1] 100 tokens in, 20 out
+    Here is the plan.
+    ```json
+    {
+      "reason": "the two modules change independently",
+      "split": true,
+      "tasks": [
+        {
+          "id": "mod-a",
+          "paths": [
+            "src/a"
+          ],
+          "prompt": "Write src/a/hello.txt.",
+          "why": "module a gets its greeting"
+        },
+        {
+          "id": "mod-b",
+          "paths": [
+            "src/b"
+          ],
+          "prompt": "Write src/b/hello.txt.",
+          "why": "module b gets its greeting"
+        },
+        {
+          "deps": [
+            "mod-a",
+            "mod-b"
+          ],
+          "id": "docs",
+          "paths": [
+            "README.md"
+          ],
+          "prompt": "Mention the greetings in README.md.",
+          "why": "the README names both greetings"
+        }
+      ],
+      "verify": "test -f README.md"
+    }
+    ```
+    "#)
+    });
 
     // The unedited file runs the same tasks to the same tree.
     let path = format!(".swarm/plans/{name}/plan.toml");
@@ -509,11 +618,12 @@ fn a_recorded_plan_is_planned_again_from_its_cassette() {
         tapes,
     ]);
     assert_ne!(missed.code, 0);
-    assert!(
-        missed
-            .stderr
-            .contains("replay: no recorded answer for the planner, turn 1"),
-        "{}",
-        missed.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&missed.stderr, &repo), @r#"
+    planning with model `default` (6 files, map of 64 tokens)...
+    error: failed to call model `default`: replay: no recorded answer for the planner, turn 1 (/v1/messages): cassette [TMP]/outside/tapes/planner.jsonl has no request like it; the nearest recorded one (turn 1) differs:
+      - "text": "Goal:\nGreet from both modules\n\nLimits: at most 12 tasks; at most 6 tasks on any chain of dependencies.\n\nThe repository at the base commit:\n\n# Re…
+      + "text": "Goal:\nGreet from module a only\n\nLimits: at most 12 tasks; at most 6 tasks on any chain of dependencies.\n\nThe repository at the base commit:\n\n# R…
+    help: record the run again with --record, or add --replay-fallthrough to ask the provider what was not recorded
+    help: the planner's conversation so far is in [TMP]/repo/missed.transcript.jsonl
+    "#));
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::resume::{journal, kill9};
-use crate::support::{TestRepo, task, wait_until};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task, wait_until};
 
 /// Fails (naming the file) when any `.txt` file holds `BAD`.
 const VERIFY: &str = "if grep -l BAD *.txt; then exit 1; fi";
@@ -143,14 +143,25 @@ fn run_verify_catches_a_bad_merge_among_8_by_bisection_and_takes_it_out() {
     assert_eq!(broken[0]["passed_commit"], runs[2]["commit"]);
 
     // The summary says it, and where the log is.
-    assert!(out.stderr.contains("broke-verify"), "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("verify: 7 runs (5 to find what broke it"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("the branch passes"), "{}", out.stderr);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&out.stderr), &repo), @"
+        run v: finished with failures (exit 1)
+          task    status            time  try  changed  result
+          t1      merged           [T]s    1        1  refs/swarm/v/t1
+          t2      merged           [T]s    1        1  refs/swarm/v/t2
+          t3      merged           [T]s    1        1  refs/swarm/v/t3
+          t4      merged           [T]s    1        1  refs/swarm/v/t4
+          t5      broke-verify     [T]s    1        1  refs/swarm/v/t5
+          t6      merged           [T]s    1        1  refs/swarm/v/t6
+          t7      merged           [T]s    1        1  refs/swarm/v/t7
+          t8      merged           [T]s    1        1  refs/swarm/v/t8
+          after5  blocked          [T]s    1        1  refs/swarm/v/after5
+
+          7 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 1 blocked or skipped, 0 cancelled, 1 broke verify
+          branch swarm/v at [HASH], [T]s
+          verify: 7 runs (5 to find what broke it, [T]s); the branch passes
+          t5: its merge broke the run-wide verify `if grep -l BAD *.txt; then exit 1; fi`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it passes ([HASH]), see .swarm/runs/v/logs/@verify/6.err; its merge was taken out, its work is on refs/swarm/v/t5
+        "));
     // The checkout it ran in is gone.
     let home = repo.worktree_home().join("v");
     assert!(!home.join(".readonly-verify").exists());
@@ -219,11 +230,19 @@ fn run_verify_failing_at_the_base_blames_no_task() {
             .iter()
             .all(|e| e["event"] != "verify_broken")
     );
-    assert!(
-        out.stderr.contains("FAILS at the base") && out.stderr.contains("no task is blamed"),
-        "{}",
-        out.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&out.stderr), &repo), @"
+        run b: finished with failures (exit 1)
+          task  status          time  try  changed  result
+          t1    merged         [T]s    1        1  refs/swarm/b/t1
+          t2    merged         [T]s    1        1  refs/swarm/b/t2
+          t3    merged         [T]s    1        1  refs/swarm/b/t3
+          t4    merged         [T]s    1        1  refs/swarm/b/t4
+
+          4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/b at [HASH], [T]s
+          verify: 6 runs (4 to find what broke it, [T]s); it FAILS at the base [HASH] too, so no task is blamed; see .swarm/runs/b/logs/@verify/5.err
+        "));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::TestRepo;
+use crate::support::{TestRepo, redact, snapshot_settings};
 
 /// Every path under `dir` (not following links), for before/after checks.
 fn tree(dir: &Path) -> Vec<String> {
@@ -34,6 +34,8 @@ fn run_names_that_are_paths_or_not_ref_safe_are_refused_before_anything_is_made(
     let before = tree(repo.root());
     let abs = repo.outside().join("abs-run");
     let abs = abs.to_str().unwrap();
+    // What each name is refused with, the same for every command.
+    let mut said = String::new();
     for name in [
         abs,
         "../../x",
@@ -45,6 +47,7 @@ fn run_names_that_are_paths_or_not_ref_safe_are_refused_before_anything_is_made(
         "",
         "latest",
     ] {
+        let mut first: Option<String> = None;
         for args in [
             vec!["run", plan.to_str().unwrap(), "--name", name],
             vec!["resume", name],
@@ -55,14 +58,25 @@ fn run_names_that_are_paths_or_not_ref_safe_are_refused_before_anything_is_made(
         ] {
             let out = repo.swarm(&args);
             out.assert_code(2);
-            assert!(
-                out.stderr.contains(&format!("use run name `{name}`"))
-                    && out.stderr.contains("A-Z a-z 0-9 _ - ."),
-                "{args:?}: {}",
-                out.stderr
-            );
+            let stderr = redact(&out.stderr, &repo);
+            match &first {
+                None => first = Some(stderr),
+                Some(first) => assert_eq!(&stderr, first, "{args:?}"),
+            }
         }
+        said.push_str(&first.unwrap_or_default());
     }
+    insta::assert_snapshot!(said, @"
+    error: failed to use run name `[TMP]/outside/abs-run`: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    error: failed to use run name `../../x`: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    error: failed to use run name `x.lock`: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    error: failed to use run name `a..b`: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    error: failed to use run name `My Run`: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    error: failed to use run name `feature/x`: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    error: failed to use run name ` x`: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    error: failed to use run name ``: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    error: failed to use run name `latest`: a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`
+    ");
     assert_eq!(
         tree(repo.root()),
         before,
@@ -106,6 +120,8 @@ fn assert_outside_unchanged(repo: &TestRepo, before: &[String]) {
 
 #[test]
 fn a_checkout_that_tracks_links_in_the_state_directory_is_refused() {
+    // What each link is refused with, the same for every command.
+    let mut said = String::new();
     for (rel, target) in [
         (".swarm/runs/latest", "file"),
         (".swarm/worktrees/one", "dir"),
@@ -115,6 +131,7 @@ fn a_checkout_that_tracks_links_in_the_state_directory_is_refused() {
         let before = bait(&repo);
         commit_link(&repo, rel, &repo.outside().join(target));
         let plan = repo.plan("one.toml", ONE);
+        let mut first: Option<String> = None;
         for args in [
             vec!["run", plan.to_str().unwrap()],
             vec!["resume"],
@@ -127,15 +144,24 @@ fn a_checkout_that_tracks_links_in_the_state_directory_is_refused() {
         ] {
             let out = repo.swarm(&args);
             out.assert_code(2);
-            assert!(
-                out.stderr.contains("git tracks") && out.stderr.contains("git rm -r --cached"),
-                "{rel}: {args:?}: {}",
-                out.stderr
-            );
+            let stderr = redact(&out.stderr, &repo);
+            match &first {
+                None => first = Some(stderr),
+                Some(first) => assert_eq!(&stderr, first, "{rel}: {args:?}"),
+            }
             assert_outside_unchanged(&repo, &before);
         }
         assert!(!repo.has_rev("swarm/one"), "{rel}: a run started");
+        said.push_str(&first.unwrap_or_default());
     }
+    insta::assert_snapshot!(said, @"
+    error: failed to use swarm's state directory [TMP]/repo/.swarm: git tracks `.swarm/runs/latest` in it, so whoever wrote the commit controls swarm's state
+    help: stop tracking it (`git rm -r --cached .swarm` and commit), then remove what the checkout put there; swarm's state is never part of a repository's content
+    error: failed to use swarm's state directory [TMP]/repo/.swarm: git tracks `.swarm/worktrees/one` in it, so whoever wrote the commit controls swarm's state
+    help: stop tracking it (`git rm -r --cached .swarm` and commit), then remove what the checkout put there; swarm's state is never part of a repository's content
+    error: failed to use swarm's state directory [TMP]/repo/.swarm: git tracks `.swarm` in it, so whoever wrote the commit controls swarm's state
+    help: stop tracking it (`git rm -r --cached .swarm` and commit), then remove what the checkout put there; swarm's state is never part of a repository's content
+    ");
 }
 
 #[test]
@@ -145,6 +171,8 @@ fn links_in_the_state_directory_are_refused_and_never_followed() {
     let before = bait(&repo);
     std::os::unix::fs::symlink(repo.outside().join("dir"), repo.path().join(".swarm")).unwrap();
     let plan = repo.plan("one.toml", ONE);
+    // The same for every command.
+    let mut said: Option<String> = None;
     for args in [
         vec!["run", plan.to_str().unwrap()],
         vec!["status"],
@@ -153,13 +181,17 @@ fn links_in_the_state_directory_are_refused_and_never_followed() {
     ] {
         let out = repo.swarm(&args);
         out.assert_code(2);
-        assert!(
-            out.stderr.contains(".swarm is a symbolic link"),
-            "{args:?}: {}",
-            out.stderr
-        );
+        let stderr = redact(&out.stderr, &repo);
+        match &said {
+            None => said = Some(stderr),
+            Some(first) => assert_eq!(&stderr, first, "{args:?}"),
+        }
         assert_outside_unchanged(&repo, &before);
     }
+    insta::assert_snapshot!(said.unwrap_or_default(), @"
+    error: failed to use swarm's state directory: [TMP]/repo/.swarm is a symbolic link, and swarm never follows links in its own state
+    help: remove it (`rm [TMP]/repo/.swarm`) if you did not make it; swarm creates what it needs
+    ");
 
     // Links below it, after a real run left a failed task's worktree.
     let repo = TestRepo::new();
@@ -175,6 +207,8 @@ fn links_in_the_state_directory_are_refused_and_never_followed() {
     let latest = repo.path().join(".swarm/runs/latest");
     std::fs::remove_file(&latest).unwrap();
     std::os::unix::fs::symlink(repo.outside().join("file"), &latest).unwrap();
+    // The same for every command.
+    let mut said: Option<String> = None;
     for args in [
         vec!["run", plan.to_str().unwrap(), "--name", "two"],
         vec!["run", plan.to_str().unwrap()],
@@ -187,13 +221,17 @@ fn links_in_the_state_directory_are_refused_and_never_followed() {
     ] {
         let out = repo.swarm(&args);
         out.assert_code(2);
-        assert!(
-            out.stderr.contains("is a symbolic link") && out.stderr.contains("help: remove it"),
-            "{args:?}: {}",
-            out.stderr
-        );
+        let stderr = redact(&out.stderr, &repo);
+        match &said {
+            None => said = Some(stderr),
+            Some(first) => assert_eq!(&stderr, first, "{args:?}"),
+        }
         assert_outside_unchanged(&repo, &before);
     }
+    insta::assert_snapshot!(said.unwrap_or_default(), @"
+    error: failed to use swarm's state directory: [TMP]/repo/.swarm/runs/latest is a symbolic link, and swarm never follows links in its own state
+    help: remove it (`rm [TMP]/repo/.swarm/runs/latest`) if you did not make it; swarm creates what it needs
+    ");
 }
 
 #[test]
@@ -215,25 +253,25 @@ fn a_damaged_journal_line_is_skipped_by_status_and_logs_but_refused_by_resume() 
 
     let status = repo.swarm(&["status", "two"]);
     status.assert_code(0);
-    assert!(
-        status.stderr.contains(&format!(
-            "warning: skipped line 3 of {}: it is not a swarm event",
-            journal.display()
-        )),
-        "{}",
-        status.stderr
-    );
-    assert!(status.stdout.contains("run two"), "{}", status.stdout);
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&status.stderr, &repo), @r"warning: skipped line 3 of [TMP]/repo/.swarm/runs/two/events.jsonl: it is not a swarm event (control character (\u0000-\u001F) found while parsing a string at line 1 column 25)"));
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&status.stdout, &repo), @r#"
+
+    run two: interrupted (its coordinator is gone); `swarm resume two` continues it
+      task  status          time  try  changed  result
+      a     merged         [T]s    1        0  refs/swarm/two/a
+      b     failed         [T]s    1        0  refs/swarm/two/b
+
+      1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/two at [HASH]
+      warning: `a` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+      b: exited with code 1
+      b log: .swarm/runs/two/logs/b/1.err
+    "#));
     let logs = repo.swarm(&["logs", "two", "a"]);
     logs.assert_code(0);
-    assert!(logs.stdout.contains("hello-a"), "{}", logs.stdout);
-    assert!(logs.stderr.contains("skipped line 3 of"), "{}", logs.stderr);
+    insta::assert_snapshot!(logs.stdout, @"hello-a");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&logs.stderr, &repo), @r"warning: skipped line 3 of [TMP]/repo/.swarm/runs/two/events.jsonl: it is not a swarm event (control character (\u0000-\u001F) found while parsing a string at line 1 column 25)"));
     let resume = repo.swarm(&["resume", "two"]);
     resume.assert_code(2);
-    assert!(
-        resume.stderr.contains("resume run `two`")
-            && resume.stderr.contains("line 3 is not a swarm event"),
-        "{}",
-        resume.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&resume.stderr, &repo), @r"error: failed to resume run `two`: failed to read journal [TMP]/repo/.swarm/runs/two/events.jsonl: line 3 is not a swarm event: control character (\u0000-\u001F) found while parsing a string at line 1 column 25"));
 }
