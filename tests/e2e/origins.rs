@@ -754,7 +754,7 @@ fn a_cassette_directory_is_written_and_read_without_following_its_links() {
     assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
     snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stderr, &repo), @"
     planning with model `default` (5 files, map of 72 tokens)...
-    error: failed to call model `default`: read cassette [TMP]/repo/cassettes/planner.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make
+    error: failed to call model `default`: read a cassette: [TMP]/repo/cassettes/planner.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make
     help: the planner's conversation so far is in [TMP]/repo/.swarm/plans/do-it/planner.transcript.jsonl
     "));
     assert!(started.elapsed() < Duration::from_secs(30));

@@ -410,7 +410,7 @@ impl Check {
             let name = block.get("type").and_then(Value::as_str).unwrap_or("");
             let Some(kind) = Kind::of(name).filter(|k| allowed.contains(k)) else {
                 return Err(format!(
-                    "{at}: swarm's gateway does not pass a `{name}` block here \
+                    "{at}: swarm's gateway does not pass `{name}` blocks here \
                      (what the provider would run or fetch itself is not for a task)"
                 ));
             };
@@ -454,7 +454,7 @@ impl Check {
             "url" => Err(self.fetches(at, "a `url` source")),
             "file" => Err(self.fetches(at, "a `file` source")),
             other => Err(format!(
-                "{at}: swarm's gateway does not pass a `{other}` source"
+                "{at}: swarm's gateway does not pass `{other}` sources"
             )),
         }
     }
@@ -475,7 +475,7 @@ impl Check {
                 .unwrap_or("message");
             let Some((_, known)) = RESPONSES_ITEMS.iter().find(|(n, _)| *n == name) else {
                 return Err(format!(
-                    "{at}: swarm's gateway does not pass a `{name}` item \
+                    "{at}: swarm's gateway does not pass `{name}` items \
                      (what the provider would run, fetch or look up itself is not for a task)"
                 ));
             };
@@ -508,7 +508,7 @@ impl Check {
         let name = part.get("type").and_then(Value::as_str).unwrap_or("");
         let Some((_, known)) = RESPONSES_PARTS.iter().find(|(n, _)| *n == name) else {
             return Err(format!(
-                "{at}: swarm's gateway does not pass a `{name}` part"
+                "{at}: swarm's gateway does not pass `{name}` parts"
             ));
         };
         fields(part, known, at)?;
@@ -546,7 +546,7 @@ impl Check {
                 }
             }
             other => Err(format!(
-                "{at}: swarm's gateway does not pass a `{other}` part"
+                "{at}: swarm's gateway does not pass `{other}` parts"
             )),
         }
     }
@@ -678,11 +678,11 @@ mod tests {
         })
         .collect();
         insta::assert_snapshot!(blocks.join("\n"), @"
-        messages[0].content[0]: swarm's gateway does not pass a `server_tool_use` block here (what the provider would run or fetch itself is not for a task)
-        messages[0].content[0]: swarm's gateway does not pass a `web_search_tool_result` block here (what the provider would run or fetch itself is not for a task)
-        messages[0].content[0]: swarm's gateway does not pass a `mcp_tool_use` block here (what the provider would run or fetch itself is not for a task)
-        messages[0].content[0]: swarm's gateway does not pass a `container_upload` block here (what the provider would run or fetch itself is not for a task)
-        messages[0].content[0]: swarm's gateway does not pass a `whatever_next` block here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass `server_tool_use` blocks here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass `web_search_tool_result` blocks here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass `mcp_tool_use` blocks here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass `container_upload` blocks here (what the provider would run or fetch itself is not for a task)
+        messages[0].content[0]: swarm's gateway does not pass `whatever_next` blocks here (what the provider would run or fetch itself is not for a task)
         ");
         let keys: Vec<String> = ["mcp_servers", "container", "a_new_key"]
             .into_iter()
@@ -743,10 +743,10 @@ mod tests {
         })
         .collect();
         insta::assert_snapshot!(items.join("\n"), @"
-        input[0]: swarm's gateway does not pass a `item_reference` item (what the provider would run, fetch or look up itself is not for a task)
-        input[0]: swarm's gateway does not pass a `web_search_call` item (what the provider would run, fetch or look up itself is not for a task)
-        input[0]: swarm's gateway does not pass a `mcp_call` item (what the provider would run, fetch or look up itself is not for a task)
-        input[0]: swarm's gateway does not pass a `computer_call_output` item (what the provider would run, fetch or look up itself is not for a task)
+        input[0]: swarm's gateway does not pass `item_reference` items (what the provider would run, fetch or look up itself is not for a task)
+        input[0]: swarm's gateway does not pass `web_search_call` items (what the provider would run, fetch or look up itself is not for a task)
+        input[0]: swarm's gateway does not pass `mcp_call` items (what the provider would run, fetch or look up itself is not for a task)
+        input[0]: swarm's gateway does not pass `computer_call_output` items (what the provider would run, fetch or look up itself is not for a task)
         ");
         let keys: Vec<String> = [
             "previous_response_id",

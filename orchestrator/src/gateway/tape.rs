@@ -522,7 +522,7 @@ impl Recorded {
                     entries: Vec::new(),
                 });
             }
-            Err(e) => return Err(format!("read cassette {e}")),
+            Err(e) => return Err(format!("read a cassette: {e}")),
         };
         let path = path.as_path();
         let mut paths: Vec<(String, String)> = Vec::new();
@@ -1078,7 +1078,7 @@ mod tests {
         let e = replaying(dir.path())
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        insta::assert_snapshot!(pinned(&e, dir.path()), @"read cassette [TMP]/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
+        insta::assert_snapshot!(pinned(&e, dir.path()), @"read a cassette: [TMP]/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
         std::fs::remove_file(dir.path().join("tasks/a/1.jsonl")).unwrap();
         nix::unistd::mkfifo(
             &dir.path().join("tasks/a/1.jsonl"),
@@ -1088,14 +1088,14 @@ mod tests {
         let e = replaying(dir.path())
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        insta::assert_snapshot!(pinned(&e, dir.path()), @"read cassette [TMP]/tasks/a/1.jsonl is not a regular file (it is a named pipe)");
+        insta::assert_snapshot!(pinned(&e, dir.path()), @"read a cassette: [TMP]/tasks/a/1.jsonl is not a regular file (it is a named pipe)");
         std::fs::remove_file(dir.path().join("tasks/a/1.jsonl")).unwrap();
         let big = std::fs::File::create(dir.path().join("tasks/a/1.jsonl")).unwrap();
         big.set_len(MAX_CASSETTE + 1).unwrap();
         let e = replaying(dir.path())
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        insta::assert_snapshot!(pinned(&e, dir.path()), @"read cassette [TMP]/tasks/a/1.jsonl is 64.0 MiB, more than the 64 MiB a cassette may be");
+        insta::assert_snapshot!(pinned(&e, dir.path()), @"read a cassette: [TMP]/tasks/a/1.jsonl is 64.0 MiB, more than the 64 MiB a cassette may be");
         // Nothing recorded for it: an empty cassette, as before.
         assert!(
             replaying(dir.path())

@@ -354,8 +354,9 @@ impl Progress {
                     None => ", no branch (read-only run)".to_string(),
                 };
                 say!(
-                    "swarm: run {run}: {} tasks, up to {concurrency} at once, from {base} ({}){unseen}{into}",
+                    "swarm: run {run}: {} task{}, up to {concurrency} at once, from {base} ({}){unseen}{into}",
                     tasks.len(),
+                    if tasks.len() == 1 { "" } else { "s" },
                     short(base_commit)
                 );
             }

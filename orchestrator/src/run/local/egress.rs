@@ -191,7 +191,7 @@ impl Egress {
                     &mut client,
                     431,
                     "Request Header Fields Too Large",
-                    &self.says(&format!("swarm's egress proxy refuses {why}")),
+                    &self.says(&format!("the egress proxy refuses {why}")),
                 )
                 .await;
                 return;
@@ -217,7 +217,7 @@ impl Egress {
                     &mut client,
                     status,
                     reason,
-                    &self.says(&format!("swarm's egress proxy refuses {why}")),
+                    &self.says(&format!("the egress proxy refuses {why}")),
                 )
                 .await;
                 return;
@@ -254,7 +254,7 @@ impl Egress {
                     502,
                     "Bad Gateway",
                     &self.says(&format!(
-                        "swarm's egress proxy could not reach {}:{}: {e}",
+                        "the egress proxy could not reach {}:{}: {e}",
                         request.host, request.port
                     )),
                 )
@@ -269,7 +269,7 @@ impl Egress {
                     504,
                     "Gateway Timeout",
                     &self.says(&format!(
-                        "swarm's egress proxy could not reach {}:{}: {e}",
+                        "the egress proxy could not reach {}:{}: {e}",
                         request.host, request.port
                     )),
                 )

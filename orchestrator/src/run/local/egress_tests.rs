@@ -195,52 +195,52 @@ async fn what_is_no_proxy_request_gets_a_400_that_says_why() {
     insta::assert_snapshot!(answers.join("\n"), @"
     HTTP/1.1 400 Bad Request
     Content-Type: text/plain; charset=utf-8
-    Content-Length: 147
+    Content-Length: 143
     Connection: close
 
-    swarm: swarm's egress proxy refuses GET /: this is swarm's egress proxy; it takes requests for http:// URLs (HTTP_PROXY) and CONNECT (HTTPS_PROXY)
+    swarm: the egress proxy refuses GET /: this is swarm's egress proxy; it takes requests for http:// URLs (HTTP_PROXY) and CONNECT (HTTPS_PROXY)
 
     HTTP/1.1 400 Bad Request
     Content-Type: text/plain; charset=utf-8
-    Content-Length: 159
+    Content-Length: 155
     Connection: close
 
-    swarm: swarm's egress proxy refuses GET https://127.0.0.2/: an https:// URL goes through CONNECT (HTTPS_PROXY), so that TLS runs between the task and the host
+    swarm: the egress proxy refuses GET https://127.0.0.2/: an https:// URL goes through CONNECT (HTTPS_PROXY), so that TLS runs between the task and the host
 
     HTTP/1.1 400 Bad Request
     Content-Type: text/plain; charset=utf-8
-    Content-Length: 93
+    Content-Length: 89
     Connection: close
 
-    swarm: swarm's egress proxy refuses GET ftp://127.0.0.2/: only http:// URLs and CONNECT pass
+    swarm: the egress proxy refuses GET ftp://127.0.0.2/: only http:// URLs and CONNECT pass
 
     HTTP/1.1 400 Bad Request
     Content-Type: text/plain; charset=utf-8
-    Content-Length: 71
+    Content-Length: 67
     Connection: close
 
-    swarm: swarm's egress proxy refuses CONNECT 127.0.0.2: not `host:port`
+    swarm: the egress proxy refuses CONNECT 127.0.0.2: not `host:port`
 
     HTTP/1.1 400 Bad Request
     Content-Type: text/plain; charset=utf-8
-    Content-Length: 70
+    Content-Length: 66
     Connection: close
 
-    swarm: swarm's egress proxy refuses CONNECT 127.1:80: not `host:port`
+    swarm: the egress proxy refuses CONNECT 127.1:80: not `host:port`
 
     HTTP/1.1 400 Bad Request
     Content-Type: text/plain; charset=utf-8
-    Content-Length: 102
+    Content-Length: 98
     Connection: close
 
-    swarm: swarm's egress proxy refuses GET http://...@127.0.0.2/: credentials in a URL are not passed on
+    swarm: the egress proxy refuses GET http://...@127.0.0.2/: credentials in a URL are not passed on
 
     HTTP/1.1 400 Bad Request
     Content-Type: text/plain; charset=utf-8
-    Content-Length: 79
+    Content-Length: 75
     Connection: close
 
-    swarm: swarm's egress proxy refuses a request that is not HTTP (invalid token)
+    swarm: the egress proxy refuses a request that is not HTTP (invalid token)
     ");
     let log = f.log();
     assert_eq!(log.lines().count(), 7, "{log}");
