@@ -2,7 +2,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::*;
-use crate::plan::origin::rules::schema_keys;
+use crate::plan::origin::rules::assert_every_key_ruled;
 
 /// An executor that supports every feature but one (`None`: all).
 struct Lacks(Option<Feature>);
@@ -96,26 +96,13 @@ fn an_executor_lacking_a_feature_is_asked_by_every_plan_that_uses_it() {
 /// an executor must offer something for it.
 #[test]
 fn every_key_of_every_table_says_what_it_needs_of_the_executor() {
-    for (table, keys) in schema_keys() {
-        let ruled: Vec<&str> = NEEDS
+    assert_every_key_ruled("plan::capabilities::NEEDS", |table| {
+        NEEDS
             .iter()
             .filter(|r| r.table == table)
             .map(|r| r.key)
-            .collect();
-        let ruled_set: BTreeSet<String> = ruled.iter().map(|k| k.to_string()).collect();
-        let missing: Vec<&String> = keys.difference(&ruled_set).collect();
-        assert!(
-            missing.is_empty(),
-            "keys of {table:?} without a rule in plan::capabilities::NEEDS: {missing:?}"
-        );
-        let stale: Vec<&String> = ruled_set.difference(&keys).collect();
-        assert!(stale.is_empty(), "rules of {table:?} for no key: {stale:?}");
-        assert_eq!(
-            ruled.len(),
-            ruled_set.len(),
-            "a key of {table:?} has two rules"
-        );
-    }
+            .collect()
+    });
     // Each feature but the command line's is asked for by some key.
     for feature in Feature::ALL {
         let asked = NEEDS.iter().any(|n| n.need == Need::Feature(feature));

@@ -1025,6 +1025,33 @@ pub(crate) fn schema_keys() -> std::collections::BTreeMap<Table, std::collection
         .collect()
 }
 
+/// Fails unless `ruled(table)` (the keys a list, named `list`, has a rule
+/// for) is exactly each table's keys of the schema, each once: what the
+/// tests of every allow-list and rule table walk.
+#[cfg(test)]
+pub(crate) fn assert_every_key_ruled(list: &str, ruled: impl Fn(Table) -> Vec<&'static str>) {
+    use std::collections::BTreeSet;
+    for (table, keys) in schema_keys() {
+        let ruled = ruled(table);
+        let ruled_set: BTreeSet<String> = ruled.iter().map(|k| k.to_string()).collect();
+        let missing: Vec<&String> = keys.difference(&ruled_set).collect();
+        assert!(
+            missing.is_empty(),
+            "keys of {table:?} without a rule in {list}: {missing:?}"
+        );
+        let stale: Vec<&String> = ruled_set.difference(&keys).collect();
+        assert!(
+            stale.is_empty(),
+            "rules of {table:?} in {list} for keys that do not exist: {stale:?}"
+        );
+        assert_eq!(
+            ruled.len(),
+            ruled_set.len(),
+            "a key of {table:?} has two rules in {list}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -1037,29 +1064,12 @@ mod tests {
     /// decides what an untrusted origin may do with it.
     #[test]
     fn every_key_of_every_table_has_a_rule() {
-        for (table, keys) in schema_keys() {
-            let ruled: Vec<&str> = PLAN
-                .iter()
+        assert_every_key_ruled("plan::origin::rules::PLAN", |table| {
+            PLAN.iter()
                 .filter(|r| r.table == table)
                 .map(|r| r.key)
-                .collect();
-            let ruled_set: BTreeSet<String> = ruled.iter().map(|k| k.to_string()).collect();
-            let missing: Vec<&String> = keys.difference(&ruled_set).collect();
-            assert!(
-                missing.is_empty(),
-                "keys of {table:?} without a rule in plan::origin::rules::PLAN: {missing:?}"
-            );
-            let stale: Vec<&String> = ruled_set.difference(&keys).collect();
-            assert!(
-                stale.is_empty(),
-                "rules of {table:?} for keys that do not exist: {stale:?}"
-            );
-            assert_eq!(
-                ruled.len(),
-                ruled_set.len(),
-                "a key of {table:?} has two rules"
-            );
-        }
+                .collect()
+        });
     }
 
     /// Every table of the schema is one the rules know: a new nested
