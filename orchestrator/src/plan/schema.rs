@@ -945,7 +945,7 @@ pub enum WireProtocol {
 #[serde(rename_all = "snake_case")]
 pub enum Keep {
     /// They stay unless regrouping them shortens the expected time of the
-    /// longest shard by more than [`REGROUP_GAIN`](super::shards::REGROUP_GAIN) percent.
+    /// longest shard by more than [`REGROUP_GAIN`] percent.
     #[default]
     Stable,
     /// They stay: only new entries are placed, removed ones dropped.
