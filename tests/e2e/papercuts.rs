@@ -68,7 +68,6 @@ fn a_failed_verify_has_logs_of_its_own_and_a_reason_naming_it() {
           0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
           branch swarm/v at [HASH], [T]s
           t: verify "echo checking; echo bad >&2; exit 4" exited with code 4, see .swarm/runs/v/logs/t/1.verify.err (and .verify.out)
-          t log: .swarm/runs/v/logs/t/1.verify.err
         "#));
     let log = |name: &str| {
         std::fs::read_to_string(repo.path().join(".swarm/runs/v/logs/t").join(name)).unwrap()

@@ -309,9 +309,12 @@ fn ends_lines(out: &mut String, report: &RunReport, rel: &dyn Fn(&str) -> String
             let _ = writeln!(out, "  {}: {}", t.id, escape::line(reason));
         }
         // A task that broke verify did its own job: its reason names the
-        // verify's log, which is the one to read.
-        if t.status != TaskStatus::BrokeVerify {
-            let _ = writeln!(out, "  {} log: {}", t.id, rel(&t.stderr_log));
+        // verify's log, which is the one to read. Nor is a log the reason
+        // names already (its own verify's) named twice.
+        let log = rel(&t.stderr_log);
+        let named = t.reason.as_deref().is_some_and(|r| r.contains(log.as_str()));
+        if t.status != TaskStatus::BrokeVerify && !named {
+            let _ = writeln!(out, "  {} log: {log}", t.id);
         }
         if let Some(transcript) = t.agent.as_ref().and_then(|a| a.transcript.as_deref()) {
             let _ = writeln!(out, "  {} transcript: {}", t.id, rel(transcript));
