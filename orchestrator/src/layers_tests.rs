@@ -922,3 +922,80 @@ fn no_function_of_the_library_is_over_150_lines() {
         "functions over 150 lines (split them into named steps):\n{long:#?}"
     );
 }
+
+/// Every `.rs` file of the workspace's code and tests (not `target/`).
+fn workspace_rust_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    ["orchestrator", "worker", "sandbox", "protocol", "tests"]
+        .iter()
+        .flat_map(|dir| rust_files(&root.join(dir)))
+        .collect()
+}
+
+/// In `text` (code as `code_only` leaves it): the snapshot assertions
+/// (`assert_snapshot!` and its kin) and the `assert!(...)` that hold a
+/// `.contains(`.
+fn assertion_counts(code: &str) -> (usize, usize) {
+    let snapshots = [
+        "assert_snapshot!",
+        "assert_json_snapshot!",
+        "assert_debug_snapshot!",
+    ]
+    .iter()
+    .map(|m| code.matches(m).count())
+    .sum();
+    let bytes = code.as_bytes();
+    let mut contains = 0;
+    for (at, m) in code.match_indices("assert!(") {
+        if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+            continue; // `debug_assert!(`, `prop_assert!(`
+        }
+        let open = at + m.len() - 1;
+        let mut depth = 0usize;
+        let close = (open..bytes.len()).find(|&j| {
+            match bytes[j] {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            depth == 0
+        });
+        if close.is_some_and(|c| code[open..c].contains(".contains(")) {
+            contains += 1;
+        }
+    }
+    (snapshots, contains)
+}
+
+#[test]
+fn assertion_counts_reads_nested_calls_and_skips_other_macros() {
+    let code = code_only(
+        "assert!(a.contains(&b(c)), \"{x}\");\nassert!(f(g(1)) == 2);\ndebug_assert!(s.contains(t));\ninsta::assert_snapshot!(x, @\"y\");\n",
+    );
+    assert_eq!(assertion_counts(&code), (1, 1));
+}
+
+/// At least this many snapshot assertions in the workspace's tests, and
+/// at most this many `assert!(... .contains(...))` (issue 80: a test that
+/// checks what a person reads shows all of it). Raise the first and lower
+/// the second as tests move to snapshots; a new `.contains` over the
+/// ceiling fails here: write a snapshot instead.
+const SNAPSHOTS_AT_LEAST: usize = 326;
+const CONTAINS_AT_MOST: usize = 738;
+
+#[test]
+fn tests_keep_to_their_snapshot_and_contains_counts() {
+    let (mut snapshots, mut contains) = (0, 0);
+    for file in workspace_rust_files() {
+        let (s, c) = assertion_counts(&code_only(&std::fs::read_to_string(&file).unwrap()));
+        snapshots += s;
+        contains += c;
+    }
+    assert!(
+        snapshots >= SNAPSHOTS_AT_LEAST && contains <= CONTAINS_AT_MOST,
+        "{snapshots} snapshot assertions (at least {SNAPSHOTS_AT_LEAST}) and {contains} \
+         `assert!(... .contains(...))` (at most {CONTAINS_AT_MOST}): check what a person \
+         reads with a snapshot of all of it"
+    );
+    eprintln!("{snapshots} snapshot assertions, {contains} .contains assertions");
+}

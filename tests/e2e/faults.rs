@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{TestRepo, signal, task, wait_until};
+use crate::support::{TestRepo, redact, signal, snapshot_settings, summary_of, task, wait_until};
 
 /// Pids of processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<u32> {
@@ -106,11 +106,20 @@ fn a_worker_that_fills_the_disk_stops_the_next_task_at_the_guard() {
     assert!(reason.contains("--warm"), "{reason}");
     let cleaned = repo.swarm(&["clean", "--warm"]);
     cleaned.assert_code(0);
+    // The sizes are the file system's: [SIZE] in the snapshot.
     assert!(
         cleaned.stdout.contains("freed 80.0 MiB") || cleaned.stdout.contains("freed 8"),
         "{}",
         cleaned.stdout
     );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&cleaned.stdout, &repo), @"
+    run full: removed 0 worktrees ([SIZE]) and 2 tmp directories ([SIZE])
+    removed [WORKTREES]/.warm/filler ([SIZE])
+    removed [WORKTREES]/.warm/.tmp/filler ([SIZE])
+    freed [SIZE]
+    ")
+    });
 }
 
 #[test]
@@ -408,13 +417,19 @@ fn a_worktree_removed_from_outside_while_its_task_runs_is_said_so_never_as_write
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "its worktree {} disappeared while it ran (removed from outside swarm): nothing of it could be kept",
-            worktree.display()
-        )),
-        "{stderr}"
-    );
+    // Its summary (the line before it says how many tasks run at once:
+    // the machine's CPU count).
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(summary_of(&stderr), &repo), @"
+    run gone: finished with failures (exit 1)
+      task  status          time  try  changed  result
+      t     failed         [T]s    1        0  its worktree [WORKTREES]/.warm/t disappeared while it ran (removed from outside swarm): nothing of it could be kept
+
+      0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/gone at [HASH], [T]s
+      warning: `t` attempt 1 was lost: its worktree [WORKTREES]/.warm/t disappeared while it ran (removed from outside swarm): nothing of it could be kept
+      t: its worktree [WORKTREES]/.warm/t disappeared while it ran (removed from outside swarm): nothing of it could be kept
+      t log: .swarm/runs/gone/logs/t/1.err
+    "));
     assert!(!stderr.contains("outside its paths"), "{stderr}");
     assert!(!stderr.contains("not committed"), "{stderr}");
     // The next run of it starts afresh and succeeds.

@@ -10,7 +10,7 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Value, json};
 
-use crate::support::{TestRepo, swarm_bin};
+use crate::support::{TestRepo, redact, snapshot_settings, swarm_bin};
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -125,32 +125,65 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
     )
     .await;
     assert!(error, "{text}");
-    assert!(
-        text.contains(":4:") && text.contains("unknown key"),
-        "{text}"
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&text, &repo), @r#"
+    error: invalid plan
+      × unknown field `depends`, expected one of `id`, `deps`, `run`, `wasm`, `args`, `fuel`,
+      │ `prompt`, `agent`, `mcp`, `output_schema`, `model`, `max_turns`, `budget`, `repair_rounds`,
+      │ `env`, `timeout`, `stall_after`, `retries`, `verify`, `paths`, `sparse`, `creates`,
+      │ `allow_overlap`, `isolation`, `group`, `junit`, `flaky`, `on_conflict`, `conflict_reruns`,
+      │ `network`, `setup`, `warm`, `memory`, `processes`, `max_output`, `max_file_size`, `matrix`,
+      │ `shards`, `shard_grouping`, `list_tests`, `variants`, `score`, `score_timeout`,
+      │ `score_repeat`, `pick`, `temperature`
+       ╭─[plan-[HASH].toml:4:1]
+     3 │ run = "true"
+     4 │ depends = ["b"]
+       · ───┬───
+       ·    ╰── unknown key
+       ╰────
+      help: did you mean `deps`?
+    "#)
+    });
     let (text, error) = call(
         &client,
         "validate_plan",
         json!({"path": "plans/greet.toml"}),
     )
     .await;
-    assert!(!error && text.contains("ok: 2 tasks"), "{text}");
+    assert!(!error, "{text}");
+    // Its first line: the toolchains it lists next are the machine's.
+    let first = text.lines().next().unwrap_or_default();
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(first, &repo), @"plans/greet.toml: ok: 2 tasks, 2 without dependencies, longest chain 1, base HEAD ([HASH])"));
 
     // Nothing outside the repository, nothing that weakens the sandbox.
     let (text, error) = call(&client, "run_plan", json!({"path": "../outside.toml"})).await;
     assert!(error, "{text}");
     let (text, error) = call(&client, "run_plan", json!({"path": "/etc/passwd"})).await;
-    assert!(error && text.contains("is an absolute path"), "{text}");
+    assert!(error, "{text}");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&text, &repo), @"the plan `/etc/passwd` is an absolute path"));
     let (text, error) = call(&client, "run_plan", json!({"path": "plans/open.toml"})).await;
-    assert!(
-        error && text.contains("[swarm] `sandbox` needs trust"),
-        "{text}"
-    );
+    assert!(error, "{text}");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&text, &repo), @r#"
+    error: invalid plan
+      × [swarm] `sandbox` needs trust: it runs tasks unconfined, with your permissions and files
+       ╭─[plans/open.toml:2:11]
+     1 │ [swarm]
+     2 │ sandbox = "none"
+       ·           ───┬──
+       ·              ╰── in a plan that came over MCP
+     3 │ 
+       ╰────
+      help: a plan that comes over MCP may set only what swarm's defaults allow (no sandbox off, no
+            network, no keys or calls sent elsewhere, no file outside the repository, no program of
+            its own): its author runs it with `swarm run` if they mean it
+    "#)
+    });
 
     // A run starts at once and is followed to its end.
     let (text, error) = call(&client, "run_plan", json!({"path": "plans/greet.toml"})).await;
-    assert!(!error && text.contains("run `greet` started"), "{text}");
+    assert!(!error, "{text}");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&text, &repo), @r#"run `greet` started; follow it with run_status {"run": "greet", "wait_secs": 30}"#));
     let done = until(&client, &repo.path(), "greet", |s| s["state"] != "running").await;
     assert_eq!(done["state"], "finished ok", "{done}");
     assert!(
@@ -168,7 +201,8 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
         json!({"run": "greet", "task": "hello"}),
     )
     .await;
-    assert!(!error && logs.contains("hello from mcp"), "{logs}");
+    assert!(!error, "{logs}");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&logs, &repo), @"hello from mcp"));
     let (runs, _) = call(&client, "list_runs", json!({})).await;
     assert!(runs.contains("\"greet\""), "{runs}");
     // The run is the command line's as well.
@@ -191,7 +225,8 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
     .await;
     std::thread::sleep(Duration::from_millis(300));
     let (text, error) = call(&client, "cancel_run", json!({"run": "slow"})).await;
-    assert!(!error && text.contains("cancelled"), "{text}");
+    assert!(!error, "{text}");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&text, &repo), @"run `slow` cancelled; its work is kept; resume_run goes on with it"));
     let cancelled = status(&client, "slow", 0).await;
     assert_eq!(cancelled["state"], "stopped", "{cancelled}");
     let ps = std::process::Command::new("pgrep")

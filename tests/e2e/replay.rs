@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::agent::{KEY, files_under};
 use crate::support::model::{MockModel, Options, Reply, Wire, text, tool};
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, task};
 
 fn plan(url: &str, prompt_b: &str) -> String {
     format!(
@@ -160,18 +160,22 @@ fn a_recorded_run_replays_without_key_or_model_to_the_same_tree() {
 
     let shown = repo.swarm(&["logs", "again", "a", "--cassette", tapes_arg]);
     shown.assert_code(0);
-    assert!(
-        shown.stdout.contains("cassette of task `a`, attempt 1"),
-        "{}",
-        shown.stdout
-    );
-    assert!(
-        shown.stdout.contains("── turn 1 · POST /v1/messages"),
-        "{}",
-        shown.stdout
-    );
-    assert!(shown.stdout.contains("→ write_file"), "{}", shown.stdout);
-    assert!(shown.stdout.contains("→ finish"), "{}", shown.stdout);
+    // How long each answer took to stream: the recording's.
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"events in \d+ ms", "events in [N] ms");
+    settings.bind(|| {
+        insta::assert_snapshot!(redact(&shown.stdout, &repo), @"
+    cassette of task `a`, attempt 1 (format version 1)
+
+    ── turn 1 · POST /v1/messages key [HASH] · stream of 19 events in [N] ms, 100 in / 20 out tokens
+    Writing.
+    → write_file
+    → bash
+
+    ── turn 2 · POST /v1/messages key [HASH] · stream of 9 events in [N] ms, 100 in / 20 out tokens
+    → finish
+    ")
+    });
 
     // A changed prompt was not recorded: the task fails naming its turn,
     // with what changed; what did not change still replays.
@@ -265,11 +269,18 @@ prompt = "Write a note."
     // Without --replay the same plan needs its key.
     let keyless = repo.run_plan(&path, &["--name", "keyless"]);
     assert_ne!(keyless.code, 0);
-    assert!(
-        keyless.stderr.contains("ANTHROPIC_API_KEY"),
-        "{}",
-        keyless.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&keyless.stderr, &repo), @r#"
+    error: invalid plan
+      × model `default` reads its API key from $ANTHROPIC_API_KEY, which is not set
+       ╭─[[TMP]/plans/hand.toml:1:1]
+     1 │ [models.default]
+       · ────────┬───────
+       ·         ╰── this model
+     2 │ provider = "anthropic"
+       ╰────
+      help: export ANTHROPIC_API_KEY=... before `swarm run`, or name another variable with api_key_env
+            ("" for endpoints without a key, such as a local Ollama)
+    "#));
 }
 
 #[test]
@@ -304,13 +315,12 @@ prompt = "Write a note."
         ],
     );
     assert_eq!(slurm.code, 2, "{}", slurm.stderr);
-    assert!(
-        slurm
-            .stderr
-            .contains("the slurm executor does not support --record and --replay"),
-        "{}",
-        slurm.stderr
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&slurm.stderr, &repo), @"
+    error: failed to start run: the slurm executor does not support --record and --replay
+    help: run the plan with --executor local to record or replay its model traffic
+    ")
+    });
 }
 
 /// A run with repair rounds (a verify that fails twice, printing nothing

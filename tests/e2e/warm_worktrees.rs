@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
 use crate::resume::kill9;
-use crate::support::{TestRepo, wait_until};
+use crate::support::{TestRepo, redact, snapshot_settings, wait_until};
 use crate::toolchains::{cargo_home, swarm_with_cargo};
 
 fn crate_repo() -> TestRepo {
@@ -88,7 +88,18 @@ fn a_second_run_builds_only_what_changed_in_the_same_worktree() {
     // `swarm clean --warm` frees it.
     let clean = repo.swarm(&["clean", "--all", "--warm"]);
     clean.assert_code(0);
-    assert!(clean.stdout.contains(".warm/build"), "{}", clean.stdout);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&clean.stdout, &repo), @"
+    run one: removed 0 worktrees ([SIZE]) and 0 tmp directories ([SIZE])
+    run three: removed 0 worktrees ([SIZE]) and 0 tmp directories ([SIZE])
+    run two: removed 0 worktrees ([SIZE]) and 0 tmp directories ([SIZE])
+    kept [SIZE] of build caches (swarm clean --caches frees them):
+      [WORKTREES]/.cache/cargo-target ([SIZE])
+    removed [WORKTREES]/.warm/build ([SIZE])
+    removed [WORKTREES]/.warm/.tmp/build ([SIZE])
+    freed [SIZE]
+    ")
+    });
     assert!(!worktree.exists());
 }
 
@@ -220,13 +231,9 @@ fn a_warm_worktree_git_cannot_bring_to_the_base_is_replaced_by_a_fresh_one() {
     // A corrupt index: the reset fails.
     std::fs::write(admin.join("index"), "not an index\n").unwrap();
     let stderr = run("three");
-    assert!(
-        stderr.contains("failed to bring its warm worktree to the base; making it again"),
-        "{stderr}"
-    );
     // git's own words (`index file smaller than expected`, `index file
     // corrupt`) say why.
-    assert!(stderr.contains("/index: index file"), "{stderr}");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&warnings(&stderr), &repo), @"[TIMESTAMP]  WARN failed to bring its warm worktree to the base; making it again task=t error=remove untracked files of worktree [WORKTREES]/.warm/t: fatal: [TMP]/repo/.git/worktrees/t/index: index file smaller than expected"));
     assert_eq!(ran(&repo, "three", 1), (where_.clone(), "fresh".into()));
     assert_eq!(repo.show("swarm/three", "src/lib.txt"), "fn main");
     // The fresh one is warm for the next run.
@@ -239,13 +246,18 @@ fn a_warm_worktree_git_cannot_bring_to_the_base_is_replaced_by_a_fresh_one() {
     let (_, admin) = warm_t(&repo);
     std::fs::remove_dir_all(&admin).unwrap();
     let stderr = run("five");
-    assert!(
-        stderr.contains("git has no record of its warm worktree; making it again"),
-        "{stderr}"
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&warnings(&stderr), &repo), @"[TIMESTAMP]  WARN git has no record of its warm worktree; making it again task=t path=[WORKTREES]/.warm/t"));
     assert_eq!(ran(&repo, "five", 1), (where_.clone(), "fresh".into()));
     let list = repo.git(&["worktree", "list", "--porcelain"]);
     assert!(list.contains(&format!("worktree {where_}\n")), "{list}");
+}
+
+/// The warnings in a run's stderr: what it says of its warm worktree (the
+/// rest says how many tasks run at once, the machine's CPU count).
+fn warnings(stderr: &str) -> String {
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert!(!said.is_empty(), "no warning in:\n{stderr}");
+    said.join("\n")
 }
 
 /// A `swarm` started in the background, killed if the test ends before
@@ -302,13 +314,7 @@ fn a_second_run_gets_a_fresh_worktree_while_the_first_holds_the_warm_one() {
 
     let second = repo.run_plan(&quick, &["--name", "b"]);
     second.assert_code(0);
-    assert!(
-        second
-            .stderr
-            .contains("its warm worktree is in use by another run; it gets a fresh worktree"),
-        "{}",
-        second.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&warnings(&second.stderr), &repo), @"[TIMESTAMP]  WARN its warm worktree is in use by another run; it gets a fresh worktree task=t"));
     let (place, seen) = ran(&repo, "b", 1);
     assert_eq!(seen, "fresh");
     assert!(place.ends_with("/b/t"), "{place}");
@@ -368,17 +374,7 @@ fn resume_takes_back_the_warm_worktree_its_interrupted_run_left() {
     let quick = repo.plan("q.toml", SEES);
     let other = repo.run_plan(&quick, &["--name", "other"]);
     other.assert_code(0);
-    let words = other
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(
-        words.contains("its warm worktree holds what an interrupted run left")
-            && words.contains("left_by=r"),
-        "{}",
-        other.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&warnings(&other.stderr), &repo), @"[TIMESTAMP]  WARN its warm worktree holds what an interrupted run left (`swarm resume` of that run keeps it, `swarm clean --warm` frees it); it gets a fresh worktree task=t left_by=r"));
     let (place, seen) = ran(&repo, "other", 1);
     assert_eq!(seen, "fresh");
     assert!(place.ends_with("/other/t"), "{place}");

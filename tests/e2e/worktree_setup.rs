@@ -2,7 +2,7 @@
 //! across runs), sandboxed like the task, its outputs never committed, a
 //! failing setup reported as such with its own log.
 
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 /// A repository whose "dependencies" setup installs: `deps/` (ignored, as
 /// `node_modules` is) from `deps.lock`, and a generated file that is not
@@ -135,11 +135,12 @@ fn a_failing_setup_fails_the_attempt_with_its_own_reason_and_log() {
     );
     let logs = repo.swarm(&["logs", "f", "a", "--setup"]);
     logs.assert_code(0);
-    assert!(
-        logs.stdout.contains("cannot reach the registry"),
-        "{}",
-        logs.stdout
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&logs.stdout, &repo), @"
+    --- stderr
+    cannot reach the registry
+    ")
+    });
     // The task never ran.
     assert!(!repo.has_rev("refs/swarm/f/a"));
 }
@@ -176,20 +177,35 @@ fn worktreeinclude_copies_ignored_files_of_the_checkout_and_a_result_holding_one
     );
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
     validate.assert_code(0);
-    assert!(
-        validate.stdout.contains(
-            "includes          .worktreeinclude copies 1 file of yours into each worktree, never committed: .env (the list came with the repository)"
-        ),
-        "{}",
-        validate.stdout
-    );
+    // Only its `includes` line: the toolchains it lists are the machine's.
+    let includes = validate
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("includes "))
+        .unwrap_or_else(|| panic!("{}", validate.stdout));
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(includes, &repo), @"includes          .worktreeinclude copies 1 file of yours into each worktree, never committed: .env (the list came with the repository)"));
     let run = repo.run_plan(&plan, &["--name", "i"]);
     run.assert_code(1);
-    assert!(
-        run.stderr.contains("note: .worktreeinclude copies 1 file"),
-        "{}",
-        run.stderr
-    );
+    // What it says before it starts, and its summary: its live lines'
+    // order is the scheduler's.
+    let before = run.stderr.split("swarm: run i:").next().unwrap();
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(before, &repo), @"
+    note: .worktreeinclude copies 1 file of yours into each worktree, never committed: .env (the list came with the repository)
+    warning: the working tree has 1 uncommitted change, which the run does not see: its tasks start from the commit [HASH] (commit the changes first, or pass --base to say where to start)
+    "));
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+    run i: finished with failures (exit 1)
+      task   status          time  try  changed  result
+      reads  merged         [T]s    1        1  refs/swarm/i/reads
+      leaks  failed         [T]s    1        0  refs/swarm/i/leaks
+
+      1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/i at [HASH], [T]s
+      leaks: wrote outside its paths: config.txt (the content of .env, a file of yours from .worktreeinclude, never committed); its work is on refs/swarm/i/leaks: add them to `paths` or `creates`, or leave them to another task
+      leaks log: .swarm/runs/i/logs/leaks/1.err
+      leaks: 1 file not committed (see the report):
+        config.txt: refused by git: it holds the content of .env, which is never committed
+    "));
     assert_eq!(repo.show("swarm/i", "out.txt"), "read");
     // Never committed: not by the task that read it, not under another
     // name by the one that copied it.
@@ -378,11 +394,13 @@ fn worktreeinclude_never_takes_swarms_own_state_nor_a_file_swapped_for_a_link() 
         "[[task]]\nid = \"b\"\nrun = \"test ! -e .swarm && grep -q TOKEN .env && echo ok > ok.txt\"\n",
     );
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
-    assert!(
-        validate.stdout.contains("copies 1 file of yours"),
-        "{}",
-        validate.stdout
-    );
+    // Only its `includes` line: the toolchains it lists are the machine's.
+    let includes = validate
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("includes "))
+        .unwrap_or_else(|| panic!("{}", validate.stdout));
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(includes, &repo), @"includes          .worktreeinclude copies 1 file of yours into each worktree, never committed: .env (the list came with the repository)"));
     repo.run_plan(&plan, &["--name", "b"]).assert_code(0);
     assert_eq!(repo.show("swarm/b", "ok.txt"), "ok");
 }
@@ -401,6 +419,7 @@ fn cleanup_runs_when_swarm_is_done_with_a_worktree_and_its_changes_are_in_no_res
     let run = repo.run_plan(&plan, &["--name", "c"]);
     run.assert_code(0);
     // After every attempt, the failed one before its retry too.
+    let mut cleaned = String::new();
     for (task, attempt) in [("ok", 1), ("retried", 1), ("retried", 2)] {
         let logs = repo.swarm(&[
             "logs",
@@ -411,12 +430,18 @@ fn cleanup_runs_when_swarm_is_done_with_a_worktree_and_its_changes_are_in_no_res
             "--cleanup",
         ]);
         logs.assert_code(0);
-        assert!(
-            logs.stdout.contains(&format!("cleaned {task} {attempt}")),
-            "{task} {attempt}: {}",
-            logs.stdout
-        );
+        cleaned.push_str(&format!("--- {task} {attempt}\n{}", logs.stdout));
     }
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&cleaned, &repo), @"
+    --- ok 1
+    cleaned ok 1
+    --- retried 1
+    cleaned retried 1
+    --- retried 2
+    cleaned retried 2
+    ")
+    });
     // What cleanup wrote is in no result.
     let tree = repo.git(&["ls-tree", "-r", "--name-only", "swarm/c"]);
     assert!(!tree.contains("swept.txt"), "{tree}");
@@ -435,12 +460,12 @@ fn a_failing_cleanup_is_a_warning_never_a_lost_result() {
     repo.run_plan(&plan, &["--name", "w"]).assert_code(0);
     assert_eq!(repo.show("swarm/w", "src/a.txt"), "work");
     let logs = repo.swarm(&["logs", "w", "t"]);
-    assert!(
-        logs.stdout
-            .contains("swarm: [cleanup] exited with code 4; see `swarm logs w t --cleanup`"),
-        "{}",
-        logs.stdout
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&logs.stdout, &repo), @"
+    --- stderr
+    swarm: [cleanup] exited with code 4; see `swarm logs w t --cleanup`
+    ")
+    });
 }
 
 /// Issue 76: where the sandbox shows overlays, a kept setup's ignored
@@ -666,13 +691,14 @@ fn a_kept_setup_shown_to_a_running_task_is_not_removed_under_it() {
     wait_for(&worktree.join("holding"));
     let cleaned = repo.swarm(&["clean", "one", "--warm"]);
     cleaned.assert_code(0);
-    assert!(
-        cleaned
-            .stdout
-            .contains("a run is copying this kept setup or showing it to its tasks"),
-        "{}",
-        cleaned.stdout
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&cleaned.stdout, &repo), @"
+    run one: removed 0 worktrees ([SIZE]) and 0 tmp directories ([SIZE])
+    kept [SIZE] of build caches (swarm clean --caches frees them):
+      [WORKTREES]/.cache/@setup ([SIZE])
+    kept [WORKTREES]/.warm/t: a run is using this warm worktree
+    kept [WORKTREES]/.setup/[HASH]-[HASH]: a run is copying this kept setup or showing it to its tasks
+    freed [SIZE]
+    "));
     std::fs::write(worktree.join("go"), "").unwrap();
     let out = two.take().wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -312,7 +312,10 @@ fn ends_lines(out: &mut String, report: &RunReport, rel: &dyn Fn(&str) -> String
         // verify's log, which is the one to read. Nor is a log the reason
         // names already (its own verify's) named twice.
         let log = rel(&t.stderr_log);
-        let named = t.reason.as_deref().is_some_and(|r| r.contains(log.as_str()));
+        let named = t
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains(log.as_str()));
         if t.status != TaskStatus::BrokeVerify && !named {
             let _ = writeln!(out, "  {} log: {log}", t.id);
         }

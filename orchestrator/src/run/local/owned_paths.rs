@@ -122,11 +122,13 @@ pub(crate) fn describe(task: &Task, files: &[String]) -> String {
     if !task.creates.is_empty() {
         its.push(format!("creates: {}", list(&task.creates)));
     }
-    format!(
-        "wrote outside its paths: {} (its {})",
-        list(files),
-        its.join("; ")
-    )
+    // A task that owns no paths says nothing of them (its files were
+    // refused for what they hold: a `.worktreeinclude` file's content).
+    let owned = match its.is_empty() {
+        true => String::new(),
+        false => format!(" (its {})", its.join("; ")),
+    };
+    format!("wrote outside its paths: {}{owned}", list(files))
 }
 
 /// Why a sandboxed attempt of `task` (which owns `owned`) that failed may
