@@ -66,7 +66,7 @@ pub enum Feature {
 }
 
 impl Feature {
-    /// Every feature, in the order of the manual's table.
+    /// Every feature.
     pub const ALL: [Feature; 14] = [
         Feature::Tape,
         Feature::Setup,
@@ -386,6 +386,11 @@ pub fn unsupported(
     };
     if tape && !executor.supports(Feature::Tape) {
         return Some(refused(Feature::Tape, None));
+    }
+    // An executor that offers everything (the local one, every run's and
+    // every node's) has nothing to refuse: the file is not read again.
+    if Feature::ALL.iter().all(|&f| executor.supports(f)) {
+        return None;
     }
     // A file that does not read is refused by the plan's checks.
     let document = DeTable::parse(&source.text).ok()?;
