@@ -312,10 +312,11 @@ fn ends_lines(out: &mut String, report: &RunReport, rel: &dyn Fn(&str) -> String
         // verify's log, which is the one to read. Nor is a log the reason
         // names already (its own verify's) named twice.
         let log = rel(&t.stderr_log);
-        let named = t
-            .reason
-            .as_deref()
-            .is_some_and(|r| r.contains(log.as_str()));
+        // (An empty path is in every reason: it is no name.)
+        let named = !log.is_empty()
+            && t.reason
+                .as_deref()
+                .is_some_and(|r| r.contains(log.as_str()));
         if t.status != TaskStatus::BrokeVerify && !named {
             let _ = writeln!(out, "  {} log: {log}", t.id);
         }
