@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::reply::Reply;
-use super::request::Prepared;
+use super::request::{Prepared, json_call};
 use super::stream::{Answer, Assembler, Failure, refuses_the_request};
 use super::tape::{Lookup, Recorder, Reel};
 use super::{Endpoint, redact};
@@ -40,15 +40,10 @@ pub(crate) async fn attempt(
     let config = &endpoint.config;
     let key = endpoint.key.as_ref();
     let provider = endpoint.provider;
-    let accept = if request.stream {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    let mut built = provider
-        .request(http, config, key, request.stream)
-        .header("content-type", "application/json")
-        .header("accept", accept);
+    let mut built = json_call(
+        provider.request(http, config, key, request.stream),
+        request.stream,
+    );
     if endpoint.relayed
         && let Some(task) = &request.task
     {

@@ -750,17 +750,7 @@ fn upstream_request(
     if state.endpoint.relayed {
         upstream = upstream.header(super::relay::TASK, state.task.as_str());
     }
-    upstream
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(
-            hyper::header::ACCEPT,
-            if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
-        .body(bytes)
+    super::request::json_call(upstream, stream).body(bytes)
 }
 
 /// The provider's answer `answer` that is not a success: the door's

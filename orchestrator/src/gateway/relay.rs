@@ -305,27 +305,19 @@ async fn relay(to: &Callers, request: Request<Incoming>) -> Response<Body> {
     // The same request the coordinator would make itself: the provider's
     // URL and headers, the real key.
     let slot = endpoint.limiter.acquire(0).await;
-    let upstream = endpoint
-        .provider
-        .request(
+    let upstream = super::request::json_call(
+        endpoint.provider.request(
             &gateway.http,
             &endpoint.config,
             endpoint.key.as_ref(),
             stream,
-        )
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(
-            hyper::header::ACCEPT,
-            if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
-        .timeout(endpoint.config.timeout)
-        .body(body)
-        .send()
-        .await;
+        ),
+        stream,
+    )
+    .timeout(endpoint.config.timeout)
+    .body(body)
+    .send()
+    .await;
     let answer = match upstream {
         Ok(a) => a,
         Err(e) => {

@@ -1,6 +1,8 @@
 //! A model call's request, made once from the conversation by the
 //! model's provider and sent as it is on every attempt ([`super::attempt`])
-//! of the call and its retries ([`super::call`]).
+//! of the call and its retries ([`super::call`]); and what every call the
+//! gateway sends upstream says of its body (its own, a door's, the
+//! relay's): [`json_call`].
 
 use serde_json::Value;
 
@@ -33,4 +35,16 @@ impl Endpoint {
             task: None,
         }
     }
+}
+
+/// `request` with a JSON body, asking for an SSE stream (`stream`) or a
+/// whole JSON answer.
+pub(crate) fn json_call(request: reqwest::RequestBuilder, stream: bool) -> reqwest::RequestBuilder {
+    let accept = match stream {
+        true => "text/event-stream",
+        false => "application/json",
+    };
+    request
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(hyper::header::ACCEPT, accept)
 }
