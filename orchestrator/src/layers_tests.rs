@@ -404,6 +404,25 @@ fn code_only_blanks_braces_in_strings_chars_and_comments() {
     assert_eq!(code.lines().count(), 2);
 }
 
+/// Where the bracket at `open` of `code` (as `code_only` leaves it: no
+/// brackets in strings or comments) closes, counting only its own kind.
+fn closing(code: &[u8], open: usize) -> Option<usize> {
+    let (opens, closes) = match code.get(open)? {
+        b'{' => (b'{', b'}'),
+        b'(' => (b'(', b')'),
+        _ => return None,
+    };
+    let mut depth = 0usize;
+    (open..code.len()).find(|&j| {
+        if code[j] == opens {
+            depth += 1;
+        } else if code[j] == closes {
+            depth -= 1;
+        }
+        depth == 0
+    })
+}
+
 /// Every function of `text` longer than `limit` lines (from its `fn` line
 /// to its closing brace), as "name (lines)".
 fn long_functions(text: &str, limit: usize) -> Vec<String> {
@@ -429,16 +448,9 @@ fn long_functions(text: &str, limit: usize) -> Vec<String> {
         if bytes[open] == b';' {
             continue;
         }
-        let mut depth = 0usize;
-        let close = (open..bytes.len()).find(|&j| {
-            match bytes[j] {
-                b'{' => depth += 1,
-                b'}' => depth -= 1,
-                _ => {}
-            }
-            depth == 0
-        });
-        let Some(close) = close else { continue };
+        let Some(close) = closing(bytes, open) else {
+            continue;
+        };
         let lines = line_of(close) - line_of(at) + 1;
         if lines > limit {
             long.push(format!("{name} ({lines} lines)"));
@@ -951,15 +963,7 @@ fn assertion_counts(code: &str) -> (usize, usize) {
             continue; // `debug_assert!(`, `prop_assert!(`
         }
         let open = at + m.len() - 1;
-        let mut depth = 0usize;
-        let close = (open..bytes.len()).find(|&j| {
-            match bytes[j] {
-                b'(' => depth += 1,
-                b')' => depth -= 1,
-                _ => {}
-            }
-            depth == 0
-        });
+        let close = closing(bytes, open);
         if close.is_some_and(|c| code[open..c].contains(".contains(")) {
             contains += 1;
         }
