@@ -14,6 +14,7 @@ mod cache;
 mod confine;
 pub mod launcher;
 mod loopback;
+mod mount_api;
 mod namespaces;
 pub mod ownership;
 pub mod policy;

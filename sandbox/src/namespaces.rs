@@ -22,6 +22,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::mount_api::locked_flags;
+
 /// Why the namespace layer could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum NamespaceError {
@@ -341,41 +343,6 @@ fn mount(
         Err((what, std::io::Error::last_os_error()))
     } else {
         Ok(())
-    }
-}
-
-/// Flags a remount inside a user namespace must keep: the kernel refuses to
-/// clear flags that were set when the mount was inherited.
-pub(crate) fn locked_flags(mount_point: &Path) -> libc::c_ulong {
-    let Some(stat) = statvfs(mount_point) else {
-        return 0;
-    };
-    let pairs = [
-        (libc::ST_NOSUID, libc::MS_NOSUID),
-        (libc::ST_NODEV, libc::MS_NODEV),
-        (libc::ST_NOEXEC, libc::MS_NOEXEC),
-        (libc::ST_NOATIME, libc::MS_NOATIME),
-        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
-    ];
-    pairs
-        .iter()
-        .filter(|(st, _)| stat.f_flag & st != 0)
-        .fold(0, |acc, (_, ms)| acc | ms)
-}
-
-/// The `ST_*` flags of the mount at `path`.
-pub(crate) fn mount_flags(path: &Path) -> libc::c_ulong {
-    statvfs(path).map_or(0, |s| s.f_flag)
-}
-
-fn statvfs(path: &Path) -> Option<libc::statvfs> {
-    let path = cstr(path).ok()?;
-    // SAFETY: `stat` is written by statvfs and read only on success.
-    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
-    unsafe {
-        let mut stat: libc::statvfs = std::mem::zeroed();
-        (libc::statvfs(path.as_ptr(), &mut stat) == 0).then_some(stat)
     }
 }
 

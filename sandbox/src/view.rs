@@ -286,29 +286,6 @@ fn normal(path: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// The options of an overlay mount of `lower` beneath `upper`: refused
-/// for a path the option syntax cannot hold as it is (a `,`, a `:`, a
-/// `\\`), rather than escaped.
-pub(crate) fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> Result<CString, String> {
-    let mut text = Vec::new();
-    for (key, path) in [("lowerdir", lower), ("upperdir", upper), ("workdir", work)] {
-        let bytes = path.as_os_str().as_bytes();
-        if bytes.iter().any(|b| matches!(b, b',' | b':' | b'\\')) {
-            return Err(format!(
-                "show {} as an overlay: its path holds a `,`, `:` or `\\`",
-                path.display()
-            ));
-        }
-        if !text.is_empty() {
-            text.push(b',');
-        }
-        text.extend_from_slice(key.as_bytes());
-        text.push(b'=');
-        text.extend_from_slice(bytes);
-    }
-    CString::new(text).map_err(|e| e.to_string())
-}
-
 fn cstr(path: &Path) -> Result<CString, String> {
     CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())
 }
@@ -398,10 +375,10 @@ pub(crate) fn settle(at: &Path, access: Access) -> Result<(), String> {
     // The run-wide namespace made every mount read-only, nosuid and (but
     // /dev) nodev, and a bind keeps its source's flags: a remount is needed
     // only where that did not take (and for the writable).
-    if already != 0 && crate::namespaces::mount_flags(at) & already == already {
+    if already != 0 && crate::mount_api::mount_flags(at) & already == already {
         return Ok(());
     }
-    let locked = crate::namespaces::locked_flags(at);
+    let locked = crate::mount_api::locked_flags(at);
     mount(
         None,
         at,
@@ -501,13 +478,13 @@ pub(crate) fn build(
         let at = under(new_root, &entry.target);
         dirs.mount_point(&at, true).map_err(fail)?;
         // The host's paths, and its /proc, are beneath the old root here.
-        crate::template::overlay_tree(
+        crate::mount_api::overlay_tree(
             &under(OLD_ROOT, lower),
             &under(OLD_ROOT, upper),
             &under(OLD_ROOT, work),
             &under(OLD_ROOT, Path::new("/proc")),
         )
-        .and_then(|tree| crate::template::move_mount(&tree, &at))
+        .and_then(|tree| crate::mount_api::move_mount(&tree, &at))
         .map_err(|e| {
             fail(format!(
                 "show {} over {}: {e}",

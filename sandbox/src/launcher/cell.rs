@@ -47,8 +47,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use super::armed::Armed;
-use super::child::ChildStack;
 use super::raw::{syscall4, syscall5};
+use super::stack::ChildStack;
 use crate::namespaces::Ahead;
 use crate::policy::Network;
 

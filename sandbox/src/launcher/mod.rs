@@ -61,6 +61,7 @@ mod child;
 mod client;
 pub(crate) mod raw;
 mod server;
+mod stack;
 
 use std::path::PathBuf;
 

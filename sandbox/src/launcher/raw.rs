@@ -163,7 +163,7 @@ pub(super) fn decimal(mut value: u64, buf: &mut [u8; 20]) -> &[u8] {
 ///
 /// `stack_top` must be the 16-byte aligned top of a mapping nothing else
 /// runs on while the process lives; `flags` as for [`ChildStack::clone_on`](
-/// super::child::ChildStack::clone_on); `arg` as `entry` expects it;
+/// super::stack::ChildStack::clone_on); `arg` as `entry` expects it;
 /// `child_tid`, with `CLONE_CHILD_SETTID` or `CLONE_CHILD_CLEARTID`, the
 /// address of an aligned 32-bit word that lives as long as the process.
 #[cfg(target_arch = "x86_64")]

@@ -18,6 +18,7 @@ use seccompiler::BpfProgram;
 
 use super::cell::{Cell, Like};
 use super::child::{self, Prepared};
+use super::stack;
 use super::{CHANNEL_FD, MAX_FDS, MAX_MESSAGE, Mode, Reply, Request};
 use crate::namespaces::{self, Base, NamespaceError, TaskMounts};
 use crate::policy::{GatewayPorts, Network, Policy};
@@ -135,7 +136,7 @@ impl Cells {
     }
 
     /// Keeps the stacks of a reaped init for a later cell (a few).
-    fn spare(&mut self, stacks: Option<[child::ChildStack; 2]>) {
+    fn spare(&mut self, stacks: Option<[stack::ChildStack; 2]>) {
         if let Some(stacks) = stacks
             && self.spare.len() < 2 * MOST_CELLS
         {
@@ -200,7 +201,7 @@ struct Worker {
     reap: Option<PathBuf>,
     /// Namespace layer: the stacks init and the worker ran on, in the
     /// launcher's memory, which init shares: unmapped once init is reaped.
-    stacks: Option<[child::ChildStack; 2]>,
+    stacks: Option<[stack::ChildStack; 2]>,
     /// An unconfined command's stdout and stderr (the launcher's copies),
     /// closed once its end is reported: the coordinator reads to the end
     /// of them, and a command's exit closing the last copy woke the
@@ -297,7 +298,7 @@ struct Server {
     /// (what a finished one left, `setsid` and gone, is in it too).
     cgroups: std::collections::BTreeSet<PathBuf>,
     /// Where an unconfined command's process runs until it execs.
-    stack: child::ChildStack,
+    stack: stack::ChildStack,
     /// Commands on deck (at most two per running command: a few).
     held: Vec<Held>,
     /// The last [`ENDED`] commands that ended, and whether each exited 0:
@@ -379,7 +380,7 @@ struct Cells {
     /// guard, its pages faulted in and its unmapping (a TLB shootdown on
     /// every CPU where a process sharing the launcher's memory runs) were
     /// some tens of microseconds a spawn.
-    spare: Vec<[child::ChildStack; 2]>,
+    spare: Vec<[stack::ChildStack; 2]>,
     /// The CPUs the launcher may run on: cells are made ahead only while
     /// fewer workers run.
     cpus: usize,
@@ -441,7 +442,7 @@ impl Server {
             }
             OwnedFd::from_raw_fd(fd)
         };
-        let stack = match child::ChildStack::new() {
+        let stack = match stack::ChildStack::new() {
             Ok(stack) => stack,
             Err(e) => return fail(sock, format!("map a stack for the commands it starts: {e}")),
         };
