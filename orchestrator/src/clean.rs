@@ -215,7 +215,7 @@ pub fn clean(
     };
     // Only the run's coordinator writes its refs, and we hold its lock: a
     // ref's `.lock` file now is what a killed coordinator left.
-    crate::run::resume::remove_stale_ref_locks(repo, run);
+    crate::run::names::remove_stale_ref_locks(repo, run);
     let (events, skipped) = read_journal(state, run)?;
     // The run's state, as every other reader of the journal sees it.
     let fold = RunFold::of(&events);

@@ -635,56 +635,154 @@ fn run_local_files_form_no_import_cycle_and_no_long_function() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// The files directly in `src/<rel>/` by name (`mod` for `mod.rs`, test
-/// files left out), and each folder in it as one name whose own files are
-/// not read (a folder of its own: `plan/origin/`).
-fn folder_files(rel: &str) -> BTreeMap<String, Vec<PathBuf>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(rel);
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
-            continue;
-        };
-        if path.is_dir() {
-            files.entry(stem).or_insert_with(Vec::new);
-        } else if path.extension().is_some_and(|e| e == "rs") && !stem.ends_with("_tests") {
-            files.insert(stem, vec![path]);
-        }
-    }
-    files
+/// Every file of a crate's source (`src`, test files left out) by its
+/// module path (`run::local::task`; `run` for `run/mod.rs` and `run.rs`),
+/// the crate root left out.
+fn crate_files(src: &Path) -> BTreeMap<String, PathBuf> {
+    rust_files(src)
+        .into_iter()
+        .filter_map(|file| {
+            let rel = file.strip_prefix(src).ok()?.with_extension("");
+            let mut parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            if parts.last().is_some_and(|p| p == "mod") {
+                parts.pop();
+            }
+            let last = parts.last()?;
+            let skip = last.ends_with("_tests")
+                || last == "tests"
+                || (parts.len() == 1 && matches!(last.as_str(), "lib" | "main"))
+                || parts.first().is_some_and(|p| p == "bin");
+            (!skip).then(|| (parts.join("::"), file))
+        })
+        .collect()
 }
 
-/// The folders whose files import one another in no circle (besides
-/// `run/local/` and the binary, held by their own tests); `run/` and the
-/// sandbox crate still hold circles (ARCHITECTURE.md, "Circles of files
-/// left").
-const NO_CIRCLE: [&str; 3] = ["plan", "gateway", "repomap"];
+/// The files of `files` (by module path, see [`crate_files`]) that the
+/// code of the file of module `module` uses: every `crate::`, `super::`
+/// and `self::` path, and a path starting at one of the module's own
+/// children (`queue::Queue` in `dispatch.rs`), each to the deepest module
+/// it goes through. A folder's `mod.rs` is its face: what it takes of its
+/// own folder's files is no arrow (as `farm-studio look` draws it).
+fn file_named(module: &str, text: &str, files: &BTreeMap<String, PathBuf>) -> BTreeSet<String> {
+    let code = test_code_left_out(&code_only(text));
+    let face = files[module].ends_with("mod.rs");
+    let parent: Vec<&str> = module.split("::").collect();
+    let deepest = |full: &[&str]| {
+        (1..=full.len())
+            .rev()
+            .map(|n| full[..n].join("::"))
+            .find(|m| files.contains_key(m))
+    };
+    let mut found = BTreeSet::new();
+    for (at, _) in code.match_indices(|c: char| c.is_alphabetic() || c == '_') {
+        let before = code[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '.')) {
+            continue;
+        }
+        let rest = &code[at..];
+        let (base, after): (Vec<&str>, &str) = if let Some(r) = rest.strip_prefix("crate::") {
+            (Vec::new(), r)
+        } else if rest.starts_with("super::") {
+            let mut r = rest;
+            let mut base = parent[..parent.len() - 1].to_vec();
+            while let Some(next) = r.strip_prefix("super::") {
+                r = next;
+                if r.starts_with("super::") {
+                    base.pop();
+                }
+            }
+            (base, r)
+        } else if let Some(r) = rest.strip_prefix("self::") {
+            (parent.clone(), r)
+        } else {
+            // A path through one of the module's own children.
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let child = format!("{module}::{name}");
+            if !rest[name.len()..].starts_with("::") || !files.contains_key(&child) {
+                continue;
+            }
+            (parent.clone(), rest)
+        };
+        for path in paths(after) {
+            let mut full = base.clone();
+            full.extend(path.split("::").filter(|s| !s.is_empty()));
+            if let Some(target) = deepest(&full).filter(|t| t != module) {
+                if !(face && target.starts_with(&format!("{module}::"))) {
+                    found.insert(target);
+                }
+            }
+        }
+    }
+    found
+}
 
 #[test]
-fn plan_gateway_and_repomap_files_form_no_import_cycle() {
-    for folder in NO_CIRCLE {
-        let files = folder_files(folder);
-        assert!(files.len() > 5, "{folder}: {files:?}");
-        let prefix = format!("crate::{folder}::");
+fn file_named_reads_crate_super_self_and_child_paths() {
+    let files: BTreeMap<String, PathBuf> = [
+        ("run", "run/mod.rs"),
+        ("run::dispatch", "run/dispatch.rs"),
+        ("run::dispatch::queue", "run/dispatch/queue.rs"),
+        ("run::error", "run/error.rs"),
+        ("run::writer", "run/writer.rs"),
+        ("plan", "plan/mod.rs"),
+    ]
+    .into_iter()
+    .map(|(m, f)| (m.to_string(), PathBuf::from(f)))
+    .collect();
+    let text = "use super::{error::RunError, writer};\nuse crate::plan::Plan;\nfn f() { queue::Queue::new(); x.queue::<u8>(); self::queue::Y; }\n#[cfg(test)]\nmod tests {\n use super::super::writer;\n}\n";
+    assert_eq!(
+        file_named("run::dispatch", text, &files),
+        BTreeSet::from(
+            ["run::error", "run::writer", "plan", "run::dispatch::queue"].map(String::from)
+        )
+    );
+    // A child's `super::` is its parent; `mod.rs` names its own files as
+    // a face does, other places as any file.
+    assert_eq!(
+        file_named(
+            "run::dispatch::queue",
+            "use super::Dispatcher; use super::super::error::E;",
+            &files
+        ),
+        BTreeSet::from(["run::dispatch", "run::error"].map(String::from))
+    );
+    assert_eq!(
+        file_named(
+            "run",
+            "mod dispatch; use dispatch::Dispatcher; use crate::plan::Plan;",
+            &files
+        ),
+        BTreeSet::from(["plan".to_string()])
+    );
+}
+
+/// No files of the library's crates import one another in a circle, in
+/// any folder or across folders (issue 80; ARCHITECTURE.md, "Layers"):
+/// each file reads with what is below it alone. The binary's files are
+/// held by their own test.
+#[test]
+fn no_files_of_the_library_crates_import_in_a_circle() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for src in ["src", "../sandbox/src", "../worker/src", "../protocol/src"] {
+        let files = crate_files(&root.join(src));
+        assert!(files.len() > 3, "{src}: {files:?}");
         let mut edges: BTreeMap<&str, BTreeMap<String, PathBuf>> = BTreeMap::new();
-        for (name, paths) in &files {
-            // A folder inside is one name, its files not read; `mod.rs` is
-            // the folder's face, which names its files and hands their
-            // items on: what it takes of them is no arrow back up (as
-            // `farm-studio look` draws it).
-            let Some(path) = paths.first().filter(|_| name != "mod") else {
-                continue;
-            };
+        for (module, path) in &files {
             let text = std::fs::read_to_string(path).unwrap();
-            let out = edges.entry(name).or_default();
-            for other in folder_named(&prefix, name, &text, &files) {
+            let out = edges.entry(module).or_default();
+            for other in file_named(module, &text, &files) {
                 out.insert(other, path.clone());
             }
         }
         if let Some(why) = cycle(&edges) {
             panic!(
-                "{folder}/'s files import in a circle:\n{why}\nmove the shared item into a file of its own below both"
+                "{src}: files import in a circle:\n{why}\nmove the shared item into a file of its own below both"
             );
         }
     }

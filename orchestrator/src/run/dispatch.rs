@@ -42,15 +42,21 @@ mod events;
 mod experiments;
 mod merge_cursor;
 mod merging;
-pub(in crate::run) use merging::merge_message;
 mod predict;
+mod predict_state;
 mod queue;
+mod replan_state;
 mod replanning;
 mod resumed;
 mod slots;
 mod subtasks;
 mod timings;
+mod verify_state;
 mod verifying;
+
+/// A finished subtree's merge onto its parent's result: the new result,
+/// or the files that conflicted.
+type Joined = Result<Result<Oid, Vec<String>>, crate::git::GitError>;
 
 fn io(action: String) -> impl FnOnce(std::io::Error) -> RunError {
     move |source| RunError::Io { action, source }
@@ -98,14 +104,14 @@ pub(super) struct Dispatcher<'o> {
     spawner: Arc<super::spawn::Spawner>,
     /// Merges of a finished subtree onto its parent's result, on the
     /// blocking pool.
-    joins: tokio::task::JoinSet<(TaskIndex, subtasks::Joined)>,
+    joins: tokio::task::JoinSet<(TaskIndex, Joined)>,
     /// Replanning of failed tasks (`[swarm] replan`), when the run has a
     /// model to ask and replans to make.
-    replanning: Option<replanning::Replanning>,
+    replanning: Option<replan_state::Replanning>,
     /// The run-wide verify (`[swarm] verify`), if the plan has one.
-    verify: Option<verifying::Verifying>,
+    verify: Option<verify_state::Verifying>,
     /// Conflicts predicted (`[swarm] predict_conflicts`), if on.
-    predict: Option<predict::Predicting>,
+    predict: Option<predict_state::Predicting>,
     /// Held while this dispatcher drives the run.
     _lock: RunLock,
 }
@@ -164,8 +170,14 @@ impl<'o> Dispatcher<'o> {
         // copy beside the plan's own was the run's peak of memory at its
         // start.
         let tasks = crate::run::table::TaskTable::new(std::mem::take(&mut prepared.plan.tasks));
-        let executor = prepared.executor(tasks.clone(), Arc::clone(&spawner), home, false)?;
-        let verify = verifying::Verifying::new(&prepared, &tasks, home, base_commit)?;
+        let executor = crate::run::executor_for::executor_for(
+            &prepared,
+            tasks.clone(),
+            Arc::clone(&spawner),
+            home,
+            false,
+        )?;
+        let verify = verify_state::Verifying::new(&prepared, &tasks, home, base_commit)?;
         let mut dispatcher = Self::new(
             prepared, plan_tasks, tasks, spawner, executor, observer, stop, lock,
         )?;
@@ -302,7 +314,11 @@ impl<'o> Dispatcher<'o> {
         }
         let gateway = options.gateway.clone();
         let predict = plan.predict_conflicts.then(|| {
-            predict::Predicting::new(&all[..plan_tasks], graph.merge_order(), timings.history())
+            predict_state::Predicting::new(
+                &all[..plan_tasks],
+                graph.merge_order(),
+                timings.history(),
+            )
         });
         let replan = plan.replan.clone();
         let replanning = match (&gateway, replan.rounds) {
@@ -325,7 +341,7 @@ impl<'o> Dispatcher<'o> {
             }),
             _ => None,
         }
-        .map(|replanner| replanning::Replanning::new(replanner, replan.rounds));
+        .map(|replanner| replan_state::Replanning::new(replanner, replan.rounds));
         Ok(Self {
             tasks,
             repo,
@@ -461,10 +477,10 @@ impl<'o> Dispatcher<'o> {
                 Some(joined) = self.joins.join_next(), if !self.joins.is_empty() => {
                 self.on_joined(joined)?;
             }
-                Some(answered) = replanning::next_answer(&mut self.replanning), if replanning => {
+                Some(answered) = replan_state::next_answer(&mut self.replanning), if replanning => {
                 self.on_replanned(answered)?;
             }
-                done = verifying::next_done(&mut self.verify), if verifying => {
+                done = verify_state::next_done(&mut self.verify), if verifying => {
                     if let Some(done) = done {
                         self.on_verify_done(done)?;
                     }
@@ -794,7 +810,7 @@ impl<'o> Dispatcher<'o> {
                     let (task, merged) = merged?;
                     self.on_merged(task, merged)?;
                 }
-                done = verifying::next_done(&mut self.verify), if verifying => {
+                done = verify_state::next_done(&mut self.verify), if verifying => {
                     if let Some(done) = done {
                         self.on_verify_done(done)?;
                     }

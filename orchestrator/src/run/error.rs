@@ -4,8 +4,6 @@
 use crate::git::GitError;
 use crate::state::StateError;
 
-use super::names::RUN_NAME_RULE;
-
 /// ` (pid N)` for a lock's recorded holder, nothing when it recorded none.
 fn holder_note(holder: &str) -> String {
     match holder.is_empty() {
@@ -78,3 +76,7 @@ impl RunError {
             || matches!(self, Self::Home(e) if e.is_invalid_input())
     }
 }
+
+/// What a valid run name is, for help messages.
+pub const RUN_NAME_RULE: &str = "a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . \
+     (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`";

@@ -22,24 +22,7 @@ use crate::git::{GitError, Repo, Snapshot, refs};
 use crate::ids::TaskIndex;
 use crate::run::table::TaskTable;
 
-/// A task's result taken from the run it landed in.
-#[derive(Debug, Clone)]
-pub struct AdoptedResult {
-    /// Its result commit.
-    pub commit: Oid,
-    /// The commit that result was made on (its attempt's base).
-    pub base: Oid,
-    /// What it changed.
-    pub changed: Vec<String>,
-}
-
-/// The results of a run's tasks that reached its branch, by task id.
-#[derive(Debug, Clone, Default)]
-pub struct Adopted {
-    pub by_id: HashMap<String, AdoptedResult>,
-    /// The tasks merged on the run's branch, in its order.
-    pub order: Vec<String>,
-}
+pub use super::adopted::{Adopted, AdoptedResult};
 
 impl Adopted {
     /// The results of the tasks `report`'s run merged (read back from its

@@ -56,7 +56,6 @@ use git2::Oid;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::error::RunError;
-use super::prepared::Prepared;
 use crate::git::Repo;
 use crate::untrusted::{EntryKind, Limits, TaskDir, UntrustedError};
 use crate::worktree_home::WorktreeHome;
@@ -94,18 +93,18 @@ pub(super) struct Caches {
 }
 
 impl Caches {
-    /// The caches of `prepared`'s actor `name` (`@verify`, `@setup`;
-    /// `what` in messages), one directory per (variable, tool) of `tools`:
-    /// the repository's, in `home`, when `shared` and no other run holds
-    /// them; else the run's own.
+    /// The caches of actor `name` (`@verify`, `@setup`; `what` in
+    /// messages) of the run whose directory is `run_dir`, one directory
+    /// per (variable, tool) of `tools`: the repository's, in `home`, when
+    /// `shared` and no other run holds them; else the run's own. Owned by
+    /// the sandbox's identity when the run is `sandboxed`.
     pub(super) fn new(
-        prepared: &Prepared,
+        (sandboxed, run_dir): (bool, &Path),
         home: &WorktreeHome,
         (name, what): (&str, &str),
         tools: Vec<(String, String)>,
         shared: bool,
     ) -> Result<Self, RunError> {
-        let sandboxed = prepared.options.sandbox.is_some();
         let owner = sandboxed.then(swarm_sandbox::worker_identity).flatten();
         if shared {
             let mut root = None;
@@ -132,8 +131,7 @@ impl Caches {
                 }
             }
         }
-        let root = prepared
-            .run_dir()
+        let root = run_dir
             .join(crate::layout::TMP)
             .join(format!("{name}.cache"));
         make_own_root(&root).map_err(|e| RunError::Io {

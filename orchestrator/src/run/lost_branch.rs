@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use git2::{ObjectType, Oid, Repository};
 use swarm_protocol::{Event, EventBody, TaskStatus};
 
-use super::dispatch::merge_message;
 use super::verify::rebuild::{Remerge, rebuild};
+use super::writer::merge_message;
 use crate::fold::RunFold;
 use crate::git::{Repo, refs};
 use crate::ids::TaskIndex;

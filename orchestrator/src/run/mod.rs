@@ -2,11 +2,13 @@
 //! changed), then the dispatcher, which owns all run state and drives task
 //! workers, merges, the journal and the report from one loop.
 
+mod adopted;
 mod blocking;
 mod cgroup;
 mod dispatch;
 mod error;
 mod executor;
+mod executor_for;
 mod experiment;
 pub mod land;
 pub mod landing;
@@ -16,7 +18,7 @@ mod local;
 pub(crate) use local::layers::probe as probe_layers;
 mod lock;
 mod lost_branch;
-mod names;
+pub(crate) mod names;
 mod options;
 mod prepared;
 pub mod remote;
@@ -30,13 +32,13 @@ pub mod warm;
 mod writer;
 
 pub use crate::layout::transcript_path;
-pub use error::RunError;
+pub use error::{RUN_NAME_RULE, RunError};
 pub use list::{ListError, Listing, Note, list_runs};
 pub use lock::{RunLock, is_held as is_driven};
 use names::claim;
 pub use names::{
-    RUN_NAME_RULE, check_run_name, discard_unstarted, free_run_name, latest_run, lock_run,
-    never_started, open_run_state,
+    check_run_name, discard_unstarted, free_run_name, latest_run, lock_run, never_started,
+    open_run_state,
 };
 pub use options::{
     BACKGROUND_NICE, BuildCache, CliProgram, ExecutorOptions, McpProgram, RunOptions,
@@ -76,7 +78,13 @@ pub async fn execute(
         .repo
         .exclude(&format!("/{}/", crate::state::STATE_DIR))?;
     let state = State::create(&prepared.repo.workdir)?;
-    let lock = claim(&mut prepared, &state)?;
+    let lock = claim(
+        &prepared.repo,
+        &mut prepared.run,
+        &prepared.plan.name,
+        prepared.options.name.is_some(),
+        &state,
+    )?;
     state.begin_run(&prepared.run)?;
     let home = WorktreeHome::create(&prepared.options.worktree_root, &prepared.repo)?;
     home.begin_run(&prepared.run)?;

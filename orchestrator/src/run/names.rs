@@ -9,8 +9,6 @@ use crate::state::State;
 
 use super::error::RunError;
 use super::lock::{RunLock, is_held as is_driven};
-use super::prepared::Prepared;
-use super::resume;
 
 /// Takes run `run`'s lock, as a coordinator does: for anything that must
 /// not happen while the run is driven. The run's directory is created
@@ -73,7 +71,7 @@ pub fn discard_unstarted(
     if !journal_unstarted(&journal) {
         return Ok(None);
     }
-    resume::remove_stale_ref_locks(repo, run);
+    remove_stale_ref_locks(repo, run);
     let fate = crate::git::branch::delete_branch(repo, run, false)?;
     // Removed under the lock, so that no one starts the run in between.
     state.remove(&[crate::layout::RUNS, run])?;
@@ -94,10 +92,6 @@ pub fn check_run_name(name: &str) -> Result<(), RunError> {
         })
     }
 }
-
-/// What a valid run name is, for help messages.
-pub const RUN_NAME_RULE: &str = "a run name is 1 to 100 of the characters A-Z a-z 0-9 _ - . \
-     (so no `/` or spaces), not starting with `.` or `-`, without `..`, not ending in `.lock` or `.`, and not `latest`";
 
 /// The state directory of `repo` for reading or resuming run `run`: it must
 /// be untracked, and nothing of the run's layout may be a link.
@@ -158,41 +152,46 @@ pub(super) fn name_in_use(repo: &Repo, name: &str) -> Result<Option<String>, Run
     Ok(None)
 }
 
-/// Takes the lock of the new run `prepared.run`, the one step that makes
+/// Takes the lock of the new run `run`, the one step that makes
 /// a name a process's own: two processes that chose the same name (two CI
 /// jobs started at once) never both drive it. Under the lock, what a run
 /// of that name stopped before its start left is cleared (its directory
 /// and lock kept), and a run another process started meanwhile is never
 /// joined. A name swarm chose moves on to the next free one; a name the
 /// user gave (`--name`) is refused, naming the process that holds it.
-pub(super) fn claim(prepared: &mut Prepared, state: &State) -> Result<RunLock, RunError> {
+pub(super) fn claim(
+    repo: &Repo,
+    run: &mut String,
+    plan_name: &str,
+    user_named: bool,
+    state: &State,
+) -> Result<RunLock, RunError> {
     let mut tried: Vec<String> = Vec::new();
     loop {
-        let existed = prepared.run_dir().symlink_metadata().is_ok();
-        let refused = match lock_run(state, &prepared.run) {
+        let run_dir = crate::layout::run_dir(&repo.workdir, run);
+        let existed = run_dir.symlink_metadata().is_ok();
+        let refused = match lock_run(state, run) {
             Ok(lock) => {
-                let journal = prepared.run_dir().join(crate::layout::JOURNAL);
+                let journal = run_dir.join(crate::layout::JOURNAL);
                 if journal_unstarted(&journal) {
                     if existed {
-                        clear_unstarted(&prepared.repo, state, &prepared.run)?;
+                        clear_unstarted(repo, state, run)?;
                     }
                     return Ok(lock);
                 }
                 RunError::NameTaken {
-                    name: prepared.run.clone(),
+                    name: run.clone(),
                     what: "a run another swarm process started meanwhile".into(),
                 }
             }
             Err(refused @ RunError::Locked { .. }) => refused,
             Err(e) => return Err(e),
         };
-        if prepared.options.name.is_some() {
+        if user_named {
             return Err(refused);
         }
-        tried.push(std::mem::take(&mut prepared.run));
-        prepared.run = free_run_name(&prepared.repo, &prepared.plan.name, |n| {
-            tried.iter().any(|t| t == n)
-        })?;
+        tried.push(std::mem::take(run));
+        *run = free_run_name(repo, plan_name, |n| tried.iter().any(|t| t == n))?;
     }
 }
 
@@ -203,7 +202,7 @@ pub(super) fn claim(prepared: &mut Prepared, state: &State) -> Result<RunLock, R
 /// lock.
 fn clear_unstarted(repo: &Repo, state: &State, run: &str) -> Result<(), RunError> {
     use crate::git::branch::BranchFate;
-    resume::remove_stale_ref_locks(repo, run);
+    remove_stale_ref_locks(repo, run);
     // A branch with commits of its own (someone worked on it) or checked
     // out keeps the name taken.
     if let Some(BranchFate::Unmerged { name, .. } | BranchFate::CheckedOut { name }) =
@@ -227,5 +226,37 @@ pub fn latest_run(workdir: &Path) -> Result<Option<String>, RunError> {
     match State::open(workdir)? {
         None => Ok(None),
         Some(state) => Ok(state.latest()?),
+    }
+}
+
+/// Removes the lock files a coordinator killed in the middle of a ref
+/// update left beside the run's refs (git refuses to touch a locked ref).
+/// Safe: the caller holds the run's lock, so nobody else updates them.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "git's lock files beside the run's refs, in the repository's git directory"
+)]
+pub(crate) fn remove_stale_ref_locks(repo: &Repo, run: &str) {
+    let refs_dir = repo.common_dir.join("refs");
+    let branch_lock = refs_dir
+        .join("heads")
+        .join("swarm")
+        .join(format!("{run}.lock"));
+    let _ = std::fs::remove_file(branch_lock);
+    remove_lock_files(&refs_dir.join("swarm").join(run));
+}
+
+/// Removes `*.lock` files directly in `dir`.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "git's lock files beside the run's refs, in the repository's git directory"
+)]
+pub(super) fn remove_lock_files(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".lock") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{land, remote, slurm};
+use super::adopted::Adopted;
 
 /// How many nice steps below the dispatcher's thread swarm's background
 /// threads run: the run's writer (merges) and, set by the CLI's runtime,
@@ -56,7 +56,7 @@ pub struct RunOptions {
     pub setup_cache: Option<PathBuf>,
     /// A cluster node's way out for its egress proxies when the nodes
     /// reach their hosts through the coordinator: its relay.
-    pub egress_via: Option<remote::GatewayAccess>,
+    pub egress_via: Option<GatewayAccess>,
     /// Build caches sandboxed tasks share (one per detected toolchain,
     /// none when the plan turns them off).
     pub caches: Vec<BuildCache>,
@@ -67,7 +67,7 @@ pub struct RunOptions {
     pub executor: ExecutorOptions,
     /// Results taken from the run a landing run lands (`swarm land`): its
     /// tasks start already done (see [`land`]).
-    pub adopt: Option<std::sync::Arc<land::Adopted>>,
+    pub adopt: Option<std::sync::Arc<Adopted>>,
 }
 
 /// The options of the executor the plan names, put together by
@@ -79,7 +79,7 @@ pub enum ExecutorOptions {
     #[default]
     Local,
     /// Attempts run as Slurm jobs.
-    Slurm(slurm::ClusterOptions),
+    Slurm(ClusterOptions),
 }
 
 /// A build cache of the repository's sandboxed tasks: the variable `var`
@@ -127,4 +127,31 @@ pub struct CliProgram {
 pub struct McpProgram {
     pub server: swarm_protocol::agent::McpServer,
     pub grant: PathBuf,
+}
+
+/// What a cluster run needs beyond its plan (put together by
+/// `assemble::assemble`).
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The `swarm` binary on the nodes.
+    pub swarm: std::path::PathBuf,
+    /// The variables every job's script sets (never a secret).
+    pub env: Vec<(String, String)>,
+    /// `sbatch`'s whole environment, which becomes its jobs' (never a
+    /// secret: `env` and Slurm's own variables).
+    pub submit_env: Vec<(String, String)>,
+    /// The coordinator's gateway for agent tasks on nodes.
+    pub gateway: Option<GatewayAccess>,
+    /// The relay nodes reach `gateway` through, kept for as long as the
+    /// run's options are.
+    pub relay: Option<std::sync::Arc<crate::gateway::relay::Relay>>,
+}
+
+/// The coordinator's model gateway as a node reaches it: the provider's
+/// wire protocol at `url`, authenticated with the run's `token` (never a
+/// provider key).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GatewayAccess {
+    pub url: String,
+    pub token: String,
 }

@@ -13,7 +13,6 @@ use crate::worktree_home::WorktreeHome;
 use super::error::RunError;
 use super::names::{check_run_name, free_run_name, name_in_use, open_run_state};
 use super::options::RunOptions;
-use super::{executor, land, local, slurm, spawn};
 
 /// A plan checked against its repository, with nothing changed yet.
 #[derive(Debug)]
@@ -44,49 +43,6 @@ impl Prepared {
             true => worktrees,
             false => worktrees.trusting(self.base_commit),
         }
-    }
-
-    /// The executor the plan chose for its tasks.
-    pub(super) fn executor(
-        &self,
-        tasks: crate::run::table::TaskTable,
-        spawner: std::sync::Arc<spawn::Spawner>,
-        home: &WorktreeHome,
-        resumed: bool,
-    ) -> Result<Box<dyn executor::Executor + 'static>, RunError> {
-        let inner = self.plain_executor(tasks.clone(), spawner, home, resumed)?;
-        Ok(match &self.options.adopt {
-            Some(adopted) => Box::new(land::AdoptingExecutor::new(
-                inner,
-                self.repo.clone(),
-                self.run.clone(),
-                tasks,
-                adopted,
-            )),
-            None => inner,
-        })
-    }
-
-    /// The plan's own executor.
-    fn plain_executor(
-        &self,
-        tasks: crate::run::table::TaskTable,
-        spawner: std::sync::Arc<spawn::Spawner>,
-        home: &WorktreeHome,
-        resumed: bool,
-    ) -> Result<Box<dyn executor::Executor + 'static>, RunError> {
-        Ok(match &self.plan.executor {
-            crate::plan::Executor::Local => {
-                let mut local = local::LocalExecutor::new(self, tasks, spawner, home, resumed)?;
-                if !resumed {
-                    local.warm_readonly(self.base_commit);
-                }
-                Box::new(local)
-            }
-            crate::plan::Executor::Slurm(config) => {
-                Box::new(slurm::SlurmExecutor::new(self, tasks, config)?)
-            }
-        })
     }
 }
 

@@ -20,6 +20,7 @@ use swarm_protocol::{Event, EventBody, Isolation, TaskStatus};
 
 use super::error::RunError;
 use super::executor::Reattached;
+use super::names::{remove_lock_files, remove_stale_ref_locks};
 use crate::fold::{RunFold, TaskState};
 use crate::git::{Context, Leftover, Repo, SnapshotLimits, Worktrees, refs, snapshot_screened};
 use crate::ids::TaskIndex;
@@ -454,30 +455,6 @@ fn has_runnable(tasks: &[Task], status: &[TaskStatus]) -> bool {
             && !settled_variant(tasks, status, i);
         to_run && !dead[i]
     })
-}
-
-/// Removes the lock files a coordinator killed in the middle of a ref
-/// update left beside the run's refs (git refuses to touch a locked ref).
-/// Safe: the caller holds the run's lock, so nobody else updates them.
-pub(crate) fn remove_stale_ref_locks(repo: &Repo, run: &str) {
-    let refs_dir = repo.common_dir.join("refs");
-    let branch_lock = refs_dir
-        .join("heads")
-        .join("swarm")
-        .join(format!("{run}.lock"));
-    let _ = std::fs::remove_file(branch_lock);
-    remove_lock_files(&refs_dir.join("swarm").join(run));
-}
-
-/// Removes `*.lock` files directly in `dir`.
-fn remove_lock_files(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().ends_with(".lock") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
 }
 
 /// The task whose merge made `commit`, from its `Swarm-Task:` trailer.

@@ -299,3 +299,13 @@ fn merge(merger: &Merger, repo: &Repo, branch: &str, job: MergeJob) -> Result<Me
         }
     })
 }
+
+/// The message of task `id`'s merge (or squashed commit) in run `run`:
+/// its `Swarm-Task:` trailer is how resume and the run-wide verify read
+/// the branch back.
+pub(in crate::run) fn merge_message(run: &str, id: &str, squash: bool) -> String {
+    format!(
+        "swarm: {} {run}/{id}\n\nSwarm-Run: {run}\nSwarm-Task: {id}\n",
+        if squash { "squash" } else { "merge" },
+    )
+}

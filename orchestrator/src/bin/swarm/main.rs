@@ -44,7 +44,6 @@ mod planning;
 use std::process::ExitCode;
 
 use clap::Parser;
-use swarm_orchestrator::exit;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

@@ -13,7 +13,7 @@ use crate::ids::TaskIndex;
 use swarm_protocol::{EventBody, Isolation, TaskStatus};
 
 use super::super::error::RunError;
-use super::super::writer::{MergeJob, Merged};
+use super::super::writer::{MergeJob, Merged, merge_message};
 use super::{Dispatcher, Stopping};
 use crate::plan::{History, OnConflict, OnFailure};
 
@@ -301,14 +301,4 @@ impl Dispatcher<'_> {
             _ => false,
         }
     }
-}
-
-/// The message of task `id`'s merge (or squashed commit) in run `run`:
-/// its `Swarm-Task:` trailer is how resume and the run-wide verify read
-/// the branch back.
-pub(in crate::run) fn merge_message(run: &str, id: &str, squash: bool) -> String {
-    format!(
-        "swarm: {} {run}/{id}\n\nSwarm-Run: {run}\nSwarm-Task: {id}\n",
-        if squash { "squash" } else { "merge" },
-    )
 }

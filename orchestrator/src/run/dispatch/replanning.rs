@@ -12,52 +12,11 @@ use crate::ids::TaskIndex;
 use swarm_protocol::{EventBody, TaskStatus};
 
 use super::super::error::RunError;
-use super::super::replan::{Failure, Fix, Replanner};
+use super::super::replan::Failure;
 use super::{Dispatcher, Stopping};
 use crate::plan::subtasks;
 
-/// A replan the model answered: the task, the round, how and why it had
-/// failed, and the fix or why there is none.
-pub(super) type Answered = (
-    TaskIndex,
-    u32,
-    TaskStatus,
-    Option<String>,
-    Result<Fix, String>,
-);
-
-/// Replanning of failed tasks: the model to ask, the replans the run may
-/// still make, and those waiting for the model.
-pub(super) struct Replanning {
-    replanner: Replanner,
-    /// Replans the run may still make, and how many it may make in all
-    /// (resumes included).
-    pub left: u32,
-    pub rounds: u32,
-    /// Replans waiting for the model.
-    pub answers: tokio::task::JoinSet<Answered>,
-}
-
-impl Replanning {
-    pub(super) fn new(replanner: Replanner, rounds: u32) -> Self {
-        Self {
-            replanner,
-            left: rounds,
-            rounds,
-            answers: tokio::task::JoinSet::new(),
-        }
-    }
-}
-
-/// The next replan the model answered (polled only while one is awaited).
-pub(super) async fn next_answer(
-    replanning: &mut Option<Replanning>,
-) -> Option<Result<Answered, tokio::task::JoinError>> {
-    match replanning {
-        Some(replanning) => replanning.answers.join_next().await,
-        None => None,
-    }
-}
+use super::replan_state::Answered;
 
 impl Dispatcher<'_> {
     /// Whether failed task `i` may be replanned: the run has replans left

@@ -40,7 +40,13 @@ impl<'o> Dispatcher<'o> {
             &prepared.plan,
             tasks.len(),
         ));
-        let mut executor = prepared.executor(tasks.clone(), Arc::clone(&spawner), home, true)?;
+        let mut executor = crate::run::executor_for::executor_for(
+            &prepared,
+            tasks.clone(),
+            Arc::clone(&spawner),
+            home,
+            true,
+        )?;
         let all: Vec<Task> = tasks.all().iter().map(|t| Task::clone(t)).collect();
         let recovered = super::super::resume::recover(
             &prepared.repo,
@@ -56,7 +62,7 @@ impl<'o> Dispatcher<'o> {
         )?;
         prepared.base_commit = recovered.base_commit;
         let verify =
-            super::verifying::Verifying::new(&prepared, &tasks, home, recovered.base_commit)?;
+            super::verify_state::Verifying::new(&prepared, &tasks, home, recovered.base_commit)?;
         let plan_tasks = prepared.plan.tasks.len();
         let mut dispatcher = Self::new(
             prepared, plan_tasks, tasks, spawner, executor, observer, stop, lock,

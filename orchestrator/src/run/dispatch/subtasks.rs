@@ -14,15 +14,11 @@ use swarm_protocol::{EventBody, TaskInfo, TaskStatus};
 
 use super::super::error::RunError;
 use super::super::spawn::Accepted;
-use super::Dispatcher;
 use super::slots::Slot;
-use crate::git::{GitError, merge_results, refs};
+use super::{Dispatcher, Joined};
+use crate::git::{merge_results, refs};
 use crate::plan::Task;
 use crate::run::blocking::blocking;
-
-/// How merging a subtree onto its parent went: the merged commit, or the
-/// files where the children's results conflict.
-pub(super) type Joined = Result<Result<Oid, Vec<String>>, GitError>;
 
 impl Dispatcher<'_> {
     /// Task `i` succeeded having asked for `accepted`: its children join

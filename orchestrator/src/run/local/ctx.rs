@@ -55,7 +55,7 @@ pub(crate) struct Ctx {
     pub unconfined_launcher: Option<swarm_sandbox::Launcher>,
     /// Where egress proxies open their connections on a cluster node
     /// whose jobs reach hosts through the coordinator (`None`: directly).
-    pub egress_via: Option<crate::run::remote::GatewayAccess>,
+    pub egress_via: Option<crate::run::options::GatewayAccess>,
     /// The plan's `read_paths`, expanded.
     pub read_paths: Vec<PathBuf>,
     /// Runs the WASM tasks (when the plan has any).

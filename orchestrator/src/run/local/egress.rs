@@ -52,7 +52,7 @@ use tokio::sync::watch;
 use super::served::{Ports, run_serving};
 use crate::plan::network::{RequestHost, split_authority};
 use crate::plan::{AllowList, Task};
-use crate::run::remote::GatewayAccess;
+use crate::run::options::GatewayAccess;
 
 /// The proxy's port in a sandboxed task's own network namespace (any
 /// would do there: nothing else listens in it; proxies are known by this

@@ -744,7 +744,7 @@ pub(super) fn cache_dirs(
                 .map(|c| (c.var.clone(), c.name.clone()))
                 .collect();
             let lineage = crate::run::lineage::Caches::new(
-                prepared,
+                (prepared.options.sandbox.is_some(), &prepared.run_dir()),
                 home,
                 ("@setup", "[setup]"),
                 tools,

@@ -149,14 +149,7 @@ impl NodeBatch {
     }
 }
 
-/// The coordinator's model gateway as a node reaches it: the provider's
-/// wire protocol at `url`, authenticated with the run's `token` (never a
-/// provider key).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GatewayAccess {
-    pub url: String,
-    pub token: String,
-}
+pub use crate::run::options::GatewayAccess;
 
 /// How an attempt on a node ended: what the local executor reported there.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -62,23 +62,7 @@ const NODE_FAILURES: u32 = 3;
 /// take a moment to show.
 const MISSING_POLLS: u32 = 3;
 
-/// What a cluster run needs beyond its plan (put together by
-/// `assemble::assemble`).
-#[derive(Debug, Clone)]
-pub struct ClusterOptions {
-    /// The `swarm` binary on the nodes.
-    pub swarm: PathBuf,
-    /// The variables every job's script sets (never a secret).
-    pub env: Vec<(String, String)>,
-    /// `sbatch`'s whole environment, which becomes its jobs' (never a
-    /// secret: `env` and Slurm's own variables).
-    pub submit_env: Vec<(String, String)>,
-    /// The coordinator's gateway for agent tasks on nodes.
-    pub gateway: Option<super::remote::GatewayAccess>,
-    /// The relay nodes reach `gateway` through, kept for as long as the
-    /// run's options are.
-    pub relay: Option<Arc<crate::gateway::relay::Relay>>,
-}
+pub use super::options::ClusterOptions;
 
 /// One task's job, while it is in flight.
 #[derive(Debug)]

@@ -131,7 +131,7 @@ impl Runner {
             if slot == 0 && runner.caches.lasting() {
                 let (tools, _) = tools(prepared);
                 let caches = lineage::Caches::new(
-                    prepared,
+                    (prepared.options.sandbox.is_some(), &prepared.run_dir()),
                     home,
                     (BASE, "the run-wide verify's base"),
                     tools,
@@ -487,7 +487,13 @@ fn caches(
             }
         }
     }
-    lineage::Caches::new(prepared, home, (name, "the run-wide verify"), tools, shared)
+    lineage::Caches::new(
+        (prepared.options.sandbox.is_some(), &prepared.run_dir()),
+        home,
+        (name, "the run-wide verify"),
+        tools,
+        shared,
+    )
 }
 
 /// The verify's tools' caches, `(variable, directory name)`, and whether

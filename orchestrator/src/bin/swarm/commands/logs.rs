@@ -155,7 +155,7 @@ fn each_matching(
             Err(e) => return Err(e),
         }
     }
-    Ok(crate::exit::SUCCESS)
+    Ok(swarm_orchestrator::exit::SUCCESS)
 }
 
 /// A task's logs, with control characters escaped, into `out` (notes such
