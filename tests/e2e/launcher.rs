@@ -190,10 +190,9 @@ fn an_unconfined_command_gets_its_exit_code_signal_environment_and_directory() {
         missing.argv = vec!["/nonexistent/program".into()];
         let mut spawned = launcher.spawn_unconfined(missing).await.unwrap();
         match spawned.wait().await {
-            Exit::Failed(message) => assert!(
-                message.contains("/nonexistent/program") && message.contains("No such file"),
-                "{message}"
-            ),
+            Exit::Failed(message) => {
+                insta::assert_snapshot!(message, @"start /nonexistent/program: No such file or directory (os error 2)")
+            }
             other => panic!("{other:?}"),
         }
     });
@@ -314,7 +313,7 @@ fn each_launcher_starts_only_its_own_kind() {
         let mut spawned = unconfined.spawn(request).await.unwrap();
         match spawned.wait().await {
             Exit::Failed(message) => {
-                assert!(message.contains("unconfined commands only"), "{message}");
+                insta::assert_snapshot!(message, @"start a sandboxed worker: this launcher starts unconfined commands only");
             }
             other => panic!("{other:?}"),
         }
@@ -330,7 +329,7 @@ fn each_launcher_starts_only_its_own_kind() {
             .unwrap();
         match spawned.wait().await {
             Exit::Failed(message) => {
-                assert!(message.contains("sandboxed workers only"), "{message}");
+                insta::assert_snapshot!(message, @"start an unconfined command: this launcher starts sandboxed workers only");
             }
             other => panic!("{other:?}"),
         }
@@ -350,11 +349,13 @@ fn a_sandboxed_workers_end_is_reported_only_once_nothing_it_started_runs() {
         // ignores SIGTERM, one in a session of its own. The worker ends
         // while they write.
         // They write as fast as they can: any of them still alive for a
-        // moment after the report would be seen.
+        // moment after the report would be seen. The worker ends once each
+        // has written (a fixed wait was too short on a busy machine: "a
+        // writer never ran").
         let script = "for f in a b; do (while :; do echo x >> $f; done) & done; \
              (trap '' TERM; while :; do echo x >> c; done) & \
              setsid sh -c 'while :; do echo x >> d; done' & \
-             sleep 0.1; exit 3";
+             until [ -s a ] && [ -s b ] && [ -s c ] && [ -s d ]; do sleep 0.01; done; exit 3";
         let mut spawned = launcher
             .spawn(sh_in(dir.path(), script, null()))
             .await
@@ -926,7 +927,9 @@ fn a_command_on_deck_starts_when_the_one_it_follows_exits_0_and_only_then() {
         behind.withdraw().await;
         assert!(!behind.began().await);
         match behind.wait().await {
-            Exit::Failed(message) => assert!(message.contains("withdrawn"), "{message}"),
+            Exit::Failed(message) => {
+                insta::assert_snapshot!(message, @"withdrawn before it started")
+            }
             other => panic!("{other:?}"),
         }
         assert!(!ran(d, "after-failure"));
@@ -1052,7 +1055,9 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         behind.withdraw().await;
         assert!(!behind.began().await);
         match behind.wait().await {
-            Exit::Failed(message) => assert!(message.contains("withdrawn"), "{message}"),
+            Exit::Failed(message) => {
+                insta::assert_snapshot!(message, @"withdrawn before it started")
+            }
             other => panic!("{other:?}"),
         }
         assert!(!ran(&d, "after-failure"));
@@ -1093,7 +1098,9 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!ran(&d, "leading.end"));
         match broken.wait().await {
-            Exit::Failed(message) => assert!(message.contains("execve"), "{message}"),
+            Exit::Failed(message) => {
+                insta::assert_snapshot!(message, @"pass `nul byte found in provided data at position: 12` to execve")
+            }
             other => panic!("{other:?}"),
         }
         assert!(

@@ -4,8 +4,8 @@
 //! writes: a model this small plans poorly and codes worse, but held to a
 //! shape (a JSON schema, a required tool call) it answers in that shape.
 
-use crate::support::TestRepo;
 use crate::support::local_model::LocalModel;
+use crate::support::{TestRepo, redact, snapshot_settings};
 
 /// A repository whose `swarm.toml` points at `model` (a loopback endpoint
 /// without a key: trusted by the user, as `swarm trust` does).
@@ -223,44 +223,42 @@ fn doctor_asks_a_local_model_what_it_does_for_swarm() {
     let run = repo.swarm(&["doctor", "--model", "default"]);
     let context = with_server_log(&model, &format!("{}{}", run.stdout, run.stderr));
     assert_eq!(run.code, 0, "{context}");
-    assert!(
-        run.stdout.contains("openai `smollm2` at http://127.0.0.1:"),
-        "{context}"
+    // What the model said, how long it took and how much it wrote are
+    // the model's: placeholders.
+    let mut settings = snapshot_settings();
+    // (An answer is quoted on one line, and may hold quotes itself.)
+    settings.add_filter(
+        r#"(?m)^(answers +yes, in )\d+\.\d+ s: \d+ tokens read, \d+ written \(".*"\)$"#,
+        r#"${1}[T] s: [N] tokens read, [N] written ("[ANSWER]")"#,
     );
-    assert!(
-        run.stdout.contains("answers           yes, in "),
-        "{context}"
+    settings.add_filter(
+        r#"answered in text \(".*"\); swarm's agent"#,
+        r#"answered in text ("[ANSWER]"); swarm's agent"#,
     );
-    assert!(run.stdout.contains("JSON schema       yes"), "{context}");
-    assert!(
-        run.stdout
-            .contains("tool calls        no: given a tool, it answered in text")
-            && run
-                .stdout
-                .contains("tool_choice = \"required\"` in [models.default]")
-            && run.stdout.contains("`tool_choice = \"schema\"`"),
-        "{context}"
-    );
+    settings.bind(|| insta::assert_snapshot!(redact(&run.stdout, &repo), @r#"
+    model             `default` of swarm.toml: openai `smollm2` at http://127.0.0.1:[PORT]/v1
+    answers           yes, in [T] s: [N] tokens read, [N] written ("[ANSWER]")
+    JSON schema       yes: the answer held to its schema (`swarm plan`, `output_schema`)
+    tool calls        no: given a tool, it answered in text ("[ANSWER]"); swarm's agent works through tool calls: try `tool_choice = "required"` in [models.default], or `tool_choice = "schema"` for a server that holds answers to a JSON schema (llama.cpp's llama-server)
+    "#));
     // Three calls, each counted by the server.
     assert!(model.metric("tokens_predicted_total") > 0.0);
 
     let missing = repo.swarm(&["doctor", "--model", "nosuch"]);
     missing.assert_code(2);
-    assert!(
-        missing
-            .stderr
-            .contains("model `nosuch` is not among the models of swarm.toml (default)"),
-        "{}",
-        missing.stderr
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&missing.stderr, &repo), @"
+    error: failed to doctor: model `nosuch` is not among the models of swarm.toml (default)
+    help: add a [models.nosuch] table there, or pass --model with one of its names
+    ")
+    });
     drop(model);
     let down = repo.swarm(&["doctor", "--model", "default"]);
     down.assert_code(1);
-    assert!(
-        down.stdout.contains("answers           no: failed to "),
-        "{}",
-        down.stdout
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&down.stdout, &repo), @"
+    model             `default` of swarm.toml: openai `smollm2` at http://127.0.0.1:[PORT]/v1
+    answers           no: failed to call model `default`: reach http://127.0.0.1:[PORT]/v1: error sending request for url (http://127.0.0.1:[PORT]/v1/chat/completions): client error (Connect): tcp connect error: Connection refused (os error 111) (gave up after 4 retries)
+    "));
 }
 
 /// A run of several turns against the real server, recorded, then

@@ -10,7 +10,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{TestRepo, redact, task};
+use crate::support::{TestRepo, redact, snapshot_settings, stable_stderr, summary_of, task};
 
 /// Shell prelude: `try NAME CMD...` records whether CMD succeeded.
 const PRELUDE: &str = r#"mkdir -p results; R="$PWD/results/$SWARM_TASK.txt"
@@ -283,11 +283,13 @@ fn secrets_of_the_real_home_and_environment_stay_hidden() {
         );
     }
     let status = repo.show("refs/swarm/attack/secrets", "status.txt");
-    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
-    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
-    assert!(status.contains("CapPrm:\t0000000000000000"), "{status}");
-    assert!(status.contains("CapBnd:\t0000000000000000"), "{status}");
-    assert!(status.contains("Seccomp:\t2"), "{status}");
+    insta::assert_snapshot!(status, @"
+    CapPrm:	0000000000000000
+    CapEff:	0000000000000000
+    CapBnd:	0000000000000000
+    NoNewPrivs:	1
+    Seccomp:	2
+    ");
 }
 
 fn p_str(p: &Path) -> &str {
@@ -510,6 +512,14 @@ fn machine_filters() -> insta::Settings {
     settings
 }
 
+/// [`snapshot_settings`], and how many tasks a run starts at once (the
+/// machine's CPU count) as `[N]`.
+fn run_filters() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
+    settings
+}
+
 #[test]
 fn doctor_reports_what_is_enforced() {
     let repo = TestRepo::new();
@@ -618,17 +628,10 @@ fn without_landlock_sandboxed_runs_are_refused_and_none_is_loud() {
     let plan = p.to_str().unwrap();
     let refused = swarm_without_landlock(&repo, &["run", plan]);
     refused.assert_code(2);
-    assert!(
-        refused
-            .stderr
-            .contains("tasks cannot be sandboxed on this machine")
-            && refused
-                .stderr
-                .contains("the kernel was built without Landlock")
-            && refused.stderr.contains("--sandbox none"),
-        "{}",
-        refused.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&refused.stderr, &repo), @r#"
+    error: failed to start run: tasks cannot be sandboxed on this machine: start the sandbox launcher: Landlock is not available: the kernel was built without Landlock
+    help: `swarm doctor` shows what this kernel supports; to run without any confinement (tasks get your permissions), set `sandbox = "none"` in the [swarm] table of [TMP]/plans/plain.toml or pass --sandbox none
+    "#));
     assert!(repo.swarm_traces().is_empty(), "{:?}", repo.swarm_traces());
     let doctor = swarm_without_landlock(&repo, &["doctor"]);
     assert_eq!(doctor.code, 1, "{}", doctor.stdout);
@@ -638,11 +641,21 @@ fn without_landlock_sandboxed_runs_are_refused_and_none_is_loud() {
     // The explicit opt-out runs, and says loudly that it is unconfined.
     let unconfined = swarm_without_landlock(&repo, &["run", plan, "--sandbox", "none"]);
     unconfined.assert_code(0);
-    assert!(
-        unconfined.stderr.contains("run UNCONFINED"),
-        "{}",
-        unconfined.stderr
-    );
+    run_filters()
+        .bind(|| insta::assert_snapshot!(redact(&stable_stderr(&unconfined.stderr), &repo), @r#"
+        warning: sandbox = "none": tasks of run `plain` run UNCONFINED, with your permissions and environment
+        swarm: run plain: 1 task, up to [N] at once, from HEAD ([HASH]) into branch swarm/plain
+          start      a       
+          succeeded  a        [1/1]
+          merged     a
+
+        run plain: succeeded
+          task  status          time  try  changed  result
+          a     merged         [T]s    1        1  refs/swarm/plain/a
+
+          1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/plain at [HASH], [T]s
+        "#));
     assert_eq!(repo.show("swarm/plain", "hi.txt"), "hi");
 }
 
@@ -684,11 +697,29 @@ fn without_user_namespaces_the_baseline_still_confines() {
         &["run", p.to_str().unwrap(), "--grace", "200ms"],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("user namespaces are unavailable"),
-        "{}",
-        run.stderr
-    );
+    // What it says before it starts, and its summary: the tasks' lines
+    // between them come in the order two at a time run.
+    let before = &run.stderr[..run.stderr.find("swarm: run ").unwrap()];
+    let said = format!("{before}...\n\n{}", summary_of(&run.stderr));
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&said, &repo), @r#"
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/baseline.toml:27: task `listed` network = ["127.0.0.2:8000"]: lets tasks reach the hosts it lists, through swarm's egress proxy
+    warning: user namespaces are unavailable (Operation not permitted (os error 1)): tasks run under Landlock + seccomp only, so chmod, utime and xattr changes outside the worktree are not blocked (see `swarm doctor`)
+    ...
+
+    run baseline: finished with failures (exit 1)
+      task     status          time  try  changed  result
+      attacks  merged         [T]s    1        2  refs/swarm/baseline/attacks
+      slow     timed_out      [T]s    1        0  refs/swarm/baseline/slow
+      listed   failed         [T]s    1        0  refs/swarm/baseline/listed
+
+      1 merged, 0 succeeded (read-only), 2 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/baseline at [HASH], [T]s
+      slow: timed out after 500ms
+      slow log: .swarm/runs/baseline/logs/slow/1.err
+      listed: could not start: give the worker its gateway port: that needs the namespace layer (user namespaces), which is off here, and the baseline has no network of the worker's own to put it in
+      listed log: .swarm/runs/baseline/logs/listed/1.err
+    "#));
     let report = repo.report();
     assert_eq!(task(&report, "attacks")["status"], "merged");
     assert_eq!(task(&report, "slow")["status"], "timed_out");
@@ -696,12 +727,8 @@ fn without_user_namespaces_the_baseline_still_confines() {
     // the baseline refuses to start it rather than give it the host's.
     let listed = task(&report, "listed");
     assert_eq!(listed["status"], "failed", "{listed}");
-    assert!(
-        listed
-            .to_string()
-            .contains("that needs the namespace layer"),
-        "{listed}"
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(listed["reason"].as_str().unwrap(), &repo), @"could not start: give the worker its gateway port: that needs the namespace layer (user namespaces), which is off here, and the baseline has no network of the worker's own to put it in"));
     let results = repo.git(&["show", "refs/swarm/baseline/attacks:results/attacks.txt"]);
     assert_eq!(
         results.lines().collect::<Vec<_>>(),

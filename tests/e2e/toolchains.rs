@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::sandbox::sandbox_available;
-use crate::support::{Run, TestRepo, task};
+use crate::support::{Run, TestRepo, redact, snapshot_settings, task};
 
 /// The directory of the `cargo` that runs these tests: they are run by
 /// cargo, so it exists (no silent skip).
@@ -49,6 +49,18 @@ pub(crate) fn swarm_with_cargo(repo: &TestRepo, cargo_home: &Path, args: &[&str]
     if let Some(rustup) = rustup_home() {
         cmd.env("RUSTUP_HOME", rustup);
     }
+    cmd.output().expect("run swarm").into()
+}
+
+/// `swarm ARGS` with `CARGO_HOME` set and a PATH of git and that cargo
+/// home's binaries alone: no toolchain of this machine's but the one in
+/// `cargo_home`, found at the same paths on every machine.
+fn hermetic_cargo(repo: &TestRepo, cargo_home: &Path, args: &[&str]) -> Run {
+    let mut cmd = repo.swarm_cmd(args);
+    crate::sandbox::only_git_in_path(repo, &mut cmd);
+    let path =
+        std::env::join_paths([repo.root().join("only-git"), cargo_home.join("bin")]).unwrap();
+    cmd.env("PATH", path).env("CARGO_HOME", cargo_home);
     cmd.output().expect("run swarm").into()
 }
 
@@ -133,51 +145,52 @@ fn validate_and_doctor_list_the_toolchains_granted_and_the_variables_passed() {
     let repo = TestRepo::new();
     let home = cargo_home(&repo);
     let plan = repo.plan("p.toml", "[[task]]\nid = \"a\"\nrun = \"true\"\n");
-    let run = swarm_with_cargo(&repo, &home, &["validate", plan.to_str().unwrap()]);
+    let run = hermetic_cargo(&repo, &home, &["validate", plan.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("toolchain rust"), "{}", run.stdout);
-    assert!(
-        run.stdout
-            .contains(&format!("read-only       {}", home.join("bin").display())),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains(&format!(
-            "read-only       {}",
-            home.join("config.toml").display()
-        )),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains(&format!("env             CARGO_HOME={}", home.display())),
-        "{}",
-        run.stdout
-    );
+    // The cargo home's binaries and configuration, read-only, and its
+    // path; never its credentials.
     assert!(!run.stdout.contains("credentials"), "{}", run.stdout);
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stdout, &repo), @"
+    [TMP]/plans/p.toml: ok: 1 task, 1 without dependencies, longest chain 1, base HEAD ([HASH])
+    toolchain rust    [TMP]/cargo-home/bin/cargo
+      read-only       [TMP]/cargo-home/bin
+      read-only       [TMP]/cargo-home/config.toml
+      env             CARGO_HOME=[TMP]/cargo-home
+      build cache     CARGO_TARGET_DIR=[WORKTREES]/.cache/cargo-target/<task> (writable, kept for the task's later runs)
+    worktrees         [WORKTREES]
+    warm              1 task's worktree: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+    "));
 
-    let doctor = swarm_with_cargo(&repo, &home, &["doctor"]);
-    assert!(
-        doctor.stdout.contains("toolchain rust"),
-        "{}",
-        doctor.stdout
-    );
+    let doctor = hermetic_cargo(&repo, &home, &["doctor"]);
+    // What it says of toolchains (the rest is the machine's).
+    let toolchains: Vec<&str> = doctor
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("toolchain"))
+        .take_while(|l| l.starts_with("toolchain") || l.starts_with("  "))
+        .collect();
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(&toolchains.join("\n"), &repo), @"
+        toolchains of this environment, granted to sandboxed tasks unless a plan's `toolchains` says otherwise:
+        toolchain rust    [TMP]/cargo-home/bin/cargo
+          read-only       [TMP]/cargo-home/bin
+          read-only       [TMP]/cargo-home/config.toml
+          env             CARGO_HOME=[TMP]/cargo-home
+        "));
 
     // Turned off: nothing is granted.
     let off = repo.plan(
         "off.toml",
         "[swarm]\ntoolchains = false\n\n[[task]]\nid = \"a\"\nrun = \"true\"\n",
     );
-    let run = swarm_with_cargo(&repo, &home, &["validate", off.to_str().unwrap()]);
+    let run = hermetic_cargo(&repo, &home, &["validate", off.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(!run.stdout.contains("toolchain rust"), "{}", run.stdout);
-    assert!(
-        run.stdout.contains("toolchains        none"),
-        "{}",
-        run.stdout
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stdout, &repo), @"
+    [TMP]/plans/off.toml: ok: 1 task, 1 without dependencies, longest chain 1, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              1 task's worktree: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+    "));
 
     // Only some: a name swarm does not know is an error with a suggestion.
     let typo = repo.plan(
@@ -186,26 +199,27 @@ fn validate_and_doctor_list_the_toolchains_granted_and_the_variables_passed() {
     );
     let run = repo.swarm(&["validate", typo.to_str().unwrap()]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("unknown toolchain `rsut`"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("did you mean `rust`?"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("typo.toml:2:"), "{}", run.stderr);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&run.stderr, &repo), @r#"
+    error: invalid plan
+      × unknown toolchain `rsut`
+       ╭─[[TMP]/plans/typo.toml:2:14]
+     1 │ [swarm]
+     2 │ toolchains = ["rsut"]
+       ·              ────┬───
+       ·                  ╰── not a toolchain swarm knows
+     3 │ 
+       ╰────
+      help: did you mean `rust`? known toolchains: `rust`, `node`, `python`, `go`
+    "#)
+    });
 }
 
 #[test]
 fn bad_read_paths_entries_are_reported_at_their_line_by_validate_and_run() {
     let repo = TestRepo::new();
-    for (name, entry, says) in [
-        ("missing", "~/no-such-dir", "does not exist"),
-        ("relative", "tools/bin", "is relative"),
-    ] {
+    let mut said = String::new();
+    for (name, entry) in [("missing", "~/no-such-dir"), ("relative", "tools/bin")] {
         let plan = repo.plan(
             &format!("{name}.toml"),
             &format!(
@@ -213,19 +227,46 @@ fn bad_read_paths_entries_are_reported_at_their_line_by_validate_and_run() {
             ),
         );
         let plan_text = plan.to_str().unwrap();
-        for args in [vec!["validate", plan_text], vec!["run", plan_text]] {
-            let run = repo.swarm(&args);
-            assert_eq!(run.code, 2, "{args:?}: {}{}", run.stdout, run.stderr);
-            assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
-            assert!(
-                run.stderr.contains(&format!("{name}.toml:5:")),
-                "{args:?}: {}",
-                run.stderr
-            );
-        }
+        let validate = repo.swarm(&["validate", plan_text]);
+        assert_eq!(validate.code, 2, "{}{}", validate.stdout, validate.stderr);
+        let run = repo.swarm(&["run", plan_text]);
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        // `run` refuses it as `validate` does, word for word.
+        assert_eq!(run.stderr, validate.stderr);
+        said.push_str(&format!(
+            "$ swarm validate {name}.toml\n{}\n\n",
+            validate.stderr.trim_end()
+        ));
         // Nothing ran.
         assert!(!repo.has_rev(&format!("swarm/{name}")));
     }
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&said, &repo), @r#"
+    $ swarm validate missing.toml
+    error: invalid plan
+      × `read_paths` entry `[TMP]/home/no-such-dir` does not exist
+       ╭─[[TMP]/plans/missing.toml:5:3]
+     4 │   "/usr",
+     5 │   "~/no-such-dir",
+       ·   ───────┬───────
+       ·          ╰── no such file or directory
+     6 │ ]
+       ╰────
+      help: fix the path, or remove the entry
+
+    $ swarm validate relative.toml
+    error: invalid plan
+      × `read_paths` entry `tools/bin` is relative
+       ╭─[[TMP]/plans/relative.toml:5:3]
+     4 │   "/usr",
+     5 │   "tools/bin",
+       ·   ─────┬─────
+       ·        ╰── not an absolute path
+     6 │ ]
+       ╰────
+      help: write an absolute path, or one that starts with ~/ (your home)
+    "#)
+    });
 }
 
 #[test]
