@@ -287,22 +287,67 @@ fn the_binarys_files_form_no_import_cycle_and_import_no_glob() {
 
 /// ARCHITECTURE.md's diagram of the layers names every top-level module.
 #[test]
-fn the_layer_diagram_names_every_module() {
+fn the_layer_diagram_is_drawn_from_the_imports() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let doc = std::fs::read_to_string(src.join("../../ARCHITECTURE.md")).unwrap();
     let layers = doc.split("## Layers").nth(1).unwrap();
     let diagram = layers.split("```").nth(1).unwrap();
-    let shown: BTreeSet<&str> = diagram
+    let modules = modules(&src);
+    // A row: the modules it opens with, then what they are for.
+    let rows: Vec<Vec<&str>> = diagram
         .lines()
-        .flat_map(|line| line.split_whitespace().take_while(|w| !w.ends_with(';')))
+        .map(|line| {
+            line.split_whitespace()
+                .take_while(|w| modules.contains_key(*w))
+                .collect::<Vec<_>>()
+        })
+        .filter(|row| !row.is_empty())
         .collect();
-    let missing: Vec<String> = modules(&src)
-        .into_keys()
-        .filter(|m| !shown.contains(m.as_str()))
+    let bottom = rows.len();
+    let shown: BTreeMap<&str, usize> = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, row)| row.iter().map(move |m| (*m, bottom - i)))
+        .collect();
+    let missing: Vec<&String> = modules
+        .keys()
+        .filter(|m| !shown.contains_key(m.as_str()))
         .collect();
     assert!(
         missing.is_empty(),
         "ARCHITECTURE.md's layer diagram leaves out {missing:?}"
+    );
+    // Each module's row is one above the highest of what it imports (the
+    // bottom row imports nothing of swarm's).
+    let edges = edges(&modules);
+    fn height<'a>(
+        m: &'a str,
+        edges: &'a BTreeMap<&'a str, BTreeMap<String, PathBuf>>,
+        memo: &mut BTreeMap<&'a str, usize>,
+    ) -> usize {
+        if let Some(h) = memo.get(m) {
+            return *h;
+        }
+        let h = 1 + edges[m]
+            .keys()
+            .map(|d| height(d, edges, memo))
+            .max()
+            .unwrap_or(0);
+        memo.insert(m, h);
+        h
+    }
+    let mut memo = BTreeMap::new();
+    let wrong: Vec<String> = modules
+        .keys()
+        .filter_map(|m| {
+            let (drawn, is) = (shown[m.as_str()], height(m, &edges, &mut memo));
+            (drawn != is).then(|| format!("{m}: drawn in row {drawn} from the bottom, imports put it in row {is}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "ARCHITECTURE.md's layer diagram is not the imports':\n{}",
+        wrong.join("\n")
     );
 }
 
