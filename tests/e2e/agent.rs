@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::support::model::{Call, MockModel, Options, Reply, Wire, text, tool, tool_raw};
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 pub(crate) const KEY: &str = "sk-test-SECRET-0123456789";
 
@@ -258,16 +258,33 @@ deps = ["a", "b"]
     }
     // The agent's log shows the model's text and its tool calls.
     let log = std::fs::read_to_string(task(&report, "a")["stdout_log"].as_str().unwrap()).unwrap();
-    assert!(
-        log.contains("I will write the file.") && log.contains("-> write_file a.txt"),
-        "{log}"
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&log, &repo), @"
+
+    [turn 1]
+    I will write the file.
+    -> write_file a.txt
+
+    [turn 2]
+
+    -> finish: wrote a.txt
+
+    swarm agent: finished
+    ")
+    });
     // The commit of an agent task carries its prompt and summary.
     let message = repo.git(&["log", "-1", "--format=%B", "refs/swarm/agents/b"]);
-    assert!(
-        message.contains("Fix the README.") && message.contains("fixed the README"),
-        "{message}"
-    );
+    insta::assert_snapshot!(redact(&message, &repo), @"
+    swarm: agents/b: succeeded
+
+    Fix the README.
+
+    fixed the README
+
+    Swarm-Run: agents
+    Swarm-Task: b
+    Swarm-Attempt: 1
+    ");
 
     // The event stream shows what agents do as they do it.
     let journal =
@@ -289,20 +306,47 @@ deps = ["a", "b"]
     // `swarm logs` reads the transcript for people.
     let logs = repo.swarm(&["logs", "agents", "b"]);
     logs.assert_code(0);
-    for needle in [
-        "[turn 1] 100 tokens in, 20 out",
-        "  -> edit_file",
-        "verify: failed (repair round follows)",
-        "not fixed yet",
-        "verify: passed",
-        "end: finished after 4 turns, 480 tokens",
-    ] {
-        assert!(
-            logs.stdout.contains(needle),
-            "{needle:?} not in:\n{}",
-            logs.stdout
-        );
-    }
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&logs.stdout, &repo), @r##"
+    agent of task b with model claude-sonnet-4-5 (9 tools)
+
+    > Fix the README.
+
+    [turn 1] 100 tokens in, 20 out
+      -> edit_file {"new_string":"# test repo B","old_string":"# test repo","path":"README.md"}
+      <- replaced 1 occurrence in README.md at line 1
+
+    [turn 2] 100 tokens in, 20 out
+      -> finish {"summary":"first try"}
+
+    finished: first try
+    verify: failed (repair round follows)
+    not fixed yet
+
+    [verify: exited with code 1]
+      <- Recorded. Your work is being checked.
+
+    > The task's verify command failed after you finished. Its output ends with:
+    > 
+    > not fixed yet
+    > 
+    > [verify: exited with code 1]
+    > 
+    > Fix the problem, then call finish again.
+
+    [turn 3] 100 tokens in, 20 out
+      -> edit_file {"new_string":"repo B fixed","old_string":"repo B","path":"README.md"}
+      <- replaced 1 occurrence in README.md at line 1
+
+    [turn 4] 100 tokens in, 20 out
+      -> finish {"summary":"fixed the README"}
+
+    finished: fixed the README
+    verify: passed
+
+    end: finished after 4 turns, 480 tokens, $0.0024
+    "##)
+    });
 
     assert_key_nowhere(&repo, &mock, &[&run.stdout, &run.stderr]);
 }
@@ -520,10 +564,7 @@ model = "impatient"
     let turns = task(&report, "turns");
     assert_eq!(turns["status"], "failed");
     assert_eq!(turns["agent"]["outcome"], "max_turns");
-    assert!(
-        turns["reason"].as_str().unwrap().contains("max_turns (2)"),
-        "{turns}"
-    );
+    insta::assert_snapshot!(turns["reason"].as_str().unwrap(), @"the agent stopped: reached max_turns (2) without finishing");
     // Its partial work is on its ref.
     assert_eq!(
         repo.show("refs/swarm/faults/turns", "turns0.txt"),
@@ -534,10 +575,7 @@ model = "impatient"
     assert_eq!(budget["status"], "failed");
     assert_eq!(budget["agent"]["outcome"], "budget");
     assert_eq!(budget["agent"]["turns"], 2, "{budget}");
-    assert!(
-        budget["reason"].as_str().unwrap().contains("9000 tokens"),
-        "{budget}"
-    );
+    insta::assert_snapshot!(budget["reason"].as_str().unwrap(), @"the agent's budget ran out: task `budget` has 960 of its 9000 tokens left, less than the call's prompt (about 2916)");
     assert_eq!(
         repo.show("refs/swarm/faults/budget", "budget1.txt"),
         "partial"
@@ -545,13 +583,8 @@ model = "impatient"
 
     let gave_up = task(&report, "gives-up");
     assert_eq!(gave_up["agent"]["outcome"], "model_error");
-    assert!(
-        gave_up["reason"]
-            .as_str()
-            .unwrap()
-            .contains("gave up after 1 retry"),
-        "{gave_up}"
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(gave_up["reason"].as_str().unwrap(), &repo), @"the model call failed: HTTP 503: overloaded forever (gave up after 1 retry)"));
     assert_key_nowhere(&repo, &mock, &[&run.stdout, &run.stderr]);
 }
 
@@ -654,12 +687,18 @@ fn a_missing_api_key_is_a_plan_error_before_anything_runs() {
     );
     let run = repo.run_plan(&plan, &[]);
     run.assert_code(2);
-    assert!(
-        run.stderr.contains("ANTHROPIC_API_KEY, which is not set"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("nokey.toml:1:1"), "{}", run.stderr);
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stderr, &repo), @r#"
+    error: invalid plan
+      × model `default` reads its API key from $ANTHROPIC_API_KEY, which is not set
+       ╭─[[TMP]/plans/nokey.toml:1:1]
+     1 │ [models.default]
+       · ────────┬───────
+       ·         ╰── this model
+     2 │ provider = "anthropic"
+       ╰────
+      help: export ANTHROPIC_API_KEY=... before `swarm run`, or name another variable with api_key_env
+            ("" for endpoints without a key, such as a local Ollama)
+    "#));
     assert!(repo.swarm_traces().is_empty());
 }
 
@@ -772,11 +811,20 @@ budget = { tokens = 8000 }
     let report = repo.report();
     let t = crate::support::task(&report, "t");
     assert_eq!(t["agent"]["outcome"], "budget", "{t}");
-    assert!(
-        run.stderr.contains("(all its attempts)"),
-        "the refusal names the shared budget: {}",
-        run.stderr
-    );
+    // The refusal names the shared budget.
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run retry: finished with failures (exit 1)
+          task  status          time  try  changed    tokens      cost  result
+          t     failed         [T]s    3        0         0   $0.0000  refs/swarm/retry/t
+
+          0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/retry at [HASH], [T]s
+          agents: 1 sessions, 0 turns, 0 tokens in, 0 out, $0.0000
+          t: the agent's budget ran out: task `t` (all its attempts) has 980 of its 8000 tokens left, less than the call's prompt (about 2739)
+          t log: .swarm/runs/retry/logs/t/3.err
+          t transcript: .swarm/runs/retry/logs/t/3.transcript.jsonl
+        "));
 }
 
 /// Twenty agents start at once against a run budget with room for five

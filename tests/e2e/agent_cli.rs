@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::agent::{KEY, files_under, run_with_key};
 use crate::support::model::{Call, MockModel, Options, Reply, Wire, text, tool};
-use crate::support::{TestRepo, agent_cli};
+use crate::support::{TestRepo, agent_cli, redact, snapshot_settings, summary_of};
 
 /// The provider's model name the plan gives.
 const MODEL: &str = "claude-sonnet-4-5";
@@ -218,11 +218,19 @@ budget = { tokens = 150000 }
     );
     let run = run_with_key(&repo, &plan_path);
     assert!(run.code != 0, "{}", format!("{}{}", run.stdout, run.stderr));
-    assert!(
-        format!("{}{}", run.stdout, run.stderr).contains("budget"),
-        "{}",
-        format!("{}{}", run.stdout, run.stderr)
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run plan: finished with failures (exit 1)
+          task     status          time  try  changed    tokens      cost  result
+          spender  failed         [T]s    1        0    200010   $0.6001  refs/swarm/plan/spender
+
+          0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/plan at [HASH], [T]s
+          agents: 1 sessions, 1 turns, 200000 tokens in, 10 out, $0.6001
+          spender: the agent's budget ran out: task `spender` has used 200010 of its 150000 tokens
+          spender log: .swarm/runs/plan/logs/spender/1.err
+          spender transcript: .swarm/runs/plan/logs/spender/1.transcript.jsonl
+        "));
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo.path().join(".swarm/runs/plan/report.json")).unwrap(),
     )
@@ -262,11 +270,23 @@ prompt = "Do it."
     );
     let run = repo.swarm(&["validate", plan_path.to_str().unwrap()]);
     assert!(run.code != 0);
-    assert!(
-        format!("{}{}", run.stdout, run.stderr).contains("needs the program `/nonexistent/claude`"),
-        "{}",
-        format!("{}{}", run.stdout, run.stderr)
-    );
+    assert_eq!(run.stdout, "");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&run.stderr, &repo), @r#"
+    error: invalid plan
+      × agent `claude` (claude-code) needs the program `/nonexistent/claude`, which is not there (or
+      │ not executable)
+       ╭─[[TMP]/repo/plan.toml:7:1]
+     6 │ 
+     7 │ [agents.claude]
+       · ───────┬───────
+       ·        ╰── its program is missing
+     8 │ kind = "claude-code"
+       ╰────
+      help: install it (npm install -g @anthropic-ai/claude-code), or give its path in [agents.NAME]
+            program = "..."
+    "#)
+    });
 }
 
 #[test]
@@ -363,13 +383,17 @@ prompt = "Do it."
     repo.write("plan.toml", &text);
     let run = run_with_key(&repo, &plan_path);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(
-        format!("{}{}", run.stdout, run.stderr)
-            .contains("not started: it needs 100.0 TiB of memory"),
-        "{}{}",
-        run.stdout,
-        run.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run plan: finished with failures (exit 1)
+          task  status          time  try  changed  result
+          huge  failed             -    0        0  not started: it needs 100.0 TiB of memory (`memory`, or its agent's) and the machine has [SIZE] available
+
+          0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/plan at [HASH], [T]s
+          huge: not started: it needs 100.0 TiB of memory (`memory`, or its agent's) and the machine has [SIZE] available
+          huge log: .swarm/runs/plan/logs/huge/1.err
+        "));
     assert!(mock.calls().is_empty());
 }
 
@@ -381,16 +405,21 @@ fn doctor_lists_the_agent_clis_on_path_with_their_versions() {
     let path = std::env::var("PATH").unwrap_or_default();
     cmd.env("PATH", format!("{}:{path}", bin.display()));
     let run: crate::support::Run = cmd.output().unwrap().into();
-    assert!(
-        run.stdout.contains("claude-code  2.1.331 (Claude Code)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("codex        codex-cli 0.169.0"),
-        "{}",
-        run.stdout
-    );
+    run.assert_code(0);
+    // The rest of what doctor says is this machine's (kernel, toolchains):
+    // its last section, the agent CLIs (pinned in
+    // tests/agent-clis/package.json), where they were installed redacted.
+    let clis = std::fs::canonicalize(bin.parent().unwrap().parent().unwrap()).unwrap();
+    let at = run
+        .stdout
+        .find("agent CLIs on PATH")
+        .unwrap_or_else(|| panic!("no agent CLIs in:\n{}", run.stdout));
+    let section = run.stdout[at..].replace(&clis.display().to_string(), "[AGENT-CLIS]");
+    insta::assert_snapshot!(section, @r#"
+    agent CLIs on PATH (`agent = "claude-code"` / `"codex"`; each runs sandboxed, its key kept out):
+      claude-code  2.1.331 (Claude Code) ([AGENT-CLIS]/node_modules/@anthropic-ai/claude-code/bin/claude.exe)
+      codex        codex-cli 0.169.0 ([AGENT-CLIS]/node_modules/@openai/codex/bin/codex.js)
+    "#);
 }
 
 /// `kind = "command"`: any CLI, given by its command line; here Claude
@@ -859,9 +888,30 @@ run = "test {deps.review.output.verdict} = approve && test {deps.other.output} =
     );
     let run = repo.swarm(&["validate", "plan.toml"]);
     assert_ne!(run.code, 0);
-    let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(all.contains("`review` gives no answer"), "{all}");
-    assert!(all.contains("`other` is not one of its `deps`"), "{all}");
+    assert_eq!(run.stdout, "");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stderr, &repo), @r#"
+    error: invalid plan (2 errors)
+      × task `gate`: `{deps.review.output.verdict}` in `run`: `review` gives no answer: only an agent
+      │ task with an `output_schema` does
+        ╭─[[TMP]/repo/plan.toml:13:6]
+     12 │ [[task]]
+     13 │ id = "gate"
+        ·      ───┬──
+        ·         ╰── this task
+     14 │ deps = ["review"]
+        ╰────
+      help: add `review` to `deps`, and give it `output_schema`; its answer is then here, shell-quoted
+
+      × task `gate`: `{deps.other.output}` in `run`: `other` is not one of its `deps`
+        ╭─[[TMP]/repo/plan.toml:13:6]
+     12 │ [[task]]
+     13 │ id = "gate"
+        ·      ───┬──
+        ·         ╰── this task
+     14 │ deps = ["review"]
+        ╰────
+      help: add `other` to `deps`, and give it `output_schema`; its answer is then here, shell-quoted
+    "#));
 }
 
 #[test]
@@ -883,11 +933,22 @@ output_schema = { type = 3 }
     );
     let run = repo.swarm(&["validate", "plan.toml"]);
     assert_ne!(run.code, 0);
-    let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(
-        all.contains("output_schema is not a usable JSON Schema"),
-        "{all}"
-    );
+    assert_eq!(run.stdout, "");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&run.stderr, &repo), @r#"
+    error: invalid plan
+      × task `a`: output_schema is not a usable JSON Schema: 3 is not valid under any of the schemas
+      │ listed in the 'anyOf' keyword
+        ╭─[[TMP]/repo/plan.toml:10:17]
+      9 │ prompt = "Do it."
+     10 │ output_schema = { type = 3 }
+        ·                 ──────┬─────
+        ·                       ╰── this schema
+        ╰────
+      help: see https://json-schema.org; e.g. { type = "object", properties = { verdict = { enum =
+            ["approve", "reject"] } }, required = ["verdict"] }
+    "#)
+    });
 }
 
 /// Claude Code on a model that speaks OpenAI's Chat Completions (a local

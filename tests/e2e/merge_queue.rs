@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::agent::{KEY, anthropic_plan, run_with_key};
 use crate::resume::journal;
 use crate::support::model::{MockModel, Options, Reply, tool};
-use crate::support::{TestRepo, redact, snapshot_settings, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 /// The tasks on the first-parent line of `branch`, oldest first.
 fn merged_in_order(repo: &TestRepo, branch: &str) -> Vec<String> {
@@ -121,6 +121,7 @@ fn a_task_that_may_not_run_again_ends_conflicted_with_its_result_kept() {
     let repo = TestRepo::new();
     repo.write("log.txt", "start\n");
     repo.commit_all("a log");
+    let mut summaries = String::new();
     for (name, key) in [
         ("zero", "conflict_reruns = 0"),
         ("stop", "on_conflict = \"stop\""),
@@ -143,12 +144,30 @@ fn a_task_that_may_not_run_again_ends_conflicted_with_its_result_kept() {
             "{name}"
         );
         assert!(events(&repo, name, "task_requeued").is_empty(), "{name}");
-        assert!(
-            run.stderr.contains("swarm resolve"),
-            "{name}: {}",
-            run.stderr
-        );
+        summaries.push_str(&format!("--- {name}\n{}", summary_of(&run.stderr)));
     }
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&summaries, &repo), @"
+    --- zero
+    run zero: finished with failures (exit 1)
+      task    status          time  try  changed  result
+      first   merged         [T]s    1        1  refs/swarm/zero/first
+      second  conflicted     [T]s    1        1  conflict in log.txt
+
+      1 merged, 0 succeeded (read-only), 0 failed, 1 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/zero at [HASH], [T]s
+      second: conflict in log.txt line 2 with first
+      second: next step: git switch swarm/zero && git merge refs/swarm/zero/second, fix, commit, then `swarm resolve zero second` (see `swarm resolve --help`)
+    --- stop
+    run stop: finished with failures (exit 1)
+      task    status          time  try  changed  result
+      first   merged         [T]s    1        1  refs/swarm/stop/first
+      second  conflicted     [T]s    1        1  conflict in log.txt
+
+      1 merged, 0 succeeded (read-only), 0 failed, 1 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/stop at [HASH], [T]s
+      second: conflict in log.txt line 2 with first
+      second: next step: git switch swarm/stop && git merge refs/swarm/stop/second, fix, commit, then `swarm resolve stop second` (see `swarm resolve --help`)
+    "));
 }
 
 /// An agent whose result conflicts, run again on the branch as it is, is
@@ -223,12 +242,24 @@ fn an_agent_run_again_is_told_its_change_and_the_other_side() {
     mock.assert_clean();
 }
 
+/// `text` with the counts of a run-wide verify hidden: with
+/// `verify_every = "merge"`, or an agent's result still to come, how many
+/// merges one verify covers (so how many verifies ran, and which one's log
+/// is named) depends on when tasks finish.
+fn verify_counts_hidden(text: &str) -> String {
+    let runs = regex::Regex::new(r"verify: \d+ runs? \(\d+ to find").unwrap();
+    let log = regex::Regex::new(r"@verify/\d+\.err").unwrap();
+    let text = runs.replace_all(text, "verify: [N] runs ([N] to find");
+    log.replace_all(&text, "@verify/[N].err").into_owned()
+}
+
 /// Four tasks renaming a word in four of five files, with a verify that
 /// all files agree: the pieces are correct, the plan is incomplete. No
 /// single merge broke it (the branch without the first to fail fails
 /// too), so every merge is kept and the summary says so; the run fails.
 #[test]
 fn an_incomplete_refactor_keeps_every_merge() {
+    let mut summaries = String::new();
     for every in ["end", "merge"] {
         let repo = TestRepo::new();
         for n in 1..=5 {
@@ -268,16 +299,41 @@ fn an_incomplete_refactor_keeps_every_merge() {
         }
         let words = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
-            words.contains("no single task broke it"),
-            "{every}: {}",
-            run.stderr
-        );
-        assert!(
             !words.contains("the branch passes"),
             "{every}: {}",
             run.stderr
         );
+        let summary = redact(summary_of(&run.stderr), &repo);
+        let summary = match every {
+            "merge" => verify_counts_hidden(&summary),
+            _ => summary,
+        };
+        summaries.push_str(&format!("--- {every}\n{summary}"));
     }
+    snapshot_settings().bind(|| insta::assert_snapshot!(summaries, @"
+    --- end
+    run rename-end: finished with failures (exit 1)
+      task  status          time  try  changed  result
+      r1    merged         [T]s    1        1  refs/swarm/rename-end/r1
+      r2    merged         [T]s    1        1  refs/swarm/rename-end/r2
+      r3    merged         [T]s    1        1  refs/swarm/rename-end/r3
+      r4    merged         [T]s    1        1  refs/swarm/rename-end/r4
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/rename-end at [HASH], [T]s
+      verify: 8 runs (6 to find what broke it, [T]s); the branch FAILS, and no single task broke it: it fails without `r1`'s merge too (every merge is kept), see .swarm/runs/rename-end/logs/@verify/8.err
+    --- merge
+    run rename-merge: finished with failures (exit 1)
+      task  status          time  try  changed  result
+      r1    merged         [T]s    1        1  refs/swarm/rename-merge/r1
+      r2    merged         [T]s    1        1  refs/swarm/rename-merge/r2
+      r3    merged         [T]s    1        1  refs/swarm/rename-merge/r3
+      r4    merged         [T]s    1        1  refs/swarm/rename-merge/r4
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/rename-merge at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [T]s); the branch FAILS, and no single task broke it: it fails without `r1`'s merge too (every merge is kept), see .swarm/runs/rename-merge/logs/@verify/[N].err
+    "));
 }
 
 /// The same refactor as one `group`: verified only as a whole (with
@@ -332,12 +388,23 @@ fn a_group_is_verified_and_taken_out_as_one() {
                         "{report}"
                     );
                 }
-                let words = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-                assert!(
-                    words.contains("every merge was taken out"),
-                    "{}",
-                    run.stderr
-                );
+                snapshot_settings()
+                    .bind(|| insta::assert_snapshot!(verify_counts_hidden(&redact(summary_of(&run.stderr), &repo)), @"
+                    run partial: finished with failures (exit 1)
+                      task  status            time  try  changed  result
+                      r1    broke-verify     [T]s    1        1  refs/swarm/partial/r1
+                      r2    broke-verify     [T]s    1        1  refs/swarm/partial/r2
+                      r3    broke-verify     [T]s    1        1  refs/swarm/partial/r3
+                      r4    broke-verify     [T]s    1        1  refs/swarm/partial/r4
+
+                      0 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled, 4 broke verify
+                      branch swarm/partial at [HASH], [T]s
+                      verify: [N] runs ([N] to find what broke it, [T]s); every merge was taken out: the branch is the run's base again
+                      r1: its merge broke the run-wide verify `test $(cat f*.txt | sort -u | wc -l) -eq 1` (one of 4 merges verified as one: r1, r2, r3, r4): [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it passes ([HASH]), see .swarm/runs/partial/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/partial/r1
+                      r2: its merge broke the run-wide verify `test $(cat f*.txt | sort -u | wc -l) -eq 1` (one of 4 merges verified as one: r1, r2, r3, r4): [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it passes ([HASH]), see .swarm/runs/partial/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/partial/r2
+                      r3: its merge broke the run-wide verify `test $(cat f*.txt | sort -u | wc -l) -eq 1` (one of 4 merges verified as one: r1, r2, r3, r4): [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it passes ([HASH]), see .swarm/runs/partial/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/partial/r3
+                      r4: its merge broke the run-wide verify `test $(cat f*.txt | sort -u | wc -l) -eq 1` (one of 4 merges verified as one: r1, r2, r3, r4): [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it passes ([HASH]), see .swarm/runs/partial/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/partial/r4
+                    "));
                 assert_eq!(repo.show("swarm/partial", "f1.txt"), "alpha");
             }
         }
@@ -409,6 +476,47 @@ fn a_run_lands_on_its_branch_whether_it_moved_or_not() {
     assert!(!events(&repo, "moved-land", "task_requeued").is_empty());
 }
 
+/// A `swarm land`'s stderr, the same on every run: each landing run's
+/// live view (its tasks start two at a time, in any order) with its lines
+/// grouped by the task they are about, tasks in name order, each task's
+/// lines in their own order, and its verifies after them in theirs.
+fn stable_landing(stderr: &str) -> String {
+    let key = |line: &str| {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("verify"), _) => "~verify".to_string(),
+            (_, Some(task)) => task.to_string(),
+            _ => String::new(),
+        }
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let mut live: Vec<&str> = Vec::new();
+    let mut in_live = false;
+    for line in stderr.lines() {
+        if in_live && line.starts_with("  ") {
+            live.push(line);
+            continue;
+        }
+        live.sort_by_key(|l| key(l));
+        out.append(&mut live);
+        in_live = line.starts_with("swarm: ");
+        out.push(line);
+    }
+    live.sort_by_key(|l| key(l));
+    out.append(&mut live);
+    out.join("\n") + "\n"
+}
+
+/// [`snapshot_settings`], and what a landing's stderr says that depends
+/// on the machine or on which task finished first: how many tasks run at
+/// once (the CPU count), and the `[k/n]` counters.
+fn landing_settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
+    settings.add_filter(r"\[\d+/(\d+)\]", "[_/$1]");
+    settings
+}
+
 /// A bare repository beside `repo` as its `origin`, with `main` pushed.
 fn bare_origin(repo: &TestRepo) -> std::path::PathBuf {
     let remote = repo.root().join("remote.git");
@@ -477,11 +585,71 @@ fn landing_with_push_never_overwrites_what_someone_else_pushed() {
     repo.git_in(&other, &["push", "-q", "origin", "main"]);
     let landed = repo.swarm(&["land", "pushed", "--push", "origin"]);
     landed.assert_code(0);
-    assert!(
-        landed.stderr.contains("moved while run `pushed` landed"),
-        "{}",
-        landed.stderr
-    );
+    landing_settings().bind(|| insta::assert_snapshot!(redact(&stable_landing(&landed.stderr), &repo), @r#"
+    landing run `pushed`: 4 merged tasks again onto [HASH] as run `pushed-land`
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/pushed.toml:3: [swarm] sandbox = "none": runs tasks unconfined, with your permissions and files
+    warning: sandbox = "none": tasks of run `pushed-land` run UNCONFINED, with your permissions and environment
+    swarm: run pushed-land: 4 tasks, up to [N] at once, from [HASH] ([HASH]) into branch swarm/pushed-land
+      start      a1      
+      succeeded  a1       [_/4]  adopted from the run it landed in
+      merged     a1
+      wait       a2        until a1 is merged (both change log.txt), then on the branch as it is
+      start      a2      
+      succeeded  a2       [_/4]  adopted from the run it landed in
+      merged     a2
+      wait       a3        until a2 is merged (both change log.txt), then on the branch as it is
+      start      a3      
+      succeeded  a3       [_/4]  adopted from the run it landed in
+      merged     a3
+      start      b       
+      succeeded  b        [_/4]  adopted from the run it landed in
+      merged     b
+      verify     [HASH] (tip: after b) passed in [T]s
+
+    run pushed-land: succeeded
+      task  status          time  try  changed  result
+      a1    merged         [T]s    1        1  refs/swarm/pushed-land/a1
+      a2    merged         [T]s    1        1  refs/swarm/pushed-land/a2
+      a3    merged         [T]s    1        1  refs/swarm/pushed-land/a3
+      b     merged         [T]s    1        1  refs/swarm/pushed-land/b
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/pushed-land at [HASH], [T]s
+      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+    `main` moved while run `pushed` landed (landing 1 of 3): landing again on its new tip
+    landing run `pushed`: 4 merged tasks again onto [HASH] as run `pushed-land-2`
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/pushed.toml:3: [swarm] sandbox = "none": runs tasks unconfined, with your permissions and files
+    warning: sandbox = "none": tasks of run `pushed-land-2` run UNCONFINED, with your permissions and environment
+    swarm: run pushed-land-2: 4 tasks, up to [N] at once, from [HASH] ([HASH]) into branch swarm/pushed-land-2
+      start      a1      
+      succeeded  a1       [_/4]  adopted from the run it landed in
+      merged     a1
+      wait       a2        until a1 is merged (both change log.txt), then on the branch as it is
+      start      a2      
+      succeeded  a2       [_/4]  adopted from the run it landed in
+      merged     a2
+      wait       a3        until a2 is merged (both change log.txt), then on the branch as it is
+      start      a3      
+      succeeded  a3       [_/4]  adopted from the run it landed in
+      merged     a3
+      start      b       
+      succeeded  b        [_/4]  adopted from the run it landed in
+      merged     b
+      verify     [HASH] (tip: after b) passed in [T]s
+
+    run pushed-land-2: succeeded
+      task  status          time  try  changed  result
+      a1    merged         [T]s    1        1  refs/swarm/pushed-land-2/a1
+      a2    merged         [T]s    1        1  refs/swarm/pushed-land-2/a2
+      a3    merged         [T]s    1        1  refs/swarm/pushed-land-2/a3
+      b     merged         [T]s    1        1  refs/swarm/pushed-land-2/b
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/pushed-land-2 at [HASH], [T]s
+      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+    "#));
     let tip = repo.git_in(&remote, &["rev-parse", "main"]);
     let files = repo.git_in(&remote, &["ls-tree", "--name-only", &tip]);
     for f in ["early.txt", "theirs.txt", "b.txt", "log.txt"] {
@@ -623,13 +791,42 @@ fn a_landing_whose_verify_fails_leaves_the_branch_where_it_was() {
     let tip = repo.git(&["rev-parse", "main"]);
     let landed = repo.swarm(&["land", "together"]);
     landed.assert_code(1);
-    assert!(
-        landed.stderr.contains(
-            "run `together-land` did not end well: nothing was landed (its branch is swarm/together-land)"
-        ),
-        "{}",
-        landed.stderr
-    );
+    landing_settings().bind(|| insta::assert_snapshot!(redact(&stable_landing(&landed.stderr), &repo), @"
+    landing run `together`: 4 merged tasks again onto [HASH] as run `together-land`
+    swarm: run together-land: 4 tasks, up to [N] at once, from [HASH] ([HASH]) into branch swarm/together-land
+      start      a1      
+      succeeded  a1       [_/4]  adopted from the run it landed in
+      merged     a1
+      wait       a2        until a1 is merged (both change log.txt), then on the branch as it is
+      start      a2      
+      succeeded  a2       [_/4]  adopted from the run it landed in
+      merged     a2
+      wait       a3        until a2 is merged (both change log.txt), then on the branch as it is
+      start      a3      
+      succeeded  a3       [_/4]  adopted from the run it landed in
+      merged     a3
+      start      b       
+      succeeded  b        [_/4]  adopted from the run it landed in
+      merged     b
+      unmerged   b         its merge was taken out of the integration branch
+      verify     [HASH] (tip: after b) failed (exit 1) in [T]s
+      verify     [HASH] (tip: after b, again (1 failed before)) failed (exit 1) in [T]s
+      verify     [HASH] (bisect: after a2) passed in [T]s
+      verify     [HASH] (bisect: after a3) passed in [T]s
+
+    run together-land: finished with failures (exit 1)
+      task  status            time  try  changed  result
+      a1    merged           [T]s    1        1  refs/swarm/together-land/a1
+      a2    merged           [T]s    1        1  refs/swarm/together-land/a2
+      a3    merged           [T]s    1        1  refs/swarm/together-land/a3
+      b     broke-verify     [T]s    1        1  refs/swarm/together-land/b
+
+      3 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled, 1 broke verify
+      branch swarm/together-land at [HASH], [T]s
+      verify: 4 runs (2 to find what broke it, [T]s); the branch passes
+      b: its merge broke the run-wide verify `grep -qx ok config.txt && ! grep -qxf forbid.txt b.txt`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it passes ([HASH]), see .swarm/runs/together-land/logs/@verify/2.err; its merge was taken out, its work is on refs/swarm/together-land/b
+    run `together-land` did not end well: nothing was landed (its branch is swarm/together-land)
+    "));
     assert!(!landed.stdout.contains("landed run"), "{}", landed.stdout);
     assert_eq!(repo.git(&["rev-parse", "main"]), tip);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
@@ -647,19 +844,42 @@ fn a_landing_whose_verify_fails_leaves_the_branch_where_it_was() {
     let tip = repo.git(&["rev-parse", "main"]);
     let landed = repo.swarm(&["land", "alone"]);
     landed.assert_code(1);
-    assert!(
-        landed
-            .stderr
-            .contains("run `alone-land` did not end well: nothing was landed"),
-        "{}",
-        landed.stderr
-    );
-    let words = landed
-        .stderr
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    assert!(words.contains("FAILS at the base"), "{}", landed.stderr);
+    landing_settings().bind(|| insta::assert_snapshot!(redact(&stable_landing(&landed.stderr), &repo), @"
+    landing run `alone`: 4 merged tasks again onto [HASH] as run `alone-land`
+    swarm: run alone-land: 4 tasks, up to [N] at once, from [HASH] ([HASH]) into branch swarm/alone-land
+      start      a1      
+      succeeded  a1       [_/4]  adopted from the run it landed in
+      merged     a1
+      wait       a2        until a1 is merged (both change log.txt), then on the branch as it is
+      start      a2      
+      succeeded  a2       [_/4]  adopted from the run it landed in
+      merged     a2
+      wait       a3        until a2 is merged (both change log.txt), then on the branch as it is
+      start      a3      
+      succeeded  a3       [_/4]  adopted from the run it landed in
+      merged     a3
+      start      b       
+      succeeded  b        [_/4]  adopted from the run it landed in
+      merged     b
+      verify     [HASH] (tip: after b) failed (exit 1) in [T]s
+      verify     [HASH] (tip: after b, again (1 failed before)) failed (exit 1) in [T]s
+      verify     [HASH] (bisect: after a2) failed (exit 1) in [T]s
+      verify     [HASH] (bisect: after a1) failed (exit 1) in [T]s
+      verify     [HASH] (the base) failed (exit 1) in [T]s
+      verify     [HASH] (the base, again (1 failed before)) failed (exit 1) in [T]s
+
+    run alone-land: finished with failures (exit 1)
+      task  status          time  try  changed  result
+      a1    merged         [T]s    1        1  refs/swarm/alone-land/a1
+      a2    merged         [T]s    1        1  refs/swarm/alone-land/a2
+      a3    merged         [T]s    1        1  refs/swarm/alone-land/a3
+      b     merged         [T]s    1        1  refs/swarm/alone-land/b
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/alone-land at [HASH], [T]s
+      verify: 6 runs (4 to find what broke it, [T]s); it FAILS at the base [HASH] too, so no task is blamed; see .swarm/runs/alone-land/logs/@verify/5.err
+    run `alone-land` did not end well: nothing was landed (its branch is swarm/alone-land)
+    "));
     assert_eq!(repo.git(&["rev-parse", "main"]), tip);
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
     let report = repo.report();
@@ -697,6 +917,7 @@ fn a_branch_that_fails_its_verify_does_not_land_by_fast_forward() {
     assert_eq!(task(&report, "r2")["status"], "merged", "{report}");
     let main = repo.git(&["rev-parse", "main"]);
     assert_eq!(report["base_commit"], main.as_str());
+    let mut refusals = Vec::new();
     for dry in [true, false] {
         let mut args = vec!["land", "partial"];
         if dry {
@@ -704,13 +925,7 @@ fn a_branch_that_fails_its_verify_does_not_land_by_fast_forward() {
         }
         let refused = repo.swarm(&args);
         refused.assert_code(1);
-        assert!(
-            refused.stderr.contains(
-                "land run `partial`: its branch fails its run-wide verify (see `swarm status partial`); nothing was landed"
-            ),
-            "{}",
-            refused.stderr
-        );
+        refusals.push(refused.stderr.clone());
         assert!(
             !refused.stdout.contains("fast-forward"),
             "{}",
@@ -718,6 +933,9 @@ fn a_branch_that_fails_its_verify_does_not_land_by_fast_forward() {
         );
         assert_eq!(repo.git(&["rev-parse", "main"]), main);
     }
+    // The same refusal with --dry-run and without.
+    assert_eq!(refusals[0], refusals[1]);
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&refusals[0], &repo), @"error: failed to land run `partial`: its branch fails its run-wide verify (see `swarm status partial`); nothing was landed"));
     assert_eq!(repo.show("main", "f1.txt"), "alpha");
 }
 
@@ -753,29 +971,105 @@ fn a_branch_that_keeps_moving_is_landed_on_three_times_then_left_alone() {
     std::fs::write(&arm, "").unwrap();
     let landed = repo.swarm(&["land", "kept"]);
     landed.assert_code(1);
-    for n in 1..=2 {
-        assert!(
-            landed.stderr.contains(&format!(
-                "`main` moved while run `kept` landed (landing {n} of 3): landing again on its new tip"
-            )),
-            "{}",
-            landed.stderr
-        );
-    }
-    assert!(
-        landed
-            .stderr
-            .contains("`main` moved while run `kept` landed (landing 3 of 3)\n"),
-        "{}",
-        landed.stderr
-    );
-    assert!(
-        landed
-            .stderr
-            .contains("land run `kept`: `main` kept moving; nothing was changed, land it again"),
-        "{}",
-        landed.stderr
-    );
+    landing_settings().bind(|| insta::assert_snapshot!(redact(&stable_landing(&landed.stderr), &repo), @r#"
+    landing run `kept`: 4 merged tasks again onto [HASH] as run `kept-land`
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/kept.toml:3: [swarm] sandbox = "none": runs tasks unconfined, with your permissions and files
+    warning: sandbox = "none": tasks of run `kept-land` run UNCONFINED, with your permissions and environment
+    swarm: run kept-land: 4 tasks, up to [N] at once, from [HASH] ([HASH]) into branch swarm/kept-land
+      start      a1      
+      succeeded  a1       [_/4]  adopted from the run it landed in
+      merged     a1
+      wait       a2        until a1 is merged (both change log.txt), then on the branch as it is
+      start      a2      
+      succeeded  a2       [_/4]  adopted from the run it landed in
+      merged     a2
+      wait       a3        until a2 is merged (both change log.txt), then on the branch as it is
+      start      a3      
+      succeeded  a3       [_/4]  adopted from the run it landed in
+      merged     a3
+      start      b       
+      succeeded  b        [_/4]  adopted from the run it landed in
+      merged     b
+      verify     [HASH] (tip: after b) passed in [T]s
+
+    run kept-land: succeeded
+      task  status          time  try  changed  result
+      a1    merged         [T]s    1        1  refs/swarm/kept-land/a1
+      a2    merged         [T]s    1        1  refs/swarm/kept-land/a2
+      a3    merged         [T]s    1        1  refs/swarm/kept-land/a3
+      b     merged         [T]s    1        1  refs/swarm/kept-land/b
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/kept-land at [HASH], [T]s
+      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+    `main` moved while run `kept` landed (landing 1 of 3): landing again on its new tip
+    landing run `kept`: 4 merged tasks again onto [HASH] as run `kept-land-2`
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/kept.toml:3: [swarm] sandbox = "none": runs tasks unconfined, with your permissions and files
+    warning: sandbox = "none": tasks of run `kept-land-2` run UNCONFINED, with your permissions and environment
+    swarm: run kept-land-2: 4 tasks, up to [N] at once, from [HASH] ([HASH]) into branch swarm/kept-land-2
+      start      a1      
+      succeeded  a1       [_/4]  adopted from the run it landed in
+      merged     a1
+      wait       a2        until a1 is merged (both change log.txt), then on the branch as it is
+      start      a2      
+      succeeded  a2       [_/4]  adopted from the run it landed in
+      merged     a2
+      wait       a3        until a2 is merged (both change log.txt), then on the branch as it is
+      start      a3      
+      succeeded  a3       [_/4]  adopted from the run it landed in
+      merged     a3
+      start      b       
+      succeeded  b        [_/4]  adopted from the run it landed in
+      merged     b
+      verify     [HASH] (tip: after b) passed in [T]s
+
+    run kept-land-2: succeeded
+      task  status          time  try  changed  result
+      a1    merged         [T]s    1        1  refs/swarm/kept-land-2/a1
+      a2    merged         [T]s    1        1  refs/swarm/kept-land-2/a2
+      a3    merged         [T]s    1        1  refs/swarm/kept-land-2/a3
+      b     merged         [T]s    1        1  refs/swarm/kept-land-2/b
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/kept-land-2 at [HASH], [T]s
+      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+    `main` moved while run `kept` landed (landing 2 of 3): landing again on its new tip
+    landing run `kept`: 4 merged tasks again onto [HASH] as run `kept-land-3`
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/kept.toml:3: [swarm] sandbox = "none": runs tasks unconfined, with your permissions and files
+    warning: sandbox = "none": tasks of run `kept-land-3` run UNCONFINED, with your permissions and environment
+    swarm: run kept-land-3: 4 tasks, up to [N] at once, from [HASH] ([HASH]) into branch swarm/kept-land-3
+      start      a1      
+      succeeded  a1       [_/4]  adopted from the run it landed in
+      merged     a1
+      wait       a2        until a1 is merged (both change log.txt), then on the branch as it is
+      start      a2      
+      succeeded  a2       [_/4]  adopted from the run it landed in
+      merged     a2
+      wait       a3        until a2 is merged (both change log.txt), then on the branch as it is
+      start      a3      
+      succeeded  a3       [_/4]  adopted from the run it landed in
+      merged     a3
+      start      b       
+      succeeded  b        [_/4]  adopted from the run it landed in
+      merged     b
+      verify     [HASH] (tip: after b) passed in [T]s
+
+    run kept-land-3: succeeded
+      task  status          time  try  changed  result
+      a1    merged         [T]s    1        1  refs/swarm/kept-land-3/a1
+      a2    merged         [T]s    1        1  refs/swarm/kept-land-3/a2
+      a3    merged         [T]s    1        1  refs/swarm/kept-land-3/a3
+      b     merged         [T]s    1        1  refs/swarm/kept-land-3/b
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/kept-land-3 at [HASH], [T]s
+      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+    `main` moved while run `kept` landed (landing 3 of 3)
+    error: failed to land run `kept`: `main` kept moving; nothing was changed, land it again
+    "#));
     assert!(!landed.stdout.contains("landed run"), "{}", landed.stdout);
     // Three landings, each of which ended well; none a fourth.
     for name in ["kept-land", "kept-land-2", "kept-land-3"] {
@@ -876,7 +1170,21 @@ fn an_agent_named_by_the_verify_gets_a_repair_round_and_the_run_passes() {
     let report = repo.report();
     assert_eq!(task(&report, "r5")["status"], "merged", "{report}");
     assert!(report.get("verify_named").is_none(), "{report}");
-    assert!(run.stderr.contains("repair"), "{}", run.stderr);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(verify_counts_hidden(&redact(summary_of(&run.stderr), &repo)), @"
+        run repair: succeeded
+          task  status          time  try  changed    tokens      cost  result
+          r1    merged         [T]s    1        1         -         -  refs/swarm/repair/r1
+          r2    merged         [T]s    1        1         -         -  refs/swarm/repair/r2
+          r3    merged         [T]s    1        1         -         -  refs/swarm/repair/r3
+          r4    merged         [T]s    1        1         -         -  refs/swarm/repair/r4
+          r5    merged         [T]s    2        1       240   $0.0012  refs/swarm/repair/r5
+
+          5 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/repair at [HASH], [T]s
+          verify: [N] runs ([N] to find what broke it, [T]s); the branch passes
+          agents: 1 sessions, 2 turns, 200 tokens in, 40 out, $0.0012
+        "));
     mock.assert_clean();
 }
 
@@ -897,11 +1205,10 @@ fn land_never_moves_a_branch_checked_out_in_a_linked_worktree() {
     let main = repo.git(&["rev-parse", "main"]);
     let out = repo.swarm(&["land", "elsewhere"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("is checked out in the worktree") && out.stderr.contains("linked"),
-        "{}",
-        out.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&out.stderr, &repo), @"
+    error: failed to land run `elsewhere`: `main` is checked out in the worktree [TMP]/outside/linked, whose files would not follow (git branch -f refuses the same)
+    help: switch that worktree off it (`git -C [TMP]/outside/linked switch --detach`) and land again, or land onto another branch: `swarm land elsewhere --onto NAME`
+    "));
     assert_eq!(repo.git(&["rev-parse", "main"]), main, "main moved");
     assert_eq!(repo.git_in(&linked, &["status", "--porcelain"]), "");
     // Switched off it there, it lands.
@@ -946,11 +1253,23 @@ fn a_killed_landing_is_continued_under_its_own_name() {
 
     let again = repo.swarm(&["land", "stopped"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
-    assert!(
-        again.stderr.contains("was stopped: resuming it"),
-        "{}",
-        again.stderr
-    );
+    landing_settings().bind(|| insta::assert_snapshot!(redact(&stable_landing(&again.stderr), &repo), @"
+    landing run `stopped-land` of run `stopped` was stopped: resuming it
+    swarm: run stopped-land: 4 tasks, up to [N] at once, from [HASH] ([HASH]) into branch swarm/stopped-land
+    swarm: resuming: 0 tasks to run
+      verify     [HASH] (tip: after b) passed in [T]s
+
+    run stopped-land: succeeded
+      task  status          time  try  changed  result
+      a1    merged         [T]s    1        1  refs/swarm/stopped-land/a1
+      a2    merged         [T]s    1        1  refs/swarm/stopped-land/a2
+      a3    merged         [T]s    1        1  refs/swarm/stopped-land/a3
+      b     merged         [T]s    1        1  refs/swarm/stopped-land/b
+
+      4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/stopped-land at [HASH], [T]s
+      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+    "));
     assert!(!repo.path().join(".swarm/runs/stopped-land-2").exists());
     assert_eq!(
         repo.git(&["rev-parse", "main"]),
@@ -963,11 +1282,7 @@ fn a_killed_landing_is_continued_under_its_own_name() {
     let verified = events(&repo, "stopped-land", "run_verified").len();
     let once_more = repo.swarm(&["land", "stopped"]);
     assert_eq!(once_more.code, 0, "{}", once_more.stderr);
-    assert!(
-        once_more.stderr.contains("which ended well"),
-        "{}",
-        once_more.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&once_more.stderr, &repo), @"run `stopped` was landed onto [HASH] as run `stopped-land`, which ended well: landing its branch"));
     assert_eq!(
         events(&repo, "stopped-land", "run_verified").len(),
         verified
