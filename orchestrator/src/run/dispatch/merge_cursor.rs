@@ -6,8 +6,24 @@
 //! a repair round's result merges behind the walk and does not move it.
 
 use git2::Oid;
+use swarm_protocol::TaskStatus;
 
 use crate::ids::TaskIndex;
+
+/// What the walk does next, by the status of the task it is at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Nothing now: a merge is in flight, or the task at the walk has not
+    /// ended.
+    Wait,
+    /// The task at the walk succeeded: merge its result (if it has one to
+    /// merge; else it is passed).
+    Merge(TaskIndex),
+    /// The task at the walk ended with nothing to merge: pass it.
+    Pass(TaskIndex),
+    /// The walk reached the end of the merge order.
+    End,
+}
 
 /// Where merging into the integration branch stands.
 #[derive(Debug)]
@@ -57,6 +73,27 @@ impl MergeCursor {
     /// The task the walk is at in `order`, if it has not reached its end.
     pub(super) fn at(&self, order: &[TaskIndex]) -> Option<TaskIndex> {
         order.get(self.next).copied()
+    }
+
+    /// What the walk of `order` does next, the tasks' statuses read from
+    /// `status`: one merge at a time, strictly in order, a task not yet
+    /// ended holding every one after it.
+    pub(super) fn step(
+        &self,
+        order: &[TaskIndex],
+        status: impl Fn(TaskIndex) -> TaskStatus,
+    ) -> Step {
+        if self.busy() {
+            return Step::Wait;
+        }
+        let Some(i) = self.at(order) else {
+            return Step::End;
+        };
+        match status(i) {
+            TaskStatus::Pending | TaskStatus::Running => Step::Wait,
+            TaskStatus::Succeeded => Step::Merge(i),
+            _ => Step::Pass(i),
+        }
     }
 
     /// Task `i`'s merge was handed to the writer (`repair`: a repair
@@ -115,6 +152,34 @@ mod tests {
         assert!(cursor.pass());
         assert!(cursor.pass());
         assert_eq!((cursor.at(&order), cursor.walked()), (None, 3));
+    }
+
+    #[test]
+    fn the_walk_waits_for_a_task_not_ended_and_passes_one_with_nothing_to_merge() {
+        use std::collections::HashMap;
+        let order = [t(1), t(0), t(2)];
+        let mut statuses = HashMap::from([
+            (t(0), TaskStatus::Failed),
+            (t(1), TaskStatus::Running),
+            (t(2), TaskStatus::Succeeded),
+        ]);
+        let mut cursor = MergeCursor::new(Oid::from_bytes(&[1; 20]).unwrap());
+        // The first in order runs: everything after it waits, even a
+        // task that ended.
+        assert_eq!(cursor.step(&order, |i| statuses[&i]), Step::Wait);
+        statuses.insert(t(1), TaskStatus::Succeeded);
+        assert_eq!(cursor.step(&order, |i| statuses[&i]), Step::Merge(t(1)));
+        // While its merge is in flight, nothing else.
+        cursor.handed(t(1), false);
+        assert_eq!(cursor.step(&order, |i| statuses[&i]), Step::Wait);
+        cursor.ended();
+        assert!(cursor.pass());
+        // A failed task is passed; then the next merges; then the end.
+        assert_eq!(cursor.step(&order, |i| statuses[&i]), Step::Pass(t(0)));
+        assert!(cursor.pass());
+        assert_eq!(cursor.step(&order, |i| statuses[&i]), Step::Merge(t(2)));
+        assert!(cursor.pass());
+        assert_eq!(cursor.step(&order, |i| statuses[&i]), Step::End);
     }
 
     #[test]

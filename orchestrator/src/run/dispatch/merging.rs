@@ -14,6 +14,7 @@ use swarm_protocol::{EventBody, Isolation, TaskStatus};
 
 use super::super::error::RunError;
 use super::super::writer::{MergeJob, Merged, merge_message};
+use super::merge_cursor::Step;
 use super::{Dispatcher, Stopping};
 use crate::plan::{History, OnConflict, OnFailure};
 
@@ -37,18 +38,16 @@ impl Dispatcher<'_> {
             }
             self.repair_merged(i);
         }
-        while let Some(i) = self.merges.at(self.graph.merge_order()) {
-            let merging = match self.status(i) {
-                TaskStatus::Pending | TaskStatus::Running => return Ok(()),
-                TaskStatus::Succeeded => self.start_merge(i, false)?,
-                _ => false,
-            };
-            if merging {
-                return Ok(());
+        loop {
+            match self
+                .merges
+                .step(self.graph.merge_order(), |t| self.status(t))
+            {
+                Step::Wait | Step::End => return Ok(()),
+                Step::Merge(i) if self.start_merge(i, false)? => return Ok(()),
+                Step::Merge(i) | Step::Pass(i) => self.pass(i)?,
             }
-            self.pass(i)?;
         }
-        Ok(())
     }
 
     /// The merge walk passes task `i` (merged, or not to be merged): what
