@@ -341,7 +341,9 @@ fn the_layer_diagram_is_drawn_from_the_imports() {
         .keys()
         .filter_map(|m| {
             let (drawn, is) = (shown[m.as_str()], height(m, &edges, &mut memo));
-            (drawn != is).then(|| format!("{m}: drawn in row {drawn} from the bottom, imports put it in row {is}"))
+            (drawn != is).then(|| {
+                format!("{m}: drawn in row {drawn} from the bottom, imports put it in row {is}")
+            })
         })
         .collect();
     assert!(
@@ -757,10 +759,9 @@ fn file_named(module: &str, text: &str, files: &BTreeMap<String, PathBuf>) -> BT
         for path in paths(after) {
             let mut full = base.clone();
             full.extend(path.split("::").filter(|s| !s.is_empty()));
-            if let Some(target) = deepest(&full).filter(|t| t != module) {
-                if !(face && target.starts_with(&format!("{module}::"))) {
-                    found.insert(target);
-                }
+            let own = |t: &String| face && t.starts_with(&format!("{module}::"));
+            if let Some(target) = deepest(&full).filter(|t| t != module && !own(t)) {
+                found.insert(target);
             }
         }
     }
@@ -1123,12 +1124,13 @@ fn assertion_counts_reads_nested_calls_and_skips_other_macros() {
 }
 
 /// At least this many snapshot assertions in the workspace's tests, and
-/// at most this many `assert!(... .contains(...))` (issue 80: a test that
-/// checks what a person reads shows all of it). Raise the first and lower
-/// the second as tests move to snapshots; a new `.contains` over the
-/// ceiling fails here: write a snapshot instead.
-const SNAPSHOTS_AT_LEAST: usize = 326;
-const CONTAINS_AT_MOST: usize = 738;
+/// at most this many `assert!(... .contains(...))`, and always more of the
+/// first (issue 80: a test that checks what a person reads shows all of
+/// it). Raise the first and lower the second as tests move to snapshots;
+/// a new `.contains` over the ceiling fails here: write a snapshot
+/// instead.
+const SNAPSHOTS_AT_LEAST: usize = 527;
+const CONTAINS_AT_MOST: usize = 463;
 
 #[test]
 fn tests_keep_to_their_snapshot_and_contains_counts() {
@@ -1139,7 +1141,7 @@ fn tests_keep_to_their_snapshot_and_contains_counts() {
         contains += c;
     }
     assert!(
-        snapshots >= SNAPSHOTS_AT_LEAST && contains <= CONTAINS_AT_MOST,
+        snapshots >= SNAPSHOTS_AT_LEAST && contains <= CONTAINS_AT_MOST && snapshots > contains,
         "{snapshots} snapshot assertions (at least {SNAPSHOTS_AT_LEAST}) and {contains} \
          `assert!(... .contains(...))` (at most {CONTAINS_AT_MOST}): check what a person \
          reads with a snapshot of all of it"

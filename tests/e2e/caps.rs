@@ -5,7 +5,36 @@
 //! output is the hostile input.
 
 use crate::resume::journal;
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, stable_stderr, summary_of, task};
+
+/// Snapshot settings that also hide how many tasks run at once (the
+/// header says the CPU count).
+fn settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
+    settings
+}
+
+/// `text` with each run of 20 or more `a`s written as `a×N`.
+fn runs_of_a(text: &str) -> String {
+    let mut out = String::new();
+    let mut run = 0;
+    let flush = |out: &mut String, run: usize| match run {
+        0..20 => out.push_str(&"a".repeat(run)),
+        _ => out.push_str(&format!("a×{run}")),
+    };
+    for c in text.chars() {
+        if c == 'a' {
+            run += 1;
+            continue;
+        }
+        flush(&mut out, run);
+        run = 0;
+        out.push(c);
+    }
+    flush(&mut out, run);
+    out
+}
 
 /// The longest line of `text`, in bytes.
 fn longest_line(text: &str) -> usize {
@@ -53,11 +82,26 @@ echo done > done.txt
         "swarm run printed {printed} bytes: {}",
         &run.stderr[..run.stderr.floor_char_boundary(4000)]
     );
-    assert!(
-        run.stderr.contains("tests: 0 passed, 10 failed in 1 task"),
-        "{}",
-        &run.stderr[..run.stderr.floor_char_boundary(4000)]
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(&runs_of_a(summary_of(&run.stderr)), &repo), @"
+        run j: succeeded
+          task  status          time  try  changed  result
+          t     merged         [T]s    1        1  refs/swarm/j/t
+
+          1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          tests: 0 passed, 10 failed in 1 task
+            failed: a×1024… [cut: 600000 bytes in all]::0a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::1a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::2a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::3a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::4a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::5a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::6a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::7a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::8a×1023… [cut: 5000001 bytes in all] (in t)
+            failed: a×1024… [cut: 600000 bytes in all]::9a×1023… [cut: 5000001 bytes in all] (in t)
+          branch swarm/j at [HASH], [T]s
+        "));
 
     // The journal keeps the counts and ten names, each cut and marked.
     let events = std::fs::read_to_string(repo.path().join(".swarm/runs/j/events.jsonl")).unwrap();
@@ -146,16 +190,32 @@ run = 'cp "$SWARM_ENTRIES" entries.txt; for e in {entries}; do echo "$e"; done >
         repo.show("swarm/s", "words.txt"),
         "tests/a.txt\ntests/b.txt"
     );
-    // (The warning's lines are wrapped.)
-    assert!(
-        run.stderr
-            .contains("sharded task `t` leaves out 1 entry holding a line break")
-            && run
-                .stderr
-                .contains("`$SWARM_ENTRIES`: `tests/a.txt\\nb.txt`"),
-        "{}",
-        run.stderr
-    );
+    settings().bind(|| {
+        insta::assert_snapshot!(redact(&stable_stderr(&run.stderr), &repo), @r#"
+      ⚠ sharded task `t` leaves out 1 entry holding a line break or another control character, which
+      │ would be more than one line of `$SWARM_ENTRIES`: `tests/a.txt\nb.txt`
+       ╭─[[TMP]/plans/s.toml:5:6]
+     4 │ [[task]]
+     5 │ id = "t"
+       ·      ─┬─
+       ·       ╰── this task
+     6 │ shards = 1
+       ╰────
+      help: rename them to run them; its other entries run
+    swarm: run s: 1 task, up to [N] at once, from HEAD ([HASH]) into branch swarm/s
+      shards     t         2 entries in 1 tasks (2)
+      start      t-1     
+      succeeded  t-1      [1/1]
+      merged     t-1
+
+    run s: succeeded
+      task  status          time  try  changed  result
+      t-1   merged         [T]s    1        2  refs/swarm/s/t-1
+
+      1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/s at [HASH], [T]s
+    "#)
+    });
     let sharded = journal(&repo, "s")
         .into_iter()
         .find(|e| e["event"] == "task_sharded")
@@ -216,12 +276,24 @@ run = "echo half > half.txt; truncate -s 300M big.bin; truncate -s 20M mid.bin; 
     }
     assert!(by_hand, "the work done by hand was not kept: {refs}");
     // And the run says what went with the worktree.
-    for (file, size) in [("big.bin", "300.0 MiB"), ("mid.bin", "20.0 MiB")] {
-        let said = format!(
-            "left out of bad's worktree (removed): {file}: too large ({size}, over max_file_size of 10.0 MiB)"
-        );
-        assert!(run.stderr.contains(&said), "{said}\n{}", run.stderr);
-    }
+    settings().bind(|| insta::assert_snapshot!(redact(&stable_stderr(&run.stderr), &repo), @r#"
+    swarm: run d: 1 task, up to [N] at once, from HEAD ([HASH]) into branch swarm/d
+      start      a       
+      succeeded  a        [1/1]
+      merged     a
+
+    run d: succeeded
+      task  status          time  try  changed  result
+      a     merged         [T]s    1        0  refs/swarm/d/a
+
+      1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/d at [HASH], [T]s
+      warning: `a` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+      cleaned 1 run past the newest 1 (`[swarm] keep_runs`): [SIZE] freed, 0 merged refs deleted; kept 2 refs and 0 branches holding work no other branch has (`swarm clean --refs RUN` says which)
+      run c:
+      left out of bad's worktree (removed): big.bin: too large ([SIZE], over max_file_size of [SIZE])
+      left out of bad's worktree (removed): mid.bin: too large ([SIZE], over max_file_size of [SIZE])
+    "#));
 }
 
 /// `tool_choice = "schema"`: an answer that names a tool but gives input

@@ -2,7 +2,7 @@
 //! balanced by learned durations, and test-level reports merged from the
 //! tasks' own JUnit files.
 
-use crate::support::{Run, TestRepo, redact, snapshot_settings};
+use crate::support::{Run, TestRepo, redact, snapshot_settings, summary_of};
 
 /// `swarm validate PLAN` with only git in PATH (what it says of this
 /// machine's toolchains is not the test's).
@@ -197,18 +197,20 @@ fn each_tasks_own_junit_is_merged_test_by_test_counted_and_its_failing_test_name
     let junit = repo.root().join("run.xml");
     let run = repo.run_plan(&plan, &["--name", "j", "--junit", junit.to_str().unwrap()]);
     run.assert_code(1);
-    assert!(
-        run.stderr
-            .contains("tests: 4 passed, 1 failed, 1 skipped in 2 tasks"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr
-            .contains("failed: tests.test_text::test_bad (in test-tests-test_text-py)"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run j: finished with failures (exit 1)
+          task                     status          time  try  changed  result
+          test-tests-test_math-py  succeeded      [T]s    1        0  
+          test-tests-test_text-py  failed         [T]s    1        0  exited with code 1
+
+          0 merged, 1 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          tests: 4 passed, 1 failed, 1 skipped in 2 tasks
+            failed: tests.test_text::test_bad (in test-tests-test_text-py)
+          no branch (read-only run), [T]s
+          test-tests-test_text-py: exited with code 1
+          test-tests-test_text-py log: .swarm/runs/j/logs/test-tests-test_text-py/1.err
+        "));
     let report = repo.report();
     let text = crate::support::task(&report, "test-tests-test_text-py");
     assert_eq!(text["tests"]["passed"], 1);
@@ -272,11 +274,20 @@ fn a_report_in_the_worktree_is_read_never_committed_and_a_missing_one_is_a_warni
     );
     let run = repo.run_plan(&plan, &["--name", "w"]);
     run.assert_code(0);
-    assert!(
-        run.stderr.contains("tests: 3 passed in 1 task"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run w: succeeded
+          task  status          time  try  changed  result
+          math  merged         [T]s    1        1  refs/swarm/w/math
+          none  merged         [T]s    1        1  refs/swarm/w/none
+          bad   merged         [T]s    1        1  refs/swarm/w/bad
+
+          3 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          tests: 3 passed in 1 task
+          branch swarm/w at [HASH], [T]s
+          warning: `none` attempt 1: no test report: failed to read `missing.xml` (the plan's `junit`): [WORKTREES]/.warm/none/missing.xml does not exist
+          warning: `bad` attempt 1: its test report `r.xml` is not JUnit XML: not a JUnit report: its root is <html>, not <testsuites> or <testsuite>
+        "));
     // The task's work is merged, its report is not.
     assert_eq!(repo.show("swarm/w", "ran.txt").trim(), "ran");
     let files = repo.git(&["ls-tree", "-r", "--name-only", "swarm/w"]);
@@ -313,6 +324,32 @@ fn skewed_suite() -> TestRepo {
     }
     repo.commit_all("a skewed suite");
     repo
+}
+
+/// What `swarm validate` says of a plan up to its toolchains: its
+/// header, matrices and shards. (The toolchains found on this machine,
+/// and the pytest granted by its path, are the machine's.)
+fn plan_said(stdout: &str) -> String {
+    stdout
+        .lines()
+        .take_while(|l| {
+            !["toolchain", "read_paths", "worktrees", "weakens"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// [`snapshot_settings`], and the shards' times `swarm validate` expects
+/// from the durations measured by earlier runs (they differ from run to
+/// run, and so may the number of entries that balance them).
+fn measured_settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"\d+ \(\d+\.\d s\)", "[N] ([T] s)");
+    settings.add_filter(r"expected \d+\.\d s", "expected [T] s");
+    settings.add_filter(r"longest/mean (\d)\.\d\d", "longest/mean $1.[XX]");
+    settings
 }
 
 /// The `task_sharded` line of run `run`'s journal.
@@ -386,13 +423,13 @@ fn a_file_longer_than_a_mean_shard_is_split_by_the_tests_its_shards_list_and_eac
     );
     repo.commit_all("one more test");
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
-    assert!(
-        validate.stdout.contains(
-            "tests/test_big.py: longer than a mean shard, split in 2 parts by the tests `list_tests` lists"
-        ),
-        "{}",
-        validate.stdout
-    );
+    measured_settings()
+        .bind(|| insta::assert_snapshot!(redact(&plan_said(&validate.stdout), &repo), @"
+        [TMP]/plans/p.toml: ok: 1 task (1 sharded into 2: 2 tasks run), 1 without dependencies, longest chain 1, base HEAD ([HASH])
+        matrix            pytest `file`: 3 values from the glob `tests/test_*.py` (tests/test_a.py, tests/test_b.py, tests/test_big.py)
+        shards            pytest: 3 entries in 2 tasks (pytest-1 ...): [N] ([T] s) + [N] ([T] s) (balanced by the durations of earlier runs); expected [T] s, longest/mean 1.[XX]
+                          tests/test_big.py: longer than a mean shard, split in 2 parts by the tests `list_tests` lists
+        "));
     let junit = repo.path().join("junit.xml");
     let second = repo.run_plan(
         &plan,
@@ -400,11 +437,17 @@ fn a_file_longer_than_a_mean_shard_is_split_by_the_tests_its_shards_list_and_eac
     );
     second.assert_code(0);
     // Each of the eleven tests ran once: none twice, none left out.
-    assert!(
-        second.stderr.contains("tests: 11 passed in 2 tasks"),
-        "{}",
-        second.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&second.stderr), &repo), @"
+        run second: succeeded
+          task      status          time  try  changed  result
+          pytest-1  succeeded      [T]s    1        0  
+          pytest-2  succeeded      [T]s    1        0  
+
+          0 merged, 2 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          tests: 11 passed in 2 tasks
+          no branch (read-only run), [T]s
+        "));
     let xml = std::fs::read_to_string(&junit).unwrap();
     for name in ["test_new", "test_big_0", "test_big_7", "test_a", "test_b"] {
         assert_eq!(
@@ -450,25 +493,38 @@ fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
     // one with the slow file takes much longer.
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
     validate.assert_code(0);
-    assert!(
-        validate.stdout.contains(
-            "shards            pytest: 8 entries in 2 tasks (pytest-1 ...): 4 + 4 (no durations known yet: grouped by count)"
-        ),
-        "{}",
-        validate.stdout
-    );
+    measured_settings()
+        .bind(|| insta::assert_snapshot!(redact(&plan_said(&validate.stdout), &repo), @"
+        [TMP]/plans/p.toml: ok: 2 tasks (1 sharded into 2: 3 tasks run), 1 without dependencies, longest chain 2, base HEAD ([HASH])
+        matrix            pytest `file`: 8 values from the glob `tests/test_*.py` (tests/test_0.py, tests/test_1.py, tests/test_2.py, …)
+        shards            pytest: 8 entries in 2 tasks (pytest-1 ...): 4 + 4 (no durations known yet: grouped by count)
+        "));
     let first = repo.run_plan(&plan, &["--name", "first"]);
     first.assert_code(0);
-    assert!(
-        first.stderr.contains("shards     pytest"),
-        "{}",
-        first.stderr
-    );
-    assert!(
-        first.stderr.contains("tests: 16 passed in 2 tasks"),
-        "{}",
-        first.stderr
-    );
+    // The run's `shards` line (the shards' own lines come in either
+    // order), and its summary.
+    let shards_line: String = first
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("  shards "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let said = format!("{shards_line}\n{}", summary_of(&first.stderr));
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&said, &repo), @"
+      shards     pytest    8 entries in 2 tasks (4 + 4)
+
+    run first: succeeded
+      task      status          time  try  changed  result
+      pytest-1  succeeded      [T]s    1        0  
+      pytest-2  succeeded      [T]s    1        0  
+      after     succeeded      [T]s    1        0  
+
+      0 merged, 3 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      tests: 16 passed in 2 tasks
+      no branch (read-only run), [T]s
+    ")
+    });
     // The dependent waited for every shard.
     let report = repo.report();
     let after = crate::support::task(&report, "after");
@@ -483,13 +539,12 @@ fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
     // The second run knows each file's time from the reports: the slow
     // file's shard gets fewer of the rest.
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
-    assert!(
-        validate
-            .stdout
-            .contains("balanced by the durations of earlier runs"),
-        "{}",
-        validate.stdout
-    );
+    measured_settings()
+        .bind(|| insta::assert_snapshot!(redact(&plan_said(&validate.stdout), &repo), @"
+        [TMP]/plans/p.toml: ok: 2 tasks (1 sharded into 2: 3 tasks run), 1 without dependencies, longest chain 2, base HEAD ([HASH])
+        matrix            pytest `file`: 8 values from the glob `tests/test_*.py` (tests/test_0.py, tests/test_1.py, tests/test_2.py, …)
+        shards            pytest: 8 entries in 2 tasks (pytest-1 ...): [N] ([T] s) + [N] ([T] s) (balanced by the durations of earlier runs); expected [T] s, longest/mean 1.[XX]
+        "));
     repo.run_plan(&plan, &["--name", "second"]).assert_code(0);
     let times: Vec<u64> = shard_times(&repo)
         .into_iter()
@@ -537,11 +592,12 @@ shard_grouping = \"pinned\"
     );
     let plan = repo.plan("pinned.toml", &pinned);
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
-    assert!(
-        validate.stdout.contains("longest/mean 1."),
-        "{}",
-        validate.stdout
-    );
+    measured_settings()
+        .bind(|| insta::assert_snapshot!(redact(&plan_said(&validate.stdout), &repo), @"
+        [TMP]/plans/pinned.toml: ok: 2 tasks (1 sharded into 2: 3 tasks run), 1 without dependencies, longest chain 2, base HEAD ([HASH])
+        matrix            pytest `file`: 8 values from the glob `tests/test_*.py` (tests/test_0.py, tests/test_1.py, tests/test_2.py, …)
+        shards            pytest: 8 entries in 2 tasks (pytest-1 ...): [N] ([T] s) + [N] ([T] s) (balanced by the durations of earlier runs); expected [T] s, longest/mean 1.[XX]
+        "));
     repo.run_plan(&plan, &["--name", "third"]).assert_code(0);
     let third =
         std::fs::read_to_string(repo.path().join(".swarm/runs/third/events.jsonl")).unwrap();
@@ -632,16 +688,19 @@ fn runs_past_keep_runs_are_cleaned_when_a_run_ends_and_work_on_no_branch_is_kept
     }
     let third = repo.run_plan(&plan, &["--name", "r3"]);
     third.assert_code(1);
-    assert!(
-        third
-            .stderr
-            .contains("cleaned 1 run past the newest 2 (`[swarm] keep_runs`): ")
-            && third.stderr.contains(
-                "1 merged ref deleted; kept 1 ref and 1 branch holding work no other branch has"
-            ),
-        "{}",
-        third.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&third.stderr), &repo), @"
+        run r3: finished with failures (exit 1)
+          task  status          time  try  changed  result
+          ok    merged         [T]s    1        1  refs/swarm/r3/ok
+          bad   failed         [T]s    1        1  refs/swarm/r3/bad
+
+          1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/r3 at [HASH], [T]s
+          bad: exited with code 1
+          bad log: .swarm/runs/r3/logs/bad/1.err
+          cleaned 1 run past the newest 2 (`[swarm] keep_runs`): [SIZE] freed, 1 merged ref deleted; kept 1 ref and 1 branch holding work no other branch has (`swarm clean --refs RUN` says which)
+        "));
     // r1's merged task's ref went (its commit is on swarm/r1), the failed
     // task's work and the unmerged branch stay.
     assert!(!repo.has_rev("refs/swarm/r1/ok"));
@@ -651,11 +710,19 @@ fn runs_past_keep_runs_are_cleaned_when_a_run_ends_and_work_on_no_branch_is_kept
     assert!(repo.has_rev("refs/swarm/r2/ok"));
     // The next run cleans r2, and leaves r1 as it was.
     let fourth = repo.run_plan(&plan, &["--name", "r4"]);
-    assert!(
-        fourth.stderr.contains("cleaned 1 run past the newest 2"),
-        "{}",
-        fourth.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&fourth.stderr), &repo), @"
+        run r4: finished with failures (exit 1)
+          task  status          time  try  changed  result
+          ok    merged         [T]s    1        1  refs/swarm/r4/ok
+          bad   failed         [T]s    1        1  refs/swarm/r4/bad
+
+          1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/r4 at [HASH], [T]s
+          bad: exited with code 1
+          bad log: .swarm/runs/r4/logs/bad/1.err
+          cleaned 1 run past the newest 2 (`[swarm] keep_runs`): [SIZE] freed, 1 merged ref deleted; kept 1 ref and 1 branch holding work no other branch has (`swarm clean --refs RUN` says which)
+        "));
     assert!(!repo.has_rev("refs/swarm/r2/ok"));
     assert!(repo.has_rev("refs/swarm/r3/ok") && repo.has_rev("refs/swarm/r4/ok"));
     // Every run is still there to look at.

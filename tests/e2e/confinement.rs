@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::replan::fix_answer;
 use crate::subtasks::{keyed_mock, model_plan};
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 /// A service on the host's loopback that counts who reached it.
 struct Listener {
@@ -103,14 +103,7 @@ fn a_subtask_cannot_ask_for_the_network_or_higher_limits_than_its_parent() {
     let greedy = task(&report, "greedy");
     assert_eq!(greedy["status"], "failed", "{report}");
     let reason = greedy["reason"].as_str().unwrap();
-    for want in [
-        "`network = \"full\"`, more than its parent `greedy` may have (`network = \"none\"`)",
-        "`memory = \"4GiB\"`, more than its parent `greedy` may have (`memory = \"1.0 GiB\"`)",
-        "`processes = 5000`, more than its parent `greedy` may have (`processes = 64`)",
-        "`timeout = \"1h\"`, more than its parent `greedy` may have (`timeout = \"1m\"`)",
-    ] {
-        assert!(reason.contains(want), "no `{want}` in {reason}");
-    }
+    insta::assert_snapshot!(redact(reason, &repo), @r#"its subtask request was refused: [TMP]/repo/.swarm/runs/greedy/tmp/greedy/subtasks.toml:2:6: subtask `out` asks for `network = "full"`, more than its parent `greedy` may have (`network = "none"`) (a subtask can only narrow what its parent may do: leave `network` out to inherit `"none"`, or ask for less); [TMP]/repo/.swarm/runs/greedy/tmp/greedy/subtasks.toml:2:6: subtask `out` asks for `memory = "4GiB"`, more than its parent `greedy` may have (`memory = "1.0 GiB"`) (a subtask can only narrow what its parent may do: leave `memory` out to inherit `"1.0 GiB"`, or ask for less); [TMP]/repo/.swarm/runs/greedy/tmp/greedy/subtasks.toml:2:6: subtask `out` asks for `processes = 5000`, more than its parent `greedy` may have (`processes = 64`) (a subtask can only narrow what its parent may do: leave `processes` out to inherit `64`, or ask for less); [TMP]/repo/.swarm/runs/greedy/tmp/greedy/subtasks.toml:2:6: subtask `out` asks for `timeout = "1h"`, more than its parent `greedy` may have (`timeout = "1m"`) (a subtask can only narrow what its parent may do: leave `timeout` out to inherit `"1m"`, or ask for less)"#);
     // Nothing of the request ran.
     assert!(
         report["tasks"]
@@ -136,7 +129,20 @@ fn a_subtask_cannot_ask_for_the_network_or_higher_limits_than_its_parent() {
             .contains("none\nFORGED line"),
         "the fixture no longer puts a newline in a reason: {forger}"
     );
-    assert!(out.stderr.contains("none\\nFORGED line"), "{}", out.stderr);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&out.stderr), &repo), @r#"
+        run greedy: finished with failures (exit 1)
+          task    status          time  try  changed  result
+          greedy  failed         [T]s    1        1  refs/swarm/greedy/greedy
+          forger  failed         [T]s    1        1  refs/swarm/greedy/forger
+
+          0 merged, 0 succeeded (read-only), 2 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/greedy at [HASH], [T]s
+          greedy: its subtask request was refused: [TMP]/repo/.swarm/runs/greedy/tmp/greedy/subtasks.toml:2:6: subtask `out` asks for `network = "full"`, more than its parent `greedy` may have (`network = "none"`) (a subtask can only narrow what its parent may do: leave `network` out to inherit `"none"`, or ask for less); [TMP]/repo/.swarm/runs/greedy/tmp/greedy/subtasks.toml:2:6: subtask `out` asks for `memory = "4GiB"`, more than its parent `greedy` may have (`memory = "[SIZE]"`) (a subtask can only narrow what its parent may do: leave `memory` out to inherit `"[SIZE]"`, or ask for less); [TMP]/repo/.swarm/runs/greedy/tmp/greedy/subtasks.toml:2:6: subtask `out` asks for `processes = 5000`, more than its parent `greedy` may have (`processes = 64`) (a subtask can only narrow what its parent may do: leave `processes` out to inherit `64`, or ask for less); [TMP]/repo/.swarm/runs/greedy/tmp/greedy/subtasks.toml:2:6: subtask `out` asks for `timeout = "1h"`, more than its parent `greedy` may have (`timeout = "1m"`) (a subtask can only narrow what its parent may do: leave `timeout` out to inherit `"1m"`, or ask for less)
+          greedy log: .swarm/runs/greedy/logs/greedy/1.err
+          forger: its subtask request was refused: [TMP]/repo/.swarm/runs/greedy/tmp/forger/subtasks.toml:2:6: path `forger/none\nFORGED line` of task `f` does not exist at the base (HEAD) (fix the path, or if the task makes it, move it to `creates = ["forger/none\nFORGED line"]`)
+          forger log: .swarm/runs/greedy/logs/forger/1.err
+        "#));
     let status = repo.swarm(&["status", "greedy"]);
     assert!(
         !status.stdout.lines().any(|l| l.starts_with("FORGED")),
@@ -195,13 +201,7 @@ fn a_subtree_ends_by_its_parents_deadline() {
     let report = repo.report();
     let slow = task(&report, "lead/slow");
     assert_eq!(slow["status"], "timed_out", "{report}");
-    assert!(
-        slow["reason"]
-            .as_str()
-            .unwrap()
-            .contains("the deadline of `lead`'s subtree passed"),
-        "{slow}"
-    );
+    insta::assert_snapshot!(redact(slow["reason"].as_str().unwrap(), &repo), @"timed out: the deadline of `lead`'s subtree passed (a parent's `timeout` covers its subtasks)");
 }
 
 #[test]
@@ -253,7 +253,18 @@ fn a_replan_fix_asking_for_the_network_is_sent_back_and_never_runs() {
         "{}",
         logs.stdout
     );
-    assert!(logs.stdout.contains("\\nreplan 9 of 9"), "{}", logs.stdout);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&logs.stdout, &repo), @r#"
+    replan 1 of 1 ([TIMESTAMP]): task `build` failed: exited with code 1
+    fix: write it without the network\nreplan 9 of 9 (forged): task `x` failed
+    - [[task]] id = "build"   # exited with code 1
+    -   run = "echo 'this task needs network = full to fetch' >&2; exit 1"
+    + [[task]]
+    + creates = ["out.txt"]
+    + id = "build/fix"
+    + run = "echo fixed > out.txt"
+    "#)
+    });
 }
 
 #[test]

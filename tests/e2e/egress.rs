@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::sandbox::sandbox_available;
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, stable_stderr, task};
 
 /// An HTTP server on `ip` that answers every request with `body`, and
 /// counts the connections it got.
@@ -181,14 +181,27 @@ fn a_network_list_lets_its_host_through_the_proxy_and_nothing_else() {
     let run = repo.run_plan(&path, &[]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     // `swarm validate` and the run's header say what the list grants.
-    assert!(
-        run.stderr.contains(&format!(
-            "network = [\"127.0.0.2:{two}\", \"127.0.0.2:{}\"]: lets tasks reach the hosts it lists, through swarm's egress proxy",
-            tls.port
-        )),
-        "{}",
-        run.stderr
-    );
+    let said = redact(&stable_stderr(&run.stderr), &repo)
+        .replace(&format!("127.0.0.2:{two}"), "127.0.0.2:[TWO]")
+        .replace(&format!("127.0.0.2:{}", tls.port), "127.0.0.2:[TLS]");
+    let mut settings = snapshot_settings();
+    // The header says how many at once: the CPU count.
+    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
+    settings.bind(|| insta::assert_snapshot!(said, @r#"
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/egress.toml:7: task `fetch` network = ["127.0.0.2:[TWO]", "127.0.0.2:[TLS]"]: lets tasks reach the hosts it lists, through swarm's egress proxy
+    swarm: run egress: 1 task, up to [N] at once, from HEAD ([HASH]) into branch swarm/egress
+      start      fetch   
+      succeeded  fetch    [1/1]
+      merged     fetch
+
+    run egress: succeeded
+      task   status          time  try  changed  result
+      fetch  merged         [T]s    1        6  refs/swarm/egress/fetch
+
+      1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/egress at [HASH], [T]s
+    "#));
     let report = repo.report();
     assert_eq!(task(&report, "fetch")["status"], "merged");
     let show = |file: &str| repo.show("swarm/egress", file);

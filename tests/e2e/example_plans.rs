@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, task};
 
 fn example_plans() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plans");
@@ -32,20 +32,94 @@ fn every_example_plan_validates() {
     repo.write("README.md", "# demo\n");
     repo.write("docs/setup.md", "setup\n");
     repo.commit_all("a workspace for the example plans");
-    // The agent CLIs a plan names must be on PATH (plans/agent-clis.toml).
+    // The agent CLIs a plan names must be on PATH (plans/agent-clis.toml);
+    // besides them only git: no toolchain of this machine's in what
+    // validate says.
     let clis = crate::support::agent_cli("claude");
-    let path = format!(
-        "{}:{}",
-        clis.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let mut said = String::new();
     for plan in example_plans() {
         let mut cmd = repo.swarm_cmd(&["validate", plan.to_str().unwrap()]);
-        cmd.env("PATH", &path);
+        crate::sandbox::only_git_in_path(&repo, &mut cmd);
+        cmd.env(
+            "PATH",
+            format!(
+                "{}:{}",
+                clis.parent().unwrap().display(),
+                repo.root().join("only-git").display()
+            ),
+        );
         let run: crate::support::Run = cmd.output().unwrap().into();
         run.assert_code(0);
-        assert!(run.stdout.contains(": ok: "), "{}", run.stdout);
+        let name = format!("plans/{}", plan.file_name().unwrap().to_str().unwrap());
+        let stdout = run.stdout.replace(&plan.display().to_string(), &name);
+        said.push_str(&format!("$ swarm validate {name}\n{stdout}\n"));
     }
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&said, &repo), @r#"
+    $ swarm validate plans/agent-clis.toml
+    plans/agent-clis.toml: ok: 3 tasks, 1 without dependencies, longest chain 3, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              1 task's worktree: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+    model key         `default`: $ANTHROPIC_API_KEY -> api.anthropic.com
+    model key         `oai`: $OPENAI_API_KEY -> api.openai.com
+
+    $ swarm validate plans/agent-refactor.toml
+    plans/agent-refactor.toml: ok: 4 tasks, 3 without dependencies, longest chain 2, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              4 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+    model key         `default`: $ANTHROPIC_API_KEY -> api.anthropic.com
+
+    $ swarm validate plans/best-of-compress.toml
+    plans/best-of-compress.toml: ok: 2 tasks (1 experiment of 6 variants), 6 without dependencies, longest chain 3, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              8 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+
+    $ swarm validate plans/ci-batch.toml
+    plans/ci-batch.toml: ok: 9 tasks, 8 without dependencies, longest chain 2, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              5 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+
+    $ swarm validate plans/cluster-shards.toml
+    plans/cluster-shards.toml: ok: 7 tasks, 6 without dependencies, longest chain 2, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              7 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+    weakens           plans/cluster-shards.toml:17: [executor] kind = "slurm": sends tasks and the repository to a cluster, outside this machine's sandbox
+
+    $ swarm validate plans/fan-out.toml
+    plans/fan-out.toml: ok: 2 tasks, 1 without dependencies, longest chain 2, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              2 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+
+    $ swarm validate plans/planned-docs.toml
+    plans/planned-docs.toml: ok: 4 tasks, 3 without dependencies, longest chain 2, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              4 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+    model key         `default`: $ANTHROPIC_API_KEY -> api.anthropic.com
+
+    $ swarm validate plans/quickstart.toml
+    plans/quickstart.toml: ok: 4 tasks, 2 without dependencies, longest chain 3, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              3 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+
+    $ swarm validate plans/verify-bisect.toml
+    plans/verify-bisect.toml: ok: 7 tasks, 6 without dependencies, longest chain 2, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              7 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+
+    $ swarm validate plans/wasm-stamp.toml
+    plans/wasm-stamp.toml: ok: 5 tasks, 4 without dependencies, longest chain 2, base HEAD ([HASH])
+    toolchains        none found (or turned off by `toolchains`)
+    worktrees         [WORKTREES]
+    warm              5 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)
+    "#));
 }
 
 #[test]
@@ -75,7 +149,11 @@ fn ci_batch_runs_and_merges() {
     repo.run_plan(&plan, &[]).assert_code(0);
     let index = repo.show("swarm/ci-batch", ".swarm-manifest/INDEX.txt");
     assert_eq!(index.lines().count(), 3, "{index}");
-    assert!(index.contains("src/lib.txt"));
+    insta::assert_snapshot!(index, @"
+    12 README.md
+    6 docs/guide.txt
+    8 src/lib.txt
+    ");
 }
 
 #[test]
@@ -100,9 +178,12 @@ fn fan_out_spawns_a_subtask_per_kind_of_file_and_merges_them_before_its_summary(
         "{report}"
     );
     let summary = repo.show("swarm/fan-out", "swarm-fanout/SUMMARY.md");
-    assert!(summary.contains("rs: 3 lines"), "{summary}");
-    // The test repository has a README too.
-    assert!(summary.contains("md: 2 lines"), "{summary}");
+    // `md: 2 lines`: the test repository has a README too.
+    insta::assert_snapshot!(summary, @"
+    txt: 5 lines
+    rs: 3 lines
+    md: 2 lines
+    ");
 }
 
 /// Asserts that `swarm schema ARGS` prints what is committed at `file`
@@ -206,7 +287,12 @@ fn wasm_stamp_runs_and_merges() {
     repo.run_plan(&plan, &[]).assert_code(0);
     let stamps = repo.show("swarm/wasm-stamp", "STAMPS.txt");
     assert_eq!(stamps.lines().count(), 4, "{stamps}");
-    assert!(stamps.contains("stamped by a WASI tool in swarm task sandbox"));
+    insta::assert_snapshot!(stamps, @"
+    stamped by a WASI tool in swarm task orchestrator
+    stamped by a WASI tool in swarm task protocol
+    stamped by a WASI tool in swarm task sandbox
+    stamped by a WASI tool in swarm task worker
+    ");
 }
 
 /// The README's command list names every subcommand `swarm --help` lists:

@@ -3,7 +3,7 @@
 //! passed is reported flaky, never a plain pass; `flaky = "fail"` makes it
 //! gate; a quarantined failing test does not gate until its review day.
 
-use crate::support::{TestRepo, python_tool};
+use crate::support::{TestRepo, python_tool, redact, snapshot_settings, summary_of};
 
 /// A suite of four files: `test_a` holds a test that fails the first time
 /// it runs (it leaves a mark beside the repository, seeded by that file's
@@ -124,17 +124,33 @@ fn a_failing_shard_runs_again_only_its_failing_tests_and_a_flaky_one_is_never_a_
     assert_eq!(crate::support::task(&report, &c)["tests"]["quarantined"], 1);
     assert_eq!(status(&d), "failed");
 
-    let summary = &run.stderr;
-    for said in [
-        "tests: 3 passed, 2 failed, 1 flaky, 1 quarantined in 4 tasks",
-        &format!("failed: tests.test_b::test_broken (in {b})"),
-        &format!("flaky: tests.test_a.TestK::test_flaky (in {a})"),
-        &format!(
-            "quarantine expired: tests.test_d::test_lapsed: its quarantine ended 2020-01-31 (owner @qa: #8) (in {d})"
-        ),
-    ] {
-        assert!(summary.contains(said), "{said}\n{summary}");
-    }
+    // The shards as the report has them: a test's shard is named by
+    // what ran it.
+    assert_eq!(
+        [&a, &b, &c, &d],
+        ["pytest-1", "pytest-2", "pytest-3", "pytest-4"]
+    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run f: finished with failures (exit 1)
+          task      status          time  try  changed  result
+          pytest-1  succeeded      [T]s    2        0  
+          pytest-2  failed         [T]s    3        0  exited with code 1
+          pytest-3  succeeded      [T]s    1        0  
+          pytest-4  failed         [T]s    3        0  exited with code 1
+
+          0 merged, 2 succeeded (read-only), 2 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          tests: 3 passed, 2 failed, 1 flaky, 1 quarantined in 4 tasks
+            failed: tests.test_b::test_broken (in pytest-2)
+            failed: tests.test_d::test_lapsed (in pytest-4)
+            flaky: tests.test_a.TestK::test_flaky (in pytest-1)
+            quarantine expired: tests.test_d::test_lapsed: its quarantine ended 2020-01-31 (owner @qa: #8) (in pytest-4)
+          no branch (read-only run), [T]s
+          pytest-2: exited with code 1
+          pytest-2 log: .swarm/runs/f/logs/pytest-2/3.err
+          pytest-4: exited with code 1
+          pytest-4 log: .swarm/runs/f/logs/pytest-4/3.err
+        "));
 
     // The run's JUnit as Surefire writes reruns, valid against the schema.
     let xml = std::fs::read_to_string(&junit).unwrap();
@@ -159,10 +175,7 @@ fn a_failing_shard_runs_again_only_its_failing_tests_and_a_flaky_one_is_never_a_
     let t = crate::support::task(&report, "pytest-1");
     assert_eq!(t["status"], "failed");
     let reason = t["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("1 flaky test") && reason.contains("tests.test_a.TestK::test_flaky"),
-        "{reason}"
-    );
+    insta::assert_snapshot!(reason, @r#"1 flaky test (failed, then passed when run again) and `flaky = "fail"`: tests.test_a.TestK::test_flaky"#);
 }
 
 #[test]
@@ -312,12 +325,19 @@ fn a_nextest_shard_runs_again_only_its_failing_test_file_and_reports_the_flaky_t
         (tests["passed"].as_u64(), tests["flaky"].as_u64()),
         (Some(2), Some(1))
     );
-    assert!(
-        run.stderr
-            .contains(&format!("flaky: tiny::wobbly::wobbles (in {shard})")),
-        "{}",
-        run.stderr
-    );
+    assert_eq!(shard, "nextest-1");
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @r#"
+        run n: succeeded
+          task       status          time  try  changed  result
+          nextest-1  merged         [T]s    2        0  refs/swarm/n/nextest-1
+
+          1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          tests: 2 passed, 1 flaky in 1 task
+            flaky: tiny::wobbly::wobbles (in nextest-1)
+          branch swarm/n at [HASH], [T]s
+          warning: `nextest-1` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+        "#));
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
     crate::support::assert_valid_junit(&junit);

@@ -4,7 +4,7 @@
 //! (unsandboxed runs, WASM), keeping its work on its ref, unmerged.
 
 use crate::sandbox::sandbox_available;
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 /// A repository with `src/a/` (owned by the tasks below) and `src/b/`
 /// beside the test repository's usual files.
@@ -64,6 +64,17 @@ fn in_place() -> &'static str {
      perl -pi -e 's/by sed/by sed and perl/' src/b/b.txt\n\
      printf -- '--- a/src/b/b.txt\\n+++ b/src/b/b.txt\\n@@ -1 +1,2 @@\\n b by sed and perl\\n+patched\\n' > \"$TMPDIR/p.diff\"\n\
      patch -p1 < \"$TMPDIR/p.diff\"\n'''\n"
+}
+
+/// What a run says before its header (warnings) and its final summary:
+/// the live lines between come in the order tasks happen to end.
+fn head_and_summary(stderr: &str) -> String {
+    let head: String = stderr
+        .lines()
+        .take_while(|l| !l.starts_with("swarm: run "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    format!("{head}[…]\n{}", summary_of(stderr))
 }
 
 /// Whether a command's error is the file system's refusal: a read-only
@@ -177,11 +188,19 @@ fn a_task_owning_a_file_cannot_keep_a_sibling_and_one_that_changed_nothing_is_wa
         noop["warnings"][0].as_str().unwrap().starts_with(warning),
         "{noop}"
     );
-    assert!(
-        out.stderr.contains("warning: `noop` changed nothing"),
-        "{}",
-        out.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&out.stderr), &repo), @r#"
+        run beside: finished with failures (exit 1)
+          task     status          time  try  changed  result
+          sibling  failed         [T]s    1        2  refs/swarm/beside/sibling
+          noop     merged         [T]s    1        0  refs/swarm/beside/noop
+
+          1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/beside at [HASH], [T]s
+          warning: `noop` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+          sibling: wrote outside its paths: src/b/other (its paths: src/b/b.txt); its work is on refs/swarm/beside/sibling: add them to `paths` or `creates`, or leave them to another task
+          sibling log: .swarm/runs/beside/logs/sibling/1.err
+        "#));
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains(warning), "{xml}");
 }
@@ -208,11 +227,18 @@ fn without_namespaces_landlock_alone_keeps_tasks_in_their_paths() {
     // unshare (272 on x86_64) refused: no user namespace for the launcher.
     let out = crate::sandbox::swarm_denied(&repo, 272, 273, 1, &["run", plan.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("user namespaces are unavailable"),
-        "{}",
-        out.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(&head_and_summary(&out.stderr), &repo), @"
+        warning: user namespaces are unavailable (Operation not permitted (os error 1)): tasks run under Landlock + seccomp only, so chmod, utime and xattr changes outside the worktree are not blocked (see `swarm doctor`)
+        […]
+        run landlock: succeeded
+          task      status          time  try  changed  result
+          intruder  merged         [T]s    1        3  refs/swarm/landlock/intruder
+          file      merged         [T]s    1        1  refs/swarm/landlock/file
+
+          2 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/landlock at [HASH], [T]s
+        "));
     assert_refused(&repo, "landlock");
 }
 
@@ -307,9 +333,31 @@ fn an_unsandboxed_task_writing_outside_its_paths_fails_and_keeps_its_work() {
         serde_json::json!(["README.md", "src/b/f"])
     );
     // The user sees why: in the run's summary, `swarm status` and JUnit.
-    assert!(out.stderr.contains(expected), "{}", out.stderr);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&out.stderr), &repo), @"
+        run sprawl: finished with failures (exit 1)
+          task    status          time  try  changed  result
+          sprawl  failed         [T]s    2        4  refs/swarm/sprawl/sprawl
+          tidy    merged         [T]s    1        1  refs/swarm/sprawl/tidy
+
+          1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/sprawl at [HASH], [T]s
+          sprawl: wrote outside its paths: README.md, src/b/f (its paths: src/a; creates: src/a.md); its work is on refs/swarm/sprawl/sprawl: add them to `paths` or `creates`, or leave them to another task
+          sprawl log: .swarm/runs/sprawl/logs/sprawl/2.err
+        "));
     let status = repo.swarm(&["status"]);
-    assert!(status.stdout.contains(expected), "{}", status.stdout);
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&status.stdout, &repo), @"
+
+    run sprawl: finished with failures (exit 1)
+      task    status          time  try  changed  result
+      sprawl  failed         [T]s    2        4  refs/swarm/sprawl/sprawl
+      tidy    merged         [T]s    1        1  refs/swarm/sprawl/tidy
+
+      1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/sprawl at [HASH], [T]s
+      sprawl: wrote outside its paths: README.md, src/b/f (its paths: src/a; creates: src/a.md); its work is on refs/swarm/sprawl/sprawl: add them to `paths` or `creates`, or leave them to another task
+      sprawl log: .swarm/runs/sprawl/logs/sprawl/2.err
+    "));
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains(expected), "{xml}");
 

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::sandbox::sandbox_available;
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 /// An HTTP server on 127.0.0.2 that answers every request `ok` and keeps
 /// the paths it was asked for.
@@ -57,6 +57,11 @@ impl Internet {
             }
         });
         Self { port, asked }
+    }
+
+    /// `text` with this server's port as `[PORT]`.
+    fn redact(&self, text: &str) -> String {
+        text.replace(&format!("127.0.0.2:{}", self.port), "127.0.0.2:[PORT]")
     }
 
     /// What it was asked for, in order.
@@ -217,18 +222,24 @@ fn setup_runs_no_script_a_dependency_or_a_parent_rewrote_with_its_network() {
     // It said so, in the setup's log, in the person's terms.
     let log =
         std::fs::read_to_string(repo.path().join(".swarm/runs/dep/logs/b/1.setup.err")).unwrap();
-    assert!(
-        log.contains("[setup] runs with the rights of task `b` (network = \"none\"")
-            && log.contains("its dependencies' results"),
-        "{log}"
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(net.redact(&redact(&log, &repo)), @r#"swarm: [setup] runs with the rights of task `b` (network = "none", its own variables), not its own (network = ["127.0.0.2:[PORT]"]): its worktree holds its dependencies' results, whose files setup would run; a `key` whose files are as at the run's base makes it copy the setup made there instead"#));
     // And `swarm validate` warned before it ran.
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
-    assert!(
-        validate.stderr.contains("`[setup]` asks for network") && validate.stderr.contains("`b`"),
-        "{}",
-        validate.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(net.redact(&redact(&validate.stderr, &repo)), @r#"
+         ⚠ `[setup]` asks for network ["127.0.0.2:[PORT]"] or variables that task `b` does not have, and
+         │ it starts from its dependencies' results: setup runs there with the task's own
+          ╭─[[TMP]/plans/dep.toml:4:1]
+        3 │ 
+        4 │ [setup]
+          · ───┬───
+          ·    ╰── runs with the task's network there
+        5 │ run = "sh setup.sh"
+          ╰────
+         help: setup runs its own network and variables only in a checkout of the run's base, which no
+               task wrote; give [setup] a `key` (the files its work depends on, e.g. key = ["package-
+               lock.json"]) and those tasks copy the setup made at the base
+        "#));
 }
 
 #[test]
@@ -287,11 +298,21 @@ fn cleanup_never_has_more_network_than_the_task_whose_files_it_runs() {
         net.asked()
     );
     let validate = repo.swarm(&["validate", plan.to_str().unwrap()]);
-    assert!(
-        validate.stderr.contains("`[cleanup]` asks for network") && validate.stderr.contains("`t`"),
-        "{}",
-        validate.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(net.redact(&redact(&validate.stderr, &repo)), @r#"
+         ⚠ `[cleanup]` asks for network ["127.0.0.2:[PORT]"], more than task `t` has: it runs there with
+         │ the task's own
+          ╭─[[TMP]/plans/clean.toml:4:1]
+        3 │ 
+        4 │ [cleanup]
+          · ────┬────
+          ·     ╰── runs with each task's own network
+        5 │ run = "sh clean.sh"
+          ╰────
+         help: cleanup runs in a task's worktree, with whatever the task made of its files, so it never
+               gets more than the task: give the task the network cleanup needs, or do the networked part
+               in [setup]
+        "#));
 }
 
 #[test]
@@ -463,7 +484,29 @@ fn hostile_tmp_harness_no_phase_writes_reads_or_removes_through_a_planted_link()
     let one = repo.run_plan(&plan("one", &failing), &[]);
     one.assert_code(1);
     check(&one.stderr);
-    assert!(one.stderr.contains("f"), "{}", one.stderr);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&one.stderr), &repo), @r#"
+        run one: finished with failures (exit 1)
+          task     status          time  try  changed  result
+          shard-1  merged         [T]s    2        1  refs/swarm/one/shard-1
+          v@1      succeeded      [T]s    1        1  refs/swarm/one/v@1
+          v@2      succeeded      [T]s    1        1  refs/swarm/one/v@2
+          v        merged             -    0        1  refs/swarm/one/v@2
+          c1       merged         [T]s    1        1  refs/swarm/one/c1
+          c2       merged         [T]s    2        1  refs/swarm/one/c2
+          f        failed         [T]s    1        1  refs/swarm/one/f
+
+          experiment v (pick = "max"): picked v@2
+            rank variant score verify  time diff
+            1    v@2         2 -      [T]s 1 file +1 -0 picked
+            2    v@1         1 -      [T]s 1 file +1 -0
+
+          4 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled; 2 variants (see the rankings)
+          branch swarm/one at [HASH], [T]s
+          verify: 1 run (0 to find what broke it, [T]s); the branch passes
+          f: exited with code 3
+          f log: .swarm/runs/one/logs/f/1.err
+        "#));
     // Run 2: warm worktrees with links in them, a kept setup, and the
     // retention of run 1 (`keep_runs = 1`).
     let two = repo.run_plan(&plan("two", ""), &[]);

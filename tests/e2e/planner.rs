@@ -108,37 +108,75 @@ fn a_valid_plan_is_written_checked_and_editable() {
 
     let plan = std::fs::read_to_string(repo.path().join("plan.toml")).unwrap();
     let head = repo.git(&["rev-parse", "HEAD"]);
-    assert!(plan.starts_with("# Plan written by `swarm plan`"), "{plan}");
-    assert!(plan.contains("# Goal:  Greet from both modules"), "{plan}");
-    assert!(
-        plan.contains(&format!("# Base:    HEAD = {}", head.trim())),
-        "{plan}"
-    );
-    assert!(plan.contains("saved as plan.map.md"), "{plan}");
-    assert!(
-        plan.contains(&format!("base = \"{}\"", head.trim())),
-        "{plan}"
-    );
-    assert!(plan.contains("verify = \"test -f README.md\""), "{plan}");
-    assert!(
-        plan.contains(
-            "# module a gets its greeting\n[[task]]\nid = \"mod-a\"\npaths = [\"src/a\"]"
-        ),
-        "{plan}"
-    );
-    assert!(plan.contains("deps = [\"mod-a\", \"mod-b\"]"), "{plan}");
-    // The configuration's settings and models come along.
-    assert!(
-        plan.contains("on_failure = \"continue\"") && plan.contains("[models.default]"),
-        "{plan}"
-    );
+    // The whole file, as the user reads and edits it: its base is HEAD,
+    // the configuration's settings and models come along.
+    let shown = redact(&plan.replace(head.trim(), "[HEAD]"), &repo);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(shown, @r#"
+    # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
+    # Goal:  Greet from both modules
+    # Model:   default (mock-model via anthropic)
+    # Base:    HEAD = [HEAD]
+    # Context: repository map [HASH] (64 tokens), saved as plan.map.md
+    # Planner: split into 3 tasks: the two modules change independently
+
+    [swarm]
+    base = "[HEAD]"
+    on_failure = "continue"
+
+
+    [models.default]
+    provider = "anthropic"
+    model = "mock-model"
+    base_url = "http://127.0.0.1:[PORT]"
+    api_key_env = "TEST_MODEL_KEY"
+
+    [defaults]
+    verify = "test -f README.md"
+
+    # module a gets its greeting
+    [[task]]
+    id = "mod-a"
+    paths = ["src/a"]
+    prompt = "Write src/a/hello.txt."
+
+    # module b gets its greeting
+    [[task]]
+    id = "mod-b"
+    paths = ["src/b"]
+    prompt = "Write src/b/hello.txt."
+
+    # the README names both greetings
+    [[task]]
+    id = "docs"
+    deps = ["mod-a", "mod-b"]
+    paths = ["README.md"]
+    prompt = "Mention the greetings in README.md."
+    "#)
+    });
     assert!(!plan.contains(KEY));
 
     let map = std::fs::read_to_string(repo.path().join("plan.map.md")).unwrap();
-    assert!(
-        map.contains("a/ (1 file") && map.contains("lib.rs"),
-        "{map}"
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&map, &repo), @"
+    # Repository map
+
+    6 files, [SIZE], tracked at this commit.
+
+    ## Files
+
+    docs/ (1 file, [SIZE])
+      guide.txt ([SIZE])
+    src/ (3 files, [SIZE])
+      a/ (1 file, [SIZE])
+        lib.rs ([SIZE])
+      b/ (1 file, [SIZE])
+        lib.rs ([SIZE])
+      lib.txt ([SIZE])
+    README.md ([SIZE])
+    swarm.toml ([SIZE])
+    ")
+    });
     assert!(
         mock.calls()[0].last_user_text.contains(map.trim()),
         "the model saw the saved map"
@@ -191,7 +229,33 @@ fn the_planner_asks_for_its_answers_shape_and_takes_it_as_a_forced_tool_call() {
     mock.assert_clean();
     assert_eq!(mock.calls().len(), 1);
     let plan = std::fs::read_to_string(repo.path().join("plan.toml")).unwrap();
-    assert!(plan.contains("id = \"mod-a\""), "{plan}");
+    // Its defaults and tasks (the header above them is the first test's).
+    let tasks = &plan[plan.find("[defaults]").unwrap_or_default()..];
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(tasks, &repo), @r#"
+    [defaults]
+    verify = "test -f README.md"
+
+    # module a gets its greeting
+    [[task]]
+    id = "mod-a"
+    paths = ["src/a"]
+    prompt = "Write src/a/hello.txt."
+
+    # module b gets its greeting
+    [[task]]
+    id = "mod-b"
+    paths = ["src/b"]
+    prompt = "Write src/b/hello.txt."
+
+    # the README names both greetings
+    [[task]]
+    id = "docs"
+    deps = ["mod-a", "mod-b"]
+    paths = ["README.md"]
+    prompt = "Mention the greetings in README.md."
+    "#)
+    });
     repo.swarm(&["validate", "plan.toml"]).assert_code(0);
 }
 
@@ -323,10 +387,52 @@ fn a_model_that_never_gets_it_right_ends_with_exit_2_and_its_attempt_saved() {
     "));
     assert!(!repo.path().join("plan.toml").exists());
     let saved = std::fs::read_to_string(repo.path().join("plan.rejected.toml")).unwrap();
-    assert!(
-        saved.contains("id = \"mod-a\"\ndeps = [\"docs\"]"),
-        "{saved}"
-    );
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let shown = redact(&saved.replace(head.trim(), "[HEAD]"), &repo);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(shown, @r#"
+    # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
+    # Goal:  Greet from both modules
+    # Model:   default (mock-model via anthropic)
+    # Base:    HEAD = [HEAD]
+    # Context: repository map [HASH] (64 tokens), saved as plan.map.md
+    # Planner: split into 3 tasks: the two modules change independently
+
+    [swarm]
+    base = "[HEAD]"
+    on_failure = "continue"
+    plan_repair_rounds = 1
+
+    [models.default]
+    provider = "anthropic"
+    model = "mock-model"
+    base_url = "http://127.0.0.1:[PORT]"
+    api_key_env = "TEST_MODEL_KEY"
+
+    [defaults]
+    verify = "test -f README.md"
+
+    # module a gets its greeting
+    [[task]]
+    id = "mod-a"
+    deps = ["docs"]
+    paths = ["src/a"]
+    prompt = "Write src/a/hello.txt."
+
+    # module b gets its greeting
+    [[task]]
+    id = "mod-b"
+    paths = ["src/b"]
+    prompt = "Write src/b/hello.txt."
+
+    # the README names both greetings
+    [[task]]
+    id = "docs"
+    deps = ["mod-a", "mod-b"]
+    paths = ["README.md"]
+    prompt = "Mention the greetings in README.md."
+    "#)
+    });
     // The user fixes it by hand: validate names the same problem.
     let validate = repo.swarm(&["validate", "plan.rejected.toml"]);
     validate.assert_code(2);
@@ -370,10 +476,38 @@ fn small_goals_stay_one_task() {
     ")
     });
     let plan = std::fs::read_to_string(repo.path().join("small.toml")).unwrap();
-    assert!(
-        plan.contains("# Planner: one task is best here: a one-line change"),
-        "{plan}"
-    );
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    let shown = redact(&plan.replace(head.trim(), "[HEAD]"), &repo);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(shown, @r#"
+    # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
+    # Goal:  Rename the README title
+    # Model:   default (mock-model via anthropic)
+    # Base:    HEAD = [HEAD]
+    # Context: repository map [HASH] (64 tokens), saved as small.map.md
+    # Planner: one task is best here: a one-line change
+
+    [swarm]
+    base = "[HEAD]"
+    on_failure = "continue"
+
+
+    [models.default]
+    provider = "anthropic"
+    model = "mock-model"
+    base_url = "http://127.0.0.1:[PORT]"
+    api_key_env = "TEST_MODEL_KEY"
+
+    [defaults]
+    verify = "test -f README.md"
+
+    # one small edit
+    [[task]]
+    id = "rename"
+    paths = ["README.md"]
+    prompt = "Rename the title in README.md."
+    "#)
+    });
     assert_eq!(plan.matches("[[task]]").count(), 1, "{plan}");
     assert!(repo.path().join("small.map.md").exists());
 }

@@ -63,6 +63,23 @@ fn scripted(options: Options) -> MockModel {
     })
 }
 
+/// What a failed task's report says of it: its status, reason, and its
+/// agent's outcome and detail, one to a line.
+fn what_failed(task: &serde_json::Value) -> String {
+    let mut said = String::new();
+    for (name, value) in [
+        ("status", &task["status"]),
+        ("reason", &task["reason"]),
+        ("outcome", &task["agent"]["outcome"]),
+        ("detail", &task["agent"]["detail"]),
+    ] {
+        if let Some(text) = value.as_str() {
+            said.push_str(&format!("{name}: {text}\n"));
+        }
+    }
+    said
+}
+
 fn tree(repo: &TestRepo, branch: &str) -> String {
     repo.git(&["rev-parse", &format!("{branch}^{{tree}}")])
 }
@@ -189,14 +206,19 @@ fn a_recorded_run_replays_without_key_or_model_to_the_same_tree() {
     assert_ne!(missed.code, 0);
     let report = repo.report();
     assert_eq!(task(&report, "a")["status"], "merged");
-    let why = task(&report, "b").to_string();
-    assert!(
-        why.contains("replay: no recorded answer for task `b`, attempt 1, turn 1 (/v1/messages)"),
-        "{why}"
-    );
-    assert!(why.contains("Write the farewell."), "{why}");
-    assert!(why.contains("Write the goodbye."), "{why}");
-    assert!(why.contains("--replay-fallthrough"), "{why}");
+    let b = task(&report, "b");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&what_failed(b), &repo), @r#"
+    status: failed
+    reason: the model call failed: replay: no recorded answer for task `b`, attempt 1, turn 1 (/v1/messages): cassette [TMP]/outside/tapes/tasks/b/1.jsonl has no request like it; the nearest recorded one (turn 1) differs:
+      - "text": "Write the farewell.",
+      + "text": "Write the goodbye.",
+    help: record the run again with --record, or add --replay-fallthrough to ask the provider what was not recorded
+    outcome: model_error
+    detail: the model call failed: replay: no recorded answer for task `b`, attempt 1, turn 1 (/v1/messages): cassette [TMP]/outside/tapes/tasks/b/1.jsonl has no request like it; the nearest recorded one (turn 1) differs:
+      - "text": "Write the farewell.",
+      + "text": "Write the goodbye.",
+    help: record the run again with --record, or add --replay-fallthrough to ask the provider what was not recorded
+    "#));
 
     // Falling through to a model asks it only what was not recorded, and
     // records it; the changed plan then replays on its own.
@@ -300,9 +322,16 @@ prompt = "Write a note."
     let empty = repo.outside().join("empty-tapes");
     let run = repo.run_plan(&path, &["--replay", empty.to_str().unwrap()]);
     assert_ne!(run.code, 0);
-    let why = task(&repo.report(), "note").to_string();
-    assert!(why.contains("no cassette was recorded at"), "{why}");
-    assert!(why.contains("tasks/note/1.jsonl"), "{why}");
+    let report = repo.report();
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(&what_failed(task(&report, "note")), &repo), @"
+        status: failed
+        reason: the model call failed: replay: no recorded answer for task `note`, attempt 1, turn 1 (/v1/messages): no cassette was recorded at [TMP]/outside/empty-tapes/tasks/note/1.jsonl
+        help: record the run again with --record, or add --replay-fallthrough to ask the provider what was not recorded
+        outcome: model_error
+        detail: the model call failed: replay: no recorded answer for task `note`, attempt 1, turn 1 (/v1/messages): no cassette was recorded at [TMP]/outside/empty-tapes/tasks/note/1.jsonl
+        help: record the run again with --record, or add --replay-fallthrough to ask the provider what was not recorded
+        "));
     let slurm = repo.run_plan(
         &path,
         &[
@@ -429,11 +458,7 @@ fn a_refused_request_is_recorded_and_replays_as_refused() {
     let report = repo.report();
     let detail = |report: &serde_json::Value| task(report, "big")["reason"].clone();
     let said = detail(&report);
-    assert!(
-        said.to_string().contains("exceeds the context size"),
-        "{said}\n{}",
-        recorded.stderr
-    );
+    insta::assert_snapshot!(said.as_str().unwrap(), @"the model call failed: HTTP 400: the request exceeds the context size (8192 tokens)");
     // Two calls: the answer and the refusal, each asked once (a refusal
     // is not retried).
     assert_eq!(mock.calls().len(), 2);

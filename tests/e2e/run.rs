@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 const HEADER: &str = "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n";
 
@@ -112,7 +112,20 @@ run = "echo fine > fine.txt"
     );
     let run = repo.run_plan(&p, &[]);
     run.assert_code(1);
-    assert!(run.stderr.contains("exited with code 3"), "{}", run.stderr);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run p: finished with failures (exit 1)
+          task         status          time  try  changed  result
+          broken       failed         [T]s    1        1  refs/swarm/p/broken
+          after        blocked            -    0        0  dependency `broken` failed
+          after-after  blocked            -    0        0  dependency `broken` failed
+          unrelated    merged         [T]s    1        1  refs/swarm/p/unrelated
+
+          1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 2 blocked or skipped, 0 cancelled
+          branch swarm/p at [HASH], [T]s
+          broken: exited with code 3
+          broken log: .swarm/runs/p/logs/broken/1.err
+        "));
 
     // Nothing lost: the failed attempt's file is committed on its ref.
     assert_eq!(repo.show("refs/swarm/p/broken", "work.txt"), "half-done");
@@ -176,7 +189,19 @@ run = "true"
     assert_eq!(right["status"], "conflicted");
     assert_eq!(right["conflict_files"], serde_json::json!(["README.md"]));
     assert_eq!(task(&report, "needs-right")["status"], "blocked");
-    assert!(run.stderr.contains("README.md"), "{}", run.stderr);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run p: finished with failures (exit 1)
+          task         status          time  try  changed  result
+          left         merged         [T]s    1        1  refs/swarm/p/left
+          right        conflicted     [T]s    1        1  conflict in README.md
+          needs-right  blocked        [T]s    1        0  refs/swarm/p/needs-right
+
+          1 merged, 0 succeeded (read-only), 0 failed, 1 conflicted, 1 blocked or skipped, 0 cancelled
+          branch swarm/p at [HASH], [T]s
+          right: conflict in README.md line 1 with left
+          right: next step: git switch swarm/p && git merge refs/swarm/p/right, fix, commit, then `swarm resolve p right` (see `swarm resolve --help`)
+        "));
     assert_eq!(repo.show("swarm/p", "README.md"), "left");
     assert_eq!(repo.show("refs/swarm/p/left", "README.md"), "left");
     assert_eq!(repo.show("refs/swarm/p/right", "README.md"), "right");
@@ -310,14 +335,16 @@ fn snapshots_store_symlinks_deletions_and_dotfiles_without_following_links() {
     );
     repo.run_plan(&p, &[]).assert_code(0);
     let tree = repo.git(&["ls-tree", "-r", "swarm/p"]);
-    assert!(
-        tree.contains("120000 blob"),
-        "symlink not stored as a link:\n{tree}"
-    );
+    // The link as a link (mode 120000), the dotfile, the deletion
+    // (no docs/guide.txt), no ignored build/out.
+    insta::assert_snapshot!(redact(&tree, &repo), @"
+    100644 blob [HASH]	.gitignore
+    100644 blob [HASH]	.hidden
+    100644 blob [HASH]	README.md
+    120000 blob [HASH]	link
+    100644 blob [HASH]	src/lib.txt
+    ");
     assert_eq!(repo.show("swarm/p", "link"), "/etc/passwd");
-    assert!(tree.contains(".hidden"));
-    assert!(!tree.contains("docs/guide.txt"), "deletion lost");
-    assert!(!tree.contains("build/out"), "ignored file committed");
 }
 
 #[test]
@@ -392,13 +419,20 @@ fn status_agrees_with_the_report_file() {
     assert_eq!(from_status, from_file);
     let human = repo.swarm(&["status"]);
     human.assert_code(0);
-    assert!(
-        human
-            .stdout
-            .contains("run p: finished with failures (exit 1)"),
-        "{}",
-        human.stdout
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&human.stdout, &repo), @"
+
+    run p: finished with failures (exit 1)
+      task  status          time  try  changed  result
+      a     merged         [T]s    1        1  refs/swarm/p/a
+      b     failed         [T]s    1        0  refs/swarm/p/b
+
+      1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/p at [HASH], [T]s
+      b: exited with code 1
+      b log: .swarm/runs/p/logs/b/1.err
+    ")
+    });
 }
 
 #[test]

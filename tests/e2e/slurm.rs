@@ -15,7 +15,7 @@ use crate::agent::{KEY, files_under};
 use crate::resume::{journal, kill9};
 use crate::support::model::{MockModel, Options, Reply, Wire, tool};
 use crate::support::slurm::Cluster;
-use crate::support::{TestRepo, task, wait_until};
+use crate::support::{TestRepo, by_task, redact, snapshot_settings, summary_of, task, wait_until};
 
 /// A plan run on the cluster (`[executor]` settings added), with short
 /// polls so that the tests are quick.
@@ -68,6 +68,14 @@ fn wait_placed(repo: &TestRepo, run: &str, task: &str) -> (String, String) {
     });
     let (_, job, node) = found.unwrap();
     (job, node)
+}
+
+/// [`snapshot_settings`], and the node a job ran on: which of the three
+/// it is differs from run to run.
+fn cluster_settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"\b(on|node) n[1-3]\b", "$1 [NODE]");
+    settings
 }
 
 /// Processes whose command line holds `needle` (not this test's own).
@@ -129,10 +137,78 @@ fn a_graph_runs_across_the_nodes_and_is_merged_in_order() {
         }
     }
     assert!(nodes.len() >= 2, "all on {nodes:?}");
-    // Live view and summary name jobs and nodes.
-    assert!(out.stderr.contains("placed"), "{}", out.stderr);
+    // Live view and summary name jobs and nodes: each task's lines (the
+    // tasks run at once: their lines come in any order, and so does the
+    // count of those done), then the summary.
+    let summary = summary_of(&out.stderr);
+    let live = &out.stderr[..out.stderr.len() - summary.len()];
+    let at = live.find("  start ").expect("a task started");
+    let (header, tasks) = live.split_at(at);
+    let lines = by_task(tasks.trim_end(), |l| {
+        l.split_whitespace().nth(1).unwrap_or("").to_string()
+    });
+    let mut settings = cluster_settings();
+    settings.add_filter(r"\[\d/6\]", "[k/6]");
+    settings.bind(|| {
+        insta::assert_snapshot!(redact(&format!("{header}{lines}\n{summary}"), &repo), @r#"
+        warning: the plan grants more than swarm's defaults:
+          [TMP]/plans/spread.toml:5: [executor] kind = "slurm": sends tasks and the repository to a cluster, outside this machine's sandbox
+        swarm: run spread: 6 tasks, up to 1000 at once, from HEAD ([HASH]) into branch swarm/spread
+          start      part1    job 1_0
+          placed     part1    job 1_0 on [NODE]
+          succeeded  part1    [k/6]
+          merged     part1
+          start      part2    job 1_1
+          placed     part2    job 1_1 on [NODE]
+          succeeded  part2    [k/6]
+          merged     part2
+          start      part3    job 1_2
+          placed     part3    job 1_2 on [NODE]
+          succeeded  part3    [k/6]
+          merged     part3
+          start      part4    job 1_3
+          placed     part4    job 1_3 on [NODE]
+          succeeded  part4    [k/6]
+          merged     part4
+          start      join     job 5_0
+          placed     join     job 5_0 on [NODE]
+          succeeded  join     [k/6]
+          merged     join
+          start      top      job 6_0
+          placed     top      job 6_0 on [NODE]
+          succeeded  top      [k/6]
+          merged     top
+
+        run spread: succeeded
+          task   status          time  try  changed  where             result
+          part1  merged         [T]s    1        1  job 1_0 on [NODE]     refs/swarm/spread/part1
+          part2  merged         [T]s    1        1  job 1_1 on [NODE]     refs/swarm/spread/part2
+          part3  merged         [T]s    1        1  job 1_2 on [NODE]     refs/swarm/spread/part3
+          part4  merged         [T]s    1        1  job 1_3 on [NODE]     refs/swarm/spread/part4
+          join   merged         [T]s    1        1  job 5_0 on [NODE]     refs/swarm/spread/join
+          top    merged         [T]s    1        1  job 6_0 on [NODE]     refs/swarm/spread/top
+
+          6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/spread at [HASH], [T]s
+        "#);
+    });
     let status = repo.swarm(&["status"]);
-    assert!(status.stdout.contains("job"), "{}", status.stdout);
+    cluster_settings().bind(|| {
+        insta::assert_snapshot!(redact(&status.stdout, &repo), @"
+
+        run spread: succeeded
+          task   status          time  try  changed  where             result
+          part1  merged         [T]s    1        1  job 1_0 on [NODE]     refs/swarm/spread/part1
+          part2  merged         [T]s    1        1  job 1_1 on [NODE]     refs/swarm/spread/part2
+          part3  merged         [T]s    1        1  job 1_2 on [NODE]     refs/swarm/spread/part3
+          part4  merged         [T]s    1        1  job 1_3 on [NODE]     refs/swarm/spread/part4
+          join   merged         [T]s    1        1  job 5_0 on [NODE]     refs/swarm/spread/join
+          top    merged         [T]s    1        1  job 6_0 on [NODE]     refs/swarm/spread/top
+
+          6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/spread at [HASH], [T]s
+        ");
+    });
     // JUnit names the job and node of each attempt.
     let junit = repo.root().join("junit.xml");
     let again = run(
@@ -378,10 +454,34 @@ run = "sleep 6; echo done > long.txt"
     assert_eq!(repo.show("swarm/nodefail", "long.txt").trim(), "done");
     // Not only in the journal: the live view, the report and the summary
     // say it.
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lost = format!("attempt 1: its node {node} failed");
-    assert!(stderr.contains("lost       long"), "{stderr}");
-    assert!(stderr.contains(&lost), "{stderr}");
+    // The node killed, named; the one the retry ran on is any other.
+    let dead = |text: &str| {
+        text.replace(&format!("on {node}"), "on [KILLED]")
+            .replace(&format!("node {node}"), "node [KILLED]")
+    };
+    let stderr = dead(&String::from_utf8_lossy(&out.stderr));
+    cluster_settings().bind(|| {
+        insta::assert_snapshot!(redact(&stderr, &repo), @r#"
+        warning: the plan grants more than swarm's defaults:
+          [TMP]/plans/nodefail.toml:5: [executor] kind = "slurm": sends tasks and the repository to a cluster, outside this machine's sandbox
+        swarm: run nodefail: 1 task, up to 1000 at once, from HEAD ([HASH]) into branch swarm/nodefail
+          start      long     job 1_0
+          placed     long     job 1_0 on [KILLED]
+          lost       long      attempt 1: its node [KILLED] failed while job 1_0 ran (NODE_FAIL)
+          start      long     (attempt 2) job 2_0
+          placed     long     job 2_0 on [NODE]
+          succeeded  long     [1/1]
+          merged     long
+
+        run nodefail: succeeded
+          task  status          time  try  changed  where             result
+          long  merged         [T]s    2        1  job 2_0 on [NODE]     refs/swarm/nodefail/long
+
+          1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/nodefail at [HASH], [T]s
+          warning: `long` attempt 1 was lost: its node [KILLED] failed while job 1_0 ran (NODE_FAIL)
+        "#);
+    });
     let report = repo.report();
     let warnings = crate::support::task(&report, "long")["warnings"].to_string();
     assert!(
@@ -389,11 +489,18 @@ run = "sleep 6; echo done > long.txt"
         "{report}"
     );
     let status = repo.swarm(&["status", "nodefail"]);
-    assert!(
-        status.stdout.contains("warning: `long` attempt 1 was lost"),
-        "{}",
-        status.stdout
-    );
+    cluster_settings().bind(|| {
+        insta::assert_snapshot!(redact(&dead(&status.stdout), &repo), @"
+
+        run nodefail: succeeded
+          task  status          time  try  changed  where             result
+          long  merged         [T]s    2        1  job 2_0 on [NODE]     refs/swarm/nodefail/long
+
+          1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/nodefail at [HASH], [T]s
+          warning: `long` attempt 1 was lost: its node [KILLED] failed while job 1_0 ran (NODE_FAIL)
+        ");
+    });
 }
 
 #[test]
@@ -626,12 +733,13 @@ fn a_slurm_plan_without_a_reachable_cluster_stops_before_any_job() {
     cmd.env("SLURM_CONF", &missing);
     let out: crate::support::Run = cmd.output().unwrap().into();
     assert_ne!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("reach the Slurm cluster before submitting any job"),
-        "{}",
-        out.stderr
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&out.stderr, &repo), @r#"
+        warning: the plan grants more than swarm's defaults:
+          [TMP]/plans/nocluster.toml:5: [executor] kind = "slurm": sends tasks and the repository to a cluster, outside this machine's sandbox
+        error: failed to reach the Slurm cluster before submitting any job: `squeue` did not answer within 10s (check that its controller runs and that `squeue` works here)
+        "#);
+    });
     assert!(!out.stderr.contains("start      a"), "{}", out.stderr);
     let said: Vec<&str> = out
         .stderr
@@ -845,14 +953,17 @@ fn a_network_list_is_enforced_on_the_node_by_its_proxy() {
             .starts_with("swarm: task `fetch` may not reach 127.0.0.3:9"),
     );
     let logs = repo.swarm(&["logs", "listed", "fetch"]);
-    assert!(
-        logs.stdout.contains(&format!(
-            "--- network (swarm's egress proxy)\nallowed GET 127.0.0.2:{two_port}\nrefused GET 127.0.0.3:9: not in the network list"
-        )),
-        "{}{}",
-        logs.stdout,
-        logs.stderr
-    );
+    logs.assert_code(0);
+    let said = logs
+        .stdout
+        .replace(&format!("127.0.0.2:{two_port}"), "127.0.0.2:[PORT]");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&said, &repo), @r#"
+        --- network (swarm's egress proxy)
+        allowed GET 127.0.0.2:[PORT]
+        refused GET 127.0.0.3:9: not in the network list ["127.0.0.2:[PORT]"]
+        "#);
+    });
 }
 
 /// Shards and test reports on the cluster (issue 78): a sharded pytest
@@ -908,16 +1019,19 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
             "{report}"
         );
     }
-    assert!(
-        out.stderr.contains("tests: 1 passed, 1 flaky in 2 tasks"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("flaky: tests.test_b::test_two"),
-        "{}",
-        out.stderr
-    );
+    cluster_settings().bind(|| {
+        insta::assert_snapshot!(redact(summary_of(&out.stderr), &repo), @"
+        run cs: succeeded
+          task      status          time  try  changed  where             result
+          pytest-1  succeeded      [T]s    1        0  job 1_0 on [NODE]     
+          pytest-2  succeeded      [T]s    2        0  job 3_0 on [NODE]     
+
+          0 merged, 2 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          tests: 1 passed, 1 flaky in 2 tasks
+            flaky: tests.test_b::test_two (in pytest-2)
+          no branch (read-only run), [T]s
+        ");
+    });
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
     assert!(xml.contains(r#"<testcase name="test_one""#), "{xml}");
@@ -952,14 +1066,18 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
     git(&["update-ref", "refs/swarm/cs/exit.d/later.1", &only_there]);
     let cleaned = repo.swarm(&["clean", "cs"]);
     cleaned.assert_code(0);
-    assert!(
-        cleaned.stdout.contains(&format!(
-            "removed {} refs of the run from the shared repository",
-            before.len()
-        )),
-        "{}",
-        cleaned.stdout
+    // Every ref listed before but the one only the shared repository has.
+    let said = cleaned.stdout.replace(
+        &format!("removed {} refs", before.len()),
+        "removed [ALL THE RUN'S] refs",
     );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&said, &repo), @"
+        run cs: removed 0 worktrees ([SIZE]) and 0 tmp directories ([SIZE])
+          removed [ALL THE RUN'S] refs of the run from the shared repository [TMP]/repo/.swarm/cluster.git (this repository holds their commits)
+        freed [SIZE]
+        ");
+    });
     assert_eq!(refs(), ["refs/swarm/cs/exit.d/later.1"]);
 
     // `--only` one shard: the node makes it as the coordinator did, with
@@ -1003,13 +1121,7 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
         .iter()
         .find(|t| t["status"] == "failed")
         .unwrap_or_else(|| panic!("{report:#}"));
-    assert!(
-        flaky_shard["reason"]
-            .as_str()
-            .unwrap()
-            .contains("flaky = \"fail\""),
-        "{flaky_shard:#}"
-    );
+    insta::assert_snapshot!(flaky_shard["reason"].as_str().unwrap(), @r#"1 flaky test (failed, then passed when run again) and `flaky = "fail"`"#);
 }
 
 /// Issue 78: ready tasks beyond the cluster's `MaxArraySize` go out as
@@ -1187,15 +1299,19 @@ fn setup_runs_once_per_node_and_cleanup_after_each_attempt() {
     for node in &nodes {
         assert!(cache.join(node).is_dir(), "no cache for {node}");
     }
-    for t in tasks {
-        let logs = repo.swarm(&["logs", "one", t, "--cleanup"]);
-        logs.assert_code(0);
-        assert!(
-            logs.stdout.contains(&format!("cleaned {t}")),
-            "{t}: {}",
-            logs.stdout
-        );
+    // Each task's cleanup log says the same of its own task.
+    let cleanups: Vec<String> = tasks
+        .iter()
+        .map(|t| {
+            let logs = repo.swarm(&["logs", "one", t, "--cleanup"]);
+            logs.assert_code(0);
+            redact(&logs.stdout, &repo).replace(&format!("cleaned {t}"), "cleaned [TASK]")
+        })
+        .collect();
+    for (t, cleanup) in tasks.iter().zip(&cleanups) {
+        assert_eq!(cleanup, &cleanups[0], "{t}");
     }
+    snapshot_settings().bind(|| insta::assert_snapshot!(cleanups[0], @"cleaned [TASK]"));
 
     // The nodes keep their setups: a later run (on nodes that ran one)
     // copies them.
@@ -1243,22 +1359,24 @@ fn with_egress_through_the_coordinator_the_nodes_reach_listed_hosts_through_it()
         repo.show("swarm/via", "refused.txt")
             .starts_with("swarm: task `fetch` may not reach 127.0.0.3:9"),
     );
+    let port = format!("127.0.0.2:{two_port}");
     let logs = repo.swarm(&["logs", "via", "fetch"]);
-    assert!(
-        logs.stdout.contains(&format!(
-            "allowed GET 127.0.0.2:{two_port} (through the coordinator)\nrefused GET 127.0.0.3:9: not in the network list"
-        )),
-        "{}{}",
-        logs.stdout,
-        logs.stderr
-    );
+    logs.assert_code(0);
+    let said = logs.stdout.replace(&port, "127.0.0.2:[PORT]");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&said, &repo), @r#"
+        --- network (swarm's egress proxy)
+        allowed GET 127.0.0.2:[PORT] (through the coordinator)
+        refused GET 127.0.0.3:9: not in the network list ["127.0.0.2:[PORT]"]
+        "#);
+    });
     let setup = repo.swarm(&["logs", "via", "fetch", "--setup"]);
-    assert!(
-        setup.stdout.contains(&format!(
-            "allowed GET 127.0.0.2:{two_port} (through the coordinator)"
-        )),
-        "{}{}",
-        setup.stdout,
-        setup.stderr
-    );
+    setup.assert_code(0);
+    let said = setup.stdout.replace(&port, "127.0.0.2:[PORT]");
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&said, &repo), @"
+        --- network (swarm's egress proxy)
+        allowed GET 127.0.0.2:[PORT] (through the coordinator)
+        ");
+    });
 }

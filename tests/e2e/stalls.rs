@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::agent::{anthropic_plan, run_with_key};
 use crate::support::model::{MockModel, Options, Reply, tool};
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 #[test]
 fn a_silent_sleeping_task_is_stalled_within_twice_its_window_and_retried() {
@@ -56,7 +56,18 @@ fn a_silent_sleeping_task_is_stalled_within_twice_its_window_and_retried() {
     // What it had done is on its attempts' refs.
     assert_eq!(repo.show("refs/swarm/stall/hung", "attempt.txt"), "2");
     // Its own word in the summary.
-    assert!(run.stderr.contains("stalled"), "{}", run.stderr);
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run stall: finished with failures (exit 1)
+          task   status          time  try  changed  result
+          hung   stalled        [T]s    2        1  refs/swarm/stall/hung
+          after  blocked            -    0        0  dependency `hung` stalled
+
+          0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 1 blocked or skipped, 0 cancelled
+          branch swarm/stall at [HASH], [T]s
+          hung: stalled: no output, no CPU time and no model call for 1s (its `stall_after`); what it had done is kept on its ref
+          hung log: .swarm/runs/stall/logs/hung/2.err
+        "));
 }
 
 #[test]
@@ -124,12 +135,13 @@ fn a_task_reading_a_hidden_file_is_told_the_grant_that_would_allow_it() {
     // `swarm logs` ends with it too.
     let logs = repo.swarm(&["logs", "hidden", "load"]);
     logs.assert_code(0);
-    assert!(
-        logs.stdout
-            .contains("--- why it failed (swarm)\nexited with code 1; the sandbox hides `"),
-        "{}",
-        logs.stdout
-    );
+    let shown = logs.stdout.replace(&data.display().to_string(), "[DATA]");
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&shown, &repo), @r#"
+    --- stderr
+    cat: [DATA]/input.csv: No such file or directory
+    --- why it failed (swarm)
+    exited with code 1; the sandbox hides `[DATA]/input.csv` (it exists on this machine, outside what the task is shown): to let it read there, add `read_paths = ["[DATA]/input.csv"]` to [swarm] (see the book's Sandbox chapter, "read_paths")
+    "#));
     // The grant it names lets it through.
     let granted = repo.plan(
         "granted.toml",
@@ -154,11 +166,17 @@ fn a_task_reaching_the_network_without_one_is_told_its_network_list() {
     let report = repo.report();
     let reason = task_reason(&report, "fetch");
     insta::assert_snapshot!(reason, @r#"exited with code 6; the task has no network (it could not reach a host): to let it, give it `network = ["registry.example.org"]`, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")"#);
-    assert!(
-        run.stderr.contains("network = [\"registry.example.org\"]"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @r#"
+        run offline: finished with failures (exit 1)
+          task   status          time  try  changed  result
+          fetch  failed         [T]s    1        1  refs/swarm/offline/fetch
+
+          0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/offline at [HASH], [T]s
+          fetch: exited with code 6; the task has no network (it could not reach a host): to let it, give it `network = ["registry.example.org"]`, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")
+          fetch log: .swarm/runs/offline/logs/fetch/1.err
+        "#));
 }
 
 fn task_reason(report: &serde_json::Value, id: &str) -> String {

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::resume::journal;
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
 
 /// Fails (naming the files) when any `.txt` file holds `BAD`; with a
 /// `flaky` directory, first fails once on every commit, as a flaky suite
@@ -50,6 +50,32 @@ fn writers(n: usize, bad: &[usize]) -> String {
         .collect()
 }
 
+/// Snapshot settings that also hide how many verify runs there were (and
+/// so the numbers of their logs): how many checks a search or a queue
+/// checking after every merge makes depends on which merges each check
+/// found, which the order tasks end in decides.
+fn settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(
+        r"\d+ runs? \(\d+ to find what broke it",
+        "[N] runs ([N] to find what broke it",
+    );
+    settings.add_filter(r"it, \d+ flaky", "it, [N] flaky");
+    settings.add_filter(r"@verify/\d+\.", "@verify/[N].");
+    settings
+}
+
+/// What a run says before its header (warnings) and its final summary:
+/// the live lines between come in the order tasks happen to end.
+fn head_and_summary(stderr: &str) -> String {
+    let head: String = stderr
+        .lines()
+        .take_while(|l| !l.starts_with("swarm: run "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    format!("{head}[…]\n{}", summary_of(stderr))
+}
+
 fn events(repo: &TestRepo, run: &str, kind: &str) -> Vec<Value> {
     journal(repo, run)
         .into_iter()
@@ -68,15 +94,12 @@ fn statuses(report: &Value, n: usize) -> Vec<String> {
         .collect()
 }
 
-fn words(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// Every tree fails its first verify: each failure is run again, passes,
 /// and counts as a flaky pass; no merge is taken out, for a merge queue
 /// checking after every merge or once at the end.
 #[test]
 fn a_flake_on_the_first_verify_of_every_tree_takes_no_merge_out() {
+    let mut shown = String::new();
     for every in ["end", "merge"] {
         let repo = TestRepo::new();
         let name = format!("flaky-{every}");
@@ -113,9 +136,10 @@ fn a_flake_on_the_first_verify_of_every_tree_takes_no_merge_out() {
         assert!(stats["flaky_runs"].as_u64().unwrap() >= 1, "{stats}");
         assert_eq!(stats["culprits"], 0, "{stats}");
         assert_eq!(stats["flaky_runs"], stats["retry_runs"], "{stats}");
-        let said = words(&out.stderr);
-        assert!(said.contains("flaky"), "{}", out.stderr);
-        assert!(said.contains("the branch passes"), "{}", out.stderr);
+        shown += &format!(
+            "--- verify_every = {every}\n{}",
+            redact(summary_of(&out.stderr), &repo)
+        );
         // The tip's tree is the one that passed.
         let tip = runs.last().unwrap();
         assert_eq!(
@@ -123,6 +147,36 @@ fn a_flake_on_the_first_verify_of_every_tree_takes_no_merge_out() {
             repo.git(&["rev-parse", &format!("swarm/{name}^{{tree}}")])
         );
     }
+    settings().bind(|| {
+        insta::assert_snapshot!(shown, @"
+    --- verify_every = end
+    run flaky-end: succeeded
+      task  status          time  try  changed  result
+      t1    merged         [T]s    1        1  refs/swarm/flaky-end/t1
+      t2    merged         [T]s    1        1  refs/swarm/flaky-end/t2
+      t3    merged         [T]s    1        1  refs/swarm/flaky-end/t3
+      t4    merged         [T]s    1        1  refs/swarm/flaky-end/t4
+      t5    merged         [T]s    1        1  refs/swarm/flaky-end/t5
+      t6    merged         [T]s    1        1  refs/swarm/flaky-end/t6
+
+      6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/flaky-end at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [N] flaky, [T]s); the branch passes
+    --- verify_every = merge
+    run flaky-merge: succeeded
+      task  status          time  try  changed  result
+      t1    merged         [T]s    1        1  refs/swarm/flaky-merge/t1
+      t2    merged         [T]s    1        1  refs/swarm/flaky-merge/t2
+      t3    merged         [T]s    1        1  refs/swarm/flaky-merge/t3
+      t4    merged         [T]s    1        1  refs/swarm/flaky-merge/t4
+      t5    merged         [T]s    1        1  refs/swarm/flaky-merge/t5
+      t6    merged         [T]s    1        1  refs/swarm/flaky-merge/t6
+
+      6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/flaky-merge at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [N] flaky, [T]s); the branch passes
+    ")
+    });
 }
 
 /// A real culprit among flakes: every probe's failure reproduces before
@@ -147,11 +201,23 @@ fn a_real_culprit_among_flakes_is_found_and_only_it() {
     want[4] = "broke_verify".into();
     assert_eq!(statuses(&report, 8), want, "{report}");
     assert_eq!(repo.show("refs/swarm/among/t5", "t5.txt").trim(), "BAD");
-    assert!(
-        words(&out.stderr).contains("the branch passes"),
-        "{}",
-        out.stderr
-    );
+    settings().bind(|| insta::assert_snapshot!(redact(summary_of(&out.stderr), &repo), @"
+    run among: finished with failures (exit 1)
+      task  status            time  try  changed  result
+      t1    merged           [T]s    1        1  refs/swarm/among/t1
+      t2    merged           [T]s    1        1  refs/swarm/among/t2
+      t3    merged           [T]s    1        1  refs/swarm/among/t3
+      t4    merged           [T]s    1        1  refs/swarm/among/t4
+      t5    broke-verify     [T]s    1        1  refs/swarm/among/t5
+      t6    merged           [T]s    1        1  refs/swarm/among/t6
+      t7    merged           [T]s    1        1  refs/swarm/among/t7
+      t8    merged           [T]s    1        1  refs/swarm/among/t8
+
+      7 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled, 1 broke verify
+      branch swarm/among at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [N] flaky, [T]s); the branch passes
+      t5: its merge broke the run-wide verify `seen=[TMP]/outside/flakes/$SWARM_VERIFY_COMM ...`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it passes ([HASH]), see .swarm/runs/among/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/among/t5
+    "));
     assert_eq!(report["merge_queue"]["culprits"], 1);
 }
 
@@ -160,6 +226,7 @@ fn a_real_culprit_among_flakes_is_found_and_only_it() {
 /// the branch without the ones found before it; the rest stay merged.
 #[test]
 fn two_and_three_independent_culprits_are_all_found() {
+    let mut shown = String::new();
     for bad in [&[2usize, 6][..], &[3, 5, 7]] {
         let repo = TestRepo::new();
         let name = format!("culprits-{}", bad.len());
@@ -195,14 +262,54 @@ fn two_and_three_independent_culprits_are_all_found() {
             .as_str()
             .unwrap()
             .to_string();
-        assert!(why.contains("the branch without it and `t"), "{why}");
-        assert!(
-            words(&out.stderr).contains("the branch passes"),
-            "{}",
-            out.stderr
+        shown += &format!(
+            "--- {name}\n{}\n\n{}",
+            redact(&why, &repo),
+            redact(summary_of(&out.stderr), &repo)
         );
         assert_eq!(report["merge_queue"]["culprits"], bad.len());
     }
+    settings().bind(|| insta::assert_snapshot!(shown, @"
+    --- culprits-2
+    its merge broke the run-wide verify `if grep -l BAD *.txt; then exit 1; fi`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it and `t6` passes ([HASH]), see .swarm/runs/culprits-2/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/culprits-2/t2
+
+    run culprits-2: finished with failures (exit 1)
+      task  status            time  try  changed  result
+      t1    merged           [T]s    1        1  refs/swarm/culprits-2/t1
+      t2    broke-verify     [T]s    1        1  refs/swarm/culprits-2/t2
+      t3    merged           [T]s    1        1  refs/swarm/culprits-2/t3
+      t4    merged           [T]s    1        1  refs/swarm/culprits-2/t4
+      t5    merged           [T]s    1        1  refs/swarm/culprits-2/t5
+      t6    broke-verify     [T]s    1        1  refs/swarm/culprits-2/t6
+      t7    merged           [T]s    1        1  refs/swarm/culprits-2/t7
+      t8    merged           [T]s    1        1  refs/swarm/culprits-2/t8
+
+      6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled, 2 broke verify
+      branch swarm/culprits-2 at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [T]s); the branch passes
+      t2: its merge broke the run-wide verify `if grep -l BAD *.txt; then exit 1; fi`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it and `t6` passes ([HASH]), see .swarm/runs/culprits-2/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/culprits-2/t2
+      t6: its merge broke the run-wide verify `if grep -l BAD *.txt; then exit 1; fi`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it and `t2` passes ([HASH]), see .swarm/runs/culprits-2/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/culprits-2/t6
+    --- culprits-3
+    its merge broke the run-wide verify `if grep -l BAD *.txt; then exit 1; fi`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it and `t5`, `t7` passes ([HASH]), see .swarm/runs/culprits-3/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/culprits-3/t3
+
+    run culprits-3: finished with failures (exit 1)
+      task  status            time  try  changed  result
+      t1    merged           [T]s    1        1  refs/swarm/culprits-3/t1
+      t2    merged           [T]s    1        1  refs/swarm/culprits-3/t2
+      t3    broke-verify     [T]s    1        1  refs/swarm/culprits-3/t3
+      t4    merged           [T]s    1        1  refs/swarm/culprits-3/t4
+      t5    broke-verify     [T]s    1        1  refs/swarm/culprits-3/t5
+      t6    merged           [T]s    1        1  refs/swarm/culprits-3/t6
+      t7    broke-verify     [T]s    1        1  refs/swarm/culprits-3/t7
+      t8    merged           [T]s    1        1  refs/swarm/culprits-3/t8
+
+      5 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled, 3 broke verify
+      branch swarm/culprits-3 at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [T]s); the branch passes
+      t3: its merge broke the run-wide verify `if grep -l BAD *.txt; then exit 1; fi`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it and `t5`, `t7` passes ([HASH]), see .swarm/runs/culprits-3/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/culprits-3/t3
+      t5: its merge broke the run-wide verify `if grep -l BAD *.txt; then exit 1; fi`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it and `t3`, `t7` passes ([HASH]), see .swarm/runs/culprits-3/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/culprits-3/t5
+      t7: its merge broke the run-wide verify `if grep -l BAD *.txt; then exit 1; fi`: [HASH] (with it) fails, [HASH] (before it) passes, and the branch without it and `t3`, `t5` passes ([HASH]), see .swarm/runs/culprits-3/logs/@verify/[N].err; its merge was taken out, its work is on refs/swarm/culprits-3/t7
+    "));
 }
 
 /// Five files renamed by five tasks, one piece of which forgets its file:
@@ -213,6 +320,7 @@ fn two_and_three_independent_culprits_are_all_found() {
 /// passes, and lands.
 #[test]
 fn a_refactor_with_one_incomplete_piece_names_it_and_keeps_every_merge() {
+    let mut shown = String::new();
     for grouped in [false, true] {
         let repo = TestRepo::new();
         for n in 1..=5 {
@@ -251,13 +359,7 @@ fn a_refactor_with_one_incomplete_piece_names_it_and_keeps_every_merge() {
         assert_eq!(named["tasks"][0]["by"], "paths", "{named}");
         assert_eq!(named["tasks"][0]["places"][0], "f3.txt", "{named}");
         assert_eq!(named["tasks"].as_array().unwrap().len(), 1, "{named}");
-        let said = words(&out.stderr);
-        assert!(said.contains("names `r3`"), "{}", out.stderr);
-        assert!(
-            said.contains(&format!("--base swarm/{name} --only r3")),
-            "{}",
-            out.stderr
-        );
+        shown += &format!("--- {name}\n{}", redact(summary_of(&out.stderr), &repo));
         if grouped {
             continue;
         }
@@ -268,6 +370,34 @@ fn a_refactor_with_one_incomplete_piece_names_it_and_keeps_every_merge() {
         assert_eq!(repo.show("swarm/rename-fix", "f3.txt"), "beta");
         assert_eq!(repo.show("swarm/rename-fix", "f1.txt"), "beta");
     }
+    settings().bind(|| insta::assert_snapshot!(shown, @r#"
+    --- rename
+    run rename: finished with failures (exit 1)
+      task  status          time  try  changed  result
+      r1    merged         [T]s    1        1  refs/swarm/rename/r1
+      r2    merged         [T]s    1        1  refs/swarm/rename/r2
+      r3    merged         [T]s    1        0  refs/swarm/rename/r3
+      r4    merged         [T]s    1        1  refs/swarm/rename/r4
+      r5    merged         [T]s    1        1  refs/swarm/rename/r5
+
+      5 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/rename at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [T]s); the branch FAILS and no merge taken out would make it pass; its failure names `r3` (at f3.txt, see .swarm/runs/rename/logs/@verify/[N].out): every merge is kept. Fix it, then `swarm run PLAN --base swarm/rename --only r3` and `swarm land` that run
+      warning: `r3` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+    --- rename-group
+    run rename-group: finished with failures (exit 1)
+      task  status          time  try  changed  result
+      r1    merged         [T]s    1        1  refs/swarm/rename-group/r1
+      r2    merged         [T]s    1        1  refs/swarm/rename-group/r2
+      r3    merged         [T]s    1        0  refs/swarm/rename-group/r3
+      r4    merged         [T]s    1        1  refs/swarm/rename-group/r4
+      r5    merged         [T]s    1        1  refs/swarm/rename-group/r5
+
+      5 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/rename-group at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [T]s); the branch FAILS and no merge taken out would make it pass; its failure names `r3` (at f3.txt, see .swarm/runs/rename-group/logs/@verify/[N].out): every merge is kept. Fix it, then `swarm run PLAN --base swarm/rename-group --only r3` and `swarm land` that run
+      warning: `r3` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+    "#));
 }
 
 /// The tree that lands is one a verify passed on: a run whose verify gave
@@ -300,11 +430,21 @@ fn land_never_moves_a_branch_to_a_tree_no_verify_passed_on() {
 
     let out = repo.swarm(&["land", "gave-up"]);
     assert_ne!(out.code, 0, "{}", out.stderr);
-    assert!(
-        words(&out.stderr).contains("was never verified: verifying it first"),
-        "{}",
-        out.stderr
-    );
+    settings().bind(|| insta::assert_snapshot!(redact(&head_and_summary(&out.stderr), &repo), @"
+    run `gave-up`'s branch was never verified: verifying it first, as a landing run
+    landing run `gave-up`: 3 merged tasks again onto [HASH] as run `gave-up-land`
+    […]
+    run gave-up-land: finished with failures (exit 1)
+      task  status          time  try  changed  result
+      t1    merged         [T]s    1        1  refs/swarm/gave-up-land/t1
+      t2    merged         [T]s    1        1  refs/swarm/gave-up-land/t2
+      late  merged         [T]s    1        1  refs/swarm/gave-up-land/late
+
+      3 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/gave-up-land at [HASH], [T]s
+      verify: [N] runs ([N] to find what broke it, [T]s); it FAILS at the base [HASH] too, so no task is blamed; see .swarm/runs/gave-up-land/logs/@verify/[N].err
+    run `gave-up-land` did not end well: nothing was landed (its branch is swarm/gave-up-land)
+    "));
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), main, "the branch moved");
 }
 

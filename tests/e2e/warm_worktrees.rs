@@ -427,37 +427,36 @@ fi
              [[task]]\nid = \"cold\"\nwarm = false\nallow_overlap = true\nrun = '''{script}'''\n"
         ),
     );
-    for (run, warm_count) in [("one", 1), ("two", 2)] {
+    // What each run's tasks said (their count and tmp), and the warnings
+    // of the warm one.
+    let mut said = String::new();
+    for run in ["one", "two"] {
         repo.run_plan(&plan, &["--name", run]).assert_code(0);
-        let said = |task: &str| log(&repo, run, task);
-        assert!(
-            said("warm").contains(&format!("count {warm_count} tmp ")),
-            "{run}: {}",
-            said("warm")
-        );
-        assert!(
-            said("warm").contains("/.warm/.tmp/warm"),
-            "{}",
-            said("warm")
-        );
-        assert!(
-            said("cold").contains("count 1 tmp "),
-            "{run}: {}",
-            said("cold")
-        );
+        for task in ["warm", "cold"] {
+            said.push_str(&format!("run {run}, {task}: {}", log(&repo, run, task)));
+        }
         let report = repo.report();
         let warm = crate::support::task(&report, "warm");
         match run {
             "one" => assert_eq!(warm["tests"]["passed"], 1, "{warm}"),
-            _ => {
-                assert!(warm["tests"].is_null(), "{warm}");
-                assert!(
-                    warm["warnings"].to_string().contains("no test report"),
-                    "{warm}"
-                );
-            }
+            _ => assert!(warm["tests"].is_null(), "{warm}"),
+        }
+        for warning in warm["warnings"].as_array().into_iter().flatten() {
+            said.push_str(&format!(
+                "run {run}, warm warns: {}\n",
+                warning.as_str().unwrap()
+            ));
         }
     }
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&said, &repo), @r#"
+    run one, warm: count 1 tmp [WORKTREES]/.warm/.tmp/warm
+    run one, cold: count 1 tmp [TMP]/repo/.swarm/runs/one/tmp/cold
+    run one, warm warns: changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+    run two, warm: count 2 tmp [WORKTREES]/.warm/.tmp/warm
+    run two, cold: count 1 tmp [TMP]/repo/.swarm/runs/two/tmp/cold
+    run two, warm warns: attempt 1: no test report: failed to read `$TMPDIR/report.xml` (the plan's `junit`): [WORKTREES]/.warm/.tmp/warm/report.xml does not exist
+    run two, warm warns: changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+    "#));
     let kept = said_path(&log(&repo, "two", "warm"));
     assert!(kept.join("count").is_file());
     // Kept only after an attempt that passed: a first attempt that finds

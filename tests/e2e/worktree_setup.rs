@@ -2,7 +2,17 @@
 //! across runs), sandboxed like the task, its outputs never committed, a
 //! failing setup reported as such with its own log.
 
-use crate::support::{TestRepo, redact, snapshot_settings, summary_of, task};
+use crate::support::{TestRepo, redact, snapshot_settings, stable_stderr, summary_of, task};
+
+/// [`snapshot_settings`], and the setup's times as the live view says
+/// them (`(setup ran in 1s 234ms)`, humantime's words) as `[T]`.
+fn setup_settings() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r" in \d+[a-zµ]+( \d+[a-zµ]+)*\)", " in [T])");
+    // How many tasks run at once: the machine's CPU count by default.
+    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
+    settings
+}
 
 /// A repository whose "dependencies" setup installs: `deps/` (ignored, as
 /// `node_modules` is) from `deps.lock`, and a generated file that is not
@@ -219,10 +229,7 @@ fn worktreeinclude_copies_ignored_files_of_the_checkout_and_a_result_holding_one
         .as_str()
         .unwrap()
         .to_string();
-    assert!(
-        reason.contains("config.txt (the content of .env, a file of yours from .worktreeinclude, never committed)"),
-        "{reason}"
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&reason, &repo), @"wrote outside its paths: config.txt (the content of .env, a file of yours from .worktreeinclude, never committed); its work is on refs/swarm/i/leaks: add them to `paths` or `creates`, or leave them to another task"));
 }
 
 /// A Node package whose one dependency is a tarball in the repository,
@@ -504,11 +511,27 @@ fn a_kept_setup_shown_as_an_overlay_is_each_tasks_own() {
     let run = repo.run_plan(&plan, &["--name", "two"]);
     run.assert_code(0);
     assert_eq!(setup_logs(&repo, "two"), Vec::<String>::new());
-    assert!(
-        run.stderr.contains("(kept setup shown as an overlay in "),
-        "{}",
-        run.stderr
-    );
+    setup_settings()
+        .bind(|| insta::assert_snapshot!(redact(&stable_stderr(&run.stderr), &repo), @r#"
+        warning: the plan grants more than swarm's defaults:
+          [TMP]/plans/o.toml:2: [setup] run = ''': runs a command before every task, outside the task's own plan
+          [TMP]/plans/o.toml:6: [setup] key = ["deps.lock"]: makes worktrees reuse a finished setup's files
+        swarm: run two: 2 tasks, up to [N] at once, from HEAD ([HASH]) into branch swarm/two
+          start      writer   (kept setup shown as an overlay in [T])
+          succeeded  writer   [1/2]
+          merged     writer
+          start      reader   (kept setup shown as an overlay in [T])
+          succeeded  reader   [2/2]
+          merged     reader
+
+        run two: succeeded
+          task    status          time  try  changed  result
+          writer  merged         [T]s    1        1  refs/swarm/two/writer
+          reader  merged         [T]s    1        1  refs/swarm/two/reader
+
+          2 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/two at [HASH], [T]s
+        "#));
     assert_eq!(repo.show("swarm/two", "src/b.txt"), "b\nread");
     let kept: Vec<_> = std::fs::read_dir(repo.worktree_home().join(".setup"))
         .unwrap()
@@ -560,11 +583,76 @@ fn a_variants_score_sees_the_kept_setup_shown_as_an_overlay() {
     repo.run_plan(&plan, &["--name", "one"]).assert_code(0);
     let run = repo.run_plan(&plan, &["--name", "two"]);
     run.assert_code(0);
-    assert!(
-        run.stderr.contains("(kept setup shown as an overlay in "),
-        "{}",
-        run.stderr
+    // The variants' own lines (`start`, `succeeded`) in one order, their
+    // progress counts (`[1/3]`) as `[n/3]`: they run side by side, which
+    // starts or ends first is the scheduler's.
+    let (live, summary) = run
+        .stderr
+        .split_at(run.stderr.find("\n\nrun ").unwrap() + 1);
+    let variant = |l: &&str| {
+        !l.starts_with("   ")
+            && l.split_whitespace()
+                .nth(1)
+                .is_some_and(|t| t.starts_with("exp@"))
+    };
+    let mut theirs: Vec<String> = live
+        .lines()
+        .filter(variant)
+        .map(|l| match l.rsplit_once(" [") {
+            Some((body, count)) if count.ends_with(']') => {
+                format!("{body} [n/{}", count.split_once('/').map_or("", |c| c.1))
+            }
+            _ => l.to_string(),
+        })
+        .collect();
+    theirs.sort_unstable();
+    let mut theirs = theirs.into_iter();
+    let live: Vec<String> = live
+        .lines()
+        .map(|l| match variant(&l) {
+            true => theirs.next().unwrap_or_default(),
+            false => l.to_string(),
+        })
+        .collect();
+    let stderr = format!("{}\n{summary}", live.join("\n"));
+    // Shown the kept setup, each: one may wait for the other's showing it
+    // first (a lock on the key), and says so; which does is the
+    // scheduler's.
+    let mut settings = setup_settings();
+    settings.add_filter(
+        r"\((waited [^)]*? for another worktree's setup, then shown it|kept setup shown) as an overlay in \[T\]\)",
+        "([waited or not] kept setup shown as an overlay in [T])",
     );
+    settings.bind(|| insta::assert_snapshot!(redact(&stderr, &repo), @r#"
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/v.toml:2: [setup] run = ''': runs a command before every task, outside the task's own plan
+      [TMP]/plans/v.toml:6: [setup] key = ["deps.lock"]: makes worktrees reuse a finished setup's files
+    swarm: run two: 3 tasks, up to [N] at once, from HEAD ([HASH]) into branch swarm/two
+      start      exp@1    ([waited or not] kept setup shown as an overlay in [T])
+      start      exp@2    ([waited or not] kept setup shown as an overlay in [T])
+      succeeded  exp@1    [n/3]
+      succeeded  exp@2    [n/3]
+      experiment exp (pick = "max"): picked exp@2
+        rank variant score verify  time diff
+        1    exp@2       3 -      [T]s 1 file +1 -0 n=3  picked
+        2    exp@1       2 -      [T]s 1 file +1 -0 n=2
+      succeeded  exp      [3/3]
+      merged     exp
+
+    run two: succeeded
+      task   status          time  try  changed  result
+      exp@1  succeeded      [T]s    1        1  refs/swarm/two/exp@1
+      exp@2  succeeded      [T]s    1        1  refs/swarm/two/exp@2
+      exp    merged             -    0        1  refs/swarm/two/exp@2
+
+      experiment exp (pick = "max"): picked exp@2
+        rank variant score verify  time diff
+        1    exp@2       3 -      [T]s 1 file +1 -0 n=3  picked
+        2    exp@1       2 -      [T]s 1 file +1 -0 n=2
+
+      1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled; 2 variants (see the rankings)
+      branch swarm/two at [HASH], [T]s
+    "#));
     let report = repo.report();
     assert_eq!(task(&report, "exp@2")["score"]["value"], 3.0, "{report}");
     assert_eq!(repo.show("swarm/two", "n.txt"), "3");
@@ -595,11 +683,7 @@ fn a_task_that_unignores_a_shown_directory_fails_loudly_and_its_layer_is_kept() 
         .as_str()
         .unwrap()
         .to_string();
-    assert!(
-        reason.contains("made `deps/` no longer ignored"),
-        "{reason}\n{}",
-        run.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&reason, &repo), @"it made `deps/` no longer ignored, which it was shown as the kept setup's overlay: what it wrote there is in no result (kept in [TMP]/repo/.swarm/runs/two/tmp/vendor.layers.1); give the task `setup = false`, or keep `deps/` ignored"));
     let aside = repo
         .path()
         .join(".swarm/runs/two/tmp/vendor.layers.1/0/upper/vendored.txt");
@@ -643,11 +727,23 @@ fn a_link_left_where_a_setup_is_shown_is_removed_never_followed() {
     );
     let run = repo.run_plan(&plan, &["--name", "two"]);
     run.assert_code(0);
-    assert!(
-        run.stderr.contains("(kept setup shown as an overlay in "),
-        "{}",
-        run.stderr
-    );
+    setup_settings()
+        .bind(|| insta::assert_snapshot!(redact(&stable_stderr(&run.stderr), &repo), @r#"
+        warning: the plan grants more than swarm's defaults:
+          [TMP]/plans/l.toml:2: [setup] run = ''': runs a command before every task, outside the task's own plan
+          [TMP]/plans/l.toml:6: [setup] key = ["deps.lock"]: makes worktrees reuse a finished setup's files
+        swarm: run two: 1 task, up to [N] at once, from HEAD ([HASH]) into branch swarm/two
+          start      planter  (kept setup shown as an overlay in [T])
+          succeeded  planter  [1/1]
+          merged     planter
+
+        run two: succeeded
+          task     status          time  try  changed  result
+          planter  merged         [T]s    1        1  refs/swarm/two/planter
+
+          1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/two at [HASH], [T]s
+        "#));
     assert_eq!(
         std::fs::read_to_string(outside.path().join("canary")).unwrap(),
         "untouched"
@@ -703,10 +799,22 @@ fn a_kept_setup_shown_to_a_running_task_is_not_removed_under_it() {
     let out = two.take().wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("(kept setup shown as an overlay in "),
-        "{stderr}"
-    );
+    setup_settings().bind(|| insta::assert_snapshot!(redact(&stable_stderr(&stderr), &repo), @r#"
+    warning: the plan grants more than swarm's defaults:
+      [TMP]/plans/h.toml:2: [setup] run = ''': runs a command before every task, outside the task's own plan
+      [TMP]/plans/h.toml:6: [setup] key = ["deps.lock"]: makes worktrees reuse a finished setup's files
+    swarm: run two: 1 task, up to [N] at once, from HEAD ([HASH]) into branch swarm/two
+      start      t        (kept setup shown as an overlay in [T])
+      succeeded  t        [1/1]
+      merged     t
+
+    run two: succeeded
+      task  status          time  try  changed  result
+      t     merged         [T]s    1        1  refs/swarm/two/t
+
+      1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      branch swarm/two at [HASH], [T]s
+    "#));
     assert_eq!(repo.show("swarm/two", "src/a.txt"), "read");
     repo.swarm(&["clean", "--warm"]).assert_code(0);
     let left = std::fs::read_dir(repo.worktree_home().join(".setup"))

@@ -5,7 +5,7 @@
 //! nothing in a directory that a journal merely claims is its own.
 
 use crate::sandbox::sandbox_available;
-use crate::support::{TestRepo, task};
+use crate::support::{TestRepo, redact, snapshot_settings, task};
 use crate::toolchains::{cargo_home, swarm_with_cargo};
 
 #[test]
@@ -72,14 +72,10 @@ fn the_worktree_directory_is_configurable_but_never_inside_the_repository() {
     let inside = repo.path().join("wt");
     let run = repo.run_plan(&plan, &["--worktrees", inside.to_str().unwrap()]);
     run.assert_code(2);
-    assert!(
-        run.stderr.contains("is inside the repository")
-            && run
-                .stderr
-                .contains("help: choose an absolute directory outside the repository"),
-        "{}",
-        run.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&run.stderr, &repo), @"
+    error: failed to use [TMP]/repo/wt for worktrees: it is inside the repository [TMP]/repo, where tools that walk up the directory tree (cargo, npm, go, git) would find the repository's own files
+    help: choose an absolute directory outside the repository (--worktrees DIR, or `worktrees` in [swarm])
+    "));
     assert!(repo.swarm_traces().is_empty(), "{:?}", repo.swarm_traces());
 
     // In the plan, relative: an error at its line.
@@ -89,13 +85,20 @@ fn the_worktree_directory_is_configurable_but_never_inside_the_repository() {
     );
     let out = repo.swarm(&["validate", relative.to_str().unwrap()]);
     out.assert_code(2);
-    assert!(
-        out.stderr
-            .contains("`worktrees` directory `wt` is relative")
-            && out.stderr.contains(":2:"),
-        "{}",
-        out.stderr
-    );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(&out.stderr, &repo), @r#"
+    error: invalid plan
+      × `worktrees` directory `wt` is relative
+       ╭─[[TMP]/plans/r.toml:2:13]
+     1 │ [swarm]
+     2 │ worktrees = "wt"
+       ·             ──┬─
+       ·               ╰── not an absolute path
+     3 │ 
+       ╰────
+      help: write an absolute path outside the repository, or one that starts with ~/
+    "#)
+    });
 
     // Elsewhere, by flag: under DIR, in the repository's own directory.
     let dir = repo.outside().join("fast-disk");
@@ -142,11 +145,10 @@ fn clean_leaves_alone_a_directory_a_forged_journal_names() {
 
     let out = repo.swarm(&["clean", "f"]);
     out.assert_code(1);
-    assert!(
-        out.stderr.contains("belongs to another repository"),
-        "{}",
-        out.stderr
-    );
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&out.stderr, &repo), @"
+    error: run f: failed to use worktree home [TMP]/outside/victim: it belongs to another repository (none recorded), so swarm leaves it alone
+    swarm clean left the above in place; everything else was freed
+    "));
     assert_eq!(
         std::fs::read_to_string(victim.join("f/bad/precious.txt")).unwrap(),
         "mine\n"
