@@ -10,12 +10,15 @@
 #    call, three calls each): none killed for memory, none failing to
 #    start, each task's wait from ready to start (p50, p95), the most
 #    agents alive at once, and the coordinator's RSS over the run
-#    (`bench_agents admission`).
+#    (`bench_agents admission`). Then the same for $CLI_AGENTS tasks of
+#    each agent CLI (Claude Code, Codex: the pinned ones of
+#    tests/agent-clis, from npm), each a command and an answer, with
+#    the CLIs' processes' RSS together at its most.
 #
-#   bench/hung.sh                    # STALLS=6 AGENTS=50; writes section 29
+#   bench/hung.sh                    # STALLS=6 AGENTS=50 CLI_AGENTS=50; writes section 29
 #   SMOKE=1 SWARM=target/debug/swarm OUT=/tmp/b.md bench/hung.sh
 #
-# Smoke mode (SMOKE=1, see bench/common.sh): 2 stalls, 4 agents;
+# Smoke mode (SMOKE=1, see bench/common.sh): 2 stalls, 4 agents, 1 of each CLI;
 # tests/e2e/bench_scripts.rs runs it in CI. A command that fails ends the
 # script with a message naming it.
 set -euo pipefail
@@ -24,6 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(bench_out "$ROOT/BENCHMARKS.md")
 STALLS=${STALLS:-$(sized 6 2)}
 AGENTS=${AGENTS:-$(sized 50 4)}
+CLI_AGENTS=${CLI_AGENTS:-$(sized 50 1)}
 cd "$ROOT"
 ensure_swarm
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
@@ -73,7 +77,17 @@ PY
 
 # --- 2. admission --------------------------------------------------------
 mkdir -p "$WORK/admission"
-read -r wall alive oom failed w50 w95 rss_early rss_max rss_last <<<"$(HOME=$WORK/home checked "$AGENTS_BIN" admission "$SWARM" "$AGENTS" "$WORK/admission")"
+read -r wall alive oom failed w50 w95 rss_early rss_max rss_last _ <<<"$(HOME=$WORK/home checked "$AGENTS_BIN" admission "$SWARM" "$AGENTS" "$WORK/admission")"
+
+# The agent CLIs, the same way: a row each.
+"$ROOT/tests/agent-clis/install.sh" "$ROOT/target/agent-clis" >/dev/null
+cli_rows=
+for cli in claude-code codex; do
+  mkdir -p "$WORK/admission-$cli"
+  read -r c_wall c_alive c_oom c_failed c_w50 c_w95 _ c_rss_max _ c_agents_rss <<<"$(PATH="$ROOT/target/agent-clis/node_modules/.bin:$PATH" HOME=$WORK/home checked "$AGENTS_BIN" admission "$SWARM" "$cli" "$CLI_AGENTS" "$WORK/admission-$cli")"
+  cli_rows="$cli_rows| $cli | **$c_oom** | **$c_failed** | $c_alive | $c_w50 / $c_w95 ms | $((c_rss_max / 1024)) MB | $((c_agents_rss / 1024)) MB | $c_wall ms |
+"
+done
 
 if [ "$SMOKE" = 1 ]; then
   SMOKE_NOTE="**Smoke run (\`SMOKE=1\`): $STALLS stalls, $AGENTS agents; these figures measure nothing.**
@@ -115,6 +129,14 @@ sandboxed in its worktree, three model calls of 300 ms each against the tests' m
 | coordinator RSS a quarter in / at most / at the end | $rss_early / $rss_max / $rss_last KB |
 | wall time | $wall ms |
 
+**Agent CLIs at once.** $CLI_AGENTS tasks of each agent CLI ready at once, each sandboxed in its
+worktree behind its gateway door, against the same mock (300 ms a call): a shell command that
+writes the task's file, then an answer, then the \`verify\`. Memory admission starts each when
+the machine has room for what such a CLI takes.
+
+| $CLI_AGENTS tasks of | OOM kills | failed to start | most at once | wait p50 / p95 | coordinator RSS at most | the CLIs' RSS together at most | wall |
+|---|---:|---:|---:|---:|---:|---:|---:|
+${cli_rows}
 For comparison, as their users report them (not measured here): OpenHands fails to start its
 sixth agent on a laptop, and OpenClaw caps parallel agents at five.
 EOS

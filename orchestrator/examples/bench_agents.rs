@@ -81,9 +81,18 @@ fn main() -> anyhow::Result<()> {
         ["fanout", swarm, n, dir] => {
             fanout(&std::fs::canonicalize(swarm)?, n.parse()?, Path::new(dir))
         }
-        ["admission", swarm, n, dir] => {
-            admission(&std::fs::canonicalize(swarm)?, n.parse()?, Path::new(dir))
-        }
+        ["admission", swarm, n, dir] => admission(
+            &std::fs::canonicalize(swarm)?,
+            "swarm",
+            n.parse()?,
+            Path::new(dir),
+        ),
+        ["admission", swarm, agent, n, dir] => admission(
+            &std::fs::canonicalize(swarm)?,
+            agent,
+            n.parse()?,
+            Path::new(dir),
+        ),
         ["door", n] => door(n.parse()?),
         ["cli", swarm, agent, dir] => cli(&std::fs::canonicalize(swarm)?, agent, Path::new(dir)),
         ["cache", turns] => cache(turns.parse()?),
@@ -504,7 +513,13 @@ fn fanout(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
         },
     );
     let repo = one_commit_repo(&dir.join("repo"), "# fan-out\n")?;
-    let plan_path = agents_plan(dir, "fanout", n, &mock, |_| String::new())?;
+    let plan_path = agents_plan(
+        dir,
+        "fanout",
+        n,
+        (&mock, Wire::Anthropic, "claude-sonnet-4-5"),
+        |_| String::new(),
+    )?;
     let started = Instant::now();
     let mut child = run_quiet(swarm, &repo, &plan_path)?;
     let coordinator = child.id();
@@ -542,40 +557,79 @@ fn fanout(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
 }
 
 /// admission: N agent tasks ready at once (`concurrency = N`), each of
-/// three turns, the mock answering every call after 300 ms (a model's
-/// think time): how many agents ran at once, whether any was killed for
-/// memory or failed to start, each task's wait from ready to start (from
-/// the journal: p50 and p95), and the coordinator's RSS (a quarter into
-/// the run, at its most, at its last sample).
+/// three turns (two for an agent CLI: a command, then its answer), the
+/// mock answering every call after 300 ms (a model's think time): how many
+/// agents ran at once (from the journal: attempts started and not yet
+/// finished), whether any was killed for memory or failed to start, each
+/// task's wait from ready to start (p50 and p95), the coordinator's RSS (a
+/// quarter into the run, at its most, at its last sample) and the agents'
+/// own processes' RSS together at its most. `agent`: `swarm` (swarm's own
+/// agent), or an agent CLI (`claude-code`, `codex`) on PATH.
 ///
 /// prints: wall_ms agents_alive_max oom_kills start_failures wait_p50_ms
 /// wait_p95_ms coordinator_rss_early_kb coordinator_rss_max_kb
-/// coordinator_rss_last_kb
-fn admission(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
-    let mock = MockModel::start(Options::new("claude-sonnet-4-5"), |call| {
+/// coordinator_rss_last_kb agents_rss_max_kb
+fn admission(swarm: &Path, agent: &str, n: usize, dir: &Path) -> anyhow::Result<()> {
+    let (wire, model_name) = match agent {
+        "codex" => (Wire::Responses, "gpt-5-codex"),
+        _ => (Wire::Anthropic, "claude-sonnet-4-5"),
+    };
+    let agent_name = agent.to_string();
+    let mock = MockModel::start(Options::new(model_name), move |call| {
+        // A CLI's side calls (a title, a summary) carry no tools.
+        if call.tools.is_empty() {
+            return Reply::text("a title");
+        }
         std::thread::sleep(Duration::from_millis(300));
-        match call.turn {
-            0 => Reply::answer(vec![model::tool(
+        let done = !call.tool_results.is_empty();
+        // A CLI's first user message is its own wrapping of the prompt:
+        // its tasks each write one file of their worktree.
+        let out = match agent_name.as_str() {
+            "swarm" => format!("out/{}.txt", call.conversation.replace(' ', "-")),
+            _ => "out/done.txt".to_string(),
+        };
+        match (agent_name.as_str(), call.turn) {
+            ("swarm", 0) => Reply::answer(vec![model::tool(
                 "b",
                 "bash",
                 json!({"command": "wc -l README.md"}),
             )]),
-            1 => Reply::answer(vec![model::tool(
+            ("swarm", 1) => Reply::answer(vec![model::tool(
                 "w",
                 "write_file",
-                json!({"path": format!("out/{}.txt", call.conversation.replace(' ', "-")), "content": "done\n"}),
+                json!({"path": out, "content": "done\n"}),
             )]),
-            _ => Reply::answer(vec![model::tool("f", "finish", json!({"summary": "done"}))]),
+            ("swarm", _) => {
+                Reply::answer(vec![model::tool("f", "finish", json!({"summary": "done"}))])
+            }
+            (_, _) if done => Reply::text("Done."),
+            ("codex", _) => Reply::answer(vec![model::tool(
+                "c",
+                "exec_command",
+                json!({"cmd": format!("mkdir -p out && echo done > {out}")}),
+            )]),
+            (_, _) => Reply::answer(vec![model::tool(
+                "b",
+                "Bash",
+                json!({"command": format!("mkdir -p out && echo done > {out}"), "description": "write"}),
+            )]),
         }
     });
     let repo = one_commit_repo(&dir.join("repo"), "# admission\n")?;
-    let plan_path = agents_plan(dir, "admission", n, &mock, |i| {
-        format!("verify = \"test -s out/agent-{i}.txt\"\n")
-    })?;
+    let plan_path = agents_plan(
+        dir,
+        "admission",
+        n,
+        (&mock, wire, model_name),
+        |i| match agent {
+            "swarm" => format!("verify = \"test -s out/agent-{i}.txt\"\n"),
+            cli => format!("agent = \"{cli}\"\nverify = \"test -s out/done.txt\"\n"),
+        },
+    )?;
     let started = Instant::now();
     let mut child = run_quiet(swarm, &repo, &plan_path)?;
     let coordinator = child.id();
-    let (mut alive_max, mut rss) = (0usize, Vec::new());
+    let (mut agents_rss_max, mut rss) = (0u64, Vec::new());
     loop {
         if child.try_wait()?.is_some() {
             break;
@@ -583,13 +637,18 @@ fn admission(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
         if let Some(kb) = rss_kb(coordinator, "VmRSS:") {
             rss.push(kb);
         }
-        alive_max = alive_max.max(agent_pids().len());
+        let agents: u64 = cli_pids(agent)
+            .iter()
+            .filter_map(|&p| rss_kb(p, "VmRSS:"))
+            .sum();
+        agents_rss_max = agents_rss_max.max(agents);
         std::thread::sleep(Duration::from_millis(50));
     }
     let wall = started.elapsed();
     let journal = std::fs::read_to_string(repo.join(".swarm/runs/admission/events.jsonl"))?;
     let (mut queued, mut waits) = (BTreeMap::new(), Vec::new());
     let (mut oom, mut failed_start) = (0, 0);
+    let (mut alive, mut alive_max) = (0usize, 0usize);
     for line in journal.lines() {
         let e: serde_json::Value = serde_json::from_str(line)?;
         let at = |e: &serde_json::Value| {
@@ -601,6 +660,13 @@ fn admission(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
             Some("task_queued") => {
                 queued.insert(e["task"].as_str().unwrap_or("").to_string(), at(&e));
             }
+            Some("task_started") => {
+                alive += 1;
+                alive_max = alive_max.max(alive);
+            }
+            _ => {}
+        }
+        match e["event"].as_str() {
             Some("task_started") if e["attempt"] == 1 => {
                 if let (Some(Some(q)), Some(s)) =
                     (queued.get(e["task"].as_str().unwrap_or("")), at(&e))
@@ -609,11 +675,14 @@ fn admission(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
                     waits.push(waited.as_millis() as u64);
                 }
             }
-            Some("attempt_finished") => match e["outcome"].as_str() {
-                Some("out_of_memory") => oom += 1,
-                Some("spawn_failed") => failed_start += 1,
-                _ => {}
-            },
+            Some("attempt_finished") => {
+                alive = alive.saturating_sub(1);
+                match e["outcome"].as_str() {
+                    Some("out_of_memory") => oom += 1,
+                    Some("spawn_failed") => failed_start += 1,
+                    _ => {}
+                }
+            }
             _ => {}
         }
     }
@@ -625,7 +694,7 @@ fn admission(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
             .unwrap_or(0)
     };
     println!(
-        "{} {alive_max} {oom} {failed_start} {} {} {} {} {}",
+        "{} {alive_max} {oom} {failed_start} {} {} {} {} {} {agents_rss_max}",
         wall.as_millis(),
         pct(50),
         pct(95),
@@ -642,12 +711,16 @@ fn agents_plan(
     dir: &Path,
     name: &str,
     n: usize,
-    mock: &MockModel,
+    (mock, wire, model): (&MockModel, Wire, &str),
     extra: impl Fn(usize) -> String,
 ) -> anyhow::Result<std::path::PathBuf> {
+    let provider = match wire {
+        Wire::Responses => "openai",
+        _ => "anthropic",
+    };
     let mut plan = format!(
-        "[swarm]\nname = \"{name}\"\nconcurrency = {n}\non_failure = \"continue\"\n\n[models.default]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\nbase_url = \"{}\"\napi_key_env = \"\"\nconcurrency = {n}\n\n",
-        mock.base_url(Wire::Anthropic)
+        "[swarm]\nname = \"{name}\"\nconcurrency = {n}\non_failure = \"continue\"\n\n[models.default]\nprovider = \"{provider}\"\nmodel = \"{model}\"\nbase_url = \"{}\"\napi_key_env = \"\"\nconcurrency = {n}\n\n",
+        mock.base_url(wire)
     );
     for i in 0..n {
         plan.push_str(&format!(
