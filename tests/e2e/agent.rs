@@ -820,7 +820,7 @@ budget = { tokens = 8000 }
 
           0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
           branch swarm/retry at [HASH], [T]s
-          agents: 1 sessions, 0 turns, 0 tokens in, 0 out, $0.0000
+          agents: 1 session, 0 turns, 0 tokens in, 0 out, $0.0000
           t: the agent's budget ran out: task `t` (all its attempts) has 980 of its 8000 tokens left, less than the call's prompt (about 2739)
           t log: .swarm/runs/retry/logs/t/3.err
           t transcript: .swarm/runs/retry/logs/t/3.transcript.jsonl

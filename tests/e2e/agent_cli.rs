@@ -226,7 +226,7 @@ budget = { tokens = 150000 }
 
           0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
           branch swarm/plan at [HASH], [T]s
-          agents: 1 sessions, 1 turns, 200000 tokens in, 10 out, $0.6001
+          agents: 1 session, 1 turn, 200000 tokens in, 10 out, $0.6001
           spender: the agent's budget ran out: task `spender` has used 200010 of its 150000 tokens
           spender log: .swarm/runs/plan/logs/spender/1.err
           spender transcript: .swarm/runs/plan/logs/spender/1.transcript.jsonl

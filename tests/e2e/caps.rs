@@ -192,29 +192,29 @@ run = 'cp "$SWARM_ENTRIES" entries.txt; for e in {entries}; do echo "$e"; done >
     );
     settings().bind(|| {
         insta::assert_snapshot!(redact(&stable_stderr(&run.stderr), &repo), @r#"
-      ⚠ sharded task `t` leaves out 1 entry holding a line break or another control character, which
-      │ would be more than one line of `$SWARM_ENTRIES`: `tests/a.txt\nb.txt`
-       ╭─[[TMP]/plans/s.toml:5:6]
-     4 │ [[task]]
-     5 │ id = "t"
-       ·      ─┬─
-       ·       ╰── this task
-     6 │ shards = 1
-       ╰────
-      help: rename them to run them; its other entries run
-    swarm: run s: 1 task, up to [N] at once, from HEAD ([HASH]) into branch swarm/s
-      shards     t         2 entries in 1 tasks (2)
-      start      t-1     
-      succeeded  t-1      [1/1]
-      merged     t-1
+          ⚠ sharded task `t` leaves out 1 entry holding a line break or another control character, which
+          │ would be more than one line of `$SWARM_ENTRIES`: `tests/a.txt\nb.txt`
+           ╭─[[TMP]/plans/s.toml:5:6]
+         4 │ [[task]]
+         5 │ id = "t"
+           ·      ─┬─
+           ·       ╰── this task
+         6 │ shards = 1
+           ╰────
+          help: rename them to run them; its other entries run
+        swarm: run s: 1 task, up to [N] at once, from HEAD ([HASH]) into branch swarm/s
+          shards     t         2 entries in 1 task (2)
+          start      t-1     
+          succeeded  t-1      [1/1]
+          merged     t-1
 
-    run s: succeeded
-      task  status          time  try  changed  result
-      t-1   merged         [T]s    1        2  refs/swarm/s/t-1
+        run s: succeeded
+          task  status          time  try  changed  result
+          t-1   merged         [T]s    1        2  refs/swarm/s/t-1
 
-      1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
-      branch swarm/s at [HASH], [T]s
-    "#)
+          1 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/s at [HASH], [T]s
+        "#)
     });
     let sharded = journal(&repo, "s")
         .into_iter()

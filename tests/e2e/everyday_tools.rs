@@ -113,7 +113,7 @@ fn a_sandboxed_write_outside_paths_says_why_and_names_the_file() {
         .unwrap()
         .to_string();
     assert!(
-        reason.starts_with("exited with code 2; writes outside its paths are refused in the sandbox (its paths: a): it was refused b/y; add them to `paths` or `creates`"),
+        reason.starts_with("exited with code 2; writes outside its paths are refused in the sandbox (its paths: a): it was refused b/y; add it to `paths` or `creates`"),
         "{reason}"
     );
 }

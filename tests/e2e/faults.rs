@@ -326,7 +326,7 @@ fn an_unconfined_workers_exit_code_signal_and_grace_period_are_its_own() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    insta::assert_snapshot!(reason, @"killed by signal 12");
+    insta::assert_snapshot!(reason, @"killed by signal 12 (SIGUSR2)");
     assert_eq!(task(&report, "graceful")["status"], "timed_out");
     assert_eq!(
         repo.show("refs/swarm/ends/graceful", "cleaned.txt"),

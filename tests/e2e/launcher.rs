@@ -1099,7 +1099,7 @@ fn a_sandboxed_worker_on_deck_starts_when_the_one_it_follows_exits_0_and_only_th
         assert!(!ran(&d, "leading.end"));
         match broken.wait().await {
             Exit::Failed(message) => {
-                insta::assert_snapshot!(message, @"pass `nul byte found in provided data at position: 12` to execve")
+                insta::assert_snapshot!(message, @"pass an argument to execve: it holds a NUL byte (at byte 12), which a C string cannot")
             }
             other => panic!("{other:?}"),
         }

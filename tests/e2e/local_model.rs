@@ -228,8 +228,8 @@ fn doctor_asks_a_local_model_what_it_does_for_swarm() {
     let mut settings = snapshot_settings();
     // (An answer is quoted on one line, and may hold quotes itself.)
     settings.add_filter(
-        r#"(?m)^(answers +yes, in )\d+\.\d+ s: \d+ tokens read, \d+ written \(".*"\)$"#,
-        r#"${1}[T] s: [N] tokens read, [N] written ("[ANSWER]")"#,
+        r#"(?m)^(answers +yes, in )(\d+\.\d+|\[T\])s: \d+ tokens read, \d+ written \(".*"\)$"#,
+        r#"${1}[T]s: [N] tokens read, [N] written ("[ANSWER]")"#,
     );
     settings.add_filter(
         r#"answered in text \(".*"\); swarm's agent"#,
@@ -237,7 +237,7 @@ fn doctor_asks_a_local_model_what_it_does_for_swarm() {
     );
     settings.bind(|| insta::assert_snapshot!(redact(&run.stdout, &repo), @r#"
     model             `default` of swarm.toml: openai `smollm2` at http://127.0.0.1:[PORT]/v1
-    answers           yes, in [T] s: [N] tokens read, [N] written ("[ANSWER]")
+    answers           yes, in [T]s: [N] tokens read, [N] written ("[ANSWER]")
     JSON schema       yes: the answer held to its schema (`swarm plan`, `output_schema`)
     tool calls        no: given a tool, it answered in text ("[ANSWER]"); swarm's agent works through tool calls: try `tool_choice = "required"` in [models.default], or `tool_choice = "schema"` for a server that holds answers to a JSON schema (llama.cpp's llama-server)
     "#));
@@ -248,9 +248,9 @@ fn doctor_asks_a_local_model_what_it_does_for_swarm() {
     missing.assert_code(2);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!(redact(&missing.stderr, &repo), @"
-    error: failed to doctor: model `nosuch` is not among the models of swarm.toml (default)
-    help: add a [models.nosuch] table there, or pass --model with one of its names
-    ")
+        error: failed to check a model: model `nosuch` is not among the models of swarm.toml (default)
+        help: add a [models.nosuch] table there, or pass --model with one of its names
+        ")
     });
     drop(model);
     let down = repo.swarm(&["doctor", "--model", "default"]);

@@ -616,7 +616,7 @@ fn landing_with_push_never_overwrites_what_someone_else_pushed() {
 
       4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
       branch swarm/pushed-land at [HASH], [T]s
-      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+      verify: 1 run ([T]s); the branch passes
     `main` moved while run `pushed` landed (landing 1 of 3): landing again on its new tip
     landing run `pushed`: 4 merged tasks again onto [HASH] as run `pushed-land-2`
     warning: the plan grants more than swarm's defaults:
@@ -648,7 +648,7 @@ fn landing_with_push_never_overwrites_what_someone_else_pushed() {
 
       4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
       branch swarm/pushed-land-2 at [HASH], [T]s
-      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+      verify: 1 run ([T]s); the branch passes
     "#));
     let tip = repo.git_in(&remote, &["rev-parse", "main"]);
     let files = repo.git_in(&remote, &["ls-tree", "--name-only", &tip]);
@@ -1002,7 +1002,7 @@ fn a_branch_that_keeps_moving_is_landed_on_three_times_then_left_alone() {
 
       4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
       branch swarm/kept-land at [HASH], [T]s
-      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+      verify: 1 run ([T]s); the branch passes
     `main` moved while run `kept` landed (landing 1 of 3): landing again on its new tip
     landing run `kept`: 4 merged tasks again onto [HASH] as run `kept-land-2`
     warning: the plan grants more than swarm's defaults:
@@ -1034,7 +1034,7 @@ fn a_branch_that_keeps_moving_is_landed_on_three_times_then_left_alone() {
 
       4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
       branch swarm/kept-land-2 at [HASH], [T]s
-      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+      verify: 1 run ([T]s); the branch passes
     `main` moved while run `kept` landed (landing 2 of 3): landing again on its new tip
     landing run `kept`: 4 merged tasks again onto [HASH] as run `kept-land-3`
     warning: the plan grants more than swarm's defaults:
@@ -1066,7 +1066,7 @@ fn a_branch_that_keeps_moving_is_landed_on_three_times_then_left_alone() {
 
       4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
       branch swarm/kept-land-3 at [HASH], [T]s
-      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+      verify: 1 run ([T]s); the branch passes
     `main` moved while run `kept` landed (landing 3 of 3)
     error: failed to land run `kept`: `main` kept moving; nothing was changed, land it again
     "#));
@@ -1183,7 +1183,7 @@ fn an_agent_named_by_the_verify_gets_a_repair_round_and_the_run_passes() {
           5 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
           branch swarm/repair at [HASH], [T]s
           verify: [N] runs ([N] to find what broke it, [T]s); the branch passes
-          agents: 1 sessions, 2 turns, 200 tokens in, 40 out, $0.0012
+          agents: 1 session, 2 turns, 200 tokens in, 40 out, $0.0012
         "));
     mock.assert_clean();
 }
@@ -1268,7 +1268,7 @@ fn a_killed_landing_is_continued_under_its_own_name() {
 
       4 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
       branch swarm/stopped-land at [HASH], [T]s
-      verify: 1 run (0 to find what broke it, [T]s); the branch passes
+      verify: 1 run ([T]s); the branch passes
     "));
     assert!(!repo.path().join(".swarm/runs/stopped-land-2").exists());
     assert_eq!(

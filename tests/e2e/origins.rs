@@ -734,7 +734,7 @@ fn a_cassette_directory_is_written_and_read_without_following_its_links() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&reason, &repo), @"could not start: open cassette [TMP]/repo/cassettes/tasks/a/1.jsonl to record: [TMP]/repo/cassettes/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make"));
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&reason, &repo), @"could not start: record to a cassette: [TMP]/repo/cassettes/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make"));
     assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), "# mine\n");
     // Nor does showing it read through the link.
     let shown = repo.swarm(&["logs", "rec", "a", "--cassette", "cassettes"]);

@@ -198,7 +198,7 @@ fn a_task_owning_a_file_cannot_keep_a_sibling_and_one_that_changed_nothing_is_wa
           1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
           branch swarm/beside at [HASH], [T]s
           warning: `noop` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
-          sibling: wrote outside its paths: src/b/other (its paths: src/b/b.txt); its work is on refs/swarm/beside/sibling: add them to `paths` or `creates`, or leave them to another task
+          sibling: wrote outside its paths: src/b/other (its paths: src/b/b.txt); its work is on refs/swarm/beside/sibling: add it to `paths` or `creates`, or leave it to another task
           sibling log: .swarm/runs/beside/logs/sibling/1.err
         "#));
     let xml = std::fs::read_to_string(&junit).unwrap();

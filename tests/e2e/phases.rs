@@ -503,7 +503,7 @@ fn hostile_tmp_harness_no_phase_writes_reads_or_removes_through_a_planted_link()
 
           4 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled; 2 variants (see the rankings)
           branch swarm/one at [HASH], [T]s
-          verify: 1 run (0 to find what broke it, [T]s); the branch passes
+          verify: 1 run ([T]s); the branch passes
           f: exited with code 3
           f log: .swarm/runs/one/logs/f/1.err
         "#));

@@ -113,46 +113,46 @@ fn a_valid_plan_is_written_checked_and_editable() {
     let shown = redact(&plan.replace(head.trim(), "[HEAD]"), &repo);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!(shown, @r#"
-    # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
-    # Goal:  Greet from both modules
-    # Model:   default (mock-model via anthropic)
-    # Base:    HEAD = [HEAD]
-    # Context: repository map [HASH] (64 tokens), saved as plan.map.md
-    # Planner: split into 3 tasks: the two modules change independently
+        # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
+        # Goal:    Greet from both modules
+        # Model:   default (mock-model via anthropic)
+        # Base:    HEAD = [HEAD]
+        # Context: repository map [HASH] (64 tokens), saved as plan.map.md
+        # Planner: split into 3 tasks: the two modules change independently
 
-    [swarm]
-    base = "[HEAD]"
-    on_failure = "continue"
+        [swarm]
+        base = "[HEAD]"
+        on_failure = "continue"
 
 
-    [models.default]
-    provider = "anthropic"
-    model = "mock-model"
-    base_url = "http://127.0.0.1:[PORT]"
-    api_key_env = "TEST_MODEL_KEY"
+        [models.default]
+        provider = "anthropic"
+        model = "mock-model"
+        base_url = "http://127.0.0.1:[PORT]"
+        api_key_env = "TEST_MODEL_KEY"
 
-    [defaults]
-    verify = "test -f README.md"
+        [defaults]
+        verify = "test -f README.md"
 
-    # module a gets its greeting
-    [[task]]
-    id = "mod-a"
-    paths = ["src/a"]
-    prompt = "Write src/a/hello.txt."
+        # module a gets its greeting
+        [[task]]
+        id = "mod-a"
+        paths = ["src/a"]
+        prompt = "Write src/a/hello.txt."
 
-    # module b gets its greeting
-    [[task]]
-    id = "mod-b"
-    paths = ["src/b"]
-    prompt = "Write src/b/hello.txt."
+        # module b gets its greeting
+        [[task]]
+        id = "mod-b"
+        paths = ["src/b"]
+        prompt = "Write src/b/hello.txt."
 
-    # the README names both greetings
-    [[task]]
-    id = "docs"
-    deps = ["mod-a", "mod-b"]
-    paths = ["README.md"]
-    prompt = "Mention the greetings in README.md."
-    "#)
+        # the README names both greetings
+        [[task]]
+        id = "docs"
+        deps = ["mod-a", "mod-b"]
+        paths = ["README.md"]
+        prompt = "Mention the greetings in README.md."
+        "#)
     });
     assert!(!plan.contains(KEY));
 
@@ -391,64 +391,67 @@ fn a_model_that_never_gets_it_right_ends_with_exit_2_and_its_attempt_saved() {
     let shown = redact(&saved.replace(head.trim(), "[HEAD]"), &repo);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!(shown, @r#"
-    # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
-    # Goal:  Greet from both modules
-    # Model:   default (mock-model via anthropic)
-    # Base:    HEAD = [HEAD]
-    # Context: repository map [HASH] (64 tokens), saved as plan.map.md
-    # Planner: split into 3 tasks: the two modules change independently
+        # REJECTED: the model's last attempt, which swarm's checks refused.
+        # Fix what they found, then `swarm validate` it before a run:
+        #   dependency cycle: mod-a -> docs -> mod-a (remove one of these dependencies; a plan must be a directed acyclic graph)
+        # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
+        # Goal:    Greet from both modules
+        # Model:   default (mock-model via anthropic)
+        # Base:    HEAD = [HEAD]
+        # Context: repository map [HASH] (64 tokens), saved as plan.map.md
+        # Planner: split into 3 tasks: the two modules change independently
 
-    [swarm]
-    base = "[HEAD]"
-    on_failure = "continue"
-    plan_repair_rounds = 1
+        [swarm]
+        base = "[HEAD]"
+        on_failure = "continue"
+        plan_repair_rounds = 1
 
-    [models.default]
-    provider = "anthropic"
-    model = "mock-model"
-    base_url = "http://127.0.0.1:[PORT]"
-    api_key_env = "TEST_MODEL_KEY"
+        [models.default]
+        provider = "anthropic"
+        model = "mock-model"
+        base_url = "http://127.0.0.1:[PORT]"
+        api_key_env = "TEST_MODEL_KEY"
 
-    [defaults]
-    verify = "test -f README.md"
+        [defaults]
+        verify = "test -f README.md"
 
-    # module a gets its greeting
-    [[task]]
-    id = "mod-a"
-    deps = ["docs"]
-    paths = ["src/a"]
-    prompt = "Write src/a/hello.txt."
+        # module a gets its greeting
+        [[task]]
+        id = "mod-a"
+        deps = ["docs"]
+        paths = ["src/a"]
+        prompt = "Write src/a/hello.txt."
 
-    # module b gets its greeting
-    [[task]]
-    id = "mod-b"
-    paths = ["src/b"]
-    prompt = "Write src/b/hello.txt."
+        # module b gets its greeting
+        [[task]]
+        id = "mod-b"
+        paths = ["src/b"]
+        prompt = "Write src/b/hello.txt."
 
-    # the README names both greetings
-    [[task]]
-    id = "docs"
-    deps = ["mod-a", "mod-b"]
-    paths = ["README.md"]
-    prompt = "Mention the greetings in README.md."
-    "#)
+        # the README names both greetings
+        [[task]]
+        id = "docs"
+        deps = ["mod-a", "mod-b"]
+        paths = ["README.md"]
+        prompt = "Mention the greetings in README.md."
+        "#)
     });
     // The user fixes it by hand: validate names the same problem.
     let validate = repo.swarm(&["validate", "plan.rejected.toml"]);
     validate.assert_code(2);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!(redact(&validate.stderr, &repo), @r#"
-    error: invalid plan
-      × dependency cycle: mod-a -> docs -> mod-a
-        ╭─[[TMP]/repo/plan.rejected.toml:24:6]
-     23 │ [[task]]
-     24 │ id = "mod-a"
-        ·      ───┬───
-        ·         ╰── this task depends on itself through the cycle
-     25 │ deps = ["docs"]
-        ╰────
-      help: remove one of these dependencies; a plan must be a directed acyclic graph
-    "#)
+        error: invalid plan
+          × dependency cycle: mod-a -> docs -> mod-a
+            ╭─[[TMP]/repo/plan.rejected.toml:27:6]
+         26 │ [[task]]
+         27 │ id = "mod-a"
+            ·      ───┬───
+            ·         ╰── this task depends on itself through the cycle
+         28 │ deps = ["docs"]
+            ╰────
+          help: remove one of these dependencies; a plan must be a directed acyclic graph
+        "#)
     });
 }
 
@@ -480,33 +483,33 @@ fn small_goals_stay_one_task() {
     let shown = redact(&plan.replace(head.trim(), "[HEAD]"), &repo);
     snapshot_settings().bind(|| {
         insta::assert_snapshot!(shown, @r#"
-    # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
-    # Goal:  Rename the README title
-    # Model:   default (mock-model via anthropic)
-    # Base:    HEAD = [HEAD]
-    # Context: repository map [HASH] (64 tokens), saved as small.map.md
-    # Planner: one task is best here: a one-line change
+        # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
+        # Goal:    Rename the README title
+        # Model:   default (mock-model via anthropic)
+        # Base:    HEAD = [HEAD]
+        # Context: repository map [HASH] (64 tokens), saved as small.map.md
+        # Planner: one task is best here: a one-line change
 
-    [swarm]
-    base = "[HEAD]"
-    on_failure = "continue"
+        [swarm]
+        base = "[HEAD]"
+        on_failure = "continue"
 
 
-    [models.default]
-    provider = "anthropic"
-    model = "mock-model"
-    base_url = "http://127.0.0.1:[PORT]"
-    api_key_env = "TEST_MODEL_KEY"
+        [models.default]
+        provider = "anthropic"
+        model = "mock-model"
+        base_url = "http://127.0.0.1:[PORT]"
+        api_key_env = "TEST_MODEL_KEY"
 
-    [defaults]
-    verify = "test -f README.md"
+        [defaults]
+        verify = "test -f README.md"
 
-    # one small edit
-    [[task]]
-    id = "rename"
-    paths = ["README.md"]
-    prompt = "Rename the title in README.md."
-    "#)
+        # one small edit
+        [[task]]
+        id = "rename"
+        paths = ["README.md"]
+        prompt = "Rename the title in README.md."
+        "#)
     });
     assert_eq!(plan.matches("[[task]]").count(), 1, "{plan}");
     assert!(repo.path().join("small.map.md").exists());

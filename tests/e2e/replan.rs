@@ -168,7 +168,7 @@ fn replanning_stops_at_its_limit_and_a_fix_that_never_passes_fails_the_task() {
     insta::assert_snapshot!(one["reason"].as_str().unwrap(), @"exited with code 1; replanning found no fix: no fix passed the checks in 3 rounds: replan:2:9: task `fix` depends on unknown task `ghost` (every entry of `deps` must be the id of a task in this plan)");
     assert_eq!(task(&report, "two")["status"], "blocked");
     let three = task(&report, "three");
-    insta::assert_snapshot!(three["reason"].as_str().unwrap(), @"exited with code 2; not replanned: the run's 1 replan are used up (`replan` in [swarm])");
+    insta::assert_snapshot!(three["reason"].as_str().unwrap(), @"exited with code 2; not replanned: the run's 1 replan is used up (`replan` in [swarm])");
     // One replan of three rounds, nothing for the second failure.
     assert_eq!(mock.calls().len(), 3);
     let events = journal(&repo, "limit");

@@ -172,7 +172,7 @@ fn every_limit_is_refused_with_its_name_never_cut_short() {
     assert!(p["subtasks"].is_null(), "{p}");
 
     let (p, _) = refused("max_tasks = 3", &children(3));
-    insta::assert_snapshot!(p["reason"].as_str().unwrap(), @"its subtask request was refused: `max_tasks` is 3 and the run has 1 tasks: 3 more would make 4; ask for fewer subtasks (or raise `max_tasks` in [swarm])");
+    insta::assert_snapshot!(p["reason"].as_str().unwrap(), @"its subtask request was refused: `max_tasks` is 3 and the run has 1 task: 3 more would make 4; ask for fewer subtasks (or raise `max_tasks` in [swarm])");
 
     let (p, _) = refused("max_depth = 0", &children(1));
     insta::assert_snapshot!(p["reason"].as_str().unwrap(), @"its subtask request was refused: subtasks are turned off for this run (`max_depth = 0` in [swarm])");
@@ -235,7 +235,7 @@ fn subtasks_spawn_subtasks_down_to_max_depth() {
     let report = repo.report();
     let leaf = task(&report, "top/mid/leaf");
     assert_eq!(leaf["status"], "failed", "{report}");
-    insta::assert_snapshot!(leaf["reason"].as_str().unwrap(), @"its subtask request was refused: `top/mid/leaf` is already 2 level(s) deep and `max_depth` is 2: do this work in this task instead (or raise `max_depth` in [swarm])");
+    insta::assert_snapshot!(leaf["reason"].as_str().unwrap(), @"its subtask request was refused: `top/mid/leaf` is already 2 levels deep and `max_depth` is 2: do this work in this task instead (or raise `max_depth` in [swarm])");
     assert_eq!(task(&report, "top/mid")["status"], "blocked");
     assert_eq!(task(&report, "top")["status"], "blocked");
 }

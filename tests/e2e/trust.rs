@@ -211,35 +211,35 @@ fn a_repository_config_that_weakens_nothing_needs_no_trust() {
     let plan = std::fs::read_to_string(repo.path().join("plan.toml")).unwrap();
     snapshot_settings().bind(|| {
         insta::assert_snapshot!(redact(&plan, &repo), @r#"
-    # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
-    # Goal:  Do the thing
-    # Model:   default (mock-model via anthropic)
-    # Base:    HEAD = [HASH]
-    # Context: repository map [HASH] (45 tokens), saved as plan.map.md
-    # Planner: one task is best here: a one-line change
+        # Plan written by `swarm plan`: review and edit it, then `swarm run` it.
+        # Goal:    Do the thing
+        # Model:   default (mock-model via anthropic)
+        # Base:    HEAD = [HASH]
+        # Context: repository map [HASH] (45 tokens), saved as plan.map.md
+        # Planner: one task is best here: a one-line change
 
-    [swarm]
-    base = "[HASH]"
-    concurrency = 2
-    toolchains = ["rust"]
-    caches = false
-    budget = { usd = 1 }
+        [swarm]
+        base = "[HASH]"
+        concurrency = 2
+        toolchains = ["rust"]
+        caches = false
+        budget = { usd = 1 }
 
-    [defaults]
-    memory = "1GiB"
-    network = "none"
+        [defaults]
+        memory = "1GiB"
+        network = "none"
 
-    [models.default]
-    provider = "anthropic"
-    model = "mock-model"
-    api_key_env = ""
-    price = { input = 1.0, output = 1.0 }
+        [models.default]
+        provider = "anthropic"
+        model = "mock-model"
+        api_key_env = ""
+        price = { input = 1.0, output = 1.0 }
 
-    # the goal
-    [[task]]
-    id = "touch"
-    run = "echo done > done.txt"
-    "#)
+        # the goal
+        [[task]]
+        id = "touch"
+        run = "echo done > done.txt"
+        "#)
     });
 }
 

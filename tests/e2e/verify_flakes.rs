@@ -149,33 +149,33 @@ fn a_flake_on_the_first_verify_of_every_tree_takes_no_merge_out() {
     }
     settings().bind(|| {
         insta::assert_snapshot!(shown, @"
-    --- verify_every = end
-    run flaky-end: succeeded
-      task  status          time  try  changed  result
-      t1    merged         [T]s    1        1  refs/swarm/flaky-end/t1
-      t2    merged         [T]s    1        1  refs/swarm/flaky-end/t2
-      t3    merged         [T]s    1        1  refs/swarm/flaky-end/t3
-      t4    merged         [T]s    1        1  refs/swarm/flaky-end/t4
-      t5    merged         [T]s    1        1  refs/swarm/flaky-end/t5
-      t6    merged         [T]s    1        1  refs/swarm/flaky-end/t6
+        --- verify_every = end
+        run flaky-end: succeeded
+          task  status          time  try  changed  result
+          t1    merged         [T]s    1        1  refs/swarm/flaky-end/t1
+          t2    merged         [T]s    1        1  refs/swarm/flaky-end/t2
+          t3    merged         [T]s    1        1  refs/swarm/flaky-end/t3
+          t4    merged         [T]s    1        1  refs/swarm/flaky-end/t4
+          t5    merged         [T]s    1        1  refs/swarm/flaky-end/t5
+          t6    merged         [T]s    1        1  refs/swarm/flaky-end/t6
 
-      6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
-      branch swarm/flaky-end at [HASH], [T]s
-      verify: [N] runs ([N] to find what broke it, [N] flaky, [T]s); the branch passes
-    --- verify_every = merge
-    run flaky-merge: succeeded
-      task  status          time  try  changed  result
-      t1    merged         [T]s    1        1  refs/swarm/flaky-merge/t1
-      t2    merged         [T]s    1        1  refs/swarm/flaky-merge/t2
-      t3    merged         [T]s    1        1  refs/swarm/flaky-merge/t3
-      t4    merged         [T]s    1        1  refs/swarm/flaky-merge/t4
-      t5    merged         [T]s    1        1  refs/swarm/flaky-merge/t5
-      t6    merged         [T]s    1        1  refs/swarm/flaky-merge/t6
+          6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/flaky-end at [HASH], [T]s
+          verify: 2 runs (1 flaky, [T]s); the branch passes
+        --- verify_every = merge
+        run flaky-merge: succeeded
+          task  status          time  try  changed  result
+          t1    merged         [T]s    1        1  refs/swarm/flaky-merge/t1
+          t2    merged         [T]s    1        1  refs/swarm/flaky-merge/t2
+          t3    merged         [T]s    1        1  refs/swarm/flaky-merge/t3
+          t4    merged         [T]s    1        1  refs/swarm/flaky-merge/t4
+          t5    merged         [T]s    1        1  refs/swarm/flaky-merge/t5
+          t6    merged         [T]s    1        1  refs/swarm/flaky-merge/t6
 
-      6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
-      branch swarm/flaky-merge at [HASH], [T]s
-      verify: [N] runs ([N] to find what broke it, [N] flaky, [T]s); the branch passes
-    ")
+          6 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          branch swarm/flaky-merge at [HASH], [T]s
+          verify: 8 runs (4 flaky, [T]s); the branch passes
+        ")
     });
 }
 

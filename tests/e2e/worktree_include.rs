@@ -116,18 +116,18 @@ fn a_result_holding_an_included_file_anywhere_is_refused_and_never_reaches_git()
 
           1 merged, 0 succeeded (read-only), 2 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
           branch swarm/i at [HASH], [T]s
-          plus: wrote outside its paths: config.txt (holds the content of .env, a file of yours from .worktreeinclude, never committed: the rest of it is committed); its work is on refs/swarm/i/plus: add them to `paths` or `creates`, or leave them to another task
+          plus: wrote outside its paths: config.txt (holds the content of .env, a file of yours from .worktreeinclude, never committed: the rest of it is committed); its work is on refs/swarm/i/plus: add it to `paths` or `creates`, or leave it to another task
           plus log: .swarm/runs/i/logs/plus/2.err
-          appends: wrote outside its paths: README.md (holds the content of .env, a file of yours from .worktreeinclude, never committed: the rest of it is committed); its work is on refs/swarm/i/appends: add them to `paths` or `creates`, or leave them to another task
+          appends: wrote outside its paths: README.md (holds the content of .env, a file of yours from .worktreeinclude, never committed: the rest of it is committed); its work is on refs/swarm/i/appends: add it to `paths` or `creates`, or leave it to another task
           appends log: .swarm/runs/i/logs/appends/1.err
           plus: 2 files not committed (see the report):
-            config.txt: refused by git: the content of .env in it is never committed: the rest of it is
-            setup-made.cfg: refused by git: the content of .env in it is never committed: the rest of it is
+            config.txt: refused by git: committed without the content of .env in it, which is never committed
+            setup-made.cfg: refused by git: committed without the content of .env in it, which is never committed
           appends: 2 files not committed (see the report):
-            README.md: refused by git: the content of .env in it is never committed: the rest of it is
-            setup-made.cfg: refused by git: the content of .env in it is never committed: the rest of it is
+            README.md: refused by git: committed without the content of .env in it, which is never committed
+            setup-made.cfg: refused by git: committed without the content of .env in it, which is never committed
           innocent: 1 file not committed (see the report):
-            setup-made.cfg: refused by git: the content of .env in it is never committed: the rest of it is
+            setup-made.cfg: refused by git: committed without the content of .env in it, which is never committed
         "));
     assert_eq!(
         task(&report, "innocent")["status"],
@@ -156,8 +156,8 @@ fn a_result_holding_an_included_file_anywhere_is_refused_and_never_reaches_git()
     snapshot_settings().bind(|| insta::assert_snapshot!(redact(&cleaned.stdout, &repo), @"
     run i: removed 1 worktree ([SIZE]) and 4 tmp directories ([SIZE])
       kept plus's uncommitted work on refs/swarm/i/plus.2
-      left out of plus's worktree (removed): config.txt: refused by git: the content of .env in it is never committed: the rest of it is
-      left out of plus's worktree (removed): setup-made.cfg: refused by git: the content of .env in it is never committed: the rest of it is
+      left out of plus's worktree (removed): config.txt: refused by git: committed without the content of .env in it, which is never committed
+      left out of plus's worktree (removed): setup-made.cfg: refused by git: committed without the content of .env in it, which is never committed
     kept [SIZE] of build caches (swarm clean --caches frees them):
       [WORKTREES]/.cache/@setup ([SIZE])
     freed [SIZE]

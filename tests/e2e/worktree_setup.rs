@@ -211,7 +211,7 @@ fn worktreeinclude_copies_ignored_files_of_the_checkout_and_a_result_holding_one
 
       1 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
       branch swarm/i at [HASH], [T]s
-      leaks: wrote outside its paths: config.txt (the content of .env, a file of yours from .worktreeinclude, never committed); its work is on refs/swarm/i/leaks: add them to `paths` or `creates`, or leave them to another task
+      leaks: wrote outside its paths: config.txt (the content of .env, a file of yours from .worktreeinclude, never committed); its work is on refs/swarm/i/leaks: add it to `paths` or `creates`, or leave it to another task
       leaks log: .swarm/runs/i/logs/leaks/1.err
       leaks: 1 file not committed (see the report):
         config.txt: refused by git: it holds the content of .env, which is never committed
@@ -229,7 +229,7 @@ fn worktreeinclude_copies_ignored_files_of_the_checkout_and_a_result_holding_one
         .as_str()
         .unwrap()
         .to_string();
-    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&reason, &repo), @"wrote outside its paths: config.txt (the content of .env, a file of yours from .worktreeinclude, never committed); its work is on refs/swarm/i/leaks: add them to `paths` or `creates`, or leave them to another task"));
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(&reason, &repo), @"wrote outside its paths: config.txt (the content of .env, a file of yours from .worktreeinclude, never committed); its work is on refs/swarm/i/leaks: add it to `paths` or `creates`, or leave it to another task"));
 }
 
 /// A Node package whose one dependency is a tarball in the repository,

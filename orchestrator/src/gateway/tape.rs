@@ -220,8 +220,9 @@ fn open_for_record(
 ) -> Result<(PathBuf, File), String> {
     let path = dir.join(rel);
     cassette_dir(dir, "record to")?;
-    let mut file = untrusted::append(dir, rel)
-        .map_err(|e| format!("open cassette {} to record: {e}", path.display()))?;
+    // What `append` refuses names the path it refuses (the cassette or
+    // a directory on the way): said once.
+    let mut file = untrusted::append(dir, rel).map_err(|e| format!("record to a cassette: {e}"))?;
     let fail = |e: std::io::Error| format!("open cassette {} to record: {e}", path.display());
     // Appending too: a header line says whose paths the exchanges after
     // it quote, and this run's are not the first recording's.
@@ -954,14 +955,14 @@ mod tests {
         let e = recording(&cassettes)
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        insta::assert_snapshot!(pinned(&e, repo.path()), @"open cassette [TMP]/cassettes/tasks/a/1.jsonl to record: [TMP]/cassettes/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
+        insta::assert_snapshot!(pinned(&e, repo.path()), @"record to a cassette: [TMP]/cassettes/tasks/a/1.jsonl is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
         // A linked directory on the way.
         std::fs::remove_dir_all(cassettes.join("tasks")).unwrap();
         std::os::unix::fs::symlink(home.path(), cassettes.join("tasks")).unwrap();
         let e = recording(&cassettes)
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        insta::assert_snapshot!(pinned(&e, repo.path()), @"open cassette [TMP]/cassettes/tasks/a/1.jsonl to record: [TMP]/cassettes/tasks is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
+        insta::assert_snapshot!(pinned(&e, repo.path()), @"record to a cassette: [TMP]/cassettes/tasks is a symbolic link; swarm does not follow links where it reads or writes files it did not make");
         // A hard link to the file.
         std::fs::remove_file(cassettes.join("tasks")).unwrap();
         std::fs::create_dir_all(cassettes.join("tasks/a")).unwrap();
@@ -969,7 +970,7 @@ mod tests {
         let e = recording(&cassettes)
             .reel(attempt(), Vec::new())
             .unwrap_err();
-        insta::assert_snapshot!(pinned(&e, repo.path()), @"open cassette [TMP]/cassettes/tasks/a/1.jsonl to record: [TMP]/cassettes/tasks/a/1.jsonl has other names (hard links); swarm does not write to such a file");
+        insta::assert_snapshot!(pinned(&e, repo.path()), @"record to a cassette: [TMP]/cassettes/tasks/a/1.jsonl has other names (hard links); swarm does not write to such a file");
         // The directory named is itself a link.
         let linked = repo.path().join("linked");
         std::os::unix::fs::symlink(home.path(), &linked).unwrap();

@@ -924,7 +924,7 @@ impl Builder<'_> {
         let files: Vec<String> = found.iter().map(|i| screen.name(*i).to_string()).collect();
         let message = match cut {
             Some(_) => format!(
-                "the content of {} in it is never committed: the rest of it is",
+                "committed without the content of {} in it, which is never committed",
                 files.join(", ")
             ),
             None => format!(

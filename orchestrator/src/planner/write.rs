@@ -36,8 +36,8 @@ pub fn render(answer: &Answer, header: &Header<'_>, template: &Template) -> Stri
     for (i, line) in header.goal.lines().enumerate() {
         let _ = writeln!(
             out,
-            "# {} {}",
-            if i == 0 { "Goal: " } else { "       " },
+            "# {}{}",
+            if i == 0 { "Goal:    " } else { "         " },
             comment(line)
         );
     }

@@ -656,10 +656,10 @@ impl<'o> Dispatcher<'o> {
                 .map(|r| r.rounds)
             {
                 let reason = Some(format!(
-                    "{}; not replanned: the run's {} replan{} are used up (`replan` in [swarm])",
+                    "{}; not replanned: the run's {} replan{} used up (`replan` in [swarm])",
                     reason.unwrap_or_else(|| status.as_str().to_string()),
                     rounds,
-                    if rounds == 1 { "" } else { "s" },
+                    if rounds == 1 { " is" } else { "s are" },
                 ));
                 return self.end_task(i, status, reason);
             }

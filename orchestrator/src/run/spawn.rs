@@ -148,9 +148,10 @@ impl Spawner {
                 0 => "refused: subtasks are turned off for this run (`max_depth = 0` in [swarm])"
                     .to_string(),
                 max => format!(
-                    "refused: `{}` is already {} level(s) deep and `max_depth` is {max}: do this work in this task instead (or raise `max_depth` in [swarm])",
+                    "refused: `{}` is already {} level{} deep and `max_depth` is {max}: do this work in this task instead (or raise `max_depth` in [swarm])",
                     parent.id,
-                    depth - 1
+                    depth - 1,
+                    if depth - 1 == 1 { "" } else { "s" }
                 ),
             }]);
         }
@@ -229,9 +230,10 @@ impl Spawner {
             return Ok(());
         }
         Err(vec![format!(
-            "refused: `max_tasks` is {} and the run has {} tasks{}: {count} more would make {after}; ask for fewer subtasks (or raise `max_tasks` in [swarm])",
+            "refused: `max_tasks` is {} and the run has {} task{}{}: {count} more would make {after}; ask for fewer subtasks (or raise `max_tasks` in [swarm])",
             limits.max_tasks,
             state.total,
+            if state.total == 1 { "" } else { "s" },
             match promised {
                 0 => String::new(),
                 n => format!(" ({n} more promised to other tasks)"),

@@ -155,7 +155,7 @@ pub fn machine(m: &Machine) -> String {
 pub fn finding(name: &str, finding: &Finding) -> String {
     match finding {
         Finding::Answers(Ok(a)) => format!(
-            "answers           yes, in {:.2} s: {} tokens read, {} written ({})",
+            "answers           yes, in {:.2}s: {} tokens read, {} written ({})",
             a.secs,
             a.read,
             a.written,

@@ -437,11 +437,14 @@ impl Progress {
             EventBody::TestsReported { .. } => {}
             EventBody::TaskSharded { task, shards, .. } => {
                 let sizes: Vec<String> = shards.iter().map(|s| s.len().to_string()).collect();
+                let entries = shards.iter().map(Vec::len).sum::<usize>();
                 say!(
-                    "  {:<10} {task:<w$}  {} entries in {} tasks ({})",
+                    "  {:<10} {task:<w$}  {} entr{} in {} task{} ({})",
                     "shards",
-                    shards.iter().map(Vec::len).sum::<usize>(),
+                    entries,
+                    if entries == 1 { "y" } else { "ies" },
                     shards.len(),
+                    if shards.len() == 1 { "" } else { "s" },
                     sizes.join(" + "),
                     w = self.width
                 );
@@ -672,7 +675,7 @@ fn setup_words(run: &swarm_protocol::SetupRun) -> String {
             " (waited {} for another worktree's setup, then {} in {})",
             shown(run.waited_ms),
             match run.layered {
-                true => "shown it as an overlay",
+                true => "showed it as an overlay",
                 false => "copied it",
             },
             shown(run.ms.saturating_sub(run.waited_ms))

@@ -78,15 +78,21 @@ fn verify_line(report: &RunReport, rel: &dyn Fn(&str) -> String) -> Option<Strin
         }
     };
     let flaky_runs = report.merge_queue.as_ref().map_or(0, |q| q.flaky_runs);
-    let flaky = match flaky_runs {
-        0 => String::new(),
-        n => format!(", {n} flaky"),
-    };
+    // Runs spent searching, and flaky ones, are said when there were
+    // some.
+    let mut said = Vec::new();
+    if searching > 0 {
+        said.push(format!("{searching} to find what broke it"));
+    }
+    if flaky_runs > 0 {
+        said.push(format!("{flaky_runs} flaky"));
+    }
+    said.push(duration(ms));
     Some(format!(
-        "verify: {} run{} ({searching} to find what broke it{flaky}, {}); {verdict}",
+        "verify: {} run{} ({}); {verdict}",
         runs.len(),
         if runs.len() == 1 { "" } else { "s" },
-        duration(ms)
+        said.join(", ")
     ))
 }
 
@@ -286,8 +292,10 @@ fn totals_lines(out: &mut String, report: &RunReport, rel: &dyn Fn(&str) -> Stri
         let usd: f64 = agents.iter().map(|a| a.cost_usd).sum();
         let _ = writeln!(
             out,
-            "  agents: {} sessions, {turns} turns, {input} tokens in, {output} out, ${usd:.4}",
-            agents.len()
+            "  agents: {} session{}, {turns} turn{}, {input} tokens in, {output} out, ${usd:.4}",
+            agents.len(),
+            if agents.len() == 1 { "" } else { "s" },
+            if turns == 1 { "" } else { "s" },
         );
     }
 }

@@ -243,8 +243,10 @@ fn shard_lines(out: &mut String, history: &History, task: &str, groups: &[Vec<St
     };
     let _ = writeln!(
         out,
-        "shards            {task}: {entries} entries in {} tasks ({task}-1 ...): {} ({}){makespan}",
+        "shards            {task}: {entries} entr{} in {} task{} ({task}-1 ...): {} ({}){makespan}",
+        if entries == 1 { "y" } else { "ies" },
         groups.len(),
+        if groups.len() == 1 { "" } else { "s" },
         expected.join(" + "),
         match known {
             0 => "no durations known yet: grouped by count".to_string(),

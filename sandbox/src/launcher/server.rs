@@ -899,7 +899,7 @@ impl Server {
                 targets.len()
             ));
         }
-        let cstring = |s: &[u8]| CString::new(s).map_err(|e| format!("pass `{e}` to execve"));
+        let cstring = |s: &[u8]| CString::new(s).map_err(|e| holds_nul("an argument", &e));
         let argv = argv
             .iter()
             .map(|a| cstring(a.as_bytes()))
@@ -1111,7 +1111,7 @@ impl Server {
                 targets.len()
             ));
         }
-        let cstring = |s: &[u8]| CString::new(s).map_err(|e| format!("pass `{e}` to execve"));
+        let cstring = |s: &[u8]| CString::new(s).map_err(|e| holds_nul("an argument", &e));
         let argv = argv
             .iter()
             .map(|a| cstring(a.as_bytes()))
@@ -1416,7 +1416,8 @@ fn own_env(env: &[(String, String)]) -> Result<Vec<CString>, String> {
         .enumerate()
         .filter(|(i, (k, _))| last.get(k.as_str()) == Some(i))
         .map(|(_, (k, v))| {
-            env_entry(k.as_bytes(), v.as_bytes()).map_err(|e| format!("pass `{e}` to execve"))
+            env_entry(k.as_bytes(), v.as_bytes())
+                .map_err(|e| holds_nul(&format!("variable `{k}`"), &e))
         })
         .collect()
 }
@@ -1435,6 +1436,14 @@ fn inherited_env() -> Vec<(Box<[u8]>, Rc<CStr>)> {
 /// `k=v`, as `execve` takes a variable.
 fn env_entry(k: &[u8], v: &[u8]) -> Result<CString, std::ffi::NulError> {
     CString::new([k, b"=", v].concat())
+}
+
+/// Why `what` (an argument, a variable) cannot be passed to `execve`.
+fn holds_nul(what: &str, e: &std::ffi::NulError) -> String {
+    format!(
+        "pass {what} to execve: it holds a NUL byte (at byte {}), which a C string cannot",
+        e.nul_position()
+    )
 }
 
 /// Kills every member of the cgroup whose `cgroup.procs` is `procs`, until

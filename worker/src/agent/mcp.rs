@@ -46,7 +46,16 @@ pub struct McpFailed {
 fn tail_note(stderr: &str) -> String {
     match stderr.trim() {
         "" => String::new(),
-        tail => format!("; its stderr ends with:\n{tail}"),
+        // One line: this ends up in a task's reason, which the summary
+        // shows on one (its lines apart, ` / ` between them).
+        tail => format!(
+            "; its stderr ends with: {}",
+            tail.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" / ")
+        ),
     }
 }
 
@@ -437,7 +446,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "start MCP server `x`: connection closed; its stderr ends with:\nboom"
+            "start MCP server `x`: connection closed; its stderr ends with: boom"
         );
         let quiet = McpFailed {
             message: "m".into(),

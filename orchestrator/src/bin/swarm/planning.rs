@@ -322,11 +322,23 @@ pub(crate) fn ask(
             last_answer,
             ..
         }) => {
+            // A rejected plan says so before its own header (which asks
+            // for review, then a run), with what the checks found.
             let (saved, content) = match &last_plan {
-                Some(text) => (rejected.to_path_buf(), text.as_str()),
-                None => (rejected.with_extension("txt"), last_answer.as_str()),
+                Some(text) => {
+                    let mut said = String::from(
+                        "# REJECTED: the model's last attempt, which swarm's checks refused.\n\
+                         # Fix what they found, then `swarm validate` it before a run:\n",
+                    );
+                    for line in problems.iter().flat_map(|p| p.lines()) {
+                        said.push_str(&format!("#   {line}\n"));
+                    }
+                    said.push_str(text);
+                    (rejected.to_path_buf(), said)
+                }
+                None => (rejected.with_extension("txt"), last_answer.clone()),
             };
-            let kept = std::fs::write(&saved, content).is_ok();
+            let kept = std::fs::write(&saved, &content).is_ok();
             let mut message = format!(
                 "plan the goal: the model gave no acceptable plan in {rounds} round{}; the last one's problems:",
                 if rounds == 1 { "" } else { "s" }

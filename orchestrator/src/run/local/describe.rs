@@ -111,7 +111,7 @@ pub(crate) fn describe_failure(
             _ => "verify failed".into(),
         },
         AttemptOutcome::Exited { code } => format!("exited with code {code}"),
-        AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
+        AttemptOutcome::Signaled { signal } => format!("killed by {}", signal_named(*signal)),
         AttemptOutcome::TimedOut => match (task.timeout, task.not_after) {
             // The subtree's deadline came first.
             (_, Some(at)) if at <= std::time::SystemTime::now() => {
@@ -160,12 +160,21 @@ pub(crate) fn describe_agent_failure(report: &AgentReport) -> Option<String> {
 pub(crate) fn describe_outcome(outcome: &AttemptOutcome) -> String {
     match outcome {
         AttemptOutcome::Exited { code } => format!("exited with code {code}"),
-        AttemptOutcome::Signaled { signal } => format!("killed by signal {signal}"),
+        AttemptOutcome::Signaled { signal } => format!("killed by {}", signal_named(*signal)),
         AttemptOutcome::TimedOut => "timed out".into(),
         AttemptOutcome::Stalled { .. } => "stalled (no sign of life)".into(),
         AttemptOutcome::Cancelled => "cancelled".into(),
         AttemptOutcome::SpawnFailed { message } => format!("could not start: {message}"),
         AttemptOutcome::Trapped { message } | AttemptOutcome::Lost { message } => message.clone(),
         AttemptOutcome::OutOfMemory { .. } => "killed: out of memory".into(),
+    }
+}
+
+/// Signal `signal` as a reason says it: `signal 12 (SIGUSR2)`, its name
+/// where this system has one for it.
+pub(super) fn signal_named(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(name) => format!("signal {signal} ({})", name.as_str()),
+        Err(_) => format!("signal {signal}"),
     }
 }

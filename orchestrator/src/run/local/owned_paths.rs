@@ -18,7 +18,12 @@ use crate::plan::{Task, path_within};
 const SHOWN: usize = 10;
 
 /// What a task is told to do about files it wrote outside its paths.
-pub(crate) const HELP: &str = "add them to `paths` or `creates`, or leave them to another task";
+pub(crate) fn help(files: usize) -> &'static str {
+    match files {
+        1 => "add it to `paths` or `creates`, or leave it to another task",
+        _ => "add them to `paths` or `creates`, or leave them to another task",
+    }
+}
 
 /// The paths under `workdir` a sandboxed task that owns `owned` (relative
 /// to the repository root) may write: each owned directory as it is; for
@@ -213,8 +218,9 @@ pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Optio
         ));
     }
     Some(format!(
-        "writes outside its paths are refused in the sandbox (its paths: {}){named}; {HELP}",
-        list(&owned)
+        "writes outside its paths are refused in the sandbox (its paths: {}){named}; {}",
+        list(&owned),
+        help(files.len() + temporary_in.len())
     ))
 }
 

@@ -220,7 +220,7 @@ fn a_sandboxed_refusal_is_explained_with_the_files_it_names() {
         why,
         format!(
             "writes outside its paths are refused in the sandbox (its paths: src/a): it was refused src/b/y; a tool's temporary file was refused in src/ (`sed -i` and the like write one beside the file they change: that file is outside its paths); {}",
-            super::HELP
+            super::help(2)
         )
     );
     // sed's own words at the top of the worktree: its temporary file is

@@ -233,7 +233,10 @@ async fn run_once(
         }
         AttemptOutcome::Cancelled => return failed("score was cancelled".into()),
         AttemptOutcome::Signaled { signal } => {
-            return failed(format!("score was killed by signal {signal}"));
+            return failed(format!(
+                "score was killed by {}",
+                super::describe::signal_named(signal)
+            ));
         }
         AttemptOutcome::SpawnFailed { message }
         | AttemptOutcome::Trapped { message }

@@ -1076,7 +1076,10 @@ impl Life<'_> {
             _ => None,
         };
         match (on_ref, refused_writes, hint) {
-            (Some(r), _, _) => format!("{why}; its work is on {r}: {}", super::owned_paths::HELP),
+            (Some(r), _, _) => format!(
+                "{why}; its work is on {r}: {}",
+                super::owned_paths::help(outside.len())
+            ),
             (_, Some(refused), _) => format!("{why}; {refused}"),
             (_, None, Some(hint)) => format!("{why}; {hint}"),
             _ => why,

@@ -29,7 +29,10 @@ pub(crate) fn doctor_model(
     let (template, path) = crate::planning::configuration(&repo, cwd, config, trust)?;
     let Some(model) = template.models.get(name) else {
         return Err(crate::planning::unknown_model(
-            "doctor", name, &template, &path,
+            "check a model",
+            name,
+            &template,
+            &path,
         ));
     };
     println!(
