@@ -77,15 +77,15 @@ PY
 
 # --- 2. admission --------------------------------------------------------
 mkdir -p "$WORK/admission"
-read -r wall alive oom failed w50 w95 rss_early rss_max rss_last _ <<<"$(HOME=$WORK/home checked "$AGENTS_BIN" admission "$SWARM" "$AGENTS" "$WORK/admission")"
+read -r wall alive oom failed w50 w95 rss_early rss_max rss_last _ done <<<"$(HOME=$WORK/home checked "$AGENTS_BIN" admission "$SWARM" "$AGENTS" "$WORK/admission")"
 
 # The agent CLIs, the same way: a row each.
 "$ROOT/tests/agent-clis/install.sh" "$ROOT/target/agent-clis" >/dev/null
 cli_rows=
 for cli in claude-code codex; do
   mkdir -p "$WORK/admission-$cli"
-  read -r c_wall c_alive c_oom c_failed c_w50 c_w95 _ c_rss_max _ c_agents_rss <<<"$(PATH="$ROOT/target/agent-clis/node_modules/.bin:$PATH" HOME=$WORK/home checked "$AGENTS_BIN" admission "$SWARM" "$cli" "$CLI_AGENTS" "$WORK/admission-$cli")"
-  cli_rows="$cli_rows| $cli | **$c_oom** | **$c_failed** | $c_alive | $c_w50 / $c_w95 ms | $((c_rss_max / 1024)) MB | $((c_agents_rss / 1024)) MB | $c_wall ms |
+  read -r c_wall c_alive c_oom c_failed c_w50 c_w95 _ c_rss_max _ c_agents_rss c_done <<<"$(PATH="$ROOT/target/agent-clis/node_modules/.bin:$PATH" HOME=$WORK/home checked "$AGENTS_BIN" admission "$SWARM" "$cli" "$CLI_AGENTS" "$WORK/admission-$cli")"
+  cli_rows="$cli_rows| $cli | $c_done | **$c_oom** | **$c_failed** | $c_alive | $c_w50 / $c_w95 ms | $((c_rss_max / 1024)) MB | $((c_agents_rss / 1024)) MB | $c_wall ms |
 "
 done
 
@@ -121,6 +121,7 @@ sandboxed in its worktree, three model calls of 300 ms each against the tests' m
 
 | $AGENTS agents | figure |
 |---|---:|
+| did their work (verify passed) | $done |
 | killed for memory (OOM) | **$oom** |
 | failed to start | **$failed** |
 | most agents alive at once | $alive |
@@ -134,8 +135,8 @@ worktree behind its gateway door, against the same mock (300 ms a call): a shell
 writes the task's file, then an answer, then the \`verify\`. Memory admission starts each when
 the machine has room for what such a CLI takes.
 
-| $CLI_AGENTS tasks of | OOM kills | failed to start | most at once | wait p50 / p95 | coordinator RSS at most | the CLIs' RSS together at most | wall |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| $CLI_AGENTS tasks of | did their work | OOM kills | failed to start | most at once | wait p50 / p95 | coordinator RSS at most | the CLIs' RSS together at most | wall |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
 ${cli_rows}
 For comparison, as their users report them (not measured here): OpenHands fails to start its
 sixth agent on a laptop, and OpenClaw caps parallel agents at five.

@@ -568,7 +568,8 @@ fn fanout(swarm: &Path, n: usize, dir: &Path) -> anyhow::Result<()> {
 ///
 /// prints: wall_ms agents_alive_max oom_kills start_failures wait_p50_ms
 /// wait_p95_ms coordinator_rss_early_kb coordinator_rss_max_kb
-/// coordinator_rss_last_kb agents_rss_max_kb
+/// coordinator_rss_last_kb agents_rss_max_kb tasks_done (merged or
+/// succeeded: their verify passed)
 fn admission(swarm: &Path, agent: &str, n: usize, dir: &Path) -> anyhow::Result<()> {
     let (wire, model_name) = match agent {
         "codex" => (Wire::Responses, "gpt-5-codex"),
@@ -648,7 +649,7 @@ fn admission(swarm: &Path, agent: &str, n: usize, dir: &Path) -> anyhow::Result<
     let journal = std::fs::read_to_string(repo.join(".swarm/runs/admission/events.jsonl"))?;
     let (mut queued, mut waits) = (BTreeMap::new(), Vec::new());
     let (mut oom, mut failed_start) = (0, 0);
-    let (mut alive, mut alive_max) = (0usize, 0usize);
+    let (mut alive, mut alive_max, mut done) = (0usize, 0usize, 0usize);
     for line in journal.lines() {
         let e: serde_json::Value = serde_json::from_str(line)?;
         let at = |e: &serde_json::Value| {
@@ -663,6 +664,11 @@ fn admission(swarm: &Path, agent: &str, n: usize, dir: &Path) -> anyhow::Result<
             Some("task_started") => {
                 alive += 1;
                 alive_max = alive_max.max(alive);
+            }
+            Some("task_finished")
+                if matches!(e["status"].as_str(), Some("merged" | "succeeded")) =>
+            {
+                done += 1;
             }
             _ => {}
         }
@@ -694,7 +700,7 @@ fn admission(swarm: &Path, agent: &str, n: usize, dir: &Path) -> anyhow::Result<
             .unwrap_or(0)
     };
     println!(
-        "{} {alive_max} {oom} {failed_start} {} {} {} {} {} {agents_rss_max}",
+        "{} {alive_max} {oom} {failed_start} {} {} {} {} {} {agents_rss_max} {done}",
         wall.as_millis(),
         pct(50),
         pct(95),

@@ -10,9 +10,7 @@ use crate::support::{TestRepo, redact, snapshot_settings, stable_stderr, summary
 /// Snapshot settings that also hide how many tasks run at once (the
 /// header says the CPU count).
 fn settings() -> insta::Settings {
-    let mut settings = snapshot_settings();
-    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
-    settings
+    crate::support::snapshot_settings_any_cpus()
 }
 
 /// `text` with each run of 20 or more `a`s written as `a×N`.

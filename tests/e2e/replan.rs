@@ -94,8 +94,7 @@ fn replanning_inserts_a_fix_that_succeeds_and_the_failed_tasks_dependents_run_on
     assert!(at(&events, "replanned", "build") < at(&events, "subtasks_spawned", "build"));
     // The live view and the summary; how many tasks run at once is this
     // machine's CPU count.
-    let mut settings = snapshot_settings();
-    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
+    let settings = crate::support::snapshot_settings_any_cpus();
     settings.bind(|| insta::assert_snapshot!(redact(&stable_stderr(&out.stderr), &repo), @r#"
     warning: the plan grants more than swarm's defaults:
       [TMP]/plans/fix.toml:11: [models.default] base_url = "http://127.0.0.1:[PORT]": sends $TEST_MODEL_KEY to 127.0.0.1:[PORT]

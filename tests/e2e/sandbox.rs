@@ -515,9 +515,7 @@ fn machine_filters() -> insta::Settings {
 /// [`snapshot_settings`], and how many tasks a run starts at once (the
 /// machine's CPU count) as `[N]`.
 fn run_filters() -> insta::Settings {
-    let mut settings = snapshot_settings();
-    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
-    settings
+    crate::support::snapshot_settings_any_cpus()
 }
 
 #[test]

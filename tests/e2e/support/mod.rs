@@ -410,6 +410,14 @@ pub fn snapshot_settings() -> insta::Settings {
     settings
 }
 
+/// [`snapshot_settings`] for a run whose concurrency is the machine's
+/// (`up to N at once` in its first line, N the CPU count) as `[N]`.
+pub fn snapshot_settings_any_cpus() -> insta::Settings {
+    let mut settings = snapshot_settings();
+    settings.add_filter(r"up to \d+ at once", "up to [N] at once");
+    settings
+}
+
 /// The final summary of a run's stderr (from the blank line before its
 /// `run NAME: ...` line): what is left on screen when it ends.
 #[track_caller]
