@@ -545,6 +545,23 @@ fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
         matrix            pytest `file`: 8 values from the glob `tests/test_*.py` (tests/test_0.py, tests/test_1.py, tests/test_2.py, …)
         shards            pytest: 8 entries in 2 tasks (pytest-1 ...): [N] ([T] s) + [N] ([T] s) (balanced by the durations of earlier runs); expected [T] s, longest/mean 1.[XX]
         "));
+    // The grouping's own estimate, from what the first run learned (the
+    // slow file's 1.2 s against 0.2 s for each other): the shards end
+    // within 20% of each other. What they take on this run is the
+    // machine's moment as much as the grouping's (a busy machine moved it
+    // past 20% once): BENCHMARKS section 28 measures it, not this test.
+    let estimate: f64 = validate
+        .stdout
+        .split("longest/mean ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|ratio| ratio.parse().ok())
+        .unwrap_or_else(|| panic!("no longest/mean in: {}", validate.stdout));
+    assert!(
+        estimate <= 1.2,
+        "longest/mean {estimate}: {}",
+        validate.stdout
+    );
     repo.run_plan(&plan, &["--name", "second"]).assert_code(0);
     let times: Vec<u64> = shard_times(&repo)
         .into_iter()
@@ -553,12 +570,6 @@ fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
         .collect();
     assert_eq!(times.len(), 2);
     eprintln!("the shards' times on the second run: {times:?}");
-    let mean = times.iter().sum::<u64>() as f64 / 2.0;
-    let longest = *times.iter().max().unwrap() as f64;
-    assert!(
-        longest <= mean * 1.2,
-        "the longest shard took {longest} ms, more than 20% over the mean {mean} ms: {times:?}"
-    );
     let sharded = &sharded_line(&repo, "second");
     assert!(
         sharded.contains(r#"["tests/test_0.py","#)
