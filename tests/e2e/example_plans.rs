@@ -71,7 +71,7 @@ fn every_example_plan_validates() {
     model key         `default`: $ANTHROPIC_API_KEY -> api.anthropic.com
 
     $ swarm validate plans/best-of-compress.toml
-    plans/best-of-compress.toml: ok: 2 tasks (1 experiment of 6 variants), 6 without dependencies, longest chain 3, base HEAD ([HASH])
+    plans/best-of-compress.toml: ok: 2 tasks (1 experiment of 6 variants: 7 tasks run), 6 without dependencies, longest chain 3, base HEAD ([HASH])
     toolchains        none found (or turned off by `toolchains`)
     worktrees         [WORKTREES]
     warm              8 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)

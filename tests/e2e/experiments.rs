@@ -481,7 +481,7 @@ fn plan_errors_name_the_variant_keys_that_do_not_fit() {
     let out: crate::support::Run = cmd.output().unwrap().into();
     out.assert_code(0);
     snapshot_settings().bind(|| insta::assert_snapshot!(redact(&out.stdout, &repo), @"
-    [TMP]/plans/good.toml: ok: 1 task (1 experiment of 3 variants), 3 without dependencies, longest chain 2, base HEAD ([HASH])
+    [TMP]/plans/good.toml: ok: 1 task (1 experiment of 3 variants: 3 tasks run), 3 without dependencies, longest chain 2, base HEAD ([HASH])
     toolchains        none found (or turned off by `toolchains`)
     worktrees         [WORKTREES]
     warm              4 tasks' worktrees: kept between runs ([WORKTREES]/.warm; `warm = false` opts out)

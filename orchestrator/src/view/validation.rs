@@ -156,32 +156,31 @@ fn task_count(plan: &Plan, sharded: &[(String, Vec<Vec<String>>)]) -> String {
         .filter(|t| t.experiment().is_some())
         .count();
     let plural = |n: usize| if n == 1 { "" } else { "s" };
-    let shards_note = match sharded.len() {
-        0 => String::new(),
-        n => {
-            let shards: usize = sharded.iter().map(|(_, g)| g.len()).sum();
-            format!(
-                " ({n} sharded into {shards}: {} task{} run)",
-                plan.tasks.len() - n + shards,
-                plural(plan.tasks.len() - n + shards)
-            )
-        }
-    };
-    match experiments {
-        0 => format!(
-            "{} task{}{shards_note}",
-            plan.tasks.len(),
-            plural(plan.tasks.len())
-        ),
-        n => {
-            let tasks = plan.tasks.len() - variants;
-            format!(
-                "{tasks} task{} ({n} experiment{} of {variants} variants)",
-                if tasks == 1 { "" } else { "s" },
-                if n == 1 { "" } else { "s" }
-            )
-        }
+    // As the plan names them (an experiment once), then what runs: its
+    // variants, each shard.
+    let named = plan.tasks.len() - variants;
+    let mut notes = Vec::new();
+    if experiments > 0 {
+        notes.push(format!(
+            "{experiments} experiment{} of {variants} variant{}",
+            plural(experiments),
+            plural(variants)
+        ));
     }
+    let shards: usize = sharded.iter().map(|(_, g)| g.len()).sum();
+    if !sharded.is_empty() {
+        notes.push(format!("{} sharded into {shards}", sharded.len()));
+    }
+    if notes.is_empty() {
+        return format!("{named} task{}", plural(named));
+    }
+    let run = plan.tasks.len() - experiments - sharded.len() + shards;
+    format!(
+        "{named} task{} ({}: {run} task{} run)",
+        plural(named),
+        notes.join("; "),
+        plural(run)
+    )
 }
 
 /// What `swarm validate` says of sharded task `task` split into `groups`:
