@@ -204,6 +204,9 @@ run = "true"
 
 #[test]
 fn pick_first_cancels_the_other_variants_and_their_processes_are_gone() {
+    // The winner takes 2 s, so that the three others have started and
+    // written their file by then (their rows show the change), also on
+    // a busy two-core machine.
     let repo = TestRepo::new();
     let started = Instant::now();
     let out = run(
@@ -215,7 +218,7 @@ id = "exp"
 creates = ["f.txt"]
 variants = 5
 pick = "first"
-run = "if [ {variant} = 2 ]; then sleep 1; echo two > f.txt; else echo started > f.txt; sleep 37; fi"
+run = "if [ {variant} = 2 ]; then sleep 2; echo two > f.txt; else echo started > f.txt; sleep 37; fi"
 "#,
     );
     out.assert_code(0);

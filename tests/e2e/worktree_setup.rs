@@ -98,7 +98,7 @@ fn setup_runs_once_per_key_its_outputs_are_never_committed_and_a_later_run_reuse
                     .contains("for another worktree's setup, then copied it in ")
                 || run
                     .stderr
-                    .contains("for another worktree's setup, then shown it as an overlay in ")),
+                    .contains("for another worktree's setup, then showed it as an overlay in ")),
         "{}",
         run.stderr
     );
@@ -619,7 +619,7 @@ fn a_variants_score_sees_the_kept_setup_shown_as_an_overlay() {
     // scheduler's.
     let mut settings = setup_settings();
     settings.add_filter(
-        r"\((waited [^)]*? for another worktree's setup, then shown it|kept setup shown) as an overlay in \[T\]\)",
+        r"\((waited [^)]*? for another worktree's setup, then showed it|kept setup shown) as an overlay in \[T\]\)",
         "([waited or not] kept setup shown as an overlay in [T])",
     );
     settings.bind(|| insta::assert_snapshot!(redact(&stderr, &repo), @r#"

@@ -364,7 +364,7 @@ pub fn redact(text: &str, repo: &TestRepo) -> String {
 /// Regex filters for snapshots of what users see: what changes from run to
 /// run and from machine to machine, replaced by a placeholder. Paths and
 /// commit ids are [`redact`]'s (they need the repository).
-const SNAPSHOT_FILTERS: [(&str, &str); 13] = [
+const SNAPSHOT_FILTERS: [(&str, &str); 14] = [
     // JSON events and reports (compact or pretty): times, durations,
     // timestamps.
     (r#""ts":( ?)"[^"]+""#, r#""ts":$1"[TS]""#),
@@ -380,6 +380,8 @@ const SNAPSHOT_FILTERS: [(&str, &str); 13] = [
     (r"\b\d\.\d\ds\b", "[T]s"),
     (r"\b\d\d\d?\.\ds\b", "[T]s"),
     (r"\b\d+m\d\ds\b", "[T]s"),
+    // Markdown's `12.34s`.
+    (r"\b\d\d\.\d\ds\b", "[T]s"),
     // RFC 3339 times, and local ones as `swarm runs` prints them (same
     // width).
     (
@@ -391,7 +393,7 @@ const SNAPSHOT_FILTERS: [(&str, &str); 13] = [
     (r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0):\d+", "$1:[PORT]"),
     (r"\b(pid|PID|process) \d+", "$1 [PID]"),
     // Sizes on disk depend on the file system.
-    (r"\b\d+(\.\d+)? (B|KiB|MiB|GiB)\b", "[SIZE]"),
+    (r"\b\d+(\.\d+)? (B|KiB|MiB|GiB|TiB)\b", "[SIZE]"),
     // Abbreviated blob ids of a diff's `index` line.
     (
         r"(?m)^index [0-9a-f]{7,}\.\.[0-9a-f]{7,}",
