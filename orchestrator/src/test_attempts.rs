@@ -214,6 +214,53 @@ impl History {
             .filter(|c| c.outcome == TestOutcome::Flaky && c.quarantined.is_none())
             .count()
     }
+
+    /// Why the tests fail a task whose attempt `attempt` passed: tests that
+    /// failed before and this attempt did not show passing, or (when
+    /// `flaky = "fail"`, `fails_on_flaky`) flaky tests. The one wording
+    /// for a task on this machine and on a cluster.
+    pub fn failing_reason(&self, attempt: u32, fails_on_flaky: bool) -> Option<String> {
+        self.unproven_reason(attempt)
+            .or_else(|| fails_on_flaky.then(|| self.flaky_reason()).flatten())
+    }
+
+    /// Tests that failed before attempt `attempt` and it did not show
+    /// passing ([`Self::unproven`]), the first three named.
+    pub fn unproven_reason(&self, attempt: u32) -> Option<String> {
+        let n = self.unproven(attempt);
+        (n > 0).then(|| {
+            format!(
+                "{n} test{} that failed before did not pass in this attempt (it did not run them, or its report does not show them): {}",
+                if n == 1 { "" } else { "s" },
+                self.named(TestOutcome::Failed)
+            )
+        })
+    }
+
+    /// The flaky tests that gate, as `flaky = "fail"` says them, the first
+    /// three named.
+    pub fn flaky_reason(&self) -> Option<String> {
+        let n = self.gating_flaky();
+        (n > 0).then(|| {
+            format!(
+                "{n} flaky test{} (failed, then passed when run again) and `flaky = \"fail\"`: {}",
+                if n == 1 { "" } else { "s" },
+                self.named(TestOutcome::Flaky)
+            )
+        })
+    }
+
+    /// The first three gating tests whose outcome is `outcome`, by name.
+    fn named(&self, outcome: TestOutcome) -> String {
+        let names: Vec<String> = self
+            .cases
+            .iter()
+            .filter(|c| c.outcome == outcome && c.quarantined.is_none())
+            .take(3)
+            .map(test_report::name)
+            .collect();
+        names.join(", ")
+    }
 }
 
 /// The largest kept test cases file read back from a node's record.
@@ -266,19 +313,7 @@ pub fn fold_kept(
     if let Ok(json) = serde_json::to_vec(history.cases()) {
         let _ = std::fs::write(&kept, json);
     }
-    let unproven = history.unproven(attempt);
-    let flaky = history.gating_flaky();
-    let why = match (unproven, flaky) {
-        (n, _) if n > 0 => Some(format!(
-            "{n} test{} that failed before did not pass in its last attempt (it did not run them, or its report does not show them)",
-            if n == 1 { "" } else { "s" }
-        )),
-        (_, n) if n > 0 && fails_on_flaky => Some(format!(
-            "{n} flaky test{} (failed, then passed when run again) and `flaky = \"fail\"`",
-            if n == 1 { "" } else { "s" }
-        )),
-        _ => None,
-    };
+    let why = history.failing_reason(attempt, fails_on_flaky);
     Some((history.counts(kept.display().to_string()), why))
 }
 

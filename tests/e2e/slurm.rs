@@ -1121,7 +1121,7 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
         .iter()
         .find(|t| t["status"] == "failed")
         .unwrap_or_else(|| panic!("{report:#}"));
-    insta::assert_snapshot!(flaky_shard["reason"].as_str().unwrap(), @r#"1 flaky test (failed, then passed when run again) and `flaky = "fail"`"#);
+    insta::assert_snapshot!(flaky_shard["reason"].as_str().unwrap(), @r#"1 flaky test (failed, then passed when run again) and `flaky = "fail"`: tests.test_b::test_two"#);
 }
 
 /// Issue 78: ready tasks beyond the cluster's `MaxArraySize` go out as

@@ -840,40 +840,12 @@ impl Life<'_> {
             && self.task.verify.is_none()
             && history.covers(&entries)
             && history.only_quarantined_failed(attempt);
-        let is_flaky = |c: &&swarm_protocol::TestCase| {
-            c.outcome == swarm_protocol::TestOutcome::Flaky && c.quarantined.is_none()
-        };
-        let named = |pick: &dyn Fn(&&swarm_protocol::TestCase) -> bool| {
-            let names: Vec<String> = history
-                .cases()
-                .iter()
-                .filter(|c| pick(c))
-                .take(3)
-                .map(crate::test_report::name)
-                .collect();
-            names.join(", ")
-        };
-        let plural = |n: usize| if n == 1 { "" } else { "s" };
-        let unproven = history.unproven(attempt);
-        let unproven = ((ran_ok || forgiven) && unproven > 0).then(|| {
-            let failing = |c: &&swarm_protocol::TestCase| {
-                c.outcome == swarm_protocol::TestOutcome::Failed && c.quarantined.is_none()
-            };
-            format!(
-                "{unproven} test{} that failed before did not pass in this attempt (it did not run them, or its report does not show them): {}",
-                plural(unproven),
-                named(&failing)
-            )
-        });
-        let ok = (ran_ok || forgiven) && unproven.is_none();
-        let flaky = history.gating_flaky();
-        let flaky = (ok && flaky > 0 && self.task.flaky == Flaky::Fail).then(|| {
-            format!(
-                "{flaky} flaky test{} (failed, then passed when run again) and `flaky = \"fail\"`: {}",
-                plural(flaky),
-                named(&is_flaky)
-            )
-        });
+        let passed = ran_ok || forgiven;
+        let unproven = passed.then(|| history.unproven_reason(attempt)).flatten();
+        let ok = passed && unproven.is_none();
+        let flaky = (ok && self.task.flaky == Flaky::Fail)
+            .then(|| history.flaky_reason())
+            .flatten();
         TestVerdict {
             ok,
             flaky,
