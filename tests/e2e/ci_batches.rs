@@ -285,7 +285,7 @@ fn a_report_in_the_worktree_is_read_never_committed_and_a_missing_one_is_a_warni
           3 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
           tests: 3 passed in 1 task
           branch swarm/w at [HASH], [T]s
-          warning: `none` attempt 1: no test report: failed to read `missing.xml` (the plan's `junit`): [WORKTREES]/.warm/none/missing.xml does not exist
+          warning: `none` attempt 1: no test report: the task wrote no `missing.xml` (the plan's `junit`)
           warning: `bad` attempt 1: its test report `r.xml` is not JUnit XML: not a JUnit report: its root is <html>, not <testsuites> or <testsuite>
         "));
     // The task's work is merged, its report is not.
@@ -297,7 +297,7 @@ fn a_report_in_the_worktree_is_read_never_committed_and_a_missing_one_is_a_warni
     assert_eq!(none["status"], "merged");
     let warnings = none["warnings"].to_string();
     assert!(
-        warnings.contains("no test report: failed to read `missing.xml` (the plan's `junit`)"),
+        warnings.contains("no test report: the task wrote no `missing.xml` (the plan's `junit`)"),
         "{warnings}"
     );
     let bad = crate::support::task(&report, "bad");

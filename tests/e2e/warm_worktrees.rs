@@ -454,7 +454,7 @@ fi
     run one, warm warns: changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
     run two, warm: count 2 tmp [WORKTREES]/.warm/.tmp/warm
     run two, cold: count 1 tmp [TMP]/repo/.swarm/runs/two/tmp/cold
-    run two, warm warns: attempt 1: no test report: failed to read `$TMPDIR/report.xml` (the plan's `junit`): [WORKTREES]/.warm/.tmp/warm/report.xml does not exist
+    run two, warm warns: attempt 1: no test report: the task wrote no `$TMPDIR/report.xml` (the plan's `junit`)
     run two, warm warns: changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
     "#));
     let kept = said_path(&log(&repo, "two", "warm"));

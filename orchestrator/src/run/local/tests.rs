@@ -55,11 +55,17 @@ pub(super) fn read(report: &Report<'_>) -> Result<Parsed, String> {
     if in_worktree && let Some((repo, base)) = report.base {
         take_out(repo, base, report.workdir, rel);
     }
-    let bytes = read.map_err(|e| {
-        format!(
+    let bytes = read.map_err(|e| match e {
+        // Where it looked is the task's worktree or tmp: said as the plan
+        // names it.
+        untrusted::UntrustedError::Missing { .. } => format!(
+            "no test report: the task wrote no `{}` (the plan's `junit`)",
+            report.junit
+        ),
+        e => format!(
             "no test report: failed to read `{}` (the plan's `junit`): {e}",
             report.junit
-        )
+        ),
     })?;
     let mut parsed = test_report::parse(&bytes)
         .map_err(|e| format!("its test report `{}` is not JUnit XML: {e}", report.junit))?;
