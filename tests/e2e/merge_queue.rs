@@ -809,7 +809,7 @@ fn a_landing_whose_verify_fails_leaves_the_branch_where_it_was() {
       merged     b
       unmerged   b         its merge was taken out of the integration branch
       verify     [HASH] (tip: after b) failed (exit 1) in [T]s
-      verify     [HASH] (tip: after b, again (1 failed before)) failed (exit 1) in [T]s
+      verify     [HASH] (tip: after b, run again after 1 failure) failed (exit 1) in [T]s
       verify     [HASH] (bisect: after a2) passed in [T]s
       verify     [HASH] (bisect: after a3) passed in [T]s
 
@@ -861,11 +861,11 @@ fn a_landing_whose_verify_fails_leaves_the_branch_where_it_was() {
       succeeded  b        [_/4]  adopted from the run it landed in
       merged     b
       verify     [HASH] (tip: after b) failed (exit 1) in [T]s
-      verify     [HASH] (tip: after b, again (1 failed before)) failed (exit 1) in [T]s
+      verify     [HASH] (tip: after b, run again after 1 failure) failed (exit 1) in [T]s
       verify     [HASH] (bisect: after a2) failed (exit 1) in [T]s
       verify     [HASH] (bisect: after a1) failed (exit 1) in [T]s
       verify     [HASH] (the base) failed (exit 1) in [T]s
-      verify     [HASH] (the base, again (1 failed before)) failed (exit 1) in [T]s
+      verify     [HASH] (the base, run again after 1 failure) failed (exit 1) in [T]s
 
     run alone-land: finished with failures (exit 1)
       task  status          time  try  changed  result

@@ -609,10 +609,11 @@ impl Progress {
                     (false, _) => "failed".to_string(),
                 };
                 // A run again of a failure: `verify_retries`.
+                let failures = |n: u32| format!("{n} failure{}", if n == 1 { "" } else { "s" });
                 let again = match (run.attempt, run.passed) {
                     (0, _) => String::new(),
-                    (n, true) => format!(", again ({n} failed before: flaky)"),
-                    (n, false) => format!(", again ({n} failed before)"),
+                    (n, true) => format!(", run again after {}: flaky", failures(n)),
+                    (n, false) => format!(", run again after {}", failures(n)),
                 };
                 say!(
                     "  {:<10} {} ({at}{again}) {verdict} in {}",
