@@ -171,16 +171,12 @@ mcp = ["db"]
     let query = task(&report, "query");
     assert_eq!(query["status"], "failed");
     assert_eq!(query["agent"]["outcome"], "mcp_failed");
-    // How the MCP client library found the server gone (a broken pipe or
-    // a closed connection, whichever came first) is its own, not swarm's.
-    let mut settings = snapshot_settings();
-    settings.add_filter(
-        r"start MCP server `db`: .*?; its stderr ends with:",
-        "start MCP server `db`: [CLIENT ERROR]; its stderr ends with:",
-    );
+    // Said in swarm's words, however the MCP client library found the
+    // server gone first (a broken pipe or a closed connection).
+    let settings = snapshot_settings();
     let detail = query["agent"]["detail"].as_str().unwrap();
     settings.bind(|| {
-        insta::assert_snapshot!(detail, @"start MCP server `db`: [CLIENT ERROR]; its stderr ends with: cannot open db.sqlite: no such file")
+        insta::assert_snapshot!(detail, @"start MCP server `db`: it ended before it answered swarm's handshake; its stderr ends with: cannot open db.sqlite: no such file")
     });
     // The summary says why.
     settings.bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
@@ -191,7 +187,7 @@ mcp = ["db"]
       0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
       branch swarm/broken at [HASH], [T]s
       agents: 1 session, 0 turns, 0 tokens in, 0 out, $0.0000
-      query: start MCP server `db`: [CLIENT ERROR]; its stderr ends with: cannot open db.sqlite: no such file
+      query: start MCP server `db`: it ended before it answered swarm's handshake; its stderr ends with: cannot open db.sqlite: no such file
       query log: .swarm/runs/broken/logs/query/1.err
       query transcript: .swarm/runs/broken/logs/query/1.transcript.jsonl
     "));

@@ -43,6 +43,22 @@ pub struct McpFailed {
     pub stderr: String,
 }
 
+/// Why a server's start failed at MCP's handshake, in swarm's words: a
+/// server that ended (or closed its end) before it answered is said so,
+/// however the client library found it out first (a broken pipe or a
+/// closed connection: a race); what else the library reports keeps its
+/// words.
+fn handshake_failed(e: &rmcp::service::ClientInitializeError) -> String {
+    use rmcp::service::ClientInitializeError as E;
+    match e {
+        E::ConnectionClosed(_) | E::TransportError { .. } => {
+            "it ended before it answered swarm's handshake".to_string()
+        }
+        E::JsonRpcError(data) => format!("it refused swarm's handshake: {}", data.message),
+        other => format!("its answer to swarm's handshake was not MCP's: {other}"),
+    }
+}
+
 fn tail_note(stderr: &str) -> String {
     match stderr.trim() {
         "" => String::new(),
@@ -304,7 +320,7 @@ async fn start_one(
         Ok(Ok(client)) => client,
         Ok(Err(e)) => {
             return Err(failed(
-                format!("start MCP server `{}`: {e}", spec.name),
+                format!("start MCP server `{}`: {}", spec.name, handshake_failed(&e)),
                 settled_tail(&tail).await,
             ));
         }
