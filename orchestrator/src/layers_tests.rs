@@ -516,19 +516,6 @@ fn long_functions_counts_from_fn_to_its_closing_brace() {
     assert!(long_functions(&text, 8).is_empty());
 }
 
-/// The files of `run/local/`, by name (`mod` for `mod.rs`), test files
-/// (`*_tests.rs`, modules of the file they test) left out.
-fn local_files() -> BTreeMap<String, Vec<PathBuf>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/run/local");
-    rust_files(&dir)
-        .into_iter()
-        .filter_map(|f| {
-            let stem = f.file_stem()?.to_string_lossy().into_owned();
-            (!stem.ends_with("_tests")).then_some((stem, vec![f]))
-        })
-        .collect()
-}
-
 /// The first names of what a path takes after its prefix (`rest`, the code
 /// after `super::` or `crate::run::`): each item of a `{...}` group, or the
 /// one name.
@@ -544,67 +531,6 @@ fn taken(rest: &str) -> Vec<&str> {
                 .unwrap_or_default(),
         ],
     }
-}
-
-/// The files of `run/local/` that the code of `file` (in `files`) uses:
-/// `super::x` and `crate::run::local::x` (`mod` when `x` is no file, an
-/// item of `mod.rs`), and, in `mod.rs`, `self::x` and a path starting at
-/// one of its files.
-fn local_named(file: &str, text: &str, files: &BTreeMap<String, Vec<PathBuf>>) -> BTreeSet<String> {
-    folder_named("crate::run::local::", file, text, files)
-}
-
-/// The files of a folder (`files`; its path in the crate `folder`, as
-/// `crate::plan::`) that the code of `file` uses, as [`local_named`] reads
-/// them for `run/local/`.
-fn folder_named(
-    folder: &str,
-    file: &str,
-    text: &str,
-    files: &BTreeMap<String, Vec<PathBuf>>,
-) -> BTreeSet<String> {
-    let code: String = test_code_left_out(&code_only(text));
-    let file_or_mod = |name: &str| match files.contains_key(name) && name != "mod" {
-        true => name.to_string(),
-        false => "mod".to_string(),
-    };
-    let mut found = BTreeSet::new();
-    let mut prefixes = vec![folder];
-    if file != "mod" {
-        prefixes.push("super::");
-    }
-    for prefix in prefixes {
-        for (at, _) in code.match_indices(prefix) {
-            if prefix == "super::" && code[..at].ends_with("::") {
-                continue; // `super::super::`, or a path through `super`
-            }
-            let names = taken(&code[at + prefix.len()..]);
-            found.extend(
-                names
-                    .into_iter()
-                    .filter(|n| !n.is_empty() && *n != "super")
-                    .map(file_or_mod),
-            );
-        }
-    }
-    if file == "mod" {
-        for name in files.keys().filter(|n| *n != "mod") {
-            let path = format!("{name}::");
-            let named = code.match_indices(&path).any(|(at, _)| {
-                let before = &code[..at];
-                before.ends_with("self::")
-                    || !before
-                        .chars()
-                        .next_back()
-                        .is_some_and(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '.'))
-            });
-            if named {
-                found.insert(name.clone());
-            }
-        }
-    }
-    found.remove(file);
-    found
 }
 
 /// `code` without its test code: a `#[cfg(test)]` item (the line after
@@ -629,59 +555,6 @@ fn test_code_left_out(code: &str) -> String {
     kept
 }
 
-#[test]
-fn local_named_reads_super_groups_and_mod_paths() {
-    let files: BTreeMap<String, Vec<PathBuf>> = ["mod", "ctx", "task", "attempt"]
-        .into_iter()
-        .map(|m| (m.to_string(), Vec::new()))
-        .collect();
-    let text = "use super::{ctx::Ctx, attempt};\nfn f() { super::Item::new(); let s = \"super::task\"; }\n#[cfg(test)]\nmod tests {\n use super::super::task;\n}\n";
-    assert_eq!(
-        local_named("task", text, &files),
-        BTreeSet::from(["ctx", "attempt", "mod"].map(String::from))
-    );
-    let text = "mod task;\nuse self::ctx::Ctx;\nfn f() { task::execute(); x.attempt::<u8>(); }\n";
-    assert_eq!(
-        local_named("mod", text, &files),
-        BTreeSet::from(["ctx", "task"].map(String::from))
-    );
-}
-
-/// `run/local/` is where task kinds are added: its files import one
-/// another in no circle, so each reads with what is below it alone
-/// (ARCHITECTURE.md, "run/local"), and no function there runs over 150
-/// lines (a task kind is a named step, not a branch of a long one).
-#[test]
-fn run_local_files_form_no_import_cycle_and_no_long_function() {
-    let files = local_files();
-    assert!(files.len() > 10, "{files:?}");
-    let mut edges: BTreeMap<&str, BTreeMap<String, PathBuf>> = BTreeMap::new();
-    let mut long = Vec::new();
-    for (name, paths) in &files {
-        let text = std::fs::read_to_string(&paths[0]).unwrap();
-        let out = edges.entry(name).or_default();
-        for other in local_named(name, &text, &files) {
-            out.insert(other, paths[0].clone());
-        }
-        long.extend(
-            long_functions(&text, 150)
-                .into_iter()
-                .map(|f| format!("  {}: {f}", paths[0].display())),
-        );
-    }
-    let mut problems = Vec::new();
-    if let Some(why) = cycle(&edges) {
-        problems.push(format!("run/local's files import in a circle:\n{why}\nmove the shared item down (ctx.rs, describe.rs) or the code up"));
-    }
-    if !long.is_empty() {
-        problems.push(format!(
-            "functions of run/local over 150 lines:\n{}\nsplit them into named steps",
-            long.join("\n")
-        ));
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
 /// Every file of a crate's source (`src`, test files left out) by its
 /// module path (`run::local::task`; `run` for `run/mod.rs` and `run.rs`),
 /// the crate root left out.
@@ -698,8 +571,9 @@ fn crate_files(src: &Path) -> BTreeMap<String, PathBuf> {
                 parts.pop();
             }
             let last = parts.last()?;
+            // (`run/local/tests.rs` is a module of its own: read; a
+            // `*_tests.rs` file is its neighbour's unit tests.)
             let skip = last.ends_with("_tests")
-                || last == "tests"
                 || (parts.len() == 1 && matches!(last.as_str(), "lib" | "main"))
                 || parts.first().is_some_and(|p| p == "bin");
             (!skip).then(|| (parts.join("::"), file))
