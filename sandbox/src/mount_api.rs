@@ -260,6 +260,7 @@ pub(crate) fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> Result
     CString::new(text).map_err(|e| e.to_string())
 }
 
-fn cstr(path: &Path) -> Result<CString, String> {
+/// `path` as a C string for a system call (refused if it holds a NUL).
+pub(crate) fn cstr(path: &Path) -> Result<CString, String> {
     CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())
 }

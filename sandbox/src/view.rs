@@ -20,12 +20,12 @@
 //! [`plan`] runs in the launcher (it resolves paths, which may allocate and
 //! fail); [`build`] runs in the worker's init, in its own mount namespace.
 
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::cache::SystemPaths;
+use crate::mount_api::cstr;
 use crate::policy::Policy;
 
 /// How a granted path is mounted.
@@ -284,10 +284,6 @@ fn normal(path: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
-}
-
-fn cstr(path: &Path) -> Result<CString, String> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|e| e.to_string())
 }
 
 fn errno(what: &str, path: &Path) -> String {
