@@ -603,17 +603,7 @@ fn admission(swarm: &Path, agent: &str, n: usize, dir: &Path) -> anyhow::Result<
             ("swarm", _) => {
                 Reply::answer(vec![model::tool("f", "finish", json!({"summary": "done"}))])
             }
-            (_, _) if done => Reply::text("Done."),
-            ("codex", _) => Reply::answer(vec![model::tool(
-                "c",
-                "exec_command",
-                json!({"cmd": format!("mkdir -p out && echo done > {out}")}),
-            )]),
-            (_, _) => Reply::answer(vec![model::tool(
-                "b",
-                "Bash",
-                json!({"command": format!("mkdir -p out && echo done > {out}"), "description": "write"}),
-            )]),
+            (cli, _) => cli_turn(cli, done, &format!("mkdir -p out && echo done > {out}")),
         }
     });
     let repo = one_commit_repo(&dir.join("repo"), "# admission\n")?;
@@ -893,18 +883,7 @@ fn cli(swarm: &Path, agent: &str, dir: &Path) -> anyhow::Result<()> {
             ("swarm", true) => {
                 Reply::answer(vec![model::tool("f", "finish", json!({"summary": "done"}))])
             }
-            ("codex", false) => Reply::answer(vec![model::tool(
-                "c",
-                "exec_command",
-                json!({"cmd": "echo done > out.txt"}),
-            )]),
-            ("codex", true) => Reply::text("Done."),
-            (_, false) => Reply::answer(vec![model::tool(
-                "b",
-                "Bash",
-                json!({"command": "echo done > out.txt", "description": "write"}),
-            )]),
-            (_, true) => Reply::text("Done."),
+            (cli, done) => cli_turn(cli, done, "echo done > out.txt"),
         }
     });
     let repo = one_commit_repo(&dir.join(format!("repo-{agent}")), "# bench\n")?;
@@ -960,6 +939,25 @@ fn cli(swarm: &Path, agent: &str, dir: &Path) -> anyhow::Result<()> {
         first.as_millis()
     );
     Ok(())
+}
+
+/// An agent CLI's turn in the benches' exchange: `command` through its
+/// shell tool (Codex's `exec_command`, Claude Code's `Bash`), then, once
+/// it ran (`done`), the answer.
+fn cli_turn(cli: &str, done: bool, command: &str) -> Reply {
+    match (cli, done) {
+        (_, true) => Reply::text("Done."),
+        ("codex", false) => Reply::answer(vec![model::tool(
+            "c",
+            "exec_command",
+            json!({"cmd": command}),
+        )]),
+        (_, false) => Reply::answer(vec![model::tool(
+            "b",
+            "Bash",
+            json!({"command": command, "description": "write"}),
+        )]),
+    }
 }
 
 /// The processes of an agent: swarm's worker (`swarm __agent`), or the
