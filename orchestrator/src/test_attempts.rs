@@ -383,10 +383,13 @@ impl<'e> Entries<'e> {
 
     /// What the next attempt of the shard runs to run `failing` again: a
     /// pytest node id for a test of a `.py` entry
-    /// (`tests/test_a.py::TestX::test_b[1]`), else the test's entry (a file
-    /// runs whole where the runner takes no test id); each once, in order.
+    /// (`tests/test_a.py::TestX::test_b[1]`); for a test of a Rust file
+    /// whose task lists its tests (`listed`: its command takes the
+    /// `<entry>::<test>` ids `list_tests` gives its parts) that id
+    /// (`tests/quick.rs::m::breaks`); else the test's entry (a file runs
+    /// whole where the runner takes no test id); each once, in order.
     /// `None` when a test belongs to no entry (the shard runs whole again).
-    pub fn rerun(&self, failing: &[&TestCase]) -> Option<Vec<String>> {
+    pub fn rerun(&self, failing: &[&TestCase], listed: bool) -> Option<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
         for case in failing {
             let id = match self.by_module(case) {
@@ -400,7 +403,13 @@ impl<'e> Entries<'e> {
                     id.push_str(&case.name);
                     id
                 }
-                _ => self.entries[self.of(case)?].to_string(),
+                _ => {
+                    let entry = self.entries[self.of(case)?];
+                    match listed && entry.ends_with(".rs") && !case.name.is_empty() {
+                        true => format!("{entry}::{}", case.name),
+                        false => entry.to_string(),
+                    }
+                }
             };
             if !out.contains(&id) {
                 out.push(id);
@@ -610,7 +619,7 @@ mod tests {
         ];
         let refs: Vec<&TestCase> = failing.iter().collect();
         assert_eq!(
-            e.rerun(&refs).unwrap(),
+            e.rerun(&refs, true).unwrap(),
             [
                 "tests/test_a.py::test_x[1-2]",
                 "tests/sub/test_b.py::TestK::test_y",
@@ -619,7 +628,7 @@ mod tests {
         );
         // `tests.test_ab` is not of `tests/test_a.py`.
         let stray = case("tests.test_ab", "t", Failed);
-        assert_eq!(e.rerun(&[&stray]), None);
+        assert_eq!(e.rerun(&[&stray], false), None);
     }
 
     /// A report cargo-nextest 0.9 wrote (`[profile.default.junit]`) for a
@@ -655,7 +664,9 @@ mod tests {
             .iter()
             .filter(|c| c.outcome == Failed)
             .collect();
-        assert_eq!(e.rerun(&failing).unwrap(), ["tests/quick.rs"]);
+        assert_eq!(e.rerun(&failing, false).unwrap(), ["tests/quick.rs"]);
+        // Unless the task lists its tests: its command takes their ids.
+        assert_eq!(e.rerun(&failing, true).unwrap(), ["tests/quick.rs::breaks"]);
         // And the shard's time goes to the files its tests are in, each
         // with half of what the tests do not account for (300 - 261 ms).
         let times = crate::durations::entry_times(&entries, 300, &parsed.cases, 0);

@@ -220,7 +220,7 @@ fn every_toml_block_parses() {
     let dir = tempfile::tempdir().unwrap();
     // A plan's matrix may list the files git tracks (`{ glob = ... }`):
     // the blocks are read in a repository that has what they match.
-    repository(dir.path(), &["tests/test_example.py"]);
+    repository(dir.path(), &["tests/test_example.py", "tests/example.rs"]);
     let mut failures = Vec::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for file in manual() {
@@ -272,7 +272,7 @@ fn toml_failures(
 #[test]
 fn a_block_that_parses_as_nothing_fails() {
     let dir = tempfile::tempdir().unwrap();
-    repository(dir.path(), &["tests/test_example.py"]);
+    repository(dir.path(), &["tests/test_example.py", "tests/example.rs"]);
     let file = root().join("book/src/plans.md");
     let text = "Text.\n\n\
                 ```toml\n[[task]]\nid = \"a\"\nrun = \"true\"\ndeps = [\"b\"]\n```\n\n\

@@ -474,6 +474,124 @@ fn a_file_longer_than_a_mean_shard_is_split_by_the_tests_its_shards_list_and_eac
     }
 }
 
+/// The words a nextest command of a shard turns `{entries}` into: a whole
+/// file (`tests/big.rs`) its test binary, a test a part lists
+/// (`tests/big.rs::slow_1`) that test of it (as the book's recipe).
+pub(crate) const NEXTEST_FILTERS: &str = r#"$(for e in {entries}; do f=${e%%::*}; b=${f##*/}; b=${b%.rs}; case $e in *::*) printf -- "-E binary(=%s)&test(=%s) " "$b" "${e#*::}";; *) printf -- "-E binary(=%s) " "$b";; esac; done)"#;
+
+#[test]
+fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs_once() {
+    let nextest = crate::flaky_tests::cargo_nextest();
+    // What is tested here is the book's recipe.
+    let book = include_str!("../../book/src/results.md");
+    assert!(book.contains(NEXTEST_FILTERS), "results.md's nextest recipe");
+    let repo = TestRepo::new();
+    crate::toolchains::write_crate(&repo);
+    repo.write(
+        ".config/nextest.toml",
+        "[profile.default.junit]\npath = \"junit.xml\"\n",
+    );
+    let slow = |n: usize| -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "#[test]\nfn slow_{i}() {{\n    std::thread::sleep(std::time::Duration::from_millis(400));\n}}\n\n"
+                )
+            })
+            .collect()
+    };
+    repo.write("tests/big.rs", &slow(6));
+    for name in ["a", "b"] {
+        repo.write(
+            &format!("tests/{name}.rs"),
+            &format!("#[test]\nfn {name}() {{\n    assert_eq!(tiny::one(), 1);\n}}\n"),
+        );
+    }
+    repo.commit_all("a crate with one long test file");
+    let cargo = crate::toolchains::cargo_home(&repo);
+    let nextest = nextest.display();
+    let plan = repo.plan(
+        "n.toml",
+        &format!(
+            "[swarm]\non_failure = \"continue\"\n\n\
+             [[task]]\nid = \"nextest\"\nallow_overlap = true\nshards = 2\n\
+             matrix = {{ file = {{ glob = \"tests/*.rs\" }} }}\n\
+             run = '{nextest} nextest run --offline --no-fail-fast {NEXTEST_FILTERS}'\n\
+             list_tests = '{nextest} nextest list --offline --message-format oneline $(for f in {{entries}}; do b=${{f##*/}}; printf -- \"--test %s \" \"${{b%.rs}}\"; done)'\n\
+             junit = \"target/nextest/default/junit.xml\"\n"
+        ),
+    );
+    let swarm = |args: &[&str]| crate::toolchains::swarm_with_cargo(&repo, &cargo, args);
+    // The first run builds each shard's (warm) target directory, so its
+    // start-up says little of what a listing costs; the second learns it.
+    for name in ["first", "second"] {
+        let run = swarm(&["run", plan.to_str().unwrap(), "--name", name]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    // A test added since: no run has seen it, and it must still run.
+    repo.write(
+        "tests/big.rs",
+        &format!("{}#[test]\nfn new_one() {{}}\n", slow(6)),
+    );
+    repo.commit_all("one more test");
+    let validate = swarm(&["validate", plan.to_str().unwrap()]);
+    measured_settings()
+        .bind(|| insta::assert_snapshot!(redact(&plan_said(&validate.stdout), &repo), @"
+        [TMP]/plans/n.toml: ok: 1 task (1 sharded into 2: 2 tasks run), 1 without dependencies, longest chain 1, base HEAD ([HASH])
+        matrix            nextest `file`: 3 values from the glob `tests/*.rs` (tests/a.rs, tests/b.rs, tests/big.rs)
+        shards            nextest: 3 entries in 2 tasks (nextest-1 ...): [N] ([T] s) + [N] ([T] s) (balanced by the durations of earlier runs); expected [T] s, longest/mean 1.[XX]
+                          tests/big.rs: longer than a mean shard, split in 2 parts by the tests `list_tests` lists
+        "));
+    let junit = repo.path().join("junit.xml");
+    let third = swarm(&[
+        "run",
+        plan.to_str().unwrap(),
+        "--name",
+        "third",
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    snapshot_settings().bind(|| insta::assert_snapshot!(redact(summary_of(&third.stderr), &repo), @r#"
+    run third: succeeded
+      task       status          time  try  changed  result
+      nextest-1  merged         [T]s    1        0  refs/swarm/third/nextest-1
+      nextest-2  merged         [T]s    1        0  refs/swarm/third/nextest-2
+
+      2 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+      tests: 9 passed in 2 tasks
+      branch swarm/third at [HASH], [T]s
+      warning: `nextest-1` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+      warning: `nextest-2` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
+    "#));
+    // Each of the nine tests ran once: none twice, none left out.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    for name in ["new_one", "slow_0", "slow_5", "a", "b"] {
+        assert_eq!(
+            xml.matches(&format!("name=\"{name}\"")).count(),
+            1,
+            "{name}: {xml}"
+        );
+    }
+    crate::support::assert_valid_junit(&junit);
+    // And by nextest's own lines: the long file's seven tests ran four in
+    // one shard and three in the other (a part each), nine tests in all.
+    let mut big = Vec::new();
+    let mut all = 0;
+    for shard in ["nextest-1", "nextest-2"] {
+        let log = std::fs::read_to_string(
+            repo.path()
+                .join(format!(".swarm/runs/third/logs/{shard}/1.err")),
+        )
+        .unwrap();
+        let passed: Vec<&str> = log.lines().filter(|l| l.contains(" PASS [")).collect();
+        big.push(passed.iter().filter(|l| l.contains("tiny::big ")).count());
+        all += passed.len();
+    }
+    big.sort_unstable();
+    assert_eq!((big, all), (vec![3, 4], 9));
+}
+
 #[test]
 fn shards_are_balanced_by_the_durations_learned_from_the_tests_own_reports() {
     let pytest = crate::support::python_tool("pytest");

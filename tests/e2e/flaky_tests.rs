@@ -247,7 +247,7 @@ fn resume_retry_failed_runs_only_the_failed_tests_in_the_same_shards_and_merges_
 }
 
 /// cargo-nextest (`.ci/run` installs it where the machine lacks it).
-fn cargo_nextest() -> std::path::PathBuf {
+pub(crate) fn cargo_nextest() -> std::path::PathBuf {
     let path = std::env::var_os("PATH").expect("PATH is set");
     std::env::split_paths(&path)
         .map(|dir| dir.join("cargo-nextest"))
@@ -255,8 +255,12 @@ fn cargo_nextest() -> std::path::PathBuf {
         .expect("cargo-nextest is in PATH (.ci/run installs it)")
 }
 
-#[test]
-fn a_nextest_shard_runs_again_only_its_failing_test_file_and_reports_the_flaky_test() {
+/// A crate whose `tests/wobbly.rs` has a test that fails the first time
+/// it runs, beside `calm` and `tests/steady.rs`, run by one nextest shard
+/// with a retry: `words` what its command makes of `{entries}`, `list` its
+/// `list_tests` line (or none); `--junit` to `run.xml` beside the
+/// repository.
+fn flaky_nextest_run(words: &str, list: &str) -> (TestRepo, crate::support::Run) {
     let nextest = cargo_nextest();
     let dir = tempfile::tempdir().unwrap();
     let mark = dir.path().join("seen");
@@ -290,9 +294,10 @@ fn a_nextest_shard_runs_again_only_its_failing_test_file_and_reports_the_flaky_t
             "[swarm]\nsandbox = \"none\"\non_failure = \"continue\"\n\n\
              [[task]]\nid = \"nextest\"\nallow_overlap = true\nshards = 1\nretries = 1\n\
              matrix = {{ file = {{ glob = \"tests/*.rs\" }} }}\n\
-             run = '{} nextest run --offline --no-fail-fast $(for f in {{entries}}; do n=${{f#tests/}}; printf -- \"--test %s \" \"${{n%.rs}}\"; done)'\n\
+             run = '{} nextest run --offline --no-fail-fast {}'\n{list}\
              junit = \"target/nextest/default/junit.xml\"\n",
-            nextest.display()
+            nextest.display(),
+            words,
         ),
     );
     let junit = repo.root().join("run.xml");
@@ -309,16 +314,47 @@ fn a_nextest_shard_runs_again_only_its_failing_test_file_and_reports_the_flaky_t
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    drop(dir);
+    (repo, run)
+}
+
+/// What attempt `attempt` of `shard` of run `n` printed on stderr.
+fn attempt_err(repo: &TestRepo, shard: &str, attempt: u32) -> String {
+    std::fs::read_to_string(
+        repo.path()
+            .join(format!(".swarm/runs/n/logs/{shard}/{attempt}.err")),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_nextest_shard_whose_task_lists_its_tests_runs_again_only_its_failing_test() {
+    let (repo, _) = flaky_nextest_run(
+        crate::ci_batches::NEXTEST_FILTERS,
+        &format!(
+            "list_tests = '{} nextest list --offline --message-format oneline'\n",
+            cargo_nextest().display()
+        ),
+    );
+    let shard = shard_of(&repo.report(), "wobbles");
+    // nextest's own count: the one failing test of the shard's three.
+    let again = attempt_err(&repo, &shard, 2);
+    assert!(again.contains("1 test run: 1 passed"), "{again}");
+    assert!(again.contains("tiny::wobbly wobbles"), "{again}");
+}
+
+#[test]
+fn a_nextest_shard_runs_again_only_its_failing_test_file_and_reports_the_flaky_test() {
+    // The files as test targets: what a plan without `list_tests` writes.
+    let targets =
+        r#"$(for f in {entries}; do n=${f#tests/}; printf -- "--test %s " "${n%.rs}"; done)"#;
+    let (repo, run) = flaky_nextest_run(targets, "");
     let report = repo.report();
     let shard = shard_of(&report, "wobbles");
     // Its second attempt ran the failing test's file again, not the
     // shard's other file (nextest's own count: the file's two tests of
     // the shard's three).
-    let again = std::fs::read_to_string(
-        repo.path()
-            .join(format!(".swarm/runs/n/logs/{shard}/2.err")),
-    )
-    .unwrap();
+    let again = attempt_err(&repo, &shard, 2);
     assert!(again.contains("2 tests run: 2 passed"), "{again}");
     let tests = &crate::support::task(&report, &shard)["tests"];
     assert_eq!(
@@ -338,6 +374,7 @@ fn a_nextest_shard_runs_again_only_its_failing_test_file_and_reports_the_flaky_t
           branch swarm/n at [HASH], [T]s
           warning: `nextest-1` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
         "#));
+    let junit = repo.root().join("run.xml");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
     crate::support::assert_valid_junit(&junit);

@@ -684,11 +684,13 @@ pub struct TaskFields {
     pub shard_grouping: Option<Keep>,
     /// With `shards`: a command that lists the tests of `{entries}`, one
     /// a line, each starting `<entry>::` (pytest's node ids: `python -m
-    /// pytest --collect-only -q {entries}`). An entry expected to take
-    /// longer than the task's mean shard is then split across shards by
-    /// its tests: each such shard runs this first, in its own sandbox,
-    /// and gets its share of the entry's listed tests in `{entries}`, so
-    /// a test added since the last run still runs once.
+    /// pytest --collect-only -q {entries}`), or for a Rust test file `cargo
+    /// nextest list --message-format oneline`'s lines. An entry expected
+    /// to take longer than the task's mean shard is then split across
+    /// shards by its tests: each such shard runs this first, in its own
+    /// sandbox, and gets its share of the entry's listed tests in
+    /// `{entries}` (`<entry>::<test>`), so a test added since the last run
+    /// still runs once; a failing test runs again by that id too.
     #[schemars(with = "Option<String>")]
     pub list_tests: Option<Spanned<String>>,
     /// Run the task several ways, each in its own worktree and sandbox,

@@ -8,7 +8,10 @@
 //! test added since would otherwise run in no shard. A part is a range of
 //! the entry's listed tests by position (per mille of the list, so the
 //! ranges of an entry's parts cover it whatever its length): every listed
-//! test falls in exactly one part. The shard's command becomes a script
+//! test falls in exactly one part. A listed test is `<entry>::<test>`:
+//! pytest's node ids as listed, and `cargo nextest list`'s lines for a Rust
+//! test file (`mycrate::quick adds` is `tests/quick.rs::adds`), which a
+//! nextest command turns into its filters. The shard's command becomes a script
 //! ([`script`]) that lists, keeps its parts' tests and runs the command
 //! with them in `{entries}` and `$SWARM_ENTRIES`; all of it runs in the
 //! task's own sandbox, so swarm itself never reads the list.
@@ -182,11 +185,32 @@ fn sh_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// Shell that sets `$__swarm_t` to the test of `entry` the list's line
+/// `$__swarm_l` names, as `<entry>::<test>`, or to nothing: a line starting
+/// `<entry>::` (pytest's node ids) as it is; for a Rust test file, also a
+/// line of `cargo nextest list --message-format oneline`
+/// (`mycrate::quick adds` for `tests/quick.rs`: its test binary, named
+/// after the file, a space and the test).
+fn listed_test(entry: &str) -> String {
+    let prefix = sh_quote(&format!("{entry}::"));
+    let nextest = entry
+        .strip_suffix(".rs")
+        .map(|stem| stem.rsplit('/').next().unwrap_or(stem))
+        .map(|stem| {
+            format!(
+                " *{}*) __swarm_t={prefix}\"${{__swarm_l#* }}\";;",
+                sh_quote(&format!("::{stem} "))
+            )
+        })
+        .unwrap_or_default();
+    format!("case $__swarm_l in {prefix}*) __swarm_t=$__swarm_l;;{nextest} *) __swarm_t=;; esac;")
+}
+
 /// The script a shard holding parts (`entries`, whole entries and parts)
 /// runs in its sandbox: `list` (its `{entries}` the parts' entries) into a
 /// file of its tmp, failing the shard with the list's output if it fails;
-/// then, for each part, the listed tests of its entry (the lines starting
-/// `<entry>::`) whose positions fall in its ranges, or the entry whole
+/// then, for each part, the listed tests of its entry ([`listed_test`])
+/// whose positions fall in its ranges, or the entry whole
 /// for its first part when none is listed (so that the runner says why);
 /// then `template` with the whole entries and those tests in `{entries}`
 /// (as `"$@"`) and in a new `$SWARM_ENTRIES`. A shard left with nothing to
@@ -215,10 +239,10 @@ pub fn script(template: &str, list: &str, entries: &[String]) -> String {
         quoted(&whole),
     );
     for part in &parts {
-        let prefix = sh_quote(&format!("{}::", part.entry));
+        let test = listed_test(part.entry);
         s.push_str(&format!(
             "__swarm_n=0\n\
-             while IFS= read -r __swarm_l; do case $__swarm_l in {prefix}*) __swarm_n=$((__swarm_n + 1));; esac; done < \"$__swarm_listed\"\n"
+             while IFS= read -r __swarm_l; do {test} [ -n \"$__swarm_t\" ] && __swarm_n=$((__swarm_n + 1)); done < \"$__swarm_listed\"\n"
         ));
         if part.ranges.iter().any(|(lo, _)| *lo == 0) {
             s.push_str(&format!(
@@ -235,10 +259,10 @@ pub fn script(template: &str, list: &str, entries: &[String]) -> String {
             .collect();
         s.push_str(&format!(
             "__swarm_i=0\n\
-             while IFS= read -r __swarm_l; do case $__swarm_l in {prefix}*) \
+             while IFS= read -r __swarm_l; do {test} if [ -n \"$__swarm_t\" ]; then \
              __swarm_p=$((__swarm_i * {WHOLE} / __swarm_n)); \
-             if {}; then set -- \"$@\" \"$__swarm_l\"; fi; \
-             __swarm_i=$((__swarm_i + 1));; esac; done < \"$__swarm_listed\"\n",
+             if {}; then set -- \"$@\" \"$__swarm_t\"; fi; \
+             __swarm_i=$((__swarm_i + 1)); fi; done < \"$__swarm_listed\"\n",
             within.join(" || ")
         ));
     }

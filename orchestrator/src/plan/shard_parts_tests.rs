@@ -184,3 +184,35 @@ fn a_grouping_of_parts_splits_only_a_plan_that_lists_tests_and_covers_each_entry
         "{err}"
     );
 }
+
+#[test]
+fn cargo_nextests_list_lines_are_the_tests_of_the_rust_file_their_binary_is_named_after() {
+    // `cargo nextest list --message-format oneline`, as cargo-nextest
+    // 0.9.143 prints it for a crate `demo` with `tests/quick.rs` and
+    // `tests/quickly.rs` (the library's own tests first).
+    let listed = [
+        "demo tests::it_works",
+        "demo::quick adds",
+        "demo::quick m::breaks",
+        "demo::quickly other",
+        "demo::quick wobbles",
+    ];
+    let mut ran = Vec::new();
+    for part in ["tests/quick.rs\u{1f}0-500", "tests/quick.rs\u{1f}500-1000"] {
+        let (code, args, file) = run(&[part.to_string()], &listed, false);
+        assert_eq!(code, 0, "{part}");
+        assert_eq!(args, file);
+        ran.extend(args);
+    }
+    assert_eq!(
+        ran,
+        [
+            "tests/quick.rs::adds",
+            "tests/quick.rs::m::breaks",
+            "tests/quick.rs::wobbles"
+        ]
+    );
+    // A file of a binary nextest did not list runs whole in its first part.
+    let (_, args, _) = run(&["tests/gone.rs\u{1f}0-500".to_string()], &listed, false);
+    assert_eq!(args, ["tests/gone.rs"]);
+}

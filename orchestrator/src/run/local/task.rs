@@ -909,6 +909,10 @@ impl Life<'_> {
     fn next_runs(&mut self, tests_failed: bool) {
         let history = &self.tests.history;
         let entries = crate::test_attempts::Entries::new(shard_entries(&self.planned));
+        let lists_tests = matches!(
+            self.planned.sharding.as_deref(),
+            Some(crate::plan::shards::Sharding::Shard { list: Some(_), .. })
+        );
         // Narrowed only where the report holds a test of every entry: what
         // a runner that stopped at its first failure never ran runs again.
         let rerun = match history.gating_failures() {
@@ -918,7 +922,7 @@ impl Life<'_> {
                     && !entries.is_empty()
                     && history.covers(&entries) =>
             {
-                entries.rerun(&failing).and_then(|ids| {
+                entries.rerun(&failing, lists_tests).and_then(|ids| {
                     Some((ids.len(), crate::plan::shards::rerun(&self.planned, &ids)?))
                 })
             }
