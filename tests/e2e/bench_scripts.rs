@@ -455,6 +455,25 @@ fn bench_shards_cargo_sh_runs_in_smoke_mode() {
 }
 
 #[test]
+fn bench_spread_cargo_sh_runs_in_smoke_mode() {
+    let smoke = Smoke::new();
+    if !smoke.sandbox_available() {
+        return;
+    }
+    // cargo and cargo-nextest from the machine; a made-up crate.
+    let mut cmd = smoke.command("bash", &["bench/spread_cargo.sh"]);
+    with_the_machines_cargo(&mut cmd);
+    cmd.env("NEXTEST", crate::flaky_tests::cargo_nextest());
+    smoke.run("bench/spread_cargo.sh", cmd);
+    let out = smoke.written();
+    insta::assert_snapshot!(outline(&out), @"## 30. Shard spread of a crate's tests under cargo nextest");
+    // The long file was split, and every test ran once.
+    assert!(out.contains("| 2 | 1 | **"), "{out}");
+    assert!(out.contains("passed the 8 tests one `cargo nextest run` passes"), "{out}");
+    assert_tables_have_figures(&out);
+}
+
+#[test]
 fn bench_merge_queue_sh_runs_in_smoke_mode() {
     let smoke = Smoke::new();
     if !smoke.sandbox_available() {

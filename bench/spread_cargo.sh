@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Section 30 of BENCHMARKS.md: how evenly swarm's shards of a real crate's
+# tests end under `cargo nextest` (the longest shard's time over the mean
+# shard's, "spread") at N = 2, 4 and 8 shards after learning runs, beside
+# nextest's own split by hand (`cargo nextest run --partition count:K/N`,
+# N tasks run the same way) and beside one `cargo nextest run` of the
+# whole suite. The crate is itertools 0.13.0 (from crates.io), whose
+# `tests/specializations.rs` takes about two thirds of the suite's time:
+# no grouping of whole files balances it, so swarm's plan has
+# `list_tests` (nextest's list) and splits that file by its tests.
+#
+#   bench/spread_cargo.sh    # writes section 30 into BENCHMARKS.md
+#   SMOKE=1 SWARM=target/debug/swarm OUT=/tmp/b.md bench/spread_cargo.sh
+#
+# Every plan runs two tasks at once (the machine's cores on CI), sandboxed,
+# each in its own warm worktree with its own kept target directory (built
+# by the first run, so the measured runs build nothing). NEXTEST=PATH, else
+# `cargo-nextest` on PATH (.ci/run installs it). Smoke mode (SMOKE=1, see
+# bench/common.sh): a made-up crate without dependencies, N = 2, one round,
+# no network; tests/e2e/bench_scripts.rs runs it in CI. A command that
+# fails ends the script with a message naming it.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/common.sh"
+OUT=$(bench_out "$ROOT/BENCHMARKS.md")
+NPROC=$(nproc)
+machines_cargo
+NEXTEST=${NEXTEST:-$(command -v cargo-nextest || true)}
+[ -n "$NEXTEST" ] || { echo "spread_cargo.sh: cargo-nextest is not installed (NEXTEST=PATH, or .ci/run installs it)" >&2; exit 1; }
+cd "$ROOT"
+ensure_swarm
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
+
+WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-spread-cargo-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+hermetic_git "$WORK"
+REPO=$WORK/crate
+if [ "$SMOKE" = 1 ]; then
+  mkdir -p "$REPO/src" "$REPO/tests"
+  printf '[package]\nname = "tiny"\nversion = "0.1.0"\nedition = "2021"\n' > "$REPO/Cargo.toml"
+  printf 'pub fn one() -> u32 {\n    1\n}\n' > "$REPO/src/lib.rs"
+  for i in 0 1 2 3 4 5; do
+    printf '#[test]\nfn slow_%s() {\n    std::thread::sleep(std::time::Duration::from_millis(200));\n}\n\n' "$i"
+  done > "$REPO/tests/big.rs"
+  for name in a b; do
+    printf '#[test]\nfn %s() {\n    assert_eq!(tiny::one(), 1);\n}\n' "$name" > "$REPO/tests/$name.rs"
+  done
+  SUITE="a made-up crate's integration tests"
+else
+  run_logged "$WORK/download.log" curl -sfL -o "$WORK/itertools.crate" \
+    https://static.crates.io/crates/itertools/itertools-0.13.0.crate
+  tar xzf "$WORK/itertools.crate" -C "$WORK"
+  mv "$WORK/itertools-0.13.0" "$REPO"
+  SUITE="the integration tests of itertools 0.13.0 (from crates.io)"
+fi
+cd "$REPO"
+printf 'target/\n' > .gitignore
+mkdir -p .config
+printf '[profile.default.junit]\npath = "junit.xml"\n' > .config/nextest.toml
+# Tasks have no network: the lockfile and the dependencies, once.
+run_logged "$WORK/fetch.log" cargo generate-lockfile
+run_logged "$WORK/fetch2.log" cargo fetch
+git init -q -b main && git add -A && git commit -q -m "a crate"
+FILES=$(git ls-files 'tests/*.rs' | wc -l)
+TARGETS=$(git ls-files 'tests/*.rs' | sed 's|tests/||; s|\.rs$||' | sed 's/^/--test /' | tr '\n' ' ')
+COUNTS=$(sized "2 4 8" 2)
+HEAD="[swarm]
+concurrency = 2
+on_failure = \"continue\"
+"
+
+sharded_plan() { # sharded_plan FILE N: the suite in N shards, as the book's recipe
+  cat > "$1" <<PLAN
+$HEAD
+[[task]]
+id = "nextest"
+allow_overlap = true
+shards = $2
+matrix = { file = { glob = "tests/*.rs" } }
+run = '''$NEXTEST nextest run --offline --no-fail-fast \$(for e in {entries}; do f=\${e%%::*}; b=\${f##*/}; b=\${b%.rs}; case \$e in *::*) printf -- "-E binary(=%s)&test(=%s) " "\$b" "\${e#*::}";; *) printf -- "-E binary(=%s) " "\$b";; esac; done)'''
+list_tests = '''$NEXTEST nextest list --offline --message-format oneline \$(for f in {entries}; do b=\${f##*/}; printf -- "--test %s " "\${b%.rs}"; done)'''
+junit = "target/nextest/default/junit.xml"
+PLAN
+  plan_clean "$REPO" "$1"
+}
+
+by_hand_plan() { # by_hand_plan FILE N: N tasks, nextest's own split
+  local k
+  printf '%s\n' "$HEAD" > "$1"
+  for k in $(seq 1 "$2"); do
+    printf '[[task]]\nid = "hand-%s"\nallow_overlap = true\nrun = "%s nextest run --offline --no-fail-fast --partition count:%s/%s %s"\n\n' \
+      "$k" "$NEXTEST" "$k" "$2" "$TARGETS" >> "$1"
+  done
+  plan_clean "$REPO" "$1"
+}
+
+# spread RUN PREFIX: the longest over the mean of the run's tasks named
+# PREFIX-*, from its report.
+spread() {
+  python3 - "$REPO/.swarm/runs/$1/report.json" "$2" <<'PY'
+import json, sys
+tasks = [t for t in json.load(open(sys.argv[1]))["tasks"] if t["id"].startswith(sys.argv[2] + "-")]
+times = [t["duration_ms"] for t in tasks]
+print(f"{max(times) / (sum(times) / len(times)):.2f}")
+PY
+}
+
+# ran RUN: how many tests the run's tasks passed, by nextest's own lines.
+ran() { cat "$REPO/.swarm/runs/$1"/logs/*/1.err | grep -c ' PASS \[' || true; }
+
+# The baseline builds first, then runs the same test targets.
+run_logged "$WORK/build.log" "$NEXTEST" nextest run --offline --no-run $TARGETS
+ROUNDS=$(sized 3 1)
+whole=$(median_timed "$ROUNDS" "$WORK/whole" "$NEXTEST" nextest run --offline --no-fail-fast $TARGETS)
+tests=$(grep -c ' PASS \[' "$WORK/whole-1.log" || true)
+
+rows=""
+for n in $COUNTS; do
+  sharded_plan "$WORK/shards-$n.toml" "$n"
+  by_hand_plan "$WORK/hand-$n.toml" "$n"
+  # A fresh history per N: the first run builds (each new warm worktree's
+  # target directory) and learns, the second learns a shard's start-up
+  # without a build, the next are measured.
+  rm -f "$REPO/.swarm/durations.json"
+  for learn in 1 2; do
+    timed "$WORK/learn-$n-$learn.log" "$SWARM" run -q --name "learn-$n-$learn" "$WORK/shards-$n.toml" >/dev/null
+  done
+  timed "$WORK/hand-learn-$n.log" "$SWARM" run -q --name "hand-learn-$n" "$WORK/hand-$n.toml" >/dev/null
+  split=$("$SWARM" validate "$WORK/shards-$n.toml" | grep -c 'split in' || true)
+  s=""; h=""; w=""; hw=""
+  for r in $(seq 1 "$ROUNDS"); do
+    w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$WORK/shards-$n.toml")"
+    s="$s $(spread "s-$n-$r" nextest)"
+    [ "$(ran "s-$n-$r")" = "$tests" ] || { echo "spread_cargo.sh: run s-$n-$r passed $(ran "s-$n-$r") tests, nextest alone $tests" >&2; exit 1; }
+    hw="$hw $(timed "$WORK/h-$n-$r.log" "$SWARM" run -q --name "h-$n-$r" "$WORK/hand-$n.toml")"
+    h="$h $(spread "h-$n-$r" hand)"
+  done
+  med() { printf '%s\n' $1 | median_of; }
+  rows="$rows| $n | $split | **$(med "$s")** | $(med "$h") | $(med "$w") s | $(med "$hw") s |
+"
+  echo "N=$n: swarm spread $(med "$s") ($split split), by hand $(med "$h"); swarm wall $(med "$w") s, by hand $(med "$hw") s"
+done
+
+if [ "$SMOKE" = 1 ]; then
+  SMOKE_NOTE="**Smoke run (\`SMOKE=1\`): a made-up crate, N = 2, one round; these figures measure nothing.**
+
+"
+else
+  SMOKE_NOTE=
+fi
+section=$(cat <<EOF
+## 30. Shard spread of a crate's tests under cargo nextest
+
+${SMOKE_NOTE}Measured by \`bench/spread_cargo.sh\` on $(date -u +%Y-%m-%d) at $COMMIT: $SUITE ($tests tests in
+$FILES files) made a repository; $NPROC cores; $("$NEXTEST" --version | head -n 1). Every plan
+runs two tasks at once, sandboxed, each in its warm worktree with its own target directory
+(built by a first run). "Spread" is the longest shard's time over the mean shard's (1.00: they
+all end together). swarm's shards run the book's nextest recipe with \`list_tests\` (nextest's
+list), so a file longer than a mean shard is split across shards by its tests; its runs after
+two learning runs are measured (the first builds and learns each file's time from nextest's
+JUnit, the second a shard's start-up without a build). "By hand" is nextest's own split, N
+tasks of \`cargo nextest run --partition count:K/N\`, run the same way. Every measured swarm run
+passed the $tests tests one \`cargo nextest run\` passes. Medians of $ROUNDS rounds.
+
+| shards | files split | swarm spread | by hand spread | swarm wall | by hand wall |
+|---:|---:|---:|---:|---:|---:|
+$rows
+One \`cargo nextest run\` of the whole suite in one checkout (its own parallelism, after a build):
+$whole s.
+EOF
+)
+python3 "$ROOT/bench/benchmarks_md.py" place "$OUT" "## 30. Shard spread of a crate" "$section"
+echo "wrote section 30 of $OUT"
