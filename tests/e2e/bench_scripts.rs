@@ -469,7 +469,10 @@ fn bench_spread_cargo_sh_runs_in_smoke_mode() {
     insta::assert_snapshot!(outline(&out), @"## 30. Shard spread of a crate's tests under cargo nextest");
     // The long file was split, and every test ran once.
     assert!(out.contains("| 2 | 1 | **"), "{out}");
-    assert!(out.contains("passed the 8 tests one `cargo nextest run` passes"), "{out}");
+    assert!(
+        out.contains("passed the 8 tests one `cargo nextest run` passes"),
+        "{out}"
+    );
     assert_tables_have_figures(&out);
 }
 

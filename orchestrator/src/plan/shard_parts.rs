@@ -60,60 +60,176 @@ fn named(entry: &str, ranges: &[(u32, u32)]) -> String {
     format!("{entry}{MARK}{}", ranges.join(","))
 }
 
-/// `entries` (their expected times `weights`) for `n` shards, each entry
-/// expected to take longer than the shards' mean load split into parts
-/// when that shortens the longest shard by more than [`SPLIT_GAIN`]
-/// percent, into as many (at most `n`) as make the longest shard the
-/// shortest; each part is expected to take its share plus `listing`
-/// (what a shard's listing of the tests costs: a runner's start-up),
-/// which every part pays and which loads the shards with more work.
-pub fn split_long(
+/// `entries` (their expected times `weights`) grouped into `n` shards,
+/// each entry expected to take longer than the shards' mean load split
+/// into parts where that shortens the longest shard by more than
+/// [`SPLIT_GAIN`] percent. The other entries go first, longest first, each
+/// to the least loaded shard; then each long entry (longest first) is
+/// poured over the shards as water fills a vessel: the least loaded get a
+/// part each, sized to bring them to one level, so that an entry of 60%
+/// of a suite beside one of 30% still ends level over two shards (equal
+/// halves would not). A shard holding a part pays `listing` once (what
+/// listing the tests costs: a runner's start-up); a part smaller than a
+/// twentieth of the mean shard, or than a listing, is not made. With
+/// `start` (a last grouping), the entries that are not long stay in the
+/// shard it put them in, so that splitting one file moves no other. Each
+/// group is in plan order, one entry's parts in it made one; empty groups
+/// are left out.
+pub fn fill(
     entries: &[String],
     weights: &[u64],
-    n: usize,
-    listing: u64,
-) -> (Vec<String>, Vec<u64>) {
+    (n, listing): (usize, u64),
+    start: Option<&[Vec<String>]>,
+) -> Vec<Vec<String>> {
+    let n = n.max(1);
     let total: u64 = weights.iter().sum();
-    let mean = total / n.max(1) as u64;
-    // The least the longest shard can take with the entry in `k` parts:
-    // a part, or the mean of the load its listings add to.
-    let bound = |w: u64, k: u64| -> u64 {
-        let part = match k {
-            1 => w,
-            k => w.div_ceil(k) + listing,
-        };
-        part.max((total + (k - 1) * listing) / n.max(1) as u64)
-    };
-    let mut out = (
-        Vec::with_capacity(entries.len()),
-        Vec::with_capacity(weights.len()),
-    );
-    for (entry, &w) in entries.iter().zip(weights) {
-        let k = match n >= 2 && w > mean {
-            true => (1..=n as u64)
-                .min_by_key(|&k| (bound(w, k), k))
-                .unwrap_or(1),
-            false => 1,
-        };
-        let worth = k > 1 && bound(w, k) * 100 < bound(w, 1) * (100 - SPLIT_GAIN);
-        if !worth {
-            out.0.push(entry.clone());
-            out.1.push(w);
-            continue;
-        }
-        for j in 0..k as u32 {
-            let (lo, hi) = (j * WHOLE / k as u32, (j + 1) * WHOLE / k as u32);
-            out.0.push(named(entry, &[(lo, hi)]));
-            out.1.push(w.div_ceil(k) + listing);
+    let mean = total / n as u64;
+    let long = |i: usize| n >= 2 && weights[i] > mean;
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
+    let mut shards = vec![Shard::default(); n];
+    let mut placed = vec![false; entries.len()];
+    for (g, group) in start.unwrap_or_default().iter().take(n).enumerate() {
+        for name in group.iter().filter(|name| parse(name).is_none()) {
+            let at = entries.iter().position(|e| e == name);
+            if let Some(i) = at.filter(|&i| !long(i) && !placed[i]) {
+                placed[i] = true;
+                shards[g].take(i, None, weights[i], 0);
+            }
         }
     }
-    out
+    for &i in order.iter().filter(|&&i| !long(i) && !placed[i]) {
+        least(&mut shards).take(i, None, weights[i], 0);
+    }
+    let smallest = (mean / 20).max(listing).max(1);
+    for &i in order.iter().filter(|&&i| long(i)) {
+        let w = weights[i];
+        let whole = {
+            let mut load: Vec<u64> = shards.iter().map(|s| s.load).collect();
+            load.sort_unstable();
+            load[0] += w;
+            load.into_iter().max().unwrap_or(0)
+        };
+        let shares = pour(&shards, w, listing, smallest);
+        let poured = shards
+            .iter()
+            .enumerate()
+            .map(|(g, s)| match shares.iter().find(|(at, _)| *at == g) {
+                Some((_, share)) => s.load + share + if s.lists { 0 } else { listing },
+                None => s.load,
+            })
+            .max()
+            .unwrap_or(0);
+        if shares.len() < 2 || poured * 100 >= whole * (100 - SPLIT_GAIN) {
+            least(&mut shards).take(i, None, w, 0);
+            continue;
+        }
+        // Each part's range: its share of the list's positions, the
+        // parts in shard order, the last one ending at the whole.
+        let (mut done, mut lo) = (0u64, 0u32);
+        for (k, &(g, share)) in shares.iter().enumerate() {
+            done += share;
+            let hi = match k + 1 == shares.len() {
+                true => WHOLE,
+                false => (done * u64::from(WHOLE) / w.max(1)) as u32,
+            };
+            if hi > lo {
+                shards[g].take(i, Some((lo, hi)), share, listing);
+                lo = hi;
+            }
+        }
+    }
+    shards
+        .into_iter()
+        .filter(|s| !s.items.is_empty())
+        .map(|mut s| {
+            s.items.sort_by_key(|(i, range)| (*i, *range));
+            merged(
+                s.items
+                    .into_iter()
+                    .map(|(i, range)| match range {
+                        Some(r) => named(&entries[i], &[r]),
+                        None => entries[i].clone(),
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 /// How much shorter (in percent) the longest shard must be expected to
 /// run for an entry to be split into parts: each part lists the tests
 /// again, and a split for a few percent is within one run's noise.
 pub const SPLIT_GAIN: u64 = 10;
+
+/// A shard being filled: its entries (a part with its range), its
+/// expected load, whether it lists tests (holds a part) already.
+#[derive(Debug, Clone, Default)]
+struct Shard {
+    items: Vec<(usize, Option<(u32, u32)>)>,
+    load: u64,
+    lists: bool,
+}
+
+impl Shard {
+    fn take(&mut self, entry: usize, range: Option<(u32, u32)>, ms: u64, listing: u64) {
+        if range.is_some() && !self.lists {
+            self.lists = true;
+            self.load += listing;
+        }
+        self.items.push((entry, range));
+        self.load += ms;
+    }
+}
+
+/// The least loaded of `shards` (the first of equals).
+fn least(shards: &mut [Shard]) -> &mut Shard {
+    let at = (0..shards.len())
+        .min_by_key(|&g| (shards[g].load, g))
+        .unwrap_or(0);
+    &mut shards[at]
+}
+
+/// How `w` is poured over `shards` (a shard not yet listing paying
+/// `listing` first): the shards it reaches and each one's share, in shard
+/// order, summing to `w`; none below `smallest` (the least loaded shards
+/// take it all then).
+fn pour(shards: &[Shard], w: u64, listing: u64, smallest: u64) -> Vec<(usize, u64)> {
+    let floor = |s: &Shard| s.load + if s.lists { 0 } else { listing };
+    let mut by_floor: Vec<usize> = (0..shards.len()).collect();
+    by_floor.sort_by_key(|&g| (floor(&shards[g]), g));
+    let mut reach = by_floor.len();
+    loop {
+        let within = &by_floor[..reach];
+        // The level: the most shards whose floors it covers.
+        let (mut level, mut j) = (0u64, 0usize);
+        let mut under = 0u64;
+        for (k, &g) in within.iter().enumerate() {
+            under += floor(&shards[g]);
+            let l = (w + under) / (k as u64 + 1);
+            if k > 0 && l < floor(&shards[g]) {
+                break;
+            }
+            (level, j) = (l, k + 1);
+        }
+        let mut shares: Vec<(usize, u64)> = within[..j]
+            .iter()
+            .map(|&g| (g, level.saturating_sub(floor(&shards[g]))))
+            .collect();
+        let small = shares.iter().filter(|(_, s)| *s < smallest).count();
+        if small == 0 || j <= 1 {
+            // What rounding left over goes to the least loaded.
+            let given: u64 = shares.iter().map(|(_, s)| s).sum();
+            if let Some(first) = shares.first_mut() {
+                first.1 += w.saturating_sub(given);
+            }
+            shares.retain(|(_, s)| *s > 0);
+            shares.sort_unstable();
+            return shares;
+        }
+        reach = j - 1;
+    }
+}
 
 /// `name` as the one-range parts it was made of (a part of many ranges,
 /// [`merged`]), or itself.

@@ -5,46 +5,65 @@ fn names(list: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn an_entry_longer_than_the_mean_shard_is_split_into_parts_that_cover_it() {
+fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() {
     let entries = names(&["big.py", "a.py", "b.py"]);
-    // 4 shards, load 1,200 in all: a mean of 300; big.py (900) in 3 parts.
-    let (split, weights) = split_long(&entries, &[900, 200, 100], 4, 0);
+    // 4 shards, load 1,200 in all: a mean of 300. a.py and b.py go first;
+    // big.py (900) then brings every shard to 300.
+    let groups = fill(&entries, &[900, 200, 100], (4, 0), None);
     assert_eq!(
-        split,
+        groups,
         [
-            "big.py\u{1f}0-333",
-            "big.py\u{1f}333-666",
-            "big.py\u{1f}666-1000",
-            "a.py",
-            "b.py"
+            names(&["big.py\u{1f}0-111", "a.py"]),
+            names(&["big.py\u{1f}111-333", "b.py"]),
+            names(&["big.py\u{1f}333-666"]),
+            names(&["big.py\u{1f}666-1000"]),
         ]
     );
-    assert_eq!(weights, [300, 300, 300, 200, 100]);
-    assert_eq!(whole(&split[1]), "big.py");
+    assert_eq!(complete(&groups), Ok(()));
+    assert_eq!(whole(&groups[1][0]), "big.py");
     assert_eq!(whole("a.py"), "a.py");
     assert_eq!(
-        parse(&split[2]),
+        parse(&groups[2][0]),
         Some(Part {
             entry: "big.py",
-            ranges: vec![(666, 1000)]
+            ranges: vec![(333, 666)]
         })
     );
     assert_eq!(parse("a.py"), None);
     assert_eq!(parse("x\u{1f}5-2"), None);
     assert_eq!(parse("x\u{1f}0-1001"), None);
+    // An entry of 60% beside one of 30%: unequal parts end level (halves
+    // would leave one shard at 600 of 1,000).
+    let groups = fill(&names(&["a", "b", "c"]), &[600, 300, 100], (2, 0), None);
+    assert_eq!(
+        groups,
+        [
+            names(&["a\u{1f}0-333", "b"]),
+            names(&["a\u{1f}333-1000", "c"])
+        ]
+    );
     // Never more parts than shards, none with one shard or none longer.
-    let (split, _) = split_long(&entries, &[10_000, 1, 1], 2, 0);
-    assert_eq!(split.len(), 4);
-    assert_eq!(split_long(&entries, &[900, 200, 100], 1, 0).0, entries);
-    assert_eq!(split_long(&entries, &[100, 100, 100], 3, 0).0, entries);
-    // Each part lists the tests again (a runner's start-up): more parts,
-    // each its share and the listing, when that is what shortens the
-    // longest shard most...
-    let (split, weights) = split_long(&entries, &[900, 200, 100], 4, 200);
-    assert_eq!(split.len(), 6, "{split:?}");
-    assert_eq!(weights[..4], [425, 425, 425, 425]);
+    let parts = |g: &[Vec<String>]| g.iter().flatten().filter(|n| parse(n).is_some()).count();
+    assert_eq!(parts(&fill(&entries, &[10_000, 1, 1], (2, 0), None)), 2);
+    assert_eq!(
+        fill(&entries, &[900, 200, 100], (1, 0), None),
+        std::slice::from_ref(&entries)
+    );
+    assert_eq!(parts(&fill(&entries, &[100, 100, 100], (3, 0), None)), 0);
+    // A shard holding a part lists the tests first (a runner's start-up):
+    // no part smaller than that is made...
+    let groups = fill(&entries, &[900, 200, 100], (4, 200), None);
+    assert_eq!(
+        groups,
+        [
+            names(&["a.py"]),
+            names(&["big.py\u{1f}0-258", "b.py"]),
+            names(&["big.py\u{1f}258-630"]),
+            names(&["big.py\u{1f}630-1000"]),
+        ]
+    );
     // ...and none when the listing costs more than the split gains.
-    assert_eq!(split_long(&entries, &[900, 200, 100], 2, 800).0, entries);
+    assert_eq!(parts(&fill(&entries, &[900, 200, 100], (2, 800), None)), 0);
 }
 
 #[test]
@@ -100,9 +119,15 @@ fn the_parts_of_an_entry_run_each_listed_test_once_whatever_the_list_holds() {
         let tests: Vec<String> = (0..count).map(|i| format!("big.py::test_{i}")).collect();
         let mut listed: Vec<&str> = tests.iter().map(String::as_str).collect();
         listed.push("other.py::test_x");
-        let (parts, _) = split_long(&names(&["big.py", "a.py"]), &[900, 100], 3, 0);
+        let groups = fill(&names(&["big.py", "a.py"]), &[900, 100], (3, 0), None);
+        let parts: Vec<&String> = groups
+            .iter()
+            .flatten()
+            .filter(|p| parse(p).is_some())
+            .collect();
+        assert_eq!(parts.len(), 3);
         let mut ran = Vec::new();
-        for part in parts.iter().filter(|p| parse(p).is_some()) {
+        for part in parts {
             let entries = vec!["a.py".to_string(), part.clone()];
             let (code, args, file) = run(&entries, &listed, false);
             assert_eq!(code, 0, "{part} of {count}");

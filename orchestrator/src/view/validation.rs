@@ -209,13 +209,15 @@ fn shard_lines(out: &mut String, history: &History, task: &str, groups: &[Vec<St
         .iter()
         .filter(|e| history.entry_estimate(task, e).is_some())
         .count();
-    // Each shard: its entries' times, and what any shard takes.
+    // Each shard: its entries' times, and what any shard takes (twice
+    // for one holding a part: it lists the tests first).
     let startup = history.startup(task).unwrap_or(0);
     let times: Vec<Option<u64>> = groups
         .iter()
         .map(|g| {
             let ms: Option<u64> = g.iter().map(|e| history.part_estimate(task, e)).sum();
-            ms.map(|ms| ms + startup)
+            let lists = g.iter().any(|e| shard_parts::parse(e).is_some());
+            ms.map(|ms| ms + startup + if lists { startup } else { 0 })
         })
         .collect();
     let expected: Vec<String> = groups
