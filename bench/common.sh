@@ -201,6 +201,36 @@ for line in open(sys.argv[1]):
 PY
 }
 
+# spread_of RUN PREFIX: the longest over the mean time of run RUN's tasks
+# named PREFIX-* (1.00: they all ended together), from its report in
+# $REPO.
+spread_of() {
+  python3 - "$REPO/.swarm/runs/$1/report.json" "$2" <<'PY'
+import json, sys
+tasks = [t for t in json.load(open(sys.argv[1]))["tasks"] if t["id"].startswith(sys.argv[2] + "-")]
+times = [t["duration_ms"] for t in tasks]
+print(f"{max(times) / (sum(times) / len(times)):.2f}")
+PY
+}
+
+# itertools_crate WORK REPO: itertools 0.13.0's source from crates.io
+# unpacked as REPO (the real crate the Rust benchmarks use).
+itertools_crate() {
+  run_logged "$1/download.log" curl -sfL -o "$1/itertools.crate" \
+    https://static.crates.io/crates/itertools/itertools-0.13.0.crate
+  tar xzf "$1/itertools.crate" -C "$1"
+  mv "$1/itertools-0.13.0" "$2"
+}
+
+# crate_fetched WORK: the crate in the current directory with `target/`
+# ignored, a lockfile and its dependencies fetched (tasks have no
+# network), logs in WORK.
+crate_fetched() {
+  printf 'target/\n' > .gitignore
+  run_logged "$1/fetch.log" cargo generate-lockfile
+  run_logged "$1/fetch2.log" cargo fetch
+}
+
 # jinja2_suite WORK SMOKE_TEST: a pytest suite in WORK/suite (REPO, the
 # current directory after), for the benchmarks of sharded suites. Off
 # smoke mode: Jinja2 3.1.4's own sources from its sdist on PyPI, in a

@@ -43,18 +43,12 @@ if [ "$SMOKE" = 1 ]; then
   CRATE="a made-up crate"
   SUITE="a made-up crate's integration tests"
 else
-  run_logged "$WORK/download.log" curl -sfL -o "$WORK/itertools.crate" \
-    https://static.crates.io/crates/itertools/itertools-0.13.0.crate
-  tar xzf "$WORK/itertools.crate" -C "$WORK"
-  mv "$WORK/itertools-0.13.0" "$REPO"
+  itertools_crate "$WORK" "$REPO"
   CRATE="itertools 0.13.0 (crates.io)"
   SUITE="the integration tests of itertools 0.13.0 (from crates.io)"
 fi
 cd "$REPO"
-printf 'target/\n' > .gitignore
-# Tasks have no network: the lockfile and the dependencies, once.
-run_logged "$WORK/fetch.log" cargo generate-lockfile
-run_logged "$WORK/fetch2.log" cargo fetch
+crate_fetched "$WORK"
 git init -q -b main && git add -A && git commit -q -m "$CRATE"
 FILES=$(git ls-files 'tests/*.rs' | wc -l)
 TARGETS=$(git ls-files 'tests/*.rs' | sed 's|tests/||; s|\.rs$||' | sed 's/^/--test /' | tr '\n' ' ')

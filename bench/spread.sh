@@ -72,17 +72,6 @@ by_hand_plan() { # by_hand_plan FILE N: N tasks, the files dealt as split -n l/N
   plan_clean "$REPO" "$1"
 }
 
-# spread RUN PREFIX: the longest over the mean of the run's tasks named
-# PREFIX-*, from its report.
-spread() {
-  python3 - "$REPO/.swarm/runs/$1/report.json" "$2" <<'PY'
-import json, sys
-tasks = [t for t in json.load(open(sys.argv[1]))["tasks"] if t["id"].startswith(sys.argv[2] + "-")]
-times = [t["duration_ms"] for t in tasks]
-print(f"{max(times) / (sum(times) / len(times)):.2f}")
-PY
-}
-
 ROUNDS=$(sized 3 1)
 rows=""
 for n in $COUNTS; do
@@ -94,9 +83,9 @@ for n in $COUNTS; do
   s=""; h=""; w=""
   for r in $(seq 1 "$ROUNDS"); do
     w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$WORK/shards-$n.toml")"
-    s="$s $(spread "s-$n-$r" pytest)"
+    s="$s $(spread_of "s-$n-$r" pytest)"
     timed "$WORK/h-$n-$r.log" "$SWARM" run -q --name "h-$n-$r" "$WORK/hand-$n.toml" >/dev/null
-    h="$h $(spread "h-$n-$r" hand)"
+    h="$h $(spread_of "h-$n-$r" hand)"
   done
   med() { printf '%s\n' $1 | median_of; }
   xdist=$(median_timed "$ROUNDS" "$WORK/xdist-$n" sh -c "$PYTEST -n $n tests")

@@ -32,6 +32,7 @@ use sha2::{Digest as _, Sha256};
 use swarm_protocol::EventBody;
 
 use crate::graph::{Expected, UNWEIGHED_MS};
+use crate::plan::shard_parts::Profile;
 use crate::plan::shards;
 use crate::plan::{Payload, Task};
 use crate::state::{State, StateError};
@@ -144,6 +145,21 @@ struct File {
     /// Each sharded task's last grouping, so that the next stays put.
     #[serde(default)]
     groupings: Vec<Grouping>,
+    /// How each split entry's time lay over its tests when last split.
+    #[serde(default)]
+    profiles: Vec<ProfileEntry>,
+}
+
+/// A sharded task's id, one of its entries, and how the entry's time lay
+/// over its tests.
+pub type EntryProfile = (String, String, Profile);
+
+/// A split entry's [`Profile`]: its segments `(lo, hi, ms)`.
+#[derive(Debug, Serialize, Deserialize)]
+struct ProfileEntry {
+    task: String,
+    segments: Vec<(u32, u32, u64)>,
+    seen: u64,
 }
 
 /// [`File`] as written, borrowing the history's entries.
@@ -154,6 +170,8 @@ struct FileOut<'a> {
     entries: Vec<EntryOut<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     groupings: Vec<GroupingOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    profiles: Vec<ProfileEntry>,
 }
 
 /// A sharded task's entries as its last run grouped them.
@@ -217,6 +235,9 @@ pub struct History {
     /// Each sharded task's last grouping and the generation that recorded
     /// it, by the task's id.
     groupings: HashMap<String, (Vec<Vec<String>>, u64)>,
+    /// Each split entry's profile and the generation that recorded it, by
+    /// its id ([`entry_id`]).
+    profiles: HashMap<String, (Profile, u64)>,
 }
 
 impl History {
@@ -266,6 +287,12 @@ impl History {
                 .filter(|g| g.task.len() <= MAX_ID)
                 .map(|g| (g.task, (g.groups, g.seen)))
                 .collect(),
+            profiles: file
+                .profiles
+                .into_iter()
+                .filter(|p| p.task.len() <= MAX_ID)
+                .filter_map(|p| Some((p.task, (Profile::new(p.segments)?, p.seen))))
+                .collect(),
         };
         history.entries.reserve(file.entries.len());
         for mut entry in file.entries {
@@ -313,11 +340,22 @@ impl History {
             })
             .collect();
         groupings.sort_by(|a, b| a.task.cmp(b.task));
+        let mut profiles: Vec<ProfileEntry> = self
+            .profiles
+            .iter()
+            .map(|(task, (profile, seen))| ProfileEntry {
+                task: task.clone(),
+                segments: profile.segments().to_vec(),
+                seen: *seen,
+            })
+            .collect();
+        profiles.sort_by(|a, b| a.task.cmp(&b.task));
         serde_json::to_string_pretty(&FileOut {
             v: VERSION,
             generation: self.generation,
             entries,
             groupings,
+            profiles,
         })
     }
 
@@ -402,6 +440,18 @@ impl History {
 
     /// Drops the entries seen least recently beyond [`MAX_ENTRIES`].
     fn evict(&mut self) {
+        let excess = self.profiles.len().saturating_sub(MAX_GROUPINGS);
+        if excess > 0 {
+            let mut by_age: Vec<(u64, String)> = self
+                .profiles
+                .iter()
+                .map(|(k, (_, seen))| (*seen, k.clone()))
+                .collect();
+            by_age.sort();
+            for (_, k) in by_age.into_iter().take(excess) {
+                self.profiles.remove(&k);
+            }
+        }
         let excess = self.groupings.len().saturating_sub(MAX_GROUPINGS);
         if excess > 0 {
             let mut by_age: Vec<(u64, String)> = self
@@ -501,14 +551,24 @@ impl History {
     /// estimate, or a part's share of its entry's
     /// ([`crate::plan::shard_parts`]).
     pub fn part_estimate(&self, of: &str, name: &str) -> Option<u64> {
-        let whole = self.entry_estimate(of, crate::plan::shard_parts::whole(name))?;
+        let entry = crate::plan::shard_parts::whole(name);
+        let whole = self.entry_estimate(of, entry)?;
         Some(match crate::plan::shard_parts::parse(name) {
             Some(part) => {
-                let share: u32 = part.ranges.iter().map(|(lo, hi)| hi - lo).sum();
-                whole * u64::from(share) / u64::from(crate::plan::shard_parts::WHOLE)
+                let profile = self.profile(of, entry);
+                let share = crate::plan::shard_parts::share(profile.as_ref(), &part.ranges);
+                (whole as f64 * share).round() as u64
             }
             None => whole,
         })
+    }
+
+    /// How split entry `entry` of task `of`'s time lay over its tests,
+    /// if it was split before.
+    pub fn profile(&self, of: &str, entry: &str) -> Option<Profile> {
+        self.profiles
+            .get(&entry_id(of, entry))
+            .map(|(p, _)| p.clone())
     }
 
     /// How the unsplit tasks of `plan` are grouped when the run runs
@@ -521,9 +581,16 @@ impl History {
                 let n = shards::tasks_for(count, entries.len(), slots);
                 let last = self.groupings.get(of).map(|(g, _)| g.as_slice());
                 let startup = self.startup(of).unwrap_or(0);
-                shards::regroup(of, entries, n, (keep, startup, by_tests), last, |e| {
-                    self.entry_estimate(of, e)
-                })
+                let expected = |e: &str| self.entry_estimate(of, e);
+                let profile = |e: &str| self.profile(of, e);
+                shards::regroup(
+                    of,
+                    entries,
+                    n,
+                    (keep, startup, by_tests),
+                    last,
+                    (expected, profile),
+                )
             })
             .collect()
     }
@@ -571,12 +638,19 @@ impl History {
         workdir: &Path,
         samples: &[(String, String, u64)],
         groupings: &[(String, Vec<Vec<String>>)],
-        startups: &[(String, u64)],
+        (startups, profiles): (&[(String, u64)], &[EntryProfile]),
     ) -> Result<(), DurationsError> {
         if samples.is_empty() && groupings.is_empty() {
             return Ok(());
         }
         let mut history = Self::load(workdir);
+        for (of, entry, profile) in profiles {
+            let id = entry_id(of, entry);
+            if id.len() <= MAX_ID {
+                let seen = history.generation + 1;
+                history.profiles.insert(id, (profile.clone(), seen));
+            }
+        }
         for (of, entry, ms) in samples.iter().take(MAX_ENTRIES) {
             history.record_by(&entry_id(of, entry), ENTRY_HASH, *ms, None);
         }

@@ -341,3 +341,21 @@ fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_spl
     assert_eq!(entry_times(&entries, 1000, &[], 0), [500, 500]);
     assert_eq!(unaccounted(&entries, 1000, &[]), None);
 }
+
+#[test]
+fn a_split_entrys_profile_is_kept_and_an_invalid_one_dropped() {
+    let text = r#"{"v":VERSION,"generation":3,"entries":[
+        {"task":"t\u001fbig.py","hash":"entry","ms":[1000],"seen":3}],
+      "profiles":[
+        {"task":"t\u001fbig.py","segments":[[0,500,900],[500,1000,100]],"seen":3},
+        {"task":"t\u001fgap.py","segments":[[0,400,1]],"seen":3}]}"#
+        .replace("VERSION", &VERSION.to_string());
+    let history = History::parse(&text).unwrap();
+    let profile = history.profile("t", "big.py").unwrap();
+    assert_eq!(profile.segments(), [(0, 500, 900), (500, 1000, 100)]);
+    assert_eq!(history.profile("t", "gap.py"), None);
+    // A part's estimate is its share of the entry's time by the profile.
+    assert_eq!(history.part_estimate("t", "big.py\u{1f}0-500"), Some(900));
+    let again = History::parse(&history.to_json().unwrap()).unwrap();
+    assert_eq!(again.profile("t", "big.py"), Some(profile));
+}

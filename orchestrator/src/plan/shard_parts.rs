@@ -80,6 +80,7 @@ pub fn fill(
     weights: &[u64],
     (n, listing): (usize, u64),
     start: Option<&[Vec<String>]>,
+    profiles: &[Option<Profile>],
 ) -> Vec<Vec<String>> {
     let n = n.max(1);
     let total: u64 = weights.iter().sum();
@@ -124,14 +125,16 @@ pub fn fill(
             least(&mut shards).take(i, None, w, 0);
             continue;
         }
-        // Each part's range: its share of the list's positions, the
-        // parts in shard order, the last one ending at the whole.
+        // Each part's range: the positions that hold its share of the
+        // entry's time (by its profile), the parts in shard order, the
+        // last one ending at the whole.
+        let profile = profiles.get(i).and_then(Option::as_ref);
         let (mut done, mut lo) = (0u64, 0u32);
         for (k, &(g, share)) in shares.iter().enumerate() {
             done += share;
             let hi = match k + 1 == shares.len() {
                 true => WHOLE,
-                false => (done * u64::from(WHOLE) / w.max(1)) as u32,
+                false => position(profile, done as f64 / w.max(1) as f64),
             };
             if hi > lo {
                 shards[g].take(i, Some((lo, hi)), share, listing);
@@ -155,6 +158,92 @@ pub fn fill(
             )
         })
         .collect()
+}
+
+/// How an entry's time lies over the positions of its listed tests,
+/// learned from what each of its parts took: segments `(lo, hi, ms)` that
+/// cover the whole list once. A suite's slow tests are seldom spread
+/// evenly over a file (itertools' `specializations.rs` has its slowest in
+/// one stretch), so parts of equal time are seldom of equal positions.
+/// Without a profile, time is taken as even over the positions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile(Vec<(u32, u32, u64)>);
+
+impl Profile {
+    /// The profile `segments` make, if they cover the list once (sorted)
+    /// and hold some time.
+    pub fn new(mut segments: Vec<(u32, u32, u64)>) -> Option<Self> {
+        segments.sort_unstable();
+        let mut at = 0;
+        for &(lo, hi, _) in &segments {
+            if lo != at || hi <= lo {
+                return None;
+            }
+            at = hi;
+        }
+        let timed = segments.iter().any(|s| s.2 > 0);
+        (at == WHOLE && timed).then_some(Self(segments))
+    }
+
+    pub fn segments(&self) -> &[(u32, u32, u64)] {
+        &self.0
+    }
+
+    /// The time up to position `pos`, even within a segment.
+    fn time_to(&self, pos: u32) -> f64 {
+        self.0
+            .iter()
+            .map(|&(lo, hi, ms)| {
+                let within = pos.clamp(lo, hi) - lo;
+                ms as f64 * f64::from(within) / f64::from(hi - lo)
+            })
+            .sum()
+    }
+
+    fn total(&self) -> f64 {
+        self.0.iter().map(|s| s.2 as f64).sum()
+    }
+
+    /// The first position by which `fraction` of the time is reached.
+    fn position(&self, fraction: f64) -> u32 {
+        let target = fraction.clamp(0.0, 1.0) * self.total();
+        let mut before = 0.0;
+        for &(lo, hi, ms) in &self.0 {
+            let ms = ms as f64;
+            if ms > 0.0 && before + ms >= target {
+                let into = (target - before) / ms * f64::from(hi - lo);
+                return lo + (into.round() as u32).min(hi - lo);
+            }
+            before += ms;
+        }
+        WHOLE
+    }
+}
+
+/// The fraction of an entry's time its `ranges` hold: by its `profile`, or
+/// by their share of the positions.
+pub fn share(profile: Option<&Profile>, ranges: &[(u32, u32)]) -> f64 {
+    match profile {
+        Some(p) if p.total() > 0.0 => {
+            let t: f64 = ranges
+                .iter()
+                .map(|&(lo, hi)| p.time_to(hi) - p.time_to(lo))
+                .sum();
+            t / p.total()
+        }
+        _ => {
+            let positions: u32 = ranges.iter().map(|(lo, hi)| hi - lo).sum();
+            f64::from(positions) / f64::from(WHOLE)
+        }
+    }
+}
+
+/// The position that ends the first `fraction` of an entry's time.
+fn position(profile: Option<&Profile>, fraction: f64) -> u32 {
+    match profile {
+        Some(p) if p.total() > 0.0 => p.position(fraction),
+        _ => (fraction.clamp(0.0, 1.0) * f64::from(WHOLE)).round() as u32,
+    }
 }
 
 /// How much shorter (in percent) the longest shard must be expected to

@@ -9,14 +9,14 @@ fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() 
     let entries = names(&["big.py", "a.py", "b.py"]);
     // 4 shards, load 1,200 in all: a mean of 300. a.py and b.py go first;
     // big.py (900) then brings every shard to 300.
-    let groups = fill(&entries, &[900, 200, 100], (4, 0), None);
+    let groups = fill(&entries, &[900, 200, 100], (4, 0), None, &[]);
     assert_eq!(
         groups,
         [
             names(&["big.py\u{1f}0-111", "a.py"]),
             names(&["big.py\u{1f}111-333", "b.py"]),
-            names(&["big.py\u{1f}333-666"]),
-            names(&["big.py\u{1f}666-1000"]),
+            names(&["big.py\u{1f}333-667"]),
+            names(&["big.py\u{1f}667-1000"]),
         ]
     );
     assert_eq!(complete(&groups), Ok(()));
@@ -26,7 +26,7 @@ fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() 
         parse(&groups[2][0]),
         Some(Part {
             entry: "big.py",
-            ranges: vec![(333, 666)]
+            ranges: vec![(333, 667)]
         })
     );
     assert_eq!(parse("a.py"), None);
@@ -34,7 +34,13 @@ fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() 
     assert_eq!(parse("x\u{1f}0-1001"), None);
     // An entry of 60% beside one of 30%: unequal parts end level (halves
     // would leave one shard at 600 of 1,000).
-    let groups = fill(&names(&["a", "b", "c"]), &[600, 300, 100], (2, 0), None);
+    let groups = fill(
+        &names(&["a", "b", "c"]),
+        &[600, 300, 100],
+        (2, 0),
+        None,
+        &[],
+    );
     assert_eq!(
         groups,
         [
@@ -44,26 +50,35 @@ fn an_entry_longer_than_the_mean_shard_is_poured_over_the_shards_to_one_level() 
     );
     // Never more parts than shards, none with one shard or none longer.
     let parts = |g: &[Vec<String>]| g.iter().flatten().filter(|n| parse(n).is_some()).count();
-    assert_eq!(parts(&fill(&entries, &[10_000, 1, 1], (2, 0), None)), 2);
     assert_eq!(
-        fill(&entries, &[900, 200, 100], (1, 0), None),
+        parts(&fill(&entries, &[10_000, 1, 1], (2, 0), None, &[])),
+        2
+    );
+    assert_eq!(
+        fill(&entries, &[900, 200, 100], (1, 0), None, &[]),
         std::slice::from_ref(&entries)
     );
-    assert_eq!(parts(&fill(&entries, &[100, 100, 100], (3, 0), None)), 0);
+    assert_eq!(
+        parts(&fill(&entries, &[100, 100, 100], (3, 0), None, &[])),
+        0
+    );
     // A shard holding a part lists the tests first (a runner's start-up):
     // no part smaller than that is made...
-    let groups = fill(&entries, &[900, 200, 100], (4, 200), None);
+    let groups = fill(&entries, &[900, 200, 100], (4, 200), None, &[]);
     assert_eq!(
         groups,
         [
             names(&["a.py"]),
-            names(&["big.py\u{1f}0-258", "b.py"]),
-            names(&["big.py\u{1f}258-630"]),
+            names(&["big.py\u{1f}0-259", "b.py"]),
+            names(&["big.py\u{1f}259-630"]),
             names(&["big.py\u{1f}630-1000"]),
         ]
     );
     // ...and none when the listing costs more than the split gains.
-    assert_eq!(parts(&fill(&entries, &[900, 200, 100], (2, 800), None)), 0);
+    assert_eq!(
+        parts(&fill(&entries, &[900, 200, 100], (2, 800), None, &[])),
+        0
+    );
 }
 
 #[test]
@@ -119,7 +134,7 @@ fn the_parts_of_an_entry_run_each_listed_test_once_whatever_the_list_holds() {
         let tests: Vec<String> = (0..count).map(|i| format!("big.py::test_{i}")).collect();
         let mut listed: Vec<&str> = tests.iter().map(String::as_str).collect();
         listed.push("other.py::test_x");
-        let groups = fill(&names(&["big.py", "a.py"]), &[900, 100], (3, 0), None);
+        let groups = fill(&names(&["big.py", "a.py"]), &[900, 100], (3, 0), None, &[]);
         let parts: Vec<&String> = groups
             .iter()
             .flatten()
@@ -240,4 +255,29 @@ fn cargo_nextests_list_lines_are_the_tests_of_the_rust_file_their_binary_is_name
     // A file of a binary nextest did not list runs whole in its first part.
     let (_, args, _) = run(&["tests/gone.rs\u{1f}0-500".to_string()], &listed, false);
     assert_eq!(args, ["tests/gone.rs"]);
+}
+
+#[test]
+fn parts_hold_equal_time_by_the_profile_their_last_split_learned() {
+    // Last run, big.py's first half of its tests took 900 ms, its second
+    // 100 ms: its slow tests are at the start.
+    let profile = Profile::new(vec![(500, 1000, 100), (0, 500, 900)]).unwrap();
+    assert_eq!(share(Some(&profile), &[(0, 500)]), 0.9);
+    assert_eq!(share(Some(&profile), &[(0, 250), (500, 1000)]), 0.55);
+    assert_eq!(share(None, &[(0, 250)]), 0.25);
+    // Two shards of 500 ms each: a part of the first 278 thousandths and
+    // one of the rest (each 500 ms by the profile), not halves.
+    let groups = fill(&names(&["big.py"]), &[1000], (2, 0), None, &[Some(profile)]);
+    assert_eq!(
+        groups,
+        [
+            names(&["big.py\u{1f}0-278"]),
+            names(&["big.py\u{1f}278-1000"])
+        ]
+    );
+    assert_eq!(complete(&groups), Ok(()));
+    // A profile must cover the list once and hold some time.
+    assert_eq!(Profile::new(vec![(0, 500, 1), (600, 1000, 1)]), None);
+    assert_eq!(Profile::new(vec![(0, 500, 1), (400, 1000, 1)]), None);
+    assert_eq!(Profile::new(vec![(0, 1000, 0)]), None);
 }

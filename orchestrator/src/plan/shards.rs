@@ -238,26 +238,39 @@ pub type Grouped = (String, Vec<Vec<String>>);
 /// ([`balance`]) is worth the move (each shard taking `startup` beside its
 /// entries); a last grouping of another count is not kept. With
 /// `by_tests` (the task lists its entries' tests), an entry longer than
-/// the shards' mean load is grouped as parts ([`shard_parts::fill`]), and
-/// the last run's parts are kept as they were.
+/// the shards' mean load is grouped as parts ([`shard_parts::fill`]), by
+/// how its time lies over its tests (`profile`, learned), and the last
+/// run's parts are kept as they were.
 pub fn regroup(
     of: &str,
     entries: &[String],
     n: usize,
     (keep, startup, by_tests): (Keep, u64, bool),
     last: Option<&[Vec<String>]>,
-    expected: impl Fn(&str) -> Option<u64>,
+    (expected, profile): (
+        impl Fn(&str) -> Option<u64>,
+        impl Fn(&str) -> Option<shard_parts::Profile>,
+    ),
 ) -> Grouped {
     let weights = weights(entries, &expected);
+    let profiles: Vec<Option<shard_parts::Profile>> = match by_tests {
+        true => entries.iter().map(|e| profile(e)).collect(),
+        false => Vec::new(),
+    };
     let n = n.clamp(1, entries.len().max(1));
-    let fill = |start| shard_parts::fill(entries, &weights, (n, startup), start);
+    let fill = |start| shard_parts::fill(entries, &weights, (n, startup), start, &profiles);
+    let weighed = Weighed {
+        entries,
+        weights: &weights,
+        profiles: &profiles,
+    };
     let fresh = match by_tests {
         true => fill(None),
         false => balance_weighed(entries, n, &weights),
     };
     let kept = match last {
         Some(last) if keep != Keep::Balanced && last.len() == fresh.len() => {
-            keep_placed(entries, last, &weights, (by_tests, startup))
+            keep_placed(&weighed, last, (by_tests, startup))
         }
         _ => return (of.to_string(), fresh),
     };
@@ -272,7 +285,7 @@ pub fn regroup(
         return (of.to_string(), grouped);
     }
     let longest = |groups: &[Vec<String>]| -> u64 {
-        let load = |g: &Vec<String>| load(g, entries, &weights, startup);
+        let load = |g: &Vec<String>| weighed.load(g, startup);
         startup + groups.iter().map(load).max().unwrap_or(0)
     };
     let better = |than: &[Vec<String>], new: &[Vec<String>]| {
@@ -293,39 +306,54 @@ pub fn regroup(
     (of.to_string(), best)
 }
 
-/// What a shard holding `group` (entries and parts of `entries`, expected
-/// to take `weights`) is expected to take beside its start-up: its
-/// entries, its parts' shares of theirs, and `listing` once if it holds a
-/// part (it lists their tests first).
-fn load(group: &[String], entries: &[String], weights: &[u64], listing: u64) -> u64 {
-    let weight = |name: &str| -> u64 {
-        let whole = shard_parts::whole(name);
-        let w = entries
-            .iter()
-            .position(|e| e == whole)
-            .map_or(0, |i| weights[i]);
-        match shard_parts::parse(name) {
-            Some(part) => {
-                let share: u32 = part.ranges.iter().map(|(lo, hi)| hi - lo).sum();
-                w * u64::from(share) / u64::from(shard_parts::WHOLE)
-            }
-            None => w,
-        }
-    };
-    let lists = group.iter().any(|n| shard_parts::parse(n).is_some());
-    group.iter().map(|n| weight(n)).sum::<u64>() + if lists { listing } else { 0 }
+/// A task's entries with their expected times and, for those it lists the
+/// tests of, how their time lies over their tests.
+struct Weighed<'e> {
+    entries: &'e [String],
+    weights: &'e [u64],
+    profiles: &'e [Option<shard_parts::Profile>],
 }
 
-/// `last`'s groups with the entries no longer in `entries` dropped (and
+impl Weighed<'_> {
+    /// What entry or part `name` is expected to take: its entry's time,
+    /// or a part's share of it.
+    fn weight(&self, name: &str) -> u64 {
+        let Some(i) = self.position(shard_parts::whole(name)) else {
+            return 0;
+        };
+        match shard_parts::parse(name) {
+            Some(part) => {
+                let profile = self.profiles.get(i).and_then(Option::as_ref);
+                let share = shard_parts::share(profile, &part.ranges);
+                (self.weights[i] as f64 * share).round() as u64
+            }
+            None => self.weights[i],
+        }
+    }
+
+    fn position(&self, entry: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e == entry)
+    }
+
+    /// What a shard holding `group` is expected to take beside its
+    /// start-up: its entries and parts, and `listing` once if it holds a
+    /// part (it lists their tests first).
+    fn load(&self, group: &[String], listing: u64) -> u64 {
+        let lists = group.iter().any(|n| shard_parts::parse(n).is_some());
+        group.iter().map(|n| self.weight(n)).sum::<u64>() + if lists { listing } else { 0 }
+    }
+}
+
+/// `last`'s groups with the entries no longer in `weighed` dropped (and
 /// parts, unless the task lists its tests: `by_tests`, and `listing`
 /// what a shard holding one pays) and each new one (heaviest first) added
 /// to the least loaded group, each group in plan order.
 fn keep_placed(
-    entries: &[String],
+    weighed: &Weighed<'_>,
     last: &[Vec<String>],
-    weights: &[u64],
     (by_tests, listing): (bool, u64),
 ) -> Vec<Vec<String>> {
+    let (entries, weights) = (weighed.entries, weighed.weights);
     let index: std::collections::HashMap<&str, usize> = entries
         .iter()
         .enumerate()
@@ -350,7 +378,7 @@ fn keep_placed(
     new.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
     for i in new {
         let least = (0..groups.len())
-            .min_by_key(|&g| (load(&groups[g], entries, weights, listing), g))
+            .min_by_key(|&g| (weighed.load(&groups[g], listing), g))
             .unwrap_or(0);
         groups[least].push(entries[i].clone());
     }
@@ -776,7 +804,15 @@ mod tests {
             vec!["spec".to_string(), "z".into()],
         ];
         let listed = |last: Option<&[Vec<String>]>| {
-            regroup("s", &entries, 2, (Keep::Stable, 500, true), last, ms).1
+            regroup(
+                "s",
+                &entries,
+                2,
+                (Keep::Stable, 500, true),
+                last,
+                (ms, |_| None),
+            )
+            .1
         };
         // The whole file kept where it was: 22 s against 13 s; split, it
         // tops up the shard with `quick` and fills the other (each shard
@@ -790,10 +826,12 @@ mod tests {
                 vec!["spec\u{1f}214-1000", "z"]
             ]
         );
-        let loads: Vec<u64> = split
-            .iter()
-            .map(|g| load(g, &entries, &[1_000, 12_000, 21_000, 1_000], 500))
-            .collect();
+        let weighed = Weighed {
+            entries: &entries,
+            weights: &[1_000, 12_000, 21_000, 1_000],
+            profiles: &[],
+        };
+        let loads: Vec<u64> = split.iter().map(|g| weighed.load(g, 500)).collect();
         // (to a thousandth of the file, as a part's range is)
         assert!(loads.iter().all(|l| l.abs_diff(18_000) < 30), "{loads:?}");
         // The next run keeps the parts where they ran.
@@ -806,7 +844,7 @@ mod tests {
             2,
             (Keep::Pinned, 500, false),
             Some(&split),
-            ms,
+            (ms, |_: &str| None),
         );
         assert_eq!(whole, last);
     }
@@ -819,7 +857,14 @@ mod tests {
         last: Option<&[Vec<String>]>,
         expected: impl Fn(&str) -> Option<u64>,
     ) -> Grouped {
-        regroup(of, entries, n, (keep, startup, false), last, expected)
+        regroup(
+            of,
+            entries,
+            n,
+            (keep, startup, false),
+            last,
+            (expected, |_| None),
+        )
     }
 
     #[test]

@@ -879,12 +879,12 @@ impl<'o> Dispatcher<'o> {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the tasks' durations");
         }
         // And how long each entry of a shard took, for the next grouping.
-        let (entries, startups) = entry_times(&self.fold, &took);
+        let learned = entry_times(&self.fold, &took);
         if let Err(e) = crate::durations::History::add_entries(
             &self.repo.workdir,
-            &entries,
+            &learned.entries,
             &groupings,
-            &startups,
+            (&learned.startups, &learned.profiles),
         ) {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the entries' durations");
         }
@@ -916,18 +916,21 @@ impl<'o> Dispatcher<'o> {
     }
 }
 
-/// How long each entry of the shards that succeeded (`took`) took (task,
-/// entry, milliseconds), and what each sharded task's shards take
-/// whatever their entries (task, milliseconds): the least that any of its
-/// shards' reports left unaccounted for.
-#[allow(
-    clippy::type_complexity,
-    reason = "two lists of samples, as the history keeps them"
-)]
-fn entry_times(
-    fold: &RunFold,
-    took: &[(Arc<crate::plan::Task>, u64)],
-) -> (Vec<(String, String, u64)>, Vec<(String, u64)>) {
+/// What a run's shards tell of their entries, for the next grouping.
+struct Learned {
+    /// How long each entry took (task, entry, milliseconds).
+    entries: Vec<(String, String, u64)>,
+    /// What each sharded task's shards take whatever their entries (task,
+    /// milliseconds): the least that any of its shards' reports left
+    /// unaccounted for.
+    startups: Vec<(String, u64)>,
+    /// How each entry run in parts, each part in a shard of its own that
+    /// succeeded, took its time over its tests (task, entry, profile).
+    profiles: Vec<crate::durations::EntryProfile>,
+}
+
+/// What the shards that succeeded (`took`) tell of their entries.
+fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learned {
     use crate::plan::shards::Sharding;
     // Each shard with its entries, time and own test report's cases.
     let shards: Vec<(&String, &[String], u64, Vec<swarm_protocol::TestCase>)> = took
@@ -960,11 +963,30 @@ fn entry_times(
     // together.
     let mut out: Vec<(String, String, u64)> = Vec::new();
     let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
+    // Each split entry's parts' times by their ranges; `None` once a part
+    // of many ranges (one time for all of them) was seen.
+    type Segments = Option<Vec<(u32, u32, u64)>>;
+    let mut segments: Vec<((&str, &str), Segments)> = Vec::new();
     for (of, entries, ms, cases) in &shards {
         let startup = startups.iter().find(|(o, _)| o == *of).map_or(0, |s| s.1);
         let times = crate::durations::entry_times(entries, *ms, cases, startup);
-        for (entry, t) in entries.iter().zip(times) {
-            let entry = crate::plan::shard_parts::whole(entry);
+        for (name, t) in entries.iter().zip(times) {
+            let entry = crate::plan::shard_parts::whole(name);
+            if let Some(part) = crate::plan::shard_parts::parse(name) {
+                let key = (of.as_str(), entry);
+                let at = match segments.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        segments.push((key, Some(Vec::new())));
+                        segments.len() - 1
+                    }
+                };
+                let seen = &mut segments[at].1;
+                match (part.ranges.as_slice(), seen.as_mut()) {
+                    (&[(lo, hi)], Some(seen)) => seen.push((lo, hi, t)),
+                    _ => *seen = None,
+                }
+            }
             match at.get(&(of.as_str(), entry)) {
                 Some(&i) => out[i].2 += t,
                 None => {
@@ -974,5 +996,18 @@ fn entry_times(
             }
         }
     }
-    (out, startups)
+    // A profile only from parts that cover the entry: every shard of it
+    // succeeded and held one range.
+    let profiles = segments
+        .into_iter()
+        .filter_map(|((of, entry), seen)| {
+            let profile = crate::plan::shard_parts::Profile::new(seen?)?;
+            Some((of.to_string(), entry.to_string(), profile))
+        })
+        .collect();
+    Learned {
+        entries: out,
+        startups,
+        profiles,
+    }
 }
