@@ -47,19 +47,13 @@ if [ "$SMOKE" = 1 ]; then
   done
   SUITE="a made-up crate's integration tests"
 else
-  run_logged "$WORK/download.log" curl -sfL -o "$WORK/itertools.crate" \
-    https://static.crates.io/crates/itertools/itertools-0.13.0.crate
-  tar xzf "$WORK/itertools.crate" -C "$WORK"
-  mv "$WORK/itertools-0.13.0" "$REPO"
+  itertools_crate "$WORK" "$REPO"
   SUITE="the integration tests of itertools 0.13.0 (from crates.io)"
 fi
 cd "$REPO"
-printf 'target/\n' > .gitignore
+crate_fetched "$WORK"
 mkdir -p .config
 printf '[profile.default.junit]\npath = "junit.xml"\n' > .config/nextest.toml
-# Tasks have no network: the lockfile and the dependencies, once.
-run_logged "$WORK/fetch.log" cargo generate-lockfile
-run_logged "$WORK/fetch2.log" cargo fetch
 git init -q -b main && git add -A && git commit -q -m "a crate"
 FILES=$(git ls-files 'tests/*.rs' | wc -l)
 TARGETS=$(git ls-files 'tests/*.rs' | sed 's|tests/||; s|\.rs$||' | sed 's/^/--test /' | tr '\n' ' ')
@@ -94,17 +88,6 @@ by_hand_plan() { # by_hand_plan FILE N: N tasks, nextest's own split
   plan_clean "$REPO" "$1"
 }
 
-# spread RUN PREFIX: the longest over the mean of the run's tasks named
-# PREFIX-*, from its report.
-spread() {
-  python3 - "$REPO/.swarm/runs/$1/report.json" "$2" <<'PY'
-import json, sys
-tasks = [t for t in json.load(open(sys.argv[1]))["tasks"] if t["id"].startswith(sys.argv[2] + "-")]
-times = [t["duration_ms"] for t in tasks]
-print(f"{max(times) / (sum(times) / len(times)):.2f}")
-PY
-}
-
 # ran RUN: how many tests the run's tasks passed, by nextest's own lines.
 ran() { cat "$REPO/.swarm/runs/$1"/logs/*/1.err | grep -c ' PASS \[' || true; }
 
@@ -130,10 +113,10 @@ for n in $COUNTS; do
   s=""; h=""; w=""; hw=""
   for r in $(seq 1 "$ROUNDS"); do
     w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$WORK/shards-$n.toml")"
-    s="$s $(spread "s-$n-$r" nextest)"
+    s="$s $(spread_of "s-$n-$r" nextest)"
     [ "$(ran "s-$n-$r")" = "$tests" ] || { echo "spread_cargo.sh: run s-$n-$r passed $(ran "s-$n-$r") tests, nextest alone $tests" >&2; exit 1; }
     hw="$hw $(timed "$WORK/h-$n-$r.log" "$SWARM" run -q --name "h-$n-$r" "$WORK/hand-$n.toml")"
-    h="$h $(spread "h-$n-$r" hand)"
+    h="$h $(spread_of "h-$n-$r" hand)"
   done
   med() { printf '%s\n' $1 | median_of; }
   rows="$rows| $n | $split | **$(med "$s")** | $(med "$h") | $(med "$w") s | $(med "$hw") s |

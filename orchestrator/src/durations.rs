@@ -291,6 +291,7 @@ impl History {
                 .profiles
                 .into_iter()
                 .filter(|p| p.task.len() <= MAX_ID)
+                .filter(|p| p.segments.len() <= crate::plan::shard_parts::MAX_SEGMENTS)
                 .filter_map(|p| Some((p.task, (Profile::new(p.segments)?, p.seen))))
                 .collect(),
         };
@@ -648,7 +649,11 @@ impl History {
             let id = entry_id(of, entry);
             if id.len() <= MAX_ID {
                 let seen = history.generation + 1;
-                history.profiles.insert(id, (profile.clone(), seen));
+                let told = match history.profiles.get(&id) {
+                    Some((older, _)) => older.told(profile),
+                    None => profile.clone(),
+                };
+                history.profiles.insert(id, (told, seen));
             }
         }
         for (of, entry, ms) in samples.iter().take(MAX_ENTRIES) {

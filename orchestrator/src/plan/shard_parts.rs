@@ -169,6 +169,9 @@ pub fn fill(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile(Vec<(u32, u32, u64)>);
 
+/// The most segments a [`Profile`] keeps.
+pub const MAX_SEGMENTS: usize = 64;
+
 impl Profile {
     /// The profile `segments` make, if they cover the list once (sorted)
     /// and hold some time.
@@ -187,6 +190,44 @@ impl Profile {
 
     pub fn segments(&self) -> &[(u32, u32, u64)] {
         &self.0
+    }
+
+    /// This profile told by a newer one (`newer`, of the last run's
+    /// parts): each newer segment's time, spread over the finer segments
+    /// both make as this one spreads it (evenly where this one holds no
+    /// time there). What each run's parts took is thus kept, in finer
+    /// detail each time the parts are cut elsewhere, instead of only the
+    /// last run's few segments. At most [`MAX_SEGMENTS`], the shortest
+    /// merged with a neighbour.
+    pub fn told(&self, newer: &Profile) -> Profile {
+        let mut cuts: Vec<u32> = self
+            .0
+            .iter()
+            .chain(&newer.0)
+            .flat_map(|&(lo, hi, _)| [lo, hi])
+            .collect();
+        cuts.sort_unstable();
+        cuts.dedup();
+        let mut out: Vec<(u32, u32, u64)> = Vec::with_capacity(cuts.len());
+        for pair in cuts.windows(2) {
+            let (lo, hi) = (pair[0], pair[1]);
+            let Some(&(nlo, nhi, nms)) = newer.0.iter().find(|s| s.0 <= lo && hi <= s.1) else {
+                continue;
+            };
+            let (part, whole) = match self.time_to(nhi) - self.time_to(nlo) {
+                t if t > 0.0 => (self.time_to(hi) - self.time_to(lo), t),
+                _ => (f64::from(hi - lo), f64::from(nhi - nlo)),
+            };
+            out.push((lo, hi, (nms as f64 * part / whole).round() as u64));
+        }
+        while out.len() > MAX_SEGMENTS {
+            let at = (0..out.len() - 1)
+                .min_by_key(|&i| out[i + 1].1 - out[i].0)
+                .unwrap_or(0);
+            let next = out.remove(at + 1);
+            out[at] = (out[at].0, next.1, out[at].2 + next.2);
+        }
+        Profile::new(out).unwrap_or_else(|| newer.clone())
     }
 
     /// The time up to position `pos`, even within a segment.

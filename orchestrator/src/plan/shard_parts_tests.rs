@@ -281,3 +281,28 @@ fn parts_hold_equal_time_by_the_profile_their_last_split_learned() {
     assert_eq!(Profile::new(vec![(0, 500, 1), (400, 1000, 1)]), None);
     assert_eq!(Profile::new(vec![(0, 1000, 0)]), None);
 }
+
+#[test]
+fn a_newer_profile_refines_an_older_one_keeping_its_shape_within_each_newer_segment() {
+    // Older: the first half took 900 ms, the second 100 ms. Newer parts
+    // cut at 250: 600 ms before, 500 ms after.
+    let older = Profile::new(vec![(0, 500, 900), (500, 1000, 100)]).unwrap();
+    let newer = Profile::new(vec![(0, 250, 600), (250, 1000, 500)]).unwrap();
+    let told = older.told(&newer);
+    // 250..1000 held 450 + 100 by the older: the newer 500 split so.
+    assert_eq!(
+        told.segments(),
+        [(0, 250, 600), (250, 500, 409), (500, 1000, 91)]
+    );
+    // Many runs' cuts stay at most MAX_SEGMENTS.
+    let mut p = older;
+    for k in 1..200u32 {
+        let cut = (k * 7) % 999 + 1;
+        p = p.told(&Profile::new(vec![(0, cut, 10), (cut, 1000, 10)]).unwrap());
+    }
+    assert!(p.segments().len() <= MAX_SEGMENTS);
+    assert_eq!(
+        (p.segments()[0].0, p.segments().last().unwrap().1),
+        (0, 1000)
+    );
+}
