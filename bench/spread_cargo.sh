@@ -39,8 +39,9 @@ if [ "$SMOKE" = 1 ]; then
   mkdir -p "$REPO/src" "$REPO/tests"
   printf '[package]\nname = "tiny"\nversion = "0.1.0"\nedition = "2021"\n' > "$REPO/Cargo.toml"
   printf 'pub fn one() -> u32 {\n    1\n}\n' > "$REPO/src/lib.rs"
-  for i in 0 1 2 3 4 5; do
-    printf '#[test]\nfn slow_%s() {\n    std::thread::sleep(std::time::Duration::from_millis(200));\n}\n\n' "$i"
+  # Long enough beside a shard's start-up (under load too) to be split.
+  for i in 0 1 2 3 4 5 6 7; do
+    printf '#[test]\nfn slow_%s() {\n    std::thread::sleep(std::time::Duration::from_millis(400));\n}\n\n' "$i"
   done > "$REPO/tests/big.rs"
   for name in a b; do
     printf '#[test]\nfn %s() {\n    assert_eq!(tiny::one(), 1);\n}\n' "$name" > "$REPO/tests/$name.rs"

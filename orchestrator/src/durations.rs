@@ -716,6 +716,22 @@ pub fn entry_times(
     of_entry.into_iter().map(|t| t + rest).collect()
 }
 
+/// What each of a shard's entries' own tests took by its report's cases
+/// (`cases`), nothing else of the shard's time in it; `None` when the
+/// report tells no entry's tests.
+pub fn case_times(entries: &[String], cases: &[swarm_protocol::TestCase]) -> Option<Vec<u64>> {
+    let index = crate::test_attempts::Entries::new(entries);
+    let mut of_entry = vec![0u64; entries.len()];
+    let mut matched = false;
+    for case in cases {
+        if let Some(at) = index.of(case) {
+            of_entry[at] += case.time_ms;
+            matched = true;
+        }
+    }
+    matched.then_some(of_entry)
+}
+
 /// The median of `values` (the lower of the middle two of an even count,
 /// so that it is one of them).
 fn median(values: &[u64]) -> Option<u64> {

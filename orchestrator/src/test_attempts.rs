@@ -365,10 +365,9 @@ impl<'e> Entries<'e> {
             .or_else(|| self.by_module(case).map(|(at, _)| at))
             .or_else(|| {
                 let (_, binary) = case.classname.rsplit_once("::")?;
-                self.entries.iter().position(|e| {
-                    let file = e.rsplit('/').next().unwrap_or(e);
-                    file.strip_suffix(".rs") == Some(binary)
-                })
+                self.entries
+                    .iter()
+                    .position(|e| crate::plan::shard_parts::rust_test_binary(e) == Some(binary))
             })
     }
 

@@ -478,7 +478,7 @@ fn bench_spread_cargo_sh_runs_in_smoke_mode() {
     settings.add_filter(r"\d+\.\d\d", "[X]");
     settings.bind(|| {
         insta::assert_snapshot!(said, @"
-    passed the 8 tests one `cargo nextest run` passes. Medians of 1 rounds.
+    passed the 10 tests one `cargo nextest run` passes. Medians of 1 rounds.
     | 2 | 1 | **[X]** | [X] | [X] s | [X] s |
     ")
     });

@@ -504,7 +504,7 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
             })
             .collect()
     };
-    repo.write("tests/big.rs", &slow(6));
+    repo.write("tests/big.rs", &slow(8));
     for name in ["a", "b"] {
         repo.write(
             &format!("tests/{name}.rs"),
@@ -535,7 +535,7 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
     // A test added since: no run has seen it, and it must still run.
     repo.write(
         "tests/big.rs",
-        &format!("{}#[test]\nfn new_one() {{}}\n", slow(6)),
+        &format!("{}#[test]\nfn new_one() {{}}\n", slow(8)),
     );
     repo.commit_all("one more test");
     let validate = swarm(&["validate", plan.to_str().unwrap()]);
@@ -563,14 +563,14 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
       nextest-2  merged         [T]s    1        0  refs/swarm/third/nextest-2
 
       2 merged, 0 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
-      tests: 9 passed in 2 tasks
+      tests: 11 passed in 2 tasks
       branch swarm/third at [HASH], [T]s
       warning: `nextest-1` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
       warning: `nextest-2` changed nothing: it succeeded without changing a file (if it only checks, `isolation = "readonly"` says so)
     "#));
-    // Each of the nine tests ran once: none twice, none left out.
+    // Each of the eleven tests ran once: none twice, none left out.
     let xml = std::fs::read_to_string(&junit).unwrap();
-    for name in ["new_one", "slow_0", "slow_5", "a", "b"] {
+    for name in ["new_one", "slow_0", "slow_7", "a", "b"] {
         assert_eq!(
             xml.matches(&format!("name=\"{name}\"")).count(),
             1,
@@ -578,8 +578,8 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
         );
     }
     crate::support::assert_valid_junit(&junit);
-    // And by nextest's own lines: the long file's seven tests ran four in
-    // one shard and three in the other (a part each), nine tests in all.
+    // And by nextest's own lines: the long file's nine tests ran five in
+    // one shard and four in the other (a part each), eleven tests in all.
     let mut big = Vec::new();
     let mut all = 0;
     for shard in ["nextest-1", "nextest-2"] {
@@ -593,7 +593,7 @@ fn a_long_rust_test_file_is_split_by_the_tests_cargo_nextest_lists_and_each_runs
         all += passed.len();
     }
     big.sort_unstable();
-    assert_eq!((big, all), (vec![3, 4], 9));
+    assert_eq!((big, all), (vec![4, 5], 11));
 }
 
 #[test]

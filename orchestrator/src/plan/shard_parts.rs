@@ -90,9 +90,14 @@ pub fn fill(
     order.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
     let mut shards = vec![Shard::default(); n];
     let mut placed = vec![false; entries.len()];
+    let index: std::collections::HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.as_str(), i))
+        .collect();
     for (g, group) in start.unwrap_or_default().iter().take(n).enumerate() {
         for name in group.iter().filter(|name| parse(name).is_none()) {
-            let at = entries.iter().position(|e| e == name);
+            let at = index.get(name.as_str()).copied();
             if let Some(i) = at.filter(|&i| !long(i) && !placed[i]) {
                 placed[i] = true;
                 shards[g].take(i, None, weights[i], 0);
@@ -214,11 +219,15 @@ impl Profile {
             let Some(&(nlo, nhi, nms)) = newer.0.iter().find(|s| s.0 <= lo && hi <= s.1) else {
                 continue;
             };
-            let (part, whole) = match self.time_to(nhi) - self.time_to(nlo) {
-                t if t > 0.0 => (self.time_to(hi) - self.time_to(lo), t),
-                _ => (f64::from(hi - lo), f64::from(nhi - nlo)),
+            // A tenth spread by positions, so that a stretch the older
+            // profile held no time in (no test there then, or a rounding)
+            // is not held at none for ever.
+            let even = f64::from(hi - lo) / f64::from(nhi - nlo);
+            let fraction = match self.time_to(nhi) - self.time_to(nlo) {
+                t if t > 0.0 => 0.9 * (self.time_to(hi) - self.time_to(lo)) / t + 0.1 * even,
+                _ => even,
             };
-            out.push((lo, hi, (nms as f64 * part / whole).round() as u64));
+            out.push((lo, hi, (nms as f64 * fraction).round() as u64));
         }
         while out.len() > MAX_SEGMENTS {
             let at = (0..out.len() - 1)
@@ -403,6 +412,13 @@ pub fn merged(group: Vec<String>) -> Vec<String> {
 /// each of an entry's parts' tests exactly once: every position of its
 /// list in one range of one part.
 pub fn complete(groups: &[Vec<String>]) -> Result<(), String> {
+    // An entry grouped whole twice, or whole beside parts, runs twice.
+    let mut whole_once = std::collections::HashSet::new();
+    for name in groups.iter().flatten().filter(|n| parse(n).is_none()) {
+        if !whole_once.insert(name.as_str()) {
+            return Err(name.clone());
+        }
+    }
     let mut seen: Vec<(&str, Vec<(u32, u32)>)> = Vec::new();
     for part in groups.iter().flatten().filter_map(|n| parse(n)) {
         match seen.iter_mut().find(|(e, _)| *e == part.entry) {
@@ -411,6 +427,9 @@ pub fn complete(groups: &[Vec<String>]) -> Result<(), String> {
         }
     }
     for (entry, mut ranges) in seen {
+        if whole_once.contains(entry) {
+            return Err(entry.to_string());
+        }
         ranges.sort_unstable();
         let mut at = 0;
         for (lo, hi) in ranges {
@@ -435,21 +454,31 @@ fn sh_quote(text: &str) -> String {
 /// `$__swarm_l` names, as `<entry>::<test>`, or to nothing: a line starting
 /// `<entry>::` (pytest's node ids) as it is; for a Rust test file, also a
 /// line of `cargo nextest list --message-format oneline`
-/// (`mycrate::quick adds` for `tests/quick.rs`: its test binary, named
-/// after the file, a space and the test).
+/// (`mycrate::quick adds` for `tests/quick.rs`: its test binary,
+/// [`rust_test_binary`], a space and the test, whatever follows it).
 fn listed_test(entry: &str) -> String {
     let prefix = sh_quote(&format!("{entry}::"));
-    let nextest = entry
-        .strip_suffix(".rs")
-        .map(|stem| stem.rsplit('/').next().unwrap_or(stem))
-        .map(|stem| {
+    let nextest = rust_test_binary(entry)
+        .map(|binary| {
             format!(
-                " *{}*) __swarm_t={prefix}\"${{__swarm_l#* }}\";;",
-                sh_quote(&format!("::{stem} "))
+                " *{}*) __swarm_t=${{__swarm_l#* }}; __swarm_t={prefix}\"${{__swarm_t%% *}}\";;",
+                sh_quote(&format!("::{binary} "))
             )
         })
         .unwrap_or_default();
     format!("case $__swarm_l in {prefix}*) __swarm_t=$__swarm_l;;{nextest} *) __swarm_t=;; esac;")
+}
+
+/// The name of the test binary cargo builds of the Rust test file
+/// `entry`: its stem (`tests/quick.rs` is `quick`), or its directory's name
+/// for a `main.rs` (`tests/api/main.rs` is `api`).
+pub fn rust_test_binary(entry: &str) -> Option<&str> {
+    let stem = entry.strip_suffix(".rs")?;
+    let (dir, name) = stem.rsplit_once('/').unwrap_or(("", stem));
+    match name {
+        "main" => dir.rsplit('/').next().filter(|d| !d.is_empty()),
+        name => Some(name),
+    }
 }
 
 /// The script a shard holding parts (`entries`, whole entries and parts)

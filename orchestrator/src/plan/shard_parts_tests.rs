@@ -93,6 +93,11 @@ fn parts_in_one_shard_are_one_and_a_grouping_must_cover_each_entry_once() {
     assert_eq!(complete(&groups), Ok(()));
     let gap = vec![merged.clone()];
     assert_eq!(complete(&gap), Err("big.py".to_string()));
+    // An entry whole beside its parts, or whole twice, would run twice.
+    let beside = vec![names(&["big.py", "big.py\u{1f}0-1000"])];
+    assert_eq!(complete(&beside), Err("big.py".to_string()));
+    let twice = vec![names(&["a.py"]), names(&["a.py"])];
+    assert_eq!(complete(&twice), Err("a.py".to_string()));
     let twice = vec![merged, names(&["big.py\u{1f}0-666"])];
     assert_eq!(complete(&twice), Err("big.py".to_string()));
 }
@@ -255,6 +260,21 @@ fn cargo_nextests_list_lines_are_the_tests_of_the_rust_file_their_binary_is_name
     // A file of a binary nextest did not list runs whole in its first part.
     let (_, args, _) = run(&["tests/gone.rs\u{1f}0-500".to_string()], &listed, false);
     assert_eq!(args, ["tests/gone.rs"]);
+    // A `main.rs` is its directory's binary; what follows the test's name
+    // (`-v`'s `[bin: ...]`) is not part of it.
+    let listed = [
+        "demo::api gets [bin: target/debug/deps/api-1f2e]",
+        "demo::api puts",
+    ];
+    let (_, args, _) = run(
+        &["tests/api/main.rs\u{1f}0-1000".to_string()],
+        &listed,
+        false,
+    );
+    assert_eq!(args, ["tests/api/main.rs::gets", "tests/api/main.rs::puts"]);
+    assert_eq!(rust_test_binary("tests/api/main.rs"), Some("api"));
+    assert_eq!(rust_test_binary("main.rs"), None);
+    assert_eq!(rust_test_binary("tests/a.py"), None);
 }
 
 #[test]
@@ -289,10 +309,18 @@ fn a_newer_profile_refines_an_older_one_keeping_its_shape_within_each_newer_segm
     let older = Profile::new(vec![(0, 500, 900), (500, 1000, 100)]).unwrap();
     let newer = Profile::new(vec![(0, 250, 600), (250, 1000, 500)]).unwrap();
     let told = older.told(&newer);
-    // 250..1000 held 450 + 100 by the older: the newer 500 split so.
+    // 250..1000 held 450 + 100 by the older: the newer 500 split so
+    // (nine tenths by that shape, a tenth by positions).
     assert_eq!(
         told.segments(),
-        [(0, 250, 600), (250, 500, 409), (500, 1000, 91)]
+        [(0, 250, 600), (250, 500, 385), (500, 1000, 115)]
+    );
+    // A stretch the older held no time in is not held at none.
+    let idle = Profile::new(vec![(0, 500, 0), (500, 1000, 1000)]).unwrap();
+    let newer = Profile::new(vec![(0, 750, 600), (750, 1000, 400)]).unwrap();
+    assert_eq!(
+        idle.told(&newer).segments(),
+        [(0, 500, 40), (500, 750, 560), (750, 1000, 400)]
     );
     // Many runs' cuts stay at most MAX_SEGMENTS.
     let mut p = older;

@@ -235,8 +235,9 @@ pub type Grouped = (String, Vec<Vec<String>>);
 /// How task `of`'s `entries` are grouped into `n` shards: as its `last`
 /// run grouped them (entries gone dropped, new ones each added to the
 /// shard least loaded) unless `keep` says otherwise or a new grouping
-/// ([`balance`]) is worth the move (each shard taking `startup` beside its
-/// entries); a last grouping of another count is not kept. With
+/// ([`balance`], or [`shard_parts::fill`] with `by_tests`) is worth the
+/// move (each shard taking `startup` beside its entries); a last grouping
+/// of another count is not kept. With
 /// `by_tests` (the task lists its entries' tests), an entry longer than
 /// the shards' mean load is grouped as parts ([`shard_parts::fill`]), by
 /// how its time lies over its tests (`profile`, learned), and the last
@@ -259,11 +260,7 @@ pub fn regroup(
     };
     let n = n.clamp(1, entries.len().max(1));
     let fill = |start| shard_parts::fill(entries, &weights, (n, startup), start, &profiles);
-    let weighed = Weighed {
-        entries,
-        weights: &weights,
-        profiles: &profiles,
-    };
+    let weighed = Weighed::new(entries, &weights, &profiles);
     let fresh = match by_tests {
         true => fill(None),
         false => balance_weighed(entries, n, &weights),
@@ -312,9 +309,29 @@ struct Weighed<'e> {
     entries: &'e [String],
     weights: &'e [u64],
     profiles: &'e [Option<shard_parts::Profile>],
+    /// Each entry's place in `entries`: a task may have 10,000.
+    index: std::collections::HashMap<&'e str, usize>,
 }
 
-impl Weighed<'_> {
+impl<'e> Weighed<'e> {
+    fn new(
+        entries: &'e [String],
+        weights: &'e [u64],
+        profiles: &'e [Option<shard_parts::Profile>],
+    ) -> Self {
+        let index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.as_str(), i))
+            .collect();
+        Self {
+            entries,
+            weights,
+            profiles,
+            index,
+        }
+    }
+
     /// What entry or part `name` is expected to take: its entry's time,
     /// or a part's share of it.
     fn weight(&self, name: &str) -> u64 {
@@ -332,7 +349,7 @@ impl Weighed<'_> {
     }
 
     fn position(&self, entry: &str) -> Option<usize> {
-        self.entries.iter().position(|e| e == entry)
+        self.index.get(entry).copied()
     }
 
     /// What a shard holding `group` is expected to take beside its
@@ -354,13 +371,8 @@ fn keep_placed(
     (by_tests, listing): (bool, u64),
 ) -> Vec<Vec<String>> {
     let (entries, weights) = (weighed.entries, weighed.weights);
-    let index: std::collections::HashMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.as_str(), i))
-        .collect();
     let kept = |name: &String| {
-        index.contains_key(shard_parts::whole(name))
+        weighed.position(shard_parts::whole(name)).is_some()
             && (by_tests || shard_parts::parse(name).is_none())
     };
     let mut groups: Vec<Vec<String>> = last
@@ -376,17 +388,19 @@ fn keep_placed(
         .filter(|&i| !placed.contains(entries[i].as_str()))
         .collect();
     new.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
+    let mut loads: Vec<u64> = groups.iter().map(|g| weighed.load(g, listing)).collect();
     for i in new {
         let least = (0..groups.len())
-            .min_by_key(|&g| (weighed.load(&groups[g], listing), g))
+            .min_by_key(|&g| (loads[g], g))
             .unwrap_or(0);
+        loads[least] += weights[i];
         groups[least].push(entries[i].clone());
     }
     groups
         .into_iter()
         .filter(|g| !g.is_empty())
         .map(|mut g| {
-            g.sort_by_key(|n| index.get(shard_parts::whole(n)).copied());
+            g.sort_by_key(|n| weighed.position(shard_parts::whole(n)));
             g
         })
         .collect()
@@ -826,11 +840,7 @@ mod tests {
                 vec!["spec\u{1f}214-1000", "z"]
             ]
         );
-        let weighed = Weighed {
-            entries: &entries,
-            weights: &[1_000, 12_000, 21_000, 1_000],
-            profiles: &[],
-        };
+        let weighed = Weighed::new(&entries, &[1_000, 12_000, 21_000, 1_000], &[]);
         let loads: Vec<u64> = split.iter().map(|g| weighed.load(g, 500)).collect();
         // (to a thousandth of the file, as a part's range is)
         assert!(loads.iter().all(|l| l.abs_diff(18_000) < 30), "{loads:?}");

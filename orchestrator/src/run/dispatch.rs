@@ -924,8 +924,9 @@ struct Learned {
     /// milliseconds): the least that any of its shards' reports left
     /// unaccounted for.
     startups: Vec<(String, u64)>,
-    /// How each entry run in parts, each part in a shard of its own that
-    /// succeeded, took its time over its tests (task, entry, profile).
+    /// How each entry run in parts took its time over its tests (task,
+    /// entry, profile): each part's own tests' times, when every part ran
+    /// as one range in a shard that succeeded with a test report.
     profiles: Vec<crate::durations::EntryProfile>,
 }
 
@@ -949,14 +950,25 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
             Some((of, entries.as_slice(), *ms, cases))
         })
         .collect();
-    let mut startups: Vec<(String, u64)> = Vec::new();
+    // A shard holding a part lists its tests first: what it leaves
+    // unaccounted is its start-up and that listing, so a start-up is
+    // learned from the shards without parts (and none when every shard
+    // has one; their least is still what the entries' times leave out).
+    let mut startups: Vec<(String, u64, bool)> = Vec::new();
     for (of, entries, ms, cases) in &shards {
         let Some(rest) = crate::durations::unaccounted(entries, *ms, cases) else {
             continue;
         };
-        match startups.iter_mut().find(|(o, _)| o == *of) {
-            Some((_, least)) => *least = (*least).min(rest),
-            None => startups.push(((*of).clone(), rest)),
+        let plain = entries
+            .iter()
+            .all(|e| crate::plan::shard_parts::parse(e).is_none());
+        match startups.iter_mut().find(|(o, _, _)| o == *of) {
+            Some((_, least, was_plain)) => match (plain, *was_plain) {
+                (true, false) => (*least, *was_plain) = (rest, true),
+                (false, true) => {}
+                _ => *least = (*least).min(rest),
+            },
+            None => startups.push(((*of).clone(), rest, plain)),
         }
     }
     // An entry run in parts (`plan::shard_parts`) took what its parts took
@@ -968,9 +980,15 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
     type Segments = Option<Vec<(u32, u32, u64)>>;
     let mut segments: Vec<((&str, &str), Segments)> = Vec::new();
     for (of, entries, ms, cases) in &shards {
-        let startup = startups.iter().find(|(o, _)| o == *of).map_or(0, |s| s.1);
+        let startup = startups
+            .iter()
+            .find(|(o, _, _)| o == *of)
+            .map_or(0, |s| s.1);
         let times = crate::durations::entry_times(entries, *ms, cases, startup);
-        for (name, t) in entries.iter().zip(times) {
+        // A part's share of its entry's time: its own tests' times only
+        // (a shard's start-up and listing are no test's), from a report.
+        let own = crate::durations::case_times(entries, cases);
+        for (k, (name, t)) in entries.iter().zip(times).enumerate() {
             let entry = crate::plan::shard_parts::whole(name);
             if let Some(part) = crate::plan::shard_parts::parse(name) {
                 let key = (of.as_str(), entry);
@@ -982,8 +1000,9 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
                     }
                 };
                 let seen = &mut segments[at].1;
-                match (part.ranges.as_slice(), seen.as_mut()) {
-                    (&[(lo, hi)], Some(seen)) => seen.push((lo, hi, t)),
+                let tested = own.as_ref().map(|own| own[k]);
+                match (part.ranges.as_slice(), seen.as_mut(), tested) {
+                    (&[(lo, hi)], Some(seen), Some(tested)) => seen.push((lo, hi, tested)),
                     _ => *seen = None,
                 }
             }
@@ -1007,7 +1026,11 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
         .collect();
     Learned {
         entries: out,
-        startups,
+        startups: startups
+            .into_iter()
+            .filter(|(_, _, plain)| *plain)
+            .map(|(of, ms, _)| (of, ms))
+            .collect(),
         profiles,
     }
 }
