@@ -150,6 +150,23 @@ struct File {
     profiles: Vec<ProfileEntry>,
 }
 
+/// Drops the values of `map` seen least recently (each kept with the
+/// generation that recorded it) beyond `most`.
+fn evict_oldest<V>(map: &mut HashMap<String, (V, u64)>, most: usize) {
+    let excess = map.len().saturating_sub(most);
+    if excess == 0 {
+        return;
+    }
+    let mut by_age: Vec<(u64, String)> = map
+        .iter()
+        .map(|(k, (_, seen))| (*seen, k.clone()))
+        .collect();
+    by_age.sort();
+    for (_, k) in by_age.into_iter().take(excess) {
+        map.remove(&k);
+    }
+}
+
 /// A sharded task's id, one of its entries, and how the entry's time lay
 /// over its tests.
 pub type EntryProfile = (String, String, Profile);
@@ -441,30 +458,8 @@ impl History {
 
     /// Drops the entries seen least recently beyond [`MAX_ENTRIES`].
     fn evict(&mut self) {
-        let excess = self.profiles.len().saturating_sub(MAX_GROUPINGS);
-        if excess > 0 {
-            let mut by_age: Vec<(u64, String)> = self
-                .profiles
-                .iter()
-                .map(|(k, (_, seen))| (*seen, k.clone()))
-                .collect();
-            by_age.sort();
-            for (_, k) in by_age.into_iter().take(excess) {
-                self.profiles.remove(&k);
-            }
-        }
-        let excess = self.groupings.len().saturating_sub(MAX_GROUPINGS);
-        if excess > 0 {
-            let mut by_age: Vec<(u64, String)> = self
-                .groupings
-                .iter()
-                .map(|(k, (_, seen))| (*seen, k.clone()))
-                .collect();
-            by_age.sort();
-            for (_, k) in by_age.into_iter().take(excess) {
-                self.groupings.remove(&k);
-            }
-        }
+        evict_oldest(&mut self.profiles, MAX_GROUPINGS);
+        evict_oldest(&mut self.groupings, MAX_GROUPINGS);
         let excess = self.entries.len().saturating_sub(MAX_ENTRIES);
         if excess == 0 {
             return;
