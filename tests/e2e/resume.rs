@@ -476,9 +476,9 @@ fn a_branch_broken_while_the_run_was_down_is_made_again_at_resume() {
     let resumed = repo.swarm(&["resume", "lost"]);
     resumed.assert_code(0);
     // What the resume says of the run (not the tasks' lines and the
-    // summary, nor how many tasks are left: where the kill landed, and
-    // which of two equally long tasks starts first, differ from run to
-    // run). The tip written above is named so that `redact` keeps it apart
+    // summary, nor how many tasks are left or were cut off running: where
+    // the kill landed, and which of two equally long tasks starts first,
+    // differ from run to run). The tip written above is named so that `redact` keeps it apart
     // from the hashes it hides.
     let said: String = resumed
         .stderr
@@ -492,11 +492,14 @@ fn a_branch_broken_while_the_run_was_down_is_made_again_at_resume() {
         })
         .collect();
     let mut settings = snapshot_settings();
-    settings.add_filter(r"resuming: \d+ tasks? to run", "resuming: [N] tasks to run");
+    settings.add_filter(
+        r"resuming: \d+ tasks? to run(?: \(\d+ restarted from a clean worktree, their partial work kept\))?",
+        "resuming: [N] tasks to run[, any cut off running restarted]",
+    );
     settings.bind(|| insta::assert_snapshot!(redact(&said, &repo), @"
     swarm: run lost: 4 tasks, up to 1 at once, from HEAD ([HASH]) into branch swarm/lost
     swarm: the integration branch was broken (its tip [THE TIP WRITTEN ABOVE] is missing): made again from the base and the merged tasks' refs
-    swarm: resuming: [N] tasks to run
+    swarm: resuming: [N] tasks to run[, any cut off running restarted]
     "));
     assert_eq!(tree(&repo, "lost"), expected);
     let resumed_event = journal(&repo, "lost")
