@@ -669,62 +669,71 @@ impl History {
     }
 }
 
-/// What of a shard's `ms` its test report's cases (`cases`) do not account
-/// for (start-up, collection), when they tell which entry some belong to:
-/// its files', or their module paths (`tests.test_a` for
-/// `tests/test_a.py`).
-pub fn unaccounted(entries: &[String], ms: u64, cases: &[swarm_protocol::TestCase]) -> Option<u64> {
-    let index = crate::test_attempts::Entries::new(entries);
-    let matched: u64 = cases
-        .iter()
-        .filter(|c| index.of(c).is_some())
-        .map(|c| c.time_ms)
-        .sum();
-    (matched > 0).then(|| ms.saturating_sub(matched))
-}
-
-/// How long each entry of a shard took, of the shard's `ms`: from its test
-/// report's cases (`cases`) when they tell which entry each belongs to
-/// (see [`unaccounted`]), each entry with an even share of the rest but
-/// `startup` (what every shard of its task pays once, whatever its
-/// entries); else the shard's time split evenly.
-pub fn entry_times(
-    entries: &[String],
+/// What a shard's test report tells of its time (`ms`): each entry's own
+/// tests' times, when its cases tell which entry some belong to (their
+/// files, or their module paths: `tests.test_a` for `tests/test_a.py`).
+/// The cases are matched to entries once per shard: its start-up, its
+/// entries' times and a split entry's profile are all learned from this.
+pub struct Accounted {
     ms: u64,
-    cases: &[swarm_protocol::TestCase],
-    startup: u64,
-) -> Vec<u64> {
-    let n = entries.len().max(1) as u64;
-    let mut of_entry = vec![0u64; entries.len()];
-    let mut matched = 0u64;
-    let index = crate::test_attempts::Entries::new(entries);
-    for case in cases {
-        if let Some(at) = index.of(case) {
-            of_entry[at] += case.time_ms;
-            matched += case.time_ms;
-        }
-    }
-    if matched == 0 {
-        return vec![ms / n; entries.len()];
-    }
-    let rest = ms.saturating_sub(matched).saturating_sub(startup) / n;
-    of_entry.into_iter().map(|t| t + rest).collect()
+    entries: usize,
+    /// Each entry's own tests' times; `None` when no case is an entry's.
+    own: Option<Vec<u64>>,
 }
 
-/// What each of a shard's entries' own tests took by its report's cases
-/// (`cases`), nothing else of the shard's time in it; `None` when the
-/// report tells no entry's tests.
-pub fn case_times(entries: &[String], cases: &[swarm_protocol::TestCase]) -> Option<Vec<u64>> {
-    let index = crate::test_attempts::Entries::new(entries);
-    let mut of_entry = vec![0u64; entries.len()];
-    let mut matched = false;
-    for case in cases {
-        if let Some(at) = index.of(case) {
-            of_entry[at] += case.time_ms;
-            matched = true;
+impl Accounted {
+    pub fn new(entries: &[String], ms: u64, cases: &[swarm_protocol::TestCase]) -> Self {
+        let index = crate::test_attempts::Entries::new(entries);
+        let mut of_entry = vec![0u64; entries.len()];
+        let mut matched = false;
+        for case in cases {
+            if let Some(at) = index.of(case) {
+                of_entry[at] += case.time_ms;
+                matched = true;
+            }
+        }
+        Self {
+            ms,
+            entries: entries.len(),
+            own: matched.then_some(of_entry),
         }
     }
-    matched.then_some(of_entry)
+
+    /// What each entry's own tests took, nothing else of the shard's time
+    /// in it; `None` when the report tells no entry's tests.
+    pub fn own(&self) -> Option<&[u64]> {
+        self.own.as_deref()
+    }
+
+    /// The cases' time, when they account for some.
+    fn matched(&self) -> Option<u64> {
+        self.own
+            .as_deref()
+            .map(|own| own.iter().sum())
+            .filter(|&ms| ms > 0)
+    }
+
+    /// What of the shard's time its cases do not account for (start-up,
+    /// collection), when they account for some.
+    pub fn unaccounted(&self) -> Option<u64> {
+        self.matched()
+            .map(|matched| self.ms.saturating_sub(matched))
+    }
+
+    /// How long each entry took, of the shard's time: its own tests' times
+    /// and an even share of the rest but `startup` (what every shard of
+    /// its task pays once, whatever its entries); else the shard's time
+    /// split evenly.
+    pub fn entry_times(&self, startup: u64) -> Vec<u64> {
+        let n = self.entries.max(1) as u64;
+        match (self.own.as_deref(), self.matched()) {
+            (Some(own), Some(matched)) => {
+                let rest = self.ms.saturating_sub(matched).saturating_sub(startup) / n;
+                own.iter().map(|t| t + rest).collect()
+            }
+            _ => vec![self.ms / n; self.entries],
+        }
+    }
 }
 
 /// The median of `values` (the lower of the middle two of an even count,

@@ -933,42 +933,48 @@ struct Learned {
 /// What the shards that succeeded (`took`) tell of their entries.
 fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learned {
     use crate::plan::shards::Sharding;
-    // Each shard with its entries, time and own test report's cases.
-    let shards: Vec<(&String, &[String], u64, Vec<swarm_protocol::TestCase>)> = took
+    // Each shard with its entries and what its own test report tells.
+    let shards: Vec<(&String, &[String], crate::durations::Accounted)> = took
         .iter()
         .filter_map(|(task, ms)| {
             let Some(Sharding::Shard { of, entries, .. }) = task.sharding.as_deref() else {
                 return None;
             };
-            let cases = fold
+            let cases: Vec<swarm_protocol::TestCase> = fold
                 .index(&task.id)
                 .and_then(|i| fold.task(i))
                 .and_then(|t| t.tests.as_deref())
                 .and_then(|tests| std::fs::read(&tests.cases).ok())
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok())
                 .unwrap_or_default();
-            Some((of, entries.as_slice(), *ms, cases))
+            let accounted = crate::durations::Accounted::new(entries, *ms, &cases);
+            Some((of, entries.as_slice(), accounted))
         })
         .collect();
-    // A shard holding a part lists its tests first: what it leaves
-    // unaccounted is its start-up and that listing, so a start-up is
-    // learned from the shards without parts (and none when every shard
-    // has one; their least is still what the entries' times leave out).
-    let mut startups: Vec<(String, u64, bool)> = Vec::new();
-    for (of, entries, ms, cases) in &shards {
-        let Some(rest) = crate::durations::unaccounted(entries, *ms, cases) else {
-            continue;
-        };
-        let plain = entries
+    // What a task's shards take whatever their entries: the least any of
+    // them left unaccounted. A shard holding a part lists its tests first,
+    // so what it leaves is its start-up and that listing: the start-up is
+    // learned from the shards without parts (none when every shard has
+    // one, whose least is still what the entries' times leave out).
+    let least = |of: &str, plain_only: bool| {
+        shards
             .iter()
-            .all(|e| crate::plan::shard_parts::parse(e).is_none());
-        match startups.iter_mut().find(|(o, _, _)| o == *of) {
-            Some((_, least, was_plain)) => match (plain, *was_plain) {
-                (true, false) => (*least, *was_plain) = (rest, true),
-                (false, true) => {}
-                _ => *least = (*least).min(rest),
-            },
-            None => startups.push(((*of).clone(), rest, plain)),
+            .filter(|(o, entries, _)| {
+                o.as_str() == of
+                    && (!plain_only
+                        || entries
+                            .iter()
+                            .all(|e| crate::plan::shard_parts::parse(e).is_none()))
+            })
+            .filter_map(|(_, _, accounted)| accounted.unaccounted())
+            .min()
+    };
+    let mut startups: Vec<(String, u64)> = Vec::new();
+    for (of, _, _) in &shards {
+        if !startups.iter().any(|(o, _)| o == *of)
+            && let Some(ms) = least(of, true)
+        {
+            startups.push(((*of).clone(), ms));
         }
     }
     // An entry run in parts (`plan::shard_parts`) took what its parts took
@@ -979,15 +985,13 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
     // of many ranges (one time for all of them) was seen.
     type Segments = Option<Vec<(u32, u32, u64)>>;
     let mut segments: Vec<((&str, &str), Segments)> = Vec::new();
-    for (of, entries, ms, cases) in &shards {
-        let startup = startups
-            .iter()
-            .find(|(o, _, _)| o == *of)
-            .map_or(0, |s| s.1);
-        let times = crate::durations::entry_times(entries, *ms, cases, startup);
+    for (of, entries, accounted) in &shards {
+        let learned = startups.iter().find(|(o, _)| o == *of).map(|s| s.1);
+        let startup = learned.or_else(|| least(of, false)).unwrap_or(0);
+        let times = accounted.entry_times(startup);
         // A part's share of its entry's time: its own tests' times only
         // (a shard's start-up and listing are no test's), from a report.
-        let own = crate::durations::case_times(entries, cases);
+        let own = accounted.own();
         for (k, (name, t)) in entries.iter().zip(times).enumerate() {
             let entry = crate::plan::shard_parts::whole(name);
             if let Some(part) = crate::plan::shard_parts::parse(name) {
@@ -1000,7 +1004,7 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
                     }
                 };
                 let seen = &mut segments[at].1;
-                let tested = own.as_ref().map(|own| own[k]);
+                let tested = own.map(|own| own[k]);
                 match (part.ranges.as_slice(), seen.as_mut(), tested) {
                     (&[(lo, hi)], Some(seen), Some(tested)) => seen.push((lo, hi, tested)),
                     _ => *seen = None,
@@ -1026,11 +1030,7 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
         .collect();
     Learned {
         entries: out,
-        startups: startups
-            .into_iter()
-            .filter(|(_, _, plain)| *plain)
-            .map(|(of, ms, _)| (of, ms))
-            .collect(),
+        startups,
         profiles,
     }
 }
