@@ -86,31 +86,43 @@ pub fn fill(
     let total: u64 = weights.iter().sum();
     let mean = total / n as u64;
     let long = |i: usize| n >= 2 && weights[i] > mean;
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
     let mut shards = vec![Shard::default(); n];
     let mut placed = vec![false; entries.len()];
-    let index: std::collections::HashMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.as_str(), i))
-        .collect();
-    for (g, group) in start.unwrap_or_default().iter().take(n).enumerate() {
-        for name in group.iter().filter(|name| parse(name).is_none()) {
-            let at = index.get(name.as_str()).copied();
-            if let Some(i) = at.filter(|&i| !long(i) && !placed[i]) {
-                placed[i] = true;
-                shards[g].take(i, None, weights[i], 0);
+    if let Some(start) = start {
+        let index: std::collections::HashMap<&str, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.as_str(), i))
+            .collect();
+        for (g, group) in start.iter().take(n).enumerate() {
+            for name in group.iter().filter(|name| parse(name).is_none()) {
+                let at = index.get(name.as_str()).copied();
+                if let Some(i) = at.filter(|&i| !long(i) && !placed[i]) {
+                    placed[i] = true;
+                    shards[g].take(i, None, weights[i], 0);
+                }
             }
         }
     }
-    for &i in order.iter().filter(|&&i| !long(i) && !placed[i]) {
-        least(&mut shards).take(i, None, weights[i], 0);
-    }
+    // Entries placed whole, each to the least loaded shard.
+    let whole = |shards: &mut Vec<Shard>, items: Vec<usize>| {
+        let mut loads: Vec<u64> = shards.iter().map(|s| s.load).collect();
+        for (i, g) in place_longest_first(&mut loads, items, weights) {
+            shards[g].take(i, None, weights[i], 0);
+        }
+    };
+    whole(
+        &mut shards,
+        (0..entries.len())
+            .filter(|&i| !long(i) && !placed[i])
+            .collect(),
+    );
+    let mut order: Vec<usize> = (0..entries.len()).filter(|&i| long(i)).collect();
+    order.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
     let smallest = (mean / 20).max(listing).max(1);
-    for &i in order.iter().filter(|&&i| long(i)) {
+    for i in order {
         let w = weights[i];
-        let whole = {
+        let unsplit = {
             let mut load: Vec<u64> = shards.iter().map(|s| s.load).collect();
             load.sort_unstable();
             load[0] += w;
@@ -126,8 +138,8 @@ pub fn fill(
             })
             .max()
             .unwrap_or(0);
-        if shares.len() < 2 || poured * 100 >= whole * (100 - SPLIT_GAIN) {
-            least(&mut shards).take(i, None, w, 0);
+        if shares.len() < 2 || poured * 100 >= unsplit * (100 - SPLIT_GAIN) {
+            whole(&mut shards, vec![i]);
             continue;
         }
         // Each part's range: the positions that hold its share of the
@@ -321,12 +333,24 @@ impl Shard {
     }
 }
 
-/// The least loaded of `shards` (the first of equals).
-fn least(shards: &mut [Shard]) -> &mut Shard {
-    let at = (0..shards.len())
-        .min_by_key(|&g| (shards[g].load, g))
-        .unwrap_or(0);
-    &mut shards[at]
+/// `items` (entries' places, their expected times `weights`) each given
+/// one of the groups whose expected times so far are `loads` (kept up to
+/// date): longest first (equals in plan order), each to the least loaded
+/// group (the first of equals). Each item with its group, in that order.
+pub fn place_longest_first(
+    loads: &mut [u64],
+    mut items: Vec<usize>,
+    weights: &[u64],
+) -> Vec<(usize, usize)> {
+    items.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
+    items
+        .into_iter()
+        .map(|i| {
+            let least = (0..loads.len()).min_by_key(|&g| (loads[g], g)).unwrap_or(0);
+            loads[least] += weights[i];
+            (i, least)
+        })
+        .collect()
 }
 
 /// How `w` is poured over `shards` (a shard not yet listing paying
@@ -367,19 +391,6 @@ fn pour(shards: &[Shard], w: u64, listing: u64, smallest: u64) -> Vec<(usize, u6
             return shares;
         }
         reach = j - 1;
-    }
-}
-
-/// `name` as the one-range parts it was made of (a part of many ranges,
-/// [`merged`]), or itself.
-pub fn singles(name: &str) -> Vec<String> {
-    match parse(name) {
-        Some(part) if part.ranges.len() > 1 => part
-            .ranges
-            .iter()
-            .map(|r| named(part.entry, std::slice::from_ref(r)))
-            .collect(),
-        _ => vec![name.to_string()],
     }
 }
 

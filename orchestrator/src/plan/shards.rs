@@ -384,17 +384,12 @@ fn keep_placed(
         .flatten()
         .map(|n| shard_parts::whole(n))
         .collect();
-    let mut new: Vec<usize> = (0..entries.len())
+    let new: Vec<usize> = (0..entries.len())
         .filter(|&i| !placed.contains(entries[i].as_str()))
         .collect();
-    new.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
     let mut loads: Vec<u64> = groups.iter().map(|g| weighed.load(g, listing)).collect();
-    for i in new {
-        let least = (0..groups.len())
-            .min_by_key(|&g| (loads[g], g))
-            .unwrap_or(0);
-        loads[least] += weights[i];
-        groups[least].push(entries[i].clone());
+    for (i, g) in shard_parts::place_longest_first(&mut loads, new, weights) {
+        groups[g].push(entries[i].clone());
     }
     groups
         .into_iter()
@@ -402,35 +397,6 @@ fn keep_placed(
         .map(|mut g| {
             g.sort_by_key(|n| weighed.position(shard_parts::whole(n)));
             g
-        })
-        .collect()
-}
-
-/// Adds `items` (entries' places, their expected times `weights`) to
-/// `groups`: longest first (equals in plan order), each to the group with
-/// the least expected time so far (the first of equals).
-fn place_longest_first(groups: &mut [Vec<usize>], mut items: Vec<usize>, weights: &[u64]) {
-    items.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
-    let mut load: Vec<u64> = groups
-        .iter()
-        .map(|g| g.iter().map(|&i| weights[i]).sum())
-        .collect();
-    for i in items {
-        let least = (0..groups.len()).min_by_key(|&g| (load[g], g)).unwrap_or(0);
-        load[least] += weights[i];
-        groups[least].push(i);
-    }
-}
-
-/// `groups` of entries' places as the entries, each group in plan order
-/// (the parts of one entry in it made one), the empty ones left out.
-fn named(groups: Vec<Vec<usize>>, entries: &[String]) -> Vec<Vec<String>> {
-    groups
-        .into_iter()
-        .filter(|g| !g.is_empty())
-        .map(|mut g| {
-            g.sort_unstable();
-            shard_parts::merged(g.into_iter().map(|i| entries[i].clone()).collect())
         })
         .collect()
 }
@@ -480,8 +446,20 @@ pub fn balance(
 fn balance_weighed(entries: &[String], n: usize, weights: &[u64]) -> Vec<Vec<String>> {
     let n = n.clamp(1, entries.len().max(1));
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n];
-    place_longest_first(&mut groups, (0..entries.len()).collect(), weights);
-    named(groups, entries)
+    let mut loads = vec![0; n];
+    let all = (0..entries.len()).collect();
+    for (i, g) in shard_parts::place_longest_first(&mut loads, all, weights) {
+        groups[g].push(i);
+    }
+    // Each group in plan order, the empty ones left out.
+    groups
+        .into_iter()
+        .filter(|g| !g.is_empty())
+        .map(|mut g| {
+            g.sort_unstable();
+            g.into_iter().map(|i| entries[i].clone()).collect()
+        })
+        .collect()
 }
 
 /// The id of shard `number` of task `of`.
