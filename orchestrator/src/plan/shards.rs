@@ -273,13 +273,11 @@ pub fn regroup(
     };
     // A shard left with no entry (its entries gone) would run one shard
     // fewer than asked: grouped anew.
-    if kept.len() != fresh.len() || keep == Keep::Pinned {
-        let grouped = if kept.len() == fresh.len() {
-            kept
-        } else {
-            fresh
-        };
-        return (of.to_string(), grouped);
+    if kept.len() != fresh.len() {
+        return (of.to_string(), fresh);
+    }
+    if keep == Keep::Pinned {
+        return (of.to_string(), kept);
     }
     let longest = |groups: &[Vec<String>]| -> u64 {
         let load = |g: &Vec<String>| weighed.load(g, startup);
