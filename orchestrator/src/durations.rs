@@ -172,10 +172,18 @@ fn evict_oldest<V>(map: &mut HashMap<String, (V, u64)>, most: usize) {
 pub type EntryProfile = (String, String, Profile);
 
 /// A split entry's [`Profile`]: its segments `(lo, hi, ms)`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct ProfileEntry {
     task: String,
     segments: Vec<(u32, u32, u64)>,
+    seen: u64,
+}
+
+/// [`ProfileEntry`] as written.
+#[derive(Serialize)]
+struct ProfileOut<'a> {
+    task: &'a str,
+    segments: &'a [(u32, u32, u64)],
     seen: u64,
 }
 
@@ -188,7 +196,7 @@ struct FileOut<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     groupings: Vec<GroupingOut<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    profiles: Vec<ProfileEntry>,
+    profiles: Vec<ProfileOut<'a>>,
 }
 
 /// A sharded task's entries as its last run grouped them.
@@ -358,16 +366,16 @@ impl History {
             })
             .collect();
         groupings.sort_by(|a, b| a.task.cmp(b.task));
-        let mut profiles: Vec<ProfileEntry> = self
+        let mut profiles: Vec<ProfileOut<'_>> = self
             .profiles
             .iter()
-            .map(|(task, (profile, seen))| ProfileEntry {
-                task: task.clone(),
-                segments: profile.segments().to_vec(),
+            .map(|(task, (profile, seen))| ProfileOut {
+                task,
+                segments: profile.segments(),
                 seen: *seen,
             })
             .collect();
-        profiles.sort_by(|a, b| a.task.cmp(&b.task));
+        profiles.sort_by(|a, b| a.task.cmp(b.task));
         serde_json::to_string_pretty(&FileOut {
             v: VERSION,
             generation: self.generation,
