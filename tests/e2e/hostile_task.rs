@@ -393,10 +393,13 @@ fn cgroups_available(repo: &TestRepo) -> bool {
 
 /// A task whose process the kernel kills for its memory limit, inside a
 /// shell that then exits 0, fails "out of memory" every time; so does one
-/// whose verify is killed so, and a variant whose score is.
+/// whose verify is killed so (said as its verify's kill, not the task's),
+/// and a variant whose score is.
 ///
 /// With the fix reverted (the OOM count consulted only when the command
-/// failed), the three `oom` tasks and `verify` are merged.
+/// failed), the three `oom` tasks and `verify` are merged; with the
+/// command's kills not counted apart from its verify's, `verify` reads as
+/// the task's own kill.
 #[test]
 fn a_task_killed_for_memory_never_succeeds_even_if_its_shell_exits_0() {
     let repo = TestRepo::new();
@@ -429,12 +432,12 @@ fn a_task_killed_for_memory_never_succeeds_even_if_its_shell_exits_0() {
         reasons.push_str(&format!("{id}: {}\n", t["reason"].as_str().unwrap()));
     }
     // Not through the snapshot filters: the limit is the point here.
-    insta::assert_snapshot!(reasons, @"
+    insta::assert_snapshot!(reasons, @r#"
     oom1: killed: out of memory (the task's limit is 64.0 MiB, `memory` in the plan)
     oom2: killed: out of memory (the task's limit is 64.0 MiB, `memory` in the plan)
     oom3: killed: out of memory (the task's limit is 64.0 MiB, `memory` in the plan)
-    verify: killed: out of memory (the task's limit is 64.0 MiB, `memory` in the plan)
-    ");
+    verify: verify "(python3 -c "x = bytearray(512 * 1024 * 1024)"); echo "python: $?" ..." killed: out of memory (the task's limit is 64.0 MiB, `memory` in the plan), see .swarm/runs/oom/logs/verify/1.verify.err (and .verify.out)
+    "#);
     // The shell did go on (and said python was killed).
     let outs: Vec<String> = (1..=3)
         .map(|n| {

@@ -878,10 +878,10 @@ async fn run_in(
             (outcome, None, None, None)
         }
         Payload::Command { .. } => {
-            command_or_agent(ctx, task, None, attempt, spec, egress, stop).await
+            command_or_agent(ctx, task, None, attempt, spec, cgroup, egress, stop).await
         }
         Payload::Agent(agent) => {
-            command_or_agent(ctx, task, Some(agent), attempt, spec, egress, stop).await
+            command_or_agent(ctx, task, Some(agent), attempt, spec, cgroup, egress, stop).await
         }
     };
     let mut ran = Ran {
@@ -896,15 +896,18 @@ async fn run_in(
     // for that reason, whatever its shell made of the kill (137, or 0 from
     // a shell that went on): decided by the cgroup's count of OOM kills,
     // read once nothing of the command and its verify is left (so that a
-    // kill still on its way is counted), never by how the exit looked.
+    // kill still on its way is counted), never by how the exit looked. A
+    // kill during its verify is the verify's (`command_or_agent` counted
+    // the command's before the verify began).
     let oom_kills = cgroup.map(|c| {
         c.empty();
         c.oom_kills()
     });
     let oom = oom_kills.is_some_and(|n| n > 0)
+        && !ended_by_swarm(&ran.outcome)
         && !matches!(
-            ran.outcome,
-            AttemptOutcome::Cancelled | AttemptOutcome::TimedOut | AttemptOutcome::Stalled { .. }
+            ran.verify,
+            Some(Verify::Failed(Some(AttemptOutcome::OutOfMemory { .. })))
         );
     if oom {
         return Ran {
@@ -944,6 +947,15 @@ async fn run_in(
         ran.score = Some(scored);
     }
     ran
+}
+
+/// Whether swarm ended the attempt itself (its deadline, a stall, a
+/// cancel): a kill for memory on the way does not change that account.
+fn ended_by_swarm(outcome: &AttemptOutcome) -> bool {
+    matches!(
+        outcome,
+        AttemptOutcome::Cancelled | AttemptOutcome::TimedOut | AttemptOutcome::Stalled { .. }
+    )
 }
 
 /// Entries below a path it may change that an attempt's end takes back
@@ -992,12 +1004,17 @@ async fn change_owners(paths: Vec<PathBuf>, give: bool) -> Result<(), String> {
 /// The agent (`agent`, the task's payload if it is an agent task), or the
 /// command and then `verify`, whose output goes to logs of its own
 /// (`<attempt>.verify.out|.err`).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one attempt's payload: the task, its agent, its spec and cgroup (whose kills before the verify are the command's), egress and stop"
+)]
 async fn command_or_agent(
     ctx: &Ctx,
     task: &Task,
     agent: Option<&AgentTask>,
     attempt: u32,
     mut spec: CommandSpec,
+    cgroup: Option<&crate::run::cgroup::TaskCgroup>,
     egress: Option<&Arc<Egress>>,
     stop: &mut watch::Receiver<Option<Stop>>,
 ) -> (
@@ -1051,6 +1068,14 @@ async fn command_or_agent(
         return (done.outcome, verify, done.report, None);
     }
     let outcome = super::egress::run_command(&spec, egress, stop).await;
+    // A kill for memory so far is the command's own: counted now, before
+    // its verify can add one (the command has ended, so the kernel has
+    // counted every kill of it; `run_in` reads the count again at the end).
+    let killed_before = cgroup.map_or(0, |c| c.oom_kills());
+    if killed_before > 0 && !ended_by_swarm(&outcome) {
+        let outcome = AttemptOutcome::OutOfMemory { limit: task.memory };
+        return (outcome, None, None, None);
+    }
     let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
         return (outcome, None, None, None);
     };
@@ -1061,6 +1086,19 @@ async fn command_or_agent(
     let started = std::time::Instant::now();
     let verified = super::egress::run_command(&spec, egress, stop).await;
     let took = Some(started.elapsed());
+    // Killed for memory while it verified: the verify's end, said as such
+    // (its shell may have gone on and exited 0).
+    let verified = match cgroup {
+        Some(c)
+            if !ended_by_swarm(&verified) && {
+                c.empty();
+                c.oom_kills() > killed_before
+            } =>
+        {
+            AttemptOutcome::OutOfMemory { limit: task.memory }
+        }
+        _ => verified,
+    };
     match verified {
         AttemptOutcome::Exited { code: 0 } => (outcome, Some(Verify::Passed), None, took),
         AttemptOutcome::Exited { .. }
