@@ -59,6 +59,24 @@ fn handshake_failed(e: &rmcp::service::ClientInitializeError) -> String {
     }
 }
 
+/// Why a server stopped answering a call, in swarm's words: a server
+/// that ended or closed its end is said so, however the client library
+/// found it out (a write to a closed pipe, or a read that ended: a race,
+/// as at the handshake); what else the library reports keeps its words.
+fn call_failed(server: &str, tool: &str, e: &ServiceError) -> String {
+    match e {
+        ServiceError::TransportSend(_) | ServiceError::TransportClosed => {
+            format!("MCP server `{server}` ended while swarm called its tool `{tool}`")
+        }
+        ServiceError::UnexpectedResponse => {
+            format!(
+                "MCP server `{server}` answered a call of `{tool}` with something other than its result"
+            )
+        }
+        other => format!("MCP server `{server}` stopped answering (calling `{tool}`: {other})"),
+    }
+}
+
 fn tail_note(stderr: &str) -> String {
     match stderr.trim() {
         "" => String::new(),
@@ -219,10 +237,7 @@ impl Servers {
             // to act on.
             Ok(Err(ServiceError::McpError(e))) => Ok((format!("error: {}", e.message), true)),
             Ok(Err(e)) => Err(McpFailed {
-                message: format!(
-                    "MCP server `{}` stopped answering (calling `{tool}`: {e})",
-                    server.name
-                ),
+                message: call_failed(&server.name, &tool, &e),
                 stderr: self.runtime.block_on(settled_tail(&server.stderr)),
             }),
             Ok(Ok(result)) => {
@@ -452,6 +467,30 @@ mod tests {
         assert!(cut.len() < text.len());
         assert!(cut.contains("[cut: the answer was"));
         assert_eq!(bounded("short".into()), "short");
+    }
+
+    #[test]
+    fn a_server_gone_mid_call_is_said_in_swarms_words_however_the_library_found_it() {
+        let sent = ServiceError::TransportSend(rmcp::transport::DynamicTransportError::from_parts(
+            "child process",
+            std::any::TypeId::of::<()>(),
+            Box::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+        ));
+        let said: Vec<String> = [
+            sent,
+            ServiceError::TransportClosed,
+            ServiceError::UnexpectedResponse,
+            ServiceError::Cancelled { reason: None },
+        ]
+        .iter()
+        .map(|e| call_failed("files", "list_directory", e))
+        .collect();
+        assert_eq!(said[0], said[1]);
+        insta::assert_snapshot!(said[1..].join("\n"), @"
+        MCP server `files` ended while swarm called its tool `list_directory`
+        MCP server `files` answered a call of `list_directory` with something other than its result
+        MCP server `files` stopped answering (calling `list_directory`: task cancelled for reason <unknown>)
+        ");
     }
 
     #[test]
