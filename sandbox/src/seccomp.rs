@@ -1,7 +1,13 @@
 //! The seccomp filter of a sandboxed worker: system calls a build, test or
 //! codemod never needs and an attacker would (namespaces, ptrace, io_uring,
 //! BPF, keyrings, mounts, terminal injection, non-Unix sockets). They fail
-//! with EPERM (so tools see a plain error, not a crash). Without the
+//! with EPERM (so tools see a plain error, not a crash), but for a socket
+//! of a family the worker's network does not give it, which fails with
+//! EAFNOSUPPORT ("Address family not supported by protocol"): what a kernel
+//! without that family says, which tools handle (as IPv6 missing), and a
+//! mark no other refusal of the sandbox leaves, so that a failed task's
+//! output that shows it is known to be the sandbox's network refusal
+//! (`swarm`'s hints say so and name `network`). Without the
 //! namespace layer, `setsid` and `setpgid` are denied too, so nothing can
 //! leave the worker's process group and survive its kill; with it, the
 //! worker's PID namespace is what contains it (everything in it dies with
@@ -173,7 +179,8 @@ const MODE_SETTERS: &[(libc::c_long, u8, Option<u8>)] = &[
     (libc::SYS_openat, 3, Some(2)),
 ];
 
-/// What a worker may not do: the calls its filter answers EPERM.
+/// What a worker may not do: the calls its filter answers EPERM (a socket
+/// of a family its network does not give: EAFNOSUPPORT, see [`compile_filter`]).
 fn deny_rules(network: Network, contained: bool) -> Result<Rules, String> {
     let mut rules = Rules::new();
     for &call in DENIED {
@@ -477,8 +484,12 @@ fn either(
 /// number when it is installed (to learn which calls it always allows),
 /// and a chain of comparisons made that cost most of a sandboxed spawn's
 /// filter time (~365 µs here for 452 instructions).
-fn compile(rules: &Rules, errno: u32) -> Result<BpfProgram, String> {
-    let deny = libc::SECCOMP_RET_ERRNO | (errno & libc::SECCOMP_RET_DATA);
+///
+/// `marked`: calls whose rules answer another errno than `errno` when they
+/// match (a call denied outright always answers `errno`).
+fn compile(rules: &Rules, errno: u32, marked: &[(u32, u32)]) -> Result<BpfProgram, String> {
+    let answer = |errno: u32| libc::SECCOMP_RET_ERRNO | (errno & libc::SECCOMP_RET_DATA);
+    let deny = answer(errno);
     let allow = libc::SECCOMP_RET_ALLOW;
     let mut b = Builder {
         program: Vec::new(),
@@ -504,13 +515,14 @@ fn compile(rules: &Rules, errno: u32) -> Result<BpfProgram, String> {
                 (nr, Target::Deny)
             } else {
                 let label = b.label();
-                bodies.push((label, call_rules));
+                let errno = marked.iter().find(|(call, _)| *call == nr);
+                bodies.push((label, call_rules, errno.map_or(deny, |(_, e)| answer(*e))));
                 (nr, Target::Body(label))
             }
         })
         .collect();
     search(&mut b, &calls, allow, deny)?;
-    for (label, call_rules) in bodies {
+    for (label, call_rules, deny) in bodies {
         b.place(label);
         for rule in call_rules {
             // The rule's block: its conditions, then the denial; a failed
@@ -557,7 +569,9 @@ pub(crate) fn compile_filter(network: Network, contained: bool) -> Result<BpfPro
         insn(RET_K, 0, 0, enosys),
     ];
     let eperm = u32::try_from(libc::EPERM).map_err(|e| e.to_string())?;
-    program.extend(compile(&deny_rules(network, contained)?, eperm)?);
+    let no_family = u32::try_from(libc::EAFNOSUPPORT).map_err(|e| e.to_string())?;
+    let marked = [(nr(libc::SYS_socket)?, no_family)];
+    program.extend(compile(&deny_rules(network, contained)?, eperm, &marked)?);
     Ok(program)
 }
 
@@ -795,7 +809,7 @@ mod tests {
         sets.push(("three hundred numbers".into(), many));
         for (name, rules) in sets {
             {
-                let ours = compile(&rules, libc::EPERM as u32).unwrap();
+                let ours = compile(&rules, libc::EPERM as u32, &[]).unwrap();
                 let theirs = oracle(&rules);
                 let none: &[Rule] = &[];
                 for nr in (0..620u32).chain(690..1010) {
@@ -850,10 +864,17 @@ mod tests {
             run(&filter, arch, nr(libc::SYS_read).unwrap(), [0; 6]),
             libc::SECCOMP_RET_ALLOW
         );
+        // A network socket without network: the mark hints read.
         let inet = [libc::AF_INET as u64, 0, 0, 0, 0, 0];
+        let no_family = libc::SECCOMP_RET_ERRNO | libc::EAFNOSUPPORT as u32;
         assert_eq!(
             run(&filter, arch, nr(libc::SYS_socket).unwrap(), inet),
-            eperm
+            no_family
+        );
+        let unix = [libc::AF_UNIX as u64, 0, 0, 0, 0, 0];
+        assert_eq!(
+            run(&filter, arch, nr(libc::SYS_socket).unwrap(), unix),
+            libc::SECCOMP_RET_ALLOW
         );
         let new_user = [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0];
         assert_eq!(

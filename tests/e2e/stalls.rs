@@ -153,29 +153,37 @@ fn a_task_reading_a_hidden_file_is_told_the_grant_that_would_allow_it() {
 }
 
 /// Issue 79: a task with no network that fails to reach a host is told
-/// its network list would allow it, naming the host it tried.
+/// its network list would allow it, naming the host it tried; one whose
+/// output shows the sandbox's own answer to a network socket (its seccomp
+/// filter's EAFNOSUPPORT: Python connecting to an address, no name to
+/// resolve) is told it was the sandbox. With the filter's EPERM, that
+/// task's output (`Operation not permitted`) got no hint at all.
 #[test]
 fn a_task_reaching_the_network_without_one_is_told_its_network_list() {
     let repo = TestRepo::new();
     let plan = repo.plan(
         "offline.toml",
-        "[[task]]\nid = \"fetch\"\nrun = \"curl -sS -m 5 https://registry.example.org/pkg > pkg.json\"\n",
+        "[swarm]\non_failure = \"continue\"\n\n[[task]]\nid = \"fetch\"\nrun = \"curl -sS -m 5 https://registry.example.org/pkg > pkg.json\"\n\n[[task]]\nid = \"direct\"\nrun = \"python3 -c \\\"import socket; socket.create_connection(('192.0.2.1', 80), 3)\\\"\"\n",
     );
     let run = repo.run_plan(&plan, &["--name", "offline"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = repo.report();
+    insta::assert_snapshot!(task_reason(&report, "direct"), @r#"exited with code 1; the task has no network (the sandbox refused it a network socket: `Address family not supported` is its answer): to let it, give it `network = ["host"]` with the hosts it needs, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")"#);
     let reason = task_reason(&report, "fetch");
     insta::assert_snapshot!(reason, @r#"exited with code 6; the task has no network (it could not reach a host): to let it, give it `network = ["registry.example.org"]`, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")"#);
     snapshot_settings()
         .bind(|| insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @r#"
         run offline: finished with failures (exit 1)
-          task   status          time  try  changed  result
-          fetch  failed         [T]s    1        1  refs/swarm/offline/fetch
+          task    status          time  try  changed  result
+          fetch   failed         [T]s    1        1  refs/swarm/offline/fetch
+          direct  failed         [T]s    1        0  refs/swarm/offline/direct
 
-          0 merged, 0 succeeded (read-only), 1 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          0 merged, 0 succeeded (read-only), 2 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
           branch swarm/offline at [HASH], [T]s
           fetch: exited with code 6; the task has no network (it could not reach a host): to let it, give it `network = ["registry.example.org"]`, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")
           fetch log: .swarm/runs/offline/logs/fetch/1.err
+          direct: exited with code 1; the task has no network (the sandbox refused it a network socket: `Address family not supported` is its answer): to let it, give it `network = ["host"]` with the hosts it needs, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")
+          direct log: .swarm/runs/offline/logs/direct/1.err
         "#));
 }
 

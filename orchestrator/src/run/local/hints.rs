@@ -5,7 +5,11 @@
 //!   `Permission denied`, `EACCES`) that exists on this machine outside
 //!   what the task is shown: `read_paths`;
 //! - a connection it could not make (a name it could not resolve, a
-//!   network it could not reach) with no network: `network`.
+//!   network it could not reach) with no network: `network`. One of these
+//!   is the sandbox's own word, not a guess: its seccomp filter answers a
+//!   network socket without network with EAFNOSUPPORT ("Address family
+//!   not supported by protocol"), which nothing else in a sandboxed task's
+//!   world says, so a line that shows it is said as the sandbox's refusal.
 //!
 //! Read from the end of its output, as tools print these (`curl`, `npm`,
 //! `pip`, `git`, Python's and Node's own messages), as Codex's CLI does by
@@ -48,7 +52,14 @@ const NETWORK_FAILURES: &[&str] = &[
     "Could not resolve hostname",
     "nodename nor servname",
     "dial tcp: lookup",
+    NO_FAMILY,
+    NO_FAMILY_CODE,
 ];
+
+/// How the sandbox's seccomp filter answers a network socket the task's
+/// network does not give it (`strerror(EAFNOSUPPORT)`, and its name).
+const NO_FAMILY: &str = "Address family not supported by protocol";
+const NO_FAMILY_CODE: &str = "EAFNOSUPPORT";
 
 /// What a sandboxed task whose output ends with `output` is shown of this
 /// machine: besides these roots (its read-only and writable grants), its
@@ -84,14 +95,19 @@ pub(crate) fn sandbox_hint(task: &Task, shown: &Shown<'_>, output: &str) -> Opti
         ));
     }
     if task.network == TaskNetwork::None
-        && let Some(host) = network_failure(output)
+        && let Some(failed) = network_failure(output)
     {
-        let grant = match host {
+        let grant = match failed.host {
             Some(host) => format!("`network = [\"{}\"]`", crate::escape::line(&host)),
             None => "`network = [\"host\"]` with the hosts it needs".to_string(),
         };
+        let how = if failed.refused_by_sandbox {
+            "the sandbox refused it a network socket: `Address family not supported` is its answer"
+        } else {
+            "it could not reach a host"
+        };
         hints.push(format!(
-            "the task has no network (it could not reach a host): to let it, give it {grant}, or `network = \"full\"` ({BOOK}, \"Network by allow-list\")"
+            "the task has no network ({how}): to let it, give it {grant}, or `network = \"full\"` ({BOOK}, \"Network by allow-list\")"
         ));
     }
     (!hints.is_empty()).then(|| hints.join("; "))
@@ -154,14 +170,31 @@ fn hidden(shown: &Shown<'_>, path: &Path) -> bool {
     exists
 }
 
-/// Whether `output` says a connection could not be made, and the host it
-/// names if it names one.
-fn network_failure(output: &str) -> Option<Option<String>> {
-    let line = output
+/// A connection the output says could not be made.
+#[derive(Debug, PartialEq)]
+struct NetworkFailure {
+    /// The host its last such line names, if it names one.
+    host: Option<String>,
+    /// Whether a line shows the sandbox's own answer to a socket.
+    refused_by_sandbox: bool,
+}
+
+/// Whether `output` says a connection could not be made, and how.
+fn network_failure(output: &str) -> Option<NetworkFailure> {
+    let lines: Vec<&str> = output
         .lines()
-        .rev()
-        .find(|l| NETWORK_FAILURES.iter().any(|w| l.contains(w)))?;
-    Some(host_in(line))
+        .filter(|l| NETWORK_FAILURES.iter().any(|w| l.contains(w)))
+        .collect();
+    let refused_by_sandbox = lines
+        .iter()
+        .any(|l| l.contains(NO_FAMILY) || l.contains(NO_FAMILY_CODE));
+    // The host from the last line that names one (a resolver's line may
+    // come before the socket's, or after).
+    let host = lines.iter().rev().find_map(|l| host_in(l));
+    (!lines.is_empty()).then_some(NetworkFailure {
+        host,
+        refused_by_sandbox,
+    })
 }
 
 /// The host a failed connection's line names: after `host:` / `host '`
@@ -237,11 +270,23 @@ mod tests {
         ] {
             assert_eq!(
                 network_failure(line),
-                Some(Some(host.to_string())),
+                Some(NetworkFailure {
+                    host: Some(host.to_string()),
+                    refused_by_sandbox: false
+                }),
                 "{line}"
             );
         }
         assert_eq!(network_failure("all went well"), None);
+        // The sandbox's own mark, as Python, Node and pip print it.
+        for line in [
+            "OSError: [Errno 97] Address family not supported by protocol",
+            "Error: connect EAFNOSUPPORT 10.0.0.1:80",
+            "Failed to establish a new connection: [Errno 97] Address family not supported by protocol')': /simple/six/ (host='pypi.org', port=443)",
+        ] {
+            let failed = network_failure(line).expect(line);
+            assert!(failed.refused_by_sandbox, "{line}");
+        }
     }
 
     #[test]
