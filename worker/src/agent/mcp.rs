@@ -237,7 +237,7 @@ impl Servers {
             // to act on.
             Ok(Err(ServiceError::McpError(e))) => Ok((format!("error: {}", e.message), true)),
             Ok(Err(e)) => Err(McpFailed {
-                message: call_failed(&server.name, &tool, &e),
+                message: call_failed(&server.name, tool, &e),
                 stderr: self.runtime.block_on(settled_tail(&server.stderr)),
             }),
             Ok(Ok(result)) => {
