@@ -115,7 +115,8 @@ fn an_agent_waiting_on_a_slow_model_is_not_stalled() {
 
 /// Issue 79: a task that fails reading a file the sandbox hides (it
 /// exists on this machine) is told which grant would allow it; with that
-/// grant, it passes. Nothing is granted by the hint itself.
+/// grant, it passes. Nothing is granted by the hint itself. One that
+/// writes where it may only read is told where a task writes.
 #[test]
 fn a_task_reading_a_hidden_file_is_told_the_grant_that_would_allow_it() {
     let repo = TestRepo::new();
@@ -150,6 +151,24 @@ fn a_task_reading_a_hidden_file_is_told_the_grant_that_would_allow_it() {
     repo.run_plan(&granted, &["--name", "granted"])
         .assert_code(0);
     assert_eq!(repo.show("swarm/granted", "copy.csv"), "a,b");
+    // What it may read it may not change: a write there is told where a
+    // task writes (not `paths`, which are its worktree's).
+    let writes = repo.plan(
+        "writes.toml",
+        &format!(
+            "[swarm]\nread_paths = [\"{}\"]\n\n[[task]]\nid = \"append\"\npaths = [\"src/\"]\nrun = \"echo c,d >> {}/input.csv\"\n",
+            data.display(),
+            data.display()
+        ),
+    );
+    repo.run_plan(&writes, &["--name", "writes"]).assert_code(1);
+    let reason =
+        task_reason(&repo.report(), "append").replace(&data.display().to_string(), "[DATA]");
+    insta::assert_snapshot!(reason, @r#"exited with code 2; the sandbox shows `[DATA]/input.csv` read-only (a task writes only in its worktree and its own `$TMPDIR`; what it may read outside them, `read_paths` included, it may not change): write there instead, or make what tasks share in a `[setup]` step (see the book's Sandbox chapter, "Threat model")"#);
+    assert_eq!(
+        std::fs::read_to_string(data.join("input.csv")).unwrap(),
+        "a,b\n"
+    );
 }
 
 /// Issue 79: a task with no network that fails to reach a host is told

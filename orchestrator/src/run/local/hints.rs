@@ -4,6 +4,10 @@
 //! - a path it could not open (`No such file or directory`, `ENOENT`,
 //!   `Permission denied`, `EACCES`) that exists on this machine outside
 //!   what the task is shown: `read_paths`;
+//! - a path it could not write (`Read-only file system`, `EROFS`) outside
+//!   its worktree, which the sandbox shows read-only (the system's
+//!   directories, `read_paths`): where it may write instead (the worktree,
+//!   its `$TMPDIR`); writes inside its worktree are `owned_paths`' to say;
 //! - a connection it could not make (a name it could not resolve, a
 //!   network it could not reach) with no network: `network`. One of these
 //!   is the sandbox's own word, not a guess: its seccomp filter answers a
@@ -94,6 +98,17 @@ pub(crate) fn sandbox_hint(task: &Task, shown: &Shown<'_>, output: &str) -> Opti
             list.join(", ")
         ));
     }
+    let read_only = read_only_paths(shown, output);
+    if !read_only.is_empty() {
+        let named: Vec<String> = read_only
+            .iter()
+            .map(|p| format!("`{}`", crate::escape::line(&p.display().to_string())))
+            .collect();
+        hints.push(format!(
+            "the sandbox shows {} read-only (a task writes only in its worktree and its own `$TMPDIR`; what it may read outside them, `read_paths` included, it may not change): write there instead, or make what tasks share in a `[setup]` step ({BOOK}, \"Threat model\")",
+            named.join(", ")
+        ));
+    }
     if task.network == TaskNetwork::None
         && let Some(failed) = network_failure(output)
     {
@@ -121,16 +136,7 @@ fn hidden_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
         .lines()
         .filter(|l| PATH_REFUSALS.iter().any(|w| l.contains(w)));
     for line in lines {
-        for word in line.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
-            let word = word.trim_matches(|c: char| {
-                matches!(
-                    c,
-                    '\'' | '"' | '`' | ':' | '(' | ')' | '[' | ']' | ';' | '.'
-                )
-            });
-            if !word.starts_with('/') || word.len() < 2 {
-                continue;
-            }
+        for word in absolute_words(line) {
             let path = PathBuf::from(word);
             if found.contains(&path) || !hidden(shown, &path) {
                 continue;
@@ -142,6 +148,95 @@ fn hidden_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// The absolute paths outside swarm's own places that `output`'s lines
+/// say could not be written, at most [`MAX_PATHS`]: for a read-only file
+/// system (in a sandboxed task every such path is one it is shown
+/// read-only; one it is not shown at all is `No such file or directory`),
+/// or refused (`Permission denied`, as Landlock refuses a write) below a
+/// read-only grant where a read would have been allowed.
+fn read_only_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    for line in output.lines() {
+        let read_only = line.contains("Read-only file system") || line.contains("EROFS");
+        let refused = line.contains("Permission denied") || line.contains("EACCES");
+        if !read_only && !refused {
+            continue;
+        }
+        for word in absolute_words(without_program(line)) {
+            let path = PathBuf::from(word);
+            let private = ["/dev", "/proc", "/sys"];
+            if found.contains(&path)
+                || private.iter().any(|p| path.starts_with(p))
+                || shown.own.iter().any(|o| path.starts_with(o))
+                || (!read_only && !written_where_it_reads(shown, &path))
+            {
+                continue;
+            }
+            found.push(path);
+            if found.len() == MAX_PATHS {
+                return found;
+            }
+        }
+    }
+    found
+}
+
+/// `line` without the program that says it, when it starts with one
+/// (`/bin/sh: 1: cannot create ...`: a first word that ends in `:` and
+/// names a program on this machine), so that its path is not taken for
+/// what it could not write.
+pub(crate) fn without_program(line: &str) -> &str {
+    use std::os::unix::fs::PermissionsExt as _;
+    match line.split_once(char::is_whitespace) {
+        Some((first, rest)) if first.ends_with(':') => {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "only whether a path the output named is a program here: nothing opened"
+            )]
+            let program = std::fs::metadata(first.trim_end_matches(':'))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            if program { rest } else { line }
+        }
+        _ => line,
+    }
+}
+
+/// Whether a `Permission denied` on `path` was a write where the task
+/// may only read (Landlock's refusal): `path` is below a read-only grant
+/// and everyone may read it (or it does not exist: a file it tried to
+/// make). A file others may not read was refused for its mode, not the
+/// sandbox (`swarm doctor` names such files in toolchains).
+fn written_where_it_reads(shown: &Shown<'_>, path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !shown.roots.iter().any(|r| path.starts_with(r)) {
+        return false;
+    }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "only the mode of a path the task named: never opened, no link followed"
+    )]
+    let meta = std::fs::symlink_metadata(path);
+    match meta {
+        Ok(meta) => meta.is_dir() || meta.permissions().mode() & 0o004 != 0,
+        Err(_) => true,
+    }
+}
+
+/// The words of `line` that are absolute paths, their quotes and
+/// punctuation taken off.
+fn absolute_words(line: &str) -> impl Iterator<Item = &str> {
+    line.split(|c: char| c.is_whitespace() || c == ',' || c == '=')
+        .map(|word| {
+            word.trim_matches(|c: char| {
+                matches!(
+                    c,
+                    '\'' | '"' | '`' | ':' | '(' | ')' | '[' | ']' | ';' | '.' | '‘' | '’'
+                )
+            })
+        })
+        .filter(|word| word.starts_with('/') && word.len() >= 2)
 }
 
 /// Whether the task was not shown `path`, which exists here.
@@ -287,6 +382,48 @@ mod tests {
             let failed = network_failure(line).expect(line);
             assert!(failed.refused_by_sandbox, "{line}");
         }
+    }
+
+    #[test]
+    fn paths_written_read_only_outside_its_own_places_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let (open, closed) = (data.join("open.csv"), data.join("closed.csv"));
+        std::fs::write(&open, "x").unwrap();
+        std::fs::write(&closed, "x").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let own = [Path::new("/work/wt")];
+        let roots = [data.clone()];
+        let shown = Shown {
+            roots: &roots,
+            own: &own,
+        };
+        // Landlock's refusal of a write: a file anyone may read, or one
+        // it tried to make; a file others may not read is its mode's.
+        let refused = format!(
+            "/bin/sh: 1: cannot create {}: Permission denied\ncat: {}: Permission denied\ntouch: cannot touch '{}/new': Permission denied\ncat: /etc/hosts: Permission denied\n",
+            open.display(),
+            closed.display(),
+            data.display()
+        );
+        assert_eq!(
+            read_only_paths(&shown, &refused),
+            vec![open.clone(), data.join("new")]
+        );
+        let output = "/bin/sh: 1: cannot create /usr/local/x: Read-only file system\n\
+            mkdir: cannot create directory ‘/data/out’: Read-only file system\n\
+            OSError: [Errno 30] Read-only file system: '/usr/local/x'\n\
+            cannot create /work/wt/docs/b: Read-only file system\n\
+            cannot create /proc/sys/x: Read-only file system\n\
+            cat: /etc/hosts: Permission denied\n\
+            /opt/cache/y: Read-only file system\n";
+        assert_eq!(
+            read_only_paths(&shown, output),
+            ["/usr/local/x", "/data/out", "/opt/cache/y"].map(PathBuf::from)
+        );
     }
 
     #[test]

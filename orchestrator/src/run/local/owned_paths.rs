@@ -166,7 +166,9 @@ pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Optio
     for line in &lines {
         let temporary = line.contains("temporary file");
         for word in line.split(|c: char| c.is_whitespace() || c == ',') {
-            let word = word.trim_matches(|c: char| matches!(c, '\'' | '"' | '`' | ':' | '(' | ')'));
+            let word = word.trim_matches(|c: char| {
+                matches!(c, '\'' | '"' | '`' | ':' | '(' | ')' | '‘' | '’')
+            });
             let rel = Path::new(word)
                 .strip_prefix(workdir)
                 .map(Path::to_path_buf)
@@ -195,10 +197,24 @@ pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Optio
         }
     }
     // EACCES has other causes (a file the task may not read); EROFS in a
-    // sandboxed task is the read-only rest of its worktree.
+    // sandboxed task is the read-only rest of its worktree, unless the
+    // line names a path outside it (the system's, `read_paths`: the
+    // hints' to say).
+    let elsewhere = |l: &str| {
+        super::hints::without_program(l)
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .map(|w| {
+                w.trim_matches(|c: char| {
+                    matches!(c, '\'' | '"' | '`' | ':' | '(' | ')' | '‘' | '’')
+                })
+            })
+            .any(|w| w.starts_with('/') && !Path::new(w).starts_with(workdir))
+    };
     if files.is_empty()
         && temporary_in.is_empty()
-        && !lines.iter().any(|l| l.contains("Read-only file system"))
+        && !lines
+            .iter()
+            .any(|l| l.contains("Read-only file system") && !elsewhere(l))
     {
         return None;
     }
