@@ -87,11 +87,21 @@ for n in $COUNTS; do
     timed "$WORK/h-$n-$r.log" "$SWARM" run -q --name "h-$n-$r" "$WORK/hand-$n.toml" >/dev/null
     h="$h $(spread_of "h-$n-$r" hand)"
   done
+  # One shard at a time (as on a runner each, where no other shard
+  # shares the cores): a run to learn at that pace, then the rounds.
+  timed "$WORK/learn1-$n.log" "$SWARM" run -q -j 1 --name "learn1-$n" "$WORK/shards-$n.toml" >/dev/null
+  s1=""; h1=""
+  for r in $(seq 1 "$ROUNDS"); do
+    timed "$WORK/s1-$n-$r.log" "$SWARM" run -q -j 1 --name "s1-$n-$r" "$WORK/shards-$n.toml" >/dev/null
+    s1="$s1 $(spread_of "s1-$n-$r" pytest)"
+    timed "$WORK/h1-$n-$r.log" "$SWARM" run -q -j 1 --name "h1-$n-$r" "$WORK/hand-$n.toml" >/dev/null
+    h1="$h1 $(spread_of "h1-$n-$r" hand)"
+  done
   med() { printf '%s\n' $1 | median_of; }
   xdist=$(median_timed "$ROUNDS" "$WORK/xdist-$n" sh -c "$PYTEST -n $n tests")
-  rows="$rows| $n | **$(med "$s")** | $(med "$h") | $(med "$w") s | $xdist s |
+  rows="$rows| $n | **$(med "$s")** | $(med "$h") | **$(med "$s1")** | $(med "$h1") | $(med "$w") s | $xdist s |
 "
-  echo "N=$n: swarm spread $(med "$s"), by hand $(med "$h"); swarm wall $(med "$w") s, pytest -n $n $xdist s"
+  echo "N=$n: swarm spread $(med "$s") (one at a time $(med "$s1")), by hand $(med "$h") ($(med "$h1")); swarm wall $(med "$w") s, pytest -n $n $xdist s"
 done
 
 # Running again only what failed: a seeded test fails until a file beside
@@ -138,10 +148,13 @@ second and later runs' (the first, from a fresh history, learned each file's tim
 shard's start-up from the shards' own JUnit reports; the plan has \`list_tests\`, so a file
 longer than a mean shard is split across shards by its tests, each shard listing them with
 \`pytest --collect-only\` first); "by hand" runs the same files as N tasks
-dealt the way \`split -n l/N\` deals them, in the same conditions. Medians of $ROUNDS rounds.
+dealt the way \`split -n l/N\` deals them, in the same conditions. "One at a time" runs the same
+plans with \`-j 1\` (after a learning run at that pace): each shard alone on the machine, as on
+a CI runner of its own, where two at once on two cores make each shard's time depend on which
+other shard shares the cores with it. Medians of $ROUNDS rounds.
 
-| shards | swarm spread | by hand spread | swarm wall | \`pytest -n N\` wall |
-|---:|---:|---:|---:|---:|
+| shards | swarm spread | by hand spread | swarm, one at a time | by hand, one at a time | swarm wall | \`pytest -n N\` wall |
+|---:|---:|---:|---:|---:|---:|---:|
 $rows
 A test that fails until it is mended, in its own file, two shards: once mended,
 \`swarm resume --retry-failed\` ran only that test again in its shard ($retried shard of 2

@@ -119,10 +119,21 @@ for n in $COUNTS; do
     hw="$hw $(timed "$WORK/h-$n-$r.log" "$SWARM" run -q --name "h-$n-$r" "$WORK/hand-$n.toml")"
     h="$h $(spread_of "h-$n-$r" hand)"
   done
+  # One shard at a time (as on a runner each): a run to learn at that
+  # pace, then the rounds.
+  timed "$WORK/learn1-$n.log" "$SWARM" run -q -j 1 --name "learn1-$n" "$WORK/shards-$n.toml" >/dev/null
+  s1=""; h1=""
+  for r in $(seq 1 "$ROUNDS"); do
+    timed "$WORK/s1-$n-$r.log" "$SWARM" run -q -j 1 --name "s1-$n-$r" "$WORK/shards-$n.toml" >/dev/null
+    s1="$s1 $(spread_of "s1-$n-$r" nextest)"
+    [ "$(ran "s1-$n-$r")" = "$tests" ] || { echo "spread_cargo.sh: run s1-$n-$r passed $(ran "s1-$n-$r") tests, nextest alone $tests" >&2; exit 1; }
+    timed "$WORK/h1-$n-$r.log" "$SWARM" run -q -j 1 --name "h1-$n-$r" "$WORK/hand-$n.toml" >/dev/null
+    h1="$h1 $(spread_of "h1-$n-$r" hand)"
+  done
   med() { printf '%s\n' $1 | median_of; }
-  rows="$rows| $n | $split | **$(med "$s")** | $(med "$h") | $(med "$w") s | $(med "$hw") s |
+  rows="$rows| $n | $split | **$(med "$s")** | $(med "$h") | **$(med "$s1")** | $(med "$h1") | $(med "$w") s | $(med "$hw") s |
 "
-  echo "N=$n: swarm spread $(med "$s") ($split split), by hand $(med "$h"); swarm wall $(med "$w") s, by hand $(med "$hw") s"
+  echo "N=$n: swarm spread $(med "$s") ($split split; one at a time $(med "$s1")), by hand $(med "$h") ($(med "$h1")); swarm wall $(med "$w") s, by hand $(med "$hw") s"
 done
 
 if [ "$SMOKE" = 1 ]; then
@@ -144,10 +155,12 @@ list), so a file longer than a mean shard is split across shards by its tests; i
 two learning runs are measured (the first builds and learns each file's time from nextest's
 JUnit, the second a shard's start-up without a build). "By hand" is nextest's own split, N
 tasks of \`cargo nextest run --partition count:K/N\`, run the same way. Every measured swarm run
-passed the $tests tests one \`cargo nextest run\` passes. Medians of $ROUNDS rounds.
+passed the $tests tests one \`cargo nextest run\` passes. "One at a time" runs the same plans
+with \`-j 1\` (after a learning run at that pace): each shard alone on the machine, as on a CI
+runner of its own. Medians of $ROUNDS rounds.
 
-| shards | files split | swarm spread | by hand spread | swarm wall | by hand wall |
-|---:|---:|---:|---:|---:|---:|
+| shards | files split | swarm spread | by hand spread | swarm, one at a time | by hand, one at a time | swarm wall | by hand wall |
+|---:|---:|---:|---:|---:|---:|---:|---:|
 $rows
 One \`cargo nextest run\` of the whole suite in one checkout (its own parallelism, after a build):
 $whole s.
