@@ -109,6 +109,12 @@ run = "cp n.txt seen.txt"
     compare.assert_code(0);
     let diff = repo.swarm(&["compare", "lowest", "exp", "--diff", "1", "exp@2"]);
     diff.assert_code(0);
+    // A variant may be named by its values too (`exp@2` is `n = 3`).
+    let by_values = repo.swarm(&["compare", "lowest", "exp", "--diff", "n=5", "n=3"]);
+    by_values.assert_code(0);
+    assert_eq!(by_values.stdout, diff.stdout);
+    let no_such_value = repo.swarm(&["compare", "lowest", "exp", "--diff", "n=5", "n=4"]);
+    no_such_value.assert_code(2);
     let unknown = repo.swarm(&["compare", "lowest", "exp", "--diff", "1", "9"]);
     unknown.assert_code(2);
     let no_experiment = repo.swarm(&["compare", "lowest", "after"]);
@@ -122,7 +128,10 @@ run = "cp n.txt seen.txt"
         insta::assert_snapshot!(
             "compare_errors",
             redact(
-                &format!("{}{}", unknown.stderr, no_experiment.stderr),
+                &format!(
+                    "{}{}{}",
+                    unknown.stderr, no_such_value.stderr, no_experiment.stderr
+                ),
                 &repo
             )
         );

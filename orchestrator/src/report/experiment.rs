@@ -1,6 +1,9 @@
 //! An experiment of a run (a task with `variants`) as its report says:
 //! found by its task's id or one of its variants' (`speedup@2`), and the
-//! result commit of one of its variants (`swarm compare`).
+//! result commit of one of its variants (`swarm compare`), named by its
+//! number, its id or its values (`n=3`, `model=smart,temperature=0.2`).
+
+use std::collections::BTreeMap;
 
 use git2::Oid;
 use swarm_protocol::{RunReport, TaskReport, TaskStatus};
@@ -12,6 +15,9 @@ pub struct Experiment<'a> {
     /// The experiment's task.
     pub task: String,
     pub variants: Vec<&'a TaskReport>,
+    /// Each variant's values (`variants = { key = [...] }`), by id, as
+    /// its decided ranking holds them (none before it is decided).
+    pub values: BTreeMap<&'a str, &'a BTreeMap<String, String>>,
 }
 
 /// Why an experiment or one of its variants was not found, as a fragment
@@ -52,7 +58,10 @@ impl CompareError {
                 "a task with `variants = N` in its plan is an experiment".to_string()
             }
             Self::NoVariant { known, .. } => {
-                format!("its variants are {} (or their numbers)", known.join(", "))
+                format!(
+                    "its variants are {} (or their numbers, or their values as `key=value`)",
+                    known.join(", ")
+                )
             }
             Self::NoCommit { .. } => String::new(),
         }
@@ -88,27 +97,79 @@ impl<'a> Experiment<'a> {
                 experiments,
             });
         }
+        let values = report
+            .tasks
+            .iter()
+            .find(|t| t.id == task)
+            .and_then(|t| t.experiment.as_deref())
+            .map(|d| {
+                d.ranking
+                    .iter()
+                    .filter(|r| !r.values.is_empty())
+                    .map(|r| (r.task.as_str(), &r.values))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Self {
             run: run.to_string(),
             task,
             variants,
+            values,
         })
     }
 
-    /// The result commit of the variant `which` (its number or its id).
+    /// The id of the variant `which`: its number (`2`), its id
+    /// (`speedup@2`), or values that only it has (`n=3`; several as
+    /// `model=smart,temperature=0.2`).
+    fn id_of(&self, which: &str) -> Option<String> {
+        if let Ok(n) = which.parse::<u32>() {
+            return Some(format!("{}@{n}", self.task));
+        }
+        if !which.contains('=') {
+            return Some(which.to_string());
+        }
+        let wanted: Option<Vec<(&str, &str)>> = which
+            .split(',')
+            .map(|pair| pair.split_once('=').map(|(k, v)| (k.trim(), v.trim())))
+            .collect();
+        let wanted = wanted?;
+        let mut matching = self.values.iter().filter(|(_, values)| {
+            wanted
+                .iter()
+                .all(|(k, v)| values.get(*k).is_some_and(|have| have == v))
+        });
+        match (matching.next(), matching.next()) {
+            (Some((id, _)), None) => Some((*id).to_string()),
+            _ => None,
+        }
+    }
+
+    /// The result commit of the variant `which` (its number, its id or
+    /// its values, see [`Self::id_of`]).
     pub fn commit(&self, which: &str) -> Result<Oid, CompareError> {
-        let id = match which.parse::<u32>() {
-            Ok(n) => format!("{}@{n}", self.task),
-            Err(_) => which.to_string(),
-        };
-        let Some(variant) = self.variants.iter().find(|v| v.id == id) else {
+        let variant = self
+            .id_of(which)
+            .and_then(|id| self.variants.iter().find(|v| v.id == id));
+        let Some(variant) = variant else {
             return Err(CompareError::NoVariant {
                 run: self.run.clone(),
                 task: self.task.clone(),
                 which: which.to_string(),
-                known: self.variants.iter().map(|v| v.id.clone()).collect(),
+                known: self
+                    .variants
+                    .iter()
+                    .map(|v| match self.values.get(v.id.as_str()) {
+                        Some(values) => {
+                            let said: Vec<String> =
+                                values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                            format!("{} ({})", v.id, said.join(","))
+                        }
+                        None => v.id.clone(),
+                    })
+                    .collect(),
             });
         };
+        let id = variant.id.clone();
         variant
             .commit
             .as_deref()

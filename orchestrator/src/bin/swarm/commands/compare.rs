@@ -22,7 +22,7 @@ pub struct CompareArgs {
     /// The experiment (the task with `variants`).
     task: String,
     /// Print the diff from variant A's result to variant B's (their
-    /// numbers, `2`, or ids, `speedup@2`).
+    /// numbers, `2`, ids, `speedup@2`, or values, `n=3`).
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     diff: Option<Vec<String>>,
 }
