@@ -213,6 +213,46 @@ print(f"{max(times) / (sum(times) / len(times)):.2f}")
 PY
 }
 
+# shard_median_spread PREFIX RUN...: each of the tasks PREFIX-K's median
+# time over runs RUN..., then the longest median over the mean median: the
+# grouping's own balance, with one run's noise (a shard that happened to
+# run while the machine was slower) averaged out. The runs must have run
+# one grouping (see same_grouping).
+shard_median_spread() {
+  local prefix=$1
+  shift
+  python3 - "$REPO" "$prefix" "$@" <<'PY'
+import json, statistics, sys
+repo, prefix, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
+times = {}
+for run in runs:
+    for t in json.load(open(f"{repo}/.swarm/runs/{run}/report.json"))["tasks"]:
+        if t["id"].startswith(prefix + "-"):
+            times.setdefault(t["id"], []).append(t["duration_ms"])
+medians = [statistics.median(v) for v in times.values()]
+print(f"{max(medians) / (sum(medians) / len(medians)):.2f}")
+PY
+}
+
+# same_grouping RUN...: fails unless every run split its sharded task the
+# same way (its journal's task_sharded events are equal).
+same_grouping() {
+  python3 - "$REPO" "$@" <<'PY'
+import json, sys
+repo, runs = sys.argv[1], sys.argv[2:]
+def grouping(run):
+    for line in open(f"{repo}/.swarm/runs/{run}/events.jsonl"):
+        event = json.loads(line)
+        if event.get("event") == "task_sharded":
+            return event["shards"]
+    return None
+first = grouping(runs[0])
+for run in runs[1:]:
+    if grouping(run) != first:
+        sys.exit(f"run {run} grouped its shards otherwise than run {runs[0]}")
+PY
+}
+
 # itertools_crate WORK REPO: itertools 0.13.0's source from crates.io
 # unpacked as REPO (the real crate the Rust benchmarks use).
 itertools_crate() {

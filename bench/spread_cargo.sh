@@ -64,13 +64,14 @@ concurrency = 2
 on_failure = \"continue\"
 "
 
-sharded_plan() { # sharded_plan FILE N: the suite in N shards, as the book's recipe
+sharded_plan() { # sharded_plan FILE N [EXTRA]: the suite in N shards, as the book's recipe
   cat > "$1" <<PLAN
 $HEAD
 [[task]]
 id = "nextest"
 allow_overlap = true
 shards = $2
+${3:-}
 matrix = { file = { glob = "tests/*.rs" } }
 run = '''$NEXTEST nextest run --offline --no-fail-fast \$(for e in {entries}; do f=\${e%%::*}; b=\${f##*/}; b=\${b%.rs}; case \$e in *::*) printf -- "-E binary(=%s)&test(=%s) " "\$b" "\${e#*::}";; *) printf -- "-E binary(=%s) " "\$b";; esac; done)'''
 list_tests = '''$NEXTEST nextest list --offline --message-format oneline \$(for f in {entries}; do b=\${f##*/}; printf -- "--test %s " "\${b%.rs}"; done)'''
@@ -94,13 +95,16 @@ ran() { cat "$REPO/.swarm/runs/$1"/logs/*/1.err | grep -c ' PASS \[' || true; }
 
 # The baseline builds first, then runs the same test targets.
 run_logged "$WORK/build.log" "$NEXTEST" nextest run --offline --no-run $TARGETS
-ROUNDS=$(sized 3 1)
+ROUNDS=$(sized 5 2)
 whole=$(median_timed "$ROUNDS" "$WORK/whole" "$NEXTEST" nextest run --offline --no-fail-fast $TARGETS)
 tests=$(grep -c ' PASS \[' "$WORK/whole-1.log" || true)
 
 rows=""
 for n in $COUNTS; do
   sharded_plan "$WORK/shards-$n.toml" "$n"
+  # The measured rounds after the first keep the first one's grouping, so
+  # that each shard's time can be taken over the rounds.
+  sharded_plan "$WORK/pinned-$n.toml" "$n" 'shard_grouping = "pinned"'
   by_hand_plan "$WORK/hand-$n.toml" "$n"
   # A fresh history per N: the first run builds (each new warm worktree's
   # target directory) and learns, the second learns a shard's start-up
@@ -111,29 +115,25 @@ for n in $COUNTS; do
   done
   timed "$WORK/hand-learn-$n.log" "$SWARM" run -q --name "hand-learn-$n" "$WORK/hand-$n.toml" >/dev/null
   split=$("$SWARM" validate "$WORK/shards-$n.toml" | grep -c 'split in' || true)
-  s=""; h=""; w=""; hw=""
+  s=""; h=""; w=""; hw=""; runs=""; hands=""
   for r in $(seq 1 "$ROUNDS"); do
-    w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$WORK/shards-$n.toml")"
+    plan=$WORK/pinned-$n.toml
+    [ "$r" = 1 ] && plan=$WORK/shards-$n.toml
+    w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$plan")"
     s="$s $(spread_of "s-$n-$r" nextest)"
+    runs="$runs s-$n-$r"
     [ "$(ran "s-$n-$r")" = "$tests" ] || { echo "spread_cargo.sh: run s-$n-$r passed $(ran "s-$n-$r") tests, nextest alone $tests" >&2; exit 1; }
     hw="$hw $(timed "$WORK/h-$n-$r.log" "$SWARM" run -q --name "h-$n-$r" "$WORK/hand-$n.toml")"
     h="$h $(spread_of "h-$n-$r" hand)"
+    hands="$hands h-$n-$r"
   done
-  # One shard at a time (as on a runner each): a run to learn at that
-  # pace, then the rounds.
-  timed "$WORK/learn1-$n.log" "$SWARM" run -q -j 1 --name "learn1-$n" "$WORK/shards-$n.toml" >/dev/null
-  s1=""; h1=""
-  for r in $(seq 1 "$ROUNDS"); do
-    timed "$WORK/s1-$n-$r.log" "$SWARM" run -q -j 1 --name "s1-$n-$r" "$WORK/shards-$n.toml" >/dev/null
-    s1="$s1 $(spread_of "s1-$n-$r" nextest)"
-    [ "$(ran "s1-$n-$r")" = "$tests" ] || { echo "spread_cargo.sh: run s1-$n-$r passed $(ran "s1-$n-$r") tests, nextest alone $tests" >&2; exit 1; }
-    timed "$WORK/h1-$n-$r.log" "$SWARM" run -q -j 1 --name "h1-$n-$r" "$WORK/hand-$n.toml" >/dev/null
-    h1="$h1 $(spread_of "h1-$n-$r" hand)"
-  done
+  same_grouping $runs
   med() { printf '%s\n' $1 | median_of; }
-  rows="$rows| $n | $split | **$(med "$s")** | $(med "$h") | **$(med "$s1")** | $(med "$h1") | $(med "$w") s | $(med "$hw") s |
+  sm=$(shard_median_spread nextest $runs)
+  hm=$(shard_median_spread hand $hands)
+  rows="$rows| $n | $split | **$sm** | $hm | $(med "$s") | $(med "$h") | $(med "$w") s | $(med "$hw") s |
 "
-  echo "N=$n: swarm spread $(med "$s") ($split split; one at a time $(med "$s1")), by hand $(med "$h") ($(med "$h1")); swarm wall $(med "$w") s, by hand $(med "$hw") s"
+  echo "N=$n: spread of shard medians: swarm $sm ($split split), by hand $hm; per run: swarm $(med "$s"), by hand $(med "$h"); swarm wall $(med "$w") s, by hand $(med "$hw") s"
 done
 
 if [ "$SMOKE" = 1 ]; then
@@ -155,11 +155,13 @@ list), so a file longer than a mean shard is split across shards by its tests; i
 two learning runs are measured (the first builds and learns each file's time from nextest's
 JUnit, the second a shard's start-up without a build). "By hand" is nextest's own split, N
 tasks of \`cargo nextest run --partition count:K/N\`, run the same way. Every measured swarm run
-passed the $tests tests one \`cargo nextest run\` passes. "One at a time" runs the same plans
-with \`-j 1\` (after a learning run at that pace): each shard alone on the machine, as on a CI
-runner of its own. Medians of $ROUNDS rounds.
+passed the $tests tests one \`cargo nextest run\` passes. $ROUNDS rounds, one grouping (the first
+measured run groups by what the learning runs taught; the next keep its grouping,
+\`shard_grouping = "pinned"\`). "Of shard medians" takes each shard's median time over the rounds,
+then the longest over the mean: the grouping's own balance; "per run" is the median of the
+rounds' spreads, which one shard's run-to-run variation on this machine adds to (section 28).
 
-| shards | files split | swarm spread | by hand spread | swarm, one at a time | by hand, one at a time | swarm wall | by hand wall |
+| shards | files split | swarm, of shard medians | by hand, of shard medians | swarm, per run | by hand, per run | swarm wall | by hand wall |
 |---:|---:|---:|---:|---:|---:|---:|---:|
 $rows
 One \`cargo nextest run\` of the whole suite in one checkout (its own parallelism, after a build):
