@@ -230,6 +230,7 @@ for run in runs:
         if t["id"].startswith(prefix + "-"):
             times.setdefault(t["id"], []).append(t["duration_ms"])
 medians = [statistics.median(v) for v in times.values()]
+print(f"{prefix} shard medians (ms): {[round(m) for m in medians]}", file=sys.stderr)
 print(f"{max(medians) / (sum(medians) / len(medians)):.2f}")
 PY
 }
@@ -247,6 +248,7 @@ def grouping(run):
             return event["shards"]
     return None
 first = grouping(runs[0])
+print(f"grouping of {runs[0]}: {first}", file=sys.stderr)
 for run in runs[1:]:
     if grouping(run) != first:
         sys.exit(f"run {run} grouped its shards otherwise than run {runs[0]}")
