@@ -235,9 +235,10 @@ print(f"{max(medians) / (sum(medians) / len(medians)):.2f}")
 PY
 }
 
-# same_grouping RUN...: fails unless every run split its sharded task the
-# same way (its journal's task_sharded events are equal).
-same_grouping() {
+# settled RUN...: the last runs of RUN... that split their sharded task as
+# the last one did (its journal's task_sharded events are equal), oldest
+# first: the rounds a grouping's shard medians can be taken over.
+settled() {
   python3 - "$REPO" "$@" <<'PY'
 import json, sys
 repo, runs = sys.argv[1], sys.argv[2:]
@@ -247,11 +248,14 @@ def grouping(run):
         if event.get("event") == "task_sharded":
             return event["shards"]
     return None
-first = grouping(runs[0])
-print(f"grouping of {runs[0]}: {first}", file=sys.stderr)
-for run in runs[1:]:
-    if grouping(run) != first:
-        sys.exit(f"run {run} grouped its shards otherwise than run {runs[0]}")
+last = grouping(runs[-1])
+kept = []
+for run in reversed(runs):
+    if grouping(run) != last:
+        break
+    kept.insert(0, run)
+print(f"grouping of {kept[0]} to {kept[-1]}: {last}", file=sys.stderr)
+print(" ".join(kept))
 PY
 }
 

@@ -76,9 +76,6 @@ ROUNDS=$(sized 5 2)
 rows=""
 for n in $COUNTS; do
   sharded_plan "$WORK/shards-$n.toml" "$n" ""
-  # The measured rounds after the first keep the first one's grouping, so
-  # that each shard's time can be taken over the rounds.
-  sharded_plan "$WORK/pinned-$n.toml" "$n" 'shard_grouping = "pinned"'
   by_hand_plan "$WORK/hand-$n.toml" "$n"
   # A fresh history per N: the first run learns, the next are measured
   # (the first of them groups by what it learned).
@@ -86,21 +83,20 @@ for n in $COUNTS; do
   timed "$WORK/learn-$n.log" "$SWARM" run -q --name "learn-$n" "$WORK/shards-$n.toml" >/dev/null
   s=""; h=""; w=""; runs=""; hands=""
   for r in $(seq 1 "$ROUNDS"); do
-    plan=$WORK/pinned-$n.toml
-    [ "$r" = 1 ] && plan=$WORK/shards-$n.toml
-    w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$plan")"
+    w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$WORK/shards-$n.toml")"
     s="$s $(spread_of "s-$n-$r" pytest)"
     runs="$runs s-$n-$r"
     timed "$WORK/h-$n-$r.log" "$SWARM" run -q --name "h-$n-$r" "$WORK/hand-$n.toml" >/dev/null
     h="$h $(spread_of "h-$n-$r" hand)"
     hands="$hands h-$n-$r"
   done
-  same_grouping $runs
+  kept=$(settled $runs)
+  k=$(echo $kept | wc -w)
   med() { printf '%s\n' $1 | median_of; }
-  sm=$(shard_median_spread pytest $runs)
+  sm="$(shard_median_spread pytest $kept) ($k)"
   hm=$(shard_median_spread hand $hands)
   xdist=$(median_timed "$ROUNDS" "$WORK/xdist-$n" sh -c "$PYTEST -n $n tests")
-  rows="$rows| $n | **$sm** | $hm | $(med "$s") | $(med "$h") | $(med "$w") s | $xdist s |
+  rows="$rows| $n | **$(med "$s")** | $(med "$h") | $sm | $hm | $(med "$w") s | $xdist s |
 "
   echo "N=$n: spread of shard medians: swarm $sm, by hand $hm; per run: swarm $(med "$s"), by hand $(med "$h"); swarm wall $(med "$w") s, pytest -n $n $xdist s"
 done
@@ -149,15 +145,16 @@ second and later runs' (the first, from a fresh history, learned each file's tim
 shard's start-up from the shards' own JUnit reports; the plan has \`list_tests\`, so a file
 longer than a mean shard is split across shards by its tests, each shard listing them with
 \`pytest --collect-only\` first); "by hand" runs the same files as N tasks
-dealt the way \`split -n l/N\` deals them, in the same conditions. $ROUNDS rounds, one grouping (the
-first measured run groups by what the learning run taught; the next keep its grouping,
-\`shard_grouping = "pinned"\`). "Of shard medians" takes each shard's median time over the rounds,
-then the longest over the mean: the grouping's own balance. "Per run" is the median of the
-rounds' spreads: on this machine one shard's time moves by 10-30% from run to run with nothing
-changed (the same pytest command by hand, minutes apart: 0.80-1.06 s), and the longest of N
-such times is over the mean by that alone, more so the larger N.
+dealt the way \`split -n l/N\` deals them, in the same conditions. $ROUNDS measured rounds, each
+with the default \`shard_grouping = "stable"\` (a run regroups when that shortens its longest shard
+by 10%). "Per run" is the median of the rounds' spreads, as earlier figures of this section were.
+"Of shard medians" takes each shard's median time over the last rounds that ran one grouping
+(how many, in brackets), then the longest over the mean: that grouping's own balance. On this
+machine one shard's time moves by 10-30% from run to run with nothing changed (the same pytest
+command by hand, minutes apart: 0.80-1.06 s), and the longest of N such times is over the mean
+by that alone, more so the larger N: the medians take that out.
 
-| shards | swarm, of shard medians | by hand, of shard medians | swarm, per run | by hand, per run | swarm wall | \`pytest -n N\` wall |
+| shards | swarm, per run | by hand, per run | swarm, of shard medians (rounds) | by hand, of shard medians | swarm wall | \`pytest -n N\` wall |
 |---:|---:|---:|---:|---:|---:|---:|
 $rows
 A test that fails until it is mended, in its own file, two shards: once mended,

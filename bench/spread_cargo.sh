@@ -102,9 +102,6 @@ tests=$(grep -c ' PASS \[' "$WORK/whole-1.log" || true)
 rows=""
 for n in $COUNTS; do
   sharded_plan "$WORK/shards-$n.toml" "$n"
-  # The measured rounds after the first keep the first one's grouping, so
-  # that each shard's time can be taken over the rounds.
-  sharded_plan "$WORK/pinned-$n.toml" "$n" 'shard_grouping = "pinned"'
   by_hand_plan "$WORK/hand-$n.toml" "$n"
   # A fresh history per N: the first run builds (each new warm worktree's
   # target directory) and learns, the second learns a shard's start-up
@@ -117,9 +114,7 @@ for n in $COUNTS; do
   split=$("$SWARM" validate "$WORK/shards-$n.toml" | grep -c 'split in' || true)
   s=""; h=""; w=""; hw=""; runs=""; hands=""
   for r in $(seq 1 "$ROUNDS"); do
-    plan=$WORK/pinned-$n.toml
-    [ "$r" = 1 ] && plan=$WORK/shards-$n.toml
-    w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$plan")"
+    w="$w $(timed "$WORK/s-$n-$r.log" "$SWARM" run -q --name "s-$n-$r" "$WORK/shards-$n.toml")"
     s="$s $(spread_of "s-$n-$r" nextest)"
     runs="$runs s-$n-$r"
     [ "$(ran "s-$n-$r")" = "$tests" ] || { echo "spread_cargo.sh: run s-$n-$r passed $(ran "s-$n-$r") tests, nextest alone $tests" >&2; exit 1; }
@@ -127,11 +122,12 @@ for n in $COUNTS; do
     h="$h $(spread_of "h-$n-$r" hand)"
     hands="$hands h-$n-$r"
   done
-  same_grouping $runs
+  kept=$(settled $runs)
+  k=$(echo $kept | wc -w)
   med() { printf '%s\n' $1 | median_of; }
-  sm=$(shard_median_spread nextest $runs)
+  sm="$(shard_median_spread nextest $kept) ($k)"
   hm=$(shard_median_spread hand $hands)
-  rows="$rows| $n | $split | **$sm** | $hm | $(med "$s") | $(med "$h") | $(med "$w") s | $(med "$hw") s |
+  rows="$rows| $n | $split | **$(med "$s")** | $(med "$h") | $sm | $hm | $(med "$w") s | $(med "$hw") s |
 "
   echo "N=$n: spread of shard medians: swarm $sm ($split split), by hand $hm; per run: swarm $(med "$s"), by hand $(med "$h"); swarm wall $(med "$w") s, by hand $(med "$hw") s"
 done
@@ -155,13 +151,13 @@ list), so a file longer than a mean shard is split across shards by its tests; i
 two learning runs are measured (the first builds and learns each file's time from nextest's
 JUnit, the second a shard's start-up without a build). "By hand" is nextest's own split, N
 tasks of \`cargo nextest run --partition count:K/N\`, run the same way. Every measured swarm run
-passed the $tests tests one \`cargo nextest run\` passes. $ROUNDS rounds, one grouping (the first
-measured run groups by what the learning runs taught; the next keep its grouping,
-\`shard_grouping = "pinned"\`). "Of shard medians" takes each shard's median time over the rounds,
-then the longest over the mean: the grouping's own balance; "per run" is the median of the
-rounds' spreads, which one shard's run-to-run variation on this machine adds to (section 28).
+passed the $tests tests one \`cargo nextest run\` passes. $ROUNDS measured rounds, each with the
+default \`shard_grouping = "stable"\`. "Per run" is the median of the rounds' spreads, as earlier
+figures of this section were; "of shard medians" takes each shard's median time over the last
+rounds that ran one grouping (how many, in brackets), then the longest over the mean: that
+grouping's own balance, one shard's run-to-run variation taken out (section 28).
 
-| shards | files split | swarm, of shard medians | by hand, of shard medians | swarm, per run | by hand, per run | swarm wall | by hand wall |
+| shards | files split | swarm, per run | by hand, per run | swarm, of shard medians (rounds) | by hand, of shard medians | swarm wall | by hand wall |
 |---:|---:|---:|---:|---:|---:|---:|---:|
 $rows
 One \`cargo nextest run\` of the whole suite in one checkout (its own parallelism, after a build):
