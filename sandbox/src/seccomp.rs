@@ -5,7 +5,8 @@
 //! of a family the worker's network does not give it, which fails with
 //! EAFNOSUPPORT ("Address family not supported by protocol"): what a kernel
 //! without that family says, which tools handle (as IPv6 missing), and a
-//! mark no other refusal of the sandbox leaves, so that a failed task's
+//! mark no other refusal of the sandbox leaves (and a kernel seldom does:
+//! one without IPv6), so that a failed task's
 //! output that shows it is known to be the sandbox's network refusal
 //! (`swarm`'s hints say so and name `network`). Without the
 //! namespace layer, `setsid` and `setpgid` are denied too, so nothing can
@@ -874,6 +875,23 @@ mod tests {
         let unix = [libc::AF_UNIX as u64, 0, 0, 0, 0, 0];
         assert_eq!(
             run(&filter, arch, nr(libc::SYS_socket).unwrap(), unix),
+            libc::SECCOMP_RET_ALLOW
+        );
+        // With the gateway's IP sockets, a netlink one gets the mark too.
+        let gateway = compile_filter(
+            Network::Gateway {
+                ports: crate::policy::GatewayPorts::one(0),
+            },
+            true,
+        )
+        .unwrap();
+        let netlink = [libc::AF_NETLINK as u64, 0, 0, 0, 0, 0];
+        assert_eq!(
+            run(&gateway, arch, nr(libc::SYS_socket).unwrap(), netlink),
+            no_family
+        );
+        assert_eq!(
+            run(&gateway, arch, nr(libc::SYS_socket).unwrap(), inet),
             libc::SECCOMP_RET_ALLOW
         );
         let new_user = [libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0];

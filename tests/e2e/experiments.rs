@@ -455,6 +455,25 @@ pick = "max"
     assert_eq!(task(&report, "write@1")["agent"]["outcome"], "finished");
     assert!(task(&report, "write@1")["agent"]["usage"]["input_tokens"].as_u64() > Some(0));
     assert_eq!(repo.show("swarm/models", "out.txt").trim(), "bbbb");
+    // Variants named by their values: all of them name one; a value two
+    // variants share is refused, naming both.
+    let named = repo.swarm(&[
+        "compare",
+        "models",
+        "write",
+        "--diff",
+        "model=fast,temperature=0.2",
+        "model=smart,temperature=0.2",
+    ]);
+    named.assert_code(0);
+    let by_number = repo.swarm(&["compare", "models", "write", "--diff", "1", "3"]);
+    assert_eq!(named.stdout, by_number.stdout);
+    let shared = repo.swarm(&["compare", "models", "write", "--diff", "model=smart", "1"]);
+    shared.assert_code(2);
+    insta::assert_snapshot!(shared.stderr, @"
+    error: failed to compare `model=smart` in run `models`: 2 variants of `write` have these values
+    help: name one by more of its values (`key=value,key=value`): write@3 (model=smart,temperature=0.2), write@4 (model=smart,temperature=0.8)
+    ");
 }
 
 #[test]

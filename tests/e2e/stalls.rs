@@ -164,7 +164,7 @@ fn a_task_reading_a_hidden_file_is_told_the_grant_that_would_allow_it() {
     repo.run_plan(&writes, &["--name", "writes"]).assert_code(1);
     let reason =
         task_reason(&repo.report(), "append").replace(&data.display().to_string(), "[DATA]");
-    insta::assert_snapshot!(reason, @r#"exited with code 2; the sandbox shows `[DATA]/input.csv` read-only (a task writes only in its worktree and its own `$TMPDIR`; what it may read outside them, `read_paths` included, it may not change): write there instead, or make what tasks share in a `[setup]` step (see the book's Sandbox chapter, "Threat model")"#);
+    insta::assert_snapshot!(reason, @r#"exited with code 2; the sandbox shows `[DATA]/input.csv` read-only (what a task may read outside its worktree, `read_paths` included, it may not change): write in its worktree or `$TMPDIR` instead, or make what tasks share in a `[setup]` step (see the book's Sandbox chapter, "Threat model")"#);
     assert_eq!(
         std::fs::read_to_string(data.join("input.csv")).unwrap(),
         "a,b\n"
@@ -187,7 +187,7 @@ fn a_task_reaching_the_network_without_one_is_told_its_network_list() {
     let run = repo.run_plan(&plan, &["--name", "offline"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = repo.report();
-    insta::assert_snapshot!(task_reason(&report, "direct"), @r#"exited with code 1; the task has no network (the sandbox refused it a network socket: `Address family not supported` is its answer): to let it, give it `network = ["host"]` with the hosts it needs, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")"#);
+    insta::assert_snapshot!(task_reason(&report, "direct"), @r#"exited with code 1; the task has no network (the sandbox refused it a network socket: `Address family not supported` is its answer): to let it, give it `network = ["host"]` with the hosts it needs, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list"); a netlink or packet socket (`ip`, a listing of interfaces) only `network = "full"` gives"#);
     let reason = task_reason(&report, "fetch");
     insta::assert_snapshot!(reason, @r#"exited with code 6; the task has no network (it could not reach a host): to let it, give it `network = ["registry.example.org"]`, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")"#);
     snapshot_settings()
@@ -201,7 +201,7 @@ fn a_task_reaching_the_network_without_one_is_told_its_network_list() {
           branch swarm/offline at [HASH], [T]s
           fetch: exited with code 6; the task has no network (it could not reach a host): to let it, give it `network = ["registry.example.org"]`, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")
           fetch log: .swarm/runs/offline/logs/fetch/1.err
-          direct: exited with code 1; the task has no network (the sandbox refused it a network socket: `Address family not supported` is its answer): to let it, give it `network = ["host"]` with the hosts it needs, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list")
+          direct: exited with code 1; the task has no network (the sandbox refused it a network socket: `Address family not supported` is its answer): to let it, give it `network = ["host"]` with the hosts it needs, or `network = "full"` (see the book's Sandbox chapter, "Network by allow-list"); a netlink or packet socket (`ip`, a listing of interfaces) only `network = "full"` gives
           direct log: .swarm/runs/offline/logs/direct/1.err
         "#));
 }

@@ -38,6 +38,16 @@ pub enum CompareError {
         which: String,
         /// The experiment's variants.
         known: Vec<String>,
+        /// Whether they may be named by their values.
+        by_values: bool,
+    },
+    #[error("compare `{which}` in run `{run}`: {} variants of `{task}` have these values", matching.len())]
+    Ambiguous {
+        run: String,
+        task: String,
+        which: String,
+        /// The variants that have them, with their values.
+        matching: Vec<String>,
     },
     #[error("compare `{id}` in run `{run}`: it has no result commit (it is {status})")]
     NoCommit {
@@ -57,10 +67,21 @@ impl CompareError {
             Self::NoExperiment { .. } => {
                 "a task with `variants = N` in its plan is an experiment".to_string()
             }
-            Self::NoVariant { known, .. } => {
+            Self::NoVariant {
+                known, by_values, ..
+            } => format!(
+                "its variants are {} (or their numbers{})",
+                known.join(", "),
+                if *by_values {
+                    ", or their values as `key=value`"
+                } else {
+                    ""
+                }
+            ),
+            Self::Ambiguous { matching, .. } => {
                 format!(
-                    "its variants are {} (or their numbers, or their values as `key=value`)",
-                    known.join(", ")
+                    "name one by more of its values (`key=value,key=value`): {}",
+                    matching.join(", ")
                 )
             }
             Self::NoCommit { .. } => String::new(),
@@ -120,53 +141,69 @@ impl<'a> Experiment<'a> {
 
     /// The id of the variant `which`: its number (`2`), its id
     /// (`speedup@2`), or values that only it has (`n=3`; several as
-    /// `model=smart,temperature=0.2`).
-    fn id_of(&self, which: &str) -> Option<String> {
+    /// `model=smart,temperature=0.2`); `None` if none has them, the ids
+    /// of those that have them if several do.
+    fn id_of(&self, which: &str) -> Result<Option<String>, Vec<String>> {
         if let Ok(n) = which.parse::<u32>() {
-            return Some(format!("{}@{n}", self.task));
+            return Ok(Some(format!("{}@{n}", self.task)));
         }
         if !which.contains('=') {
-            return Some(which.to_string());
+            return Ok(Some(which.to_string()));
         }
         let wanted: Option<Vec<(&str, &str)>> = which
             .split(',')
             .map(|pair| pair.split_once('=').map(|(k, v)| (k.trim(), v.trim())))
             .collect();
-        let wanted = wanted?;
-        let mut matching = self.values.iter().filter(|(_, values)| {
-            wanted
-                .iter()
-                .all(|(k, v)| values.get(*k).is_some_and(|have| have == v))
-        });
-        match (matching.next(), matching.next()) {
-            (Some((id, _)), None) => Some((*id).to_string()),
-            _ => None,
+        let Some(wanted) = wanted else {
+            return Ok(None);
+        };
+        let matching: Vec<&str> = self
+            .values
+            .iter()
+            .filter(|(_, values)| {
+                wanted
+                    .iter()
+                    .all(|(k, v)| values.get(*k).is_some_and(|have| have == v))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        match matching.as_slice() {
+            [] => Ok(None),
+            [id] => Ok(Some((*id).to_string())),
+            _ => Err(matching.iter().map(|id| self.said(id)).collect()),
+        }
+    }
+
+    /// Variant `id` as a person reads it: with its values, if it has any.
+    fn said(&self, id: &str) -> String {
+        match self.values.get(id) {
+            Some(values) => {
+                let said: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{id} ({})", said.join(","))
+            }
+            None => id.to_string(),
         }
     }
 
     /// The result commit of the variant `which` (its number, its id or
     /// its values, see [`Self::id_of`]).
     pub fn commit(&self, which: &str) -> Result<Oid, CompareError> {
-        let variant = self
+        let id = self
             .id_of(which)
-            .and_then(|id| self.variants.iter().find(|v| v.id == id));
+            .map_err(|matching| CompareError::Ambiguous {
+                run: self.run.clone(),
+                task: self.task.clone(),
+                which: which.to_string(),
+                matching,
+            })?;
+        let variant = id.and_then(|id| self.variants.iter().find(|v| v.id == id));
         let Some(variant) = variant else {
             return Err(CompareError::NoVariant {
                 run: self.run.clone(),
                 task: self.task.clone(),
                 which: which.to_string(),
-                known: self
-                    .variants
-                    .iter()
-                    .map(|v| match self.values.get(v.id.as_str()) {
-                        Some(values) => {
-                            let said: Vec<String> =
-                                values.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                            format!("{} ({})", v.id, said.join(","))
-                        }
-                        None => v.id.clone(),
-                    })
-                    .collect(),
+                known: self.variants.iter().map(|v| self.said(&v.id)).collect(),
+                by_values: !self.values.is_empty(),
             });
         };
         let id = variant.id.clone();

@@ -1071,6 +1071,9 @@ async fn command_or_agent(
     // A kill for memory so far is the command's own: counted now, before
     // its verify can add one (the command has ended, so the kernel has
     // counted every kill of it; `run_in` reads the count again at the end).
+    // Without the PID namespace a process the command left running is
+    // not ended first: a kill of it during the verify counts as the
+    // verify's, which fails the attempt all the same.
     let killed_before = cgroup.map_or(0, |c| c.oom_kills());
     if killed_before > 0 && !ended_by_swarm(&outcome) {
         let outcome = AttemptOutcome::OutOfMemory { limit: task.memory };

@@ -10,16 +10,17 @@
 //!   its `$TMPDIR`); writes inside its worktree are `owned_paths`' to say;
 //! - a connection it could not make (a name it could not resolve, a
 //!   network it could not reach) with no network: `network`. One of these
-//!   is the sandbox's own word, not a guess: its seccomp filter answers a
-//!   network socket without network with EAFNOSUPPORT ("Address family
-//!   not supported by protocol"), which nothing else in a sandboxed task's
-//!   world says, so a line that shows it is said as the sandbox's refusal.
+//!   is the sandbox's own mark rather than a tool's wording: its seccomp
+//!   filter answers a socket of a family the task's network does not give
+//!   with EAFNOSUPPORT ("Address family not supported by protocol"), which
+//!   a task's world otherwise almost never says (a kernel without IPv6
+//!   would), so a line that shows it is said as the sandbox's refusal.
 //!
 //! Read from the end of its output, as tools print these (`curl`, `npm`,
 //! `pip`, `git`, Python's and Node's own messages), as Codex's CLI does by
 //! heuristics on output. The task's output is the task's: what it names is
-//! only looked at (`symlink_metadata`, no link followed, nothing opened)
-//! and quoted back escaped, at most a few paths.
+//! only looked at (its metadata, nothing opened, no path with `..`
+//! followed) and quoted back escaped, at most a few paths.
 
 use std::path::{Path, PathBuf};
 
@@ -66,12 +67,15 @@ const NO_FAMILY: &str = "Address family not supported by protocol";
 const NO_FAMILY_CODE: &str = "EAFNOSUPPORT";
 
 /// What a sandboxed task whose output ends with `output` is shown of this
-/// machine: besides these roots (its read-only and writable grants), its
+/// machine: besides these roots (its read-only grants) and its writable
+/// ones (build caches), its
 /// worktree and its own tmp, nothing.
 #[derive(Debug)]
 pub(crate) struct Shown<'a> {
     /// Paths it may read: the system's, the toolchains', `read_paths`.
     pub roots: &'a [PathBuf],
+    /// Paths it may write outside its worktree: the build caches.
+    pub writable: &'a [PathBuf],
     /// Swarm's own places whose paths a task sees differently (its
     /// worktree, its run's directory, the worktree home).
     pub own: &'a [&'a Path],
@@ -105,14 +109,14 @@ pub(crate) fn sandbox_hint(task: &Task, shown: &Shown<'_>, output: &str) -> Opti
             .map(|p| format!("`{}`", crate::escape::line(&p.display().to_string())))
             .collect();
         hints.push(format!(
-            "the sandbox shows {} read-only (a task writes only in its worktree and its own `$TMPDIR`; what it may read outside them, `read_paths` included, it may not change): write there instead, or make what tasks share in a `[setup]` step ({BOOK}, \"Threat model\")",
+            "the sandbox shows {} read-only (what a task may read outside its worktree, `read_paths` included, it may not change): write in its worktree or `$TMPDIR` instead, or make what tasks share in a `[setup]` step ({BOOK}, \"Threat model\")",
             named.join(", ")
         ));
     }
     if task.network == TaskNetwork::None
         && let Some(failed) = network_failure(output)
     {
-        let grant = match failed.host {
+        let grant = match &failed.host {
             Some(host) => format!("`network = [\"{}\"]`", crate::escape::line(&host)),
             None => "`network = [\"host\"]` with the hosts it needs".to_string(),
         };
@@ -121,8 +125,15 @@ pub(crate) fn sandbox_hint(task: &Task, shown: &Shown<'_>, output: &str) -> Opti
         } else {
             "it could not reach a host"
         };
+        // A refused socket that named no host may be a netlink or packet
+        // socket (`ip`, a listing of interfaces), which no host list gives.
+        let netlink = if failed.refused_by_sandbox && failed.host.is_none() {
+            "; a netlink or packet socket (`ip`, a listing of interfaces) only `network = \"full\"` gives"
+        } else {
+            ""
+        };
         hints.push(format!(
-            "the task has no network ({how}): to let it, give it {grant}, or `network = \"full\"` ({BOOK}, \"Network by allow-list\")"
+            "the task has no network ({how}): to let it, give it {grant}, or `network = \"full\"` ({BOOK}, \"Network by allow-list\"){netlink}"
         ));
     }
     (!hints.is_empty()).then(|| hints.join("; "))
@@ -166,6 +177,9 @@ fn read_only_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
         }
         for word in absolute_words(without_program(line)) {
             let path = PathBuf::from(word);
+            if climbs(&path) {
+                continue;
+            }
             let private = ["/dev", "/proc", "/sys"];
             if found.contains(&path)
                 || private.iter().any(|p| path.starts_with(p))
@@ -183,20 +197,32 @@ fn read_only_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
     found
 }
 
+/// Whether `path` has a `..`, which a lexical check of where it is
+/// (below a grant, outside swarm's places) would not see through.
+fn climbs(path: &Path) -> bool {
+    path.components()
+        .any(|c| c == std::path::Component::ParentDir)
+}
+
 /// `line` without the program that says it, when it starts with one
 /// (`/bin/sh: 1: cannot create ...`: a first word that ends in `:` and
-/// names a program on this machine), so that its path is not taken for
-/// what it could not write.
+/// names a program on this machine by an absolute path), so that its path
+/// is not taken for what it could not write.
 pub(crate) fn without_program(line: &str) -> &str {
     use std::os::unix::fs::PermissionsExt as _;
     match line.split_once(char::is_whitespace) {
         Some((first, rest)) if first.ends_with(':') => {
+            let path = Path::new(first.trim_end_matches(':'));
+            // Its link followed (`/bin/sh` is one to a shell): a program
+            // is looked for, nothing opened.
             #[allow(
                 clippy::disallowed_methods,
                 reason = "only whether a path the output named is a program here: nothing opened"
             )]
-            let program = std::fs::metadata(first.trim_end_matches(':'))
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            let program = path.is_absolute()
+                && !climbs(path)
+                && std::fs::metadata(path)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
             if program { rest } else { line }
         }
         _ => line,
@@ -207,10 +233,14 @@ pub(crate) fn without_program(line: &str) -> &str {
 /// may only read (Landlock's refusal): `path` is below a read-only grant
 /// and everyone may read it (or it does not exist: a file it tried to
 /// make). A file others may not read was refused for its mode, not the
-/// sandbox (`swarm doctor` names such files in toolchains).
+/// sandbox (`swarm doctor` names such files in toolchains); so is one in a
+/// build cache, which a task may write (Go's module cache is read-only
+/// by its modes).
 fn written_where_it_reads(shown: &Shown<'_>, path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
-    if !shown.roots.iter().any(|r| path.starts_with(r)) {
+    if !shown.roots.iter().any(|r| path.starts_with(r))
+        || shown.writable.iter().any(|w| path.starts_with(w))
+    {
         return false;
     }
     #[allow(
@@ -220,7 +250,7 @@ fn written_where_it_reads(shown: &Shown<'_>, path: &Path) -> bool {
     let meta = std::fs::symlink_metadata(path);
     match meta {
         Ok(meta) => meta.is_dir() || meta.permissions().mode() & 0o004 != 0,
-        Err(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
 }
 
@@ -254,6 +284,8 @@ fn hidden(shown: &Shown<'_>, path: &Path) -> bool {
         || text.contains("/.aws/")
         || shown.own.iter().any(|o| path.starts_with(o))
         || shown.roots.iter().any(|r| path.starts_with(r))
+        || shown.writable.iter().any(|w| path.starts_with(w))
+        || climbs(path)
     {
         return false;
     }
@@ -397,16 +429,23 @@ mod tests {
         std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o640)).unwrap();
         let own = [Path::new("/work/wt")];
         let roots = [data.clone()];
+        let cache = data.join("cache");
+        let writable = [cache.clone()];
         let shown = Shown {
             roots: &roots,
+            writable: &writable,
             own: &own,
         };
         // Landlock's refusal of a write: a file anyone may read, or one
-        // it tried to make; a file others may not read is its mode's.
+        // it tried to make; a file others may not read is its mode's, one
+        // in a build cache (writable) its mode's too, and a path that
+        // climbs out with `..` is never looked at.
         let refused = format!(
-            "/bin/sh: 1: cannot create {}: Permission denied\ncat: {}: Permission denied\ntouch: cannot touch '{}/new': Permission denied\ncat: /etc/hosts: Permission denied\n",
+            "/bin/sh: 1: cannot create {}: Permission denied\ncat: {}: Permission denied\ntouch: cannot touch '{}/new': Permission denied\ncat: /etc/hosts: Permission denied\nrm: cannot remove '{}/mod.go': Permission denied\ncat: {}/../elsewhere: Permission denied\n",
             open.display(),
             closed.display(),
+            data.display(),
+            cache.display(),
             data.display()
         );
         assert_eq!(
@@ -437,6 +476,7 @@ mod tests {
         let roots = vec![granted.clone()];
         let shown = Shown {
             roots: &roots,
+            writable: &[],
             own: &[],
         };
         let output = format!(

@@ -1077,8 +1077,8 @@ impl Life<'_> {
             .iter()
             .map(std::path::PathBuf::from)
             .chain(ctx.read_paths.iter().cloned())
-            .chain(ctx.caches.iter().map(|c| c.dir.clone()))
             .collect();
+        let writable: Vec<std::path::PathBuf> = ctx.caches.iter().map(|c| c.dir.clone()).collect();
         let home = ctx.worktree_dir.parent().unwrap_or(&ctx.worktree_dir);
         let own = [
             workdir,
@@ -1088,6 +1088,7 @@ impl Life<'_> {
         ];
         let shown = super::hints::Shown {
             roots: &roots,
+            writable: &writable,
             own: &own,
         };
         super::hints::sandbox_hint(task, &shown, &output)
