@@ -117,7 +117,7 @@ pub(crate) fn sandbox_hint(task: &Task, shown: &Shown<'_>, output: &str) -> Opti
         && let Some(failed) = network_failure(output)
     {
         let grant = match &failed.host {
-            Some(host) => format!("`network = [\"{}\"]`", crate::escape::line(&host)),
+            Some(host) => format!("`network = [\"{}\"]`", crate::escape::line(host)),
             None => "`network = [\"host\"]` with the hosts it needs".to_string(),
         };
         let how = if failed.refused_by_sandbox {
