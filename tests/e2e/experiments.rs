@@ -463,7 +463,8 @@ pick = "max"
         "write",
         "--diff",
         "model=fast,temperature=0.2",
-        "model=smart,temperature=0.2",
+        // A number as a person may write it.
+        "model=smart,temperature=0.20",
     ]);
     named.assert_code(0);
     let by_number = repo.swarm(&["compare", "models", "write", "--diff", "1", "3"]);

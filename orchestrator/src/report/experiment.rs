@@ -89,6 +89,17 @@ impl CompareError {
     }
 }
 
+/// Whether a variant's value `have` is the `wanted` one a person wrote:
+/// the same text, or the same number (`temperature=0.20` is the plan's
+/// `0.2`, kept as `0.2`; `1.0` is kept as `1`).
+fn same_value(have: &str, wanted: &str) -> bool {
+    have == wanted
+        || matches!(
+            (have.parse::<f64>(), wanted.parse::<f64>()),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
 impl<'a> Experiment<'a> {
     /// The experiment `task` (or the one of variant `task`) of run `run`,
     /// whose report is `report`.
@@ -163,7 +174,7 @@ impl<'a> Experiment<'a> {
             .filter(|(_, values)| {
                 wanted
                     .iter()
-                    .all(|(k, v)| values.get(*k).is_some_and(|have| have == v))
+                    .all(|(k, v)| values.get(*k).is_some_and(|have| same_value(have, v)))
             })
             .map(|(id, _)| *id)
             .collect();
