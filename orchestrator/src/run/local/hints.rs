@@ -29,6 +29,9 @@ use crate::plan::{Task, TaskNetwork};
 /// Most paths named in one hint.
 const MAX_PATHS: usize = 3;
 
+/// A task's own `/dev`, `/proc` and `/sys`, which are not the host's.
+const PRIVATE: [&str; 3] = ["/dev", "/proc", "/sys"];
+
 /// Where the book says more.
 const BOOK: &str = "see the book's Sandbox chapter";
 
@@ -88,29 +91,17 @@ pub(crate) fn sandbox_hint(task: &Task, shown: &Shown<'_>, output: &str) -> Opti
     let mut hints = Vec::new();
     let hidden = hidden_paths(shown, output);
     if !hidden.is_empty() {
-        let named: Vec<String> = hidden
-            .iter()
-            .map(|p| format!("`{}`", crate::escape::line(&p.display().to_string())))
-            .collect();
-        let list: Vec<String> = hidden
-            .iter()
-            .map(|p| format!("\"{}\"", crate::escape::line(&p.display().to_string())))
-            .collect();
         hints.push(format!(
             "the sandbox hides {} (it exists on this machine, outside what the task is shown): to let it read there, add `read_paths = [{}]` to [swarm] ({BOOK}, \"read_paths\")",
-            named.join(", "),
-            list.join(", ")
+            quoted(&hidden, '`'),
+            quoted(&hidden, '"')
         ));
     }
     let read_only = read_only_paths(shown, output);
     if !read_only.is_empty() {
-        let named: Vec<String> = read_only
-            .iter()
-            .map(|p| format!("`{}`", crate::escape::line(&p.display().to_string())))
-            .collect();
         hints.push(format!(
             "the sandbox shows {} read-only (what a task may read outside its worktree, `read_paths` included, it may not change): write in its worktree or `$TMPDIR` instead, or make what tasks share in a `[setup]` step ({BOOK}, \"Threat model\")",
-            named.join(", ")
+            quoted(&read_only, '`')
         ));
     }
     if task.network == TaskNetwork::None
@@ -139,17 +130,31 @@ pub(crate) fn sandbox_hint(task: &Task, shown: &Shown<'_>, output: &str) -> Opti
     (!hints.is_empty()).then(|| hints.join("; "))
 }
 
-/// The absolute paths `output`'s refusal lines name that exist here but
-/// outside what the task is shown, at most [`MAX_PATHS`].
-fn hidden_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
+/// `paths`, each escaped and between `quote`s, joined by commas.
+fn quoted(paths: &[PathBuf], quote: char) -> String {
+    let said: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            format!(
+                "{quote}{}{quote}",
+                crate::escape::line(&p.display().to_string())
+            )
+        })
+        .collect();
+    said.join(", ")
+}
+
+/// The absolute paths `lines` name that `keep` (given the line and the
+/// path) keeps, each once, at most [`MAX_PATHS`].
+fn paths_named<'o>(
+    lines: impl Iterator<Item = &'o str>,
+    keep: impl Fn(&str, &Path) -> bool,
+) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = Vec::new();
-    let lines = output
-        .lines()
-        .filter(|l| PATH_REFUSALS.iter().any(|w| l.contains(w)));
     for line in lines {
         for word in absolute_words(line) {
             let path = PathBuf::from(word);
-            if found.contains(&path) || !hidden(shown, &path) {
+            if found.contains(&path) || !keep(line, &path) {
                 continue;
             }
             found.push(path);
@@ -161,6 +166,15 @@ fn hidden_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
     found
 }
 
+/// The absolute paths `output`'s refusal lines name that exist here but
+/// outside what the task is shown, at most [`MAX_PATHS`].
+fn hidden_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
+    let lines = output
+        .lines()
+        .filter(|l| PATH_REFUSALS.iter().any(|w| l.contains(w)));
+    paths_named(lines, |_, path| hidden(shown, path))
+}
+
 /// The absolute paths outside swarm's own places that `output`'s lines
 /// say could not be written, at most [`MAX_PATHS`]: for a read-only file
 /// system (in a sandboxed task every such path is one it is shown
@@ -168,33 +182,18 @@ fn hidden_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
 /// or refused (`Permission denied`, as Landlock refuses a write) below a
 /// read-only grant where a read would have been allowed.
 fn read_only_paths(shown: &Shown<'_>, output: &str) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = Vec::new();
-    for line in output.lines() {
-        let read_only = line.contains("Read-only file system") || line.contains("EROFS");
-        let refused = line.contains("Permission denied") || line.contains("EACCES");
-        if !read_only && !refused {
-            continue;
-        }
-        for word in absolute_words(without_program(line)) {
-            let path = PathBuf::from(word);
-            if climbs(&path) {
-                continue;
-            }
-            let private = ["/dev", "/proc", "/sys"];
-            if found.contains(&path)
-                || private.iter().any(|p| path.starts_with(p))
-                || shown.own.iter().any(|o| path.starts_with(o))
-                || (!read_only && !written_where_it_reads(shown, &path))
-            {
-                continue;
-            }
-            found.push(path);
-            if found.len() == MAX_PATHS {
-                return found;
-            }
-        }
-    }
-    found
+    let read_only = |line: &str| line.contains("Read-only file system") || line.contains("EROFS");
+    let refused = |line: &str| line.contains("Permission denied") || line.contains("EACCES");
+    let lines = output
+        .lines()
+        .filter(|l| read_only(l) || refused(l))
+        .map(without_program);
+    paths_named(lines, |line, path| {
+        !climbs(path)
+            && !PRIVATE.iter().any(|p| path.starts_with(p))
+            && !shown.own.iter().any(|o| path.starts_with(o))
+            && (read_only(line) || written_where_it_reads(shown, path))
+    })
 }
 
 /// Whether `path` has a `..`, which a lexical check of where it is
@@ -271,13 +270,12 @@ fn absolute_words(line: &str) -> impl Iterator<Item = &str> {
 
 /// Whether the task was not shown `path`, which exists here.
 fn hidden(shown: &Shown<'_>, path: &Path) -> bool {
-    // Its own /dev, /proc and /sys are not the host's. (Its /tmp holds
-    // only what leads to its grants: a host path there is hidden too.)
-    // Credentials are hidden on purpose: never a grant to suggest.
-    let private = ["/dev", "/proc", "/sys"];
+    // Its own /dev, /proc and /sys are not the host's ([`PRIVATE`]). (Its
+    // /tmp holds only what leads to its grants: a host path there is hidden
+    // too.) Credentials are hidden on purpose: never a grant to suggest.
     let secret = ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh"];
     let text = path.to_string_lossy();
-    if private.iter().any(|p| path.starts_with(p))
+    if PRIVATE.iter().any(|p| path.starts_with(p))
         || secret.iter().any(|p| path.starts_with(p))
         || text.contains("/.ssh/")
         || text.contains("/.gnupg/")

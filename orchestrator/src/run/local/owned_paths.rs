@@ -166,9 +166,7 @@ pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Optio
     for line in &lines {
         let temporary = line.contains("temporary file");
         for word in line.split(|c: char| c.is_whitespace() || c == ',') {
-            let word = word.trim_matches(|c: char| {
-                matches!(c, '\'' | '"' | '`' | ':' | '(' | ')' | '‘' | '’')
-            });
+            let word = unquoted(word);
             let rel = Path::new(word)
                 .strip_prefix(workdir)
                 .map(Path::to_path_buf)
@@ -203,11 +201,7 @@ pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Optio
     let elsewhere = |l: &str| {
         super::hints::without_program(l)
             .split(|c: char| c.is_whitespace() || c == ',')
-            .map(|w| {
-                w.trim_matches(|c: char| {
-                    matches!(c, '\'' | '"' | '`' | ':' | '(' | ')' | '‘' | '’')
-                })
-            })
+            .map(unquoted)
             .any(|w| w.starts_with('/') && !Path::new(w).starts_with(workdir))
     };
     if files.is_empty()
@@ -238,6 +232,12 @@ pub(crate) fn refused_writes(task: &Task, workdir: &Path, stderr: &str) -> Optio
         list(&owned),
         help(files.len() + temporary_in.len())
     ))
+}
+
+/// A word of a tool's message without the quotes and punctuation round a
+/// path in it (`'b/y'`, `‘docs/sub’`, `b/y:`).
+fn unquoted(word: &str) -> &str {
+    word.trim_matches(|c: char| matches!(c, '\'' | '"' | '`' | ':' | '(' | ')' | '‘' | '’'))
 }
 
 /// `a, b, c` and, past [`SHOWN`] names, `and N more`.
