@@ -1068,20 +1068,21 @@ async fn command_or_agent(
         return (done.outcome, verify, done.report, None);
     }
     let outcome = super::egress::run_command(&spec, egress, stop).await;
-    // A kill for memory so far is the command's own: counted now, before
-    // its verify can add one (the command has ended, so the kernel has
-    // counted every kill of it; `run_in` reads the count again at the end).
-    // Without the PID namespace a process the command left running is
-    // not ended first: a kill of it during the verify counts as the
-    // verify's, which fails the attempt all the same.
-    let killed_before = cgroup.map_or(0, |c| c.oom_kills());
-    if killed_before > 0 && !ended_by_swarm(&outcome) {
-        let outcome = AttemptOutcome::OutOfMemory { limit: task.memory };
-        return (outcome, None, None, None);
-    }
     let Some(verify) = task.verify.as_ref().filter(|_| outcome.is_success()) else {
         return (outcome, None, None, None);
     };
+    // A kill for memory so far is the command's own: counted now, before
+    // its verify can add one (the command has ended, so the kernel has
+    // counted every kill of it; `run_in` reads the count again at the end,
+    // and says a command without a verify killed so). Without the PID
+    // namespace a process the command left running is not ended first: a
+    // kill of it during the verify counts as the verify's, which fails the
+    // attempt all the same.
+    let killed_before = cgroup.map_or(0, |c| c.oom_kills());
+    if killed_before > 0 {
+        let outcome = AttemptOutcome::OutOfMemory { limit: task.memory };
+        return (outcome, None, None, None);
+    }
     spec.script = verify.clone();
     // The deck was the command's: verify starts at once, in its place.
     spec.deck = swarm_worker::Deck::default();
@@ -1090,17 +1091,18 @@ async fn command_or_agent(
     let verified = super::egress::run_command(&spec, egress, stop).await;
     let took = Some(started.elapsed());
     // Killed for memory while it verified: the verify's end, said as such
-    // (its shell may have gone on and exited 0).
-    let verified = match cgroup {
-        Some(c)
-            if !ended_by_swarm(&verified) && {
-                c.empty();
-                c.oom_kills() > killed_before
-            } =>
-        {
-            AttemptOutcome::OutOfMemory { limit: task.memory }
+    // (its shell may have gone on and exited 0). What is left of it ends
+    // first, so that a kill still on its way is counted.
+    let verify_killed = match cgroup {
+        Some(c) if !ended_by_swarm(&verified) => {
+            c.empty();
+            c.oom_kills() > killed_before
         }
-        _ => verified,
+        _ => false,
+    };
+    let verified = match verify_killed {
+        true => AttemptOutcome::OutOfMemory { limit: task.memory },
+        false => verified,
     };
     match verified {
         AttemptOutcome::Exited { code: 0 } => (outcome, Some(Verify::Passed), None, took),
