@@ -331,19 +331,27 @@ fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_spl
     ];
     // 1,100 ms in all: 900 of tests, 200 of start-up shared.
     let shard = Accounted::new(&entries, 1100, &cases);
-    assert_eq!(shard.entry_times(0), [900, 200]);
+    assert_eq!(shard.entry_times(0, &[]), [900, 200]);
     // What every shard pays is no entry's.
-    assert_eq!(shard.entry_times(100), [850, 150]);
+    assert_eq!(shard.entry_times(100, &[]), [850, 150]);
     assert_eq!(shard.unaccounted(), Some(200));
+    // The rest by the files' sizes, each a kibibyte more: a 7 KiB file
+    // collects longer than a 1 KiB one (8:2 of the 200 ms).
+    assert_eq!(
+        shard.entry_times(0, &[Some(7 << 10), Some(1 << 10)]),
+        [960, 140]
+    );
+    // Not when a size is unknown (a node id the commit holds no file of).
+    assert_eq!(shard.entry_times(0, &[Some(7 << 10), None]), [900, 200]);
     // A report that names files.
     let cases = [case("x", "tests/sub/test_b.py", 300)];
     assert_eq!(
-        Accounted::new(&entries, 500, &cases).entry_times(0),
+        Accounted::new(&entries, 500, &cases).entry_times(0, &[]),
         [100, 400]
     );
     // No report: an even split.
     let none = Accounted::new(&entries, 1000, &[]);
-    assert_eq!(none.entry_times(0), [500, 500]);
+    assert_eq!(none.entry_times(0, &[]), [500, 500]);
     assert_eq!(none.unaccounted(), None);
 }
 

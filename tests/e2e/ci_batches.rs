@@ -742,6 +742,61 @@ shard_grouping = \"pinned\"
     assert!(!kept.contains("moved"), "{kept}");
 }
 
+/// A shard's time beyond its tests' (what collecting its files cost) is
+/// learned as its files' in proportion to their sizes: of a shard holding
+/// a large file beside a small one, the large one's collection. Each
+/// test sleeps alike, so an even share would learn both files alike.
+#[test]
+fn a_shards_collection_is_learned_as_its_files_by_their_sizes() {
+    let pytest = crate::support::python_tool("pytest");
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "__pycache__/\n.pytest_cache/\n");
+    let test = "import time\n\ndef test_it():\n    time.sleep(0.05)\n";
+    for i in 1..4 {
+        repo.write(&format!("tests/test_{i}.py"), test);
+    }
+    // About 240 KB of source: Python takes a moment to compile it (no
+    // bytecode is written), which its shard's test report does not time.
+    let helpers: String = (0..4000)
+        .map(|i| format!("def helper_{i}(x):\n    return [x + {i} for _ in range(3)]\n\n"))
+        .collect();
+    repo.write("tests/test_0.py", &format!("{test}\n{helpers}"));
+    repo.commit_all("a suite with a large file");
+    // By count: tests/test_0.py and test_2.py in the first shard.
+    let plan = repo.plan(
+        "p.toml",
+        &format!(
+            "{}[[task]]\nid = \"pytest\"\nisolation = \"readonly\"\nshards = 2\n\
+             run = \"PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider {{entries}} --junitxml=$TMPDIR/report.xml\"\n\
+             junit = \"$TMPDIR/report.xml\"\nmatrix = {{ file = {{ glob = \"tests/test_*.py\" }} }}\n",
+            pytest_swarm(&pytest),
+            pytest.display()
+        ),
+    );
+    repo.run_plan(&plan, &["--name", "learn"]).assert_code(0);
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.path().join(".swarm/durations.json")).unwrap(),
+    )
+    .unwrap();
+    let learned = |file: &str| -> u64 {
+        let id = format!("pytest\u{1f}tests/{file}");
+        let entry = history["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["task"] == id.as_str())
+            .unwrap_or_else(|| panic!("no {id} in {history:#}"));
+        entry["ms"][0].as_u64().unwrap()
+    };
+    let (large, small) = (learned("test_0.py"), learned("test_2.py"));
+    // The first shard's collection went almost all (240 of its 244 KiB
+    // with the floor) to the large file; the same 50 ms test in each.
+    assert!(
+        large > small + 40,
+        "test_0.py learned {large} ms, test_2.py {small} ms: {history:#}"
+    );
+}
+
 #[test]
 fn a_shards_entries_reach_its_command_quoted_and_in_a_file_and_resume_runs_the_same_shards() {
     let repo = TestRepo::new();

@@ -69,6 +69,59 @@ impl Repo {
         Ok(Some(paths))
     }
 
+    /// The size in bytes of each of `paths` at `commit`: a file's, or all
+    /// the files' below a directory; `None` for a path the commit does not
+    /// hold. What a test file's collection costs grows with its source
+    /// (`durations::Accounted`), and the commit's objects are what a task
+    /// ran, whatever a worktree holds now.
+    pub fn sizes_at(&self, commit: Oid, paths: &[&str]) -> Result<Vec<Option<u64>>, GitError> {
+        let repo = self.open()?;
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .context(|| format!("read the tree of commit {commit}"))?;
+        let odb = repo
+            .odb()
+            .context(|| format!("open the object database of {}", self.git_dir.display()))?;
+        let size = |id: Oid| odb.read_header(id).map(|(size, _)| size as u64);
+        let mut sizes = Vec::with_capacity(paths.len());
+        for path in paths {
+            let entry = match tree.get_path(std::path::Path::new(path)) {
+                Ok(entry) => entry,
+                Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                    sizes.push(None);
+                    continue;
+                }
+                Err(e) => return Err(e).context(|| format!("find `{path}` at commit {commit}")),
+            };
+            let bytes = match entry.kind() {
+                Some(ObjectType::Blob) => Some(size(entry.id())),
+                Some(ObjectType::Tree) => {
+                    let below = repo
+                        .find_tree(entry.id())
+                        .context(|| format!("read the tree of `{path}` at commit {commit}"))?;
+                    let mut blobs = Vec::new();
+                    below
+                        .walk(TreeWalkMode::PreOrder, |_, entry| {
+                            if entry.kind() == Some(ObjectType::Blob) {
+                                blobs.push(entry.id());
+                            }
+                            TreeWalkResult::Ok
+                        })
+                        .context(|| format!("list the files of `{path}` at commit {commit}"))?;
+                    Some(blobs.into_iter().map(size).sum::<Result<u64, _>>())
+                }
+                _ => None,
+            };
+            sizes.push(
+                bytes
+                    .transpose()
+                    .context(|| format!("read the size of `{path}` at commit {commit}"))?,
+            );
+        }
+        Ok(sizes)
+    }
+
     /// Whether `commit` is `HEAD`'s or one a branch, a remote-tracking
     /// branch or a tag holds: committed where the person keeps their
     /// history, not only a stash, a reflog entry or one of swarm's own
@@ -114,5 +167,22 @@ mod tests {
         let all = ["README.md", "src", "src/a", "src/a/b.rs", "src/c.rs"];
         assert_eq!(repo.paths_at(base, 5).unwrap().unwrap(), all);
         assert_eq!(repo.paths_at(base, 4).unwrap(), None);
+    }
+
+    /// A file's size, a directory's files' together, none for what the
+    /// commit does not hold.
+    #[test]
+    fn sizes_at_are_a_files_bytes_or_a_directorys_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, base) = test_repo::with_files(
+            dir.path(),
+            &[
+                ("README.md", "xy"),
+                ("src/a/b.rs", "xyz"),
+                ("src/c.rs", "x"),
+            ],
+        );
+        let sizes = repo.sizes_at(base, &["README.md", "src", "src/a", "gone.rs"]);
+        assert_eq!(sizes.unwrap(), [Some(2), Some(4), Some(3), None]);
     }
 }

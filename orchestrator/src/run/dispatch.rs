@@ -879,7 +879,9 @@ impl<'o> Dispatcher<'o> {
             tracing::warn!(error = %crate::error_chain(&e), "failed to keep the tasks' durations");
         }
         // And how long each entry of a shard took, for the next grouping.
-        let learned = entry_times(&self.fold, &took);
+        let learned = entry_times(&self.fold, &took, |files| {
+            self.repo.sizes_at(self.base_commit, files)
+        });
         if let Err(e) = crate::durations::History::add_entries(
             &self.repo.workdir,
             &learned.entries,
@@ -930,8 +932,13 @@ struct Learned {
     profiles: Vec<crate::durations::EntryProfile>,
 }
 
-/// What the shards that succeeded (`took`) tell of their entries.
-fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learned {
+/// What the shards that succeeded (`took`) tell of their entries, whose
+/// files' sizes (at the run's base) `sizes` reads.
+fn entry_times(
+    fold: &RunFold,
+    took: &[(Arc<crate::plan::Task>, u64)],
+    sizes: impl FnOnce(&[&str]) -> Result<Vec<Option<u64>>, crate::git::GitError>,
+) -> Learned {
     use crate::plan::shards::Sharding;
     // Each shard with its entries and what its own test report tells.
     let shards: Vec<(&String, &[String], crate::durations::Accounted)> = took
@@ -951,6 +958,28 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
             Some((of, entries.as_slice(), accounted))
         })
         .collect();
+    // The size of each entry's file (a part's or a test's is its file's):
+    // what its collection's share of its shard's time goes by.
+    let files: Vec<&str> = {
+        let mut files: Vec<&str> = shards
+            .iter()
+            .flat_map(|(_, entries, _)| entries.iter().map(|e| entry_file(e)))
+            .collect();
+        files.sort_unstable();
+        files.dedup();
+        files
+    };
+    let size_of: std::collections::HashMap<&str, u64> = match sizes(&files) {
+        Ok(sizes) => files
+            .iter()
+            .zip(sizes)
+            .filter_map(|(f, s)| Some((*f, s?)))
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %crate::error_chain(&e), "entries' sizes unread: their collection is shared evenly");
+            Default::default()
+        }
+    };
     // What a task's shards take whatever their entries: the least any of
     // them left unaccounted. A shard holding a part lists its tests first,
     // so what it leaves is its start-up and that listing: the start-up is
@@ -988,7 +1017,11 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
     for (of, entries, accounted) in &shards {
         let learned = startups.iter().find(|(o, _)| o == *of).map(|s| s.1);
         let startup = learned.or_else(|| least(of, false)).unwrap_or(0);
-        let times = accounted.entry_times(startup);
+        let sizes: Vec<Option<u64>> = entries
+            .iter()
+            .map(|e| size_of.get(entry_file(e)).copied())
+            .collect();
+        let times = accounted.entry_times(startup, &sizes);
         // A part's share of its entry's time: its own tests' times only
         // (a shard's start-up and listing are no test's), from a report.
         let own = accounted.own();
@@ -1033,4 +1066,11 @@ fn entry_times(fold: &RunFold, took: &[(Arc<crate::plan::Task>, u64)]) -> Learne
         startups,
         profiles,
     }
+}
+
+/// The file entry `entry` runs tests of: a part's or a pytest node id's
+/// (`tests/test_a.py::TestX`) is its file's.
+fn entry_file(entry: &str) -> &str {
+    let whole = crate::plan::shard_parts::whole(entry);
+    whole.split_once("::").map_or(whole, |(file, _)| file)
 }
