@@ -211,6 +211,7 @@ fn every_committed_event_replays_through_the_fold() {
         quarantined: 0,
         expired: vec![],
         reran: 0,
+        selected_out: vec![],
     };
     apply(
         &mut fold,

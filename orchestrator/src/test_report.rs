@@ -309,6 +309,7 @@ pub fn counts_of(cases: &[TestCase], b: &Beyond, kept: String) -> TestCounts {
         quarantined,
         expired: Vec::new(),
         reran: 0,
+        selected_out: Vec::new(),
     }
 }
 
@@ -340,9 +341,18 @@ pub fn tests_line(report: &swarm_protocol::RunReport) -> Option<String> {
     }
     let counted = counted(sum);
     let tasks = reported.len();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let out: usize = reported.iter().map(|t| t.selected_out.len()).sum();
+    let selected = match out {
+        0 => String::new(),
+        n => format!(
+            "; {n} entr{} not affected by the run's changes skipped (`affected`)",
+            if n == 1 { "y" } else { "ies" }
+        ),
+    };
     Some(format!(
-        "tests: {counted} in {tasks} task{}",
-        if tasks == 1 { "" } else { "s" }
+        "tests: {counted} in {tasks} task{}{selected}",
+        plural(tasks)
     ))
 }
 

@@ -710,6 +710,10 @@ pub struct TestCounts {
     /// (0: it ran all of them).
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub reran: u32,
+    /// The entries of its shard that did not run because no change of the
+    /// run could affect them (`affected = true`): skipped by selection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selected_out: Vec<String>,
 }
 
 fn is_zero_u32(n: &u32) -> bool {

@@ -797,6 +797,89 @@ fn a_shards_collection_is_learned_as_its_files_by_their_sizes() {
     );
 }
 
+/// `affected = true`: each shard runs only the entries the run's changes
+/// (its dependency's merge) touched, and says the rest skipped by
+/// selection; a change to a path that is no entry (source) runs them all.
+#[test]
+fn a_sharded_task_with_affected_runs_only_the_entries_the_run_changed() {
+    let pytest = crate::support::python_tool("pytest");
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "__pycache__/\n.pytest_cache/\n");
+    for name in ["a", "b", "c", "d"] {
+        repo.write(
+            &format!("tests/test_{name}.py"),
+            &format!("def test_{name}():\n    assert True\n"),
+        );
+    }
+    repo.write("src/helper.py", "X = 1\n");
+    repo.commit_all("a suite");
+    // Nothing learned: by count, test_a and test_c in the first shard.
+    let plan = |edit: &str| {
+        format!(
+            "{}[[task]]\nid = \"edit\"\nrun = \"{edit}\"\n\n\
+             [[task]]\nid = \"pytest\"\ndeps = [\"edit\"]\nisolation = \"readonly\"\n\
+             shards = 2\naffected = true\n\
+             run = \"PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider {{entries}} --junitxml=$TMPDIR/report.xml\"\n\
+             junit = \"$TMPDIR/report.xml\"\nmatrix = {{ file = {{ glob = \"tests/test_*.py\" }} }}\n",
+            pytest_swarm(&pytest),
+            pytest.display()
+        )
+    };
+    let tests = "printf 'def test_b_more():\\\\n    assert True\\\\n' >> tests/test_b.py";
+    let only_tests = repo.plan("tests.toml", &plan(tests));
+    let run = repo.run_plan(&only_tests, &["--name", "tests"]);
+    run.assert_code(0);
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
+        run tests: succeeded
+          task      status          time  try  changed  result
+          edit      merged         [T]s    1        1  refs/swarm/tests/edit
+          pytest-1  succeeded      [T]s    1        0  
+          pytest-2  succeeded      [T]s    1        0  
+
+          1 merged, 2 succeeded (read-only), 0 failed, 0 conflicted, 0 blocked or skipped, 0 cancelled
+          tests: 2 passed in 2 tasks; 3 entries not affected by the run's changes skipped (`affected`)
+          branch swarm/tests at [HASH], [T]s
+        ");
+    });
+    let report = repo.report();
+    // The runner's own report: only test_b's tests ran.
+    assert_eq!(
+        [said_of(&report, "pytest-1"), said_of(&report, "pytest-2")],
+        [
+            r#"pytest-1: ran [], skipped by selection ["tests/test_a.py","tests/test_c.py"]"#,
+            r#"pytest-2: ran ["test_b", "test_b_more"], skipped by selection ["tests/test_d.py"]"#,
+        ]
+    );
+    // Source changed: any test may depend on it, so every entry runs.
+    let source = repo.plan("source.toml", &plan("echo 'X = 2' > src/helper.py"));
+    repo.run_plan(&source, &["--name", "source"]).assert_code(0);
+    let report = repo.report();
+    assert_eq!(
+        [said_of(&report, "pytest-1"), said_of(&report, "pytest-2")],
+        [
+            r#"pytest-1: ran ["test_a", "test_c"], skipped by selection null"#,
+            r#"pytest-2: ran ["test_b", "test_d"], skipped by selection null"#,
+        ]
+    );
+}
+
+/// What shard `id` of `report` ran (its test cases, by name) and skipped
+/// by selection.
+pub fn said_of(report: &serde_json::Value, id: &str) -> String {
+    let tests = &crate::support::task(report, id)["tests"];
+    let cases: Vec<serde_json::Value> =
+        std::fs::read_to_string(tests["cases"].as_str().unwrap_or(""))
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+    let ran: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    format!(
+        "{id}: ran {ran:?}, skipped by selection {}",
+        tests["selected_out"]
+    )
+}
+
 #[test]
 fn a_shards_entries_reach_its_command_quoted_and_in_a_file_and_resume_runs_the_same_shards() {
     let repo = TestRepo::new();

@@ -1122,6 +1122,32 @@ fn shards_run_on_the_nodes_and_their_test_reports_come_back() {
         .find(|t| t["status"] == "failed")
         .unwrap_or_else(|| panic!("{report:#}"));
     insta::assert_snapshot!(flaky_shard["reason"].as_str().unwrap(), @r#"1 flaky test (failed, then passed when run again) and `flaky = "fail"`: tests.test_b::test_two"#);
+
+    // `affected = true`: the coordinator decides what each shard's job
+    // runs (a node's shallow clone lacks the run's base): only the file a
+    // dependency changed runs, the other is skipped by selection.
+    let affected = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("retries = 1\n", "affected = true\ndeps = [\"edit\"]\n")
+        .replace(
+            "[[task]]\nid = \"pytest\"",
+            "[[task]]\nid = \"edit\"\nrun = \"printf 'def test_more():\\\\n    pass\\\\n' >> tests/test_a.py\"\n\n[[task]]\nid = \"pytest\"",
+        );
+    let affected = repo.plan_exact("affected.toml", &affected);
+    run(&repo, &cluster, &affected, &["--name", "affected"]).assert_code(0);
+    let report = repo.report();
+    let mut said: Vec<String> = ["pytest-1", "pytest-2"]
+        .map(|id| crate::ci_batches::said_of(&report, id).split_off(10))
+        .to_vec();
+    said.sort();
+    assert_eq!(
+        said,
+        [
+            r#"ran ["test_one", "test_more"], skipped by selection null"#,
+            r#"ran [], skipped by selection ["tests/test_b.py"]"#,
+        ],
+        "{report:#}"
+    );
 }
 
 /// Issue 78: ready tasks beyond the cluster's `MaxArraySize` go out as

@@ -122,6 +122,21 @@ impl Repo {
         Ok(sizes)
     }
 
+    /// The paths that differ between commits `old` and `new` (files,
+    /// from the repository's root, sorted): what a run changed for a task
+    /// that starts from `new` (`plan::selection`).
+    pub fn changed_between(&self, old: Oid, new: Oid) -> Result<Vec<String>, GitError> {
+        let repo = self.open()?;
+        let tree = |commit: Oid| {
+            repo.find_commit(commit)
+                .and_then(|c| c.tree())
+                .context(|| format!("read the tree of commit {commit}"))
+        };
+        let (from, to) = (tree(old)?, tree(new)?);
+        super::snapshot::changed_paths(&repo, &from, &to)
+            .context(|| format!("compare commits {old} and {new}"))
+    }
+
     /// Whether `commit` is `HEAD`'s or one a branch, a remote-tracking
     /// branch or a tag holds: committed where the person keeps their
     /// history, not only a stash, a reflog entry or one of swarm's own

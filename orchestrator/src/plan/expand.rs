@@ -469,6 +469,31 @@ fn sharded<'a>(
 }
 
 /// `list_tests` (at `at`) on task `id`, which has no `shards`.
+/// A key of sharded tasks on task `id` (`fields`), which has no `shards`.
+fn unsharded(source: &Source, fields: &TaskFields, id: &str) -> Option<PlanError> {
+    if fields.shards.is_some() {
+        return None;
+    }
+    if let Some(list) = &fields.list_tests {
+        return Some(list_tests_unsharded(source, id, list.span()));
+    }
+    let affected = fields.affected.as_ref()?;
+    Some(affected_unsharded(source, id, affected.span()))
+}
+
+fn affected_unsharded(source: &Source, id: &str, at: Range<usize>) -> PlanError {
+    source
+        .error(
+            PlanErrorKind::BadValue,
+            format!("task `{id}` has `affected` but not `shards`"),
+            Some(at),
+            "entries of what",
+        )
+        .with_help(
+            "`affected` runs only the entries of a sharded task that the run's changes could affect: add `shards` (with a one-key matrix of test files), or remove it",
+        )
+}
+
 fn list_tests_unsharded(source: &Source, id: &str, at: Range<usize>) -> PlanError {
     source
         .error(
@@ -626,12 +651,8 @@ pub(super) fn matrix<'a>(
         let mut found = Vec::new();
         let combos = matrix::combinations(source, fields, sources, &mut listed, &mut found);
         let variants = variants::read(source, fields, &file.defaults, id.get_ref(), &mut found);
-        if let (Some(list), None) = (&fields.list_tests, &fields.shards) {
-            out.push(Expansion::refused(list_tests_unsharded(
-                source,
-                id.get_ref(),
-                list.span(),
-            )));
+        if let Some(error) = unsharded(source, fields, id.get_ref()) {
+            out.push(Expansion::refused(error));
             continue;
         }
         // A task of many entries is one task until the run splits it.

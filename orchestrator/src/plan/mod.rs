@@ -27,6 +27,7 @@ pub mod quarantine;
 mod render;
 mod run_verify;
 pub mod schema;
+pub mod selection;
 pub mod semantic;
 mod settings;
 pub mod setup;

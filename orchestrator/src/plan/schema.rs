@@ -693,6 +693,15 @@ pub struct TaskFields {
     /// still runs once; a failing test runs again by that id too.
     #[schemars(with = "Option<String>")]
     pub list_tests: Option<Spanned<String>>,
+    /// With `shards`: test selection by paths. A shard runs only the
+    /// entries the run's changes could affect (its entries' files the
+    /// merges it starts from changed, against the run's base); the others
+    /// are reported skipped by selection. A change to any path that is no
+    /// entry of the task (source, a `conftest.py`, a fixture) could affect
+    /// any of them, so then every entry runs: nothing is skipped on a
+    /// guess. A shard left with none runs nothing.
+    #[schemars(with = "Option<bool>")]
+    pub affected: Option<Spanned<bool>>,
     /// Run the task several ways, each in its own worktree and sandbox,
     /// and keep one result: a number of variants (`variants = 4`, told
     /// apart by `{variant}`), or lists of values whose combinations are the

@@ -57,6 +57,9 @@ pub enum Sharding {
         /// than the mean shard is split across shards by them
         /// ([`super::shard_parts`]).
         list: Option<String>,
+        /// Whether a shard runs only the entries the run's changes could
+        /// affect (`affected = true`, [`super::selection`]).
+        affected: bool,
     },
     /// Shard `number` of `count` of task `of`, running `entries`;
     /// `left_out` as its unsplit task's; `template` its command as
@@ -72,6 +75,13 @@ pub enum Sharding {
         template: String,
         /// Its unsplit task's `list`.
         list: Option<String>,
+        /// With `affected = true`: every entry of its unsplit task, which
+        /// tells a changed entry from a change any entry may depend on
+        /// ([`super::selection`]).
+        affected: Option<std::sync::Arc<[String]>>,
+        /// Its entries that do not run: none affected by the run's changes
+        /// ([`narrowed`]).
+        selected_out: Vec<String>,
     },
 }
 
@@ -219,6 +229,7 @@ pub(super) fn read(
         keep: fields.shard_grouping.unwrap_or_default(),
         left_out,
         list: fields.list_tests.as_ref().map(|l| l.get_ref().clone()),
+        affected: fields.affected.as_ref().is_some_and(|a| *a.get_ref()),
     })
 }
 
@@ -514,6 +525,7 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
             entries,
             left_out,
             list,
+            affected,
             ..
         }) = task.sharding.as_deref()
         else {
@@ -546,11 +558,13 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
                     entry: shard_parts::whole(part).to_string(),
                 })?;
         }
+        let affected: Option<std::sync::Arc<[String]>> = affected.then(|| entries.clone().into());
         let mut ids = Vec::with_capacity(these.len());
         for (number, group) in (1..).zip(these) {
             let id = shard_id(&task.id, number);
             ids.push(id.clone());
-            out.push(shard(&task, id, (number, these.len()), group, left_out));
+            let (numbered, all) = ((number, these.len()), affected.clone());
+            out.push(shard(&task, id, numbered, group, (left_out, all)));
         }
         made.push((task.id, ids));
     }
@@ -568,13 +582,13 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
 }
 
 /// Shard `number` of `count` of `task`, with id `id`, running `entries`,
-/// its task's entries `left_out`.
+/// its task's entries `left_out`, and with `affected = true` all of them.
 fn shard(
     task: &Task,
     id: String,
     (number, count): (usize, usize),
     entries: &[String],
-    left_out: &[String],
+    (left_out, affected): (&[String], Option<std::sync::Arc<[String]>>),
 ) -> Task {
     let mut t = task.clone();
     t.id = id;
@@ -600,6 +614,8 @@ fn shard(
         left_out: left_out.to_vec(),
         template,
         list,
+        affected,
+        selected_out: Vec::new(),
     }));
     t
 }
@@ -616,6 +632,7 @@ pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
         left_out,
         template,
         list,
+        affected,
         ..
     }) = task.sharding.as_deref()
     else {
@@ -636,7 +653,49 @@ pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
         left_out: left_out.clone(),
         template: template.clone(),
         list: list.clone(),
+        affected: affected.clone(),
+        selected_out: Vec::new(),
     }));
+    Some(t)
+}
+
+/// What a shard none of whose entries the run's changes could affect runs
+/// (`affected = true`): nothing, said in its log.
+pub const NOTHING_AFFECTED: &str = "echo \"swarm: the run changed none of this shard's entries nor any path they may depend on (affected = true): nothing to run\"";
+
+/// Shard `task` as it runs when only `selection.run` of its entries (in
+/// order, its parts among them) may be affected by the run's changes
+/// ([`super::selection`]): its command given those (a shard holding parts
+/// lists their tests first, as [`shard`] makes it); with none,
+/// [`NOTHING_AFFECTED`] and no test report to read. `None` for a task that
+/// is not a shard's.
+pub fn narrowed(task: &Task, selection: &super::selection::Selection) -> Option<Task> {
+    let keep = selection.run.as_slice();
+    let Some(Sharding::Shard { template, list, .. }) = task.sharding.as_deref() else {
+        return None;
+    };
+    let mut t = task.clone();
+    if let Payload::Command { run } = &mut t.payload {
+        *run = match list {
+            _ if keep.is_empty() => NOTHING_AFFECTED.to_string(),
+            Some(list) if keep.iter().any(|e| shard_parts::parse(e).is_some()) => {
+                shard_parts::script(template, list, keep)
+            }
+            _ => template.replace(&format!("{{{ENTRIES}}}"), &quoted(keep)),
+        };
+    }
+    if keep.is_empty() {
+        t.junit = None;
+    }
+    if let Some(Sharding::Shard {
+        entries,
+        selected_out,
+        ..
+    }) = t.sharding.as_deref_mut()
+    {
+        *entries = keep.to_vec();
+        selected_out.clone_from(&selection.out);
+    }
     Some(t)
 }
 

@@ -856,12 +856,13 @@ impl<'o> Dispatcher<'o> {
         let took = self.timings.into_took();
         // The history is a hint for later runs: failing to keep it is no
         // reason for this one to fail.
-        // Not a shard whose last attempt ran again only its failed tests:
-        // its time says nothing of what the whole shard takes.
+        // Not a shard whose last attempt ran again only its failed tests,
+        // nor one that ran only the entries the run's changes affect: its
+        // time says nothing of what the whole shard takes.
         let reran = |id: &str| {
             let t = self.fold.index(id).and_then(|i| self.fold.task(i));
             t.and_then(|t| t.tests.as_deref())
-                .is_some_and(|t| t.reran > 0)
+                .is_some_and(|t| t.reran > 0 || !t.selected_out.is_empty())
         };
         let took: Vec<_> = took
             .iter()
@@ -963,7 +964,11 @@ fn entry_times(
     let files: Vec<&str> = {
         let mut files: Vec<&str> = shards
             .iter()
-            .flat_map(|(_, entries, _)| entries.iter().map(|e| entry_file(e)))
+            .flat_map(|(_, entries, _)| {
+                entries
+                    .iter()
+                    .map(|e| crate::plan::selection::entry_file(e))
+            })
             .collect();
         files.sort_unstable();
         files.dedup();
@@ -1019,7 +1024,7 @@ fn entry_times(
         let startup = learned.or_else(|| least(of, false)).unwrap_or(0);
         let sizes: Vec<Option<u64>> = entries
             .iter()
-            .map(|e| size_of.get(entry_file(e)).copied())
+            .map(|e| size_of.get(crate::plan::selection::entry_file(e)).copied())
             .collect();
         let times = accounted.entry_times(startup, &sizes);
         // A part's share of its entry's time: its own tests' times only
@@ -1066,11 +1071,4 @@ fn entry_times(
         startups,
         profiles,
     }
-}
-
-/// The file entry `entry` runs tests of: a part's or a pytest node id's
-/// (`tests/test_a.py::TestX`) is its file's.
-fn entry_file(entry: &str) -> &str {
-    let whole = crate::plan::shard_parts::whole(entry);
-    whole.split_once("::").map_or(whole, |(file, _)| file)
 }

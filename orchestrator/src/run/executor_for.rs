@@ -41,7 +41,13 @@ fn plain_executor(
 ) -> Result<Box<dyn executor::Executor + 'static>, RunError> {
     Ok(match &prepared.plan.executor {
         crate::plan::Executor::Local => {
-            let mut local = local::LocalExecutor::new(prepared, tasks, spawner, home, resumed)?;
+            let mut local = local::LocalExecutor::new(
+                prepared,
+                tasks,
+                spawner,
+                home,
+                (resumed, Some(prepared.base_commit)),
+            )?;
             if !resumed {
                 local.warm_readonly(prepared.base_commit);
             }

@@ -501,6 +501,12 @@ pub const PLAN: &[KeyRule] = &[
     ),
     rule(
         T::Task,
+        "affected",
+        Trust,
+        "loosens a gate: the entries no change of the run touched do not run",
+    ),
+    rule(
+        T::Task,
         "flaky",
         Any,
         "whether a test that passed only when run again gates; either way it is reported flaky",
@@ -944,6 +950,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
     ),
     sub(
         "list_tests",
+        Subtask::Refused,
+        "tasks of many entries are split when the run starts",
+    ),
+    sub(
+        "affected",
         Subtask::Refused,
         "tasks of many entries are split when the run starts",
     ),

@@ -25,6 +25,11 @@ use crate::run::executor::ExecEvent;
 #[derive(Debug)]
 pub(crate) struct Ctx {
     pub repo: Repo,
+    /// The run's base: what a shard's start is compared with to tell what
+    /// the run changed for it (`affected = true`); `None` where that is not
+    /// known (a cluster node's job knows only its own start), and then
+    /// every entry runs.
+    pub run_base: Option<git2::Oid>,
     pub worktrees: Worktrees,
     pub run: String,
     pub run_dir: PathBuf,

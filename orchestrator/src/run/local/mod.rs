@@ -93,7 +93,7 @@ impl LocalExecutor {
         tasks: crate::run::table::TaskTable,
         spawner: Arc<crate::run::spawn::Spawner>,
         home: &WorktreeHome,
-        resumed: bool,
+        (resumed, run_base): (bool, Option<git2::Oid>),
     ) -> Result<Self, RunError> {
         let worktree_dir = home.run_dir(&prepared.run);
         if resumed {
@@ -135,6 +135,7 @@ impl LocalExecutor {
         let ctx = Arc::new(Ctx {
             worktrees: prepared.worktrees(),
             repo: prepared.repo.clone(),
+            run_base,
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
             worktree_dir,

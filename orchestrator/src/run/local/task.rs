@@ -151,8 +151,10 @@ async fn execute_inner(
         set_up_from,
         carried: None,
     };
-    // A shard resumed after a failed attempt runs again only what failed
-    // (`swarm resume --retry-failed`).
+    // A shard of a task with `affected = true` runs only the entries the
+    // run's changes could affect; resumed after a failed attempt, only
+    // what failed of those (`swarm resume --retry-failed`).
+    life.select_affected().await?;
     if first_attempt > 1 && life.planned.junit.is_some() {
         life.resume_tests(first_attempt - 1).await;
     }
@@ -240,6 +242,8 @@ fn shard_entries(task: &Task) -> &[String] {
 struct TestsSoFar {
     history: crate::test_attempts::History,
     rerun: u32,
+    /// Its entries skipped by selection (`affected = true`).
+    selected_out: Vec<String>,
 }
 
 /// Where an attempt runs: a worktree of its own (`admin`, its record under
@@ -639,6 +643,8 @@ impl Life<'_> {
         if let Some(junit) = task.junit.clone() {
             self.read_tests(attempt, junit, &workdir, admin.is_some(), &request)
                 .await?;
+        } else if !self.tests.selected_out.is_empty() {
+            self.report_none_selected(attempt);
         }
         let verdict = self.test_verdict(attempt, &ran, ran_ok);
         ran_ok = verdict.ok;
@@ -744,6 +750,20 @@ impl Life<'_> {
         Ok(None)
     }
 
+    /// The report of a shard that ran none of its entries (none affected
+    /// by the run's changes): they are its report, skipped by selection.
+    fn report_none_selected(&self, attempt: u32) {
+        let kept = crate::layout::tests_path(&self.ctx.run_dir, &self.task.id, attempt);
+        let mut tests = self.tests.history.counts(kept.display().to_string());
+        tests.selected_out = self.tests.selected_out.clone();
+        let _ = self.ctx.events.send(ExecEvent::Tests {
+            task: self.i,
+            attempt,
+            tests: Some(Box::new(tests)),
+            warning: None,
+        });
+    }
+
     /// The command's own test report, read before its tmp (where `request`
     /// is) goes and its worktree is committed (it is not part of the
     /// result), folded with the task's earlier attempts' and the
@@ -807,10 +827,14 @@ impl Life<'_> {
         })
         .await?;
         self.tests.history = history;
+        let tests = tests.map(|mut tests| {
+            tests.selected_out = self.tests.selected_out.clone();
+            Box::new(tests)
+        });
         let _ = ctx.events.send(ExecEvent::Tests {
             task: self.i,
             attempt,
-            tests: tests.map(Box::new),
+            tests,
             warning,
         });
         Ok(())
@@ -902,6 +926,41 @@ impl Life<'_> {
         history.quarantine(&self.ctx.quarantine, &self.planned.id, today);
         self.tests.history = history;
         self.next_runs(true);
+    }
+
+    /// The task narrowed to the entries of its shard the run's changes
+    /// could affect, when its task has `affected = true`
+    /// (`plan::selection`): what the run changed for it is what its start
+    /// holds that the run's base does not.
+    /// On a cluster node the coordinator decided it (the job's task comes
+    /// narrowed, `run_base` unknown here).
+    async fn select_affected(&mut self) -> Result<(), GitError> {
+        use crate::plan::shards::Sharding;
+        let Some(Sharding::Shard {
+            entries,
+            affected: Some(all),
+            selected_out,
+            ..
+        }) = self.planned.sharding.as_deref()
+        else {
+            return Ok(());
+        };
+        if let Some(run_base) = self.ctx.run_base {
+            let (repo, start) = (self.ctx.repo.clone(), self.base);
+            let changed = blocking(move || repo.changed_between(run_base, start)).await?;
+            let selection = crate::plan::selection::select(entries, all, &changed);
+            if selection.out.is_empty() {
+                return Ok(());
+            }
+            if let Some(narrowed) = crate::plan::shards::narrowed(&self.planned, &selection) {
+                self.planned = Arc::new(narrowed);
+                self.task = Arc::clone(&self.planned);
+            }
+            self.tests.selected_out = selection.out;
+        } else {
+            self.tests.selected_out = selected_out.clone();
+        }
+        Ok(())
     }
 
     /// [`Self::next_attempt`], told whether the attempt failed as a test

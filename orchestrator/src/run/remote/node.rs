@@ -107,6 +107,16 @@ pub fn job_plan(jobs: &[NodeJob], clone: &Path) -> Result<Plan, JobPlanError> {
         crate::plan::shards::split(&mut plan, &job.shards).map_err(JobPlanError::Split)?;
     }
     plan.tasks.retain(|t| jobs.iter().any(|j| j.task == t.id));
+    // A shard runs the entries the coordinator selected (`affected`).
+    for task in &mut plan.tasks {
+        let selection = jobs
+            .iter()
+            .find(|j| j.task == task.id)
+            .and_then(|j| j.selection.as_ref());
+        if let Some(narrowed) = selection.and_then(|s| crate::plan::shards::narrowed(task, s)) {
+            *task = narrowed;
+        }
+    }
     if let Some(missing) = jobs
         .iter()
         .find(|j| !plan.tasks.iter().any(|t| t.id == j.task))
@@ -404,7 +414,7 @@ async fn attempt(
         &prepared.plan,
         "subtasks need the local executor; this task runs as a Slurm job",
     ));
-    let mut executor = LocalExecutor::new(&prepared, tasks, spawner, &home, false)?;
+    let mut executor = LocalExecutor::new(&prepared, tasks, spawner, &home, (false, None))?;
     executor.start(Launch {
         task: TaskIndex::new(index),
         base,

@@ -69,6 +69,11 @@ pub struct NodeJob {
     /// its shards' entries, so that the node splits the plan the same way.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<(String, Vec<Vec<String>>)>,
+    /// For a shard of a task with `affected = true`, which of its entries
+    /// run: the coordinator's decision (`plan::selection`), made from the
+    /// run's base, which the node's shallow clone does not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<crate::plan::selection::Selection>,
 }
 
 /// Several attempts submitted as one job array: what they share once (the
@@ -109,6 +114,9 @@ pub struct NodeElement {
     pub attempt: u32,
     pub base: String,
     pub base_ref: String,
+    /// As [`NodeJob::selection`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<crate::plan::selection::Selection>,
 }
 
 impl NodeBatch {
@@ -136,6 +144,7 @@ impl NodeBatch {
             shared: self.shared.clone(),
             base: e.base.clone(),
             base_ref: e.base_ref.clone(),
+            selection: e.selection.clone(),
             plan_path: self.plan_path.clone(),
             plan_text: self.plan_text.clone(),
             sandbox: self.sandbox,

@@ -176,6 +176,7 @@ impl SlurmExecutor {
         };
         let jobs_ctx = Jobs {
             repo: prepared.repo.clone(),
+            run_base: prepared.base_commit,
             run: prepared.run.clone(),
             run_dir: prepared.run_dir(),
             tasks,
@@ -551,6 +552,20 @@ impl SlurmExecutor {
                 fails_on_flaky,
             );
             let (tests, why) = folded.map_or((None, None), |(t, why)| (Some(Box::new(t)), why));
+            // What the node skipped by selection (`affected`) is its own
+            // word; a shard that ran none of its entries kept no case.
+            let selected_out = record.tests.as_ref().map(|t| t.selected_out.clone());
+            let tests = match tests {
+                Some(mut tests) => {
+                    tests.selected_out = selected_out.unwrap_or_default();
+                    Some(tests)
+                }
+                None => record
+                    .tests
+                    .take()
+                    .filter(|t| !t.selected_out.is_empty())
+                    .map(Box::new),
+            };
             if let Some(why) = why.filter(|_| record.status == TaskStatus::Succeeded) {
                 record.status = TaskStatus::Failed;
                 record.reason = Some(why);

@@ -19,6 +19,9 @@ use crate::run::remote::record::{GatewayAccess, NodeBatch, NodeElement, base_ref
 #[derive(Debug)]
 pub(super) struct Jobs {
     pub repo: Repo,
+    /// The run's base: what a shard's start is compared with for
+    /// `affected = true`.
+    pub run_base: Oid,
     pub run: String,
     pub run_dir: PathBuf,
     pub tasks: crate::run::table::TaskTable,
@@ -80,6 +83,31 @@ impl Jobs {
                 }
             }
         }
+    }
+
+    /// Which entries shard `task` runs from `start` when its task has
+    /// `affected = true` and the run's changes leave some out
+    /// (`plan::selection`); `None`: all of them (also when the changes
+    /// cannot be read: nothing is skipped on a guess).
+    fn selection(&self, task: TaskIndex, start: Oid) -> Option<crate::plan::selection::Selection> {
+        let task = self.tasks.get(task);
+        let Some(crate::plan::shards::Sharding::Shard {
+            entries,
+            affected: Some(all),
+            ..
+        }) = task.sharding.as_deref()
+        else {
+            return None;
+        };
+        let changed = match self.repo.changed_between(self.run_base, start) {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::warn!(task = %task.id, error = %e, "failed to read what the run changed: every entry runs");
+                return None;
+            }
+        };
+        let selection = crate::plan::selection::select(entries, all, &changed);
+        (!selection.out.is_empty()).then_some(selection)
     }
 
     /// Makes `base` fetchable from the shared repository (once per commit).
@@ -146,6 +174,7 @@ impl Jobs {
                             attempt,
                             base: base.to_string(),
                             base_ref: base_ref(&self.run, base),
+                            selection: self.selection(task, base),
                         }
                     })
                     .collect();
@@ -384,6 +413,7 @@ mod tests {
     #[test]
     fn script_quotes_and_carries_the_spec() {
         let element = |task: &str| NodeElement {
+            selection: None,
             task: task.into(),
             attempt: 2,
             base: "b".into(),
