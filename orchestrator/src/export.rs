@@ -286,12 +286,22 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
         }
         // A task with its own test report is a suite of its tests: its
         // own case only when it failed with no failing test to say so.
+        // A shard's entries skipped by selection (`affected`) are its
+        // tests too: skipped, each named as its entry.
         if let Some(tests) = &task.tests
-            && let Some(cases) = kept_cases(tests)
+            && let Some(cases) =
+                kept_cases(tests).or_else(|| (!tests.selected_out.is_empty()).then(Vec::new))
         {
             let mut own = TestSuite::new(task.id.clone());
             for c in &cases {
                 own.add_test_case(test_case(c));
+            }
+            for entry in &tests.selected_out {
+                let mut status = TestCaseStatus::skipped();
+                status.set_message("not affected by the run's changes (`affected = true`)");
+                let mut skipped = TestCase::new(escape::line(entry).into_owned(), status);
+                skipped.set_classname("swarm.selection");
+                own.add_test_case(skipped);
             }
             if is_failure(task.status) && tests.failed == 0 {
                 own.add_test_case(case);
@@ -314,7 +324,25 @@ pub fn junit(report: &RunReport) -> Result<String, quick_junit::SerializeError> 
         junit.add_test_suite(suite);
     }
     junit.add_test_suites(task_suites);
+    for suite in &mut junit.test_suites {
+        properties_to_suite(suite);
+    }
     Ok(skipped_by_name(&junit.to_string()?))
+}
+
+/// `suite`'s test cases' properties (a task's ref, score, jobs) moved to
+/// the suite, each named after its case (`edit.ref`): the JUnit schema CI
+/// systems validate against (Jenkins' `junit-10.xsd`) has properties on a
+/// suite only, and refuses a file with them on a test case.
+fn properties_to_suite(suite: &mut TestSuite) {
+    let mut moved = Vec::new();
+    for case in &mut suite.test_cases {
+        for p in std::mem::take(&mut case.properties) {
+            let name = format!("{}.{}", case.name.as_str(), p.name.as_str());
+            moved.push(quick_junit::Property::new(name, p.value));
+        }
+    }
+    suite.properties.extend(moved);
 }
 
 /// `xml` (quick-junit's) with each suite's count of skipped tests in the

@@ -861,7 +861,7 @@ run = "cp \"$SWARM_DEPS_OUTPUT\" tally.json && echo {{deps.by-codex.output.verdi
         "reject"
     );
     let junit = std::fs::read_to_string(repo.path().join("junit.xml")).unwrap();
-    assert!(junit.contains(r#"name="output""#), "{junit}");
+    assert!(junit.contains(r#"name="by-claude.output""#), "{junit}");
 }
 
 #[test]

@@ -827,8 +827,20 @@ fn a_sharded_task_with_affected_runs_only_the_entries_the_run_changed() {
     };
     let tests = "printf 'def test_b_more():\\\\n    assert True\\\\n' >> tests/test_b.py";
     let only_tests = repo.plan("tests.toml", &plan(tests));
-    let run = repo.run_plan(&only_tests, &["--name", "tests"]);
+    let junit = repo.root().join("run.xml");
+    let run = repo.run_plan(
+        &only_tests,
+        &["--name", "tests", "--junit", junit.to_str().unwrap()],
+    );
     run.assert_code(0);
+    // The merged JUnit names each entry skipped by selection, skipped.
+    crate::support::assert_valid_junit(&junit);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(
+        xml.matches(r#"classname="swarm.selection""#).count(),
+        3,
+        "{xml}"
+    );
     snapshot_settings().bind(|| {
         insta::assert_snapshot!(redact(summary_of(&run.stderr), &repo), @"
         run tests: succeeded
