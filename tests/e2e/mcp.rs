@@ -127,22 +127,22 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
     assert!(error, "{text}");
     snapshot_settings().bind(|| {
         insta::assert_snapshot!(redact(&text, &repo), @r#"
-    error: invalid plan
-      × unknown field `depends`, expected one of `id`, `deps`, `run`, `wasm`, `args`, `fuel`,
-      │ `prompt`, `agent`, `mcp`, `output_schema`, `model`, `max_turns`, `budget`, `repair_rounds`,
-      │ `env`, `timeout`, `stall_after`, `retries`, `verify`, `paths`, `sparse`, `creates`,
-      │ `allow_overlap`, `isolation`, `group`, `junit`, `flaky`, `on_conflict`, `conflict_reruns`,
-      │ `network`, `setup`, `warm`, `memory`, `processes`, `max_output`, `max_file_size`, `matrix`,
-      │ `shards`, `shard_grouping`, `list_tests`, `variants`, `score`, `score_timeout`,
-      │ `score_repeat`, `pick`, `temperature`
-       ╭─[plan-[HASH].toml:4:1]
-     3 │ run = "true"
-     4 │ depends = ["b"]
-       · ───┬───
-       ·    ╰── unknown key
-       ╰────
-      help: did you mean `deps`?
-    "#)
+        error: invalid plan
+          × unknown field `depends`, expected one of `id`, `deps`, `run`, `wasm`, `args`, `fuel`,
+          │ `prompt`, `agent`, `mcp`, `output_schema`, `model`, `max_turns`, `budget`, `repair_rounds`,
+          │ `env`, `timeout`, `stall_after`, `retries`, `verify`, `paths`, `sparse`, `creates`,
+          │ `allow_overlap`, `isolation`, `group`, `junit`, `flaky`, `on_conflict`, `conflict_reruns`,
+          │ `network`, `setup`, `warm`, `memory`, `processes`, `max_output`, `max_file_size`, `matrix`,
+          │ `shards`, `shard_grouping`, `list_tests`, `affected`, `variants`, `score`, `score_timeout`,
+          │ `score_repeat`, `pick`, `temperature`
+           ╭─[plan-[HASH].toml:4:1]
+         3 │ run = "true"
+         4 │ depends = ["b"]
+           · ───┬───
+           ·    ╰── unknown key
+           ╰────
+          help: did you mean `deps`?
+        "#)
     });
     let (text, error) = call(
         &client,

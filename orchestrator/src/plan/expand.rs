@@ -667,9 +667,19 @@ pub(super) fn matrix<'a>(
                 &mut found,
             );
             out.extend(found.into_iter().map(Expansion::refused));
-            let Some(sharding) = sharding else {
+            let Some(mut sharding) = sharding else {
                 continue;
             };
+            // `[defaults] affected` is every sharded task's unless it says.
+            if let super::shards::Sharding::Unsplit { affected, .. } = &mut sharding
+                && fields.affected.is_none()
+            {
+                *affected = file
+                    .defaults
+                    .affected
+                    .as_ref()
+                    .is_some_and(|a| *a.get_ref());
+            }
             match sharded(source, fields, id, sharding, &mut seen) {
                 Ok(task) => {
                     total = total.saturating_add(1);

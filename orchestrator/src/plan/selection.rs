@@ -149,6 +149,19 @@ mod tests {
             (run(&none), none.junit.as_deref()),
             (crate::plan::shards::NOTHING_AFFECTED.into(), None)
         );
+        // In `[defaults]`: every sharded task's, none of the others'.
+        let text = "[defaults]\naffected = true\n\n[[task]]\nid = \"t\"\nshards = 2\n\
+                    matrix = { f = [\"a.py\", \"b.py\"] }\nrun = \"pytest {entries}\"\n\n\
+                    [[task]]\nid = \"u\"\nrun = \"true\"\n";
+        let plan = crate::plan::parse(std::path::Path::new("plan.toml"), text.into()).unwrap();
+        let affected = |t: &crate::plan::Task| match t.sharding.as_deref() {
+            Some(crate::plan::shards::Sharding::Unsplit { affected, .. }) => Some(*affected),
+            _ => None,
+        };
+        assert_eq!(
+            plan.tasks.iter().map(affected).collect::<Vec<_>>(),
+            [Some(true), None]
+        );
         // `affected` on a task that is not sharded is refused, saying why.
         let text = "[[task]]\nid = \"t\"\nrun = \"true\"\naffected = true\n";
         let err = crate::plan::parse(std::path::Path::new("plan.toml"), text.into()).unwrap_err();
