@@ -874,6 +874,20 @@ fn a_sharded_task_with_affected_runs_only_the_entries_the_run_changed() {
             r#"pytest-2: ran ["test_b", "test_d"], skipped by selection null"#,
         ]
     );
+    // Without a test report of its own, what a shard left out is still
+    // said (and its time not learned as its entries').
+    let unreported = plan(tests).replace("junit = \"$TMPDIR/report.xml\"\n", "");
+    let unreported = repo.plan("unreported.toml", &unreported);
+    let run = repo.run_plan(&unreported, &["--name", "unreported"]);
+    run.assert_code(0);
+    let report = repo.report();
+    assert_eq!(
+        [said_of(&report, "pytest-1"), said_of(&report, "pytest-2")],
+        [
+            r#"pytest-1: ran [], skipped by selection ["tests/test_a.py","tests/test_c.py"]"#,
+            r#"pytest-2: ran [], skipped by selection ["tests/test_d.py"]"#,
+        ]
+    );
 }
 
 /// What shard `id` of `report` ran (its test cases, by name) and skipped

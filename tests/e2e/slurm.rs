@@ -226,8 +226,8 @@ fn a_graph_runs_across_the_nodes_and_is_merged_in_order() {
     );
     again.assert_code(0);
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("name=\"job.1\""), "{xml}");
-    assert!(xml.contains("name=\"node.1\""), "{xml}");
+    assert!(xml.contains("name=\"part1.job.1\""), "{xml}");
+    assert!(xml.contains("name=\"part1.node.1\""), "{xml}");
 }
 
 /// Issue 32: the tasks ready together go out as one job array (one

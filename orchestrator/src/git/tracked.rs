@@ -86,13 +86,11 @@ impl Repo {
         let size = |id: Oid| odb.read_header(id).map(|(size, _)| size as u64);
         let mut sizes = Vec::with_capacity(paths.len());
         for path in paths {
-            let entry = match tree.get_path(std::path::Path::new(path)) {
-                Ok(entry) => entry,
-                Err(e) if e.code() == git2::ErrorCode::NotFound => {
-                    sizes.push(None);
-                    continue;
-                }
-                Err(e) => return Err(e).context(|| format!("find `{path}` at commit {commit}")),
+            // A path the tree does not hold, or cannot (empty, `..`), has
+            // no size; the others still do.
+            let Ok(entry) = tree.get_path(std::path::Path::new(path)) else {
+                sizes.push(None);
+                continue;
             };
             let bytes = match entry.kind() {
                 Some(ObjectType::Blob) => Some(size(entry.id())),

@@ -468,7 +468,6 @@ fn sharded<'a>(
     })
 }
 
-/// `list_tests` (at `at`) on task `id`, which has no `shards`.
 /// A key of sharded tasks on task `id` (`fields`), which has no `shards`.
 fn unsharded(source: &Source, fields: &TaskFields, id: &str) -> Option<PlanError> {
     if fields.shards.is_some() {
@@ -481,6 +480,7 @@ fn unsharded(source: &Source, fields: &TaskFields, id: &str) -> Option<PlanError
     Some(affected_unsharded(source, id, affected.span()))
 }
 
+/// `affected` (at `at`) on task `id`, which has no `shards`.
 fn affected_unsharded(source: &Source, id: &str, at: Range<usize>) -> PlanError {
     source
         .error(
@@ -494,6 +494,7 @@ fn affected_unsharded(source: &Source, id: &str, at: Range<usize>) -> PlanError 
         )
 }
 
+/// `list_tests` (at `at`) on task `id`, which has no `shards`.
 fn list_tests_unsharded(source: &Source, id: &str, at: Range<usize>) -> PlanError {
     source
         .error(

@@ -697,9 +697,10 @@ pub struct TaskFields {
     /// entries the run's changes could affect (its entries' files the
     /// merges it starts from changed, against the run's base); the others
     /// are reported skipped by selection. A change to any path that is no
-    /// entry of the task (source, a `conftest.py`, a fixture) could affect
-    /// any of them, so then every entry runs: nothing is skipped on a
-    /// guess. A shard left with none runs nothing.
+    /// entry's file (source, a `conftest.py`, a fixture) could affect any
+    /// of them, so then every entry runs: nothing is skipped on a guess. A
+    /// shard left with none runs nothing. In `[defaults]`: every sharded
+    /// task's.
     #[schemars(with = "Option<bool>")]
     pub affected: Option<Spanned<bool>>,
     /// Run the task several ways, each in its own worktree and sandbox,

@@ -4,14 +4,14 @@
 //!
 //! What a shard sees of the run is the commit it starts from (the run's
 //! base with its dependencies' results merged); the paths that differ
-//! from the run's base are what the run changed for it. An entry (a test
-//! file, or a directory of them) runs when one of those is its file or
-//! lies below it. Which other paths an entry depends on swarm does not
-//! know (a test imports source, reads fixtures, runs under a
-//! `conftest.py`), so a changed path that is no entry of the task selects
-//! every entry: a test is never skipped on a guess, and a run that
-//! changed only test files runs only those. A run that changed nothing a
-//! shard sees runs none of its entries.
+//! from the run's base are what the run changed for it. An entry runs
+//! when one of those is its file. Which other paths an entry depends on
+//! swarm does not know (a test imports source, reads fixtures, runs under
+//! a `conftest.py`; a directory entry's files may be what another entry's
+//! tests import), so a changed path that is no entry's file selects every
+//! entry: a test is never skipped on a guess, and a run that changed only
+//! test files runs only those. A run that changed nothing a shard sees
+//! runs none of its entries.
 
 use std::collections::HashSet;
 
@@ -38,45 +38,28 @@ pub fn entry_file(entry: &str) -> &str {
 /// repository's root).
 pub fn select(entries: &[String], all: &[String], changed: &[String]) -> Selection {
     let files: HashSet<&str> = all.iter().map(|e| entry_file(e)).collect();
-    let mut touched = HashSet::new();
-    for path in changed {
-        match owner(&files, path) {
-            Some(entry) => {
-                touched.insert(entry);
-            }
-            None => {
-                return Selection {
-                    run: entries.to_vec(),
-                    out: Vec::new(),
-                };
-            }
-        }
+    if !changed.iter().all(|path| files.contains(path.as_str())) {
+        return Selection {
+            run: entries.to_vec(),
+            out: Vec::new(),
+        };
     }
+    let touched: HashSet<&str> = changed.iter().map(String::as_str).collect();
     let mut selection = Selection::default();
     for entry in entries {
-        match touched.contains(entry_file(entry)) {
-            true => selection.run.push(entry.clone()),
-            false => {
-                let name = shard_parts::whole(entry).to_string();
-                if !selection.out.contains(&name) {
-                    selection.out.push(name);
-                }
-            }
+        if touched.contains(entry_file(entry)) {
+            selection.run.push(entry.clone());
+            continue;
+        }
+        // An entry in parts over shards is named once, by the shard that
+        // holds its first part.
+        let first = shard_parts::parse(entry).is_none_or(|p| p.ranges.iter().any(|r| r.0 == 0));
+        let name = shard_parts::whole(entry).to_string();
+        if first && !selection.out.contains(&name) {
+            selection.out.push(name);
         }
     }
     selection
-}
-
-/// The entry of `files` that `path` is, or lies in (a directory entry's
-/// files).
-fn owner<'p>(files: &HashSet<&str>, path: &'p str) -> Option<&'p str> {
-    let mut at = path;
-    loop {
-        if files.contains(at) {
-            return Some(at);
-        }
-        at = &at[..at.rfind('/')?];
-    }
 }
 
 #[cfg(test)]
@@ -96,11 +79,10 @@ mod tests {
             "tests/test_c.py",
         ]);
         let shard = strings(&["tests/test_a.py", "tests/test_b.py", "tests/unit"]);
-        // A test file and a file of a directory entry changed.
-        let changed = strings(&["tests/test_b.py", "tests/unit/test_x.py"]);
-        let s = select(&shard, &all, &changed);
-        assert_eq!(s.run, ["tests/test_b.py", "tests/unit"]);
-        assert_eq!(s.out, ["tests/test_a.py"]);
+        // A test file changed: it runs, alone.
+        let s = select(&shard, &all, &strings(&["tests/test_b.py"]));
+        assert_eq!(s.run, ["tests/test_b.py"]);
+        assert_eq!(s.out, ["tests/test_a.py", "tests/unit"]);
         // Another shard's entry changed: nothing of this one.
         let s = select(&shard, &all, &strings(&["tests/test_c.py"]));
         assert_eq!((s.run.len(), s.out.len()), (0, 3));
@@ -113,6 +95,8 @@ mod tests {
             "tests/conftest.py",
             "tests/test_a.pyc",
             "tests",
+            // below a directory entry: another entry's tests may import it
+            "tests/unit/helpers.py",
         ] {
             let s = select(&shard, &all, &strings(&["tests/test_b.py", other]));
             assert_eq!((s.run, s.out), (shard.clone(), vec![]), "{other}");
@@ -185,5 +169,9 @@ mod tests {
         );
         let s = select(&shard, &all, &strings(&["tests/small.py"]));
         assert_eq!(s.out, ["tests/big.py"]);
+        // The shard of its other part does not name it again.
+        let other = strings(&["tests/big.py\u{1f}500-1000"]);
+        let s = select(&other, &all, &strings(&["tests/small.py"]));
+        assert_eq!((s.run.len(), s.out.len()), (0, 0));
     }
 }

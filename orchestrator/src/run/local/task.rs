@@ -750,18 +750,25 @@ impl Life<'_> {
         Ok(None)
     }
 
-    /// The report of a shard that ran none of its entries (none affected
-    /// by the run's changes): they are its report, skipped by selection.
+    /// The report of a shard with no test report of its own that left
+    /// entries out (none affected by the run's changes): they are its
+    /// report, skipped by selection.
     fn report_none_selected(&self, attempt: u32) {
-        let kept = crate::layout::tests_path(&self.ctx.run_dir, &self.task.id, attempt);
-        let mut tests = self.tests.history.counts(kept.display().to_string());
-        tests.selected_out = self.tests.selected_out.clone();
         let _ = self.ctx.events.send(ExecEvent::Tests {
             task: self.i,
             attempt,
-            tests: Some(Box::new(tests)),
+            tests: Some(self.selected_only(attempt)),
             warning: None,
         });
+    }
+
+    /// The tests so far of attempt `attempt` (none, without a report)
+    /// with the entries skipped by selection.
+    fn selected_only(&self, attempt: u32) -> Box<swarm_protocol::TestCounts> {
+        let kept = crate::layout::tests_path(&self.ctx.run_dir, &self.task.id, attempt);
+        let mut tests = self.tests.history.counts(kept.display().to_string());
+        tests.selected_out = self.tests.selected_out.clone();
+        Box::new(tests)
     }
 
     /// The command's own test report, read before its tmp (where `request`
@@ -827,10 +834,16 @@ impl Life<'_> {
         })
         .await?;
         self.tests.history = history;
-        let tests = tests.map(|mut tests| {
-            tests.selected_out = self.tests.selected_out.clone();
-            Box::new(tests)
-        });
+        // The entries skipped by selection are said with or without a
+        // report (and keep a narrowed shard's time from the learning).
+        let tests = match tests {
+            Some(mut tests) => {
+                tests.selected_out = self.tests.selected_out.clone();
+                Some(Box::new(tests))
+            }
+            None if !self.tests.selected_out.is_empty() => Some(self.selected_only(attempt)),
+            None => None,
+        };
         let _ = ctx.events.send(ExecEvent::Tests {
             task: self.i,
             attempt,
@@ -947,7 +960,14 @@ impl Life<'_> {
         };
         if let Some(run_base) = self.ctx.run_base {
             let (repo, start) = (self.ctx.repo.clone(), self.base);
-            let changed = blocking(move || repo.changed_between(run_base, start)).await?;
+            // Unread, every entry runs: nothing is skipped on a guess.
+            let changed = match blocking(move || repo.changed_between(run_base, start)).await {
+                Ok(changed) => changed,
+                Err(e) => {
+                    tracing::warn!(task = %self.planned.id, error = %e, "failed to read what the run changed: every entry runs");
+                    return Ok(());
+                }
+            };
             let selection = crate::plan::selection::select(entries, all, &changed);
             if selection.out.is_empty() {
                 return Ok(());

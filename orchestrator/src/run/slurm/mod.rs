@@ -541,6 +541,18 @@ impl SlurmExecutor {
         // pass, or with flaky tests under `flaky = "fail"`, fails its task
         // (here, on its last attempt: its ref is the task's already).
         let spec = self.jobs_ctx.tasks.get(task);
+        // Without a report of its own, a shard that left entries out
+        // (`affected`) is reported by them, as the node said.
+        if spec.junit.is_none()
+            && let Some(tests) = record.tests.take().filter(|t| !t.selected_out.is_empty())
+        {
+            self.events.push_back(ExecEvent::Tests {
+                task,
+                attempt: record.attempt,
+                tests: Some(Box::new(tests)),
+                warning: None,
+            });
+        }
         if spec.junit.is_some() {
             let ctx = &self.jobs_ctx;
             let fails_on_flaky = spec.flaky == crate::plan::schema::Flaky::Fail;
