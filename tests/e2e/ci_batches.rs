@@ -813,12 +813,13 @@ fn a_sharded_task_with_affected_runs_only_the_entries_the_run_changed() {
     }
     repo.write("src/helper.py", "X = 1\n");
     repo.commit_all("a suite");
-    // Nothing learned: by count, test_a and test_c in the first shard.
+    // Nothing learned: by count, test_a and test_c in the first shard, and
+    // kept there (what a run learns would regroup them).
     let plan = |edit: &str| {
         format!(
             "{}[[task]]\nid = \"edit\"\nrun = \"{edit}\"\n\n\
              [[task]]\nid = \"pytest\"\ndeps = [\"edit\"]\nisolation = \"readonly\"\n\
-             shards = 2\naffected = true\n\
+             shards = 2\nshard_grouping = \"pinned\"\naffected = true\n\
              run = \"PYTHONDONTWRITEBYTECODE=1 {} -q -p no:cacheprovider {{entries}} --junitxml=$TMPDIR/report.xml\"\n\
              junit = \"$TMPDIR/report.xml\"\nmatrix = {{ file = {{ glob = \"tests/test_*.py\" }} }}\n",
             pytest_swarm(&pytest),
