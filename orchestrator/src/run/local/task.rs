@@ -154,7 +154,7 @@ async fn execute_inner(
     // A shard of a task with `affected = true` runs only the entries the
     // run's changes could affect; resumed after a failed attempt, only
     // what failed of those (`swarm resume --retry-failed`).
-    life.select_affected().await?;
+    life.select_affected().await;
     if first_attempt > 1 && life.planned.junit.is_some() {
         life.resume_tests(first_attempt - 1).await;
     }
@@ -945,9 +945,10 @@ impl Life<'_> {
     /// could affect, when its task has `affected = true`
     /// (`plan::selection`): what the run changed for it is what its start
     /// holds that the run's base does not.
+    ///
     /// On a cluster node the coordinator decided it (the job's task comes
     /// narrowed, `run_base` unknown here).
-    async fn select_affected(&mut self) -> Result<(), GitError> {
+    async fn select_affected(&mut self) {
         use crate::plan::shards::Sharding;
         let Some(Sharding::Shard {
             entries,
@@ -956,7 +957,7 @@ impl Life<'_> {
             ..
         }) = self.planned.sharding.as_deref()
         else {
-            return Ok(());
+            return;
         };
         if let Some(run_base) = self.ctx.run_base {
             let (repo, start) = (self.ctx.repo.clone(), self.base);
@@ -965,12 +966,12 @@ impl Life<'_> {
                 Ok(changed) => changed,
                 Err(e) => {
                     tracing::warn!(task = %self.planned.id, error = %e, "failed to read what the run changed: every entry runs");
-                    return Ok(());
+                    return;
                 }
             };
             let selection = crate::plan::selection::select(entries, all, &changed);
             if selection.out.is_empty() {
-                return Ok(());
+                return;
             }
             if let Some(narrowed) = crate::plan::shards::narrowed(&self.planned, &selection) {
                 self.planned = Arc::new(narrowed);
@@ -980,7 +981,6 @@ impl Life<'_> {
         } else {
             self.tests.selected_out = selected_out.clone();
         }
-        Ok(())
     }
 
     /// [`Self::next_attempt`], told whether the attempt failed as a test
