@@ -127,6 +127,42 @@ print(sum(1 for t in shards if t.get("attempts", 1) > 1))
 PY
 )
 
+# Selection by paths: a dependency adds a test to one test file; the
+# suite in two shards with `affected = true` (only that file runs) against
+# the same plan without it (every file runs), each plan's median.
+ONE=$(git ls-files 'tests/test_*.py' | head -n 1)
+affected_plan() { # affected_plan FILE AFFECTED
+  cat > "$1" <<PLAN
+$HEAD
+[[task]]
+id = "edit"
+run = "printf 'def test_added():\n    pass\n' >> $ONE"
+
+[[task]]
+id = "pytest"
+deps = ["edit"]
+allow_overlap = true
+shards = 2
+affected = $2
+matrix = { file = { glob = "tests/test_*.py" } }
+run = "$PYTEST {entries} --junitxml=\$TMPDIR/report.xml"
+junit = "\$TMPDIR/report.xml"
+PLAN
+  plan_clean "$REPO" "$1"
+}
+affected_plan "$WORK/affected.toml" true
+affected_plan "$WORK/everything.toml" false
+affected_run() { "$SWARM" run -q --name "$1-$(date +%s%N)" "$WORK/$1.toml"; }
+"$SWARM" run -q --name affected-counted "$WORK/affected.toml" >/dev/null 2>&1
+selected=$(median_timed "$ROUNDS" "$WORK/affected" affected_run affected)
+everything=$(median_timed "$ROUNDS" "$WORK/everything" affected_run everything)
+skipped=$(python3 - "$REPO/.swarm/runs/affected-counted/report.json" <<'PY'
+import json, sys
+tasks = json.load(open(sys.argv[1]))["tasks"]
+print(sum(len((t.get("tests") or {}).get("selected_out", [])) for t in tasks))
+PY
+)
+
 if [ "$SMOKE" = 1 ]; then
   SMOKE_NOTE="**Smoke run (\`SMOKE=1\`): a made-up suite, N = 2, one round; these figures measure nothing.**
 
@@ -160,6 +196,10 @@ $rows
 A test that fails until it is mended, in its own file, two shards: once mended,
 \`swarm resume --retry-failed\` ran only that test again in its shard ($retried shard of 2
 ran again) in **$retry s**, where the whole suite's run takes $whole s.
+
+A task adding a test to one test file (\`$ONE\`), then the suite in two shards after it: with
+\`affected = true\` only that file ran ($skipped of $((FILES + 1)) files skipped by selection), the
+plan in **$selected s**; without it, every file, $everything s (medians of $ROUNDS runs each).
 EOF
 )
 python3 "$ROOT/bench/benchmarks_md.py" place "$OUT" "## 28. Shard spread" "$section"
