@@ -687,6 +687,25 @@ fn place_fds(fds: &[(RawFd, RawFd)]) -> Result<(), i32> {
     Ok(())
 }
 
+/// `fd` where no `dup2` of [`place_fds`] lands: itself, or, when it is
+/// one of `fds`' targets, a close-on-exec copy above every target (`Err`:
+/// the errno of the copy). The worker's Landlock ruleset is made in the
+/// launcher at the lowest free number, which may be the number a kept fd
+/// goes to (an agent's channel at 3): placed first, that fd closed the
+/// ruleset, and `landlock_restrict_self` found another file there
+/// (`EBADFD`, "File descriptor in bad state"; seen with twenty agents
+/// starting at once).
+fn clear_of(fd: RawFd, fds: &[(RawFd, RawFd)]) -> Result<RawFd, i32> {
+    if !fds.iter().any(|&(_, dst)| dst == fd) {
+        return Ok(fd);
+    }
+    let moved = fcntl_dupfd(fd, above_targets(fds));
+    match moved < 0 {
+        true => Err(-moved),
+        false => Ok(moved),
+    }
+}
+
 /// `fcntl(fd, F_DUPFD_CLOEXEC, lowest)`, raw: the new fd, or `-errno`.
 fn fcntl_dupfd(fd: RawFd, lowest: RawFd) -> RawFd {
     // SAFETY: fcntl on an fd of this process, integer arguments.
@@ -1076,6 +1095,13 @@ fn confine_armed<'a>(
         let (what, detail, errno) = e.parts();
         (what.as_bytes(), detail.as_bytes(), errno)
     };
+    let ruleset = clear_of(ruleset, placed).map_err(|errno| {
+        (
+            &b"move the Landlock ruleset clear of the worker's file descriptors"[..],
+            &b""[..],
+            Some(errno),
+        )
+    })?;
     place_fds(placed).map_err(|errno| {
         (
             &b"place the worker's file descriptors"[..],
@@ -1288,6 +1314,10 @@ fn execve(argv: &[*const libc::c_char], envp: &[*const libc::c_char], errors: Ra
 fn confine_worker(p: &Prepared, laid: &Laid, nproc_limit: bool) -> Result<(), String> {
     let os = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
     default_signals();
+    let ruleset = clear_of(p.ruleset.as_raw_fd(), &p.fds).map_err(|errno| {
+        let why = std::io::Error::from_raw_os_error(errno);
+        format!("move the Landlock ruleset clear of the worker's file descriptors: {why}")
+    })?;
     // SAFETY: plain syscalls on this process with valid local pointers.
     #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
     unsafe {
@@ -1308,7 +1338,7 @@ fn confine_worker(p: &Prepared, laid: &Laid, nproc_limit: bool) -> Result<(), St
     confine::set_limits(&p.policy, nproc_limit).map_err(|e| e.to_string())?;
     confine::drop_capabilities(p.identity).map_err(|e| e.to_string())?;
     confine::no_new_privs().map_err(|e| e.to_string())?;
-    confine::restrict_fd(p.ruleset.as_raw_fd()).map_err(|e| e.to_string())?;
+    confine::restrict_fd(ruleset).map_err(|e| e.to_string())?;
     confine::close_fds_sorted(&laid.open).map_err(|e| e.to_string())?;
     seccomp::apply(&p.filter).map_err(|e| format!("install the seccomp filter: {e}"))
 }
@@ -1316,6 +1346,21 @@ fn confine_worker(p: &Prepared, laid: &Laid, nproc_limit: bool) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ruleset_where_a_kept_fd_goes_is_moved_above_every_target() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let fd = read.as_raw_fd();
+        // Not a target: left where it is.
+        assert_eq!(clear_of(fd, &[(write.as_raw_fd(), 0)]), Ok(fd));
+        // A target: a copy of the same file above every target.
+        let fds = [(write.as_raw_fd(), fd), (write.as_raw_fd(), fd + 5)];
+        let moved = clear_of(fd, &fds).unwrap();
+        assert!(moved > fd + 5, "{moved}");
+        let file = |fd: RawFd| std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        assert_eq!(file(moved), file(fd));
+        nix::unistd::close(moved).unwrap();
+    }
 
     #[test]
     fn fds_move_out_of_the_way_only_of_targets_and_just_above_them() {
