@@ -33,6 +33,26 @@ pub fn entry_file(entry: &str) -> &str {
     whole.split_once("::").map_or(whole, |(file, _)| file)
 }
 
+/// What shard `id` (`entries` of `all`) runs, given what reading the
+/// paths the run changed for it gave: `None` (every entry runs) when no
+/// entry is left out, or when they could not be read (nothing is skipped
+/// on a guess: said in the log).
+pub fn select_read<E: std::fmt::Display>(
+    id: &str,
+    (entries, all): (&[String], &[String]),
+    changed: Result<Vec<String>, E>,
+) -> Option<Selection> {
+    let changed = match changed {
+        Ok(changed) => changed,
+        Err(e) => {
+            tracing::warn!(task = %id, error = %e, "failed to read what the run changed: every entry runs");
+            return None;
+        }
+    };
+    let selection = select(entries, all, &changed);
+    (!selection.out.is_empty()).then_some(selection)
+}
+
 /// Which of `entries` (a shard's) run, given every entry of its task
 /// (`all`) and the paths the run changed for it (`changed`, from the
 /// repository's root).

@@ -599,12 +599,7 @@ fn shard(
     let mut template = String::new();
     if let Payload::Command { run } = &mut t.payload {
         template = run.clone();
-        *run = match &list {
-            Some(list) if entries.iter().any(|e| shard_parts::parse(e).is_some()) => {
-                shard_parts::script(run, list, entries)
-            }
-            _ => run.replace(&format!("{{{ENTRIES}}}"), &quoted(entries)),
-        };
+        *run = command(&template, list.as_deref(), entries);
     }
     t.sharding = Some(Box::new(Sharding::Shard {
         of: task.id.clone(),
@@ -620,43 +615,43 @@ fn shard(
     t
 }
 
+/// A shard's command running `entries`, from `template` (its command as
+/// written): `{entries}` given them, or, for a shard holding parts of a
+/// task that lists its tests (`list`), [`shard_parts::script`].
+fn command(template: &str, list: Option<&str>, entries: &[String]) -> String {
+    match list {
+        Some(list) if entries.iter().any(|e| shard_parts::parse(e).is_some()) => {
+            shard_parts::script(template, list, entries)
+        }
+        _ => template.replace(&format!("{{{ENTRIES}}}"), &quoted(entries)),
+    }
+}
+
+/// Shard `task` running `entries` in place of its own, in its command and
+/// `$SWARM_ENTRIES`; `None` for a task that is not a shard's.
+fn running(task: &Task, entries: &[String]) -> Option<Task> {
+    let Some(Sharding::Shard { template, list, .. }) = task.sharding.as_deref() else {
+        return None;
+    };
+    let mut t = task.clone();
+    if let Payload::Command { run } = &mut t.payload {
+        *run = command(template, list.as_deref(), entries);
+    }
+    if let Some(Sharding::Shard { entries: its, .. }) = t.sharding.as_deref_mut() {
+        *its = entries.to_vec();
+    }
+    Some(t)
+}
+
 /// Shard `task` as an attempt runs it that runs `ids` instead of its
 /// entries (the tests that failed before, or their entries): in `{entries}`
 /// and `$SWARM_ENTRIES` alike. `None` for a task that is not a shard's, or
 /// an id that cannot be one line of `$SWARM_ENTRIES`.
 pub fn rerun(task: &Task, ids: &[String]) -> Option<Task> {
-    let Some(Sharding::Shard {
-        of,
-        number,
-        count,
-        left_out,
-        template,
-        list,
-        affected,
-        ..
-    }) = task.sharding.as_deref()
-    else {
-        return None;
-    };
     if ids.is_empty() || ids.iter().any(|id| unlistable(id)) {
         return None;
     }
-    let mut t = task.clone();
-    if let Payload::Command { run } = &mut t.payload {
-        *run = template.replace(&format!("{{{ENTRIES}}}"), &quoted(ids));
-    }
-    t.sharding = Some(Box::new(Sharding::Shard {
-        of: of.clone(),
-        number: *number,
-        count: *count,
-        entries: ids.to_vec(),
-        left_out: left_out.clone(),
-        template: template.clone(),
-        list: list.clone(),
-        affected: affected.clone(),
-        selected_out: Vec::new(),
-    }));
-    Some(t)
+    running(task, ids)
 }
 
 /// What a shard none of whose entries the run's changes could affect runs
@@ -665,35 +660,18 @@ pub const NOTHING_AFFECTED: &str = "echo \"swarm: the run changed none of this s
 
 /// Shard `task` as it runs when only `selection.run` of its entries (in
 /// order, its parts among them) may be affected by the run's changes
-/// ([`super::selection`]): its command given those (a shard holding parts
-/// lists their tests first, as [`shard`] makes it); with none,
-/// [`NOTHING_AFFECTED`] and no test report to read. `None` for a task that
-/// is not a shard's.
+/// ([`super::selection`]), the rest recorded as `selected_out`: its
+/// command given those; with none, [`NOTHING_AFFECTED`] and no test
+/// report to read. `None` for a task that is not a shard's.
 pub fn narrowed(task: &Task, selection: &super::selection::Selection) -> Option<Task> {
-    let keep = selection.run.as_slice();
-    let Some(Sharding::Shard { template, list, .. }) = task.sharding.as_deref() else {
-        return None;
-    };
-    let mut t = task.clone();
-    if let Payload::Command { run } = &mut t.payload {
-        *run = match list {
-            _ if keep.is_empty() => NOTHING_AFFECTED.to_string(),
-            Some(list) if keep.iter().any(|e| shard_parts::parse(e).is_some()) => {
-                shard_parts::script(template, list, keep)
-            }
-            _ => template.replace(&format!("{{{ENTRIES}}}"), &quoted(keep)),
-        };
-    }
-    if keep.is_empty() {
+    let mut t = running(task, &selection.run)?;
+    if selection.run.is_empty() {
+        if let Payload::Command { run } = &mut t.payload {
+            *run = NOTHING_AFFECTED.to_string();
+        }
         t.junit = None;
     }
-    if let Some(Sharding::Shard {
-        entries,
-        selected_out,
-        ..
-    }) = t.sharding.as_deref_mut()
-    {
-        *entries = keep.to_vec();
+    if let Some(Sharding::Shard { selected_out, .. }) = t.sharding.as_deref_mut() {
         selected_out.clone_from(&selection.out);
     }
     Some(t)

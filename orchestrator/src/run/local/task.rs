@@ -961,18 +961,12 @@ impl Life<'_> {
         };
         if let Some(run_base) = self.ctx.run_base {
             let (repo, start) = (self.ctx.repo.clone(), self.base);
-            // Unread, every entry runs: nothing is skipped on a guess.
-            let changed = match blocking(move || repo.changed_between(run_base, start)).await {
-                Ok(changed) => changed,
-                Err(e) => {
-                    tracing::warn!(task = %self.planned.id, error = %e, "failed to read what the run changed: every entry runs");
-                    return;
-                }
-            };
-            let selection = crate::plan::selection::select(entries, all, &changed);
-            if selection.out.is_empty() {
+            let changed = blocking(move || repo.changed_between(run_base, start)).await;
+            let id = &self.planned.id;
+            let Some(selection) = crate::plan::selection::select_read(id, (entries, all), changed)
+            else {
                 return;
-            }
+            };
             if let Some(narrowed) = crate::plan::shards::narrowed(&self.planned, &selection) {
                 self.planned = Arc::new(narrowed);
                 self.task = Arc::clone(&self.planned);

@@ -541,55 +541,47 @@ impl SlurmExecutor {
         // pass, or with flaky tests under `flaky = "fail"`, fails its task
         // (here, on its last attempt: its ref is the task's already).
         let spec = self.jobs_ctx.tasks.get(task);
-        // Without a report of its own, a shard that left entries out
-        // (`affected`) is reported by them, as the node said.
-        if spec.junit.is_none()
-            && let Some(tests) = record.tests.take().filter(|t| !t.selected_out.is_empty())
-        {
+        let (tests, why) = match spec.junit.is_some() {
+            true => {
+                let ctx = &self.jobs_ctx;
+                let fails_on_flaky = spec.flaky == crate::plan::schema::Flaky::Fail;
+                let folded = crate::test_attempts::fold_kept(
+                    &ctx.run_dir,
+                    &spec.id,
+                    record.attempt,
+                    &ctx.quarantine,
+                    fails_on_flaky,
+                );
+                folded.map_or((None, None), |(t, why)| (Some(Box::new(t)), why))
+            }
+            false => (None, None),
+        };
+        // What the node skipped by selection (`affected`) is its own word;
+        // a shard that ran none of its entries, or has no report of its
+        // own, is reported by them alone.
+        let selected_out = record.tests.as_ref().map(|t| t.selected_out.clone());
+        let tests = match tests {
+            Some(mut tests) => {
+                tests.selected_out = selected_out.unwrap_or_default();
+                Some(tests)
+            }
+            None => record
+                .tests
+                .take()
+                .filter(|t| !t.selected_out.is_empty())
+                .map(Box::new),
+        };
+        if let Some(why) = why.filter(|_| record.status == TaskStatus::Succeeded) {
+            record.status = TaskStatus::Failed;
+            record.reason = Some(why);
+        }
+        if tests.is_some() || record.tests_warning.is_some() {
             self.events.push_back(ExecEvent::Tests {
                 task,
                 attempt: record.attempt,
-                tests: Some(Box::new(tests)),
-                warning: None,
+                tests,
+                warning: record.tests_warning.clone(),
             });
-        }
-        if spec.junit.is_some() {
-            let ctx = &self.jobs_ctx;
-            let fails_on_flaky = spec.flaky == crate::plan::schema::Flaky::Fail;
-            let folded = crate::test_attempts::fold_kept(
-                &ctx.run_dir,
-                &spec.id,
-                record.attempt,
-                &ctx.quarantine,
-                fails_on_flaky,
-            );
-            let (tests, why) = folded.map_or((None, None), |(t, why)| (Some(Box::new(t)), why));
-            // What the node skipped by selection (`affected`) is its own
-            // word; a shard that ran none of its entries kept no case.
-            let selected_out = record.tests.as_ref().map(|t| t.selected_out.clone());
-            let tests = match tests {
-                Some(mut tests) => {
-                    tests.selected_out = selected_out.unwrap_or_default();
-                    Some(tests)
-                }
-                None => record
-                    .tests
-                    .take()
-                    .filter(|t| !t.selected_out.is_empty())
-                    .map(Box::new),
-            };
-            if let Some(why) = why.filter(|_| record.status == TaskStatus::Succeeded) {
-                record.status = TaskStatus::Failed;
-                record.reason = Some(why);
-            }
-            if tests.is_some() || record.tests_warning.is_some() {
-                self.events.push_back(ExecEvent::Tests {
-                    task,
-                    attempt: record.attempt,
-                    tests,
-                    warning: record.tests_warning.clone(),
-                });
-            }
         }
         let succeeded = record.status == TaskStatus::Succeeded;
         let cancelled = matches!(record.outcome, AttemptOutcome::Cancelled) || job.stop.is_some();

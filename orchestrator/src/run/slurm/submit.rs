@@ -99,15 +99,8 @@ impl Jobs {
         else {
             return None;
         };
-        let changed = match self.repo.changed_between(self.run_base, start) {
-            Ok(changed) => changed,
-            Err(e) => {
-                tracing::warn!(task = %task.id, error = %e, "failed to read what the run changed: every entry runs");
-                return None;
-            }
-        };
-        let selection = crate::plan::selection::select(entries, all, &changed);
-        (!selection.out.is_empty()).then_some(selection)
+        let changed = self.repo.changed_between(self.run_base, start);
+        crate::plan::selection::select_read(&task.id, (entries, all), changed)
     }
 
     /// Makes `base` fetchable from the shared repository (once per commit).
