@@ -1004,6 +1004,7 @@ impl Server {
             .ok_or("start the worker: its seccomp filter is gone")?
             .clone();
         let (errors_r, errors_w) = pipe()?;
+        let errors_w = clear_of(errors_w, &targets)?;
         let (status_r, status_w) = match mounts {
             Some(_) => {
                 let (r, w) = pipe()?;
@@ -1120,6 +1121,7 @@ impl Server {
             return Err("start the command: no command given".into());
         }
         let (errors_r, errors_w) = pipe()?;
+        let errors_w = clear_of(errors_w, targets)?;
         let raw = || {
             fds.iter()
                 .map(AsRawFd::as_raw_fd)
@@ -1485,6 +1487,28 @@ fn kill_cgroup(procs: &std::path::Path) {
 
 /// A pipe whose read end never blocks (a reader must not hang on a writer
 /// that a worker may have kept alive).
+/// A failure pipe's write end where no fd of the process it is for lands:
+/// itself, or, when its number is one of `targets` (an agent's channel is
+/// kept at the coordinator's own number, which may be the launcher's
+/// lowest free one), a close-on-exec copy above all of them. Placing the
+/// process's fds would otherwise close it, and a failure after that would
+/// be written into the task's own channel, or lost.
+fn clear_of(write: OwnedFd, targets: &[RawFd]) -> Result<OwnedFd, String> {
+    use nix::fcntl::{FcntlArg, fcntl};
+    if !targets.contains(&write.as_raw_fd()) {
+        return Ok(write);
+    }
+    let above = targets
+        .iter()
+        .map(|t| t.saturating_add(1))
+        .fold(3, RawFd::max);
+    let high = fcntl(&write, FcntlArg::F_DUPFD_CLOEXEC(above))
+        .map_err(|e| format!("move a failure pipe clear of the process's fds: {e}"))?;
+    // SAFETY: `high` is a fresh descriptor fcntl made, owned by no one else.
+    #[expect(unsafe_code, reason = "the kernel interface: see the SAFETY comment")]
+    Ok(unsafe { OwnedFd::from_raw_fd(high) })
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
@@ -1533,6 +1557,20 @@ mod tests {
         env.iter()
             .map(|e| e.to_string_lossy().into_owned())
             .collect()
+    }
+
+    #[test]
+    fn a_failure_pipe_on_a_number_the_process_gets_moves_above_every_target() {
+        let (_read, write) = pipe().unwrap();
+        let at = write.as_raw_fd();
+        let kept = clear_of(write, &[0, 1, 2]).unwrap();
+        assert_eq!(kept.as_raw_fd(), at);
+        // An agent's channel kept at the coordinator's number, which is
+        // where the launcher made the pipe.
+        let moved = clear_of(kept, &[0, 1, 2, at, 5]).unwrap();
+        assert!(moved.as_raw_fd() > at.max(5));
+        let flags = nix::fcntl::fcntl(&moved, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
     }
 
     #[test]
