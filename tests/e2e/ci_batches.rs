@@ -799,7 +799,8 @@ fn a_shards_collection_is_learned_as_its_files_by_their_sizes() {
 
 /// `affected = true`: each shard runs only the entries the run's changes
 /// (its dependency's merge) touched, and says the rest skipped by
-/// selection; a change to a path that is no entry (source) runs them all.
+/// selection; a change to a path that is no entry (source) runs them all,
+/// unless the plan's `affects` names what it runs.
 #[test]
 fn a_sharded_task_with_affected_runs_only_the_entries_the_run_changed() {
     let pytest = crate::support::python_tool("pytest");
@@ -873,6 +874,21 @@ fn a_sharded_task_with_affected_runs_only_the_entries_the_run_changed() {
         [
             r#"pytest-1: ran ["test_a", "test_c"], skipped by selection null"#,
             r#"pytest-2: ran ["test_b", "test_d"], skipped by selection null"#,
+        ]
+    );
+    // Unless the plan says what that source affects (and docs nothing).
+    let said = plan("echo 'X = 3' > src/helper.py && mkdir -p docs && echo hi > docs/a.md").replace(
+        "affected = true\n",
+        "affected = true\naffects = { \"docs/**\" = [], \"src/*.py\" = [\"tests/test_c.py\"] }\n",
+    );
+    let said = repo.plan("said.toml", &said);
+    repo.run_plan(&said, &["--name", "said"]).assert_code(0);
+    let report = repo.report();
+    assert_eq!(
+        [said_of(&report, "pytest-1"), said_of(&report, "pytest-2")],
+        [
+            r#"pytest-1: ran ["test_c"], skipped by selection ["tests/test_a.py"]"#,
+            r#"pytest-2: ran [], skipped by selection ["tests/test_b.py","tests/test_d.py"]"#,
         ]
     );
     // Without a test report of its own, what a shard left out is still

@@ -133,8 +133,8 @@ async fn an_mcp_client_validates_runs_follows_cancels_and_resumes() {
           │ `env`, `timeout`, `stall_after`, `retries`, `verify`, `paths`, `sparse`, `creates`,
           │ `allow_overlap`, `isolation`, `group`, `junit`, `flaky`, `on_conflict`, `conflict_reruns`,
           │ `network`, `setup`, `warm`, `memory`, `processes`, `max_output`, `max_file_size`, `matrix`,
-          │ `shards`, `shard_grouping`, `list_tests`, `affected`, `variants`, `score`, `score_timeout`,
-          │ `score_repeat`, `pick`, `temperature`
+          │ `shards`, `shard_grouping`, `list_tests`, `affected`, `affects`, `variants`, `score`,
+          │ `score_timeout`, `score_repeat`, `pick`, `temperature`
            ╭─[plan-[HASH].toml:4:1]
          3 │ run = "true"
          4 │ depends = ["b"]

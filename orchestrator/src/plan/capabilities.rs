@@ -274,6 +274,7 @@ pub const NEEDS: &[KeyNeed] = &[
     needs(T::Task, "shard_grouping", F::Shards),
     needs(T::Task, "list_tests", F::Shards),
     needs(T::Task, "affected", F::Shards),
+    needs(T::Task, "affects", F::Shards),
     needs(T::Task, "flaky", F::TestReports),
     any(T::Task, "on_conflict"),
     any(T::Task, "conflict_reruns"),

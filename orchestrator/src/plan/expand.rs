@@ -267,6 +267,8 @@ fn defaults(source: &Source, defaults: &TaskFields, errors: &mut Vec<PlanError>)
         ("variants", defaults.variants.as_ref().map(|s| s.span())),
         ("score", defaults.score.as_ref().map(|s| s.span())),
         ("pick", defaults.pick.as_ref().map(|s| s.span())),
+        // Its entry globs are one task's entries.
+        ("affects", defaults.affects.as_ref().map(|s| s.span())),
     ];
     for (key, span) in misplaced {
         if let Some(span) = span {
@@ -476,16 +478,56 @@ fn unsharded(source: &Source, fields: &TaskFields, id: &str) -> Option<PlanError
     if let Some(list) = &fields.list_tests {
         return Some(list_tests_unsharded(source, id, list.span()));
     }
+    if let Some(affects) = &fields.affects {
+        return Some(affected_unsharded(source, id, ("affects", affects.span())));
+    }
     let affected = fields.affected.as_ref()?;
-    Some(affected_unsharded(source, id, affected.span()))
+    Some(affected_unsharded(
+        source,
+        id,
+        ("affected", affected.span()),
+    ))
 }
 
-/// `affected` (at `at`) on task `id`, which has no `shards`.
-fn affected_unsharded(source: &Source, id: &str, at: Range<usize>) -> PlanError {
+/// `[defaults] affected` given to sharded task `fields` (`sharding`) when
+/// it does not say; its `affects` refused without `affected = true`.
+fn affected_default(
+    source: &Source,
+    fields: &TaskFields,
+    defaults: &TaskFields,
+    sharding: &mut super::shards::Sharding,
+) -> Result<(), PlanError> {
+    let super::shards::Sharding::Unsplit { affected, .. } = sharding else {
+        return Ok(());
+    };
+    if fields.affected.is_none() {
+        *affected = defaults.affected.as_ref().is_some_and(|a| *a.get_ref());
+    }
+    match (&fields.affects, *affected) {
+        (Some(affects), false) => Err(source
+            .error(
+                PlanErrorKind::BadValue,
+                format!(
+                    "task `{}` has `affects` but not `affected = true`",
+                    fields.id.as_ref().map_or("", |id| id.get_ref().as_str())
+                ),
+                Some(affects.span()),
+                "read only with `affected = true`",
+            )
+            .with_help(
+                "`affects` says what a change to other paths runs when a shard runs only the entries the run's changes could affect: add `affected = true` (or in `[defaults]`), or remove it",
+            )),
+        _ => Ok(()),
+    }
+}
+
+/// `affected` or `affects` (`key`, at `at`) on task `id`, which has no
+/// `shards`.
+fn affected_unsharded(source: &Source, id: &str, (key, at): (&str, Range<usize>)) -> PlanError {
     source
         .error(
             PlanErrorKind::BadValue,
-            format!("task `{id}` has `affected` but not `shards`"),
+            format!("task `{id}` has `{key}` but not `shards`"),
             Some(at),
             "entries of what",
         )
@@ -671,15 +713,9 @@ pub(super) fn matrix<'a>(
             let Some(mut sharding) = sharding else {
                 continue;
             };
-            // `[defaults] affected` is every sharded task's unless it says.
-            if let super::shards::Sharding::Unsplit { affected, .. } = &mut sharding
-                && fields.affected.is_none()
-            {
-                *affected = file
-                    .defaults
-                    .affected
-                    .as_ref()
-                    .is_some_and(|a| *a.get_ref());
+            if let Err(error) = affected_default(source, fields, &file.defaults, &mut sharding) {
+                out.push(Expansion::refused(error));
+                continue;
             }
             match sharded(source, fields, id, sharding, &mut seen) {
                 Ok(task) => {

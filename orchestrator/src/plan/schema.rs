@@ -703,6 +703,16 @@ pub struct TaskFields {
     /// task's.
     #[schemars(with = "Option<bool>")]
     pub affected: Option<Spanned<bool>>,
+    /// With `affected = true`: what a change to a path that is no entry's
+    /// file affects, as you know it. Each key a glob of changed paths
+    /// from the repository's root, each value the entries (globs, as the
+    /// matrix gives them) it runs: `affects = { "docs/**" = [], "*.md" =
+    /// [], "src/api/**" = ["tests/api/**"] }`. A changed path a key
+    /// matches runs those entries (none for `[]`) in place of every one; a
+    /// path no key matches still runs every entry, and so does one of a
+    /// rule with an entry glob that matches no entry (warned).
+    #[schemars(with = "Option<BTreeMap<String, Vec<String>>>")]
+    pub affects: Option<Spanned<BTreeMap<String, Vec<Spanned<String>>>>>,
     /// Run the task several ways, each in its own worktree and sandbox,
     /// and keep one result: a number of variants (`variants = 4`, told
     /// apart by `{variant}`), or lists of values whose combinations are the

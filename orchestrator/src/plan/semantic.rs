@@ -61,7 +61,45 @@ pub fn check(plan: &Plan, exists: &dyn Fn(&str) -> bool, limits: Limits) -> Find
     unchecked(plan, &mut found);
     phase_rights(plan, &mut found);
     entries_left_out(plan, &mut found);
+    affects_unmatched(plan, &mut found);
     found
+}
+
+/// Rules of a sharded task's `affects` with an entry glob that matches
+/// none of its entries: not followed (a change to their paths runs every
+/// entry), said once per task so that a typo is mended.
+fn affects_unmatched(plan: &Plan, found: &mut Findings) {
+    use super::shards::Sharding;
+    for task in &plan.tasks {
+        let (id, rules) = match task.sharding.as_deref() {
+            Some(Sharding::Unsplit { affects, .. }) => (task.id.as_str(), affects.as_slice()),
+            Some(Sharding::Shard {
+                of,
+                number: 1,
+                affected: Some(affected),
+                ..
+            }) => (of.as_str(), affected.affects.as_slice()),
+            _ => continue,
+        };
+        for rule in rules.iter().filter(|r| !r.unmatched.is_empty()) {
+            let globs: Vec<String> = rule.unmatched.iter().map(|g| format!("`{g}`")).collect();
+            found.warnings.push(
+                plan.source
+                    .error(
+                        PlanErrorKind::BadValue,
+                        format!(
+                            "`affects` of task `{id}`: {} match{} none of its entries, so a change to `{}` runs every entry",
+                            globs.join(", "),
+                            if globs.len() == 1 { "es" } else { "" },
+                            rule.changes
+                        ),
+                        Some(task.span.clone()),
+                        "this task",
+                    )
+                    .with_help("name entries as its matrix gives them, or remove the glob if those tests are gone"),
+            );
+        }
+    }
 }
 
 /// Entries a sharded task leaves out (`shards::unlistable`), said once per

@@ -60,6 +60,9 @@ pub enum Sharding {
         /// Whether a shard runs only the entries the run's changes could
         /// affect (`affected = true`, [`super::selection`]).
         affected: bool,
+        /// What the plan says other paths affect (`affects`), its entry
+        /// globs resolved to entries.
+        affects: Vec<super::selection::Affects>,
     },
     /// Shard `number` of `count` of task `of`, running `entries`;
     /// `left_out` as its unsplit task's; `template` its command as
@@ -76,9 +79,9 @@ pub enum Sharding {
         /// Its unsplit task's `list`.
         list: Option<String>,
         /// With `affected = true`: every entry of its unsplit task, which
-        /// tells a changed entry from a change any entry may depend on
-        /// ([`super::selection`]).
-        affected: Option<std::sync::Arc<[String]>>,
+        /// tells a changed entry from a change any entry may depend on,
+        /// and its `affects` ([`super::selection`]).
+        affected: Option<std::sync::Arc<super::selection::Affected>>,
         /// Its entries that do not run: none affected by the run's changes
         /// ([`narrowed`]).
         selected_out: Vec<String>,
@@ -222,6 +225,7 @@ pub(super) fn read(
         );
         return None;
     }
+    let affects = read_affects(source, task, fields, &entries, errors)?;
     Some(Sharding::Unsplit {
         key,
         entries,
@@ -230,7 +234,82 @@ pub(super) fn read(
         left_out,
         list: fields.list_tests.as_ref().map(|l| l.get_ref().clone()),
         affected: fields.affected.as_ref().is_some_and(|a| *a.get_ref()),
+        affects,
     })
+}
+
+/// Task `task`'s `affects` (`fields`), each rule's entry globs resolved
+/// to its `entries` (those matching none kept apart: the rule is not
+/// followed, see [`super::selection::Affects::unmatched`]); `None` with
+/// errors added for a glob that does not compile.
+fn read_affects(
+    source: &Source,
+    task: &str,
+    fields: &TaskFields,
+    entries: &[String],
+    errors: &mut Vec<PlanError>,
+) -> Option<Vec<super::selection::Affects>> {
+    let Some(written) = &fields.affects else {
+        return Some(Vec::new());
+    };
+    let before = errors.len();
+    let mut refuse = |message: String, at: std::ops::Range<usize>, label: &str, help: String| {
+        errors.push(
+            source
+                .error(PlanErrorKind::BadValue, message, Some(at), label)
+                .with_help(help),
+        );
+    };
+    let mut out = Vec::with_capacity(written.get_ref().len());
+    for (changes, globs) in written.get_ref() {
+        if let Err(e) = super::selection::glob(changes) {
+            refuse(
+                format!("`affects` of task `{task}`: `{changes}` is not a glob: {}", e.kind()),
+                written.span(),
+                "not a glob",
+                "`*` matches within a directory, `**` across directories: `\"src/api/**\" = [\"tests/api/**\"]`".into(),
+            );
+            continue;
+        }
+        let (mut runs, mut unmatched) = (HashSet::new(), Vec::new());
+        for glob in globs {
+            let matcher = match super::selection::glob(glob.get_ref()) {
+                Ok(m) => m,
+                Err(e) => {
+                    refuse(
+                        format!(
+                            "`affects` of task `{task}`: `{}` is not a glob: {}",
+                            glob.get_ref(),
+                            e.kind()
+                        ),
+                        glob.span(),
+                        "not a glob",
+                        "`*` matches within a directory, `**` across directories: \"tests/api/**\""
+                            .into(),
+                    );
+                    continue;
+                }
+            };
+            let matched: Vec<&String> = entries
+                .iter()
+                .filter(|e| matcher.is_match(e.as_str()))
+                .collect();
+            runs.extend(matched.iter().map(|e| e.as_str()));
+            if matched.is_empty() {
+                unmatched.push(glob.get_ref().clone());
+            }
+        }
+        out.push(super::selection::Affects {
+            changes: changes.clone(),
+            runs: entries
+                .iter()
+                .filter(|e| runs.contains(e.as_str()))
+                .cloned()
+                .collect(),
+            unmatched,
+        });
+    }
+    (errors.len() == before).then_some(out)
 }
 
 /// How much shorter (in percent) the longest shard of a new grouping must
@@ -526,6 +605,7 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
             left_out,
             list,
             affected,
+            affects,
             ..
         }) = task.sharding.as_deref()
         else {
@@ -558,7 +638,12 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
                     entry: shard_parts::whole(part).to_string(),
                 })?;
         }
-        let affected: Option<std::sync::Arc<[String]>> = affected.then(|| entries.clone().into());
+        let affected = affected.then(|| {
+            std::sync::Arc::new(super::selection::Affected {
+                all: entries.clone(),
+                affects: affects.clone(),
+            })
+        });
         let mut ids = Vec::with_capacity(these.len());
         for (number, group) in (1..).zip(these) {
             let id = shard_id(&task.id, number);
@@ -588,7 +673,10 @@ fn shard(
     id: String,
     (number, count): (usize, usize),
     entries: &[String],
-    (left_out, affected): (&[String], Option<std::sync::Arc<[String]>>),
+    (left_out, affected): (
+        &[String],
+        Option<std::sync::Arc<super::selection::Affected>>,
+    ),
 ) -> Task {
     let mut t = task.clone();
     t.id = id;

@@ -507,6 +507,12 @@ pub const PLAN: &[KeyRule] = &[
     ),
     rule(
         T::Task,
+        "affects",
+        Trust,
+        "loosens a gate: a change to the paths it names runs only the entries it says",
+    ),
+    rule(
+        T::Task,
         "flaky",
         Any,
         "whether a test that passed only when run again gates; either way it is reported flaky",
@@ -955,6 +961,11 @@ pub const SUBTASK: &[SubtaskRule] = &[
     ),
     sub(
         "affected",
+        Subtask::Refused,
+        "tasks of many entries are split when the run starts",
+    ),
+    sub(
+        "affects",
         Subtask::Refused,
         "tasks of many entries are split when the run starts",
     ),
