@@ -694,8 +694,14 @@ pub struct Accounted {
 }
 
 impl Accounted {
-    pub fn new(entries: &[String], ms: u64, cases: &[swarm_protocol::TestCase]) -> Self {
-        let index = crate::test_attempts::Entries::new(entries);
+    /// A shard of `entries` (Rust test files of `packages`) that took
+    /// `ms`, its report's `cases`.
+    pub fn new(
+        (entries, packages): (&[String], &crate::plan::cargo::Packages),
+        ms: u64,
+        cases: &[swarm_protocol::TestCase],
+    ) -> Self {
+        let index = crate::test_attempts::Entries::new(entries, packages);
         let mut of_entry = vec![0u64; entries.len()];
         let mut matched = false;
         for case in cases {

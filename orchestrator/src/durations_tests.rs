@@ -330,7 +330,7 @@ fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_spl
         case("tests.test_ab", "", 5000),
     ];
     // 1,100 ms in all: 900 of tests, 200 of start-up shared.
-    let shard = Accounted::new(&entries, 1100, &cases);
+    let shard = Accounted::new((&entries, &Default::default()), 1100, &cases);
     assert_eq!(shard.entry_times(0, &[]), [900, 200]);
     // What every shard pays is no entry's.
     assert_eq!(shard.entry_times(100, &[]), [850, 150]);
@@ -346,11 +346,11 @@ fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_spl
     // A report that names files.
     let cases = [case("x", "tests/sub/test_b.py", 300)];
     assert_eq!(
-        Accounted::new(&entries, 500, &cases).entry_times(0, &[]),
+        Accounted::new((&entries, &Default::default()), 500, &cases).entry_times(0, &[]),
         [100, 400]
     );
     // No report: an even split.
-    let none = Accounted::new(&entries, 1000, &[]);
+    let none = Accounted::new((&entries, &Default::default()), 1000, &[]);
     assert_eq!(none.entry_times(0, &[]), [500, 500]);
     assert_eq!(none.unaccounted(), None);
 }

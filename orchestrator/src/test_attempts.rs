@@ -323,6 +323,9 @@ pub struct Entries<'e> {
     entries: Vec<&'e str>,
     /// Each entry as a module path: `tests/test_a.py` -> `tests.test_a`.
     stems: Vec<String>,
+    /// Each entry's nextest binary id, where its Cargo package is known
+    /// (`plan::cargo`): `a::quick` for `crates/a/tests/quick.rs`.
+    binaries: Vec<Option<String>>,
 }
 
 impl<'e> Entries<'e> {
@@ -335,7 +338,9 @@ impl<'e> Entries<'e> {
         self.entries.is_empty()
     }
 
-    pub fn new(entries: &'e [String]) -> Self {
+    /// `entries` (a shard's), Rust test files told apart by their
+    /// `packages`.
+    pub fn new(entries: &'e [String], packages: &crate::plan::cargo::Packages) -> Self {
         let stem = |e: &str| -> String {
             let e = e.strip_prefix("./").unwrap_or(e);
             e.rsplit_once('.')
@@ -349,6 +354,12 @@ impl<'e> Entries<'e> {
             .collect();
         Self {
             stems: entries.iter().map(|e| stem(e)).collect(),
+            binaries: entries
+                .iter()
+                .map(|e| {
+                    crate::plan::cargo::binary_id(crate::plan::selection::entry_file(e), packages)
+                })
+                .collect(),
             entries,
         }
     }
@@ -356,18 +367,24 @@ impl<'e> Entries<'e> {
     /// The entry `case` is of: the one its `file` names, else the one
     /// whose module path its class name is or starts (`tests.test_a`,
     /// `tests.test_a.TestX` for `tests/test_a.py`), else the Rust test file
-    /// whose test binary nextest names in it (`mycrate::quick` for
-    /// `tests/quick.rs`).
+    /// whose nextest binary id it is (`a::quick` for `crates/a/tests/quick.rs`
+    /// of package `a`), else one of no known package whose test binary it
+    /// names (`mycrate::quick` for `tests/quick.rs`).
     pub fn of(&self, case: &TestCase) -> Option<usize> {
         self.entries
             .iter()
             .position(|e| !case.file.is_empty() && *e == case.file)
             .or_else(|| self.by_module(case).map(|(at, _)| at))
             .or_else(|| {
-                let (_, binary) = case.classname.rsplit_once("::")?;
-                self.entries
+                self.binaries
                     .iter()
-                    .position(|e| crate::plan::shard_parts::rust_test_binary(e) == Some(binary))
+                    .position(|id| id.as_deref() == Some(case.classname.as_str()))
+            })
+            .or_else(|| {
+                let (_, binary) = case.classname.rsplit_once("::")?;
+                self.entries.iter().zip(&self.binaries).position(|(e, id)| {
+                    id.is_none() && crate::plan::cargo::rust_test_binary(e) == Some(binary)
+                })
             })
     }
 
@@ -553,7 +570,7 @@ mod tests {
     fn every_entry_must_have_a_test_in_the_report_to_be_covered() {
         use TestOutcome::*;
         let entries = vec!["tests/test_a.py".to_string(), "tests/test_b.py".into()];
-        let e = Entries::new(&entries);
+        let e = Entries::new(&entries, &Default::default());
         let mut h = History::default();
         h.add(1, parsed(vec![case("tests.test_a", "x", Failed)]), 0);
         assert!(!h.covers(&e), "test_b never ran");
@@ -609,7 +626,7 @@ mod tests {
             "tests/sub/test_b.py".into(),
             "spec/c.js".into(),
         ];
-        let e = Entries::new(&entries);
+        let e = Entries::new(&entries, &Default::default());
         let failing = [
             case("tests.test_a", "test_x[1-2]", Failed),
             case("tests.sub.test_b.TestK", "test_y", Failed),
@@ -653,7 +670,7 @@ mod tests {
 </testsuites>"#;
         let parsed = test_report::parse(xml).unwrap();
         let entries = vec!["tests/more_things.rs".to_string(), "tests/quick.rs".into()];
-        let e = Entries::new(&entries);
+        let e = Entries::new(&entries, &Default::default());
         let of: Vec<Option<usize>> = parsed.cases.iter().map(|c| e.of(c)).collect();
         assert_eq!(of, [None, Some(0), Some(1), Some(1)]);
         // The failing test runs again as its file: cargo's runner takes no
@@ -666,10 +683,33 @@ mod tests {
         assert_eq!(e.rerun(&failing, false).unwrap(), ["tests/quick.rs"]);
         // Unless the task lists its tests: its command takes their ids.
         assert_eq!(e.rerun(&failing, true).unwrap(), ["tests/quick.rs::breaks"]);
+        // In a workspace, the binary id tells two packages' `quick.rs`
+        // apart, whichever comes first.
+        let in_workspace = vec![
+            "crates/other/tests/quick.rs".to_string(),
+            "crates/demo/tests/quick.rs".into(),
+        ];
+        let packages: crate::plan::cargo::Packages = [
+            (
+                "crates/other/tests/quick.rs".to_string(),
+                "other".to_string(),
+            ),
+            ("crates/demo/tests/quick.rs".to_string(), "demo".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let w = Entries::new(&in_workspace, &packages);
+        let of: Vec<Option<usize>> = parsed.cases.iter().map(|c| w.of(c)).collect();
+        assert_eq!(of, [None, None, Some(1), Some(1)]);
+        assert_eq!(
+            w.rerun(&failing, true).unwrap(),
+            ["crates/demo/tests/quick.rs::breaks"]
+        );
         // And the shard's time goes to the files its tests are in, each
         // with half of what the tests do not account for (300 - 261 ms).
         let times =
-            crate::durations::Accounted::new(&entries, 300, &parsed.cases).entry_times(0, &[]);
+            crate::durations::Accounted::new((&entries, &Default::default()), 300, &parsed.cases)
+                .entry_times(0, &[]);
         assert_eq!(times, [19 + 19, 242 + 19]);
     }
 }

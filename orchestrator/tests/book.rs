@@ -220,7 +220,14 @@ fn every_toml_block_parses() {
     let dir = tempfile::tempdir().unwrap();
     // A plan's matrix may list the files git tracks (`{ glob = ... }`):
     // the blocks are read in a repository that has what they match.
-    repository(dir.path(), &["tests/test_example.py", "tests/example.rs"]);
+    repository(
+        dir.path(),
+        &[
+            "tests/test_example.py",
+            "tests/example.rs",
+            "crates/a/tests/quick.rs",
+        ],
+    );
     let mut failures = Vec::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for file in manual() {
@@ -272,7 +279,14 @@ fn toml_failures(
 #[test]
 fn a_block_that_parses_as_nothing_fails() {
     let dir = tempfile::tempdir().unwrap();
-    repository(dir.path(), &["tests/test_example.py", "tests/example.rs"]);
+    repository(
+        dir.path(),
+        &[
+            "tests/test_example.py",
+            "tests/example.rs",
+            "crates/a/tests/quick.rs",
+        ],
+    );
     let file = root().join("book/src/plans.md");
     let text = "Text.\n\n\
                 ```toml\n[[task]]\nid = \"a\"\nrun = \"true\"\ndeps = [\"b\"]\n```\n\n\

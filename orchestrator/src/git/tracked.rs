@@ -33,6 +33,38 @@ impl Repo {
         Ok(files)
     }
 
+    /// A reader of the regular files (no link, no submodule) of commit
+    /// `rev`, by path from the repository's root: each file's bytes, or
+    /// `None` when the commit does not hold it as one or it is larger than
+    /// `max` bytes. Reads git's objects only, never a working tree.
+    pub fn files_at(
+        &self,
+        rev: &str,
+        max: u64,
+    ) -> Result<impl Fn(&str) -> Option<Vec<u8>> + use<>, GitError> {
+        let commit = self.resolve(rev)?;
+        let repo = self.open()?;
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .context(|| format!("read the tree of `{rev}`"))?
+            .id();
+        Ok(move |path: &str| {
+            let tree = repo.find_tree(tree).ok()?;
+            let entry = tree.get_path(std::path::Path::new(path)).ok()?;
+            if entry.kind() != Some(ObjectType::Blob)
+                || !matches!(entry.filemode(), 0o100644 | 0o100755)
+            {
+                return None;
+            }
+            let (size, _) = repo.odb().ok()?.read_header(entry.id()).ok()?;
+            if size as u64 > max {
+                return None;
+            }
+            Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
+        })
+    }
+
     /// Every path at commit `commit`, files and directories (`/`-separated,
     /// sorted), or `None` when there are more than `limit`: the paths a
     /// planned task's `paths` may name, listed to a model only when the

@@ -489,17 +489,28 @@ fn unsharded(source: &Source, fields: &TaskFields, id: &str) -> Option<PlanError
     ))
 }
 
-/// `[defaults] affected` given to sharded task `fields` (`sharding`) when
-/// it does not say; its `affects` refused without `affected = true`.
-fn affected_default(
+/// What sharded task `fields` (`sharding`) takes beyond its own keys:
+/// `[defaults] affected` when it does not say (its `affects` refused
+/// without `affected = true`), and its Rust test files' packages, read
+/// where its matrix's `glob` is (`sources`).
+fn settle(
     source: &Source,
     fields: &TaskFields,
-    defaults: &TaskFields,
+    (defaults, sources): (&TaskFields, Option<matrix::Sources<'_>>),
     sharding: &mut super::shards::Sharding,
 ) -> Result<(), PlanError> {
-    let super::shards::Sharding::Unsplit { affected, .. } = sharding else {
+    let super::shards::Sharding::Unsplit {
+        affected,
+        entries,
+        packages,
+        ..
+    } = sharding
+    else {
         return Ok(());
     };
+    if let Some(sources) = sources {
+        *packages = std::sync::Arc::new(sources.files.cargo_packages(sources.base, entries));
+    }
     if fields.affected.is_none() {
         *affected = defaults.affected.as_ref().is_some_and(|a| *a.get_ref());
     }
@@ -713,7 +724,8 @@ pub(super) fn matrix<'a>(
             let Some(mut sharding) = sharding else {
                 continue;
             };
-            if let Err(error) = affected_default(source, fields, &file.defaults, &mut sharding) {
+            let settled = settle(source, fields, (&file.defaults, sources), &mut sharding);
+            if let Err(error) = settled {
                 out.push(Expansion::refused(error));
                 continue;
             }

@@ -6,6 +6,7 @@
 //! nothing here touches git or the file system beyond reading the plan.
 
 pub mod agents;
+pub mod cargo;
 pub mod ceiling;
 mod ctx;
 mod deps;

@@ -465,31 +465,26 @@ fn sh_quote(text: &str) -> String {
 /// `$__swarm_l` names, as `<entry>::<test>`, or to nothing: a line starting
 /// `<entry>::` (pytest's node ids) as it is; for a Rust test file, also a
 /// line of `cargo nextest list --message-format oneline`
-/// (`mycrate::quick adds` for `tests/quick.rs`: its test binary,
-/// [`rust_test_binary`], a space and the test, whatever follows it).
-fn listed_test(entry: &str) -> String {
+/// (`mycrate::quick adds` for `tests/quick.rs`: its binary id, a space
+/// and the test, whatever follows it): the line starts with the file's
+/// binary id when its package is known ([`super::cargo::binary_id`]: in a
+/// workspace `a::quick` and `b::quick` are two files'), else it names its
+/// test binary ([`super::cargo::rust_test_binary`]) after any package.
+fn listed_test(entry: &str, packages: &super::cargo::Packages) -> String {
     let prefix = sh_quote(&format!("{entry}::"));
-    let nextest = rust_test_binary(entry)
-        .map(|binary| {
+    let pattern = match super::cargo::binary_id(entry, packages) {
+        Some(id) => Some(format!("{}*", sh_quote(&format!("{id} ")))),
+        None => super::cargo::rust_test_binary(entry)
+            .map(|binary| format!("*{}*", sh_quote(&format!("::{binary} ")))),
+    };
+    let nextest = pattern
+        .map(|pattern| {
             format!(
-                " *{}*) __swarm_t=${{__swarm_l#* }}; __swarm_t={prefix}\"${{__swarm_t%% *}}\";;",
-                sh_quote(&format!("::{binary} "))
+                " {pattern}) __swarm_t=${{__swarm_l#* }}; __swarm_t={prefix}\"${{__swarm_t%% *}}\";;"
             )
         })
         .unwrap_or_default();
     format!("case $__swarm_l in {prefix}*) __swarm_t=$__swarm_l;;{nextest} *) __swarm_t=;; esac;")
-}
-
-/// The name of the test binary cargo builds of the Rust test file
-/// `entry`: its stem (`tests/quick.rs` is `quick`), or its directory's name
-/// for a `main.rs` (`tests/api/main.rs` is `api`).
-pub fn rust_test_binary(entry: &str) -> Option<&str> {
-    let stem = entry.strip_suffix(".rs")?;
-    let (dir, name) = stem.rsplit_once('/').unwrap_or(("", stem));
-    match name {
-        "main" => dir.rsplit('/').next().filter(|d| !d.is_empty()),
-        name => Some(name),
-    }
 }
 
 /// The script a shard holding parts (`entries`, whole entries and parts)
@@ -501,7 +496,12 @@ pub fn rust_test_binary(entry: &str) -> Option<&str> {
 /// then `template` with the whole entries and those tests in `{entries}`
 /// (as `"$@"`) and in a new `$SWARM_ENTRIES`. A shard left with nothing to
 /// run says so and ends passing: its part of the list is empty.
-pub fn script(template: &str, list: &str, entries: &[String]) -> String {
+pub fn script(
+    template: &str,
+    list: &str,
+    entries: &[String],
+    packages: &super::cargo::Packages,
+) -> String {
     let (mut whole, mut parts) = (Vec::new(), Vec::new());
     for name in entries {
         match parse(name) {
@@ -525,7 +525,7 @@ pub fn script(template: &str, list: &str, entries: &[String]) -> String {
         quoted(&whole),
     );
     for part in &parts {
-        let test = listed_test(part.entry);
+        let test = listed_test(part.entry, packages);
         s.push_str(&format!(
             "__swarm_n=0\n\
              while IFS= read -r __swarm_l; do {test} [ -n \"$__swarm_t\" ] && __swarm_n=$((__swarm_n + 1)); done < \"$__swarm_listed\"\n"

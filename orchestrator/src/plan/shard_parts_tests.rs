@@ -1,4 +1,5 @@
 use super::*;
+use crate::plan::cargo::rust_test_binary;
 
 fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -106,6 +107,16 @@ fn parts_in_one_shard_are_one_and_a_grouping_must_cover_each_entry_once() {
 /// lines `listed` (and pytest's summary), its command printing what it
 /// got in `{entries}` and in `$SWARM_ENTRIES`.
 fn run(entries: &[String], listed: &[&str], list_fails: bool) -> (i32, Vec<String>, Vec<String>) {
+    run_in(entries, listed, list_fails, &Default::default())
+}
+
+/// [`run`], the Rust test files among `entries` of `packages`.
+fn run_in(
+    entries: &[String],
+    listed: &[&str],
+    list_fails: bool,
+    packages: &crate::plan::cargo::Packages,
+) -> (i32, Vec<String>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let list_file = dir.path().join("list.txt");
     let mut text = listed.join("\n");
@@ -118,7 +129,7 @@ fn run(entries: &[String], listed: &[&str], list_fails: bool) -> (i32, Vec<Strin
     let template = "printf 'arg:%s\\n' {entries}; sed 's/^/file:/' \"$SWARM_ENTRIES\"";
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(script(template, &list, entries))
+        .arg(script(template, &list, entries, packages))
         .env("TMPDIR", dir.path())
         .output()
         .unwrap();
@@ -228,6 +239,44 @@ fn a_grouping_of_parts_splits_only_a_plan_that_lists_tests_and_covers_each_entry
             .contains("task `t` has `list_tests` but not `shards`"),
         "{err}"
     );
+}
+
+#[test]
+fn in_a_workspace_a_list_line_is_the_test_of_the_file_of_its_package_only() {
+    // Two packages' `tests/quick.rs`: `alpha::quick` and `b::quick`.
+    let listed = [
+        "alpha::quick adds",
+        "b::quick other",
+        "alpha::quick wobbles",
+        "b::quick more",
+    ];
+    let packages: crate::plan::cargo::Packages = [
+        ("crates/a/tests/quick.rs", "alpha"),
+        ("crates/b/tests/quick.rs", "b"),
+    ]
+    .into_iter()
+    .map(|(e, p)| (e.to_string(), p.to_string()))
+    .collect();
+    let whole = |entry: &str| vec![format!("{entry}\u{1f}0-1000")];
+    let (_, args, _) = run_in(&whole("crates/a/tests/quick.rs"), &listed, false, &packages);
+    assert_eq!(
+        args,
+        [
+            "crates/a/tests/quick.rs::adds",
+            "crates/a/tests/quick.rs::wobbles"
+        ]
+    );
+    let (_, args, _) = run_in(&whole("crates/b/tests/quick.rs"), &listed, false, &packages);
+    assert_eq!(
+        args,
+        [
+            "crates/b/tests/quick.rs::other",
+            "crates/b/tests/quick.rs::more"
+        ]
+    );
+    // Its package unknown: every `::quick` line, as before.
+    let (_, args, _) = run(&whole("crates/b/tests/quick.rs"), &listed, false);
+    assert_eq!(args.len(), 4);
 }
 
 #[test]

@@ -63,6 +63,9 @@ pub enum Sharding {
         /// What the plan says other paths affect (`affects`), its entry
         /// globs resolved to entries.
         affects: Vec<super::selection::Affects>,
+        /// The Cargo package of each Rust test file among its entries
+        /// (read at the run's base, [`super::cargo`]).
+        packages: std::sync::Arc<super::cargo::Packages>,
     },
     /// Shard `number` of `count` of task `of`, running `entries`;
     /// `left_out` as its unsplit task's; `template` its command as
@@ -85,6 +88,8 @@ pub enum Sharding {
         /// Its entries that do not run: none affected by the run's changes
         /// ([`narrowed`]).
         selected_out: Vec<String>,
+        /// Its unsplit task's `packages`.
+        packages: std::sync::Arc<super::cargo::Packages>,
     },
 }
 
@@ -235,6 +240,7 @@ pub(super) fn read(
         list: fields.list_tests.as_ref().map(|l| l.get_ref().clone()),
         affected: fields.affected.as_ref().is_some_and(|a| *a.get_ref()),
         affects,
+        packages: Default::default(),
     })
 }
 
@@ -606,6 +612,7 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
             list,
             affected,
             affects,
+            packages,
             ..
         }) = task.sharding.as_deref()
         else {
@@ -649,7 +656,7 @@ pub fn split(plan: &mut Plan, groups: &[(String, Vec<Vec<String>>)]) -> Result<(
             let id = shard_id(&task.id, number);
             ids.push(id.clone());
             let (numbered, all) = ((number, these.len()), affected.clone());
-            out.push(shard(&task, id, numbered, group, (left_out, all)));
+            out.push(shard(&task, id, numbered, group, (left_out, all, packages)));
         }
         made.push((task.id, ids));
     }
@@ -673,9 +680,10 @@ fn shard(
     id: String,
     (number, count): (usize, usize),
     entries: &[String],
-    (left_out, affected): (
+    (left_out, affected, packages): (
         &[String],
         Option<std::sync::Arc<super::selection::Affected>>,
+        &std::sync::Arc<super::cargo::Packages>,
     ),
 ) -> Task {
     let mut t = task.clone();
@@ -687,7 +695,7 @@ fn shard(
     let mut template = String::new();
     if let Payload::Command { run } = &mut t.payload {
         template = run.clone();
-        *run = command(&template, list.as_deref(), entries);
+        *run = command(&template, (list.as_deref(), packages), entries);
     }
     t.sharding = Some(Box::new(Sharding::Shard {
         of: task.id.clone(),
@@ -699,17 +707,23 @@ fn shard(
         list,
         affected,
         selected_out: Vec::new(),
+        packages: std::sync::Arc::clone(packages),
     }));
     t
 }
 
 /// A shard's command running `entries`, from `template` (its command as
 /// written): `{entries}` given them, or, for a shard holding parts of a
-/// task that lists its tests (`list`), [`shard_parts::script`].
-fn command(template: &str, list: Option<&str>, entries: &[String]) -> String {
+/// task that lists its tests (`list`), [`shard_parts::script`] (Rust test
+/// files' lines told apart by their `packages`).
+fn command(
+    template: &str,
+    (list, packages): (Option<&str>, &super::cargo::Packages),
+    entries: &[String],
+) -> String {
     match list {
         Some(list) if entries.iter().any(|e| shard_parts::parse(e).is_some()) => {
-            shard_parts::script(template, list, entries)
+            shard_parts::script(template, list, entries, packages)
         }
         _ => template.replace(&format!("{{{ENTRIES}}}"), &quoted(entries)),
     }
@@ -718,12 +732,18 @@ fn command(template: &str, list: Option<&str>, entries: &[String]) -> String {
 /// Shard `task` running `entries` in place of its own, in its command and
 /// `$SWARM_ENTRIES`; `None` for a task that is not a shard's.
 fn running(task: &Task, entries: &[String]) -> Option<Task> {
-    let Some(Sharding::Shard { template, list, .. }) = task.sharding.as_deref() else {
+    let Some(Sharding::Shard {
+        template,
+        list,
+        packages,
+        ..
+    }) = task.sharding.as_deref()
+    else {
         return None;
     };
     let mut t = task.clone();
     if let Payload::Command { run } = &mut t.payload {
-        *run = command(template, list.as_deref(), entries);
+        *run = command(template, (list.as_deref(), packages), entries);
     }
     if let Some(Sharding::Shard { entries: its, .. }) = t.sharding.as_deref_mut() {
         *its = entries.to_vec();

@@ -945,7 +945,13 @@ fn entry_times(
     let shards: Vec<(&String, &[String], crate::durations::Accounted)> = took
         .iter()
         .filter_map(|(task, ms)| {
-            let Some(Sharding::Shard { of, entries, .. }) = task.sharding.as_deref() else {
+            let Some(Sharding::Shard {
+                of,
+                entries,
+                packages,
+                ..
+            }) = task.sharding.as_deref()
+            else {
                 return None;
             };
             let cases: Vec<swarm_protocol::TestCase> = fold
@@ -955,7 +961,7 @@ fn entry_times(
                 .and_then(|tests| std::fs::read(&tests.cases).ok())
                 .and_then(|bytes| serde_json::from_slice(&bytes).ok())
                 .unwrap_or_default();
-            let accounted = crate::durations::Accounted::new(entries, *ms, &cases);
+            let accounted = crate::durations::Accounted::new((entries, packages), *ms, &cases);
             Some((of, entries.as_slice(), accounted))
         })
         .collect();

@@ -288,13 +288,8 @@ impl Files {
     /// an untrusted plan, none git or swarm keeps for itself
     /// ([`is_reserved`]).
     pub fn tracked(&self, rev: &str) -> Result<Vec<String>, String> {
-        let dir = match self {
-            Files::Beside(_, Some(at)) => at.repo.as_path(),
-            Files::Beside(dir, None) if dir.as_os_str().is_empty() => Path::new("."),
-            Files::Beside(dir, None) => dir.as_path(),
-            Files::Repository { root, .. } => root.as_path(),
-        };
-        let repo = crate::git::Repo::discover(dir).map_err(|e| format!("failed to {e}"))?;
+        let repo = crate::git::Repo::discover(self.repository_dir())
+            .map_err(|e| format!("failed to {e}"))?;
         let mut files = repo
             .tracked_files(rev)
             .map_err(|e| format!("failed to {e}"))?;
@@ -302,6 +297,41 @@ impl Files {
             files.retain(|f| !f.split('/').any(is_reserved));
         }
         Ok(files)
+    }
+
+    /// Where the repository the plan is read from is (for the person's
+    /// plan: the one holding its directory, or where it runs).
+    fn repository_dir(&self) -> &Path {
+        match self {
+            Files::Beside(_, Some(at)) => at.repo.as_path(),
+            Files::Beside(dir, None) if dir.as_os_str().is_empty() => Path::new("."),
+            Files::Beside(dir, None) => dir.as_path(),
+            Files::Repository { root, .. } => root.as_path(),
+        }
+    }
+
+    /// The Cargo packages of the Rust test files among `entries`, their
+    /// manifests read from the tree of `rev` in the repository the plan
+    /// is read from ([`crate::plan::cargo`]); none git or swarm keeps for
+    /// itself for an untrusted plan. A failure to read leaves them
+    /// without (their binaries matched by name, as before).
+    pub fn cargo_packages(&self, rev: &str, entries: &[String]) -> crate::plan::cargo::Packages {
+        if !entries.iter().any(|e| e.ends_with(".rs")) {
+            return Default::default();
+        }
+        let read = crate::git::Repo::discover(self.repository_dir())
+            .and_then(|repo| repo.files_at(rev, crate::plan::cargo::MAX_MANIFEST));
+        let Ok(read) = read else {
+            return Default::default();
+        };
+        let confined = self.is_confined();
+        let allowed = |path: &str| -> Option<Vec<u8>> {
+            match confined && path.split('/').any(is_reserved) {
+                true => None,
+                false => read(path),
+            }
+        };
+        crate::plan::cargo::packages(entries, &allowed)
     }
 
     /// The file `name` of an untrusted plan, as [`Files::tracked_blob`]

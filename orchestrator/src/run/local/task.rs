@@ -229,10 +229,13 @@ struct TestVerdict {
 }
 
 /// The entries of `task`, a shard's (none for any other task).
-fn shard_entries(task: &Task) -> &[String] {
+fn shard_entries(task: &Task) -> crate::test_attempts::Entries<'_> {
+    static NONE: crate::plan::cargo::Packages = crate::plan::cargo::Packages::new();
     match task.sharding.as_deref() {
-        Some(crate::plan::shards::Sharding::Shard { entries, .. }) => entries,
-        _ => &[],
+        Some(crate::plan::shards::Sharding::Shard {
+            entries, packages, ..
+        }) => crate::test_attempts::Entries::new(entries, packages),
+        _ => crate::test_attempts::Entries::new(&[], &NONE),
     }
 }
 
@@ -870,7 +873,7 @@ impl Life<'_> {
                 unproven: None,
             };
         }
-        let entries = crate::test_attempts::Entries::new(shard_entries(&self.planned));
+        let entries = shard_entries(&self.planned);
         let failed = matches!(ran.outcome, AttemptOutcome::Exited { code } if code != 0);
         let forgiven = !ran_ok
             && failed
@@ -981,7 +984,7 @@ impl Life<'_> {
     /// run does (exited with a code other than 0).
     fn next_runs(&mut self, tests_failed: bool) {
         let history = &self.tests.history;
-        let entries = crate::test_attempts::Entries::new(shard_entries(&self.planned));
+        let entries = shard_entries(&self.planned);
         let lists_tests = matches!(
             self.planned.sharding.as_deref(),
             Some(crate::plan::shards::Sharding::Shard { list: Some(_), .. })
