@@ -212,10 +212,16 @@ impl Profile {
     /// This profile told by a newer one (`newer`, of the last run's
     /// parts): each newer segment's time, spread over the finer segments
     /// both make as this one spreads it (evenly where this one holds no
-    /// time there). What each run's parts took is thus kept, in finer
-    /// detail each time the parts are cut elsewhere, instead of only the
-    /// last run's few segments. At most [`MAX_SEGMENTS`], the shortest
-    /// merged with a neighbour.
+    /// time there), then averaged with what this one holds there (scaled
+    /// to the newer's total), so that each earlier run weighs half as
+    /// much as the one after it. What each run's parts took is thus kept,
+    /// in finer detail each time the parts are cut elsewhere, instead of
+    /// only the last run's few segments; and one run's noise moves the
+    /// cuts half as far: a test's time moves from run to run (on
+    /// itertools' suite by a fifth to a third, its property tests drawing
+    /// other inputs each run), and a profile that was the last run's alone
+    /// cut the parts anew after every run. At most [`MAX_SEGMENTS`], the
+    /// shortest merged with a neighbour.
     pub fn told(&self, newer: &Profile) -> Profile {
         let mut cuts: Vec<u32> = self
             .0
@@ -225,7 +231,7 @@ impl Profile {
             .collect();
         cuts.sort_unstable();
         cuts.dedup();
-        let mut out: Vec<(u32, u32, u64)> = Vec::with_capacity(cuts.len());
+        let mut out: Vec<(u32, u32, f64)> = Vec::with_capacity(cuts.len());
         for pair in cuts.windows(2) {
             let (lo, hi) = (pair[0], pair[1]);
             let Some(&(nlo, nhi, nms)) = newer.0.iter().find(|s| s.0 <= lo && hi <= s.1) else {
@@ -239,8 +245,23 @@ impl Profile {
                 t if t > 0.0 => 0.9 * (self.time_to(hi) - self.time_to(lo)) / t + 0.1 * even,
                 _ => even,
             };
-            out.push((lo, hi, (nms as f64 * fraction).round() as u64));
+            out.push((lo, hi, nms as f64 * fraction));
         }
+        let scale = match self.total() {
+            t if t > 0.0 => newer.total() / t,
+            _ => 0.0,
+        };
+        let mut out: Vec<(u32, u32, u64)> = out
+            .into_iter()
+            .map(|(lo, hi, ms)| {
+                let before = (self.time_to(hi) - self.time_to(lo)) * scale;
+                let ms = match scale > 0.0 {
+                    true => (ms + before) / 2.0,
+                    false => ms,
+                };
+                (lo, hi, ms.round() as u64)
+            })
+            .collect();
         while out.len() > MAX_SEGMENTS {
             let at = (0..out.len() - 1)
                 .min_by_key(|&i| out[i + 1].1 - out[i].0)
