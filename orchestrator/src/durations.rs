@@ -176,6 +176,10 @@ pub type EntryProfile = (String, String, Profile);
 struct ProfileEntry {
     task: String,
     segments: Vec<(u32, u32, u64)>,
+    /// How many tests the entry had (absent: unknown, as an older swarm
+    /// wrote it).
+    #[serde(default)]
+    tests: u32,
     seen: u64,
 }
 
@@ -184,7 +188,13 @@ struct ProfileEntry {
 struct ProfileOut<'a> {
     task: &'a str,
     segments: &'a [(u32, u32, u64)],
+    #[serde(skip_serializing_if = "is_zero")]
+    tests: u32,
     seen: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// [`File`] as written, borrowing the history's entries.
@@ -317,7 +327,10 @@ impl History {
                 .into_iter()
                 .filter(|p| p.task.len() <= MAX_ID)
                 .filter(|p| p.segments.len() <= crate::plan::shard_parts::MAX_SEGMENTS)
-                .filter_map(|p| Some((p.task, (Profile::new(p.segments)?, p.seen))))
+                .filter_map(|p| {
+                    let profile = Profile::new(p.segments)?.counted(p.tests);
+                    Some((p.task, (profile, p.seen)))
+                })
                 .collect(),
         };
         history.entries.reserve(file.entries.len());
@@ -372,6 +385,7 @@ impl History {
             .map(|(task, (profile, seen))| ProfileOut {
                 task,
                 segments: profile.segments(),
+                tests: profile.tests(),
                 seen: *seen,
             })
             .collect();
@@ -691,6 +705,8 @@ pub struct Accounted {
     entries: usize,
     /// Each entry's own tests' times; `None` when no case is an entry's.
     own: Option<Vec<u64>>,
+    /// How many of the report's cases are each entry's.
+    counts: Vec<u32>,
 }
 
 impl Accounted {
@@ -703,10 +719,12 @@ impl Accounted {
     ) -> Self {
         let index = crate::test_attempts::Entries::new(entries, packages);
         let mut of_entry = vec![0u64; entries.len()];
+        let mut counts = vec![0u32; entries.len()];
         let mut matched = false;
         for case in cases {
             if let Some(at) = index.of(case) {
                 of_entry[at] += case.time_ms;
+                counts[at] = counts[at].saturating_add(1);
                 matched = true;
             }
         }
@@ -714,7 +732,13 @@ impl Accounted {
             ms,
             entries: entries.len(),
             own: matched.then_some(of_entry),
+            counts,
         }
+    }
+
+    /// How many of the report's test cases are the `k`th entry's.
+    pub fn count(&self, k: usize) -> u32 {
+        self.counts.get(k).copied().unwrap_or(0)
     }
 
     /// What each entry's own tests took, nothing else of the shard's time

@@ -397,3 +397,47 @@ fn a_newer_profile_refines_an_older_one_keeping_its_shape_within_each_newer_segm
         (0, 1000)
     );
 }
+
+#[test]
+fn with_its_tests_counted_a_profile_holds_whole_tests_and_cuts_between_them() {
+    // 56 tests: test i at i * 1000 / 56 (660 is the 37th's place, 892
+    // the 50th's). Parts cut at 650 and 880 held the tests from those on.
+    let p = Profile::of_parts(vec![(0, 650, 300), (650, 880, 500), (880, 1000, 200)], 56).unwrap();
+    assert_eq!(
+        (p.segments(), p.tests()),
+        (&[(0, 660, 300), (660, 892, 500), (892, 1000, 200)][..], 56)
+    );
+    // The same tests, by the same ranges or by their places.
+    assert_eq!(
+        share(Some(&p), &[(650, 880)]),
+        share(Some(&p), &[(660, 892)])
+    );
+    assert_eq!(share(Some(&p), &[(650, 880)]), 0.5);
+    // A part that held no test (a cut between two places) adds its time
+    // to the part before.
+    let q = Profile::of_parts(vec![(0, 661, 300), (661, 670, 0), (670, 1000, 700)], 56).unwrap();
+    assert_eq!(q.segments(), [(0, 678, 300), (678, 1000, 700)]);
+    // Unknown count: as before.
+    let r = Profile::of_parts(vec![(0, 650, 300), (650, 1000, 700)], 0).unwrap();
+    assert_eq!(r.segments(), [(0, 650, 300), (650, 1000, 700)]);
+
+    // Four tests (at 0, 250, 500, 750), the third slow: a cut is at a
+    // test's place, on the side whose time is nearer the target.
+    let four = Profile::of_parts(vec![(0, 480, 200), (480, 1000, 1100)], 4).unwrap();
+    assert_eq!(four.segments(), [(0, 500, 200), (500, 1000, 1100)]);
+    // Half of 1,300 ms: 650, between 500 (200 ms before) and 750 (750).
+    assert_eq!(position(Some(&four), 0.5), 750);
+    assert_eq!(position(Some(&four), 0.1), 250);
+    assert_eq!(position(Some(&four), 1.0), 1000);
+    // Told again by parts cut there, it learns where the time lies.
+    let parts = Profile::of_parts(vec![(0, 750, 1200), (750, 1000, 100)], 4).unwrap();
+    let told = four.told(&parts);
+    assert_eq!(told.tests(), 4);
+    assert_eq!(
+        told.segments()
+            .iter()
+            .map(|s| (s.0, s.1))
+            .collect::<Vec<_>>(),
+        [(0, 500), (500, 750), (750, 1000)]
+    );
+}

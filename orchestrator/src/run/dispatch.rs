@@ -1025,6 +1025,8 @@ fn entry_times(
     // of many ranges (one time for all of them) was seen.
     type Segments = Option<Vec<(u32, u32, u64)>>;
     let mut segments: Vec<((&str, &str), Segments)> = Vec::new();
+    // And how many tests their reports held of each (its parts' summed).
+    let mut tests: std::collections::HashMap<(&str, &str), u32> = Default::default();
     for (of, entries, accounted) in &shards {
         let learned = startups.iter().find(|(o, _)| o == *of).map(|s| s.1);
         let startup = learned.or_else(|| least(of, false)).unwrap_or(0);
@@ -1048,6 +1050,7 @@ fn entry_times(
                     }
                 };
                 let seen = &mut segments[at].1;
+                *tests.entry(key).or_default() += accounted.count(k);
                 let tested = own.map(|own| own[k]);
                 match (part.ranges.as_slice(), seen.as_mut(), tested) {
                     (&[(lo, hi)], Some(seen), Some(tested)) => seen.push((lo, hi, tested)),
@@ -1068,7 +1071,8 @@ fn entry_times(
     let profiles = segments
         .into_iter()
         .filter_map(|((of, entry), seen)| {
-            let profile = crate::plan::shard_parts::Profile::new(seen?)?;
+            let counted = tests.get(&(of, entry)).copied().unwrap_or(0);
+            let profile = crate::plan::shard_parts::Profile::of_parts(seen?, counted)?;
             Some((of.to_string(), entry.to_string(), profile))
         })
         .collect();
