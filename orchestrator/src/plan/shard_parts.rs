@@ -218,7 +218,9 @@ impl Profile {
     /// `parts` (`(lo, hi, ms)`, covering the list once): each part's time
     /// on the positions of the tests it held ([`Profile::snap`]); a part
     /// that held none is left out. `tests` 0: unknown, as [`Profile::new`].
-    pub fn of_parts(parts: Vec<(u32, u32, u64)>, tests: u32) -> Option<Self> {
+    pub fn of_parts(mut parts: Vec<(u32, u32, u64)>, tests: u32) -> Option<Self> {
+        // As the shards ended; by position from here.
+        parts.sort_unstable();
         let unsnapped = Self(Vec::new(), tests);
         let mut segments: Vec<(u32, u32, u64)> = Vec::with_capacity(parts.len());
         for (lo, hi, ms) in parts {

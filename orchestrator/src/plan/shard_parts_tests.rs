@@ -402,7 +402,8 @@ fn a_newer_profile_refines_an_older_one_keeping_its_shape_within_each_newer_segm
 fn with_its_tests_counted_a_profile_holds_whole_tests_and_cuts_between_them() {
     // 56 tests: test i at i * 1000 / 56 (660 is the 37th's place, 892
     // the 50th's). Parts cut at 650 and 880 held the tests from those on.
-    let p = Profile::of_parts(vec![(0, 650, 300), (650, 880, 500), (880, 1000, 200)], 56).unwrap();
+    // (In the order their shards ended.)
+    let p = Profile::of_parts(vec![(880, 1000, 200), (0, 650, 300), (650, 880, 500)], 56).unwrap();
     assert_eq!(
         (p.segments(), p.tests()),
         (&[(0, 660, 300), (660, 892, 500), (892, 1000, 200)][..], 56)
