@@ -318,6 +318,15 @@ fn flaky_nextest_run(words: &str, list: &str) -> (TestRepo, crate::support::Run)
     (repo, run)
 }
 
+/// nextest's own lines of what passed and its count, from its output
+/// `text` (each past its timing: `(1/1) b::quick wobbles`).
+fn nextest_ran(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.contains(" PASS [") || l.contains(" test run: "))
+        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
+        .collect()
+}
+
 /// What attempt `attempt` of `shard` of run `n` printed on stderr.
 fn attempt_err(repo: &TestRepo, shard: &str, attempt: u32) -> String {
     std::fs::read_to_string(
@@ -339,11 +348,7 @@ fn a_nextest_shard_whose_task_lists_its_tests_runs_again_only_its_failing_test()
     let shard = shard_of(&repo.report(), "wobbles");
     // nextest's own lines: the one failing test of the shard's three.
     let again = attempt_err(&repo, &shard, 2);
-    let ran: Vec<&str> = again
-        .lines()
-        .filter(|l| l.contains(" PASS [") || l.contains(" test run: "))
-        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
-        .collect();
+    let ran = nextest_ran(&again);
     insta::assert_debug_snapshot!(ran, @r#"
     [
         "(1/1) tiny::wobbly wobbles",
@@ -467,11 +472,7 @@ fn in_a_workspace_a_failing_test_runs_again_as_its_own_packages_file() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     // nextest's own lines: the second attempt ran b's failing test alone.
     let again = attempt_err(&repo, "nextest-1", 2);
-    let ran: Vec<&str> = again
-        .lines()
-        .filter(|l| l.contains(" PASS [") || l.contains(" test run: "))
-        .filter_map(|l| l.split_once("] ").map(|(_, rest)| rest))
-        .collect();
+    let ran = nextest_ran(&again);
     insta::assert_debug_snapshot!(ran, @r#"
     [
         "(1/1) b::quick wobbles",

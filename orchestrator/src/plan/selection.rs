@@ -155,6 +155,14 @@ mod tests {
         s.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The `affects` of `plan`'s first task, unsplit.
+    fn affects_of(plan: &crate::plan::Plan) -> &[Affects] {
+        match plan.tasks[0].sharding.as_deref() {
+            Some(crate::plan::shards::Sharding::Unsplit { affects, .. }) => affects,
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// A task's `affected` of entries `all` and no `affects`.
     fn of(all: &[String]) -> Affected {
         Affected {
@@ -313,14 +321,10 @@ mod tests {
             "affected = true",
         )
         .unwrap();
-        let Some(crate::plan::shards::Sharding::Unsplit { affects, .. }) =
-            plan.tasks[0].sharding.as_deref()
-        else {
-            panic!("{:?}", plan.tasks[0].sharding);
-        };
+        let affects = affects_of(&plan);
         assert_eq!(
             affects,
-            &[
+            [
                 Affects {
                     changes: "docs/**".into(),
                     runs: vec![],
@@ -341,11 +345,7 @@ mod tests {
             "affected = true",
         )
         .unwrap();
-        let Some(crate::plan::shards::Sharding::Unsplit { affects, .. }) =
-            plan.tasks[0].sharding.as_deref()
-        else {
-            panic!("{:?}", plan.tasks[0].sharding);
-        };
+        let affects = affects_of(&plan);
         assert_eq!(
             (&affects[0].runs, &affects[0].unmatched),
             (&strings(&["tests/a.py"]), &strings(&["test/*.py"]))
