@@ -275,15 +275,7 @@ fn flaky_nextest_run(words: &str, list: &str) -> (TestRepo, crate::support::Run)
         "tests/steady.rs",
         "#[test]\nfn holds() {\n    assert_eq!(tiny::one(), 1);\n}\n",
     );
-    // Fails the first time it runs (it leaves a mark outside the crate).
-    repo.write(
-        "tests/wobbly.rs",
-        &format!(
-            "#[test]\nfn calm() {{}}\n\n#[test]\nfn wobbles() {{\n    let mark = std::path::Path::new({:?});\n    \
-             let seen = mark.exists();\n    std::fs::write(mark, \"\").unwrap();\n    assert!(seen, \"first run\");\n}}\n",
-            mark.display().to_string()
-        ),
-    );
+    repo.write("tests/wobbly.rs", &wobbly("calm", &mark));
     repo.commit_all("a crate with a flaky test");
     let cargo = crate::toolchains::cargo_home(&repo);
     // `--no-fail-fast`: nextest's default stops at the first failure, and
@@ -316,6 +308,16 @@ fn flaky_nextest_run(words: &str, list: &str) -> (TestRepo, crate::support::Run)
     assert_eq!(run.code, 0, "{}", run.stderr);
     drop(dir);
     (repo, run)
+}
+
+/// A Rust test file of a test `steady` that passes and `wobbles`, which
+/// fails the first time it runs (it leaves `mark`, outside the crate).
+fn wobbly(steady: &str, mark: &std::path::Path) -> String {
+    format!(
+        "#[test]\nfn {steady}() {{}}\n\n#[test]\nfn wobbles() {{\n    let mark = std::path::Path::new({:?});\n    \
+         let seen = mark.exists();\n    std::fs::write(mark, \"\").unwrap();\n    assert!(seen, \"first run\");\n}}\n",
+        mark.display().to_string()
+    )
 }
 
 /// nextest's own lines of what passed and its count, from its output
@@ -441,15 +443,7 @@ fn in_a_workspace_a_failing_test_runs_again_as_its_own_packages_file() {
         repo.write(&format!("crates/{dir}/src/lib.rs"), "");
     }
     repo.write("crates/a/tests/quick.rs", "#[test]\nfn calm() {}\n");
-    // Fails the first time it runs (it leaves a mark outside the crate).
-    repo.write(
-        "crates/b/tests/quick.rs",
-        &format!(
-            "#[test]\nfn holds() {{}}\n\n#[test]\nfn wobbles() {{\n    let mark = std::path::Path::new({:?});\n    \
-             let seen = mark.exists();\n    std::fs::write(mark, \"\").unwrap();\n    assert!(seen, \"first run\");\n}}\n",
-            mark.display().to_string()
-        ),
-    );
+    repo.write("crates/b/tests/quick.rs", &wobbly("holds", &mark));
     repo.commit_all("a workspace of two packages with a tests/quick.rs each");
     let cargo = crate::toolchains::cargo_home(&repo);
     let nextest = nextest.display();
