@@ -728,6 +728,11 @@ impl Accounted {
                 matched = true;
             }
         }
+        // Cases past the kept ones' cap are counted in the report, not
+        // kept: their entries' counts would be short.
+        if cases.len() >= crate::test_report::MAX_CASES {
+            counts.fill(0);
+        }
         Self {
             ms,
             entries: entries.len(),
@@ -736,7 +741,8 @@ impl Accounted {
         }
     }
 
-    /// How many of the report's test cases are the `k`th entry's.
+    /// How many of the report's test cases are the `k`th entry's (0:
+    /// not known, the report held more than were kept).
     pub fn count(&self, k: usize) -> u32 {
         self.counts.get(k).copied().unwrap_or(0)
     }

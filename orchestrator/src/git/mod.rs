@@ -30,6 +30,7 @@ use git2::{Oid, Repository};
 pub use merge::{MergeOutcome, Merger, merge_results};
 pub use screen::Screen;
 pub(crate) use snapshot::changed_paths;
+pub use tracked::FileAt;
 
 /// Whether a file name is git's: `.git`, or a name that stands for it on
 /// some file system (`.GIT`, `.git.`, `.git `, `git~1`), which git itself

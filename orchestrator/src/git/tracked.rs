@@ -6,6 +6,19 @@ use git2::{ObjectType, Oid, TreeWalkMode, TreeWalkResult};
 
 use super::{Context, GitError, Repo};
 
+/// What a commit holds at a path, as [`Repo::files_at`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileAt {
+    /// Nothing.
+    Absent,
+    /// Something that is no regular file within the size asked for (a
+    /// link, a directory, a submodule, a larger file), or that could not
+    /// be read.
+    Unreadable,
+    /// A regular file's bytes.
+    Bytes(Vec<u8>),
+}
+
 impl Repo {
     /// Every file tracked at commit `rev` (paths from the repository's
     /// root, `/`-separated, sorted); submodules are not files and are left
@@ -34,14 +47,15 @@ impl Repo {
     }
 
     /// A reader of the regular files (no link, no submodule) of commit
-    /// `rev`, by path from the repository's root: each file's bytes, or
-    /// `None` when the commit does not hold it as one or it is larger than
-    /// `max` bytes. Reads git's objects only, never a working tree.
+    /// `rev`, by path from the repository's root ([`FileAt`]): a file's
+    /// bytes, or that the commit holds nothing there, or something that is
+    /// no regular file of at most `max` bytes. Reads git's objects only,
+    /// never a working tree.
     pub fn files_at(
         &self,
         rev: &str,
         max: u64,
-    ) -> Result<impl Fn(&str) -> Option<Vec<u8>> + use<>, GitError> {
+    ) -> Result<impl Fn(&str) -> FileAt + use<>, GitError> {
         let commit = self.resolve(rev)?;
         let repo = self.open()?;
         let tree = repo
@@ -50,18 +64,25 @@ impl Repo {
             .context(|| format!("read the tree of `{rev}`"))?
             .id();
         Ok(move |path: &str| {
-            let tree = repo.find_tree(tree).ok()?;
-            let entry = tree.get_path(std::path::Path::new(path)).ok()?;
+            let Ok(tree) = repo.find_tree(tree) else {
+                return FileAt::Unreadable;
+            };
+            let entry = match tree.get_path(std::path::Path::new(path)) {
+                Ok(entry) => entry,
+                Err(e) if e.code() == git2::ErrorCode::NotFound => return FileAt::Absent,
+                Err(_) => return FileAt::Unreadable,
+            };
             if entry.kind() != Some(ObjectType::Blob)
                 || !matches!(entry.filemode(), 0o100644 | 0o100755)
             {
-                return None;
+                return FileAt::Unreadable;
             }
-            let (size, _) = repo.odb().ok()?.read_header(entry.id()).ok()?;
-            if size as u64 > max {
-                return None;
-            }
-            Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
+            let read = || -> Option<Vec<u8>> {
+                let (size, _) = repo.odb().ok()?.read_header(entry.id()).ok()?;
+                (size as u64 <= max).then_some(())?;
+                Some(repo.find_blob(entry.id()).ok()?.content().to_vec())
+            };
+            read().map_or(FileAt::Unreadable, FileAt::Bytes)
         })
     }
 

@@ -12,16 +12,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::git::FileAt;
+
 /// Each Rust entry's package, by entry (only those found).
 pub type Packages = BTreeMap<String, String>;
 
 /// The most a `Cargo.toml` read for its package's name may hold.
 pub const MAX_MANIFEST: u64 = 1 << 20;
 
-/// The packages of the `.rs` entries of `entries`, `read` giving a file's
-/// bytes (relative to the repository's root) or `None`; each directory's
-/// manifest is read once.
-pub fn packages(entries: &[String], read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Packages {
+/// The packages of the `.rs` entries of `entries`, `read` giving what the
+/// run's base holds at a path from the repository's root; each
+/// directory's manifest is read once.
+pub fn packages(entries: &[String], read: &dyn Fn(&str) -> FileAt) -> Packages {
     let mut seen: HashMap<String, Option<String>> = HashMap::new();
     let mut out = Packages::new();
     for entry in entries.iter().filter(|e| e.ends_with(".rs")) {
@@ -37,7 +39,7 @@ pub fn packages(entries: &[String], read: &dyn Fn(&str) -> Option<Vec<u8>>) -> P
 /// none, so that the walk goes on up).
 fn package_of(
     file: &str,
-    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+    read: &dyn Fn(&str) -> FileAt,
     seen: &mut HashMap<String, Option<String>>,
 ) -> Option<String> {
     let mut dir = file;
@@ -68,18 +70,23 @@ enum Manifest {
 
 fn manifest(
     dir: &str,
-    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+    read: &dyn Fn(&str) -> FileAt,
     seen: &mut HashMap<String, Option<String>>,
 ) -> Manifest {
     let path = match dir {
         "" => "Cargo.toml".to_string(),
         dir => format!("{dir}/Cargo.toml"),
     };
-    let found = seen.entry(path.clone()).or_insert_with(|| {
-        let bytes = read(&path)?;
-        // `Some("")`: a manifest naming no package.
-        Some(package_name(&bytes).unwrap_or_default())
-    });
+    let found = seen
+        .entry(path.clone())
+        .or_insert_with(|| match read(&path) {
+            FileAt::Absent => None,
+            // `Some("")`: a manifest naming no package, or one that cannot be
+            // read (a link, too large): the file is no package's swarm knows,
+            // never the package of a manifest further up.
+            FileAt::Unreadable => Some(String::new()),
+            FileAt::Bytes(bytes) => Some(package_name(&bytes).unwrap_or_default()),
+        });
     match found {
         None => Manifest::None,
         Some(name) if name.is_empty() => Manifest::Other,
@@ -129,15 +136,22 @@ mod tests {
             ),
             ("crates/b/Cargo.toml", "[package]\nname = \"b\"\n"),
             ("crates/bad/Cargo.toml", "[package\nname = \"x\"\n"),
+            ("crates/link/Cargo.toml", "LINK"),
+            ("crates/Cargo.toml", "[package]\nname = \"above\"\n"),
         ]
         .into_iter()
         .collect();
-        let read = |path: &str| files.get(path).map(|t| t.as_bytes().to_vec());
+        let read = |path: &str| match files.get(path) {
+            Some(&"LINK") => FileAt::Unreadable,
+            Some(t) => FileAt::Bytes(t.as_bytes().to_vec()),
+            None => FileAt::Absent,
+        };
         let entries: Vec<String> = [
             "crates/a/tests/quick.rs",
             "crates/b/tests/quick.rs",
             "crates/b/tests/api/main.rs",
             "crates/bad/tests/quick.rs",
+            "crates/link/tests/quick.rs",
             "tests/top.rs",
             "crates/a/tests/test_x.py",
         ]
@@ -165,8 +179,9 @@ mod tests {
             [Some("alpha::quick".into()), Some("b::api".into()), None]
         );
         // A crate alone: its root manifest.
-        let read = |path: &str| {
-            (path == "Cargo.toml").then(|| b"[package]\nname = \"itertools\"\n".to_vec())
+        let read = |path: &str| match path {
+            "Cargo.toml" => FileAt::Bytes(b"[package]\nname = \"itertools\"\n".to_vec()),
+            _ => FileAt::Absent,
         };
         let one = packages(&["tests/quick.rs".to_string()], &read);
         assert_eq!(

@@ -111,7 +111,6 @@ pub fn select(entries: &[String], affected: &Affected, changed: &[String]) -> Se
     let Ok(rules) = affected
         .affects
         .iter()
-        .filter(|rule| rule.unmatched.is_empty())
         .map(|rule| glob(&rule.changes).map(|g| (g, rule)))
         .collect::<Result<Vec<_>, _>>()
     else {
@@ -121,8 +120,20 @@ pub fn select(entries: &[String], affected: &Affected, changed: &[String]) -> Se
     for path in changed {
         let own = files.get(path.as_str()).copied();
         touched.extend(own);
+        // A directory entry's files are its own, whatever a rule says
+        // of them.
+        let below = files.iter().copied().filter(|dir| {
+            path.strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
+        touched.extend(below);
         let mut known = own.is_some();
         for (_, rule) in rules.iter().filter(|(g, _)| g.is_match(path)) {
+            // A rule not followed (an entry glob matched none): what it
+            // meant to run may be what it missed.
+            if !rule.unmatched.is_empty() {
+                return everything();
+            }
             touched.extend(rule.runs.iter().map(|e| entry_file(e)));
             known = true;
         }
@@ -304,6 +315,35 @@ mod tests {
         assert_eq!(run(&["src/api/routes.py", "src/db.py"]), shard);
         assert_eq!(run(&["tests/conftest.py"]), shard);
         assert_eq!(run(&["src/db/models.py"]), shard);
+        // Also when a followed rule matches the path too.
+        let mut wider = affected.clone();
+        wider.affects.push(Affects {
+            changes: "src/**".into(),
+            runs: strings(&["tests/test_api.py"]),
+            unmatched: vec![],
+        });
+        assert_eq!(
+            select(&shard, &wider, &strings(&["src/db/models.py"])).run,
+            shard
+        );
+        // A directory entry's own file runs it, whatever a rule says.
+        let dirs = Affected {
+            all: strings(&["tests/unit", "tests/test_api.py"]),
+            affects: vec![Affects {
+                changes: "**/*.json".into(),
+                runs: vec![],
+                unmatched: vec![],
+            }],
+        };
+        let both = dirs.all.clone();
+        assert_eq!(
+            select(&both, &dirs, &strings(&["tests/unit/data/case.json"])).run,
+            ["tests/unit"]
+        );
+        assert_eq!(
+            select(&both, &dirs, &strings(&["config/app.json"])).run,
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -144,7 +144,10 @@ pub fn fill(
         }
         // Each part's range: the positions that hold its share of the
         // entry's time (by its profile), the parts in shard order, the
-        // last one ending at the whole.
+        // last one ending at the whole. Its load is what its range holds
+        // by the profile, which a cut made between two tests moves from
+        // the share meant (a range left empty holds none, its tests the
+        // next part's).
         let profile = profiles.get(i).and_then(Option::as_ref);
         let (mut done, mut lo) = (0u64, 0u32);
         for (k, &(g, share)) in shares.iter().enumerate() {
@@ -154,7 +157,8 @@ pub fn fill(
                 false => position(profile, done as f64 / w.max(1) as f64),
             };
             if hi > lo {
-                shards[g].take(i, Some((lo, hi)), share, listing);
+                let held = (self::share(profile, &[(lo, hi)]) * w as f64).round() as u64;
+                shards[g].take(i, Some((lo, hi)), held, listing);
                 lo = hi;
             }
         }

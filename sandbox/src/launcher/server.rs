@@ -1485,8 +1485,6 @@ fn kill_cgroup(procs: &std::path::Path) {
     }
 }
 
-/// A pipe whose read end never blocks (a reader must not hang on a writer
-/// that a worker may have kept alive).
 /// A failure pipe's write end where no fd of the process it is for lands:
 /// itself, or, when its number is one of `targets` (an agent's channel is
 /// kept at the coordinator's own number, which may be the launcher's
@@ -1509,6 +1507,8 @@ fn clear_of(write: OwnedFd, targets: &[RawFd]) -> Result<OwnedFd, String> {
     Ok(unsafe { OwnedFd::from_raw_fd(high) })
 }
 
+/// A pipe whose read end never blocks (a reader must not hang on a writer
+/// that a worker may have kept alive).
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)

@@ -325,9 +325,9 @@ impl Files {
             return Default::default();
         };
         let confined = self.is_confined();
-        let allowed = |path: &str| -> Option<Vec<u8>> {
+        let allowed = |path: &str| -> crate::git::FileAt {
             match confined && path.split('/').any(is_reserved) {
-                true => None,
+                true => crate::git::FileAt::Unreadable,
                 false => read(path),
             }
         };
