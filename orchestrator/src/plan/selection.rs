@@ -121,12 +121,9 @@ pub fn select(entries: &[String], affected: &Affected, changed: &[String]) -> Se
         let own = files.get(path.as_str()).copied();
         touched.extend(own);
         // A directory entry's files are its own, whatever a rule says
-        // of them.
-        let below = files.iter().copied().filter(|dir| {
-            path.strip_prefix(dir)
-                .is_some_and(|rest| rest.starts_with('/'))
-        });
-        touched.extend(below);
+        // of them: each directory above the path that is an entry.
+        let above = path.match_indices('/').map(|(at, _)| &path[..at]);
+        touched.extend(above.filter_map(|dir| files.get(dir).copied()));
         let mut known = own.is_some();
         for (_, rule) in rules.iter().filter(|(g, _)| g.is_match(path)) {
             // A rule not followed (an entry glob matched none): what it

@@ -225,10 +225,9 @@ impl Profile {
     pub fn of_parts(mut parts: Vec<(u32, u32, u64)>, tests: u32) -> Option<Self> {
         // As the shards ended; by position from here.
         parts.sort_unstable();
-        let unsnapped = Self(Vec::new(), tests);
         let mut segments: Vec<(u32, u32, u64)> = Vec::with_capacity(parts.len());
         for (lo, hi, ms) in parts {
-            let (lo, hi) = (unsnapped.snap(lo), unsnapped.snap(hi));
+            let (lo, hi) = (snap(lo, tests), snap(hi, tests));
             match (hi > lo, segments.last_mut()) {
                 (true, _) => segments.push((lo, hi, ms)),
                 // No test there: what it took (none, or a rounding) goes
@@ -236,9 +235,6 @@ impl Profile {
                 (false, Some(last)) => last.2 += ms,
                 (false, None) => {}
             }
-        }
-        if let (Some(first), true) = (segments.first_mut(), tests > 0) {
-            first.0 = 0;
         }
         Self::new(segments).map(|p| p.counted(tests))
     }
@@ -257,21 +253,10 @@ impl Profile {
         Self(self.0, tests)
     }
 
-    /// `pos` moved to where the first test at or after it is placed (or
-    /// the end): the ranges `[lo, hi)` and `[snap(lo), snap(hi))` hold the
-    /// same tests. `pos` itself when the number of tests is not known.
+    /// `pos` moved to where the first of this entry's tests at or after
+    /// it is placed ([`snap`]).
     pub fn snap(&self, pos: u32) -> u32 {
-        let n = u64::from(self.1);
-        if n == 0 {
-            return pos;
-        }
-        // The first test i with i * WHOLE / n >= pos (floored, as the
-        // script places them): i >= pos * n / WHOLE.
-        let i = (u64::from(pos) * n).div_ceil(u64::from(WHOLE));
-        match i < n {
-            true => u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(WHOLE),
-            false => WHOLE,
-        }
+        snap(pos, self.1)
     }
 
     /// This profile told by a newer one (`newer`, of the last run's
@@ -394,6 +379,24 @@ impl Profile {
             .div_ceil(u64::from(WHOLE))
             .saturating_sub(1);
         u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(pos)
+    }
+}
+
+/// `pos` moved to where the first of `tests` tests at or after it is
+/// placed (or the end): the ranges `[lo, hi)` and `[snap(lo), snap(hi))`
+/// hold the same tests. `pos` itself when the number of tests is not
+/// known (0).
+fn snap(pos: u32, tests: u32) -> u32 {
+    let n = u64::from(tests);
+    if n == 0 {
+        return pos;
+    }
+    // The first test i with i * WHOLE / n >= pos (floored, as the script
+    // places them): i >= pos * n / WHOLE.
+    let i = (u64::from(pos) * n).div_ceil(u64::from(WHOLE));
+    match i < n {
+        true => u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(WHOLE),
+        false => WHOLE,
     }
 }
 

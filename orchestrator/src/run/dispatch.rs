@@ -1023,10 +1023,9 @@ fn entry_times(
     let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
     // Each split entry's parts' times by their ranges; `None` once a part
     // of many ranges (one time for all of them) was seen.
+    // Beside them, how many tests their reports held (the parts' summed).
     type Segments = Option<Vec<(u32, u32, u64)>>;
-    let mut segments: Vec<((&str, &str), Segments)> = Vec::new();
-    // And how many tests their reports held of each (its parts' summed).
-    let mut tests: std::collections::HashMap<(&str, &str), u32> = Default::default();
+    let mut segments: Vec<((&str, &str), Segments, u32)> = Vec::new();
     for (of, entries, accounted) in &shards {
         let learned = startups.iter().find(|(o, _)| o == *of).map(|s| s.1);
         let startup = learned.or_else(|| least(of, false)).unwrap_or(0);
@@ -1042,15 +1041,15 @@ fn entry_times(
             let entry = crate::plan::shard_parts::whole(name);
             if let Some(part) = crate::plan::shard_parts::parse(name) {
                 let key = (of.as_str(), entry);
-                let at = match segments.iter().position(|(k, _)| *k == key) {
+                let at = match segments.iter().position(|(k, _, _)| *k == key) {
                     Some(at) => at,
                     None => {
-                        segments.push((key, Some(Vec::new())));
+                        segments.push((key, Some(Vec::new()), 0));
                         segments.len() - 1
                     }
                 };
-                let seen = &mut segments[at].1;
-                *tests.entry(key).or_default() += accounted.count(k);
+                let (_, seen, tests) = &mut segments[at];
+                *tests += accounted.count(k);
                 let tested = own.map(|own| own[k]);
                 match (part.ranges.as_slice(), seen.as_mut(), tested) {
                     (&[(lo, hi)], Some(seen), Some(tested)) => seen.push((lo, hi, tested)),
@@ -1070,9 +1069,8 @@ fn entry_times(
     // succeeded and held one range.
     let profiles = segments
         .into_iter()
-        .filter_map(|((of, entry), seen)| {
-            let counted = tests.get(&(of, entry)).copied().unwrap_or(0);
-            let profile = crate::plan::shard_parts::Profile::of_parts(seen?, counted)?;
+        .filter_map(|((of, entry), seen, tests)| {
+            let profile = crate::plan::shard_parts::Profile::of_parts(seen?, tests)?;
             Some((of.to_string(), entry.to_string(), profile))
         })
         .collect();
