@@ -18,7 +18,12 @@
 # `cargo-nextest` on PATH (.ci/run installs it). Smoke mode (SMOKE=1, see
 # bench/common.sh): a made-up crate without dependencies, N = 2, one round,
 # no network; tests/e2e/bench_scripts.rs runs it in CI. A command that
-# fails ends the script with a message naming it.
+# fails ends the script with a message naming it. THREADS=K runs every
+# `cargo nextest run` here with `--test-threads K` (default: nextest's,
+# one a core). Last, BOUND_ROUNDS runs of the whole suite one test at a
+# time (each test's time its own in nextest's JUnit) and
+# bench/spread_bound.py's grouping of them: how evenly any grouping made
+# before a run could end, given the tests' own run-to-run noise.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/common.sh"
@@ -30,6 +35,7 @@ NEXTEST=${NEXTEST:-$(command -v cargo-nextest || true)}
 cd "$ROOT"
 ensure_swarm
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD)
+RUN_ARGS=${THREADS:+--test-threads $THREADS}
 
 WORK=$(mktemp -d "${BENCH_DIR:-/var/tmp}/swarm-spread-cargo-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -73,7 +79,7 @@ allow_overlap = true
 shards = $2
 ${3:-}
 matrix = { file = { glob = "tests/*.rs" } }
-run = '''$NEXTEST nextest run --offline --no-fail-fast \$(for e in {entries}; do f=\${e%%::*}; b=\${f##*/}; b=\${b%.rs}; case \$e in *::*) printf -- "-E binary(=%s)&test(=%s) " "\$b" "\${e#*::}";; *) printf -- "-E binary(=%s) " "\$b";; esac; done)'''
+run = '''$NEXTEST nextest run --offline --no-fail-fast $RUN_ARGS \$(for e in {entries}; do f=\${e%%::*}; b=\${f##*/}; b=\${b%.rs}; case \$e in *::*) printf -- "-E binary(=%s)&test(=%s) " "\$b" "\${e#*::}";; *) printf -- "-E binary(=%s) " "\$b";; esac; done)'''
 list_tests = '''$NEXTEST nextest list --offline --message-format oneline \$(for f in {entries}; do b=\${f##*/}; printf -- "--test %s " "\${b%.rs}"; done)'''
 junit = "target/nextest/default/junit.xml"
 PLAN
@@ -84,8 +90,8 @@ by_hand_plan() { # by_hand_plan FILE N: N tasks, nextest's own split
   local k
   printf '%s\n' "$HEAD" > "$1"
   for k in $(seq 1 "$2"); do
-    printf '[[task]]\nid = "hand-%s"\nallow_overlap = true\nrun = "%s nextest run --offline --no-fail-fast --partition count:%s/%s %s"\n\n' \
-      "$k" "$NEXTEST" "$k" "$2" "$TARGETS" >> "$1"
+    printf '[[task]]\nid = "hand-%s"\nallow_overlap = true\nrun = "%s nextest run --offline --no-fail-fast %s--partition count:%s/%s %s"\n\n' \
+      "$k" "$NEXTEST" "${RUN_ARGS:+$RUN_ARGS }" "$k" "$2" "$TARGETS" >> "$1"
   done
   plan_clean "$REPO" "$1"
 }
@@ -96,8 +102,16 @@ ran() { cat "$REPO/.swarm/runs/$1"/logs/*/1.err | grep -c ' PASS \[' || true; }
 # The baseline builds first, then runs the same test targets.
 run_logged "$WORK/build.log" "$NEXTEST" nextest run --offline --no-run $TARGETS
 ROUNDS=$(sized 5 2)
-whole=$(median_timed "$ROUNDS" "$WORK/whole" "$NEXTEST" nextest run --offline --no-fail-fast $TARGETS)
+whole=$(median_timed "$ROUNDS" "$WORK/whole" "$NEXTEST" nextest run --offline --no-fail-fast $RUN_ARGS $TARGETS)
 tests=$(grep -c ' PASS \[' "$WORK/whole-1.log" || true)
+
+# The bound: the tests' own times, run by run.
+BOUND_ROUNDS=$(sized 6 2)
+for r in $(seq 1 "$BOUND_ROUNDS"); do
+  run_logged "$WORK/one-$r.log" "$NEXTEST" nextest run --offline --no-fail-fast --test-threads 1 $TARGETS
+  cp target/nextest/default/junit.xml "$WORK/one-$r.xml"
+done
+bound=$(python3 "$ROOT/bench/spread_bound.py" "$COUNTS" "$WORK"/one-*.xml)
 
 rows=""
 for n in $COUNTS; do
@@ -144,7 +158,7 @@ section=$(cat <<EOF
 
 ${SMOKE_NOTE}Measured by \`bench/spread_cargo.sh\` on $(date -u +%Y-%m-%d) at $COMMIT: $SUITE ($tests tests in
 $FILES files) made a repository; $NPROC cores; $("$NEXTEST" --version | head -n 1). Every plan
-runs two tasks at once, sandboxed, each in its warm worktree with its own target directory
+runs two tasks at once, sandboxed, each in its warm worktree${THREADS:+ (nextest with \`--test-threads $THREADS\`)} with its own target directory
 (built by a first run). "Spread" is the longest shard's time over the mean shard's (1.00: they
 all end together). swarm's shards run the book's nextest recipe with \`list_tests\` (nextest's
 list), so a file longer than a mean shard is split across shards by its tests; its runs after
@@ -162,6 +176,19 @@ grouping's own balance, one shard's run-to-run variation taken out (section 28).
 $rows
 One \`cargo nextest run\` of the whole suite in one checkout (its own parallelism, after a build):
 $whole s.
+
+### What any grouping made before a run can do
+
+$BOUND_ROUNDS runs of the whole suite with \`--test-threads 1\` (each test's JUnit time its own), and
+\`bench/spread_bound.py\`: the tests grouped into N shards by their mean time over all of these
+runs (longest first onto the least loaded shard, then moves and swaps while they lower the
+longest), finer than a runner allows (any test in any shard, no start-up, no file kept
+together) and knowing more than any learning does (the mean of the very runs it is judged on);
+each run's spread is then its shards' sums, longest over mean. "Held out" groups by the other
+runs' means and is judged on the run left out. What stays above 1.00 is the tests' own
+run-to-run variation.
+
+$bound
 EOF
 )
 python3 "$ROOT/bench/benchmarks_md.py" place "$OUT" "## 30. Shard spread of a crate" "$section"

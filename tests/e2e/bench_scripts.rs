@@ -466,9 +466,13 @@ fn bench_spread_cargo_sh_runs_in_smoke_mode() {
     cmd.env("NEXTEST", crate::flaky_tests::cargo_nextest());
     smoke.run("bench/spread_cargo.sh", cmd);
     let out = smoke.written();
-    insta::assert_snapshot!(outline(&out), @"## 30. Shard spread of a crate's tests under cargo nextest");
+    insta::assert_snapshot!(outline(&out), @"
+    ## 30. Shard spread of a crate's tests under cargo nextest
+    ### What any grouping made before a run can do
+    ");
     assert_tables_have_figures(&out);
-    // The long file was split, and every test ran once.
+    // The long file was split, every test ran once, and the bound has
+    // its row.
     let said: String = out
         .lines()
         .filter(|l| l.starts_with("| 2 |") || l.contains("passed the"))
@@ -483,6 +487,7 @@ fn bench_spread_cargo_sh_runs_in_smoke_mode() {
         insta::assert_snapshot!(said, @"
         passed the 10 tests one `cargo nextest run` passes. 2 measured rounds, each with the
         | 2 | 1 | **[X]** | [X] | [X] ([ROUNDS]) | [X] | [X] s | [X] s |
+        | 2 | [X] s | [X] / [X] | **[X]** | [X] |
         ")
     });
 }
