@@ -465,7 +465,11 @@ fn a_branch_broken_while_the_run_was_down_is_made_again_at_resume() {
     let mut child = start(&repo, &["run", plan, "--name", "lost", "-j", "2"]);
     wait_until("three merges and the last task started", || {
         let events = journal(&repo, "lost");
-        events.iter().filter(|e| e["event"] == "task_merged").count() == 3
+        events
+            .iter()
+            .filter(|e| e["event"] == "task_merged")
+            .count()
+            == 3
             && started(&events, "t3") == 1
     });
     kill9(&mut child);

@@ -444,6 +444,7 @@ impl Worktrees {
         // reset, then the clean-up at the new base.
         self.scrub(path, &git)?;
         let target = commit.to_string();
+        self.refresh(commit, &git);
         run_git(git(&["reset", "--hard", "--quiet", &target]), || {
             format!("bring worktree {} to {commit}", path.display())
         })?;
@@ -458,6 +459,35 @@ impl Worktrees {
         remove_nested_gits(path, &listed)
             .context(|| format!("remove repositories left in worktree {}", path.display()))?;
         Ok(Some(admin))
+    }
+
+    /// Tells git's index of a kept worktree which tracked files still hold
+    /// what it says (each one whose stat changed read and compared with its
+    /// blob), so that the reset to `commit` after it writes only the files
+    /// that differ and the rest keep their modification times: a build
+    /// tool's incremental state goes by them. Run as root, swarm hands the
+    /// worktree to the sandbox's user and takes it back, which changes
+    /// every file's ctime; git took that as a change, and the reset
+    /// rewrote every file each run (cargo then built the crate again in
+    /// every warm worktree: 3.9 s a shard of itertools, BENCHMARKS 30).
+    ///
+    /// A file is kept only when its content is its blob's, read through
+    /// the attributes of `commit` (`--attr-source`), never through a
+    /// `.gitattributes` the task changed; not at all when a filter driver
+    /// could run on it (a task's file is never a filter's input). A git
+    /// without `--attr-source` (older than 2.40), or any failure, leaves the
+    /// index as it was: the reset then writes every file, as before.
+    fn refresh(&self, commit: Oid, git: &dyn Fn(&[&str]) -> std::process::Command) {
+        if self.may_run_filters(commit) {
+            return;
+        }
+        let source = format!("--attr-source={commit}");
+        let refreshed = run_git(git(&[&source, "update-index", "-q", "--refresh"]), || {
+            "refresh the index of a kept worktree".to_string()
+        });
+        if let Err(e) = refreshed {
+            tracing::debug!(error = %e, "index not refreshed: every tracked file is written again");
+        }
     }
 
     /// Removes every untracked file of the worktree at `path` (git
