@@ -469,7 +469,7 @@ impl Worktrees {
     /// worktree to the sandbox's user and takes it back, which changes
     /// every file's ctime; git took that as a change, and the reset
     /// rewrote every file each run (cargo then built the crate again in
-    /// every warm worktree: 3.9 s a shard of itertools, BENCHMARKS 30).
+    /// every warm worktree: 1-4 s a shard of itertools, BENCHMARKS 30).
     ///
     /// A file is kept only when its content is its blob's, read through
     /// the attributes of `commit` (`--attr-source`), never through a
@@ -486,7 +486,7 @@ impl Worktrees {
             "refresh the index of a kept worktree".to_string()
         });
         if let Err(e) = refreshed {
-            tracing::debug!(error = %e, "index not refreshed: every tracked file is written again");
+            tracing::debug!(error = %crate::error_chain(&e), "index not refreshed: every tracked file is written again");
         }
     }
 
