@@ -412,9 +412,6 @@ impl Worktrees {
         }
     }
 
-    /// The worktree's directory under `.git/worktrees/`, found from git's
-    /// own record there (each admin directory's `gitdir` file names its
-    /// worktree's `.git`). Workers cannot write under `.git`.
     /// Brings the kept worktree at `path` to `commit` (a warm worktree,
     /// see `run::warm`): its link to the repository restored first (the
     /// task may have rewritten its `.git`), then tracked files reset and
@@ -422,7 +419,16 @@ impl Worktrees {
     /// `node_modules`) kept. Files that do not change keep their
     /// modification times. Returns its git directory, or `None` when git
     /// has no record of it (it is then made again).
+    ///
+    /// Only for a `commit` whose checkout runs no filter driver
+    /// ([`Self::may_run_filters`], which its callers ask, making the
+    /// worktree again otherwise): its refresh and its reset would run one
+    /// on the task's files.
     pub fn bring_to(&self, path: &Path, commit: Oid) -> Result<Option<PathBuf>, GitError> {
+        debug_assert!(
+            !self.may_run_filters(commit),
+            "bring_to where a filter may run"
+        );
         let Some(admin) = self.admin_dir(path) else {
             return Ok(None);
         };
@@ -444,7 +450,7 @@ impl Worktrees {
         // reset, then the clean-up at the new base.
         self.scrub(path, &git)?;
         let target = commit.to_string();
-        self.refresh(commit, &git);
+        Self::refresh(commit, &git);
         run_git(git(&["reset", "--hard", "--quiet", &target]), || {
             format!("bring worktree {} to {commit}", path.display())
         })?;
@@ -473,14 +479,11 @@ impl Worktrees {
     ///
     /// A file is kept only when its content is its blob's, read through
     /// the attributes of `commit` (`--attr-source`), never through a
-    /// `.gitattributes` the task changed; not at all when a filter driver
-    /// could run on it (a task's file is never a filter's input). A git
-    /// without `--attr-source` (older than 2.40), or any failure, leaves the
-    /// index as it was: the reset then writes every file, as before.
-    fn refresh(&self, commit: Oid, git: &dyn Fn(&[&str]) -> std::process::Command) {
-        if self.may_run_filters(commit) {
-            return;
-        }
+    /// `.gitattributes` the task changed; no filter driver runs on it
+    /// (`bring_to` is only for a commit where none can). A git without
+    /// `--attr-source` (older than 2.40), or any failure, leaves the index
+    /// as it was: the reset then writes every file, as before.
+    fn refresh(commit: Oid, git: &dyn Fn(&[&str]) -> std::process::Command) {
         let source = format!("--attr-source={commit}");
         let refreshed = run_git(git(&[&source, "update-index", "-q", "--refresh"]), || {
             "refresh the index of a kept worktree".to_string()
@@ -551,6 +554,9 @@ impl Worktrees {
         Ok(())
     }
 
+    /// The worktree's directory under `.git/worktrees/`, found from git's
+    /// own record there (each admin directory's `gitdir` file names its
+    /// worktree's `.git`). Workers cannot write under `.git`.
     #[allow(
         clippy::disallowed_methods,
         reason = "git's own records of the repository's worktrees"
