@@ -191,9 +191,7 @@ fn files_no_task_changed_keep_their_modification_times_in_a_warm_worktree() {
     for run in ["one", "two", "three", "four", "five"] {
         repo.run_plan(&plan, &["--name", run]).assert_code(0);
         times.push(mtime(&kept));
-        let err =
-            std::fs::read_to_string(repo.path().join(format!(".swarm/runs/{run}/logs/t/1.err")))
-                .unwrap();
+        let err = log(&repo, run, "t");
         // Each run starts from the committed file, run five too.
         assert_eq!(err.lines().next(), Some("A"), "run {run}: {err}");
         // git compares a ctime's whole seconds: run two's hand-over in a
