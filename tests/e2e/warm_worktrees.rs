@@ -204,6 +204,45 @@ fn files_no_task_changed_keep_their_modification_times_in_a_warm_worktree() {
     assert!(times.windows(2).all(|t| t[0] == t[1]), "{times:?}");
 }
 
+/// A task that replaces a tracked directory by a link to a directory
+/// outside, holding a file of the tracked one's name and content: the next
+/// run's refresh and reset, as root, neither take that file for the
+/// tracked one nor write through the link; the next task finds the
+/// directory as committed, and the file outside is as it was.
+#[test]
+fn a_link_a_task_leaves_for_a_tracked_directory_is_not_followed_by_the_next_runs_reset() {
+    let repo = TestRepo::new();
+    repo.write("sub/x.txt", "hi\n");
+    repo.commit_all("a directory");
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("x.txt");
+    std::fs::write(&target, "hi\n").unwrap();
+    let before = std::fs::metadata(&target).unwrap().modified().unwrap();
+    let plan = repo.plan(
+        "l.toml",
+        &format!(
+            "[[task]]\nid = \"t\"\nrun = '''\ntest -L sub && echo link >&2 || cat sub/x.txt >&2\n\
+             if [ \"$SWARM_RUN\" = one ]; then rm -r sub; ln -s {} sub; fi\n'''\n",
+            outside.path().display()
+        ),
+    );
+    for run in ["one", "two"] {
+        repo.run_plan(&plan, &["--name", run]).assert_code(0);
+        assert_eq!(log(&repo, run, "t").lines().next(), Some("hi"), "run {run}");
+        // Run two's refresh then finds every file's ctime changed.
+        if run == "one" {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "hi\n");
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().modified().unwrap(),
+        before
+    );
+    let sub = repo.worktree_home().join(".warm/t/sub");
+    assert!(sub.symlink_metadata().unwrap().is_dir());
+}
+
 /// A repository whose `cache/` is ignored build output: what a warm
 /// worktree keeps from one run to the next, and a fresh one lacks.
 fn cache_repo() -> TestRepo {
