@@ -707,6 +707,10 @@ pub struct Accounted {
     own: Option<Vec<u64>>,
     /// How many of the report's cases are each entry's.
     counts: Vec<u32>,
+    /// Each entry's cases' times in the order its runner lists its tests
+    /// (empty when not known): what a split entry's profile learns test
+    /// by test ([`crate::plan::shard_parts::per_test`]).
+    each: Vec<Vec<u64>>,
 }
 
 impl Accounted {
@@ -720,11 +724,13 @@ impl Accounted {
         let index = crate::test_attempts::Entries::new(entries, packages);
         let mut of_entry = vec![0u64; entries.len()];
         let mut counts = vec![0u32; entries.len()];
+        let mut named: Vec<Vec<(&str, u64)>> = vec![Vec::new(); entries.len()];
         let mut matched = false;
         for case in cases {
             if let Some(at) = index.of(case) {
                 of_entry[at] += case.time_ms;
                 counts[at] = counts[at].saturating_add(1);
+                named[at].push((case.name.as_str(), case.time_ms));
                 matched = true;
             }
         }
@@ -732,13 +738,36 @@ impl Accounted {
         // kept: their entries' counts would be short.
         if cases.len() >= crate::test_report::MAX_CASES {
             counts.fill(0);
+            named.iter_mut().for_each(Vec::clear);
         }
+        // A report gives the cases as they ran: pytest's in the order of
+        // its list (the node ids it was given, in the list's order), but
+        // nextest's as its threads ended them; a Rust test file's tests
+        // are listed by name (libtest and nextest both sort them), so by
+        // name they are in its list's order again.
+        let each = named
+            .into_iter()
+            .zip(entries)
+            .map(|(mut cases, entry)| {
+                if crate::plan::selection::entry_file(entry).ends_with(".rs") {
+                    cases.sort_by(|a, b| a.0.cmp(b.0));
+                }
+                cases.into_iter().map(|(_, ms)| ms).collect()
+            })
+            .collect();
         Self {
             ms,
             entries: entries.len(),
             own: matched.then_some(of_entry),
             counts,
+            each,
         }
+    }
+
+    /// The `k`th entry's cases' times in the order its runner lists its
+    /// tests (empty: not known).
+    pub fn each(&self, k: usize) -> &[u64] {
+        self.each.get(k).map_or(&[], Vec::as_slice)
     }
 
     /// How many of the report's test cases are the `k`th entry's (0:

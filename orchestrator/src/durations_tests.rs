@@ -372,3 +372,36 @@ fn a_split_entrys_profile_is_kept_and_an_invalid_one_dropped() {
     let again = History::parse(&history.to_json().unwrap()).unwrap();
     assert_eq!(again.profile("t", "big.py"), Some(profile));
 }
+
+#[test]
+fn each_entrys_test_times_are_in_the_order_its_runner_lists_them() {
+    use swarm_protocol::{TestCase, TestOutcome};
+    let case = |classname: &str, name: &str, ms: u64| TestCase {
+        name: name.into(),
+        classname: classname.into(),
+        file: String::new(),
+        time_ms: ms,
+        outcome: TestOutcome::Passed,
+        message: String::new(),
+        text: String::new(),
+        reruns: Vec::new(),
+        quarantined: None,
+    };
+    let entries = vec![
+        "tests/quick.rs\u{1f}0-500".to_string(),
+        "tests/test_a.py".into(),
+    ];
+    // nextest reports tests as its threads end them; it lists a binary's
+    // by name. pytest reports them as it ran them: in its list's order.
+    let cases = [
+        case("demo::quick", "m::b", 30),
+        case("tests.test_a", "test_z", 1),
+        case("demo::quick", "a", 10),
+        case("tests.test_a", "test_y", 2),
+        case("demo::quick", "m::a", 20),
+    ];
+    let shard = Accounted::new((&entries, &Default::default()), 100, &cases);
+    assert_eq!(shard.each(0), [10, 20, 30]);
+    assert_eq!(shard.each(1), [1, 2]);
+    assert_eq!(shard.each(2), [] as [u64; 0]);
+}

@@ -64,7 +64,9 @@ fn named(entry: &str, ranges: &[(u32, u32)]) -> String {
 /// each entry expected to take longer than the shards' mean load split
 /// into parts where that shortens the longest shard by more than
 /// [`SPLIT_GAIN`] percent. The other entries go first, longest first, each
-/// to the least loaded shard; then each long entry (longest first) is
+/// to the least loaded shard; then the long entries whose profiles tell
+/// each test's time are dealt test by test ([`deal`]); each other long
+/// entry (longest first) is
 /// poured over the shards as water fills a vessel: the least loaded get a
 /// part each, sized to bring them to one level, so that an entry of 60%
 /// of a suite beside one of 30% still ends level over two shards (equal
@@ -119,6 +121,16 @@ pub fn fill(
     );
     let mut order: Vec<usize> = (0..entries.len()).filter(|&i| long(i)).collect();
     order.sort_by(|&a, &b| weights[b].cmp(&weights[a]).then(a.cmp(&b)));
+    // The long entries whose profiles tell each test's time are dealt
+    // test by test, all of them together; the others poured.
+    let tested: Vec<(usize, &Profile)> = order
+        .iter()
+        .filter_map(|&i| Some((i, profiles.get(i)?.as_ref().filter(|p| p.by_test())?)))
+        .collect();
+    if !tested.is_empty() {
+        shards = dealt_if_it_pays(shards, &tested, weights, listing);
+        order.retain(|i| !tested.iter().any(|(t, _)| t == i));
+    }
     let smallest = (mean / 20).max(listing).max(1);
     for i in order {
         let w = weights[i];
@@ -142,20 +154,20 @@ pub fn fill(
             whole(&mut shards, vec![i]);
             continue;
         }
-        // Each part's range: the positions that hold its share of the
-        // entry's time (by its profile), the parts in shard order, the
-        // last one ending at the whole. Its load is what its range holds
-        // by the profile, which a cut made between two tests moves from
-        // the share meant (a range left empty holds none, its tests the
-        // next part's).
+        // Each part's range: cut where the shards the pour reached end
+        // most level (by the entry's profile, at its tests' places), the
+        // parts in shard order, the last one ending at the whole. Its load
+        // is what its range holds by the profile (a range left empty holds
+        // none, its tests the next part's).
         let profile = profiles.get(i).and_then(Option::as_ref);
-        let (mut done, mut lo) = (0u64, 0u32);
-        for (k, &(g, share)) in shares.iter().enumerate() {
-            done += share;
-            let hi = match k + 1 == shares.len() {
-                true => WHOLE,
-                false => position(profile, done as f64 / w.max(1) as f64),
-            };
+        let floors: Vec<u64> = shares
+            .iter()
+            .map(|&(g, _)| shards[g].load + if shards[g].lists { 0 } else { listing })
+            .collect();
+        let ends = cuts(profile, w, &floors);
+        let mut lo = 0u32;
+        for (k, &(g, _)) in shares.iter().enumerate() {
+            let hi = ends.get(k).copied().unwrap_or(WHOLE);
             if hi > lo {
                 let held = (self::share(profile, &[(lo, hi)]) * w as f64).round() as u64;
                 shards[g].take(i, Some((lo, hi)), held, listing);
@@ -199,8 +211,9 @@ pub fn fill(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile(Vec<(u32, u32, u64)>, u32);
 
-/// The most segments a [`Profile`] keeps.
-pub const MAX_SEGMENTS: usize = 64;
+/// The most segments a [`Profile`] keeps: a test each for a file of up
+/// to this many tests (itertools' `quick.rs` has 142).
+pub const MAX_SEGMENTS: usize = 256;
 
 impl Profile {
     /// The profile `segments` make, if they cover the list once (sorted)
@@ -236,7 +249,7 @@ impl Profile {
                 (false, None) => {}
             }
         }
-        Self::new(segments).map(|p| p.counted(tests))
+        Self::new(capped(segments)).map(|p| p.counted(tests))
     }
 
     pub fn segments(&self) -> &[(u32, u32, u64)] {
@@ -246,6 +259,15 @@ impl Profile {
     /// How many tests the entry had when this was learned (0: unknown).
     pub fn tests(&self) -> u32 {
         self.1
+    }
+
+    /// Whether this tells each of the entry's tests' times: a segment a
+    /// test (a place, for more tests than places), or as many segments as
+    /// are kept ([`per_test`]; a profile learned from parts alone has
+    /// about one a part).
+    pub fn by_test(&self) -> bool {
+        let places = self.1.min(WHOLE) as usize;
+        self.1 > 0 && self.0.len() >= places.min(MAX_SEGMENTS)
     }
 
     /// This profile, read back as kept, of an entry of `tests` tests.
@@ -270,8 +292,8 @@ impl Profile {
     /// cuts half as far: a test's time moves from run to run (on
     /// itertools' suite by a fifth to a third, its property tests drawing
     /// other inputs each run), and a profile that was the last run's alone
-    /// cut the parts anew after every run. At most [`MAX_SEGMENTS`], the
-    /// shortest merged with a neighbour.
+    /// cut the parts anew after every run. At most [`MAX_SEGMENTS`]
+    /// ([`capped`]).
     pub fn told(&self, newer: &Profile) -> Profile {
         let mut cuts: Vec<u32> = self
             .0
@@ -301,7 +323,7 @@ impl Profile {
             t if t > 0.0 => newer.total() / t,
             _ => 0.0,
         };
-        let mut out: Vec<(u32, u32, u64)> = out
+        let out: Vec<(u32, u32, u64)> = out
             .into_iter()
             .map(|(lo, hi, ms)| {
                 let before = (self.time_to(hi) - self.time_to(lo)) * scale;
@@ -312,13 +334,7 @@ impl Profile {
                 (lo, hi, ms.round() as u64)
             })
             .collect();
-        while out.len() > MAX_SEGMENTS {
-            let at = (0..out.len() - 1)
-                .min_by_key(|&i| out[i + 1].1 - out[i].0)
-                .unwrap_or(0);
-            let next = out.remove(at + 1);
-            out[at] = (out[at].0, next.1, out[at].2 + next.2);
-        }
+        let out = capped(out);
         let tests = match newer.1 {
             0 => self.1,
             n => n,
@@ -342,44 +358,197 @@ impl Profile {
     fn total(&self) -> f64 {
         self.0.iter().map(|s| s.2 as f64).sum()
     }
+}
 
-    /// The first position by which `fraction` of the time is reached;
-    /// with the number of tests known, the place of a test, before or
-    /// after that one, whichever's time is nearer the fraction's.
-    fn position(&self, fraction: f64) -> u32 {
-        let target = fraction.clamp(0.0, 1.0) * self.total();
-        let mut before = 0.0;
-        let mut at = WHOLE;
-        for &(lo, hi, ms) in &self.0 {
-            let ms = ms as f64;
-            if ms > 0.0 && before + ms >= target {
-                let into = (target - before) / ms * f64::from(hi - lo);
-                at = lo + (into.round() as u32).min(hi - lo);
-                break;
+/// `segments` (sorted, adjacent) made at most [`MAX_SEGMENTS`]: the two
+/// neighbours that hold the least time together made one, again and
+/// again, so that a slow test keeps a segment of its own (it is what a
+/// cut must not be taken through) and a stretch of quick ones is taken
+/// as even.
+fn capped(mut segments: Vec<(u32, u32, u64)>) -> Vec<(u32, u32, u64)> {
+    while segments.len() > MAX_SEGMENTS {
+        let at = (0..segments.len() - 1)
+            .min_by_key(|&i| {
+                let (a, b) = (segments[i], segments[i + 1]);
+                (a.2 + b.2, b.1 - a.0)
+            })
+            .unwrap_or(0);
+        let next = segments.remove(at + 1);
+        segments[at] = (segments[at].0, next.1, segments[at].2 + next.2);
+    }
+    segments
+}
+
+/// One part of a split entry as a run's report told it: its ranges, what
+/// its tests took together, and each one's time in the order of the
+/// runner's list (empty when not known).
+pub type Held<'a> = (Vec<(u32, u32)>, u64, &'a [u64]);
+
+/// A split entry's parts (`held`) made segments for [`Profile::of_parts`]:
+/// a segment a test where a part's report told its tests' own times in
+/// the order of the runner's list and they are as many as its ranges hold
+/// of the entry's `tests` (placed as [`script`] places them); else a part
+/// of one range is one segment, its time taken as even over its tests
+/// until later runs' cuts tell more. With each test's time the next
+/// grouping knows where each slow test lies after one run (on itertools'
+/// `specializations.rs`, 56 tests of 10 ms to 2 s, eight parts of one run
+/// taken as even left shards expected level 1.4 apart). Tests placed at
+/// one position (more than [`WHOLE`] of them) make one segment, as a part
+/// always holds them together. `None` when a part of many ranges cannot
+/// be told test by test (its time is not known range by range).
+pub fn per_test(held: &[Held<'_>], tests: u32) -> Option<Vec<(u32, u32, u64)>> {
+    let n = u64::from(tests);
+    let place = |i: u64| match i < n {
+        true => u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(WHOLE),
+        false => WHOLE,
+    };
+    // The tests a range holds: the first placed at or after its start, up
+    // to the first placed at or after its end.
+    let first = |pos: u32| (u64::from(pos) * n).div_ceil(u64::from(WHOLE)).min(n);
+    let mut out: Vec<(u32, u32, u64)> = Vec::new();
+    for (ranges, ms, each) in held {
+        let (ms, each) = (*ms, *each);
+        let count: u64 = ranges.iter().map(|&(lo, hi)| first(hi) - first(lo)).sum();
+        if n == 0 || each.is_empty() || count != each.len() as u64 {
+            match ranges.as_slice() {
+                &[(lo, hi)] => out.push((lo, hi, ms)),
+                _ => return None,
             }
-            before += ms;
+            continue;
         }
-        let after = self.snap(at);
-        let before = self.snap(self.previous_test(after));
-        match (target - self.time_to(before)).abs() <= (self.time_to(after) - target).abs() {
-            true => before,
-            false => after,
+        let mut times = each.iter();
+        for &(lo, hi) in ranges {
+            let mut carried: Option<(u32, u64)> = None;
+            for (i, &t) in (first(lo)..first(hi)).zip(&mut times) {
+                let (from, before) = carried.take().unwrap_or((place(i), 0));
+                match place(i + 1) {
+                    next if next > from => out.push((from, next, before + t)),
+                    _ => carried = Some((from, before + t)),
+                }
+            }
         }
     }
+    Some(out)
+}
 
-    /// Where the test before the one at `pos` is placed (`pos` itself
-    /// when tests are not known or it is the first).
-    fn previous_test(&self, pos: u32) -> u32 {
-        let n = u64::from(self.1);
-        if n == 0 || pos == 0 {
-            return pos;
+/// The long entries `tested` (each with its profile, which tells each of
+/// its tests' times: [`Profile::by_test`]) dealt over `shards` test by
+/// test: the slowest first (of any of them), each to the shard it leaves
+/// least loaded (one not holding a part yet paying `listing` first), as a
+/// grouping made by hand deals a suite's tests. A shard's tests of one
+/// entry make its part, of as many ranges as it takes. Parts of one range
+/// each, cut where the shards end most level ([`cuts`]), leave each shard
+/// the tests that follow on in the list: on itertools' suite at N = 8 its
+/// two long files' slow tests (1.6 and 1.75 s, in shards of 3.4 s) fell
+/// where the shards were loaded already, and a fresh grouping was expected
+/// 1.2 apart.
+fn deal(shards: &mut [Shard], tested: &[(usize, &Profile)], weights: &[u64], listing: u64) {
+    // Each test's range: from its place to the next test's (tests placed
+    // at one position go together, as a part always holds them).
+    let mut items: Vec<(u64, usize, (u32, u32))> = Vec::new();
+    for &(i, profile) in tested {
+        let places = places(profile.tests());
+        for pair in places.windows(2) {
+            let range = (pair[0], pair[1]);
+            let ms = (share(Some(profile), &[range]) * weights[i] as f64).round() as u64;
+            items.push((ms, i, range));
         }
-        // The last test i whose place is before pos: i < pos * n / WHOLE.
-        let i = (u64::from(pos) * n)
-            .div_ceil(u64::from(WHOLE))
-            .saturating_sub(1);
-        u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(pos)
     }
+    items.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    for (ms, i, range) in items {
+        let cost = |s: &Shard| s.load + ms + if s.lists { 0 } else { listing };
+        let least = (0..shards.len())
+            .min_by_key(|&g| (cost(&shards[g]), g))
+            .unwrap_or(0);
+        shards[least].take(i, Some(range), ms, listing);
+    }
+}
+
+/// `shards` with the long entries `tested` dealt over them test by test
+/// ([`deal`]) when that makes the longest shard more than [`SPLIT_GAIN`]
+/// percent shorter than those entries placed whole, longest first; else
+/// placed whole.
+fn dealt_if_it_pays(
+    shards: Vec<Shard>,
+    tested: &[(usize, &Profile)],
+    weights: &[u64],
+    listing: u64,
+) -> Vec<Shard> {
+    let mut dealt = shards.clone();
+    deal(&mut dealt, tested, weights, listing);
+    let mut whole = shards;
+    let mut loads: Vec<u64> = whole.iter().map(|s| s.load).collect();
+    let items = tested.iter().map(|&(i, _)| i).collect();
+    for (i, g) in place_longest_first(&mut loads, items, weights) {
+        whole[g].take(i, None, weights[i], 0);
+    }
+    let longest = |shards: &[Shard]| shards.iter().map(|s| s.load).max().unwrap_or(0);
+    match longest(&dealt) * 100 < longest(&whole) * (100 - SPLIT_GAIN) {
+        true => dealt,
+        false => whole,
+    }
+}
+
+/// Where an entry of `w` ms, its time over its tests as `profile` has it,
+/// is cut into parts, one for each shard whose load is in `floors` (in
+/// the parts' order): the end of each part but the last, chosen so that
+/// the most loaded of those shards is as little loaded as cuts at the
+/// entry's tests' places allow (each shard in turn takes as many tests as
+/// fit under a level, the least level found by halving). Cutting each part
+/// at its share of the time instead, at the test place nearest it, left a
+/// shard a slow test more than its share.
+fn cuts(profile: Option<&Profile>, w: u64, floors: &[u64]) -> Vec<u32> {
+    let places = places(profile.map_or(0, Profile::tests));
+    let time: Vec<f64> = places
+        .iter()
+        .map(|&p| share(profile, &[(0, p)]) * w as f64)
+        .collect();
+    let last = places.len() - 1;
+    // The ends of the parts when no shard goes past `level`, if none
+    // need to.
+    let under = |level: f64| -> Option<Vec<u32>> {
+        let (mut from, mut ends) = (0usize, Vec::with_capacity(floors.len()));
+        for (k, &floor) in floors.iter().enumerate() {
+            let over = |to: usize| floor as f64 + (time[to] - time[from]) > level;
+            if k + 1 == floors.len() {
+                return (!over(last)).then_some(ends);
+            }
+            let mut to = from;
+            while to < last && !over(to + 1) {
+                to += 1;
+            }
+            ends.push(places[to]);
+            from = to;
+        }
+        Some(ends)
+    };
+    // Halved to well under a millisecond: a cut between two tests moves
+    // the level by a test's time, not by a rounding.
+    let (mut low, mut high) = (0.0, (floors.iter().copied().max().unwrap_or(0) + w) as f64);
+    for _ in 0..48 {
+        let mid = (low + high) / 2.0;
+        match under(mid) {
+            Some(_) => high = mid,
+            None => low = mid,
+        }
+    }
+    under(high).unwrap_or_default()
+}
+
+/// The positions a cut can be made at in an entry of `tests` tests: each
+/// test's place ([`script`] places test `i` at `i * WHOLE / tests`), and
+/// the end; every position when the number is not known (0).
+fn places(tests: u32) -> Vec<u32> {
+    if tests == 0 {
+        return (0..=WHOLE).collect();
+    }
+    let n = u64::from(tests);
+    let mut places: Vec<u32> = (0..n)
+        .map(|i| u32::try_from(i * u64::from(WHOLE) / n).unwrap_or(WHOLE))
+        .chain([WHOLE])
+        .collect();
+    places.dedup();
+    places
 }
 
 /// `pos` moved to where the first of `tests` tests at or after it is
@@ -415,14 +584,6 @@ pub fn share(profile: Option<&Profile>, ranges: &[(u32, u32)]) -> f64 {
             let positions: u32 = ranges.iter().map(|(lo, hi)| hi - lo).sum();
             f64::from(positions) / f64::from(WHOLE)
         }
-    }
-}
-
-/// The position that ends the first `fraction` of an entry's time.
-fn position(profile: Option<&Profile>, fraction: f64) -> u32 {
-    match profile {
-        Some(p) if p.total() > 0.0 => p.position(fraction),
-        _ => (fraction.clamp(0.0, 1.0) * f64::from(WHOLE)).round() as u32,
     }
 }
 
@@ -512,6 +673,19 @@ fn pour(shards: &[Shard], w: u64, listing: u64, smallest: u64) -> Vec<(usize, u6
     }
 }
 
+/// `ranges` (sorted) with each one that ends where the next starts made
+/// one: `0-7,7-14` is `0-14`.
+fn joined(ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match out.last_mut() {
+            Some(last) if last.1 == lo => last.1 = hi,
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
 /// `group` with the parts of one entry that landed in it made one part
 /// (their ranges together), in the place of the first.
 pub fn merged(group: Vec<String>) -> Vec<String> {
@@ -529,7 +703,7 @@ pub fn merged(group: Vec<String>) -> Vec<String> {
                 let mut ranges = parse(earlier).map(|p| p.ranges).unwrap_or_default();
                 ranges.extend(part.ranges);
                 ranges.sort_unstable();
-                *earlier = named(part.entry, &ranges);
+                *earlier = named(part.entry, &joined(ranges));
             }
             None => out.push(name),
         }

@@ -426,10 +426,14 @@ fn with_its_tests_counted_a_profile_holds_whole_tests_and_cuts_between_them() {
     // test's place, on the side whose time is nearer the target.
     let four = Profile::of_parts(vec![(0, 480, 200), (480, 1000, 1100)], 4).unwrap();
     assert_eq!(four.segments(), [(0, 500, 200), (500, 1000, 1100)]);
-    // Half of 1,300 ms: 650, between 500 (200 ms before) and 750 (750).
-    assert_eq!(position(Some(&four), 0.5), 750);
-    assert_eq!(position(Some(&four), 0.1), 250);
-    assert_eq!(position(Some(&four), 1.0), 1000);
+    // Two empty shards: cut at 750 (750 ms | 550), not at 500 (200 |
+    // 1,100) nor through the slow test as an even spread would.
+    assert_eq!(cuts(Some(&four), 1300, &[0, 0]), [750]);
+    // A shard already holding 500 ms takes the two quick tests only
+    // (700 | 1,100), not the slow one too (1,250 | 550).
+    assert_eq!(cuts(Some(&four), 1300, &[500, 0]), [500]);
+    // Three shards: the slow test's shard holds it alone.
+    assert_eq!(cuts(Some(&four), 1300, &[0, 0, 0]), [500, 750]);
     // Told again by parts cut there, it learns where the time lies.
     let parts = Profile::of_parts(vec![(0, 750, 1200), (750, 1000, 100)], 4).unwrap();
     let told = four.told(&parts);
@@ -441,4 +445,127 @@ fn with_its_tests_counted_a_profile_holds_whole_tests_and_cuts_between_them() {
             .collect::<Vec<_>>(),
         [(0, 500), (500, 750), (750, 1000)]
     );
+}
+
+#[test]
+fn a_part_whose_report_tells_each_tests_time_makes_a_segment_a_test() {
+    // 8 tests, placed at 0, 125, ..., 875; the sixth (at 625) slow. Two
+    // parts, cut at 500: the first held tests 0-3, the second 4-7.
+    let each: [&[u64]; 2] = [&[10, 10, 10, 10], &[10, 900, 10, 10]];
+    let held = |second: &'static [u64], ms: u64| -> Vec<Held<'static>> {
+        vec![
+            (vec![(0, 500)], 40, &[10, 10, 10, 10]),
+            (vec![(500, 1000)], ms, second),
+        ]
+    };
+    let segments = per_test(&held(each[1], 930), 8).unwrap();
+    assert_eq!(segments.len(), 8);
+    assert_eq!(segments[5], (625, 750, 900));
+    let p = Profile::of_parts(segments, 8).unwrap();
+    assert_eq!(share(Some(&p), &[(625, 750)]), 900.0 / 970.0);
+    // Two shards: the slow test's goes alone with what follows it (50 |
+    // 920), where the second part taken as even would have cut after it
+    // (at 750: 950 | 20, by that profile 505 | 465).
+    assert_eq!(cuts(Some(&p), 970, &[0, 0]), [625]);
+    let even = Profile::of_parts(vec![(0, 500, 40), (500, 1000, 930)], 8).unwrap();
+    assert_eq!(cuts(Some(&even), 970, &[0, 0]), [750]);
+    // A part whose times are not as many as its range holds (a test
+    // added since, a report cut short), or not known, stays one segment.
+    let segments = per_test(&held(&[10, 900, 10], 920), 8).unwrap();
+    assert_eq!(segments[4..], [(500, 1000, 920)]);
+    let segments = per_test(&held(&[], 930), 8).unwrap();
+    assert_eq!(segments[4..], [(500, 1000, 930)]);
+    // Unknown number of tests: the parts as they are.
+    assert_eq!(
+        per_test(&held(each[1], 930), 0).unwrap(),
+        [(0, 500, 40), (500, 1000, 930)]
+    );
+    // A part of two ranges (tests 0-1 and 6-7) tells its tests in the
+    // list's order; without them it cannot be told range by range.
+    let held: Vec<Held<'_>> = vec![
+        (vec![(0, 250), (750, 1000)], 40, &[10, 10, 10, 10]),
+        (vec![(250, 750)], 930, &[10, 10, 10, 900]),
+    ];
+    let mut segments = per_test(&held, 8).unwrap();
+    segments.sort_unstable();
+    assert_eq!(segments.len(), 8);
+    assert_eq!(segments[5], (625, 750, 900));
+    let held: Vec<Held<'_>> = vec![
+        (vec![(0, 250), (750, 1000)], 40, &[]),
+        (vec![(250, 750)], 930, &[]),
+    ];
+    assert_eq!(per_test(&held, 8), None);
+}
+
+#[test]
+fn tests_placed_at_one_position_make_one_segment() {
+    // 3,000 tests: three at each position. A part of positions 0-2
+    // holds tests 0-5 (places 0, 0, 0, 1, 1, 1).
+    let each: Vec<u64> = (1..=6).collect();
+    let segments = per_test(&[(vec![(0, 2)], 21, &each[..])], 3000).unwrap();
+    assert_eq!(segments, [(0, 1, 6), (1, 2, 15)]);
+}
+
+#[test]
+fn a_profile_of_many_tests_keeps_its_slow_ones_apart_when_capped() {
+    // 600 tests of 1 ms, the 300th slow: more segments than are kept.
+    let mut each = vec![1u64; 600];
+    each[300] = 2000;
+    let segments = per_test(&[(vec![(0, 1000)], 2599, &each[..])], 600).unwrap();
+    assert_eq!(segments.len(), 600);
+    let p = Profile::of_parts(segments, 600).unwrap();
+    assert!(p.segments().len() <= MAX_SEGMENTS);
+    // The slow test is still a segment of its own: at 500 (300 * 1000 /
+    // 600), up to the next test's place.
+    let slow = p.segments().iter().find(|s| s.2 >= 2000);
+    assert_eq!(slow, Some(&(500, 501, 2000)));
+    assert_eq!(
+        (p.segments()[0].0, p.segments().last().unwrap().1),
+        (0, 1000)
+    );
+}
+
+#[test]
+fn long_entries_whose_tests_are_known_are_dealt_test_by_test() {
+    // Three shards; two long files of five tests each, the slow one
+    // (1,000 ms) first in both, beside a small file (200 ms). Parts of one
+    // range each, cut in turn, leave one shard at 1,200 ms: the shard
+    // holding the small file cannot take a slow test under the level,
+    // and the rest of each file follows its slow test.
+    let entries = names(&["a.rs", "b.rs", "c.rs"]);
+    let tests = |ms: [u64; 5]| -> Option<Profile> {
+        let each = ms.to_vec();
+        let held: Vec<Held<'_>> = vec![(vec![(0, 1000)], ms.iter().sum(), &each)];
+        Profile::of_parts(per_test(&held, 5)?, 5)
+    };
+    let profiles = vec![
+        tests([1000, 100, 100, 100, 100]),
+        tests([1000, 100, 100, 100, 100]),
+        None,
+    ];
+    assert!(profiles[0].as_ref().is_some_and(Profile::by_test));
+    let groups = fill(&entries, &[1400, 1400, 200], (3, 0), None, &profiles);
+    assert_eq!(
+        groups,
+        [
+            names(&["a.rs\u{1f}200-1000", "b.rs\u{1f}200-1000", "c.rs"]),
+            names(&["a.rs\u{1f}0-200"]),
+            names(&["b.rs\u{1f}0-200"]),
+        ]
+    );
+    // Known only part by part (one part: the whole file), the same files
+    // are poured and cut.
+    let coarse = vec![
+        Profile::of_parts(vec![(0, 1000, 1400)], 5),
+        Profile::of_parts(vec![(0, 1000, 1400)], 5),
+        None,
+    ];
+    assert!(!coarse[0].as_ref().is_some_and(Profile::by_test));
+    assert_ne!(
+        fill(&entries, &[1400, 1400, 200], (3, 0), None, &coarse),
+        groups
+    );
+    // The ranges of one shard's tests of a file are joined where they
+    // meet.
+    assert_eq!(joined(vec![(0, 7), (7, 14), (20, 30)]), [(0, 14), (20, 30)]);
 }

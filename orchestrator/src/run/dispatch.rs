@@ -1021,10 +1021,11 @@ fn entry_times(
     // together.
     let mut out: Vec<(String, String, u64)> = Vec::new();
     let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
-    // Each split entry's parts' times by their ranges; `None` once a part
-    // of many ranges (one time for all of them) was seen.
+    // Each split entry's parts' times by their ranges, with their tests'
+    // own times in the order of the runner's list; `None` once a part of
+    // many ranges (one time for all of them) was seen.
     // Beside them, how many tests their reports held (the parts' summed).
-    type Segments = Option<Vec<(u32, u32, u64)>>;
+    type Segments<'a> = Option<Vec<crate::plan::shard_parts::Held<'a>>>;
     let mut segments: Vec<((&str, &str), Segments, u32)> = Vec::new();
     for (of, entries, accounted) in &shards {
         let learned = startups.iter().find(|(o, _)| o == *of).map(|s| s.1);
@@ -1051,8 +1052,10 @@ fn entry_times(
                 let (_, seen, tests) = &mut segments[at];
                 *tests += accounted.count(k);
                 let tested = own.map(|own| own[k]);
-                match (part.ranges.as_slice(), seen.as_mut(), tested) {
-                    (&[(lo, hi)], Some(seen), Some(tested)) => seen.push((lo, hi, tested)),
+                match (seen.as_mut(), tested) {
+                    (Some(seen), Some(tested)) => {
+                        seen.push((part.ranges, tested, accounted.each(k)))
+                    }
                     _ => *seen = None,
                 }
             }
@@ -1070,7 +1073,8 @@ fn entry_times(
     let profiles = segments
         .into_iter()
         .filter_map(|((of, entry), seen, tests)| {
-            let profile = crate::plan::shard_parts::Profile::of_parts(seen?, tests)?;
+            let parts = crate::plan::shard_parts::per_test(&seen?, tests)?;
+            let profile = crate::plan::shard_parts::Profile::of_parts(parts, tests)?;
             Some((of.to_string(), entry.to_string(), profile))
         })
         .collect();

@@ -194,10 +194,10 @@ fn shard_lines(out: &mut String, history: &History, task: &str, groups: &[Vec<St
     let mut parted: Vec<(&str, usize)> = Vec::new();
     for name in groups.iter().flatten() {
         let entry = shard_parts::whole(name);
-        if let Some(part) = shard_parts::parse(name) {
+        if shard_parts::parse(name).is_some() {
             match parted.iter_mut().find(|(e, _)| *e == entry) {
-                Some((_, n)) => *n += part.ranges.len(),
-                None => parted.push((entry, part.ranges.len())),
+                Some((_, n)) => *n += 1,
+                None => parted.push((entry, 1)),
             }
         }
         if seen.insert(entry) {
