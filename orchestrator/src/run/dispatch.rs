@@ -1022,8 +1022,9 @@ fn entry_times(
     let mut out: Vec<(String, String, u64)> = Vec::new();
     let mut at: std::collections::HashMap<(&str, &str), usize> = Default::default();
     // Each split entry's parts' times by their ranges, with their tests'
-    // own times in the order of the runner's list; `None` once a part of
-    // many ranges (one time for all of them) was seen.
+    // own times in the order of the runner's list; `None` once a part
+    // without a report was seen (and no profile either when a part of
+    // many ranges cannot be told test by test: `per_test`).
     // Beside them, how many tests their reports held (the parts' summed).
     type Segments<'a> = Option<Vec<crate::plan::shard_parts::Held<'a>>>;
     let mut segments: Vec<((&str, &str), Segments, u32)> = Vec::new();
