@@ -828,20 +828,31 @@ pub fn script(
                 sh_quote(part.entry)
             ));
         }
-        let within: Vec<String> = part
-            .ranges
+        // The part's ranges in order, one at a time: a test's position
+        // only grows down the list, so each line is checked against the
+        // range it may be in, not against every one (a part dealt test by
+        // test holds a range for each stretch of its tests: over a hundred
+        // for a file of a thousand quick ones, each checked on every line
+        // took 0.15 s a thousand lines).
+        let mut ranges = part.ranges.clone();
+        ranges.sort_unstable();
+        let (first_lo, first_hi) = ranges.first().copied().unwrap_or((WHOLE, WHOLE + 1));
+        let next: String = ranges
             .iter()
-            .map(|(lo, hi)| {
-                format!("{{ [ \"$__swarm_p\" -ge {lo} ] && [ \"$__swarm_p\" -lt {hi} ]; }}")
-            })
+            .enumerate()
+            .skip(1)
+            .map(|(k, (lo, hi))| format!("{k}) __swarm_lo={lo}; __swarm_hi={hi};; "))
             .collect();
+        let past = (WHOLE, WHOLE + 1);
         s.push_str(&format!(
-            "__swarm_i=0\n\
+            "__swarm_i=0; __swarm_r=0; __swarm_lo={first_lo}; __swarm_hi={first_hi}\n\
              while IFS= read -r __swarm_l; do {test} if [ -n \"$__swarm_t\" ]; then \
              __swarm_p=$((__swarm_i * {WHOLE} / __swarm_n)); \
-             if {}; then set -- \"$@\" \"$__swarm_t\"; fi; \
+             while [ \"$__swarm_p\" -ge \"$__swarm_hi\" ]; do __swarm_r=$((__swarm_r + 1)); \
+             case $__swarm_r in {next}*) __swarm_lo={}; __swarm_hi={};; esac; done; \
+             if [ \"$__swarm_p\" -ge \"$__swarm_lo\" ]; then set -- \"$@\" \"$__swarm_t\"; fi; \
              __swarm_i=$((__swarm_i + 1)); fi; done < \"$__swarm_listed\"\n",
-            within.join(" || ")
+            past.0, past.1
         ));
     }
     s.push_str(&format!(

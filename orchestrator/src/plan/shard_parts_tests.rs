@@ -569,3 +569,50 @@ fn long_entries_whose_tests_are_known_are_dealt_test_by_test() {
     // meet.
     assert_eq!(joined(vec![(0, 7), (7, 14), (20, 30)]), [(0, 14), (20, 30)]);
 }
+
+#[test]
+fn parts_of_many_ranges_run_each_listed_test_once_and_just_their_own() {
+    // Ten tests, slow and quick by turns, dealt over three shards: each
+    // part holds several stretches of the list.
+    let times: Vec<u64> = (0..10).map(|i| if i % 2 == 0 { 500 } else { 20 }).collect();
+    let held: Vec<Held<'_>> = vec![(vec![(0, 1000)], times.iter().sum(), &times)];
+    let profile = Profile::of_parts(per_test(&held, 10).unwrap(), 10);
+    let groups = fill(
+        &names(&["big.py", "a.py"]),
+        &[2600, 100],
+        (3, 0),
+        None,
+        &[profile, None],
+    );
+    let parts: Vec<&String> = groups
+        .iter()
+        .flatten()
+        .filter(|p| parse(p).is_some())
+        .collect();
+    assert_eq!(parts.len(), 3);
+    let most = parts.iter().map(|p| parse(p).unwrap().ranges.len()).max();
+    assert!(most > Some(1), "{parts:?}");
+    // Any length of list (a test added or gone since): each test once.
+    for count in [1usize, 7, 10, 13, 31] {
+        let tests: Vec<String> = (0..count).map(|i| format!("big.py::test_{i:02}")).collect();
+        let listed: Vec<&str> = tests.iter().map(String::as_str).collect();
+        let mut ran = Vec::new();
+        for part in &parts {
+            let (code, args, file) = run(&[(*part).clone()], &listed, false);
+            assert_eq!(code, 0, "{part} of {count}");
+            assert_eq!(args, file);
+            // As many as the list: exactly the tests at its positions.
+            if count == 10 {
+                let ranges = parse(part).unwrap().ranges;
+                let own: Vec<String> = (0..10u32)
+                    .filter(|i| ranges.iter().any(|&(lo, hi)| (lo..hi).contains(&(i * 100))))
+                    .map(|i| format!("big.py::test_{i:02}"))
+                    .collect();
+                assert_eq!(args, own, "{part}");
+            }
+            ran.extend(args);
+        }
+        ran.sort();
+        assert_eq!(ran, tests, "each of {count} listed tests once");
+    }
+}
