@@ -306,20 +306,24 @@ fn changed_files_are_kept_and_bounded() {
     );
 }
 
-#[test]
-fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_split() {
-    use swarm_protocol::{TestCase, TestOutcome};
-    let case = |classname: &str, file: &str, ms: u64| TestCase {
-        name: "t".into(),
+/// A passed test case of a report: `classname`, `name`, `file`, `ms`.
+fn passed(classname: &str, name: &str, file: &str, ms: u64) -> swarm_protocol::TestCase {
+    swarm_protocol::TestCase {
+        name: name.into(),
         classname: classname.into(),
         file: file.into(),
         time_ms: ms,
-        outcome: TestOutcome::Passed,
+        outcome: swarm_protocol::TestOutcome::Passed,
         message: String::new(),
         text: String::new(),
         reruns: Vec::new(),
         quarantined: None,
-    };
+    }
+}
+
+#[test]
+fn an_entrys_time_comes_from_its_tests_with_a_share_of_the_rest_else_an_even_split() {
+    let case = |classname: &str, file: &str, ms: u64| passed(classname, "t", file, ms);
     let entries = vec!["tests/test_a.py".to_string(), "tests/sub/test_b.py".into()];
     // pytest's classnames: the module path, a class after it.
     let cases = [
@@ -375,18 +379,7 @@ fn a_split_entrys_profile_is_kept_and_an_invalid_one_dropped() {
 
 #[test]
 fn each_entrys_test_times_are_in_the_order_its_runner_lists_them() {
-    use swarm_protocol::{TestCase, TestOutcome};
-    let case = |classname: &str, name: &str, ms: u64| TestCase {
-        name: name.into(),
-        classname: classname.into(),
-        file: String::new(),
-        time_ms: ms,
-        outcome: TestOutcome::Passed,
-        message: String::new(),
-        text: String::new(),
-        reruns: Vec::new(),
-        quarantined: None,
-    };
+    let case = |classname: &str, name: &str, ms: u64| passed(classname, name, "", ms);
     let entries = vec![
         "tests/quick.rs\u{1f}0-500".to_string(),
         "tests/test_a.py".into(),

@@ -142,6 +142,15 @@ fn run_in(
     (out.status.code().unwrap_or(-1), of("arg:"), of("file:"))
 }
 
+/// The parts (not the whole entries) of a grouping's shards, in order.
+fn parts_of(groups: &[Vec<String>]) -> Vec<&String> {
+    groups
+        .iter()
+        .flatten()
+        .filter(|p| parse(p).is_some())
+        .collect()
+}
+
 #[test]
 fn the_parts_of_an_entry_run_each_listed_test_once_whatever_the_list_holds() {
     // Tests listed now that no earlier run knew (a new one at the end, a
@@ -151,11 +160,7 @@ fn the_parts_of_an_entry_run_each_listed_test_once_whatever_the_list_holds() {
         let mut listed: Vec<&str> = tests.iter().map(String::as_str).collect();
         listed.push("other.py::test_x");
         let groups = fill(&names(&["big.py", "a.py"]), &[900, 100], (3, 0), None, &[]);
-        let parts: Vec<&String> = groups
-            .iter()
-            .flatten()
-            .filter(|p| parse(p).is_some())
-            .collect();
+        let parts = parts_of(&groups);
         assert_eq!(parts.len(), 3);
         let mut ran = Vec::new();
         for part in parts {
@@ -584,11 +589,7 @@ fn parts_of_many_ranges_run_each_listed_test_once_and_just_their_own() {
         None,
         &[profile, None],
     );
-    let parts: Vec<&String> = groups
-        .iter()
-        .flatten()
-        .filter(|p| parse(p).is_some())
-        .collect();
+    let parts = parts_of(&groups);
     assert_eq!(parts.len(), 3);
     let most = parts.iter().map(|p| parse(p).unwrap().ranges.len()).max();
     assert!(most > Some(1), "{parts:?}");
